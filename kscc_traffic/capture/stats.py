@@ -1,0 +1,42 @@
+"""What a capture reader read and what it skipped."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ReadStats:
+    """Counters for one capture file.
+
+    All counts are numbers of records (frames) unless named ``*_bytes``; byte counts are bytes of
+    the file. ``damage_offset`` is the file offset (bytes) where reading stopped because of damage,
+    ``None`` when the file was read to its end. ``warnings`` holds one-line human-readable
+    messages, each naming what was skipped (records, bytes, offset).
+    """
+
+    records: int = 0
+    bytes_read: int = 0
+    ip_packets: int = 0
+    non_ip: int = 0
+    malformed: int = 0
+    skipped_records: int = 0
+    skipped_bytes: int = 0
+    damage_offset: int | None = None
+    unsupported_linktypes: dict[int, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record one warning line."""
+        self.warnings.append(message)
+
+    def merge(self, other: "ReadStats") -> "ReadStats":
+        """Add another file's counters into this one (in place) and return self."""
+        for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
+                     "skipped_records", "skipped_bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for lt, n in other.unsupported_linktypes.items():
+            self.unsupported_linktypes[lt] = self.unsupported_linktypes.get(lt, 0) + n
+        self.warnings.extend(other.warnings)
+        if self.damage_offset is None:
+            self.damage_offset = other.damage_offset
+        return self

@@ -1,0 +1,44 @@
+"""The exception tree of kscc-traffic.
+
+::
+
+    KsccTrafficError                 base of everything this package raises on purpose
+    ├── CaptureError                 a capture file cannot be used at all (exit status 2)
+    │   ├── UnsupportedFormat        not a pcap/pcapng file (wrong magic), or an unknown version
+    │   ├── TruncatedCapture         the file ends inside its header, before any record
+    │   └── CorruptCapture           the header itself is damaged
+    ├── RulesError                   a rules file cannot be loaded; names file, rule id and field
+    └── EngineError                  an optional engine (tshark, scapy live capture) is unusable
+
+Damage *after* the header is not an exception: the reader keeps everything readable and records
+what it skipped in :class:`kscc_traffic.capture.stats.ReadStats` (with a warning line).
+"""
+from __future__ import annotations
+
+
+class KsccTrafficError(Exception):
+    """Base class of the errors kscc-traffic raises on purpose."""
+
+
+class CaptureError(KsccTrafficError):
+    """A capture file cannot be used at all."""
+
+
+class UnsupportedFormat(CaptureError):
+    """The file is not a pcap or pcapng capture (or a version we cannot read)."""
+
+
+class TruncatedCapture(CaptureError):
+    """The file ends inside its header, before the first record."""
+
+
+class CorruptCapture(CaptureError):
+    """The file header is damaged beyond use."""
+
+
+class RulesError(KsccTrafficError):
+    """A rules file is missing, not TOML, or fails validation."""
+
+
+class EngineError(KsccTrafficError):
+    """An optional engine (tshark/pyshark, live capture) cannot be used."""
