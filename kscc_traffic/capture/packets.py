@@ -1,0 +1,73 @@
+"""Packets: one row per IP datagram, in columns. See docs/architecture.md for each column."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .stats import ReadStats
+
+#: column name -> numpy dtype, in order
+PACKET_COLUMNS: dict[str, str] = {
+    "frame": "int64",
+    "ts_ns": "int64",
+    "vlan": "int64",
+    "ipver": "uint8",
+    "src_hi": "uint64",
+    "src_lo": "uint64",
+    "dst_hi": "uint64",
+    "dst_lo": "uint64",
+    "proto": "uint8",
+    "sport": "int32",
+    "dport": "int32",
+    "icmp_type": "int16",
+    "icmp_code": "int16",
+    "tcp_flags": "uint16",
+    "seq": "int64",
+    "ack": "int64",
+    "ip_id": "int32",
+    "ip_len": "int32",
+    "payload_len": "int32",
+    "pl_off": "int64",
+    "pl_cap": "int32",
+    "l2_bcast": "bool",
+}
+
+
+@dataclass
+class Packets:
+    """Decoded IP packets in columns (``cols``: name -> 1-D numpy array, see PACKET_COLUMNS).
+
+    ``buf`` is the byte buffer ``pl_off`` points into (the capture bytes, followed by any
+    reassembled fragment payloads). ``stats`` carries the reader's and decoder's counters.
+    """
+
+    buf: bytes | memoryview
+    cols: dict[str, np.ndarray]
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    def __len__(self) -> int:
+        return len(self.cols["ts_ns"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name]
+
+    def payload(self, i: int) -> bytes:
+        """Captured transport payload of row ``i`` (b"" when none).
+
+        For ICMP/ICMPv6 this is what follows the 8-byte ICMP header (the quoted datagram of an
+        error message).
+        """
+        off = int(self.cols["pl_off"][i])
+        if off < 0:
+            return b""
+        return bytes(self.buf[off:off + int(self.cols["pl_cap"][i])])
+
+    @classmethod
+    def empty(cls, stats: ReadStats | None = None) -> "Packets":
+        """No packets, full schema."""
+        return cls(b"", {k: np.zeros(0, v) for k, v in PACKET_COLUMNS.items()}, stats or ReadStats())
+
+    def take(self, index: np.ndarray) -> "Packets":
+        """Rows at ``index`` (integer array or boolean mask), same buffer."""
+        return Packets(self.buf, {k: v[index] for k, v in self.cols.items()}, self.stats)
