@@ -1,0 +1,979 @@
+"""Capture container formats (pcap, pcapng) -> :class:`~kscc_traffic.capture.frames.Frames`.
+
+Two entry points:
+
+- :func:`read_frames` reads a whole capture into one ``Frames`` (``buf`` = the whole file).
+- :func:`iter_frames` yields the same records in chunks of about ``chunk_bytes`` bytes, for
+  bounded memory on multi-GB files (each chunk's ``buf`` holds only that chunk's bytes).
+
+Both run the same record walk, so they return identical records. Formats read:
+
+- pcap: magic ``a1b2c3d4`` (µs) and ``a1b23c4d`` (ns) in both byte orders, and the "modified"
+  (Kuznetzov) pcap ``a1b2cd34`` (µs, 24-byte record headers). Version 2.x.
+  The link type is the low 16 bits of the header's link-type field (the upper bits carry FCS
+  information). ``thiszone`` is ignored (as libpcap does); timestamps are UTC as written.
+- pcapng (draft-ietf-opsawg-pcapng): Section Header Blocks (§4.1; any number of sections, each
+  with its own byte order and interfaces), Interface Description Blocks (§4.2; ``if_tsresol``
+  10^-n and 2^-n, ``if_tsoffset``), Enhanced Packet Blocks (§4.3), Simple Packet Blocks (§4.4),
+  obsolete Packet Blocks (Appendix A). Other blocks (NRB, ISB, DSB, custom, unknown) are
+  skipped.
+- either of them gzip-compressed (magic ``1f 8b``), decompressed on the fly.
+
+Tolerance policy. A file that is not a capture raises :class:`UnsupportedFormat`; a file that
+ends inside its header raises :class:`TruncatedCapture`; a damaged file header raises
+:class:`CorruptCapture`. Damage *after* the header never raises: the reader keeps every record
+before the damage, stops there, sets ``stats.damage_offset`` and ``stats.skipped_bytes`` /
+``stats.skipped_records`` and adds one warning line. A pcapng packet block that is well framed
+(length and trailing length agree) but unusable (unknown interface, captured length beyond the
+block) is skipped and counted in ``stats.malformed``; reading goes on after it. Oddities that do
+not stop reading (record longer than the snaplen, ``ts_usec`` ≥ 10^6, original length shorter
+than the captured length, …) are kept as read and summed up in one warning line per kind at the
+end of the file.
+
+The walk never allocates from a length field: every length is checked against a sanity bound
+and against the bytes present before it is used, and the position only moves forward.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import CorruptCapture, TruncatedCapture, UnsupportedFormat
+from .frames import Frames
+from .stats import ReadStats
+
+__all__ = ["read_frames", "iter_frames", "MAX_RECORD_BYTES", "MAX_SNAPLEN_BYTES", "MAX_BLOCK_BYTES"]
+
+#: A record may always be this long (bytes), whatever the header's snaplen (libpcap's maximum).
+MAX_RECORD_BYTES = 262144
+#: A file snaplen above MAX_RECORD_BYTES raises the record bound up to this (bytes).
+MAX_SNAPLEN_BYTES = 16 << 20
+#: pcapng: longest block accepted (bytes); a longer one is treated as damage.
+MAX_BLOCK_BYTES = 64 << 20
+
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+class _BytesReader:
+    """``read(n)``/``eof()`` over an in-memory buffer; a read of everything returns it uncopied."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self.problem: str | None = None
+
+    def read(self, n: int) -> bytes:
+        if self._pos == 0 and n >= len(self._data):
+            self._pos = len(self._data)
+            return self._data
+        out = self._data[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def eof(self) -> bool:
+        return self._pos >= len(self._data)
+
+    def drain(self) -> int:
+        n = len(self._data) - self._pos
+        self._pos = len(self._data)
+        return n
+
+
+class _FileReader:
+    """``read(n)``/``eof()`` over a buffered binary file."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.problem: str | None = None
+
+    def read(self, n: int) -> bytes:
+        return self._f.read(n)
+
+    def eof(self) -> bool:
+        return not self._f.peek(1)  # type: ignore[attr-defined]
+
+    def drain(self) -> int:
+        """Skip to the end of the file; return the number of bytes skipped."""
+        try:
+            here = self._f.tell()
+            size = os.fstat(self._f.fileno()).st_size
+            self._f.seek(0, os.SEEK_END)
+            return max(size - here, 0)
+        except (OSError, AttributeError, ValueError):
+            n = 0
+            while b := self._f.read(1 << 20):
+                n += len(b)
+            return n
+
+
+class _GzipReader:
+    """Decompressing ``read(n)``/``eof()`` over a gzip file (several members allowed).
+
+    A truncated or corrupt stream ends the data where it breaks; ``problem`` then says why
+    (one line). Output is produced at most ``n`` bytes at a time (no decompression bomb).
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._d = zlib.decompressobj(wbits=31)
+        self._in = b""           # compressed bytes not yet given to the decompressor
+        self._out = bytearray()  # decompressed bytes not yet returned
+        self._done = False
+        self._member_data = False
+        self.problem: str | None = None
+
+    def _fill(self, want: int) -> None:
+        while len(self._out) < want and not self._done:
+            if not self._in:
+                self._in = self._f.read(1 << 20)
+                if not self._in:
+                    if self._member_data and not self._d.eof:
+                        self.problem = "gzip stream ends before its end marker (truncated .gz)"
+                    self._done = True
+                    break
+            try:
+                piece = self._d.decompress(self._in, max(want - len(self._out), 1 << 16))
+            except zlib.error as e:
+                self.problem = f"gzip data corrupt ({e})"
+                self._done = True
+                break
+            self._member_data = True
+            self._in = self._d.unconsumed_tail
+            self._out += piece
+            if self._d.eof:                       # end of one gzip member
+                rest = self._d.unused_data + self._in
+                self._in = b""
+                if not rest:
+                    rest = self._f.read(1 << 20)
+                if not rest:
+                    self._done = True
+                elif rest[:2] == _GZIP_MAGIC:         # another member follows
+                    self._d = zlib.decompressobj(wbits=31)
+                    self._in = rest
+                    self._member_data = False
+                elif not rest.strip(b"\0") and not self._f.read(1):
+                    self._done = True                 # zero padding at the end (tape blocks)
+                else:
+                    self.problem = "gzip member followed by bytes that are not gzip (ignored)"
+                    self._done = True
+
+    def read(self, n: int) -> bytes:
+        self._fill(n)
+        out = bytes(self._out[:n])
+        del self._out[:n]
+        return out
+
+    def eof(self) -> bool:
+        self._fill(1)
+        return not self._out
+
+    def drain(self) -> int:
+        n = len(self._out)
+        self._out.clear()
+        while not self._done:
+            self._fill(1 << 20)
+            n += len(self._out)
+            self._out.clear()
+        return n
+
+
+def _source_name(source: str | os.PathLike[str] | bytes) -> str:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    return os.path.basename(os.fspath(source)) or os.fspath(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walk results
+
+
+@dataclass
+class _Stop:
+    """Why a walk stopped before the end of the file (damage or cut)."""
+
+    offset: int            # absolute file offset of the damaged / cut record or block
+    what: str              # text for the warning line (after "<name>: ")
+    records: int           # records lost at this point (1 when a record is known to be lost)
+    cut: bool = False      # True: the file simply ends inside this record / block
+
+
+@dataclass
+class _Walk:
+    """Result of ``parser.walk(buf, pos, at_eof, base)``, the one record walk of both readers.
+
+    The walk reads the complete records / blocks in ``buf[pos:]`` and returns their columns
+    (offsets relative to ``buf``), ``pos`` = the first byte not consumed, and either ``stop``
+    (damage, or at end of file a cut record) or, when ``buf`` simply ends inside a record and
+    ``at_eof`` is false, ``need`` = the bytes needed from ``pos`` to read it. ``base`` is the
+    file offset of ``buf[0]`` (for messages). Every decision depends only on the record's own
+    bytes and on ``at_eof``, so any chunking gives the same records.
+    """
+
+    pos: int                              # first byte not consumed (relative to buf)
+    need: int = 0                         # bytes needed from ``pos`` to go on (0: any)
+    stop: _Stop | None = None
+    cols: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _empty_cols() -> dict[str, np.ndarray]:
+    return {"ts_ns": np.zeros(0, np.int64), "linktype": np.zeros(0, np.int32),
+            "offset": np.zeros(0, np.int64), "caplen": np.zeros(0, np.int32),
+            "wirelen": np.zeros(0, np.int32)}
+
+
+def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
+    """uint32 original lengths -> int32 column (values above INT32_MAX clamped, counted)."""
+    big = wl > _INT32_MAX
+    nbig = int(np.count_nonzero(big))
+    if nbig:
+        notes["wirelen_clamped"] = notes.get("wirelen_clamped", 0) + nbig
+        wl = np.minimum(wl, _INT32_MAX)
+    return wl.astype(np.int32)
+
+
+def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
+    """A read-only uint32 view of ``buf`` at *every byte offset* (stride 1): ``v[o]`` is the
+    32-bit word starting at byte ``o``. Used to gather record-header fields without copies."""
+    return np.ndarray(shape=(len(buf) - 3,), dtype=np.dtype(order + "u4"), buffer=buf,
+                      strides=(1,))
+
+
+# ---------------------------------------------------------------------------------------------
+# pcap
+
+# magic as stored in the file -> (byte order, ns per fraction unit, record header bytes, label)
+_PCAP_MAGICS: dict[bytes, tuple[str, int, int, str]] = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16, "pcap µs"),
+    b"\xa1\xb2\xc3\xd4": (">", 1000, 16, "pcap µs"),
+    b"\x4d\x3c\xb2\xa1": ("<", 1, 16, "pcap ns"),
+    b"\xa1\xb2\x3c\x4d": (">", 1, 16, "pcap ns"),
+    b"\x34\xcd\xb2\xa1": ("<", 1000, 24, "modified pcap µs"),
+    b"\xa1\xb2\xcd\x34": (">", 1000, 24, "modified pcap µs"),
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_GZIP_MAGIC = b"\x1f\x8b"
+_OTHER_MAGICS = {  # hints for the UnsupportedFormat message
+    b"\x28\xb5\x2f\xfd": "zstd-compressed (decompress it first)",
+    b"\x04\x22\x4d\x18": "lz4-compressed (decompress it first)",
+    b"BZh": "bzip2-compressed (decompress it first)",
+    b"\xfd7zXZ": "xz-compressed (decompress it first)",
+    b"PK\x03\x04": "a zip archive (extract it first)",
+    b"RTSS": "a Microsoft Network Monitor 1.x file (not supported)",
+    b"GMBU": "a Microsoft Network Monitor 2.x file (not supported)",
+    b"snoop\0\0\0": "a Solaris snoop file (not supported)",
+    b"TRSNIFF data": "a Sniffer file (not supported)",
+}
+
+
+class _PcapParser:
+    """Record walk of a classic pcap file (header: 24 bytes; record header 16, or 24 for the
+    modified format)."""
+
+    kind = "pcap"
+
+    def __init__(self, head: bytes, name: str) -> None:
+        order, mult, hdr_len, label = _PCAP_MAGICS[head[:4]]
+        if len(head) < 24:
+            raise TruncatedCapture(
+                f"{name}: file ends inside the {label} file header ({len(head)} of 24 bytes)")
+        major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack_from(
+            order + "HHiIII", head, 4)
+        if major != 2:
+            raise UnsupportedFormat(
+                f"{name}: {label} version {major}.{minor} is not supported (only 2.x)")
+        self.name = name
+        self.order = order
+        self.mult = mult
+        self.hdr_len = hdr_len
+        self.start = 24
+        self.version = (major, minor)
+        self.snaplen = snaplen
+        self.linktype = lt_field & 0xFFFF
+        self.bound = max(MAX_RECORD_BYTES, snaplen if snaplen <= MAX_SNAPLEN_BYTES else 0)
+        self.notes: dict[str, int] = {}
+        self.malformed = 0         # pcap has no record that can be skipped and read past
+        self._caplen_at = struct.Struct(order + "8xI").unpack_from
+
+    def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
+        """Walk the records in ``buf[pos:]`` (contract: :class:`_Walk`)."""
+        end = len(buf)
+        hdr_len = self.hdr_len
+        bound = self.bound
+        caplen_at = self._caplen_at
+        offs = array("q")
+        app = offs.append
+        stop: _Stop | None = None
+        # The hot loop: one unpack, one compare, one append per record, and no bounds test:
+        # the unpack raises struct.error once fewer than 12 bytes are left at ``pos`` (or
+        # ``pos`` is past the end). A record whose data overruns the buffer is appended and
+        # taken back after the loop.
+        try:
+            while True:
+                cl = caplen_at(buf, pos)[0]
+                if cl > bound:
+                    stop = _Stop(base + pos, f"damaged record at offset {base + pos} "
+                                 f"(caplen {cl} > {bound})", 1)
+                    break
+                app(pos)
+                pos += hdr_len + cl
+        except struct.error:
+            pass
+        need = 0
+        if stop is None and pos > end:           # last record not (all) in buf
+            pos = offs.pop()
+            cl = caplen_at(buf, pos)[0]
+            need = hdr_len + cl
+            if at_eof:
+                stop = _Stop(base + pos, f"file cut mid-record at offset {base + pos}: "
+                             f"{end - pos} of {need} bytes present", 1, cut=True)
+        elif stop is None and pos < end:         # less than 12 bytes of a record header
+            need = hdr_len
+            if at_eof:
+                stop = _Stop(base + pos, f"file cut mid-record at offset {base + pos}: "
+                             f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
+        return _Walk(pos, need, stop, self._columns(buf, offs))
+
+    def _columns(self, buf: bytes, offs: array) -> dict[str, np.ndarray]:
+        n = len(offs)
+        if n == 0:
+            return _empty_cols()
+        o = np.frombuffer(offs, np.int64)
+        v = _u32_view(buf, self.order)
+        sec = v[o]
+        frac = v[o + 4]
+        cl = v[o + 8]
+        wl = v[o + 12]
+        notes = self.notes
+        ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
+        nfrac = int(np.count_nonzero(frac >= 1_000_000_000 // self.mult))
+        if nfrac:
+            notes["frac_over"] = notes.get("frac_over", 0) + nfrac
+        if self.snaplen:
+            nover = int(np.count_nonzero(cl > self.snaplen))
+            if nover:
+                notes["over_snaplen"] = notes.get("over_snaplen", 0) + nover
+        nshort = int(np.count_nonzero(wl < cl))
+        if nshort:
+            notes["wirelen_short"] = notes.get("wirelen_short", 0) + nshort
+        return {"ts_ns": ts, "linktype": np.full(n, self.linktype, np.int32),
+                "offset": o + self.hdr_len, "caplen": cl.astype(np.int32),
+                "wirelen": _clamp_wirelen(wl, notes)}
+
+    def summary(self) -> list[str]:
+        """Warning lines (without the file name) for oddities counted over the whole file."""
+        n = self.notes
+        out = []
+        if n.get("over_snaplen"):
+            out.append(f"{n['over_snaplen']} records longer than the header's snaplen "
+                       f"{self.snaplen} (kept)")
+        if n.get("frac_over"):
+            unit = "ts_usec ≥ 1000000" if self.mult == 1000 else "ts_nsec ≥ 1000000000"
+            out.append(f"{n['frac_over']} records with {unit} (kept as read)")
+        out.extend(_common_notes(n))
+        return out
+
+
+def _common_notes(n: dict[str, int]) -> list[str]:
+    out = []
+    if n.get("wirelen_short"):
+        out.append(f"{n['wirelen_short']} records whose original length is below the captured "
+                   "length (kept as read)")
+    if n.get("wirelen_clamped"):
+        out.append(f"{n['wirelen_clamped']} records with an original length above {_INT32_MAX} "
+                   "(clamped to it)")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pcapng
+
+_SHB, _IDB, _PB, _SPB, _NRB, _ISB, _EPB = 0x0A0D0D0A, 1, 2, 3, 4, 5, 6
+_BLOCK_NAMES = {_SHB: "Section Header Block", _IDB: "Interface Description Block",
+                _PB: "Packet Block", _SPB: "Simple Packet Block", _NRB: "Name Resolution Block",
+                _ISB: "Interface Statistics Block", _EPB: "Enhanced Packet Block",
+                0x0A: "Decryption Secrets Block", 0xBAD: "Custom Block",
+                0x40000BAD: "Custom Block"}
+_PACKET_BLOCKS = (_PB, _SPB, _EPB)
+_BOM_LE = b"\x4d\x3c\x2b\x1a"
+_BOM_BE = b"\x1a\x2b\x3c\x4d"
+
+
+@dataclass
+class _Iface:
+    """One pcapng interface (IDB): link type, snaplen (0 = none) and timestamp rule."""
+
+    linktype: int
+    snaplen: int
+    res_base: int = 10         # if_tsresol: 10 (10^-res_exp s) or 2 (2^-res_exp s)
+    res_exp: int = 6
+    offset_s: int = 0          # if_tsoffset, seconds
+    valid: bool = True
+
+    @property
+    def bound(self) -> int:
+        return max(MAX_RECORD_BYTES, self.snaplen if self.snaplen <= MAX_SNAPLEN_BYTES else 0)
+
+
+def _raw_to_ns(raw: np.ndarray, itf: _Iface, notes: dict[str, int]) -> np.ndarray:
+    """pcapng 64-bit timestamps (uint64, units of the interface's if_tsresol, §4.2) -> int64
+    epoch ns, exact (floor for resolutions finer than 1 ns), plus ``if_tsoffset``. Values that
+    do not fit int64 are clamped and counted."""
+    off_ns = itf.offset_s * 1_000_000_000
+    e = itf.res_exp
+    if _INT64_MIN <= off_ns <= _INT64_MAX:
+        room = _INT64_MAX - max(off_ns, 0)          # largest ns value that may still be added
+        if itf.res_base == 10 and e <= 9:
+            mult = 10 ** (9 - e)
+            if int(raw.max(initial=0)) <= room // mult:
+                return raw.astype(np.int64) * mult + off_ns
+        elif itf.res_base == 10:
+            if e - 9 <= 19:                          # 10^19 < 2^64
+                ns = raw // np.uint64(10 ** (e - 9))
+                if int(ns.max(initial=0)) <= room:
+                    return ns.astype(np.int64) + off_ns
+        elif e <= 34:
+            # raw * 1e9 / 2^e without overflow: whole seconds, then the fraction
+            # (r < 2^e, so r * 1e9 < 2^34 * 1e9 < 2^64)
+            q = raw >> np.uint64(e)
+            r = raw & np.uint64((1 << e) - 1)
+            frac = (r * np.uint64(1_000_000_000)) >> np.uint64(e)
+            if int(q.max(initial=0)) <= (room - 10**9) // 10**9:
+                return q.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) + off_ns
+    # rare: overflow or an exotic resolution -> exact Python integers, clamped
+    out = np.empty(len(raw), np.int64)
+    nclamp = 0
+    for i, x in enumerate(raw.tolist()):
+        if itf.res_base == 10:
+            v = x * 10 ** (9 - e) if e <= 9 else x // 10 ** (e - 9)
+        else:
+            v = (x * 1_000_000_000) >> e
+        v += off_ns
+        if v > _INT64_MAX or v < _INT64_MIN:
+            nclamp += 1
+            v = min(max(v, _INT64_MIN), _INT64_MAX)
+        out[i] = v
+    if nclamp:
+        notes["ts_clamped"] = notes.get("ts_clamped", 0) + nclamp
+    return out
+
+
+class _PcapngParser:
+    """Block walk of a pcapng file (draft-ietf-opsawg-pcapng §3-§4)."""
+
+    kind = "pcapng"
+
+    def __init__(self, head: bytes, name: str, at_eof: bool) -> None:
+        if len(head) < 12 or (len(head) < 28 and at_eof):
+            raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
+                                   f"({len(head)} of at least 28 bytes)")
+        bom = head[8:12]
+        if bom not in (_BOM_LE, _BOM_BE):
+            raise CorruptCapture(f"{name}: pcapng Section Header Block with a bad byte-order "
+                                 f"magic {bom.hex(' ')} (expected 1a 2b 3c 4d in either order)")
+        order = "<" if bom == _BOM_LE else ">"
+        if len(head) >= 28:
+            major, minor = struct.unpack_from(order + "HH", head, 12)
+            if major != 1:
+                raise UnsupportedFormat(f"{name}: pcapng version {major}.{minor} is not "
+                                        "supported (only 1.x)")
+        self.name = name
+        self.start = 0
+        self.ifaces: list[_Iface] = []
+        self.sec_base = 0          # global index of the current section's interface 0
+        self.sec_n = 0             # interfaces defined so far in the current section
+        self.sections = 0
+        self.last_ts = 0           # ts of the previous record (for Simple Packet Blocks)
+        self.notes: dict[str, int] = {}
+        self.first_off: dict[str, int] = {}
+        self._set_order(order)
+
+    @property
+    def malformed(self) -> int:
+        """Packet blocks skipped so far (undefined interface, bad captured length)."""
+        return self.notes.get("unknown_iface", 0) + self.notes.get("malformed_block", 0)
+
+    def _set_order(self, order: str) -> None:
+        self.order = order
+        self._u32 = struct.Struct(order + "I").unpack_from
+        self._hdr = struct.Struct(order + "II").unpack_from
+        self._tail3 = struct.Struct(order + "III").unpack_from
+        self._pb = struct.Struct(order + "HHIIII").unpack_from
+
+    def _note(self, key: str, offset: int, count: int = 1) -> None:
+        """Count ``count`` oddities of kind ``key``; remember the lowest file offset."""
+        self.notes[key] = self.notes.get(key, 0) + count
+        self.first_off[key] = min(self.first_off.get(key, offset), offset)
+
+    def _read_idb(self, buf: bytes, pos: int, length: int, base: int) -> _Iface:
+        """Interface Description Block (§4.2): link type, snaplen, if_tsresol, if_tsoffset."""
+        order = self.order
+        if length < 20:
+            self._note("short_idb", base + pos)
+            return _Iface(-1, 0, valid=False)
+        linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
+        itf = _Iface(linktype, snaplen)
+        p, end = pos + 16, pos + length - 4
+        opt = struct.Struct(order + "HH").unpack_from
+        while p + 4 <= end:                       # options (§3.5): code, length, value, pad
+            code, olen = opt(buf, p)
+            if code == 0:                         # opt_endofopt
+                break
+            if p + 4 + olen > end:
+                self._note("option_overrun", base + p)
+                break
+            if code == 9 and olen >= 1:           # if_tsresol
+                v = buf[p + 4]
+                itf.res_base, itf.res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
+            elif code == 14 and olen >= 8:        # if_tsoffset, signed seconds
+                (itf.offset_s,) = struct.unpack_from(order + "q", buf, p + 4)
+            p += 4 + ((olen + 3) & ~3)
+        return itf
+
+    def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
+        """Walk the blocks in ``buf[pos:]`` (contract: :class:`_Walk`).
+
+        Enhanced Packet Blocks take a fast path: the loop checks only their framing (type,
+        length, trailing length: §3.1) and notes where they are; their fields are gathered and
+        checked afterwards with numpy (:meth:`_epb_columns`). Every other block, and an EPB
+        that fails a framing check, goes through the full checks one by one.
+        """
+        end = len(buf)
+        epbs = array("q")                 # positions of Enhanced Packet Blocks
+        eapp = epbs.append
+        # (first index in epbs, section's interface 0 global index, interfaces defined, order)
+        segs: list[tuple[int, int, int, str]] = [(0, self.sec_base, self.sec_n, self.order)]
+        O_if, O_hi, O_lo = array("i"), array("I"), array("I")  # Simple / obsolete Packet Blocks
+        O_off, O_cl, O_wl, O_spb = array("q"), array("I"), array("I"), array("b")
+        u32, hdr, tail3 = self._u32, self._hdr, self._tail3
+        ifaces = self.ifaces
+        sec_base, sec_n = self.sec_base, self.sec_n
+        maxb = MAX_BLOCK_BYTES
+        need = 0
+        stop: _Stop | None = None
+        while True:
+            # fast path: a run of well-framed EPBs. No bounds test: an unpack past the end of
+            # buf raises struct.error, and that block then takes the slow path below.
+            # One unpack per block: its trailing length together with the next block's header.
+            try:
+                btype, blen = hdr(buf, pos)
+                while btype == 6 and 32 <= blen <= maxb and not blen & 3:
+                    trail, next_type, next_len = tail3(buf, pos + blen - 4)
+                    if trail != blen:
+                        break
+                    eapp(pos)
+                    pos += blen
+                    btype, blen = next_type, next_len
+            except struct.error:
+                pass
+            # slow path: one block of any kind, every check spelled out
+            left = end - pos
+            if left < 12:
+                if left == 0:
+                    break
+                need = 12
+                if at_eof:
+                    stop = _Stop(base + pos, f"file cut mid-block at offset {base + pos}: "
+                                 f"{left} of at least 12 block-header bytes present", 0, cut=True)
+                break
+            btype, blen = hdr(buf, pos)
+            new_order = self.order
+            if btype == _SHB:
+                bom = buf[pos + 8:pos + 12]
+                if bom not in (_BOM_LE, _BOM_BE):
+                    stop = _Stop(base + pos, f"damaged Section Header Block at offset {base + pos}"
+                                 f" (byte-order magic {bom.hex(' ')})", 0)
+                    break
+                new_order = "<" if bom == _BOM_LE else ">"
+                (blen,) = struct.unpack_from(new_order + "I", buf, pos + 4)
+            bname = _BLOCK_NAMES.get(btype, f"block type 0x{btype:08x}")
+            lost = 1 if btype in _PACKET_BLOCKS else 0
+            bad = None
+            if blen < 12 or blen % 4:
+                bad = f"block length {blen} is {'< 12' if blen < 12 else 'not a multiple of 4'}"
+            elif blen > maxb:
+                bad = f"block length {blen} > {maxb}"
+            elif btype == _SHB and blen < 28:
+                bad = f"block length {blen} < 28"
+            if bad:
+                stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} ({bad})", lost)
+                break
+            if blen > left:
+                need = blen
+                if at_eof:
+                    stop = _Stop(base + pos, f"file cut mid-block at offset {base + pos}: "
+                                 f"{left} of {blen} bytes of the {bname} present", lost, cut=True)
+                break
+            (trail,) = struct.unpack_from(new_order + "I", buf, pos + blen - 4)
+            if trail != blen:
+                stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} (trailing "
+                             f"length {trail} != block length {blen})", lost)
+                break
+            if btype == _EPB:
+                if blen < 32:
+                    self._note("malformed_block", base + pos)
+                else:
+                    eapp(pos)
+            elif btype == _SPB:
+                if sec_n == 0 or not ifaces[sec_base].valid:
+                    self._note("unknown_iface", base + pos)
+                elif blen < 16:
+                    self._note("malformed_block", base + pos)
+                else:
+                    (wl,) = u32(buf, pos + 8)
+                    cl = min(wl, blen - 16)            # §4.4: min(snaplen, original length)
+                    snap = ifaces[sec_base].snaplen
+                    if snap and cl > snap:
+                        cl = snap
+                    O_if.append(sec_base); O_hi.append(0); O_lo.append(0); O_off.append(pos + 12)
+                    O_cl.append(cl); O_wl.append(wl); O_spb.append(1)
+            elif btype == _PB:
+                if blen < 32:
+                    self._note("malformed_block", base + pos)
+                else:
+                    ifid, _drops, hi, lo, cl, wl = self._pb(buf, pos + 8)
+                    if ifid >= sec_n or not ifaces[sec_base + ifid].valid:
+                        self._note("unknown_iface", base + pos)
+                    elif cl > blen - 32 or cl > ifaces[sec_base + ifid].bound:
+                        self._note("malformed_block", base + pos)
+                    else:
+                        O_if.append(sec_base + ifid); O_hi.append(hi); O_lo.append(lo)
+                        O_off.append(pos + 28); O_cl.append(cl); O_wl.append(wl); O_spb.append(0)
+            elif btype == _IDB:
+                ifaces.append(self._read_idb(buf, pos, blen, base))
+                sec_n += 1
+                segs.append((len(epbs), sec_base, sec_n, self.order))
+            elif btype == _SHB:
+                major, minor = struct.unpack_from(new_order + "HH", buf, pos + 12)
+                if major != 1:
+                    stop = _Stop(base + pos, f"Section Header Block at offset {base + pos} has "
+                                 f"unsupported version {major}.{minor}", 0)
+                    break
+                if new_order != self.order:
+                    self._set_order(new_order)
+                    u32, hdr, tail3 = self._u32, self._hdr, self._tail3
+                sec_base, sec_n = len(ifaces), 0
+                self.sections += 1
+                segs.append((len(epbs), sec_base, sec_n, self.order))
+            pos += blen
+        self.sec_base, self.sec_n = sec_base, sec_n
+        parts = [self._epb_columns(buf, epbs, segs, base)]
+        if len(O_if):
+            parts.append((np.frombuffer(O_if, np.int32),
+                          (np.frombuffer(O_hi, np.uint32).astype(np.uint64) << np.uint64(32))
+                          | np.frombuffer(O_lo, np.uint32).astype(np.uint64),
+                          np.frombuffer(O_off, np.int64), np.frombuffer(O_cl, np.uint32),
+                          np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0))
+        return _Walk(pos, need, stop, self._columns(parts))
+
+    def _epb_columns(self, buf: bytes, epbs: array, segs: list[tuple[int, int, int, str]],
+                     base: int) -> tuple[np.ndarray, ...]:
+        """Fields of the Enhanced Packet Blocks at ``epbs`` (§4.3), gathered with numpy, one
+        segment (same section, same interfaces defined) at a time. Blocks naming an undefined
+        interface or with a captured length beyond the block / the sanity bound are dropped and
+        counted in the notes. Returns (iface index, raw ts, data offset, caplen, wirelen, spb)."""
+        pos_all = np.frombuffer(epbs, np.int64)
+        views: dict[str, np.ndarray] = {}
+        out = []
+        bound_table = np.array([i.bound if i.valid else -1 for i in self.ifaces] or [0],
+                               np.int64)
+        bounds = [s[0] for s in segs[1:]] + [len(pos_all)]
+        for (i0, sbase, sn, order), i1 in zip(segs, bounds):
+            if i1 <= i0:
+                continue
+            if order not in views:
+                views[order] = _u32_view(buf, order)
+            v = views[order]
+            p = pos_all[i0:i1]
+            blen = v[p + 4].astype(np.int64)
+            ifid = v[p + 8].astype(np.int64)
+            cl = v[p + 20]
+            known = ifid < sn
+            g = np.where(known, sbase + ifid, 0)
+            gbound = bound_table[g]
+            known &= gbound >= 0
+            ok = known & (cl <= blen - 32) & (cl <= gbound)
+            if not ok.all():
+                for key, badmask in (("unknown_iface", ~known), ("malformed_block", known & ~ok)):
+                    nb = int(np.count_nonzero(badmask))
+                    if nb:
+                        self._note(key, base + int(p[badmask][0]), nb)
+                p, g, cl = p[ok], g[ok], cl[ok]
+            raw = (v[p + 12].astype(np.uint64) << np.uint64(32)) | v[p + 16].astype(np.uint64)
+            out.append((g.astype(np.int32), raw, p + 28, cl, v[p + 24],
+                        np.zeros(len(p), bool)))
+        if not out:
+            return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
+                    np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool))
+        if len(out) == 1:
+            return out[0]
+        return tuple(np.concatenate(cols) for cols in zip(*out))
+
+    def _columns(self, parts: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
+        """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB)
+        parts, in file order."""
+        if len(parts) == 1:
+            gi, raw, off, cl, wl, spb = parts[0]
+        else:
+            gi, raw, off, cl, wl, spb = (np.concatenate(c) for c in zip(*parts))
+            order = np.argsort(off, kind="stable")
+            gi, raw, off, cl, wl, spb = gi[order], raw[order], off[order], cl[order], \
+                wl[order], spb[order]
+        n = len(gi)
+        if n == 0:
+            return _empty_cols()
+        ts = np.zeros(n, np.int64)
+        has_ts = ~spb
+        ifaces = self.ifaces
+        lt_table = np.array([i.linktype for i in ifaces], np.int32)
+        snap_table = np.array([i.snaplen for i in ifaces], np.int64)
+        uniq = np.unique(gi[has_ts]).tolist()
+        if len(uniq) == 1 and not spb.any():
+            ts = _raw_to_ns(raw, ifaces[uniq[0]], self.notes)
+        else:
+            for g in uniq:
+                sel = has_ts & (gi == g)
+                ts[sel] = _raw_to_ns(raw[sel], ifaces[g], self.notes)
+        if spb.any():
+            # Simple Packet Blocks carry no time: take the previous record's (or 0)
+            idx = np.maximum.accumulate(np.where(spb, -1, np.arange(n)))
+            prev = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
+            ts = np.where(spb, prev, ts)
+        self.last_ts = int(ts[-1])
+        snap = snap_table[gi]
+        nover = int(np.count_nonzero((snap > 0) & (cl > snap)))
+        if nover:
+            self.notes["over_snaplen"] = self.notes.get("over_snaplen", 0) + nover
+        nshort = int(np.count_nonzero(wl < cl))
+        if nshort:
+            self.notes["wirelen_short"] = self.notes.get("wirelen_short", 0) + nshort
+        return {"ts_ns": ts, "linktype": lt_table[gi], "offset": off.astype(np.int64),
+                "caplen": cl.astype(np.int32), "wirelen": _clamp_wirelen(wl, self.notes)}
+
+    def summary(self) -> list[str]:
+        """Warning lines (without the file name) for oddities counted over the whole file."""
+        n, f = self.notes, self.first_off
+        out = []
+        if n.get("unknown_iface"):
+            out.append(f"{n['unknown_iface']} packet blocks name an interface not defined in "
+                       f"their section (first at offset {f['unknown_iface']}); skipped")
+        if n.get("malformed_block"):
+            out.append(f"{n['malformed_block']} malformed packet blocks (captured length beyond "
+                       f"the block or the sanity bound; first at offset "
+                       f"{f['malformed_block']}); skipped")
+        if n.get("short_idb"):
+            out.append(f"{n['short_idb']} Interface Description Blocks too short to read (first "
+                       f"at offset {f['short_idb']}); their packets skipped")
+        if n.get("option_overrun"):
+            out.append(f"{n['option_overrun']} interface options overrun their block (first at "
+                       f"offset {f['option_overrun']}); the rest of those options ignored")
+        if n.get("over_snaplen"):
+            out.append(f"{n['over_snaplen']} records longer than their interface's snaplen "
+                       "(kept)")
+        if n.get("ts_clamped"):
+            out.append(f"{n['ts_clamped']} timestamps beyond the int64 nanosecond range "
+                       "(clamped)")
+        out.extend(_common_notes(n))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+
+def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
+    """Pick the parser from the first bytes; raise for non-captures and truncated headers."""
+    if not head:
+        raise TruncatedCapture(f"{name}: empty file (0 bytes), no capture header")
+    m = head[:4]
+    if m in _PCAP_MAGICS:
+        return _PcapParser(head, name)
+    if m == _PCAPNG_MAGIC:
+        return _PcapngParser(head, name, at_eof)
+    if len(head) < 4 and any(k.startswith(head) for k in (*_PCAP_MAGICS, _PCAPNG_MAGIC)):
+        raise TruncatedCapture(f"{name}: file ends inside the capture header "
+                               f"({len(head)} bytes: {head.hex(' ')})")
+    hint = next((v for k, v in _OTHER_MAGICS.items() if head.startswith(k)), None)
+    if hint is None:
+        text = head[:8].decode("latin-1")
+        printable = all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text)
+        hint = f"looks like text {text[:8]!r}" if printable else "not pcap/pcapng/gzip"
+    raise UnsupportedFormat(f"{name}: not a pcap or pcapng capture: magic bytes "
+                            f"{head[:4].hex(' ')} ({hint})")
+
+
+def _frames_from(buf: bytes, w: _Walk, stats: ReadStats) -> Frames:
+    c = w.cols
+    return Frames(buf, c["ts_ns"], c["linktype"], c["offset"], c["caplen"], c["wirelen"], stats)
+
+
+def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
+         chunk_bytes: int) -> Iterator[Frames]:
+    """The one record walk behind read_frames and iter_frames."""
+    stats = ReadStats()
+    data = reader.read(max(chunk_bytes, 64))
+    at_eof = reader.eof()
+    if reader.problem and not data:
+        raise TruncatedCapture(f"{name}: {reader.problem}; no capture data")
+    parser = _sniff(data, name, at_eof)
+    base = 0                       # file offset of data[0]
+    pos = parser.start
+    yielded = False
+    while True:
+        malformed_before = parser.malformed
+        w = parser.walk(data, pos, at_eof, base)
+        n = len(w.cols["ts_ns"])
+        stats.records += n
+        stats.malformed += parser.malformed - malformed_before
+        if w.stop is None and not at_eof:
+            if n:
+                yielded = True
+                yield _frames_from(data, w, stats)
+            tail = data[w.pos:]
+            base += w.pos
+            want = max(chunk_bytes, w.need) - len(tail)
+            data = tail + reader.read(max(want, 1))
+            at_eof = reader.eof()
+            pos = 0
+            continue
+        # last chunk: complete the stats before handing it out
+        if w.stop is not None:
+            _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain())
+        else:
+            stats.bytes_read = base + w.pos
+        if reader.problem:
+            stats.warn(f"{name}: {reader.problem}; capture data ends at offset "
+                       f"{base + len(data)}")
+        for line in parser.summary():
+            stats.warn(f"{name}: {line}")
+        if n or not yielded:
+            yield _frames_from(data, w, stats)
+        return
+
+
+def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) -> None:
+    """Put a damage / cut stop into the stats (one warning line)."""
+    if st.offset == 0 and st.cut and kind == "pcapng":
+        raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
+                               f"({st.what})")
+    stats.damage_offset = st.offset
+    stats.bytes_read = st.offset
+    stats.skipped_bytes = total - st.offset
+    stats.skipped_records += st.records
+    lost = f"{st.records} record{'s' if st.records != 1 else ''}"
+    if st.cut:
+        stats.warn(f"{name}: {st.what}; {lost} skipped")
+    else:
+        stats.warn(f"{name}: {st.what}; reading stopped there: {lost} and the "
+                   f"{total - st.offset} bytes from there on skipped")
+
+
+def _open_path(path: str | os.PathLike[str]) -> tuple[BinaryIO, _FileReader | _GzipReader]:
+    f = open(path, "rb")
+    if f.peek(2)[:2] == _GZIP_MAGIC:
+        return f, _GzipReader(f)
+    return f, _FileReader(f)
+
+
+def read_frames(source: str | os.PathLike[str] | bytes) -> Frames:
+    """Read a whole pcap / pcapng capture into one :class:`Frames`.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        Path of a capture file, or the file's bytes. A gzip-compressed capture (magic
+        ``1f 8b``) is decompressed first.
+
+    Returns
+    -------
+    Frames
+        One row per record, in file order (n = ``len(frames)``): ``ts_ns`` int64 (n,) epoch
+        nanoseconds, exact; ``linktype`` int32 (n,) LINKTYPE_* of the record's interface;
+        ``offset`` int64 (n,) where the record's captured bytes start in ``buf`` (bytes);
+        ``caplen`` int32 (n,) captured bytes; ``wirelen`` int32 (n,) original length, bytes
+        (clamped to 2^31-1). ``buf`` is the whole (decompressed) file as ``bytes``. ``stats``:
+        ``records``, ``bytes_read`` (file bytes consumed; for gzip, decompressed bytes),
+        ``damage_offset`` (offset where reading stopped, else None), ``skipped_bytes``,
+        ``skipped_records``, ``malformed`` (pcapng packet blocks skipped) and ``warnings``.
+
+    Raises
+    ------
+    UnsupportedFormat
+        Not a pcap/pcapng file (message gives the magic bytes seen), or an unsupported version
+        (pcap major ≠ 2, pcapng major ≠ 1).
+    TruncatedCapture
+        The file ends inside its file header (pcap: 24 bytes; pcapng: the first Section Header
+        Block, draft-ietf-opsawg-pcapng §4.1), including a 0-byte file.
+    CorruptCapture
+        The first pcapng Section Header Block has a bad byte-order magic.
+    OSError
+        The path cannot be read.
+
+    Damage after the header does not raise; see the module docstring.
+    """
+    name = _source_name(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = source if isinstance(source, bytes) else bytes(source)
+    else:
+        with open(source, "rb") as f:
+            data = f.read()
+    problem = None
+    if data[:2] == _GZIP_MAGIC:
+        gz = _GzipReader(io.BytesIO(data))
+        data = gz.read(1 << 62)
+        problem = gz.problem
+    whole = _BytesReader(data)
+    whole.problem = problem
+    return next(_run(whole, name, len(data) + 1))
+
+
+def iter_frames(source: str | os.PathLike[str] | bytes,
+                chunk_bytes: int = 64 << 20) -> Iterator[Frames]:
+    """Read a pcap / pcapng capture in chunks of about ``chunk_bytes`` bytes.
+
+    Yields the same records as :func:`read_frames`, in order, split over several
+    :class:`Frames`. Each chunk's ``buf`` holds only that chunk's bytes (``bytes``, about
+    ``chunk_bytes`` long, more when one record or block is longer) and its ``offset`` column
+    is relative to that ``buf``. Columns, units and errors are those of :func:`read_frames`;
+    the errors are raised by the first ``next()``.
+
+    Stats: all chunks share ONE :class:`ReadStats` object (``chunk.stats`` is the same object
+    for every chunk). Its counters grow as chunks are read; it is complete once the iterator is
+    exhausted. (The reader sees the end of the file before it hands out the last chunk, so the
+    damage line and the end-of-file summary warnings are normally already there when the last
+    chunk arrives.) Chunks with no records are not yielded, except that a file with no readable
+    record yields one empty chunk, so its stats can be seen.
+
+    Memory: about two chunks at a time, plus one record/block when it is longer than a chunk
+    (bounded by 16 MiB for a pcap record and ``MAX_BLOCK_BYTES`` for a pcapng block).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        As for :func:`read_frames` (gzip decompressed on the fly).
+    chunk_bytes : int
+        Target chunk size in bytes (default 64 MiB; values below 64 are raised to 64).
+    """
+    name = _source_name(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if data[:2] == _GZIP_MAGIC:
+            yield from _run(_GzipReader(io.BytesIO(data)), name, max(chunk_bytes, 64))
+        else:
+            yield from _run(_BytesReader(data), name, max(chunk_bytes, 64))
+        return
+    f, reader = _open_path(source)
+    with f:
+        yield from _run(reader, name, max(chunk_bytes, 64))
