@@ -1,0 +1,180 @@
+"""HTTP/1.x request lines and Host headers (RFC 9112 message syntax, RFC 9110 semantics).
+
+Only a real request line is recognised: a known method, one space, a target of visible bytes, one
+space, ``HTTP/1.0`` or ``HTTP/1.1``, then CRLF (a bare LF is tolerated). TLS records, SSH banners
+and binary protocols therefore never look like HTTP. Parsers are total (partial result or None,
+never an exception) and look at no more than the first 64 KiB.
+
+Text (method, target, header names/values, host) is decoded with
+:func:`kscc_traffic.protocols.dns.text_from_bytes` (UTF-8, ``\\xNN`` for anything else).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .dns import text_from_bytes
+
+__all__ = [
+    "HttpRequest",
+    "METHODS",
+    "parse_request",
+    "looks_like_http_request",
+    "looks_like_http_response",
+    "response_status",
+    "split_host_port",
+]
+
+#: RFC 9110 §9 methods, PATCH (RFC 5789) and the common WebDAV ones (RFC 4918)
+METHODS = (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+)
+
+_LIMIT = 64 * 1024
+_MAX_HEADERS = 256
+_REQ_LINE = re.compile(
+    rb"(" + b"|".join(m.encode() for m in METHODS) + rb") ([\x21-\x7e\x80-\xff]{1,16384}) "
+    rb"(HTTP/1\.[01])\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9])[ \r\n]")
+_PORT = re.compile(r"[0-9]{1,5}\Z")
+
+
+@dataclass
+class HttpRequest:
+    """An HTTP/1.x request head.
+
+    ``host``: from an absolute-form (``GET http://host/...``) or authority-form (``CONNECT h:443``)
+    target if present (RFC 9112 §3.2.2: it takes precedence), else from the first ``Host`` header
+    (name matched case-insensitively). Port, brackets of an IPv6 literal and userinfo are removed;
+    ``port`` is the explicit port if one was given. ``None`` when neither gives a host.
+    ``headers``: ``(name, value)`` pairs in order, values stripped (at most 256).
+    ``complete``: the empty line ending the head was present.
+    """
+
+    method: str
+    target: str
+    version: str
+    host: str | None = None
+    port: int | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    complete: bool = False
+
+    def header(self, name: str) -> str | None:
+        """First header value with this name (case-insensitive), else None."""
+        low = name.lower()
+        for k, v in self.headers:
+            if k.lower() == low:
+                return v
+        return None
+
+
+def split_host_port(authority: str) -> tuple[str | None, int | None]:
+    """``host[:port]`` / ``[v6]:port`` / ``user@host`` -> ``(host, port)``; a bare IPv6 literal
+    without brackets is taken whole. Invalid ports give ``None``; an empty host gives None."""
+    s = authority.strip()
+    if "@" in s:
+        s = s.rsplit("@", 1)[1]
+    host: str | None
+    port: int | None = None
+    if s.startswith("["):
+        close = s.find("]")
+        if close < 0:
+            return (s[1:] or None), None
+        host = s[1:close]
+        rest = s[close + 1:]
+        if rest.startswith(":") and _PORT.match(rest[1:]):
+            port = int(rest[1:])
+    elif s.count(":") == 1:
+        host, p = s.split(":", 1)
+        if _PORT.match(p):
+            port = int(p)
+    else:
+        host = s
+    if port is not None and port > 65535:
+        port = None
+    return (host or None), port
+
+
+def _target_authority(target: str) -> str | None:
+    """Authority of an absolute-form (``scheme://authority/...``) target."""
+    i = target.find("://")
+    if i <= 0 or not target[:i].replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return None
+    rest = target[i + 3:]
+    for sep in "/?#":
+        j = rest.find(sep)
+        if j >= 0:
+            rest = rest[:j]
+    return rest
+
+
+def looks_like_http_request(data: bytes | bytearray | memoryview) -> bool:
+    """True when ``data`` starts with a complete HTTP/1.x request line."""
+    try:
+        return _REQ_LINE.match(bytes(data[:_LIMIT])) is not None
+    except Exception:  # pragma: no cover
+        return False
+
+
+def parse_request(data: bytes | bytearray | memoryview) -> HttpRequest | None:
+    """Parse the request head at the start of a client stream; None if it does not start with a
+    request line. Header lines may be cut by the end of the data (the cut line is ignored)."""
+    try:
+        return _parse_request(bytes(data[:_LIMIT]))
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+def _parse_request(buf: bytes) -> HttpRequest | None:
+    m = _REQ_LINE.match(buf)
+    if m is None:
+        return None
+    req = HttpRequest(method=m.group(1).decode("ascii"), target=text_from_bytes(m.group(2)),
+                      version=m.group(3).decode("ascii"))
+    pos = m.end()
+    n = len(buf)
+    host_hdr: str | None = None
+    while pos < n and len(req.headers) < _MAX_HEADERS:
+        eol = buf.find(b"\n", pos)
+        if eol < 0:
+            break  # cut header line
+        line = buf[pos:eol]
+        pos = eol + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            req.complete = True
+            break
+        if line[:1] in (b" ", b"\t"):
+            continue  # obsolete line folding: ignored
+        colon = line.find(b":")
+        if colon <= 0:
+            continue
+        name = text_from_bytes(line[:colon].strip())
+        value = text_from_bytes(line[colon + 1:].strip(b" \t"))
+        req.headers.append((name, value))
+        if host_hdr is None and name.lower() == "host":
+            host_hdr = value
+    auth = _target_authority(req.target)
+    if auth is None and req.method == "CONNECT":
+        auth = req.target
+    if auth is not None:
+        req.host, req.port = split_host_port(auth)
+    if req.host is None and host_hdr is not None:
+        req.host, req.port = split_host_port(host_hdr)
+    return req
+
+
+def response_status(data: bytes | bytearray | memoryview) -> int | None:
+    """Status code of an ``HTTP/1.x NNN`` status line at the start of ``data``, else None."""
+    try:
+        m = _STATUS_LINE.match(bytes(data[:32]))
+        return int(m.group(1)) if m else None
+    except Exception:  # pragma: no cover
+        return None
+
+
+def looks_like_http_response(data: bytes | bytearray | memoryview) -> bool:
+    """True when ``data`` starts with an HTTP/1.0 or HTTP/1.1 status line (``HTTP/1.1 200 ``)."""
+    return response_status(data) is not None

@@ -1,0 +1,216 @@
+"""ICMP / ICMPv6 error messages: the quoted datagram and what the type/code means.
+
+Sources: RFC 792 (ICMP), RFC 1122 §3.2.2.1 and RFC 1812 §5.2.7.1 (destination unreachable codes
+6-15), RFC 4443 (ICMPv6), RFC 6550 / RFC 8883 (ICMPv6 unreachable codes 7-8), RFC 8200 (IPv6
+extension headers).
+
+An ICMP error carries, after its 8-byte ICMP header, the start of the datagram that caused it:
+the whole IP header (IPv4 with options; IPv6 with any extension headers) and at least 8 bytes of
+the transport header (RFC 792 minimum; routers following RFC 1812 / RFC 4443 quote more).
+:func:`quoted_datagram` takes the bytes *after* the 8-byte ICMP header — exactly what
+``Packets.payload(i)`` gives for an ICMP row.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+__all__ = ["Quoted", "quoted_datagram", "is_unreachable", "describe"]
+
+#: transport protocols whose first 4 bytes are source and destination port
+_PORT_PROTOS = frozenset({6, 17, 33, 132, 136})  # TCP, UDP, DCCP, SCTP, UDP-Lite
+#: IPv6 extension headers with the generic (next header, length in 8-octet units - 1) layout
+_V6_EXT_GENERIC = frozenset({0, 43, 60, 135, 139, 140})
+_V6_FRAGMENT = 44
+_V6_AH = 51
+_MAX_EXT = 16
+
+
+@dataclass
+class Quoted:
+    """The datagram quoted by an ICMP error, seen from its sender.
+
+    ``src``/``dst``: address text (``ipaddress`` formatting) of the original datagram — ``src``
+    is normally the host that receives the error. ``proto``: IP protocol of the quoted transport
+    header (after IPv6 extension headers; if the quote ends inside an extension header, that
+    header's number). ``sport``/``dport``: for TCP/UDP/SCTP/DCCP/UDP-Lite when the first 4
+    transport bytes are present and the datagram is not a non-first fragment, else None.
+    """
+
+    ipver: int
+    src: str
+    dst: str
+    proto: int
+    sport: int | None = None
+    dport: int | None = None
+
+
+def _ports(data: bytes, off: int, proto: int) -> tuple[int | None, int | None]:
+    if proto in _PORT_PROTOS and off + 4 <= len(data):
+        return (data[off] << 8) | data[off + 1], (data[off + 2] << 8) | data[off + 3]
+    return None, None
+
+
+def _quoted_v4(b: bytes) -> Quoted | None:
+    if len(b) < 20 or b[0] >> 4 != 4:
+        return None
+    ihl = (b[0] & 0x0F) * 4
+    if ihl < 20:
+        return None
+    proto = b[9]
+    q = Quoted(4, str(ipaddress.IPv4Address(b[12:16])), str(ipaddress.IPv4Address(b[16:20])),
+               proto)
+    frag_off = ((b[6] & 0x1F) << 8) | b[7]
+    if frag_off == 0 and len(b) >= ihl:
+        q.sport, q.dport = _ports(b, ihl, proto)
+    return q
+
+
+def _quoted_v6(b: bytes) -> Quoted | None:
+    if len(b) < 40 or b[0] >> 4 != 6:
+        return None
+    q = Quoted(6, str(ipaddress.IPv6Address(b[8:24])), str(ipaddress.IPv6Address(b[24:40])), b[6])
+    nh = b[6]
+    off = 40
+    n = len(b)
+    for _ in range(_MAX_EXT):
+        if nh in _V6_EXT_GENERIC:
+            if off + 2 > n:
+                break
+            nxt, ln = b[off], (b[off + 1] + 1) * 8
+        elif nh == _V6_FRAGMENT:
+            if off + 8 > n:
+                break
+            frag_off = ((b[off + 2] << 8) | b[off + 3]) >> 3
+            if frag_off != 0:
+                q.proto = b[off]
+                return q  # non-first fragment: no transport header
+            nxt, ln = b[off], 8
+        elif nh == _V6_AH:
+            if off + 2 > n:
+                break
+            nxt, ln = b[off], (b[off + 1] + 2) * 4
+        else:
+            q.proto = nh
+            q.sport, q.dport = _ports(b, off, nh)
+            return q
+        nh = nxt
+        off += ln
+        q.proto = nh
+    q.proto = nh
+    return q
+
+
+def quoted_datagram(icmp_payload: bytes | bytearray | memoryview, ipver: int) -> Quoted | None:
+    """Parse the quoted datagram of an ICMP (``ipver`` 4) or ICMPv6 (``ipver`` 6) error.
+
+    ``icmp_payload``: the bytes after the 8-byte ICMP header. None when the quoted IP header is
+    not whole or its version is not ``ipver``. Works when the quote stops right after the first
+    8 transport bytes; ports need only the first 4.
+    """
+    try:
+        b = bytes(icmp_payload)
+        if ipver == 4:
+            return _quoted_v4(b)
+        if ipver == 6:
+            return _quoted_v6(b)
+        return None
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+def is_unreachable(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wire field name
+    """True for a destination-unreachable error (ICMP type 3, ICMPv6 type 1) that means the
+    destination cannot be reached. ICMP type 3 code 4 (fragmentation needed, RFC 1191 path MTU
+    discovery) is *not* counted: it asks for smaller packets, the destination is reachable."""
+    if ipver == 4:
+        return type == 3 and code != 4
+    if ipver == 6:
+        return type == 1
+    return False
+
+
+_V4_UNREACH = {
+    0: "network unreachable",
+    1: "host unreachable",
+    2: "protocol unreachable",
+    3: "port unreachable",
+    4: "fragmentation needed and DF set",
+    5: "source route failed",
+    6: "destination network unknown",
+    7: "destination host unknown",
+    8: "source host isolated",
+    9: "network administratively prohibited",
+    10: "host administratively prohibited",
+    11: "network unreachable for TOS",
+    12: "host unreachable for TOS",
+    13: "administratively prohibited",
+    14: "host precedence violation",
+    15: "precedence cutoff in effect",
+}
+
+_V6_UNREACH = {
+    0: "no route to destination",
+    1: "administratively prohibited",
+    2: "beyond scope of source address",
+    3: "address unreachable",
+    4: "port unreachable",
+    5: "source address failed ingress/egress policy",
+    6: "reject route to destination",
+    7: "error in source routing header",
+    8: "headers too long",
+}
+
+_V4_TYPES = {
+    0: "echo reply",
+    3: "destination unreachable",
+    4: "source quench",
+    5: "redirect",
+    8: "echo request",
+    9: "router advertisement",
+    10: "router solicitation",
+    11: "time exceeded",
+    12: "parameter problem",
+    13: "timestamp request",
+    14: "timestamp reply",
+}
+_V4_TIME = {0: "TTL exceeded in transit", 1: "fragment reassembly time exceeded"}
+
+_V6_TYPES = {
+    1: "destination unreachable",
+    2: "packet too big",
+    3: "time exceeded",
+    4: "parameter problem",
+    128: "echo request",
+    129: "echo reply",
+    133: "router solicitation",
+    134: "router advertisement",
+    135: "neighbor solicitation",
+    136: "neighbor advertisement",
+    137: "redirect",
+}
+_V6_TIME = {0: "hop limit exceeded in transit", 1: "fragment reassembly time exceeded"}
+
+
+def describe(ipver: int, type: int, code: int) -> str:  # noqa: A002 - wire field name
+    """Short English text for an ICMP/ICMPv6 type and code, e.g. ``"port unreachable"``,
+    ``"administratively prohibited"``. Unreachable codes per RFC 792/1812 (IPv4) and RFC 4443
+    (IPv6); a few other types get their name; anything else ``"ICMP type T code C"``
+    (``"ICMPv6 ..."`` for IPv6)."""
+    if ipver == 4:
+        if type == 3:
+            return _V4_UNREACH.get(code, f"destination unreachable (code {code})")
+        if type == 11 and code in _V4_TIME:
+            return _V4_TIME[code]
+        if type in _V4_TYPES:
+            return _V4_TYPES[type]
+        return f"ICMP type {type} code {code}"
+    if ipver == 6:
+        if type == 1:
+            return _V6_UNREACH.get(code, f"destination unreachable (code {code})")
+        if type == 3 and code in _V6_TIME:
+            return _V6_TIME[code]
+        if type in _V6_TYPES:
+            return _V6_TYPES[type]
+        return f"ICMPv6 type {type} code {code}"
+    return f"ICMP type {type} code {code}"

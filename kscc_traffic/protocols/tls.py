@@ -1,0 +1,668 @@
+"""TLS handshake inspection over reassembled byte streams (RFC 5246 TLS 1.2, RFC 8446 TLS 1.3).
+
+The flow builder hands over the first ~16 KiB of each TCP direction in sequence order; these
+functions walk the TLS records (5-byte header: content type, version, length — RFC 8446 §5.1) of
+each direction, reassemble handshake messages that span records, and stop at the first record
+header that is not TLS (a desynchronised or non-TLS stream) — everything seen before is kept.
+
+All parsers are total: any input gives a partial result, ``None`` or ``False``; nothing raises,
+work is linear in the input. Names (SNI, ALPN) are decoded with
+:func:`kscc_traffic.protocols.dns.text_from_bytes` (UTF-8, ``\\xNN`` for anything else — see the
+module docstring of :mod:`.dns`).
+
+GREASE values (RFC 8701: 0x?A?A with both bytes equal) are dropped from every list.
+
+Version numbers are the wire values: 0x0300 SSL 3.0, 0x0301 TLS 1.0, 0x0302 TLS 1.1,
+0x0303 TLS 1.2, 0x0304 TLS 1.3; 0x0002 for an SSLv2-compatible hello.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .dns import text_from_bytes
+
+__all__ = [
+    "ClientHello",
+    "ServerHello",
+    "TlsSummary",
+    "looks_like_tls",
+    "parse_client_hello",
+    "parse_server_hello",
+    "summarize",
+    "certificate_names",
+    "name_matches",
+    "under_mask",
+    "is_grease",
+    "TLS1_2",
+    "TLS1_3",
+]
+
+TLS1_0 = 0x0301
+TLS1_2 = 0x0303
+TLS1_3 = 0x0304
+
+CT_CCS = 20
+CT_ALERT = 21
+CT_HANDSHAKE = 22
+CT_APP_DATA = 23
+CT_HEARTBEAT = 24
+
+HS_CLIENT_HELLO = 1
+HS_SERVER_HELLO = 2
+HS_CERTIFICATE = 11
+
+EXT_SERVER_NAME = 0
+EXT_SUPPORTED_GROUPS = 10
+EXT_ALPN = 16
+EXT_SUPPORTED_VERSIONS = 43
+EXT_KEY_SHARE = 51
+EXT_ECH = 0xFE0D  # draft-ietf-tls-esni (encrypted_client_hello)
+
+#: RFC 8446 §4.1.3: the ServerHello.random of a HelloRetryRequest (SHA-256 of "HelloRetryRequest")
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+
+#: largest record body we accept: 2^14 + 2048 (TLSCiphertext limit of RFC 5246 §6.2.3)
+MAX_RECORD = (1 << 14) + 2048
+
+
+def is_grease(v: int) -> bool:
+    """RFC 8701 GREASE code point (0x0a0a, 0x1a1a, ..., 0xfafa)."""
+    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+
+
+def _u16(b: bytes, i: int) -> int:
+    return (b[i] << 8) | b[i + 1]
+
+
+def _u24(b: bytes, i: int) -> int:
+    return (b[i] << 16) | (b[i + 1] << 8) | b[i + 2]
+
+
+# --------------------------------------------------------------------------- records
+
+def _sslv2_hello_header(data: bytes) -> tuple[int, int] | None:
+    """(message length, version) of an SSLv2-compatible ClientHello (RFC 5246 Appendix E.2)."""
+    if len(data) < 5 or not data[0] & 0x80 or data[2] != 1:
+        return None
+    ln = ((data[0] & 0x7F) << 8) | data[1]
+    ver = _u16(data, 3)
+    if ver != 0x0002 and not (0x0300 <= ver <= TLS1_3):
+        return None
+    if ln < 9:  # msg_type + version + three 2-byte lengths
+        return None
+    return ln, ver
+
+
+def looks_like_tls(data: bytes | bytearray | memoryview) -> bool:
+    """True when ``data`` starts with a plausible TLS record header: content type 20-24, version
+    0x0300-0x0304, length 1..2^14+2048 (0 allowed only for application data) — or with an
+    SSLv2-compatible ClientHello (2-byte header with the high bit set, msg_type 1, version
+    0x0002/0x0300-0x0304). Needs at least 5 bytes."""
+    try:
+        b = bytes(data[:5])
+        if len(b) < 5:
+            return False
+        ct, major, minor, ln = b[0], b[1], b[2], _u16(b, 3)
+        if CT_CCS <= ct <= CT_HEARTBEAT and major == 3 and minor <= 4:
+            return ln <= MAX_RECORD and (ln > 0 or ct == CT_APP_DATA)
+        return _sslv2_hello_header(b) is not None
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _records(data: bytes) -> Iterator[tuple[int, int, bytes, bool]]:
+    """Yield ``(content_type, record_version, body, whole)`` for each record until the data ends
+    or a header is not TLS. The last body may be cut (``whole`` False)."""
+    n = len(data)
+    off = 0
+    while off + 5 <= n:
+        ct = data[off]
+        if not (CT_CCS <= ct <= CT_HEARTBEAT) or data[off + 1] != 3 or data[off + 2] > 4:
+            return
+        ln = _u16(data, off + 3)
+        if ln > MAX_RECORD:
+            return
+        body = data[off + 5:off + 5 + ln]
+        yield ct, _u16(data, off + 1), body, len(body) == ln
+        off += 5 + ln
+
+
+# --------------------------------------------------------------------------- ClientHello
+
+@dataclass
+class ClientHello:
+    """What a ClientHello says (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
+
+    ``sni``: the first host_name (type 0) entry of server_name (RFC 6066 §3); with ECH this is the
+    *outer* (public) name, which is what we report. ``legacy_version``: the hello's version field.
+    ``supported_versions``: from extension 43 (GREASE removed), in the client's order.
+    ``alpn``: protocol names offered (RFC 7301). ``ech``: extension 0xfe0d present.
+    ``complete``: the whole handshake message was present (else the fields come from the part we
+    had; an extension cut in the middle is ignored). ``cipher_suites``/``extensions``/
+    ``supported_groups``/``key_share_groups``: code points in order, GREASE removed (e.g. 0x11ec
+    X25519MLKEM768). ``sslv2``: an SSLv2-compatible hello (no extensions, so no SNI).
+    """
+
+    sni: str | None
+    legacy_version: int
+    supported_versions: list[int] = field(default_factory=list)
+    alpn: list[str] = field(default_factory=list)
+    ech: bool = False
+    complete: bool = False
+    cipher_suites: list[int] = field(default_factory=list)
+    extensions: list[int] = field(default_factory=list)
+    supported_groups: list[int] = field(default_factory=list)
+    key_share_groups: list[int] = field(default_factory=list)
+    sslv2: bool = False
+
+    @property
+    def max_version(self) -> int:
+        """Highest version offered: max(supported_versions) or legacy_version."""
+        return max(self.supported_versions) if self.supported_versions else self.legacy_version
+
+
+def _u16_list(b: bytes, start: int, end: int) -> list[int]:
+    return [v for v in (_u16(b, i) for i in range(start, end - 1, 2)) if not is_grease(v)]
+
+
+def _parse_sni(ext: bytes) -> str | None:
+    if len(ext) < 2:
+        return None
+    end = min(len(ext), 2 + _u16(ext, 0))
+    i = 2
+    while i + 3 <= end:
+        typ = ext[i]
+        ln = _u16(ext, i + 1)
+        if i + 3 + ln > end:
+            return None
+        if typ == 0:
+            return text_from_bytes(ext[i + 3:i + 3 + ln])
+        i += 3 + ln
+    return None
+
+
+def _parse_alpn(ext: bytes) -> list[str]:
+    out: list[str] = []
+    if len(ext) < 2:
+        return out
+    end = min(len(ext), 2 + _u16(ext, 0))
+    i = 2
+    while i < end:
+        ln = ext[i]
+        if i + 1 + ln > end:
+            break
+        proto = ext[i + 1:i + 1 + ln]
+        if not (ln == 2 and is_grease(_u16(proto, 0))):
+            out.append(text_from_bytes(proto))
+        i += 1 + ln
+    return out
+
+
+def _parse_key_share_ch(ext: bytes) -> list[int]:
+    out: list[int] = []
+    if len(ext) < 2:
+        return out
+    end = min(len(ext), 2 + _u16(ext, 0))
+    i = 2
+    while i + 4 <= end:
+        grp = _u16(ext, i)
+        ln = _u16(ext, i + 2)
+        if i + 4 + ln > end:
+            break
+        if not is_grease(grp):
+            out.append(grp)
+        i += 4 + ln
+    return out
+
+
+def _client_hello_body(body: bytes, complete: bool) -> ClientHello | None:
+    n = len(body)
+    if n < 2:
+        return None
+    ch = ClientHello(sni=None, legacy_version=_u16(body, 0), complete=complete)
+    i = 2 + 32
+    if i + 1 > n:
+        return ch
+    i += 1 + body[i]  # legacy_session_id
+    if i + 2 > n:
+        return ch
+    cs_len = _u16(body, i)
+    ch.cipher_suites = _u16_list(body, i + 2, min(n, i + 2 + cs_len))
+    i += 2 + cs_len
+    if i + 1 > n:
+        return ch
+    i += 1 + body[i]  # legacy_compression_methods
+    if i + 2 > n:
+        return ch
+    ext_end = min(n, i + 2 + _u16(body, i))
+    i += 2
+    while i + 4 <= ext_end:
+        et = _u16(body, i)
+        ln = _u16(body, i + 2)
+        if i + 4 + ln > ext_end:
+            break  # cut extension: ignored
+        ext = body[i + 4:i + 4 + ln]
+        i += 4 + ln
+        if is_grease(et):
+            continue
+        ch.extensions.append(et)
+        if et == EXT_SERVER_NAME:
+            if ch.sni is None:
+                ch.sni = _parse_sni(ext)
+        elif et == EXT_ALPN:
+            ch.alpn = _parse_alpn(ext)
+        elif et == EXT_SUPPORTED_VERSIONS:
+            if ext:
+                ch.supported_versions = _u16_list(ext, 1, min(len(ext), 1 + ext[0]))
+        elif et == EXT_SUPPORTED_GROUPS:
+            if len(ext) >= 2:
+                ch.supported_groups = _u16_list(ext, 2, min(len(ext), 2 + _u16(ext, 0)))
+        elif et == EXT_KEY_SHARE:
+            ch.key_share_groups = _parse_key_share_ch(ext)
+        elif et == EXT_ECH:
+            ch.ech = True
+    return ch
+
+
+def _sslv2_client_hello(data: bytes) -> ClientHello | None:
+    hdr = _sslv2_hello_header(data)
+    if hdr is None:
+        return None
+    ln, ver = hdr
+    complete = len(data) >= 2 + ln
+    ch = ClientHello(sni=None, legacy_version=ver, complete=complete, sslv2=True)
+    if len(data) >= 11:
+        cs_len = _u16(data, 5)
+        specs = data[11:min(len(data), 11 + cs_len, 2 + ln)]
+        # 3-byte SSLv2 cipher specs; those with a zero first byte are TLS suites
+        ch.cipher_suites = [_u16(specs, j + 1) for j in range(0, len(specs) - 2, 3)
+                            if specs[j] == 0 and not is_grease(_u16(specs, j + 1))]
+    return ch
+
+
+def _handshake_bytes(data: bytes, want_first: int | None = None) -> bytes:
+    """Concatenate the bodies of the leading handshake records (other record types in between
+    are skipped). With ``want_first``: stop as soon as the first message is whole."""
+    parts: list[bytes] = []
+    have = 0
+    for ct, _ver, body, _whole in _records(data):
+        if ct == CT_HANDSHAKE:
+            parts.append(body)
+            have += len(body)
+            if want_first is not None and have >= 4:
+                buf = b"".join(parts)
+                if len(buf) >= 4 + _u24(buf, 1):
+                    return buf
+        elif ct in (CT_APP_DATA,) and parts:
+            break
+    return b"".join(parts)
+
+
+def parse_client_hello(client_stream: bytes | bytearray | memoryview) -> ClientHello | None:
+    """Parse the first ClientHello of a client byte stream (TLS records, possibly one handshake
+    message fragmented over several records, possibly cut at any byte). Also reads an
+    SSLv2-compatible ClientHello. None when the stream does not start with a ClientHello."""
+    try:
+        data = bytes(client_stream)
+        if not data:
+            return None
+        if data[0] & 0x80:
+            return _sslv2_client_hello(data)
+        hs = _handshake_bytes(data, want_first=HS_CLIENT_HELLO)
+        if len(hs) < 4 or hs[0] != HS_CLIENT_HELLO:
+            return None
+        ln = _u24(hs, 1)
+        body = hs[4:4 + ln]
+        return _client_hello_body(body, complete=len(body) == ln)
+    except Exception:  # pragma: no cover - defensive
+        return None
+
+
+# --------------------------------------------------------------------------- ServerHello
+
+@dataclass
+class ServerHello:
+    """A ServerHello (RFC 8446 §4.1.3) or HelloRetryRequest.
+
+    ``version``: negotiated version — the supported_versions extension's value when present
+    (0x0304 for TLS 1.3), else ``legacy_version``. ``cipher``: the selected cipher suite.
+    ``hello_retry``: the random is the HelloRetryRequest constant. ``alpn``: selected protocol
+    (visible here only up to TLS 1.2; TLS 1.3 sends it encrypted). ``complete``: whole message.
+    """
+
+    legacy_version: int
+    version: int
+    cipher: int | None = None
+    hello_retry: bool = False
+    alpn: str | None = None
+    extensions: list[int] = field(default_factory=list)
+    complete: bool = False
+
+
+def _server_hello_body(body: bytes, complete: bool) -> ServerHello | None:
+    n = len(body)
+    if n < 2:
+        return None
+    legacy = _u16(body, 0)
+    sh = ServerHello(legacy_version=legacy, version=legacy, complete=complete)
+    if n >= 34:
+        sh.hello_retry = body[2:34] == HRR_RANDOM
+    i = 34
+    if i + 1 > n:
+        return sh
+    i += 1 + body[i]
+    if i + 2 > n:
+        return sh
+    sh.cipher = _u16(body, i)
+    i += 3  # cipher + compression method
+    if i + 2 > n:
+        return sh
+    ext_end = min(n, i + 2 + _u16(body, i))
+    i += 2
+    while i + 4 <= ext_end:
+        et = _u16(body, i)
+        ln = _u16(body, i + 2)
+        if i + 4 + ln > ext_end:
+            break
+        ext = body[i + 4:i + 4 + ln]
+        i += 4 + ln
+        sh.extensions.append(et)
+        if et == EXT_SUPPORTED_VERSIONS and ln == 2:
+            sh.version = _u16(ext, 0)
+        elif et == EXT_ALPN:
+            names = _parse_alpn(ext)
+            sh.alpn = names[0] if names else None
+    return sh
+
+
+def _messages(hs: bytes) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(msg_type, body, whole)`` for the handshake messages in ``hs``; the last may be
+    cut."""
+    i = 0
+    n = len(hs)
+    while i + 4 <= n:
+        mt = hs[i]
+        ln = _u24(hs, i + 1)
+        body = hs[i + 4:i + 4 + ln]
+        yield mt, body, len(body) == ln
+        i += 4 + ln
+
+
+def parse_server_hello(server_stream: bytes | bytearray | memoryview) -> ServerHello | None:
+    """The first ServerHello (or HelloRetryRequest) of a server byte stream, else None."""
+    try:
+        hs = _handshake_bytes(bytes(server_stream), want_first=HS_SERVER_HELLO)
+        for mt, body, whole in _messages(hs):
+            if mt == HS_SERVER_HELLO:
+                return _server_hello_body(body, whole)
+            return None
+        return None
+    except Exception:  # pragma: no cover
+        return None
+
+
+# --------------------------------------------------------------------------- summary
+
+@dataclass
+class TlsSummary:
+    """What both directions of one TLS connection show in cleartext. See :func:`summarize`.
+
+    ``version``: negotiated version from the (last, non-HRR if any) ServerHello, else None.
+    ``client_alert``/``server_alert``: the first *cleartext* alert ``(level, description)``
+    (RFC 8446 §6: level 1 warning, 2 fatal; e.g. 40 handshake_failure, 42 bad_certificate,
+    46 certificate_unknown, 48 unknown_ca, 112 unrecognized_name).
+    ``client_encrypted_alert``: TLS 1.3 heuristic — the client's first type-23 record after the
+    ServerHello is exactly 19 bytes (2-byte alert + 1 content-type byte + 16-byte AEAD tag), which
+    is how an encrypted alert (e.g. the client rejecting the certificate) looks; a Finished is
+    at least 53 bytes.
+    ``certificates``: DER certificates from a cleartext Certificate message (TLS ≤ 1.2 only),
+    leaf first; with a cut stream only the whole certificates.
+    """
+
+    client_hello: ClientHello | None = None
+    server_hello: bool = False
+    version: int | None = None
+    cipher: int | None = None
+    hello_retry: bool = False
+    alpn: str | None = None
+    client_alert: tuple[int, int] | None = None
+    server_alert: tuple[int, int] | None = None
+    client_encrypted_alert: bool = False
+    client_app_data: bool = False
+    server_app_data: bool = False
+    client_ccs: bool = False
+    server_ccs: bool = False
+    certificates: list[bytes] = field(default_factory=list)
+    established: bool = False
+
+
+def _certificate_list(body: bytes) -> list[bytes]:
+    """RFC 5246 §7.4.2 Certificate: 3-byte list length, then 3-byte length + DER each."""
+    out: list[bytes] = []
+    if len(body) < 3:
+        return out
+    end = min(len(body), 3 + _u24(body, 0))
+    i = 3
+    while i + 3 <= end:
+        ln = _u24(body, i)
+        if ln == 0 or i + 3 + ln > end:
+            break
+        out.append(body[i + 3:i + 3 + ln])
+        i += 3 + ln
+    return out
+
+
+def summarize(client_stream: bytes | bytearray | memoryview,
+              server_stream: bytes | bytearray | memoryview) -> TlsSummary:
+    """Walk the records of both directions and summarize the handshake.
+
+    Heuristics (each direction is a separate byte stream, so ordering *between* directions is not
+    known):
+
+    * Server direction first: handshake records are reassembled into messages until the server's
+      ChangeCipherSpec (TLS ≤ 1.2: its Finished is encrypted; in TLS 1.3 a compatibility CCS
+      may come between a HelloRetryRequest and the ServerHello and is not a boundary);
+      ServerHello gives ``version``, ``cipher``, HRR; a cleartext Certificate message gives
+      ``certificates`` (TLS ≤ 1.2 — in TLS 1.3 the certificate is encrypted and never seen).
+    * Cleartext alert: a type-21 record of at least 2 bytes sent before that side's
+      ChangeCipherSpec (TLS ≤ 1.2, where alerts after CCS are encrypted but keep type 21). In
+      TLS 1.3 every alert after the ServerHello is encrypted and is a type-23 record like
+      application data, so it is *not* reported as an alert (a type-21 record in TLS 1.3 is
+      always cleartext and is reported — OpenSSL 3 clients that reject the server certificate
+      send their alert this way, other stacks encrypt it); see ``client_encrypted_alert`` for
+      the one encrypted case we guess.
+    * ``client_app_data``/``server_app_data``: any type-23 record from that side. In TLS 1.3 this
+      includes the encrypted handshake (the server's EncryptedExtensions..Finished, the client's
+      Finished), so ``server_app_data`` is True for every TLS 1.3 server flight.
+    * ``established``: TLS 1.3 — a ServerHello (not only an HRR) was seen and the client sent a
+      type-23 record that is not the 19-byte encrypted alert; TLS ≤ 1.2 or unknown version —
+      both sides sent ChangeCipherSpec, or application data went both ways. With 0-RTT early
+      data the client's type-23 records may precede the ServerHello; that is counted as
+      established (rare false positive).
+    """
+    out = TlsSummary()
+    try:
+        cdata = bytes(client_stream)
+        sdata = bytes(server_stream)
+        _summarize_server(sdata, out)
+        _summarize_client(cdata, out)
+        if out.version == TLS1_3:
+            out.established = (out.server_hello and out.client_app_data
+                               and not out.client_encrypted_alert)
+        else:
+            out.established = ((out.client_ccs and out.server_ccs)
+                               or (out.client_app_data and out.server_app_data))
+    except Exception:  # pragma: no cover - defensive
+        pass
+    return out
+
+
+def _summarize_server(data: bytes, out: TlsSummary) -> None:
+    hs = bytearray()
+    pos = 0
+    cert_seen = False
+    for ct, _ver, body, _whole in _records(data):
+        if ct == CT_CCS:
+            out.server_ccs = True
+        elif ct == CT_APP_DATA:
+            out.server_app_data = True
+        elif ct == CT_ALERT:
+            if out.server_alert is None and len(body) >= 2 and (
+                    not out.server_ccs or out.version == TLS1_3):
+                out.server_alert = (body[0], body[1])
+        elif ct == CT_HANDSHAKE and (not out.server_ccs or out.version == TLS1_3):
+            # TLS <= 1.2: handshake records after CCS are encrypted (Finished). TLS 1.3: every
+            # encrypted record is type 23, and a compatibility-mode CCS may sit between a
+            # HelloRetryRequest and the real ServerHello (RFC 8446 appendix D.4).
+            hs += body
+            n = len(hs)
+            while pos + 4 <= n:
+                mt = hs[pos]
+                ln = _u24(hs, pos + 1)
+                if pos + 4 + ln > n:
+                    break
+                msg = bytes(hs[pos + 4:pos + 4 + ln])
+                pos += 4 + ln
+                if mt == HS_SERVER_HELLO:
+                    sh = _server_hello_body(msg, True)
+                    if sh is not None:
+                        out.version = sh.version
+                        out.cipher = sh.cipher
+                        out.alpn = sh.alpn
+                        if sh.hello_retry:
+                            out.hello_retry = True
+                        else:
+                            out.server_hello = True
+                elif mt == HS_CERTIFICATE and not cert_seen:
+                    cert_seen = True
+                    out.certificates = _certificate_list(msg)
+    # a Certificate message cut by the end of the capture: keep its whole certificates
+    if not cert_seen and pos + 4 <= len(hs) and hs[pos] == HS_CERTIFICATE:
+        out.certificates = _certificate_list(bytes(hs[pos + 4:]))
+    # a ServerHello cut in the middle still tells the version if its extension made it
+    if not out.server_hello and not out.hello_retry and pos + 4 <= len(hs) \
+            and hs[pos] == HS_SERVER_HELLO:
+        sh = _server_hello_body(bytes(hs[pos + 4:]), False)
+        if sh is not None:
+            out.version = sh.version
+            out.cipher = sh.cipher
+            if sh.hello_retry:
+                out.hello_retry = True
+            else:
+                out.server_hello = True
+
+
+def _summarize_client(data: bytes, out: TlsSummary) -> None:
+    out.client_hello = parse_client_hello(data)
+    first_app = True
+    for ct, _ver, body, _whole in _records(data):
+        if ct == CT_CCS:
+            out.client_ccs = True
+        elif ct == CT_APP_DATA:
+            if first_app and out.version == TLS1_3 and out.server_hello:
+                # 19 = 2-byte alert + inner content type + 16-byte AEAD tag (RFC 8446 §5.2)
+                out.client_encrypted_alert = len(body) == 19
+            first_app = False
+            out.client_app_data = True
+        elif ct == CT_ALERT:
+            if out.client_alert is None and len(body) >= 2 and (
+                    not out.client_ccs or out.version == TLS1_3):
+                out.client_alert = (body[0], body[1])
+
+
+# --------------------------------------------------------------------------- certificates
+
+def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
+    """DNS names of a DER X.509 certificate: subjectAltName dNSName entries (RFC 5280 §4.2.1.6),
+    then the subject commonName(s) if not already listed. Uses ``cryptography``. A certificate
+    that does not load gives ``[]``; a damaged SAN extension is skipped (the CN is still given)."""
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        cert = x509.load_der_x509_certificate(bytes(der))
+    except Exception:
+        return []
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        for v in san.value.get_values_for_type(x509.DNSName):
+            s = v if isinstance(v, str) else text_from_bytes(v)
+            if s not in names:
+                names.append(s)
+    except Exception:
+        pass
+    try:
+        for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            v = attr.value
+            s = v if isinstance(v, str) else text_from_bytes(v)
+            if s not in names:
+                names.append(s)
+    except Exception:
+        pass
+    return names
+
+
+# --------------------------------------------------------------------------- name matching
+
+_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _norm(name: str) -> str:
+    """ASCII-only lower-casing (RFC 4343), one trailing dot removed."""
+    s = name.translate(_UPPER)
+    return s[:-1] if s.endswith(".") else s
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Certificate name matching (RFC 6125 §6.4): case-insensitive (ASCII), one trailing dot
+    ignored on both sides. ``*`` is honoured only as the whole left-most label and then matches
+    exactly one non-empty label: ``*.ksc.kaspersky.com`` matches ``a.ksc.kaspersky.com`` but not
+    ``ksc.kaspersky.com``, ``a.b.ksc.kaspersky.com`` or ``myksc.kaspersky.com``. A wildcard needs
+    at least two labels after it (``*.com`` matches nothing). Partial-label wildcards (``f*.x``)
+    and ``*`` elsewhere match nothing. Empty labels never match."""
+    try:
+        n = _norm(name)
+        p = _norm(pattern)
+        if not n or not p:
+            return False
+        nl = n.split(".")
+        pl = p.split(".")
+        if any(not lab for lab in nl) or any(not lab for lab in pl):
+            return False
+        if "*" not in p:
+            return n == p
+        if pl[0] != "*" or any("*" in lab for lab in pl[1:]) or len(pl) < 3:
+            return False
+        return len(nl) == len(pl) and nl[1:] == pl[1:] and "*" not in nl[0]
+    except Exception:  # pragma: no cover
+        return False
+
+
+def under_mask(name: str, mask: str) -> bool:
+    """Rule-mask matching (vendor port/host lists): ``*.ksc.kaspersky.com`` (or
+    ``.ksc.kaspersky.com``) means any name strictly *below* ``ksc.kaspersky.com`` at any depth —
+    ``a.b.ksc.kaspersky.com`` is under it; ``ksc.kaspersky.com`` itself, ``myksc.kaspersky.com``
+    and ``ksc.kaspersky.com.evil.com`` are not. A mask without a leading ``*.``/``.`` is an exact
+    (case-insensitive, trailing-dot-insensitive) name. Any other ``*`` in the mask matches
+    nothing. In ``name`` a ``*`` is an ordinary label, so a certificate pattern
+    ``*.ksc.kaspersky.com`` is itself under the mask ``*.ksc.kaspersky.com``."""
+    try:
+        n = _norm(name)
+        m = mask.translate(_UPPER)
+        if m.endswith("."):
+            m = m[:-1]
+        if not n or not m or any(not lab for lab in n.split(".")):
+            return False
+        if m.startswith("*."):
+            base = m[2:]
+        elif m.startswith("."):
+            base = m[1:]
+        else:
+            return "*" not in m and n == m
+        if not base or "*" in base or any(not lab for lab in base.split(".")):
+            return False
+        return n.endswith("." + base) and len(n) > len(base) + 1
+    except Exception:  # pragma: no cover
+        return False
