@@ -1,0 +1,163 @@
+"""IP fragment reassembly for the decoder's slow path (IPv4 and IPv6).
+
+A bounded table of datagrams in progress, keyed by ``(ipver, src, dst, proto, id, vlan)``.
+Fragments may arrive in any order. Each fragment's *declared* byte range (from its IP header)
+decides completeness; its *captured* bytes (snaplen may cut a fragment) fill the reassembled
+buffer, so a datagram whose fragments were cut is complete but only its contiguous captured
+prefix is returned as payload.
+
+Overlapping fragments: the first copy of each byte wins; the datagram is flagged and counted
+once in :attr:`Reassembler.overlapping`. An exact repeat of a fragment already held (same
+range, same bytes: e.g. a duplicated frame) is dropped and counted in ``duplicates``.
+
+Fragments that never complete a datagram (end of capture, table full, timeout, too many
+fragments) are handed back as their *standalone rows* (computed by the caller when the fragment
+arrived) through :attr:`Reassembler.flushed`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: datagrams in progress at most; the oldest is flushed when a new one would exceed this
+MAX_DATAGRAMS = 4096
+#: fragments per datagram at most (a 64 KiB datagram in 8-byte fragments would be 8192)
+MAX_FRAGMENTS = 1024
+#: a datagram not completed within this many nanoseconds of its first fragment is flushed
+TIMEOUT_NS = 30_000_000_000
+#: largest reassembled datagram payload, bytes (IPv4 offset 65528 + a fragment of <= 65515)
+MAX_TOTAL = 131_072
+
+
+@dataclass
+class _Frag:
+    offset: int          # byte offset of the fragment data in the datagram payload
+    length: int          # declared data length (from the IP header), bytes
+    data: bytes          # captured data bytes (<= length)
+    row: Any             # standalone row of this fragment, emitted if never reassembled
+
+
+@dataclass
+class _Datagram:
+    first_ts: int
+    frags: list[_Frag] = field(default_factory=list)
+    total: int | None = None     # payload length, known once the last fragment (MF=0) arrived
+    head: Any = None             # caller's header info, from the fragment at offset 0
+    overlap: bool = False
+
+
+@dataclass
+class Completed:
+    """A datagram whose fragments cover ``[0, total)``.
+
+    ``data`` is the contiguous captured prefix of the payload (``len(data) <= total``);
+    ``head`` is what the caller passed with the offset-0 fragment.
+    """
+
+    head: Any
+    total: int
+    data: bytes
+
+
+class Reassembler:
+    """Bounded reassembly table. Feed fragments in capture order with :meth:`add`."""
+
+    def __init__(self, max_datagrams: int = MAX_DATAGRAMS, timeout_ns: int = TIMEOUT_NS,
+                 max_fragments: int = MAX_FRAGMENTS) -> None:
+        self.max_datagrams = max_datagrams
+        self.timeout_ns = timeout_ns
+        self.max_fragments = max_fragments
+        self.table: dict[tuple, _Datagram] = {}
+        self.flushed: list[Any] = []      # standalone rows of fragments given up on
+        self.overlapping = 0              # datagrams with overlapping fragments
+        self.duplicates = 0               # exact repeats of a held fragment, dropped
+        self.reassembled = 0              # datagrams completed
+        self.incomplete = 0               # fragments flushed without reassembly
+
+    def _flush(self, key: tuple) -> None:
+        dg = self.table.pop(key)
+        self.flushed.extend(f.row for f in dg.frags)
+        self.incomplete += len(dg.frags)
+
+    def add(self, key: tuple, ts: int, offset: int, more: bool, length: int, data: bytes,
+            row: Any, head: Any) -> Completed | None:
+        """Add one fragment; return the datagram if this fragment completed it.
+
+        ``offset``/``length``: the fragment's place in the payload (bytes, from its header);
+        ``data``: its captured bytes; ``row``: its standalone row; ``head``: header info kept
+        from the offset-0 fragment (``None`` for the others).
+        """
+        dg = self.table.get(key)
+        if dg is not None and ts - dg.first_ts > self.timeout_ns:
+            self._flush(key)
+            dg = None
+        if dg is None:
+            # expire stale datagrams (oldest first), then make room
+            while self.table:
+                k0 = next(iter(self.table))
+                if ts - self.table[k0].first_ts > self.timeout_ns or \
+                        len(self.table) >= self.max_datagrams:
+                    self._flush(k0)
+                else:
+                    break
+            dg = self.table[key] = _Datagram(first_ts=ts)
+        end = offset + length
+        for f in dg.frags:
+            if offset < f.offset + f.length and f.offset < end:
+                if f.offset == offset and f.length == length and f.data == data and \
+                        (more or dg.total == end):
+                    self.duplicates += 1
+                    return None
+                if not dg.overlap:
+                    dg.overlap = True
+                    self.overlapping += 1
+                break
+        if not more:
+            if dg.total is None:
+                dg.total = end
+            elif dg.total != end and not dg.overlap:
+                dg.overlap = True
+                self.overlapping += 1
+        if offset == 0 and dg.head is None:
+            dg.head = head
+        dg.frags.append(_Frag(offset, length, data, row))
+        if len(dg.frags) > self.max_fragments or end > MAX_TOTAL:
+            self._flush(key)
+            return None
+        if dg.total is None or dg.head is None:
+            return None
+        # declared ranges must cover [0, total)
+        covered = 0
+        for f in sorted(dg.frags, key=lambda f: f.offset):
+            if f.offset > covered:
+                return None
+            covered = max(covered, f.offset + f.length)
+            if covered >= dg.total:
+                break
+        if covered < dg.total:
+            return None
+        del self.table[key]
+        self.reassembled += 1
+        return Completed(dg.head, dg.total, _assemble(dg))
+
+    def finish(self) -> None:
+        """Give up on every datagram still open (end of capture)."""
+        for key in list(self.table):
+            self._flush(key)
+
+
+def _assemble(dg: _Datagram) -> bytes:
+    """Captured payload prefix of a complete datagram; the first copy of each byte wins."""
+    total = dg.total or 0
+    out = bytearray(total)
+    # write in reverse arrival order so that earlier fragments overwrite later ones
+    for f in reversed(dg.frags):
+        if f.offset < total:
+            out[f.offset:min(total, f.offset + len(f.data))] = f.data[:total - f.offset]
+    # contiguous captured prefix
+    have = 0
+    for lo, hi in sorted((f.offset, f.offset + len(f.data)) for f in dg.frags):
+        if lo > have:
+            break
+        have = max(have, hi)
+    return bytes(out[:min(have, total)])

@@ -1,0 +1,562 @@
+"""The decoder's per-frame pure-Python path.
+
+Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode` leaves out
+(and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
+of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
+options and fragments, IPv6 extension headers and fragments, tunnels (GRE incl. PPTP and
+transparent Ethernet bridging, VXLAN, L2TPv2, IP-in-IP), and cut (snaplen) headers.
+
+It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
+(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly). Its rules
+are the fast path's rules: on every frame the fast path accepts both give identical values (a
+test checks this).
+
+Offsets: ``d`` is the byte buffer being read (the capture buffer, or a reassembled datagram),
+``pos``/``end`` positions in it, and ``base`` what to add to a position in ``d`` to get an
+offset in ``Packets.buf`` (0 for the capture buffer).
+"""
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from typing import Any
+
+from ._ipfrag import Completed, Reassembler
+
+#: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
+ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
+              "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "ip_id", "ip_len",
+              "payload_len", "pl_off", "pl_cap", "l2_bcast")
+
+NONIP = -1
+MALFORMED = -2
+PENDING = -3
+
+TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
+#: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart)
+IPV6_EXT = frozenset((0, 43, 44, 60, 51, 135, 139, 140))
+#: AF_INET6 in DLT_NULL / DLT_LOOP headers: Linux, Windows, NetBSD/OpenBSD, FreeBSD, Darwin
+AF_INET6 = frozenset((10, 23, 24, 28, 30))
+V4MAPPED = 0xFFFF_0000_0000
+MAX_TUNNEL_DEPTH = 4
+MAX_VLAN_TAGS = 8
+VXLAN_PORT = 4789
+L2TP_PORT = 1701
+
+_BCAST = b"\xff" * 6
+_u16 = struct.Struct("!H").unpack_from
+_u32 = struct.Struct("!I").unpack_from
+_le16 = struct.Struct("<H").unpack_from
+_hhh = struct.Struct("!HHH").unpack_from
+_ii = struct.Struct("!II").unpack_from
+_hh = struct.Struct("!HH").unpack_from
+_qqqq = struct.Struct("!QQQQ").unpack_from
+
+
+def vlan_value(tags: list[int]) -> int:
+    """Encode a VLAN stack (VIDs, outermost first) as the ``vlan`` column value.
+
+    0 when untagged or when every tag has VID 0 (priority tags). Otherwise
+    ``1 << 24 | outer << 12 | inner`` of the two innermost tags, and any tags further out
+    packed 12 bits each from bit 25 up (innermost of them first; at most 5 tags are encoded).
+    """
+    if not tags or not any(tags):
+        return 0
+    v = 1 << 24 | tags[-1]
+    if len(tags) > 1:
+        v |= tags[-2] << 12
+    for k, t in enumerate(reversed(tags[-5:-2])):
+        v |= t << (25 + 12 * k)
+    return v
+
+
+class _Ctx:
+    """Per-frame context: link-layer facts shared by the packet and any tunnelled packet."""
+
+    __slots__ = ("frame", "ts", "tags", "bcast", "inner", "_vlan")
+
+    def __init__(self, frame: int, ts: int) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.tags: list[int] = []
+        self.bcast = False
+        self.inner = False          # inside a tunnel: inner L2 tags/addresses are not recorded
+        self._vlan: int | None = None
+
+    @property
+    def vlan(self) -> int:
+        if self._vlan is None:
+            self._vlan = vlan_value(self.tags)
+        return self._vlan
+
+
+class SlowDecoder:
+    """Decode frames one at a time. Collect rows in :attr:`rows` as ``(frame, row)``."""
+
+    def __init__(self, buf: Any) -> None:
+        self.buf = buf
+        self.nbuf = len(buf)
+        self.extra = bytearray()             # reassembled datagram payloads, after buf
+        self.frag = Reassembler()
+        self.tunnels: Counter[str] = Counter()
+        self.non_ip = 0
+        self.malformed = 0
+        self.rows: list[tuple[int, tuple]] = []
+
+    # ------------------------------------------------------------------ entry points
+    def frame(self, i: int, ts: int, lt: int, off: int, cap: int) -> None:
+        """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer)."""
+        ctx = _Ctx(i, ts)
+        try:
+            r = self._link(lt, self.buf, off, off + cap, ctx)
+        except (IndexError, struct.error):      # a bound check missed: never raise
+            r = MALFORMED
+        if type(r) is tuple:
+            self.rows.append((i, r))
+        elif r == NONIP:
+            self.non_ip += 1
+        elif r == MALFORMED:
+            self.malformed += 1
+
+    def finish(self) -> None:
+        """End of capture: fragments never reassembled become rows of their own."""
+        self.frag.finish()
+        self.rows.extend(self.frag.flushed)
+        self.frag.flushed.clear()
+
+    # ------------------------------------------------------------------ link layers
+    def _link(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        if lt == 1:
+            return self._ether(d, pos, end, 0, ctx, 0)
+        if lt == 113:                                   # LINUX_SLL
+            if end - pos < 16:
+                return MALFORMED
+            ctx.bcast = _u16(d, pos)[0] == 1
+            return self._sll_proto(_u16(d, pos + 14)[0], d, pos + 16, end, ctx)
+        if lt == 276:                                   # LINUX_SLL2
+            if end - pos < 20:
+                return MALFORMED
+            ctx.bcast = d[pos + 10] == 1
+            return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
+        if lt in (101, 12, 14):
+            return self._ip(d, pos, end, 0, ctx, 0, 0)
+        if lt == 228:
+            return self._ip(d, pos, end, 0, ctx, 4, 0)
+        if lt == 229:
+            return self._ip(d, pos, end, 0, ctx, 6, 0)
+        if lt in (0, 108):                              # NULL (host order), LOOP (network order)
+            if end - pos < 4:
+                return MALFORMED
+            h0, h1, h2, h3 = d[pos], d[pos + 1], d[pos + 2], d[pos + 3]
+            if h1 or h2 or (h0 and h3):
+                return NONIP
+            fam = h0 | h3
+            if fam == 2:
+                return self._ip(d, pos + 4, end, 0, ctx, 4, 0)
+            if fam in AF_INET6:
+                return self._ip(d, pos + 4, end, 0, ctx, 6, 0)
+            return NONIP
+        if lt == 127:                                   # radiotap + 802.11
+            if end - pos < 8 or d[pos] != 0:
+                return MALFORMED
+            rlen = _le16(d, pos + 2)[0]
+            if rlen < 8 or rlen > end - pos:
+                return MALFORMED
+            return self._dot11(d, pos + rlen, end, ctx)
+        if lt == 105:
+            return self._dot11(d, pos, end, ctx)
+        if lt == 9:
+            return self._ppp(d, pos, end, 0, ctx, 0)
+        if lt == 50:                                    # PPP in HDLC framing, or Cisco HDLC
+            if end - pos >= 4 and d[pos] in (0x0F, 0x8F) and d[pos + 1] == 0:
+                return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
+            return self._ppp(d, pos, end, 0, ctx, 0)
+        return MALFORMED    # not reached: unsupported link types are filtered before
+
+    def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        if proto < 0x600:
+            return self._llc(d, pos, end, 0, ctx, 0) if proto == 4 else NONIP
+        return self._ethertype(proto, d, pos, end, 0, ctx, 0)
+
+    def _ether(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if end - pos < 14:
+            return MALFORMED
+        if not ctx.inner:
+            ctx.bcast = d[pos:pos + 6] == _BCAST
+        return self._ethertype(_u16(d, pos + 12)[0], d, pos + 14, end, base, ctx, depth)
+
+    def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
+                   depth: int) -> Any:
+        ntags = 0
+        while et in TPIDS:
+            if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+                return MALFORMED
+            if not ctx.inner:
+                ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
+            et = _u16(d, pos + 2)[0]
+            pos += 4
+            ntags += 1
+        if et == 0x0800:
+            return self._ip(d, pos, end, base, ctx, 4, depth)
+        if et == 0x86DD:
+            return self._ip(d, pos, end, base, ctx, 6, depth)
+        if et < 0x600:                                  # 802.3 length field: LLC follows
+            return self._llc(d, pos, end, base, ctx, depth)
+        if et == 0x8864:                                # PPPoE session
+            if end - pos < 8:
+                return MALFORMED
+            if d[pos] != 0x11 or d[pos + 1] != 0:
+                return NONIP
+            lim = min(end, pos + 6 + _u16(d, pos + 4)[0])
+            return self._ppp_proto(_u16(d, pos + 6)[0], d, pos + 8, lim, base, ctx, depth)
+        if et in (0x8847, 0x8848):                      # MPLS unicast / multicast
+            for _ in range(16):
+                if end - pos < 4:
+                    return MALFORMED
+                bos = d[pos + 2] & 1
+                pos += 4
+                if bos:
+                    break
+            else:
+                return MALFORMED
+            if pos >= end:
+                return MALFORMED
+            v = d[pos] >> 4
+            if v == 4 or v == 6:
+                return self._ip(d, pos, end, base, ctx, v, depth)
+            if v == 0:                                  # pseudowire control word + Ethernet
+                return self._tunnel("MPLS-PW", self._ether, d, pos + 4, end, base, ctx, depth)
+            return NONIP
+        return NONIP
+
+    def _llc(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if end - pos < 3:
+            return MALFORMED
+        if d[pos] != 0xAA or d[pos + 1] != 0xAA or d[pos + 2] != 0x03:
+            return NONIP                                # STP, NetBIOS, CDP ... (not SNAP)
+        if end - pos < 8:
+            return MALFORMED
+        if d[pos + 3] or d[pos + 4] or d[pos + 5] not in (0, 0xF8):
+            return NONIP                                # SNAP with a vendor OUI
+        et = _u16(d, pos + 6)[0]
+        if et < 0x600:
+            return NONIP
+        return self._ethertype(et, d, pos + 8, end, base, ctx, depth)
+
+    def _dot11(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        if end - pos < 2:
+            return MALFORMED
+        fc0, fc1 = d[pos], d[pos + 1]
+        if fc0 & 3:                                     # protocol version must be 0
+            return MALFORMED
+        if (fc0 >> 2) & 3 != 2:                         # management / control frame
+            return NONIP
+        sub = fc0 >> 4
+        if sub & 4 or fc1 & 0x40:                       # no data (null function) / protected
+            return NONIP
+        tods, fromds = fc1 & 1, fc1 & 2
+        h = 30 if tods and fromds else 24
+        if sub & 8:                                     # QoS data: QoS control (+ HT control)
+            if end - pos < h + 2:
+                return MALFORMED
+            if d[pos + h] & 0x80:                       # A-MSDU: not decoded
+                return NONIP
+            h += 6 if fc1 & 0x80 else 2
+        if end - pos < h:
+            return MALFORMED
+        da = pos + 16 if tods else pos + 4
+        ctx.bcast = d[da:da + 6] == _BCAST
+        return self._llc(d, pos + h, end, 0, ctx, 0)
+
+    def _ppp(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if end - pos >= 2 and d[pos] == 0xFF and d[pos + 1] == 0x03:
+            pos += 2                                    # HDLC address + control
+        if pos >= end:
+            return MALFORMED
+        if d[pos] & 1:                                  # protocol field compression
+            proto = d[pos]
+            pos += 1
+        else:
+            if end - pos < 2:
+                return MALFORMED
+            proto = _u16(d, pos)[0]
+            pos += 2
+        return self._ppp_proto(proto, d, pos, end, base, ctx, depth)
+
+    def _ppp_proto(self, proto: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
+                   depth: int) -> Any:
+        if proto == 0x21:
+            return self._ip(d, pos, end, base, ctx, 4, depth)
+        if proto == 0x57:
+            return self._ip(d, pos, end, base, ctx, 6, depth)
+        return NONIP                                    # LCP, IPCP, CCP, ...
+
+    # ------------------------------------------------------------------ IP
+    def _ip(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, want: int,
+            depth: int) -> Any:
+        if pos >= end:
+            return MALFORMED
+        v = d[pos] >> 4
+        if want and v != want:
+            return MALFORMED
+        if v == 4:
+            return self._ipv4(d, pos, end, base, ctx, depth)
+        if v == 6:
+            return self._ipv6(d, pos, end, base, ctx, depth)
+        return MALFORMED
+
+    def _ipv4(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if end - pos < 20:
+            return MALFORMED
+        ihl = (d[pos] & 15) << 2
+        if ihl < 20 or end - pos < ihl:
+            return MALFORMED
+        tot, ident, frag = _hhh(d, pos + 2)
+        proto = d[pos + 9]
+        src, dst = _ii(d, pos + 12)
+        if tot == 0:                    # TSO: length not filled in; the capture is the datagram
+            tot = end - pos
+        if tot < ihl:
+            return MALFORMED
+        p = pos + ihl
+        dend = min(end, pos + tot)
+        hdr = (4, 0, V4MAPPED | src, 0, V4MAPPED | dst, ident, tot)
+        if frag & 0x3FFF:
+            fo = (frag & 0x1FFF) << 3
+            if fo == 0:
+                row = self._l4(d, p, dend, base, proto, tot - ihl, hdr, ctx, depth, False)
+            else:
+                row = self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, tot - ihl, p, dend,
+                                base)
+            key = (4, src, dst, proto, ident, ctx.vlan)
+            done = self.frag.add(key, ctx.ts, fo, bool(frag & 0x2000), tot - ihl,
+                                 bytes(d[p:dend]), (ctx.frame, row),
+                                 (4, hdr, ihl, proto) if fo == 0 else None)
+            return PENDING if done is None else self._reassembled(done, ctx, depth)
+        return self._l4(d, p, dend, base, proto, tot - ihl, hdr, ctx, depth, True)
+
+    def _ipv6(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if end - pos < 40:
+            return MALFORMED
+        plen = _u16(d, pos + 4)[0]
+        nh = d[pos + 6]
+        shi, slo, dhi, dlo = _qqqq(d, pos + 8)
+        if plen == 0:                   # jumbogram / TSO: the capture is the datagram
+            plen = end - pos - 40
+        tot = 40 + plen
+        dgend = pos + tot
+        dend = min(end, dgend)
+        hdr = (6, shi, slo, dhi, dlo, -1, tot)
+        r = self._v6chain(d, pos + 40, dend, dgend, nh)
+        if type(r) is int:
+            return r
+        nh, p, fr = r
+        if fr is None:
+            return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, True)
+        # fragment header at p: p + 8 starts the fragment data
+        fo, more, ident = fr
+        q = p + 8
+        if fo == 0:
+            row = self._l6upper(d, q, dend, dgend, base, nh, hdr, ctx, depth, False)
+            if type(row) is int:
+                row = self._row(hdr, ctx, nh, -1, -1, -1, -1, 0, 0, 0, dgend - q, q, dend, base)
+        else:
+            row = self._row(hdr, ctx, nh, -1, -1, -1, -1, 0, 0, 0, dgend - q, q, dend, base)
+        key = (6, shi, slo, dhi, dlo, nh, ident, ctx.vlan)
+        done = self.frag.add(key, ctx.ts, fo, more, dgend - q, bytes(d[q:dend]),
+                             (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None)
+        return PENDING if done is None else self._reassembled(done, ctx, depth)
+
+    @staticmethod
+    def _v6chain(d: Any, p: int, dend: int, dgend: int, nh: int) -> Any:
+        """Walk IPv6 extension headers from ``p``.
+
+        Returns ``(next_header, position, fragment)``: ``fragment`` is ``(offset, more, id)``
+        when a (non-atomic) fragment header sits at ``position``, else ``None``. A chain cut by
+        the snaplen stops where the capture ends (the upper layer is then the header type
+        reached). MALFORMED when a header claims to run past the datagram.
+        """
+        while nh in IPV6_EXT:
+            if nh == 44:
+                if dend - p < 8:
+                    break
+                fo_m = _u16(d, p + 2)[0]
+                if fo_m & 0xFFF9:                   # offset != 0 or M set: a real fragment
+                    return d[p], p, (fo_m & 0xFFF8, bool(fo_m & 1), _u32(d, p + 4)[0])
+                hl = 8                              # atomic fragment: just skip it
+            else:
+                if dend - p < 2:
+                    break
+                hl = (d[p + 1] + 2) << 2 if nh == 51 else (d[p + 1] + 1) << 3
+            if p + hl > dgend:
+                return MALFORMED
+            nh = d[p]
+            p += hl
+        return nh, p, None
+
+    def _l6upper(self, d: Any, p: int, dend: int, dgend: int, base: int, nh: int, hdr: tuple,
+                 ctx: _Ctx, depth: int, tunnels: bool) -> Any:
+        """Upper layer of an IPv6 datagram part that starts with header ``nh`` at ``p``."""
+        r = self._v6chain(d, p, dend, dgend, nh)
+        if type(r) is int:
+            return r
+        nh, p, fr = r
+        if fr is not None:              # a fragment header inside a fragment: give up there
+            return self._row(hdr, ctx, 44, -1, -1, -1, -1, 0, 0, 0, dgend - p, p, dend, base)
+        return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, tunnels)
+
+    def _reassembled(self, done: Completed, ctx: _Ctx, depth: int) -> Any:
+        ver, hdr, hlen, proto = done.head
+        data = done.data
+        base = self.nbuf + len(self.extra)
+        self.extra += data
+        hdr = hdr[:6] + (hlen + done.total,)
+        if ver == 4:
+            return self._l4(data, 0, len(data), base, proto, done.total, hdr, ctx, depth, True)
+        return self._l6upper(data, 0, len(data), done.total, base, proto, hdr, ctx, depth, True)
+
+    # ------------------------------------------------------------------ transport
+    def _row(self, hdr: tuple, ctx: _Ctx, proto: int, sport: int, dport: int, it: int, ic: int,
+             flags: int, seq: int, ack: int, plen: int, ploff: int, dend: int,
+             base: int) -> tuple:
+        plcap = min(plen, dend - ploff)
+        if plcap <= 0:
+            plcap, ploff = 0, -1
+        else:
+            ploff += base
+        return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
+                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast)
+
+    def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
+            ctx: _Ctx, depth: int, tunnels: bool) -> Any:
+        """Transport header at ``p``; ``ip_pl`` = IP payload bytes from the headers;
+        ``dend`` = end of the captured bytes of this datagram."""
+        avail = dend - p
+        if proto == 6:
+            sport = dport = -1
+            seq = ack = flags = 0
+            if avail >= 4:
+                sport, dport = _hh(d, p)
+            if avail >= 8:
+                seq = _u32(d, p + 4)[0]
+            if avail >= 12:
+                ack = _u32(d, p + 8)[0]
+            if avail >= 14:
+                flags = (d[p + 12] & 1) << 8 | d[p + 13]
+            if avail >= 13:
+                doff = (d[p + 12] >> 4) << 2
+                if 20 <= doff <= ip_pl:
+                    plen, hoff = ip_pl - doff, doff
+                else:
+                    plen, hoff = 0, 0
+            else:
+                plen, hoff = max(0, ip_pl - 20), 20
+            return self._row(hdr, ctx, 6, sport, dport, -1, -1, flags, seq, ack, plen, p + hoff,
+                             dend, base)
+        if proto == 17:
+            sport = dport = -1
+            if avail >= 4:
+                sport, dport = _hh(d, p)
+            ulen = _u16(d, p + 4)[0] if avail >= 6 else -1
+            plen = ulen - 8 if 8 <= ulen <= ip_pl else max(0, ip_pl - 8)
+            if tunnels and avail >= 8:
+                if dport == VXLAN_PORT:
+                    r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
+                if sport == L2TP_PORT or dport == L2TP_PORT:
+                    r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
+            return self._row(hdr, ctx, 17, sport, dport, -1, -1, 0, 0, 0, plen, p + 8, dend,
+                             base)
+        if proto == 1 or proto == 58:
+            it = d[p] if avail >= 1 else -1
+            ic = d[p + 1] if avail >= 2 else -1
+            return self._row(hdr, ctx, proto, -1, -1, it, ic, 0, 0, 0, max(0, ip_pl - 8), p + 8,
+                             dend, base)
+        if tunnels:
+            if proto == 47:
+                return self._gre(d, p, dend, base, ctx, depth)
+            if proto == 4 or proto == 41:
+                return self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
+                                    4 if proto == 4 else 6)
+        return self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, ip_pl, p, dend, base)
+
+    # ------------------------------------------------------------------ tunnels
+    def _tunnel(self, name: str, fn: Any, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
+                depth: int, *args: Any) -> Any:
+        if depth >= MAX_TUNNEL_DEPTH:
+            return MALFORMED
+        was = ctx.inner
+        ctx.inner = True
+        self.tunnels[name] += 1
+        if args:
+            r = fn(d, pos, end, base, ctx, *args, depth + 1)
+        else:
+            r = fn(d, pos, end, base, ctx, depth + 1)
+        ctx.inner = was
+        return r
+
+    def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        if dend - p < 4:
+            return MALFORMED
+        flags, ptype = _hh(d, p)
+        ver = flags & 7
+        if ver == 0:
+            if flags & 0x4000:                          # source routing (obsolete)
+                return NONIP
+            h = 4 + 4 * ((flags >> 15) + ((flags >> 13) & 1) + ((flags >> 12) & 1))
+            lim = dend
+        elif ver == 1:                                  # PPTP enhanced GRE
+            if dend - p < 8:
+                return MALFORMED
+            paylen = _u16(d, p + 4)[0]
+            h = 8 + 4 * (((flags >> 12) & 1) + ((flags >> 7) & 1))
+            if paylen == 0:                             # acknowledgement only
+                return NONIP
+            lim = min(dend, p + h + paylen)
+        else:
+            return NONIP
+        q = p + h
+        if q > dend:
+            return MALFORMED
+        if ptype == 0x6558:                             # transparent Ethernet bridging
+            return self._tunnel("GRE", self._ether, d, q, lim, base, ctx, depth)
+        if ptype == 0x880B:                             # PPP (PPTP)
+            return self._tunnel("GRE", self._ppp, d, q, lim, base, ctx, depth)
+        if ptype == 0x88BE:                             # ERSPAN type II (I without sequence)
+            return self._tunnel("GRE", self._ether, d, q + (8 if flags & 0x1000 else 0), lim,
+                                base, ctx, depth)
+        if ptype == 0x22EB:                             # ERSPAN type III
+            if lim - q < 12:
+                return MALFORMED
+            return self._tunnel("GRE", self._ether, d, q + 12 + (8 if d[q + 11] & 1 else 0),
+                                lim, base, ctx, depth)
+        return self._tunnel("GRE", self._gre_ethertype, d, q, lim, base, ctx, depth, ptype)
+
+    def _gre_ethertype(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, ptype: int,
+                       depth: int) -> Any:
+        return self._ethertype(ptype, d, pos, end, base, ctx, depth)
+
+    def _vxlan(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """VXLAN header at ``q`` (UDP payload); None when it is not VXLAN after all."""
+        if lim - q < 8 or not d[q] & 0x08:
+            return None
+        return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """L2TPv2 data message at ``q``; None for control messages and anything else."""
+        if lim - q < 6:
+            return None
+        flags = _u16(d, q)[0]
+        if flags & 0x8000 or flags & 0xF != 2:
+            return None
+        h = 6 + (2 if flags & 0x4000 else 0) + (4 if flags & 0x0800 else 0)
+        if flags & 0x0200:
+            if lim - q < h + 2:
+                return MALFORMED
+            h += 2 + _u16(d, q + h)[0]
+        if q + h > lim:
+            return MALFORMED
+        return self._tunnel("L2TP", self._ppp, d, q + h, lim, base, ctx, depth)

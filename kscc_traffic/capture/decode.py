@@ -1,0 +1,433 @@
+"""Frames -> Packets: the columnar link/IP/transport decoder. See docs/architecture.md.
+
+Two paths fill the same per-frame columns:
+
+- a vectorised numpy **fast path** for the common case: Ethernet (up to 3 VLAN tags of TPID
+  0x8100/0x88a8/0x9100), LINUX_SLL, LINUX_SLL2, raw IP (101, 12, 14, 228, 229), NULL/LOOP ->
+  IPv4 (with or without options, not fragmented) or IPv6 without extension headers -> TCP, UDP,
+  ICMP, ICMPv6 or any other non-tunnel protocol, headers fully captured. It reads each frame's
+  header bytes with row gathers from sliding windows over the buffer, in chunks that stay in
+  cache;
+- a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
+  (802.11, radiotap, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN stacks, IPv6 extension headers,
+  IPv4/IPv6 fragments (reassembled, :mod:`._ipfrag`), tunnels (GRE, PPTP, VXLAN, L2TP, IP-in-IP:
+  the inner packet is emitted), cut headers, and every frame the fast path is unsure of.
+
+``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
+(tests check it on every test input and corpus file).
+
+Rules both paths share (units: bytes):
+
+- one row per IP datagram, in frame order; ``frame`` is the record index. A reassembled datagram
+  is one row with the timestamp and frame of the fragment that completed it; its payload is
+  appended after the capture bytes, so ``Packets.buf`` is then ``frames.buf + extra``;
+  fragments never completed become one row each (``sport``/``dport`` -1 except for a first
+  fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries);
+- ``ip_len``: IPv4 total length / IPv6 40 + payload length, from the header (0 there: TSO or
+  jumbogram, the captured length is used); ``payload_len`` from the headers: TCP ip payload -
+  data offset (0 if the data offset is invalid), UDP length - 8 (ip payload - 8 if the UDP
+  length is inconsistent), ICMP/ICMPv6 ip payload - 8 (bytes after the 8-byte ICMP header),
+  other protocols the whole IP payload;
+- ``pl_off``/``pl_cap``: offset in ``Packets.buf`` and captured length of the payload
+  (``pl_cap`` <= ``payload_len``); ``pl_off`` -1 when nothing of it was captured;
+- cut headers keep what was captured: ports when the first 4 transport bytes are there, ...;
+- ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
+- ``vlan``: see :func:`._slowpath.vlan_value` (tags inside tunnels are not recorded);
+  ``l2_bcast``: Ethernet/802.11 destination ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1;
+  for a tunnelled packet both come from the outer link layer.
+
+Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
+``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
+malformed frames, tunnels, overlapping and unreassembled fragments.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._slowpath import AF_INET6, IPV6_EXT, L2TP_PORT, ROW_FIELDS, VXLAN_PORT, SlowDecoder
+from .frames import Frames
+from .packets import PACKET_COLUMNS, Packets
+from .stats import ReadStats
+
+__all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES"]
+
+#: LINKTYPE_* values the decoder reads, with their names
+LINKTYPE_NAMES: dict[int, str] = {
+    0: "NULL", 1: "ETHERNET", 9: "PPP", 12: "RAW (BSD)", 14: "RAW (OpenBSD)", 50: "PPP_HDLC",
+    101: "RAW", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP",
+    228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+}
+SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
+_FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
+
+#: frames decoded together: small enough that a chunk's header bytes stay in cache
+CHUNK = 32768
+_W2 = 32        # link-layer window: Ethernet + 3 VLAN tags, SLL, SLL2, NULL
+_W3 = 64        # IP window: IPv4 (<= 44 bytes with options) or IPv6 + 20 transport bytes
+_W4 = 20        # transport window when it does not sit at a fixed place in the IP window
+
+# ethertype classes: 0 slow path decides, 1 IPv4, 2 IPv6, 3 not IP (counted)
+_ETCLASS = np.full(65536, 3, np.int8)
+_ETCLASS[:0x600] = 0
+_ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
+_ETCLASS[0x0800] = 1
+_ETCLASS[0x86DD] = 2
+_TPID = np.zeros(65536, bool)
+_TPID[[0x8100, 0x88A8, 0x9100]] = True
+_V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow path (tunnels)
+_V4_SLOW[[4, 41, 47]] = True
+_V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
+_V6_SLOW[list(IPV6_EXT)] = True
+_FAM = np.zeros(256, np.int8)               # NULL/LOOP address family -> IP version
+_FAM[2] = 4
+_FAM[list(AF_INET6)] = 6
+
+
+@functools.lru_cache(maxsize=None)
+def _fdt(width: int, col: int, fmt: str) -> np.dtype:
+    return np.dtype({"names": ["f"], "formats": [fmt], "offsets": [col], "itemsize": width})
+
+
+def _be(m: np.ndarray, col: int, fmt: str) -> np.ndarray:
+    """Big-endian field ``fmt`` at byte ``col`` of each row of uint8 matrix ``m`` (a view)."""
+    return m.view(_fdt(m.shape[1], col, fmt))["f"][:, 0]
+
+
+def decode(frames: Frames, *, fast: bool = True) -> Packets:
+    """Decode every frame down to IP and transport headers.
+
+    Parameters
+    ----------
+    frames:
+        Records of one capture (:class:`~kscc_traffic.capture.frames.Frames`).
+    fast:
+        Use the vectorised fast path where it applies (default). ``False`` decodes every frame
+        with the per-frame slow path; the columns are identical, only slower.
+
+    Returns
+    -------
+    Packets
+        One row per IP datagram in frame order, columns as in
+        :data:`~kscc_traffic.capture.packets.PACKET_COLUMNS`; ``stats`` is a copy of
+        ``frames.stats`` with the decoder's counters and warnings added. Never raises on bad
+        packet data: undecodable frames are counted (``malformed``, ``non_ip``,
+        ``unsupported_linktypes``).
+    """
+    stats = replace(frames.stats, unsupported_linktypes=dict(frames.stats.unsupported_linktypes),
+                    warnings=list(frames.stats.warnings))
+    n = len(frames)
+    buf = frames.buf
+    if n == 0:
+        stats.ip_packets = 0
+        return Packets(buf, Packets.empty().cols, stats)
+    b = np.frombuffer(buf, np.uint8)
+    nb = len(b)
+    off = np.asarray(frames.offset, np.int64)
+    cap = np.asarray(frames.caplen, np.int64)
+    lt = np.asarray(frames.linktype, np.int64)
+
+    bad = (off < 0) | (cap < 0) | (off + cap > nb)
+    supported = np.isin(lt, list(SUPPORTED_LINKTYPES))
+    unsup = ~supported
+    if unsup.any():
+        vals, counts = np.unique(lt[unsup], return_counts=True)
+        for v, c in zip(vals.tolist(), counts.tolist()):
+            stats.unsupported_linktypes[v] = stats.unsupported_linktypes.get(v, 0) + c
+            stats.warn(f"decode: {c} frames of unsupported link type {v} skipped")
+    todo = supported & ~bad
+    malformed = int(bad.sum())
+
+    out = {k: np.empty(n, PACKET_COLUMNS[k]) for k in ROW_FIELDS}
+    has_row = np.zeros(n, bool)
+    non_ip = 0
+    if fast and nb >= _W3:
+        fast_rows = todo & np.isin(lt, list(_FAST_LINKTYPES))
+        non_ip, nonip_mask = _fast(b, off, cap, lt, fast_rows, out, has_row)
+        slow = todo & ~has_row & ~nonip_mask
+    else:
+        slow = todo
+
+    sd = SlowDecoder(buf)
+    idx = np.flatnonzero(slow)
+    if len(idx):
+        ts_l = frames.ts_ns[idx].tolist()
+        lt_l = lt[idx].tolist()
+        off_l = off[idx].tolist()
+        cap_l = cap[idx].tolist()
+        for k, i in enumerate(idx.tolist()):
+            sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k])
+    sd.finish()
+    if sd.rows:
+        ridx = np.fromiter((r[0] for r in sd.rows), np.int64, len(sd.rows))
+        cols = list(zip(*(r[1] for r in sd.rows)))
+        for k, name in enumerate(ROW_FIELDS):
+            out[name][ridx] = np.asarray(cols[k], PACKET_COLUMNS[name])
+        has_row[ridx] = True
+    non_ip += sd.non_ip
+    malformed += sd.malformed
+
+    if has_row.all():
+        frame_idx = np.arange(n, dtype=np.int64)
+        cols_out = out
+    else:
+        frame_idx = np.flatnonzero(has_row).astype(np.int64)
+        cols_out = {k: v[frame_idx] for k, v in out.items()}
+    result = {"frame": frame_idx, "ts_ns": np.asarray(frames.ts_ns, np.int64)[frame_idx]}
+    result.update(cols_out)
+    result = {k: result[k] for k in PACKET_COLUMNS}
+
+    stats.ip_packets = len(frame_idx)
+    stats.non_ip += non_ip
+    stats.malformed += malformed
+    _warn(stats, sd, malformed)
+    if sd.extra:
+        buf = b"".join((buf, bytes(sd.extra)))
+    return Packets(buf, result, stats)
+
+
+def _warn(stats: ReadStats, sd: SlowDecoder, malformed: int) -> None:
+    if malformed:
+        stats.warn(f"decode: {malformed} frames too short or inconsistent to decode "
+                   "(malformed) skipped")
+    if sd.tunnels:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(sd.tunnels.items()))
+        stats.warn(f"decode: {sum(sd.tunnels.values())} tunnelled packets decoded as their "
+                   f"inner packet, outer headers dropped ({kinds})")
+    fr = sd.frag
+    if fr.overlapping:
+        stats.warn(f"decode: {fr.overlapping} IP datagrams had overlapping fragments "
+                   "(first copy of each byte kept)")
+    if fr.duplicates:
+        stats.warn(f"decode: {fr.duplicates} duplicate IP fragments ignored")
+    if fr.incomplete:
+        stats.warn(f"decode: {fr.incomplete} IP fragments could not be reassembled "
+                   "(kept as one row each)")
+
+
+# ---------------------------------------------------------------------------- fast path
+def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows: np.ndarray,
+          out: dict[str, np.ndarray], has_row: np.ndarray) -> tuple[int, np.ndarray]:
+    """Vectorised decode of the frames in mask ``rows``; fills ``out``/``has_row`` in place.
+
+    Returns (frames counted as not IP, their mask). Frames neither given a row nor counted are
+    left to the slow path.
+    """
+    n = len(off)
+    nonip_mask = np.zeros(n, bool)
+    W2 = sliding_window_view(b, _W2)
+    W3 = sliding_window_view(b, _W3)
+    W4 = sliding_window_view(b, _W4)
+    nb = len(b)
+    lts = [int(x) for x in np.unique(lt[rows])] if rows.any() else []
+    if not lts:
+        return 0, nonip_mask
+    uniform = len(lts) == 1 and bool(rows.all())
+    for s in range(0, n, CHUNK):
+        e = min(n, s + CHUNK)
+        if not uniform and not rows[s:e].any():
+            continue
+        _chunk(b, nb, W2, W3, W4, off[s:e], cap[s:e], lt[s:e], rows[s:e],
+               lts[0] if uniform else None, lts, s, out, has_row, nonip_mask)
+    return int(nonip_mask.sum()), nonip_mask
+
+
+def _link_ether(H: np.ndarray, c: np.ndarray):
+    m = len(c)
+    et = _be(H, 12, ">u2").astype(np.int32)
+    l3 = np.full(m, 14, np.int64)
+    vlan = np.zeros(m, np.int64)
+    t1 = _TPID[et]
+    if t1.any():
+        vid1 = (_be(H, 14, ">u2") & 0xFFF).astype(np.int64)
+        et1 = _be(H, 16, ">u2").astype(np.int32)
+        t2 = t1 & _TPID[et1]
+        vid2 = (_be(H, 18, ">u2") & 0xFFF).astype(np.int64)
+        et2 = _be(H, 20, ">u2").astype(np.int32)
+        t3 = t2 & _TPID[et2]
+        vid3 = (_be(H, 22, ">u2") & 0xFFF).astype(np.int64)
+        et3 = _be(H, 24, ">u2").astype(np.int32)
+        t4 = t3 & _TPID[et3]
+        et = np.where(t3, et3, np.where(t2, et2, np.where(t1, et1, et)))
+        et[t4] = 0x8100                                 # more than 3 tags: slow path
+        l3 += 4 * (t1.astype(np.int64) + t2 + t3)
+        flag = np.int64(1 << 24)
+        v1 = flag | vid1
+        v2 = flag | (vid1 << 12) | vid2
+        v3 = flag | (vid2 << 12) | vid3 | (vid1 << 25)
+        vlan = np.where(t3, v3, np.where(t2, v2, np.where(t1, v1, 0)))
+        allzero = (vid1 == 0) & (~t2 | (vid2 == 0)) & (~t3 | (vid3 == 0))
+        vlan[allzero] = 0
+    bcast = (H[:, :6] == 255).all(axis=1)
+    return et, l3, vlan, bcast
+
+
+def _classify(et: np.ndarray, l3: np.ndarray, c: np.ndarray):
+    cls = _ETCLASS[et]
+    full = c >= l3
+    kind = np.where(full & (cls == 1), 4, np.where(full & (cls == 2), 6, 0)).astype(np.int8)
+    nonip = full & (cls == 3)
+    return kind, nonip
+
+
+def _link(ltv: int, H: np.ndarray, c: np.ndarray):
+    """Link layer of frames of one link type: (kind, l3, vlan, bcast, nonip).
+
+    ``kind``: 4 / 6 IP version expected, 9 version from the first nibble, 0 slow path.
+    """
+    m = len(c)
+    zeros_b = np.zeros(m, bool)
+    zeros_i = np.zeros(m, np.int64)
+    if ltv == 1:
+        et, l3, vlan, bcast = _link_ether(H, c)
+        kind, nonip = _classify(et, l3, c)
+        return kind, l3, vlan, bcast, nonip
+    if ltv == 113:
+        l3 = np.full(m, 16, np.int64)
+        kind, nonip = _classify(_be(H, 14, ">u2").astype(np.int32), l3, c)
+        return kind, l3, zeros_i, _be(H, 0, ">u2") == 1, nonip
+    if ltv == 276:
+        l3 = np.full(m, 20, np.int64)
+        kind, nonip = _classify(_be(H, 0, ">u2").astype(np.int32), l3, c)
+        return kind, l3, zeros_i, H[:, 10] == 1, nonip
+    if ltv in (0, 108):
+        h0, h1, h2, h3 = H[:, 0], H[:, 1], H[:, 2], H[:, 3]
+        good = (h1 == 0) & (h2 == 0) & ((h0 == 0) | (h3 == 0)) & (c >= 4)
+        kind = np.where(good, _FAM[h0 | h3], 0).astype(np.int8)
+        return kind, np.full(m, 4, np.int64), zeros_i, zeros_b, zeros_b
+    v = {228: 4, 229: 6}.get(ltv, 9)
+    return np.full(m, v, np.int8), zeros_i, zeros_i, zeros_b, zeros_b
+
+
+def _chunk(b, nb, W2, W3, W4, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
+    m = len(o)
+    e = s + m
+    v2 = o <= nb - _W2
+    H = W2[np.where(v2, o, 0)]
+    if ltv is not None:
+        kind, l3, vlan, bcast, nonip = _link(ltv, H, c)
+    else:
+        kind = np.zeros(m, np.int8)
+        l3 = np.zeros(m, np.int64)
+        vlan = np.zeros(m, np.int64)
+        bcast = np.zeros(m, bool)
+        nonip = np.zeros(m, bool)
+        for x in lts:
+            g = np.flatnonzero(rows & (L == x))
+            if not len(g):
+                continue
+            r = _link(x, H[g], c[g])
+            kind[g], l3[g], vlan[g], bcast[g], nonip[g] = r
+        kind[~rows] = 0
+        nonip &= rows
+    kind[~v2] = 0
+    nonip &= v2
+    nonip_mask[s:e] = nonip
+
+    # ---- IP header
+    a3 = o + l3
+    ipm = (kind != 0) & (a3 <= nb - _W3)
+    G = W3[np.where(ipm, a3, 0)]
+    g0 = G[:, 0]
+    ver = g0 >> 4
+    kind = np.where(kind == 9, ver, kind)
+    is4 = ipm & (kind == 4) & (ver == 4)
+    is6 = ipm & (kind == 6) & (ver == 6)
+    l3cap = c - l3
+    any6 = bool(is6.any())
+    any4 = bool(is4.any())
+    if any4:
+        ihl = (g0 & 15).astype(np.int64) << 2
+        tot = _be(G, 2, ">u2").astype(np.int64)
+        frag = _be(G, 6, ">u2")
+        proto4 = G[:, 9]
+        is4 &= (ihl >= 20) & (l3cap >= ihl) & (tot >= ihl) & ((frag & 0x3FFF) == 0) \
+            & ~_V4_SLOW[proto4]
+    if any6:
+        plen6 = _be(G, 4, ">u2").astype(np.int64)
+        nh = G[:, 6]
+        is6 &= (l3cap >= 40) & (plen6 > 0) & ~_V6_SLOW[nh]
+    if any4 and any6:
+        proto = np.where(is6, nh, proto4)
+        l4 = np.where(is6, 40, ihl)
+        ip_len = np.where(is6, 40 + plen6, tot)
+    elif any6:
+        proto, l4, ip_len = nh, np.full(m, 40, np.int64), 40 + plen6
+    elif any4:
+        proto, l4, ip_len = proto4, ihl, tot
+    else:
+        return
+    ok = is4 | is6
+    ip_pl = ip_len - l4
+    a4 = a3 + l4
+    l4cap = l3cap - l4
+
+    # ---- transport header
+    if not any6 and bool((l4[ok] == 20).all()):
+        T = G[:, 20:40]
+    elif not any4:
+        T = G[:, 40:60]
+    else:
+        v4 = a4 <= nb - _W4
+        ok &= v4
+        T = W4[np.where(ok, a4, 0)]
+    tcp = ok & (proto == 6)
+    udp = ok & (proto == 17)
+    icmp = ok & ((proto == 1) | (proto == 58))
+    sport = _be(T, 0, ">u2").astype(np.int32)
+    dport = _be(T, 2, ">u2").astype(np.int32)
+    doff = (T[:, 12] >> 4).astype(np.int64) << 2
+    ulen = _be(T, 4, ">u2").astype(np.int64)
+    tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
+    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == L2TP_PORT)
+                     | (sport == L2TP_PORT))
+    icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
+    ok &= ~(tcp_bad | udp_bad | icmp_bad)
+    tcp &= ok
+    udp &= ok
+    icmp &= ok
+    ports = tcp | udp
+    plen = np.where(tcp, ip_pl - doff,
+                    np.where(udp, np.where((ulen >= 8) & (ulen <= ip_pl), ulen - 8, ip_pl - 8),
+                             np.where(icmp, ip_pl - 8, ip_pl)))
+    hoff = np.where(tcp, doff, np.where(udp | icmp, 8, 0))
+    ploff = a4 + hoff
+    plcap = np.minimum(plen, o + c - ploff)
+    has = plcap > 0
+
+    sl = slice(s, e)
+    out["vlan"][sl] = vlan
+    out["ipver"][sl] = np.where(is6, 6, 4)
+    if any6:
+        out["src_hi"][sl] = np.where(is6, _be(G, 8, ">u8"), 0)
+        out["dst_hi"][sl] = np.where(is6, _be(G, 24, ">u8"), 0)
+        lo_s, lo_d = _be(G, 16, ">u8"), _be(G, 32, ">u8")
+        if any4:
+            lo_s = np.where(is6, lo_s, np.uint64(0xFFFF_0000_0000) | _be(G, 12, ">u4"))
+            lo_d = np.where(is6, lo_d, np.uint64(0xFFFF_0000_0000) | _be(G, 16, ">u4"))
+        out["src_lo"][sl] = lo_s
+        out["dst_lo"][sl] = lo_d
+    else:
+        out["src_hi"][sl] = 0
+        out["dst_hi"][sl] = 0
+        out["src_lo"][sl] = np.uint64(0xFFFF_0000_0000) | _be(G, 12, ">u4")
+        out["dst_lo"][sl] = np.uint64(0xFFFF_0000_0000) | _be(G, 16, ">u4")
+    out["proto"][sl] = proto
+    out["sport"][sl] = np.where(ports, sport, -1)
+    out["dport"][sl] = np.where(ports, dport, -1)
+    out["icmp_type"][sl] = np.where(icmp, T[:, 0].astype(np.int16), -1)
+    out["icmp_code"][sl] = np.where(icmp, T[:, 1].astype(np.int16), -1)
+    out["tcp_flags"][sl] = np.where(tcp, (T[:, 12] & 1).astype(np.uint16) << 8 | T[:, 13], 0)
+    out["seq"][sl] = np.where(tcp, _be(T, 4, ">u4"), 0)
+    out["ack"][sl] = np.where(tcp, _be(T, 8, ">u4"), 0)
+    ip_id = _be(G, 4, ">u2").astype(np.int32)
+    out["ip_id"][sl] = np.where(is6, -1, ip_id) if any6 else ip_id
+    out["ip_len"][sl] = ip_len
+    out["payload_len"][sl] = plen
+    out["pl_off"][sl] = np.where(has, ploff, -1)
+    out["pl_cap"][sl] = np.where(has, plcap, 0)
+    out["l2_bcast"][sl] = bcast
+    has_row[sl] = ok
