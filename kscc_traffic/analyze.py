@@ -1,0 +1,132 @@
+"""The whole pipeline: capture file(s) -> classified flow table."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .capture.decode import decode
+from .capture.files import read_frames
+from .capture.stats import ReadStats
+from .classify import CLASS_COLUMNS, classify
+from .flows import FLOW_COLUMNS, build_flows
+from .inspect import APP_COLUMNS, inspect_flows
+from .names import NAME_COLUMNS, assign_names
+from .rules import RuleSet, load_rules
+from .unreachable import attach, find_errors
+
+#: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
+COLUMNS: dict[str, tuple[str, str, str]] = {
+    **FLOW_COLUMNS, **APP_COLUMNS, **NAME_COLUMNS, **CLASS_COLUMNS,
+    "capture": ("object", "", "file name of the capture the flow was read from"),
+}
+
+WELL_KNOWN_LIMIT = 1024
+
+
+@dataclass
+class Analysis:
+    """Result of analysing captures: the flow table, reader statistics per capture."""
+
+    flows: pd.DataFrame
+    stats: dict[str, ReadStats] = field(default_factory=dict)
+    duplicates: int = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for s in self.stats.values() for w in s.warnings]
+
+
+def _server_port_fn(rules: RuleSet):
+    """``f(proto, port) -> bool array``: the port is documented by a rule or is well known."""
+    ranges = [(6 if r.transport == "tcp" else 17, r.port_lo, r.port_hi) for r in rules.rules]
+
+    def server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
+        out = (port >= 0) & (port < WELL_KNOWN_LIMIT)
+        for p, lo, hi in ranges:
+            out |= (proto == p) & (port >= lo) & (port <= hi)
+        return out
+
+    return server_port
+
+
+def analyze_packets(packets, rules: RuleSet, name: str = "") -> tuple[pd.DataFrame, int]:
+    """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
+    duplicated frames dropped."""
+    errors = find_errors(packets)
+    exclude = np.zeros(len(packets), bool)
+    exclude[[e.row for e in errors]] = True
+    ft = build_flows(packets, _server_port_fn(rules), exclude=exclude, seed=name)
+    flows, answers = inspect_flows(ft)
+    flows, unmatched = attach(flows, errors)
+    if unmatched:
+        # errors quoting a flow we never saw stay visible as ICMP flows of their own
+        only = np.ones(len(packets), bool)
+        only[[e.row for e in unmatched]] = False
+        extra = build_flows(packets, exclude=only, seed=name + "#icmp").flows
+        flows = pd.concat([flows, extra], ignore_index=True)
+        flows = flows.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    flows = assign_names(flows, answers)
+    flows = classify(flows, rules)
+    flows["capture"] = name
+    return _schema(flows), ft.duplicates
+
+
+def _schema(flows: pd.DataFrame) -> pd.DataFrame:
+    for k, (dtype, _, _) in COLUMNS.items():
+        if k not in flows:
+            flows[k] = pd.Series(dtype=dtype) if len(flows) == 0 else ("" if dtype == "object" else 0)
+        if dtype == "object":
+            flows[k] = flows[k].fillna("").astype(object)
+        else:
+            flows[k] = flows[k].astype(dtype)
+    return flows[list(COLUMNS)]
+
+
+def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None) -> Analysis:
+    """Analyse one capture file.
+
+    :raises kscc_traffic.errors.CaptureError: the file is missing, not a capture, or its header is
+        cut (damage after the header only adds warnings to ``Analysis.stats``).
+    """
+    rules = rules or load_rules()
+    frames = read_frames(path)
+    packets = decode(frames)
+    name = Path(path).name
+    flows, dups = analyze_packets(packets, rules, name)
+    stats = packets.stats
+    if dups:
+        stats.warn(f"{name}: {dups} duplicated frame{'s' if dups != 1 else ''} counted once")
+    return Analysis(flows, {str(path): stats}, dups)
+
+
+def analyze_files(paths, rules: RuleSet | None = None) -> Analysis:
+    """Analyse several captures; their flows are concatenated (column ``capture`` names each)."""
+    rules = rules or load_rules()
+    parts, stats, dups = [], {}, 0
+    for p in paths:
+        a = analyze_file(p, rules)
+        parts.append(a.flows)
+        stats.update(a.stats)
+        dups += a.duplicates
+    flows = pd.concat(parts, ignore_index=True) if parts else _schema(pd.DataFrame())
+    return Analysis(flows, stats, dups)
+
+
+def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet | None = None) -> pd.DataFrame:
+    """Analyse capture(s) and return the classified flow table.
+
+    :param path: a pcap/pcapng file, or a list of them.
+    :param rules: a rules file, a loaded :class:`RuleSet`, or None for the bundled KSC Cloud rules.
+    :returns: DataFrame, one row per flow, columns :data:`COLUMNS` (Zeek conn.log names: ``ts``
+        float epoch seconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets; plus
+        ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…).
+    :raises kscc_traffic.errors.CaptureError: a file cannot be read at all.
+    :raises kscc_traffic.errors.RulesError: the rules file is invalid.
+    """
+    rs = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    return analyze_files(paths, rs).flows

@@ -1,0 +1,137 @@
+"""The ``kscc-traffic`` command line. Thin: each command calls the library once and maps our
+exceptions to exit codes here, and only here.
+
+Exit status: 0 nothing blocked or unexpected; 1 something is; 2 the input is unusable (missing
+file, not a capture, bad rules file) — with a one-line ``Error: …`` on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import KsccTrafficError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Check captured traffic against the ports KSC Cloud Console documents.")
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
+
+
+class Format(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _fail(message: str) -> "typer.Exit":
+    err.print(f"Error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(EXIT_UNUSABLE)
+
+
+@app.command()
+def analyze(
+    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    lenient: bool = typer.Option(False, "--lenient",
+                                 help="skip captures that cannot be read at all (warning) instead of exit 2"),
+) -> None:
+    """Analyse captures: flows, documented purposes, verdicts."""
+    from .analyze import Analysis, analyze_file
+    from .report import print_table, write_csv, write_jsonl
+    from .rules import load_rules
+
+    try:
+        ruleset = load_rules(rules)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+    import pandas as pd
+
+    parts, stats = [], {}
+    for path in captures:
+        try:
+            if not path.exists():
+                raise KsccTrafficError(f"{path}: no such file")
+            if path.is_dir():
+                raise KsccTrafficError(f"{path}: is a directory, not a capture file")
+            a = analyze_file(path, ruleset)
+        except (KsccTrafficError, OSError) as e:
+            msg = str(e) if isinstance(e, KsccTrafficError) else f"{path}: {e.strerror or e}"
+            if lenient:
+                err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
+                continue
+            raise _fail(msg)
+        except Exception as e:  # a bug of ours: say so in one line, never a traceback
+            msg = f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture"
+            if lenient:
+                err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
+                continue
+            raise _fail(msg)
+        parts.append(a.flows)
+        stats.update(a.stats)
+    if not parts:
+        raise _fail("no capture could be read")
+    result = Analysis(pd.concat(parts, ignore_index=True), stats)
+    for w in result.warnings:
+        err.print(f"Warning: {w}", markup=False, soft_wrap=True)
+    flows = result.flows
+
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if format is Format.jsonl:
+            write_jsonl(flows, out)
+        elif format is Format.csv:
+            write_csv(flows, out)
+        else:
+            console = Console(file=out) if output else Console()
+            print_table(flows, ruleset, console)
+    finally:
+        if output:
+            out.close()
+    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+
+
+@app.command("rules")
+def rules_cmd(
+    bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS and ICMP"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
+) -> None:
+    """List the documented purposes (or print a BPF capture filter for them)."""
+    from rich.table import Table
+
+    from .rules import bpf_filter, load_rules
+
+    try:
+        ruleset = load_rules(rules)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+    if bpf:
+        typer.echo(bpf_filter(ruleset))
+        return
+    t = Table(title=f"{len(ruleset.rules)} documented purposes")
+    for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
+        t.add_column(col, overflow="fold")
+    for r in ruleset.rules:
+        t.add_row(r.id, r.section, r.transport, r.port_text, r.app_protocol, r.opener,
+                  r.host_mask or "-", r.purpose + (f" ({r.condition})" if r.condition else ""))
+    Console().print(t)
+
+
+def main() -> None:
+    """Console-script entry point: never lets a traceback reach the user for our own errors."""
+    try:
+        app()
+    except KsccTrafficError as e:  # pragma: no cover - commands map these already
+        err.print(f"Error: {e}", markup=False)
+        sys.exit(EXIT_UNUSABLE)
+    except KeyboardInterrupt:
+        err.print("Interrupted", markup=False)
+        sys.exit(130)

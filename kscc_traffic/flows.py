@@ -1,0 +1,434 @@
+"""Packets -> bidirectional flows (connections), with Zeek conn.log columns.
+
+A flow is keyed by the 5-tuple (plus the VLAN stack) in both directions. Within one key, a new flow
+starts at a SYN whose sequence number differs from the key's previous SYN (port reuse) and after
+an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
+ICMP 1 min).
+
+The originator is, in this order: the sender of the flow's first SYN; the receiver of its first
+SYN-ACK; for flows whose start was not captured, the side whose port is not a server port (a
+documented or well-known port is the responder); else the sender of the first packet.
+
+Duplicated frames (span ports, mirrored twice: same direction, same IP id, same TCP seq/ack/flags
+and lengths, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
+``FlowTable.duplicates``.
+
+Everything here works on whole columns (numpy); no Python object per packet.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .capture.packets import Packets
+
+TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+#: inactivity timeouts in nanoseconds, by IP protocol (Zeek's tcp/udp/icmp_inactivity_timeout)
+IDLE_TIMEOUT_NS = {TCP: 300 * 10**9, UDP: 60 * 10**9, ICMP: 60 * 10**9, ICMP6: 60 * 10**9}
+DEFAULT_IDLE_NS = 60 * 10**9
+#: two identical frames closer than this are one packet seen twice (IPv4 with a non-zero IP id)
+DUP_WINDOW_NS = 50_000_000
+#: ... and without an IP id to compare (IPv6, or IPv4 id 0)
+DUP_WINDOW_NOID_NS = 1_000_000
+
+PROTO_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "icmp", 132: "sctp", 47: "gre",
+               50: "esp", 51: "ah", 2: "igmp", 89: "ospf", 112: "vrrp"}
+
+#: name -> (dtype, unit, meaning) of every column of the flow table, in output order
+FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "ts": ("float64", "s, epoch", "time of the flow's first packet"),
+    "uid": ("object", "", "unique flow id, stable for the same capture ('C' + 17 base62)"),
+    "orig_h": ("object", "", "originator address (the side that opened the flow)"),
+    "orig_p": ("int64", "", "originator port; ICMP: type of the first message; -1 when unknown"),
+    "resp_h": ("object", "", "responder address"),
+    "resp_p": ("int64", "", "responder port; ICMP: code of the first message; -1 when unknown"),
+    "proto": ("object", "", "transport: tcp, udp, icmp, or another IP protocol name/number"),
+    "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, or ''"),
+    "duration": ("float64", "s", "last packet time minus first packet time"),
+    "orig_pkts": ("int64", "packets", "packets from the originator (duplicates excluded)"),
+    "orig_bytes": ("int64", "bytes", "transport payload bytes from the originator"),
+    "resp_pkts": ("int64", "packets", "packets from the responder"),
+    "resp_bytes": ("int64", "bytes", "transport payload bytes from the responder"),
+    "conn_state": ("object", "", "Zeek connection state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH)"),
+    "history": ("object", "", "Zeek history letters (upper case: originator; ^: direction inferred)"),
+    "orig_ip_bytes": ("int64", "bytes", "IP bytes from the originator (from the IP length field)"),
+    "resp_ip_bytes": ("int64", "bytes", "IP bytes from the responder"),
+    "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
+    "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
+    "partial": ("bool", "", "the flow's start (SYN or SYN-ACK) was not captured"),
+    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 destination-unreachable quoting this flow, e.g. 'port unreachable (3/3) from 203.0.113.1'"),
+    "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
+}
+
+
+@dataclass
+class FlowTable:
+    """Flows plus the per-packet mapping used by later stages.
+
+    ``flows``: DataFrame with the columns of :data:`FLOW_COLUMNS` (one row per flow).
+    ``pkt_flow``: int64 array, for each row of ``packets`` the flow row it belongs to
+    (-1: not part of any flow, e.g. an ICMP error attached elsewhere or a duplicate).
+    ``pkt_from_orig``: bool array, the packet was sent by the flow's originator.
+    ``duplicates``: number of duplicated frames dropped.
+    """
+
+    flows: pd.DataFrame
+    packets: Packets
+    pkt_flow: np.ndarray
+    pkt_from_orig: np.ndarray
+    duplicates: int = 0
+
+
+def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
+    return (port >= 0) & (port < 1024)
+
+
+def address_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """128-bit addresses (IPv4 mapped as ::ffff:a.b.c.d) -> object array of address strings."""
+    pairs = np.stack([hi, lo], axis=1) if len(hi) else np.zeros((0, 2), np.uint64)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    texts = []
+    for h, l in uniq:
+        h, l = int(h), int(l)
+        if h == 0 and (l >> 32) == 0xFFFF:
+            texts.append(str(ipaddress.IPv4Address(l & 0xFFFFFFFF)))
+        else:
+            texts.append(str(ipaddress.IPv6Address((h << 64) | l)))
+    return np.array(texts, dtype=object)[inv.reshape(-1)] if len(hi) else np.zeros(0, object)
+
+
+def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.ndarray:
+    """unicast / broadcast / multicast for each packet destination."""
+    v4 = (dst_hi == 0) & ((dst_lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    a4 = (dst_lo & np.uint64(0xFFFFFFFF)).astype(np.uint64)
+    first = a4 >> np.uint64(24)
+    mc4 = v4 & (first >= 224) & (first <= 239)
+    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast | ((a4 & np.uint64(0xFF)) == np.uint64(0xFF)))
+    mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
+    out = np.full(len(dst_hi), "unicast", dtype=object)
+    out[bc4 & ~mc4] = "broadcast"
+    out[mc4 | mc6] = "multicast"
+    return out
+
+
+def _uid(seed: str, first_frames: np.ndarray) -> list[str]:
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = []
+    for f in first_frames.tolist():
+        n = int.from_bytes(hashlib.blake2b(f"{seed}:{f}".encode(), digest_size=13).digest(), "big")
+        s = []
+        for _ in range(17):
+            n, r = divmod(n, 62)
+            s.append(alphabet[r])
+        out.append("C" + "".join(s))
+    return out
+
+
+def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
+    """Boolean array: row i starts a new run of equal keys (rows already sorted by key)."""
+    n = len(sorted_key[0])
+    start = np.zeros(n, bool)
+    if n:
+        start[0] = True
+        for k in sorted_key:
+            start[1:] |= k[1:] != k[:-1]
+    return start
+
+
+def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                exclude: np.ndarray | None = None, seed: str = "") -> FlowTable:
+    """Assemble bidirectional flows from decoded packets.
+
+    :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
+    :param server_port: ``f(proto, port) -> bool array`` telling whether a port is a server port
+        (documented by the rules, or well known); used to orient flows whose start was not seen.
+        Default: ports below 1024.
+    :param exclude: boolean mask of packets to leave out of flows (e.g. ICMP errors that are
+        attached to the flow they quote).
+    :param seed: text mixed into the flow uids (the capture's name), so uids differ per capture.
+    :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
+        time order of the first packet. An empty input gives an empty frame with the full schema.
+    """
+    server_port = server_port or _default_server_port
+    n = len(packets)
+    pkt_flow = np.full(n, -1, np.int64)
+    pkt_from_orig = np.zeros(n, bool)
+    c = packets.cols
+    use = np.ones(n, bool) if exclude is None else ~exclude
+    idx = np.nonzero(use)[0]
+    if len(idx) == 0:
+        return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0)
+
+    proto = c["proto"][idx].astype(np.int64)
+    sh, sl, dh, dl = c["src_hi"][idx], c["src_lo"][idx], c["dst_hi"][idx], c["dst_lo"][idx]
+    sp, dp = c["sport"][idx].astype(np.int64), c["dport"][idx].astype(np.int64)
+    vlan = c["vlan"][idx]
+    ts = c["ts_ns"][idx]
+    flags = c["tcp_flags"][idx].astype(np.int64)
+    seq = c["seq"][idx]
+    is_tcp = proto == TCP
+
+    # canonical endpoint order: A is the lexicographically smaller (addr, port)
+    src_first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
+    a_hi = np.where(src_first, sh, dh)
+    a_lo = np.where(src_first, sl, dl)
+    b_hi = np.where(src_first, dh, sh)
+    b_lo = np.where(src_first, dl, sl)
+    a_p = np.where(src_first, sp, dp)
+    b_p = np.where(src_first, dp, sp)
+
+    order = np.lexsort((c["frame"][idx], ts, b_p, a_p, b_lo, b_hi, a_lo, a_hi, proto, vlan))
+    key = [vlan[order], proto[order], a_hi[order], a_lo[order], b_hi[order], b_lo[order],
+           a_p[order], b_p[order]]
+    key_start = _group_starts(key)
+    o_ts = ts[order]
+    o_flags = flags[order]
+    o_tcp = is_tcp[order]
+    o_seq = seq[order]
+    o_src_first = src_first[order]
+
+    # duplicates: same key and direction and header fields as the previous row, very close in time
+    dup = np.zeros(len(order), bool)
+    if len(order) > 1:
+        same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
+        ip_id = c["ip_id"][idx][order]
+        for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type"):
+            v = c[col][idx][order]
+            same &= v[1:] == v[:-1]
+        dt = o_ts[1:] - o_ts[:-1]
+        has_id = ip_id[1:] > 0
+        same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        dup[1:] = same
+    # a duplicate never starts or splits anything: drop it now
+    keep = ~dup
+    order, key_start0 = order[keep], key_start[keep]
+    # recompute key starts on kept rows (a dropped row never starts a key, so starts survive)
+    key_start = key_start0
+    o_ts, o_flags, o_tcp, o_seq, o_src_first = (o_ts[keep], o_flags[keep], o_tcp[keep],
+                                                o_seq[keep], o_src_first[keep])
+    o_proto = proto[order]
+
+    # split keys into flows: idle gap, or a new SYN (different ISN) on a used 5-tuple
+    new_flow = key_start.copy()
+    if len(order) > 1:
+        timeout = np.full(len(order), DEFAULT_IDLE_NS, np.int64)
+        for p, t in IDLE_TIMEOUT_NS.items():
+            timeout[o_proto == p] = t
+        gap = np.zeros(len(order), bool)
+        gap[1:] = (o_ts[1:] - o_ts[:-1]) > timeout[1:]
+        new_flow |= gap
+        syn_only = o_tcp & ((o_flags & (SYN | ACK)) == SYN)
+        si = np.nonzero(syn_only)[0]
+        if len(si) > 1:
+            key_id = np.cumsum(key_start) - 1
+            same_key = key_id[si[1:]] == key_id[si[:-1]]
+            new_isn = o_seq[si[1:]] != o_seq[si[:-1]]
+            # the SYN starts a new connection only if the earlier one got somewhere (answered,
+            # reset or closed) or if its direction differs; a retransmission keeps the ISN
+            new_flow[si[1:][same_key & new_isn]] = True
+    flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
+    nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
+    starts = np.nonzero(new_flow)[0]
+
+    # orientation per flow: first SYN sender, else first SYN-ACK receiver, else port heuristics
+    syn_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == SYN))[0]
+    synack_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == (SYN | ACK)))[0]
+    orig_is_a = np.zeros(nflows, bool)
+    decided = np.zeros(nflows, bool)
+    has_syn = np.zeros(nflows, bool)
+    has_synack = np.zeros(nflows, bool)
+    if len(syn_rows):
+        f, first = np.unique(flow_of[syn_rows], return_index=True)
+        orig_is_a[f] = o_src_first[syn_rows[first]]
+        decided[f] = True
+        has_syn[f] = True
+    if len(synack_rows):
+        f, first = np.unique(flow_of[synack_rows], return_index=True)
+        has_synack[f] = True
+        m = ~decided[f]
+        orig_is_a[f[m]] = ~o_src_first[synack_rows[first[m]]]
+        decided[f[m]] = True
+    # port heuristics for the rest
+    fa_p = a_p[order][starts]
+    fb_p = b_p[order][starts]
+    fproto = o_proto[starts]
+    first_from_a = o_src_first[starts]
+    a_srv = server_port(fproto, fa_p)
+    b_srv = server_port(fproto, fb_p)
+    fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
+    fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
+    # a broadcast/multicast address is never the originator
+    a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool)) != "unicast"
+    b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool)) != "unicast"
+    heur = first_from_a.copy()
+    heur = np.where(a_srv & ~b_srv, False, heur)
+    heur = np.where(b_srv & ~a_srv, True, heur)
+    # both or neither documented: the lower port is the server when it is < 1024 and the other not
+    both = a_srv == b_srv
+    lowa = both & (fa_p < 1024) & (fb_p >= 1024) & (fb_p >= 0)
+    lowb = both & (fb_p < 1024) & (fa_p >= 1024) & (fa_p >= 0)
+    heur = np.where(lowa, False, heur)
+    heur = np.where(lowb, True, heur)
+    heur = np.where(b_group & ~a_group, True, heur)
+    heur = np.where(a_group & ~b_group, False, heur)
+    orig_is_a = np.where(decided, orig_is_a, heur)
+
+    from_orig = o_src_first == orig_is_a[flow_of]
+
+    # per-flow aggregates
+    o_len = c["payload_len"][idx][order].astype(np.int64)
+    o_iplen = c["ip_len"][idx][order].astype(np.int64)
+    o_frame = c["frame"][idx][order]
+    ones = np.ones(len(order), np.int64)
+    orig_pkts = np.bincount(flow_of, weights=from_orig * ones, minlength=nflows).astype(np.int64)
+    resp_pkts = np.bincount(flow_of, weights=~from_orig * ones, minlength=nflows).astype(np.int64)
+    pl = np.maximum(o_len, 0)
+    orig_bytes = np.bincount(flow_of, weights=pl * from_orig, minlength=nflows).astype(np.int64)
+    resp_bytes = np.bincount(flow_of, weights=pl * ~from_orig, minlength=nflows).astype(np.int64)
+    orig_ipb = np.bincount(flow_of, weights=o_iplen * from_orig, minlength=nflows).astype(np.int64)
+    resp_ipb = np.bincount(flow_of, weights=o_iplen * ~from_orig, minlength=nflows).astype(np.int64)
+    first_ts = o_ts[starts]
+    ends = np.append(starts[1:], len(order)) - 1
+    last_ts = o_ts[ends]
+
+    # flags seen per direction
+    def _any(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(nflows, bool)
+        out[flow_of[mask]] = True
+        return out
+
+    tcp_f = o_tcp
+    syn_o = _any(tcp_f & from_orig & ((o_flags & (SYN | ACK)) == SYN))
+    synack_r = _any(tcp_f & ~from_orig & ((o_flags & (SYN | ACK)) == (SYN | ACK)))
+    fin_o = _any(tcp_f & from_orig & ((o_flags & FIN) != 0))
+    fin_r = _any(tcp_f & ~from_orig & ((o_flags & FIN) != 0))
+    rst_o = _any(tcp_f & from_orig & ((o_flags & RST) != 0))
+    rst_r = _any(tcp_f & ~from_orig & ((o_flags & RST) != 0))
+    any_r = resp_pkts > 0
+    is_tcp_flow = fproto == TCP
+
+    state = _conn_state(is_tcp_flow, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r,
+                        orig_pkts > 0)
+    history = _history(flow_of, from_orig, o_flags, o_tcp, o_len, nflows,
+                       flipped=~(first_from_a == orig_is_a))
+
+    # orient endpoints
+    o_hi = np.where(orig_is_a, fa_hi, fb_hi)
+    o_lo = np.where(orig_is_a, fa_lo, fb_lo)
+    r_hi = np.where(orig_is_a, fb_hi, fa_hi)
+    r_lo = np.where(orig_is_a, fb_lo, fa_lo)
+    o_p = np.where(orig_is_a, fa_p, fb_p)
+    r_p = np.where(orig_is_a, fb_p, fa_p)
+    # ICMP: Zeek reports type/code as the ports
+    icmp_flow = (fproto == ICMP) | (fproto == ICMP6)
+    if icmp_flow.any():
+        o_type = c["icmp_type"][idx][order][starts].astype(np.int64)
+        o_code = c["icmp_code"][idx][order][starts].astype(np.int64)
+        o_p = np.where(icmp_flow, o_type, o_p)
+        r_p = np.where(icmp_flow, o_code, r_p)
+    l2b = c["l2_bcast"][idx][order]
+    l2b_flow = np.zeros(nflows, bool)
+    l2b_flow[flow_of[l2b & from_orig]] = True
+    cast = _cast(r_hi, r_lo, l2b_flow)
+    partial = is_tcp_flow & ~(syn_o | synack_r)
+
+    flows = pd.DataFrame({
+        "ts": first_ts / 1e9,
+        "uid": _uid(seed, o_frame[starts]),
+        "orig_h": address_text(o_hi, o_lo),
+        "orig_p": o_p.astype(np.int64),
+        "resp_h": address_text(r_hi, r_lo),
+        "resp_p": r_p.astype(np.int64),
+        "proto": [PROTO_NAMES.get(int(p), str(int(p))) for p in fproto],
+        "service": "",
+        "duration": (last_ts - first_ts) / 1e9,
+        "orig_pkts": orig_pkts,
+        "orig_bytes": orig_bytes,
+        "resp_pkts": resp_pkts,
+        "resp_bytes": resp_bytes,
+        "conn_state": state,
+        "history": history,
+        "orig_ip_bytes": orig_ipb,
+        "resp_ip_bytes": resp_ipb,
+        "vlan": vlan[order][starts].astype(np.int64),
+        "cast": cast,
+        "partial": partial,
+        "icmp_unreachable": "",
+        "ts_ns": first_ts,
+    })
+    # flows in time order of their first packet
+    time_order = np.argsort(first_ts, kind="stable")
+    rank = np.empty(nflows, np.int64)
+    rank[time_order] = np.arange(nflows)
+    flows = flows.iloc[time_order].reset_index(drop=True)
+    pkt_flow[idx[order]] = rank[flow_of]
+    pkt_from_orig[idx[order]] = from_orig
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()))
+
+
+def _conn_state(is_tcp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_o) -> np.ndarray:
+    """Zeek conn_state from per-flow flag summaries (see Zeek's conn.log documentation)."""
+    n = len(is_tcp)
+    st = np.full(n, "OTH", dtype=object)
+    est = syn_o & synack_r
+    # TCP, originator SYN seen
+    st[syn_o & ~synack_r & ~any_r] = "S0"
+    st[syn_o & ~synack_r & rst_r] = "REJ"
+    st[syn_o & ~synack_r & ~rst_r & rst_o] = "RSTOS0"
+    st[syn_o & ~synack_r & ~rst_r & ~rst_o & fin_o] = "SH"
+    st[syn_o & ~synack_r & any_r & ~rst_r & ~rst_o & ~fin_o] = "OTH"
+    st[est] = "S1"
+    st[est & fin_o & fin_r] = "SF"
+    st[est & fin_o & ~fin_r] = "S2"
+    st[est & ~fin_o & fin_r] = "S3"
+    st[est & rst_o] = "RSTO"
+    st[est & rst_r & ~rst_o] = "RSTR"
+    # responder SYN-ACK without an originator SYN
+    st[~syn_o & synack_r & rst_r] = "RSTRH"
+    st[~syn_o & synack_r & ~rst_r & fin_r] = "SHR"
+    st = np.where(is_tcp, st, "OTH")
+    # UDP / other: Zeek reports S0 (originator only), SHR (responder only), SF (both)
+    udp_state = np.where(any_o & any_r, "SF", np.where(any_o, "S0", "SHR"))
+    return np.where(is_tcp, st, udp_state).astype(object)
+
+
+_LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet
+
+
+def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
+    """Zeek history: the first occurrence of each event per direction, in time order."""
+    n = len(flow_of)
+    ev = np.zeros((n, len(_LETTERS)), bool)
+    syn = (flags & SYN) != 0
+    ack = (flags & ACK) != 0
+    ev[:, 0] = is_tcp & syn & ~ack
+    ev[:, 1] = is_tcp & syn & ack
+    ev[:, 2] = is_tcp & ack & ~syn & (plen <= 0) & ((flags & (FIN | RST)) == 0)
+    ev[:, 3] = plen > 0
+    ev[:, 4] = is_tcp & ((flags & FIN) != 0)
+    ev[:, 5] = is_tcp & ((flags & RST) != 0)
+    rows, letters = np.nonzero(ev)
+    hist = ["^" if f else "" for f in flipped]
+    if len(rows):
+        code = letters + len(_LETTERS) * (~from_orig[rows]).astype(np.int64)
+        k = flow_of[rows] * (2 * len(_LETTERS)) + code
+        _, first = np.unique(k, return_index=True)
+        first.sort()  # keep time order (rows are time-ordered within a flow)
+        fl = flow_of[rows[first]]
+        cd = code[first]
+        for f, cc in zip(fl.tolist(), cd.tolist()):
+            ch = _LETTERS[cc % len(_LETTERS)]
+            hist[f] += ch if cc < len(_LETTERS) else ch.lower()
+    return np.array(hist, dtype=object)
+
+
+def empty_flows() -> pd.DataFrame:
+    """A flow table with no rows and the full :data:`FLOW_COLUMNS` schema."""
+    return pd.DataFrame({k: pd.Series(dtype=v[0]) for k, v in FLOW_COLUMNS.items()})
