@@ -40,7 +40,7 @@ class Analysis:
         return [w for s in self.stats.values() for w in s.warnings]
 
 
-def _server_port_fn(rules: RuleSet):
+def server_port_fn(rules: RuleSet):
     """``f(proto, port) -> bool array``: the port is documented by a rule or is well known."""
     ranges = [(6 if r.transport == "tcp" else 17, r.port_lo, r.port_hi) for r in rules.rules]
 
@@ -59,7 +59,7 @@ def analyze_packets(packets, rules: RuleSet, name: str = "") -> tuple[pd.DataFra
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
-    ft = build_flows(packets, _server_port_fn(rules), exclude=exclude, seed=name)
+    ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name)
     flows, answers = inspect_flows(ft)
     flows, unmatched = attach(flows, errors)
     if unmatched:

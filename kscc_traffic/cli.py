@@ -29,6 +29,14 @@ class Format(str, Enum):
     csv = "csv"
 
 
+def _console(file=None) -> Console:
+    """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
+    (rich's default of 80 would fold every table)."""
+    stream = file or sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(file=file, width=None if tty else 200)
+
+
 def _fail(message: str) -> "typer.Exit":
     err.print(f"Error: {message}", markup=False, soft_wrap=True)
     return typer.Exit(EXIT_UNUSABLE)
@@ -90,8 +98,7 @@ def analyze(
         elif format is Format.csv:
             write_csv(flows, out)
         else:
-            console = Console(file=out) if output else Console()
-            print_table(flows, ruleset, console)
+            print_table(flows, ruleset, _console(out if output else None))
     finally:
         if output:
             out.close()
@@ -122,7 +129,54 @@ def rules_cmd(
     for r in ruleset.rules:
         t.add_row(r.id, r.section, r.transport, r.port_text, r.app_protocol, r.opener,
                   r.host_mask or "-", r.purpose + (f" ({r.condition})" if r.condition else ""))
-    Console().print(t)
+    _console().print(t)
+
+
+@app.command()
+def report(
+    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+) -> None:
+    """Write ONE self-contained HTML file: readiness checklist, charts, flagged flows with what to
+    change, and a sortable, filterable flow table. Exit status as for ``analyze``."""
+    from .analyze import analyze_file
+    from .html_report import write_html
+    from .rules import load_rules
+
+    try:
+        ruleset = load_rules(rules)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+    import pandas as pd
+
+    parts, warnings = [], []
+    for path in captures:
+        try:
+            if not path.exists():
+                raise KsccTrafficError(f"{path}: no such file")
+            if path.is_dir():
+                raise KsccTrafficError(f"{path}: is a directory, not a capture file")
+            a = analyze_file(path, ruleset)
+        except KsccTrafficError as e:
+            raise _fail(str(e))
+        except OSError as e:
+            raise _fail(f"{path}: {e.strerror or e}")
+        except Exception as e:  # a bug of ours: one line, never a traceback
+            raise _fail(f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+        parts.append(a.flows)
+        warnings.extend(a.warnings)
+    flows = pd.concat(parts, ignore_index=True)
+    for w in warnings:
+        err.print(f"Warning: {w}", markup=False, soft_wrap=True)
+    try:
+        write_html(html, flows, ruleset, captures=captures, warnings=warnings)
+    except OSError as e:
+        raise _fail(f"{html}: cannot write the report ({e.strerror or e})")
+    except Exception as e:  # a bug of ours
+        raise _fail(f"{html}: internal error while writing the report ({type(e).__name__}: {e})")
+    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
 
 def main() -> None:

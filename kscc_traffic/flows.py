@@ -62,7 +62,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "resp_ip_bytes": ("int64", "bytes", "IP bytes from the responder"),
     "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
-    "partial": ("bool", "", "the flow's start (SYN or SYN-ACK) was not captured"),
+    "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
     "icmp_unreachable": ("object", "", "ICMP/ICMPv6 destination-unreachable quoting this flow, e.g. 'port unreachable (3/3) from 203.0.113.1'"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
 }
@@ -337,7 +337,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
     cast = _cast(r_hi, r_lo, l2b_flow)
-    partial = is_tcp_flow & ~(syn_o | synack_r)
+    partial = is_tcp_flow & ~syn_o  # the originator's SYN was not captured
 
     flows = pd.DataFrame({
         "ts": first_ts / 1e9,

@@ -1,0 +1,120 @@
+"""The command line: exit codes, one-line errors, output formats, through the real entry point."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, shared_corpus
+
+SAMPLES = ROOT / "samples" / "captures"
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_blocked_capture_exits_1_with_a_checklist():
+    p = run("analyze", SAMPLES / "blocked_agent.pcap")
+    assert p.returncode == 1, p.stderr
+    assert "Readiness checklist" in p.stdout
+    assert "Traceback" not in p.stderr
+    # every documented purpose is listed with a status
+    for rule_id in ("agent_connection", "activation", "klsctunnel", "dp_ksn_proxy_udp"):
+        assert rule_id in p.stdout
+    assert "no_answer" in p.stdout and "rejected" in p.stdout
+
+
+def test_clean_capture_exits_0():
+    p = run("analyze", SAMPLES / "baseline_agent.pcap")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_jsonl_has_one_object_per_flow_with_all_columns(tmp_path):
+    from kscc_traffic import COLUMNS
+    out = tmp_path / "flows.jsonl"
+    p = run("analyze", SAMPLES / "blocked_agent.pcap", "--format", "jsonl", "--output", out)
+    assert p.returncode == 1
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows and all(list(r) == list(COLUMNS) for r in rows)
+    verdicts = {(r["resp_p"], r["verdict"], r["reason"]) for r in rows if r["proto"] == "tcp"}
+    assert (27201, "blocked", "no_answer") in verdicts
+    assert (29201, "blocked", "rejected") in verdicts
+
+
+def test_csv_output_parses():
+    p = run("analyze", SAMPLES / "baseline_agent.pcap", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert {r["purpose"] for r in rows} >= {"agent_connection", "discovery", "ksn", "cert_check"}
+
+
+@pytest.mark.parametrize("make,expect", [
+    (lambda d: d / "missing.pcap", "no such file"),
+    (lambda d: (d / "notes.txt").write_text("hello, not a capture\n") and d / "notes.txt", "not a pcap"),
+    (lambda d: (d / "empty.pcap").write_bytes(b"") or d / "empty.pcap", "empty"),
+    (lambda d: d, "is a directory"),
+])
+def test_unusable_input_exits_2_with_one_line(tmp_path, make, expect):
+    p = run("analyze", make(tmp_path))
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), p.stderr
+    assert expect in lines[0].lower()
+
+
+def test_bad_rules_file_exits_2_naming_file_rule_and_field(tmp_path):
+    bad = tmp_path / "rules.toml"
+    bad.write_text('[meta]\nname = "x"\nversion = "1"\nsource = "test"\n\n[[rule]]\nid = "ksn"\nsection = "§A"\n'
+                   'transport = "tcp"\nports = 70000\napp_protocol = "tcp"\nopener = "client_to_cloud"\n'
+                   'cast = "unicast"\npurpose = "p"\npurpose_de = "p"\nfix = "f"\n')
+    p = run("analyze", SAMPLES / "baseline_agent.pcap", "--rules", bad)
+    assert p.returncode == 2
+    line = p.stderr.strip()
+    assert "\n" not in line and "rules.toml" in line and "'ksn'" in line and "ports" in line
+
+
+def test_lenient_skips_unreadable_files(tmp_path):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"\x00" * 64)
+    p = run("analyze", junk, SAMPLES / "baseline_agent.pcap", "--lenient")
+    assert p.returncode == 0, p.stderr
+    assert "Warning: skipped" in p.stderr and "junk.pcap" in p.stderr
+
+
+def test_rules_list_and_bpf():
+    p = run("rules")
+    assert p.returncode == 0
+    for rule_id in ("agent_connection", "mobile_connection", "cert_check", "dp_ksn_proxy_https"):
+        assert rule_id in p.stdout
+    bpf = run("rules", "--bpf")
+    assert bpf.returncode == 0
+    assert "portrange 23100-23199" in bpf.stdout and "port 53" in bpf.stdout and "icmp6" in bpf.stdout
+
+
+def test_every_public_capture_is_analysed_without_traceback():
+    """The shared public captures (other link types, tunnels, damaged files) in one run each:
+    exit 0 or 1, never a traceback, and a warning naming what was skipped for the damaged ones."""
+    public = shared_corpus("public")
+    damaged = {"bad_huge-caplen.pcap", "cut-mid-record_dns.pcap", "radiotap_cut-short.pcap",
+               "bad_pcapng-shb-option-too-long.pcapng"}
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    runner = CliRunner()
+    seen = 0
+    for cap in sorted(public.glob("*.pcap*")):
+        # in-process (one interpreter for all files); an exception would propagate and fail here
+        p = runner.invoke(app, ["analyze", str(cap), "--format", "jsonl"], catch_exceptions=False)
+        assert p.exit_code in (0, 1), f"{cap.name}: exit {p.exit_code}: {p.stderr[-300:]}"
+        assert "internal error" not in p.stderr, f"{cap.name}: {p.stderr}"
+        for line in p.stdout.splitlines():
+            json.loads(line)
+        if cap.name in damaged:
+            assert "skipped" in p.stderr and "offset" in p.stderr, f"{cap.name}: {p.stderr}"
+        seen += 1
+    assert seen >= 40

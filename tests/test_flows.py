@@ -1,0 +1,162 @@
+"""Flows: 5-tuple assembly, originator, Zeek conn_state/history, duplicates, port reuse, casts."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("scapy")
+from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402
+from scapy.layers.inet6 import IPv6, ICMPv6DestUnreach  # noqa: E402
+
+from kscc_traffic import build_flows, decode, load_rules, read_frames  # noqa: E402
+from kscc_traffic.analyze import server_port_fn  # noqa: E402
+from pcapbuild import eth, pcap_bytes, tcp_session, udp  # noqa: E402
+
+C, S = ("192.0.2.10", 50000), ("203.0.113.10", 23101)
+
+
+SERVER_PORT = server_port_fn(load_rules())
+
+
+def flows_of(records, **kw):
+    kw.setdefault("server_port", SERVER_PORT)
+    return build_flows(decode(read_frames(pcap_bytes(records))), **kw).flows
+
+
+def syn(t, seq=1000, src=C, dst=S):
+    return (t, eth(IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], flags="S", seq=seq)))
+
+
+def from_server(t, flags, seq=5000, ack=1001, src=S, dst=C):
+    return (t, eth(IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack)))
+
+
+def test_full_session_is_sf_with_zeek_history():
+    f = flows_of(tcp_session(C, S, c_data=b"hello", s_data=b"world!"))
+    assert len(f) == 1
+    r = f.iloc[0]
+    assert (r.orig_h, r.orig_p, r.resp_h, r.resp_p, r.proto) == ("192.0.2.10", 50000, "203.0.113.10", 23101, "tcp")
+    assert r.conn_state == "SF"
+    assert r.history == "ShADdFf"  # the server never sent a pure ACK
+    assert (r.orig_pkts, r.orig_bytes, r.resp_pkts, r.resp_bytes) == (5, 5, 3, 6)
+    assert r.orig_ip_bytes == 4 * 40 + 45
+    assert r.duration == pytest.approx(0.07)
+    assert not r.partial
+
+
+def test_retransmitted_syns_are_one_s0_flow():
+    f = flows_of([syn(0.0), syn(1.0), syn(3.0), syn(7.0)])
+    assert len(f) == 1
+    assert (f.conn_state[0], f.history[0], f.orig_pkts[0], f.resp_pkts[0]) == ("S0", "S", 4, 0)
+    assert f.duration[0] == pytest.approx(7.0)
+
+
+def test_syn_answered_by_rst_is_rej():
+    f = flows_of([syn(0.0), from_server(0.001, "RA", seq=0)])
+    assert (f.conn_state[0], f.history[0]) == ("REJ", "Sr")
+
+
+def test_lone_rst_is_not_a_rejected_connection():
+    f = flows_of([from_server(0.0, "R", seq=77, ack=0)])
+    assert len(f) == 1
+    assert f.conn_state[0] == "OTH"
+    # the documented port is the responder, so the RST came from the responder
+    assert (f.resp_p[0], f.history[0]) == (23101, "^r")
+
+
+def test_lone_syn_ack_makes_the_receiver_the_originator():
+    f = flows_of([from_server(0.0, "SA")])
+    assert (f.orig_h[0], f.orig_p[0], f.resp_p[0]) == ("192.0.2.10", 50000, 23101)
+    assert f.conn_state[0] == "OTH"
+    assert f.history[0] == "^h"
+
+
+def test_midstream_flow_orients_by_the_documented_port_and_is_partial():
+    # first packet seen is the server's data: the capture started mid-connection
+    recs = [(0.0, eth(IP(src=S[0], dst=C[0]) / TCP(sport=S[1], dport=C[1], flags="PA", seq=9, ack=5) / b"abc")),
+            (0.1, eth(IP(src=C[0], dst=S[0]) / TCP(sport=C[1], dport=S[1], flags="A", seq=5, ack=12)))]
+    f = flows_of(recs)
+    assert (f.orig_h[0], f.resp_p[0], f.conn_state[0], bool(f.partial[0])) == ("192.0.2.10", 23101, "OTH", True)
+    assert f.history[0] == "^dA"
+    assert (f.orig_bytes[0], f.resp_bytes[0]) == (0, 3)
+
+
+def test_new_syn_on_a_closed_tuple_starts_a_new_flow():
+    first = tcp_session(C, S, t0=0.0, isn_c=1000)
+    second = tcp_session(C, S, t0=10.0, isn_c=900000)
+    f = flows_of(first + second)
+    assert len(f) == 2
+    assert list(f.conn_state) == ["SF", "SF"]
+    assert list(f.orig_pkts) == [4, 4]
+
+
+def test_duplicated_frames_count_once():
+    sess = tcp_session(C, S, c_data=b"x" * 10)
+    dup = []
+    for t, p in sess:
+        dup.append((t, p))
+        dup.append((t + 0.000002, p))  # span-port copy 2 µs later
+    ft = build_flows(decode(read_frames(pcap_bytes(dup))))
+    assert len(ft.flows) == 1
+    assert ft.duplicates == len(sess)
+    assert ft.flows.orig_pkts[0] + ft.flows.resp_pkts[0] == len(sess)
+    assert ft.flows.orig_bytes[0] == 10
+
+
+def test_udp_broadcast_multicast_and_unicast_are_marked():
+    recs = [udp(("192.0.2.10", 35454), ("192.0.2.255", 15000), dst_mac="ff:ff:ff:ff:ff:ff", t=0.0),
+            udp(("192.0.2.11", 35455), ("255.255.255.255", 15000), dst_mac="ff:ff:ff:ff:ff:ff", t=0.1),
+            udp(("192.0.2.20", 41428), ("239.192.0.15", 15001), dst_mac="01:00:5e:40:00:0f", t=0.2),
+            udp(("2001:db8::20", 41429), ("ff15::15", 15001), dst_mac="33:33:00:00:00:15", t=0.3),
+            udp(("192.0.2.20", 52340), ("192.0.2.10", 15000), t=0.4)]
+    f = flows_of(recs)
+    assert list(f.cast) == ["broadcast", "broadcast", "multicast", "multicast", "unicast"]
+    assert list(f.conn_state) == ["S0"] * 5
+    assert list(f.orig_h) == ["192.0.2.10", "192.0.2.11", "192.0.2.20", "2001:db8::20", "192.0.2.20"]
+
+
+def test_udp_reply_is_the_same_flow_and_sf():
+    recs = [udp(("192.0.2.10", 5353), ("203.0.113.53", 53), t=0.0),
+            udp(("203.0.113.53", 53), ("192.0.2.10", 5353), data=b"yy", t=0.01)]
+    f = flows_of(recs)
+    assert len(f) == 1
+    assert (f.orig_p[0], f.resp_p[0], f.conn_state[0], f.history[0]) == (5353, 53, "SF", "Dd")
+
+
+def test_udp_response_seen_first_is_still_oriented_to_the_server_port():
+    f = flows_of([udp(("203.0.113.53", 53), ("192.0.2.10", 40000), t=0.0)])
+    assert (f.orig_h[0], f.resp_h[0], f.resp_p[0], f.conn_state[0]) == ("192.0.2.10", "203.0.113.53", 53, "SHR")
+
+
+def test_vlans_keep_identical_tuples_apart():
+    from scapy.layers.l2 import Dot1Q, Ether
+    a = [(t, Ether(p) if False else p) for t, p in tcp_session(C, S)]
+    tagged = [(t + 0.5, Ether(src=p.src, dst=p.dst) / Dot1Q(vlan=42) / p.payload) for t, p in a]
+    f = flows_of(a + tagged)
+    assert len(f) == 2
+    assert sorted(f.vlan.tolist())[0] == 0 and sorted(f.vlan.tolist())[1] != 0
+
+
+def test_empty_input_gives_the_full_schema():
+    from kscc_traffic import FLOW_COLUMNS
+    f = flows_of([])
+    assert len(f) == 0
+    assert list(f.columns) == list(FLOW_COLUMNS)
+
+
+def test_icmp_error_packets_can_be_left_out_and_ipv6_works():
+    syn6 = (0.0, eth(IPv6(src="2001:db8::10", dst="2001:db8:cc::10") / TCP(sport=40000, dport=1443, flags="S")))
+    err = (0.001, eth(IPv6(src="2001:db8::1", dst="2001:db8::10") / ICMPv6DestUnreach(code=1)
+                      / IPv6(src="2001:db8::10", dst="2001:db8:cc::10") / TCP(sport=40000, dport=1443, flags="S")))
+    packets = decode(read_frames(pcap_bytes([syn6, err])))
+    exclude = packets["proto"] == 58
+    f = build_flows(packets, exclude=exclude).flows
+    assert len(f) == 1
+    assert (f.orig_h[0], f.resp_h[0], f.resp_p[0], f.conn_state[0]) == ("2001:db8::10", "2001:db8:cc::10", 1443, "S0")
+
+
+def test_icmp_echo_is_one_icmp_flow():
+    recs = [(0.0, eth(IP(src="192.0.2.10", dst="203.0.113.1") / ICMP(type=8))),
+            (0.01, eth(IP(src="203.0.113.1", dst="192.0.2.10") / ICMP(type=0)))]
+    f = flows_of(recs)
+    assert len(f) == 1
+    assert (f.proto[0], f.orig_p[0], f.resp_p[0], f.orig_pkts[0], f.resp_pkts[0]) == ("icmp", 8, 0, 1, 1)

@@ -1,0 +1,69 @@
+"""Output of untrusted names: terminal, CSV and JSON, on a crafted capture with hostile names."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from conftest import ROOT
+from kscc_traffic import analyze, load_rules, readiness
+from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal, render_table, write_csv, write_jsonl
+
+HOSTILE = ROOT / "samples" / "captures" / "hostile_names.pcap"
+
+
+@pytest.fixture(scope="module")
+def flows():
+    return analyze(HOSTILE)
+
+
+def test_the_capture_really_carries_hostile_names(flows):
+    names = " ".join(flows.server_name.tolist() + flows["query"].tolist())
+    assert "<script>alert(1)</script>" in names
+    assert "=HYPERLINK" in names
+    assert "\\x1b" in names  # the parser already keeps ESC as text, never as a raw byte
+
+
+def test_table_output_has_no_control_characters(flows):
+    text = render_table(flows, load_rules(), width=250)
+    assert "\x1b" not in text and "\x07" not in text and "\x08" not in text
+    assert "<script>alert(1)</script>" in text  # shown, as text
+
+
+def test_escape_terminal_neutralises_raw_sequences():
+    assert escape_terminal("a\x1b[31mred\x1b]0;t\x07") == "a\\x1b[31mred\\x1b]0;t\\x07"
+    assert escape_terminal("ok\u202eevil") == "ok\\u202eevil"  # right-to-left override
+
+
+def test_csv_cells_cannot_become_formulas(flows):
+    buf = io.StringIO()
+    write_csv(flows, buf)
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    names = [r["server_name"] for r in rows if "HYPERLINK" in r["server_name"]]
+    assert names and all(n.startswith("'=") for n in names)
+    for r in rows:
+        for v in r.values():
+            assert not v.startswith(("=", "+", "@")), v
+    assert escape_csv("-2+3") == "'-2+3" and escape_csv(5) == 5
+
+
+def test_jsonl_is_valid_utf8_even_for_undecodable_bytes(flows):
+    buf = io.StringIO()
+    write_jsonl(flows.assign(server_name=flows.server_name + "\udcff"), buf)
+    raw = buf.getvalue().encode("utf-8")  # would raise on a lone surrogate
+    rows = [json.loads(line) for line in raw.decode("utf-8").splitlines()]
+    assert all(r["server_name"].endswith("\\xff") for r in rows)
+    assert clean_utf8("a\udcfeb") == "a\\xfeb"
+
+
+def test_readiness_lists_every_rule_with_a_status():
+    flows = analyze(ROOT / "samples" / "captures" / "blocked_agent.pcap")
+    chk = readiness(flows, load_rules()).set_index("rule")
+    assert len(chk) == 15
+    assert chk.loc["activation", "status"] == "blocked"
+    assert chk.loc["activation", "reasons"] == "no_answer"
+    assert chk.loc["klsctunnel", "status"] == "blocked"
+    assert chk.loc["mobile_connection", "status"] == "not seen"
+    assert chk.loc["dp_ksn_proxy_udp", "reasons"] == "icmp_unreachable"
