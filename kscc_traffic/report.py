@@ -127,6 +127,11 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
         c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
     console.print(c)
+    todo = chk[chk.status.isin(["blocked", "unexpected"])]
+    if len(todo):
+        console.print(Text("What to change:", style="bold"))
+    for r in todo.itertuples(index=False):
+        console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
 
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
@@ -137,7 +142,7 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
             f.add_row(pd.Timestamp(r.ts, unit="s").strftime("%H:%M:%S.%f")[:-3],
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
-                      Text(escape_terminal(r.server_name)),
+                      Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)))
