@@ -118,10 +118,11 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.nd
     return out
 
 
-def _uid(seed: str, first_frames: np.ndarray) -> list[str]:
+def _uid(seed: str, *parts: np.ndarray) -> list[str]:
+    """Zeek-style uids ('C' + 17 base62), derived from the flow's key and first timestamp."""
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     out = []
-    for f in first_frames.tolist():
+    for f in zip(*(p.tolist() for p in parts)):
         n = int.from_bytes(hashlib.blake2b(f"{seed}:{f}".encode(), digest_size=13).digest(), "big")
         s = []
         for _ in range(17):
@@ -184,7 +185,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     a_p = np.where(src_first, sp, dp)
     b_p = np.where(src_first, dp, sp)
 
-    order = np.lexsort((c["frame"][idx], ts, b_p, a_p, b_lo, b_hi, a_lo, a_hi, proto, vlan))
+    # within one key, time order; packets with equal timestamps are ordered by content (SYN before
+    # SYN-ACK before the rest, then sequence numbers…), never by their place in the file, so the
+    # result does not depend on how a capture tool ordered simultaneous packets
+    syn_rank = np.where(is_tcp & ((flags & (SYN | ACK)) == SYN), 0,
+                        np.where(is_tcp & ((flags & (SYN | ACK)) == (SYN | ACK)), 1, 2))
+    order = np.lexsort((c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx],
+                        seq, src_first, flags, syn_rank, ts, b_p, a_p, b_lo, b_hi, a_lo, a_hi, proto, vlan))
     key = [vlan[order], proto[order], a_hi[order], a_lo[order], b_hi[order], b_lo[order],
            a_p[order], b_p[order]]
     key_start = _group_starts(key)
@@ -341,7 +348,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     flows = pd.DataFrame({
         "ts": first_ts / 1e9,
-        "uid": _uid(seed, o_frame[starts]),
+        "uid": _uid(seed, vlan[order][starts], fproto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts),
         "orig_h": address_text(o_hi, o_lo),
         "orig_p": o_p.astype(np.int64),
         "resp_h": address_text(r_hi, r_lo),
