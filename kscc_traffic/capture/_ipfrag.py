@@ -27,6 +27,8 @@ MAX_FRAGMENTS = 1024
 TIMEOUT_NS = 30_000_000_000
 #: largest reassembled datagram payload, bytes (IPv4 offset 65528 + a fragment of <= 65515)
 MAX_TOTAL = 131_072
+#: captured fragment bytes held at most; the oldest datagrams are flushed beyond this
+MAX_HELD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -42,6 +44,8 @@ class _Datagram:
     first_ts: int
     frags: list[_Frag] = field(default_factory=list)
     total: int | None = None     # payload length, known once the last fragment (MF=0) arrived
+    declared: int = 0            # sum of the fragments' declared lengths, bytes
+    held: int = 0                # sum of the fragments' captured lengths, bytes
     head: Any = None             # caller's header info, from the fragment at offset 0
     overlap: bool = False
 
@@ -68,6 +72,7 @@ class Reassembler:
         self.timeout_ns = timeout_ns
         self.max_fragments = max_fragments
         self.table: dict[tuple, _Datagram] = {}
+        self.held = 0                     # captured bytes held in the table
         self.flushed: list[Any] = []      # standalone rows of fragments given up on
         self.overlapping = 0              # datagrams with overlapping fragments
         self.duplicates = 0               # exact repeats of a held fragment, dropped
@@ -76,6 +81,7 @@ class Reassembler:
 
     def _flush(self, key: tuple) -> None:
         dg = self.table.pop(key)
+        self.held -= dg.held
         self.flushed.extend(f.row for f in dg.frags)
         self.incomplete += len(dg.frags)
 
@@ -96,7 +102,7 @@ class Reassembler:
             while self.table:
                 k0 = next(iter(self.table))
                 if ts - self.table[k0].first_ts > self.timeout_ns or \
-                        len(self.table) >= self.max_datagrams:
+                        len(self.table) >= self.max_datagrams or self.held > MAX_HELD_BYTES:
                     self._flush(k0)
                 else:
                     break
@@ -121,10 +127,13 @@ class Reassembler:
         if offset == 0 and dg.head is None:
             dg.head = head
         dg.frags.append(_Frag(offset, length, data, row))
+        dg.declared += length
+        dg.held += len(data)
+        self.held += len(data)
         if len(dg.frags) > self.max_fragments or end > MAX_TOTAL:
             self._flush(key)
             return None
-        if dg.total is None or dg.head is None:
+        if dg.total is None or dg.head is None or dg.declared < dg.total:
             return None
         # declared ranges must cover [0, total)
         covered = 0
@@ -137,6 +146,7 @@ class Reassembler:
         if covered < dg.total:
             return None
         del self.table[key]
+        self.held -= dg.held
         self.reassembled += 1
         return Completed(dg.head, dg.total, _assemble(dg))
 

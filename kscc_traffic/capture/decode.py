@@ -5,9 +5,10 @@ Two paths fill the same per-frame columns:
 - a vectorised numpy **fast path** for the common case: Ethernet (up to 3 VLAN tags of TPID
   0x8100/0x88a8/0x9100), LINUX_SLL, LINUX_SLL2, raw IP (101, 12, 14, 228, 229), NULL/LOOP ->
   IPv4 (with or without options, not fragmented) or IPv6 without extension headers -> TCP, UDP,
-  ICMP, ICMPv6 or any other non-tunnel protocol, headers fully captured. It reads each frame's
-  header bytes with row gathers from sliding windows over the buffer, in chunks that stay in
-  cache;
+  ICMP, ICMPv6 or any other non-tunnel protocol, headers fully captured; it also counts the
+  common non-IP Ethernet frames (ARP, LLDP, STP ...). Per chunk of frames it copies the first
+  96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
+  copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11, radiotap, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN stacks, IPv6 extension headers,
   IPv4/IPv6 fragments (reassembled, :mod:`._ipfrag`), tunnels (GRE, PPTP, VXLAN, L2TP, IP-in-IP:
@@ -30,7 +31,9 @@ Rules both paths share (units: bytes):
   other protocols the whole IP payload;
 - ``pl_off``/``pl_cap``: offset in ``Packets.buf`` and captured length of the payload
   (``pl_cap`` <= ``payload_len``); ``pl_off`` -1 when nothing of it was captured;
-- cut headers keep what was captured: ports when the first 4 transport bytes are there, ...;
+- cut headers keep what was captured: TCP/UDP ports when the first 4 transport bytes are there
+  (else -1), TCP seq/ack/flags when theirs are, ICMP type/code likewise; a cut IPv6 extension
+  chain gives the last header type reached as ``proto``. Ports are only ever set for TCP/UDP;
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
 - ``vlan``: see :func:`._slowpath.vlan_value` (tags inside tunnels are not recorded);
   ``l2_bcast``: Ethernet/802.11 destination ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1;
@@ -46,7 +49,6 @@ import functools
 from dataclasses import replace
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._slowpath import AF_INET6, IPV6_EXT, L2TP_PORT, ROW_FIELDS, VXLAN_PORT, SlowDecoder
 from .frames import Frames
@@ -64,11 +66,18 @@ LINKTYPE_NAMES: dict[int, str] = {
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 _FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
 
-#: frames decoded together: small enough that a chunk's header bytes stay in cache
-CHUNK = 32768
-_W2 = 32        # link-layer window: Ethernet + 3 VLAN tags, SLL, SLL2, NULL
-_W3 = 64        # IP window: IPv4 (<= 44 bytes with options) or IPv6 + 20 transport bytes
-_W4 = 20        # transport window when it does not sit at a fixed place in the IP window
+#: frames decoded together: few enough that a chunk's header bytes stay in cache (and TLB)
+CHUNK = 8192
+#: bytes read from the start of each frame: Ethernet + 3 VLAN tags (26) + IPv4 with options or
+#: IPv6 (+ 20 transport bytes) fit; the IP window (_W3) always fits after the link header
+_WH = 96
+_W3 = 64
+_W4 = 20
+_MAX_LT = 1024          # link types at or above this are unsupported (table lookups below)
+_LT_SUPPORTED = np.zeros(_MAX_LT, bool)
+_LT_SUPPORTED[list(SUPPORTED_LINKTYPES)] = True
+_LT_FAST = np.zeros(_MAX_LT, bool)
+_LT_FAST[list(_FAST_LINKTYPES)] = True
 
 # ethertype classes: 0 slow path decides, 1 IPv4, 2 IPv6, 3 not IP (counted)
 _ETCLASS = np.full(65536, 3, np.int8)
@@ -131,7 +140,16 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
     lt = np.asarray(frames.linktype, np.int64)
 
     bad = (off < 0) | (cap < 0) | (off + cap > nb)
-    supported = np.isin(lt, list(SUPPORTED_LINKTYPES))
+    lt0 = int(lt[0])
+    if bool((lt == lt0).all()):                     # one link type: the usual case
+        ltc = np.full(1, min(max(lt0, 0), _MAX_LT - 1))
+        supported = np.full(n, 0 <= lt0 < _MAX_LT and _LT_SUPPORTED[ltc[0]])
+        fast_lt = np.full(n, bool(supported[0]) and _LT_FAST[ltc[0]])
+    else:
+        ok_range = (lt >= 0) & (lt < _MAX_LT)
+        ltc = np.where(ok_range, lt, 0)
+        supported = ok_range & _LT_SUPPORTED[ltc]
+        fast_lt = ok_range & _LT_FAST[ltc]
     unsup = ~supported
     if unsup.any():
         vals, counts = np.unique(lt[unsup], return_counts=True)
@@ -144,8 +162,8 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
     out = {k: np.empty(n, PACKET_COLUMNS[k]) for k in ROW_FIELDS}
     has_row = np.zeros(n, bool)
     non_ip = 0
-    if fast and nb >= _W3:
-        fast_rows = todo & np.isin(lt, list(_FAST_LINKTYPES))
+    if fast and nb >= _WH:
+        fast_rows = todo & fast_lt
         non_ip, nonip_mask = _fast(b, off, cap, lt, fast_rows, out, has_row)
         slow = todo & ~has_row & ~nonip_mask
     else:
@@ -218,21 +236,32 @@ def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows:
     """
     n = len(off)
     nonip_mask = np.zeros(n, bool)
-    W2 = sliding_window_view(b, _W2)
-    W3 = sliding_window_view(b, _W3)
-    W4 = sliding_window_view(b, _W4)
-    nb = len(b)
-    lts = [int(x) for x in np.unique(lt[rows])] if rows.any() else []
-    if not lts:
+    if not rows.any():
         return 0, nonip_mask
+    counts = np.bincount(np.clip(lt[rows], 0, _MAX_LT - 1), minlength=_MAX_LT)
+    lts = np.flatnonzero(counts).tolist()
     uniform = len(lts) == 1 and bool(rows.all())
+    # overlapping _WH-byte records starting at every byte: WH[o] copies _WH bytes at o (memcpy)
+    WH = np.ndarray(shape=(len(b) - _WH + 1,), dtype=np.dtype(("V", _WH)), buffer=b,
+                    strides=(1,))
     for s in range(0, n, CHUNK):
         e = min(n, s + CHUNK)
         if not uniform and not rows[s:e].any():
             continue
-        _chunk(b, nb, W2, W3, W4, off[s:e], cap[s:e], lt[s:e], rows[s:e],
-               lts[0] if uniform else None, lts, s, out, has_row, nonip_mask)
+        _chunk(b, WH, off[s:e], cap[s:e], lt[s:e], rows[s:e], lts[0] if uniform else None,
+               lts, s, out, has_row, nonip_mask)
     return int(nonip_mask.sum()), nonip_mask
+
+
+def _rows_at(M: np.ndarray, col: np.ndarray, width: int) -> np.ndarray:
+    """``width`` bytes of each row ``r`` of C-contiguous uint8 matrix ``M`` from column
+    ``col[r]`` (``col[r] + width <= M.shape[1]``): a view when ``col`` is constant, else a copy."""
+    if len(col) and col.min() == col.max():
+        c0 = int(col[0])
+        return M[:, c0:c0 + width]
+    recs = np.ndarray(shape=(M.size - width + 1,), dtype=np.dtype(("V", width)), buffer=M,
+                      strides=(1,))
+    return recs[np.arange(len(col)) * M.shape[1] + col].view(np.uint8).reshape(len(col), width)
 
 
 def _link_ether(H: np.ndarray, c: np.ndarray):
@@ -261,15 +290,23 @@ def _link_ether(H: np.ndarray, c: np.ndarray):
         vlan = np.where(t3, v3, np.where(t2, v2, np.where(t1, v1, 0)))
         allzero = (vid1 == 0) & (~t2 | (vid2 == 0)) & (~t3 | (vid3 == 0))
         vlan[allzero] = 0
-    bcast = (H[:, :6] == 255).all(axis=1)
+    bcast = (_be(H, 0, ">u4") == 0xFFFFFFFF) & (_be(H, 4, ">u2") == 0xFFFF)
     return et, l3, vlan, bcast
 
 
-def _classify(et: np.ndarray, l3: np.ndarray, c: np.ndarray):
+def _classify(et: np.ndarray, l3: np.ndarray, c: np.ndarray, H: np.ndarray | None = None):
+    """Ethertype -> (kind, nonip). With ``H`` (Ethernet), an 802.3 length field followed by a
+    non-SNAP LLC header (STP, NetBIOS ...) is counted as not IP too."""
     cls = _ETCLASS[et]
     full = c >= l3
     kind = np.where(full & (cls == 1), 4, np.where(full & (cls == 2), 6, 0)).astype(np.int8)
     nonip = full & (cls == 3)
+    if H is not None:
+        llc = et < 0x600
+        if llc.any():
+            L3 = _rows_at(H, np.minimum(l3, _WH - 3), 3)
+            snap = (L3[:, 0] == 0xAA) & (L3[:, 1] == 0xAA) & (L3[:, 2] == 0x03)
+            nonip |= llc & (c >= l3 + 3) & ~snap
     return kind, nonip
 
 
@@ -283,7 +320,7 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
     zeros_i = np.zeros(m, np.int64)
     if ltv == 1:
         et, l3, vlan, bcast = _link_ether(H, c)
-        kind, nonip = _classify(et, l3, c)
+        kind, nonip = _classify(et, l3, c, H)
         return kind, l3, vlan, bcast, nonip
     if ltv == 113:
         l3 = np.full(m, 16, np.int64)
@@ -302,11 +339,14 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
     return np.full(m, v, np.int8), zeros_i, zeros_i, zeros_b, zeros_b
 
 
-def _chunk(b, nb, W2, W3, W4, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
+def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     m = len(o)
     e = s + m
-    v2 = o <= nb - _W2
-    H = W2[np.where(v2, o, 0)]
+    nb = len(b)
+    inb = o <= nb - _WH
+    H = WH[np.where(inb, o, 0)].view(np.uint8).reshape(m, _WH)
+    if ltv is None and bool(rows.all()) and bool((L == L[0]).all()):
+        ltv = int(L[0])                             # this chunk has a single link type
     if ltv is not None:
         kind, l3, vlan, bcast, nonip = _link(ltv, H, c)
     else:
@@ -323,14 +363,13 @@ def _chunk(b, nb, W2, W3, W4, o, c, L, rows, ltv, lts, s, out, has_row, nonip_ma
             kind[g], l3[g], vlan[g], bcast[g], nonip[g] = r
         kind[~rows] = 0
         nonip &= rows
-    kind[~v2] = 0
-    nonip &= v2
+    kind[~inb] = 0
+    nonip &= inb
     nonip_mask[s:e] = nonip
 
-    # ---- IP header
-    a3 = o + l3
-    ipm = (kind != 0) & (a3 <= nb - _W3)
-    G = W3[np.where(ipm, a3, 0)]
+    # ---- IP header: _W3 bytes at l3 (l3 <= 26, so always inside H)
+    ipm = kind != 0
+    G = _rows_at(H, l3, _W3)
     g0 = G[:, 0]
     ver = g0 >> 4
     kind = np.where(kind == 9, ver, kind)
@@ -362,18 +401,13 @@ def _chunk(b, nb, W2, W3, W4, o, c, L, rows, ltv, lts, s, out, has_row, nonip_ma
         return
     ok = is4 | is6
     ip_pl = ip_len - l4
-    a4 = a3 + l4
+    a4 = o + l3 + l4
     l4cap = l3cap - l4
 
-    # ---- transport header
-    if not any6 and bool((l4[ok] == 20).all()):
-        T = G[:, 20:40]
-    elif not any4:
-        T = G[:, 40:60]
-    else:
-        v4 = a4 <= nb - _W4
-        ok &= v4
-        T = W4[np.where(ok, a4, 0)]
+    # ---- transport header: _W4 bytes at l3 + l4, inside H unless IPv4 options are long
+    p4 = np.where(ok, l3 + l4, 0)
+    ok &= p4 <= _WH - _W4
+    T = _rows_at(H, np.minimum(p4, _WH - _W4), _W4)
     tcp = ok & (proto == 6)
     udp = ok & (proto == 17)
     icmp = ok & ((proto == 1) | (proto == 58))

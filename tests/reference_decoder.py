@@ -1,0 +1,251 @@
+"""A slow, simple reference for :func:`kscc_traffic.capture.decode.decode`, built on scapy.
+
+For each frame it asks scapy to dissect the bytes by link type and returns the core fields the
+decoder must agree on::
+
+    {frame index: (ts_ns, src, dst, proto, sport, dport, tcp_flags, ip_len)}
+
+``src``/``dst`` as text (IPv4 dotted, IPv6 compressed); ports -1 when absent; ``tcp_flags`` with
+the NS bit as 0x100 (scapy's 9-bit flags field).
+
+What the reference does itself, on top of scapy, because scapy's dissection does not do it:
+
+- DLT_NULL: the 4-byte address family is in the *capturing host's* byte order; scapy's
+  ``Loopback`` reads it little-endian only, so big-endian files would come out as Raw;
+- IPv4 fragments are reassembled (scapy dissects packets one at a time): the completed datagram
+  is rebuilt from the first fragment's header and dissected again by scapy, and reported at the
+  frame of the fragment that completed it; fragments never completed are reported one by one;
+- a transport header cut by the snaplen is left as Raw by scapy: ports (and TCP flags) are read
+  from the first captured bytes, which is the decoder's documented rule for cut headers;
+- tunnels (GRE, VXLAN, L2TP, IP-in-IP): scapy dissects through them; the *innermost* IP layer is
+  reported, as the decoder emits the inner packet.
+
+Also here: :func:`frames_from_records` (Frames from ``(ts_ns, linktype, bytes)`` tuples or scapy
+packets) and :func:`read_capture` (``read_frames`` when available, else scapy's raw readers).
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from kscc_traffic.capture.frames import Frames
+
+TS_DEFAULT = 1_700_000_000_000_000_000
+
+
+def frames_from_records(records: Iterable[Any]) -> Frames:
+    """Build Frames from ``(ts_ns, linktype, data)`` tuples, or scapy packets (linktype taken
+    from scapy's table for the packet's first layer, ts from ``pkt.time``); one buffer."""
+    S = _scapy()
+    linktypes = {S.Ether: 1, S.CookedLinux: 113, S.CookedLinuxV2: 276, S.Loopback: 0,
+                 S.IP: 101, S.IPv6: 101, S.RadioTap: 127, S.Dot11: 105, S.PPP: 9}
+    recs: list[tuple[int, int, bytes]] = []
+    for k, r in enumerate(records):
+        if isinstance(r, tuple):
+            recs.append((int(r[0]), int(r[1]), bytes(r[2])))
+        else:
+            recs.append((TS_DEFAULT + k * 1000, linktypes[type(r)], bytes(r)))
+    lens = np.array([len(r[2]) for r in recs], np.int64)
+    off = np.zeros(len(recs), np.int64)
+    if len(recs):
+        off[1:] = np.cumsum(lens)[:-1]
+    return Frames(b"".join(r[2] for r in recs), np.array([r[0] for r in recs], np.int64),
+                  np.array([r[1] for r in recs], np.int32), off, lens.astype(np.int32),
+                  lens.astype(np.int32))
+
+
+def read_capture(path: str | Path) -> Frames:
+    """Frames of a capture file: the project's reader if present, else scapy's raw readers."""
+    try:
+        from kscc_traffic.capture.files import read_frames
+    except ImportError:     # files.py not written yet
+        return _scapy_read(path)
+    return read_frames(path)
+
+
+def _scapy_read(path: str | Path) -> Frames:
+    from scapy.utils import RawPcapNgReader, RawPcapReader
+
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    recs = []
+    try:
+        if magic == b"\x0a\x0d\x0d\x0a":
+            for data, meta in RawPcapNgReader(str(path)):
+                ts = ((meta.tshigh << 32) | meta.tslow) * 10**9 // meta.tsresol
+                recs.append((ts, meta.linktype, data))
+        else:
+            rd = RawPcapReader(str(path))
+            for data, meta in rd:
+                recs.append((meta.sec * 10**9 + meta.usec * (1 if rd.nano else 1000),
+                             rd.linktype, data))
+    except Exception:       # damaged file: keep what was read
+        pass
+    return frames_from_records(recs)
+
+
+# ---------------------------------------------------------------------------- dissection
+def _scapy():
+    import scapy.all as S
+    from scapy.contrib.mpls import MPLS  # noqa: F401  (binds Ether 0x8847 -> MPLS -> IP)
+    return S
+
+
+def _dissect(lt: int, data: bytes) -> Any:
+    S = _scapy()
+    if lt == 0:
+        if len(data) < 4:
+            return None
+        fam = data[0] | data[3]
+        if data[1] or data[2] or (data[0] and data[3]):
+            return None
+        if fam == 2:
+            return S.IP(data[4:])
+        if fam in (10, 23, 24, 28, 30):
+            return S.IPv6(data[4:])
+        return None
+    if lt in (12, 14):
+        return S.IPv46(data)
+    cls = S.conf.l2types.get(lt)
+    return cls(data) if cls is not None else None
+
+
+def _inner_ip(pkt: Any) -> Any:
+    """The innermost IP/IPv6 layer that is not an ICMP-quoted header.
+
+    None for a tunnel whose payload is not IP (PPP LCP/IPCP in PPTP GRE or L2TP, a GRE
+    keepalive ...): the decoder counts such frames as ``non_ip`` and never emits the outer
+    header of a tunnel, so there is no row to compare with.
+    """
+    S = _scapy()
+    from scapy.layers.l2tp import L2TP
+    from scapy.layers.vxlan import VXLAN
+    tunnels = (S.GRE, L2TP, VXLAN)
+    found = None
+    layer = pkt
+    while layer is not None and not isinstance(layer, S.NoPayload):
+        if type(layer) in (S.IP, S.IPv6):
+            found = layer
+        elif isinstance(layer, tunnels):
+            if isinstance(layer, L2TP) and bytes(layer)[:1] >= b"\x80":
+                pass        # an L2TP control message is plain UDP, not a tunnelled packet
+            else:
+                found = None
+        layer = layer.payload
+    return found
+
+
+def _upper(ip: Any) -> tuple[int, Any]:
+    """(protocol number, upper layer) of an IP/IPv6 layer, walking IPv6 extension headers."""
+    S = _scapy()
+    if type(ip) is S.IP:
+        return ip.proto, ip.payload
+    ext = (S.IPv6ExtHdrHopByHop, S.IPv6ExtHdrDestOpt, S.IPv6ExtHdrRouting,
+           S.IPv6ExtHdrFragment, S.AH, S.IPv6ExtHdrSegmentRouting)
+    nh, layer = ip.nh, ip.payload
+    while isinstance(layer, ext):
+        nh, layer = layer.nh, layer.payload
+    return nh, layer
+
+
+def _fields(ts: int, ip: Any) -> tuple:
+    S = _scapy()
+    proto, up = _upper(ip)
+    sport = dport = -1
+    flags = 0
+    if type(ip) is S.IP:
+        ip_len = ip.len
+        first = ip.frag == 0
+    else:
+        ip_len = 40 + ip.plen
+        fh = ip.getlayer(S.IPv6ExtHdrFragment)
+        first = fh is None or fh.offset == 0
+    if proto == 6 and isinstance(up, S.TCP):
+        sport, dport, flags = up.sport, up.dport, int(up.flags)
+    elif proto == 17 and isinstance(up, S.UDP):
+        sport, dport = up.sport, up.dport
+    elif proto in (6, 17) and first and isinstance(up, S.Raw):
+        raw = bytes(up)                                 # transport header cut by the snaplen
+        if len(raw) >= 4:
+            sport, dport = struct.unpack("!HH", raw[:4])
+        if proto == 6 and len(raw) >= 14:
+            flags = (raw[12] & 1) << 8 | raw[13]
+    src, dst = str(ipaddress.ip_address(ip.src)), str(ipaddress.ip_address(ip.dst))
+    return (ts, src, dst, proto, sport, dport, flags, ip_len)
+
+
+def reference(frames: Frames) -> dict[int, tuple]:
+    """Core fields per frame index, for the frames scapy sees an IP datagram in."""
+    S = _scapy()
+    out: dict[int, tuple] = {}
+    pending: dict[tuple, list] = {}
+    for i in range(len(frames)):
+        ts = int(frames.ts_ns[i])
+        try:
+            pkt = _dissect(int(frames.linktype[i]), frames.data(i))
+        except Exception:
+            continue
+        ip = _inner_ip(pkt) if pkt is not None else None
+        if ip is None:
+            continue
+        if type(ip) is S.IP and (ip.flags.MF or ip.frag):
+            key = (ip.src, ip.dst, ip.proto, ip.id)
+            frags = pending.setdefault(key, [])
+            data = bytes(ip.payload)[:max(0, ip.len - ip.ihl * 4)]
+            frags.append((i, ts, ip, ip.frag * 8, bool(ip.flags.MF), data))
+            whole = _reassemble(frags)
+            if whole is not None:
+                del pending[key]
+                out[i] = _fields(ts, whole)
+            continue
+        out[i] = _fields(ts, ip)
+    for frags in pending.values():          # never completed: one row per fragment
+        for i, ts, ip, *_ in frags:
+            out[i] = _fields(ts, ip)
+    return out
+
+
+def _reassemble(frags: list) -> Any:
+    S = _scapy()
+    last = [f for f in frags if not f[4]]
+    firsts = [f for f in frags if f[3] == 0]
+    if not last or not firsts:
+        return None
+    total = last[0][3] + len(last[0][5])
+    payload = bytearray(total)
+    covered = 0
+    for _, _, _, off, _, data in sorted(frags, key=lambda f: f[3]):
+        if off > covered:
+            return None
+        payload[off:off + len(data)] = data
+        covered = max(covered, off + len(data))
+    if covered < total:
+        return None
+    head = firsts[0][2].copy()
+    head.remove_payload()
+    head.flags, head.frag, head.chksum = 0, 0, None
+    head.len = head.ihl * 4 + total
+    return S.IP(bytes(head) + bytes(payload))
+
+
+def decoded_fields(packets: Any) -> dict[int, tuple]:
+    """The same core fields from a :class:`Packets`, keyed by frame index."""
+    c = packets.cols
+
+    def addr(hi: int, lo: int) -> str:
+        if hi == 0 and lo >> 32 == 0xFFFF:
+            return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
+        return str(ipaddress.IPv6Address(hi << 64 | lo))
+
+    out = {}
+    for k in range(len(packets)):
+        out[int(c["frame"][k])] = (
+            int(c["ts_ns"][k]), addr(int(c["src_hi"][k]), int(c["src_lo"][k])),
+            addr(int(c["dst_hi"][k]), int(c["dst_lo"][k])), int(c["proto"][k]),
+            int(c["sport"][k]), int(c["dport"][k]), int(c["tcp_flags"][k]),
+            int(c["ip_len"][k]))
+    return out
