@@ -1,0 +1,553 @@
+"""The flow table as ONE self-contained HTML file (``kscc-traffic report CAPTURE… --html FILE``).
+
+What the page holds, top to bottom:
+
+1. a summary (captures, flows per verdict, the rules used, reader warnings);
+2. the readiness checklist: every documented purpose with its status in colour *and* words;
+3. the charts of :mod:`kscc_traffic.plots` (verdicts per purpose, flows and bytes per purpose,
+   attempts over time, clients × failing purposes) as inlined PNG images;
+4. clients × purposes (worst verdict) and the server names per purpose;
+5. the flagged flows, grouped by purpose, each group with what the vendor page says the port is
+   for (English digest and the German original) and what to change (the rule's ``fix``);
+6. every flow in a table that sorts (click a column header) and filters (text, verdict, purpose).
+
+Offline and safe by construction:
+
+- no external resource: CSS and the ~60 lines of JavaScript are inline, images are ``data:`` URIs;
+  a Content-Security-Policy ``<meta>`` forbids every fetch (``default-src 'none'``) and allows
+  only the page's own script and style, by SHA-256 hash;
+- every string that reaches the HTML goes through :func:`_e` (control characters made visible as
+  ``\\x1b``-style text, then :func:`html.escape` with quotes), so a capture whose SNI is
+  ``<script>alert(1)</script>`` shows exactly that as text; the script reads table cells with
+  ``textContent`` and never writes HTML; no packet-derived string is put into the script.
+
+API::
+
+    html = render_html(flows, rules, captures={"a.pcap": stats})   # -> str
+    write_html("report.html", flows, rules)                          # atomic write, UTF-8
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from . import plots
+from .report import escape_terminal, readiness
+from .rules import Rule, RuleSet
+
+__all__ = ["render_html", "write_html", "REASON_TEXT"]
+
+#: why a reason matters, in one sentence (shown beside flagged flows)
+REASON_TEXT: dict[str, str] = {
+    "no_answer": "the connection attempt met silence: a firewall drops it, or the server is unreachable",
+    "rejected": "a TCP reset answered the connection attempt: a firewall rejects it, or nothing listens on the port",
+    "icmp_unreachable": "a router or firewall answered with ICMP destination unreachable",
+    "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
+    "tls_intercepted": "the server certificate is not for the name asked: a TLS-inspecting proxy sits in the path; "
+                       "exclude these names from inspection",
+    "not_tls": "cleartext where the documentation says TLS: a proxy or another service answers on this port",
+    "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
+    "wrong_direction": "the documented port was on the side that opened the connection",
+    "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
+    "partial": "the start of the connection was not captured; judged on what was seen",
+}
+
+_STATUS_SYMBOL = {"verified": "✓", "blocked": "✕", "unexpected": "!", "not seen": "–"}
+_VERDICT_SYMBOL = {"ok": "✓", "blocked": "✕", "unexpected": "!", "unclassified": "·"}
+
+_CSS = (":root{" + "".join(f"--{k}:{c};" for k, c in plots.VERDICT_COLORS.items())
+        + "--fg:#1d2327;--muted:#5f6b73;--line:#d9dee2;--bg2:#f5f7f8}") + """
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);margin:0;padding:0 24px 48px;max-width:1500px}
+h1{font-size:24px;margin:20px 0 4px}h2{font-size:19px;margin:32px 0 8px;padding-top:8px;border-top:2px solid var(--line)}
+h3{font-size:16px;margin:0 0 8px}
+.meta{color:var(--muted);margin:2px 0}
+nav a{margin-right:14px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:14px 0}
+.card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:110px}
+.card b{display:block;font-size:22px}
+.card.k-blocked b{color:var(--blocked)}.card.k-unexpected b{color:var(--unexpected)}.card.k-ok b{color:var(--ok)}
+table{border-collapse:collapse;margin:6px 0 14px}
+th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+th{background:var(--bg2);position:sticky;top:0;z-index:1}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.name,td.detail{overflow-wrap:anywhere;min-width:14em;max-width:30em}
+td.time{white-space:nowrap}
+td.nowrap{white-space:nowrap}
+table.checklist{width:100%}
+.scroll{overflow-x:auto;max-width:100%}
+.finding ul{margin:0;padding-left:18px}
+.status,.verdict{display:inline-block;border-radius:4px;padding:0 7px;font-weight:600;white-space:nowrap}
+.s-verified,.v-ok{background:var(--ok);color:#fff}
+.s-blocked,.v-blocked{background:var(--blocked);color:#fff}
+.s-unexpected,.v-unexpected{background:var(--unexpected);color:#fff}
+.s-not-seen,.v-unclassified{background:#e6e9eb;color:#333}
+tr.row-blocked td:first-child{box-shadow:inset 4px 0 var(--blocked)}
+tr.row-unexpected td:first-child{box-shadow:inset 4px 0 var(--unexpected)}
+td.c-blocked{background:var(--blocked);color:#fff;font-weight:600}
+td.c-unexpected{background:var(--unexpected);color:#fff;font-weight:600}
+td.c-ok{background:#e3f1e4;color:var(--ok)}
+.fix{font-weight:600}
+figure{margin:10px 0 22px}figure img{max-width:100%;height:auto;border:1px solid var(--line)}
+figcaption{color:var(--muted)}
+.finding{border:1px solid var(--line);border-left:6px solid var(--blocked);border-radius:6px;padding:12px 16px;margin:14px 0}
+.finding.f-unexpected{border-left-color:var(--unexpected)}
+.finding dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0 0 10px}
+.finding dt{color:var(--muted)}.finding dd{margin:0}
+blockquote{margin:0;padding:0 0 0 10px;border-left:3px solid var(--line);font-style:italic}
+.controls{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin:8px 0;position:sticky;top:0;background:#fff;padding:6px 0;z-index:2}
+.controls input[type=search]{width:320px;padding:4px 6px}
+th button{all:unset;cursor:pointer;font-weight:700}
+th button:focus-visible{outline:2px solid #1e88e5}
+th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] button::after{content:" ▼"}
+.warn{color:#8a4b00}
+.muted{color:var(--muted)}
+"""
+
+# Sorting and filtering of the flow table. Reads cells with textContent / data-* attributes and
+# only toggles `hidden` and reorders existing rows: never builds HTML from data.
+_JS = """
+(function () {
+  "use strict";
+  var table = document.getElementById("flow-table");
+  if (!table) { return; }
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var text = rows.map(function (r) { return r.textContent.toLowerCase(); });
+  rows.forEach(function (r, i) { r.dataset.index = String(i); });
+  var q = document.getElementById("flow-filter");
+  var vsel = document.getElementById("flow-verdict");
+  var psel = document.getElementById("flow-purpose");
+  var count = document.getElementById("flow-count");
+  function apply() {
+    var needle = q.value.trim().toLowerCase(), v = vsel.value, p = psel.value, n = 0;
+    rows.forEach(function (r, i) {
+      var show = (v === "" || (v === "flagged" ? (r.dataset.verdict === "blocked" || r.dataset.verdict === "unexpected") : r.dataset.verdict === v)) &&
+                 (p === "*" || r.dataset.purpose === p) &&
+                 (needle === "" || text[i].indexOf(needle) !== -1);
+      r.hidden = !show;
+      if (show) { n += 1; }
+    });
+    count.textContent = n + " of " + rows.length + " flows shown";
+  }
+  function key(row, col, numeric) {
+    var cell = row.cells[col];
+    var raw = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
+    if (numeric) { var x = parseFloat(raw); return isNaN(x) ? -Infinity : x; }
+    return raw.toLowerCase();
+  }
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  heads.forEach(function (th, col) {
+    var button = th.querySelector("button");
+    if (!button) { return; }
+    button.addEventListener("click", function () {
+      var numeric = th.dataset.type === "num";
+      var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+      var keyed = rows.map(function (r) { return [key(r, col, numeric), Number(r.dataset.index), r]; });
+      keyed.sort(function (a, b) {
+        if (a[0] < b[0]) { return -dir; }
+        if (a[0] > b[0]) { return dir; }
+        return a[1] - b[1];
+      });
+      var frag = document.createDocumentFragment();
+      keyed.forEach(function (k) { frag.appendChild(k[2]); });
+      body.appendChild(frag);
+    });
+  });
+  q.addEventListener("input", apply);
+  vsel.addEventListener("change", apply);
+  psel.addEventListener("change", apply);
+  apply();
+}());
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _e(value) -> str:
+    """Any value -> text safe inside HTML elements and quoted attributes: control characters and
+    bidi overrides shown as ``\\x1b``/``\\u202e`` text, invalid UTF-8 as ``\\xff``, then
+    ``& < > " '`` escaped."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return html.escape(escape_terminal(str(value)), quote=True)
+
+
+def _slug(s: str) -> str:
+    """An id-safe token for ``purpose-…`` anchors (rule ids are ``[a-z][a-z0-9_]*`` already)."""
+    return "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in str(s)) or "none"
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def _png(fig) -> tuple[str, int, int]:
+    """A matplotlib Figure -> (base64 PNG, width px, height px)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    w, h = (int(round(x)) for x in fig.get_size_inches() * 100)
+    return base64.b64encode(buf.getvalue()).decode("ascii"), w, h
+
+
+def _figure(fig, alt: str, caption: str, ident: str) -> str:
+    data, w, h = _png(fig)
+    return (f'<figure id="{_e(ident)}"><img src="data:image/png;base64,{data}" width="{w}" height="{h}" '
+            f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>')
+
+
+def _status_badge(status: str) -> str:
+    cls = "s-" + status.replace(" ", "-")
+    return f'<span class="status {_e(cls)}">{_e(_STATUS_SYMBOL.get(status, ""))} {_e(status)}</span>'
+
+
+def _verdict_badge(verdict: str) -> str:
+    return f'<span class="verdict v-{_e(_slug(verdict))}">{_e(_VERDICT_SYMBOL.get(verdict, ""))} {_e(verdict)}</span>'
+
+
+def _times(ts: pd.Series) -> pd.Series:
+    """epoch seconds -> ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC) strings."""
+    if not len(ts):
+        return pd.Series(dtype=object)
+    return pd.to_datetime(ts.astype(float), unit="s").dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
+
+
+def _endpoint(host, port) -> str:
+    host, port = str(host), int(port)
+    if port < 0:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reason_list(reasons: Iterable[str]) -> str:
+    items = []
+    for r in reasons:
+        if r in REASON_TEXT:
+            items.append(f"<li><b>{_e(r)}</b>: {_e(REASON_TEXT[r])}</li>")
+        elif r:
+            items.append(f"<li><b>{_e(r)}</b></li>")
+    return f"<ul>{''.join(items)}</ul>" if items else ""
+
+
+def _split_reasons(series: pd.Series) -> list[str]:
+    out: list[str] = []
+    for v in series:
+        for part in str(v).split(","):
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], warnings: list[str],
+             title: str, generated: str, charts: bool = True) -> str:
+    counts = flows["verdict"].value_counts() if len(flows) else pd.Series(dtype=int)
+    cards = [f'<div class="card"><b>{len(flows)}</b>flows</div>']
+    for v in plots.VERDICTS:
+        cards.append(f'<div class="card k-{v}"><b>{int(counts.get(v, 0))}</b>{_e(v)}</div>')
+    cap = ", ".join(f"{_e(name)} ({n} flows)" for name, n in captures.items()) or "none"
+    meta = rules.meta
+    rules_text = (f"{meta.name} {meta.version}" + (f" — {meta.source_title}" if meta.source_title else "")) \
+        if meta else "custom rules"
+    warn = ""
+    if warnings:
+        warn = ('<div class="warn"><b>Reader warnings</b><ul>'
+                + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
+    nav = ('<nav><a href="#checklist">Readiness checklist</a>'
+           + ('<a href="#charts">Charts</a>' if charts else "")
+           + '<a href="#hosts">Clients and server names</a><a href="#flagged">Flagged flows</a>'
+           '<a href="#flows">All flows</a></nav>')
+    return (f"<header><h1>{_e(title)}</h1>"
+            f'<p class="meta">Captures: {cap}</p>'
+            f'<p class="meta">Rules: {_e(rules_text)} · generated {_e(generated)} · times in UTC</p>'
+            f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')
+
+
+def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
+    by_id = {r.id: r for r in rules.rules}
+    rows = []
+    for r in chk.itertuples(index=False):
+        rule = by_id.get(r.rule)
+        cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
+        flagged = r.status in ("blocked", "unexpected")
+        fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged else ""
+        link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
+        rows.append(
+            f'<tr data-rule="{_e(r.rule)}" data-status="{_e(r.status)}">'
+            f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(r.transport)} {_e(r.ports)}</td>'
+            f"<td>{_e(r.purpose_text)}{cond}</td><td>{_status_badge(r.status)}</td>"
+            f'<td class="num">{r.flows}</td><td class="num">{r.ok}</td><td class="num">{r.blocked}</td>'
+            f'<td class="num">{r.unexpected}</td><td>{_e(r.reasons)}</td><td>{fix}</td></tr>')
+    n = chk["status"].value_counts()
+    line = " · ".join(f"{int(n.get(s, 0))} {s}" for s in ("verified", "blocked", "unexpected", "not seen"))
+    return ('<section id="checklist"><h2>Readiness checklist</h2>'
+            f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
+            '"not seen" means the capture holds no such flow (not necessarily a problem: '
+            "some ports are only needed in some set-ups).</p>"
+            '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
+            '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
+            '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
+            f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _charts(flows: pd.DataFrame, rules: RuleSet) -> str:
+    figs = [
+        (plots.chart_verdicts, "chart-verdicts", "Flows per purpose, stacked by verdict",
+         "Flows per purpose and verdict: green ok, red blocked, orange unexpected, grey unclassified."),
+        (plots.chart_volume, "chart-volume", "Flows and payload bytes per purpose",
+         "Flows and payload bytes per purpose (bytes sent by the client and by the server)."),
+        (plots.chart_timeline, "chart-timeline", "Connection attempts over time per purpose",
+         "Connection attempts over time: one marker per flow (✕ blocked, ▲ unexpected); below, attempts "
+         "per time slice. A firewall change or an outage shows as the moment the red begins."),
+        (plots.chart_host_failures, "chart-hosts", "Clients and the purposes they fail",
+         "Clients (the side that opened the connection) and the purposes they fail."),
+    ]
+    parts = []
+    for fn, ident, alt, caption in figs:
+        fig = fn(flows, rules)
+        parts.append(_figure(fig, alt, caption, ident))
+    return f'<section id="charts"><h2>Charts</h2>{"".join(parts)}</section>'
+
+
+def _hosts(flows: pd.DataFrame, rules: RuleSet) -> str:
+    hs = plots.host_status(flows, rules, failing_only=True)
+    if len(hs):
+        head = "".join(f"<th>{_e(c)}</th>" for c in hs.columns)
+        body = []
+        for host, row in hs.iterrows():
+            cells = "".join(f'<td class="c-{_e(_slug(v))}">{_e(v)}</td>' if v else "<td></td>" for v in row)
+            body.append(f"<tr><th>{_e(host)}</th>{cells}</tr>")
+        host_html = (f'<table class="hosts"><thead><tr><th>client</th>{head}</tr></thead>'
+                     f'<tbody>{"".join(body)}</tbody></table>')
+    else:
+        host_html = "<p>No client has a blocked or unexpected flow.</p>"
+    sn = plots.server_names(flows, rules)
+    if len(sn):
+        body = []
+        for r in sn.itertuples(index=False):
+            name = _e(r.server_name) if r.server_name else '<span class="muted">(no name seen)</span>'
+            body.append(f"<tr><td>{_e(r.purpose)}</td><td class=\"name\">{name}</td><td>{_e(r.name_source)}</td>"
+                        f"<td>{_e(r.addresses)}</td><td class=\"num\">{r.flows}</td><td class=\"num\">{r.ok}</td>"
+                        f"<td class=\"num\">{r.blocked}</td><td class=\"num\">{r.unexpected}</td></tr>")
+        names_html = ('<table class="names"><thead><tr><th>purpose</th><th>server name</th><th>from</th>'
+                      '<th>addresses</th><th class="num">flows</th><th class="num">ok</th>'
+                      '<th class="num">blocked</th><th class="num">unexpected</th></tr></thead>'
+                      f'<tbody>{"".join(body)}</tbody></table>')
+    else:
+        names_html = "<p>No flow of a documented purpose.</p>"
+    return ('<section id="hosts"><h2>Clients and server names</h2>'
+            "<h3>Which clients fail which purposes</h3>"
+            "<p>Worst verdict per client (the side that opened the connection) and purpose; only "
+            f"clients and purposes with a blocked or unexpected flow.</p>{host_html}"
+            "<h3>Server names per purpose</h3>"
+            "<p>The names clients asked for (TLS SNI, HTTP Host, or the DNS answer the address came "
+            f"from; for DNS the query) and the addresses they reached.</p>{names_html}</section>")
+
+
+_FLAG_COLUMNS = ("time", "client", "server", "server name", "verdict", "reason", "detail")
+
+
+def _flagged_rows(sub: pd.DataFrame) -> str:
+    times = _times(sub["ts"])
+    rows = []
+    for t, r in zip(times, sub.itertuples(index=False)):
+        rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
+                    f"<td>{_e(r.proto)} {_e(_endpoint(r.resp_h, r.resp_p))}</td>"
+                    f'<td class="name">{_e(r.server_name)}</td><td>{_verdict_badge(r.verdict)}</td>'
+                    f'<td>{_e(r.reason)}</td><td class="detail">{_e(r.detail)}</td></tr>')
+    head = "".join(f"<th>{c}</th>" for c in _FLAG_COLUMNS)
+    return (f'<div class="scroll"><table class="flagged"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None) -> str:
+    worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
+    n = len(sub)
+    reasons = _split_reasons(sub["reason"])
+    if rule is not None:
+        head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
+        cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""
+        mask = f"<dt>Host mask</dt><dd>{_e(rule.host_mask)}</dd>" if rule.host_mask else ""
+        dl = (f"<dt>What the port is for</dt><dd>{_e(rule.purpose)}</dd>"
+              f'<dt>German original</dt><dd><blockquote lang="de">{_e(rule.purpose_de)}</blockquote></dd>'
+              f"{mask}{cond}"
+              f'<dt>What to change</dt><dd class="fix">{_e(rule.fix)}</dd>')
+    elif purpose == "dns":
+        head = "dns — name resolution (UDP/TCP 53)"
+        dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
+              "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
+              '<dt>What to change</dt><dd class="fix">allow DNS (UDP and TCP 53) from the clients to '
+              "their resolver, and the resolver's own lookups</dd>")
+    else:
+        head = "flows outside the documented purposes"
+        dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
+              '<dt>What to change</dt><dd class="fix">check why these names and ports are used; '
+              "nothing in the documentation asks for them</dd>")
+    return (f'<article class="finding f-{worst}" id="purpose-{_e(_slug(purpose or "none"))}">'
+            f"<h3>{head} {_status_badge(worst)} <span class=\"muted\">{n} flagged flow{'s' if n != 1 else ''}"
+            f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons)}</dd></dl>"
+            f"{_flagged_rows(sub)}</article>")
+
+
+def _flagged(flows: pd.DataFrame, rules: RuleSet) -> str:
+    flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
+    if not len(flagged):
+        body = "<p>Nothing is blocked or unexpected.</p>"
+    else:
+        by_id = {r.id: r for r in rules.rules}
+        purposes = plots.purpose_order(flagged, rules)
+        parts = []
+        for p in purposes:
+            key = "" if p == plots.NO_PURPOSE else p
+            parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key)))
+        body = "".join(parts)
+    return ('<section id="flagged"><h2>Flagged flows: what the documentation says and what to change</h2>'
+            f"{body}</section>")
+
+
+_FLOW_COLUMNS = (
+    # header, type (num sorts numerically), numeric alignment
+    ("time (UTC)", "num"), ("capture", ""), ("client", ""), ("server", ""), ("proto", ""),
+    ("server name", ""), ("name from", ""), ("purpose", ""), ("verdict", ""), ("reason", ""),
+    ("bytes out", "num"), ("bytes in", "num"), ("duration s", "num"), ("state", ""), ("detail", ""),
+)
+
+
+def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
+    total = len(flows)
+    f = flows
+    note = ""
+    if total > max_rows:
+        bad = flows["verdict"].isin(["blocked", "unexpected"])
+        keep = flows[bad].head(max_rows)
+        keep = pd.concat([keep, flows[~bad].head(max_rows - len(keep))]).sort_values("ts", kind="stable")
+        f = keep
+        note = (f'<p class="warn">Showing {len(f)} of {total} flows (all flagged flows first); '
+                "use <code>kscc-traffic analyze --format csv</code> for all of them.</p>")
+    flagged_purposes = set(flows.loc[flows["verdict"].isin(["blocked", "unexpected"]), "purpose"]) if total else set()
+    times = _times(f["ts"]) if len(f) else []
+    rows = []
+    for t, r in zip(times, f.itertuples(index=False)):
+        purpose = r.purpose
+        if purpose and purpose in flagged_purposes:
+            pcell = f'<a href="#purpose-{_e(_slug(purpose))}">{_e(purpose)}</a>'
+        else:
+            pcell = _e(purpose)
+        rows.append(
+            f'<tr class="row-{_e(_slug(r.verdict))}" data-verdict="{_e(r.verdict)}" data-purpose="{_e(purpose)}">'
+            f'<td class="time" data-sort="{float(r.ts):.6f}">{_e(t)}</td><td>{_e(r.capture)}</td>'
+            f"<td>{_e(_endpoint(r.orig_h, r.orig_p))}</td><td>{_e(_endpoint(r.resp_h, r.resp_p))}</td>"
+            f'<td>{_e(r.proto)}</td><td class="name">{_e(r.server_name)}</td><td>{_e(r.name_source)}</td>'
+            f"<td>{pcell}</td><td>{_verdict_badge(r.verdict)}</td><td>{_e(r.reason)}</td>"
+            f'<td class="num">{int(r.orig_bytes)}</td><td class="num">{int(r.resp_bytes)}</td>'
+            f'<td class="num">{float(r.duration):.3f}</td><td>{_e(r.conn_state)}</td>'
+            f'<td class="detail">{_e(r.detail)}</td></tr>')
+    num = ' class="num"'
+    head = "".join(
+        f'<th{num if typ == "num" else ""} data-type="{typ or "text"}"><button type="button">{_e(h)}</button></th>'
+        for h, typ in _FLOW_COLUMNS)
+    purposes = plots.purpose_order(flows, rules)
+    popts = "".join(
+        f'<option value="{_e("" if p == plots.NO_PURPOSE else p)}">{_e(p)}</option>' for p in purposes)
+    vopts = "".join(f'<option value="{v}">{v}</option>' for v in plots.VERDICTS)
+    controls = ('<div class="controls">'
+                '<label>Filter <input type="search" id="flow-filter" placeholder="address, name, reason…" '
+                'autocomplete="off"></label>'
+                '<label>Verdict <select id="flow-verdict"><option value="">all</option>'
+                f'<option value="flagged">blocked or unexpected</option>{vopts}</select></label>'
+                f'<label>Purpose <select id="flow-purpose"><option value="*">all</option>{popts}</select></label>'
+                f'<span id="flow-count" class="muted">{len(f)} flows</span></div>')
+    return ('<section id="flows"><h2>All flows</h2>'
+            "<p>Click a column header to sort; type to filter (matches any cell).</p>"
+            f'{note}{controls}<div class="scroll"><table id="flow-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div></section>')
+
+
+# --------------------------------------------------------------------------------------------
+# the page
+# --------------------------------------------------------------------------------------------
+def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, object] | Iterable[str] | None = None,
+                warnings: Iterable[str] = (), title: str = "KSC Cloud Console traffic report",
+                generated: str | None = None, max_rows: int = 20000, charts: bool = True) -> str:
+    """The whole report as one HTML document (str, UTF-8 when written).
+
+    :param flows: flow table of :func:`kscc_traffic.analyze` (columns :data:`kscc_traffic.COLUMNS`).
+    :param rules: the rules the flows were classified with.
+    :param captures: capture names to list in the header (default: the ``capture`` column's values);
+        a mapping's keys are used as names.
+    :param warnings: reader warnings to show (one line each).
+    :param generated: the "generated" time text (default: now, UTC, to the second).
+    :param max_rows: at most this many rows in the flow table (flagged flows kept first; the charts,
+        the checklist and the flagged section always cover every flow).
+    :param charts: False leaves the chart images out (a smaller, faster page).
+    """
+    if captures is None:
+        names = list(dict.fromkeys(flows["capture"])) if len(flows) else []
+    else:
+        names = [Path(str(c)).name for c in captures]
+    per_capture = flows["capture"].value_counts() if len(flows) else pd.Series(dtype=int)
+    cap_counts = {n: int(per_capture.get(n, 0)) for n in names}
+    generated = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    chk = readiness(flows, rules)
+
+    body = "".join([
+        _summary(flows, rules, cap_counts, list(warnings), title, generated, charts),
+        _checklist(chk, rules),
+        _charts(flows, rules) if charts else "",
+        _hosts(flows, rules),
+        _flagged(flows, rules),
+        _flow_table(flows, rules, max_rows),
+        '<footer><p class="muted">kscc-traffic · names come from the captured packets and are shown '
+        "as text.</p></footer>",
+    ])
+    csp = ("default-src 'none'; img-src data:; "
+           f"style-src {_csp_hash(_CSS)}; script-src {_csp_hash(_JS)}; "
+           "base-uri 'none'; form-action 'none'")
+    return ("<!DOCTYPE html>\n"
+            '<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="referrer" content="no-referrer">'
+            f"<title>{_e(title)}</title>"
+            '<link rel="icon" href="data:,">'
+            f"<style>{_CSS}</style></head>\n<body>{body}\n<script>{_JS}</script></body></html>\n")
+
+
+def write_html(path: str | os.PathLike, flows: pd.DataFrame, rules: RuleSet, **kwargs) -> Path:
+    """Write :func:`render_html` to ``path`` (UTF-8) atomically: a temporary file in the same
+    directory, then renamed over ``path``. Keyword arguments go to :func:`render_html`.
+
+    :returns: the path written.
+    :raises OSError: the directory does not exist or is not writable.
+    """
+    path = Path(path)
+    text = render_html(flows, rules, **kwargs)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

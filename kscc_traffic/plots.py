@@ -1,0 +1,391 @@
+"""Pictures of a flow table: summary tables and matplotlib charts, shared by the notebook
+(``notebooks/traffic_breakdown.ipynb``) and the HTML report (:mod:`kscc_traffic.html_report`).
+
+Every function takes the flow table of :func:`kscc_traffic.analyze` (columns
+:data:`kscc_traffic.COLUMNS`) and, optionally, the :class:`~kscc_traffic.RuleSet` (only used to
+order purposes as the vendor page does). Tables are plain :class:`pandas.DataFrame`\\ s; charts
+are :class:`matplotlib.figure.Figure` objects made without ``pyplot`` (no global state, no GUI
+backend): ``fig.savefig(...)`` them, or display them in Jupyter after ``%matplotlib inline``.
+
+Purposes are the ``purpose`` column: a rule id, ``dns``, or ``(none)`` for flows no rule covers
+(shown as :data:`NO_PURPOSE`). Times are UTC. Bytes are transport payload bytes
+(``orig_bytes`` + ``resp_bytes``).
+
+Strings from packets (server names) are returned as they are in the tables: untrusted text.
+pandas' HTML output escapes them; :func:`style_readiness` and the HTML report escape explicitly.
+matplotlib would read ``$…$`` in a label as mathematics, so chart labels escape ``$``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+    from pandas.io.formats.style import Styler
+
+    from .rules import RuleSet
+
+__all__ = [
+    "VERDICTS", "VERDICT_COLORS", "STATUS_COLORS", "NO_PURPOSE",
+    "purpose_order", "purpose_breakdown", "host_status", "server_names", "attempts_over_time",
+    "chart_verdicts", "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
+]
+
+#: verdicts in display order (worst first after ok, so stacked bars read ok → problems)
+VERDICTS: tuple[str, ...] = ("ok", "blocked", "unexpected", "unclassified")
+#: one colour per verdict (also used by the HTML report's CSS)
+VERDICT_COLORS: dict[str, str] = {"ok": "#2e7d32", "blocked": "#c62828", "unexpected": "#e68a00",
+                                  "unclassified": "#9e9e9e"}
+#: one colour per readiness status
+STATUS_COLORS: dict[str, str] = {"verified": "#2e7d32", "blocked": "#c62828", "unexpected": "#e68a00",
+                                 "not seen": "#9e9e9e"}
+#: label for flows without a purpose (``purpose == ''``)
+NO_PURPOSE = "(none)"
+
+_MARKERS = {"ok": "o", "blocked": "X", "unexpected": "^", "unclassified": "."}
+_SIZES = {"ok": 22, "blocked": 70, "unexpected": 60, "unclassified": 14}
+_SEVERITY = {"blocked": 3, "unexpected": 2, "ok": 1, "unclassified": 0}
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+def _purposes(flows: pd.DataFrame) -> pd.Series:
+    """The ``purpose`` column with '' replaced by :data:`NO_PURPOSE`."""
+    return flows["purpose"].fillna("").astype(str).replace("", NO_PURPOSE)
+
+
+def purpose_order(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> list[str]:
+    """Purposes present in ``flows``: the rules' order first (as on the vendor page), then any
+    other purpose alphabetically, then ``dns``, then :data:`NO_PURPOSE`.
+
+    :returns: list of purpose labels, length = number of distinct purposes in ``flows``.
+    """
+    present = set(_purposes(flows)) if len(flows) else set()
+    ordered = [r.id for r in rules.rules if r.id in present] if rules is not None else []
+    tail = [p for p in ("dns", NO_PURPOSE) if p in present]
+    rest = sorted(present - set(ordered) - set(tail))
+    return ordered + rest + tail
+
+
+def purpose_breakdown(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.DataFrame:
+    """Flows, verdicts and bytes per purpose.
+
+    :returns: DataFrame indexed by purpose (order of :func:`purpose_order`), columns ``flows``
+        (count), ``ok``, ``blocked``, ``unexpected``, ``unclassified`` (flow counts per verdict),
+        ``orig_bytes``, ``resp_bytes``, ``bytes`` (payload bytes sent by the originator, by the
+        responder, both), ``clients`` (distinct originator addresses).
+    """
+    cols = ["flows", *VERDICTS, "orig_bytes", "resp_bytes", "bytes", "clients"]
+    if not len(flows):
+        return pd.DataFrame(columns=cols, dtype="int64").rename_axis("purpose")
+    f = flows.assign(purpose=_purposes(flows))
+    counts = f.groupby("purpose")["verdict"].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=list(VERDICTS), fill_value=0)
+    g = f.groupby("purpose")
+    out = counts.assign(
+        orig_bytes=g["orig_bytes"].sum(), resp_bytes=g["resp_bytes"].sum(),
+        clients=g["orig_h"].nunique())
+    out.insert(0, "flows", counts.sum(axis=1))
+    out["bytes"] = out["orig_bytes"] + out["resp_bytes"]
+    out = out.reindex(purpose_order(flows, rules))[cols].astype("int64")
+    out.index.name = "purpose"
+    out.columns.name = None
+    return out
+
+
+def host_status(flows: pd.DataFrame, rules: "RuleSet | None" = None, *,
+                failing_only: bool = True) -> pd.DataFrame:
+    """Which clients fail which purposes.
+
+    Rows are originators (``orig_h``, the side that opened the connection), columns purposes
+    (order of :func:`purpose_order`, ``dns`` included, :data:`NO_PURPOSE` left out). A cell is the
+    worst verdict of that client's flows for that purpose: ``blocked`` > ``unexpected`` > ``ok``;
+    ``''`` when the client had no such flow.
+
+    :param failing_only: keep only clients with at least one blocked or unexpected flow, and only
+        purposes where some client failed.
+    :returns: DataFrame of strings, shape (clients, purposes); rows sorted by number of failing
+        flows (descending), then address.
+    """
+    f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
+    if not len(f):
+        return pd.DataFrame(dtype=object).rename_axis(index="client", columns="purpose")
+    f = f.assign(sev=f["verdict"].map(_SEVERITY).fillna(0).astype(int),
+                 failing=f["verdict"].isin(["blocked", "unexpected"]))
+    worst = f.groupby(["orig_h", "purpose"])["sev"].max().unstack()
+    names = {v: k for k, v in _SEVERITY.items()}
+    table = worst.apply(lambda col: col.map(lambda s: "" if pd.isna(s) else names[int(s)])).astype(object)
+    fails = f.groupby("orig_h")["failing"].sum()
+    order = [p for p in purpose_order(f, rules) if p in table.columns]
+    table = table[order]
+    if failing_only:
+        table = table.loc[fails[fails > 0].index]
+        bad = [c for c in table.columns if table[c].isin(["blocked", "unexpected"]).any()]
+        table = table[bad]
+    key = pd.DataFrame({"n": fails.reindex(table.index).fillna(0).to_numpy(), "h": table.index},
+                       index=table.index)
+    table = table.loc[key.sort_values(["n", "h"], ascending=[False, True]).index]
+    table.index.name, table.columns.name = "client", "purpose"
+    return table
+
+
+def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.DataFrame:
+    """The server names each purpose resolved to (documented purposes and ``dns`` only).
+
+    One row per (purpose, server name): ``purpose``, ``server_name`` (the name the client asked
+    for; ``''`` when none was seen), ``name_source`` (``sni``/``http_host``/``dns``, joined with
+    ``,`` when several), ``addresses`` (distinct responder addresses, ``,``-joined, at most 5 then
+    ``…``), ``flows``, ``ok``, ``blocked``, ``unexpected`` (counts). For ``dns`` flows the name is
+    the query. Strings are untrusted packet text.
+
+    :returns: DataFrame, rows in purpose order then by flow count (descending).
+    """
+    cols = ["purpose", "server_name", "name_source", "addresses", "flows", "ok", "blocked", "unexpected"]
+    f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
+    if not len(f):
+        return pd.DataFrame(columns=cols)
+    name = f["server_name"].where(f["server_name"] != "", f["query"])
+    f = f.assign(name=name.fillna(""))
+
+    def addrs(s: pd.Series) -> str:
+        u = list(dict.fromkeys(s))
+        return ", ".join(u[:5]) + (", …" if len(u) > 5 else "")
+
+    rows = []
+    order = {p: i for i, p in enumerate(purpose_order(f, rules))}
+    for (purpose, nm), g in f.groupby(["purpose", "name"], sort=False):
+        v = g["verdict"].value_counts()
+        rows.append({"purpose": purpose, "server_name": nm,
+                     "name_source": ",".join(sorted(set(g["name_source"]) - {""})),
+                     "addresses": addrs(g["resp_h"]), "flows": len(g),
+                     "ok": int(v.get("ok", 0)), "blocked": int(v.get("blocked", 0)),
+                     "unexpected": int(v.get("unexpected", 0))})
+    out = pd.DataFrame(rows, columns=cols)
+    out["_o"] = out["purpose"].map(order)
+    return out.sort_values(["_o", "flows", "server_name"], ascending=[True, False, True]) \
+        .drop(columns="_o").reset_index(drop=True)
+
+
+def attempts_over_time(flows: pd.DataFrame, bins: int = 60) -> pd.DataFrame:
+    """Connection attempts per time bin and verdict (the lower panel of :func:`chart_timeline`).
+
+    :param bins: number of equal-width bins over the capture's span (at least 1).
+    :returns: DataFrame indexed by bin start (``pandas.Timestamp``, UTC, naive), columns the
+        :data:`VERDICTS` (flow counts); empty when there are no flows.
+    """
+    if not len(flows):
+        return pd.DataFrame(columns=list(VERDICTS))
+    ts = flows["ts"].to_numpy(float)
+    lo, hi = float(ts.min()), float(ts.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, max(1, bins) + 1)
+    idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, len(edges) - 2)
+    out = pd.DataFrame({"bin": idx, "verdict": flows["verdict"].to_numpy()}) \
+        .groupby("bin")["verdict"].value_counts().unstack(fill_value=0)
+    out = out.reindex(index=range(len(edges) - 1), columns=list(VERDICTS), fill_value=0)
+    out.index = pd.to_datetime(edges[:-1], unit="s")
+    out.index.name = "time"
+    out.columns.name = None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# charts
+# --------------------------------------------------------------------------------------------
+def _label(s, limit: int = 40) -> str:
+    """A string safe as a matplotlib label: no control characters, ``$`` not read as maths, at
+    most ``limit`` characters (then ``…``)."""
+    s = "" if s is None else str(s)
+    if len(s) > limit:
+        s = s[:limit - 1] + "…"
+    s = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100
+                else f"\\u{ord(ch):04x}" for ch in s)
+    s = s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s.replace("$", r"\$")
+
+
+def _figure(width: float, height: float) -> "Figure":
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _empty(fig: "Figure", text: str = "no flows") -> "Figure":
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.set_axis_off()
+    return fig
+
+
+def chart_verdicts(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure":
+    """Stacked horizontal bars: flows per purpose, split by verdict (ok / blocked / unexpected /
+    unclassified). Size about 9 × (1.2 + 0.32 per purpose) inches."""
+    b = purpose_breakdown(flows, rules)
+    fig = _figure(9, 1.4 + 0.32 * max(len(b), 1))
+    if not len(b):
+        return _empty(fig)
+    ax = fig.add_subplot()
+    y = np.arange(len(b))
+    left = np.zeros(len(b))
+    for v in VERDICTS:
+        n = b[v].to_numpy(float)
+        if n.any():
+            ax.barh(y, n, left=left, color=VERDICT_COLORS[v], label=v, height=0.7)
+        left += n
+    ax.set_yticks(y, [_label(p) for p in b.index])
+    ax.invert_yaxis()
+    ax.set_xlabel("flows")
+    ax.set_title("Flows per purpose and verdict", loc="left")
+    fig.legend(loc="outside right upper", fontsize="small", frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return fig
+
+
+def chart_volume(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure":
+    """Two panels side by side, one bar per purpose: flows (count) and payload bytes (sent by the
+    originator / by the responder, stacked; log-scaled when the values span > 3 decades)."""
+    b = purpose_breakdown(flows, rules)
+    fig = _figure(10, 1.4 + 0.32 * max(len(b), 1))
+    if not len(b):
+        return _empty(fig)
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(b))
+    ax1.barh(y, b["flows"], color="#546e7a", height=0.7)
+    ax1.set_yticks(y, [_label(p) for p in b.index])
+    ax1.invert_yaxis()
+    ax1.set_xlabel("flows")
+    ax1.set_title("Flows per purpose", loc="left")
+    ax2.barh(y, b["orig_bytes"], color="#1e88e5", height=0.7, label="sent by client (originator)")
+    ax2.barh(y, b["resp_bytes"], left=b["orig_bytes"], color="#90caf9", height=0.7,
+             label="sent by server (responder)")
+    pos = b["bytes"][b["bytes"] > 0]
+    if len(pos) and pos.max() / pos.min() > 1000:
+        ax2.set_xscale("symlog", linthresh=1)
+    ax2.set_xlabel("payload bytes")
+    ax2.set_title("Bytes per purpose", loc="left")
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
+    for ax in (ax1, ax2):
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    return fig
+
+
+def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: int = 60) -> "Figure":
+    """Connection attempts over time (UTC).
+
+    Top panel: one row per purpose, one marker per flow at its first packet (``ts``): ok ●,
+    blocked ✕ (red), unexpected ▲ (orange), unclassified · (grey). Bottom panel: attempts per
+    time bin (``bins`` bins over the capture), stacked by verdict — a firewall change or an outage
+    shows as the moment the red begins.
+    """
+    order = purpose_order(flows, rules)
+    fig = _figure(10, 2.6 + 0.3 * max(len(order), 1))
+    if not len(flows):
+        return _empty(fig)
+    import matplotlib.dates as mdates
+
+    ax, axh = fig.subplots(2, 1, sharex=True, height_ratios=[max(len(order), 2) * 0.3, 1.4])
+    when = pd.to_datetime(flows["ts"].to_numpy(float), unit="s").to_numpy()
+    ypos = {p: i for i, p in enumerate(order)}
+    y = _purposes(flows).map(ypos).to_numpy(float)
+    verdict = flows["verdict"].to_numpy()
+    for v in VERDICTS:
+        m = verdict == v
+        if m.any():
+            ax.scatter(when[m], y[m], marker=_MARKERS[v], s=_SIZES[v], color=VERDICT_COLORS[v],
+                       alpha=0.85 if v != "ok" else 0.6, linewidths=0.4, label=v,
+                       zorder=3 if v in ("blocked", "unexpected") else 2)
+    ax.set_yticks(range(len(order)), [_label(p) for p in order])
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title("Connection attempts over time", loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+
+    counts = attempts_over_time(flows, bins)
+    x = mdates.date2num(counts.index.to_numpy())
+    width = (x[1] - x[0]) if len(x) > 1 else 1 / 86400
+    bottom = np.zeros(len(counts))
+    for v in VERDICTS:
+        n = counts[v].to_numpy(float)
+        if n.any():
+            axh.bar(x, n, width=width, bottom=bottom, align="edge", color=VERDICT_COLORS[v],
+                    linewidth=0)
+        bottom += n
+    axh.set_ylabel("attempts")
+    axh.grid(axis="y", alpha=0.3)
+    axh.set_axisbelow(True)
+    loc = mdates.AutoDateLocator()
+    axh.xaxis.set_major_locator(loc)
+    axh.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    axh.set_xlabel("time (UTC)")
+    return fig
+
+
+def chart_host_failures(flows: pd.DataFrame, rules: "RuleSet | None" = None, max_clients: int = 40) -> "Figure":
+    """Grid of clients (rows, originator address) × purposes (columns): the worst verdict of the
+    client's flows for the purpose, coloured (red blocked, orange unexpected, green ok), with the
+    number of failing flows in the cell. Only clients and purposes with a failure; at most
+    ``max_clients`` clients (those with the most failing flows)."""
+    table = host_status(flows, rules, failing_only=True)
+    shown = table.head(max_clients)
+    fig = _figure(max(7.0, 2.2 + 0.6 * len(shown.columns)), 2.2 + 0.3 * max(len(shown), 1))
+    if not len(shown):
+        return _empty(fig, "no client has a blocked or unexpected flow")
+    from matplotlib.colors import ListedColormap
+
+    ax = fig.add_subplot()
+    sev = shown.apply(lambda c: c.map(lambda s: _SEVERITY.get(s, -1) if s else -1)).to_numpy(float)
+    cmap = ListedColormap(["#ffffff", VERDICT_COLORS["unclassified"], VERDICT_COLORS["ok"],
+                           VERDICT_COLORS["unexpected"], VERDICT_COLORS["blocked"]])
+    ax.imshow(sev + 1, cmap=cmap, vmin=0, vmax=4, aspect="auto", interpolation="nearest")
+    f = flows[flows["verdict"].isin(["blocked", "unexpected"])]
+    n = f.assign(purpose=_purposes(f)).groupby(["orig_h", "purpose"]).size()
+    for i, host in enumerate(shown.index):
+        for j, purpose in enumerate(shown.columns):
+            k = int(n.get((host, purpose), 0))
+            if k:
+                ax.text(j, i, str(k), ha="center", va="center", color="white", fontsize="small",
+                        fontweight="bold")
+    ax.set_xticks(range(len(shown.columns)), [_label(p) for p in shown.columns], rotation=35, ha="right")
+    ax.set_yticks(range(len(shown)), [_label(h) for h in shown.index])
+    ax.set_xticks(np.arange(-0.5, len(shown.columns)), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(shown)), minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    more = f" (top {max_clients} of {len(table)})" if len(table) > max_clients else ""
+    ax.set_title(f"Clients failing purposes{more}\n"
+                 "red blocked · orange unexpected · green ok · number = failing flows",
+                 loc="left", fontsize="medium")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# styled readiness checklist
+# --------------------------------------------------------------------------------------------
+def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = None) -> "Styler":
+    """The readiness checklist (:func:`kscc_traffic.readiness`) as a pandas ``Styler``: the
+    ``status`` cell coloured (green verified, red blocked, orange unexpected, grey not seen), rows
+    in the checklist's order, every cell HTML-escaped. Needs ``jinja2`` (as all Stylers do).
+
+    :param columns: columns to show (default: section, rule, transport, ports, status, flows, ok,
+        blocked, unexpected, reasons, fix).
+    """
+    cols = list(columns or ["section", "rule", "transport", "ports", "status", "flows", "ok",
+                            "blocked", "unexpected", "reasons", "fix"])
+    t = checklist[[c for c in cols if c in checklist.columns]]
+
+    def colour(v: str) -> str:
+        c = STATUS_COLORS.get(v)
+        return f"background-color: {c}; color: white; font-weight: bold" if c else ""
+
+    st = t.style.format(escape="html").hide(axis="index")
+    if "status" in t.columns:
+        st = st.map(colour, subset=["status"])
+    return st.set_table_styles([{"selector": "td, th", "props": [("text-align", "left")]}], overwrite=False)

@@ -1,0 +1,151 @@
+"""notebooks/traffic_breakdown.ipynb runs top to bottom in a real Jupyter kernel (nbclient +
+ipykernel) on a bundled sample and on the shared corpus, and is committed without outputs.
+
+The capture is injected papermill-style: a cell tagged ``injected-parameters`` right after the
+cell tagged ``parameters``. The kernel is this interpreter (``sys.executable``), registered under a
+private kernel name in a temporary ``JUPYTER_PATH``, so another ``python3`` kernelspec on the
+machine cannot be picked by mistake.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import kscc_traffic
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "traffic_breakdown.ipynb"
+SAMPLE = ROOT / "samples" / "captures" / "blocked_agent.pcap"
+CORPUS = ROOT.parent / "shared" / "corpus" / "ksc" / "ns_blocked_agent.pcap"
+KERNEL = "kscc-traffic-test"
+
+
+def test_committed_without_outputs():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code, "no code cells"
+    for c in code:
+        assert c["outputs"] == [] and c["execution_count"] is None, c["source"][:1]
+    assert [c for c in code if "parameters" in c["metadata"].get("tags", [])], "no cell tagged parameters"
+    # the notebook uses the public API only
+    src = "".join("".join(c["source"]) for c in code)
+    assert not re.search(r"kscc_traffic\.\w+\.|from kscc_traffic\.|kt\._", src)
+    used = set(re.findall(r"\bkt\.(\w+)", src))
+    assert used <= set(kscc_traffic.__all__) | {"COLUMNS"}, used - set(kscc_traffic.__all__)
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    pytest.importorskip("nbclient", reason="nbclient is in the test extra: pip install -e '.[test]'")
+    pytest.importorskip("ipykernel", reason="ipykernel is in the test extra: pip install -e '.[test]'")
+    pytest.importorskip("jinja2", reason="jinja2 (pandas Styler) is in the test extra")
+    spec = tmp_path_factory.mktemp("jupyter") / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "kscc-traffic test", "language": "python"}))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JUPYTER_PATH", str(spec.parent.parent))
+    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    yield
+    mp.undo()
+
+
+def _run(capture: Path):
+    """Execute the notebook with ``capture`` injected; returns the executed notebook."""
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    cell = nbformat.v4.new_code_cell(f"# Injected parameters\ncapture = {str(capture)!r}\n")
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(at + 1, cell)
+    # IPC transport: unix sockets, no TCP ports on a shared machine
+    sockets = tempfile.mkdtemp(prefix="kscc-ipc-")  # short: unix socket paths are limited to ~100 bytes
+    try:
+        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=os.path.join(sockets, "k"))
+        NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=180, startup_timeout=60, allow_errors=False,
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    return nb
+
+
+def _tagged(nb, tag: str):
+    return [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+
+
+def _text(cell) -> str:
+    out = []
+    for o in cell.outputs:
+        data = o.get("data", {})
+        out.append(data.get("text/html") or data.get("text/plain") or o.get("text", ""))
+    return "\n".join(out)
+
+
+def _checklist_rows(cell) -> dict[str, str]:
+    """rule -> status, read from the styled checklist's HTML (a <tr> per rule)."""
+    html = _text(cell)
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", html, re.S):
+        cells = [re.sub(r"<[^>]+>", "", td).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        if len(cells) > 4:
+            rows[cells[1]] = cells[4]  # section, rule, transport, ports, status, …
+    return rows
+
+
+def _check(nb, capture: Path):
+    rules = kscc_traffic.load_rules()
+    flows = kscc_traffic.analyze(capture, rules)
+    expected = dict(zip(*kscc_traffic.readiness(flows, rules)[["rule", "status"]].to_numpy().T))
+
+    # the checklist the notebook shows says what the library says, rule by rule
+    assert _checklist_rows(_tagged(nb, "checklist")[0]) == expected
+    assert "blocked" in expected.values()
+
+    charts = _tagged(nb, "chart")
+    assert len(charts) == 4
+    for c in charts:
+        assert any("image/png" in o.get("data", {}) for o in c.outputs), c.source
+
+    # flows per purpose: the breakdown table's counts
+    table = _text(_tagged(nb, "breakdown")[0])
+    for purpose, n in flows[flows.purpose != ""].groupby("purpose").size().items():
+        assert re.search(rf"<th>{purpose}</th>\s*<td>{n}</td>", table), purpose
+
+    # which clients fail: every client with a blocked flow is listed
+    hosts = _text(_tagged(nb, "hosts")[0])
+    for h in set(flows.loc[flows.verdict == "blocked", "orig_h"]):
+        assert f"<th>{h}</th>" in hosts
+    # the fix of each blocked purpose is shown
+    fixes = _text(_tagged(nb, "fixes")[0])
+    for rule, status in expected.items():
+        if status == "blocked":
+            assert rules.by_id(rule).fix.split(" (")[0] in fixes, rule
+    names = _text(_tagged(nb, "names")[0])
+    for n in set(flows.loc[flows.name_source == "sni", "server_name"]):
+        assert n in names
+
+
+def test_notebook_runs_on_bundled_sample(kernel_env):
+    nb = _run(SAMPLE)
+    _check(nb, SAMPLE)
+    status = _checklist_rows(_tagged(nb, "checklist")[0])
+    assert {status[r] for r in ("agent_connection", "activation", "klsctunnel", "ksn")} == {"blocked"}
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason=f"{CORPUS} is absent (../shared is not checked out here)")
+def test_notebook_runs_on_shared_corpus(kernel_env):
+    nb = _run(CORPUS)
+    _check(nb, CORPUS)
+    status = _checklist_rows(_tagged(nb, "checklist")[0])
+    assert status["discovery"] == "verified" and status["dp_push"] == "blocked"
