@@ -16,6 +16,8 @@ from .classify import classify
 from .errors import (CaptureError, CorruptCapture, EngineError, KsccTrafficError, RulesError,
                      TruncatedCapture, UnsupportedFormat)
 from .flows import FLOW_COLUMNS, build_flows
+from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts, chart_volume,
+                    host_status, purpose_breakdown, server_names, style_readiness)
 from .report import readiness
 from .rules import RuleSet, load_rules
 
@@ -24,5 +26,7 @@ __all__ = [
     "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError",
+    "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
+    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
 ]
 __version__ = "0.1.0"

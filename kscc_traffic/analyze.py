@@ -13,7 +13,7 @@ from .capture.files import read_frames
 from .capture.stats import ReadStats
 from .classify import CLASS_COLUMNS, classify
 from .flows import FLOW_COLUMNS, build_flows
-from .inspect import APP_COLUMNS, inspect_flows
+from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .unreachable import attach, find_errors
@@ -53,9 +53,15 @@ def server_port_fn(rules: RuleSet):
     return server_port
 
 
-def analyze_packets(packets, rules: RuleSet, name: str = "") -> tuple[pd.DataFrame, int]:
+def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: DnsAnswers | None = None,
+                    answers_out: DnsAnswers | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
-    duplicated frames dropped."""
+    duplicated frames dropped.
+
+    :param prior_answers: DNS answers seen before these packets (e.g. by a live capture that
+        already evicted the DNS flows); used for names together with the packets' own answers.
+    :param answers_out: when given, the DNS answers found in these packets are appended to it.
+    """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
@@ -69,10 +75,24 @@ def analyze_packets(packets, rules: RuleSet, name: str = "") -> tuple[pd.DataFra
         extra = build_flows(packets, exclude=only, seed=name + "#icmp").flows
         flows = pd.concat([flows, extra], ignore_index=True)
         flows = flows.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    if answers_out is not None:
+        _extend_answers(answers_out, answers)
+    if prior_answers is not None and prior_answers.address:
+        merged = DnsAnswers()
+        _extend_answers(merged, prior_answers)
+        _extend_answers(merged, answers)
+        answers = merged
     flows = assign_names(flows, answers)
     flows = classify(flows, rules)
     flows["capture"] = name
     return _schema(flows), ft.duplicates
+
+
+def _extend_answers(dst: DnsAnswers, src: DnsAnswers) -> None:
+    dst.ts_ns.extend(src.ts_ns)
+    dst.client.extend(src.client)
+    dst.address.extend(src.address)
+    dst.name.extend(src.name)
 
 
 def _schema(flows: pd.DataFrame) -> pd.DataFrame:
@@ -86,15 +106,26 @@ def _schema(flows: pd.DataFrame) -> pd.DataFrame:
     return flows[list(COLUMNS)]
 
 
-def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None) -> Analysis:
+def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
     """Analyse one capture file.
 
+    :param engine: ``builtin`` (default: our reader and decoder) or ``tshark`` (Wireshark's
+        dissectors through ``tshark``, :mod:`kscc_traffic.engines.tshark`); both feed the same
+        flow/inspection/classification stages.
     :raises kscc_traffic.errors.CaptureError: the file is missing, not a capture, or its header is
         cut (damage after the header only adds warnings to ``Analysis.stats``).
+    :raises kscc_traffic.errors.EngineError: ``engine`` is unknown, or tshark is not installed.
     """
     rules = rules or load_rules()
-    frames = read_frames(path)
-    packets = decode(frames)
+    if engine == "tshark":
+        from .engines.tshark import read_packets
+        packets = read_packets(path)
+    elif engine == "builtin":
+        frames = read_frames(path)
+        packets = decode(frames)
+    else:
+        from .errors import EngineError
+        raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
     name = Path(path).name
     flows, dups = analyze_packets(packets, rules, name)
     stats = packets.stats
@@ -103,12 +134,13 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None) -> Analy
     return Analysis(flows, {str(path): stats}, dups)
 
 
-def analyze_files(paths, rules: RuleSet | None = None) -> Analysis:
-    """Analyse several captures; their flows are concatenated (column ``capture`` names each)."""
+def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
+    """Analyse several captures; their flows are concatenated (column ``capture`` names each).
+    ``engine``: as for :func:`analyze_file`."""
     rules = rules or load_rules()
     parts, stats, dups = [], {}, 0
     for p in paths:
-        a = analyze_file(p, rules)
+        a = analyze_file(p, rules, engine)
         parts.append(a.flows)
         stats.update(a.stats)
         dups += a.duplicates

@@ -29,6 +29,16 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class FileEngine(str, Enum):
+    builtin = "builtin"
+    tshark = "tshark"
+
+
+class LiveEngine(str, Enum):
+    scapy = "scapy"
+    tshark = "tshark"
+
+
 def _console(file=None) -> Console:
     """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
     (rich's default of 80 would fold every table)."""
@@ -50,6 +60,8 @@ def analyze(
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
+    engine: FileEngine = typer.Option(FileEngine.builtin, "--engine",
+                                      help="builtin (default) or tshark (Wireshark's dissectors)"),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts."""
     from .analyze import Analysis, analyze_file
@@ -69,7 +81,7 @@ def analyze(
                 raise KsccTrafficError(f"{path}: no such file")
             if path.is_dir():
                 raise KsccTrafficError(f"{path}: is a directory, not a capture file")
-            a = analyze_file(path, ruleset)
+            a = analyze_file(path, ruleset, engine.value)
         except (KsccTrafficError, OSError) as e:
             msg = str(e) if isinstance(e, KsccTrafficError) else f"{path}: {e.strerror or e}"
             if lenient:
@@ -148,6 +160,8 @@ def report(
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
         raise _fail(str(e))
+    if not html.absolute().parent.is_dir():
+        raise _fail(f"{html}: cannot write the report (no such directory: {html.absolute().parent})")
     import pandas as pd
 
     parts, warnings = [], []
@@ -175,6 +189,80 @@ def report(
         raise _fail(f"{html}: cannot write the report ({e.strerror or e})")
     except Exception as e:  # a bug of ours
         raise _fail(f"{html}: internal error while writing the report ({type(e).__name__}: {e})")
+    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+
+
+@app.command()
+def live(
+    interface: Optional[str] = typer.Option(None, "--interface", "-i",
+                                            help="interface to capture on (default: the default route's)"),
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="stop after SECONDS"),
+    count: Optional[int] = typer.Option(None, "--count", "-c", min=1, help="stop after N packets"),
+    write: Optional[Path] = typer.Option(None, "--write", "-w", help="also keep every captured packet in this pcapng file"),
+    engine: LiveEngine = typer.Option(LiveEngine.scapy, "--engine",
+                                      help="scapy (default, no Wireshark needed) or tshark (pyshark/dumpcap)"),
+    bpf: Optional[str] = typer.Option(None, "--filter",
+                                      help="capture filter, tcpdump syntax (default: the rules' ports, DNS and ICMP)"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
+                                            help="report an unanswered connection attempt as blocked after SECONDS"),
+    idle_timeout: List[str] = typer.Option([], "--idle-timeout",
+                                           help="NAME=SECONDS, repeatable: tcp (300), udp (60), icmp (60), other (60), "
+                                                "close (5, after FIN/RST): when flows are summarised and evicted"),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
+    list_interfaces: bool = typer.Option(False, "--list-interfaces", help="list the interfaces and exit"),
+) -> None:
+    """Capture live, show what is blocked as it happens, then print the same report as analyze."""
+    from .live.sources import default_interface
+    from .live.sources import list_interfaces as interfaces
+    from .report import print_table, write_csv, write_jsonl
+    from .rules import load_rules
+
+    if list_interfaces:
+        default = default_interface()
+        for name in interfaces():
+            typer.echo(f"{name}{'  (default route)' if name == default else ''}")
+        raise typer.Exit(EXIT_OK)
+    try:
+        ruleset = load_rules(rules)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+    from .live.run import LiveOptions, run_live
+    from .live.session import Timeouts
+    try:
+        timeouts = Timeouts.parse(idle_timeout)
+    except ValueError as e:
+        raise _fail(f"--idle-timeout: {e}")
+    opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
+                       engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts)
+    try:
+        result = run_live(opts)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+    except OSError as e:
+        raise _fail(f"{e.filename or write or 'capture'}: {e.strerror or e}")
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a bug of ours: one line, never a traceback
+        raise _fail(f"live capture: internal error ({type(e).__name__}: {e}); please report it")
+    flows = result.flows
+    drops = "unknown" if result.dropped is None else str(result.dropped)
+    err.print(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+              f"{drops} dropped by the kernel; stopped by {result.stop_reason}"
+              f"{'; written to ' + str(write) if write else ''}", markup=False, soft_wrap=True)
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if format is Format.jsonl:
+            write_jsonl(flows, out)
+        elif format is Format.csv:
+            write_csv(flows, out)
+        else:
+            print_table(flows, ruleset, _console(out if output else None))
+    finally:
+        if output:
+            out.close()
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 

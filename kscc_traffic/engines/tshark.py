@@ -1,0 +1,522 @@
+"""The tshark engine: Wireshark's dissectors -> the same :class:`Packets` columns as
+:func:`kscc_traffic.capture.decode.decode`, so flows, inspection, names, classification and the
+report are shared with the builtin engine.
+
+Two front ends feed one converter (:class:`PacketBuilder`):
+
+- **files** (:func:`read_packets`): ``tshark -2 -r FILE -T fields -E occurrence=a -e …`` run through
+  :mod:`subprocess`, read line by line. pyshark's ``FileCapture`` is impractical here: it parses
+  a JSON/XML tree into Python objects for every field of every packet (tens of kilobytes per
+  packet, ~100x slower than ``-T fields``) and offers no field projection. One ``tshark``
+  process per file, killed if we stop early; its stderr becomes warnings.
+- **live capture** (:mod:`kscc_traffic.live.sources`): pyshark's ``LiveCapture`` (``dumpcap``
+  piped into ``tshark -T json -x``); :func:`fields_from_json_layers` flattens each pyshark
+  packet into the same field lists.
+
+How a dissection becomes one row (units: bytes, nanoseconds):
+
+- ``frame.protocols`` (e.g. ``eth:ethertype:ip:icmp:ip:tcp``) locates the layers. The packet's IP
+  layer is the last ``ip``/``ipv6`` before any ``icmp``/``icmpv6`` (so a tunnel gives its inner
+  packet, as the builtin decoder does, and the datagram an ICMP error quotes is not taken for the
+  packet); its transport is the next layer after IPv6 extension headers. Every field is read at
+  the occurrence of its layer (``-E occurrence=a`` lists all occurrences in tree order).
+- TCP sequence numbers are absolute (``tcp.relative_sequence_numbers:FALSE``); ``tcp_flags`` is
+  ``tcp.flags & 0x1ff`` (NS/AE as 0x100, like the builtin decoder).
+- payload bytes come from ``tcp.payload`` / ``udp.payload``. For an ICMP/ICMPv6 error the
+  quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
+  (a 20-byte IPv4 or 40-byte IPv6 header + the first 8 transport bytes), which is all
+  :func:`kscc_traffic.protocols.icmp.quoted_datagram` reads.
+- IP fragments: Wireshark reassembles them (``ip.defragment``); frames whose datagram is
+  reassembled in a later frame give no row, the completing frame gives the whole datagram
+  (``ip_len`` = header + reassembled length), as the builtin decoder does; files are read in
+  two passes (``tshark -2``) so that early fragments know where they are completed. Fragments
+  never completed give one row each.
+- ``vlan``: the ``vlan.id``/``ieee8021ad.id`` tags in front of the first IP layer (tags inside tunnels are not
+  recorded); ``l2_bcast``: Ethernet ``eth.dst`` ff:ff:ff:ff:ff:ff, SLL ``sll.pkttype`` 1,
+  802.11 ``wlan.da`` broadcast.
+
+A first fragment never completed is shown by Wireshark as ``data``; its transport header is
+read from those bytes (``data.data``), as the builtin decoder does.
+
+Known differences from the builtin decoder (none occurs in ``../shared/corpus/ksc``): IPv4 packets with total length 0 (TSO) keep
+``ip_len`` 0.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture.stats import ReadStats
+from ..errors import CaptureError, EngineError, UnsupportedFormat
+
+__all__ = ["FIELDS", "PREFS", "PacketBuilder", "find_tool", "read_packets",
+           "fields_from_json_layers", "INSTALL_HINT"]
+
+INSTALL_HINT = ("install Wireshark's command-line tools: `sudo apt-get install tshark` "
+                "(Debian/Ubuntu), `sudo dnf install wireshark-cli` (Fedora), "
+                "`brew install wireshark` (macOS)")
+
+#: tshark preferences the converter relies on
+PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
+                    "-o", "tcp.analyze_sequence_numbers:FALSE",
+                    "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"]
+
+#: fields read from the dissection (every occurrence, in tree order)
+FIELDS: list[str] = [
+    "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
+    "eth.dst", "sll.pkttype", "wlan.da", "vlan.id", "ieee8021ad.id",
+    "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf",
+    "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
+    "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
+    "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
+    "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
+    "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
+    "udp.srcport", "udp.dstport", "udp.length", "udp.payload",
+    "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data",
+]
+_WANTED = frozenset(FIELDS)
+
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
+                  "gre": 47, "esp": 50, "ah": 51, "ospf": 89, "vrrp": 112, "pim": 103,
+                  "dccp": 33, "udplite": 136}
+_ICMP = ("icmp", "icmpv6")
+_IP = ("ip", "ipv6")
+_V6_EXT = {"ipv6.hopopts": "ipv6.hopopts.len_oct", "ipv6.routing": "ipv6.routing.len_oct",
+           "ipv6.dstopts": "ipv6.dstopts.len_oct", "ipv6.fraghdr": None}
+_V4MAPPED = 0xFFFF_0000_0000
+_BCAST = "ff:ff:ff:ff:ff:ff"
+
+# the Packets columns this builder fills per row (frame and ts_ns included)
+_COLS = list(PACKET_COLUMNS)
+
+
+def find_tool(name: str = "tshark") -> str:
+    """Path of Wireshark's ``name`` (``tshark`` or ``dumpcap``) on ``PATH``.
+
+    :raises EngineError: not installed; the message says how to install it.
+    """
+    path = shutil.which(name)
+    if not path:
+        raise EngineError(f"{name} not found (the tshark engine needs Wireshark's {name}): "
+                          f"{INSTALL_HINT}")
+    return path
+
+
+def _int(v: str, default: int = -1) -> int:
+    try:
+        return int(v, 0) if v[:2] in ("0x", "0X") else int(v)
+    except (ValueError, TypeError):
+        return default
+
+
+def _ts_ns(text: str) -> int:
+    s, _, frac = text.partition(".")
+    neg = s.startswith("-")
+    sec = int(s) if s not in ("", "-") else 0
+    if sec >= 1 << 63:                      # an unsigned rendering of a negative time
+        sec -= 1 << 64
+    ns = int((frac + "000000000")[:9]) if frac else 0
+    v = sec * 1_000_000_000 - ns if neg else sec * 1_000_000_000 + ns
+    return max(min(v, (1 << 63) - 1), -(1 << 63))
+
+
+def _addr(text: str) -> tuple[int, int]:
+    a = ipaddress.ip_address(text)
+    if a.version == 4:
+        return 0, _V4MAPPED | int(a)
+    n = int(a)
+    return n >> 64, n & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text.replace(":", ""))
+    except ValueError:
+        return b""
+
+
+def _at(f: Mapping[str, Sequence[str]], name: str, k: int, default: str = "") -> str:
+    v = f.get(name)
+    if not v or k >= len(v) or k < 0:
+        return default
+    return v[k]
+
+
+class PacketBuilder:
+    """Collects one :class:`Packets` row per dissected IP datagram.
+
+    Call :meth:`add` once per frame, in capture order, then :meth:`packets`. Memory: one Python
+    int per column per row plus the payload bytes (``tcp.payload``/``udp.payload``, rebuilt ICMP
+    quotes) in one ``bytearray``.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {k: [] for k in _COLS}
+        self.buf = bytearray()
+        self.records = 0
+        self.non_ip = 0
+        self.malformed = 0
+
+    def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
+            frame: int | None = None, ts_ns: int | None = None) -> bool:
+        """Add one frame's dissection.
+
+        :param protocols: ``frame.protocols`` split on ``:``.
+        :param f: field name -> every occurrence (strings, tree order), see :data:`FIELDS`.
+        :param frame: record index (0-based); default ``frame.number - 1``.
+        :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``.
+        :returns: True when a row was added (an IP datagram), False otherwise (not IP, a
+            fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
+        """
+        self.records += 1
+        try:
+            row = self._row(list(protocols), f)
+        except (ValueError, IndexError, KeyError):
+            self.malformed += 1
+            return False
+        if row is None:
+            return False
+        if frame is None:
+            frame = _int(_at(f, "frame.number", 0), 0) - 1
+        if ts_ns is None:
+            ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0, "0"))
+        row["frame"] = frame
+        row["ts_ns"] = ts_ns
+        for k in _COLS:
+            self.rows[k].append(row[k])
+        return True
+
+    def packets(self, stats: ReadStats | None = None) -> Packets:
+        """The rows added so far as :class:`Packets` (``buf``: the collected payload bytes)."""
+        cols = {k: np.asarray(self.rows[k], dtype=PACKET_COLUMNS[k]) for k in _COLS}
+        st = stats or ReadStats()
+        st.ip_packets = len(cols["frame"])
+        st.non_ip += self.non_ip
+        st.malformed += self.malformed
+        return Packets(bytes(self.buf), cols, st)
+
+    # ------------------------------------------------------------------------------------
+    def _first_fragment(self, row: dict, data: bytes, proto: int, ip_pl: int) -> None:
+        got = _first_fragment_fields(data, proto, ip_pl)
+        pl = got.pop("_pl", b"")
+        row.update(got)
+        if pl:
+            row["pl_off"], row["pl_cap"] = self._payload(pl)
+
+    def _payload(self, data: bytes) -> tuple[int, int]:
+        if not data:
+            return -1, 0
+        off = len(self.buf)
+        self.buf += data
+        return off, len(data)
+
+    def _row(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> dict | None:
+        cut = next((i for i, p in enumerate(protos) if p in _ICMP), len(protos))
+        ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
+        if ip_idx < 0:
+            self.non_ip += 1
+            return None
+        number = _at(f, "frame.number", 0)
+        # a fragment whose datagram is completed in a later frame gives no row of its own
+        for name in ("ip.reassembled_in", "ipv6.reassembled.in"):
+            if any(v != number for v in f.get(name, ())):
+                return None
+        ipn = protos[ip_idx]
+        occ = protos[:ip_idx].count(ipn)
+        first_ip = next(i for i, p in enumerate(protos) if p in _IP)
+        tags, seen = [], {"vlan": 0, "ieee8021ad": 0}
+        for p in protos[:first_ip]:
+            if p in seen:
+                tags.append(_int(_at(f, f"{p}.id", seen[p]), 0))
+                seen[p] += 1
+        from ..capture._slowpath import vlan_value
+        vlan = vlan_value(tags)
+        bcast = False
+        if protos and protos[0] == "eth":
+            bcast = _at(f, "eth.dst", 0).lower() == _BCAST
+        elif protos and protos[0] in ("sll", "sll2"):
+            bcast = _at(f, "sll.pkttype", 0) == "1"
+        elif protos and protos[0] in ("wlan", "radiotap", "wlan_radio"):
+            bcast = _at(f, "wlan.da", 0).lower() == _BCAST
+
+        # transport layer: after IPv6 extension headers
+        j = ip_idx + 1
+        ext_bytes = 0
+        frag6 = False
+        while j < len(protos) and protos[j].startswith("ipv6."):
+            name = protos[j]
+            if name in _V6_EXT:
+                k = protos[:j].count(name)
+                lf = _V6_EXT[name]
+                if lf is None:
+                    ext_bytes += 8
+                    frag6 = frag6 or _int(_at(f, "ipv6.fraghdr.offset", k), 0) != 0 \
+                        or _at(f, "ipv6.fraghdr.more", k) in ("1", "True")
+                else:
+                    ext_bytes += _int(_at(f, lf, k), 0)
+            j += 1
+        t = protos[j] if j < len(protos) else ""
+
+        if ipn == "ip":
+            src, dst = _at(f, "ip.src", occ), _at(f, "ip.dst", occ)
+            hdr = _int(_at(f, "ip.hdr_len", occ), 20)
+            total = _int(_at(f, "ip.len", occ), 0)
+            proto = _int(_at(f, "ip.proto", occ), 0)
+            ip_id = _int(_at(f, "ip.id", occ), 0)
+            reas = f.get("ip.reassembled.length")
+            fragment = (_at(f, "ip.flags.mf", occ) in ("1", "True")
+                        or _int(_at(f, "ip.frag_offset", occ), 0) != 0)
+            if reas:
+                total = hdr + _int(reas[0], 0)
+                fragment = False
+            ip_pl = max(total - hdr, 0)
+            ipver = 4
+        else:
+            src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
+            plen6 = _int(_at(f, "ipv6.plen", occ), 0)
+            reas = f.get("ipv6.reassembled.length")
+            ip_id = -1
+            ipver = 6
+            fragment = frag6
+            if reas:
+                total = 40 + ext_bytes + _int(reas[0], 0)
+                ip_pl = _int(reas[0], 0)
+                fragment = False
+            else:
+                total = 40 + plen6
+                ip_pl = max(plen6 - ext_bytes, 0)
+            proto = _PROTO_NUMBERS.get(t, -1)
+            if proto < 0:
+                proto = _int(_at(f, "ipv6.nxt", occ), 0)
+                if fragment:
+                    proto = 44
+        if not src or not dst:
+            self.malformed += 1
+            return None
+        sh, sl = _addr(src)
+        dh, dl = _addr(dst)
+        row = {"vlan": vlan, "ipver": ipver, "src_hi": sh, "src_lo": sl, "dst_hi": dh,
+               "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
+               "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
+               "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
+               "l2_bcast": bcast}
+        if fragment:
+            if t == "data" and proto in (6, 17) and not (ipn == "ip" and _int(_at(
+                    f, "ip.frag_offset", occ), 0)):
+                self._first_fragment(row, _hex(_at(f, "data.data", 0)), proto, ip_pl)
+            return row
+        if t == "tcp" and proto == 6:
+            k = protos[:j].count("tcp")
+            row["sport"] = _int(_at(f, "tcp.srcport", k))
+            row["dport"] = _int(_at(f, "tcp.dstport", k))
+            row["tcp_flags"] = _int(_at(f, "tcp.flags", k), 0) & 0x1FF
+            row["seq"] = _int(_at(f, "tcp.seq", k), 0)
+            row["ack"] = _int(_at(f, "tcp.ack", k), 0)
+            plen = _int(_at(f, "tcp.len", k), 0)
+            row["payload_len"] = max(plen, 0)
+            if plen > 0:
+                pls = f.get("tcp.payload") or ()
+                data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
+                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+        elif t == "udp" and proto == 17:
+            k = protos[:j].count("udp")
+            row["sport"] = _int(_at(f, "udp.srcport", k))
+            row["dport"] = _int(_at(f, "udp.dstport", k))
+            ulen = _int(_at(f, "udp.length", k), 0)
+            plen = ulen - 8 if 8 <= ulen <= ip_pl else ip_pl - 8
+            row["payload_len"] = max(plen, 0)
+            if plen > 0:
+                pls = f.get("udp.payload") or ()
+                data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
+                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+        elif t in _ICMP and proto in (1, 58):
+            k = protos[:j].count(t)
+            it = _int(_at(f, f"{t}.type", k), -1)
+            ic = _int(_at(f, f"{t}.code", k), -1)
+            row["icmp_type"], row["icmp_code"] = it, ic
+            row["payload_len"] = max(ip_pl - 8, 0)
+            if (t == "icmp" and it == 3) or (t == "icmpv6" and it == 1):
+                quote = _quoted(protos, f, j)
+                row["pl_off"], row["pl_cap"] = self._payload(quote)
+        return row
+
+
+def _first_fragment_fields(data: bytes, proto: int, ip_pl: int) -> dict:
+    """Transport header fields of a first IP fragment whose datagram was never completed
+    (Wireshark shows its bytes as ``data``; the builtin decoder reads the header in it)."""
+    out: dict = {}
+    if len(data) < 4:
+        return out
+    out["sport"] = int.from_bytes(data[0:2], "big")
+    out["dport"] = int.from_bytes(data[2:4], "big")
+    if proto == 6 and len(data) >= 20:
+        doff = (data[12] >> 4) * 4
+        out["seq"] = int.from_bytes(data[4:8], "big")
+        out["ack"] = int.from_bytes(data[8:12], "big")
+        out["tcp_flags"] = data[13] | ((data[12] & 1) << 8)
+        plen = ip_pl - doff if doff >= 20 else 0
+        out["payload_len"] = max(plen, 0)
+        out["_pl"] = data[doff:doff + max(plen, 0)] if doff >= 20 else b""
+    elif proto == 17 and len(data) >= 8:
+        ulen = int.from_bytes(data[4:6], "big")
+        plen = ulen - 8 if 8 <= ulen <= ip_pl else ip_pl - 8
+        out["payload_len"] = max(plen, 0)
+        out["_pl"] = data[8:8 + max(plen, 0)]
+    return out
+
+
+def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) -> bytes:
+    """Rebuild the start of the datagram an ICMP error quotes from its dissected headers."""
+    q = icmp_idx + 1
+    while q < len(protos) and protos[q] not in _IP:
+        q += 1
+    if q >= len(protos):
+        return b""
+    qn = protos[q]
+    k = protos[:q].count(qn)
+    t = q + 1
+    while t < len(protos) and protos[t].startswith("ipv6."):
+        t += 1
+    tn = protos[t] if t < len(protos) else ""
+    if qn == "ip":
+        src, dst = _at(f, "ip.src", k), _at(f, "ip.dst", k)
+        if not src or not dst:
+            return b""
+        proto = _int(_at(f, "ip.proto", k), 0)
+        tot = _int(_at(f, "ip.len", k), 0) & 0xFFFF
+        ident = _int(_at(f, "ip.id", k), 0) & 0xFFFF
+        frag = _int(_at(f, "ip.frag_offset", k), 0)
+        frag_units = frag & 0x1FFF              # Wireshark shows it in 8-byte units
+        head = bytes([0x45, 0]) + tot.to_bytes(2, "big") + ident.to_bytes(2, "big") \
+            + frag_units.to_bytes(2, "big") + bytes([64, proto, 0, 0]) \
+            + ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+    else:
+        src, dst = _at(f, "ipv6.src", k), _at(f, "ipv6.dst", k)
+        if not src or not dst:
+            return b""
+        proto = _PROTO_NUMBERS.get(tn, _int(_at(f, "ipv6.nxt", k), 0))
+        plen = _int(_at(f, "ipv6.plen", k), 0) & 0xFFFF
+        head = bytes([0x60, 0, 0, 0]) + plen.to_bytes(2, "big") + bytes([proto, 64]) \
+            + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
+    if tn in ("tcp", "udp"):
+        kt = protos[:t].count(tn)
+        sp = _int(_at(f, f"{tn}.srcport", kt))
+        dp = _int(_at(f, f"{tn}.dstport", kt))
+        if 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF:
+            return head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + bytes(4)
+    return head
+
+
+# ---------------------------------------------------------------------------------- files
+def _tshark_args(tshark: str, path: str) -> list[str]:
+    args = [tshark, "-2", "-r", path, "-n", *PREFS, "-T", "fields", "-E", "occurrence=a",
+            "-E", "aggregator=,", "-E", "separator=/t", "-E", "quote=n"]
+    for name in FIELDS:
+        args += ["-e", name]
+    return args
+
+
+def _error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines()
+             if ln.strip() and not ln.startswith("Running as user")]
+    return lines[-1] if lines else ""
+
+
+def read_packets(path: str | os.PathLike, tshark: str | None = None) -> Packets:
+    """Dissect a capture file with tshark into :class:`Packets` (columns as the builtin
+    decoder's; see the module docstring for how fields map).
+
+    :param path: pcap/pcapng file (anything tshark reads, gzip included).
+    :param tshark: path of the tshark binary (default: found on ``PATH``).
+    :returns: Packets with ``stats``: ``records`` (frames tshark reported), ``bytes_read``
+        (file size, bytes), ``ip_packets``, ``non_ip``, ``malformed`` and ``warnings`` (tshark's
+        complaints about the file, e.g. a cut last packet).
+    :raises EngineError: tshark is not installed, or it crashed.
+    :raises CaptureError: the file is missing, or tshark cannot read it at all
+        (:class:`UnsupportedFormat` when it is not a capture).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CaptureError(f"{path}: no such file")
+    if p.is_dir():
+        raise CaptureError(f"{path}: is a directory, not a capture file")
+    exe = tshark or find_tool("tshark")
+    b = PacketBuilder()
+    proc = subprocess.Popen(_tshark_args(exe, str(p)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            encoding="utf-8", errors="surrogateescape")
+    import threading
+    err_chunks: list[str] = []
+    t = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    t.start()
+    nf = len(FIELDS)
+    try:
+        for line in proc.stdout:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < nf:
+                parts += [""] * (nf - len(parts))
+            f = {name: (parts[i].split(",") if parts[i] else []) for i, name in enumerate(FIELDS)}
+            protos = parts[2].split(":") if parts[2] else []
+            b.add(protos, f)
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        t.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+    stderr = "".join(err_chunks)
+    msg = _error_line(stderr)
+    stats = ReadStats(records=b.records, bytes_read=p.stat().st_size)
+    if rc != 0 and b.records == 0:
+        text = f"{p.name}: tshark cannot read it: {msg or f'exit status {rc}'}"
+        if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
+            raise UnsupportedFormat(text)
+        if rc < 0:
+            raise EngineError(f"{p.name}: tshark was killed (signal {-rc})")
+        raise CaptureError(text)
+    if rc != 0 or (msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg)):
+        stats.warn(f"{p.name}: tshark stopped reading after {b.records} frames: "
+                   f"{msg or f'exit status {rc}'}")
+    return b.packets(stats)
+
+
+# ---------------------------------------------------------------------------------- pyshark
+def _walk(node, out: dict[str, list[str]]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k.endswith("_raw") or k == "filtered":
+                continue
+            if isinstance(v, dict):
+                _walk(v, out)
+            elif isinstance(v, list):
+                for item in v:
+                    if isinstance(item, dict):
+                        _walk(item, out)
+                    elif k in _WANTED and not isinstance(item, list):
+                        out.setdefault(k, []).append(str(item))
+            elif k in _WANTED:
+                out.setdefault(k, []).append(str(v))
+
+
+def fields_from_json_layers(layers: Iterable[tuple[str, object]]) -> tuple[list[str], dict[str, list[str]]]:
+    """Flatten tshark JSON layers (``-T json``; pyshark ``JsonLayer._all_fields`` dicts, in
+    protocol order) into (``frame.protocols`` list, field name -> occurrences in tree order),
+    the input of :meth:`PacketBuilder.add`.
+
+    :param layers: (layer name, layer dict or list of dicts for a repeated layer) pairs;
+        the ``frame`` layer must be among them.
+    """
+    out: dict[str, list[str]] = {}
+    for _, d in layers:
+        _walk(d, out)
+    protos = out.get("frame.protocols", [""])[0].split(":")
+    return [p for p in protos if p], out

@@ -1,0 +1,674 @@
+"""Incremental analysis of a live capture, with Zeek-like eviction so memory stays flat.
+
+Packets arrive in batches (:meth:`LiveSession.ingest`, ``Packets`` whose ``frame`` column is the
+capture-wide frame index). The session keys them into flows exactly as
+:func:`kscc_traffic.flows.build_flows` does — 5-tuple + VLAN stack, both directions; a new flow
+after an idle gap or at a SYN with a new ISN on a used 5-tuple — and keeps, per *active* flow,
+the packet rows (as compact numpy records) and payload bytes the analysis needs. Every
+:meth:`LiveSession.tick` (once a second in ``kscc-traffic live``) re-runs the shared pipeline
+(:func:`kscc_traffic.analyze.analyze_packets`) on the flows that changed, so flags, names and
+verdicts are the same as ``kscc-traffic analyze`` gives for the same packets; uids too, when
+``name`` is the file name the capture is written to.
+
+Memory per active flow is bounded:
+
+- the first :data:`HEAD_PACKETS` packets are kept whole; after them only packets that add
+  something the analysis reads: the first of each Zeek history event per direction (S H A D F
+  R), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
+  :data:`~kscc_traffic.streams.MAX_SEGMENTS` payload segments per direction (what TLS/HTTP
+  inspection reads), ICMP errors quoting the flow (at most :data:`MAX_ICMP_ERRORS`). The other
+  packets only add to counters (packets, payload bytes, IP bytes per direction, last time)
+  which are added to the flow's row afterwards; DNS answers in them are parsed on arrival.
+- TCP payload kept per segment is cut at :data:`~kscc_traffic.streams.MAX_BYTES`.
+
+Flows leave the active set (their final row goes to a :class:`FlowLog`, spilled to a temporary
+file past ``spill_rows`` rows) when finished or idle, like Zeek's timeouts
+(:class:`Timeouts`): TCP closed (FIN both ways, or RST) ``close`` seconds after its last
+packet; otherwise after ``tcp``/``udp``/``icmp``/``other`` seconds without packets. Past
+``max_flows`` active flows the least recently seen are evicted first. A packet arriving for an
+evicted flow starts a new flow (a late ACK after ``close`` seconds then shows as a partial flow,
+as in Zeek).
+
+Live verdicts: a flow the pipeline would call ``blocked`` / ``no_answer`` (SYN without answer,
+UDP request without reply) is ``pending`` while it is younger than ``no_answer_timeout``
+seconds and still active; after that it is reported blocked (:attr:`LiveSession.events`) while
+the capture goes on. The final table (:meth:`LiveSession.final`) is what ``analyze`` reports.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..analyze import COLUMNS, _schema, analyze_packets
+from ..capture.packets import PACKET_COLUMNS, Packets
+from ..classify import classify
+from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text
+from ..inspect import DnsAnswers
+from ..protocols import dns
+from ..rules import RuleSet
+from ..streams import MAX_BYTES, MAX_SEGMENTS
+from ..unreachable import find_errors
+
+__all__ = ["Timeouts", "LiveSession", "FlowLog", "HEAD_PACKETS", "LIVE_VERDICTS"]
+
+#: packets kept whole at the start of every flow
+HEAD_PACKETS = 64
+#: SYN/FIN/RST packets kept after the head, per flow
+MAX_FLAG_PACKETS = 32
+#: ICMP errors kept per flow
+MAX_ICMP_ERRORS = 16
+#: DNS answers remembered per address (for names of flows that start later)
+MAX_ANSWERS_PER_ADDRESS = 32
+#: addresses remembered from DNS answers
+MAX_ANSWER_ADDRESSES = 50_000
+#: verdicts shown live, in display order
+LIVE_VERDICTS = ("ok", "pending", "blocked", "unexpected", "unclassified")
+
+_REC = np.dtype([(k, v) for k, v in PACKET_COLUMNS.items()])
+_DUP_WINDOW_NS = 50_000_000
+_DUP_WINDOW_NOID_NS = 1_000_000
+_LETTER_S, _LETTER_H, _LETTER_A, _LETTER_D, _LETTER_F, _LETTER_R = (1 << i for i in range(6))
+
+
+@dataclass
+class Timeouts:
+    """Inactivity timeouts, seconds (Zeek's defaults: tcp 300, udp 60, icmp 60), and the delay
+    after which a closed TCP connection (FIN both ways or RST) is summarised (Zeek's
+    ``tcp_close_delay``/``tcp_reset_delay``: 5 s)."""
+
+    tcp: float = IDLE_TIMEOUT_NS[TCP] / 1e9
+    udp: float = IDLE_TIMEOUT_NS[UDP] / 1e9
+    icmp: float = IDLE_TIMEOUT_NS[ICMP] / 1e9
+    other: float = 60.0
+    close: float = 5.0
+
+    def idle_ns(self, proto: int) -> int:
+        """Inactivity timeout of IP protocol ``proto``, nanoseconds."""
+        s = {TCP: self.tcp, UDP: self.udp, ICMP: self.icmp, ICMP6: self.icmp}.get(proto, self.other)
+        return int(s * 1e9)
+
+    @classmethod
+    def parse(cls, items: Iterable[str]) -> "Timeouts":
+        """From ``NAME=SECONDS`` strings (names: tcp, udp, icmp, other, close).
+
+        :raises ValueError: unknown name or a value that is not a positive number.
+        """
+        t = cls()
+        for item in items:
+            name, _, val = item.partition("=")
+            name = name.strip().lower()
+            if name not in ("tcp", "udp", "icmp", "other", "close"):
+                raise ValueError(f"unknown timeout {name!r} (tcp, udp, icmp, other, close)")
+            try:
+                v = float(val)
+            except ValueError:
+                raise ValueError(f"timeout {name}: {val!r} is not a number of seconds") from None
+            if not v > 0:
+                raise ValueError(f"timeout {name}: must be more than 0 seconds")
+            setattr(t, name, v)
+        return t
+
+
+class _Flow:
+    __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
+                 "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
+                 "aliases", "dirty")
+
+    def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
+        self.fid = fid
+        self.key = key
+        self.tkey = tkey
+        self.proto = key[1]
+        self.first_ts = ts
+        self.last_ts = ts
+        self.recs: list[bytes] = []
+        self.pays: list[bytes] = []
+        self.npay = [0, 0]            # kept payload segments per direction (0: a->b, 1: b->a)
+        self.nflag = 0
+        self.nerr = 0
+        self.events = [0, 0]          # history letters seen per direction (bit mask)
+        self.extra = [0, 0, 0, 0, 0, 0]  # pkts, bytes, ip bytes of a->b, then of b->a
+        self.last_sig: Optional[tuple] = None
+        self.syn_seq: Optional[int] = None
+        self.fin = [False, False]
+        self.rst = False
+        self.aliases: list[tuple] = []
+        self.dirty = True
+
+    @property
+    def closed(self) -> bool:
+        return self.rst or (self.fin[0] and self.fin[1])
+
+    @property
+    def has_extra(self) -> bool:
+        return any(self.extra)
+
+
+class FlowLog:
+    """Rows of summarised (evicted) flows. Up to ``spill_rows`` rows stay in memory; past that
+    they are pickled to a temporary file (Zeek writes conn.log; we keep ours to print the final
+    report). Counts per (purpose, verdict) are kept in memory for the live view."""
+
+    def __init__(self, spill_rows: int = 2_000) -> None:
+        self.spill_rows = spill_rows
+        self._parts: list[pd.DataFrame] = []
+        self._mem_rows = 0
+        self._file: Optional[str] = None
+        self.rows = 0
+        self.counts: collections.Counter = collections.Counter()
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`)."""
+        if not len(rows):
+            return
+        self._parts.append(rows)
+        self._mem_rows += len(rows)
+        self.rows += len(rows)
+        for (p, v), n in rows.groupby(["purpose", "verdict"]).size().items():
+            self.counts[(p, v)] += int(n)
+        if self._mem_rows >= self.spill_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        if not self._parts:
+            return
+        if self._file is None:
+            fd, self._file = tempfile.mkstemp(prefix="kscc-traffic-flows-", suffix=".pickle")
+            os.close(fd)
+        with open(self._file, "ab") as f:
+            pickle.dump(pd.concat(self._parts, ignore_index=True), f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+        self._parts = []
+        self._mem_rows = 0
+
+    def frame(self) -> pd.DataFrame:
+        """All rows, in time order of their first packet."""
+        parts = []
+        if self._file is not None:
+            with open(self._file, "rb") as f:
+                while True:
+                    try:
+                        parts.append(pickle.load(f))
+                    except EOFError:
+                        break
+        parts += self._parts
+        if not parts:
+            return _schema(pd.DataFrame())
+        out = pd.concat(parts, ignore_index=True)
+        return out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+    def close(self) -> None:
+        """Delete the spill file."""
+        if self._file is not None:
+            try:
+                os.unlink(self._file)
+            except OSError:
+                pass
+            self._file = None
+
+
+def _text(hi: int, lo: int) -> str:
+    return str(address_text(np.array([hi], np.uint64), np.array([lo], np.uint64))[0])
+
+
+def _addr_ints(text: str) -> tuple[int, int]:
+    import ipaddress
+    a = ipaddress.ip_address(text)
+    if a.version == 4:
+        return 0, 0xFFFF_0000_0000 | int(a)
+    n = int(a)
+    return n >> 64, n & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _tkey(vlan: int, proto: int, ta: str, pa: int, tb: str, pb: int) -> tuple:
+    if proto in (ICMP, ICMP6):
+        return (vlan, "icmp", frozenset((ta, tb)))
+    return (vlan, proto, frozenset(((ta, pa), (tb, pb))))
+
+
+class LiveSession:
+    """Incremental flow analysis of a live capture (see the module docstring).
+
+    :param rules: the documented purposes.
+    :param name: capture name for the ``capture`` column and uid seed (use the file name the
+        capture is written to, so uids match ``kscc-traffic analyze`` of that file).
+    :param no_answer_timeout: seconds a connection attempt may stay unanswered before it is
+        reported blocked while the capture runs.
+    :param timeouts: eviction timeouts (:class:`Timeouts`).
+    :param max_flows: active flows kept at most; the least recently seen are evicted first.
+    :param spill_rows: summarised rows kept in memory before spilling to a temporary file.
+    :param on_event: called with a dict (``ts``, ``uid``, ``proto``, ``orig_h``, ``orig_p``,
+        ``resp_h``, ``resp_p``, ``purpose``, ``verdict``, ``reason``, ``detail``,
+        ``server_name``) when a flow is first seen blocked or unexpected.
+    """
+
+    def __init__(self, rules: RuleSet, name: str = "live", no_answer_timeout: float = 3.0,
+                 timeouts: Timeouts | None = None, max_flows: int = 20_000,
+                 spill_rows: int = 2_000,
+                 on_event: Optional[Callable[[dict], None]] = None) -> None:
+        self.rules = rules
+        self.name = name
+        self.no_answer_ns = int(no_answer_timeout * 1e9)
+        self.timeouts = timeouts or Timeouts()
+        self.max_flows = max_flows
+        self.on_event = on_event
+        self.log = FlowLog(spill_rows)
+        self.active: dict[tuple, _Flow] = {}
+        self._by_fid: dict[int, _Flow] = {}
+        self._next_fid = 0
+        self.table = _schema(pd.DataFrame()).assign(_fid=pd.Series(dtype="int64"))
+        self._answers: dict[str, collections.deque] = {}
+        self._answer_seen: set = set()
+        self._announced: dict[str, set] = {}
+        self.events: collections.deque = collections.deque(maxlen=50)
+        self.packets = 0          # IP packets ingested
+        self.dropped_rows = 0     # packets summarised into counters (not kept)
+        self.duplicates = 0
+        self.evicted = 0
+        self.now_ns = 0
+
+    # ------------------------------------------------------------------------- ingest
+    def ingest(self, packets: Packets) -> None:
+        """Add decoded packets (in capture order; ``frame`` = capture-wide frame index)."""
+        n = len(packets)
+        if n == 0:
+            return
+        c = packets.cols
+        order = np.argsort(c["frame"], kind="stable")
+        recs = np.empty(n, _REC)
+        for k in PACKET_COLUMNS:
+            recs[k] = c[k][order]
+        errors = {}
+        for e in find_errors(packets):
+            errors[int(np.nonzero(order == e.row)[0][0])] = e
+        sh, sl, dh, dl = (recs[k] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo"))
+        sp, dp = recs["sport"].astype(np.int64), recs["dport"].astype(np.int64)
+        src_first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
+        a_hi = np.where(src_first, sh, dh).tolist()
+        a_lo = np.where(src_first, sl, dl).tolist()
+        b_hi = np.where(src_first, dh, sh).tolist()
+        b_lo = np.where(src_first, dl, sl).tolist()
+        a_p = np.where(src_first, sp, dp).tolist()
+        b_p = np.where(src_first, dp, sp).tolist()
+        vlan = recs["vlan"].tolist()
+        proto = recs["proto"].tolist()
+        ts = recs["ts_ns"].tolist()
+        flags = recs["tcp_flags"].tolist()
+        seq = recs["seq"].tolist()
+        ack = recs["ack"].tolist()
+        plen = recs["payload_len"].tolist()
+        iplen = recs["ip_len"].tolist()
+        ipid = recs["ip_id"].tolist()
+        ityp = recs["icmp_type"].tolist()
+        sf = src_first.tolist()
+        pl_off = recs["pl_off"].tolist()
+        pl_cap = recs["pl_cap"].tolist()
+        buf = packets.buf
+        srt = recs.tobytes()
+        size = _REC.itemsize
+        for i in range(n):
+            t = ts[i]
+            if t > self.now_ns:
+                self.now_ns = t
+            self.packets += 1
+            pr = proto[i]
+            key = (vlan[i], pr, a_hi[i], a_lo[i], b_hi[i], b_lo[i], a_p[i], b_p[i])
+            payload = bytes(buf[pl_off[i]:pl_off[i] + pl_cap[i]]) if pl_off[i] >= 0 else b""
+            err = errors.get(i)
+            if err is not None:
+                fl = self._quoted_flow(err)
+                if fl is not None and fl.nerr < MAX_ICMP_ERRORS:
+                    fl.nerr += 1
+                    fl.recs.append(srt[i * size:(i + 1) * size])
+                    fl.pays.append(payload)
+                    fl.dirty = True
+                    ta = _text(a_hi[i], a_lo[i])
+                    tb = _text(b_hi[i], b_lo[i])
+                    alias = _tkey(vlan[i], pr, ta, -1, tb, -1)
+                    if alias not in fl.aliases:
+                        fl.aliases.append(alias)
+                    continue
+            fl = self.active.get(key)
+            is_tcp = pr == TCP
+            fg = flags[i] if is_tcp else 0
+            syn_only = is_tcp and (fg & (SYN | ACK)) == SYN
+            if fl is not None:
+                if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
+                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq):
+                    self._finalize([fl])
+                    fl = None
+            if fl is None:
+                fl = self._new_flow(key, t)
+            d = 0 if sf[i] else 1
+            if syn_only:
+                fl.syn_seq = seq[i]
+            # history events of this packet in its direction
+            ev = 0
+            if is_tcp:
+                if fg & SYN:
+                    ev |= _LETTER_H if fg & ACK else _LETTER_S
+                if (fg & ACK) and not (fg & SYN) and plen[i] <= 0 and not (fg & (FIN | RST)):
+                    ev |= _LETTER_A
+                if fg & FIN:
+                    ev |= _LETTER_F
+                    fl.fin[d] = True
+                if fg & RST:
+                    ev |= _LETTER_R
+                    fl.rst = True
+            if plen[i] > 0:
+                ev |= _LETTER_D
+            new_ev = ev & ~fl.events[d]
+            fl.events[d] |= ev
+            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev)
+            if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
+                keep = True
+                fl.nflag += 1
+            if not keep and plen[i] > 0 and fl.npay[d] < MAX_SEGMENTS:
+                keep = True
+            sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i])
+            if keep:
+                if plen[i] > 0 and payload:
+                    if pr == TCP:
+                        payload = payload[:MAX_BYTES] if fl.npay[d] < MAX_SEGMENTS else b""
+                    fl.npay[d] += 1
+                rec = srt[i * size:(i + 1) * size]
+                fl.recs.append(rec)
+                fl.pays.append(payload)
+            else:
+                last = fl.last_sig
+                if last is not None and last[0] == sig and t - last[1] <= (
+                        _DUP_WINDOW_NS if ipid[i] > 0 else _DUP_WINDOW_NOID_NS):
+                    self.duplicates += 1
+                    fl.last_sig = (sig, t)
+                    continue
+                else:
+                    e = fl.extra
+                    e[3 * d] += 1
+                    e[3 * d + 1] += max(plen[i], 0)
+                    e[3 * d + 2] += iplen[i]
+                    self.dropped_rows += 1
+                    if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
+                        self._dns_payload(t, self._dst_text(recs, i), payload)
+            fl.last_sig = (sig, t)
+            fl.last_ts = max(fl.last_ts, t)
+            fl.dirty = True
+        if len(self.active) > self.max_flows:
+            self._evict_oldest(len(self.active) - self.max_flows + self.max_flows // 10)
+
+    def _dst_text(self, recs, i: int) -> str:
+        return _text(int(recs["dst_hi"][i]), int(recs["dst_lo"][i]))
+
+    def _new_flow(self, key: tuple, ts: int) -> _Flow:
+        vlan, pr, ah, al, bh, bl, ap, bp = key
+        tkey = _tkey(vlan, pr, _text(ah, al), ap, _text(bh, bl), bp)
+        fl = _Flow(self._next_fid, key, tkey, ts)
+        self._next_fid += 1
+        self.active[key] = fl
+        self._by_fid[fl.fid] = fl
+        return fl
+
+    def _quoted_flow(self, e) -> Optional[_Flow]:
+        try:
+            sh, sl = _addr_ints(e.src)
+            dh, dl = _addr_ints(e.dst)
+        except ValueError:
+            return None
+        pr = TCP if e.proto == "tcp" else UDP
+        if (sh, sl, e.sport) <= (dh, dl, e.dport):
+            key = (e.vlan, pr, sh, sl, dh, dl, e.sport, e.dport)
+        else:
+            key = (e.vlan, pr, dh, dl, sh, sl, e.dport, e.sport)
+        return self.active.get(key)
+
+    # ------------------------------------------------------------------------- DNS names
+    def _dns_payload(self, ts: int, client: str, payload: bytes) -> None:
+        msg = dns.parse_message(payload)
+        if msg is None or not msg.is_response:
+            return
+        a = DnsAnswers()
+        a.add(ts, client, msg)
+        self._learn(a)
+
+    def _learn(self, answers: DnsAnswers) -> None:
+        for item in zip(answers.ts_ns, answers.client, answers.address, answers.name):
+            if item in self._answer_seen:
+                continue
+            dq = self._answers.get(item[2])
+            if dq is None:
+                if len(self._answers) >= MAX_ANSWER_ADDRESSES:
+                    old = next(iter(self._answers))
+                    for x in self._answers.pop(old):
+                        self._answer_seen.discard((x[0], x[1], old, x[2]))
+                dq = self._answers[item[2]] = collections.deque()
+            if len(dq) >= MAX_ANSWERS_PER_ADDRESS:
+                x = dq.popleft()
+                self._answer_seen.discard((x[0], x[1], item[2], x[2]))
+            dq.append((item[0], item[1], item[3]))
+            self._answer_seen.add(item)
+
+    def _prior(self, flows: list[_Flow]) -> DnsAnswers:
+        out = DnsAnswers()
+        seen = set()
+        for fl in flows:
+            for ta in fl.tkey[2]:
+                addr = ta[0] if isinstance(ta, tuple) else ta
+                if addr in seen:
+                    continue
+                seen.add(addr)
+                for ts, client, name in self._answers.get(addr, ()):
+                    out.ts_ns.append(ts)
+                    out.client.append(client)
+                    out.address.append(addr)
+                    out.name.append(name)
+        return out
+
+    # ------------------------------------------------------------------------- analysis
+    def _analyze(self, flows: list[_Flow]) -> pd.DataFrame:
+        """Run the pipeline on ``flows``; returns their rows with a ``_fid`` column."""
+        flows = [f for f in flows if f.recs]
+        if not flows:
+            return self.table.iloc[0:0]
+        raw = b"".join(r for f in flows for r in f.recs)
+        arr = np.frombuffer(raw, _REC)
+        pays = [p for f in flows for p in f.pays]
+        lens = np.fromiter((len(p) for p in pays), np.int64, len(pays))
+        offs = np.cumsum(lens) - lens
+        cols = {k: arr[k].copy() for k in PACKET_COLUMNS}
+        cols["pl_off"] = np.where(lens > 0, offs, -1).astype(np.int64)
+        cols["pl_cap"] = lens.astype(np.int32)
+        order = np.argsort(cols["frame"], kind="stable")
+        cols = {k: v[order] for k, v in cols.items()}
+        packets = Packets(b"".join(pays), cols)
+        learnt = DnsAnswers()
+        table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
+                                   answers_out=learnt)
+        self._learn(learnt)
+        # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
+        by_key: dict[tuple, list[_Flow]] = {}
+        for f in flows:
+            by_key.setdefault(f.tkey, []).append(f)
+            for a in f.aliases:
+                by_key.setdefault(a, []).append(f)
+        for v in by_key.values():
+            v.sort(key=lambda f: f.first_ts)
+        fids = np.empty(len(table), np.int64)
+        protos = {"tcp": TCP, "udp": UDP}
+        for r, (vl, pr, oh, op, rh, rp, t) in enumerate(zip(
+                table["vlan"].tolist(), table["proto"].tolist(), table["orig_h"].tolist(),
+                table["orig_p"].tolist(), table["resp_h"].tolist(), table["resp_p"].tolist(),
+                table["ts_ns"].tolist())):
+            if pr == "icmp":
+                k = (vl, "icmp", frozenset((oh, rh)))
+            else:
+                pnum = protos.get(pr)
+                if pnum is None:
+                    try:
+                        pnum = int(pr)
+                    except ValueError:
+                        pnum = next((f.proto for f in flows if f.tkey[2] == frozenset(((oh, op), (rh, rp)))), -1)
+                k = (vl, pnum, frozenset(((oh, op), (rh, rp))))
+            cands = by_key.get(k) or []
+            best = None
+            for f in cands:
+                if f.first_ts <= t or best is None:
+                    best = f
+            fids[r] = best.fid if best is not None else flows[0].fid
+        table = table.assign(_fid=fids)
+        adjust = [f for f in flows if f.has_extra]
+        if adjust:
+            table = self._adjust(table, adjust)
+        return table
+
+    def _adjust(self, table: pd.DataFrame, flows: list[_Flow]) -> pd.DataFrame:
+        """Add the counters of packets not kept to each flow's last row, then classify again."""
+        rows = []
+        for f in flows:
+            idx = np.nonzero(table["_fid"].to_numpy() == f.fid)[0]
+            if not len(idx):
+                continue
+            i = idx[np.argmax(table["ts_ns"].to_numpy()[idx])]
+            rows.append(i)
+            a_text = _text(f.key[2], f.key[3])
+            orig_is_a = table.at[i, "orig_h"] == a_text and (
+                f.proto in (ICMP, ICMP6) or int(table.at[i, "orig_p"]) == f.key[6])
+            o, r = (0, 3) if orig_is_a else (3, 0)
+            e = f.extra
+            table.at[i, "orig_pkts"] += e[o]
+            table.at[i, "orig_bytes"] += e[o + 1]
+            table.at[i, "orig_ip_bytes"] += e[o + 2]
+            table.at[i, "resp_pkts"] += e[r]
+            table.at[i, "resp_bytes"] += e[r + 1]
+            table.at[i, "resp_ip_bytes"] += e[r + 2]
+            table.at[i, "duration"] = max(float(table.at[i, "duration"]),
+                                          (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
+        if rows:
+            sub = table.loc[rows].drop(columns=["purpose", "verdict", "reason", "detail"])
+            sub = classify(sub, self.rules)
+            for k in ("purpose", "verdict", "reason", "detail"):
+                table.loc[rows, k] = sub[k].to_numpy()
+        return table
+
+    def _refresh(self) -> None:
+        dirty = [f for f in self.active.values() if f.dirty]
+        if not dirty:
+            return
+        new = self._analyze(dirty)
+        ids = {f.fid for f in dirty}
+        for f in dirty:
+            f.dirty = False
+        keep = self.table[~self.table["_fid"].isin(ids)]
+        self.table = pd.concat([keep, new], ignore_index=True) if len(keep) else new.reset_index(drop=True)
+
+    # ------------------------------------------------------------------------- eviction
+    def _finalize(self, flows: list[_Flow], announce: bool = True) -> None:
+        if not flows:
+            return
+        if any(f.dirty for f in flows):
+            self._refresh_some([f for f in flows if f.dirty])
+        ids = {f.fid for f in flows}
+        mask = self.table["_fid"].isin(ids).to_numpy()
+        rows = self.table[mask]
+        self.table = self.table[~mask].reset_index(drop=True)
+        if announce:
+            self._announce(rows, final=True)
+        for uid in rows["uid"].tolist():
+            self._announced.pop(uid, None)
+        self.log.add(rows.drop(columns=["_fid"]))
+        for f in flows:
+            if self.active.get(f.key) is f:
+                del self.active[f.key]
+            self._by_fid.pop(f.fid, None)
+            self.evicted += 1
+
+    def _refresh_some(self, flows: list[_Flow]) -> None:
+        new = self._analyze(flows)
+        ids = {f.fid for f in flows}
+        for f in flows:
+            f.dirty = False
+        keep = self.table[~self.table["_fid"].isin(ids)]
+        self.table = pd.concat([keep, new], ignore_index=True) if len(keep) else new.reset_index(drop=True)
+
+    def _evict_oldest(self, n: int) -> None:
+        victims = sorted(self.active.values(), key=lambda f: f.last_ts)[:max(n, 0)]
+        self._finalize(victims)
+
+    def _expire(self, now: int) -> None:
+        close_ns = int(self.timeouts.close * 1e9)
+        done = [f for f in self.active.values()
+                if (f.closed and now - f.last_ts > close_ns)
+                or now - f.last_ts > self.timeouts.idle_ns(f.proto)]
+        self._finalize(done)
+
+    # ------------------------------------------------------------------------- live view
+    def _live_verdicts(self, table: pd.DataFrame, now: int) -> np.ndarray:
+        v = table["verdict"].to_numpy(dtype=object).copy()
+        if len(v):
+            young = (now - table["ts_ns"].to_numpy()) < self.no_answer_ns
+            noans = np.array([r.startswith("no_answer") for r in table["reason"].tolist()], bool)
+            v[(v == "blocked") & noans & young] = "pending"
+        return v
+
+    def _announce(self, rows: pd.DataFrame, final: bool = False) -> None:
+        if not len(rows):
+            return
+        verdicts = rows["verdict"].to_numpy() if final else self._live_verdicts(rows, self.now_ns)
+        for i in np.nonzero(np.isin(verdicts, ["blocked", "unexpected"]))[0]:
+            r = rows.iloc[int(i)]
+            seen = self._announced.get(r["uid"])
+            if seen is not None and (final or r["reason"] in seen):
+                continue
+            self._announced.setdefault(r["uid"], set()).add(r["reason"])
+            ev = {k: r[k] for k in ("ts", "uid", "proto", "orig_h", "orig_p", "resp_h", "resp_p",
+                                   "purpose", "verdict", "reason", "detail", "server_name")}
+            ev["seen_at"] = time.time()
+            self.events.append(ev)
+            if self.on_event is not None:
+                self.on_event(ev)
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Analyse the flows that changed, evict finished and idle ones, report flows that became
+        blocked/unexpected (``now_ns``: the current time, epoch ns; default: the later of the
+        wall clock and the newest packet)."""
+        now = max(now_ns if now_ns is not None else time.time_ns(), self.now_ns)
+        self.now_ns = now
+        self._refresh()
+        self._expire(now)
+        self._announce(self.table)
+
+    def snapshot(self) -> pd.DataFrame:
+        """Every flow seen so far (summarised and active) with its *live* verdict
+        (``pending`` for unanswered attempts younger than ``no_answer_timeout``); columns:
+        :data:`kscc_traffic.analyze.COLUMNS`. Active flows reflect the last :meth:`tick`."""
+        act = self.table.drop(columns=["_fid"]).copy()
+        act["verdict"] = self._live_verdicts(act, self.now_ns)
+        done = self.log.frame()
+        out = pd.concat([done, act], ignore_index=True) if len(done) else act
+        return out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
+        out = collections.Counter(self.log.counts)
+        if len(self.table):
+            v = self._live_verdicts(self.table, self.now_ns)
+            for p, x in zip(self.table["purpose"].tolist(), v.tolist()):
+                out[(p, x)] += 1
+        return dict(out)
+
+    def final(self) -> pd.DataFrame:
+        """Summarise every active flow and return the whole flow table, as ``kscc-traffic
+        analyze`` reports it (no ``pending``), in time order of the first packet."""
+        self._refresh()
+        self._finalize(list(self.active.values()), announce=False)
+        return self.log.frame()
+
+    def close(self) -> None:
+        """Release the spill file."""
+        self.log.close()

@@ -1,0 +1,618 @@
+"""Live capture sources: where captured frames come from.
+
+Two engines, one interface (:class:`Source`):
+
+- :class:`ScapySource` (default, needs no Wireshark): a Linux ``AF_PACKET`` socket opened by
+  scapy (``L2ListenSocket``: promiscuous mode, BPF filter compiled by libpcap and attached in the
+  kernel); frames are read with ``recvmsg`` so each gets the kernel's nanosecond timestamp
+  (``SO_TIMESTAMPNS``) and its VLAN tag back (``PACKET_AUXDATA``, re-inserted like libpcap does).
+  On a loopback interface the outgoing copy of each packet is skipped (libpcap does the same).
+  Kernel drops come from ``PACKET_STATISTICS``.
+- :class:`TsharkSource` (``--engine tshark``): pyshark's ``LiveCapture`` — ``dumpcap`` piped
+  into ``tshark -T json -x`` — in a worker thread with its own event loop. Each packet arrives
+  with its raw bytes (for ``--write``) and Wireshark's dissection, turned into Packets rows by
+  :class:`kscc_traffic.engines.tshark.PacketBuilder`. Both child processes get their own process
+  group (a terminal's Ctrl-C reaches only us) and ``PR_SET_PDEATHSIG`` (they die with us); on
+  stop ``dumpcap`` gets SIGTERM, ``tshark`` drains the pipe and exits, and anything still alive
+  after a grace period is killed by pid. No tshark/dumpcap process outlives :meth:`close`.
+
+A frame is ``(ts_ns, linktype, data, wirelen)``: epoch nanoseconds, LINKTYPE_*, captured bytes,
+original length in bytes.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import queue
+import re
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..errors import EngineError
+
+__all__ = ["Frame", "Batch", "Source", "ScapySource", "TsharkSource", "list_interfaces",
+           "default_interface", "check_interface", "permission_hint", "open_source"]
+
+Frame = tuple  # (ts_ns: int, linktype: int, data: bytes, wirelen: int)
+
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_AUXDATA = 8
+SO_TIMESTAMPNS = 35
+SO_RCVBUFFORCE = 33
+PACKET_OUTGOING = 4
+TP_STATUS_VLAN_VALID = 1 << 4
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
+ARPHRD_TO_LINKTYPE = {1: 1, 772: 1, 65534: 101, 776: 101, 778: 101, 803: 127, 801: 105, 512: 9}
+#: Wireshark WTAP_ENCAP_* -> LINKTYPE_* for the encapsulations a live capture gives
+WTAP_TO_LINKTYPE = {1: 1, 25: 113, 210: 276, 7: 101, 15: 0, 20: 105, 23: 127, 4: 9, 129: 228,
+                    130: 229}
+RCVBUF = 8 << 20
+
+
+def permission_hint(interface: str = "") -> str:
+    """The one-line explanation of how to get capture permission."""
+    py = os.path.realpath(sys.executable)
+    on = f" on {interface}" if interface else ""
+    return (f"capturing{on} needs root or the CAP_NET_RAW capability: run it with sudo "
+            f"(sudo kscc-traffic live …), or grant the capability once with "
+            f"`sudo setcap cap_net_raw,cap_net_admin+eip {py}`; the tshark engine needs "
+            f"dumpcap's capabilities instead (`sudo dpkg-reconfigure wireshark-common` and "
+            f"`sudo usermod -aG wireshark $USER`)")
+
+
+def list_interfaces() -> list[str]:
+    """Names of the network interfaces of this network namespace, sorted."""
+    try:
+        return sorted(n for _, n in socket.if_nameindex())
+    except OSError:  # pragma: no cover - no netlink
+        return sorted(p.name for p in Path("/sys/class/net").iterdir())
+
+
+def default_interface() -> str:
+    """The interface of the IPv4 default route (``/proc/net/route``), else of the IPv6 one,
+    else the first interface that is up and not loopback, else ``lo``."""
+    try:
+        for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+            parts = line.split()
+            if len(parts) > 2 and parts[1] == "00000000" and int(parts[3], 16) & 1:
+                return parts[0]
+    except OSError:
+        pass
+    try:
+        for line in Path("/proc/net/ipv6_route").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 10 and parts[0] == "0" * 32 and parts[1] == "00" and parts[9] != "lo":
+                return parts[9]
+    except OSError:
+        pass
+    for name in list_interfaces():
+        if name == "lo":
+            continue
+        try:
+            if Path(f"/sys/class/net/{name}/operstate").read_text().strip() in ("up", "unknown"):
+                return name
+        except OSError:
+            continue
+    return "lo"
+
+
+def check_interface(name: str) -> None:
+    """:raises EngineError: ``name`` is not an interface of this namespace (the message lists
+    the available ones)."""
+    names = list_interfaces()
+    if name not in names:
+        raise EngineError(f"unknown interface {name!r}; available: {', '.join(names) or 'none'} "
+                          f"(see kscc-traffic live --list-interfaces)")
+
+
+@dataclass
+class Batch:
+    """Frames read in one go. ``packets``: Wireshark's dissection of them as
+    :class:`~kscc_traffic.capture.packets.Packets` (``frame`` = index in ``frames``) when the
+    source dissects (tshark engine); None when the builtin decoder must do it."""
+
+    frames: list = field(default_factory=list)
+    packets: object = None
+
+
+class Source:
+    """A live capture: :meth:`start`, then :meth:`read` until :meth:`stop`/:meth:`close`.
+
+    ``interface``: interface name; ``bpf``: libpcap filter expression (tcpdump syntax).
+    """
+
+    engine = ""
+
+    def __init__(self, interface: str, bpf: str) -> None:
+        self.interface = interface
+        self.bpf = bpf
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Open the capture; returns once packets are being captured.
+
+        :raises EngineError: no permission, unknown interface, invalid filter, missing tools.
+        """
+        raise NotImplementedError
+
+    def read(self, timeout: float) -> Batch:
+        """Frames captured since the last call, waiting up to ``timeout`` seconds for the first."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop capturing; frames already captured can still be :meth:`read`."""
+
+    def drain(self, timeout: float = 5.0) -> Batch:
+        """After :meth:`stop`: every frame captured but not yet read (waits up to ``timeout``
+        seconds for the capture to flush)."""
+        return self.read(0)
+
+    def stats(self) -> tuple[Optional[int], Optional[int]]:
+        """(packets the kernel passed to the capture, packets it dropped), None when unknown."""
+        return None, None
+
+    def close(self) -> None:
+        """Release everything (sockets, child processes). Safe to call twice."""
+
+
+# ------------------------------------------------------------------------------------ scapy
+class ScapySource(Source):
+    """Capture through scapy's ``L2ListenSocket`` (see the module docstring)."""
+
+    engine = "scapy"
+
+    def __init__(self, interface: str, bpf: str, snaplen: int = 262144) -> None:
+        super().__init__(interface, bpf)
+        self.snaplen = snaplen
+        self.sock = None
+        self.linktype = 1
+        self.loopback = False
+        self._received = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = 10.0) -> None:
+        check_interface(self.interface)
+        try:
+            import logging
+            logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # "Unable to guess type"
+            from scapy.arch.linux import L2ListenSocket
+            from scapy.error import Scapy_Exception
+        except ImportError as e:
+            raise EngineError(f"the scapy engine needs scapy ({e}): pip install 'kscc-traffic[live]'")
+        try:
+            self.sock = L2ListenSocket(iface=self.interface, filter=self.bpf or None, promisc=True)
+        except PermissionError:
+            raise EngineError(permission_hint(self.interface)) from None
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES):
+                raise EngineError(permission_hint(self.interface)) from None
+            if e.errno in (errno.ENODEV, errno.ENXIO):
+                check_interface(self.interface)
+            raise EngineError(f"cannot capture on {self.interface}: {e.strerror or e}") from None
+        except ImportError as e:
+            raise EngineError(f"cannot compile the capture filter: libpcap is missing ({e}): "
+                              f"sudo apt-get install libpcap0.8") from None
+        except Scapy_Exception as e:
+            msg = str(e).replace("Cannot set filter: ", "")
+            raise EngineError(f"invalid capture filter {self.bpf!r}: {msg}") from None
+        s = self.sock.ins
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        hatype = s.getsockname()[3]
+        self.loopback = hatype == 772
+        if hatype not in ARPHRD_TO_LINKTYPE:
+            self.close()
+            raise EngineError(f"{self.interface}: link type ARPHRD {hatype} is not supported by "
+                              f"the scapy engine; try --engine tshark")
+        self.linktype = ARPHRD_TO_LINKTYPE[hatype]
+        self._stats()  # reset the kernel counters: count from here
+
+    def _recv(self) -> Optional[Frame]:
+        s = self.sock.ins
+        data, anc, flags, addr = s.recvmsg(self.snaplen, 512, socket.MSG_DONTWAIT)
+        if self.loopback and addr[2] == PACKET_OUTGOING:
+            return None
+        ts_ns = None
+        wirelen = len(data)
+        for level, typ, cdata in anc:
+            if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS and len(cdata) >= 16:
+                sec, nsec = struct.unpack("qq", cdata[:16])
+                ts_ns = sec * 1_000_000_000 + nsec
+            elif level == SOL_PACKET and typ == PACKET_AUXDATA and len(cdata) >= 20:
+                status, length, snaplen, mac, net, tci, tpid = struct.unpack("IIIHHHH", cdata[:20])
+                wirelen = length
+                if self.linktype == 1 and (tci or status & TP_STATUS_VLAN_VALID) and len(data) >= 12:
+                    tp = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                    data = data[:12] + struct.pack("!HH", tp, tci) + data[12:]
+                    wirelen += 4
+        if ts_ns is None:
+            ts_ns = time.time_ns()
+        return ts_ns, self.linktype, data, max(wirelen, len(data))
+
+    def read(self, timeout: float) -> Batch:
+        out: list = []
+        if self.sock is None:
+            return Batch(out)
+        fd = self.sock.ins.fileno()
+        r, _, _ = select.select([fd], [], [], max(timeout, 0))
+        if not r:
+            return Batch(out)
+        deadline = time.monotonic() + 0.05
+        while len(out) < 20000:
+            try:
+                fr = self._recv()
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.ENETDOWN:
+                    break
+                raise
+            if fr is not None:
+                out.append(fr)
+            if time.monotonic() > deadline:
+                break
+        return Batch(out)
+
+    def _stats(self) -> None:
+        if self.sock is None:
+            return
+        try:
+            p, d = struct.unpack("II", self.sock.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return
+        with self._lock:
+            self._received += p
+            self._dropped += d
+
+    def stats(self) -> tuple[Optional[int], Optional[int]]:
+        self._stats()
+        with self._lock:
+            return self._received, self._dropped
+
+    def stop(self) -> None:
+        self._stats()
+
+    def drain(self, timeout: float = 5.0) -> Batch:
+        frames: list = []
+        while True:
+            b = self.read(0)
+            if not b.frames:
+                break
+            frames += b.frames
+        return Batch(frames)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self._stats()
+            try:
+                self.sock.close()
+            except Exception:
+                pass
+            self.sock = None
+
+
+# ------------------------------------------------------------------------------------ tshark
+_libc = None
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """New process group (a terminal's Ctrl-C reaches only the parent, which stops us in
+    order) and SIGTERM when the parent thread dies."""
+    os.setpgid(0, 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+_DROP_RE = re.compile(r"Packets received/dropped on interface '?([^':]+)'?: (\d+)/(\d+)")
+_LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data"
+
+
+class TsharkSource(Source):
+    """Capture through pyshark's ``LiveCapture`` (dumpcap | tshark), see the module docstring.
+
+    :raises EngineError: (from :meth:`start`) tshark/dumpcap or pyshark missing, no
+        permission, unknown interface, invalid filter, or dumpcap did not start within
+        ``timeout`` seconds.
+    """
+
+    engine = "tshark"
+
+    def __init__(self, interface: str, bpf: str) -> None:
+        super().__init__(interface, bpf)
+        self._q: "queue.Queue" = queue.Queue()
+        self._thread: Optional[threading.Thread] = None
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._procs: dict[str, object] = {}
+        self._pids: dict[str, int] = {}
+        self._stderr: list[str] = []
+        self._error: Optional[BaseException] = None
+        self._loop = None
+        self._received: Optional[int] = None
+        self._dropped: Optional[int] = None
+        self._stopping = False
+
+    # -- the worker thread --------------------------------------------------------------
+    def _make_capture(self, loop):
+        import asyncio
+        import subprocess
+
+        import pyshark
+        from pyshark.tshark.tshark import get_process_path
+
+        from ..engines.tshark import PREFS
+
+        src = self
+        prefs = {PREFS[i + 1].split(":", 1)[0]: PREFS[i + 1].split(":", 1)[1]
+                 for i in range(0, len(PREFS), 2)}
+
+        class _Capture(pyshark.LiveCapture):
+            def _verify_capture_parameters(self):  # we checked the interface ourselves
+                pass
+
+            async def _handle_process_stderr_forever(self, stderr):
+                while True:
+                    line = await stderr.readline()
+                    if not line:
+                        break
+                    text = line.decode("utf-8", "replace").strip()
+                    if text:
+                        self._last_error_line = text
+                        src._on_stderr(text)
+
+            async def _get_tshark_process(self, packet_count=None, stdin=None):
+                # pyshark's own version keeps the pipe's write end open in this process, so
+                # tshark never sees the end of a stopped dumpcap; this one closes both ends
+                read, write = os.pipe()
+                dparams = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
+                dparams += self._get_dumpcap_parameters()
+                dumpcap = await asyncio.create_subprocess_exec(
+                    *dparams, stdout=write, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                    preexec_fn=_child_setup)
+                os.close(write)
+                src._track("dumpcap", dumpcap)
+                self._create_stderr_handling_task(dumpcap.stderr)
+                self._running_processes.add(dumpcap)
+                tparams = [self._get_tshark_path(), "-l", "-n", "-T", "json"]
+                tparams += self.get_parameters(packet_count=packet_count) + ["--no-duplicate-keys"]
+                tshark = await asyncio.create_subprocess_exec(
+                    *tparams, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=read,
+                    preexec_fn=_child_setup)
+                os.close(read)
+                src._track("tshark", tshark)
+                self._create_stderr_handling_task(tshark.stderr)
+                self._running_processes.add(tshark)
+                return tshark
+
+            def _get_dumpcap_parameters(self):
+                params = super()._get_dumpcap_parameters()
+                return [p for p in params if p != "-q"]   # keep the final drop counts
+
+        return _Capture(interface=self.interface, bpf_filter=self.bpf or None, use_json=True,
+                        include_raw=True, eventloop=loop, tshark_path=self._tshark,
+                        override_prefs=prefs, custom_parameters=["-j", _LAYERS])
+
+    def _track(self, name: str, proc) -> None:
+        self._procs[name] = proc
+        self._pids[name] = proc.pid
+
+    def _on_stderr(self, text: str) -> None:
+        self._stderr.append(text)
+        del self._stderr[:-50]
+        if text.startswith("Capturing on"):
+            self._ready.set()
+        m = _DROP_RE.search(text)
+        if m:
+            self._received = int(m.group(2)) + int(m.group(3))
+            self._dropped = int(m.group(3))
+
+    def _on_packet(self, pkt) -> None:
+        from ..engines.tshark import _ts_ns, fields_from_json_layers
+        frame = pkt.frame_info._all_fields
+        layers = [("frame", frame)]
+        for layer in pkt.layers:
+            layers.append((layer.layer_name, layer._all_fields))
+            for dup in getattr(layer, "duplicate_layers", ()) or ():
+                layers.append((layer.layer_name, dup._all_fields))
+        protos, f = fields_from_json_layers(layers)
+        raw = pkt.get_raw_packet() if hasattr(pkt, "get_raw_packet") else b""
+        ts = _ts_ns(str(frame.get("frame.time_epoch", "0")))
+        wl = int(frame.get("frame.len", len(raw)) or len(raw))
+        lt = WTAP_TO_LINKTYPE.get(int(frame.get("frame.encap_type", 1) or 1), 1)
+        self._q.put(((ts, lt, raw, wl), protos, f))
+
+    def _run(self) -> None:
+        import asyncio
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        cap = None
+        try:
+            cap = self._make_capture(loop)
+            self._cap = cap
+            loop.run_until_complete(cap.packets_from_tshark(self._on_packet, close_tshark=False))
+        except BaseException as e:  # reported by start()/read()
+            if not self._stopping:
+                self._error = e
+        finally:
+            try:
+                if cap is not None:
+                    loop.run_until_complete(asyncio.wait_for(self._close_async(cap), 5))
+            except BaseException:
+                pass
+            self._kill_all()
+            try:
+                loop.close()
+            except Exception:
+                pass
+            self._done.set()
+            self._ready.set()
+
+    async def _close_async(self, cap) -> None:
+        import asyncio
+        for p in list(cap._running_processes):
+            if p.returncode is None:
+                try:
+                    await asyncio.wait_for(p.wait(), 3)
+                except asyncio.TimeoutError:
+                    try:
+                        p.kill()
+                    except ProcessLookupError:
+                        pass
+                    await p.wait()
+        cap._running_processes.clear()
+        for t in cap._stderr_handling_tasks:
+            try:
+                await asyncio.wait_for(t, 2)
+            except BaseException:
+                pass
+
+    def _kill_all(self) -> None:
+        for name, pid in list(self._pids.items()):
+            proc = self._procs.get(name)
+            if proc is not None and getattr(proc, "returncode", None) is not None:
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # pragma: no cover
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+    # -- the Source interface -----------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> None:
+        from ..engines.tshark import INSTALL_HINT, find_tool
+        self._tshark = find_tool("tshark")
+        find_tool("dumpcap")
+        try:
+            import pyshark  # noqa: F401
+        except ImportError as e:
+            raise EngineError(f"the tshark engine needs pyshark ({e}): "
+                              f"pip install 'kscc-traffic[tshark]'; and {INSTALL_HINT}")
+        check_interface(self.interface)
+        self._thread = threading.Thread(target=self._run, name="kscc-tshark", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._done.is_set():
+            err = self._error
+            lines = " ".join(self._stderr[-3:])
+            self.close()
+            low = lines.lower()
+            if "permission" in low or "don't have permission" in low or "operation not permitted" in low:
+                raise EngineError(permission_hint(self.interface))
+            if "filter" in low and ("syntax" in low or "invalid" in low or "can't parse" in low):
+                raise EngineError(f"invalid capture filter {self.bpf!r}: {lines}")
+            if err is not None and not lines:
+                raise EngineError(f"tshark capture failed: {type(err).__name__}: {err}")
+            raise EngineError(f"dumpcap did not start capturing on {self.interface}"
+                              f"{': ' + lines if lines else ''}")
+
+    def read(self, timeout: float) -> Batch:
+        from ..engines.tshark import PacketBuilder
+        items = []
+        try:
+            items.append(self._q.get(timeout=max(timeout, 0)) if timeout > 0 else self._q.get_nowait())
+        except queue.Empty:
+            return Batch([])
+        while len(items) < 20000:
+            try:
+                items.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        b = PacketBuilder()
+        frames = []
+        for i, (fr, protos, f) in enumerate(items):
+            frames.append(fr)
+            b.add(protos, f, frame=i, ts_ns=fr[0])
+        return Batch(frames, b.packets())
+
+    def stop(self) -> None:
+        self._stopping = True
+        pid = self._pids.get("dumpcap")
+        proc = self._procs.get("dumpcap")
+        if pid and (proc is None or getattr(proc, "returncode", None) is None):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def drain(self, timeout: float = 5.0) -> Batch:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._thread is not None and self._thread.is_alive():
+            self._kill_all()
+            self._thread.join(3)
+        frames: list = []
+        packets = []
+        while True:
+            b = self.read(0)
+            if not b.frames:
+                break
+            frames.append(b)
+        if not frames:
+            return Batch([])
+        if len(frames) == 1:
+            return frames[0]
+        # several chunks: rebuild one batch with consecutive frame numbers
+        from ..engines.tshark import PacketBuilder  # noqa: F401
+        out = Batch([])
+        import numpy as np
+        from ..capture.packets import Packets
+        cols, bufs, off, base = {}, [], 0, 0
+        for b in frames:
+            p = b.packets
+            c = dict(p.cols)
+            c["frame"] = c["frame"] + base
+            c["pl_off"] = np.where(c["pl_off"] >= 0, c["pl_off"] + off, -1)
+            for k, v in c.items():
+                cols.setdefault(k, []).append(v)
+            bufs.append(bytes(p.buf))
+            off += len(p.buf)
+            base += len(b.frames)
+            out.frames += b.frames
+        out.packets = Packets(b"".join(bufs), {k: np.concatenate(v) for k, v in cols.items()})
+        return out
+
+    def stats(self) -> tuple[Optional[int], Optional[int]]:
+        return self._received, self._dropped
+
+    def close(self) -> None:
+        self.stop()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(5)
+            if self._thread.is_alive():
+                self._kill_all()
+                self._thread.join(3)
+        self._kill_all()
+
+
+def open_source(engine: str, interface: str, bpf: str) -> Source:
+    """A not yet started source for ``engine`` (``scapy`` or ``tshark``).
+
+    :raises EngineError: unknown engine.
+    """
+    if engine == "scapy":
+        return ScapySource(interface, bpf)
+    if engine == "tshark":
+        return TsharkSource(interface, bpf)
+    raise EngineError(f"unknown engine {engine!r} (choose scapy or tshark)")

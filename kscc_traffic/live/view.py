@@ -1,0 +1,117 @@
+"""The live view of ``kscc-traffic live``.
+
+On a terminal (stderr is a TTY): a rich ``Live`` display refreshed every second with the
+capture's counters (packets, packets/s, packets dropped by the kernel, active and summarised
+flows), flows per documented purpose with their live verdicts (``pending`` = an attempt still
+waiting for its answer) and the latest flagged flows with their reason. It is transient: the
+final report replaces it.
+
+Elsewhere (pipes, CI, log files): one line on stderr when the capture starts, one line per flow
+that becomes blocked or unexpected, as it happens, e.g.::
+
+    12:00:03 blocked no_answer tcp 192.0.2.10:40512 -> 203.0.113.10:27200 activation: SYN sent 3 times, no answer
+
+Strings from packets (names) are escaped like the report does.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..report import escape_terminal
+from .session import LIVE_VERDICTS
+
+__all__ = ["LiveView", "render", "event_line"]
+
+_STYLE = {"ok": "green", "pending": "cyan", "blocked": "bold red", "unexpected": "yellow",
+          "unclassified": "dim"}
+
+
+def event_line(ev: dict) -> str:
+    """One line for a flow that became blocked/unexpected (see the module docstring)."""
+    when = time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts", 0) or 0)))
+    purpose = ev.get("purpose") or "-"
+    name = escape_terminal(ev.get("server_name") or "")
+    detail = escape_terminal(ev.get("detail") or "")
+    where = f"{ev['proto']} {ev['orig_h']}:{ev['orig_p']} -> {ev['resp_h']}:{ev['resp_p']}"
+    return (f"{when} {ev['verdict']} {ev['reason'] or '-'} {where} {purpose}"
+            f"{' (' + name + ')' if name else ''}{': ' + detail if detail else ''}")
+
+
+def render(status: dict, counts: dict, events) -> Group:
+    """The live display: ``status`` (interface, engine, elapsed s, packets, pps, dropped,
+    active, summarised), ``counts`` ((purpose, live verdict) -> flows), ``events`` (latest
+    flagged flows, dicts as :func:`event_line` takes)."""
+    dropped = status.get("dropped")
+    head = Text(
+        f"kscc-traffic live · {status.get('interface')} ({status.get('engine')}) · "
+        f"{int(status.get('elapsed', 0)) // 60:02d}:{int(status.get('elapsed', 0)) % 60:02d} · "
+        f"{status.get('packets', 0)} packets, {status.get('pps', 0):.0f} packets/s, "
+        f"{'?' if dropped is None else dropped} dropped by the kernel · "
+        f"{status.get('active', 0)} active flows, {status.get('summarised', 0)} summarised",
+        style="bold")
+    t = Table(title="Flows per purpose (live)", title_justify="left")
+    t.add_column("purpose")
+    t.add_column("flows", justify="right")
+    for v in LIVE_VERDICTS:
+        t.add_column(v, justify="right", style=_STYLE[v])
+    purposes = sorted({p for p, _ in counts})
+    for p in purposes:
+        row = [counts.get((p, v), 0) for v in LIVE_VERDICTS]
+        t.add_row(Text(escape_terminal(p or "(none)")), str(sum(row)), *(str(x) for x in row))
+    f = Table(title="Latest flagged flows", title_justify="left")
+    for col in ("time", "client", "server", "name", "purpose", "verdict", "reason"):
+        f.add_column(col, overflow="fold")
+    for ev in list(events)[-10:][::-1]:
+        f.add_row(time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts", 0) or 0))),
+                  Text(f"{ev['orig_h']}:{ev['orig_p']}"),
+                  Text(f"{ev['proto']} {ev['resp_h']}:{ev['resp_p']}"),
+                  Text(escape_terminal(ev.get("server_name") or "")),
+                  Text(ev.get("purpose") or "-"),
+                  Text(ev["verdict"], style=_STYLE.get(ev["verdict"], "")),
+                  Text(ev.get("reason") or ""))
+    return Group(head, t, f)
+
+
+class LiveView:
+    """Shows the capture while it runs (see the module docstring).
+
+    :param console: where to draw (default: stderr).
+    :param interactive: force the TTY display on/off (default: ``console.is_terminal``).
+    """
+
+    def __init__(self, console: Optional[Console] = None, interactive: Optional[bool] = None) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.interactive = self.console.is_terminal if interactive is None else interactive
+        self._live: Optional[Live] = None
+
+    def started(self, interface: str, engine: str, bpf: str, write: Optional[str]) -> None:
+        """The capture is running."""
+        self.console.print(
+            Text(f"Capturing on {interface} (engine {engine}"
+                 f"{', writing ' + write if write else ''}); filter: {bpf or '(none)'}"),
+            soft_wrap=True)
+        if self.interactive:
+            self._live = Live(console=self.console, auto_refresh=False, transient=True)
+            self._live.start()
+
+    def event(self, ev: dict) -> None:
+        """A flow became blocked or unexpected."""
+        if not self.interactive:
+            self.console.print(Text(event_line(ev)), soft_wrap=True)
+
+    def update(self, status: dict, counts: dict, events) -> None:
+        """Redraw (terminal only)."""
+        if self._live is not None:
+            self._live.update(render(status, counts, events), refresh=True)
+
+    def stop(self) -> None:
+        """Remove the display."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,95 @@
+"""The tshark engine (Wireshark's dissectors -> Packets) against the builtin engine: the same flow
+table, flow by flow and column by column, on the labelled corpus (../shared/corpus/ksc) and
+the bundled samples; its errors are one line with the fix."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, shared_corpus
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.errors import CaptureError, EngineError, UnsupportedFormat
+from kscc_traffic.rules import load_rules
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None,
+                                reason="tshark is not installed (apt-get install tshark)")
+
+RULES = load_rules()
+SAMPLES = sorted(p for p in (ROOT / "samples" / "captures").rglob("*.pcap*")
+                 if not p.name.endswith(".json"))
+
+
+def _compare(path: Path) -> None:
+    a = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+    b = analyze_file(path, RULES, engine="tshark").flows.sort_values("uid").reset_index(drop=True)
+    assert list(a["uid"]) == list(b["uid"]), path.name
+    for col in a.columns:
+        left, right = a[col].tolist(), b[col].tolist()
+        bad = [(a.at[i, "uid"], x, y) for i, (x, y) in enumerate(zip(left, right)) if x != y]
+        assert not bad, (path.name, col, bad[:3])
+
+
+def test_corpus_same_flows_both_engines():
+    """Every file of ../shared/corpus/ksc: identical flow tables (all columns)."""
+    corpus = shared_corpus("ksc")
+    files = sorted(p for p in corpus.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    assert len(files) >= 7
+    for f in files:
+        _compare(f)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_samples_same_flows_both_engines(path):
+    _compare(path)
+
+
+def test_missing_and_not_a_capture(tmp_path):
+    with pytest.raises(CaptureError, match="no such file"):
+        analyze_file(tmp_path / "nope.pcap", RULES, engine="tshark")
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture at all" * 10)
+    with pytest.raises(UnsupportedFormat, match="junk.pcap"):
+        analyze_file(junk, RULES, engine="tshark")
+
+
+def test_unknown_engine():
+    with pytest.raises(EngineError, match="unknown engine"):
+        analyze_file(ROOT / "samples" / "captures" / "blocked_agent.pcap", RULES, engine="wireshark")
+
+
+def _env_without_tshark(tmp_path: Path) -> dict:
+    """PATH with only a folder holding a link to this Python: no tshark, no dumpcap."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    env = dict(os.environ)
+    env["PATH"] = str(bindir)
+    return env
+
+
+def test_cli_tshark_not_installed(tmp_path):
+    """No tshark on PATH: exit 2, one line saying how to install it."""
+    env = _env_without_tshark(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", "--engine", "tshark",
+                        str(ROOT / "samples" / "captures" / "blocked_agent.pcap")],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: tshark not found")
+    assert "apt-get install tshark" in lines[0]
+
+
+def test_cli_engine_tshark_exit_codes():
+    """analyze --engine tshark: same report and exit status as the builtin engine."""
+    f = ROOT / "samples" / "captures" / "blocked_agent.pcap"
+    a = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", "-f", "csv", str(f)],
+                       capture_output=True, text=True, timeout=60)
+    b = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", "-f", "csv", "--engine",
+                        "tshark", str(f)], capture_output=True, text=True, timeout=60)
+    assert a.returncode == b.returncode == 1
+    assert sorted(a.stdout.splitlines()) == sorted(b.stdout.splitlines())

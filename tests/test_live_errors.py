@@ -1,0 +1,68 @@
+"""``kscc-traffic live`` errors: one line on stderr with the fix, exit status 2, nothing left
+running — unknown interface, no capture permission, tshark not installed, invalid filter."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LIVE = [sys.executable, "-m", "kscc_traffic", "live"]
+
+
+def _run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
+
+
+def _one_error_line(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_list_interfaces():
+    r = _run(LIVE + ["--list-interfaces"])
+    assert r.returncode == 0
+    assert "lo" in r.stdout.split()
+
+
+def test_unknown_interface_lists_the_available_ones():
+    line = _one_error_line(_run(LIVE + ["--interface", "kscct-nope0", "--duration", "1"]))
+    assert "unknown interface 'kscct-nope0'" in line and "available:" in line and "lo" in line
+
+
+def test_tshark_not_installed(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    env = dict(os.environ, PATH=str(bindir))
+    line = _one_error_line(_run(LIVE + ["--engine", "tshark", "-i", "lo", "--duration", "1"], env=env))
+    assert "tshark not found" in line and "apt-get install tshark" in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to run without CAP_NET_RAW")
+def test_no_capture_permission_says_sudo_or_setcap(tmp_path):
+    """Root without CAP_NET_RAW (capability removed from the bounding set) cannot open a packet
+    socket: the error says how to get the permission."""
+    r = _run(["setpriv", "--bounding-set", "-net_raw,-net_admin", "--inh-caps", "-net_raw,-net_admin",
+              *LIVE, "-i", "lo", "--duration", "1", "--write", str(tmp_path / "x.pcapng")])
+    line = _one_error_line(r)
+    assert "CAP_NET_RAW" in line and "sudo" in line and "setcap cap_net_raw,cap_net_admin+eip" in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="opening a capture socket needs root")
+def test_invalid_filter():
+    line = _one_error_line(_run(LIVE + ["-i", "lo", "--filter", "tcp port banana", "--duration", "1"]))
+    assert "invalid capture filter" in line
+
+
+def test_bad_idle_timeout():
+    line = _one_error_line(_run(LIVE + ["-i", "lo", "--idle-timeout", "tcp=-1"]))
+    assert "--idle-timeout" in line

@@ -1,0 +1,208 @@
+"""The live session without a network: captures replayed frame batch by frame batch into
+:class:`LiveSession` give the same flow table as ``analyze`` on the file; unanswered attempts
+are ``pending`` until --no-answer-timeout, then reported blocked while capturing; finished and
+idle flows are evicted and a long flow keeps a bounded number of packets. Also the pcapng
+writer and the live-view rendering."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, shared_corpus
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.capture.decode import decode
+from kscc_traffic.capture.files import read_frames
+from kscc_traffic.capture.frames import Frames
+from kscc_traffic.live import session as S
+from kscc_traffic.live.pcapng_writer import PcapngWriter
+from kscc_traffic.live.session import LiveSession, Timeouts
+from kscc_traffic.live.view import event_line, render
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+SAMPLES = ROOT / "samples" / "captures"
+
+
+def _replay(path: Path, session: LiveSession, step: int = 60, tick_each: bool = True) -> None:
+    fr = read_frames(path)
+    for s0 in range(0, len(fr), step):
+        idx = np.arange(s0, min(s0 + step, len(fr)))
+        sub = Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx],
+                     fr.wirelen[idx])
+        p = decode(sub)
+        p.cols["frame"] = idx[p.cols["frame"]]
+        session.ingest(p)
+        if tick_each:
+            session.tick(int(fr.ts_ns[idx[-1]]))
+
+
+def _assert_same(path: Path, live) -> None:
+    ref = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+    got = live.sort_values("uid").reset_index(drop=True)
+    assert list(ref["uid"]) == list(got["uid"]), path.name
+    for col in ref.columns:
+        bad = [(u, x, y) for u, x, y in zip(ref["uid"], ref[col], got[col]) if x != y]
+        assert not bad, (path.name, col, bad[:3])
+
+
+def _corpus_and_samples() -> list[Path]:
+    files = [p for p in SAMPLES.glob("*.pcap*") if not p.name.endswith(".json")]
+    try:
+        files += [p for p in shared_corpus("ksc").iterdir() if p.suffix in (".pcap", ".pcapng")]
+    except pytest.skip.Exception:
+        pass
+    return sorted(files)
+
+
+@pytest.mark.parametrize("path", _corpus_and_samples(), ids=lambda p: p.name)
+def test_replay_equals_analyze(path):
+    """Batches of 60 frames, a tick after each (evictions included): same table as analyze."""
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s)
+    _assert_same(path, s.final())
+
+
+def test_replay_with_summarised_packets(monkeypatch):
+    """Even when almost every packet is summarised into counters (head of 2 packets), the flow
+    table is the same on real-stack captures."""
+    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
+    path = SAMPLES / "baseline_agent.pcap"
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s)
+    assert s.dropped_rows > 0
+    _assert_same(path, s.final())
+
+
+def test_pending_then_blocked_while_capturing():
+    """A SYN without answer is pending for --no-answer-timeout seconds, then reported blocked
+    (an event) before the capture ends; a reset is reported at once."""
+    path = SAMPLES / "blocked_agent.pcap"
+    fr = read_frames(path)
+    events = []
+    s = LiveSession(RULES, name=path.name, no_answer_timeout=3.0, on_event=events.append)
+    # frames 12..15: the SYN to 27201 at t=1.05 and its retransmissions (1 s, 2 s, 4 s later)
+    p = decode(fr)
+    first_syn = int(fr.ts_ns[12])
+    s.ingest(p.take(p.cols["frame"] <= 12))
+    s.tick(first_syn + 500_000_000)
+    snap = s.snapshot()
+    row = snap[snap["ts_ns"] == first_syn].iloc[0]
+    assert row["verdict"] == "pending" and row["reason"] == "no_answer"
+    assert not [e for e in events if e["reason"] == "no_answer"]
+    s.tick(first_syn + 3_100_000_000)
+    noans = [e for e in events if e["reason"] == "no_answer"]
+    assert len(noans) == 1 and noans[0]["verdict"] == "blocked" and noans[0]["resp_p"] == 27201
+    assert "blocked no_answer tcp 192.0.2.10:" in event_line(noans[0])
+    s.tick(first_syn + 3_500_000_000)
+    assert len([e for e in events if e["reason"] == "no_answer"]) == 1   # announced once
+    counts = s.counts()
+    assert counts.get(("activation", "blocked"), 0) >= 1
+
+
+def test_idle_and_closed_flows_are_evicted():
+    """Closed TCP flows leave after `close` seconds, others after their idle timeout; the final
+    table still has them all."""
+    path = SAMPLES / "baseline_agent.pcap"
+    s = LiveSession(RULES, name=path.name, timeouts=Timeouts(tcp=2, udp=2, icmp=2, close=0.5))
+    _replay(path, s, step=20)
+    s.tick(s.now_ns + 10 * 10**9)
+    assert len(s.active) == 0 and s.evicted > 0
+    # short timeouts may split a connection whose packets come later (as Zeek does); every
+    # connection is still there
+    key = ["proto", "orig_h", "orig_p", "resp_h", "resp_p"]
+    ref = set(map(tuple, analyze_file(path, RULES).flows[key].values.tolist()))
+    got = set(map(tuple, s.final()[key].values.tolist()))
+    assert ref <= got
+
+
+def _frame(seq: int, flags: int, payload: bytes, src_first: bool) -> bytes:
+    """Ethernet + IPv4 + TCP (no checksums) between 192.0.2.10:40000 and 203.0.113.10:23101."""
+    a, b = bytes([192, 0, 2, 10]), bytes([203, 0, 113, 10])
+    sp, dp = (40000, 23101) if src_first else (23101, 40000)
+    src, dst = (a, b) if src_first else (b, a)
+    tcp = struct.pack("!HHIIBBHHH", sp, dp, seq, 0, 5 << 4, flags, 65535, 0, 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), seq & 0xFFFF or 1, 0, 64, 6, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
+
+
+def test_long_flow_memory_is_bounded():
+    """10 000 data packets on one connection: the session keeps a bounded number of them and
+    the counters still add up (orig_pkts, orig_bytes)."""
+    frames = [_frame(1000, 0x02, b"", True), _frame(5000, 0x12, b"", False),
+              _frame(1001, 0x10, b"", True)]
+    n = 10_000
+    frames += [_frame(1001 + 100 * i, 0x18, b"x" * 100, True) for i in range(n)]
+    t0 = 1_700_000_000 * 10**9
+    s = LiveSession(RULES, name="long")
+    for k in range(0, len(frames), 1000):
+        chunk = frames[k:k + 1000]
+        cap = np.array([len(f) for f in chunk], np.int32)
+        fr = Frames(b"".join(chunk), t0 + np.arange(k, k + len(chunk), dtype=np.int64) * 1000,
+                    np.ones(len(chunk), np.int32), (np.cumsum(cap) - cap).astype(np.int64), cap, cap)
+        p = decode(fr)
+        p.cols["frame"] = p.cols["frame"] + k
+        s.ingest(p)
+        s.tick(t0 + (k + len(chunk)) * 1000)
+    (fl,) = s.active.values()
+    assert len(fl.recs) <= S.HEAD_PACKETS + S.MAX_FLAG_PACKETS + 2 * 24 + 12
+    out = s.final()
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert row["orig_pkts"] == n + 2 and row["orig_bytes"] == 100 * n and row["resp_pkts"] == 1
+
+
+def test_timeouts_parse():
+    t = Timeouts.parse(["tcp=10", "close=1"])
+    assert (t.tcp, t.udp, t.close) == (10, 60, 1)
+    with pytest.raises(ValueError, match="unknown timeout"):
+        Timeouts.parse(["sctp=3"])
+    with pytest.raises(ValueError, match="more than 0"):
+        Timeouts.parse(["udp=0"])
+
+
+def test_render_live_view():
+    from rich.console import Console
+    ev = {"ts": 1.0, "uid": "C1", "proto": "tcp", "orig_h": "192.0.2.10", "orig_p": 1,
+          "resp_h": "203.0.113.10", "resp_p": 27200, "purpose": "activation", "verdict": "blocked",
+          "reason": "no_answer", "detail": "SYN sent 2 times", "server_name": "a\x1b[31m"}
+    c = Console(width=200, record=True, color_system=None)
+    c.print(render({"interface": "eth0", "engine": "scapy", "elapsed": 61, "packets": 10, "pps": 2.0,
+                    "dropped": 0, "active": 1, "summarised": 3},
+                   {("activation", "blocked"): 1, ("discovery", "pending"): 2}, [ev]))
+    text = c.export_text()
+    assert "01:01" in text and "0 dropped by the kernel" in text
+    assert "activation" in text and "pending" in text and "no_answer" in text
+    assert "\x1b[31m" not in text and "\\x1b" in text
+
+
+# ------------------------------------------------------------------------------ pcapng writer
+def test_pcapng_writer_roundtrip(tmp_path):
+    """Frames written are read back identically (ns timestamps, link types, wire lengths), by us
+    and by capinfos/tshark; the statistics block carries received/dropped."""
+    src = read_frames(SAMPLES / "baseline_dp.pcapng")
+    path = tmp_path / "w.pcapng"
+    w = PcapngWriter(path, interface="eth0")
+    for i in range(len(src)):
+        w.write(int(src.ts_ns[i]), int(src.linktype[i]), src.data(i), int(src.wirelen[i]))
+        if i == 5:
+            w.flush()
+            mid = read_frames(path)           # valid at any moment: whole blocks only
+            assert len(mid) == 6 and not mid.stats.warnings
+    w.close(ts_ns=int(src.ts_ns[-1]), received=len(src) + 3, dropped=3)
+    back = read_frames(path)
+    assert len(back) == len(src) == w.packets
+    assert np.array_equal(back.ts_ns, src.ts_ns) and np.array_equal(back.wirelen, src.wirelen)
+    assert all(back.data(i) == src.data(i) for i in range(len(src)))
+    if shutil.which("capinfos"):
+        r = subprocess.run(["capinfos", "-c", "-M", str(path)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and f"Number of packets:   {len(src)}" in r.stdout
+    if shutil.which("tshark"):
+        r = subprocess.run(["tshark", "-r", str(path), "-q", "-z", "io,stat,0"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0
+        assert not [x for x in r.stderr.splitlines() if x and not x.startswith("Running as user")]
