@@ -130,6 +130,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return done("ok", "", "")
 
 
+#: the flow columns _judge reads
+_JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
+                  "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
+                  "server_proto", "cert_names", "sni", "tls_established", "tls_alert")
+
+
 def classify(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
@@ -140,8 +146,10 @@ def classify(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     out = flows.copy()
     n = len(out)
     res = np.empty((n, 4), dtype=object)
-    for i, row in enumerate(out.to_dict("records")):
-        res[i] = _judge(row, rules)
+    needed = [c for c in _JUDGE_COLUMNS if c in out.columns]
+    cols = [out[c].tolist() for c in needed]
+    for i, values in enumerate(zip(*cols)):
+        res[i] = _judge(dict(zip(needed, values)), rules)
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = res[:, j] if n else pd.Series(dtype=object)
     return out

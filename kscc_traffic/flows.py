@@ -118,18 +118,38 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.nd
     return out
 
 
-def _uid(seed: str, *parts: np.ndarray) -> list[str]:
-    """Zeek-style uids ('C' + 17 base62), derived from the flow's key and first timestamp."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    out = []
-    for f in zip(*(p.tolist() for p in parts)):
-        n = int.from_bytes(hashlib.blake2b(f"{seed}:{f}".encode(), digest_size=13).digest(), "big")
-        s = []
-        for _ in range(17):
-            n, r = divmod(n, 62)
-            s.append(alphabet[r])
-        out.append("C" + "".join(s))
-    return out
+_B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+
+
+def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One splitmix64 round folding ``v`` into ``h`` (uint64, wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = h ^ (v.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2)))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
+    """Zeek-style uids ('C' + 17 base62 characters) derived from the flow's key parts and the
+    capture name: stable for the same capture, computed on whole columns."""
+    n = len(parts[0]) if parts else 0
+    s = int.from_bytes(hashlib.blake2b(seed.encode("utf-8", "surrogateescape"), digest_size=16).digest(), "big")
+    h1 = np.full(n, s & 0xFFFFFFFFFFFFFFFF, np.uint64)
+    h2 = np.full(n, s >> 64, np.uint64)
+    for p in parts:
+        v = p.astype(np.int64).view(np.uint64) if p.dtype.kind != "u" else p.astype(np.uint64)
+        h1 = _mix(h1, v)
+        h2 = _mix(h2, v ^ np.uint64(0x5DEECE66D))
+    chars = np.empty((n, 18), np.uint8)
+    chars[:, 0] = ord("C")
+    for i in range(11):  # 62**11 > 2**64
+        chars[:, 1 + i] = _B62[(h1 % np.uint64(62)).astype(np.intp)]
+        h1 = h1 // np.uint64(62)
+    for i in range(6):
+        chars[:, 12 + i] = _B62[(h2 % np.uint64(62)).astype(np.intp)]
+        h2 = h2 // np.uint64(62)
+    return chars.view("S18").ravel().astype(str).astype(object)
 
 
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:

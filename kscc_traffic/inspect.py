@@ -98,6 +98,36 @@ def _version_text(v) -> str:
             0x0300: "SSL 3.0"}.get(v, "") if v else ""
 
 
+def _first_segment_hints(ft: FlowTable, nflows: int):
+    """Per flow and direction: whether its first TCP data segment could start TLS or HTTP (a
+    TLS/SSLv2 record header, an upper-case letter, or fewer than 5 bytes captured), and whether
+    the direction sent data at all. Decided on whole columns; only "maybe" flows are parsed."""
+    c = ft.packets.cols
+    maybe = np.zeros((2, nflows), bool)
+    seen = np.zeros((2, nflows), bool)
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))[0]
+    if len(rows):
+        key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
+        order = np.lexsort((c["ts_ns"][rows], key))
+        rows, key = rows[order], key[order]
+        first = np.r_[True, key[1:] != key[:-1]]
+        rows, key = rows[first], key[first]
+        buf = np.frombuffer(ft.packets.buf, np.uint8)
+        off, cap = c["pl_off"][rows], c["pl_cap"][rows]
+        k = np.arange(5)
+        valid = k[None, :] < cap[:, None]
+        b = np.where(valid, buf[np.where(valid, off[:, None] + k, 0)], 0).astype(np.int64)
+        tls_like = (b[:, 0] >= 20) & (b[:, 0] <= 24) & (b[:, 1] == 3) & (b[:, 2] <= 4)
+        sslv2 = ((b[:, 0] & 0x80) != 0) & (b[:, 2] == 1)
+        letter = (b[:, 0] >= ord("A")) & (b[:, 0] <= ord("Z"))
+        m = (cap < 5) | tls_like | sslv2 | letter
+        d = (key % 2).astype(np.intp)  # 0 originator, 1 responder
+        f = key // 2
+        maybe[d, f] = m
+        seen[d, f] = True
+    return maybe[0], maybe[1], seen[0], seen[1]
+
+
 def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture)."""
@@ -138,7 +168,12 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         if msg.is_response:
             answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg)
 
-    streams = initial_streams(ft)
+    # a cheap look at each direction's first data segment decides which flows need a deep look
+    maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
+    cols["client_proto"][seen_c & ~maybe_c] = "other"
+    cols["server_proto"][seen_s & ~maybe_s] = "other"
+    deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
+    streams = initial_streams(ft, deep)
     first_ts = flows["ts_ns"].to_numpy()
     for f in set(streams.client) | set(streams.server):
         cs = streams.client.get(f, b"")

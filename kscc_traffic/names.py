@@ -34,42 +34,42 @@ def is_ip_literal(name: str) -> bool:
         return False
 
 
+def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
+    """For each flow, the name its responder address was last resolved from before the flow
+    started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any."""
+    n = len(flows)
+    out = np.full(n, "", dtype=object)
+    if n == 0 or not answers.address:
+        return out
+    table = answers.frame()
+    wanted = flows["resp_h"].isin(set(table["address"]))
+    if not wanted.any():
+        return out
+    left = pd.DataFrame({"row": np.nonzero(wanted.to_numpy())[0],
+                         "t": flows["ts_ns"].to_numpy()[wanted.to_numpy()] + DNS_SLACK_NS,
+                         "address": flows["resp_h"].to_numpy()[wanted.to_numpy()],
+                         "client": flows["orig_h"].to_numpy()[wanted.to_numpy()]}).sort_values("t", kind="stable")
+    right = table.rename(columns={"ts_ns": "t"}).sort_values("t", kind="stable")
+    same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
+    any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
+    name = same["name"].where(same["name"].notna(), any_["name"].to_numpy())
+    rows = left["row"].to_numpy()
+    out[rows] = name.fillna("").to_numpy(dtype=object)
+    return out
+
+
 def assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataFrame:
     """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring)."""
     n = len(flows)
     out = flows.copy()
-    dns_name = np.full(n, "", dtype=object)
-    if n and answers.address:
-        table = answers.frame().sort_values("ts_ns", kind="stable")
-        by_addr: dict[str, list[tuple[int, str, str]]] = {}
-        for ts, client, addr, name in table.itertuples(index=False):
-            by_addr.setdefault(addr, []).append((ts, client, name))
-        first_ts = flows["ts_ns"].to_numpy()
-        for f, (resp, orig) in enumerate(zip(flows["resp_h"].tolist(), flows["orig_h"].tolist())):
-            cands = by_addr.get(resp)
-            if not cands:
-                continue
-            limit = int(first_ts[f]) + DNS_SLACK_NS
-            best = ""
-            best_any = ""
-            for ts, client, name in cands:
-                if ts > limit:
-                    break
-                best_any = name
-                if client == orig:
-                    best = name
-            dns_name[f] = best or best_any
+    dns_name = _dns_names(flows, answers)
     sni = out["sni"].to_numpy(dtype=object) if "sni" in out else np.full(n, "", object)
     host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else np.full(n, "", object)
-    name = np.full(n, "", dtype=object)
-    source = np.full(n, "", dtype=object)
-    for f in range(n):
-        if sni[f]:
-            name[f], source[f] = sni[f], "sni"
-        elif host[f]:
-            name[f], source[f] = host[f], "http_host"
-        elif dns_name[f]:
-            name[f], source[f] = dns_name[f], "dns"
+    has_sni = sni.astype(bool)
+    has_host = host.astype(bool)
+    has_dns = dns_name.astype(bool)
+    name = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
+    source = np.where(has_sni, "sni", np.where(has_host, "http_host", np.where(has_dns, "dns", ""))).astype(object)
     out["server_name"] = name
     out["name_source"] = source
     out["dns_name"] = dns_name
