@@ -157,8 +157,16 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     if len(rows):
         from .flows import address_text
         dst_text = address_text(c["dst_hi"][rows], c["dst_lo"][rows])
+    cache: dict[bytes, object] = {}
     for j, i in enumerate(rows):
-        msg = dns.parse_message(p.payload(int(i)))
+        data = p.payload(int(i))
+        # answers to the same question differ only in the 2-byte id: parse each shape once
+        key = data[2:]
+        msg = cache.get(key)
+        if msg is None and key not in cache:
+            msg = cache[key] = dns.parse_message(data)
+            if len(cache) > 65536:
+                cache.clear()
         if msg is None:
             continue
         f = int(ft.pkt_flow[i])

@@ -17,6 +17,7 @@ Version numbers are the wire values: 0x0300 SSL 3.0, 0x0301 TLS 1.0, 0x0302 TLS 
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -162,8 +163,14 @@ class ClientHello:
         return max(self.supported_versions) if self.supported_versions else self.legacy_version
 
 
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+
+
 def _u16_list(b: bytes, start: int, end: int) -> list[int]:
-    return [v for v in (_u16(b, i) for i in range(start, end - 1, 2)) if not is_grease(v)]
+    k = (min(end, len(b)) - start) // 2
+    if k <= 0:
+        return []
+    return [v for v in struct.unpack_from(f"!{k}H", b, start) if v not in _GREASE]
 
 
 def _parse_sni(ext: bytes) -> str | None:
