@@ -8,6 +8,9 @@ The public API (everything else is private and may change)::
     load_rules(path=None) -> RuleSet                          # the documented purposes
     readiness(flows, rules) -> pandas.DataFrame               # one row per documented purpose
     read_frames / decode / build_flows / classify             # the pipeline's stages
+    purpose_breakdown, host_status, server_names, attempts_over_time   # tables for pictures
+    chart_verdicts, chart_volume, chart_timeline, chart_host_failures  # matplotlib figures
+    style_readiness(checklist)                                # the checklist as a styled table
 """
 from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files
 from .capture.decode import decode

@@ -10,11 +10,13 @@ EXPECTED_API = {
     "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError",
+    "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
+    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
 }
 
 
 def test_public_names_are_pinned():
-    assert set(kscc_traffic.__all__) >= EXPECTED_API
+    assert set(kscc_traffic.__all__) == EXPECTED_API
     for name in kscc_traffic.__all__:
         assert getattr(kscc_traffic, name) is not None
 
