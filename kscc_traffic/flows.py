@@ -152,6 +152,40 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
     return chars.view("S18").ravel().astype(str).astype(object)
 
 
+def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
+    """Sort packets by flow key, then time, then content (for equal timestamps).
+
+    Sorting on one 64-bit hash of the key (two cheap stable argsorts) instead of a lexsort over
+    every key column; rows whose (hash, time) tie are ordered by ``tie_keys`` (least significant
+    first). A hash collision is detected (key columns differ inside a run of equal hashes) and
+    answered with the exact lexsort.
+
+    :returns: (order, key_start): the permutation and, along it, where each distinct key begins.
+    """
+    n = len(ts)
+    h = np.zeros(n, np.uint64)
+    for k in key_cols:
+        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+    o = np.argsort(ts, kind="stable")
+    o = o[np.argsort(h[o], kind="stable")]
+    hs, tss = h[o], ts[o]
+    tie = (hs[1:] == hs[:-1]) & (tss[1:] == tss[:-1])
+    if tie.any():
+        gid = np.cumsum(np.r_[True, ~tie]) - 1
+        in_tie = np.bincount(gid)[gid] > 1
+        rows = np.nonzero(in_tie)[0]
+        sub = o[rows]
+        o[rows] = sub[np.lexsort(tuple(k[sub] for k in tie_keys) + (gid[rows],))]
+    start = np.r_[True, hs[1:] != hs[:-1]] if n else np.zeros(0, bool)
+    same_hash = ~start[1:]
+    for k in key_cols:
+        ko = k[o]
+        if np.any(same_hash & (ko[1:] != ko[:-1])):  # collision: fall back to the exact sort
+            o = np.lexsort(tuple(tie_keys) + (ts,) + tuple(reversed(key_cols)))
+            return o, _group_starts([k[o] for k in key_cols])
+    return o, start
+
+
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
     """Boolean array: row i starts a new run of equal keys (rows already sorted by key)."""
     n = len(sorted_key[0])
@@ -210,11 +244,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # result does not depend on how a capture tool ordered simultaneous packets
     syn_rank = np.where(is_tcp & ((flags & (SYN | ACK)) == SYN), 0,
                         np.where(is_tcp & ((flags & (SYN | ACK)) == (SYN | ACK)), 1, 2))
-    order = np.lexsort((c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx],
-                        seq, src_first, flags, syn_rank, ts, b_p, a_p, b_lo, b_hi, a_lo, a_hi, proto, vlan))
-    key = [vlan[order], proto[order], a_hi[order], a_lo[order], b_hi[order], b_lo[order],
-           a_p[order], b_p[order]]
-    key_start = _group_starts(key)
+    tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
+                src_first, flags, syn_rank)
+    key_cols = (vlan, proto, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
+    order, key_start = _flow_order(key_cols, ts, tie_keys)
     o_ts = ts[order]
     o_flags = flags[order]
     o_tcp = is_tcp[order]
