@@ -69,11 +69,30 @@ def _json_value(v):
     return v
 
 
+def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    """Text columns made encodable as UTF-8 (see :func:`clean_utf8`); a column is checked with one
+    encode of all its values and only mapped cell by cell when that fails."""
+    out = flows
+    for col in flows.columns:
+        if flows[col].dtype != object:
+            continue
+        values = flows[col].tolist()
+        try:
+            "\x00".join(v for v in values if isinstance(v, str)).encode("utf-8")
+        except UnicodeEncodeError:
+            if out is flows:
+                out = flows.copy()
+            out[col] = [clean_utf8(v) for v in values]
+    return out
+
+
 def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
-    """One JSON object per flow, all columns, UTF-8."""
-    for rec in flows.to_dict("records"):
-        out.write(json.dumps({k: _json_value(v) for k, v in rec.items()}, ensure_ascii=False))
-        out.write("\n")
+    """One JSON object per flow, all columns, UTF-8 (undecodable bytes as ``\\xNN`` text)."""
+    if len(flows) == 0:
+        return
+    text = _clean_frame(flows).to_json(orient="records", lines=True, force_ascii=False,
+                                       double_precision=15, date_unit="ns")
+    out.write(text if text.endswith("\n") else text + "\n")
 
 
 def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
