@@ -1,0 +1,78 @@
+"""Smoke test of the benchmark's capture generator (bench/make_capture.py): a tiny capture is a
+valid pcap/pcapng with the packet count asked for, the analyzer finds the flow mix it is made of,
+and the same seed gives the same bytes."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kscc_traffic
+
+GENERATOR = Path(__file__).resolve().parent.parent / "bench" / "make_capture.py"
+PACKETS = 2000
+
+
+def _make(out: Path, fmt: str = "pcap", seed: int = 1) -> dict:
+    """Through the command line, as bench/run.py and people use it."""
+    subprocess.run([sys.executable, str(GENERATOR), "--packets", str(PACKETS), "--format", fmt,
+                    "--seed", str(seed), "--out", str(out), "--quiet"], check=True, timeout=60)
+    return json.loads(Path(str(out) + ".json").read_text())
+
+
+@pytest.fixture(scope="module")
+def make_capture():
+    spec = importlib.util.spec_from_file_location("bench_make_capture", GENERATOR)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generated_capture_parses_with_the_requested_count_and_flow_mix(tmp_path):
+    out = tmp_path / "small.pcap"
+    meta = _make(out)
+    assert meta["packets"] == PACKETS and out.stat().st_size == meta["bytes"]
+
+    frames = kscc_traffic.read_frames(out)
+    assert len(frames.ts_ns) == PACKETS
+    assert not frames.stats.warnings
+    assert (frames.ts_ns[1:] >= frames.ts_ns[:-1]).all()  # in time order
+
+    flows = kscc_traffic.analyze(out)
+    assert len(flows) == meta["flows"]  # every generated flow is one flow, no more
+    assert {"agent_connection", "dns", "ksn", "dp_agent_connection"} <= set(flows.purpose)
+    agent = flows[(flows.purpose == "agent_connection") & (flows.verdict == "ok")]
+    assert len(agent) and (agent.sni == "eu1.ksc.kaspersky.com").any()
+    assert agent.tls_established.any()
+    assert set(flows[flows.verdict == "blocked"].reason) >= {"no_answer", "rejected"}
+    assert (flows.loc[flows.purpose == "dns", "query"] != "").all()
+    assert "ok" in set(flows.verdict)
+
+
+def test_pcapng_holds_the_same_packets(tmp_path):
+    a, b = tmp_path / "small.pcap", tmp_path / "small.pcapng"
+    _make(a, "pcap")
+    _make(b, "pcapng")
+    fa, fb = kscc_traffic.read_frames(a), kscc_traffic.read_frames(b)
+    assert len(fb.ts_ns) == PACKETS and not fb.stats.warnings
+    assert (fa.ts_ns == fb.ts_ns).all() and (fa.caplen == fb.caplen).all()
+    # same headers (payload filler bytes, and so TCP/UDP checksums, differ between the formats)
+    assert all(bytes(fa.buf[int(oa):int(oa) + 40]) == bytes(fb.buf[int(ob):int(ob) + 40])
+               for oa, ob in zip(fa.offset[::37], fb.offset[::37]))
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, make_capture):
+    a, b, c = tmp_path / "a.pcap", tmp_path / "b.pcap", tmp_path / "c.pcap"
+    make_capture.generate(a, PACKETS, "pcap", seed=7)
+    make_capture.generate(b, PACKETS, "pcap", seed=7)
+    make_capture.generate(c, PACKETS, "pcap", seed=8)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+    # a shorter capture is a prefix of a longer one (same seed and format)
+    short = tmp_path / "short.pcap"
+    make_capture.generate(short, PACKETS // 2, "pcap", seed=7)
+    assert a.read_bytes().startswith(short.read_bytes())
