@@ -73,11 +73,13 @@ def vlan_value(tags: list[int]) -> int:
 class _Ctx:
     """Per-frame context: link-layer facts shared by the packet and any tunnelled packet."""
 
-    __slots__ = ("frame", "ts", "tags", "bcast", "inner", "_vlan")
+    __slots__ = ("frame", "ts", "tags", "bcast", "inner", "_vlan", "end", "missing")
 
-    def __init__(self, frame: int, ts: int) -> None:
+    def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0) -> None:
         self.frame = frame
         self.ts = ts
+        self.end = end              # end of the frame's captured bytes in the capture buffer
+        self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
         self.bcast = False
         self.inner = False          # inside a tunnel: inner L2 tags/addresses are not recorded
@@ -104,9 +106,10 @@ class SlowDecoder:
         self.rows: list[tuple[int, tuple]] = []
 
     # ------------------------------------------------------------------ entry points
-    def frame(self, i: int, ts: int, lt: int, off: int, cap: int) -> None:
-        """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer)."""
-        ctx = _Ctx(i, ts)
+    def frame(self, i: int, ts: int, lt: int, off: int, cap: int, wire: int = -1) -> None:
+        """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer; ``wire``: the
+        record's original length, -1 when unknown)."""
+        ctx = _Ctx(i, ts, off + cap, max(wire - cap, 0))
         try:
             r = self._link(lt, self.buf, off, off + cap, ctx)
         except (IndexError, struct.error):      # a bound check missed: never raise
@@ -292,6 +295,12 @@ class SlowDecoder:
         return NONIP                                    # LCP, IPCP, CCP, ...
 
     # ------------------------------------------------------------------ IP
+    def _uncaptured(self, d: Any, end: int, ctx: _Ctx) -> int:
+        """Bytes of the datagram ending at ``end`` that the snaplen cut off: the frame's missing
+        bytes when the datagram runs to the end of the captured frame, else 0. Used only when
+        the IP header gives no length (TSO/GSO, BIG TCP)."""
+        return ctx.missing if d is self.buf and end == ctx.end else 0
+
     def _ip(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, want: int,
             depth: int) -> Any:
         if pos >= end:
@@ -314,8 +323,8 @@ class SlowDecoder:
         tot, ident, frag = _hhh(d, pos + 2)
         proto = d[pos + 9]
         src, dst = _ii(d, pos + 12)
-        if tot == 0:                    # TSO: length not filled in; the capture is the datagram
-            tot = end - pos
+        if tot == 0:                    # TSO: length not filled in; the frame is the datagram
+            tot = end - pos + self._uncaptured(d, end, ctx)
         if tot < ihl:
             return MALFORMED
         p = pos + ihl
@@ -341,8 +350,10 @@ class SlowDecoder:
         plen = _u16(d, pos + 4)[0]
         nh = d[pos + 6]
         shi, slo, dhi, dlo = _qqqq(d, pos + 8)
-        if plen == 0:                   # jumbogram / TSO: the capture is the datagram
-            plen = end - pos - 40
+        if plen == 0:                   # jumbogram (RFC 2675) / GSO: see _jumbo_length
+            plen = self._jumbo_length(d, pos, end, nh)
+            if plen < 0:
+                plen = end - pos - 40 + self._uncaptured(d, end, ctx)
         tot = 40 + plen
         dgend = pos + tot
         dend = min(end, dgend)
@@ -366,6 +377,30 @@ class SlowDecoder:
         done = self.frag.add(key, ctx.ts, fo, more, dgend - q, bytes(d[q:dend]),
                              (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None)
         return PENDING if done is None else self._reassembled(done, ctx, depth)
+
+    @staticmethod
+    def _jumbo_length(d: Any, pos: int, end: int, nh: int) -> int:
+        """Payload length from a Jumbo Payload option (RFC 2675 §2: option 0xC2, 4 bytes, the
+        packet length without the 40-byte IPv6 header) in a captured hop-by-hop header, else -1.
+        """
+        p = pos + 40
+        if nh != 0 or end - p < 8:
+            return -1
+        hend = min(end, p + ((d[p + 1] + 1) << 3))
+        q = p + 2
+        while q < hend:
+            t = d[q]
+            if t == 0:                                  # Pad1
+                q += 1
+                continue
+            if q + 2 > hend:
+                break
+            ln = d[q + 1]
+            if t == 0xC2 and ln == 4 and q + 6 <= hend:
+                v = _u32(d, q + 2)[0]           # ip_len must fit the int32 column
+                return v if 8 <= v <= 0x7FFFFFFF - 40 else -1
+            q += 2 + ln
+        return -1
 
     @staticmethod
     def _v6chain(d: Any, p: int, dend: int, dgend: int, nh: int) -> Any:

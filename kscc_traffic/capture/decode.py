@@ -24,8 +24,11 @@ Rules both paths share (units: bytes):
   appended after the capture bytes, so ``Packets.buf`` is then ``frames.buf + extra``;
   fragments never completed become one row each (``sport``/``dport`` -1 except for a first
   fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries);
-- ``ip_len``: IPv4 total length / IPv6 40 + payload length, from the header (0 there: TSO or
-  jumbogram, the captured length is used); ``payload_len`` from the headers: TCP ip payload -
+- ``ip_len``: IPv4 total length / IPv6 40 + payload length, from the header. When that length
+  is 0: for IPv6 the Jumbo Payload option (RFC 2675) if the hop-by-hop header carries one, else
+  (TSO/GSO, Linux BIG TCP) the datagram is the rest of the frame, including the bytes the snaplen
+  cut off (original minus captured length) when it runs to the frame's end; ``payload_len`` from
+  the headers: TCP ip payload -
   data offset (0 if the data offset is invalid), UDP length - 8 (ip payload - 8 if the UDP
   length is inconsistent), ICMP/ICMPv6 ip payload - 8 (bytes after the 8-byte ICMP header),
   other protocols the whole IP payload;
@@ -176,8 +179,9 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
         lt_l = lt[idx].tolist()
         off_l = off[idx].tolist()
         cap_l = cap[idx].tolist()
+        wire_l = np.asarray(frames.wirelen, np.int64)[idx].tolist()
         for k, i in enumerate(idx.tolist()):
-            sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k])
+            sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k], wire_l[k])
     sd.finish()
     if sd.rows:
         ridx = np.fromiter((r[0] for r in sd.rows), np.int64, len(sd.rows))
