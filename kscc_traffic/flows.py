@@ -259,12 +259,26 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if len(order) > 1:
         same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
         ip_id = c["ip_id"][idx][order]
-        for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type"):
+        for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type", "l4_sum"):
+            if col not in c:
+                continue
             v = c[col][idx][order]
             same &= v[1:] == v[:-1]
         dt = o_ts[1:] - o_ts[:-1]
         has_id = ip_id[1:] > 0
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        # the few candidates left: their captured payloads must be equal too (distinct non-first
+        # fragments of one datagram, or packets without a transport checksum, share every header)
+        # (a row without a captured transport checksum — a non-first fragment, a cut header —
+        # is never proven to be a copy)
+        if "l4_sum" in c:
+            l4 = c["l4_sum"][idx][order][1:]
+            # proof of a copy: an IP id, or a real (non-zero) transport checksum
+            same &= (l4 >= 0) & (has_id | (l4 > 0))
+        for j in np.nonzero(same)[0]:
+            r1, r0 = int(idx[order[j + 1]]), int(idx[order[j]])
+            if packets.payload(r1) != packets.payload(r0):
+                same[j] = False
         dup[1:] = same
     # a duplicate never starts or splits anything: drop it now
     keep = ~dup

@@ -41,7 +41,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from . import plots
-from .report import escape_terminal, readiness
+from .report import clip_ts, escape_terminal, readiness
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -221,7 +221,7 @@ def _times(ts: pd.Series) -> pd.Series:
     """epoch seconds -> ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC) strings."""
     if not len(ts):
         return pd.Series(dtype=object)
-    return pd.to_datetime(ts.astype(float), unit="s").dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
+    return pd.to_datetime(clip_ts(ts.astype(float)), unit="s").dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
 
 
 def _endpoint(host, port) -> str:

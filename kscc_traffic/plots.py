@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
+from .report import clip_ts
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
     from pandas.io.formats.style import Styler
@@ -188,7 +190,7 @@ def attempts_over_time(flows: pd.DataFrame, bins: int = 60) -> pd.DataFrame:
     out = pd.DataFrame({"bin": idx, "verdict": flows["verdict"].to_numpy()}) \
         .groupby("bin")["verdict"].value_counts().unstack(fill_value=0)
     out = out.reindex(index=range(len(edges) - 1), columns=list(VERDICTS), fill_value=0)
-    out.index = pd.to_datetime(edges[:-1], unit="s")
+    out.index = pd.to_datetime(clip_ts(edges[:-1]), unit="s")
     out.index.name = "time"
     out.columns.name = None
     return out
@@ -291,7 +293,7 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
     import matplotlib.dates as mdates
 
     ax, axh = fig.subplots(2, 1, sharex=True, height_ratios=[max(len(order), 2) * 0.3, 1.4])
-    when = pd.to_datetime(flows["ts"].to_numpy(float), unit="s").to_numpy()
+    when = pd.to_datetime(clip_ts(flows["ts"].to_numpy(float)), unit="s").to_numpy()
     ypos = {p: i for i, p in enumerate(order)}
     y = _purposes(flows).map(ypos).to_numpy(float)
     verdict = flows["verdict"].to_numpy()

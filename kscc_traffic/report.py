@@ -17,6 +17,7 @@ import math
 import re
 from typing import IO, Iterable
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u206
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 STATUS_ORDER = ("blocked", "unexpected", "verified", "not seen")
+
+#: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
+#: by the reader) are shown at those ends instead of raising
+TS_LIMIT_S = 9.2e9
+
+
+def clip_ts(seconds):
+    """Epoch seconds (scalar or array) clipped to what pandas can turn into a timestamp."""
+    return np.clip(seconds, -TS_LIMIT_S, TS_LIMIT_S)
 
 
 def clean_utf8(s: str) -> str:
@@ -158,7 +168,7 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
         for col in ("time", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for r in flagged.head(max_flagged).itertuples(index=False):
-            f.add_row(pd.Timestamp(r.ts, unit="s").strftime("%H:%M:%S.%f")[:-3],
+            f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
                       Text(escape_terminal(r.server_name or r.query)),

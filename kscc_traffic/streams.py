@@ -57,7 +57,8 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     keep = pos < MAX_SEGMENTS
     rows, fl, fo, grp = rows[keep], fl[keep], fo[keep], grp[keep]
     proto = c["proto"][rows]
-    seqs = c["seq"][rows]
+    # data carried by a SYN (TCP Fast Open) starts one after the SYN's own sequence number
+    seqs = (c["seq"][rows] + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
     bounds = np.nonzero(np.r_[True, grp[1:] != grp[:-1], True])[0]
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         f = int(fl[b0])

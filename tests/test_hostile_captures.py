@@ -711,9 +711,6 @@ def test_timestamps_beyond_the_int64_range_are_clamped_with_a_warning(tmp_path):
     assert one(flows, proto="tcp").ts_ns == 2**63 - 1
 
 
-@pytest.mark.xfail(strict=True, reason="report.print_table converts the float ts with "
-                   "pd.Timestamp(ts, unit='s'): a clamped int64 timestamp (year 2262) rounds past "
-                   "Timestamp.max and raises OutOfBoundsDatetime")
 def test_table_report_of_a_flow_stamped_beyond_2262(tmp_path):
     c = Conn()
     ng = shb() + idb(1) + epb(0, 0xFFFF_FFFF_FFFF_FFFF, ether(c.c(SYN)))
@@ -1100,9 +1097,6 @@ def test_duplicated_frames_from_a_span_port_are_counted_once(tmp_path):
     assert f"span.pcap: {len(pk)} duplicated frames counted once" in stats.warnings
 
 
-@pytest.mark.xfail(strict=True, reason="flows.build_flows duplicate test compares seq/ack/flags/"
-                   "lengths/ip_id only: distinct non-first fragments of one datagram (no transport "
-                   "header, same IP id and length) are dropped as span duplicates")
 def test_unreassembled_fragments_are_not_duplicates(tmp_path):
     """The last fragment was never captured (as in the corpus' ipv4-frag_tcp.pcap): five
     fragments of one TCP segment, each a different part of the datagram, 2 ms apart."""
@@ -1115,9 +1109,6 @@ def test_unreassembled_fragments_are_not_duplicates(tmp_path):
     assert a.duplicates == 0 and not any("duplicated" in w for w in stats.warnings)
 
 
-@pytest.mark.xfail(strict=True, reason="flows.build_flows duplicate test ignores the TCP window, "
-                   "options and checksum: IPv6 (no IP id) dup ACKs with different SACK blocks and a "
-                   "window update < 1 ms apart are dropped as span duplicates")
 def test_dup_acks_and_window_updates_are_not_duplicates(tmp_path):
     c = Conn((CLIENT6, EPHEMERAL), (SERVER6, AGENT_PORT))
     pk = c.handshake()
@@ -1252,8 +1243,6 @@ def test_sixty_byte_tcp_header_before_the_client_hello(tmp_path):
     assert (r.sni, r.orig_bytes) == (KSC_NAME, len(tls_record(22, client_hello(big=False))))
 
 
-@pytest.mark.xfail(strict=True, reason="streams._reassemble places SYN data at seq, not seq+1: "
-                   "TCP Fast Open data in the SYN leaves a 1-byte gap, the rest of the stream is lost")
 def test_client_hello_starting_in_a_tcp_fast_open_syn(tmp_path):
     """TFO (RFC 7413): the SYN carries the first 500 bytes of the ClientHello (its data starts
     at ISN + 1), the rest follows after the handshake."""

@@ -26,7 +26,7 @@ from ._ipfrag import Completed, Reassembler
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
               "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "ip_id", "ip_len",
-              "payload_len", "pl_off", "pl_cap", "l2_bcast")
+              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum")
 
 NONIP = -1
 MALFORMED = -2
@@ -453,14 +453,14 @@ class SlowDecoder:
     # ------------------------------------------------------------------ transport
     def _row(self, hdr: tuple, ctx: _Ctx, proto: int, sport: int, dport: int, it: int, ic: int,
              flags: int, seq: int, ack: int, plen: int, ploff: int, dend: int,
-             base: int) -> tuple:
+             base: int, csum: int = -1) -> tuple:
         plcap = min(plen, dend - ploff)
         if plcap <= 0:
             plcap, ploff = 0, -1
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast)
+                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -487,7 +487,7 @@ class SlowDecoder:
             else:
                 plen, hoff = max(0, ip_pl - 20), 20
             return self._row(hdr, ctx, 6, sport, dport, -1, -1, flags, seq, ack, plen, p + hoff,
-                             dend, base)
+                             dend, base, _u16(d, p + 16)[0] if avail >= 18 else -1)
         if proto == 17:
             sport = dport = -1
             if avail >= 4:
@@ -504,12 +504,12 @@ class SlowDecoder:
                     if r is not None:
                         return r
             return self._row(hdr, ctx, 17, sport, dport, -1, -1, 0, 0, 0, plen, p + 8, dend,
-                             base)
+                             base, _u16(d, p + 6)[0] if avail >= 8 else -1)
         if proto == 1 or proto == 58:
             it = d[p] if avail >= 1 else -1
             ic = d[p + 1] if avail >= 2 else -1
             return self._row(hdr, ctx, proto, -1, -1, it, ic, 0, 0, 0, max(0, ip_pl - 8), p + 8,
-                             dend, base)
+                             dend, base, _u16(d, p + 2)[0] if avail >= 4 else -1)
         if tunnels:
             if proto == 47:
                 return self._gre(d, p, dend, base, ctx, depth)

@@ -468,4 +468,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     out["pl_off"][sl] = np.where(has, ploff, -1)
     out["pl_cap"][sl] = np.where(has, plcap, 0)
     out["l2_bcast"][sl] = bcast
+    out["l4_sum"][sl] = np.where(tcp, _be(T, 16, ">u2").astype(np.int32),
+                                 np.where(udp, _be(T, 6, ">u2").astype(np.int32),
+                                          np.where(icmp, _be(T, 2, ">u2").astype(np.int32), -1)))
     has_row[sl] = ok

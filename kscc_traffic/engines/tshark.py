@@ -78,7 +78,8 @@ FIELDS: list[str] = [
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
-    "udp.srcport", "udp.dstport", "udp.length", "udp.payload",
+    "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
+    "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data",
 ]
 _WANTED = frozenset(FIELDS)
@@ -306,7 +307,7 @@ class PacketBuilder:
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
-               "l2_bcast": bcast}
+               "l2_bcast": bcast, "l4_sum": -1}
         if fragment:
             if t == "data" and proto in (6, 17) and not (ipn == "ip" and _int(_at(
                     f, "ip.frag_offset", occ), 0)):
@@ -319,6 +320,7 @@ class PacketBuilder:
             row["tcp_flags"] = _int(_at(f, "tcp.flags", k), 0) & 0x1FF
             row["seq"] = _int(_at(f, "tcp.seq", k), 0)
             row["ack"] = _int(_at(f, "tcp.ack", k), 0)
+            row["l4_sum"] = _int(_at(f, "tcp.checksum", k), -1)
             plen = _int(_at(f, "tcp.len", k), 0)
             row["payload_len"] = max(plen, 0)
             if plen > 0:
@@ -332,6 +334,7 @@ class PacketBuilder:
             ulen = _int(_at(f, "udp.length", k), 0)
             plen = ulen - 8 if 8 <= ulen <= ip_pl else ip_pl - 8
             row["payload_len"] = max(plen, 0)
+            row["l4_sum"] = _int(_at(f, "udp.checksum", k), -1)
             if plen > 0:
                 pls = f.get("udp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
@@ -341,6 +344,7 @@ class PacketBuilder:
             it = _int(_at(f, f"{t}.type", k), -1)
             ic = _int(_at(f, f"{t}.code", k), -1)
             row["icmp_type"], row["icmp_code"] = it, ic
+            row["l4_sum"] = _int(_at(f, f"{t}.checksum", k), -1)
             row["payload_len"] = max(ip_pl - 8, 0)
             if (t == "icmp" and it == 3) or (t == "icmpv6" and it == 1):
                 quote = _quoted(protos, f, j)
