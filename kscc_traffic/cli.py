@@ -47,6 +47,26 @@ def _console(file=None) -> Console:
     return Console(file=file, width=None if tty else 200)
 
 
+def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
+    """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
+    verdict's status: 1 when a flow is blocked or unexpected, else 0."""
+    from .report import print_table, write_csv, write_jsonl
+
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if format is Format.jsonl:
+            write_jsonl(flows, out)
+        elif format is Format.csv:
+            write_csv(flows, out)
+        else:
+            print_table(flows, ruleset, _console(out if output else None))
+    finally:
+        if output:
+            out.close()
+    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
+    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+
+
 def _fail(message: str) -> "typer.Exit":
     err.print(f"Error: {message}", markup=False, soft_wrap=True)
     return typer.Exit(EXIT_UNUSABLE)
@@ -65,7 +85,6 @@ def analyze(
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts."""
     from .analyze import Analysis, analyze_file
-    from .report import print_table, write_csv, write_jsonl
     from .rules import load_rules
 
     try:
@@ -103,19 +122,7 @@ def analyze(
         err.print(f"Warning: {w}", markup=False, soft_wrap=True)
     flows = result.flows
 
-    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if format is Format.jsonl:
-            write_jsonl(flows, out)
-        elif format is Format.csv:
-            write_csv(flows, out)
-        else:
-            print_table(flows, ruleset, _console(out if output else None))
-    finally:
-        if output:
-            out.close()
-    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
-    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+    _emit(flows, ruleset, format, output)
 
 
 @app.command("rules")
@@ -217,7 +224,6 @@ def live(
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
     from .live.sources import list_interfaces as interfaces
-    from .report import print_table, write_csv, write_jsonl
     from .rules import load_rules
 
     if list_interfaces:
@@ -252,19 +258,7 @@ def live(
     err.print(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
               f"{drops} dropped by the kernel; stopped by {result.stop_reason}"
               f"{'; written to ' + str(write) if write else ''}", markup=False, soft_wrap=True)
-    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if format is Format.jsonl:
-            write_jsonl(flows, out)
-        elif format is Format.csv:
-            write_csv(flows, out)
-        else:
-            print_table(flows, ruleset, _console(out if output else None))
-    finally:
-        if output:
-            out.close()
-    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
-    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+    _emit(flows, ruleset, format, output)
 
 
 def main() -> None:

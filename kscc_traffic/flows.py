@@ -359,7 +359,6 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # per-flow aggregates
     o_len = c["payload_len"][idx][order].astype(np.int64)
     o_iplen = c["ip_len"][idx][order].astype(np.int64)
-    o_frame = c["frame"][idx][order]
     ones = np.ones(len(order), np.int64)
     orig_pkts = np.bincount(flow_of, weights=from_orig * ones, minlength=nflows).astype(np.int64)
     resp_pkts = np.bincount(flow_of, weights=~from_orig * ones, minlength=nflows).astype(np.int64)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import re
 from typing import IO, Iterable
 
@@ -67,16 +65,6 @@ def escape_csv(value):
         if value.startswith(_FORMULA_START):
             return "'" + value
     return value
-
-
-def _json_value(v):
-    if isinstance(v, str):
-        return clean_utf8(v)
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if hasattr(v, "item"):
-        return v.item()
-    return v
 
 
 def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
