@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 from .capture.decode import decode
 from .capture.files import read_frames
 from .capture.stats import ReadStats
+from .errors import CaptureError
 from .classify import CLASS_COLUMNS, classify
 from .flows import FLOW_COLUMNS, build_flows
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
@@ -106,6 +108,41 @@ def _schema(flows: pd.DataFrame) -> pd.DataFrame:
     return flows[list(COLUMNS)]
 
 
+#: first bytes of the files we read: pcap (µs, ns, both orders, "modified"), pcapng, gzip
+_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+           b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
+
+
+def _check_source(path) -> None:
+    """Refuse what is not a capture before reading it whole: a missing path, a directory, a FIFO
+    or device (``/dev/urandom`` would never end), or a file whose first bytes are no capture magic.
+
+    :raises CaptureError: with a one-line message naming the file.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise CaptureError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CaptureError(f"{path}: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CaptureError(f"{path}: is a directory, not a capture file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CaptureError(f"{path}: not a regular file (a pipe or device); save the capture to a file first")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+    except OSError as e:
+        raise CaptureError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
+        try:
+            read_frames(head)  # raises UnsupportedFormat with the magic seen
+        except CaptureError as e:
+            raise type(e)(str(e).replace("<bytes>", str(path), 1)) from None
+        raise CaptureError(f"{path}: not a pcap or pcapng file")
+
+
 def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
     """Analyse one capture file.
 
@@ -117,6 +154,7 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
     :raises kscc_traffic.errors.EngineError: ``engine`` is unknown, or tshark is not installed.
     """
     rules = rules or load_rules()
+    _check_source(path)
     if engine == "tshark":
         from .engines.tshark import read_packets
         packets = read_packets(path)

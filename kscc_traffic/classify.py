@@ -38,6 +38,8 @@ CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
 
 VENDOR_DOMAIN = "kaspersky.com"
 _NO_ANSWER_STATES = {"S0", "SH", "RSTOS0"}
+#: a ClientHello with no server byte for this long (s, until the flow's last packet) is blocked
+TLS_SILENCE_S = 3.0
 _CLOSED_STATES = {"SF", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "REJ"}
 
 
@@ -84,6 +86,17 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
+    # a known name outside the rule's mask: another service on a shared port (443, 80…), whatever
+    # happened to it; judged before "blocked" so it never counts as a failure of this purpose
+    check = name
+    if check and is_ip_literal(check):
+        check = row.get("dns_name") or ""
+    certs = split_cert_names(row.get("cert_names") or "")
+    if not check and not (row.get("sni") or "") and certs and rule.host_mask:
+        check = certs[0].removeprefix("*.")  # no name asked: the certificate says who answered
+    if rule.host_mask and check and not under_mask(check, rule.host_mask):
+        return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
+
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
@@ -91,10 +104,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
-        if state in _NO_ANSWER_STATES:
+        if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
+            if state == "S0" and row.get("history", "").lstrip("^") == "S":
+                return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
             return done("blocked", "no_answer",
-                        f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
+                        f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
     if proto == "udp" and not answered and row["cast"] == "unicast" \
             and rule.opener != "inbound_to_agent" and not partial:
         return done("blocked", "no_answer", "UDP request without a reply")
@@ -103,35 +118,35 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     tls_rule = rule.app_protocol in ("tls", "https")
     cproto, sproto = row.get("client_proto", ""), row.get("server_proto", "")
     if tls_rule and (cproto == "tls" or sproto == "tls"):
-        certs = split_cert_names(row.get("cert_names") or "")
         asked = row.get("sni") or ""
         if certs:
             if asked and not any(name_matches(asked, c) for c in certs):
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {asked}")
-            if not asked and rule.host_mask and not any(
-                    c.startswith("*.") and under_mask(c[2:], rule.host_mask) or under_mask(c, rule.host_mask)
-                    for c in certs):
+            dns_asked = row.get("dns_name") or ""
+            if not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
                 return done("unexpected", "tls_intercepted",
-                            f"certificate for {certs[0]} is outside {rule.host_mask}")
-        if not row.get("tls_established") and (row.get("tls_alert") or state in _CLOSED_STATES):
-            why = row.get("tls_alert") or f"connection closed ({state})"
-            return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
-    if tls_rule and ((cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")):
+                            f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
+        hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
+        if hello and not row.get("tls_established"):
+            if row.get("tls_alert") or state in _CLOSED_STATES:
+                why = row.get("tls_alert") or f"connection closed ({state})"
+                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
+            if int(row.get("resp_bytes", 0)) == 0 and float(row.get("duration", 0)) >= TLS_SILENCE_S:
+                return done("blocked", "tls_failed",
+                            f"ClientHello not answered for {float(row['duration']):.1f} s")
+    # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
+    cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
+    if tls_rule and cleartext and (not partial or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
-    # names
-    check = name
-    if check and is_ip_literal(check):
-        check = row.get("dns_name") or ""
-    if rule.host_mask and check and not under_mask(check, rule.host_mask):
-        return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
     return done("ok", "", "")
 
 
 #: the flow columns _judge reads
 _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
+                  "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert")
 

@@ -52,19 +52,32 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
     verdict's status: 1 when a flow is blocked or unexpected, else 0."""
     from .report import print_table, write_csv, write_jsonl
 
-    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        if format is Format.jsonl:
-            write_jsonl(flows, out)
-        elif format is Format.csv:
-            write_csv(flows, out)
-        else:
-            print_table(flows, ruleset, _console(out if output else None))
-    finally:
-        if output:
-            out.close()
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            if format is Format.jsonl:
+                write_jsonl(flows, out)
+            elif format is Format.csv:
+                write_csv(flows, out)
+            else:
+                print_table(flows, ruleset, _console(out if output else None))
+        finally:
+            if output:
+                out.close()
+    except OSError as e:
+        raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+
+
+def _check_output(output: Optional[Path]) -> None:
+    """Fail before any work when ``--output`` cannot be written (missing folder, a directory)."""
+    if output is None:
+        return
+    if output.is_dir():
+        raise _fail(f"{output}: is a directory; give a file name for --output")
+    if not output.parent.exists():
+        raise _fail(f"{output}: folder {output.parent} does not exist")
 
 
 def _fail(message: str) -> "typer.Exit":
@@ -87,6 +100,7 @@ def analyze(
     from .analyze import Analysis, analyze_file
     from .rules import load_rules
 
+    _check_output(output)
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
@@ -231,6 +245,7 @@ def live(
         for name in interfaces():
             typer.echo(f"{name}{'  (default route)' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
+    _check_output(output)
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:

@@ -110,7 +110,9 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.nd
     a4 = (dst_lo & np.uint64(0xFFFFFFFF)).astype(np.uint64)
     first = a4 >> np.uint64(24)
     mc4 = v4 & (first >= 224) & (first <= 239)
-    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast | ((a4 & np.uint64(0xFF)) == np.uint64(0xFF)))
+    # limited broadcast, or a link-layer broadcast (a directed broadcast x.y.z.255 is only one on a
+    # /24: without the link layer saying so, it may be an ordinary host of a larger network)
+    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast)
     mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
     out = np.full(len(dst_hi), "unicast", dtype=object)
     out[bc4 & ~mc4] = "broadcast"
@@ -387,7 +389,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     any_r = resp_pkts > 0
     is_tcp_flow = fproto == TCP
 
-    state = _conn_state(is_tcp_flow, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r,
+    state = _conn_state(is_tcp_flow, fproto == UDP, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r,
                         orig_pkts > 0)
     history = _history(flow_of, from_orig, o_flags, o_tcp, o_len, nflows,
                        flipped=~(first_from_a == orig_is_a))
@@ -446,7 +448,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()))
 
 
-def _conn_state(is_tcp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_o) -> np.ndarray:
+def _conn_state(is_tcp, is_udp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_o) -> np.ndarray:
     """Zeek conn_state from per-flow flag summaries (see Zeek's conn.log documentation)."""
     n = len(is_tcp)
     st = np.full(n, "OTH", dtype=object)
@@ -461,15 +463,15 @@ def _conn_state(is_tcp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_
     st[est & fin_o & fin_r] = "SF"
     st[est & fin_o & ~fin_r] = "S2"
     st[est & ~fin_o & fin_r] = "S3"
-    st[est & rst_o] = "RSTO"
-    st[est & rst_r & ~rst_o] = "RSTR"
+    st[est & rst_o & ~rst_r] = "RSTO"
+    st[est & rst_r] = "RSTR"  # Zeek looks at the responder's reset first
     # responder SYN-ACK without an originator SYN
     st[~syn_o & synack_r & rst_r] = "RSTRH"
     st[~syn_o & synack_r & ~rst_r & fin_r] = "SHR"
     st = np.where(is_tcp, st, "OTH")
-    # UDP / other: Zeek reports S0 (originator only), SHR (responder only), SF (both)
+    # UDP: Zeek reports S0 (originator only), SHR (responder only), SF (both); ICMP and the rest OTH
     udp_state = np.where(any_o & any_r, "SF", np.where(any_o, "S0", "SHR"))
-    return np.where(is_tcp, st, udp_state).astype(object)
+    return np.where(is_tcp, st, np.where(is_udp, udp_state, "OTH")).astype(object)
 
 
 _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet

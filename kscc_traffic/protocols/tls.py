@@ -515,7 +515,7 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
         elif ct == CT_APP_DATA:
             out.server_app_data = True
         elif ct == CT_ALERT:
-            if out.server_alert is None and len(body) >= 2 and (
+            if out.server_alert is None and len(body) == 2 and body[0] in (1, 2) and (
                     not out.server_ccs or out.version == TLS1_3):
                 out.server_alert = (body[0], body[1])
         elif ct == CT_HANDSHAKE and (not out.server_ccs or out.version == TLS1_3):
@@ -573,7 +573,7 @@ def _summarize_client(data: bytes, out: TlsSummary) -> None:
             first_app = False
             out.client_app_data = True
         elif ct == CT_ALERT:
-            if out.client_alert is None and len(body) >= 2 and (
+            if out.client_alert is None and len(body) == 2 and body[0] in (1, 2) and (
                     not out.client_ccs or out.version == TLS1_3):
                 out.client_alert = (body[0], body[1])
 
