@@ -142,6 +142,9 @@ def analyze(
 @app.command("rules")
 def rules_cmd(
     bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS and ICMP"),
+    vlan: bool = typer.Option(True, "--vlan/--no-vlan",
+                              help="with --bpf: also match 802.1Q-tagged frames (Ethernet only; use "
+                                   "--no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
@@ -154,7 +157,7 @@ def rules_cmd(
     except KsccTrafficError as e:
         raise _fail(str(e))
     if bpf:
-        typer.echo(bpf_filter(ruleset))
+        typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0))
         return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):

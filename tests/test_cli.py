@@ -118,3 +118,27 @@ def test_every_public_capture_is_analysed_without_traceback():
             assert "skipped" in p.stderr and "offset" in p.stderr, f"{cap.name}: {p.stderr}"
         seen += 1
     assert seen >= 40
+
+
+def test_bpf_without_vlan_compiles_for_cooked_captures():
+    """`tcpdump -i any` writes Linux cooked frames, where libpcap refuses `vlan`: --no-vlan."""
+    import shutil
+    p = run("rules", "--bpf", "--no-vlan")
+    assert p.returncode == 0 and "vlan" not in p.stdout and "portrange 27200-27299" in p.stdout
+    tool = shutil.which("tcpdump")
+    if tool is None:
+        pytest.skip("tcpdump not installed")
+    # compile against a Linux SLL2 capture (link type 276)
+    from kscc_traffic.capture.files import read_frames  # noqa: F401 (import check only)
+    import struct
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".pcap") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 276))  # header only, LINUX_SLL2
+        f.flush()
+        c = subprocess.run([tool, "-r", f.name, "-w", "/dev/null", p.stdout.strip()],
+                           capture_output=True, text=True, timeout=60)
+        assert c.returncode == 0, c.stderr
+        with_vlan = run("rules", "--bpf").stdout.strip()
+        c2 = subprocess.run([tool, "-r", f.name, "-w", "/dev/null", with_vlan],
+                            capture_output=True, text=True, timeout=60)
+        assert c2.returncode != 0  # the reason --no-vlan exists

@@ -125,7 +125,16 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
     captured = 0
     last_ts = 0
     try:
-        source.start()
+        try:
+            source.start()
+        except EngineError as e:
+            # the default filter's "vlan" clause only compiles on Ethernet-like link types (not on
+            # tun/ppp/SLL interfaces): there, fall back to the same filter without it
+            if opts.bpf is not None or "capture filter" not in str(e):
+                raise
+            bpf = bpf_filter(opts.rules, vlan_depth=0)
+            source = open_source(opts.engine, iface, bpf)
+            source.start()
         if opts.write is not None:
             writer = PcapngWriter(opts.write, interface=iface)
         view.started(iface, source.engine, bpf, str(opts.write) if opts.write else None)
