@@ -16,8 +16,8 @@ from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files
 from .capture.decode import decode
 from .capture.files import read_frames
 from .classify import classify
-from .errors import (CaptureError, CorruptCapture, EngineError, KsccTrafficError, RulesError,
-                     TruncatedCapture, UnsupportedFormat)
+from .errors import (CaptureError, CaptureWarning, CorruptCapture, EngineError, KsccTrafficError,
+                     RulesError, TruncatedCapture, UnsupportedFormat)
 from .flows import FLOW_COLUMNS, build_flows
 from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts, chart_volume,
                     host_status, purpose_breakdown, server_names, style_readiness)
@@ -28,7 +28,7 @@ __all__ = [
     "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
     "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
-    "RulesError", "EngineError",
+    "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
     "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 from .capture.decode import decode
 from .capture.files import read_frames
 from .capture.stats import ReadStats
-from .errors import CaptureError
+from .errors import CaptureError, CaptureWarning
 from .classify import CLASS_COLUMNS, classify
 from .flows import FLOW_COLUMNS, build_flows
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
@@ -196,7 +197,12 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
         ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…).
     :raises kscc_traffic.errors.CaptureError: a file cannot be read at all.
     :raises kscc_traffic.errors.RulesError: the rules file is invalid.
+    Damage after a file's header is not an error: what was skipped is reported as one
+    :class:`kscc_traffic.errors.CaptureWarning` per line (``analyze_files(...).stats`` has the counts).
     """
     rs = rules if isinstance(rules, RuleSet) else load_rules(rules)
     paths = path if isinstance(path, (list, tuple)) else [path]
-    return analyze_files(paths, rs).flows
+    result = analyze_files(paths, rs)
+    for line in result.warnings:
+        warnings.warn(line, CaptureWarning, stacklevel=2)
+    return result.flows

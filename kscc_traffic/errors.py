@@ -10,6 +10,8 @@
     ├── RulesError                   a rules file cannot be loaded; names file, rule id and field
     └── EngineError                  an optional engine (tshark, scapy live capture) is unusable
 
+    CaptureWarning (a UserWarning)   what analyze() skipped in a damaged capture, one per line
+
 Damage *after* the header is not an exception: the reader keeps everything readable and records
 what it skipped in :class:`kscc_traffic.capture.stats.ReadStats` (with a warning line).
 """
@@ -42,3 +44,7 @@ class RulesError(KsccTrafficError):
 
 class EngineError(KsccTrafficError):
     """An optional engine (tshark/pyshark, live capture) cannot be used."""
+
+
+class CaptureWarning(UserWarning):
+    """Part of a capture was skipped (damage, unsupported link type…); the message says what."""

@@ -105,3 +105,13 @@ def test_output_that_cannot_be_written_exits_2_in_one_line(tmp_path, target, exp
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and expect in lines[0], p.stderr
+
+
+def test_the_python_api_warns_about_skipped_parts(tmp_path):
+    from kscc_traffic import CaptureWarning
+    data = pcap_bytes(tcp_session(C, S))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])  # the last record is cut short
+    with pytest.warns(CaptureWarning, match="cut mid-record"):
+        f = analyze(cut)
+    assert len(f) == 1

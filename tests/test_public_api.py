@@ -9,7 +9,7 @@ EXPECTED_API = {
     "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
     "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
-    "RulesError", "EngineError",
+    "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
     "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
 }
