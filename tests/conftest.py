@@ -1,6 +1,7 @@
 """Shared test set-up: the tests folder is importable (pcapbuild), and the shared corpus path."""
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -19,3 +20,13 @@ def shared_corpus(sub: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present (the shared corpus lives beside the project checkout)")
     return path
+
+
+def inet_checksum(b: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``b``, for headers built by hand in tests."""
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF

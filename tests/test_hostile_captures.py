@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kscc_traffic
+from conftest import inet_checksum
 from kscc_traffic.errors import CaptureError
 
 RULES = kscc_traffic.load_rules()
@@ -58,15 +59,6 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 # IP and transport headers (RFC 791, 8200, 9293, 768)
 
 
-def _csum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def ip4(src: str, dst: str, proto: int, payload: bytes, *, ident: int = 1, frag: int = 0x4000,
         options: bytes = b"", total: int | None = None) -> bytes:
     """IPv4 header (+ options, padded to 32 bits) + payload."""
@@ -83,7 +75,7 @@ def ip4(src: str, dst: str, proto: int, payload: bytes, *, ident: int = 1, frag:
         proto,                                        # protocol
         0,                                            # header checksum (below)
         socket.inet_aton(src), socket.inet_aton(dst)) + options
-    hdr = hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
+    hdr = hdr[:10] + struct.pack("!H", inet_checksum(hdr)) + hdr[12:]
     return hdr + payload
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, inet_checksum
 from kscc_traffic import build_flows, decode, load_rules, read_frames
 from kscc_traffic.analyze import analyze_packets, server_port_fn
 from kscc_traffic.errors import CaptureError
@@ -30,19 +30,10 @@ SAMPLES = [p for p in SAMPLES if p.suffix in (".pcap", ".pcapng")]
 
 # --- raw packet building (fast, no scapy) ------------------------------------------------------
 
-def _csum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def ipv4(src: int, dst: int, proto: int, payload: bytes, ident: int) -> bytes:
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0,
                       struct.pack("!I", src), struct.pack("!I", dst))
-    hdr = hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
+    hdr = hdr[:10] + struct.pack("!H", inet_checksum(hdr)) + hdr[12:]
     return hdr + payload
 
 
