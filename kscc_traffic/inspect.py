@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import TCP, UDP, FlowTable
-from .protocols import dns, http, tls
+from .protocols import dns, http, tls, tls_batch
 from .streams import initial_streams
 
 #: name -> (dtype, unit, meaning) of the application columns added by :func:`inspect_flows`
@@ -38,26 +38,76 @@ class DnsAnswers:
     address: list[str] = field(default_factory=list)
     name: list[str] = field(default_factory=list)
 
-    def add(self, ts_ns: int, client: str, msg) -> None:
-        for address, name in dns.resolved_names(msg):
+    def add(self, ts_ns: int, client: str, msg, resolved: list | None = None) -> None:
+        """Add the (address, name) pairs of DNS message ``msg`` answered to ``client`` at
+        ``ts_ns`` (``resolved``: ``dns.resolved_names(msg)`` when already known)."""
+        for address, name in (dns.resolved_names(msg) if resolved is None else resolved):
             self.ts_ns.append(ts_ns)
             self.client.append(client)
             self.address.append(address)
             self.name.append(name)
 
+    def select(self, addresses: set) -> "DnsAnswers":
+        """The answers whose address is in ``addresses`` (a new object)."""
+        at = [i for i, a in enumerate(self.address) if a in addresses]
+        return DnsAnswers([self.ts_ns[i] for i in at], [self.client[i] for i in at],
+                          [self.address[i] for i in at], [self.name[i] for i in at])
+
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"ts_ns": np.array(self.ts_ns, np.int64), "client": self.client,
-                             "address": self.address, "name": self.name})
+        """Columns ``ts_ns`` int64 (epoch ns), ``client``, ``address``, ``name`` (object)."""
+        return pd.DataFrame({"ts_ns": np.array(self.ts_ns, np.int64),
+                             "client": np.array(self.client, dtype=object),
+                             "address": np.array(self.address, dtype=object),
+                             "name": np.array(self.name, dtype=object)})
 
 
 def _kind(data: bytes) -> str:
+    """What a stream's first bytes are: ``""`` (nothing), ``tls``, ``http`` (a request line —
+    exactly when :func:`.http.parse_request` gives a request — or a status line), ``other``."""
     if not data:
         return ""
     if tls.looks_like_tls(data):
         return "tls"
-    if http.parse_request(data) is not None or http.looks_like_http_response(data):
+    if http.looks_like_http_request(data) or http.looks_like_http_response(data):
         return "http"
     return "other"
+
+
+def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """:func:`_kind` of the streams ``buf[start[i]:end[i]]`` (object array (n,)): TLS decided on
+    whole arrays, only the rest (HTTP or other) looked at one by one."""
+    out = np.full(len(start), "tls", object)
+    mv = memoryview(buf).cast("B")
+    for i in np.nonzero(~tls_batch.looks_like_tls_at(buf, start, end))[0].tolist():
+        out[i] = _kind(mv[start[i]:end[i]].tobytes())
+    return out
+
+
+def _stream_ranges(streams, flows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(buf, client_start, client_end, server_start, server_end)``: where the streams of flow
+    rows ``flows`` lie in one uint8 buffer (int64 arrays (n,); an empty range for a direction
+    without payload). Uses the concatenated buffer of :class:`.streams.Streams` (``buf``,
+    ``flow``, ``from_orig``, ``start``, ``end``) when it has one, else copies the bytes of its
+    ``client``/``server`` mappings into a new buffer."""
+    if all(hasattr(streams, a) for a in ("buf", "flow", "from_orig", "start", "end")):
+        fl, fo = np.asarray(streams.flow, np.int64), np.asarray(streams.from_orig, bool)
+        start, end = np.asarray(streams.start, np.int64), np.asarray(streams.end, np.int64)
+        size = int(max(fl.max(initial=-1), flows.max(initial=-1))) + 1
+        out: list[np.ndarray] = []
+        for side in (fo, ~fo):
+            at = np.full(size, -1, np.int64)
+            at[fl[side]] = np.nonzero(side)[0]
+            i = at[flows]
+            have = i >= 0
+            out += [np.where(have, start[i], 0), np.where(have, end[i], 0)]
+        return (np.asarray(streams.buf, np.uint8), *out)
+    data = [streams.client.get(f, b"") for f in flows.tolist()]
+    data += [streams.server.get(f, b"") for f in flows.tolist()]
+    lens = np.fromiter(map(len, data), np.int64, len(data))
+    end = np.cumsum(lens)
+    start = end - lens
+    n = len(flows)
+    return np.frombuffer(b"".join(data), np.uint8), start[:n], end[:n], start[n:], end[n:]
 
 
 _ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40: "handshake_failure",
@@ -96,6 +146,34 @@ def split_cert_names(value: str) -> list[str]:
 def _version_text(v) -> str:
     return {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0",
             0x0300: "SSL 3.0"}.get(v, "") if v else ""
+
+
+def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
+                 service: np.ndarray) -> None:
+    """Fill the TLS columns (and ``service`` = ssl when there is a ClientHello) of flow rows
+    ``rows`` from their summaries ``b`` (row *i* of ``b`` is flow ``rows[i]``); texts as
+    :func:`_version_text`, :func:`_alert_text` and :func:`_cert_name_text` make them, each
+    computed once per distinct value."""
+    if not len(rows):
+        return
+    ch = b.client_hello
+    service[rows[ch]] = "ssl"
+    cols["sni"][rows[ch]] = np.array([s or "" for s in b.sni[ch].tolist()], object)
+    u, inv = np.unique(b.version, return_inverse=True)
+    cols["tls_version"][rows] = np.array([_version_text(None if v < 0 else v) for v in u.tolist()],
+                                         object)[inv]
+    cols["tls_established"][rows] = b.established
+    # one code per (side, level, description); 0 = no alert (the client's is reported first)
+    ca, sa = b.client_alert.astype(np.int64), b.server_alert.astype(np.int64)
+    code = np.where(ca[:, 0] >= 0, (1 << 17) | (ca[:, 0] << 8) | ca[:, 1],
+                    np.where(sa[:, 0] >= 0, (2 << 17) | (sa[:, 0] << 8) | sa[:, 1], 0))
+    u, inv = np.unique(code, return_inverse=True)
+    texts = [_alert_text("client" if c >> 17 == 1 else "server", ((c >> 8) & 0xFF, c & 0xFF))
+             if c else "" for c in u.tolist()]
+    cols["tls_alert"][rows] = np.array(texts, object)[inv]
+    for i, certs in b.certificates.items():
+        names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
+        cols["cert_names"][rows[i]] = ";".join(names)
 
 
 def _first_segment_hints(ft: FlowTable, nflows: int):
@@ -140,7 +218,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     if n == 0:
         out = flows.copy()
         for k, v in cols.items():
-            out[k] = v
+            out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
         return out, answers
 
     proto = flows["proto"].to_numpy()
@@ -157,16 +235,18 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     if len(rows):
         from .flows import address_text
         dst_text = address_text(c["dst_hi"][rows], c["dst_lo"][rows])
-    cache: dict[bytes, object] = {}
+    cache: dict[bytes, tuple] = {}
     for j, i in enumerate(rows):
         data = p.payload(int(i))
         # answers to the same question differ only in the 2-byte id: parse each shape once
         key = data[2:]
-        msg = cache.get(key)
-        if msg is None and key not in cache:
-            msg = cache[key] = dns.parse_message(data)
+        hit = cache.get(key)
+        if hit is None:
+            msg = dns.parse_message(data)
+            hit = cache[key] = (msg, dns.resolved_names(msg) if msg is not None and msg.is_response else [])
             if len(cache) > 65536:
                 cache.clear()
+        msg, resolved = hit
         if msg is None:
             continue
         f = int(ft.pkt_flow[i])
@@ -174,20 +254,53 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             cols["query"][f] = msg.questions[0][0]
         service[f] = "dns"
         if msg.is_response:
-            answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg)
+            answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, resolved)
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
     cols["client_proto"][seen_c & ~maybe_c] = "other"
     cols["server_proto"][seen_s & ~maybe_s] = "other"
     deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
+    # a slice of flows at a time: their streams (up to 2 x MAX_BYTES each) are in memory together
+    deep_idx = np.nonzero(deep)[0]
+    for k in range(0, len(deep_idx), STREAM_SLICE):
+        part = np.zeros(n, bool)
+        part[deep_idx[k:k + STREAM_SLICE]] = True
+        _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    out = flows.copy()
+    out["service"] = pd.Series(service, dtype=object, index=out.index)
+    for k, v in cols.items():
+        out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
+    return out, answers
+
+
+#: flows whose streams are reassembled and parsed together (bounds the memory of one call)
+STREAM_SLICE = 1024
+
+
+def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict, service: np.ndarray,
+               answers: DnsAnswers, dns_flow: np.ndarray, proto: np.ndarray) -> None:
+    """TLS / HTTP / DNS-over-TCP columns of the flows in mask ``deep``, from their streams
+    (fills ``cols``, ``service`` and ``answers`` in place)."""
     streams = initial_streams(ft, deep)
     first_ts = flows["ts_ns"].to_numpy()
-    for f in set(streams.client) | set(streams.server):
+    keys = list(set(streams.client) | set(streams.server))
+    fidx = np.array(keys, np.int64)
+    buf, cst, cen, sst, sen = _stream_ranges(streams, fidx)
+    ckind = _kinds(buf, cst, cen)
+    skind = _kinds(buf, sst, sen)
+    cols["client_proto"][fidx] = ckind
+    cols["server_proto"][fidx] = skind
+    # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
+    is_tls = ((ckind == "tls") | (skind == "tls")) & ~(dns_flow[fidx] & (proto[fidx] == "tcp"))
+    pos = np.nonzero(is_tls)[0]
+    _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
+                 cols, service)
+    for f, t in zip(keys, is_tls.tolist()):
+        if t:
+            continue
         cs = streams.client.get(f, b"")
         ss = streams.server.get(f, b"")
-        cols["client_proto"][f] = _kind(cs)
-        cols["server_proto"][f] = _kind(ss)
         if dns_flow[f] and proto[f] == "tcp":
             for side, data in ((True, cs), (False, ss)):
                 for msg in dns.parse_tcp_stream(data):
@@ -198,29 +311,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
                         ts = int(first_ts[f]) if first_ts is not None else 0
                         answers.add(ts, str(flows.at[f, "orig_h"]), msg)
             continue
-        if cols["client_proto"][f] == "tls" or cols["server_proto"][f] == "tls":
-            s = tls.summarize(cs, ss)
-            ch = s.client_hello
-            if ch is not None:
-                service[f] = "ssl"
-                cols["sni"][f] = ch.sni or ""
-            cols["tls_version"][f] = _version_text(s.version)
-            cols["tls_established"][f] = bool(s.established)
-            cols["tls_alert"][f] = (_alert_text("client", s.client_alert)
-                                    or _alert_text("server", s.server_alert))
-            names: list[str] = []
-            if s.certificates:
-                names = [_cert_name_text(x) for x in tls.certificate_names(s.certificates[0])]
-            cols["cert_names"][f] = ";".join(names)
-        else:
-            req = http.parse_request(cs)
-            if req is not None:
-                service[f] = "http"
-                cols["http_host"][f] = req.host or ""
-            elif cols["server_proto"][f] == "http":
-                service[f] = "http"
-    out = flows.copy()
-    out["service"] = service
-    for k, v in cols.items():
-        out[k] = v
-    return out, answers
+        req = http.parse_request(cs)
+        if req is not None:
+            service[f] = "http"
+            cols["http_host"][f] = req.host or ""
+        elif cols["server_proto"][f] == "http":
+            service[f] = "http"
