@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .inspect import split_cert_names
-from .names import is_ip_literal
+from .names import _copy, is_ip_literal
 from .protocols.tls import name_matches, under_mask
 from .rules import RuleSet
 
@@ -151,20 +151,171 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert")
 
 
+#: flow columns whose exact value may change the verdict (compared as they are)
+_EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
+                  "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
+                  "tls_established", "tls_alert")
+#: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
+_INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
+#: flow columns _judge uses as text: they must hold only ``str`` for the fast path
+_TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
+                 "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert")
+#: compare the combined key when the product of the column cardinalities stays below this
+_KEY_LIMIT = 1 << 62
+
+
+def _key_values(s: pd.Series, rows: np.ndarray, text: bool):
+    """A column at ``rows`` for the grouping key: ``(values, codes, count, distinct)`` where equal
+    values have equal ``codes`` in ``range(count)`` and ``distinct[codes]`` is ``values`` (codes
+    and distinct None for a number column, whose values are used as they are). None when the
+    column holds something else than numbers, ``str`` only or (when not ``text``) ``bool`` only:
+    a duplicated name, missing values, mixed objects, other dtypes; the caller then falls back to
+    the per-row :func:`_judge`.
+
+    A text column is hashed once (pandas' text dtype without making Python strings) and its
+    values are the distinct ones taken back by code: no string is built per row."""
+    if isinstance(s, pd.DataFrame):
+        return None
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
+        return None if text else (s.to_numpy()[rows], None, 0, None)
+    if s.dtype == object:
+        codes, uniques = _factorize(s.to_numpy()[rows])
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=False)
+        codes = codes[rows]
+        uniques = np.asarray(uniques, dtype=object)
+    # a str never equals another type, so these hold only str when the distinct values do; a
+    # bool column may have merged True with 1 (or False with 0): the same truth value for _judge
+    kind = pd.api.types.infer_dtype(uniques[np.bincount(codes, minlength=len(uniques)) > 0], skipna=False)
+    if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
+        return None
+    return uniques[codes], codes, max(len(uniques), 1), uniques
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of an object array (NaN kept as a value), hashing only the values that
+    differ from the first one (most columns are mostly one value)."""
+    if len(values) == 0:
+        return np.zeros(0, np.int64), values
+    codes = np.zeros(len(values), np.int64)
+    other = values != values[0]
+    c, u = pd.factorize(values[other], use_na_sentinel=False)
+    codes[other] = c + 1
+    uniques = np.empty(len(u) + 1, dtype=object)
+    uniques[0] = values[0]
+    uniques[1:] = np.asarray(u, dtype=object)
+    return codes, uniques
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Equal values -> equal integer codes in ``range(count)``: ``(codes, count)``. The first
+    value's rows get 0 and only the others are hashed (most columns are mostly one value)."""
+    codes = np.zeros(len(values), np.int64)
+    other = values != values[0]
+    if not other.any():
+        return codes, 1
+    c, u = pd.factorize(values[other], use_na_sentinel=False)
+    codes[other] = c + 1
+    return codes, len(u) + 1
+
+
+def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
+    """For each flow, the number of its group of flows that :func:`_judge` cannot tell apart (the
+    same result for all), groups numbered in order of first appearance; None when the table is
+    not of the usual column types (the caller then judges row by row).
+
+    Flows of another protocol than TCP/UDP form one group. For the others the key holds every
+    column :func:`_judge` reads, each reduced to what the judgement uses: a
+    client port only when a rule documents it (or it is 53), the responder address only then
+    (for the wrong_direction detail), the responder's packet count as "any?", the originator's
+    packet count only for an unanswered no-answer state, the duration only for a ClientHello
+    without handshake nor answer byte lasting at least :data:`TLS_SILENCE_S`, the history as
+    "starts with S" / "is S"."""
+    if any(c not in flows.columns for c in _JUDGE_COLUMNS):
+        return None
+    proto = flows["proto"]
+    if isinstance(proto, pd.DataFrame):
+        return None
+    # any other protocol is unclassified at once, whatever its other columns hold (ICMP flows
+    # added after the application columns have NaN there): group 0, the rest keyed
+    proto = proto.to_numpy(dtype=object)
+    tu = (proto == "tcp") | (proto == "udp")
+    rows = np.flatnonzero(tu)
+    n = len(rows)
+    cols = {c: _key_values(flows[c], rows, c in _TEXT_COLUMNS) for c in _JUDGE_COLUMNS}
+    if any(x is None for x in cols.values()):
+        return None
+    v = {c: x[0] for c, x in cols.items()}
+    if any(v[c].dtype.kind not in "iu" for c in _INT_COLUMNS) or v["duration"].dtype.kind not in "iuf":
+        return None
+    if n == 0:
+        return np.zeros(len(flows), np.int64)
+    proto, orig_p, state = v["proto"], v["orig_p"], v["conn_state"]
+    documented = np.zeros(n, bool)
+    for r in rules.rules:
+        documented |= (proto == r.transport) & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
+    answered = v["resp_pkts"] > 0
+    # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
+    hello_silent = (v["service"] == "ssl") & ~v["tls_established"].astype(bool) & (v["resp_bytes"] == 0)
+    duration = v["duration"].astype(float)
+    _, hist_codes, _, hist_values = cols["history"]
+    hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
+                     for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
+    keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
+        np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
+        np.where(documented, v["resp_h"], ""),
+        np.where(hello_silent & (duration >= TLS_SILENCE_S), duration, 0.0),
+        answered,
+        np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered, v["orig_pkts"], 0),
+        hist[hist_codes],
+    ]
+    code, card = np.zeros(n, np.int64), 1
+    for k in keys:
+        c, m = k if isinstance(k, tuple) else _codes(k)
+        if card * m >= _KEY_LIMIT:  # renumber the combined key densely before it could overflow
+            code, seen = pd.factorize(code)
+            card = max(len(seen), 1)
+        code, card = code * m + c, card * m
+    full = np.zeros(len(flows), np.int64)
+    full[rows] = code + 1
+    return pd.factorize(full)[0]
+
+
+def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
+    """(n, 4) object array of :func:`_judge` results: one call per group of
+    :func:`_verdict_groups` (its first flow speaks for all), or one per row when the table is
+    unusual."""
+    n = len(flows)
+    needed = [c for c in _JUDGE_COLUMNS if c in flows.columns]
+    groups = _verdict_groups(flows, rules)
+    if groups is None:
+        cols = [flows[c].tolist() for c in needed]
+        res = np.empty((n, 4), dtype=object)
+        for i, values in enumerate(zip(*cols)):
+            res[i] = _judge(dict(zip(needed, values)), rules)
+        return res
+    _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
+    sub = flows.iloc[first]
+    cols = [sub[c].tolist() for c in needed]
+    table = np.empty((len(first), 4), dtype=object)
+    for i, values in enumerate(zip(*cols)):
+        table[i] = _judge(dict(zip(needed, values)), rules)
+    return table[groups]
+
+
 def classify(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
+
+    Flows that agree on everything the judgement reads are judged once (see
+    :func:`_verdict_groups`); the result is the same as calling :func:`_judge` on every row.
 
     :param flows: a flow table with the flow, application and name columns
         (``kscc_traffic.flows.FLOW_COLUMNS``, ``inspect.APP_COLUMNS``, ``names.NAME_COLUMNS``).
     :param rules: the documented purposes (:func:`kscc_traffic.rules.load_rules`).
     """
-    out = flows.copy()
+    out = _copy(flows)
     n = len(out)
-    res = np.empty((n, 4), dtype=object)
-    needed = [c for c in _JUDGE_COLUMNS if c in out.columns]
-    cols = [out[c].tolist() for c in needed]
-    for i, values in enumerate(zip(*cols)):
-        res[i] = _judge(dict(zip(needed, values)), rules)
+    res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = res[:, j] if n else pd.Series(dtype=object)
     return out

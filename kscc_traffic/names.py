@@ -9,6 +9,7 @@ Names are untrusted text from packets; they are stored as they are and escaped o
 from __future__ import annotations
 
 import ipaddress
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -34,34 +35,60 @@ def is_ip_literal(name: str) -> bool:
         return False
 
 
+def _copy(flows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``flows`` to add columns to: shallow under pandas' copy-on-write (pandas 3, where
+    a later change to either frame copies the data first), a deep copy before."""
+    return flows.copy(deep=not _COPY_ON_WRITE)
+
+
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
+
+
+def _ids(values: list) -> dict:
+    """Each distinct value -> a number (0, 1, …, in order of first appearance)."""
+    return {v: i for i, v in enumerate(dict.fromkeys(values))}
+
+
 def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     """For each flow, the name its responder address was last resolved from before the flow
-    started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any."""
+    started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any.
+
+    Addresses and clients are joined as integer codes and the answer's name is carried as its
+    position in ``answers``: the same rows as joining the text, without building text columns."""
     n = len(flows)
     out = np.full(n, "", dtype=object)
     if n == 0 or not answers.address:
         return out
-    table = answers.frame()
-    wanted = flows["resp_h"].isin(set(table["address"]))
+    m = len(answers.address)
+    addr_id = _ids(answers.address)
+    ans_addr = np.fromiter(map(addr_id.__getitem__, answers.address), np.int64, m)
+    flow_addr = np.fromiter(map(addr_id.get, flows["resp_h"].tolist(), repeat(-1)), np.int64, n)
+    wanted = flow_addr >= 0
     if not wanted.any():
         return out
-    left = pd.DataFrame({"row": np.nonzero(wanted.to_numpy())[0],
-                         "t": flows["ts_ns"].to_numpy()[wanted.to_numpy()] + DNS_SLACK_NS,
-                         "address": flows["resp_h"].to_numpy()[wanted.to_numpy()],
-                         "client": flows["orig_h"].to_numpy()[wanted.to_numpy()]}).sort_values("t", kind="stable")
-    right = table.rename(columns={"ts_ns": "t"}).sort_values("t", kind="stable")
+    client_id = _ids(answers.client)
+    ans_client = np.fromiter(map(client_id.__getitem__, answers.client), np.int64, m)
+    flow_client = np.fromiter(map(client_id.get, flows["orig_h"].to_numpy(dtype=object)[wanted].tolist(),
+                                  repeat(-1)), np.int64)
+    left = pd.DataFrame({"row": np.nonzero(wanted)[0],
+                         "t": flows["ts_ns"].to_numpy()[wanted] + DNS_SLACK_NS,
+                         "address": flow_addr[wanted],
+                         "client": flow_client}).sort_values("t", kind="stable")
+    right = pd.DataFrame({"t": np.array(answers.ts_ns, np.int64), "address": ans_addr, "client": ans_client,
+                          "answer": np.arange(m)}).sort_values("t", kind="stable")
     same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
     any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
-    name = same["name"].where(same["name"].notna(), any_["name"].to_numpy())
-    rows = left["row"].to_numpy()
-    out[rows] = name.fillna("").to_numpy(dtype=object)
+    answer = same["answer"].where(same["answer"].notna(), any_["answer"].to_numpy()).to_numpy(dtype=float)
+    found = ~np.isnan(answer)
+    names = np.array(answers.name, dtype=object)
+    out[left["row"].to_numpy()[found]] = names[answer[found].astype(np.int64)]
     return out
 
 
 def assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataFrame:
     """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring)."""
     n = len(flows)
-    out = flows.copy()
+    out = _copy(flows)
     dns_name = _dns_names(flows, answers)
     sni = out["sni"].to_numpy(dtype=object) if "sni" in out else np.full(n, "", object)
     host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else np.full(n, "", object)

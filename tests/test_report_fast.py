@@ -1,0 +1,283 @@
+"""The column-wise JSON Lines / CSV writers, the grouped readiness checklist and the table report
+must write exactly what the row-by-row code they replace wrote (kept below as the reference), on
+every sample capture, on the shared corpus, and on hypothesis-made tables full of hostile text
+(control characters, quotes, newlines, markup, lone surrogates, commas, formula starts) and
+unusual columns (extreme integers, NaN/inf floats, missing values, other dtypes)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from conftest import ROOT, shared_corpus
+from kscc_traffic import load_rules, report
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.errors import CaptureError
+from kscc_traffic.report import clean_utf8, clip_ts, escape_csv, escape_terminal
+
+RULES = load_rules()
+CAPTURES = sorted(p for p in (ROOT / "samples" / "captures").rglob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+# --- the reference: the row-by-row code as it was -------------------------------------------------
+
+def old_clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    out = flows
+    for col in flows.columns:
+        if flows[col].dtype != object:
+            continue
+        values = flows[col].tolist()
+        try:
+            "\x00".join(v for v in values if isinstance(v, str)).encode("utf-8")
+        except UnicodeEncodeError:
+            if out is flows:
+                out = flows.copy()
+            out[col] = [clean_utf8(v) for v in values]
+    return out
+
+
+def old_write_jsonl(flows: pd.DataFrame, out) -> None:
+    if len(flows) == 0:
+        return
+    text = old_clean_frame(flows).to_json(orient="records", lines=True, force_ascii=False,
+                                          double_precision=15, date_unit="ns")
+    out.write(text if text.endswith("\n") else text + "\n")
+
+
+def old_write_csv(flows: pd.DataFrame, out) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(list(flows.columns))
+    for row in flows.itertuples(index=False):
+        w.writerow([escape_csv(v) for v in row])
+
+
+def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
+    rows = []
+    for r in rules.rules:
+        sub = flows[flows["purpose"] == r.id] if len(flows) else flows
+        counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
+        ok, bl, un = (int(counts.get(k, 0)) for k in ("ok", "blocked", "unexpected"))
+        status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
+        reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
+        rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
+                     "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
+                     "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": r.fix})
+    return pd.DataFrame(rows)
+
+
+_STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "not seen": "dim"}
+_VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
+
+
+def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
+    t = Table(title="Flows per purpose", title_justify="left")
+    for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
+        t.add_column(col, justify="left" if col == "purpose" else "right")
+    if len(flows):
+        g = flows.assign(purpose=flows["purpose"].replace("", "(none)")) \
+            .groupby("purpose")["verdict"].value_counts().unstack(fill_value=0)
+        for purpose, row in g.iterrows():
+            t.add_row(Text(escape_terminal(purpose)), str(int(row.sum())),
+                      *(str(int(row.get(v, 0))) for v in ("ok", "blocked", "unexpected", "unclassified")))
+    console.print(t)
+    chk = old_readiness(flows, rules)
+    c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
+    for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
+        c.add_column(col)
+    for r in chk.itertuples(index=False):
+        c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
+                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
+    console.print(c)
+    todo = chk[chk.status.isin(["blocked", "unexpected"])]
+    if len(todo):
+        console.print(Text("What to change:", style="bold"))
+    for r in todo.itertuples(index=False):
+        console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
+    flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
+    if len(flagged):
+        f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
+        for col in ("time", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
+            f.add_column(col, overflow="fold")
+        for r in flagged.head(max_flagged).itertuples(index=False):
+            f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
+                      Text(f"{r.orig_h}:{r.orig_p}"),
+                      Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
+                      Text(escape_terminal(r.server_name or r.query)),
+                      Text(r.purpose or "-"),
+                      Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
+                      Text(r.reason), Text(escape_terminal(r.detail)))
+        console.print(f)
+        if len(flagged) > max_flagged:
+            console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
+    total = len(flows)
+    counts = flows["verdict"].value_counts() if total else {}
+    console.print(Text(f"{total} flows: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
+                                                     ("ok", "blocked", "unexpected", "unclassified"))))
+
+
+def old_render_table(flows, rules, width: int = 160) -> str:
+    buf = io.StringIO()
+    old_print_table(flows, rules, Console(file=buf, width=width, color_system=None, force_terminal=False))
+    return buf.getvalue()
+
+
+# --- comparing -------------------------------------------------------------------------------------
+
+def written(write, flows: pd.DataFrame):
+    """What ``write(flows, buffer)`` wrote, or the type of the exception it raised."""
+    buf = io.StringIO()
+    try:
+        write(flows, buf)
+    except Exception as e:  # noqa: BLE001 - the same failure is what is compared
+        return type(e)
+    return buf.getvalue()
+
+
+def assert_same_output(flows: pd.DataFrame) -> None:
+    assert written(report.write_jsonl, flows) == written(old_write_jsonl, flows)
+    assert written(report.write_csv, flows) == written(old_write_csv, flows)
+
+
+def assert_same_report(flows: pd.DataFrame) -> None:
+    assert_same_output(flows)
+    pd.testing.assert_frame_equal(report.readiness(flows, RULES), old_readiness(flows, RULES))
+    assert report.render_table(flows, RULES) == old_render_table(flows, RULES)
+
+
+def _tables(paths: list[Path]):
+    for p in paths:
+        try:
+            yield p, analyze_file(p, RULES).flows
+        except CaptureError:
+            continue
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(ROOT / "samples" / "captures")))
+def test_sample_captures_write_like_the_reference(path):
+    flows = analyze_file(path, RULES).flows
+    assert_same_report(flows)
+    assert report._write_csv_fast(flows, io.StringIO()), "the column-wise CSV writer was not used"
+    # the same table with undecodable bytes, formula starts and separators in its names
+    hostile = flows.assign(server_name=flows["server_name"] + "\udcff,\"x\"\n",
+                           query="=" + flows["query"], detail=flows["detail"] + "},{")
+    assert_same_output(hostile)
+    assert report._write_csv_fast(hostile, io.StringIO())
+    # with pandas' text dtype, as the stages before the final schema leave the table
+    text = flows.astype({c: "str" for c in flows.columns if flows[c].dtype == object})
+    assert_same_output(text)
+    assert report._write_csv_fast(text, io.StringIO())
+
+
+@pytest.mark.parametrize("sub", ["ksc", "public"])
+def test_shared_corpus_writes_like_the_reference(sub):
+    folder = shared_corpus(sub)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix in (".pcap", ".pcapng"))
+    assert paths, f"no captures under {folder}"
+    seen = 0
+    for path, flows in _tables(paths):
+        assert_same_report(flows)
+        seen += 1
+    assert seen > 0
+
+
+def test_many_chunks_of_rows():
+    """Slices of a few rows, one with a ``},{`` inside a name (written by pandas' line splitter)."""
+    flows = analyze_file(ROOT / "samples" / "captures" / "hostile_names.pcap", RULES).flows
+    flows = pd.concat([flows] * 3, ignore_index=True)
+    flows.loc[4, "server_name"] = 'a"},{"b'
+    with mock.patch.object(report, "_CHUNK_ROWS", 3):
+        assert_same_output(flows)
+
+
+def test_empty_and_single_column_tables():
+    assert_same_output(analyze_file(CAPTURES[0], RULES).flows.iloc[:0])
+    assert_same_output(pd.DataFrame({"a": ["", "x,y", "=1"]}, dtype=object))
+    assert_same_output(pd.DataFrame({"a": pd.Series([], dtype=object), "b": pd.Series([], dtype=float)}))
+
+
+# --- hypothesis-made tables -------------------------------------------------------------------------
+
+HOSTILE = ["", "<script>alert(1)</script>", "=1+2", "+x", "-5", "@SUM(A1)", "\tx", "\rx", "a\r\nb", "line\nbreak",
+           "},{", '{"a":1},{"b":2}', '"quoted"', "a,b", " lead", "trail ", "é", "😀", "\x00", "\x7f", "\x1b[31m",
+           "\u2028", "\u202e", "/", "\\", "a/b\\c", "\udcff", "\ud800", "%s", "'", "NaN", "null", "True"]
+TEXT = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=8), st.text(st.characters(exclude_categories=()), max_size=5))
+PLAIN = st.text("abcXYZ019.:_", max_size=8)
+COLUMN_NAMES = st.one_of(st.sampled_from(["ts", "a,b", 'x"y', "line\nname", "=f", "/k", "\udcff", "%d", "é"]),
+                         st.text(max_size=5), st.integers(-3, 3))
+
+KINDS = {
+    "text": lambda n: st.lists(TEXT, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object)),
+    "plain": lambda n: st.lists(PLAIN, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object)),
+    "int64": lambda n: st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype="int64")),
+    "uint64": lambda n: st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype="uint64")),
+    "int8": lambda n: st.lists(st.integers(-128, 127), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="int8")),
+    "float64": lambda n: st.lists(st.floats(), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="float64")),
+    "float32": lambda n: st.lists(st.floats(width=32), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype="float32")),
+    "bool": lambda n: st.lists(st.booleans(), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=bool)),
+    "missing": lambda n: st.lists(st.one_of(st.none(), st.just(float("nan")), TEXT), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype=object)),
+    "mixed": lambda n: st.lists(st.one_of(st.integers(-5, 5), st.booleans(), st.floats(), TEXT), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype=object)),
+    "pandas_str": lambda n: st.lists(st.text(max_size=6), min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype="str")),
+    "pandas_str_missing": lambda n: st.lists(st.one_of(st.none(), st.sampled_from(HOSTILE[:12])), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(v, dtype="str")),
+    "datetime": lambda n: st.lists(st.integers(0, 2**62), min_size=n, max_size=n)
+    .map(lambda v: pd.Series(np.array(v, dtype="datetime64[ns]"))),
+}
+FAST_KINDS = {"text", "plain", "int64", "uint64", "int8", "float64", "float32", "bool", "pandas_str"}
+
+
+@st.composite
+def tables(draw, kinds=tuple(KINDS)):
+    n = draw(st.integers(0, 12))
+    names = draw(st.lists(COLUMN_NAMES, min_size=1, max_size=6, unique_by=lambda x: (type(x), x)))
+    chosen = [draw(st.sampled_from(kinds)) for _ in names]
+    flows = pd.DataFrame({j: draw(KINDS[k](n)) for j, k in enumerate(chosen)})
+    flows.columns = pd.Index(names, dtype=object)  # names may hold lone surrogates
+    return flows, chosen
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.sampled_from([8192, 1, 3]))
+def test_generated_tables_write_like_the_reference(table, chunk):
+    flows, kinds = table
+    with mock.patch.object(report, "_CHUNK_ROWS", chunk):
+        assert_same_output(flows)
+        fast = report._write_csv_fast(flows, io.StringIO())
+    text_only = [(flows.iloc[:, j].dtype == object or isinstance(flows.iloc[:, j].dtype, pd.StringDtype))
+                 and all(isinstance(v, str) for v in flows.iloc[:, j]) for j in range(flows.shape[1])]
+    assert fast == (len(kinds) >= 2 and all(k in FAST_KINDS or t for k, t in zip(kinds, text_only)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(tables(kinds=("text", "plain", "int64", "float64", "bool")))
+def test_generated_text_and_number_tables_use_the_fast_csv_writer(table):
+    flows, kinds = table
+    assert_same_output(flows)
+    assert report._write_csv_fast(flows, io.StringIO()) == (len(kinds) >= 2)
+
+
+PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
+VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
+REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial", "x,y,z"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS)),
+                max_size=60), st.booleans())
+def test_generated_checklists_like_the_reference(rows, pandas_text):
+    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason"], dtype="str" if pandas_text else object)
+    pd.testing.assert_frame_equal(report.readiness(flows, RULES), old_readiness(flows, RULES))
