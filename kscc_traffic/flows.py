@@ -3,7 +3,10 @@
 A flow is keyed by the 5-tuple (plus the VLAN stack) in both directions. Within one key, a new flow
 starts at a SYN whose sequence number differs from the key's previous SYN (port reuse) and after
 an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
-ICMP 1 min).
+ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
+:data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
+ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
+flow summarised once it can no longer grow (:mod:`kscc_traffic.chunked`).
 
 The originator is, in this order: the sender of the flow's first SYN; the receiver of its first
 SYN-ACK; for flows whose start was not captured, the side whose port is not a server port (a
@@ -33,6 +36,9 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 #: inactivity timeouts in nanoseconds, by IP protocol (Zeek's tcp/udp/icmp_inactivity_timeout)
 IDLE_TIMEOUT_NS = {TCP: 300 * 10**9, UDP: 60 * 10**9, ICMP: 60 * 10**9, ICMP6: 60 * 10**9}
 DEFAULT_IDLE_NS = 60 * 10**9
+#: a TCP connection that closed (FIN both ways, or a RST) ends when the next packet of its 5-tuple
+#: comes more than this later (Zeek's tcp_close_delay / tcp_reset_delay: 5 s)
+CLOSE_DELAY_NS = 5 * 10**9
 #: two identical frames closer than this are one packet seen twice (IPv4 with a non-zero IP id)
 DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
@@ -90,18 +96,58 @@ def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
     return (port >= 0) & (port < 1024)
 
 
+#: address texts already made (bounded; cleared when full)
+_ADDRESS_CACHE: dict[tuple[int, int], str] = {}
+_ADDRESS_CACHE_MAX = 1 << 20
+
+
+def _one_address(h: int, l: int) -> str:
+    t = _ADDRESS_CACHE.get((h, l))
+    if t is None:
+        if h == 0 and (l >> 32) == 0xFFFF:
+            t = str(ipaddress.IPv4Address(l & 0xFFFFFFFF))
+        else:
+            t = str(ipaddress.IPv6Address((h << 64) | l))
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_MAX:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[(h, l)] = t
+    return t
+
+
 def address_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """128-bit addresses (IPv4 mapped as ::ffff:a.b.c.d) -> object array of address strings."""
-    pairs = np.stack([hi, lo], axis=1) if len(hi) else np.zeros((0, 2), np.uint64)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    texts = []
-    for h, l in uniq:
-        h, l = int(h), int(l)
-        if h == 0 and (l >> 32) == 0xFFFF:
-            texts.append(str(ipaddress.IPv4Address(l & 0xFFFFFFFF)))
-        else:
-            texts.append(str(ipaddress.IPv6Address((h << 64) | l)))
-    return np.array(texts, dtype=object)[inv.reshape(-1)] if len(hi) else np.zeros(0, object)
+    if not len(hi):
+        return np.zeros(0, object)
+    hi = np.asarray(hi, np.uint64)
+    lo = np.asarray(lo, np.uint64)
+    if not hi.any():  # IPv4 (and ::/64): one 64-bit key
+        ulo, inv = np.unique(lo, return_inverse=True)
+        uhi = np.zeros(len(ulo), np.uint64)
+    else:
+        uniq, inv = np.unique(np.stack([hi, lo], axis=1), axis=0, return_inverse=True)
+        uhi, ulo = uniq[:, 0], uniq[:, 1]
+    texts = [_one_address(h, l) for h, l in zip(uhi.tolist(), ulo.tolist())]
+    return np.array(texts, dtype=object)[inv.reshape(-1)]
+
+
+def object_columns(n: int):
+    """``f(values) -> pd.Series`` of dtype object and length ``n`` (a scalar is repeated).
+
+    pandas 3 would infer its Arrow-backed ``str`` dtype for text columns; the flow table's text
+    columns are plain ``object`` (see ``COLUMNS``), and converting back and forth per batch costs
+    more than the rest of building the table."""
+    def text(values) -> pd.Series:
+        if isinstance(values, str):
+            values = np.full(n, values, dtype=object)
+        return pd.Series(values, dtype=object)
+    return text
+
+
+def _proto_names(proto: np.ndarray) -> np.ndarray:
+    """IP protocol numbers -> names (tcp, udp, icmp…, else the number as text)."""
+    u, inv = np.unique(proto, return_inverse=True)
+    names = np.array([PROTO_NAMES.get(int(p), str(int(p))) for p in u], dtype=object)
+    return names[inv.reshape(-1)] if len(proto) else np.zeros(0, object)
 
 
 def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.ndarray:
@@ -186,6 +232,34 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
             o = np.lexsort(tuple(tie_keys) + (ts,) + tuple(reversed(key_cols)))
             return o, _group_starts([k[o] for k in key_cols])
     return o, start
+
+
+def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                       from_a: np.ndarray) -> None:
+    """Mark (in place, in ``new_flow``) the rows that start a new TCP connection because the one
+    before had closed — FIN from both sides, or a RST — and this packet comes more than
+    :data:`CLOSE_DELAY_NS` after the previous packet of the 5-tuple (Zeek removes a closed
+    connection after ``tcp_close_delay``; what comes later is a new connection). Rows are sorted
+    by flow key then time; ``new_flow`` marks flow starts so far."""
+    fin = is_tcp & ((flags & FIN) != 0)
+    rst = is_tcp & ((flags & RST) != 0)
+    late = np.zeros(len(ts), bool)
+    late[1:] = (ts[1:] - ts[:-1]) > CLOSE_DELAY_NS
+    late &= is_tcp
+    if not (late.any() and (fin.any() or rst.any())):
+        return
+    counts = [np.cumsum(m) - m for m in (fin & from_a, fin & ~from_a, rst)]  # events before row
+    for _ in range(len(ts)):
+        flow_of = np.cumsum(new_flow) - 1
+        starts = np.nonzero(new_flow)[0]
+        seen = [(c - c[starts][flow_of]) > 0 for c in counts]
+        cand = np.nonzero(((seen[0] & seen[1]) | seen[2]) & late & ~new_flow)[0]
+        if len(cand) == 0:
+            return
+        # only the first such row of each flow: the rows after it belong to the new connection,
+        # whose own state is known only in the next round
+        _, first = np.unique(flow_of[cand], return_index=True)
+        new_flow[cand[first]] = True
 
 
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
@@ -309,6 +383,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # the SYN starts a new connection only if the earlier one got somewhere (answered,
             # reset or closed) or if its direction differs; a retransmission keeps the ISN
             new_flow[si[1:][same_key & new_isn]] = True
+        _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
     starts = np.nonzero(new_flow)[0]
@@ -414,28 +489,29 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     cast = _cast(r_hi, r_lo, l2b_flow)
     partial = is_tcp_flow & ~syn_o  # the originator's SYN was not captured
 
+    text = object_columns(nflows)
     flows = pd.DataFrame({
         "ts": first_ts / 1e9,
-        "uid": _uid(seed, vlan[order][starts], fproto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts),
-        "orig_h": address_text(o_hi, o_lo),
+        "uid": text(_uid(seed, vlan[order][starts], fproto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
+        "orig_h": text(address_text(o_hi, o_lo)),
         "orig_p": o_p.astype(np.int64),
-        "resp_h": address_text(r_hi, r_lo),
+        "resp_h": text(address_text(r_hi, r_lo)),
         "resp_p": r_p.astype(np.int64),
-        "proto": [PROTO_NAMES.get(int(p), str(int(p))) for p in fproto],
-        "service": "",
+        "proto": text(_proto_names(fproto)),
+        "service": text(""),
         "duration": (last_ts - first_ts) / 1e9,
         "orig_pkts": orig_pkts,
         "orig_bytes": orig_bytes,
         "resp_pkts": resp_pkts,
         "resp_bytes": resp_bytes,
-        "conn_state": state,
-        "history": history,
+        "conn_state": text(state),
+        "history": text(history),
         "orig_ip_bytes": orig_ipb,
         "resp_ip_bytes": resp_ipb,
         "vlan": vlan[order][starts].astype(np.int64),
-        "cast": cast,
+        "cast": text(cast),
         "partial": partial,
-        "icmp_unreachable": "",
+        "icmp_unreachable": text(""),
         "ts_ns": first_ts,
     })
     # flows in time order of their first packet
@@ -477,10 +553,11 @@ def _conn_state(is_tcp, is_udp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any
 _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet
 
 
-def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
-    """Zeek history: the first occurrence of each event per direction, in time order."""
-    n = len(flow_of)
-    ev = np.zeros((n, len(_LETTERS)), bool)
+def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
+    """Per packet, which Zeek history events it is (bool array (n, 6), columns in the order of
+    ``SHADFR``: SYN, SYN-ACK, pure ACK, data, FIN, RST)."""
+    flags = np.asarray(flags, np.int64)
+    ev = np.zeros((len(flags), len(_LETTERS)), bool)
     syn = (flags & SYN) != 0
     ack = (flags & ACK) != 0
     ev[:, 0] = is_tcp & syn & ~ack
@@ -489,6 +566,12 @@ def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.nda
     ev[:, 3] = plen > 0
     ev[:, 4] = is_tcp & ((flags & FIN) != 0)
     ev[:, 5] = is_tcp & ((flags & RST) != 0)
+    return ev
+
+
+def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
+    """Zeek history: the first occurrence of each event per direction, in time order."""
+    ev = history_events(flags, is_tcp, plen)
     rows, letters = np.nonzero(ev)
     hist = ["^" if f else "" for f in flipped]
     if len(rows):
