@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .capture.decode import decode
-from .capture.files import read_frames
+from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
 from .classify import CLASS_COLUMNS, classify
@@ -65,30 +65,96 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
         already evicted the DNS flows); used for names together with the packets' own answers.
     :param answers_out: when given, the DNS answers found in these packets are appended to it.
     """
+    b = analyze_batch(packets, rules, name, prior_answers=prior_answers)
+    if answers_out is not None:
+        _extend_answers(answers_out, b.answers)
+    return b.flows, b.duplicates
+
+
+@dataclass
+class Batch:
+    """What :func:`analyze_batch` returns.
+
+    ``flows``: classified flow table (columns :data:`COLUMNS`), in time order of first packet.
+    ``pkt_flow``: int64 array, one per packet row: the row of ``flows`` the packet belongs to
+    (an ICMP error attached to the flow it quotes included), -1 for duplicates.
+    ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
+    ``answers``: the DNS answers found in these packets. ``duplicates``: frames counted once.
+    """
+
+    flows: pd.DataFrame
+    pkt_flow: np.ndarray
+    answers: DnsAnswers
+    duplicates: int
+    pkt_from_orig: np.ndarray | None = None
+
+#: the counters ``analyze_batch(extra=...)`` adds to a flow, in this order
+EXTRA_COUNTERS = ("orig_pkts", "orig_bytes", "orig_ip_bytes", "resp_pkts", "resp_bytes", "resp_ip_bytes")
+
+
+def analyze_batch(packets, rules: RuleSet, name: str = "", *,
+                  prior_answers: DnsAnswers | None = None, extra: dict | None = None) -> Batch:
+    """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
+
+    :param prior_answers: DNS answers seen before these packets, used for names together with
+        the packets' own answers.
+    :param extra: uid -> int64 array of :data:`EXTRA_COUNTERS`: packets of the flow that are no
+        longer among ``packets`` (summarised by :mod:`kscc_traffic.chunked`), added to the flow's
+        counters before it is inspected and classified.
+    """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
     ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name)
+    if extra:
+        _add_counters(ft.flows, extra)
+    pkt_flow = ft.pkt_flow.copy()
     flows, answers = inspect_flows(ft)
-    flows, unmatched = attach(flows, errors)
+    matched: list[tuple[int, int]] = []
+    flows, unmatched = attach(flows, errors, matched)
+    for row, f in matched:
+        pkt_flow[row] = f
     if unmatched:
         # errors quoting a flow we never saw stay visible as ICMP flows of their own
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
-        extra = build_flows(packets, exclude=only, seed=name + "#icmp").flows
-        flows = pd.concat([flows, extra], ignore_index=True)
-        flows = flows.sort_values("ts_ns", kind="stable").reset_index(drop=True)
-    if answers_out is not None:
-        _extend_answers(answers_out, answers)
+        extra = build_flows(packets, exclude=only, seed=name + "#icmp")
+        base = len(flows)
+        hit = extra.pkt_flow >= 0
+        pkt_flow[hit] = extra.pkt_flow[hit] + base
+        flows = pd.concat([flows, extra.flows], ignore_index=True)
+        order = np.argsort(flows["ts_ns"].to_numpy(), kind="stable")
+        flows = flows.iloc[order].reset_index(drop=True)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        pkt_flow = np.where(pkt_flow >= 0, rank[np.maximum(pkt_flow, 0)], -1)
+    used = answers
     if prior_answers is not None and prior_answers.address:
-        merged = DnsAnswers()
-        _extend_answers(merged, prior_answers)
-        _extend_answers(merged, answers)
-        answers = merged
-    flows = assign_names(flows, answers)
+        used = DnsAnswers()
+        # only the answers that can name one of these flows (a long capture's store is large)
+        _extend_answers(used, prior_answers.select(set(flows["resp_h"].tolist())))
+        _extend_answers(used, answers)
+    flows = assign_names(flows, used)
     flows = classify(flows, rules)
     flows["capture"] = name
-    return _schema(flows), ft.duplicates
+    pkt_from_orig = ft.pkt_from_orig.copy()
+    if matched:
+        pkt_from_orig[[r for r, _ in matched]] = False
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
+
+
+def _add_counters(flows: pd.DataFrame, extra: dict) -> None:
+    """Add ``extra`` (uid -> counters, :data:`EXTRA_COUNTERS`) to the flows' columns, in place."""
+    uid = flows["uid"].to_numpy(dtype=object)
+    rows = [(i, extra[u]) for i, u in enumerate(uid.tolist()) if u in extra]
+    if not rows:
+        return
+    at = np.array([i for i, _ in rows], np.int64)
+    add = np.stack([v for _, v in rows])
+    for j, col in enumerate(EXTRA_COUNTERS):
+        v = flows[col].to_numpy(np.int64).copy()
+        v[at] += add[:, j]
+        flows[col] = v
 
 
 def _extend_answers(dst: DnsAnswers, src: DnsAnswers) -> None:
@@ -99,14 +165,26 @@ def _extend_answers(dst: DnsAnswers, src: DnsAnswers) -> None:
 
 
 def _schema(flows: pd.DataFrame) -> pd.DataFrame:
+    """``flows`` with exactly :data:`COLUMNS`, in order, with their dtypes (text columns
+    ``object`` with '' for missing values; absent columns filled with '' / 0). A new frame."""
+    n = len(flows)
+    out = {}
     for k, (dtype, _, _) in COLUMNS.items():
         if k not in flows:
-            flows[k] = pd.Series(dtype=dtype) if len(flows) == 0 else ("" if dtype == "object" else 0)
+            out[k] = np.full(n, "" if dtype == "object" else 0, dtype=object if dtype == "object" else dtype)
+            continue
+        col = flows[k]
         if dtype == "object":
-            flows[k] = flows[k].fillna("").astype(object)
+            v = col.to_numpy(dtype=object)
+            if v is col.values or not v.flags.writeable:
+                v = v.copy()
+            miss = pd.isna(v)
+            if miss.any():
+                v[miss] = ""
+            out[k] = v
         else:
-            flows[k] = flows[k].astype(dtype)
-    return flows[list(COLUMNS)]
+            out[k] = col.to_numpy().astype(dtype, copy=False)
+    return pd.DataFrame({k: pd.Series(v, dtype=object) if v.dtype == object else v for k, v in out.items()})
 
 
 #: first bytes of the files we read: pcap (µs, ns, both orders, "modified"), pcapng, gzip
@@ -144,6 +222,17 @@ def _check_source(path) -> None:
         raise CaptureError(f"{path}: not a pcap or pcapng file")
 
 
+def check_capture(path: str | os.PathLike) -> None:
+    """Fail now if ``path`` cannot be analysed at all (missing, a directory or device, not a
+    capture, its file header cut), reading no more than its first record.
+
+    :raises kscc_traffic.errors.CaptureError: with a one-line message naming the file.
+    :raises OSError: the file cannot be read.
+    """
+    _check_source(path)
+    next(iter_frames(path, 64), None)
+
+
 def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
     """Analyse one capture file.
 
@@ -155,22 +244,59 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
     :raises kscc_traffic.errors.EngineError: ``engine`` is unknown, or tshark is not installed.
     """
     rules = rules or load_rules()
+    parts: list[pd.DataFrame] = []
+    run = open_analysis(path, rules, engine)
+    parts = list(run.batches())
+    flows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else _schema(pd.DataFrame())
+    if len(parts) > 1:
+        flows = flows.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    return Analysis(flows, {str(path): run.stats}, run.duplicates)
+
+
+def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builtin", *,
+                  chunk_bytes: int | None = None, progress=None):
+    """Check ``path`` and return an object whose ``batches()`` yields the finished flows batch
+    by batch (DataFrames with :data:`COLUMNS`); once exhausted, its ``stats`` (ReadStats, with a
+    warning line for duplicated frames) and ``duplicates`` are complete.
+
+    ``builtin``: :class:`kscc_traffic.chunked.ChunkedAnalysis` (bounded memory);
+    ``tshark``: the whole file through tshark, one batch.
+
+    :raises kscc_traffic.errors.CaptureError: as :func:`analyze_file` (from this call).
+    :raises kscc_traffic.errors.EngineError: unknown engine, or tshark not installed.
+    """
     _check_source(path)
+    name = Path(path).name
     if engine == "tshark":
         from .engines.tshark import read_packets
-        packets = read_packets(path)
-    elif engine == "builtin":
-        frames = read_frames(path)
-        packets = decode(frames)
-    else:
+        return _WholeFile(read_packets(path), rules, name)
+    if engine != "builtin":
         from .errors import EngineError
         raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
-    name = Path(path).name
-    flows, dups = analyze_packets(packets, rules, name)
-    stats = packets.stats
+    from .chunked import CHUNK_BYTES, ChunkedAnalysis
+    run = ChunkedAnalysis(path, rules, name, chunk_bytes=chunk_bytes or CHUNK_BYTES, progress=progress)
+    run.first_chunk()  # reading errors (not a capture, cut header) raise here, not mid-iteration
+    return run
+
+
+class _WholeFile:
+    """Decoded packets of a whole capture as one batch (the tshark engine)."""
+
+    def __init__(self, packets, rules: RuleSet, name: str) -> None:
+        self.packets, self.rules, self.name = packets, rules, name
+        self.stats = packets.stats
+        self.duplicates = 0
+
+    def batches(self):
+        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name)
+        self.packets = None
+        _note_duplicates(self.stats, self.name, self.duplicates)
+        yield flows
+
+
+def _note_duplicates(stats: ReadStats, name: str, dups: int) -> None:
     if dups:
         stats.warn(f"{name}: {dups} duplicated frame{'s' if dups != 1 else ''} counted once")
-    return Analysis(flows, {str(path): stats}, dups)
 
 
 def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:

@@ -54,9 +54,12 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     return out
 
 
-def attach(flows: pd.DataFrame, errors: list[IcmpError]) -> tuple[pd.DataFrame, list[IcmpError]]:
+def attach(flows: pd.DataFrame, errors: list[IcmpError],
+           matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
     """Fill ``icmp_unreachable`` of the flows the errors quote.
 
+    :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
+        appended for every error that matched a flow.
     :returns: (the flows with ``icmp_unreachable`` set, the errors that matched no flow).
     """
     if not errors or len(flows) == 0:
@@ -80,6 +83,8 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError]) -> tuple[pd.DataFrame, 
         if best < 0:
             unmatched.append(e)
             continue
+        if matched is not None:
+            matched.append((e.row, best))
         if not text[best]:
             text[best] = f"{e.text} from {e.sender}"
     out = flows.copy()

@@ -49,7 +49,7 @@ malformed frames, tunnels, overlapping and unreassembled fragments.
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def _be(m: np.ndarray, col: int, fmt: str) -> np.ndarray:
     return m.view(_fdt(m.shape[1], col, fmt))["f"][:, 0]
 
 
-def decode(frames: Frames, *, fast: bool = True) -> Packets:
+def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | None" = None) -> Packets:
     """Decode every frame down to IP and transport headers.
 
     Parameters
@@ -119,6 +119,10 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
     fast:
         Use the vectorised fast path where it applies (default). ``False`` decodes every frame
         with the per-frame slow path; the columns are identical, only slower.
+    counters:
+        When given (a capture decoded chunk by chunk), the decoder's counts of what it skipped
+        are added to it and its warning lines are left out of ``stats`` (see
+        :meth:`DecodeCounters.warnings`).
 
     Returns
     -------
@@ -154,11 +158,12 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
         supported = ok_range & _LT_SUPPORTED[ltc]
         fast_lt = ok_range & _LT_FAST[ltc]
     unsup = ~supported
+    unsupported: dict[int, int] = {}
     if unsup.any():
         vals, counts = np.unique(lt[unsup], return_counts=True)
         for v, c in zip(vals.tolist(), counts.tolist()):
             stats.unsupported_linktypes[v] = stats.unsupported_linktypes.get(v, 0) + c
-            stats.warn(f"decode: {c} frames of unsupported link type {v} skipped")
+            unsupported[v] = c
     todo = supported & ~bad
     malformed = int(bad.sum())
 
@@ -182,6 +187,8 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
         wire_l = np.asarray(frames.wirelen, np.int64)[idx].tolist()
         for k, i in enumerate(idx.tolist()):
             sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k], wire_l[k])
+    if counters is not None:
+        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags]
     sd.finish()
     if sd.rows:
         ridx = np.fromiter((r[0] for r in sd.rows), np.int64, len(sd.rows))
@@ -205,29 +212,71 @@ def decode(frames: Frames, *, fast: bool = True) -> Packets:
     stats.ip_packets = len(frame_idx)
     stats.non_ip += non_ip
     stats.malformed += malformed
-    _warn(stats, sd, malformed)
+    mine = counters if counters is not None else DecodeCounters()
+    mine.add(sd, malformed, unsupported)
+    if counters is None:
+        stats.warnings.extend(mine.warnings())
     if sd.extra:
         buf = b"".join((buf, bytes(sd.extra)))
     return Packets(buf, result, stats)
 
 
-def _warn(stats: ReadStats, sd: SlowDecoder, malformed: int) -> None:
-    if malformed:
-        stats.warn(f"decode: {malformed} frames too short or inconsistent to decode "
-                   "(malformed) skipped")
-    if sd.tunnels:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(sd.tunnels.items()))
-        stats.warn(f"decode: {sum(sd.tunnels.values())} tunnelled packets decoded as their "
-                   f"inner packet, outer headers dropped ({kinds})")
-    fr = sd.frag
-    if fr.overlapping:
-        stats.warn(f"decode: {fr.overlapping} IP datagrams had overlapping fragments "
-                   "(first copy of each byte kept)")
-    if fr.duplicates:
-        stats.warn(f"decode: {fr.duplicates} duplicate IP fragments ignored")
-    if fr.incomplete:
-        stats.warn(f"decode: {fr.incomplete} IP fragments could not be reassembled "
-                   "(kept as one row each)")
+@dataclass
+class DecodeCounters:
+    """What the decoder skipped or changed, summed over the chunks of one capture (decode
+    called with ``counters=`` leaves the warning lines to :meth:`warnings`, so a capture read in
+    chunks gets one line per kind with the totals)."""
+
+    malformed: int = 0
+    unsupported: dict = dc_field(default_factory=dict)   # link type -> frames
+    tunnels: dict = dc_field(default_factory=dict)       # tunnel kind -> packets
+    overlapping: int = 0
+    frag_duplicates: int = 0
+    incomplete: int = 0
+    #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
+    #: when its frames ran out: a chunked reader may decode them again with the next chunk
+    open_fragment_frames: list = dc_field(default_factory=list)
+
+    def merge(self, other: "DecodeCounters") -> None:
+        """Add ``other``'s counts to these."""
+        self.malformed += other.malformed
+        for mine, theirs in ((self.unsupported, other.unsupported), (self.tunnels, other.tunnels)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        self.overlapping += other.overlapping
+        self.frag_duplicates += other.frag_duplicates
+        self.incomplete += other.incomplete
+
+    def add(self, sd: SlowDecoder, malformed: int, unsupported: dict) -> None:
+        self.malformed += malformed
+        for k, v in unsupported.items():
+            self.unsupported[k] = self.unsupported.get(k, 0) + v
+        for k, v in sd.tunnels.items():
+            self.tunnels[k] = self.tunnels.get(k, 0) + v
+        self.overlapping += sd.frag.overlapping
+        self.frag_duplicates += sd.frag.duplicates
+        self.incomplete += sd.frag.incomplete
+
+    def warnings(self) -> list[str]:
+        """One line per kind of thing skipped, with its count."""
+        out = [f"decode: {c} frames of unsupported link type {v} skipped"
+               for v, c in self.unsupported.items()]
+        if self.malformed:
+            out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
+                       "(malformed) skipped")
+        if self.tunnels:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.tunnels.items()))
+            out.append(f"decode: {sum(self.tunnels.values())} tunnelled packets decoded as their "
+                       f"inner packet, outer headers dropped ({kinds})")
+        if self.overlapping:
+            out.append(f"decode: {self.overlapping} IP datagrams had overlapping fragments "
+                       "(first copy of each byte kept)")
+        if self.frag_duplicates:
+            out.append(f"decode: {self.frag_duplicates} duplicate IP fragments ignored")
+        if self.incomplete:
+            out.append(f"decode: {self.incomplete} IP fragments could not be reassembled "
+                       "(kept as one row each)")
+        return out
 
 
 # ---------------------------------------------------------------------------- fast path

@@ -840,6 +840,7 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         if w.stop is None and not at_eof:
             if n:
                 yielded = True
+                stats.bytes_read = base + w.pos
                 yield _frames_from(data, w, stats)
             tail = data[w.pos:]
             base += w.pos
@@ -859,7 +860,9 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         for line in parser.summary():
             stats.warn(f"{name}: {line}")
         if n or not yielded:
-            yield _frames_from(data, w, stats)
+            last = _frames_from(data, w, stats)
+            last.last = True
+            yield last
         return
 
 

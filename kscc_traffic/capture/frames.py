@@ -28,6 +28,8 @@ class Frames:
     caplen: np.ndarray
     wirelen: np.ndarray
     stats: ReadStats = field(default_factory=ReadStats)
+    #: set by :func:`~kscc_traffic.capture.files.iter_frames` on the file's last chunk
+    last: bool = False
 
     def __len__(self) -> int:
         return len(self.ts_ns)

@@ -72,3 +72,48 @@ class Packets:
     def take(self, index: np.ndarray) -> "Packets":
         """Rows at ``index`` (integer array or boolean mask), same buffer."""
         return Packets(self.buf, {k: v[index] for k, v in self.cols.items()}, self.stats)
+
+    def compact(self, index: np.ndarray) -> "Packets":
+        """Rows at ``index`` with a buffer of their own that holds only their payload bytes
+        (``pl_off`` re-pointed into it), so the rest of the original buffer can be freed.
+        Memory: the kept rows' columns plus the sum of their ``pl_cap`` bytes."""
+        cols = {k: v[index] for k, v in self.cols.items()}
+        off, cap = cols["pl_off"], cols["pl_cap"].astype(np.int64)
+        has = (off >= 0) & (cap > 0)
+        lens = np.where(has, cap, 0)
+        ends = np.cumsum(lens)
+        new_off = ends - lens
+        total = int(ends[-1]) if len(ends) else 0
+        src = np.frombuffer(self.buf, np.uint8) if total else np.zeros(0, np.uint8)
+        if total:
+            rows = np.nonzero(has)[0]
+            # one gather: for each kept byte, its position in the old buffer
+            starts = np.repeat(off[rows] - new_off[rows], lens[rows])
+            gather = np.arange(total, dtype=np.int64) + starts
+            data = src[gather].tobytes()
+        else:
+            data = b""
+        cols["pl_off"] = np.where(off >= 0, np.where(has, new_off, 0), off).astype(off.dtype)
+        return Packets(data, cols, self.stats)
+
+    @classmethod
+    def concat(cls, parts: "list[Packets]", stats: ReadStats | None = None) -> "Packets":
+        """Rows of ``parts`` one after the other, in one buffer (each part's ``pl_off`` shifted
+        by the length of the buffers before it)."""
+        parts = [p for p in parts if len(p)] or parts[:1]
+        if not parts:
+            return cls.empty(stats)
+        if len(parts) == 1:
+            p = parts[0]
+            return Packets(p.buf, p.cols, stats or p.stats)
+        shift, cols = 0, {k: [] for k in PACKET_COLUMNS}
+        for p in parts:
+            for k in PACKET_COLUMNS:
+                v = p.cols[k]
+                if k == "pl_off":
+                    v = np.where(v >= 0, v + shift, v)
+                cols[k].append(v)
+            shift += len(p.buf)
+        buf = b"".join(bytes(p.buf) if not isinstance(p.buf, bytes) else p.buf for p in parts)
+        return cls(buf, {k: np.concatenate(v).astype(PACKET_COLUMNS[k], copy=False) for k, v in cols.items()},
+                   stats or parts[-1].stats)

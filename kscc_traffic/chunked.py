@@ -1,0 +1,412 @@
+"""One capture file analysed in chunks, in bounded memory.
+
+The file is read :func:`~kscc_traffic.capture.files.iter_frames` chunk by chunk (about
+:data:`CHUNK_BYTES` each). Each chunk is decoded and joined to the packets *carried* from the
+chunks before (the packets of flows that were still open); the whole pipeline
+(:func:`kscc_traffic.analyze.analyze_batch`) runs on that batch, and every flow that can no longer
+grow is summarised and handed out. A flow can no longer grow once the capture's clock has passed
+its end by more than the flow rules allow (:mod:`kscc_traffic.flows`, every rule looks only
+backwards in time): its last packet plus the protocol's inactivity timeout (TCP 300 s, UDP/ICMP
+60 s), or plus :data:`~kscc_traffic.flows.CLOSE_DELAY_NS` (5 s) for a TCP connection that closed
+(FIN both ways, or RST). The packets of the other flows are carried to the next batch, with a
+buffer of their own holding only their payload bytes, so a chunk's bytes are freed once it is
+done. The capture's clock is the time of the chunk's last packets in file order, less
+:data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
+interfaces).
+
+So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
+difference is the order in which flows come out: batch by batch (a flow leaves when it is
+finished), each batch in time order of first packet. Memory is about two chunks plus the open
+flows' packets plus the DNS answers still needed for names. What is not (yet) carried over a
+chunk boundary: IPv4/IPv6 fragments of one datagram split across two chunks (counted as
+unreassembled by the decoder), and an ICMP error that arrives after the flow it quotes was
+summarised (it becomes an ICMP flow of its own, as when the quoted flow was never seen).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import pandas as pd
+
+from .analyze import analyze_batch
+from .capture.decode import DecodeCounters, decode
+from .capture.files import iter_frames
+from .capture.frames import Frames
+from .capture.packets import Packets
+from .capture.stats import ReadStats
+from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP
+from .inspect import DnsAnswers
+from .rules import RuleSet
+
+__all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
+
+#: bytes of the capture read per chunk
+CHUNK_BYTES = 8 << 20
+#: how far (ns) a packet may come before an earlier packet in time and still join its flow
+REORDER_NS = 2 * 10**9
+#: records at the end of a chunk whose oldest timestamp sets the capture's clock
+CLOCK_FRAMES = 256
+#: packets of a flow always carried whole (see :func:`_summarise`)
+HEAD_PACKETS = 8
+#: time slot (ns) whose first and last packet of each closed TCP connection are carried (less
+#: than the close delay; open flows use half their idle timeout), so no gap appears that was
+#: not there
+BUCKET_NS = 2 * 10**9
+#: a chunk's last frames decoded again with the next chunk when they hold fragments of a
+#: datagram not complete yet (at most this many frames)
+HOLD_FRAMES = 4096
+
+
+def _idle_by_name() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for num, t in IDLE_TIMEOUT_NS.items():
+        out.setdefault(PROTO_NAMES.get(num, str(num)), t)
+    return out
+
+
+@dataclass
+class ChunkedAnalysis:
+    """Analysis of one capture in chunks (see the module docstring).
+
+    Iterate :meth:`batches` for the finished flows (DataFrames with the columns of
+    :data:`kscc_traffic.analyze.COLUMNS`); once it is exhausted, :attr:`stats` holds the reader
+    and decoder counters of the whole file and :attr:`duplicates` the frames counted once.
+
+    :param path: the capture file.
+    :param rules: the documented purposes.
+    :param name: capture name (``capture`` column and uid seed).
+    :param chunk_bytes: bytes read per chunk.
+    :param progress: called with the number of file bytes read so far, after each chunk.
+    :raises kscc_traffic.errors.CaptureError: from the first chunk, as :func:`read_frames`.
+    """
+
+    path: object
+    rules: RuleSet
+    name: str = ""
+    chunk_bytes: int = CHUNK_BYTES
+    progress: Optional[Callable[[int], None]] = None
+    stats: ReadStats = field(default_factory=ReadStats)
+    duplicates: int = 0
+    #: most packets carried between two chunks (open flows), for the benchmark's figures
+    max_carried: int = 0
+    _chunks: Optional[Iterator] = field(default=None, repr=False)
+    _first: object = field(default=None, repr=False)
+
+    def first_chunk(self) -> None:
+        """Open the file and read its first chunk now (so that a file that cannot be read at
+        all raises here, before any output is written).
+
+        :raises kscc_traffic.errors.CaptureError: as :func:`~kscc_traffic.capture.files.read_frames`.
+        """
+        if self._chunks is None:
+            self._chunks = iter_frames(self.path, self.chunk_bytes)
+            self._first = next(self._chunks, None)
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """Finished flows, batch by batch (each in time order of first packet)."""
+        self.first_chunk()
+        chunks, pending = self._chunks, self._first
+        self._first = None
+        carry: Packets | None = None
+        extra: dict[str, np.ndarray] = {}   # uid -> counters of packets summarised away
+        store = _AnswerStore()
+        frame_base = 0
+        counters = DecodeCounters()
+        ip_packets = non_ip = 0
+        reader_stats: ReadStats | None = None
+        idle = _idle_by_name()
+        tail = None
+        last = False
+
+        def then_end():
+            if pending is not None:
+                yield pending
+            yield from chunks
+            yield None                      # the end: what is still open is finished
+
+        for frames in then_end():
+            if frames is not None and frames.last and tail is None:
+                last = True                 # the reader says so: no end batch needed
+            elif last:
+                break                       # the end batch after a last chunk: nothing left
+            else:
+                last = frames is None
+            if frames is None:
+                frames, tail = (tail, None) if tail is not None else (Frames.empty(), None)
+            else:
+                reader_stats = frames.stats
+                if tail is not None:
+                    frames, tail = _join(tail, frames), None
+            mine = DecodeCounters()
+            pk = decode(frames, counters=mine)
+            if not last and mine.open_fragment_frames:
+                # a datagram whose fragments straddle the chunk boundary: decode its frames
+                # again with the next chunk
+                whole = frames
+                j = len(frames)
+                while mine.open_fragment_frames and len(whole) - min(mine.open_fragment_frames) <= HOLD_FRAMES:
+                    # (again when cutting left another datagram's fragments on both sides)
+                    j = min(mine.open_fragment_frames)
+                    frames, tail = _slice(whole, 0, j), _slice(whole, j, len(whole))
+                    mine = DecodeCounters()
+                    if j == 0:
+                        break
+                    pk = decode(frames, counters=mine)
+                if j == 0:   # all of it waits for the next chunk
+                    continue
+            counters.merge(mine)
+            ip_packets += len(pk)
+            non_ip += pk.stats.non_ip - frames.stats.non_ip
+            if len(pk):
+                pk.cols["frame"] = pk.cols["frame"] + frame_base
+            frame_base += len(frames)
+            # the capture's clock: packets still to come are not older than the oldest of this
+            # chunk's last CLOCK_FRAMES records (less REORDER_NS), so far-off timestamps of a
+            # few records do not move it
+            recent = [t for t in (frames.ts_ns[-CLOCK_FRAMES:], tail.ts_ns if tail is not None else None)
+                      if t is not None and len(t)]
+            clock = int(min(t.min() for t in recent)) - REORDER_NS if recent else None
+            batch = Packets.concat([carry, pk] if carry is not None else [pk])
+            del pk, frames
+            if len(batch) == 0:
+                carry = None
+                if last:
+                    break
+                continue
+            b = analyze_batch(batch, self.rules, self.name, prior_answers=store.answers, extra=extra)
+            self.duplicates += b.duplicates
+            flows = b.flows
+            nf = len(flows)
+            final = np.ones(nf, bool)
+            if not last and nf:
+                inb = b.pkt_flow >= 0
+                last_ts = np.full(nf, np.iinfo(np.int64).min, np.int64)
+                np.maximum.at(last_ts, b.pkt_flow[inb], batch.cols["ts_ns"][inb])
+                hist = flows["history"].astype(str)
+                closed = (flows["proto"] == "tcp") & (
+                    hist.str.contains("R", regex=False) | hist.str.contains("r", regex=False)
+                    | (hist.str.contains("F", regex=False) & hist.str.contains("f", regex=False)))
+                timeout = flows["proto"].map(idle).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
+                timeout = np.where(closed.to_numpy(), CLOSE_DELAY_NS, timeout)
+                final = last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+            if final.any():
+                out = flows[final]
+                yield out.reset_index(drop=True) if not final.all() else out
+            if last:
+                carry = None
+                break
+            keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
+            rows, trim = _summarise(batch, b, np.nonzero(keep)[0], extra)
+            for u in flows["uid"].to_numpy(dtype=object)[final].tolist():
+                extra.pop(u, None)
+            carry = batch.compact(rows)
+            if trim.any():
+                carry.cols["pl_cap"][trim] = 0
+            self.max_carried = max(self.max_carried, len(carry))
+            # DNS answers: the ones of this batch's DNS packets that leave with their flows are
+            # kept; those of carried DNS packets come again with the next batch
+            carried_flows = np.zeros(nf, bool)
+            carried_flows[b.pkt_flow[keep]] = True
+            start = int(flows["ts_ns"].to_numpy()[carried_flows].min()) if carried_flows.any() else clock
+            store.add(b.answers)
+            store.prune(start)
+            del batch, b, flows
+            _release_memory()
+            if self.progress is not None and reader_stats is not None:
+                self.progress(reader_stats.bytes_read)
+        st = ReadStats()
+        if reader_stats is not None:
+            st.merge(reader_stats)
+        st.ip_packets = ip_packets
+        st.non_ip += non_ip
+        st.malformed += counters.malformed
+        for lt, c in counters.unsupported.items():
+            st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c
+        st.warnings.extend(counters.warnings())
+        if self.duplicates:
+            st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
+                    "counted once")
+        self.stats = st
+
+
+def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Of the packets ``rows`` (those of flows still open), the ones to carry to the next batch,
+    and which of those can go without their payload bytes; the counters of the others are added
+    to ``extra`` (uid -> :data:`~kscc_traffic.analyze.EXTRA_COUNTERS`), so the flow's row comes
+    out the same. Kept, per flow, everything a flow rule or a column reads:
+
+    - the first :data:`HEAD_PACKETS` packets, and the first packet of each direction;
+    - the first packet of each Zeek history event per direction (S H A D F R: history, state,
+      orientation), the last SYN per direction (port reuse), the first link-layer broadcast;
+    - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
+      (what stream reassembly, TLS and HTTP read);
+    - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
+      once a TCP connection closed), so no gap between kept packets is longer than one that was
+      there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
+    - ICMP errors attached to the flow.
+
+    TCP payload bytes are kept only for the first MAX_SEGMENTS payload packets per direction
+    and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
+    its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
+    """
+    from .flows import history_events
+    from .streams import MAX_SEGMENTS
+    n = len(rows)
+    if n == 0:
+        return rows, np.zeros(0, bool)
+    c = batch.cols
+    f = b.pkt_flow[rows]
+    ts = c["ts_ns"][rows]
+    o = np.lexsort((ts, f))
+    rows, f, ts = rows[o], f[o], ts[o]
+    d = (~b.pkt_from_orig[rows]).astype(np.int64)
+    proto = c["proto"][rows]
+    tcp = proto == TCP
+    err = ((proto == ICMP) | (proto == ICMP6)) & np.isin(
+        b.flows["proto"].to_numpy(dtype=object)[f], ("tcp", "udp"))
+    start = np.r_[True, f[1:] != f[:-1]]
+    end = np.r_[f[1:] != f[:-1], True]
+    idx = np.arange(n)
+    rank = idx - np.maximum.accumulate(np.where(start, idx, 0))
+    keep = (rank < HEAD_PACKETS) | end | err
+
+    def first_of(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, bool)
+        at = np.nonzero(mask)[0]
+        if len(at):
+            _, first = np.unique(key[at], return_index=True)
+            out[at[first]] = True
+        return out
+
+    fd = f * 2 + d
+    keep |= first_of(fd, np.ones(n, bool))
+    ev = history_events(c["tcp_flags"][rows], tcp, c["payload_len"][rows])
+    for j in range(ev.shape[1]):
+        keep |= first_of(fd, ev[:, j])
+    keep |= first_of(fd, c["l2_bcast"][rows])
+    syn = ev[:, 0]
+    if syn.any():  # last SYN per direction: first_of on the reversed order
+        at = np.nonzero(syn)[0][::-1]
+        _, last = np.unique(fd[at], return_index=True)
+        keep[at[last]] = True
+    pay = (c["pl_cap"][rows] > 0) & (c["pl_off"][rows] >= 0)
+    at = np.nonzero(pay)[0]
+    pay_rank = np.full(n, MAX_SEGMENTS, np.int64)
+    if len(at):
+        g = fd[at]
+        gs = np.r_[True, g[1:] != g[:-1]]   # rows are in (flow, time) order; per direction:
+        oo = np.lexsort((at, g))
+        gg = g[oo]
+        gs = np.r_[True, gg[1:] != gg[:-1]]
+        k = np.arange(len(oo))
+        r = k - np.maximum.accumulate(np.where(gs, k, 0))
+        pay_rank[at[oo]] = r
+    keep |= pay & (pay_rank < MAX_SEGMENTS)
+    # time slots: BUCKET_NS once a TCP connection closed (the close delay counts from then),
+    # else half the protocol's idle timeout
+    fl = b.flows
+    hist = fl["history"].to_numpy(dtype=object)
+    closed_f = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist.tolist()], bool) \
+        if len(hist) else np.zeros(0, bool)
+    idle = fl["proto"].map(_idle_by_name()).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
+    width = np.where(closed_f, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]
+    slot = ts // width
+    fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
+    fs_end = end | np.r_[slot[1:] != slot[:-1], True]
+    keep |= fs_start | fs_end
+    gone = ~keep
+    if gone.any():
+        uid = b.flows["uid"].to_numpy(dtype=object)
+        gf, gd = f[gone], d[gone]
+        pl = np.maximum(c["payload_len"][rows][gone].astype(np.int64), 0)
+        ipb = c["ip_len"][rows][gone].astype(np.int64)
+        uf, inv = np.unique(gf, return_inverse=True)
+        inv = inv.reshape(-1)
+        sums = np.zeros((len(uf), 6), np.int64)
+        for j, (w, side) in enumerate(((1, 0), (pl, 0), (ipb, 0), (1, 1), (pl, 1), (ipb, 1))):
+            np.add.at(sums[:, j], inv, np.where(gd == side, w, 0))
+        for u, v in zip(uid[uf].tolist(), sums):
+            if u in extra:
+                extra[u] = extra[u] + v
+            else:
+                extra[u] = v
+    kept = np.nonzero(keep)[0]
+    trim = tcp[kept] & pay[kept] & (pay_rank[kept] >= MAX_SEGMENTS) & ~end[kept]
+    out_rows = rows[kept]
+    order = np.argsort(out_rows, kind="stable")   # back to capture order
+    return out_rows[order], trim[order]
+
+
+def _release_memory() -> None:
+    """Give the heap pages freed by the batch back to the system (glibc keeps them otherwise,
+    and the resident size would creep up batch after batch). A no-op where there is no glibc."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
+def _slice(frames: Frames, i: int, j: int) -> Frames:
+    """Records ``i:j`` of ``frames`` (same buffer)."""
+    return Frames(frames.buf, frames.ts_ns[i:j], frames.linktype[i:j], frames.offset[i:j],
+                  frames.caplen[i:j], frames.wirelen[i:j], frames.stats)
+
+
+def _join(head: Frames, frames: Frames) -> Frames:
+    """``head``'s records (copied out of their chunk's buffer) followed by ``frames``'."""
+    lo = int(head.offset.min()) if len(head) else 0
+    hi = int((head.offset + head.caplen).max()) if len(head) else 0
+    part = bytes(head.buf[lo:hi])
+    buf = part + bytes(frames.buf)
+    cat = np.concatenate
+    return Frames(buf, cat([head.ts_ns, frames.ts_ns]), cat([head.linktype, frames.linktype]),
+                  cat([head.offset - lo, frames.offset + len(part)]), cat([head.caplen, frames.caplen]),
+                  cat([head.wirelen, frames.wirelen]), frames.stats)
+
+
+class _AnswerStore:
+    """The DNS answers kept for the flows still to come (see :meth:`prune`). A carried DNS packet
+    is parsed again with every batch; its answers are kept once."""
+
+    def __init__(self) -> None:
+        self.answers = DnsAnswers()
+        self._seen: set = set()
+        self._pruned_at = 10_000
+
+    def add(self, new: DnsAnswers) -> None:
+        a = self.answers
+        for row in zip(new.ts_ns, new.client, new.address, new.name):
+            if row not in self._seen:
+                self._seen.add(row)
+                a.ts_ns.append(row[0])
+                a.client.append(row[1])
+                a.address.append(row[2])
+                a.name.append(row[3])
+
+    def prune(self, start_ns: int | None) -> None:
+        """Keep every answer at or after ``start_ns`` (the first packet of the oldest flow still
+        open) and, before it, the latest answer per (client, address, name): a flow that starts
+        later is named by the latest answer before it. Done when the store has doubled since the
+        last time (amortised: a long capture's store is large)."""
+        if start_ns is None or len(self.answers.ts_ns) < 2 * self._pruned_at:
+            return
+        t = self.answers.frame()
+        old = t["ts_ns"] < start_ns
+        t = pd.concat([t[old].sort_values("ts_ns", kind="stable")
+                       .drop_duplicates(["client", "address", "name"], keep="last"), t[~old]])
+        t = t.sort_values("ts_ns", kind="stable")
+        self.answers = DnsAnswers(t["ts_ns"].tolist(), t["client"].tolist(), t["address"].tolist(),
+                                  t["name"].tolist())
+        self._seen = set(zip(self.answers.ts_ns, self.answers.client, self.answers.address,
+                             self.answers.name))
+        self._pruned_at = max(10_000, len(self._seen))
