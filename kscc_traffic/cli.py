@@ -95,9 +95,18 @@ def analyze(
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
     engine: FileEngine = typer.Option(FileEngine.builtin, "--engine",
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                       help="captures analysed at once (default: one per core)"),
 ) -> None:
-    """Analyse captures: flows, documented purposes, verdicts."""
-    from .analyze import Analysis, analyze_file
+    """Analyse captures: flows, documented purposes, verdicts.
+
+    Each capture is read in chunks and finished flows are reported as they leave memory, so any
+    size fits; several captures are analysed in parallel (one process per core) and reported
+    together, file by file.
+    """
+    from .analyze import check_capture
+    from .output import FlowSink
+    from .parallel import analyze_each
     from .rules import load_rules
 
     _check_output(output)
@@ -105,38 +114,95 @@ def analyze(
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
         raise _fail(str(e))
-    import pandas as pd
 
-    parts, stats = [], {}
+    def skip_or_fail(msg: str) -> None:
+        if not lenient:
+            raise _fail(msg)
+        err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
+
+    # what cannot be read at all fails before any output is written
+    good = []
     for path in captures:
         try:
-            if not path.exists():
-                raise KsccTrafficError(f"{path}: no such file")
-            if path.is_dir():
-                raise KsccTrafficError(f"{path}: is a directory, not a capture file")
-            a = analyze_file(path, ruleset, engine.value)
+            check_capture(path)
+            good.append(path)
         except (KsccTrafficError, OSError) as e:
-            msg = str(e) if isinstance(e, KsccTrafficError) else f"{path}: {e.strerror or e}"
-            if lenient:
-                err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
-                continue
-            raise _fail(msg)
-        except Exception as e:  # a bug of ours: say so in one line, never a traceback
-            msg = f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture"
-            if lenient:
-                err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
-                continue
-            raise _fail(msg)
-        parts.append(a.flows)
-        stats.update(a.stats)
-    if not parts:
+            skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path}: {e.strerror or e}")
+    if not good:
         raise _fail("no capture could be read")
-    result = Analysis(pd.concat(parts, ignore_index=True), stats)
-    for w in result.warnings:
-        err.print(f"Warning: {w}", markup=False, soft_wrap=True)
-    flows = result.flows
+    warnings: list[str] = []
+    analysed = 0
+    try:
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as e:
+        raise _fail(f"{output}: cannot write: {e.strerror or e}")
+    try:
+        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+        with _progress(good) as advance:
+            for result in analyze_each(good, ruleset, engine.value, jobs, progress=advance):
+                if result.error:
+                    skip_or_fail(result.error)
+                    continue
+                try:
+                    for batch in result.batches():
+                        sink.add(batch)
+                except OSError as e:
+                    raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
+                except Exception as e:  # a bug of ours: one line, never a traceback
+                    skip_or_fail(f"{result.path}: internal error ({type(e).__name__}: {e}); "
+                                 "please report it with the capture")
+                    continue
+                warnings.extend(result.stats.warnings if result.stats else [])
+                analysed += 1
+        if not analysed:
+            raise _fail("no capture could be read")
+        for w in warnings:
+            err.print(f"Warning: {w}", markup=False, soft_wrap=True)
+        try:
+            sink.close()
+        except OSError as e:
+            raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
+    finally:
+        if output:
+            try:
+                out.close()
+            except OSError:
+                pass
+    raise typer.Exit(EXIT_FLAGGED if sink.flagged else EXIT_OK)
 
-    _emit(flows, ruleset, format, output)
+
+#: captures smaller than this (bytes in all) are done before a progress bar would be worth showing
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+class _progress:
+    """A transient progress bar on stderr (a terminal only, and only for large captures);
+    the context value is ``advance(nbytes)``."""
+
+    def __init__(self, paths) -> None:
+        total = 0
+        for p in paths:
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        if not (err.is_terminal and self.total >= PROGRESS_MIN_BYTES):
+            return lambda n: None
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+        self.bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            TimeRemainingColumn(), console=err, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("read", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @app.command("rules")

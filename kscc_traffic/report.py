@@ -11,6 +11,7 @@ Every string that comes from packets (SNI, HTTP Host, DNS names) is untrusted:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from typing import IO, Iterable
@@ -67,38 +68,174 @@ def escape_csv(value):
     return value
 
 
-def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
-    """Text columns made encodable as UTF-8 (see :func:`clean_utf8`); a column is checked with one
-    encode of all its values and only mapped cell by cell when that fails."""
-    out = flows
-    for col in flows.columns:
-        if flows[col].dtype != object:
-            continue
-        values = flows[col].tolist()
-        try:
-            "\x00".join(v for v in values if isinstance(v, str)).encode("utf-8")
-        except UnicodeEncodeError:
-            if out is flows:
-                out = flows.copy()
-            out[col] = [clean_utf8(v) for v in values]
-    return out
-
-
-def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
-    """One JSON object per flow, all columns, UTF-8 (undecodable bytes as ``\\xNN`` text)."""
-    if len(flows) == 0:
-        return
-    text = _clean_frame(flows).to_json(orient="records", lines=True, force_ascii=False,
-                                       double_precision=15, date_unit="ns")
-    out.write(text if text.endswith("\n") else text + "\n")
-
-
-def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
-    """CSV with a header row; formula-looking cells neutralised."""
+def _write_csv_rows(flows: pd.DataFrame, out: IO[str]) -> None:
+    """Reference CSV writer: one :func:`escape_csv` per cell, ``csv.writer`` row by row."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(list(flows.columns))
     for row in flows.itertuples(index=False):
         w.writerow([escape_csv(v) for v in row])
+
+
+# --- fast writers --------------------------------------------------------------------------------
+# They write the same text, byte for byte, as pandas' ``to_json(orient="records", lines=True, ...)``
+# of the cleaned table (JSON Lines) and as :func:`_write_csv_rows` (CSV), only faster.
+# JSON Lines: pandas' own encoder on slices of rows, the record separators turned into newlines.
+# CSV: the text of each cell is made column by column: a text column that needs neither escaping
+# nor quoting (one scan of the whole column says so) is taken as it is, the others are escaped
+# once per distinct value; numbers are ``str``/``repr`` as csv writes them; rows are then joined.
+# A table it is not sure about (other dtypes, missing values in a text column, a single column)
+# goes to :func:`_write_csv_rows`. Text columns may be object or pandas ``str`` columns (the
+# stages before the final schema make the latter).
+
+#: rows encoded (JSON) or joined (CSV) at a time: bounds the memory held by the text
+_CHUNK_ROWS = 8192
+#: characters that may make csv quote a cell (with a margin: space, DEL); checked by :func:`_csv_ok`
+_CSV_SPECIAL = re.compile(r'[\x00-\x20",\x7f]')
+_CSV_SPECIAL_BYTES = bytes([*range(0x21), ord('"'), ord(","), 0x7F])
+_JSON_ARGS = dict(force_ascii=False, double_precision=15, date_unit="ns")
+
+
+def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
+    """Text columns made encodable as UTF-8 (see :func:`clean_utf8`); a column is checked with one
+    encode of all its values and only mapped cell by cell when that fails."""
+    out = flows
+    for j in range(flows.shape[1]):
+        col = flows.iloc[:, j]
+        if col.dtype != object:
+            continue
+        values = col.tolist()
+        try:
+            try:
+                joined = "\x00".join(values)
+            except TypeError:  # not only text
+                joined = "\x00".join(v for v in values if isinstance(v, str))
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            if out is flows:
+                out = flows.copy()
+            out.isetitem(j, [clean_utf8(v) for v in values])
+    return out
+
+
+def _write_jsonl_fast(flows: pd.DataFrame, out: IO[str]) -> None:
+    """What ``to_json(orient="records", lines=True)`` of the cleaned table writes, faster: the
+    ``orient="records"`` text of ``_CHUNK_ROWS`` rows at a time, each ``},{`` between records
+    replaced by a newline when it occurs nowhere else (its count says so; else that slice is
+    written by ``lines=True``, which finds the separators one character at a time)."""
+    flows = _clean_frame(flows)
+    for lo in range(0, len(flows), _CHUNK_ROWS):
+        part = flows.iloc[lo:lo + _CHUNK_ROWS]
+        text = part.to_json(orient="records", **_JSON_ARGS)
+        if text.count("},{") == len(part) - 1 and text.startswith("[{") and text.endswith("}]"):
+            out.write(text[1:-1].replace("},{", "}\n{") + "\n")
+        else:
+            text = part.to_json(orient="records", lines=True, **_JSON_ARGS)
+            out.write(text if text.endswith("\n") else text + "\n")
+
+
+@functools.cache
+def _csv_ok() -> bool:
+    """Does ``csv.writer`` leave cells without :data:`_CSV_SPECIAL` characters as they are?"""
+    probe = _CSV_SPECIAL.sub("", "".join(map(chr, [*range(0xD800), *range(0xE000, 0x10000), 0x1F600])))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([probe, probe[::-1], "", "'=x", 1, -2, 0.5, True])
+    return buf.getvalue() == f"{probe},{probe[::-1]},,'=x,1,-2,0.5,True\n"
+
+
+def _text_values(s: pd.Series) -> np.ndarray | None:
+    """The cells of an object or pandas text (``str``) column as an object array when they are all
+    ``str`` (no missing value), else None."""
+    if s.dtype == object:
+        values = s.to_numpy()
+    elif isinstance(s.dtype, pd.StringDtype):
+        values = s.to_numpy(dtype=object)
+    else:
+        return None
+    return values if pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty") else None
+
+
+def _csv_cell(writer, buf: io.StringIO, value: str) -> str:
+    """The text ``csv.writer`` writes for one cell (quoted when needed)."""
+    buf.seek(0)
+    buf.truncate()
+    writer.writerow([value, "x"])
+    return buf.getvalue()[:-3]
+
+
+def _csv_text_column(values: list[str]) -> list[str]:
+    """Each cell of a text column as :func:`_write_csv_rows` writes it: :func:`escape_csv`, then
+    quoted when needed."""
+    lines = "\n" + "\n".join(values)
+    try:
+        data = lines.encode("utf-8")
+        # every byte < 0x80 of UTF-8 is that ASCII character: only the n newlines put in are special
+        plain = len(data) - len(data.translate(None, _CSV_SPECIAL_BYTES)) == len(values) \
+            and not any(c in lines and f"\n{c}" in lines for c in _FORMULA_START)
+    except UnicodeEncodeError:
+        plain = False
+    if plain:
+        return values
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    codes, uniques = pd.factorize(np.array(values, dtype=object))
+    cells = np.empty(len(uniques), dtype=object)
+    for i, u in enumerate(uniques.tolist()):
+        u = escape_csv(u)
+        cells[i] = _csv_cell(w, buf, u) if _CSV_SPECIAL.search(u) else u
+    return cells[codes].tolist()
+
+
+def _csv_number_column(s: pd.Series) -> list[str] | None:
+    """Each cell of a bool, integer or float column as csv writes it (``str``; ``repr`` for a
+    float, the same text); None for other dtypes."""
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
+    if kind == "b":
+        return np.array(["False", "True"], dtype=object)[s.to_numpy().astype(np.intp)].tolist()
+    if kind in ("i", "u"):  # pandas' JSON text of an integer is its decimal digits, as str()
+        return s.to_json(orient="values")[1:-1].split(",") if len(s) else []
+    if kind == "f":  # tolist() gives the Python floats itertuples gives
+        return list(map(repr, s.tolist()))
+    return None
+
+
+def _write_csv_fast(flows: pd.DataFrame, out: IO[str]) -> bool:
+    """:func:`_write_csv_rows`, faster (see above); False, nothing written, when the table has a
+    column it does not handle or a single column (csv writes a row of one empty cell as ``""``)."""
+    n, k = flows.shape
+    if k < 2 or not _csv_ok():
+        return False
+    cells = []
+    for j in range(k):
+        s = flows.iloc[:, j]
+        values = _text_values(s)
+        c = _csv_text_column(values.tolist()) if values is not None else _csv_number_column(s)
+        if c is None:
+            return False
+        cells.append(c)
+    csv.writer(out, lineterminator="\n").writerow(list(flows.columns))
+    for lo in range(0, n, _CHUNK_ROWS):
+        rows = zip(*(c[lo:lo + _CHUNK_ROWS] for c in cells))
+        out.write("\n".join(map(",".join, rows)) + "\n")
+    return True
+
+
+def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
+    """One JSON object per flow, all columns, UTF-8 (undecodable bytes as ``\\xNN`` text).
+
+    The text is pandas' ``DataFrame.to_json(orient="records", lines=True, force_ascii=False,
+    double_precision=15, date_unit="ns")`` of the table with :func:`clean_utf8` text."""
+    if len(flows) == 0:
+        return
+    _write_jsonl_fast(flows, out)
+
+
+def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
+    """CSV with a header row; formula-looking cells neutralised (:func:`escape_csv`).
+
+    The text is that of ``csv.writer`` (line terminator ``\\n``) given each row with
+    :func:`escape_csv` applied to every cell."""
+    if not _write_csv_fast(flows, out):
+        _write_csv_rows(flows, out)
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
@@ -106,14 +243,22 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     (verified / blocked / unexpected / not seen), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule)."""
     rows = []
+    # the rows of each purpose, found once (a filter per rule would copy the table per rule)
+    where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
+    verdict = reason = None
     for r in rules.rules:
-        sub = flows[flows["purpose"] == r.id] if len(flows) else flows
-        counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
-        ok, bl, un = (int(counts.get(k, 0)) for k in ("ok", "blocked", "unexpected"))
+        at = where.get(r.id, ())
+        ok = bl = un = 0
+        reasons: list[str] = []
+        if len(at):
+            if verdict is None:
+                verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
+            v = verdict[at]
+            ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
         status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
-        reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-                     "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
+                     "purpose_text": r.purpose, "status": status, "flows": len(at), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": r.fix})
     return pd.DataFrame(rows)
 
@@ -124,19 +269,85 @@ _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", 
 
 def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings: Iterable[str] = (),
                 max_flagged: int = 40) -> None:
-    """The default human report: flows per purpose, the readiness checklist, the flagged flows."""
+    """The default human report: flows per purpose, the readiness checklist, the flagged flows
+    (:func:`print_summary` of the whole table)."""
+    print_summary(TableSummary.of(flows, max_flagged), rules, console)
+
+
+def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
+    """The table report as plain text (no colour), e.g. for tests and files."""
+    buf = io.StringIO()
+    print_table(flows, rules, Console(file=buf, width=width, color_system=None, force_terminal=False))
+    return buf.getvalue()
+
+
+class TableSummary:
+    """What the table report needs of a flow table, gathered batch by batch in bounded memory:
+    flow counts per (purpose, verdict), the reasons seen per purpose, and the earliest
+    ``max_flagged`` flagged (blocked or unexpected) flows plus their total count."""
+
+    def __init__(self, max_flagged: int = 40) -> None:
+        self.max_flagged = max_flagged
+        self.counts: dict[tuple[str, str], int] = {}
+        self.reasons: dict[str, set] = {}
+        self.flagged = pd.DataFrame()
+        self.flagged_total = 0
+        self.total = 0
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
+        """The summary of a whole flow table."""
+        s = cls(max_flagged)
+        s.add(flows)
+        return s
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Count one batch of flows (columns of :data:`kscc_traffic.analyze.COLUMNS`)."""
+        if not len(flows):
+            return
+        self.total += len(flows)
+        for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
+            self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
+        for (p, r), _ in flows.groupby(["purpose", "reason"], sort=False).size().items():
+            if r and r != "partial":
+                self.reasons.setdefault(p, set()).add(r.split(",")[0])
+        fl = flows[flows["verdict"].isin(["blocked", "unexpected"])]
+        if len(fl):
+            self.flagged_total += len(fl)
+            both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
+            self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
+
+    def readiness(self, rules: RuleSet) -> pd.DataFrame:
+        """As :func:`readiness`, from the counts."""
+        rows = []
+        for r in rules.rules:
+            ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
+            n = sum(c for (p, _), c in self.counts.items() if p == r.id)
+            status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
+            rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
+                         "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
+                         "blocked": bl, "unexpected": un,
+                         "reasons": ", ".join(sorted(self.reasons.get(r.id, ()))), "fix": r.fix})
+        return pd.DataFrame(rows)
+
+
+def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> None:
+    """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
+    checklist, what to change, the first flagged flows, the totals."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")
-    if len(flows):
-        g = flows.assign(purpose=flows["purpose"].replace("", "(none)")) \
-            .groupby("purpose")["verdict"].value_counts().unstack(fill_value=0)
-        for purpose, row in g.iterrows():
-            t.add_row(Text(escape_terminal(purpose)), str(int(row.sum())),
-                      *(str(int(row.get(v, 0))) for v in ("ok", "blocked", "unexpected", "unclassified")))
+    per: dict[str, dict[str, int]] = {}
+    for (p, v), n in summary.counts.items():
+        d = per.setdefault(p or "(none)", {})
+        d[v] = d.get(v, 0) + n
+    for purpose in sorted(per):
+        row = per[purpose]
+        t.add_row(Text(escape_terminal(purpose)), str(sum(row.values())),
+                  *(str(row.get(v, 0)) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
 
-    chk = readiness(flows, rules)
+    chk = summary.readiness(rules)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
@@ -150,12 +361,11 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
     for r in todo.itertuples(index=False):
         console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
 
-    flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
-    if len(flagged):
-        f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
+    if summary.flagged_total:
+        f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
         for col in ("time", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for r in flagged.head(max_flagged).itertuples(index=False):
+        for r in summary.flagged.itertuples(index=False):
             f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
@@ -164,16 +374,11 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)))
         console.print(f)
-        if len(flagged) > max_flagged:
-            console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
-    total = len(flows)
-    counts = flows["verdict"].value_counts() if total else {}
-    console.print(Text(f"{total} flows: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
-                                                     ("ok", "blocked", "unexpected", "unclassified"))))
-
-
-def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
-    """The table report as plain text (no colour), e.g. for tests and files."""
-    buf = io.StringIO()
-    print_table(flows, rules, Console(file=buf, width=width, color_system=None, force_terminal=False))
-    return buf.getvalue()
+        if summary.flagged_total > summary.max_flagged:
+            console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
+                          "(use --format csv or jsonl)")
+    vc: dict[str, int] = {}
+    for (_, v), n in summary.counts.items():
+        vc[v] = vc.get(v, 0) + n
+    console.print(Text(f"{summary.total} flows: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
+                                                             ("ok", "blocked", "unexpected", "unclassified"))))

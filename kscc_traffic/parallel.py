@@ -1,0 +1,169 @@
+"""Several captures analysed at once, one process per capture, merged in the order given.
+
+Each worker process analyses one file in bounded memory (:func:`kscc_traffic.analyze.open_analysis`)
+and writes its finished flows, batch by batch, to a temporary file; the parent hands the batches
+on in the order the files were given; each temporary file is deleted once read (or when its
+result is dropped unread). So
+``kscc-traffic analyze dir/*.pcap`` keeps every core busy and still writes one merged report whose
+rows come file by file. A single file is analysed in the calling process (its progress is then
+reported chunk by chunk).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pandas as pd
+
+from .capture.stats import ReadStats
+from .errors import KsccTrafficError
+from .rules import RuleSet
+
+__all__ = ["FileResult", "analyze_each", "default_jobs"]
+
+
+@dataclass
+class FileResult:
+    """The analysis of one capture, as :func:`analyze_each` hands it out.
+
+    ``batches()`` yields the flows (DataFrames with :data:`kscc_traffic.analyze.COLUMNS`);
+    after it is exhausted ``stats`` (:class:`ReadStats`) and ``duplicates`` are complete.
+    ``error`` is a one-line message when the file could not be analysed (then there are no
+    batches and ``stats`` is None).
+    """
+
+    path: Path
+    error: Optional[str] = None
+    stats: Optional[ReadStats] = None
+    duplicates: int = 0
+    _source: object = field(default=None, repr=False)
+
+    def __del__(self) -> None:
+        src = self._source
+        if isinstance(src, str):
+            _unlink(src)
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        src, self._source = self._source, None
+        if src is None:
+            return
+        if isinstance(src, str):                    # a worker's temporary file
+            try:
+                with open(src, "rb") as f:
+                    while True:
+                        try:
+                            yield pickle.load(f)
+                        except EOFError:
+                            break
+            finally:
+                _unlink(src)
+            return
+        yield from src.batches()                    # analysed here, chunk by chunk
+        self.stats, self.duplicates = src.stats, src.duplicates
+
+
+def default_jobs(n_files: int) -> int:
+    """Worker processes for ``n_files`` captures: one per file, at most one per usable core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(n_files, cores))
+
+
+def _message(path, e: BaseException) -> str:
+    if isinstance(e, KsccTrafficError):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"{path}: {e.strerror or e}"
+    return f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture"
+
+
+def _open(path: Path, rules: RuleSet, engine: str, progress=None) -> FileResult:
+    from .analyze import open_analysis
+    try:
+        run = open_analysis(path, rules, engine, progress=progress)
+    except Exception as e:  # noqa: BLE001 - every failure becomes the file's one-line error
+        return FileResult(path, _message(path, e))
+    return FileResult(path, _source=run)
+
+
+def _work(path: str, rules: RuleSet, engine: str, tmpdir: str) -> tuple:
+    """In a worker: analyse one file, batches to a temporary file."""
+    from .analyze import open_analysis
+    tmp = None
+    try:
+        run = open_analysis(path, rules, engine)
+        fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=tmpdir)
+        with os.fdopen(fd, "wb") as f:
+            for b in run.batches():
+                pickle.dump(b, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return path, None, run.stats, run.duplicates, tmp
+    except BaseException as e:  # noqa: BLE001
+        if tmp:
+            _unlink(tmp)
+        return path, _message(path, e), None, 0, None
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int | None = None,
+                 progress: Optional[Callable[[int], None]] = None) -> Iterator[FileResult]:
+    """Analyse ``paths`` and yield one :class:`FileResult` per path, in the order given.
+
+    :param jobs: worker processes (default :func:`default_jobs`); 1, or a single path, analyses
+        in this process.
+    :param progress: called with a number of file bytes just finished (chunk by chunk for a
+        single file, file by file with workers).
+    Errors never propagate: a file that cannot be analysed gives a result with ``error`` set.
+    """
+    paths = [Path(p) for p in paths]
+    jobs = default_jobs(len(paths)) if jobs is None else max(1, jobs)
+    if jobs == 1 or len(paths) <= 1:
+        for p in paths:
+            done = [0]
+
+            def step(nbytes: int, done=done) -> None:
+                if progress is not None:
+                    progress(nbytes - done[0])
+                done[0] = nbytes
+
+            yield _open(p, rules, engine, step)
+        return
+    tmpdir = tempfile.gettempdir()
+    handed = 0
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        futures = [pool.submit(_work, str(p), rules, engine, tmpdir) for p in paths]
+        try:
+            for p, fut in zip(paths, futures):
+                try:
+                    _, error, stats, dups, tmp = fut.result()
+                except Exception as e:  # noqa: BLE001 - a worker that died
+                    error, stats, dups, tmp = _message(p, e), None, 0, None
+                if progress is not None:
+                    try:
+                        progress(p.stat().st_size)
+                    except OSError:
+                        pass
+                handed += 1
+                yield FileResult(p, error, stats, dups, _source=tmp)
+        finally:
+            # stopped early: the results never handed out leave no temporary file behind
+            for fut in futures[handed:]:
+                fut.cancel()
+                try:
+                    tmp = fut.result()[4]
+                except Exception:  # noqa: BLE001
+                    continue
+                if tmp:
+                    _unlink(tmp)
