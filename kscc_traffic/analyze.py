@@ -93,7 +93,8 @@ EXTRA_COUNTERS = ("orig_pkts", "orig_bytes", "orig_ip_bytes", "resp_pkts", "resp
 
 
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
-                  prior_answers: DnsAnswers | None = None, extra: dict | None = None) -> Batch:
+                  prior_answers: DnsAnswers | None = None, extra: dict | None = None,
+                  known_names: dict | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -101,6 +102,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param extra: uid -> int64 array of :data:`EXTRA_COUNTERS`: packets of the flow that are no
         longer among ``packets`` (summarised by :mod:`kscc_traffic.chunked`), added to the flow's
         counters before it is inspected and classified.
+    :param known_names: uid -> ``dns_name`` found for a flow in an earlier batch (see
+        :func:`kscc_traffic.names.assign_names`).
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -134,7 +137,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # only the answers that can name one of these flows (a long capture's store is large)
         _extend_answers(used, prior_answers.select(set(flows["resp_h"].tolist())))
         _extend_answers(used, answers)
-    flows = assign_names(flows, used)
+    flows = assign_names(flows, used, known_names)
     flows = classify(flows, rules)
     flows["capture"] = name
     pkt_from_orig = ft.pkt_from_orig.copy()

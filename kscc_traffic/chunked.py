@@ -17,7 +17,8 @@ interfaces).
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
 finished), each batch in time order of first packet. Memory is about two chunks plus the open
-flows' packets plus the DNS answers still needed for names. What is not (yet) carried over a
+flows' packets plus the DNS answers that can still name a flow (the open flows keep the names
+they got). What is not (yet) carried over a
 chunk boundary: IPv4/IPv6 fragments of one datagram split across two chunks (counted as
 unreassembled by the decoder), and an ICMP error that arrives after the flow it quotes was
 summarised (it becomes an ICMP flow of its own, as when the quoted flow was never seen).
@@ -38,6 +39,7 @@ from .capture.packets import Packets
 from .capture.stats import ReadStats
 from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP
 from .inspect import DnsAnswers
+from .names import DNS_SLACK_NS
 from .rules import RuleSet
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
@@ -91,6 +93,8 @@ class ChunkedAnalysis:
     duplicates: int = 0
     #: most packets carried between two chunks (open flows), for the benchmark's figures
     max_carried: int = 0
+    #: packets older than the capture's clock when they arrived (see :data:`REORDER_NS`)
+    late_packets: int = 0
     _chunks: Optional[Iterator] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
 
@@ -111,6 +115,7 @@ class ChunkedAnalysis:
         self._first = None
         carry: Packets | None = None
         extra: dict[str, np.ndarray] = {}   # uid -> counters of packets summarised away
+        known: dict[str, str] = {}          # uid -> dns_name of flows still open
         store = _AnswerStore()
         frame_base = 0
         counters = DecodeCounters()
@@ -119,6 +124,7 @@ class ChunkedAnalysis:
         idle = _idle_by_name()
         tail = None
         last = False
+        prev_clock = None
 
         def then_end():
             if pending is not None:
@@ -168,6 +174,10 @@ class ChunkedAnalysis:
             recent = [t for t in (frames.ts_ns[-CLOCK_FRAMES:], tail.ts_ns if tail is not None else None)
                       if t is not None and len(t)]
             clock = int(min(t.min() for t in recent)) - REORDER_NS if recent else None
+            if prev_clock is not None and len(pk):
+                late = int(np.count_nonzero(pk.cols["ts_ns"] < prev_clock))
+                if late:
+                    self.late_packets += late
             batch = Packets.concat([carry, pk] if carry is not None else [pk])
             del pk, frames
             if len(batch) == 0:
@@ -175,7 +185,8 @@ class ChunkedAnalysis:
                 if last:
                     break
                 continue
-            b = analyze_batch(batch, self.rules, self.name, prior_answers=store.answers, extra=extra)
+            b = analyze_batch(batch, self.rules, self.name, prior_answers=store.answers, extra=extra,
+                              known_names=known)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)
@@ -196,26 +207,34 @@ class ChunkedAnalysis:
                 yield out.reset_index(drop=True) if not final.all() else out
             if last:
                 carry = None
+                if self.progress is not None and reader_stats is not None:
+                    self.progress(reader_stats.bytes_read)
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
             rows, trim = _summarise(batch, b, np.nonzero(keep)[0], extra)
-            for u in flows["uid"].to_numpy(dtype=object)[final].tolist():
+            uids = flows["uid"].to_numpy(dtype=object)
+            for u in uids[final].tolist():
                 extra.pop(u, None)
+                known.pop(u, None)
+            # the names of flows still open are kept (once every answer that may name them has
+            # been seen): the answers that gave them can go
+            started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
+            open_rows = np.nonzero(~final & started)[0]
+            for u, v in zip(uids[open_rows].tolist(), flows["dns_name"].to_numpy(dtype=object)[open_rows].tolist()):
+                known[u] = v
             carry = batch.compact(rows)
             if trim.any():
                 carry.cols["pl_cap"][trim] = 0
             self.max_carried = max(self.max_carried, len(carry))
             # DNS answers: the ones of this batch's DNS packets that leave with their flows are
             # kept; those of carried DNS packets come again with the next batch
-            carried_flows = np.zeros(nf, bool)
-            carried_flows[b.pkt_flow[keep]] = True
-            start = int(flows["ts_ns"].to_numpy()[carried_flows].min()) if carried_flows.any() else clock
             store.add(b.answers)
-            store.prune(start)
+            store.prune(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             _release_memory()
             if self.progress is not None and reader_stats is not None:
                 self.progress(reader_stats.bytes_read)
+            prev_clock = clock
         st = ReadStats()
         if reader_stats is not None:
             st.merge(reader_stats)
@@ -225,6 +244,10 @@ class ChunkedAnalysis:
         for lt, c in counters.unsupported.items():
             st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c
         st.warnings.extend(counters.warnings())
+        if self.late_packets:
+            st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
+                    f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "
+                    "boundary; a flow they belong to may show as split")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
@@ -378,10 +401,13 @@ class _AnswerStore:
     """The DNS answers kept for the flows still to come (see :meth:`prune`). A carried DNS packet
     is parsed again with every batch; its answers are kept once."""
 
+    #: answers kept before the first pruning
+    MIN_PRUNE = 10_000
+
     def __init__(self) -> None:
         self.answers = DnsAnswers()
         self._seen: set = set()
-        self._pruned_at = 10_000
+        self._pruned_at = self.MIN_PRUNE
 
     def add(self, new: DnsAnswers) -> None:
         a = self.answers
@@ -393,20 +419,21 @@ class _AnswerStore:
                 a.address.append(row[2])
                 a.name.append(row[3])
 
-    def prune(self, start_ns: int | None) -> None:
-        """Keep every answer at or after ``start_ns`` (the first packet of the oldest flow still
-        open) and, before it, the latest answer per (client, address, name): a flow that starts
-        later is named by the latest answer before it. Done when the store has doubled since the
-        last time (amortised: a long capture's store is large)."""
-        if start_ns is None or len(self.answers.ts_ns) < 2 * self._pruned_at:
+    def prune(self, before_ns: int | None) -> None:
+        """Forget what no flow still to come can use. Flows still open keep the names they got
+        (``known_names``); flows still to come start after ``before_ns``, so of the answers
+        before it only the latest per (client, address) and the latest per address can name
+        them. Done when the store has doubled since the last time (amortised)."""
+        if before_ns is None or len(self.answers.ts_ns) < 2 * self._pruned_at:
             return
         t = self.answers.frame()
-        old = t["ts_ns"] < start_ns
-        t = pd.concat([t[old].sort_values("ts_ns", kind="stable")
-                       .drop_duplicates(["client", "address", "name"], keep="last"), t[~old]])
-        t = t.sort_values("ts_ns", kind="stable")
+        old = t["ts_ns"] < before_ns
+        past = t[old].sort_values("ts_ns", kind="stable")
+        keep = pd.concat([past.drop_duplicates(["client", "address"], keep="last"),
+                          past.drop_duplicates(["address"], keep="last")]).drop_duplicates()
+        t = pd.concat([keep, t[~old]]).sort_values("ts_ns", kind="stable")
         self.answers = DnsAnswers(t["ts_ns"].tolist(), t["client"].tolist(), t["address"].tolist(),
                                   t["name"].tolist())
         self._seen = set(zip(self.answers.ts_ns, self.answers.client, self.answers.address,
                              self.answers.name))
-        self._pruned_at = max(10_000, len(self._seen))
+        self._pruned_at = max(self.MIN_PRUNE, len(self._seen))

@@ -132,6 +132,7 @@ def analyze(
         raise _fail("no capture could be read")
     warnings: list[str] = []
     analysed = 0
+    _terminate_cleanly()
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     except OSError as e:
@@ -171,6 +172,20 @@ def analyze(
     raise typer.Exit(EXIT_FLAGGED if sink.flagged else EXIT_OK)
 
 
+def _terminate_cleanly() -> None:
+    """SIGTERM (kill, timeout, a service stop) ends the run like Ctrl-C: workers stopped,
+    temporary files removed."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (tests calling the app in a thread)
+        pass
+
+
 #: captures smaller than this (bytes in all) are done before a progress bar would be worth showing
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -184,13 +199,17 @@ class _progress:
         for p in paths:
             try:
                 total += p.stat().st_size
+                with open(p, "rb") as f:
+                    if f.read(2) == b"\x1f\x8b":
+                        total = None   # gzip: the bytes read are not the file's bytes
+                        break
             except OSError:
                 pass
         self.total = total
         self.bar = None
 
     def __enter__(self):
-        if not (err.is_terminal and self.total >= PROGRESS_MIN_BYTES):
+        if not (err.is_terminal and self.total is not None and self.total >= PROGRESS_MIN_BYTES):
             return lambda n: None
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                    TransferSpeedColumn)

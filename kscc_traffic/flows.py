@@ -98,7 +98,7 @@ def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
 
 #: address texts already made (bounded; cleared when full)
 _ADDRESS_CACHE: dict[tuple[int, int], str] = {}
-_ADDRESS_CACHE_MAX = 1 << 20
+_ADDRESS_CACHE_MAX = 1 << 16
 
 
 def _one_address(h: int, l: int) -> str:

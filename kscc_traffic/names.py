@@ -85,11 +85,21 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     return out
 
 
-def assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataFrame:
-    """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring)."""
+def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = None) -> pd.DataFrame:
+    """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring).
+
+    :param known: uid -> ``dns_name`` already found for a flow (one that started in an earlier
+        batch of a chunked analysis, whose answers may since have been forgotten); used as is.
+    """
     n = len(flows)
     out = _copy(flows)
     dns_name = _dns_names(flows, answers)
+    if known and n:
+        uid = flows["uid"].to_numpy(dtype=object)
+        for i, u in enumerate(uid.tolist()):
+            v = known.get(u)
+            if v is not None:
+                dns_name[i] = v
     sni = out["sni"].to_numpy(dtype=object) if "sni" in out else np.full(n, "", object)
     host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else np.full(n, "", object)
     has_sni = sni.astype(bool)

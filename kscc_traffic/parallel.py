@@ -93,10 +93,41 @@ def _open(path: Path, rules: RuleSet, engine: str, progress=None) -> FileResult:
     return FileResult(path, _source=run)
 
 
+class _Terminated(BaseException):
+    """SIGTERM in a worker (its parent is gone or asked it to stop)."""
+
+
+_BUSY = False
+
+
+def _worker_init() -> None:
+    """In each worker: die with the parent (Linux ``PR_SET_PDEATHSIG``: a parent killed by
+    SIGTERM/SIGKILL would otherwise leave its workers running), and turn SIGTERM into an
+    exception so the worker's temporary file is removed."""
+    import signal
+
+    def stop(signum, frame):
+        if _BUSY:
+            raise _Terminated()     # _work removes its temporary file, then the worker exits
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent is already gone
+        raise SystemExit(1)
+
+
 def _work(path: str, rules: RuleSet, engine: str, tmpdir: str) -> tuple:
     """In a worker: analyse one file, batches to a temporary file."""
     from .analyze import open_analysis
+    global _BUSY
     tmp = None
+    _BUSY = True
     try:
         run = open_analysis(path, rules, engine)
         fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=tmpdir)
@@ -104,10 +135,16 @@ def _work(path: str, rules: RuleSet, engine: str, tmpdir: str) -> tuple:
             for b in run.batches():
                 pickle.dump(b, f, protocol=pickle.HIGHEST_PROTOCOL)
         return path, None, run.stats, run.duplicates, tmp
+    except _Terminated:
+        if tmp:
+            _unlink(tmp)
+        os._exit(143)
     except BaseException as e:  # noqa: BLE001
         if tmp:
             _unlink(tmp)
         return path, _message(path, e), None, 0, None
+    finally:
+        _BUSY = False
 
 
 def _unlink(p: str) -> None:
@@ -142,7 +179,7 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
         return
     tmpdir = tempfile.gettempdir()
     handed = 0
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init) as pool:
         futures = [pool.submit(_work, str(p), rules, engine, tmpdir) for p in paths]
         try:
             for p, fut in zip(paths, futures):

@@ -12,6 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.packet import Raw
 
 from kscc_traffic.analyze import analyze_file
+from kscc_traffic import chunked
 from kscc_traffic.chunked import ChunkedAnalysis
 from kscc_traffic.rules import load_rules
 
@@ -66,12 +67,15 @@ def test_corpus_in_small_chunks_equal_whole_file():
     assert checked > 30
 
 
-def test_bench_capture_chunked_equals_whole_and_evicts(tmp_path):
+def test_bench_capture_chunked_equals_whole_and_evicts(tmp_path, monkeypatch):
+    # forget DNS answers as early as possible: names must not change
+    monkeypatch.setattr(chunked._AnswerStore, "MIN_PRUNE", 20)
     out = tmp_path / "b.pcap"
     subprocess.run([sys.executable, str(ROOT / "bench" / "make_capture.py"), "--packets", "20000",
                     "--out", str(out), "--quiet"], check=True)
     whole, c = _assert_same(out, 256 << 10)
     assert len(whole) > 1000
+    assert (whole["dns_name"] != "").sum() > 500   # names from DNS answers of earlier chunks
     # finished flows left memory: far fewer packets were carried than the capture has
     assert 0 < c.max_carried < c.stats.ip_packets / 3
 

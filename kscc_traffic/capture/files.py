@@ -145,7 +145,9 @@ class _GzipReader:
                     self._done = True
                     break
             try:
-                piece = self._d.decompress(self._in, max(want - len(self._out), 1 << 16))
+                # at most 64 KiB per call: a corrupt trailer (bad CRC) then costs only the last
+                # piece, not a whole chunk of intact data
+                piece = self._d.decompress(self._in, 1 << 16)
             except zlib.error as e:
                 self.problem = f"gzip data corrupt ({e})"
                 self._done = True
