@@ -97,6 +97,9 @@ def analyze(
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="captures analysed at once (default: one per core)"),
+    chunk_mib: int = typer.Option(8, "--chunk-mib", min=1, max=4096,
+                                  help="MiB of a capture read at a time: more is faster and takes "
+                                       "more memory (8: ~300 MiB peak; 16: ~1/3 faster, ~+40 MiB)"),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
@@ -140,7 +143,8 @@ def analyze(
     try:
         sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
         with _progress(good) as advance:
-            for result in analyze_each(good, ruleset, engine.value, jobs, progress=advance):
+            for result in analyze_each(good, ruleset, engine.value, jobs, progress=advance,
+                                       chunk_bytes=chunk_mib << 20):
                 if result.error:
                     skip_or_fail(result.error)
                     continue

@@ -84,10 +84,10 @@ def _message(path, e: BaseException) -> str:
     return f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture"
 
 
-def _open(path: Path, rules: RuleSet, engine: str, progress=None) -> FileResult:
+def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=None) -> FileResult:
     from .analyze import open_analysis
     try:
-        run = open_analysis(path, rules, engine, progress=progress)
+        run = open_analysis(path, rules, engine, progress=progress, chunk_bytes=chunk_bytes)
     except Exception as e:  # noqa: BLE001 - every failure becomes the file's one-line error
         return FileResult(path, _message(path, e))
     return FileResult(path, _source=run)
@@ -122,14 +122,14 @@ def _worker_init() -> None:
         raise SystemExit(1)
 
 
-def _work(path: str, rules: RuleSet, engine: str, tmpdir: str) -> tuple:
+def _work(path: str, rules: RuleSet, engine: str, tmpdir: str, chunk_bytes: int | None = None) -> tuple:
     """In a worker: analyse one file, batches to a temporary file."""
     from .analyze import open_analysis
     global _BUSY
     tmp = None
     _BUSY = True
     try:
-        run = open_analysis(path, rules, engine)
+        run = open_analysis(path, rules, engine, chunk_bytes=chunk_bytes)
         fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=tmpdir)
         with os.fdopen(fd, "wb") as f:
             for b in run.batches():
@@ -155,13 +155,16 @@ def _unlink(p: str) -> None:
 
 
 def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int | None = None,
-                 progress: Optional[Callable[[int], None]] = None) -> Iterator[FileResult]:
+                 progress: Optional[Callable[[int], None]] = None,
+                 chunk_bytes: int | None = None) -> Iterator[FileResult]:
     """Analyse ``paths`` and yield one :class:`FileResult` per path, in the order given.
 
     :param jobs: worker processes (default :func:`default_jobs`); 1, or a single path, analyses
         in this process.
     :param progress: called with a number of file bytes just finished (chunk by chunk for a
         single file, file by file with workers).
+    :param chunk_bytes: bytes of a capture read at a time (default
+        :data:`kscc_traffic.chunked.CHUNK_BYTES`).
     Errors never propagate: a file that cannot be analysed gives a result with ``error`` set.
     """
     paths = [Path(p) for p in paths]
@@ -175,12 +178,12 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                     progress(nbytes - done[0])
                 done[0] = nbytes
 
-            yield _open(p, rules, engine, step)
+            yield _open(p, rules, engine, step, chunk_bytes)
         return
     tmpdir = tempfile.gettempdir()
     handed = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init) as pool:
-        futures = [pool.submit(_work, str(p), rules, engine, tmpdir) for p in paths]
+        futures = [pool.submit(_work, str(p), rules, engine, tmpdir, chunk_bytes) for p in paths]
         try:
             for p, fut in zip(paths, futures):
                 try:
