@@ -137,7 +137,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # only the answers that can name one of these flows (a long capture's store is large)
         _extend_answers(used, prior_answers.select(set(flows["resp_h"].tolist())))
         _extend_answers(used, answers)
-    flows = assign_names(flows, used, known_names)
+    flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
     flows = classify(flows, rules)
     flows["capture"] = name
     pkt_from_orig = ft.pkt_from_orig.copy()
