@@ -121,7 +121,6 @@ class ChunkedAnalysis:
         counters = DecodeCounters()
         ip_packets = non_ip = 0
         reader_stats: ReadStats | None = None
-        idle = _idle_by_name()
         tail = None
         last = False
         prev_clock = None
@@ -191,16 +190,13 @@ class ChunkedAnalysis:
             flows = b.flows
             nf = len(flows)
             final = np.ones(nf, bool)
+            closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
             if not last and nf:
                 inb = b.pkt_flow >= 0
                 last_ts = np.full(nf, np.iinfo(np.int64).min, np.int64)
                 np.maximum.at(last_ts, b.pkt_flow[inb], batch.cols["ts_ns"][inb])
-                hist = flows["history"].astype(str)
-                closed = (flows["proto"] == "tcp") & (
-                    hist.str.contains("R", regex=False) | hist.str.contains("r", regex=False)
-                    | (hist.str.contains("F", regex=False) & hist.str.contains("f", regex=False)))
-                timeout = flows["proto"].map(idle).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
-                timeout = np.where(closed.to_numpy(), CLOSE_DELAY_NS, timeout)
+                closed, idle = _closed_and_idle(flows)
+                timeout = np.where(closed, CLOSE_DELAY_NS, idle)
                 final = last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
             if final.any():
                 out = flows[final]
@@ -211,7 +207,7 @@ class ChunkedAnalysis:
                     self.progress(reader_stats.bytes_read)
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
-            rows, trim = _summarise(batch, b, np.nonzero(keep)[0], extra)
+            rows, trim = _summarise(batch, b, np.nonzero(keep)[0], extra, closed, idle)
             uids = flows["uid"].to_numpy(dtype=object)
             for u in uids[final].tolist():
                 extra.pop(u, None)
@@ -254,7 +250,18 @@ class ChunkedAnalysis:
         self.stats = st
 
 
-def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict) -> tuple[np.ndarray, np.ndarray]:
+def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow: whether it is a closed TCP connection (FIN both ways, or RST, in its history),
+    and its protocol's inactivity timeout (ns)."""
+    hist = flows["history"].to_numpy(dtype=object).tolist()
+    tcp = (flows["proto"] == "tcp").to_numpy()
+    closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist], bool)
+    idle = flows["proto"].map(_idle_by_name()).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
+    return (tcp & closed) if len(hist) else np.zeros(0, bool), idle
+
+
+def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict, closed: np.ndarray,
+               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Of the packets ``rows`` (those of flows still open), the ones to carry to the next batch,
     and which of those can go without their payload bytes; the counters of the others are added
     to ``extra`` (uid -> :data:`~kscc_traffic.analyze.EXTRA_COUNTERS`), so the flow's row comes
@@ -318,8 +325,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict) -> tuple[np.nda
     at = np.nonzero(pay)[0]
     pay_rank = np.full(n, MAX_SEGMENTS, np.int64)
     if len(at):
-        g = fd[at]
-        gs = np.r_[True, g[1:] != g[:-1]]   # rows are in (flow, time) order; per direction:
+        g = fd[at]   # rank of each payload packet within its (flow, direction), in time order
         oo = np.lexsort((at, g))
         gg = g[oo]
         gs = np.r_[True, gg[1:] != gg[:-1]]
@@ -329,12 +335,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict) -> tuple[np.nda
     keep |= pay & (pay_rank < MAX_SEGMENTS)
     # time slots: BUCKET_NS once a TCP connection closed (the close delay counts from then),
     # else half the protocol's idle timeout
-    fl = b.flows
-    hist = fl["history"].to_numpy(dtype=object)
-    closed_f = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist.tolist()], bool) \
-        if len(hist) else np.zeros(0, bool)
-    idle = fl["proto"].map(_idle_by_name()).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
-    width = np.where(closed_f, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]
+    width = np.where(closed, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]
     slot = ts // width
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]

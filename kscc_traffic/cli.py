@@ -199,12 +199,13 @@ class _progress:
     the context value is ``advance(nbytes)``."""
 
     def __init__(self, paths) -> None:
+        from .capture.files import _GZIP_MAGIC
         total = 0
         for p in paths:
             try:
                 total += p.stat().st_size
                 with open(p, "rb") as f:
-                    if f.read(2) == b"\x1f\x8b":
+                    if f.read(2) == _GZIP_MAGIC:
                         total = None   # gzip: the bytes read are not the file's bytes
                         break
             except OSError:
