@@ -98,7 +98,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
-        the packets' own answers.
+        the packets' own answers: a :class:`~kscc_traffic.inspect.DnsAnswers` or an
+        :class:`~kscc_traffic.answer_store.AnswerStore` (anything with ``len`` and ``select``).
     :param extra: uid -> int64 array of :data:`EXTRA_COUNTERS`: packets of the flow that are no
         longer among ``packets`` (summarised by :mod:`kscc_traffic.chunked`), added to the flow's
         counters before it is inspected and classified.
@@ -132,7 +133,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         rank[order] = np.arange(len(order))
         pkt_flow = np.where(pkt_flow >= 0, rank[np.maximum(pkt_flow, 0)], -1)
     used = answers
-    if prior_answers is not None and prior_answers.address:
+    if prior_answers is not None and len(prior_answers):
         used = DnsAnswers()
         # only the answers that can name one of these flows (a long capture's store is large)
         _extend_answers(used, prior_answers.select(set(flows["resp_h"].tolist())))

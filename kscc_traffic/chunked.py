@@ -38,7 +38,7 @@ from .capture.frames import Frames
 from .capture.packets import Packets
 from .capture.stats import ReadStats
 from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP
-from .inspect import DnsAnswers
+from .answer_store import AnswerStore
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
 
@@ -116,7 +116,7 @@ class ChunkedAnalysis:
         carry: Packets | None = None
         extra: dict[str, np.ndarray] = {}   # uid -> counters of packets summarised away
         known: dict[str, str] = {}          # uid -> dns_name of flows still open
-        store = _AnswerStore()
+        store = AnswerStore()
         frame_base = 0
         counters = DecodeCounters()
         ip_packets = non_ip = 0
@@ -184,7 +184,7 @@ class ChunkedAnalysis:
                 if last:
                     break
                 continue
-            b = analyze_batch(batch, self.rules, self.name, prior_answers=store.answers, extra=extra,
+            b = analyze_batch(batch, self.rules, self.name, prior_answers=store, extra=extra,
                               known_names=known)
             self.duplicates += b.duplicates
             flows = b.flows
@@ -224,7 +224,8 @@ class ChunkedAnalysis:
             self.max_carried = max(self.max_carried, len(carry))
             # DNS answers: the ones of this batch's DNS packets that leave with their flows are
             # kept; those of carried DNS packets come again with the next batch
-            store.add(b.answers)
+            # (only the carried packets' answers can come again)
+            store.add(b.answers, again_ts=carry.cols["ts_ns"].tolist())
             store.prune(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             _release_memory()
@@ -396,45 +397,3 @@ def _join(head: Frames, frames: Frames) -> Frames:
     return Frames(buf, cat([head.ts_ns, frames.ts_ns]), cat([head.linktype, frames.linktype]),
                   cat([head.offset - lo, frames.offset + len(part)]), cat([head.caplen, frames.caplen]),
                   cat([head.wirelen, frames.wirelen]), frames.stats)
-
-
-class _AnswerStore:
-    """The DNS answers kept for the flows still to come (see :meth:`prune`). A carried DNS packet
-    is parsed again with every batch; its answers are kept once."""
-
-    #: answers kept before the first pruning
-    MIN_PRUNE = 10_000
-
-    def __init__(self) -> None:
-        self.answers = DnsAnswers()
-        self._seen: set = set()
-        self._pruned_at = self.MIN_PRUNE
-
-    def add(self, new: DnsAnswers) -> None:
-        a = self.answers
-        for row in zip(new.ts_ns, new.client, new.address, new.name):
-            if row not in self._seen:
-                self._seen.add(row)
-                a.ts_ns.append(row[0])
-                a.client.append(row[1])
-                a.address.append(row[2])
-                a.name.append(row[3])
-
-    def prune(self, before_ns: int | None) -> None:
-        """Forget what no flow still to come can use. Flows still open keep the names they got
-        (``known_names``); flows still to come start after ``before_ns``, so of the answers
-        before it only the latest per (client, address) and the latest per address can name
-        them. Done when the store has doubled since the last time (amortised)."""
-        if before_ns is None or len(self.answers.ts_ns) < 2 * self._pruned_at:
-            return
-        t = self.answers.frame()
-        old = t["ts_ns"] < before_ns
-        past = t[old].sort_values("ts_ns", kind="stable")
-        keep = pd.concat([past.drop_duplicates(["client", "address"], keep="last"),
-                          past.drop_duplicates(["address"], keep="last")]).drop_duplicates()
-        t = pd.concat([keep, t[~old]]).sort_values("ts_ns", kind="stable")
-        self.answers = DnsAnswers(t["ts_ns"].tolist(), t["client"].tolist(), t["address"].tolist(),
-                                  t["name"].tolist())
-        self._seen = set(zip(self.answers.ts_ns, self.answers.client, self.answers.address,
-                             self.answers.name))
-        self._pruned_at = max(self.MIN_PRUNE, len(self._seen))

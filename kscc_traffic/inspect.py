@@ -38,6 +38,9 @@ class DnsAnswers:
     address: list[str] = field(default_factory=list)
     name: list[str] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
     def add(self, ts_ns: int, client: str, msg, resolved: list | None = None) -> None:
         """Add the (address, name) pairs of DNS message ``msg`` answered to ``client`` at
         ``ts_ns`` (``resolved``: ``dns.resolved_names(msg)`` when already known)."""

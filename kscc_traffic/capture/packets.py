@@ -84,13 +84,12 @@ class Packets:
         ends = np.cumsum(lens)
         new_off = ends - lens
         total = int(ends[-1]) if len(ends) else 0
-        src = np.frombuffer(self.buf, np.uint8) if total else np.zeros(0, np.uint8)
         if total:
+            # one slice per kept payload, joined: no per-byte index arrays (a carried chunk's
+            # payloads are megabytes; an int64 gather index would be eight times that)
+            mv = memoryview(self.buf)
             rows = np.nonzero(has)[0]
-            # one gather: for each kept byte, its position in the old buffer
-            starts = np.repeat(off[rows] - new_off[rows], lens[rows])
-            gather = np.arange(total, dtype=np.int64) + starts
-            data = src[gather].tobytes()
+            data = b"".join([mv[o:o + n] for o, n in zip(off[rows].tolist(), lens[rows].tolist())])
         else:
             data = b""
         cols["pl_off"] = np.where(off >= 0, np.where(has, new_off, 0), off).astype(off.dtype)
