@@ -126,8 +126,10 @@ class ChunkedAnalysis:
         prev_clock = None
 
         def then_end():
+            nonlocal pending
             if pending is not None:
-                yield pending
+                first, pending = [pending], None   # (not kept once handed out)
+                yield first.pop()
             yield from chunks
             yield None                      # the end: what is still open is finished
 

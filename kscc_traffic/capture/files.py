@@ -840,11 +840,13 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         stats.records += n
         stats.malformed += parser.malformed - malformed_before
         if w.stop is None and not at_eof:
-            if n:
+            tail = data[w.pos:]
+            out = [_frames_from(data, w, stats)] if n else []
+            del data    # while the chunk is out, only its Frames hold it (freed when they go)
+            if out:
                 yielded = True
                 stats.bytes_read = base + w.pos
-                yield _frames_from(data, w, stats)
-            tail = data[w.pos:]
+                yield out.pop()
             base += w.pos
             want = max(chunk_bytes, w.need) - len(tail)
             data = tail + reader.read(max(want, 1))
