@@ -136,7 +136,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     if prior_answers is not None and len(prior_answers):
         used = DnsAnswers()
         # only the answers that can name one of these flows (a long capture's store is large)
-        _extend_answers(used, prior_answers.select(set(flows["resp_h"].tolist())))
+        pairs = set(zip(flows["orig_h"].tolist(), flows["resp_h"].tolist()))
+        _extend_answers(used, prior_answers.select({a for _, a in pairs}, pairs))
         _extend_answers(used, answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
     flows = classify(flows, rules)

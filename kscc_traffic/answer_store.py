@@ -1,17 +1,17 @@
 """The DNS answers a chunked analysis keeps for the flows still to come, in bounded memory.
 
-A long capture has many answers, but a flow that starts later can only be named by the latest
-answer per (client, address) and the latest per address (:mod:`kscc_traffic.names`). The store
-keeps those (once it has doubled in size since it last pruned, so pruning costs O(1) amortised
-per answer), indexes its rows by address so a batch's lookup costs what the batch's flows need
-rather than the store's size, and shares one string object per distinct client, address and
-name.
+A flow is named by the latest answer received before it started, preferring answers received
+by its own originator (:mod:`kscc_traffic.names`). Flows still to come start after the *cutoff*
+(:meth:`AnswerStore.advance`), so of the answers before it only two matter: the latest per
+(client, address) and the latest per address. The store keeps those in two dicts and every
+answer since the cutoff as it is. Memory is bounded by the distinct (client, address) pairs
+plus the answers of the last few seconds; a batch's lookup (:meth:`AnswerStore.select`) costs
+what the batch's flows need, not the store's size. One string object is shared per distinct
+client, address and name.
 """
 from __future__ import annotations
 
 import sys
-
-import numpy as np
 
 from .inspect import DnsAnswers
 
@@ -21,96 +21,100 @@ __all__ = ["AnswerStore"]
 class AnswerStore:
     """DNS answers (time, client, address, name) kept across the batches of one capture.
 
-    Used as ``prior_answers`` of :func:`kscc_traffic.analyze.analyze_batch`: ``len(store)`` and
-    :meth:`select` are what it reads.
+    Used as ``prior_answers`` of :func:`kscc_traffic.analyze.analyze_batch`, which reads
+    ``len(store)`` and :meth:`select`.
     """
 
-    #: answers kept before the first pruning
-    MIN_PRUNE = 10_000
-
     def __init__(self) -> None:
-        self._ts: list[int] = []
-        self._client: list[str] = []
-        self._address: list[str] = []
-        self._name: list[str] = []
-        self._rows: dict[str, list[int]] = {}    # address -> its rows, in store order
-        self._recent: set = set()                 # rows of answers that may be added again
-        self._pruned_at = 0                       # size after the last prune
+        # answers at or after the cutoff, in the order added: ts (epoch ns), client, address, name
+        self._recent: list[tuple[int, str, str, str]] = []
+        self._latest_pair: dict[tuple[str, str], tuple[int, str]] = {}   # (client, address) -> (ts, name)
+        self._latest_addr: dict[str, tuple[int, str, str]] = {}          # address -> (ts, client, name)
+        self._again: set = set()      # answers that may be added again (see add)
+        self._cutoff: int | None = None
 
     def __len__(self) -> int:
-        return len(self._ts)
+        return len(self._recent) + len(self._latest_pair)
 
     def add(self, new: DnsAnswers, again_ts=None) -> None:
         """Keep the answers of ``new`` not kept yet.
 
         :param again_ts: the times (epoch ns, any iterable of int) of the packets carried to the
             next batch: their answers come back with it, and only answers with one of these times
-            are remembered for de-duplication. ``None``: remember all (until the next prune).
+            are remembered so as to be kept once. ``None``: remember all.
         """
         intern = sys.intern
-        seen = self._recent
+        seen = self._again
+        cutoff = self._cutoff
         for row in zip(new.ts_ns, new.client, new.address, new.name):
             if row in seen:
                 continue
             seen.add(row)
             ts, client, address, name = row
-            address = intern(address)
-            self._rows.setdefault(address, []).append(len(self._ts))
-            self._ts.append(ts)
-            self._client.append(intern(client))
-            self._address.append(address)
-            self._name.append(intern(name))
+            row = (ts, intern(client), intern(address), intern(name))
+            if cutoff is not None and ts < cutoff:
+                self._fold(row)          # a late answer: only its part in the latest counts
+            else:
+                self._recent.append(row)
         if again_ts is not None and seen:
             again = set(again_ts)
-            self._recent = {r for r in seen if r[0] in again}
+            self._again = {r for r in seen if r[0] in again}
 
-    def select(self, addresses) -> DnsAnswers:
-        """The answers whose address is in ``addresses``, in store order (a new object)."""
-        rows: list[int] = []
+    def advance(self, cutoff: int | None) -> None:
+        """No flow still to come starts before ``cutoff`` (epoch ns): of the answers before it,
+        keep only the latest per (client, address) and per address. ``None`` or an earlier
+        cutoff than the last: nothing to do."""
+        if cutoff is None or (self._cutoff is not None and cutoff <= self._cutoff):
+            return
+        self._cutoff = cutoff
+        old = [r for r in self._recent if r[0] < cutoff]
+        if not old:
+            return
+        self._recent = [r for r in self._recent if r[0] >= cutoff]
+        old.sort(key=lambda r: r[0])      # time order, the order added within a time
+        for row in old:
+            self._fold(row)
+
+    def _fold(self, row: tuple[int, str, str, str]) -> None:
+        ts, client, address, name = row
+        pair = (client, address)
+        have = self._latest_pair.get(pair)
+        if have is None or ts >= have[0]:
+            self._latest_pair[pair] = (ts, name)
+        have = self._latest_addr.get(address)
+        if have is None or ts >= have[0]:
+            self._latest_addr[address] = (ts, client, name)
+
+    def select(self, addresses, pairs=None) -> DnsAnswers:
+        """The answers that can name a flow to ``addresses`` (a set of address texts): the
+        latest before the cutoff per address and per (client, address) of ``pairs`` (an iterable
+        of (client, address); ``None``: every pair kept for these addresses), then every answer
+        since the cutoff to one of these addresses. A new object; time order except that the
+        answers of one address from before the cutoff come pair by pair, then the address's
+        latest (so it wins a tie, as the latest it is)."""
+        out = DnsAnswers()
+        if pairs is None:
+            pairs = [p for p in self._latest_pair if p[1] in addresses]
+        latest_pair, latest_addr = self._latest_pair, self._latest_addr
+        rows = []
+        for p in set(pairs):
+            v = latest_pair.get(p)
+            if v is not None:
+                rows.append((v[0], p[0], p[1], v[1]))
+        rows.sort(key=lambda r: r[0])
         for a in addresses:
-            r = self._rows.get(a)
-            if r:
-                rows.extend(r)
-        rows.sort()
-        return DnsAnswers([self._ts[i] for i in rows], [self._client[i] for i in rows],
-                          [self._address[i] for i in rows], [self._name[i] for i in rows])
+            v = latest_addr.get(a)
+            if v is not None:
+                rows.append((v[0], v[1], a, v[2]))
+        rows.extend(r for r in self._recent if r[2] in addresses)
+        for ts, client, address, name in rows:
+            out.ts_ns.append(ts)
+            out.client.append(client)
+            out.address.append(address)
+            out.name.append(name)
+        return out
 
     def answers(self) -> DnsAnswers:
-        """Everything kept, in store order (a new object)."""
-        return DnsAnswers(list(self._ts), list(self._client), list(self._address), list(self._name))
-
-    def prune(self, before_ns: int | None) -> None:
-        """Forget what no flow still to come can use. Flows still open keep the names they got
-        (``known_names`` of :func:`~kscc_traffic.analyze.analyze_batch`); flows still to come
-        start after ``before_ns`` (epoch ns), so of the answers before it only the latest per
-        (client, address) and the latest per address can name them. Done when the store has
-        doubled since the last time (amortised)."""
-        n = len(self._ts)
-        if before_ns is None or n == 0 or n < 2 * max(self._pruned_at, self.MIN_PRUNE):
-            return
-        ts = np.array(self._ts, np.int64)
-        address = _codes(self._address)
-        client = _codes(self._client)
-        order = np.lexsort((np.arange(n), ts))         # time order, store order within a time
-        old = order[ts[order] < before_ns]
-        keep = np.zeros(n, bool)
-        keep[ts >= before_ns] = True
-        for key in (client[old] * (int(address.max()) + 1) + address[old], address[old]):
-            # the last of each key in time order
-            _, last = np.unique(key[::-1], return_index=True)
-            keep[old[len(old) - 1 - last]] = True
-        rows = order[keep[order]].tolist()
-        self._ts = [self._ts[i] for i in rows]
-        self._client = [self._client[i] for i in rows]
-        self._address = [self._address[i] for i in rows]
-        self._name = [self._name[i] for i in rows]
-        self._rows = {}
-        for i, a in enumerate(self._address):
-            self._rows.setdefault(a, []).append(i)
-        self._pruned_at = len(self._ts)
-
-
-def _codes(values: list) -> np.ndarray:
-    """Each value -> an integer code (equal values, equal codes)."""
-    ids: dict = {}
-    return np.fromiter((ids.setdefault(v, len(ids)) for v in values), np.int64, len(values))
+        """Everything kept (as :meth:`select` of every address)."""
+        addresses = set(self._latest_addr) | {r[2] for r in self._recent}
+        return self.select(addresses)

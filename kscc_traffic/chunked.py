@@ -228,7 +228,7 @@ class ChunkedAnalysis:
             # kept; those of carried DNS packets come again with the next batch
             # (only the carried packets' answers can come again)
             store.add(b.answers, again_ts=carry.cols["ts_ns"].tolist())
-            store.prune(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
+            store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             _release_memory()
             if self.progress is not None and reader_stats is not None:

@@ -50,8 +50,10 @@ class DnsAnswers:
             self.address.append(address)
             self.name.append(name)
 
-    def select(self, addresses: set) -> "DnsAnswers":
-        """The answers whose address is in ``addresses`` (a new object)."""
+    def select(self, addresses: set, pairs=None) -> "DnsAnswers":
+        """The answers whose address is in ``addresses`` (a new object). ``pairs`` (the
+        (client, address) pairs of the flows to name) is accepted for
+        :meth:`kscc_traffic.answer_store.AnswerStore.select`'s sake and not needed here."""
         at = [i for i, a in enumerate(self.address) if a in addresses]
         return DnsAnswers([self.ts_ns[i] for i in at], [self.client[i] for i in at],
                           [self.address[i] for i in at], [self.name[i] for i in at])
