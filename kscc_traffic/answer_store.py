@@ -28,13 +28,16 @@ class AnswerStore:
     def __init__(self) -> None:
         # answers at or after the cutoff, in the order added: ts (epoch ns), client, address, name
         self._recent: list[tuple[int, str, str, str]] = []
-        self._latest_pair: dict[tuple[str, str], tuple[int, str]] = {}   # (client, address) -> (ts, name)
+        # address -> client -> (ts, name): the latest per (client, address) (two levels: a
+        # capture has few server addresses and many clients, and a tuple key per pair costs more)
+        self._latest_pair: dict[str, dict[str, tuple[int, str]]] = {}
+        self._pairs = 0
         self._latest_addr: dict[str, tuple[int, str, str]] = {}          # address -> (ts, client, name)
         self._again: set = set()      # answers that may be added again (see add)
         self._cutoff: int | None = None
 
     def __len__(self) -> int:
-        return len(self._recent) + len(self._latest_pair)
+        return len(self._recent) + self._pairs
 
     def add(self, new: DnsAnswers, again_ts=None) -> None:
         """Keep the answers of ``new`` not kept yet.
@@ -77,10 +80,14 @@ class AnswerStore:
 
     def _fold(self, row: tuple[int, str, str, str]) -> None:
         ts, client, address, name = row
-        pair = (client, address)
-        have = self._latest_pair.get(pair)
+        by_client = self._latest_pair.get(address)
+        if by_client is None:
+            by_client = self._latest_pair[address] = {}
+        have = by_client.get(client)
+        if have is None:
+            self._pairs += 1
         if have is None or ts >= have[0]:
-            self._latest_pair[pair] = (ts, name)
+            by_client[client] = (ts, name)
         have = self._latest_addr.get(address)
         if have is None or ts >= have[0]:
             self._latest_addr[address] = (ts, client, name)
@@ -94,13 +101,13 @@ class AnswerStore:
         latest (so it wins a tie, as the latest it is)."""
         out = DnsAnswers()
         if pairs is None:
-            pairs = [p for p in self._latest_pair if p[1] in addresses]
+            pairs = [(c, a) for a in addresses for c in self._latest_pair.get(a, ())]
         latest_pair, latest_addr = self._latest_pair, self._latest_addr
         rows = []
-        for p in set(pairs):
-            v = latest_pair.get(p)
+        for client, address in set(pairs):
+            v = latest_pair.get(address, {}).get(client)
             if v is not None:
-                rows.append((v[0], p[0], p[1], v[1]))
+                rows.append((v[0], client, address, v[1]))
         rows.sort(key=lambda r: r[0])
         for a in addresses:
             v = latest_addr.get(a)

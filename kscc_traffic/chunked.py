@@ -45,7 +45,7 @@ from .rules import RuleSet
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
 #: bytes of the capture read per chunk
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 16 << 20
 #: how far (ns) a packet may come before an earlier packet in time and still join its flow
 REORDER_NS = 2 * 10**9
 #: records at the end of a chunk whose oldest timestamp sets the capture's clock
