@@ -570,10 +570,16 @@ def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> n
 
 
 def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
-    """Zeek history: the first occurrence of each event per direction, in time order."""
+    """Zeek history: the first occurrence of each event per direction, in time order.
+
+    Built as a (flows x 13) byte matrix (``^`` and at most 12 distinct events) viewed as
+    fixed-width strings: no per-event Python work."""
     ev = history_events(flags, is_tcp, plen)
     rows, letters = np.nonzero(ev)
-    hist = ["^" if f else "" for f in flipped]
+    width = 1 + 2 * len(_LETTERS)
+    chars = np.zeros((nflows, width), np.uint8)
+    lead = np.asarray(flipped, bool)
+    chars[lead, 0] = ord("^")
     if len(rows):
         code = letters + len(_LETTERS) * (~from_orig[rows]).astype(np.int64)
         k = flow_of[rows] * (2 * len(_LETTERS)) + code
@@ -581,10 +587,17 @@ def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.nda
         first.sort()  # keep time order (rows are time-ordered within a flow)
         fl = flow_of[rows[first]]
         cd = code[first]
-        for f, cc in zip(fl.tolist(), cd.tolist()):
-            ch = _LETTERS[cc % len(_LETTERS)]
-            hist[f] += ch if cc < len(_LETTERS) else ch.lower()
-    return np.array(hist, dtype=object)
+        o = np.argsort(fl, kind="stable")
+        fl, cd = fl[o], cd[o]
+        start = np.r_[True, fl[1:] != fl[:-1]]
+        i = np.arange(len(fl))
+        rank = i - np.maximum.accumulate(np.where(start, i, 0))
+        chars[fl, lead[fl].astype(np.int64) + rank] = _HISTORY_CHARS[cd]
+    return chars.view(f"S{width}").ravel().astype(str).astype(object)
+
+
+#: history event code (letter index, + len(_LETTERS) for the responder) -> its byte
+_HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower()).encode(), np.uint8)
 
 
 def empty_flows() -> pd.DataFrame:
