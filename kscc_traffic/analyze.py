@@ -67,7 +67,7 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers)
     if answers_out is not None:
-        _extend_answers(answers_out, b.answers)
+        answers_out.extend(b.answers)
     return b.flows, b.duplicates
 
 
@@ -137,8 +137,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used = DnsAnswers()
         # only the answers that can name one of these flows (a long capture's store is large)
         pairs = set(zip(flows["orig_h"].tolist(), flows["resp_h"].tolist()))
-        _extend_answers(used, prior_answers.select({a for _, a in pairs}, pairs))
-        _extend_answers(used, answers)
+        used.extend(prior_answers.select({a for _, a in pairs}, pairs))
+        used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
     flows = classify(flows, rules)
     flows["capture"] = name
@@ -160,13 +160,6 @@ def _add_counters(flows: pd.DataFrame, extra: dict) -> None:
         v = flows[col].to_numpy(np.int64).copy()
         v[at] += add[:, j]
         flows[col] = v
-
-
-def _extend_answers(dst: DnsAnswers, src: DnsAnswers) -> None:
-    dst.ts_ns.extend(src.ts_ns)
-    dst.client.extend(src.client)
-    dst.address.extend(src.address)
-    dst.name.extend(src.name)
 
 
 def _schema(flows: pd.DataFrame) -> pd.DataFrame:

@@ -26,13 +26,14 @@ class AnswerStore:
     """
 
     def __init__(self) -> None:
-        # answers at or after the cutoff, in the order added: ts (epoch ns), client, address, name
-        self._recent: list[tuple[int, str, str, str]] = []
-        # address -> client -> (ts, name): the latest per (client, address) (two levels: a
-        # capture has few server addresses and many clients, and a tuple key per pair costs more)
-        self._latest_pair: dict[str, dict[str, tuple[int, str]]] = {}
+        # answers at or after the cutoff, in the order added: ts (epoch ns), frame, client,
+        # address, name
+        self._recent: list[tuple[int, int, str, str, str]] = []
+        # address -> client -> (ts, frame, name): the latest per (client, address) (two levels:
+        # a capture has few server addresses and many clients, and a tuple key per pair costs more)
+        self._latest_pair: dict[str, dict[str, tuple[int, int, str]]] = {}
         self._pairs = 0
-        self._latest_addr: dict[str, tuple[int, str, str]] = {}          # address -> (ts, client, name)
+        self._latest_addr: dict[str, tuple[int, int, str, str]] = {}     # address -> (ts, frame, client, name)
         self._again: set = set()      # answers that may be added again (see add)
         self._cutoff: int | None = None
 
@@ -49,12 +50,12 @@ class AnswerStore:
         intern = sys.intern
         seen = self._again
         cutoff = self._cutoff
-        for row in zip(new.ts_ns, new.client, new.address, new.name):
-            if row in seen:
+        for row in zip(new.ts_ns, new.frames(), new.client, new.address, new.name):
+            if row in seen:     # (an answer of a carried packet, parsed again)
                 continue
             seen.add(row)
-            ts, client, address, name = row
-            row = (ts, intern(client), intern(address), intern(name))
+            ts, frame, client, address, name = row
+            row = (ts, frame, intern(client), intern(address), intern(name))
             if cutoff is not None and ts < cutoff:
                 self._fold(row)          # a late answer: only its part in the latest counts
             else:
@@ -74,31 +75,30 @@ class AnswerStore:
         if not old:
             return
         self._recent = [r for r in self._recent if r[0] >= cutoff]
-        old.sort(key=lambda r: r[0])      # time order, the order added within a time
+        old.sort(key=lambda r: (r[0], r[1]))      # time order, capture order within a time
         for row in old:
             self._fold(row)
 
-    def _fold(self, row: tuple[int, str, str, str]) -> None:
-        ts, client, address, name = row
+    def _fold(self, row: tuple[int, int, str, str, str]) -> None:
+        ts, frame, client, address, name = row
         by_client = self._latest_pair.get(address)
         if by_client is None:
             by_client = self._latest_pair[address] = {}
         have = by_client.get(client)
         if have is None:
             self._pairs += 1
-        if have is None or ts >= have[0]:
-            by_client[client] = (ts, name)
+        if have is None or (ts, frame) >= have[:2]:
+            by_client[client] = (ts, frame, name)
         have = self._latest_addr.get(address)
-        if have is None or ts >= have[0]:
-            self._latest_addr[address] = (ts, client, name)
+        if have is None or (ts, frame) >= have[:2]:
+            self._latest_addr[address] = (ts, frame, client, name)
 
     def select(self, addresses, pairs=None) -> DnsAnswers:
         """The answers that can name a flow to ``addresses`` (a set of address texts): the
         latest before the cutoff per address and per (client, address) of ``pairs`` (an iterable
         of (client, address); ``None``: every pair kept for these addresses), then every answer
-        since the cutoff to one of these addresses. A new object; time order except that the
-        answers of one address from before the cutoff come pair by pair, then the address's
-        latest (so it wins a tie, as the latest it is)."""
+        since the cutoff to one of these addresses. A new object, with ``frame_no``; an
+        address's latest comes after the pairs' (so it wins a tie, as the latest it is)."""
         out = DnsAnswers()
         if pairs is None:
             pairs = [(c, a) for a in addresses for c in self._latest_pair.get(a, ())]
@@ -107,15 +107,16 @@ class AnswerStore:
         for client, address in set(pairs):
             v = latest_pair.get(address, {}).get(client)
             if v is not None:
-                rows.append((v[0], client, address, v[1]))
-        rows.sort(key=lambda r: r[0])
+                rows.append((v[0], v[1], client, address, v[2]))
+        rows.sort(key=lambda r: (r[0], r[1]))
         for a in addresses:
             v = latest_addr.get(a)
             if v is not None:
-                rows.append((v[0], v[1], a, v[2]))
-        rows.extend(r for r in self._recent if r[2] in addresses)
-        for ts, client, address, name in rows:
+                rows.append((v[0], v[1], v[2], a, v[3]))
+        rows.extend(r for r in self._recent if r[3] in addresses)
+        for ts, frame, client, address, name in rows:
             out.ts_ns.append(ts)
+            out.frame_no.append(frame)
             out.client.append(client)
             out.address.append(address)
             out.name.append(name)
@@ -123,5 +124,5 @@ class AnswerStore:
 
     def answers(self) -> DnsAnswers:
         """Everything kept (as :meth:`select` of every address)."""
-        addresses = set(self._latest_addr) | {r[2] for r in self._recent}
+        addresses = set(self._latest_addr) | {r[3] for r in self._recent}
         return self.select(addresses)

@@ -246,7 +246,8 @@ class ChunkedAnalysis:
         if self.late_packets:
             st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
                     f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "
-                    "boundary; a flow they belong to may show as split")
+                    "boundary; a flow they belong to may show as split, and a DNS answer among them may "
+                    "not name the flows it would have")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")

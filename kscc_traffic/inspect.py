@@ -31,39 +31,65 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
 
 @dataclass
 class DnsAnswers:
-    """Addresses learnt from DNS answers: one row per (answer time, client, address, name)."""
+    """Addresses learnt from DNS answers: one row per (answer time, client, address, name).
+
+    ``frame_no`` is the frame number (capture order) of the packet that carried the answer, -1
+    where not known; answers at the same time are ordered by it (:mod:`kscc_traffic.names`).
+    Code that appends to the four other lists without it leaves ``frame_no`` shorter; it then
+    counts as all -1 (:meth:`frames`)."""
 
     ts_ns: list[int] = field(default_factory=list)
     client: list[str] = field(default_factory=list)
     address: list[str] = field(default_factory=list)
     name: list[str] = field(default_factory=list)
+    frame_no: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts_ns)
 
-    def add(self, ts_ns: int, client: str, msg, resolved: list | None = None) -> None:
+    def frames(self) -> list[int]:
+        """``frame_no`` when it has a value per answer, else -1 for every answer."""
+        return self.frame_no if len(self.frame_no) == len(self.ts_ns) else [-1] * len(self.ts_ns)
+
+    def add(self, ts_ns: int, client: str, msg, resolved: list | None = None, frame_no: int = -1) -> None:
         """Add the (address, name) pairs of DNS message ``msg`` answered to ``client`` at
-        ``ts_ns`` (``resolved``: ``dns.resolved_names(msg)`` when already known)."""
+        ``ts_ns`` in frame ``frame_no`` (``resolved``: ``dns.resolved_names(msg)`` when already
+        known)."""
+        if len(self.frame_no) != len(self.ts_ns):
+            self.frame_no = self.frames()
         for address, name in (dns.resolved_names(msg) if resolved is None else resolved):
             self.ts_ns.append(ts_ns)
             self.client.append(client)
             self.address.append(address)
             self.name.append(name)
+            self.frame_no.append(frame_no)
+
+    def extend(self, other: "DnsAnswers") -> None:
+        """Append ``other``'s rows."""
+        fr = self.frames() + other.frames()
+        self.ts_ns.extend(other.ts_ns)
+        self.client.extend(other.client)
+        self.address.extend(other.address)
+        self.name.extend(other.name)
+        self.frame_no = fr
 
     def select(self, addresses: set, pairs=None) -> "DnsAnswers":
         """The answers whose address is in ``addresses`` (a new object). ``pairs`` (the
         (client, address) pairs of the flows to name) is accepted for
         :meth:`kscc_traffic.answer_store.AnswerStore.select`'s sake and not needed here."""
         at = [i for i, a in enumerate(self.address) if a in addresses]
+        fr = self.frames()
         return DnsAnswers([self.ts_ns[i] for i in at], [self.client[i] for i in at],
-                          [self.address[i] for i in at], [self.name[i] for i in at])
+                          [self.address[i] for i in at], [self.name[i] for i in at], [fr[i] for i in at])
 
     def frame(self) -> pd.DataFrame:
-        """Columns ``ts_ns`` int64 (epoch ns), ``client``, ``address``, ``name`` (object)."""
+        """Columns ``ts_ns`` int64 (epoch ns), ``client``, ``address``, ``name`` (object),
+        ``frame_no`` int64."""
         return pd.DataFrame({"ts_ns": np.array(self.ts_ns, np.int64),
                              "client": np.array(self.client, dtype=object),
                              "address": np.array(self.address, dtype=object),
-                             "name": np.array(self.name, dtype=object)})
+                             "name": np.array(self.name, dtype=object),
+                             "frame_no": np.array(self.frames(), np.int64)})
 
 
 def _kind(data: bytes) -> str:
@@ -259,7 +285,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             cols["query"][f] = msg.questions[0][0]
         service[f] = "dns"
         if msg.is_response:
-            answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, resolved)
+            answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, resolved, int(c["frame"][i]))
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
@@ -277,6 +303,23 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     for k, v in cols.items():
         out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
     return out, answers
+
+
+def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
+    """(flow, from originator) -> (ts_ns, frame) of the first packet with payload in that
+    direction, for the flows ``flows``."""
+    if not len(flows):
+        return {}
+    c = ft.packets.cols
+    want = np.zeros(len(ft.flows), bool)
+    want[flows] = True
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["payload_len"] > 0))[0]
+    rows = rows[want[ft.pkt_flow[rows]]]
+    out: dict = {}
+    order = np.lexsort((c["frame"][rows], c["ts_ns"][rows]))
+    for r in rows[order].tolist():
+        out.setdefault((int(ft.pkt_flow[r]), bool(ft.pkt_from_orig[r])), (int(c["ts_ns"][r]), int(c["frame"][r])))
+    return out
 
 
 #: flows whose streams are reassembled and parsed together (bounds the memory of one call)
@@ -301,6 +344,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     pos = np.nonzero(is_tls)[0]
     _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
                  cols, service)
+    first_data = _first_data_packets(ft, fidx[~is_tls & dns_flow[fidx] & (proto[fidx] == "tcp")])
     for f, t in zip(keys, is_tls.tolist()):
         if t:
             continue
@@ -313,8 +357,10 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                     if msg.questions and not cols["query"][f]:
                         cols["query"][f] = msg.questions[0][0]
                     if msg.is_response:
-                        ts = int(first_ts[f]) if first_ts is not None else 0
-                        answers.add(ts, str(flows.at[f, "orig_h"]), msg)
+                        # received with the sender's first data segment (the first message's
+                        # time, as the stream is not mapped back to packets message by message)
+                        ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
+                        answers.add(ts, str(flows.at[f, "orig_h"]), msg, frame_no=fno)
             continue
         req = http.parse_request(cs)
         if req is not None:

@@ -52,6 +52,7 @@ def _ids(values: list) -> dict:
 def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     """For each flow, the name its responder address was last resolved from before the flow
     started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any.
+    Of answers received at the same time, the later in the capture (``frame_no``) counts.
 
     Addresses and clients are joined as integer codes and the answer's name is carried as its
     position in ``answers``: the same rows as joining the text, without building text columns."""
@@ -74,8 +75,11 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
                          "t": flows["ts_ns"].to_numpy()[wanted] + DNS_SLACK_NS,
                          "address": flow_addr[wanted],
                          "client": flow_client}).sort_values("t", kind="stable")
-    right = pd.DataFrame({"t": np.array(answers.ts_ns, np.int64), "address": ans_addr, "client": ans_client,
-                          "answer": np.arange(m)}).sort_values("t", kind="stable")
+    # answers at the same time in capture order (frame), the later one winning
+    ts = np.array(answers.ts_ns, np.int64)
+    order = np.lexsort((np.array(answers.frames(), np.int64), ts))
+    right = pd.DataFrame({"t": ts[order], "address": ans_addr[order], "client": ans_client[order],
+                          "answer": order})
     same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
     any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
     answer = same["answer"].where(same["answer"].notna(), any_["answer"].to_numpy()).to_numpy(dtype=float)
