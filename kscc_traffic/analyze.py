@@ -88,30 +88,39 @@ class Batch:
     duplicates: int
     pkt_from_orig: np.ndarray | None = None
 
-#: the counters ``analyze_batch(extra=...)`` adds to a flow, in this order
-EXTRA_COUNTERS = ("orig_pkts", "orig_bytes", "orig_ip_bytes", "resp_pkts", "resp_bytes", "resp_ip_bytes")
+#: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
+#: the side of the packet's direction: packets, payload bytes, IP bytes
+WEIGHT_COUNTERS = (("orig_pkts", "resp_pkts"), ("orig_bytes", "resp_bytes"), ("orig_ip_bytes", "resp_ip_bytes"))
 
 
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
-                  prior_answers: DnsAnswers | None = None, extra: dict | None = None,
-                  known_names: dict | None = None) -> Batch:
+                  prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
+                  known: np.ndarray | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
         the packets' own answers: a :class:`~kscc_traffic.inspect.DnsAnswers` or an
         :class:`~kscc_traffic.answer_store.AnswerStore` (anything with ``len`` and ``select``).
-    :param extra: uid -> int64 array of :data:`EXTRA_COUNTERS`: packets of the flow that are no
-        longer among ``packets`` (summarised by :mod:`kscc_traffic.chunked`), added to the flow's
-        counters before it is inspected and classified.
-    :param known_names: uid -> ``dns_name`` found for a flow in an earlier batch (see
-        :func:`kscc_traffic.names.assign_names`).
+    :param weights: int64 array (len(packets), 3): per packet, the packets, payload bytes and IP
+        bytes of packets of the same flow and direction that are no longer among ``packets``
+        (summarised by :mod:`kscc_traffic.chunked`); added to the packet's flow's counters
+        (:data:`WEIGHT_COUNTERS`) before it is inspected and classified. Tied to a packet, not
+        to a flow id, so they follow the flow whatever its uid becomes (an earlier packet read
+        later changes the uid) and its orientation.
+    :param known: object array (len(packets)): a ``dns_name`` found for the packet's flow in an
+        earlier batch (see :func:`kscc_traffic.names.assign_names`), None where none.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
     ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name)
-    if extra:
-        _add_counters(ft.flows, extra)
+    if weights is not None:
+        _add_weights(ft, weights)
+    known_names = None
+    if known is not None:
+        at = np.nonzero((ft.pkt_flow >= 0) & (known != None))[0]  # noqa: E711 (element-wise)
+        uid = ft.flows["uid"].to_numpy(dtype=object)
+        known_names = dict(zip(uid[ft.pkt_flow[at]].tolist(), known[at].tolist()))
     pkt_flow = ft.pkt_flow.copy()
     flows, answers = inspect_flows(ft)
     matched: list[tuple[int, int]] = []
@@ -148,18 +157,18 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
 
 
-def _add_counters(flows: pd.DataFrame, extra: dict) -> None:
-    """Add ``extra`` (uid -> counters, :data:`EXTRA_COUNTERS`) to the flows' columns, in place."""
-    uid = flows["uid"].to_numpy(dtype=object)
-    rows = [(i, extra[u]) for i, u in enumerate(uid.tolist()) if u in extra]
-    if not rows:
+def _add_weights(ft, weights: np.ndarray) -> None:
+    """Add ``weights`` (see :func:`analyze_batch`) to the flows' counters, in place."""
+    at = np.nonzero((ft.pkt_flow >= 0) & weights.any(axis=1))[0]
+    if not len(at):
         return
-    at = np.array([i for i, _ in rows], np.int64)
-    add = np.stack([v for _, v in rows])
-    for j, col in enumerate(EXTRA_COUNTERS):
-        v = flows[col].to_numpy(np.int64).copy()
-        v[at] += add[:, j]
-        flows[col] = v
+    flows = ft.flows
+    f, side = ft.pkt_flow[at], ft.pkt_from_orig[at]
+    for j, (o_col, r_col) in enumerate(WEIGHT_COUNTERS):
+        for col, mine in ((o_col, side), (r_col, ~side)):
+            v = flows[col].to_numpy(np.int64).copy()
+            np.add.at(v, f[mine], weights[at[mine], j])
+            flows[col] = v
 
 
 def _schema(flows: pd.DataFrame) -> pd.DataFrame:

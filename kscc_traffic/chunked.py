@@ -114,8 +114,8 @@ class ChunkedAnalysis:
         chunks, pending = self._chunks, self._first
         self._first = None
         carry: Packets | None = None
-        extra: dict[str, np.ndarray] = {}   # uid -> counters of packets summarised away
-        known: dict[str, str] = {}          # uid -> dns_name of flows still open
+        carry_w = np.zeros((0, 3), np.int64)    # per carried packet: what it stands for (analyze_batch weights)
+        carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
         frame_base = 0
         counters = DecodeCounters()
@@ -183,11 +183,14 @@ class ChunkedAnalysis:
             del pk, frames
             if len(batch) == 0:
                 carry = None
+                carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 if last:
                     break
                 continue
-            b = analyze_batch(batch, self.rules, self.name, prior_answers=store, extra=extra,
-                              known_names=known)
+            n_new = len(batch) - len(carry_w)
+            weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
+            b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
+                              known=np.concatenate([carry_known, np.full(n_new, None, object)]))
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)
@@ -209,17 +212,16 @@ class ChunkedAnalysis:
                     self.progress(reader_stats.bytes_read)
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
-            rows, trim = _summarise(batch, b, np.nonzero(keep)[0], extra, closed, idle)
-            uids = flows["uid"].to_numpy(dtype=object)
-            for u in uids[final].tolist():
-                extra.pop(u, None)
-                known.pop(u, None)
+            rows, trim, carry_w = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
             # the names of flows still open are kept (once every answer that may name them has
             # been seen): the answers that gave them can go
+            # (and a name once kept stays: the clock can go back with late packets)
             started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
-            open_rows = np.nonzero(~final & started)[0]
-            for u, v in zip(uids[open_rows].tolist(), flows["dns_name"].to_numpy(dtype=object)[open_rows].tolist()):
-                known[u] = v
+            had = np.nonzero(np.concatenate([carry_known != None, np.zeros(n_new, bool)])  # noqa: E711
+                             & (b.pkt_flow >= 0))[0]
+            started[b.pkt_flow[had]] = True
+            f = b.pkt_flow[rows]
+            carry_known = np.where(started[f], flows["dns_name"].to_numpy(dtype=object)[f], None)
             carry = batch.compact(rows)
             if trim.any():
                 carry.cols["pl_cap"][trim] = 0
@@ -264,12 +266,14 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (tcp & closed) if len(hist) else np.zeros(0, bool), idle
 
 
-def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict, closed: np.ndarray,
-               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed: np.ndarray,
+               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Of the packets ``rows`` (those of flows still open), the ones to carry to the next batch,
-    and which of those can go without their payload bytes; the counters of the others are added
-    to ``extra`` (uid -> :data:`~kscc_traffic.analyze.EXTRA_COUNTERS`), so the flow's row comes
-    out the same. Kept, per flow, everything a flow rule or a column reads:
+    which of those can go without their payload bytes, and the carried packets' weights
+    (:func:`~kscc_traffic.analyze.analyze_batch`): the others' counts (and weights) are added
+    to the weights of the first carried packet of their flow and direction that is not an ICMP
+    error, so the flow's row comes out the same. Kept, per flow, everything a flow rule or a
+    column reads:
 
     - the first :data:`HEAD_PACKETS` packets, and the first packet of each direction;
     - the first packet of each Zeek history event per direction (S H A D F R: history, state,
@@ -289,7 +293,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict, closed: np.ndar
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
-        return rows, np.zeros(0, bool)
+        return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64)
     c = batch.cols
     f = b.pkt_flow[rows]
     ts = c["ts_ns"][rows]
@@ -316,6 +320,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict, closed: np.ndar
 
     fd = f * 2 + d
     keep |= first_of(fd, np.ones(n, bool))
+    stand_in = first_of(fd, ~err)   # carries the counts of its flow and direction's packets that go
+    keep |= stand_in
     ev = history_events(c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     for j in range(ev.shape[1]):
         keep |= first_of(fd, ev[:, j])
@@ -344,27 +350,22 @@ def _summarise(batch: Packets, b, rows: np.ndarray, extra: dict, closed: np.ndar
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]
     keep |= fs_start | fs_end
+    w = weights[rows].copy()
     gone = ~keep
     if gone.any():
-        uid = b.flows["uid"].to_numpy(dtype=object)
-        gf, gd = f[gone], d[gone]
         pl = np.maximum(c["payload_len"][rows][gone].astype(np.int64), 0)
         ipb = c["ip_len"][rows][gone].astype(np.int64)
-        uf, inv = np.unique(gf, return_inverse=True)
-        inv = inv.reshape(-1)
-        sums = np.zeros((len(uf), 6), np.int64)
-        for j, (w, side) in enumerate(((1, 0), (pl, 0), (ipb, 0), (1, 1), (pl, 1), (ipb, 1))):
-            np.add.at(sums[:, j], inv, np.where(gd == side, w, 0))
-        for u, v in zip(uid[uf].tolist(), sums):
-            if u in extra:
-                extra[u] = extra[u] + v
-            else:
-                extra[u] = v
+        add = np.stack([np.ones(len(pl), np.int64), pl, ipb], axis=1) + w[gone]
+        # each gone packet's stand-in: the first non-error packet of its (flow, direction)
+        at = np.nonzero(stand_in)[0]
+        at = at[np.argsort(fd[at])]
+        to = at[np.searchsorted(fd[at], fd[gone])]
+        np.add.at(w, to, add)
     kept = np.nonzero(keep)[0]
     trim = tcp[kept] & pay[kept] & (pay_rank[kept] >= MAX_SEGMENTS) & ~end[kept]
     out_rows = rows[kept]
     order = np.argsort(out_rows, kind="stable")   # back to capture order
-    return out_rows[order], trim[order]
+    return out_rows[order], trim[order], w[kept][order]
 
 
 def _release_memory() -> None:
