@@ -71,22 +71,40 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     ans_client = np.fromiter(map(client_id.__getitem__, answers.client), np.int64, m)
     flow_client = np.fromiter(map(client_id.get, flows["orig_h"].to_numpy(dtype=object)[wanted].tolist(),
                                   repeat(-1)), np.int64)
-    left = pd.DataFrame({"row": np.nonzero(wanted)[0],
-                         "t": flows["ts_ns"].to_numpy()[wanted] + DNS_SLACK_NS,
-                         "address": flow_addr[wanted],
-                         "client": flow_client}).sort_values("t", kind="stable")
-    # answers at the same time in capture order (frame), the later one winning
+    rows = np.nonzero(wanted)[0]
+    t = flows["ts_ns"].to_numpy()[wanted].astype(np.int64) + DNS_SLACK_NS
     ts = np.array(answers.ts_ns, np.int64)
-    order = np.lexsort((np.array(answers.frames(), np.int64), ts))
-    right = pd.DataFrame({"t": ts[order], "address": ans_addr[order], "client": ans_client[order],
-                          "answer": order})
-    same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
-    any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
-    answer = same["answer"].where(same["answer"].notna(), any_["answer"].to_numpy()).to_numpy(dtype=float)
-    found = ~np.isnan(answer)
+    frame = np.array(answers.frames(), np.int64)
+    # the same client's latest answer for the address, else any client's
+    pair = np.where(flow_client >= 0, flow_addr[wanted] * len(client_id) + flow_client, -1)
+    answer = _latest_before(pair, t,
+                            ans_addr * len(client_id) + ans_client, ts, frame)
+    answer = np.where(answer >= 0, answer, _latest_before(flow_addr[wanted], t, ans_addr, ts, frame))
+    found = answer >= 0
     names = np.array(answers.name, dtype=object)
-    out[left["row"].to_numpy()[found]] = names[answer[found].astype(np.int64)]
+    out[rows[found]] = names[answer[found]]
     return out
+
+
+def _latest_before(key: np.ndarray, t: np.ndarray, ans_key: np.ndarray, ans_t: np.ndarray,
+                   ans_frame: np.ndarray) -> np.ndarray:
+    """For each (key, t): the position of the answer with that key received at or before ``t``
+    that is the latest (time, then frame, then position), or -1. An as-of join in numpy: answers
+    sorted by (key, time rank, frame), one binary search per flow (key -1 never matches)."""
+    both = np.concatenate([ans_t, t])
+    _, rank = np.unique(both, return_inverse=True)
+    rank = rank.reshape(-1).astype(np.int64)
+    width = int(rank.max()) + 1
+    ukeys, kinv = np.unique(np.concatenate([ans_key, key]), return_inverse=True)
+    kinv = kinv.reshape(-1).astype(np.int64)
+    m = len(ans_key)
+    a_comp = kinv[:m] * width + rank[:m]
+    order = np.lexsort((ans_frame, a_comp))       # stable: position breaks the last tie
+    a_sorted = a_comp[order]
+    pos = np.searchsorted(a_sorted, kinv[m:] * width + rank[m:], side="right") - 1
+    ok = (pos >= 0) & (key >= 0)
+    ok[ok] &= (a_sorted[pos[ok]] // width) == kinv[m:][ok]
+    return np.where(ok, order[np.maximum(pos, 0)], -1)
 
 
 def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = None) -> pd.DataFrame:
