@@ -138,16 +138,13 @@ def _long_lived_tie(flow_client, second_client, second_port):
     return recs
 
 
-def test_carried_dns_answer_does_not_win_a_tie_against_a_later_answer_of_another_client(tmp_path):
-    p = _write(tmp_path, _long_lived_tie(C3, C2, 40002))
-    whole, _ = _whole(p)
-    assert _row(whole, resp_p=443)["dns_name"] == "two.example"
-    parts, _ = _chunked(p, 2048)
-    assert _row(parts, resp_p=443)[NAME_COLS].tolist() == ["two.example", "two.example", "dns"]
-
-
-def test_carried_dns_answer_does_not_win_a_tie_against_a_later_answer_of_the_same_client(tmp_path):
-    p = _write(tmp_path, _long_lived_tie(C1, C1, 40003))
+@pytest.mark.parametrize("flow_client, second_client, second_port", [
+    (C3, C2, 40002),    # the later answer is another client's: the flow's client has none
+    (C1, C1, 40003),    # the later answer is the flow's own client's, from another DNS 5-tuple
+], ids=["other-client", "same-client"])
+def test_carried_dns_answer_does_not_win_a_tie_against_a_later_answer(tmp_path, flow_client, second_client,
+                                                                       second_port):
+    p = _write(tmp_path, _long_lived_tie(flow_client, second_client, second_port))
     whole, _ = _whole(p)
     assert _row(whole, resp_p=443)["dns_name"] == "two.example"
     parts, _ = _chunked(p, 2048)
