@@ -80,6 +80,8 @@ class Batch:
     (an ICMP error attached to the flow it quotes included), -1 for duplicates.
     ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
     ``answers``: the DNS answers found in these packets. ``duplicates``: frames counted once.
+    ``dup_of``: for each packet dropped as a duplicate, the row it copies; -1 otherwise (None
+    when there are none).
     """
 
     flows: pd.DataFrame
@@ -87,6 +89,7 @@ class Batch:
     answers: DnsAnswers
     duplicates: int
     pkt_from_orig: np.ndarray | None = None
+    dup_of: np.ndarray | None = None
 
 #: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
 #: the side of the packet's direction: packets, payload bytes, IP bytes
@@ -132,6 +135,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
         extra = build_flows(packets, exclude=only, seed=name + "#icmp")
+        if weights is not None:
+            _add_weights(extra, weights)
         base = len(flows)
         hit = extra.pkt_flow >= 0
         pkt_flow[hit] = extra.pkt_flow[hit] + base
@@ -154,12 +159,18 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
-    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, ft.dup_of)
 
 
 def _add_weights(ft, weights: np.ndarray) -> None:
     """Add ``weights`` (see :func:`analyze_batch`) to the flows' counters, in place."""
-    at = np.nonzero((ft.pkt_flow >= 0) & weights.any(axis=1))[0]
+    at = np.nonzero(weights.any(axis=1))[0]
+    # a weighted packet dropped as a copy of another hands its weights to that one
+    src = at
+    if ft.dup_of is not None:
+        at = np.where(ft.dup_of[at] >= 0, ft.dup_of[at], at)
+    ok = ft.pkt_flow[at] >= 0
+    at, src = at[ok], src[ok]
     if not len(at):
         return
     flows = ft.flows
@@ -167,7 +178,7 @@ def _add_weights(ft, weights: np.ndarray) -> None:
     for j, (o_col, r_col) in enumerate(WEIGHT_COUNTERS):
         for col, mine in ((o_col, side), (r_col, ~side)):
             v = flows[col].to_numpy(np.int64).copy()
-            np.add.at(v, f[mine], weights[at[mine], j])
+            np.add.at(v, f[mine], weights[src[mine], j])
             flows[col] = v
 
 

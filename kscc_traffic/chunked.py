@@ -56,6 +56,8 @@ HEAD_PACKETS = 8
 #: than the close delay; open flows use half their idle timeout), so no gap appears that was
 #: not there
 BUCKET_NS = 2 * 10**9
+#: packets of a closed TCP connection kept whole after the close (see :func:`_summarise`)
+AFTER_CLOSE = 64
 #: a chunk's last frames decoded again with the next chunk when they hold fragments of a
 #: datagram not complete yet (at most this many frames)
 HOLD_FRAMES = 4096
@@ -212,6 +214,11 @@ class ChunkedAnalysis:
                     self.progress(reader_stats.bytes_read)
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
+            if b.dup_of is not None:
+                # a weighted packet dropped as a copy hands its weights to what it copies
+                moved = np.nonzero((b.dup_of >= 0) & weights.any(axis=1))[0]
+                np.add.at(weights, b.dup_of[moved], weights[moved])
+                weights[moved] = 0
             rows, trim, carry_w = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
             # the names of flows still open are kept (once every answer that may name them has
             # been seen): the answers that gave them can go
@@ -283,7 +290,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
       once a TCP connection closed), so no gap between kept packets is longer than one that was
       there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
-    - ICMP errors attached to the flow.
+    - ICMP errors attached to the flow;
+    - the first :data:`AFTER_CLOSE` packets after a TCP connection closed (a new connection on
+      the same 5-tuple, whose SYN may come late).
 
     TCP payload bytes are kept only for the first MAX_SEGMENTS payload packets per direction
     and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
@@ -326,6 +335,25 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     for j in range(ev.shape[1]):
         keep |= first_of(fd, ev[:, j])
     keep |= first_of(fd, c["l2_bcast"][rows])
+    # every packet after a TCP connection closed (FIN both ways, or RST), up to AFTER_CLOSE per
+    # flow: a new connection on the same 5-tuple whose SYN is written late starts there
+    fin, rst = ev[:, 4], ev[:, 5]
+    whole = np.zeros(n, bool)       # kept with their payload whatever their rank
+    if fin.any() or rst.any():
+        nf = int(f.max()) + 1
+        never = np.iinfo(np.int64).max
+        t_rst = np.full(nf, never, np.int64)
+        np.minimum.at(t_rst, f[rst], ts[rst])
+        t_fin = np.full((nf, 2), never, np.int64)
+        np.minimum.at(t_fin, (f[fin], d[fin]), ts[fin])
+        close_t = np.minimum(t_rst, t_fin.max(axis=1))
+        after = np.nonzero(ts > close_t[f])[0]
+        if len(after):
+            g = f[after]   # rows are in (flow, time) order: rank within the flow's after-close rows
+            gs = np.r_[True, g[1:] != g[:-1]]
+            k = np.arange(len(after))
+            whole[after[(k - np.maximum.accumulate(np.where(gs, k, 0))) < AFTER_CLOSE]] = True
+            keep |= whole
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]
@@ -362,7 +390,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         to = at[np.searchsorted(fd[at], fd[gone])]
         np.add.at(w, to, add)
     kept = np.nonzero(keep)[0]
-    trim = tcp[kept] & pay[kept] & (pay_rank[kept] >= MAX_SEGMENTS) & ~end[kept]
+    trim = tcp[kept] & pay[kept] & (pay_rank[kept] >= MAX_SEGMENTS) & ~end[kept] & ~whole[kept]
     out_rows = rows[kept]
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[kept][order]

@@ -83,6 +83,8 @@ class FlowTable:
     (-1: not part of any flow, e.g. an ICMP error attached elsewhere or a duplicate).
     ``pkt_from_orig``: bool array, the packet was sent by the flow's originator.
     ``duplicates``: number of duplicated frames dropped.
+    ``dup_of``: int64 array, for each dropped duplicate the row of the packet it copies (same
+    flow and direction), -1 for every other row (None when nothing was dropped).
     """
 
     flows: pd.DataFrame
@@ -90,6 +92,7 @@ class FlowTable:
     pkt_flow: np.ndarray
     pkt_from_orig: np.ndarray
     duplicates: int = 0
+    dup_of: np.ndarray | None = None
 
 
 def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
@@ -356,8 +359,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             if packets.payload(r1) != packets.payload(r0):
                 same[j] = False
         dup[1:] = same
-    # a duplicate never starts or splits anything: drop it now
+    # a duplicate never starts or splits anything: drop it now (remembering what it copies:
+    # the kept row before it in flow order)
     keep = ~dup
+    dup_of = None
+    if dup.any():
+        pos = np.maximum.accumulate(np.where(keep, np.arange(len(order)), 0))
+        dup_of = np.full(n, -1, np.int64)
+        dup_of[idx[order[dup]]] = idx[order[pos[dup]]]
     order, key_start0 = order[keep], key_start[keep]
     # recompute key starts on kept rows (a dropped row never starts a key, so starts survive)
     key_start = key_start0
@@ -521,7 +530,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     flows = flows.iloc[time_order].reset_index(drop=True)
     pkt_flow[idx[order]] = rank[flow_of]
     pkt_from_orig[idx[order]] = from_orig
-    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()))
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of)
 
 
 def _conn_state(is_tcp, is_udp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_o) -> np.ndarray:

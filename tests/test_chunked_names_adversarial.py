@@ -8,21 +8,16 @@ regression tests for shapes that agree today."""
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
-import pandas as pd
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.packet import Raw
 
-from kscc_traffic.analyze import analyze_file
-from kscc_traffic.chunked import ChunkedAnalysis
-from kscc_traffic.rules import load_rules
 
-from pcapbuild import eth, ip_of, pcap_bytes, tcp_session
+from chunkcmp import assert_same as _assert_same, chunked as _chunked, row as _row, whole as _whole, write as _write
+from pcapbuild import eth, ip_of, tcp_session
 
-RULES = load_rules()
 RES = "192.0.2.53"
 RES6 = "2001:db8::53"
 T = 1000.0
@@ -57,50 +52,6 @@ def _filler(t, n, step, sport=50000, src="198.18.5.5", dst="203.0.113.200"):
         out.append((t + i * step, eth(IP(src=src, dst=dst, id=_FID[0]) / UDP(sport=sport, dport=9999)
                                       / Raw(b"f" * 200))))
     return out
-
-
-def _write(tmp_path, recs, name="c.pcap"):
-    p = tmp_path / name
-    p.write_bytes(pcap_bytes(recs))
-    return p
-
-
-def _sorted(df):
-    return df.sort_values(["ts_ns", "uid"], kind="stable").reset_index(drop=True)
-
-
-def _chunked(path, chunk_bytes):
-    run = ChunkedAnalysis(path, RULES, Path(path).name, chunk_bytes=chunk_bytes)
-    parts = list(run.batches())
-    assert parts
-    return _sorted(pd.concat(parts, ignore_index=True)), run
-
-
-def _whole(path):
-    a = analyze_file(path, RULES)
-    return _sorted(a.flows), a
-
-
-def _assert_same(path, chunk_sizes):
-    """Every column and the reader counters equal to the whole-file analysis, for each size."""
-    whole, a = _whole(path)
-    big, _ = _chunked(path, Path(path).stat().st_size * 4 + 4096)
-    pd.testing.assert_frame_equal(big, whole)
-    for cb in chunk_sizes:
-        parts, run = _chunked(path, cb)
-        assert len(parts) == len(whole), cb
-        pd.testing.assert_frame_equal(parts, whole, obj=f"chunk_bytes={cb}")
-        assert run.duplicates == a.duplicates, cb
-        assert run.stats.warnings == a.warnings, cb
-    return whole
-
-
-def _row(df, **eq):
-    m = pd.Series(True, index=df.index)
-    for k, v in eq.items():
-        m &= df[k] == v
-    assert m.sum() == 1, (eq, m.sum())
-    return df[m].iloc[0]
 
 
 # ---------------------------------------------------------------------------------------------
