@@ -35,6 +35,18 @@ def test_clean_capture_exits_0():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_a_capture_without_ip_packets_says_so(tmp_path):
+    from pcapbuild import pcap_bytes
+    arp = (b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x06"
+           + bytes.fromhex("0001080006040001020000000001c0000202000000000000c0000201"))
+    cap = tmp_path / "arp.pcap"
+    cap.write_bytes(pcap_bytes([(1000.0 + i, arp) for i in range(3)]))
+    p = run("analyze", cap)
+    assert p.returncode == 0, p.stderr
+    assert "0 flows" in p.stdout
+    assert "Warning: arp.pcap: none of its 3 frames is an IP packet: nothing to analyse" in p.stderr
+
+
 def test_jsonl_has_one_object_per_flow_with_all_columns(tmp_path):
     from kscc_traffic import COLUMNS
     out = tmp_path / "flows.jsonl"
