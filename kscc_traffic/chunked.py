@@ -252,10 +252,10 @@ class ChunkedAnalysis:
         for lt, c in counters.unsupported.items():
             st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c
         st.warnings.extend(counters.warnings())
-        if st.records and not ip_packets:
-            st.warn(f"{self.name}: none of its {st.records} frame{'s' if st.records != 1 else ''} is an IP "
-                    "packet: nothing to analyse (a capture on the wrong interface, or of another "
-                    "link type?)")
+        if st.non_ip and not ip_packets:
+            st.warn(f"{self.name}: no IP packet among its {st.records} frame{'s' if st.records != 1 else ''} "
+                    f"({st.non_ip} non-IP): nothing to analyse (a capture on the wrong interface, or "
+                    "of another link type?)")
         if self.late_packets:
             st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
                     f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "

@@ -44,7 +44,7 @@ def test_a_capture_without_ip_packets_says_so(tmp_path):
     p = run("analyze", cap)
     assert p.returncode == 0, p.stderr
     assert "0 flows" in p.stdout
-    assert "Warning: arp.pcap: none of its 3 frames is an IP packet: nothing to analyse" in p.stderr
+    assert "Warning: arp.pcap: no IP packet among its 3 frames (3 non-IP): nothing to analyse" in p.stderr
 
 
 def test_jsonl_has_one_object_per_flow_with_all_columns(tmp_path):
