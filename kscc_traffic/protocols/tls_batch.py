@@ -475,15 +475,9 @@ def _server_hello(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.ndarra
     ext_end = np.minimum(n[j], i + 2 + _u16(buf, p[j] + i))
     i = i + 2
     for _ in range(MAX_EXTENSIONS):
-        keep = i + 4 <= ext_end
-        j, i, ext_end = j[keep], i[keep], ext_end[keep]
+        j, i, ext_end, q, et, ln = _next_extension(buf, p, j, i, ext_end)
         if not len(j):
             break
-        q = p[j] + i
-        et = _u16(buf, q)
-        ln = _u16(buf, q + 2)
-        keep = i + 4 + ln <= ext_end  # a cut extension ends the walk
-        j, i, ext_end, q, et, ln = j[keep], i[keep], ext_end[keep], q[keep], et[keep], ln[keep]
         sv = np.nonzero((et == tls.EXT_SUPPORTED_VERSIONS) & (ln == 2))[0]
         if len(sv):
             v[j[sv]] = _u16(buf, q[sv] + 4)
@@ -492,6 +486,21 @@ def _server_hello(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.ndarra
         fb[rows[j[i + 4 <= ext_end]]] = True
     ver[rows] = v
     cipher[rows] = c
+
+
+def _next_extension(buf: np.ndarray, p: np.ndarray, j: np.ndarray, i: np.ndarray,
+                    ext_end: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One step of an extension walk: of the rows ``j`` (body at ``p[j]``, walk at offset ``i``,
+    extensions ending at ``ext_end``), those with a whole extension header and body there, with
+    ``(j, i, ext_end, q, et, ln)``: ``q`` where the extension starts, ``et`` its type, ``ln`` its
+    body length. A cut extension ends a row's walk."""
+    keep = i + 4 <= ext_end
+    j, i, ext_end = j[keep], i[keep], ext_end[keep]
+    q = p[j] + i
+    et = _u16(buf, q)
+    ln = _u16(buf, q + 2)
+    keep = i + 4 + ln <= ext_end
+    return j[keep], i[keep], ext_end[keep], q[keep], et[keep], ln[keep]
 
 
 def _client_hello_sni(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.ndarray,
@@ -515,15 +524,9 @@ def _client_hello_sni(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.nd
     i = i + 2
     found_j, found_off, found_len = [none], [none], [none]
     for _ in range(MAX_EXTENSIONS):
-        keep = i + 4 <= ext_end
-        j, i, ext_end = j[keep], i[keep], ext_end[keep]
+        j, i, ext_end, q, et, ln = _next_extension(buf, p, j, i, ext_end)
         if not len(j):
             break
-        q = p[j] + i
-        et = _u16(buf, q)
-        ln = _u16(buf, q + 2)
-        keep = i + 4 + ln <= ext_end  # a cut extension ends the walk
-        j, i, ext_end, q, et, ln = j[keep], i[keep], ext_end[keep], q[keep], et[keep], ln[keep]
         s = np.nonzero(et == tls.EXT_SERVER_NAME)[0]
         if len(s):
             hit, off, length, over = _sni_list(buf, q[s] + 4, ln[s])
