@@ -80,8 +80,6 @@ class Batch:
     (an ICMP error attached to the flow it quotes included), -1 for duplicates.
     ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
     ``answers``: the DNS answers found in these packets. ``duplicates``: frames counted once.
-    ``dup_of``: for each packet dropped as a duplicate, the row it copies; -1 otherwise (None
-    when there are none).
     """
 
     flows: pd.DataFrame
@@ -89,7 +87,6 @@ class Batch:
     answers: DnsAnswers
     duplicates: int
     pkt_from_orig: np.ndarray | None = None
-    dup_of: np.ndarray | None = None
 
 #: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
 #: the side of the packet's direction: packets, payload bytes, IP bytes
@@ -106,7 +103,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         :class:`~kscc_traffic.answer_store.AnswerStore` (anything with ``len`` and ``select``).
     :param weights: int64 array (len(packets), 3): per packet, the packets, payload bytes and IP
         bytes of packets of the same flow and direction that are no longer among ``packets``
-        (summarised by :mod:`kscc_traffic.chunked`); added to the packet's flow's counters
+        (summarised by :mod:`kscc_traffic.chunked`; the weights of a packet dropped as a
+        duplicate are moved, in place, to the packet it copies); added to the packet's flow's counters
         (:data:`WEIGHT_COUNTERS`) before it is inspected and classified. Tied to a packet, not
         to a flow id, so they follow the flow whatever its uid becomes (an earlier packet read
         later changes the uid) and its orientation.
@@ -118,6 +116,12 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     exclude[[e.row for e in errors]] = True
     ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name)
     if weights is not None:
+        if ft.dup_of is not None:
+            # a weighted packet dropped as a copy hands its weights to what it copies (in place,
+            # so the caller carries them on with that packet)
+            moved = np.nonzero((ft.dup_of >= 0) & weights.any(axis=1))[0]
+            np.add.at(weights, ft.dup_of[moved], weights[moved])
+            weights[moved] = 0
         _add_weights(ft, weights)
     known_names = None
     if known is not None:
@@ -159,18 +163,12 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
-    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, ft.dup_of)
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
 
 
 def _add_weights(ft, weights: np.ndarray) -> None:
     """Add ``weights`` (see :func:`analyze_batch`) to the flows' counters, in place."""
-    at = np.nonzero(weights.any(axis=1))[0]
-    # a weighted packet dropped as a copy of another hands its weights to that one
-    src = at
-    if ft.dup_of is not None:
-        at = np.where(ft.dup_of[at] >= 0, ft.dup_of[at], at)
-    ok = ft.pkt_flow[at] >= 0
-    at, src = at[ok], src[ok]
+    at = np.nonzero(weights.any(axis=1) & (ft.pkt_flow >= 0))[0]
     if not len(at):
         return
     flows = ft.flows
@@ -178,7 +176,7 @@ def _add_weights(ft, weights: np.ndarray) -> None:
     for j, (o_col, r_col) in enumerate(WEIGHT_COUNTERS):
         for col, mine in ((o_col, side), (r_col, ~side)):
             v = flows[col].to_numpy(np.int64).copy()
-            np.add.at(v, f[mine], weights[src[mine], j])
+            np.add.at(v, f[mine], weights[at[mine], j])
             flows[col] = v
 
 

@@ -191,8 +191,9 @@ class ChunkedAnalysis:
                 continue
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
+            known = np.concatenate([carry_known, np.full(n_new, None, object)])
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
-                              known=np.concatenate([carry_known, np.full(n_new, None, object)]))
+                              known=known)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)
@@ -214,18 +215,13 @@ class ChunkedAnalysis:
                     self.progress(reader_stats.bytes_read)
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
-            if b.dup_of is not None:
-                # a weighted packet dropped as a copy hands its weights to what it copies
-                moved = np.nonzero((b.dup_of >= 0) & weights.any(axis=1))[0]
-                np.add.at(weights, b.dup_of[moved], weights[moved])
-                weights[moved] = 0
+            # (weights: as analyze_batch left them, those of dropped copies moved)
             rows, trim, carry_w = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
             # the names of flows still open are kept (once every answer that may name them has
             # been seen): the answers that gave them can go
             # (and a name once kept stays: the clock can go back with late packets)
             started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
-            had = np.nonzero(np.concatenate([carry_known != None, np.zeros(n_new, bool)])  # noqa: E711
-                             & (b.pkt_flow >= 0))[0]
+            had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
             started[b.pkt_flow[had]] = True
             f = b.pkt_flow[rows]
             carry_known = np.where(started[f], flows["dns_name"].to_numpy(dtype=object)[f], None)
