@@ -50,6 +50,11 @@ from ..errors import CorruptCapture, TruncatedCapture, UnsupportedFormat
 from .frames import Frames
 from .stats import ReadStats
 
+try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
+    from . import _walk
+except ImportError:  # pragma: no cover - depends on the build
+    _walk = None
+
 __all__ = ["read_frames", "iter_frames", "MAX_RECORD_BYTES", "MAX_SNAPLEN_BYTES", "MAX_BLOCK_BYTES"]
 
 #: A record may always be this long (bytes), whatever the header's snaplen (libpcap's maximum).
@@ -313,26 +318,12 @@ class _PcapParser:
         """Walk the records in ``buf[pos:]`` (contract: :class:`_Walk`)."""
         end = len(buf)
         hdr_len = self.hdr_len
-        bound = self.bound
         caplen_at = self._caplen_at
-        offs = array("q")
-        app = offs.append
+        offs, pos, cl = self._offsets(buf, pos)
         stop: _Stop | None = None
-        # The hot loop: one unpack, one compare, one append per record, and no bounds test:
-        # the unpack raises struct.error once fewer than 12 bytes are left at ``pos`` (or
-        # ``pos`` is past the end). A record whose data overruns the buffer is appended and
-        # taken back after the loop.
-        try:
-            while True:
-                cl = caplen_at(buf, pos)[0]
-                if cl > bound:
-                    stop = _Stop(base + pos, f"damaged record at offset {base + pos} "
-                                 f"(caplen {cl} > {bound})", 1)
-                    break
-                app(pos)
-                pos += hdr_len + cl
-        except struct.error:
-            pass
+        if cl >= 0:
+            stop = _Stop(base + pos, f"damaged record at offset {base + pos} "
+                         f"(caplen {cl} > {self.bound})", 1)
         need = 0
         if stop is None and pos > end:           # last record not (all) in buf
             pos = offs.pop()
@@ -347,6 +338,39 @@ class _PcapParser:
                 stop = _Stop(base + pos, f"file cut mid-record at offset {base + pos}: "
                              f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
         return _Walk(pos, need, stop, self._columns(buf, offs))
+
+    def _offsets(self, buf: bytes, pos: int) -> tuple[array, int, int]:
+        """The record offsets from ``pos`` on: (offsets, position where the walk stopped, the
+        captured length there when it is > the sanity bound, else -1). Stops once fewer than
+        12 bytes are left at the position. A last record whose data overruns ``buf`` is in the
+        offsets, and the position is then past the end. Compiled (:mod:`._walk`) when built."""
+        if _walk is not None:
+            raw, pos, cl = _walk.pcap_offsets(buf, pos, self.hdr_len, self.bound, self.order == ">")
+            offs = array("q")
+            offs.frombytes(raw)
+            return offs, pos, cl
+        return self._offsets_py(buf, pos)
+
+    def _offsets_py(self, buf: bytes, pos: int) -> tuple[array, int, int]:
+        """:meth:`_offsets` in Python (the fallback, and the compiled loop's reference)."""
+        hdr_len = self.hdr_len
+        bound = self.bound
+        caplen_at = self._caplen_at
+        offs = array("q")
+        app = offs.append
+        # The hot loop: one unpack, one compare, one append per record, and no bounds test:
+        # the unpack raises struct.error once fewer than 12 bytes are left at ``pos`` (or
+        # ``pos`` is past the end).
+        try:
+            while True:
+                cl = caplen_at(buf, pos)[0]
+                if cl > bound:
+                    return offs, pos, cl
+                app(pos)
+                pos += hdr_len + cl
+        except struct.error:
+            pass
+        return offs, pos, -1
 
     def _columns(self, buf: bytes, offs: array) -> dict[str, np.ndarray]:
         n = len(offs)
@@ -559,27 +583,15 @@ class _PcapngParser:
         segs: list[tuple[int, int, int, str]] = [(0, self.sec_base, self.sec_n, self.order)]
         O_if, O_hi, O_lo = array("i"), array("I"), array("I")  # Simple / obsolete Packet Blocks
         O_off, O_cl, O_wl, O_spb = array("q"), array("I"), array("I"), array("b")
-        u32, hdr, tail3 = self._u32, self._hdr, self._tail3
+        u32, hdr = self._u32, self._hdr
         ifaces = self.ifaces
         sec_base, sec_n = self.sec_base, self.sec_n
         maxb = MAX_BLOCK_BYTES
         need = 0
         stop: _Stop | None = None
         while True:
-            # fast path: a run of well-framed EPBs. No bounds test: an unpack past the end of
-            # buf raises struct.error, and that block then takes the slow path below.
-            # One unpack per block: its trailing length together with the next block's header.
-            try:
-                btype, blen = hdr(buf, pos)
-                while btype == 6 and 32 <= blen <= maxb and not blen & 3:
-                    trail, next_type, next_len = tail3(buf, pos + blen - 4)
-                    if trail != blen:
-                        break
-                    eapp(pos)
-                    pos += blen
-                    btype, blen = next_type, next_len
-            except struct.error:
-                pass
+            # fast path: a run of well-framed EPBs
+            pos = self._epb_run(buf, pos, epbs)
             # slow path: one block of any kind, every check spelled out
             left = end - pos
             if left < 12:
@@ -665,7 +677,7 @@ class _PcapngParser:
                     break
                 if new_order != self.order:
                     self._set_order(new_order)
-                    u32, hdr, tail3 = self._u32, self._hdr, self._tail3
+                    u32, hdr = self._u32, self._hdr
                 sec_base, sec_n = len(ifaces), 0
                 self.sections += 1
                 segs.append((len(epbs), sec_base, sec_n, self.order))
@@ -679,6 +691,36 @@ class _PcapngParser:
                           np.frombuffer(O_off, np.int64), np.frombuffer(O_cl, np.uint32),
                           np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0))
         return _Walk(pos, need, stop, self._columns(parts))
+
+    def _epb_run(self, buf: bytes, pos: int, epbs: array) -> int:
+        """Append to ``epbs`` the positions of the run of well-framed Enhanced Packet Blocks
+        from ``pos`` on (type 6, 32 <= length <= MAX_BLOCK_BYTES, a multiple of 4, trailing
+        length equal, and the next block's header in ``buf``); return where the run stops.
+        Compiled (:mod:`._walk`) when built."""
+        if _walk is not None:
+            raw, pos = _walk.pcapng_epb_run(buf, pos, MAX_BLOCK_BYTES, self.order == ">")
+            epbs.frombytes(raw)
+            return pos
+        return self._epb_run_py(buf, pos, epbs)
+
+    def _epb_run_py(self, buf: bytes, pos: int, epbs: array) -> int:
+        """:meth:`_epb_run` in Python (the fallback, and the compiled loop's reference)."""
+        hdr, tail3, eapp, maxb = self._hdr, self._tail3, epbs.append, MAX_BLOCK_BYTES
+        # No bounds test: an unpack past the end of buf raises struct.error, and the run
+        # stops there. One unpack per block: its trailing length together with the next
+        # block's header.
+        try:
+            btype, blen = hdr(buf, pos)
+            while btype == 6 and 32 <= blen <= maxb and not blen & 3:
+                trail, next_type, next_len = tail3(buf, pos + blen - 4)
+                if trail != blen:
+                    break
+                eapp(pos)
+                pos += blen
+                btype, blen = next_type, next_len
+        except struct.error:
+            pass
+        return pos
 
     def _epb_columns(self, buf: bytes, epbs: array, segs: list[tuple[int, int, int, str]],
                      base: int) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,170 @@
+/* The two record-walk loops of kscc_traffic/capture/files.py, compiled.
+ *
+ * Each function does exactly what its pure-Python twin in files.py does (the twin is the
+ * fallback when this module is not built, and tests/test_walk_compiled.py checks that both
+ * give the same result on the same bytes), only without one interpreter round per record:
+ *
+ *   pcap_offsets(buf, pos, hdr_len, bound, big_endian) -> (offsets, pos, caplen)
+ *       classic pcap: the offsets of the records from `pos` on, each record header's captured
+ *       length read at +8.  Stops when fewer than 12 bytes are left at `pos` (caplen == -1), or
+ *       at a record whose captured length is > bound (caplen = that length, `pos` = its offset,
+ *       not in offsets).  A last record whose data overruns the buffer IS in offsets, and `pos`
+ *       is then past the end: the caller takes it back, as the Python loop does.
+ *
+ *   pcapng_epb_run(buf, pos, max_block, big_endian) -> (offsets, pos)
+ *       pcapng: the run of well-framed Enhanced Packet Blocks from `pos` on (type 6,
+ *       32 <= length <= max_block, length % 4 == 0, trailing length == length, and the 12 bytes
+ *       of trailing length + next block header inside the buffer).  Stops at the first block
+ *       that is not one; `pos` is its offset.
+ *
+ * offsets: bytes holding native int64 values (numpy.frombuffer(offsets, numpy.int64)).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t
+rd32(const unsigned char *p, int big)
+{
+    /* by bytes, so the host's own byte order does not matter (compilers make it one load) */
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+/* A growable int64 vector, turned into a bytes object at the end. */
+typedef struct {
+    int64_t *v;
+    Py_ssize_t n, cap;
+} vec;
+
+static int
+vec_push(vec *a, int64_t x)
+{
+    if (a->n == a->cap) {
+        Py_ssize_t cap = a->cap ? a->cap * 2 : 4096;
+        int64_t *v = PyMem_Realloc(a->v, (size_t)cap * sizeof(int64_t));
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+static PyObject *
+vec_bytes(vec *a)
+{
+    PyObject *b = PyBytes_FromStringAndSize((const char *)a->v, a->n * (Py_ssize_t)sizeof(int64_t));
+    PyMem_Free(a->v);
+    a->v = NULL;
+    return b;
+}
+
+static PyObject *
+pcap_offsets(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, hdr_len;
+    long long bound;
+    int big;
+    if (!PyArg_ParseTuple(args, "y*nnLp", &view, &pos, &hdr_len, &bound, &big))
+        return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    vec offs = {NULL, 0, 0};
+    long long stop_cl = -1;
+    if (pos < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos < 0");
+        return NULL;
+    }
+    /* pos may run past the end (a record overrunning the buffer): compare without overflow */
+    while (pos <= end - 12) {
+        uint32_t cl = rd32(buf + pos + 8, big);
+        if ((long long)cl > bound) {
+            stop_cl = cl;
+            break;
+        }
+        if (vec_push(&offs, pos) < 0) {
+            PyMem_Free(offs.v);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        pos += hdr_len + (Py_ssize_t)cl;
+    }
+    PyBuffer_Release(&view);
+    PyObject *b = vec_bytes(&offs);
+    if (b == NULL)
+        return NULL;
+    return Py_BuildValue("NnL", b, pos, stop_cl);
+}
+
+static PyObject *
+pcapng_epb_run(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    long long maxb;
+    int big;
+    if (!PyArg_ParseTuple(args, "y*nLp", &view, &pos, &maxb, &big))
+        return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    vec offs = {NULL, 0, 0};
+    if (pos < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos < 0");
+        return NULL;
+    }
+    if (pos <= end - 8) {
+        uint32_t btype = rd32(buf + pos, big), blen = rd32(buf + pos + 4, big);
+        while (btype == 6 && blen >= 32 && (long long)blen <= maxb && !(blen & 3)) {
+            /* trailing length of this block + header of the next: 12 bytes at pos + blen - 4 */
+            if (pos + (Py_ssize_t)blen - 4 > end - 12)
+                break;
+            const unsigned char *t = buf + pos + blen - 4;
+            if (rd32(t, big) != blen)
+                break;
+            if (vec_push(&offs, pos) < 0) {
+                PyMem_Free(offs.v);
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+            pos += blen;
+            btype = rd32(t + 4, big);
+            blen = rd32(t + 8, big);
+        }
+    }
+    PyBuffer_Release(&view);
+    PyObject *b = vec_bytes(&offs);
+    if (b == NULL)
+        return NULL;
+    return Py_BuildValue("Nn", b, pos);
+}
+
+static PyMethodDef methods[] = {
+    {"pcap_offsets", pcap_offsets, METH_VARARGS,
+     "pcap_offsets(buf, pos, hdr_len, bound, big_endian) -> (offsets: bytes of int64, pos, caplen)\n\n"
+     "Record offsets of a classic pcap buffer from pos on (see the module source)."},
+    {"pcapng_epb_run", pcapng_epb_run, METH_VARARGS,
+     "pcapng_epb_run(buf, pos, max_block, big_endian) -> (offsets: bytes of int64, pos)\n\n"
+     "Offsets of the run of well-framed Enhanced Packet Blocks from pos on."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_walk",
+    "Compiled record walks of pcap / pcapng buffers (twins of the loops in files.py).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__walk(void)
+{
+    return PyModule_Create(&module);
+}
