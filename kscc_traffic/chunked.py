@@ -113,6 +113,7 @@ class ChunkedAnalysis:
     def batches(self) -> Iterator[pd.DataFrame]:
         """Finished flows, batch by batch (each in time order of first packet)."""
         self.first_chunk()
+        _tune_malloc()
         chunks, pending = self._chunks, self._first
         self._first = None
         carry: Packets | None = None
@@ -235,7 +236,6 @@ class ChunkedAnalysis:
             store.add(b.answers, again_ts=carry.cols["ts_ns"].tolist())
             store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
-            _release_memory()
             if self.progress is not None and reader_stats is not None:
                 self.progress(reader_stats.bytes_read)
             prev_clock = clock
@@ -396,21 +396,38 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     return out_rows[order], trim[order], w[kept][order]
 
 
-def _release_memory() -> None:
-    """Give the heap pages freed by the batch back to the system (glibc keeps them otherwise,
-    and the resident size would creep up batch after batch). A no-op where there is no glibc."""
-    global _TRIM
-    if _TRIM is None:
-        try:
-            import ctypes
-            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
+#: glibc malloc settings for a chunked analysis (mallopt parameters)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20    # glibc's largest (heap_max / 2 on 64-bit)
+TRIM_THRESHOLD = 256 << 20
 
 
-_TRIM = None
+def _tune_malloc() -> None:
+    """Keep the memory of one batch for the next (glibc only; elsewhere a no-op).
+
+    Each batch allocates and frees the same large arrays again (a chunk's bytes, columns of a
+    few MB). By default glibc gives blocks from 128 KiB up their own ``mmap`` and returns them
+    on ``free``, and gives back the top of the heap, so the next batch takes the same pages
+    again, zero-filled: about 500,000 page faults and 1.5-2 s of system time per million
+    packets. With blocks below ``MMAP_THRESHOLD`` taken from the heap and freed heap kept up to
+    ``TRIM_THRESHOLD``, the pages are reused (about 50,000 faults). The peak resident size is
+    about the same (1 M packets: 237 MiB either way; 10 M: 268 instead of 255 MiB, the heap's
+    fragmentation settling after ~120 batches and staying flat). Process-wide and set once (the
+    settings only concern how freed memory is kept and reused)."""
+    global _TUNED
+    if _TUNED:
+        return
+    _TUNED = True
+    try:
+        import ctypes
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
+_TUNED = False
 
 
 def _slice(frames: Frames, i: int, j: int) -> Frames:
