@@ -12,6 +12,7 @@ client, address and name.
 from __future__ import annotations
 
 import sys
+from operator import itemgetter
 
 from .inspect import DnsAnswers
 
@@ -47,22 +48,35 @@ class AnswerStore:
             next batch: their answers come back with it, and only answers with one of these times
             are remembered so as to be kept once. ``None``: remember all.
         """
-        intern = sys.intern
+        # each row once, at the place of its last occurrence (as in the whole list, where the
+        # last of equal rows is the one that counts: an answer of the same time and frame in
+        # between does not win over it); tuples made and compared by C loops
+        rows = list(zip(new.ts_ns, new.frames(), new.client, new.address, new.name))
+        rows = dict.fromkeys(rows[::-1])
         seen = self._again
-        cutoff = self._cutoff
-        for row in zip(new.ts_ns, new.frames(), new.client, new.address, new.name):
-            if row in seen:     # (an answer of a carried packet, parsed again)
-                continue
-            seen.add(row)
-            ts, frame, client, address, name = row
-            row = (ts, frame, intern(client), intern(address), intern(name))
-            if cutoff is not None and ts < cutoff:
-                self._fold(row)          # a late answer: only its part in the latest counts
+        if seen and rows:
+            for r in seen:      # (answers of carried packets, parsed again)
+                rows.pop(r, None)
+        if rows:
+            # kept with their texts interned (one string object per distinct text)
+            intern = sys.intern
+            ts, frame, client, address, name = zip(*reversed(rows))
+            fresh = list(zip(ts, frame, map(intern, client), map(intern, address), map(intern, name)))
+            cutoff = self._cutoff
+            if cutoff is None or min(ts) >= cutoff:
+                self._recent.extend(fresh)
             else:
-                self._recent.append(row)
-        if again_ts is not None and seen:
+                for row in fresh:
+                    if row[0] < cutoff:
+                        self._fold(row)          # a late answer: only its part in the latest counts
+                    else:
+                        self._recent.append(row)
+        if again_ts is None:
+            seen.update(rows)
+        elif seen or rows:
             again = set(again_ts)
             self._again = {r for r in seen if r[0] in again}
+            self._again.update([r for r in rows if r[0] in again])
 
     def advance(self, cutoff: int | None) -> None:
         """No flow still to come starts before ``cutoff`` (epoch ns): of the answers before it,
@@ -70,14 +84,32 @@ class AnswerStore:
         cutoff than the last: nothing to do."""
         if cutoff is None or (self._cutoff is not None and cutoff <= self._cutoff):
             return
-        self._cutoff = cutoff
+        before, self._cutoff = self._cutoff, cutoff
         old = [r for r in self._recent if r[0] < cutoff]
         if not old:
             return
         self._recent = [r for r in self._recent if r[0] >= cutoff]
-        old.sort(key=lambda r: (r[0], r[1]))      # time order, capture order within a time
+        old.sort(key=itemgetter(0, 1))      # time order, capture order within a time
+        if before is not None and old[0][0] < before:  # pragma: no cover - (never: see below)
+            for row in old:
+                self._fold(row)
+            return
+        # The answers kept as the latest are older than the last cutoff (they were before it
+        # when folded) and every answer since it is not: each of ``old`` replaces what is kept
+        # for its pair and address, so the last of each (in time order) is the latest.
+        latest_pair, latest_addr = self._latest_pair, self._latest_addr
+        by_address: dict[str, list] = {}
         for row in old:
-            self._fold(row)
+            by_address.setdefault(row[3], []).append(row)
+        for address, rows in by_address.items():
+            by_client = latest_pair.get(address)
+            if by_client is None:
+                by_client = latest_pair[address] = {}
+            n = len(by_client)
+            by_client.update({r[2]: (r[0], r[1], r[4]) for r in rows})
+            self._pairs += len(by_client) - n
+            ts, frame, client, _, name = rows[-1]
+            latest_addr[address] = (ts, frame, client, name)
 
     def _fold(self, row: tuple[int, int, str, str, str]) -> None:
         ts, frame, client, address, name = row
@@ -99,28 +131,27 @@ class AnswerStore:
         of (client, address); ``None``: every pair kept for these addresses), then every answer
         since the cutoff to one of these addresses. A new object, with ``frame_no``; an
         address's latest comes after the pairs' (so it wins a tie, as the latest it is)."""
-        out = DnsAnswers()
         if pairs is None:
             pairs = [(c, a) for a in addresses for c in self._latest_pair.get(a, ())]
+        elif not isinstance(pairs, (set, frozenset)):
+            pairs = set(pairs)
         latest_pair, latest_addr = self._latest_pair, self._latest_addr
+        pair_of, empty = latest_pair.get, {}
         rows = []
-        for client, address in set(pairs):
-            v = latest_pair.get(address, {}).get(client)
+        for client, address in pairs:
+            v = pair_of(address, empty).get(client)
             if v is not None:
                 rows.append((v[0], v[1], client, address, v[2]))
-        rows.sort(key=lambda r: (r[0], r[1]))
+        rows.sort(key=itemgetter(0, 1))
         for a in addresses:
             v = latest_addr.get(a)
             if v is not None:
                 rows.append((v[0], v[1], v[2], a, v[3]))
-        rows.extend(r for r in self._recent if r[3] in addresses)
-        for ts, frame, client, address, name in rows:
-            out.ts_ns.append(ts)
-            out.frame_no.append(frame)
-            out.client.append(client)
-            out.address.append(address)
-            out.name.append(name)
-        return out
+        rows.extend([r for r in self._recent if r[3] in addresses])
+        if not rows:
+            return DnsAnswers()
+        ts, frame, client, address, name = zip(*rows)
+        return DnsAnswers(list(ts), list(client), list(address), list(name), list(frame))
 
     def answers(self) -> DnsAnswers:
         """Everything kept (as :meth:`select` of every address)."""
