@@ -1,8 +1,9 @@
 """Deep look at the few payloads that matter: TLS handshakes, HTTP request heads, DNS messages.
 
 Adds application columns to a flow table (see :data:`APP_COLUMNS`). Only flows with payload are
-touched, and only their first bytes (:mod:`kscc_traffic.streams`); DNS is parsed per datagram on
-port 53.
+touched, and only their first bytes (:mod:`kscc_traffic.streams`); DNS datagrams on port 53 are
+parsed once per distinct message (answers to the same question differ only in their id) and the
+results spread over the packets with numpy.
 """
 from __future__ import annotations
 
@@ -109,9 +110,30 @@ def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     whole arrays, only the rest (HTTP or other) looked at one by one."""
     out = np.full(len(start), "tls", object)
     mv = memoryview(buf).cast("B")
-    for i in np.nonzero(~tls_batch.looks_like_tls_at(buf, start, end))[0].tolist():
+    rest = np.nonzero(~tls_batch.looks_like_tls_at(buf, start, end))[0]
+    # an HTTP status line (what http.looks_like_http_response matches: "HTTP/1.x NNN" and a
+    # space or line end, 13 bytes) on whole arrays: such a stream is neither TLS nor a request
+    status = _status_line_at(buf, start[rest], end[rest])
+    out[rest[status]] = "http"
+    for i in rest[~status].tolist():
         out[i] = _kind(mv[start[i]:end[i]].tobytes())
     return out
+
+
+_STATUS_PREFIX = np.frombuffer(b"HTTP/1.", np.uint8)
+
+
+def _status_line_at(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """:func:`.http.looks_like_http_response` of the streams ``buf[start[i]:end[i]]`` (bool
+    array (n,)): ``HTTP/1.`` ``0``|``1`` space, a status code 100-599, then a space, CR or LF."""
+    ok = (end - start) >= 13
+    if not ok.any():
+        return ok
+    h = buf[np.where(ok, start, 0)[:, None] + np.arange(13)]
+    digit = (h[:, 10:12] >= ord("0")) & (h[:, 10:12] <= ord("9"))
+    return (ok & (h[:, :7] == _STATUS_PREFIX).all(axis=1) & ((h[:, 7] == ord("0")) | (h[:, 7] == ord("1")))
+            & (h[:, 8] == ord(" ")) & (h[:, 9] >= ord("1")) & (h[:, 9] <= ord("5")) & digit.all(axis=1)
+            & ((h[:, 12] == ord(" ")) | (h[:, 12] == ord("\r")) | (h[:, 12] == ord("\n"))))
 
 
 def _stream_ranges(streams, flows: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -217,10 +239,19 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))[0]
     if len(rows):
         key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
-        order = np.lexsort((c["ts_ns"][rows], key))
-        rows, key = rows[order], key[order]
-        first = np.r_[True, key[1:] != key[:-1]]
-        rows, key = rows[first], key[first]
+        ts = c["ts_ns"][rows]
+        if bool((ts[1:] >= ts[:-1]).all()):
+            # rows in time order (the usual case): the first of each key is its earliest, no
+            # sort needed (in key order, as below)
+            at = np.full(2 * nflows, len(rows), np.int64)
+            np.minimum.at(at, key, np.arange(len(rows)))
+            at = at[at < len(rows)]
+            rows, key = rows[at], key[at]
+        else:
+            order = np.lexsort((ts, key))
+            rows, key = rows[order], key[order]
+            first = np.r_[True, key[1:] != key[:-1]]
+            rows, key = rows[first], key[first]
         buf = np.frombuffer(ft.packets.buf, np.uint8)
         off, cap = c["pl_off"][rows], c["pl_cap"][rows]
         k = np.arange(5)
@@ -257,35 +288,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     orig_p = flows["orig_p"].to_numpy()
     dns_flow = ((resp_p == 53) | (orig_p == 53)) & ((proto == "udp") | (proto == "tcp"))
 
-    # DNS datagrams (UDP) parsed one by one; DNS over TCP from the reassembled streams
-    p = ft.packets
-    c = p.cols
-    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
-                      & ((c["sport"] == 53) | (c["dport"] == 53)))[0]
-    dst_text = None
-    if len(rows):
-        from .flows import address_text
-        dst_text = address_text(c["dst_hi"][rows], c["dst_lo"][rows])
-    cache: dict[bytes, tuple] = {}
-    for j, i in enumerate(rows):
-        data = p.payload(int(i))
-        # answers to the same question differ only in the 2-byte id: parse each shape once
-        key = data[2:]
-        hit = cache.get(key)
-        if hit is None:
-            msg = dns.parse_message(data)
-            hit = cache[key] = (msg, dns.resolved_names(msg) if msg is not None and msg.is_response else [])
-            if len(cache) > 65536:
-                cache.clear()
-        msg, resolved = hit
-        if msg is None:
-            continue
-        f = int(ft.pkt_flow[i])
-        if msg.questions and not cols["query"][f]:
-            cols["query"][f] = msg.questions[0][0]
-        service[f] = "dns"
-        if msg.is_response:
-            answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, resolved, int(c["frame"][i]))
+    # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
+    # DNS over TCP from the reassembled streams (_deep_look)
+    _udp_dns(ft, cols["query"], service, answers)
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
@@ -298,11 +303,112 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
-    out = flows.copy()
+    return _with_columns(flows, service, cols), answers
+
+
+def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A new frame: ``flows`` with ``service`` replaced and the columns ``cols`` (name -> array
+    (len(flows),)) set, each with the dtype of its array (object stays object). The new columns
+    are joined in one step when none of them is in ``flows`` yet (one column at a time costs
+    more than the rest of this)."""
+    if flows.index.is_unique and not any(k in flows.columns for k in cols):
+        extra = pd.DataFrame({k: pd.Series(v, dtype=v.dtype, index=flows.index) for k, v in cols.items()},
+                             index=flows.index)
+        out = pd.concat([flows, extra], axis=1)
+    else:
+        out = flows.copy()
+        for k, v in cols.items():
+            out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
     out["service"] = pd.Series(service, dtype=object, index=out.index)
-    for k, v in cols.items():
-        out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
-    return out, answers
+    return out
+
+
+def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers) -> None:
+    """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
+    place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
+    first question name of the flow's first datagram that has a question (packet row order),
+    and the (address, name) pairs of every response appended to ``answers`` in packet row order
+    (time and frame of the packet, client = the packet's destination address).
+
+    Answers to the same question differ only in their 2-byte id, so each distinct rest of a
+    payload is parsed once (:func:`.dns.parse_message`, :func:`.dns.resolved_names`) and its
+    results spread over its packets with numpy; no Python object per packet beyond its payload
+    key. ``query``/``service``: object arrays (n_flows,); ``answers`` is assumed empty."""
+    p = ft.packets
+    c = p.cols
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
+                      & ((c["sport"] == 53) | (c["dport"] == 53)))[0]
+    if not len(rows):
+        return
+    buf = p.buf
+    off = c["pl_off"][rows].astype(np.int64)
+    end = np.where(off >= 0, off + c["pl_cap"][rows], 0)
+    off = np.maximum(off, 0)
+    # the payload without its 2-byte id (Packets.payload(i)[2:]) is the key
+    k0, k1 = (off + 2).tolist(), end.tolist()
+    if isinstance(buf, bytes):
+        keys = [buf[i:j] for i, j in zip(k0, k1)]
+    else:
+        mv = memoryview(buf).cast("B")
+        keys = [mv[i:j].tobytes() for i, j in zip(k0, k1)]
+    ids: dict[bytes, int] = {}
+    kid = np.array([ids.setdefault(k, len(ids)) for k in keys], np.int64)
+    del keys, ids
+    # each key's first packet (ids are numbered in order of first appearance)
+    first = np.nonzero(np.r_[True, kid[1:] > np.maximum.accumulate(kid)[:-1]])[0]
+    nk = len(first)
+    valid = np.zeros(nk, bool)
+    is_resp = np.zeros(nk, bool)
+    has_q = np.zeros(nk, bool)
+    qname = np.full(nk, "", object)
+    n_res = np.zeros(nk, np.int64)
+    addr_flat: list[str] = []
+    name_flat: list[str] = []
+    for k, j in enumerate(first.tolist()):
+        msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
+        if msg is None:
+            continue
+        valid[k] = True
+        if msg.questions:
+            has_q[k] = True
+            qname[k] = msg.questions[0][0]
+        if msg.is_response:
+            is_resp[k] = True
+            resolved = dns.resolved_names(msg)
+            n_res[k] = len(resolved)
+            for a, nm in resolved:
+                addr_flat.append(a)
+                name_flat.append(nm)
+    ok = valid[kid]
+    f = ft.pkt_flow[rows]
+    service[f[ok]] = "dns"
+    # query: the first datagram with a question, per flow (question names are never empty)
+    asks = np.nonzero(has_q[kid])[0]
+    if len(asks):
+        _, at = np.unique(f[asks], return_index=True)
+        at = asks[at]
+        query[f[at]] = qname[kid[at]]
+    # answers: each response's pairs, in row order
+    resp = np.nonzero(is_resp[kid])[0]
+    count = n_res[kid[resp]]
+    resp, count = resp[count > 0], count[count > 0]
+    if not len(resp):
+        return
+    pos = rows[resp]
+    # the client is the packet's destination: the flow's responder when the originator sent it
+    fp = f[resp]
+    flows = ft.flows
+    client = np.where(ft.pkt_from_orig[pos], flows["resp_h"].to_numpy(dtype=object)[fp],
+                      flows["orig_h"].to_numpy(dtype=object)[fp])
+    k_start = np.cumsum(n_res) - n_res
+    total = int(count.sum())
+    # flat index of each answer: its key's first pair + its rank among its response's pairs
+    at = np.repeat(k_start[kid[resp]] - (np.cumsum(count) - count), count) + np.arange(total)
+    answers.ts_ns.extend(np.repeat(c["ts_ns"][pos], count).tolist())
+    answers.client.extend(np.repeat(client, count).tolist())
+    answers.address.extend(np.array(addr_flat, object)[at].tolist())
+    answers.name.extend(np.array(name_flat, object)[at].tolist())
+    answers.frame_no.extend(np.repeat(c["frame"][pos], count).tolist())
 
 
 def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
@@ -332,7 +438,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     (fills ``cols``, ``service`` and ``answers`` in place)."""
     streams = initial_streams(ft, deep)
     first_ts = flows["ts_ns"].to_numpy()
-    keys = list(set(streams.client) | set(streams.server))
+    if all(hasattr(streams, a) for a in ("flow", "from_orig")):
+        # the flows in the order of set(streams.client) | set(streams.server), without
+        # building those mappings
+        fl, fo = np.asarray(streams.flow, np.int64), np.asarray(streams.from_orig, bool)
+        keys = list(set(fl[fo].tolist()) | set(fl[~fo].tolist()))
+    else:
+        keys = list(set(streams.client) | set(streams.server))
     fidx = np.array(keys, np.int64)
     buf, cst, cen, sst, sen = _stream_ranges(streams, fidx)
     ckind = _kinds(buf, cst, cen)
@@ -340,17 +452,20 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     cols["client_proto"][fidx] = ckind
     cols["server_proto"][fidx] = skind
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
-    is_tls = ((ckind == "tls") | (skind == "tls")) & ~(dns_flow[fidx] & (proto[fidx] == "tcp"))
+    dns_tcp = dns_flow[fidx] & (proto[fidx] == "tcp")
+    is_tls = ((ckind == "tls") | (skind == "tls")) & ~dns_tcp
     pos = np.nonzero(is_tls)[0]
     _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
                  cols, service)
-    first_data = _first_data_packets(ft, fidx[~is_tls & dns_flow[fidx] & (proto[fidx] == "tcp")])
-    for f, t in zip(keys, is_tls.tolist()):
-        if t:
-            continue
-        cs = streams.client.get(f, b"")
-        ss = streams.server.get(f, b"")
-        if dns_flow[f] and proto[f] == "tcp":
+    first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
+    mv = memoryview(buf).cast("B")
+    rest = np.nonzero(~is_tls)[0]
+    for i, f, d, c0, c1, s0, s1 in zip(rest.tolist(), fidx[rest].tolist(), dns_tcp[rest].tolist(),
+                                       cst[rest].tolist(), cen[rest].tolist(),
+                                       sst[rest].tolist(), sen[rest].tolist()):
+        cs = mv[c0:c1].tobytes()
+        if d:
+            ss = mv[s0:s1].tobytes()
             for side, data in ((True, cs), (False, ss)):
                 for msg in dns.parse_tcp_stream(data):
                     service[f] = "dns"
@@ -366,5 +481,5 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         if req is not None:
             service[f] = "http"
             cols["http_host"][f] = req.host or ""
-        elif cols["server_proto"][f] == "http":
+        elif skind[i] == "http":
             service[f] = "http"

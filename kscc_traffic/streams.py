@@ -207,7 +207,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     grp = pf[rows].astype(np.int64) * 2 + (~fo).astype(np.int64)
     ts = c["ts_ns"][rows]
     if bool((ts[1:] >= ts[:-1]).all()):
-        order = np.argsort(grp, kind="stable")  # rows already in time order: same as lexsort
+        order = stable_order(grp)  # rows already in time order: same as lexsort
     else:
         order = np.lexsort((ts, grp))
     rows, grp = rows[order], grp[order]
@@ -262,6 +262,19 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     out.flags.writeable = False
     head = grp[gs]
     return Streams(out, head >> 1, (head & 1) == 0, start, end)
+
+
+def stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of a non-negative int array (n,) (int64 positions),
+    as one plain sort of the distinct keys ``key * n + position`` (several times faster than
+    numpy's stable argsort) when those fit in int64."""
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    key = np.asarray(key, np.int64)
+    if int(key.min()) < 0 or int(key.max()) >= (1 << 62) // n:
+        return np.argsort(key, kind="stable")
+    return np.sort(key * n + np.arange(n, dtype=np.int64)) % n
 
 
 def _copy_ranges(dst: memoryview, dst_at: np.ndarray, src: memoryview, src_at: np.ndarray,

@@ -132,7 +132,22 @@ def _parse_request(buf: bytes) -> HttpRequest | None:
         return None
     req = HttpRequest(method=m.group(1).decode("ascii"), target=text_from_bytes(m.group(2)),
                       version=m.group(3).decode("ascii"))
-    pos = m.end()
+    host_hdr = _plain_headers(buf, m.end(), req)
+    if host_hdr is False:
+        host_hdr = _headers(buf, m.end(), req)
+    auth = _target_authority(req.target)
+    if auth is None and req.method == "CONNECT":
+        auth = req.target
+    if auth is not None:
+        req.host, req.port = split_host_port(auth)
+    if req.host is None and host_hdr is not None:
+        req.host, req.port = split_host_port(host_hdr)
+    return req
+
+
+def _headers(buf: bytes, pos: int, req: HttpRequest) -> str | None:
+    """Read the header lines of ``buf`` from ``pos`` into ``req`` (``headers``, ``complete``);
+    returns the first Host header's value, None if there is none."""
     n = len(buf)
     host_hdr: str | None = None
     while pos < n and len(req.headers) < _MAX_HEADERS:
@@ -156,14 +171,57 @@ def _parse_request(buf: bytes) -> HttpRequest | None:
         req.headers.append((name, value))
         if host_hdr is None and name.lower() == "host":
             host_hdr = value
-    auth = _target_authority(req.target)
-    if auth is None and req.method == "CONNECT":
-        auth = req.target
-    if auth is not None:
-        req.host, req.port = split_host_port(auth)
-    if req.host is None and host_hdr is not None:
-        req.host, req.port = split_host_port(host_hdr)
-    return req
+    return host_hdr
+
+
+#: the bytes of a plain head line: printable ASCII other than a backslash (what
+#: text_from_bytes leaves as it is), and the line ends
+_PLAIN_BYTES = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f)) + b"\r\n"
+
+
+def _plain_headers(buf: bytes, pos: int, req: HttpRequest) -> str | None | bool:
+    """:func:`_headers` for the common head of plain lines (printable ASCII other than a
+    backslash, each ending in LF or CRLF), on text decoded at once: the same ``req.headers``,
+    ``req.complete`` and result, as such a line's pieces are their own text
+    (:func:`.dns.text_from_bytes`) and ``str.strip`` strips from them what ``bytes.strip`` would
+    (only spaces can be at their ends). ``False`` (``req`` untouched) when the head is not such
+    (a byte that text_from_bytes would escape, a tab, a CR not before LF, ...), for
+    :func:`_headers` to read."""
+    # the lines up to the empty one (or every complete line when there is none)
+    crlf = buf.find(b"\n\r\n", pos - 1)
+    lf = buf.find(b"\n\n", pos - 1)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        stop = crlf + 3
+    elif lf >= 0:
+        stop = lf + 2
+    else:
+        stop = max(buf.rfind(b"\n", pos) + 1, pos)
+    head = buf[pos:stop]
+    if head.translate(None, _PLAIN_BYTES) or head.count(b"\r") != head.count(b"\r\n"):
+        return False
+    lines = head.decode("ascii").split("\n")
+    lines.pop()  # (after the last LF: nothing)
+    headers = req.headers
+    host_hdr: str | None = None
+    for line in lines:
+        if len(headers) >= _MAX_HEADERS:
+            break
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            req.complete = True
+            break
+        if line[0] == " ":
+            continue  # obsolete line folding: ignored
+        colon = line.find(":")
+        if colon <= 0:
+            continue
+        name = line[:colon].strip()
+        value = line[colon + 1:].strip(" ")
+        headers.append((name, value))
+        if host_hdr is None and name.lower() == "host":
+            host_hdr = value
+    return host_hdr
 
 
 def response_status(data: bytes | bytearray | memoryview) -> int | None:
