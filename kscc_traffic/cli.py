@@ -99,8 +99,8 @@ def analyze(
                                        help="captures analysed at once (default: one per core)"),
     chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096,
                                   help="MiB of a capture read at a time: more is faster and takes "
-                                       "more memory (16: ~270 MiB peak at any capture size; "
-                                       "8: ~1/3 slower, ~30 MiB less; 32: ~1/4 faster, ~+50 MiB)"),
+                                       "more memory (16: ~240-270 MiB peak at any capture size; "
+                                       "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
