@@ -84,19 +84,16 @@ class AnswerStore:
         cutoff than the last: nothing to do."""
         if cutoff is None or (self._cutoff is not None and cutoff <= self._cutoff):
             return
-        before, self._cutoff = self._cutoff, cutoff
+        self._cutoff = cutoff
         old = [r for r in self._recent if r[0] < cutoff]
         if not old:
             return
         self._recent = [r for r in self._recent if r[0] >= cutoff]
         old.sort(key=itemgetter(0, 1))      # time order, capture order within a time
-        if before is not None and old[0][0] < before:  # pragma: no cover - (never: see below)
-            for row in old:
-                self._fold(row)
-            return
         # The answers kept as the latest are older than the last cutoff (they were before it
-        # when folded) and every answer since it is not: each of ``old`` replaces what is kept
-        # for its pair and address, so the last of each (in time order) is the latest.
+        # when folded) and every answer in _recent is not (add folds what is older): each of
+        # ``old`` replaces what is kept for its pair and address, so the last of each (in time
+        # order) is the latest.
         latest_pair, latest_addr = self._latest_pair, self._latest_addr
         by_address: dict[str, list] = {}
         for row in old:

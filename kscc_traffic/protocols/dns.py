@@ -64,15 +64,16 @@ def _esc_ctrl(m: re.Match[str]) -> str:
     return "\\x%02x" % ord(m.group())
 
 
-#: printable ASCII other than a backslash: the bytes text_from_bytes keeps as they are
-_PLAIN = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f))
+#: printable ASCII other than a backslash: the bytes text_from_bytes keeps as they are (a text
+#: made only of them is its own text; protocols.http reads plain header lines on that basis)
+PLAIN_BYTES = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f))
 
 
 def text_from_bytes(raw: bytes | bytearray | memoryview) -> str:
     """Untrusted bytes -> ``str``: UTF-8, ``\\\\`` for a backslash, ``\\xNN`` for bytes that are
     not UTF-8 and for ASCII control characters. Never raises."""
     b = bytes(raw)
-    if not b.translate(None, _PLAIN):  # printable ASCII other than a backslash: as it is
+    if not b.translate(None, PLAIN_BYTES):  # printable ASCII other than a backslash: as it is
         return b.decode("ascii")
     if b"\\" in b:
         b = b.replace(b"\\", b"\\\\")

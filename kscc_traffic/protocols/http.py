@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .dns import text_from_bytes
+from .dns import PLAIN_BYTES, text_from_bytes
 
 __all__ = [
     "HttpRequest",
@@ -174,9 +174,8 @@ def _headers(buf: bytes, pos: int, req: HttpRequest) -> str | None:
     return host_hdr
 
 
-#: the bytes of a plain head line: printable ASCII other than a backslash (what
-#: text_from_bytes leaves as it is), and the line ends
-_PLAIN_BYTES = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f)) + b"\r\n"
+#: the bytes of a plain head line: what text_from_bytes leaves as it is, and the line ends
+_PLAIN_LINE_BYTES = PLAIN_BYTES + b"\r\n"
 
 
 def _plain_headers(buf: bytes, pos: int, req: HttpRequest) -> str | None | bool:
@@ -197,7 +196,7 @@ def _plain_headers(buf: bytes, pos: int, req: HttpRequest) -> str | None | bool:
     else:
         stop = max(buf.rfind(b"\n", pos) + 1, pos)
     head = buf[pos:stop]
-    if head.translate(None, _PLAIN_BYTES) or head.count(b"\r") != head.count(b"\r\n"):
+    if head.translate(None, _PLAIN_LINE_BYTES) or head.count(b"\r") != head.count(b"\r\n"):
         return False
     lines = head.decode("ascii").split("\n")
     lines.pop()  # (after the last LF: nothing)
