@@ -364,22 +364,3 @@ def test_spans(bench_capture):
     empty = S.Streams.empty()
     s, e = empty.spans(np.array([0, 5]), True)
     assert s.tolist() == e.tolist() == [0, 0]
-
-
-@pytest.mark.parametrize("k", [0, 1, 127, 128, 129, 3 * S._BLOCK + 77])
-def test_copy_ranges(k):
-    """The block copy: ranges back to back in the destination or separated by gaps (slow-path
-    streams), across join groups and Python-list blocks."""
-    rng = np.random.default_rng(k)
-    src = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
-    length = rng.choice([1, 2, 60, 1460], k).astype(np.int64)
-    gap = np.where(rng.random(k) < 0.05, rng.integers(1, 50, k), 0)
-    dst_at = np.cumsum(length + gap) - length
-    src_at = rng.integers(0, len(src) - 1460, k).astype(np.int64)
-    size = int(dst_at[-1] + length[-1]) if k else 0
-    out = bytearray(size)
-    S._copy_ranges(memoryview(out), dst_at, memoryview(src), src_at, length)
-    want = bytearray(size)
-    for d, s, n in zip(dst_at.tolist(), src_at.tolist(), length.tolist()):
-        want[d:d + n] = src[s:s + n]
-    assert out == want

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ranges import gather
 from .stats import ReadStats
 
 #: column name -> numpy dtype, in order
@@ -85,11 +86,10 @@ class Packets:
         new_off = ends - lens
         total = int(ends[-1]) if len(ends) else 0
         if total:
-            # one slice per kept payload, joined: no per-byte index arrays (a carried chunk's
-            # payloads are megabytes; an int64 gather index would be eight times that)
-            mv = memoryview(self.buf)
+            # one range per kept payload (no per-byte index arrays: a carried chunk's payloads
+            # are megabytes; an int64 gather index would be eight times that)
             rows = np.nonzero(has)[0]
-            data = b"".join([mv[o:o + n] for o, n in zip(off[rows].tolist(), lens[rows].tolist())])
+            data = gather(self.buf, off[rows], lens[rows])
         else:
             data = b""
         cols["pl_off"] = np.where(off >= 0, np.where(has, new_off, 0), off).astype(off.dtype)
