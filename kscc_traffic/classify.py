@@ -13,7 +13,9 @@ Verdicts and reasons (first match wins, in this order):
   documented port was on the side that opened the connection), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
 - ``ok`` — a documented purpose that worked; a one-way UDP broadcast/multicast or inbound
-  datagram is normal.
+  datagram is normal. An answered DNS query is ``ok`` whatever the answer says (the server was
+  reached); an error answer (``dns_rcode`` other than NOERROR, e.g. NXDOMAIN, REFUSED) is told in
+  ``detail``: ``DNS answer NXDOMAIN for <query>``.
 - ``unclassified`` — no rule covers the flow.
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
@@ -48,6 +50,21 @@ def _under_domain(name: str, domain: str) -> bool:
     return n == domain or n.endswith("." + domain)
 
 
+#: ``dns_rcode`` values that are no error (no response seen, or NOERROR)
+DNS_NO_ERROR = ("", "NOERROR")
+
+
+def _dns_error_detail(row: dict) -> str:
+    """The ``detail`` of an answered DNS flow: ``DNS answer <rcode> for <query>`` when its first
+    response carried an error code (``dns_rcode`` not in :data:`DNS_NO_ERROR`), else ''. Reads
+    ``dns_rcode`` and ``query`` ('' when the table has no such column)."""
+    rcode = row.get("dns_rcode") or ""
+    if rcode in DNS_NO_ERROR:
+        return ""
+    query = row.get("query") or ""
+    return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
+
+
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns."""
     proto = row["proto"]
@@ -67,7 +84,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
         if not answered and row["cast"] == "unicast" and not partial:
             return "dns", "blocked", "no_answer", "DNS query without an answer"
-        return "dns", "ok", "partial" if partial else "", ""
+        return "dns", "ok", "partial" if partial else "", _dns_error_detail(row)
 
     rule = rules.match(proto, resp_p, row["cast"])
     if rule is None:
@@ -148,18 +165,22 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
-                  "server_proto", "cert_names", "sni", "tls_established", "tls_alert")
+                  "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode")
+#: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
+#: ``row.get`` does; tables built before they existed)
+_OPTIONAL_COLUMNS = ("query", "dns_rcode")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
-                  "tls_established", "tls_alert")
+                  "tls_established", "tls_alert", "dns_rcode")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
-                 "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert")
+                 "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
+                 "dns_rcode")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -230,8 +251,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     (for the wrong_direction detail), the responder's packet count as "any?", the originator's
     packet count only for an unanswered no-answer state, the duration only for a ClientHello
     without handshake nor answer byte lasting at least :data:`TLS_SILENCE_S`, the history as
-    "starts with S" / "is S"."""
-    if any(c not in flows.columns for c in _JUDGE_COLUMNS):
+    "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
+    ``detail`` quotes it then). A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
+    '' everywhere."""
+    if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
     proto = flows["proto"]
     if isinstance(proto, pd.DataFrame):
@@ -242,7 +265,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     tu = (proto == "tcp") | (proto == "udp")
     rows = np.flatnonzero(tu)
     n = len(rows)
-    cols = {c: _key_values(flows[c], rows, c in _TEXT_COLUMNS) for c in _JUDGE_COLUMNS}
+    blank = pd.Series(np.full(len(flows), "", dtype=object), index=flows.index)
+    cols = {c: _key_values(flows[c] if c in flows.columns else blank, rows, c in _TEXT_COLUMNS)
+            for c in _JUDGE_COLUMNS}
     if any(x is None for x in cols.values()):
         return None
     v = {c: x[0] for c, x in cols.items()}
@@ -261,7 +286,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
+    dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
+        np.where(dns_error, v["query"], ""),
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented, v["resp_h"], ""),
         np.where(hello_silent & (duration >= TLS_SILENCE_S), duration, 0.0),

@@ -4,6 +4,8 @@ What the page holds, top to bottom:
 
 1. a summary (captures, flows per verdict, the rules used, reader warnings);
 2. the readiness checklist: every documented purpose with its status in colour *and* words;
+   then, when there are any, the DNS names answered with an error (NXDOMAIN, REFUSED, …), with
+   their counts (at most :data:`MAX_DNS_ERROR_ROWS` rows);
 3. the charts of :mod:`kscc_traffic.plots` (verdicts per purpose, flows and bytes per purpose,
    attempts over time, clients × failing purposes) as inlined PNG images;
 4. clients × purposes (worst verdict) and the server names per purpose;
@@ -41,7 +43,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from . import plots
-from .report import clip_ts, escape_terminal, readiness
+from .report import DNS_RCODE_TEXT, clip_ts, dns_errors, escape_terminal, readiness
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -60,6 +62,9 @@ REASON_TEXT: dict[str, str] = {
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
     "partial": "the start of the connection was not captured; judged on what was seen",
 }
+
+#: DNS names with an error answer listed at most (the most frequent first)
+MAX_DNS_ERROR_ROWS = 50
 
 _STATUS_SYMBOL = {"verified": "✓", "blocked": "✕", "unexpected": "!", "not seen": "–"}
 _VERDICT_SYMBOL = {"ok": "✓", "blocked": "✕", "unexpected": "!", "unclassified": "·"}
@@ -254,7 +259,7 @@ def _split_reasons(series: pd.Series) -> list[str]:
 # sections
 # --------------------------------------------------------------------------------------------
 def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], warnings: list[str],
-             title: str, generated: str, charts: bool = True) -> str:
+             title: str, generated: str, charts: bool = True, dns_errors: bool = False) -> str:
     counts = flows["verdict"].value_counts() if len(flows) else pd.Series(dtype=int)
     cards = [f'<div class="card"><b>{len(flows)}</b>flows</div>']
     for v in plots.VERDICTS:
@@ -268,6 +273,7 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
         warn = ('<div class="warn"><b>Reader warnings</b><ul>'
                 + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></div>")
     nav = ('<nav><a href="#checklist">Readiness checklist</a>'
+           + ('<a href="#dns-errors">DNS errors</a>' if dns_errors else "")
            + ('<a href="#charts">Charts</a>' if charts else "")
            + '<a href="#hosts">Clients and server names</a><a href="#flagged">Flagged flows</a>'
            '<a href="#flows">All flows</a></nav>')
@@ -302,6 +308,29 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
             f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def _dns_errors(errs: pd.DataFrame) -> str:
+    """The DNS names answered with an error (:func:`kscc_traffic.report.dns_errors`), at most
+    :data:`MAX_DNS_ERROR_ROWS`; '' when there are none."""
+    if not len(errs):
+        return ""
+    total = int(errs["flows"].sum())
+    rows = []
+    for r in errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False):
+        name = _e(r.name) if r.name else '<span class="muted">(no question)</span>'
+        rows.append(f'<tr><td class="name">{name}</td><td>{_e(r.rcode)}</td><td class="num">{int(r.flows)}</td>'
+                    f"<td>{_e(DNS_RCODE_TEXT.get(r.rcode, ''))}</td></tr>")
+    note = ""
+    if len(errs) > MAX_DNS_ERROR_ROWS:
+        note = (f'<p class="warn">Showing {MAX_DNS_ERROR_ROWS} of {len(errs)} names; the column '
+                "<code>dns_rcode</code> of <code>kscc-traffic analyze --format csv</code> has all of them.</p>")
+    return ('<section id="dns-errors"><h2>DNS names answered with an error</h2>'
+            f"<p>{total} DNS flow{'s' if total != 1 else ''} got an error answer instead of an address. "
+            "Their verdict is ok (the resolver was reached and answered), but a client cannot connect "
+            "to a name it cannot resolve: check these names and the resolver.</p>"
+            '<table class="dns-errors"><thead><tr><th>name</th><th>answer</th><th class="num">flows</th>'
+            f'<th>meaning</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{note}</section>')
 
 
 def _charts(flows: pd.DataFrame, rules: RuleSet) -> str:
@@ -503,10 +532,12 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
     cap_counts = {n: int(per_capture.get(n, 0)) for n in names}
     generated = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     chk = readiness(flows, rules)
+    errs = dns_errors(flows)
 
     body = "".join([
-        _summary(flows, rules, cap_counts, list(warnings), title, generated, charts),
+        _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules),
+        _dns_errors(errs),
         _charts(flows, rules) if charts else "",
         _hosts(flows, rules),
         _flagged(flows, rules),

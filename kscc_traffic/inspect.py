@@ -19,6 +19,8 @@ from .streams import initial_streams
 #: name -> (dtype, unit, meaning) of the application columns added by :func:`inspect_flows`
 APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "query": ("object", "", "DNS flows: the first query name"),
+    "dns_rcode": ("object", "", "DNS flows: Zeek's rcode_name of the flow's first DNS response (NOERROR, "
+                  "NXDOMAIN, SERVFAIL, REFUSED, …), '' when no response was seen"),
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing)"),
@@ -290,7 +292,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
 
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
-    _udp_dns(ft, cols["query"], service, answers)
+    _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"])
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
@@ -323,17 +325,21 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     return out
 
 
-def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers) -> None:
+def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
+             rcode: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
-    and the (address, name) pairs of every response appended to ``answers`` in packet row order
-    (time and frame of the packet, client = the packet's destination address).
+    ``rcode`` (when given) = :func:`.dns.rcode_name` of the flow's first response datagram
+    (QR bit set, packet row order; left as it is for flows without one), and the (address,
+    name) pairs of every response appended to ``answers`` in packet row order (time and frame
+    of the packet, client = the packet's destination address).
 
     Answers to the same question differ only in their 2-byte id, so each distinct rest of a
     payload is parsed once (:func:`.dns.parse_message`, :func:`.dns.resolved_names`) and its
     results spread over its packets with numpy; no Python object per packet beyond its payload
-    key. ``query``/``service``: object arrays (n_flows,); ``answers`` is assumed empty."""
+    key (the flags word, hence the RCODE, is part of that key). ``query``/``service``/``rcode``:
+    object arrays (n_flows,); ``answers`` is assumed empty."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -361,6 +367,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     is_resp = np.zeros(nk, bool)
     has_q = np.zeros(nk, bool)
     qname = np.full(nk, "", object)
+    rc = np.zeros(nk, np.int64)
     n_res = np.zeros(nk, np.int64)
     addr_flat: list[str] = []
     name_flat: list[str] = []
@@ -374,6 +381,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
             qname[k] = msg.questions[0][0]
         if msg.is_response:
             is_resp[k] = True
+            rc[k] = msg.rcode
             resolved = dns.resolved_names(msg)
             n_res[k] = len(resolved)
             for a, nm in resolved:
@@ -390,6 +398,11 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         query[f[at]] = qname[kid[at]]
     # answers: each response's pairs, in row order
     resp = np.nonzero(is_resp[kid])[0]
+    if rcode is not None and len(resp):
+        # the response code of each flow's first response (rows are in capture order)
+        _, at = np.unique(f[resp], return_index=True)
+        at = resp[at]
+        rcode[f[at]] = _RCODE_TEXT[rc[kid[at]]]
     count = n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -427,6 +440,9 @@ def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
         out.setdefault((int(ft.pkt_flow[r]), bool(ft.pkt_from_orig[r])), (int(c["ts_ns"][r]), int(c["frame"][r])))
     return out
 
+
+#: :data:`.dns.RCODE_NAMES` as an object array, indexed by the 4-bit RCODE
+_RCODE_TEXT = np.array(dns.RCODE_NAMES, dtype=object)
 
 #: flows whose streams are reassembled and parsed together (bounds the memory of one call)
 STREAM_SLICE = 1024
@@ -466,6 +482,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         cs = mv[c0:c1].tobytes()
         if d:
             ss = mv[s0:s1].tobytes()
+            first_resp = []
             for side, data in ((True, cs), (False, ss)):
                 for msg in dns.parse_tcp_stream(data):
                     service[f] = "dns"
@@ -475,7 +492,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                         # received with the sender's first data segment (the first message's
                         # time, as the stream is not mapped back to packets message by message)
                         ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
+                        if not first_resp or first_resp[-1][2] != side:
+                            first_resp.append((ts, fno, side, msg.rcode))
                         answers.add(ts, str(flows.at[f, "orig_h"]), msg, frame_no=fno)
+            if first_resp:
+                # the first response of the side that sent its data first (the responder's on
+                # a tie: False sorts first)
+                cols["dns_rcode"][f] = dns.rcode_name(min(first_resp)[3])
             continue
         req = http.parse_request(cs)
         if req is not None:

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .classify import DNS_NO_ERROR
 from .rules import RuleSet
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -263,6 +264,50 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: (name, rcode) pairs a :class:`TableSummary` counts one by one; flows of further pairs are
+#: only counted in total (bounded memory whatever the capture)
+MAX_DNS_ERROR_KEYS = 10_000
+#: DNS names with an error answer listed in the table report (the most frequent first)
+MAX_DNS_ERRORS_SHOWN = 20
+#: what a DNS error answer means, in a few words (the others: see RFC 1035 / RFC 2136)
+DNS_RCODE_TEXT: dict[str, str] = {
+    "NXDOMAIN": "the name does not exist (for this resolver)",
+    "SERVFAIL": "the resolver could not resolve it (upstream DNS unreachable or failing)",
+    "REFUSED": "the resolver refuses to answer this client or this name",
+    "FORMERR": "the resolver could not read the query",
+    "NOTIMP": "the resolver does not support this kind of query",
+}
+_DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
+
+
+def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(query, dns_rcode) -> flows, for the flows of ``flows`` whose ``dns_rcode`` is an error
+    (not in :data:`kscc_traffic.classify.DNS_NO_ERROR`); empty when the table has no ``query``
+    or ``dns_rcode`` column."""
+    if not len(flows) or "dns_rcode" not in flows or "query" not in flows:
+        return {}
+    err = flows[~flows["dns_rcode"].isin(DNS_NO_ERROR)]
+    if not len(err):
+        return {}
+    return {(str(q), str(r)): int(n) for (q, r), n in
+            err.groupby(["query", "dns_rcode"], sort=False).size().items()}
+
+
+def _dns_error_frame(counts: dict[tuple[str, str], int]) -> pd.DataFrame:
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return pd.DataFrame([(q, r, n) for (q, r), n in rows], columns=list(_DNS_ERROR_COLUMNS)).astype(
+        {"name": object, "rcode": object, "flows": np.int64})
+
+
+def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
+    """The DNS names that got an error answer: one row per (name, rcode), columns ``name`` (the
+    flows' ``query``, untrusted packet text: escape it for display), ``rcode`` (``dns_rcode``,
+    e.g. NXDOMAIN), ``flows`` (int64: DNS flows whose first response had that code), most flows
+    first, then by name and rcode. Flows without a response or answered NOERROR are not
+    counted; no rows when the table has no ``dns_rcode`` column."""
+    return _dns_error_frame(_dns_error_counts(flows))
+
+
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "not seen": "dim"}
 _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
 
@@ -283,11 +328,15 @@ def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
 
 class TableSummary:
     """What the table report needs of a flow table, gathered batch by batch in bounded memory:
-    flow counts per (purpose, verdict), the reasons seen per purpose, and the earliest
-    ``max_flagged`` flagged (blocked or unexpected) flows plus their total count."""
+    flow counts per (purpose, verdict), the reasons seen per purpose, the earliest
+    ``max_flagged`` flagged (blocked or unexpected) flows plus their total count, and the flows
+    per DNS name and error answer (:func:`dns_errors`; at most :data:`MAX_DNS_ERROR_KEYS`
+    pairs, the flows of later pairs in ``dns_errors_dropped``)."""
 
     def __init__(self, max_flagged: int = 40) -> None:
         self.max_flagged = max_flagged
+        self.dns_error_counts: dict[tuple[str, str], int] = {}
+        self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
@@ -311,11 +360,20 @@ class TableSummary:
         for (p, r), _ in flows.groupby(["purpose", "reason"], sort=False).size().items():
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
+        for key, n in _dns_error_counts(flows).items():
+            if key in self.dns_error_counts or len(self.dns_error_counts) < MAX_DNS_ERROR_KEYS:
+                self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
+            else:
+                self.dns_errors_dropped += n
         fl = flows[flows["verdict"].isin(["blocked", "unexpected"])]
         if len(fl):
             self.flagged_total += len(fl)
             both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
             self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
+
+    def dns_errors(self) -> pd.DataFrame:
+        """As :func:`dns_errors`, from the counts."""
+        return _dns_error_frame(self.dns_error_counts)
 
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
@@ -333,7 +391,8 @@ class TableSummary:
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
-    checklist, what to change, the first flagged flows, the totals."""
+    checklist, what to change, the DNS names answered with an error, the first flagged flows,
+    the totals."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")
@@ -360,6 +419,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
+    _print_dns_errors(summary, console)
 
     if summary.flagged_total:
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
@@ -382,3 +442,24 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         vc[v] = vc.get(v, 0) + n
     console.print(Text(f"{summary.total} flows: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
                                                              ("ok", "blocked", "unexpected", "unclassified"))))
+
+
+def _print_dns_errors(summary: TableSummary, console: Console) -> None:
+    """The DNS names answered with an error (at most :data:`MAX_DNS_ERRORS_SHOWN`, most flows
+    first), names escaped as every packet-derived text; nothing when there are none."""
+    errs = summary.dns_errors()
+    if not len(errs):
+        return
+    total = int(errs["flows"].sum()) + summary.dns_errors_dropped
+    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''}; "
+                    "verdict ok: the resolver answered)", title_justify="left")
+    for col in ("name", "answer", "flows", "meaning"):
+        t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
+    for r in errs.head(MAX_DNS_ERRORS_SHOWN).itertuples(index=False):
+        t.add_row(Text(escape_terminal(r.name) if r.name else "(no question)"), Text(escape_terminal(r.rcode)),
+                  str(r.flows), Text(DNS_RCODE_TEXT.get(r.rcode, "")))
+    console.print(t)
+    more = len(errs) - MAX_DNS_ERRORS_SHOWN
+    if more > 0 or summary.dns_errors_dropped:
+        extra = f"{more} more name{'s' if more != 1 else ''}" if more > 0 else "more names"
+        console.print(Text(f"… {extra} answered with an error (column dns_rcode: use --format csv or jsonl)"))

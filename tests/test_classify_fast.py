@@ -180,6 +180,8 @@ ROW_FIELDS = {
     "sni": NAMES,
     "tls_established": st.booleans(),
     "tls_alert": st.sampled_from(["", "", "server: handshake_failure (40)"]),
+    "query": NAMES,
+    "dns_rcode": st.sampled_from(["", "", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "\x1b[31m"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -192,7 +194,9 @@ TLS_FIELDS = {**ROW_FIELDS, "proto": st.just("tcp"), "resp_p": st.sampled_from([
               "sni": st.sampled_from(GOOD), "server_name": st.sampled_from(GOOD), "dns_name": st.sampled_from(GOOD),
               "tls_alert": st.sampled_from(["", "client: unknown_ca (48)"]), "resp_pkts": st.sampled_from([0, 2])}
 DNS_FIELDS = {**ROW_FIELDS, "proto": st.sampled_from(["udp", "tcp"]), "resp_p": st.sampled_from([53, 5353, 49152]),
-              "orig_p": st.sampled_from([53, 49152]), "service": st.sampled_from(["dns", ""])}
+              "orig_p": st.sampled_from([53, 49152]), "service": st.sampled_from(["dns", ""]),
+              "resp_pkts": st.sampled_from([0, 1, 1, 3]),
+              "dns_rcode": st.sampled_from(["", "NOERROR", "NXDOMAIN", "NXDOMAIN", "REFUSED"])}
 ROW = st.one_of(st.fixed_dictionaries(ROW_FIELDS), st.fixed_dictionaries(TLS_FIELDS),
                 st.fixed_dictionaries(DNS_FIELDS))
 
@@ -240,7 +244,8 @@ def test_generated_tables_classify_like_the_reference(flows):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flow_tables(min_rows=1), st.sampled_from(["none", "nan", "missing", "float_port", "str_port",
-                                                 "bad_cast", "int_history", "object_bool", "uint_port"]))
+                                                 "bad_cast", "int_history", "object_bool", "uint_port",
+                                                 "no_dns_rcode"]))
 def test_unusual_tables_classify_like_the_reference(flows, how):
     """Missing values, missing columns, other dtypes: the per-row fallback or the same failure."""
     if how == "none":
@@ -249,6 +254,8 @@ def test_unusual_tables_classify_like_the_reference(flows, how):
         flows.loc[0, "history"] = np.nan
     elif how == "missing":
         flows = flows.drop(columns=["cert_names", "dns_name"])
+    elif how == "no_dns_rcode":
+        flows = flows.drop(columns=["query", "dns_rcode"])
     elif how == "float_port":
         flows["orig_p"] = flows["orig_p"].astype(float) + 0.5
     elif how == "str_port":
@@ -284,6 +291,31 @@ def test_many_alike_flows_are_judged_once_per_group():
     groups = _verdict_groups(flows, RULES)
     assert groups is not None and groups.max() + 1 <= 20
     assert_same(flows)
+
+
+def test_dns_error_answers_are_grouped_by_their_name_only():
+    """The query name is in the key only where the answer is an error (the detail quotes it):
+    answered NOERROR lookups of many names stay one group; tables without the DNS columns (made
+    before they existed) are still grouped, as if they were ''."""
+    names = [f"n{i}.ksc.kaspersky.com" for i in range(300)]
+    flows = pd.DataFrame(dict(
+        proto="udp", resp_p=53, orig_p=np.arange(300) + 49152, resp_h="203.0.113.53", server_name="", dns_name="",
+        partial=False, conn_state="SF", resp_bytes=60, duration=0.01, resp_pkts=1, orig_pkts=1, icmp_unreachable="",
+        service="dns", cast="unicast", history="Dd", client_proto="", server_proto="", cert_names="", sni="",
+        tls_established=False, tls_alert="", query=names,
+        dns_rcode=["NOERROR"] * 200 + ["NXDOMAIN"] * 50 + ["REFUSED"] * 50))
+    groups = _verdict_groups(flows, RULES)
+    assert groups is not None and groups.max() + 1 == 1 + 100
+    out = classify(flows, RULES)
+    assert (out["verdict"] == "ok").all() and (out["reason"] == "").all()
+    assert (out["detail"][:200] == "").all()
+    assert out.loc[200, "detail"] == "DNS answer NXDOMAIN for n200.ksc.kaspersky.com"
+    assert out.loc[299, "detail"] == "DNS answer REFUSED for n299.ksc.kaspersky.com"
+    assert_same(flows)
+    bare = flows.drop(columns=["query", "dns_rcode"])
+    assert _verdict_groups(bare, RULES) is not None and _verdict_groups(bare, RULES).max() == 0
+    assert (classify(bare, RULES)["detail"] == "").all()
+    assert_same(bare)
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,7 +1,8 @@
 """The faster DNS / application-inspection paths against the simple versions they replaced.
 
 - ``inspect._udp_dns`` (each distinct DNS datagram parsed once, spread over its packets with
-  numpy) == the former per-packet loop of ``inspect_flows`` (:func:`udp_dns_reference`), on
+  numpy) == the former per-packet loop of ``inspect_flows`` (:func:`udp_dns_reference`, which
+  also gives each flow's first response code, ``dns_rcode``, the simple way), on
   every sample and corpus capture and on generated DNS traffic (repeated messages with other
   ids, CNAME chains, several answers, garbage and cut payloads, queries, IPv4 and IPv6);
 - ``http.parse_request`` (plain heads read as text at once) == the former byte-by-byte header
@@ -45,10 +46,12 @@ SERVER_PORT = server_port_fn(load_rules())
 
 # ============================================================================ UDP DNS
 
-def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers]:
-    """(query, service, answers) as the former per-packet loop of inspect_flows made them."""
+def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarray]:
+    """(query, service, answers) as the former per-packet loop of inspect_flows made them, and
+    the rcode name of each flow's first response (packet by packet, in row order)."""
     n = len(ft.flows)
     query = np.full(n, "", object)
+    rcode = np.full(n, "", object)
     service = ft.flows["service"].to_numpy(dtype=object).copy()
     answers = DnsAnswers()
     p = ft.packets
@@ -66,8 +69,10 @@ def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers]:
             query[f] = msg.questions[0][0]
         service[f] = "dns"
         if msg.is_response:
+            if not rcode[f]:
+                rcode[f] = dns.rcode_name(msg.rcode)
             answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, None, int(c["frame"][i]))
-    return query, service, answers
+    return query, service, answers, rcode
 
 
 def check_udp_dns(ft) -> int:
@@ -76,9 +81,11 @@ def check_udp_dns(ft) -> int:
     query = np.full(n, "", object)
     service = ft.flows["service"].to_numpy(dtype=object).copy()
     answers = DnsAnswers()
-    insp._udp_dns(ft, query, service, answers)
-    r_query, r_service, r_answers = udp_dns_reference(ft)
+    rcode = np.full(n, "", object)
+    insp._udp_dns(ft, query, service, answers, rcode)
+    r_query, r_service, r_answers, r_rcode = udp_dns_reference(ft)
     assert query.tolist() == r_query.tolist()
+    assert rcode.tolist() == r_rcode.tolist()
     assert service.tolist() == r_service.tolist()
     got = (answers.ts_ns, answers.client, answers.address, answers.name, answers.frames())
     ref = (r_answers.ts_ns, r_answers.client, r_answers.address, r_answers.name, r_answers.frames())
@@ -146,7 +153,8 @@ def dns_payloads(draw):
         owner = target
     for a in draw(st.lists(st.sampled_from(ADDRS), min_size=0, max_size=3)):
         answers.append(_rr(owner, dns.TYPE_AAAA if len(a) == 16 else dns.TYPE_A, a))
-    msg = (struct.pack("!HHHHHH", ident, 0x8180, 1, len(answers), 0, 0) + _name(q)
+    rcode = draw(st.sampled_from([0, 0, 3, 5, 2, 15]))
+    msg = (struct.pack("!HHHHHH", ident, 0x8180 | rcode, 1, len(answers), 0, 0) + _name(q)
            + b"\x00\x01\x00\x01" + b"".join(answers))
     if draw(st.booleans()):
         msg = msg[:draw(st.integers(12, len(msg)))]     # cut

@@ -103,6 +103,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
+    old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
         f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
@@ -123,6 +124,30 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     counts = flows["verdict"].value_counts() if total else {}
     console.print(Text(f"{total} flows: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                                      ("ok", "blocked", "unexpected", "unclassified"))))
+
+
+def old_print_dns_errors(flows, console, shown: int = 20) -> None:
+    """The DNS error names, counted row by row (the report's section added with dns_rcode)."""
+    counts: dict = {}
+    for q, rc in zip(flows["query"], flows["dns_rcode"]) if len(flows) else ():
+        if rc not in ("", "NOERROR"):
+            counts[(q, rc)] = counts.get((q, rc), 0) + 1
+    if not counts:
+        return
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    total = sum(counts.values())
+    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''}; "
+                    "verdict ok: the resolver answered)", title_justify="left")
+    for col in ("name", "answer", "flows", "meaning"):
+        t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
+    for (q, rc), n in rows[:shown]:
+        t.add_row(Text(escape_terminal(q) if q else "(no question)"), Text(escape_terminal(rc)), str(n),
+                  Text(report.DNS_RCODE_TEXT.get(rc, "")))
+    console.print(t)
+    if len(rows) > shown:
+        more = len(rows) - shown
+        console.print(Text(f"… {more} more name{'s' if more != 1 else ''} answered with an error "
+                           "(column dns_rcode: use --format csv or jsonl)"))
 
 
 def old_render_table(flows, rules, width: int = 160) -> str:

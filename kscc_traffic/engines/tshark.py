@@ -22,7 +22,9 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   the occurrence of its layer (``-E occurrence=a`` lists all occurrences in tree order).
 - TCP sequence numbers are absolute (``tcp.relative_sequence_numbers:FALSE``); ``tcp_flags`` is
   ``tcp.flags & 0x1ff`` (NS/AE as 0x100, like the builtin decoder).
-- payload bytes come from ``tcp.payload`` / ``udp.payload``. For an ICMP/ICMPv6 error the
+- payload bytes come from ``tcp.payload`` / ``udp.payload`` (so the application columns, DNS
+  ``query`` and ``dns_rcode`` included, come from the same inspection as with the builtin engine;
+  Wireshark's ``dns.*`` fields such as ``dns.flags.rcode`` are not read). For an ICMP/ICMPv6 error the
   quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
   (a 20-byte IPv4 or 40-byte IPv6 header + the first 8 transport bytes), which is all
   :func:`kscc_traffic.protocols.icmp.quoted_datagram` reads.

@@ -16,7 +16,8 @@ Memory per active flow is bounded:
   something the analysis reads: the first of each Zeek history event per direction (S H A D F
   R), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
   :data:`~kscc_traffic.streams.MAX_SEGMENTS` payload segments per direction (what TLS/HTTP
-  inspection reads), ICMP errors quoting the flow (at most :data:`MAX_ICMP_ERRORS`). The other
+  inspection reads), the first DNS response datagram (``dns_rcode``), ICMP errors quoting the
+  flow (at most :data:`MAX_ICMP_ERRORS`). The other
   packets only add to counters (packets, payload bytes, IP bytes per direction, last time)
   which are added to the flow's row afterwards; DNS answers in them are parsed on arrival.
 - TCP payload kept per segment is cut at :data:`~kscc_traffic.streams.MAX_BYTES`.
@@ -120,7 +121,7 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty")
+                 "aliases", "dirty", "dns_resp")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -142,6 +143,7 @@ class _Flow:
         self.rst = False
         self.aliases: list[tuple] = []
         self.dirty = True
+        self.dns_resp = False         # a DNS response datagram is among the kept packets
 
     @property
     def closed(self) -> bool:
@@ -373,6 +375,9 @@ class LiveSession:
                 fl.nflag += 1
             if not keep and plen[i] > 0 and fl.npay[d] < MAX_SEGMENTS:
                 keep = True
+            if pr == UDP and not fl.dns_resp and len(payload) >= 12 and payload[2] & 0x80 \
+                    and (a_p[i] == 53 or b_p[i] == 53):
+                keep = fl.dns_resp = True   # the flow's first DNS response (dns_rcode)
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i])
             if keep:
                 if plen[i] > 0 and payload:

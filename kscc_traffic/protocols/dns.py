@@ -36,6 +36,8 @@ __all__ = [
     "DnsRecord",
     "parse_message",
     "parse_tcp_stream",
+    "rcode_name",
+    "RCODE_NAMES",
     "resolved_names",
     "text_from_bytes",
     "TYPE_A",
@@ -51,6 +53,23 @@ TYPE_AAAA = 28
 TYPE_DNAME = 39
 TYPE_OPT = 41
 TYPE_HTTPS = 65
+
+#: Zeek's ``rcode_name`` of each 4-bit header RCODE (``DNS::base_errors`` in Zeek's
+#: ``base/protocols/dns/consts.zeek``, spelling included: 8 is ``NXRRSet`` there; 11-15
+#: ``unassigned-N``). Index = :attr:`DnsMessage.rcode` (0-15; the EDNS extended RCODE is not merged,
+#: as Zeek's ``rcode`` is the header's).
+RCODE_NAMES: tuple[str, ...] = (
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSet", "NOTAUTH", "NOTZONE", "unassigned-11", "unassigned-12", "unassigned-13",
+    "unassigned-14", "unassigned-15",
+)
+
+
+def rcode_name(rcode: int) -> str:
+    """Zeek's ``rcode_name`` of a response code (:data:`RCODE_NAMES`; any other number as Zeek's
+    default, ``rcode-N``)."""
+    return RCODE_NAMES[rcode] if 0 <= rcode < len(RCODE_NAMES) else f"rcode-{rcode}"
+
 
 #: record types whose RDATA is a single (possibly compressed) domain name
 _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR, TYPE_DNAME})
