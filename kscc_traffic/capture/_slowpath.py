@@ -3,8 +3,9 @@
 Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode` leaves out
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
 of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
-options and fragments, IPv6 extension headers and fragments, tunnels (GRE incl. PPTP and
-transparent Ethernet bridging, VXLAN, L2TPv2, IP-in-IP), and cut (snaplen) headers.
+options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
+inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP and transparent Ethernet
+bridging, VXLAN, Geneve, L2TPv2, IP-in-IP), and cut (snaplen) headers.
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly). Its rules
@@ -41,12 +42,18 @@ V4MAPPED = 0xFFFF_0000_0000
 MAX_TUNNEL_DEPTH = 4
 MAX_VLAN_TAGS = 8
 VXLAN_PORT = 4789
+GENEVE_PORT = 6081
 L2TP_PORT = 1701
+#: radiotap Flags field bits: the frame ends with the 4-byte FCS / the 802.11 header is padded
+#: to a multiple of 4 bytes before the payload
+RADIOTAP_F_FCS = 0x10
+RADIOTAP_F_DATAPAD = 0x20
 
 _BCAST = b"\xff" * 6
 _u16 = struct.Struct("!H").unpack_from
 _u32 = struct.Struct("!I").unpack_from
 _le16 = struct.Struct("<H").unpack_from
+_le32 = struct.Struct("<I").unpack_from
 _hhh = struct.Struct("!HHH").unpack_from
 _ii = struct.Struct("!II").unpack_from
 _hh = struct.Struct("!HH").unpack_from
@@ -68,6 +75,33 @@ def vlan_value(tags: list[int]) -> int:
     for k, t in enumerate(reversed(tags[-5:-2])):
         v |= t << (25 + 12 * k)
     return v
+
+
+def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
+    """The Flags field of the radiotap header of ``rlen`` bytes at ``pos`` (0 when absent), or
+    -1 when the header is inconsistent (present bitmaps or fields running past ``rlen``).
+
+    The header is 8 bytes (version, pad, length, first ``present`` word, little-endian), then
+    one more 32-bit present word for as long as bit 31 (extension) of the previous one is set;
+    the fields follow in bit order, each aligned to its natural size from the start of the
+    header. Only the first word's bits 0 (TSFT: 8 bytes, 8-aligned) and 1 (Flags: 1 byte)
+    are needed to reach Flags.
+    """
+    present = _le32(d, pos + 4)[0]
+    q = 8
+    w = present
+    while w & 0x8000_0000:                              # extended present bitmap
+        if q + 4 > rlen:
+            return -1
+        w = _le32(d, pos + q)[0]
+        q += 4
+    if not present & 2:
+        return 0
+    if present & 1:                                     # TSFT, 8-byte aligned
+        q = ((q + 7) & ~7) + 8
+    if q + 1 > rlen:
+        return -1
+    return d[pos + q]
 
 
 class _Ctx:
@@ -165,9 +199,17 @@ class SlowDecoder:
             rlen = _le16(d, pos + 2)[0]
             if rlen < 8 or rlen > end - pos:
                 return MALFORMED
-            return self._dot11(d, pos + rlen, end, ctx)
+            flags = radiotap_flags(d, pos, rlen)
+            if flags < 0:
+                return MALFORMED
+            if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
+                fcs = max(0, 4 - ctx.missing)           # ... as far as they were captured
+                end -= fcs
+                ctx.end = end
+                ctx.missing = max(0, ctx.missing - 4)
+            return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
         if lt == 105:
-            return self._dot11(d, pos, end, ctx)
+            return self._dot11(d, pos, end, ctx, False)
         if lt == 9:
             return self._ppp(d, pos, end, 0, ctx, 0)
         if lt == 50:                                    # PPP in HDLC framing, or Cisco HDLC
@@ -246,7 +288,7 @@ class SlowDecoder:
             return NONIP
         return self._ethertype(et, d, pos + 8, end, base, ctx, depth)
 
-    def _dot11(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+    def _dot11(self, d: Any, pos: int, end: int, ctx: _Ctx, datapad: bool) -> Any:
         if end - pos < 2:
             return MALFORMED
         fc0, fc1 = d[pos], d[pos + 1]
@@ -265,6 +307,8 @@ class SlowDecoder:
             if d[pos + h] & 0x80:                       # A-MSDU: not decoded
                 return NONIP
             h += 6 if fc1 & 0x80 else 2
+        if datapad:                                     # radiotap: padded to 4 bytes
+            h = (h + 3) & ~3
         if end - pos < h:
             return MALFORMED
         da = pos + 16 if tods else pos + 4
@@ -466,6 +510,15 @@ class SlowDecoder:
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
         """Transport header at ``p``; ``ip_pl`` = IP payload bytes from the headers;
         ``dend`` = end of the captured bytes of this datagram."""
+        while proto == 51:          # IPv4 AH (RFC 4302; IPv6's is walked with the ext. headers)
+            if dend - p < 2:        # cut by the snaplen: the upper layer stays AH
+                break
+            hl = (d[p + 1] + 2) << 2
+            if hl > ip_pl:
+                return MALFORMED
+            proto = d[p]
+            p += hl
+            ip_pl -= hl
         avail = dend - p
         if proto == 6:
             sport = dport = -1
@@ -497,6 +550,10 @@ class SlowDecoder:
             if tunnels and avail >= 8:
                 if dport == VXLAN_PORT:
                     r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
+                if dport == GENEVE_PORT:
+                    r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
                 if sport == L2TP_PORT or dport == L2TP_PORT:
@@ -579,6 +636,22 @@ class SlowDecoder:
         if lim - q < 8 or not d[q] & 0x08:
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _geneve(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """Geneve header at ``q`` (UDP payload, RFC 8926): 8 bytes + Opt Len * 4 bytes of
+        options, then the payload of its protocol type (0x6558 Ethernet, else an ethertype:
+        IPv4, IPv6 ...). None when it is not Geneve version 0 after all."""
+        if lim - q < 8 or d[q] >> 6:
+            return None
+        ptype = _u16(d, q + 2)[0]
+        if ptype < 0x600:
+            return None
+        h = 8 + ((d[q] & 0x3F) << 2)
+        if q + h > lim:
+            return MALFORMED
+        if ptype == 0x6558:
+            return self._tunnel("Geneve", self._ether, d, q + h, lim, base, ctx, depth)
+        return self._tunnel("Geneve", self._gre_ethertype, d, q + h, lim, base, ctx, depth, ptype)
 
     def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """L2TPv2 data message at ``q``; None for control messages and anything else."""

@@ -5,14 +5,16 @@ Two paths fill the same per-frame columns:
 - a vectorised numpy **fast path** for the common case: Ethernet (up to 3 VLAN tags of TPID
   0x8100/0x88a8/0x9100), LINUX_SLL, LINUX_SLL2, raw IP (101, 12, 14, 228, 229), NULL/LOOP ->
   IPv4 (with or without options, not fragmented) or IPv6 without extension headers -> TCP, UDP,
-  ICMP, ICMPv6 or any other non-tunnel protocol, headers fully captured; it also counts the
+  ICMP, ICMPv6 or any other protocol but tunnels and AH, headers fully captured; it also counts the
   common non-IP Ethernet frames (ARP, LLDP, STP ...). Per chunk of frames it copies the first
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
   copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
-  (802.11, radiotap, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN stacks, IPv6 extension headers,
-  IPv4/IPv6 fragments (reassembled, :mod:`._ipfrag`), tunnels (GRE, PPTP, VXLAN, L2TP, IP-in-IP:
-  the inner packet is emitted), cut headers, and every frame the fast path is unsure of.
+  (802.11, radiotap with its FCS and data-pad flags, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN
+  stacks, IPv6 extension headers, IPv4/IPv6 authentication headers (AH: the row is the transport
+  inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments (reassembled,
+  :mod:`._ipfrag`), tunnels (GRE, PPTP, VXLAN, Geneve, L2TP, IP-in-IP: the inner packet is
+  emitted), cut headers, and every frame the fast path is unsure of.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
 (tests check it on every test input and corpus file).
@@ -31,12 +33,13 @@ Rules both paths share (units: bytes):
   the headers: TCP ip payload -
   data offset (0 if the data offset is invalid), UDP length - 8 (ip payload - 8 if the UDP
   length is inconsistent), ICMP/ICMPv6 ip payload - 8 (bytes after the 8-byte ICMP header),
-  other protocols the whole IP payload;
+  other protocols the whole IP payload ("ip payload": after IPv6 extension headers and AH);
 - ``pl_off``/``pl_cap``: offset in ``Packets.buf`` and captured length of the payload
   (``pl_cap`` <= ``payload_len``); ``pl_off`` -1 when nothing of it was captured;
 - cut headers keep what was captured: TCP/UDP ports when the first 4 transport bytes are there
   (else -1), TCP seq/ack/flags when theirs are, ICMP type/code likewise; a cut IPv6 extension
-  chain gives the last header type reached as ``proto``. Ports are only ever set for TCP/UDP;
+  chain (or AH) gives the last header type reached as ``proto``. Ports are only ever set for
+  TCP/UDP;
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
 - ``vlan``: see :func:`._slowpath.vlan_value` (tags inside tunnels are not recorded);
   ``l2_bcast``: Ethernet/802.11 destination ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1;
@@ -53,7 +56,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import AF_INET6, IPV6_EXT, L2TP_PORT, ROW_FIELDS, VXLAN_PORT, SlowDecoder
+from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, VXLAN_PORT,
+                        SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 from .stats import ReadStats
@@ -90,8 +94,8 @@ _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
 _TPID[[0x8100, 0x88A8, 0x9100]] = True
-_V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow path (tunnels)
-_V4_SLOW[[4, 41, 47]] = True
+_V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow path (tunnels, AH)
+_V4_SLOW[[4, 41, 47, 51]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
 _FAM = np.zeros(256, np.int8)               # NULL/LOOP address family -> IP version
@@ -469,8 +473,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     doff = (T[:, 12] >> 4).astype(np.int64) << 2
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
-    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == L2TP_PORT)
-                     | (sport == L2TP_PORT))
+    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
+                     | (dport == L2TP_PORT) | (sport == L2TP_PORT))
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
     tcp &= ok

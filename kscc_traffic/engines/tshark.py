@@ -18,7 +18,9 @@ How a dissection becomes one row (units: bytes, nanoseconds):
 - ``frame.protocols`` (e.g. ``eth:ethertype:ip:icmp:ip:tcp``) locates the layers. The packet's IP
   layer is the last ``ip``/``ipv6`` before any ``icmp``/``icmpv6`` (so a tunnel gives its inner
   packet, as the builtin decoder does, and the datagram an ICMP error quotes is not taken for the
-  packet); its transport is the next layer after IPv6 extension headers. Every field is read at
+  packet); its transport is the next layer after IPv6 extension headers and IPv4/IPv6
+  authentication headers (``ah``, length ``(ah.length + 2) * 4`` bytes, as the builtin decoder
+  walks them; ``esp`` is encrypted and stays the transport). Every field is read at
   the occurrence of its layer (``-E occurrence=a`` lists all occurrences in tree order).
 - TCP sequence numbers are absolute (``tcp.relative_sequence_numbers:FALSE``); ``tcp_flags`` is
   ``tcp.flags & 0x1ff`` (NS/AE as 0x100, like the builtin decoder).
@@ -79,6 +81,7 @@ FIELDS: list[str] = [
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
+    "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
@@ -249,13 +252,23 @@ class PacketBuilder:
         elif protos and protos[0] in ("wlan", "radiotap", "wlan_radio"):
             bcast = _at(f, "wlan.da", 0).lower() == _BCAST
 
-        # transport layer: after IPv6 extension headers
+        # transport layer: after IPv6 extension headers and authentication headers (AH)
         j = ip_idx + 1
         ext_bytes = 0
         frag6 = False
-        while j < len(protos) and protos[j].startswith("ipv6."):
+        ah_bytes = 0            # AH after a fragment header: inside the reassembled payload
+        ah_next = -1            # next header of the last AH walked
+        while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
             name = protos[j]
-            if name in _V6_EXT:
+            if name == "ah":
+                k = protos[:j].count("ah")
+                n = (_int(_at(f, "ah.length", k), 0) + 2) * 4
+                ah_next = _int(_at(f, "ah.next_header", k), -1)
+                if "ipv6.fraghdr" in protos[ip_idx:j]:
+                    ah_bytes += n
+                else:
+                    ext_bytes += n
+            elif name in _V6_EXT:
                 k = protos[:j].count(name)
                 lf = _V6_EXT[name]
                 if lf is None:
@@ -279,7 +292,9 @@ class PacketBuilder:
             if reas:
                 total = hdr + _int(reas[0], 0)
                 fragment = False
-            ip_pl = max(total - hdr, 0)
+            ip_pl = max(total - hdr - ext_bytes, 0)
+            if ah_next >= 0:
+                proto = ah_next
             ipver = 4
         else:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
@@ -290,14 +305,14 @@ class PacketBuilder:
             fragment = frag6
             if reas:
                 total = 40 + ext_bytes + _int(reas[0], 0)
-                ip_pl = _int(reas[0], 0)
+                ip_pl = max(_int(reas[0], 0) - ah_bytes, 0)
                 fragment = False
             else:
                 total = 40 + plen6
-                ip_pl = max(plen6 - ext_bytes, 0)
+                ip_pl = max(plen6 - ext_bytes - ah_bytes, 0)
             proto = _PROTO_NUMBERS.get(t, -1)
             if proto < 0:
-                proto = _int(_at(f, "ipv6.nxt", occ), 0)
+                proto = ah_next if ah_next >= 0 else _int(_at(f, "ipv6.nxt", occ), 0)
                 if fragment:
                     proto = 44
         if not src or not dst:
@@ -311,9 +326,15 @@ class PacketBuilder:
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
                "l2_bcast": bcast, "l4_sum": -1}
         if fragment:
-            if t == "data" and proto in (6, 17) and not (ipn == "ip" and _int(_at(
+            if t == "data" and proto in (6, 17, 51) and not (ipn == "ip" and _int(_at(
                     f, "ip.frag_offset", occ), 0)):
-                self._first_fragment(row, _hex(_at(f, "data.data", 0)), proto, ip_pl)
+                data = _hex(_at(f, "data.data", 0))
+                while proto == 51 and len(data) >= 2:   # AH in a first IPv4 fragment
+                    n = (data[1] + 2) * 4
+                    proto, data, ip_pl = data[0], data[n:], ip_pl - n
+                    row["proto"], row["payload_len"] = proto, max(ip_pl, 0)
+                if proto in (6, 17):
+                    self._first_fragment(row, data, proto, ip_pl)
             return row
         if t == "tcp" and proto == 6:
             k = protos[:j].count("tcp")
