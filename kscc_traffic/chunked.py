@@ -286,7 +286,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first packet of each Zeek history event per direction (S H A D F R: history, state,
       orientation), the last SYN per direction (port reuse), the first link-layer broadcast;
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
-      (what stream reassembly, TLS and HTTP read);
+      (what stream reassembly, TLS and HTTP read), and one more (it tells that the direction had
+      more than those: ``Streams.cut``);
     - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
       once a TCP connection closed), so no gap between kept packets is longer than one that was
       there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
@@ -296,7 +297,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first :data:`AFTER_CLOSE` packets after a TCP connection closed (a new connection on
       the same 5-tuple, whose SYN may come late).
 
-    TCP payload bytes are kept only for the first MAX_SEGMENTS payload packets per direction
+    TCP payload bytes are kept only for the first MAX_SEGMENTS + 1 payload packets per direction
     and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
@@ -373,7 +374,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         k = np.arange(len(oo))
         r = k - np.maximum.accumulate(np.where(gs, k, 0))
         pay_rank[at[oo]] = r
-    keep |= pay & (pay_rank < MAX_SEGMENTS)
+    # (one more than the streams read: it tells them the direction had more, Streams.cut)
+    keep |= pay & (pay_rank <= MAX_SEGMENTS)
     # time slots: BUCKET_NS once a TCP connection closed (the close delay counts from then),
     # else half the protocol's idle timeout
     width = np.where(closed, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]
@@ -393,7 +395,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         to = at[np.searchsorted(fd[at], fd[gone])]
         np.add.at(w, to, add)
     kept = np.nonzero(keep)[0]
-    trim = tcp[kept] & pay[kept] & (pay_rank[kept] >= MAX_SEGMENTS) & ~end[kept] & ~whole[kept]
+    trim = tcp[kept] & pay[kept] & (pay_rank[kept] > MAX_SEGMENTS) & ~end[kept] & ~whole[kept]
     out_rows = rows[kept]
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[kept][order]

@@ -6,7 +6,9 @@ Verdicts and reasons (first match wins, in this order):
   the responder never answered), ``rejected`` (the SYN was answered by a RST: conn_state REJ),
   ``no_answer`` (SYN and retransmissions met silence: S0, SH, RSTOS0; or a UDP request to a
   request/response service with no reply), ``tls_failed`` (the TLS handshake was aborted by
-  either side — alert, FIN or RST — before it completed).
+  either side — alert, FIN or RST — before it completed; not said when the bytes inspected stop
+  before the data did, ``payload_cut``, and no alert was seen: that flow is ``ok`` with a detail
+  saying the handshake was not seen to its end).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked), ``not_tls`` (cleartext where the rule documents TLS/HTTPS),
   ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
@@ -110,7 +112,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         check = row.get("dns_name") or ""
     certs = split_cert_names(row.get("cert_names") or "")
     if not check and not (row.get("sni") or "") and certs and rule.host_mask:
-        check = certs[0].removeprefix("*.")  # no name asked: the certificate says who answered
+        # no name asked: the certificate says who answered (a pattern such as *.ksc.kaspersky.com
+        # is itself under that mask; any of its names under the mask will do)
+        check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
     if rule.host_mask and check and not under_mask(check, rule.host_mask):
         return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
 
@@ -146,6 +150,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
         hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
         if hello and not row.get("tls_established"):
+            if row.get("payload_cut") and not row.get("tls_alert") and int(row.get("resp_bytes", 0)) > 0:
+                # the bytes inspected stop before the data did (snaplen, a segment not captured,
+                # the inspection limit): the end of the handshake was not seen, not found missing
+                return done("ok", "", "TLS handshake not seen to its end (the payload captured or inspected "
+                                      "stops early: snaplen, a missing segment or a long handshake); not judged")
             if row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
@@ -165,16 +174,17 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
-                  "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode")
+                  "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
+                  "payload_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode")
+_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
-                  "tls_established", "tls_alert", "dns_rcode")
+                  "tls_established", "tls_alert", "dns_rcode", "payload_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -248,7 +258,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
     client port only when a rule documents it (or it is 53), the responder address only then
-    (for the wrong_direction detail), the responder's packet count as "any?", the originator's
+    (for the wrong_direction detail), the responder's packet and byte counts as "any?", the originator's
     packet count only for an unanswered no-answer state, the duration only for a ClientHello
     without handshake nor answer byte lasting at least :data:`TLS_SILENCE_S`, the history as
     "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
@@ -293,6 +303,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(documented, v["resp_h"], ""),
         np.where(hello_silent & (duration >= TLS_SILENCE_S), duration, 0.0),
         answered,
+        v["resp_bytes"] > 0,
         np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered, v["orig_pkts"], 0),
         hist[hist_codes],
     ]

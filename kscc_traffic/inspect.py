@@ -25,6 +25,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing)"),
     "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or ''"),
+    "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
+                    "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
+                    "to its end was not seen, rather than failed (see streams.initial_streams)"),
     "tls_version": ("object", "", "negotiated TLS version (TLS 1.2, TLS 1.3), '' if unknown"),
     "tls_established": ("bool", "", "the TLS handshake completed (see protocols.tls.summarize)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'"),
@@ -467,6 +470,9 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     skind = _kinds(buf, sst, sen)
     cols["client_proto"][fidx] = ckind
     cols["server_proto"][fidx] = skind
+    cut = getattr(streams, "cut", None)
+    if cut is not None and len(cut):
+        cols["payload_cut"][np.asarray(streams.flow, np.int64)[np.asarray(cut, bool)]] = True
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
     dns_tcp = dns_flow[fidx] & (proto[fidx] == "tcp")
     is_tls = ((ckind == "tls") | (skind == "tls")) & ~dns_tcp

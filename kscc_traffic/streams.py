@@ -121,6 +121,9 @@ class Streams:
     from_orig: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    #: bool (n,): the stream stopped before that direction's data did (see :func:`initial_streams`);
+    #: None when not known
+    cut: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> "Streams":
@@ -128,7 +131,7 @@ class Streams:
         buf = np.zeros(0, np.uint8)
         buf.flags.writeable = False
         return cls(buf, np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64),
-                   np.zeros(0, np.int64))
+                   np.zeros(0, np.int64), np.zeros(0, bool))
 
     def __len__(self) -> int:
         return len(self.flow)
@@ -185,6 +188,14 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
         At most :data:`MAX_BYTES` bytes per flow and direction, the same bytes as
         :func:`_initial_streams_reference`. Never raises on packet data (inconsistent sequence
         numbers or payload offsets only send a direction to the slow path).
+
+        ``cut`` says, per stream, that the bytes stop before the direction's data did, so a
+        parser that finds no end (of a TLS handshake, say) has not seen one: the direction had
+        more than :data:`MAX_SEGMENTS` data segments or more than :data:`MAX_BYTES` bytes, one
+        of its first segments was cut short by the snaplen (``pl_cap < payload_len``), or its
+        reassembly stopped at a gap (a segment not captured) with data beyond it. (Only the
+        first MAX_SEGMENTS data segments and the count of the others are read, which is what a
+        chunked analysis carries of a flow.)
     """
     p = ft.packets
     c = p.cols
@@ -216,6 +227,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # keep the first MAX_SEGMENTS rows of each group
     pos = np.arange(len(rows)) - np.repeat(gs, np.diff(np.r_[gs, len(rows)]))
     keep = pos < MAX_SEGMENTS
+    cut = np.diff(np.r_[gs, len(rows)]) > MAX_SEGMENTS     # per group: segments left unread
     if not keep.all():
         rows, grp, first = rows[keep], grp[keep], first[keep]
         gs = np.nonzero(first)[0]
@@ -224,6 +236,10 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     seqs = (c["seq"][rows] + ((c["tcp_flags"][rows] & 0x02) != 0)) % _MOD
     lens = c["pl_cap"][rows].astype(np.int64)
     offs = c["pl_off"][rows].astype(np.int64)
+    if "payload_len" in c:      # a segment cut short by the snaplen
+        short = c["payload_len"][rows].astype(np.int64) > lens
+        if short.any():
+            cut[gid[short]] = True
     excl = np.cumsum(lens) - lens
     before = excl - excl[gs][gid]                   # payload bytes of the group before this row
 
@@ -236,16 +252,22 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     slow[gid[bad]] = True
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
-    glen = np.minimum(np.add.reduceat(lens, gs), MAX_BYTES)
+    total = np.add.reduceat(lens, gs)
+    glen = np.minimum(total, MAX_BYTES)
+    cut |= (total > MAX_BYTES) & ~slow      # (the slow groups: past the gap or MAX_BYTES below)
     slow_groups = np.nonzero(slow)[0].tolist()
     slow_data = []
     if slow_groups:
         bounds = np.r_[gs, n].tolist()
+        # how far the segments reach past the first one's sequence number (ahead of it only)
+        rel = (seqs - seqs[gs][gid]) % _MOD
+        reach = np.where(rel < 1 << 31, rel + lens, 0)
         for g in slow_groups:
             data = _reassemble([(int(seqs[i]), p.payload(int(rows[i])))
                                 for i in range(bounds[g], bounds[g + 1])])
             glen[g] = len(data)
             slow_data.append(data)
+            cut[g] = cut[g] or int(reach[bounds[g]:bounds[g + 1]].max()) > len(data)
     end = np.cumsum(glen)
     start = end - glen
 
@@ -260,7 +282,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
         om[int(start[g]):int(end[g])] = data
     out.flags.writeable = False
     head = grp[gs]
-    return Streams(out, head >> 1, (head & 1) == 0, start, end)
+    return Streams(out, head >> 1, (head & 1) == 0, start, end, cut)
 
 
 def stable_order(key: np.ndarray) -> np.ndarray:

@@ -182,6 +182,7 @@ ROW_FIELDS = {
     "tls_alert": st.sampled_from(["", "", "server: handshake_failure (40)"]),
     "query": NAMES,
     "dns_rcode": st.sampled_from(["", "", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "\x1b[31m"]),
+    "payload_cut": st.booleans(),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -192,7 +193,8 @@ TLS_FIELDS = {**ROW_FIELDS, "proto": st.just("tcp"), "resp_p": st.sampled_from([
               "conn_state": st.sampled_from(["SF", "S1", "RSTO", "RSTR", "OTH", "S0", "REJ"]),
               "partial": st.sampled_from([False, False, True]), "icmp_unreachable": st.just(""),
               "sni": st.sampled_from(GOOD), "server_name": st.sampled_from(GOOD), "dns_name": st.sampled_from(GOOD),
-              "tls_alert": st.sampled_from(["", "client: unknown_ca (48)"]), "resp_pkts": st.sampled_from([0, 2])}
+              "tls_alert": st.sampled_from(["", "client: unknown_ca (48)"]), "resp_pkts": st.sampled_from([0, 2]),
+              "payload_cut": st.sampled_from([False, True, True])}
 DNS_FIELDS = {**ROW_FIELDS, "proto": st.sampled_from(["udp", "tcp"]), "resp_p": st.sampled_from([53, 5353, 49152]),
               "orig_p": st.sampled_from([53, 49152]), "service": st.sampled_from(["dns", ""]),
               "resp_pkts": st.sampled_from([0, 1, 1, 3]),
@@ -219,7 +221,8 @@ def flow_tables(draw, min_rows=0):
 
 
 NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
-                 "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool"}
+                 "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
+                 "payload_cut": "bool"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:
@@ -245,7 +248,7 @@ def test_generated_tables_classify_like_the_reference(flows):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flow_tables(min_rows=1), st.sampled_from(["none", "nan", "missing", "float_port", "str_port",
                                                  "bad_cast", "int_history", "object_bool", "uint_port",
-                                                 "no_dns_rcode"]))
+                                                 "no_dns_rcode", "no_payload_cut"]))
 def test_unusual_tables_classify_like_the_reference(flows, how):
     """Missing values, missing columns, other dtypes: the per-row fallback or the same failure."""
     if how == "none":
@@ -256,6 +259,8 @@ def test_unusual_tables_classify_like_the_reference(flows, how):
         flows = flows.drop(columns=["cert_names", "dns_name"])
     elif how == "no_dns_rcode":
         flows = flows.drop(columns=["query", "dns_rcode"])
+    elif how == "no_payload_cut":
+        flows = flows.drop(columns=["payload_cut"])
     elif how == "float_port":
         flows["orig_p"] = flows["orig_p"].astype(float) + 0.5
     elif how == "str_port":

@@ -77,7 +77,37 @@ def assert_same(ft: FlowTable, foi=None, where: str = "") -> S.Streams:
                 pytest.fail(f"{where} {side} flow {f}: {len(have)} bytes, reference {len(want)}, "
                             f"first difference at byte {at}")
         assert mine == ref  # the mapping compares equal to the reference dict
+    assert got.cut is not None and got.cut.dtype == bool and len(got.cut) == len(got)
+    for f, fo, cut, n in zip(got.flow.tolist(), got.from_orig.tolist(), got.cut.tolist(),
+                             (got.end - got.start).tolist()):
+        assert cut == reference_cut(ft, f, fo, n), f"{where} flow {f} {'client' if fo else 'server'}: cut {cut}"
     return got
+
+
+def reference_cut(ft: FlowTable, f: int, client: bool, stream_len: int) -> bool:
+    """Streams.cut of one direction, segment by segment: more data segments than MAX_SEGMENTS,
+    one of the first MAX_SEGMENTS cut short by the snaplen, or their bytes reaching past the
+    stream's end (a gap, or more than MAX_BYTES)."""
+    c = ft.packets.cols
+    rows = [i for i in np.flatnonzero(ft.pkt_flow == f).tolist()
+            if bool(ft.pkt_from_orig[i]) == client and c["proto"][i] == TCP and c["pl_cap"][i] > 0
+            and c["pl_off"][i] >= 0]
+    rows.sort(key=lambda i: (int(c["ts_ns"][i]), i))
+    if len(rows) > S.MAX_SEGMENTS:
+        return True
+    if any(int(c["payload_len"][i]) > int(c["pl_cap"][i]) for i in rows):
+        return True
+
+    def start(i):
+        return (int(c["seq"][i]) + (1 if int(c["tcp_flags"][i]) & 0x02 else 0)) % (1 << 32)
+
+    base = start(rows[0])
+    reach = 0
+    for i in rows:
+        rel = (start(i) - base) % (1 << 32)
+        if rel < 1 << 31:
+            reach = max(reach, rel + int(c["pl_cap"][i]))
+    return reach > stream_len
 
 
 def masks(nflows: int) -> list:

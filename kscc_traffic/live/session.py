@@ -16,7 +16,7 @@ Memory per active flow is bounded:
   something the analysis reads: the first of each Zeek history event per direction (S H A D F
   R), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
   :data:`~kscc_traffic.streams.MAX_SEGMENTS` payload segments per direction (what TLS/HTTP
-  inspection reads), the first DNS response datagram (``dns_rcode``), ICMP errors quoting the
+  inspection reads) and one more (it says there were more: ``Streams.cut``), the first DNS response datagram (``dns_rcode``), ICMP errors quoting the
   flow (at most :data:`MAX_ICMP_ERRORS`). The other
   packets only add to counters (packets, payload bytes, IP bytes per direction, last time)
   which are added to the flow's row afterwards; DNS answers in them are parsed on arrival.
@@ -373,8 +373,8 @@ class LiveSession:
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
                 keep = True
                 fl.nflag += 1
-            if not keep and plen[i] > 0 and fl.npay[d] < MAX_SEGMENTS:
-                keep = True
+            if not keep and plen[i] > 0 and fl.npay[d] <= MAX_SEGMENTS:
+                keep = True   # (one more than the streams read: Streams.cut)
             if pr == UDP and not fl.dns_resp and len(payload) >= 12 and payload[2] & 0x80 \
                     and (a_p[i] == 53 or b_p[i] == 53):
                 keep = fl.dns_resp = True   # the flow's first DNS response (dns_rcode)
@@ -382,7 +382,7 @@ class LiveSession:
             if keep:
                 if plen[i] > 0 and payload:
                     if pr == TCP:
-                        payload = payload[:MAX_BYTES] if fl.npay[d] < MAX_SEGMENTS else b""
+                        payload = payload[:MAX_BYTES] if fl.npay[d] <= MAX_SEGMENTS else b""
                     fl.npay[d] += 1
                 rec = srt[i * size:(i + 1) * size]
                 fl.recs.append(rec)
