@@ -364,6 +364,20 @@ def test_sslv2_client_hello():
     assert ch.cipher_suites == [0x002F]
 
 
+def test_sslv2_hello_then_tls_records_is_established(tls12):
+    """An old client's SSLv2-compatible hello, then its TLS 1.2 records (ClientKeyExchange, CCS,
+    Finished, data): the records after the hello are read, so the handshake is established."""
+    cs, ss, err = tls12
+    assert err is None
+    specs = b"\x00\xc0\x2f" + b"\x00\x00\x2f"
+    body = b"\x01\x03\x03" + struct.pack("!HHH", len(specs), 0, 16) + specs + b"\x42" * 16
+    v2 = bytes([0x80 | (len(body) >> 8), len(body) & 0xFF]) + body
+    first = 5 + int.from_bytes(cs[3:5], "big")   # the real ClientHello record, replaced
+    sm = summarize(v2 + cs[first:], ss)
+    assert sm.client_hello.sslv2 and sm.client_ccs and sm.established
+    assert not summarize(v2, ss).established      # (the hello alone: not established)
+
+
 def test_looks_like_tls_rejects_other_protocols():
     assert not looks_like_tls(b"GET / HTTP/1.1\r\n")
     assert not looks_like_tls(b"SSH-2.0-OpenSSH_9.6\r\n")

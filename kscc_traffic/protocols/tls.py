@@ -563,6 +563,10 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
 def _summarize_client(data: bytes, out: TlsSummary) -> None:
     out.client_hello = parse_client_hello(data)
     first_app = True
+    if out.client_hello is not None and out.client_hello.sslv2:
+        # an SSLv2-compatible hello is one 2-byte-header record; TLS records follow it
+        # (RFC 5246 Appendix E.2)
+        data = data[2 + _sslv2_hello_header(data)[0]:]
     for ct, _ver, body, _whole in _records(data):
         if ct == CT_CCS:
             out.client_ccs = True
