@@ -1030,7 +1030,8 @@ def test_only_one_direction_captured(tmp_path):
     flows, _, _ = analyze(tmp_path, pcap(timed([ether(p) for p in pk])))
     r = one(flows)
     assert (r.orig_h, r.resp_p, r.resp_pkts, bool(r.partial)) == (CLIENT, AGENT_PORT, 0, True)
-    assert (r.conn_state, r.history, r.verdict, r.reason) == ("OTH", "ADF", "ok", "partial")  # not no_answer
+    # Zeek's conn_state(): originator CLOSED (its FIN), responder inactive -> SH; still not no_answer
+    assert (r.conn_state, r.history, r.verdict, r.reason) == ("SH", "ADF", "ok", "partial")
 
 
 def test_lone_syn_ack_is_not_a_blocked_outgoing_connection(tmp_path):
@@ -1072,7 +1073,8 @@ def test_lone_rst_backscatter_is_not_a_rejected_connection(tmp_path):
     rst = ip4(SERVER, CLIENT, 6, tcp(AGENT_PORT, EPHEMERAL, 777, 0, RST))
     flows, _, _ = analyze(tmp_path, pcap(timed([ether(rst)])))
     r = one(flows)
-    assert (r.orig_h, r.resp_h, r.resp_p, r.conn_state, r.history) == (CLIENT, SERVER, AGENT_PORT, "OTH", "^r")
+    # Zeek's conn_state(): responder RESET, originator inactive -> RSTRH (REJ needs the SYN)
+    assert (r.orig_h, r.resp_h, r.resp_p, r.conn_state, r.history) == (CLIENT, SERVER, AGENT_PORT, "RSTRH", "^r")
     assert (r.verdict, r.reason) == ("ok", "partial")                  # not blocked / rejected
 
 
