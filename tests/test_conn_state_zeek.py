@@ -121,3 +121,58 @@ def test_whole_and_chunked_agree(tmp_path, name):
         spec = HS + [("c", "PA", b"x" * 40), ("s", "A")] * 8 + spec[3:]
     w = assert_same(write(tmp_path, conv(spec)), CHUNKS)
     assert list(w.conn_state) == [state]
+
+
+def _rej_retry(gaps=(0.0, 0.5, 1.5)):
+    """A Windows connect retry: SYN answered by RST, the same SYN (same ISN) again later."""
+    recs = []
+    for k, d in enumerate(gaps):
+        recs += conv([("c", "S"), ("s", "RA")], t0=1000.0 + d)
+    return recs
+
+
+def test_syn_after_a_reset_is_a_new_connection_whatever_its_isn(tmp_path):
+    """Zeek's TCPSessionAdapter::IsReuse: a SYN on a connection that IsClosed() (either endpoint
+    closed by a FIN or RST) starts a new connection even with the same ISN: three REJ."""
+    f = flows_of(_rej_retry())
+    assert list(f.conn_state) == ["REJ"] * 3 and list(f.history) == ["Sr"] * 3
+    assert list(f.orig_pkts) == [1, 1, 1] and f.uid.nunique() == 3
+    w = assert_same(write(tmp_path, _rej_retry()), CHUNKS)
+    assert list(w.conn_state) == ["REJ"] * 3
+
+
+def test_syn_retry_after_the_originators_rst_splits_as_in_zeek():
+    """SYN, the responder's bare ACK (stale connection), the originator's RST, then the same SYN
+    again answered: Zeek's baseline says 'SaR, RSTOS0' for the first part; the retry is a new
+    connection (IsReuse), SF."""
+    recs = conv([("c", "S"), ("s", "A"), ("c", "R")])
+    recs += conv([("c", "S"), ("s", "SA"), ("c", "A"), ("c", "FA"), ("s", "FA")], t0=1001.0)
+    f = flows_of(recs)
+    assert f[["conn_state", "history"]].values.tolist() == [["RSTOS0", "SaR"], ["SF", "ShAFf"]]
+
+
+def test_retransmitted_syn_without_close_stays_one_flow():
+    f = flows_of(conv([("c", "S")]) + conv([("c", "S"), ("s", "SA"), ("c", "A")], t0=1000.5))
+    assert (len(f), f.conn_state[0], f.orig_pkts[0]) == (1, "S1", 3)
+
+
+@pytest.mark.parametrize("case", ["rej_retry", "resp_ack_after_fin", "SaR_retry"])
+def test_live_session_gives_the_same_states(tmp_path, monkeypatch, case):
+    """The live session keys flows and keeps packets by its own per-packet code: same table as
+    ``analyze`` (connection reuse after a RST; the responder's ACK after the originator's FIN
+    carried even when almost every packet is summarised into counters)."""
+    from kscc_traffic.live import session as live
+    from test_live_session import RULES, _assert_same, _replay
+    monkeypatch.setattr(live, "HEAD_PACKETS", 2)
+    if case == "rej_retry":
+        recs = _rej_retry()
+    elif case == "resp_ack_after_fin":
+        recs = conv([("c", "S")] + [("s", "A")] * 12 + [("c", "F"), ("s", "A")] + [("c", "A")] * 12
+                    + [("c", "R"), ("s", "FA")])
+    else:
+        recs = conv([("c", "S"), ("s", "A"), ("c", "R")])
+        recs += conv([("c", "S"), ("s", "SA"), ("c", "A"), ("c", "FA"), ("s", "FA")], t0=1001.0)
+    path = write(tmp_path, recs, f"{case}.pcap")
+    s = live.LiveSession(RULES, name=path.name)
+    _replay(path, s, step=3)
+    _assert_same(path, s.final())
