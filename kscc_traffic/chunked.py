@@ -284,7 +284,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
 
     - the first :data:`HEAD_PACKETS` packets, and the first packet of each direction;
     - the first packet of each Zeek history event per direction (S H A D F R: history, state,
-      orientation), the last SYN per direction (port reuse), the first link-layer broadcast;
+      orientation), the packets Zeek's endpoint state machine reads
+      (:func:`~kscc_traffic.flows.state_event_rows`: conn_state), the last SYN per direction
+      (port reuse), the first link-layer broadcast;
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
       (what stream reassembly, TLS and HTTP read), and one more (it tells that the direction had
       more than those: ``Streams.cut``);
@@ -301,7 +303,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
-    from .flows import history_events
+    from .flows import history_events, state_event_rows
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
@@ -338,6 +340,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     ev = history_events(c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     for j in range(ev.shape[1]):
         keep |= first_of(fd, ev[:, j])
+    # the packets Zeek's endpoint state machine reads (conn_state)
+    keep |= state_event_rows(f, d == 0, c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     keep |= first_of(fd, c["l2_bcast"][rows])
     # every packet after a TCP connection closed (FIN both ways, or RST), up to AFTER_CLOSE per
     # flow: a new connection on the same 5-tuple whose SYN is written late starts there

@@ -1,9 +1,10 @@
 """Packets -> bidirectional flows (connections), with Zeek conn.log columns.
 
 A flow is keyed by the 5-tuple (plus the VLAN stack) in both directions. Within one key, a new flow
-starts at a SYN whose sequence number differs from the key's previous SYN (port reuse) and after
-an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
-ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
+starts at a SYN whose sequence number differs from the key's previous SYN (port reuse), at a SYN
+after a FIN or RST of the connection (Zeek's connection reuse: a connect retry after a RST is a
+new connection), after an idle gap longer than the protocol's inactivity timeout (Zeek's
+defaults: TCP 5 min, UDP 1 min, ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
 flow summarised once it can no longer grow (:mod:`kscc_traffic.chunked`).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -240,23 +242,32 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
 def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                        from_a: np.ndarray) -> None:
     """Mark (in place, in ``new_flow``) the rows that start a new TCP connection because the one
-    before had closed — FIN from both sides, or a RST — and this packet comes more than
-    :data:`CLOSE_DELAY_NS` after the previous packet of the 5-tuple (Zeek removes a closed
-    connection after ``tcp_close_delay``; what comes later is a new connection). Rows are sorted
-    by flow key then time; ``new_flow`` marks flow starts so far."""
+    before had closed:
+
+    - a SYN (without ACK) after a FIN or a RST of the connection, whatever its sequence number
+      (Zeek's ``TCPSessionAdapter::IsReuse``: a SYN on a connection that ``IsClosed()`` — either
+      endpoint closed, by its FIN or RST — is a new connection; a Windows connect retry after a
+      RST is one REJ connection per SYN);
+    - once the connection closed — FIN from both sides, or a RST — any packet more than
+      :data:`CLOSE_DELAY_NS` after the previous packet of the 5-tuple (Zeek removes a closed
+      connection after ``tcp_close_delay``; what comes later is a new connection).
+
+    Rows are sorted by flow key then time; ``new_flow`` marks flow starts so far."""
     fin = is_tcp & ((flags & FIN) != 0)
     rst = is_tcp & ((flags & RST) != 0)
+    syn_only = is_tcp & ((flags & (SYN | ACK)) == SYN)
     late = np.zeros(len(ts), bool)
     late[1:] = (ts[1:] - ts[:-1]) > CLOSE_DELAY_NS
     late &= is_tcp
-    if not (late.any() and (fin.any() or rst.any())):
+    if not ((late | syn_only).any() and (fin.any() or rst.any())):
         return
     counts = [np.cumsum(m) - m for m in (fin & from_a, fin & ~from_a, rst)]  # events before row
     for _ in range(len(ts)):
         flow_of = np.cumsum(new_flow) - 1
         starts = np.nonzero(new_flow)[0]
         seen = [(c - c[starts][flow_of]) > 0 for c in counts]
-        cand = np.nonzero(((seen[0] & seen[1]) | seen[2]) & late & ~new_flow)[0]
+        closed = (seen[0] & seen[1]) | seen[2]
+        cand = np.nonzero(((closed & late) | ((seen[0] | seen[1] | seen[2]) & syn_only)) & ~new_flow)[0]
         if len(cand) == 0:
             return
         # only the first such row of each flow: the rows after it belong to the new connection,
@@ -465,18 +476,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     tcp_f = o_tcp
     syn_o = _any(tcp_f & from_orig & ((o_flags & (SYN | ACK)) == SYN))
-    synack_r = _any(tcp_f & ~from_orig & ((o_flags & (SYN | ACK)) == (SYN | ACK)))
-    fin_o = _any(tcp_f & from_orig & ((o_flags & FIN) != 0))
-    fin_r = _any(tcp_f & ~from_orig & ((o_flags & FIN) != 0))
-    rst_o = _any(tcp_f & from_orig & ((o_flags & RST) != 0))
-    rst_r = _any(tcp_f & ~from_orig & ((o_flags & RST) != 0))
     any_r = resp_pkts > 0
     is_tcp_flow = fproto == TCP
 
-    state = _conn_state(is_tcp_flow, fproto == UDP, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r,
-                        orig_pkts > 0)
     history = _history(flow_of, from_orig, o_flags, o_tcp, o_len, nflows,
                        flipped=~(first_from_a == orig_is_a))
+    os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
+    no_payload = ~_any(tcp_f & (o_len > 0))
+    state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
 
     # orient endpoints
     o_hi = np.where(orig_is_a, fa_hi, fb_hi)
@@ -533,30 +540,161 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of)
 
 
-def _conn_state(is_tcp, is_udp, syn_o, synack_r, fin_o, fin_r, rst_o, rst_r, any_r, any_o) -> np.ndarray:
-    """Zeek conn_state from per-flow flag summaries (see Zeek's conn.log documentation)."""
-    n = len(is_tcp)
-    st = np.full(n, "OTH", dtype=object)
-    est = syn_o & synack_r
-    # TCP, originator SYN seen
-    st[syn_o & ~synack_r & ~any_r] = "S0"
-    st[syn_o & ~synack_r & rst_r] = "REJ"
-    st[syn_o & ~synack_r & ~rst_r & rst_o] = "RSTOS0"
-    st[syn_o & ~synack_r & ~rst_r & ~rst_o & fin_o] = "SH"
-    st[syn_o & ~synack_r & any_r & ~rst_r & ~rst_o & ~fin_o] = "OTH"
-    st[est] = "S1"
-    st[est & fin_o & fin_r] = "SF"
-    st[est & fin_o & ~fin_r] = "S2"
-    st[est & ~fin_o & fin_r] = "S3"
-    st[est & rst_o & ~rst_r] = "RSTO"
-    st[est & rst_r] = "RSTR"  # Zeek looks at the responder's reset first
-    # responder SYN-ACK without an originator SYN
-    st[~syn_o & synack_r & rst_r] = "RSTRH"
-    st[~syn_o & synack_r & ~rst_r & fin_r] = "SHR"
-    st = np.where(is_tcp, st, "OTH")
+# Zeek TCP endpoint states (TCP_Endpoint.h EndpointState), in Zeek's numbering
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+
+
+def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                     plen: np.ndarray) -> np.ndarray:
+    """Boolean mask of the packets :func:`_endpoint_states` reads (rows sorted by flow, then time).
+
+    Zeek's endpoint state machine changes state only on the first packet of a few kinds per
+    direction (every later one of the same kind finds the endpoint in a state that ignores it):
+    the first SYN, SYN-ACK, FIN, RST, packet without SYN/FIN/RST and without payload, and such a
+    packet with payload; plus, from the responder, the first packet without flags or payload after
+    the originator's first FIN or RST (Zeek keeps a responder INACTIVE on a pure ACK while the
+    originator is in SYN_SENT; the next one after that counts)."""
+    n = len(flow_of)
+    keep = np.zeros(n, bool)
+    if n == 0:
+        return keep
+    flags = np.asarray(flags, np.int64)
+    tcp = np.asarray(is_tcp, bool)
+    syn, ack = (flags & SYN) != 0, (flags & ACK) != 0
+    fin, rst = (flags & FIN) != 0, (flags & RST) != 0
+    plain = tcp & ~syn & ~fin & ~rst
+    kinds = (tcp & syn & ~ack, tcp & syn & ack, tcp & fin, tcp & rst, plain & (plen <= 0), plain & (plen > 0))
+    fd = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    for m in kinds:
+        at = np.nonzero(m)[0]
+        if len(at):
+            _, first = np.unique(fd[at], return_index=True)
+            keep[at[first]] = True
+    close_o = tcp & from_orig & (fin | rst)
+    if close_o.any():
+        nf = int(flow_of.max()) + 1
+        first_close = np.full(nf, n, np.int64)
+        np.minimum.at(first_close, flow_of[close_o], np.nonzero(close_o)[0])
+        at = np.nonzero(kinds[4] & ~from_orig & (np.arange(n) > first_close[flow_of]))[0]
+        if len(at):
+            _, first = np.unique(flow_of[at], return_index=True)
+            keep[at[first]] = True
+    return keep
+
+
+def _endpoint_states(flow_of, from_orig, flags, is_tcp, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
+    """Zeek's final TCP endpoint states per flow (originator, responder), by Zeek's endpoint
+    state machine (``TCPSessionAdapter::UpdateStateMachine`` and its ``Update*State`` functions,
+    src/packet_analysis/protocol/tcp/TCPSessionAdapter.cc) run over the packets
+    :func:`state_event_rows` picks: at most 13 per flow, so it is a few vectorised steps over all
+    flows at once (step k handles every flow's k-th such packet). Rows sorted by flow, then time.
+
+    Not modelled: Zeek's SYN/SYN-ACK reversal (a responder's SYN with the ISN of an originator
+    that sent a SYN-ACK makes Zeek flip the roles); the originator here is the one
+    :func:`build_flows` chose."""
+    os_ = np.zeros(nflows, np.int8)   # state
+    rs_ = np.zeros(nflows, np.int8)
+    op_ = np.zeros(nflows, np.int8)   # prev_state (TCP_Endpoint::SetState keeps it)
+    rp_ = np.zeros(nflows, np.int8)
+    ev = np.nonzero(state_event_rows(flow_of, from_orig, flags, is_tcp, plen))[0]
+    if len(ev) == 0:
+        return os_, rs_
+    fl_all = flow_of[ev]
+    st = np.r_[True, fl_all[1:] != fl_all[:-1]]
+    i = np.arange(len(ev))
+    rank = i - np.maximum.accumulate(np.where(st, i, 0))
+    flags = np.asarray(flags, np.int64)
+    for k in range(int(rank.max()) + 1):
+        r = ev[rank == k]
+        fl, io, fg, ln = flow_of[r], np.asarray(from_orig[r], bool), flags[r], plen[r]
+        syn, ack, fin, rst = (fg & SYN) != 0, (fg & ACK) != 0, (fg & FIN) != 0, (fg & RST) != 0
+        e = np.where(io, os_[fl], rs_[fl])
+        ep = np.where(io, op_[fl], rp_[fl])
+        p = np.where(io, rs_[fl], os_[fl])
+        pp = np.where(io, rp_[fl], op_[fl])
+
+        def set_e(mask, new):
+            nonlocal e, ep
+            ch = mask & (e != new)
+            ep = np.where(ch, e, ep)
+            e = np.where(ch, new, e)
+
+        def set_p(mask, new):
+            nonlocal p, pp
+            ch = mask & (p != new)
+            pp = np.where(ch, p, pp)
+            p = np.where(ch, new, p)
+
+        e0 = e.copy()
+        # UpdateInactiveState
+        b = e0 == INACTIVE
+        set_e(b & syn & io, np.where(ack, SYN_ACK_SENT, SYN_SENT))
+        set_p(b & syn & ~io & (p == SYN_SENT), ESTABLISHED)
+        set_e(b & syn & ~io, ESTABLISHED)
+        set_e(b & fin, CLOSED)
+        set_e(b & rst, RESET)
+        still = b & (e == INACTIVE)
+        # a responder's pure ACK while the originator is in SYN_SENT leaves it INACTIVE
+        skip = still & ~io & (ln <= 0) & (p == SYN_SENT)
+        est = ack & (p == ESTABLISHED)
+        set_e(still & ~skip & est, ESTABLISHED)
+        set_e(still & ~skip & ~est, PARTIAL)
+        # UpdateSYN_SentState
+        b = (e0 == SYN_SENT) | (e0 == SYN_ACK_SENT)
+        set_e(b & fin, CLOSED)
+        set_e(b & rst, RESET)
+        # UpdateEstablishedState
+        b = (e0 == ESTABLISHED) | (e0 == PARTIAL)
+        set_e(b & syn & ~ack & (e == PARTIAL) & (p == INACTIVE), SYN_SENT)
+        f = b & fin & ~rst
+        set_e(f, CLOSED)
+        set_p(f & (p == RESET) & (pp == CLOSED), CLOSED)  # the peer's FIN then RST: normal close
+        set_e(b & rst, RESET)
+        # UpdateClosedState: a RST after both sides' FINs changes nothing
+        set_e((e0 == CLOSED) & rst & (p != CLOSED), RESET)
+        # (UpdateResetState changes nothing)
+        os_[fl] = np.where(io, e, p)
+        op_[fl] = np.where(io, ep, pp)
+        rs_[fl] = np.where(io, p, e)
+        rp_[fl] = np.where(io, pp, ep)
+    return os_, rs_
+
+
+#: Zeek's conn_state(): an originator RESET with an inactive responder is RSTOS0 when the
+#: history matches this (Zeek compares ``/\^?S[^HAFGIQ]*R.*/ == c$history``: the whole string)
+_RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
+
+
+def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> np.ndarray:
+    """Zeek's ``conn_state()`` (scripts/base/protocols/conn/main.zeek) from the two endpoints'
+    final states (:func:`_endpoint_states`), the history and, for REJ after an originator's RST,
+    whether neither side sent payload (Zeek: both endpoints' size 0)."""
+    o_inactive = (os_ == INACTIVE) | (os_ == PARTIAL)
+    r_inactive = (rs_ == INACTIVE) | (rs_ == PARTIAL)
+    o_reset, r_reset = os_ == RESET, rs_ == RESET
+    rstos0 = np.zeros(len(is_tcp), bool)
+    cand = np.nonzero(is_tcp & ~r_reset & o_reset & r_inactive)[0]
+    if len(cand):
+        rstos0[cand] = [bool(_RSTOS0_HISTORY.fullmatch(h)) for h in np.asarray(history, object)[cand]]
+    tcp_state = np.select(
+        [r_reset & ((os_ == SYN_SENT) | (os_ == SYN_ACK_SENT) | (o_reset & no_payload)),
+         r_reset & o_inactive,
+         r_reset,
+         o_reset & r_inactive & rstos0,
+         o_reset & r_inactive,
+         o_reset,
+         (rs_ == CLOSED) & (os_ == CLOSED),
+         (os_ == CLOSED) & r_inactive,
+         os_ == CLOSED,
+         (rs_ == CLOSED) & o_inactive,
+         rs_ == CLOSED,
+         (os_ == SYN_SENT) & (rs_ == INACTIVE),
+         (os_ == ESTABLISHED) & (rs_ == ESTABLISHED)],
+        ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
+        "OTH")
     # UDP: Zeek reports S0 (originator only), SHR (responder only), SF (both); ICMP and the rest OTH
     udp_state = np.where(any_o & any_r, "SF", np.where(any_o, "S0", "SHR"))
-    return np.where(is_tcp, st, np.where(is_udp, udp_state, "OTH")).astype(object)
+    return np.where(is_tcp, tcp_state, np.where(is_udp, udp_state, "OTH")).astype(object)
 
 
 _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet

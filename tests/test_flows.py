@@ -59,7 +59,8 @@ def test_syn_answered_by_rst_is_rej():
 def test_lone_rst_is_not_a_rejected_connection():
     f = flows_of([from_server(0.0, "R", seq=77, ack=0)])
     assert len(f) == 1
-    assert f.conn_state[0] == "OTH"
+    # Zeek's conn_state(): responder RESET, originator inactive -> RSTRH (not REJ: no SYN)
+    assert f.conn_state[0] == "RSTRH"
     # the documented port is the responder, so the RST came from the responder
     assert (f.resp_p[0], f.history[0]) == (23101, "^r")
 

@@ -3,7 +3,8 @@
 Packets arrive in batches (:meth:`LiveSession.ingest`, ``Packets`` whose ``frame`` column is the
 capture-wide frame index). The session keys them into flows exactly as
 :func:`kscc_traffic.flows.build_flows` does — 5-tuple + VLAN stack, both directions; a new flow
-after an idle gap or at a SYN with a new ISN on a used 5-tuple — and keeps, per *active* flow,
+after an idle gap, at a SYN with a new ISN on a used 5-tuple, or at a SYN after a FIN or RST
+(Zeek's connection reuse) — and keeps, per *active* flow,
 the packet rows (as compact numpy records) and payload bytes the analysis needs. Every
 :meth:`LiveSession.tick` (once a second in ``kscc-traffic live``) re-runs the shared pipeline
 (:func:`kscc_traffic.analyze.analyze_packets`) on the flows that changed, so flags, names and
@@ -121,7 +122,7 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp")
+                 "aliases", "dirty", "dns_resp", "fr", "plain0")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -144,6 +145,11 @@ class _Flow:
         self.aliases: list[tuple] = []
         self.dirty = True
         self.dns_resp = False         # a DNS response datagram is among the kept packets
+        self.fr = [False, False]      # a FIN or RST sent, per direction
+        # a TCP packet without SYN/FIN/RST or payload kept, per direction: the first, and the
+        # first after the other direction's FIN/RST (what Zeek's endpoint state machine reads:
+        # flows.state_event_rows)
+        self.plain0 = [0, 0]
 
     @property
     def closed(self) -> bool:
@@ -343,8 +349,11 @@ class LiveSession:
             fg = flags[i] if is_tcp else 0
             syn_only = is_tcp and (fg & (SYN | ACK)) == SYN
             if fl is not None:
+                # a SYN on a connection that closed in some sense (a FIN or RST seen) is a new
+                # connection whatever its ISN (Zeek's IsReuse)
                 if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
-                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq):
+                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq) or (
+                        syn_only and (fl.fr[0] or fl.fr[1])):
                     self._finalize([fl])
                     fl = None
             if fl is None:
@@ -365,11 +374,18 @@ class LiveSession:
                 if fg & RST:
                     ev |= _LETTER_R
                     fl.rst = True
+                if fg & (FIN | RST):
+                    fl.fr[d] = True
             if plen[i] > 0:
                 ev |= _LETTER_D
             new_ev = ev & ~fl.events[d]
             fl.events[d] |= ev
             keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev)
+            if is_tcp and not fg & (SYN | FIN | RST) and plen[i] <= 0:
+                stage = 2 if fl.fr[1 - d] else 1
+                if fl.plain0[d] < stage:
+                    fl.plain0[d] = stage
+                    keep = True
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
                 keep = True
                 fl.nflag += 1
