@@ -24,8 +24,8 @@ from rich.text import Text
 
 from .classify import DNS_NO_ERROR
 from .rules import RuleSet
+from .text import clean_utf8, escape_terminal, name_text  # noqa: F401 (escaping helpers, here for callers)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 STATUS_ORDER = ("blocked", "unexpected", "verified", "not seen")
@@ -38,26 +38,6 @@ TS_LIMIT_S = 9.2e9
 def clip_ts(seconds):
     """Epoch seconds (scalar or array) clipped to what pandas can turn into a timestamp."""
     return np.clip(seconds, -TS_LIMIT_S, TS_LIMIT_S)
-
-
-def clean_utf8(s: str) -> str:
-    """Undecodable bytes (kept as surrogates by ``surrogateescape``) -> ``\\xNN`` text, any other
-    lone surrogate -> ``\\uNNNN`` text, so the result always encodes as UTF-8."""
-    if not isinstance(s, str):
-        return s
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return "".join(f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF
-                       else f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in s)
-
-
-def escape_terminal(s) -> str:
-    """Control characters and terminal escape sequences -> visible ``\\xNN`` text."""
-    s = clean_utf8("" if s is None else str(s))
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                        else f"\\u{ord(m.group()):04x}", s)
 
 
 def escape_csv(value):
