@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +20,15 @@ from .flows import FLOW_COLUMNS, build_flows
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
+from .text import name_text, path_text
 from .unreachable import attach, find_errors
 
 #: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
 COLUMNS: dict[str, tuple[str, str, str]] = {
     **FLOW_COLUMNS, **APP_COLUMNS, **NAME_COLUMNS, **CLASS_COLUMNS,
-    "capture": ("object", "", "file name of the capture the flow was read from"),
+    "capture": ("object", "", "name of the capture the flow was read from: its file name, or the "
+                "shortest end of its path that tells it from the other captures of the same run "
+                "(capture_names), escaped (kscc_traffic.text.name_text)"),
 }
 
 WELL_KNOWN_LIMIT = 1024
@@ -215,27 +219,28 @@ def _check_source(path) -> None:
     :raises CaptureError: with a one-line message naming the file.
     """
     p = Path(path)
+    shown = path_text(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise CaptureError(f"{path}: no such file") from None
+        raise CaptureError(f"{shown}: no such file") from None
     except OSError as e:
-        raise CaptureError(f"{path}: {e.strerror or e}") from None
+        raise CaptureError(f"{shown}: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise CaptureError(f"{path}: is a directory, not a capture file")
+        raise CaptureError(f"{shown}: is a directory, not a capture file")
     if not stat.S_ISREG(st.st_mode):
-        raise CaptureError(f"{path}: not a regular file (a pipe or device); save the capture to a file first")
+        raise CaptureError(f"{shown}: not a regular file (a pipe or device); save the capture to a file first")
     try:
         with open(p, "rb") as fh:
             head = fh.read(64)
     except OSError as e:
-        raise CaptureError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise CaptureError(f"{shown}: cannot read: {e.strerror or e}") from None
     if len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
         try:
             read_frames(head)  # raises UnsupportedFormat with the magic seen
         except CaptureError as e:
-            raise type(e)(str(e).replace("<bytes>", str(path), 1)) from None
-        raise CaptureError(f"{path}: not a pcap or pcapng file")
+            raise type(e)(str(e).replace("<bytes>", shown, 1)) from None
+        raise CaptureError(f"{shown}: not a pcap or pcapng file")
 
 
 def check_capture(path: str | os.PathLike) -> None:
@@ -246,10 +251,57 @@ def check_capture(path: str | os.PathLike) -> None:
     :raises OSError: the file cannot be read.
     """
     _check_source(path)
-    next(iter_frames(path, 64), None)
+    next(iter_frames(path, 64, name=path_text(path)), None)
 
 
-def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
+def capture_names(paths) -> list[str]:
+    """The name of each capture of one run (the ``capture`` column, the uid seed, warning lines),
+    in the order of ``paths``.
+
+    A capture is named by its file name when no other path of the run has the same file name;
+    else by the shortest end of its (absolute) path that no other path with that file name
+    shares: ``d1/x.pcap`` and ``d2/x.pcap``, ``a/b/x.pcap`` beside ``c/b/x.pcap``. The same path
+    given more than once (``x.pcap``, ``./x.pcap``) is named ``x.pcap``, ``x.pcap (2)``…. A name
+    depends only on the set of paths, not on their order; a capture analysed alone is named by its
+    file name, so its uids are those of a single-file run. Names are escaped text
+    (:func:`kscc_traffic.text.name_text`, applied to each path part; parts joined by ``/``).
+    """
+    raw = [os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p) for p in paths]
+    parts = [Path(os.path.abspath(p)).parts for p in raw]
+    base = [ps[-1] if ps else r for ps, r in zip(parts, raw)]
+    by_base: dict[str, list[int]] = {}
+    for i, b in enumerate(base):
+        by_base.setdefault(b, []).append(i)
+    names = [name_text(b) for b in base]
+    for group in by_base.values():
+        distinct = list(dict.fromkeys(parts[i] for i in group))
+        if len(distinct) < 2:
+            continue
+        chosen: dict[tuple, str] = {}
+        todo, k = distinct, 2
+        while todo:   # the paths not told apart yet: one more part of their end
+            count = Counter(q[-k:] for q in distinct)
+            rest = []
+            for ps in todo:
+                if count[ps[-k:]] > 1 and k < len(ps):
+                    rest.append(ps)
+                elif k < len(ps):
+                    chosen[ps] = "/".join(name_text(x) for x in ps[-k:])
+                else:   # nothing shorter than the whole path: its anchor ('/') kept once
+                    chosen[ps] = path_text(ps[0]) + "/".join(name_text(x) for x in ps[1:])
+            todo, k = rest, k + 1
+        for i in group:
+            names[i] = chosen[parts[i]]
+    seen: dict[tuple, int] = {}
+    for i, ps in enumerate(parts):
+        n = seen[ps] = seen.get(ps, 0) + 1
+        if n > 1:
+            names[i] = f"{names[i]} ({n})"
+    return names
+
+
+def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: str = "builtin", *,
+                 name: str | None = None) -> Analysis:
     """Analyse one capture file.
 
     :param engine: ``builtin`` (default: our reader and decoder) or ``tshark`` (Wireshark's
@@ -258,10 +310,12 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
     :raises kscc_traffic.errors.CaptureError: the file is missing, not a capture, or its header is
         cut (damage after the header only adds warnings to ``Analysis.stats``).
     :raises kscc_traffic.errors.EngineError: ``engine`` is unknown, or tshark is not installed.
+    :param name: the capture's name (``capture`` column, uid seed; default: its file name,
+        escaped); :func:`analyze_files` names each of several captures by :func:`capture_names`.
     """
     rules = rules or load_rules()
     parts: list[pd.DataFrame] = []
-    run = open_analysis(path, rules, engine)
+    run = open_analysis(path, rules, engine, name=name)
     parts = list(run.batches())
     flows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else _schema(pd.DataFrame())
     if len(parts) > 1:
@@ -270,7 +324,7 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
 
 
 def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builtin", *,
-                  chunk_bytes: int | None = None, progress=None):
+                  chunk_bytes: int | None = None, progress=None, name: str | None = None):
     """Check ``path`` and return an object whose ``batches()`` yields the finished flows batch
     by batch (DataFrames with :data:`COLUMNS`); once exhausted, its ``stats`` (ReadStats, with a
     warning line for duplicated frames) and ``duplicates`` are complete.
@@ -278,14 +332,18 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
     ``builtin``: :class:`kscc_traffic.chunked.ChunkedAnalysis` (bounded memory);
     ``tshark``: the whole file through tshark, one batch.
 
+    ``name``: the capture's name (``capture`` column, uid seed, warning lines; default: its
+    file name, :func:`capture_names` of the path alone).
+
     :raises kscc_traffic.errors.CaptureError: as :func:`analyze_file` (from this call).
     :raises kscc_traffic.errors.EngineError: unknown engine, or tshark not installed.
     """
     _check_source(path)
-    name = Path(path).name
+    if name is None:
+        name = capture_names([path])[0]
     if engine == "tshark":
         from .engines.tshark import read_packets
-        return _WholeFile(read_packets(path), rules, name)
+        return _WholeFile(read_packets(path, name=name), rules, name)
     if engine != "builtin":
         from .errors import EngineError
         raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
@@ -316,14 +374,17 @@ def _note_duplicates(stats: ReadStats, name: str, dups: int) -> None:
 
 
 def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
-    """Analyse several captures; their flows are concatenated (column ``capture`` names each).
-    ``engine``: as for :func:`analyze_file`."""
+    """Analyse several captures; their flows are concatenated (column ``capture`` names each,
+    :func:`capture_names`: unique within the call). ``engine``: as for :func:`analyze_file`.
+    ``stats`` is keyed by each path as given (by its capture name for a path given again)."""
     rules = rules or load_rules()
+    paths = list(paths)
     parts, stats, dups = [], {}, 0
-    for p in paths:
-        a = analyze_file(p, rules, engine)
+    for p, name in zip(paths, capture_names(paths)):
+        a = analyze_file(p, rules, engine, name=name)
         parts.append(a.flows)
-        stats.update(a.stats)
+        for key, st in a.stats.items():
+            stats[key if key not in stats else name] = st
         dups += a.duplicates
     flows = pd.concat(parts, ignore_index=True) if parts else _schema(pd.DataFrame())
     return Analysis(flows, stats, dups)

@@ -80,7 +80,8 @@ class ChunkedAnalysis:
 
     :param path: the capture file.
     :param rules: the documented purposes.
-    :param name: capture name (``capture`` column and uid seed).
+    :param name: capture name (``capture`` column, uid seed, and the start of each warning line;
+        escaped text, see :func:`kscc_traffic.analyze.capture_names`).
     :param chunk_bytes: bytes read per chunk.
     :param progress: called with the number of file bytes read so far, after each chunk.
     :raises kscc_traffic.errors.CaptureError: from the first chunk, as :func:`read_frames`.
@@ -107,7 +108,7 @@ class ChunkedAnalysis:
         :raises kscc_traffic.errors.CaptureError: as :func:`~kscc_traffic.capture.files.read_frames`.
         """
         if self._chunks is None:
-            self._chunks = iter_frames(self.path, self.chunk_bytes)
+            self._chunks = iter_frames(self.path, self.chunk_bytes, name=self.name or None)
             self._first = next(self._chunks, None)
 
     def batches(self) -> Iterator[pd.DataFrame]:
@@ -247,7 +248,8 @@ class ChunkedAnalysis:
         st.malformed += counters.malformed
         for lt, c in counters.unsupported.items():
             st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c
-        st.warnings.extend(counters.warnings())
+        for line in counters.warnings():    # ("decode: …": which capture it is about)
+            st.warn(f"{self.name}: {line}" if self.name else line)
         if st.non_ip and not ip_packets:
             st.warn(f"{self.name}: no IP packet among its {st.records} frame{'s' if st.records != 1 else ''} "
                     f"({st.non_ip} non-IP): nothing to analyse (a capture on the wrong interface, or "

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from .errors import KsccTrafficError
+from .text import escape_terminal, path_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
@@ -65,7 +66,7 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
             if output:
                 out.close()
     except OSError as e:
-        raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
+        raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
@@ -75,14 +76,22 @@ def _check_output(output: Optional[Path]) -> None:
     if output is None:
         return
     if output.is_dir():
-        raise _fail(f"{output}: is a directory; give a file name for --output")
+        raise _fail(f"{path_text(output)}: is a directory; give a file name for --output")
     if not output.parent.exists():
-        raise _fail(f"{output}: folder {output.parent} does not exist")
+        raise _fail(f"{path_text(output)}: folder {path_text(output.parent)} does not exist")
 
 
 def _fail(message: str) -> "typer.Exit":
-    err.print(f"Error: {message}", markup=False, soft_wrap=True)
+    _say("Error", message)
     return typer.Exit(EXIT_UNUSABLE)
+
+
+def _say(kind: str, message: str) -> None:
+    """One ``Error:``/``Warning:`` line on stderr: paths in messages are escaped where they are
+    made (:func:`kscc_traffic.text.path_text`, capture names); whatever else came in (an
+    exception's text, tshark's words) has its control characters shown as ``\\xNN`` text here,
+    so the line stays one line and cannot drive the terminal."""
+    err.print(f"{kind}: {escape_terminal(message)}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -122,7 +131,7 @@ def analyze(
     def skip_or_fail(msg: str) -> None:
         if not lenient:
             raise _fail(msg)
-        err.print(f"Warning: skipped {msg}", markup=False, soft_wrap=True)
+        _say("Warning", f"skipped {msg}")
 
     # what cannot be read at all fails before any output is written
     good = []
@@ -131,7 +140,7 @@ def analyze(
             check_capture(path)
             good.append(path)
         except (KsccTrafficError, OSError) as e:
-            skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path}: {e.strerror or e}")
+            skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}")
     if not good:
         raise _fail("no capture could be read")
     warnings: list[str] = []
@@ -140,7 +149,7 @@ def analyze(
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     except OSError as e:
-        raise _fail(f"{output}: cannot write: {e.strerror or e}")
+        raise _fail(f"{path_text(output)}: cannot write: {e.strerror or e}")
     try:
         sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
         with _progress(good) as advance:
@@ -153,9 +162,9 @@ def analyze(
                     for batch in result.batches():
                         sink.add(batch)
                 except OSError as e:
-                    raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
+                    raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
                 except Exception as e:  # a bug of ours: one line, never a traceback
-                    skip_or_fail(f"{result.path}: internal error ({type(e).__name__}: {e}); "
+                    skip_or_fail(f"{path_text(result.path)}: internal error ({type(e).__name__}: {e}); "
                                  "please report it with the capture")
                     continue
                 warnings.extend(result.stats.warnings if result.stats else [])
@@ -163,11 +172,11 @@ def analyze(
         if not analysed:
             raise _fail("no capture could be read")
         for w in warnings:
-            err.print(f"Warning: {w}", markup=False, soft_wrap=True)
+            _say("Warning", w)
         try:
             sink.close()
         except OSError as e:
-            raise _fail(f"{output or 'standard output'}: cannot write: {e.strerror or e}")
+            raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
     finally:
         if output:
             try:
@@ -267,7 +276,7 @@ def report(
 ) -> None:
     """Write ONE self-contained HTML file: readiness checklist, charts, flagged flows with what to
     change, and a sortable, filterable flow table. Exit status as for ``analyze``."""
-    from .analyze import analyze_file
+    from .analyze import analyze_file, capture_names
     from .html_report import write_html
     from .rules import load_rules
 
@@ -276,34 +285,35 @@ def report(
     except KsccTrafficError as e:
         raise _fail(str(e))
     if not html.absolute().parent.is_dir():
-        raise _fail(f"{html}: cannot write the report (no such directory: {html.absolute().parent})")
+        raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
+                    f"{path_text(html.absolute().parent)})")
     import pandas as pd
 
     parts, warnings = [], []
-    for path in captures:
+    for path, name in zip(captures, capture_names(captures)):
         try:
             if not path.exists():
-                raise KsccTrafficError(f"{path}: no such file")
+                raise KsccTrafficError(f"{path_text(path)}: no such file")
             if path.is_dir():
-                raise KsccTrafficError(f"{path}: is a directory, not a capture file")
-            a = analyze_file(path, ruleset)
+                raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
+            a = analyze_file(path, ruleset, name=name)
         except KsccTrafficError as e:
             raise _fail(str(e))
         except OSError as e:
-            raise _fail(f"{path}: {e.strerror or e}")
+            raise _fail(f"{path_text(path)}: {e.strerror or e}")
         except Exception as e:  # a bug of ours: one line, never a traceback
-            raise _fail(f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+            raise _fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
         parts.append(a.flows)
         warnings.extend(a.warnings)
     flows = pd.concat(parts, ignore_index=True)
     for w in warnings:
-        err.print(f"Warning: {w}", markup=False, soft_wrap=True)
+        _say("Warning", w)
     try:
         write_html(html, flows, ruleset, captures=captures, warnings=warnings)
     except OSError as e:
-        raise _fail(f"{html}: cannot write the report ({e.strerror or e})")
+        raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
     except Exception as e:  # a bug of ours
-        raise _fail(f"{html}: internal error while writing the report ({type(e).__name__}: {e})")
+        raise _fail(f"{path_text(html)}: internal error while writing the report ({type(e).__name__}: {e})")
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
@@ -364,9 +374,9 @@ def live(
         raise _fail(f"live capture: internal error ({type(e).__name__}: {e}); please report it")
     flows = result.flows
     drops = "unknown" if result.dropped is None else str(result.dropped)
-    err.print(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
-              f"{drops} dropped by the kernel; stopped by {result.stop_reason}"
-              f"{'; written to ' + str(write) if write else ''}", markup=False, soft_wrap=True)
+    err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+                              f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
+              + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
     _emit(flows, ruleset, format, output)
 
 
@@ -375,7 +385,7 @@ def main() -> None:
     try:
         app()
     except KsccTrafficError as e:  # pragma: no cover - commands map these already
-        err.print(f"Error: {e}", markup=False)
+        _say("Error", str(e))
         sys.exit(EXIT_UNUSABLE)
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)

@@ -516,8 +516,9 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
     :param flows: flow table of :func:`kscc_traffic.analyze` (columns :data:`kscc_traffic.COLUMNS`).
     :param rules: the rules the flows were classified with.
-    :param captures: capture names to list in the header (default: the ``capture`` column's values);
-        a mapping's keys are used as names.
+    :param captures: the captures to list in the header, as paths (named as the ``capture`` column
+        names them: :func:`kscc_traffic.analyze.capture_names` of them all; a mapping's keys are
+        used); default: the ``capture`` column's values.
     :param warnings: reader warnings to show (one line each).
     :param generated: the "generated" time text (default: now, UTC, to the second).
     :param max_rows: at most this many rows in the flow table (flagged flows kept first; the charts,
@@ -527,7 +528,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
     if captures is None:
         names = list(dict.fromkeys(flows["capture"])) if len(flows) else []
     else:
-        names = [Path(str(c)).name for c in captures]
+        from .analyze import capture_names
+        names = capture_names([str(c) for c in captures])
     per_capture = flows["capture"].value_counts() if len(flows) else pd.Series(dtype=int)
     cap_counts = {n: int(per_capture.get(n, 0)) for n in names}
     generated = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -23,6 +23,7 @@ import pandas as pd
 from .capture.stats import ReadStats
 from .errors import KsccTrafficError
 from .rules import RuleSet
+from .text import path_text
 
 __all__ = ["FileResult", "analyze_each", "default_jobs"]
 
@@ -34,7 +35,8 @@ class FileResult:
     ``batches()`` yields the flows (DataFrames with :data:`kscc_traffic.analyze.COLUMNS`);
     after it is exhausted ``stats`` (:class:`ReadStats`) and ``duplicates`` are complete.
     ``error`` is a one-line message when the file could not be analysed (then there are no
-    batches and ``stats`` is None).
+    batches and ``stats`` is None). ``name`` is the capture's name in this run (``capture``
+    column, :func:`kscc_traffic.analyze.capture_names`).
     """
 
     path: Path
@@ -42,6 +44,7 @@ class FileResult:
     stats: Optional[ReadStats] = None
     duplicates: int = 0
     _source: object = field(default=None, repr=False)
+    name: str = ""
 
     def __del__(self) -> None:
         src = self._source
@@ -80,17 +83,17 @@ def _message(path, e: BaseException) -> str:
     if isinstance(e, KsccTrafficError):
         return str(e)
     if isinstance(e, OSError):
-        return f"{path}: {e.strerror or e}"
-    return f"{path}: internal error ({type(e).__name__}: {e}); please report it with the capture"
+        return f"{path_text(path)}: {e.strerror or e}"
+    return f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture"
 
 
-def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=None) -> FileResult:
+def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=None, name=None) -> FileResult:
     from .analyze import open_analysis
     try:
-        run = open_analysis(path, rules, engine, progress=progress, chunk_bytes=chunk_bytes)
+        run = open_analysis(path, rules, engine, progress=progress, chunk_bytes=chunk_bytes, name=name)
     except Exception as e:  # noqa: BLE001 - every failure becomes the file's one-line error
-        return FileResult(path, _message(path, e))
-    return FileResult(path, _source=run)
+        return FileResult(path, _message(path, e), name=name or "")
+    return FileResult(path, _source=run, name=name or "")
 
 
 class _Terminated(BaseException):
@@ -122,14 +125,15 @@ def _worker_init() -> None:
         raise SystemExit(1)
 
 
-def _work(path: str, rules: RuleSet, engine: str, tmpdir: str, chunk_bytes: int | None = None) -> tuple:
-    """In a worker: analyse one file, batches to a temporary file."""
+def _work(path: str, rules: RuleSet, engine: str, tmpdir: str, chunk_bytes: int | None = None,
+          name: str | None = None) -> tuple:
+    """In a worker: analyse one file (named ``name``), batches to a temporary file."""
     from .analyze import open_analysis
     global _BUSY
     tmp = None
     _BUSY = True
     try:
-        run = open_analysis(path, rules, engine, chunk_bytes=chunk_bytes)
+        run = open_analysis(path, rules, engine, chunk_bytes=chunk_bytes, name=name)
         fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=tmpdir)
         with os.fdopen(fd, "wb") as f:
             for b in run.batches():
@@ -156,7 +160,7 @@ def _unlink(p: str) -> None:
 
 def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int | None = None,
                  progress: Optional[Callable[[int], None]] = None,
-                 chunk_bytes: int | None = None) -> Iterator[FileResult]:
+                 chunk_bytes: int | None = None, names: list[str] | None = None) -> Iterator[FileResult]:
     """Analyse ``paths`` and yield one :class:`FileResult` per path, in the order given.
 
     :param jobs: worker processes (default :func:`default_jobs`); 1, or a single path, analyses
@@ -165,12 +169,16 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
         single file, file by file with workers).
     :param chunk_bytes: bytes of a capture read at a time (default
         :data:`kscc_traffic.chunked.CHUNK_BYTES`).
+    :param names: the captures' names (default :func:`kscc_traffic.analyze.capture_names` of
+        ``paths``: unique within the run, whatever ``jobs`` and the order of ``paths``).
     Errors never propagate: a file that cannot be analysed gives a result with ``error`` set.
     """
+    from .analyze import capture_names
     paths = [Path(p) for p in paths]
+    names = capture_names(paths) if names is None else list(names)
     jobs = default_jobs(len(paths)) if jobs is None else max(1, jobs)
     if jobs == 1 or len(paths) <= 1:
-        for p in paths:
+        for p, name in zip(paths, names):
             done = [0]
 
             def step(nbytes: int, done=done) -> None:
@@ -178,14 +186,15 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                     progress(nbytes - done[0])
                 done[0] = nbytes
 
-            yield _open(p, rules, engine, step, chunk_bytes)
+            yield _open(p, rules, engine, step, chunk_bytes, name)
         return
     tmpdir = tempfile.gettempdir()
     handed = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init) as pool:
-        futures = [pool.submit(_work, str(p), rules, engine, tmpdir, chunk_bytes) for p in paths]
+        futures = [pool.submit(_work, str(p), rules, engine, tmpdir, chunk_bytes, name)
+                   for p, name in zip(paths, names)]
         try:
-            for p, fut in zip(paths, futures):
+            for p, name, fut in zip(paths, names, futures):
                 try:
                     _, error, stats, dups, tmp = fut.result()
                 except Exception as e:  # noqa: BLE001 - a worker that died
@@ -196,7 +205,7 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                     except OSError:
                         pass
                 handed += 1
-                yield FileResult(p, error, stats, dups, _source=tmp)
+                yield FileResult(p, error, stats, dups, _source=tmp, name=name)
         finally:
             # stopped early: the results never handed out leave no temporary file behind
             for fut in futures[handed:]:

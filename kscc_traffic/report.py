@@ -24,8 +24,8 @@ from rich.text import Text
 
 from .classify import DNS_NO_ERROR
 from .rules import RuleSet
+from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 STATUS_ORDER = ("blocked", "unexpected", "verified", "not seen")
@@ -38,26 +38,6 @@ TS_LIMIT_S = 9.2e9
 def clip_ts(seconds):
     """Epoch seconds (scalar or array) clipped to what pandas can turn into a timestamp."""
     return np.clip(seconds, -TS_LIMIT_S, TS_LIMIT_S)
-
-
-def clean_utf8(s: str) -> str:
-    """Undecodable bytes (kept as surrogates by ``surrogateescape``) -> ``\\xNN`` text, any other
-    lone surrogate -> ``\\uNNNN`` text, so the result always encodes as UTF-8."""
-    if not isinstance(s, str):
-        return s
-    try:
-        s.encode("utf-8")
-        return s
-    except UnicodeEncodeError:
-        return "".join(f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF
-                       else f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in s)
-
-
-def escape_terminal(s) -> str:
-    """Control characters and terminal escape sequences -> visible ``\\xNN`` text."""
-    s = clean_utf8("" if s is None else str(s))
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                        else f"\\u{ord(m.group()):04x}", s)
 
 
 def escape_csv(value):
@@ -331,7 +311,8 @@ class TableSummary:
     flow counts per (purpose, verdict), the reasons seen per purpose, the earliest
     ``max_flagged`` flagged (blocked or unexpected) flows plus their total count, and the flows
     per DNS name and error answer (:func:`dns_errors`; at most :data:`MAX_DNS_ERROR_KEYS`
-    pairs, the flows of later pairs in ``dns_errors_dropped``)."""
+    pairs, the flows of later pairs in ``dns_errors_dropped``), and the flows per capture
+    (``captures``: name -> flows, in the order seen)."""
 
     def __init__(self, max_flagged: int = 40) -> None:
         self.max_flagged = max_flagged
@@ -342,6 +323,7 @@ class TableSummary:
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
         self.total = 0
+        self.captures: dict[str, int] = {}
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
@@ -355,6 +337,9 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
+        if "capture" in flows:
+            for c, n in flows.groupby("capture", sort=False).size().items():
+                self.captures[c] = self.captures.get(c, 0) + int(n)
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         for (p, r), _ in flows.groupby(["purpose", "reason"], sort=False).size().items():
@@ -422,11 +407,15 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:
+        # several captures: which one each flow is from (names escaped as packet names are)
+        several = len(summary.captures) > 1
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
-        for col in ("time", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
+        for col in ("time", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+                    "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for r in summary.flagged.itertuples(index=False):
             f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
+                      *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
                       Text(escape_terminal(r.server_name or r.query)),
@@ -442,6 +431,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         vc[v] = vc.get(v, 0) + n
     console.print(Text(f"{summary.total} flows: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
                                                              ("ok", "blocked", "unexpected", "unclassified"))))
+    if len(summary.captures) > 1:
+        console.print(Text("Captures: " + ", ".join(f"{escape_terminal(c)} ({n} flow{'s' if n != 1 else ''})"
+                                                    for c, n in summary.captures.items())))
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:

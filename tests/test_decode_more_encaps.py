@@ -345,7 +345,7 @@ def test_geneve_inner_connection(tmp_path, payload, v6, outer):
     check_tls_flow(path, pkts, v6)
     st = analyze_file(path, RULES).stats
     warn = [w for s in st.values() for w in s.warnings if "tunnelled" in w]
-    assert warn == ["decode: 8 tunnelled packets decoded as their inner packet, outer headers "
+    assert warn == ["geneve.pcap: decode: 8 tunnelled packets decoded as their inner packet, outer headers "
                     "dropped (Geneve 8)"]
 
 

@@ -47,6 +47,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import CorruptCapture, TruncatedCapture, UnsupportedFormat
+from ..text import name_text
 from .frames import Frames
 from .stats import ReadStats
 
@@ -198,9 +199,10 @@ class _GzipReader:
 
 
 def _source_name(source: str | os.PathLike[str] | bytes) -> str:
+    """The text naming ``source`` in warnings and errors: its file name, escaped (:func:`name_text`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>"
-    return os.path.basename(os.fspath(source)) or os.fspath(source)
+    return name_text(os.path.basename(os.fspath(source)) or os.fspath(source))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -936,7 +938,7 @@ def _open_path(path: str | os.PathLike[str]) -> tuple[BinaryIO, _FileReader | _G
     return f, _FileReader(f)
 
 
-def read_frames(source: str | os.PathLike[str] | bytes) -> Frames:
+def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> Frames:
     """Read a whole pcap / pcapng capture into one :class:`Frames`.
 
     Parameters
@@ -944,6 +946,9 @@ def read_frames(source: str | os.PathLike[str] | bytes) -> Frames:
     source : str, os.PathLike or bytes
         Path of a capture file, or the file's bytes. A gzip-compressed capture (magic
         ``1f 8b``) is decompressed first.
+    name : str, optional
+        The text that names the capture in warning and error lines (default: the file's name,
+        escaped by :func:`kscc_traffic.text.name_text`; ``<bytes>`` for bytes).
 
     Returns
     -------
@@ -972,7 +977,7 @@ def read_frames(source: str | os.PathLike[str] | bytes) -> Frames:
 
     Damage after the header does not raise; see the module docstring.
     """
-    name = _source_name(source)
+    name = _source_name(source) if name is None else name
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = source if isinstance(source, bytes) else bytes(source)
     else:
@@ -989,7 +994,7 @@ def read_frames(source: str | os.PathLike[str] | bytes) -> Frames:
 
 
 def iter_frames(source: str | os.PathLike[str] | bytes,
-                chunk_bytes: int = 64 << 20) -> Iterator[Frames]:
+                chunk_bytes: int = 64 << 20, *, name: str | None = None) -> Iterator[Frames]:
     """Read a pcap / pcapng capture in chunks of about ``chunk_bytes`` bytes.
 
     Yields the same records as :func:`read_frames`, in order, split over several
@@ -1014,8 +1019,10 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
         As for :func:`read_frames` (gzip decompressed on the fly).
     chunk_bytes : int
         Target chunk size in bytes (default 64 MiB; values below 64 are raised to 64).
+    name : str, optional
+        As for :func:`read_frames`.
     """
-    name = _source_name(source)
+    name = _source_name(source) if name is None else name
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if data[:2] == _GZIP_MAGIC:

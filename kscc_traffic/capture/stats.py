@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..text import escape_terminal
+
 
 @dataclass
 class ReadStats:
@@ -26,8 +28,9 @@ class ReadStats:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
-        """Record one warning line."""
-        self.warnings.append(message)
+        """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
+        one line and cannot drive a terminal: name any file with :func:`kscc_traffic.text.name_text`)."""
+        self.warnings.append(escape_terminal(message))
 
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""

@@ -59,6 +59,7 @@ import numpy as np
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.stats import ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
+from ..text import name_text, path_text
 
 __all__ = ["FIELDS", "PREFS", "PacketBuilder", "find_tool", "read_packets",
            "fields_from_json_layers", "INSTALL_HINT"]
@@ -456,12 +457,14 @@ def _error_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
-def read_packets(path: str | os.PathLike, tshark: str | None = None) -> Packets:
+def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: str | None = None) -> Packets:
     """Dissect a capture file with tshark into :class:`Packets` (columns as the builtin
     decoder's; see the module docstring for how fields map).
 
     :param path: pcap/pcapng file (anything tshark reads, gzip included).
     :param tshark: path of the tshark binary (default: found on ``PATH``).
+    :param name: the text naming the capture in warning and error lines (default: its file name,
+        escaped by :func:`kscc_traffic.text.name_text`).
     :returns: Packets with ``stats``: ``records`` (frames tshark reported), ``bytes_read``
         (file size, bytes), ``ip_packets``, ``non_ip``, ``malformed`` and ``warnings`` (tshark's
         complaints about the file, e.g. a cut last packet).
@@ -471,9 +474,11 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None) -> Packets:
     """
     p = Path(path)
     if not p.exists():
-        raise CaptureError(f"{path}: no such file")
+        raise CaptureError(f"{path_text(path)}: no such file")
     if p.is_dir():
-        raise CaptureError(f"{path}: is a directory, not a capture file")
+        raise CaptureError(f"{path_text(path)}: is a directory, not a capture file")
+    if name is None:
+        name = name_text(p.name)
     exe = tshark or find_tool("tshark")
     b = PacketBuilder()
     proc = subprocess.Popen(_tshark_args(exe, str(p)), stdout=subprocess.PIPE,
@@ -504,14 +509,14 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None) -> Packets:
     msg = _error_line(stderr)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size)
     if rc != 0 and b.records == 0:
-        text = f"{p.name}: tshark cannot read it: {msg or f'exit status {rc}'}"
+        text = f"{name}: tshark cannot read it: {msg or f'exit status {rc}'}"
         if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
             raise UnsupportedFormat(text)
         if rc < 0:
-            raise EngineError(f"{p.name}: tshark was killed (signal {-rc})")
+            raise EngineError(f"{name}: tshark was killed (signal {-rc})")
         raise CaptureError(text)
     if rc != 0 or (msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg)):
-        stats.warn(f"{p.name}: tshark stopped reading after {b.records} frames: "
+        stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}")
     return b.packets(stats)
 

@@ -26,6 +26,7 @@ from ..capture.frames import Frames
 from ..capture.packets import Packets
 from ..errors import EngineError
 from ..rules import RuleSet, bpf_filter
+from ..text import name_text
 from .pcapng_writer import PcapngWriter
 from .session import LiveSession, Timeouts
 from .sources import Batch, default_interface, open_source
@@ -100,7 +101,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
     view = view or LiveView()
     iface = opts.interface or default_interface()
     bpf = default_filter(opts.rules) if opts.bpf is None else opts.bpf
-    name = Path(opts.write).name if opts.write else f"live:{iface}"
+    name = name_text(Path(opts.write).name if opts.write else f"live:{iface}")
     if opts.write is not None:
         parent = Path(opts.write).absolute().parent
         if not parent.is_dir():
