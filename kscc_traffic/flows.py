@@ -1,10 +1,9 @@
 """Packets -> bidirectional flows (connections), with Zeek conn.log columns.
 
 A flow is keyed by the 5-tuple (plus the VLAN stack) in both directions. Within one key, a new flow
-starts at a SYN whose sequence number differs from the key's previous SYN (port reuse), at a SYN
-after a FIN or RST of the connection (Zeek's connection reuse: a connect retry after a RST is a
-new connection), after an idle gap longer than the protocol's inactivity timeout (Zeek's
-defaults: TCP 5 min, UDP 1 min, ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
+starts at a SYN whose sequence number differs from the key's previous SYN (port reuse) and after
+an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
+ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
 flow summarised once it can no longer grow (:mod:`kscc_traffic.chunked`).
@@ -242,32 +241,29 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
 def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                        from_a: np.ndarray) -> None:
     """Mark (in place, in ``new_flow``) the rows that start a new TCP connection because the one
-    before had closed:
+    before had closed — FIN from both sides, or a RST — and this packet comes more than
+    :data:`CLOSE_DELAY_NS` after the previous packet of the 5-tuple (Zeek removes a closed
+    connection after ``tcp_close_delay``; what comes later is a new connection). Rows are sorted
+    by flow key then time; ``new_flow`` marks flow starts so far.
 
-    - a SYN (without ACK) after a FIN or a RST of the connection, whatever its sequence number
-      (Zeek's ``TCPSessionAdapter::IsReuse``: a SYN on a connection that ``IsClosed()`` — either
-      endpoint closed, by its FIN or RST — is a new connection; a Windows connect retry after a
-      RST is one REJ connection per SYN);
-    - once the connection closed — FIN from both sides, or a RST — any packet more than
-      :data:`CLOSE_DELAY_NS` after the previous packet of the 5-tuple (Zeek removes a closed
-      connection after ``tcp_close_delay``; what comes later is a new connection).
-
-    Rows are sorted by flow key then time; ``new_flow`` marks flow starts so far."""
+    Unlike Zeek (``TCPSessionAdapter::IsReuse``), a SYN with the *same* sequence number after a
+    FIN or RST does not start a new connection: it is the same connection attempt retried (a
+    Windows client retries a SYN answered by a RST twice, from the same port with the same ISN),
+    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three. A SYN with
+    another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
     fin = is_tcp & ((flags & FIN) != 0)
     rst = is_tcp & ((flags & RST) != 0)
-    syn_only = is_tcp & ((flags & (SYN | ACK)) == SYN)
     late = np.zeros(len(ts), bool)
     late[1:] = (ts[1:] - ts[:-1]) > CLOSE_DELAY_NS
     late &= is_tcp
-    if not ((late | syn_only).any() and (fin.any() or rst.any())):
+    if not (late.any() and (fin.any() or rst.any())):
         return
     counts = [np.cumsum(m) - m for m in (fin & from_a, fin & ~from_a, rst)]  # events before row
     for _ in range(len(ts)):
         flow_of = np.cumsum(new_flow) - 1
         starts = np.nonzero(new_flow)[0]
         seen = [(c - c[starts][flow_of]) > 0 for c in counts]
-        closed = (seen[0] & seen[1]) | seen[2]
-        cand = np.nonzero(((closed & late) | ((seen[0] | seen[1] | seen[2]) & syn_only)) & ~new_flow)[0]
+        cand = np.nonzero(((seen[0] & seen[1]) | seen[2]) & late & ~new_flow)[0]
         if len(cand) == 0:
             return
         # only the first such row of each flow: the rows after it belong to the new connection,

@@ -3,8 +3,7 @@
 Packets arrive in batches (:meth:`LiveSession.ingest`, ``Packets`` whose ``frame`` column is the
 capture-wide frame index). The session keys them into flows exactly as
 :func:`kscc_traffic.flows.build_flows` does — 5-tuple + VLAN stack, both directions; a new flow
-after an idle gap, at a SYN with a new ISN on a used 5-tuple, or at a SYN after a FIN or RST
-(Zeek's connection reuse) — and keeps, per *active* flow,
+after an idle gap or at a SYN with a new ISN on a used 5-tuple — and keeps, per *active* flow,
 the packet rows (as compact numpy records) and payload bytes the analysis needs. Every
 :meth:`LiveSession.tick` (once a second in ``kscc-traffic live``) re-runs the shared pipeline
 (:func:`kscc_traffic.analyze.analyze_packets`) on the flows that changed, so flags, names and
@@ -349,11 +348,8 @@ class LiveSession:
             fg = flags[i] if is_tcp else 0
             syn_only = is_tcp and (fg & (SYN | ACK)) == SYN
             if fl is not None:
-                # a SYN on a connection that closed in some sense (a FIN or RST seen) is a new
-                # connection whatever its ISN (Zeek's IsReuse)
                 if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
-                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq) or (
-                        syn_only and (fl.fr[0] or fl.fr[1])):
+                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq):
                     self._finalize([fl])
                     fl = None
             if fl is None:
