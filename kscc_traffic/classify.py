@@ -150,9 +150,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
         hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
         if hello and not row.get("tls_established"):
-            if row.get("payload_cut") and not row.get("tls_alert") and int(row.get("resp_bytes", 0)) > 0:
+            if row.get("payload_cut") and not row.get("tls_alert") and int(row.get("resp_bytes", 0)) > 0 \
+                    and sproto == "tls":
                 # the bytes inspected stop before the data did (snaplen, a segment not captured,
-                # the inspection limit): the end of the handshake was not seen, not found missing
+                # the inspection limit) and the server answered in TLS: the end of the handshake
+                # was not seen, not found missing (an alert past the cut is not seen either)
                 return done("ok", "", "TLS handshake not seen to its end (the payload captured or inspected "
                                       "stops early: snaplen, a missing segment or a long handshake); not judged")
             if row.get("tls_alert") or state in _CLOSED_STATES:
@@ -163,7 +165,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             f"ClientHello not answered for {float(row['duration']):.1f} s")
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
-    if tls_rule and cleartext and (not partial or "http" in (cproto, sproto)):
+    # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
+    if tls_rule and cleartext and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 

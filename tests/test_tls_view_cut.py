@@ -210,3 +210,23 @@ def test_chunked_analysis_sees_the_same_cut(tmp_path, chunk):
     cols = ["uid", "payload_cut", "tls_established", "verdict", "reason", "detail", "orig_pkts", "resp_pkts"]
     pd.testing.assert_frame_equal(w[cols], c[cols])
     assert bool(w["payload_cut"].iloc[0]) and w["verdict"].iloc[0] == "ok"
+
+
+def test_cut_hello_answered_by_a_proxy_page_is_still_a_failure(tmp_path):
+    """The 'not seen to its end' rule needs the server to answer in TLS: a proxy's HTTP 403 to a
+    ClientHello cut by the snaplen stays blocked (found by a newcomer's pass)."""
+    cs, ss, err = _handshake(tmp_path)
+    hello = _flights(cs)[0]
+    page = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    r = _one(_write(tmp_path / "proxy.pcap", _session([("c", hello), ("s", page)]), snaplen=200))
+    assert r["payload_cut"] and r["server_proto"] == "http"
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+
+
+def test_a_few_bytes_under_an_old_snaplen_are_not_called_cleartext(tmp_path):
+    """tcpdump's old 68-byte default leaves a TLS segment a couple of payload bytes: too few to
+    tell TLS, so not 'not_tls'."""
+    cs, ss, err = _handshake(tmp_path)
+    r = _one(_write(tmp_path / "s56.pcap", _session(_interleaved(cs, ss)), snaplen=56))
+    assert r["payload_cut"] and r["client_proto"] != "tls"
+    assert r["verdict"] == "ok", (r["reason"], r["detail"])
