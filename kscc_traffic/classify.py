@@ -6,9 +6,9 @@ Verdicts and reasons (first match wins, in this order):
   the responder never answered), ``rejected`` (the SYN was answered by a RST: conn_state REJ),
   ``no_answer`` (SYN and retransmissions met silence: S0, SH, RSTOS0; or a UDP request to a
   request/response service with no reply), ``tls_failed`` (the TLS handshake was aborted by
-  either side — alert, FIN or RST — before it completed; not said when the bytes inspected stop
-  before the data did, ``payload_cut``, and no alert was seen: that flow is ``ok`` with a detail
-  saying the handshake was not seen to its end).
+  either side — alert, FIN or RST — before it completed; where the bytes inspected stop before
+  the data did, ``payload_cut``, ``tls_established`` also holds when the packets show the
+  handshake went on: ``inspect._went_on``).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked), ``not_tls`` (cleartext where the rule documents TLS/HTTPS),
   ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
@@ -150,13 +150,6 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
         hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
         if hello and not row.get("tls_established"):
-            if row.get("payload_cut") and not row.get("tls_alert") and int(row.get("resp_bytes", 0)) > 0 \
-                    and sproto == "tls":
-                # the bytes inspected stop before the data did (snaplen, a segment not captured,
-                # the inspection limit) and the server answered in TLS: the end of the handshake
-                # was not seen, not found missing (an alert past the cut is not seen either)
-                return done("ok", "", "TLS handshake not seen to its end (the payload captured or inspected "
-                                      "stops early: snaplen, a missing segment or a long handshake); not judged")
             if row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")

@@ -14,7 +14,15 @@ import pandas as pd
 
 from .flows import TCP, UDP, FlowTable
 from .protocols import dns, http, tls, tls_batch
-from .streams import initial_streams
+from .streams import MAX_SEGMENTS, initial_streams
+
+#: new bytes the client must send after the server's first data, and the server after that
+#: client flight, for a handshake cut from view to count as gone on (:func:`_went_on`): more than
+#: any alert (7 bytes in clear, 24 encrypted, 30 with a TLS 1.3 ChangeCipherSpec), less than a
+#: TLS 1.2 ClientKeyExchange/Finished flight or a TLS 1.3 client Finished (58) and the server's
+#: ChangeCipherSpec + Finished (51), ticket or data
+CLIENT_NEXT_BYTES = 48
+SERVER_NEXT_BYTES = 32
 
 #: name -> (dtype, unit, meaning) of the application columns added by :func:`inspect_flows`
 APP_COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -29,7 +37,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
     "tls_version": ("object", "", "negotiated TLS version (TLS 1.2, TLS 1.3), '' if unknown"),
-    "tls_established": ("bool", "", "the TLS handshake completed (see protocols.tls.summarize)"),
+    "tls_established": ("bool", "", "the TLS handshake completed (see protocols.tls.summarize); when "
+                        "payload_cut, also when the packets show it went on (inspect._went_on)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'"),
     "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
 }
@@ -204,6 +213,85 @@ def split_cert_names(value: str) -> list[str]:
 def _version_text(v) -> str:
     return {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0",
             0x0300: "SSL 3.0"}.get(v, "") if v else ""
+
+
+def _went_on(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct): whether its TCP packets show a handshake
+    that went on past the ClientHello although its end was not in the bytes inspected
+    (``payload_cut``): after the server's first data the client sent at least
+    :data:`CLIENT_NEXT_BYTES` new bytes (its next flight, by sequence numbers, so
+    retransmissions do not count and a payload cut by the snaplen counts whole), and after that
+    the server sent at least :data:`SERVER_NEXT_BYTES` new bytes. An alert is smaller than
+    either, so a handshake that one side aborted does not pass.
+
+    Only the first ``MAX_SEGMENTS + 1`` data segments of each direction are read, in capture
+    order: what a chunked or live analysis keeps of a flow, so all give the same answer (a
+    ClientHello spread over more segments than that leaves no room to see the next flight)."""
+    out = np.zeros(len(flows), bool)
+    if not len(flows):
+        return out
+    c, pf = ft.packets.cols, ft.pkt_flow
+    n_f = len(ft.flows)
+    want = np.zeros(n_f + 1, bool)
+    want[flows] = True
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))
+    rows = rows[want[pf[rows]]]
+    if not len(rows):
+        return out
+    grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
+    o = np.lexsort((rows, grp))                      # by (flow, direction), capture order
+    rows, grp = rows[o], grp[o]
+    first = np.r_[True, grp[1:] != grp[:-1]]
+    k = np.arange(len(rows))
+    rank = k - np.maximum.accumulate(np.where(first, k, 0))
+    keep = rank <= MAX_SEGMENTS
+    rows, grp, first = rows[keep], grp[keep], first[keep]
+    gid = np.cumsum(first) - 1
+    seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
+    end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) % (1 << 32)
+    end = np.where(end < 1 << 31, end, 0)           # (before the first segment: nothing new)
+    ts = c["ts_ns"][rows].astype(np.int64)
+    ack = c["ack"][rows].astype(np.int64)
+    flow, client = grp >> 1, (grp & 1) == 0
+    base = np.zeros(2 * n_f + 2, np.int64)          # first data segment's sequence number per group
+    base[grp[first]] = seq0[first]
+    big = np.iinfo(np.int64).max
+
+    def first_at(side: np.ndarray) -> np.ndarray:
+        """Per flow: the first ``side`` row in capture order (-1: none)."""
+        at = np.full(n_f, len(rows), np.int64)
+        np.minimum.at(at, flow[side], np.flatnonzero(side))
+        return np.where(at < len(rows), at, -1)
+
+    def advance(side: np.ndarray, after: np.ndarray, acked: np.ndarray) -> np.ndarray:
+        """Per flow: new bytes of ``side`` rows sent after time ``after[flow]`` (ns), past what
+        was sent before it or acknowledged by the other side then (``acked``, relative; so a
+        segment missing from the capture but received does not count as new)."""
+        late = side & (ts > after[flow])
+        before = np.maximum(acked, 0)
+        np.maximum.at(before, flow[side & ~late], end[side & ~late])
+        most = np.full(n_f, -1, np.int64)
+        np.maximum.at(most, flow[late], end[late])
+        return np.where(most >= 0, most - before, 0)
+
+    def acked_by(at: np.ndarray, other_grp: np.ndarray) -> np.ndarray:
+        """Per flow: the acknowledgement number of row ``at[flow]``, relative to the other
+        direction's first data byte (-1 where none)."""
+        ok = at >= 0
+        rel = np.full(n_f, -1, np.int64)
+        a = at[ok]
+        r = (ack[a] - base[other_grp[ok]]) % (1 << 32)
+        rel[ok] = np.where(r < 1 << 31, r, -1)
+        return rel
+
+    fl = np.arange(n_f, dtype=np.int64)
+    s1_at = first_at(~client)
+    s1 = np.where(s1_at >= 0, ts[np.maximum(s1_at, 0)], big)
+    c_new = advance(client, s1, acked_by(s1_at, fl * 2))
+    c2_at = first_at(client & (ts > s1[flow]))
+    c2 = np.where(c2_at >= 0, ts[np.maximum(c2_at, 0)], big)
+    s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1))
+    return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
 
 
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
@@ -479,6 +567,9 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     pos = np.nonzero(is_tls)[0]
     _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
                  cols, service)
+    unseen = fidx[pos][cols["payload_cut"][fidx[pos]] & ~cols["tls_established"][fidx[pos]].astype(bool)]
+    if len(unseen):
+        cols["tls_established"][unseen[_went_on(ft, unseen)]] = True
     first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     mv = memoryview(buf).cast("B")
     rest = np.nonzero(~is_tls)[0]
