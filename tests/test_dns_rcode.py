@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 from scapy.layers.dns import DNS, DNSQR, DNSRR
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP
 
 from chunkcmp import assert_same, row, write
 from kscc_traffic import report
@@ -21,7 +21,7 @@ from kscc_traffic.html_report import MAX_DNS_ERROR_ROWS, render_html
 from kscc_traffic.protocols import dns
 from kscc_traffic.report import TableSummary, dns_errors, print_summary, render_table
 from kscc_traffic.rules import load_rules
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, tcp_session, udp
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session, udp
 
 RULES = load_rules()
 C, RES = "192.0.2.10", "203.0.113.53"
