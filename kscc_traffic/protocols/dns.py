@@ -76,11 +76,15 @@ _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR, TYPE_DNAME})
 
 _MAX_HOPS = 64
 _MAX_NAME = 255
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
+#: what is escaped in a name's text: C0 controls, DEL, C1 controls, line/paragraph separators,
+#: bidi embeddings/overrides/isolates (a right-to-left override in an SNI would show a
+#: spoofed name in a spreadsheet or editor) -- the same set as :data:`kscc_traffic.text.CONTROL`
+_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _esc_ctrl(m: re.Match[str]) -> str:
-    return "\\x%02x" % ord(m.group())
+    c = ord(m.group())
+    return "\\x%02x" % c if c < 0x80 else "\\u%04x" % c   # C1 as \u0085: \x85 is the byte 0x85
 
 
 #: printable ASCII other than a backslash: the bytes text_from_bytes keeps as they are (a text
@@ -90,7 +94,9 @@ PLAIN_BYTES = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f))
 
 def text_from_bytes(raw: bytes | bytearray | memoryview) -> str:
     """Untrusted bytes -> ``str``: UTF-8, ``\\\\`` for a backslash, ``\\xNN`` for bytes that are
-    not UTF-8 and for ASCII control characters. Never raises."""
+    not UTF-8 and for C0 controls and DEL, ``\\uNNNN`` for C1 controls, line/paragraph
+    separators and bidi controls (:data:`_CTRL`). Different bytes give different texts. Never
+    raises."""
     b = bytes(raw)
     if not b.translate(None, PLAIN_BYTES):  # printable ASCII other than a backslash: as it is
         return b.decode("ascii")
