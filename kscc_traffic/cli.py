@@ -6,6 +6,7 @@ file, not a capture, bad rules file) — with a one-line ``Error: …`` on stder
 """
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -22,6 +23,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 err = Console(stderr=True, highlight=False)
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
+#: the reader of standard output went away (``| head``): what a shell reports for a program
+#: stopped by SIGPIPE (128 + 13), as ``cat`` or ``tshark`` would give
+EXIT_PIPE_CLOSED = 141
 
 
 class Format(str, Enum):
@@ -62,13 +66,29 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
                 write_csv(flows, out)
             else:
                 print_table(flows, ruleset, _console(out if output else None))
+            out.flush()
         finally:
             if output:
                 out.close()
     except OSError as e:
-        raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
+        raise _write_failed(e, output)
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+
+
+def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
+    """The exit for a failed write of the report. Standard output closed by its reader (``| head``,
+    a pager quit early) ends the run quietly with :data:`EXIT_PIPE_CLOSED`, as a Unix filter
+    does; any other failure is an ``Error:`` line and status 2."""
+    if output is None and isinstance(e, BrokenPipeError):
+        try:  # what is still buffered must not fail again when Python exits
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        return typer.Exit(EXIT_PIPE_CLOSED)
+    return _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
 
 
 def _check_output(output: Optional[Path]) -> None:
@@ -162,7 +182,7 @@ def analyze(
                     for batch in result.batches():
                         sink.add(batch)
                 except OSError as e:
-                    raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
+                    raise _write_failed(e, output)
                 except Exception as e:  # a bug of ours: one line, never a traceback
                     skip_or_fail(f"{path_text(result.path)}: internal error ({type(e).__name__}: {e}); "
                                  "please report it with the capture")
@@ -175,8 +195,9 @@ def analyze(
             _say("Warning", w)
         try:
             sink.close()
+            out.flush()
         except OSError as e:
-            raise _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
+            raise _write_failed(e, output)
     finally:
         if output:
             try:

@@ -154,3 +154,23 @@ def test_bpf_without_vlan_compiles_for_cooked_captures():
         c2 = subprocess.run([tool, "-r", f.name, "-w", "/dev/null", with_vlan],
                             capture_output=True, text=True, timeout=60)
         assert c2.returncode != 0  # the reason --no-vlan exists
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_reader_closing_stdout_ends_the_run_quietly(tmp_path, fmt):
+    # `analyze ... | head`: the reader goes away after one line; the run ends as a Unix filter
+    # does (status 141, as for SIGPIPE), without an Error line or a traceback. Small chunks: the
+    # rows come in several writes, so a write does meet the closed pipe (the first one may not)
+    cap = tmp_path / "many.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "make_capture.py"), "--packets", "20000",
+                    "--out", str(cap), "--quiet"], check=True, timeout=60)
+    p = subprocess.Popen([sys.executable, "-m", "kscc_traffic", "analyze", str(cap), "--format", fmt,
+                          "--chunk-mib", "1"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    rc = p.wait(timeout=120)
+    stderr = p.stderr.read().decode()
+    assert first  # it had started writing
+    assert rc == 141, (rc, stderr)
+    assert stderr == ""
