@@ -61,15 +61,18 @@ def server_port_fn(rules: RuleSet):
 
 
 def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: DnsAnswers | None = None,
-                    answers_out: DnsAnswers | None = None) -> tuple[pd.DataFrame, int]:
+                    answers_out: DnsAnswers | None = None,
+                    capture_end_ns: int | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
     :param prior_answers: DNS answers seen before these packets (e.g. by a live capture that
         already evicted the DNS flows); used for names together with the packets' own answers.
     :param answers_out: when given, the DNS answers found in these packets are appended to it.
+    :param capture_end_ns: the capture's last timestamp (ns) when these are its last packets
+        (:func:`kscc_traffic.classify.classify`).
     """
-    b = analyze_batch(packets, rules, name, prior_answers=prior_answers)
+    b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns)
     if answers_out is not None:
         answers_out.extend(b.answers)
     return b.flows, b.duplicates
@@ -99,7 +102,7 @@ WEIGHT_COUNTERS = (("orig_pkts", "resp_pkts"), ("orig_bytes", "resp_bytes"), ("o
 
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
-                  known: np.ndarray | None = None) -> Batch:
+                  known: np.ndarray | None = None, capture_end_ns: int | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -114,6 +117,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         later changes the uid) and its orientation.
     :param known: object array (len(packets)): a ``dns_name`` found for the packet's flow in an
         earlier batch (see :func:`kscc_traffic.names.assign_names`), None where none.
+    :param capture_end_ns: the capture's last timestamp (ns) when this is its last batch: see
+        :func:`kscc_traffic.classify.classify`.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -162,7 +167,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
-    flows = classify(flows, rules)
+    flows = classify(flows, rules, capture_end_ns)
     flows["capture"] = name
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
@@ -362,7 +367,9 @@ class _WholeFile:
         self.duplicates = 0
 
     def batches(self):
-        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name)
+        ts = self.packets.cols["ts_ns"] if len(self.packets) else None
+        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name,
+                                                 capture_end_ns=int(ts.max()) if ts is not None else None)
         self.packets = None
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows

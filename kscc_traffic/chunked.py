@@ -128,6 +128,7 @@ class ChunkedAnalysis:
         tail = None
         last = False
         prev_clock = None
+        cap_end = np.iinfo(np.int64).min
 
         def then_end():
             nonlocal pending
@@ -168,6 +169,8 @@ class ChunkedAnalysis:
                 if j == 0:   # all of it waits for the next chunk
                     continue
             counters.merge(mine)
+            if len(pk):   # (the capture's last timestamp, for the last batch's verdicts)
+                cap_end = max(cap_end, int(pk.cols["ts_ns"].max()))
             ip_packets += len(pk)
             non_ip += pk.stats.non_ip - frames.stats.non_ip
             if len(pk):
@@ -195,7 +198,7 @@ class ChunkedAnalysis:
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
-                              known=known)
+                              known=known, capture_end_ns=cap_end if last else None)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)

@@ -337,7 +337,13 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     return table[groups]
 
 
-def classify(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+#: an unanswered attempt that began less than this before the capture's last packet (s) may
+#: have had no time to get its answer: its detail says so (an RTT to the cloud is well below it,
+#: and a SYN's first retransmission comes after 1 s on Linux, 3 s on Windows)
+END_MARGIN_S = 1.0
+
+
+def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None) -> pd.DataFrame:
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
     Flows that agree on everything the judgement reads are judged once (see
@@ -346,10 +352,28 @@ def classify(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     :param flows: a flow table with the flow, application and name columns
         (``kscc_traffic.flows.FLOW_COLUMNS``, ``inspect.APP_COLUMNS``, ``names.NAME_COLUMNS``).
     :param rules: the documented purposes (:func:`kscc_traffic.rules.load_rules`).
+    :param capture_end_ns: the capture's last timestamp (ns since the epoch), when these flows
+        are the last of it: a ``no_answer`` flow that began less than :data:`END_MARGIN_S`
+        before it keeps its verdict (Zeek's S0 is S0 too) and its ``detail`` says how soon the
+        capture ended.
     """
     out = _copy(flows)
     n = len(out)
     res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
+    if n and capture_end_ns is not None:
+        _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = res[:, j] if n else pd.Series(dtype=object)
     return out
+
+
+def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each ``no_answer`` flow that began less
+    than :data:`END_MARGIN_S` before ``end_ns`` how soon after its first packet the capture
+    ended."""
+    after = end_ns - flows["ts_ns"].to_numpy(np.int64)
+    near = np.flatnonzero(after < int(END_MARGIN_S * 1e9))
+    for i in near.tolist():
+        if str(res[i, 2]).split(",")[0] == "no_answer":
+            res[i, 3] = (f"{res[i, 3]}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
+                         "first packet, maybe before an answer could come")

@@ -1,0 +1,55 @@
+"""An unanswered attempt right before the capture's last packet: the verdict stays (Zeek's S0),
+the detail says how soon the capture ended, the same whole, in chunks and with tshark."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.dns import DNS, DNSQR
+
+from chunkcmp import RULES, assert_same, row, write
+from pcapbuild import eth, tcp_session, udp
+from kscc_traffic.analyze import analyze_file
+
+AGENT, CLOUD, DNS_SRV = "192.0.2.10", "203.0.113.10", "203.0.113.53"
+
+
+def _syn(t, sport, dport=23101):
+    return (t, eth(IP(src=AGENT, dst=CLOUD) / TCP(sport=sport, dport=dport, flags="S", seq=7)))
+
+
+def _capture(tmp_path):
+    recs = tcp_session((AGENT, 50000), (CLOUD, 23101), t0=1000.0)            # answered
+    recs += [_syn(1001.0, 50001), _syn(1002.0, 50001), _syn(1004.0, 50001)]   # blocked: 3 s of silence
+    recs += [_syn(1004.5, 50002)]                                             # 0.7 s before the end
+    recs += [udp((AGENT, 40000), (DNS_SRV, 53), bytes(DNS(id=9, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))),
+                 t=1005.1)]                                                   # 0.1 s before the end
+    recs += [_syn(1005.2, 50003)]                                             # the last packet
+    return write(tmp_path, [(t, bytes(p)) for t, p in recs])
+
+
+def _check(flows):
+    early = row(flows, orig_p=50001)
+    assert (early.verdict, early.reason, early.detail) == ("blocked", "no_answer", "SYN sent 3 times, no answer")
+    soon = row(flows, orig_p=50002)
+    assert (soon.verdict, soon.reason, soon.conn_state) == ("blocked", "no_answer", "S0")
+    assert soon.detail == ("SYN sent 1 time, no answer; the capture ended 0.700 s after its first "
+                           "packet, maybe before an answer could come")
+    last = row(flows, orig_p=50003)
+    assert last.detail.endswith("the capture ended 0.000 s after its first packet, maybe before an answer could come")
+    dns = row(flows, orig_p=40000)
+    assert (dns.verdict, dns.reason) == ("blocked", "no_answer")
+    assert "the capture ended 0.100 s after" in dns.detail
+    ok = row(flows, orig_p=50000)
+    assert ok.verdict == "ok" and "capture ended" not in ok.detail
+
+
+def test_detail_says_the_capture_ended_soon_after_the_attempt(tmp_path):
+    flows = assert_same(_capture(tmp_path), [300, 600, 1200])
+    _check(flows)
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
+def test_same_with_the_tshark_engine(tmp_path):
+    _check(analyze_file(_capture(tmp_path), RULES, "tshark").flows)
