@@ -192,7 +192,31 @@ def test_pcap_usec_exact_ns(order: str) -> None:
     assert fr.offset.tolist() == [24 + 16, 24 + 16 + 60 + 16]
     assert all_data(fr) == [b"\xaa" * 60, b"\xbb" * 42]
     assert fr.stats.records == 2 and fr.stats.bytes_read == len(data)
-    assert fr.stats.damage_offset is None and fr.stats.warnings == []
+    assert fr.stats.damage_offset is None
+    # (the first record: 60 of 1514 bytes captured)
+    assert fr.stats.cut_frames == 1 and fr.stats.cut_caplen == 60
+    assert fr.stats.warnings == ["<bytes>: 1 of the 2 frames was cut by the snaplen (at most 60 bytes "
+                                 "kept of a frame): TLS, HTTP and DNS checks see only the bytes kept "
+                                 "(column payload_cut)"]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_snaplen_cuts_are_counted_but_not_a_missing_fcs(order: str, tmp_path) -> None:
+    data = (pcap_header(order, snaplen=96, linktype=1)
+            + pcap_record(order, 1, 0, b"\xaa" * 96, wirelen=1514)     # cut by the snaplen
+            + pcap_record(order, 2, 0, b"\xaa" * 90, wirelen=1000)     # cut by the snaplen
+            + pcap_record(order, 3, 0, b"\xbb" * 60, wirelen=64)       # only the FCS left out
+            + pcap_record(order, 4, 0, b"\xbb" * 42))
+    st = read_frames(data).stats
+    assert (st.cut_frames, st.cut_caplen) == (2, 96)
+    assert st.warnings == ["<bytes>: 2 of the 4 frames were cut by the snaplen (at most 96 bytes kept "
+                           "of a frame): TLS, HTTP and DNS checks see only the bytes kept (column payload_cut)"]
+    p = tmp_path / "s.pcap"
+    p.write_bytes(data)
+    chunks = list(iter_frames(p, 64))                  # read in chunks: the same counts
+    assert len(chunks) > 1
+    assert (chunks[-1].stats.cut_frames, chunks[-1].stats.cut_caplen) == (2, 96)
+    assert chunks[-1].stats.warnings == ["s.pcap" + st.warnings[0][len("<bytes>"):]]
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
@@ -329,7 +353,9 @@ def test_pcapng_two_interfaces_tsresol_both_forms(order: str) -> None:
                                  5_000_000_953]     # floor(1e9 / 2^20) = 953
     assert fr.caplen.tolist() == [60, 44, 3] and fr.wirelen.tolist() == [1514, 44, 3]
     assert all_data(fr) == [b"e" * 60, b"s" * 44, b"t" * 3]
-    assert fr.stats.warnings == [] and fr.stats.malformed == 0
+    assert fr.stats.malformed == 0 and fr.stats.cut_frames == 1   # (60 of 1514 bytes)
+    assert [w.split(":")[1] for w in fr.stats.warnings] == [
+        " 1 of the 3 frames was cut by the snaplen (at most 60 bytes kept of a frame)"]
 
 
 def test_pcapng_default_resolution_and_tsoffset() -> None:
@@ -509,7 +535,7 @@ def test_gzip_path_and_bytes(tmp_path: Path) -> None:
     for src in (p, str(p), gzip.compress(raw)):
         fr = read_frames(src)
         assert fr.ts_ns.tolist() == plain.ts_ns.tolist() and all_data(fr) == all_data(plain)
-        assert fr.stats.warnings == []
+        assert len(fr.stats.warnings) == 1 and "1 of the 3 frames was cut by the snaplen" in fr.stats.warnings[0]
     chunks = list(iter_frames(p, 64))
     assert_same_records(chunks, read_frames(p))
 

@@ -883,6 +883,8 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         n = len(w.cols["ts_ns"])
         stats.records += n
         stats.malformed += parser.malformed - malformed_before
+        if n:
+            _count_cut(stats, w.cols["caplen"], w.cols["wirelen"])
         if w.stop is None and not at_eof:
             tail = data[w.pos:]
             out = [_frames_from(data, w, stats)] if n else []
@@ -907,11 +909,24 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
                        f"{base + len(data)}")
         for line in parser.summary():
             stats.warn(f"{name}: {line}")
+        if stats.cut_frames:
+            k = stats.cut_frames
+            stats.warn(f"{name}: {k} of the {stats.records} frames {'were' if k != 1 else 'was'} cut by the "
+                       f"snaplen (at most {stats.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
+                       "checks see only the bytes kept (column payload_cut)")
         if n or not yielded:
             last = _frames_from(data, w, stats)
             last.last = True
             yield last
         return
+
+
+def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
+    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``."""
+    short = wirelen.astype(np.int64) - caplen > 4
+    if short.any():
+        stats.cut_frames += int(np.count_nonzero(short))
+        stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))
 
 
 def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) -> None:

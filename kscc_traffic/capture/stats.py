@@ -13,7 +13,10 @@ class ReadStats:
     All counts are numbers of records (frames) unless named ``*_bytes``; byte counts are bytes of
     the file. ``damage_offset`` is the file offset (bytes) where reading stopped because of damage,
     ``None`` when the file was read to its end. ``warnings`` holds one-line human-readable
-    messages, each naming what was skipped (records, bytes, offset).
+    messages, each naming what was skipped (records, bytes, offset). ``cut_frames``: records
+    whose captured length is more than 4 bytes short of their length on the wire (cut by the
+    snaplen; 4 bytes short is a frame check sequence left out), ``cut_caplen``: the longest
+    captured length among them (bytes; about the snaplen).
     """
 
     records: int = 0
@@ -26,6 +29,8 @@ class ReadStats:
     damage_offset: int | None = None
     unsupported_linktypes: dict[int, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cut_frames: int = 0
+    cut_caplen: int = 0
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
@@ -35,8 +40,9 @@ class ReadStats:
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
-                     "skipped_records", "skipped_bytes"):
+                     "skipped_records", "skipped_bytes", "cut_frames"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cut_caplen = max(self.cut_caplen, other.cut_caplen)
         for lt, n in other.unsupported_linktypes.items():
             self.unsupported_linktypes[lt] = self.unsupported_linktypes.get(lt, 0) + n
         self.warnings.extend(other.warnings)
