@@ -8,11 +8,16 @@ Verdicts and reasons (first match wins, in this order):
   request/response service with no reply), ``tls_failed`` (the TLS handshake was aborted by
   either side — alert, FIN or RST — before it completed; where the bytes inspected stop before
   the data did, ``payload_cut``, ``tls_established`` also holds when the packets show the
-  handshake went on: ``inspect._went_on``).
+  handshake went on: ``inspect._went_on``), or a ClientHello was sent again and the server
+  acknowledged nothing after its SYN-ACK (dropped on its way, whatever the duration).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
-  the name asked), ``not_tls`` (cleartext where the rule documents TLS/HTTPS),
+  the name asked; or the client rejected the certificate with a cleartext alert
+  bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
+  proxy with a certificate for the right name from a CA the client does not trust),
+  ``not_tls`` (cleartext where the rule documents TLS/HTTPS),
   ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
-  documented port was on the side that opened the connection), ``undocumented_port`` (a name
+  documented port was on the side that opened the connection, towards a port that is not a
+  well-known one, >= 1024), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
 - ``ok`` — a documented purpose that worked; a one-way UDP broadcast/multicast or inbound
   datagram is normal. An answered DNS query is ``ok`` whatever the answer says (the server was
@@ -42,6 +47,13 @@ CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
 
 VENDOR_DOMAIN = "kaspersky.com"
 _NO_ANSWER_STATES = {"S0", "SH", "RSTOS0"}
+#: ports below this are well-known services (IANA): a connection to one is never "the server
+#: connecting back" (wrong_direction), whatever its source port
+WELL_KNOWN_PORTS = 1024
+#: TLS alerts by which a client rejects the server's certificate (RFC 8446 §6.2: bad_certificate,
+#: unsupported_certificate, certificate_unknown, unknown_ca): after a certificate for the name
+#: asked, the sign of a TLS-inspecting proxy whose CA the agent does not trust
+_CERT_REJECTED = (" (42)", " (43)", " (46)", " (48)")
 #: a ClientHello with no server byte for this long (s, until the flow's last packet) is blocked
 TLS_SILENCE_S = 3.0
 _CLOSED_STATES = {"SF", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "REJ"}
@@ -91,7 +103,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     rule = rules.match(proto, resp_p, row["cast"])
     if rule is None:
         back = rules.match(proto, orig_p, row["cast"]) if orig_p >= 0 else None
-        if back is not None and proto == "tcp" and "S" in row["history"].lstrip("^")[:1]:
+        # (a connection *to* a well-known service port is an ordinary outbound one whose source
+        # port a NAT/PAT device or a dynamic port range happened to pick from a documented range)
+        if back is not None and proto == "tcp" and "S" in row["history"].lstrip("^")[:1] \
+                and resp_p >= WELL_KNOWN_PORTS:
             return (back.id, "unexpected", "wrong_direction",
                     f"connection opened from the documented port {orig_p} ({back.id}) towards "
                     f"{row['resp_h']}:{resp_p}")
@@ -149,6 +164,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
         hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
+        alert = row.get("tls_alert") or ""
+        if hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
+            return done("unexpected", "tls_intercepted",
+                        f"the client rejected the server's certificate ({alert[8:]})"
+                        + (f" for {certs[0]}" if certs else "")
+                        + ": a TLS-inspecting proxy whose CA the client does not trust?")
         if hello and not row.get("tls_established"):
             if row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
@@ -156,6 +177,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if int(row.get("resp_bytes", 0)) == 0 and float(row.get("duration", 0)) >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed",
                             f"ClientHello not answered for {float(row['duration']):.1f} s")
+            if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
+                    and int(row.get("orig_pkts", 0)) >= 4:
+                # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
+                return done("blocked", "tls_failed",
+                            "ClientHello sent again, never acknowledged by the server")
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
     # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
@@ -298,6 +324,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented, v["resp_h"], ""),
         np.where(hello_silent & (duration >= TLS_SILENCE_S), duration, 0.0),
+        hello_silent & (v["resp_pkts"] <= 1) & (v["orig_pkts"] >= 4),
         answered,
         v["resp_bytes"] > 0,
         np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered, v["orig_pkts"], 0),

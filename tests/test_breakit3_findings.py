@@ -1,0 +1,60 @@
+"""Cases from a third break-it pass (captures a support engineer brings); each was wrong before
+its fix."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("scapy")
+
+from test_newcomer_findings import C, HELLO, S, one, seg  # noqa: E402
+
+
+def _hello_then(tmp_path, tail, name="c.pcap"):
+    hs = [seg(0.0, C, S, "S", 1000, 0), seg(0.01, S, C, "SA", 5000, 1001), seg(0.02, C, S, "A", 1001, 5001)]
+    return one(tmp_path, hs + tail, name)
+
+
+def test_a_client_hello_sent_again_and_never_acknowledged_is_blocked_before_3_s(tmp_path):
+    # a filter drops the ClientHello (by SNI): the client sends it 4 times in 2.1 s, the server
+    # never acknowledges it; the capture ends at 2.8 s
+    hellos = [seg(0.05 + d, C, S, "PA", 1001, 5001, HELLO) for d in (0.0, 0.3, 0.9, 2.1)]
+    r = _hello_then(tmp_path, hellos + [seg(2.8, ("192.0.2.10", 45001), ("203.0.113.10", 443), "S", 1, 0)])
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail == "ClientHello sent again, never acknowledged by the server"
+
+
+def test_a_client_hello_acknowledged_but_unanswered_for_under_3_s_is_not_judged(tmp_path):
+    # the server acknowledged the ClientHello and had less than 3 s to answer: not a failure
+    tail = [seg(0.05, C, S, "PA", 1001, 5001, HELLO), seg(0.06, S, C, "A", 5001, 1001 + len(HELLO)),
+            seg(1.05, C, S, "A", 1001 + len(HELLO), 5001)]
+    r = _hello_then(tmp_path, tail)
+    assert r.verdict == "ok"
+
+
+def test_a_client_alert_other_than_a_certificate_rejection_stays_tls_failed(tmp_path):
+    # handshake_failure (40) from the client: a failed handshake, not an interception
+    alert = bytes.fromhex("15030300020228")
+    tail = [seg(0.05, C, S, "PA", 1001, 5001, HELLO),
+            seg(0.06, S, C, "PA", 5001, 1001 + len(HELLO), bytes.fromhex("160303000402000000")),
+            seg(0.07, C, S, "PA", 1001 + len(HELLO), 5010, alert),
+            seg(0.08, C, S, "RA", 1001 + len(HELLO) + len(alert), 5010)]
+    r = _hello_then(tmp_path, tail)
+    assert r.tls_alert == "client: handshake_failure (40)"
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    # the same with unknown_ca (48): the client rejected the certificate
+    tail[2] = seg(0.07, C, S, "PA", 1001 + len(HELLO), 5010, bytes.fromhex("15030300020230"))
+    r = _hello_then(tmp_path, tail, "ca.pcap")
+    assert (r.verdict, r.reason) == ("unexpected", "tls_intercepted")
+    assert r.detail.startswith("the client rejected the server's certificate (unknown_ca (48))")
+
+
+@pytest.mark.parametrize("dport, flagged", [(853, False), (22, False), (443, False), (50000, True)])
+def test_a_documented_source_port_towards_a_well_known_port_is_not_a_wrong_direction(tmp_path, dport, flagged):
+    # outside a PAT firewall: source ports are picked from 1024-65535, some in documented ranges
+    src, dst = ("198.51.100.1", 23150), ("203.0.113.8", dport)
+    recs = [seg(0.0, src, dst, "S", 1, 0), seg(0.01, dst, src, "SA", 9, 2), seg(0.02, src, dst, "A", 2, 10),
+            seg(0.03, src, dst, "FA", 2, 10), seg(0.04, dst, src, "FA", 10, 3), seg(0.05, src, dst, "A", 3, 11)]
+    r = one(tmp_path, recs)
+    assert (r.reason == "wrong_direction") is flagged, (r.purpose, r.verdict, r.reason)
+    if flagged:
+        assert (r.purpose, r.verdict) == ("agent_connection", "unexpected")
