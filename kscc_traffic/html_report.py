@@ -54,8 +54,8 @@ REASON_TEXT: dict[str, str] = {
     "rejected": "a TCP reset answered the connection attempt: a firewall rejects it, or nothing listens on the port",
     "icmp_unreachable": "a router or firewall answered with ICMP destination unreachable",
     "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
-    "tls_intercepted": "the server certificate is not for the name asked: a TLS-inspecting proxy sits in the path; "
-                       "exclude these names from inspection",
+    "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
+                       "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
     "not_tls": "cleartext where the documentation says TLS: a proxy or another service answers on this port",
     "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
     "wrong_direction": "the documented port was on the side that opened the connection",
