@@ -260,8 +260,10 @@ class ChunkedAnalysis:
         if self.late_packets:
             st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
                     f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "
-                    "boundary; a flow they belong to may show as split, and a DNS answer among them may "
-                    "not name the flows it would have")
+                    "boundary; a flow they belong to may show as split (its first part then as blocked), "
+                    "and a DNS answer among them may not name the flows it would have. Put the capture in "
+                    "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
+                    "--chunk-mib more than the file's size")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
