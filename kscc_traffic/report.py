@@ -219,28 +219,50 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
         _write_csv_rows(flows, out)
 
 
+def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons) -> dict:
+    """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
+    ok, blocked and unexpected, ``other`` of the unexpected ones ``host_mismatch``."""
+    # flows to names outside the mask are another service on a shared port: they do not undo a
+    # verified purpose, and what to change about them is not the firewall rule
+    status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
+              else "verified" if ok else "not seen")
+    fix = r.fix
+    if status == "unexpected" and un == other:
+        fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
+               f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
+               "Administration Server address, DNS and proxy it uses; else they are another "
+               "program's traffic")
+    return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
+            "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
+            "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
+
+
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
     (verified / blocked / unexpected / not seen), ``flows``, ``ok``, ``blocked``, ``unexpected``,
-    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule)."""
+    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
+
+    ``host_mismatch`` flows (a name outside the rule's mask: another service on a shared port
+    such as 443 or 80) make the status ``unexpected`` only when nothing else was seen for the
+    purpose (a verified purpose stays verified), and then ``fix`` says to look at the names, not
+    at the firewall."""
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
     verdict = reason = None
     for r in rules.rules:
         at = where.get(r.id, ())
-        ok = bl = un = 0
+        ok = bl = un = other = 0
         reasons: list[str] = []
         if len(at):
             if verdict is None:
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            if un:
+                other = sum(1 for x in reason[at][v == "unexpected"].tolist() if x.split(",")[0] == "host_mismatch")
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
-        status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
-        rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-                     "purpose_text": r.purpose, "status": status, "flows": len(at), "ok": ok,
-                     "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": r.fix})
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons))
     return pd.DataFrame(rows)
 
 
@@ -319,6 +341,7 @@ class TableSummary:
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
+        self.other_hosts: dict[str, int] = {}    # purpose -> unexpected host_mismatch flows
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
@@ -342,9 +365,11 @@ class TableSummary:
                 self.captures[c] = self.captures.get(c, 0) + int(n)
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
-        for (p, r), _ in flows.groupby(["purpose", "reason"], sort=False).size().items():
+        for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
+                if v == "unexpected" and r.split(",")[0] == "host_mismatch":
+                    self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
         for key, n in _dns_error_counts(flows).items():
             if key in self.dns_error_counts or len(self.dns_error_counts) < MAX_DNS_ERROR_KEYS:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
@@ -366,11 +391,8 @@ class TableSummary:
         for r in rules.rules:
             ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
-            status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
-            rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-                         "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
-                         "blocked": bl, "unexpected": un,
-                         "reasons": ", ".join(sorted(self.reasons.get(r.id, ()))), "fix": r.fix})
+            rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
+                                       sorted(self.reasons.get(r.id, ()))))
         return pd.DataFrame(rows)
 
 

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import ROOT
@@ -67,3 +68,29 @@ def test_readiness_lists_every_rule_with_a_status():
     assert chk.loc["klsctunnel", "status"] == "blocked"
     assert chk.loc["mobile_connection", "status"] == "not seen"
     assert chk.loc["dp_ksn_proxy_udp", "reasons"] == "icmp_unreachable"
+
+
+def test_flows_to_other_hosts_on_a_shared_port_do_not_undo_a_verified_purpose():
+    from kscc_traffic.report import TableSummary
+    flows = analyze(ROOT / "samples" / "captures" / "baseline_agent.pcap")
+    rules = load_rules()
+    assert readiness(flows, rules).set_index("rule").loc["cert_check", "status"] == "verified"
+    # another program's HTTP to example.org on port 80, and HTTPS to www.google.com on 443
+    other = flows[flows.purpose == "cert_check"].head(1).assign(
+        server_name="example.org", verdict="unexpected", reason="host_mismatch")
+    google = other.assign(purpose="discovery", server_name="www.google.com")
+    mixed = flows[flows.purpose != "discovery"]
+    table = pd.concat([mixed, other, google], ignore_index=True)
+    for chk in (readiness(table, rules), TableSummary.of(table).readiness(rules)):
+        chk = chk.set_index("rule")
+        assert chk.loc["cert_check", "status"] == "verified"          # it worked as well
+        assert chk.loc["cert_check", "unexpected"] == 1
+        assert chk.loc["cert_check", "reasons"] == "host_mismatch"
+        assert chk.loc["discovery", "status"] == "unexpected"         # nothing else seen
+        assert chk.loc["discovery", "fix"].startswith("these flows on TCP 443 went to names outside "
+                                                      "*.ksc.kaspersky.com")
+    # a host_mismatch next to another unexpected reason keeps the rule's own fix
+    nottls = other.assign(reason="not_tls", server_name="crl3.digicert.com")
+    chk = readiness(pd.concat([mixed, other, nottls], ignore_index=True), rules).set_index("rule")
+    assert chk.loc["cert_check", "status"] == "unexpected"
+    assert chk.loc["cert_check", "fix"] == rules.by_id("cert_check").fix

@@ -67,11 +67,20 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         sub = flows[flows["purpose"] == r.id] if len(flows) else flows
         counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
         ok, bl, un = (int(counts.get(k, 0)) for k in ("ok", "blocked", "unexpected"))
-        status = "blocked" if bl else "unexpected" if un else "verified" if ok else "not seen"
+        other = int(((sub["verdict"] == "unexpected")
+                     & (sub["reason"].str.split(",").str[0] == "host_mismatch")).sum()) if len(sub) else 0
+        status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
+                  else "verified" if ok else "not seen")
         reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
+        fix = r.fix
+        if status == "unexpected" and un == other:
+            fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
+                   f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
+                   "Administration Server address, DNS and proxy it uses; else they are another "
+                   "program's traffic")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
-                     "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": r.fix})
+                     "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
     return pd.DataFrame(rows)
 
 
