@@ -16,7 +16,7 @@ from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
 from .classify import CLASS_COLUMNS, classify
-from .flows import FLOW_COLUMNS, build_flows
+from .flows import FLOW_COLUMNS, build_flows, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -183,6 +183,16 @@ def _add_weights(ft, weights: np.ndarray) -> None:
     flows = ft.flows
     f, side = ft.pkt_flow[at], ft.pkt_from_orig[at]
     for j, (o_col, r_col) in enumerate(WEIGHT_COUNTERS):
+        if o_col == "orig_bytes" and ft.seq_bytes is not None:
+            # TCP bytes come from sequence numbers; the summed payloads (with what the weights
+            # stand for) only tell whether those can be trusted
+            sums = ft.byte_sums.copy()
+            for k, mine in ((0, side), (1, ~side)):
+                np.add.at(sums[:, k], f[mine], weights[at[mine], j])
+            ft.byte_sums = sums
+            both = tcp_payload_bytes(ft.seq_bytes, sums)
+            flows[o_col], flows[r_col] = both[:, 0], both[:, 1]
+            continue
         for col, mine in ((o_col, side), (r_col, ~side)):
             v = flows[col].to_numpy(np.int64).copy()
             np.add.at(v, f[mine], weights[at[mine], j])

@@ -305,12 +305,15 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       what ``dns_rcode`` reads, whatever came before it);
     - the first :data:`AFTER_CLOSE` packets after a TCP connection closed (a new connection on
       the same 5-tuple, whose SYN may come late).
+    - for TCP, the packet with the furthest sequence end and the one with the furthest
+      acknowledgement per direction, and every packet at a direction's first timestamp (what
+      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`).
 
     TCP payload bytes are kept only for the first MAX_SEGMENTS + 1 payload packets per direction
     and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
-    from .flows import history_events, state_event_rows
+    from .flows import history_events, seq_extents, state_event_rows
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
@@ -369,6 +372,21 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
             k = np.arange(len(after))
             whole[after[(k - np.maximum.accumulate(np.where(gs, k, 0))) < AFTER_CLOSE]] = True
             keep |= whole
+    if tcp.any():
+        # what the TCP byte counts read (flows.seq_extents): the furthest sequence end and
+        # acknowledgement per direction, and the packets that set a direction's start when it
+        # has no SYN (all those at its first timestamp: the flow order breaks such ties)
+        s_end, s_ack = seq_extents(f, d == 0, c["tcp_flags"][rows], tcp, c["seq"][rows], c["ack"][rows],
+                                   c["payload_len"][rows])
+        for v in (s_end, s_ack):
+            at = np.flatnonzero(v >= 0)
+            if len(at):
+                o2 = np.lexsort((-v[at], fd[at]))          # per group, the largest first
+                g2 = fd[at][o2]
+                keep[at[o2[np.r_[True, g2[1:] != g2[:-1]]]]] = True
+        first_t = np.full(int(fd.max()) + 1, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first_t, fd, ts)
+        keep |= tcp & (ts == first_t[fd])
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]

@@ -60,9 +60,9 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, or ''"),
     "duration": ("float64", "s", "last packet time minus first packet time"),
     "orig_pkts": ("int64", "packets", "packets from the originator (duplicates excluded)"),
-    "orig_bytes": ("int64", "bytes", "transport payload bytes from the originator"),
+    "orig_bytes": ("int64", "bytes", "transport payload bytes from the originator (TCP: from sequence numbers, as Zeek)"),
     "resp_pkts": ("int64", "packets", "packets from the responder"),
-    "resp_bytes": ("int64", "bytes", "transport payload bytes from the responder"),
+    "resp_bytes": ("int64", "bytes", "transport payload bytes from the responder (TCP: from sequence numbers, as Zeek)"),
     "conn_state": ("object", "", "Zeek connection state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH)"),
     "history": ("object", "", "Zeek history letters (upper case: originator; ^: direction inferred)"),
     "orig_ip_bytes": ("int64", "bytes", "IP bytes from the originator (from the IP length field)"),
@@ -86,6 +86,10 @@ class FlowTable:
     ``duplicates``: number of duplicated frames dropped.
     ``dup_of``: int64 array, for each dropped duplicate the row of the packet it copies (same
     flow and direction), -1 for every other row (None when nothing was dropped).
+    ``seq_bytes``: int64 array (len(flows), 2): per TCP flow the (originator, responder) payload
+    bytes from sequence numbers (:func:`tcp_payload_bytes`), -1 for other flows (None when there
+    is no TCP flow); ``byte_sums``: the same shape, the payload bytes summed packet by packet
+    (what ``orig_bytes``/``resp_bytes`` are for the other flows).
     """
 
     flows: pd.DataFrame
@@ -94,6 +98,8 @@ class FlowTable:
     pkt_from_orig: np.ndarray
     duplicates: int = 0
     dup_of: np.ndarray | None = None
+    seq_bytes: np.ndarray | None = None
+    byte_sums: np.ndarray | None = None
 
 
 def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
@@ -458,6 +464,17 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pl = np.maximum(o_len, 0)
     orig_bytes = np.bincount(flow_of, weights=pl * from_orig, minlength=nflows).astype(np.int64)
     resp_bytes = np.bincount(flow_of, weights=pl * ~from_orig, minlength=nflows).astype(np.int64)
+    seq_bytes = byte_sums = None
+    if o_tcp.any():
+        # TCP: from sequence numbers, as Zeek (retransmissions and keep-alive probes are not new
+        # bytes; data acknowledged but not captured is)
+        seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][idx][order], o_len,
+                                  nflows)
+        tcp_flow = np.zeros(nflows, bool)
+        tcp_flow[flow_of[o_tcp]] = True
+        seq_bytes = np.where(tcp_flow[:, None], np.stack([seq_o, seq_r], axis=1), -1)
+        byte_sums = np.stack([orig_bytes, resp_bytes], axis=1)
+        orig_bytes, resp_bytes = tcp_payload_bytes(seq_bytes, byte_sums).T
     orig_ipb = np.bincount(flow_of, weights=o_iplen * from_orig, minlength=nflows).astype(np.int64)
     resp_ipb = np.bincount(flow_of, weights=o_iplen * ~from_orig, minlength=nflows).astype(np.int64)
     first_ts = o_ts[starts]
@@ -531,13 +548,98 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     rank = np.empty(nflows, np.int64)
     rank[time_order] = np.arange(nflows)
     flows = flows.iloc[time_order].reset_index(drop=True)
+    if seq_bytes is not None:
+        seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[idx[order]] = rank[flow_of]
     pkt_from_orig[idx[order]] = from_orig
-    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of)
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of, seq_bytes, byte_sums)
 
 
 # Zeek TCP endpoint states (TCP_Endpoint.h EndpointState), in Zeek's numbering
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+
+
+#: payload bytes per direction from which sequence numbers (modulo 2^32) are no longer trusted
+#: to tell the size: the sum of the payloads is reported instead
+_SEQ_TRUST = 1 << 30
+
+
+def tcp_payload_bytes(seq_bytes: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``orig_bytes``/``resp_bytes`` (int64 array like ``sums``, (n, 2)): the sizes from sequence
+    numbers (``seq_bytes``, Zeek's way) where there are some (>= 0) and the payloads summed
+    (``sums``) stay below :data:`_SEQ_TRUST`, else the sums (UDP, ICMP; a TCP direction whose
+    sequence numbers may have wrapped)."""
+    return np.where((seq_bytes >= 0) & (sums < _SEQ_TRUST), seq_bytes, sums)
+
+
+def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
+    furthest of the endpoint's own sequence end and the peer's acknowledgement, from the start
+    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN. 0 for a
+    direction without packets. int64 arrays (nflows,)."""
+    end, acked = seq_extents(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
+    g = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool))
+    size = np.zeros(2 * nflows, np.int64)
+    np.maximum.at(size, g, end)
+    peer = g ^ 1
+    np.maximum.at(size, peer, acked)
+    fin = np.zeros(2 * nflows, bool)
+    fin[g[is_tcp & ((flags & FIN) != 0)]] = True
+    size = np.where(fin & (size > 0), size - 1, size)
+    return size[0::2], size[1::2]
+
+
+def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet, where it puts its endpoint's sequence space, as Zeek's ``TCP_Endpoint::Size``
+    reads it: ``(end, acked)``, int64 arrays (len(flow_of),), in bytes relative to the start of
+    the data of (flow, direction) (the SYN's ISN + 1, or the first packet's sequence number when
+    the SYN was not captured).
+
+    ``end``: for a TCP packet that is not a RST, ``seq + SYN + payload + FIN`` relative to its own
+    direction's start (the FIN octet included, as Zeek's last_seq); ``acked``: for a TCP packet
+    with ACK that is not a RST, its acknowledgement number relative to the *other* direction's
+    start (what it acknowledges of the peer's data). -1 where not applicable or before the start
+    (sequence numbers compared modulo 2^32 within half the space).
+
+    Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
+    first SYN, or else the first packet, of each (flow, direction) sets its start.
+    """
+    n = len(flow_of)
+    end = np.full(n, -1, np.int64)
+    acked = np.full(n, -1, np.int64)
+    rows = np.flatnonzero(is_tcp)
+    if not len(rows):
+        return end, acked
+    g = flow_of[rows].astype(np.int64) * 2 + (~np.asarray(from_orig[rows], bool))
+    fl = flags[rows].astype(np.int64)
+    sq = seq[rows].astype(np.int64)
+    syn = (fl & SYN) != 0
+    # start per group: its first SYN's seq + 1, else its first packet's seq
+    base = np.zeros(int(g.max()) + 2, np.int64)
+    have = np.zeros(len(base), bool)
+    at = np.flatnonzero(syn)
+    if len(at):
+        u, first = np.unique(g[at], return_index=True)
+        base[u] = sq[at[first]] + 1
+        have[u] = True
+    u, first = np.unique(g, return_index=True)
+    nosyn = ~have[u]
+    base[u[nosyn]] = sq[first[nosyn]]
+    have[u] = True
+    ok = (fl & RST) == 0
+    half, mod = 1 << 31, (1 << 32) - 1
+
+    def rel(v: np.ndarray, b: np.ndarray) -> np.ndarray:
+        r = (v - b) & mod
+        return np.where(r < half, r, -1)
+
+    e = sq + syn + np.maximum(plen[rows].astype(np.int64), 0) + ((fl & FIN) != 0)
+    end[rows] = np.where(ok, rel(e, base[g]), -1)
+    peer = g ^ 1
+    has_ack = ok & ((fl & ACK) != 0) & have[peer]
+    acked[rows] = np.where(has_ack, rel(ack[rows].astype(np.int64), base[peer]), -1)
+    return end, acked
 
 
 def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,

@@ -58,3 +58,35 @@ def test_a_documented_source_port_towards_a_well_known_port_is_not_a_wrong_direc
     assert (r.reason == "wrong_direction") is flagged, (r.purpose, r.verdict, r.reason)
     if flagged:
         assert (r.purpose, r.verdict) == ("agent_connection", "unexpected")
+
+
+def test_bytes_come_from_sequence_numbers_as_zeek_counts_them(tmp_path):
+    # the server never answers the ClientHello; it sends Windows-style keep-alive probes (1 byte
+    # at seq - 1) for 600 s; the client retransmits the hello twice and sends a zero-window probe
+    n = len(HELLO)
+    tail = [seg(0.05, C, S, "PA", 1001, 5001, HELLO), seg(0.06, S, C, "A", 5001, 1001 + n)]
+    tail += [seg(0.5 + k, C, S, "PA", 1001, 5001, HELLO) for k in range(2)]           # retransmissions
+    tail += [seg(60.0 * (k + 1), S, C, "A", 5000, 1001 + n, b"\x00") for k in range(10)]  # keep-alives
+    tail += [seg(600.5, C, S, "A", 1001 + n - 1, 5001, b"\x00")]                       # client's probe
+    r = _hello_then(tmp_path, tail)
+    assert (r.orig_bytes, r.resp_bytes) == (n, 0)          # (was 4 * n + 1 and 10)
+    assert (r.orig_pkts, r.resp_pkts) == (6, 12)
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.startswith("ClientHello not answered for")
+    # the same when read in chunks (the packets the counts read are carried)
+    from chunkcmp import assert_same
+    from pcapbuild import pcap_bytes
+    hs = [seg(0.0, C, S, "S", 1000, 0), seg(0.01, S, C, "SA", 5000, 1001), seg(0.02, C, S, "A", 1001, 5001)]
+    p = tmp_path / "k.pcap"
+    p.write_bytes(pcap_bytes(hs + tail))
+    assert_same(p, [200, 400, 900])
+
+
+def test_bytes_acknowledged_but_not_captured_count(tmp_path):
+    # the capture missed the server's 3000-byte answer; the client's ACK tells it was sent
+    n = len(HELLO)
+    tail = [seg(0.05, C, S, "PA", 1001, 5001, HELLO), seg(0.2, C, S, "A", 1001 + n, 8001),
+            seg(0.3, C, S, "FA", 1001 + n, 8001), seg(0.31, S, C, "FA", 8001, 1002 + n),
+            seg(0.32, C, S, "A", 1002 + n, 8002)]
+    r = _hello_then(tmp_path, tail)
+    assert (r.orig_bytes, r.resp_bytes) == (n, 3000)
