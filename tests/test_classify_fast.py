@@ -91,12 +91,12 @@ def _check_pipeline(paths: list[Path], monkeypatch) -> int:
     table the pipeline passes; returns how many tables with flows were checked."""
     checked = []
 
-    def checking(flows, rules):
+    def checking(flows, rules, capture_end_ns=None):
         assert_same(flows, rules)
         if len(flows):
             assert _verdict_groups(flows, rules) is not None, "the grouped path was not taken"
             checked.append(len(flows))
-        return classify(flows, rules)
+        return classify(flows, rules, capture_end_ns)
 
     def checking_names(flows, answers, known=None):
         fast = assign_names(flows, answers, known)
