@@ -20,6 +20,12 @@ Verdicts and reasons (first match wins, in this order):
   ``detail``: ``DNS answer NXDOMAIN for <query>``.
 - ``unclassified`` — no rule covers the flow.
 
+An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
+rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
+other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
+answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
+is judged as a direct connection's (see :func:`_proxy_refusal`).
+
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``no_answer`` or ``rejected``, and ``partial`` is added to its reason (``partial`` alone when ok).
 """
