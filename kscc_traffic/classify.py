@@ -25,6 +25,12 @@ Verdicts and reasons (first match wins, in this order):
   ``detail``: ``DNS answer NXDOMAIN for <query>``.
 - ``unclassified`` — no rule covers the flow.
 
+An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
+rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
+other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
+answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
+is judged as a direct connection's (see :func:`_proxy_refusal`).
+
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``no_answer`` or ``rejected``, and ``partial`` is added to its reason (``partial`` alone when ok).
 """
@@ -35,6 +41,7 @@ import pandas as pd
 
 from .inspect import split_cert_names
 from .names import _copy, is_ip_literal
+from .protocols.http import split_host_port
 from .protocols.tls import name_matches, under_mask
 from .rules import RuleSet
 
@@ -100,7 +107,22 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         return "dns", "ok", "partial" if partial else "", _dns_error_detail(row)
 
-    rule = rules.match(proto, resp_p, row["cast"])
+    # an explicit proxy: the purpose is that of the CONNECT target, the name is the one asked for
+    target = (row.get("proxy_target") or "") if proto == "tcp" else ""
+    if target:
+        host, port = split_host_port(target)
+        host = host or ""
+        if is_ip_literal(host):
+            host = row.get("sni") or ""
+        rule = rules.match(proto, port, row["cast"]) if port is not None else None
+        if rule is None:
+            if host and not is_ip_literal(host) and _under_domain(host, VENDOR_DOMAIN):
+                return ("", "unexpected", "undocumented_port",
+                        f"CONNECT {target} through the proxy {row['resp_h']}:{resp_p}: TCP {port} to a "
+                        "Kaspersky name; no rule documents this port")
+            return "", "unclassified", "", ""
+    else:
+        rule = rules.match(proto, resp_p, row["cast"])
     if rule is None:
         back = rules.match(proto, orig_p, row["cast"]) if orig_p >= 0 else None
         # (a connection *to* a well-known service port is an ordinary outbound one whose source
@@ -122,9 +144,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
     # a known name outside the rule's mask: another service on a shared port (443, 80…), whatever
     # happened to it; judged before "blocked" so it never counts as a failure of this purpose
-    check = name
+    check = host if target else name
     if check and is_ip_literal(check):
-        check = row.get("dns_name") or ""
+        check = row.get("dns_name") or ""  # (never for a CONNECT: its dns_name names the proxy)
     certs = split_cert_names(row.get("cert_names") or "")
     if not check and not (row.get("sni") or "") and certs and rule.host_mask:
         # no name asked: the certificate says who answered (a pattern such as *.ksc.kaspersky.com
@@ -149,6 +171,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if proto == "udp" and not answered and row["cast"] == "unicast" \
             and rule.opener != "inbound_to_agent" and not partial:
         return done("blocked", "no_answer", "UDP request without a reply")
+    if target:
+        refused = _proxy_refusal(row, target)
+        if refused is not None:
+            return done(*refused)
 
     # what the payload says
     tls_rule = rule.app_protocol in ("tls", "https")
@@ -159,11 +185,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if asked and not any(name_matches(asked, c) for c in certs):
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {asked}")
-            dns_asked = row.get("dns_name") or ""
+            dns_asked = "" if target else row.get("dns_name") or ""
             if not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
-        hello = row.get("service") == "ssl"  # the ClientHello was captured: the handshake was seen
+        # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
+        hello = row.get("service") in _SSL_SERVICES
         alert = row.get("tls_alert") or ""
         if hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
             return done("unexpected", "tls_intercepted",
@@ -174,7 +201,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
-            if int(row.get("resp_bytes", 0)) == 0 and float(row.get("duration", 0)) >= TLS_SILENCE_S:
+            # (in a tunnel: no byte after the proxy's answer)
+            silent = not sproto if target else int(row.get("resp_bytes", 0)) == 0
+            if silent and float(row.get("duration", 0)) >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed",
                             f"ClientHello not answered for {float(row['duration']):.1f} s")
             if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
@@ -192,27 +221,68 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return done("ok", "", "")
 
 
+#: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
+_SSL_SERVICES = ("ssl", "http,ssl")
+
+
+def _responder_closed_first(history: str) -> str:
+    """From a Zeek history: ``closed`` when the responder sent a FIN (``f``) and ``reset`` when it
+    sent a RST (``r``) before the originator did either (``F``/``R``), else ''."""
+    for ch in history.lstrip("^"):
+        if ch in "FR":
+            return ""
+        if ch == "f":
+            return "closed"
+        if ch == "r":
+            return "reset"
+    return ""
+
+
+def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
+    answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
+    answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
+    answer that is no HTTP response (``rejected``); None when the tunnel was opened (2xx) or the
+    answer may still come. Reads ``http_status``, ``resp_bytes``, ``history``, ``duration``,
+    ``resp_h``, ``resp_p``."""
+    proxy = f"the proxy {row['resp_h']}:{int(row['resp_p'])}"
+    status = row.get("http_status") or ""
+    if status:
+        if status.startswith("2"):
+            return None
+        return "blocked", "rejected", f"{proxy} answered {status} to CONNECT {target}"
+    if int(row.get("resp_bytes", 0)) > 0:
+        return "blocked", "rejected", f"{proxy} answered CONNECT {target} with no HTTP status line"
+    how = _responder_closed_first(str(row.get("history") or ""))
+    if how:
+        return "blocked", "rejected", f"{proxy} {how} the connection without answering CONNECT {target}"
+    duration = float(row.get("duration", 0))
+    if duration >= TLS_SILENCE_S:
+        return "blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {duration:.1f} s"
+    return None
+
+
 #: the flow columns _judge reads
 _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
-                  "payload_cut")
+                  "payload_cut", "proxy_target", "http_status")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut")
+_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
-                  "tls_established", "tls_alert", "dns_rcode", "payload_cut")
+                  "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
-                 "dns_rcode")
+                 "dns_rcode", "proxy_target", "http_status")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -312,8 +382,12 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     for r in rules.rules:
         documented |= (proto == r.transport) & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
     answered = v["resp_pkts"] > 0
+    # a CONNECT through a proxy (TCP): judged on its answer, its history and duration too, and
+    # its detail names the proxy (rare: such flows are keyed on all of those)
+    connect = (v["proxy_target"] != "") & (proto == "tcp")
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
-    hello_silent = (v["service"] == "ssl") & ~v["tls_established"].astype(bool) & (v["resp_bytes"] == 0)
+    hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
+                    & (v["resp_bytes"] == 0))
     duration = v["duration"].astype(float)
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
@@ -322,9 +396,11 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
         np.where(dns_error, v["query"], ""),
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
-        np.where(documented, v["resp_h"], ""),
-        np.where(hello_silent & (duration >= TLS_SILENCE_S), duration, 0.0),
+        np.where(documented | connect, v["resp_h"], ""),
+        np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
         hello_silent & (v["resp_pkts"] <= 1) & (v["orig_pkts"] >= 4),
+        np.where(connect, v["http_status"], ""),
+        np.where(connect, v["history"], ""),
         answered,
         v["resp_bytes"] > 0,
         np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered, v["orig_pkts"], 0),

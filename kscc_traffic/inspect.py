@@ -41,6 +41,12 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                         "payload_cut, also when the packets show it went on (inspect._went_on)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'"),
     "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
+    "http_status": ("object", "", "status code of the server's first HTTP/1.x response head (e.g. '200', "
+                    "'407'), '' when its first bytes are no HTTP status line"),
+    "proxy_target": ("object", "", "host:port of an HTTP CONNECT request in authority-form at the start of "
+                     "the client's bytes (an explicit proxy: escaped text as http_host), '' otherwise. When "
+                     "the proxy answered 2xx, the TLS columns and client_proto/server_proto describe the "
+                     "bytes inside the tunnel"),
 }
 
 
@@ -215,7 +221,7 @@ def _version_text(v) -> str:
             0x0300: "SSL 3.0"}.get(v, "") if v else ""
 
 
-def _went_on(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = None) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct): whether its TCP packets show a handshake
     that went on past the ClientHello although its end was not in the bytes inspected
     (``payload_cut``): after the server's first data the client sent at least
@@ -226,7 +232,11 @@ def _went_on(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
 
     Only the first ``MAX_SEGMENTS + 1`` data segments of each direction are read, in capture
     order: what a chunked or live analysis keeps of a flow, so all give the same answer (a
-    ClientHello spread over more segments than that leaves no room to see the next flight)."""
+    ClientHello spread over more segments than that leaves no room to see the next flight).
+
+    ``server_skip`` (int array (len(flows),), bytes; None: 0): how many bytes at the start of
+    each flow's server stream come before the handshake (the proxy's answer head of a CONNECT
+    tunnel): the server's segments that end within them are not its first data."""
     out = np.zeros(len(flows), bool)
     if not len(flows):
         return out
@@ -285,7 +295,12 @@ def _went_on(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         return rel
 
     fl = np.arange(n_f, dtype=np.int64)
-    s1_at = first_at(~client)
+    server_data = ~client
+    if server_skip is not None:
+        skip = np.zeros(n_f, np.int64)
+        skip[flows] = np.asarray(server_skip, np.int64)
+        server_data &= end > skip[flow]
+    s1_at = first_at(server_data)
     s1 = np.where(s1_at >= 0, ts[np.maximum(s1_at, 0)], big)
     c_new = advance(client, s1, acked_by(s1_at, fl * 2))
     c2_at = first_at(client & (ts > s1[flow]))
@@ -573,6 +588,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     mv = memoryview(buf).cast("B")
     rest = np.nonzero(~is_tls)[0]
+    tunnels: list[tuple[int, ...]] = []
     for i, f, d, c0, c1, s0, s1 in zip(rest.tolist(), fidx[rest].tolist(), dns_tcp[rest].tolist(),
                                        cst[rest].tolist(), cen[rest].tolist(),
                                        sst[rest].tolist(), sen[rest].tolist()):
@@ -603,3 +619,47 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             cols["http_host"][f] = req.host or ""
         elif skind[i] == "http":
             service[f] = "http"
+        status = None
+        if skind[i] == "http":
+            status = http.response_status(mv[s0:min(s1, s0 + 32)])
+            cols["http_status"][f] = "" if status is None else str(status)
+        if req is not None and req.method == "CONNECT":
+            target = http.connect_target(req)
+            if target is not None:
+                cols["proxy_target"][f] = target
+                if status is not None and 200 <= status < 300:
+                    # the tunnel: the bytes after each side's head
+                    ch, sh = http.head_length(cs), http.head_length(mv[s0:s1])
+                    if ch is not None and sh is not None:
+                        tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))
+    if tunnels:
+        _tunnel_columns(ft, buf, np.array(tunnels, np.int64), cols, service)
+
+
+def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: dict[str, np.ndarray],
+                    service: np.ndarray) -> None:
+    """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
+    in place: ``client_proto``/``server_proto`` of those bytes and, when they are TLS, the TLS
+    columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
+    the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
+    server's first segment past its answer head).
+
+    :param buf: uint8 array, the streams' bytes.
+    :param tunnels: int64 array (k, 6): flow row, client tunnel start, client stream end, server
+        tunnel start, server stream end (offsets into ``buf``), length of the server's answer
+        head (bytes)."""
+    f, c0, c1, s0, s1, skip = tunnels.T
+    ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
+    cols["client_proto"][f] = ck
+    cols["server_proto"][f] = sk
+    tl = np.flatnonzero((ck == "tls") | (sk == "tls"))
+    if not len(tl):
+        return
+    rows = f[tl]
+    _tls_columns(rows, tls_batch.summarize_at(buf, c0[tl], c1[tl], buf, s0[tl], s1[tl]), cols, service)
+    hello = rows[service[rows] == "ssl"]
+    service[hello] = "http,ssl"
+    unseen = cols["payload_cut"][rows].astype(bool) & ~cols["tls_established"][rows].astype(bool)
+    if unseen.any():
+        went = _went_on(ft, rows[unseen], skip[tl][unseen])
+        cols["tls_established"][rows[unseen][went]] = True

@@ -183,6 +183,9 @@ ROW_FIELDS = {
     "query": NAMES,
     "dns_rcode": st.sampled_from(["", "", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "\x1b[31m"]),
     "payload_cut": st.booleans(),
+    "proxy_target": st.sampled_from(["", "", "", "eu1.ksc.kaspersky.com:23101", "[2001:db8::1]:443", "a:b",
+                                     "x.kaspersky.com:3128"]),
+    "http_status": st.sampled_from(["", "", "200", "407", "502"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -199,8 +202,18 @@ DNS_FIELDS = {**ROW_FIELDS, "proto": st.sampled_from(["udp", "tcp"]), "resp_p": 
               "orig_p": st.sampled_from([53, 49152]), "service": st.sampled_from(["dns", ""]),
               "resp_pkts": st.sampled_from([0, 1, 1, 3]),
               "dns_rcode": st.sampled_from(["", "NOERROR", "NXDOMAIN", "NXDOMAIN", "REFUSED"])}
+#: CONNECT requests through an explicit proxy (the target's rule, the proxy's answer, the TLS inside)
+CONNECT_FIELDS = {**TLS_FIELDS, "resp_p": st.sampled_from([3128, 8080, 443]),
+                  "proxy_target": st.one_of(st.sampled_from(
+                      ["eu1.ksc.kaspersky.com:23101", "eu1.ksc.kaspersky.com:443", "eu1.ksc.kaspersky.com:3128",
+                       "other.example:23101", "10.1.2.3:23101", "crl.digicert.com:80", "x:99999", "[::1]:443"]),
+                      TEXT),
+                  "http_status": st.sampled_from(["", "200", "200", "407", "502", "204"]),
+                  "service": st.sampled_from(["http", "http,ssl", "http,ssl", "ssl"]),
+                  "history": st.sampled_from(["ShADadFf", "ShADadfF", "ShADar", "ShADa", "ShAD", "ShADadR"]),
+                  "resp_bytes": st.sampled_from([0, 39, 4096])}
 ROW = st.one_of(st.fixed_dictionaries(ROW_FIELDS), st.fixed_dictionaries(TLS_FIELDS),
-                st.fixed_dictionaries(DNS_FIELDS))
+                st.fixed_dictionaries(DNS_FIELDS), st.fixed_dictionaries(CONNECT_FIELDS))
 
 
 @st.composite
@@ -248,7 +261,7 @@ def test_generated_tables_classify_like_the_reference(flows):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flow_tables(min_rows=1), st.sampled_from(["none", "nan", "missing", "float_port", "str_port",
                                                  "bad_cast", "int_history", "object_bool", "uint_port",
-                                                 "no_dns_rcode", "no_payload_cut"]))
+                                                 "no_dns_rcode", "no_payload_cut", "no_proxy"]))
 def test_unusual_tables_classify_like_the_reference(flows, how):
     """Missing values, missing columns, other dtypes: the per-row fallback or the same failure."""
     if how == "none":
@@ -261,6 +274,8 @@ def test_unusual_tables_classify_like_the_reference(flows, how):
         flows = flows.drop(columns=["query", "dns_rcode"])
     elif how == "no_payload_cut":
         flows = flows.drop(columns=["payload_cut"])
+    elif how == "no_proxy":
+        flows = flows.drop(columns=["proxy_target", "http_status"])
     elif how == "float_port":
         flows["orig_p"] = flows["orig_p"].astype(float) + 0.5
     elif how == "str_port":

@@ -22,6 +22,8 @@ __all__ = [
     "looks_like_http_request",
     "looks_like_http_response",
     "response_status",
+    "head_length",
+    "connect_target",
     "split_host_port",
 ]
 
@@ -235,3 +237,31 @@ def response_status(data: bytes | bytearray | memoryview) -> int | None:
 def looks_like_http_response(data: bytes | bytearray | memoryview) -> bool:
     """True when ``data`` starts with an HTTP/1.0 or HTTP/1.1 status line (``HTTP/1.1 200 ``)."""
     return response_status(data) is not None
+
+
+def head_length(data: bytes | bytearray | memoryview) -> int | None:
+    """Length in bytes of the HTTP/1.x head (request or response) at the start of ``data``: up to
+    and including the empty line that ends it (CRLF CRLF; a bare LF is tolerated as for the
+    header lines). None when that end is not within the first 64 KiB of ``data``."""
+    try:
+        buf = bytes(data[:_LIMIT])
+    except Exception:  # pragma: no cover
+        return None
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 3
+    return lf + 2 if lf >= 0 else None
+
+
+def connect_target(req: HttpRequest) -> str | None:
+    """``host:port`` of a CONNECT request in authority-form (RFC 9110 §9.3.6: ``CONNECT
+    server.example.com:443 HTTP/1.1``), an IPv6 literal in brackets; None for another method,
+    a target in another form (``/path``, ``scheme://…``) or one without a valid port. The host is
+    the request's (escaped) text, as :attr:`HttpRequest.host`."""
+    if req.method != "CONNECT" or req.target.startswith("/") or _target_authority(req.target) is not None:
+        return None
+    host, port = split_host_port(req.target)
+    if host is None or port is None:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,292 @@
+"""Agents behind an explicit HTTP proxy: ``CONNECT host:port`` to the proxy, its answer, then (2xx)
+the TLS handshake to the cloud inside the tunnel.
+
+Real TLS 1.2 handshakes (Python's ssl through memory BIOs, ``test_protocols_tls.run_handshake``)
+put into TCP sessions built with scapy. Each flow is judged by the CONNECT target's rule and host
+(not the proxy's port): 2xx then TLS established -> ok; 407/403/502 -> blocked/rejected naming the
+status; the proxy closing or resetting without an answer -> blocked/rejected; silence for 3 s ->
+blocked/no_answer; an alert inside the tunnel -> blocked/tls_failed; cleartext inside -> not_tls;
+an undocumented target port on a Kaspersky name -> undocumented_port; a target outside the mask
+-> host_mismatch. The whole-file and the chunked analysis give the same table."""
+from __future__ import annotations
+
+import ssl
+
+import pandas as pd
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from chunkcmp import assert_same
+from kscc_traffic import analyze
+from kscc_traffic.classify import _verdict_groups
+from kscc_traffic.rules import load_rules
+from kscc_traffic.streams import MAX_BYTES
+from pcapbuild import pcap_bytes
+from test_classify_fast import assert_same as assert_same_as_reference
+from test_protocols_tls import run_handshake
+
+CLIENT = "192.0.2.10"
+PROXY = ("10.0.0.1", 3128)
+SNI = "eu1.ksc.kaspersky.com"
+TARGET = f"{SNI}:23101"
+RULES = load_rules()
+
+
+def _records(parts, port=50000, proxy=PROXY, t0=100.0, close="c", gap=0.001):
+    """(ts, frame) of one TCP connection from CLIENT:port to ``proxy``: handshake, ``parts`` =
+    [(side 'c'/'s', bytes)] one segment each (side 'w' with a number: wait that many seconds),
+    then ``close``: 'c' client FIN first, 's' proxy FIN first, 'r' proxy RST, '' none."""
+    seq = {"c": 1000, "s": 5000}
+    out, t = [], t0
+    server = proxy
+
+    def seg(side, flags, data=b""):
+        nonlocal t
+        src, dst = ((CLIENT, port), server) if side == "c" else (server, (CLIENT, port))
+        other = "s" if side == "c" else "c"
+        macs = ("02:00:00:00:00:10", "02:00:00:00:00:01") if side == "c" else ("02:00:00:00:00:01",
+                                                                                "02:00:00:00:00:10")
+        pkt = (Ether(src=macs[0], dst=macs[1]) / IP(src=src[0], dst=dst[0])
+               / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq[side],
+                     ack=seq[other] if "A" in flags else 0) / data)
+        out.append((t, pkt))
+        t += gap
+        seq[side] += len(data) + (1 if "S" in flags or "F" in flags else 0)
+
+    seg("c", "S")
+    seg("s", "SA")
+    seg("c", "A")
+    for side, data in parts:
+        if side == "w":
+            t += data
+            continue
+        seg(side, "PA", data)
+    if close == "c":
+        seg("c", "FA")
+        seg("s", "FA")
+        seg("c", "A")
+    elif close == "s":
+        seg("s", "FA")
+        seg("c", "FA")
+        seg("s", "A")
+    elif close == "r":
+        seg("s", "RA")
+    return out
+
+
+def _connect(target=TARGET):
+    return ("c", f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: klnagent\r\n\r\n".encode())
+
+
+OK_200 = ("s", b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+
+def _flights(data: bytes) -> list[bytes]:
+    """TLS records of a direction, one per element."""
+    out, off = [], 0
+    while off + 5 <= len(data):
+        n = 5 + int.from_bytes(data[off + 3:off + 5], "big")
+        out.append(data[off:off + n])
+        off += n
+    return out
+
+
+def _tls(tmp_path, names=("*.ksc.kaspersky.com",), sni=SNI, verify=False, split=None):
+    """The records of a real TLS 1.2 handshake (+ one exchange of data when it completed) in
+    handshake order: [(side, bytes)]; the server's first flight in ``split``-byte segments."""
+    cs, ss, err = run_handshake(tmp_path, ssl.TLSVersion.TLSv1_2, sni, list(names), verify=verify)
+    c, s = _flights(cs), _flights(ss)
+    assert (err is not None) == verify
+    if verify:  # the client rejects the server's certificate with an alert after its flight
+        first = b"".join(s)
+        parts = [("c", c[0])] + ([("s", first[i:i + split]) for i in range(0, len(first), split)]
+                                 if split else [("s", first)])
+        return parts + [("c", b"".join(c[1:]))]
+    ccs_s = next(i for i, r in enumerate(s) if r[0] == 20)
+    first = b"".join(s[:ccs_s])
+    server_first = [("s", first[i:i + split]) for i in range(0, len(first), split)] if split else [("s", first)]
+    return [("c", c[0])] + server_first + [("c", b"".join(c[1:])), ("s", b"".join(s[ccs_s:]))]
+
+
+def _write(tmp_path, records, name="p.pcap"):
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(sorted(records, key=lambda r: r[0])))
+    return path
+
+
+def _one(tmp_path, records):
+    flows = analyze(str(_write(tmp_path, records)))
+    tcp = flows[flows["proto"] == "tcp"]
+    assert len(tcp) == 1, tcp
+    return tcp.iloc[0]
+
+
+def test_tunnel_with_tls_established_is_the_agent_connection(tmp_path):
+    r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path)]))
+    assert (r["resp_p"], r["proxy_target"], r["http_status"]) == (3128, TARGET, "200")
+    assert (r["sni"], r["tls_version"], r["tls_established"], r["tls_alert"]) == (SNI, "TLS 1.2", True, "")
+    assert r["cert_names"] == "*.ksc.kaspersky.com"
+    assert (r["client_proto"], r["server_proto"], r["service"]) == ("tls", "tls", "http,ssl")
+    assert (r["server_name"], r["name_source"], r["http_host"]) == (SNI, "sni", SNI)
+    assert (r["purpose"], r["verdict"], r["reason"], r["detail"]) == ("agent_connection", "ok", "", "")
+
+
+def test_tunnel_on_another_proxy_port_to_443_is_discovery(tmp_path):
+    r = _one(tmp_path, _records([_connect(f"{SNI}:443"), OK_200, *_tls(tmp_path)], proxy=("10.0.0.1", 8080)))
+    assert (r["resp_p"], r["proxy_target"]) == (8080, f"{SNI}:443")
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("discovery", "ok", "")
+
+
+@pytest.mark.parametrize("status", [407, 403, 502])
+def test_refused_connect_is_blocked_rejected_with_the_status(tmp_path, status):
+    answer = ("s", f"HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\n\r\n".encode())
+    r = _one(tmp_path, _records([_connect(), answer]))
+    assert (r["http_status"], r["proxy_target"], r["service"]) == (str(status), TARGET, "http")
+    assert (r["server_name"], r["name_source"]) == (SNI, "http_host")
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "rejected")
+    assert r["detail"] == f"the proxy 10.0.0.1:3128 answered {status} to CONNECT {TARGET}"
+
+
+@pytest.mark.parametrize("close, how", [("s", "closed"), ("r", "reset")])
+def test_proxy_closing_without_an_answer_is_blocked_rejected(tmp_path, close, how):
+    r = _one(tmp_path, _records([_connect()], close=close))
+    assert (r["http_status"], r["resp_bytes"]) == ("", 0)
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "rejected")
+    assert r["detail"] == f"the proxy 10.0.0.1:3128 {how} the connection without answering CONNECT {TARGET}"
+
+
+def test_proxy_silent_for_3_s_is_blocked_no_answer(tmp_path):
+    r = _one(tmp_path, _records([_connect(), ("w", 5.0)], close="c"))
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "no_answer")
+    assert r["detail"].startswith(f"the proxy 10.0.0.1:3128 did not answer CONNECT {TARGET} for 5.0")
+
+
+def test_tls_alert_inside_the_tunnel_is_tls_failed(tmp_path):
+    r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, verify=True)]))
+    assert r["http_status"] == "200" and not r["tls_established"]
+    assert r["tls_alert"].startswith("client: ")
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "tls_failed")
+    assert r["detail"] == f"TLS handshake aborted: {r['tls_alert']}"
+
+
+def test_alert_after_a_server_flight_cut_from_view_is_not_taken_for_a_handshake_that_went_on(tmp_path):
+    """The proxy's 200 is not the server's first TLS data: the ClientHello after it is not the
+    client's next flight (inspect._went_on with the answer head skipped)."""
+    names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
+    r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, names, verify=True, split=1400)]))
+    assert r["payload_cut"] and not r["tls_established"]
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+
+
+def test_server_flight_larger_than_inspected_inside_the_tunnel_went_on(tmp_path):
+    names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
+    parts = _tls(tmp_path, names, split=1400)
+    assert sum(len(d) for s, d in parts[1:-2] if s == "s") > MAX_BYTES
+    r = _one(tmp_path, _records([_connect(), OK_200, *parts]))
+    assert r["payload_cut"] and r["tls_established"] and r["sni"] == SNI
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "ok", "")
+
+
+def test_cleartext_inside_the_tunnel_is_not_tls(tmp_path):
+    r = _one(tmp_path, _records([_connect(), OK_200, ("c", b"hello cloud, in clear\r\n"), ("s", b"hi\r\n")]))
+    assert (r["client_proto"], r["server_proto"]) == ("other", "other")
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "not_tls")
+
+
+def test_connect_to_an_undocumented_port_of_a_kaspersky_name(tmp_path):
+    r = _one(tmp_path, _records([_connect(f"{SNI}:4443"), OK_200, *_tls(tmp_path)]))
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("", "unexpected", "undocumented_port")
+    assert "TCP 4443" in r["detail"] and "10.0.0.1:3128" in r["detail"] and "3128 to a Kaspersky" not in r["detail"]
+
+
+def test_connect_host_outside_the_mask_is_host_mismatch(tmp_path):
+    target = "cloud.example.net:23101"
+    r = _one(tmp_path, _records([_connect(target), OK_200,
+                                 *_tls(tmp_path, ("cloud.example.net",), sni="cloud.example.net")]))
+    assert (r["proxy_target"], r["server_name"]) == (target, "cloud.example.net")
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
+    assert r["detail"] == "cloud.example.net is not under *.ksc.kaspersky.com"
+
+
+def test_proxy_refusing_the_tcp_connection_stays_unclassified(tmp_path):
+    syn = _records([], close="")[:1]
+    rst = [(100.01, Ether() / IP(src=PROXY[0], dst=CLIENT) / TCP(sport=PROXY[1], dport=50000, flags="RA",
+                                                                  seq=0, ack=1001))]
+    r = _one(tmp_path, syn + rst)
+    assert (r["conn_state"], r["proxy_target"], r["http_status"]) == ("REJ", "", "")
+    assert (r["purpose"], r["verdict"]) == ("", "unclassified")
+
+
+def test_plain_http_response_status_is_recorded(tmp_path):
+    parts = [("c", b"GET /crl HTTP/1.1\r\nHost: crl.digicert.com\r\n\r\n"), ("s", b"HTTP/1.1 404 Not Found\r\n\r\n")]
+    r = _one(tmp_path, _records(parts, proxy=("198.51.100.7", 80)))
+    assert (r["http_status"], r["proxy_target"], r["purpose"], r["verdict"]) == ("404", "", "cert_check", "ok")
+
+
+def test_hostile_connect_target_is_escaped_text(tmp_path):
+    target = "\u202eevil\x85.ksc.kaspersky.com:23101".encode()
+    head = b"CONNECT " + target + b" HTTP/1.1\r\n\r\n"
+    r = _one(tmp_path, _records([("c", head), ("s", b"HTTP/1.1 403 No\r\n\r\n")]))
+    assert r["proxy_target"] == "\\u202eevil\\u0085.ksc.kaspersky.com:23101"
+    assert r["verdict"] == "blocked" and "\u202e" not in r["detail"]
+
+
+def _all_cases(tmp_path):
+    recs, port, t = [], 50000, 100.0
+    cases = [([_connect(), OK_200, *_tls(tmp_path)], "c"),
+             ([_connect(), ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")], "c"),
+             ([_connect(), ("s", b"HTTP/1.0 403 Forbidden\r\n\r\n")], "s"),
+             ([_connect()], "s"), ([_connect()], "r"), ([_connect(), ("w", 4.0)], "c"),
+             ([_connect(), OK_200, *_tls(tmp_path, verify=True)], "c"),
+             ([_connect(f"{SNI}:4443"), OK_200, *_tls(tmp_path)], "c"),
+             ([_connect("cloud.example.net:23101"), OK_200, *_tls(tmp_path, ("x.example",), sni="x.example")], "c")]
+    for parts, close in cases:
+        recs += _records(parts, port=port, t0=t, close=close)
+        port += 1
+        t += 0.5  # overlapping flows
+    return _write(tmp_path, recs, "all.pcap")
+
+
+def test_whole_and_chunked_give_the_same_table(tmp_path):
+    path = _all_cases(tmp_path)
+    w = assert_same(path, [2048, 8192, 65536])
+    assert len(w) == 9
+    assert sorted(w["verdict"].tolist()) == ["blocked"] * 5 + ["blocked", "ok", "unexpected", "unexpected"]
+
+
+def test_grouped_judgement_equals_per_row_on_proxy_flows(tmp_path):
+    flows = analyze(str(_all_cases(tmp_path)))
+    table = flows.drop(columns=["purpose", "verdict", "reason", "detail"])
+    assert _verdict_groups(table, RULES) is not None
+    assert_same_as_reference(table, RULES)
+    assert pd.Series(flows["proxy_target"] != "").sum() == 9
+
+
+def test_live_session_gives_the_same_table(tmp_path, monkeypatch):
+    """Replayed into the live session (frames in batches, evictions, packets summarised beyond
+    a short head): the same proxy flows and verdicts as analyze on the file."""
+    from test_live_session import RULES as LIVE_RULES, S, LiveSession, _assert_same, _replay
+    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
+    path = _all_cases(tmp_path)
+    s = LiveSession(LIVE_RULES, name=path.name)
+    _replay(path, s, step=7)
+    _assert_same(path, s.final())
+
+
+def test_cut_tunnels_whole_chunked_and_live_agree(tmp_path, monkeypatch):
+    """Server flights larger than the bytes inspected inside the tunnel (one handshake that went
+    on, one the client aborted): whole file, chunks and the live session give the same table."""
+    from test_live_session import RULES as LIVE_RULES, S, LiveSession, _assert_same, _replay
+    names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
+    recs = (_records([_connect(), OK_200, *_tls(tmp_path, names, split=1400)], port=50000)
+            + _records([_connect(), OK_200, *_tls(tmp_path, names, verify=True, split=1400)], port=50001,
+                       t0=100.004))
+    path = _write(tmp_path, recs, "cut.pcap")
+    w = assert_same(path, [4096, 32768])
+    assert w["payload_cut"].all()
+    assert sorted(zip(w["verdict"], w["reason"])) == [("blocked", "tls_failed"), ("ok", "")]
+    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
+    s = LiveSession(LIVE_RULES, name=path.name)
+    _replay(path, s, step=5)
+    _assert_same(path, s.final())
