@@ -162,12 +162,13 @@ def test_proxy_silent_for_3_s_is_blocked_no_answer(tmp_path):
     assert r["detail"].startswith(f"the proxy 10.0.0.1:3128 did not answer CONNECT {TARGET} for 5.0")
 
 
-def test_tls_alert_inside_the_tunnel_is_tls_failed(tmp_path):
+def test_tls_alert_inside_the_tunnel_is_judged(tmp_path):
+    # the client rejects the (self-signed) certificate inside the tunnel: interception
     r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, verify=True)]))
     assert r["http_status"] == "200" and not r["tls_established"]
-    assert r["tls_alert"].startswith("client: ")
-    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "tls_failed")
-    assert r["detail"] == f"TLS handshake aborted: {r['tls_alert']}"
+    assert r["tls_alert"] == "client: unknown_ca (48)"
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "tls_intercepted")
+    assert r["detail"].startswith("the client rejected the server's certificate (unknown_ca (48))")
 
 
 def test_alert_after_a_server_flight_cut_from_view_is_not_taken_for_a_handshake_that_went_on(tmp_path):
@@ -176,7 +177,7 @@ def test_alert_after_a_server_flight_cut_from_view_is_not_taken_for_a_handshake_
     names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
     r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, names, verify=True, split=1400)]))
     assert r["payload_cut"] and not r["tls_established"]
-    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert (r["verdict"], r["reason"]) == ("unexpected", "tls_intercepted")   # (the client's unknown_ca)
 
 
 def test_server_flight_larger_than_inspected_inside_the_tunnel_went_on(tmp_path):
@@ -252,7 +253,7 @@ def test_whole_and_chunked_give_the_same_table(tmp_path):
     path = _all_cases(tmp_path)
     w = assert_same(path, [2048, 8192, 65536])
     assert len(w) == 9
-    assert sorted(w["verdict"].tolist()) == ["blocked"] * 5 + ["blocked", "ok", "unexpected", "unexpected"]
+    assert sorted(w["verdict"].tolist()) == ["blocked"] * 5 + ["ok", "unexpected", "unexpected", "unexpected"]
 
 
 def test_grouped_judgement_equals_per_row_on_proxy_flows(tmp_path):
@@ -285,7 +286,7 @@ def test_cut_tunnels_whole_chunked_and_live_agree(tmp_path, monkeypatch):
     path = _write(tmp_path, recs, "cut.pcap")
     w = assert_same(path, [4096, 32768])
     assert w["payload_cut"].all()
-    assert sorted(zip(w["verdict"], w["reason"])) == [("blocked", "tls_failed"), ("ok", "")]
+    assert sorted(zip(w["verdict"], w["reason"])) == [("ok", ""), ("unexpected", "tls_intercepted")]
     monkeypatch.setattr(S, "HEAD_PACKETS", 2)
     s = LiveSession(LIVE_RULES, name=path.name)
     _replay(path, s, step=5)
