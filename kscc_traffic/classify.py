@@ -75,14 +75,32 @@ def _under_domain(name: str, domain: str) -> bool:
 DNS_NO_ERROR = ("", "NOERROR")
 
 
+def sinkhole_address(answers: str) -> str:
+    """The first address of a ``dns_answers`` text that no client can connect to: 0.0.0.0,
+    127.0.0.0/8, :: or ::1 (how DNS filters and hosts-file style blockers answer for a name they
+    block), '' when there is none."""
+    if not answers:
+        return ""
+    for a in answers.split(";"):
+        if a in ("0.0.0.0", "::", "::1") or a.startswith("127."):
+            return a
+    return ""
+
+
 def _dns_error_detail(row: dict) -> str:
     """The ``detail`` of an answered DNS flow: ``DNS answer <rcode> for <query>`` when its first
-    response carried an error code (``dns_rcode`` not in :data:`DNS_NO_ERROR`), else ''. Reads
-    ``dns_rcode`` and ``query`` ('' when the table has no such column)."""
+    response carried an error code (``dns_rcode`` not in :data:`DNS_NO_ERROR`); ``DNS answer
+    0.0.0.0 for <query>: ...`` when it answered a sinkhole address (:func:`sinkhole_address`);
+    else ''. Reads ``dns_rcode``, ``dns_answers`` and ``query`` ('' when the table has no such
+    column)."""
     rcode = row.get("dns_rcode") or ""
-    if rcode in DNS_NO_ERROR:
-        return ""
     query = row.get("query") or ""
+    if rcode in DNS_NO_ERROR:
+        hole = sinkhole_address(row.get("dns_answers") or "")
+        if not hole:
+            return ""
+        return (f"DNS answer {hole} for {query or '(no question)'}: an address nothing can connect to, "
+                "as a DNS filter answers for a name it blocks")
     return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
 
 
@@ -267,10 +285,10 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
-                  "payload_cut", "proxy_target", "http_status")
+                  "payload_cut", "proxy_target", "http_status", "dns_answers")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status")
+_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -282,7 +300,7 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
-                 "dns_rcode", "proxy_target", "http_status")
+                 "dns_rcode", "proxy_target", "http_status", "dns_answers")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -393,8 +411,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
+    # (a sinkhole answer: its address and the query are in the detail; few flows have answers
+    # with such an address, the others are keyed '' whatever their answers)
+    codes, seen = pd.factorize(v["dns_answers"])
+    hole = np.array([sinkhole_address(a) for a in seen.tolist()] + [""], object)[codes]
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
-        np.where(dns_error, v["query"], ""),
+        np.where(dns_error | (hole != ""), v["query"], ""),
+        hole,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | connect, v["resp_h"], ""),
         np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),

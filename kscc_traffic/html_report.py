@@ -43,7 +43,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from . import plots
-from .report import DNS_RCODE_TEXT, clip_ts, dns_errors, escape_terminal, readiness
+from .report import clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -320,7 +320,7 @@ def _dns_errors(errs: pd.DataFrame) -> str:
     for r in errs.head(MAX_DNS_ERROR_ROWS).itertuples(index=False):
         name = _e(r.name) if r.name else '<span class="muted">(no question)</span>'
         rows.append(f'<tr><td class="name">{name}</td><td>{_e(r.rcode)}</td><td class="num">{int(r.flows)}</td>'
-                    f"<td>{_e(DNS_RCODE_TEXT.get(r.rcode, ''))}</td></tr>")
+                    f"<td>{_e(dns_answer_meaning(r.rcode))}</td></tr>")
     note = ""
     if len(errs) > MAX_DNS_ERROR_ROWS:
         note = (f'<p class="warn">Showing {MAX_DNS_ERROR_ROWS} of {len(errs)} names; the column '

@@ -29,6 +29,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "query": ("object", "", "DNS flows: the first query name"),
     "dns_rcode": ("object", "", "DNS flows: Zeek's rcode_name of the flow's first DNS response (NOERROR, "
                   "NXDOMAIN, SERVFAIL, REFUSED, …), '' when no response was seen"),
+    "dns_answers": ("object", "", "DNS flows: the addresses (A/AAAA) in the flow's first DNS response, "
+                    "';'-joined in answer order (Zeek's answers, addresses only), '' when none"),
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing)"),
@@ -398,7 +400,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
 
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
-    _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"])
+    _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"])
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
@@ -432,12 +434,13 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
 
 
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
-             rcode: np.ndarray | None = None) -> None:
+             rcode: np.ndarray | None = None, addresses: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
     ``rcode`` (when given) = :func:`.dns.rcode_name` of the flow's first response datagram
-    (QR bit set, packet row order; left as it is for flows without one), and the (address,
+    (QR bit set, packet row order; left as it is for flows without one), ``addresses`` (when
+    given) = that response's answer addresses (:func:`answer_addresses`), and the (address,
     name) pairs of every response appended to ``answers`` in packet row order (time and frame
     of the packet, client = the packet's destination address).
 
@@ -477,6 +480,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     n_res = np.zeros(nk, np.int64)
     addr_flat: list[str] = []
     name_flat: list[str] = []
+    addr_text = np.full(nk, "", object)
     for k, j in enumerate(first.tolist()):
         msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
         if msg is None:
@@ -490,6 +494,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
             rc[k] = msg.rcode
             resolved = dns.resolved_names(msg)
             n_res[k] = len(resolved)
+            addr_text[k] = answer_addresses(resolved)
             for a, nm in resolved:
                 addr_flat.append(a)
                 name_flat.append(nm)
@@ -509,6 +514,8 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         _, at = np.unique(f[resp], return_index=True)
         at = resp[at]
         rcode[f[at]] = _RCODE_TEXT[rc[kid[at]]]
+        if addresses is not None:
+            addresses[f[at]] = addr_text[kid[at]]
     count = n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -549,6 +556,12 @@ def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
 
 #: :data:`.dns.RCODE_NAMES` as an object array, indexed by the 4-bit RCODE
 _RCODE_TEXT = np.array(dns.RCODE_NAMES, dtype=object)
+
+
+def answer_addresses(resolved: list[tuple[str, str]]) -> str:
+    """The distinct addresses of :func:`.dns.resolved_names` pairs, ';'-joined in answer order
+    (the ``dns_answers`` text)."""
+    return ";".join(dict.fromkeys(a for a, _ in resolved))
 
 #: flows whose streams are reassembled and parsed together (bounds the memory of one call)
 STREAM_SLICE = 1024
@@ -606,12 +619,15 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                         # time, as the stream is not mapped back to packets message by message)
                         ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
                         if not first_resp or first_resp[-1][2] != side:
-                            first_resp.append((ts, fno, side, msg.rcode))
+                            first_resp.append((ts, fno, side, msg.rcode,
+                                               answer_addresses(dns.resolved_names(msg))))
                         answers.add(ts, str(flows.at[f, "orig_h"]), msg, frame_no=fno)
             if first_resp:
                 # the first response of the side that sent its data first (the responder's on
                 # a tie: False sorts first)
-                cols["dns_rcode"][f] = dns.rcode_name(min(first_resp)[3])
+                first = min(first_resp)
+                cols["dns_rcode"][f] = dns.rcode_name(first[3])
+                cols["dns_answers"][f] = first[4]
             continue
         req = http.parse_request(cs)
         if req is not None:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .classify import DNS_NO_ERROR
+from .classify import DNS_NO_ERROR, sinkhole_address
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 
@@ -282,13 +282,35 @@ DNS_RCODE_TEXT: dict[str, str] = {
 _DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
 
 
+def dns_answer_meaning(rcode: str) -> str:
+    """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known)."""
+    if rcode.startswith("sinkhole "):
+        return "an address nothing can connect to: a DNS filter blocks the name"
+    return DNS_RCODE_TEXT.get(rcode, "")
+
+
 def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
     """(query, dns_rcode) -> flows, for the flows of ``flows`` whose ``dns_rcode`` is an error
     (not in :data:`kscc_traffic.classify.DNS_NO_ERROR`); empty when the table has no ``query``
     or ``dns_rcode`` column."""
     if not len(flows) or "dns_rcode" not in flows or "query" not in flows:
         return {}
-    err = flows[~flows["dns_rcode"].isin(DNS_NO_ERROR)]
+    bad = ~flows["dns_rcode"].isin(DNS_NO_ERROR)
+    rcode = flows["dns_rcode"]
+    if "dns_answers" in flows:
+        answered = flows["dns_answers"].to_numpy(dtype=object)
+        cand = np.flatnonzero(~bad.to_numpy() & (answered != ""))
+        if len(cand):
+            holes = {a: sinkhole_address(a) for a in set(answered[cand].tolist())}
+            hole = np.array([holes[a] for a in answered[cand].tolist()], object)
+            at = cand[hole != ""]
+            if len(at):
+                rcode = rcode.to_numpy(dtype=object).copy()
+                rcode[at] = "sinkhole " + hole[hole != ""]
+                bad = bad.to_numpy().copy()
+                bad[at] = True
+                rcode = pd.Series(rcode, index=flows.index)
+    err = flows[bad].assign(dns_rcode=rcode[bad])
     if not len(err):
         return {}
     return {(str(q), str(r)): int(n) for (q, r), n in
@@ -304,9 +326,11 @@ def _dns_error_frame(counts: dict[tuple[str, str], int]) -> pd.DataFrame:
 def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
     """The DNS names that got an error answer: one row per (name, rcode), columns ``name`` (the
     flows' ``query``, untrusted packet text: escape it for display), ``rcode`` (``dns_rcode``,
-    e.g. NXDOMAIN), ``flows`` (int64: DNS flows whose first response had that code), most flows
-    first, then by name and rcode. Flows without a response or answered NOERROR are not
-    counted; no rows when the table has no ``dns_rcode`` column."""
+    e.g. NXDOMAIN; ``sinkhole 0.0.0.0`` for a NOERROR answer with an address nothing can connect
+    to, :func:`kscc_traffic.classify.sinkhole_address`), ``flows`` (int64: DNS flows whose first
+    response had that code), most flows first, then by name and rcode. Flows without a response
+    or answered NOERROR with usable addresses are not counted; no rows when the table has no
+    ``dns_rcode`` column."""
     return _dns_error_frame(_dns_error_counts(flows))
 
 
@@ -471,7 +495,7 @@ def _print_dns_errors(summary: TableSummary, console: Console) -> None:
         t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
     for r in errs.head(MAX_DNS_ERRORS_SHOWN).itertuples(index=False):
         t.add_row(Text(escape_terminal(r.name) if r.name else "(no question)"), Text(escape_terminal(r.rcode)),
-                  str(r.flows), Text(DNS_RCODE_TEXT.get(r.rcode, "")))
+                  str(r.flows), Text(dns_answer_meaning(r.rcode)))
     console.print(t)
     more = len(errs) - MAX_DNS_ERRORS_SHOWN
     if more > 0 or summary.dns_errors_dropped:
