@@ -25,6 +25,7 @@ from kscc_traffic.streams import MAX_BYTES
 from pcapbuild import pcap_bytes
 from test_classify_fast import assert_same as assert_same_as_reference
 from test_protocols_tls import run_handshake
+from test_tls_view_cut import _flights
 
 CLIENT = "192.0.2.10"
 PROXY = ("10.0.0.1", 3128)
@@ -80,16 +81,6 @@ def _connect(target=TARGET):
 
 
 OK_200 = ("s", b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-
-def _flights(data: bytes) -> list[bytes]:
-    """TLS records of a direction, one per element."""
-    out, off = [], 0
-    while off + 5 <= len(data):
-        n = 5 + int.from_bytes(data[off + 3:off + 5], "big")
-        out.append(data[off:off + n])
-        off += n
-    return out
 
 
 def _tls(tmp_path, names=("*.ksc.kaspersky.com",), sni=SNI, verify=False, split=None):
