@@ -219,14 +219,20 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
         _write_csv_rows(flows, out)
 
 
-def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons) -> dict:
+def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
-    ok, blocked and unexpected, ``other`` of the unexpected ones ``host_mismatch``."""
+    ok, blocked and unexpected, ``other`` of the unexpected ones ``host_mismatch``, ``proxied``
+    of the blocked ones through an HTTP proxy (``proxy_target``)."""
     # flows to names outside the mask are another service on a shared port: they do not undo a
     # verified purpose, and what to change about them is not the firewall rule
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
+    if status == "blocked" and bl == proxied:
+        fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
+               f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
+               f"agent CONNECT to {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
+               f"{r.port_text} at the proxy, or exempt it from the proxy")
     if status == "unexpected" and un == other:
         fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
                f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
@@ -252,7 +258,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     verdict = reason = None
     for r in rules.rules:
         at = where.get(r.id, ())
-        ok = bl = un = other = 0
+        ok = bl = un = other = proxied = 0
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -261,8 +267,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
             if un:
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist() if x.split(",")[0] == "host_mismatch")
+            if bl and "proxy_target" in flows:
+                proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
+                                               & (v == "blocked")))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
-        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons))
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied))
     return pd.DataFrame(rows)
 
 
@@ -366,6 +375,7 @@ class TableSummary:
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected host_mismatch flows
+        self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
@@ -394,6 +404,10 @@ class TableSummary:
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected" and r.split(",")[0] == "host_mismatch":
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
+        if "proxy_target" in flows:
+            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
+            for p, n in px.groupby("purpose", sort=False).size().items():
+                self.proxied[p] = self.proxied.get(p, 0) + int(n)
         for key, n in _dns_error_counts(flows).items():
             if key in self.dns_error_counts or len(self.dns_error_counts) < MAX_DNS_ERROR_KEYS:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
@@ -416,7 +430,7 @@ class TableSummary:
             ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
-                                       sorted(self.reasons.get(r.id, ()))))
+                                       sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

@@ -282,3 +282,19 @@ def test_cut_tunnels_whole_chunked_and_live_agree(tmp_path, monkeypatch):
     s = LiveSession(LIVE_RULES, name=path.name)
     _replay(path, s, step=5)
     _assert_same(path, s.final())
+
+
+def test_readiness_says_the_proxy_refused(tmp_path):
+    from kscc_traffic.report import TableSummary, readiness
+    flows = analyze(str(_all_cases(tmp_path)))
+    refused = flows[(flows.verdict == "blocked") & (flows.purpose == "agent_connection")]
+    assert len(refused) and (refused.proxy_target != "").all()
+    for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
+        row = chk.set_index("rule").loc["agent_connection"]
+        assert row.status == "blocked"
+        assert row.fix.startswith("these connections went through an HTTP proxy that refused or failed them")
+    # a direct connection blocked as well: the rule's own fix
+    direct = refused.head(1).assign(proxy_target="")
+    both = pd.concat([flows, direct], ignore_index=True)
+    for chk in (readiness(both, RULES), TableSummary.of(both).readiness(RULES)):
+        assert chk.set_index("rule").loc["agent_connection", "fix"] == RULES.by_id("agent_connection").fix

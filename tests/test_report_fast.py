@@ -73,6 +73,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                   else "verified" if ok else "not seen")
         reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
         fix = r.fix
+        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")).sum()) \
+            if len(sub) and "proxy_target" in sub else 0
+        if status == "blocked" and bl == proxied:
+            fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
+                   f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
+                   f"agent CONNECT to {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
+                   f"{r.port_text} at the proxy, or exempt it from the proxy")
         if status == "unexpected" and un == other:
             fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
                    f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
