@@ -41,7 +41,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "tls_version": ("object", "", "negotiated TLS version (TLS 1.2, TLS 1.3), '' if unknown"),
     "tls_established": ("bool", "", "the TLS handshake completed (see protocols.tls.summarize); when "
                         "payload_cut, also when the packets show it went on (inspect._went_on)"),
-    "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'"),
+    "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'; "
+                  "'client: encrypted alert (TLS 1.3, before its Finished)' when a TLS 1.3 client sent one"),
     "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
     "http_status": ("object", "", "status code of the server's first HTTP/1.x response head (e.g. '200', "
                     "'407'), '' when its first bytes are no HTTP status line"),
@@ -195,6 +196,11 @@ _ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40
            120: "no_application_protocol"}
 
 
+#: ``tls_alert`` of a TLS 1.3 handshake the client ended with an encrypted alert (its kind is not
+#: visible; a certificate the client does not trust is the usual cause)
+_ENCRYPTED_ALERT = "client: encrypted alert (TLS 1.3, before its Finished)"
+
+
 def _alert_text(side: str, alert) -> str:
     if not alert:
         return ""
@@ -330,8 +336,13 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     ca, sa = b.client_alert.astype(np.int64), b.server_alert.astype(np.int64)
     code = np.where(ca[:, 0] >= 0, (1 << 17) | (ca[:, 0] << 8) | ca[:, 1],
                     np.where(sa[:, 0] >= 0, (2 << 17) | (sa[:, 0] << 8) | sa[:, 1], 0))
+    # else a TLS 1.3 client's encrypted alert before its Finished (protocols.tls: a 19-byte
+    # record): which alert is not visible (code 3 << 17)
+    enc = np.asarray(b.client_encrypted_alert, bool) & ~np.asarray(b.established, bool)
+    code = np.where((code == 0) & enc, 3 << 17, code)
     u, inv = np.unique(code, return_inverse=True)
-    texts = [_alert_text("client" if c >> 17 == 1 else "server", ((c >> 8) & 0xFF, c & 0xFF))
+    texts = [(_ENCRYPTED_ALERT if c >> 17 == 3 else
+              _alert_text("client" if c >> 17 == 1 else "server", ((c >> 8) & 0xFF, c & 0xFF)))
              if c else "" for c in u.tolist()]
     cols["tls_alert"][rows] = np.array(texts, object)[inv]
     for i, certs in b.certificates.items():

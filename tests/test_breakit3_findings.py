@@ -90,3 +90,22 @@ def test_bytes_acknowledged_but_not_captured_count(tmp_path):
             seg(0.32, C, S, "A", 1002 + n, 8002)]
     r = _hello_then(tmp_path, tail)
     assert (r.orig_bytes, r.resp_bytes) == (n, 3000)
+
+
+def test_a_tls13_client_ending_with_an_encrypted_alert_says_so(tmp_path):
+    import ssl
+    from test_protocols_tls import record, run_handshake
+    cs, ss, err = run_handshake(tmp_path, ssl.TLSVersion.TLSv1_3, "eu1.ksc.kaspersky.com",
+                                ["eu1.ksc.kaspersky.com"])
+    assert err is None
+    hello = cs[:5 + int.from_bytes(cs[3:5], "big")]
+    after = record(20, b"\x01", 0x0303) + record(23, b"\x99" * 19, 0x0303)   # CCS, 19-byte alert
+    c1, s1 = 1001 + len(hello), 5001 + len(ss)
+    tail = [seg(0.05, C, S, "PA", 1001, 5001, hello), seg(0.06, S, C, "PA", 5001, c1, ss),
+            seg(0.07, C, S, "PA", c1, s1, after), seg(0.08, C, S, "FA", c1 + len(after), s1),
+            seg(0.09, S, C, "FA", s1, c1 + len(after) + 1), seg(0.1, C, S, "A", c1 + len(after) + 1, s1 + 1)]
+    r = _hello_then(tmp_path, tail)
+    assert r.tls_version == "TLS 1.3" and not r.tls_established
+    assert r.tls_alert == "client: encrypted alert (TLS 1.3, before its Finished)"
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail == "TLS handshake aborted: client: encrypted alert (TLS 1.3, before its Finished)"
