@@ -384,7 +384,9 @@ class RuleSet(BaseModel):
         1. a rule whose ``cast`` equals the flow's cast,
         2. a rule with ``cast = "any"``,
         3. unless ``exact_cast``: any other rule on the port (the port is documented, the cast is not
-           the one the doc describes; e.g. a unicast to UDP 15001 is still ``dp_multicast``).
+           the one the doc describes; e.g. a unicast to UDP 15001 is still ``dp_multicast``), a
+           group-delivery rule first for a group-delivery flow (a multicast to UDP 15000 is
+           ``agent_broadcast``, not the unicast ``gateway_udp``).
 
         Within a step the higher ``priority`` wins, then file order. Ports outside 1-65535 (e.g. -1
         for "not captured") and other IP protocols give None. Unknown transport / cast names raise
@@ -402,10 +404,12 @@ class RuleSet(BaseModel):
         except KeyError:
             pass
         cands = [r for r in self._order if r.transport == t and r.contains(port)]
+        group = _GROUP_SIBLING.get(cast)
         found = (
             next((r for r in cands if r.cast == cast), None)
             or next((r for r in cands if r.cast == "any"), None)
-            or (None if exact_cast else next(iter(cands), None))
+            or (None if exact_cast else (next((r for r in cands if r.cast == group), None)
+                                         or next(iter(cands), None)))
         )
         self._cache[key] = found
         return found
@@ -419,6 +423,10 @@ class RuleSet(BaseModel):
         """All rules covering ``port`` on ``transport`` (any cast), highest priority first."""
         t = _norm_transport(transport)
         return [r for r in self._order if t is not None and r.transport == t and r.contains(int(port))]
+
+
+#: broadcast and multicast are both delivery to a group: the one stands in for the other
+_GROUP_SIBLING = {"broadcast": "multicast", "multicast": "broadcast"}
 
 
 def _norm_transport(transport: str | int) -> str | None:

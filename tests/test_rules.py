@@ -111,6 +111,8 @@ def test_bundled_loads_from_explicit_path():
         ("udp", 15000, "unicast", "gateway_udp"),
         ("udp", 15001, "multicast", "dp_multicast"),
         ("udp", 15001, "unicast", "dp_multicast"),
+        ("udp", 15001, "broadcast", "dp_multicast"),
+        ("udp", 15000, "multicast", "agent_broadcast"),   # group delivery: not the unicast rule
         ("tcp", 443, "unicast", "discovery"),
         ("udp", 1443, "unicast", None),
         ("udp", 443, "unicast", None),
