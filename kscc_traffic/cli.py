@@ -80,13 +80,14 @@ def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
     """The exit for a failed write of the report. Standard output closed by its reader (``| head``,
     a pager quit early) ends the run quietly with :data:`EXIT_PIPE_CLOSED`, as a Unix filter
     does; any other failure is an ``Error:`` line and status 2."""
-    if output is None and isinstance(e, BrokenPipeError):
-        try:  # what is still buffered must not fail again when Python exits
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
+    if isinstance(e, BrokenPipeError):   # (standard output, or --output /dev/stdout, a fifo)
+        if output is None:
+            try:  # what is still buffered must not fail again when Python exits
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
         return typer.Exit(EXIT_PIPE_CLOSED)
     return _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
 

@@ -17,7 +17,7 @@ import re
 __all__ = ["clean_utf8", "escape_terminal", "name_text", "path_text"]
 
 #: C0 controls, DEL, C1 controls, line/paragraph separators, bidi embeddings/overrides/isolates
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_utf8(s: str) -> str:

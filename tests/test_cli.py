@@ -174,3 +174,17 @@ def test_reader_closing_stdout_ends_the_run_quietly(tmp_path, fmt):
     assert first  # it had started writing
     assert rc == 141, (rc, stderr)
     assert stderr == ""
+
+
+def test_reader_closing_an_output_pipe_given_by_name_ends_quietly(tmp_path):
+    # --output /dev/stdout (or a fifo) read by `head`: the same quiet end as standard output
+    cap = tmp_path / "many.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "make_capture.py"), "--packets", "20000",
+                    "--out", str(cap), "--quiet"], check=True, timeout=60)
+    p = subprocess.Popen([sys.executable, "-m", "kscc_traffic", "analyze", str(cap), "--format", "csv",
+                          "--chunk-mib", "1", "--output", "/dev/stdout"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline()
+    p.stdout.close()
+    rc = p.wait(timeout=120)
+    assert (rc, p.stderr.read().decode()) == (141, "")

@@ -195,7 +195,7 @@ def _text_reference(raw) -> str:
     if b"\\" in b:
         b = b.replace(b"\\", b"\\\\")
     s = b.decode("utf-8", "backslashreplace")
-    ctrl = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+    ctrl = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
     if ctrl.search(s):
         s = ctrl.sub(lambda m: ("\\x%02x" if ord(m.group()) < 0x80 else "\\u%04x") % ord(m.group()), s)
     return s

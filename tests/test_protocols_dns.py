@@ -189,7 +189,7 @@ def test_name_text_escapes_c1_and_bidi_unambiguously():
     # a right-to-left override would show "eu1.ksc.kaspersky.com\u202emoc.live" spoofed in a
     # spreadsheet; C1 controls act as terminal controls (NEL, CSI)
     assert text_from_bytes("ok\u202emoc.lave".encode()) == "ok\\u202emoc.lave"
-    assert text_from_bytes("a\u2066b\u2028c\u200fd".encode()) == "a\\u2066b\\u2028c\u200fd"
+    assert text_from_bytes("a\u2066b\u2028c\u200fd\u061ce".encode()) == "a\\u2066b\\u2028c\\u200fd\\u061ce"
     assert text_from_bytes("x\x85y\x9bz".encode()) == "x\\u0085y\\u009bz"
     # the byte 0x85 (not UTF-8) and the character U+0085 stay different texts
     assert text_from_bytes(b"x\x85") == "x\\x85" != text_from_bytes("x\x85".encode())

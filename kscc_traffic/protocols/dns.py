@@ -79,7 +79,7 @@ _MAX_NAME = 255
 #: what is escaped in a name's text: C0 controls, DEL, C1 controls, line/paragraph separators,
 #: bidi embeddings/overrides/isolates (a right-to-left override in an SNI would show a
 #: spoofed name in a spreadsheet or editor) -- the same set as :data:`kscc_traffic.text.CONTROL`
-_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _esc_ctrl(m: re.Match[str]) -> str:
