@@ -132,6 +132,11 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             np.add.at(weights, ft.dup_of[moved], weights[moved])
             weights[moved] = 0
         _add_weights(ft, weights)
+    # (for classify, not a column of the output: the originator sent some bytes again)
+    resent = np.zeros(len(ft.flows), bool)
+    if ft.seq_bytes is not None:
+        resent = (ft.seq_bytes[:, 0] >= 0) & (ft.byte_sums[:, 0] > ft.seq_bytes[:, 0])
+    ft.flows["orig_resent"] = resent
     known_names = None
     if known is not None:
         at = np.nonzero((ft.pkt_flow >= 0) & (known != None))[0]  # noqa: E711 (element-wise)
@@ -153,7 +158,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         base = len(flows)
         hit = extra.pkt_flow >= 0
         pkt_flow[hit] = extra.pkt_flow[hit] + base
-        flows = pd.concat([flows, extra.flows], ignore_index=True)
+        flows = pd.concat([flows, extra.flows.assign(orig_resent=False)], ignore_index=True)
         order = np.argsort(flows["ts_ns"].to_numpy(), kind="stable")
         flows = flows.iloc[order].reset_index(drop=True)
         rank = np.empty(len(order), np.int64)

@@ -225,7 +225,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("blocked", "tls_failed",
                             f"ClientHello not answered for {float(row['duration']):.1f} s")
             if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
-                    and int(row.get("orig_pkts", 0)) >= 4:
+                    and row.get("orig_resent"):
                 # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
                 return done("blocked", "tls_failed",
                             "ClientHello sent again, never acknowledged by the server")
@@ -285,16 +285,17 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
-                  "payload_cut", "proxy_target", "http_status", "dns_answers")
+                  "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers")
+_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
+                     "orig_resent")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
-                  "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target")
+                  "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -421,7 +422,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | connect, v["resp_h"], ""),
         np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
-        hello_silent & (v["resp_pkts"] <= 1) & (v["orig_pkts"] >= 4),
+        hello_silent & (v["resp_pkts"] <= 1),
         np.where(connect, v["http_status"], ""),
         np.where(connect, v["history"], ""),
         answered,
