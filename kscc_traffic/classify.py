@@ -232,7 +232,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
     # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
-    if tls_rule and cleartext and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
+    # (a CONNECT whose tunnel is not in view: its HTTP is the proxy's conversation, not the payload)
+    in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
+    if tls_rule and cleartext and in_tunnel \
+            and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
@@ -260,8 +263,8 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
     answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
-    answer that is no HTTP response (``rejected``); None when the tunnel was opened (2xx) or the
-    answer may still come. Reads ``http_status``, ``resp_bytes``, ``history``, ``duration``,
+    answer that is no HTTP response (``rejected``), the client closing before any answer
+    (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads ``http_status``, ``resp_bytes``, ``history``, ``duration``,
     ``resp_h``, ``resp_p``."""
     proxy = f"the proxy {row['resp_h']}:{int(row['resp_p'])}"
     status = row.get("http_status") or ""
@@ -277,6 +280,9 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     duration = float(row.get("duration", 0))
     if duration >= TLS_SILENCE_S:
         return "blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {duration:.1f} s"
+    if any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
+        return ("blocked", "no_answer",
+                f"{proxy} did not answer CONNECT {target}; the client gave up after {duration:.1f} s")
     return None
 
 

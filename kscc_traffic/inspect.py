@@ -44,8 +44,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'; "
                   "'client: encrypted alert (TLS 1.3, before its Finished)' when a TLS 1.3 client sent one"),
     "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
-    "http_status": ("object", "", "status code of the server's first HTTP/1.x response head (e.g. '200', "
-                    "'407'), '' when its first bytes are no HTTP status line"),
+    "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
+                    "'407'; 1xx skipped, as Zeek's status_code; for a CONNECT asked again after a 407 on "
+                    "the same connection, the last answer), '' when its first bytes are no HTTP status line"),
     "proxy_target": ("object", "", "host:port of an HTTP CONNECT request in authority-form at the start of "
                      "the client's bytes (an explicit proxy: escaped text as http_host), '' otherwise. When "
                      "the proxy answered 2xx, the TLS columns and client_proto/server_proto describe the "
@@ -646,19 +647,17 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             cols["http_host"][f] = req.host or ""
         elif skind[i] == "http":
             service[f] = "http"
-        status = None
+        target = http.connect_target(req) if req is not None and req.method == "CONNECT" else None
         if skind[i] == "http":
-            status = http.response_status(mv[s0:min(s1, s0 + 32)])
+            # (1xx answers skipped; a CONNECT asked again after a 407 on the same connection:
+            # the answer that opened the tunnel)
+            status, ch, sh = http.exchange(cs, mv[s0:s1], connect=target is not None)
             cols["http_status"][f] = "" if status is None else str(status)
-        if req is not None and req.method == "CONNECT":
-            target = http.connect_target(req)
-            if target is not None:
-                cols["proxy_target"][f] = target
-                if status is not None and 200 <= status < 300:
-                    # the tunnel: the bytes after each side's head
-                    ch, sh = http.head_length(cs), http.head_length(mv[s0:s1])
-                    if ch is not None and sh is not None:
-                        tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))
+            if target is not None and ch is not None:
+                # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head
+                tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))
+        if target is not None:
+            cols["proxy_target"][f] = target
     if tunnels:
         _tunnel_columns(ft, buf, np.array(tunnels, np.int64), cols, service)
 

@@ -298,3 +298,39 @@ def test_readiness_says_the_proxy_refused(tmp_path):
     both = pd.concat([flows, direct], ignore_index=True)
     for chk in (readiness(both, RULES), TableSummary.of(both).readiness(RULES)):
         assert chk.set_index("rule").loc["agent_connection", "fix"] == RULES.by_id("agent_connection").fix
+
+
+def _sub(tmp_path, name):
+    d = tmp_path / name
+    d.mkdir()
+    return d
+
+
+def test_proxy_login_and_interim_answers_open_the_tunnel(tmp_path):
+    # 407 (with a body), then CONNECT again with credentials on the same connection, 200: the
+    # tunnel works; the same after a 100 Continue
+    body = b"<html>login</html>"
+    auth = ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    again = ("c", f"CONNECT {TARGET} HTTP/1.1\r\nHost: {TARGET}\r\nProxy-Authorization: Basic a2w6cHc=\r\n\r\n"
+             .encode())
+    r = _one(tmp_path, _records([_connect(), auth, again, OK_200, *_tls(tmp_path)]))
+    assert (r["http_status"], r["tls_established"], r["sni"]) == ("200", True, SNI)
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "ok", "")
+    cont = ("s", b"HTTP/1.1 100 Continue\r\n\r\n")
+    r = _one(_sub(tmp_path, "1"), _records([_connect(), cont, OK_200, *_tls(tmp_path)]))
+    assert (r["http_status"], r["tls_established"], r["verdict"]) == ("200", True, "ok")
+    # a 407 the client does not answer stays the proxy's refusal
+    r = _one(_sub(tmp_path, "2"), _records([_connect(), auth], close="s"))
+    assert (r["http_status"], r["verdict"], r["reason"]) == ("407", "blocked", "rejected")
+
+
+def test_a_connect_without_an_answer_is_not_cleartext(tmp_path):
+    # the proxy stays silent; the client gives up after 2 s: no answer (not "HTTP where TLS is
+    # documented": that HTTP is the proxy conversation)
+    r = _one(tmp_path, _records([_connect(), ("w", 2.0)]))
+    assert (r["http_status"], r["verdict"], r["reason"]) == ("", "blocked", "no_answer")
+    assert "the client gave up after 2.0 s" in r["detail"]
+    # the capture ends before any answer (0.5 s): not judged
+    r = _one(_sub(tmp_path, "3"), _records([_connect(), ("w", 0.5)], close=""))
+    assert r["verdict"] == "ok"

@@ -254,6 +254,53 @@ def head_length(data: bytes | bytearray | memoryview) -> int | None:
     return lf + 2 if lf >= 0 else None
 
 
+_CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n", re.IGNORECASE)
+
+
+def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray | memoryview,
+             connect: bool = False) -> tuple[int | None, int | None, int | None]:
+    """The outcome of the HTTP/1.x exchange at the start of a connection: ``(status, client_at,
+    server_at)``.
+
+    ``status``: the first final (non-1xx) response's status code, as Zeek's ``status_code``
+    (1xx answers are informational); for a CONNECT (``connect``) whose first answers asked for
+    something (407 proxy authentication, 401) and the client asked again on the same connection,
+    the answer to the last request seen; None when the server's bytes start with no status
+    line. ``client_at``/``server_at``: where the bytes inside the tunnel start (after the last
+    CONNECT head and after the 2xx answer's head, bytes) when a CONNECT was answered 2xx, else
+    None. Response bodies announced by Content-Length are stepped over; a head not complete in
+    view ends the walk."""
+    server = bytes(server[:_LIMIT])
+    client = bytes(client[:_LIMIT]) if connect else b""
+    status, so, co = None, 0, 0
+    while so < len(server):
+        code = response_status(server[so:so + 32])
+        if code is None:
+            break
+        hl = head_length(server[so:])
+        if hl is None:
+            return (code if code >= 200 else status), None, None
+        head = server[so:so + hl]
+        so += hl
+        if code < 200:
+            continue                     # 100 Continue, 102, 103: informational
+        status = code
+        if not connect:
+            break
+        # the request this answers
+        ch = head_length(client[co:]) if co < len(client) else None
+        if ch is None:
+            break
+        co += ch
+        if 200 <= code < 300:
+            return status, co, so
+        m = _CONTENT_LENGTH.search(head)
+        so += int(m.group(1)) if m else 0
+        if not client[co:].startswith(b"CONNECT "):
+            break                        # no new request after this answer
+    return status, None, None
+
+
 def connect_target(req: HttpRequest) -> str | None:
     """``host:port`` of a CONNECT request in authority-form (RFC 9110 §9.3.6: ``CONNECT
     server.example.com:443 HTTP/1.1``), an IPv6 literal in brackets; None for another method,
