@@ -76,15 +76,21 @@ DNS_NO_ERROR = ("", "NOERROR")
 
 
 def sinkhole_address(answers: str) -> str:
-    """The first address of a ``dns_answers`` text that no client can connect to: 0.0.0.0,
-    127.0.0.0/8, :: or ::1 (how DNS filters and hosts-file style blockers answer for a name they
-    block), '' when there is none."""
+    """The first address of a ``dns_answers`` text that is how DNS filters and hosts-file style
+    blockers answer for a name they block: 0.0.0.0, ::, ::ffff:0.0.0.0 (nothing to connect to) or
+    127.0.0.1, ::1 (this very host); '' when there is none. Other 127.x answers are left alone
+    (a DNS blocklist's 127.0.0.2 is an answer, not a block)."""
     if not answers:
         return ""
     for a in answers.split(";"):
-        if a in ("0.0.0.0", "::", "::1") or a.startswith("127."):
+        if a in _SINKHOLES:
             return a
     return ""
+
+
+#: dns_answers addresses that mean "blocked" (as the address text is written: ipaddress formatting)
+_SINKHOLES = frozenset({"0.0.0.0", "::", "::ffff:0.0.0.0", "::ffff:0:0", "127.0.0.1", "::1",
+                        "::ffff:127.0.0.1", "::ffff:7f00:1"})
 
 
 def _dns_error_detail(row: dict) -> str:
@@ -99,8 +105,8 @@ def _dns_error_detail(row: dict) -> str:
         hole = sinkhole_address(row.get("dns_answers") or "")
         if not hole:
             return ""
-        return (f"DNS answer {hole} for {query or '(no question)'}: an address nothing can connect to, "
-                "as a DNS filter answers for a name it blocks")
+        return (f"DNS answer {hole} for {query or '(no question)'}: a sinkhole address (nowhere, or the "
+                "client itself), as a DNS filter answers for a name it blocks")
     return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
 
 

@@ -604,7 +604,8 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     (sequence numbers compared modulo 2^32 within half the space).
 
     Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
-    first SYN, or else the first packet, of each (flow, direction) sets its start.
+    last SYN, or else the first packet, of each (flow, direction) sets its start; an
+    acknowledgement number 0 is ignored.
     """
     n = len(flow_of)
     end = np.full(n, -1, np.int64)
@@ -616,17 +617,21 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     fl = flags[rows].astype(np.int64)
     sq = seq[rows].astype(np.int64)
     syn = (fl & SYN) != 0
-    # start per group: its first SYN's seq + 1, else its first packet's seq
+    # start per group: its last SYN's seq + 1 (a SYN-ACK sent again with another ISN, by a SYN
+    # cookie or SYN proxy, restarts the count, as Zeek), else its first packet's seq
     base = np.zeros(int(g.max()) + 2, np.int64)
+    base_at = np.zeros(len(base), np.int64)      # position (in rows) of the packet that set it
     have = np.zeros(len(base), bool)
-    at = np.flatnonzero(syn)
+    at = np.flatnonzero(syn)[::-1]
     if len(at):
-        u, first = np.unique(g[at], return_index=True)
-        base[u] = sq[at[first]] + 1
+        u, last = np.unique(g[at], return_index=True)
+        base[u] = sq[at[last]] + 1
+        base_at[u] = at[last]
         have[u] = True
     u, first = np.unique(g, return_index=True)
     nosyn = ~have[u]
     base[u[nosyn]] = sq[first[nosyn]]
+    base_at[u[nosyn]] = first[nosyn]
     have[u] = True
     ok = (fl & RST) == 0
     half, mod = 1 << 31, (1 << 32) - 1
@@ -636,9 +641,12 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
         return np.where(r < half, r, -1)
 
     e = sq + syn + np.maximum(plen[rows].astype(np.int64), 0) + ((fl & FIN) != 0)
-    end[rows] = np.where(ok, rel(e, base[g]), -1)
+    pos = np.arange(len(rows))
+    # (only from the start on: packets before a SYN sent again with another ISN count for nothing)
+    end[rows] = np.where(ok & (pos >= base_at[g]), rel(e, base[g]), -1)
     peer = g ^ 1
-    has_ack = ok & ((fl & ACK) != 0) & have[peer]
+    # (an acknowledgement number 0 is no acknowledgement: a stray ACK, as Zeek ignores it)
+    has_ack = ok & ((fl & ACK) != 0) & have[peer] & (ack[rows] != 0) & (pos > base_at[peer])
     acked[rows] = np.where(has_ack, rel(ack[rows].astype(np.int64), base[peer]), -1)
     return end, acked
 

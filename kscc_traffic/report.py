@@ -294,7 +294,7 @@ _DNS_ERROR_COLUMNS = ("name", "rcode", "flows")
 def dns_answer_meaning(rcode: str) -> str:
     """What an ``rcode`` of :func:`dns_errors` means, in words ('' when not known)."""
     if rcode.startswith("sinkhole "):
-        return "an address nothing can connect to: a DNS filter blocks the name"
+        return "a sinkhole address (nowhere, or the client itself): a DNS filter blocks the name"
     return DNS_RCODE_TEXT.get(rcode, "")
 
 
@@ -335,8 +335,8 @@ def _dns_error_frame(counts: dict[tuple[str, str], int]) -> pd.DataFrame:
 def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
     """The DNS names that got an error answer: one row per (name, rcode), columns ``name`` (the
     flows' ``query``, untrusted packet text: escape it for display), ``rcode`` (``dns_rcode``,
-    e.g. NXDOMAIN; ``sinkhole 0.0.0.0`` for a NOERROR answer with an address nothing can connect
-    to, :func:`kscc_traffic.classify.sinkhole_address`), ``flows`` (int64: DNS flows whose first
+    e.g. NXDOMAIN; ``sinkhole 0.0.0.0`` for a NOERROR answer with a sinkhole address, nowhere or
+    the client itself, :func:`kscc_traffic.classify.sinkhole_address`), ``flows`` (int64: DNS flows whose first
     response had that code), most flows first, then by name and rcode. Flows without a response
     or answered NOERROR with usable addresses are not counted; no rows when the table has no
     ``dns_rcode`` column."""

@@ -121,3 +121,20 @@ def test_a_client_hello_in_two_segments_or_after_a_lost_syn_is_not_sent_again(tm
                           seg(1.01, S, C, "SA", 5000, 1001), seg(1.02, C, S, "A", 1001, 5001),
                           seg(1.03, C, S, "PA", 1001, 5001, HELLO)], "lost.pcap")
     assert lost.orig_pkts == 4 and lost.verdict == "ok", lost.detail
+
+
+def test_bytes_restart_at_a_syn_ack_with_another_isn_and_ignore_ack_zero(tmp_path):
+    # a SYN proxy answers first (ISN 5000), the server's SYN-ACK follows with ISN 3e9; the
+    # client's ACK of the first one and a stray ACK with ack number 0 count for nothing
+    isn = 3_000_000_000
+    n = len(HELLO)
+    data = b"\x16\x03\x03\x00\x05" + b"s" * 5
+    recs = [seg(0.0, C, S, "S", 1000, 0), seg(0.01, S, C, "SA", 5000, 1001), seg(0.02, C, S, "A", 1001, 5001),
+            seg(0.5, S, C, "SA", isn, 1001), seg(0.51, C, S, "A", 1001, isn + 1),
+            seg(0.52, C, S, "PA", 1001, isn + 1, HELLO), seg(0.53, S, C, "A", isn + 1, 0),
+            seg(0.54, C, S, "A", 1001 + n, 0),
+            seg(0.55, S, C, "PA", isn + 1, 1001 + n, data),
+            seg(0.56, C, S, "FA", 1001 + n, isn + 1 + len(data)), seg(0.57, S, C, "FA", isn + 1 + len(data), 1002 + n),
+            seg(0.58, C, S, "A", 1002 + n, isn + 2 + len(data))]
+    r = one(tmp_path, recs)
+    assert (r.orig_bytes, r.resp_bytes) == (n, len(data))

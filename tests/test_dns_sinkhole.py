@@ -1,5 +1,5 @@
 """DNS answers (``dns_answers``) and sinkholes: a NOERROR answer with an address nothing can
-connect to (0.0.0.0, 127.x, ::, ::1) is how DNS filters block a name; it keeps verdict ok, is told
+connect to (0.0.0.0, ::) or this very host (127.0.0.1, ::1) is how DNS filters block a name; it keeps verdict ok, is told
 in ``detail`` and listed with the DNS error answers, the same whole, in chunks and over TCP."""
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _capture(tmp_path):
 def test_answers_and_sinkholes_whole_chunked_and_over_tcp(tmp_path):
     flows = assert_same(_capture(tmp_path), [300, 700, 1500])
     got = {int(r.orig_p): (r.dns_answers, r.verdict, r.detail) for r in flows.itertuples()}
-    hole = ": an address nothing can connect to, as a DNS filter answers for a name it blocks"
+    hole = ": a sinkhole address (nowhere, or the client itself), as a DNS filter answers for a name it blocks"
     assert got == {
         50000: ("0.0.0.0", "ok", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole),
         50001: ("127.0.0.1", "ok", "DNS answer 127.0.0.1 for eu2.ksc.kaspersky.com" + hole),
@@ -75,8 +75,9 @@ def test_answers_and_sinkholes_whole_chunked_and_over_tcp(tmp_path):
     assert_same_as_reference(flows.drop(columns=["purpose", "verdict", "reason", "detail"]), RULES)
 
 
-@pytest.mark.parametrize("answers, hole", [("0.0.0.0", "0.0.0.0"), ("203.0.113.1;127.0.0.53", "127.0.0.53"),
-                                           ("::1", "::1"), ("2001:db8::1", ""), ("", ""),
-                                           ("10.0.0.0", ""), ("1.27.0.0.1", "")])
+@pytest.mark.parametrize("answers, hole", [("0.0.0.0", "0.0.0.0"), ("203.0.113.1;127.0.0.1", "127.0.0.1"),
+                                           ("127.0.0.2", ""), ("127.0.0.53", ""),   # a blocklist's answer
+                                           ("::1", "::1"), ("::ffff:0.0.0.0", "::ffff:0.0.0.0"),
+                                           ("2001:db8::1", ""), ("", ""), ("10.0.0.0", ""), ("1.27.0.0.1", "")])
 def test_sinkhole_address(answers, hole):
     assert sinkhole_address(answers) == hole
