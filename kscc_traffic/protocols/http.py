@@ -270,23 +270,23 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
     CONNECT head and after the 2xx answer's head, bytes) when a CONNECT was answered 2xx, else
     None. Response bodies announced by Content-Length are stepped over; a head not complete in
     view ends the walk."""
-    server = bytes(server[:_LIMIT])
     client = bytes(client[:_LIMIT]) if connect else b""
+    end = min(len(server), _LIMIT)
     status, so, co = None, 0, 0
-    while so < len(server):
+    while so < end:
         code = response_status(server[so:so + 32])
         if code is None:
             break
-        hl = head_length(server[so:])
+        if code >= 200 and not connect:
+            return code, None, None      # (the common case: no head to walk)
+        hl = head_length(server[so:end])
         if hl is None:
             return (code if code >= 200 else status), None, None
-        head = server[so:so + hl]
+        head = bytes(server[so:so + hl])
         so += hl
         if code < 200:
             continue                     # 100 Continue, 102, 103: informational
         status = code
-        if not connect:
-            break
         # the request this answers
         ch = head_length(client[co:]) if co < len(client) else None
         if ch is None:
