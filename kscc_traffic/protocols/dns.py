@@ -31,6 +31,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ..text import CONTROL
+
 __all__ = [
     "DnsMessage",
     "DnsRecord",
@@ -77,9 +79,9 @@ _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR, TYPE_DNAME})
 _MAX_HOPS = 64
 _MAX_NAME = 255
 #: what is escaped in a name's text: C0 controls, DEL, C1 controls, line/paragraph separators,
-#: bidi embeddings/overrides/isolates (a right-to-left override in an SNI would show a
-#: spoofed name in a spreadsheet or editor) -- the same set as :data:`kscc_traffic.text.CONTROL`
-_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: bidi marks, embeddings, overrides and isolates (a right-to-left override in an SNI would show
+#: a spoofed name in a spreadsheet or editor): the set :data:`kscc_traffic.text.CONTROL`
+_CTRL = CONTROL
 
 
 def _esc_ctrl(m: re.Match[str]) -> str:
