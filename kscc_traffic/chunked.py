@@ -378,13 +378,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # has no SYN (all those at its first timestamp: the flow order breaks such ties)
         s_end, s_ack = seq_extents(f, d == 0, c["tcp_flags"][rows], tcp, c["seq"][rows], c["ack"][rows],
                                    c["payload_len"][rows])
+        top = np.empty(int(fd.max()) + 1, np.int64)
         for v in (s_end, s_ack):
-            at = np.flatnonzero(v >= 0)
-            if len(at):
-                o2 = np.lexsort((-v[at], fd[at]))          # per group, the largest first
-                g2 = fd[at][o2]
-                keep[at[o2[np.r_[True, g2[1:] != g2[:-1]]]]] = True
-        first_t = np.full(int(fd.max()) + 1, np.iinfo(np.int64).max, np.int64)
+            top.fill(-1)
+            np.maximum.at(top, fd, v)
+            keep |= first_of(fd, (v >= 0) & (v == top[fd]))
+        first_t = np.full(len(top), np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first_t, fd, ts)
         keep |= tcp & (ts == first_t[fd])
     syn = ev[:, 0]
