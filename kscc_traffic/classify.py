@@ -270,8 +270,8 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
     answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
     answer that is no HTTP response (``rejected``), the client closing before any answer
-    (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads ``http_status``, ``resp_bytes``, ``history``, ``duration``,
-    ``resp_h``, ``resp_p``."""
+    (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads
+    ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``."""
     proxy = f"the proxy {row['resp_h']}:{int(row['resp_p'])}"
     status = row.get("http_status") or ""
     if status:
