@@ -502,7 +502,9 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
-        out[k] = res[:, j] if n else pd.Series(dtype=object)
+        # (object columns, as every text column of the table: a bare array would become a
+        # pandas ``str`` column, converted there and back again by the schema)
+        out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
     return out
 
 

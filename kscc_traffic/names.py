@@ -129,7 +129,6 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
     has_dns = dns_name.astype(bool)
     name = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
     source = np.where(has_sni, "sni", np.where(has_host, "http_host", np.where(has_dns, "dns", ""))).astype(object)
-    out["server_name"] = name
-    out["name_source"] = source
-    out["dns_name"] = dns_name
+    for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name)):
+        out[k] = pd.Series(v, dtype=object, index=out.index)   # (object, not pandas str)
     return out

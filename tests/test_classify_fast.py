@@ -37,7 +37,7 @@ def reference_classify(flows: pd.DataFrame, rules) -> pd.DataFrame:
     for i, values in enumerate(zip(*cols)):
         res[i] = _judge(dict(zip(needed, values)), rules)
     for j, k in enumerate(CLASS_COLUMNS):
-        out[k] = res[:, j] if n else pd.Series(dtype=object)
+        out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)  # text: object
     return out
 
 
@@ -79,10 +79,10 @@ def reference_assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataF
     sni = out["sni"].to_numpy(dtype=object) if "sni" in out else np.full(n, "", object)
     host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else np.full(n, "", object)
     has_sni, has_host, has_dns = sni.astype(bool), host.astype(bool), dns_name.astype(bool)
-    out["server_name"] = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
-    out["name_source"] = np.where(has_sni, "sni", np.where(has_host, "http_host",
-                                                           np.where(has_dns, "dns", ""))).astype(object)
-    out["dns_name"] = dns_name
+    server_name = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
+    source = np.where(has_sni, "sni", np.where(has_host, "http_host", np.where(has_dns, "dns", ""))).astype(object)
+    for k, v in (("server_name", server_name), ("name_source", source), ("dns_name", dns_name)):
+        out[k] = pd.Series(v, dtype=object, index=out.index)  # text columns: object
     return out
 
 
