@@ -53,3 +53,36 @@ def test_detail_says_the_capture_ended_soon_after_the_attempt(tmp_path):
 @pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
 def test_same_with_the_tshark_engine(tmp_path):
     _check(analyze_file(_capture(tmp_path), RULES, "tshark").flows)
+
+
+def _live_final(path, end_ns=None):
+    """The final table of a live session fed the capture's packets 3 at a time, with a clock
+    tick (the packets' own time) after each."""
+    import numpy as np
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.capture.frames import Frames
+    from kscc_traffic.live.session import LiveSession
+
+    s = LiveSession(RULES, name=path.name)
+    fr = read_frames(path)
+    for s0 in range(0, len(fr), 3):
+        idx = np.arange(s0, min(s0 + 3, len(fr)))
+        p = decode(Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx],
+                          fr.wirelen[idx]))
+        p.cols["frame"] = idx[p.cols["frame"]]
+        s.ingest(p)
+        s.tick(int(fr.ts_ns[idx[-1]]))
+    return s.final(end_ns)
+
+
+def test_same_at_the_end_of_a_live_session(tmp_path):
+    path = _capture(tmp_path)
+    _check(_live_final(path))
+
+
+def test_live_session_stopped_later_gives_no_note(tmp_path):
+    """Stopped (Ctrl-C, --duration) 10 s after the last packet: nothing ended early."""
+    flows = _live_final(_capture(tmp_path), end_ns=int(1015.2e9))
+    assert row(flows, orig_p=50002).detail == "SYN sent 1 time, no answer"
+    assert "capture ended" not in " ".join(flows["detail"])

@@ -205,6 +205,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
         rec, drop = source.stats()
         if writer is not None:
             writer.close(ts_ns=last_ts or time.time_ns(), received=rec, dropped=drop)
-    flows = session.final()
+    # the capture ended with its last packet when --count stopped it, else when it was stopped
+    flows = session.final(end_ns=last_ts if reason[0] == "count" else max(last_ts, time.time_ns()))
     session.close()
     return LiveResult(flows, captured, rec, drop, reason[0], iface, source.engine, name, bpf)

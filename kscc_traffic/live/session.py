@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..classify import classify
+from ..classify import END_MARGIN_S, classify
 from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text
 from ..inspect import DnsAnswers
 from ..protocols import dns
@@ -281,6 +281,8 @@ class LiveSession:
         self.duplicates = 0
         self.evicted = 0
         self.now_ns = 0
+        #: when the capture ended (epoch ns), set by :meth:`final`: the last analyses read it
+        self._end_ns: int | None = None
 
     # ------------------------------------------------------------------------- ingest
     def ingest(self, packets: Packets) -> None:
@@ -506,7 +508,7 @@ class LiveSession:
         packets = Packets(b"".join(pays), cols)
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
-                                   answers_out=learnt)
+                                   answers_out=learnt, capture_end_ns=self._end_ns)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
@@ -568,7 +570,7 @@ class LiveSession:
                                           (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
         if rows:
             sub = table.loc[rows].drop(columns=["purpose", "verdict", "reason", "detail"])
-            sub = classify(sub, self.rules)
+            sub = classify(sub, self.rules, self._end_ns)
             for k in ("purpose", "verdict", "reason", "detail"):
                 table.loc[rows, k] = sub[k].to_numpy()
         return table
@@ -679,9 +681,20 @@ class LiveSession:
                 out[(p, x)] += 1
         return dict(out)
 
-    def final(self) -> pd.DataFrame:
+    def final(self, end_ns: int | None = None) -> pd.DataFrame:
         """Summarise every active flow and return the whole flow table, as ``kscc-traffic
-        analyze`` reports it (no ``pending``), in time order of the first packet."""
+        analyze`` reports it (no ``pending``), in time order of the first packet.
+
+        :param end_ns: when the capture ended (epoch ns; default: its newest packet or clock
+            tick, :attr:`now_ns`): a ``no_answer`` attempt that began less than
+            :data:`~kscc_traffic.classify.END_MARGIN_S` before it says so in its ``detail``, as
+            in the analysis of a file (:func:`kscc_traffic.classify.classify`).
+        """
+        self._end_ns = end_ns if end_ns is not None else self.now_ns
+        late = self._end_ns - int(END_MARGIN_S * 1e9)
+        for f in self.active.values():
+            if f.first_ts >= late:
+                f.dirty = True       # analysed again, now that the end is known
         self._refresh()
         self._finalize(list(self.active.values()), announce=False)
         return self.log.frame()
