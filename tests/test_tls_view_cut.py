@@ -263,3 +263,19 @@ def test_lost_segment_then_server_alert_is_a_failure(tmp_path):
     r = _one(_write(tmp_path / "gap.pcap", rec))
     assert r["payload_cut"] and not r["tls_established"]
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tshark"), reason="tshark is not installed")
+def test_tshark_engine_warns_about_the_snaplen_too(tmp_path):
+    """The same warning line (count of cut frames, bytes kept) with ``--engine tshark``."""
+    from kscc_traffic.analyze import analyze_file
+    cs, ss, err = _handshake(tmp_path)
+    path = _write(tmp_path / "s128.pcap", _session(_interleaved(cs, ss)), snaplen=128)
+    from kscc_traffic.rules import load_rules
+    rules = load_rules()
+    ours, theirs = analyze_file(path, rules), analyze_file(path, rules, "tshark")
+    ours, theirs = ours.stats[str(path)], theirs.stats[str(path)]
+    cut = [w for w in ours.warnings if "cut by the snaplen" in w]
+    assert len(cut) == 1 and "at most 128 bytes kept" in cut[0]
+    assert [w for w in theirs.warnings if "cut by the snaplen" in w] == cut
+    assert theirs.cut_frames == ours.cut_frames > 0

@@ -909,11 +909,7 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
                        f"{base + len(data)}")
         for line in parser.summary():
             stats.warn(f"{name}: {line}")
-        if stats.cut_frames:
-            k = stats.cut_frames
-            stats.warn(f"{name}: {k} of the {stats.records} frames {'were' if k != 1 else 'was'} cut by the "
-                       f"snaplen (at most {stats.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
-                       "checks see only the bytes kept (column payload_cut)")
+        stats.warn_cut(name)
         if n or not yielded:
             last = _frames_from(data, w, stats)
             last.last = True

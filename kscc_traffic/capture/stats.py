@@ -37,6 +37,21 @@ class ReadStats:
         one line and cannot drive a terminal: name any file with :func:`kscc_traffic.text.name_text`)."""
         self.warnings.append(escape_terminal(message))
 
+    def count_cut(self, caplen: int, wirelen: int) -> None:
+        """Count one record that kept ``caplen`` of its ``wirelen`` bytes when the snaplen cut it
+        (more than a 4-byte frame check sequence short; else nothing)."""
+        if wirelen - caplen > 4:
+            self.cut_frames += 1
+            self.cut_caplen = max(self.cut_caplen, caplen)
+
+    def warn_cut(self, name: str) -> None:
+        """The one warning line about the records cut by the snaplen (``cut_frames``), if any."""
+        k = self.cut_frames
+        if k:
+            self.warn(f"{name}: {k} of the {self.records} frames {'were' if k != 1 else 'was'} cut by the "
+                      f"snaplen (at most {self.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
+                      "checks see only the bytes kept (column payload_cut)")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",

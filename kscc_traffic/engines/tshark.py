@@ -86,7 +86,7 @@ FIELDS: list[str] = [
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
-    "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data",
+    "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -170,6 +170,8 @@ class PacketBuilder:
         self.records = 0
         self.non_ip = 0
         self.malformed = 0
+        #: frames cut by the snaplen (count, longest kept length): ReadStats.count_cut
+        self.cut = ReadStats()
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -183,6 +185,7 @@ class PacketBuilder:
             fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
         """
         self.records += 1
+        self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
         try:
             row = self._row(list(protocols), f)
         except (ValueError, IndexError, KeyError):
@@ -207,6 +210,8 @@ class PacketBuilder:
         st.ip_packets = len(cols["frame"])
         st.non_ip += self.non_ip
         st.malformed += self.malformed
+        st.cut_frames += self.cut.cut_frames
+        st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         return Packets(bytes(self.buf), cols, st)
 
     # ------------------------------------------------------------------------------------
@@ -518,7 +523,9 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     if rc != 0 or (msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg)):
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}")
-    return b.packets(stats)
+    out = b.packets(stats)
+    stats.warn_cut(name)
+    return out
 
 
 # ---------------------------------------------------------------------------------- pyshark
