@@ -299,29 +299,45 @@ def stable_order(key: np.ndarray) -> np.ndarray:
 
 
 def _reassemble(segs: list[tuple[int, bytes]]) -> bytes:
-    """Order TCP segments by sequence number (mod 2**32, relative to the first) and join them,
-    taking each byte once and stopping at the first gap.
+    """Place TCP segments by sequence number (mod 2**32, relative to the first) and join them,
+    stopping at the first gap. A byte sent more than once with different values keeps the value
+    of its first copy in ``segs`` order (capture order), as Zeek's reassembler and Wireshark do:
+    a later segment cannot rewrite what came first (a forged retransmission of a ClientHello
+    cannot change its SNI).
 
-    :param segs: (sequence number of the first byte, payload) per segment, non-empty list.
+    :param segs: (sequence number of the first byte, payload) per segment, in capture order,
+        non-empty list.
     :returns: at most :data:`MAX_BYTES` bytes.
     """
     base = segs[0][0]
-    rel = sorted((((s - base) % (1 << 32)), d) for s, d in segs)
-    # sequence numbers that went backwards relative to the first segment wrap to huge values:
-    # treat offsets above 2**31 as before the first segment (retransmissions of older data)
-    rel = [(r - (1 << 32) if r >= (1 << 31) else r, d) for r, d in rel]
-    rel.sort()
-    out = bytearray()
-    start = rel[0][0]
+    rel = []
+    for s, d in segs:
+        r = (s - base) % (1 << 32)
+        # sequence numbers that went backwards relative to the first segment wrap to huge values:
+        # offsets above 2**31 are before the first segment (retransmissions of older data)
+        rel.append((r - (1 << 32) if r >= (1 << 31) else r, d))
+    start = min(r for r, _ in rel)
+    out, have = bytearray(), bytearray()    # the bytes, and 1 where a byte is taken
     for r, d in rel:
         off = r - start
-        if off > len(out):
-            break  # gap: a segment is missing
-        if off + len(d) > len(out):
-            out += d[len(out) - off:]
-        if len(out) >= MAX_BYTES:
-            break
-    return bytes(out[:MAX_BYTES])
+        end = min(off + len(d), MAX_BYTES)
+        if end <= off:
+            continue
+        if end > len(out):
+            out += bytes(end - len(out))
+            have += bytes(end - len(have))
+        i = off
+        while i < end:      # each run of bytes not taken yet in [off, end)
+            j = have.find(1, i, end)
+            j = end if j < 0 else j
+            if j > i:
+                out[i:j] = d[i - off:j - off]
+                have[i:j] = b"\x01" * (j - i)
+            i = have.find(0, j, end)
+            if i < 0:
+                break
+    gap = have.find(0)
+    return bytes(out if gap < 0 else out[:gap])
 
 
 def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | None = None,

@@ -1,0 +1,44 @@
+"""Wrong results a break-it pass found with inputs taken from public bug reports against other
+packet tools (each test fails without its fix)."""
+from __future__ import annotations
+
+from scapy.layers.inet import IP, TCP
+
+from chunkcmp import assert_same, row, write
+from pcapbuild import eth
+from test_decode_more_encaps import client_hello, server_hello
+
+AGENT, CLOUD = "192.0.2.10", "203.0.113.10"
+REAL, FORGED = "eu1.ksc.kaspersky.com", "aaa.attacker.examplex"   # (same length)
+
+
+def _two_hellos(first: str, second: str, longer: int = 0):
+    """A TLS connection to 23101 whose ClientHello is sent twice at the same sequence number
+    with another SNI (the second copy ``longer`` bytes longer), then answered."""
+    def c(t, load=b"", **kw):
+        return t, eth(IP(src=AGENT, dst=CLOUD) / TCP(sport=50000, dport=23101, **kw) / load)
+
+    def s(t, load=b"", **kw):
+        return t, eth(IP(src=CLOUD, dst=AGENT) / TCP(sport=23101, dport=50000, **kw) / load)
+
+    h1, h2, sh = client_hello(first), client_hello(second), server_hello()
+    return [c(1.0, flags="S", seq=99), s(1.01, flags="SA", seq=499, ack=100), c(1.02, flags="A", seq=100, ack=500),
+            c(1.03, flags="PA", seq=100, ack=500, load=h1),
+            c(1.04, flags="PA", seq=100, ack=500, load=h2 + b"\x00" * longer),
+            s(1.05, flags="PA", seq=500, ack=100 + len(h1), load=sh),
+            c(1.06, flags="FA", seq=100 + len(h1), ack=500 + len(sh)),
+            s(1.07, flags="FA", seq=500 + len(sh), ack=101 + len(h1)),
+            c(1.08, flags="A", seq=101 + len(h1), ack=501 + len(sh))]
+
+
+def test_a_retransmitted_client_hello_cannot_rewrite_the_first_copy(tmp_path):
+    """F1: the copy kept is the first one in capture order (Zeek, Wireshark), not the one whose
+    bytes sort first."""
+    for first, second in ((REAL, FORGED), (FORGED, REAL)):
+        for longer in (0, 3):
+            path = write(tmp_path, [(t, bytes(p)) for t, p in _two_hellos(first, second, longer)],
+                         name=f"{first[:3]}{longer}.pcap")
+            r = row(assert_same(path, [200]), resp_p=23101)
+            assert r.sni == first, (first, longer)
+            # (the handshake is not complete: judged on the first copy's name)
+            assert (r.reason == "host_mismatch") == (first == FORGED), (r.verdict, r.reason)
