@@ -42,7 +42,7 @@ import pandas as pd
 from .inspect import split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import split_host_port
-from .protocols.tls import name_matches, under_mask
+from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -177,6 +177,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
     if rule.host_mask and check and not under_mask(check, rule.host_mask):
+        if not is_host_name(check):
+            return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
+                        "holding characters no host name has: forged or damaged)")
         return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
 
     # blocked

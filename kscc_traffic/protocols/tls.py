@@ -17,6 +17,7 @@ Version numbers are the wire values: 0x0300 SSL 3.0, 0x0301 TLS 1.0, 0x0302 TLS 
 """
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -651,6 +652,21 @@ def name_matches(name: str, pattern: str) -> bool:
         return False
 
 
+#: a host name's label (RFC 952/1123 letters, digits, hyphens; underscores as in real DNS
+#: names such as ``_dmarc``; ``*`` as a whole label for certificate patterns)
+_LABEL = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?|\*)")
+
+
+def is_host_name(name: str) -> bool:
+    """Is ``name`` a DNS host name (one trailing dot allowed): labels of at most 63 letters,
+    digits, hyphens (not first or last) or underscores, or ``*`` (a certificate pattern's label),
+    253 characters at most? An SNI must be one (RFC 6066 §3); a name from a packet holding
+    anything else (spaces, ``<``, ``=``, ``"``, escaped control bytes, escaped dots) is not a
+    name any agent asked for."""
+    n = name[:-1] if name.endswith(".") else name
+    return 0 < len(n) <= 253 and all(_LABEL.fullmatch(lab) for lab in n.split("."))
+
+
 def under_mask(name: str, mask: str) -> bool:
     """Rule-mask matching (vendor port/host lists): ``*.ksc.kaspersky.com`` (or
     ``.ksc.kaspersky.com``) means any name strictly *below* ``ksc.kaspersky.com`` at any depth —
@@ -658,8 +674,11 @@ def under_mask(name: str, mask: str) -> bool:
     and ``ksc.kaspersky.com.evil.com`` are not. A mask without a leading ``*.``/``.`` is an exact
     (case-insensitive, trailing-dot-insensitive) name. Any other ``*`` in the mask matches
     nothing. In ``name`` a ``*`` is an ordinary label, so a certificate pattern
-    ``*.ksc.kaspersky.com`` is itself under the mask ``*.ksc.kaspersky.com``."""
+    ``*.ksc.kaspersky.com`` is itself under the mask ``*.ksc.kaspersky.com``. A ``name`` that is
+    not a host name (:func:`is_host_name`: ``<img src=x>.ksc.kaspersky.com``) is under no mask."""
     try:
+        if not is_host_name(name):
+            return False
         n = _norm(name)
         m = mask.translate(_UPPER)
         if m.endswith("."):
