@@ -333,12 +333,18 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     b_p = np.where(src_first, dp, sp)
 
     # within one key, time order; packets with equal timestamps are ordered by content (SYN before
-    # SYN-ACK before the rest, then sequence numbers…), never by their place in the file, so the
-    # result does not depend on how a capture tool ordered simultaneous packets
+    # SYN-ACK before the rest, FIN after the rest and RST last; in between the packets towards
+    # the lower port (client to server: a DNS query before its response) first, then flags,
+    # sequence numbers…), never by their place in the file, so the result does not depend on how
+    # a capture tool ordered simultaneous packets (and copies of one packet end up next to each
+    # other). With coarse timestamps (1 s, 10 ms) whole exchanges tie: they still come in the
+    # order a connection has them
     syn_rank = np.where(is_tcp & ((flags & (SYN | ACK)) == SYN), 0,
                         np.where(is_tcp & ((flags & (SYN | ACK)) == (SYN | ACK)), 1, 2))
+    end_rank = np.where(is_tcp & ((flags & RST) != 0), 2, np.where(is_tcp & ((flags & FIN) != 0), 1, 0))
+    to_higher_port = dp > sp
     tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
-                src_first, flags, syn_rank)
+                src_first, flags, to_higher_port, end_rank, syn_rank)
     key_cols = (vlan, proto, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
     o_ts = ts[order]

@@ -54,3 +54,37 @@ def test_a_name_no_host_could_have_is_under_no_mask(tmp_path):
         assert r.sni == sni
         assert (r.verdict, r.reason) == ("unexpected", "host_mismatch")
         assert r.detail == f"{sni} is not a host name (an SNI or DNS name holding characters no host name has: forged or damaged)"
+
+
+def test_a_whole_exchange_at_one_timestamp_keeps_its_order(tmp_path):
+    """F3: with coarse timestamps (1 s, 10 ms, Simple Packet Blocks) a whole connection shares
+    one time; its packets are still put in the order a connection has them (the file order is
+    not used: copies of one packet must stay next to each other), as Zeek's history reads them."""
+    from pcapbuild import tcp_session, udp
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    recs = tcp_session((AGENT, 50000), (CLOUD, 23101), c_data=b"\x16hello", s_data=b"\x16world")
+    recs += [udp((AGENT, 40000), ("203.0.113.53", 53), bytes(DNS(id=7, qd=DNSQR(qname=REAL)))),
+             udp(("203.0.113.53", 53), (AGENT, 40000),
+                 bytes(DNS(id=7, qr=1, qd=DNSQR(qname=REAL), an=DNSRR(rrname=REAL, rdata=CLOUD))))]
+    fine = {r.resp_p: r.history for r in assert_same(write(tmp_path, [(t, bytes(p)) for t, p in recs],
+                                                          name="fine.pcap"), [300]).itertuples()}
+    # the same packets, every one at the same second, written in reverse order
+    coarse = [(1000.0, bytes(p)) for _, p in reversed(recs)]
+    got = {r.resp_p: r.history for r in assert_same(write(tmp_path, coarse, name="coarse.pcap"), [300]).itertuples()}
+    assert fine == {23101: "ShADdFf", 53: "Dd"}
+    assert got == fine
+
+
+def test_a_reset_at_the_same_timestamp_comes_last(tmp_path):
+    """F3: a ClientHello answered by a reset within one coarse timestamp: ShADr (Zeek), not ShArD."""
+    def c(load=b"", **kw):
+        return 5.0, bytes(eth(IP(src=AGENT, dst=CLOUD) / TCP(sport=50000, dport=23101, **kw) / load))
+
+    def s(**kw):
+        return 5.0, bytes(eth(IP(src=CLOUD, dst=AGENT) / TCP(sport=23101, dport=50000, **kw)))
+    h = client_hello(REAL)
+    recs = [c(flags="S", seq=99), s(flags="SA", seq=499, ack=100), c(flags="A", seq=100, ack=500),
+            c(flags="PA", seq=100, ack=500, load=h), s(flags="RA", seq=500, ack=100 + len(h))]
+    for name, order in (("file.pcap", recs), ("reversed.pcap", recs[::-1])):
+        r = row(assert_same(write(tmp_path, order, name=name), [300]), resp_p=23101)
+        assert (r.history, r.conn_state, r.verdict, r.reason) == ("ShADr", "RSTR", "blocked", "tls_failed")
