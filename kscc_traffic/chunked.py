@@ -50,6 +50,9 @@ CHUNK_BYTES = 16 << 20
 REORDER_NS = 2 * 10**9
 #: records at the end of a chunk whose oldest timestamp sets the capture's clock
 CLOCK_FRAMES = 256
+#: a record stamped this much (ns) before the record written before it is a step back of the
+#: clock (counted in ChunkedAnalysis.steps_back, warned about)
+STEP_BACK_NS = 100 * 10**6
 #: packets of a flow always carried whole (see :func:`_summarise`)
 HEAD_PACKETS = 8
 #: time slot (ns) whose first and last packet of each closed TCP connection are carried (less
@@ -98,6 +101,8 @@ class ChunkedAnalysis:
     max_carried: int = 0
     #: packets older than the capture's clock when they arrived (see :data:`REORDER_NS`)
     late_packets: int = 0
+    #: places where a record is stamped more than :data:`STEP_BACK_NS` before the one before it
+    steps_back: int = 0
     _chunks: Optional[Iterator] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
 
@@ -129,6 +134,7 @@ class ChunkedAnalysis:
         last = False
         prev_clock = None
         cap_end = np.iinfo(np.int64).min
+        prev_ts = None                      # the last record's timestamp (steps back)
 
         def then_end():
             nonlocal pending
@@ -149,6 +155,12 @@ class ChunkedAnalysis:
                 frames, tail = (tail, None) if tail is not None else (Frames.empty(), None)
             else:
                 reader_stats = frames.stats
+                t = frames.ts_ns
+                if len(t):
+                    back = np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS)
+                    back += prev_ts is not None and int(t[0]) < prev_ts - STEP_BACK_NS
+                    self.steps_back += int(back)
+                    prev_ts = int(t[-1])
                 if tail is not None:
                     frames, tail = _join(tail, frames), None
             mine = DecodeCounters()
@@ -264,6 +276,12 @@ class ChunkedAnalysis:
                     "and a DNS answer among them may not name the flows it would have. Put the capture in "
                     "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
                     "--chunk-mib more than the file's size")
+        if self.steps_back:
+            k = self.steps_back
+            st.warn(f"{self.name}: the timestamps go back by more than {STEP_BACK_NS / 1e9:g} s at {k} "
+                    f"place{'s' if k != 1 else ''} (the capturing host's clock stepped back, a damaged "
+                    "timestamp, or captures appended one after the other): packets are analysed in time "
+                    "order, so a flow across such a step may show an odd history, or split")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
