@@ -292,9 +292,14 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per flow: whether it is a closed TCP connection (FIN both ways, or RST, in its history),
     and its protocol's inactivity timeout (ns)."""
     hist = flows["history"].to_numpy(dtype=object).tolist()
-    tcp = (flows["proto"] == "tcp").to_numpy()
+    proto = flows["proto"].to_numpy(dtype=object)
+    tcp = proto == "tcp"
     closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist], bool)
-    idle = flows["proto"].map(_idle_by_name()).fillna(DEFAULT_IDLE_NS).astype(np.int64).to_numpy()
+    # (numpy on the few distinct protocol names: pandas' map/fillna cost more than the rest)
+    codes, names = pd.factorize(proto)
+    by_name = _idle_by_name()
+    per_name = np.array([by_name.get(p, DEFAULT_IDLE_NS) for p in names.tolist()] + [DEFAULT_IDLE_NS], np.int64)
+    idle = per_name[codes]          # (code -1, a missing name: the last entry, the default)
     return (tcp & closed) if len(hist) else np.zeros(0, bool), idle
 
 
