@@ -50,7 +50,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                         "payload_cut, also when the packets show it went on (inspect._went_on)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'; "
                   "'client: encrypted alert (TLS 1.3, before its Finished)' when a TLS 1.3 client sent one"),
-    "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
+    "cert_names": ("object", "", "the DNS names the server certificate is for (TLS <= 1.2 only), ';'-joined: "
+                   "its subjectAltName dNSNames, its subject CN only when it has none (RFC 6125 §6.4.4; "
+                   "protocols.tls.certificate_names)"),
     "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
                     "'407'; 1xx skipped, as Zeek's status_code; for a CONNECT asked again after a 407 on "
                     "the same connection, the last answer), '' when its first bytes are no HTTP status line"),
