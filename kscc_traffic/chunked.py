@@ -37,7 +37,8 @@ from .capture.files import iter_frames
 from .capture.frames import Frames
 from .capture.packets import Packets
 from .capture.stats import ReadStats
-from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, UDP
+from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP
+from .inspect import dns_response_rows
 from .answer_store import AnswerStore
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -324,8 +325,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       once a TCP connection closed), so no gap between kept packets is longer than one that was
       there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
     - ICMP errors attached to the flow;
-    - the flow's first DNS response datagram in capture order (:func:`_first_dns_responses`:
-      what ``dns_rcode`` reads, whatever came before it);
+    - the DNS response datagrams that ``dns_rcode`` and ``dns_answers`` read, whatever came
+      before them (:func:`kscc_traffic.inspect.dns_response_rows`: the flow's first response,
+      its first that is not NOERROR, and those that bring an address first; at most
+      :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS` + 2);
     - the first :data:`AFTER_CLOSE` packets after a TCP connection closed (a new connection on
       the same 5-tuple, whose SYN may come late).
     - for TCP, the packet with the furthest sequence end and the one with the furthest
@@ -343,10 +346,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64)
     c = batch.cols
     f = b.pkt_flow[rows]
-    dns_first = _first_dns_responses(batch, rows, f)   # (in capture order, before the sort)
+    dns_resp = dns_response_rows(batch, rows, f)   # (in capture order, before the sort)
     ts = c["ts_ns"][rows]
     o = np.lexsort((ts, f))
-    rows, f, ts, dns_first = rows[o], f[o], ts[o], dns_first[o]
+    rows, f, ts, dns_resp = rows[o], f[o], ts[o], dns_resp[o]
     d = (~b.pkt_from_orig[rows]).astype(np.int64)
     proto = c["proto"][rows]
     tcp = proto == TCP
@@ -356,7 +359,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     end = np.r_[f[1:] != f[:-1], True]
     idx = np.arange(n)
     rank = idx - np.maximum.accumulate(np.where(start, idx, 0))
-    keep = (rank < HEAD_PACKETS) | end | err | dns_first
+    keep = (rank < HEAD_PACKETS) | end | err | dns_resp
 
     def first_of(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = np.zeros(n, bool)
@@ -450,23 +453,6 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     out_rows = rows[kept]
     order = np.argsort(out_rows, kind="stable")   # back to capture order
     return out_rows[order], trim[order], w[kept][order]
-
-
-def _first_dns_responses(batch: Packets, rows: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Bool array (len(rows),): the first row (in the order of ``rows``, ascending = capture
-    order) of each flow ``f`` that :func:`kscc_traffic.inspect._udp_dns` takes for a DNS
-    response: UDP, port 53 on either side, at least the 12 header bytes captured, QR bit set."""
-    c = batch.cols
-    out = np.zeros(len(rows), bool)
-    off, cap = c["pl_off"][rows], c["pl_cap"][rows]
-    at = np.nonzero((c["proto"][rows] == UDP) & (cap >= 12) & (off >= 0)
-                    & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))[0]
-    if len(at):
-        buf = np.frombuffer(batch.buf, np.uint8)
-        at = at[(buf[off[at] + 2] & 0x80) != 0]
-        _, first = np.unique(f[at], return_index=True)
-        out[at[first]] = True
-    return out
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)

@@ -94,9 +94,10 @@ _SINKHOLES = frozenset({"0.0.0.0", "::", "::ffff:0.0.0.0", "::ffff:0:0", "127.0.
 
 
 def _dns_error_detail(row: dict) -> str:
-    """The ``detail`` of an answered DNS flow: ``DNS answer <rcode> for <query>`` when its first
-    response carried an error code (``dns_rcode`` not in :data:`DNS_NO_ERROR`); ``DNS answer
-    0.0.0.0 for <query>: ...`` when it answered a sinkhole address (:func:`sinkhole_address`);
+    """The ``detail`` of an answered DNS flow: ``DNS answer <rcode> for <query>`` when one of its
+    responses carried an error code (``dns_rcode`` not in :data:`DNS_NO_ERROR`); else ``DNS
+    answer 0.0.0.0 for <query>: ...`` when one answered a sinkhole address (any address of
+    ``dns_answers``, :func:`sinkhole_address`);
     else ''. Reads ``dns_rcode``, ``dns_answers`` and ``query`` ('' when the table has no such
     column)."""
     rcode = row.get("dns_rcode") or ""

@@ -23,14 +23,21 @@ from .streams import MAX_SEGMENTS, initial_streams
 #: ChangeCipherSpec + Finished (51), ticket or data
 CLIENT_NEXT_BYTES = 48
 SERVER_NEXT_BYTES = 32
+#: distinct addresses kept in a flow's ``dns_answers`` (the first ones, in order of arrival): a
+#: client's lookups give a few; a flow with more (a forwarder's long-lived 53-to-53 flow) would
+#: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end
+MAX_DNS_ANSWERS = 64
 
 #: name -> (dtype, unit, meaning) of the application columns added by :func:`inspect_flows`
 APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "query": ("object", "", "DNS flows: the first query name"),
-    "dns_rcode": ("object", "", "DNS flows: Zeek's rcode_name of the flow's first DNS response (NOERROR, "
-                  "NXDOMAIN, SERVFAIL, REFUSED, …), '' when no response was seen"),
-    "dns_answers": ("object", "", "DNS flows: the addresses (A/AAAA) in the flow's first DNS response, "
-                    "';'-joined in answer order (Zeek's answers, addresses only), '' when none"),
+    "dns_rcode": ("object", "", "DNS flows: Zeek's rcode_name (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, …) of "
+                  "the flow's DNS responses taken together: the first response code that is not NOERROR "
+                  "if any response has one (e.g. NXDOMAIN after a NOERROR answer to the other query of "
+                  "glibc's A+AAAA pair), else NOERROR; '' when no response was seen"),
+    "dns_answers": ("object", "", "DNS flows: the distinct addresses (A/AAAA) of all the flow's DNS "
+                    "responses, ';'-joined in order of arrival (answer order within a response; Zeek's "
+                    f"answers, addresses only, at most the first {MAX_DNS_ANSWERS}), '' when none"),
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing)"),
@@ -43,7 +50,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                         "payload_cut, also when the packets show it went on (inspect._went_on)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'; "
                   "'client: encrypted alert (TLS 1.3, before its Finished)' when a TLS 1.3 client sent one"),
-    "cert_names": ("object", "", "names in the server certificate (TLS <= 1.2 only), ';'-joined"),
+    "cert_names": ("object", "", "the DNS names the server certificate is for (TLS <= 1.2 only), ';'-joined: "
+                   "its subjectAltName dNSNames, its subject CN only when it has none (RFC 6125 §6.4.4; "
+                   "protocols.tls.certificate_names)"),
     "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
                     "'407'; 1xx skipped, as Zeek's status_code; for a CONNECT asked again after a 407 on "
                     "the same connection, the last answer), '' when its first bytes are no HTTP status line"),
@@ -450,23 +459,108 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
-    ``rcode`` (when given) = :func:`.dns.rcode_name` of the flow's first response datagram
-    (QR bit set, packet row order; left as it is for flows without one), ``addresses`` (when
-    given) = that response's answer addresses (:func:`answer_addresses`), and the (address,
-    name) pairs of every response appended to ``answers`` in packet row order (time and frame
-    of the packet, client = the packet's destination address).
+    ``rcode`` (when given) = the flow's response code over all its response datagrams (QR bit
+    set; :func:`flow_rcode`: the first that is not NOERROR, else NOERROR; left as it is for flows
+    without one), ``addresses`` (when given) = the distinct answer addresses of all of them, in
+    packet row order (:func:`flow_addresses`), and the (address, name) pairs of every response
+    appended to ``answers`` in packet row order (time and frame of the packet, client = the
+    packet's destination address).
 
     Answers to the same question differ only in their 2-byte id, so each distinct rest of a
-    payload is parsed once (:func:`.dns.parse_message`, :func:`.dns.resolved_names`) and its
-    results spread over its packets with numpy; no Python object per packet beyond its payload
-    key (the flags word, hence the RCODE, is part of that key). ``query``/``service``/``rcode``:
-    object arrays (n_flows,); ``answers`` is assumed empty."""
+    payload is parsed once (:func:`_dns_messages`) and its results spread over its packets with
+    numpy; no Python object per packet beyond its payload key (the flags word, hence the RCODE,
+    is part of that key), and a Python step per distinct (flow, message) only for the flows with
+    answers in more than one response. ``query``/``service``/``rcode``/``addresses``: object
+    arrays (n_flows,); ``answers`` is assumed empty."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
                       & ((c["sport"] == 53) | (c["dport"] == 53)))[0]
     if not len(rows):
         return
+    m = _dns_messages(p, rows)
+    kid = m.kid
+    ok = m.valid[kid]
+    f = ft.pkt_flow[rows]
+    service[f[ok]] = "dns"
+    # query: the first datagram with a question, per flow (question names are never empty)
+    asks = np.nonzero(m.has_q[kid])[0]
+    if len(asks):
+        _, at = np.unique(f[asks], return_index=True)
+        at = asks[at]
+        query[f[at]] = m.qname[kid[at]]
+    # answers: each response's pairs, in row order
+    resp = np.nonzero(m.is_resp[kid])[0]
+    if rcode is not None and len(resp):
+        # NOERROR for every flow with a response, then the first other code where there is one
+        # (rows are in capture order)
+        rcode[f[resp]] = _RCODE_TEXT[0]
+        bad = resp[m.rc[kid[resp]] != 0]
+        if len(bad):
+            _, at = np.unique(f[bad], return_index=True)
+            at = bad[at]
+            rcode[f[at]] = _RCODE_TEXT[m.rc[kid[at]]]
+    count = m.n_res[kid[resp]]
+    resp, count = resp[count > 0], count[count > 0]
+    if not len(resp):
+        return
+    fp = f[resp]
+    if addresses is not None:
+        # the flows with answers in one response (most): that response's text; the others
+        # folded message by message (flow_addresses)
+        many = np.bincount(fp)[fp] > 1
+        one = resp[~many]
+        addresses[f[one]] = m.addr_text[kid[one]]
+        if many.any():
+            folded, _ = flow_addresses(fp[many], kid[resp[many]], m.addrs)
+            for fl, addrs in folded.items():
+                addresses[fl] = ";".join(addrs)
+    pos = rows[resp]
+    # the client is the packet's destination: the flow's responder when the originator sent it
+    flows = ft.flows
+    client = np.where(ft.pkt_from_orig[pos], flows["resp_h"].to_numpy(dtype=object)[fp],
+                      flows["orig_h"].to_numpy(dtype=object)[fp])
+    n_res = m.n_res
+    k_start = np.cumsum(n_res) - n_res
+    total = int(count.sum())
+    # flat index of each answer: its key's first pair + its rank among its response's pairs
+    at = np.repeat(k_start[kid[resp]] - (np.cumsum(count) - count), count) + np.arange(total)
+    answers.ts_ns.extend(np.repeat(c["ts_ns"][pos], count).tolist())
+    answers.client.extend(np.repeat(client, count).tolist())
+    answers.address.extend(np.array(m.addr_flat, object)[at].tolist())
+    answers.name.extend(np.array(m.name_flat, object)[at].tolist())
+    answers.frame_no.extend(np.repeat(c["frame"][pos], count).tolist())
+
+
+@dataclass
+class _DnsMessages:
+    """The DNS datagrams at some packet rows, each distinct message parsed once
+    (:func:`_dns_messages`). ``kid``: int64 (rows,), the message (key) of each row, numbered in
+    order of first appearance; per key (arrays (keys,)): ``valid`` (parses as DNS), ``is_resp``
+    (a response), ``has_q`` / ``qname`` (its first question name), ``rc`` (int64 RCODE, 0-15),
+    ``n_res`` (its :func:`.dns.resolved_names` pairs), ``addrs`` (list of tuples: its distinct
+    answer addresses, answer order), ``addr_text`` (the ``dns_answers`` text of that one
+    response: the first :data:`MAX_DNS_ANSWERS` of ``addrs``, ';'-joined);
+    ``addr_flat``/``name_flat``: the pairs of all keys one after the other (key *k*'s start at
+    ``cumsum(n_res) - n_res``)."""
+
+    kid: np.ndarray
+    valid: np.ndarray
+    is_resp: np.ndarray
+    has_q: np.ndarray
+    qname: np.ndarray
+    rc: np.ndarray
+    n_res: np.ndarray
+    addrs: list
+    addr_text: np.ndarray
+    addr_flat: list
+    name_flat: list
+
+
+def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
+    """Parse the payloads of packet rows ``rows`` of ``p`` (:class:`Packets`; rows with captured
+    payload) as DNS messages, each distinct payload without its 2-byte id once."""
+    c = p.cols
     buf = p.buf
     off = c["pl_off"][rows].astype(np.int64)
     end = np.where(off >= 0, off + c["pl_cap"][rows], 0)
@@ -484,69 +578,118 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     # each key's first packet (ids are numbered in order of first appearance)
     first = np.nonzero(np.r_[True, kid[1:] > np.maximum.accumulate(kid)[:-1]])[0]
     nk = len(first)
-    valid = np.zeros(nk, bool)
-    is_resp = np.zeros(nk, bool)
-    has_q = np.zeros(nk, bool)
-    qname = np.full(nk, "", object)
-    rc = np.zeros(nk, np.int64)
-    n_res = np.zeros(nk, np.int64)
-    addr_flat: list[str] = []
-    name_flat: list[str] = []
-    addr_text = np.full(nk, "", object)
+    m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
+                     np.full(nk, "", object), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
+                     [()] * nk, np.full(nk, "", object), [], [])
     for k, j in enumerate(first.tolist()):
         msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
         if msg is None:
             continue
-        valid[k] = True
+        m.valid[k] = True
         if msg.questions:
-            has_q[k] = True
-            qname[k] = msg.questions[0][0]
+            m.has_q[k] = True
+            m.qname[k] = msg.questions[0][0]
         if msg.is_response:
-            is_resp[k] = True
-            rc[k] = msg.rcode
+            m.is_resp[k] = True
+            m.rc[k] = msg.rcode
             resolved = dns.resolved_names(msg)
-            n_res[k] = len(resolved)
-            addr_text[k] = answer_addresses(resolved)
+            m.n_res[k] = len(resolved)
+            m.addrs[k] = tuple(dict.fromkeys(a for a, _ in resolved))
+            m.addr_text[k] = ";".join(m.addrs[k][:MAX_DNS_ANSWERS])
             for a, nm in resolved:
-                addr_flat.append(a)
-                name_flat.append(nm)
-    ok = valid[kid]
-    f = ft.pkt_flow[rows]
-    service[f[ok]] = "dns"
-    # query: the first datagram with a question, per flow (question names are never empty)
-    asks = np.nonzero(has_q[kid])[0]
-    if len(asks):
-        _, at = np.unique(f[asks], return_index=True)
-        at = asks[at]
-        query[f[at]] = qname[kid[at]]
-    # answers: each response's pairs, in row order
-    resp = np.nonzero(is_resp[kid])[0]
-    if rcode is not None and len(resp):
-        # the response code of each flow's first response (rows are in capture order)
-        _, at = np.unique(f[resp], return_index=True)
-        at = resp[at]
-        rcode[f[at]] = _RCODE_TEXT[rc[kid[at]]]
-        if addresses is not None:
-            addresses[f[at]] = addr_text[kid[at]]
-    count = n_res[kid[resp]]
-    resp, count = resp[count > 0], count[count > 0]
+                m.addr_flat.append(a)
+                m.name_flat.append(nm)
+    return m
+
+
+def flow_rcode(rcodes) -> str:
+    """The ``dns_rcode`` of a flow whose responses had the header RCODEs ``rcodes`` (ints, in
+    order of arrival): Zeek's rcode_name (:func:`.dns.rcode_name`) of the first that is not
+    NOERROR, else ``NOERROR``; '' when there is none. (Zeek's dns.log has one rcode per query; a
+    flow carries several queries, e.g. glibc's A and AAAA from one socket, and an error among
+    them is what this column is read for.)"""
+    rcodes = list(rcodes)
+    return dns.rcode_name(next((r for r in rcodes if r), 0)) if rcodes else ""
+
+
+def flow_addresses(flow: np.ndarray, key: np.ndarray, addrs: list) -> tuple[dict, np.ndarray]:
+    """The ``dns_answers`` addresses of flows from their responses, and the responses needed.
+
+    :param flow: int array (m,): the flow of each response, in order of arrival.
+    :param key: int array (m,): each response's message, an index into ``addrs``.
+    :param addrs: per message, its distinct answer addresses (tuple of str, answer order).
+    :returns: (flow -> list of its distinct addresses in order of arrival, at most
+        :data:`MAX_DNS_ANSWERS`, for the flows with any; bool array (m,): the responses that
+        bring one of those addresses first). A response repeating a message already seen in its
+        flow brings nothing: one Python step per distinct (flow, message)."""
+    need = np.zeros(len(flow), bool)
+    out: dict[int, list[str]] = {}
+    if not len(flow):
+        return out, need
+    flow = np.asarray(flow, np.int64)
+    key = np.asarray(key, np.int64)
+    _, first = np.unique(flow * (int(key.max()) + 1) + key, return_index=True)
+    first.sort()
+    seen: dict[int, dict[str, None]] = {}
+    for i, fl, k in zip(first.tolist(), flow[first].tolist(), key[first].tolist()):
+        have = seen.setdefault(fl, {})
+        if len(have) >= MAX_DNS_ANSWERS:
+            continue
+        for a in addrs[k]:
+            if a not in have:
+                have[a] = None
+                need[i] = True
+                if len(have) >= MAX_DNS_ANSWERS:
+                    break
+    for fl, have in seen.items():
+        if have:
+            out[fl] = list(have)
+    return out, need
+
+
+def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Bool array (len(rows),): of the packet rows ``rows`` of ``p`` (:class:`Packets`, in
+    capture order) whose flows are ``flow`` (int array, same length), the DNS responses that
+    :func:`_udp_dns` reads for ``dns_rcode`` and ``dns_answers``: per flow its first response,
+    its first response that is not NOERROR, and each response that brings one of its
+    ``dns_answers`` addresses first (:func:`flow_addresses`). Those columns are the same from
+    these rows alone (what :mod:`kscc_traffic.chunked` carries for a flow still open: at most
+    :data:`MAX_DNS_ANSWERS` + 2 responses per flow).
+
+    A response is a UDP datagram on port 53 with the QR bit set (and at least the 12 header
+    bytes captured); the flows with one such datagram (most) keep it without a look, only those
+    of flows with more are parsed (:func:`_dns_messages`)."""
+    c = p.cols
+    out = np.zeros(len(rows), bool)
+    off, cap = c["pl_off"][rows], c["pl_cap"][rows]
+    at = np.nonzero((c["proto"][rows] == UDP) & (cap >= 12) & (off >= 0)
+                    & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))[0]
+    if len(at):
+        at = at[(np.frombuffer(p.buf, np.uint8)[off[at] + 2] & 0x80) != 0]
+    if not len(at):
+        return out
+    f = np.asarray(flow, np.int64)[at]
+    _, inv, count = np.unique(f, return_inverse=True, return_counts=True)
+    many = count[inv] > 1
+    out[at[~many]] = True
+    at, f = at[many], f[many]
+    if not len(at):
+        return out
+    m = _dns_messages(p, rows[at])
+    resp = np.nonzero(m.is_resp[m.kid])[0]
     if not len(resp):
-        return
-    pos = rows[resp]
-    # the client is the packet's destination: the flow's responder when the originator sent it
-    fp = f[resp]
-    flows = ft.flows
-    client = np.where(ft.pkt_from_orig[pos], flows["resp_h"].to_numpy(dtype=object)[fp],
-                      flows["orig_h"].to_numpy(dtype=object)[fp])
-    k_start = np.cumsum(n_res) - n_res
-    total = int(count.sum())
-    # flat index of each answer: its key's first pair + its rank among its response's pairs
-    at = np.repeat(k_start[kid[resp]] - (np.cumsum(count) - count), count) + np.arange(total)
-    answers.ts_ns.extend(np.repeat(c["ts_ns"][pos], count).tolist())
-    answers.client.extend(np.repeat(client, count).tolist())
-    answers.address.extend(np.array(addr_flat, object)[at].tolist())
-    answers.name.extend(np.array(name_flat, object)[at].tolist())
-    answers.frame_no.extend(np.repeat(c["frame"][pos], count).tolist())
+        return out
+    _, first = np.unique(f[resp], return_index=True)
+    out[at[resp[first]]] = True
+    bad = resp[m.rc[m.kid[resp]] != 0]
+    if len(bad):
+        _, first = np.unique(f[bad], return_index=True)
+        out[at[bad[first]]] = True
+    ans = resp[m.n_res[m.kid[resp]] > 0]
+    if len(ans):
+        _, need = flow_addresses(f[ans], m.kid[ans], m.addrs)
+        out[at[ans[need]]] = True
+    return out
 
 
 def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
@@ -569,11 +712,6 @@ def _first_data_packets(ft: FlowTable, flows: np.ndarray) -> dict:
 #: :data:`.dns.RCODE_NAMES` as an object array, indexed by the 4-bit RCODE
 _RCODE_TEXT = np.array(dns.RCODE_NAMES, dtype=object)
 
-
-def answer_addresses(resolved: list[tuple[str, str]]) -> str:
-    """The distinct addresses of :func:`.dns.resolved_names` pairs, ';'-joined in answer order
-    (the ``dns_answers`` text)."""
-    return ";".join(dict.fromkeys(a for a, _ in resolved))
 
 #: flows whose streams are reassembled and parsed together (bounds the memory of one call)
 STREAM_SLICE = 1024
@@ -620,7 +758,9 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         cs = mv[c0:c1].tobytes()
         if d:
             ss = mv[s0:s1].tobytes()
-            first_resp = []
+            # the responses of both sides: (side's first data time, frame, side, rank in its
+            # stream, rcode, addresses)
+            got = []
             for side, data in ((True, cs), (False, ss)):
                 for msg in dns.parse_tcp_stream(data):
                     service[f] = "dns"
@@ -630,16 +770,18 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                         # received with the sender's first data segment (the first message's
                         # time, as the stream is not mapped back to packets message by message)
                         ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
-                        if not first_resp or first_resp[-1][2] != side:
-                            first_resp.append((ts, fno, side, msg.rcode,
-                                               answer_addresses(dns.resolved_names(msg))))
-                        answers.add(ts, str(flows.at[f, "orig_h"]), msg, frame_no=fno)
-            if first_resp:
-                # the first response of the side that sent its data first (the responder's on
-                # a tie: False sorts first)
-                first = min(first_resp)
-                cols["dns_rcode"][f] = dns.rcode_name(first[3])
-                cols["dns_answers"][f] = first[4]
+                        resolved = dns.resolved_names(msg)
+                        got.append((ts, fno, side, len(got), msg.rcode,
+                                    tuple(dict.fromkeys(a for a, _ in resolved))))
+                        answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
+            if got:
+                # in order of arrival: the side that sent its data first (the responder's on a
+                # tie: False sorts first), each side's messages in stream order
+                got.sort()
+                cols["dns_rcode"][f] = flow_rcode(g[4] for g in got)
+                folded, _ = flow_addresses(np.zeros(len(got), np.int64), np.arange(len(got)),
+                                           [g[5] for g in got])
+                cols["dns_answers"][f] = ";".join(folded.get(0, ()))
             continue
         req = http.parse_request(cs)
         if req is not None:

@@ -336,10 +336,10 @@ def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
     """The DNS names that got an error answer: one row per (name, rcode), columns ``name`` (the
     flows' ``query``, untrusted packet text: escape it for display), ``rcode`` (``dns_rcode``,
     e.g. NXDOMAIN; ``sinkhole 0.0.0.0`` for a NOERROR answer with a sinkhole address, nowhere or
-    the client itself, :func:`kscc_traffic.classify.sinkhole_address`), ``flows`` (int64: DNS flows whose first
-    response had that code), most flows first, then by name and rcode. Flows without a response
-    or answered NOERROR with usable addresses are not counted; no rows when the table has no
-    ``dns_rcode`` column."""
+    the client itself, :func:`kscc_traffic.classify.sinkhole_address`), ``flows`` (int64: DNS
+    flows with that ``dns_rcode``, or that sinkhole first among their ``dns_answers``), most
+    flows first, then by name and rcode. Flows without a response or answered NOERROR with
+    usable addresses only are not counted; no rows when the table has no ``dns_rcode`` column."""
     return _dns_error_frame(_dns_error_counts(flows))
 
 

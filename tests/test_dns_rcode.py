@@ -1,4 +1,5 @@
-"""The DNS response code (``dns_rcode``, Zeek's rcode_name of a flow's first response): filled
+"""The DNS response code (``dns_rcode``, Zeek's rcode_name of a flow's responses: the first that is
+not NOERROR, else NOERROR; see also test_dns_all_responses.py): filled
 for DNS over UDP and TCP, the same whole and in chunks and with the tshark engine; an error
 answer keeps verdict ok and is told in ``detail``; the table and HTML reports list the names
 answered with an error, escaped and bounded."""

@@ -2,7 +2,8 @@
 
 - ``inspect._udp_dns`` (each distinct DNS datagram parsed once, spread over its packets with
   numpy) == the former per-packet loop of ``inspect_flows`` (:func:`udp_dns_reference`, which
-  also gives each flow's first response code, ``dns_rcode``, the simple way), on
+  also gives each flow's ``dns_rcode`` and ``dns_answers`` over all its responses the simple
+  way), on
   every sample and corpus capture and on generated DNS traffic (repeated messages with other
   ids, CNAME chains, several answers, garbage and cut payloads, queries, IPv4 and IPv6);
 - ``http.parse_request`` (plain heads read as text at once) == the former byte-by-byte header
@@ -46,12 +47,15 @@ SERVER_PORT = server_port_fn(load_rules())
 
 # ============================================================================ UDP DNS
 
-def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarray]:
+def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarray, np.ndarray]:
     """(query, service, answers) as the former per-packet loop of inspect_flows made them, and
-    the rcode name of each flow's first response (packet by packet, in row order)."""
+    per flow, packet by packet in row order over all its responses: the rcode name of the first
+    response that is not NOERROR, else NOERROR (``dns_rcode``), and the distinct answer
+    addresses, the first MAX_DNS_ANSWERS (``dns_answers``)."""
     n = len(ft.flows)
     query = np.full(n, "", object)
     rcode = np.full(n, "", object)
+    addrs = [[] for _ in range(n)]
     service = ft.flows["service"].to_numpy(dtype=object).copy()
     answers = DnsAnswers()
     p = ft.packets
@@ -69,10 +73,14 @@ def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarra
             query[f] = msg.questions[0][0]
         service[f] = "dns"
         if msg.is_response:
-            if not rcode[f]:
+            if rcode[f] in ("", "NOERROR"):
                 rcode[f] = dns.rcode_name(msg.rcode)
+            for a, _ in dns.resolved_names(msg):
+                if a not in addrs[f]:
+                    addrs[f].append(a)
             answers.add(int(c["ts_ns"][i]), str(dst_text[j]), msg, None, int(c["frame"][i]))
-    return query, service, answers, rcode
+    text = np.array([";".join(a[:insp.MAX_DNS_ANSWERS]) for a in addrs], object)
+    return query, service, answers, rcode, text
 
 
 def check_udp_dns(ft) -> int:
@@ -82,10 +90,12 @@ def check_udp_dns(ft) -> int:
     service = ft.flows["service"].to_numpy(dtype=object).copy()
     answers = DnsAnswers()
     rcode = np.full(n, "", object)
-    insp._udp_dns(ft, query, service, answers, rcode)
-    r_query, r_service, r_answers, r_rcode = udp_dns_reference(ft)
+    addresses = np.full(n, "", object)
+    insp._udp_dns(ft, query, service, answers, rcode, addresses)
+    r_query, r_service, r_answers, r_rcode, r_addresses = udp_dns_reference(ft)
     assert query.tolist() == r_query.tolist()
     assert rcode.tolist() == r_rcode.tolist()
+    assert addresses.tolist() == r_addresses.tolist()
     assert service.tolist() == r_service.tolist()
     got = (answers.ts_ns, answers.client, answers.address, answers.name, answers.frames())
     ref = (r_answers.ts_ns, r_answers.client, r_answers.address, r_answers.name, r_answers.frames())

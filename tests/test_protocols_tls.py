@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import ssl
 import struct
 
@@ -27,11 +28,14 @@ from kscc_traffic.protocols.tls import (
 # --------------------------------------------------------------------------- helpers
 
 
-def make_cert(tmp_path, names, cn=None):
+def make_cert(tmp_path, names, cn=None, san=None):
+    """A self-signed certificate: subjectAltName dNSName ``names`` (``san``: these
+    ``x509.GeneralName`` entries instead, or ``[]`` for no subjectAltName at all), subject CN
+    ``cn`` (default ``names[0]``); returns (certificate, PEM path, key PEM path)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or names[0])])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subj)
         .issuer_name(subj)
@@ -39,9 +43,11 @@ def make_cert(tmp_path, names, cn=None):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
     )
+    entries = [x509.DNSName(n) for n in names] if san is None else san
+    if entries:
+        builder = builder.add_extension(x509.SubjectAlternativeName(entries), False)
+    cert = builder.sign(key, hashes.SHA256())
     cp = tmp_path / "cert.pem"
     kp = tmp_path / "key.pem"
     cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -51,9 +57,9 @@ def make_cert(tmp_path, names, cn=None):
 
 
 def run_handshake(tmp_path, version, sni, cert_names, *, verify=False, server_curve=None,
-                  cn=None, client_version=None):
+                  cn=None, client_version=None, san=None):
     """Client and server in memory; returns (client bytes, server bytes, error or None)."""
-    cert, cp, kp = make_cert(tmp_path, cert_names, cn=cn)
+    cert, cp, kp = make_cert(tmp_path, cert_names, cn=cn, san=san)
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(cp, kp)
     sctx.minimum_version = sctx.maximum_version = version
@@ -239,8 +245,27 @@ def test_certificate_for_another_name(tmp_path):
     assert err is None
     sm = summarize(cs, ss)
     names = certificate_names(sm.certificates[0])
-    assert names == ["other.example.net", "Other CN"]
+    assert names == ["other.example.net"]    # (a subjectAltName dNSName: the CN is not a name)
     assert not any(name_matches(sm.client_hello.sni, n) for n in names)
+
+
+_IP = x509.IPAddress(ipaddress.ip_address("203.0.113.10"))
+
+
+@pytest.mark.parametrize("san, cn, names", [
+    # RFC 6125 §6.4.4: with a subjectAltName dNSName the CN is not one of the certificate's names
+    ([x509.DNSName("other.example.net")], "eu1.ksc.kaspersky.com", ["other.example.net"]),
+    ([x509.DNSName("*.ksc.kaspersky.com")], "Other CN", ["*.ksc.kaspersky.com"]),
+    ([x509.DNSName("a.example"), x509.DNSName("b.example")], "b.example", ["a.example", "b.example"]),
+    ([_IP, x509.DNSName("other.example.net")], "eu1.ksc.kaspersky.com", ["other.example.net"]),
+    # without one, the CN is (a legacy certificate)
+    ([], "eu1.ksc.kaspersky.com", ["eu1.ksc.kaspersky.com"]),
+    ([_IP], "eu1.ksc.kaspersky.com", ["eu1.ksc.kaspersky.com"]),
+    ([x509.UniformResourceIdentifier("https://x.example/")], "eu1.ksc.kaspersky.com", ["eu1.ksc.kaspersky.com"]),
+])
+def test_certificate_names_leave_the_cn_out_when_a_dns_name_is_there(tmp_path, san, cn, names):
+    cert, _, _ = make_cert(tmp_path, ["unused.example"], cn=cn, san=san)
+    assert certificate_names(cert.public_bytes(serialization.Encoding.DER)) == names
 
 
 def test_client_rejects_certificate_tls12(tmp_path):

@@ -16,7 +16,10 @@ Memory per active flow is bounded:
   something the analysis reads: the first of each Zeek history event per direction (S H A D F
   R), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
   :data:`~kscc_traffic.streams.MAX_SEGMENTS` payload segments per direction (what TLS/HTTP
-  inspection reads) and one more (it says there were more: ``Streams.cut``), the first DNS response datagram (``dns_rcode``), ICMP errors quoting the
+  inspection reads) and one more (it says there were more: ``Streams.cut``), the DNS response
+  datagrams that ``dns_rcode`` and ``dns_answers`` read (the first, the first that is not
+  NOERROR, each that brings an address first: ``_Flow.dns_brings``, at most
+  :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS` + 2), ICMP errors quoting the
   flow (at most :data:`MAX_ICMP_ERRORS`). The other
   packets only add to counters (packets, payload bytes, IP bytes per direction, last time)
   which are added to the flow's row afterwards; DNS answers in them are parsed on arrival.
@@ -52,7 +55,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, classify
 from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text
-from ..inspect import DnsAnswers
+from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
 from ..streams import MAX_BYTES, MAX_SEGMENTS
@@ -121,7 +124,7 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp", "fr", "plain0")
+                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -144,11 +147,33 @@ class _Flow:
         self.aliases: list[tuple] = []
         self.dirty = True
         self.dns_resp = False         # a DNS response datagram is among the kept packets
+        self.dns_err = False          # ... one whose RCODE is not NOERROR
+        self.dns_addrs: dict[str, None] = {}  # the answer addresses of those kept (dns_answers)
         self.fr = [False, False]      # a FIN or RST sent, per direction
         # a TCP packet without SYN/FIN/RST or payload kept, per direction: the first, and the
         # first after the other direction's FIN/RST (what Zeek's endpoint state machine reads:
         # flows.state_event_rows)
         self.plain0 = [0, 0]
+
+    def dns_brings(self, msg: dns.DnsMessage) -> bool:
+        """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
+        ``dns_answers`` that the responses kept so far do not (its first response, its first
+        that is not NOERROR, an address not yet answered, up to
+        :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS`: what
+        :func:`kscc_traffic.inspect.dns_response_rows` keeps); counts it as kept if so."""
+        brings = not self.dns_resp
+        self.dns_resp = True
+        if msg.rcode and not self.dns_err:
+            brings = self.dns_err = True
+        have = self.dns_addrs
+        if len(have) < MAX_DNS_ANSWERS:
+            for a, _ in dns.resolved_names(msg):
+                if a not in have:
+                    have[a] = None
+                    brings = True
+                    if len(have) >= MAX_DNS_ANSWERS:
+                        break
+        return brings
 
     @property
     def closed(self) -> bool:
@@ -389,9 +414,11 @@ class LiveSession:
                 fl.nflag += 1
             if not keep and plen[i] > 0 and fl.npay[d] <= MAX_SEGMENTS:
                 keep = True   # (one more than the streams read: Streams.cut)
-            if pr == UDP and not fl.dns_resp and len(payload) >= 12 and payload[2] & 0x80 \
-                    and (a_p[i] == 53 or b_p[i] == 53):
-                keep = fl.dns_resp = True   # the flow's first DNS response (dns_rcode)
+            msg = None
+            if pr == UDP and len(payload) >= 12 and payload[2] & 0x80 and (a_p[i] == 53 or b_p[i] == 53):
+                msg = dns.parse_message(payload)
+                if msg is not None and msg.is_response and fl.dns_brings(msg):
+                    keep = True   # what dns_rcode / dns_answers read
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i])
             if keep:
                 if plen[i] > 0 and payload:
@@ -415,7 +442,7 @@ class LiveSession:
                     e[3 * d + 2] += iplen[i]
                     self.dropped_rows += 1
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
-                        self._dns_payload(t, self._dst_text(recs, i), payload)
+                        self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
             fl.last_ts = max(fl.last_ts, t)
             fl.dirty = True
@@ -448,8 +475,11 @@ class LiveSession:
         return self.active.get(key)
 
     # ------------------------------------------------------------------------- DNS names
-    def _dns_payload(self, ts: int, client: str, payload: bytes) -> None:
-        msg = dns.parse_message(payload)
+    def _dns_payload(self, ts: int, client: str, payload: bytes, msg=None) -> None:
+        """Learn the answers of a DNS datagram not kept (``msg``: ``payload`` parsed, when it
+        already was)."""
+        if msg is None:
+            msg = dns.parse_message(payload)
         if msg is None or not msg.is_response:
             return
         a = DnsAnswers()

@@ -586,9 +586,13 @@ def _summarize_client(data: bytes, out: TlsSummary) -> None:
 # --------------------------------------------------------------------------- certificates
 
 def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
-    """DNS names of a DER X.509 certificate: subjectAltName dNSName entries (RFC 5280 §4.2.1.6),
-    then the subject commonName(s) if not already listed. Uses ``cryptography``. A certificate
-    that does not load gives ``[]``; a damaged SAN extension is skipped (the CN is still given)."""
+    """The DNS names a DER X.509 certificate is for, as a TLS client matches them: its
+    subjectAltName dNSName entries (RFC 5280 §4.2.1.6) in their order, distinct; only when it
+    has none, its subject commonName(s) (RFC 6125 §6.4.4: a client must not use the CN when a
+    DNS name is presented; as OpenSSL's ``X509_check_host`` does, which Python's ``ssl`` uses, other
+    subjectAltName types, such as an IP address or a URI, leave the CN in use). Uses
+    ``cryptography``. A certificate that does not load gives ``[]``; a damaged SAN extension is
+    skipped (the CN is then given)."""
     try:
         from cryptography import x509
         from cryptography.x509.oid import NameOID
@@ -605,6 +609,8 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
                 names.append(s)
     except Exception:
         pass
+    if names:
+        return names
     try:
         for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             v = attr.value

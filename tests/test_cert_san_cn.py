@@ -1,0 +1,60 @@
+"""The server certificate's names (``cert_names``) are compared with the name asked as a TLS
+client does (RFC 6125 §6.4.4): when the certificate has a subjectAltName dNSName, its subject CN
+is not one of its names. A certificate for another name whose CN happens to be the name asked
+(what a careless TLS-inspecting proxy mints) is ``tls_intercepted``; a certificate without a
+dNSName is still matched on its CN.
+
+Real TLS 1.2 handshakes (Python's ssl in memory, ``test_protocols_tls.run_handshake``) to an agent
+port, in TCP sessions (``test_tls_view_cut``)."""
+from __future__ import annotations
+
+import ipaddress
+import ssl
+
+import pytest
+from cryptography import x509
+
+from test_protocols_tls import run_handshake
+from test_tls_view_cut import SNI, _interleaved, _one, _session, _write
+
+_DNS = x509.DNSName
+_IP = x509.IPAddress(ipaddress.ip_address("203.0.113.10"))
+
+
+def _flow(tmp_path, sni, san, cn):
+    cs, ss, err = run_handshake(tmp_path, ssl.TLSVersion.TLSv1_2, sni, ["unused.example"], cn=cn, san=san)
+    assert err is None
+    r = _one(_write(tmp_path / "c.pcap", _session(_interleaved(cs, ss))))
+    assert r["tls_established"] and r["sni"] == (sni or "")
+    return r
+
+
+@pytest.mark.parametrize("san, cn, names, verdict, reason, detail", [
+    # another name in the subjectAltName, the name asked only in the CN: not for that name
+    ([_DNS("proxy.corp.example")], SNI, "proxy.corp.example", "unexpected", "tls_intercepted",
+     f"certificate for proxy.corp.example presented for {SNI}"),
+    ([_IP, _DNS("proxy.corp.example")], SNI, "proxy.corp.example", "unexpected", "tls_intercepted",
+     f"certificate for proxy.corp.example presented for {SNI}"),
+    # the name asked in the subjectAltName, another CN: for that name
+    ([_DNS("*.ksc.kaspersky.com")], "Corp Proxy", "*.ksc.kaspersky.com", "ok", "", ""),
+    # no dNSName: the CN is the certificate's name
+    ([], SNI, SNI, "ok", "", ""),
+    ([_IP], SNI, SNI, "ok", "", ""),
+    ([], "proxy.corp.example", "proxy.corp.example", "unexpected", "tls_intercepted",
+     f"certificate for proxy.corp.example presented for {SNI}"),
+])
+def test_cn_counts_only_without_a_dns_name(tmp_path, san, cn, names, verdict, reason, detail):
+    r = _flow(tmp_path, SNI, san, cn)
+    assert r["cert_names"] == names
+    assert (r["verdict"], r["reason"], r["detail"]) == (verdict, reason, detail)
+
+
+@pytest.mark.parametrize("san, cn, verdict, reason", [
+    # no name asked: the certificate says who answered, from its subjectAltName names only
+    ([_DNS("proxy.corp.example")], SNI, "unexpected", "host_mismatch"),
+    ([_DNS("proxy.corp.example"), _DNS("*.ksc.kaspersky.com")], "Corp Proxy", "ok", ""),
+    ([], SNI, "ok", ""),
+])
+def test_without_sni_the_cn_counts_only_without_a_dns_name(tmp_path, san, cn, verdict, reason):
+    r = _flow(tmp_path, None, san, cn)
+    assert (r["verdict"], r["reason"]) == (verdict, reason), r["detail"]
