@@ -53,7 +53,7 @@ REORDER_NS = 2 * 10**9
 CLOCK_FRAMES = 256
 #: a record stamped this much (ns) before the record written before it is a step back of the
 #: clock (counted in ChunkedAnalysis.steps_back, warned about)
-STEP_BACK_NS = 100 * 10**6
+STEP_BACK_NS = 500 * 10**6
 #: packets of a flow always carried whole (see :func:`_summarise`)
 HEAD_PACKETS = 8
 #: time slot (ns) whose first and last packet of each closed TCP connection are carried (less

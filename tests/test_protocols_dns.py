@@ -74,19 +74,44 @@ def test_hand_built_compressed_cname_target_and_owner():
                                  ("198.51.100.10", "api.example.org")]
 
 
-def test_chain_head_not_the_question_and_cname_loop():
-    body = header(an=4) + name("q.example") + struct.pack("!HH", 1, 1)
+def _heads_and_loop(with_question: bool) -> bytes:
+    body = header(qd=int(with_question), an=5)
+    if with_question:
+        body += name("q.example") + struct.pack("!HH", 1, 1)
     body += rr(name("Alias.Example"), TYPE_CNAME, name("real.example"))
     body += rr(name("real.example"), TYPE_A, bytes([10, 0, 0, 1]))
     body += rr(name("x.loop"), TYPE_CNAME, name("y.loop"))
     body += rr(name("y.loop"), TYPE_CNAME, name("x.loop"))
-    body = body[:7] + b"\x05" + body[8:]  # an = 5
     body += rr(name("y.loop"), TYPE_A, bytes([10, 0, 0, 2]))
-    m = parse_message(body)
+    return body
+
+
+def test_chain_heads_and_cname_loop_without_a_question():
+    m = parse_message(_heads_and_loop(False))
     assert len(m.answers) == 5
     got = resolved_names(m)
     assert ("10.0.0.1", "Alias.Example") in got
     assert ("10.0.0.2", "y.loop") in got and len(got) == 2
+
+
+def test_records_that_do_not_answer_the_question_name_nothing():
+    """A stub resolver (glibc's getanswer_r) skips address records whose chain does not reach
+    the name asked: none of these answer q.example."""
+    m = parse_message(_heads_and_loop(True))
+    assert len(m.answers) == 5 and resolved_names(m) == []
+
+
+def test_an_address_for_another_name_does_not_name_the_flow_whatever_its_place():
+    """F2 of a break-it pass: the answer to eu1.ksc.kaspersky.com also holds
+    evil.example.net A <the same address>; the name asked wins, before or after it."""
+    q = name("eu1.ksc.kaspersky.com")
+    for evil_first in (False, True):
+        recs = [rr(b"\xc0\x0c", TYPE_A, bytes([203, 0, 113, 10])),
+                rr(name("evil.example.net"), TYPE_A, bytes([203, 0, 113, 10]))]
+        if evil_first:
+            recs.reverse()
+        m = parse_message(header(an=2) + q + struct.pack("!HH", 1, 1) + b"".join(recs))
+        assert resolved_names(m) == [("203.0.113.10", "eu1.ksc.kaspersky.com")]
 
 
 def test_https_record_between_a_records():

@@ -352,9 +352,12 @@ def resolved_names(msg: DnsMessage | None) -> list[tuple[str, str]]:
 
     ``name`` is the head of the CNAME chain that ends at the A/AAAA record's owner: the CNAME
     links in the answer section are followed backwards (case-insensitively, loop-safe) to a name
-    that no CNAME in the answer points to. If the question name is on the chain it is preferred
-    (so the name the client asked for is reported even if the chain loops or branches); otherwise
-    every head found is reported. Duplicates removed, answer order kept. Empty for queries.
+    that no CNAME in the answer points to. When the message has a question, only the records
+    whose chain reaches a question name count, and that name is reported (so the name the client
+    asked for is reported even if the chain loops or branches): an address record for another
+    name (``evil.example A 203.0.113.10`` in the answer to ``eu1.ksc.kaspersky.com``) is one a stub
+    resolver skips (glibc's ``getanswer_r``), whatever its place. Without a question every head
+    found is reported. Duplicates removed, answer order kept. Empty for queries.
     """
     if msg is None or not msg.is_response:
         return []
@@ -399,6 +402,8 @@ def resolved_names(msg: DnsMessage | None) -> list[tuple[str, str]]:
             on_chain_q = [k for k in visited if k in qnames]
             if on_chain_q:
                 names = [qnames[k] for k in sorted(on_chain_q)]
+            elif qnames:     # not an answer to the question asked
+                names = []
             elif heads:
                 names = [display.get(h, h) for h in heads]
             else:  # a pure loop with no head (or the budget ran out): the owner itself
