@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .capture.decode import decode
 from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning

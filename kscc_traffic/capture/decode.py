@@ -60,7 +60,6 @@ from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, 
                         SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
-from .stats import ReadStats
 
 __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES"]
 

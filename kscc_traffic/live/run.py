@@ -10,7 +10,6 @@ pcapng file is closed with its statistics block, and the final flow table is ret
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time

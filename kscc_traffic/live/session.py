@@ -45,13 +45,13 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
 
-from ..analyze import COLUMNS, _schema, analyze_packets
+from ..analyze import _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, classify
 from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text

@@ -563,7 +563,6 @@ class TsharkSource(Source):
             self._kill_all()
             self._thread.join(3)
         frames: list = []
-        packets = []
         while True:
             b = self.read(0)
             if not b.frames:
@@ -574,7 +573,6 @@ class TsharkSource(Source):
         if len(frames) == 1:
             return frames[0]
         # several chunks: rebuild one batch with consecutive frame numbers
-        from ..engines.tshark import PacketBuilder  # noqa: F401
         out = Batch([])
         import numpy as np
         from ..capture.packets import Packets
