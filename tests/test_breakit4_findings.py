@@ -111,3 +111,24 @@ def test_a_clock_step_back_is_warned_about(tmp_path):
             lines = [w for w in run.stats.warnings if "timestamps go back" in w]
             assert len(lines) == want and (not want or "at 1 place " in lines[0])
         assert len(analyze_file(path, rules).flows) == 40
+
+
+def test_live_session_finds_copies_as_the_file_analysis_does(tmp_path):
+    """Two different datagrams of the same length and IP id 10 ms apart (summarised packets of
+    a long flow) are two packets, not a packet and its copy, in a live session too; a true copy
+    is one."""
+    from scapy.layers.inet import UDP
+    from test_capture_end import _live_final
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+
+    def dgram(t, ident, data):
+        return t, bytes(eth(IP(src=AGENT, dst=CLOUD, id=ident) / UDP(sport=40000, dport=15000) / data))
+    recs = [dgram(10.0 + 0.02 * i, 100 + i, b"%02d" % i * 50) for i in range(80)]   # (past what is kept whole)
+    recs += [dgram(13.0, 77, b"a" * 100), dgram(13.01, 77, b"b" * 100),    # two datagrams
+             dgram(13.5, 78, b"c" * 100), dgram(13.501, 78, b"c" * 100)]   # one and its copy
+    path = write(tmp_path, recs, name="ids.pcap")
+    ref = row(analyze_file(path, load_rules()).flows, resp_p=15000)
+    live = row(_live_final(path), resp_p=15000)
+    assert ref.orig_pkts == 83
+    assert (live.orig_pkts, live.orig_bytes, live.orig_ip_bytes) == (ref.orig_pkts, ref.orig_bytes, ref.orig_ip_bytes)

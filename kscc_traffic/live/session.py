@@ -342,6 +342,7 @@ class LiveSession:
         iplen = recs["ip_len"].tolist()
         ipid = recs["ip_id"].tolist()
         ityp = recs["icmp_type"].tolist()
+        l4 = recs["l4_sum"].tolist()
         sf = src_first.tolist()
         pl_off = recs["pl_off"].tolist()
         pl_cap = recs["pl_cap"].tolist()
@@ -419,7 +420,8 @@ class LiveSession:
                 msg = dns.parse_message(payload)
                 if msg is not None and msg.is_response and fl.dns_brings(msg):
                     keep = True   # what dns_rcode / dns_answers read
-            sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i])
+            # (what flows.build_flows compares to find a copy: headers, transport checksum, bytes)
+            sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i], hash(payload))
             if keep:
                 if plen[i] > 0 and payload:
                     if pr == TCP:
@@ -430,8 +432,9 @@ class LiveSession:
                 fl.pays.append(payload)
             else:
                 last = fl.last_sig
-                if last is not None and last[0] == sig and t - last[1] <= (
-                        _DUP_WINDOW_NS if ipid[i] > 0 else _DUP_WINDOW_NOID_NS):
+                # a copy is proven by an IP id or a real transport checksum (as build_flows)
+                if last is not None and last[0] == sig and l4[i] >= 0 and (ipid[i] > 0 or l4[i] > 0) \
+                        and t - last[1] <= (_DUP_WINDOW_NS if ipid[i] > 0 else _DUP_WINDOW_NOID_NS):
                     self.duplicates += 1
                     fl.last_sig = (sig, t)
                     continue
