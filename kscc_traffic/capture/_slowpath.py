@@ -4,8 +4,9 @@ Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
 of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
 options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
-inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP and transparent Ethernet
-bridging, VXLAN, Geneve, L2TPv2, IP-in-IP), and cut (snaplen) headers.
+inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP, transparent Ethernet
+bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Ethernet over MPLS), and cut
+(snaplen) headers.
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly). Its rules
@@ -105,9 +106,11 @@ def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
 
 
 class _Ctx:
-    """Per-frame context: link-layer facts shared by the packet and any tunnelled packet."""
+    """Per-frame context: the facts of the link layer that carries the packet being decoded
+    (VLAN tags, broadcast destination), reset when a tunnel is entered (see
+    :meth:`SlowDecoder._tunnel`)."""
 
-    __slots__ = ("frame", "ts", "tags", "bcast", "inner", "_vlan", "end", "missing")
+    __slots__ = ("frame", "ts", "tags", "bcast", "_vlan", "end", "missing")
 
     def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0) -> None:
         self.frame = frame
@@ -116,7 +119,6 @@ class _Ctx:
         self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
         self.bcast = False
-        self.inner = False          # inside a tunnel: inner L2 tags/addresses are not recorded
         self._vlan: int | None = None
 
     @property
@@ -226,8 +228,7 @@ class SlowDecoder:
     def _ether(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
         if end - pos < 14:
             return MALFORMED
-        if not ctx.inner:
-            ctx.bcast = d[pos:pos + 6] == _BCAST
+        ctx.bcast = d[pos:pos + 6] == _BCAST
         return self._ethertype(_u16(d, pos + 12)[0], d, pos + 14, end, base, ctx, depth)
 
     def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
@@ -236,8 +237,7 @@ class SlowDecoder:
         while et in TPIDS:
             if end - pos < 4 or ntags == MAX_VLAN_TAGS:
                 return MALFORMED
-            if not ctx.inner:
-                ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
+            ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
             et = _u16(d, pos + 2)[0]
             pos += 4
             ntags += 1
@@ -578,16 +578,22 @@ class SlowDecoder:
     # ------------------------------------------------------------------ tunnels
     def _tunnel(self, name: str, fn: Any, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
                 depth: int, *args: Any) -> Any:
+        """Decode the payload of tunnel ``name`` with ``fn``. The tunnelled packet gets the link
+        layer it was carried in: when ``fn`` reads an Ethernet frame (VXLAN, Geneve and GRE
+        transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
+        destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
+        protocol type, PPP in PPTP/L2TP), none: ``vlan`` 0 and ``l2_bcast`` False, as a
+        raw-IP capture of it would give. The outer link layer's are restored afterwards."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
-        was = ctx.inner
-        ctx.inner = True
+        saved = ctx.tags, ctx._vlan, ctx.bcast
+        ctx.tags, ctx._vlan, ctx.bcast = [], None, False
         self.tunnels[name] += 1
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
-        ctx.inner = was
+        ctx.tags, ctx._vlan, ctx.bcast = saved
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:

@@ -1,0 +1,247 @@
+"""The link layer of a tunnelled packet.
+
+- A tunnel that carries a whole Ethernet frame (ERSPAN II/III, VXLAN, Geneve and GRE with
+  protocol type 0x6558, Ethernet over MPLS with control word): the packet's
+  ``vlan`` and ``l2_bcast`` are the inner frame's (its 802.1Q tags, its broadcast destination),
+  never the outer frame's. So an agent broadcast to 192.0.2.255:15000 mirrored through ERSPAN is
+  ``cast=broadcast``, purpose ``agent_broadcast`` (it was ``unicast``/``gateway_udp``: the outer
+  frame, addressed to the collector, is unicast), and the flow key holds the inner VLAN.
+- A tunnel that carries IP directly (IP-in-IP, GRE and Geneve with protocol type IPv4, PPP in
+  L2TP) gives the packet no link layer: ``vlan`` 0 and ``l2_bcast`` False, whatever the
+  outer frame had, as a raw-IP capture of the same packets.
+
+Each capture is built here with scapy, analysed by the builtin decoder (fast path checked
+against the slow path), whole and in chunks, and with tshark when installed; the scapy reference
+(``reference_decoder``) is checked on the same frames where scapy dissects them the same way.
+"""
+from __future__ import annotations
+
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scapy")
+
+from scapy.all import (  # noqa: E402
+    GRE, IP, TCP, UDP, VXLAN, Dot1Q, Ether, Raw)
+from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III  # noqa: E402
+from scapy.contrib.geneve import GENEVE  # noqa: E402
+
+import kscc_traffic  # noqa: E402
+from chunkcmp import assert_same, row  # noqa: E402
+from kscc_traffic.analyze import analyze_file  # noqa: E402
+from kscc_traffic.capture.decode import decode  # noqa: E402
+from kscc_traffic.capture.files import read_frames  # noqa: E402
+from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
+from pcapbuild import pcap_bytes  # noqa: E402
+from reference_decoder import (  # noqa: E402
+    decoded_fields, link_fields, link_reference, reference)
+
+RULES = kscc_traffic.load_rules()
+TSHARK = shutil.which("tshark")
+
+BCAST = "ff:ff:ff:ff:ff:ff"
+#: RFC 7042 documentation addresses (an OUI Wireshark knows: its pseudowire heuristic needs one)
+AMAC, DMAC, RMAC = "00:00:5e:00:53:0a", "00:00:5e:00:53:14", "00:00:5e:00:53:01"
+OMAC1, OMAC2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
+AGENT, DP, SUBNET_BCAST = "192.0.2.10", "192.0.2.20", "192.0.2.255"
+O1, O2 = "198.51.100.1", "198.51.100.2"
+OUTER_VLAN, INNER_VLAN = 99, 42
+FLAG = 1 << 24
+SNI = "eu1.ksc.kaspersky.com"
+
+
+def client_hello(name: str = SNI) -> bytes:
+    n = name.encode()
+    ext = struct.pack("!HHHBH", 0, len(n) + 5, len(n) + 3, 0, len(n)) + n
+    body = (b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(ext)) + ext)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+CH = client_hello()
+
+
+# ---------------------------------------------------------------------------- inner traffic
+def inner_packets(tag: bool) -> list[tuple[bool, object]]:
+    """(broadcast frame?, inner Ethernet frame) of: an agent's broadcast to the subnet
+    (192.0.2.255:15000, Ethernet broadcast) twice, and a TCP connection agent -> DP port 13000
+    with a ClientHello (unicast frames). ``tag``: every inner frame carries VLAN 42."""
+    def eth(dst, src):
+        e = Ether(dst=dst, src=src)
+        return e / Dot1Q(vlan=INNER_VLAN) if tag else e
+    up = lambda **kw: eth(DMAC, AMAC) / IP(src=AGENT, dst=DP) / TCP(sport=50000, dport=13000, **kw)  # noqa: E731
+    dn = lambda **kw: eth(AMAC, DMAC) / IP(src=DP, dst=AGENT) / TCP(sport=13000, dport=50000, **kw)  # noqa: E731
+    bc = lambda n: eth(BCAST, AMAC) / IP(src=AGENT, dst=SUBNET_BCAST, id=n) \
+        / UDP(sport=52116, dport=15000) / Raw(b"\x00" * 124)  # noqa: E731
+    return [(True, bc(1)), (True, bc(2)),
+            (False, up(flags="S", seq=100)), (False, dn(flags="SA", seq=900, ack=101)),
+            (False, up(flags="A", seq=101, ack=901)),
+            (False, up(flags="PA", seq=101, ack=901) / Raw(CH))]
+
+
+def outer_eth(tag: bool = True, dst: str = OMAC2):
+    e = Ether(dst=dst, src=OMAC1)
+    return e / Dot1Q(vlan=OUTER_VLAN) if tag else e
+
+
+def mpls(label: int = 100) -> bytes:
+    return struct.pack("!I", label << 12 | 0x100 | 64)
+
+
+#: tunnels that carry an Ethernet frame: frame -> the frame with the tunnel around it. The
+#: ERSPAN headers' own VLAN field (7: the mirrored port's VLAN) is not read, the frame's tags are
+L2_TUNNELS = {
+    "erspan2": lambda f: bytes(outer_eth() / IP(src=O1, dst=O2)
+                               / GRE(seqnum_present=1, sequence_number=1)
+                               / ERSPAN_II(vlan=7, session_id=3) / f),
+    "erspan3": lambda f: bytes(outer_eth() / IP(src=O1, dst=O2) / GRE(seqnum_present=1)
+                               / ERSPAN_III(vlan=7, session_id=3) / f),
+    "vxlan": lambda f: bytes(outer_eth() / IP(src=O1, dst=O2) / UDP(sport=49152, dport=4789)
+                             / VXLAN(vni=42) / f),
+    "geneve": lambda f: bytes(outer_eth() / IP(src=O1, dst=O2) / UDP(sport=49153, dport=6081)
+                              / GENEVE(proto=0x6558, vni=9, optionlen=2)
+                              / Raw(struct.pack("!HBB", 0x0102, 0x80, 1) + b"\xaa\xbb\xcc\xdd")
+                              / f),
+    "gre_teb": lambda f: bytes(outer_eth() / IP(src=O1, dst=O2) / GRE(proto=0x6558) / f),
+    "eompls_cw": lambda f: _eompls(f, True),
+}
+
+
+def _eompls(f, cw: bool) -> bytes:
+    """Outer Ethernet + VLAN 99 + one MPLS label (bottom of stack) + [control word] + frame."""
+    head = bytes(Ether(dst=OMAC2, src=OMAC1, type=0x8100)) + struct.pack("!HH", OUTER_VLAN, 0x8847)
+    return head + mpls() + (b"\0\0\0\0" if cw else b"") + bytes(f)
+
+
+def write(tmp_path, name: str, frames: list[bytes], linktype: int = 1):
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes([(1_700_000_000 + k * 0.01, f) for k, f in enumerate(frames)],
+                                linktype))
+    return path
+
+
+def decoded(path):
+    """Packets of ``path``; the fast path gives exactly the slow path's columns."""
+    fr = read_frames(path)
+    p, q = decode(fr), decode(fr, fast=False)
+    for k in PACKET_COLUMNS:
+        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
+    assert bytes(p.buf) == bytes(q.buf)
+    assert (p.stats.non_ip, p.stats.malformed, p.stats.warnings) == \
+        (q.stats.non_ip, q.stats.malformed, q.stats.warnings)
+    return p
+
+
+#: flow columns both engines must agree on
+FLOW_KEYS = ("uid", "vlan", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts",
+             "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "cast",
+             "sni", "conn_state", "purpose", "verdict", "reason")
+
+
+def same_with_tshark(path, flows) -> None:
+    if not TSHARK:
+        return
+    t = analyze_file(path, RULES, engine="tshark").flows
+    key = ["proto", "orig_h", "orig_p", "resp_h", "resp_p"]
+    a = flows.sort_values(key).reset_index(drop=True)
+    b = t.sort_values(key).reset_index(drop=True)
+    assert len(a) == len(b), (a[key], b[key])
+    for k in FLOW_KEYS:
+        assert a[k].tolist() == b[k].tolist(), (k, a[k].tolist(), b[k].tolist())
+
+
+def tunnel_warning(path) -> list[str]:
+    st = analyze_file(path, RULES).stats
+    return [w for s in st.values() for w in s.warnings if "tunnelled" in w]
+
+
+# ---------------------------------------------------------------------------- Ethernet in a tunnel
+@pytest.mark.parametrize("tag", [False, True], ids=["inner_untagged", "inner_vlan42"])
+@pytest.mark.parametrize("kind", sorted(L2_TUNNELS))
+def test_inner_ethernet_gives_vlan_and_broadcast(tmp_path, kind, tag):
+    """Outer frame: unicast to the collector, VLAN 99. Inner: the agent's broadcast frames and
+    a unicast TCP connection, untagged or in VLAN 42. Every row has the inner frame's VLAN and
+    broadcast flag; the broadcast flow is an agent broadcast."""
+    pkts = inner_packets(tag)
+    frames = [L2_TUNNELS[kind](f) for _, f in pkts]
+    path = write(tmp_path, f"{kind}.pcap", frames)
+    p = decoded(path)
+    assert len(p) == len(pkts)
+    want_vlan = FLAG | INNER_VLAN if tag else 0
+    assert p.cols["vlan"].tolist() == [want_vlan] * len(pkts)
+    assert p.cols["l2_bcast"].tolist() == [b for b, _ in pkts]
+    flows = assert_same(path, [300, 700])
+    assert set(flows["vlan"]) == {want_vlan}
+    tcp = row(flows, proto="tcp")
+    assert (tcp["orig_h"], tcp["resp_h"], tcp["resp_p"], tcp["cast"], tcp["sni"]) == \
+        (AGENT, DP, 13000, "unicast", SNI)
+    bc = row(flows, proto="udp")
+    assert (bc["orig_h"], bc["orig_p"], bc["resp_h"], bc["resp_p"]) == \
+        (AGENT, 52116, SUBNET_BCAST, 15000)
+    assert (bc["cast"], bc["purpose"], bc["verdict"], bc["orig_pkts"]) == \
+        ("broadcast", "agent_broadcast", "ok", 2)
+    name = {"erspan2": "GRE", "erspan3": "GRE", "gre_teb": "GRE", "vxlan": "VXLAN",
+            "geneve": "Geneve"}.get(kind, "MPLS-PW")
+    assert tunnel_warning(path) == [
+        f"{kind}.pcap: decode: {len(pkts)} tunnelled packets decoded as their inner packet, "
+        f"outer headers dropped ({name} {len(pkts)})"]
+    same_with_tshark(path, flows)
+    fr = read_frames(path)
+    assert decoded_fields(p) == reference(fr)
+    assert link_fields(p) == link_reference(fr)
+
+
+def test_same_connection_native_and_mirrored_keys_alike(tmp_path):
+    """The TCP connection seen on the wire in VLAN 42 and again through ERSPAN (outer VLAN 99):
+    one key, so the mirrored copies are the same flow's duplicates, not a second flow."""
+    pkts = inner_packets(True)
+    native = [bytes(f) for _, f in pkts]
+    mirrored = [L2_TUNNELS["erspan2"](f) for _, f in pkts]
+    frames = [x for pair in zip(native, mirrored) for x in pair]
+    path = write(tmp_path, "native_and_erspan.pcap", frames)
+    flows = assert_same(path, [400])
+    assert len(flows) == 2 and set(flows["vlan"]) == {FLAG | INNER_VLAN}
+    bc = row(flows, proto="udp")
+    assert (bc["cast"], bc["purpose"], bc["orig_pkts"]) == ("broadcast", "agent_broadcast", 2)
+    tcp = row(flows, proto="tcp")
+    assert (tcp["orig_pkts"], tcp["resp_pkts"], tcp["sni"]) == (3, 1, SNI)
+    assert analyze_file(path, RULES).duplicates == len(pkts)
+
+
+@pytest.mark.parametrize("kind", ["ipip", "gre_ip", "geneve_ip", "l2tp"])
+def test_tunnel_carrying_ip_has_no_link_layer(tmp_path, kind):
+    """Outer frame broadcast (!) and in VLAN 99; the tunnel carries IP (IP-in-IP, GRE and
+    Geneve with protocol type IPv4, PPP in L2TP): the inner packets get
+    vlan 0 and no broadcast flag, exactly as the same packets captured as raw IP. So the
+    directed broadcast to 192.0.2.255, with no link layer saying it is one, is unicast."""
+    pkts = inner_packets(False)
+    ips = [f[IP] for _, f in pkts]
+    wrap = {
+        "ipip": lambda i: outer_eth(dst=BCAST) / IP(src=O1, dst=O2, proto=4) / i,
+        "gre_ip": lambda i: outer_eth(dst=BCAST) / IP(src=O1, dst=O2) / GRE(proto=0x0800) / i,
+        "geneve_ip": lambda i: outer_eth(dst=BCAST) / IP(src=O1, dst=O2)
+        / UDP(sport=1, dport=6081) / GENEVE(proto=0x0800) / i,
+        # L2TPv2 data message (flags 0x0002, tunnel 1, session 2) carrying PPP (ff 03, IPv4)
+        "l2tp": lambda i: outer_eth(dst=BCAST) / IP(src=O1, dst=O2) / UDP(sport=1701, dport=1701)
+        / Raw(b"\x00\x02\x00\x01\x00\x02\xff\x03\x00\x21" + bytes(i)),
+    }[kind]
+    path = write(tmp_path, f"{kind}.pcap", [bytes(wrap(i)) for i in ips])
+    raw = write(tmp_path, "raw.pcap", [bytes(i) for i in ips], linktype=101)
+    p = decoded(path)
+    assert p.cols["vlan"].tolist() == [0] * len(ips)
+    assert p.cols["l2_bcast"].tolist() == [False] * len(ips)
+    flows = assert_same(path, [300])
+    want = analyze_file(raw, RULES).flows
+    cols = [c for c in flows.columns if c not in ("uid", "capture")]
+    assert flows[cols].to_dict("records") == want[cols].to_dict("records")
+    bc = row(flows, proto="udp")
+    assert (bc["cast"], bc["purpose"]) == ("unicast", "gateway_udp")
+    same_with_tshark(path, flows)
+    fr = read_frames(path)
+    assert decoded_fields(p) == reference(fr)
+    assert link_fields(p) == link_reference(fr)
+
