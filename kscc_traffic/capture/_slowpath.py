@@ -45,6 +45,10 @@ MAX_VLAN_TAGS = 8
 VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
+#: ethertypes that make the bytes after an MPLS label stack look like an Ethernet header (a
+#: pseudowire without control word): IPv4, IPv6, ARP, VLAN tags, PPPoE session, MPLS
+PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847,
+                           0x8848))
 #: radiotap Flags field bits: the frame ends with the 4-byte FCS / the 802.11 header is padded
 #: to a multiple of 4 bytes before the payload
 RADIOTAP_F_FCS = 0x10
@@ -269,10 +273,31 @@ class SlowDecoder:
             v = d[pos] >> 4
             if v == 4 or v == 6:
                 return self._ip(d, pos, end, base, ctx, v, depth)
-            if v == 0:                                  # pseudowire control word + Ethernet
-                return self._tunnel("MPLS-PW", self._ether, d, pos + 4, end, base, ctx, depth)
+            if v == 0:                                  # Ethernet pseudowire (RFC 4448)
+                cw = 0 if self._pw_without_cw(d, pos, end) else 4
+                return self._tunnel("MPLS-PW", self._ether, d, pos + cw, end, base, ctx, depth)
+            if v != 1 and end - pos >= 14 and _u16(d, pos + 12)[0] in PW_ETHERTYPES:
+                # no control word, destination address not beginning with 0, 1, 4 or 6 (a
+                # broadcast, say); 1 is a PW associated channel (RFC 4385)
+                return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
             return NONIP
         return NONIP
+
+    @staticmethod
+    def _pw_without_cw(d: Any, pos: int, end: int) -> bool:
+        """An Ethernet pseudowire payload whose first nibble is 0 (RFC 4448): a control word
+        (4 bytes, first nibble 0) then the frame, or a frame whose destination address begins
+        with a 0 nibble. Without a control word when the ethertype right after the two
+        addresses is one of :data:`PW_ETHERTYPES` and either it is a VLAN tag or the ethertype
+        read as if a control word came first is not. (Wireshark decides by whether both
+        addresses begin with a vendor prefix it knows; scapy by whether the first two bytes
+        are 0.)"""
+        if end - pos < 18:
+            return False
+        et = _u16(d, pos + 12)[0]
+        if et not in PW_ETHERTYPES:
+            return False
+        return et in TPIDS or _u16(d, pos + 16)[0] not in PW_ETHERTYPES
 
     def _llc(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
         if end - pos < 3:

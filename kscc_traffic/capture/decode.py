@@ -46,7 +46,7 @@ Rules both paths share (units: bytes):
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
   tunnel that carries an Ethernet frame (VXLAN, Geneve and GRE with protocol type 0x6558,
-  ERSPAN II/III, Ethernet over MPLS with a control word) gives the inner frame's
+  ERSPAN II/III, Ethernet over MPLS with or without control word) gives the inner frame's
   VLAN tags (the outer tags are dropped, not combined) and destination; a tunnel that carries
   IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, PPP in PPTP/L2TP)
   gives ``vlan`` 0 and ``l2_bcast`` False, as a raw-IP link would. The inner frame is

@@ -47,7 +47,11 @@ A first fragment never completed is shown by Wireshark as ``data``; its transpor
 read from those bytes (``data.data``), as the builtin decoder does.
 
 Known differences from the builtin decoder (none occurs in ``../shared/corpus/ksc``): IPv4 packets with total length 0 (TSO) keep
-``ip_len`` 0.
+``ip_len`` 0. An Ethernet pseudowire (MPLS) without control word: Wireshark reads a frame there
+only when both its addresses have a vendor prefix it knows (else it assumes a control word) and
+its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a broadcast
+destination say, it shows as data); the builtin decoder looks at the ethertype instead
+(``_slowpath.SlowDecoder._pw_without_cw``).
 """
 from __future__ import annotations
 
