@@ -19,7 +19,11 @@ What the reference does itself, on top of scapy, because scapy's dissection does
   from the first captured bytes, which is the decoder's documented rule for cut headers;
 - tunnels (GRE, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, MPLS pseudowires): scapy dissects
   through them (``scapy.contrib`` erspan/geneve/mpls loaded); the *innermost* IP layer is
-  reported, as the decoder emits the inner packet.
+  reported, as the decoder emits the inner packet;
+- Teredo (RFC 4380): scapy leaves UDP port 3544 as Raw; the reference reads the optional
+  authentication header and origin indication itself and dissects the IPv6 packet after them when
+  it fills the rest of the UDP datagram exactly (the decoder's rule against taking other UDP 3544
+  traffic for Teredo).
 
 :func:`link_reference` gives ``(vlan, l2_bcast)`` per Ethernet frame: of the link layer that
 carried the reported IP layer (the last Ethernet header before it with no IP layer in between and
@@ -102,6 +106,30 @@ def _scapy():
     return S
 
 
+TEREDO_PORT = 3544
+
+
+def _teredo(udp: Any) -> Any:
+    """The IPv6 packet a Teredo UDP datagram carries (RFC 4380 §5.1.1), or None.
+
+    Authentication header: 0x0001, ID-len, AU-len, client identifier, authentication value,
+    8-byte nonce, confirmation byte; origin indication: 0x0000, port, address (8 bytes); then
+    the IPv6 packet, which must fill the rest of the datagram.
+    """
+    S = _scapy()
+    data = bytes(udp.payload)                   # as captured
+    n = udp.len - 8 if udp.len >= 8 else len(data)      # the datagram's payload, from its header
+    p = 0
+    if data[:2] == b"\x00\x01" and len(data) >= 4:
+        p = 13 + data[2] + data[3]
+    if data[p:p + 2] == b"\x00\x00" and len(data) - p >= 8:
+        p += 8
+    if len(data) - p < 40 or data[p] >> 4 != 6 \
+            or 40 + struct.unpack("!H", data[p + 4:p + 6])[0] != n - p:
+        return None
+    return S.IPv6(data[p:n])
+
+
 def _dissect(lt: int, data: bytes) -> Any:
     S = _scapy()
     if lt == 0:
@@ -156,6 +184,12 @@ def _walk(pkt: Any) -> tuple[Any, tuple[list[int], bool]]:
                 pass        # an L2TP control message is plain UDP, not a tunnelled packet
             else:
                 found = None
+        elif (type(layer) is S.UDP and TEREDO_PORT in (layer.sport, layer.dport)
+              and type(layer.payload) is S.Raw):
+            inner = _teredo(layer)
+            if inner is not None:
+                layer = inner
+                continue
         layer = layer.payload
     return found, found_link
 

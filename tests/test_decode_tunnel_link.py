@@ -1,4 +1,4 @@
-"""The link layer of a tunnelled packet.
+"""The link layer of a tunnelled packet, and Teredo.
 
 - A tunnel that carries a whole Ethernet frame (ERSPAN II/III, VXLAN, Geneve and GRE with
   protocol type 0x6558, Ethernet over MPLS with and without control word): the packet's
@@ -7,8 +7,11 @@
   ``cast=broadcast``, purpose ``agent_broadcast`` (it was ``unicast``/``gateway_udp``: the outer
   frame, addressed to the collector, is unicast), and the flow key holds the inner VLAN.
 - A tunnel that carries IP directly (IP-in-IP, GRE and Geneve with protocol type IPv4, PPP in
-  L2TP) gives the packet no link layer: ``vlan`` 0 and ``l2_bcast`` False, whatever the
+  L2TP, Teredo) gives the packet no link layer: ``vlan`` 0 and ``l2_bcast`` False, whatever the
   outer frame had, as a raw-IP capture of the same packets.
+- Teredo (RFC 4380, UDP port 3544): IPv6 after an optional authentication header and origin
+  indication is decoded as its IPv6 packet, counted in the "tunnelled packets" warning; other
+  UDP traffic on port 3544 stays UDP.
 
 Each capture is built here with scapy, analysed by the builtin decoder (fast path checked
 against the slow path), whole and in chunks, and with tshark when installed; the scapy reference
@@ -25,7 +28,7 @@ import pytest
 pytest.importorskip("scapy")
 
 from scapy.all import (  # noqa: E402
-    GRE, IP, TCP, UDP, VXLAN, Dot1Q, Ether, Raw)
+    GRE, IP, TCP, UDP, VXLAN, Dot1Q, Ether, IPv6, Raw)
 from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III  # noqa: E402
 from scapy.contrib.geneve import GENEVE  # noqa: E402
 
@@ -290,3 +293,146 @@ def test_tunnel_carrying_ip_has_no_link_layer(tmp_path, kind):
     assert decoded_fields(p) == reference(fr)
     assert link_fields(p) == link_reference(fr)
 
+
+# ---------------------------------------------------------------------------- Teredo
+TEREDO_CLIENT, V6_SERVER = "2001:0:c633:6401:8000:f227:3d4b:fdf5", "2001:db8:cc::10"
+TSERVER, TCLIENT4 = "198.51.100.1", "203.0.113.7"
+
+
+def auth_header(idv: bytes = b"", auth: bytes = b"") -> bytes:
+    """RFC 4380 §5.1.1 authentication encapsulation: indicator 0x0001, ID-len, AU-len, client
+    identifier, authentication value, nonce (8), confirmation (1)."""
+    return struct.pack("!HBB", 1, len(idv), len(auth)) + idv + auth + b"\x11" * 8 + b"\x00"
+
+
+def origin_indication(port: int = 40000, addr: bytes = bytes([203, 0, 113, 7])) -> bytes:
+    """Indicator 0x0000, then the client's mapped port and IPv4 address, each bit inverted."""
+    return struct.pack("!HH", 0, port ^ 0xFFFF) + bytes(b ^ 0xFF for b in addr)
+
+
+def teredo_conversation() -> list[tuple[bool, object]]:
+    """(from client?, IPv6 packet): a TCP connection client -> server port 13000 with a
+    ClientHello, and a DNS-like UDP exchange."""
+    up = lambda **kw: IPv6(src=TEREDO_CLIENT, dst=V6_SERVER) / TCP(sport=50001, dport=13000, **kw)  # noqa: E731
+    dn = lambda **kw: IPv6(src=V6_SERVER, dst=TEREDO_CLIENT) / TCP(sport=13000, dport=50001, **kw)  # noqa: E731
+    return [(True, up(flags="S", seq=10)), (False, dn(flags="SA", seq=70, ack=11)),
+            (True, up(flags="A", seq=11, ack=71)), (True, up(flags="PA", seq=11, ack=71) / Raw(CH)),
+            (True, IPv6(src=TEREDO_CLIENT, dst=V6_SERVER) / UDP(sport=50002, dport=53)
+             / Raw(b"\x12\x34" + bytes(30))),
+            (False, IPv6(src=V6_SERVER, dst=TEREDO_CLIENT) / UDP(sport=53, dport=50002)
+             / Raw(b"\x12\x34\x81\x80" + bytes(40)))]
+
+
+def teredo_frame(up: bool, p, head: bytes = b"", vlan: bool = True) -> bytes:
+    o = outer_eth(tag=vlan)
+    if up:
+        u = IP(src=TCLIENT4, dst=TSERVER) / UDP(sport=40000, dport=3544)
+    else:
+        u = IP(src=TSERVER, dst=TCLIENT4) / UDP(sport=3544, dport=40000)
+    return bytes(o / u / Raw(head + bytes(p)))
+
+
+@pytest.mark.parametrize("head", ["none", "origin", "auth", "auth_id_origin"])
+def test_teredo_decoded_as_inner_ipv6(tmp_path, head):
+    h = {"none": b"", "origin": origin_indication(), "auth": auth_header(),
+         "auth_id_origin": auth_header(b"client-7", b"\x01" * 20) + origin_indication()}[head]
+    pkts = teredo_conversation()
+    # the same Teredo headers on every frame, either way (in RFC 4380 the server adds the
+    # origin indication, a client may authenticate; the decoder does not ask who sent what)
+    frames = [teredo_frame(up, p, h) for up, p in pkts]
+    path = write(tmp_path, "teredo.pcap", frames)
+    p = decoded(path)
+    assert p.cols["ipver"].tolist() == [6] * 6
+    assert p.cols["proto"].tolist() == [6, 6, 6, 6, 17, 17]
+    assert p.cols["ip_len"].tolist() == [len(bytes(x)) for _, x in pkts]
+    assert p.cols["vlan"].tolist() == [0] * 6 and not p.cols["l2_bcast"].any()
+    assert p.payload(3) == CH
+    flows = assert_same(path, [300, 700])
+    assert len(flows) == 2
+    t = row(flows, proto="tcp")
+    assert (t["orig_h"], t["orig_p"], t["resp_h"], t["resp_p"], t["sni"], t["orig_pkts"],
+            t["resp_pkts"], t["orig_bytes"]) == \
+        (TEREDO_CLIENT, 50001, V6_SERVER, 13000, SNI, 3, 1, len(CH))
+    assert t["orig_ip_bytes"] == sum(len(bytes(x)) for up, x in pkts[:4] if up)
+    u = row(flows, proto="udp")
+    assert (u["orig_h"], u["resp_h"], u["resp_p"], u["orig_bytes"], u["resp_bytes"]) == \
+        (TEREDO_CLIENT, V6_SERVER, 53, 32, 44)
+    assert tunnel_warning(path) == [
+        "teredo.pcap: decode: 6 tunnelled packets decoded as their inner packet, outer headers "
+        "dropped (Teredo 6)"]
+    same_with_tshark(path, flows)
+    fr = read_frames(path)
+    assert decoded_fields(p) == reference(fr)
+    assert link_fields(p) == link_reference(fr)
+
+
+def test_teredo_bubble_and_either_port(tmp_path):
+    """A bubble (IPv6, no next header, payload length 0) from the client's port to the server's
+    3544 and back: IPv6 rows of protocol 59."""
+    bubble = IPv6(src=TEREDO_CLIENT, dst="2001:0:c633:6401::1", nh=59)
+    path = write(tmp_path, "bubble.pcap", [teredo_frame(True, bubble),
+                                           teredo_frame(False, bubble, origin_indication())])
+    p = decoded(path)
+    assert p.cols["ipver"].tolist() == [6, 6] and p.cols["proto"].tolist() == [59, 59]
+    assert p.cols["ip_len"].tolist() == [40, 40] and p.cols["payload_len"].tolist() == [0, 0]
+    fr = read_frames(path)
+    assert decoded_fields(p) == reference(fr)
+
+
+def test_other_udp_3544_traffic_stays_udp(tmp_path):
+    """UDP on port 3544 that is not an IPv6 packet filling the datagram stays the UDP datagram
+    (no tunnel counted): a DNS answer to a client that took 3544 as its source port, whose id
+    begins with 6 (an IPv6 version nibble); an IPv6 packet followed by 2 more bytes; an origin
+    indication followed by IPv4; an IPv6 header cut by the snaplen... the UDP length is what
+    counts, so the cut one stays UDP as well."""
+    v6 = bytes(teredo_conversation()[4][1])
+    dns = b"\x61\x00\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + b"\x03www\x00\x00\x01\x00\x01" \
+        + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01"
+    frames = [bytes(outer_eth(False) / IP(src="203.0.113.53", dst=AGENT) / UDP(sport=53, dport=3544)
+                    / Raw(dns)),
+              bytes(outer_eth(False) / IP(src=TCLIENT4, dst=TSERVER) / UDP(sport=40000, dport=3544)
+                    / Raw(v6 + b"xx")),
+              bytes(outer_eth(False) / IP(src=TSERVER, dst=TCLIENT4) / UDP(sport=3544, dport=40000)
+                    / Raw(origin_indication() + bytes(IP(src=O1, dst=O2) / UDP())))]
+    path = write(tmp_path, "not_teredo.pcap", frames)
+    p = decoded(path)
+    assert p.cols["ipver"].tolist() == [4, 4, 4]
+    assert p.cols["sport"].tolist() == [53, 40000, 3544]
+    assert p.cols["dport"].tolist() == [3544, 3544, 40000]
+    assert p.cols["payload_len"].tolist() == [len(dns), len(v6) + 2, 8 + 28]
+    assert p.payload(0) == dns
+    assert tunnel_warning(path) == []
+    flows = analyze_file(path, RULES).flows
+    assert sorted(flows["proto"]) == ["udp"] * 2           # 40000 <-> 3544 both ways: one flow
+    assert sorted(flows["resp_p"]) == [53, 3544]
+    same_with_tshark(path, flows)
+
+
+def test_teredo_cut_by_snaplen_keeps_inner_row(tmp_path):
+    """The UDP length, not the captured bytes, says whether the IPv6 packet fills the datagram:
+    a Teredo frame cut inside the inner TCP payload still gives the inner packet."""
+    up, p = teredo_conversation()[3]
+    f = teredo_frame(up, p, origin_indication())
+    data = bytearray(pcap_bytes([(1_700_000_000, f[:-20])]))
+    struct.pack_into("<I", data, 24 + 12, len(f))
+    path = tmp_path / "teredo_cut.pcap"
+    path.write_bytes(bytes(data))
+    pk = decoded(path)
+    assert pk.cols["ipver"].tolist() == [6] and pk.cols["dport"].tolist() == [13000]
+    assert pk.cols["payload_len"].tolist() == [len(CH)]
+    assert pk.cols["pl_cap"].tolist() == [len(CH) - 20]
+    assert decoded_fields(pk) == reference(read_frames(path))
+
+
+def test_teredo_rows_take_the_fast_paths_place(tmp_path):
+    """Many ordinary frames and Teredo frames mixed: the fast path leaves exactly the UDP 3544
+    frames to the slow path and the columns equal the slow path's (``decoded`` checks)."""
+    frames = []
+    for k in range(300):
+        frames.append(bytes(Ether(src=AMAC, dst=DMAC) / IP(src=AGENT, dst=DP)
+                            / UDP(sport=40000 + k, dport=15000) / Raw(b"a" * (k % 50))))
+        if k % 7 == 0:
+            up, p = teredo_conversation()[k % 6]
+            frames.append(teredo_frame(up, p))
+    p = decoded(write(tmp_path, "mixed.pcap", frames))
+    assert int((p.cols["ipver"] == 6).sum()) == 43

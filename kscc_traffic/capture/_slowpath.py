@@ -5,7 +5,7 @@ Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode
 of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
 options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
 inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP, transparent Ethernet
-bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Ethernet over MPLS), and cut
+bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS), and cut
 (snaplen) headers.
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
@@ -45,6 +45,7 @@ MAX_VLAN_TAGS = 8
 VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
+TEREDO_PORT = 3544
 #: ethertypes that make the bytes after an MPLS label stack look like an Ethernet header (a
 #: pseudowire without control word): IPv4, IPv6, ARP, VLAN tags, PPPoE session, MPLS
 PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847,
@@ -585,6 +586,11 @@ class SlowDecoder:
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
+                if sport == TEREDO_PORT or dport == TEREDO_PORT:
+                    r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                                     depth)
+                    if r is not None:
+                        return r
             return self._row(hdr, ctx, 17, sport, dport, -1, -1, 0, 0, 0, plen, p + 8, dend,
                              base, _u16(d, p + 6)[0] if avail >= 8 else -1)
         if proto == 1 or proto == 58:
@@ -607,7 +613,7 @@ class SlowDecoder:
         layer it was carried in: when ``fn`` reads an Ethernet frame (VXLAN, Geneve and GRE
         transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
         destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
-        protocol type, PPP in PPTP/L2TP), none: ``vlan`` 0 and ``l2_bcast`` False, as a
+        protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
         raw-IP capture of it would give. The outer link layer's are restored afterwards."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
@@ -683,6 +689,24 @@ class SlowDecoder:
         if ptype == 0x6558:
             return self._tunnel("Geneve", self._ether, d, q + h, lim, base, ctx, depth)
         return self._tunnel("Geneve", self._gre_ethertype, d, q + h, lim, base, ctx, depth, ptype)
+
+    def _teredo(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx,
+                depth: int) -> Any:
+        """Teredo (RFC 4380 §5.1.1) UDP payload at ``q`` (``uend``: where the UDP length says it
+        ends, ``lim``: its captured end): an optional authentication header (indicator 0x0001:
+        4 bytes, client identifier and authentication value of the lengths given, 8-byte nonce,
+        confirmation byte), an optional origin indication (indicator 0x0000, 8 bytes), then an
+        IPv6 packet that fills the rest of the datagram. None (the UDP datagram stays as it is)
+        unless there is an IPv6 header (version 6) whose payload length matches exactly, so other
+        traffic on port 3544 is not taken for Teredo."""
+        p = q
+        if lim - p >= 4 and d[p] == 0 and d[p + 1] == 1:
+            p += 13 + d[p + 2] + d[p + 3]
+        if lim - p >= 8 and d[p] == 0 and d[p + 1] == 0:
+            p += 8
+        if lim - p < 40 or d[p] >> 4 != 6 or 40 + _u16(d, p + 4)[0] != uend - p:
+            return None
+        return self._tunnel("Teredo", self._ip, d, p, lim, base, ctx, depth, 6)
 
     def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """L2TPv2 data message at ``q``; None for control messages and anything else."""

@@ -41,7 +41,7 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   ff:ff:ff:ff:ff:ff (so a tunnel that carries an Ethernet frame — VXLAN, Geneve, GRE bridging,
   ERSPAN, an MPLS pseudowire — gives the inner frame's); with no IP layer before it, the
   frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
-  carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP) gives 0 and False.
+  carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
 
 A first fragment never completed is shown by Wireshark as ``data``; its transport header is
 read from those bytes (``data.data``), as the builtin decoder does.
@@ -95,6 +95,7 @@ FIELDS: list[str] = [
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
+    "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -240,6 +241,12 @@ class PacketBuilder:
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> dict | None:
         cut = next((i for i, p in enumerate(protos) if p in _ICMP), len(protos))
         ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
+        if ip_idx > 0 and protos[ip_idx - 1] == "teredo" and not _teredo_fits(protos, f, ip_idx):
+            # Wireshark decodes any IPv6-looking payload on UDP port 3544 as Teredo; the builtin
+            # decoder asks the IPv6 packet to fill the datagram exactly: else it stays UDP
+            protos = protos[:ip_idx - 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
         if ip_idx < 0:
             self.non_ip += 1
             return None
@@ -373,6 +380,22 @@ class PacketBuilder:
                 quote = _quoted(protos, f, j)
                 row["pl_off"], row["pl_cap"] = self._payload(quote)
         return row
+
+
+def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> bool:
+    """The IPv6 layer at ``ip_idx``, right after a ``teredo`` layer, fills the UDP datagram
+    exactly after the Teredo authentication header and origin indication (the builtin decoder's
+    test, ``_slowpath.SlowDecoder._teredo``). Nested Teredo layers are taken as they are."""
+    if protos.count("teredo") != 1:
+        return True
+    ulen = _int(_at(f, "udp.length", protos[:ip_idx].count("udp") - 1), -1)
+    plen = _int(_at(f, "ipv6.plen", protos[:ip_idx].count("ipv6")), -1)
+    hdr = 0
+    if f.get("teredo.auth.idlen"):
+        hdr += 13 + _int(_at(f, "teredo.auth.idlen", 0), 0) + _int(_at(f, "teredo.auth.aulen", 0), 0)
+    if f.get("teredo.orig.port"):
+        hdr += 8
+    return ulen - 8 - hdr == 40 + plen
 
 
 def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> tuple[int, bool]:
