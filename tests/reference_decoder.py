@@ -17,8 +17,17 @@ What the reference does itself, on top of scapy, because scapy's dissection does
   frame of the fragment that completed it; fragments never completed are reported one by one;
 - a transport header cut by the snaplen is left as Raw by scapy: ports (and TCP flags) are read
   from the first captured bytes, which is the decoder's documented rule for cut headers;
-- tunnels (GRE, VXLAN, L2TP, IP-in-IP): scapy dissects through them; the *innermost* IP layer is
-  reported, as the decoder emits the inner packet.
+- tunnels (GRE, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, MPLS pseudowires): scapy dissects
+  through them (``scapy.contrib`` erspan/geneve/mpls loaded); the *innermost* IP layer is
+  reported, as the decoder emits the inner packet;
+- Teredo (RFC 4380): scapy leaves UDP port 3544 as Raw; the reference reads the optional
+  authentication header and origin indication itself and dissects the IPv6 packet after them when
+  it fills the rest of the UDP datagram exactly (the decoder's rule against taking other UDP 3544
+  traffic for Teredo).
+
+:func:`link_reference` gives ``(vlan, l2_bcast)`` per Ethernet frame: of the link layer that
+carried the reported IP layer (the last Ethernet header before it with no IP layer in between and
+its 802.1Q/802.1ad tags; none for a tunnel that carries IP directly: ``(0, False)``).
 
 Also here: :func:`frames_from_records` (Frames from ``(ts_ns, linktype, bytes)`` tuples or scapy
 packets) and :func:`read_capture` (``read_frames`` when available, else scapy's raw readers).
@@ -91,8 +100,34 @@ def _scapy_read(path: str | Path) -> Frames:
 # ---------------------------------------------------------------------------- dissection
 def _scapy():
     import scapy.all as S
+    from scapy.contrib.erspan import ERSPAN  # noqa: F401  (binds GRE 0x88be/0x22eb -> ERSPAN)
+    from scapy.contrib.geneve import GENEVE  # noqa: F401  (binds UDP 6081 -> Geneve)
     from scapy.contrib.mpls import MPLS  # noqa: F401  (binds Ether 0x8847 -> MPLS -> IP)
     return S
+
+
+TEREDO_PORT = 3544
+
+
+def _teredo(udp: Any) -> Any:
+    """The IPv6 packet a Teredo UDP datagram carries (RFC 4380 §5.1.1), or None.
+
+    Authentication header: 0x0001, ID-len, AU-len, client identifier, authentication value,
+    8-byte nonce, confirmation byte; origin indication: 0x0000, port, address (8 bytes); then
+    the IPv6 packet, which must fill the rest of the datagram.
+    """
+    S = _scapy()
+    data = bytes(udp.payload)                   # as captured
+    n = udp.len - 8 if udp.len >= 8 else len(data)      # the datagram's payload, from its header
+    p = 0
+    if data[:2] == b"\x00\x01" and len(data) >= 4:
+        p = 13 + data[2] + data[3]
+    if data[p:p + 2] == b"\x00\x00" and len(data) - p >= 8:
+        p += 8
+    if len(data) - p < 40 or data[p] >> 4 != 6 \
+            or 40 + struct.unpack("!H", data[p + 4:p + 6])[0] != n - p:
+        return None
+    return S.IPv6(data[p:n])
 
 
 def _dissect(lt: int, data: bytes) -> Any:
@@ -121,22 +156,42 @@ def _inner_ip(pkt: Any) -> Any:
     keepalive ...): the decoder counts such frames as ``non_ip`` and never emits the outer
     header of a tunnel, so there is no row to compare with.
     """
+    return _walk(pkt)[0]
+
+
+def _walk(pkt: Any) -> tuple[Any, tuple[list[int], bool]]:
+    """(innermost IP layer as :func:`_inner_ip`, (VLAN tags, broadcast destination) of the
+    link layer that carried it)."""
     S = _scapy()
+    from scapy.contrib.erspan import ERSPAN
+    from scapy.contrib.geneve import GENEVE
     from scapy.layers.l2tp import L2TP
     from scapy.layers.vxlan import VXLAN
-    tunnels = (S.GRE, L2TP, VXLAN)
-    found = None
+    tunnels = (S.GRE, L2TP, VXLAN, ERSPAN, GENEVE)
+    found, found_link = None, ([], False)
+    link: tuple[list[int], bool] = ([], False)
     layer = pkt
     while layer is not None and not isinstance(layer, S.NoPayload):
         if type(layer) in (S.IP, S.IPv6):
-            found = layer
+            found, found_link = layer, link
+            link = ([], False)                  # what an IP layer carries has no link layer
+        elif type(layer) in (S.Ether, S.Dot3):
+            link = ([], layer.dst.lower() == "ff:ff:ff:ff:ff:ff")
+        elif type(layer) in (S.Dot1Q, S.Dot1AD):
+            link = (link[0] + [layer.vlan], link[1])
         elif isinstance(layer, tunnels):
             if isinstance(layer, L2TP) and bytes(layer)[:1] >= b"\x80":
                 pass        # an L2TP control message is plain UDP, not a tunnelled packet
             else:
                 found = None
+        elif (type(layer) is S.UDP and TEREDO_PORT in (layer.sport, layer.dport)
+              and type(layer.payload) is S.Raw):
+            inner = _teredo(layer)
+            if inner is not None:
+                layer = inner
+                continue
         layer = layer.payload
-    return found
+    return found, found_link
 
 
 def _upper(ip: Any) -> tuple[int, Any]:
@@ -207,6 +262,36 @@ def reference(frames: Frames) -> dict[int, tuple]:
         for i, ts, ip, *_ in frags:
             out[i] = _fields(ts, ip)
     return out
+
+
+def link_reference(frames: Frames) -> dict[int, tuple[int, bool]]:
+    """``(vlan, l2_bcast)`` per Ethernet frame (link type 1) whose IP datagram scapy finds and
+    is not a fragment; ``vlan`` encoded as the decoder's column
+    (:func:`kscc_traffic.capture._slowpath.vlan_value`)."""
+    from kscc_traffic.capture._slowpath import vlan_value
+    S = _scapy()
+    out: dict[int, tuple[int, bool]] = {}
+    for i in range(len(frames)):
+        if int(frames.linktype[i]) != 1:
+            continue
+        try:
+            ip, (tags, bcast) = _walk(_dissect(1, frames.data(i)))
+        except Exception:
+            continue
+        if ip is None:
+            continue
+        if type(ip) is S.IP and (ip.flags.MF or ip.frag):
+            continue
+        if type(ip) is S.IPv6 and ip.getlayer(S.IPv6ExtHdrFragment) is not None:
+            continue
+        out[i] = (vlan_value(tags), bool(bcast))
+    return out
+
+
+def link_fields(packets: Any) -> dict[int, tuple[int, bool]]:
+    """``(vlan, l2_bcast)`` from a :class:`Packets`, keyed by frame index."""
+    c = packets.cols
+    return {int(f): (int(v), bool(b)) for f, v, b in zip(c["frame"], c["vlan"], c["l2_bcast"])}
 
 
 def _reassemble(frags: list) -> Any:

@@ -28,7 +28,7 @@ from kscc_traffic.capture.frames import Frames  # noqa: E402
 from kscc_traffic.capture.packets import PACKET_COLUMNS, Packets  # noqa: E402
 
 from reference_decoder import (  # noqa: E402
-    decoded_fields, frames_from_records, read_capture, reference)
+    decoded_fields, frames_from_records, link_fields, link_reference, read_capture, reference)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpus"
@@ -471,8 +471,11 @@ def test_gre_keyed_and_transparent_ethernet_bridging():
     keyed = OUTER / GRE(key_present=1, key=5, seqnum_present=1) / INNER
     assert core(one(eth(keyed)))[3:] == (1234, 80)
     teb = OUTER / GRE(proto=0x6558) / Ether(dst=BCAST, src=M1) / Dot1Q(vlan=33) / INNER
-    r = one(eth(teb))
-    assert core(r)[3:] == (1234, 80) and r["vlan"] == 0 and r["l2_bcast"] is False
+    r = one(eth(teb))             # the bridged frame's VLAN and broadcast destination, not the outer's
+    assert core(r)[3:] == (1234, 80) and r["vlan"] == 1 << 24 | 33 and r["l2_bcast"] is True
+    r = one(eth(Dot1Q(vlan=7) / OUTER / GRE(proto=0x6558) / Ether(dst=M2, src=M1) / INNER,
+                dst=BCAST))
+    assert r["vlan"] == 0 and r["l2_bcast"] is False
 
 
 def test_pptp_enhanced_gre_with_ppp():
@@ -620,6 +623,9 @@ def test_corpus_matches_scapy_reference_and_slow_path(path):
     p = dec(fr)                                         # fast path == slow path
     ours, ref = decoded_fields(p), reference(fr)
     diff = {k: (ours.get(k), ref.get(k)) for k in set(ours) | set(ref) if ours.get(k) != ref.get(k)}
+    assert not diff, sorted(diff.items())[:5]
+    ours, ref = link_fields(p), link_reference(fr)      # vlan, l2_bcast of Ethernet frames
+    diff = {k: (ours.get(k), v) for k, v in ref.items() if ours.get(k) != v}
     assert not diff, sorted(diff.items())[:5]
 
 

@@ -4,8 +4,9 @@ Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
 of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
 options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
-inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP and transparent Ethernet
-bridging, VXLAN, Geneve, L2TPv2, IP-in-IP), and cut (snaplen) headers.
+inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP, transparent Ethernet
+bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS), and cut
+(snaplen) headers.
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly). Its rules
@@ -44,6 +45,11 @@ MAX_VLAN_TAGS = 8
 VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
+TEREDO_PORT = 3544
+#: ethertypes that make the bytes after an MPLS label stack look like an Ethernet header (a
+#: pseudowire without control word): IPv4, IPv6, ARP, VLAN tags, PPPoE session, MPLS
+PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847,
+                           0x8848))
 #: radiotap Flags field bits: the frame ends with the 4-byte FCS / the 802.11 header is padded
 #: to a multiple of 4 bytes before the payload
 RADIOTAP_F_FCS = 0x10
@@ -105,9 +111,11 @@ def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
 
 
 class _Ctx:
-    """Per-frame context: link-layer facts shared by the packet and any tunnelled packet."""
+    """Per-frame context: the facts of the link layer that carries the packet being decoded
+    (VLAN tags, broadcast destination), reset when a tunnel is entered (see
+    :meth:`SlowDecoder._tunnel`)."""
 
-    __slots__ = ("frame", "ts", "tags", "bcast", "inner", "_vlan", "end", "missing")
+    __slots__ = ("frame", "ts", "tags", "bcast", "_vlan", "end", "missing")
 
     def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0) -> None:
         self.frame = frame
@@ -116,7 +124,6 @@ class _Ctx:
         self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
         self.bcast = False
-        self.inner = False          # inside a tunnel: inner L2 tags/addresses are not recorded
         self._vlan: int | None = None
 
     @property
@@ -226,8 +233,7 @@ class SlowDecoder:
     def _ether(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
         if end - pos < 14:
             return MALFORMED
-        if not ctx.inner:
-            ctx.bcast = d[pos:pos + 6] == _BCAST
+        ctx.bcast = d[pos:pos + 6] == _BCAST
         return self._ethertype(_u16(d, pos + 12)[0], d, pos + 14, end, base, ctx, depth)
 
     def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
@@ -236,8 +242,7 @@ class SlowDecoder:
         while et in TPIDS:
             if end - pos < 4 or ntags == MAX_VLAN_TAGS:
                 return MALFORMED
-            if not ctx.inner:
-                ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
+            ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
             et = _u16(d, pos + 2)[0]
             pos += 4
             ntags += 1
@@ -269,10 +274,31 @@ class SlowDecoder:
             v = d[pos] >> 4
             if v == 4 or v == 6:
                 return self._ip(d, pos, end, base, ctx, v, depth)
-            if v == 0:                                  # pseudowire control word + Ethernet
-                return self._tunnel("MPLS-PW", self._ether, d, pos + 4, end, base, ctx, depth)
+            if v == 0:                                  # Ethernet pseudowire (RFC 4448)
+                cw = 0 if self._pw_without_cw(d, pos, end) else 4
+                return self._tunnel("MPLS-PW", self._ether, d, pos + cw, end, base, ctx, depth)
+            if v != 1 and end - pos >= 14 and _u16(d, pos + 12)[0] in PW_ETHERTYPES:
+                # no control word, destination address not beginning with 0, 1, 4 or 6 (a
+                # broadcast, say); 1 is a PW associated channel (RFC 4385)
+                return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
             return NONIP
         return NONIP
+
+    @staticmethod
+    def _pw_without_cw(d: Any, pos: int, end: int) -> bool:
+        """An Ethernet pseudowire payload whose first nibble is 0 (RFC 4448): a control word
+        (4 bytes, first nibble 0) then the frame, or a frame whose destination address begins
+        with a 0 nibble. Without a control word when the ethertype right after the two
+        addresses is one of :data:`PW_ETHERTYPES` and either it is a VLAN tag or the ethertype
+        read as if a control word came first is not. (Wireshark decides by whether both
+        addresses begin with a vendor prefix it knows; scapy by whether the first two bytes
+        are 0.)"""
+        if end - pos < 18:
+            return False
+        et = _u16(d, pos + 12)[0]
+        if et not in PW_ETHERTYPES:
+            return False
+        return et in TPIDS or _u16(d, pos + 16)[0] not in PW_ETHERTYPES
 
     def _llc(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
         if end - pos < 3:
@@ -560,6 +586,11 @@ class SlowDecoder:
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
+                if sport == TEREDO_PORT or dport == TEREDO_PORT:
+                    r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                                     depth)
+                    if r is not None:
+                        return r
             return self._row(hdr, ctx, 17, sport, dport, -1, -1, 0, 0, 0, plen, p + 8, dend,
                              base, _u16(d, p + 6)[0] if avail >= 8 else -1)
         if proto == 1 or proto == 58:
@@ -578,16 +609,22 @@ class SlowDecoder:
     # ------------------------------------------------------------------ tunnels
     def _tunnel(self, name: str, fn: Any, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
                 depth: int, *args: Any) -> Any:
+        """Decode the payload of tunnel ``name`` with ``fn``. The tunnelled packet gets the link
+        layer it was carried in: when ``fn`` reads an Ethernet frame (VXLAN, Geneve and GRE
+        transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
+        destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
+        protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
+        raw-IP capture of it would give. The outer link layer's are restored afterwards."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
-        was = ctx.inner
-        ctx.inner = True
+        saved = ctx.tags, ctx._vlan, ctx.bcast
+        ctx.tags, ctx._vlan, ctx.bcast = [], None, False
         self.tunnels[name] += 1
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
-        ctx.inner = was
+        ctx.tags, ctx._vlan, ctx.bcast = saved
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
@@ -652,6 +689,24 @@ class SlowDecoder:
         if ptype == 0x6558:
             return self._tunnel("Geneve", self._ether, d, q + h, lim, base, ctx, depth)
         return self._tunnel("Geneve", self._gre_ethertype, d, q + h, lim, base, ctx, depth, ptype)
+
+    def _teredo(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx,
+                depth: int) -> Any:
+        """Teredo (RFC 4380 §5.1.1) UDP payload at ``q`` (``uend``: where the UDP length says it
+        ends, ``lim``: its captured end): an optional authentication header (indicator 0x0001:
+        4 bytes, client identifier and authentication value of the lengths given, 8-byte nonce,
+        confirmation byte), an optional origin indication (indicator 0x0000, 8 bytes), then an
+        IPv6 packet that fills the rest of the datagram. None (the UDP datagram stays as it is)
+        unless there is an IPv6 header (version 6) whose payload length matches exactly, so other
+        traffic on port 3544 is not taken for Teredo."""
+        p = q
+        if lim - p >= 4 and d[p] == 0 and d[p + 1] == 1:
+            p += 13 + d[p + 2] + d[p + 3]
+        if lim - p >= 8 and d[p] == 0 and d[p + 1] == 0:
+            p += 8
+        if lim - p < 40 or d[p] >> 4 != 6 or 40 + _u16(d, p + 4)[0] != uend - p:
+            return None
+        return self._tunnel("Teredo", self._ip, d, p, lim, base, ctx, depth, 6)
 
     def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """L2TPv2 data message at ``q``; None for control messages and anything else."""

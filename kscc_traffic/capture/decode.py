@@ -13,8 +13,9 @@ Two paths fill the same per-frame columns:
   (802.11, radiotap with its FCS and data-pad flags, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, IPv6 extension headers, IPv4/IPv6 authentication headers (AH: the row is the transport
   inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments (reassembled,
-  :mod:`._ipfrag`), tunnels (GRE, PPTP, VXLAN, Geneve, L2TP, IP-in-IP: the inner packet is
-  emitted), cut headers, and every frame the fast path is unsure of.
+  :mod:`._ipfrag`), tunnels (GRE, PPTP, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, Teredo, Ethernet
+  over MPLS: the inner packet is emitted), cut headers, and every frame the fast path is unsure
+  of (UDP to or from the tunnel ports 4789, 6081, 1701, 3544 included).
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
 (tests check it on every test input and corpus file).
@@ -41,9 +42,21 @@ Rules both paths share (units: bytes):
   chain (or AH) gives the last header type reached as ``proto``. Ports are only ever set for
   TCP/UDP;
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
-- ``vlan``: see :func:`._slowpath.vlan_value` (tags inside tunnels are not recorded);
-  ``l2_bcast``: Ethernet/802.11 destination ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1;
-  for a tunnelled packet both come from the outer link layer.
+- ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
+  ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
+  emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
+  tunnel that carries an Ethernet frame (VXLAN, Geneve and GRE with protocol type 0x6558,
+  ERSPAN II/III, Ethernet over MPLS with or without control word) gives the inner frame's
+  VLAN tags (the outer tags are dropped, not combined) and destination; a tunnel that carries
+  IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, PPP in PPTP/L2TP,
+  Teredo) gives ``vlan`` 0 and ``l2_bcast`` False, as a raw-IP link would. The inner frame is
+  the real one (a mirrored or bridged frame; the outer header is the transport to the
+  collector or the other end of the overlay, the same for unrelated traffic and possibly
+  different for the two directions of one connection), which is also what Wireshark shows and
+  Zeek analyses (a new packet of the tunnel's link type). ``vlan`` is part of the flow key
+  (:func:`kscc_traffic.flows.build_flows`, the uid, the IP reassembly key, the match of ICMP
+  errors): the two halves of a mirrored connection that reach the collector with different
+  outer VLANs are one flow, and the same connection seen natively and through ERSPAN keys alike.
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
@@ -56,8 +69,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, VXLAN_PORT,
-                        SlowDecoder)
+from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, TEREDO_PORT,
+                        VXLAN_PORT, SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -473,7 +486,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
     udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
-                     | (dport == L2TP_PORT) | (sport == L2TP_PORT))
+                     | (dport == L2TP_PORT) | (sport == L2TP_PORT)
+                     | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
     tcp &= ok

@@ -35,15 +35,23 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   (``ip_len`` = header + reassembled length), as the builtin decoder does; files are read in
   two passes (``tshark -2``) so that early fragments know where they are completed. Fragments
   never completed give one row each.
-- ``vlan``: the ``vlan.id``/``ieee8021ad.id`` tags in front of the first IP layer (tags inside tunnels are not
-  recorded); ``l2_bcast``: Ethernet ``eth.dst`` ff:ff:ff:ff:ff:ff, SLL ``sll.pkttype`` 1,
-  802.11 ``wlan.da`` broadcast.
+- ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
+  decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
+  last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
+  ff:ff:ff:ff:ff:ff (so a tunnel that carries an Ethernet frame — VXLAN, Geneve, GRE bridging,
+  ERSPAN, an MPLS pseudowire — gives the inner frame's); with no IP layer before it, the
+  frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
+  carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
 
 A first fragment never completed is shown by Wireshark as ``data``; its transport header is
 read from those bytes (``data.data``), as the builtin decoder does.
 
 Known differences from the builtin decoder (none occurs in ``../shared/corpus/ksc``): IPv4 packets with total length 0 (TSO) keep
-``ip_len`` 0.
+``ip_len`` 0. An Ethernet pseudowire (MPLS) without control word: Wireshark reads a frame there
+only when both its addresses have a vendor prefix it knows (else it assumes a control word) and
+its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a broadcast
+destination say, it shows as data); the builtin decoder looks at the ethertype instead
+(``_slowpath.SlowDecoder._pw_without_cw``).
 """
 from __future__ import annotations
 
@@ -87,6 +95,7 @@ FIELDS: list[str] = [
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
+    "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -232,6 +241,12 @@ class PacketBuilder:
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> dict | None:
         cut = next((i for i, p in enumerate(protos) if p in _ICMP), len(protos))
         ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
+        if ip_idx > 0 and protos[ip_idx - 1] == "teredo" and not _teredo_fits(protos, f, ip_idx):
+            # Wireshark decodes any IPv6-looking payload on UDP port 3544 as Teredo; the builtin
+            # decoder asks the IPv6 packet to fill the datagram exactly: else it stays UDP
+            protos = protos[:ip_idx - 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
         if ip_idx < 0:
             self.non_ip += 1
             return None
@@ -242,21 +257,7 @@ class PacketBuilder:
                 return None
         ipn = protos[ip_idx]
         occ = protos[:ip_idx].count(ipn)
-        first_ip = next(i for i, p in enumerate(protos) if p in _IP)
-        tags, seen = [], {"vlan": 0, "ieee8021ad": 0}
-        for p in protos[:first_ip]:
-            if p in seen:
-                tags.append(_int(_at(f, f"{p}.id", seen[p]), 0))
-                seen[p] += 1
-        from ..capture._slowpath import vlan_value
-        vlan = vlan_value(tags)
-        bcast = False
-        if protos and protos[0] == "eth":
-            bcast = _at(f, "eth.dst", 0).lower() == _BCAST
-        elif protos and protos[0] in ("sll", "sll2"):
-            bcast = _at(f, "sll.pkttype", 0) == "1"
-        elif protos and protos[0] in ("wlan", "radiotap", "wlan_radio"):
-            bcast = _at(f, "wlan.da", 0).lower() == _BCAST
+        vlan, bcast = _link_facts(protos, f, ip_idx)
 
         # transport layer: after IPv6 extension headers and authentication headers (AH)
         j = ip_idx + 1
@@ -379,6 +380,48 @@ class PacketBuilder:
                 quote = _quoted(protos, f, j)
                 row["pl_off"], row["pl_cap"] = self._payload(quote)
         return row
+
+
+def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> bool:
+    """The IPv6 layer at ``ip_idx``, right after a ``teredo`` layer, fills the UDP datagram
+    exactly after the Teredo authentication header and origin indication (the builtin decoder's
+    test, ``_slowpath.SlowDecoder._teredo``). Nested Teredo layers are taken as they are."""
+    if protos.count("teredo") != 1:
+        return True
+    ulen = _int(_at(f, "udp.length", protos[:ip_idx].count("udp") - 1), -1)
+    plen = _int(_at(f, "ipv6.plen", protos[:ip_idx].count("ipv6")), -1)
+    hdr = 0
+    if f.get("teredo.auth.idlen"):
+        hdr += 13 + _int(_at(f, "teredo.auth.idlen", 0), 0) + _int(_at(f, "teredo.auth.aulen", 0), 0)
+    if f.get("teredo.orig.port"):
+        hdr += 8
+    return ulen - 8 - hdr == 40 + plen
+
+
+def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> tuple[int, bool]:
+    """(``vlan``, ``l2_bcast``) of the link layer that carried the IP layer at ``ip_idx``: the
+    last ``eth`` between the IP layer before it (a tunnel's outer packet) and it, with the
+    VLAN tags after that ``eth``; without such an ``eth``, the frame's own link layer when no
+    IP layer comes before, else none (a tunnel carrying IP directly: 0, False). The builtin
+    decoder's rule (``kscc_traffic.capture.decode``)."""
+    from ..capture._slowpath import vlan_value
+    prev_ip = max((i for i in range(ip_idx) if protos[i] in _IP), default=-1)
+    eth = max((i for i in range(prev_ip + 1, ip_idx) if protos[i] == "eth"), default=-1)
+    start = eth if eth >= 0 else prev_ip + 1
+    tags = []
+    for k in range(start, ip_idx):
+        p = protos[k]
+        if p in ("vlan", "ieee8021ad"):
+            tags.append(_int(_at(f, f"{p}.id", protos[:k].count(p)), 0))
+    bcast = False
+    if eth >= 0:
+        bcast = _at(f, "eth.dst", protos[:eth].count("eth")).lower() == _BCAST
+    elif prev_ip < 0 and protos:
+        if protos[0] in ("sll", "sll2"):
+            bcast = _at(f, "sll.pkttype", 0) == "1"
+        elif protos[0] in ("wlan", "radiotap", "wlan_radio"):
+            bcast = _at(f, "wlan.da", 0).lower() == _BCAST
+    return vlan_value(tags), bcast
 
 
 def _first_fragment_fields(data: bytes, proto: int, ip_pl: int) -> dict:

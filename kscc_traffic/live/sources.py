@@ -321,7 +321,7 @@ def _child_setup() -> None:  # pragma: no cover - runs in the child between fork
 
 
 _DROP_RE = re.compile(r"Packets received/dropped on interface '?([^':]+)'?: (\d+)/(\d+)")
-_LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data"
+_LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data teredo teredo.auth teredo.orig"
 
 
 class TsharkSource(Source):
