@@ -22,7 +22,6 @@ from __future__ import annotations
 import shutil
 import struct
 
-import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -35,10 +34,9 @@ from scapy.contrib.geneve import GENEVE  # noqa: E402
 import kscc_traffic  # noqa: E402
 from chunkcmp import assert_same, row  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
-from kscc_traffic.capture.decode import decode  # noqa: E402
 from kscc_traffic.capture.files import read_frames  # noqa: E402
-from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
 from pcapbuild import pcap_bytes  # noqa: E402
+from test_decode_more_encaps import client_hello, decoded, write  # noqa: E402 (fast = slow path check)
 from reference_decoder import (  # noqa: E402
     decoded_fields, link_fields, link_reference, reference)
 
@@ -54,15 +52,6 @@ O1, O2 = "198.51.100.1", "198.51.100.2"
 OUTER_VLAN, INNER_VLAN = 99, 42
 FLAG = 1 << 24
 SNI = "eu1.ksc.kaspersky.com"
-
-
-def client_hello(name: str = SNI) -> bytes:
-    n = name.encode()
-    ext = struct.pack("!HHHBH", 0, len(n) + 5, len(n) + 3, 0, len(n)) + n
-    body = (b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
-            + struct.pack("!H", len(ext)) + ext)
-    hs = b"\x01" + len(body).to_bytes(3, "big") + body
-    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
 CH = client_hello()
@@ -119,25 +108,6 @@ def _eompls(f, cw: bool) -> bytes:
     """Outer Ethernet + VLAN 99 + one MPLS label (bottom of stack) + [control word] + frame."""
     head = bytes(Ether(dst=OMAC2, src=OMAC1, type=0x8100)) + struct.pack("!HH", OUTER_VLAN, 0x8847)
     return head + mpls() + (b"\0\0\0\0" if cw else b"") + bytes(f)
-
-
-def write(tmp_path, name: str, frames: list[bytes], linktype: int = 1):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes([(1_700_000_000 + k * 0.01, f) for k, f in enumerate(frames)],
-                                linktype))
-    return path
-
-
-def decoded(path):
-    """Packets of ``path``; the fast path gives exactly the slow path's columns."""
-    fr = read_frames(path)
-    p, q = decode(fr), decode(fr, fast=False)
-    for k in PACKET_COLUMNS:
-        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
-    assert bytes(p.buf) == bytes(q.buf)
-    assert (p.stats.non_ip, p.stats.malformed, p.stats.warnings) == \
-        (q.stats.non_ip, q.stats.malformed, q.stats.warnings)
-    return p
 
 
 #: flow columns both engines must agree on
