@@ -250,6 +250,12 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     bad[1:] |= ~first[1:] & (seqs[1:] != (seqs[:-1] + lens[:-1]) % _MOD)
     slow = np.zeros(ng, bool)
     slow[gid[bad]] = True
+    # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
+    # before that (old data, or forged) goes through _reassemble, which leaves those bytes out
+    anchors = _syn_anchors(ft)
+    anchor = np.array([-1 if (a := _anchor(anchors.get(k), f)) is None else a
+                       for k, f in zip(grp[gs].tolist(), seqs[gs].tolist())], np.int64)
+    slow |= (anchor >= 0) & ((seqs[gs] - anchor) % _MOD >= 1 << 31)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
     total = np.add.reduceat(lens, gs)
@@ -259,15 +265,13 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     slow_data = []
     if slow_groups:
         bounds = np.r_[gs, n].tolist()
-        # how far the segments reach past the first one's sequence number (ahead of it only)
-        rel = (seqs - seqs[gs][gid]) % _MOD
-        reach = np.where(rel < 1 << 31, rel + lens, 0)
         for g in slow_groups:
-            data = _reassemble([(int(seqs[i]), p.payload(int(rows[i])))
-                                for i in range(bounds[g], bounds[g + 1])])
+            a = int(anchor[g])
+            data, more = _place([(int(seqs[i]), p.payload(int(rows[i])))
+                                 for i in range(bounds[g], bounds[g + 1])], a if a >= 0 else None)
             glen[g] = len(data)
             slow_data.append(data)
-            cut[g] = cut[g] or int(reach[bounds[g]:bounds[g + 1]].max()) > len(data)
+            cut[g] = cut[g] or more
     end = np.cumsum(glen)
     start = end - glen
 
@@ -298,28 +302,39 @@ def stable_order(key: np.ndarray) -> np.ndarray:
     return np.sort(key * n + np.arange(n, dtype=np.int64)) % n
 
 
-def _reassemble(segs: list[tuple[int, bytes]]) -> bytes:
-    """Place TCP segments by sequence number (mod 2**32, relative to the first) and join them,
-    stopping at the first gap. A byte sent more than once with different values keeps the value
-    of its first copy in ``segs`` order (capture order), as Zeek's reassembler and Wireshark do:
-    a later segment cannot rewrite what came first (a forged retransmission of a ClientHello
-    cannot change its SNI).
+def _reassemble(segs: list[tuple[int, bytes]], anchor: int | None = None) -> bytes:
+    """The stream of :func:`_place` (its bytes only)."""
+    return _place(segs, anchor)[0]
 
-    :param segs: (sequence number of the first byte, payload) per segment, in capture order,
+
+def _place(segs: list[tuple[int, bytes]], anchor: int | None = None) -> tuple[bytes, bool]:
+    """Place TCP segments by sequence number (mod 2**32) from ``anchor`` on and join them,
+    starting at the first byte placed and stopping at the first gap after it. A byte sent more
+    than once with different values keeps the value of its first copy in ``segs`` order (time
+    order, capture order for equal times), as Zeek's reassembler and Wireshark do: a later
+    segment cannot rewrite what came first (a forged retransmission of a ClientHello cannot
+    change its SNI).
+
+    :param segs: (sequence number of the first byte, payload) per segment, in time order,
         non-empty list.
-    :returns: at most :data:`MAX_BYTES` bytes.
+    :param anchor: the sequence number of the direction's first byte (its SYN's + 1), or None
+        (no SYN seen: the first segment's). Bytes before it (half the sequence space back) are
+        old data, as for Zeek: a segment written later with a sequence number below the start
+        of the stream cannot put its bytes in front of it.
+    :returns: (at most :data:`MAX_BYTES` bytes, whether a segment reaches past them: the
+        direction had more, beyond a gap or MAX_BYTES).
     """
-    base = segs[0][0]
-    rel = []
+    base = segs[0][0] if anchor is None else anchor
+    out, have = bytearray(), bytearray()    # the bytes from base on, and 1 where a byte is taken
+    far = 0                                 # the furthest end of a segment from base
     for s, d in segs:
-        r = (s - base) % (1 << 32)
-        # sequence numbers that went backwards relative to the first segment wrap to huge values:
-        # offsets above 2**31 are before the first segment (retransmissions of older data)
-        rel.append((r - (1 << 32) if r >= (1 << 31) else r, d))
-    start = min(r for r, _ in rel)
-    out, have = bytearray(), bytearray()    # the bytes, and 1 where a byte is taken
-    for r, d in rel:
-        off = r - start
+        off = (s - base) % (1 << 32)
+        if off >= 1 << 31:                  # before base: only what reaches past it counts
+            off -= 1 << 32
+            d = d[-off:] if len(d) > -off else b""
+            off = 0
+        if d:
+            far = max(far, off + len(d))
         end = min(off + len(d), MAX_BYTES)
         if end <= off:
             continue
@@ -336,8 +351,51 @@ def _reassemble(segs: list[tuple[int, bytes]]) -> bytes:
             i = have.find(0, j, end)
             if i < 0:
                 break
-    gap = have.find(0)
-    return bytes(out if gap < 0 else out[:gap])
+    first = have.find(1)                    # (the stream's first byte may not be the anchor's)
+    if first < 0:
+        return b"", far > 0
+    gap = have.find(0, first)
+    data = bytes(out[first:] if gap < 0 else out[first:gap])
+    return data, far > first + len(data)
+
+
+#: a SYN's sequence number + 1 anchors a direction's stream when its first data segment is at
+#: most this far (bytes, either way) from it (a capture may hold SYN-ACKs with another ISN: a SYN
+#: proxy, a retransmitted answer of another attempt)
+ANCHOR_RANGE = 1 << 20
+#: distinct SYN sequence numbers looked at per direction (the latest ones)
+ANCHOR_CANDIDATES = 8
+
+
+def _syn_anchors(ft: FlowTable) -> dict[int, list[int]]:
+    """(flow row * 2 + 0 for the client direction, 1 for the server's) -> the distinct sequence
+    numbers + 1 of the direction's SYNs (latest first, at most :data:`ANCHOR_CANDIDATES`), for
+    each direction with a SYN among the packets: where its data may start (:func:`_anchor`)."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & 0x02) != 0))
+    out: dict[int, list[int]] = {}
+    if not len(rows):
+        return out
+    grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
+    o = np.lexsort((rows, c["ts_ns"][rows], grp))[::-1]     # per group, latest first
+    for g, v in zip(grp[o].tolist(), ((c["seq"][rows[o]].astype(np.int64) + 1) % (1 << 32)).tolist()):
+        got = out.setdefault(g, [])
+        if v not in got and len(got) < ANCHOR_CANDIDATES:
+            got.append(v)
+    return out
+
+
+def _anchor(candidates: list[int] | None, first_seq: int) -> int | None:
+    """The stream start of a direction whose first data segment (in time order) begins at
+    ``first_seq``: the SYN sequence number + 1 among ``candidates`` nearest to it, if within
+    :data:`ANCHOR_RANGE`; else None (the first segment starts the stream)."""
+    best = None
+    for a in candidates or ():
+        d = (first_seq - a) % (1 << 32)
+        d = d - (1 << 32) if d >= 1 << 31 else d
+        if abs(d) <= ANCHOR_RANGE and (best is None or abs(d) < best[0]):
+            best = (abs(d), a)
+    return None if best is None else best[1]
 
 
 def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | None = None,
@@ -371,9 +429,11 @@ def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | No
     proto = c["proto"][rows]
     seqs = (c["seq"][rows] + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
     bounds = np.nonzero(np.r_[True, grp[1:] != grp[:-1], True])[0]
+    anchors = _syn_anchors(ft)
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         f = int(fl[b0])
         segs = [(int(seqs[i]), p.payload(int(rows[i]))) for i in range(b0, b1)]
-        data = _reassemble(segs) if proto[b0] == TCP else b"".join(s for _, s in segs)[:MAX_BYTES]
+        a = _anchor(anchors.get(f * 2 + int(not fo[b0])), segs[0][0])
+        data = _reassemble(segs, a) if proto[b0] == TCP else b"".join(s for _, s in segs)[:MAX_BYTES]
         (client if fo[b0] else server)[f] = data
     return client, server

@@ -2,6 +2,7 @@
 packet tools (each test fails without its fix)."""
 from __future__ import annotations
 
+import pytest
 from scapy.layers.inet import IP, TCP
 
 from chunkcmp import assert_same, row, write
@@ -132,3 +133,22 @@ def test_live_session_finds_copies_as_the_file_analysis_does(tmp_path):
     live = row(_live_final(path), resp_p=15000)
     assert ref.orig_pkts == 83
     assert (live.orig_pkts, live.orig_bytes, live.orig_ip_bytes) == (ref.orig_pkts, ref.orig_bytes, ref.orig_ip_bytes)
+
+
+@pytest.mark.parametrize("back", ["ending_at_isn", "far_before", "half_the_space"])
+def test_a_segment_written_later_before_the_stream_start_changes_nothing(tmp_path, back):
+    """Second pass, F1: a later ClientHello whose sequence number puts it before the SYN's + 1
+    (just before, 100,000 bytes before, or 2**31 away) is old data, as for Zeek: the SNI is the
+    one sent first, whichever of the two names that is."""
+    for first, second in ((REAL, FORGED), (FORGED, REAL)):
+        recs = _two_hellos(first, second)
+        h2 = client_hello(second)
+        seq = {"ending_at_isn": 100 - len(h2), "far_before": 100 - 100_000,
+               "half_the_space": (100 + (1 << 31)) % (1 << 32)}[back] % (1 << 32)
+        t, p = recs[4]
+        p[TCP].seq = seq
+        p[TCP].remove_payload()
+        recs[4] = (t, p / h2)
+        path = write(tmp_path, [(t, bytes(p)) for t, p in recs], name=f"{back}{first[:3]}.pcap")
+        r = row(assert_same(path, [200]), resp_p=23101)
+        assert r.sni == first, (back, first)

@@ -101,13 +101,19 @@ def reference_cut(ft: FlowTable, f: int, client: bool, stream_len: int) -> bool:
     def start(i):
         return (int(c["seq"][i]) + (1 if int(c["tcp_flags"][i]) & 0x02 else 0)) % (1 << 32)
 
-    base = start(rows[0])
-    reach = 0
+    # from the direction's SYN + 1 when near its first segment (streams._anchor), else from the
+    # first segment; a segment before that counts by what reaches past it
+    base = S._anchor(S._syn_anchors(ft).get(f * 2 + (0 if client else 1)), start(rows[0]))
+    base = start(rows[0]) if base is None else base
+    first, reach = None, 0
     for i in rows:
         rel = (start(i) - base) % (1 << 32)
-        if rel < 1 << 31:
-            reach = max(reach, rel + int(c["pl_cap"][i]))
-    return reach > stream_len
+        rel = rel - (1 << 32) if rel >= 1 << 31 else rel
+        end = rel + len(ft.packets.payload(i))   # (the bytes there: pl_cap may pass the buffer)
+        if end > max(rel, 0):
+            first = max(rel, 0) if first is None else min(first, max(rel, 0))
+            reach = max(reach, end)
+    return first is not None and reach > first + stream_len
 
 
 def masks(nflows: int) -> list:
@@ -120,15 +126,15 @@ def masks(nflows: int) -> list:
 
 
 def count_slow(monkeypatch) -> list:
-    """Patch streams._reassemble to count calls (the slow path); returns the one-element counter."""
+    """Patch streams._place to count calls (the slow path); returns the one-element counter."""
     calls = [0]
-    real = S._reassemble
+    real = S._place
 
-    def counting(segs):
+    def counting(segs, anchor=None):
         calls[0] += 1
-        return real(segs)
+        return real(segs, anchor)
 
-    monkeypatch.setattr(S, "_reassemble", counting)
+    monkeypatch.setattr(S, "_place", counting)
     return calls
 
 
