@@ -173,12 +173,17 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if check and is_ip_literal(check):
         check = row.get("dns_name") or ""  # (never for a CONNECT: its dns_name names the proxy)
     certs = split_cert_names(row.get("cert_names") or "")
+    from_cert = False
     if not check and not (row.get("sni") or "") and certs and rule.host_mask:
         # no name asked: the certificate says who answered (a pattern such as *.ksc.kaspersky.com
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
+        from_cert = True
     if rule.host_mask and check and not under_mask(check, rule.host_mask):
         if not is_host_name(check):
+            if from_cert:   # (a TLS-inspecting proxy's own certificate: "Fortinet SSL Inspection")
+                return done("unexpected", "host_mismatch", f"no name asked; the server's certificate "
+                            f"names {check}, not a host name under {rule.host_mask}")
             return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
         return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")

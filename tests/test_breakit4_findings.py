@@ -152,3 +152,37 @@ def test_a_segment_written_later_before_the_stream_start_changes_nothing(tmp_pat
         path = write(tmp_path, [(t, bytes(p)) for t, p in recs], name=f"{back}{first[:3]}.pcap")
         r = row(assert_same(path, [200]), resp_p=23101)
         assert r.sni == first, (back, first)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tshark"), reason="tshark is not installed")
+def test_simple_packet_blocks_get_the_same_time_with_tshark(tmp_path):
+    """Second pass, F2: records without a time (pcapng Simple Packet Blocks, which tshark shows
+    at 0 = 1970) take the time of the record before with both engines, so a DNS answer before
+    them still names their connection."""
+    import struct
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from pcapbuild import tcp_session, udp
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+
+    def blk(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def epb(ts_us, d):
+        return blk(6, struct.pack("<IIIII", 0, ts_us >> 32, ts_us & 0xFFFFFFFF, len(d), len(d)) + d)
+    q = DNS(id=1, rd=1, qd=DNSQR(qname="evil.example"))
+    a = DNS(id=1, qr=1, qd=DNSQR(qname="evil.example"), an=DNSRR(rrname="evil.example", rdata="203.0.113.66"))
+    out = blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + blk(1, struct.pack("<HHI", 1, 0, 0))
+    out += epb(1_700_000_000_000_000, bytes(udp((AGENT, 40000), ("203.0.113.53", 53), bytes(q))[1]))
+    out += epb(1_700_000_000_010_000, bytes(udp(("203.0.113.53", 53), (AGENT, 40000), bytes(a))[1]))
+    for _, p in tcp_session((AGENT, 50000), ("203.0.113.66", 23101), c_data=b"\x16\x03\x01\x00\x05hello"):
+        d = bytes(p)
+        out += blk(3, struct.pack("<I", len(d)) + d)
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(out)
+    rules = load_rules()
+    for engine in ("builtin", "tshark"):
+        r = row(analyze_file(path, rules, engine).flows, resp_p=23101)
+        assert (r.ts, r.server_name, r.verdict, r.reason) == (1700000000.01, "evil.example", "unexpected",
+                                                             "host_mismatch"), engine

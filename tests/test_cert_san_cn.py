@@ -58,3 +58,12 @@ def test_cn_counts_only_without_a_dns_name(tmp_path, san, cn, names, verdict, re
 def test_without_sni_the_cn_counts_only_without_a_dns_name(tmp_path, san, cn, verdict, reason):
     r = _flow(tmp_path, None, san, cn)
     assert (r["verdict"], r["reason"]) == (verdict, reason), r["detail"]
+
+
+def test_without_sni_an_inspection_certificate_name_is_told_as_such(tmp_path):
+    """A CN that is no host name ("Fortinet SSL Inspection"), no SNI: the detail says the
+    certificate named it, not that a packet name was forged."""
+    r = _flow(tmp_path, None, [], "Fortinet SSL Inspection")
+    assert (r["verdict"], r["reason"]) == ("unexpected", "host_mismatch")
+    assert r["detail"] == ("no name asked; the server's certificate names Fortinet SSL Inspection, "
+                           "not a host name under *.ksc.kaspersky.com")

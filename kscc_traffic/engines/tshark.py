@@ -181,6 +181,7 @@ class PacketBuilder:
         self.malformed = 0
         #: frames cut by the snaplen (count, longest kept length): ReadStats.count_cut
         self.cut = ReadStats()
+        self._last_ts = 0           # the last IP row's time (for records without one)
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -206,6 +207,11 @@ class PacketBuilder:
             frame = _int(_at(f, "frame.number", 0), 0) - 1
         if ts_ns is None:
             ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0, "0"))
+        if ts_ns == 0:
+            # a record without a time (a pcapng Simple Packet Block: tshark shows 0): the time of
+            # the record before, as the built-in reader gives it
+            ts_ns = self._last_ts
+        self._last_ts = ts_ns
         row["frame"] = frame
         row["ts_ns"] = ts_ns
         for k in _COLS:
