@@ -252,9 +252,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     slow[gid[bad]] = True
     # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
     # before that (old data, or forged) goes through _reassemble, which leaves those bytes out
-    anchors = _syn_anchors(ft)
-    anchor = np.array([-1 if (a := _anchor(anchors.get(k), f)) is None else a
-                       for k, f in zip(grp[gs].tolist(), seqs[gs].tolist())], np.int64)
+    anchor = _anchors(ft, grp[gs], seqs[gs])
     slow |= (anchor >= 0) & ((seqs[gs] - anchor) % _MOD >= 1 << 31)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
@@ -363,32 +361,62 @@ def _place(segs: list[tuple[int, bytes]], anchor: int | None = None) -> tuple[by
 #: most this far (bytes, either way) from it (a capture may hold SYN-ACKs with another ISN: a SYN
 #: proxy, a retransmitted answer of another attempt)
 ANCHOR_RANGE = 1 << 20
-#: distinct SYN sequence numbers looked at per direction (the latest ones)
-ANCHOR_CANDIDATES = 8
+
+
+def _syn_rows(ft: FlowTable) -> tuple[np.ndarray, np.ndarray]:
+    """The SYN packets of the flows: (their rows, their (flow row * 2 + 0 for the client
+    direction, 1 for the server's) group)."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & 0x02) != 0))
+    return rows, pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
+
+
+def _anchors(ft: FlowTable, groups: np.ndarray, first_seq: np.ndarray) -> np.ndarray:
+    """int64 array (len(groups),): the stream start of each (flow, direction) group of
+    ``groups`` (ascending, distinct) whose first data segment begins at ``first_seq``: the SYN
+    sequence number + 1 nearest to it within :data:`ANCHOR_RANGE` (the latest SYN among equally
+    near ones), -1 where none (the first segment starts the stream). :func:`_anchor` of
+    :func:`_syn_anchors`, on whole arrays."""
+    out = np.full(len(groups), -1, np.int64)
+    rows, grp = _syn_rows(ft)
+    if not len(rows) or not len(groups):
+        return out
+    at = np.minimum(np.searchsorted(groups, grp), len(groups) - 1)
+    mine = groups[at] == grp
+    rows, at = rows[mine], at[mine]
+    c = ft.packets.cols
+    v = (c["seq"][rows].astype(np.int64) + 1) % _MOD
+    d = (np.asarray(first_seq, np.int64)[at] - v) % _MOD
+    d = np.abs(np.where(d >= 1 << 31, d - _MOD, d))
+    near = d <= ANCHOR_RANGE
+    rows, at, v, d = rows[near], at[near], v[near], d[near]
+    if len(rows):
+        o = np.lexsort((-rows, -c["ts_ns"][rows], d, at))      # per group: nearest, then latest
+        first = np.r_[True, at[o][1:] != at[o][:-1]]
+        out[at[o][first]] = v[o][first]
+    return out
 
 
 def _syn_anchors(ft: FlowTable) -> dict[int, list[int]]:
     """(flow row * 2 + 0 for the client direction, 1 for the server's) -> the distinct sequence
-    numbers + 1 of the direction's SYNs (latest first, at most :data:`ANCHOR_CANDIDATES`), for
-    each direction with a SYN among the packets: where its data may start (:func:`_anchor`)."""
-    c, pf = ft.packets.cols, ft.pkt_flow
-    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & 0x02) != 0))
+    numbers + 1 of the direction's SYNs, latest first, for each direction with a SYN among the
+    packets: where its data may start (:func:`_anchor`; the per-direction reference of
+    :func:`_anchors`)."""
+    rows, grp = _syn_rows(ft)
+    c = ft.packets.cols
     out: dict[int, list[int]] = {}
-    if not len(rows):
-        return out
-    grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
     o = np.lexsort((rows, c["ts_ns"][rows], grp))[::-1]     # per group, latest first
     for g, v in zip(grp[o].tolist(), ((c["seq"][rows[o]].astype(np.int64) + 1) % (1 << 32)).tolist()):
         got = out.setdefault(g, [])
-        if v not in got and len(got) < ANCHOR_CANDIDATES:
+        if v not in got:
             got.append(v)
     return out
 
 
 def _anchor(candidates: list[int] | None, first_seq: int) -> int | None:
     """The stream start of a direction whose first data segment (in time order) begins at
-    ``first_seq``: the SYN sequence number + 1 among ``candidates`` nearest to it, if within
-    :data:`ANCHOR_RANGE`; else None (the first segment starts the stream)."""
+    ``first_seq``: the SYN sequence number + 1 among ``candidates`` (latest first) nearest to
+    it, if within :data:`ANCHOR_RANGE`; else None (the first segment starts the stream)."""
     best = None
     for a in candidates or ():
         d = (first_seq - a) % (1 << 32)
