@@ -66,6 +66,36 @@ _hh = struct.Struct("!HH").unpack_from
 _qqqq = struct.Struct("!QQQQ").unpack_from
 
 
+#: link types a PKTAP or PPI header may announce for the frame after it (those read here)
+LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 228, 229, 276))
+#: NFLOG attribute carrying the packet (NFULA_PAYLOAD)
+NFULA_PAYLOAD = 9
+
+
+def _nflog_payload(d: Any, p: int, end: int, missing: int) -> tuple[int, int] | None:
+    """Where an NFLOG record's packet is, from its TLVs at ``d[p:end]`` (length and type in
+    the capturing host's byte order, each TLV padded to 4 bytes): ``(start, stop)``; ``(-1, -1)``
+    when the record has no NFULA_PAYLOAD; None when the TLVs do not parse in either byte order.
+    A payload the snaplen cut (``missing`` bytes not captured) stops at ``end``."""
+    walked = False
+    for unpack in (_le16, _u16):
+        q = p
+        while q + 4 <= end:
+            ln, typ = unpack(d, q)[0], unpack(d, q + 2)[0] & 0x3FFF   # (less the NLA_F_* bits)
+            if ln < 4:
+                break
+            if q + ln > end:
+                if typ == NFULA_PAYLOAD and missing and q + ln <= end + missing:
+                    return q + 4, end
+                break
+            if typ == NFULA_PAYLOAD:
+                return q + 4, q + ln
+            q += (ln + 3) & ~3
+        else:
+            walked = walked or q >= end
+    return (-1, -1) if walked else None
+
+
 def vlan_value(tags: list[int]) -> int:
     """Encode a VLAN stack (VIDs, outermost first) as the ``vlan`` column value.
 
@@ -223,6 +253,65 @@ class SlowDecoder:
             if end - pos >= 4 and d[pos] in (0x0F, 0x8F) and d[pos + 1] == 0:
                 return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
             return self._ppp(d, pos, end, 0, ctx, 0)
+        if lt == 104:                                   # C_HDLC: address, control, ethertype
+            if end - pos < 4:
+                return MALFORMED
+            return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
+        if lt == 100:                                   # ATM_RFC1483: LLC/SNAP, then the packet
+            return self._llc(d, pos, end, 0, ctx, 0)
+        return self._link_headers(lt, d, pos, end, ctx)
+
+    def _link_headers(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """Link types whose header says where the packet starts (and its family): NFLOG,
+        PFLOG, ENC, IPNET, PKTAP, PPI."""
+        if lt == 239:                                   # NFLOG: family, version, res id, TLVs
+            if end - pos < 4:
+                return MALFORMED
+            at = _nflog_payload(d, pos + 4, end, ctx.missing)
+            if at is None:
+                return MALFORMED
+            if at[0] < 0:
+                return NONIP                            # no packet attached (a message only)
+            return self._ip(d, at[0], at[1], 0, ctx, {2: 4, 10: 6}.get(d[pos], 0), 0)
+        if lt == 117:                                   # PFLOG: length, af, action, reason, …
+            if end - pos < 4:
+                return MALFORMED
+            start = pos + ((d[pos] + 3) & ~3)           # BPF_WORDALIGN(length)
+            if d[pos] < 4 or start > end:
+                return MALFORMED
+            af = d[pos + 1]
+            if af != 2 and af not in AF_INET6:
+                return NONIP
+            return self._ip(d, start, end, 0, ctx, 4 if af == 2 else 6, 0)
+        if lt == 109:                                   # ENC (OpenBSD IPsec): af, spi, flags
+            if end - pos < 12:
+                return MALFORMED
+            h0, h1, h2, h3 = d[pos], d[pos + 1], d[pos + 2], d[pos + 3]
+            fam = h0 | h3                               # host byte order
+            if h1 or h2 or (h0 and h3) or (fam != 2 and fam not in AF_INET6):
+                return NONIP
+            return self._ip(d, pos + 12, end, 0, ctx, 4 if fam == 2 else 6, 0)
+        if lt == 226:                                   # IPNET (Solaris): version, family, …
+            if end - pos < 24:
+                return MALFORMED
+            fam = d[pos + 1]
+            if fam not in (2, 26):
+                return NONIP
+            return self._ip(d, pos + 24, end, 0, ctx, 4 if fam == 2 else 6, 0)
+        if lt in (258, 192):                            # PKTAP (Apple), PPI: a header, then a frame
+            if lt == 258:                               # length, type_next, dlt: host order (LE)
+                if end - pos < 12:
+                    return MALFORMED
+                hlen, inner = _le32(d, pos)[0], _le32(d, pos + 8)[0]
+            else:                                       # version, flags, length, dlt (LE)
+                if end - pos < 8 or d[pos] != 0:
+                    return MALFORMED
+                hlen, inner = _le16(d, pos + 2)[0], _le32(d, pos + 4)[0]
+            if hlen < (12 if lt == 258 else 8) or pos + hlen > end:
+                return MALFORMED
+            if inner in (258, 192) or inner not in LINK_HEADER_INNER:
+                return NONIP
+            return self._link(inner, d, pos + hlen, end, ctx)
         return MALFORMED    # not reached: unsupported link types are filtered before
 
     def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:

@@ -10,7 +10,9 @@ Two paths fill the same per-frame columns:
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
   copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
-  (802.11, radiotap with its FCS and data-pad flags, PPP), LLC/SNAP, PPPoE, MPLS, deeper VLAN
+  (802.11, radiotap with its FCS and data-pad flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
+  that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
+  PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, IPv6 extension headers, IPv4/IPv6 authentication headers (AH: the row is the transport
   inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments (reassembled,
   :mod:`._ipfrag`), tunnels (GRE, PPTP, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, Teredo, Ethernet
@@ -81,6 +83,8 @@ LINKTYPE_NAMES: dict[int, str] = {
     0: "NULL", 1: "ETHERNET", 9: "PPP", 12: "RAW (BSD)", 14: "RAW (OpenBSD)", 50: "PPP_HDLC",
     101: "RAW", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP",
     228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+    100: "ATM_RFC1483", 104: "C_HDLC", 109: "ENC", 117: "PFLOG", 192: "PPI", 226: "IPNET",
+    239: "NFLOG", 258: "PKTAP",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 _FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
