@@ -526,6 +526,8 @@ class _PcapngParser:
         self.last_ts = 0           # ts of the previous record (for Simple Packet Blocks)
         self.notes: dict[str, int] = {}
         self.first_off: dict[str, int] = {}
+        #: (global interface index, ISB option code 5 ifdrop / 7 osdrop) -> packets dropped
+        self.drops: dict[tuple[int, int], int] = {}
         self._set_order(order)
 
     @property
@@ -569,6 +571,28 @@ class _PcapngParser:
                 (itf.offset_s,) = struct.unpack_from(order + "q", buf, p + 4)
             p += 4 + ((olen + 3) & ~3)
         return itf
+
+    def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
+        """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
+        capture's buffer (``isb_osdrop``) dropped, kept per interface as the largest count seen
+        (the counters run from the capture's start; a tool may write several blocks)."""
+        if length < 24:
+            return
+        (ifid,) = self._u32(buf, pos + 8)
+        if ifid >= sec_n:
+            return
+        p, end = pos + 20, pos + length - 4
+        opt = struct.Struct(self.order + "HH").unpack_from
+        u64 = struct.Struct(self.order + "Q").unpack_from
+        while p + 4 <= end:
+            code, olen = opt(buf, p)
+            if code == 0 or p + 4 + olen > end:
+                break
+            if code in (5, 7) and olen == 8:      # isb_ifdrop, isb_osdrop
+                key, v = (sec_base + ifid, code), u64(buf, p + 4)[0]
+                if v < 1 << 48:                       # (all ones and the like: no count)
+                    self.drops[key] = max(self.drops.get(key, 0), v)
+            p += 4 + ((olen + 3) & ~3)
 
     def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
         """Walk the blocks in ``buf[pos:]`` (contract: :class:`_Walk`).
@@ -667,6 +691,8 @@ class _PcapngParser:
                     else:
                         O_if.append(sec_base + ifid); O_hi.append(hi); O_lo.append(lo)
                         O_off.append(pos + 28); O_cl.append(cl); O_wl.append(wl); O_spb.append(0)
+            elif btype == _ISB:
+                self._read_isb(buf, pos, blen, sec_base, sec_n)
             elif btype == _IDB:
                 ifaces.append(self._read_idb(buf, pos, blen, base))
                 sec_n += 1
@@ -831,6 +857,13 @@ class _PcapngParser:
         if n.get("ts_clamped"):
             out.append(f"{n['ts_clamped']} timestamps beyond the int64 nanosecond range "
                        "(clamped)")
+        lost = sum(self.drops.values())
+        if lost:
+            where = "; ".join(f"interface {i}: {v:,} ({'isb_ifdrop' if code == 5 else 'isb_osdrop'})"
+                              for (i, code), v in sorted(self.drops.items()) if v)
+            out.append(f"the capture tool reports {lost:,} packet{'s' if lost != 1 else ''} dropped, not "
+                       f"written to the file ({where}): flows may miss packets, and a connection shown "
+                       "as unanswered or with gaps may be the capture's loss, not the network's")
         out.extend(_common_notes(n))
         return out
 
