@@ -92,14 +92,26 @@ def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
     return _fail(f"{path_text(output) if output else 'standard output'}: cannot write: {e.strerror or e}")
 
 
-def _check_output(output: Optional[Path]) -> None:
-    """Fail before any work when ``--output`` cannot be written (missing folder, a directory)."""
+def _check_output(output: Optional[Path], inputs=(), option: str = "--output", role: str = "an input") -> None:
+    """Fail before any work when ``output`` cannot be written (missing folder, a directory) or
+    is one of the ``inputs`` (a capture or rules file, also through a link or another spelling
+    of its path): opening it for writing would empty that file before it is read."""
     if output is None:
         return
     if output.is_dir():
-        raise _fail(f"{path_text(output)}: is a directory; give a file name for --output")
-    if not output.parent.exists():
-        raise _fail(f"{path_text(output)}: folder {path_text(output.parent)} does not exist")
+        raise _fail(f"{path_text(output)}: is a directory; give a file name for {option}")
+    if not output.absolute().parent.exists():
+        raise _fail(f"{path_text(output)}: folder {path_text(output.absolute().parent)} does not exist")
+    for path in inputs:
+        if path is None:
+            continue
+        try:
+            same = os.path.samefile(output, path)
+        except OSError:                     # one of them does not exist (yet): the same path?
+            same = os.path.realpath(output) == os.path.realpath(path)
+        if same:
+            raise _fail(f"{path_text(output)}: is also {role} ({path_text(path)}); give another "
+                        f"file name for {option}, writing there would destroy {'it' if role != 'an input' else 'the input'}")
 
 
 def _fail(message: str) -> "typer.Exit":
@@ -143,7 +155,7 @@ def analyze(
     from .parallel import analyze_each
     from .rules import load_rules
 
-    _check_output(output)
+    _check_output(output, [*captures, rules])
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
@@ -309,6 +321,7 @@ def report(
     if not html.absolute().parent.is_dir():
         raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
                     f"{path_text(html.absolute().parent)})")
+    _check_output(html, [*captures, rules], "--html")
     import pandas as pd
 
     parts, warnings = [], []
@@ -371,7 +384,9 @@ def live(
         for name in interfaces():
             typer.echo(f"{name}{'  (default route)' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
-    _check_output(output)
+    _check_output(output, [rules])
+    _check_output(write, [rules], "--write")
+    _check_output(output, [write], role="the --write file")
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:

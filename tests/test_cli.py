@@ -188,3 +188,33 @@ def test_reader_closing_an_output_pipe_given_by_name_ends_quietly(tmp_path):
     p.stdout.close()
     rc = p.wait(timeout=120)
     assert (rc, p.stderr.read().decode()) == (141, "")
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "dotdot", "rules"])
+def test_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path, how):
+    """``-o`` naming one of the inputs (tab completion, a typo) used to empty the capture before
+    reading it; now exit 2 with one line, and the file is untouched."""
+    cap = tmp_path / "victim.pcap"
+    cap.write_bytes((SAMPLES / "baseline_agent.pcap").read_bytes())
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes((ROOT / "rules" / "kscc-cloud.toml").read_bytes())
+    before = cap.read_bytes(), rules.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.pcap").symlink_to(cap)
+    out = {"same": cap, "symlink": tmp_path / "link.pcap", "dotdot": tmp_path / "sub" / ".." / "victim.pcap",
+           "rules": rules}[how]
+    for args in (["analyze", cap, "--rules", rules, "-f", "csv", "-o", out],
+                 ["report", cap, "--rules", rules, "--html", out]):
+        p = run(*args)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert "is also an input" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert (cap.read_bytes(), rules.read_bytes()) == before
+    ok = run("analyze", cap, "-f", "csv", "-o", tmp_path / "flows.csv")
+    assert ok.returncode == 0 and (tmp_path / "flows.csv").read_text().startswith("ts,")
+
+
+def test_live_output_and_write_file_must_differ(tmp_path):
+    p = run("live", "--write", tmp_path / "x.pcapng", "-o", tmp_path / "x.pcapng", "--duration", "1")
+    assert p.returncode == 2
+    assert "is also the --write file" in p.stderr
+    assert not (tmp_path / "x.pcapng").exists()
