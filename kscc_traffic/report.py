@@ -219,12 +219,18 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
         _write_csv_rows(flows, out)
 
 
+#: reasons of ``unexpected`` flows that are not the purpose's own traffic: a name outside the
+#: rule's mask (another service on a shared port such as 443), the documented port on the side
+#: that opened the connection (a source port the OS or a NAT picked in the range, or a server
+#: connecting back). They do not undo a verified purpose, and the firewall is not the fix
+NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
+
+
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
-    ok, blocked and unexpected, ``other`` of the unexpected ones ``host_mismatch``, ``proxied``
-    of the blocked ones through an HTTP proxy (``proxy_target``)."""
-    # flows to names outside the mask are another service on a shared port: they do not undo a
-    # verified purpose, and what to change about them is not the firewall rule
+    ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
+    :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
+    (``proxy_target``)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -234,10 +240,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent CONNECT to {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} at the proxy, or exempt it from the proxy")
     if status == "unexpected" and un == other:
-        fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
-               f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
-               "Administration Server address, DNS and proxy it uses; else they are another "
-               "program's traffic")
+        names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
+                 "them, check the Administration Server address, DNS and proxy it uses; else they are "
+                 "another program's traffic")
+        reverse = ("had the documented port on the side that opened the connection: a source port the "
+                   "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
+        fix = (f"these flows on {r.transport.upper()} {r.port_text} "
+               + (names if "wrong_direction" not in reasons else reverse if "host_mismatch" not in reasons
+                  else f"{names.split(':')[0]} or {reverse}"))
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
@@ -249,9 +259,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     ``host_mismatch`` flows (a name outside the rule's mask: another service on a shared port
-    such as 443 or 80) make the status ``unexpected`` only when nothing else was seen for the
-    purpose (a verified purpose stays verified), and then ``fix`` says to look at the names, not
-    at the firewall."""
+    such as 443 or 80) and ``wrong_direction`` flows (the documented port as the opener's source
+    port) make the status ``unexpected`` only when nothing else was seen for the purpose (a
+    verified purpose stays verified), and then ``fix`` says what they are, not to open the
+    firewall (:data:`NOT_THIS_PURPOSE`)."""
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
@@ -266,7 +277,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
             if un:
-                other = sum(1 for x in reason[at][v == "unexpected"].tolist() if x.split(",")[0] == "host_mismatch")
+                other = sum(1 for x in reason[at][v == "unexpected"].tolist()
+                            if x.split(",")[0] in NOT_THIS_PURPOSE)
             if bl and "proxy_target" in flows:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
@@ -374,7 +386,7 @@ class TableSummary:
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
-        self.other_hosts: dict[str, int] = {}    # purpose -> unexpected host_mismatch flows
+        self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
@@ -402,7 +414,7 @@ class TableSummary:
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
-                if v == "unexpected" and r.split(",")[0] == "host_mismatch":
+                if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]

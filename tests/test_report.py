@@ -94,3 +94,26 @@ def test_flows_to_other_hosts_on_a_shared_port_do_not_undo_a_verified_purpose():
     chk = readiness(pd.concat([mixed, other, nottls], ignore_index=True), rules).set_index("rule")
     assert chk.loc["cert_check", "status"] == "unexpected"
     assert chk.loc["cert_check", "fix"] == rules.by_id("cert_check").fix
+
+
+def test_wrong_direction_flows_do_not_undo_a_verified_purpose(tmp_path):
+    """A connection FROM a port of the agent_connection range (a source port the OS or a NAT
+    picked) to an unrelated service: ``unexpected``/``wrong_direction`` on its own row, but the
+    purpose verified by a good connection stays verified and no firewall change is advised; with
+    only such flows the fix says what they are (break-it 6 F6)."""
+    from pcapbuild import pcap_bytes, tcp_session
+    from kscc_traffic.analyze import analyze_file
+    from conftest import ROOT
+    rules = load_rules()
+    cap = tmp_path / "pat.pcap"
+    cap.write_bytes(pcap_bytes(tcp_session(("192.0.2.10", 23150), ("198.51.100.7", 8443), c_data=b"\x16\x03\x01x")))
+    odd = analyze_file(cap, rules).flows
+    assert odd[["purpose", "verdict", "reason"]].values.tolist() == [["agent_connection", "unexpected", "wrong_direction"]]
+    good = analyze_file(ROOT / "samples" / "captures" / "baseline_agent.pcap", rules).flows
+    row = readiness(pd.concat([good, odd], ignore_index=True), rules).set_index("rule").loc["agent_connection"]
+    assert row["status"] == "verified" and row["unexpected"] == 1 and "wrong_direction" in row["reasons"]
+    alone = readiness(odd, rules).set_index("rule").loc["agent_connection"]
+    assert alone["status"] == "unexpected"
+    assert alone["fix"].startswith("these flows on TCP 23100-23199 had the documented port on the side that "
+                                   "opened the connection")
+    assert "allow outbound" not in alone["fix"]

@@ -68,7 +68,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
         ok, bl, un = (int(counts.get(k, 0)) for k in ("ok", "blocked", "unexpected"))
         other = int(((sub["verdict"] == "unexpected")
-                     & (sub["reason"].str.split(",").str[0] == "host_mismatch")).sum()) if len(sub) else 0
+                     & sub["reason"].str.split(",").str[0].isin(["host_mismatch", "wrong_direction"])).sum()) \
+            if len(sub) else 0
         status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
                   else "verified" if ok else "not seen")
         reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
@@ -81,10 +82,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"agent CONNECT to {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                    f"{r.port_text} at the proxy, or exempt it from the proxy")
         if status == "unexpected" and un == other:
-            fix = (f"these flows on {r.transport.upper()} {r.port_text} went to names outside "
-                   f"{r.host_mask}: not this purpose's servers. If an agent made them, check the "
-                   "Administration Server address, DNS and proxy it uses; else they are another "
-                   "program's traffic")
+            names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent "
+                     "made them, check the Administration Server address, DNS and proxy it uses; else "
+                     "they are another program's traffic")
+            reverse = ("had the documented port on the side that opened the connection: a source port "
+                       "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
+                       "for them")
+            kinds = set(reasons) & {"host_mismatch", "wrong_direction"}
+            fix = f"these flows on {r.transport.upper()} {r.port_text} " + (
+                reverse if kinds == {"wrong_direction"}
+                else f"went to names outside {r.host_mask} or {reverse}" if len(kinds) == 2 else names)
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -313,7 +320,8 @@ def test_generated_text_and_number_tables_use_the_fast_csv_writer(table):
 
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
-REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial", "x,y,z"]
+REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
+           "wrong_direction", "x,y,z"]
 
 
 @settings(max_examples=150, deadline=None)
