@@ -14,7 +14,7 @@ import pandas as pd
 from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
-from .classify import CLASS_COLUMNS, classify
+from .classify import CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .flows import FLOW_COLUMNS, build_flows, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
@@ -63,7 +63,8 @@ def server_port_fn(rules: RuleSet):
 
 def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: DnsAnswers | None = None,
                     answers_out: DnsAnswers | None = None,
-                    capture_end_ns: int | None = None) -> tuple[pd.DataFrame, int]:
+                    capture_end_ns: int | None = None,
+                    observed_until_ns: int | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -71,9 +72,11 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
         already evicted the DNS flows); used for names together with the packets' own answers.
     :param answers_out: when given, the DNS answers found in these packets are appended to it.
     :param capture_end_ns: the capture's last timestamp (ns) when these are its last packets
-        (:func:`kscc_traffic.classify.classify`).
+        (:func:`kscc_traffic.classify.classify`); also ``observed_until_ns`` when that is None.
+    :param observed_until_ns: see :func:`analyze_batch`.
     """
-    b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns)
+    b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
+                      observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns)
     if answers_out is not None:
         answers_out.extend(b.answers)
     return b.flows, b.duplicates
@@ -103,7 +106,8 @@ WEIGHT_COUNTERS = (("orig_pkts", "resp_pkts"), ("orig_bytes", "resp_bytes"), ("o
 
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
-                  known: np.ndarray | None = None, capture_end_ns: int | None = None) -> Batch:
+                  known: np.ndarray | None = None, capture_end_ns: int | None = None,
+                  observed_until_ns: int | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -120,6 +124,11 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         earlier batch (see :func:`kscc_traffic.names.assign_names`), None where none.
     :param capture_end_ns: the capture's last timestamp (ns) when this is its last batch: see
         :func:`kscc_traffic.classify.classify`.
+    :param observed_until_ns: a time (epoch ns) the capture is known to have run until (its end,
+        or the clock of a chunked reading): how long it went on after each flow's last packet,
+        up to :data:`~kscc_traffic.classify.TLS_SILENCE_S`, is the flows' ``quiet_s`` (float
+        seconds, not an output column), so a ClientHello or CONNECT the server acknowledged and
+        never answered is ``blocked`` once the capture went on long enough. None: 0 (unknown).
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -165,6 +174,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
         pkt_flow = np.where(pkt_flow >= 0, rank[np.maximum(pkt_flow, 0)], -1)
+    flows["quiet_s"] = _quiet_after(flows, pkt_flow, packets.cols["ts_ns"], observed_until_ns)
     used = answers
     if prior_answers is not None and len(prior_answers):
         used = DnsAnswers()
@@ -179,6 +189,22 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
+
+
+def _quiet_after(flows: pd.DataFrame, pkt_flow: np.ndarray, ts_ns: np.ndarray,
+                 until_ns: int | None) -> np.ndarray:
+    """Per flow, seconds from its last packet to ``until_ns``, within [0, TLS_SILENCE_S] (float64;
+    zeros when ``until_ns`` is None). Capped so that the value does not depend on how far the
+    capture is known to go on: every reading (whole file, chunks, live) knows at least that
+    much for a flow it hands out (their timeouts are longer)."""
+    n = len(flows)
+    if until_ns is None or n == 0:
+        return np.zeros(n)
+    inb = pkt_flow >= 0
+    last = np.full(n, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last, pkt_flow[inb], ts_ns[inb])
+    gap = (int(until_ns) - np.maximum(last, int(until_ns) - 10**12)) / 1e9   # (no overflow)
+    return np.clip(gap, 0.0, TLS_SILENCE_S)
 
 
 def _add_weights(ft, weights: np.ndarray) -> None:

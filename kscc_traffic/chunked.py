@@ -211,7 +211,8 @@ class ChunkedAnalysis:
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
-                              known=known, capture_end_ns=cap_end if last else None)
+                              known=known, capture_end_ns=cap_end if last else None,
+                              observed_until_ns=cap_end if last else clock)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)

@@ -61,7 +61,8 @@ WELL_KNOWN_PORTS = 1024
 #: unsupported_certificate, certificate_unknown, unknown_ca): after a certificate for the name
 #: asked, the sign of a TLS-inspecting proxy whose CA the agent does not trust
 _CERT_REJECTED = (" (42)", " (43)", " (46)", " (48)")
-#: a ClientHello with no server byte for this long (s, until the flow's last packet) is blocked
+#: a ClientHello (or a CONNECT) with no server byte for this long (s) is blocked: until the
+#: flow's last packet, or with the capture going on after it (``quiet_s``)
 TLS_SILENCE_S = 3.0
 _CLOSED_STATES = {"SF", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "REJ"}
 
@@ -236,9 +237,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
             # (in a tunnel: no byte after the proxy's answer)
             silent = not sproto if target else int(row.get("resp_bytes", 0)) == 0
-            if silent and float(row.get("duration", 0)) >= TLS_SILENCE_S:
+            duration = float(row.get("duration", 0))
+            if silent and duration >= TLS_SILENCE_S:
+                return done("blocked", "tls_failed", f"ClientHello not answered for {duration:.1f} s")
+            if silent and duration + _quiet(row) >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed",
-                            f"ClientHello not answered for {float(row['duration']):.1f} s")
+                            f"ClientHello not answered: no byte from the server for {TLS_SILENCE_S:g} s "
+                            "or more, the capture going on")
             if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
                     and row.get("orig_resent"):
                 # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
@@ -259,6 +264,16 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
 #: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
 _SSL_SERVICES = ("ssl", "http,ssl")
+
+
+def _quiet(row: dict) -> float:
+    """``quiet_s`` of a flow row: seconds the capture is known to have gone on after the flow's
+    last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
+    :func:`kscc_traffic.analyze.analyze_batch`)."""
+    try:
+        return float(row.get("quiet_s") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _responder_closed_first(history: str) -> str:
@@ -295,6 +310,9 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     duration = float(row.get("duration", 0))
     if duration >= TLS_SILENCE_S:
         return "blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {duration:.1f} s"
+    if duration + _quiet(row) >= TLS_SILENCE_S and not any(ch in "FR" for ch in str(row.get("history") or "")):
+        return ("blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {TLS_SILENCE_S:g} s "
+                "or more, the capture going on")
     if any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
         return ("blocked", "no_answer",
                 f"{proxy} did not answer CONNECT {target}; the client gave up after {duration:.1f} s")
@@ -306,11 +324,11 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
-                  "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent")
+                  "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
-                     "orig_resent")
+                     "orig_resent", "quiet_s")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -429,6 +447,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
                     & (v["resp_bytes"] == 0))
     duration = v["duration"].astype(float)
+    quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
@@ -443,6 +462,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | connect, v["resp_h"], ""),
         np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
+        (hello_silent | connect) & (duration + quiet >= TLS_SILENCE_S),
         hello_silent & (v["resp_pkts"] <= 1),
         np.where(connect, v["http_status"], ""),
         np.where(connect, v["history"], ""),

@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..analyze import _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..classify import END_MARGIN_S, classify
+from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
 from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
@@ -124,7 +124,7 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0")
+                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -154,6 +154,9 @@ class _Flow:
         # first after the other direction's FIN/RST (what Zeek's endpoint state machine reads:
         # flows.state_event_rows)
         self.plain0 = [0, 0]
+        # the last_ts of the flow when it was last analysed knowing the capture went on
+        # TLS_SILENCE_S after it (a ClientHello or CONNECT left unanswered is judged then)
+        self.quiet_at: Optional[int] = None
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -541,7 +544,8 @@ class LiveSession:
         packets = Packets(b"".join(pays), cols)
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
-                                   answers_out=learnt, capture_end_ns=self._end_ns)
+                                   answers_out=learnt, capture_end_ns=self._end_ns,
+                                   observed_until_ns=self._observed())
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
@@ -581,13 +585,14 @@ class LiveSession:
 
     def _adjust(self, table: pd.DataFrame, flows: list[_Flow]) -> pd.DataFrame:
         """Add the counters of packets not kept to each flow's last row, then classify again."""
-        rows = []
+        rows, done = [], []
         for f in flows:
             idx = np.nonzero(table["_fid"].to_numpy() == f.fid)[0]
             if not len(idx):
                 continue
             i = idx[np.argmax(table["ts_ns"].to_numpy()[idx])]
             rows.append(i)
+            done.append(f)
             a_text = _text(f.key[2], f.key[3])
             orig_is_a = table.at[i, "orig_h"] == a_text and (
                 f.proto in (ICMP, ICMP6) or int(table.at[i, "orig_p"]) == f.key[6])
@@ -603,6 +608,8 @@ class LiveSession:
                                           (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
         if rows:
             sub = table.loc[rows].drop(columns=["purpose", "verdict", "reason", "detail"])
+            obs = self._observed()
+            sub["quiet_s"] = [min(max(obs - f.last_ts, 0) / 1e9, TLS_SILENCE_S) for f in done]
             sub = classify(sub, self.rules, self._end_ns)
             for k in ("purpose", "verdict", "reason", "detail"):
                 table.loc[rows, k] = sub[k].to_numpy()
@@ -660,6 +667,28 @@ class LiveSession:
         self._finalize(done)
 
     # ------------------------------------------------------------------------- live view
+    def _observed(self) -> int:
+        """Until when the capture is known to have run (epoch ns): its end once known, else
+        the newest packet or clock tick."""
+        return self._end_ns if self._end_ns is not None else self.now_ns
+
+    def _mark_quiet(self, now: int) -> None:
+        """Mark for analysis the active flows that may be a ClientHello or CONNECT left without
+        answer (judged ok so far, TCP, a TLS hello or a proxy target) once the capture has gone
+        on TLS_SILENCE_S after their last packet (once per last packet)."""
+        t = self.table
+        if not len(t):
+            return
+        maybe = ((t["verdict"].to_numpy(dtype=object) == "ok") & (t["proto"].to_numpy(dtype=object) == "tcp")
+                 & (np.isin(t["service"].to_numpy(dtype=object), ["ssl", "http,ssl"])
+                    | (t["proxy_target"].to_numpy(dtype=object) != "")))
+        wait = int(TLS_SILENCE_S * 1e9)
+        for fid in t["_fid"].to_numpy()[maybe].tolist():
+            f = self._by_fid.get(fid)
+            if f is not None and f.quiet_at != f.last_ts and now - f.last_ts >= wait:
+                f.quiet_at = f.last_ts
+                f.dirty = True
+
     def _live_verdicts(self, table: pd.DataFrame, now: int) -> np.ndarray:
         v = table["verdict"].to_numpy(dtype=object).copy()
         if len(v):
@@ -691,6 +720,7 @@ class LiveSession:
         wall clock and the newest packet)."""
         now = max(now_ns if now_ns is not None else time.time_ns(), self.now_ns)
         self.now_ns = now
+        self._mark_quiet(now)
         self._refresh()
         self._expire(now)
         self._announce(self.table)
@@ -728,6 +758,7 @@ class LiveSession:
         for f in self.active.values():
             if f.first_ts >= late:
                 f.dirty = True       # analysed again, now that the end is known
+        self._mark_quiet(self._end_ns + int(TLS_SILENCE_S * 1e9))   # (whatever the end says)
         self._refresh()
         self._finalize(list(self.active.values()), announce=False)
         return self.log.frame()

@@ -1,0 +1,108 @@
+"""A TLS ClientHello (or an HTTP CONNECT) the server acknowledges and then never answers, while
+the capture goes on: ``blocked`` once the capture is known to have run TLS_SILENCE_S (3 s)
+after the flow's last packet — not only when the flow itself lasted that long (a hello resent,
+the client giving up). The same in one batch, in small chunks, and live (a hanging handshake
+is reported while capturing, and the final table equals the file's)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("scapy")
+
+from scapy.all import DNS, DNSQR, IP, TCP, UDP, Ether, Raw  # noqa: E402
+
+from kscc_traffic.analyze import analyze_file  # noqa: E402
+from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
+from kscc_traffic.capture.decode import decode  # noqa: E402
+from kscc_traffic.capture.files import read_frames  # noqa: E402
+from kscc_traffic.live.session import LiveSession  # noqa: E402
+from kscc_traffic.rules import load_rules  # noqa: E402
+from pcapbuild import pcap_bytes  # noqa: E402
+from test_decode_more_encaps import client_hello  # noqa: E402
+
+RULES = load_rules()
+AGENT, CLOUD, PROXY, DNS_SRV = "192.0.2.10", "203.0.113.23", "192.0.2.1", "192.0.2.53"
+ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+T0 = 1_772_442_000.0
+
+
+def _conn(t: float, sport: int, server: str, dport: int, data: bytes) -> list[tuple[float, bytes]]:
+    """Handshake, one data segment from the client, the server's bare ACK of it."""
+    c = lambda **kw: ETH / IP(src=AGENT, dst=server) / TCP(sport=sport, dport=dport, **kw)  # noqa: E731
+    s = lambda **kw: ETH / IP(src=server, dst=AGENT) / TCP(sport=dport, dport=sport, **kw)  # noqa: E731
+    return [(t, c(flags="S", seq=100)), (t + 0.01, s(flags="SA", seq=900, ack=101)),
+            (t + 0.02, c(flags="A", seq=101, ack=901)),
+            (t + 0.03, c(flags="PA", seq=101, ack=901) / Raw(data)),
+            (t + 0.04, s(flags="A", seq=901, ack=101 + len(data)))]
+
+
+def _dns_tick(t: float, i: int) -> list[tuple[float, bytes]]:
+    q = ETH / IP(src=AGENT, dst=DNS_SRV) / UDP(sport=41000 + i, dport=53) / DNS(id=i, qd=DNSQR(qname=f"x{i}.example"))
+    r = ETH / IP(src=DNS_SRV, dst=AGENT) / UDP(sport=53, dport=41000 + i) / DNS(id=i, qr=1, qd=DNSQR(qname=f"x{i}.example"))
+    return [(t, q), (t + 0.01, r)]
+
+
+def _capture(tmp_path, after_s: float):
+    """A hello to 23101 and a CONNECT to a proxy, both acknowledged and never answered, then
+    ``after_s`` seconds of other traffic (a DNS exchange a second)."""
+    recs = _conn(T0, 54003, CLOUD, 23101, client_hello("eu1.ksc.kaspersky.com"))
+    recs += _conn(T0 + 0.1, 54004, PROXY, 3128, b"CONNECT eu1.ksc.kaspersky.com:23101 HTTP/1.1\r\n\r\n")
+    for i in range(int(after_s)):
+        recs += _dns_tick(T0 + 1 + i, i)
+    path = tmp_path / f"stall{after_s:g}.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    return path
+
+
+def _verdicts(flows) -> dict[int, tuple[str, str, str]]:
+    tcp = flows[flows["proto"] == "tcp"]
+    return {int(r.orig_p): (r.verdict, r.reason, r.detail) for r in tcp.itertuples()}
+
+
+def test_hanging_hello_and_connect_are_blocked(tmp_path):
+    path = _capture(tmp_path, 20)
+    v = _verdicts(analyze_file(path, RULES).flows)
+    assert v[54003] == ("blocked", "tls_failed", "ClientHello not answered: no byte from the server for "
+                        "3 s or more, the capture going on")
+    assert v[54004] == ("blocked", "no_answer", "the proxy 192.0.2.1:3128 did not answer CONNECT "
+                        "eu1.ksc.kaspersky.com:23101 for 3 s or more, the capture going on")
+    # read in chunks of a few records: the same table
+    whole = analyze_file(path, RULES).flows
+    run = ChunkedAnalysis(path, RULES, path.name, chunk_bytes=300)
+    small = pd.concat(list(run.batches()), ignore_index=True)
+    assert len(small) == len(whole)
+    key = ["uid", "verdict", "reason", "detail"]
+    assert whole[key].sort_values("uid").values.tolist() == small[key].sort_values("uid").values.tolist()
+
+
+def test_capture_ending_soon_after_the_hello_keeps_it_ok(tmp_path):
+    """Two seconds of capture after the last packet: not known to be unanswered."""
+    path = _capture(tmp_path, 2)
+    v = _verdicts(analyze_file(path, RULES).flows)
+    assert v[54003][:2] == ("ok", "") and v[54004][:2] == ("ok", "")
+
+
+def test_live_reports_the_hanging_hello_and_ends_as_the_file(tmp_path):
+    path = _capture(tmp_path, 20)
+    fr = read_frames(path)
+    p = decode(fr)
+    events = []
+    s = LiveSession(RULES, name=path.name, on_event=events.append)
+    ts = fr.ts_ns
+    # the two connections, then a tick 1 s later: nothing yet
+    first = p.cols["frame"] < 10
+    s.ingest(p.take(first))
+    s.tick(int(ts[9]) + 10**9)
+    assert not [e for e in events if e["verdict"] == "blocked"]
+    # 3.5 s after: both reported while capturing
+    s.tick(int(ts[9]) + 3_500_000_000)
+    got = {(e["orig_p"], e["reason"]) for e in events if e["verdict"] == "blocked"}
+    assert got == {(54003, "tls_failed"), (54004, "no_answer")}
+    s.ingest(p.take(~first))
+    final = s.final().sort_values("uid").reset_index(drop=True)
+    ref = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+    for col in ref.columns:
+        assert ref[col].tolist() == final[col].tolist(), col
+    assert int(np.count_nonzero(final["verdict"] == "blocked")) == 2
