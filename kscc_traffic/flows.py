@@ -456,6 +456,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     lowb = both & (fb_p < 1024) & (fa_p >= 1024) & (fa_p >= 0)
     heur = np.where(lowa, False, heur)
     heur = np.where(lowb, True, heur)
+    # a UDP flow only one side of which sent: the sender is the originator unless its port is
+    # a well-known one (a DNS or NTP answer whose request was not captured, as Zeek's likely
+    # server ports); a documented high port as its source is a port the OS or a NAT picked
+    # (15001 -> 4500 is not "a datagram to 15001")
+    n_from_a = np.bincount(flow_of, weights=o_src_first, minlength=nflows)
+    one_way = (n_from_a == 0) | (n_from_a == np.diff(np.append(starts, len(order))))
+    sender_p = np.where(first_from_a, fa_p, fb_p)
+    heur = np.where(one_way & (fproto == UDP) & (sender_p >= 1024), first_from_a, heur)
     heur = np.where(b_group & ~a_group, True, heur)
     heur = np.where(a_group & ~b_group, False, heur)
     orig_is_a = np.where(decided, orig_is_a, heur)
