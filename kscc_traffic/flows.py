@@ -215,9 +215,14 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     """Sort packets by flow key, then time, then content (for equal timestamps).
 
     Sorting on one 64-bit hash of the key (two cheap stable argsorts) instead of a lexsort over
-    every key column; rows whose (hash, time) tie are ordered by ``tie_keys`` (least significant
+    every key column; rows whose key and time tie are ordered by ``tie_keys`` (least significant
     first). A hash collision is detected (key columns differ inside a run of equal hashes) and
     answered with the exact lexsort.
+
+    A tie key is an array over the packets, or a callable ``f(order, key_start, rows)`` giving
+    the key of the tying rows only (``rows``: their positions along ``order``, the permutation
+    by key and time, whose keys begin where ``key_start`` is True): what costs a look at a whole
+    key is only computed when some of its packets tie.
 
     :returns: (order, key_start): the permutation and, along it, where each distinct key begins.
     """
@@ -227,22 +232,87 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
         h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
     o = np.argsort(ts, kind="stable")
     o = o[np.argsort(h[o], kind="stable")]
-    hs, tss = h[o], ts[o]
-    tie = (hs[1:] == hs[:-1]) & (tss[1:] == tss[:-1])
-    if tie.any():
-        gid = np.cumsum(np.r_[True, ~tie]) - 1
-        in_tie = np.bincount(gid)[gid] > 1
-        rows = np.nonzero(in_tie)[0]
-        sub = o[rows]
-        o[rows] = sub[np.lexsort(tuple(k[sub] for k in tie_keys) + (gid[rows],))]
+    hs = h[o]
     start = np.r_[True, hs[1:] != hs[:-1]] if n else np.zeros(0, bool)
     same_hash = ~start[1:]
     for k in key_cols:
         ko = k[o]
         if np.any(same_hash & (ko[1:] != ko[:-1])):  # collision: fall back to the exact sort
-            o = np.lexsort(tuple(tie_keys) + (ts,) + tuple(reversed(key_cols)))
-            return o, _group_starts([k[o] for k in key_cols])
+            o = np.lexsort((ts,) + tuple(reversed(key_cols)))
+            start = _group_starts([k[o] for k in key_cols])
+            break
+    tss = ts[o]
+    tie = ~start[1:] & (tss[1:] == tss[:-1])
+    if tie.any():
+        gid = np.cumsum(np.r_[True, ~tie]) - 1
+        in_tie = np.bincount(gid)[gid] > 1
+        rows = np.nonzero(in_tie)[0]
+        sub = o[rows]
+        keys = tuple(k(o, start, rows) if callable(k) else k[sub] for k in tie_keys)
+        o[rows] = sub[np.lexsort(keys + (gid[rows],))]
     return o, start
+
+
+def _server_side_key(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray, *, packets: Packets,
+                     idx: np.ndarray, syn_rank: np.ndarray, src_first: np.ndarray, proto: np.ndarray,
+                     a_p: np.ndarray, b_p: np.ndarray, sp: np.ndarray, dp: np.ndarray,
+                     server_port: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Tie key of :func:`build_flows` (a callable tie key of :func:`_flow_order`): for the rows
+    ``rows`` (positions along ``o``), 0 when the packet comes from its key's client side, 1 from
+    its server side, so that among packets of one timestamp the client's come first.
+
+    The client side of a key is decided from the key's packets as a set (never their order in
+    the file): for TCP the only side that sent a SYN without ACK, else the side that did not
+    send the only SYN-ACK; else the side whose port is not a server port (``server_port``) while
+    the other's is, or, both or neither being, whose port is >= 1024 while the other's is below.
+    Undecided (DNS between two port 53s, both sides' SYNs…): a DNS message on port 53 by its QR
+    bit (a query is the client's), else the packet towards the higher port last (the former
+    rule). The arrays are over ``build_flows``' rows ``idx`` of ``packets`` (``syn_rank``: 0 a
+    TCP SYN without ACK, 1 a SYN-ACK)."""
+    kid = np.empty(len(o), np.int64)
+    kid[o] = np.cumsum(key_start) - 1                  # per packet, the number of its key
+    r = o[rows]
+    kr = kid[r]
+    need = np.zeros(int(kid[o[-1]]) + 1, bool)         # the keys with packets that tie
+    need[kr] = True
+    cid = np.cumsum(need) - 1                          # key -> index among those
+    nk = int(cid[-1]) + 1
+
+    def sent(rank: int) -> np.ndarray:                 # (nk, 2): side A / side B sent one
+        at = np.flatnonzero(syn_rank == rank)
+        at = at[need[kid[at]]]
+        out = np.zeros((nk, 2), bool)
+        out[cid[kid[at]], (~src_first[at]).astype(np.intp)] = True
+        return out
+
+    syn, synack = sent(0), sent(1)
+    # a_client: +1 A is the client, -1 B is, 0 undecided
+    a_client = np.where(syn[:, 0] != syn[:, 1], np.where(syn[:, 0], 1, -1), 0)
+    a_client = np.where((a_client == 0) & (synack[:, 0] != synack[:, 1]), np.where(synack[:, 0], -1, 1),
+                        a_client)
+    first = o[np.flatnonzero(key_start)[need]]         # a packet of each such key
+    kp, ka, kb = proto[first], a_p[first], b_p[first]
+    a_srv, b_srv = server_port(kp, ka), server_port(kp, kb)
+    a_client = np.where((a_client == 0) & b_srv & ~a_srv, 1, a_client)
+    a_client = np.where((a_client == 0) & a_srv & ~b_srv, -1, a_client)
+    a_client = np.where((a_client == 0) & (kb >= 0) & (kb < 1024) & (ka >= 1024), 1, a_client)
+    a_client = np.where((a_client == 0) & (ka >= 0) & (ka < 1024) & (kb >= 1024), -1, a_client)
+
+    ac = a_client[cid[kr]]
+    out = (src_first[r] != (ac > 0)).astype(np.int8)
+    und = np.flatnonzero(ac == 0)
+    if len(und):
+        u = r[und]
+        out[und] = dp[u] > sp[u]
+        # DNS (port 53 both sides): a query (QR bit 0) is the client's, a response not
+        dns = und[(proto[u] == UDP) & ((sp[u] == 53) | (dp[u] == 53))]
+        if len(dns):
+            g = idx[r[dns]]
+            off, cap = packets.cols["pl_off"][g], packets.cols["pl_cap"][g]
+            whole = (off >= 0) & (cap >= 12)           # a whole DNS header captured
+            if whole.any():
+                out[dns[whole]] = np.frombuffer(packets.buf, np.uint8)[off[whole] + 2] >> 7
+    return out
 
 
 def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
@@ -333,18 +403,23 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     b_p = np.where(src_first, dp, sp)
 
     # within one key, time order; packets with equal timestamps are ordered by content (SYN before
-    # SYN-ACK before the rest, FIN after the rest and RST last; in between the packets towards
-    # the lower port (client to server: a DNS query before its response) first, then flags,
-    # sequence numbers…), never by their place in the file, so the result does not depend on how
-    # a capture tool ordered simultaneous packets (and copies of one packet end up next to each
+    # SYN-ACK before the rest, FIN after the rest and RST last; in between the packets from the
+    # key's client side first (the side that sent the only SYN, or a client port to a server
+    # port: see _server_side_key; a DNS query before its response), then flags, sequence
+    # numbers…), never by their place in the file, so the result does not depend on how a
+    # capture tool ordered simultaneous packets (and copies of one packet end up next to each
     # other). With coarse timestamps (1 s, 10 ms) whole exchanges tie: they still come in the
     # order a connection has them
     syn_rank = np.where(is_tcp & ((flags & (SYN | ACK)) == SYN), 0,
                         np.where(is_tcp & ((flags & (SYN | ACK)) == (SYN | ACK)), 1, 2))
     end_rank = np.where(is_tcp & ((flags & RST) != 0), 2, np.where(is_tcp & ((flags & FIN) != 0), 1, 0))
-    to_higher_port = dp > sp
+
+    def from_server(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return _server_side_key(o, key_start, rows, packets=packets, idx=idx, syn_rank=syn_rank,
+                                src_first=src_first, proto=proto, a_p=a_p, b_p=b_p, sp=sp, dp=dp,
+                                server_port=server_port)
     tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
-                src_first, flags, to_higher_port, end_rank, syn_rank)
+                src_first, flags, from_server, end_rank, syn_rank)
     key_cols = (vlan, proto, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
     o_ts = ts[order]
