@@ -267,6 +267,7 @@ class ChunkedAnalysis:
             st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c
         for line in counters.warnings():    # ("decode: …": which capture it is about)
             st.warn(f"{self.name}: {line}" if self.name else line)
+        st.warn_empty(self.name)
         if st.non_ip and not ip_packets:
             st.warn(f"{self.name}: no IP packet among its {st.records} frame{'s' if st.records != 1 else ''} "
                     f"({st.non_ip} non-IP): nothing to analyse (a capture on the wrong interface, or "

@@ -279,6 +279,9 @@ def rules_cmd(
     vlan: bool = typer.Option(True, "--vlan/--no-vlan",
                               help="with --bpf: also match 802.1Q-tagged frames (Ethernet only; use "
                                    "--no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+                                         help="with --bpf: also match TCP port N, repeatable (an HTTP "
+                                              "proxy the agents CONNECT through, e.g. 3128 or 8080)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
@@ -291,7 +294,7 @@ def rules_cmd(
     except KsccTrafficError as e:
         raise _fail(str(e))
     if bpf:
-        typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0))
+        typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0, proxy_ports=proxy_port))
         return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
@@ -363,7 +366,11 @@ def live(
     engine: LiveEngine = typer.Option(LiveEngine.scapy, "--engine",
                                       help="scapy (default, no Wireshark needed) or tshark (pyshark/dumpcap)"),
     bpf: Optional[str] = typer.Option(None, "--filter",
-                                      help="capture filter, tcpdump syntax (default: the rules' ports, DNS and ICMP)"),
+                                      help="capture filter, tcpdump syntax (default: the rules' ports, DNS, ICMP "
+                                           "and IP fragments, as rules --bpf)"),
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+                                         help="add TCP port N to the default filter, repeatable (an HTTP proxy the "
+                                              "agents CONNECT through, e.g. 3128 or 8080; not with --filter)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
@@ -387,6 +394,9 @@ def live(
     _check_output(output, [rules])
     _check_output(write, [rules], "--write")
     _check_output(output, [write], role="the --write file")
+    if proxy_port and bpf is not None:
+        raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
+                    "'or tcp port N' in the filter instead")
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
@@ -398,7 +408,8 @@ def live(
     except ValueError as e:
         raise _fail(f"--idle-timeout: {e}")
     opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
-                       engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts)
+                       engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts,
+                       proxy_ports=tuple(proxy_port))
     try:
         result = run_live(opts)
     except KsccTrafficError as e:

@@ -594,33 +594,53 @@ def load_rules(path: str | Path | Iterable[str | Path] | None = None) -> RuleSet
 # ------------------------------------------------------------------------------------------------
 
 
-def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp: bool = True) -> str:
+def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp: bool = True,
+               proxy_ports: Iterable[int] = (), fragments: bool = True) -> str:
     """A libpcap capture filter (tcpdump, dumpcap/Wireshark ``-f``) for everything the rules cover.
 
     One ``tcp|udp port N`` / ``tcp|udp portrange A-B`` per distinct rule port (sorted), plus DNS
     (``udp port 53 or tcp port 53``, for the name lookups of the host masks) and ``icmp or icmp6``
     (unreachable / fragmentation-needed errors explain blocked flows). ``port`` matches either
-    direction, so replies are captured too.
+    direction, so replies are captured too. ``proxy_ports``: ``tcp port N`` each (an explicit
+    HTTP proxy the agents CONNECT through, e.g. 3128 or 8080; sorted, duplicates dropped).
+
+    ``fragments`` (default): also every non-first IPv4 fragment (``ip[6:2] & 0x1fff != 0``: it
+    carries no ports, libpcap's ``port`` only looks at offset 0) and every IPv6 packet whose first
+    next header is an extension header (hop-by-hop 0, routing 43, fragment 44, destination
+    options 60: libpcap's ``port`` reads the transport header only right after the fixed IPv6
+    header). Both are rare, unrelated ones are captured too; the analyzer reassembles fragments
+    and walks extension headers. Not ``ip6 protochain``: it compiles to a loop (a backward jump)
+    that the Linux kernel refuses to attach and that turns libpcap's optimiser off.
 
     ``vlan_depth``: 0 untagged only; 1 (default) also 802.1Q/802.1ad single-tagged frames, as
     ``(X) or (vlan and (X))``; 2 also double-tagged (QinQ) frames, nested:
     ``(X) or (vlan and ((X) or (vlan and (X))))``. libpcap's ``vlan`` shifts the offsets of everything
     after it in the whole expression, hence the repeated, nested expression.
-    Non-first IP fragments carry no ports and are not matched.
     """
     if vlan_depth not in (0, 1, 2):
         raise ValueError("vlan_depth must be 0, 1 or 2")
+    proxies = sorted({int(p) for p in proxy_ports})
+    bad = [p for p in proxies if not 1 <= p <= 65535]
+    if bad:
+        raise ValueError(f"proxy port {bad[0]} is not in 1-65535")
     parts: list[str] = []
     for t in TRANSPORTS:
         ranges = sorted({r.port_range for r in ruleset.rules if r.transport == t})
         for lo, hi in ranges:
             parts.append(f"{t} portrange {lo}-{hi}" if hi > lo else f"{t} port {lo}")
+    tcp_ranges = [r.port_range for r in ruleset.rules if r.transport == "tcp"]
+    for port in proxies:                    # a port a rule already covers adds nothing
+        if not any(lo <= port <= hi for lo, hi in tcp_ranges):
+            parts.append(f"tcp port {port}")
     if dns:
         for extra in ("udp port 53", "tcp port 53"):
             if extra not in parts:
                 parts.append(extra)
     if icmp:
         parts.extend(["icmp", "icmp6"])
+    if fragments and parts:
+        parts.append("(ip[6:2] & 0x1fff != 0)")
+        parts.append("(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60)")
     if not parts:
         raise ValueError("nothing to capture: the rule set is empty and dns/icmp are off")
     inner = "(" + " or ".join(parts) + ")"

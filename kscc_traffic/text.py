@@ -16,8 +16,20 @@ import re
 
 __all__ = ["clean_utf8", "escape_terminal", "name_text", "path_text"]
 
-#: C0 controls, DEL, C1 controls, line/paragraph separators, bidi embeddings/overrides/isolates
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: What is escaped: C0 controls, DEL, C1 controls, line/paragraph separators, and every
+#: invisible or format character that could make a name read as another: Unicode's format
+#: characters (category Cf: soft hyphen U+00AD, zero-width space/joiners U+200B-U+200D, bidi
+#: marks, embeddings, overrides and isolates, word joiner and invisible operators
+#: U+2060-U+2064, BOM U+FEFF, interlinear annotation U+FFF9-U+FFFB, tags U+E0001/U+E0020-E007F,
+#: Arabic/Syriac/Kaithi/Egyptian/Brahmi/musical format signs, ... as of Unicode 15) and the rest
+#: of the default-ignorable code points (combining grapheme joiner U+034F, Hangul fillers, Khmer
+#: inherent vowels, Mongolian and other variation selectors U+FE00-U+FE0F/U+E0100-U+E01EF,
+#: U+FFF0-U+FFF8, U+E0000-U+E0FFF)
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    r"\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164"
+    r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 
 
 def clean_utf8(s: str) -> str:
@@ -35,13 +47,16 @@ def clean_utf8(s: str) -> str:
 
 def _sub(m: re.Match) -> str:
     c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" if c < 0x10000 else f"\\U{c:08x}"
 
 
 def escape_terminal(s) -> str:
-    """Control characters and terminal escape sequences -> visible ``\\xNN`` text."""
-    s = clean_utf8("" if s is None else str(s))
-    return CONTROL.sub(_sub, s)
+    """Control characters, terminal escape sequences and invisible/format characters
+    (:data:`CONTROL`) -> visible ``\\xNN`` / ``\\uNNNN`` / ``\\UNNNNNNNN`` text."""
+    s = "" if s is None else str(s)
+    if s.isascii():                      # most cells: no regex scan when nothing is to escape
+        return s if s.isprintable() else CONTROL.sub(_sub, s)
+    return CONTROL.sub(_sub, clean_utf8(s))
 
 
 def name_text(name) -> str:

@@ -19,7 +19,6 @@
 """
 from __future__ import annotations
 
-import re
 import struct
 import sys
 from pathlib import Path
@@ -40,6 +39,7 @@ from kscc_traffic.flows import UDP, address_text
 from kscc_traffic.inspect import DnsAnswers
 from kscc_traffic.names import _dns_names
 from kscc_traffic.protocols import dns, http
+from kscc_traffic.text import CONTROL
 from pcapbuild import pcap_bytes, udp
 
 SERVER_PORT = server_port_fn(load_rules())
@@ -205,9 +205,10 @@ def _text_reference(raw) -> str:
     if b"\\" in b:
         b = b.replace(b"\\", b"\\\\")
     s = b.decode("utf-8", "backslashreplace")
-    ctrl = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+    ctrl = CONTROL      # controls, bidi controls, invisible format characters
     if ctrl.search(s):
-        s = ctrl.sub(lambda m: ("\\x%02x" if ord(m.group()) < 0x80 else "\\u%04x") % ord(m.group()), s)
+        s = ctrl.sub(lambda m: ("\\x%02x" if ord(m.group()) < 0x80 else "\\u%04x" if ord(m.group()) < 0x10000
+                                else "\\U%08x") % ord(m.group()), s)
     return s
 
 

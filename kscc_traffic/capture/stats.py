@@ -52,6 +52,14 @@ class ReadStats:
                       f"snaplen (at most {self.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
                       "checks see only the bytes kept (column payload_cut)")
 
+    def warn_empty(self, name: str) -> None:
+        """The one warning line about a capture that holds no packet at all (a header-only pcap,
+        a pcapng without packet blocks: a capture filter that matched nothing, a capture stopped
+        at once), if so; nothing when records were skipped as damaged (that warning says it)."""
+        if not self.records and not self.skipped_records and self.damage_offset is None:
+            self.warn(f"{name + ': ' if name else ''}no packets in the capture: nothing to analyse "
+                      "(a capture filter that matched nothing, or a capture stopped at once?)")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",

@@ -574,6 +574,8 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
                    f"{msg or f'exit status {rc}'}")
     out = b.packets(stats)
     stats.warn_cut(name)
+    if not b.records and rc == 0:
+        stats.warn_empty(name)
     return out
 
 

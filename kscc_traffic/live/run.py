@@ -34,10 +34,11 @@ from .view import LiveView
 __all__ = ["LiveOptions", "LiveResult", "run_live", "default_filter"]
 
 
-def default_filter(rules: RuleSet) -> str:
-    """The capture filter used without ``--filter``: every rule's port, DNS and ICMP
+def default_filter(rules: RuleSet, proxy_ports: tuple = ()) -> str:
+    """The capture filter used without ``--filter``: every rule's port, DNS, ICMP, IP fragments
+    and IPv6 extension headers, plus ``tcp port N`` per proxy port
     (:func:`kscc_traffic.rules.bpf_filter`)."""
-    return bpf_filter(rules)
+    return bpf_filter(rules, proxy_ports=proxy_ports)
 
 
 @dataclass
@@ -45,7 +46,8 @@ class LiveOptions:
     """What to capture and for how long.
 
     ``interface`` None: the default route's interface. ``duration`` seconds, ``count``
-    packets (None: until a signal). ``bpf`` None: :func:`default_filter`; '' captures
+    packets (None: until a signal). ``bpf`` None: :func:`default_filter` (with
+    ``proxy_ports``, the TCP ports of an explicit HTTP proxy); '' captures
     everything. ``no_answer_timeout`` seconds. ``refresh`` seconds between analyses/redraws.
     """
 
@@ -60,6 +62,7 @@ class LiveOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     refresh: float = 1.0
     max_flows: int = 20_000
+    proxy_ports: tuple = ()
 
 
 @dataclass
@@ -99,7 +102,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
     """
     view = view or LiveView()
     iface = opts.interface or default_interface()
-    bpf = default_filter(opts.rules) if opts.bpf is None else opts.bpf
+    bpf = default_filter(opts.rules, opts.proxy_ports) if opts.bpf is None else opts.bpf
     name = name_text(Path(opts.write).name if opts.write else f"live:{iface}")
     if opts.write is not None:
         parent = Path(opts.write).absolute().parent
@@ -132,7 +135,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
             # tun/ppp/SLL interfaces): there, fall back to the same filter without it
             if opts.bpf is not None or "capture filter" not in str(e):
                 raise
-            bpf = bpf_filter(opts.rules, vlan_depth=0)
+            bpf = bpf_filter(opts.rules, vlan_depth=0, proxy_ports=opts.proxy_ports)
             source = open_source(opts.engine, iface, bpf)
             source.start()
         if opts.write is not None:

@@ -80,13 +80,17 @@ _MAX_HOPS = 64
 _MAX_NAME = 255
 #: what is escaped in a name's text: C0 controls, DEL, C1 controls, line/paragraph separators,
 #: bidi marks, embeddings, overrides and isolates (a right-to-left override in an SNI would show
-#: a spoofed name in a spreadsheet or editor): the set :data:`kscc_traffic.text.CONTROL`
+#: a spoofed name in a spreadsheet or editor), zero-width and other invisible format characters
+#: (U+200B before a name would hide that it is not the name): the set
+#: :data:`kscc_traffic.text.CONTROL`
 _CTRL = CONTROL
 
 
 def _esc_ctrl(m: re.Match[str]) -> str:
     c = ord(m.group())
-    return "\\x%02x" % c if c < 0x80 else "\\u%04x" % c   # C1 as \u0085: \x85 is the byte 0x85
+    if c < 0x80:
+        return "\\x%02x" % c
+    return "\\u%04x" % c if c < 0x10000 else "\\U%08x" % c   # C1 as \u0085: \x85 is the byte 0x85
 
 
 #: printable ASCII other than a backslash: the bytes text_from_bytes keeps as they are (a text
@@ -96,8 +100,9 @@ PLAIN_BYTES = bytes(range(0x20, 0x5c)) + bytes(range(0x5d, 0x7f))
 
 def text_from_bytes(raw: bytes | bytearray | memoryview) -> str:
     """Untrusted bytes -> ``str``: UTF-8, ``\\\\`` for a backslash, ``\\xNN`` for bytes that are
-    not UTF-8 and for C0 controls and DEL, ``\\uNNNN`` for C1 controls, line/paragraph
-    separators and bidi controls (:data:`_CTRL`). Different bytes give different texts. Never
+    not UTF-8 and for C0 controls and DEL, ``\\uNNNN`` (``\\UNNNNNNNN`` past U+FFFF) for C1
+    controls, line/paragraph separators, bidi controls and invisible format characters
+    (:data:`_CTRL`). Different bytes give different texts. Never
     raises."""
     b = bytes(raw)
     if not b.translate(None, PLAIN_BYTES):  # printable ASCII other than a backslash: as it is

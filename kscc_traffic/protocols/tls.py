@@ -591,8 +591,12 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
     has none, its subject commonName(s) (RFC 6125 §6.4.4: a client must not use the CN when a
     DNS name is presented; as OpenSSL's ``X509_check_host`` does, which Python's ``ssl`` uses, other
     subjectAltName types, such as an IP address or a URI, leave the CN in use). Uses
-    ``cryptography``. A certificate that does not load gives ``[]``; a damaged SAN extension is
-    skipped (the CN is then given)."""
+    ``cryptography``. Each dNSName is read on its own: one whose bytes are not UTF-8 (which
+    ``cryptography`` refuses, and with it the whole extension) is read from the DER here, its
+    bytes that are not UTF-8 kept as surrogates (``surrogateescape``: its text is
+    ``dns.text_from_bytes(name.encode("utf-8", "surrogateescape"))``, ``\\xff``-style), and the
+    other names are kept; the CN is not used then. A certificate that does not load gives ``[]``;
+    a subjectAltName extension too damaged to read at all is skipped (the CN is then given)."""
     try:
         from cryptography import x509
         from cryptography.x509.oid import NameOID
@@ -603,23 +607,81 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        for v in san.value.get_values_for_type(x509.DNSName):
-            s = v if isinstance(v, str) else text_from_bytes(v)
-            if s not in names:
-                names.append(s)
-    except Exception:
-        pass
+        values = [v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
+                  for v in san.value.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        values = []
+    except Exception:           # cryptography could not read the extensions: read the SAN here
+        values = [v.decode("utf-8", "surrogateescape") for v in _der_dns_names(bytes(der))]
+    for s in values:
+        if s not in names:
+            names.append(s)
     if names:
         return names
     try:
         for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             v = attr.value
-            s = v if isinstance(v, str) else text_from_bytes(v)
+            s = v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
             if s not in names:
                 names.append(s)
     except Exception:
         pass
     return names
+
+
+#: DER of the subjectAltName extension's OID, 2.5.29.17
+_SAN_OID = b"\x06\x03\x55\x1d\x11"
+
+
+def _der_items(b: bytes, start: int, end: int):
+    """(tag, content start, content end) of each DER element in ``b[start:end]``; stops at the
+    first malformed one (indefinite or too long length, element past ``end``)."""
+    i = start
+    while i + 2 <= end:
+        tag, ln = b[i], b[i + 1]
+        i += 2
+        if ln & 0x80:
+            k = ln & 0x7F
+            if not 1 <= k <= 4 or i + k > end:
+                return
+            ln = int.from_bytes(b[i:i + k], "big")
+            i += k
+        if i + ln > end:
+            return
+        yield tag, i, i + ln
+        i += ln
+
+
+def _der_dns_names(der: bytes) -> list[bytes]:
+    """The raw bytes of every dNSName ([2] IMPLICIT IA5String) of every subjectAltName extension
+    of a DER certificate, read without decoding them; [] when there is none or the certificate's
+    structure cannot be followed (Certificate -> tbsCertificate -> [3] extensions -> Extension ->
+    extnValue OCTET STRING -> GeneralNames)."""
+    out: list[bytes] = []
+    try:
+        cert = next(_der_items(der, 0, len(der)), None)
+        if cert is None or cert[0] != 0x30:
+            return out
+        tbs = next(_der_items(der, cert[1], cert[2]), None)
+        if tbs is None or tbs[0] != 0x30:
+            return out
+        for tag, a, z in _der_items(der, tbs[1], tbs[2]):
+            if tag != 0xA3:                                    # [3] EXPLICIT extensions
+                continue
+            for seq_tag, sa, sz in _der_items(der, a, z):      # SEQUENCE OF Extension
+                if seq_tag != 0x30:
+                    continue
+                for ext_tag, ea, ez in _der_items(der, sa, sz):
+                    if ext_tag != 0x30 or der[ea:ea + len(_SAN_OID)] != _SAN_OID:
+                        continue
+                    octets = [(t, x, y) for t, x, y in _der_items(der, ea, ez) if t == 0x04]
+                    for _t, oa, oz in octets[:1]:              # extnValue
+                        for gn_tag, ga, gz in _der_items(der, oa, oz):   # GeneralNames SEQUENCE
+                            if gn_tag == 0x30:
+                                out.extend(der[na:nz] for t, na, nz in _der_items(der, ga, gz) if t == 0x82)
+    except (IndexError, ValueError):
+        return out
+    return out
 
 
 # --------------------------------------------------------------------------- name matching

@@ -1,0 +1,100 @@
+"""A valid capture with no packet at all (a pcap header only, a pcapng without packet blocks:
+what tcpdump writes when its filter matched nothing) gives one ``Warning:`` line (breakit6: it
+gave "0 flows", exit 0, and no word); the exit status stays 0, as for a capture of only non-IP
+frames. A capture damaged before its first packet keeps its damage warning only."""
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from pcapbuild import pcap_bytes
+
+SAMPLES = ROOT / "samples" / "captures"
+HINT = "nothing to analyse (a capture filter that matched nothing, or a capture stopped at once?)"
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _block(btype: int, body: bytes) -> bytes:
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def _pcapng_without_packets() -> bytes:
+    return (_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))   # Section Header Block
+            + _block(1, struct.pack("<HHI", 1, 0, 65535)))                    # Interface Description
+
+
+@pytest.fixture
+def empties(tmp_path):
+    a = tmp_path / "header_only.pcap"
+    a.write_bytes(pcap_bytes([]))
+    b = tmp_path / "no_blocks.pcapng"
+    b.write_bytes(_pcapng_without_packets())
+    return a, b
+
+
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+@pytest.mark.parametrize("which", [0, 1])
+def test_no_packets_warns_once_and_exits_0(empties, engine, which):
+    if engine == "tshark" and not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    cap = empties[which]
+    p = _run("analyze", cap, "--engine", engine)
+    assert p.returncode == 0, p.stderr
+    assert "0 flows" in p.stdout
+    assert p.stderr.splitlines() == [f"Warning: {cap.name}: no packets in the capture: {HINT}"]
+    p = _run("analyze", cap, "--engine", engine, "-f", "jsonl")
+    assert (p.returncode, p.stdout) == (0, "")
+    assert p.stderr.count("no packets in the capture") == 1
+
+
+def test_with_other_captures_the_warning_names_the_empty_one(empties):
+    a, _ = empties
+    p = _run("analyze", a, SAMPLES / "blocked_agent.pcap", "-f", "jsonl")
+    assert p.returncode == 1                                 # the other capture's blocked flows
+    assert [ln for ln in p.stderr.splitlines() if "no packets" in ln] == [
+        f"Warning: {a.name}: no packets in the capture: {HINT}"]
+
+
+def test_html_report_warns_once(empties, tmp_path):
+    a, _ = empties
+    p = _run("report", a, "--html", tmp_path / "r.html")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.splitlines() == [f"Warning: {a.name}: no packets in the capture: {HINT}"]
+
+
+def test_api_stats_carry_the_warning(empties):
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    a, b = empties
+    for cap in (a, b):
+        res = analyze_file(cap, load_rules())
+        assert len(res.flows) == 0
+        assert res.warnings == [f"{cap.name}: no packets in the capture: {HINT}"]
+
+
+def test_damaged_before_the_first_packet_only_says_the_damage(tmp_path):
+    cap = tmp_path / "cut.pcap"
+    cap.write_bytes(pcap_bytes([]) + b"\x01\x02\x03\x04\x05")
+    p = _run("analyze", cap)
+    assert p.returncode == 0
+    assert "no packets" not in p.stderr
+    assert "file cut mid-record at offset 24" in p.stderr
+
+
+def test_non_ip_frames_only_keep_their_own_warning(tmp_path):
+    arp = (b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x06"
+           + bytes.fromhex("0001080006040001020000000001c0000202000000000000c0000201"))
+    cap = tmp_path / "arp.pcap"
+    cap.write_bytes(pcap_bytes([(1000.0, arp)]))
+    p = _run("analyze", cap)
+    assert p.returncode == 0
+    assert "no packets" not in p.stderr and "no IP packet among its 1 frame (1 non-IP)" in p.stderr
