@@ -275,7 +275,7 @@ class _progress:
 
 @app.command("rules")
 def rules_cmd(
-    bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS and ICMP"),
+    bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
     vlan: bool = typer.Option(True, "--vlan/--no-vlan",
                               help="with --bpf: also match 802.1Q-tagged frames (Ethernet only; use "
                                    "--no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
