@@ -255,6 +255,60 @@ def head_length(data: bytes | bytearray | memoryview) -> int | None:
 
 
 _CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r?\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
+#: a chunk-size line (RFC 9112 §7.1): hex digits, then optional whitespace and chunk extensions
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+def _chunked_end(data: bytes | memoryview, pos: int, end: int) -> int | None:
+    """Where a chunked body (RFC 9112 §7.1) starting at ``data[pos]`` ends: after its last-chunk
+    (``0``), trailer section and final CRLF. None when that end is not within ``data[:end]``
+    (not fully captured) or the bytes are no chunked body."""
+    while True:
+        m = _CHUNK_SIZE.match(bytes(data[pos:min(pos + 4096, end)]))
+        if m is None:
+            return None
+        size = int(m.group(1), 16)
+        pos += m.end()
+        if size == 0:
+            break
+        pos += size
+        if bytes(data[pos:pos + 2]) == b"\r\n":
+            pos += 2
+        elif bytes(data[pos:pos + 1]) == b"\n":
+            pos += 1
+        else:
+            return None            # cut, or no CRLF after the data
+        if pos > end:
+            return None
+    # the trailer section: field lines up to an empty line
+    while pos < end:
+        eol = bytes(data[pos:min(pos + 16384, end)]).find(b"\n")
+        if eol < 0:
+            return None
+        line = bytes(data[pos:pos + eol])
+        pos += eol + 1
+        if line in (b"", b"\r"):
+            return pos
+    return None
+
+
+def _body_end(head: bytes, data: bytes | memoryview, pos: int, end: int) -> int | None:
+    """Where the body of the message whose ``head`` ends at ``data[pos]`` ends (RFC 9112 §6.3):
+    a chunked transfer coding is walked (it overrides Content-Length), a Content-Length is
+    stepped over, no length at all is taken as no body (lenient: a keep-alive answer such as
+    ``407`` without a length is followed by the next answer head, if any). None when the end is
+    not within ``data[:end]`` or cannot be known (a transfer coding other than chunked last: the
+    body runs to the close)."""
+    te = _TRANSFER_ENCODING.findall(head)
+    if te:
+        codings = [c.strip(b" \t").lower() for c in b",".join(te).split(b",") if c.strip(b" \t")]
+        if not codings or codings[-1] != b"chunked":
+            return None
+        return _chunked_end(data, pos, end)
+    m = _CONTENT_LENGTH.search(head)
+    pos += int(m.group(1)) if m else 0
+    return pos if pos <= end else None
 
 
 def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray | memoryview,
@@ -268,8 +322,8 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
     the answer to the last request seen; None when the server's bytes start with no status
     line. ``client_at``/``server_at``: where the bytes inside the tunnel start (after the last
     CONNECT head and after the 2xx answer's head, bytes) when a CONNECT was answered 2xx, else
-    None. Response bodies announced by Content-Length are stepped over; a head not complete in
-    view ends the walk."""
+    None. Response bodies are stepped over (Content-Length, or a chunked transfer coding walked
+    chunk by chunk); a head or body not complete in view ends the walk."""
     client = bytes(client[:_LIMIT]) if connect else b""
     end = min(len(server), _LIMIT)
     status, so, co = None, 0, 0
@@ -294,8 +348,10 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
         co += ch
         if 200 <= code < 300:
             return status, co, so
-        m = _CONTENT_LENGTH.search(head)
-        so += int(m.group(1)) if m else 0
+        body = _body_end(head, server, so, end)
+        if body is None:
+            break                        # (the next answer, if any, is not in view)
+        so = body
         if not client[co:].startswith(b"CONNECT "):
             break                        # no new request after this answer
     return status, None, None
