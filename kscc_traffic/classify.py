@@ -26,7 +26,8 @@ Verdicts and reasons (first match wins, in this order):
 - ``unclassified`` — no rule covers the flow.
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
-rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
+rule of the target port, the host mask on the target host and on the SNI inside the tunnel (the
+detail says which is outside); the proxy's answer (``http_status``)
 other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
 answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
 is judged as a direct connection's (see :func:`_proxy_refusal`).
@@ -138,10 +139,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         host, port = split_host_port(target)
         host = host or ""
         if is_ip_literal(host):
-            host = row.get("sni") or ""
+            host = ""  # (an address: the SNI inside the tunnel, if any, names the server)
+        named = host or row.get("sni") or ""
         rule = rules.match(proto, port, row["cast"]) if port is not None else None
         if rule is None:
-            if host and not is_ip_literal(host) and _under_domain(host, VENDOR_DOMAIN):
+            if named and not is_ip_literal(named) and _under_domain(named, VENDOR_DOMAIN):
                 return ("", "unexpected", "undocumented_port",
                         f"CONNECT {target} through the proxy {row['resp_h']}:{resp_p}: TCP {port} to a "
                         "Kaspersky name; no rule documents this port")
@@ -169,7 +171,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
     # a known name outside the rule's mask: another service on a shared port (443, 80…), whatever
     # happened to it; judged before "blocked" so it never counts as a failure of this purpose
-    check = host if target else name
+    # (through a proxy both the host asked of the proxy and the SNI asked of the TLS server in the
+    # tunnel must be under the mask; ``what`` says which one is not)
+    check, what, where = (host, "CONNECT host ", "") if target else (name, "", "")
+    if target and rule.host_mask and (not check or under_mask(check, rule.host_mask)):
+        sni = row.get("sni") or ""
+        if sni and not is_ip_literal(sni) and not under_mask(sni, rule.host_mask):
+            check, what, where = sni, "SNI ", f" (inside CONNECT {target})"
     if check and is_ip_literal(check):
         check = row.get("dns_name") or ""  # (never for a CONNECT: its dns_name names the proxy)
     certs = split_cert_names(row.get("cert_names") or "")
@@ -184,9 +192,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if from_cert:   # (a TLS-inspecting proxy's own certificate: "Fortinet SSL Inspection")
                 return done("unexpected", "host_mismatch", f"no name asked; the server's certificate "
                             f"names {check}, not a host name under {rule.host_mask}")
+            if what:
+                return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name "
+                            "(characters no host name has: forged or damaged)")
             return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
-        return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
+        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}")
 
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \

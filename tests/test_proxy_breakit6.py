@@ -4,12 +4,17 @@ test_proxy_connect (whose helpers are reused).
 F2: a ``407`` whose body is sent with ``Transfer-Encoding: chunked`` (legal HTTP/1.1), then the
 CONNECT asked again with credentials on the same connection: the answer to the last CONNECT
 counts, as with a Content-Length body.
+
+F3: the host mask is checked on the CONNECT host *and* on the SNI asked inside the tunnel: a
+CONNECT to eu1.ksc.kaspersky.com:23101 whose ClientHello asks evil.example is host_mismatch, as
+the same TLS sent directly is; the detail says which name is outside.
 """
 from __future__ import annotations
 
 import pytest
 
 from kscc_traffic.protocols.http import exchange
+from test_hostile_captures import client_hello, tls_record
 from test_proxy_connect import OK_200, SNI, TARGET, _connect, _one, _records, _sub, _tls
 
 AUTH_AGAIN = ("c", f"CONNECT {TARGET} HTTP/1.1\r\nHost: {TARGET}\r\nProxy-Authorization: Basic a2w6cHc=\r\n\r\n"
@@ -82,3 +87,44 @@ def test_exchange_steps_over_chunked_bodies():
     assert answer(b"chunked", b"5\r\nhel") == (407, None, None)
     assert answer(b"chunked", b"fffffffffffffff\r\nx") == (407, None, None)
     assert answer(b"gzip", b"0\r\n\r\n") == (407, None, None)
+
+
+# -- F3: the SNI inside the tunnel -------------------------------------------------------------
+
+def test_sni_outside_the_mask_inside_a_connect_tunnel_is_host_mismatch(tmp_path):
+    r = _one(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, ("evil.example",), sni="evil.example")]))
+    assert (r["proxy_target"], r["http_status"], r["sni"], r["tls_established"]) == (
+        TARGET, "200", "evil.example", True)
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
+    assert r["detail"] == f"SNI evil.example (inside CONNECT {TARGET}) is not under *.ksc.kaspersky.com"
+    # the same TLS sent directly: the same verdict
+    d = _one(_sub(tmp_path, "1"), _records(_tls(tmp_path, ("evil.example",), sni="evil.example"),
+                                           proxy=("203.0.113.50", 23101)))
+    assert (d["proxy_target"], d["purpose"], d["verdict"], d["reason"]) == (
+        "", "agent_connection", "unexpected", "host_mismatch")
+
+
+def test_connect_host_outside_is_named_before_an_sni_under_the_mask(tmp_path):
+    target = "cloud.example.net:23101"
+    r = _one(tmp_path, _records([_connect(target), OK_200, *_tls(tmp_path)]))
+    assert (r["proxy_target"], r["sni"]) == (target, SNI)
+    assert (r["verdict"], r["reason"]) == ("unexpected", "host_mismatch")
+    assert r["detail"] == "CONNECT host cloud.example.net is not under *.ksc.kaspersky.com"
+
+
+def test_connect_to_an_address_is_judged_by_the_sni(tmp_path):
+    target = "203.0.113.50:23101"
+    r = _one(tmp_path, _records([_connect(target), OK_200, *_tls(tmp_path, ("evil.example",), sni="evil.example")]))
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
+    assert r["detail"] == f"SNI evil.example (inside CONNECT {target}) is not under *.ksc.kaspersky.com"
+    r = _one(_sub(tmp_path, "1"), _records([_connect(target), OK_200, *_tls(tmp_path)]))
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "ok", "")
+
+
+def test_hostile_sni_inside_the_tunnel_is_escaped_in_the_detail(tmp_path):
+    hello = tls_record(22, client_hello("\u202eevil\x1b.ksc.kaspersky.com".encode()))
+    r = _one(tmp_path, _records([_connect(), OK_200, ("c", hello)]))
+    assert r["sni"] == "\\u202eevil\\x1b.ksc.kaspersky.com"
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
+    assert r["detail"].startswith("SNI \\u202eevil\\x1b.ksc.kaspersky.com (inside CONNECT")
+    assert "is not a host name" in r["detail"] and "\u202e" not in r["detail"] and "\x1b" not in r["detail"]
