@@ -26,14 +26,21 @@ Verdicts and reasons (first match wins, in this order):
 - ``unclassified`` — no rule covers the flow.
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
-rule of the target port, the host mask on the target host and on the SNI inside the tunnel (the
-detail says which is outside); the proxy's answer (``http_status``)
+rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
 other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
 answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
 is judged as a direct connection's (see :func:`_proxy_refusal`).
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``no_answer`` or ``rejected``, and ``partial`` is added to its reason (``partial`` alone when ok).
+
+Through a proxy the host mask is checked on the CONNECT host and on the SNI asked inside the tunnel
+(the detail says which one is outside). A plain request sent to the proxy in absolute-form
+(``GET http://crl3.digicert.com/x.crl``: ``proxy_target`` ``http://crl3.digicert.com:80``) is
+judged as a CONNECT to the URI's host and port (the mask on the URI host), except that it opens no
+tunnel: the proxy's answer is the outcome, a 2xx or 3xx (the target's answer, passed on) is
+judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (see
+:func:`_proxy_answer`).
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ import pandas as pd
 
 from .inspect import split_cert_names
 from .names import _copy, is_ip_literal
-from .protocols.http import split_host_port
+from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 
@@ -133,10 +140,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         return "dns", "ok", "partial" if partial else "", _dns_error_detail(row)
 
-    # an explicit proxy: the purpose is that of the CONNECT target, the name is the one asked for
+    # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
+    # in absolute-form), the name is the one asked for
     target = (row.get("proxy_target") or "") if proto == "tcp" else ""
+    absolute = target.startswith(_ABSOLUTE)
     if target:
-        host, port = split_host_port(target)
+        host, port = split_host_port(target.split("://", 1)[1] if absolute else target)
         host = host or ""
         if is_ip_literal(host):
             host = ""  # (an address: the SNI inside the tunnel, if any, names the server)
@@ -145,8 +154,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if rule is None:
             if named and not is_ip_literal(named) and _under_domain(named, VENDOR_DOMAIN):
                 return ("", "unexpected", "undocumented_port",
-                        f"CONNECT {target} through the proxy {row['resp_h']}:{resp_p}: TCP {port} to a "
-                        "Kaspersky name; no rule documents this port")
+                        f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
+                        "to a Kaspersky name; no rule documents this port")
             return "", "unclassified", "", ""
     else:
         rule = rules.match(proto, resp_p, row["cast"])
@@ -173,8 +182,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # happened to it; judged before "blocked" so it never counts as a failure of this purpose
     # (through a proxy both the host asked of the proxy and the SNI asked of the TLS server in the
     # tunnel must be under the mask; ``what`` says which one is not)
-    check, what, where = (host, "CONNECT host ", "") if target else (name, "", "")
-    if target and rule.host_mask and (not check or under_mask(check, rule.host_mask)):
+    check, what, where = (host, "URI host " if absolute else "CONNECT host ", "") if target else (name, "", "")
+    if target and not absolute and rule.host_mask and (not check or under_mask(check, rule.host_mask)):
         sni = row.get("sni") or ""
         if sni and not is_ip_literal(sni) and not under_mask(sni, rule.host_mask):
             check, what, where = sni, "SNI ", f" (inside CONNECT {target})"
@@ -216,7 +225,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             and rule.opener != "inbound_to_agent" and not partial:
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
-        refused = _proxy_refusal(row, target)
+        refused = _proxy_answer(row, target)
         if refused is not None:
             return done(*refused)
 
@@ -258,8 +267,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
     # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
-    # (a CONNECT whose tunnel is not in view: its HTTP is the proxy's conversation, not the payload)
-    in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
+    # (a CONNECT whose tunnel is not in view: its HTTP is the proxy's conversation, not the payload;
+    # a request in absolute-form opens none: it is the cleartext to an http:// target, while the
+    # proxy itself speaks TLS to an https:// one)
+    if absolute:
+        in_tunnel = target.startswith("http://")
+    else:
+        in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
@@ -270,6 +284,32 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
 #: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
 _SSL_SERVICES = ("ssl", "http,ssl")
+#: how the ``proxy_target`` of a request in absolute-form starts (a CONNECT target never does)
+_ABSOLUTE = tuple(f"{scheme}://" for scheme in PROXY_SCHEMES)
+
+
+def _proxy_request(target: str) -> str:
+    """How a detail names the request made to the proxy: ``CONNECT host:port``, or ``the request
+    for http://host:port`` (absolute-form)."""
+    return f"the request for {target}" if target.startswith(_ABSOLUTE) else f"CONNECT {target}"
+
+
+def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
+    """:func:`_proxy_refusal` for any ``proxy_target``. A request in absolute-form (``GET
+    http://host/...``) opens no tunnel: an answer 2xx, or 3xx (a redirect or ``304 Not Modified``
+    of the target, passed on by the proxy) is the target reached (None: judged as the same HTTP
+    sent directly); any other answer, or none, is judged as a CONNECT's and its detail names the
+    request (``the request for http://host:port``)."""
+    if not target.startswith(_ABSOLUTE):
+        return _proxy_refusal(row, target)
+    if str(row.get("http_status") or "")[:1] in ("2", "3"):
+        return None
+    refused = _proxy_refusal(row, target)
+    if refused is None:
+        return None
+    verdict, reason, detail = refused
+    # (_proxy_refusal words every detail as "... CONNECT <target> ...")
+    return verdict, reason, detail.replace(f"CONNECT {target}", _proxy_request(target), 1)
 
 
 def _responder_closed_first(history: str) -> str:
@@ -433,8 +473,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     for r in rules.rules:
         documented |= (proto == r.transport) & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
     answered = v["resp_pkts"] > 0
-    # a CONNECT through a proxy (TCP): judged on its answer, its history and duration too, and
-    # its detail names the proxy (rare: such flows are keyed on all of those)
+    # a request through a proxy (TCP; a CONNECT or one in absolute-form): judged on its answer,
+    # its history and duration too, and its detail names the proxy (rare: such flows are keyed on
+    # all of those)
     connect = (v["proxy_target"] != "") & (proto == "tcp")
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
     hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)

@@ -24,6 +24,7 @@ __all__ = [
     "response_status",
     "head_length",
     "connect_target",
+    "proxy_target",
     "split_host_port",
 ]
 
@@ -312,26 +313,30 @@ def _body_end(head: bytes, data: bytes | memoryview, pos: int, end: int) -> int 
 
 
 def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray | memoryview,
-             connect: bool = False) -> tuple[int | None, int | None, int | None]:
+             connect: bool = False, proxy: bool = False) -> tuple[int | None, int | None, int | None]:
     """The outcome of the HTTP/1.x exchange at the start of a connection: ``(status, client_at,
     server_at)``.
 
     ``status``: the first final (non-1xx) response's status code, as Zeek's ``status_code``
     (1xx answers are informational); for a CONNECT (``connect``) whose first answers asked for
     something (407 proxy authentication, 401) and the client asked again on the same connection,
-    the answer to the last request seen; None when the server's bytes start with no status
-    line. ``client_at``/``server_at``: where the bytes inside the tunnel start (after the last
-    CONNECT head and after the 2xx answer's head, bytes) when a CONNECT was answered 2xx, else
-    None. Response bodies are stepped over (Content-Length, or a chunked transfer coding walked
-    chunk by chunk); a head or body not complete in view ends the walk."""
-    client = bytes(client[:_LIMIT]) if connect else b""
+    the answer to the last request seen; the same for a request sent to a proxy in absolute-form
+    (``proxy``: ``GET http://host/...``) answered ``407`` (the proxy's login) and asked again.
+    None when the server's bytes start with no status line. ``client_at``/``server_at``: where
+    the bytes inside the tunnel start (after the last CONNECT head and after the 2xx answer's
+    head, bytes) when a CONNECT was answered 2xx, else None (always for ``proxy``: no tunnel).
+    Response bodies are stepped over (Content-Length, or a chunked transfer coding walked chunk
+    by chunk; a request's body as well before the request asked again); a head or body not
+    complete in view ends the walk."""
+    walk = connect or proxy
+    client = bytes(client[:_LIMIT]) if walk else b""
     end = min(len(server), _LIMIT)
     status, so, co = None, 0, 0
     while so < end:
         code = response_status(server[so:so + 32])
         if code is None:
             break
-        if code >= 200 and not connect:
+        if code >= 200 and not walk:
             return code, None, None      # (the common case: no head to walk)
         hl = head_length(server[so:end])
         if hl is None:
@@ -345,14 +350,23 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
         ch = head_length(client[co:]) if co < len(client) else None
         if ch is None:
             break
+        request = client[co:co + ch]
         co += ch
-        if 200 <= code < 300:
-            return status, co, so
+        if connect:
+            if 200 <= code < 300:
+                return status, co, so
+        else:
+            if code != 407:
+                break                    # a proxy's answer other than its login: the outcome
+            after = _body_end(request, client, co, len(client))
+            if after is None:
+                break
+            co = after
         body = _body_end(head, server, so, end)
         if body is None:
             break                        # (the next answer, if any, is not in view)
         so = body
-        if not client[co:].startswith(b"CONNECT "):
+        if not (client[co:].startswith(b"CONNECT ") if connect else looks_like_http_request(client[co:])):
             break                        # no new request after this answer
     return status, None, None
 
@@ -368,3 +382,40 @@ def connect_target(req: HttpRequest) -> str | None:
     if host is None or port is None:
         return None
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+#: schemes of an absolute-form request target taken for a request to a proxy, and their default ports
+PROXY_SCHEMES = {"http": 80, "https": 443}
+
+
+def proxy_target(req: HttpRequest) -> str | None:
+    """The target of a request sent to an explicit proxy: for a CONNECT, ``host:port`` as
+    :func:`connect_target`; for a request in absolute-form (RFC 9112 §3.2.2, what a client sends
+    to a proxy: ``GET http://crl3.digicert.com/x.crl HTTP/1.1``) with scheme ``http`` or
+    ``https``, ``scheme://host:port`` (scheme in lower case, the URI's port or else the scheme's
+    default, 80 or 443; an IPv6 literal in brackets; userinfo dropped). None for another form, an
+    empty host or an invalid port. The host is the request's (escaped) text, as
+    :attr:`HttpRequest.host`. (A CONNECT target never starts with a scheme: the two forms are
+    told apart by the ``scheme://`` prefix.)"""
+    if req.method == "CONNECT":
+        return connect_target(req)
+    auth = _target_authority(req.target)
+    if auth is None:
+        return None
+    scheme = req.target[:req.target.find("://")].lower()
+    default = PROXY_SCHEMES.get(scheme)
+    if default is None:
+        return None
+    s = auth.strip().rsplit("@", 1)[-1]
+    host, port = split_host_port(s)
+    if host is None:
+        return None
+    if port is None:   # no port, an empty one (RFC 3986 §3.2.3: the default), or an invalid one
+        if s.startswith("["):
+            tail = s[s.find("]") + 1:] if "]" in s else "x"
+        else:
+            tail = ":" + s.split(":", 1)[1] if s.count(":") == 1 else ""
+        if tail not in ("", ":"):
+            return None
+        port = default
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
