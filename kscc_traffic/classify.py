@@ -33,6 +33,14 @@ is judged as a direct connection's (see :func:`_proxy_refusal`).
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``no_answer`` or ``rejected``, and ``partial`` is added to its reason (``partial`` alone when ok).
+
+Through a proxy the host mask is checked on the CONNECT host and on the SNI asked inside the tunnel
+(the detail says which one is outside). A plain request sent to the proxy in absolute-form
+(``GET http://crl3.digicert.com/x.crl``: ``proxy_target`` ``http://crl3.digicert.com:80``) is
+judged as a CONNECT to the URI's host and port (the mask on the URI host), except that it opens no
+tunnel: the proxy's answer is the outcome, a 2xx or 3xx (the target's answer, passed on) is
+judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (see
+:func:`_proxy_answer`).
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ import pandas as pd
 
 from .inspect import split_cert_names
 from .names import _copy, is_ip_literal
-from .protocols.http import split_host_port
+from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 
@@ -133,19 +141,22 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         return "dns", "ok", "partial" if partial else "", _dns_error_detail(row)
 
-    # an explicit proxy: the purpose is that of the CONNECT target, the name is the one asked for
+    # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
+    # in absolute-form), the name is the one asked for
     target = (row.get("proxy_target") or "") if proto == "tcp" else ""
+    absolute = target.startswith(_ABSOLUTE)
     if target:
-        host, port = split_host_port(target)
+        host, port = split_host_port(target.split("://", 1)[1] if absolute else target)
         host = host or ""
         if is_ip_literal(host):
-            host = row.get("sni") or ""
+            host = ""  # (an address: the SNI inside the tunnel, if any, names the server)
+        named = host or row.get("sni") or ""
         rule = rules.match(proto, port, row["cast"]) if port is not None else None
         if rule is None:
-            if host and not is_ip_literal(host) and _under_domain(host, VENDOR_DOMAIN):
+            if named and not is_ip_literal(named) and _under_domain(named, VENDOR_DOMAIN):
                 return ("", "unexpected", "undocumented_port",
-                        f"CONNECT {target} through the proxy {row['resp_h']}:{resp_p}: TCP {port} to a "
-                        "Kaspersky name; no rule documents this port")
+                        f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
+                        "to a Kaspersky name; no rule documents this port")
             return "", "unclassified", "", ""
     else:
         rule = rules.match(proto, resp_p, row["cast"])
@@ -170,7 +181,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
     # a known name outside the rule's mask: another service on a shared port (443, 80…), whatever
     # happened to it; judged before "blocked" so it never counts as a failure of this purpose
-    check = host if target else name
+    # (through a proxy both the host asked of the proxy and the SNI asked of the TLS server in the
+    # tunnel must be under the mask; ``what`` says which one is not)
+    check, what, where = (host, "URI host " if absolute else "CONNECT host ", "") if target else (name, "", "")
+    if target and not absolute and rule.host_mask and (not check or under_mask(check, rule.host_mask)):
+        sni = row.get("sni") or ""
+        if sni and not is_ip_literal(sni) and not under_mask(sni, rule.host_mask):
+            check, what, where = sni, "SNI ", f" (inside CONNECT {target})"
     if check and is_ip_literal(check):
         check = row.get("dns_name") or ""  # (never for a CONNECT: its dns_name names the proxy)
     certs = split_cert_names(row.get("cert_names") or "")
@@ -185,9 +202,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if from_cert:   # (a TLS-inspecting proxy's own certificate: "Fortinet SSL Inspection")
                 return done("unexpected", "host_mismatch", f"no name asked; the server's certificate "
                             f"names {check}, not a host name under {rule.host_mask}")
+            if what:
+                return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name "
+                            "(characters no host name has: forged or damaged)")
             return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
-        return done("unexpected", "host_mismatch", f"{check} is not under {rule.host_mask}")
+        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}")
 
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
@@ -206,7 +226,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             and rule.opener != "inbound_to_agent" and not partial:
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
-        refused = _proxy_refusal(row, target)
+        refused = _proxy_answer(row, target)
         if refused is not None:
             return done(*refused)
 
@@ -252,8 +272,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
     # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
-    # (a CONNECT whose tunnel is not in view: its HTTP is the proxy's conversation, not the payload)
-    in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
+    # (a CONNECT whose tunnel is not in view: its HTTP is the proxy's conversation, not the payload;
+    # a request in absolute-form opens none: it is the cleartext to an http:// target, while the
+    # proxy itself speaks TLS to an https:// one)
+    if absolute:
+        in_tunnel = target.startswith("http://")
+    else:
+        in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
@@ -264,6 +289,32 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
 #: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
 _SSL_SERVICES = ("ssl", "http,ssl")
+#: how the ``proxy_target`` of a request in absolute-form starts (a CONNECT target never does)
+_ABSOLUTE = tuple(f"{scheme}://" for scheme in PROXY_SCHEMES)
+
+
+def _proxy_request(target: str) -> str:
+    """How a detail names the request made to the proxy: ``CONNECT host:port``, or ``the request
+    for http://host:port`` (absolute-form)."""
+    return f"the request for {target}" if target.startswith(_ABSOLUTE) else f"CONNECT {target}"
+
+
+def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
+    """:func:`_proxy_refusal` for any ``proxy_target``. A request in absolute-form (``GET
+    http://host/...``) opens no tunnel: an answer 2xx, or 3xx (a redirect or ``304 Not Modified``
+    of the target, passed on by the proxy) is the target reached (None: judged as the same HTTP
+    sent directly); any other answer, or none, is judged as a CONNECT's and its detail names the
+    request (``the request for http://host:port``)."""
+    if not target.startswith(_ABSOLUTE):
+        return _proxy_refusal(row, target)
+    if str(row.get("http_status") or "")[:1] in ("2", "3"):
+        return None
+    refused = _proxy_refusal(row, target)
+    if refused is None:
+        return None
+    verdict, reason, detail = refused
+    # (_proxy_refusal words every detail as "... CONNECT <target> ...")
+    return verdict, reason, detail.replace(f"CONNECT {target}", _proxy_request(target), 1)
 
 
 def _quiet(row: dict) -> float:
@@ -440,8 +491,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     for r in rules.rules:
         documented |= (proto == r.transport) & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
     answered = v["resp_pkts"] > 0
-    # a CONNECT through a proxy (TCP): judged on its answer, its history and duration too, and
-    # its detail names the proxy (rare: such flows are keyed on all of those)
+    # a request through a proxy (TCP; a CONNECT or one in absolute-form): judged on its answer,
+    # its history and duration too, and its detail names the proxy (rare: such flows are keyed on
+    # all of those)
     connect = (v["proxy_target"] != "") & (proto == "tcp")
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
     hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)

@@ -54,12 +54,14 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                    "its subjectAltName dNSNames, its subject CN only when it has none (RFC 6125 §6.4.4; "
                    "protocols.tls.certificate_names)"),
     "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
-                    "'407'; 1xx skipped, as Zeek's status_code; for a CONNECT asked again after a 407 on "
-                    "the same connection, the last answer), '' when its first bytes are no HTTP status line"),
+                    "'407'; 1xx skipped, as Zeek's status_code; for a request to a proxy asked again after a "
+                    "407 on the same connection, the last answer), '' when its first bytes are no HTTP status line"),
     "proxy_target": ("object", "", "host:port of an HTTP CONNECT request in authority-form at the start of "
-                     "the client's bytes (an explicit proxy: escaped text as http_host), '' otherwise. When "
-                     "the proxy answered 2xx, the TLS columns and client_proto/server_proto describe the "
-                     "bytes inside the tunnel"),
+                     "the client's bytes, or scheme://host:port (http or https, the default port filled "
+                     "in) of a request in absolute-form there (GET http://host/..., a plain request to a "
+                     "proxy): an explicit proxy (escaped text as http_host), '' otherwise. When a CONNECT "
+                     "was answered 2xx, the TLS columns and client_proto/server_proto describe the bytes "
+                     "inside the tunnel"),
 }
 
 
@@ -789,11 +791,14 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             cols["http_host"][f] = req.host or ""
         elif skind[i] == "http":
             service[f] = "http"
-        target = http.connect_target(req) if req is not None and req.method == "CONNECT" else None
+        # (a CONNECT, or a request to a proxy in absolute-form: GET http://host/...)
+        target = http.proxy_target(req) if req is not None else None
+        connect = target is not None and req.method == "CONNECT"
         if skind[i] == "http":
-            # (1xx answers skipped; a CONNECT asked again after a 407 on the same connection:
-            # the answer that opened the tunnel)
-            status, ch, sh = http.exchange(cs, mv[s0:s1], connect=target is not None)
+            # (1xx answers skipped; a request asked again after a 407 on the same connection: the
+            # answer to the last one, for a CONNECT the answer that opened the tunnel)
+            status, ch, sh = http.exchange(cs, mv[s0:s1], connect=connect,
+                                           proxy=target is not None and not connect)
             cols["http_status"][f] = "" if status is None else str(status)
             if target is not None and ch is not None:
                 # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head

@@ -237,8 +237,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and bl == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
-               f"agent CONNECT to {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
-               f"{r.port_text} at the proxy, or exempt it from the proxy")
+               f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
+               f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
+               "from the proxy")
     if status == "unexpected" and un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "

@@ -184,7 +184,7 @@ ROW_FIELDS = {
     "dns_rcode": st.sampled_from(["", "", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "\x1b[31m"]),
     "payload_cut": st.booleans(),
     "proxy_target": st.sampled_from(["", "", "", "eu1.ksc.kaspersky.com:23101", "[2001:db8::1]:443", "a:b",
-                                     "x.kaspersky.com:3128"]),
+                                     "x.kaspersky.com:3128", "http://crl.digicert.com:80"]),
     "http_status": st.sampled_from(["", "", "200", "407", "502"]),
     "uid": st.text(max_size=4),
 }
@@ -206,9 +206,13 @@ DNS_FIELDS = {**ROW_FIELDS, "proto": st.sampled_from(["udp", "tcp"]), "resp_p": 
 CONNECT_FIELDS = {**TLS_FIELDS, "resp_p": st.sampled_from([3128, 8080, 443]),
                   "proxy_target": st.one_of(st.sampled_from(
                       ["eu1.ksc.kaspersky.com:23101", "eu1.ksc.kaspersky.com:443", "eu1.ksc.kaspersky.com:3128",
-                       "other.example:23101", "10.1.2.3:23101", "crl.digicert.com:80", "x:99999", "[::1]:443"]),
+                       "other.example:23101", "10.1.2.3:23101", "crl.digicert.com:80", "x:99999", "[::1]:443",
+                       # (requests in absolute-form: GET http://host/...)
+                       "http://crl.digicert.com:80", "http://crl.digicert.com:80", "http://dnl.kaspersky.com:80",
+                       "https://eu1.ksc.kaspersky.com:443", "http://eu1.ksc.kaspersky.com:23101",
+                       "http://x.kaspersky.com:8081", "http://[2001:db8::1]:80", "http://:80"]),
                       TEXT),
-                  "http_status": st.sampled_from(["", "200", "200", "407", "502", "204"]),
+                  "http_status": st.sampled_from(["", "200", "200", "407", "502", "204", "304", "302", "403"]),
                   "service": st.sampled_from(["http", "http,ssl", "http,ssl", "ssl"]),
                   "history": st.sampled_from(["ShADadFf", "ShADadfF", "ShADar", "ShADa", "ShAD", "ShADadR"]),
                   "resp_bytes": st.sampled_from([0, 39, 4096])}

@@ -198,7 +198,7 @@ def test_connect_host_outside_the_mask_is_host_mismatch(tmp_path):
                                  *_tls(tmp_path, ("cloud.example.net",), sni="cloud.example.net")]))
     assert (r["proxy_target"], r["server_name"]) == (target, "cloud.example.net")
     assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
-    assert r["detail"] == "cloud.example.net is not under *.ksc.kaspersky.com"
+    assert r["detail"] == "CONNECT host cloud.example.net is not under *.ksc.kaspersky.com"
 
 
 def test_proxy_refusing_the_tcp_connection_stays_unclassified(tmp_path):

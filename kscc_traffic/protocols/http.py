@@ -24,6 +24,7 @@ __all__ = [
     "response_status",
     "head_length",
     "connect_target",
+    "proxy_target",
     "split_host_port",
 ]
 
@@ -255,29 +256,87 @@ def head_length(data: bytes | bytearray | memoryview) -> int | None:
 
 
 _CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r?\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
+#: a chunk-size line (RFC 9112 §7.1): hex digits, then optional whitespace and chunk extensions
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+def _chunked_end(data: bytes | memoryview, pos: int, end: int) -> int | None:
+    """Where a chunked body (RFC 9112 §7.1) starting at ``data[pos]`` ends: after its last-chunk
+    (``0``), trailer section and final CRLF. None when that end is not within ``data[:end]``
+    (not fully captured) or the bytes are no chunked body."""
+    while True:
+        m = _CHUNK_SIZE.match(bytes(data[pos:min(pos + 4096, end)]))
+        if m is None:
+            return None
+        size = int(m.group(1), 16)
+        pos += m.end()
+        if size == 0:
+            break
+        pos += size
+        if bytes(data[pos:pos + 2]) == b"\r\n":
+            pos += 2
+        elif bytes(data[pos:pos + 1]) == b"\n":
+            pos += 1
+        else:
+            return None            # cut, or no CRLF after the data
+        if pos > end:
+            return None
+    # the trailer section: field lines up to an empty line
+    while pos < end:
+        eol = bytes(data[pos:min(pos + 16384, end)]).find(b"\n")
+        if eol < 0:
+            return None
+        line = bytes(data[pos:pos + eol])
+        pos += eol + 1
+        if line in (b"", b"\r"):
+            return pos
+    return None
+
+
+def _body_end(head: bytes, data: bytes | memoryview, pos: int, end: int) -> int | None:
+    """Where the body of the message whose ``head`` ends at ``data[pos]`` ends (RFC 9112 §6.3):
+    a chunked transfer coding is walked (it overrides Content-Length), a Content-Length is
+    stepped over, no length at all is taken as no body (lenient: a keep-alive answer such as
+    ``407`` without a length is followed by the next answer head, if any). None when the end is
+    not within ``data[:end]`` or cannot be known (a transfer coding other than chunked last: the
+    body runs to the close)."""
+    te = _TRANSFER_ENCODING.findall(head)
+    if te:
+        codings = [c.strip(b" \t").lower() for c in b",".join(te).split(b",") if c.strip(b" \t")]
+        if not codings or codings[-1] != b"chunked":
+            return None
+        return _chunked_end(data, pos, end)
+    m = _CONTENT_LENGTH.search(head)
+    pos += int(m.group(1)) if m else 0
+    return pos if pos <= end else None
 
 
 def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray | memoryview,
-             connect: bool = False) -> tuple[int | None, int | None, int | None]:
+             connect: bool = False, proxy: bool = False) -> tuple[int | None, int | None, int | None]:
     """The outcome of the HTTP/1.x exchange at the start of a connection: ``(status, client_at,
     server_at)``.
 
     ``status``: the first final (non-1xx) response's status code, as Zeek's ``status_code``
     (1xx answers are informational); for a CONNECT (``connect``) whose first answers asked for
     something (407 proxy authentication, 401) and the client asked again on the same connection,
-    the answer to the last request seen; None when the server's bytes start with no status
-    line. ``client_at``/``server_at``: where the bytes inside the tunnel start (after the last
-    CONNECT head and after the 2xx answer's head, bytes) when a CONNECT was answered 2xx, else
-    None. Response bodies announced by Content-Length are stepped over; a head not complete in
-    view ends the walk."""
-    client = bytes(client[:_LIMIT]) if connect else b""
+    the answer to the last request seen; the same for a request sent to a proxy in absolute-form
+    (``proxy``: ``GET http://host/...``) answered ``407`` (the proxy's login) and asked again.
+    None when the server's bytes start with no status line. ``client_at``/``server_at``: where
+    the bytes inside the tunnel start (after the last CONNECT head and after the 2xx answer's
+    head, bytes) when a CONNECT was answered 2xx, else None (always for ``proxy``: no tunnel).
+    Response bodies are stepped over (Content-Length, or a chunked transfer coding walked chunk
+    by chunk; a request's body as well before the request asked again); a head or body not
+    complete in view ends the walk."""
+    walk = connect or proxy
+    client = bytes(client[:_LIMIT]) if walk else b""
     end = min(len(server), _LIMIT)
     status, so, co = None, 0, 0
     while so < end:
         code = response_status(server[so:so + 32])
         if code is None:
             break
-        if code >= 200 and not connect:
+        if code >= 200 and not walk:
             return code, None, None      # (the common case: no head to walk)
         hl = head_length(server[so:end])
         if hl is None:
@@ -291,12 +350,23 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
         ch = head_length(client[co:]) if co < len(client) else None
         if ch is None:
             break
+        request = client[co:co + ch]
         co += ch
-        if 200 <= code < 300:
-            return status, co, so
-        m = _CONTENT_LENGTH.search(head)
-        so += int(m.group(1)) if m else 0
-        if not client[co:].startswith(b"CONNECT "):
+        if connect:
+            if 200 <= code < 300:
+                return status, co, so
+        else:
+            if code != 407:
+                break                    # a proxy's answer other than its login: the outcome
+            after = _body_end(request, client, co, len(client))
+            if after is None:
+                break
+            co = after
+        body = _body_end(head, server, so, end)
+        if body is None:
+            break                        # (the next answer, if any, is not in view)
+        so = body
+        if not (client[co:].startswith(b"CONNECT ") if connect else looks_like_http_request(client[co:])):
             break                        # no new request after this answer
     return status, None, None
 
@@ -312,3 +382,40 @@ def connect_target(req: HttpRequest) -> str | None:
     if host is None or port is None:
         return None
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+#: schemes of an absolute-form request target taken for a request to a proxy, and their default ports
+PROXY_SCHEMES = {"http": 80, "https": 443}
+
+
+def proxy_target(req: HttpRequest) -> str | None:
+    """The target of a request sent to an explicit proxy: for a CONNECT, ``host:port`` as
+    :func:`connect_target`; for a request in absolute-form (RFC 9112 §3.2.2, what a client sends
+    to a proxy: ``GET http://crl3.digicert.com/x.crl HTTP/1.1``) with scheme ``http`` or
+    ``https``, ``scheme://host:port`` (scheme in lower case, the URI's port or else the scheme's
+    default, 80 or 443; an IPv6 literal in brackets; userinfo dropped). None for another form, an
+    empty host or an invalid port. The host is the request's (escaped) text, as
+    :attr:`HttpRequest.host`. (A CONNECT target never starts with a scheme: the two forms are
+    told apart by the ``scheme://`` prefix.)"""
+    if req.method == "CONNECT":
+        return connect_target(req)
+    auth = _target_authority(req.target)
+    if auth is None:
+        return None
+    scheme = req.target[:req.target.find("://")].lower()
+    default = PROXY_SCHEMES.get(scheme)
+    if default is None:
+        return None
+    s = auth.strip().rsplit("@", 1)[-1]
+    host, port = split_host_port(s)
+    if host is None:
+        return None
+    if port is None:   # no port, an empty one (RFC 3986 §3.2.3: the default), or an invalid one
+        if s.startswith("["):
+            tail = s[s.find("]") + 1:] if "]" in s else "x"
+        else:
+            tail = ":" + s.split(":", 1)[1] if s.count(":") == 1 else ""
+        if tail not in ("", ":"):
+            return None
+        port = default
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
