@@ -256,7 +256,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
             # (in a tunnel: no byte after the proxy's answer)
-            silent = not sproto if target else int(row.get("resp_bytes", 0)) == 0
+            # (inside a tunnel: no byte after the proxy's answer, captured or acknowledged)
+            silent = (not sproto and _int(row.get("tunnel_resp_bytes"), 0) <= 0) if target \
+                else int(row.get("resp_bytes", 0)) == 0
             duration = float(row.get("duration", 0))
             if silent and duration >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed", f"ClientHello not answered for {duration:.1f} s")
@@ -317,6 +319,14 @@ def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
     return verdict, reason, detail.replace(f"CONNECT {target}", _proxy_request(target), 1)
 
 
+def _int(value, default: int) -> int:
+    """``int(value)``, or ``default`` for a missing or empty value."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _quiet(row: dict) -> float:
     """``quiet_s`` of a flow row: seconds the capture is known to have gone on after the flow's
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
@@ -375,11 +385,12 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
-                  "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s")
+                  "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
+                  "tunnel_resp_bytes")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
-                     "orig_resent", "quiet_s")
+                     "orig_resent", "quiet_s", "tunnel_resp_bytes")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -500,6 +511,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
                     & (v["resp_bytes"] == 0))
     duration = v["duration"].astype(float)
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
+    tb = v["tunnel_resp_bytes"]
+    tunnel_bytes = tb.astype(np.int64) if tb.dtype.kind in "iu" else np.full(n, -1, np.int64)
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
@@ -515,6 +528,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(documented | connect, v["resp_h"], ""),
         np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
         (hello_silent | connect) & (duration + quiet >= TLS_SILENCE_S),
+        connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         np.where(connect, v["http_status"], ""),
         np.where(connect, v["history"], ""),

@@ -408,6 +408,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     n = len(flows)
     cols = {k: np.full(n, "" if v[0] == "object" else False, dtype=object if v[0] == "object" else bool)
             for k, v in APP_COLUMNS.items()}
+    # (for classify, not a column of the output: the server's bytes inside a CONNECT tunnel by
+    # sequence numbers, its answer head left out, so bytes acknowledged but not captured count;
+    # -1 where no tunnel opened)
+    cols["tunnel_resp_bytes"] = np.full(n, -1, np.int64)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -803,6 +807,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             if target is not None and ch is not None:
                 # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head
                 tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))
+                cols["tunnel_resp_bytes"][f] = max(int(flows["resp_bytes"].iat[f]) - sh, 0)
         if target is not None:
             cols["proxy_target"][f] = target
     if tunnels:

@@ -106,3 +106,36 @@ def test_live_reports_the_hanging_hello_and_ends_as_the_file(tmp_path):
     for col in ref.columns:
         assert ref[col].tolist() == final[col].tolist(), col
     assert int(np.count_nonzero(final["verdict"] == "blocked")) == 2
+
+
+def test_tunnel_whose_answer_was_not_captured_is_not_silent(tmp_path):
+    """CONNECT answered 200, the ClientHello in the tunnel, then the server's flight (3000 bytes)
+    missing from the capture but acknowledged by the client, which goes on: the server did
+    answer (its bytes after the proxy's answer head count by sequence numbers, as for a direct
+    flow), so ``ok`` — not "ClientHello not answered" (break-it 7 A)."""
+    hello = client_hello("eu1.ksc.kaspersky.com")
+    answer = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    connect = b"CONNECT eu1.ksc.kaspersky.com:23101 HTTP/1.1\r\nHost: eu1.ksc.kaspersky.com:23101\r\n\r\n"
+    c = lambda **kw: ETH / IP(src=AGENT, dst=PROXY) / TCP(sport=50002, dport=3128, **kw)  # noqa: E731
+    s = lambda **kw: ETH / IP(src=PROXY, dst=AGENT) / TCP(sport=3128, dport=50002, **kw)  # noqa: E731
+    cs, ss = 101, 901
+    recs = [(T0, c(flags="S", seq=100)), (T0 + 0.01, s(flags="SA", seq=900, ack=101)),
+            (T0 + 0.02, c(flags="A", seq=cs, ack=ss)),
+            (T0 + 0.03, c(flags="PA", seq=cs, ack=ss) / Raw(connect))]
+    cs += len(connect)
+    recs += [(T0 + 0.04, s(flags="PA", seq=ss, ack=cs) / Raw(answer))]
+    ss += len(answer)
+    recs += [(T0 + 0.05, c(flags="PA", seq=cs, ack=ss) / Raw(hello))]
+    cs += len(hello)
+    recs += [(T0 + 0.06, s(flags="A", seq=ss, ack=cs))]
+    ss += 3000                                   # (the server's flight, not captured)
+    recs += [(T0 + 0.10, c(flags="PA", seq=cs, ack=ss) / Raw(b"\x14\x03\x03\x00\x01\x01")),
+             (T0 + 0.11, s(flags="A", seq=ss, ack=cs + 6))]
+    for i in range(10):
+        recs += _dns_tick(T0 + 1 + i, i)
+    path = tmp_path / "tunnel_lost.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze_file(path, RULES).flows
+    r = flows[flows["orig_p"] == 50002].iloc[0]
+    assert (r["purpose"], r["verdict"], r["http_status"], r["resp_bytes"]) == \
+        ("agent_connection", "ok", "200", len(answer) + 3000)
