@@ -17,6 +17,7 @@ from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
 from kscc_traffic.capture.decode import decode  # noqa: E402
 from kscc_traffic.capture.files import read_frames  # noqa: E402
+from kscc_traffic.live.pcapng_writer import PcapngWriter  # noqa: E402
 from kscc_traffic.live.session import LiveSession  # noqa: E402
 from kscc_traffic.rules import load_rules  # noqa: E402
 from pcapbuild import pcap_bytes  # noqa: E402
@@ -139,3 +140,52 @@ def test_tunnel_whose_answer_was_not_captured_is_not_silent(tmp_path):
     r = flows[flows["orig_p"] == 50002].iloc[0]
     assert (r["purpose"], r["verdict"], r["http_status"], r["resp_bytes"]) == \
         ("agent_connection", "ok", "200", len(answer) + 3000)
+
+
+def _pcapng_with_end(tmp_path, recs, end_s: float | None, name: str):
+    """``recs`` written by the project's live pcapng writer; ``end_s`` (s after T0) as the time
+    its statistics block says the capture stopped (None: no statistics block)."""
+    path = tmp_path / name
+    with PcapngWriter(path, interface="eth0") as w:
+        for t, pkt in recs:
+            w.write(round(t * 1e9), 1, bytes(pkt))
+        w.close(ts_ns=None if end_s is None else round((T0 + end_s) * 1e9))
+    return path
+
+
+def test_pcapng_statistics_block_tells_how_long_the_capture_ran(tmp_path):
+    """The hello acknowledged and never answered is the capture's last packet; dumpcap (and
+    `live --write`) write an Interface Statistics Block when the capture stops: its isb_endtime
+    20 s later says the capture went on, so the hello is blocked; without it, or with an end
+    more than a day later (a wrong clock), it stays ok. A SYN left unanswered just before the
+    last packet gets no "the capture ended … maybe before an answer" note when the block says
+    the capture ran 20 s more (break-it 7 B)."""
+    syn = ETH / IP(src=AGENT, dst=CLOUD) / TCP(sport=54010, dport=27201, flags="S", seq=7)
+    recs = [(T0 - 0.5, syn)] + _conn(T0, 54003, CLOUD, 23101, client_hello("eu1.ksc.kaspersky.com"))
+
+    def row(path, port):
+        f = analyze_file(path, RULES).flows
+        return f[f["orig_p"] == port].iloc[0]
+
+    ran_on = _pcapng_with_end(tmp_path, recs, 20.0, "ran_on.pcapng")
+    assert read_frames(ran_on).stats.end_ns == round((T0 + 20.0) * 1e9)
+    assert (row(ran_on, 54003)["verdict"], row(ran_on, 54003)["reason"]) == ("blocked", "tls_failed")
+    assert "the capture ended" not in row(ran_on, 54010)["detail"]
+    for end, name in ((None, "no_isb.pcapng"), (2 * 86400.0, "bad_clock.pcapng")):
+        p = _pcapng_with_end(tmp_path, recs, end, name)
+        assert row(p, 54003)["verdict"] == "ok"
+        assert "the capture ended 0.5" in row(p, 54010)["detail"]
+
+
+def test_live_final_equals_the_analysis_of_its_written_file(tmp_path):
+    recs = _conn(T0, 54003, CLOUD, 23101, client_hello("eu1.ksc.kaspersky.com"))
+    end_ns = round((T0 + 20.0) * 1e9)
+    path = _pcapng_with_end(tmp_path, recs, 20.0, "live.pcapng")
+    s = LiveSession(RULES, name=path.name)
+    s.ingest(decode(read_frames(path)))
+    s.tick(round((T0 + 1) * 1e9))
+    live = s.final(end_ns=end_ns).sort_values("uid").reset_index(drop=True)
+    ref = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+    for col in ref.columns:
+        assert ref[col].tolist() == live[col].tolist(), col
+    assert live["verdict"].tolist() == ["blocked"]

@@ -528,6 +528,8 @@ class _PcapngParser:
         self.first_off: dict[str, int] = {}
         #: (global interface index, ISB option code 5 ifdrop / 7 osdrop) -> packets dropped
         self.drops: dict[tuple[int, int], int] = {}
+        #: latest end of capture an ISB gives (isb_endtime, else its timestamp), epoch ns
+        self.end_ns: int | None = None
         self._set_order(order)
 
     @property
@@ -581,6 +583,9 @@ class _PcapngParser:
         (ifid,) = self._u32(buf, pos + 8)
         if ifid >= sec_n:
             return
+        itf = self.ifaces[sec_base + ifid]
+        hi, lo = self._hdr(buf, pos + 12)
+        stamp = (hi << 32) | lo
         p, end = pos + 20, pos + length - 4
         opt = struct.Struct(self.order + "HH").unpack_from
         u64 = struct.Struct(self.order + "Q").unpack_from
@@ -588,11 +593,17 @@ class _PcapngParser:
             code, olen = opt(buf, p)
             if code == 0 or p + 4 + olen > end:
                 break
+            if code == 3 and olen == 8:           # isb_endtime: (high, low) as the block's own
+                hi, lo = self._hdr(buf, p + 4)
+                stamp = (hi << 32) | lo
             if code in (5, 7) and olen == 8:      # isb_ifdrop, isb_osdrop
                 key, v = (sec_base + ifid, code), u64(buf, p + 4)[0]
                 if v < 1 << 48:                       # (all ones and the like: no count)
                     self.drops[key] = max(self.drops.get(key, 0), v)
             p += 4 + ((olen + 3) & ~3)
+        if stamp and itf.valid:
+            ns = int(_raw_to_ns(np.array([stamp], np.uint64), itf, {})[0])
+            self.end_ns = ns if self.end_ns is None else max(self.end_ns, ns)
 
     def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
         """Walk the blocks in ``buf[pos:]`` (contract: :class:`_Walk`).
@@ -943,6 +954,7 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         for line in parser.summary():
             stats.warn(f"{name}: {line}")
         stats.warn_cut(name)
+        stats.end_ns = getattr(parser, "end_ns", None)
         if n or not yielded:
             last = _frames_from(data, w, stats)
             last.last = True

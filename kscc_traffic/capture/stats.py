@@ -31,6 +31,10 @@ class ReadStats:
     warnings: list[str] = field(default_factory=list)
     cut_frames: int = 0
     cut_caplen: int = 0
+    #: epoch ns until which the capture ran by its own account (a pcapng Interface Statistics
+    #: Block's ``isb_endtime``, else its timestamp: written when the capture stopped), None when
+    #: the file does not say; may be later than its last packet
+    end_ns: int | None = None
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
@@ -71,4 +75,6 @@ class ReadStats:
         self.warnings.extend(other.warnings)
         if self.damage_offset is None:
             self.damage_offset = other.damage_offset
+        if other.end_ns is not None:
+            self.end_ns = other.end_ns if self.end_ns is None else max(self.end_ns, other.end_ns)
         return self

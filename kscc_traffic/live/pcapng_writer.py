@@ -3,7 +3,8 @@
 Layout (draft-ietf-opsawg-pcapng): one Section Header Block, one Interface Description Block
 per link type seen (``if_tsresol`` = 9: nanosecond timestamps, ``if_name``), one Enhanced Packet
 Block per packet, and on :meth:`PcapngWriter.close` one Interface Statistics Block per interface
-with ``isb_ifrecv`` / ``isb_ifdrop`` (packets the kernel received / dropped) when known.
+with ``isb_endtime`` (when the capture stopped) and ``isb_ifrecv`` / ``isb_ifdrop`` (packets the
+kernel received / dropped) when known.
 
 Blocks are assembled in memory and handed to the OS with one ``os.write`` each flush, so the
 file always ends on a block boundary: whatever stops the capture (Ctrl-C, SIGTERM, --duration,
@@ -100,13 +101,14 @@ class PcapngWriter:
 
     def close(self, ts_ns: int | None = None, received: int | None = None,
               dropped: int | None = None) -> None:
-        """Write the statistics blocks (``received``/``dropped``: packets, when known), flush,
-        fsync and close. Safe to call twice."""
+        """Write the statistics blocks (``ts_ns``: when the capture stopped, epoch ns, also as
+        ``isb_endtime``; ``received``/``dropped``: packets, when known), flush, fsync and close.
+        Safe to call twice."""
         if self._fd is None:
             return
-        if ts_ns is not None and (received is not None or dropped is not None):
+        if ts_ns is not None:
             for i in self._ifaces.values():
-                opts = b""
+                opts = _opt(3, struct.pack("<II", (ts_ns >> 32) & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF))
                 if received is not None:
                     opts += _opt(4, struct.pack("<Q", received))
                 if dropped is not None:

@@ -205,9 +205,11 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
         for s, h in old.items():
             signal.signal(s, h)
         rec, drop = source.stats()
+        # the capture ended with its last packet when --count stopped it, else when it was
+        # stopped (written in the file's statistics blocks: its analysis knows it too)
+        end_ns = last_ts if reason[0] == "count" and last_ts else max(last_ts, time.time_ns())
         if writer is not None:
-            writer.close(ts_ns=last_ts or time.time_ns(), received=rec, dropped=drop)
-    # the capture ended with its last packet when --count stopped it, else when it was stopped
-    flows = session.final(end_ns=last_ts if reason[0] == "count" else max(last_ts, time.time_ns()))
+            writer.close(ts_ns=end_ns, received=rec, dropped=drop)
+    flows = session.final(end_ns=end_ns)
     session.close()
     return LiveResult(flows, captured, rec, drop, reason[0], iface, source.engine, name, bpf)
