@@ -606,9 +606,10 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp:
 
     ``fragments`` (default): also every non-first IPv4 fragment (``ip[6:2] & 0x1fff != 0``: it
     carries no ports, libpcap's ``port`` only looks at offset 0) and every IPv6 packet whose first
-    next header is an extension header (hop-by-hop 0, routing 43, fragment 44, destination
-    options 60: libpcap's ``port`` reads the transport header only right after the fixed IPv6
-    header). Both are rare, unrelated ones are captured too; the analyzer reassembles fragments
+    next header is an extension header (hop-by-hop 0, routing 43, fragment 44, authentication
+    51, destination options 60: libpcap's ``port`` reads the transport header only right after
+    the fixed IPv6 header), and IPv4 with an authentication header (``ip proto 51``: the
+    analyzer reads the TCP/UDP inside AH). Both are rare, unrelated ones are captured too; the analyzer reassembles fragments
     and walks extension headers. Not ``ip6 protochain``: it compiles to a loop (a backward jump)
     that the Linux kernel refuses to attach and that turns libpcap's optimiser off.
 
@@ -640,7 +641,8 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp:
         parts.extend(["icmp", "icmp6"])
     if fragments and parts:
         parts.append("(ip[6:2] & 0x1fff != 0)")
-        parts.append("(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60)")
+        parts.append("ip proto 51")
+        parts.append("(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60)")
     if not parts:
         raise ValueError("nothing to capture: the rule set is empty and dns/icmp are off")
     inner = "(" + " or ".join(parts) + ")"

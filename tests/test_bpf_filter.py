@@ -20,6 +20,7 @@ from kscc_traffic.errors import EngineError
 from kscc_traffic.rules import bpf_filter, load_rules
 
 scapy = pytest.importorskip("scapy.all")
+from scapy.layers.ipsec import AH  # noqa: E402
 from scapy.all import (IP, TCP, UDP, Dot1Q, Ether, IPv6, IPv6ExtHdrDestOpt,  # noqa: E402
                        IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, Raw, fragment,
                        fragment6, rdpcap, wrpcap)
@@ -28,8 +29,8 @@ RULE_PARTS = ("tcp port 80 or tcp port 443 or tcp port 1443 or tcp port 13000 or
               "tcp port 13295 or tcp port 17111 or tcp portrange 23100-23199 or tcp portrange 23700-23799 or "
               "tcp portrange 27200-27299 or tcp portrange 29200-29299 or udp port 15000 or udp port 15001 or "
               "udp port 15111")
-TAIL = ("udp port 53 or tcp port 53 or icmp or icmp6 or (ip[6:2] & 0x1fff != 0) or "
-        "(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60)")
+TAIL = ("udp port 53 or tcp port 53 or icmp or icmp6 or (ip[6:2] & 0x1fff != 0) or ip proto 51 or "
+        "(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60)")
 CLI = [sys.executable, "-m", "kscc_traffic"]
 
 
@@ -160,6 +161,10 @@ def _cases():
         fragment6(IPv6(src=B6, dst=A6) / IPv6ExtHdrFragment(id=9) / UDP(sport=15111, dport=50000) / big, 1280), True)
     add("vlan v6 hbh tcp 23101",
         [IPv6(src=A6, dst=B6) / IPv6ExtHdrHopByHop() / TCP(sport=50000, dport=23101, flags="S")], True, vlan=True)
+    add("v4 ah tcp 23101", [IP(src=A4, dst=B4) / AH(spi=1, nh=6, payloadlen=4, icv=b"\0" * 12)
+                            / TCP(sport=50000, dport=23101, flags="S")], True)
+    add("v6 ah tcp 23101", [IPv6(src=A6, dst=B6) / AH(spi=1, nh=6, payloadlen=4, icv=b"\0" * 12)
+                            / TCP(sport=50000, dport=23101, flags="S")], True)
     add("v4 tcp 3128 (proxy)", [IP(src=A4, dst=B4) / TCP(sport=50000, dport=3128, flags="S")], True)
     add("v6 tcp 3128 answer (proxy)", [IPv6(src=B6, dst=A6) / TCP(sport=3128, dport=50000, flags="SA")], True)
     add("v4 tcp 23101", [IP(src=A4, dst=B4) / TCP(sport=50000, dport=23101, flags="S")], True)
@@ -207,7 +212,8 @@ def test_old_filter_lost_them(rs, tmp_path):
     lost = {tag.split("#")[0] for (tag, _, want), g in zip(cases, got) if want and not g}
     assert lost == {"v4 udp 15000 fragments", "v4 udp 15111 fragments", "vlan v4 udp 15000 fragments",
                     "v6 hbh tcp 23101", "v6 dstopt tcp 443", "v6 routing tcp 443", "v6 udp 15111 fragments",
-                    "vlan v6 hbh tcp 23101", "v4 tcp 3128 (proxy)", "v6 tcp 3128 answer (proxy)"}
+                    "vlan v6 hbh tcp 23101", "v4 tcp 3128 (proxy)", "v6 tcp 3128 answer (proxy)",
+                    "v4 ah tcp 23101", "v6 ah tcp 23101"}
 
 
 def test_filtered_capture_analyses_as_the_whole(rs, tmp_path):
