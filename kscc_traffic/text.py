@@ -24,9 +24,12 @@ __all__ = ["clean_utf8", "escape_terminal", "name_text", "path_text"]
 #: Arabic/Syriac/Kaithi/Egyptian/Brahmi/musical format signs, ... as of Unicode 15) and the rest
 #: of the default-ignorable code points (combining grapheme joiner U+034F, Hangul fillers, Khmer
 #: inherent vowels, Mongolian and other variation selectors U+FE00-U+FE0F/U+E0100-U+E01EF,
-#: U+FFF0-U+FFF8, U+E0000-U+E0FFF)
+#: U+FFF0-U+FFF8, U+E0000-U+E0FFF), and the space separators other than the ASCII space
+#: (category Zs: no-break space U+00A0, en/em/thin spaces U+2000-U+200A, U+202F, U+205F,
+#: ideographic space U+3000, U+1680): 'eu1.ksc.kaspersky.com\u3000' must not read as the name
 CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    r"[\x00-\x1f\x7f-\xa0\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u1680"
+    r"\u2000-\u200a\u202f\u205f\u3000"
     r"\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164"
     r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
     r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")

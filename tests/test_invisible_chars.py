@@ -36,6 +36,11 @@ ESCAPED = "\\u200beu1.ksc.kaspersky.com"
     ("eu1.ksc.kaspersky.com", "eu1.ksc.kaspersky.com"),
     ("a\tb\x7f", "a\\x09b\\x7f"),
     ("naïve ünïcode 日本語 😀", "naïve ünïcode 日本語 😀"),            # visible text stays
+    # space separators other than the ASCII space (break-it 7 E): a trailing ideographic or
+    # no-break space must not read as the bare name
+    ("eu1.ksc.kaspersky.com\u3000", "eu1.ksc.kaspersky.com\\u3000"),
+    ("eu1.ksc.kaspersky.com\xa0", "eu1.ksc.kaspersky.com\\xa0"),
+    ("a\u2009b\u202fc\u205fd\u1680e f", "a\\u2009b\\u202fc\\u205fd\\u1680e f"),
 ])
 def test_escape_terminal(raw, shown):
     assert escape_terminal(raw) == shown
@@ -58,6 +63,12 @@ def test_text_from_bytes(raw, text):
     assert text_from_bytes(raw.encode("utf-8")) == text
 
 
+def test_every_space_separator_but_the_ascii_space_is_escaped():
+    zs = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs"]
+    assert " " in zs and len(zs) > 10
+    assert [hex(ord(ch)) for ch in zs if bool(CONTROL.fullmatch(ch)) == (ch == " ")] == []
+
+
 def test_every_format_character_is_escaped():
     cf = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
     assert len(cf) > 150
@@ -65,8 +76,9 @@ def test_every_format_character_is_escaped():
               or ch in escape_terminal(ch) or ch in text_from_bytes(ch.encode("utf-8"))]
     assert missed == []
     # and nothing visible is: letters, digits, punctuation, spaces, symbols of the BMP
+    # (space separators other than the ASCII space are escaped too: Zs)
     visible = [hex(c) for c in range(0xA0, 0x10000) if unicodedata.category(chr(c))[0] in "LNPSZ"
-               and unicodedata.category(chr(c)) not in ("Zl", "Zp") and CONTROL.fullmatch(chr(c))
+               and unicodedata.category(chr(c)) not in ("Zl", "Zp", "Zs") and CONTROL.fullmatch(chr(c))
                and c not in (0x115F, 0x1160, 0x3164, 0xFFA0, 0x17B4, 0x17B5)]   # Hangul fillers, Khmer
     assert visible == []
 
