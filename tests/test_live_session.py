@@ -50,6 +50,15 @@ def _assert_same(path: Path, live) -> None:
         assert not bad, (path.name, col, bad[:3])
 
 
+def assert_live_same(path: Path, monkeypatch, step: int, head_packets: int = 2) -> None:
+    """``path`` replayed into a live session (``step`` frames a batch, a tick after each, at
+    most ``head_packets`` packets kept per flow, the rest summarised): the table of analyze."""
+    monkeypatch.setattr(S, "HEAD_PACKETS", head_packets)
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=step)
+    _assert_same(path, s.final())
+
+
 def _corpus_and_samples() -> list[Path]:
     files = [p for p in SAMPLES.glob("*.pcap*") if not p.name.endswith(".json")]
     try:

@@ -268,7 +268,7 @@ def _get_cases(tmp_path):
 
 
 def test_proxy_gets_whole_chunked_grouped_and_live_agree(tmp_path, monkeypatch):
-    from test_live_session import RULES as LIVE_RULES, S, LiveSession, _assert_same, _replay
+    from test_live_session import assert_live_same
     path = _get_cases(tmp_path)
     w = assert_same(path, [2048, 8192, 65536])
     assert len(w) == 9 and (w["proxy_target"] != "").all()
@@ -281,10 +281,7 @@ def test_proxy_gets_whole_chunked_grouped_and_live_agree(tmp_path, monkeypatch):
     table = flows.drop(columns=["purpose", "verdict", "reason", "detail"])
     assert _verdict_groups(table, RULES) is not None
     assert_same_as_reference(table, RULES)
-    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
-    s = LiveSession(LIVE_RULES, name=path.name)
-    _replay(path, s, step=7)
-    _assert_same(path, s.final())
+    assert_live_same(path, monkeypatch, step=7)
 
 
 def test_readiness_says_the_proxy_refused_the_crl_download(tmp_path):

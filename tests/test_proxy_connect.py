@@ -260,18 +260,14 @@ def test_grouped_judgement_equals_per_row_on_proxy_flows(tmp_path):
 def test_live_session_gives_the_same_table(tmp_path, monkeypatch):
     """Replayed into the live session (frames in batches, evictions, packets summarised beyond
     a short head): the same proxy flows and verdicts as analyze on the file."""
-    from test_live_session import RULES as LIVE_RULES, S, LiveSession, _assert_same, _replay
-    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
-    path = _all_cases(tmp_path)
-    s = LiveSession(LIVE_RULES, name=path.name)
-    _replay(path, s, step=7)
-    _assert_same(path, s.final())
+    from test_live_session import assert_live_same
+    assert_live_same(_all_cases(tmp_path), monkeypatch, step=7)
 
 
 def test_cut_tunnels_whole_chunked_and_live_agree(tmp_path, monkeypatch):
     """Server flights larger than the bytes inspected inside the tunnel (one handshake that went
     on, one the client aborted): whole file, chunks and the live session give the same table."""
-    from test_live_session import RULES as LIVE_RULES, S, LiveSession, _assert_same, _replay
+    from test_live_session import assert_live_same
     names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
     recs = (_records([_connect(), OK_200, *_tls(tmp_path, names, split=1400)], port=50000)
             + _records([_connect(), OK_200, *_tls(tmp_path, names, verify=True, split=1400)], port=50001,
@@ -280,10 +276,7 @@ def test_cut_tunnels_whole_chunked_and_live_agree(tmp_path, monkeypatch):
     w = assert_same(path, [4096, 32768])
     assert w["payload_cut"].all()
     assert sorted(zip(w["verdict"], w["reason"])) == [("ok", ""), ("unexpected", "tls_intercepted")]
-    monkeypatch.setattr(S, "HEAD_PACKETS", 2)
-    s = LiveSession(LIVE_RULES, name=path.name)
-    _replay(path, s, step=5)
-    _assert_same(path, s.final())
+    assert_live_same(path, monkeypatch, step=5)
 
 
 def test_readiness_says_the_proxy_refused(tmp_path):
