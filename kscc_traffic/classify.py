@@ -307,16 +307,9 @@ def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
     of the target, passed on by the proxy) is the target reached (None: judged as the same HTTP
     sent directly); any other answer, or none, is judged as a CONNECT's and its detail names the
     request (``the request for http://host:port``)."""
-    if not target.startswith(_ABSOLUTE):
-        return _proxy_refusal(row, target)
-    if str(row.get("http_status") or "")[:1] in ("2", "3"):
+    if target.startswith(_ABSOLUTE) and str(row.get("http_status") or "")[:1] in ("2", "3"):
         return None
-    refused = _proxy_refusal(row, target)
-    if refused is None:
-        return None
-    verdict, reason, detail = refused
-    # (_proxy_refusal words every detail as "... CONNECT <target> ...")
-    return verdict, reason, detail.replace(f"CONNECT {target}", _proxy_request(target), 1)
+    return _proxy_refusal(row, target)
 
 
 def _int(value, default: int) -> int:
@@ -356,27 +349,29 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
     answer that is no HTTP response (``rejected``), the client closing before any answer
     (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads
-    ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``."""
+    ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``. The
+    detail names the request as :func:`_proxy_request` does (a request in absolute-form too)."""
     proxy = f"the proxy {row['resp_h']}:{int(row['resp_p'])}"
+    request = _proxy_request(target)
     status = row.get("http_status") or ""
     if status:
         if status.startswith("2"):
             return None
-        return "blocked", "rejected", f"{proxy} answered {status} to CONNECT {target}"
+        return "blocked", "rejected", f"{proxy} answered {status} to {request}"
     if int(row.get("resp_bytes", 0)) > 0:
-        return "blocked", "rejected", f"{proxy} answered CONNECT {target} with no HTTP status line"
+        return "blocked", "rejected", f"{proxy} answered {request} with no HTTP status line"
     how = _responder_closed_first(str(row.get("history") or ""))
     if how:
-        return "blocked", "rejected", f"{proxy} {how} the connection without answering CONNECT {target}"
+        return "blocked", "rejected", f"{proxy} {how} the connection without answering {request}"
     duration = float(row.get("duration", 0))
     if duration >= TLS_SILENCE_S:
-        return "blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {duration:.1f} s"
+        return "blocked", "no_answer", f"{proxy} did not answer {request} for {duration:.1f} s"
     if duration + _quiet(row) >= TLS_SILENCE_S and not any(ch in "FR" for ch in str(row.get("history") or "")):
-        return ("blocked", "no_answer", f"{proxy} did not answer CONNECT {target} for {TLS_SILENCE_S:g} s "
+        return ("blocked", "no_answer", f"{proxy} did not answer {request} for {TLS_SILENCE_S:g} s "
                 "or more, the capture going on")
     if any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
         return ("blocked", "no_answer",
-                f"{proxy} did not answer CONNECT {target}; the client gave up after {duration:.1f} s")
+                f"{proxy} did not answer {request}; the client gave up after {duration:.1f} s")
     return None
 
 

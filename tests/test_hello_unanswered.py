@@ -189,3 +189,20 @@ def test_live_final_equals_the_analysis_of_its_written_file(tmp_path):
     for col in ref.columns:
         assert ref[col].tolist() == live[col].tolist(), col
     assert live["verdict"].tolist() == ["blocked"]
+
+
+def test_proxy_get_unanswered_while_the_capture_goes_on(tmp_path):
+    """A plain request in absolute-form to a proxy, acknowledged and never answered, the capture
+    going on: blocked like a CONNECT, its detail naming the request."""
+    get = b"GET http://crl3.digicert.com/x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"
+    recs = _conn(T0, 54020, PROXY, 8080, get)
+    for i in range(6):
+        recs += _dns_tick(T0 + 1 + i, i)
+    path = tmp_path / "get.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    f = analyze_file(path, RULES).flows
+    r = f[f["orig_p"] == 54020].iloc[0]
+    assert (r["purpose"], r["verdict"], r["reason"], r["proxy_target"]) == \
+        ("cert_check", "blocked", "no_answer", "http://crl3.digicert.com:80")
+    assert r["detail"] == ("the proxy 192.0.2.1:8080 did not answer the request for http://crl3.digicert.com:80 "
+                           "for 3 s or more, the capture going on")
