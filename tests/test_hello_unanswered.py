@@ -57,6 +57,18 @@ def _capture(tmp_path, after_s: float):
     return path
 
 
+def _row_after(tmp_path, recs, seconds: int, name: str, port: int):
+    """``recs`` then ``seconds`` s of other traffic (a DNS exchange a second), written and
+    analysed: the row of the flow from client port ``port``."""
+    recs = list(recs)
+    for i in range(seconds):
+        recs += _dns_tick(T0 + 1 + i, i)
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze_file(path, RULES).flows
+    return flows[flows["orig_p"] == port].iloc[0]
+
+
 def _verdicts(flows) -> dict[int, tuple[str, str, str]]:
     tcp = flows[flows["proto"] == "tcp"]
     return {int(r.orig_p): (r.verdict, r.reason, r.detail) for r in tcp.itertuples()}
@@ -132,12 +144,7 @@ def test_tunnel_whose_answer_was_not_captured_is_not_silent(tmp_path):
     ss += 3000                                   # (the server's flight, not captured)
     recs += [(T0 + 0.10, c(flags="PA", seq=cs, ack=ss) / Raw(b"\x14\x03\x03\x00\x01\x01")),
              (T0 + 0.11, s(flags="A", seq=ss, ack=cs + 6))]
-    for i in range(10):
-        recs += _dns_tick(T0 + 1 + i, i)
-    path = tmp_path / "tunnel_lost.pcap"
-    path.write_bytes(pcap_bytes(recs))
-    flows = analyze_file(path, RULES).flows
-    r = flows[flows["orig_p"] == 50002].iloc[0]
+    r = _row_after(tmp_path, recs, 10, "tunnel_lost.pcap", 50002)
     assert (r["purpose"], r["verdict"], r["http_status"], r["resp_bytes"]) == \
         ("agent_connection", "ok", "200", len(answer) + 3000)
 
@@ -195,13 +202,7 @@ def test_proxy_get_unanswered_while_the_capture_goes_on(tmp_path):
     """A plain request in absolute-form to a proxy, acknowledged and never answered, the capture
     going on: blocked like a CONNECT, its detail naming the request."""
     get = b"GET http://crl3.digicert.com/x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"
-    recs = _conn(T0, 54020, PROXY, 8080, get)
-    for i in range(6):
-        recs += _dns_tick(T0 + 1 + i, i)
-    path = tmp_path / "get.pcap"
-    path.write_bytes(pcap_bytes(recs))
-    f = analyze_file(path, RULES).flows
-    r = f[f["orig_p"] == 54020].iloc[0]
+    r = _row_after(tmp_path, _conn(T0, 54020, PROXY, 8080, get), 6, "get.pcap", 54020)
     assert (r["purpose"], r["verdict"], r["reason"], r["proxy_target"]) == \
         ("cert_check", "blocked", "no_answer", "http://crl3.digicert.com:80")
     assert r["detail"] == ("the proxy 192.0.2.1:8080 did not answer the request for http://crl3.digicert.com:80 "
