@@ -91,6 +91,7 @@ class Batch:
     (an ICMP error attached to the flow it quotes included), -1 for duplicates.
     ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
     ``answers``: the DNS answers found in these packets. ``duplicates``: frames counted once.
+    ``last_ts``: int64 array, one per flow: the time (epoch ns) of its last packet among these.
     """
 
     flows: pd.DataFrame
@@ -98,6 +99,7 @@ class Batch:
     answers: DnsAnswers
     duplicates: int
     pkt_from_orig: np.ndarray | None = None
+    last_ts: np.ndarray | None = None
 
 #: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
 #: the side of the packet's direction: packets, payload bytes, IP bytes
@@ -174,7 +176,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
         pkt_flow = np.where(pkt_flow >= 0, rank[np.maximum(pkt_flow, 0)], -1)
-    flows["quiet_s"] = _quiet_after(flows, pkt_flow, packets.cols["ts_ns"], observed_until_ns)
+    last_ts = np.full(len(flows), np.iinfo(np.int64).min, np.int64)
+    inb = pkt_flow >= 0
+    np.maximum.at(last_ts, pkt_flow[inb], packets.cols["ts_ns"][inb])
+    flows["quiet_s"] = _quiet_after(last_ts, observed_until_ns)
     used = answers
     if prior_answers is not None and len(prior_answers):
         used = DnsAnswers()
@@ -188,22 +193,17 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
-    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig)
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts)
 
 
-def _quiet_after(flows: pd.DataFrame, pkt_flow: np.ndarray, ts_ns: np.ndarray,
-                 until_ns: int | None) -> np.ndarray:
-    """Per flow, seconds from its last packet to ``until_ns``, within [0, TLS_SILENCE_S] (float64;
-    zeros when ``until_ns`` is None). Capped so that the value does not depend on how far the
-    capture is known to go on: every reading (whole file, chunks, live) knows at least that
-    much for a flow it hands out (their timeouts are longer)."""
-    n = len(flows)
-    if until_ns is None or n == 0:
-        return np.zeros(n)
-    inb = pkt_flow >= 0
-    last = np.full(n, np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(last, pkt_flow[inb], ts_ns[inb])
-    gap = (int(until_ns) - np.maximum(last, int(until_ns) - 10**12)) / 1e9   # (no overflow)
+def _quiet_after(last_ts: np.ndarray, until_ns: int | None) -> np.ndarray:
+    """Per flow, seconds from its last packet (``last_ts``, epoch ns) to ``until_ns``, within
+    [0, TLS_SILENCE_S] (float64; zeros when ``until_ns`` is None). Capped so that the value does
+    not depend on how far the capture is known to go on: every reading (whole file, chunks, live)
+    knows at least that much for a flow it hands out (their timeouts are longer)."""
+    if until_ns is None or len(last_ts) == 0:
+        return np.zeros(len(last_ts))
+    gap = (int(until_ns) - np.maximum(last_ts, int(until_ns) - 10**12)) / 1e9   # (no overflow)
     return np.clip(gap, 0.0, TLS_SILENCE_S)
 
 

@@ -227,12 +227,9 @@ class ChunkedAnalysis:
             final = np.ones(nf, bool)
             closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
             if not last and nf:
-                inb = b.pkt_flow >= 0
-                last_ts = np.full(nf, np.iinfo(np.int64).min, np.int64)
-                np.maximum.at(last_ts, b.pkt_flow[inb], batch.cols["ts_ns"][inb])
                 closed, idle = _closed_and_idle(flows)
                 timeout = np.where(closed, CLOSE_DELAY_NS, idle)
-                final = last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+                final = b.last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
             if final.any():
                 out = flows[final]
                 yield out.reset_index(drop=True) if not final.all() else out

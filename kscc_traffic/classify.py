@@ -257,7 +257,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
             # (in a tunnel: no byte after the proxy's answer)
             # (inside a tunnel: no byte after the proxy's answer, captured or acknowledged)
-            silent = (not sproto and _int(row.get("tunnel_resp_bytes"), 0) <= 0) if target \
+            silent = (not sproto and _number(row, "tunnel_resp_bytes", int, 0) <= 0) if target \
                 else int(row.get("resp_bytes", 0)) == 0
             duration = float(row.get("duration", 0))
             if silent and duration >= TLS_SILENCE_S:
@@ -312,10 +312,11 @@ def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
     return _proxy_refusal(row, target)
 
 
-def _int(value, default: int) -> int:
-    """``int(value)``, or ``default`` for a missing or empty value."""
+def _number(row: dict, key: str, kind=float, default=0):
+    """``kind(row[key])``, or ``default`` when the column is missing or empty (tables built
+    without the internal columns ``quiet_s``, ``tunnel_resp_bytes``)."""
     try:
-        return int(value)
+        return kind(row.get(key) or default)
     except (TypeError, ValueError):
         return default
 
@@ -324,10 +325,7 @@ def _quiet(row: dict) -> float:
     """``quiet_s`` of a flow row: seconds the capture is known to have gone on after the flow's
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
     :func:`kscc_traffic.analyze.analyze_batch`)."""
-    try:
-        return float(row.get("quiet_s") or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+    return _number(row, "quiet_s", float, 0.0)
 
 
 def _responder_closed_first(history: str) -> str:
@@ -366,12 +364,12 @@ def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
     duration = float(row.get("duration", 0))
     if duration >= TLS_SILENCE_S:
         return "blocked", "no_answer", f"{proxy} did not answer {request} for {duration:.1f} s"
-    if duration + _quiet(row) >= TLS_SILENCE_S and not any(ch in "FR" for ch in str(row.get("history") or "")):
-        return ("blocked", "no_answer", f"{proxy} did not answer {request} for {TLS_SILENCE_S:g} s "
-                "or more, the capture going on")
     if any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
         return ("blocked", "no_answer",
                 f"{proxy} did not answer {request}; the client gave up after {duration:.1f} s")
+    if duration + _quiet(row) >= TLS_SILENCE_S:
+        return ("blocked", "no_answer", f"{proxy} did not answer {request} for {TLS_SILENCE_S:g} s "
+                "or more, the capture going on")
     return None
 
 

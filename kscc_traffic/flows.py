@@ -253,6 +253,19 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     return o, start
 
 
+def _port_client_side(proto: np.ndarray, a_p: np.ndarray, b_p: np.ndarray,
+                      server_port: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Which side of a 5-tuple its ports say is the client: int array, +1 side A (port ``a_p``),
+    -1 side B, 0 undecided. The side not on a server port (``server_port``: documented, or below
+    1024) while the other is; both or neither being, the side on a port >= 1024 while the
+    other's is below 1024 (ports -1: not captured)."""
+    a_srv, b_srv = server_port(proto, a_p), server_port(proto, b_p)
+    low_b = (b_p >= 0) & (b_p < 1024) & (a_p >= 1024)
+    low_a = (a_p >= 0) & (a_p < 1024) & (b_p >= 1024)
+    return np.where(b_srv & ~a_srv, 1, np.where(a_srv & ~b_srv, -1,
+                    np.where(low_b, 1, np.where(low_a, -1, 0))))
+
+
 def _server_side_key(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray, *, packets: Packets,
                      idx: np.ndarray, syn_rank: np.ndarray, src_first: np.ndarray, proto: np.ndarray,
                      a_p: np.ndarray, b_p: np.ndarray, sp: np.ndarray, dp: np.ndarray,
@@ -291,12 +304,8 @@ def _server_side_key(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray, *, 
     a_client = np.where((a_client == 0) & (synack[:, 0] != synack[:, 1]), np.where(synack[:, 0], -1, 1),
                         a_client)
     first = o[np.flatnonzero(key_start)[need]]         # a packet of each such key
-    kp, ka, kb = proto[first], a_p[first], b_p[first]
-    a_srv, b_srv = server_port(kp, ka), server_port(kp, kb)
-    a_client = np.where((a_client == 0) & b_srv & ~a_srv, 1, a_client)
-    a_client = np.where((a_client == 0) & a_srv & ~b_srv, -1, a_client)
-    a_client = np.where((a_client == 0) & (kb >= 0) & (kb < 1024) & (ka >= 1024), 1, a_client)
-    a_client = np.where((a_client == 0) & (ka >= 0) & (ka < 1024) & (kb >= 1024), -1, a_client)
+    a_client = np.where(a_client == 0, _port_client_side(proto[first], a_p[first], b_p[first], server_port),
+                        a_client)
 
     ac = a_client[cid[kr]]
     out = (src_first[r] != (ac > 0)).astype(np.int8)
@@ -515,22 +524,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     fb_p = b_p[order][starts]
     fproto = o_proto[starts]
     first_from_a = o_src_first[starts]
-    a_srv = server_port(fproto, fa_p)
-    b_srv = server_port(fproto, fb_p)
     fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
     fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
     # a broadcast/multicast address is never the originator
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool)) != "unicast"
     b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool)) != "unicast"
-    heur = first_from_a.copy()
-    heur = np.where(a_srv & ~b_srv, False, heur)
-    heur = np.where(b_srv & ~a_srv, True, heur)
-    # both or neither documented: the lower port is the server when it is < 1024 and the other not
-    both = a_srv == b_srv
-    lowa = both & (fa_p < 1024) & (fb_p >= 1024) & (fb_p >= 0)
-    lowb = both & (fb_p < 1024) & (fa_p >= 1024) & (fa_p >= 0)
-    heur = np.where(lowa, False, heur)
-    heur = np.where(lowb, True, heur)
+    by_port = _port_client_side(fproto, fa_p, fb_p, server_port)
+    heur = np.where(by_port != 0, by_port > 0, first_from_a)
     # a UDP flow only one side of which sent: the sender is the originator unless its port is
     # a well-known one (a DNS or NTP answer whose request was not captured, as Zeek's likely
     # server ports); a documented high port as its source is a port the OS or a NAT picked
