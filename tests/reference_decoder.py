@@ -23,7 +23,12 @@ What the reference does itself, on top of scapy, because scapy's dissection does
 - Teredo (RFC 4380): scapy leaves UDP port 3544 as Raw; the reference reads the optional
   authentication header and origin indication itself and dissects the IPv6 packet after them when
   it fills the rest of the UDP datagram exactly (the decoder's rule against taking other UDP 3544
-  traffic for Teredo).
+  traffic for Teredo);
+- 802.11 A-MSDU (QoS control "A-MSDU present"): scapy reads the body as one LLC header; the
+  reference walks the subframes itself (DA, SA, 2-byte big-endian length, LLC/SNAP + packet,
+  padded to 4 bytes but the last) and dissects each as LLC. A frame that holds several packets
+  has them under the keys ``i``, ``(i, 1)``, ``(i, 2)`` ... (:func:`decoded_fields` keys its rows
+  alike).
 
 :func:`link_reference` gives ``(vlan, l2_bcast)`` per Ethernet frame: of the link layer that
 carried the reported IP layer (the last Ethernet header before it with no IP layer in between and
@@ -244,6 +249,12 @@ def reference(frames: Frames) -> dict[int, tuple]:
             pkt = _dissect(int(frames.linktype[i]), frames.data(i))
         except Exception:
             continue
+        subs = _amsdu(pkt) if pkt is not None else None
+        if subs is not None:                # several packets: no fragments in these tests
+            ips = [ip for ip in map(_inner_ip, subs) if ip is not None]
+            for k, ip in enumerate(ips):
+                out[i if k == 0 else (i, k)] = _fields(ts, ip)
+            continue
         ip = _inner_ip(pkt) if pkt is not None else None
         if ip is None:
             continue
@@ -262,6 +273,24 @@ def reference(frames: Frames) -> dict[int, tuple]:
         for i, ts, ip, *_ in frags:
             out[i] = _fields(ts, ip)
     return out
+
+
+def _amsdu(pkt: Any) -> list | None:
+    """The subframes of an 802.11 A-MSDU data frame, each dissected from its LLC header on (a
+    subframe running past the frame ends the walk); None when ``pkt`` is no A-MSDU."""
+    S = _scapy()
+    qos = pkt.getlayer(S.Dot11QoS)
+    if qos is None or not qos.A_MSDU_Present or pkt[S.Dot11].FCfield & 0x40:
+        return None
+    body = bytes(qos.payload)          # (a trailing FCS is shorter than a subframe header)
+    subs, p = [], 0
+    while len(body) - p >= 14:
+        n = struct.unpack("!H", body[p + 12:p + 14])[0]
+        if p + 14 + n > len(body):
+            break
+        subs.append(S.LLC(body[p + 14:p + 14 + n]))
+        p += (14 + n + 3) & ~3
+    return subs
 
 
 def link_reference(frames: Frames) -> dict[int, tuple[int, bool]]:
@@ -326,9 +355,12 @@ def decoded_fields(packets: Any) -> dict[int, tuple]:
             return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
         return str(ipaddress.IPv6Address(hi << 64 | lo))
 
-    out = {}
+    out: dict = {}
+    seen: dict[int, int] = {}
     for k in range(len(packets)):
-        out[int(c["frame"][k])] = (
+        f = int(c["frame"][k])
+        seen[f] = seen.get(f, -1) + 1
+        out[f if not seen[f] else (f, seen[f])] = (
             int(c["ts_ns"][k]), addr(int(c["src_hi"][k]), int(c["src_lo"][k])),
             addr(int(c["dst_hi"][k]), int(c["dst_lo"][k])), int(c["proto"][k]),
             int(c["sport"][k]), int(c["dport"][k]), int(c["tcp_flags"][k]),

@@ -9,7 +9,8 @@ bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Teredo, Ethernet ov
 (snaplen) headers.
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
-(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly). Its rules
+(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly); an 802.11
+A-MSDU gives a list of them, one per subframe, so one frame may give several rows. Its rules
 are the fast path's rules: on every frame the fast path accepts both give identical values (a
 test checks this).
 
@@ -145,11 +146,13 @@ class _Ctx:
     (VLAN tags, broadcast destination), reset when a tunnel is entered (see
     :meth:`SlowDecoder._tunnel`)."""
 
-    __slots__ = ("frame", "ts", "tags", "bcast", "_vlan", "end", "missing")
+    __slots__ = ("frame", "ts", "tags", "bcast", "_vlan", "end", "missing", "start")
 
-    def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0) -> None:
+    def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0,
+                 start: int = -1) -> None:
         self.frame = frame
         self.ts = ts
+        self.start = start          # start of the frame in the capture buffer
         self.end = end              # end of the frame's captured bytes in the capture buffer
         self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
@@ -174,17 +177,27 @@ class SlowDecoder:
         self.tunnels: Counter[str] = Counter()
         self.non_ip = 0
         self.malformed = 0
+        #: 802.11 data frames skipped because their body is encrypted (the Protected bit)
+        self.protected = 0
+        #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
+        #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
 
     # ------------------------------------------------------------------ entry points
     def frame(self, i: int, ts: int, lt: int, off: int, cap: int, wire: int = -1) -> None:
         """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer; ``wire``: the
         record's original length, -1 when unknown)."""
-        ctx = _Ctx(i, ts, off + cap, max(wire - cap, 0))
+        ctx = _Ctx(i, ts, off + cap, max(wire - cap, 0), off)
         try:
             r = self._link(lt, self.buf, off, off + cap, ctx)
         except (IndexError, struct.error):      # a bound check missed: never raise
             r = MALFORMED
+        if type(r) is list:                     # several packets (A-MSDU): see _amsdu
+            rows = [x for x in r if type(x) is tuple]
+            self.rows.extend((i, x) for x in rows)
+            if rows or PENDING in r:
+                return
+            r = MALFORMED if MALFORMED in r else NONIP
         if type(r) is tuple:
             self.rows.append((i, r))
         elif r == NONIP:
@@ -362,6 +375,8 @@ class SlowDecoder:
                 return MALFORMED
             v = d[pos] >> 4
             if v == 4 or v == 6:
+                if self._pw_not_ip(d, pos, end, ctx, v):   # a frame whose address begins 4/6
+                    return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
                 return self._ip(d, pos, end, base, ctx, v, depth)
             if v == 0:                                  # Ethernet pseudowire (RFC 4448)
                 cw = 0 if self._pw_without_cw(d, pos, end) else 4
@@ -372,6 +387,53 @@ class SlowDecoder:
                 return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
             return NONIP
         return NONIP
+
+    def _pw_not_ip(self, d: Any, pos: int, end: int, ctx: _Ctx, v: int) -> bool:
+        """After an MPLS label stack, bytes whose first nibble ``v`` is 4 or 6 are an IP header,
+        unless they are an Ethernet pseudowire without control word whose destination address
+        begins with that nibble (Wireshark's "pw_eth_heuristic" asks a similar question).
+        Ethernet when the ethertype position (+12) holds one of :data:`PW_ETHERTYPES` and the
+        IP header does not fit the frame: IPv4 with a header length under 20 bytes, a total
+        length under it, or a wrong header checksum; either version with a datagram length
+        (IPv4 total length, IPv6 40 + payload length; 0 is taken as fitting) beyond the bytes
+        of the frame (captured + cut by the snaplen), or more than 4 bytes (a frame check
+        sequence) short of them in a frame too long to be padded (over 64 bytes, the Ethernet
+        minimum with its FCS; a tunnelled frame cannot be padded). The last rule is the one
+        that catches an address beginning 6: its "payload length" is the 5th and 6th bytes of
+        the destination address, small for most vendor prefixes."""
+        if end - pos < 14 or _u16(d, pos + 12)[0] not in PW_ETHERTYPES:
+            return False
+        room = end - pos + self._uncaptured(d, end, ctx)
+        if v == 6:
+            if end - pos < 40:
+                return False
+            return self._pw_length_off(_u16(d, pos + 4)[0] and 40 + _u16(d, pos + 4)[0], room,
+                                       d, end, ctx)
+        ihl = (d[pos] & 15) << 2
+        if ihl < 20:
+            return True
+        if end - pos < ihl:
+            return False                    # cut by the snaplen: left to the IP reader
+        tot = _u16(d, pos + 2)[0]
+        if tot and tot < ihl or self._pw_length_off(tot, room, d, end, ctx):
+            return True
+        words = struct.unpack_from(f"!{ihl >> 1}H", d, pos)
+        total = sum(words)
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total != 0xFFFF
+
+    def _pw_length_off(self, length: int, room: int, d: Any, end: int, ctx: _Ctx) -> bool:
+        """A datagram ``length`` bytes long (0: not given) does not fit the ``room`` bytes left
+        in the frame: longer, or shorter by more than a 4-byte FCS when nothing else can fill
+        the rest (the frame, if the bytes run to its end, is over 64 bytes: no padding)."""
+        if not length:
+            return False
+        if length > room:
+            return True
+        at_end = d is self.buf and end == ctx.end
+        padded = at_end and ctx.end - ctx.start + ctx.missing <= 64
+        return room - length > 4 and not padded
 
     @staticmethod
     def _pw_without_cw(d: Any, pos: int, end: int) -> bool:
@@ -412,23 +474,55 @@ class SlowDecoder:
         if (fc0 >> 2) & 3 != 2:                         # management / control frame
             return NONIP
         sub = fc0 >> 4
-        if sub & 4 or fc1 & 0x40:                       # no data (null function) / protected
+        if sub & 4:                                     # no data (null function)
+            return NONIP
+        if fc1 & 0x40:                                  # protected: encrypted body (counted)
+            self.protected += 1
             return NONIP
         tods, fromds = fc1 & 1, fc1 & 2
         h = 30 if tods and fromds else 24
+        amsdu = False
         if sub & 8:                                     # QoS data: QoS control (+ HT control)
             if end - pos < h + 2:
                 return MALFORMED
-            if d[pos + h] & 0x80:                       # A-MSDU: not decoded
-                return NONIP
+            amsdu = bool(d[pos + h] & 0x80)
             h += 6 if fc1 & 0x80 else 2
         if datapad:                                     # radiotap: padded to 4 bytes
             h = (h + 3) & ~3
         if end - pos < h:
             return MALFORMED
+        if amsdu:
+            return self._amsdu(d, pos + h, end, ctx)
         da = pos + 16 if tods else pos + 4
         ctx.bcast = d[da:da + 6] == _BCAST
         return self._llc(d, pos + h, end, 0, ctx, 0)
+
+    def _amsdu(self, d: Any, pos: int, end: int, ctx: _Ctx) -> list:
+        """The subframes of an A-MSDU body at ``d[pos:end]`` (IEEE 802.11-2020 9.3.2.2.2; the
+        QoS control's "A-MSDU present" bit): each is DA (6 bytes), SA (6), a big-endian length
+        (2), then that many bytes of LLC/SNAP + packet, padded with 0-3 bytes to a multiple of 4
+        from the subframe's start, except the last. Each subframe's packet is read like the body
+        of a plain data frame, its own DA giving ``l2_bcast``. Returns one result per subframe
+        (row or status) in order; a subframe whose length runs past the captured bytes is
+        MALFORMED and ends the walk, unless the snaplen cut it (it then ends where the capture
+        does, as a plain frame would)."""
+        out: list = []
+        while end - pos >= 14:
+            ln = _u16(d, pos + 12)[0]
+            q = pos + 14
+            lim = q + ln
+            if lim > end:
+                if not (end == ctx.end and lim <= end + ctx.missing):
+                    out.append(MALFORMED)
+                    break
+                lim = end
+            ctx.tags, ctx._vlan = [], None
+            ctx.bcast = d[pos:pos + 6] == _BCAST
+            out.append(self._llc(d, q, lim, 0, ctx, 0))
+            pos += (14 + ln + 3) & ~3
+        if not out or 0 < end - pos < 14:               # nothing, or bytes left that are no subframe
+            out.append(MALFORMED)
+        return out
 
     def _ppp(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
         if end - pos >= 2 and d[pos] == 0xFF and d[pos + 1] == 0x03:

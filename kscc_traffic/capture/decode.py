@@ -24,7 +24,8 @@ Two paths fill the same per-frame columns:
 
 Rules both paths share (units: bytes):
 
-- one row per IP datagram, in frame order; ``frame`` is the record index. A reassembled datagram
+- one row per IP datagram, in frame order; ``frame`` is the record index (an 802.11 A-MSDU gives
+  one row per subframe, in their order, all with the frame's index and time). A reassembled datagram
   is one row with the timestamp and frame of the fragment that completed it; its payload is
   appended after the capture bytes, so ``Packets.buf`` is then ``frames.buf + extra``;
   fragments never completed become one row each (``sport``/``dport`` -1 except for a first
@@ -62,7 +63,8 @@ Rules both paths share (units: bytes):
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
-malformed frames, tunnels, overlapping and unreassembled fragments.
+malformed frames, encrypted (Protected) 802.11 data frames (also counted in ``non_ip``), tunnels,
+overlapping and unreassembled fragments.
 """
 from __future__ import annotations
 
@@ -210,11 +212,20 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     if counters is not None:
         counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags]
     sd.finish()
+    more = None                                     # rows after a frame's first (A-MSDU)
     if sd.rows:
         ridx = np.fromiter((r[0] for r in sd.rows), np.int64, len(sd.rows))
         cols = list(zip(*(r[1] for r in sd.rows)))
+        first = np.ones(len(ridx), bool)
+        if len(ridx) > 1:
+            _, at = np.unique(ridx, return_index=True)
+            if len(at) < len(ridx):
+                first[:] = False
+                first[at] = True
+                more = (ridx[~first], {name: np.asarray(cols[k], PACKET_COLUMNS[name])[~first]
+                                       for k, name in enumerate(ROW_FIELDS)})
         for k, name in enumerate(ROW_FIELDS):
-            out[name][ridx] = np.asarray(cols[k], PACKET_COLUMNS[name])
+            out[name][ridx[first]] = np.asarray(cols[k], PACKET_COLUMNS[name])[first]
         has_row[ridx] = True
     non_ip += sd.non_ip
     malformed += sd.malformed
@@ -227,9 +238,17 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         cols_out = {k: v[frame_idx] for k, v in out.items()}
     result = {"frame": frame_idx, "ts_ns": np.asarray(frames.ts_ns, np.int64)[frame_idx]}
     result.update(cols_out)
+    if more is not None:                            # a frame's further rows follow its first
+        mframe, mcols = more
+        result["frame"] = np.concatenate([frame_idx, mframe])
+        result["ts_ns"] = np.asarray(frames.ts_ns, np.int64)[result["frame"]]
+        order = np.argsort(result["frame"], kind="stable")
+        for k in ROW_FIELDS:
+            result[k] = np.concatenate([result[k], mcols[k]])
+        result = {k: v[order] for k, v in result.items()}
     result = {k: result[k] for k in PACKET_COLUMNS}
 
-    stats.ip_packets = len(frame_idx)
+    stats.ip_packets = len(result["frame"])
     stats.non_ip += non_ip
     stats.malformed += malformed
     mine = counters if counters is not None else DecodeCounters()
@@ -253,6 +272,8 @@ class DecodeCounters:
     overlapping: int = 0
     frag_duplicates: int = 0
     incomplete: int = 0
+    #: 802.11 data frames with the Protected bit (encrypted: WEP, WPA2/3), not readable
+    protected: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -266,6 +287,7 @@ class DecodeCounters:
         self.overlapping += other.overlapping
         self.frag_duplicates += other.frag_duplicates
         self.incomplete += other.incomplete
+        self.protected += other.protected
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict) -> None:
         self.malformed += malformed
@@ -276,11 +298,18 @@ class DecodeCounters:
         self.overlapping += sd.frag.overlapping
         self.frag_duplicates += sd.frag.duplicates
         self.incomplete += sd.frag.incomplete
+        self.protected += sd.protected
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
         out = [f"decode: {c} frames of unsupported link type {v} skipped"
                for v, c in self.unsupported.items()]
+        if self.protected:
+            k = self.protected
+            out.append(f"decode: {k} 802.11 data frame{'s were' if k != 1 else ' was'} encrypted "
+                       f"(Protected) and could not be read: the packets {'they' if k != 1 else 'it'} "
+                       "carried are missing from the flows (capture on the wired side, or decrypt "
+                       "first: Wireshark's 802.11 decryption keys, then File > Export)")
         if self.malformed:
             out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
                        "(malformed) skipped")

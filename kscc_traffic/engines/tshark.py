@@ -46,12 +46,18 @@ How a dissection becomes one row (units: bytes, nanoseconds):
 A first fragment never completed is shown by Wireshark as ``data``; its transport header is
 read from those bytes (``data.data``), as the builtin decoder does.
 
+An 802.11 A-MSDU (``wlan.qos.amsdupresent``) gives one row per subframe, as the builtin decoder
+does: Wireshark lists the subframes' layers one after the other, and the list is cut at each
+subframe's ``llc`` layer (:func:`_subframes`); each subframe's ``l2_bcast`` is its own ``wlan.da``.
+
 Known differences from the builtin decoder (none occurs in ``../shared/corpus/ksc``): IPv4 packets with total length 0 (TSO) keep
 ``ip_len`` 0. An Ethernet pseudowire (MPLS) without control word: Wireshark reads a frame there
 only when both its addresses have a vendor prefix it knows (else it assumes a control word) and
 its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a broadcast
 destination say, it shows as data); the builtin decoder looks at the ethertype instead
-(``_slowpath.SlowDecoder._pw_without_cw``).
+(``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
+header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
+(encrypted) 802.11 data frames are counted in a warning by the builtin engine only.
 """
 from __future__ import annotations
 
@@ -84,7 +90,7 @@ PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
 #: fields read from the dissection (every occurrence, in tree order)
 FIELDS: list[str] = [
     "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
-    "eth.dst", "sll.pkttype", "wlan.da", "vlan.id", "ieee8021ad.id",
+    "eth.dst", "sll.pkttype", "wlan.da", "wlan.qos.amsdupresent", "vlan.id", "ieee8021ad.id",
     "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf",
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
@@ -196,12 +202,24 @@ class PacketBuilder:
         """
         self.records += 1
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
-        try:
-            row = self._row(list(protocols), f)
-        except (ValueError, IndexError, KeyError):
-            self.malformed += 1
-            return False
-        if row is None:
+        protos = list(protocols)
+        starts = _subframes(protos, f)
+        rows = []
+        counts = self.non_ip, self.malformed
+        for k, start in enumerate(starts):
+            stop = starts[k + 1] if k + 1 < len(starts) else len(protos)
+            try:
+                row = self._row(protos[:stop], f, start, k if len(starts) > 1 else -1)
+            except (ValueError, IndexError, KeyError):
+                self.malformed += 1
+                continue
+            if row is not None:
+                rows.append(row)
+        if len(starts) > 1:         # an A-MSDU: a frame counted once, as IP when a row came
+            self.non_ip, self.malformed = counts
+            if not rows:
+                self.non_ip += 1
+        if not rows:
             return False
         if frame is None:
             frame = _int(_at(f, "frame.number", 0), 0) - 1
@@ -212,10 +230,11 @@ class PacketBuilder:
             # the record before, as the built-in reader gives it
             ts_ns = self._last_ts
         self._last_ts = ts_ns
-        row["frame"] = frame
-        row["ts_ns"] = ts_ns
-        for k in _COLS:
-            self.rows[k].append(row[k])
+        for row in rows:
+            row["frame"] = frame
+            row["ts_ns"] = ts_ns
+            for k in _COLS:
+                self.rows[k].append(row[k])
         return True
 
     def packets(self, stats: ReadStats | None = None) -> Packets:
@@ -244,15 +263,18 @@ class PacketBuilder:
         self.buf += data
         return off, len(data)
 
-    def _row(self, protos: list[str], f: Mapping[str, Sequence[str]]) -> dict | None:
-        cut = next((i for i, p in enumerate(protos) if p in _ICMP), len(protos))
-        ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
+    def _row(self, protos: list[str], f: Mapping[str, Sequence[str]], start: int = 0,
+             sub: int = -1) -> dict | None:
+        """The row of the packet in ``protos[start:]`` (``start`` > 0: A-MSDU subframe ``sub``,
+        see :func:`_subframes`; the layers before ``start`` only count occurrences), or None."""
+        cut = next((i for i in range(start, len(protos)) if protos[i] in _ICMP), len(protos))
+        ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         if ip_idx > 0 and protos[ip_idx - 1] == "teredo" and not _teredo_fits(protos, f, ip_idx):
             # Wireshark decodes any IPv6-looking payload on UDP port 3544 as Teredo; the builtin
             # decoder asks the IPv6 packet to fill the datagram exactly: else it stays UDP
             protos = protos[:ip_idx - 1]
             cut = min(cut, len(protos))
-            ip_idx = max((i for i in range(cut) if protos[i] in _IP), default=-1)
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         if ip_idx < 0:
             self.non_ip += 1
             return None
@@ -263,7 +285,7 @@ class PacketBuilder:
                 return None
         ipn = protos[ip_idx]
         occ = protos[:ip_idx].count(ipn)
-        vlan, bcast = _link_facts(protos, f, ip_idx)
+        vlan, bcast = _link_facts(protos, f, ip_idx, start, sub)
 
         # transport layer: after IPv6 extension headers and authentication headers (AH)
         j = ip_idx + 1
@@ -404,18 +426,32 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
     return ulen - 8 - hdr == 40 + plen
 
 
-def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> tuple[int, bool]:
+def _subframes(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[int]:
+    """Where each packet of the frame starts in ``protos``: ``[0]``, or for an 802.11 A-MSDU
+    (``wlan.qos.amsdupresent``) the index of each subframe's ``llc`` layer (Wireshark lists the
+    subframes' layers one after the other: ``wlan:llc:ip:udp:llc:ip:tcp``). A subframe whose
+    packet holds an ``llc`` layer of its own (a tunnelled 802.3 frame) would be split there."""
+    if _at(f, "wlan.qos.amsdupresent", 0) not in ("1", "True") or "wlan" not in protos:
+        return [0]
+    w = protos.index("wlan")
+    starts = [i for i in range(w + 1, len(protos)) if protos[i] == "llc"]
+    return starts or [0]
+
+
+def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, start: int = 0,
+                sub: int = -1) -> tuple[int, bool]:
     """(``vlan``, ``l2_bcast``) of the link layer that carried the IP layer at ``ip_idx``: the
     last ``eth`` between the IP layer before it (a tunnel's outer packet) and it, with the
     VLAN tags after that ``eth``; without such an ``eth``, the frame's own link layer when no
     IP layer comes before, else none (a tunnel carrying IP directly: 0, False). The builtin
-    decoder's rule (``kscc_traffic.capture.decode``)."""
+    decoder's rule (``kscc_traffic.capture.decode``). ``start``/``sub``: the packet is A-MSDU
+    subframe ``sub`` whose layers start at ``start`` (the layers before are other subframes')."""
     from ..capture._slowpath import vlan_value
-    prev_ip = max((i for i in range(ip_idx) if protos[i] in _IP), default=-1)
-    eth = max((i for i in range(prev_ip + 1, ip_idx) if protos[i] == "eth"), default=-1)
-    start = eth if eth >= 0 else prev_ip + 1
+    prev_ip = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
+    lo = max(prev_ip + 1, start)
+    eth = max((i for i in range(lo, ip_idx) if protos[i] == "eth"), default=-1)
     tags = []
-    for k in range(start, ip_idx):
+    for k in range(eth if eth >= 0 else lo, ip_idx):
         p = protos[k]
         if p in ("vlan", "ieee8021ad"):
             tags.append(_int(_at(f, f"{p}.id", protos[:k].count(p)), 0))
@@ -426,7 +462,8 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) 
         if protos[0] in ("sll", "sll2"):
             bcast = _at(f, "sll.pkttype", 0) == "1"
         elif protos[0] in ("wlan", "radiotap", "wlan_radio"):
-            bcast = _at(f, "wlan.da", 0).lower() == _BCAST
+            # an A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
+            bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
     return vlan_value(tags), bcast
 
 
