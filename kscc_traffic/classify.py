@@ -5,7 +5,8 @@ Verdicts and reasons (first match wins, in this order):
 - ``blocked`` — ``icmp_unreachable`` (an ICMP/ICMPv6 destination-unreachable quotes the flow and
   the responder never answered), ``rejected`` (the SYN was answered by a RST: conn_state REJ),
   ``no_answer`` (SYN and retransmissions met silence: S0, SH, RSTOS0; or a UDP request to a
-  request/response service with no reply), ``tls_failed`` (the TLS handshake was aborted by
+  request/response service with no reply; or, in a capture started mid-connection, data the
+  originator sent again and again with nothing back: :func:`_partial_silence`), ``tls_failed`` (the TLS handshake was aborted by
   either side — alert, FIN or RST — before it completed; where the bytes inspected stop before
   the data did, ``payload_cut``, ``tls_established`` also holds when the packets show the
   handshake went on: ``inspect._went_on``), or a ClientHello was sent again and the server
@@ -23,7 +24,10 @@ Verdicts and reasons (first match wins, in this order):
   datagram is normal. An answered DNS query is ``ok`` whatever the answer says (the server was
   reached); an error answer (``dns_rcode`` other than NOERROR, e.g. NXDOMAIN, REFUSED) is told in
   ``detail``: ``DNS answer NXDOMAIN for <query>``.
-- ``unclassified`` — no rule covers the flow.
+- ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
+  responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
+  it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
+  (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -32,7 +36,15 @@ answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS 
 is judged as a direct connection's (see :func:`_proxy_refusal`).
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
-``no_answer`` or ``rejected``, and ``partial`` is added to its reason (``partial`` alone when ok).
+``rejected``, nor ``no_answer`` unless the responder sent nothing at all while the originator's
+data went on for :data:`TLS_SILENCE_S` (:func:`_partial_silence`), and ``partial`` is added to its
+reason (``partial`` alone when ok or not judged).
+
+Plain HTTP sent straight to a port a rule documents for HTTP (``cert_check``: no proxy, no
+``proxy_target``) is judged on its answer as a request in absolute-form to a proxy is: a 4xx/5xx
+(a transparent web filter's 403) is ``blocked``/``rejected``, the server closing or resetting
+before any answer ``rejected``, no answer for :data:`TLS_SILENCE_S` ``no_answer`` (see
+:func:`_proxy_answer`); a 2xx or 3xx is ``ok`` (the ``Location`` of a redirect is not read).
 
 Through a proxy the host mask is checked on the CONNECT host and on the SNI asked inside the tunnel
 (the detail says which one is outside). A plain request sent to the proxy in absolute-form
@@ -170,6 +182,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                     f"connection opened from the documented port {orig_p} ({back.id}) towards "
                     f"{row['resp_h']}:{resp_p}")
         if name and not is_ip_literal(name) and _under_domain(name, VENDOR_DOMAIN):
+            if proto == "udp" and resp_p == 443 and row.get("service") == "quic":
+                # HTTP/3: a browser's (it falls back to TCP 443); the agent speaks TCP
+                return "", "unclassified", "", QUIC_DETAIL
             return ("", "unexpected", "undocumented_port",
                     f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port")
         return "", "unclassified", "", ""
@@ -213,6 +228,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
         return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}")
+    if proto == "tcp" and partial and not answered:
+        return done(*_partial_silence(row))
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
@@ -227,6 +244,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
         refused = _proxy_answer(row, target)
+        if refused is not None:
+            return done(*refused)
+    elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
+        # plain HTTP sent straight to the server: a transparent web filter answers as a proxy does
+        refused = _proxy_answer(row, _direct_target(row), direct=True)
         if refused is not None:
             return done(*refused)
 
@@ -289,6 +311,39 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return done("ok", "", "")
 
 
+#: the detail of a QUIC flow (``service`` quic: a long-header Initial, RFC 9000 §17.2) to UDP 443 of
+#: a Kaspersky name: not judged (no rule documents UDP 443, but it is no misconfiguration either)
+QUIC_DETAIL = ("QUIC (HTTP/3) on UDP 443: not a documented KSC purpose (browser traffic; the agent "
+               "uses TCP 443)")
+
+
+def _partial_silence(row: dict) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP flow whose start was not captured (``partial``) and
+    whose responder sent nothing (``resp_pkts`` 0): nothing shows the server was reached.
+
+    ``blocked``/``no_answer`` when the originator sent 2 packets or more, data among them
+    (history ``D``: data, or a keep-alive of one old byte), and nothing came back for
+    :data:`TLS_SILENCE_S` or more after its first packet (``duration`` + ``quiet_s``: the flow
+    lasting that long, or the capture going on after it): the connection died before our eyes,
+    the usual sign of a firewall that dropped the idle session of a long-lived connection.
+    Else ``unclassified`` (not judged, so it never verifies its purpose): one packet (a lone RST
+    or FIN needs no answer), packets without data (the FIN, RST or ACK at a connection's end:
+    Zeek #862's FIN sent again after the peer's RST; a zero-byte keep-alive cannot be told from
+    an ACK of server data the capture missed), or a capture that ended too soon after them.
+    Reads ``orig_pkts``, ``history``, ``duration``, ``quiet_s``."""
+    n = int(row["orig_pkts"])
+    sent = f"{n} packet{'s' if n != 1 else ''}"
+    data = "D" in str(row.get("history") or "")
+    if n >= 2 and data and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
+        return ("blocked", "no_answer", f"capture started mid-connection; {sent} sent, nothing came back "
+                "(the connection died: a firewall that dropped an idle session?)")
+    if not data:
+        return ("unclassified", "", f"capture started mid-connection; {sent} without data sent (FIN, RST "
+                "or ACK: a connection's end), nothing came back: not judged")
+    return ("unclassified", "", f"capture started mid-connection; {sent} sent, nothing came back: too "
+            "little to judge")
+
+
 #: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
 _SSL_SERVICES = ("ssl", "http,ssl")
 #: how the ``proxy_target`` of a request in absolute-form starts (a CONNECT target never does)
@@ -301,15 +356,27 @@ def _proxy_request(target: str) -> str:
     return f"the request for {target}" if target.startswith(_ABSOLUTE) else f"CONNECT {target}"
 
 
-def _proxy_answer(row: dict, target: str) -> tuple[str, str, str] | None:
+def _proxy_answer(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """:func:`_proxy_refusal` for any ``proxy_target``. A request in absolute-form (``GET
     http://host/...``) opens no tunnel: an answer 2xx, or 3xx (a redirect or ``304 Not Modified``
     of the target, passed on by the proxy) is the target reached (None: judged as the same HTTP
     sent directly); any other answer, or none, is judged as a CONNECT's and its detail names the
-    request (``the request for http://host:port``)."""
-    if target.startswith(_ABSOLUTE) and str(row.get("http_status") or "")[:1] in ("2", "3"):
+    request (``the request for http://host:port``). ``direct``: a plain HTTP request sent
+    straight to the server (``target`` from :func:`_direct_target`), judged the same way: a
+    transparent web filter answers 403, or resets, as an explicit proxy does."""
+    if (direct or target.startswith(_ABSOLUTE)) and str(row.get("http_status") or "")[:1] in ("2", "3"):
         return None
-    return _proxy_refusal(row, target)
+    return _proxy_refusal(row, target, direct)
+
+
+def _direct_target(row: dict) -> str:
+    """``http://host:port`` of a plain HTTP request sent straight to the server, as a detail
+    names it: the host and port of its ``Host`` header (``http_host``; the port defaults to
+    ``resp_p``), else the responder's address."""
+    host, port = split_host_port(str(row.get("http_host") or ""))
+    host = host or str(row["resp_h"])
+    port = int(row["resp_p"]) if port is None else port
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _number(row: dict, key: str, kind=float, default=0):
@@ -341,22 +408,28 @@ def _responder_closed_first(history: str) -> str:
     return ""
 
 
-def _proxy_refusal(row: dict, target: str) -> tuple[str, str, str] | None:
+def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
     answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
     answer that is no HTTP response (``rejected``), the client closing before any answer
     (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads
     ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``. The
-    detail names the request as :func:`_proxy_request` does (a request in absolute-form too)."""
-    proxy = f"the proxy {row['resp_h']}:{int(row['resp_p'])}"
+    detail names the request as :func:`_proxy_request` does (a request in absolute-form too).
+    ``direct``: the request went straight to the server (no proxy, see :func:`_proxy_answer`):
+    the detail names the server, and an answer without a status line is not judged here (None:
+    its bytes may not have been captured)."""
+    proxy = f"the {'server' if direct else 'proxy'} {row['resp_h']}:{int(row['resp_p'])}"
     request = _proxy_request(target)
     status = row.get("http_status") or ""
     if status:
         if status.startswith("2"):
             return None
-        return "blocked", "rejected", f"{proxy} answered {status} to {request}"
+        hint = " (a transparent web filter, or the server refusing it)" if direct else ""
+        return "blocked", "rejected", f"{proxy} answered {status} to {request}{hint}"
     if int(row.get("resp_bytes", 0)) > 0:
+        if direct:
+            return None
         return "blocked", "rejected", f"{proxy} answered {request} with no HTTP status line"
     how = _responder_closed_first(str(row.get("history") or ""))
     if how:
@@ -379,11 +452,11 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
-                  "tunnel_resp_bytes")
+                  "tunnel_resp_bytes", "http_host")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
-                     "orig_resent", "quiet_s", "tunnel_resp_bytes")
+                     "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -395,7 +468,7 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
-                 "dns_rcode", "proxy_target", "http_status", "dns_answers")
+                 "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -463,8 +536,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
     client port only when a rule documents it (or it is 53), the responder address only then
-    (for the wrong_direction detail), the responder's packet and byte counts as "any?", the originator's
-    packet count only for an unanswered no-answer state, the duration only for a ClientHello
+    (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
+    HTTP port (its Host, answer, history and duration too), the responder's packet and byte
+    counts as "any?", the originator's packet count only for an unanswered no-answer state or a
+    partial TCP flow with nothing back (with "sent data?" and "quiet for TLS_SILENCE_S?" then), the duration only for a ClientHello
     without handshake nor answer byte lasting at least :data:`TLS_SILENCE_S`, the history as
     "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
     ``detail`` quotes it then). A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
@@ -499,6 +574,16 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     # its history and duration too, and its detail names the proxy (rare: such flows are keyed on
     # all of those)
     connect = (v["proxy_target"] != "") & (proto == "tcp")
+    # plain HTTP sent straight to a port a rule documents for HTTP: judged on its answer as a
+    # request to a proxy is (_proxy_answer), its detail naming the server and the Host
+    resp_p = v["resp_p"]
+    http_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.app_protocol == "http":
+            http_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    direct = http_port & (proto == "tcp") & (v["proxy_target"] == "") & ~v["partial"].astype(bool) \
+        & (v["client_proto"] == "http")
+    asks = connect | direct
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
     hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
                     & (v["resp_bytes"] == 0))
@@ -509,6 +594,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
+    # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
+    # it sent data and how long nothing came back (:func:`_partial_silence`)
+    part_silent = (proto == "tcp") & v["partial"].astype(bool) & ~answered
+    hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
@@ -518,17 +607,20 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(dns_error | (hole != ""), v["query"], ""),
         hole,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
-        np.where(documented | connect, v["resp_h"], ""),
-        np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
-        (hello_silent | connect) & (duration + quiet >= TLS_SILENCE_S),
+        np.where(documented | asks, v["resp_h"], ""),
+        np.where((hello_silent | asks) & (duration >= TLS_SILENCE_S), duration, 0.0),
+        (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
-        np.where(connect, v["http_status"], ""),
-        np.where(connect, v["history"], ""),
+        np.where(asks, v["http_status"], ""),
+        np.where(asks, v["history"], ""),
+        np.where(direct, v["http_host"], ""),
         answered,
         v["resp_bytes"] > 0,
-        np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered, v["orig_pkts"], 0),
+        np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered | part_silent, v["orig_pkts"], 0),
         hist[hist_codes],
+        part_silent & hist_data[hist_codes],
+        part_silent & (duration + quiet >= TLS_SILENCE_S),
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

@@ -58,7 +58,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "resp_p": ("int64", "", "responder port; ICMP: code of the first message; -1 when unknown"),
     "proto": ("object", "", "transport: tcp, udp, icmp, or another IP protocol name/number"),
     "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, http,ssl (TLS "
-                "inside an HTTP CONNECT tunnel), or ''"),
+                "inside an HTTP CONNECT tunnel), quic (UDP: a QUIC Initial first), or ''"),
     "duration": ("float64", "s", "last packet time minus first packet time"),
     "orig_pkts": ("int64", "packets", "packets from the originator (duplicates excluded)"),
     "orig_bytes": ("int64", "bytes", "transport payload bytes from the originator (TCP: from sequence numbers, as Zeek)"),

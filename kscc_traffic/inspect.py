@@ -428,6 +428,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"])
+    _udp_quic(ft, service)
 
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
@@ -458,6 +459,40 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
             out[k] = pd.Series(v, dtype=v.dtype, index=out.index)
     out["service"] = pd.Series(service, dtype=object, index=out.index)
     return out
+
+
+#: QUIC versions whose long-header Initial packet is recognised (RFC 9000 version 1, RFC 9369
+#: version 2, the IETF drafts 0xff0000xx): version -> the packet type bits (0x30) of an Initial
+QUIC_INITIAL_TYPE = {0x00000001: 0x00, 0x6B3343CF: 0x10}
+_QUIC_DRAFT = 0xFF000000
+
+
+def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
+    """``service`` = quic (in place, as Zeek's QUIC analyzer names it) for each UDP flow whose
+    originator's first datagram is a QUIC long-header Initial packet (RFC 9000 §17.2: header
+    form and fixed bits set, a known version, :data:`QUIC_INITIAL_TYPE`, a Destination
+    Connection ID of at most 20 bytes) of at least 1200 bytes, as a client's first datagram
+    must be (RFC 9000 §14.1) and left as it is elsewhere (a DNS flow stays dns). Only the
+    originator's first datagram is read: a flow split by the idle timeout, whose first datagram
+    has a short header, is not recognised."""
+    c = ft.packets.cols
+    rows = np.flatnonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & ft.pkt_from_orig
+                          & (c["pl_cap"] >= 6) & (c["pl_off"] >= 0))
+    if not len(rows):
+        return
+    f = ft.pkt_flow[rows]
+    # the first datagram of each flow's originator, in packet row order (the flows' order)
+    _, first = np.unique(f, return_index=True)
+    rows, f = rows[first], f[first]
+    buf = np.frombuffer(ft.packets.buf, np.uint8)
+    b = buf[c["pl_off"][rows][:, None] + np.arange(6)].astype(np.int64)
+    version = (b[:, 1] << 24) | (b[:, 2] << 16) | (b[:, 3] << 8) | b[:, 4]
+    kind = np.where((version & 0xFFFFFF00) == _QUIC_DRAFT, 0x00, -1)
+    for v, t in QUIC_INITIAL_TYPE.items():
+        kind = np.where(version == v, t, kind)
+    quic = ((b[:, 0] & 0xC0) == 0xC0) & (kind >= 0) & ((b[:, 0] & 0x30) == kind) & (b[:, 5] <= 20) \
+        & (c["payload_len"][rows] >= 1200) & (service[f] == "")
+    service[f[quic]] = "quic"
 
 
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,

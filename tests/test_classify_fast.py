@@ -186,6 +186,9 @@ ROW_FIELDS = {
     "proxy_target": st.sampled_from(["", "", "", "eu1.ksc.kaspersky.com:23101", "[2001:db8::1]:443", "a:b",
                                      "x.kaspersky.com:3128", "http://crl.digicert.com:80"]),
     "http_status": st.sampled_from(["", "", "200", "407", "502"]),
+    "http_host": st.one_of(st.sampled_from(["", "", "crl3.digicert.com", "crl3.digicert.com:8080", "[2001:db8::1]:80",
+                                            "2001:db8::1", "x:99999"]), TEXT),
+    "quiet_s": st.sampled_from([0.0, 0.0, 1.5, 3.0]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -216,8 +219,20 @@ CONNECT_FIELDS = {**TLS_FIELDS, "resp_p": st.sampled_from([3128, 8080, 443]),
                   "service": st.sampled_from(["http", "http,ssl", "http,ssl", "ssl"]),
                   "history": st.sampled_from(["ShADadFf", "ShADadfF", "ShADar", "ShADa", "ShAD", "ShADadR"]),
                   "resp_bytes": st.sampled_from([0, 39, 4096])}
+#: plain HTTP sent straight to a documented HTTP port (a web filter's 403, a redirect, no answer)
+HTTP_FIELDS = {**TLS_FIELDS, "resp_p": st.sampled_from([80, 80, 8080]), "client_proto": st.sampled_from(["http", "http", ""]),
+               "service": st.just("http"), "proxy_target": st.just(""),
+               "http_status": st.sampled_from(["", "200", "302", "304", "403", "403", "503"]),
+               "history": st.sampled_from(["ShADadFf", "ShADfF", "ShADr", "ShAD", "ShADR"]),
+               "resp_bytes": st.sampled_from([0, 0, 120])}
+#: partial TCP flows (start not captured), often with nothing from the responder
+PARTIAL_FIELDS = {**TLS_FIELDS, "partial": st.just(True), "resp_pkts": st.sampled_from([0, 0, 1]),
+                  "conn_state": st.sampled_from(["OTH", "SH", "OTH"]),
+                  "history": st.sampled_from(["D", "DR", "R", "F", "A", "AR", "Da", "^D"]),
+                  "duration": st.sampled_from([0.0, 1.0, 2.0, 3.0, 12.4])}
 ROW = st.one_of(st.fixed_dictionaries(ROW_FIELDS), st.fixed_dictionaries(TLS_FIELDS),
-                st.fixed_dictionaries(DNS_FIELDS), st.fixed_dictionaries(CONNECT_FIELDS))
+                st.fixed_dictionaries(DNS_FIELDS), st.fixed_dictionaries(CONNECT_FIELDS),
+                st.fixed_dictionaries(HTTP_FIELDS), st.fixed_dictionaries(PARTIAL_FIELDS))
 
 
 @st.composite
@@ -239,7 +254,7 @@ def flow_tables(draw, min_rows=0):
 
 NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
-                 "payload_cut": "bool"}
+                 "payload_cut": "bool", "quiet_s": "float64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:

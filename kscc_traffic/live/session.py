@@ -674,14 +674,19 @@ class LiveSession:
 
     def _mark_quiet(self, now: int) -> None:
         """Mark for analysis the active flows that may be a ClientHello or CONNECT left without
-        answer (judged ok so far, TCP, a TLS hello or a proxy target) once the capture has gone
-        on TLS_SILENCE_S after their last packet (once per last packet)."""
+        answer (judged ok so far, TCP, a TLS hello, a proxy target or plain HTTP), or a partial TCP flow the
+        responder sent nothing in (not judged so far: it may have died before our eyes,
+        :func:`kscc_traffic.classify._partial_silence`), once the capture has gone on
+        TLS_SILENCE_S after their last packet (once per last packet)."""
         t = self.table
         if not len(t):
             return
-        maybe = ((t["verdict"].to_numpy(dtype=object) == "ok") & (t["proto"].to_numpy(dtype=object) == "tcp")
-                 & (np.isin(t["service"].to_numpy(dtype=object), ["ssl", "http,ssl"])
-                    | (t["proxy_target"].to_numpy(dtype=object) != "")))
+        verdict, tcp = t["verdict"].to_numpy(dtype=object), t["proto"].to_numpy(dtype=object) == "tcp"
+        maybe = tcp & (((verdict == "ok")
+                        & (np.isin(t["service"].to_numpy(dtype=object), ["ssl", "http,ssl", "http"])
+                           | (t["proxy_target"].to_numpy(dtype=object) != "")))
+                       | ((verdict == "unclassified") & t["partial"].to_numpy(dtype=bool)
+                          & (t["resp_pkts"].to_numpy() == 0)))
         wait = int(TLS_SILENCE_S * 1e9)
         for fid in t["_fid"].to_numpy()[maybe].tolist():
             f = self._by_fid.get(fid)
