@@ -41,8 +41,10 @@ data went on for :data:`TLS_SILENCE_S` (:func:`_partial_silence`), and ``partial
 reason (``partial`` alone when ok or not judged).
 
 Plain HTTP sent straight to a port a rule documents for HTTP (``cert_check``: no proxy, no
-``proxy_target``) is judged on its answer as a request in absolute-form to a proxy is: a 4xx/5xx
-(a transparent web filter's 403) is ``blocked``/``rejected``, the server closing or resetting
+``proxy_target``) is judged on its answer as a request in absolute-form to a proxy is: a
+filter's refusal or a failing gateway (:data:`FILTER_STATUSES`: 403, 407, 451, 511, 502, 503,
+504; a transparent web filter's 403) is ``blocked``/``rejected`` (another answer, 404 or 500,
+comes from the server reached: ``ok``), the server closing or resetting
 before any answer ``rejected``, no answer for :data:`TLS_SILENCE_S` ``no_answer`` (see
 :func:`_proxy_answer`); a 2xx or 3xx is ``ok`` (the ``Location`` of a redirect is not read).
 
@@ -408,6 +410,14 @@ def _responder_closed_first(history: str) -> str:
     return ""
 
 
+#: answers to plain HTTP sent straight to the server that say the request did not get through:
+#: a filter's refusal (403 Forbidden, 407 Proxy Authentication Required, 451 Unavailable For
+#: Legal Reasons, 511 Network Authentication Required: a captive portal) or a gateway in the way
+#: failing to reach the server (502, 503, 504). Any other answer (404, 400, 500…) comes from a
+#: server that was reached; through an explicit proxy every answer but 2xx/3xx is a refusal
+FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
+
+
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
@@ -417,13 +427,14 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``. The
     detail names the request as :func:`_proxy_request` does (a request in absolute-form too).
     ``direct``: the request went straight to the server (no proxy, see :func:`_proxy_answer`):
-    the detail names the server, and an answer without a status line is not judged here (None:
-    its bytes may not have been captured)."""
+    only the answers of :data:`FILTER_STATUSES` refuse it, the detail names the server, and an
+    answer without a status line is not judged here (None: its bytes may not have been
+    captured)."""
     proxy = f"the {'server' if direct else 'proxy'} {row['resp_h']}:{int(row['resp_p'])}"
     request = _proxy_request(target)
     status = row.get("http_status") or ""
     if status:
-        if status.startswith("2"):
+        if status.startswith("2") or direct and status[:3] not in FILTER_STATUSES:
             return None
         hint = " (a transparent web filter, or the server refusing it)" if direct else ""
         return "blocked", "rejected", f"{proxy} answered {status} to {request}{hint}"

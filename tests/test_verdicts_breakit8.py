@@ -169,7 +169,8 @@ def _get(sport: int, t: float, answer: bytes, host: str = "crl3.digicert.com") -
 
 def test_direct_http_refused_by_a_web_filter_is_blocked(tmp_path):
     """A CRL fetch sent straight to the server (no proxy) answered 403 by a transparent filter is
-    blocked/rejected as the same answer through an explicit proxy; 200 and 304 are ok."""
+    blocked/rejected as the same answer through an explicit proxy, and so is a failing gateway's 503;
+    200, 304 and the server's own 404 or 500 are ok."""
     forbidden = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
     recs = _answer(T0 - 1, 1, "crl3.digicert.com", CRL)
     recs += _get(57001, T0, forbidden)
@@ -177,6 +178,9 @@ def test_direct_http_refused_by_a_web_filter_is_blocked(tmp_path):
     recs += _get(57003, T0 + 2, b"HTTP/1.1 304 Not Modified\r\n\r\n")
     recs += _get(57004, T0 + 3, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
                  host="crl3.digicert.com:80")
+    # answers of the server reached, not of a filter: the CRL is not there, the server failed
+    recs += _get(57005, T0 + 3.2, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    recs += _get(57006, T0 + 3.4, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
     flows = _three(tmp_path, recs + _ticks(T0 + 4, 2), "http403.pcap")
     r = _row(flows, 57001)
     assert (r["purpose"], r["verdict"], r["reason"], r["http_status"]) == ("cert_check", "blocked", "rejected", "403")
@@ -184,7 +188,7 @@ def test_direct_http_refused_by_a_web_filter_is_blocked(tmp_path):
                            "http://crl3.digicert.com:80 (a transparent web filter, or the server refusing it)")
     assert _row(flows, 57004)["detail"].startswith("the server 198.51.100.90:80 answered 503 to the request for "
                                                    "http://crl3.digicert.com:80")
-    for port in (57002, 57003):
+    for port in (57002, 57003, 57005, 57006):
         assert (_row(flows, port)["verdict"], _row(flows, port)["reason"]) == ("ok", "")
     assert _status(flows, "cert_check") == "blocked"
 
