@@ -3,7 +3,7 @@
 A flow is keyed by the 5-tuple (plus the VLAN stack and the IP version: an IPv6 packet between
 IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both directions. Within one
 key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
-reuse) and after
+reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`) and after
 an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
@@ -382,6 +382,33 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
         new_flow[cand[first]] = True
 
 
+def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+    """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
+    it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
+    (RFC 9293 §3.5: both sides send a SYN, then both a SYN-ACK): sent from the other side than
+    ``p`` by a side that has sent nothing since ``p`` (the first side still waits for an
+    answer). Such a SYN is part of the connection ``p`` opened, as Wireshark has it (one TCP
+    conversation), not a new one. ``from_a``: per row, sent from side A. Bool array like ``q``.
+
+    The connection's history then has both SYNs and both SYN-ACKs (``SshH``…: the first of
+    each event per side, as always here; Zeek keeps one SYN letter per side) and its endpoints
+    are established by the peer's SYN (Zeek's ``UpdateInactiveState``), so a completed one is
+    ``SF``. (Zeek's ``TCPSessionAdapter::IsReuse`` itself would start a new connection at such
+    a SYN, with the weird ``SYN_seq_jump``: its ``simultaneous_open`` branch is not reached in
+    this order of packets.)"""
+    out = np.zeros(len(q), bool)
+    turned = cand & (from_a[q] != from_a[p])
+    if not turned.any():
+        return out
+    at = np.flatnonzero(turned)
+    pa, qa = p[at], q[at]
+    n_a = np.cumsum(from_a, dtype=np.int64)            # rows from side A up to each row
+    a_between = n_a[qa - 1] - n_a[pa]                  # rows from A strictly between the SYNs
+    from_q_side = np.where(from_a[qa], a_between, (qa - pa - 1) - a_between)
+    out[at] = from_q_side == 0
+    return out
+
+
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
     """Boolean array: row i starts a new run of equal keys (rows already sorted by key)."""
     n = len(sorted_key[0])
@@ -525,11 +552,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         si = np.nonzero(syn_only)[0]
         if len(si) > 1:
             key_id = np.cumsum(key_start) - 1
-            same_key = key_id[si[1:]] == key_id[si[:-1]]
-            new_isn = o_seq[si[1:]] != o_seq[si[:-1]]
-            # the SYN starts a new connection only if the earlier one got somewhere (answered,
-            # reset or closed) or if its direction differs; a retransmission keeps the ISN
-            new_flow[si[1:][same_key & new_isn]] = True
+            p, q = si[:-1], si[1:]                     # each SYN after the first, the one before
+            new = (key_id[q] == key_id[p]) & (o_seq[q] != o_seq[p])   # (a retransmission keeps the ISN)
+            simul = _simultaneous_open(p, q, new, o_src_first)
+            new_flow[q[new & ~simul]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0

@@ -124,7 +124,8 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at")
+                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
+                 "syn_dir", "since_syn")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -142,6 +143,8 @@ class _Flow:
         self.extra = [0, 0, 0, 0, 0, 0]  # pkts, bytes, ip bytes of a->b, then of b->a
         self.last_sig: Optional[tuple] = None
         self.syn_seq: Optional[int] = None
+        self.syn_dir = -1             # direction of the last SYN without ACK (-1: none yet)
+        self.since_syn = [False, False]   # a packet sent since that SYN, per direction
         self.fin = [False, False]
         self.rst = False
         self.aliases: list[tuple] = []
@@ -381,16 +384,24 @@ class LiveSession:
             is_tcp = pr == TCP
             fg = flags[i] if is_tcp else 0
             syn_only = is_tcp and (fg & (SYN | ACK)) == SYN
+            d = 0 if sf[i] else 1
             if fl is not None:
+                # (a SYN from the side that sent nothing since the other side's SYN: a
+                # simultaneous open, the same connection, as flows._simultaneous_open)
                 if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
-                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq):
+                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq
+                        and not (d != fl.syn_dir and not fl.since_syn[d])):
                     self._finalize([fl])
                     fl = None
             if fl is None:
                 fl = self._new_flow(key, t)
-            d = 0 if sf[i] else 1
+            first_since_syn = False
             if syn_only:
                 fl.syn_seq = seq[i]
+                fl.syn_dir = d
+                fl.since_syn = [False, False]
+            elif fl.syn_dir >= 0 and not fl.since_syn[d]:
+                fl.since_syn[d] = first_since_syn = True
             # history events of this packet in its direction
             ev = 0
             if is_tcp:
@@ -410,7 +421,7 @@ class LiveSession:
                 ev |= _LETTER_D
             new_ev = ev & ~fl.events[d]
             fl.events[d] |= ev
-            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev)
+            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev) or first_since_syn
             if is_tcp and not fg & (SYN | FIN | RST) and plen[i] <= 0:
                 stage = 2 if fl.fr[1 - d] else 1
                 if fl.plain0[d] < stage:
