@@ -324,7 +324,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first packet of each Zeek history event per direction (S H A D F R: history, state,
       orientation), the packets Zeek's endpoint state machine reads
       (:func:`~kscc_traffic.flows.state_event_rows`: conn_state), the last SYN per direction
-      (port reuse), the first link-layer broadcast;
+      (port reuse) and the first packet of each direction after each SYN (simultaneous open),
+      the first link-layer broadcast;
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
       (what stream reassembly, TLS and HTTP read), and one more (it tells that the direction had
       more than those: ``Streams.cut``);
@@ -424,6 +425,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         at = np.nonzero(syn)[0][::-1]
         _, last = np.unique(fd[at], return_index=True)
         keep[at[last]] = True
+        # the first packet of each direction after each SYN: a SYN from the side that sent
+        # nothing since the SYN before it is a simultaneous open, not a new connection
+        # (flows._simultaneous_open); rows are in (flow, time) order, so a row's last SYN is in
+        # its flow or it is after its flow's first packets (kept anyway)
+        since = np.maximum.accumulate(np.where(syn, idx, -1))
+        keep |= first_of((since + 1) * 2 + d, tcp)
     pay = (c["pl_cap"][rows] > 0) & (c["pl_off"][rows] >= 0)
     at = np.nonzero(pay)[0]
     pay_rank = np.full(n, MAX_SEGMENTS, np.int64)

@@ -1,7 +1,9 @@
 """Packets -> bidirectional flows (connections), with Zeek conn.log columns.
 
-A flow is keyed by the 5-tuple (plus the VLAN stack) in both directions. Within one key, a new flow
-starts at a SYN whose sequence number differs from the key's previous SYN (port reuse) and after
+A flow is keyed by the 5-tuple (plus the VLAN stack and the IP version: an IPv6 packet between
+IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both directions. Within one
+key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
+reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`) and after
 an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
@@ -29,6 +31,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .addresses import ipv6_text
 from .capture.packets import Packets
 
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
@@ -118,19 +121,37 @@ def _one_address(h: int, l: int) -> str:
         if h == 0 and (l >> 32) == 0xFFFF:
             t = str(ipaddress.IPv4Address(l & 0xFFFFFFFF))
         else:
-            t = str(ipaddress.IPv6Address((h << 64) | l))
+            t = ipv6_text((h << 64) | l)
         if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_MAX:
             _ADDRESS_CACHE.clear()
         _ADDRESS_CACHE[(h, l)] = t
     return t
 
 
-def address_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """128-bit addresses (IPv4 mapped as ::ffff:a.b.c.d) -> object array of address strings."""
+def _mapped(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Bool array: the 128-bit address is in ::ffff:0:0/96 (how IPv4 addresses are stored)."""
+    return (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+
+
+def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -> np.ndarray:
+    """128-bit addresses (IPv4 stored as ::ffff:a.b.c.d) -> object array of address strings.
+
+    ``v6``: bool array, True where the address is one of an IPv6 packet (the ``ipver`` column
+    is 6); such an address in ::ffff:0:0/96 is written as IPv6 (``::ffff:198.51.100.7``, as
+    Wireshark), not as the IPv4 address of the same numbers. None: every address in
+    ::ffff:0:0/96 is IPv4."""
     if not len(hi):
         return np.zeros(0, object)
     hi = np.asarray(hi, np.uint64)
     lo = np.asarray(lo, np.uint64)
+    if v6 is not None:
+        m = np.asarray(v6, bool)
+        if m.any():
+            m = m & _mapped(hi, lo)
+            if m.any():
+                out = address_text(hi, lo)
+                out[m] = ["::ffff:" + t for t in out[m].tolist()]
+                return out
     if not hi.any():  # IPv4 (and ::/64): one 64-bit key
         ulo, inv = np.unique(lo, return_inverse=True)
         uhi = np.zeros(len(ulo), np.uint64)
@@ -161,9 +182,12 @@ def _proto_names(proto: np.ndarray) -> np.ndarray:
     return names[inv.reshape(-1)] if len(proto) else np.zeros(0, object)
 
 
-def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray) -> np.ndarray:
-    """unicast / broadcast / multicast for each packet destination."""
-    v4 = (dst_hi == 0) & ((dst_lo >> np.uint64(32)) == np.uint64(0xFFFF))
+def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.ndarray | None = None) -> np.ndarray:
+    """unicast / broadcast / multicast for each packet destination (``v6``: as
+    :func:`address_text`)."""
+    v4 = _mapped(dst_hi, dst_lo)
+    if v6 is not None:
+        v4 &= ~np.asarray(v6, bool)
     a4 = (dst_lo & np.uint64(0xFFFFFFFF)).astype(np.uint64)
     first = a4 >> np.uint64(24)
     mc4 = v4 & (first >= 224) & (first <= 239)
@@ -358,6 +382,33 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
         new_flow[cand[first]] = True
 
 
+def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+    """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
+    it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
+    (RFC 9293 §3.5: both sides send a SYN, then both a SYN-ACK): sent from the other side than
+    ``p`` by a side that has sent nothing since ``p`` (the first side still waits for an
+    answer). Such a SYN is part of the connection ``p`` opened, as Wireshark has it (one TCP
+    conversation), not a new one. ``from_a``: per row, sent from side A. Bool array like ``q``.
+
+    The connection's history then has both SYNs and both SYN-ACKs (``SshH``…: the first of
+    each event per side, as always here; Zeek keeps one SYN letter per side) and its endpoints
+    are established by the peer's SYN (Zeek's ``UpdateInactiveState``), so a completed one is
+    ``SF``. (Zeek's ``TCPSessionAdapter::IsReuse`` itself would start a new connection at such
+    a SYN, with the weird ``SYN_seq_jump``: its ``simultaneous_open`` branch is not reached in
+    this order of packets.)"""
+    out = np.zeros(len(q), bool)
+    turned = cand & (from_a[q] != from_a[p])
+    if not turned.any():
+        return out
+    at = np.flatnonzero(turned)
+    pa, qa = p[at], q[at]
+    n_a = np.cumsum(from_a, dtype=np.int64)            # rows from side A up to each row
+    a_between = n_a[qa - 1] - n_a[pa]                  # rows from A strictly between the SYNs
+    from_q_side = np.where(from_a[qa], a_between, (qa - pa - 1) - a_between)
+    out[at] = from_q_side == 0
+    return out
+
+
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
     """Boolean array: row i starts a new run of equal keys (rows already sorted by key)."""
     n = len(sorted_key[0])
@@ -395,6 +446,16 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     proto = c["proto"][idx].astype(np.int64)
     sh, sl, dh, dl = c["src_hi"][idx], c["src_lo"][idx], c["dst_hi"][idx], c["dst_lo"][idx]
+    # the IP version is part of the key: an IPv6 packet between IPv4-mapped addresses
+    # (::ffff:a.b.c.d) is not the IPv4 packet of the same numbers (IPv4 is stored so). Only
+    # IPv6 packets whose two addresses have their upper 64 bits 0 get another key value (the
+    # others' keys, hence the order of flows starting at the same time, stay as they were)
+    proto_v = proto
+    v6 = c["ipver"][idx] == 6
+    if v6.any():
+        low6 = v6 & ((sh | dh) == 0)
+        if low6.any():
+            proto_v = proto | (low6.astype(np.int64) << 8)
     sp, dp = c["sport"][idx].astype(np.int64), c["dport"][idx].astype(np.int64)
     vlan = c["vlan"][idx]
     ts = c["ts_ns"][idx]
@@ -429,7 +490,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
                                 server_port=server_port)
     tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
                 src_first, flags, from_server, end_rank, syn_rank)
-    key_cols = (vlan, proto, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
+    key_cols = (vlan, proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
     o_ts = ts[order]
     o_flags = flags[order]
@@ -491,11 +552,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         si = np.nonzero(syn_only)[0]
         if len(si) > 1:
             key_id = np.cumsum(key_start) - 1
-            same_key = key_id[si[1:]] == key_id[si[:-1]]
-            new_isn = o_seq[si[1:]] != o_seq[si[:-1]]
-            # the SYN starts a new connection only if the earlier one got somewhere (answered,
-            # reset or closed) or if its direction differs; a retransmission keeps the ISN
-            new_flow[si[1:][same_key & new_isn]] = True
+            p, q = si[:-1], si[1:]                     # each SYN after the first, the one before
+            new = (key_id[q] == key_id[p]) & (o_seq[q] != o_seq[p])   # (a retransmission keeps the ISN)
+            simul = _simultaneous_open(p, q, new, o_src_first)
+            new_flow[q[new & ~simul]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -526,9 +586,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     first_from_a = o_src_first[starts]
     fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
     fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
+    fv6 = c["ipver"][idx[order[starts]]] == 6
     # a broadcast/multicast address is never the originator
-    a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool)) != "unicast"
-    b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool)) != "unicast"
+    a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
+    b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool), fv6) != "unicast"
     by_port = _port_client_side(fproto, fa_p, fb_p, server_port)
     heur = np.where(by_port != 0, by_port > 0, first_from_a)
     # a UDP flow only one side of which sent: the sender is the originator unless its port is
@@ -605,16 +666,19 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     l2b = c["l2_bcast"][idx][order]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
-    cast = _cast(r_hi, r_lo, l2b_flow)
+    cast = _cast(r_hi, r_lo, l2b_flow, fv6)
+    # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
+    # same numbers; every other uid as before)
+    uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)
     partial = is_tcp_flow & ~syn_o  # the originator's SYN was not captured
 
     text = object_columns(nflows)
     flows = pd.DataFrame({
         "ts": first_ts / 1e9,
-        "uid": text(_uid(seed, vlan[order][starts], fproto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
-        "orig_h": text(address_text(o_hi, o_lo)),
+        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
+        "orig_h": text(address_text(o_hi, o_lo, fv6)),
         "orig_p": o_p.astype(np.int64),
-        "resp_h": text(address_text(r_hi, r_lo)),
+        "resp_h": text(address_text(r_hi, r_lo, fv6)),
         "resp_p": r_p.astype(np.int64),
         "proto": text(_proto_names(fproto)),
         "service": text(""),

@@ -40,7 +40,7 @@ def find_errors(packets: Packets) -> list[IcmpError]:
                       | ((c["proto"] == ICMP6) & (c["icmp_type"] == 1)))[0]
     if len(cand) == 0:
         return []
-    senders = address_text(c["src_hi"][cand], c["src_lo"][cand])
+    senders = address_text(c["src_hi"][cand], c["src_lo"][cand], c["ipver"][cand] == 6)
     out = []
     for j, i in enumerate(cand.tolist()):
         ver = int(c["ipver"][i])

@@ -124,7 +124,8 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at")
+                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
+                 "syn_dir", "since_syn")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -142,6 +143,8 @@ class _Flow:
         self.extra = [0, 0, 0, 0, 0, 0]  # pkts, bytes, ip bytes of a->b, then of b->a
         self.last_sig: Optional[tuple] = None
         self.syn_seq: Optional[int] = None
+        self.syn_dir = -1             # direction of the last SYN without ACK (-1: none yet)
+        self.since_syn = [False, False]   # a packet sent since that SYN, per direction
         self.fin = [False, False]
         self.rst = False
         self.aliases: list[tuple] = []
@@ -250,8 +253,9 @@ class FlowLog:
             self._file = None
 
 
-def _text(hi: int, lo: int) -> str:
-    return str(address_text(np.array([hi], np.uint64), np.array([lo], np.uint64))[0])
+def _text(hi: int, lo: int, v6: bool = False) -> str:
+    """Address text (``v6``: of an IPv6 packet, see :func:`kscc_traffic.flows.address_text`)."""
+    return str(address_text(np.array([hi], np.uint64), np.array([lo], np.uint64), np.array([v6]))[0])
 
 
 def _addr_ints(text: str) -> tuple[int, int]:
@@ -336,6 +340,7 @@ class LiveSession:
         a_p = np.where(src_first, sp, dp).tolist()
         b_p = np.where(src_first, dp, sp).tolist()
         vlan = recs["vlan"].tolist()
+        v6 = (recs["ipver"] == 6).tolist()
         proto = recs["proto"].tolist()
         ts = recs["ts_ns"].tolist()
         flags = recs["tcp_flags"].tolist()
@@ -358,7 +363,8 @@ class LiveSession:
                 self.now_ns = t
             self.packets += 1
             pr = proto[i]
-            key = (vlan[i], pr, a_hi[i], a_lo[i], b_hi[i], b_lo[i], a_p[i], b_p[i])
+            # (the IP version last: an IPv6 packet between IPv4-mapped addresses is another flow)
+            key = (vlan[i], pr, a_hi[i], a_lo[i], b_hi[i], b_lo[i], a_p[i], b_p[i], v6[i])
             payload = bytes(buf[pl_off[i]:pl_off[i] + pl_cap[i]]) if pl_off[i] >= 0 else b""
             err = errors.get(i)
             if err is not None:
@@ -368,8 +374,8 @@ class LiveSession:
                     fl.recs.append(srt[i * size:(i + 1) * size])
                     fl.pays.append(payload)
                     fl.dirty = True
-                    ta = _text(a_hi[i], a_lo[i])
-                    tb = _text(b_hi[i], b_lo[i])
+                    ta = _text(a_hi[i], a_lo[i], v6[i])
+                    tb = _text(b_hi[i], b_lo[i], v6[i])
                     alias = _tkey(vlan[i], pr, ta, -1, tb, -1)
                     if alias not in fl.aliases:
                         fl.aliases.append(alias)
@@ -378,16 +384,24 @@ class LiveSession:
             is_tcp = pr == TCP
             fg = flags[i] if is_tcp else 0
             syn_only = is_tcp and (fg & (SYN | ACK)) == SYN
+            d = 0 if sf[i] else 1
             if fl is not None:
+                # (a SYN from the side that sent nothing since the other side's SYN: a
+                # simultaneous open, the same connection, as flows._simultaneous_open)
                 if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
-                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq):
+                        syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq
+                        and not (d != fl.syn_dir and not fl.since_syn[d])):
                     self._finalize([fl])
                     fl = None
             if fl is None:
                 fl = self._new_flow(key, t)
-            d = 0 if sf[i] else 1
+            first_since_syn = False
             if syn_only:
                 fl.syn_seq = seq[i]
+                fl.syn_dir = d
+                fl.since_syn = [False, False]
+            elif fl.syn_dir >= 0 and not fl.since_syn[d]:
+                fl.since_syn[d] = first_since_syn = True
             # history events of this packet in its direction
             ev = 0
             if is_tcp:
@@ -407,7 +421,7 @@ class LiveSession:
                 ev |= _LETTER_D
             new_ev = ev & ~fl.events[d]
             fl.events[d] |= ev
-            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev)
+            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev) or first_since_syn
             if is_tcp and not fg & (SYN | FIN | RST) and plen[i] <= 0:
                 stage = 2 if fl.fr[1 - d] else 1
                 if fl.plain0[d] < stage:
@@ -456,11 +470,11 @@ class LiveSession:
             self._evict_oldest(len(self.active) - self.max_flows + self.max_flows // 10)
 
     def _dst_text(self, recs, i: int) -> str:
-        return _text(int(recs["dst_hi"][i]), int(recs["dst_lo"][i]))
+        return _text(int(recs["dst_hi"][i]), int(recs["dst_lo"][i]), bool(recs["ipver"][i] == 6))
 
     def _new_flow(self, key: tuple, ts: int) -> _Flow:
-        vlan, pr, ah, al, bh, bl, ap, bp = key
-        tkey = _tkey(vlan, pr, _text(ah, al), ap, _text(bh, bl), bp)
+        vlan, pr, ah, al, bh, bl, ap, bp, v6 = key
+        tkey = _tkey(vlan, pr, _text(ah, al, v6), ap, _text(bh, bl, v6), bp)
         fl = _Flow(self._next_fid, key, tkey, ts)
         self._next_fid += 1
         self.active[key] = fl
@@ -474,10 +488,11 @@ class LiveSession:
         except ValueError:
             return None
         pr = TCP if e.proto == "tcp" else UDP
+        v6 = ":" in e.src      # (an IPv6 datagram's text, even between IPv4-mapped addresses)
         if (sh, sl, e.sport) <= (dh, dl, e.dport):
-            key = (e.vlan, pr, sh, sl, dh, dl, e.sport, e.dport)
+            key = (e.vlan, pr, sh, sl, dh, dl, e.sport, e.dport, v6)
         else:
-            key = (e.vlan, pr, dh, dl, sh, sl, e.dport, e.sport)
+            key = (e.vlan, pr, dh, dl, sh, sl, e.dport, e.sport, v6)
         return self.active.get(key)
 
     # ------------------------------------------------------------------------- DNS names
@@ -593,7 +608,7 @@ class LiveSession:
             i = idx[np.argmax(table["ts_ns"].to_numpy()[idx])]
             rows.append(i)
             done.append(f)
-            a_text = _text(f.key[2], f.key[3])
+            a_text = _text(f.key[2], f.key[3], f.key[8])
             orig_is_a = table.at[i, "orig_h"] == a_text and (
                 f.proto in (ICMP, ICMP6) or int(table.at[i, "orig_p"]) == f.key[6])
             o, r = (0, 3) if orig_is_a else (3, 0)

@@ -31,6 +31,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ..addresses import ipv6_text
 from ..text import CONTROL
 
 __all__ = [
@@ -129,9 +130,10 @@ def _label_text(b: bytes) -> str:
 class DnsRecord:
     """One resource record (RFC 1035 §4.1.3).
 
-    ``value``: for A/AAAA the address text (``ipaddress`` formatting; ``None`` if the RDATA has
-    the wrong length); for CNAME/NS/PTR/DNAME the target name (``None`` if it is malformed); for
-    every other type the raw RDATA bytes. ``ttl`` is in seconds.
+    ``value``: for A/AAAA the address text (:func:`kscc_traffic.addresses.ipv6_text` for AAAA:
+    an IPv4-mapped one as ``::ffff:a.b.c.d``; ``None`` if the RDATA has the wrong length); for
+    CNAME/NS/PTR/DNAME the target name (``None`` if it is malformed); for every other type the
+    raw RDATA bytes. ``ttl`` is in seconds.
     """
 
     name: str
@@ -245,7 +247,7 @@ def _rdata_value(data: bytes, rtype: int, start: int, rdlen: int,
     if rtype == TYPE_A:
         return str(ipaddress.IPv4Address(rd)) if rdlen == 4 else None
     if rtype == TYPE_AAAA:
-        return str(ipaddress.IPv6Address(rd)) if rdlen == 16 else None
+        return ipv6_text(rd) if rdlen == 16 else None
     if rtype in _NAME_TYPES:
         name, end = _read_name(data, start, start + rdlen, cache)
         if name is None or end != start + rdlen:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from ..addresses import ipv6_text
+
 __all__ = ["Quoted", "quoted_datagram", "is_unreachable", "describe"]
 
 #: transport protocols whose first 4 bytes are source and destination port
@@ -30,8 +32,8 @@ _MAX_EXT = 16
 class Quoted:
     """The datagram quoted by an ICMP error, seen from its sender.
 
-    ``src``/``dst``: address text (``ipaddress`` formatting) of the original datagram — ``src``
-    is normally the host that receives the error. ``proto``: IP protocol of the quoted transport
+    ``src``/``dst``: address text (:func:`kscc_traffic.addresses.ipv6_text` for IPv6) of the
+    original datagram — ``src`` is normally the host that receives the error. ``proto``: IP protocol of the quoted transport
     header (after IPv6 extension headers; if the quote ends inside an extension header, that
     header's number). ``sport``/``dport``: for TCP/UDP/SCTP/DCCP/UDP-Lite when the first 4
     transport bytes are present and the datagram is not a non-first fragment, else None.
@@ -69,7 +71,7 @@ def _quoted_v4(b: bytes) -> Quoted | None:
 def _quoted_v6(b: bytes) -> Quoted | None:
     if len(b) < 40 or b[0] >> 4 != 6:
         return None
-    q = Quoted(6, str(ipaddress.IPv6Address(b[8:24])), str(ipaddress.IPv6Address(b[24:40])), b[6])
+    q = Quoted(6, ipv6_text(b[8:24]), ipv6_text(b[24:40]), b[6])
     nh = b[6]
     off = 40
     n = len(b)

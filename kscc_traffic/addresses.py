@@ -1,0 +1,20 @@
+"""Address text as Wireshark writes it.
+
+IPv4 in dotted quads; IPv6 by RFC 5952 (``ipaddress``), except that an IPv4-mapped IPv6 address
+ends in a dotted quad (``::ffff:198.51.100.7``; Python before 3.13 writes ``::ffff:c633:6407``).
+An IPv6 packet whose addresses are IPv4-mapped (SIIT/NAT46 boxes, some tunnels) is not the IPv4
+packet of the same numbers: its text keeps the ``::ffff:`` prefix.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+__all__ = ["ipv6_text"]
+
+
+def ipv6_text(value: int | bytes) -> str:
+    """The text of an IPv6 address (a 128-bit integer or 16 bytes, network order)."""
+    n = int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray, memoryview)) else int(value)
+    if n >> 32 == 0xFFFF:
+        return "::ffff:" + str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Address(n))
