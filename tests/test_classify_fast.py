@@ -186,6 +186,11 @@ ROW_FIELDS = {
     "proxy_target": st.sampled_from(["", "", "", "eu1.ksc.kaspersky.com:23101", "[2001:db8::1]:443", "a:b",
                                      "x.kaspersky.com:3128", "http://crl.digicert.com:80"]),
     "http_status": st.sampled_from(["", "", "200", "407", "502"]),
+    # (internal columns: the capture going on after the flow, a handshake left waiting on the server)
+    "quiet_s": st.sampled_from([0.0, 0.0, 1.0, 2.95, 3.0]),
+    "tls_wait_from_s": st.sampled_from([-1.0, -1.0, 0.0, 0.05, 1.0, 7.0]),
+    "tls_wait_after": st.sampled_from(["", "ClientHello", "second ClientHello (after a HelloRetryRequest)",
+                                       "\x1b[31m"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -239,7 +244,7 @@ def flow_tables(draw, min_rows=0):
 
 NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
-                 "payload_cut": "bool"}
+                 "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:
