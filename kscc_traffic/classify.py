@@ -555,7 +555,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         hole,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | connect, v["resp_h"], ""),
-        np.where((hello_silent | connect) & (duration >= TLS_SILENCE_S), duration, 0.0),
+        # (a CONNECT's detail prints its duration also when the client gave up sooner)
+        np.where(connect | (hello_silent & (duration >= TLS_SILENCE_S)), duration, 0.0),
         (hello_silent | connect) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),

@@ -301,6 +301,21 @@ def test_unusual_tables_classify_like_the_reference(flows, how):
     assert_same(flows)
 
 
+def test_connect_the_client_gave_up_on_keeps_its_own_duration():
+    """Two CONNECTs alike but for their duration (< TLS_SILENCE_S), closed by the client before
+    any answer: each detail prints its own ("the client gave up after 0.3 s"), so the duration
+    is part of the group key (found by the generated tables)."""
+    row = {c: "" for c in ROW_FIELDS}
+    row.update(proto="tcp", resp_p=3128, orig_p=50000, resp_h="192.0.2.1", partial=False, conn_state="SF",
+               resp_bytes=0, duration=0.3, resp_pkts=2, orig_pkts=4, service="http", cast="unicast",
+               history="ShADFf", client_proto="http", tls_established=False, payload_cut=False,
+               proxy_target="eu1.ksc.kaspersky.com:23101", quiet_s=0.0, tls_wait_from_s=-1.0)
+    flows = pd.DataFrame([row, dict(row, duration=0.0)])
+    details = classify(flows, RULES)["detail"].tolist()
+    assert details[0].endswith("the client gave up after 0.3 s") and details[1].endswith("gave up after 0.0 s")
+    assert_same(flows)
+
+
 def test_many_alike_flows_are_judged_once_per_group():
     """10,000 flows in a few kinds: few groups, the same verdicts as the reference."""
     rng = np.random.default_rng(5)
