@@ -10,12 +10,18 @@ Verdicts and reasons (first match wins, in this order):
   either side — alert, FIN or RST — before it completed; where the bytes inspected stop before
   the data did, ``payload_cut``, ``tls_established`` also holds when the packets show the
   handshake went on: ``inspect._went_on``), or a ClientHello was sent again and the server
-  acknowledged nothing after its SYN-ACK (dropped on its way, whatever the duration).
+  acknowledged nothing after its SYN-ACK (dropped on its way, whatever the duration), or no
+  server byte came for :data:`TLS_SILENCE_S` after the ClientHello or, once the server answered
+  it (a TLS 1.2 first flight, a HelloRetryRequest), after the client's next flight (internal
+  columns ``tls_wait_from_s``/``tls_wait_after``: ``inspect._tls_waits``); the flow lasting that
+  long, or the capture going on (``quiet_s``).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
   proxy with a certificate for the right name from a CA the client does not trust),
-  ``not_tls`` (cleartext where the rule documents TLS/HTTPS),
+  ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
+  status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
+  failing gateway's, :data:`FILTER_STATUSES`),
   ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
   documented port was on the side that opened the connection, towards a port that is not a
   well-known one, >= 1024), ``undocumented_port`` (a name
@@ -258,6 +264,15 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     tls_rule = rule.app_protocol in ("tls", "https")
     cproto, sproto = row.get("client_proto", ""), row.get("server_proto", "")
     if tls_rule and (cproto == "tls" or sproto == "tls"):
+        if cproto == "tls" and sproto == "http":
+            # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
+            # the port (in a tunnel, http_status is the proxy's answer: not quoted)
+            status = "" if target else str(row.get("http_status") or "")
+            if status[:3] in FILTER_STATUSES:
+                return done("blocked", "rejected", f"the server answered HTTP {status} to the ClientHello "
+                            "where TLS is documented: a web filter's refusal or a failing gateway")
+            return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
+                        "to the ClientHello where TLS is documented")
         asked = row.get("sni") or ""
         if certs:
             if asked and not any(name_matches(asked, c) for c in certs):
@@ -295,6 +310,19 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
                 return done("blocked", "tls_failed",
                             "ClientHello sent again, never acknowledged by the server")
+            # the server answered, the client sent its next flight (a second ClientHello after a
+            # HelloRetryRequest, its key exchange and Finished…) and the server said nothing since
+            waited = _number(row, "tls_wait_from_s", float, -1.0)
+            if waited >= 0 and not silent:
+                gap = duration - waited
+                flight = row.get("tls_wait_after") or "handshake flight"
+                if gap >= TLS_SILENCE_S:
+                    return done("blocked", "tls_failed", f"TLS handshake not completed: the server sent "
+                                f"nothing for {gap:.1f} s after the client's {flight}")
+                if gap + _quiet(row) >= TLS_SILENCE_S:
+                    return done("blocked", "tls_failed", f"TLS handshake not completed: the server sent "
+                                f"nothing for {TLS_SILENCE_S:g} s or more after the client's {flight}, "
+                                "the capture going on")
     # mid-stream (partial) bytes need not start on a TLS record boundary: only HTTP is proof there
     cleartext = (cproto and cproto != "tls") or (not cproto and sproto and sproto != "tls")
     # (nor do the first bytes of a payload cut short, a few bytes under an old 68-byte snaplen)
@@ -463,23 +491,25 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
-                  "tunnel_resp_bytes", "http_host")
+                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
-                     "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host")
+                     "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
+                     "tls_wait_after")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
-                  "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent")
+                  "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
+                  "tls_wait_after")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
-                 "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host")
+                 "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -550,10 +580,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
     HTTP port (its Host, answer, history and duration too), the responder's packet and byte
     counts as "any?", the originator's packet count only for an unanswered no-answer state or a
-    partial TCP flow with nothing back (with "sent data?" and "quiet for TLS_SILENCE_S?" then), the duration only for a ClientHello
-    without handshake nor answer byte lasting at least :data:`TLS_SILENCE_S`, the history as
+    partial TCP flow with nothing back (with "sent data?" and "quiet for TLS_SILENCE_S?" then),
+    the duration only for a ClientHello without handshake nor answer byte lasting at least
+    :data:`TLS_SILENCE_S` (and the wait after the client's next flight, ``duration`` less
+    ``tls_wait_from_s``, likewise), the history as
     "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
-    ``detail`` quotes it then). A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
+    ``detail`` quotes it then), ``http_status`` only through a proxy or for a ClientHello
+    answered in HTTP. A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
     '' everywhere."""
     if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
@@ -602,6 +635,15 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
     tb = v["tunnel_resp_bytes"]
     tunnel_bytes = tb.astype(np.int64) if tb.dtype.kind in "iu" else np.full(n, -1, np.int64)
+    # a handshake the server left waiting after the client's next flight: the wait (duration less
+    # tls_wait_from_s) against TLS_SILENCE_S, printed to 0.1 s
+    tw = v["tls_wait_from_s"]
+    waited = tw.astype(float) if tw.dtype.kind in "iuf" else np.full(n, -1.0)
+    waiting = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
+               & (waited >= 0))
+    gap = duration - waited
+    # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
+    http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
     _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
@@ -619,11 +661,15 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         hole,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | asks, v["resp_h"], ""),
-        np.where((hello_silent | asks) & (duration >= TLS_SILENCE_S), duration, 0.0),
+        # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
+        # the client gave up sooner)
+        np.where(asks | (hello_silent & (duration >= TLS_SILENCE_S)), duration, 0.0),
         (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
-        np.where(asks, v["http_status"], ""),
+        np.where(asks | http_answer, v["http_status"], ""),
+        np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
+        waiting & (gap + quiet >= TLS_SILENCE_S),
         np.where(asks, v["history"], ""),
         np.where(direct, v["http_host"], ""),
         answered,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import TCP, UDP, FlowTable
+from .flows import TCP, UDP, FlowTable, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -357,9 +357,77 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
               _alert_text("client" if c >> 17 == 1 else "server", ((c >> 8) & 0xFF, c & 0xFF)))
              if c else "" for c in u.tolist()]
     cols["tls_alert"][rows] = np.array(texts, object)[inv]
+    # the client's flight that awaits the server's answer, if any (_tls_waits): a second
+    # ClientHello after a HelloRetryRequest; up to TLS 1.2, its key exchange flight ended by its
+    # ChangeCipherSpec (the server owes its ChangeCipherSpec and Finished). (TLS 1.3 owes none
+    # after the ServerHello: the server's Finished is in its first flight.)
+    hrr, sh = np.asarray(b.hello_retry, bool), np.asarray(b.server_hello, bool)
+    ccs12 = sh & np.asarray(b.client_ccs, bool) & (b.version >= 0) & (b.version != tls.TLS1_3)
+    cols["tls_wait_after"][rows] = _CLIENT_FLIGHTS[np.where(hrr & ~sh, 1, np.where(ccs12, 2, 0))]
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
+
+
+#: how a detail names the client's flight that awaits the server's answer (``tls_wait_after``):
+#: none (''), the second ClientHello, the TLS <= 1.2 key exchange flight
+_CLIENT_FLIGHTS = np.array(["", "second ClientHello (after a HelloRetryRequest)",
+                            "ClientKeyExchange/ChangeCipherSpec/Finished"], object)
+
+
+def _tls_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): seconds from the flow's first
+    packet to the first sending of the client's last new data byte, when the server sent no new
+    byte after it; -1 when the server did (or sent none at all, or the client sent no data).
+
+    By sequence numbers (:func:`.flows.seq_extents`), so retransmissions and keep-alive probes
+    are no new bytes: the server's furthest byte is the furthest end of its data segments or of
+    the client's acknowledgements (a segment missing from the capture but acknowledged counts).
+    It came before the client's last byte when a server segment reached it earlier, or a
+    client segment acknowledged it no later (a server segment with the same timestamp counts as
+    after it: coarse clocks do not make an answer disappear).
+
+    Reads only the packets that a chunked or live analysis keeps of a flow whose inspected bytes
+    are not cut (``payload_cut`` False): its first and last packets, the first packet of each
+    direction reaching its furthest sequence end and acknowledgement (so all readings agree)."""
+    out = np.full(len(flows), -1.0)
+    if not len(flows):
+        return out
+    c, pf = ft.packets.cols, ft.pkt_flow
+    n_f = len(ft.flows)
+    want = np.zeros(n_f + 1, bool)
+    want[flows] = True
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP))
+    rows = rows[want[pf[rows]]]
+    if not len(rows):
+        return out
+    ts = c["ts_ns"][rows].astype(np.int64)
+    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
+    rows, ts = rows[o], ts[o]
+    f = pf[rows].astype(np.int64)
+    fo = np.asarray(ft.pkt_from_orig[rows], bool)
+    plen = c["payload_len"][rows].astype(np.int64)
+    end, acked = seq_extents(f, fo, c["tcp_flags"][rows], np.ones(len(rows), bool), c["seq"][rows],
+                             c["ack"][rows], plen)
+    big = np.iinfo(np.int64).max
+    data_c = fo & (plen > 0) & (end >= 0)
+    top_c = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_c, f[data_c], end[data_c])
+    t_c = np.full(n_f, big, np.int64)
+    at = data_c & (end == top_c[f])
+    np.minimum.at(t_c, f[at], ts[at])
+    # the server's bytes: the ends of its data segments, the client's acknowledgements
+    sv = np.where(fo, acked, np.where(plen > 0, end, -1))
+    top_s = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_s, f[sv >= 0], sv[sv >= 0])
+    before = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
+    silent = np.zeros(n_f, bool)
+    silent[f[before]] = True
+    fl = np.asarray(flows, np.int64)
+    first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
+    ok = silent[fl] & (top_s[fl] > 0) & (t_c[fl] < big)
+    out[ok] = (t_c[fl][ok] - first[ok]) / 1e9
+    return out
 
 
 def _first_segment_hints(ft: FlowTable, nflows: int):
@@ -412,6 +480,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # sequence numbers, its answer head left out, so bytes acknowledged but not captured count;
     # -1 where no tunnel opened)
     cols["tunnel_resp_bytes"] = np.full(n, -1, np.int64)
+    # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
+    # _tls_waits; -1 and '' where not)
+    cols["tls_wait_from_s"] = np.full(n, -1.0)
+    cols["tls_wait_after"] = np.full(n, "", object)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -441,6 +513,15 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    # a handshake not completed whose client flight awaits the server, on an open connection
+    # whose inspected bytes are whole
+    hist = flows["history"].to_numpy(dtype=object)
+    wait = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
+                          & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
+                          & ~cols["payload_cut"].astype(bool))
+    wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
+    cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
+    cols["tls_wait_after"][cols["tls_wait_from_s"] < 0] = ""
     return _with_columns(flows, service, cols), answers
 
 
@@ -789,8 +870,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     unseen = fidx[pos][cols["payload_cut"][fidx[pos]] & ~cols["tls_established"][fidx[pos]].astype(bool)]
     if len(unseen):
         cols["tls_established"][unseen[_went_on(ft, unseen)]] = True
-    first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     mv = memoryview(buf).cast("B")
+    # a ClientHello answered in cleartext HTTP (a web server or captive portal on the port): the
+    # status of that answer (1xx skipped)
+    for f, s0, s1 in zip(*(x[pos][skind[pos] == "http"].tolist() for x in (fidx, sst, sen))):
+        status = http.exchange(b"", mv[s0:s1])[0]
+        cols["http_status"][f] = "" if status is None else str(status)
+    first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     rest = np.nonzero(~is_tls)[0]
     tunnels: list[tuple[int, ...]] = []
     for i, f, d, c0, c1, s0, s1 in zip(rest.tolist(), fidx[rest].tolist(), dns_tcp[rest].tolist(),

@@ -188,7 +188,11 @@ ROW_FIELDS = {
     "http_status": st.sampled_from(["", "", "200", "407", "502"]),
     "http_host": st.one_of(st.sampled_from(["", "", "crl3.digicert.com", "crl3.digicert.com:8080", "[2001:db8::1]:80",
                                             "2001:db8::1", "x:99999"]), TEXT),
-    "quiet_s": st.sampled_from([0.0, 0.0, 1.5, 3.0]),
+    # (internal columns: the capture going on after the flow, a handshake left waiting on the server)
+    "quiet_s": st.sampled_from([0.0, 0.0, 1.0, 1.5, 2.95, 3.0]),
+    "tls_wait_from_s": st.sampled_from([-1.0, -1.0, 0.0, 0.05, 1.0, 7.0]),
+    "tls_wait_after": st.sampled_from(["", "ClientHello", "second ClientHello (after a HelloRetryRequest)",
+                                       "\x1b[31m"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -254,7 +258,7 @@ def flow_tables(draw, min_rows=0):
 
 NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
-                 "payload_cut": "bool", "quiet_s": "float64"}
+                 "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:
@@ -308,6 +312,21 @@ def test_unusual_tables_classify_like_the_reference(flows, how):
         flows["resp_pkts"] = flows["resp_pkts"].astype("uint8")
     elif how == "object_bool":
         flows["partial"] = flows["partial"].astype(object)
+    assert_same(flows)
+
+
+def test_connect_the_client_gave_up_on_keeps_its_own_duration():
+    """Two CONNECTs alike but for their duration (< TLS_SILENCE_S), closed by the client before
+    any answer: each detail prints its own ("the client gave up after 0.3 s"), so the duration
+    is part of the group key (found by the generated tables)."""
+    row = {c: "" for c in ROW_FIELDS}
+    row.update(proto="tcp", resp_p=3128, orig_p=50000, resp_h="192.0.2.1", partial=False, conn_state="SF",
+               resp_bytes=0, duration=0.3, resp_pkts=2, orig_pkts=4, service="http", cast="unicast",
+               history="ShADFf", client_proto="http", tls_established=False, payload_cut=False,
+               proxy_target="eu1.ksc.kaspersky.com:23101", quiet_s=0.0, tls_wait_from_s=-1.0)
+    flows = pd.DataFrame([row, dict(row, duration=0.0)])
+    details = classify(flows, RULES)["detail"].tolist()
+    assert details[0].endswith("the client gave up after 0.3 s") and details[1].endswith("gave up after 0.0 s")
     assert_same(flows)
 
 

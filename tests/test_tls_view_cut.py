@@ -219,13 +219,21 @@ def test_chunked_analysis_sees_the_same_cut(tmp_path, chunk):
 
 def test_cut_hello_answered_by_a_proxy_page_is_still_a_failure(tmp_path):
     """The 'not seen to its end' rule needs the server to answer in TLS: a proxy's HTTP 403 to a
-    ClientHello cut by the snaplen stays blocked (found by a newcomer's pass)."""
+    ClientHello cut by the snaplen stays blocked (found by a newcomer's pass): a filter's refusal
+    in cleartext HTTP where TLS is documented, its status quoted (break-it 8 F5; it was
+    ``tls_failed``, "connection closed"); a 400 is ``not_tls``."""
     cs, ss, err = _handshake(tmp_path)
     hello = _flights(cs)[0]
     page = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     r = _one(_write(tmp_path / "proxy.pcap", _session([("c", hello), ("s", page)]), snaplen=200))
     assert r["payload_cut"] and r["server_proto"] == "http"
-    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert (r["verdict"], r["reason"], r["http_status"]) == ("blocked", "rejected", "403")
+    assert r["detail"] == ("the server answered HTTP 403 to the ClientHello where TLS is documented: "
+                           "a web filter's refusal or a failing gateway")
+    page = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    r = _one(_write(tmp_path / "plain.pcap", _session([("c", hello), ("s", page)]), snaplen=200))
+    assert (r["verdict"], r["reason"], r["http_status"]) == ("unexpected", "not_tls", "400")
+    assert r["detail"] == "the server answered HTTP (400) to the ClientHello where TLS is documented"
 
 
 def test_a_few_bytes_under_an_old_snaplen_are_not_called_cleartext(tmp_path):
