@@ -73,7 +73,9 @@ _CHUNK_ROWS = 8192
 #: characters that may make csv quote a cell (with a margin: space, DEL); checked by :func:`_csv_ok`
 _CSV_SPECIAL = re.compile(r'[\x00-\x20",\x7f]')
 _CSV_SPECIAL_BYTES = bytes([*range(0x21), ord('"'), ord(","), 0x7F])
-_JSON_ARGS = dict(force_ascii=False, double_precision=15, date_unit="ns")
+#: pandas' JSON text. ``double_precision=6``: ``ts`` and ``duration`` (seconds, the table's only
+#: floats) with 6 decimals, as Zeek writes them (``ts_ns`` keeps the exact time)
+_JSON_ARGS = dict(force_ascii=False, double_precision=6, date_unit="ns")
 
 
 def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +206,9 @@ def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
     """One JSON object per flow, all columns, UTF-8 (undecodable bytes as ``\\xNN`` text).
 
     The text is pandas' ``DataFrame.to_json(orient="records", lines=True, force_ascii=False,
-    double_precision=15, date_unit="ns")`` of the table with :func:`clean_utf8` text."""
+    double_precision=6, date_unit="ns")`` of the table with :func:`clean_utf8` text: floats
+    (``ts``, ``duration``, seconds) with at most 6 decimals, as Zeek writes them (``ts_ns`` is the
+    exact time)."""
     if len(flows) == 0:
         return
     _write_jsonl_fast(flows, out)

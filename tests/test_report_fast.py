@@ -1,12 +1,15 @@
 """The column-wise JSON Lines / CSV writers, the grouped readiness checklist and the table report
-must write exactly what the row-by-row code they replace wrote (kept below as the reference), on
-every sample capture, on the shared corpus, and on hypothesis-made tables full of hostile text
-(control characters, quotes, newlines, markup, lone surrogates, commas, formula starts) and
-unusual columns (extreme integers, NaN/inf floats, missing values, other dtypes)."""
+must write exactly what the row-by-row code they replace wrote (kept below as the reference; for
+JSON Lines pandas' ``to_json`` with floats to 6 decimals), on every sample capture, on the shared
+corpus, and on hypothesis-made tables full of hostile text (control characters, quotes, newlines,
+markup, lone surrogates, commas, formula starts) and unusual columns (extreme integers, NaN/inf
+floats, missing values, other dtypes)."""
 from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -50,7 +53,7 @@ def old_write_jsonl(flows: pd.DataFrame, out) -> None:
     if len(flows) == 0:
         return
     text = old_clean_frame(flows).to_json(orient="records", lines=True, force_ascii=False,
-                                          double_precision=15, date_unit="ns")
+                                          double_precision=6, date_unit="ns")
     out.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -317,6 +320,35 @@ def test_generated_text_and_number_tables_use_the_fast_csv_writer(table):
     flows, kinds = table
     assert_same_output(flows)
     assert report._write_csv_fast(flows, io.StringIO()) == (len(kinds) >= 2)
+
+
+# --- the 6 decimals of ts / duration -----------------------------------------------------------
+
+TS_TEXT = re.compile(r'"(ts|duration)":(-?\d+(?:\.(\d+))?)[,}]')
+
+
+def test_ts_and_duration_have_6_decimals():
+    """As Zeek writes them: 1772442000.039271 for the float 1772442000.039270877838135 (15
+    decimals before), ``ts_ns`` keeps the exact time."""
+    flows = pd.DataFrame({"ts": [1772442000.039270877838135, 1772442000.5], "duration": [0.002878000000001, 1e-7],
+                          "ts_ns": [1772442000039270878, 1772442000500000000]})
+    assert written(report.write_jsonl, flows) == (
+        '{"ts":1772442000.039271,"duration":0.002878,"ts_ns":1772442000039270878}\n'
+        '{"ts":1772442000.5,"duration":0.0,"ts_ns":1772442000500000000}\n')
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(ROOT / "samples" / "captures")))
+def test_sample_ts_within_half_a_microsecond(path):
+    """Every flow of the samples: ``ts`` and ``duration`` with at most 6 decimals (never an
+    exponent: the table has none below 1 ns but 0), within half a microsecond of the float."""
+    flows = analyze_file(path, RULES).flows
+    lines = written(report.write_jsonl, flows)[:-1].split("\n") if len(flows) else []
+    assert len(lines) == len(flows)
+    for line, ts, duration, ts_ns in zip(lines, flows["ts"], flows["duration"], flows["ts_ns"]):
+        got = {m.group(1): m for m in TS_TEXT.finditer(line)}
+        assert all(len(m.group(3) or "") <= 6 for m in got.values()), line
+        assert abs(float(got["ts"].group(2)) - ts) <= 5e-7 and abs(float(got["duration"].group(2)) - duration) <= 5e-7
+        assert json.loads(line)["ts_ns"] == ts_ns
 
 
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
