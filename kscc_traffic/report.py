@@ -61,8 +61,8 @@ def _write_csv_rows(flows: pd.DataFrame, out: IO[str]) -> None:
 # They write the same text, byte for byte, as pandas' ``to_json(orient="records", lines=True, ...)``
 # of the cleaned table (JSON Lines) and as :func:`_write_csv_rows` (CSV), only faster: the text of
 # each cell is made column by column, then the cells of a row are joined.
-# JSON Lines: every value text is pandas' own, made once per column or per distinct value: a
-# number column's ``Series.to_json`` cut at its commas, a text made of printable ASCII other than
+# JSON Lines: every value text is pandas' own, made once per column or per distinct value:
+# numbers by one ``Series.to_json`` per dtype cut at its commas, a text of printable ASCII other than
 # '"', '\\' and '/' (what pandas escapes) put between quotes as it is, any other text one
 # ``to_json`` of the distinct values, read string by string; keys are pandas' text of each name.
 # Each cell's text starts with its ``,"key":`` (put in by one join over a column's texts, or
@@ -72,10 +72,11 @@ def _write_csv_rows(flows: pd.DataFrame, out: IO[str]) -> None:
 # CSV: a text column that needs neither escaping nor quoting (one scan of the whole column says
 # so) is taken as it is, the others are escaped once per distinct value; numbers are
 # ``str``/``repr`` as csv writes them.
-# A table either is not sure about (other dtypes, missing values in a text column; a single
-# column for CSV, column names that are not unique text for JSON) goes to pandas / the row by row
-# writer. Text columns may be object or pandas ``str`` columns (the stages before the final schema
-# make the latter).
+# What they are not sure about goes to the row by row writer (CSV: a table with other dtypes,
+# missing values in a text column, a single column) or to pandas (JSON: a table with other dtypes
+# or column names that are not unique text; a slice of rows with a text cell that is no str).
+# Text columns may be object or pandas ``str`` columns (the stages before the final schema make
+# the latter).
 
 #: rows encoded (JSON) or joined (CSV) at a time: bounds the memory held by the text
 _CHUNK_ROWS = 8192
@@ -96,7 +97,8 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
     """Text columns made encodable as UTF-8 (see :func:`clean_utf8`); a column is checked with one
-    encode of all its values and only mapped cell by cell when that fails."""
+    join of all its values (ASCII needs no more, else one encode) and only mapped cell by cell
+    when that fails."""
     out = flows
     for j, (_, col) in enumerate(flows.items()):  # items(): one Series per column, cheaper than iloc
         if col.dtype != object:
@@ -107,7 +109,8 @@ def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
                 joined = "\x00".join(values)
             except TypeError:  # not only text
                 joined = "\x00".join(v for v in values if isinstance(v, str))
-            joined.encode("utf-8")
+            if not joined.isascii():
+                joined.encode("utf-8")
         except UnicodeEncodeError:
             if out is flows:
                 out = flows.copy()
@@ -167,13 +170,11 @@ def _json_keys(names: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 def _json_column_kind(s: pd.Series) -> str | None:
-    """How :func:`_write_jsonl_columns` writes a column: ``text`` (object or pandas ``str``, every
-    cell a ``str``), ``bool``, ``int`` (numpy integers), ``float`` (float32/64), or None (not
-    handled)."""
-    if s.dtype == object:
-        return "text" if pd.api.types.infer_dtype(s.to_numpy(), skipna=False) in ("string", "empty") else None
-    if isinstance(s.dtype, pd.StringDtype):
-        return None if s.hasnans else "text"
+    """How :func:`_write_jsonl_columns` writes a column: ``text`` (object and pandas ``str``
+    columns: each slice checks that its cells are all ``str``), ``bool``, ``int`` (numpy
+    integers), ``float`` (float32/64), or None (not handled)."""
+    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+        return "text"
     kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
     if kind == "b":
         return "bool"
@@ -211,20 +212,25 @@ def _json_keyed(key: str, texts: list[str]) -> list[str]:
     return (key + ("\x00" + key).join(texts)).split("\x00") if texts else []
 
 
-def _json_plain(values: list[str], key: str) -> list[str] | None:
-    """``key`` + each text between quotes, when all are printable ASCII but '"', '\\', '/' (one
-    scan of their join; nothing to escape); else None."""
-    joined = "\x00".join(values)
-    if not joined.isascii() or len(joined) - len(joined.encode("ascii").translate(None, _JSON_SPECIAL_BYTES)) \
-            != len(values) - 1:  # only the NULs put in
+def _json_texts(values: list, key: str, clean: bool) -> list[str] | None:
+    """``key`` + pandas' JSON text of each string of ``values`` (cells or distinct values of a
+    text column), None when one is no ``str``. One join of them tells: printable ASCII but '"',
+    '\\', '/' (nothing to escape) is put between quotes as it is; else, with ``clean`` (an
+    object column: the table's text is :func:`clean_utf8`'s) and not all encodable as UTF-8,
+    each is cleaned, and the texts are :func:`_json_strings`."""
+    try:
+        joined = "\x00".join(values)
+    except TypeError:
         return None
-    return (f'{key}"' + joined.replace("\x00", f'"\x00{key}"') + '"').split("\x00")
-
-
-def _json_texts(values: list[str], key: str) -> list[str]:
-    """``key`` + pandas' JSON text of each string of ``values``: between quotes as it is when no
-    string needs escaping (:func:`_json_plain`), else :func:`_json_strings`."""
-    return _json_plain(values, key) or _json_keyed(key, _json_strings(values)) if values else []
+    if joined.isascii() and len(joined) - len(joined.encode("ascii").translate(None, _JSON_SPECIAL_BYTES)) \
+            == len(values) - 1:  # only the NULs put in
+        return (f'{key}"' + joined.replace("\x00", f'"\x00{key}"') + '"').split("\x00")
+    if clean:
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            values = [clean_utf8(v) for v in values]
+    return _json_keyed(key, _json_strings(values))
 
 
 class _JsonRun:
@@ -271,34 +277,45 @@ class _JsonRun:
 _JSON_SAMPLE = 256
 
 
-def _json_pieces(columns: list[tuple[np.ndarray, str, str]]) -> list[list[str]] | None:
-    """The texts each row is the join of, for the slices of the table's ``(values, kind, key)``
-    columns: one per run of adjacent columns of few distinct values (at most a quarter of the
-    rows; :class:`_JsonRun`), one per other column (made once per distinct value, or cell by
-    cell for floats and for columns whose first rows nearly all differ); the numbers of all
-    columns encoded together (:func:`_json_numbers`); None as :func:`_json_numbers`."""
+def _json_pieces(columns: list[tuple[np.ndarray, str, str, bool]]) -> list[list[str]] | None:
+    """The texts each row is the join of, for the slices of the table's ``(values, kind, key,
+    clean)`` columns (:func:`_json_texts` for ``clean``): one per run of adjacent columns of few
+    distinct values (at most a quarter of the rows; :class:`_JsonRun`), one per other column
+    (made once per distinct value, or cell by cell for floats and for columns whose first rows
+    nearly all differ); the numbers of all columns encoded together (:func:`_json_numbers`).
+    None when a cell of a text column is no ``str`` (a missing value…) or pandas' text of the
+    numbers cannot be cut (:func:`_json_numbers`)."""
     n = len(columns[0][0])
     coded: list[tuple[np.ndarray | None, list | np.ndarray]] = []  # (codes or None, distinct or cells)
-    for values, kind, _ in columns:
+    for values, kind, _, _ in columns:
         if kind == "bool":
             coded.append((values.astype(np.intp), [False, True]))
-        elif kind == "float" or len(set(values[:_JSON_SAMPLE].tolist())) > _JSON_SAMPLE * 3 // 4:
-            coded.append((None, values))
-        else:
-            coded.append(pd.factorize(values))
-    encoded = _json_numbers([v for (_, v), (_, kind, _) in zip(coded, columns) if kind in ("int", "float")])
+            continue
+        try:
+            if kind == "float" or len(set(values[:_JSON_SAMPLE].tolist())) > _JSON_SAMPLE * 3 // 4:
+                coded.append((None, values))
+                continue
+            codes, distinct = pd.factorize(values)
+        except TypeError:  # unhashable cells (lists, dicts…) in a text column
+            return None
+        if len(codes) and codes.min() < 0:  # missing values (None, NaN…) in a text column
+            return None
+        coded.append((codes, distinct))
+    encoded = _json_numbers([v for (_, v), (_, kind, _, _) in zip(coded, columns) if kind in ("int", "float")])
     if encoded is None:
         return None
     numbers = iter(encoded)
     pieces: list[list[str]] = []
     run = _JsonRun()
-    for (codes, v), (_, kind, key) in zip(coded, columns):
+    for (codes, v), (_, kind, key, clean) in zip(coded, columns):
         if kind == "bool":
             texts = [key + "false", key + "true"]
         elif kind != "text":
             texts = _json_keyed(key, next(numbers))
         else:
-            texts = _json_texts(v.tolist(), key)
+            texts = _json_texts(v.tolist(), key, clean)
+            if texts is None:
+                return None
         if codes is not None and len(texts) <= max(n // 4, 2):
             run.add(codes, np.array(texts, dtype=object))
             continue
@@ -312,9 +329,10 @@ def _json_pieces(columns: list[tuple[np.ndarray, str, str]]) -> list[list[str]] 
 
 
 def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
-    """pandas' JSON Lines text of ``flows`` (already cleaned), made column by column (see above),
-    ``_CHUNK_ROWS`` rows at a time; False, nothing written, for a table with a column of another
-    kind, no column, or column names that are not unique text."""
+    """pandas' JSON Lines text of ``flows`` with :func:`clean_utf8` text, made column by column
+    (see above), ``_CHUNK_ROWS`` rows at a time (a slice with a text cell that is no ``str``
+    written by pandas, the same text); False, nothing written, for a table with a column of
+    another kind, no column, or column names that are not unique text."""
     names = flows.columns.tolist()
     if not names or not all(isinstance(c, str) for c in names) or len(set(names)) != len(names) \
             or not _json_ok():
@@ -326,13 +344,14 @@ def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
     keys = _json_keys(tuple(names))
     if keys is None:
         return False
+    clean = [s.dtype == object for s in series]
     columns = [s.to_numpy() if isinstance(s.dtype, np.dtype) else s for s in series]  # numpy: a view
     for lo in range(0, len(flows), _CHUNK_ROWS):
         pieces = _json_pieces([(c[lo:lo + _CHUNK_ROWS] if isinstance(c, np.ndarray)
-                                else c.iloc[lo:lo + _CHUNK_ROWS].to_numpy(dtype=object), kind, key)
-                               for c, kind, key in zip(columns, kinds, keys)])
-        if pieces is None:  # not seen: pandas writes these rows
-            _write_jsonl_pandas(flows.iloc[lo:lo + _CHUNK_ROWS], out)
+                                else c.iloc[lo:lo + _CHUNK_ROWS].to_numpy(dtype=object), kind, key, cl)
+                               for c, kind, key, cl in zip(columns, kinds, keys, clean)])
+        if pieces is None:
+            _write_jsonl_pandas(_clean_frame(flows.iloc[lo:lo + _CHUNK_ROWS]), out)
         else:
             out.write("}\n".join(map("".join, zip(*pieces))) + "}\n")
     return True
@@ -432,11 +451,8 @@ def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
     (``ts``, ``duration``, seconds) with at most 6 decimals, as Zeek writes them (``ts_ns`` is the
     exact time). Made column by column (:func:`_write_jsonl_columns`) when the table allows it,
     else by pandas ``_CHUNK_ROWS`` rows at a time; the same text either way."""
-    if len(flows) == 0:
-        return
-    flows = _clean_frame(flows)
-    if not _write_jsonl_columns(flows, out):
-        _write_jsonl_pandas(flows, out)
+    if len(flows) and not _write_jsonl_columns(flows, out):
+        _write_jsonl_pandas(_clean_frame(flows), out)
 
 
 def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
