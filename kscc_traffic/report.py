@@ -59,29 +59,48 @@ def _write_csv_rows(flows: pd.DataFrame, out: IO[str]) -> None:
 
 # --- fast writers --------------------------------------------------------------------------------
 # They write the same text, byte for byte, as pandas' ``to_json(orient="records", lines=True, ...)``
-# of the cleaned table (JSON Lines) and as :func:`_write_csv_rows` (CSV), only faster.
-# JSON Lines: pandas' own encoder on slices of rows, the record separators turned into newlines.
-# CSV: the text of each cell is made column by column: a text column that needs neither escaping
-# nor quoting (one scan of the whole column says so) is taken as it is, the others are escaped
-# once per distinct value; numbers are ``str``/``repr`` as csv writes them; rows are then joined.
-# A table it is not sure about (other dtypes, missing values in a text column, a single column)
-# goes to :func:`_write_csv_rows`. Text columns may be object or pandas ``str`` columns (the
-# stages before the final schema make the latter).
+# of the cleaned table (JSON Lines) and as :func:`_write_csv_rows` (CSV), only faster: the text of
+# each cell is made column by column, then the cells of a row are joined.
+# JSON Lines: every value text is pandas' own, made once per column or per distinct value:
+# numbers by one ``Series.to_json`` per dtype cut at its commas, a text of printable ASCII other than
+# '"', '\\' and '/' (what pandas escapes) put between quotes as it is, any other text one
+# ``to_json`` of the distinct values, read string by string; keys are pandas' text of each name.
+# Each cell's text starts with its ``,"key":`` (put in by one join over a column's texts, or
+# once per distinct value). Adjacent columns of few distinct values (ports, protocol, verdict,
+# names…) are one piece of the row, made once per distinct combination of their values, so a
+# row of the flow table is the join of about 15 pieces, not 44.
+# CSV: a text column that needs neither escaping nor quoting (one scan of the whole column says
+# so) is taken as it is, the others are escaped once per distinct value; numbers are
+# ``str``/``repr`` as csv writes them.
+# What they are not sure about goes to the row by row writer (CSV: a table with other dtypes,
+# missing values in a text column, a single column) or to pandas (JSON: a table with other dtypes
+# or column names that are not unique text; a slice of rows with a text cell that is no str).
+# Text columns may be object or pandas ``str`` columns (the stages before the final schema make
+# the latter).
 
 #: rows encoded (JSON) or joined (CSV) at a time: bounds the memory held by the text
 _CHUNK_ROWS = 8192
 #: characters that may make csv quote a cell (with a margin: space, DEL); checked by :func:`_csv_ok`
 _CSV_SPECIAL = re.compile(r'[\x00-\x20",\x7f]')
 _CSV_SPECIAL_BYTES = bytes([*range(0x21), ord('"'), ord(","), 0x7F])
-_JSON_ARGS = dict(force_ascii=False, double_precision=15, date_unit="ns")
+#: pandas' JSON text. ``double_precision=6``: ``ts`` and ``duration`` (seconds, the table's only
+#: floats) with 6 decimals, as Zeek writes them (``ts_ns`` keeps the exact time)
+_JSON_ARGS = dict(force_ascii=False, double_precision=6, date_unit="ns")
+#: ASCII that pandas writes escaped in a JSON string (the controls, '"', '\\', '/'), and DEL (with
+#: a margin); a text of the other ASCII characters is written as it is between quotes (checked
+#: by :func:`_json_ok`)
+_JSON_SPECIAL_BYTES = bytes([*range(0x20), ord('"'), ord("\\"), ord("/"), 0x7F])
+#: one JSON string: between its quotes no unescaped quote, no backslash without the character
+#: it escapes (read from a string's opening quote, it ends at that string's closing quote)
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
     """Text columns made encodable as UTF-8 (see :func:`clean_utf8`); a column is checked with one
-    encode of all its values and only mapped cell by cell when that fails."""
+    join of all its values (ASCII needs no more, else one encode) and only mapped cell by cell
+    when that fails."""
     out = flows
-    for j in range(flows.shape[1]):
-        col = flows.iloc[:, j]
+    for j, (_, col) in enumerate(flows.items()):  # items(): one Series per column, cheaper than iloc
         if col.dtype != object:
             continue
         values = col.tolist()
@@ -90,7 +109,8 @@ def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
                 joined = "\x00".join(values)
             except TypeError:  # not only text
                 joined = "\x00".join(v for v in values if isinstance(v, str))
-            joined.encode("utf-8")
+            if not joined.isascii():
+                joined.encode("utf-8")
         except UnicodeEncodeError:
             if out is flows:
                 out = flows.copy()
@@ -98,12 +118,11 @@ def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _write_jsonl_fast(flows: pd.DataFrame, out: IO[str]) -> None:
-    """What ``to_json(orient="records", lines=True)`` of the cleaned table writes, faster: the
-    ``orient="records"`` text of ``_CHUNK_ROWS`` rows at a time, each ``},{`` between records
-    replaced by a newline when it occurs nowhere else (its count says so; else that slice is
-    written by ``lines=True``, which finds the separators one character at a time)."""
-    flows = _clean_frame(flows)
+def _write_jsonl_pandas(flows: pd.DataFrame, out: IO[str]) -> None:
+    """pandas' ``to_json(orient="records", lines=True)`` of ``flows`` (already cleaned), made
+    ``_CHUNK_ROWS`` rows at a time: the ``orient="records"`` text of the slice with each ``},{``
+    between records replaced by a newline when it occurs nowhere else (its count says so; else
+    that slice is written by ``lines=True``, which finds the separators one character at a time)."""
     for lo in range(0, len(flows), _CHUNK_ROWS):
         part = flows.iloc[lo:lo + _CHUNK_ROWS]
         text = part.to_json(orient="records", **_JSON_ARGS)
@@ -112,6 +131,230 @@ def _write_jsonl_fast(flows: pd.DataFrame, out: IO[str]) -> None:
         else:
             text = part.to_json(orient="records", lines=True, **_JSON_ARGS)
             out.write(text if text.endswith("\n") else text + "\n")
+
+
+@functools.cache
+def _json_ok() -> bool:
+    """Does pandas write what :func:`_write_jsonl_columns` assumes: a text of printable ASCII
+    other than '"', '\\' and '/' as itself between quotes (as a key and as a value), bools as
+    ``true``/``false``, ``,`` and ``:`` without spaces?"""
+    plain = "".join(c for c in map(chr, range(0x20, 0x7F)) if c not in '"\\/')
+    probe = pd.DataFrame({plain: [plain, plain[::-1]], "b": [True, False]}, dtype=object).astype({"b": bool})
+    return probe.to_json(orient="records", lines=True, **_JSON_ARGS).rstrip("\n") == \
+        f'{{"{plain}":"{plain}","b":true}}\n{{"{plain}":"{plain[::-1]}","b":false}}'
+
+
+def _json_strings(values: list[str]) -> list[str]:
+    """pandas' JSON text of each string of ``values`` (quoted and escaped): its ``to_json`` of them
+    as one column, read string by string (:data:`_JSON_STRING`; the strings joined back with
+    commas must give that text again), or, should it not, one ``to_json`` per value."""
+    text = pd.Series(values, dtype=object).to_json(orient="values", **_JSON_ARGS)
+    parts = _JSON_STRING.findall(text)
+    if len(parts) == len(values) and text == "[" + ",".join(parts) + "]":
+        return parts
+    return [pd.Series([v], dtype=object).to_json(orient="values", **_JSON_ARGS)[1:-1] for v in values]
+
+
+@functools.lru_cache(maxsize=16)
+def _json_keys(names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """pandas' text of each column name as a key (``"name"``; a frame of that one column, as pandas
+    writes keys its own way: it cuts a name at its first NUL), with the ``{`` or ``,`` before it
+    and the ``:`` after; None when that text is not found."""
+    keys = []
+    for j, name in enumerate(names):
+        text = pd.DataFrame({name: [0]}).to_json(orient="records", **_JSON_ARGS)
+        if not (text.startswith('[{"') and text.endswith('":0}]')):
+            return None
+        keys.append(("{" if j == 0 else ",") + text[2:-3])
+    return tuple(keys)
+
+
+def _json_column_kind(s: pd.Series) -> str | None:
+    """How :func:`_write_jsonl_columns` writes a column: ``text`` (object and pandas ``str``
+    columns: each slice checks that its cells are all ``str``), ``bool``, ``int`` (numpy
+    integers), ``float`` (float32/64), or None (not handled)."""
+    if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+        return "text"
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
+    if kind == "b":
+        return "bool"
+    if kind in ("i", "u"):
+        return "int"
+    if kind == "f" and s.dtype.itemsize in (4, 8):
+        return "float"
+    return None
+
+
+def _json_numbers(arrays: list[np.ndarray]) -> list[list[str]] | None:
+    """pandas' JSON text of each value of each number array (numbers, ``null`` for NaN/inf):
+    one ``Series.to_json`` of the arrays of each dtype put end to end, cut at its commas (numbers
+    have none); None if the cut does not give one text per value."""
+    out: list[list[str]] = [[] for _ in arrays]
+    by_dtype: dict[np.dtype, list[int]] = {}
+    for i, a in enumerate(arrays):
+        if len(a):
+            by_dtype.setdefault(a.dtype, []).append(i)
+    for idx in by_dtype.values():
+        both = np.concatenate([arrays[i] for i in idx])
+        texts = pd.Series(both, copy=False).to_json(orient="values", **_JSON_ARGS)[1:-1].split(",")
+        if len(texts) != len(both):
+            return None
+        lo = 0
+        for i in idx:
+            out[i] = texts[lo:lo + len(arrays[i])]
+            lo += len(arrays[i])
+    return out
+
+
+def _json_keyed(key: str, texts: list[str]) -> list[str]:
+    """``key`` + each text (texts without NUL: one join and one split instead of a concatenation
+    per text)."""
+    return (key + ("\x00" + key).join(texts)).split("\x00") if texts else []
+
+
+def _json_texts(values: list, key: str, clean: bool) -> list[str] | None:
+    """``key`` + pandas' JSON text of each string of ``values`` (cells or distinct values of a
+    text column), None when one is no ``str``. One join of them tells: printable ASCII but '"',
+    '\\', '/' (nothing to escape) is put between quotes as it is; else, with ``clean`` (an
+    object column: the table's text is :func:`clean_utf8`'s) and not all encodable as UTF-8,
+    each is cleaned, and the texts are :func:`_json_strings`."""
+    try:
+        joined = "\x00".join(values)
+    except TypeError:
+        return None
+    if joined.isascii() and len(joined) - len(joined.encode("ascii").translate(None, _JSON_SPECIAL_BYTES)) \
+            == len(values) - 1:  # only the NULs put in
+        return (f'{key}"' + joined.replace("\x00", f'"\x00{key}"') + '"').split("\x00")
+    if clean:
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            values = [clean_utf8(v) for v in values]
+    return _json_keyed(key, _json_strings(values))
+
+
+class _JsonRun:
+    """Adjacent columns that take few distinct values, made one text per row: each row's
+    combination of values is a number (the columns' codes in mixed radix), the text is made once
+    per distinct combination. :meth:`add` a column's codes and texts, :meth:`cells` the texts."""
+
+    #: combinations beyond which the codes are numbered again from 0 (int64 holds 2**63 - 1)
+    MAX = 2 ** 62
+
+    def __init__(self) -> None:
+        self.columns: list[tuple[np.ndarray, np.ndarray]] = []  # (codes, texts)
+        self.combined: np.ndarray | None = None
+        self.size = 1
+
+    def add(self, codes: np.ndarray, texts: np.ndarray) -> None:
+        if self.columns and self.size * len(texts) > self.MAX:  # after _compact, size <= the rows
+            self._compact()
+        self.combined = codes.astype(np.int64) if self.combined is None else self.combined * len(texts) + codes
+        self.size *= len(texts)
+        self.columns.append((codes, texts))
+
+    def _compact(self) -> None:
+        """The combinations seen, numbered 0..k-1, with their texts: the run's one column."""
+        codes, seen = pd.factorize(self.combined)
+        parts = []
+        for _, texts in reversed(self.columns):
+            seen, digit = np.divmod(seen, len(texts))
+            parts.append(texts[digit].tolist())
+        texts = np.array(list(map("".join, zip(*parts[::-1]))), dtype=object)
+        self.columns = [(codes, texts)]
+        self.combined = codes.astype(np.int64)
+        self.size = len(texts)
+
+    def cells(self) -> list[str]:
+        """The text of each row: its combination's."""
+        if len(self.columns) > 1:
+            self._compact()
+        codes, texts = self.columns[0]
+        return texts[codes].tolist()
+
+
+#: the first rows of a column: when nearly all (3/4) differ, its texts are made cell by cell
+_JSON_SAMPLE = 256
+
+
+def _json_pieces(columns: list[tuple[np.ndarray, str, str, bool]]) -> list[list[str]] | None:
+    """The texts each row is the join of, for the slices of the table's ``(values, kind, key,
+    clean)`` columns (:func:`_json_texts` for ``clean``): one per run of adjacent columns of few
+    distinct values (at most a quarter of the rows; :class:`_JsonRun`), one per other column
+    (made once per distinct value, or cell by cell for floats and for columns whose first rows
+    nearly all differ); the numbers of all columns encoded together (:func:`_json_numbers`).
+    None when a cell of a text column is no ``str`` (a missing value…) or pandas' text of the
+    numbers cannot be cut (:func:`_json_numbers`)."""
+    n = len(columns[0][0])
+    coded: list[tuple[np.ndarray | None, list | np.ndarray]] = []  # (codes or None, distinct or cells)
+    for values, kind, _, _ in columns:
+        if kind == "bool":
+            coded.append((values.astype(np.intp), [False, True]))
+            continue
+        try:
+            if kind == "float" or len(set(values[:_JSON_SAMPLE].tolist())) > _JSON_SAMPLE * 3 // 4:
+                coded.append((None, values))
+                continue
+            codes, distinct = pd.factorize(values)
+        except TypeError:  # unhashable cells (lists, dicts…) in a text column
+            return None
+        if len(codes) and codes.min() < 0:  # missing values (None, NaN…) in a text column
+            return None
+        coded.append((codes, distinct))
+    encoded = _json_numbers([v for (_, v), (_, kind, _, _) in zip(coded, columns) if kind in ("int", "float")])
+    if encoded is None:
+        return None
+    numbers = iter(encoded)
+    pieces: list[list[str]] = []
+    run = _JsonRun()
+    for (codes, v), (_, kind, key, clean) in zip(coded, columns):
+        if kind == "bool":
+            texts = [key + "false", key + "true"]
+        elif kind != "text":
+            texts = _json_keyed(key, next(numbers))
+        else:
+            texts = _json_texts(v.tolist(), key, clean)
+            if texts is None:
+                return None
+        if codes is not None and len(texts) <= max(n // 4, 2):
+            run.add(codes, np.array(texts, dtype=object))
+            continue
+        if run.columns:
+            pieces.append(run.cells())
+            run = _JsonRun()
+        pieces.append(texts if codes is None else np.array(texts, dtype=object)[codes].tolist())
+    if run.columns:
+        pieces.append(run.cells())
+    return pieces
+
+
+def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
+    """pandas' JSON Lines text of ``flows`` with :func:`clean_utf8` text, made column by column
+    (see above), ``_CHUNK_ROWS`` rows at a time (a slice with a text cell that is no ``str``
+    written by pandas, the same text); False, nothing written, for a table with a column of
+    another kind, no column, or column names that are not unique text."""
+    names = flows.columns.tolist()
+    if not names or not all(isinstance(c, str) for c in names) or len(set(names)) != len(names) \
+            or not _json_ok():
+        return False
+    series = [s for _, s in flows.items()]
+    kinds = [_json_column_kind(s) for s in series]
+    if None in kinds:
+        return False
+    keys = _json_keys(tuple(names))
+    if keys is None:
+        return False
+    clean = [s.dtype == object for s in series]
+    columns = [s.to_numpy() if isinstance(s.dtype, np.dtype) else s for s in series]  # numpy: a view
+    for lo in range(0, len(flows), _CHUNK_ROWS):
+        pieces = _json_pieces([(c[lo:lo + _CHUNK_ROWS] if isinstance(c, np.ndarray)
+                                else c.iloc[lo:lo + _CHUNK_ROWS].to_numpy(dtype=object), kind, key, cl)
+                               for c, kind, key, cl in zip(columns, kinds, keys, clean)])
+        if pieces is None:
+            _write_jsonl_pandas(_clean_frame(flows.iloc[lo:lo + _CHUNK_ROWS]), out)
+        else:
+            out.write("}\n".join(map("".join, zip(*pieces))) + "}\n")
+    return True
 
 
 @functools.cache
@@ -204,10 +447,12 @@ def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
     """One JSON object per flow, all columns, UTF-8 (undecodable bytes as ``\\xNN`` text).
 
     The text is pandas' ``DataFrame.to_json(orient="records", lines=True, force_ascii=False,
-    double_precision=15, date_unit="ns")`` of the table with :func:`clean_utf8` text."""
-    if len(flows) == 0:
-        return
-    _write_jsonl_fast(flows, out)
+    double_precision=6, date_unit="ns")`` of the table with :func:`clean_utf8` text: floats
+    (``ts``, ``duration``, seconds) with at most 6 decimals, as Zeek writes them (``ts_ns`` is the
+    exact time). Made column by column (:func:`_write_jsonl_columns`) when the table allows it,
+    else by pandas ``_CHUNK_ROWS`` rows at a time; the same text either way."""
+    if len(flows) and not _write_jsonl_columns(flows, out):
+        _write_jsonl_pandas(_clean_frame(flows), out)
 
 
 def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:

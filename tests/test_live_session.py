@@ -5,6 +5,7 @@ idle flows are evicted and a long flow keeps a bounded number of packets. Also t
 writer and the live-view rendering."""
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import struct
@@ -22,6 +23,7 @@ from kscc_traffic.live import session as S
 from kscc_traffic.live.pcapng_writer import PcapngWriter
 from kscc_traffic.live.session import LiveSession, Timeouts
 from kscc_traffic.live.view import event_line, render
+from kscc_traffic.report import write_jsonl
 from kscc_traffic.rules import load_rules
 
 RULES = load_rules()
@@ -42,12 +44,20 @@ def _replay(path: Path, session: LiveSession, step: int = 60, tick_each: bool = 
 
 
 def _assert_same(path: Path, live) -> None:
+    """The live table has analyze's flows, value for value, and the same JSON Lines text (what
+    ``live -f jsonl`` and ``analyze -f jsonl`` write: dtypes included, e.g. ``ts`` to 6 decimals)."""
     ref = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
     got = live.sort_values("uid").reset_index(drop=True)
     assert list(ref["uid"]) == list(got["uid"]), path.name
     for col in ref.columns:
         bad = [(u, x, y) for u, x, y in zip(ref["uid"], ref[col], got[col]) if x != y]
         assert not bad, (path.name, col, bad[:3])
+    texts = []
+    for table in (ref, got):
+        buf = io.StringIO()
+        write_jsonl(table, buf)
+        texts.append(buf.getvalue())
+    assert texts[0] == texts[1], path.name
 
 
 def assert_live_same(path: Path, monkeypatch, step: int, head_packets: int = 2) -> None:

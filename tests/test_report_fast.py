@@ -1,12 +1,15 @@
 """The column-wise JSON Lines / CSV writers, the grouped readiness checklist and the table report
-must write exactly what the row-by-row code they replace wrote (kept below as the reference), on
-every sample capture, on the shared corpus, and on hypothesis-made tables full of hostile text
-(control characters, quotes, newlines, markup, lone surrogates, commas, formula starts) and
-unusual columns (extreme integers, NaN/inf floats, missing values, other dtypes)."""
+must write exactly what the row-by-row code they replace wrote (kept below as the reference; for
+JSON Lines pandas' ``to_json`` with floats to 6 decimals), on every sample capture, on the shared
+corpus, and on hypothesis-made tables full of hostile text (control characters, quotes, newlines,
+markup, lone surrogates, commas, formula starts) and unusual columns (extreme integers, NaN/inf
+floats, missing values, other dtypes)."""
 from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -50,7 +53,7 @@ def old_write_jsonl(flows: pd.DataFrame, out) -> None:
     if len(flows) == 0:
         return
     text = old_clean_frame(flows).to_json(orient="records", lines=True, force_ascii=False,
-                                          double_precision=15, date_unit="ns")
+                                          double_precision=6, date_unit="ns")
     out.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -216,15 +219,22 @@ def test_sample_captures_write_like_the_reference(path):
     flows = analyze_file(path, RULES).flows
     assert_same_report(flows)
     assert report._write_csv_fast(flows, io.StringIO()), "the column-wise CSV writer was not used"
+    assert report._write_jsonl_columns(flows, io.StringIO()), "the column-wise JSON writer was not used"
     # the same table with undecodable bytes, formula starts and separators in its names
     hostile = flows.assign(server_name=flows["server_name"] + "\udcff,\"x\"\n",
                            query="=" + flows["query"], detail=flows["detail"] + "},{")
     assert_same_output(hostile)
     assert report._write_csv_fast(hostile, io.StringIO())
+    assert report._write_jsonl_columns(hostile, io.StringIO())
     # with pandas' text dtype, as the stages before the final schema leave the table
     text = flows.astype({c: "str" for c in flows.columns if flows[c].dtype == object})
     assert_same_output(text)
     assert report._write_csv_fast(text, io.StringIO())
+    assert report._write_jsonl_columns(text, io.StringIO())
+    # every column written cell by cell (no run of columns of few values), and every one in runs
+    for sample in (1, 10 ** 6):
+        with mock.patch.object(report, "_JSON_SAMPLE", sample):
+            assert_same_output(hostile)
 
 
 @pytest.mark.parametrize("sub", ["ksc", "public"])
@@ -246,6 +256,17 @@ def test_many_chunks_of_rows():
     flows.loc[4, "server_name"] = 'a"},{"b'
     with mock.patch.object(report, "_CHUNK_ROWS", 3):
         assert_same_output(flows)
+
+
+def test_cells_that_are_no_text_in_a_text_column():
+    """A slice whose object column holds something else than ``str`` (missing values, numbers,
+    bytes, lists, dicts: pandas writes each its own way) is written by pandas; the other slices
+    column by column; the text is the same."""
+    odd = [None, float("nan"), 3, 2.5, True, b"xy", ["a", 1], {"k": "v"}, "\udcff"]
+    flows = pd.DataFrame({"a": ["x/y"] * 12 + odd + ["z"] * 7, "n": range(28)}, dtype=object).astype({"n": "int64"})
+    with mock.patch.object(report, "_CHUNK_ROWS", 4):
+        assert report._write_jsonl_columns(flows, io.StringIO())
+        assert written(report.write_jsonl, flows) == written(old_write_jsonl, flows)
 
 
 def test_empty_and_single_column_tables():
@@ -300,10 +321,10 @@ def tables(draw, kinds=tuple(KINDS)):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tables(), st.sampled_from([8192, 1, 3]))
-def test_generated_tables_write_like_the_reference(table, chunk):
+@given(tables(), st.sampled_from([8192, 1, 3]), st.sampled_from([256, 4, 1]))
+def test_generated_tables_write_like_the_reference(table, chunk, sample):
     flows, kinds = table
-    with mock.patch.object(report, "_CHUNK_ROWS", chunk):
+    with mock.patch.object(report, "_CHUNK_ROWS", chunk), mock.patch.object(report, "_JSON_SAMPLE", sample):
         assert_same_output(flows)
         fast = report._write_csv_fast(flows, io.StringIO())
     text_only = [(flows.iloc[:, j].dtype == object or isinstance(flows.iloc[:, j].dtype, pd.StringDtype))
@@ -317,6 +338,128 @@ def test_generated_text_and_number_tables_use_the_fast_csv_writer(table):
     flows, kinds = table
     assert_same_output(flows)
     assert report._write_csv_fast(flows, io.StringIO()) == (len(kinds) >= 2)
+
+
+JSON_FAST_KINDS = ("text", "plain", "int64", "uint64", "int8", "float64", "float32", "bool", "pandas_str")
+TEXT_NAMES = st.one_of(st.sampled_from(["ts", "a,b", 'x"y', "line\nname", "=f", "/k", "%d", "é", '"},{"', "\x7f"]),
+                       st.text(max_size=5))
+
+
+@st.composite
+def json_tables(draw):
+    """Tables the column-wise JSON writer takes: the kinds it handles, unique text column names
+    (lone surrogates left out: pandas cannot write them), runs of repeated rows."""
+    n = draw(st.integers(1, 40))
+    names = draw(st.lists(TEXT_NAMES.filter(lambda s: clean_utf8(s) == s), min_size=1, max_size=6, unique=True))
+    columns = {}
+    for j, _ in enumerate(names):
+        distinct = draw(KINDS[draw(st.sampled_from(JSON_FAST_KINDS))](draw(st.integers(1, 4))))
+        columns[j] = distinct.iloc[draw(st.lists(st.integers(0, len(distinct) - 1), min_size=n, max_size=n))] \
+            .reset_index(drop=True)
+    flows = pd.DataFrame(columns)
+    flows.columns = pd.Index(names, dtype=object)
+    return flows
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_tables(), st.sampled_from([8192, 7]), st.sampled_from([256, 4, 1]), st.sampled_from([2 ** 62, 3]))
+def test_generated_tables_use_the_column_wise_json_writer(flows, chunk, sample, combinations):
+    """Few distinct values per column (runs of columns made one text per combination, numbered
+    again when they pass ``combinations``), and as many as rows (cell by cell); the text is
+    pandas' byte for byte."""
+    with mock.patch.object(report, "_CHUNK_ROWS", chunk), mock.patch.object(report, "_JSON_SAMPLE", sample), \
+            mock.patch.object(report._JsonRun, "MAX", combinations):
+        assert report._write_jsonl_columns(flows, io.StringIO())
+        assert written(report.write_jsonl, flows) == written(old_write_jsonl, flows)
+
+
+# --- what pandas escapes in JSON text, and the 6 decimals of ts / duration -----------------------
+
+#: pandas (force_ascii=False) escapes the ASCII controls, '"', '\\' and '/' (as '\/'), nothing else:
+#: not DEL, not U+0085, U+2028/U+2029 (JavaScript's line separators), not a BOM or an emoji
+ESCAPED_BY_PANDAS = {**{chr(c): None for c in range(0x20)}, '"': '\\"', "\\": "\\\\", "/": "\\/",
+                     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+WRITTEN_AS_THEY_ARE = ["\x7f", "\x85", "\u2028", "\u2029", "\ufeff", "é", "😀", "<", ">", "&", "'", "%", "{", "}"]
+
+
+def _pandas_json(value: str) -> str:
+    return pd.Series([value], dtype=object).to_json(orient="values", force_ascii=False)[1:-1]
+
+
+def test_what_pandas_escapes():
+    """The facts the column-wise writer is built on (checked at run time by ``_json_ok`` too)."""
+    for c in map(chr, range(0x80)):
+        want = ESCAPED_BY_PANDAS.get(c, c) or f"\\u{ord(c):04x}"
+        assert _pandas_json(c) == f'"{want}"', repr(c)
+    for c in WRITTEN_AS_THEY_ARE:
+        assert _pandas_json(c) == f'"{c}"', repr(c)
+    assert report._json_ok()
+
+
+@pytest.mark.parametrize("sample", [256, 1])
+def test_every_character_class_in_values_and_names(sample):
+    """Each ASCII character, the ones pandas leaves as they are beyond ASCII, and text made of
+    escapes, in values and in column names: the column-wise writer (used) writes pandas' text."""
+    odd = [*map(chr, range(0x80)), *WRITTEN_AS_THEY_ARE[:7], '",', '","', "\\\\", '\\"', 'a\\",', "},{", "\\u0000"]
+    flows = pd.DataFrame({"v": odd, "w": [f"x{c}y" for c in odd], "n": range(len(odd))}, dtype=object) \
+        .astype({"n": "int64"})
+    named = pd.DataFrame({c: ["x"] for c in odd if c}, dtype=object)
+    with mock.patch.object(report, "_JSON_SAMPLE", sample):
+        for f in (flows, named, pd.concat([flows] * 3, ignore_index=True)):
+            assert report._write_jsonl_columns(f, io.StringIO())
+            assert written(report.write_jsonl, f) == written(old_write_jsonl, f)
+    # split at "\n" only: str.splitlines would also cut at the U+0085, U+2028, U+2029 pandas leaves
+    rows = [json.loads(line) for line in written(report.write_jsonl, flows)[:-1].split("\n")]
+    assert [r["v"] for r in rows] == odd
+
+
+def test_keys_as_pandas_writes_them():
+    """pandas writes a column name as a key its own way: escaped as a value, but cut at its first
+    NUL (a value keeps it as \\u0000); the column-wise writer takes pandas' key text."""
+    assert report._json_keys(("a\x00b", 'x"/y', "é")) == ('{"a":', ',"x\\"\\/y":', ',"é":')
+    flows = pd.DataFrame({"a\x00b": ["a\x00b"], "c": [1]}, dtype=object).astype({"c": "int64"})
+    assert written(report.write_jsonl, flows) == written(old_write_jsonl, flows) == '{"a":"a\\u0000b","c":1}\n'
+
+
+def test_json_strings_read_string_by_string():
+    """pandas' text of several strings is read string by string, in one ``to_json``, not cut at
+    each '","': ``'",'`` then ``'b'`` gives ``["\\",","b"]``, whose first '","' is inside the
+    first value (and cutting there gives as many pieces as values)."""
+    tricky = ['",', "b", "\\", '"', 'a","b', "", "\\\\", '\\",', ",", "\\u0022", '"]', "["]
+    text = pd.Series(tricky[:2], dtype=object).to_json(orient="values", force_ascii=False)
+    assert text == '["\\",","b"]' and len(text[2:-2].split('","')) == 2
+    for values in (tricky, tricky[:2], tricky[::-1], ["plain", "a/b"], [""]):
+        want = [_pandas_json(v) for v in values]
+        with mock.patch.object(pd.Series, "to_json", autospec=True, side_effect=pd.Series.to_json) as to_json:
+            assert report._json_strings(values) == want
+        assert to_json.call_count == 1
+
+
+TS_TEXT = re.compile(r'"(ts|duration)":(-?\d+(?:\.(\d+))?)[,}]')
+
+
+def test_ts_and_duration_have_6_decimals():
+    """As Zeek writes them: 1772442000.039271 for the float 1772442000.039270877838135 (15
+    decimals before), ``ts_ns`` keeps the exact time."""
+    flows = pd.DataFrame({"ts": [1772442000.039270877838135, 1772442000.5], "duration": [0.002878000000001, 1e-7],
+                          "ts_ns": [1772442000039270878, 1772442000500000000]})
+    assert written(report.write_jsonl, flows) == (
+        '{"ts":1772442000.039271,"duration":0.002878,"ts_ns":1772442000039270878}\n'
+        '{"ts":1772442000.5,"duration":0.0,"ts_ns":1772442000500000000}\n')
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(ROOT / "samples" / "captures")))
+def test_sample_ts_within_half_a_microsecond(path):
+    """Every flow of the samples: ``ts`` and ``duration`` with at most 6 decimals (never an
+    exponent: the table has none below 1 ns but 0), within half a microsecond of the float."""
+    flows = analyze_file(path, RULES).flows
+    lines = written(report.write_jsonl, flows)[:-1].split("\n") if len(flows) else []
+    assert len(lines) == len(flows)
+    for line, ts, duration, ts_ns in zip(lines, flows["ts"], flows["duration"], flows["ts_ns"]):
+        got = {m.group(1): m for m in TS_TEXT.finditer(line)}
+        assert all(len(m.group(3) or "") <= 6 for m in got.values()), line
+        assert abs(float(got["ts"].group(2)) - ts) <= 5e-7 and abs(float(got["duration"].group(2)) - duration) <= 5e-7
+        assert json.loads(line)["ts_ns"] == ts_ns
 
 
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
