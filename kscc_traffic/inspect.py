@@ -241,6 +241,17 @@ def _version_text(v) -> str:
             0x0300: "SSL 3.0"}.get(v, "") if v else ""
 
 
+
+def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
+    """Rows (int array, in capture order) of the TCP packets of ``ft`` in the flows ``flows``
+    (flow numbers), and where ``also`` (bool per packet) when given."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    want = np.zeros(len(ft.flows) + 1, bool)
+    want[flows] = True
+    keep = (pf >= 0) & (c["proto"] == TCP)
+    rows = np.flatnonzero(keep if also is None else keep & also)
+    return rows[want[pf[rows]]]
+
 def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = None) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct): whether its TCP packets show a handshake
     that went on past the ClientHello although its end was not in the bytes inspected
@@ -262,10 +273,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         return out
     c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
-    want = np.zeros(n_f + 1, bool)
-    want[flows] = True
-    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))
-    rows = rows[want[pf[rows]]]
+    rows = _tcp_rows_of(ft, flows, (c["pl_cap"] > 0) & (c["pl_off"] >= 0))
     if not len(rows):
         return out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
@@ -395,10 +403,7 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         return out
     c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
-    want = np.zeros(n_f + 1, bool)
-    want[flows] = True
-    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP))
-    rows = rows[want[pf[rows]]]
+    rows = _tcp_rows_of(ft, flows)
     if not len(rows):
         return out
     ts = c["ts_ns"][rows].astype(np.int64)
