@@ -352,7 +352,9 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
     whose responder sent nothing (``resp_pkts`` 0): nothing shows the server was reached.
 
     ``blocked``/``no_answer`` when the originator sent 2 packets or more, data among them
-    (history ``D``: data, or a keep-alive of one old byte), and nothing came back for
+    (history ``D``: data, or a keep-alive of one old byte), sent some of its bytes again
+    (``orig_resent``: retransmissions, keep-alive probes; new data only is what a capture of one
+    direction of a working connection shows, asymmetric routing), and nothing came back for
     :data:`TLS_SILENCE_S` or more after its first packet (``duration`` + ``quiet_s``: the flow
     lasting that long, or the capture going on after it): the connection died before our eyes,
     the usual sign of a firewall that dropped the idle session of a long-lived connection.
@@ -360,11 +362,12 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
     or FIN needs no answer), packets without data (the FIN, RST or ACK at a connection's end:
     Zeek #862's FIN sent again after the peer's RST; a zero-byte keep-alive cannot be told from
     an ACK of server data the capture missed), or a capture that ended too soon after them.
-    Reads ``orig_pkts``, ``history``, ``duration``, ``quiet_s``."""
+    Reads ``orig_pkts``, ``history``, ``orig_resent``, ``duration``, ``quiet_s``."""
     n = int(row["orig_pkts"])
     sent = f"{n} packet{'s' if n != 1 else ''}"
     data = "D" in str(row.get("history") or "")
-    if n >= 2 and data and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
+    if n >= 2 and data and row.get("orig_resent") \
+            and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
         return ("blocked", "no_answer", f"capture started mid-connection; {sent} sent, nothing came back "
                 "(the connection died: a firewall that dropped an idle session?)")
     if not data:

@@ -1021,7 +1021,10 @@ def test_midstream_capture_orients_by_the_server_port_and_is_partial(tmp_path, f
     r = one(flows)
     assert (r.orig_h, r.orig_p, r.resp_p, r.conn_state, bool(r.partial)) == (CLIENT, EPHEMERAL, port, "OTH", True)
     assert r.history == ("^dAD" if first_from_server else "AD")     # ^: direction inferred
-    assert (r.verdict, r.reason) == (("ok", "partial") if port == AGENT_PORT else ("unclassified", ""))
+    # (the server's packet seen: ok; the client's alone show nothing reached the server: not
+    # judged, break-it 8 F3)
+    judged = ("ok", "partial") if first_from_server else ("unclassified", "partial")
+    assert (r.verdict, r.reason) == (judged if port == AGENT_PORT else ("unclassified", ""))
 
 
 def test_only_one_direction_captured(tmp_path):
@@ -1032,8 +1035,15 @@ def test_only_one_direction_captured(tmp_path):
     flows, _, _ = analyze(tmp_path, pcap(timed([ether(p) for p in pk])))
     r = one(flows)
     assert (r.orig_h, r.resp_p, r.resp_pkts, bool(r.partial)) == (CLIENT, AGENT_PORT, 0, True)
-    # Zeek's conn_state(): originator CLOSED (its FIN), responder inactive -> SH; still not no_answer
-    assert (r.conn_state, r.history, r.verdict, r.reason) == ("SH", "ADF", "ok", "partial")
+    # Zeek's conn_state(): originator CLOSED (its FIN), responder inactive -> SH; not no_answer,
+    # and not ok either: nothing shows the server was reached (not judged, break-it 8 F3)
+    assert (r.conn_state, r.history, r.verdict, r.reason) == ("SH", "ADF", "unclassified", "partial")
+    # new data over 6 s, never sent again: one direction of a working connection, not one that died
+    more = [c.c(PSH | ACK, b"\x17\x03\x03\x00\x03abc") for _ in range(3)]
+    flows, _, _ = analyze(tmp_path, pcap(timed([ether(p) for p in pk[:2] + more], step=2 * 10**9)))
+    r = one(flows)
+    assert (r.resp_pkts, bool(r.partial), r.duration >= 3) == (0, True, True)
+    assert (r.verdict, r.reason) == ("unclassified", "partial")
 
 
 def test_lone_syn_ack_is_not_a_blocked_outgoing_connection(tmp_path):
