@@ -479,7 +479,8 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     duration = float(row.get("duration", 0))
     if duration >= TLS_SILENCE_S:
         return "blocked", "no_answer", f"{proxy} did not answer {request} for {duration:.1f} s"
-    if any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
+    # (a client closing a plain HTTP request sooner is no proof: it may have cancelled it)
+    if not direct and any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
         return ("blocked", "no_answer",
                 f"{proxy} did not answer {request}; the client gave up after {duration:.1f} s")
     if duration + _quiet(row) >= TLS_SILENCE_S:

@@ -170,7 +170,10 @@ def pw_frames(cmac: str, smac: str, pkts):
     return out
 
 
-@pytest.mark.parametrize("cmac,smac", [("64:20:0c:00:00:01", "64:20:0c:00:00:02"),
+@pytest.mark.parametrize("cmac,smac", [pytest.param("64:20:0c:00:00:01", "64:20:0c:00:00:02", marks=pytest.mark.xfail(
+                                           strict=True, reason="known limit: its IPv6 'payload length' fits the frame; "
+                                           "a shorter datagram or a bad checksum is no proof (real IP over MPLS with "
+                                           "a tap trailer shows both, break-it 9): read as IPv6, as Wireshark does")),
                                        ("44:d9:e7:00:00:01", "44:d9:e7:00:00:02"),
                                        ("60:00:00:00:ff:ff", "40:00:00:00:ff:ff")],
                          ids=["mac6", "mac4", "mac6-long-plen"])
@@ -197,4 +200,20 @@ def test_ip_over_mpls_that_fits_stays_ip(tmp_path):
     p = decoded(path)
     assert p.cols["ipver"].tolist() == [4, 6]
     assert p.cols["sport"].tolist() == [50000, 5] and p.cols["dport"].tolist() == [23100, 6]
+    assert not any("MPLS-PW" in w for w in p.stats.warnings)
+
+
+def test_ip_over_mpls_with_a_trailer_or_a_bad_checksum_stays_ip(tmp_path):
+    """Real IP over MPLS in a frame longer than the datagram (a tap's timestamp trailer) or with a
+    wrong IPv4 header checksum (offloading), its source 8.0.x.x reading as ethertype 0x0800 at
+    +12: still IP (break-it 9: these were read as a pseudowire and the flow lost)."""
+    syn = IP(src="8.0.1.2", dst=SERVER) / TCP(sport=50000, dport=23100, flags="S")
+    bad = IP(bytes(syn))
+    bad.chksum = 0x1234
+    frames = [bytes(Ether(src="02:aa:00:00:00:01", dst="02:aa:00:00:00:02", type=0x8847)
+                    / MPLS(label=100, s=1, ttl=64) / p) for p in (bytes(syn) + b"T" * 12, bytes(bad))]
+    path = write(tmp_path, "ipmpls_trailer.pcap", frames)
+    p = decoded(path)
+    assert p.cols["ipver"].tolist() == [4, 4]
+    assert p.cols["sport"].tolist() == [50000, 50000] and p.cols["dport"].tolist() == [23100, 23100]
     assert not any("MPLS-PW" in w for w in p.stats.warnings)
