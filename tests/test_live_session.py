@@ -225,3 +225,66 @@ def test_pcapng_writer_roundtrip(tmp_path):
                            text=True, timeout=30)
         assert r.returncode == 0
         assert not [x for x in r.stderr.splitlines() if x and not x.startswith("Running as user")]
+
+
+def _long_connection_pcap(path: Path, with_syn: bool) -> None:
+    """A TCP connection of ~500 packets both ways: 200 client segments of 100 bytes each acked,
+    300 bytes from the server every 10th round, a retransmission (round 50 sends round 40's
+    segment again), two segments out of order (rounds 120/121), client segments of rounds 60-79
+    not captured but acknowledged, FIN both ways. ``with_syn=False``: the capture starts after
+    the handshake (a partial flow)."""
+    from scapy.layers.inet import IP, TCP as T
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    c, s = ("192.0.2.10", 40000), ("203.0.113.10", 23101)
+    pkts, t = [], 1_700_000_000.0
+
+    def add(src, flags, seq, ack, data=b""):
+        nonlocal t
+        a, b = (c, s) if src == "c" else (s, c)
+        p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=a[0], dst=b[0]) / T(sport=a[1], dport=b[1], flags=flags, seq=seq,
+                                                  ack=ack) / data
+        p.time = t
+        t += 0.01
+        pkts.append(p)
+
+    cs, ss = 1001, 5001
+    if with_syn:
+        add("c", "S", 1000, 0)
+        add("s", "SA", 5000, 1001)
+        add("c", "A", cs, ss)
+    sent = {}
+    order = [i for i in range(200)]
+    order[120], order[121] = 121, 120
+    for i in order:
+        seq = cs + 100 * i
+        sent[i] = seq
+        if not 60 <= i < 80:
+            add("c", "PA", seq, ss, b"x" * 100)
+        if i == 50:
+            add("c", "PA", sent[40], ss, b"x" * 100)
+        add("s", "A", ss, cs + 100 * (i + 1) if i != 120 else cs + 100 * 120)
+        if i % 10 == 9:
+            add("s", "PA", ss, cs + 100 * (i + 1), b"y" * 300)
+            ss += 300
+    end = cs + 100 * 200
+    add("c", "FA", end, ss)
+    add("s", "FA", ss, end + 1)
+    add("c", "A", end + 1, ss + 1)
+    wrpcap(str(path), pkts)
+
+
+@pytest.mark.parametrize("head", [2, 64])
+@pytest.mark.parametrize("with_syn", [True, False])
+def test_long_connection_bytes_as_analyze(tmp_path, monkeypatch, head, with_syn):
+    """A long connection whose packets are mostly summarised (retransmission, reordering, data
+    acknowledged but not captured, FIN both ways): orig_bytes/resp_bytes from sequence numbers,
+    packets and IP bytes are analyze's, not the sequence extent plus the summarised payloads
+    again (they were counted twice)."""
+    path = tmp_path / "long.pcap"
+    _long_connection_pcap(path, with_syn)
+    ref = analyze_file(path, RULES).flows
+    assert len(ref) == 1
+    # (the reference itself: 200 segments of 100 bytes, 20 of 300; rounds 60-79 acknowledged)
+    assert (int(ref["orig_bytes"][0]), int(ref["resp_bytes"][0])) == (20_000, 6_000)
+    assert_live_same(path, monkeypatch, step=7, head_packets=head)

@@ -20,9 +20,12 @@ Memory per active flow is bounded:
   datagrams that ``dns_rcode`` and ``dns_answers`` read (the first, the first that is not
   NOERROR, each that brings an address first: ``_Flow.dns_brings``, at most
   :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS` + 2), ICMP errors quoting the
-  flow (at most :data:`MAX_ICMP_ERRORS`). The other
-  packets only add to counters (packets, payload bytes, IP bytes per direction, last time)
-  which are added to the flow's row afterwards; DNS answers in them are parsed on arrival.
+  flow (at most :data:`MAX_ICMP_ERRORS`). Of the other TCP packets, per direction, the one
+  that reaches furthest in the sequence space and the one that acknowledges furthest are held
+  (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
+  as in the analysis of the file. The other packets only add to counters (packets, payload
+  bytes, IP bytes per direction, last time) which are added to the flow's row afterwards; DNS
+  answers in them are parsed on arrival.
 - TCP payload kept per segment is cut at :data:`~kscc_traffic.streams.MAX_BYTES`.
 
 Flows leave the active set (their final row goes to a :class:`FlowLog`, spilled to a temporary
@@ -54,7 +57,8 @@ import pandas as pd
 from ..analyze import _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
-from ..flows import ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP, address_text
+from ..flows import (_SEQ_TRUST, ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+                     address_text)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -125,7 +129,7 @@ class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
-                 "syn_dir", "since_syn")
+                 "syn_dir", "since_syn", "fend", "fack", "paysum")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -160,6 +164,15 @@ class _Flow:
         # the last_ts of the flow when it was last analysed knowing the capture went on
         # TLS_SILENCE_S after it (a ClientHello or CONNECT left unanswered is judged then)
         self.quiet_at: Optional[int] = None
+        # TCP, per direction: the packet not kept that reaches furthest in the sequence space
+        # (``fend``) and the one that acknowledges furthest (``fack``), as [sequence end or
+        # acknowledgement number, record, payload bytes, IP bytes] (the same list when one
+        # packet is both): they are analysed with the kept ones, so orig_bytes/resp_bytes come
+        # from sequence numbers as in the analysis of the file (flows._seq_bytes); every other
+        # packet not kept only adds to ``extra``
+        self.fend: list[Optional[list]] = [None, None]
+        self.fack: list[Optional[list]] = [None, None]
+        self.paysum = [0, 0]          # TCP payload bytes per direction, every packet but copies
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -187,7 +200,44 @@ class _Flow:
 
     @property
     def has_extra(self) -> bool:
-        return any(self.extra)
+        return any(self.extra) or max(self.paysum) >= _SEQ_TRUST
+
+    def floating(self) -> list[list]:
+        """The packets not kept that stand for their direction's sequence extent (``fend``,
+        ``fack``), each once, as [end, record, payload bytes, IP bytes, ack] lists."""
+        out: list[list] = []
+        for x in (*self.fend, *self.fack):
+            if x is not None and not any(x is y for y in out):
+                out.append(x)
+        return out
+
+    def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> bool:
+        """Whether a TCP packet not kept (direction ``d``; ``end``: its sequence number + SYN +
+        payload + FIN, mod 2^32; ``ack``: its acknowledgement number, -1 without one) reaches
+        further than the ones held for its direction: then it is held instead, and a held one
+        that no longer stands for anything goes to the counters (``extra``)."""
+        fe, fa = self.fend[d], self.fack[d]
+        further_end = fe is None or 0 < ((end - fe[0]) & 0xFFFF_FFFF) < (1 << 31)
+        further_ack = ack >= 0 and (fa is None or 0 < ((ack - fa[4]) & 0xFFFF_FFFF) < (1 << 31))
+        if not (further_end or further_ack):
+            return False
+        mine = [end, rec, plen, iplen, ack]
+        old = []
+        if further_end:
+            old.append(fe)
+            self.fend[d] = mine
+        if further_ack:
+            old.append(fa)
+            self.fack[d] = mine
+        if len(old) == 2 and old[0] is old[1]:
+            old.pop()
+        for x in old:
+            if x is not None and x is not self.fend[d] and x is not self.fack[d]:
+                e = self.extra
+                e[3 * d] += 1
+                e[3 * d + 1] += max(x[2], 0)
+                e[3 * d + 2] += x[3]
+        return True
 
 
 class FlowLog:
@@ -440,6 +490,8 @@ class LiveSession:
             # (what flows.build_flows compares to find a copy: headers, transport checksum, bytes)
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i], hash(payload))
             if keep:
+                if is_tcp:
+                    fl.paysum[d] += max(plen[i], 0)
                 if plen[i] > 0 and payload:
                     if pr == TCP:
                         payload = payload[:MAX_BYTES] if fl.npay[d] <= MAX_SEGMENTS else b""
@@ -456,11 +508,17 @@ class LiveSession:
                     fl.last_sig = (sig, t)
                     continue
                 else:
-                    e = fl.extra
-                    e[3 * d] += 1
-                    e[3 * d + 1] += max(plen[i], 0)
-                    e[3 * d + 2] += iplen[i]
                     self.dropped_rows += 1
+                    if is_tcp:
+                        fl.paysum[d] += max(plen[i], 0)
+                    if not (is_tcp and not fg & (SYN | RST) and fl.float_tcp(
+                            d, srt[i * size:(i + 1) * size],
+                            (seq[i] + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF,
+                            ack[i] if fg & ACK and ack[i] else -1, plen[i], iplen[i])):
+                        e = fl.extra
+                        e[3 * d] += 1
+                        e[3 * d + 1] += max(plen[i], 0)
+                        e[3 * d + 2] += iplen[i]
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
                         self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
@@ -546,9 +604,10 @@ class LiveSession:
         flows = [f for f in flows if f.recs]
         if not flows:
             return self.table.iloc[0:0]
-        raw = b"".join(r for f in flows for r in f.recs)
+        held = [f.floating() for f in flows]
+        raw = b"".join(b"".join(f.recs) + b"".join(x[1] for x in h) for f, h in zip(flows, held))
         arr = np.frombuffer(raw, _REC)
-        pays = [p for f in flows for p in f.pays]
+        pays = [p for f, h in zip(flows, held) for p in (*f.pays, *(b"" for _ in h))]
         lens = np.fromiter((len(p) for p in pays), np.int64, len(pays))
         offs = np.cumsum(lens) - lens
         cols = {k: arr[k].copy() for k in PACKET_COLUMNS}
@@ -614,11 +673,18 @@ class LiveSession:
             o, r = (0, 3) if orig_is_a else (3, 0)
             e = f.extra
             table.at[i, "orig_pkts"] += e[o]
-            table.at[i, "orig_bytes"] += e[o + 1]
             table.at[i, "orig_ip_bytes"] += e[o + 2]
             table.at[i, "resp_pkts"] += e[r]
-            table.at[i, "resp_bytes"] += e[r + 1]
             table.at[i, "resp_ip_bytes"] += e[r + 2]
+            if f.proto == TCP:
+                # (from sequence numbers, the packets held for them included: as the analysis
+                # of the file, which sums the payloads instead past _SEQ_TRUST)
+                for col, dd in (("orig_bytes", 0 if orig_is_a else 1), ("resp_bytes", 1 if orig_is_a else 0)):
+                    if f.paysum[dd] >= _SEQ_TRUST:
+                        table.at[i, col] = f.paysum[dd]
+            else:
+                table.at[i, "orig_bytes"] += e[o + 1]
+                table.at[i, "resp_bytes"] += e[r + 1]
             table.at[i, "duration"] = max(float(table.at[i, "duration"]),
                                           (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
         if rows:
