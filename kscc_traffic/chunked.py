@@ -328,7 +328,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       the first link-layer broadcast;
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
       (what stream reassembly, TLS and HTTP read), and one more (it tells that the direction had
-      more than those: ``Streams.cut``);
+      more than those: ``Streams.cut``); as many TCP data segments per direction, captured or not
+      (what ``inspect._went_on`` reads);
     - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
       once a TCP connection closed), so no gap between kept packets is longer than one that was
       there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
@@ -444,6 +445,19 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         pay_rank[at[oo]] = r
     # (one more than the streams read: it tells them the direction had more, Streams.cut)
     keep |= pay & (pay_rank <= MAX_SEGMENTS)
+    # and as many TCP data segments, captured or not (what inspect._went_on reads: they differ
+    # where the snaplen left some without a byte)
+    data = tcp & (c["payload_len"][rows] > 0) & ~pay
+    if data.any():
+        at = np.nonzero(tcp & (c["payload_len"][rows] > 0))[0]
+        g = fd[at]
+        oo = np.lexsort((at, g))
+        gg = g[oo]
+        gs = np.r_[True, gg[1:] != gg[:-1]]
+        k = np.arange(len(oo))
+        early = np.zeros(n, bool)
+        early[at[oo][(k - np.maximum.accumulate(np.where(gs, k, 0))) <= MAX_SEGMENTS]] = True
+        keep |= early
     # time slots: BUCKET_NS once a TCP connection closed (the close delay counts from then),
     # else half the protocol's idle timeout
     width = np.where(closed, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]

@@ -263,7 +263,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # what the payload says
     tls_rule = rule.app_protocol in ("tls", "https")
     cproto, sproto = row.get("client_proto", ""), row.get("server_proto", "")
-    if tls_rule and (cproto == "tls" or sproto == "tls"):
+    # a ClientHello the snaplen cut before it could be read (a few bytes of it, or none: headers
+    # only): the handshake is judged from the TCP packets (an alert still readable, a connection
+    # closed, sequence numbers; went_on stands for tls_established where no byte was read)
+    unread = (tls_rule and proto == "tcp" and not partial and not target and bool(row.get("payload_cut"))
+              and row.get("service") not in _SSL_SERVICES and cproto in ("", "tls") and sproto in ("", "tls")
+              and "D" in str(row.get("history") or ""))
+    if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
             # the port (in a tunnel, http_status is the proxy's answer: not quoted)
@@ -271,8 +277,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if status[:3] in FILTER_STATUSES:
                 return done("blocked", "rejected", f"the server answered HTTP {status} to the ClientHello "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
+            cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
-                        "to the ClientHello where TLS is documented")
+                        f"to the ClientHello where TLS is documented{cut}")
         asked = row.get("sni") or ""
         if certs:
             if asked and not any(name_matches(asked, c) for c in certs):
@@ -283,17 +290,19 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
-        hello = row.get("service") in _SSL_SERVICES
+        hello = row.get("service") in _SSL_SERVICES or unread
         alert = row.get("tls_alert") or ""
         if hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
             return done("unexpected", "tls_intercepted",
                         f"the client rejected the server's certificate ({alert[8:]})"
                         + (f" for {certs[0]}" if certs else "")
                         + ": a TLS-inspecting proxy whose CA the client does not trust?")
-        if hello and not row.get("tls_established"):
+        if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
-                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}")
+                cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
+                       "no handshake that went on)") if unread else ""
+                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
             # (in a tunnel: no byte after the proxy's answer)
             # (inside a tunnel: no byte after the proxy's answer, captured or acknowledged)
             silent = (not sproto and _number(row, "tunnel_resp_bytes", int, 0) <= 0) if target \
@@ -495,19 +504,19 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
-                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after")
+                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
-                     "tls_wait_after")
+                     "tls_wait_after", "went_on")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
-                  "tls_wait_after")
+                  "tls_wait_after", "went_on")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -632,8 +641,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     direct = http_port & (proto == "tcp") & (v["proxy_target"] == "") & ~v["partial"].astype(bool) \
         & (v["client_proto"] == "http")
     asks = connect | direct
+    _, hist_codes, _, hist_values = cols["history"]
+    hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
+    # a ClientHello the snaplen cut before it could be read: judged as one that was (a superset
+    # of _judge's ``unread``: keyed apart on "sent data?")
+    unread = (proto == "tcp") & v["payload_cut"].astype(bool) & hist_data[hist_codes]
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
-    hello_silent = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
+    hello_silent = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                     & (v["resp_bytes"] == 0))
     duration = v["duration"].astype(float)
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
@@ -648,13 +662,11 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     gap = duration - waited
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
-    _, hist_codes, _, hist_values = cols["history"]
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
     part_silent = (proto == "tcp") & v["partial"].astype(bool) & ~answered
-    hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
@@ -680,7 +692,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         v["resp_bytes"] > 0,
         np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered | part_silent, v["orig_pkts"], 0),
         hist[hist_codes],
-        part_silent & hist_data[hist_codes],
+        (part_silent | unread) & hist_data[hist_codes],
         part_silent & (duration + quiet >= TLS_SILENCE_S),
     ]
     code, card = np.zeros(n, np.int64), 1

@@ -40,8 +40,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                     f"answers, addresses only, at most the first {MAX_DNS_ANSWERS}), '' when none"),
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
-    "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing)"),
-    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or ''"),
+    "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing, "
+                     "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind)"),
+    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto)"),
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
@@ -138,6 +139,30 @@ def _kind(data: bytes) -> str:
     if http.looks_like_http_request(data) or http.looks_like_http_response(data):
         return "http"
     return "other"
+
+
+#: request methods a cut HTTP request line may show (RFC 9110 §9, and PATCH)
+_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE",
+                      b"PATCH"))
+_STATUS_TEMPLATE = (b"H", b"T", b"T", b"P", b"/", b"1", b".", b"01", b" ", b"12345", b"0123456789",
+                    b"0123456789", b" \r\n")
+
+
+def _cut_kind(data: bytes) -> str:
+    """:func:`_kind` of the first bytes of a direction whose data went on beyond them (cut by
+    the snaplen), when they are too few to be sure: ``tls`` for a prefix of a TLS record header
+    (content type 20-24, major version 3, minor 0-4: ``16 03`` under a 68-byte snaplen), ``http``
+    for a prefix of an HTTP/1.x status line or a request method and a space with the line not
+    ended, else what :func:`_kind` says."""
+    n = len(data)
+    if 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4):
+        return "tls"
+    if 0 < n < 13 and all(data[i] in _STATUS_TEMPLATE[i] for i in range(n)):
+        return "http"
+    method, sp, _ = data.partition(b" ")
+    if sp and method in _METHODS and b"\n" not in data:
+        return "http"
+    return _kind(data)
 
 
 def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -261,9 +286,10 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     the server sent at least :data:`SERVER_NEXT_BYTES` new bytes. An alert is smaller than
     either, so a handshake that one side aborted does not pass.
 
-    Only the first ``MAX_SEGMENTS + 1`` data segments of each direction are read, in capture
-    order: what a chunked or live analysis keeps of a flow, so all give the same answer (a
-    ClientHello spread over more segments than that leaves no room to see the next flight).
+    Only the first ``MAX_SEGMENTS + 1`` data segments (``payload_len`` > 0, captured or not) of
+    each direction are read, in capture order: what a chunked or live analysis keeps of a flow,
+    so all give the same answer (a ClientHello spread over more segments than that leaves no
+    room to see the next flight).
 
     ``server_skip`` (int array (len(flows),), bytes; None: 0): how many bytes at the start of
     each flow's server stream come before the handshake (the proxy's answer head of a CONNECT
@@ -273,7 +299,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         return out
     c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
-    rows = _tcp_rows_of(ft, flows, (c["pl_cap"] > 0) & (c["pl_off"] >= 0))
+    rows = _tcp_rows_of(ft, flows, c["payload_len"] > 0)
     if not len(rows):
         return out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
@@ -474,6 +500,26 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1]
 
 
+def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
+    """Per flow (bool array (nflows,)): a direction's first TCP data segment (``payload_len`` >
+    0, the earliest) has no byte captured (a snaplen at or before the end of its headers: the
+    classic "headers only" capture), so nothing of that direction was inspected. (The first
+    data segment of each direction is what a chunked or live analysis always keeps: the history
+    event ``D``.)"""
+    c = ft.packets.cols
+    out = np.zeros(nflows, bool)
+    rows = np.flatnonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0))
+    if not len(rows):
+        return out
+    key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
+    order = np.lexsort((c["ts_ns"][rows], key))
+    rows, key = rows[order], key[order]
+    first = rows[np.r_[True, key[1:] != key[:-1]]]
+    blind = (c["pl_cap"][first] <= 0) | (c["pl_off"][first] < 0)
+    out[ft.pkt_flow[first[blind]]] = True
+    return out
+
+
 def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture)."""
@@ -489,6 +535,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
     cols["tls_wait_after"] = np.full(n, "", object)
+    # (for classify, not a column of the output: a flow whose first data of a direction has no
+    # byte captured, whether its packets show a conversation that went on, _went_on; what
+    # tls_established says of a flow read as TLS)
+    cols["went_on"] = np.zeros(n, bool)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -507,6 +557,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"])
     _udp_quic(ft, service)
 
+    # headers only: a direction's first data not captured at all was not inspected
+    blind = _first_data_uncaptured(ft, n) & (proto == "tcp")
+    cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
     cols["client_proto"][seen_c & ~maybe_c] = "other"
@@ -527,6 +580,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     cols["tls_wait_after"][cols["tls_wait_from_s"] < 0] = ""
+    blind = np.flatnonzero(blind)
+    if len(blind):
+        cols["went_on"][blind] = _went_on(ft, blind)
     return _with_columns(flows, service, cols), answers
 
 
@@ -861,11 +917,17 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     buf, cst, cen, sst, sen = _stream_ranges(streams, fidx)
     ckind = _kinds(buf, cst, cen)
     skind = _kinds(buf, sst, sen)
-    cols["client_proto"][fidx] = ckind
-    cols["server_proto"][fidx] = skind
     cut = getattr(streams, "cut", None)
     if cut is not None and len(cut):
         cols["payload_cut"][np.asarray(streams.flow, np.int64)[np.asarray(cut, bool)]] = True
+    # first bytes too few to tell, of a payload cut short: what they may start
+    mv = memoryview(buf).cast("B")
+    cutf = cols["payload_cut"][fidx].astype(bool)
+    for kind, st, en in ((ckind, cst, cen), (skind, sst, sen)):
+        for i in np.flatnonzero(cutf & (kind == "other")).tolist():
+            kind[i] = _cut_kind(mv[st[i]:en[i]].tobytes())
+    cols["client_proto"][fidx] = ckind
+    cols["server_proto"][fidx] = skind
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
     dns_tcp = dns_flow[fidx] & (proto[fidx] == "tcp")
     is_tls = ((ckind == "tls") | (skind == "tls")) & ~dns_tcp
@@ -875,7 +937,6 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     unseen = fidx[pos][cols["payload_cut"][fidx[pos]] & ~cols["tls_established"][fidx[pos]].astype(bool)]
     if len(unseen):
         cols["tls_established"][unseen[_went_on(ft, unseen)]] = True
-    mv = memoryview(buf).cast("B")
     # a ClientHello answered in cleartext HTTP (a web server or captive portal on the port): the
     # status of that answer (1xx skipped)
     for f, s0, s1 in zip(*(x[pos][skind[pos] == "http"].tolist() for x in (fidx, sst, sen))):

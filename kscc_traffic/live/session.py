@@ -129,7 +129,7 @@ class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
-                 "syn_dir", "since_syn", "fend", "fack", "paysum")
+                 "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -141,6 +141,7 @@ class _Flow:
         self.recs: list[bytes] = []
         self.pays: list[bytes] = []
         self.npay = [0, 0]            # kept payload segments per direction (0: a->b, 1: b->a)
+        self.ndata = [0, 0]           # kept data segments per direction, captured or not
         self.nflag = 0
         self.nerr = 0
         self.events = [0, 0]          # history letters seen per direction (bit mask)
@@ -480,8 +481,8 @@ class LiveSession:
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
                 keep = True
                 fl.nflag += 1
-            if not keep and plen[i] > 0 and fl.npay[d] <= MAX_SEGMENTS:
-                keep = True   # (one more than the streams read: Streams.cut)
+            if not keep and plen[i] > 0 and (fl.npay[d] <= MAX_SEGMENTS or fl.ndata[d] <= MAX_SEGMENTS):
+                keep = True   # (one more than the streams read: Streams.cut; inspect._went_on)
             msg = None
             if pr == UDP and len(payload) >= 12 and payload[2] & 0x80 and (a_p[i] == 53 or b_p[i] == 53):
                 msg = dns.parse_message(payload)
@@ -492,6 +493,8 @@ class LiveSession:
             if keep:
                 if is_tcp:
                     fl.paysum[d] += max(plen[i], 0)
+                if plen[i] > 0:
+                    fl.ndata[d] += 1
                 if plen[i] > 0 and payload:
                     if pr == TCP:
                         payload = payload[:MAX_BYTES] if fl.npay[d] <= MAX_SEGMENTS else b""

@@ -1,0 +1,153 @@
+"""Captures cut by a snaplen at or just after the TCP headers (break-it 10, F1, F2, F4): the
+ClientHello is unreadable (no byte of it, ``16 03``, or 10 bytes), yet what the packets show
+still decides. A failed handshake (the server's alert, or the server closing without a byte)
+is ``tls_failed`` as in the whole capture; a handshake whose packets show it went on stays ok;
+``payload_cut`` says the payload was not inspected; two bytes ``16 03`` read as the start of
+TLS, a cut ``HTTP/1.1 4`` as HTTP. The chunked analysis gives the same rows."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from chunkcmp import chunked, whole
+from pcapbuild import eth, ip_of
+from scapy.layers.inet import TCP
+from test_decode_more_encaps import client_hello
+
+CLIENT, SERVER = ("192.0.2.10", 50200), ("198.51.100.20", 23101)
+CLIENT6, SERVER6 = ("2001:db8:1::10", 50200), ("2001:db8:2::20", 23101)
+ALERT = b"\x15\x03\x03\x00\x02\x02\x31"          # fatal access_denied (49)
+
+
+def _conversation(kind: str, v6: bool = False):
+    """(ts, frame) of a TLS connection to 23101: ``alert`` (ClientHello, the server's fatal
+    alert, the server closes), ``fin`` (ClientHello acknowledged, the server closes without a
+    byte), ``ok`` (ClientHello, 1200 bytes of server handshake, 150 from the client, 250 from
+    the server, then both close), ``http`` (the server answers ``HTTP/1.1 403 Forbidden``)."""
+    (ch, cp), (sh, sp) = (CLIENT6, SERVER6) if v6 else (CLIENT, SERVER)
+    up = lambda **kw: eth(ip_of(ch, sh) / TCP(sport=cp, dport=sp, **kw))  # noqa: E731
+    dn = lambda **kw: eth(ip_of(sh, ch) / TCP(sport=sp, dport=cp, **kw),  # noqa: E731
+                          src="02:00:00:00:00:01", dst="02:00:00:00:00:10")
+    hello = client_hello("eu1.ksc.kaspersky.com")
+    c, s, t = 1001, 5001, 1000.0
+    out = [(t, up(flags="S", seq=1000)), (t + .01, dn(flags="SA", seq=5000, ack=c)),
+           (t + .02, up(flags="A", seq=c, ack=s)), (t + .03, up(flags="PA", seq=c, ack=s) / hello)]
+    c += len(hello)
+    t += .04
+    flights = {"alert": [(False, ALERT)], "fin": [],
+               "ok": [(False, b"\x16\x03\x03" + struct.pack("!H", 1195) + bytes(1195)),
+                      (True, b"\x17\x03\x03" + struct.pack("!H", 145) + bytes(145)),
+                      (False, b"\x17\x03\x03" + struct.pack("!H", 245) + bytes(245))],
+               "http": [(False, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")]}[kind]
+    for from_client, data in flights:
+        if from_client:
+            out.append((t, up(flags="PA", seq=c, ack=s) / data))
+            c += len(data)
+        else:
+            out.append((t, dn(flags="PA", seq=s, ack=c) / data))
+            s += len(data)
+        t += .01
+    if kind == "fin":
+        out.append((t, dn(flags="A", seq=s, ack=c)))
+        t += .01
+    out += [(t, dn(flags="FA", seq=s, ack=c)), (t + .01, up(flags="FA", seq=c, ack=s + 1)),
+            (t + .02, dn(flags="A", seq=s + 1, ack=c + 1))]
+    return out
+
+
+def _write(tmp_path, recs, keep_payload: int | None, name: str = "c.pcap"):
+    """A pcap of ``recs`` whose TCP segments keep ``keep_payload`` payload bytes (None: whole),
+    as ``tcpdump -s`` cuts them (caplen < wirelen)."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for ts, pkt in recs:
+        data = bytes(pkt)
+        hdr = len(data) - len(bytes(pkt[TCP].payload))
+        cap = data if keep_payload is None else data[:hdr + keep_payload]
+        us = round(ts * 1e6)
+        out.append(struct.pack("<IIII", us // 10**6, us % 10**6, len(cap), len(data)) + cap)
+    p = tmp_path / name
+    p.write_bytes(b"".join(out))
+    return p
+
+
+def _row(path):
+    flows, _ = whole(path)
+    assert len(flows) == 1
+    return flows.iloc[0]
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+@pytest.mark.parametrize("keep", [None, 0, 2, 10], ids=["whole", "cut0", "cut2", "cut10"])
+@pytest.mark.parametrize("kind", ["alert", "fin"])
+def test_failed_handshake_is_tls_failed_whatever_the_snaplen(tmp_path, kind, keep, v6):
+    """The server's alert or its close without a byte is tls_failed, cut or not (it was ok when
+    the ClientHello was cut to 10 bytes or fewer)."""
+    r = _row(_write(tmp_path, _conversation(kind, v6), keep))
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert bool(r["payload_cut"]) == (keep is not None)
+    if keep is not None:
+        assert "cut by the snaplen" in r["detail"] or keep >= 7 and kind == "alert"
+    if kind == "alert" and (keep is None or keep >= 7):
+        assert r["tls_alert"] == "server: access_denied (49)"
+    # (bytes from sequence numbers: the whole hello, the 7-byte alert or nothing)
+    assert int(r["resp_bytes"]) == (7 if kind == "alert" else 0)
+
+
+@pytest.mark.parametrize("keep", [0, 2, 10], ids=["cut0", "cut2", "cut10"])
+def test_handshake_that_went_on_stays_ok(tmp_path, keep):
+    r = _row(_write(tmp_path, _conversation("ok"), keep))
+    assert (r["verdict"], r["reason"]) == ("ok", "")
+    assert bool(r["payload_cut"])
+
+
+def test_headers_only_sets_payload_cut_and_reads_no_protocol(tmp_path):
+    """No payload byte captured: payload_cut (F2), nothing said of the protocols."""
+    r = _row(_write(tmp_path, _conversation("ok"), 0))
+    assert bool(r["payload_cut"]) and (r["client_proto"], r["server_proto"]) == ("", "")
+    assert int(r["orig_bytes"]) > 0 and int(r["resp_bytes"]) == 1200 + 250
+
+
+def test_few_bytes_read_as_what_they_start(tmp_path):
+    """Two bytes ``16 03`` (a 68-byte snaplen with TCP timestamps) are the start of TLS, not
+    'other' (F4); 10 bytes ``HTTP/1.1 4`` the start of an HTTP answer: not TLS where TLS is
+    documented."""
+    r = _row(_write(tmp_path, _conversation("ok"), 2))
+    assert (r["client_proto"], r["server_proto"]) == ("tls", "tls")
+    r = _row(_write(tmp_path, _conversation("http"), 10))
+    assert (r["client_proto"], r["server_proto"]) == ("tls", "http")
+    assert (r["verdict"], r["reason"]) == ("unexpected", "not_tls")
+    assert r["detail"].endswith("(its status line cut by the snaplen)")
+    # (a payload that does not start like TLS or HTTP stays 'other')
+    r = _row(_write(tmp_path, [(t, p) for t, p in _conversation("http")], None))
+    assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
+
+
+@pytest.mark.parametrize("kind", ["alert", "fin", "ok"])
+def test_chunked_gives_the_same_rows(tmp_path, kind):
+    """Many such connections, analysed whole and in small chunks: the same rows."""
+    recs = []
+    for i in range(40):
+        for ts, p in _conversation(kind, v6=bool(i % 2)):
+            p = p.copy()
+            if p[TCP].sport == 50200:
+                p[TCP].sport = 40000 + i
+            else:
+                p[TCP].dport = 40000 + i
+            recs.append((ts + i * 0.5, p))
+    recs.sort(key=lambda x: x[0])
+    path = _write(tmp_path, recs, 0)
+    a, _ = whole(path)
+    b, _ = chunked(path, 4096)
+    assert len(a) == 40
+    cols = ["uid", "verdict", "reason", "detail", "payload_cut", "orig_bytes", "resp_bytes", "history"]
+    assert a[cols].equals(b[cols])
+    want = {"alert": "tls_failed", "fin": "tls_failed", "ok": ""}[kind]
+    assert set(a["reason"]) == {want}
+
+
+@pytest.mark.parametrize("kind", ["alert", "ok"])
+def test_live_gives_the_same_rows(tmp_path, monkeypatch, kind):
+    """Replayed into a live session keeping 2 packets whole per flow: analyze's table."""
+    from test_live_session import assert_live_same
+    assert_live_same(_write(tmp_path, _conversation(kind), 0, name=f"{kind}.pcap"), monkeypatch, step=3)
