@@ -508,9 +508,10 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     event ``D``.)"""
     c = ft.packets.cols
     out = np.zeros(nflows, bool)
-    rows = np.flatnonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0))
-    if not len(rows):
-        return out
+    data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0)
+    if not (data & ((c["pl_cap"] <= 0) | (c["pl_off"] < 0))).any():
+        return out      # (every data segment has bytes: the usual capture)
+    rows = np.flatnonzero(data)
     key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
     order = np.lexsort((c["ts_ns"][rows], key))
     rows, key = rows[order], key[order]
