@@ -238,6 +238,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}")
     if proto == "tcp" and partial and not answered:
         return done(*_partial_silence(row))
+    if proto == "tcp" and partial and int(row["orig_pkts"]) == 0:
+        # only the responder's packets (one captured direction, or a capture that began as the
+        # connection ended: a lone RST, a SYN-ACK sent again): nothing shows the purpose works
+        n = int(row["resp_pkts"])
+        return done("unclassified", "", f"capture started mid-connection; only the responder's {n} "
+                    f"packet{'s' if n != 1 else ''} seen, none from the originator: not judged")
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
@@ -694,6 +700,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         hist[hist_codes],
         (part_silent | unread) & hist_data[hist_codes],
         part_silent & (duration + quiet >= TLS_SILENCE_S),
+        # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
+        np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:
