@@ -149,6 +149,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     if ft.seq_bytes is not None:
         resent = (ft.seq_bytes[:, 0] >= 0) & (ft.byte_sums[:, 0] > ft.seq_bytes[:, 0])
     ft.flows["orig_resent"] = resent
+    # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)
+    ft.flows["tcp_hdr_cut"] = _tcp_headers_cut(ft)
     known_names = None
     if known is not None:
         at = np.nonzero((ft.pkt_flow >= 0) & (known != None))[0]  # noqa: E711 (element-wise)
@@ -170,7 +172,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         base = len(flows)
         hit = extra.pkt_flow >= 0
         pkt_flow[hit] = extra.pkt_flow[hit] + base
-        flows = pd.concat([flows, extra.flows.assign(orig_resent=False)], ignore_index=True)
+        flows = pd.concat([flows, extra.flows.assign(orig_resent=False, tcp_hdr_cut=False)],
+                          ignore_index=True)
         order = np.argsort(flows["ts_ns"].to_numpy(), kind="stable")
         flows = flows.iloc[order].reset_index(drop=True)
         rank = np.empty(len(order), np.int64)
@@ -194,6 +197,23 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts)
+
+
+def _tcp_headers_cut(ft) -> np.ndarray:
+    """Per flow of ``ft`` (a :class:`~kscc_traffic.flows.FlowTable`), bool: a TCP flow none of
+    whose packets had its TCP header captured whole (the snaplen cut each one inside its 20 fixed
+    bytes: ``payload_len`` -1), so its flags, state and bytes are unknown."""
+    c = ft.packets.cols
+    cut = np.zeros(len(ft.flows), bool)
+    at = np.flatnonzero(c["payload_len"] < 0)      # (only such TCP rows have it: usually none)
+    at = at[(c["proto"][at] == 6) & (ft.pkt_flow[at] >= 0)]
+    if not len(at):
+        return cut
+    cut[ft.pkt_flow[at]] = True
+    pf = ft.pkt_flow
+    whole = (pf >= 0) & (c["proto"] == 6) & (c["payload_len"] >= 0)
+    cut[pf[whole]] = False
+    return cut
 
 
 def _quiet_after(last_ts: np.ndarray, until_ns: int | None) -> np.ndarray:

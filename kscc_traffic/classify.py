@@ -33,7 +33,9 @@ Verdicts and reasons (first match wins, in this order):
 - ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
   responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
-  (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose).
+  (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose), a TCP flow whose every
+  TCP header the snaplen cut (internal column ``tcp_hdr_cut``; :data:`HDR_CUT_DETAIL`: no flags,
+  sequence numbers or lengths seen).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -236,6 +238,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
         return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}")
+    if proto == "tcp" and row.get("tcp_hdr_cut"):
+        # no packet's flags, sequence numbers or length were captured: nothing shows whether the
+        # connection was opened, answered or refused (Zeek skips such packets; not "partial":
+        # its SYN may be among them)
+        return rule.id, "unclassified", "", HDR_CUT_DETAIL
     if proto == "tcp" and partial and not answered:
         return done(*_partial_silence(row))
     if proto == "tcp" and partial and int(row["orig_pkts"]) == 0:
@@ -360,6 +367,11 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 #: a Kaspersky name: not judged (no rule documents UDP 443, but it is no misconfiguration either)
 QUIC_DETAIL = ("QUIC (HTTP/3) on UDP 443: not a documented KSC purpose (browser traffic; the agent "
                "uses TCP 443)")
+
+#: detail of a TCP flow none of whose TCP headers was captured whole (``tcp_hdr_cut``)
+HDR_CUT_DETAIL = ("the snaplen cut the TCP header of every packet of this flow (ports seen; flags, "
+                  "sequence numbers and lengths not): its state and bytes are unknown, not judged "
+                  "(capture with a larger snaplen, e.g. tcpdump -s 0)")
 
 
 def _partial_silence(row: dict) -> tuple[str, str, str]:
@@ -510,19 +522,19 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
-                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on")
+                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
-                     "tls_wait_after", "went_on")
+                     "tls_wait_after", "went_on", "tcp_hdr_cut")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
-                  "tls_wait_after", "went_on")
+                  "tls_wait_after", "went_on", "tcp_hdr_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path

@@ -758,12 +758,14 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
 
     Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
     last SYN, or else the first packet, of each (flow, direction) sets its start; an
-    acknowledgement number 0 is ignored.
+    acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
+    (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
     """
     n = len(flow_of)
     end = np.full(n, -1, np.int64)
     acked = np.full(n, -1, np.int64)
-    rows = np.flatnonzero(is_tcp)
+    # (a packet whose TCP header the snaplen cut, payload_len < 0, puts nothing anywhere)
+    rows = np.flatnonzero(np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0))
     if not len(rows):
         return end, acked
     g = flow_of[rows].astype(np.int64) * 2 + (~np.asarray(from_orig[rows], bool))
@@ -813,13 +815,14 @@ def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
     the first SYN, SYN-ACK, FIN, RST, packet without SYN/FIN/RST and without payload, and such a
     packet with payload; plus, from the responder, the first packet without flags or payload after
     the originator's first FIN or RST (Zeek keeps a responder INACTIVE on a pure ACK while the
-    originator is in SYN_SENT; the next one after that counts)."""
+    originator is in SYN_SENT; the next one after that counts). A packet whose TCP header was
+    cut by the snaplen (``plen`` < 0) is none of these (Zeek skips it: ``truncated_header``)."""
     n = len(flow_of)
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
     flags = np.asarray(flags, np.int64)
-    tcp = np.asarray(is_tcp, bool)
+    tcp = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)   # (a cut TCP header: no event)
     syn, ack = (flags & SYN) != 0, (flags & ACK) != 0
     fin, rst = (flags & FIN) != 0, (flags & RST) != 0
     plain = tcp & ~syn & ~fin & ~rst
@@ -962,7 +965,8 @@ _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one 
 
 def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
     """Per packet, which Zeek history events it is (bool array (n, 6), columns in the order of
-    ``SHADFR``: SYN, SYN-ACK, pure ACK, data, FIN, RST)."""
+    ``SHADFR``: SYN, SYN-ACK, pure ACK, data, FIN, RST). A TCP packet whose header was cut by the
+    snaplen (``plen`` -1, flags 0) is none."""
     flags = np.asarray(flags, np.int64)
     ev = np.zeros((len(flags), len(_LETTERS)), bool)
     syn = (flags & SYN) != 0

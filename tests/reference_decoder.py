@@ -232,7 +232,7 @@ def _fields(ts: int, ip: Any) -> tuple:
         raw = bytes(up)                                 # transport header cut by the snaplen
         if len(raw) >= 4:
             sport, dport = struct.unpack("!HH", raw[:4])
-        if proto == 6 and len(raw) >= 14:
+        if proto == 6 and len(raw) >= 16:      # (Wireshark's rule: flags from 16 bytes on)
             flags = (raw[12] & 1) << 8 | raw[13]
     src, dst = str(ipaddress.ip_address(ip.src)), str(ipaddress.ip_address(ip.dst))
     return (ts, src, dst, proto, sport, dport, flags, ip_len)

@@ -34,6 +34,10 @@ ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", 
 NONIP = -1
 MALFORMED = -2
 PENDING = -3
+#: ``payload_len`` of a TCP row whose header the snaplen cut before its 16th byte (the end of the
+#: window field, what Wireshark needs to show flags and length): unknown (``tcp_flags``/``seq``/
+#: ``ack`` 0)
+TCP_HDR_CUT = -1
 
 TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 #: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart)
@@ -64,6 +68,7 @@ _le32 = struct.Struct("<I").unpack_from
 _hhh = struct.Struct("!HHH").unpack_from
 _ii = struct.Struct("!II").unpack_from
 _hh = struct.Struct("!HH").unpack_from
+_hhii = struct.Struct("!HHII").unpack_from
 _qqqq = struct.Struct("!QQQQ").unpack_from
 
 
@@ -716,24 +721,19 @@ class SlowDecoder:
             ip_pl -= hl
         avail = dend - p
         if proto == 6:
-            sport = dport = -1
-            seq = ack = flags = 0
-            if avail >= 4:
-                sport, dport = _hh(d, p)
-            if avail >= 8:
-                seq = _u32(d, p + 4)[0]
-            if avail >= 12:
-                ack = _u32(d, p + 8)[0]
-            if avail >= 14:
-                flags = (d[p + 12] & 1) << 8 | d[p + 13]
-            if avail >= 13:
-                doff = (d[p + 12] >> 4) << 2
-                if 20 <= doff <= ip_pl:
-                    plen, hoff = ip_pl - doff, doff
-                else:
-                    plen, hoff = 0, 0
+            if avail < 16:
+                # the header cut (snaplen) before its window field: ports if captured, the rest
+                # unknown, as Wireshark shows it (no flags nor tcp.len; Zeek skips the packet)
+                sport, dport = _hh(d, p) if avail >= 4 else (-1, -1)
+                return self._row(hdr, ctx, 6, sport, dport, -1, -1, 0, 0, 0, TCP_HDR_CUT, p,
+                                 p, base)
+            sport, dport, seq, ack = _hhii(d, p)
+            flags = (d[p + 12] & 1) << 8 | d[p + 13]
+            doff = (d[p + 12] >> 4) << 2
+            if 20 <= doff <= ip_pl:
+                plen, hoff = ip_pl - doff, doff
             else:
-                plen, hoff = max(0, ip_pl - 20), 20
+                plen, hoff = 0, 0
             return self._row(hdr, ctx, 6, sport, dport, -1, -1, flags, seq, ack, plen, p + hoff,
                              dend, base, _u16(d, p + 16)[0] if avail >= 18 else -1)
         if proto == 17:

@@ -35,15 +35,21 @@ Rules both paths share (units: bytes):
   (TSO/GSO, Linux BIG TCP) the datagram is the rest of the frame, including the bytes the snaplen
   cut off (original minus captured length) when it runs to the frame's end; ``payload_len`` from
   the headers: TCP ip payload -
-  data offset (0 if the data offset is invalid), UDP length - 8 (ip payload - 8 if the UDP
+  data offset (0 if the data offset is invalid, -1 if the TCP header was cut), UDP length - 8 (ip payload - 8 if the UDP
   length is inconsistent), ICMP/ICMPv6 ip payload - 8 (bytes after the 8-byte ICMP header),
   other protocols the whole IP payload ("ip payload": after IPv6 extension headers and AH);
 - ``pl_off``/``pl_cap``: offset in ``Packets.buf`` and captured length of the payload
   (``pl_cap`` <= ``payload_len``); ``pl_off`` -1 when nothing of it was captured;
 - cut headers keep what was captured: TCP/UDP ports when the first 4 transport bytes are there
-  (else -1), TCP seq/ack/flags when theirs are, ICMP type/code likewise; a cut IPv6 extension
-  chain (or AH) gives the last header type reached as ``proto``. Ports are only ever set for
-  TCP/UDP;
+  (else -1), ICMP type/code likewise; a cut IPv6 extension chain (or AH) gives the last header
+  type reached as ``proto``. Ports are only ever set for TCP/UDP. A TCP header cut before
+  its 16th byte (the end of the window field; a snaplen inside it) has ``payload_len`` -1
+  (unknown: :data:`._slowpath.TCP_HDR_CUT`), ``tcp_flags``/``seq``/``ack`` 0 and ``l4_sum`` -1,
+  as Wireshark shows it (ports, no flags nor ``tcp.len``; Zeek skips such a packet). From 16
+  bytes on, the fields captured are read and ``payload_len`` is the ip payload - data offset
+  (Wireshark's ``tcp.len``, also when the options or the checksum are cut; ``l4_sum`` -1 without
+  the checksum). A UDP or ICMP
+  header cut keeps ``payload_len`` from the IP length (ip payload - 8);
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the

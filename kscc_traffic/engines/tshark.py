@@ -43,6 +43,10 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
   carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
 
+A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``tcp.flags`` nor
+``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
+decoder.
+
 A first fragment never completed is shown by Wireshark as ``data``; its transport header is
 read from those bytes (``data.data``), as the builtin decoder does.
 
@@ -375,6 +379,11 @@ class PacketBuilder:
             k = protos[:j].count("tcp")
             row["sport"] = _int(_at(f, "tcp.srcport", k))
             row["dport"] = _int(_at(f, "tcp.dstport", k))
+            if not _at(f, "tcp.flags", k):
+                # the snaplen cut the fixed header ("Packet size limited during capture": ports,
+                # no flags nor tcp.len): length unknown, as the builtin decoder's TCP_HDR_CUT
+                row["payload_len"] = -1
+                return row
             row["tcp_flags"] = _int(_at(f, "tcp.flags", k), 0) & 0x1FF
             row["seq"] = _int(_at(f, "tcp.seq", k), 0)
             row["ack"] = _int(_at(f, "tcp.ack", k), 0)
@@ -471,11 +480,13 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int) -> dict:
     """Transport header fields of a first IP fragment whose datagram was never completed
     (Wireshark shows its bytes as ``data``; the builtin decoder reads the header in it)."""
     out: dict = {}
+    if proto == 6 and len(data) < 16:
+        out["payload_len"] = -1       # the TCP header is cut: length unknown (TCP_HDR_CUT)
     if len(data) < 4:
         return out
     out["sport"] = int.from_bytes(data[0:2], "big")
     out["dport"] = int.from_bytes(data[2:4], "big")
-    if proto == 6 and len(data) >= 20:
+    if proto == 6 and len(data) >= 16:
         doff = (data[12] >> 4) * 4
         out["seq"] = int.from_bytes(data[4:8], "big")
         out["ack"] = int.from_bytes(data[8:12], "big")
