@@ -14,7 +14,7 @@ import pandas as pd
 from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
-from .classify import CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .flows import FLOW_COLUMNS, build_flows, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
@@ -64,9 +64,13 @@ def server_port_fn(rules: RuleSet):
 def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: DnsAnswers | None = None,
                     answers_out: DnsAnswers | None = None,
                     capture_end_ns: int | None = None,
-                    observed_until_ns: int | None = None) -> tuple[pd.DataFrame, int]:
+                    observed_until_ns: int | None = None,
+                    internal: bool = False) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
+
+    :param internal: also the columns classify read that the output has not (after
+        :data:`COLUMNS`: :attr:`Batch.internal`), so some rows can be classified again.
 
     :param prior_answers: DNS answers seen before these packets (e.g. by a live capture that
         already evicted the DNS flows); used for names together with the packets' own answers.
@@ -79,6 +83,8 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                       observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns)
     if answers_out is not None:
         answers_out.extend(b.answers)
+    if internal and b.internal is not None and len(b.internal.columns):
+        return pd.concat([b.flows, b.internal], axis=1), b.duplicates
     return b.flows, b.duplicates
 
 
@@ -100,6 +106,10 @@ class Batch:
     duplicates: int
     pkt_from_orig: np.ndarray | None = None
     last_ts: np.ndarray | None = None
+    #: the columns classify read that are not in the output (``orig_resent``, ``went_on``, …:
+    #: classify's judge columns outside :data:`COLUMNS`), one row per row of ``flows``: what a
+    #: caller that changes some counters and classifies again needs (the live session)
+    internal: pd.DataFrame | None = None
 
 #: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
 #: the side of the packet's direction: packets, payload bytes, IP bytes
@@ -196,7 +206,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
-    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts)
+    keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
+    internal = flows[keep].reset_index(drop=True)
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal)
 
 
 def _tcp_headers_cut(ft) -> np.ndarray:

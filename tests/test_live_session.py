@@ -288,3 +288,33 @@ def test_long_connection_bytes_as_analyze(tmp_path, monkeypatch, head, with_syn)
     # (the reference itself: 200 segments of 100 bytes, 20 of 300; rounds 60-79 acknowledged)
     assert (int(ref["orig_bytes"][0]), int(ref["resp_bytes"][0])) == (20_000, 6_000)
     assert_live_same(path, monkeypatch, step=7, head_packets=head)
+
+
+def _scapy_pcap(path: Path, steps) -> None:
+    """``steps``: (from_client, flags, seq, ack, payload) between 192.0.2.10:40001 and
+    203.0.113.10:23101, 0.1 s apart."""
+    from scapy.layers.inet import IP, TCP as T
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    pkts = []
+    for k, (up, flags, seq, ack, data) in enumerate(steps):
+        a, b = (("192.0.2.10", 40001), ("203.0.113.10", 23101))[::1 if up else -1]
+        p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=a[0], dst=b[0]) / T(
+            sport=a[1], dport=b[1], flags=flags, seq=seq, ack=ack) / data
+        p.time = 1_700_000_000 + 0.1 * k
+        pkts.append(p)
+    wrpcap(str(path), pkts)
+
+
+def test_summarised_flow_keeps_what_classify_reads(tmp_path, monkeypatch):
+    """A flow whose packets are mostly summarised is classified again with the columns the
+    analysis read that the output has not (orig_resent: the originator sent bytes again), not
+    without them: a capture started mid-connection, 40 segments of new data then the last one
+    sent 20 times more over 2 s with nothing back is blocked/no_answer, as analyze says."""
+    steps = [(True, "PA", 1000 + 100 * i, 5000, b"x" * 100) for i in range(40)]
+    steps += [(True, "PA", 1000 + 100 * 39, 5000, b"x" * 100)] * 20
+    path = tmp_path / "resent.pcap"
+    _scapy_pcap(path, steps)
+    ref = analyze_file(path, RULES).flows
+    assert (ref["verdict"][0], ref["reason"][0]) == ("blocked", "no_answer,partial")
+    assert_live_same(path, monkeypatch, step=5)

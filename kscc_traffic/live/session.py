@@ -54,7 +54,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from ..analyze import _schema, analyze_packets
+from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
 from ..flows import (_SEQ_TRUST, ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
@@ -622,7 +622,7 @@ class LiveSession:
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
                                    answers_out=learnt, capture_end_ns=self._end_ns,
-                                   observed_until_ns=self._observed())
+                                   observed_until_ns=self._observed(), internal=True)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
@@ -658,10 +658,12 @@ class LiveSession:
         adjust = [f for f in flows if f.has_extra]
         if adjust:
             table = self._adjust(table, adjust)
-        return table
+        return table[list(COLUMNS) + ["_fid"]]
 
     def _adjust(self, table: pd.DataFrame, flows: list[_Flow]) -> pd.DataFrame:
-        """Add the counters of packets not kept to each flow's last row, then classify again."""
+        """Add the counters of packets not kept to each flow's last row, then classify again
+        (``table`` with the columns classify reads that the output has not:
+        ``analyze_packets(internal=True)``)."""
         rows, done = [], []
         for f in flows:
             idx = np.nonzero(table["_fid"].to_numpy() == f.fid)[0]
@@ -685,6 +687,10 @@ class LiveSession:
                 for col, dd in (("orig_bytes", 0 if orig_is_a else 1), ("resp_bytes", 1 if orig_is_a else 0)):
                     if f.paysum[dd] >= _SEQ_TRUST:
                         table.at[i, col] = f.paysum[dd]
+                # (the originator sent some bytes again: its payloads add up to more than its
+                # sequence numbers span, as analyze_batch's orig_resent)
+                if "orig_resent" in table.columns and f.paysum[0 if orig_is_a else 1] > int(table.at[i, "orig_bytes"]):
+                    table.at[i, "orig_resent"] = True
             else:
                 table.at[i, "orig_bytes"] += e[o + 1]
                 table.at[i, "resp_bytes"] += e[r + 1]
