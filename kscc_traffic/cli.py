@@ -277,8 +277,8 @@ class _progress:
 def rules_cmd(
     bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
     vlan: bool = typer.Option(True, "--vlan/--no-vlan",
-                              help="with --bpf: also match 802.1Q-tagged frames (Ethernet only; use "
-                                   "--no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
+                              help="with --bpf: also match 802.1Q/802.1ad-tagged and QinQ (double-tagged) frames "
+                                   "(Ethernet only; use --no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
     proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
                                          help="with --bpf: also match TCP port N, repeatable (an HTTP "
                                               "proxy the agents CONNECT through, e.g. 3128 or 8080)"),
@@ -294,7 +294,7 @@ def rules_cmd(
     except KsccTrafficError as e:
         raise _fail(str(e))
     if bpf:
-        typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0, proxy_ports=proxy_port))
+        typer.echo(bpf_filter(ruleset, vlan_depth=2 if vlan else 0, proxy_ports=proxy_port))
         return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):

@@ -594,7 +594,7 @@ def load_rules(path: str | Path | Iterable[str | Path] | None = None) -> RuleSet
 # ------------------------------------------------------------------------------------------------
 
 
-def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp: bool = True,
+def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp: bool = True,
                proxy_ports: Iterable[int] = (), fragments: bool = True) -> str:
     """A libpcap capture filter (tcpdump, dumpcap/Wireshark ``-f``) for everything the rules cover.
 
@@ -613,10 +613,16 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 1, dns: bool = True, icmp:
     and walks extension headers. Not ``ip6 protochain``: it compiles to a loop (a backward jump)
     that the Linux kernel refuses to attach and that turns libpcap's optimiser off.
 
-    ``vlan_depth``: 0 untagged only; 1 (default) also 802.1Q/802.1ad single-tagged frames, as
-    ``(X) or (vlan and (X))``; 2 also double-tagged (QinQ) frames, nested:
+    ``vlan_depth``: 0 untagged only (the form for links without Ethernet headers: libpcap refuses
+    ``vlan`` there); 1 also 802.1Q/802.1ad single-tagged frames, as ``(X) or (vlan and (X))``;
+    2 (default) also double-tagged (QinQ: 802.1ad + 802.1Q, or 802.1Q twice) frames, nested:
     ``(X) or (vlan and ((X) or (vlan and (X))))``. libpcap's ``vlan`` shifts the offsets of everything
-    after it in the whole expression, hence the repeated, nested expression.
+    after it in the whole expression by 4 bytes, hence the repeated, nested expression. On a live
+    Linux interface the kernel strips the outer tag into the packet's metadata; libpcap's first
+    ``vlan`` tests that metadata too, the second one the tag left in the frame. Size (libpcap
+    1.10, bundled rules): 138 / 282 / 490 BPF instructions offline, 730 / 1255 at depth 1 / 2 on
+    a live Linux handle (the metadata test doubles the branches); the kernel's limit is 4096.
+    Raises ValueError for another depth.
     """
     if vlan_depth not in (0, 1, 2):
         raise ValueError("vlan_depth must be 0, 1 or 2")

@@ -393,7 +393,7 @@ def test_bpf_filter_dns_icmp_vlan(rs):
     for part in ("udp port 53", "tcp port 53", "icmp or icmp6", " or (vlan and ("):
         assert part in expr
     inner, _, tagged = expr.partition(" or (vlan and ")
-    assert tagged == inner + ")"
+    assert tagged == f"({inner} or (vlan and {inner})))"     # default: single tags and QinQ
 
 
 def _offline_matcher(expr: str):

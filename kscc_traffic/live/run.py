@@ -36,8 +36,8 @@ __all__ = ["LiveOptions", "LiveResult", "run_live", "default_filter"]
 
 def default_filter(rules: RuleSet, proxy_ports: tuple = ()) -> str:
     """The capture filter used without ``--filter``: every rule's port, DNS, ICMP, IP fragments
-    and IPv6 extension headers, plus ``tcp port N`` per proxy port
-    (:func:`kscc_traffic.rules.bpf_filter`)."""
+    and IPv6 extension headers, untagged, 802.1Q/802.1ad-tagged and QinQ (double-tagged), plus
+    ``tcp port N`` per proxy port (:func:`kscc_traffic.rules.bpf_filter`)."""
     return bpf_filter(rules, proxy_ports=proxy_ports)
 
 
