@@ -1053,7 +1053,8 @@ def test_lone_syn_ack_is_not_a_blocked_outgoing_connection(tmp_path):
     r = one(flows)
     assert (r.orig_h, r.orig_p, r.resp_h, r.resp_p) == (CLIENT, EPHEMERAL, SERVER, AGENT_PORT)
     assert (r.conn_state, r.history, bool(r.partial)) == ("OTH", "^h", True)
-    assert (r.purpose, r.verdict, r.reason) == ("agent_connection", "ok", "partial")  # not wrong_direction
+    # not wrong_direction; and not judged: nothing from the originator (newcomer 16 N3)
+    assert (r.purpose, r.verdict, r.reason) == ("agent_connection", "unclassified", "partial")
 
 
 # =============================================================================================
@@ -1087,7 +1088,7 @@ def test_lone_rst_backscatter_is_not_a_rejected_connection(tmp_path):
     r = one(flows)
     # Zeek's conn_state(): responder RESET, originator inactive -> RSTRH (REJ needs the SYN)
     assert (r.orig_h, r.resp_h, r.resp_p, r.conn_state, r.history) == (CLIENT, SERVER, AGENT_PORT, "RSTRH", "^r")
-    assert (r.verdict, r.reason) == ("ok", "partial")                  # not blocked / rejected
+    assert (r.verdict, r.reason) == ("unclassified", "partial")   # not blocked / rejected; not judged
 
 
 def test_duplicated_frames_from_a_span_port_are_counted_once(tmp_path):
