@@ -44,12 +44,25 @@ class LiveEngine(str, Enum):
     tshark = "tshark"
 
 
+class _ReportConsole(Console):
+    """A rich console whose failed writes reach the caller: rich's own
+    :meth:`~rich.console.Console.on_broken_pipe` ends the program with status 1 when the reader
+    of the output goes away, so ``analyze … | head`` (table) would end as "something flagged";
+    here the :class:`BrokenPipeError` is raised again (the console goes quiet first) and the
+    command ends with :data:`EXIT_PIPE_CLOSED`, as for csv and jsonl."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def _console(file=None) -> Console:
     """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
-    (rich's default of 80 would fold every table)."""
+    (rich's default of 80 would fold every table). A closed pipe raises :class:`BrokenPipeError`
+    (:class:`_ReportConsole`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return Console(file=file, width=None if tty else 200)
+    return _ReportConsole(file=file, width=None if tty else 200)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
@@ -285,17 +298,26 @@ def rules_cmd(
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
-    from rich.table import Table
-
     from .rules import bpf_filter, load_rules
 
     try:
         ruleset = load_rules(rules)
     except KsccTrafficError as e:
         raise _fail(str(e))
-    if bpf:
-        typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0, proxy_ports=proxy_port))
-        return
+    try:
+        if bpf:
+            typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0, proxy_ports=proxy_port))
+        else:
+            _print_rules(ruleset)
+        sys.stdout.flush()
+    except OSError as e:  # `rules | head`: status 141 as for analyze
+        raise _write_failed(e, None)
+
+
+def _print_rules(ruleset) -> None:
+    """The table of documented purposes on standard output."""
+    from rich.table import Table
+
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
