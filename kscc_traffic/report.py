@@ -40,6 +40,16 @@ def clip_ts(seconds):
     return np.clip(seconds, -TS_LIMIT_S, TS_LIMIT_S)
 
 
+def time_texts(ts_ns, fmt: str = "%H:%M:%S.%f") -> list[str]:
+    """Exact capture times (``ts_ns``: int64 nanoseconds since the epoch, scalar or array-like)
+    -> texts of ``fmt`` (UTC) cut to milliseconds (``fmt`` must end in ``%f``): the digits shown
+    are those of the exact time, cut, never those of the float ``ts`` (``.050`` stays ``.050``,
+    not ``.049``). Any int64 is shown (the smallest, pandas' NaT, as the next one)."""
+    a = np.atleast_1d(np.asarray(ts_ns, dtype=np.int64))
+    a = np.maximum(a, np.iinfo(np.int64).min + 1)
+    return [t[:-3] for t in pd.to_datetime(a, unit="ns").strftime(fmt)]
+
+
 def escape_csv(value):
     """Neutralise spreadsheet formulas in a CSV cell (strings only)."""
     if isinstance(value, str):
@@ -728,11 +738,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
-        for col in ("time", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+        for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for r in summary.flagged.itertuples(index=False):
-            f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
+        for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+            f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
