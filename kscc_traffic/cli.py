@@ -18,7 +18,9 @@ from rich.console import Console
 from .errors import KsccTrafficError
 from .text import escape_terminal, path_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# markdown: the help's paragraphs are reflowed to the terminal (docstrings keep their line breaks
+# in rich mode); usage errors are one line of ours (:func:`main`), not rich's box
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
 err = Console(stderr=True, highlight=False)
 
@@ -142,11 +144,11 @@ def _say(kind: str, message: str) -> None:
 
 @app.command()
 def analyze(
-    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
-    lenient: bool = typer.Option(False, "--lenient",
+    lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
     engine: FileEngine = typer.Option(FileEngine.builtin, "--engine",
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
@@ -288,11 +290,11 @@ class _progress:
 
 @app.command("rules")
 def rules_cmd(
-    bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
-    vlan: bool = typer.Option(True, "--vlan/--no-vlan",
+    bpf: bool = typer.Option(False, "--bpf", metavar="", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
+    vlan: bool = typer.Option(True, "--vlan/--no-vlan", metavar="",
                               help="with --bpf: also match 802.1Q-tagged frames (Ethernet only; use "
                                    "--no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
-    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="with --bpf: also match TCP port N, repeatable (an HTTP "
                                               "proxy the agents CONNECT through, e.g. 3128 or 8080)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
@@ -329,12 +331,17 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    lenient: bool = typer.Option(False, "--lenient", metavar="",
+                                 help="skip captures that cannot be read at all (warning) instead of exit 2"),
 ) -> None:
-    """Write ONE self-contained HTML file: readiness checklist, charts, flagged flows with what to
-    change, and a sortable, filterable flow table. Exit status as for ``analyze``."""
+    """Write one self-contained HTML report of the captures.
+
+    The readiness checklist, charts, the flagged flows with what to change, and a sortable,
+    filterable flow table, in one file that needs no network. Exit status as for `analyze`.
+    """
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
     from .rules import load_rules
@@ -349,7 +356,12 @@ def report(
     _check_output(html, [*captures, rules], "--html")
     import pandas as pd
 
-    parts, warnings = [], []
+    def skip_or_fail(msg: str) -> None:
+        if not lenient:
+            raise _fail(msg)
+        _say("Warning", f"skipped {msg}")
+
+    parts, warnings, read = [], [], []
     for path, name in zip(captures, capture_names(captures)):
         try:
             if not path.exists():
@@ -358,18 +370,24 @@ def report(
                 raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
             a = analyze_file(path, ruleset, name=name)
         except KsccTrafficError as e:
-            raise _fail(str(e))
+            skip_or_fail(str(e))
+            continue
         except OSError as e:
-            raise _fail(f"{path_text(path)}: {e.strerror or e}")
+            skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
+            continue
         except Exception as e:  # a bug of ours: one line, never a traceback
-            raise _fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+            skip_or_fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+            continue
         parts.append(a.flows)
         warnings.extend(a.warnings)
+        read.append(path)
+    if not parts:
+        raise _fail("no capture could be read")
     flows = pd.concat(parts, ignore_index=True)
     for w in warnings:
         _say("Warning", w)
     try:
-        write_html(html, flows, ruleset, captures=captures, warnings=warnings)
+        write_html(html, flows, ruleset, captures=read, warnings=warnings)
     except OSError as e:
         raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
     except Exception as e:  # a bug of ours
@@ -390,18 +408,18 @@ def live(
     bpf: Optional[str] = typer.Option(None, "--filter",
                                       help="capture filter, tcpdump syntax (default: the rules' ports, DNS, ICMP "
                                            "and IP fragments, as rules --bpf)"),
-    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="add TCP port N to the default filter, repeatable (an HTTP proxy the "
                                               "agents CONNECT through, e.g. 3128 or 8080; not with --filter)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
-    idle_timeout: List[str] = typer.Option([], "--idle-timeout",
+    idle_timeout: List[str] = typer.Option([], "--idle-timeout", metavar="NAME=SECONDS",
                                            help="NAME=SECONDS, repeatable: tcp (300), udp (60), icmp (60), other (60), "
                                                 "close (5, after FIN/RST): when flows are summarised and evicted"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
-    list_interfaces: bool = typer.Option(False, "--list-interfaces", help="list the interfaces and exit"),
+    list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
@@ -450,13 +468,60 @@ def live(
     _emit(flows, ruleset, format, output)
 
 
-def main() -> None:
-    """Console-script entry point: never lets a traceback reach the user for our own errors."""
+#: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;
+#: click's own cutoff of 0.6 offers ``--jobs`` for ``--bogus``)
+SUGGESTION_CUTOFF = 0.75
+
+
+def _click_exceptions():
+    """The click exceptions typer raises: its own copy of click (typer >= 0.24), or click."""
     try:
-        app()
+        from typer._click import exceptions
+    except ImportError:  # an older typer on click
+        from click import exceptions
+    return exceptions
+
+
+def usage_error_text(e) -> str:
+    """One line for a usage error (unknown option, bad value, missing option or argument), as
+    common command lines write it: ``Error: …`` without rich's box, with click's suggestion for
+    an unknown option only when it is close."""
+    import difflib
+
+    if isinstance(e, _click_exceptions().NoSuchOption):
+        close = [p for p in (e.possibilities or [])
+                 if difflib.SequenceMatcher(None, e.option_name, p).ratio() >= SUGGESTION_CUTOFF]
+        text = f"No such option: {e.option_name}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+    else:
+        text = e.format_message().replace("Value error, ", "")
+    return f"Error: {escape_terminal(' '.join(text.split()))}"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: never lets a traceback reach the user for our own errors.
+    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
+    cx = _click_exceptions()
+    try:
+        code = app(args=args, standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:  # the command alone: its help, as before
+        from typer import rich_utils
+        rich_utils.rich_format_error(e)
+        sys.exit(e.exit_code)
+    except cx.UsageError as e:
+        print(usage_error_text(e), file=sys.stderr)
+        if e.ctx is not None:
+            print(f"Try '{e.ctx.command_path} --help' for help.", file=sys.stderr)
+        sys.exit(EXIT_UNUSABLE)
+    except cx.ClickException as e:  # pragma: no cover - none raised by our commands
+        _say("Error", e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("Aborted", markup=False)
+        sys.exit(1)
     except KsccTrafficError as e:  # pragma: no cover - commands map these already
         _say("Error", str(e))
         sys.exit(EXIT_UNUSABLE)
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

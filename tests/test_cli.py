@@ -236,3 +236,45 @@ def test_reader_gone_before_the_table_ends_the_run_with_141(args):
     finally:
         os.close(w)
     assert (p.returncode, p.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("args, line", [
+    (("analyze", "x.pcap", "--bogus"), "Error: No such option: --bogus"),   # not "(Possible options: --jobs)"
+    (("analyze", "x.pcap", "--formt", "csv"), "Error: No such option: --formt (did you mean --format?)"),
+    (("analyze", "x.pcap", "-f", "xml"),
+     "Error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'jsonl', 'csv'."),
+    (("report", "x.pcap"), "Error: Missing option '--html'."),
+    (("analyze",), "Error: Missing argument 'CAPTURE'."),
+])
+def test_usage_errors_are_one_line_and_a_hint(args, line):
+    # typer's rich box (4-6 lines, odd suggestions) replaced by what common command lines write
+    p = run(*args)
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == [line, f"Try 'python -m kscc_traffic {args[0]} --help' for help."]
+    assert p.stdout == ""
+
+
+def test_help_is_reflowed_and_names_the_capture_argument():
+    top = run("--help")
+    assert top.returncode == 0
+    # the report's one-line help is a whole sentence (it broke after "what to")
+    assert "report   Write one self-contained HTML report of the captures." in top.stdout
+    assert "what to\n" not in top.stdout
+    h = run("analyze", "--help")
+    assert h.returncode == 0 and "analyze [OPTIONS] {CAPTURE}..." in h.stdout
+    assert "memory, so any size fits" in " ".join(h.stdout.split())
+    assert "--lenient" in run("report", "--help").stdout
+
+
+def test_report_lenient_skips_what_cannot_be_read(tmp_path):
+    out = tmp_path / "r.html"
+    missing = tmp_path / "nope.pcap"
+    strict = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out)
+    assert (strict.returncode, strict.stderr) == (2, f"Error: {missing}: no such file\n")
+    assert not out.exists()
+    p = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out, "--lenient")
+    assert p.returncode == 1, p.stderr     # blocked_agent: 7 blocked flows
+    assert p.stderr == f"Warning: skipped {missing}: no such file\n"
+    assert "blocked_agent.pcap (11 flows)" in out.read_text(encoding="utf-8")
+    none = run("report", missing, "--html", out, "--lenient")
+    assert none.returncode == 2 and none.stderr.endswith("Error: no capture could be read\n")
