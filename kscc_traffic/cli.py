@@ -415,8 +415,9 @@ def live(
     no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
     idle_timeout: List[str] = typer.Option([], "--idle-timeout", metavar="NAME=SECONDS",
-                                           help="NAME=SECONDS, repeatable: tcp (300), udp (60), icmp (60), other (60), "
-                                                "close (5, after FIN/RST): when flows are summarised and evicted"),
+                                           help="when flows are summarised and evicted, the option once per NAME: tcp (300), "
+                                                "udp (60), icmp (60), other (60), close (5, after FIN/RST), e.g. "
+                                                "--idle-timeout tcp=600 --idle-timeout close=2"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),

@@ -278,3 +278,21 @@ def test_report_lenient_skips_what_cannot_be_read(tmp_path):
     assert "blocked_agent.pcap (11 flows)" in out.read_text(encoding="utf-8")
     none = run("report", missing, "--html", out, "--lenient")
     assert none.returncode == 2 and none.stderr.endswith("Error: no capture could be read\n")
+
+
+def test_readme_idle_timeout_examples_are_accepted():
+    # the README showed `--idle-timeout tcp=300 udp=60 …`, which typer rejects (extra arguments):
+    # every example there gives one NAME=SECONDS per option, and the command line takes it
+    import re
+    import shlex
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    examples = [c for c in re.findall(r"`([^`]*--idle-timeout [^`]*)`", readme)]
+    assert examples
+    for ex in examples:
+        words = shlex.split(ex)
+        for i, w in enumerate(words):
+            if re.fullmatch(r"[a-z]+=\d+", w):
+                assert words[i - 1] == "--idle-timeout", ex
+        args = [w for i, w in enumerate(words) if w == "--idle-timeout" or words[i - 1] == "--idle-timeout"]
+        p = run("live", *args, "--list-interfaces")
+        assert p.returncode == 0, (ex, p.stderr)
