@@ -129,6 +129,19 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
                         f"file name for {option}, writing there would destroy {'it' if role != 'an input' else 'the input'}")
 
 
+def _load_rules(path: Optional[Path]):
+    """The rules of ``--rules`` (None: the bundled ones), or an ``Error:`` line and status 2 for
+    a file that cannot be used, and for a directory (the option takes one file)."""
+    from .rules import load_rules
+
+    if path is not None and path.is_dir():
+        raise _fail(f"{path_text(path)}: is a directory; --rules takes one rules file (.toml)")
+    try:
+        return load_rules(path)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+
+
 def _fail(message: str) -> "typer.Exit":
     _say("Error", message)
     return typer.Exit(EXIT_UNUSABLE)
@@ -168,13 +181,9 @@ def analyze(
     from .analyze import check_capture
     from .output import FlowSink
     from .parallel import analyze_each
-    from .rules import load_rules
 
     _check_output(output, [*captures, rules])
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
 
     def skip_or_fail(msg: str) -> None:
         if not lenient:
@@ -300,12 +309,12 @@ def rules_cmd(
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
-    from .rules import bpf_filter, load_rules
+    from .rules import bpf_filter
 
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    if not bpf and (proxy_port or not vlan):
+        raise _fail(f"{'--proxy-port' if proxy_port else '--no-vlan'} changes the capture filter: "
+                    "use it with --bpf")
+    ruleset = _load_rules(rules)
     try:
         if bpf:
             typer.echo(bpf_filter(ruleset, vlan_depth=1 if vlan else 0, proxy_ports=proxy_port))
@@ -344,12 +353,8 @@ def report(
     """
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
-    from .rules import load_rules
 
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
     if not html.absolute().parent.is_dir():
         raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
                     f"{path_text(html.absolute().parent)})")
@@ -425,7 +430,6 @@ def live(
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
     from .live.sources import list_interfaces as interfaces
-    from .rules import load_rules
 
     if list_interfaces:
         default = default_interface()
@@ -438,10 +442,7 @@ def live(
     if proxy_port and bpf is not None:
         raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
                     "'or tcp port N' in the filter instead")
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
     from .live.run import LiveOptions, run_live
     from .live.session import Timeouts
     try:

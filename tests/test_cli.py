@@ -296,3 +296,25 @@ def test_readme_idle_timeout_examples_are_accepted():
         args = [w for i, w in enumerate(words) if w == "--idle-timeout" or words[i - 1] == "--idle-timeout"]
         p = run("live", *args, "--list-interfaces")
         assert p.returncode == 0, (ex, p.stderr)
+
+
+@pytest.mark.parametrize("args, line", [
+    (("rules", "--proxy-port", "3128"), "Error: --proxy-port changes the capture filter: use it with --bpf"),
+    (("rules", "--no-vlan"), "Error: --no-vlan changes the capture filter: use it with --bpf"),
+])
+def test_rules_options_of_the_filter_need_bpf(args, line):
+    # `rules --proxy-port 3128` printed the purposes table, the option silently ignored
+    p = run(*args)
+    assert (p.returncode, p.stderr, p.stdout) == (2, line + "\n", "")
+    assert run("rules", "--bpf", "--proxy-port", "3128").stdout.count("tcp port 3128") >= 1
+
+
+@pytest.mark.parametrize("cmd", ["analyze", "report", "rules"])
+def test_rules_option_given_a_directory_is_refused(tmp_path, cmd):
+    # --rules takes one file (README, --help); a directory was read as all its *.toml
+    (tmp_path / "a.toml").write_bytes((ROOT / "rules" / "kscc-cloud.toml").read_bytes())
+    args = {"analyze": ("analyze", SAMPLES / "baseline_agent.pcap"),
+            "report": ("report", SAMPLES / "baseline_agent.pcap", "--html", tmp_path / "r.html"),
+            "rules": ("rules",)}[cmd]
+    p = run(*args, "--rules", tmp_path)
+    assert (p.returncode, p.stderr) == (2, f"Error: {tmp_path}: is a directory; --rules takes one rules file (.toml)\n")
