@@ -94,7 +94,8 @@ _CHUNK_ROWS = 8192
 _CSV_SPECIAL = re.compile(r'[\x00-\x20",\x7f]')
 _CSV_SPECIAL_BYTES = bytes([*range(0x21), ord('"'), ord(","), 0x7F])
 #: pandas' JSON text. ``double_precision=6``: ``ts`` and ``duration`` (seconds, the table's only
-#: floats) with 6 decimals, as Zeek writes them (``ts_ns`` keeps the exact time)
+#: floats) rounded to the microsecond, at most 6 decimals without trailing zeros (Zeek writes a
+#: fixed 6; the same numbers) (``ts_ns`` keeps the exact time)
 _JSON_ARGS = dict(force_ascii=False, double_precision=6, date_unit="ns")
 #: ASCII that pandas writes escaped in a JSON string (the controls, '"', '\\', '/'), and DEL (with
 #: a margin); a text of the other ASCII characters is written as it is between quotes (checked
@@ -458,7 +459,8 @@ def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
 
     The text is pandas' ``DataFrame.to_json(orient="records", lines=True, force_ascii=False,
     double_precision=6, date_unit="ns")`` of the table with :func:`clean_utf8` text: floats
-    (``ts``, ``duration``, seconds) with at most 6 decimals, as Zeek writes them (``ts_ns`` is the
+    (``ts``, ``duration``, seconds) rounded to the microsecond, at most 6 decimals without
+    trailing zeros (Zeek writes a fixed 6: the same numbers) (``ts_ns`` is the
     exact time). Made column by column (:func:`_write_jsonl_columns`) when the table allows it,
     else by pandas ``_CHUNK_ROWS`` rows at a time; the same text either way."""
     if len(flows) and not _write_jsonl_columns(flows, out):

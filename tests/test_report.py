@@ -131,3 +131,12 @@ def test_times_shown_are_the_exact_ts_ns_in_utc():
     assert "time (UTC)" in text and "09:00:00.050" in text and "09:00:00.049" not in text
     assert time_texts([1772442000050000000, 1772442000999999999, -(2 ** 63)], "%Y-%m-%d %H:%M:%S.%f") == [
         "2026-03-02 09:00:00.050", "2026-03-02 09:00:00.999", "1677-09-21 00:12:43.145"]
+
+
+def test_readme_says_what_jsonl_writes_for_ts_and_duration():
+    # README said "with 6 decimals (… as Zeek writes them)"; the writer drops trailing zeros
+    buf = io.StringIO()
+    write_jsonl(pd.DataFrame({"ts": [1772442000.05], "duration": [0.0]}), buf)
+    assert buf.getvalue() == '{"ts":1772442000.05,"duration":0.0}\n'
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "at most 6 decimals and no trailing zeros (`1772442000.05`, `0.0`;" in readme
