@@ -18,7 +18,9 @@ from rich.console import Console
 from .errors import KsccTrafficError
 from .text import escape_terminal, path_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# markdown: the help's paragraphs are reflowed to the terminal (docstrings keep their line breaks
+# in rich mode); usage errors are one line of ours (:func:`main`), not rich's box
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
 err = Console(stderr=True, highlight=False)
 
@@ -44,12 +46,25 @@ class LiveEngine(str, Enum):
     tshark = "tshark"
 
 
+class _ReportConsole(Console):
+    """A rich console whose failed writes reach the caller: rich's own
+    :meth:`~rich.console.Console.on_broken_pipe` ends the program with status 1 when the reader
+    of the output goes away, so ``analyze … | head`` (table) would end as "something flagged";
+    here the :class:`BrokenPipeError` is raised again (the console goes quiet first) and the
+    command ends with :data:`EXIT_PIPE_CLOSED`, as for csv and jsonl."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def _console(file=None) -> Console:
     """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
-    (rich's default of 80 would fold every table)."""
+    (rich's default of 80 would fold every table). A closed pipe raises :class:`BrokenPipeError`
+    (:class:`_ReportConsole`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return Console(file=file, width=None if tty else 200)
+    return _ReportConsole(file=file, width=None if tty else 200)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
@@ -114,6 +129,19 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
                         f"file name for {option}, writing there would destroy {'it' if role != 'an input' else 'the input'}")
 
 
+def _load_rules(path: Optional[Path]):
+    """The rules of ``--rules`` (None: the bundled ones), or an ``Error:`` line and status 2 for
+    a file that cannot be used, and for a directory (the option takes one file)."""
+    from .rules import load_rules
+
+    if path is not None and path.is_dir():
+        raise _fail(f"{path_text(path)}: is a directory; --rules takes one rules file (.toml)")
+    try:
+        return load_rules(path)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
+
+
 def _fail(message: str) -> "typer.Exit":
     _say("Error", message)
     return typer.Exit(EXIT_UNUSABLE)
@@ -129,11 +157,11 @@ def _say(kind: str, message: str) -> None:
 
 @app.command()
 def analyze(
-    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
-    lenient: bool = typer.Option(False, "--lenient",
+    lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
     engine: FileEngine = typer.Option(FileEngine.builtin, "--engine",
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
@@ -153,13 +181,9 @@ def analyze(
     from .analyze import check_capture
     from .output import FlowSink
     from .parallel import analyze_each
-    from .rules import load_rules
 
     _check_output(output, [*captures, rules])
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
 
     def skip_or_fail(msg: str) -> None:
         if not lenient:
@@ -275,27 +299,36 @@ class _progress:
 
 @app.command("rules")
 def rules_cmd(
-    bpf: bool = typer.Option(False, "--bpf", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
-    vlan: bool = typer.Option(True, "--vlan/--no-vlan",
+    bpf: bool = typer.Option(False, "--bpf", metavar="", help="print a capture filter covering every rule, DNS, ICMP and IP fragments"),
+    vlan: bool = typer.Option(True, "--vlan/--no-vlan", metavar="",
                               help="with --bpf: also match 802.1Q/802.1ad-tagged and QinQ (double-tagged) frames "
                                    "(Ethernet only; use --no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),
-    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="with --bpf: also match TCP port N, repeatable (an HTTP "
                                               "proxy the agents CONNECT through, e.g. 3128 or 8080)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
+    from .rules import bpf_filter
+
+    if not bpf and (proxy_port or not vlan):
+        raise _fail(f"{'--proxy-port' if proxy_port else '--no-vlan'} changes the capture filter: "
+                    "use it with --bpf")
+    ruleset = _load_rules(rules)
+    try:
+        if bpf:
+            typer.echo(bpf_filter(ruleset, vlan_depth=2 if vlan else 0, proxy_ports=proxy_port))
+        else:
+            _print_rules(ruleset)
+        sys.stdout.flush()
+    except OSError as e:  # `rules | head`: status 141 as for analyze
+        raise _write_failed(e, None)
+
+
+def _print_rules(ruleset) -> None:
+    """The table of documented purposes on standard output."""
     from rich.table import Table
 
-    from .rules import bpf_filter, load_rules
-
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
-    if bpf:
-        typer.echo(bpf_filter(ruleset, vlan_depth=2 if vlan else 0, proxy_ports=proxy_port))
-        return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
@@ -307,27 +340,33 @@ def rules_cmd(
 
 @app.command()
 def report(
-    captures: List[Path] = typer.Argument(..., help="pcap or pcapng files (also .gz)"),
+    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    lenient: bool = typer.Option(False, "--lenient", metavar="",
+                                 help="skip captures that cannot be read at all (warning) instead of exit 2"),
 ) -> None:
-    """Write ONE self-contained HTML file: readiness checklist, charts, flagged flows with what to
-    change, and a sortable, filterable flow table. Exit status as for ``analyze``."""
+    """Write one self-contained HTML report of the captures.
+
+    The readiness checklist, charts, the flagged flows with what to change, and a sortable,
+    filterable flow table, in one file that needs no network. Exit status as for `analyze`.
+    """
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
-    from .rules import load_rules
 
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
     if not html.absolute().parent.is_dir():
         raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
                     f"{path_text(html.absolute().parent)})")
     _check_output(html, [*captures, rules], "--html")
     import pandas as pd
 
-    parts, warnings = [], []
+    def skip_or_fail(msg: str) -> None:
+        if not lenient:
+            raise _fail(msg)
+        _say("Warning", f"skipped {msg}")
+
+    parts, warnings, read = [], [], []
     for path, name in zip(captures, capture_names(captures)):
         try:
             if not path.exists():
@@ -336,18 +375,24 @@ def report(
                 raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
             a = analyze_file(path, ruleset, name=name)
         except KsccTrafficError as e:
-            raise _fail(str(e))
+            skip_or_fail(str(e))
+            continue
         except OSError as e:
-            raise _fail(f"{path_text(path)}: {e.strerror or e}")
+            skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
+            continue
         except Exception as e:  # a bug of ours: one line, never a traceback
-            raise _fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+            skip_or_fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+            continue
         parts.append(a.flows)
         warnings.extend(a.warnings)
+        read.append(path)
+    if not parts:
+        raise _fail("no capture could be read")
     flows = pd.concat(parts, ignore_index=True)
     for w in warnings:
         _say("Warning", w)
     try:
-        write_html(html, flows, ruleset, captures=captures, warnings=warnings)
+        write_html(html, flows, ruleset, captures=read, warnings=warnings)
     except OSError as e:
         raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
     except Exception as e:  # a bug of ours
@@ -368,23 +413,23 @@ def live(
     bpf: Optional[str] = typer.Option(None, "--filter",
                                       help="capture filter, tcpdump syntax (default: the rules' ports, DNS, ICMP "
                                            "and IP fragments, as rules --bpf)"),
-    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535,
+    proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="add TCP port N to the default filter, repeatable (an HTTP proxy the "
                                               "agents CONNECT through, e.g. 3128 or 8080; not with --filter)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
-    idle_timeout: List[str] = typer.Option([], "--idle-timeout",
-                                           help="NAME=SECONDS, repeatable: tcp (300), udp (60), icmp (60), other (60), "
-                                                "close (5, after FIN/RST): when flows are summarised and evicted"),
+    idle_timeout: List[str] = typer.Option([], "--idle-timeout", metavar="NAME=SECONDS",
+                                           help="when flows are summarised and evicted, the option once per NAME: tcp (300), "
+                                                "udp (60), icmp (60), other (60), close (5, after FIN/RST), e.g. "
+                                                "--idle-timeout tcp=600 --idle-timeout close=2"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
-    list_interfaces: bool = typer.Option(False, "--list-interfaces", help="list the interfaces and exit"),
+    list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
     from .live.sources import list_interfaces as interfaces
-    from .rules import load_rules
 
     if list_interfaces:
         default = default_interface()
@@ -397,10 +442,7 @@ def live(
     if proxy_port and bpf is not None:
         raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
                     "'or tcp port N' in the filter instead")
-    try:
-        ruleset = load_rules(rules)
-    except KsccTrafficError as e:
-        raise _fail(str(e))
+    ruleset = _load_rules(rules)
     from .live.run import LiveOptions, run_live
     from .live.session import Timeouts
     try:
@@ -428,13 +470,60 @@ def live(
     _emit(flows, ruleset, format, output)
 
 
-def main() -> None:
-    """Console-script entry point: never lets a traceback reach the user for our own errors."""
+#: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;
+#: click's own cutoff of 0.6 offers ``--jobs`` for ``--bogus``)
+SUGGESTION_CUTOFF = 0.75
+
+
+def _click_exceptions():
+    """The click exceptions typer raises: its own copy of click (typer >= 0.24), or click."""
     try:
-        app()
+        from typer._click import exceptions
+    except ImportError:  # an older typer on click
+        from click import exceptions
+    return exceptions
+
+
+def usage_error_text(e) -> str:
+    """One line for a usage error (unknown option, bad value, missing option or argument), as
+    common command lines write it: ``Error: …`` without rich's box, with click's suggestion for
+    an unknown option only when it is close."""
+    import difflib
+
+    if isinstance(e, _click_exceptions().NoSuchOption):
+        close = [p for p in (e.possibilities or [])
+                 if difflib.SequenceMatcher(None, e.option_name, p).ratio() >= SUGGESTION_CUTOFF]
+        text = f"No such option: {e.option_name}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+    else:
+        text = e.format_message().replace("Value error, ", "")
+    return f"Error: {escape_terminal(' '.join(text.split()))}"
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Console-script entry point: never lets a traceback reach the user for our own errors.
+    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
+    cx = _click_exceptions()
+    try:
+        code = app(args=args, standalone_mode=False)
+    except getattr(cx, "NoArgsIsHelpError", ()) as e:  # the command alone: its help (click >= 8.2)
+        from typer import rich_utils
+        rich_utils.rich_format_error(e)
+        sys.exit(e.exit_code)
+    except cx.UsageError as e:
+        print(usage_error_text(e), file=sys.stderr)
+        if e.ctx is not None:
+            print(f"Try '{e.ctx.command_path} --help' for help.", file=sys.stderr)
+        sys.exit(EXIT_UNUSABLE)
+    except cx.ClickException as e:  # pragma: no cover - none raised by our commands
+        _say("Error", e.format_message())
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("Aborted", markup=False)
+        sys.exit(1)
     except KsccTrafficError as e:  # pragma: no cover - commands map these already
         _say("Error", str(e))
         sys.exit(EXIT_UNUSABLE)
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -43,7 +43,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 from . import plots
-from .report import clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness
+from .report import clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness, time_texts
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -222,11 +222,16 @@ def _verdict_badge(verdict: str) -> str:
     return f'<span class="verdict v-{_e(_slug(verdict))}">{_e(_VERDICT_SYMBOL.get(verdict, ""))} {_e(verdict)}</span>'
 
 
-def _times(ts: pd.Series) -> pd.Series:
-    """epoch seconds -> ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC) strings."""
-    if not len(ts):
-        return pd.Series(dtype=object)
-    return pd.to_datetime(clip_ts(ts.astype(float)), unit="s").dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
+def _times(flows: pd.DataFrame) -> list[str]:
+    """Each flow's start as ``YYYY-MM-DD HH:MM:SS.mmm`` (UTC) text, from the exact ``ts_ns``
+    (:func:`~kscc_traffic.report.time_texts`; a table without it: the float ``ts``, which may
+    show a millisecond less)."""
+    if not len(flows):
+        return []
+    if "ts_ns" in flows:
+        return time_texts(flows["ts_ns"], "%Y-%m-%d %H:%M:%S.%f")
+    return list(pd.to_datetime(clip_ts(flows["ts"].astype(float)), unit="s")
+                .strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3])
 
 
 def _endpoint(host, port) -> str:
@@ -387,11 +392,11 @@ def _hosts(flows: pd.DataFrame, rules: RuleSet) -> str:
             f"from; for DNS the query) and the addresses they reached.</p>{names_html}</section>")
 
 
-_FLAG_COLUMNS = ("time", "client", "server", "server name", "verdict", "reason", "detail")
+_FLAG_COLUMNS = ("time (UTC)", "client", "server", "server name", "verdict", "reason", "detail")
 
 
 def _flagged_rows(sub: pd.DataFrame) -> str:
-    times = _times(sub["ts"])
+    times = _times(sub)
     rows = []
     for t, r in zip(times, sub.itertuples(index=False)):
         rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
@@ -468,7 +473,7 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
         note = (f'<p class="warn">Showing {len(f)} of {total} flows (all flagged flows first); '
                 "use <code>kscc-traffic analyze --format csv</code> for all of them.</p>")
     flagged_purposes = set(flows.loc[flows["verdict"].isin(["blocked", "unexpected"]), "purpose"]) if total else set()
-    times = _times(f["ts"]) if len(f) else []
+    times = _times(f)
     rows = []
     for t, r in zip(times, f.itertuples(index=False)):
         purpose = r.purpose

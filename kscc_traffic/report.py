@@ -40,6 +40,16 @@ def clip_ts(seconds):
     return np.clip(seconds, -TS_LIMIT_S, TS_LIMIT_S)
 
 
+def time_texts(ts_ns, fmt: str = "%H:%M:%S.%f") -> list[str]:
+    """Exact capture times (``ts_ns``: int64 nanoseconds since the epoch, scalar or array-like)
+    -> texts of ``fmt`` (UTC) cut to milliseconds (``fmt`` must end in ``%f``): the digits shown
+    are those of the exact time, cut, never those of the float ``ts`` (``.050`` stays ``.050``,
+    not ``.049``). Any int64 is shown (the smallest, pandas' NaT, as the next one)."""
+    a = np.atleast_1d(np.asarray(ts_ns, dtype=np.int64))
+    a = np.maximum(a, np.iinfo(np.int64).min + 1)
+    return [t[:-3] for t in pd.to_datetime(a, unit="ns").strftime(fmt)]
+
+
 def escape_csv(value):
     """Neutralise spreadsheet formulas in a CSV cell (strings only)."""
     if isinstance(value, str):
@@ -84,7 +94,8 @@ _CHUNK_ROWS = 8192
 _CSV_SPECIAL = re.compile(r'[\x00-\x20",\x7f]')
 _CSV_SPECIAL_BYTES = bytes([*range(0x21), ord('"'), ord(","), 0x7F])
 #: pandas' JSON text. ``double_precision=6``: ``ts`` and ``duration`` (seconds, the table's only
-#: floats) with 6 decimals, as Zeek writes them (``ts_ns`` keeps the exact time)
+#: floats) rounded to the microsecond, at most 6 decimals without trailing zeros (Zeek writes a
+#: fixed 6; the same numbers) (``ts_ns`` keeps the exact time)
 _JSON_ARGS = dict(force_ascii=False, double_precision=6, date_unit="ns")
 #: ASCII that pandas writes escaped in a JSON string (the controls, '"', '\\', '/'), and DEL (with
 #: a margin); a text of the other ASCII characters is written as it is between quotes (checked
@@ -448,7 +459,8 @@ def write_jsonl(flows: pd.DataFrame, out: IO[str]) -> None:
 
     The text is pandas' ``DataFrame.to_json(orient="records", lines=True, force_ascii=False,
     double_precision=6, date_unit="ns")`` of the table with :func:`clean_utf8` text: floats
-    (``ts``, ``duration``, seconds) with at most 6 decimals, as Zeek writes them (``ts_ns`` is the
+    (``ts``, ``duration``, seconds) rounded to the microsecond, at most 6 decimals without
+    trailing zeros (Zeek writes a fixed 6: the same numbers) (``ts_ns`` is the
     exact time). Made column by column (:func:`_write_jsonl_columns`) when the table allows it,
     else by pandas ``_CHUNK_ROWS`` rows at a time; the same text either way."""
     if len(flows) and not _write_jsonl_columns(flows, out):
@@ -728,11 +740,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
-        for col in ("time", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+        for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for r in summary.flagged.itertuples(index=False):
-            f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
+        for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+            f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),

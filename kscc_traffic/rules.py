@@ -97,6 +97,8 @@ def _parse_ports(value: Any) -> tuple[int, int]:
     m = _RANGE_RE.match(value)
     if not m:
         if value.strip().isdigit():
+            if not 1 <= int(value) <= 65535:  # the hint below would be invalid too
+                raise ValueError(f"{value!r} is not a port (1-65535)")
             raise ValueError(f"{value!r} is a string; write a single port as an integer (ports = {value.strip()})")
         raise ValueError(f"{value!r} is not a port range (write it as \"23100-23199\": two ports and a '-', no spaces)")
     lo, hi = int(m.group(1)), int(m.group(2))

@@ -218,3 +218,103 @@ def test_live_output_and_write_file_must_differ(tmp_path):
     assert p.returncode == 2
     assert "is also the --write file" in p.stderr
     assert not (tmp_path / "x.pcapng").exists()
+
+
+@pytest.mark.parametrize("args", [("analyze", SAMPLES / "baseline_agent.pcap"),
+                                  ("analyze", SAMPLES / "blocked_agent.pcap"),
+                                  ("rules",), ("rules", "--bpf")])
+def test_reader_gone_before_the_table_ends_the_run_with_141(args):
+    # `analyze x.pcap | head` (table format): rich's console caught the BrokenPipeError itself and
+    # ended with status 1, so a clean capture looked flagged; now 141 as for csv/jsonl. The read
+    # end of the pipe is closed before the run starts, so every write meets the closed pipe.
+    import os
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)], stdout=w,
+                           stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
+    finally:
+        os.close(w)
+    assert (p.returncode, p.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("args, line", [
+    (("analyze", "x.pcap", "--bogus"), "Error: No such option: --bogus"),   # not "(Possible options: --jobs)"
+    (("analyze", "x.pcap", "--formt", "csv"), "Error: No such option: --formt (did you mean --format?)"),
+    (("analyze", "x.pcap", "-f", "xml"),
+     "Error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'jsonl', 'csv'."),
+    (("report", "x.pcap"), "Error: Missing option '--html'."),
+    (("analyze",), "Error: Missing argument 'CAPTURE'."),
+])
+def test_usage_errors_are_one_line_and_a_hint(args, line):
+    # typer's rich box (4-6 lines, odd suggestions) replaced by what common command lines write
+    p = run(*args)
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == [line, f"Try 'python -m kscc_traffic {args[0]} --help' for help."]
+    assert p.stdout == ""
+
+
+def test_help_is_reflowed_and_names_the_capture_argument():
+    top = run("--help")
+    assert top.returncode == 0
+    # the report's one-line help is a whole sentence (it broke after "what to")
+    assert "report   Write one self-contained HTML report of the captures." in top.stdout
+    assert "what to\n" not in top.stdout
+    h = run("analyze", "--help")
+    assert h.returncode == 0 and "analyze [OPTIONS] {CAPTURE}..." in h.stdout
+    assert "memory, so any size fits" in " ".join(h.stdout.split())
+    assert "--lenient" in run("report", "--help").stdout
+
+
+def test_report_lenient_skips_what_cannot_be_read(tmp_path):
+    out = tmp_path / "r.html"
+    missing = tmp_path / "nope.pcap"
+    strict = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out)
+    assert (strict.returncode, strict.stderr) == (2, f"Error: {missing}: no such file\n")
+    assert not out.exists()
+    p = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out, "--lenient")
+    assert p.returncode == 1, p.stderr     # blocked_agent: 7 blocked flows
+    assert p.stderr == f"Warning: skipped {missing}: no such file\n"
+    assert "blocked_agent.pcap (11 flows)" in out.read_text(encoding="utf-8")
+    none = run("report", missing, "--html", out, "--lenient")
+    assert none.returncode == 2 and none.stderr.endswith("Error: no capture could be read\n")
+
+
+def test_readme_idle_timeout_examples_are_accepted():
+    # the README showed `--idle-timeout tcp=300 udp=60 …`, which typer rejects (extra arguments):
+    # every example there gives one NAME=SECONDS per option, and the command line takes it
+    import re
+    import shlex
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    examples = [c for c in re.findall(r"`([^`]*--idle-timeout [^`]*)`", readme)]
+    assert examples
+    for ex in examples:
+        words = shlex.split(ex)
+        for i, w in enumerate(words):
+            if re.fullmatch(r"[a-z]+=\d+", w):
+                assert words[i - 1] == "--idle-timeout", ex
+        args = [w for i, w in enumerate(words) if w == "--idle-timeout" or words[i - 1] == "--idle-timeout"]
+        p = run("live", *args, "--list-interfaces")
+        assert p.returncode == 0, (ex, p.stderr)
+
+
+@pytest.mark.parametrize("args, line", [
+    (("rules", "--proxy-port", "3128"), "Error: --proxy-port changes the capture filter: use it with --bpf"),
+    (("rules", "--no-vlan"), "Error: --no-vlan changes the capture filter: use it with --bpf"),
+])
+def test_rules_options_of_the_filter_need_bpf(args, line):
+    # `rules --proxy-port 3128` printed the purposes table, the option silently ignored
+    p = run(*args)
+    assert (p.returncode, p.stderr, p.stdout) == (2, line + "\n", "")
+    assert run("rules", "--bpf", "--proxy-port", "3128").stdout.count("tcp port 3128") >= 1
+
+
+@pytest.mark.parametrize("cmd", ["analyze", "report", "rules"])
+def test_rules_option_given_a_directory_is_refused(tmp_path, cmd):
+    # --rules takes one file (README, --help); a directory was read as all its *.toml
+    (tmp_path / "a.toml").write_bytes((ROOT / "rules" / "kscc-cloud.toml").read_bytes())
+    args = {"analyze": ("analyze", SAMPLES / "baseline_agent.pcap"),
+            "report": ("report", SAMPLES / "baseline_agent.pcap", "--html", tmp_path / "r.html"),
+            "rules": ("rules",)}[cmd]
+    p = run(*args, "--rules", tmp_path)
+    assert (p.returncode, p.stderr) == (2, f"Error: {tmp_path}: is a directory; --rules takes one rules file (.toml)\n")

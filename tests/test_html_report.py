@@ -157,6 +157,18 @@ def test_escape_helper_keeps_utf8_valid():
     assert _e(None) == "" and _e(float("nan")) == "" and _e(3) == "3"
 
 
+def test_times_are_the_exact_ts_ns_in_utc(reports):
+    # flows starting at 09:00:00.050 showed .049 (the float ts cut to milliseconds)
+    path, flows = reports["blocked_agent"]
+    text = path.read_text(encoding="utf-8")
+    from datetime import datetime, timezone
+    expected = {datetime.fromtimestamp(int(t) // 10 ** 9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                + f".{int(t) % 10 ** 9 // 10 ** 6:03d}" for t in flows["ts_ns"]}
+    assert "2026-03-02 09:00:00.050" in expected
+    assert set(re.findall(r'<td class="time"[^>]*>([^<]*)</td>', text)) == expected
+    assert "time (UTC)" in text and "09:00:00.049" not in text
+
+
 def test_empty_flow_table(rules):
     flows = kscc_traffic.analyze(BLOCKED, rules).iloc[:0]
     text = render_html(flows, rules)

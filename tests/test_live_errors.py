@@ -66,3 +66,13 @@ def test_invalid_filter():
 def test_bad_idle_timeout():
     line = _one_error_line(_run(LIVE + ["-i", "lo", "--idle-timeout", "tcp=-1"]))
     assert "--idle-timeout" in line
+
+
+def test_scapy_missing_says_how_to_install_it_from_a_clone_too():
+    # `pip install -e .` (the Quick start) has no scapy: the hint names the extra for an
+    # installed package and for a clone (README: Live capture)
+    code = ("import sys; sys.modules['scapy'] = None; sys.argv = ['kscc-traffic', 'live', '-i', 'lo', "
+            "'--duration', '1']; from kscc_traffic.cli import main; main()")
+    line = _one_error_line(_run([sys.executable, "-c", code]))
+    assert line.startswith("Error: the scapy engine needs scapy (")
+    assert line.endswith("pip install 'kscc-traffic[live]' (in a clone of the project: pip install -e '.[live]')")

@@ -318,3 +318,25 @@ def test_summarised_flow_keeps_what_classify_reads(tmp_path, monkeypatch):
     ref = analyze_file(path, RULES).flows
     assert (ref["verdict"][0], ref["reason"][0]) == ("blocked", "no_answer,partial")
     assert_live_same(path, monkeypatch, step=5)
+
+
+def test_event_lines_and_display_give_the_time_of_day_in_utc(monkeypatch):
+    # the live lines used the local time unlabelled while the final report is UTC: now both
+    # UTC, and said so (a time zone far from UTC shows the difference)
+    import time as _time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    _time.tzset()
+    try:
+        ev = {"ts": 1772442000.05, "verdict": "blocked", "reason": "no_answer", "proto": "tcp",
+              "orig_h": "192.0.2.10", "orig_p": 40512, "resp_h": "203.0.113.10", "resp_p": 27200,
+              "purpose": "activation", "server_name": "", "detail": ""}
+        assert event_line(ev) == ("09:00:00 UTC blocked no_answer tcp 192.0.2.10:40512 -> "
+                                  "203.0.113.10:27200 activation")
+        from rich.console import Console
+        buf = Console(file=io.StringIO(), width=200, color_system=None)
+        buf.print(render({}, {}, [ev]))
+        text = buf.file.getvalue()
+        assert "time (UTC)" in text and "09:00:00" in text and "18:00:00" not in text
+    finally:
+        monkeypatch.undo()
+        _time.tzset()

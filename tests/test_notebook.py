@@ -58,8 +58,9 @@ def kernel_env(tmp_path_factory):
     mp.undo()
 
 
-def _run(capture: Path):
-    """Execute the notebook with ``capture`` injected; returns the executed notebook."""
+def _run(capture: Path | None, cwd: Path = NOTEBOOK.parent):
+    """Execute the notebook in ``cwd`` with ``capture`` injected (None: its default); returns
+    the executed notebook."""
     import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -68,13 +69,14 @@ def _run(capture: Path):
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     cell = nbformat.v4.new_code_cell(f"# Injected parameters\ncapture = {str(capture)!r}\n")
     cell.metadata["tags"] = ["injected-parameters"]
-    nb.cells.insert(at + 1, cell)
+    if capture is not None:
+        nb.cells.insert(at + 1, cell)
     # IPC transport: unix sockets, no TCP ports on a shared machine
     sockets = tempfile.mkdtemp(prefix="kscc-ipc-")  # short: unix socket paths are limited to ~100 bytes
     try:
         km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=os.path.join(sockets, "k"))
         NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=180, startup_timeout=60, allow_errors=False,
-                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+                       resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     return nb
@@ -149,3 +151,15 @@ def test_notebook_runs_on_shared_corpus(kernel_env):
     _check(nb, CORPUS)
     status = _checklist_rows(_tagged(nb, "checklist")[0])
     assert status["discovery"] == "verified" and status["dp_push"] == "blocked"
+
+
+def test_default_capture_found_from_any_folder_times_exact_utc(kernel_env, tmp_path):
+    # papermill runs the kernel where it was started, not in notebooks/: the default capture
+    # ("../samples/…") was not found from the repository root. Now the default (None) is the
+    # bundled sample wherever the kernel runs. The flagged flows' times come from ts_ns, in UTC:
+    # the first blocked flow starts at 09:00:00.050 exactly (the float ts showed .049999952)
+    nb = _run(None, cwd=tmp_path)
+    _check(nb, SAMPLE)
+    flagged = _text(_tagged(nb, "flagged")[0])
+    assert re.search(r"<td>2026-03-02 09:00:00\.050(000)?\+00:00</td>", flagged), flagged
+    assert "09:00:00.049" not in flagged

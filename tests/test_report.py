@@ -117,3 +117,26 @@ def test_wrong_direction_flows_do_not_undo_a_verified_purpose(tmp_path):
     assert alone["fix"].startswith("these flows on TCP 23100-23199 had the documented port on the side that "
                                    "opened the connection")
     assert "allow outbound" not in alone["fix"]
+
+
+def test_times_shown_are_the_exact_ts_ns_in_utc():
+    # a flow starting at .050 s showed .049 in the table: the float ts (…000.04999995) cut to ms
+    from kscc_traffic.report import time_texts
+    rules = load_rules()
+    flows = analyze(ROOT / "samples" / "captures" / "blocked_agent.pcap", rules)
+    first = flows[flows.verdict == "blocked"].sort_values("ts_ns").iloc[0]
+    assert first.ts_ns == 1772442000050000000
+    assert pd.Timestamp(first.ts, unit="s").strftime("%H:%M:%S.%f")[:-3] == "09:00:00.049"  # the old way
+    text = render_table(flows, rules, width=220)
+    assert "time (UTC)" in text and "09:00:00.050" in text and "09:00:00.049" not in text
+    assert time_texts([1772442000050000000, 1772442000999999999, -(2 ** 63)], "%Y-%m-%d %H:%M:%S.%f") == [
+        "2026-03-02 09:00:00.050", "2026-03-02 09:00:00.999", "1677-09-21 00:12:43.145"]
+
+
+def test_readme_says_what_jsonl_writes_for_ts_and_duration():
+    # README said "with 6 decimals (… as Zeek writes them)"; the writer drops trailing zeros
+    buf = io.StringIO()
+    write_jsonl(pd.DataFrame({"ts": [1772442000.05], "duration": [0.0]}), buf)
+    assert buf.getvalue() == '{"ts":1772442000.05,"duration":0.0}\n'
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "at most 6 decimals and no trailing zeros (`1772442000.05`, `0.0`;" in readme

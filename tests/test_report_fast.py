@@ -26,7 +26,7 @@ from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules, report
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.errors import CaptureError
-from kscc_traffic.report import clean_utf8, clip_ts, escape_csv, escape_terminal
+from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
 
 RULES = load_rules()
 CAPTURES = sorted(p for p in (ROOT / "samples" / "captures").rglob("*") if p.suffix in (".pcap", ".pcapng"))
@@ -134,10 +134,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
         f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
-        for col in ("time", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
+        for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for r in flagged.head(max_flagged).itertuples(index=False):
-            f.add_row(pd.Timestamp(float(clip_ts(r.ts)), unit="s").strftime("%H:%M:%S.%f")[:-3],
+            f.add_row(pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3],
                       Text(f"{r.orig_h}:{r.orig_p}"),
                       Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
                       Text(escape_terminal(r.server_name or r.query)),

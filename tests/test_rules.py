@@ -240,6 +240,9 @@ def _error(p) -> str:
         (_rule(ports='"200-100"'), "rule 'ksn': field 'ports': '200-100' is a reversed range (start 200 > end 100)"),
         (_rule(ports='"100-100"'), "rule 'ksn': field 'ports': '100-100' is a one-port range; write a single port as an integer (ports = 100)"),
         (_rule(ports='"1443"'), "rule 'ksn': field 'ports': '1443' is a string; write a single port as an integer (ports = 1443)"),
+        # not the hint 'ports = 70000', itself invalid (newcomer 16 N11)
+        (_rule(ports='"70000"'), "rule 'ksn': field 'ports': '70000' is not a port (1-65535)"),
+        (_rule(ports='"0"'), "rule 'ksn': field 'ports': '0' is not a port (1-65535)"),
         (_rule(ports='"100 - 200"'), "rule 'ksn': field 'ports': '100 - 200' is not a port range (write it as \"23100-23199\": two ports and a '-', no spaces)"),
         (_rule(ports=1.5), "rule 'ksn': field 'ports': 1.5 is not a port or range (write a port as an integer, 1443, or a range as a string, \"23100-23199\")"),
         (_rule(transport="sctp"), "rule 'ksn': field 'transport': 'sctp' is not one of: tcp, udp"),

@@ -59,6 +59,12 @@ WTAP_TO_LINKTYPE = {1: 1, 25: 113, 210: 276, 7: 101, 15: 0, 20: 105, 23: 127, 4:
 RCVBUF = 8 << 20
 
 
+def extra_hint(extra: str) -> str:
+    """How to install one of kscc-traffic's extras (``live``: scapy, ``tshark``: pyshark), for an
+    installed package and for a clone (README, Live capture)."""
+    return f"pip install 'kscc-traffic[{extra}]' (in a clone of the project: pip install -e '.[{extra}]')"
+
+
 def permission_hint(interface: str = "") -> str:
     """The one-line explanation of how to get capture permission."""
     py = os.path.realpath(sys.executable)
@@ -188,7 +194,7 @@ class ScapySource(Source):
             from scapy.arch.linux import L2ListenSocket
             from scapy.error import Scapy_Exception
         except ImportError as e:
-            raise EngineError(f"the scapy engine needs scapy ({e}): pip install 'kscc-traffic[live]'")
+            raise EngineError(f"the scapy engine needs scapy ({e}): {extra_hint('live')}")
         try:
             self.sock = L2ListenSocket(iface=self.interface, filter=self.bpf or None, promisc=True)
         except PermissionError:
@@ -509,7 +515,7 @@ class TsharkSource(Source):
             import pyshark  # noqa: F401
         except ImportError as e:
             raise EngineError(f"the tshark engine needs pyshark ({e}): "
-                              f"pip install 'kscc-traffic[tshark]'; and {INSTALL_HINT}")
+                              f"{extra_hint('tshark')}; and {INSTALL_HINT}")
         check_interface(self.interface)
         self._thread = threading.Thread(target=self._run, name="kscc-tshark", daemon=True)
         self._thread.start()

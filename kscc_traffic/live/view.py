@@ -9,8 +9,9 @@ final report replaces it.
 Elsewhere (pipes, CI, log files): one line on stderr when the capture starts, one line per flow
 that becomes blocked or unexpected, as it happens, e.g.::
 
-    12:00:03 blocked no_answer tcp 192.0.2.10:40512 -> 203.0.113.10:27200 activation: SYN sent 3 times, no answer
+    12:00:03 UTC blocked no_answer tcp 192.0.2.10:40512 -> 203.0.113.10:27200 activation: SYN sent 3 times, no answer
 
+Times of day are UTC, as in the final report, the HTML report and the notebook (labelled so).
 Strings from packets (names) are escaped like the report does.
 """
 from __future__ import annotations
@@ -32,14 +33,19 @@ _STYLE = {"ok": "green", "pending": "cyan", "blocked": "bold red", "unexpected":
           "unclassified": "dim"}
 
 
+def _clock(ev: dict) -> str:
+    """The time of day (UTC, to the second) of an event's ``ts`` (epoch seconds)."""
+    return time.strftime("%H:%M:%S", time.gmtime(float(ev.get("ts", 0) or 0)))
+
+
 def event_line(ev: dict) -> str:
     """One line for a flow that became blocked/unexpected (see the module docstring)."""
-    when = time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts", 0) or 0)))
+    when = _clock(ev)
     purpose = ev.get("purpose") or "-"
     name = escape_terminal(ev.get("server_name") or "")
     detail = escape_terminal(ev.get("detail") or "")
     where = f"{ev['proto']} {ev['orig_h']}:{ev['orig_p']} -> {ev['resp_h']}:{ev['resp_p']}"
-    return (f"{when} {ev['verdict']} {ev['reason'] or '-'} {where} {purpose}"
+    return (f"{when} UTC {ev['verdict']} {ev['reason'] or '-'} {where} {purpose}"
             f"{' (' + name + ')' if name else ''}{': ' + detail if detail else ''}")
 
 
@@ -65,10 +71,10 @@ def render(status: dict, counts: dict, events) -> Group:
         row = [counts.get((p, v), 0) for v in LIVE_VERDICTS]
         t.add_row(Text(escape_terminal(p or "(none)")), str(sum(row)), *(str(x) for x in row))
     f = Table(title="Latest flagged flows", title_justify="left")
-    for col in ("time", "client", "server", "name", "purpose", "verdict", "reason"):
+    for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason"):
         f.add_column(col, overflow="fold")
     for ev in list(events)[-10:][::-1]:
-        f.add_row(time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts", 0) or 0))),
+        f.add_row(_clock(ev),
                   Text(f"{ev['orig_h']}:{ev['orig_p']}"),
                   Text(f"{ev['proto']} {ev['resp_h']}:{ev['resp_p']}"),
                   Text(escape_terminal(ev.get("server_name") or "")),
