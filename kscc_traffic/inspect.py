@@ -468,7 +468,9 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     c = ft.packets.cols
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
-    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))[0]
+    # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0)
+                      & (c["sport"] >= 0))[0]
     if len(rows):
         key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
         ts = c["ts_ns"][rows]
@@ -508,7 +510,7 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     event ``D``.)"""
     c = ft.packets.cols
     out = np.zeros(nflows, bool)
-    data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0)
+    data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0) & (c["sport"] >= 0)
     if not (data & ((c["pl_cap"] <= 0) | (c["pl_off"] < 0))).any():
         return out      # (every data segment has bytes: the usual capture)
     rows = np.flatnonzero(data)

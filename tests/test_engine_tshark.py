@@ -93,3 +93,24 @@ def test_cli_engine_tshark_exit_codes():
                         "tshark", str(f)], capture_output=True, text=True, timeout=60)
     assert a.returncode == b.returncode == 1
     assert sorted(a.stdout.splitlines()) == sorted(b.stdout.splitlines())
+
+
+def test_fragments_without_their_first_agree(tmp_path):
+    """IP fragments after the first of a TCP segment whose first fragment is not in the capture
+    (newcomer 16 N12): one row without ports, its bytes not a TCP segment's start, so nothing
+    is said of its protocol and nothing was cut (the builtin engine said 'other' from the middle
+    of the segment, the tshark engine that its payload was cut)."""
+    from scapy.layers.inet import IP, TCP, fragment
+    from scapy.layers.l2 import Ether
+    from pcapbuild import pcap_bytes
+    seg = IP(src="192.0.2.10", dst="198.51.100.20", id=77) / TCP(sport=50000, dport=23101, flags="PA") / (
+        b"\x16\x03\x01" + bytes(2000))
+    frags = fragment(seg, fragsize=600)
+    recs = [(1.0 + i * 0.001, Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01") / f)
+            for i, f in enumerate(frags[1:])]
+    path = tmp_path / "frags.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    _compare(path)
+    (r,) = analyze_file(path, RULES).flows.to_dict("records")
+    assert (r["proto"], r["orig_p"], r["resp_p"], r["orig_pkts"]) == ("tcp", -1, -1, len(frags) - 1)
+    assert (r["client_proto"], bool(r["payload_cut"])) == ("", False)
