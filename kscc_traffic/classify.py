@@ -311,7 +311,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                         + (f" for {certs[0]}" if certs else "")
                         + ": a TLS-inspecting proxy whose CA the client does not trust?")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
-            if row.get("tls_alert") or state in _CLOSED_STATES:
+            if (unread or row.get("payload_cut")) and not row.get("tls_alert") and state in _CLOSED_STATES:
+                # (the handshake's end not in the bytes inspected: judged from the TCP packets)
+                judged = _unread_close(row)
+                if judged is not None:
+                    return done(*judged)
+            elif row.get("tls_alert") or state in _CLOSED_STATES:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
@@ -361,6 +366,56 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
     return done("ok", "", "")
+
+
+#: the shortest encrypted TLS record: a TLS 1.3 record of one byte (5-byte header, the inner
+#: content type, a 16-byte tag); a server's answer to the client's next flight shorter than this
+#: can only be cleartext alerts (7 bytes each)
+_SMALLEST_SEALED = 22
+#: how a detail says that the handshake was judged without its bytes
+_UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+
+
+def _unread_close(row: dict) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a closed TCP flow to a TLS port whose handshake is not all in
+    the bytes inspected (``payload_cut``: its ClientHello cut before it could be read, or its end
+    not in view) and whose packets do not show a handshake that went on (no readable alert), or
+    None (judged ok). Reads ``conn_state``, ``resp_bytes`` and the internal
+    columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s`` (:func:`.inspect.inspect_flows`).
+
+    - no next flight from the client after the server's first data (it sent none, or at most an
+      alert's size: a certificate it rejected), or no byte from the server: ``tls_failed``;
+    - the server answered that flight with fewer bytes than any encrypted record
+      (:data:`_SMALLEST_SEALED`: a cleartext alert): ``tls_failed``;
+    - the client sent its next flight and then closed first: ok (a TLS 1.3 or resumed handshake
+      is over once the client's Finished is sent: a health check closes then), but not judged
+      when the server had sent nothing more for :data:`TLS_SILENCE_S` or longer before (a TLS
+      1.2 server's answer dropped on its way, or a TLS 1.3 session left idle: the same packets);
+    - the server closed first, at most an alert's size after the client's flight: not judged (a
+      TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
+      without the bytes)."""
+    state = row.get("conn_state", "")
+    if int(row.get("resp_bytes", 0)) == 0:
+        return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
+                f"server sent a byte ({_UNREAD})")
+    if not row.get("blind_client_next"):
+        return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) with no next "
+                f"flight from the client after the server's answer ({_UNREAD})")
+    after = _number(row, "blind_server_next", int, 0)
+    if 0 < after < _SMALLEST_SEALED:
+        return ("blocked", "tls_failed", f"TLS handshake aborted: the server answered the client's next "
+                f"flight with {after} bytes, a cleartext alert's size (no encrypted record is that short), "
+                f"then the connection closed ({state}) ({_UNREAD})")
+    if row.get("blind_closer") == "client":
+        wait = _number(row, "blind_wait_s", float, -1.0)
+        if wait >= TLS_SILENCE_S:
+            return ("unclassified", "", f"the server sent nothing for {wait:.1f} s after the client's next "
+                    "flight, then the client closed: a TLS 1.2 server whose answer was dropped, or a TLS 1.3 "
+                    "session left idle, cannot be told apart when the snaplen cut the handshake: not judged")
+        return None
+    return ("unclassified", "", "the server closed the connection after the client's next flight with at "
+            "most an alert's size after it: a TLS 1.3 or resumed session's close cannot be told from a "
+            "refusal when the snaplen cut the handshake: not judged")
 
 
 #: the detail of a QUIC flow (``service`` quic: a long-header Initial, RFC 9000 §17.2) to UDP 443 of
@@ -522,25 +577,28 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
-                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut")
+                  "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
+                  "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
-                     "tls_wait_after", "went_on", "tcp_hdr_cut")
+                     "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
+                     "blind_wait_s", "blind_server_next")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
-                  "tls_wait_after", "went_on", "tcp_hdr_cut")
+                  "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
-                 "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after")
+                 "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
+                 "blind_closer")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -664,6 +722,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     # a ClientHello the snaplen cut before it could be read: judged as one that was (a superset
     # of _judge's ``unread``: keyed apart on "sent data?")
     unread = (proto == "tcp") & v["payload_cut"].astype(bool) & hist_data[hist_codes]
+    bn = v["blind_server_next"]
+    blind_next = bn.astype(np.int64) if bn.dtype.kind in "iu" else np.zeros(n, np.int64)
+    bw = v["blind_wait_s"]
+    blind_wait = bw.astype(float) if bw.dtype.kind in "iuf" else np.full(n, -1.0)
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
     hello_silent = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                     & (v["resp_bytes"] == 0))
@@ -712,6 +774,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         hist[hist_codes],
         (part_silent | unread) & hist_data[hist_codes],
         part_silent & (duration + quiet >= TLS_SILENCE_S),
+        # (a ClientHello not read, the client closing after its next flight: the wait quoted)
+        np.where(unread & (blind_wait >= TLS_SILENCE_S), blind_wait, 0.0),
+        np.where(unread, np.where(blind_next < _SMALLEST_SEALED, blind_next, -1), -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
     ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import TCP, UDP, FlowTable, seq_extents
+from .flows import FIN, RST, TCP, UDP, FlowTable, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -277,7 +277,8 @@ def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = Non
     rows = np.flatnonzero(keep if also is None else keep & also)
     return rows[want[pf[rows]]]
 
-def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = None) -> np.ndarray:
+def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = None,
+             parts: bool = False):
     """Per flow row of ``flows`` (int array, distinct): whether its TCP packets show a handshake
     that went on past the ClientHello although its end was not in the bytes inspected
     (``payload_cut``): after the server's first data the client sent at least
@@ -293,15 +294,22 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
 
     ``server_skip`` (int array (len(flows),), bytes; None: 0): how many bytes at the start of
     each flow's server stream come before the handshake (the proxy's answer head of a CONNECT
-    tunnel): the server's segments that end within them are not its first data."""
+    tunnel): the server's segments that end within them are not its first data.
+
+    ``parts``: instead, ``(client_next, server_next_bytes, client_next_ns)``: per flow of
+    ``flows``, whether the client sent its next flight (the first test), the new bytes the server
+    sent after it (int64; the second test is >= SERVER_NEXT_BYTES), and when the client's first
+    segment after the server's first data was sent (epoch ns, -1: none)."""
     out = np.zeros(len(flows), bool)
+    if parts:
+        none = (out, np.zeros(len(flows), np.int64), np.full(len(flows), -1, np.int64))
     if not len(flows):
-        return out
+        return none if parts else out
     c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
     rows = _tcp_rows_of(ft, flows, c["payload_len"] > 0)
     if not len(rows):
-        return out
+        return none if parts else out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
     o = np.lexsort((rows, grp))                      # by (flow, direction), capture order
     rows, grp = rows[o], grp[o]
@@ -360,7 +368,30 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     c2_at = first_at(client & (ts > s1[flow]))
     c2 = np.where(c2_at >= 0, ts[np.maximum(c2_at, 0)], big)
     s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1))
+    if parts:
+        return (c_new[flows] >= CLIENT_NEXT_BYTES, s_new[flows],
+                np.where(c2[flows] < big, c2[flows], -1))
     return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
+
+
+def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow of ``flows`` (int array): who sent the flow's first FIN or RST (``client``,
+    ``server``, or '' when none: object array) and when (epoch ns, -1 when none)."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    who = np.full(len(flows), "", object)
+    when = np.full(len(flows), -1, np.int64)
+    rows = _tcp_rows_of(ft, flows, (c["tcp_flags"] & (FIN | RST)) != 0)
+    if not len(rows):
+        return who, when
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[flows] = np.arange(len(flows))
+    o = np.lexsort((rows, c["ts_ns"][rows], pf[rows]))
+    rows = rows[o]
+    first = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]
+    at = pos[pf[first]]
+    who[at] = np.where(ft.pkt_from_orig[first], "client", "server")
+    when[at] = c["ts_ns"][first]
+    return who, when
 
 
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
@@ -542,6 +573,13 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)
     cols["went_on"] = np.zeros(n, bool)
+    # (likewise, for a TCP flow whose payload was cut (payload_cut): whether the client
+    # sent its next flight after the server's first data, who closed first, client/server/'', and
+    # the seconds from that flight to the first FIN or RST, -1 where not both)
+    cols["blind_client_next"] = np.zeros(n, bool)
+    cols["blind_closer"] = np.full(n, "", object)
+    cols["blind_wait_s"] = np.full(n, -1.0)
+    cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -583,9 +621,15 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     cols["tls_wait_after"][cols["tls_wait_from_s"] < 0] = ""
-    blind = np.flatnonzero(blind)
-    if len(blind):
-        cols["went_on"][blind] = _went_on(ft, blind)
+    cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool))
+    if len(cand):
+        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        cols["went_on"][cand] = nxt & (srv >= SERVER_NEXT_BYTES)
+        cols["blind_client_next"][cand] = nxt
+        cols["blind_server_next"][cand] = np.where(nxt, srv, 0)
+        who, when = _first_close(ft, cand)
+        cols["blind_closer"][cand] = who
+        cols["blind_wait_s"][cand] = np.where((c2 >= 0) & (when >= c2), (when - c2) / 1e9, -1.0)
     return _with_columns(flows, service, cols), answers
 
 

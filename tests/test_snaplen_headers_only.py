@@ -151,3 +151,69 @@ def test_live_gives_the_same_rows(tmp_path, monkeypatch, kind):
     """Replayed into a live session keeping 2 packets whole per flow: analyze's table."""
     from test_live_session import assert_live_same
     assert_live_same(_write(tmp_path, _conversation(kind), 0, name=f"{kind}.pcap"), monkeypatch, step=3)
+
+
+def _talk(flights, closer: str, wait: float = 0.0):
+    """(ts, frame) of a TLS connection to 23101 whose bytes after the ClientHello are
+    ``flights`` ((from_client, size)), then, ``wait`` seconds later, ``closer`` (client/server)
+    sends FIN first and the other side answers with its own."""
+    (ch, cp), (sh, sp) = CLIENT, SERVER
+    up = lambda **kw: eth(ip_of(ch, sh) / TCP(sport=cp, dport=sp, **kw))  # noqa: E731
+    dn = lambda **kw: eth(ip_of(sh, ch) / TCP(sport=sp, dport=cp, **kw),  # noqa: E731
+                          src="02:00:00:00:00:01", dst="02:00:00:00:00:10")
+    hello = client_hello("eu1.ksc.kaspersky.com")
+    c, s, t = 1001, 5001, 1000.0
+    out = [(t, up(flags="S", seq=1000)), (t + .01, dn(flags="SA", seq=5000, ack=c)),
+           (t + .02, up(flags="A", seq=c, ack=s)), (t + .03, up(flags="PA", seq=c, ack=s) / hello)]
+    c += len(hello)
+    t += .04
+    for from_client, size in flights:
+        data = b"\x17\x03\x03" + struct.pack("!H", size - 5) + bytes(size - 5)
+        if from_client:
+            out.append((t, up(flags="PA", seq=c, ack=s) / data))
+            c += size
+        else:
+            out.append((t, dn(flags="PA", seq=s, ack=c) / data))
+            s += size
+        t += .01
+    t += wait
+    if closer == "client":
+        out += [(t, up(flags="FA", seq=c, ack=s)), (t + .01, dn(flags="FA", seq=s, ack=c + 1)),
+                (t + .02, up(flags="A", seq=c + 1, ack=s + 1))]
+    else:
+        out += [(t, dn(flags="FA", seq=s, ack=c)), (t + .01, up(flags="FA", seq=c, ack=s + 1)),
+                (t + .02, dn(flags="A", seq=s + 1, ack=c + 1))]
+    return out
+
+
+SERVER_FLIGHT = [(False, 1400), (False, 1400), (False, 1500)]      # TLS 1.3: ServerHello … Finished
+
+
+@pytest.mark.parametrize("keep", [0, 2], ids=["cut0", "cut2"])
+@pytest.mark.parametrize("case, flights, closer, wait, want", [
+    # TLS 1.3 health check without tickets: the client's Finished (80 B), then it closes: ok
+    ("tls13_health_check", SERVER_FLIGHT + [(True, 80)], "client", 0.0, ("ok", "")),
+    # a resumed session closed by the server with a close_notify (31 B): not judged
+    ("server_close_notify", [(False, 140), (True, 51), (False, 31)], "server", 0.0, ("unclassified", "")),
+    # nothing from the server for 5 s after the client's flight, then the client closes: a TLS 1.2
+    # answer dropped or a TLS 1.3 session left idle: not judged
+    ("client_gives_up", SERVER_FLIGHT + [(True, 93)], "client", 5.0, ("unclassified", "")),
+    # the client answers the server's flight with no more than an alert (a certificate it rejects)
+    ("client_alert", SERVER_FLIGHT + [(True, 7)], "client", 0.0, ("blocked", "tls_failed")),
+    # the server answers the client's flight with a cleartext alert (7 B: no encrypted record
+    # is that short), whoever closes then
+    ("server_alert_after_flight", SERVER_FLIGHT + [(True, 93), (False, 7)], "client", 0.0,
+     ("blocked", "tls_failed")),
+    # … and a TLS 1.3 close_notify (24 B) after the client's own: a health check, ok
+    ("close_notify_both", SERVER_FLIGHT + [(True, 80), (True, 24), (False, 24)], "client", 0.0, ("ok", "")),
+    # the server closes without one byte
+    ("server_silent_close", [], "server", 0.0, ("blocked", "tls_failed")),
+])
+def test_handshake_end_cut_judged_from_packets(tmp_path, keep, case, flights, closer, wait, want):
+    """Break-it 11: a TLS 1.3 handshake is over once the client's Finished is sent; the server
+    owing nothing after it, a connection closed then is no failure (it was tls_failed at every
+    headers-only cut). Only what no working connection does is tls_failed."""
+    r = _row(_write(tmp_path, _talk(flights, closer, wait), keep, name=f"{case}.pcap"))
+    assert (r["verdict"], r["reason"]) == want, r["detail"]
+    if want[0] == "unclassified":
+        assert r["detail"].endswith("not judged")
