@@ -20,11 +20,9 @@ CLIENT6, SERVER6 = ("2001:db8:1::10", 50200), ("2001:db8:2::20", 23101)
 ALERT = b"\x15\x03\x03\x00\x02\x02\x31"          # fatal access_denied (49)
 
 
-def _conversation(kind: str, v6: bool = False):
-    """(ts, frame) of a TLS connection to 23101: ``alert`` (ClientHello, the server's fatal
-    alert, the server closes), ``fin`` (ClientHello acknowledged, the server closes without a
-    byte), ``ok`` (ClientHello, 1200 bytes of server handshake, 150 from the client, 250 from
-    the server, then both close), ``http`` (the server answers ``HTTP/1.1 403 Forbidden``)."""
+def _opened(v6: bool):
+    """A connection to 23101 up to the client's ClientHello: ``(up, dn, frames, client seq,
+    server seq, next ts)``, ``up``/``dn`` making a client's/server's frame from TCP fields."""
     (ch, cp), (sh, sp) = (CLIENT6, SERVER6) if v6 else (CLIENT, SERVER)
     up = lambda **kw: eth(ip_of(ch, sh) / TCP(sport=cp, dport=sp, **kw))  # noqa: E731
     dn = lambda **kw: eth(ip_of(sh, ch) / TCP(sport=sp, dport=cp, **kw),  # noqa: E731
@@ -33,8 +31,15 @@ def _conversation(kind: str, v6: bool = False):
     c, s, t = 1001, 5001, 1000.0
     out = [(t, up(flags="S", seq=1000)), (t + .01, dn(flags="SA", seq=5000, ack=c)),
            (t + .02, up(flags="A", seq=c, ack=s)), (t + .03, up(flags="PA", seq=c, ack=s) / hello)]
-    c += len(hello)
-    t += .04
+    return up, dn, out, c + len(hello), s, t + .04
+
+
+def _conversation(kind: str, v6: bool = False):
+    """(ts, frame) of a TLS connection to 23101: ``alert`` (ClientHello, the server's fatal
+    alert, the server closes), ``fin`` (ClientHello acknowledged, the server closes without a
+    byte), ``ok`` (ClientHello, 1200 bytes of server handshake, 150 from the client, 250 from
+    the server, then both close), ``http`` (the server answers ``HTTP/1.1 403 Forbidden``)."""
+    up, dn, out, c, s, t = _opened(v6)
     flights = {"alert": [(False, ALERT)], "fin": [],
                "ok": [(False, b"\x16\x03\x03" + struct.pack("!H", 1195) + bytes(1195)),
                       (True, b"\x17\x03\x03" + struct.pack("!H", 145) + bytes(145)),
@@ -157,16 +162,7 @@ def _talk(flights, closer: str, wait: float = 0.0):
     """(ts, frame) of a TLS connection to 23101 whose bytes after the ClientHello are
     ``flights`` ((from_client, size)), then, ``wait`` seconds later, ``closer`` (client/server)
     sends FIN first and the other side answers with its own."""
-    (ch, cp), (sh, sp) = CLIENT, SERVER
-    up = lambda **kw: eth(ip_of(ch, sh) / TCP(sport=cp, dport=sp, **kw))  # noqa: E731
-    dn = lambda **kw: eth(ip_of(sh, ch) / TCP(sport=sp, dport=cp, **kw),  # noqa: E731
-                          src="02:00:00:00:00:01", dst="02:00:00:00:00:10")
-    hello = client_hello("eu1.ksc.kaspersky.com")
-    c, s, t = 1001, 5001, 1000.0
-    out = [(t, up(flags="S", seq=1000)), (t + .01, dn(flags="SA", seq=5000, ack=c)),
-           (t + .02, up(flags="A", seq=c, ack=s)), (t + .03, up(flags="PA", seq=c, ack=s) / hello)]
-    c += len(hello)
-    t += .04
+    up, dn, out, c, s, t = _opened(False)
     for from_client, size in flights:
         data = b"\x17\x03\x03" + struct.pack("!H", size - 5) + bytes(size - 5)
         if from_client:
