@@ -311,8 +311,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                         + (f" for {certs[0]}" if certs else "")
                         + ": a TLS-inspecting proxy whose CA the client does not trust?")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
-            if (unread or row.get("payload_cut")) and not row.get("tls_alert") and state in _CLOSED_STATES:
-                # (the handshake's end not in the bytes inspected: judged from the TCP packets)
+            if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
+                    and state in _CLOSED_STATES:
+                # (the handshake's end not in the bytes inspected: judged from the TCP packets; not
+                # inside a CONNECT tunnel, whose bytes start with the proxy's answer)
                 judged = _unread_close(row)
                 if judged is not None:
                     return done(*judged)

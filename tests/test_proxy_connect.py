@@ -332,3 +332,16 @@ def test_a_connect_without_an_answer_is_not_cleartext(tmp_path):
     # the capture ends before any answer (0.5 s): not judged
     r = _one(_sub(tmp_path, "3"), _records([_connect(), ("w", 0.5)], close=""))
     assert r["verdict"] == "ok"
+
+
+def test_tunnel_server_closing_before_its_finished_is_a_failure_when_the_flight_was_cut(tmp_path):
+    """A server flight larger than inspected inside the tunnel, then the server closes after the
+    client's flight without its ChangeCipherSpec/Finished: tls_failed, as when it was whole. The
+    headers-only judgement (classify._unread_close) is not for tunnels: its packet counts would
+    take the proxy's answer for the server's first data."""
+    names = ["*.ksc.kaspersky.com"] + [f"n{i:04d}-padding-name.ksc.kaspersky.com" for i in range(700)]
+    parts = _tls(tmp_path, names, split=1400)[:-1]          # (without the server's Finished)
+    r = _one(tmp_path, _records([_connect(), OK_200, *parts], close="s"))
+    assert r["payload_cut"] and not r["tls_established"]
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"] == "TLS handshake aborted: connection closed (SF)"
