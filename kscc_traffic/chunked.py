@@ -432,32 +432,29 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # its flow or it is after its flow's first packets (kept anyway)
         since = np.maximum.accumulate(np.where(syn, idx, -1))
         keep |= first_of((since + 1) * 2 + d, tcp)
+    def rank_in(mask: np.ndarray) -> np.ndarray:
+        """Per row, its rank among the ``mask`` rows of its flow and direction, in time order
+        (MAX_SEGMENTS where not ``mask``)."""
+        rank = np.full(n, MAX_SEGMENTS, np.int64)
+        at = np.nonzero(mask)[0]
+        if len(at):
+            g = fd[at]
+            oo = np.lexsort((at, g))
+            gg = g[oo]
+            gs = np.r_[True, gg[1:] != gg[:-1]]
+            k = np.arange(len(oo))
+            rank[at[oo]] = k - np.maximum.accumulate(np.where(gs, k, 0))
+        return rank
+
     pay = (c["pl_cap"][rows] > 0) & (c["pl_off"][rows] >= 0)
-    at = np.nonzero(pay)[0]
-    pay_rank = np.full(n, MAX_SEGMENTS, np.int64)
-    if len(at):
-        g = fd[at]   # rank of each payload packet within its (flow, direction), in time order
-        oo = np.lexsort((at, g))
-        gg = g[oo]
-        gs = np.r_[True, gg[1:] != gg[:-1]]
-        k = np.arange(len(oo))
-        r = k - np.maximum.accumulate(np.where(gs, k, 0))
-        pay_rank[at[oo]] = r
+    pay_rank = rank_in(pay)
     # (one more than the streams read: it tells them the direction had more, Streams.cut)
     keep |= pay & (pay_rank <= MAX_SEGMENTS)
     # and as many TCP data segments, captured or not (what inspect._went_on reads: they differ
     # where the snaplen left some without a byte)
-    data = tcp & (c["payload_len"][rows] > 0) & ~pay
-    if data.any():
-        at = np.nonzero(tcp & (c["payload_len"][rows] > 0))[0]
-        g = fd[at]
-        oo = np.lexsort((at, g))
-        gg = g[oo]
-        gs = np.r_[True, gg[1:] != gg[:-1]]
-        k = np.arange(len(oo))
-        early = np.zeros(n, bool)
-        early[at[oo][(k - np.maximum.accumulate(np.where(gs, k, 0))) <= MAX_SEGMENTS]] = True
-        keep |= early
+    data = tcp & (c["payload_len"][rows] > 0)
+    if (data & ~pay).any():
+        keep |= data & (rank_in(data) <= MAX_SEGMENTS)
     # time slots: BUCKET_NS once a TCP connection closed (the close delay counts from then),
     # else half the protocol's idle timeout
     width = np.where(closed, BUCKET_NS, np.maximum(idle // 2, BUCKET_NS))[f]

@@ -621,10 +621,17 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     cols["tls_wait_after"][cols["tls_wait_from_s"] < 0] = ""
-    cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool))
+    # a TCP flow whose payload was cut, not seen established, not a CONNECT tunnel (judged with
+    # the proxy's answer skipped: _tunnel_columns): what its packets show of a handshake
+    cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
+                          & ~cols["tls_established"].astype(bool) & (cols["proxy_target"] == ""))
     if len(cand):
         nxt, srv, c2 = _went_on(ft, cand, parts=True)
-        cols["went_on"][cand] = nxt & (srv >= SERVER_NEXT_BYTES)
+        went = nxt & (srv >= SERVER_NEXT_BYTES)
+        cols["went_on"][cand] = went
+        # (read as TLS: the handshake went on, tls_established)
+        tls = ((cols["client_proto"][cand] == "tls") | (cols["server_proto"][cand] == "tls")) & ~dns_flow[cand]
+        cols["tls_established"][cand[went & tls]] = True
         cols["blind_client_next"][cand] = nxt
         cols["blind_server_next"][cand] = np.where(nxt, srv, 0)
         who, when = _first_close(ft, cand)
@@ -981,9 +988,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     pos = np.nonzero(is_tls)[0]
     _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
                  cols, service)
-    unseen = fidx[pos][cols["payload_cut"][fidx[pos]] & ~cols["tls_established"][fidx[pos]].astype(bool)]
-    if len(unseen):
-        cols["tls_established"][unseen[_went_on(ft, unseen)]] = True
+    # (a handshake cut from view that went on: inspect_flows, with the other cut flows)
     # a ClientHello answered in cleartext HTTP (a web server or captive portal on the port): the
     # status of that answer (1xx skipped)
     for f, s0, s1 in zip(*(x[pos][skind[pos] == "http"].tolist() for x in (fidx, sst, sen))):
