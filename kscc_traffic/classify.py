@@ -35,7 +35,8 @@ Verdicts and reasons (first match wins, in this order):
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
   (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose), a TCP flow whose every
   TCP header the snaplen cut (internal column ``tcp_hdr_cut``; :data:`HDR_CUT_DETAIL`: no flags,
-  sequence numbers or lengths seen).
+  sequence numbers or lengths seen), a TCP or UDP flow none of whose packets kept its transport
+  header (ports -1; :data:`NO_PORTS_DETAIL`).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -148,6 +149,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if proto not in ("tcp", "udp"):
         return "", "unclassified", "", ""
     resp_p, orig_p = int(row["resp_p"]), int(row["orig_p"])
+    if resp_p < 0 and orig_p < 0:
+        return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
     name = row.get("server_name") or ""
     partial = bool(row.get("partial"))
     state = row["conn_state"]
@@ -424,6 +427,14 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
 #: a Kaspersky name: not judged (no rule documents UDP 443, but it is no misconfiguration either)
 QUIC_DETAIL = ("QUIC (HTTP/3) on UDP 443: not a documented KSC purpose (browser traffic; the agent "
                "uses TCP 443)")
+
+#: detail of a TCP or UDP flow none of whose packets kept its transport header (ports -1: an IPv6
+#: capture with a 54-byte snaplen keeps no byte of it; non-first fragments whose first fragment
+#: was not captured); ``{proto}`` is TCP or UDP
+NO_PORTS_DETAIL = ("no packet of this flow kept its {proto} header (the snaplen cut each one before it, "
+                   "or fragments whose first fragment was not captured): ports unknown, so every {proto} "
+                   "exchange between these two hosts is this one flow; not judged (capture with a larger "
+                   "snaplen, e.g. tcpdump -s 0)")
 
 #: detail of a TCP flow none of whose TCP headers was captured whole (``tcp_hdr_cut``)
 HDR_CUT_DETAIL = ("the snaplen cut the TCP header of every packet of this flow (ports seen; flags, "

@@ -32,7 +32,7 @@ from kscc_traffic.analyze import analyze_file
 from kscc_traffic.capture.decode import decode
 from kscc_traffic.capture.files import read_frames
 from kscc_traffic.chunked import ChunkedAnalysis
-from kscc_traffic.classify import HDR_CUT_DETAIL
+from kscc_traffic.classify import HDR_CUT_DETAIL, NO_PORTS_DETAIL
 from kscc_traffic.rules import load_rules
 
 RULES = load_rules()
@@ -111,7 +111,7 @@ IDS = [f"{link}-{'v6' if v6 else 'v4'}" for link, v6 in CASES]
 
 
 @pytest.mark.parametrize("link,v6", CASES, ids=IDS)
-@pytest.mark.parametrize("cut", [2, 12, 15])
+@pytest.mark.parametrize("cut", [0, 2, 12, 15])
 def test_cut_fixed_header_counts_packets_only_and_is_not_judged(tmp_path, link, v6, cut):
     frames = _frames(link, v6)
     whole = _row(_write(tmp_path / "whole.pcap", frames, None))
@@ -128,7 +128,9 @@ def test_cut_fixed_header_counts_packets_only_and_is_not_judged(tmp_path, link, 
         assert got["purpose"] == whole["purpose"] == "agent_connection"
         assert (got["verdict"], got["reason"], got["detail"]) == ("unclassified", "", HDR_CUT_DETAIL)
     else:
-        assert got["verdict"] == "unclassified"        # no port: no rule
+        # no port (at 0 bytes: tcpdump -s 54 over IPv6): not judged, and the detail says why
+        assert (got["purpose"], got["verdict"], got["reason"], got["detail"]) == \
+            ("", "unclassified", "", NO_PORTS_DETAIL.format(proto="TCP"))
 
 
 @pytest.mark.parametrize("link,v6", CASES, ids=IDS)
@@ -149,7 +151,7 @@ def test_cut_after_window_or_inside_options_reads_as_uncut(tmp_path, link, v6, c
 @needs_tshark
 @pytest.mark.parametrize("link,v6", [("ether", False), ("ether", True), ("erspan", False)],
                          ids=["ether-v4", "ether-v6", "erspan-v4"])
-@pytest.mark.parametrize("cut", [2, 12, 15, 16, 19, 24, None])
+@pytest.mark.parametrize("cut", [0, 2, 12, 15, 16, 19, 24, None])
 def test_tshark_engine_agrees(tmp_path, link, v6, cut):
     path = _write(tmp_path / "c.pcap", _frames(link, v6), cut)
     assert _row(path, "tshark") == _row(path)
