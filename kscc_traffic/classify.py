@@ -70,7 +70,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .inspect import split_cert_names
+from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -326,7 +326,14 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
-            # (in a tunnel: no byte after the proxy's answer)
+            answer = int(row.get("resp_bytes", 0))
+            if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
+                    and 0 < answer < _SMALLEST_SEALED:
+                # the connection still open, the server's whole answer shorter than any ServerHello
+                # or encrypted record (the alert's bytes cut): a cleartext alert, nothing after it
+                return done("blocked", "tls_failed", f"TLS handshake aborted: the server answered the "
+                            f"ClientHello with {answer} bytes, a cleartext alert's size, and the client "
+                            f"sent nothing more ({_UNREAD})")
             # (inside a tunnel: no byte after the proxy's answer, captured or acknowledged)
             silent = (not sproto and _number(row, "tunnel_resp_bytes", int, 0) <= 0) if target \
                 else int(row.get("resp_bytes", 0)) == 0
@@ -373,10 +380,8 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return done("ok", "", "")
 
 
-#: the shortest encrypted TLS record: a TLS 1.3 record of one byte (5-byte header, the inner
-#: content type, a 16-byte tag); a server's answer to the client's next flight shorter than this
-#: can only be cleartext alerts (7 bytes each)
-_SMALLEST_SEALED = 22
+#: a server's answer to the client's next flight shorter than this can only be cleartext alerts
+_SMALLEST_SEALED = SMALLEST_SEALED
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
 
@@ -386,12 +391,19 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     the bytes inspected (``payload_cut``: its ClientHello cut before it could be read, or its end
     not in view) and whose packets do not show a handshake that went on (no readable alert), or
     None (judged ok). Reads ``conn_state``, ``resp_bytes`` and the internal
-    columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s`` (:func:`.inspect.inspect_flows`).
+    columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s``, ``blind_server_next``,
+    ``blind_client_alert`` (:func:`.inspect.inspect_flows`).
 
+    - the client closed first right after sending, past the server's last flight, fewer bytes than
+      any encrypted record (a cleartext alert: a certificate rejected, also after a
+      HelloRetryRequest round): ``tls_failed``;
     - no next flight from the client after the server's first data (it sent none, or at most an
       alert's size: a certificate it rejected), or no byte from the server: ``tls_failed``;
     - the server answered that flight with fewer bytes than any encrypted record
       (:data:`_SMALLEST_SEALED`: a cleartext alert): ``tls_failed``;
+    - the client sent its next flight, the server neither acknowledged it nor sent a byte for
+      :data:`TLS_SILENCE_S` or longer, then the client closed: ``tls_failed`` (the flight dropped
+      on its way; a TLS 1.3 session left idle has its Finished acknowledged);
     - the client sent its next flight and then closed first: ok (a TLS 1.3 or resumed handshake
       is over once the client's Finished is sent: a health check closes then), but not judged
       when the server had sent nothing more for :data:`TLS_SILENCE_S` or longer before (a TLS
@@ -400,6 +412,11 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
       without the bytes)."""
     state = row.get("conn_state", "")
+    final = _number(row, "blind_client_alert", int, 0)
+    if final > 0:
+        return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
+                f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
+                f"the connection ({state}): a certificate it rejected? ({_UNREAD})")
     if int(row.get("resp_bytes", 0)) == 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
                 f"server sent a byte ({_UNREAD})")
@@ -413,6 +430,10 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
                 f"then the connection closed ({state}) ({_UNREAD})")
     if row.get("blind_closer") == "client":
         wait = _number(row, "blind_wait_s", float, -1.0)
+        if wait >= TLS_SILENCE_S and row.get("blind_unacked") and after <= 0:
+            return ("blocked", "tls_failed", f"TLS handshake not completed: the server sent nothing and "
+                    f"acknowledged nothing for {wait:.1f} s after the client's next flight, then the client "
+                    f"closed ({state}): the flight dropped on its way ({_UNREAD})")
         if wait >= TLS_SILENCE_S:
             return ("unclassified", "", f"the server sent nothing for {wait:.1f} s after the client's next "
                     "flight, then the client closed: a TLS 1.2 server whose answer was dropped, or a TLS 1.3 "
@@ -591,20 +612,22 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
-                  "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next")
+                  "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
+                  "blind_client_alert", "blind_unacked")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                     "blind_wait_s", "blind_server_next")
+                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
 _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn_state", "icmp_unreachable",
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
-                  "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer")
+                  "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
+                  "blind_client_alert", "blind_unacked")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -750,7 +773,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     # tls_wait_from_s) against TLS_SILENCE_S, printed to 0.1 s
     tw = v["tls_wait_from_s"]
     waited = tw.astype(float) if tw.dtype.kind in "iuf" else np.full(n, -1.0)
-    waiting = (np.isin(v["service"], list(_SSL_SERVICES)) & ~v["tls_established"].astype(bool)
+    waiting = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                & (waited >= 0))
     gap = duration - waited
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
@@ -790,6 +813,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         # (a ClientHello not read, the client closing after its next flight: the wait quoted)
         np.where(unread & (blind_wait >= TLS_SILENCE_S), blind_wait, 0.0),
         np.where(unread, np.where(blind_next < _SMALLEST_SEALED, blind_next, -1), -1),
+        # (and the server's whole answer, when shorter than any encrypted record: quoted)
+        np.where(unread & (v["resp_bytes"] < _SMALLEST_SEALED), v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
     ]

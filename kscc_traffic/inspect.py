@@ -23,6 +23,9 @@ from .streams import MAX_SEGMENTS, initial_streams
 #: ChangeCipherSpec + Finished (51), ticket or data
 CLIENT_NEXT_BYTES = 48
 SERVER_NEXT_BYTES = 32
+#: the shortest encrypted TLS record: a TLS 1.3 record of one byte (5-byte header, the inner
+#: content type, a 16-byte tag); fewer bytes can only be cleartext alerts (7 bytes each)
+SMALLEST_SEALED = 22
 #: distinct addresses kept in a flow's ``dns_answers`` (the first ones, in order of arrival): a
 #: client's lookups give a few; a flow with more (a forwarder's long-lived 53-to-53 flow) would
 #: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end
@@ -492,6 +495,60 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): ``(final, unacked)``.
+
+    ``final`` (int64, bytes; -1 where the server sent no data): the client's new data bytes past
+    what the server's last data acknowledged, by sequence numbers: the server's furthest data
+    segment (the first one reaching its furthest end) carries that acknowledgement, so this is
+    what the client sent after the server's last flight (a cleartext alert is 7 bytes).
+    ``unacked`` (bool): the server never acknowledged the client's furthest data byte (its
+    furthest acknowledgement stops short: a flight dropped on its way to the server).
+
+    Only for flows with at most :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments (captured
+    or not) in each direction (else -1, False): a chunked or live analysis keeps all of those, and
+    the packet acknowledging furthest, so all readings agree."""
+    final = np.full(len(flows), -1, np.int64)
+    unacked = np.zeros(len(flows), bool)
+    if not len(flows):
+        return final, unacked
+    c, pf = ft.packets.cols, ft.pkt_flow
+    n_f = len(ft.flows)
+    rows = _tcp_rows_of(ft, flows)
+    if not len(rows):
+        return final, unacked
+    ts = c["ts_ns"][rows].astype(np.int64)
+    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
+    rows = rows[o]
+    f = pf[rows].astype(np.int64)
+    fo = np.asarray(ft.pkt_from_orig[rows], bool)
+    plen = c["payload_len"][rows].astype(np.int64)
+    flags = c["tcp_flags"][rows].astype(np.int64)
+    end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
+    data = (plen > 0) & (end >= 0)
+    end = end - ((flags & FIN) != 0)               # (the data's end, without a FIN octet)
+    top_c = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_c, f[data & fo], end[data & fo])
+    top_s = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_s, f[data & ~fo], end[data & ~fo])
+    # the server's first data segment reaching its furthest end: what it acknowledged then
+    at = np.full(n_f, len(rows), np.int64)
+    last_s = data & ~fo & (end == top_s[f])
+    np.minimum.at(at, f[last_s], np.flatnonzero(last_s))
+    ack_s = np.full(n_f, -1, np.int64)
+    ok = at < len(rows)
+    ack_s[ok] = acked[at[ok]]
+    most_ack = np.full(n_f, -1, np.int64)
+    np.maximum.at(most_ack, f[~fo], acked[~fo])
+    fl = np.asarray(flows, np.int64)
+    segs = np.bincount(f[plen > 0] * 2 + ~fo[plen > 0], minlength=2 * n_f)
+    few = (segs[0::2] <= MAX_SEGMENTS) & (segs[1::2] <= MAX_SEGMENTS)
+    has = (top_s[fl] >= 0) & (ack_s[fl] >= 0) & (top_c[fl] >= 0) & few[fl]
+    final[has] = np.maximum(top_c[fl][has] - ack_s[fl][has], 0)
+    unacked[:] = (top_c[fl] > 0) & (most_ack[fl] < top_c[fl]) & few[fl]
+    return final, unacked
+
+
 def _first_segment_hints(ft: FlowTable, nflows: int):
     """Per flow and direction: whether its first TCP data segment could start TLS or HTTP (a
     TLS/SSLv2 record header, an upper-case letter, or fewer than 5 bytes captured), and whether
@@ -580,6 +637,12 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     cols["blind_closer"] = np.full(n, "", object)
     cols["blind_wait_s"] = np.full(n, -1.0)
     cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
+    # (and the client's new bytes after the server's last data when the client then closed first
+    # and they were fewer than any encrypted record: a cleartext alert, its handshake aborted; 0
+    # where not: _client_last_flight)
+    cols["blind_client_alert"] = np.zeros(n, np.int64)
+    # (and whether the server never acknowledged the client's furthest data byte)
+    cols["blind_unacked"] = np.zeros(n, bool)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -627,16 +690,31 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
                           & ~cols["tls_established"].astype(bool) & (cols["proxy_target"] == ""))
     if len(cand):
         nxt, srv, c2 = _went_on(ft, cand, parts=True)
-        went = nxt & (srv >= SERVER_NEXT_BYTES)
+        who, when = _first_close(ft, cand)
+        final, unacked = _client_last_flight(ft, cand)
+        # the client's last bytes before it closed first, after the server's last flight, fewer
+        # than any encrypted record: a cleartext alert (a certificate rejected after a
+        # HelloRetryRequest round): the handshake did not go on, whatever came before
+        alert = (who == "client") & (final > 0) & (final < SMALLEST_SEALED)
+        went = nxt & (srv >= SERVER_NEXT_BYTES) & ~alert
         cols["went_on"][cand] = went
         # (read as TLS: the handshake went on, tls_established)
         tls = ((cols["client_proto"][cand] == "tls") | (cols["server_proto"][cand] == "tls")) & ~dns_flow[cand]
         cols["tls_established"][cand[went & tls]] = True
         cols["blind_client_next"][cand] = nxt
         cols["blind_server_next"][cand] = np.where(nxt, srv, 0)
-        who, when = _first_close(ft, cand)
+        cols["blind_client_alert"][cand] = np.where(alert, final, 0)
+        cols["blind_unacked"][cand] = unacked
         cols["blind_closer"][cand] = who
         cols["blind_wait_s"][cand] = np.where((c2 >= 0) & (when >= c2), (when - c2) / 1e9, -1.0)
+        # a connection left open whose client sent its next flight, none of which the server
+        # acknowledged nor answered: the wait after it, as for a handshake read whole (a flight
+        # dropped on its way; a TLS 1.3 session left idle has its Finished acknowledged)
+        hold = cand[nxt & (srv <= 0) & (who == "") & unacked & ~dns_flow[cand]]
+        if len(hold):
+            waits = _tls_waits(ft, hold)
+            cols["tls_wait_from_s"][hold] = waits
+            cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
     return _with_columns(flows, service, cols), answers
 
 

@@ -37,10 +37,11 @@ def _opened(v6: bool):
 def _conversation(kind: str, v6: bool = False):
     """(ts, frame) of a TLS connection to 23101: ``alert`` (ClientHello, the server's fatal
     alert, the server closes), ``fin`` (ClientHello acknowledged, the server closes without a
-    byte), ``ok`` (ClientHello, 1200 bytes of server handshake, 150 from the client, 250 from
+    byte), ``alert_open`` (the alert, acknowledged, and the capture ends with the connection
+    open), ``ok`` (ClientHello, 1200 bytes of server handshake, 150 from the client, 250 from
     the server, then both close), ``http`` (the server answers ``HTTP/1.1 403 Forbidden``)."""
     up, dn, out, c, s, t = _opened(v6)
-    flights = {"alert": [(False, ALERT)], "fin": [],
+    flights = {"alert": [(False, ALERT)], "alert_open": [(False, ALERT)], "fin": [],
                "ok": [(False, b"\x16\x03\x03" + struct.pack("!H", 1195) + bytes(1195)),
                       (True, b"\x17\x03\x03" + struct.pack("!H", 145) + bytes(145)),
                       (False, b"\x17\x03\x03" + struct.pack("!H", 245) + bytes(245))],
@@ -56,6 +57,8 @@ def _conversation(kind: str, v6: bool = False):
     if kind == "fin":
         out.append((t, dn(flags="A", seq=s, ack=c)))
         t += .01
+    if kind == "alert_open":    # the client acknowledges the alert; nobody closes (capture ends)
+        return out + [(t, up(flags="A", seq=c, ack=s))]
     out += [(t, dn(flags="FA", seq=s, ack=c)), (t + .01, up(flags="FA", seq=c, ack=s + 1)),
             (t + .02, dn(flags="A", seq=s + 1, ack=c + 1))]
     return out
@@ -84,7 +87,7 @@ def _row(path):
 
 @pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
 @pytest.mark.parametrize("keep", [None, 0, 2, 10], ids=["whole", "cut0", "cut2", "cut10"])
-@pytest.mark.parametrize("kind", ["alert", "fin"])
+@pytest.mark.parametrize("kind", ["alert", "alert_open", "fin"])
 def test_failed_handshake_is_tls_failed_whatever_the_snaplen(tmp_path, kind, keep, v6):
     """The server's alert or its close without a byte is tls_failed, cut or not (it was ok when
     the ClientHello was cut to 10 bytes or fewer)."""
@@ -93,10 +96,13 @@ def test_failed_handshake_is_tls_failed_whatever_the_snaplen(tmp_path, kind, kee
     assert bool(r["payload_cut"]) == (keep is not None)
     if keep is not None:
         assert "cut by the snaplen" in r["detail"] or keep >= 7 and kind == "alert"
-    if kind == "alert" and (keep is None or keep >= 7):
+    if kind != "fin" and (keep is None or keep >= 7):
         assert r["tls_alert"] == "server: access_denied (49)"
+    if kind == "alert_open" and keep is not None and keep < 7:
+        # (the alert's bytes cut, the connection open: its size tells it, break-it 11 #5)
+        assert "answered the ClientHello with 7 bytes, a cleartext alert's size" in r["detail"]
     # (bytes from sequence numbers: the whole hello, the 7-byte alert or nothing)
-    assert int(r["resp_bytes"]) == (7 if kind == "alert" else 0)
+    assert int(r["resp_bytes"]) == (0 if kind == "fin" else 7)
 
 
 @pytest.mark.parametrize("keep", [0, 2, 10], ids=["cut0", "cut2", "cut10"])
@@ -128,7 +134,7 @@ def test_few_bytes_read_as_what_they_start(tmp_path):
     assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
 
 
-@pytest.mark.parametrize("kind", ["alert", "fin", "ok"])
+@pytest.mark.parametrize("kind", ["alert", "alert_open", "fin", "ok"])
 def test_chunked_gives_the_same_rows(tmp_path, kind):
     """Many such connections, analysed whole and in small chunks: the same rows."""
     recs = []
@@ -147,11 +153,11 @@ def test_chunked_gives_the_same_rows(tmp_path, kind):
     assert len(a) == 40
     cols = ["uid", "verdict", "reason", "detail", "payload_cut", "orig_bytes", "resp_bytes", "history"]
     assert a[cols].equals(b[cols])
-    want = {"alert": "tls_failed", "fin": "tls_failed", "ok": ""}[kind]
+    want = {"alert": "tls_failed", "alert_open": "tls_failed", "fin": "tls_failed", "ok": ""}[kind]
     assert set(a["reason"]) == {want}
 
 
-@pytest.mark.parametrize("kind", ["alert", "ok"])
+@pytest.mark.parametrize("kind", ["alert", "alert_open", "ok"])
 def test_live_gives_the_same_rows(tmp_path, monkeypatch, kind):
     """Replayed into a live session keeping 2 packets whole per flow: analyze's table."""
     from test_live_session import assert_live_same
@@ -183,6 +189,7 @@ def _talk(flights, closer: str, wait: float = 0.0):
 
 
 SERVER_FLIGHT = [(False, 1400), (False, 1400), (False, 1500)]      # TLS 1.3: ServerHello … Finished
+HRR = [(False, 99), (True, 319)]                # a HelloRetryRequest, the second ClientHello
 
 
 @pytest.mark.parametrize("keep", [0, 2], ids=["cut0", "cut2"])
@@ -204,6 +211,15 @@ SERVER_FLIGHT = [(False, 1400), (False, 1400), (False, 1500)]      # TLS 1.3: Se
     ("close_notify_both", SERVER_FLIGHT + [(True, 80), (True, 24), (False, 24)], "client", 0.0, ("ok", "")),
     # the server closes without one byte
     ("server_silent_close", [], "server", 0.0, ("blocked", "tls_failed")),
+    # TLS 1.3 HelloRetryRequest (99 B), the second ClientHello, the server's flight, then the
+    # client's 7-byte cleartext alert and its close: a certificate rejected (break-it 11 #3; the
+    # HRR round made it look like a handshake that went on)
+    ("hrr_client_alert", HRR + SERVER_FLIGHT + [(True, 7)], "client", 0.0, ("blocked", "tls_failed")),
+    # … and the same round with the client's Finished (80 B): a health check, ok
+    ("hrr_health_check", HRR + SERVER_FLIGHT + [(True, 80)], "client", 0.0, ("ok", "")),
+    # the client's last flight in two segments whose second is 7 bytes: one flight of 1467, ok
+    ("split_last_flight", SERVER_FLIGHT + [(True, 80), (False, 300), (True, 1460), (True, 7)], "client", 0.0,
+     ("ok", "")),
 ])
 def test_handshake_end_cut_judged_from_packets(tmp_path, keep, case, flights, closer, wait, want):
     """Break-it 11: a TLS 1.3 handshake is over once the client's Finished is sent; the server
@@ -213,3 +229,75 @@ def test_handshake_end_cut_judged_from_packets(tmp_path, keep, case, flights, cl
     assert (r["verdict"], r["reason"]) == want, r["detail"]
     if want[0] == "unclassified":
         assert r["detail"].endswith("not judged")
+
+
+def _dropped_flight(acked: bool, close: str | None):
+    """(ts, frame) of a TLS 1.2 connection to 23101: the server's flight (ServerHello …
+    ServerHelloDone), the client's ClientKeyExchange/ChangeCipherSpec/Finished (126 B) sent 4
+    times over 6 s, the server silent; ``acked``: the server acknowledged it (else it never
+    reached the server); ``close``: None (the capture ends with the connection open), ``rst``
+    (the client resets it), ``fin`` (the client closes, the server answers)."""
+    up, dn, out, c, s, t = _opened(False)
+    for size in (1400, 1400, 300):
+        out.append((t, dn(flags="PA", seq=s, ack=c) / (b"\x16\x03\x03" + struct.pack("!H", size - 5)
+                                                        + bytes(size - 5))))
+        s += size
+        t += .01
+    flight = b"\x16\x03\x03\x00\x79" + bytes(121)
+    out.append((t, up(flags="A", seq=c, ack=s)))
+    for k in range(4):
+        out.append((t + 2 * k, up(flags="PA", seq=c, ack=s) / flight))
+        if acked and k == 0:
+            out.append((t + .01, dn(flags="A", seq=s, ack=c + len(flight))))
+    t += 7
+    if close == "rst":
+        out.append((t, up(flags="R", seq=c + len(flight))))
+    elif close == "fin":
+        top = c + len(flight) if acked else c
+        out += [(t, up(flags="FA", seq=c + len(flight), ack=s)), (t + .01, dn(flags="FA", seq=s, ack=top)),
+                (t + .02, up(flags="A", seq=c + len(flight) + 1, ack=s + 1))]
+    return out
+
+
+@pytest.mark.parametrize("keep", [0, 2, 10], ids=["cut0", "cut2", "cut10"])
+@pytest.mark.parametrize("acked, close, want", [
+    # the flight never acknowledged, the server silent: dropped on its way (break-it 11 #4)
+    (False, None, ("blocked", "tls_failed")),
+    (False, "rst", ("blocked", "tls_failed")),
+    (False, "fin", ("blocked", "tls_failed")),
+    # acknowledged, then silence: a TLS 1.3 session left idle has the same packets: not failed
+    (True, None, ("ok", "")),
+    (True, "fin", ("unclassified", "")),
+])
+def test_client_flight_never_acknowledged(tmp_path, keep, acked, close, want):
+    r = _row(_write(tmp_path, _dropped_flight(acked, close), keep))
+    assert (r["verdict"], r["reason"]) == want, r["detail"]
+    if want[1] == "tls_failed":
+        assert "after the client's next flight" in r["detail"] and "acknowledged" in r["detail"]
+
+
+def test_new_blind_rules_same_in_chunks_and_live(tmp_path, monkeypatch):
+    """The HRR alert, the split last flight and the dropped flight (open and reset), 8 times
+    each, cut to headers only: chunked in small chunks and live give analyze's rows."""
+    from test_live_session import assert_live_same
+    convs = [_talk(HRR + SERVER_FLIGHT + [(True, 7)], "client"),
+             _talk(SERVER_FLIGHT + [(True, 80), (False, 300), (True, 1460), (True, 7)], "client"),
+             _dropped_flight(False, None), _dropped_flight(False, "rst"), _dropped_flight(True, None)]
+    recs = []
+    for i in range(40):
+        for ts, p in convs[i % len(convs)]:
+            p = p.copy()
+            if p[TCP].sport == 50200:
+                p[TCP].sport = 40000 + i
+            else:
+                p[TCP].dport = 40000 + i
+            recs.append((ts + i * 0.5, p))
+    recs.sort(key=lambda x: x[0])
+    path = _write(tmp_path, recs, 0)
+    a, _ = whole(path)
+    b, _ = chunked(path, 4096)
+    assert len(a) == 40
+    cols = ["uid", "verdict", "reason", "detail", "payload_cut", "orig_bytes", "resp_bytes", "history"]
+    assert a[cols].equals(b[cols])
+    assert a["reason"].value_counts().to_dict() == {"tls_failed": 24, "": 16}
+    assert_live_same(path, monkeypatch, step=7)
