@@ -145,3 +145,40 @@ def test_damaged_and_packetless_link_headers(tmp_path):
         assert getattr(p.stats, counter) == n, (lt, p.stats)
         flows = analyze_file(path, RULES).flows
         assert flows["conn_state"].tolist() == ["S0"]
+
+
+def prism(frame: bytes) -> bytes:
+    """A Prism monitor header (linux-wlan-ng, LINKTYPE 119): message code, length 144 (host
+    order: little-endian), device name, then 10 DID items of 12 bytes."""
+    return struct.pack("<II16s", 0x41, 144, b"wlan0") + bytes(144 - 24) + frame
+
+
+def avs(frame: bytes) -> bytes:
+    """An AVS monitor header (LINKTYPE 163): version 0x80211001 and length 64, big-endian."""
+    return struct.pack(">II", 0x80211001, 64) + bytes(56) + frame
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("lt, wrap, fcs", [(119, prism, False), (163, avs, False), (163, avs, True),
+                                           (119, avs, False)],
+                         ids=["prism", "avs", "avs-fcs", "avs-under-prism-linktype"])
+def test_tls_flow_behind_a_monitor_header(tmp_path, lt, wrap, fcs, v6):
+    """Old monitor-mode 802.11 captures (Prism, AVS headers): the 802.11 data frames carry the
+    conversation (an AVS header under the Prism link type is read by its magic, as Wireshark);
+    a trailing FCS does not change the flow (the IP length bounds the packet)."""
+    pkts = conversation(v6)
+    frames = [wrap(encaps.dot11(up, v6=v6) + bytes(p) + (b"\xde\xad\xbe\xef" if fcs else b""))
+              for up, p in pkts]
+    path = write(tmp_path, f"wlan{lt}.pcap", frames, lt)
+    r = check_tls_flow(path, pkts, v6=v6)
+    assert r["purpose"] == "agent_connection"
+
+
+def test_monitor_header_length_past_the_frame_is_malformed(tmp_path):
+    pkts = conversation()
+    good = [prism(encaps.dot11(up) + bytes(p)) for up, p in pkts]
+    bad = struct.pack("<II", 0x41, 5000) + bytes(40)          # a Prism length past the frame
+    path = write(tmp_path, "bad.pcap", [bad] + good, 119)
+    p = decoded(path)
+    assert len(p) == len(pkts)
+    assert p.stats.malformed == 1

@@ -119,6 +119,29 @@ def vlan_value(tags: list[int]) -> int:
     return v
 
 
+#: first word of an AVS monitor header (big-endian version 1 or 2; also found under the Prism
+#: link type, as Wireshark's prism dissector checks)
+_AVS_MAGIC = (0x80211001, 0x80211002)
+
+
+def _wlan_header_length(d: Any, pos: int, end: int) -> int:
+    """Length of the monitor-mode header at ``pos`` of a Prism (LINKTYPE 119) or AVS (163)
+    frame, before its 802.11 frame; -1 when it does not fit. AVS: version word, then its length
+    (big-endian, at least 8); Prism: message code, then the message length (host byte order:
+    little-endian unless that is absurd; 144 in practice). Neither says whether the 802.11 frame
+    ends with its FCS: the IP header's length bounds the packet either way, as Ethernet padding."""
+    if end - pos < 8:
+        return -1
+    word = _u32(d, pos)[0]
+    if word in _AVS_MAGIC:
+        hlen = _u32(d, pos + 4)[0]
+    else:
+        hlen = _le32(d, pos + 4)[0]
+        if hlen > 0xFFFF:
+            hlen = _u32(d, pos + 4)[0]
+    return hlen if 8 <= hlen <= end - pos else -1
+
+
 def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
     """The Flags field of the radiotap header of ``rlen`` bytes at ``pos`` (0 when absent), or
     -1 when the header is inconsistent (present bitmaps or fields running past ``rlen``).
@@ -265,6 +288,11 @@ class SlowDecoder:
             return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
         if lt == 105:
             return self._dot11(d, pos, end, ctx, False)
+        if lt in (119, 163):                            # Prism or AVS monitor header + 802.11
+            hlen = _wlan_header_length(d, pos, end)
+            if hlen < 0:
+                return MALFORMED
+            return self._dot11(d, pos + hlen, end, ctx, False)
         if lt == 9:
             return self._ppp(d, pos, end, 0, ctx, 0)
         if lt == 50:                                    # PPP in HDLC framing, or Cisco HDLC

@@ -92,7 +92,7 @@ LINKTYPE_NAMES: dict[int, str] = {
     101: "RAW", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP",
     228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
     100: "ATM_RFC1483", 104: "C_HDLC", 109: "ENC", 117: "PFLOG", 192: "PPI", 226: "IPNET",
-    239: "NFLOG", 258: "PKTAP",
+    239: "NFLOG", 258: "PKTAP", 119: "IEEE802_11_PRISM", 163: "IEEE802_11_AVS",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 _FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
@@ -308,8 +308,8 @@ class DecodeCounters:
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
-        out = [f"decode: {c} frames of unsupported link type {v} skipped"
-               for v, c in self.unsupported.items()]
+        out = [f"decode: {c} frames of unsupported link type {v} skipped (--engine tshark reads more "
+               "link types)" for v, c in self.unsupported.items()]
         if self.protected:
             k = self.protected
             out.append(f"decode: {k} 802.11 data frame{'s were' if k != 1 else ' was'} encrypted "
