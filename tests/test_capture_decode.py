@@ -191,7 +191,8 @@ def test_unknown_link_type_counted_with_one_warning():
     p = dec(frames((147, b"\x00" * 60), (147, b"\x01" * 60), (1, eth(V4 / SEG)), (9999, b"x")))
     assert len(p) == 1
     assert p.stats.unsupported_linktypes == {147: 2, 9999: 1}
-    assert "decode: 2 frames of unsupported link type 147 skipped (--engine tshark reads more link types)" in p.stats.warnings
+    assert ("decode: 2 frames of unsupported link type 147 skipped (--engine tshark reads more link "
+            "types)") in p.stats.warnings
     assert sum("unsupported link type" in w for w in p.stats.warnings) == 2
 
 
