@@ -254,6 +254,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         n = int(row["resp_pkts"])
         return done("unclassified", "", f"capture started mid-connection; only the responder's {n} "
                     f"packet{'s' if n != 1 else ''} seen, none from the originator: not judged")
+    if proto == "tcp" and partial:
+        closing = _responder_only_closes(str(row.get("history") or ""))
+        if closing:
+            return done(*_partial_closes(row, closing))
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
@@ -491,6 +495,38 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
                 "or ACK: a connection's end), nothing came back: not judged")
     return ("unclassified", "", f"capture started mid-connection; {sent} sent, nothing came back: too "
             "little to judge")
+
+
+def _responder_only_closes(history: str) -> str:
+    """What a TCP flow's responder sent, from its ``history`` (lower-case letters), when it was
+    only connection ends: ``"r"`` only resets, ``"f"`` FINs (and maybe resets), ``""`` anything
+    else (data, a pure acknowledgement, a SYN or SYN-ACK: an answer)."""
+    sent = {ch for ch in history if ch.islower()}
+    if not sent or sent & set("dash"):
+        return ""
+    return "f" if "f" in sent else ("r" if "r" in sent else "")
+
+
+def _partial_closes(row: dict, closing: str) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP flow whose start was not captured (``partial``) whose
+    responder sent only connection ends (:func:`_responder_only_closes`: ``closing`` ``"r"`` or
+    ``"f"``), no data and no acknowledgement: nothing shows the purpose working.
+
+    ``blocked``/``rejected`` when the originator sent data and was answered only by resets (RFC
+    9293 §3.5.2: a reset answers a segment of a connection that does not exist: a stateful firewall
+    that dropped the idle session of a long-lived connection, a server that forgot it); else
+    ``unclassified``, not judged (FINs: a capture that began as the connection ended; resets
+    to packets without data). Reads ``history``, ``orig_pkts``, ``resp_pkts``."""
+    n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
+    sent = f"{n} packet{'s' if n != 1 else ''}"
+    back = f"{m} packet{'s' if m != 1 else ''}"
+    if closing == "r" and "D" in str(row.get("history") or ""):
+        return ("blocked", "rejected", f"capture started mid-connection; the originator's data ({sent}) "
+                f"was answered only by TCP resets ({back}): the connection no longer existed on the other "
+                "side (a firewall that dropped an idle session?)")
+    what = "resets" if closing == "r" else "FINs"
+    return ("unclassified", "", f"capture started mid-connection; the responder sent only {what} ({back}), "
+            "no data nor acknowledgement: a connection's end, not judged")
 
 
 #: ``service`` of a flow whose ClientHello was seen (directly, or inside a CONNECT tunnel)
@@ -783,6 +819,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
     part_silent = (proto == "tcp") & v["partial"].astype(bool) & ~answered
+    # a partial TCP flow whose responder sent only resets or FINs (:func:`_partial_closes`)
+    closes_kind = np.array([_responder_only_closes(h) if isinstance(h, str) else "" for h in hist_values.tolist()],
+                           dtype=object)
+    part_closes = (proto == "tcp") & v["partial"].astype(bool) & (closes_kind[hist_codes] != "")
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
@@ -817,6 +857,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(unread & (v["resp_bytes"] < _SMALLEST_SEALED), v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
+        # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)
+        np.where(part_closes, v["orig_pkts"], -1),
+        np.where(part_closes, v["resp_pkts"], -1),
+        closes_kind[hist_codes],
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

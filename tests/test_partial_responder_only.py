@@ -49,3 +49,43 @@ def test_an_answer_to_the_originator_is_still_judged(tmp_path):
     (r,) = flows.to_dict("records")
     assert (r["partial"], r["verdict"], r["reason"]) == (True, "ok", "partial")
     assert_same(flows)
+
+
+# the originator's data (or FIN) answered only by connection ends (break-it 12, F2: it was ok and
+# verified the purpose)
+DATA = [bytes(eth(ip_of(C[0], S[0]) / TCP(sport=C[1], dport=S[1], flags="PA", seq=1001 + 40 * i, ack=5000)
+                 / (b"\x17\x03\x03\x00\x23" + b"y" * 35))) for i in range(3)]
+ENDS = {
+    # a firewall that dropped the idle session: each data segment answered by a bare reset
+    "idle_firewall_rst": ([f for d in DATA for f in (d, _dn(flags="R", seq=5000))],
+                          ("blocked", "rejected,partial"), "answered only by TCP resets (3 packets)"),
+    "one_data_one_rst": ([DATA[0], _dn(flags="RA", seq=5000, ack=1041)],
+                         ("blocked", "rejected,partial"), "data (1 packet) was answered only by TCP resets"),
+    # a capture that began as the connection ended: FINs and the last ACK
+    "fins_only": ([_up(flags="FA", seq=1001, ack=5000), _dn(flags="FA", seq=5000, ack=1002),
+                   _up(flags="A", seq=1002, ack=5001)],
+                  ("unclassified", "partial"), "the responder sent only FINs (1 packet)"),
+    # an ACK answered by a reset: no data was refused
+    "ack_then_rst": ([_up(flags="A", seq=1001, ack=5000), _dn(flags="R", seq=5000)],
+                     ("unclassified", "partial"), "the responder sent only resets (1 packet)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENDS))
+def test_responder_only_closing(tmp_path, case):
+    frames, want, detail = ENDS[case]
+    flows, _ = whole(write(tmp_path, [(1.0 + 0.3 * i, f) for i, f in enumerate(frames)]))
+    (r,) = flows.to_dict("records")
+    assert (r["orig_h"], r["resp_p"], r["partial"]) == (C[0], 23101, True)
+    assert (r["verdict"], r["reason"]) == want
+    assert detail in r["detail"]
+    assert_same(flows)
+
+
+def test_data_acknowledged_before_a_reset_is_an_answer(tmp_path):
+    """The responder acknowledged the data (a pure ACK), then reset: it was reached: ok."""
+    frames = [DATA[0], _dn(flags="A", seq=5000, ack=1041), _dn(flags="R", seq=5000)]
+    flows, _ = whole(write(tmp_path, [(1.0 + 0.3 * i, f) for i, f in enumerate(frames)]))
+    (r,) = flows.to_dict("records")
+    assert (r["verdict"], r["reason"]) == ("ok", "partial")
+    assert_same(flows)
