@@ -292,14 +292,15 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
-            # the port (in a tunnel, http_status is the proxy's answer: not quoted)
-            status = "" if target else str(row.get("http_status") or "")
+            # the port (in a tunnel, http_status is the proxy's answer: the answer in it is quoted)
+            status = str(row.get("tunnel_http_status") or "") if target else str(row.get("http_status") or "")
+            inside = " inside the CONNECT tunnel" if target else ""
             if status[:3] in FILTER_STATUSES:
-                return done("blocked", "rejected", f"the server answered HTTP {status} to the ClientHello "
+                return done("blocked", "rejected", f"the server answered HTTP {status} to the ClientHello{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
             cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
-                        f"to the ClientHello where TLS is documented{cut}")
+                        f"to the ClientHello{inside} where TLS is documented{cut}")
         asked = row.get("sni") or ""
         if certs:
             if asked and not any(name_matches(asked, c) for c in certs):
@@ -649,13 +650,13 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked")
+                  "blind_client_alert", "blind_unacked", "tunnel_http_status")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked")
+                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -670,7 +671,7 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer")
+                 "blind_closer", "tunnel_http_status")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
@@ -840,6 +841,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         np.where(asks | http_answer, v["http_status"], ""),
+        np.where(http_answer, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         waiting & (gap + quiet >= TLS_SILENCE_S),
         np.where(asks, v["history"], ""),

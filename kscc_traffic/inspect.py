@@ -622,6 +622,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # sequence numbers, its answer head left out, so bytes acknowledged but not captured count;
     # -1 where no tunnel opened)
     cols["tunnel_resp_bytes"] = np.full(n, -1, np.int64)
+    # (likewise: the status of an HTTP answer inside a CONNECT tunnel, e.g. a filter's 403 to the
+    # ClientHello after the proxy's 200; '' where none)
+    cols["tunnel_http_status"] = np.full(n, "", object)
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
@@ -1134,7 +1137,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
 def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: dict[str, np.ndarray],
                     service: np.ndarray) -> None:
     """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
-    in place: ``client_proto``/``server_proto`` of those bytes and, when they are TLS, the TLS
+    in place: ``client_proto``/``server_proto`` of those bytes (and the internal
+    ``tunnel_http_status``: the status of an HTTP answer in the tunnel) and, when they are TLS, the TLS
     columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
     the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
     server's first segment past its answer head).
@@ -1147,6 +1151,9 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
     cols["client_proto"][f] = ck
     cols["server_proto"][f] = sk
+    for row, start, stop in zip(*(x[sk == "http"].tolist() for x in (f, s0, s1))):
+        status = http.exchange(b"", buf[start:stop].tobytes())[0]
+        cols["tunnel_http_status"][row] = "" if status is None else str(status)
     tl = np.flatnonzero((ck == "tls") | (sk == "tls"))
     if not len(tl):
         return

@@ -345,3 +345,26 @@ def test_tunnel_server_closing_before_its_finished_is_a_failure_when_the_flight_
     assert r["payload_cut"] and not r["tls_established"]
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     assert r["detail"] == "TLS handshake aborted: connection closed (SF)"
+
+
+@pytest.mark.parametrize("answer, want", [
+    (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 15\r\n\r\n<b>denied</b>\r\n",
+     ("blocked", "rejected", "the server answered HTTP 403 to the ClientHello inside the CONNECT tunnel where "
+      "TLS is documented: a web filter's refusal or a failing gateway")),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+     ("unexpected", "not_tls", "the server answered HTTP (400) to the ClientHello inside the CONNECT tunnel "
+      "where TLS is documented")),
+])
+def test_http_answer_to_the_hello_inside_the_tunnel_is_judged_as_a_direct_one(tmp_path, answer, want):
+    """Break-it 12 F3: the proxy's 200, then a filter's 403 to the ClientHello inside the tunnel was
+    unexpected/not_tls without its status (the same answer on a direct connection is rejected);
+    http_status stays the proxy's answer."""
+    hello = _tls(tmp_path)[0]
+    records = _records([_connect(), OK_200, hello, ("s", answer)], close="s")
+    r = _one(tmp_path, records)
+    assert (r["http_status"], r["proxy_target"]) == ("200", TARGET)
+    assert (r["verdict"], r["reason"], r["detail"]) == want
+    # whole and chunked agree; the grouped judgement gives the per-row one
+    path = _write(tmp_path, records, name="again.pcap")
+    assert_same(path, [1024, 4096])
+    assert_same_as_reference(analyze(str(path)), RULES)
