@@ -28,7 +28,10 @@ from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, h
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-STATUS_ORDER = ("blocked", "unexpected", "verified", "not seen")
+#: readiness statuses, worst first; "port open": flows of the purpose were answered, but on a port
+#: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
+#: another program's traffic (a browser's HTTPS): not proof that the purpose works
+STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
 #: by the reader) are shown at those ends instead of raising
@@ -481,16 +484,27 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
 #: that opened the connection (a source port the OS or a NAT picked in the range, or a server
 #: connecting back). They do not undo a verified purpose, and the firewall is not the fix
 NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
+#: a purpose with a host mask whose ports are all below this shares them with other programs (80,
+#: 443): its ok flows verify it only when one of them names a server (``server_name``)
+SHARED_PORTS_BELOW = 1024
 
 
-def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0) -> dict:
+def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
+                   ok_named: int | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``)."""
+    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name`` (None: all)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
+    if status == "verified" and ok_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
+        # answered, but nothing names a server under the mask on a port every browser uses
+        status = "port open"
+        fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but "
+               f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
+               f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
+               f"and TLS handshake to {r.host_mask})")
     if status == "blocked" and bl == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -513,7 +527,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
-    (verified / blocked / unexpected / not seen), ``flows``, ``ok``, ``blocked``, ``unexpected``,
+    (verified / blocked / unexpected / port open / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
+    ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     ``host_mismatch`` flows (a name outside the rule's mask: another service on a shared port
@@ -528,6 +543,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
+        ok_named = None
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -541,7 +557,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
-        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied))
+            if ok and "server_name" in flows:
+                ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                                                & (v == "ok")))
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named))
     return pd.DataFrame(rows)
 
 
@@ -613,7 +632,8 @@ def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
     return _dns_error_frame(_dns_error_counts(flows))
 
 
-_STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "not seen": "dim"}
+_STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
+                 "not seen": "dim"}
 _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
 
 
@@ -646,11 +666,13 @@ class TableSummary:
         self.counts: dict[tuple[str, str], int] = {}
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
+        self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
         self.total = 0
         self.captures: dict[str, int] = {}
+        self.named_seen = False                  # (a table with a server_name column was added)
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
@@ -674,6 +696,11 @@ class TableSummary:
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
+        if "server_name" in flows:
+            self.named_seen = True
+            named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
+            for p, n in named.groupby("purpose", sort=False).size().items():
+                self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
             for p, n in px.groupby("purpose", sort=False).size().items():
@@ -700,7 +727,8 @@ class TableSummary:
             ok, bl, un = (self.counts.get((r.id, k), 0) for k in ("ok", "blocked", "unexpected"))
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
-                                       sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0)))
+                                       sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0),
+                                       self.ok_named.get(r.id, 0) if self.named_seen else None))
         return pd.DataFrame(rows)
 
 
@@ -729,11 +757,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
     console.print(c)
-    todo = chk[chk.status.isin(["blocked", "unexpected"])]
+    todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     if len(todo):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}: {r.reasons}): {r.fix}"))
+        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:

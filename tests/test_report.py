@@ -140,3 +140,50 @@ def test_readme_says_what_jsonl_writes_for_ts_and_duration():
     assert buf.getvalue() == '{"ts":1772442000.05,"duration":0.0}\n'
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "at most 6 decimals and no trailing zeros (`1772442000.05`, `0.0`;" in readme
+
+
+def _handshake_to(tmp_path, port: int, with_dns: bool, name: str):
+    """A TCP handshake (and FINs) from an agent to 203.0.113.80:``port``, preceded when
+    ``with_dns`` by the agent's DNS lookup of ``name`` answered with that address."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import TCP, UDP
+    from chunkcmp import write
+    from pcapbuild import eth, ip_of
+    c, s, dns = "192.0.2.10", "203.0.113.80", "192.0.2.53"
+    recs = []
+    if with_dns:
+        recs += [(0.9, bytes(eth(ip_of(c, dns) / UDP(sport=40000, dport=53) / DNS(id=7, qd=DNSQR(qname=name))))),
+                 (0.95, bytes(eth(ip_of(dns, c) / UDP(sport=53, dport=40000)
+                                  / DNS(id=7, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, rdata=s)))))]
+    up = lambda **kw: bytes(eth(ip_of(c, s) / TCP(sport=50000, dport=port, **kw)))  # noqa: E731
+    dn = lambda **kw: bytes(eth(ip_of(s, c) / TCP(sport=port, dport=50000, **kw)))  # noqa: E731
+    recs += [(1.0, up(flags="S", seq=100)), (1.01, dn(flags="SA", seq=900, ack=101)),
+             (1.02, up(flags="A", seq=101, ack=901)), (1.03, up(flags="FA", seq=101, ack=901)),
+             (1.04, dn(flags="FA", seq=901, ack=102)), (1.05, up(flags="A", seq=102, ack=902))]
+    return write(tmp_path, recs, name=f"p{port}{int(with_dns)}.pcap")
+
+
+@pytest.mark.parametrize("port, rule, with_dns, name, want", [
+    # a bare handshake to 80 or 443 with no name: any browser's; the port is open, nothing more
+    (80, "cert_check", False, "", "port open"),
+    (443, "discovery", False, "", "port open"),
+    # the same after the agent's lookup of a name under the mask: verified
+    (80, "cert_check", True, "ocsp.digicert.com", "verified"),
+    (443, "discovery", True, "eu1.ksc.kaspersky.com", "verified"),
+    # a port only KSC uses: a bare handshake verifies, as before
+    (23101, "agent_connection", False, "", "verified"),
+])
+def test_unnamed_flows_on_shared_ports_are_port_open(tmp_path, port, rule, with_dns, name, want):
+    """Newcomer 17 #2: an nmap SYN scan to 80, a browser's mid-stream HTTPS made cert_check or
+    discovery "verified"; on ports below 1024 the ok flows must name a server (SNI, DNS, cert)."""
+    from kscc_traffic.report import TableSummary
+    path = _handshake_to(tmp_path, port, with_dns, name)
+    flows = analyze(str(path))
+    rules = load_rules()
+    row = readiness(flows, rules).set_index("rule").loc[rule]
+    assert (row["status"], row["ok"]) == (want, 1)
+    assert TableSummary.of(flows).readiness(rules).set_index("rule").loc[rule, "status"] == want
+    if want == "port open":
+        assert row["fix"].startswith(f"1 flow on TCP {port} answered, but none named a server")
+        out = render_table(flows, rules, width=250)
+        assert f"{rule} (port open): 1 flow on TCP {port} answered" in " ".join(out.split())
