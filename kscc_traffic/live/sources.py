@@ -71,7 +71,9 @@ def permission_hint(interface: str = "") -> str:
     on = f" on {interface}" if interface else ""
     return (f"capturing{on} needs root or the CAP_NET_RAW capability: run it with sudo "
             f"(sudo kscc-traffic live …), or grant the capability once with "
-            f"`sudo setcap cap_net_raw,cap_net_admin+eip {py}`; the tshark engine needs "
+            f"`sudo setcap cap_net_raw,cap_net_admin+eip {py}` (every program this interpreter runs "
+            f"gets it: better a virtualenv made with `python3 -m venv --copies`, README); the tshark "
+            f"engine needs "
             f"dumpcap's capabilities instead (`sudo dpkg-reconfigure wireshark-common` and "
             f"`sudo usermod -aG wireshark $USER`)")
 
