@@ -811,17 +811,20 @@ class SlowDecoder:
         transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
         destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
         protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
-        raw-IP capture of it would give. The outer link layer's are restored afterwards."""
+        raw-IP capture of it would give. The outer link layer's are restored afterwards. The
+        packet is counted in :attr:`tunnels` under ``name`` only when ``fn`` gave a row (or a
+        fragment held for reassembly), not when the payload was not IP or was malformed."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
         saved = ctx.tags, ctx._vlan, ctx.bcast
         ctx.tags, ctx._vlan, ctx.bcast = [], None, False
-        self.tunnels[name] += 1
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
         ctx.tags, ctx._vlan, ctx.bcast = saved
+        if type(r) is tuple or (type(r) is int and r == PENDING):   # an inner packet came out
+            self.tunnels[name] += 1
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
@@ -854,6 +857,16 @@ class SlowDecoder:
         if ptype == 0x88BE:                             # ERSPAN type II (I without sequence)
             return self._tunnel("GRE", self._ether, d, q + (8 if flags & 0x1000 else 0), lim,
                                 base, ctx, depth)
+        if ptype == 0x883E:                             # WCCP redirection: IPv4 inside
+            # WCCPv2 puts a 4-byte redirect header first; as Wireshark (packet-gre.c) does, it
+            # is there unless the byte right after the 4-byte base header begins an IPv4 header
+            if dend - p < 5:
+                return MALFORMED
+            if d[p + 4] & 0xF0 != 0x40:
+                q += 4
+            if q >= lim:
+                return MALFORMED
+            return self._tunnel("GRE", self._ip, d, q, lim, base, ctx, depth, 4)
         if ptype == 0x22EB:                             # ERSPAN type III
             if lim - q < 12:
                 return MALFORMED
