@@ -51,6 +51,24 @@ VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
 TEREDO_PORT = 3544
+#: ethertypes of the headers some switches and taps insert between the source address and the
+#: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
+#: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
+#: Cisco VN-Tag (0x8926: 4 bytes; packet-vntag.c), 802.1BR E-Tag (0x893F: 6 bytes;
+#: packet-etag.c), Arista's timestamp header (0xD28B: subtype 1, version, a 64- or 48-bit
+#: timestamp; packet-avsp.c), MACsec (0x88E5: the SecTAG, see ``SlowDecoder._macsec``) and
+#: 802.1ah PBB's I-TAG (0x88E7: 4 bytes, then the customer's Ethernet header; read as a tunnel)
+L2_SHIMS = frozenset((0x8909, 0x8926, 0x893F, 0xD28B, 0x88E5, 0x88E7))
+#: shims walked at most in one frame (beyond: malformed)
+MAX_L2_SHIMS = 8
+#: Arista timestamp header versions: 64-bit (8-byte) and 48-bit (6-byte) timestamps (TAI/UTC,
+#: and their "J2" variants)
+_ARISTA_TS64 = frozenset((0x0010, 0x0110, 0x0011, 0x0111))
+_ARISTA_TS48 = frozenset((0x0020, 0x0120, 0x0021, 0x0121))
+#: MACsec (IEEE 802.1AE) TCI bits: version (must be 0), SCI present, encrypted, changed text;
+#: and the ICV length of every cipher suite that leaves the data unchanged (E and C clear)
+MACSEC_V, MACSEC_SC, MACSEC_E, MACSEC_C = 0x80, 0x20, 0x08, 0x04
+MACSEC_ICV = 16
 #: ethertypes that make the bytes after an MPLS label stack look like an Ethernet header (a
 #: pseudowire without control word): IPv4, IPv6, ARP, VLAN tags, PPPoE session, MPLS
 PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847,
@@ -207,6 +225,8 @@ class SlowDecoder:
         self.malformed = 0
         #: 802.11 data frames skipped because their body is encrypted (the Protected bit)
         self.protected = 0
+        #: MACsec frames skipped because their data is encrypted (E or C bit of the SecTAG)
+        self.macsec_encrypted = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -373,14 +393,29 @@ class SlowDecoder:
 
     def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
                    depth: int) -> Any:
-        ntags = 0
-        while et in TPIDS:
-            if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+        ntags = nshims = 0
+        while True:
+            if et in TPIDS:
+                if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+                    return MALFORMED
+                ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
+                et = _u16(d, pos + 2)[0]
+                pos += 4
+                ntags += 1
+                continue
+            if et not in L2_SHIMS:
+                break
+            if nshims == MAX_L2_SHIMS:
                 return MALFORMED
-            ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
-            et = _u16(d, pos + 2)[0]
-            pos += 4
-            ntags += 1
+            nshims += 1
+            if et == 0x88E7:                            # PBB I-TAG: a customer frame follows
+                if end - pos < 18:
+                    return MALFORMED
+                return self._tunnel("PBB", self._ether, d, pos + 4, end, base, ctx, depth)
+            r = self._shim(et, d, pos, end, ctx)
+            if type(r) is int:
+                return r
+            et, pos, end = r
         if et == 0x0800:
             return self._ip(d, pos, end, base, ctx, 4, depth)
         if et == 0x86DD:
@@ -420,6 +455,54 @@ class SlowDecoder:
                 return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
             return NONIP
         return NONIP
+
+    def _shim(self, et: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """The header of shim ethertype ``et`` (one of :data:`L2_SHIMS` but PBB) at ``pos``:
+        ``(ethertype after it, position after that, end of its payload)``, or a status:
+        MALFORMED when cut short, NONIP when the header is not one read here (an Arista
+        subtype or version other than the timestamp header's, a MACsec version other than 0) or
+        the payload is encrypted (MACsec, counted in :attr:`macsec_encrypted`)."""
+        if et == 0x88E5:
+            return self._macsec(d, pos, end, ctx)
+        if et == 0xD28B:                                # Arista: subtype, version, timestamp
+            if end - pos < 4:
+                return MALFORMED
+            sub, ver = _hh(d, pos)
+            if sub != 1:
+                return NONIP
+            h = 4 + (8 if ver in _ARISTA_TS64 else 6 if ver in _ARISTA_TS48 else -99)
+            if h < 0:
+                return NONIP
+        else:                                           # CMD 6 bytes, VN-Tag 4, E-Tag 6
+            h = 4 if et == 0x8926 else 6
+        if end - pos < h + 2:
+            return MALFORMED
+        return _u16(d, pos + h)[0], pos + h + 2, end
+
+    def _macsec(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """MACsec (IEEE 802.1AE) SecTAG at ``pos``, as Wireshark's packet-macsec.c reads it:
+        TCI/AN (1 byte), short length SL (1, low 6 bits), packet number (4), the SCI (8) when
+        the SC bit is set; then the secure data, then the 16-byte ICV. With the E and C bits
+        clear (integrity only) the secure data is the frame's ethertype and payload, unchanged:
+        SL bytes when SL is not 0, else up to the ICV (the frame's original length, so a frame
+        the snaplen cut keeps what was captured). With E or C set it cannot be read: counted
+        (:attr:`macsec_encrypted`) and NONIP."""
+        if end - pos < 1:
+            return MALFORMED
+        tci = d[pos]
+        if tci & MACSEC_V:
+            return NONIP                                # not a version-0 SecTAG
+        if tci & (MACSEC_E | MACSEC_C):
+            self.macsec_encrypted += 1
+            return NONIP
+        h = 14 if tci & MACSEC_SC else 6
+        if end - pos < h + 2:
+            return MALFORMED
+        sl = d[pos + 1] & 0x3F
+        n = sl if sl else end - pos + self._uncaptured(d, end, ctx) - h - MACSEC_ICV
+        if n < 2:
+            return MALFORMED
+        return _u16(d, pos + h)[0], pos + h + 2, min(end, pos + h + n)
 
     def _pw_not_ip(self, d: Any, pos: int, end: int, ctx: _Ctx, v: int) -> bool:
         """After an MPLS label stack, bytes whose first nibble ``v`` is 4 or 6 are an IP header,

@@ -79,8 +79,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, TEREDO_PORT,
-                        VXLAN_PORT, SlowDecoder)
+from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2_SHIMS, L2TP_PORT, ROW_FIELDS,
+                        TEREDO_PORT, VXLAN_PORT, SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -114,6 +114,7 @@ _LT_FAST[list(_FAST_LINKTYPES)] = True
 _ETCLASS = np.full(65536, 3, np.int8)
 _ETCLASS[:0x600] = 0
 _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
+_ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
@@ -280,6 +281,8 @@ class DecodeCounters:
     incomplete: int = 0
     #: 802.11 data frames with the Protected bit (encrypted: WEP, WPA2/3), not readable
     protected: int = 0
+    #: MACsec frames whose data is encrypted (SecTAG E or C bit), not readable
+    macsec_encrypted: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -294,6 +297,7 @@ class DecodeCounters:
         self.frag_duplicates += other.frag_duplicates
         self.incomplete += other.incomplete
         self.protected += other.protected
+        self.macsec_encrypted += other.macsec_encrypted
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict) -> None:
         self.malformed += malformed
@@ -305,6 +309,7 @@ class DecodeCounters:
         self.frag_duplicates += sd.frag.duplicates
         self.incomplete += sd.frag.incomplete
         self.protected += sd.protected
+        self.macsec_encrypted += sd.macsec_encrypted
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -316,6 +321,12 @@ class DecodeCounters:
                        f"(Protected) and could not be read: the packets {'they' if k != 1 else 'it'} "
                        "carried are missing from the flows (capture on the wired side, or decrypt "
                        "first: Wireshark's 802.11 decryption keys, then File > Export)")
+        if self.macsec_encrypted:
+            k = self.macsec_encrypted
+            out.append(f"decode: {k} MACsec frame{'s were' if k != 1 else ' was'} encrypted and "
+                       f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
+                       "missing from the flows (capture where the traffic is not encrypted: on "
+                       "the host, or on the other side of the MACsec link)")
         if self.malformed:
             out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
                        "(malformed) skipped")
