@@ -51,6 +51,9 @@ VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
 TEREDO_PORT = 3544
+#: GTP-U (3GPP TS 29.281), either port; VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe), destination port
+GTPU_PORT = 2152
+VXLAN_GPE_PORT = 4790
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -862,6 +865,14 @@ class SlowDecoder:
                     r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
+                if dport == VXLAN_GPE_PORT:
+                    r = self._vxlan_gpe(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
+                if sport == GTPU_PORT or dport == GTPU_PORT:
+                    r = self._gtpu(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
                 if sport == L2TP_PORT or dport == L2TP_PORT:
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
@@ -966,6 +977,57 @@ class SlowDecoder:
         if lim - q < 8 or not d[q] & 0x08:
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _vxlan_gpe(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """VXLAN-GPE header at ``q`` (UDP payload, draft-ietf-nvo3-vxlan-gpe): flags (version
+        0, the P bit: next protocol present), 2 reserved bytes, next protocol, VNI, reserved: 8
+        bytes, then an IPv4 (next protocol 1), IPv6 (2) or Ethernet (3) packet. None (the UDP
+        datagram stays as it is) for anything else (NSH, MPLS, another version)."""
+        if lim - q < 8 or d[q] & 0x30 or not d[q] & 0x04:
+            return None
+        nxt = d[q + 3]
+        if nxt == 3:
+            return self._tunnel("VXLAN-GPE", self._ether, d, q + 8, lim, base, ctx, depth)
+        if nxt == 1 or nxt == 2:
+            return self._tunnel("VXLAN-GPE", self._ip, d, q + 8, lim, base, ctx, depth,
+                                4 if nxt == 1 else 6)
+        return None
+
+    def _gtpu(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """GTP-U header at ``q`` (UDP payload, 3GPP TS 29.281 §5): flags (version 1, PT 1, E, S,
+        PN), message type, length (bytes after the first 8), TEID: 8 bytes; when E, S or PN is
+        set, 4 more (sequence number, N-PDU number, next extension header type), then the
+        extension headers while the type is not 0 (each: a length in 4-byte units counting
+        itself, its content, the next type in its last byte). A G-PDU (type 255) is decoded as
+        the IPv4 or IPv6 packet it carries. None (the UDP datagram stays) for other messages
+        (echo, error indication, end marker), GTP' or version 0, and a T-PDU that is not IP;
+        MALFORMED when the length or an extension header runs past the datagram."""
+        if lim - q < 8:
+            return None
+        flags = d[q]
+        if flags & 0xF0 != 0x30 or d[q + 1] != 255:
+            return None
+        end = min(lim, q + 8 + _u16(d, q + 2)[0])
+        h = 8
+        if flags & 0x07:
+            h = 12
+            if end - q < h:
+                return MALFORMED
+            nxt = d[q + 11]
+            while nxt:
+                if end - q < h + 1 or not d[q + h]:
+                    return MALFORMED
+                ln = d[q + h] << 2
+                if end - q < h + ln:
+                    return MALFORMED
+                nxt = d[q + h + ln - 1]
+                h += ln
+        if end - q <= h:
+            return MALFORMED
+        v = d[q + h] >> 4
+        if v != 4 and v != 6:
+            return None
+        return self._tunnel("GTP-U", self._ip, d, q + h, end, base, ctx, depth, v)
 
     def _geneve(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """Geneve header at ``q`` (UDP payload, RFC 8926): 8 bytes + Opt Len * 4 bytes of

@@ -79,8 +79,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2_SHIMS, L2TP_PORT, ROW_FIELDS,
-                        TEREDO_PORT, VXLAN_PORT, SlowDecoder)
+from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPV6_EXT, L2_SHIMS, L2TP_PORT,
+                        ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_PORT, SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -536,7 +536,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
     udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
-                     | (dport == L2TP_PORT) | (sport == L2TP_PORT)
+                     | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
+                     | (dport == GTPU_PORT) | (sport == GTPU_PORT)
                      | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
