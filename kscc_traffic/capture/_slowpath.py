@@ -2,11 +2,14 @@
 
 Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode` leaves out
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
-of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
-options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
-inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP, transparent Ethernet
-bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS), and cut
-(snaplen) headers.
+of up to 8 tags, link-layer shims before the ethertype (Cisco MetaData, VN-Tag, E-Tag, Arista
+timestamp, integrity-only MACsec: :data:`L2_SHIMS`, at most 8 a frame), 802.3 LLC/SNAP, PPPoE,
+MPLS, 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
+authentication headers (AH, walked to the transport inside), IPv6 extension headers and
+fragments, tunnels (GRE incl. PPTP, transparent Ethernet bridging, ERSPAN II/III and WCCP
+redirection, VXLAN, VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS,
+802.1ah PBB), and cut (snaplen) headers. Header layouts follow Wireshark's dissectors (named
+where each is read).
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly); an 802.11

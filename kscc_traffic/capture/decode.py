@@ -13,11 +13,15 @@ Two paths fill the same per-frame columns:
   (802.11, radiotap with its FCS and data-pad flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
-  stacks, IPv6 extension headers, IPv4/IPv6 authentication headers (AH: the row is the transport
-  inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments (reassembled,
-  :mod:`._ipfrag`), tunnels (GRE, PPTP, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, Teredo, Ethernet
-  over MPLS: the inner packet is emitted), cut headers, and every frame the fast path is unsure
-  of (UDP to or from the tunnel ports 4789, 6081, 1701, 3544 included).
+  stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
+  0x8909, VN-Tag 0x8926, E-Tag 0x893F, Arista timestamp 0xD28B, integrity-only MACsec 0x88E5:
+  :data:`._slowpath.L2_SHIMS`), IPv6 extension headers, IPv4/IPv6 authentication headers (AH:
+  the row is the transport inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments
+  (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN,
+  VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Teredo, Ethernet over MPLS, 802.1ah PBB: the inner
+  packet is emitted), cut headers, and every frame the fast path is unsure of (UDP to or from
+  the tunnel ports 4789, 4790, 6081, 2152, 1701, 3544 included). These frames are rare: the
+  fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
 (tests check it on every test input and corpus file).
@@ -54,11 +58,14 @@ Rules both paths share (units: bytes):
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
-  tunnel that carries an Ethernet frame (VXLAN, Geneve and GRE with protocol type 0x6558,
-  ERSPAN II/III, Ethernet over MPLS with or without control word) gives the inner frame's
+  tunnel that carries an Ethernet frame (VXLAN, VXLAN-GPE with next protocol 3, Geneve and
+  GRE with protocol type 0x6558, ERSPAN II/III, Ethernet over MPLS with or without control
+  word, 802.1ah PBB: the customer frame after the I-TAG) gives the inner frame's
   VLAN tags (the outer tags are dropped, not combined) and destination; a tunnel that carries
-  IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, PPP in PPTP/L2TP,
-  Teredo) gives ``vlan`` 0 and ``l2_bcast`` False, as a raw-IP link would. The inner frame is
+  IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, WCCP-redirected GRE,
+  PPP in PPTP/L2TP, GTP-U, VXLAN-GPE with next protocol 1 or 2, Teredo) gives ``vlan`` 0 and
+  ``l2_bcast`` False, as a raw-IP link would. A link-layer shim (CMD, VN-Tag, E-Tag, Arista,
+  MACsec) changes neither: VLAN tags before and after it are the frame's. The inner frame is
   the real one (a mirrored or bridged frame; the outer header is the transport to the
   collector or the other end of the overlay, the same for unrelated traffic and possibly
   different for the two directions of one connection), which is also what Wireshark shows and
@@ -69,8 +76,13 @@ Rules both paths share (units: bytes):
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
-malformed frames, encrypted (Protected) 802.11 data frames (also counted in ``non_ip``), tunnels,
-overlapping and unreassembled fragments.
+malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
+also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
+a tunnel whose payload was not IP or was malformed is not counted), overlapping and
+unreassembled fragments. A damaged or cut shim or tunnel header is ``malformed``; one that is
+not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
+subtype other than the timestamp) leaves the frame not IP (shims) or the outer UDP datagram as
+the row (UDP tunnels), as Wireshark shows it.
 """
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a 
 destination say, it shows as data); the builtin decoder looks at the ethertype instead
 (``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
 header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
-(encrypted) 802.11 data frames are counted in a warning by the builtin engine only.
+(encrypted) 802.11 data frames and encrypted MACsec frames are counted in a warning by the
+builtin engine only.
 """
 from __future__ import annotations
 
