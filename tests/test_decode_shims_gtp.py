@@ -232,8 +232,12 @@ def test_shim_frames_among_plain_ones_fast_equals_slow(tmp_path):
 BMAC1, BMAC2 = "02:bb:00:00:00:01", "02:bb:00:00:00:02"
 
 
-def pbb(frame, bvid: int = 100, isid: int = 0x12345) -> bytes:
-    """Backbone addresses, B-TAG (0x88A8, B-VID), I-TAG (0x88E7, I-SID), the customer frame."""
+def pbb(frame, bvid: int | None = 100, isid: int = 0x12345) -> bytes:
+    """Backbone addresses, B-TAG (0x88A8, B-VID; none when ``bvid`` is None), I-TAG (0x88E7,
+    I-SID), the customer frame."""
+    if bvid is None:
+        return bytes(Ether(dst=BMAC2, src=BMAC1, type=0x88E7)) + struct.pack("!I", isid) \
+            + bytes(frame)
     b = bytes(Ether(dst=BMAC2, src=BMAC1, type=0x88A8))
     return b + struct.pack("!HHI", bvid, 0x88E7, isid) + bytes(frame)
 
@@ -251,12 +255,14 @@ def test_pbb_tls_connection(tmp_path, v6):
                                     f"their inner packet, outer headers dropped (PBB {len(pkts)})"]
 
 
+@pytest.mark.parametrize("btag", [True, False], ids=["btag", "no_btag"])
 @pytest.mark.parametrize("tag", [False, True], ids=["inner_untagged", "inner_vlan42"])
-def test_pbb_customer_frame_gives_vlan_and_broadcast(tmp_path, tag):
+def test_pbb_customer_frame_gives_vlan_and_broadcast(tmp_path, tag, btag):
     """The customer frame's VLAN tag and broadcast destination (the backbone destination is a
-    unicast B-MAC): the agent's broadcast is an agent broadcast, the TCP flow keys on VLAN 42."""
+    unicast B-MAC): the agent's broadcast is an agent broadcast, the TCP flow keys on VLAN 42;
+    with or without a B-TAG (whose B-VID is dropped with the backbone header)."""
     pkts = inner_packets(tag)
-    path = write(tmp_path, "pbb_l2.pcap", [pbb(f) for _, f in pkts])
+    path = write(tmp_path, "pbb_l2.pcap", [pbb(f, 100 if btag else None) for _, f in pkts])
     p = decoded(path)
     want = FLAG | INNER_VLAN if tag else 0
     assert p.cols["vlan"].tolist() == [want] * len(pkts)
