@@ -2,11 +2,14 @@
 
 Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode` leaves out
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
-of up to 8 tags, 802.3 LLC/SNAP, PPPoE, MPLS, 802.11 (with or without radiotap), PPP, IPv4
-options and fragments, IPv4 and IPv6 authentication headers (AH, walked to the transport
-inside), IPv6 extension headers and fragments, tunnels (GRE incl. PPTP, transparent Ethernet
-bridging and ERSPAN II/III, VXLAN, Geneve, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS), and cut
-(snaplen) headers.
+of up to 8 tags, link-layer shims before the ethertype (Cisco MetaData, VN-Tag, E-Tag, Arista
+timestamp, integrity-only MACsec: :data:`L2_SHIMS`, at most 8 a frame), 802.3 LLC/SNAP, PPPoE,
+MPLS, 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
+authentication headers (AH, walked to the transport inside), IPv6 extension headers and
+fragments, tunnels (GRE incl. PPTP, transparent Ethernet bridging, ERSPAN II/III and WCCP
+redirection, VXLAN, VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS,
+802.1ah PBB), and cut (snaplen) headers. Header layouts follow Wireshark's dissectors (named
+where each is read).
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly); an 802.11
@@ -51,6 +54,27 @@ VXLAN_PORT = 4789
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
 TEREDO_PORT = 3544
+#: GTP-U (3GPP TS 29.281), either port; VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe), destination port
+GTPU_PORT = 2152
+VXLAN_GPE_PORT = 4790
+#: ethertypes of the headers some switches and taps insert between the source address and the
+#: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
+#: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
+#: Cisco VN-Tag (0x8926: 4 bytes; packet-vntag.c), 802.1BR E-Tag (0x893F: 6 bytes;
+#: packet-etag.c), Arista's timestamp header (0xD28B: subtype 1, version, a 64- or 48-bit
+#: timestamp; packet-avsp.c), MACsec (0x88E5: the SecTAG, see ``SlowDecoder._macsec``) and
+#: 802.1ah PBB's I-TAG (0x88E7: 4 bytes, then the customer's Ethernet header; read as a tunnel)
+L2_SHIMS = frozenset((0x8909, 0x8926, 0x893F, 0xD28B, 0x88E5, 0x88E7))
+#: shims walked at most in one frame (beyond: malformed)
+MAX_L2_SHIMS = 8
+#: Arista timestamp header versions: 64-bit (8-byte) and 48-bit (6-byte) timestamps (TAI/UTC,
+#: and their "J2" variants)
+_ARISTA_TS64 = frozenset((0x0010, 0x0110, 0x0011, 0x0111))
+_ARISTA_TS48 = frozenset((0x0020, 0x0120, 0x0021, 0x0121))
+#: MACsec (IEEE 802.1AE) TCI bits: version (must be 0), SCI present, encrypted, changed text;
+#: and the ICV length of every cipher suite that leaves the data unchanged (E and C clear)
+MACSEC_V, MACSEC_SC, MACSEC_E, MACSEC_C = 0x80, 0x20, 0x08, 0x04
+MACSEC_ICV = 16
 #: ethertypes that make the bytes after an MPLS label stack look like an Ethernet header (a
 #: pseudowire without control word): IPv4, IPv6, ARP, VLAN tags, PPPoE session, MPLS
 PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x8864, 0x8847,
@@ -207,6 +231,8 @@ class SlowDecoder:
         self.malformed = 0
         #: 802.11 data frames skipped because their body is encrypted (the Protected bit)
         self.protected = 0
+        #: MACsec frames skipped because their data is encrypted (E or C bit of the SecTAG)
+        self.macsec_encrypted = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -373,14 +399,29 @@ class SlowDecoder:
 
     def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
                    depth: int) -> Any:
-        ntags = 0
-        while et in TPIDS:
-            if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+        ntags = nshims = 0
+        while True:
+            if et in TPIDS:
+                if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+                    return MALFORMED
+                ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
+                et = _u16(d, pos + 2)[0]
+                pos += 4
+                ntags += 1
+                continue
+            if et not in L2_SHIMS:
+                break
+            if nshims == MAX_L2_SHIMS:
                 return MALFORMED
-            ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
-            et = _u16(d, pos + 2)[0]
-            pos += 4
-            ntags += 1
+            nshims += 1
+            if et == 0x88E7:                            # PBB I-TAG: a customer frame follows
+                if end - pos < 18:
+                    return MALFORMED
+                return self._tunnel("PBB", self._ether, d, pos + 4, end, base, ctx, depth)
+            r = self._shim(et, d, pos, end, ctx)
+            if type(r) is int:
+                return r
+            et, pos, end = r
         if et == 0x0800:
             return self._ip(d, pos, end, base, ctx, 4, depth)
         if et == 0x86DD:
@@ -420,6 +461,54 @@ class SlowDecoder:
                 return self._tunnel("MPLS-PW", self._ether, d, pos, end, base, ctx, depth)
             return NONIP
         return NONIP
+
+    def _shim(self, et: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """The header of shim ethertype ``et`` (one of :data:`L2_SHIMS` but PBB) at ``pos``:
+        ``(ethertype after it, position after that, end of its payload)``, or a status:
+        MALFORMED when cut short, NONIP when the header is not one read here (an Arista
+        subtype or version other than the timestamp header's, a MACsec version other than 0) or
+        the payload is encrypted (MACsec, counted in :attr:`macsec_encrypted`)."""
+        if et == 0x88E5:
+            return self._macsec(d, pos, end, ctx)
+        if et == 0xD28B:                                # Arista: subtype, version, timestamp
+            if end - pos < 4:
+                return MALFORMED
+            sub, ver = _hh(d, pos)
+            if sub != 1:
+                return NONIP
+            h = 4 + (8 if ver in _ARISTA_TS64 else 6 if ver in _ARISTA_TS48 else -99)
+            if h < 0:
+                return NONIP
+        else:                                           # CMD 6 bytes, VN-Tag 4, E-Tag 6
+            h = 4 if et == 0x8926 else 6
+        if end - pos < h + 2:
+            return MALFORMED
+        return _u16(d, pos + h)[0], pos + h + 2, end
+
+    def _macsec(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """MACsec (IEEE 802.1AE) SecTAG at ``pos``, as Wireshark's packet-macsec.c reads it:
+        TCI/AN (1 byte), short length SL (1, low 6 bits), packet number (4), the SCI (8) when
+        the SC bit is set; then the secure data, then the 16-byte ICV. With the E and C bits
+        clear (integrity only) the secure data is the frame's ethertype and payload, unchanged:
+        SL bytes when SL is not 0, else up to the ICV (the frame's original length, so a frame
+        the snaplen cut keeps what was captured). With E or C set it cannot be read: counted
+        (:attr:`macsec_encrypted`) and NONIP."""
+        if end - pos < 1:
+            return MALFORMED
+        tci = d[pos]
+        if tci & MACSEC_V:
+            return NONIP                                # not a version-0 SecTAG
+        if tci & (MACSEC_E | MACSEC_C):
+            self.macsec_encrypted += 1
+            return NONIP
+        h = 14 if tci & MACSEC_SC else 6
+        if end - pos < h + 2:
+            return MALFORMED
+        sl = d[pos + 1] & 0x3F
+        n = sl if sl else end - pos + self._uncaptured(d, end, ctx) - h - MACSEC_ICV
+        if n < 2:
+            return MALFORMED
+        return _u16(d, pos + h)[0], pos + h + 2, min(end, pos + h + n)
 
     def _pw_not_ip(self, d: Any, pos: int, end: int, ctx: _Ctx, v: int) -> bool:
         """After an MPLS label stack, bytes whose first nibble ``v`` is 4 or 6 are an IP header,
@@ -779,6 +868,14 @@ class SlowDecoder:
                     r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
+                if dport == VXLAN_GPE_PORT:
+                    r = self._vxlan_gpe(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
+                if sport == GTPU_PORT or dport == GTPU_PORT:
+                    r = self._gtpu(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    if r is not None:
+                        return r
                 if sport == L2TP_PORT or dport == L2TP_PORT:
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
@@ -811,17 +908,20 @@ class SlowDecoder:
         transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
         destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
         protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
-        raw-IP capture of it would give. The outer link layer's are restored afterwards."""
+        raw-IP capture of it would give. The outer link layer's are restored afterwards. The
+        packet is counted in :attr:`tunnels` under ``name`` only when ``fn`` gave a row (or a
+        fragment held for reassembly), not when the payload was not IP or was malformed."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
         saved = ctx.tags, ctx._vlan, ctx.bcast
         ctx.tags, ctx._vlan, ctx.bcast = [], None, False
-        self.tunnels[name] += 1
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
         ctx.tags, ctx._vlan, ctx.bcast = saved
+        if type(r) is tuple or (type(r) is int and r == PENDING):   # an inner packet came out
+            self.tunnels[name] += 1
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
@@ -854,6 +954,16 @@ class SlowDecoder:
         if ptype == 0x88BE:                             # ERSPAN type II (I without sequence)
             return self._tunnel("GRE", self._ether, d, q + (8 if flags & 0x1000 else 0), lim,
                                 base, ctx, depth)
+        if ptype == 0x883E:                             # WCCP redirection: IPv4 inside
+            # WCCPv2 puts a 4-byte redirect header first; as Wireshark (packet-gre.c) does, it
+            # is there unless the byte right after the 4-byte base header begins an IPv4 header
+            if dend - p < 5:
+                return MALFORMED
+            if d[p + 4] & 0xF0 != 0x40:
+                q += 4
+            if q >= lim:
+                return MALFORMED
+            return self._tunnel("GRE", self._ip, d, q, lim, base, ctx, depth, 4)
         if ptype == 0x22EB:                             # ERSPAN type III
             if lim - q < 12:
                 return MALFORMED
@@ -870,6 +980,57 @@ class SlowDecoder:
         if lim - q < 8 or not d[q] & 0x08:
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _vxlan_gpe(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """VXLAN-GPE header at ``q`` (UDP payload, draft-ietf-nvo3-vxlan-gpe): flags (version
+        0, the P bit: next protocol present), 2 reserved bytes, next protocol, VNI, reserved: 8
+        bytes, then an IPv4 (next protocol 1), IPv6 (2) or Ethernet (3) packet. None (the UDP
+        datagram stays as it is) for anything else (NSH, MPLS, another version)."""
+        if lim - q < 8 or d[q] & 0x30 or not d[q] & 0x04:
+            return None
+        nxt = d[q + 3]
+        if nxt == 3:
+            return self._tunnel("VXLAN-GPE", self._ether, d, q + 8, lim, base, ctx, depth)
+        if nxt == 1 or nxt == 2:
+            return self._tunnel("VXLAN-GPE", self._ip, d, q + 8, lim, base, ctx, depth,
+                                4 if nxt == 1 else 6)
+        return None
+
+    def _gtpu(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """GTP-U header at ``q`` (UDP payload, 3GPP TS 29.281 §5): flags (version 1, PT 1, E, S,
+        PN), message type, length (bytes after the first 8), TEID: 8 bytes; when E, S or PN is
+        set, 4 more (sequence number, N-PDU number, next extension header type), then the
+        extension headers while the type is not 0 (each: a length in 4-byte units counting
+        itself, its content, the next type in its last byte). A G-PDU (type 255) is decoded as
+        the IPv4 or IPv6 packet it carries. None (the UDP datagram stays) for other messages
+        (echo, error indication, end marker), GTP' or version 0, and a T-PDU that is not IP;
+        MALFORMED when the length or an extension header runs past the datagram."""
+        if lim - q < 8:
+            return None
+        flags = d[q]
+        if flags & 0xF0 != 0x30 or d[q + 1] != 255:
+            return None
+        end = min(lim, q + 8 + _u16(d, q + 2)[0])
+        h = 8
+        if flags & 0x07:
+            h = 12
+            if end - q < h:
+                return MALFORMED
+            nxt = d[q + 11]
+            while nxt:
+                if end - q < h + 1 or not d[q + h]:
+                    return MALFORMED
+                ln = d[q + h] << 2
+                if end - q < h + ln:
+                    return MALFORMED
+                nxt = d[q + h + ln - 1]
+                h += ln
+        if end - q <= h:
+            return MALFORMED
+        v = d[q + h] >> 4
+        if v != 4 and v != 6:
+            return None
+        return self._tunnel("GTP-U", self._ip, d, q + h, end, base, ctx, depth, v)
 
     def _geneve(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """Geneve header at ``q`` (UDP payload, RFC 8926): 8 bytes + Opt Len * 4 bytes of

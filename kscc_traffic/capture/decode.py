@@ -13,11 +13,15 @@ Two paths fill the same per-frame columns:
   (802.11, radiotap with its FCS and data-pad flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
-  stacks, IPv6 extension headers, IPv4/IPv6 authentication headers (AH: the row is the transport
-  inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments (reassembled,
-  :mod:`._ipfrag`), tunnels (GRE, PPTP, ERSPAN, VXLAN, Geneve, L2TP, IP-in-IP, Teredo, Ethernet
-  over MPLS: the inner packet is emitted), cut headers, and every frame the fast path is unsure
-  of (UDP to or from the tunnel ports 4789, 6081, 1701, 3544 included).
+  stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
+  0x8909, VN-Tag 0x8926, E-Tag 0x893F, Arista timestamp 0xD28B, integrity-only MACsec 0x88E5:
+  :data:`._slowpath.L2_SHIMS`), IPv6 extension headers, IPv4/IPv6 authentication headers (AH:
+  the row is the transport inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments
+  (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN,
+  VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Teredo, Ethernet over MPLS, 802.1ah PBB: the inner
+  packet is emitted), cut headers, and every frame the fast path is unsure of (UDP to or from
+  the tunnel ports 4789, 4790, 6081, 2152, 1701, 3544 included). These frames are rare: the
+  fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
 (tests check it on every test input and corpus file).
@@ -54,11 +58,14 @@ Rules both paths share (units: bytes):
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
-  tunnel that carries an Ethernet frame (VXLAN, Geneve and GRE with protocol type 0x6558,
-  ERSPAN II/III, Ethernet over MPLS with or without control word) gives the inner frame's
+  tunnel that carries an Ethernet frame (VXLAN, VXLAN-GPE with next protocol 3, Geneve and
+  GRE with protocol type 0x6558, ERSPAN II/III, Ethernet over MPLS with or without control
+  word, 802.1ah PBB: the customer frame after the I-TAG) gives the inner frame's
   VLAN tags (the outer tags are dropped, not combined) and destination; a tunnel that carries
-  IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, PPP in PPTP/L2TP,
-  Teredo) gives ``vlan`` 0 and ``l2_bcast`` False, as a raw-IP link would. The inner frame is
+  IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, WCCP-redirected GRE,
+  PPP in PPTP/L2TP, GTP-U, VXLAN-GPE with next protocol 1 or 2, Teredo) gives ``vlan`` 0 and
+  ``l2_bcast`` False, as a raw-IP link would. A link-layer shim (CMD, VN-Tag, E-Tag, Arista,
+  MACsec) changes neither: VLAN tags before and after it are the frame's. The inner frame is
   the real one (a mirrored or bridged frame; the outer header is the transport to the
   collector or the other end of the overlay, the same for unrelated traffic and possibly
   different for the two directions of one connection), which is also what Wireshark shows and
@@ -69,8 +76,13 @@ Rules both paths share (units: bytes):
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
-malformed frames, encrypted (Protected) 802.11 data frames (also counted in ``non_ip``), tunnels,
-overlapping and unreassembled fragments.
+malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
+also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
+a tunnel whose payload was not IP or was malformed is not counted), overlapping and
+unreassembled fragments. A damaged or cut shim or tunnel header is ``malformed``; one that is
+not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
+subtype other than the timestamp) leaves the frame not IP (shims) or the outer UDP datagram as
+the row (UDP tunnels), as Wireshark shows it.
 """
 from __future__ import annotations
 
@@ -79,8 +91,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, IPV6_EXT, L2TP_PORT, ROW_FIELDS, TEREDO_PORT,
-                        VXLAN_PORT, SlowDecoder)
+from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPV6_EXT, L2_SHIMS, L2TP_PORT,
+                        ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_PORT, SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -114,6 +126,7 @@ _LT_FAST[list(_FAST_LINKTYPES)] = True
 _ETCLASS = np.full(65536, 3, np.int8)
 _ETCLASS[:0x600] = 0
 _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
+_ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
@@ -280,6 +293,8 @@ class DecodeCounters:
     incomplete: int = 0
     #: 802.11 data frames with the Protected bit (encrypted: WEP, WPA2/3), not readable
     protected: int = 0
+    #: MACsec frames whose data is encrypted (SecTAG E or C bit), not readable
+    macsec_encrypted: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -294,6 +309,7 @@ class DecodeCounters:
         self.frag_duplicates += other.frag_duplicates
         self.incomplete += other.incomplete
         self.protected += other.protected
+        self.macsec_encrypted += other.macsec_encrypted
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict) -> None:
         self.malformed += malformed
@@ -305,6 +321,7 @@ class DecodeCounters:
         self.frag_duplicates += sd.frag.duplicates
         self.incomplete += sd.frag.incomplete
         self.protected += sd.protected
+        self.macsec_encrypted += sd.macsec_encrypted
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -316,6 +333,12 @@ class DecodeCounters:
                        f"(Protected) and could not be read: the packets {'they' if k != 1 else 'it'} "
                        "carried are missing from the flows (capture on the wired side, or decrypt "
                        "first: Wireshark's 802.11 decryption keys, then File > Export)")
+        if self.macsec_encrypted:
+            k = self.macsec_encrypted
+            out.append(f"decode: {k} MACsec frame{'s were' if k != 1 else ' was'} encrypted and "
+                       f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
+                       "missing from the flows (capture where the traffic is not encrypted: on "
+                       "the host, or on the other side of the MACsec link)")
         if self.malformed:
             out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
                        "(malformed) skipped")
@@ -525,7 +548,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
     udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
-                     | (dport == L2TP_PORT) | (sport == L2TP_PORT)
+                     | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
+                     | (dport == GTPU_PORT) | (sport == GTPU_PORT)
                      | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)

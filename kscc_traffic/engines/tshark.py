@@ -39,7 +39,9 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
   ff:ff:ff:ff:ff:ff (so a tunnel that carries an Ethernet frame — VXLAN, Geneve, GRE bridging,
-  ERSPAN, an MPLS pseudowire — gives the inner frame's); with no IP layer before it, the
+  ERSPAN, an MPLS pseudowire — gives the inner frame's; an 802.1ah PBB I-TAG, which Wireshark
+  shows without an ``eth`` layer for the customer frame, gives that frame's tags and its
+  ``ieee8021ah.cdst``: see :func:`_pbb_layers`); with no IP layer before it, the
   frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
   carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
 
@@ -61,7 +63,8 @@ its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a 
 destination say, it shows as data); the builtin decoder looks at the ethertype instead
 (``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
 header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
-(encrypted) 802.11 data frames are counted in a warning by the builtin engine only.
+(encrypted) 802.11 data frames and encrypted MACsec frames are counted in a warning by the
+builtin engine only.
 """
 from __future__ import annotations
 
@@ -106,6 +109,7 @@ FIELDS: list[str] = [
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
+    "ieee8021ah.isid", "ieee8021ah.cdst",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -459,13 +463,20 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
     prev_ip = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
     lo = max(prev_ip + 1, start)
     eth = max((i for i in range(lo, ip_idx) if protos[i] == "eth"), default=-1)
+    pbb = _pbb_layers(protos, f)
     tags = []
+    pbb_dst = None
     for k in range(eth if eth >= 0 else lo, ip_idx):
         p = protos[k]
+        if k in pbb:            # 802.1ah I-TAG: the customer frame's tags and destination
+            tags, pbb_dst = [], _at(f, "ieee8021ah.cdst", pbb[k])
+            continue
         if p in ("vlan", "ieee8021ad"):
             tags.append(_int(_at(f, f"{p}.id", protos[:k].count(p)), 0))
     bcast = False
-    if eth >= 0:
+    if pbb_dst is not None:
+        bcast = pbb_dst.lower() == _BCAST
+    elif eth >= 0:
         bcast = _at(f, "eth.dst", protos[:eth].count("eth")).lower() == _BCAST
     elif prev_ip < 0 and protos:
         if protos[0] in ("sll", "sll2"):
@@ -474,6 +485,24 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
             # an A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
             bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
     return vlan_value(tags), bcast
+
+
+def _pbb_layers(protos: list[str], f: Mapping[str, Sequence[str]]) -> dict[int, int]:
+    """The layers of ``protos`` that hold an 802.1ah (PBB) I-TAG, each mapped to its occurrence
+    in the ``ieee8021ah.*`` fields. Wireshark shows an I-TAG as an ``ieee8021ah`` layer, or,
+    after a B-TAG (0x88A8), inside that ``ieee8021ad`` layer: the ``ieee8021ad`` layers that
+    hold one are taken to be the first ones (the B-TAG is the outermost tag). The customer
+    frame inside has no ``eth`` layer of its own: its destination is ``ieee8021ah.cdst``."""
+    n = len(f.get("ieee8021ah.isid", ()))
+    if not n:
+        return {}
+    in_ad = n - protos.count("ieee8021ah")
+    out: dict[int, int] = {}
+    for k, p in enumerate(protos):
+        if p == "ieee8021ah" or (p == "ieee8021ad" and in_ad > 0):
+            in_ad -= p == "ieee8021ad"
+            out[k] = len(out)
+    return out
 
 
 def _first_fragment_fields(data: bytes, proto: int, ip_pl: int) -> dict:
