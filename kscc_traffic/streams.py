@@ -251,9 +251,10 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     slow = np.zeros(ng, bool)
     slow[gid[bad]] = True
     # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
-    # before that (old data, or forged) goes through _reassemble, which leaves those bytes out
+    # before that (old data, or forged) goes through _reassemble, which leaves those bytes out;
+    # one after it (the first data segments not captured) too: MAX_BYTES counts from the anchor
     anchor = _anchors(ft, grp[gs], seqs[gs])
-    slow |= (anchor >= 0) & ((seqs[gs] - anchor) % _MOD >= 1 << 31)
+    slow |= (anchor >= 0) & ((seqs[gs] - anchor) % _MOD != 0)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
     total = np.add.reduceat(lens, gs)

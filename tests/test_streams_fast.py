@@ -309,6 +309,21 @@ def test_hypothesis_segment_plans(plan, seed, shuffle, ties, tmp_path):
         assert_same(ft, m, "plan")
 
 
+def test_first_segment_missing_counts_max_bytes_from_the_syn(tmp_path):
+    """Found by the hypothesis test: the server's first 1000 bytes not captured, 16385 bytes in
+    all. The 16 KiB window counts from the SYN + 1 (as the reference, and the slow path, do):
+    bytes 1000 to 16384 are kept and the direction is cut (the fast path kept one more byte,
+    counting from the first captured one)."""
+    plan = [({"isn": 0, "length": 0, "sizes": [1], "ops": [], "syn_data": False},
+             {"isn": 0, "length": 16385, "sizes": [1000], "ops": [("drop", 0, 0)], "syn_data": False})]
+    path = tmp_path / "gap.pcap"
+    path.write_bytes(_plan_capture(plan, 0, False, False))
+    ft = flow_table(path)
+    got = assert_same(ft)
+    assert got.server[0] == _message(16385, 1)[1000:MAX]
+    assert bool(got.cut[(got.flow == 0) & ~got.from_orig][0])
+
+
 def test_in_order_streams_are_the_message_prefix(tmp_path):
     """Independent of the reference: contiguous in-order segments give the message itself, cut at
     MAX_BYTES, across a sequence wrap and with data on the SYN."""
