@@ -77,6 +77,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..capture.files import no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.stats import ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -195,7 +196,10 @@ class PacketBuilder:
         self.malformed = 0
         #: frames cut by the snaplen (count, longest kept length): ReadStats.count_cut
         self.cut = ReadStats()
-        self._last_ts = 0           # the last IP row's time (for records without one)
+        #: frames without a time (a pcapng Simple Packet Block: ``frame.time_epoch`` empty)
+        self.no_ts = 0
+        self._last_ts = 0           # the time of the last frame that had one
+        self._no_ts_run = 0         # frames without a time since that frame
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -204,11 +208,22 @@ class PacketBuilder:
         :param protocols: ``frame.protocols`` split on ``:``.
         :param f: field name -> every occurrence (strings, tree order), see :data:`FIELDS`.
         :param frame: record index (0-based); default ``frame.number - 1``.
-        :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``.
+        :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``. A frame without
+            one (``frame.time_epoch`` empty: a pcapng Simple Packet Block) is timed 1 ns after
+            the frame before it (the last one with a time, 0 when none), as the built-in reader
+            does, and counted in ``no_ts``.
         :returns: True when a row was added (an IP datagram), False otherwise (not IP, a
             fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
         """
         self.records += 1
+        if ts_ns is None and not _at(f, "frame.time_epoch", 0):
+            self.no_ts += 1
+            self._no_ts_run += 1
+            ts_ns = min(self._last_ts + self._no_ts_run, (1 << 63) - 1)
+        else:
+            if ts_ns is None:
+                ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
+            self._last_ts, self._no_ts_run = ts_ns, 0
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
         protos = list(protocols)
         starts = _subframes(protos, f)
@@ -231,13 +246,6 @@ class PacketBuilder:
             return False
         if frame is None:
             frame = _int(_at(f, "frame.number", 0), 0) - 1
-        if ts_ns is None:
-            ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0, "0"))
-        if ts_ns == 0:
-            # a record without a time (a pcapng Simple Packet Block: tshark shows 0): the time of
-            # the record before, as the built-in reader gives it
-            ts_ns = self._last_ts
-        self._last_ts = ts_ns
         for row in rows:
             row["frame"] = frame
             row["ts_ns"] = ts_ns
@@ -582,6 +590,21 @@ def _tshark_args(tshark: str, path: str) -> list[str]:
     return args
 
 
+def _is_pcapng(path: Path) -> bool:
+    """The file is a pcapng capture (gzip-compressed or not), by its first bytes."""
+    import gzip
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if head[:2] == b"\x1f\x8b":
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(4)
+    except (OSError, EOFError):
+        return False
+    return head == b"\x0a\x0d\x0d\x0a"
+
+
 def _error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.startswith("Running as user")]
@@ -649,6 +672,9 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     if rc != 0 or (msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg)):
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}")
+    if b.no_ts:
+        what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
+        stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records, what)}")
     out = b.packets(stats)
     stats.warn_cut(name)
     if not b.records and rc == 0:

