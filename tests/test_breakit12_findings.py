@@ -134,3 +134,38 @@ def test_spb_mixed_with_epbs_follow_the_packet_before(tmp_path):
         assert (f.verdict == "ok").all(), engine
         assert len(a.warnings) == 1 and a.warnings[0].startswith(
             f"{path.name}: 3 packets in Simple Packet Blocks carry no timestamp: each is timed 1 ns"), engine
+
+
+# ------------------------------------------------------------------------------ finding 9
+def test_rst_text_is_not_the_servers_answer_nor_a_cut(tmp_path):
+    """F9: a server answers the ClientHello with a RST carrying text (RFC 1122 §4.2.2.12). The
+    text is not the server's first bytes (builtin said server_proto 'other') and nothing was cut
+    (tshark, which shows the text as the reset cause, said payload_cut and blamed the snaplen):
+    both engines give the same row, whole and chunked."""
+    from scapy.layers.inet import IP, TCP
+    from chunkcmp import row, write
+    from pcapbuild import eth
+    from test_decode_more_encaps import client_hello
+    agent, cloud = "192.0.2.10", "203.0.113.10"
+    hello = client_hello("eu1.ksc.kaspersky.com")
+
+    def c(t, load=b"", **kw):
+        return t, bytes(eth(IP(src=agent, dst=cloud) / TCP(sport=50000, dport=23101, **kw) / load))
+
+    def s(t, load=b"", **kw):
+        return t, bytes(eth(IP(src=cloud, dst=agent) / TCP(sport=23101, dport=50000, **kw) / load))
+    text = b"Connection refused by policy 17\r\n"
+    recs = [c(1.0, flags="S", seq=99), s(1.01, flags="SA", seq=499, ack=100),
+            c(1.02, flags="A", seq=100, ack=500), c(1.03, flags="PA", seq=100, ack=500, load=hello),
+            s(1.06, flags="RA", seq=500, ack=100 + len(hello), load=text)]
+    path = write(tmp_path, recs, name="rst_text.pcap")
+    r = row(assert_same(path, [300]), resp_p=23101)
+    want = ("RSTR", "ShADdr", 0, "tls", "", False, "blocked", "tls_failed",
+            "TLS handshake aborted: connection closed (RSTR)")
+    cols = ["conn_state", "history", "resp_bytes", "client_proto", "server_proto", "payload_cut",
+            "verdict", "reason", "detail"]
+    assert tuple(getattr(r, k) for k in cols) == want
+    assert r.sni == "eu1.ksc.kaspersky.com"
+    if HAVE_TSHARK:
+        t = row(analyze_file(path, RULES, "tshark").flows, resp_p=23101)
+        assert tuple(getattr(t, k) for k in cols) == want
