@@ -7,8 +7,9 @@ messages over TCP. Retransmitted and overlapping segments are taken once; the st
 first gap (a segment not captured).
 
 Which segments: the TCP packets of a flow (``FlowTable.pkt_flow`` >= 0) with captured payload
-(``pl_cap`` > 0, ``pl_off`` >= 0, not a RST: :func:`~kscc_traffic.flows.content_rows`), per (flow, direction) the first :data:`MAX_SEGMENTS` of them in
-timestamp order (ties: capture order). Data carried by a SYN (TCP Fast Open) starts at the SYN's
+(``pl_cap`` > 0, ``pl_off`` >= 0; not a RST, whose data is not content:
+:func:`~kscc_traffic.flows.content_rows`), per (flow, direction) the first :data:`MAX_SEGMENTS`
+of them in timestamp order (ties: capture order). Data carried by a SYN (TCP Fast Open) starts at the SYN's
 sequence number + 1.
 
 How (fast path / slow path): most directions are *simple*: their segments, in timestamp order, are
