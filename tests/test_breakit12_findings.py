@@ -136,6 +136,84 @@ def test_spb_mixed_with_epbs_follow_the_packet_before(tmp_path):
             f"{path.name}: 3 packets in Simple Packet Blocks carry no timestamp: each is timed 1 ns"), engine
 
 
+# ------------------------------------------------------------------------------ finding 6
+def _missing_idb(tmp_path, bad: set[int], name: str) -> Path:
+    """The baseline's frames as EPBs on interface 0, except those at ``bad``, which name an
+    interface 1 the section does not define."""
+    recs = _baseline_frames()
+    path = tmp_path / name
+    path.write_bytes(SHB + _idb() + b"".join(_epb(1 if i in bad else 0, t, d)
+                                             for i, (t, d) in enumerate(recs)))
+    return path
+
+
+@needs_tshark
+def test_undefined_interface_tshark_reads_on_through_a_copy(tmp_path, monkeypatch):
+    """F6: a packet block naming an undefined interface (frame 3, the agent's SYN): tshark gives
+    up there (2 frames read); the tshark engine then dissects a copy of the 148 records the
+    built-in reader reads, so both engines give the same 18 flows, and it says so in one line."""
+    path = _missing_idb(tmp_path, {2}, "missing_idb.pcapng")
+    import tempfile
+    tmpd = tmp_path / "tmpd"
+    tmpd.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpd))      # (where the copy is written)
+    skipped = (f"{path.name}: 1 packet blocks name an interface not defined in their section "
+               "(first at offset 316); skipped")
+    b = analyze_file(path, RULES, "builtin")
+    t = analyze_file(path, RULES, "tshark")
+    assert b.warnings == [skipped]
+    assert t.warnings == [skipped, f"{path.name}: tshark stopped reading after 2 frames: pcapng: "
+                          "interface index 1 is not less than section interface count 1; it dissected "
+                          "instead a copy of the 148 records the built-in reader reads in the file (what "
+                          "that reader skipped is said above)"]
+    assert len(b.flows) == len(t.flows) == 18
+    for a in (b, t):
+        r = a.flows[a.flows.resp_p == 23101].iloc[0]
+        assert (r.history, bool(r.partial), r.verdict) == ("^hADdaFf", True, "ok")
+    cols = ["ts_ns", "orig_p", "resp_p", "history", "orig_bytes", "resp_bytes", "verdict", "reason"]
+    key = ["ts_ns", "orig_p"]
+    assert (b.flows[cols].sort_values(key).values.tolist()
+            == t.flows[cols].sort_values(key).values.tolist())
+    st = t.stats[str(path)]
+    assert (st.records, st.malformed) == (148, 1)
+    assert list(tmpd.iterdir()) == []                         # the copy is removed
+
+
+@needs_tshark
+def test_undefined_interface_in_the_first_block_is_no_error_for_tshark(tmp_path):
+    """F6: tshark reads no frame at all (the first packet block names an undefined interface):
+    the tshark engine no longer fails, it reads the copy (148 records), as the builtin one."""
+    path = _missing_idb(tmp_path, {0}, "missing_first.pcapng")
+    t = analyze_file(path, RULES, "tshark")
+    b = analyze_file(path, RULES, "builtin")
+    assert t.warnings[-1].startswith(f"{path.name}: tshark stopped reading at its first frame: pcapng: "
+                                     "interface index 1 is not less than section interface count 1; it "
+                                     "dissected instead a copy of the 148 records")
+    assert sorted(t.flows.history) == sorted(b.flows.history)
+    assert len(t.flows) == 18
+
+
+@needs_tshark
+def test_tshark_stopping_where_the_builtin_reader_stops_too_says_what_is_lost(tmp_path):
+    """F6: damage neither reader reads past (a block whose trailing length is wrong): no copy;
+    the tshark engine keeps the frames before it and its warning says the rest is not analysed."""
+    recs = _baseline_frames()
+    blocks = [_epb(0, t, d) for t, d in recs]
+    bad = bytearray(blocks[50])
+    bad[-4:] = struct.pack("<I", len(bad) + 4)           # trailing length != block length
+    blocks[50] = bytes(bad)
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(SHB + _idb() + b"".join(blocks))
+    b = analyze_file(path, RULES, "builtin")
+    t = analyze_file(path, RULES, "tshark")
+    assert b.stats[str(path)].records == t.stats[str(path)].records == 50
+    assert len(t.warnings) == 1
+    w = t.warnings[0]
+    assert w.startswith(f"{path.name}: tshark stopped reading after 50 frames: ")
+    assert w.endswith("; the rest of the file is not analysed")
+    assert sorted(t.flows.history) == sorted(b.flows.history)
+
+
 # ------------------------------------------------------------------------------ finding 9
 def test_rst_text_is_not_the_servers_answer_nor_a_cut(tmp_path):
     """F9: a server answers the ClientHello with a RST carrying text (RFC 1122 §4.2.2.12). The
