@@ -14,7 +14,9 @@ Both run the same record walk, so they return identical records. Formats read:
   information). ``thiszone`` is ignored (as libpcap does); timestamps are UTC as written.
 - pcapng (draft-ietf-opsawg-pcapng): Section Header Blocks (§4.1; any number of sections, each
   with its own byte order and interfaces), Interface Description Blocks (§4.2; ``if_tsresol``
-  10^-n and 2^-n, ``if_tsoffset``), Enhanced Packet Blocks (§4.3), Simple Packet Blocks (§4.4),
+  10^-n and 2^-n, ``if_tsoffset``), Enhanced Packet Blocks (§4.3), Simple Packet Blocks (§4.4:
+  no timestamp, so each is timed 1 ns after the packet before it, from 0 when none had a time
+  before, keeping the file order; counted in one warning line, :func:`no_timestamp_note`),
   obsolete Packet Blocks (Appendix A). Other blocks (NRB, ISB, DSB, custom, unknown) are
   skipped.
 - either of them gzip-compressed (magic ``1f 8b``), decompressed on the fly.
@@ -1040,7 +1042,8 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
     -------
     Frames
         One row per record, in file order (n = ``len(frames)``): ``ts_ns`` int64 (n,) epoch
-        nanoseconds, exact; ``linktype`` int32 (n,) LINKTYPE_* of the record's interface;
+        nanoseconds, exact (a pcapng Simple Packet Block has none: the last timed record's + 1 ns
+        per Simple Packet Block since); ``linktype`` int32 (n,) LINKTYPE_* of the record's interface;
         ``offset`` int64 (n,) where the record's captured bytes start in ``buf`` (bytes);
         ``caplen`` int32 (n,) captured bytes; ``wirelen`` int32 (n,) original length, bytes
         (clamped to 2^31-1). ``buf`` is the whole (decompressed) file as ``bytes``. ``stats``:
