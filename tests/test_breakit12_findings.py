@@ -60,7 +60,11 @@ def test_spb_only_pcapng_keeps_file_order_and_warns(tmp_path):
     of equal timestamps; one warning says so. Both engines give the same flows."""
     recs = _baseline_frames()
     path = tmp_path / "spb_only.pcapng"
-    path.write_bytes(SHB + _idb() + b"".join(_spb(d) for _, d in recs))
+    # (with two custom blocks, which Wireshark lists as frames without a time: no packets)
+    custom = [_blk(0xBAD, struct.pack("<I", 32473) + b"custom data"),
+              _blk(0x40000BAD, struct.pack("<I", 32473) + b"do not copy")]
+    path.write_bytes(SHB + _idb() + b"".join(_spb(d) + (custom[i % 2] if i in (20, 90) else b"")
+                                             for i, (_, d) in enumerate(recs)))
     base = analyze_file(BASELINE, RULES).flows
     want = _histories(base)
     assert want[("tcp", 23101)] == "ShADdaFf" and want[("tcp", 1443)] == "ShAdDFf"

@@ -110,7 +110,7 @@ FIELDS: list[str] = [
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "ieee8021ah.isid", "ieee8021ah.cdst",
+    "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -198,6 +198,9 @@ class PacketBuilder:
         self.cut = ReadStats()
         #: frames without a time (a pcapng Simple Packet Block: ``frame.time_epoch`` empty)
         self.no_ts = 0
+        #: frames that are no packet (a pcapng custom block Wireshark lists as a frame: no
+        #: interface, no time)
+        self.not_packets = 0
         self._last_ts = 0           # the time of the last frame that had one
         self._no_ts_run = 0         # frames without a time since that frame
 
@@ -211,15 +214,21 @@ class PacketBuilder:
         :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``. A frame without
             one (``frame.time_epoch`` empty: a pcapng Simple Packet Block) is timed 1 ns after
             the frame before it (the last one with a time, 0 when none), as the built-in reader
-            does, and counted in ``no_ts``.
+            does, and counted in ``no_ts``; a frame with neither a time nor an interface (a
+            pcapng custom block, which Wireshark lists as a frame) is no packet: counted in
+            ``not_packets``, given the last time.
         :returns: True when a row was added (an IP datagram), False otherwise (not IP, a
             fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
         """
         self.records += 1
         if ts_ns is None and not _at(f, "frame.time_epoch", 0):
-            self.no_ts += 1
-            self._no_ts_run += 1
-            ts_ns = min(self._last_ts + self._no_ts_run, (1 << 63) - 1)
+            if not _at(f, "frame.interface_id", 0):
+                self.not_packets += 1
+                ts_ns = self._last_ts
+            else:
+                self.no_ts += 1
+                self._no_ts_run += 1
+                ts_ns = min(self._last_ts + self._no_ts_run, (1 << 63) - 1)
         else:
             if ts_ns is None:
                 ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
@@ -752,7 +761,7 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
 def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> Packets:
     if b.no_ts:
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
-        stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records, what)}")
+        stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
     out = b.packets(stats)
     stats.warn_cut(name)
     if not b.records and rc == 0:
