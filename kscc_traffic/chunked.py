@@ -37,7 +37,8 @@ from .capture.files import iter_frames
 from .capture.frames import Frames
 from .capture.packets import Packets
 from .capture.stats import ReadStats
-from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP
+from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, \
+    content_rows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
 from .names import DNS_SLACK_NS
@@ -446,7 +447,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
             rank[at[oo]] = k - np.maximum.accumulate(np.where(gs, k, 0))
         return rank
 
-    pay = (c["pl_cap"][rows] > 0) & (c["pl_off"][rows] >= 0)
+    pay = content_rows(c, rows)
     pay_rank = rank_in(pay)
     # (one more than the streams read: it tells them the direction had more, Streams.cut)
     keep |= pay & (pay_rank <= MAX_SEGMENTS)

@@ -48,6 +48,21 @@ DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
 DUP_WINDOW_NOID_NS = 1_000_000
 
+
+
+def content_rows(cols, rows=slice(None)) -> np.ndarray:
+    """Per packet row (of ``rows``; bool array): the row's captured payload is application
+    content to inspect: ``pl_cap`` > 0, ``pl_off`` >= 0, and the packet is not a TCP RST. The
+    data of a RST is not part of the stream (RFC 9293 §3.5.3: a reset is processed without its
+    text; RFC 1122 §4.2.2.12 allows diagnostic text in it): Zeek leaves it out of the content it
+    analyses and Wireshark shows it apart ("RST with data", ``tcp.reset_cause``, no
+    ``tcp.payload``), so neither engine reads it as the server's first bytes nor counts it
+    as a segment the snaplen cut. It still counts in ``payload_len`` (the history's ``d``)."""
+    cap, off = cols["pl_cap"][rows], cols["pl_off"][rows]
+    rst = (cols["proto"][rows] == TCP) & ((cols["tcp_flags"][rows] & RST) != 0)
+    return (cap > 0) & (off >= 0) & ~rst
+
+
 PROTO_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "icmp", 132: "sctp", 47: "gre",
                50: "esp", 51: "ah", 2: "igmp", 89: "ospf", 112: "vrrp"}
 

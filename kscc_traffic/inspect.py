@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import FIN, RST, TCP, UDP, FlowTable, seq_extents
+from .flows import FIN, RST, TCP, UDP, FlowTable, content_rows, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -557,7 +557,7 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
     # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
-    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0)
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c)
                       & (c["sport"] >= 0))[0]
     if len(rows):
         key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
@@ -598,7 +598,8 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     event ``D``.)"""
     c = ft.packets.cols
     out = np.zeros(nflows, bool)
-    data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0) & (c["sport"] >= 0)
+    data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0) & (c["sport"] >= 0) \
+        & ((c["tcp_flags"] & RST) == 0)             # (a RST's text is not content: content_rows)
     if not (data & ((c["pl_cap"] <= 0) | (c["pl_off"] < 0))).any():
         return out      # (every data segment has bytes: the usual capture)
     rows = np.flatnonzero(data)

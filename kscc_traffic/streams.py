@@ -7,8 +7,9 @@ messages over TCP. Retransmitted and overlapping segments are taken once; the st
 first gap (a segment not captured).
 
 Which segments: the TCP packets of a flow (``FlowTable.pkt_flow`` >= 0) with captured payload
-(``pl_cap`` > 0, ``pl_off`` >= 0), per (flow, direction) the first :data:`MAX_SEGMENTS` of them in
-timestamp order (ties: capture order). Data carried by a SYN (TCP Fast Open) starts at the SYN's
+(``pl_cap`` > 0, ``pl_off`` >= 0; not a RST, whose data is not content:
+:func:`~kscc_traffic.flows.content_rows`), per (flow, direction) the first :data:`MAX_SEGMENTS`
+of them in timestamp order (ties: capture order). Data carried by a SYN (TCP Fast Open) starts at the SYN's
 sequence number + 1.
 
 How (fast path / slow path): most directions are *simple*: their segments, in timestamp order, are
@@ -57,7 +58,7 @@ from functools import cached_property
 import numpy as np
 
 from .capture.ranges import copy_ranges
-from .flows import TCP, FlowTable
+from .flows import TCP, FlowTable, content_rows
 
 MAX_SEGMENTS = 24
 MAX_BYTES = 16384
@@ -200,7 +201,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     p = ft.packets
     c = p.cols
     pf = ft.pkt_flow
-    sel = (pf >= 0) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0)
+    sel = (pf >= 0) & content_rows(c)   # (not a RST's text: flows.content_rows)
     sel &= c["proto"] == TCP  # UDP and ICMP payloads are datagrams, handled per packet
     rows = np.nonzero(sel)[0]
     if flows_of_interest is not None and len(rows):
@@ -436,7 +437,7 @@ def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | No
     """
     p = ft.packets
     c = p.cols
-    sel = (ft.pkt_flow >= 0) & (c["pl_cap"] > 0) & (c["pl_off"] >= 0)
+    sel = (ft.pkt_flow >= 0) & content_rows(c)
     sel &= c["proto"] == TCP
     if flows_of_interest is not None:
         sel &= np.isin(ft.pkt_flow, np.nonzero(flows_of_interest)[0])

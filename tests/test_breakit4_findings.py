@@ -157,8 +157,8 @@ def test_a_segment_written_later_before_the_stream_start_changes_nothing(tmp_pat
 @pytest.mark.skipif(not __import__("shutil").which("tshark"), reason="tshark is not installed")
 def test_simple_packet_blocks_get_the_same_time_with_tshark(tmp_path):
     """Second pass, F2: records without a time (pcapng Simple Packet Blocks, which tshark shows
-    at 0 = 1970) take the time of the record before with both engines, so a DNS answer before
-    them still names their connection."""
+    without a time) take the time of the record before (+ 1 ns per block, break-it 12 F7) with
+    both engines, so a DNS answer before them still names their connection."""
     import struct
     from scapy.layers.dns import DNS, DNSQR, DNSRR
     from pcapbuild import tcp_session, udp
@@ -184,5 +184,5 @@ def test_simple_packet_blocks_get_the_same_time_with_tshark(tmp_path):
     rules = load_rules()
     for engine in ("builtin", "tshark"):
         r = row(analyze_file(path, rules, engine).flows, resp_p=23101)
-        assert (r.ts, r.server_name, r.verdict, r.reason) == (1700000000.01, "evil.example", "unexpected",
-                                                             "host_mismatch"), engine
+        assert (r.ts_ns, r.server_name, r.verdict, r.reason) == (1_700_000_000_010_000_001, "evil.example",
+                                                                "unexpected", "host_mismatch"), engine

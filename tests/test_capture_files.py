@@ -415,13 +415,14 @@ def test_pcapng_option_overrunning_its_block_is_noted() -> None:
 def test_pcapng_simple_and_obsolete_packet_blocks() -> None:
     o = "<"
     data = (shb(o) + idb(o, 1, 64)
-            + spb(o, b"first", wirelen=5)                # no time yet -> 0
+            + spb(o, b"first", wirelen=5)                # no time yet -> 0 + 1 ns
             + epb(o, 0, 3_000_000, b"e")                 # 3 s
             + spb(o, b"A" * 100, wirelen=1500)           # body 100 bytes, snaplen 64 -> 64
             + spb(o, b"B" * 8, wirelen=6)                # min(orig 6, body 8)
             + obsolete_pb(o, 0, 4_000_000, b"pb"))
     fr = read_frames(data)
-    assert fr.ts_ns.tolist() == [0, 3 * 10**9, 3 * 10**9, 3 * 10**9, 4 * 10**9]
+    # (no time in a Simple Packet Block: the packet before's + 1 ns per block, file order kept)
+    assert fr.ts_ns.tolist() == [1, 3 * 10**9, 3 * 10**9 + 1, 3 * 10**9 + 2, 4 * 10**9]
     assert fr.caplen.tolist() == [5, 1, 64, 6, 2]
     assert fr.wirelen.tolist() == [5, 1, 1500, 6, 2]
     assert all_data(fr) == [b"first", b"e", b"A" * 64, b"B" * 6, b"pb"]

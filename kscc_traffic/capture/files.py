@@ -14,7 +14,9 @@ Both run the same record walk, so they return identical records. Formats read:
   information). ``thiszone`` is ignored (as libpcap does); timestamps are UTC as written.
 - pcapng (draft-ietf-opsawg-pcapng): Section Header Blocks (§4.1; any number of sections, each
   with its own byte order and interfaces), Interface Description Blocks (§4.2; ``if_tsresol``
-  10^-n and 2^-n, ``if_tsoffset``), Enhanced Packet Blocks (§4.3), Simple Packet Blocks (§4.4),
+  10^-n and 2^-n, ``if_tsoffset``), Enhanced Packet Blocks (§4.3), Simple Packet Blocks (§4.4:
+  no timestamp, so each is timed 1 ns after the packet before it, from 0 when none had a time
+  before, keeping the file order; counted in one warning line, :func:`no_timestamp_note`),
   obsolete Packet Blocks (Appendix A). Other blocks (NRB, ISB, DSB, custom, unknown) are
   skipped.
 - either of them gzip-compressed (magic ``1f 8b``), decompressed on the fly.
@@ -523,7 +525,9 @@ class _PcapngParser:
         self.sec_base = 0          # global index of the current section's interface 0
         self.sec_n = 0             # interfaces defined so far in the current section
         self.sections = 0
-        self.last_ts = 0           # ts of the previous record (for Simple Packet Blocks)
+        self.last_ts = 0           # ts of the last record with a time (for Simple Packet Blocks)
+        self.spb_run = 0           # Simple Packet Blocks read since that record
+        self.records = 0           # packet records read so far
         self.notes: dict[str, int] = {}
         self.first_off: dict[str, int] = {}
         #: (global interface index, ISB option code 5 ifdrop / 7 osdrop) -> packets dropped
@@ -829,12 +833,24 @@ class _PcapngParser:
             for g in uniq:
                 sel = has_ts & (gi == g)
                 ts[sel] = _raw_to_ns(raw[sel], ifaces[g], self.notes)
+        self.records += n
         if spb.any():
-            # Simple Packet Blocks carry no time: take the previous record's (or 0)
-            idx = np.maximum.accumulate(np.where(spb, -1, np.arange(n)))
+            # Simple Packet Blocks carry no time (§4.4): the time of the last record that has
+            # one (0 when none has) plus 1 ns per Simple Packet Block since it, so that they
+            # keep their file order (equal times would be ordered by content: flows._flow_order)
+            at = np.arange(n)
+            idx = np.maximum.accumulate(np.where(spb, -1, at))
             prev = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
-            ts = np.where(spb, prev, ts)
-        self.last_ts = int(ts[-1])
+            step = np.where(idx >= 0, at - idx, at + 1 + self.spb_run)
+            ts = np.where(spb, np.where(prev > _INT64_MAX - step, _INT64_MAX, prev + step), ts)
+            nspb = int(np.count_nonzero(spb))
+            self.notes["no_ts"] = self.notes.get("no_ts", 0) + nspb
+            if idx[-1] >= 0:
+                self.last_ts, self.spb_run = int(ts[idx[-1]]), int(n - 1 - idx[-1])
+            else:
+                self.spb_run += n
+        else:
+            self.last_ts, self.spb_run = int(ts[-1]), 0
         snap = snap_table[gi]
         nover = int(np.count_nonzero((snap > 0) & (cl > snap)))
         if nover:
@@ -875,8 +891,24 @@ class _PcapngParser:
             out.append(f"the capture tool reports {lost:,} packet{'s' if lost != 1 else ''} dropped, not "
                        f"written to the file ({where}): flows may miss packets, and a connection shown "
                        "as unanswered or with gaps may be the capture's loss, not the network's")
+        if n.get("no_ts"):
+            out.append(no_timestamp_note(n["no_ts"], self.records))
         out.extend(_common_notes(n))
         return out
+
+
+def no_timestamp_note(count: int, records: int, what: str = "packets in Simple Packet Blocks") -> str:
+    """The warning line (without the file name) for ``count`` of ``records`` packets that carry
+    no timestamp (pcapng Simple Packet Blocks, §4.4): each is timed 1 ns after the last packet
+    with a time (after 0, 1970-01-01, when none came before), so they keep their file order.
+    The tshark engine gives the same line (``what``: how the packets are named)."""
+    if count == records:
+        return (f"{count:,} {what} carry no timestamp (every packet of the capture): each is "
+                "timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, so they "
+                "keep their file order; flow times and durations are not real")
+    return (f"{count:,} {what} carry no timestamp: each is timed 1 ns after the packet before "
+            "it, so they keep their file order; the times and durations of their flows are "
+            "approximate (from 1970-01-01 00:00:00 UTC when no packet before them has a time)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1010,7 +1042,8 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
     -------
     Frames
         One row per record, in file order (n = ``len(frames)``): ``ts_ns`` int64 (n,) epoch
-        nanoseconds, exact; ``linktype`` int32 (n,) LINKTYPE_* of the record's interface;
+        nanoseconds, exact (a pcapng Simple Packet Block has none: the last timed record's + 1 ns
+        per Simple Packet Block since); ``linktype`` int32 (n,) LINKTYPE_* of the record's interface;
         ``offset`` int64 (n,) where the record's captured bytes start in ``buf`` (bytes);
         ``caplen`` int32 (n,) captured bytes; ``wirelen`` int32 (n,) original length, bytes
         (clamped to 2^31-1). ``buf`` is the whole (decompressed) file as ``bytes``. ``stats``:

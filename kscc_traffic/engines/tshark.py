@@ -77,6 +77,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..capture.files import no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.stats import ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -109,7 +110,7 @@ FIELDS: list[str] = [
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "ieee8021ah.isid", "ieee8021ah.cdst",
+    "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -195,7 +196,13 @@ class PacketBuilder:
         self.malformed = 0
         #: frames cut by the snaplen (count, longest kept length): ReadStats.count_cut
         self.cut = ReadStats()
-        self._last_ts = 0           # the last IP row's time (for records without one)
+        #: frames without a time (a pcapng Simple Packet Block: ``frame.time_epoch`` empty)
+        self.no_ts = 0
+        #: frames that are no packet (a pcapng custom block Wireshark lists as a frame: no
+        #: interface, no time)
+        self.not_packets = 0
+        self._last_ts = 0           # the time of the last frame that had one
+        self._no_ts_run = 0         # frames without a time since that frame
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -204,11 +211,28 @@ class PacketBuilder:
         :param protocols: ``frame.protocols`` split on ``:``.
         :param f: field name -> every occurrence (strings, tree order), see :data:`FIELDS`.
         :param frame: record index (0-based); default ``frame.number - 1``.
-        :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``.
+        :param ts_ns: timestamp, epoch ns; default from ``frame.time_epoch``. A frame without
+            one (``frame.time_epoch`` empty: a pcapng Simple Packet Block) is timed 1 ns after
+            the frame before it (the last one with a time, 0 when none), as the built-in reader
+            does, and counted in ``no_ts``; a frame with neither a time nor an interface (a
+            pcapng custom block, which Wireshark lists as a frame) is no packet: counted in
+            ``not_packets``, given the last time.
         :returns: True when a row was added (an IP datagram), False otherwise (not IP, a
             fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
         """
         self.records += 1
+        if ts_ns is None and not _at(f, "frame.time_epoch", 0):
+            if not _at(f, "frame.interface_id", 0):
+                self.not_packets += 1
+                ts_ns = self._last_ts
+            else:
+                self.no_ts += 1
+                self._no_ts_run += 1
+                ts_ns = min(self._last_ts + self._no_ts_run, (1 << 63) - 1)
+        else:
+            if ts_ns is None:
+                ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
+            self._last_ts, self._no_ts_run = ts_ns, 0
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
         protos = list(protocols)
         starts = _subframes(protos, f)
@@ -231,13 +255,6 @@ class PacketBuilder:
             return False
         if frame is None:
             frame = _int(_at(f, "frame.number", 0), 0) - 1
-        if ts_ns is None:
-            ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0, "0"))
-        if ts_ns == 0:
-            # a record without a time (a pcapng Simple Packet Block: tshark shows 0): the time of
-            # the record before, as the built-in reader gives it
-            ts_ns = self._last_ts
-        self._last_ts = ts_ns
         for row in rows:
             row["frame"] = frame
             row["ts_ns"] = ts_ns
@@ -582,37 +599,32 @@ def _tshark_args(tshark: str, path: str) -> list[str]:
     return args
 
 
+def _is_pcapng(path: Path) -> bool:
+    """The file is a pcapng capture (gzip-compressed or not), by its first bytes."""
+    import gzip
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if head[:2] == b"\x1f\x8b":
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(4)
+    except (OSError, EOFError):
+        return False
+    return head == b"\x0a\x0d\x0d\x0a"
+
+
 def _error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.startswith("Running as user")]
     return lines[-1] if lines else ""
 
 
-def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: str | None = None) -> Packets:
-    """Dissect a capture file with tshark into :class:`Packets` (columns as the builtin
-    decoder's; see the module docstring for how fields map).
-
-    :param path: pcap/pcapng file (anything tshark reads, gzip included).
-    :param tshark: path of the tshark binary (default: found on ``PATH``).
-    :param name: the text naming the capture in warning and error lines (default: its file name,
-        escaped by :func:`kscc_traffic.text.name_text`).
-    :returns: Packets with ``stats``: ``records`` (frames tshark reported), ``bytes_read``
-        (file size, bytes), ``ip_packets``, ``non_ip``, ``malformed`` and ``warnings`` (tshark's
-        complaints about the file, e.g. a cut last packet).
-    :raises EngineError: tshark is not installed, or it crashed.
-    :raises CaptureError: the file is missing, or tshark cannot read it at all
-        (:class:`UnsupportedFormat` when it is not a capture).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise CaptureError(f"{path_text(path)}: no such file")
-    if p.is_dir():
-        raise CaptureError(f"{path_text(path)}: is a directory, not a capture file")
-    if name is None:
-        name = name_text(p.name)
-    exe = tshark or find_tool("tshark")
+def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
+    """Run tshark on ``path``: (the rows built from its lines, its exit status, the last line of
+    its stderr). tshark is killed if reading stops early (an exception)."""
     b = PacketBuilder()
-    proc = subprocess.Popen(_tshark_args(exe, str(p)), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_tshark_args(exe, str(path)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             encoding="utf-8", errors="surrogateescape")
     import threading
@@ -636,9 +648,101 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         t.join(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
-    stderr = "".join(err_chunks)
-    msg = _error_line(stderr)
+    return b, rc, _error_line("".join(err_chunks))
+
+
+def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | None:
+    """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
+    (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
+    block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
+    types (one interface per link type); return the reader's stats (its warnings name
+    ``name``). None, and nothing written, when it reads no more than ``have`` records or cannot
+    read the file at all."""
+    import struct
+    from ..capture.files import iter_frames
+    try:
+        n, lo = 0, 0
+        stats = None
+        for fr in iter_frames(path, name=name):
+            stats = fr.stats
+            n += len(fr)
+            if len(fr):
+                lo = min(lo, int(fr.ts_ns.min()))
+    except (CaptureError, OSError):
+        return None
+    if stats is None or n <= have:
+        return None
+    # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
+    off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
+    off_ns = off_s * 1_000_000_000
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    idb_opts = struct.pack("<HH", 9, 1) + b"\x09\0\0\0"              # if_tsresol 10^-9
+    if off_s:
+        idb_opts += struct.pack("<HHq", 14, 8, off_s)                 # if_tsoffset
+    idb_opts += struct.pack("<HH", 0, 0)
+    ifaces: dict[int, int] = {}
+    epb = struct.Struct("<IIIII").pack
+    with open(dest, "wb") as out:
+        out.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        for fr in iter_frames(path, name=name):
+            parts = []
+            lts = fr.linktype.tolist()
+            tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
+            wls = fr.wirelen.tolist()
+            for i, (lt, ts) in enumerate(zip(lts, tss)):
+                if lt not in ifaces:
+                    ifaces[lt] = len(ifaces)
+                    parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + idb_opts))
+                d = fr.data(i)
+                parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(d), wls[i]) + d))
+            out.write(b"".join(parts))
+    return stats
+
+
+def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: str | None = None) -> Packets:
+    """Dissect a capture file with tshark into :class:`Packets` (columns as the builtin
+    decoder's; see the module docstring for how fields map).
+
+    When tshark stops reading before the end of the file (it gives up at a damaged block, for
+    example a pcapng packet block naming an interface the section does not define, which the
+    built-in reader skips and reads on after), and the built-in reader reads more records in
+    the file, tshark dissects a pcapng copy of those records instead (:func:`_readable_copy`:
+    their times, link types and bytes, written to a temporary file and removed), so the two
+    engines see the same records; the warnings are then the built-in reader's (naming what it
+    skipped) and one line saying tshark stopped where and read the copy. Otherwise the frames
+    before tshark stopped are kept and one warning line says how many and that the rest of the
+    file is not analysed.
+
+    :param path: pcap/pcapng file (anything tshark reads, gzip included).
+    :param tshark: path of the tshark binary (default: found on ``PATH``).
+    :param name: the text naming the capture in warning and error lines (default: its file name,
+        escaped by :func:`kscc_traffic.text.name_text`).
+    :returns: Packets with ``stats``: ``records`` (frames tshark reported; with a copy, the
+        records the built-in reader read), ``bytes_read`` (file size, bytes), ``ip_packets``,
+        ``non_ip``, ``malformed`` and ``warnings`` (tshark's complaints about the file, e.g. a
+        cut last packet).
+    :raises EngineError: tshark is not installed, or it crashed.
+    :raises CaptureError: the file is missing, or neither tshark nor the built-in reader can
+        read any of it (:class:`UnsupportedFormat` when it is not a capture).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CaptureError(f"{path_text(path)}: no such file")
+    if p.is_dir():
+        raise CaptureError(f"{path_text(path)}: is a directory, not a capture file")
+    if name is None:
+        name = name_text(p.name)
+    exe = tshark or find_tool("tshark")
+    b, rc, msg = _dissect(exe, p)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size)
+    stopped = rc != 0 or bool(msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg))
+    if stopped and rc >= 0:
+        copied = _read_copy(exe, p, name, b.records, msg or f"exit status {rc}")
+        if copied is not None:
+            return copied
     if rc != 0 and b.records == 0:
         text = f"{name}: tshark cannot read it: {msg or f'exit status {rc}'}"
         if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
@@ -646,14 +750,56 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         if rc < 0:
             raise EngineError(f"{name}: tshark was killed (signal {-rc})")
         raise CaptureError(text)
-    if rc != 0 or (msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg)):
+    if stopped:
+        rest = "" if "cut short" in msg else \
+            "; the rest of the file is not analysed"
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
-                   f"{msg or f'exit status {rc}'}")
+                   f"{msg or f'exit status {rc}'}{rest}")
+    return _finish(b, stats, p, name, rc)
+
+
+def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> Packets:
+    if b.no_ts:
+        what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
+        stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
     out = b.packets(stats)
     stats.warn_cut(name)
     if not b.records and rc == 0:
         stats.warn_empty(name)
     return out
+
+
+def _read_copy(exe: str, p: Path, name: str, have: int, why: str) -> Packets | None:
+    """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
+    records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
+    does not, or when tshark cannot read the copy to its end either."""
+    import tempfile
+    fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
+    os.close(fd)
+    try:
+        rstats = _readable_copy(p, name, have, Path(tmp))
+        if rstats is None:
+            return None
+        b, rc, msg = _dissect(exe, Path(tmp))
+        if rc != 0 or b.records != rstats.records:
+            return None
+    finally:
+        os.unlink(tmp)
+    cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen)
+    cut.warn_cut(name)              # (said again below, with tshark's count)
+    stats = ReadStats(records=b.records, bytes_read=p.stat().st_size, malformed=rstats.malformed,
+                      skipped_records=rstats.skipped_records, skipped_bytes=rstats.skipped_bytes,
+                      damage_offset=rstats.damage_offset, end_ns=rstats.end_ns)
+    for line in rstats.warnings:
+        if line not in cut.warnings:
+            stats.warn(line)
+    lost = have and f"after {have} frame{'s' if have != 1 else ''}" or "at its first frame"
+    if why.startswith("(") and why.endswith(")"):
+        why = why[1:-1]
+    stats.warn(f"{name}: tshark stopped reading {lost}: {why}; it dissected instead a copy of "
+               f"the {b.records} records the built-in reader reads in the file (what that reader "
+               "skipped is said above)")
+    return _finish(b, stats, p, name, rc)
 
 
 # ---------------------------------------------------------------------------------- pyshark
