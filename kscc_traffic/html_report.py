@@ -26,7 +26,7 @@ Offline and safe by construction:
 API::
 
     html = render_html(flows, rules, captures={"a.pcap": stats})   # -> str
-    write_html("report.html", flows, rules)                          # atomic write, UTF-8
+    write_html("report.html", flows, rules)                          # UTF-8; a regular file atomically
 """
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ import hashlib
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -568,26 +567,26 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
 
 def write_html(path: str | os.PathLike, flows: pd.DataFrame, rules: RuleSet, **kwargs) -> Path:
-    """Write :func:`render_html` to ``path`` (UTF-8) atomically: a temporary file in the same
-    directory, then renamed over ``path``. Keyword arguments go to :func:`render_html`.
+    """Write :func:`render_html` to ``path`` (UTF-8). A regular file (or a new name) is replaced
+    atomically: a temporary file in the same directory, then renamed over ``path``, so a failed
+    write leaves the previous file; a symbolic link is written through to its target, and a
+    device or FIFO (``/dev/null``) is written in place, never replaced
+    (:class:`kscc_traffic.outfile.ReportFile`). Keyword arguments go to :func:`render_html`.
 
     :returns: the path written.
-    :raises OSError: the directory does not exist or is not writable.
+    :raises OSError: the directory does not exist or is not writable, the device refuses the
+        data (``/dev/full``: ENOSPC).
     """
+    from .outfile import ReportFile, write_all
+
     path = Path(path)
     text = render_html(flows, rules, **kwargs)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent or ".")
+    target = ReportFile(path)
+    out = target.open(newline="\n")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
+        write_all(out, text)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        target.discard()
         raise
+    target.commit()
     return path
