@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .classify import DNS_NO_ERROR, sinkhole_address
+from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 
@@ -141,10 +142,10 @@ def _write_jsonl_pandas(flows: pd.DataFrame, out: IO[str]) -> None:
         part = flows.iloc[lo:lo + _CHUNK_ROWS]
         text = part.to_json(orient="records", **_JSON_ARGS)
         if text.count("},{") == len(part) - 1 and text.startswith("[{") and text.endswith("}]"):
-            out.write(text[1:-1].replace("},{", "}\n{") + "\n")
+            write_all(out, text[1:-1].replace("},{", "}\n{") + "\n")
         else:
             text = part.to_json(orient="records", lines=True, **_JSON_ARGS)
-            out.write(text if text.endswith("\n") else text + "\n")
+            write_all(out, text if text.endswith("\n") else text + "\n")
 
 
 @functools.cache
@@ -367,7 +368,7 @@ def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
         if pieces is None:
             _write_jsonl_pandas(_clean_frame(flows.iloc[lo:lo + _CHUNK_ROWS]), out)
         else:
-            out.write("}\n".join(map("".join, zip(*pieces))) + "}\n")
+            write_all(out, "}\n".join(map("".join, zip(*pieces))) + "}\n")
     return True
 
 
@@ -453,7 +454,7 @@ def _write_csv_fast(flows: pd.DataFrame, out: IO[str]) -> bool:
     csv.writer(out, lineterminator="\n").writerow(list(flows.columns))
     for lo in range(0, n, _CHUNK_ROWS):
         rows = zip(*(c[lo:lo + _CHUNK_ROWS] for c in cells))
-        out.write("\n".join(map(",".join, rows)) + "\n")
+        write_all(out, "\n".join(map(",".join, rows)) + "\n")
     return True
 
 
