@@ -46,6 +46,8 @@ class ReportFile:
         except FileNotFoundError:
             st = None
         self.atomic = st is None or stat.S_ISREG(st.st_mode)
+        #: the permission bits the report file gets: an existing file's own, else 0666 less the umask
+        self._mode = stat.S_IMODE(st.st_mode) if st is not None and self.atomic else None
         self._tmp: Optional[str] = None
         self.stream: Optional[IO[str]] = None
 
@@ -53,8 +55,18 @@ class ReportFile:
         """A text stream (UTF-8) to write the report to."""
         if self.atomic:
             folder = os.path.dirname(self.path) or "."
-            fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".",
-                                             suffix=".tmp", dir=folder)
+            try:
+                # the name cut so that the temporary name stays within NAME_MAX (255) too
+                fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path)[:200] + ".",
+                                                 suffix=".tmp", dir=folder)
+            except OSError as e:
+                if self._mode is None or isinstance(e, FileNotFoundError):
+                    raise
+                # an existing file in a folder where no file can be made (a writable file in a
+                # read-only folder): written in place, as before
+                self.atomic = False
+                self.stream = open(self.path, "w", encoding="utf-8", newline=newline)
+                return self.stream
             try:
                 self.stream = os.fdopen(fd, "w", encoding="utf-8", newline=newline)
             except BaseException:
@@ -67,16 +79,20 @@ class ReportFile:
 
     def commit(self) -> None:
         """The report is complete: flush, close, and (atomic) give the temporary file the
-        permissions a new file gets (0666 less the umask) and rename it over the path."""
+        permissions of the file it replaces (a new file: 0666 less the umask) and rename it over
+        the path."""
         stream, self.stream = self.stream, None
         try:
             if stream is not None:
                 stream.flush()
                 stream.close()
             if self._tmp is not None:
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(self._tmp, 0o666 & ~mask)
+                mode = self._mode
+                if mode is None:
+                    mask = os.umask(0)
+                    os.umask(mask)
+                    mode = 0o666 & ~mask
+                os.chmod(self._tmp, mode)
                 os.replace(self._tmp, self.path)
                 self._tmp = None
         except BaseException:

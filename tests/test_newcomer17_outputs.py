@@ -265,3 +265,33 @@ def test_dash_for_a_file_only_option_is_refused(tmp_path, args, line):
     p = run(*args, cwd=tmp_path)
     assert (p.returncode, p.stderr) == (2, line)
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_long_valid_output_name_is_written(tmp_path):
+    # 250 characters: a valid name, whose temporary name must stay within 255 as well
+    out = tmp_path / ("b" * 246 + ".csv")
+    p = run("analyze", SAMPLES / "blocked_agent.pcap", "-f", "csv", "-o", out)
+    assert (p.returncode, p.stderr) == (1, "")
+    assert len(out.read_text().splitlines()) == 12
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_text("old")
+    out.chmod(0o640)
+    p = run("analyze", SAMPLES / "blocked_agent.pcap", "-f", "csv", "-o", out)
+    assert p.returncode == 1, p.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640 and out.read_text().startswith("ts,uid,")
+
+
+def test_rules_text_is_printed_literally(tmp_path):
+    # a rules file is the user's text: markup and emoji codes in a purpose are printed as written
+    text = (ROOT / "rules" / "kscc-cloud.toml").read_text(encoding="utf-8")
+    text = text.replace('purpose = "The cloud Administration Server receives',
+                        'purpose = "[bold red]X[/bold red] :x: The cloud Administration Server receives', 1)
+    rules = tmp_path / "r.toml"
+    rules.write_text(text, encoding="utf-8")
+    p = run("rules", "--rules", rules)
+    assert p.returncode == 0, p.stderr
+    assert "[bold red]X[/bold red] :x: The cloud" in p.stdout and "\u274c" not in p.stdout
