@@ -817,14 +817,15 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
-        c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
+        c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
+                  Text(escape_terminal(f"{r.transport} {r.ports}")),
+                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(r.reasons)))
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     if len(todo):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:
