@@ -261,7 +261,7 @@ EXIT_INTERRUPTED = 130
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
     """``--output -`` is standard output (as for most command-line tools), not a file named ``-``
-    (``./-`` still names that file)."""
+    (pathlib makes ``./-`` the same ``-``: a file of that name is given by its full path)."""
     return None if output is not None and str(output) == "-" else output
 
 
