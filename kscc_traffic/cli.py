@@ -114,15 +114,19 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
     of its path): opening it for writing would empty that file before it is read."""
     if output is None:
         return
+    parent = output.absolute().parent
     try:
         is_dir = output.is_dir()
-        folder = output.absolute().parent.exists()
+        folder = parent.exists()
+        folder_is_dir = parent.is_dir()
     except OSError as e:                  # a name too long (ENAMETOOLONG), a loop of links…
         raise _fail(f"{path_text(output)}: {e.strerror or e}")
     if is_dir:
         raise _fail(f"{path_text(output)}: is a directory; give a file name for {option}")
     if not folder:
-        raise _fail(f"{path_text(output)}: folder {path_text(output.absolute().parent)} does not exist")
+        raise _fail(f"{path_text(output)}: folder {path_text(parent)} does not exist")
+    if not folder_is_dir:
+        raise _fail(f"{path_text(output)}: {path_text(parent)} is not a folder")
     for path in inputs:
         if path is None:
             continue

@@ -43,7 +43,7 @@ class ReportFile:
         self.path = os.fspath(path)
         try:
             st = os.lstat(self.path)
-        except FileNotFoundError:
+        except OSError:          # absent; or unreachable (ENOTDIR, ENAMETOOLONG): open() says why
             st = None
         self.atomic = st is None or stat.S_ISREG(st.st_mode)
         #: the permission bits the report file gets: an existing file's own, else 0666 less the umask

@@ -295,3 +295,25 @@ def test_rules_text_is_printed_literally(tmp_path):
     p = run("rules", "--rules", rules)
     assert p.returncode == 0, p.stderr
     assert "[bold red]X[/bold red] :x: The cloud" in p.stdout and "\u274c" not in p.stdout
+
+
+@pytest.mark.parametrize("cmd", ["analyze", "report"])
+def test_an_output_under_a_file_is_one_error_line(tmp_path, cmd):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    out = plain / "r.out"
+    args = ("-o", out) if cmd == "analyze" else ("--html", out)
+    p = run(cmd, SAMPLES / "blocked_agent.pcap", *args)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith(f"Error: {out}: "), p.stderr
+    assert "Traceback" not in p.stderr and plain.read_text() == "x"
+
+
+def test_report_file_of_an_unreachable_path_fails_on_open(tmp_path):
+    from kscc_traffic.outfile import ReportFile
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    target = ReportFile(plain / "r.html")          # ENOTDIR: no error yet
+    with pytest.raises(NotADirectoryError):
+        target.open()
+    target.discard()
+    assert sorted(tmp_path.iterdir()) == [plain]
