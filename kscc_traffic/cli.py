@@ -171,7 +171,7 @@ def _say(kind: str, message: str) -> None:
 
 @app.command()
 def analyze(
-    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
@@ -196,6 +196,7 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
+    captures = _capture_paths(captures)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
@@ -261,6 +262,14 @@ def analyze(
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
 EXIT_INTERRUPTED = 130
+
+
+def _capture_paths(captures: List[str]) -> List[Path]:
+    """The capture arguments as paths; an empty one (``analyze "$CAP"`` with ``CAP`` unset) is an
+    ``Error:`` line and status 2 (pathlib would make it ``.``, the current folder)."""
+    if any(c == "" for c in captures):
+        raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
+    return [Path(c) for c in captures]
 
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
@@ -403,7 +412,7 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",
@@ -417,6 +426,7 @@ def report(
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
+    captures = _capture_paths(captures)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)

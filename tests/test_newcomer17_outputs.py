@@ -317,3 +317,13 @@ def test_report_file_of_an_unreachable_path_fails_on_open(tmp_path):
         target.open()
     target.discard()
     assert sorted(tmp_path.iterdir()) == [plain]
+
+
+@pytest.mark.parametrize("cmd", [("analyze", ""), ("report", "", "--html", "r.html"),
+                                 ("analyze", SAMPLES / "blocked_agent.pcap", "")])
+def test_an_empty_capture_argument_is_named_as_such(tmp_path, cmd):
+    # `analyze "$CAP"` with CAP unset: was "Error: .: is a directory, not a capture file"
+    p = run(*cmd, cwd=tmp_path)
+    assert (p.returncode, p.stderr) == (
+        2, "Error: an empty capture name (an unset shell variable?); give a pcap or pcapng file\n")
+    assert p.stdout == "" and sorted(tmp_path.iterdir()) == []
