@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["ipv6_text"]
+__all__ = ["ipv6_text", "endpoint_text"]
 
 
 def ipv6_text(value: int | bytes) -> str:
@@ -18,3 +18,17 @@ def ipv6_text(value: int | bytes) -> str:
     if n >> 32 == 0xFFFF:
         return "::ffff:" + str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
     return str(ipaddress.IPv6Address(n))
+
+
+def endpoint_text(host, port) -> str:
+    """An address and port as one text: ``192.0.2.10:443``, an IPv6 address in brackets
+    (``[2001:db8::1]:443``, RFC 3986; without them ``2001:db8:cc::10:27201`` reads as an
+    address), the address alone when the port is unknown (negative: no transport header)."""
+    host = str(host)
+    try:
+        port = int(port)
+    except (TypeError, ValueError):
+        return host
+    if port < 0:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -22,7 +22,8 @@ from .text import escape_terminal, path_text
 # in rich mode); usage errors are one line of ours (:func:`main`), not rich's box
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
-err = Console(stderr=True, highlight=False)
+# emoji off: rich would turn ':x:' in a file name into an emoji (markup is off per print)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 #: the reader of standard output went away (``| head``): what a shell reports for a program
@@ -64,29 +65,29 @@ def _console(file=None) -> Console:
     (:class:`_ReportConsole`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return _ReportConsole(file=file, width=None if tty else 200)
+    return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
     verdict's status: 1 when a flow is blocked or unexpected, else 0."""
-    from .report import print_table, write_csv, write_jsonl
+    from .output import FlowSink
 
+    target = _open_output(output)
+    out = target.stream if target else sys.stdout
     try:
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            if format is Format.jsonl:
-                write_jsonl(flows, out)
-            elif format is Format.csv:
-                write_csv(flows, out)
-            else:
-                print_table(flows, ruleset, _console(out if output else None))
+        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+        sink.add(flows)
+        sink.close()
+        if target:
+            target.commit()
+        else:
             out.flush()
-        finally:
-            if output:
-                out.close()
     except OSError as e:
         raise _write_failed(e, output)
+    finally:
+        if target:
+            target.discard()
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
@@ -113,10 +114,19 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
     of its path): opening it for writing would empty that file before it is read."""
     if output is None:
         return
-    if output.is_dir():
+    parent = output.absolute().parent
+    try:
+        is_dir = output.is_dir()
+        folder = parent.exists()
+        folder_is_dir = parent.is_dir()
+    except OSError as e:                  # a name too long (ENAMETOOLONG), a loop of links…
+        raise _fail(f"{path_text(output)}: {e.strerror or e}")
+    if is_dir:
         raise _fail(f"{path_text(output)}: is a directory; give a file name for {option}")
-    if not output.absolute().parent.exists():
-        raise _fail(f"{path_text(output)}: folder {path_text(output.absolute().parent)} does not exist")
+    if not folder:
+        raise _fail(f"{path_text(output)}: folder {path_text(parent)} does not exist")
+    if not folder_is_dir:
+        raise _fail(f"{path_text(output)}: {path_text(parent)} is not a folder")
     for path in inputs:
         if path is None:
             continue
@@ -134,7 +144,11 @@ def _load_rules(path: Optional[Path]):
     a file that cannot be used, and for a directory (the option takes one file)."""
     from .rules import load_rules
 
-    if path is not None and path.is_dir():
+    try:
+        is_dir = path is not None and path.is_dir()
+    except OSError as e:                  # a name too long (ENAMETOOLONG), a loop of links…
+        raise _fail(f"{path_text(path)}: cannot read: {e.strerror or e}")
+    if is_dir:
         raise _fail(f"{path_text(path)}: is a directory; --rules takes one rules file (.toml)")
     try:
         return load_rules(path)
@@ -157,7 +171,7 @@ def _say(kind: str, message: str) -> None:
 
 @app.command()
 def analyze(
-    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
@@ -182,6 +196,8 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
+    captures = _capture_paths(captures)
+    output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
 
@@ -203,12 +219,10 @@ def analyze(
     warnings: list[str] = []
     analysed = 0
     _terminate_cleanly()
+    target = _open_output(output)
+    out = target.stream if target else sys.stdout
+    sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
     try:
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    except OSError as e:
-        raise _fail(f"{path_text(output)}: cannot write: {e.strerror or e}")
-    try:
-        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
         with _progress(good) as advance:
             for result in analyze_each(good, ruleset, engine.value, jobs, progress=advance,
                                        chunk_bytes=chunk_mib << 20):
@@ -232,16 +246,72 @@ def analyze(
             _say("Warning", w)
         try:
             sink.close()
-            out.flush()
+            if target:
+                target.commit()
+            else:
+                out.flush()
         except OSError as e:
             raise _write_failed(e, output)
+    except KeyboardInterrupt:             # Ctrl-C, SIGTERM: say what became of the report
+        raise _interrupted(target, sink)
     finally:
-        if output:
-            try:
-                out.close()
-            except OSError:
-                pass
+        if target:
+            target.discard()              # nothing left to do after a commit
     raise typer.Exit(EXIT_FLAGGED if sink.flagged else EXIT_OK)
+
+
+#: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
+EXIT_INTERRUPTED = 130
+
+
+def _capture_paths(captures: List[str]) -> List[Path]:
+    """The capture arguments as paths; an empty one (``analyze "$CAP"`` with ``CAP`` unset) is an
+    ``Error:`` line and status 2 (pathlib would make it ``.``, the current folder)."""
+    if any(c == "" for c in captures):
+        raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
+    return [Path(c) for c in captures]
+
+
+def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
+    """``--output -`` is standard output (as for most command-line tools), not a file named ``-``
+    (pathlib makes ``./-`` the same ``-``: a file of that name is given by its full path)."""
+    return None if output is not None and str(output) == "-" else output
+
+
+def _open_output(output: Optional[Path]):
+    """The :class:`kscc_traffic.outfile.ReportFile` of ``--output``, opened (None: standard
+    output), or an ``Error:`` line and status 2 when it cannot be opened."""
+    from .outfile import ReportFile
+
+    if output is None:
+        return None
+    target = ReportFile(output)
+    try:
+        target.open()
+    except OSError as e:
+        raise _fail(f"{path_text(output)}: cannot write: {e.strerror or e}")
+    return target
+
+
+def _interrupted(target, sink) -> "typer.Exit":
+    """The exit of a run stopped by Ctrl-C or SIGTERM: one ``Interrupted:`` line on stderr saying
+    what became of the report (``--output`` a file: not written, its previous content kept; a
+    device or FIFO, or standard output: what it got is incomplete; the table: not printed),
+    status :data:`EXIT_INTERRUPTED`."""
+    flows = f"{sink.rows} flow{'s' if sink.rows != 1 else ''}"
+    where = "the report" if target is None else path_text(target.path)
+    if target is not None and target.atomic:
+        msg = (f"{where} not written (stopped after {flows}; "
+               + ("its previous content is kept)" if os.path.lexists(target.path) else "no file made)"))
+    elif sink.format == "table":
+        msg = f"stopped after {flows}; the table report was not " + (
+            "printed" if target is None else f"written to {where}")
+    else:
+        msg = f"{'standard output' if target is None else where} is incomplete ({flows} written)"
+    if target is not None:
+        target.discard()
+    _say("Interrupted", msg)
+    return typer.Exit(EXIT_INTERRUPTED)
 
 
 def _terminate_cleanly() -> None:
@@ -328,19 +398,21 @@ def rules_cmd(
 def _print_rules(ruleset) -> None:
     """The table of documented purposes on standard output."""
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
-    for r in ruleset.rules:
-        t.add_row(r.id, r.section, r.transport, r.port_text, r.app_protocol, r.opener,
-                  r.host_mask or "-", r.purpose + (f" ({r.condition})" if r.condition else ""))
+    for r in ruleset.rules:   # a rules file is the user's text: cells are Text (no markup, no emoji)
+        t.add_row(*(Text(escape_terminal(v)) for v in (
+            r.id, r.section, r.transport, r.port_text, r.app_protocol, r.opener, r.host_mask or "-",
+            r.purpose + (f" ({r.condition})" if r.condition else ""))))
     _console().print(t)
 
 
 @app.command()
 def report(
-    captures: List[Path] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",
@@ -354,8 +426,15 @@ def report(
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
+    captures = _capture_paths(captures)
+    if str(html) == "-":
+        raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
-    if not html.absolute().parent.is_dir():
+    try:
+        folder = html.absolute().parent.is_dir()
+    except OSError as e:                  # a name too long (ENAMETOOLONG)…
+        raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
+    if not folder:
         raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
                     f"{path_text(html.absolute().parent)})")
     _check_output(html, [*captures, rules], "--html")
@@ -436,6 +515,9 @@ def live(
         for name in interfaces():
             typer.echo(f"{name}{'  (default route)' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
+    output = _stdout_dash(output)
+    if write is not None and str(write) == "-":
+        raise _fail("--write -: the packets go to a pcapng file; give its name (e.g. --write agent.pcapng)")
     _check_output(output, [rules])
     _check_output(write, [rules], "--write")
     _check_output(output, [write], role="the --write file")

@@ -26,7 +26,7 @@ Offline and safe by construction:
 API::
 
     html = render_html(flows, rules, captures={"a.pcap": stats})   # -> str
-    write_html("report.html", flows, rules)                          # atomic write, UTF-8
+    write_html("report.html", flows, rules)                          # UTF-8; a regular file atomically
 """
 from __future__ import annotations
 
@@ -36,32 +36,17 @@ import hashlib
 import html
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
 
 from . import plots
-from .report import clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness, time_texts
+from .addresses import endpoint_text
+from .report import REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness, time_texts
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
-
-#: why a reason matters, in one sentence (shown beside flagged flows)
-REASON_TEXT: dict[str, str] = {
-    "no_answer": "the connection attempt met silence: a firewall drops it, or the server is unreachable",
-    "rejected": "a TCP reset answered the connection attempt: a firewall rejects it, or nothing listens on the port",
-    "icmp_unreachable": "a router or firewall answered with ICMP destination unreachable",
-    "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
-    "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
-                       "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
-    "not_tls": "cleartext where the documentation says TLS: a proxy or another service answers on this port",
-    "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
-    "wrong_direction": "the documented port was on the side that opened the connection",
-    "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
-    "partial": "the start of the connection was not captured; judged on what was seen",
-}
 
 #: DNS names with an error answer listed at most (the most frequent first)
 MAX_DNS_ERROR_ROWS = 50
@@ -236,10 +221,7 @@ def _times(flows: pd.DataFrame) -> list[str]:
 
 
 def _endpoint(host, port) -> str:
-    host, port = str(host), int(port)
-    if port < 0:
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return endpoint_text(host, port)
 
 
 def _reason_list(reasons: Iterable[str]) -> str:
@@ -394,6 +376,16 @@ def _hosts(flows: pd.DataFrame, rules: RuleSet) -> str:
             f"from; for DNS the query) and the addresses they reached.</p>{names_html}</section>")
 
 
+def _flow_name(r) -> tuple[str, str]:
+    """The name a flow is shown with and where it came from: its ``server_name`` and
+    ``name_source``, else, for a DNS flow, its ``query`` ("dns query"; an unanswered query has no
+    other name), else nothing."""
+    if r.server_name:
+        return r.server_name, r.name_source
+    query = getattr(r, "query", "")
+    return (query, "dns query") if query else ("", r.name_source)
+
+
 _FLAG_COLUMNS = ("time (UTC)", "client", "server", "server name", "verdict", "reason", "detail")
 
 
@@ -403,14 +395,16 @@ def _flagged_rows(sub: pd.DataFrame) -> str:
     for t, r in zip(times, sub.itertuples(index=False)):
         rows.append(f'<tr class="row-{_e(_slug(r.verdict))}"><td class="time">{_e(t)}</td><td>{_e(_endpoint(r.orig_h, r.orig_p))}</td>'
                     f"<td>{_e(r.proto)} {_e(_endpoint(r.resp_h, r.resp_p))}</td>"
-                    f'<td class="name">{_e(r.server_name)}</td><td>{_verdict_badge(r.verdict)}</td>'
+                    f'<td class="name">{_e(_flow_name(r)[0])}</td><td>{_verdict_badge(r.verdict)}</td>'
                     f'<td>{_e(r.reason)}</td><td class="detail">{_e(r.detail)}</td></tr>')
     head = "".join(f"<th>{c}</th>" for c in _FLAG_COLUMNS)
     return (f'<div class="scroll"><table class="flagged"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None) -> str:
+def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None) -> str:
+    """One purpose's flagged flows; ``fix``: its "what to change" (the readiness checklist's,
+    so both say the same; default: the rule's)."""
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
@@ -421,7 +415,7 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None) -> str:
         dl = (f"<dt>What the port is for</dt><dd>{_e(rule.purpose)}</dd>"
               f'<dt>German original</dt><dd><blockquote lang="de">{_e(rule.purpose_de)}</blockquote></dd>'
               f"{mask}{cond}"
-              f'<dt>What to change</dt><dd class="fix">{_e(rule.fix)}</dd>')
+              f'<dt>What to change</dt><dd class="fix">{_e(fix or rule.fix)}</dd>')
     elif purpose == "dns":
         head = "dns — name resolution (UDP/TCP 53)"
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
@@ -439,17 +433,18 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None) -> str:
             f"{_flagged_rows(sub)}</article>")
 
 
-def _flagged(flows: pd.DataFrame, rules: RuleSet) -> str:
+def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = None) -> str:
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if not len(flagged):
         body = "<p>Nothing is blocked or unexpected.</p>"
     else:
         by_id = {r.id: r for r in rules.rules}
+        fixes = dict(zip(chk["rule"], chk["fix"])) if chk is not None and len(chk) else {}
         purposes = plots.purpose_order(flagged, rules)
         parts = []
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
-            parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key)))
+            parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key)))
         body = "".join(parts)
     return ('<section id="flagged"><h2>Flagged flows: what the documentation says and what to change</h2>'
             f"{body}</section>")
@@ -479,6 +474,7 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
     rows = []
     for t, r in zip(times, f.itertuples(index=False)):
         purpose = r.purpose
+        name, source = _flow_name(r)
         if purpose and purpose in flagged_purposes:
             pcell = f'<a href="#purpose-{_e(_slug(purpose))}">{_e(purpose)}</a>'
         else:
@@ -487,7 +483,7 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
             f'<tr class="row-{_e(_slug(r.verdict))}" data-verdict="{_e(r.verdict)}" data-purpose="{_e(purpose)}">'
             f'<td class="time" data-sort="{float(r.ts):.6f}">{_e(t)}</td><td>{_e(r.capture)}</td>'
             f"<td>{_e(_endpoint(r.orig_h, r.orig_p))}</td><td>{_e(_endpoint(r.resp_h, r.resp_p))}</td>"
-            f'<td>{_e(r.proto)}</td><td class="name">{_e(r.server_name)}</td><td>{_e(r.name_source)}</td>'
+            f'<td>{_e(r.proto)}</td><td class="name">{_e(name)}</td><td>{_e(source)}</td>'
             f"<td>{pcell}</td><td>{_verdict_badge(r.verdict)}</td><td>{_e(r.reason)}</td>"
             f'<td class="num">{int(r.orig_bytes)}</td><td class="num">{int(r.resp_bytes)}</td>'
             f'<td class="num">{float(r.duration):.3f}</td><td>{_e(r.conn_state)}</td>'
@@ -549,7 +545,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         _dns_errors(errs),
         _charts(flows, rules) if charts else "",
         _hosts(flows, rules),
-        _flagged(flows, rules),
+        _flagged(flows, rules, chk),
         _flow_table(flows, rules, max_rows),
         '<footer><p class="muted">kscc-traffic · names come from the captured packets and are shown '
         "as text.</p></footer>",
@@ -568,26 +564,26 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
 
 def write_html(path: str | os.PathLike, flows: pd.DataFrame, rules: RuleSet, **kwargs) -> Path:
-    """Write :func:`render_html` to ``path`` (UTF-8) atomically: a temporary file in the same
-    directory, then renamed over ``path``. Keyword arguments go to :func:`render_html`.
+    """Write :func:`render_html` to ``path`` (UTF-8). A regular file (or a new name) is replaced
+    atomically: a temporary file in the same directory, then renamed over ``path``, so a failed
+    write leaves the previous file; a symbolic link is written through to its target, and a
+    device or FIFO (``/dev/null``) is written in place, never replaced
+    (:class:`kscc_traffic.outfile.ReportFile`). Keyword arguments go to :func:`render_html`.
 
     :returns: the path written.
-    :raises OSError: the directory does not exist or is not writable.
+    :raises OSError: the directory does not exist or is not writable, the device refuses the
+        data (``/dev/full``: ENOSPC).
     """
+    from .outfile import ReportFile, write_all
+
     path = Path(path)
     text = render_html(flows, rules, **kwargs)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent or ".")
+    target = ReportFile(path)
+    out = target.open(newline="\n")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
+        write_all(out, text)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        target.discard()
         raise
+    target.commit()
     return path

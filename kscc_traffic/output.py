@@ -42,6 +42,7 @@ class FlowSink:
 
         :raises OSError: the output cannot be written.
         """
+        from .outfile import write_all
         from .report import write_csv, write_jsonl
         if len(flows) and not self.flagged:
             self.flagged = bool(flows["verdict"].isin(["blocked", "unexpected"]).any())
@@ -56,7 +57,7 @@ class FlowSink:
                 buf = io.StringIO()
                 write_csv(flows, buf)
                 text = buf.getvalue()
-                self.out.write(text[text.index("\n") + 1:])
+                write_all(self.out, text[text.index("\n") + 1:])
         else:
             self.summary.add(flows)
         self.rows += len(flows)

@@ -325,7 +325,11 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
     axh.set_axisbelow(True)
     loc = mdates.AutoDateLocator()
     axh.xaxis.set_major_locator(loc)
-    axh.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    # ticks within a minute show the whole time of day (09:00:05, not a bare "05" that reads as
+    # nothing in particular); minutes and hours as ConciseDateFormatter's defaults
+    axh.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        loc, formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S.%f"],
+        zero_formats=["", "%Y", "%b", "%b-%d", "%H:%M", "%H:%M:%S.%f"]))
     axh.set_xlabel("time (UTC)")
     return fig
 

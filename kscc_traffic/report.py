@@ -22,7 +22,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, sinkhole_address
+from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 
@@ -62,12 +64,30 @@ def escape_csv(value):
     return value
 
 
+def _csv_float_texts(s: pd.Series) -> list[str]:
+    """The CSV text of each value of a float column: the same number as in JSON Lines (pandas'
+    JSON text, ``double_precision=6``: rounded to the microsecond, at most 6 decimals without
+    trailing zeros: ``1772442002.55``, ``0.575887``, ``0.0``), empty for NaN and infinities (JSON
+    ``null``), never the float's full ``repr`` (``1772442002.5500002``)."""
+    if not len(s):
+        return []
+    texts = s.to_json(orient="values", **_JSON_ARGS)[1:-1].split(",")
+    return ["" if t == "null" else t for t in texts]
+
+
+def _is_float_column(s: pd.Series) -> bool:
+    return isinstance(s.dtype, np.dtype) and s.dtype.kind == "f"
+
+
 def _write_csv_rows(flows: pd.DataFrame, out: IO[str]) -> None:
-    """Reference CSV writer: one :func:`escape_csv` per cell, ``csv.writer`` row by row."""
+    """Reference CSV writer: one :func:`escape_csv` per cell, ``csv.writer`` row by row; the cells
+    of float columns are :func:`_csv_float_texts` (the numbers of JSON Lines)."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(list(flows.columns))
-    for row in flows.itertuples(index=False):
-        w.writerow([escape_csv(v) for v in row])
+    floats = [_csv_float_texts(flows.iloc[:, j]) if _is_float_column(flows.iloc[:, j]) else None
+              for j in range(flows.shape[1])]
+    for i, row in enumerate(flows.itertuples(index=False)):
+        w.writerow([escape_csv(v) if f is None else f[i] for v, f in zip(row, floats)])
 
 
 # --- fast writers --------------------------------------------------------------------------------
@@ -141,10 +161,10 @@ def _write_jsonl_pandas(flows: pd.DataFrame, out: IO[str]) -> None:
         part = flows.iloc[lo:lo + _CHUNK_ROWS]
         text = part.to_json(orient="records", **_JSON_ARGS)
         if text.count("},{") == len(part) - 1 and text.startswith("[{") and text.endswith("}]"):
-            out.write(text[1:-1].replace("},{", "}\n{") + "\n")
+            write_all(out, text[1:-1].replace("},{", "}\n{") + "\n")
         else:
             text = part.to_json(orient="records", lines=True, **_JSON_ARGS)
-            out.write(text if text.endswith("\n") else text + "\n")
+            write_all(out, text if text.endswith("\n") else text + "\n")
 
 
 @functools.cache
@@ -367,7 +387,7 @@ def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
         if pieces is None:
             _write_jsonl_pandas(_clean_frame(flows.iloc[lo:lo + _CHUNK_ROWS]), out)
         else:
-            out.write("}\n".join(map("".join, zip(*pieces))) + "}\n")
+            write_all(out, "}\n".join(map("".join, zip(*pieces))) + "}\n")
     return True
 
 
@@ -424,15 +444,15 @@ def _csv_text_column(values: list[str]) -> list[str]:
 
 
 def _csv_number_column(s: pd.Series) -> list[str] | None:
-    """Each cell of a bool, integer or float column as csv writes it (``str``; ``repr`` for a
-    float, the same text); None for other dtypes."""
+    """Each cell of a bool, integer or float column as :func:`_write_csv_rows` writes it
+    (``str``; a float as :func:`_csv_float_texts`); None for other dtypes."""
     kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
     if kind == "b":
         return np.array(["False", "True"], dtype=object)[s.to_numpy().astype(np.intp)].tolist()
     if kind in ("i", "u"):  # pandas' JSON text of an integer is its decimal digits, as str()
         return s.to_json(orient="values")[1:-1].split(",") if len(s) else []
-    if kind == "f":  # tolist() gives the Python floats itertuples gives
-        return list(map(repr, s.tolist()))
+    if kind == "f":
+        return _csv_float_texts(s)
     return None
 
 
@@ -453,7 +473,7 @@ def _write_csv_fast(flows: pd.DataFrame, out: IO[str]) -> bool:
     csv.writer(out, lineterminator="\n").writerow(list(flows.columns))
     for lo in range(0, n, _CHUNK_ROWS):
         rows = zip(*(c[lo:lo + _CHUNK_ROWS] for c in cells))
-        out.write("\n".join(map(",".join, rows)) + "\n")
+        write_all(out, "\n".join(map(",".join, rows)) + "\n")
     return True
 
 
@@ -474,7 +494,9 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
     """CSV with a header row; formula-looking cells neutralised (:func:`escape_csv`).
 
     The text is that of ``csv.writer`` (line terminator ``\\n``) given each row with
-    :func:`escape_csv` applied to every cell."""
+    :func:`escape_csv` applied to every cell, except that the floats (``ts``, ``duration``,
+    seconds) are written as in JSON Lines (:func:`_csv_float_texts`: to the microsecond, at most 6
+    decimals), so both exports hold the same values."""
     if not _write_csv_fast(flows, out):
         _write_csv_rows(flows, out)
 
@@ -487,6 +509,27 @@ NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
 #: a purpose with a host mask whose ports are all below this shares them with other programs (80,
 #: 443): its ok flows verify it only when one of them names a server (``server_name``)
 SHARED_PORTS_BELOW = 1024
+
+#: why a reason matters, in one sentence (the HTML report's "Why flagged"; the "what to change" of
+#: a purpose whose flows were answered but are unexpected)
+REASON_TEXT: dict[str, str] = {
+    "no_answer": "the connection attempt met silence: a firewall drops it, or the server is unreachable",
+    "rejected": "a TCP reset answered the connection attempt: a firewall rejects it, or nothing listens on the port",
+    "icmp_unreachable": "a router or firewall answered with ICMP destination unreachable",
+    "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
+    "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
+                       "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
+    "not_tls": "cleartext where the documentation says TLS: a proxy or another service answers on this port",
+    "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
+    "wrong_direction": "the documented port was on the side that opened the connection",
+    "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
+    "partial": "the start of the connection was not captured; judged on what was seen",
+}
+
+#: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
+#: them through; something else answered or looked into them): their "what to change" is
+#: :data:`REASON_TEXT`'s, not the rule's firewall advice
+ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
@@ -511,7 +554,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
-    if status == "unexpected" and un == other:
+    answered = [x for x in ANSWERED_UNEXPECTED if x in reasons] if status == "unexpected" else []
+    if answered:
+        k = un - other
+        fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
+               f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open; nothing to open in the "
+               "firewall): " + "; ".join(f"{x}: {REASON_TEXT[x]}" for x in answered))
+        if other:
+            fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
+                    "documented port on the side that opened the connection: not this purpose's traffic")
+    elif status == "unexpected" and un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
                  "another program's traffic")
@@ -520,6 +572,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = (f"these flows on {r.transport.upper()} {r.port_text} "
                + (names if "wrong_direction" not in reasons else reverse if "host_mismatch" not in reasons
                   else f"{names.split(':')[0]} or {reverse}"))
+    if ok and status in ("blocked", "unexpected"):
+        # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
+        fix = (f"{ok} of {n} flows ok, {bl or un} {status}"
+               + (" (the others worked: compare clients, addresses and ports)" if status == "blocked" else "")
+               + f": {fix}")
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
@@ -531,11 +588,17 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
+    One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
+    unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
+    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``).
+
     ``host_mismatch`` flows (a name outside the rule's mask: another service on a shared port
     such as 443 or 80) and ``wrong_direction`` flows (the documented port as the opener's source
     port) make the status ``unexpected`` only when nothing else was seen for the purpose (a
     verified purpose stays verified), and then ``fix`` says what they are, not to open the
-    firewall (:data:`NOT_THIS_PURPOSE`)."""
+    firewall (:data:`NOT_THIS_PURPOSE`). ``tls_intercepted`` and ``not_tls`` flows were answered
+    on the port: their ``fix`` is what the reason calls for (:data:`REASON_TEXT`: exclude the
+    names from TLS inspection…), not to open the firewall (:data:`ANSWERED_UNEXPECTED`)."""
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
@@ -754,14 +817,15 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
-        c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
+        c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
+                  Text(escape_terminal(f"{r.transport} {r.ports}")),
+                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(r.reasons)))
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     if len(todo):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:
@@ -774,8 +838,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
-                      Text(f"{r.orig_h}:{r.orig_p}"),
-                      Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
+                      Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
+                      Text(f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}"),
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),

@@ -594,7 +594,7 @@ def test_records_larger_than_snaplen_are_kept(tmp_path):
     flows, stats, _ = analyze(tmp_path, pcap(timed([ether(p) for p in pk]), snaplen=1514))
     r = one(flows)
     assert (r.orig_bytes, r.orig_ip_bytes, r.conn_state) == (9000, 9040 + 4 * 40, "SF")
-    assert any("1 records longer than the header's snaplen 1514 (kept)" in w for w in stats.warnings)
+    assert any("1 record longer than the header's snaplen 1514 (kept)" in w for w in stats.warnings)
     ng = shb() + idb(1, snaplen=1514) + b"".join(epb(0, T0 // 1000 + i, ether(p)) for i, p in enumerate(pk))
     flows, stats, _ = analyze(tmp_path, ng, "jumbo.pcapng")
     assert one(flows).orig_bytes == 9000 and stats.malformed == 0
@@ -666,7 +666,7 @@ def test_absurd_lengths_never_loop_or_allocate(tmp_path, case):
     assert one(flows, proto="udp").query == KSC_NAME
     if stop is None:
         assert stats.malformed == 1 and stats.damage_offset is None
-        assert any("1 malformed packet blocks" in w for w in stats.warnings), stats.warnings
+        assert any("1 malformed packet block " in w for w in stats.warnings), stats.warnings
         assert one(flows, proto="tcp").conn_state == "SF"
     else:
         assert stats.damage_offset == stop
@@ -698,7 +698,7 @@ def test_timestamps_beyond_the_int64_range_are_clamped_with_a_warning(tmp_path):
     ng = shb() + idb(1) + epb(0, T0 // 1000, ether(q)) + epb(0, T0 // 1000 + 1, ether(r)) \
         + epb(0, 0xFFFF_FFFF_FFFF_FFFF, ether(Conn().c(SYN)))   # 2^64 - 1 µs: year 584 556
     flows, stats, _ = analyze(tmp_path, ng, "far_future.pcapng")
-    assert any("1 timestamps beyond the int64 nanosecond range (clamped)" in w for w in stats.warnings)
+    assert any("1 timestamp beyond the int64 nanosecond range (clamped)" in w for w in stats.warnings)
     assert one(flows, proto="udp").ts_ns == T0 // 1000 * 1000
     assert one(flows, proto="tcp").ts_ns == 2**63 - 1
 

@@ -163,3 +163,19 @@ def test_default_capture_found_from_any_folder_times_exact_utc(kernel_env, tmp_p
     flagged = _text(_tagged(nb, "flagged")[0])
     assert re.search(r"<td>2026-03-02 09:00:00\.050(000)?\+00:00</td>", flagged), flagged
     assert "09:00:00.049" not in flagged
+
+
+def test_capture_file_name_is_text_not_markdown_and_unanswered_query_shown(kernel_env, tmp_path):
+    # newcomer 17 #6: the first cell put the file name into Markdown in a code span; a backtick
+    # ended the span and an <img onerror> in the name became HTML. #10: the flagged table shows
+    # the query of the unanswered DNS flow (eu2.ksc.kaspersky.com)
+    cap = tmp_path / "x`<img src=x onerror=alert(1)>`*bold*\x1b.pcap"
+    cap.write_bytes(SAMPLE.read_bytes())
+    nb = _run(cap)
+    head = next(c for c in nb.cells if c.cell_type == "code" and "display(HTML(" in c.source)
+    html = _text(head)
+    assert ("<b>11 flows</b> from 1 capture (<code>x`&lt;img src=x onerror=alert(1)&gt;`*bold*\\x1b.pcap"
+            "</code>): 4 ok, 7 blocked, 0 unexpected, 0 unclassified") in html, html
+    assert "<img" not in html and "text/markdown" not in str(head.outputs)
+    flagged = _text(_tagged(nb, "flagged")[0])
+    assert "eu2.ksc.kaspersky.com" in flagged and "<th>query</th>" in flagged

@@ -57,11 +57,21 @@ def old_write_jsonl(flows: pd.DataFrame, out) -> None:
     out.write(text if text.endswith("\n") else text + "\n")
 
 
+def json_float_text(v) -> str:
+    """A float as JSON Lines writes it (pandas, 6 decimals); '' for NaN/inf (JSON null)."""
+    t = pd.Series([v]).to_json(orient="values", double_precision=6)[1:-1]
+    return "" if t == "null" else t
+
+
 def old_write_csv(flows: pd.DataFrame, out) -> None:
+    # the row-by-row reference; float columns hold the numbers of JSON Lines (newcomer 17 #8)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(list(flows.columns))
+    floats = [flows.dtypes.iloc[j].kind == "f" if isinstance(flows.dtypes.iloc[j], np.dtype) else False
+              for j in range(flows.shape[1])]
     for row in flows.itertuples(index=False):
-        w.writerow([escape_csv(v) for v in row])
+        w.writerow([json_float_text(np.asarray([v], dtype=flows.dtypes.iloc[j])[0]) if floats[j]
+                    else escape_csv(v) for j, v in enumerate(row)])
 
 
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
@@ -105,6 +115,21 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "none named a server (no SNI, DNS answer or certificate seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                    f"and TLS handshake to {r.host_mask})")
+        # newcomer 17 #5: answered but unexpected flows get their reason's advice; a failing purpose
+        # with ok flows says how many were ok
+        answered = [x for x in ("tls_intercepted", "not_tls") if x in reasons] if status == "unexpected" else []
+        if answered:
+            k = un - other
+            fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
+                   f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open; nothing to open "
+                   "in the firewall): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}" for x in answered))
+            if other:
+                fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                        "the documented port on the side that opened the connection: not this purpose's traffic")
+        if ok and status in ("blocked", "unexpected"):
+            fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}"
+                   + (" (the others worked: compare clients, addresses and ports)" if status == "blocked" else "")
+                   + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -114,6 +139,11 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
                  "not seen": "dim"}
 _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
+
+
+def old_endpoint(host, port) -> str:
+    # IPv6 in brackets, as the HTML report (newcomer 17 #9)
+    return str(host) if int(port) < 0 else f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
@@ -148,8 +178,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             f.add_column(col, overflow="fold")
         for r in flagged.head(max_flagged).itertuples(index=False):
             f.add_row(pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3],
-                      Text(f"{r.orig_h}:{r.orig_p}"),
-                      Text(f"{r.proto} {r.resp_h}:{r.resp_p}"),
+                      Text(old_endpoint(r.orig_h, r.orig_p)),
+                      Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),

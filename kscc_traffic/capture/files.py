@@ -407,22 +407,31 @@ class _PcapParser:
         n = self.notes
         out = []
         if n.get("over_snaplen"):
-            out.append(f"{n['over_snaplen']} records longer than the header's snaplen "
+            out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
         if n.get("frac_over"):
             unit = "ts_usec ≥ 1000000" if self.mult == 1000 else "ts_nsec ≥ 1000000000"
-            out.append(f"{n['frac_over']} records with {unit} (kept as read)")
+            out.append(f"{_records(n['frac_over'])} with {unit} (kept as read)")
         out.extend(_common_notes(n))
         return out
+
+
+def _plural(k: int, noun: str) -> str:
+    """``1 record``, ``2 records`` (warning lines)."""
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
+def _records(k: int) -> str:
+    return _plural(k, "record")
 
 
 def _common_notes(n: dict[str, int]) -> list[str]:
     out = []
     if n.get("wirelen_short"):
-        out.append(f"{n['wirelen_short']} records whose original length is below the captured "
+        out.append(f"{_records(n['wirelen_short'])} whose original length is below the captured "
                    "length (kept as read)")
     if n.get("wirelen_clamped"):
-        out.append(f"{n['wirelen_clamped']} records with an original length above {_INT32_MAX} "
+        out.append(f"{_records(n['wirelen_clamped'])} with an original length above {_INT32_MAX} "
                    "(clamped to it)")
     return out
 
@@ -866,23 +875,25 @@ class _PcapngParser:
         n, f = self.notes, self.first_off
         out = []
         if n.get("unknown_iface"):
-            out.append(f"{n['unknown_iface']} packet blocks name an interface not defined in "
+            out.append(f"{_plural(n['unknown_iface'], 'packet block')} "
+                       f"{'names' if n['unknown_iface'] == 1 else 'name'} an interface not defined in "
                        f"their section (first at offset {f['unknown_iface']}); skipped")
         if n.get("malformed_block"):
-            out.append(f"{n['malformed_block']} malformed packet blocks (captured length beyond "
+            out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
                        f"{f['malformed_block']}); skipped")
         if n.get("short_idb"):
-            out.append(f"{n['short_idb']} Interface Description Blocks too short to read (first "
-                       f"at offset {f['short_idb']}); their packets skipped")
+            out.append(f"{_plural(n['short_idb'], 'Interface Description Block')} too short to read "
+                       f"(first at offset {f['short_idb']}); their packets skipped")
         if n.get("option_overrun"):
-            out.append(f"{n['option_overrun']} interface options overrun their block (first at "
+            out.append(f"{_plural(n['option_overrun'], 'interface option')} "
+                       f"{'overruns its' if n['option_overrun'] == 1 else 'overrun their'} block (first at "
                        f"offset {f['option_overrun']}); the rest of those options ignored")
         if n.get("over_snaplen"):
-            out.append(f"{n['over_snaplen']} records longer than their interface's snaplen "
+            out.append(f"{_records(n['over_snaplen'])} longer than their interface's snaplen "
                        "(kept)")
         if n.get("ts_clamped"):
-            out.append(f"{n['ts_clamped']} timestamps beyond the int64 nanosecond range "
+            out.append(f"{_plural(n['ts_clamped'], 'timestamp')} beyond the int64 nanosecond range "
                        "(clamped)")
         lost = sum(self.drops.values())
         if lost:

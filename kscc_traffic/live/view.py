@@ -11,6 +11,8 @@ that becomes blocked or unexpected, as it happens, e.g.::
 
     12:00:03 UTC blocked no_answer tcp 192.0.2.10:40512 -> 203.0.113.10:27200 activation: SYN sent 3 times, no answer
 
+IPv6 endpoints are bracketed: ``[2001:db8::10]:40512``.
+
 Times of day are UTC, as in the final report, the HTML report and the notebook (labelled so).
 Strings from packets (names) are escaped like the report does.
 """
@@ -24,6 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..addresses import endpoint_text
 from ..report import escape_terminal
 from .session import LIVE_VERDICTS
 
@@ -44,9 +47,15 @@ def event_line(ev: dict) -> str:
     purpose = ev.get("purpose") or "-"
     name = escape_terminal(ev.get("server_name") or "")
     detail = escape_terminal(ev.get("detail") or "")
-    where = f"{ev['proto']} {ev['orig_h']}:{ev['orig_p']} -> {ev['resp_h']}:{ev['resp_p']}"
+    where = (f"{ev['proto']} {escape_terminal(endpoint_text(ev['orig_h'], ev['orig_p']))} -> "
+             f"{escape_terminal(endpoint_text(ev['resp_h'], ev['resp_p']))}")
     return (f"{when} UTC {ev['verdict']} {ev['reason'] or '-'} {where} {purpose}"
             f"{' (' + name + ')' if name else ''}{': ' + detail if detail else ''}")
+
+
+def _count(n, word: str) -> str:
+    """``1 packet``, ``0 packets``, ``2 packets``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def render(status: dict, counts: dict, events) -> Group:
@@ -57,7 +66,7 @@ def render(status: dict, counts: dict, events) -> Group:
     head = Text(
         f"kscc-traffic live · {status.get('interface')} ({status.get('engine')}) · "
         f"{int(status.get('elapsed', 0)) // 60:02d}:{int(status.get('elapsed', 0)) % 60:02d} · "
-        f"{status.get('packets', 0)} packets, {status.get('pps', 0):.0f} packets/s, "
+        f"{_count(status.get('packets', 0), 'packet')}, {_count(round(status.get('pps', 0)), 'packet')}/s, "
         f"{'?' if dropped is None else dropped} dropped by the kernel · "
         f"{status.get('active', 0)} active flows, {status.get('summarised', 0)} summarised",
         style="bold")
@@ -75,8 +84,8 @@ def render(status: dict, counts: dict, events) -> Group:
         f.add_column(col, overflow="fold")
     for ev in list(events)[-10:][::-1]:
         f.add_row(_clock(ev),
-                  Text(f"{ev['orig_h']}:{ev['orig_p']}"),
-                  Text(f"{ev['proto']} {ev['resp_h']}:{ev['resp_p']}"),
+                  Text(escape_terminal(endpoint_text(ev['orig_h'], ev['orig_p']))),
+                  Text(f"{ev['proto']} {escape_terminal(endpoint_text(ev['resp_h'], ev['resp_p']))}"),
                   Text(escape_terminal(ev.get("server_name") or "")),
                   Text(ev.get("purpose") or "-"),
                   Text(ev["verdict"], style=_STYLE.get(ev["verdict"], "")),
@@ -92,7 +101,7 @@ class LiveView:
     """
 
     def __init__(self, console: Optional[Console] = None, interactive: Optional[bool] = None) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, emoji=False)
         self.interactive = self.console.is_terminal if interactive is None else interactive
         self._live: Optional[Live] = None
 

@@ -1,0 +1,143 @@
+"""Newcomer report 17: what the reports say (CSV = JSON Lines numbers, IPv6 endpoints, the same
+"what to change" in the table and the HTML, advice matching the reason, the DNS query name)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+
+from conftest import ROOT
+from kscc_traffic import analyze, load_rules, readiness
+from kscc_traffic.html_report import render_html
+from kscc_traffic.report import REASON_TEXT, render_table
+
+SAMPLES = ROOT / "samples" / "captures"
+RULES = load_rules()
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+# --- 8. CSV and JSON Lines hold the same ts and duration -----------------------------------------
+def test_csv_numbers_are_those_of_json_lines():
+    c = run("analyze", SAMPLES / "baseline_agent.pcap", "-f", "csv")
+    j = run("analyze", SAMPLES / "baseline_agent.pcap", "-f", "jsonl")
+    rows = list(csv.DictReader(io.StringIO(c.stdout)))
+    lines = j.stdout.splitlines()
+    assert len(rows) == len(lines) > 0
+    for row, line in zip(rows, lines):
+        for key in ("ts", "duration"):   # the very text of the JSON number
+            assert row[key] == re.search(rf'"{key}":([^,]+),', line).group(1), (key, row[key], line)
+    by_uid = {r["uid"]: r for r in rows}
+    first = json.loads(lines[0])
+    assert by_uid["CxmqNGF7VJb9NawSTs"]["ts"] == "1772442002.55"   # was 1772442002.5500002
+    assert first["ts"] == float(rows[0]["ts"])
+
+
+# --- 9. IPv6 endpoints in brackets -----------------------------------------------------------------
+def test_table_brackets_ipv6_endpoints():
+    text = render_table(analyze(SAMPLES / "ipv6_agent.pcap", RULES), RULES, width=220)
+    assert "[2001:db8:a::10]:52743" in text and "tcp [2001:db8:cc::10]:27201" in text
+    assert "2001:db8:cc::10:27201" not in text
+
+
+def test_live_lines_bracket_ipv6_endpoints_and_count_packets_in_words():
+    from rich.console import Console
+
+    from kscc_traffic.live.view import event_line, render
+    ev = {"ts": 1772442000.0, "proto": "tcp", "orig_h": "2001:db8:a::10", "orig_p": 52743,
+          "resp_h": "2001:db8:cc::10", "resp_p": 27201, "verdict": "blocked", "reason": "no_answer",
+          "purpose": "activation", "server_name": "", "detail": "SYN sent 3 times, no answer"}
+    assert event_line(ev) == ("09:00:00 UTC blocked no_answer tcp [2001:db8:a::10]:52743 -> "
+                              "[2001:db8:cc::10]:27201 activation: SYN sent 3 times, no answer")
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(
+        render({"interface": "eth0", "engine": "scapy", "packets": 1, "pps": 1.2, "dropped": 0}, {}, [ev]))
+    out = buf.getvalue()
+    assert "1 packet, 1 packet/s," in out
+    assert "[2001:db8:a::10]:52743" in out and "tcp [2001:db8:cc::10]:27201" in out
+
+
+# --- 5. what to change ---------------------------------------------------------------------------
+def _fixes(flows):
+    return dict(zip(*readiness(flows, RULES)[["rule", "fix"]].to_numpy().T))
+
+
+def _html_fixes(html):
+    return {m.group(1): m.group(2) for m in re.finditer(
+        r'<article class="finding[^"]*" id="purpose-([a-z_]+)">.*?What to change</dt><dd class="fix">(.*?)</dd>',
+        html, re.S)}
+
+
+def test_html_flagged_section_gives_the_checklists_advice():
+    import html as h
+    flows = analyze(SAMPLES / "unexpected_agent.pcap", RULES)
+    fixes = _fixes(flows)
+    shown = _html_fixes(render_html(flows, RULES, charts=False))
+    assert set(shown) >= {"discovery", "cert_check", "agent_connection", "dp_agent_connection"}
+    for rule, text in shown.items():
+        assert h.unescape(text) == fixes[rule], rule
+    assert fixes["discovery"].startswith("these flows on TCP 443 went to names outside *.ksc.kaspersky.com")
+
+
+def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall():
+    fixes = _fixes(analyze(SAMPLES / "intercepted_tls12.pcap", RULES))
+    assert fixes["activation"] == ("these 2 connections on TCP 27200-27299 were answered (the port is open; "
+                                   "nothing to open in the firewall): tls_intercepted: "
+                                   + REASON_TEXT["tls_intercepted"])
+    fixes = _fixes(analyze(SAMPLES / "unexpected_agent.pcap", RULES))
+    assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open; "
+                                            "nothing to open in the firewall): not_tls: " + REASON_TEXT["not_tls"])
+    assert fixes["agent_connection"] == (
+        "1 of 3 flows ok, 2 unexpected: this connection on TCP 23100-23199 was answered (the port is open; "
+        "nothing to open in the firewall): not_tls: " + REASON_TEXT["not_tls"] + "; 1 more went to names "
+        "outside *.ksc.kaspersky.com or had the documented port on the side that opened the connection: "
+        "not this purpose's traffic")
+    assert not any("allow" in f for r, f in fixes.items() if r in ("dp_agent_connection", "agent_connection"))
+
+
+def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
+    flows = pd.concat([analyze(SAMPLES / "baseline_agent.pcap", RULES),
+                       analyze(SAMPLES / "blocked_agent.pcap", RULES)], ignore_index=True)
+    sub = flows[flows.purpose == "agent_connection"]
+    ok, n = int((sub.verdict == "ok").sum()), len(sub)
+    bl = int((sub.verdict == "blocked").sum())
+    assert ok and bl
+    chk = readiness(flows, RULES).set_index("rule")
+    assert chk.loc["agent_connection", "status"] == "blocked"
+    assert chk.loc["agent_connection", "fix"] == (
+        f"{ok} of {n} flows ok, {bl} blocked (the others worked: compare clients, addresses and ports): "
+        + RULES.by_id("agent_connection").fix)
+    text = render_table(flows, RULES, width=400)
+    assert f"agent_connection (blocked: tls_failed): {ok} of {n} flows ok, {bl} blocked" in text
+
+
+# --- 10. the unanswered DNS query's name in the HTML -----------------------------------------------
+def test_html_shows_the_name_of_an_unanswered_dns_query():
+    flows = analyze(SAMPLES / "blocked_agent.pcap", RULES)
+    page = render_html(flows, RULES, charts=False)
+    dns = re.search(r'<article class="finding[^"]*" id="purpose-dns">(.*?)</article>', page, re.S).group(1)
+    assert '<td class="name">eu2.ksc.kaspersky.com</td>' in dns
+    table = page[page.index('id="flow-table"'):]
+    assert '<td class="name">eu2.ksc.kaspersky.com</td><td>dns query</td>' in table
+
+
+# --- 14. the timeline's time axis -------------------------------------------------------------------
+def test_timeline_ticks_are_times_of_day():
+    import matplotlib
+    matplotlib.use("Agg")
+    from kscc_traffic import chart_timeline
+    fig = chart_timeline(analyze(SAMPLES / "blocked_agent.pcap", RULES), RULES)
+    fig.canvas.draw()
+    ax = fig.axes[-1]
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"\d\d:\d\d(:\d\d(\.\d+)?)?", x) for x in labels), labels
+    assert any(re.fullmatch(r"09:00:\d\d", x) for x in labels), labels
+    assert ax.get_xlabel() == "time (UTC)"
