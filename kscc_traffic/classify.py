@@ -401,13 +401,19 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 def _stall(row: dict) -> str | None:
     """The detail of a TCP connection that stalled (internal column ``stall_from_s``,
     :func:`.inspect._stalled`: the originator sent its last bytes again, the responder
-    acknowledged none of them and sent nothing new) for :data:`TLS_SILENCE_S` or more (the flow
-    lasting that long after their first sending, or the capture going on), else None."""
+    acknowledged none of them and sent nothing new; ``resp_stall_from_s``: the roles swapped)
+    for :data:`TLS_SILENCE_S` or more (the flow lasting that long after their first sending, or
+    the capture going on), else None."""
     since = _number(row, "stall_from_s", float, -1.0)
+    who = ("responder", "originator")
     if since < 0:
+        since = _number(row, "resp_stall_from_s", float, -1.0)
+        who = ("originator", "responder")
+    # (the silent side closed or reset the connection: its silence is no stall)
+    if since < 0 or _closed_by(str(row.get("history") or ""), who[0] == "responder"):
         return None
     gap = float(row.get("duration", 0)) - since
-    what = ("the connection stalled: the responder acknowledged none of the originator's last bytes, "
+    what = (f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, "
             "sent again, and sent nothing more")
     why = " (a firewall that dropped the connection: an idle session timed out, a path broken)"
     if gap >= TLS_SILENCE_S:
@@ -528,6 +534,12 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
                 "or ACK: a connection's end), nothing came back: not judged")
     return ("unclassified", "", f"capture started mid-connection; {sent} sent, nothing came back: too "
             "little to judge")
+
+
+def _closed_by(history: str, responder: bool) -> bool:
+    """Whether the ``history`` shows a FIN or RST from the responder (lower-case ``f``/``r``) or,
+    when not ``responder``, from the originator (``F``/``R``)."""
+    return any(ch in history for ch in ("fr" if responder else "FR"))
 
 
 def _handshake_end(history: str) -> str:
@@ -696,14 +708,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s")
+                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s")
+                     "stall_from_s", "resp_stall_from_s")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -860,9 +872,16 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     waiting = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                & (waited >= 0))
     gap = duration - waited
-    sf = v["stall_from_s"]
+    sf, rsf = v["stall_from_s"], v["resp_stall_from_s"]
     stall_from = sf.astype(float) if sf.dtype.kind in "iuf" else np.full(n, -1.0)
-    stalling = (proto == "tcp") & (stall_from >= 0)
+    resp_from = rsf.astype(float) if rsf.dtype.kind in "iuf" else np.full(n, -1.0)
+    # (which side stalled is quoted: keyed apart)
+    stall_side = np.where(stall_from >= 0, 1, np.where(resp_from >= 0, 2, 0))
+    stall_from = np.where(stall_from >= 0, stall_from, resp_from)
+    closed_r = np.array([_closed_by(h, True) if isinstance(h, str) else False for h in hist_values.tolist()])
+    closed_o = np.array([_closed_by(h, False) if isinstance(h, str) else False for h in hist_values.tolist()])
+    silent_closed = np.where(stall_side == 1, closed_r[hist_codes], closed_o[hist_codes])
+    stalling = (proto == "tcp") & (stall_from >= 0) & ~silent_closed
     stall_gap = duration - stall_from
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
@@ -898,6 +917,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
+        np.where(stalling, stall_side, 0),
         stalling & (stall_gap + quiet >= TLS_SILENCE_S),
         np.where(asks, v["history"], ""),
         np.where(direct, v["http_host"], ""),

@@ -120,3 +120,22 @@ def test_live_gives_analyze_rows(tmp_path, monkeypatch):
     recs = _stalled(None, sends=8)
     recs += [(r[0] + 100, r[1]) for r in _stalled(1)]      # (and a working one, later)
     assert_live_same(write(tmp_path, sorted(recs, key=lambda r: r[0])), monkeypatch, step=3)
+
+
+def test_responder_bytes_never_acknowledged(tmp_path):
+    """Seen from the server's side of a filter dropping its answers: the server sends its data
+    again and again, the client acknowledges none of it: stalled (the roles named). When the
+    client had closed or reset the connection, its silence is no stall (a lossy close: ok)."""
+    recs, c, s, t = _opened()
+    recs.append(_up(t, REC, flags="PA", seq=c, ack=s))
+    for k in range(6):
+        recs.append(_dn(t + .01 + 2 ** k - 1, REC, flags="PA", seq=s, ack=c + len(REC)))
+    flows, _ = whole(write(tmp_path, recs, name="srv.pcap"))
+    (r,) = flows.to_dict("records")
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer"), r["detail"]
+    assert r["detail"].startswith("the connection stalled: the originator acknowledged none of the responder's")
+    assert_same_as_reference(flows, RULES)
+    # the client reset the connection before: no stall
+    closed = recs[:-6] + [_up(t + .005, flags="R", seq=c + len(REC))] + recs[-6:]
+    flows, _ = whole(write(tmp_path, closed, name="closed.pcap"))
+    assert not flows["detail"].str.contains("stalled").any(), flows[["history", "detail"]]
