@@ -267,6 +267,16 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
             return done("blocked", "no_answer",
                         f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
+        after = _handshake_end(str(row.get("history") or ""))
+        if after == "unacked" and int(row["orig_pkts"]) >= 2 \
+                and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
+            n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
+            return done("blocked", "no_answer", f"the SYN-ACK never reached the originator: it sent its SYN {n} "
+                        f"times and never acknowledged the {m} answers (a capture on the server's side of a "
+                        "filter dropping that direction?)")
+        if after == "reset":
+            return done("blocked", "rejected", "the responder reset the connection right after the handshake, "
+                        "before any data (a SYN proxy or load balancer with no server behind it?)")
     if proto == "udp" and not answered and row["cast"] == "unicast" \
             and rule.opener != "inbound_to_agent" and not partial:
         return done("blocked", "no_answer", "UDP request without a reply")
@@ -382,7 +392,35 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
+    stalled = _stall(row) if proto == "tcp" else None
+    if stalled is not None:
+        return done("blocked", "no_answer", stalled)
     return done("ok", "", "")
+
+
+def _stall(row: dict) -> str | None:
+    """The detail of a TCP connection that stalled (internal column ``stall_from_s``,
+    :func:`.inspect._stalled`: the originator sent its last bytes again, the responder
+    acknowledged none of them and sent nothing new; ``resp_stall_from_s``: the roles swapped)
+    for :data:`TLS_SILENCE_S` or more (the flow lasting that long after their first sending, or
+    the capture going on), else None."""
+    since = _number(row, "stall_from_s", float, -1.0)
+    who = ("responder", "originator")
+    if since < 0:
+        since = _number(row, "resp_stall_from_s", float, -1.0)
+        who = ("originator", "responder")
+    # (the silent side closed or reset the connection: its silence is no stall)
+    if since < 0 or _closed_by(str(row.get("history") or ""), who[0] == "responder"):
+        return None
+    gap = float(row.get("duration", 0)) - since
+    what = (f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, "
+            "sent again, and sent nothing more")
+    why = " (a firewall that dropped the connection: an idle session timed out, a path broken)"
+    if gap >= TLS_SILENCE_S:
+        return f"{what} for {gap:.1f} s{why}"
+    if gap + _quiet(row) >= TLS_SILENCE_S:
+        return f"{what} for {TLS_SILENCE_S:g} s or more, the capture going on{why}"
+    return None
 
 
 #: a server's answer to the client's next flight shorter than this can only be cleartext alerts
@@ -496,6 +534,26 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
                 "or ACK: a connection's end), nothing came back: not judged")
     return ("unclassified", "", f"capture started mid-connection; {sent} sent, nothing came back: too "
             "little to judge")
+
+
+def _closed_by(history: str, responder: bool) -> bool:
+    """Whether the ``history`` shows a FIN or RST from the responder (lower-case ``f``/``r``) or,
+    when not ``responder``, from the originator (``F``/``R``)."""
+    return any(ch in history for ch in ("fr" if responder else "FR"))
+
+
+def _handshake_end(history: str) -> str:
+    """How a TCP connection that began with a SYN and a SYN-ACK ended, from its ``history``:
+    ``"unacked"`` nothing else at all (``Sh``: the originator never acknowledged the SYN-ACK),
+    ``"reset"`` the responder's reset before any data either way and before any FIN of the
+    originator (``ShAr``: a SYN proxy whose server is gone), ``""`` anything else."""
+    h = history.lstrip("^")
+    if h == "Sh":
+        return "unacked"
+    if h.startswith("Sh") and "r" in h and not any(ch in h for ch in "Dd") \
+            and ("F" not in h or h.index("r") < h.index("F")):
+        return "reset"
+    return ""
 
 
 def _responder_only_closes(history: str) -> str:
@@ -650,13 +708,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "tunnel_http_status")
+                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status")
+                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
+                     "stall_from_s", "resp_stall_from_s")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -813,6 +872,17 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     waiting = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                & (waited >= 0))
     gap = duration - waited
+    sf, rsf = v["stall_from_s"], v["resp_stall_from_s"]
+    stall_from = sf.astype(float) if sf.dtype.kind in "iuf" else np.full(n, -1.0)
+    resp_from = rsf.astype(float) if rsf.dtype.kind in "iuf" else np.full(n, -1.0)
+    # (which side stalled is quoted: keyed apart)
+    stall_side = np.where(stall_from >= 0, 1, np.where(resp_from >= 0, 2, 0))
+    stall_from = np.where(stall_from >= 0, stall_from, resp_from)
+    closed_r = np.array([_closed_by(h, True) if isinstance(h, str) else False for h in hist_values.tolist()])
+    closed_o = np.array([_closed_by(h, False) if isinstance(h, str) else False for h in hist_values.tolist()])
+    silent_closed = np.where(stall_side == 1, closed_r[hist_codes], closed_o[hist_codes])
+    stalling = (proto == "tcp") & (stall_from >= 0) & ~silent_closed
+    stall_gap = duration - stall_from
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
     hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
@@ -824,6 +894,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     closes_kind = np.array([_responder_only_closes(h) if isinstance(h, str) else "" for h in hist_values.tolist()],
                            dtype=object)
     part_closes = (proto == "tcp") & v["partial"].astype(bool) & (closes_kind[hist_codes] != "")
+    hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
@@ -844,6 +915,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(http_answer, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         waiting & (gap + quiet >= TLS_SILENCE_S),
+        # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
+        np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
+        np.where(stalling, stall_side, 0),
+        stalling & (stall_gap + quiet >= TLS_SILENCE_S),
         np.where(asks, v["history"], ""),
         np.where(direct, v["http_host"], ""),
         answered,
@@ -863,6 +938,12 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(part_closes, v["orig_pkts"], -1),
         np.where(part_closes, v["resp_pkts"], -1),
         closes_kind[hist_codes],
+        # (a handshake the originator never acknowledged, or one the responder reset before any
+        # data: _handshake_end; the counts quoted)
+        hs_end[hist_codes],
+        np.where(hs_end[hist_codes] == "unacked", v["orig_pkts"], -1),
+        np.where(hs_end[hist_codes] == "unacked", v["resp_pkts"], -1),
+        (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

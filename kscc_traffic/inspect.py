@@ -443,10 +443,12 @@ _CLIENT_FLIGHTS = np.array(["", "second ClientHello (after a HelloRetryRequest)"
                             "ClientKeyExchange/ChangeCipherSpec/Finished"], object)
 
 
-def _tls_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): seconds from the flow's first
     packet to the first sending of the client's last new data byte, when the server sent no new
     byte after it; -1 when the server did (or sent none at all, or the client sent no data).
+    ``responder``: the same with the roles swapped (the responder's last new byte, the
+    originator's silence).
 
     By sequence numbers (:func:`.flows.seq_extents`), so retransmissions and keep-alive probes
     are no new bytes: the server's furthest byte is the furthest end of its data segments or of
@@ -474,6 +476,8 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     plen = c["payload_len"][rows].astype(np.int64)
     end, acked = seq_extents(f, fo, c["tcp_flags"][rows], np.ones(len(rows), bool), c["seq"][rows],
                              c["ack"][rows], plen)
+    if responder:
+        fo = ~fo
     big = np.iinfo(np.int64).max
     data_c = fo & (plen > 0) & (end >= 0)
     top_c = np.full(n_f, -1, np.int64)
@@ -629,6 +633,11 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
+    # (likewise: a TCP connection whose originator sent its last bytes again and the responder
+    # acknowledged none of them nor sent anything new since: seconds from the flow's first packet
+    # to their first sending, -1 where not: _stalled)
+    cols["stall_from_s"] = np.full(n, -1.0)
+    cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = np.full(n, "", object)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
@@ -719,7 +728,54 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             waits = _tls_waits(ft, hold)
             cols["tls_wait_from_s"][hold] = waits
             cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
+    stall = np.flatnonzero((proto == "tcp") & flows["orig_resent"].to_numpy(dtype=bool)) \
+        if "orig_resent" in flows else np.zeros(0, np.int64)
+    if len(stall):
+        cols["stall_from_s"][stall] = _stalled(ft, stall)
+    # (and the responder's last bytes, sent again, never acknowledged: a capture on the server's
+    # side of a filter dropping the answers)
+    if ft.seq_bytes is not None and len(ft.seq_bytes) == n:
+        resent = (ft.seq_bytes[:, 1] >= 0) & (ft.byte_sums[:, 1] > ft.seq_bytes[:, 1])
+        stall = np.flatnonzero((proto == "tcp") & resent & (cols["stall_from_s"] < 0))
+        if len(stall):
+            cols["resp_stall_from_s"][stall] = _stalled(ft, stall, responder=True)
     return _with_columns(flows, service, cols), answers
+
+
+def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose originator sent bytes
+    again): seconds from the flow's first packet to the first sending of the originator's last
+    new byte when the responder acknowledged none of it (its furthest acknowledgement stops short
+    of the originator's furthest sequence end, FIN included) and sent no new byte after it
+    (:func:`_tls_waits`); -1 where not. A connection a firewall dropped in the middle (an idle
+    session timed out, a TLS 1.3 client's Finished never delivered) looks so; classify calls it
+    stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live analysis keeps (the
+    first packet of each direction reaching its furthest sequence end and acknowledgement).
+    ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged)."""
+    out = np.full(len(flows), -1.0)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    n_f = len(ft.flows)
+    rows = _tcp_rows_of(ft, flows)
+    if not len(rows):
+        return out
+    ts = c["ts_ns"][rows].astype(np.int64)
+    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
+    rows = rows[o]
+    f = pf[rows].astype(np.int64)
+    fo = np.asarray(ft.pkt_from_orig[rows], bool)
+    end, acked = seq_extents(f, fo, c["tcp_flags"][rows], np.ones(len(rows), bool), c["seq"][rows],
+                             c["ack"][rows], c["payload_len"][rows].astype(np.int64))
+    if responder:
+        fo = ~fo
+    top = np.full(n_f, -1, np.int64)
+    np.maximum.at(top, f[fo], end[fo])
+    most = np.full(n_f, -1, np.int64)
+    np.maximum.at(most, f[~fo], acked[~fo])
+    fl = np.asarray(flows, np.int64)
+    short = (top[fl] > 0) & (most[fl] < top[fl])
+    if short.any():
+        out[short] = _tls_waits(ft, fl[short], responder)
+    return out
 
 
 def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:

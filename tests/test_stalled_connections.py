@@ -1,0 +1,141 @@
+"""TCP connections a firewall broke after they opened (break-it 13, real Linux stacks behind
+nftables): the originator's last bytes sent again and never acknowledged (an idle session the
+firewall dropped; a TLS 1.3 client's Finished never delivered), a SYN-ACK that never reached the
+originator (a capture on the server's side of the filter), a SYN proxy resetting right after the
+handshake. Each was ``ok``; each is ``blocked`` now, whole = chunked = grouped judgement, and
+what a working connection does (one loss, then an acknowledgement) stays ``ok``."""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import TCP
+
+from chunkcmp import assert_same, whole, write
+from pcapbuild import eth, ip_of
+from test_classify_fast import assert_same as assert_same_as_reference
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+C, S = ("192.0.2.10", 50000), ("198.51.100.20", 23101)
+
+
+def _up(t, data=b"", **kw):
+    return t, bytes(eth(ip_of(C[0], S[0]) / TCP(sport=C[1], dport=S[1], **kw) / data))
+
+
+def _dn(t, data=b"", **kw):
+    return t, bytes(eth(ip_of(S[0], C[0]) / TCP(sport=S[1], dport=C[1], **kw) / data,
+                        src="02:00:00:00:00:01", dst="02:00:00:00:00:10"))
+
+
+REC = b"\x17\x03\x03\x00\x3b" + bytes(59)      # a 64-byte TLS record
+
+
+def _opened(t=1.0):
+    """Handshake, one request and its answer: (records, client seq, server seq, next time)."""
+    recs = [_up(t, flags="S", seq=1000), _dn(t + .01, flags="SA", seq=5000, ack=1001),
+            _up(t + .02, flags="A", seq=1001, ack=5001), _up(t + .03, REC, flags="PA", seq=1001, ack=5001),
+            _dn(t + .04, REC, flags="PA", seq=5001, ack=1065), _up(t + .05, flags="A", seq=1065, ack=5065)]
+    return recs, 1065, 5065, t + .06
+
+
+def _stalled(acked_at: int | None, sends: int = 6, idle: float = 30.0):
+    """After ``idle`` seconds the client sends a record again ``sends`` times (1, 2, 4… s apart);
+    ``acked_at``: the send after which the server acknowledges it (None: never)."""
+    recs, c, s, t = _opened()
+    t += idle
+    for k in range(sends):
+        recs.append(_up(t, REC, flags="PA", seq=c, ack=s))
+        if acked_at == k:
+            recs.append(_dn(t + .01, flags="A", seq=s, ack=c + len(REC)))
+            break
+        t += 2 ** k
+    return recs
+
+
+@pytest.mark.parametrize("acked_at, want", [(None, ("blocked", "no_answer")), (1, ("ok", "")), (0, ("ok", ""))],
+                         ids=["never", "after-a-loss", "at-once"])
+def test_last_bytes_sent_again_and_never_acknowledged(tmp_path, acked_at, want):
+    path = write(tmp_path, _stalled(acked_at))
+    flows, _ = whole(path)
+    (r,) = flows.to_dict("records")
+    assert (r["verdict"], r["reason"]) == want, r["detail"]
+    if want[0] == "blocked":
+        assert r["detail"] == ("the connection stalled: the responder acknowledged none of the originator's last "
+                               "bytes, sent again, and sent nothing more for 31.0 s (a firewall that dropped the "
+                               "connection: an idle session timed out, a path broken)")
+    assert_same(path, [1024, 4096])
+    assert_same_as_reference(flows, RULES)
+
+
+def test_stall_at_the_capture_end_needs_3_s(tmp_path):
+    """Sent twice 1 s apart, the capture ends with them: too soon to call; when the capture
+    goes on 3 s after them (another flow's packet), blocked."""
+    recs, c, s, t = _opened()
+    recs += [_up(t + 10, REC, flags="PA", seq=c, ack=s), _up(t + 11, REC, flags="PA", seq=c, ack=s)]
+    (r,) = whole(write(tmp_path, recs, name="short.pcap"))[0].to_dict("records")
+    assert r["verdict"] == "ok"
+    other = [(t + 15, bytes(eth(ip_of("192.0.2.11", "198.51.100.20") / TCP(sport=40000, dport=23101, flags="S"))))]
+    flows, _ = whole(write(tmp_path, recs + other, name="longer.pcap"))
+    r = flows[flows["orig_p"] == C[1]].iloc[0]
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer")
+    assert "for 3 s or more, the capture going on" in r["detail"]
+
+
+@pytest.mark.parametrize("syns, want", [(3, ("blocked", "no_answer")), (1, ("ok", ""))])
+def test_syn_ack_never_acknowledged(tmp_path, syns, want):
+    """Seen from the server's side: the client sends its SYN again and again, each answered by a
+    SYN-ACK it never acknowledges. One SYN and one SYN-ACK only (a scan with a spoofed source)
+    stays not failed."""
+    recs = []
+    for k in range(syns):
+        recs += [_up(1.0 + 3 * k, flags="S", seq=1000), _dn(1.01 + 3 * k, flags="SA", seq=5000, ack=1001)]
+    recs.append(_dn(12.0, flags="SA", seq=5000, ack=1001))
+    path = write(tmp_path, recs)
+    flows, _ = whole(path)
+    (r,) = flows.to_dict("records")
+    assert r["history"] == "Sh"
+    assert (r["verdict"], r["reason"]) == want, r["detail"]
+    if want[0] == "blocked":
+        assert r["detail"].startswith(f"the SYN-ACK never reached the originator: it sent its SYN {syns} times")
+    assert_same_as_reference(flows, RULES)
+
+
+@pytest.mark.parametrize("tail, want", [
+    ([_dn(1.05, flags="R", seq=5001)], ("blocked", "rejected")),
+    # the client closes first, then the server's reset: not the server refusing it
+    ([_up(1.05, flags="FA", seq=1001, ack=5001), _dn(1.06, flags="R", seq=5001)], ("ok", "")),
+])
+def test_reset_right_after_the_handshake(tmp_path, tail, want):
+    recs = [_up(1.0, flags="S", seq=1000), _dn(1.01, flags="SA", seq=5000, ack=1001),
+            _up(1.02, flags="A", seq=1001, ack=5001)] + tail
+    flows, _ = whole(write(tmp_path, recs))
+    (r,) = flows.to_dict("records")
+    assert (r["verdict"], r["reason"]) == want, (r["history"], r["detail"])
+    assert_same_as_reference(flows, RULES)
+
+
+def test_live_gives_analyze_rows(tmp_path, monkeypatch):
+    """A live session keeping few packets per flow judges the stalled connection as analyze."""
+    from test_live_session import assert_live_same
+    recs = _stalled(None, sends=8)
+    recs += [(r[0] + 100, r[1]) for r in _stalled(1)]      # (and a working one, later)
+    assert_live_same(write(tmp_path, sorted(recs, key=lambda r: r[0])), monkeypatch, step=3)
+
+
+def test_responder_bytes_never_acknowledged(tmp_path):
+    """Seen from the server's side of a filter dropping its answers: the server sends its data
+    again and again, the client acknowledges none of it: stalled (the roles named). When the
+    client had closed or reset the connection, its silence is no stall (a lossy close: ok)."""
+    recs, c, s, t = _opened()
+    recs.append(_up(t, REC, flags="PA", seq=c, ack=s))
+    for k in range(6):
+        recs.append(_dn(t + .01 + 2 ** k - 1, REC, flags="PA", seq=s, ack=c + len(REC)))
+    flows, _ = whole(write(tmp_path, recs, name="srv.pcap"))
+    (r,) = flows.to_dict("records")
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer"), r["detail"]
+    assert r["detail"].startswith("the connection stalled: the originator acknowledged none of the responder's")
+    assert_same_as_reference(flows, RULES)
+    # the client reset the connection before: no stall
+    closed = recs[:-6] + [_up(t + .005, flags="R", seq=c + len(REC))] + recs[-6:]
+    flows, _ = whole(write(tmp_path, closed, name="closed.pcap"))
+    assert not flows["detail"].str.contains("stalled").any(), flows[["history", "detail"]]
