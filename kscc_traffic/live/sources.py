@@ -9,12 +9,19 @@ Two engines, one interface (:class:`Source`):
   On a loopback interface the outgoing copy of each packet is skipped (libpcap does the same).
   Kernel drops come from ``PACKET_STATISTICS``.
 - :class:`TsharkSource` (``--engine tshark``): pyshark's ``LiveCapture`` — ``dumpcap`` piped
-  into ``tshark -T json -x`` — in a worker thread with its own event loop. Each packet arrives
+  into ``tshark -l -T json -x`` — in a worker thread with its own event loop. Each packet arrives
   with its raw bytes (for ``--write``) and Wireshark's dissection, turned into Packets rows by
   :class:`kscc_traffic.engines.tshark.PacketBuilder`. Both child processes get their own process
   group (a terminal's Ctrl-C reaches only us) and ``PR_SET_PDEATHSIG`` (they die with us); on
   stop ``dumpcap`` gets SIGTERM, ``tshark`` drains the pipe and exits, and anything still alive
   after a grace period is killed by pid. No tshark/dumpcap process outlives :meth:`close`.
+  dumpcap's output goes through a relay thread of ours on its way to tshark: its first bytes
+  (the pcapng header, written once the interface is open and the filter set) say the capture
+  has started — dumpcap prints "Capturing on" before it tries either, so a failure is told from
+  its exit and its stderr — and the relay counts the packet blocks, so that
+  :meth:`TsharkSource.delivered_ns` knows when every packet dumpcap wrote has come out of tshark.
+  Each packet is handed over as soon as tshark has printed it (pyshark's own JSON reader holds
+  it back until the next packet begins).
 
 A frame is ``(ts_ns, linktype, data, wirelen)``: epoch nanoseconds, LINKTYPE_*, captured bytes,
 original length in bytes.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import queue
 import re
@@ -31,6 +39,7 @@ import signal
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -167,6 +176,12 @@ class Source:
     def stats(self) -> tuple[Optional[int], Optional[int]]:
         """(packets the kernel passed to the capture, packets it dropped), None when unknown."""
         return None, None
+
+    def delivered_ns(self) -> Optional[int]:
+        """Epoch ns before which every captured frame has been returned by :meth:`read`, so a
+        silence up to then is real (the live session's clock); None: the wall clock (frames
+        reach :meth:`read` as soon as the kernel has them)."""
+        return None
 
     def close(self) -> None:
         """Release everything (sockets, child processes). Safe to call twice."""
@@ -330,14 +345,80 @@ def _child_setup() -> None:  # pragma: no cover - runs in the child between fork
 
 _DROP_RE = re.compile(r"Packets received/dropped on interface '?([^':]+)'?: (\d+)/(\d+)")
 _LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data teredo teredo.auth teredo.orig"
+#: pcapng packet block types (obsolete Packet, Simple Packet, Enhanced Packet)
+_PACKET_BLOCKS = (2, 3, 6)
+#: seconds dumpcap may hold a captured packet before writing it (libpcap's buffer timeout,
+#: 250 ms in dumpcap, with room to spare): :meth:`TsharkSource.delivered_ns` stays this far behind
+DUMPCAP_LAG_S = 1.0
+#: dumpcap's stderr lines that say nothing about a failure
+_NOISE = ("Capturing on", "File:", "Packets captured:", "Packets received/dropped", "Running as user",
+          "cap_set_proc()", "Please check to make sure", "See the User's Guide")
+
+
+def _fionread(fd: int) -> int:
+    """Bytes waiting in pipe ``fd`` (-1 when it cannot be asked)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return -1
+
+
+def json_packet(data: bytes) -> tuple[Optional[bytes], bytes]:
+    """The first whole packet object in ``data`` (what ``tshark -T json`` printed so far) and
+    what follows it; (None, data) while it is incomplete.
+
+    A packet is whole as soon as its closing line (two spaces and ``}``) is there: inner
+    objects are indented deeper and JSON strings hold no raw newline. pyshark's own reader
+    waits for the ``,`` that tshark writes only when the next packet begins, so the last
+    packet of a burst (a reply) stayed unread until more traffic came.
+    """
+    start = data.find(b"{")
+    if start == -1:
+        return None, data
+    end = data.find(b"\n  }", start)
+    if end == -1:
+        return None, data
+    end += 4
+    return data[start:end], data[end:]
+
+
+def dumpcap_error(lines: list[str], interface: str, bpf: str, status: Optional[int] = None) -> str:
+    """The ``Error:`` text for a dumpcap that stopped before capturing, from its stderr
+    ``lines`` and exit ``status``: the scapy engine's words for the same failure where there is
+    one (no permission, invalid filter, interface gone), else dumpcap's own first line.
+
+    :raises EngineError: the interface is not (any more) in this namespace.
+    """
+    text = " ".join(lines)
+    low = text.lower()
+    if ("permission" in low and "capture" in low) or "operation not permitted" in low:
+        return permission_hint(interface)
+    if "capture filter" in low:
+        m = re.search(r"valid capture filter \((.*)\)\.?", text)
+        detail = m.group(1) if m else text
+        return (f"invalid capture filter {bpf!r}: Failed to compile filter expression {bpf!r} "
+                f"({detail})")
+    if "no such device" in low or "there is no device" in low:
+        check_interface(interface)
+    st = f" (dumpcap exited with status {status})" if status is not None else ""
+    if "is not up" in low:
+        return f"cannot capture on {interface}: Network is down{st}"
+    said = [ln[len("dumpcap: "):] if ln.startswith("dumpcap: ") else ln for ln in lines
+            if ln and not ln.startswith(_NOISE) and not ln.startswith("dumpcap: cap_set_proc()")]
+    first = said[0] if said else ""
+    m = re.search(r"\((.*)\)\.?$", first)
+    if m and "could not be initiated" in first:
+        first = m.group(1)          # "The capture session could not be initiated on … (That device is not up)."
+    return f"cannot capture on {interface}: {first or 'dumpcap stopped without saying why'}{st}"
 
 
 class TsharkSource(Source):
-    """Capture through pyshark's ``LiveCapture`` (dumpcap | tshark), see the module docstring.
+    """Capture through pyshark's ``LiveCapture`` (dumpcap | relay | tshark), see the module
+    docstring.
 
     :raises EngineError: (from :meth:`start`) tshark/dumpcap or pyshark missing, no
-        permission, unknown interface, invalid filter, or dumpcap did not start within
-        ``timeout`` seconds.
+        permission, unknown interface, invalid filter, dumpcap stopped before capturing, or it
+        did not start within ``timeout`` seconds.
     """
 
     engine = "tshark"
@@ -346,16 +427,29 @@ class TsharkSource(Source):
         super().__init__(interface, bpf)
         self._q: "queue.Queue" = queue.Queue()
         self._thread: Optional[threading.Thread] = None
-        self._ready = threading.Event()
+        self._relay_thread: Optional[threading.Thread] = None
+        self._ready = threading.Event()       # dumpcap wrote its first bytes, or it is over
+        self._started = False                 # dumpcap wrote its first bytes
         self._done = threading.Event()
         self._procs: dict[str, object] = {}
         self._pids: dict[str, int] = {}
-        self._stderr: list[str] = []
+        self._stderr: list[str] = []          # dumpcap's and tshark's, in arrival order
+        self._dumpcap_err: list[str] = []     # dumpcap's
         self._error: Optional[BaseException] = None
         self._loop = None
         self._received: Optional[int] = None
         self._dropped: Optional[int] = None
         self._stopping = False
+        # the relay: packet blocks passed to tshark vs packets tshark printed (and queued)
+        self._relay_lock = threading.Lock()
+        self._relay_src = -1
+        self._relayed = 0
+        self._parsed = 0
+        self._count_ok = True
+        self._hdr = b""
+        self._skip = 0
+        self._caught_up = 0
+        self._last_ts = 0
 
     # -- the worker thread --------------------------------------------------------------
     def _make_capture(self, loop):
@@ -363,6 +457,7 @@ class TsharkSource(Source):
         import subprocess
 
         import pyshark
+        from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
         from pyshark.tshark.tshark import get_process_path
 
         from ..engines.tshark import PREFS
@@ -371,11 +466,18 @@ class TsharkSource(Source):
         prefs = {PREFS[i + 1].split(":", 1)[0]: PREFS[i + 1].split(":", 1)[1]
                  for i in range(0, len(PREFS), 2)}
 
+        class _Parser(TsharkJsonParser):
+            def _extract_packet_from_data(self, data, got_first_packet=True):
+                return json_packet(data)
+
         class _Capture(pyshark.LiveCapture):
             def _verify_capture_parameters(self):  # we checked the interface ourselves
                 pass
 
-            async def _handle_process_stderr_forever(self, stderr):
+            def _setup_tshark_output_parser(self):
+                return _Parser(self._get_tshark_version())
+
+            async def _stderr_lines(self, name, stderr):
                 while True:
                     line = await stderr.readline()
                     if not line:
@@ -383,30 +485,44 @@ class TsharkSource(Source):
                     text = line.decode("utf-8", "replace").strip()
                     if text:
                         self._last_error_line = text
-                        src._on_stderr(text)
+                        src._on_stderr(name, text)
+
+            def _stderr_task(self, name, stderr):
+                self._stderr_handling_tasks.append(asyncio.ensure_future(self._stderr_lines(name, stderr)))
 
             async def _get_tshark_process(self, packet_count=None, stdin=None):
-                # pyshark's own version keeps the pipe's write end open in this process, so
-                # tshark never sees the end of a stopped dumpcap; this one closes both ends
-                read, write = os.pipe()
-                dparams = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
-                dparams += self._get_dumpcap_parameters()
-                dumpcap = await asyncio.create_subprocess_exec(
-                    *dparams, stdout=write, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                    preexec_fn=_child_setup)
-                os.close(write)
+                # dumpcap -> (pipe) -> our relay -> (pipe) -> tshark; each pipe end is closed
+                # in this process once a child has it (pyshark's own version keeps the write
+                # end open here, so tshark never saw the end of a stopped dumpcap)
+                d_read, d_write = os.pipe()
+                t_read, t_write = os.pipe()
+                try:
+                    dparams = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
+                    dparams += self._get_dumpcap_parameters()
+                    dumpcap = await asyncio.create_subprocess_exec(
+                        *dparams, stdout=d_write, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                        preexec_fn=_child_setup)
+                finally:
+                    os.close(d_write)
                 src._track("dumpcap", dumpcap)
-                self._create_stderr_handling_task(dumpcap.stderr)
+                self._stderr_task("dumpcap", dumpcap.stderr)
                 self._running_processes.add(dumpcap)
                 tparams = [self._get_tshark_path(), "-l", "-n", "-T", "json"]
                 tparams += self.get_parameters(packet_count=packet_count) + ["--no-duplicate-keys"]
-                tshark = await asyncio.create_subprocess_exec(
-                    *tparams, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=read,
-                    preexec_fn=_child_setup)
-                os.close(read)
+                try:
+                    tshark = await asyncio.create_subprocess_exec(
+                        *tparams, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=t_read,
+                        preexec_fn=_child_setup)
+                except BaseException:
+                    os.close(t_write)
+                    os.close(d_read)
+                    raise
+                finally:
+                    os.close(t_read)
                 src._track("tshark", tshark)
-                self._create_stderr_handling_task(tshark.stderr)
+                self._stderr_task("tshark", tshark.stderr)
                 self._running_processes.add(tshark)
+                src._start_relay(d_read, t_write)
                 return tshark
 
             def _get_dumpcap_parameters(self):
@@ -421,15 +537,81 @@ class TsharkSource(Source):
         self._procs[name] = proc
         self._pids[name] = proc.pid
 
-    def _on_stderr(self, text: str) -> None:
+    def _on_stderr(self, name: str, text: str) -> None:
         self._stderr.append(text)
         del self._stderr[:-50]
-        if text.startswith("Capturing on"):
-            self._ready.set()
+        if name == "dumpcap":
+            self._dumpcap_err.append(text)
+            del self._dumpcap_err[:-50]
         m = _DROP_RE.search(text)
         if m:
             self._received = int(m.group(2)) + int(m.group(3))
             self._dropped = int(m.group(3))
+
+    # -- the relay (dumpcap -> tshark) ----------------------------------------------------
+    def _start_relay(self, src: int, dst: int) -> None:
+        self._relay_src = src
+        self._relay_thread = threading.Thread(target=self._relay, args=(src, dst),
+                                              name="kscc-dumpcap-relay", daemon=True)
+        self._relay_thread.start()
+
+    def _count_blocks(self, data: bytes) -> int:
+        """Packet blocks that begin in ``data``, the next piece of dumpcap's pcapng stream
+        (host byte order: dumpcap writes it on this machine). A block that makes no sense
+        stops the counting (:meth:`delivered_ns` then relies on packet times only)."""
+        n, i, size = 0, 0, len(data)
+        while i < size and self._count_ok:
+            if self._skip:
+                k = min(self._skip, size - i)
+                self._skip -= k
+                i += k
+                continue
+            k = min(8 - len(self._hdr), size - i)
+            self._hdr += data[i:i + k]
+            i += k
+            if len(self._hdr) < 8:
+                break
+            btype, blen = struct.unpack("=II", self._hdr)
+            self._hdr = b""
+            if blen < 12 or blen % 4:
+                self._count_ok = False
+                break
+            n += btype in _PACKET_BLOCKS
+            self._skip = blen - 8
+        return n
+
+    def _relay(self, src: int, dst: int) -> None:
+        try:
+            while True:
+                try:
+                    select.select([src], [], [])
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                with self._relay_lock:
+                    try:
+                        data = os.read(src, 1 << 16)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break
+                    self._relayed += self._count_blocks(data)
+                    if not self._started:
+                        self._started = True
+                        self._ready.set()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(dst, view):]
+        except OSError:          # tshark went away (BrokenPipeError) or a closed fd
+            pass
+        finally:
+            with self._relay_lock:
+                self._relay_src = -1    # before the number can be reused
+                for fd in (dst, src):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._ready.set()
 
     def _on_packet(self, pkt) -> None:
         from ..engines.tshark import _ts_ns, fields_from_json_layers
@@ -445,6 +627,7 @@ class TsharkSource(Source):
         wl = int(frame.get("frame.len", len(raw)) or len(raw))
         lt = WTAP_TO_LINKTYPE.get(int(frame.get("frame.encap_type", 1) or 1), 1)
         self._q.put(((ts, lt, raw, wl), protos, f))
+        self._parsed += 1        # after the put: see delivered_ns
 
     def _run(self) -> None:
         import asyncio
@@ -466,6 +649,8 @@ class TsharkSource(Source):
             except BaseException:
                 pass
             self._kill_all()
+            if self._relay_thread is not None:
+                self._relay_thread.join(3)
             try:
                 loop.close()
             except Exception:
@@ -521,19 +706,23 @@ class TsharkSource(Source):
         check_interface(self.interface)
         self._thread = threading.Thread(target=self._run, name="kscc-tshark", daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout) or self._done.is_set():
-            err = self._error
-            lines = " ".join(self._stderr[-3:])
-            self.close()
-            low = lines.lower()
-            if "permission" in low or "don't have permission" in low or "operation not permitted" in low:
-                raise EngineError(permission_hint(self.interface))
-            if "filter" in low and ("syntax" in low or "invalid" in low or "can't parse" in low):
-                raise EngineError(f"invalid capture filter {self.bpf!r}: {lines}")
-            if err is not None and not lines:
-                raise EngineError(f"tshark capture failed: {type(err).__name__}: {err}")
-            raise EngineError(f"dumpcap did not start capturing on {self.interface}"
-                              f"{': ' + lines if lines else ''}")
+        in_time = self._ready.wait(timeout)
+        if self._started:
+            return
+        if in_time:                      # dumpcap is over: let tshark and the stderr readers end
+            self._thread.join(10)
+        err = self._error
+        lines = list(self._dumpcap_err)
+        proc = self._procs.get("dumpcap")
+        status = getattr(proc, "returncode", None)
+        self.close()
+        if not in_time:
+            said = dumpcap_error(lines, self.interface, self.bpf) if lines else ""
+            raise EngineError(f"dumpcap did not start capturing on {self.interface} within "
+                              f"{timeout:g} s{': ' + said if said else ''}")
+        if not lines and err is not None:
+            raise EngineError(f"tshark capture failed: {type(err).__name__}: {err}")
+        raise EngineError(dumpcap_error(lines, self.interface, self.bpf, status))
 
     def read(self, timeout: float) -> Batch:
         from ..engines.tshark import PacketBuilder
@@ -552,7 +741,24 @@ class TsharkSource(Source):
         for i, (fr, protos, f) in enumerate(items):
             frames.append(fr)
             b.add(protos, f, frame=i, ts_ns=fr[0])
+            if fr[0] > self._last_ts:
+                self._last_ts = fr[0]
         return Batch(frames, b.packets())
+
+    def delivered_ns(self) -> Optional[int]:
+        """The wall clock less :data:`DUMPCAP_LAG_S` at the last call that found the pipeline
+        empty — dumpcap's pipe read out, as many packets out of tshark as blocks went in, all
+        of them returned by :meth:`read` — else the newest packet time returned (packets come
+        in capture order): never a time whose packets are still inside dumpcap | tshark."""
+        now = time.time_ns()
+        parsed = self._parsed           # before the queue is looked at (put, then counted)
+        with self._relay_lock:
+            src = self._relay_src
+            idle = (self._started and self._count_ok and self._relayed == parsed
+                    and (src < 0 or _fionread(src) == 0))
+        if idle and self._q.empty():
+            self._caught_up = max(self._caught_up, now - int(DUMPCAP_LAG_S * 1e9))
+        return max(self._caught_up, self._last_ts)
 
     def stop(self) -> None:
         self._stopping = True
