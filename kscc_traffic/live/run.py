@@ -183,7 +183,9 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
                 reason[0] = "count"
                 break
             if time.monotonic() >= next_tick:
-                session.tick()
+                # the session's clock: until when the capture is known complete (the wall
+                # clock, or less for an engine whose packets come through a pipeline)
+                session.tick(source.delivered_ns())
                 if writer is not None:
                     writer.flush()
                 now = time.monotonic()

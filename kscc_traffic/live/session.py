@@ -811,8 +811,9 @@ class LiveSession:
 
     def tick(self, now_ns: int | None = None) -> None:
         """Analyse the flows that changed, evict finished and idle ones, report flows that became
-        blocked/unexpected (``now_ns``: the current time, epoch ns; default: the later of the
-        wall clock and the newest packet)."""
+        blocked/unexpected (``now_ns``: epoch ns until when every captured packet has been
+        ingested, the capture's clock — the source's :meth:`~kscc_traffic.live.sources.Source.delivered_ns`;
+        default: the wall clock; never earlier than the newest packet)."""
         now = max(now_ns if now_ns is not None else time.time_ns(), self.now_ns)
         self.now_ns = now
         self._mark_quiet(now)
