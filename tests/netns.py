@@ -29,7 +29,8 @@ finalizers (so also when a test fails), at interpreter exit, and by the session-
 
 Run as a script, this file is the servers/clients: ``python netns.py serve CERT KEY``,
 ``python netns.py client SERVER``, ``python netns.py udp DEST``, ``python netns.py udp-listen``,
-``python netns.py lo-serve CERT KEY`` / ``lo-client`` (loopback test).
+``python netns.py lo-serve CERT KEY`` / ``lo-client`` (loopback test), ``python netns.py udp-echo
+PORT`` / ``udp-ask SERVER PORT N GAP [SPORT]`` (UDP requests answered at once).
 """
 from __future__ import annotations
 
@@ -461,6 +462,45 @@ def udp_main(dest: str) -> None:
     s.close()
 
 
+def udp_echo_main(port: int, duration: float = 120.0) -> None:
+    """Answer each datagram to UDP ``port`` at once (``re:`` + its bytes); exits after
+    ``duration`` s at most."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(1)
+    print("ready", flush=True)
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        try:
+            data, addr = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        s.sendto(b"re:" + data, addr)
+
+
+def udp_ask_main(server: str, port: int, count: int, gap: float, first_sport: int = 0) -> None:
+    """``first_sport`` (when not 0): one request from that source port first (the lab drops it),
+    without waiting for an answer; then ``count`` requests ``gap`` s apart, each waiting up to
+    2 s for its answer. Prints one JSON line: the answers' texts, None for a timeout."""
+    if first_sport:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", first_sport))
+        s.sendto(b"ksn-query-dropped", (server, port))
+        s.close()
+    out = []
+    for i in range(count):
+        time.sleep(gap)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(b"ksn-query-%d" % i, (server, port))
+        try:
+            out.append(s.recvfrom(2048)[0].decode())
+        except socket.timeout:
+            out.append(None)
+        s.close()
+    print(json.dumps(out), flush=True)
+
+
 def lo_client_main() -> None:
     """Loopback: TLS to 127.0.0.1:23101 twice and a SYN to a closed port (29200, reset)."""
     out = {"23101": [_tls_client("127.0.0.1", 23101, "eu1.ksc.kaspersky.com") for _ in range(2)],
@@ -485,5 +525,10 @@ if __name__ == "__main__":
         lo_client_main()
     elif cmd == "udp":
         udp_main(sys.argv[2])
+    elif cmd == "udp-echo":
+        udp_echo_main(int(sys.argv[2]))
+    elif cmd == "udp-ask":
+        udp_ask_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
+                     int(sys.argv[6]) if len(sys.argv) > 6 else 0)
     else:
         raise SystemExit(f"unknown command {cmd}")
