@@ -545,6 +545,8 @@ def live(
     except Exception as e:  # a bug of ours: one line, never a traceback
         raise _fail(f"live capture: internal error ({type(e).__name__}: {e}); please report it")
     flows = result.flows
+    if result.note:
+        _say("Warning", result.note)
     drops = "unknown" if result.dropped is None else str(result.dropped)
     err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
                               f"{drops} dropped by the kernel; stopped by {result.stop_reason}")

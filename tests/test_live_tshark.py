@@ -268,3 +268,33 @@ def test_answered_udp_request_never_reported_blocked(udp_lab, engine, tmp_path):
             assert (f["verdict"], f["reason"], f["history"], f["orig_pkts"], f["resp_pkts"]) == \
                 ("ok", "", "Dd", 1, 1), f
     assert not _capture_left(c)
+
+
+@needs_ns
+@needs_tshark
+def test_interface_gone_mid_capture_stops_with_a_warning(udp_lab):
+    """dumpcap stops when its interface is deleted: the capture ends at once with one Warning
+    line in dumpcap's words and the report ('stopped by source'), not 'stopped by duration'
+    after capturing nothing for the rest of it."""
+    c, _ = udp_lab
+    netns._run(["ip", "-n", c, "link", "add", "kt9", "type", "veth", "peer", "name", "kt8"])
+    for dev in ("kt9", "kt8"):
+        netns._run(["ip", "-n", c, "link", "set", dev, "up"])
+    p = netns.popen_in(c, [*LIVE, "-i", "kt9", "--engine", "tshark", "--format", "jsonl", "--duration", "40"])
+    try:
+        assert p.stderr.readline().decode().startswith("Capturing on kt9 (engine tshark)")
+        t0 = time.monotonic()
+        netns._run(["ip", "-n", c, "link", "del", "kt9"])
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        netns.stop_process(p)
+    lines = err.decode().splitlines()
+    assert p.returncode == 0, lines
+    # (tshark, reading dumpcap's output, may or may not have ended yet)
+    assert re.fullmatch(r'Warning: the capture on kt9 stopped by itself: The network adapter "kt9" is no longer '
+                        r'attached; the capture has stopped\. \(dumpcap exited with status 0'
+                        r'(, tshark exited with status 0)?\)', lines[0]), lines
+    assert lines[1].startswith("Captured ") and lines[1].endswith("stopped by source")
+    assert len(lines) == 2 and took < 10
+    assert not _capture_left(c)

@@ -70,7 +70,7 @@ class LiveResult:
     """The outcome: ``flows`` (the final table, columns as ``analyze``), ``captured`` (frames
     captured = frames written), ``received``/``dropped`` (the kernel's counters, None when
     unknown), ``stop_reason`` (signal, duration, count, source), ``interface``, ``engine``,
-    ``name`` (capture column), ``bpf``."""
+    ``name`` (capture column), ``bpf``, ``note`` (stopped by source: why, one line)."""
 
     flows: pd.DataFrame
     captured: int
@@ -81,6 +81,7 @@ class LiveResult:
     engine: str
     name: str
     bpf: str
+    note: str = ""
 
 
 def _frames(frames: list) -> Frames:
@@ -127,6 +128,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
                           timeouts=opts.timeouts, max_flows=opts.max_flows, on_event=view.event)
     captured = 0
     last_ts = 0
+    note = ""
     try:
         try:
             source.start()
@@ -179,9 +181,15 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
             wait = next_tick - now
             if opts.duration is not None:
                 wait = min(wait, t0 + opts.duration - now)
-            if take(source.read(max(min(wait, 0.25), 0))):
+            batch = source.read(max(min(wait, 0.25), 0))
+            if take(batch):
                 reason[0] = "count"
                 break
+            if not batch.frames:
+                ended = source.ended()
+                if ended:
+                    note = ended
+                    break
             if time.monotonic() >= next_tick:
                 # the session's clock: until when the capture is known complete (the wall
                 # clock, or less for an engine whose packets come through a pipeline)
@@ -214,4 +222,4 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
             writer.close(ts_ns=end_ns, received=rec, dropped=drop)
     flows = session.final(end_ns=end_ns)
     session.close()
-    return LiveResult(flows, captured, rec, drop, reason[0], iface, source.engine, name, bpf)
+    return LiveResult(flows, captured, rec, drop, reason[0], iface, source.engine, name, bpf, note)

@@ -177,6 +177,11 @@ class Source:
         """(packets the kernel passed to the capture, packets it dropped), None when unknown."""
         return None, None
 
+    def ended(self) -> Optional[str]:
+        """None while capturing or after :meth:`stop`; once the capture has stopped by itself
+        (its process exited, the interface went away) and every frame was read: why, one line."""
+        return None
+
     def delivered_ns(self) -> Optional[int]:
         """Epoch ns before which every captured frame has been returned by :meth:`read`, so a
         silence up to then is real (the live session's clock); None: the wall clock (frames
@@ -351,8 +356,8 @@ _PACKET_BLOCKS = (2, 3, 6)
 #: 250 ms in dumpcap, with room to spare): :meth:`TsharkSource.delivered_ns` stays this far behind
 DUMPCAP_LAG_S = 1.0
 #: dumpcap's stderr lines that say nothing about a failure
-_NOISE = ("Capturing on", "File:", "Packets captured:", "Packets received/dropped", "Running as user",
-          "cap_set_proc()", "Please check to make sure", "See the User's Guide")
+_NOISE = ("Capturing on", "File:", "Packets", "Running as user", "Please check to make sure",
+          "See the User's Guide", "dumpcap: cap_set_proc()")
 
 
 def _fionread(fd: int) -> int:
@@ -403,13 +408,15 @@ def dumpcap_error(lines: list[str], interface: str, bpf: str, status: Optional[i
     st = f" (dumpcap exited with status {status})" if status is not None else ""
     if "is not up" in low:
         return f"cannot capture on {interface}: Network is down{st}"
-    said = [ln[len("dumpcap: "):] if ln.startswith("dumpcap: ") else ln for ln in lines
-            if ln and not ln.startswith(_NOISE) and not ln.startswith("dumpcap: cap_set_proc()")]
-    first = said[0] if said else ""
-    m = re.search(r"\((.*)\)\.?$", first)
-    if m and "could not be initiated" in first:
-        first = m.group(1)          # "The capture session could not be initiated on … (That device is not up)."
-    return f"cannot capture on {interface}: {first or 'dumpcap stopped without saying why'}{st}"
+    return f"cannot capture on {interface}: {_first_said(lines)}{st}"
+
+
+def _first_said(lines: list[str]) -> str:
+    """dumpcap's first stderr line that is not progress or boilerplate, without ``dumpcap: ``."""
+    for ln in lines:
+        if ln and not ln.startswith(_NOISE):
+            return ln[len("dumpcap: "):] if ln.startswith("dumpcap: ") else ln
+    return "dumpcap stopped without saying why"
 
 
 class TsharkSource(Source):
@@ -538,10 +545,12 @@ class TsharkSource(Source):
         self._pids[name] = proc.pid
 
     def _on_stderr(self, name: str, text: str) -> None:
-        self._stderr.append(text)
+        # dumpcap's progress ("Packets: N") ends with a carriage return, not a newline
+        parts = [t.strip() for t in text.split("\r") if t.strip()]
+        self._stderr += parts
         del self._stderr[:-50]
         if name == "dumpcap":
-            self._dumpcap_err.append(text)
+            self._dumpcap_err += [t for t in parts if not t.startswith("Packets: ")]
             del self._dumpcap_err[:-50]
         m = _DROP_RE.search(text)
         if m:
@@ -744,6 +753,28 @@ class TsharkSource(Source):
             if fr[0] > self._last_ts:
                 self._last_ts = fr[0]
         return Batch(frames, b.packets())
+
+    def ended(self) -> Optional[str]:
+        """Why dumpcap | tshark stopped while capturing (what they said, their exit status)
+        once every packet handed over so far was read; None while both run or when
+        :meth:`stop` ended them. Either one's exit counts: a killed tshark leaves its own
+        capture child holding its output open, so its output never ends by itself."""
+        if self._stopping or not self._started or not self._q.empty():
+            return None
+        status = {n: getattr(p, "returncode", None) for n, p in self._procs.items()}
+        if not self._done.is_set() and all(rc is None for rc in status.values()):
+            return None
+        why = _first_said(self._dumpcap_err)
+        if why == _first_said([]):
+            tshark = [t for t in self._stderr if t.startswith("tshark: ")]
+            if tshark:
+                why = tshark[-1]
+            elif self._error is not None:
+                why = f"{type(self._error).__name__}: {self._error}"
+            else:
+                why = "no message"
+        exited = ", ".join(f"{n} exited with status {rc}" for n, rc in status.items() if rc is not None)
+        return f"the capture on {self.interface} stopped by itself: {why}{' (' + exited + ')' if exited else ''}"
 
     def delivered_ns(self) -> Optional[int]:
         """The wall clock less :data:`DUMPCAP_LAG_S` at the last call that found the pipeline
