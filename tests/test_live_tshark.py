@@ -298,3 +298,53 @@ def test_interface_gone_mid_capture_stops_with_a_warning(udp_lab):
     assert lines[1].startswith("Captured ") and lines[1].endswith("stopped by source")
     assert len(lines) == 2 and took < 10
     assert not _capture_left(c)
+
+
+DELIVERED_SCRIPT = r'''
+import json, subprocess, sys, time
+from kscc_traffic.live.sources import TsharkSource
+netns_py, server, port, count = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+src = TsharkSource("kt0", f"udp port {port}")
+src.start()
+client = subprocess.Popen([sys.executable, netns_py, "udp-ask", server, port, count, "0"],
+                          stdout=subprocess.PIPE)
+read, checks = [], []
+end = time.monotonic() + 12
+next_check = 0.0
+while time.monotonic() < end:
+    read += [f[0] for f in src.read(0.02).frames]
+    if time.monotonic() >= next_check:
+        checks.append((src.delivered_ns(), len(read), time.time_ns()))
+        next_check = time.monotonic() + 0.1
+answers = json.loads(client.communicate(timeout=30)[0])
+src.stop()
+rest = [f[0] for f in src.drain().frames]
+src.close()
+every = read + rest
+late = [sum(1 for t in every if t < d) - n for d, n, _ in checks]
+print(json.dumps({"answered": sum(a is not None for a in answers), "packets": len(every),
+                  "in_order": every == sorted(every), "checks": len(checks),
+                  "violations": sum(x > 0 for x in late),
+                  "final_lag_s": (checks[-1][2] - checks[-1][0]) / 1e9,
+                  "caught_up": checks[-1][0] > max(every)}))
+'''
+
+
+@needs_ns
+@needs_tshark
+def test_delivered_ns_never_passes_a_packet_still_in_the_pipeline(udp_lab, tmp_path):
+    """A burst of 1000 answered requests (2000 packets, more than tshark dissects at once):
+    checked every 0.1 s, delivered_ns() — the session's clock — is never later than a packet
+    not yet returned by read(); once the burst is through it is 1 s (DUMPCAP_LAG_S) behind the
+    wall clock again. (The wall clock, the session's clock before, ran ahead of the pipeline by
+    seconds here: 'blocked no_answer' lines for answered requests.)"""
+    c, _ = udp_lab
+    script = tmp_path / "delivered.py"
+    script.write_text(DELIVERED_SCRIPT)
+    r = netns.run_in(c, [sys.executable, str(script), str(HERE / "netns.py"), SERVER, str(PORT), "1000"],
+                     timeout=90)
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (got["answered"], got["packets"], got["in_order"]) == (1000, 2000, True), got
+    assert got["checks"] > 50 and got["violations"] == 0, got
+    assert got["caught_up"] and 1.0 <= got["final_lag_s"] < 1.5, got
+    assert not _capture_left(c)
