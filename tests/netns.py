@@ -480,8 +480,8 @@ def udp_echo_main(port: int, duration: float = 120.0) -> None:
 
 def udp_ask_main(server: str, port: int, count: int, gap: float, first_sport: int = 0) -> None:
     """``first_sport`` (when not 0): one request from that source port first (the lab drops it),
-    without waiting for an answer; then ``count`` requests ``gap`` s apart, each waiting up to
-    2 s for its answer. Prints one JSON line: the answers' texts, None for a timeout."""
+    without waiting for an answer; then ``count`` requests ``gap`` s apart from source ports
+    41000, 41001 … (one flow each), each waiting up to 2 s for its answer. Prints one JSON line: the answers' texts, None for a timeout."""
     if first_sport:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", first_sport))
@@ -491,6 +491,7 @@ def udp_ask_main(server: str, port: int, count: int, gap: float, first_sport: in
     for i in range(count):
         time.sleep(gap)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", 41000 + i % 20000))   # each request its own flow
         s.settimeout(2)
         s.sendto(b"ksn-query-%d" % i, (server, port))
         try:
