@@ -443,6 +443,39 @@ _CLIENT_FLIGHTS = np.array(["", "second ClientHello (after a HelloRetryRequest)"
                             "ClientKeyExchange/ChangeCipherSpec/Finished"], object)
 
 
+@dataclass
+class _SeqView:
+    """The TCP packets of some flows in (flow, time) order with where they put their sequence
+    spaces (:func:`.flows.seq_extents`): ``rows`` (packet rows), ``ts`` (epoch ns), ``f`` (flow
+    numbers), ``fo`` (from the originator), ``plen`` (payload bytes, -1: header cut), ``flags``,
+    ``end``/``acked`` (relative sequence end, acknowledgement; -1: none). All int64/bool arrays."""
+    rows: np.ndarray
+    ts: np.ndarray
+    f: np.ndarray
+    fo: np.ndarray
+    plen: np.ndarray
+    flags: np.ndarray
+    end: np.ndarray
+    acked: np.ndarray
+
+
+def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
+    """The :class:`_SeqView` of the TCP packets of ``flows`` (flow numbers), None when none."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows)
+    if not len(rows):
+        return None
+    ts = c["ts_ns"][rows].astype(np.int64)
+    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
+    rows, ts = rows[o], ts[o]
+    f = pf[rows].astype(np.int64)
+    fo = np.asarray(ft.pkt_from_orig[rows], bool)
+    plen = c["payload_len"][rows].astype(np.int64)
+    flags = c["tcp_flags"][rows].astype(np.int64)
+    end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
+    return _SeqView(rows, ts, f, fo, plen, flags, end, acked)
+
+
 def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): seconds from the flow's first
     packet to the first sending of the client's last new data byte, when the server sent no new
@@ -461,23 +494,12 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.
     are not cut (``payload_cut`` False): its first and last packets, the first packet of each
     direction reaching its furthest sequence end and acknowledgement (so all readings agree)."""
     out = np.full(len(flows), -1.0)
-    if not len(flows):
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
         return out
-    c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
-    rows = _tcp_rows_of(ft, flows)
-    if not len(rows):
-        return out
-    ts = c["ts_ns"][rows].astype(np.int64)
-    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
-    rows, ts = rows[o], ts[o]
-    f = pf[rows].astype(np.int64)
-    fo = np.asarray(ft.pkt_from_orig[rows], bool)
-    plen = c["payload_len"][rows].astype(np.int64)
-    end, acked = seq_extents(f, fo, c["tcp_flags"][rows], np.ones(len(rows), bool), c["seq"][rows],
-                             c["ack"][rows], plen)
-    if responder:
-        fo = ~fo
+    ts, f, plen, end, acked = v.ts, v.f, v.plen, v.end, v.acked
+    fo = ~v.fo if responder else v.fo
     big = np.iinfo(np.int64).max
     data_c = fo & (plen > 0) & (end >= 0)
     top_c = np.full(n_f, -1, np.int64)
@@ -514,21 +536,11 @@ def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, n
     the packet acknowledging furthest, so all readings agree."""
     final = np.full(len(flows), -1, np.int64)
     unacked = np.zeros(len(flows), bool)
-    if not len(flows):
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
         return final, unacked
-    c, pf = ft.packets.cols, ft.pkt_flow
     n_f = len(ft.flows)
-    rows = _tcp_rows_of(ft, flows)
-    if not len(rows):
-        return final, unacked
-    ts = c["ts_ns"][rows].astype(np.int64)
-    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
-    rows = rows[o]
-    f = pf[rows].astype(np.int64)
-    fo = np.asarray(ft.pkt_from_orig[rows], bool)
-    plen = c["payload_len"][rows].astype(np.int64)
-    flags = c["tcp_flags"][rows].astype(np.int64)
-    end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
+    rows, f, fo, plen, flags, end, acked = v.rows, v.f, v.fo, v.plen, v.flags, v.end, v.acked
     data = (plen > 0) & (end >= 0)
     end = end - ((flags & FIN) != 0)               # (the data's end, without a FIN octet)
     top_c = np.full(n_f, -1, np.int64)
@@ -753,20 +765,12 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     first packet of each direction reaching its furthest sequence end and acknowledgement).
     ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged)."""
     out = np.full(len(flows), -1.0)
-    c, pf = ft.packets.cols, ft.pkt_flow
-    n_f = len(ft.flows)
-    rows = _tcp_rows_of(ft, flows)
-    if not len(rows):
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
         return out
-    ts = c["ts_ns"][rows].astype(np.int64)
-    o = np.lexsort((rows, ts, pf[rows]))            # (flow, time) order, as seq_extents wants
-    rows = rows[o]
-    f = pf[rows].astype(np.int64)
-    fo = np.asarray(ft.pkt_from_orig[rows], bool)
-    end, acked = seq_extents(f, fo, c["tcp_flags"][rows], np.ones(len(rows), bool), c["seq"][rows],
-                             c["ack"][rows], c["payload_len"][rows].astype(np.int64))
-    if responder:
-        fo = ~fo
+    n_f = len(ft.flows)
+    f, end, acked = v.f, v.end, v.acked
+    fo = ~v.fo if responder else v.fo
     top = np.full(n_f, -1, np.int64)
     np.maximum.at(top, f[fo], end[fo])
     most = np.full(n_f, -1, np.int64)

@@ -83,6 +83,19 @@ def _run(args: list[str], timeout: float = 15.0, check: bool = True, **kw) -> su
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=check, **kw)
 
 
+def tshark_unavailable(tools: tuple[str, ...] = ("tshark", "dumpcap")) -> str | None:
+    """Why the tshark live engine cannot run here (a tool of ``tools`` or pyshark missing), or
+    None."""
+    for tool in tools:
+        if not shutil.which(tool):
+            return f"{tool} is not installed (apt-get install tshark)"
+    try:
+        import pyshark  # noqa: F401
+    except ImportError:
+        return "pyshark is not installed (pip install '.[tshark]')"
+    return None
+
+
 def why_unavailable() -> str | None:
     """None when namespaces, veth and nftables can be used here; else the reason to skip."""
     if sys.platform != "linux":

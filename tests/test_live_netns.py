@@ -10,7 +10,6 @@ root). Every step has a timeout; namespaces and processes are removed in finaliz
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,18 +28,7 @@ REASON = netns.why_unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
-def _tshark_reason() -> str | None:
-    for tool in ("tshark", "dumpcap", "capinfos"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed (apt-get install tshark)"
-    try:
-        import pyshark  # noqa: F401
-    except ImportError:
-        return "pyshark is not installed (pip install '.[tshark]')"
-    return None
-
-
-TSHARK_REASON = _tshark_reason()
+TSHARK_REASON = netns.tshark_unavailable(("tshark", "dumpcap", "capinfos"))
 ENGINES = ["scapy", pytest.param("tshark", marks=pytest.mark.skipif(
     TSHARK_REASON is not None, reason=TSHARK_REASON or ""))]
 

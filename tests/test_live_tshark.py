@@ -37,18 +37,7 @@ LIVE = [sys.executable, "-m", "kscc_traffic", "live"]
 NS_REASON = netns.why_unavailable()
 
 
-def _tshark_reason() -> str | None:
-    for tool in ("tshark", "dumpcap"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed (apt-get install tshark)"
-    try:
-        import pyshark  # noqa: F401
-    except ImportError:
-        return "pyshark is not installed (pip install '.[tshark]')"
-    return None
-
-
-TSHARK_REASON = _tshark_reason()
+TSHARK_REASON = netns.tshark_unavailable()
 needs_ns = pytest.mark.skipif(NS_REASON is not None, reason=NS_REASON or "")
 needs_tshark = pytest.mark.skipif(TSHARK_REASON is not None, reason=TSHARK_REASON or "")
 ENGINES = ["scapy", pytest.param("tshark", marks=needs_tshark)]

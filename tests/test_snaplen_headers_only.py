@@ -79,6 +79,21 @@ def _write(tmp_path, recs, keep_payload: int | None, name: str = "c.pcap"):
     return p
 
 
+def _many(conversation, n: int = 40):
+    """``n`` conversations (``conversation(i)``: (ts, frame) of the i-th), each from its own client
+    port (40000 + i) and started 0.5 s after the one before, in time order."""
+    recs = []
+    for i in range(n):
+        for ts, p in conversation(i):
+            p = p.copy()
+            if p[TCP].sport == 50200:
+                p[TCP].sport = 40000 + i
+            else:
+                p[TCP].dport = 40000 + i
+            recs.append((ts + i * 0.5, p))
+    return sorted(recs, key=lambda x: x[0])
+
+
 def _row(path):
     flows, _ = whole(path)
     assert len(flows) == 1
@@ -137,17 +152,7 @@ def test_few_bytes_read_as_what_they_start(tmp_path):
 @pytest.mark.parametrize("kind", ["alert", "alert_open", "fin", "ok"])
 def test_chunked_gives_the_same_rows(tmp_path, kind):
     """Many such connections, analysed whole and in small chunks: the same rows."""
-    recs = []
-    for i in range(40):
-        for ts, p in _conversation(kind, v6=bool(i % 2)):
-            p = p.copy()
-            if p[TCP].sport == 50200:
-                p[TCP].sport = 40000 + i
-            else:
-                p[TCP].dport = 40000 + i
-            recs.append((ts + i * 0.5, p))
-    recs.sort(key=lambda x: x[0])
-    path = _write(tmp_path, recs, 0)
+    path = _write(tmp_path, _many(lambda i: _conversation(kind, v6=bool(i % 2))), 0)
     a, _ = whole(path)
     b, _ = chunked(path, 4096)
     assert len(a) == 40
@@ -283,17 +288,7 @@ def test_new_blind_rules_same_in_chunks_and_live(tmp_path, monkeypatch):
     convs = [_talk(HRR + SERVER_FLIGHT + [(True, 7)], "client"),
              _talk(SERVER_FLIGHT + [(True, 80), (False, 300), (True, 1460), (True, 7)], "client"),
              _dropped_flight(False, None), _dropped_flight(False, "rst"), _dropped_flight(True, None)]
-    recs = []
-    for i in range(40):
-        for ts, p in convs[i % len(convs)]:
-            p = p.copy()
-            if p[TCP].sport == 50200:
-                p[TCP].sport = 40000 + i
-            else:
-                p[TCP].dport = 40000 + i
-            recs.append((ts + i * 0.5, p))
-    recs.sort(key=lambda x: x[0])
-    path = _write(tmp_path, recs, 0)
+    path = _write(tmp_path, _many(lambda i: convs[i % len(convs)]), 0)
     a, _ = whole(path)
     b, _ = chunked(path, 4096)
     assert len(a) == 40
