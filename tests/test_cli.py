@@ -144,15 +144,17 @@ def test_bpf_without_vlan_compiles_for_cooked_captures():
     from kscc_traffic.capture.files import read_frames  # noqa: F401 (import check only)
     import struct
     import tempfile
+    # (the output to standard output: as root, tcpdump gives the file it writes to its own user,
+    # and "-w /dev/null" gave the system's /dev/null to user tcpdump)
     with tempfile.NamedTemporaryFile(suffix=".pcap") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 276))  # header only, LINUX_SLL2
         f.flush()
-        c = subprocess.run([tool, "-r", f.name, "-w", "/dev/null", p.stdout.strip()],
-                           capture_output=True, text=True, timeout=60)
+        c = subprocess.run([tool, "-r", f.name, "-w", "-", p.stdout.strip()],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
         assert c.returncode == 0, c.stderr
         with_vlan = run("rules", "--bpf").stdout.strip()
-        c2 = subprocess.run([tool, "-r", f.name, "-w", "/dev/null", with_vlan],
-                            capture_output=True, text=True, timeout=60)
+        c2 = subprocess.run([tool, "-r", f.name, "-w", "-", with_vlan],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
         assert c2.returncode != 0  # the reason --no-vlan exists
 
 
