@@ -15,7 +15,7 @@ from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
-from .flows import FLOW_COLUMNS, build_flows, tcp_payload_bytes
+from .flows import FLOW_COLUMNS, build_flows, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -155,10 +155,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             weights[moved] = 0
         _add_weights(ft, weights)
     # (for classify, not a column of the output: the originator sent some bytes again)
-    resent = np.zeros(len(ft.flows), bool)
-    if ft.seq_bytes is not None:
-        resent = (ft.seq_bytes[:, 0] >= 0) & (ft.byte_sums[:, 0] > ft.seq_bytes[:, 0])
-    ft.flows["orig_resent"] = resent
+    ft.flows["orig_resent"] = resent(ft)[:, 0]
     # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)
     ft.flows["tcp_hdr_cut"] = _tcp_headers_cut(ft)
     known_names = None

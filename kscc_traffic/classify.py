@@ -343,7 +343,7 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
             answer = int(row.get("resp_bytes", 0))
             if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
-                    and 0 < answer < _SMALLEST_SEALED:
+                    and 0 < answer < SMALLEST_SEALED:
                 # the connection still open, the server's whole answer shorter than any ServerHello
                 # or encrypted record (the alert's bytes cut): a cleartext alert, nothing after it
                 return done("blocked", "tls_failed", f"TLS handshake aborted: the server answered the "
@@ -423,8 +423,6 @@ def _stall(row: dict) -> str | None:
     return None
 
 
-#: a server's answer to the client's next flight shorter than this can only be cleartext alerts
-_SMALLEST_SEALED = SMALLEST_SEALED
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
 
@@ -443,7 +441,7 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     - no next flight from the client after the server's first data (it sent none, or at most an
       alert's size: a certificate it rejected), or no byte from the server: ``tls_failed``;
     - the server answered that flight with fewer bytes than any encrypted record
-      (:data:`_SMALLEST_SEALED`: a cleartext alert): ``tls_failed``;
+      (:data:`.inspect.SMALLEST_SEALED`: a cleartext alert): ``tls_failed``;
     - the client sent its next flight, the server neither acknowledged it nor sent a byte for
       :data:`TLS_SILENCE_S` or longer, then the client closed: ``tls_failed`` (the flight dropped
       on its way; a TLS 1.3 session left idle has its Finished acknowledged);
@@ -467,7 +465,7 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) with no next "
                 f"flight from the client after the server's answer ({_UNREAD})")
     after = _number(row, "blind_server_next", int, 0)
-    if 0 < after < _SMALLEST_SEALED:
+    if 0 < after < SMALLEST_SEALED:
         return ("blocked", "tls_failed", f"TLS handshake aborted: the server answered the client's next "
                 f"flight with {after} bytes, a cleartext alert's size (no encrypted record is that short), "
                 f"then the connection closed ({state}) ({_UNREAD})")
@@ -929,9 +927,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         part_silent & (duration + quiet >= TLS_SILENCE_S),
         # (a ClientHello not read, the client closing after its next flight: the wait quoted)
         np.where(unread & (blind_wait >= TLS_SILENCE_S), blind_wait, 0.0),
-        np.where(unread, np.where(blind_next < _SMALLEST_SEALED, blind_next, -1), -1),
+        np.where(unread, np.where(blind_next < SMALLEST_SEALED, blind_next, -1), -1),
         # (and the server's whole answer, when shorter than any encrypted record: quoted)
-        np.where(unread & (v["resp_bytes"] < _SMALLEST_SEALED), v["resp_bytes"], -1),
+        np.where(unread & (v["resp_bytes"] < SMALLEST_SEALED), v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
         # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)

@@ -741,6 +741,15 @@ def tcp_payload_bytes(seq_bytes: np.ndarray, sums: np.ndarray) -> np.ndarray:
     return np.where((seq_bytes >= 0) & (sums < _SEQ_TRUST), seq_bytes, sums)
 
 
+def resent(ft: "FlowTable") -> np.ndarray:
+    """Per flow of ``ft`` and direction (bool array (n, 2): originator, responder): TCP payload
+    bytes sent more than once (the payloads summed exceed the size from sequence numbers:
+    retransmissions, keep-alive probes). All False when ``ft`` has no TCP sizes."""
+    if ft.seq_bytes is None:
+        return np.zeros((len(ft.flows), 2), bool)
+    return (ft.seq_bytes >= 0) & (ft.byte_sums > ft.seq_bytes)
+
+
 def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
     """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
     furthest of the endpoint's own sequence end and the peer's acknowledgement, from the start

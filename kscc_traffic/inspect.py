@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import FIN, RST, TCP, UDP, FlowTable, content_rows, seq_extents
+from .flows import FIN, RST, TCP, UDP, FlowTable, content_rows, resent, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -476,12 +476,13 @@ def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
     return _SeqView(rows, ts, f, fo, plen, flags, end, acked)
 
 
-def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.ndarray:
+def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
+               view: _SeqView | None = None) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): seconds from the flow's first
     packet to the first sending of the client's last new data byte, when the server sent no new
     byte after it; -1 when the server did (or sent none at all, or the client sent no data).
     ``responder``: the same with the roles swapped (the responder's last new byte, the
-    originator's silence).
+    originator's silence). ``view``: the :func:`_seq_view` of flows including these (None: made).
 
     By sequence numbers (:func:`.flows.seq_extents`), so retransmissions and keep-alive probes
     are no new bytes: the server's furthest byte is the furthest end of its data segments or of
@@ -494,7 +495,7 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.
     are not cut (``payload_cut`` False): its first and last packets, the first packet of each
     direction reaching its furthest sequence end and acknowledgement (so all readings agree)."""
     out = np.full(len(flows), -1.0)
-    v = _seq_view(ft, flows) if len(flows) else None
+    v = view if view is not None or not len(flows) else _seq_view(ft, flows)
     if v is None:
         return out
     n_f = len(ft.flows)
@@ -740,17 +741,15 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             waits = _tls_waits(ft, hold)
             cols["tls_wait_from_s"][hold] = waits
             cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
-    stall = np.flatnonzero((proto == "tcp") & flows["orig_resent"].to_numpy(dtype=bool)) \
-        if "orig_resent" in flows else np.zeros(0, np.int64)
+    # a direction's last bytes sent again and never acknowledged (the responder's: a capture on
+    # the server's side of a filter dropping the answers)
+    again = resent(ft) & (proto == "tcp")[:, None]
+    stall = np.flatnonzero(again[:, 0])
     if len(stall):
         cols["stall_from_s"][stall] = _stalled(ft, stall)
-    # (and the responder's last bytes, sent again, never acknowledged: a capture on the server's
-    # side of a filter dropping the answers)
-    if ft.seq_bytes is not None and len(ft.seq_bytes) == n:
-        resent = (ft.seq_bytes[:, 1] >= 0) & (ft.byte_sums[:, 1] > ft.seq_bytes[:, 1])
-        stall = np.flatnonzero((proto == "tcp") & resent & (cols["stall_from_s"] < 0))
-        if len(stall):
-            cols["resp_stall_from_s"][stall] = _stalled(ft, stall, responder=True)
+    stall = np.flatnonzero(again[:, 1] & (cols["stall_from_s"] < 0))
+    if len(stall):
+        cols["resp_stall_from_s"][stall] = _stalled(ft, stall, responder=True)
     return _with_columns(flows, service, cols), answers
 
 
@@ -778,7 +777,7 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     fl = np.asarray(flows, np.int64)
     short = (top[fl] > 0) & (most[fl] < top[fl])
     if short.any():
-        out[short] = _tls_waits(ft, fl[short], responder)
+        out[short] = _tls_waits(ft, fl[short], responder, view=v)
     return out
 
 
