@@ -225,6 +225,28 @@ def _tcp_headers_cut(ft) -> np.ndarray:
     return cut
 
 
+#: a time the file gives for its capture's end (a pcapng Interface Statistics Block, a frame that
+#: is not IP) is believed when it is at most this long (ns) after the last IP packet (later: a
+#: wrong clock)
+STOP_AFTER_NS = 24 * 3600 * 10**9
+
+
+def capture_end(last_packet_ns: int, stats: ReadStats | None) -> int:
+    """The capture's end (epoch ns) for the verdicts on the flows still open at its end.
+
+    The last IP packet's time ``last_packet_ns``, or a later time the file gives: a frame
+    that is not IP (``stats.last_frame_ns``: an ARP request 5 s after an unanswered SYN shows
+    the capture ran on) or the capture's own end (``stats.end_ns``: a pcapng Interface
+    Statistics Block), each when at most :data:`STOP_AFTER_NS` after ``last_packet_ns``.
+    """
+    end = last_packet_ns
+    if stats is not None:
+        for later in (stats.last_frame_ns, stats.end_ns):
+            if later is not None and last_packet_ns <= later <= last_packet_ns + STOP_AFTER_NS:
+                end = max(end, later)
+    return end
+
+
 def _quiet_after(last_ts: np.ndarray, until_ns: int | None) -> np.ndarray:
     """Per flow, seconds from its last packet (``last_ts``, epoch ns) to ``until_ns``, within
     [0, TLS_SILENCE_S] (float64; zeros when ``until_ns`` is None). Capped so that the value does
@@ -438,8 +460,8 @@ class _WholeFile:
 
     def batches(self):
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
-        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name,
-                                                 capture_end_ns=int(ts.max()) if ts is not None else None)
+        end = capture_end(int(ts.max()), self.stats) if ts is not None else None
+        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end)
         self.packets = None
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows

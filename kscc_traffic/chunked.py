@@ -31,7 +31,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .analyze import analyze_batch
+from .analyze import analyze_batch, capture_end
 from .capture.decode import DecodeCounters, decode
 from .capture.files import iter_frames
 from .capture.frames import Frames
@@ -55,10 +55,6 @@ CLOCK_FRAMES = 256
 #: a record stamped this much (ns) before the record written before it is a step back of the
 #: clock (counted in ChunkedAnalysis.steps_back, warned about)
 STEP_BACK_NS = 500 * 10**6
-#: a pcapng's own end of capture (ReadStats.end_ns: an Interface Statistics Block written when
-#: the capture stopped) is taken for the capture's end when it is at most this long (ns) after
-#: the last packet (later: a wrong clock, not believed)
-STOP_AFTER_NS = 24 * 3600 * 10**9
 #: packets of a flow always carried whole (see :func:`_summarise`)
 HEAD_PACKETS = 8
 #: time slot (ns) whose first and last packet of each closed TCP connection are carried (less
@@ -215,10 +211,7 @@ class ChunkedAnalysis:
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
-            end = cap_end
-            if last and reader_stats is not None and reader_stats.end_ns is not None \
-                    and cap_end <= reader_stats.end_ns <= cap_end + STOP_AFTER_NS:
-                end = reader_stats.end_ns      # (the capture ran on after its last packet)
+            end = capture_end(cap_end, reader_stats) if last else cap_end
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock)

@@ -86,3 +86,24 @@ def test_live_session_stopped_later_gives_no_note(tmp_path):
     flows = _live_final(_capture(tmp_path), end_ns=int(1015.2e9))
     assert row(flows, orig_p=50002).detail == "SYN sent 1 time, no answer"
     assert "capture ended" not in " ".join(flows["detail"])
+
+
+def _arp(t):
+    from scapy.layers.l2 import ARP, Ether
+    return (t, Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=AGENT, pdst="192.0.2.1"))
+
+
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+def test_a_frame_that_is_not_ip_shows_the_capture_ran_on(tmp_path, engine):
+    """An ARP request 10 s after the last SYN shows the capture went on: the unanswered SYNs
+    get no "the capture ended … maybe before an answer" note; an ARP two days later (a wrong
+    clock, not believed) leaves the notes as without it (break-it 13)."""
+    if engine == "tshark" and not shutil.which("tshark"):
+        pytest.skip("tshark is not installed")
+    recs = [_syn(1001.0, 50001), _syn(1004.5, 50002), _syn(1005.2, 50003)]
+    later = write(tmp_path, [(t, bytes(p)) for t, p in recs + [_arp(1015.2)]], "arp.pcap")
+    flows = analyze_file(later, RULES, engine).flows if engine == "tshark" else assert_same(later, [100, 200])
+    assert [row(flows, orig_p=p).detail for p in (50002, 50003)] == ["SYN sent 1 time, no answer"] * 2
+    wrong = write(tmp_path, [(t, bytes(p)) for t, p in recs + [_arp(1005.2 + 2 * 86400)]], "arp_late.pcap")
+    flows = analyze_file(wrong, RULES, engine).flows
+    assert "the capture ended 0.700 s after its first packet" in row(flows, orig_p=50002).detail

@@ -184,6 +184,21 @@ def test_pcapng_statistics_block_tells_how_long_the_capture_ran(tmp_path):
         assert "the capture ended 0.5" in row(p, 54010)["detail"]
 
 
+def test_statistics_block_in_microseconds_under_a_nanosecond_resolution(tmp_path):
+    """dumpcap 4.0 writes its Interface Statistics Block times in µs although its interfaces
+    say ns (if_tsresol 9): read as ns they fall in January 1970. They are read as µs, so the
+    capture's 20 s after the hello count as with a right block."""
+    recs = _conn(T0, 54003, CLOUD, 23101, client_hello("eu1.ksc.kaspersky.com"))
+    path = tmp_path / "dumpcap40.pcapng"
+    with PcapngWriter(path, interface="eth0") as w:
+        for t, pkt in recs:
+            w.write(round(t * 1e9), 1, bytes(pkt))
+        w.close(ts_ns=round((T0 + 20.0) * 1e6))            # µs, as dumpcap 4.0.17 writes them
+    assert read_frames(path).stats.end_ns == round((T0 + 20.0) * 1e6) * 1000
+    r = analyze_file(path, RULES).flows.iloc[0]
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+
+
 def test_live_final_equals_the_analysis_of_its_written_file(tmp_path):
     recs = _conn(T0, 54003, CLOUD, 23101, client_hello("eu1.ksc.kaspersky.com"))
     end_ns = round((T0 + 20.0) * 1e9)

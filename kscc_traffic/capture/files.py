@@ -450,6 +450,11 @@ _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
 
+#: an Interface Statistics Block time under a ns if_tsresol earlier than this (epoch ns: 1973-03)
+#: is µs (a dumpcap 4.0 capture: 2026 in µs reads as 1970-01-21 in ns)
+_ISB_US_BEFORE_NS = 10**17
+
+
 @dataclass
 class _Iface:
     """One pcapng interface (IDB): link type, snaplen (0 = none) and timestamp rule."""
@@ -616,6 +621,10 @@ class _PcapngParser:
             p += 4 + ((olen + 3) & ~3)
         if stamp and itf.valid:
             ns = int(_raw_to_ns(np.array([stamp], np.uint64), itf, {})[0])
+            if itf.res_base == 10 and itf.res_exp == 9 and 0 < ns < _ISB_US_BEFORE_NS:
+                # dumpcap 4.0 writes its ISB times in µs whatever the interface's if_tsresol:
+                # under a ns resolution they read as January 1970
+                ns *= 1000
             self.end_ns = ns if self.end_ns is None else max(self.end_ns, ns)
 
     def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
@@ -972,6 +981,8 @@ def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
         stats.malformed += parser.malformed - malformed_before
         if n:
             _count_cut(stats, w.cols["caplen"], w.cols["wirelen"])
+            last_ns = int(w.cols["ts_ns"].max())
+            stats.last_frame_ns = last_ns if stats.last_frame_ns is None else max(stats.last_frame_ns, last_ns)
         if w.stop is None and not at_eof:
             tail = data[w.pos:]
             out = [_frames_from(data, w, stats)] if n else []

@@ -35,6 +35,9 @@ class ReadStats:
     #: Block's ``isb_endtime``, else its timestamp: written when the capture stopped), None when
     #: the file does not say; may be later than its last packet
     end_ns: int | None = None
+    #: epoch ns of the latest frame with a time, IP or not (an ARP request or a frame of a link
+    #: type not decoded shows the capture still ran after the last IP packet); None: no frame
+    last_frame_ns: int | None = None
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
@@ -75,6 +78,8 @@ class ReadStats:
         self.warnings.extend(other.warnings)
         if self.damage_offset is None:
             self.damage_offset = other.damage_offset
-        if other.end_ns is not None:
-            self.end_ns = other.end_ns if self.end_ns is None else max(self.end_ns, other.end_ns)
+        for name in ("end_ns", "last_frame_ns"):
+            theirs, mine = getattr(other, name), getattr(self, name)
+            if theirs is not None:
+                setattr(self, name, theirs if mine is None else max(mine, theirs))
         return self

@@ -202,6 +202,8 @@ class PacketBuilder:
         #: interface, no time)
         self.not_packets = 0
         self._last_ts = 0           # the time of the last frame that had one
+        #: the latest time of any frame, IP or not (ReadStats.last_frame_ns); None: no frame
+        self.latest_ns: int | None = None
         self._no_ts_run = 0         # frames without a time since that frame
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
@@ -233,6 +235,7 @@ class PacketBuilder:
             if ts_ns is None:
                 ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
             self._last_ts, self._no_ts_run = ts_ns, 0
+            self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
         protos = list(protocols)
         starts = _subframes(protos, f)
@@ -271,6 +274,8 @@ class PacketBuilder:
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
+        if self.latest_ns is not None:
+            st.last_frame_ns = self.latest_ns if st.last_frame_ns is None else max(st.last_frame_ns, self.latest_ns)
         return Packets(bytes(self.buf), cols, st)
 
     # ------------------------------------------------------------------------------------
