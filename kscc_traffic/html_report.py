@@ -51,7 +51,8 @@ __all__ = ["render_html", "write_html", "REASON_TEXT"]
 #: DNS names with an error answer listed at most (the most frequent first)
 MAX_DNS_ERROR_ROWS = 50
 
-_STATUS_SYMBOL = {"verified": "✓", "blocked": "✕", "unexpected": "!", "port open": "?", "not seen": "–"}
+_STATUS_SYMBOL = {"verified": "✓", "blocked": "✕", "unexpected": "!", "port open": "?", "seen one-way": "→",
+                  "not seen": "–"}
 _VERDICT_SYMBOL = {"ok": "✓", "blocked": "✕", "unexpected": "!", "unclassified": "·"}
 
 _CSS = (":root{" + "".join(f"--{k}:{c};" for k, c in plots.VERDICT_COLORS.items())
@@ -81,7 +82,7 @@ table.checklist{width:100%}
 .s-blocked,.v-blocked{background:var(--blocked);color:#fff}
 .s-unexpected,.v-unexpected{background:var(--unexpected);color:#fff}
 .s-not-seen,.v-unclassified{background:#e6e9eb;color:#333}
-.s-port-open{background:#cfe8f3;color:#0b3d52}
+.s-port-open,.s-seen-one-way{background:#cfe8f3;color:#0b3d52}
 tr.row-blocked td:first-child{box-shadow:inset 4px 0 var(--blocked)}
 tr.row-unexpected td:first-child{box-shadow:inset 4px 0 var(--unexpected)}
 td.c-blocked{background:var(--blocked);color:#fff;font-weight:600}
@@ -278,7 +279,7 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
         rule = by_id.get(r.rule)
         cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
         flagged = r.status in ("blocked", "unexpected")
-        fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status == "port open" else ""
+        fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         rows.append(
             f'<tr data-rule="{_e(r.rule)}" data-status="{_e(r.status)}">'
@@ -288,7 +289,8 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
             f'<td class="num">{r.unexpected}</td><td>{_e(r.reasons)}</td><td>{fix}</td></tr>')
     n = chk["status"].value_counts()
     line = " · ".join(f"{int(n.get(s, 0))} {s}" for s in ("verified", "blocked", "unexpected", "port open",
-                                                              "not seen") if s != "port open" or n.get(s, 0))
+                                                              "seen one-way", "not seen")
+                      if s not in ("port open", "seen one-way") or n.get(s, 0))
     return ('<section id="checklist"><h2>Readiness checklist</h2>'
             f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
             '"not seen" means the capture holds no such flow (not necessarily a problem: '

@@ -43,7 +43,7 @@ VERDICT_COLORS: dict[str, str] = {"ok": "#2e7d32", "blocked": "#c62828", "unexpe
                                   "unclassified": "#9e9e9e"}
 #: one colour per readiness status
 STATUS_COLORS: dict[str, str] = {"verified": "#2e7d32", "blocked": "#c62828", "unexpected": "#e68a00",
-                                 "port open": "#5b9bb5", "not seen": "#9e9e9e"}
+                                 "port open": "#5b9bb5", "seen one-way": "#5b9bb5", "not seen": "#9e9e9e"}
 #: label for flows without a purpose (``purpose == ''``)
 NO_PURPOSE = "(none)"
 

@@ -32,8 +32,10 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 #: readiness statuses, worst first; "port open": flows of the purpose were answered, but on a port
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
-#: another program's traffic (a browser's HTTPS): not proof that the purpose works
-STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "not seen")
+#: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
+#: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
+#: sent, nothing answered them, so the capture cannot show that they were received
+STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "seen one-way", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
 #: by the reader) are shown at those ends instead of raising
@@ -533,11 +535,12 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
-                   ok_named: int | None = None) -> dict:
+                   ok_named: int | None = None, ok_answered: int | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name`` (None: all)."""
+    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
+    the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -548,6 +551,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
                f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                f"and TLS handshake to {r.host_mask})")
+    if status == "verified" and ok_answered == 0 and r.transport == "udp":
+        # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
+        status = "seen one-way"
+        fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
+               "expected): this capture cannot show that they were received. To verify, capture on a "
+               f"receiving device; what it needs: {r.fix}")
     if status == "blocked" and bl == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -584,7 +593,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
-    (verified / blocked / unexpected / port open / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
+    (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
     ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
@@ -606,7 +615,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
-        ok_named = None
+        ok_named = ok_answered = None
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -623,7 +632,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             if ok and "server_name" in flows:
                 ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
                                                 & (v == "ok")))
-        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named))
+            if ok and "resp_pkts" in flows:
+                ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered))
     return pd.DataFrame(rows)
 
 
@@ -696,7 +707,7 @@ def dns_errors(flows: pd.DataFrame) -> pd.DataFrame:
 
 
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
-                 "not seen": "dim"}
+                 "seen one-way": "cyan", "not seen": "dim"}
 _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
 
 
@@ -730,12 +741,14 @@ class TableSummary:
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
+        self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
         self.total = 0
         self.captures: dict[str, int] = {}
         self.named_seen = False                  # (a table with a server_name column was added)
+        self.answered_seen = False               # (a table with a resp_pkts column was added)
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
@@ -764,6 +777,11 @@ class TableSummary:
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
+        if "resp_pkts" in flows:
+            self.answered_seen = True
+            answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
+            for p, n in answered.groupby("purpose", sort=False).size().items():
+                self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
             for p, n in px.groupby("purpose", sort=False).size().items():
@@ -791,7 +809,8 @@ class TableSummary:
             n = sum(c for (p, _), c in self.counts.items() if p == r.id)
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
                                        sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0),
-                                       self.ok_named.get(r.id, 0) if self.named_seen else None))
+                                       self.ok_named.get(r.id, 0) if self.named_seen else None,
+                                       self.ok_answered.get(r.id, 0) if self.answered_seen else None))
         return pd.DataFrame(rows)
 
 

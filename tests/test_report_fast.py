@@ -115,6 +115,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "none named a server (no SNI, DNS answer or certificate seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                    f"and TLS handshake to {r.host_mask})")
+        # UDP datagrams nothing answered (broadcasts, multicasts): seen, not shown to be received
+        answered_ok = int(((sub["verdict"] == "ok") & (sub["resp_pkts"] > 0)).sum()) \
+            if len(sub) and "resp_pkts" in sub else None
+        if status == "verified" and answered_ok == 0 and r.transport == "udp":
+            status = "seen one-way"
+            fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
+                   "expected): this capture cannot show that they were received. To verify, capture on a "
+                   f"receiving device; what it needs: {r.fix}")
         # newcomer 17 #5: answered but unexpected flows get their reason's advice; a failing purpose
         # with ok flows says how many were ok
         answered = [x for x in ("tls_intercepted", "not_tls") if x in reasons] if status == "unexpected" else []
@@ -137,7 +145,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 
 
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
-                 "not seen": "dim"}
+                 "seen one-way": "cyan", "not seen": "dim"}
 _VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "unexpected": "yellow", "unclassified": "dim"}
 
 

@@ -60,3 +60,26 @@ def test_two_way_flows_keep_the_port_rule(tmp_path):
     recs = [udp((AGENT, 15111), (PEER, 50000), b"a", t=1000.0), udp((PEER, 50000), (AGENT, 15111), b"b", t=1000.1)]
     f = _flows(tmp_path, recs)
     assert f[["orig_h", "orig_p", "resp_h", "resp_p"]].values.tolist() == [[PEER, 50000, AGENT, 15111]]
+
+
+def test_checklist_says_seen_one_way_when_nothing_answered_the_datagrams(tmp_path):
+    """UDP 15000/15001 expect no answer: datagrams sent and nothing back are ok flows, but the
+    capture cannot show they were received, so their purposes are "seen one-way", not
+    "verified" (break-it 13 W7), in the grouped checklist and the table report's alike. One
+    answered flow of a UDP purpose (15111 to the KSN proxy) verifies it."""
+    from kscc_traffic.report import TableSummary, render_table
+    recs = [udp((PEER, 40000), (AGENT, 15000), b"x" * 20, t=1000.0),              # gateway_udp
+            udp((AGENT, 40001), ("198.51.100.255", 15000), b"x" * 20, t=1000.1,
+                dst_mac="ff:ff:ff:ff:ff:ff"),                                      # agent_broadcast
+            udp((AGENT, 15111), (PEER, 50000), b"a", t=1000.2),
+            udp((PEER, 50000), (AGENT, 15111), b"b", t=1000.3)]                   # answered
+    f = _flows(tmp_path, recs)
+    assert sorted(f.loc[f.verdict == "ok", "purpose"]) == ["agent_broadcast", "dp_ksn_proxy_udp", "gateway_udp"]
+    for chk in (readiness(f, RULES), TableSummary.of(f).readiness(RULES)):
+        st = chk.set_index("rule")
+        assert st.loc[["gateway_udp", "agent_broadcast", "dp_ksn_proxy_udp", "dp_multicast"], "status"].tolist() == \
+            ["seen one-way", "seen one-way", "verified", "not seen"]
+        assert st.loc["agent_broadcast", "fix"].startswith(
+            "1 flow on UDP 15000 seen, none answered (no answer is expected): this capture cannot show")
+    text = render_table(f, RULES)
+    assert "seen one-way" in text and "What to change" not in text
