@@ -535,12 +535,14 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
-                   ok_named: int | None = None, ok_answered: int | None = None) -> dict:
+                   ok_named: int | None = None, ok_answered: int | None = None,
+                   v6: tuple[int, int] | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
     (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
-    the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all)."""
+    the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
+    the blocked ones over IPv6 (None: not counted)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -584,11 +586,30 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         fix = (f"{ok} of {n} flows ok, {bl or un} {status}"
-               + (" (the others worked: compare clients, addresses and ports)" if status == "blocked" else "")
+               + (f" ({_family_split(ok, bl, v6)})" if status == "blocked" else "")
                + f": {fix}")
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
+
+
+def _is_v6(hosts: np.ndarray) -> np.ndarray:
+    """bool per address text (``resp_h``): an IPv6 address (it holds a colon)."""
+    return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
+
+
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
+    """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
+    of them over IPv6: one address family failing while the other works (a dual-stack agent whose
+    IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else a hint."""
+    if v6 is not None:
+        ok6, bl6 = v6
+        for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
+                                            ("IPv4", "IPv6", bl6 == 0, ok6 == ok)):
+            if all_bad and no_good:
+                return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
+                        f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
+    return "the others worked: compare clients, addresses and ports"
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
@@ -615,7 +636,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
-        ok_named = ok_answered = None
+        ok_named = ok_answered = v6 = None
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -634,7 +655,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                                 & (v == "ok")))
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
-        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered))
+            if ok and bl and "resp_h" in flows:
+                six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
+                v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6))
     return pd.DataFrame(rows)
 
 
@@ -742,6 +766,7 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
+        self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
         self.reasons: dict[str, set] = {}
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
@@ -749,6 +774,7 @@ class TableSummary:
         self.captures: dict[str, int] = {}
         self.named_seen = False                  # (a table with a server_name column was added)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
+        self.v6_seen = False                     # (a table with a resp_h column was added)
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
@@ -777,6 +803,11 @@ class TableSummary:
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
+        if "resp_h" in flows:
+            self.v6_seen = True
+            six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
+            for (p, v), n in six.groupby(["purpose", "verdict"], sort=False).size().items():
+                self.v6[(p, v)] = self.v6.get((p, v), 0) + int(n)
         if "resp_pkts" in flows:
             self.answered_seen = True
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
@@ -810,7 +841,9 @@ class TableSummary:
             rows.append(_readiness_row(r, n, ok, bl, un, self.other_hosts.get(r.id, 0),
                                        sorted(self.reasons.get(r.id, ())), self.proxied.get(r.id, 0),
                                        self.ok_named.get(r.id, 0) if self.named_seen else None,
-                                       self.ok_answered.get(r.id, 0) if self.answered_seen else None))
+                                       self.ok_answered.get(r.id, 0) if self.answered_seen else None,
+                                       (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
+                                       if self.v6_seen else None))
         return pd.DataFrame(rows)
 
 

@@ -119,6 +119,26 @@ def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
     assert f"agent_connection (blocked: tls_failed): {ok} of {n} flows ok, {bl} blocked" in text
 
 
+def test_a_purpose_blocked_over_ipv6_only_says_so(tmp_path):
+    """Dual stack with the IPv6 path blackholed: the agent's IPv6 SYNs go unanswered, its IPv4
+    connection works. The purpose is blocked (one path failing), and its fix names the family
+    that fails (break-it 13 W6), in the grouped checklist and the table report."""
+    from pcapbuild import eth, pcap_bytes, tcp_session
+    from scapy.all import IPv6, TCP
+    syn6 = [(1000.0 + k, eth(IPv6(src="2001:db8::10", dst="2001:db8:1::10") /
+                             TCP(sport=50000, dport=23101, flags="S", seq=7))) for k in (0, 1, 3)]
+    recs = syn6 + tcp_session(("192.0.2.10", 50001), ("203.0.113.10", 23101), t0=1010.0)
+    path = tmp_path / "dual.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(path, RULES)
+    assert sorted(zip(flows.resp_h, flows.verdict)) == [("2001:db8:1::10", "blocked"), ("203.0.113.10", "ok")]
+    why = ("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; "
+           "allow the ports for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first): ")
+    assert readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"] == \
+        why + RULES.by_id("agent_connection").fix
+    assert why in render_table(flows, RULES, width=400)
+
+
 # --- 10. the unanswered DNS query's name in the HTML -----------------------------------------------
 def test_html_shows_the_name_of_an_unanswered_dns_query():
     flows = analyze(SAMPLES / "blocked_agent.pcap", RULES)

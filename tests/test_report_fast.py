@@ -135,8 +135,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
                         "the documented port on the side that opened the connection: not this purpose's traffic")
         if ok and status in ("blocked", "unexpected"):
+            why = "the others worked: compare clients, addresses and ports"
+            six = sub["resp_h"].astype(str).str.contains(":", regex=False)
+            ok6, bl6 = (int((six & (sub["verdict"] == k)).sum()) for k in ("ok", "blocked"))
+            if bl6 == bl and ok6 == 0:
+                why = ("all blocked over IPv6, the ok ones over IPv4: the IPv6 path is blocked; allow the ports "
+                       "for IPv6 too, or check its routes; a dual-stack agent tries IPv6 first")
+            elif bl6 == 0 and ok6 == ok:
+                why = ("all blocked over IPv4, the ok ones over IPv6: the IPv4 path is blocked; allow the ports "
+                       "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}"
-                   + (" (the others worked: compare clients, addresses and ports)" if status == "blocked" else "")
+                   + (f" ({why})" if status == "blocked" else "")
                    + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
@@ -518,10 +527,11 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS),
-                          st.sampled_from(["", "eu1.ksc.kaspersky.com"])),
+                          st.sampled_from(["", "eu1.ksc.kaspersky.com"]),
+                          st.sampled_from(["203.0.113.10", "2001:db8::10"])),
                 max_size=60), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names):
-    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name"],
+    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name", "resp_h"],
                          dtype="str" if pandas_text else object)
     if not names:     # (a table without names: ok flows verify as before)
         flows = flows.drop(columns="server_name")
