@@ -28,7 +28,10 @@ from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
+#: some Excel locales also take), after any leading spaces (ASCII or ideographic)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_CELL_SPACES = " \u3000"
 
 #: readiness statuses, worst first; "port open": flows of the purpose were answered, but on a port
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
@@ -61,7 +64,7 @@ def escape_csv(value):
     """Neutralise spreadsheet formulas in a CSV cell (strings only)."""
     if isinstance(value, str):
         value = clean_utf8(value)
-        if value.startswith(_FORMULA_START):
+        if value.lstrip(_CELL_SPACES).startswith(_FORMULA_START):
             return "'" + value
     return value
 
@@ -430,7 +433,7 @@ def _csv_text_column(values: list[str]) -> list[str]:
         data = lines.encode("utf-8")
         # every byte < 0x80 of UTF-8 is that ASCII character: only the n newlines put in are special
         plain = len(data) - len(data.translate(None, _CSV_SPECIAL_BYTES)) == len(values) \
-            and not any(c in lines and f"\n{c}" in lines for c in _FORMULA_START)
+            and not any(c in lines and f"\n{c}" in lines for c in _FORMULA_START + tuple(_CELL_SPACES))
     except UnicodeEncodeError:
         plain = False
     if plain:

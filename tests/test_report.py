@@ -50,6 +50,21 @@ def test_csv_cells_cannot_become_formulas(flows):
     assert escape_csv("-2+3") == "'-2+3" and escape_csv(5) == 5
 
 
+@pytest.mark.parametrize("name", [" =cmd|' /C calc'!A0", "  @SUM(1+1)", "\uff1dHYPERLINK(\"x\")",
+                                  "\u3000\uff0b1", "\t=1"])
+def test_csv_formulas_behind_spaces_or_in_full_width_are_neutralised(flows, name):
+    """Leading spaces (some spreadsheets trim them) and the full-width = + - @ (some Excel
+    locales take them as formulas) do not hide a formula; the column writer and the reference
+    cell-by-cell writer agree."""
+    assert escape_csv(name) == "'" + name
+    t = flows.head(3).copy()
+    t["server_name"] = [name, "eu1.ksc.kaspersky.com", name]
+    buf = io.StringIO()
+    write_csv(t, buf)
+    got = [r["server_name"] for r in csv.DictReader(io.StringIO(buf.getvalue()))]
+    assert got == ["'" + name, "eu1.ksc.kaspersky.com", "'" + name]
+
+
 def test_jsonl_is_valid_utf8_even_for_undecodable_bytes(flows):
     buf = io.StringIO()
     write_jsonl(flows.assign(server_name=flows.server_name + "\udcff"), buf)
