@@ -309,9 +309,11 @@ _MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1
            b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
 
 
-def _check_source(path) -> None:
+def _check_source(path, magic: bool = True) -> None:
     """Refuse what is not a capture before reading it whole: a missing path, a directory, a FIFO
-    or device (``/dev/urandom`` would never end), or a file whose first bytes are no capture magic.
+    or device (``/dev/urandom`` would never end), or (``magic``) a file whose first bytes are no
+    pcap/pcapng/gzip magic (not with the tshark engine, which reads every format Wireshark reads:
+    snoop, Network Monitor, NetScaler, ERF…).
 
     :raises CaptureError: with a one-line message naming the file.
     """
@@ -332,7 +334,7 @@ def _check_source(path) -> None:
             head = fh.read(64)
     except OSError as e:
         raise CaptureError(f"{shown}: cannot read: {e.strerror or e}") from None
-    if len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
+    if magic and len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
         try:
             read_frames(head)  # raises UnsupportedFormat with the magic seen
         except CaptureError as e:
@@ -340,15 +342,18 @@ def _check_source(path) -> None:
         raise CaptureError(f"{shown}: not a pcap or pcapng file")
 
 
-def check_capture(path: str | os.PathLike) -> None:
+def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     """Fail now if ``path`` cannot be analysed at all (missing, a directory or device, not a
-    capture, its file header cut), reading no more than its first record.
+    capture, its file header cut), reading no more than its first record. With the ``tshark``
+    engine only whether it is a regular file is checked (tshark reads formats the built-in
+    reader does not, and says itself what it cannot read).
 
     :raises kscc_traffic.errors.CaptureError: with a one-line message naming the file.
     :raises OSError: the file cannot be read.
     """
-    _check_source(path)
-    next(iter_frames(path, 64, name=path_text(path)), None)
+    _check_source(path, magic=engine != "tshark")
+    if engine != "tshark":
+        next(iter_frames(path, 64, name=path_text(path)), None)
 
 
 def capture_names(paths) -> list[str]:
@@ -435,7 +440,7 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
     :raises kscc_traffic.errors.CaptureError: as :func:`analyze_file` (from this call).
     :raises kscc_traffic.errors.EngineError: unknown engine, or tshark not installed.
     """
-    _check_source(path)
+    _check_source(path, magic=engine != "tshark")
     if name is None:
         name = capture_names([path])[0]
     if engine == "tshark":

@@ -210,7 +210,7 @@ def analyze(
     good = []
     for path in captures:
         try:
-            check_capture(path)
+            check_capture(path, engine.value)
             good.append(path)
         except (KsccTrafficError, OSError) as e:
             skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}")

@@ -57,6 +57,27 @@ def test_missing_and_not_a_capture(tmp_path):
         analyze_file(junk, RULES, engine="tshark")
 
 
+@pytest.mark.parametrize("fmt, what", [("snoop", "a snoop file"), ("netmon2", "Network Monitor 2.x")])
+def test_formats_only_wireshark_reads(tmp_path, fmt, what):
+    """A snoop file (Check Point fw monitor) or a Network Monitor capture (Windows): the built-in
+    reader refuses it in one line saying --engine tshark reads it; the tshark engine gives the
+    same flows as the pcap it was converted from, and the same exit status."""
+    src = ROOT / "samples" / "captures" / "blocked_agent.pcap"
+    conv = tmp_path / f"agent.{fmt}"
+    subprocess.run(["editcap", "-F", fmt, str(src), str(conv)], check=True, capture_output=True, timeout=60)
+    with pytest.raises(UnsupportedFormat, match=f"{what}.*use --engine tshark"):
+        analyze_file(conv, RULES)
+    want = analyze_file(src, RULES, engine="tshark").flows
+    got = analyze_file(conv, RULES, engine="tshark").flows
+    cols = ["orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history", "verdict", "reason", "detail"]
+    assert got[cols].values.tolist() == want[cols].values.tolist() and len(got) == 11
+    run = [sys.executable, "-m", "kscc_traffic", "analyze", "-f", "jsonl", str(conv)]
+    a = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    b = subprocess.run(run + ["--engine", "tshark"], capture_output=True, text=True, timeout=60)
+    assert (a.returncode, b.returncode) == (2, 1)
+    assert "use --engine tshark" in a.stderr and len(b.stdout.splitlines()) == 11
+
+
 def test_unknown_engine():
     with pytest.raises(EngineError, match="unknown engine"):
         analyze_file(ROOT / "samples" / "captures" / "blocked_agent.pcap", RULES, engine="wireshark")

@@ -276,16 +276,18 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int, int, str]] = {
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
+#: the hint for a capture format Wireshark reads and the built-in reader does not
+_TSHARK_READS = ", which the built-in reader does not read: use --engine tshark, or convert it: editcap -F pcapng IN OUT"
 _OTHER_MAGICS = {  # hints for the UnsupportedFormat message
     b"\x28\xb5\x2f\xfd": "zstd-compressed (decompress it first)",
     b"\x04\x22\x4d\x18": "lz4-compressed (decompress it first)",
     b"BZh": "bzip2-compressed (decompress it first)",
     b"\xfd7zXZ": "xz-compressed (decompress it first)",
     b"PK\x03\x04": "a zip archive (extract it first)",
-    b"RTSS": "a Microsoft Network Monitor 1.x file (not supported)",
-    b"GMBU": "a Microsoft Network Monitor 2.x file (not supported)",
-    b"snoop\0\0\0": "a Solaris snoop file (not supported)",
-    b"TRSNIFF data": "a Sniffer file (not supported)",
+    b"RTSS": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
+    b"GMBU": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
+    b"snoop\0\0\0": "a snoop file (Solaris, Check Point fw monitor)" + _TSHARK_READS,
+    b"TRSNIFF data": "a Sniffer file" + _TSHARK_READS,
 }
 
 
@@ -951,7 +953,8 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
     if hint is None:
         text = head[:8].decode("latin-1")
         printable = all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text)
-        hint = f"looks like text {text[:8]!r}" if printable else "not pcap/pcapng/gzip"
+        hint = f"looks like text {text[:8]!r}" if printable else \
+            "not pcap/pcapng/gzip; if Wireshark opens it, use --engine tshark"
     raise UnsupportedFormat(f"{name}: not a pcap or pcapng capture: magic bytes "
                             f"{head[:4].hex(' ')} ({hint})")
 
