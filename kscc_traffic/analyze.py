@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .capture.compressed import CODEC_MAGICS
 from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning
@@ -304,9 +305,9 @@ def _schema(flows: pd.DataFrame) -> pd.DataFrame:
     return both[list(COLUMNS)]
 
 
-#: first bytes of the files we read: pcap (µs, ns, both orders, "modified"), pcapng, gzip
+#: first bytes of the files we read: pcap (µs, ns, both orders, "modified"), pcapng, compressed
 _MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-           b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
+           b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", *CODEC_MAGICS)
 
 
 def _check_source(path, magic: bool = True) -> None:

@@ -171,7 +171,7 @@ def _say(kind: str, message: str) -> None:
 
 @app.command()
 def analyze(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
@@ -337,14 +337,14 @@ class _progress:
     the context value is ``advance(nbytes)``."""
 
     def __init__(self, paths) -> None:
-        from .capture.files import _GZIP_MAGIC
+        from .capture.compressed import codec_of
         total = 0
         for p in paths:
             try:
                 total += p.stat().st_size
                 with open(p, "rb") as f:
-                    if f.read(2) == _GZIP_MAGIC:
-                        total = None   # gzip: the bytes read are not the file's bytes
+                    if codec_of(f.read(8)):
+                        total = None   # compressed: the bytes read are not the file's bytes
                         break
             except OSError:
                 pass
@@ -412,7 +412,7 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also .gz)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",

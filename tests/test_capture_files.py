@@ -549,6 +549,45 @@ def test_gzip_truncated_stream_warns(tmp_path: Path) -> None:
     assert any("gzip" in w for w in fr.stats.warnings)
 
 
+def _compressors():
+    import bz2
+    import lzma
+    import lz4.frame
+    import zstandard
+    return {"gzip": gzip.compress, "xz": lzma.compress, "bzip2": lambda b: bz2.compress(b, 1),
+            "zstd": zstandard.ZstdCompressor(write_checksum=True).compress, "lz4": lz4.frame.compress}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "xz", "bzip2", "zstd", "lz4"])
+def test_compressed_captures_read_as_wireshark_opens_them(tmp_path: Path, codec: str) -> None:
+    """gzip, xz, bzip2, zstd and lz4: by path and bytes, whole and in chunks, the records of the
+    plain file; two streams one after the other (pigz/pbzip2/pzstd, cat) read as one; a stream
+    cut in the middle keeps what came before it, with one warning naming the format; bytes after
+    the last stream that are not another stream are warned about."""
+    pack = _compressors()[codec]
+    import random
+    rnd = random.Random(7)                          # (incompressible: bzip2 blocks of 100 kB)
+    raw = pcap_header() + b"".join(pcap_record("<", i, 0, rnd.randbytes(900)) for i in range(1000))
+    plain = read_frames(raw)
+    p = tmp_path / f"c.{codec}"
+    p.write_bytes(pack(raw))
+    for src in (p, pack(raw)):
+        fr = read_frames(src)
+        assert fr.ts_ns.tolist() == plain.ts_ns.tolist() and all_data(fr) == all_data(plain)
+        assert fr.stats.warnings == []
+    assert_same_records(list(iter_frames(p, 4096)), plain)
+    half, rest = raw[:24 + 500 * 916], raw[24 + 500 * 916:]
+    two = read_frames(pack(half) + pack(rest))
+    assert two.ts_ns.tolist() == plain.ts_ns.tolist() and two.stats.warnings == []
+    packed = pack(raw)
+    cut = read_frames(packed[: len(packed) // 2])
+    assert 0 < len(cut) < 1000 and all_data(cut) == all_data(plain)[: len(all_data(cut))]
+    assert any(f"{codec} stream ends before its end marker (file cut short)" in w for w in cut.stats.warnings)
+    tail = read_frames(packed + b"not compressed")
+    assert len(tail) == 1000
+    assert any(f"{codec} stream followed by bytes that are not {codec}" in w for w in tail.stats.warnings)
+
+
 # ---------------------------------------------------------------------------------------------
 # iter_frames == read_frames
 

@@ -19,7 +19,8 @@ Both run the same record walk, so they return identical records. Formats read:
   before, keeping the file order; counted in one warning line, :func:`no_timestamp_note`),
   obsolete Packet Blocks (Appendix A). Other blocks (NRB, ISB, DSB, custom, unknown) are
   skipped.
-- either of them gzip-compressed (magic ``1f 8b``), decompressed on the fly.
+- either of them compressed with gzip, xz, bzip2, zstd or lz4 (recognised by its magic),
+  decompressed on the fly (:mod:`kscc_traffic.capture.compressed`).
 
 Tolerance policy. A file that is not a capture raises :class:`UnsupportedFormat`; a file that
 ends inside its header raises :class:`TruncatedCapture`; a damaged file header raises
@@ -40,7 +41,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +50,7 @@ import numpy as np
 
 from ..errors import CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
+from .compressed import DecompressingReader, open_decompressing
 from .frames import Frames
 from .stats import ReadStats
 
@@ -127,79 +128,6 @@ class _FileReader:
             return n
 
 
-class _GzipReader:
-    """Decompressing ``read(n)``/``eof()`` over a gzip file (several members allowed).
-
-    A truncated or corrupt stream ends the data where it breaks; ``problem`` then says why
-    (one line). Output is produced at most ``n`` bytes at a time (no decompression bomb).
-    """
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self._d = zlib.decompressobj(wbits=31)
-        self._in = b""           # compressed bytes not yet given to the decompressor
-        self._out = bytearray()  # decompressed bytes not yet returned
-        self._done = False
-        self._member_data = False
-        self.problem: str | None = None
-
-    def _fill(self, want: int) -> None:
-        while len(self._out) < want and not self._done:
-            if not self._in:
-                self._in = self._f.read(1 << 20)
-                if not self._in:
-                    if self._member_data and not self._d.eof:
-                        self.problem = "gzip stream ends before its end marker (truncated .gz)"
-                    self._done = True
-                    break
-            try:
-                # at most 64 KiB per call: a corrupt trailer (bad CRC) then costs only the last
-                # piece, not a whole chunk of intact data
-                piece = self._d.decompress(self._in, 1 << 16)
-            except zlib.error as e:
-                self.problem = f"gzip data corrupt ({e})"
-                self._done = True
-                break
-            self._member_data = True
-            self._in = self._d.unconsumed_tail
-            self._out += piece
-            if self._d.eof:                       # end of one gzip member
-                rest = self._d.unused_data + self._in
-                self._in = b""
-                if not rest:
-                    rest = self._f.read(1 << 20)
-                if not rest:
-                    self._done = True
-                elif rest[:2] == _GZIP_MAGIC:         # another member follows
-                    self._d = zlib.decompressobj(wbits=31)
-                    self._in = rest
-                    self._member_data = False
-                elif not rest.strip(b"\0") and not self._f.read(1):
-                    self._done = True                 # zero padding at the end (tape blocks)
-                else:
-                    self.problem = "gzip member followed by bytes that are not gzip (ignored)"
-                    self._done = True
-
-    def read(self, n: int) -> bytes:
-        self._fill(n)
-        out = bytes(self._out[:n])
-        del self._out[:n]
-        return out
-
-    def eof(self) -> bool:
-        self._fill(1)
-        return not self._out
-
-    def drain(self) -> int:
-        n = len(self._out)
-        self._out.clear()
-        while not self._done:
-            self._fill(1 << 20)
-            n += len(self._out)
-            self._out.clear()
-        return n
-
-
 def _source_name(source: str | os.PathLike[str] | bytes) -> str:
     """The text naming ``source`` in warnings and errors: its file name, escaped (:func:`name_text`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -275,14 +203,9 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int, int, str]] = {
     b"\xa1\xb2\xcd\x34": (">", 1000, 24, "modified pcap µs"),
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-_GZIP_MAGIC = b"\x1f\x8b"
 #: the hint for a capture format Wireshark reads and the built-in reader does not
 _TSHARK_READS = ", which the built-in reader does not read: use --engine tshark, or convert it: editcap -F pcapng IN OUT"
 _OTHER_MAGICS = {  # hints for the UnsupportedFormat message
-    b"\x28\xb5\x2f\xfd": "zstd-compressed (decompress it first)",
-    b"\x04\x22\x4d\x18": "lz4-compressed (decompress it first)",
-    b"BZh": "bzip2-compressed (decompress it first)",
-    b"\xfd7zXZ": "xz-compressed (decompress it first)",
     b"PK\x03\x04": "a zip archive (extract it first)",
     b"RTSS": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
     b"GMBU": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
@@ -954,7 +877,7 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
         text = head[:8].decode("latin-1")
         printable = all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text)
         hint = f"looks like text {text[:8]!r}" if printable else \
-            "not pcap/pcapng/gzip; if Wireshark opens it, use --engine tshark"
+            "neither pcap nor pcapng, plain or compressed; if Wireshark opens it, use --engine tshark"
     raise UnsupportedFormat(f"{name}: not a pcap or pcapng capture: magic bytes "
                             f"{head[:4].hex(' ')} ({hint})")
 
@@ -964,7 +887,7 @@ def _frames_from(buf: bytes, w: _Walk, stats: ReadStats) -> Frames:
     return Frames(buf, c["ts_ns"], c["linktype"], c["offset"], c["caplen"], c["wirelen"], stats)
 
 
-def _run(reader: _BytesReader | _FileReader | _GzipReader, name: str,
+def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
          chunk_bytes: int) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames."""
     stats = ReadStats()
@@ -1044,11 +967,9 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) 
                    f"{total - st.offset} bytes from there on skipped")
 
 
-def _open_path(path: str | os.PathLike[str]) -> tuple[BinaryIO, _FileReader | _GzipReader]:
+def _open_path(path: str | os.PathLike[str]) -> tuple[BinaryIO, _FileReader | DecompressingReader]:
     f = open(path, "rb")
-    if f.peek(2)[:2] == _GZIP_MAGIC:
-        return f, _GzipReader(f)
-    return f, _FileReader(f)
+    return f, open_decompressing(f, f.peek(8)[:8]) or _FileReader(f)
 
 
 def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> Frames:
@@ -1057,8 +978,8 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
     Parameters
     ----------
     source : str, os.PathLike or bytes
-        Path of a capture file, or the file's bytes. A gzip-compressed capture (magic
-        ``1f 8b``) is decompressed first.
+        Path of a capture file, or the file's bytes. A compressed capture (gzip, xz, bzip2,
+        zstd, lz4: :mod:`kscc_traffic.capture.compressed`) is decompressed first.
     name : str, optional
         The text that names the capture in warning and error lines (default: the file's name,
         escaped by :func:`kscc_traffic.text.name_text`; ``<bytes>`` for bytes).
@@ -1072,7 +993,7 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
         ``offset`` int64 (n,) where the record's captured bytes start in ``buf`` (bytes);
         ``caplen`` int32 (n,) captured bytes; ``wirelen`` int32 (n,) original length, bytes
         (clamped to 2^31-1). ``buf`` is the whole (decompressed) file as ``bytes``. ``stats``:
-        ``records``, ``bytes_read`` (file bytes consumed; for gzip, decompressed bytes),
+        ``records``, ``bytes_read`` (file bytes consumed; compressed: decompressed bytes),
         ``damage_offset`` (offset where reading stopped, else None), ``skipped_bytes``,
         ``skipped_records``, ``malformed`` (pcapng packet blocks skipped) and ``warnings``.
 
@@ -1098,10 +1019,10 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
         with open(source, "rb") as f:
             data = f.read()
     problem = None
-    if data[:2] == _GZIP_MAGIC:
-        gz = _GzipReader(io.BytesIO(data))
-        data = gz.read(1 << 62)
-        problem = gz.problem
+    packed = open_decompressing(io.BytesIO(data), data[:8])
+    if packed is not None:
+        data = packed.read(1 << 62)
+        problem = packed.problem
     whole = _BytesReader(data)
     whole.problem = problem
     return next(_run(whole, name, len(data) + 1))
@@ -1130,7 +1051,7 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
     Parameters
     ----------
     source : str, os.PathLike or bytes
-        As for :func:`read_frames` (gzip decompressed on the fly).
+        As for :func:`read_frames` (compressed captures decompressed on the fly).
     chunk_bytes : int
         Target chunk size in bytes (default 64 MiB; values below 64 are raised to 64).
     name : str, optional
@@ -1139,10 +1060,8 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
     name = _source_name(source) if name is None else name
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        if data[:2] == _GZIP_MAGIC:
-            yield from _run(_GzipReader(io.BytesIO(data)), name, max(chunk_bytes, 64))
-        else:
-            yield from _run(_BytesReader(data), name, max(chunk_bytes, 64))
+        packed = open_decompressing(io.BytesIO(data), data[:8])
+        yield from _run(packed or _BytesReader(data), name, max(chunk_bytes, 64))
         return
     f, reader = _open_path(source)
     with f:
