@@ -27,9 +27,12 @@ Verdicts and reasons (first match wins, in this order):
   well-known one, >= 1024), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
 - ``ok`` — a documented purpose that worked; a one-way UDP broadcast/multicast or inbound
-  datagram is normal. An answered DNS query is ``ok`` whatever the answer says (the server was
-  reached); an error answer (``dns_rcode`` other than NOERROR, e.g. NXDOMAIN, REFUSED) is told in
-  ``detail``: ``DNS answer NXDOMAIN for <query>``.
+  datagram is normal. An answered DNS query is ``ok`` (the server was reached); an error answer
+  (``dns_rcode`` other than NOERROR, e.g. NXDOMAIN, REFUSED) or a sinkhole address is told in
+  ``detail``: ``DNS answer NXDOMAIN for <query>``; for a name the agent needs (under a rule's
+  host mask or kaspersky.com, :func:`_agent_name`) such an answer is ``blocked``/``rejected``
+  instead when no response of the flow gave a usable address (:func:`usable_address`): the
+  agent cannot connect.
 - ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
   responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
@@ -120,6 +123,12 @@ def sinkhole_address(answers: str) -> str:
     return ""
 
 
+def usable_address(answers: str) -> bool:
+    """Does a ``dns_answers`` text hold an address to connect to (one that is not a sinkhole,
+    :func:`sinkhole_address`)? A flow whose other query resolved got one despite an error answer."""
+    return any(a and a not in _SINKHOLES for a in answers.split(";")) if answers else False
+
+
 #: dns_answers addresses that mean "blocked" (as the address text is written: ipaddress formatting)
 _SINKHOLES = frozenset({"0.0.0.0", "::", "::ffff:0.0.0.0", "::ffff:0:0", "127.0.0.1", "::1",
                         "::ffff:127.0.0.1", "::ffff:7f00:1"})
@@ -143,6 +152,14 @@ def _dns_error_detail(row: dict) -> str:
     return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
 
 
+def _agent_name(name: str, rules: RuleSet) -> bool:
+    """Is ``name`` one the agent needs: under a rule's host mask (``*.ksc.kaspersky.com``,
+    ``*.digicert.com``) or under :data:`VENDOR_DOMAIN`? Case and a trailing dot ignored."""
+    n = name.lower().rstrip(".")
+    return bool(n) and (n == VENDOR_DOMAIN or n.endswith("." + VENDOR_DOMAIN)
+                        or any(r.matches_host(n) for r in rules.rules))
+
+
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns."""
     proto = row["proto"]
@@ -164,7 +181,13 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
         if not answered and row["cast"] == "unicast" and not partial:
             return "dns", "blocked", "no_answer", "DNS query without an answer"
-        return "dns", "ok", "partial" if partial else "", _dns_error_detail(row)
+        refused = _dns_error_detail(row)
+        if refused and not usable_address(row.get("dns_answers") or "") \
+                and _agent_name(row.get("query") or "", rules):
+            return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                    f"{refused}; the agent needs this name: without its address it cannot connect "
+                    "(fix the resolver or the DNS filter)")
+        return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
     # in absolute-form), the name is the one asked for
@@ -898,9 +921,11 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     # with such an address, the others are keyed '' whatever their answers)
     codes, seen = pd.factorize(v["dns_answers"])
     hole = np.array([sinkhole_address(a) for a in seen.tolist()] + [""], object)[codes]
+    usable = np.array([usable_address(a) for a in seen.tolist()] + [False], bool)[codes]
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
         np.where(dns_error | (hole != ""), v["query"], ""),
         hole,
+        (dns_error | (hole != "")) & usable,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | asks, v["resp_h"], ""),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when

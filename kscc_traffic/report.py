@@ -920,8 +920,8 @@ def _print_dns_errors(summary: TableSummary, console: Console) -> None:
     if not len(errs):
         return
     total = int(errs["flows"].sum()) + summary.dns_errors_dropped
-    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''}; "
-                    "verdict ok: the resolver answered)", title_justify="left")
+    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''})",
+              title_justify="left")
     for col in ("name", "answer", "flows", "meaning"):
         t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
     for r in errs.head(MAX_DNS_ERRORS_SHOWN).itertuples(index=False):

@@ -355,7 +355,7 @@ def test_dns_error_answers_are_grouped_by_their_name_only():
     """The query name is in the key only where the answer is an error (the detail quotes it):
     answered NOERROR lookups of many names stay one group; tables without the DNS columns (made
     before they existed) are still grouped, as if they were ''."""
-    names = [f"n{i}.ksc.kaspersky.com" for i in range(300)]
+    names = [f"n{i}.example.org" for i in range(250)] + [f"n{i}.ksc.kaspersky.com" for i in range(250, 300)]
     flows = pd.DataFrame(dict(
         proto="udp", resp_p=53, orig_p=np.arange(300) + 49152, resp_h="203.0.113.53", server_name="", dns_name="",
         partial=False, conn_state="SF", resp_bytes=60, duration=0.01, resp_pkts=1, orig_pkts=1, icmp_unreachable="",
@@ -365,10 +365,13 @@ def test_dns_error_answers_are_grouped_by_their_name_only():
     groups = _verdict_groups(flows, RULES)
     assert groups is not None and groups.max() + 1 == 1 + 100
     out = classify(flows, RULES)
-    assert (out["verdict"] == "ok").all() and (out["reason"] == "").all()
+    # an error answer for a name the agent needs is blocked (newcomer 18 #2), another name's is ok
+    assert (out["verdict"][:250] == "ok").all() and (out["reason"][:250] == "").all()
+    assert (out["verdict"][250:] == "blocked").all() and (out["reason"][250:] == "rejected").all()
     assert (out["detail"][:200] == "").all()
-    assert out.loc[200, "detail"] == "DNS answer NXDOMAIN for n200.ksc.kaspersky.com"
-    assert out.loc[299, "detail"] == "DNS answer REFUSED for n299.ksc.kaspersky.com"
+    assert out.loc[200, "detail"] == "DNS answer NXDOMAIN for n200.example.org"
+    assert out.loc[299, "detail"] == ("DNS answer REFUSED for n299.ksc.kaspersky.com; the agent needs this name: "
+                                      "without its address it cannot connect (fix the resolver or the DNS filter)")
     assert_same(flows)
     bare = flows.drop(columns=["query", "dns_rcode"])
     assert _verdict_groups(bare, RULES) is not None and _verdict_groups(bare, RULES).max() == 0

@@ -1,7 +1,8 @@
 """The DNS response code (``dns_rcode``, Zeek's rcode_name of a flow's responses: the first that is
 not NOERROR, else NOERROR; see also test_dns_all_responses.py): filled
 for DNS over UDP and TCP, the same whole and in chunks and with the tshark engine; an error
-answer keeps verdict ok and is told in ``detail``; the table and HTML reports list the names
+answer is told in ``detail`` (blocked/rejected for a name the agent needs, ok for another); the
+table and HTML reports list the names
 answered with an error, escaped and bounded."""
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session, udp
 RULES = load_rules()
 C, RES = "192.0.2.10", "203.0.113.53"
 HOSTILE = "<script>alert(1)</script>.example"
+#: what the detail of an error answer adds for a name the agent needs
+NEED = "; the agent needs this name: without its address it cannot connect (fix the resolver or the DNS filter)"
 
 
 def _q(name: str, txid: int) -> DNS:
@@ -83,10 +86,10 @@ def test_rcode_verdict_and_detail(tmp_path, proto, base):
     assert cols[cols.index("query") + 1] == "dns_rcode" and flows["dns_rcode"].dtype == object
     got = {int(r.orig_p) - base: (r.query, r.service, r.dns_rcode, r.purpose, r.verdict, r.reason, r.detail)
            for r in flows[flows["proto"] == proto].itertuples()}
-    assert got[0] == ("eu1.ksc.kaspersky.com", "dns", "NXDOMAIN", "dns", "ok", "",
-                      "DNS answer NXDOMAIN for eu1.ksc.kaspersky.com")
-    assert got[1] == ("eu2.ksc.kaspersky.com", "dns", "REFUSED", "dns", "ok", "",
-                      "DNS answer REFUSED for eu2.ksc.kaspersky.com")
+    assert got[0] == ("eu1.ksc.kaspersky.com", "dns", "NXDOMAIN", "dns", "blocked", "rejected",
+                      "DNS answer NXDOMAIN for eu1.ksc.kaspersky.com" + NEED)
+    assert got[1] == ("eu2.ksc.kaspersky.com", "dns", "REFUSED", "dns", "blocked", "rejected",
+                      "DNS answer REFUSED for eu2.ksc.kaspersky.com" + NEED)
     assert got[2] == ("eu3.ksc.kaspersky.com", "dns", "NOERROR", "dns", "ok", "", "")
     if proto == "udp":
         assert got[3] == ("eu4.ksc.kaspersky.com", "dns", "", "dns", "blocked", "no_answer",
@@ -107,7 +110,7 @@ def test_non_dns_flows_have_no_rcode(tmp_path):
 def test_table_report_lists_error_names(tmp_path):
     flows = analyze_file(_capture(tmp_path), RULES).flows
     text = render_table(flows, RULES, width=200)
-    _, _, rest = text.partition("DNS names answered with an error (4 flows; verdict ok: the resolver answered)")
+    _, _, rest = text.partition("DNS names answered with an error (4 flows)")
     assert rest, text
     section = rest.split("Flagged flows")[0]
     assert len([ln for ln in section.splitlines() if "kaspersky" in ln]) == 2
@@ -118,8 +121,8 @@ def test_table_report_lists_error_names(tmp_path):
     assert "eu1.ksc.kaspersky.com │ NXDOMAIN │     2 │ the name does not exist" in section
     assert "eu2.ksc.kaspersky.com │ REFUSED  │     2 │ the resolver refuses" in section
     assert "eu3" not in section and "eu4" not in section
-    # the unanswered UDP query is the one flagged flow
-    assert "Flagged flows (1)" in text and "8 flows: 7 ok, 1 blocked" in text
+    # the unanswered UDP query and the four error answers for the agent's names are flagged
+    assert "Flagged flows (5)" in text and "8 flows: 3 ok, 5 blocked" in text
 
 
 def test_no_section_without_error_answers(tmp_path):
@@ -176,7 +179,7 @@ def test_reports_are_bounded(monkeypatch):
     assert s.dns_errors_dropped == 25 + 55
     buf = io.StringIO()
     report._print_dns_errors(s, Console(file=buf, width=200, color_system=None))
-    assert "(90 flows;" in buf.getvalue() and "… more names answered with an error" in buf.getvalue()
+    assert "(90 flows)" in buf.getvalue() and "… more names answered with an error" in buf.getvalue()
 
 
 def test_html_rows_are_bounded():
@@ -244,6 +247,7 @@ def test_first_response_in_an_earlier_chunk(tmp_path):
     path = _chunk_capture(tmp_path)
     w = assert_same(path, [1024, 2048, 4096, 16384])
     assert row(w, orig_p=40000)["dns_rcode"] == "NXDOMAIN"
+    # (the flow's later answer gave an address: not blocked, whatever the first said)
     assert row(w, orig_p=40000)["detail"] == "DNS answer NXDOMAIN for a.ksc.kaspersky.com"
     assert row(w, orig_p=40001)["dns_rcode"] == "REFUSED"
     assert row(w, orig_p=40002)["dns_rcode"] == "NXDOMAIN"

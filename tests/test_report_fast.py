@@ -220,8 +220,8 @@ def old_print_dns_errors(flows, console, shown: int = 20) -> None:
         return
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     total = sum(counts.values())
-    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''}; "
-                    "verdict ok: the resolver answered)", title_justify="left")
+    t = Table(title=f"DNS names answered with an error ({total} flow{'s' if total != 1 else ''})",
+              title_justify="left")
     for col in ("name", "answer", "flows", "meaning"):
         t.add_column(col, justify="right" if col == "flows" else "left", overflow="fold")
     for (q, rc), n in rows[:shown]:
