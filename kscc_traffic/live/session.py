@@ -511,7 +511,8 @@ class LiveSession:
                 if plen[i] >= 0 and not fg & RST:
                     e_ = (seq[i] + (1 if fg & SYN else 0) + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
                     te = fl.top_end[d]
-                    if te is None or 0 < ((e_ - te) & 0xFFFF_FFFF) < (1 << 31):
+                    # (a SYN restarts the count, as flows.seq_extents: its last SYN sets the start)
+                    if te is None or fg & SYN or 0 < ((e_ - te) & 0xFFFF_FFFF) < (1 << 31):
                         fl.top_end[d] = e_
                         fl.after_top[1 - d] = True
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
