@@ -336,7 +336,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       the same 5-tuple, whose SYN may come late).
     - for TCP, the packet with the furthest sequence end and the one with the furthest
       acknowledgement per direction, and every packet at a direction's first timestamp (what
-      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`).
+      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`); and each direction's
+      first packet after the other direction's first reaching its furthest sequence end (a
+      duplicate acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
 
     TCP payload bytes are kept only for the first MAX_SEGMENTS + 1 payload packets per direction
     and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
@@ -415,6 +417,14 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         first_t = np.full(len(top), np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first_t, fd, ts)
         keep |= tcp & (ts == first_t[fd])
+        # each direction's first packet after the other's first reaching its furthest sequence
+        # end (inspect._mtu_holes: a duplicate acknowledgement, later bytes arrived)
+        top_end = np.full(len(top) + 1, -1, np.int64)
+        np.maximum.at(top_end, fd, s_end)
+        reach = np.full(len(top_end), n, np.int64)
+        at = (s_end >= 0) & (s_end == top_end[fd])
+        np.minimum.at(reach, fd[at], idx[at])
+        keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]

@@ -161,6 +161,18 @@ def _agent_name(name: str, rules: RuleSet) -> bool:
 
 
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
+    """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
+    :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
+    :func:`.inspect._mtu_holes`) appended to the detail of a TCP flow that has one (verdict and
+    reason unchanged)."""
+    purpose, verdict, reason, detail = _judge_flow(row, rules)
+    hint = row.get("mtu_hint")
+    if row["proto"] == "tcp" and isinstance(hint, str) and hint:
+        detail = f"{detail}; {hint}" if detail else hint
+    return purpose, verdict, reason, detail
+
+
+def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns."""
     proto = row["proto"]
     if proto not in ("tcp", "udp"):
@@ -729,14 +741,15 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s")
+                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
+                  "mtu_hint")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s")
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -744,14 +757,14 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked")
+                  "blind_client_alert", "blind_unacked", "mtu_hint")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status")
+                 "blind_closer", "tunnel_http_status", "mtu_hint")
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import FIN, RST, TCP, UDP, FlowTable, content_rows, resent, seq_extents
+from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, resent, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -26,6 +26,14 @@ SERVER_NEXT_BYTES = 32
 #: the shortest encrypted TLS record: a TLS 1.3 record of one byte (5-byte header, the inner
 #: content type, a 16-byte tag); fewer bytes can only be cleartext alerts (7 bytes each)
 SMALLEST_SEALED = 22
+#: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
+#: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
+#: link's MTU lets through once the headers are taken off (1220 bytes of payload)
+FULL_SIZE_BYTES = 1200
+#: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
+MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
+            "arrived: full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation "
+            "needed'/'packet too big' filtered)")
 #: distinct addresses kept in a flow's ``dns_answers`` (the first ones, in order of arrival): a
 #: client's lookups give a few; a flow with more (a forwarder's long-lived 53-to-53 flow) would
 #: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end
@@ -652,6 +660,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     cols["stall_from_s"] = np.full(n, -1.0)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = np.full(n, "", object)
+    # (likewise: a TCP connection that ended with full-size segments of one side lost while its
+    # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
+    cols["mtu_hint"] = np.full(n, "", object)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)
@@ -750,6 +761,17 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     stall = np.flatnonzero(again[:, 1] & (cols["stall_from_s"] < 0))
     if len(stall):
         cols["resp_stall_from_s"][stall] = _stalled(ft, stall, responder=True)
+    # a side's bytes never acknowledged at the end though later ones arrived (not for a flow
+    # whose start was not captured: its sequence spaces start at an arbitrary packet); only
+    # where a direction's payloads do not add up to its size by sequence numbers (bytes sent
+    # again, or missing from the capture: the same in every reading for a direction of at most
+    # MAX_SEGMENTS data segments, all of which are kept)
+    if ft.seq_bytes is not None:
+        uneven = (ft.seq_bytes >= 0) & (ft.byte_sums != ft.seq_bytes)
+        cand = np.flatnonzero((proto == "tcp") & uneven.any(axis=1) & ~flows["partial"].to_numpy(dtype=bool)
+                              & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0))
+        if len(cand):
+            cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
     return _with_columns(flows, service, cols), answers
 
 
@@ -778,6 +800,99 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     short = (top[fl] > 0) & (most[fl] < top[fl])
     if short.any():
         out[short] = _tls_waits(ft, fl[short], responder, view=v)
+    return out
+
+
+def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose SYN was captured): the
+    :data:`MTU_HINT` text ('' where not) when one side's bytes were lost as a path-MTU black
+    hole loses them: full-size segments dropped on the path (the ICMP "fragmentation needed" /
+    "packet too big" that should have shrunk them filtered), smaller ones delivered.
+
+    By sequence numbers (:func:`.flows.seq_extents`), per direction, the sender X and the
+    receiver Y: X's furthest data byte lies past Y's furthest acknowledgement ``a`` (bytes never
+    acknowledged), and Y closed (its first FIN or RST) after X's furthest packet (the first one
+    reaching X's furthest sequence end): Y lost those bytes, the capture was not merely cut. And
+    the capture shows that later bytes arrived, either way:
+
+    - seen where Y is: no captured X segment holds byte ``a`` while a later one was captured:
+      the first :data:`FULL_SIZE_BYTES` or more bytes from ``a`` never came;
+    - seen where X is: X sent the segment holding byte ``a`` twice or more, one of them of
+      :data:`FULL_SIZE_BYTES` IP bytes or more, and Y's first packet after X's furthest packet
+      is a duplicate acknowledgement (no payload, no SYN/FIN/RST, acknowledging ``a`` again):
+      a later segment reached it.
+
+    The size quoted is the bytes from ``a`` to the first captured later segment (the first way)
+    or to the end of the last segment holding byte ``a`` (the second); the offset is 1-based, as
+    Wireshark's relative sequence numbers.
+
+    Only for directions with at most :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments and
+    flows none of whose TCP headers was cut: reads those segments, the first packet of each
+    direction reaching its furthest sequence end and acknowledgement, the first FIN and RST per
+    direction and each direction's first packet after the other's furthest packet, all of which
+    a chunked or live analysis keeps, so all readings agree. ``sides`` (bool (len(flows), 2):
+    originator, responder; None: all True): the directions to look at as the sender."""
+    out = np.full(len(flows), "", object)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    c = ft.packets.cols
+    n_f = len(ft.flows)
+    f, plen, flags, end, acked = v.f, v.plen, v.flags, v.end, v.acked
+    pos = np.arange(len(f))
+    iplen = c["ip_len"][v.rows].astype(np.int64)
+    cut = np.zeros(n_f, bool)
+    cut[f[plen < 0]] = True
+    fl = np.asarray(flows, np.int64)
+    big = np.iinfo(np.int64).max
+    look = np.ones((len(flows), 2), bool) if sides is None else np.asarray(sides, bool)
+    for responder in (True, False):
+        x = ~v.fo if responder else v.fo          # the sender's packets
+        y = ~x
+        data = x & (plen > 0) & (end >= 0)
+        dend = end - ((flags & FIN) != 0)
+        start = dend - plen
+        few = np.bincount(f[x & (plen > 0)], minlength=n_f) <= MAX_SEGMENTS
+        top = np.full(n_f, -1, np.int64)
+        np.maximum.at(top, f[x], end[x])
+        top_d = np.full(n_f, -1, np.int64)
+        np.maximum.at(top_d, f[data], dend[data])
+        a = np.full(n_f, -1, np.int64)
+        np.maximum.at(a, f[y], acked[y])
+        # X's furthest packet; Y's first close, first packet after it, first acknowledging a
+        p_x = np.full(n_f, big, np.int64)
+        reach = x & (end >= 0) & (end == top[f])
+        np.minimum.at(p_x, f[reach], pos[reach])
+        closing = y & ((flags & (FIN | RST)) != 0)
+        q_y = np.full(n_f, big, np.int64)
+        np.minimum.at(q_y, f[closing], pos[closing])
+        nxt = np.full(n_f, big, np.int64)
+        later = y & (pos > p_x[f])
+        np.minimum.at(nxt, f[later], pos[later])
+        first_a = np.full(n_f, big, np.int64)
+        at_a = y & (acked >= 0) & (acked == a[f])
+        np.minimum.at(first_a, f[at_a], pos[at_a])
+        ok = few & ~cut & (a >= 0) & (top_d > a) & (p_x < big) & (q_y < big) & (q_y > p_x)
+        # the segments holding byte a, and the first captured one after it
+        holds = data & (start <= a[f]) & (dend > a[f])
+        n_hold = np.bincount(f[holds], minlength=n_f)
+        big_hold = np.zeros(n_f, bool)
+        big_hold[f[holds & (iplen >= FULL_SIZE_BYTES)]] = True
+        last_hold = np.full(n_f, -1, np.int64)
+        np.maximum.at(last_hold, f[holds], pos[holds])
+        beyond = data & (start > a[f])
+        s_min = np.full(n_f, big, np.int64)
+        np.minimum.at(s_min, f[beyond], start[beyond])
+        gap = (n_hold == 0) & (s_min < big) & (s_min - a >= FULL_SIZE_BYTES)
+        k = np.clip(nxt, 0, len(f) - 1)
+        dup = (nxt < big) & (plen[k] == 0) & ((flags[k] & (SYN | FIN | RST)) == 0) \
+            & ((flags[k] & ACK) != 0) & (acked[k] == a) & (first_a < nxt)
+        sent = (n_hold >= 2) & big_hold & dup
+        size = np.where(gap, s_min - a, np.where(last_hold >= 0, dend[np.maximum(last_hold, 0)] - a, 0))
+        hit = (ok & (gap | sent))[fl] & (out == "") & look[:, int(responder)]
+        side = "server" if responder else "client"
+        for i in np.flatnonzero(hit).tolist():
+            out[i] = MTU_HINT.format(side=side, size=int(size[fl[i]]), at=int(a[fl[i]]) + 1)
     return out
 
 

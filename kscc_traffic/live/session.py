@@ -20,7 +20,9 @@ Memory per active flow is bounded:
   datagrams that ``dns_rcode`` and ``dns_answers`` read (the first, the first that is not
   NOERROR, each that brings an address first: ``_Flow.dns_brings``, at most
   :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS` + 2), ICMP errors quoting the
-  flow (at most :data:`MAX_ICMP_ERRORS`). Of the other TCP packets, per direction, the one
+  flow (at most :data:`MAX_ICMP_ERRORS`), each direction's first TCP packet after the other
+  direction reached further in its sequence space (a duplicate acknowledgement: what
+  ``inspect._mtu_holes`` reads). Of the other TCP packets, per direction, the one
   that reaches furthest in the sequence space and the one that acknowledges furthest are held
   (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
   as in the analysis of the file. The other packets only add to counters (packets, payload
@@ -129,7 +131,8 @@ class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
-                 "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata")
+                 "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
+                 "fafter")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -174,6 +177,14 @@ class _Flow:
         self.fend: list[Optional[list]] = [None, None]
         self.fack: list[Optional[list]] = [None, None]
         self.paysum = [0, 0]          # TCP payload bytes per direction, every packet but copies
+        # TCP, per direction: the furthest sequence end so far (seq + SYN + payload + FIN, mod
+        # 2^32; None: none yet), whether its next packet stands for "the first after the other
+        # direction's furthest packet" (the other direction reached further since its last one),
+        # and that packet when not kept, held as ``fend`` (a duplicate acknowledgement there
+        # tells inspect._mtu_holes that later bytes arrived; chunked._summarise keeps it too)
+        self.top_end: list[Optional[int]] = [None, None]
+        self.after_top = [False, False]
+        self.fafter: list[Optional[list]] = [None, None]
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -205,23 +216,46 @@ class _Flow:
 
     def floating(self) -> list[list]:
         """The packets not kept that stand for their direction's sequence extent (``fend``,
-        ``fack``), each once, as [end, record, payload bytes, IP bytes, ack] lists."""
+        ``fack``) or follow the other direction's furthest packet (``fafter``), each once, as
+        [end, record, payload bytes, IP bytes, ack] lists."""
         out: list[list] = []
-        for x in (*self.fend, *self.fack):
+        for x in (*self.fend, *self.fack, *self.fafter):
             if x is not None and not any(x is y for y in out):
                 out.append(x)
         return out
 
-    def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> bool:
-        """Whether a TCP packet not kept (direction ``d``; ``end``: its sequence number + SYN +
-        payload + FIN, mod 2^32; ``ack``: its acknowledgement number, -1 without one) reaches
-        further than the ones held for its direction: then it is held instead, and a held one
-        that no longer stands for anything goes to the counters (``extra``)."""
+    def _release(self, d: int, old: list) -> None:
+        """Held packets of direction ``d`` replaced: each that no longer stands for anything
+        goes to the counters (``extra``)."""
+        seen: list[list] = []
+        for x in old:
+            if x is None or x is self.fend[d] or x is self.fack[d] or x is self.fafter[d] \
+                    or any(x is y for y in seen):
+                continue
+            seen.append(x)
+            e = self.extra
+            e[3 * d] += 1
+            e[3 * d + 1] += max(x[2], 0)
+            e[3 * d + 2] += x[3]
+
+    def hold_after(self, d: int, mine: Optional[list]) -> None:
+        """The packet of direction ``d`` that follows the other direction's furthest packet:
+        held (``mine``, as :meth:`float_tcp` holds one) or kept (None)."""
+        old = self.fafter[d]
+        self.fafter[d] = mine
+        self._release(d, [old])
+
+    def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> Optional[list]:
+        """The packet held (an [end, record, payload bytes, IP bytes, ack] list) when a TCP
+        packet not kept (direction ``d``; ``end``: its sequence number + SYN + payload + FIN,
+        mod 2^32; ``ack``: its acknowledgement number, -1 without one) reaches further than the
+        ones held for its direction: then it is held instead, and a held one that no longer
+        stands for anything goes to the counters (``extra``); else None."""
         fe, fa = self.fend[d], self.fack[d]
         further_end = fe is None or 0 < ((end - fe[0]) & 0xFFFF_FFFF) < (1 << 31)
         further_ack = ack >= 0 and (fa is None or 0 < ((ack - fa[4]) & 0xFFFF_FFFF) < (1 << 31))
         if not (further_end or further_ack):
-            return False
+            return None
         mine = [end, rec, plen, iplen, ack]
         old = []
         if further_end:
@@ -230,15 +264,8 @@ class _Flow:
         if further_ack:
             old.append(fa)
             self.fack[d] = mine
-        if len(old) == 2 and old[0] is old[1]:
-            old.pop()
-        for x in old:
-            if x is not None and x is not self.fend[d] and x is not self.fack[d]:
-                e = self.extra
-                e[3 * d] += 1
-                e[3 * d + 1] += max(x[2], 0)
-                e[3 * d + 2] += x[3]
-        return True
+        self._release(d, old)
+        return mine
 
 
 class FlowLog:
@@ -478,6 +505,16 @@ class LiveSession:
                 if fl.plain0[d] < stage:
                     fl.plain0[d] = stage
                     keep = True
+            after = is_tcp and fl.after_top[d]
+            if is_tcp:
+                fl.after_top[d] = False
+                if plen[i] >= 0 and not fg & RST:
+                    e_ = (seq[i] + (1 if fg & SYN else 0) + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
+                    te = fl.top_end[d]
+                    # (a SYN restarts the count, as flows.seq_extents: its last SYN sets the start)
+                    if te is None or fg & SYN or 0 < ((e_ - te) & 0xFFFF_FFFF) < (1 << 31):
+                        fl.top_end[d] = e_
+                        fl.after_top[1 - d] = True
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
                 keep = True
                 fl.nflag += 1
@@ -491,6 +528,8 @@ class LiveSession:
             # (what flows.build_flows compares to find a copy: headers, transport checksum, bytes)
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i], hash(payload))
             if keep:
+                if after:
+                    fl.hold_after(d, None)   # (kept: a packet held for it before stands for nothing)
                 if is_tcp:
                     fl.paysum[d] += max(plen[i], 0)
                 if plen[i] > 0:
@@ -509,15 +548,23 @@ class LiveSession:
                         and t - last[1] <= (_DUP_WINDOW_NS if ipid[i] > 0 else _DUP_WINDOW_NOID_NS):
                     self.duplicates += 1
                     fl.last_sig = (sig, t)
+                    if after:     # (a copy stands for nothing: the next packet does)
+                        fl.after_top[d] = True
                     continue
                 else:
                     self.dropped_rows += 1
                     if is_tcp:
                         fl.paysum[d] += max(plen[i], 0)
-                    if not (is_tcp and not fg & (SYN | RST) and fl.float_tcp(
-                            d, srt[i * size:(i + 1) * size],
-                            (seq[i] + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF,
-                            ack[i] if fg & ACK and ack[i] else -1, plen[i], iplen[i])):
+                    end_i = (seq[i] + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
+                    ack_i = ack[i] if fg & ACK and ack[i] else -1
+                    held = None
+                    if is_tcp and not fg & (SYN | RST):
+                        held = fl.float_tcp(d, srt[i * size:(i + 1) * size], end_i, ack_i, plen[i], iplen[i])
+                    if after:
+                        if held is None:
+                            held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
+                        fl.hold_after(d, held)
+                    if held is None:
                         e = fl.extra
                         e[3 * d] += 1
                         e[3 * d + 1] += max(plen[i], 0)

@@ -1,0 +1,232 @@
+"""A path-MTU black hole (break-it 13 s1: full-size segments dropped on the path, the ICMP
+"fragmentation needed" / "packet too big" that should have shrunk them filtered, smaller ones
+delivered): the flow's detail gets a hint, its verdict and reason stay what they were. Seen from
+the receiver (the lost bytes never captured, later ones captured, a duplicate acknowledgement,
+the receiver closing) and from the sender (the full-size segment sent again and again, never
+acknowledged, a duplicate acknowledgement after its later bytes), over IPv4 and IPv6, in both
+directions. No hint where path-MTU discovery works (an ICMP error, smaller segments sent
+again and acknowledged), for a lost segment recovered, for a capture cut mid-transfer, nor for
+a filter dropping all of the server's packets. Whole = chunked = live = tshark engine = grouped
+judgement."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+
+from chunkcmp import assert_same, whole, write
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of
+from test_classify_fast import assert_same as assert_same_as_reference
+from kscc_traffic.analyze import analyze_file, analyze_packets
+from kscc_traffic.capture.decode import decode
+from kscc_traffic.capture.files import read_frames
+from kscc_traffic.classify import CLASS_COLUMNS, classify
+from kscc_traffic.inspect import MTU_HINT
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+V4 = ("192.0.2.10", 50000), ("198.51.100.20", 23101)
+V6 = ("2001:db8:1::10", 50000), ("2001:db8:2::20", 23101)
+ISN_C, ISN_S = 1000, 5000
+REC = b"\x17\x03\x03\x00\x3b" + bytes(59)      # a 64-byte TLS record
+TAIL = {"server": "TLS handshake aborted: connection closed (S2)"}
+
+
+class Conn:
+    """Packets of one TCP connection: ``up`` client -> server, ``dn`` server -> client."""
+
+    def __init__(self, v6: bool = False):
+        (self.ch, self.cp), (self.sh, self.sp) = V6 if v6 else V4
+        self.recs: list[tuple[float, bytes]] = []
+
+    def up(self, t, data=b"", **kw):
+        self.recs.append((t, bytes(eth(ip_of(self.ch, self.sh) / TCP(sport=self.cp, dport=self.sp, **kw) / data))))
+
+    def dn(self, t, data=b"", **kw):
+        self.recs.append((t, bytes(eth(ip_of(self.sh, self.ch) / TCP(sport=self.sp, dport=self.cp, **kw) / data,
+                                       src=SERVER_MAC, dst=CLIENT_MAC))))
+
+    def opened(self, rounds: int = 4):
+        """Handshake and ``rounds`` request/answer exchanges of one record each (more packets
+        than a chunked analysis keeps whole): (client seq, server seq, next time)."""
+        self.up(1.0, flags="S", seq=ISN_C)
+        self.dn(1.01, flags="SA", seq=ISN_S, ack=ISN_C + 1)
+        self.up(1.02, flags="A", seq=ISN_C + 1, ack=ISN_S + 1)
+        c, s, t = ISN_C + 1, ISN_S + 1, 1.03
+        for _ in range(rounds):
+            self.up(t, REC, flags="PA", seq=c, ack=s)
+            c += len(REC)
+            self.dn(t + .01, REC, flags="PA", seq=s, ack=c)
+            s += len(REC)
+            self.up(t + .02, flags="A", seq=c, ack=s)
+            t += .03
+        return c, s, t
+
+
+def _download(side: str, v6: bool = False, big: int = 1448, small: int = 600, recovered: bool = False,
+              closed: bool = True, dup: bool = True):
+    """The server answers with a ``big``-byte segment and a ``small`` one; the big one never
+    arrives. ``side``: where the capture is, 'client' (the big segment not in it) or 'server'
+    (it is, sent again 5 times). ``recovered``: the big one gets through at its 2nd sending
+    (acknowledged). ``closed``: the client closes 12 s later (else the capture ends).
+    ``dup``: the client sends a duplicate acknowledgement when the small one arrives."""
+    k = Conn(v6)
+    c, s, t = k.opened()
+    payload = bytes(range(256)) * 8
+    if side == "server":
+        k.dn(t, payload[:big], flags="A", seq=s, ack=c)
+    k.dn(t + .001, payload[:small], flags="PA", seq=s + big, ack=c)
+    if dup:
+        k.up(t + .002, flags="A", seq=c, ack=s)
+    if recovered:
+        k.dn(t + .2, payload[:big], flags="A", seq=s, ack=c)
+        k.up(t + .201, flags="A", seq=c, ack=s + big + small)
+        k.up(t + 1, flags="FA", seq=c, ack=s + big + small)
+        k.dn(t + 1.01, flags="FA", seq=s + big + small, ack=c + 1)
+        k.up(t + 1.02, flags="A", seq=c + 1, ack=s + big + small + 1)
+        return k.recs
+    if side == "server":
+        for n in range(5):
+            k.dn(t + .2 * 2 ** n, payload[:big], flags="A", seq=s, ack=c)
+    if closed:
+        k.up(t + 12, flags="FA", seq=c, ack=s)
+        k.dn(t + 12.05, flags="A", seq=s + big + small, ack=c + 1)
+    return k.recs
+
+
+def _check_same(path, tmp_path, monkeypatch) -> None:
+    """Whole = chunked (small chunks) = live (2 packets kept whole per flow) = tshark engine;
+    the grouped judgement = the per-row one on the table with the internal columns."""
+    assert_same(path, [600, 1500, 4096])
+    from test_live_session import assert_live_same
+    assert_live_same(path, monkeypatch, step=3)
+    table, _ = analyze_packets(decode(read_frames(path)), RULES, path.name, internal=True)
+    assert "mtu_hint" in table.columns
+    assert_same_as_reference(table.drop(columns=list(CLASS_COLUMNS)), RULES)
+    if shutil.which("tshark"):
+        a = analyze_file(path, RULES).flows.sort_values("uid").reset_index(drop=True)
+        b = analyze_file(path, RULES, engine="tshark").flows.sort_values("uid").reset_index(drop=True)
+        for col in a.columns:
+            assert a[col].tolist() == b[col].tolist(), col
+
+
+def _tcp_row(path):
+    flows, _ = whole(path)
+    tcp = flows[flows["proto"] == "tcp"]
+    assert len(tcp) == 1, flows[["proto", "history"]]
+    return tcp.iloc[0]
+
+
+def _hint(side: str, size: int, at: int) -> str:
+    return MTU_HINT.format(side=side, size=size, at=at)
+
+
+def _assert_only_hint_added(path, hint: str) -> None:
+    """The flow's verdict and reason are those judged without the hint, its detail theirs with
+    ``hint`` appended."""
+    table, _ = analyze_packets(decode(read_frames(path)), RULES, path.name, internal=True)
+    tcp = table[table["proto"] == "tcp"]
+    assert list(tcp["mtu_hint"]) == [hint]
+    blank = classify(tcp.drop(columns=list(CLASS_COLUMNS)).assign(mtu_hint=""), RULES)
+    (r,), (b,) = tcp.to_dict("records"), blank.to_dict("records")
+    assert (r["verdict"], r["reason"]) == (b["verdict"], b["reason"])
+    assert r["detail"] == (f"{b['detail']}; {hint}" if b["detail"] else hint)
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_full_size_segment_lost_gets_the_hint(tmp_path, monkeypatch, side, v6):
+    big = 1428 if v6 else 1448
+    path = write(tmp_path, _download(side, v6=v6, big=big), name=f"bh_{side}_{int(v6)}.pcap")
+    # (4 records of 64 bytes came before: the lost bytes start at the server's 257th)
+    hint = _hint("server", big, 257)
+    assert _tcp_row(path)["detail"].endswith(hint)
+    _assert_only_hint_added(path, hint)
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def test_real_handshake_keeps_its_verdict(tmp_path, monkeypatch):
+    """A ClientHello answered by a server flight whose first full-size segment never arrives
+    (break-it 13's s1_blackhole_v4, client side): blocked/tls_failed as before, the hint after
+    its detail."""
+    k = Conn()
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(506)
+    k.up(1.0, flags="S", seq=ISN_C)
+    k.dn(1.01, flags="SA", seq=ISN_S, ack=ISN_C + 1)
+    k.up(1.02, flags="A", seq=ISN_C + 1, ack=ISN_S + 1)
+    k.up(1.03, hello, flags="PA", seq=ISN_C + 1, ack=ISN_S + 1)
+    c = ISN_C + 1 + len(hello)
+    k.dn(1.04, flags="A", seq=ISN_S + 1, ack=c)
+    k.dn(1.07, bytes(715), flags="PA", seq=ISN_S + 1 + 1448, ack=c)
+    k.up(1.071, flags="A", seq=c, ack=ISN_S + 1)
+    k.up(13.05, flags="FA", seq=c, ack=ISN_S + 1)
+    k.dn(13.1, flags="A", seq=ISN_S + 1 + 2163, ack=c + 1)
+    path = write(tmp_path, k.recs)
+    r = _tcp_row(path)
+    hint = _hint("server", 1448, 1)
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"] == f"{TAIL['server']}; {hint}"
+    _assert_only_hint_added(path, hint)
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def test_upload_lost_on_the_way_to_the_server(tmp_path, monkeypatch):
+    """The client's full-size segment lost (a capture at the server: not in it), its later bytes
+    arrived (the server acknowledges its old point again), the server closes: the client's
+    bytes named."""
+    k = Conn()
+    c, s, t = k.opened()
+    k.up(t + .001, bytes(500), flags="PA", seq=c + 1448, ack=s)
+    k.dn(t + .002, flags="A", seq=s, ack=c)
+    k.dn(t + 10, flags="FA", seq=s, ack=c)
+    k.up(t + 10.01, flags="A", seq=c + 1948, ack=s + 1)
+    path = write(tmp_path, k.recs)
+    assert _tcp_row(path)["detail"].endswith(_hint("client", 1448, 257))
+    _assert_only_hint_added(path, _hint("client", 1448, 257))
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def test_pmtud_working_gets_no_hint(tmp_path, monkeypatch):
+    """Seen from the server: its full-size segment, the router's ICMP error, the same bytes sent
+    again in smaller segments, all acknowledged; the connection closes normally."""
+    for v6 in (False, True):
+        k = Conn(v6)
+        c, s, t = k.opened()
+        data = bytes(2000)
+        k.dn(t, data[:1448], flags="A", seq=s, ack=c)
+        rtr = "2001:db8:2::1" if v6 else "198.51.100.1"
+        quoted = bytes(ip_of(k.sh, k.ch) / TCP(sport=k.sp, dport=k.cp, flags="A", seq=s, ack=c) / data[:1448])
+        err = (IPv6(src=rtr, dst=k.sh) / ICMPv6PacketTooBig(mtu=1280) / quoted[:1232] if v6 else
+               IP(src=rtr, dst=k.sh) / ICMP(type=3, code=4, nexthopmtu=1280) / quoted[:548])
+        k.recs.append((t + .001, bytes(eth(err, src=CLIENT_MAC, dst=SERVER_MAC))))
+        k.dn(t + .002, data[:1200], flags="A", seq=s, ack=c)
+        k.dn(t + .003, data[1200:1448], flags="A", seq=s + 1200, ack=c)
+        k.dn(t + .004, data[1448:], flags="PA", seq=s + 1448, ack=c)
+        k.up(t + .005, flags="A", seq=c, ack=s + 2000)
+        k.up(t + .006, flags="FA", seq=c, ack=s + 2000)
+        k.dn(t + .007, flags="FA", seq=s + 2000, ack=c + 1)
+        k.up(t + .008, flags="A", seq=c + 1, ack=s + 2001)
+        path = write(tmp_path, k.recs, name=f"pmtud{int(v6)}.pcap")
+        r = _tcp_row(path)
+        assert (r["verdict"], r["detail"]) == ("ok", ""), r["detail"]
+        _check_same(path, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("case", ["small-lost-recovered", "big-lost-recovered", "capture-cut", "all-dropped",
+                                  "small-hole"])
+def test_no_hint(tmp_path, monkeypatch, case):
+    """A small segment lost and sent again (acknowledged); a full-size one likewise; the capture
+    ending after the duplicate acknowledgement (no close); a filter dropping all the server's
+    packets (seen from the server: no duplicate acknowledgement, the client closes); a hole of
+    fewer bytes than a full-size segment (a lost small segment, the client closing)."""
+    recs = {"small-lost-recovered": lambda: _download("client", big=300, small=300, recovered=True),
+            "big-lost-recovered": lambda: _download("client", recovered=True),
+            "capture-cut": lambda: _download("client", closed=False),
+            "all-dropped": lambda: _download("server", dup=False),
+            "small-hole": lambda: _download("client", big=700)}[case]()
+    path = write(tmp_path, recs, name=f"{case}.pcap")
+    r = _tcp_row(path)
+    assert "black hole" not in r["detail"], r["detail"]
+    _check_same(path, tmp_path, monkeypatch)
