@@ -435,6 +435,37 @@ def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
     return start
 
 
+def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.ndarray) -> np.ndarray:
+    """The VLAN part of each packet's flow key (int64 per packet): its ``vlan``, except where a
+    5-tuple (``tuple_cols``) is seen on several VLAN stacks each carrying one direction only,
+    both directions in all (a mirror that tags one direction, or each with another VLAN): there
+    the smallest of them, so the two halves are one connection.
+
+    A 5-tuple on several stacks each with both directions stays apart (the same connection
+    replayed on other VLANs, overlapping address spaces, a router on a stick seeing every
+    packet twice), as Suricata's and Zeek's VLAN-aware keys do.
+    """
+    n = len(vlan)
+    if n == 0 or not (vlan != vlan[0]).any():
+        return vlan
+    h = np.zeros(n, np.uint64)
+    for k in tuple_cols:
+        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+    t = pd.DataFrame({"h": h, "v": vlan, "d": src_first.astype(np.int8)})
+    per = t.groupby(["h", "v"], sort=False)["d"].agg(["min", "max"])
+    one_way = per["min"] == per["max"]
+    g = per.assign(one_way=one_way).groupby(level="h", sort=False).agg(
+        stacks=("one_way", "size"), all_one_way=("one_way", "all"), lo=("min", "min"), hi=("max", "max"))
+    join = g.index[(g["stacks"] > 1) & g["all_one_way"] & (g["lo"] != g["hi"])]
+    if not len(join):
+        return vlan
+    smallest = t[t["h"].isin(join)].groupby("h", sort=False)["v"].min()
+    out = vlan.copy()
+    sel = np.isin(h, join.to_numpy())
+    out[sel] = smallest.reindex(h[sel]).to_numpy()
+    return out
+
+
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                 exclude: np.ndarray | None = None, seed: str = "") -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
@@ -505,7 +536,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
                                 server_port=server_port)
     tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
                 src_first, flags, from_server, end_rank, syn_rank)
-    key_cols = (vlan, proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
+    key_cols = (_one_way_vlans_joined(vlan, (proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p), src_first),
+                proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
     o_ts = ts[order]
     o_flags = flags[order]

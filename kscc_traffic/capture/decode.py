@@ -73,6 +73,8 @@ Rules both paths share (units: bytes):
   (:func:`kscc_traffic.flows.build_flows`, the uid, the IP reassembly key, the match of ICMP
   errors): the two halves of a mirrored connection that reach the collector with different
   outer VLANs are one flow, and the same connection seen natively and through ERSPAN keys alike.
+  (A 5-tuple whose directions come on different VLAN stacks, each stack one-way, is one flow
+  all the same: ``flows._one_way_vlans_joined``.)
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
