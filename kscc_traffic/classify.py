@@ -293,6 +293,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         closing = _responder_only_closes(str(row.get("history") or ""))
         if closing:
             return done(*_partial_closes(row, closing))
+        if _unasked_synack(str(row.get("history") or "")):
+            return done("unclassified", "", UNASKED_SYNACK_DETAIL)
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
@@ -587,6 +589,19 @@ def _handshake_end(history: str) -> str:
             and ("F" not in h or h.index("r") < h.index("F")):
         return "reset"
     return ""
+
+
+#: the detail of a SYN-ACK the originator reset, with no SYN of its own in the capture
+UNASKED_SYNACK_DETAIL = ("a SYN-ACK the originator did not ask for, answered with a reset: an answer from another "
+                         "address or port than the one contacted (a load balancer or NAT answering asymmetrically?); "
+                         "not judged")
+
+
+def _unasked_synack(history: str) -> bool:
+    """A TCP flow (partial: no SYN captured) whose responder sent only SYN-ACKs and whose
+    originator only resets (``^hR``): the originator never asked for that connection."""
+    h = history.lstrip("^")
+    return bool(h) and set(h) <= set("hR") and "h" in h and "R" in h
 
 
 def _responder_only_closes(history: str) -> str:
@@ -928,6 +943,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     closes_kind = np.array([_responder_only_closes(h) if isinstance(h, str) else "" for h in hist_values.tolist()],
                            dtype=object)
     part_closes = (proto == "tcp") & v["partial"].astype(bool) & (closes_kind[hist_codes] != "")
+    unasked = np.array([_unasked_synack(h) if isinstance(h, str) else False for h in hist_values.tolist()],
+                       dtype=bool)[hist_codes]
     hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
@@ -971,6 +988,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
         # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)
+        unasked,
         np.where(part_closes, v["orig_pkts"], -1),
         np.where(part_closes, v["resp_pkts"], -1),
         closes_kind[hist_codes],

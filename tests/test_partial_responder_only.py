@@ -89,3 +89,20 @@ def test_data_acknowledged_before_a_reset_is_an_answer(tmp_path):
     (r,) = flows.to_dict("records")
     assert (r["verdict"], r["reason"]) == ("ok", "partial")
     assert_same(flows)
+
+
+@pytest.mark.parametrize("synacks", [1, 4])
+def test_a_synack_the_originator_resets_is_not_judged(tmp_path, synacks):
+    """A SYN-ACK the client resets, its SYN not in the capture (``^hR``: a load balancer or NAT
+    answering from another address or port than the one the client's SYN went to): not an
+    answer to anything the client asked, so the flow is not judged and does not verify its
+    purpose (it was ok/verified; break-it 14 F4), whole and grouped alike."""
+    from kscc_traffic.classify import UNASKED_SYNACK_DETAIL
+    recs = []
+    for k in range(synacks):
+        recs += [(1000.0 + k, _dn(flags="SA", seq=5000, ack=1001)), (1000.0 + k + 0.001, _up(flags="R", seq=1001))]
+    f, _ = whole(write(tmp_path, recs))
+    r = f.iloc[0]
+    assert (len(f), r["history"], r["partial"], r["verdict"], r["reason"], r["detail"]) == \
+        (1, "^hR", True, "unclassified", "partial", UNASKED_SYNACK_DETAIL)
+    assert_same(f)
