@@ -550,13 +550,19 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if len(order) > 1:
         same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
         ip_id = c["ip_id"][idx][order]
-        for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type", "l4_sum"):
+        for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type"):
             if col not in c:
                 continue
             v = c[col][idx][order]
             same &= v[1:] == v[:-1]
         dt = o_ts[1:] - o_ts[:-1]
         has_id = ip_id[1:] > 0
+        if "l4_sum" in c:
+            # the transport checksum must match too, unless the IP id already proves the copy: a
+            # capture point before the NIC's checksum offload (pktmon's upper components) sees
+            # the packet with another checksum than one after it
+            s4 = c["l4_sum"][idx][order]
+            same &= (s4[1:] == s4[:-1]) | has_id
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
         # the few candidates left: their captured payloads must be equal too (distinct non-first
         # fragments of one datagram, or packets without a transport checksum, share every header)

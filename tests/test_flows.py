@@ -226,3 +226,37 @@ def test_one_way_vlan_halves_joined_alike_in_chunks(tmp_path):
     path = write(tmp_path, sorted(((t, bytes(p)) for t, p in recs), key=lambda r: r[0]))
     flows = assert_same(path, [2048, 8192])
     assert len(flows) == 40 and set(flows["conn_state"]) == {"SF"} and set(flows["vlan"]) == {0}
+
+
+def test_copies_that_differ_only_in_the_transport_checksum_are_duplicates(tmp_path):
+    """A packet logged before and after the NIC filled its checksum (pktmon's components, 3 µs
+    apart, checksum offload): same IP id, headers and bytes, another TCP checksum: a copy, not a
+    retransmission (break-it 14 F4b: the copy of a last segment read as 'sent again' made a
+    connection 'stalled'). Without an IP id the checksum still has to match. Whole, chunked and
+    live alike."""
+    from kscc_traffic.capture.decode import decode as dec
+    from kscc_traffic.live.session import LiveSession
+    from kscc_traffic.rules import load_rules
+    sess = tcp_session(C, S, c_data=b"x" * 200, s_data=b"y" * 300)
+    recs = []
+    for t, p in sess:
+        recs.append((t, p))
+        q = p.copy()
+        q[TCP].chksum = (p[TCP].chksum or 0) ^ 0x5A5A if p[TCP].chksum else 0x1234
+        q[IP].id = p[IP].id
+        recs.append((t + 3e-6, q))
+    for r in recs:
+        r[1][IP].id = 777 + recs.index(r) // 2
+    ft = build_flows(decode(read_frames(pcap_bytes(recs))), server_port=SERVER_PORT)
+    ref = flows_of(sess)
+    assert ft.duplicates == len(sess) and len(ft.flows) == 1
+    assert ft.flows[["conn_state", "history", "orig_pkts", "resp_pkts"]].values.tolist() == \
+        ref[["conn_state", "history", "orig_pkts", "resp_pkts"]].values.tolist()
+    live = LiveSession(load_rules(), name="c")
+    live.ingest(dec(read_frames(pcap_bytes(recs))))
+    got = live.final()[["conn_state", "history", "orig_pkts", "resp_pkts"]].values.tolist()
+    assert got == ref[["conn_state", "history", "orig_pkts", "resp_pkts"]].values.tolist()
+    no_id = [(t, p.copy()) for t, p in recs]
+    for _, p in no_id:
+        p[IP].id = 0
+    assert build_flows(decode(read_frames(pcap_bytes(no_id))), server_port=SERVER_PORT).duplicates == 0

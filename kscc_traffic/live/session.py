@@ -525,8 +525,10 @@ class LiveSession:
                 msg = dns.parse_message(payload)
                 if msg is not None and msg.is_response and fl.dns_brings(msg):
                     keep = True   # what dns_rcode / dns_answers read
-            # (what flows.build_flows compares to find a copy: headers, transport checksum, bytes)
-            sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i], hash(payload))
+            # (what flows.build_flows compares to find a copy: headers, transport checksum unless
+            # an IP id proves the copy, bytes)
+            sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i] if ipid[i] <= 0 else -2,
+                   hash(payload))
             if keep:
                 if after:
                     fl.hold_after(d, None)   # (kept: a packet held for it before stands for nothing)
