@@ -588,6 +588,37 @@ def test_compressed_captures_read_as_wireshark_opens_them(tmp_path: Path, codec:
     assert any(f"{codec} stream followed by bytes that are not {codec}" in w for w in tail.stats.warnings)
 
 
+def test_pcaps_joined_with_cat_are_read_whole() -> None:
+    """``cat a.pcap b.pcap`` (a second file header where a record should start: the header's
+    16 first bytes read as a record header, the rest as damage): every record of both files,
+    each under its own header (byte order, µs/ns, link type), whole and in any chunking, with one
+    warning naming the offset (break-it 14 F5: reading stopped there, 148 of 149 packets lost).
+    A damaged record without a header there still stops the reading."""
+    t0 = 1_772_442_000
+    a = pcap_header("<") + b"".join(pcap_record("<", t0 + 100 + i, 5, bytes([i]) * (60 + i)) for i in range(7))
+    b = pcap_header(">", nsec=True, linktype=101) + b"".join(
+        pcap_record(">", t0 + 200 + i, 7, bytes([0x45]) + bytes([i]) * (40 + i)) for i in range(5))
+    c = pcap_header("<") + pcap_record("<", 300, 1, b"c" * 70)     # (a time < the record bound)
+    joined = a + b + c
+    fr = read_frames(joined)
+    assert len(fr) == 13 and fr.stats.records == 13
+    assert fr.ts_ns.tolist() == [(t0 + 100 + i) * 10**9 + 5000 for i in range(7)] + \
+        [(t0 + 200 + i) * 10**9 + 7 for i in range(5)] + [300 * 10**9 + 1000]
+    assert fr.linktype.tolist() == [1] * 7 + [101] * 5 + [1]
+    assert all_data(fr) == [bytes([i]) * (60 + i) for i in range(7)] + \
+        [bytes([0x45]) + bytes([i]) * (40 + i) for i in range(5)] + [b"c" * 70]
+    assert fr.stats.warnings[0].startswith("<bytes>: a second pcap file header at offset %d (" % len(a))
+    assert len(fr.stats.warnings) == 2 and "at offset %d (captures joined with 'cat'?" % len(a + b) in fr.stats.warnings[1]
+    assert fr.stats.cut_frames == 0
+    assert fr.stats.damage_offset is None
+    for chunk in (64, 100, 333, 4096):
+        chunks, whole = read_in_chunks(joined, chunk)
+        assert_same_records(chunks, fr)
+    broken = a + pcap_record("<", 1, 0, b"", caplen=1 << 30) + b"x" * 40
+    bad = read_frames(broken)
+    assert len(bad) == 7 and bad.stats.damage_offset == len(a)
+
+
 # ---------------------------------------------------------------------------------------------
 # iter_frames == read_frames
 

@@ -48,7 +48,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import CorruptCapture, TruncatedCapture, UnsupportedFormat
+from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import DecompressingReader, open_decompressing
 from .frames import Frames
@@ -887,6 +887,39 @@ def _frames_from(buf: bytes, w: _Walk, stats: ReadStats) -> Frames:
     return Frames(buf, c["ts_ns"], c["linktype"], c["offset"], c["caplen"], c["wirelen"], stats)
 
 
+def _count_walk(stats: ReadStats, w: _Walk) -> None:
+    """Add a walk's records to ``stats``: their number, those cut by the snaplen, the latest time."""
+    n = len(w.cols["ts_ns"])
+    stats.records += n
+    if n:
+        _count_cut(stats, w.cols["caplen"], w.cols["wirelen"])
+        last_ns = int(w.cols["ts_ns"].max())
+        stats.last_frame_ns = last_ns if stats.last_frame_ns is None else max(stats.last_frame_ns, last_ns)
+
+
+#: the pcap magics as a little-endian read of their 4 bytes gives them (a record header whose
+#: ts_sec is one of these is a file header: years 2055-2083, never a packet's)
+_PCAP_MAGIC_WORDS = np.array([struct.unpack("<I", m)[0] for m in _PCAP_MAGICS], np.uint32)
+
+
+def _pcap_header_at(parser, data: bytes, start: int, w: _Walk) -> int | None:
+    """Where a second pcap file header begins in ``data`` (``cat a.pcap b.pcap``): at a record
+    the walk from ``start`` read (the header's first 16 bytes read as a record header), or
+    where the walk stopped as damage; None when not a pcap walk or no pcap magic there."""
+    if not isinstance(parser, _PcapParser):
+        return None
+    heads = w.cols["offset"] - parser.hdr_len
+    if len(heads):
+        hit = np.flatnonzero(np.isin(_u32_view(data, "<")[heads], _PCAP_MAGIC_WORDS))
+        if len(hit):
+            return int(heads[hit[0]])
+    if w.stop is not None:
+        for q in range(min(w.pos, len(data) - 4), max(w.pos - 2 * parser.hdr_len, start) - 1, -1):
+            if data[q:q + 4] in _PCAP_MAGICS:
+                return q
+    return None
+
+
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
          chunk_bytes: int) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames."""
@@ -899,16 +932,44 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     base = 0                       # file offset of data[0]
     pos = parser.start
     yielded = False
+    pending = None                 # records before a second pcap header, in this buffer
     while True:
         malformed_before = parser.malformed
+        notes_before = dict(parser.notes)
         w = parser.walk(data, pos, at_eof, base)
-        n = len(w.cols["ts_ns"])
-        stats.records += n
+        q = _pcap_header_at(parser, data, pos, w)
+        if q is not None:
+            # a second pcap file header where a record should start: files joined with cat
+            # (mergecap is the right tool). The records before it are walked again (the
+            # header's bytes read as a record counted oddities that are not there)
+            head = bytes(data[q:q + 24])
+            try:
+                parser_next = _PcapParser(head, name) if len(head) == 24 else None
+            except CaptureError:
+                parser_next = None
+            if parser_next is not None or not at_eof:
+                parser.notes = notes_before
+                w = parser.walk(memoryview(data)[:q], pos, True, base)
+                if parser_next is None:          # (its 24 bytes not all read yet: read on first)
+                    w.pos, w.stop, w.need = q, None, 24
+            if parser_next is not None:
+                # the records before it wait for the next ones of this buffer (one Frames per
+                # buffer); reading goes on under the new header
+                _count_walk(stats, w)
+                pending = w.cols if pending is None else {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
+                for line in parser.summary():
+                    stats.warn(f"{name}: {line}")
+                parser = parser_next
+                stats.warn(f"{name}: a second pcap file header at offset {base + q} (captures joined with "
+                           f"'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})")
+                pos = q + 24
+                continue
         stats.malformed += parser.malformed - malformed_before
-        if n:
-            _count_cut(stats, w.cols["caplen"], w.cols["wirelen"])
-            last_ns = int(w.cols["ts_ns"].max())
-            stats.last_frame_ns = last_ns if stats.last_frame_ns is None else max(stats.last_frame_ns, last_ns)
+        _count_walk(stats, w)
+        if pending is not None:
+            w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
+            pending = None
+        n = len(w.cols["ts_ns"])
         if w.stop is None and not at_eof:
             tail = data[w.pos:]
             out = [_frames_from(data, w, stats)] if n else []
