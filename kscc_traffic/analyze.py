@@ -14,7 +14,7 @@ import pandas as pd
 from .capture.compressed import CODEC_MAGICS
 from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
-from .errors import CaptureError, CaptureWarning
+from .errors import CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .flows import FLOW_COLUMNS, build_flows, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
@@ -345,7 +345,8 @@ def _check_source(path, magic: bool = True) -> None:
 
 def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     """Fail now if ``path`` cannot be analysed at all (missing, a directory or device, not a
-    capture, its file header cut), reading no more than its first record. With the ``tshark``
+    capture, its file header cut, damage before its first record), reading no more than its
+    first record. With the ``tshark``
     engine only whether it is a regular file is checked (tshark reads formats the built-in
     reader does not, and says itself what it cannot read).
 
@@ -354,7 +355,12 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     """
     _check_source(path, magic=engine != "tshark")
     if engine != "tshark":
-        next(iter_frames(path, 64, name=path_text(path)), None)
+        first = next(iter_frames(path, 64, name=path_text(path)), None)
+        st = first.stats if first is not None else None
+        if st is not None and st.records == 0 and st.damage_offset is not None:
+            # damage before any record: nothing of it can be analysed (as tshark says)
+            why = st.warnings[0].split(": ", 1)[-1] if st.warnings else f"damage at offset {st.damage_offset}"
+            raise CorruptCapture(f"{path_text(path)}: no packet could be read: {why}")
 
 
 def capture_names(paths) -> list[str]:

@@ -110,10 +110,12 @@ def test_rules_list_and_bpf():
 
 def test_every_public_capture_is_analysed_without_traceback():
     """The shared public captures (other link types, tunnels, damaged files) in one run each:
-    exit 0 or 1, never a traceback, and a warning naming what was skipped for the damaged ones."""
+    exit 0 or 1, never a traceback, and a warning naming what was skipped for the damaged ones;
+    a file damaged before its first packet is unusable: exit 2, one Error line saying where
+    (newcomer 18 #3: it was '0 flows', exit 0, where tshark refuses it)."""
     public = shared_corpus("public")
-    damaged = {"bad_huge-caplen.pcap", "cut-mid-record_dns.pcap", "radiotap_cut-short.pcap",
-               "bad_pcapng-shb-option-too-long.pcapng"}
+    damaged = {"bad_huge-caplen.pcap", "cut-mid-record_dns.pcap", "radiotap_cut-short.pcap"}
+    unusable = {"bad_pcapng-shb-option-too-long.pcapng"}
     from typer.testing import CliRunner
 
     from kscc_traffic.cli import app
@@ -122,6 +124,12 @@ def test_every_public_capture_is_analysed_without_traceback():
     for cap in sorted(public.glob("*.pcap*")):
         # in-process (one interpreter for all files); an exception would propagate and fail here
         p = runner.invoke(app, ["analyze", str(cap), "--format", "jsonl"], catch_exceptions=False)
+        if cap.name in unusable:
+            assert p.exit_code == 2 and p.stdout == "", cap.name
+            assert p.stderr.startswith("Error: ") and p.stderr.count("\n") == 1, p.stderr
+            assert "no packet could be read: damaged" in p.stderr and "offset 0" in p.stderr, p.stderr
+            seen += 1
+            continue
         assert p.exit_code in (0, 1), f"{cap.name}: exit {p.exit_code}: {p.stderr[-300:]}"
         assert "internal error" not in p.stderr, f"{cap.name}: {p.stderr}"
         for line in p.stdout.splitlines():
@@ -320,3 +328,21 @@ def test_rules_option_given_a_directory_is_refused(tmp_path, cmd):
             "rules": ("rules",)}[cmd]
     p = run(*args, "--rules", tmp_path)
     assert (p.returncode, p.stderr) == (2, f"Error: {tmp_path}: is a directory; --rules takes one rules file (.toml)\n")
+
+
+def test_damage_before_the_first_packet_is_unusable_input(tmp_path):
+    """A pcap header followed by bytes that are no record: exit 2 and one Error line with the
+    offset, as with --engine tshark (both refuse it); with --lenient the capture is skipped with a
+    warning and the others are analysed."""
+    import shutil
+    bad = tmp_path / "hdr_garbage.pcap"
+    bad.write_bytes((ROOT / "samples" / "captures" / "baseline_agent.pcap").read_bytes()[:24] + bytes(range(256)) * 8)
+    p = run("analyze", str(bad))
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith(f"Error: {bad}: no packet could be read: damaged record at offset 24 (")
+    assert p.stderr.count("\n") == 1
+    if shutil.which("tshark"):
+        assert run("analyze", "--engine", "tshark", str(bad)).returncode == 2
+    good = ROOT / "samples" / "captures" / "baseline_agent.pcap"
+    p = run("analyze", "--lenient", str(bad), str(good))
+    assert p.returncode == 0 and f"Warning: skipped {bad}: no packet could be read" in p.stderr
