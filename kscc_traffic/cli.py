@@ -587,6 +587,13 @@ def main(args: Optional[List[str]] = None) -> None:
     """Console-script entry point: never lets a traceback reach the user for our own errors.
     A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
     cx = _click_exceptions()
+    for stream in (sys.stdout, sys.stderr):
+        # a terminal or pipe that cannot encode every character (PYTHONIOENCODING=ascii, a C
+        # locale without UTF-8 mode): '§' and names from packets as \xNN, not a traceback
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
     try:
         code = app(args=args, standalone_mode=False)
     except getattr(cx, "NoArgsIsHelpError", ()) as e:  # the command alone: its help (click >= 8.2)

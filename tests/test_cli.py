@@ -346,3 +346,15 @@ def test_damage_before_the_first_packet_is_unusable_input(tmp_path):
     good = ROOT / "samples" / "captures" / "baseline_agent.pcap"
     p = run("analyze", "--lenient", str(bad), str(good))
     assert p.returncode == 0 and f"Warning: skipped {bad}: no packet could be read" in p.stderr
+
+
+def test_an_ascii_only_terminal_gets_escapes_not_a_traceback():
+    """PYTHONIOENCODING=ascii (or a C locale without UTF-8 mode): the table and `rules` print
+    '§' as \\xa7 instead of ending in a UnicodeEncodeError traceback (newcomer 18 #4)."""
+    import os
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args, code in ((["analyze", str(SAMPLES / "blocked_agent.pcap")], 1), (["rules"], 0)):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", *args], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, env=env, encoding="ascii", errors="strict")
+        assert p.returncode == code and "Traceback" not in p.stderr, p.stderr[-500:]
+        assert "\\xa7A" in p.stdout
