@@ -539,13 +539,13 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
-                   v6: tuple[int, int] | None = None) -> dict:
+                   v6: tuple[int, int] | None = None, bl_tls: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
     (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
-    the blocked ones over IPv6 (None: not counted)."""
+    the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -562,6 +562,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
                "expected): this capture cannot show that they were received. To verify, capture on a "
                f"receiving device; what it needs: {r.fix}")
+    if status == "blocked" and bl == bl_tls and bl != proxied:
+        # the TCP handshakes completed: the port is open, something in the path ended the TLS
+        fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+               f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+               "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+               "(see each flow's detail): let the agent's TLS to "
+               f"{r.host_mask or 'the documented servers'} through uninspected")
     if status == "blocked" and bl == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -640,6 +647,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = None
+        bl_tls = 0
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -658,10 +666,13 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                                 & (v == "ok")))
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
+            if bl:
+                bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
             if ok and bl and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
-        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6))
+        rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
+                                   bl_tls))
     return pd.DataFrame(rows)
 
 
@@ -767,6 +778,7 @@ class TableSummary:
         self.counts: dict[tuple[str, str], int] = {}
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
+        self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
         self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
@@ -801,6 +813,8 @@ class TableSummary:
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
+                if v == "blocked" and r.split(",")[0] == "tls_failed":
+                    self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
         if "server_name" in flows:
             self.named_seen = True
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
@@ -846,7 +860,7 @@ class TableSummary:
                                        self.ok_named.get(r.id, 0) if self.named_seen else None,
                                        self.ok_answered.get(r.id, 0) if self.answered_seen else None,
                                        (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
-                                       if self.v6_seen else None))
+                                       if self.v6_seen else None, self.bl_tls.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

@@ -89,6 +89,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         fix = r.fix
         proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")).sum()) \
             if len(sub) and "proxy_target" in sub else 0
+        bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
+            if len(sub) else 0
+        if status == "blocked" and bl == bl_tls and bl != proxied:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+                   "(see each flow's detail): let the agent's TLS to "
+                   f"{r.host_mask or 'the documented servers'} through uninspected")
         if status == "blocked" and bl == proxied:
             fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                    f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
