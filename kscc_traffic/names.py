@@ -8,6 +8,7 @@ Names are untrusted text from packets; they are stored as they are and escaped o
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from itertools import repeat
 
@@ -26,8 +27,11 @@ NAME_COLUMNS: dict[str, tuple[str, str, str]] = {
 DNS_SLACK_NS = 1_000_000
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def is_ip_literal(name: str) -> bool:
-    """True when ``name`` is an IPv4/IPv6 address rather than a host name."""
+    """True when ``name`` is an IPv4/IPv6 address rather than a host name (remembered for the
+    last few thousand names: each flow group's verdict asks again, and a host name costs an
+    exception in :mod:`ipaddress`)."""
     try:
         ipaddress.ip_address(name.strip("[]"))
         return True
