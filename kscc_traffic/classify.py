@@ -70,6 +70,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .flows import repeated
 from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -831,7 +832,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     tu = (proto == "tcp") | (proto == "udp")
     rows = np.flatnonzero(tu)
     n = len(rows)
-    blank = pd.Series(np.full(len(flows), "", dtype=object), index=flows.index)
+    blank = pd.Series(repeated("", len(flows)), index=flows.index)
     cols = {c: _key_values(flows[c] if c in flows.columns else blank, rows, c in _TEXT_COLUMNS,
                            c in _CODED_COLUMNS)
             for c in _JUDGE_COLUMNS}

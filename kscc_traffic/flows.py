@@ -177,6 +177,15 @@ def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -
     return np.array(texts, dtype=object)[inv.reshape(-1)]
 
 
+def repeated(value, n: int) -> np.ndarray:
+    """Object array of ``n`` references to the one object ``value`` (a text: what a masked
+    assignment of it makes). ``np.full(n, text, dtype=object)`` makes a new copy of the text per
+    row, which costs more to build, and then to hash and compare, than the array itself."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def object_columns(n: int):
     """``f(values) -> pd.Series`` of dtype object and length ``n`` (a scalar is repeated).
 
@@ -185,7 +194,7 @@ def object_columns(n: int):
     more than the rest of building the table."""
     def text(values) -> pd.Series:
         if isinstance(values, str):
-            values = np.full(n, values, dtype=object)
+            values = repeated(values, n)
         return pd.Series(values, dtype=object)
     return text
 
@@ -210,7 +219,7 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     # /24: without the link layer saying so, it may be an ordinary host of a larger network)
     bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast)
     mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
-    out = np.full(len(dst_hi), "unicast", dtype=object)
+    out = repeated("unicast", len(dst_hi))
     out[bc4 & ~mc4] = "broadcast"
     out[mc4 | mc6] = "multicast"
     return out
@@ -963,6 +972,7 @@ def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> 
     cand = np.nonzero(is_tcp & ~r_reset & o_reset & r_inactive)[0]
     if len(cand):
         rstos0[cand] = [bool(_RSTOS0_HISTORY.fullmatch(h)) for h in np.asarray(history, object)[cand]]
+    # (indices into _STATES: one text object per state, not one per flow)
     tcp_state = np.select(
         [r_reset & ((os_ == SYN_SENT) | (os_ == SYN_ACK_SENT) | (o_reset & no_payload)),
          r_reset & o_inactive,
@@ -977,11 +987,16 @@ def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> 
          rs_ == CLOSED,
          (os_ == SYN_SENT) & (rs_ == INACTIVE),
          (os_ == ESTABLISHED) & (rs_ == ESTABLISHED)],
-        ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
-        "OTH")
+        np.arange(len(_STATES)), _OTH)
     # UDP: Zeek reports S0 (originator only), SHR (responder only), SF (both); ICMP and the rest OTH
-    udp_state = np.where(any_o & any_r, "SF", np.where(any_o, "S0", "SHR"))
-    return np.where(is_tcp, tcp_state, np.where(is_udp, udp_state, "OTH")).astype(object)
+    udp_state = np.where(any_o & any_r, _SF, np.where(any_o, _S0, _SHR))
+    return _STATES[np.where(is_tcp, tcp_state, np.where(is_udp, udp_state, _OTH))]
+
+
+#: the states :func:`_conn_state` gives, in the order of its TCP conditions
+_STATES = np.array(["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
+                   dtype=object)
+_OTH, _SF, _S0, _SHR = (int(np.flatnonzero(_STATES == s)[0]) for s in ("OTH", "SF", "S0", "SHR"))
 
 
 _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet
