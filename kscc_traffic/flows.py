@@ -468,23 +468,25 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if len(idx) == 0:
         return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0)
 
-    proto = c["proto"][idx].astype(np.int64)
-    sh, sl, dh, dl = c["src_hi"][idx], c["src_lo"][idx], c["dst_hi"][idx], c["dst_lo"][idx]
+    # the used packets' values: every packet's (the columns themselves, read only) when none is left out
+    pick = idx if len(idx) < n else slice(None)
+    proto = c["proto"][pick].astype(np.int64)
+    sh, sl, dh, dl = c["src_hi"][pick], c["src_lo"][pick], c["dst_hi"][pick], c["dst_lo"][pick]
     # the IP version is part of the key: an IPv6 packet between IPv4-mapped addresses
     # (::ffff:a.b.c.d) is not the IPv4 packet of the same numbers (IPv4 is stored so). Only
     # IPv6 packets whose two addresses have their upper 64 bits 0 get another key value (the
     # others' keys, hence the order of flows starting at the same time, stay as they were)
     proto_v = proto
-    v6 = c["ipver"][idx] == 6
+    v6 = c["ipver"][pick] == 6
     if v6.any():
         low6 = v6 & ((sh | dh) == 0)
         if low6.any():
             proto_v = proto | (low6.astype(np.int64) << 8)
-    sp, dp = c["sport"][idx].astype(np.int64), c["dport"][idx].astype(np.int64)
-    vlan = c["vlan"][idx]
-    ts = c["ts_ns"][idx]
-    flags = c["tcp_flags"][idx].astype(np.int64)
-    seq = c["seq"][idx]
+    sp, dp = c["sport"][pick].astype(np.int64), c["dport"][pick].astype(np.int64)
+    vlan = c["vlan"][pick]
+    ts = c["ts_ns"][pick]
+    flags = c["tcp_flags"][pick].astype(np.int64)
+    seq = c["seq"][pick]
     is_tcp = proto == TCP
 
     # canonical endpoint order: A is the lexicographically smaller (addr, port)
@@ -512,7 +514,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         return _server_side_key(o, key_start, rows, packets=packets, idx=idx, syn_rank=syn_rank,
                                 src_first=src_first, proto=proto, a_p=a_p, b_p=b_p, sp=sp, dp=dp,
                                 server_port=server_port)
-    tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
+    tie_keys = (c["ip_len"][pick], c["icmp_type"][pick], c["payload_len"][pick], c["ack"][pick], seq,
                 src_first, flags, from_server, end_rank, syn_rank)
     key_cols = (vlan, proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
@@ -525,12 +527,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # duplicates: same key and direction and header fields as the previous row, very close in time
     dup = np.zeros(len(order), bool)
     if len(order) > 1:
+        at = idx[order]                                # (the packets' rows in flow order)
         same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
-        ip_id = c["ip_id"][idx][order]
+        ip_id = c["ip_id"][at]
         for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type", "l4_sum"):
             if col not in c:
                 continue
-            v = c[col][idx][order]
+            v = c[col][at]
             same &= v[1:] == v[:-1]
         dt = o_ts[1:] - o_ts[:-1]
         has_id = ip_id[1:] > 0
@@ -540,7 +543,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         # (a row without a captured transport checksum — a non-first fragment, a cut header —
         # is never proven to be a copy)
         if "l4_sum" in c:
-            l4 = c["l4_sum"][idx][order][1:]
+            l4 = c["l4_sum"][at][1:]
             # proof of a copy: an IP id, or a real (non-zero) transport checksum
             same &= (l4 >= 0) & (has_id | (l4 > 0))
         for j in np.nonzero(same)[0]:
@@ -562,6 +565,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     o_ts, o_flags, o_tcp, o_seq, o_src_first = (o_ts[keep], o_flags[keep], o_tcp[keep],
                                                 o_seq[keep], o_src_first[keep])
     o_proto = proto[order]
+    at = idx[order]                                    # (the kept packets' rows in flow order)
 
     # split keys into flows: idle gap, or a new SYN (different ISN) on a used 5-tuple
     new_flow = key_start.copy()
@@ -610,7 +614,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     first_from_a = o_src_first[starts]
     fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
     fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
-    fv6 = c["ipver"][idx[order[starts]]] == 6
+    fv6 = c["ipver"][at[starts]] == 6
     # a broadcast/multicast address is never the originator
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
     b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool), fv6) != "unicast"
@@ -631,8 +635,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     from_orig = o_src_first == orig_is_a[flow_of]
 
     # per-flow aggregates
-    o_len = c["payload_len"][idx][order].astype(np.int64)
-    o_iplen = c["ip_len"][idx][order].astype(np.int64)
+    o_len = c["payload_len"][at].astype(np.int64)
+    o_iplen = c["ip_len"][at].astype(np.int64)
     ones = np.ones(len(order), np.int64)
     orig_pkts = np.bincount(flow_of, weights=from_orig * ones, minlength=nflows).astype(np.int64)
     resp_pkts = np.bincount(flow_of, weights=~from_orig * ones, minlength=nflows).astype(np.int64)
@@ -643,7 +647,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if o_tcp.any():
         # TCP: from sequence numbers, as Zeek (retransmissions and keep-alive probes are not new
         # bytes; data acknowledged but not captured is)
-        seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][idx][order], o_len,
+        seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][at], o_len,
                                   nflows)
         tcp_flow = np.zeros(nflows, bool)
         tcp_flow[flow_of[o_tcp]] = True
@@ -683,11 +687,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # ICMP: Zeek reports type/code as the ports
     icmp_flow = (fproto == ICMP) | (fproto == ICMP6)
     if icmp_flow.any():
-        o_type = c["icmp_type"][idx][order][starts].astype(np.int64)
-        o_code = c["icmp_code"][idx][order][starts].astype(np.int64)
+        o_type = c["icmp_type"][at[starts]].astype(np.int64)
+        o_code = c["icmp_code"][at[starts]].astype(np.int64)
         o_p = np.where(icmp_flow, o_type, o_p)
         r_p = np.where(icmp_flow, o_code, r_p)
-    l2b = c["l2_bcast"][idx][order]
+    l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
     cast = _cast(r_hi, r_lo, l2b_flow, fv6)
@@ -728,8 +732,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     flows = flows.iloc[time_order].reset_index(drop=True)
     if seq_bytes is not None:
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
-    pkt_flow[idx[order]] = rank[flow_of]
-    pkt_from_orig[idx[order]] = from_orig
+    pkt_flow[at] = rank[flow_of]
+    pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of, seq_bytes, byte_sums)
 
 
