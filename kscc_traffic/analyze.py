@@ -16,7 +16,7 @@ from .capture.files import iter_frames, read_frames
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
-from .flows import FLOW_COLUMNS, build_flows, resent, tcp_payload_bytes
+from .flows import FLOW_COLUMNS, build_flows, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -200,7 +200,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
     flows = classify(flows, rules, capture_end_ns)
-    flows["capture"] = pd.Series(np.full(len(flows), name, dtype=object), index=flows.index)
+    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False

@@ -73,6 +73,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .flows import repeated
 from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -780,14 +781,17 @@ _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "ic
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint")
+#: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
+_CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
 _KEY_LIMIT = 1 << 62
 
 
-def _key_values(s: pd.Series, rows: np.ndarray, text: bool):
+def _key_values(s: pd.Series, rows: np.ndarray, text: bool, coded: bool = True):
     """A column at ``rows`` for the grouping key: ``(values, codes, count, distinct)`` where equal
     values have equal ``codes`` in ``range(count)`` and ``distinct[codes]`` is ``values`` (codes
-    and distinct None for a number column, whose values are used as they are). None when the
+    and distinct None for a number column, whose values are used as they are, and for an object
+    column when not ``coded``: one the key holds only reduced, coded then). None when the
     column holds something else than numbers, ``str`` only or (when not ``text``) ``bool`` only:
     a duplicated name, missing values, mixed objects, other dtypes; the caller then falls back to
     the per-row :func:`_judge`.
@@ -798,6 +802,13 @@ def _key_values(s: pd.Series, rows: np.ndarray, text: bool):
         return None
     if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
         return None if text else (s.to_numpy()[rows], None, 0, None)
+    if s.dtype == object and not coded:
+        # only the kind of its values is checked (one pass, no hashing)
+        values = s.to_numpy()[rows]
+        kind = pd.api.types.infer_dtype(values, skipna=False)
+        if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
+            return None
+        return values, None, 0, None
     if s.dtype == object:
         codes, uniques = _factorize(s.to_numpy()[rows])
     else:
@@ -829,7 +840,10 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Equal values -> equal integer codes in ``range(count)``: ``(codes, count)``. The first
-    value's rows get 0 and only the others are hashed (most columns are mostly one value)."""
+    value's rows get 0 and only the others are hashed (most columns are mostly one value). A
+    bool array is its own code (False 0, True 1; count 2): nothing to hash."""
+    if values.dtype == bool:
+        return values.astype(np.int64), 2
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
     if not other.any():
@@ -869,8 +883,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     tu = (proto == "tcp") | (proto == "udp")
     rows = np.flatnonzero(tu)
     n = len(rows)
-    blank = pd.Series(np.full(len(flows), "", dtype=object), index=flows.index)
-    cols = {c: _key_values(flows[c] if c in flows.columns else blank, rows, c in _TEXT_COLUMNS)
+    blank = pd.Series(repeated("", len(flows)), index=flows.index)
+    cols = {c: _key_values(flows[c] if c in flows.columns else blank, rows, c in _TEXT_COLUMNS,
+                           c in _CODED_COLUMNS)
             for c in _JUDGE_COLUMNS}
     if any(x is None for x in cols.values()):
         return None
@@ -1011,6 +1026,14 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     return pd.factorize(full)[0]
 
 
+def _values_at(s: pd.Series, rows: np.ndarray) -> list:
+    """The values of column ``s`` at positions ``rows`` as :meth:`pandas.Series.tolist` gives
+    them (a numpy column taken from its array, without building the frame of those rows)."""
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy()[rows].tolist()
+    return s.iloc[rows].tolist()
+
+
 def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     """(n, 4) object array of :func:`_judge` results: one call per group of
     :func:`_verdict_groups` (its first flow speaks for all), or one per row when the table is
@@ -1025,8 +1048,7 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
             res[i] = _judge(dict(zip(needed, values)), rules)
         return res
     _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
-    sub = flows.iloc[first]
-    cols = [sub[c].tolist() for c in needed]
+    cols = [_values_at(flows[c], first) for c in needed]
     table = np.empty((len(first), 4), dtype=object)
     for i, values in enumerate(zip(*cols)):
         table[i] = _judge(dict(zip(needed, values)), rules)

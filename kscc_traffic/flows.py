@@ -177,6 +177,15 @@ def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -
     return np.array(texts, dtype=object)[inv.reshape(-1)]
 
 
+def repeated(value, n: int) -> np.ndarray:
+    """Object array of ``n`` references to the one object ``value`` (a text: what a masked
+    assignment of it makes). ``np.full(n, text, dtype=object)`` makes a new copy of the text per
+    row, which costs more to build, and then to hash and compare, than the array itself."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def object_columns(n: int):
     """``f(values) -> pd.Series`` of dtype object and length ``n`` (a scalar is repeated).
 
@@ -185,7 +194,7 @@ def object_columns(n: int):
     more than the rest of building the table."""
     def text(values) -> pd.Series:
         if isinstance(values, str):
-            values = np.full(n, values, dtype=object)
+            values = repeated(values, n)
         return pd.Series(values, dtype=object)
     return text
 
@@ -210,7 +219,7 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     # /24: without the link layer saying so, it may be an ordinary host of a larger network)
     bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast)
     mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
-    out = np.full(len(dst_hi), "unicast", dtype=object)
+    out = repeated("unicast", len(dst_hi))
     out[bc4 & ~mc4] = "broadcast"
     out[mc4 | mc6] = "multicast"
     return out
@@ -490,23 +499,25 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if len(idx) == 0:
         return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0)
 
-    proto = c["proto"][idx].astype(np.int64)
-    sh, sl, dh, dl = c["src_hi"][idx], c["src_lo"][idx], c["dst_hi"][idx], c["dst_lo"][idx]
+    # the used packets' values: every packet's (the columns themselves, read only) when none is left out
+    pick = idx if len(idx) < n else slice(None)
+    proto = c["proto"][pick].astype(np.int64)
+    sh, sl, dh, dl = c["src_hi"][pick], c["src_lo"][pick], c["dst_hi"][pick], c["dst_lo"][pick]
     # the IP version is part of the key: an IPv6 packet between IPv4-mapped addresses
     # (::ffff:a.b.c.d) is not the IPv4 packet of the same numbers (IPv4 is stored so). Only
     # IPv6 packets whose two addresses have their upper 64 bits 0 get another key value (the
     # others' keys, hence the order of flows starting at the same time, stay as they were)
     proto_v = proto
-    v6 = c["ipver"][idx] == 6
+    v6 = c["ipver"][pick] == 6
     if v6.any():
         low6 = v6 & ((sh | dh) == 0)
         if low6.any():
             proto_v = proto | (low6.astype(np.int64) << 8)
-    sp, dp = c["sport"][idx].astype(np.int64), c["dport"][idx].astype(np.int64)
-    vlan = c["vlan"][idx]
-    ts = c["ts_ns"][idx]
-    flags = c["tcp_flags"][idx].astype(np.int64)
-    seq = c["seq"][idx]
+    sp, dp = c["sport"][pick].astype(np.int64), c["dport"][pick].astype(np.int64)
+    vlan = c["vlan"][pick]
+    ts = c["ts_ns"][pick]
+    flags = c["tcp_flags"][pick].astype(np.int64)
+    seq = c["seq"][pick]
     is_tcp = proto == TCP
 
     # canonical endpoint order: A is the lexicographically smaller (addr, port)
@@ -534,7 +545,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         return _server_side_key(o, key_start, rows, packets=packets, idx=idx, syn_rank=syn_rank,
                                 src_first=src_first, proto=proto, a_p=a_p, b_p=b_p, sp=sp, dp=dp,
                                 server_port=server_port)
-    tie_keys = (c["ip_len"][idx], c["icmp_type"][idx], c["payload_len"][idx], c["ack"][idx], seq,
+    tie_keys = (c["ip_len"][pick], c["icmp_type"][pick], c["payload_len"][pick], c["ack"][pick], seq,
                 src_first, flags, from_server, end_rank, syn_rank)
     key_cols = (_one_way_vlans_joined(vlan, (proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p), src_first),
                 proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
@@ -548,12 +559,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # duplicates: same key and direction and header fields as the previous row, very close in time
     dup = np.zeros(len(order), bool)
     if len(order) > 1:
+        at = idx[order]                                # (the packets' rows in flow order)
         same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
-        ip_id = c["ip_id"][idx][order]
+        ip_id = c["ip_id"][at]
         for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type"):
             if col not in c:
                 continue
-            v = c[col][idx][order]
+            v = c[col][at]
             same &= v[1:] == v[:-1]
         dt = o_ts[1:] - o_ts[:-1]
         has_id = ip_id[1:] > 0
@@ -561,7 +573,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # the transport checksum must match too, unless the IP id already proves the copy: a
             # capture point before the NIC's checksum offload (pktmon's upper components) sees
             # the packet with another checksum than one after it
-            s4 = c["l4_sum"][idx][order]
+            s4 = c["l4_sum"][at]
             same &= (s4[1:] == s4[:-1]) | has_id
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
         # the few candidates left: their captured payloads must be equal too (distinct non-first
@@ -569,7 +581,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         # (a row without a captured transport checksum — a non-first fragment, a cut header —
         # is never proven to be a copy)
         if "l4_sum" in c:
-            l4 = c["l4_sum"][idx][order][1:]
+            l4 = c["l4_sum"][at][1:]
             # proof of a copy: an IP id, or a real (non-zero) transport checksum
             same &= (l4 >= 0) & (has_id | (l4 > 0))
         for j in np.nonzero(same)[0]:
@@ -591,6 +603,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     o_ts, o_flags, o_tcp, o_seq, o_src_first = (o_ts[keep], o_flags[keep], o_tcp[keep],
                                                 o_seq[keep], o_src_first[keep])
     o_proto = proto[order]
+    at = idx[order]                                    # (the kept packets' rows in flow order)
 
     # split keys into flows: idle gap, or a new SYN (different ISN) on a used 5-tuple
     new_flow = key_start.copy()
@@ -639,7 +652,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     first_from_a = o_src_first[starts]
     fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
     fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
-    fv6 = c["ipver"][idx[order[starts]]] == 6
+    fv6 = c["ipver"][at[starts]] == 6
     # a broadcast/multicast address is never the originator
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
     b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool), fv6) != "unicast"
@@ -660,8 +673,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     from_orig = o_src_first == orig_is_a[flow_of]
 
     # per-flow aggregates
-    o_len = c["payload_len"][idx][order].astype(np.int64)
-    o_iplen = c["ip_len"][idx][order].astype(np.int64)
+    o_len = c["payload_len"][at].astype(np.int64)
+    o_iplen = c["ip_len"][at].astype(np.int64)
     ones = np.ones(len(order), np.int64)
     orig_pkts = np.bincount(flow_of, weights=from_orig * ones, minlength=nflows).astype(np.int64)
     resp_pkts = np.bincount(flow_of, weights=~from_orig * ones, minlength=nflows).astype(np.int64)
@@ -672,7 +685,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     if o_tcp.any():
         # TCP: from sequence numbers, as Zeek (retransmissions and keep-alive probes are not new
         # bytes; data acknowledged but not captured is)
-        seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][idx][order], o_len,
+        seq_o, seq_r = _seq_bytes(flow_of, from_orig, o_flags, o_tcp, o_seq, c["ack"][at], o_len,
                                   nflows)
         tcp_flow = np.zeros(nflows, bool)
         tcp_flow[flow_of[o_tcp]] = True
@@ -712,11 +725,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # ICMP: Zeek reports type/code as the ports
     icmp_flow = (fproto == ICMP) | (fproto == ICMP6)
     if icmp_flow.any():
-        o_type = c["icmp_type"][idx][order][starts].astype(np.int64)
-        o_code = c["icmp_code"][idx][order][starts].astype(np.int64)
+        o_type = c["icmp_type"][at[starts]].astype(np.int64)
+        o_code = c["icmp_code"][at[starts]].astype(np.int64)
         o_p = np.where(icmp_flow, o_type, o_p)
         r_p = np.where(icmp_flow, o_code, r_p)
-    l2b = c["l2_bcast"][idx][order]
+    l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
     cast = _cast(r_hi, r_lo, l2b_flow, fv6)
@@ -757,8 +770,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     flows = flows.iloc[time_order].reset_index(drop=True)
     if seq_bytes is not None:
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
-    pkt_flow[idx[order]] = rank[flow_of]
-    pkt_from_orig[idx[order]] = from_orig
+    pkt_flow[at] = rank[flow_of]
+    pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of, seq_bytes, byte_sums)
 
 
@@ -1001,6 +1014,7 @@ def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> 
     cand = np.nonzero(is_tcp & ~r_reset & o_reset & r_inactive)[0]
     if len(cand):
         rstos0[cand] = [bool(_RSTOS0_HISTORY.fullmatch(h)) for h in np.asarray(history, object)[cand]]
+    # (indices into _STATES: one text object per state, not one per flow)
     tcp_state = np.select(
         [r_reset & ((os_ == SYN_SENT) | (os_ == SYN_ACK_SENT) | (o_reset & no_payload)),
          r_reset & o_inactive,
@@ -1015,11 +1029,16 @@ def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> 
          rs_ == CLOSED,
          (os_ == SYN_SENT) & (rs_ == INACTIVE),
          (os_ == ESTABLISHED) & (rs_ == ESTABLISHED)],
-        ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
-        "OTH")
+        np.arange(len(_STATES)), _OTH)
     # UDP: Zeek reports S0 (originator only), SHR (responder only), SF (both); ICMP and the rest OTH
-    udp_state = np.where(any_o & any_r, "SF", np.where(any_o, "S0", "SHR"))
-    return np.where(is_tcp, tcp_state, np.where(is_udp, udp_state, "OTH")).astype(object)
+    udp_state = np.where(any_o & any_r, _SF, np.where(any_o, _S0, _SHR))
+    return _STATES[np.where(is_tcp, tcp_state, np.where(is_udp, udp_state, _OTH))]
+
+
+#: the states :func:`_conn_state` gives, in the order of its TCP conditions
+_STATES = np.array(["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
+                   dtype=object)
+_OTH, _SF, _S0, _SHR = (int(np.flatnonzero(_STATES == s)[0]) for s in ("OTH", "SF", "S0", "SHR"))
 
 
 _LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, resent, seq_extents
+from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, repeated, resent, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -179,7 +179,7 @@ def _cut_kind(data: bytes) -> str:
 def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """:func:`_kind` of the streams ``buf[start[i]:end[i]]`` (object array (n,)): TLS decided on
     whole arrays, only the rest (HTTP or other) looked at one by one."""
-    out = np.full(len(start), "tls", object)
+    out = repeated("tls", len(start))
     mv = memoryview(buf).cast("B")
     rest = np.nonzero(~tls_batch.looks_like_tls_at(buf, start, end))[0]
     # an HTTP status line (what http.looks_like_http_response matches: "HTTP/1.x NNN" and a
@@ -389,7 +389,7 @@ def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Per flow of ``flows`` (int array): who sent the flow's first FIN or RST (``client``,
     ``server``, or '' when none: object array) and when (epoch ns, -1 when none)."""
     c, pf = ft.packets.cols, ft.pkt_flow
-    who = np.full(len(flows), "", object)
+    who = repeated("", len(flows))
     when = np.full(len(flows), -1, np.int64)
     rows = _tcp_rows_of(ft, flows, (c["tcp_flags"] & (FIN | RST)) != 0)
     if not len(rows):
@@ -642,15 +642,14 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     filled in, the DNS answers seen in the capture)."""
     flows = ft.flows
     n = len(flows)
-    cols = {k: np.full(n, "" if v[0] == "object" else False, dtype=object if v[0] == "object" else bool)
-            for k, v in APP_COLUMNS.items()}
+    cols = {k: repeated("", n) if v[0] == "object" else np.zeros(n, bool) for k, v in APP_COLUMNS.items()}
     # (for classify, not a column of the output: the server's bytes inside a CONNECT tunnel by
     # sequence numbers, its answer head left out, so bytes acknowledged but not captured count;
     # -1 where no tunnel opened)
     cols["tunnel_resp_bytes"] = np.full(n, -1, np.int64)
     # (likewise: the status of an HTTP answer inside a CONNECT tunnel, e.g. a filter's 403 to the
     # ClientHello after the proxy's 200; '' where none)
-    cols["tunnel_http_status"] = np.full(n, "", object)
+    cols["tunnel_http_status"] = repeated("", n)
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
@@ -659,10 +658,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # to their first sending, -1 where not: _stalled)
     cols["stall_from_s"] = np.full(n, -1.0)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
-    cols["tls_wait_after"] = np.full(n, "", object)
+    cols["tls_wait_after"] = repeated("", n)
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
-    cols["mtu_hint"] = np.full(n, "", object)
+    cols["mtu_hint"] = repeated("", n)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)
@@ -671,7 +670,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # sent its next flight after the server's first data, who closed first, client/server/'', and
     # the seconds from that flight to the first FIN or RST, -1 where not both)
     cols["blind_client_next"] = np.zeros(n, bool)
-    cols["blind_closer"] = np.full(n, "", object)
+    cols["blind_closer"] = repeated("", n)
     cols["blind_wait_s"] = np.full(n, -1.0)
     cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
     # (and the client's new bytes after the server's last data when the client then closed first
@@ -1072,8 +1071,8 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     first = np.nonzero(np.r_[True, kid[1:] > np.maximum.accumulate(kid)[:-1]])[0]
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
-                     np.full(nk, "", object), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
-                     [()] * nk, np.full(nk, "", object), [], [])
+                     repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
+                     [()] * nk, repeated("", nk), [], [])
     for k, j in enumerate(first.tolist()):
         msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
         if msg is None:

@@ -8,12 +8,14 @@ Names are untrusted text from packets; they are stored as they are and escaped o
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from itertools import repeat
 
 import numpy as np
 import pandas as pd
 
+from .flows import repeated
 from .inspect import DnsAnswers
 
 NAME_COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -26,8 +28,11 @@ NAME_COLUMNS: dict[str, tuple[str, str, str]] = {
 DNS_SLACK_NS = 1_000_000
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def is_ip_literal(name: str) -> bool:
-    """True when ``name`` is an IPv4/IPv6 address rather than a host name."""
+    """True when ``name`` is an IPv4/IPv6 address rather than a host name (remembered for the
+    last few thousand names: each flow group's verdict asks again, and a host name costs an
+    exception in :mod:`ipaddress`)."""
     try:
         ipaddress.ip_address(name.strip("[]"))
         return True
@@ -57,7 +62,7 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     Addresses and clients are joined as integer codes and the answer's name is carried as its
     position in ``answers``: the same rows as joining the text, without building text columns."""
     n = len(flows)
-    out = np.full(n, "", dtype=object)
+    out = repeated("", n)
     if n == 0 or not answers.address:
         return out
     m = len(answers.address)
@@ -107,6 +112,10 @@ def _latest_before(key: np.ndarray, t: np.ndarray, ans_key: np.ndarray, ans_t: n
     return np.where(ok, order[np.maximum(pos, 0)], -1)
 
 
+#: the values of ``name_source`` (:func:`assign_names` indexes them)
+_SOURCES = np.array(["sni", "http_host", "dns", ""], dtype=object)
+
+
 def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = None) -> pd.DataFrame:
     """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring).
 
@@ -122,13 +131,13 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
             v = known.get(u)
             if v is not None:
                 dns_name[i] = v
-    sni = out["sni"].to_numpy(dtype=object) if "sni" in out else np.full(n, "", object)
-    host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else np.full(n, "", object)
+    sni = out["sni"].to_numpy(dtype=object) if "sni" in out else repeated("", n)
+    host = out["http_host"].to_numpy(dtype=object) if "http_host" in out else repeated("", n)
     has_sni = sni.astype(bool)
     has_host = host.astype(bool)
     has_dns = dns_name.astype(bool)
     name = np.where(has_sni, sni, np.where(has_host, host, dns_name)).astype(object)
-    source = np.where(has_sni, "sni", np.where(has_host, "http_host", np.where(has_dns, "dns", ""))).astype(object)
+    source = _SOURCES[np.where(has_sni, 0, np.where(has_host, 1, np.where(has_dns, 2, 3)))]
     for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name)):
         out[k] = pd.Series(v, dtype=object, index=out.index)   # (object, not pandas str)
     return out
