@@ -1,6 +1,7 @@
 """DNS answers (``dns_answers``) and sinkholes: a NOERROR answer with an address nothing can
-connect to (0.0.0.0, ::) or this very host (127.0.0.1, ::1) is how DNS filters block a name; it keeps verdict ok, is told
-in ``detail`` and listed with the DNS error answers, the same whole, in chunks and over TCP."""
+connect to (0.0.0.0, ::) or this very host (127.0.0.1, ::1) is how DNS filters block a name; for a
+name the agent needs it is blocked/rejected (ok for other names), is told in ``detail`` and listed
+with the DNS error answers, the same whole, in chunks and over TCP."""
 from __future__ import annotations
 
 import pytest
@@ -55,13 +56,14 @@ def test_answers_and_sinkholes_whole_chunked_and_over_tcp(tmp_path):
     flows = assert_same(_capture(tmp_path), [300, 700, 1500])
     got = {int(r.orig_p): (r.dns_answers, r.verdict, r.detail) for r in flows.itertuples()}
     hole = ": a sinkhole address (nowhere, or the client itself), as a DNS filter answers for a name it blocks"
+    need = "; the agent needs this name: without its address it cannot connect (fix the resolver or the DNS filter)"
     assert got == {
-        50000: ("0.0.0.0", "ok", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole),
-        50001: ("127.0.0.1", "ok", "DNS answer 127.0.0.1 for eu2.ksc.kaspersky.com" + hole),
-        50002: ("::", "ok", "DNS answer :: for eu3.ksc.kaspersky.com" + hole),
+        50000: ("0.0.0.0", "blocked", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole + need),
+        50001: ("127.0.0.1", "blocked", "DNS answer 127.0.0.1 for eu2.ksc.kaspersky.com" + hole + need),
+        50002: ("::", "blocked", "DNS answer :: for eu3.ksc.kaspersky.com" + hole + need),
         50003: ("203.0.113.10;203.0.113.11", "ok", ""),             # distinct, in answer order
         50004: ("", "ok", ""),
-        51000: ("0.0.0.0", "ok", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole),
+        51000: ("0.0.0.0", "blocked", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole + need),
     }
     # the table report lists them with the DNS error answers
     errs = dns_errors(flows)
