@@ -475,6 +475,7 @@ class _WholeFile:
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
         flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end)
         self.packets = None
+        self.stats.warn_no_ip(self.name)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

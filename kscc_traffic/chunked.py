@@ -267,10 +267,7 @@ class ChunkedAnalysis:
         for line in counters.warnings():    # ("decode: …": which capture it is about)
             st.warn(f"{self.name}: {line}" if self.name else line)
         st.warn_empty(self.name)
-        if st.non_ip and not ip_packets:
-            st.warn(f"{self.name}: no IP packet among its {st.records} frame{'s' if st.records != 1 else ''} "
-                    f"({st.non_ip} non-IP): nothing to analyse (a capture on the wrong interface, or "
-                    "of another link type?)")
+        st.warn_no_ip(self.name)
         if self.late_packets:
             st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
                     f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "

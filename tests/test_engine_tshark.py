@@ -135,3 +135,17 @@ def test_fragments_without_their_first_agree(tmp_path):
     (r,) = analyze_file(path, RULES).flows.to_dict("records")
     assert (r["proto"], r["orig_p"], r["resp_p"], r["orig_pkts"]) == ("tcp", -1, -1, len(frags) - 1)
     assert (r["client_proto"], bool(r["payload_cut"])) == ("", False)
+
+
+def test_no_ip_packet_is_said_by_both_engines(tmp_path):
+    """Frames none of which is IP (ARP only; a link type written wrong in the header): both
+    engines say so in the same warning line (the tshark engine said nothing; break-it 14 F8)."""
+    from scapy.all import ARP, Ether, wrpcap
+    path = tmp_path / "arp_only.pcap"
+    wrpcap(str(path), [Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="192.0.2.10", pdst=f"192.0.2.{k}")
+                       for k in range(1, 6)])
+    want = ("arp_only.pcap: no IP packet among its 5 frames (5 non-IP): nothing to analyse (a capture on the "
+            "wrong interface, or of another link type?)")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        assert len(a.flows) == 0 and want in a.warnings, (engine, a.warnings)

@@ -67,6 +67,14 @@ class ReadStats:
             self.warn(f"{name + ': ' if name else ''}no packets in the capture: nothing to analyse "
                       "(a capture filter that matched nothing, or a capture stopped at once?)")
 
+    def warn_no_ip(self, name: str) -> None:
+        """The one warning line about a capture whose frames hold no IP packet at all (a capture on
+        the wrong interface, a link type written wrong in the header), if so."""
+        if self.non_ip and not self.ip_packets:
+            k = self.records
+            self.warn(f"{name}: no IP packet among its {k} frame{'s' if k != 1 else ''} ({self.non_ip} "
+                      "non-IP): nothing to analyse (a capture on the wrong interface, or of another link type?)")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
