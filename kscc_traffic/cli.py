@@ -423,7 +423,7 @@ def report(
     The readiness checklist, charts, the flagged flows with what to change, and a sortable,
     filterable flow table, in one file that needs no network. Exit status as for `analyze`.
     """
-    from .analyze import analyze_file, capture_names
+    from .analyze import analyze_file, capture_names, check_capture
     from .html_report import write_html
 
     captures = _capture_paths(captures)
@@ -440,10 +440,13 @@ def report(
     _check_output(html, [*captures, rules], "--html")
     import pandas as pd
 
+    skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
+
     def skip_or_fail(msg: str) -> None:
         if not lenient:
             raise _fail(msg)
         _say("Warning", f"skipped {msg}")
+        skipped.append(f"skipped {msg}")
 
     parts, warnings, read = [], [], []
     for path, name in zip(captures, capture_names(captures)):
@@ -452,6 +455,7 @@ def report(
                 raise KsccTrafficError(f"{path_text(path)}: no such file")
             if path.is_dir():
                 raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
+            check_capture(path)
             a = analyze_file(path, ruleset, name=name)
         except KsccTrafficError as e:
             skip_or_fail(str(e))
@@ -471,7 +475,7 @@ def report(
     for w in warnings:
         _say("Warning", w)
     try:
-        write_html(html, flows, ruleset, captures=read, warnings=warnings)
+        write_html(html, flows, ruleset, captures=read, warnings=skipped + warnings)
     except OSError as e:
         raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
     except Exception as e:  # a bug of ours

@@ -358,3 +358,17 @@ def test_an_ascii_only_terminal_gets_escapes_not_a_traceback():
                            timeout=120, cwd=ROOT, env=env, encoding="ascii", errors="strict")
         assert p.returncode == code and "Traceback" not in p.stderr, p.stderr[-500:]
         assert "\\xa7A" in p.stdout
+
+
+def test_report_lenient_names_the_skipped_capture_in_the_html(tmp_path):
+    """report --lenient: the capture it skipped is named in the HTML report's warnings, so the
+    report does not look complete (newcomer 18 #11); a capture damaged before its first packet
+    is skipped as analyze skips it (without --lenient: exit 2)."""
+    bad = tmp_path / "hdr_garbage.pcap"
+    bad.write_bytes((ROOT / "samples" / "captures" / "baseline_agent.pcap").read_bytes()[:24] + bytes(range(256)) * 8)
+    html = tmp_path / "r.html"
+    p = run("report", "--lenient", str(bad), str(SAMPLES / "baseline_agent.pcap"), "--html", str(html))
+    assert p.returncode == 0, p.stderr
+    page = html.read_text(encoding="utf-8")
+    assert "skipped " in page and "hdr_garbage.pcap: no packet could be read" in page
+    assert run("report", str(bad), "--html", str(tmp_path / "r2.html")).returncode == 2
