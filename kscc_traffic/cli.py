@@ -25,6 +25,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 # emoji off: rich would turn ':x:' in a file name into an emoji (markup is off per print)
 err = Console(stderr=True, highlight=False, emoji=False)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        typer.echo(f"kscc-traffic {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Check captured traffic against the ports KSC Cloud Console documents."""
+
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
 #: the reader of standard output went away (``| head``): what a shell reports for a program
 #: stopped by SIGPIPE (128 + 13), as ``cat`` or ``tshark`` would give

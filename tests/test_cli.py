@@ -372,3 +372,9 @@ def test_report_lenient_names_the_skipped_capture_in_the_html(tmp_path):
     page = html.read_text(encoding="utf-8")
     assert "skipped " in page and "hdr_garbage.pcap: no packet could be read" in page
     assert run("report", str(bad), "--html", str(tmp_path / "r2.html")).returncode == 2
+
+
+def test_version():
+    from kscc_traffic import __version__
+    p = run("--version")
+    assert (p.returncode, p.stdout) == (0, f"kscc-traffic {__version__}\n")
