@@ -279,10 +279,39 @@ EXIT_INTERRUPTED = 130
 
 def _capture_paths(captures: List[str]) -> List[Path]:
     """The capture arguments as paths; an empty one (``analyze "$CAP"`` with ``CAP`` unset) is an
-    ``Error:`` line and status 2 (pathlib would make it ``.``, the current folder)."""
+    ``Error:`` line and status 2 (pathlib would make it ``.``, the current folder). A folder
+    stands for the capture files in it (not in its subfolders), in name order: a ring buffer's
+    or a file set's folder (``dumpcap -b files:10 -w dir/x.pcapng``); a file is one when its
+    first bytes are a pcap, pcapng or compressed file's; hidden files are left out. A folder
+    with none is an ``Error:`` line."""
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
-    return [Path(c) for c in captures]
+    out: List[Path] = []
+    for c in captures:
+        p = Path(c)
+        if not p.is_dir():
+            out.append(p)
+            continue
+        try:
+            found = sorted((f for f in p.iterdir() if not f.name.startswith(".") and f.is_file()
+                            and _starts_like_a_capture(f)), key=lambda f: f.name)
+        except OSError as e:
+            raise _fail(f"{path_text(p)}: cannot list the folder: {e.strerror or e}")
+        if not found:
+            raise _fail(f"{path_text(p)}: is a directory with no capture file in it (pcap, pcapng, compressed)")
+        out += found
+    return out
+
+
+def _starts_like_a_capture(path: Path) -> bool:
+    """Do the first bytes of ``path`` say pcap, pcapng or a compressed file? (False when unreadable.)"""
+    from .analyze import _MAGICS
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _MAGICS)
 
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:

@@ -378,3 +378,24 @@ def test_version():
     from kscc_traffic import __version__
     p = run("--version")
     assert (p.returncode, p.stdout) == (0, f"kscc-traffic {__version__}\n")
+
+
+def test_a_folder_stands_for_the_captures_in_it(tmp_path):
+    """A ring buffer's folder: its capture files in name order (other files, hidden files and
+    subfolders left out), reported together as if each were given (break-it 14 §12); a folder
+    with no capture is one Error line, status 2."""
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    (ring / "b_2.pcap").write_bytes((SAMPLES / "blocked_agent.pcap").read_bytes())
+    (ring / "a_1.pcap").write_bytes((SAMPLES / "baseline_agent.pcap").read_bytes())
+    (ring / "notes.txt").write_text("not a capture\n")
+    (ring / ".hidden.pcap").write_bytes((SAMPLES / "blocked_agent.pcap").read_bytes())
+    (ring / "sub").mkdir()
+    p = run("analyze", str(ring), "-f", "jsonl")
+    q = run("analyze", str(ring / "a_1.pcap"), str(ring / "b_2.pcap"), "-f", "jsonl")
+    assert p.returncode == q.returncode == 1 and p.stdout == q.stdout
+    assert [json.loads(x)["capture"] for x in p.stdout.splitlines()][0] == "a_1.pcap"
+    assert {json.loads(x)["capture"] for x in p.stdout.splitlines()} == {"a_1.pcap", "b_2.pcap"}
+    e = run("analyze", str(ring / "sub"))
+    assert e.returncode == 2 and e.stderr == f"Error: {ring / 'sub'}: is a directory with no capture file in it " \
+                                             "(pcap, pcapng, compressed)\n"
