@@ -43,7 +43,8 @@ import pandas as pd
 
 from . import plots
 from .addresses import endpoint_text
-from .report import REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, escape_terminal, readiness, time_texts
+from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, dns_fix, escape_terminal, readiness,
+                     time_texts)
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -422,8 +423,7 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         head = "dns — name resolution (UDP/TCP 53)"
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
               "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
-              '<dt>What to change</dt><dd class="fix">allow DNS (UDP and TCP 53) from the clients to '
-              "their resolver, and the resolver's own lookups</dd>")
+              f'<dt>What to change</dt><dd class="fix">{_e(dns_fix(reasons))}</dd>')
     else:
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"

@@ -622,6 +622,20 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
     return "the others worked: compare clients, addresses and ports"
 
 
+def dns_fix(reasons) -> str:
+    """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
+    needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
+    ``rejected``: an error or sinkhole answer for a name the agent needs, or a TCP reset)."""
+    out = []
+    if {"no_answer", "icmp_unreachable"} & set(reasons):
+        out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
+    if "rejected" in reasons:
+        out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
+                   "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
+                   "failure (see the DNS names answered with an error); a TCP reset to DNS over TCP: allow TCP 53")
+    return "; ".join(out) or "check name resolution from the clients"
+
+
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
     (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
@@ -891,10 +905,14 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(r.reasons)))
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
-    if len(todo):
+    dns_blocked = summary.counts.get(("dns", "blocked"), 0)
+    if len(todo) or dns_blocked:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
+    if dns_blocked:
+        why = sorted(summary.reasons.get("dns", ()))
+        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {dns_fix(why)}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:

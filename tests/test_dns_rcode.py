@@ -123,6 +123,11 @@ def test_table_report_lists_error_names(tmp_path):
     assert "eu3" not in section and "eu4" not in section
     # the unanswered UDP query and the four error answers for the agent's names are flagged
     assert "Flagged flows (5)" in text and "8 flows: 3 ok, 5 blocked" in text
+    # and what to change says both: let DNS through, make the resolver answer the agent's names
+    assert "  dns (blocked: no_answer, rejected): " + report.dns_fix(["no_answer", "rejected"]) in \
+        text.replace("\n", "")
+    assert report.dns_fix(["no_answer", "rejected"]).startswith("allow DNS (UDP and TCP 53)") and \
+        "make the resolver answer the names the agent needs" in report.dns_fix(["rejected"])
 
 
 def test_no_section_without_error_answers(tmp_path):

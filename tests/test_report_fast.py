@@ -191,10 +191,15 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
-    if len(todo):
+    dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
+    if len(todo) or len(dns_bl):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+    if len(dns_bl):
+        why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
+                      if x and x != "partial"})
+        console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why)}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
