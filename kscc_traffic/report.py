@@ -539,13 +539,14 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
-                   v6: tuple[int, int] | None = None, bl_tls: int = 0) -> dict:
+                   v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
     (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
-    the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``."""
+    the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``,
+    ``bl_named`` of the blocked ones with a ``server_name`` (None: all)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -593,6 +594,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = (f"these flows on {r.transport.upper()} {r.port_text} "
                + (names if "wrong_direction" not in reasons else reverse if "host_mismatch" not in reasons
                   else f"{names.split(':')[0]} or {reverse}"))
+    if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
+        # failed, but nothing names a server under the mask on a port every browser uses
+        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
+               f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
+               f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
     if ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         fix = (f"{ok} of {n} flows ok, {bl or un} {status}"
@@ -660,7 +666,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
-        ok_named = ok_answered = v6 = None
+        ok_named = ok_answered = v6 = bl_named = None
         bl_tls = 0
         reasons: list[str] = []
         if len(at):
@@ -682,11 +688,14 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
+                if "server_name" in flows:
+                    bl_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                                                    & (v == "blocked")))
             if ok and bl and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls))
+                                   bl_tls, bl_named))
     return pd.DataFrame(rows)
 
 
@@ -793,6 +802,7 @@ class TableSummary:
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
+        self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
         self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
@@ -834,6 +844,9 @@ class TableSummary:
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
+            named = flows[(flows["verdict"] == "blocked") & (flows["server_name"] != "")]
+            for p, n in named.groupby("purpose", sort=False).size().items():
+                self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
         if "resp_h" in flows:
             self.v6_seen = True
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
@@ -874,7 +887,8 @@ class TableSummary:
                                        self.ok_named.get(r.id, 0) if self.named_seen else None,
                                        self.ok_answered.get(r.id, 0) if self.answered_seen else None,
                                        (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
-                                       if self.v6_seen else None, self.bl_tls.get(r.id, 0)))
+                                       if self.v6_seen else None, self.bl_tls.get(r.id, 0),
+                                       self.bl_named.get(r.id, 0) if self.named_seen else None))
         return pd.DataFrame(rows)
 
 

@@ -165,3 +165,25 @@ def test_timeline_ticks_are_times_of_day():
     assert labels and all(re.fullmatch(r"\d\d:\d\d(:\d\d(\.\d+)?)?", x) for x in labels), labels
     assert any(re.fullmatch(r"09:00:\d\d", x) for x in labels), labels
     assert ax.get_xlabel() == "time (UTC)"
+
+
+def test_unnamed_failures_on_a_shared_port_say_no_name_was_seen(tmp_path):
+    """SYNs to an unnamed server on 443 unanswered (no DNS, no SNI): discovery stays blocked (an
+    agent with its DNS answer cached looks the same), but its advice says no name was seen and it
+    may be another program's (newcomer 18 #1); with the name seen (a DNS answer) it is the rule's."""
+    from pcapbuild import eth, pcap_bytes, udp
+    from scapy.all import DNS, DNSQR, DNSRR, IP, TCP
+    syns = [(1000.0 + k, eth(IP(src="192.0.2.10", dst="198.51.100.77") / TCP(sport=50000, dport=443, flags="S", seq=7)))
+            for k in (0, 1, 3)]
+    path = tmp_path / "unnamed.pcap"
+    path.write_bytes(pcap_bytes(syns))
+    fix = readiness(analyze(path, RULES), RULES).set_index("rule").loc["discovery", "fix"]
+    assert fix == ("no name was seen for this server (no DNS answer, SNI or certificate): it may be another program's, "
+                   "or the agent's with its DNS answer cached (capture from the agent's start to tell); if the "
+                   "agent's: " + RULES.by_id("discovery").fix)
+    ans = DNS(id=1, qr=1, qd=DNSQR(qname="discovery.ksc.kaspersky.com"),
+              an=DNSRR(rrname="discovery.ksc.kaspersky.com", rdata="198.51.100.77"))
+    named = tmp_path / "named.pcap"
+    named.write_bytes(pcap_bytes([udp(("192.0.2.53", 53), ("192.0.2.10", 40000), bytes(ans), t=999.0)] + syns))
+    chk = readiness(analyze(named, RULES), RULES).set_index("rule")
+    assert (chk.loc["discovery", "status"], chk.loc["discovery", "fix"]) == ("blocked", RULES.by_id("discovery").fix)

@@ -142,6 +142,12 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             if other:
                 fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
                         "the documented port on the side that opened the connection: not this purpose's traffic")
+        bl_named = int(((sub["verdict"] == "blocked") & (sub["server_name"] != "")).sum()) \
+            if len(sub) and "server_name" in sub else None
+        if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
+            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
+                   f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
+                   f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
         if ok and status in ("blocked", "unexpected"):
             why = "the others worked: compare clients, addresses and ports"
             six = sub["resp_h"].astype(str).str.contains(":", regex=False)
