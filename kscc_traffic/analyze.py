@@ -472,10 +472,13 @@ class _WholeFile:
 
     def batches(self):
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
+        c = self.packets.cols
+        short = int(np.count_nonzero(c["pl_cap"] < c["payload_len"])) if len(self.packets) else 0
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
         flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end)
         self.packets = None
         self.stats.warn_no_ip(self.name)
+        self.stats.warn_short_packets(self.name, short)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

@@ -105,6 +105,9 @@ class ChunkedAnalysis:
     late_packets: int = 0
     #: places where a record is stamped more than :data:`STEP_BACK_NS` before the one before it
     steps_back: int = 0
+    #: IP packets with fewer transport payload bytes captured than their IP length says
+    #: (:meth:`ReadStats.warn_short_packets`)
+    short_packets: int = 0
     _chunks: Optional[Iterator] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
 
@@ -183,6 +186,7 @@ class ChunkedAnalysis:
                 if j == 0:   # all of it waits for the next chunk
                     continue
             counters.merge(mine)
+            self.short_packets += int(np.count_nonzero(pk.cols["pl_cap"] < pk.cols["payload_len"])) if len(pk) else 0
             if len(pk):   # (the capture's last timestamp, for the last batch's verdicts)
                 cap_end = max(cap_end, int(pk.cols["ts_ns"].max()))
             ip_packets += len(pk)
@@ -268,6 +272,7 @@ class ChunkedAnalysis:
             st.warn(f"{self.name}: {line}" if self.name else line)
         st.warn_empty(self.name)
         st.warn_no_ip(self.name)
+        st.warn_short_packets(self.name, self.short_packets)
         if self.late_packets:
             st.warn(f"{self.name}: {self.late_packets} packet{'s' if self.late_packets != 1 else ''} "
                     f"written more than {REORDER_NS // 10**9} s out of time order across a chunk "

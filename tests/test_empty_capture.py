@@ -100,3 +100,24 @@ def test_non_ip_frames_only_keep_their_own_warning(tmp_path):
     p = _run("analyze", cap)
     assert p.returncode == 0
     assert "no packets" not in p.stderr and "no IP packet among its 1 frame (1 non-IP)" in p.stderr
+
+
+def test_packets_cut_without_saying_so_are_warned_about(tmp_path):
+    """Frames cut to 128 bytes whose original length says 128 too (pktmon's default): the IP
+    length says more was sent. One warning line with the count (the snaplen warning cannot see
+    them); none when the frames say they were cut (that warning covers them) or are whole
+    (break-it 14 F10)."""
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    from pcapbuild import eth, tcp_session
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), c_data=b"q" * 400, s_data=b"a" * 900)
+    raw = [(t, bytes(p)) for t, p in recs]
+    cut = tmp_path / "cut128.pcap"
+    cut.write_bytes(pcap_bytes([(t, b[:128]) for t, b in raw]))
+    n = sum(len(b) > 128 for _, b in raw)
+    a = analyze_file(cut, load_rules())
+    lines = [w for w in a.warnings if "captured shorter than" in w]
+    assert len(lines) == 1 and lines[0].startswith(f"cut128.pcap: {n} IP packets captured shorter than their IP length")
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(pcap_bytes(raw))
+    assert not [w for w in analyze_file(whole, load_rules()).warnings if "captured shorter" in w]

@@ -75,6 +75,18 @@ class ReadStats:
             self.warn(f"{name}: no IP packet among its {k} frame{'s' if k != 1 else ''} ({self.non_ip} "
                       "non-IP): nothing to analyse (a capture on the wrong interface, or of another link type?)")
 
+    def warn_short_packets(self, name: str, short: int) -> None:
+        """The one warning line about ``short`` IP packets whose captured bytes stop before the
+        end their IP length gives, in a capture whose frames do not say they were cut (original
+        length = captured length: pktmon's 128-byte default, a tool that truncates without
+        saying so, or a bad IP length), if so; the snaplen warning (:meth:`warn_cut`) covers
+        frames that say it."""
+        if short and not self.cut_frames:
+            self.warn(f"{name}: {short} IP packet{'s' if short != 1 else ''} captured shorter than {'their' if short != 1 else 'its'} "
+                      "IP length says, though the frames claim to be whole (cut by the capturing tool without "
+                      "saying so, pktmon's 128-byte default?, or a bad IP length): TLS, HTTP and DNS checks see "
+                      "only the bytes kept (column payload_cut)")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
