@@ -472,13 +472,19 @@ class _WholeFile:
 
     def batches(self):
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
+        from .chunked import STEP_BACK_NS
         c = self.packets.cols
         short = int(np.count_nonzero(c["pl_cap"] < c["payload_len"])) if len(self.packets) else 0
+        # (the IP packets' times in file order: the steps back of the clock, as the built-in reader
+        # counts them over its records)
+        t = c["ts_ns"][np.argsort(c["frame"], kind="stable")] if len(self.packets) else c["ts_ns"]
+        steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
         flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end)
         self.packets = None
         self.stats.warn_no_ip(self.name)
         self.stats.warn_short_packets(self.name, short)
+        self.stats.warn_steps_back(self.name, steps, STEP_BACK_NS)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

@@ -280,12 +280,7 @@ class ChunkedAnalysis:
                     "and a DNS answer among them may not name the flows it would have. Put the capture in "
                     "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
                     "--chunk-mib more than the file's size")
-        if self.steps_back:
-            k = self.steps_back
-            st.warn(f"{self.name}: the timestamps go back by more than {STEP_BACK_NS / 1e9:g} s at {k} "
-                    f"place{'s' if k != 1 else ''} (the capturing host's clock stepped back, a damaged "
-                    "timestamp, or captures appended one after the other): packets are analysed in time "
-                    "order, so a flow across such a step may show an odd history, or split")
+        st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")

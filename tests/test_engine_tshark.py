@@ -149,3 +149,17 @@ def test_no_ip_packet_is_said_by_both_engines(tmp_path):
     for engine in ("builtin", "tshark"):
         a = analyze_file(path, RULES, engine=engine)
         assert len(a.flows) == 0 and want in a.warnings, (engine, a.warnings)
+
+
+def test_a_clock_step_back_is_said_by_both_engines(tmp_path):
+    """A record stamped 30 s before the one before it (the host's clock stepped back): the same
+    warning line with both engines (the tshark engine said nothing; break-it 14 F7)."""
+    from pcapbuild import pcap_bytes, udp
+    recs = [udp(("192.0.2.10", 40000 + k), ("203.0.113.53", 53), b"q" * 30, t=t)
+            for k, t in enumerate((1000.0, 1001.0, 971.0, 972.0))]
+    path = tmp_path / "step.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    for engine in ("builtin", "tshark"):
+        lines = [w for w in analyze_file(path, RULES, engine=engine).warnings if "go back" in w]
+        assert len(lines) == 1 and lines[0].startswith("step.pcap: the timestamps go back by more than 0.5 s at 1 place "), \
+            (engine, lines)

@@ -87,6 +87,15 @@ class ReadStats:
                       "saying so, pktmon's 128-byte default?, or a bad IP length): TLS, HTTP and DNS checks see "
                       "only the bytes kept (column payload_cut)")
 
+    def warn_steps_back(self, name: str, k: int, step_ns: int) -> None:
+        """The one warning line about ``k`` places where a record is stamped more than ``step_ns``
+        (ns) before the one before it, if any."""
+        if k:
+            self.warn(f"{name}: the timestamps go back by more than {step_ns / 1e9:g} s at {k} "
+                      f"place{'s' if k != 1 else ''} (the capturing host's clock stepped back, a damaged "
+                      "timestamp, or captures appended one after the other): packets are analysed in time "
+                      "order, so a flow across such a step may show an odd history, or split")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
