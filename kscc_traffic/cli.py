@@ -349,7 +349,8 @@ def _interrupted(target, sink) -> "typer.Exit":
         msg = f"stopped after {flows}; the table report was not " + (
             "printed" if target is None else f"written to {where}")
     else:
-        msg = f"{'standard output' if target is None else where} is incomplete ({flows} written)"
+        part = " and part of the next batch" if getattr(sink, "writing", False) else ""
+        msg = f"{'standard output' if target is None else where} is incomplete ({flows} written{part})"
     if target is not None:
         target.discard()
     _say("Interrupted", msg)

@@ -33,6 +33,8 @@ class FlowSink:
         self.rules = rules
         self.console = console
         self.rows = 0
+        #: a batch was being written when the run stopped (Ctrl-C): part of it may have been read
+        self.writing = False
         self.flagged = False
         self.summary = TableSummary() if format == "table" else None
         self._header = False
@@ -46,6 +48,7 @@ class FlowSink:
         from .report import write_csv, write_jsonl
         if len(flows) and not self.flagged:
             self.flagged = bool(flows["verdict"].isin(["blocked", "unexpected"]).any())
+        self.writing = self.format != "table" and len(flows) > 0
         if self.format == "jsonl":
             write_jsonl(flows, self.out)
         elif self.format == "csv":
@@ -61,6 +64,7 @@ class FlowSink:
         else:
             self.summary.add(flows)
         self.rows += len(flows)
+        self.writing = False
 
     def close(self, warnings=()) -> None:
         """Finish the report (the table is printed now).
