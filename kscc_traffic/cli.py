@@ -491,38 +491,48 @@ def report(
         _say("Warning", f"skipped {msg}")
         skipped.append(f"skipped {msg}")
 
-    parts, warnings, read = [], [], []
-    for path, name in zip(captures, capture_names(captures)):
-        try:
-            if not path.exists():
-                raise KsccTrafficError(f"{path_text(path)}: no such file")
-            if path.is_dir():
-                raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
-            check_capture(path)
-            a = analyze_file(path, ruleset, name=name)
-        except KsccTrafficError as e:
-            skip_or_fail(str(e))
-            continue
-        except OSError as e:
-            skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
-            continue
-        except Exception as e:  # a bug of ours: one line, never a traceback
-            skip_or_fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
-            continue
-        parts.append(a.flows)
-        warnings.extend(a.warnings)
-        read.append(path)
-    if not parts:
-        raise _fail("no capture could be read")
-    flows = pd.concat(parts, ignore_index=True)
-    for w in warnings:
-        _say("Warning", w)
+    _terminate_cleanly()
     try:
-        write_html(html, flows, ruleset, captures=read, warnings=skipped + warnings)
-    except OSError as e:
-        raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
-    except Exception as e:  # a bug of ours
-        raise _fail(f"{path_text(html)}: internal error while writing the report ({type(e).__name__}: {e})")
+        parts, warnings, read = [], [], []
+        for path, name in zip(captures, capture_names(captures)):
+            try:
+                if not path.exists():
+                    raise KsccTrafficError(f"{path_text(path)}: no such file")
+                if path.is_dir():
+                    raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
+                check_capture(path)
+                a = analyze_file(path, ruleset, name=name)
+            except KsccTrafficError as e:
+                skip_or_fail(str(e))
+                continue
+            except OSError as e:
+                skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
+                continue
+            except Exception as e:  # a bug of ours: one line, never a traceback
+                skip_or_fail(f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture")
+                continue
+            parts.append(a.flows)
+            warnings.extend(a.warnings)
+            read.append(path)
+        if not parts:
+            raise _fail("no capture could be read")
+        flows = pd.concat(parts, ignore_index=True)
+        for w in warnings:
+            _say("Warning", w)
+        try:
+            write_html(html, flows, ruleset, captures=read, warnings=skipped + warnings)
+        except OSError as e:
+            raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
+        except Exception as e:  # a bug of ours
+            raise _fail(f"{path_text(html)}: internal error while writing the report ({type(e).__name__}: {e})")
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the report is written to a temporary file renamed at the end, so
+        # the file named is untouched (a device or FIFO got what was written)
+        regular = not html.exists() or html.is_file()
+        state = ("not written (" + ("its previous content is kept)" if os.path.lexists(html) else "no file made)")
+                 if regular else "is incomplete")
+        _say("Interrupted", f"{path_text(html)} {state}")
+        raise typer.Exit(EXIT_INTERRUPTED)
     flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
     raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
 

@@ -348,3 +348,24 @@ def test_interrupted_while_a_batch_is_written_says_part_of_it_may_be_out(tmp_pat
              standalone_mode=False)
     assert rc == 130 and real is not report.write_jsonl
     assert capsys.readouterr().err == f"Interrupted: {link} is incomplete (0 flows written and part of the next batch)\n"
+
+
+def test_interrupted_report_says_what_became_of_the_html(tmp_path, monkeypatch, capsys):
+    """report stopped by Ctrl-C or SIGTERM: status 130 and one Interrupted line, the file named
+    untouched (newcomer 18 #10: no line, and SIGTERM killed it with 143)."""
+    import sys
+    from kscc_traffic.cli import app
+    an = sys.modules["kscc_traffic.analyze"]
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(an, "analyze_file", stop)
+    new = tmp_path / "r.html"
+    rc = app(args=["report", str(SAMPLES / "blocked_agent.pcap"), "--html", str(new)], standalone_mode=False)
+    assert rc == 130 and capsys.readouterr().err == f"Interrupted: {new} not written (no file made)\n"
+    assert not new.exists()
+    old = tmp_path / "old.html"
+    old.write_text("previous\n")
+    rc = app(args=["report", str(SAMPLES / "blocked_agent.pcap"), "--html", str(old)], standalone_mode=False)
+    assert rc == 130 and capsys.readouterr().err == f"Interrupted: {old} not written (its previous content is kept)\n"
+    assert old.read_text() == "previous\n"
