@@ -289,7 +289,7 @@ def _capture_paths(captures: List[str]) -> List[Path]:
     out: List[Path] = []
     for c in captures:
         p = Path(c)
-        if not p.is_dir():
+        if not os.path.isdir(p):     # (False for a name the system refuses: said later, one line)
             out.append(p)
             continue
         try:
