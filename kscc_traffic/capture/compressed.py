@@ -123,11 +123,7 @@ class DecompressingReader:
                     break
             try:
                 piece = self._give(min(max(want - len(self._out), 1), _PIECE))
-            except (zlib.error, lzma.LZMAError, OSError, EOFError, RuntimeError, ValueError) as e:
-                self.problem = f"{self.codec} data corrupt ({e})"
-                self._done = True
-                break
-            except Exception as e:   # noqa: BLE001 (zstandard.ZstdError and the like)
+            except Exception as e:   # noqa: BLE001 (zlib.error, LZMAError, OSError, zstandard.ZstdError…)
                 self.problem = f"{self.codec} data corrupt ({e})"
                 self._done = True
                 break
