@@ -259,6 +259,14 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
     return chars.view("S18").ravel().astype(str).astype(object)
 
 
+def _key_hash(cols, n: int) -> np.ndarray:
+    """One 64-bit hash (uint64 per row) of the integer columns ``cols`` (``n`` rows)."""
+    h = np.zeros(n, np.uint64)
+    for k in cols:
+        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+    return h
+
+
 def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     """Sort packets by flow key, then time, then content (for equal timestamps).
 
@@ -275,9 +283,7 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     :returns: (order, key_start): the permutation and, along it, where each distinct key begins.
     """
     n = len(ts)
-    h = np.zeros(n, np.uint64)
-    for k in key_cols:
-        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+    h = _key_hash(key_cols, n)
     o = np.argsort(ts, kind="stable")
     o = o[np.argsort(h[o], kind="stable")]
     hs = h[o]
@@ -457,9 +463,7 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
     n = len(vlan)
     if n == 0 or not (vlan != vlan[0]).any():
         return vlan
-    h = np.zeros(n, np.uint64)
-    for k in tuple_cols:
-        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+    h = _key_hash(tuple_cols, n)
     t = pd.DataFrame({"h": h, "v": vlan, "d": src_first.astype(np.int8)})
     per = t.groupby(["h", "v"], sort=False)["d"].agg(["min", "max"])
     one_way = per["min"] == per["max"]
