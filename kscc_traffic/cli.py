@@ -496,11 +496,7 @@ def report(
         parts, warnings, read = [], [], []
         for path, name in zip(captures, capture_names(captures)):
             try:
-                if not path.exists():
-                    raise KsccTrafficError(f"{path_text(path)}: no such file")
-                if path.is_dir():
-                    raise KsccTrafficError(f"{path_text(path)}: is a directory, not a capture file")
-                check_capture(path)
+                check_capture(path)     # (missing, a directory, not a capture, damaged at once)
                 a = analyze_file(path, ruleset, name=name)
             except KsccTrafficError as e:
                 skip_or_fail(str(e))
