@@ -13,6 +13,7 @@ import pandas as pd
 
 from .capture.compressed import CODEC_MAGICS
 from .capture.files import iter_frames, read_frames
+from .capture.filesets import FileSet, group_file_sets
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
@@ -350,9 +351,21 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     engine only whether it is a regular file is checked (tshark reads formats the built-in
     reader does not, and says itself what it cannot read).
 
+    A :class:`~kscc_traffic.capture.filesets.FileSet` fails when none of its files can be
+    analysed (the error of its first file); one that cannot is skipped when the set is read, with
+    a warning.
+
     :raises kscc_traffic.errors.CaptureError: with a one-line message naming the file.
     :raises OSError: the file cannot be read.
     """
+    if isinstance(path, FileSet):
+        errors = []
+        for p in path.paths:
+            try:
+                return check_capture(p, engine)
+            except (CaptureError, OSError) as e:
+                errors.append(e)
+        raise errors[0]
     _check_source(path, magic=engine != "tshark")
     if engine != "tshark":
         first = next(iter_frames(path, 64, name=path_text(path)), None)
@@ -374,7 +387,16 @@ def capture_names(paths) -> list[str]:
     depends only on the set of paths, not on their order; a capture analysed alone is named by its
     file name, so its uids are those of a single-file run. Names are escaped text
     (:func:`kscc_traffic.text.name_text`, applied to each path part; parts joined by ``/``).
+    A :class:`~kscc_traffic.capture.filesets.FileSet` is named ``<its first file's name> ..
+    <its last file's file name>``, its first file named as a path among the others.
     """
+    sets = {i: p for i, p in enumerate(paths) if isinstance(p, FileSet)}
+    if sets:
+        names = capture_names([p.paths[0] if isinstance(p, FileSet) else p for p in paths])
+        for i, fs in sets.items():
+            if len(fs.paths) > 1:
+                names[i] = f"{names[i]} .. {name_text(fs.paths[-1].name)}"
+        return names
     raw = [os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p) for p in paths]
     parts = [Path(os.path.abspath(p)).parts for p in raw]
     base = [ps[-1] if ps else r for ps, r in zip(parts, raw)]
@@ -421,6 +443,8 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
     :raises kscc_traffic.errors.EngineError: ``engine`` is unknown, or tshark is not installed.
     :param name: the capture's name (``capture`` column, uid seed; default: its file name,
         escaped); :func:`analyze_files` names each of several captures by :func:`capture_names`.
+    ``path`` may be a :class:`~kscc_traffic.capture.filesets.FileSet` (files read one after
+    the other as one capture; ``stats`` then keyed by ``str(path)``).
     """
     rules = rules or load_rules()
     parts: list[pd.DataFrame] = []
@@ -444,15 +468,20 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
     ``name``: the capture's name (``capture`` column, uid seed, warning lines; default: its
     file name, :func:`capture_names` of the path alone).
 
+    ``path`` may be a :class:`~kscc_traffic.capture.filesets.FileSet`: its files are read one
+    after the other as one capture (the tshark engine dissects each and joins the packets).
+
     :raises kscc_traffic.errors.CaptureError: as :func:`analyze_file` (from this call).
     :raises kscc_traffic.errors.EngineError: unknown engine, or tshark not installed.
     """
-    _check_source(path, magic=engine != "tshark")
+    if isinstance(path, FileSet):
+        check_capture(path, "tshark")   # (each file's format: when it is read)
+    else:
+        _check_source(path, magic=engine != "tshark")
     if name is None:
         name = capture_names([path])[0]
     if engine == "tshark":
-        from .engines.tshark import read_packets
-        return _WholeFile(read_packets(path, name=name), rules, name)
+        return _WholeFile(_tshark_packets(path, name), rules, name)
     if engine != "builtin":
         from .errors import EngineError
         raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
@@ -460,6 +489,31 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
     run = ChunkedAnalysis(path, rules, name, chunk_bytes=chunk_bytes or CHUNK_BYTES, progress=progress)
     run.first_chunk()  # reading errors (not a capture, cut header) raise here, not mid-iteration
     return run
+
+
+def _tshark_packets(path, name: str):
+    """The tshark engine's packets of a file, or of a file set's files one after the other
+    (frame numbers running on; a file tshark cannot read is skipped with a warning)."""
+    from .engines.tshark import read_packets
+    from .capture.packets import Packets
+    if not isinstance(path, FileSet):
+        return read_packets(path, name=name)
+    parts, stats, base, first_error = [], ReadStats(), 0, None
+    for p in path.paths:
+        try:
+            pk = read_packets(p, name=name_text(p.name))
+        except CaptureError as e:
+            first_error = first_error or e
+            stats.warn(f"{name_text(p.name)}: skipped (part of {name}): {e}")
+            continue
+        if len(pk):
+            pk.cols["frame"] = pk.cols["frame"] + base
+        base += pk.stats.records
+        stats.merge(pk.stats)
+        parts.append(pk)
+    if not parts:
+        raise first_error
+    return Packets.concat(parts, stats)
 
 
 class _WholeFile:
@@ -494,13 +548,25 @@ def _note_duplicates(stats: ReadStats, name: str, dups: int) -> None:
         stats.warn(f"{name}: {dups} duplicated frame{'s' if dups != 1 else ''} counted once")
 
 
-def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin") -> Analysis:
+def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", *,
+                  file_sets: str = "auto") -> Analysis:
     """Analyse several captures; their flows are concatenated (column ``capture`` names each,
     :func:`capture_names`: unique within the call). ``engine``: as for :func:`analyze_file`.
-    ``stats`` is keyed by each path as given (by its capture name for a path given again)."""
+    ``stats`` is keyed by each path as given (by its capture name for a path given again).
+
+    ``file_sets``: ``auto`` reads the files of one ring buffer or file set (dumpcap's
+    ``x_00001_20261130101500.pcapng``…, ``tcpdump -C``'s ``x.pcap``, ``x.pcap1``…) as one
+    capture, ``join`` reads all of ``paths`` as one, ``separate`` each on its own
+    (:func:`kscc_traffic.capture.filesets.group_file_sets`; its warnings go into ``stats``
+    under ``""``).
+
+    :raises ValueError: an unknown ``file_sets`` mode.
+    """
     rules = rules or load_rules()
-    paths = list(paths)
+    paths, notes = group_file_sets(list(paths), file_sets)
     parts, stats, dups = [], {}, 0
+    if notes:
+        stats[""] = ReadStats(warnings=list(notes))
     for p, name in zip(paths, capture_names(paths)):
         a = analyze_file(p, rules, engine, name=name)
         parts.append(a.flows)
@@ -511,10 +577,13 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin") 
     return Analysis(flows, stats, dups)
 
 
-def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet | None = None) -> pd.DataFrame:
+def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet | None = None, *,
+            file_sets: str = "auto") -> pd.DataFrame:
     """Analyse capture(s) and return the classified flow table.
 
     :param path: a pcap/pcapng file, or a list of them.
+    :param file_sets: how a list's files are grouped into captures (``auto``: a ring buffer's or
+        file set's files are one capture; ``join``; ``separate``): :func:`analyze_files`.
     :param rules: a rules file, a loaded :class:`RuleSet`, or None for the bundled KSC Cloud rules.
     :returns: DataFrame, one row per flow, columns :data:`COLUMNS` (Zeek conn.log names: ``ts``
         float epoch seconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets; plus
@@ -526,7 +595,7 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
     """
     rs = rules if isinstance(rules, RuleSet) else load_rules(rules)
     paths = path if isinstance(path, (list, tuple)) else [path]
-    result = analyze_files(paths, rs)
+    result = analyze_files(paths, rs, file_sets=file_sets)
     for line in result.warnings:
         warnings.warn(line, CaptureWarning, stacklevel=2)
     return result.flows

@@ -33,7 +33,7 @@ import pandas as pd
 
 from .analyze import analyze_batch, capture_end
 from .capture.decode import DecodeCounters, decode
-from .capture.files import iter_frames
+from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets
 from .capture.stats import ReadStats
@@ -83,7 +83,8 @@ class ChunkedAnalysis:
     :data:`kscc_traffic.analyze.COLUMNS`); once it is exhausted, :attr:`stats` holds the reader
     and decoder counters of the whole file and :attr:`duplicates` the frames counted once.
 
-    :param path: the capture file.
+    :param path: the capture file, or a :class:`~kscc_traffic.capture.filesets.FileSet` (its
+        files read one after the other as one capture).
     :param rules: the documented purposes.
     :param name: capture name (``capture`` column, uid seed, and the start of each warning line;
         escaped text, see :func:`kscc_traffic.analyze.capture_names`).
@@ -118,7 +119,7 @@ class ChunkedAnalysis:
         :raises kscc_traffic.errors.CaptureError: as :func:`~kscc_traffic.capture.files.read_frames`.
         """
         if self._chunks is None:
-            self._chunks = iter_frames(self.path, self.chunk_bytes, name=self.name or None)
+            self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None)
             self._first = next(self._chunks, None)
 
     def batches(self) -> Iterator[pd.DataFrame]:

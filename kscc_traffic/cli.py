@@ -55,6 +55,19 @@ class FileEngine(str, Enum):
     tshark = "tshark"
 
 
+class FileSetMode(str, Enum):
+    auto = "auto"
+    join = "join"
+    separate = "separate"
+
+
+#: the --file-set option of analyze and report
+_FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
+                  "tcpdump -C: x.pcap, x.pcap1…) are read one after the other as one capture; join: all "
+                  "captures given are one, in time order (files split by another tool); separate: each file "
+                  "on its own")
+
+
 class LiveEngine(str, Enum):
     scapy = "scapy"
     tshark = "tshark"
@@ -194,6 +207,7 @@ def analyze(
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="captures analysed at once (default: one per core)"),
+    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
     chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096,
                                   help="MiB of a capture read at a time: more is faster and takes "
                                        "more memory (16: ~240-270 MiB peak at any capture size; "
@@ -203,9 +217,10 @@ def analyze(
 
     Each capture is read in chunks and finished flows are reported as they leave memory, so any
     size fits; several captures are analysed in parallel (one process per core) and reported
-    together, file by file.
+    together, file by file. The files of one ring buffer or file set are one capture (--file-set).
     """
     from .analyze import check_capture
+    from .capture.filesets import group_file_sets
     from .output import FlowSink
     from .parallel import analyze_each
 
@@ -229,7 +244,7 @@ def analyze(
             skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}")
     if not good:
         raise _fail("no capture could be read")
-    warnings: list[str] = []
+    units, warnings = group_file_sets(good, file_set.value)
     analysed = 0
     _terminate_cleanly()
     target = _open_output(output)
@@ -237,7 +252,7 @@ def analyze(
     sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
     try:
         with _progress(good) as advance:
-            for result in analyze_each(good, ruleset, engine.value, jobs, progress=advance,
+            for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
                                        chunk_bytes=chunk_mib << 20):
                 if result.error:
                     skip_or_fail(result.error)
@@ -460,6 +475,7 @@ def report(
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
+    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
 ) -> None:
     """Write one self-contained HTML report of the captures.
 
@@ -467,6 +483,7 @@ def report(
     filterable flow table, in one file that needs no network. Exit status as for `analyze`.
     """
     from .analyze import analyze_file, capture_names, check_capture
+    from .capture.filesets import group_file_sets
     from .html_report import write_html
 
     captures = _capture_paths(captures)
@@ -493,10 +510,18 @@ def report(
 
     _terminate_cleanly()
     try:
-        parts, warnings, read = [], [], []
-        for path, name in zip(captures, capture_names(captures)):
+        parts, warnings, read, good = [], [], [], []
+        for path in captures:
             try:
                 check_capture(path)     # (missing, a directory, not a capture, damaged at once)
+                good.append(path)
+            except KsccTrafficError as e:
+                skip_or_fail(str(e))
+            except OSError as e:
+                skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
+        units, warnings = group_file_sets(good, file_set.value)
+        for path, name in zip(units, capture_names(units)):
+            try:
                 a = analyze_file(path, ruleset, name=name)
             except KsccTrafficError as e:
                 skip_or_fail(str(e))

@@ -521,9 +521,10 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
     :param flows: flow table of :func:`kscc_traffic.analyze` (columns :data:`kscc_traffic.COLUMNS`).
     :param rules: the rules the flows were classified with.
-    :param captures: the captures to list in the header, as paths (named as the ``capture`` column
-        names them: :func:`kscc_traffic.analyze.capture_names` of them all; a mapping's keys are
-        used); default: the ``capture`` column's values.
+    :param captures: the captures to list in the header, as paths or
+        :class:`~kscc_traffic.capture.filesets.FileSet` (named as the ``capture`` column names
+        them: :func:`kscc_traffic.analyze.capture_names` of them all; a mapping's keys are used);
+        default: the ``capture`` column's values.
     :param warnings: reader warnings to show (one line each).
     :param generated: the "generated" time text (default: now, UTC, to the second).
     :param max_rows: at most this many rows in the flow table (flagged flows kept first; the charts,
@@ -534,7 +535,8 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         names = list(dict.fromkeys(flows["capture"])) if len(flows) else []
     else:
         from .analyze import capture_names
-        names = capture_names([str(c) for c in captures])
+        from .capture.filesets import FileSet
+        names = capture_names([c if isinstance(c, FileSet) else str(c) for c in captures])
     per_capture = flows["capture"].value_counts() if len(flows) else pd.Series(dtype=int)
     cap_counts = {n: int(per_capture.get(n, 0)) for n in names}
     generated = generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

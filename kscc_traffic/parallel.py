@@ -162,6 +162,8 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                  progress: Optional[Callable[[int], None]] = None,
                  chunk_bytes: int | None = None, names: list[str] | None = None) -> Iterator[FileResult]:
     """Analyse ``paths`` and yield one :class:`FileResult` per path, in the order given.
+    A path may be a :class:`~kscc_traffic.capture.filesets.FileSet` (one capture of several
+    files, analysed in one process).
 
     :param jobs: worker processes (default :func:`default_jobs`); 1, or a single path, analyses
         in this process.
@@ -174,7 +176,8 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
     Errors never propagate: a file that cannot be analysed gives a result with ``error`` set.
     """
     from .analyze import capture_names
-    paths = [Path(p) for p in paths]
+    from .capture.filesets import FileSet
+    paths = [p if isinstance(p, FileSet) else Path(p) for p in paths]
     names = capture_names(paths) if names is None else list(names)
     jobs = default_jobs(len(paths)) if jobs is None else max(1, jobs)
     if jobs == 1 or len(paths) <= 1:
@@ -191,7 +194,8 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
     tmpdir = tempfile.gettempdir()
     handed = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_worker_init) as pool:
-        futures = [pool.submit(_work, str(p), rules, engine, tmpdir, chunk_bytes, name)
+        futures = [pool.submit(_work, p if isinstance(p, FileSet) else str(p), rules, engine, tmpdir,
+                               chunk_bytes, name)
                    for p, name in zip(paths, names)]
         try:
             for p, name, fut in zip(paths, names, futures):
@@ -201,7 +205,7 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                     error, stats, dups, tmp = _message(p, e), None, 0, None
                 if progress is not None:
                     try:
-                        progress(p.stat().st_size)
+                        progress(p.size() if isinstance(p, FileSet) else p.stat().st_size)
                     except OSError:
                         pass
                 handed += 1

@@ -1,0 +1,247 @@
+"""File sets: one capture split into several files by the tool that wrote it, read as one.
+
+A troubleshooting capture left running is rarely one file. dumpcap (Wireshark, tshark) with
+``-b filesize:…``/``-b duration:…``/``-b files:N`` (a ring buffer) and ``editcap -c``/``-i``
+write ``<prefix>_<number>_<YYYYMMDDhhmmss>.<ext>``; ``tcpdump -C`` writes ``x.pcap``,
+``x.pcap1``, ``x.pcap2``… (``x.pcap0``, ``x.pcap00``… with ``-W``, which reuses the names
+when it wraps). Analysed file by file, a connection whose SYN is the last packet of one file and
+whose SYN-ACK is the first of the next looks unanswered (blocked); read one after the other, as
+Wireshark's *File Set* and ``mergecap -a`` do, it is the connection it was.
+
+:func:`group_file_sets` finds such sets among the captures of a run (``auto``), or makes all of
+them one (``join``: files split by another tool, ``tcpdump -G``'s own names), or none
+(``separate``); :func:`iter_capture` reads a :class:`FileSet` as :func:`~.files.iter_frames`
+reads one file. Flows, uids and verdicts are then those of the files concatenated in that order
+(what ``mergecap -a -w one.pcapng <files>`` gives), the ``capture`` column names the set
+``<first file> .. <last file>``, and each file's reading warnings keep its own name.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CaptureError
+from ..text import name_text, path_text
+from .files import iter_frames
+from .frames import Frames
+from .stats import ReadStats
+
+__all__ = ["FileSet", "MODES", "group_file_sets", "iter_capture"]
+
+#: how the captures of a run are grouped (see :func:`group_file_sets`)
+MODES = ("auto", "join", "separate")
+
+# dumpcap / tshark -b, editcap -c/-i: <prefix>_<5+ digit number>_<YYYYMMDDhhmmss><.ext…>
+_DUMPCAP = re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})_(?P<time>\d{14})(?P<ext>(?:\.[A-Za-z0-9]+)*)$")
+# tcpdump -C: <name.ext><number> (no number for the first file unless -W was given)
+_TCPDUMP = re.compile(r"^(?P<base>.*\.[A-Za-z][A-Za-z0-9]*?)(?P<num>\d*)$")
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Files read one after the other, in this order, as one capture.
+
+    :param paths: the files (at least one), in the order their packets were written.
+    :param kind: what made them: ``dumpcap`` (ring buffer / file set), ``tcpdump`` (``-C``) or
+        ``join`` (``--file-set join``).
+    """
+
+    paths: tuple[Path, ...]
+    kind: str = "join"
+
+    def __str__(self) -> str:
+        """``<first path> .. <last file name>`` (as written in lines naming the set)."""
+        first, last = self.paths[0], self.paths[-1]
+        return f"{os.fspath(first)} .. {last.name}" if len(self.paths) > 1 else os.fspath(first)
+
+    def size(self) -> int:
+        """Bytes of all its files (0 for a file that cannot be read)."""
+        total = 0
+        for p in self.paths:
+            try:
+                total += p.stat().st_size
+            except OSError:
+                pass
+        return total
+
+
+def _first_ts(path: Path) -> int | None:
+    """Epoch ns of the file's first record, None when it has none or cannot be read."""
+    try:
+        for fr in iter_frames(path, 1 << 16):
+            return int(fr.ts_ns[0]) if len(fr) else None
+    except (CaptureError, OSError):
+        return None
+    return None
+
+
+def _member(path: Path) -> tuple | None:
+    """(kind, key, number, time text) when the file's name is one of a file set's, else None."""
+    name = path.name
+    m = _DUMPCAP.match(name)
+    if m:
+        key = (str(path.parent), m["prefix"], m["ext"])
+        return "dumpcap", key, int(m["num"]), m["time"]
+    m = _TCPDUMP.match(name)
+    if m:
+        return "tcpdump", (str(path.parent), m["base"]), int(m["num"]) if m["num"] else -1, ""
+    return None
+
+
+def _dumpcap_runs(members: list[tuple[Path, int, str]]) -> list[list[tuple[Path, int, str]]]:
+    """A prefix's files as dumpcap runs: in order of the time in their names (then number); a
+    new run starts where the number does not go up (dumpcap numbers each run from 1)."""
+    members = sorted(members, key=lambda m: (m[2], m[1]))
+    runs: list[list] = []
+    for m in members:
+        if runs and m[1] > runs[-1][-1][1]:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    return runs
+
+
+def _by_first_packet(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` in order of their first packet's time (files without one last, in given order)."""
+    stamps = [_first_ts(p) for p in paths]
+    order = sorted(range(len(paths)), key=lambda i: (stamps[i] is None, stamps[i] or 0, i))
+    return [paths[i] for i in order]
+
+
+def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, list[str]]:
+    """The captures of one run as units of analysis: each a :class:`pathlib.Path` (a file on its
+    own) or a :class:`FileSet` (files read one after the other as one capture).
+
+    - ``auto``: files named as one dumpcap ring buffer / file set (same folder, prefix and
+      extension; one run: numbers going up with the time in the names) or as one ``tcpdump -C``
+      set (``x.pcap``, ``x.pcap1``…; at least two files) are a set, in number order (dumpcap) or
+      in order of their first packet (tcpdump, whose ``-W`` reuses names). A set whose first
+      packets do not come in that order is left as separate files, with a warning. A set
+      missing numbers in the middle (a file deleted) is joined, with a warning.
+    - ``join``: all of ``paths`` are one set, in order of their first packet.
+    - ``separate``: every file on its own.
+
+    A file given more than once is not grouped. Units come in the order their first file was
+    given. Reading is limited to each grouped file's first record.
+
+    :returns: (units, warning lines).
+    :raises ValueError: an unknown ``mode``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown file-set mode {mode!r} (choose {', '.join(MODES)})")
+    paths = [Path(p) for p in paths]
+    seen: dict[str, int] = {}
+    for p in paths:
+        k = os.path.abspath(p)
+        seen[k] = seen.get(k, 0) + 1
+    single = [seen[os.path.abspath(p)] == 1 for p in paths]
+    if mode == "separate" or len(paths) < 2:
+        return list(paths), []
+    if mode == "join":
+        ordered = _by_first_packet(paths)
+        return [FileSet(tuple(ordered), "join")], []
+    groups: dict[tuple, list] = {}
+    for i, p in enumerate(paths):
+        m = _member(p) if single[i] else None
+        if m is not None:
+            groups.setdefault((m[0], m[1]), []).append((p, m[2], m[3]))
+    set_of: dict[Path, FileSet | None] = {}   # a grouped path -> its set (None: not the set's first)
+    warnings: list[str] = []
+    for (kind, _key), members in groups.items():
+        if kind == "dumpcap":
+            runs = _dumpcap_runs(members)
+        else:
+            runs = [members] if len(members) > 1 and any(m[1] >= 0 for m in members) else []
+        for run in runs:
+            if len(run) < 2:
+                continue
+            files = [m[0] for m in run] if kind == "dumpcap" else _by_first_packet([m[0] for m in run])
+            fs = FileSet(tuple(files), kind)
+            if kind == "dumpcap":
+                stamps = [_first_ts(p) for p in files]
+                known = [t for t in stamps if t is not None]
+                if any(b < a for a, b in zip(known, known[1:])):
+                    warnings.append(f"{path_text(fs)}: named as one file set, but their first packets are "
+                                    "not in the order of the names: each file is analysed on its own "
+                                    "(--file-set join reads them as one capture, in time order)")
+                    continue
+                nums = [m[1] for m in run]
+                gaps = [n for a, b in zip(nums, nums[1:]) for n in range(a + 1, b)]
+                if gaps:
+                    shown = ", ".join(str(n) for n in gaps[:5]) + (", …" if len(gaps) > 5 else "")
+                    warnings.append(f"{path_text(fs)}: file number{'s' if len(gaps) > 1 else ''} {shown} of "
+                                    "the set missing: connections across the gap may show as blocked or "
+                                    "split")
+            set_of[files[0]] = fs
+            for p in files[1:]:
+                set_of[p] = None
+    units: list = []
+    for p in paths:
+        if p not in set_of:
+            units.append(p)
+        elif set_of[p] is not None:
+            units.append(set_of[p])
+        # (a set's later files are in its unit; the unit sits where its first file was given)
+    # a set's first file (by time) may have been given after another of its files: put the unit
+    # where the earliest of its files was given
+    placed = {id(u): min(paths.index(q) for q in u.paths) for u in units if isinstance(u, FileSet)}
+    units.sort(key=lambda u: placed[id(u)] if isinstance(u, FileSet) else paths.index(u))
+    return units, warnings
+
+
+def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterator[Frames]:
+    """:func:`~.files.iter_frames` of a file, or of a :class:`FileSet`'s files one after the other.
+
+    For a set, chunks come file after file (a chunk never mixes two files); ``frames.last`` is
+    set only on the last file's last chunk; every chunk's ``stats`` is one :class:`ReadStats`
+    holding the sum of the files read so far (their warnings keep each file's own name), complete
+    once the iterator is exhausted. A file of the set that cannot be read at all (not a capture,
+    header cut) is skipped with a warning line; when none can be read, the first one's error is
+    raised.
+
+    :raises kscc_traffic.errors.CaptureError: as :func:`~.files.iter_frames` (first ``next()``).
+    """
+    if not isinstance(source, FileSet):
+        yield from iter_frames(source, chunk_bytes, name=name)
+        return
+    total, done = ReadStats(), ReadStats()
+    first_error: CaptureError | None = None
+    read_any = False
+    n = len(source.paths)
+    for k, p in enumerate(source.paths):
+        mine = None
+        try:
+            for fr in iter_frames(p, chunk_bytes, name=name_text(p.name)):
+                mine = fr.stats
+                _sum_into(total, done, mine)
+                fr.stats = total
+                fr.last = fr.last and k == n - 1
+                if len(fr) or (k == n - 1 and not read_any):
+                    read_any = True
+                    yield fr
+        except (CaptureError, OSError) as e:
+            if first_error is None:
+                first_error = e if isinstance(e, CaptureError) else CaptureError(f"{path_text(p)}: {e.strerror or e}")
+            done.warn(f"{name_text(p.name)}: skipped (part of {name or path_text(source)}): "
+                      f"{e if isinstance(e, CaptureError) else e.strerror or e}")
+            continue
+        if mine is not None:
+            done.merge(mine)
+    if not read_any:
+        if first_error is not None:
+            raise first_error
+        return
+    _sum_into(total, done, None)   # (the stats of every file, complete now)
+
+
+def _sum_into(total: ReadStats, done: ReadStats, current: ReadStats | None) -> None:
+    """``total`` (in place) = ``done`` + ``current``."""
+    fresh = ReadStats()
+    for f in fresh.__dataclass_fields__:
+        setattr(total, f, getattr(fresh, f))
+    total.merge(done)
+    if current is not None:
+        total.merge(current)

@@ -1,0 +1,176 @@
+"""File sets (ring buffers, tcpdump -C): found by name, read one after the other as one capture,
+giving what the files concatenated give (mergecap -a)."""
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, TCP, UDP
+
+from conftest import ROOT
+from pcapbuild import eth, pcap_bytes, tcp_session
+
+from kscc_traffic.analyze import analyze_file, analyze_files, capture_names
+from kscc_traffic.capture.filesets import FileSet, group_file_sets, iter_capture
+from kscc_traffic.chunked import ChunkedAnalysis
+from kscc_traffic.rules import load_rules
+
+T0 = 1_764_500_000.0
+CLIENT, SERVER, RESOLVER = "192.0.2.10", "203.0.113.5", "198.51.100.53"
+SAME = ["ts", "orig_h", "orig_p", "resp_h", "resp_p", "proto", "conn_state", "history", "orig_pkts",
+        "resp_pkts", "orig_bytes", "resp_bytes", "server_name", "name_source", "purpose", "verdict",
+        "reason", "detail"]
+
+
+def _records():
+    """Three files' records of one capture: a finished connection, then a DNS answer naming the
+    server and a SYN that end file 1; the SYN-ACK and the rest in file 2; a third connection in
+    file 3."""
+    dns = eth(IP(src=RESOLVER, dst=CLIENT) / UDP(sport=53, dport=40000) /
+              DNS(id=7, qr=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"),
+                  an=DNSRR(rrname="eu1.ksc.kaspersky.com", rdata=SERVER, ttl=60)))
+    query = eth(IP(src=CLIENT, dst=RESOLVER) / UDP(sport=40000, dport=53) /
+                DNS(id=7, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com")))
+    first = tcp_session((CLIENT, 50000), (SERVER, 23101), t0=T0)
+    split = tcp_session((CLIENT, 50001), (SERVER, 23101), t0=T0 + 10)
+    last = tcp_session((CLIENT, 50002), (SERVER, 23101), t0=T0 + 20)
+    f1 = first + [(T0 + 9.9, query), (T0 + 9.95, dns)] + split[:1]
+    return [f1, split[1:], last]
+
+
+def _write(folder: Path, names, parts, compress=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, recs in zip(names, parts):
+        data = pcap_bytes(recs)
+        p = folder / name
+        p.write_bytes(gzip.compress(data) if name in compress else data)
+        paths.append(p)
+    return paths
+
+
+def _table(flows):
+    return flows[SAME].sort_values(["ts", "orig_p"]).reset_index(drop=True)
+
+
+DUMPCAP = ["ring_00001_20261130101500.pcap", "ring_00002_20261130101510.pcap",
+           "ring_00003_20261130101520.pcap"]
+
+
+def test_a_ring_buffer_reads_as_the_files_concatenated(tmp_path):
+    parts = _records()
+    paths = _write(tmp_path / "ring", DUMPCAP, parts)
+    whole = tmp_path / "whole.pcap"
+    whole.write_bytes(pcap_bytes([r for p in parts for r in p]))
+    rules = load_rules()
+    ref = analyze_file(whole, rules).flows
+    got = analyze_files(paths[::-1], rules)       # (given in any order)
+    assert len(ref) == 4
+    assert _table(got.flows).equals(_table(ref))
+    assert set(got.flows["capture"]) == {f"{DUMPCAP[0]} .. {DUMPCAP[2]}"}
+    split = got.flows[got.flows["orig_p"] == 50001].iloc[0]
+    assert (split["conn_state"], split["verdict"], split["server_name"]) == ("SF", "ok", "eu1.ksc.kaspersky.com")
+    st = next(iter(got.stats.values()))
+    assert st.records == sum(len(p) for p in parts)
+    # file by file, the SYN ending file 1 has no answer, and file 2's rest is a flow of its own
+    apart = analyze_files(paths, rules, file_sets="separate").flows
+    assert len(apart) == 5
+    assert sorted(apart[apart["orig_p"] == 50001]["verdict"]) == ["blocked", "ok"]
+
+
+def test_tiny_chunks_and_the_tshark_engine_give_the_same(tmp_path):
+    parts = _records()
+    paths = _write(tmp_path, DUMPCAP, parts)
+    rules = load_rules()
+    fs = FileSet(tuple(paths), "dumpcap")
+    ref = _table(analyze_file(fs, rules).flows)
+    run = ChunkedAnalysis(fs, rules, "r", chunk_bytes=200)
+    import pandas as pd
+    assert _table(pd.concat(list(run.batches()), ignore_index=True)).equals(ref)
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (apt-get install tshark)")
+    ts = _table(analyze_file(fs, rules, engine="tshark").flows)
+    assert ts[["orig_p", "conn_state", "history", "verdict", "server_name"]].equals(
+        ref[["orig_p", "conn_state", "history", "verdict", "server_name"]])
+
+
+def test_dumpcap_runs_gaps_and_order(tmp_path):
+    parts = _records()
+    # two runs of the same prefix (dumpcap numbers each run from 1), the second a day later
+    a = _write(tmp_path, DUMPCAP[:2], parts[:2])
+    later = [[(t + 86400, p) for t, p in recs] for recs in parts]
+    b = _write(tmp_path, ["ring_00001_20261201101500.pcap", "ring_00003_20261201101520.pcap"],
+               [later[0], later[2]])
+    other = _write(tmp_path, ["agent.pcap"], parts[2:])
+    units, notes = group_file_sets([other[0], *b, *a])
+    assert units == [other[0], FileSet((b[0], b[1]), "dumpcap"), FileSet((a[0], a[1]), "dumpcap")]
+    assert len(notes) == 1 and "file number 2 of the set missing" in notes[0] and "20261201101500" in notes[0]
+    # first packets against the names' order: not joined, said
+    c = _write(tmp_path / "c", ["x_00001_20261130101500.pcap", "x_00002_20261130101510.pcap"],
+               [parts[2], parts[0]])
+    units, notes = group_file_sets(c)
+    assert units == c and "not in the order of the names" in notes[0]
+
+
+def test_tcpdump_C_sets_in_packet_order_and_what_is_not_a_set(tmp_path):
+    parts = _records()
+    # tcpdump -C -W 3 after a wrap: x.pcap1 holds the oldest packets
+    p = _write(tmp_path, ["x.pcap1", "x.pcap2", "x.pcap0"], parts)
+    units, notes = group_file_sets(sorted(p))
+    assert units == [FileSet((p[0], p[1], p[2]), "tcpdump")] and notes == []
+    # names that merely end in digits, a file given twice, one file: each on its own
+    q = _write(tmp_path / "q", ["trace1", "trace2", "a.pcap"], parts)
+    assert group_file_sets(q)[0] == q
+    assert group_file_sets([q[2], q[2]])[0] == [q[2], q[2]]
+    assert group_file_sets(p[:1])[0] == p[:1]
+    assert group_file_sets(p, "separate")[0] == p
+    assert group_file_sets([q[2], p[0]], "join")[0] == [FileSet((p[0], q[2]), "join")]
+    with pytest.raises(ValueError, match="unknown file-set mode"):
+        group_file_sets(p, "merge")
+
+
+def test_set_names_and_a_member_that_cannot_be_read(tmp_path):
+    parts = _records()
+    paths = _write(tmp_path / "d1", DUMPCAP, parts, compress={DUMPCAP[2]})
+    fs = FileSet(tuple(paths), "dumpcap")
+    other = tmp_path / "d2" / DUMPCAP[0]
+    other.parent.mkdir()
+    shutil.copy(paths[0], other)
+    assert capture_names([fs, other]) == [f"d1/{DUMPCAP[0]} .. {DUMPCAP[2]}", f"d2/{DUMPCAP[0]}"]
+    assert str(fs).endswith(f"{DUMPCAP[0]} .. {DUMPCAP[2]}")
+    # the middle file damaged beyond reading: skipped with a warning, the rest analysed
+    paths[1].write_bytes(b"not a capture at all, just text\n" * 4)
+    a = analyze_file(fs, load_rules())
+    assert len(a.flows) == 4       # (file 1's connection, DNS and SYN; file 3's connection)
+    assert a.flows.set_index("orig_p").loc[50001, "conn_state"] == "S0"   # (its answer was in file 2)
+    assert any(w.startswith(f"{DUMPCAP[1]}: skipped (part of") for w in a.warnings)
+    chunks = list(iter_capture(fs, 1 << 20))
+    assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert chunks[-1].stats.records == len(parts[0]) + len(parts[2])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_cli_reads_a_ring_buffer_folder_as_one_capture(tmp_path):
+    parts = _records()
+    _write(tmp_path / "ring", DUMPCAP, parts)
+    p = _cli("analyze", "-f", "jsonl", tmp_path / "ring")
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rows) == 4 and {r["verdict"] for r in rows} == {"ok"}
+    assert {r["capture"] for r in rows} == {f"{DUMPCAP[0]} .. {DUMPCAP[2]}"}
+    p = _cli("analyze", "-f", "jsonl", "--file-set", "separate", tmp_path / "ring")
+    assert p.returncode == 1 and len(p.stdout.splitlines()) == 5
+    html = tmp_path / "r.html"
+    p = _cli("report", "--html", html, tmp_path / "ring")
+    assert p.returncode == 0, p.stderr
+    assert f"{DUMPCAP[0]} .. {DUMPCAP[2]} (4 flows)" in html.read_text()
