@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,10 @@ def test_tcpdump_C_sets_in_packet_order_and_what_is_not_a_set(tmp_path):
     p = _write(tmp_path, ["x.pcap1", "x.pcap2", "x.pcap0"], parts)
     units, notes = group_file_sets(sorted(p))
     assert units == [FileSet((p[0], p[1], p[2]), "tcpdump")] and notes == []
+    # dumpcap -b nametimenum:2, and editcap's names for packets without a time
+    t = _write(tmp_path / "t", ["y_20261130101510_00002.pcap", "y_20261130101500_00001.pcap",
+                                "z_00002.pcapng", "z_00001.pcapng"], [parts[1], parts[0], parts[1], parts[0]])
+    assert group_file_sets(t)[0] == [FileSet((t[1], t[0]), "dumpcap"), FileSet((t[3], t[2]), "dumpcap")]
     # names that merely end in digits, a file given twice, one file: each on its own
     q = _write(tmp_path / "q", ["trace1", "trace2", "a.pcap"], parts)
     assert group_file_sets(q)[0] == q
@@ -174,3 +179,49 @@ def test_cli_reads_a_ring_buffer_folder_as_one_capture(tmp_path):
     p = _cli("report", "--html", html, tmp_path / "ring")
     assert p.returncode == 0, p.stderr
     assert f"{DUMPCAP[0]} .. {DUMPCAP[2]} (4 flows)" in html.read_text()
+
+
+def _split_and_compare(capture: Path, tmp_path: Path) -> None:
+    """editcap -c splits ``capture`` into 2-3 files named as dumpcap names them; read as a set they
+    give the flows of the whole file (all columns but uid and capture)."""
+    rules = load_rules()
+    ref = analyze_file(capture, rules).flows
+    out = subprocess.run(["capinfos", "-c", "-M", str(capture)], capture_output=True, text=True, timeout=60).stdout
+    records = int(re.search(r"Number of packets:\s*(\d+)", out)[1])
+    if records < 2:
+        pytest.skip(f"{records} record: nothing to split")
+    ext = ".pcapng" if capture.suffix == ".pcapng" else ".pcap"
+    subprocess.run(["editcap", "-c", str(-(-records // 3)), str(capture), str(tmp_path / f"part{ext}")],
+                   check=True, capture_output=True, timeout=60)
+    parts = sorted(tmp_path.glob("part_*"))
+    assert len(parts) >= 2
+    units, notes = group_file_sets(parts[::-1])
+    assert units == [FileSet(tuple(parts), "dumpcap")] and notes == []
+    got = analyze_files(parts, rules).flows
+    cols = [c for c in ref.columns if c not in ("uid", "capture")]
+    key = ["ts", "orig_h", "orig_p", "resp_h", "resp_p"]
+    a = ref[cols].sort_values(key).reset_index(drop=True).astype(str)
+    b = got[cols].sort_values(key).reset_index(drop=True).astype(str)
+    assert a.equals(b)
+
+
+def _split_cases():
+    caps = sorted(p for p in (ROOT / "samples" / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))
+    shared = ROOT.parent / "shared" / "corpus"
+    caps += sorted(p for p in shared.glob("*/*") if p.suffix in (".pcap", ".pcapng")
+                   and not p.name.startswith(("bad_", "empty_", "cut-")))
+    return caps
+
+
+#: packets without a time (pcapng Simple Packet Blocks) are timed from the packet before them
+#: in their file, so a file of them split off starts again from 0: not the whole file's times
+NO_TIME = {"pcapng-be_5if-ether-null_testsuite.pcapng"}
+
+
+@pytest.mark.parametrize("capture", _split_cases(), ids=lambda p: p.name)
+def test_a_capture_split_by_editcap_reads_as_the_whole(capture, tmp_path):
+    if shutil.which("editcap") is None or shutil.which("capinfos") is None:
+        pytest.skip("editcap/capinfos are not installed (apt-get install wireshark-common)")
+    if capture.name in NO_TIME:
+        pytest.skip("Simple Packet Blocks: their times start again in each file split off")
+    _split_and_compare(capture, tmp_path)

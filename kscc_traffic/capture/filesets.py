@@ -2,7 +2,9 @@
 
 A troubleshooting capture left running is rarely one file. dumpcap (Wireshark, tshark) with
 ``-b filesize:…``/``-b duration:…``/``-b files:N`` (a ring buffer) and ``editcap -c``/``-i``
-write ``<prefix>_<number>_<YYYYMMDDhhmmss>.<ext>``; ``tcpdump -C`` writes ``x.pcap``,
+write ``<prefix>_<number>_<YYYYMMDDhhmmss>.<ext>`` (``<prefix>_<YYYYMMDDhhmmss>_<number>.<ext>``
+with dumpcap's ``-b nametimenum:2``; ``<prefix>_<number>.<ext>`` from editcap when the packets
+have no time); ``tcpdump -C`` writes ``x.pcap``,
 ``x.pcap1``, ``x.pcap2``… (``x.pcap0``, ``x.pcap00``… with ``-W``, which reuses the names
 when it wraps). Analysed file by file, a connection whose SYN is the last packet of one file and
 whose SYN-ACK is the first of the next looks unanswered (blocked); read one after the other, as
@@ -34,8 +36,13 @@ __all__ = ["FileSet", "MODES", "group_file_sets", "iter_capture"]
 #: how the captures of a run are grouped (see :func:`group_file_sets`)
 MODES = ("auto", "join", "separate")
 
-# dumpcap / tshark -b, editcap -c/-i: <prefix>_<5+ digit number>_<YYYYMMDDhhmmss><.ext…>
-_DUMPCAP = re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})_(?P<time>\d{14})(?P<ext>(?:\.[A-Za-z0-9]+)*)$")
+# dumpcap / tshark -b, editcap -c/-i: <prefix>_<5+ digit number>_<YYYYMMDDhhmmss><.ext…>;
+# dumpcap -b nametimenum:2 (Wireshark 4.2+): <prefix>_<YYYYMMDDhhmmss>_<number><.ext…>;
+# editcap for packets without a time: <prefix>_<number><.ext…>
+_EXT = r"(?P<ext>(?:\.[A-Za-z0-9]+)*)$"
+_DUMPCAP = (re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})_(?P<time>\d{14,})" + _EXT),
+            re.compile(r"^(?P<prefix>.+)_(?P<time>\d{14})_(?P<num>\d{5,})" + _EXT),
+            re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})" + _EXT))
 # tcpdump -C: <name.ext><number> (no number for the first file unless -W was given)
 _TCPDUMP = re.compile(r"^(?P<base>.*\.[A-Za-z][A-Za-z0-9]*?)(?P<num>\d*)$")
 
@@ -79,21 +86,26 @@ def _first_ts(path: Path) -> int | None:
 
 
 def _member(path: Path) -> tuple | None:
-    """(kind, key, number, time text) when the file's name is one of a file set's, else None."""
+    """(kind, key, number, time in the name as a number) when the file's name is one of a file set's, else None."""
     name = path.name
-    m = _DUMPCAP.match(name)
-    if m:
-        key = (str(path.parent), m["prefix"], m["ext"])
-        return "dumpcap", key, int(m["num"]), m["time"]
+    for form, pattern in enumerate(_DUMPCAP):
+        m = pattern.match(name)
+        if m:
+            key = (str(path.parent), m["prefix"], m["ext"], form == 1)   # (editcap mixes forms 0 and 2)
+            return "dumpcap", key, int(m["num"]), int(m.groupdict().get("time") or 0)
     m = _TCPDUMP.match(name)
     if m:
-        return "tcpdump", (str(path.parent), m["base"]), int(m["num"]) if m["num"] else -1, ""
+        return "tcpdump", (str(path.parent), m["base"]), int(m["num"]) if m["num"] else -1, 0
     return None
 
 
-def _dumpcap_runs(members: list[tuple[Path, int, str]]) -> list[list[tuple[Path, int, str]]]:
-    """A prefix's files as dumpcap runs: in order of the time in their names (then number); a
-    new run starts where the number does not go up (dumpcap numbers each run from 1)."""
+def _dumpcap_runs(members: list[tuple[Path, int, int]]) -> list[list[tuple[Path, int, int]]]:
+    """A prefix's files as dumpcap runs, in number order. When a number comes twice (dumpcap
+    numbers each run from 1), in order of the time in their names (then number; more than 14
+    digits for a year past 9999, as editcap names a file after a damaged timestamp), a new run
+    starting where the number does not go up."""
+    if len({m[1] for m in members}) == len(members):
+        return [sorted(members, key=lambda m: m[1])]
     members = sorted(members, key=lambda m: (m[2], m[1]))
     runs: list[list] = []
     for m in members:
