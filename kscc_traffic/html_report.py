@@ -44,7 +44,7 @@ import pandas as pd
 from . import plots
 from .addresses import endpoint_text
 from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, dns_fix, escape_terminal, readiness,
-                     time_texts)
+                     time_texts, undocumented_fix)
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -427,8 +427,7 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     else:
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
-              '<dt>What to change</dt><dd class="fix">check why these names and ports are used; '
-              "nothing in the documentation asks for them</dd>")
+              f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
     return (f'<article class="finding f-{worst}" id="purpose-{_e(_slug(purpose or "none"))}">'
             f"<h3>{head} {_status_badge(worst)} <span class=\"muted\">{n} flagged flow{'s' if n != 1 else ''}"
             f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons)}</dd></dl>"

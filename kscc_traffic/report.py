@@ -642,6 +642,15 @@ def dns_fix(reasons) -> str:
     return "; ".join(out) or "check name resolution from the clients"
 
 
+def undocumented_fix(n: int) -> str:
+    """What to change for ``n`` unexpected flows outside every documented purpose (a Kaspersky
+    name on a port no rule documents, ``undocumented_port``)."""
+    them = "them" if n != 1 else "it"
+    return (f"{n} flow{'s' if n != 1 else ''} to Kaspersky names on ports no rule documents (see the flagged "
+            f"flows): if an agent made {them}, compare the ports it is set to use (Administration Server "
+            f"address and port, proxy) with the documented ones; nothing in the documentation asks to open {them}")
+
+
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
     (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
@@ -920,13 +929,17 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_blocked = summary.counts.get(("dns", "blocked"), 0)
-    if len(todo) or dns_blocked:
+    undocumented = summary.counts.get(("", "unexpected"), 0)
+    if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
         why = sorted(summary.reasons.get("dns", ()))
         console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {dns_fix(why)}")))
+    if undocumented:
+        why = sorted(summary.reasons.get("", ()))
+        console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 
@@ -10,7 +11,8 @@ import pytest
 
 from conftest import ROOT
 from kscc_traffic import analyze, load_rules, readiness
-from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal, render_table, write_csv, write_jsonl
+from kscc_traffic.report import (clean_utf8, escape_csv, escape_terminal, render_table, undocumented_fix, write_csv,
+                                 write_jsonl)
 
 HOSTILE = ROOT / "samples" / "captures" / "hostile_names.pcap"
 
@@ -208,3 +210,18 @@ def test_unnamed_flows_on_shared_ports_are_port_open(tmp_path, port, rule, with_
         assert row["fix"].startswith(f"1 flow on TCP {port} answered, but none named a server")
         out = render_table(flows, rules, width=250)
         assert f"{rule} (port open): 1 flow on TCP {port} answered" in " ".join(out.split())
+
+
+def test_undocumented_ports_get_a_what_to_change_line():
+    """A Kaspersky name on a port no rule documents: the table and the HTML report say what to
+    do about it (nothing to open; compare the agent's settings), with the count."""
+    from kscc_traffic.html_report import render_html
+    flows = analyze(ROOT / "samples" / "captures" / "unexpected_port_direction_agent.pcap")
+    n = int(((flows["purpose"] == "") & (flows["reason"] == "undocumented_port")).sum())
+    assert n == 1
+    text = render_table(flows, load_rules(), width=400)
+    line = f"  (none) (unexpected: undocumented_port): {undocumented_fix(1)}"
+    assert line in text.splitlines()
+    assert undocumented_fix(1).startswith("1 flow to Kaspersky names on ports no rule documents")
+    assert "asks to open them" in undocumented_fix(2) and "asks to open it" in undocumented_fix(1)
+    assert html.escape(undocumented_fix(1)) in render_html(flows, load_rules(), charts=False)

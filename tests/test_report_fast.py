@@ -198,7 +198,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
-    if len(todo) or len(dns_bl):
+    undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
+    if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
@@ -206,6 +207,9 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
         console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why)}"))
+    if len(undoc):
+        why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
+        console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
