@@ -18,7 +18,8 @@ Verdicts and reasons (first match wins, in this order):
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
-  proxy with a certificate for the right name from a CA the client does not trust),
+  proxy with a certificate for the right name from a CA the client does not trust; or its
+  issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
   failing gateway's, :data:`FILTER_STATUSES`),
@@ -358,6 +359,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
                 return done("unexpected", "tls_intercepted",
                             f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
+        issuer = row.get("cert_issuer") or ""
+        product = inspection_product(issuer) if certs else ""
+        resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
         hello = row.get("service") in _SSL_SERVICES or unread
         alert = row.get("tls_alert") or ""
@@ -365,7 +369,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return done("unexpected", "tls_intercepted",
                         f"the client rejected the server's certificate ({alert[8:]})"
                         + (f" for {certs[0]}" if certs else "")
-                        + ": a TLS-inspecting proxy whose CA the client does not trust?")
+                        + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
+        if product:
+            return done("unexpected", "tls_intercepted", f"certificate for {certs[0]} {resigned}")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
                     and state in _CLOSED_STATES:
@@ -749,6 +755,32 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     return None
 
 
+#: (marker, product): a certificate whose issuer (lower case) holds the marker was made by a
+#: TLS-inspecting firewall or proxy, which re-signs each server's certificate with its own CA,
+#: keeping the names (the markers are in those products' default CA names and organisations;
+#: none is in a public CA's)
+INSPECTION_CAS: tuple[tuple[str, str], ...] = (
+    ("fortinet", "a Fortinet FortiGate"), ("fortigate", "a Fortinet FortiGate"),
+    ("palo alto networks", "a Palo Alto Networks firewall"), ("zscaler", "Zscaler"),
+    ("netskope", "Netskope"), ("sophos", "a Sophos firewall"), ("cisco umbrella", "Cisco Umbrella"),
+    ("check point", "a Check Point gateway"), ("checkpoint", "a Check Point gateway"),
+    ("forcepoint", "Forcepoint"), ("websense", "Forcepoint (Websense)"), ("barracuda", "a Barracuda firewall"),
+    ("watchguard", "a WatchGuard firewall"), ("sonicwall", "a SonicWall firewall"),
+    ("mcafee web gateway", "McAfee Web Gateway"), ("skyhigh", "Skyhigh Secure Web Gateway"),
+    ("blue coat", "a Blue Coat ProxySG"), ("bluecoat", "a Blue Coat ProxySG"), ("menlo security", "Menlo Security"),
+    ("iboss", "iboss"), ("cloudflare managed", "Cloudflare Gateway"), ("untangle", "Untangle"),
+    ("kerio", "Kerio Control"), ("mitmproxy", "mitmproxy"), ("portswigger", "Burp Suite"),
+    ("do_not_trust_fiddler", "Fiddler"), ("charles proxy", "Charles Proxy"),
+)
+
+
+def inspection_product(issuer: str) -> str:
+    """The TLS-inspection product whose CA issued a certificate (:data:`INSPECTION_CAS`), from its
+    issuer text (``cert_issuer``); '' when none is known."""
+    low = issuer.lower()
+    return next((product for marker, product in INSPECTION_CAS if marker in low), "") if low else ""
+
+
 #: the flow columns _judge reads
 _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
@@ -758,14 +790,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint")
+                  "mtu_hint", "cert_issuer")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint")
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -773,14 +805,14 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint")
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

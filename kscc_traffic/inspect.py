@@ -65,6 +65,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "cert_names": ("object", "", "the DNS names the server certificate is for (TLS <= 1.2 only), ';'-joined: "
                    "its subjectAltName dNSNames, its subject CN only when it has none (RFC 6125 §6.4.4; "
                    "protocols.tls.certificate_names)"),
+    "cert_issuer": ("object", "", "the issuer of the server certificate (TLS <= 1.2 only) as RFC 4514 text, "
+                    "e.g. 'CN=FortiGate CA,O=Fortinet' (protocols.tls.certificate_issuer), escaped"),
     "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
                     "'407'; 1xx skipped, as Zeek's status_code; for a request to a proxy asked again after a "
                     "407 on the same connection, the last answer), '' when its first bytes are no HTTP status line"),
@@ -443,6 +445,8 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
+        cols["cert_issuer"][rows[i]] = dns.text_from_bytes(
+            tls.certificate_issuer(certs[0]).encode("utf-8", "surrogateescape"))
 
 
 #: how a detail names the client's flight that awaits the server's answer (``tls_wait_after``):

@@ -67,3 +67,37 @@ def test_without_sni_an_inspection_certificate_name_is_told_as_such(tmp_path):
     assert (r["verdict"], r["reason"]) == ("unexpected", "host_mismatch")
     assert r["detail"] == ("no name asked; the server's certificate names Fortinet SSL Inspection, "
                            "not a host name under *.ksc.kaspersky.com")
+
+
+def _issued_by(tmp_path, sni, org, cn):
+    from cryptography.x509.oid import NameOID
+    issuer = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                        x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cs, ss, err = run_handshake(tmp_path, ssl.TLSVersion.TLSv1_2, sni, [sni], issuer=issuer)
+    assert err is None
+    return _one(_write(tmp_path / "c.pcap", _session(_interleaved(cs, ss))))
+
+
+@pytest.mark.parametrize("org, cn, product", [
+    ("Fortinet", "FortiGate CA", "a Fortinet FortiGate"),
+    ("Zscaler Inc.", "Zscaler Intermediate Root CA (zscaler.net)", "Zscaler"),
+    ("Palo Alto Networks", "Forward-Trust-CA", "a Palo Alto Networks firewall"),
+])
+def test_an_inspection_products_certificate_with_the_right_name_is_intercepted(tmp_path, org, cn, product):
+    """A TLS-inspecting firewall that keeps the server's names (FortiGate's certificate
+    inspection) is known by its CA: the issuer is read and named."""
+    r = _issued_by(tmp_path, SNI, org, cn)
+    assert r["cert_names"] == SNI and r["tls_established"]
+    assert r["cert_issuer"] == f"CN={cn},O={org}"
+    assert (r["verdict"], r["reason"]) == ("unexpected", "tls_intercepted")
+    assert r["detail"] == (f"certificate for {SNI} issued by CN={cn},O={org}: {product} re-signs the "
+                           "connection (TLS inspection)")
+
+
+def test_a_public_ca_or_an_unknown_private_one_is_not_judged(tmp_path):
+    r = _issued_by(tmp_path, SNI, "DigiCert Inc", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
+    assert r["cert_issuer"] == "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc"
+    assert (r["verdict"], r["reason"]) == ("ok", "")
+    (tmp_path / "b").mkdir()
+    r = _issued_by(tmp_path / "b", SNI, "Corp\x1b[31m", "Corp CA")    # (untrusted text: escaped)
+    assert r["cert_issuer"] == "CN=Corp CA,O=Corp\\x1b[31m" and r["verdict"] == "ok"

@@ -28,17 +28,18 @@ from kscc_traffic.protocols.tls import (
 # --------------------------------------------------------------------------- helpers
 
 
-def make_cert(tmp_path, names, cn=None, san=None):
+def make_cert(tmp_path, names, cn=None, san=None, issuer=None):
     """A self-signed certificate: subjectAltName dNSName ``names`` (``san``: these
     ``x509.GeneralName`` entries instead, or ``[]`` for no subjectAltName at all), subject CN
-    ``cn`` (default ``names[0]``); returns (certificate, PEM path, key PEM path)."""
+    ``cn`` (default ``names[0]``), issuer ``issuer`` (an ``x509.Name``; default the subject: still
+    signed by its own key); returns (certificate, PEM path, key PEM path)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subj = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or names[0])])
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subj)
-        .issuer_name(subj)
+        .issuer_name(issuer or subj)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
@@ -57,9 +58,9 @@ def make_cert(tmp_path, names, cn=None, san=None):
 
 
 def run_handshake(tmp_path, version, sni, cert_names, *, verify=False, server_curve=None,
-                  cn=None, client_version=None, san=None):
+                  cn=None, client_version=None, san=None, issuer=None):
     """Client and server in memory; returns (client bytes, server bytes, error or None)."""
-    cert, cp, kp = make_cert(tmp_path, cert_names, cn=cn, san=san)
+    cert, cp, kp = make_cert(tmp_path, cert_names, cn=cn, san=san, issuer=issuer)
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(cp, kp)
     sctx.minimum_version = sctx.maximum_version = version

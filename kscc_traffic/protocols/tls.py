@@ -629,6 +629,18 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
     return names
 
 
+def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
+    """The issuer of a DER X.509 certificate as RFC 4514 text (``CN=FortiGate CA,O=Fortinet``:
+    most specific attribute first), '' when the certificate or its issuer does not load (uses
+    ``cryptography``). Untrusted text, not escaped here."""
+    try:
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(bytes(der)).issuer.rfc4514_string()
+    except Exception:
+        return ""
+
+
 #: DER of the subjectAltName extension's OID, 2.5.29.17
 _SAN_OID = b"\x06\x03\x55\x1d\x11"
 
