@@ -636,6 +636,37 @@ def usage_error_text(e) -> str:
     return f"Error: {escape_terminal(' '.join(text.split()))}"
 
 
+class _OnceCommand(typer.core.TyperCommand):
+    """A command whose options that take one value may be given only once: click keeps the last
+    value silently (``--rules a.toml --rules b.toml`` analysed with b alone); here that is a
+    usage error, ``Error: --rules given twice (…)``, status 2. Flags (``--lenient``,
+    ``--vlan/--no-vlan``) and repeatable options (``--proxy-port``) are not concerned."""
+
+    def parse_args(self, ctx, args):
+        if args and not ctx.resilient_parsing:
+            # the parser alone (no callback, no conversion) to see each option as often as it
+            # was given; a list of its own: the parser consumes the one it gets
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            if any(getattr(p, "is_eager", False) for p in order):
+                order = []                # --help: the help, whatever else is given
+            seen = set()
+            for param in order:
+                if (getattr(param, "param_type_name", "") != "option" or param.multiple
+                        or getattr(param, "count", False) or getattr(param, "is_flag", False)):
+                    continue
+                if param.name in seen:
+                    names = " / ".join(param.opts)
+                    ctx.fail(f"{names} given twice (it takes one value; the last one would "
+                             "replace the first): give it once")
+                seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
+for _info in app.registered_commands:   # (every command; set here, its decorator untouched)
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = _OnceCommand
+
+
 def _help_pipe_closed(argv: List[str]) -> bool:
     """Whether a status 1 from the command line parser is a help or version text whose reader
     went away (``kscc-traffic analyze --help | head -3``): rich (help) and click (``--version``)

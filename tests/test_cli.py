@@ -294,6 +294,39 @@ def test_a_report_into_a_closed_pipe_still_ends_with_141():
     assert (p.returncode, p.stderr) == (141, "")
 
 
+@pytest.mark.parametrize("args, names", [
+    (("analyze", SAMPLES / "baseline_agent.pcap", "--rules", ROOT / "rules" / "kscc-cloud.toml",
+      "--rules", ROOT / "rules" / "kscc-cloud.toml"), "--rules"),
+    (("analyze", SAMPLES / "baseline_agent.pcap", "--rules=a.toml", "--rules=b.toml"), "--rules"),
+    (("analyze", SAMPLES / "baseline_agent.pcap", "-f", "csv", "--format", "jsonl"), "--format / -f"),
+    (("report", SAMPLES / "baseline_agent.pcap", "--html", "a.html", "--html", "b.html"), "--html"),
+    (("rules", "--rules", "a.toml", "--rules", "b.toml"), "--rules"),
+    (("live", "--duration", "1", "--duration", "2"), "--duration"),
+])
+def test_an_option_of_one_value_given_twice_is_a_usage_error(args, names, tmp_path):
+    # typer kept the last --rules silently (the first file not used at all); now one Error line,
+    # the usual hint, status 2, and nothing analysed or written
+    p = run(*args, cwd=tmp_path)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.splitlines()[0] == (f"Error: {names} given twice (it takes one value; the "
+                                        "last one would replace the first): give it once")
+    assert len(p.stderr.splitlines()) == 2 and p.stderr.splitlines()[1].startswith("Try '")
+    assert p.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_flags_and_repeatable_options_may_still_be_repeated(tmp_path):
+    # --lenient twice is harmless, --proxy-port is meant to be repeated, --vlan/--no-vlan keep
+    # their last-one-wins switch; and --help shows the help whatever else is repeated
+    out = tmp_path / "flows.csv"
+    p = run("analyze", SAMPLES / "baseline_agent.pcap", "--lenient", "--lenient", "-f", "csv", "-o", out)
+    assert p.returncode == 0 and out.read_text().startswith("ts,"), p.stderr
+    p = run("rules", "--bpf", "--proxy-port", "3128", "--proxy-port", "8080", "--vlan", "--no-vlan")
+    assert p.returncode == 0 and "tcp port 3128" in p.stdout and "tcp port 8080" in p.stdout
+    assert "vlan" not in p.stdout
+    p = run("analyze", "--rules", "a", "--rules", "b", "--help")
+    assert p.returncode == 0 and "Usage:" in p.stdout and p.stderr == ""
+
+
 @pytest.mark.parametrize("args, line", [
     (("analyze", "x.pcap", "--bogus"), "Error: No such option: --bogus"),   # not "(Possible options: --jobs)"
     (("analyze", "x.pcap", "--formt", "csv"), "Error: No such option: --formt (did you mean --format?)"),
