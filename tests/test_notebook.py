@@ -43,6 +43,44 @@ def test_committed_without_outputs():
     assert used <= set(kscc_traffic.__all__) | {"COLUMNS"}, used - set(kscc_traffic.__all__)
 
 
+def _hostile_checklist():
+    """The blocked sample's checklist with a hostile text in the first row's fix."""
+    rules = kscc_traffic.load_rules()
+    checklist = kscc_traffic.readiness(kscc_traffic.analyze(SAMPLE, rules), rules).copy()
+    checklist.loc[checklist.index[0], "fix"] = "<script>alert(1)</script>"
+    return checklist
+
+
+def test_style_readiness_colours_and_escapes():
+    pytest.importorskip("jinja2", reason="jinja2 (pandas Styler) is in the test extra")
+    checklist = _hostile_checklist()
+    st = kscc_traffic.style_readiness(checklist)
+    assert type(st).__name__ == "Styler"
+    out = st.to_html()
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "background-color: #c62828" in out                      # a blocked status, red
+    assert out.count("<tr>") == len(checklist) + 1                   # header + one per rule
+
+
+def test_style_readiness_without_jinja2_is_a_plain_table(monkeypatch):
+    # pandas' Styler needs jinja2: without it style_readiness raised "AttributeError: The
+    # '.style' accessor requires jinja2" (a notebook run stopped at the checklist). Now the same
+    # rows and columns, no colours, one warning; still escaped in HTML
+    checklist = _hostile_checklist()
+    monkeypatch.setitem(sys.modules, "jinja2", None)      # import jinja2 -> ImportError
+    with pytest.warns(UserWarning, match="jinja2 is not installed"):
+        t = kscc_traffic.style_readiness(checklist)
+    assert list(t.columns) == ["section", "rule", "transport", "ports", "status", "flows", "ok",
+                               "blocked", "unexpected", "reasons", "fix"]
+    assert t["rule"].tolist() == checklist["rule"].tolist()
+    assert t["status"].tolist() == checklist["status"].tolist()
+    assert "blocked" in t["status"].tolist()
+    out = t._repr_html_()
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    with pytest.warns(UserWarning):
+        assert list(kscc_traffic.style_readiness(checklist, ["rule", "status"]).columns) == ["rule", "status"]
+
+
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     pytest.importorskip("nbclient", reason="nbclient is in the test extra: pip install -e '.[test]'")
