@@ -813,7 +813,7 @@ class _PcapngParser:
         ifaces = self.ifaces
         lt_table, snap_table = ifaces.col("linktype"), ifaces.col("snaplen")
         # records grouped by their interface's timestamp rule, each group converted at once
-        # (one sort: linear in records and interfaces however many interfaces there are)
+        # (one sort of the records: not one pass over them per interface, as before)
         at_ts = np.flatnonzero(has_ts)
         rule = ifaces.col("rule")[gi[at_ts]]
         if len(at_ts) == n and (rule == rule[0]).all():
