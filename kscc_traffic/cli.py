@@ -661,6 +661,62 @@ def usage_error_text(e) -> str:
     return f"Error: {escape_terminal(' '.join(text.split()))}"
 
 
+class _OnceCommand(typer.core.TyperCommand):
+    """A command whose options that take one value may be given only once: click keeps the last
+    value silently (``--rules a.toml --rules b.toml`` analysed with b alone); here that is a
+    usage error, ``Error: --rules given twice (…)``, status 2. Flags (``--lenient``,
+    ``--vlan/--no-vlan``) and repeatable options (``--proxy-port``) are not concerned."""
+
+    def parse_args(self, ctx, args):
+        if args and not ctx.resilient_parsing:
+            # the parser alone (no callback, no conversion) to see each option as often as it
+            # was given; a list of its own: the parser consumes the one it gets
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            if any(getattr(p, "is_eager", False) for p in order):
+                order = []                # --help: the help, whatever else is given
+            seen = set()
+            for param in order:
+                if (getattr(param, "param_type_name", "") != "option" or param.multiple
+                        or getattr(param, "count", False) or getattr(param, "is_flag", False)):
+                    continue
+                if param.name in seen:
+                    names = " / ".join(param.opts)
+                    ctx.fail(f"{names} given twice (it takes one value; the last one would "
+                             "replace the first): give it once")
+                seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
+for _info in app.registered_commands:   # (every command; set here, its decorator untouched)
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = _OnceCommand
+
+
+def _help_pipe_closed(argv: List[str]) -> bool:
+    """Whether a status 1 from the command line parser is a help or version text whose reader
+    went away (``kscc-traffic analyze --help | head -3``): rich (help) and click (``--version``)
+    end such a run with status 1, as if something were flagged. Only for ``--help``/``--version``
+    among the options (before ``--``) or no argument at all (the help of the bare command); a
+    report's closed pipe is :data:`EXIT_PIPE_CLOSED` (:func:`_write_failed`)."""
+    opts = argv[:argv.index("--")] if "--" in argv else argv
+    if argv and not {"--help", "--version"} & set(opts):
+        return False
+    closed = type(sys.stdout).__name__ == "PacifyFlushWrapper"  # click's, after EPIPE
+    if not closed:   # rich: standard output replaced by os.devnull
+        try:
+            closed = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+        except (OSError, ValueError, AttributeError):
+            closed = False
+    if closed:  # what is still buffered must not fail again when Python exits
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.__stdout__.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return closed
+
+
 def main(args: Optional[List[str]] = None) -> None:
     """Console-script entry point: never lets a traceback reach the user for our own errors.
     A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
@@ -672,8 +728,14 @@ def main(args: Optional[List[str]] = None) -> None:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):
             pass
+    argv = sys.argv[1:] if args is None else list(args)
     try:
         code = app(args=args, standalone_mode=False)
+    except SystemExit as e:
+        if e.code == 1 and _help_pipe_closed(argv):  # `analyze --help | head -3`
+            # (the bare command's help is a usage error, whoever reads it)
+            sys.exit(EXIT_OK if argv else EXIT_UNUSABLE)
+        raise
     except getattr(cx, "NoArgsIsHelpError", ()) as e:  # the command alone: its help (click >= 8.2)
         from typer import rich_utils
         rich_utils.rich_format_error(e)

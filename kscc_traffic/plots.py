@@ -375,10 +375,15 @@ def chart_host_failures(flows: pd.DataFrame, rules: "RuleSet | None" = None, max
 # --------------------------------------------------------------------------------------------
 # styled readiness checklist
 # --------------------------------------------------------------------------------------------
-def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = None) -> "Styler":
+def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = None) -> "Styler | pd.DataFrame":
     """The readiness checklist (:func:`kscc_traffic.readiness`) as a pandas ``Styler``: the
     ``status`` cell coloured (green verified, red blocked, orange unexpected, grey not seen), rows
-    in the checklist's order, every cell HTML-escaped. Needs ``jinja2`` (as all Stylers do).
+    in the checklist's order, every cell HTML-escaped.
+
+    A ``Styler`` needs ``jinja2`` (``pip install 'kscc-traffic[notebook]'``); without it pandas
+    raised ``AttributeError: The '.style' accessor requires jinja2``. Now the same columns and
+    rows come back as a plain DataFrame (index 0…n-1; its HTML is escaped by pandas), without
+    colours, with one :class:`UserWarning` saying so.
 
     :param columns: columns to show (default: section, rule, transport, ports, status, flows, ok,
         blocked, unexpected, reasons, fix).
@@ -386,6 +391,14 @@ def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = Non
     cols = list(columns or ["section", "rule", "transport", "ports", "status", "flows", "ok",
                             "blocked", "unexpected", "reasons", "fix"])
     t = checklist[[c for c in cols if c in checklist.columns]]
+    try:
+        import jinja2  # noqa: F401  (pandas' Styler renders with it)
+    except ImportError:
+        import warnings
+        warnings.warn("style_readiness: jinja2 is not installed, the checklist is shown without "
+                      "colours (pip install jinja2, or 'kscc-traffic[notebook]')", UserWarning,
+                      stacklevel=2)
+        return t.reset_index(drop=True)
 
     def colour(v: str) -> str:
         c = STATUS_COLORS.get(v)

@@ -3,8 +3,8 @@
 
     python samples/generate.py                    # (re)write samples/captures/
     python samples/generate.py --out DIR          # write somewhere else (tests do this)
-    python samples/generate.py --update-expected  # also write samples/expected/<capture>.flows.csv
-                                                  # with kscc_traffic.analyze() output, if it exists
+    python samples/generate.py --update-expected  # also write samples/expected/<capture>.flows.csv:
+                                                  # `kscc-traffic analyze <capture> --format csv`
 
 Everything is made here, in memory, from fixed seeds: addresses from the documentation ranges
 (RFC 5737 / RFC 3849 / RFC 7042), fixed timestamps, keys derived from fixed labels, TCP built with
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import ctypes
 import ctypes.util
 import datetime as _dt
@@ -1695,60 +1694,28 @@ def write_manifest(out: Path, written: list[Path]) -> Path:
     return path
 
 
-def _rows(result) -> list[dict] | None:
-    if hasattr(result, "to_dict"):
-        try:
-            return list(result.to_dict(orient="records"))
-        except TypeError:
-            pass
-    if hasattr(result, "flows"):
-        return _rows(result.flows)
-    if isinstance(result, (list, tuple)):
-        rows = []
-        for item in result:
-            if isinstance(item, dict):
-                rows.append(item)
-            elif hasattr(item, "_asdict"):
-                rows.append(item._asdict())
-            elif hasattr(item, "__dataclass_fields__"):
-                import dataclasses
-                rows.append(dataclasses.asdict(item))
-            else:
-                return None
-        return rows
-    return None
-
-
 def update_expected(out: Path, expected: Path, captures: list[Path]) -> int:
-    sys.path.insert(0, str(HERE.parent))
-    try:
-        import kscc_traffic
-        analyze = getattr(kscc_traffic, "analyze", None)
-    except ImportError as exc:
-        print(f"--update-expected: kscc_traffic not importable ({exc}); skipped")
+    """Write ``expected/<capture>.flows.csv``: what ``kscc-traffic analyze <capture> --format csv``
+    writes (the command line of this checkout, run on the capture alone), byte for byte.
+    Returns 0, or 1 when the command line fails on a capture (its stderr printed)."""
+    import subprocess
+    root = HERE.parent
+    if not (root / "kscc_traffic" / "cli.py").is_file():
+        print("--update-expected: kscc_traffic's command line not found; skipped")
         return 0
-    if not callable(analyze):
-        print("--update-expected: kscc_traffic.analyze does not exist yet; skipped")
-        return 0
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     expected.mkdir(parents=True, exist_ok=True)
     for rel in captures:
-        result = analyze(str(out / rel))
         target = expected / f"{rel}.flows.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
-        if hasattr(result, "to_csv"):
-            result.to_csv(target, index=False, lineterminator="\n")
-        else:
-            rows = _rows(result)
-            if rows is None:
-                print(f"--update-expected: cannot turn {type(result).__name__} into CSV; skipped {rel}")
-                continue
-            fields: list[str] = []
-            for row in rows:
-                fields += [k for k in row if k not in fields]
-            with target.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(rows)
+        proc = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(out / rel),
+                               "--format", "csv", "--output", str(target), "--jobs", "1"],
+                              env=env, cwd=root, capture_output=True, text=True, timeout=300)
+        if proc.returncode not in (0, 1):      # 1: something blocked or unexpected (expected)
+            print(f"--update-expected: kscc-traffic analyze {rel} failed ({proc.returncode}): "
+                  f"{proc.stderr.strip()}", file=sys.stderr)
+            return 1
         print(f"wrote {target}")
     return 0
 
@@ -1757,7 +1724,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default samples/captures)")
     parser.add_argument("--update-expected", action="store_true",
-                        help="also write <expected-dir>/<capture>.flows.csv from kscc_traffic.analyze()")
+                        help="also write <expected-dir>/<capture>.flows.csv: what "
+                             "`kscc-traffic analyze <capture> --format csv` writes")
     parser.add_argument("--expected-dir", type=Path, default=DEFAULT_EXPECTED)
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)

@@ -248,6 +248,85 @@ def test_reader_gone_before_the_table_ends_the_run_with_141(args):
     assert (p.returncode, p.stderr) == (141, "")
 
 
+def _run_into_closed_pipe(args):
+    """Run the command line with standard output a pipe whose reader is already gone."""
+    import os
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)], stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [("--help",), ("analyze", "--help"), ("report", "--help"),
+                                  ("rules", "--help"), ("live", "--help"), ("--version",),
+                                  ("analyze", "x.pcap", "--help")])
+def test_help_whose_reader_goes_away_exits_0_quietly(args):
+    # `kscc-traffic analyze --help | head -3`: rich (help) and click (--version) ended the run
+    # with status 1 when the pipe closed, as if something were flagged; now 0, nothing on stderr
+    p = _run_into_closed_pipe(args)
+    assert (p.returncode, p.stderr) == (0, "")
+
+
+def test_help_read_by_head_exits_0():
+    # the same with a real reader that stops after three lines, as `| head -3` does
+    p = subprocess.Popen([sys.executable, "-m", "kscc_traffic", "analyze", "--help"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**__import__("os").environ,
+                                                                              "COLUMNS": "80"})
+    lines = [p.stdout.readline() for _ in range(3)]
+    p.stdout.close()
+    assert p.wait(timeout=60) == 0 and p.stderr.read() == b""
+    assert b"Usage:" in b"".join(lines)
+
+
+def test_no_arguments_help_into_a_closed_pipe_keeps_the_usage_status():
+    # `kscc-traffic | head`: the help of a bare command is a usage error (2), also when its
+    # reader went away (rich ended it with 1)
+    p = _run_into_closed_pipe(())
+    assert (p.returncode, p.stderr) == (2, "")
+
+
+def test_a_report_into_a_closed_pipe_still_ends_with_141():
+    # only help and version texts end with 0: a report cut short is 141 (as README says)
+    p = _run_into_closed_pipe(("rules",))
+    assert (p.returncode, p.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("args, names", [
+    (("analyze", SAMPLES / "baseline_agent.pcap", "--rules", ROOT / "rules" / "kscc-cloud.toml",
+      "--rules", ROOT / "rules" / "kscc-cloud.toml"), "--rules"),
+    (("analyze", SAMPLES / "baseline_agent.pcap", "--rules=a.toml", "--rules=b.toml"), "--rules"),
+    (("analyze", SAMPLES / "baseline_agent.pcap", "-f", "csv", "--format", "jsonl"), "--format / -f"),
+    (("report", SAMPLES / "baseline_agent.pcap", "--html", "a.html", "--html", "b.html"), "--html"),
+    (("rules", "--rules", "a.toml", "--rules", "b.toml"), "--rules"),
+    (("live", "--duration", "1", "--duration", "2"), "--duration"),
+])
+def test_an_option_of_one_value_given_twice_is_a_usage_error(args, names, tmp_path):
+    # typer kept the last --rules silently (the first file not used at all); now one Error line,
+    # the usual hint, status 2, and nothing analysed or written
+    p = run(*args, cwd=tmp_path)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.splitlines()[0] == (f"Error: {names} given twice (it takes one value; the "
+                                        "last one would replace the first): give it once")
+    assert len(p.stderr.splitlines()) == 2 and p.stderr.splitlines()[1].startswith("Try '")
+    assert p.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_flags_and_repeatable_options_may_still_be_repeated(tmp_path):
+    # --lenient twice is harmless, --proxy-port is meant to be repeated, --vlan/--no-vlan keep
+    # their last-one-wins switch; and --help shows the help whatever else is repeated
+    out = tmp_path / "flows.csv"
+    p = run("analyze", SAMPLES / "baseline_agent.pcap", "--lenient", "--lenient", "-f", "csv", "-o", out)
+    assert p.returncode == 0 and out.read_text().startswith("ts,"), p.stderr
+    p = run("rules", "--bpf", "--proxy-port", "3128", "--proxy-port", "8080", "--vlan", "--no-vlan")
+    assert p.returncode == 0 and "tcp port 3128" in p.stdout and "tcp port 8080" in p.stdout
+    assert "vlan" not in p.stdout
+    p = run("analyze", "--rules", "a", "--rules", "b", "--help")
+    assert p.returncode == 0 and "Usage:" in p.stdout and p.stderr == ""
+
+
 @pytest.mark.parametrize("args, line", [
     (("analyze", "x.pcap", "--bogus"), "Error: No such option: --bogus"),   # not "(Possible options: --jobs)"
     (("analyze", "x.pcap", "--formt", "csv"), "Error: No such option: --formt (did you mean --format?)"),

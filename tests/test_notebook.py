@@ -43,6 +43,44 @@ def test_committed_without_outputs():
     assert used <= set(kscc_traffic.__all__) | {"COLUMNS"}, used - set(kscc_traffic.__all__)
 
 
+def _hostile_checklist():
+    """The blocked sample's checklist with a hostile text in the first row's fix."""
+    rules = kscc_traffic.load_rules()
+    checklist = kscc_traffic.readiness(kscc_traffic.analyze(SAMPLE, rules), rules).copy()
+    checklist.loc[checklist.index[0], "fix"] = "<script>alert(1)</script>"
+    return checklist
+
+
+def test_style_readiness_colours_and_escapes():
+    pytest.importorskip("jinja2", reason="jinja2 (pandas Styler) is in the test extra")
+    checklist = _hostile_checklist()
+    st = kscc_traffic.style_readiness(checklist)
+    assert type(st).__name__ == "Styler"
+    out = st.to_html()
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "background-color: #c62828" in out                      # a blocked status, red
+    assert out.count("<tr>") == len(checklist) + 1                   # header + one per rule
+
+
+def test_style_readiness_without_jinja2_is_a_plain_table(monkeypatch):
+    # pandas' Styler needs jinja2: without it style_readiness raised "AttributeError: The
+    # '.style' accessor requires jinja2" (a notebook run stopped at the checklist). Now the same
+    # rows and columns, no colours, one warning; still escaped in HTML
+    checklist = _hostile_checklist()
+    monkeypatch.setitem(sys.modules, "jinja2", None)      # import jinja2 -> ImportError
+    with pytest.warns(UserWarning, match="jinja2 is not installed"):
+        t = kscc_traffic.style_readiness(checklist)
+    assert list(t.columns) == ["section", "rule", "transport", "ports", "status", "flows", "ok",
+                               "blocked", "unexpected", "reasons", "fix"]
+    assert t["rule"].tolist() == checklist["rule"].tolist()
+    assert t["status"].tolist() == checklist["status"].tolist()
+    assert "blocked" in t["status"].tolist()
+    out = t._repr_html_()
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    with pytest.warns(UserWarning):
+        assert list(kscc_traffic.style_readiness(checklist, ["rule", "status"]).columns) == ["rule", "status"]
+
+
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     pytest.importorskip("nbclient", reason="nbclient is in the test extra: pip install -e '.[test]'")
@@ -60,16 +98,17 @@ def kernel_env(tmp_path_factory):
     mp.undo()
 
 
-def _run(capture: Path | None, cwd: Path = NOTEBOOK.parent):
-    """Execute the notebook in ``cwd`` with ``capture`` injected (None: its default); returns
-    the executed notebook."""
+def _run(capture: Path | list[Path] | None, cwd: Path = NOTEBOOK.parent):
+    """Execute the notebook in ``cwd`` with ``capture`` (a path or a list of them) injected
+    (None: its default); returns the executed notebook."""
     import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    cell = nbformat.v4.new_code_cell(f"# Injected parameters\ncapture = {str(capture)!r}\n")
+    value = [str(c) for c in capture] if isinstance(capture, list) else str(capture)
+    cell = nbformat.v4.new_code_cell(f"# Injected parameters\ncapture = {value!r}\n")
     cell.metadata["tags"] = ["injected-parameters"]
     if capture is not None:
         nb.cells.insert(at + 1, cell)
@@ -107,6 +146,33 @@ def _checklist_rows(cell) -> dict[str, str]:
     return rows
 
 
+def _table_rows(cell) -> list[list[str]]:
+    """The data cells of each row of the DataFrame table a cell shows, HTML-unescaped."""
+    return [[html.unescape(re.sub(r"<[^>]+>", "", td)).strip() for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+            for tr in re.findall(r"<tr>(.*?)</tr>", _text(cell), re.S) if "<td" in tr]
+
+
+def _dns_failed(flows):
+    """(query, dns_rcode, dns_answers, verdict, reason) of the DNS flows the DNS errors section
+    lists: blocked ones first (file order), then the other error answers (NXDOMAIN… or sinkhole)."""
+    dns = flows[flows["purpose"] == "dns"]
+    error = ~dns["dns_rcode"].isin(["", "NOERROR"]) | dns["detail"].str.contains("sinkhole address", regex=False)
+    rows = [tuple(r) for r in dns[["query", "dns_rcode", "dns_answers", "verdict", "reason"]].itertuples(index=False)]
+    blocked = [r for r, b in zip(rows, dns["verdict"] == "blocked") if b]
+    return blocked + [r for r, b, e in zip(rows, dns["verdict"] == "blocked", error) if e and not b]
+
+
+def _check_dns_errors(nb, flows) -> list[tuple]:
+    """The DNS errors section lists exactly the failed lookups (query … reason per row)."""
+    cell = _tagged(nb, "dns-errors")[0]
+    want = _dns_failed(flows)
+    got = [tuple(r[4:9]) for r in _table_rows(cell)]
+    assert got == want
+    if not want:
+        assert "No DNS lookup failed" in _text(cell)
+    return got
+
+
 def _check(nb, capture: Path):
     rules = kscc_traffic.load_rules()
     flows = kscc_traffic.analyze(capture, rules)
@@ -140,6 +206,7 @@ def _check(nb, capture: Path):
     names = _text(_tagged(nb, "names")[0])
     for n in set(flows.loc[flows.name_source == "sni", "server_name"]):
         assert n in names
+    _check_dns_errors(nb, flows)
 
 
 def test_notebook_runs_on_bundled_sample(kernel_env):
@@ -147,6 +214,39 @@ def test_notebook_runs_on_bundled_sample(kernel_env):
     _check(nb, SAMPLE)
     status = _checklist_rows(_tagged(nb, "checklist")[0])
     assert {status[r] for r in ("agent_connection", "activation", "klsctunnel", "ksn")} == {"blocked"}
+    # the one failed lookup of the sample: eu2's query never answered
+    assert _check_dns_errors(nb, kscc_traffic.analyze(SAMPLE)) == [
+        ("eu2.ksc.kaspersky.com", "", "", "blocked", "no_answer")]
+
+
+def test_dns_errors_section_lists_error_answers_and_sinkholes(kernel_env, tmp_path):
+    # no bundled sample has an error answer or a sinkhole for a name the agent needs (only
+    # hostile_names.pcap an NXDOMAIN for another name): the captures of test_dns_rcode
+    # (NXDOMAIN, REFUSED, an unanswered query, over UDP and TCP) and test_dns_sinkhole
+    # (0.0.0.0, 127.0.0.1, ::) are analysed with it, as the notebook takes a list of captures
+    import test_dns_rcode
+    import test_dns_sinkhole
+    (tmp_path / "r").mkdir()
+    (tmp_path / "s").mkdir()
+    caps = [test_dns_rcode._capture(tmp_path / "r"), test_dns_sinkhole._capture(tmp_path / "s"),
+            ROOT / "samples" / "captures" / "hostile_names.pcap"]
+    nb = _run(caps)
+    flows = kscc_traffic.analyze(caps)
+    got = _check_dns_errors(nb, flows)
+    assert sorted(got) == sorted([
+        ("eu1.ksc.kaspersky.com", "NXDOMAIN", "", "blocked", "rejected"),        # UDP and TCP
+        ("eu1.ksc.kaspersky.com", "NXDOMAIN", "", "blocked", "rejected"),
+        ("eu2.ksc.kaspersky.com", "REFUSED", "", "blocked", "rejected"),
+        ("eu2.ksc.kaspersky.com", "REFUSED", "", "blocked", "rejected"),
+        ("eu4.ksc.kaspersky.com", "", "", "blocked", "no_answer"),                # UDP only
+        ("eu1.ksc.kaspersky.com", "NOERROR", "0.0.0.0", "blocked", "rejected"),   # sinkholes
+        ("eu1.ksc.kaspersky.com", "NOERROR", "0.0.0.0", "blocked", "rejected"),
+        ("eu2.ksc.kaspersky.com", "NOERROR", "127.0.0.1", "blocked", "rejected"),
+        ("eu3.ksc.kaspersky.com", "NOERROR", "::", "blocked", "rejected"),
+        ("nul\\x00tab\\x09cr\\x0dlf\\x0a.example.net", "NXDOMAIN", "", "ok", "")])  # another name
+    assert [r[3] for r in got] == ["blocked"] * 9 + ["ok"]                       # blocked first
+    out = _text(_tagged(nb, "dns-errors")[0])
+    assert "the agent needs this name" in out and "a sinkhole address" in out
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason=f"{CORPUS} is absent (../shared is not checked out here)")
