@@ -181,7 +181,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         base = len(flows)
         hit = extra.pkt_flow >= 0
         pkt_flow[hit] = extra.pkt_flow[hit] + base
-        flows = pd.concat([flows, extra.flows.assign(orig_resent=False, tcp_hdr_cut=False)],
+        # (inspected as the others are: no payload, so every application column at its default,
+        # not NaN, which reads as True in a bool column)
+        extra_flows, _ = inspect_flows(extra)
+        flows = pd.concat([flows, extra_flows.assign(orig_resent=False, tcp_hdr_cut=False)],
                           ignore_index=True)
         order = np.argsort(flows["ts_ns"].to_numpy(), kind="stable")
         flows = flows.iloc[order].reset_index(drop=True)

@@ -877,8 +877,10 @@ class SlowDecoder:
                     if r is not None:
                         return r
                 if sport == L2TP_PORT or dport == L2TP_PORT:
+                    # (only an IP packet inside makes it L2TP: a client port of 1701, behind a
+                    # NAT or in an old dynamic range, is ordinary UDP whatever its first bytes)
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if r is not None:
+                    if type(r) is tuple or (type(r) is int and r == PENDING):
                         return r
                 if sport == TEREDO_PORT or dport == TEREDO_PORT:
                     r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,

@@ -1,0 +1,64 @@
+"""Break-it round 15: findings fixed (see each test)."""
+from __future__ import annotations
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+from pcapbuild import eth, pcap_bytes, tcp_session
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+AGENT, DP, RESOLVER = "192.0.2.10", "192.0.2.50", "198.51.100.53"
+T0 = 1_764_500_000.0
+
+
+def _flows(tmp_path, recs, name="c.pcap"):
+    p = tmp_path / name
+    p.write_bytes(pcap_bytes(recs))
+    return analyze_file(p, RULES)
+
+
+def test_udp_from_client_port_1701_is_not_taken_for_l2tp(tmp_path):
+    """F3: a datagram from port 1701 whose first bytes read as an L2TPv2 data header (00 02…)
+    but carry no IP packet is the UDP datagram it is: KSN proxy 15111 unanswered is blocked,
+    a DNS exchange from 1701 is a DNS flow (it vanished as "non-IP" before)."""
+    recs = [(T0 + i, eth(IP(src=AGENT, dst=DP) / UDP(sport=1701, dport=15111) / (b"\x00\x02\x11\x11" + b"k" * 40)))
+            for i in range(4)]
+    q = DNS(id=2, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    a = DNS(id=2, qr=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"),
+            an=DNSRR(rrname="eu1.ksc.kaspersky.com", rdata="203.0.113.10"))
+    recs += [(T0 + 10, eth(IP(src=AGENT, dst=RESOLVER) / UDP(sport=1701, dport=53) / q)),
+             (T0 + 10.01, eth(IP(src=RESOLVER, dst=AGENT) / UDP(sport=53, dport=1701) / a))]
+    a = _flows(tmp_path, recs)
+    f = a.flows.set_index("resp_p")
+    assert list(f.index) == [15111, 53]
+    assert (f.loc[15111, "purpose"], f.loc[15111, "verdict"], f.loc[15111, "reason"]) == \
+        ("dp_ksn_proxy_udp", "blocked", "no_answer")
+    assert f.loc[15111, "orig_pkts"] == 4
+    assert (f.loc[53, "purpose"], f.loc[53, "verdict"], f.loc[53, "query"]) == ("dns", "ok", "eu1.ksc.kaspersky.com")
+    assert not any("no IP packet" in w for w in a.warnings)
+
+
+def test_real_l2tp_still_decodes_its_inner_packet(tmp_path):
+    inner = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50000, dport=23101, flags="S", seq=1)
+    l2tp = b"\x00\x02" + b"\x00\x01\x00\x01" + b"\xff\x03\x00\x21" + bytes(inner)   # data, tunnel/session 1; PPP IPv4
+    recs = [(T0, eth(IP(src="198.51.100.1", dst="198.51.100.2") / UDP(sport=1701, dport=1701) / l2tp))]
+    f = _flows(tmp_path, recs).flows
+    assert list(zip(f.proto, f.resp_p, f.conn_state)) == [("tcp", 23101, "S0")]
+
+
+def test_icmp_errors_quoting_no_captured_flow_have_default_columns(tmp_path):
+    """F8: an ICMP error whose quoted flow is not in the capture becomes an ICMP flow of its own,
+    with every application column at its default (it had payload_cut and tls_established True and
+    name_source 'sni', from NaN)."""
+    recs = tcp_session((AGENT, 50001), ("203.0.113.10", 23101), t0=T0)
+    syn = IP(src=AGENT, dst="203.0.113.77") / TCP(sport=50009, dport=23101, flags="S", seq=9)
+    recs.append((T0 + 1, eth(IP(src="192.0.2.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(syn))))
+    f = _flows(tmp_path, recs).flows
+    icmp = f[f.proto == "icmp"].iloc[0]
+    assert (icmp.orig_p, icmp.resp_p) == (3, 13)
+    assert (icmp.payload_cut, icmp.tls_established, icmp.name_source, icmp.server_name, icmp.sni) == \
+        (False, False, "", "", "")
+    assert f.payload_cut.dtype == bool and f.tls_established.dtype == bool
