@@ -55,6 +55,10 @@ Rules both paths share (units: bytes):
   the checksum). A UDP or ICMP
   header cut keeps ``payload_len`` from the IP length (ip payload - 8);
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
+- IPv6 ``dst_hi``/``dst_lo``: the final destination when a routing header still has segments
+  left (type 0: the last address of its list; type 4, an SRv6 Segment Routing Header: Segment
+  List[0]; :func:`._slowpath.routing_final`), the address the destination's transport layer
+  sees (RFC 8200 §8.1) and Zeek keys the connection on; else the header's destination;
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a

@@ -104,6 +104,8 @@ FIELDS: list[str] = [
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
+    "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
+    "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
@@ -363,6 +365,7 @@ class PacketBuilder:
             ipver = 4
         else:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
+            dst = _routing_final(protos, f, ip_idx) or dst
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
             reas = f.get("ipv6.reassembled.length")
             ip_id = -1
@@ -443,6 +446,35 @@ class PacketBuilder:
                 quote = _quoted(protos, f, j)
                 row["pl_off"], row["pl_cap"] = self._payload(quote)
         return row
+
+
+def _routing_final(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> str:
+    """The final destination (address text) that a routing header of the IPv6 layer at
+    ``ip_idx`` names while segments are left, as the builtin decoder keys the flow
+    (``_slowpath.routing_final``: type 0, the last address of its list; type 4, an SRv6 Segment
+    Routing Header, ``Segment List[0]``, its first address); '' when there is none (the
+    header's ``ipv6.dst`` is the final destination). Wireshark 4.0 has no field for it: it is
+    read from ``ipv6.routing.src.addr`` / ``ipv6.routing.srh.addr``, whose occurrences are those
+    of every routing header of the frame one after the other (counted with
+    ``ipv6.routing.len`` / ``ipv6.routing.srh.last_entry``)."""
+    j = ip_idx + 1
+    while j < len(protos) and protos[j].startswith("ipv6."):
+        if protos[j] == "ipv6.routing":
+            k = protos[:j].count("ipv6.routing")
+            t = _int(_at(f, "ipv6.routing.type", k))
+            if t not in (0, 4) or _int(_at(f, "ipv6.routing.segleft", k), 0) <= 0:
+                return ""
+            # the addresses of the routing headers of this type before this one
+            types = [_int(_at(f, "ipv6.routing.type", i)) for i in range(k)]
+            if t == 0:
+                before = sum(_int(_at(f, "ipv6.routing.len", i), 0) >> 1 for i in range(k) if types[i] == 0)
+                n = _int(_at(f, "ipv6.routing.len", k), 0) >> 1
+                return _at(f, "ipv6.routing.src.addr", before + n - 1) if n > 0 else ""
+            srh = [i for i in range(k) if types[i] == 4]
+            before = sum(_int(_at(f, "ipv6.routing.srh.last_entry", m), -1) + 1 for m in range(len(srh)))
+            return _at(f, "ipv6.routing.srh.addr", before)
+        j += 1
+    return ""
 
 
 def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> bool:
@@ -580,6 +612,7 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
             + ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
     else:
         src, dst = _at(f, "ipv6.src", k), _at(f, "ipv6.dst", k)
+        dst = _routing_final(protos, f, q) or dst
         if not src or not dst:
             return b""
         proto = _PROTO_NUMBERS.get(tn, _int(_at(f, "ipv6.nxt", k), 0))
