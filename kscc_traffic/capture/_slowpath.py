@@ -32,7 +32,8 @@ from ._ipfrag import Completed, Reassembler
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
               "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "ip_id", "ip_len",
-              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum")
+              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum", "unreassembled")
+_PL_OFF = ROW_FIELDS.index("pl_off")
 
 NONIP = -1
 MALFORMED = -2
@@ -291,9 +292,14 @@ class SlowDecoder:
             self.malformed += 1
 
     def finish(self) -> None:
-        """End of capture: fragments never reassembled become rows of their own."""
+        """End of capture: fragments never reassembled become rows of their own, marked
+        ``unreassembled`` and without payload bytes (``pl_off`` -1, ``pl_cap`` 0): their
+        datagram never reached a transport layer whole, so nothing in it was delivered to an
+        application (a DNS answer whose second fragment was dropped is no answer). Ports,
+        flags and lengths stay: the packet still counts in its flow."""
         self.frag.finish()
-        self.rows.extend(self.frag.flushed)
+        k = _PL_OFF
+        self.rows.extend((i, r[:k] + (-1, 0) + r[k + 2:-1] + (True,)) for i, r in self.frag.flushed)
         self.frag.flushed.clear()
 
     # ------------------------------------------------------------------ link layers
@@ -861,7 +867,7 @@ class SlowDecoder:
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum)
+                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:

@@ -33,7 +33,10 @@ Rules both paths share (units: bytes):
   is one row with the timestamp and frame of the fragment that completed it; its payload is
   appended after the capture bytes, so ``Packets.buf`` is then ``frames.buf + extra``;
   fragments never completed become one row each (``sport``/``dport`` -1 except for a first
-  fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries);
+  fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries),
+  marked ``unreassembled`` and without payload (``pl_off`` -1, ``pl_cap`` 0): the datagram
+  never reached a receiver's transport layer whole, so none of its bytes is read as DNS, TLS,
+  HTTP (Wireshark dissects no application in it either, Zeek hands it to no analyzer);
 - ``ip_len``: IPv4 total length / IPv6 40 + payload length, from the header. When that length
   is 0: for IPv6 the Jumbo Payload option (RFC 2675) if the hop-by-hop header carries one, else
   (TSO/GSO, Linux BIG TCP) the datagram is the rest of the frame, including the bytes the snaplen
@@ -359,7 +362,8 @@ class DecodeCounters:
             out.append(f"decode: {self.frag_duplicates} duplicate IP fragments ignored")
         if self.incomplete:
             out.append(f"decode: {self.incomplete} IP fragments could not be reassembled "
-                       "(kept as one row each)")
+                       "(kept as one row each; their datagrams never arrived whole, so nothing in "
+                       "them is read as DNS, TLS or HTTP)")
         return out
 
 
@@ -603,6 +607,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     out["pl_off"][sl] = np.where(has, ploff, -1)
     out["pl_cap"][sl] = np.where(has, plcap, 0)
     out["l2_bcast"][sl] = bcast
+    out["unreassembled"][sl] = False
     out["l4_sum"][sl] = np.where(tcp, _be(T, 16, ">u2").astype(np.int32),
                                  np.where(udp, _be(T, 6, ">u2").astype(np.int32),
                                           np.where(icmp, _be(T, 2, ">u2").astype(np.int32), -1)))

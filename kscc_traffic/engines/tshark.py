@@ -50,7 +50,9 @@ A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``t
 decoder.
 
 A first fragment never completed is shown by Wireshark as ``data``; its transport header is
-read from those bytes (``data.data``), as the builtin decoder does.
+read from those bytes (``data.data``), as the builtin decoder does, its protocol for IPv6 from the
+fragment header (``ipv6.fraghdr.nxt``), and, as every fragment of a datagram never completed, it
+is ``unreassembled`` and carries no payload (Wireshark dissects no application in it either).
 
 An 802.11 A-MSDU (``wlan.qos.amsdupresent``) gives one row per subframe, as the builtin decoder
 does: Wireshark lists the subframes' layers one after the other, and the list is cut at each
@@ -103,7 +105,7 @@ FIELDS: list[str] = [
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
-    "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
+    "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
     "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
     "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
@@ -281,12 +283,11 @@ class PacketBuilder:
         return Packets(bytes(self.buf), cols, st)
 
     # ------------------------------------------------------------------------------------
-    def _first_fragment(self, row: dict, data: bytes, proto: int, ip_pl: int) -> None:
+    @staticmethod
+    def _first_fragment(row: dict, data: bytes, proto: int, ip_pl: int) -> None:
         got = _first_fragment_fields(data, proto, ip_pl)
-        pl = got.pop("_pl", b"")
+        got.pop("_pl", None)    # (never delivered: no payload, as the builtin decoder)
         row.update(got)
-        if pl:
-            row["pl_off"], row["pl_cap"] = self._payload(pl)
 
     def _payload(self, data: bytes) -> tuple[int, int]:
         if not data:
@@ -323,6 +324,7 @@ class PacketBuilder:
         j = ip_idx + 1
         ext_bytes = 0
         frag6 = False
+        frag6_later = False     # a fragment header with a non-zero offset: no transport header
         ah_bytes = 0            # AH after a fragment header: inside the reassembled payload
         ah_next = -1            # next header of the last AH walked
         while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
@@ -342,6 +344,7 @@ class PacketBuilder:
                     ext_bytes += 8
                     frag6 = frag6 or _int(_at(f, "ipv6.fraghdr.offset", k), 0) != 0 \
                         or _at(f, "ipv6.fraghdr.more", k) in ("1", "True")
+                    frag6_later = frag6_later or _int(_at(f, "ipv6.fraghdr.offset", k), 0) != 0
                 else:
                     ext_bytes += _int(_at(f, lf, k), 0)
             j += 1
@@ -392,10 +395,15 @@ class PacketBuilder:
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
-               "l2_bcast": bcast, "l4_sum": -1}
+               "l2_bcast": bcast, "l4_sum": -1, "unreassembled": fragment}
         if fragment:
+            # a fragment of a datagram never completed: no payload (nothing in it was delivered),
+            # the transport header of a first fragment read from its bytes
+            if ipn == "ipv6" and proto == 44:     # (the fragment header's next header, as builtin)
+                proto = _int(_at(f, "ipv6.fraghdr.nxt", protos[:j].count("ipv6.fraghdr") - 1), 44)
+                row["proto"] = proto
             if t == "data" and proto in (6, 17, 51) and not (ipn == "ip" and _int(_at(
-                    f, "ip.frag_offset", occ), 0)):
+                    f, "ip.frag_offset", occ), 0)) and not frag6_later:
                 data = _hex(_at(f, "data.data", 0))
                 while proto == 51 and len(data) >= 2:   # AH in a first IPv4 fragment
                     n = (data[1] + 2) * 4
