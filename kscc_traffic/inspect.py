@@ -619,6 +619,38 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1]
 
 
+#: bytes of the responder's first data shown by :func:`_first_bytes_text`
+HEAD_BYTES = 40
+
+
+def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> list[str]:
+    """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
+    responder's earliest TCP data segment, as escaped text (:func:`dns.text_from_bytes`; a line
+    end at their end left out), '' when none was captured."""
+    c = ft.packets.cols
+    want = np.zeros(len(ft.flows), bool)
+    want[flows] = True
+    rows = np.nonzero((ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & content_rows(c)
+                      & (c["sport"] >= 0) & (c["pl_cap"] > 0))[0]
+    rows = rows[want[ft.pkt_flow[rows]]]
+    first: dict[int, int] = {}
+    for r in rows[np.lexsort((c["ts_ns"][rows], ft.pkt_flow[rows]))].tolist():
+        first.setdefault(int(ft.pkt_flow[r]), r)
+    buf = ft.packets.buf
+    out = []
+    for f in flows.tolist():
+        r = first.get(int(f))
+        if r is None:
+            out.append("")
+            continue
+        o = int(c["pl_off"][r])
+        raw = bytes(buf[o:o + min(int(c["pl_cap"][r]), HEAD_BYTES)])
+        cut = int(c["pl_cap"][r]) > HEAD_BYTES
+        text = dns.text_from_bytes(raw if cut else raw.rstrip(b"\r\n"))
+        out.append(text + ("…" if cut else ""))
+    return out
+
+
 def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     """Per flow (bool array (nflows,)): a direction's first TCP data segment (``payload_len`` >
     0, the earliest) has no byte captured (a snaplen at or before the end of its headers: the
@@ -666,6 +698,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
+    # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
+    # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
+    # _first_bytes_text)
+    cols["server_head"] = repeated("", n)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)
@@ -715,6 +751,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
+    if len(odd):
+        cols["server_head"][odd] = _first_bytes_text(ft, odd)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
     hist = flows["history"].to_numpy(dtype=object)

@@ -56,7 +56,9 @@ def find_errors(packets: Packets) -> list[IcmpError]:
 
 def attach(flows: pd.DataFrame, errors: list[IcmpError],
            matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
-    """Fill ``icmp_unreachable`` of the flows the errors quote.
+    """Fill ``icmp_unreachable`` of the flows the errors quote: the flow with the quoted 5-tuple on
+    the error's VLAN stack, else on the only VLAN stack that has it (an error that came back on
+    another VLAN: a mirror tagging one direction only, a router between VLANs).
 
     :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
         appended for every error that matched a flow.
@@ -65,17 +67,27 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     if not errors or len(flows) == 0:
         return flows, list(errors)
     index: dict[tuple, list[int]] = {}
-    for f, key in enumerate(zip(flows["vlan"].tolist(), flows["proto"].tolist(), flows["orig_h"].tolist(),
+    any_vlan: dict[tuple, list[int]] = {}
+    vlans = flows["vlan"].tolist()
+    for f, key in enumerate(zip(vlans, flows["proto"].tolist(), flows["orig_h"].tolist(),
                                 flows["orig_p"].tolist(), flows["resp_h"].tolist(),
                                 flows["resp_p"].tolist())):
         v, pr, oh, op, rh, rp = key
         index.setdefault((v, pr, oh, op, rh, rp), []).append(f)
         index.setdefault((v, pr, rh, rp, oh, op), []).append(f)
+        any_vlan.setdefault((pr, oh, op, rh, rp), []).append(f)
+        any_vlan.setdefault((pr, rh, rp, oh, op), []).append(f)
     first_ts = flows["ts_ns"].to_numpy()
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
     unmatched = []
     for e in errors:
         cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
+        if not cands:
+            # the error on another VLAN stack than the flow (a mirror that tags one direction
+            # only, routing between VLANs): the flow when only one VLAN stack has that 5-tuple
+            other = any_vlan.get((e.proto, e.src, e.sport, e.dst, e.dport), [])
+            if len({vlans[f] for f in other}) == 1:
+                cands = other
         best = -1
         for f in cands:
             if int(first_ts[f]) <= e.ts_ns + SLACK_NS and (best < 0 or first_ts[f] >= first_ts[best]):

@@ -62,3 +62,50 @@ def test_icmp_errors_quoting_no_captured_flow_have_default_columns(tmp_path):
     assert (icmp.payload_cut, icmp.tls_established, icmp.name_source, icmp.server_name, icmp.sni) == \
         (False, False, "", "", "")
     assert f.payload_cut.dtype == bool and f.tls_established.dtype == bool
+
+
+def _hello_answered(tmp_path, answer: bytes, port=23101):
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50003), ("203.0.113.10", port), t0=T0, c_data=client_hello("eu1.ksc.kaspersky.com"),
+                       s_data=answer)
+    return _flows(tmp_path, recs).flows.iloc[0]
+
+
+def test_a_client_hello_answered_in_cleartext_that_is_not_http_is_not_tls(tmp_path):
+    """F4: a text refusal, an SMTP or SSH line in answer to the ClientHello is another service
+    (or a filter) on the port: not_tls, quoting what it said; it was tls_failed "connection
+    closed", whose advice blames TLS inspection."""
+    for answer, shown in [(b"Access denied by policy\r\n", "Access denied by policy"),
+                          (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2"),
+                          (b"\x1b[31mdenied" + b"x" * 60, "\\x1b[31mdenied" + "x" * 29 + "…")]:
+        r = _hello_answered(tmp_path, answer)
+        assert (r.client_proto, r.server_proto) == ("tls", "other")
+        assert (r.verdict, r.reason) == ("unexpected", "not_tls")
+        assert r.detail == (f'the server sent cleartext that is not TLS where TLS is documented: "{shown}" '
+                            "(another service on the port, or a filter's refusal)")
+
+
+def test_an_alert_record_with_two_alerts_names_the_fatal_one(tmp_path):
+    """F5: one alert record holding a warning (unrecognized_name) and a fatal handshake_failure."""
+    r = _hello_answered(tmp_path, b"\x15\x03\x03\x00\x04\x01\x70\x02\x28")
+    assert r.tls_alert == "server: handshake_failure (40)"
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    r = _hello_answered(tmp_path, b"\x15\x03\x03\x00\x04\x01\x70\x01\x00")      # two warnings: the first
+    assert r.tls_alert == "server: unrecognized_name (112)"
+
+
+def test_an_icmp_error_on_the_other_vlan_of_a_one_way_tagged_mirror_is_attached(tmp_path):
+    """F7: the SYNs untagged, the firewall's ICMP admin-prohibited quoting them on VLAN 20 (a SPAN
+    tagging one direction only): the flow is blocked by that ICMP error, named, as untagged."""
+    from scapy.layers.l2 import Dot1Q, Ether
+    syn = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50100, dport=23101, flags="S", seq=7)
+    err = IP(src="192.0.2.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(syn)
+    recs = []
+    for i in range(3):
+        recs.append((T0 + i, Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01") / syn))
+        recs.append((T0 + i + 0.003, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:10") / Dot1Q(vlan=20) / err))
+    f = _flows(tmp_path, recs).flows
+    assert list(f.proto) == ["tcp"]
+    r = f.iloc[0]
+    assert (r.verdict, r.reason, r.icmp_unreachable) == \
+        ("blocked", "icmp_unreachable", "administratively prohibited (3/13) from 192.0.2.1")
