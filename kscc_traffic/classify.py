@@ -80,6 +80,7 @@ from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
+from .unreachable import what_it_means
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
@@ -277,7 +278,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
-        return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}")
+        return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}{what_it_means(icmp_text)}")
     if proto == "tcp" and row.get("tcp_hdr_cut"):
         # no packet's flags, sequence numbers or length were captured: nothing shows whether the
         # connection was opened, answered or refused (Zeek skips such packets; not "partial":
@@ -391,7 +392,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
-                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
+                # (an ICMP error quoting the connection's data: a firewall filtering by content)
+                icmp_said = f"; its data was answered by ICMP {icmp_text}" if icmp_text else ""
+                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}{icmp_said}")
             answer = int(row.get("resp_bytes", 0))
             if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
                     and 0 < answer < SMALLEST_SEALED:

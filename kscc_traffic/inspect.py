@@ -623,28 +623,39 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
 HEAD_BYTES = 40
 
 
+#: bytes that make text: printable ASCII, tab, CR, LF
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+
+
 def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> list[str]:
     """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
-    responder's earliest TCP data segment, as escaped text (:func:`dns.text_from_bytes`; a line
-    end at their end left out), '' when none was captured."""
+    responder's stream, as escaped text (:func:`dns.text_from_bytes`; a line end at their end
+    left out), when they are text (at least 90 % printable ASCII, tab, CR, LF: a banner, a
+    status line, a page) and the responder's earliest data segment starts its stream (the byte
+    after its SYN-ACK's sequence number); else ''."""
     c = ft.packets.cols
     want = np.zeros(len(ft.flows), bool)
     want[flows] = True
-    rows = np.nonzero((ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & content_rows(c)
-                      & (c["sport"] >= 0) & (c["pl_cap"] > 0))[0]
+    mine = (ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & (c["sport"] >= 0)
+    rows = np.nonzero(mine & content_rows(c) & (c["pl_cap"] > 0))[0]
     rows = rows[want[ft.pkt_flow[rows]]]
     first: dict[int, int] = {}
     for r in rows[np.lexsort((c["ts_ns"][rows], ft.pkt_flow[rows]))].tolist():
         first.setdefault(int(ft.pkt_flow[r]), r)
+    synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)))[0]
+    start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
     buf = ft.packets.buf
     out = []
     for f in flows.tolist():
         r = first.get(int(f))
-        if r is None:
+        if r is None or start.get(int(f)) != int(c["seq"][r]) & 0xFFFFFFFF:
             out.append("")
             continue
         o = int(c["pl_off"][r])
         raw = bytes(buf[o:o + min(int(c["pl_cap"][r]), HEAD_BYTES)])
+        if len(raw.translate(None, _TEXT_BYTES)) * 10 > len(raw):
+            out.append("")
+            continue
         cut = int(c["pl_cap"][r]) > HEAD_BYTES
         text = dns.text_from_bytes(raw if cut else raw.rstrip(b"\r\n"))
         out.append(text + ("…" if cut else ""))

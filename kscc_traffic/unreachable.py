@@ -1,4 +1,6 @@
-"""ICMP / ICMPv6 destination-unreachable messages, attached to the flow they quote.
+"""ICMP / ICMPv6 errors that say a datagram did not arrive, attached to the flow they quote:
+destination unreachable, time exceeded in transit (a routing loop, a TTL too small) and
+parameter problem (a router that drops what it cannot parse, RFC 9098: IPv6 extension headers).
 
 An error message quotes the IP header and the first 8+ bytes of the datagram that caused it
 (RFC 792, RFC 1812 §4.3.2.3, RFC 4443 §3.1). We read the quoted 5-tuple and attach the error to
@@ -34,10 +36,13 @@ class IcmpError:
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
-    """ICMP type 3 / ICMPv6 type 1 messages whose quoted datagram could be read."""
+    """The ICMP errors that mean the quoted datagram was dropped on its way, whose quoted datagram
+    could be read: destination unreachable (ICMP 3, ICMPv6 1), time exceeded in transit (ICMP
+    11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4)."""
     c = packets.cols
-    cand = np.nonzero(((c["proto"] == ICMP) & (c["icmp_type"] == 3))
-                      | ((c["proto"] == ICMP6) & (c["icmp_type"] == 1)))[0]
+    t, k = c["icmp_type"], c["icmp_code"]
+    cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k == 0)) | (t == 12)))
+                      | ((c["proto"] == ICMP6) & ((t == 1) | ((t == 3) & (k == 0)) | (t == 4))))[0]
     if len(cand) == 0:
         return []
     senders = address_text(c["src_hi"][cand], c["src_lo"][cand], c["ipver"][cand] == 6)
@@ -52,6 +57,17 @@ def find_errors(packets: Packets) -> list[IcmpError]:
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, int(q.sport),
                              int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})"))
     return out
+
+
+def what_it_means(text: str) -> str:
+    """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
+    for a detail: '' for destination unreachable."""
+    if "exceeded in transit" in text:
+        return ": a routing loop, or a hop limit too small for the path, not a firewall's refusal"
+    if "parameter problem" in text or "unrecognized Next Header" in text:
+        return (": a router drops what it cannot parse (IPv6 extension headers, RFC 9098; IP "
+                "options), not a firewall's refusal")
+    return ""
 
 
 def attach(flows: pd.DataFrame, errors: list[IcmpError],

@@ -109,3 +109,40 @@ def test_an_icmp_error_on_the_other_vlan_of_a_one_way_tagged_mirror_is_attached(
     r = f.iloc[0]
     assert (r.verdict, r.reason, r.icmp_unreachable) == \
         ("blocked", "icmp_unreachable", "administratively prohibited (3/13) from 192.0.2.1")
+
+
+def test_time_exceeded_and_parameter_problem_name_what_came_back(tmp_path):
+    """F12: every SYN answered by ICMPv6 hop limit exceeded (a routing loop) or parameter problem
+    (a router dropping extension headers): blocked, and the detail says it is not a firewall."""
+    from scapy.layers.inet6 import ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6
+    from scapy.layers.l2 import Ether
+    c6, s6, r6 = "2001:db8:1::10", "2001:db8:2::10", "2001:db8:1::1"
+    for i, (err, text, means) in enumerate([
+            (ICMPv6TimeExceeded(code=0), "hop limit exceeded in transit (3/0)", "a routing loop"),
+            (ICMPv6ParamProblem(code=1, ptr=40), "parameter problem (4/1)", "a router drops what it cannot parse")]):
+        syn = IPv6(src=c6, dst=s6) / TCP(sport=50200 + i, dport=23101, flags="S", seq=7)
+        recs = []
+        for k in range(3):
+            recs.append((T0 + k, Ether() / syn))
+            recs.append((T0 + k + 0.003, Ether() / IPv6(src=r6, dst=c6) / err / bytes(syn)))
+        f = _flows(tmp_path, recs, f"e{i}.pcap").flows
+        r = f[f.proto == "tcp"].iloc[0]
+        assert (r.verdict, r.reason, r.icmp_unreachable) == ("blocked", "icmp_unreachable", f"{text} from {r6}")
+        assert r.detail.startswith(f"answered by ICMP {text} from {r6}: {means}") and "not a firewall" in r.detail
+        assert list(f.proto) == ["tcp"]          # (the errors are the flow's, not flows of their own)
+
+
+def test_a_client_hello_refused_by_icmp_says_so_in_the_detail(tmp_path):
+    """F12 (related): an application firewall lets the handshake through and answers the
+    ClientHello with ICMP admin-prohibited; the client resets: the detail names the ICMP error."""
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50004), ("203.0.113.10", 23101), t0=T0, close=False)
+    hello = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50004, dport=23101, flags="PA", seq=1001, ack=5001) \
+        / client_hello("eu1.ksc.kaspersky.com")
+    recs.append((T0 + 0.05, eth(hello)))
+    recs.append((T0 + 0.053, eth(IP(src="192.0.2.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(hello)[:60])))
+    recs.append((T0 + 0.2, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50004, dport=23101, flags="R",
+                                                                       seq=1001 + len(hello[TCP].payload)))))
+    r = _flows(tmp_path, recs).flows.iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 192.0.2.1")
