@@ -146,3 +146,22 @@ def test_a_client_hello_refused_by_icmp_says_so_in_the_detail(tmp_path):
     r = _flows(tmp_path, recs).flows.iloc[0]
     assert (r.verdict, r.reason) == ("blocked", "tls_failed")
     assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 192.0.2.1")
+
+
+def test_ppp_with_direction_and_a_raw_link_type_written_wrong_are_read(tmp_path):
+    """F11: LINKTYPE_PPP_WITH_DIR (204: a direction byte, then PPP) is read like PPP; a raw-IP
+    capture whose link type says IPv4 (228) but holds IPv6 packets (or 229 holding IPv4) is read
+    by the version nibble, as Wireshark does."""
+    from scapy.layers.inet6 import IPv6
+    recs = tcp_session((AGENT, 50005), ("203.0.113.10", 23101), t0=T0)
+    ppp = [(t, b"\x01" + b"\xff\x03\x00\x21" + bytes(p[IP])) for t, p in recs]
+    p = tmp_path / "ppp.pcap"
+    p.write_bytes(pcap_bytes(ppp, linktype=204))
+    f = analyze_file(p, RULES).flows
+    assert list(zip(f.conn_state, f.verdict)) == [("SF", "ok")]
+    v6 = tcp_session(("2001:db8:1::10", 50006), ("2001:db8:2::10", 23101), t0=T0)
+    for lt, raw in ((228, [(t, bytes(q[IPv6])) for t, q in v6]), (229, [(t, bytes(q[IP])) for t, q in recs])):
+        p = tmp_path / f"raw{lt}.pcap"
+        p.write_bytes(pcap_bytes(raw, linktype=lt))
+        f = analyze_file(p, RULES).flows
+        assert list(zip(f.conn_state, f.verdict)) == [("SF", "ok")], lt
