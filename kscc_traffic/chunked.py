@@ -12,7 +12,11 @@ backwards in time): its last packet plus the protocol's inactivity timeout (TCP 
 buffer of their own holding only their payload bytes, so a chunk's bytes are freed once it is
 done. The capture's clock is the time of the chunk's last packets in file order, less
 :data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
-interfaces).
+interfaces). The records stamped as a chunk's last one wait for the next chunk (up to
+:data:`HOLD_FRAMES`): packets of one timestamp are ordered by their content, and a packet is a
+duplicate of the one before it in that order. Carried packets are not judged again as
+duplicates of each other (the packets between them may be gone); a new packet is compared
+with the carried one before it, kept whole for that.
 
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
@@ -64,7 +68,7 @@ BUCKET_NS = 2 * 10**9
 #: packets of a closed TCP connection kept whole after the close (see :func:`_summarise`)
 AFTER_CLOSE = 64
 #: a chunk's last frames decoded again with the next chunk when they hold fragments of a
-#: datagram not complete yet (at most this many frames)
+#: datagram not complete yet, or are stamped as its last one (at most this many frames)
 HOLD_FRAMES = 4096
 
 
@@ -169,6 +173,17 @@ class ChunkedAnalysis:
                     prev_ts = int(t[-1])
                 if tail is not None:
                     frames, tail = _join(tail, frames), None
+            full = frames
+            if not last:
+                # the records of the chunk's last timestamp wait for the next chunk: packets of one
+                # timestamp are put in flow order by their content, not by their place in the
+                # file (a packet is a copy of the one before it in that order: flows.build_flows)
+                j = _last_time_run(full.ts_ns)
+                if len(full) - j <= HOLD_FRAMES:
+                    if j == 0:      # all of it waits for the next chunk
+                        tail = full
+                        continue
+                    frames, tail = _slice(full, 0, j), _slice(full, j, len(full))
             mine = DecodeCounters()
             pk = decode(frames, counters=mine)
             if not last and mine.open_fragment_frames:
@@ -176,10 +191,10 @@ class ChunkedAnalysis:
                 # again with the next chunk
                 whole = frames
                 j = len(frames)
-                while mine.open_fragment_frames and len(whole) - min(mine.open_fragment_frames) <= HOLD_FRAMES:
+                while mine.open_fragment_frames and len(full) - min(mine.open_fragment_frames) <= HOLD_FRAMES:
                     # (again when cutting left another datagram's fragments on both sides)
                     j = min(mine.open_fragment_frames)
-                    frames, tail = _slice(whole, 0, j), _slice(whole, j, len(whole))
+                    frames, tail = _slice(whole, 0, j), _slice(full, j, len(full))
                     mine = DecodeCounters()
                     if j == 0:
                         break
@@ -215,11 +230,13 @@ class ChunkedAnalysis:
                 continue
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
+            # (the carried packets were judged not to be copies with what was between them)
+            judged = np.arange(len(batch)) < len(carry_w)
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             end = capture_end(cap_end, reader_stats) if last else cap_end
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
-                              observed_until_ns=end if last else clock)
+                              observed_until_ns=end if last else clock, judged=judged)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)
@@ -324,7 +341,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       (what ``inspect._went_on`` reads);
     - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
       once a TCP connection closed), so no gap between kept packets is longer than one that was
-      there (idle timeouts, the close delay), and the flow's last packet (duplicates, duration);
+      there (idle timeouts, the close delay), and the flow's last packet (duration), every
+      packet at its last timestamp with its payload (the next packets may be copies of them:
+      :func:`~kscc_traffic.flows.build_flows`);
     - ICMP errors attached to the flow;
     - the DNS response datagrams that ``dns_rcode`` and ``dns_answers`` read, whatever came
       before them (:func:`kscc_traffic.inspect.dns_response_rows`: the flow's first response,
@@ -339,7 +358,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       duplicate acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
 
     TCP payload bytes are kept only for the first MAX_SEGMENTS + 1 payload packets per direction
-    and the flow's last packet. So a flow costs at most about two packets per BUCKET_NS after
+    and the packets at the flow's last timestamp. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
     from .flows import history_events, seq_extents, state_event_rows
@@ -401,6 +420,13 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
             k = np.arange(len(after))
             whole[after[(k - np.maximum.accumulate(np.where(gs, k, 0))) < AFTER_CLOSE]] = True
             keep |= whole
+    # every packet at the flow's last timestamp, with its payload: the next batch's packets are
+    # compared with the one before them in flow order (flows.build_flows: a copy of it?), and
+    # among packets of one timestamp that order is by their content
+    last_t = np.zeros(int(f.max()) + 1, np.int64)
+    last_t[f[end]] = ts[end]
+    whole |= ts == last_t[f]
+    keep |= whole
     if tcp.any():
         # what the TCP byte counts read (flows.seq_extents): the furthest sequence end and
         # acknowledgement per direction, and the packets that set a direction's start when it
@@ -514,6 +540,17 @@ def _tune_malloc() -> None:
 
 
 _TUNED = False
+
+
+def _last_time_run(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:
+    """Where the run of records stamped as the last one begins: an index into ``ts`` (int64
+    array), 0 when the whole array is that run or empty; only the last ``limit`` + 1 records are
+    looked at (a longer run: ``len(ts) - limit - 1`` or less)."""
+    lo = max(len(ts) - limit - 1, 0)
+    if len(ts) == 0:
+        return 0
+    other = np.flatnonzero(ts[lo:] != ts[-1])
+    return lo + int(other[-1]) + 1 if len(other) else lo
 
 
 def _slice(frames: Frames, i: int, j: int) -> Frames:
