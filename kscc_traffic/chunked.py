@@ -16,7 +16,9 @@ interfaces). The records stamped as a chunk's last one wait for the next chunk (
 :data:`HOLD_FRAMES`): packets of one timestamp are ordered by their content, and a packet is a
 duplicate of the one before it in that order. Carried packets are not judged again as
 duplicates of each other (the packets between them may be gone); a new packet is compared
-with the carried one before it, kept whole for that.
+with the carried one before it, kept whole for that (the duplicates dropped at an open flow's
+last timestamp are carried too, marked as counted: a frame written again and again is a copy
+of the copy before it).
 
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
@@ -134,6 +136,7 @@ class ChunkedAnalysis:
         self._first = None
         carry: Packets | None = None
         carry_w = np.zeros((0, 3), np.int64)    # per carried packet: what it stands for (analyze_batch weights)
+        carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
         frame_base = 0
@@ -225,18 +228,21 @@ class ChunkedAnalysis:
             if len(batch) == 0:
                 carry = None
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
+                carry_copy = np.zeros(0, bool)
                 if last:
                     break
                 continue
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
-            # (the carried packets were judged not to be copies with what was between them)
+            # (the carried packets were judged not to be copies with what was between them, or
+            # to be copies: counted then)
             judged = np.arange(len(batch)) < len(carry_w)
+            copies = np.concatenate([carry_copy, np.zeros(n_new, bool)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             end = capture_end(cap_end, reader_stats) if last else cap_end
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
-                              observed_until_ns=end if last else clock, judged=judged)
+                              observed_until_ns=end if last else clock, judged=judged, copies=copies)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)
@@ -256,15 +262,15 @@ class ChunkedAnalysis:
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
             # (weights: as analyze_batch left them, those of dropped copies moved)
-            rows, trim, carry_w = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
+            rows, trim, carry_w, carry_copy = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
             # the names of flows still open are kept (once every answer that may name them has
             # been seen): the answers that gave them can go
             # (and a name once kept stays: the clock can go back with late packets)
             started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
             had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
             started[b.pkt_flow[had]] = True
-            f = b.pkt_flow[rows]
-            carry_known = np.where(started[f], flows["dns_name"].to_numpy(dtype=object)[f], None)
+            f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
+            carry_known = np.where(started[f] & ~carry_copy, flows["dns_name"].to_numpy(dtype=object)[f], None)
             carry = batch.compact(rows)
             if trim.any():
                 carry.cols["pl_cap"][trim] = 0
@@ -272,7 +278,7 @@ class ChunkedAnalysis:
             # DNS answers: the ones of this batch's DNS packets that leave with their flows are
             # kept; those of carried DNS packets come again with the next batch
             # (only the carried packets' answers can come again)
-            store.add(b.answers, again_ts=carry.cols["ts_ns"].tolist())
+            store.add(b.answers, again_ts=carry.cols["ts_ns"][~carry_copy].tolist())
             store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             if self.progress is not None and reader_stats is not None:
@@ -321,10 +327,12 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed: np.ndarray,
-               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Of the packets ``rows`` (those of flows still open), the ones to carry to the next batch,
-    which of those can go without their payload bytes, and the carried packets' weights
-    (:func:`~kscc_traffic.analyze.analyze_batch`): the others' counts (and weights) are added
+    which of those can go without their payload bytes, the carried packets' weights
+    (:func:`~kscc_traffic.analyze.analyze_batch`), and which of them are duplicates (dropped
+    ones at a flow's last timestamp, later than its last packet: the next packet may be a copy of
+    them; weight 0, not among ``rows``): the others' counts (and weights) are added
     to the weights of the first carried packet of their flow and direction that is not an ICMP
     error, so the flow's row comes out the same. Kept, per flow, everything a flow rule or a
     column reads:
@@ -365,7 +373,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
-        return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64)
+        return rows, np.zeros(0, bool), np.zeros((0, 3), np.int64), np.zeros(0, bool)
     c = batch.cols
     f = b.pkt_flow[rows]
     dns_resp = dns_response_rows(batch, rows, f)   # (in capture order, before the sort)
@@ -420,13 +428,29 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
             k = np.arange(len(after))
             whole[after[(k - np.maximum.accumulate(np.where(gs, k, 0))) < AFTER_CLOSE]] = True
             keep |= whole
-    # every packet at the flow's last timestamp, with its payload: the next batch's packets are
-    # compared with the one before them in flow order (flows.build_flows: a copy of it?), and
-    # among packets of one timestamp that order is by their content
-    last_t = np.zeros(int(f.max()) + 1, np.int64)
-    last_t[f[end]] = ts[end]
-    whole |= ts == last_t[f]
+    # every packet at the flow's last timestamp (ICMP errors aside: not in build_flows' order),
+    # with its payload: the next batch's packets are compared with the one before them in flow
+    # order (flows.build_flows: a copy of it?), and among packets of one timestamp that order is
+    # by their content
+    nf = int(f.max()) + 1
+    last_t = np.full(nf, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last_t, f[~err], ts[~err])
+    whole |= ~err & (ts == last_t[f])
     keep |= whole
+    # and the duplicates dropped at that flow's last timestamp when later than its last packet
+    # (a packet written again and again: each copy is one of the copy before it)
+    copies = np.zeros(0, np.int64)
+    if b.dup_of is not None:
+        copies = np.flatnonzero(b.dup_of >= 0)
+        fo = b.pkt_flow[b.dup_of[copies]]
+        open_ = np.zeros(max(nf, len(b.flows)), bool)
+        open_[f] = True
+        copies, fo = copies[(fo >= 0) & open_[np.maximum(fo, 0)]], fo[(fo >= 0) & open_[np.maximum(fo, 0)]]
+        if len(copies):
+            t_cp = c["ts_ns"][copies]
+            top = last_t.copy()
+            np.maximum.at(top, fo, t_cp)
+            copies = copies[t_cp == top[fo]]
     if tcp.any():
         # what the TCP byte counts read (flows.seq_extents): the furthest sequence end and
         # acknowledgement per direction, and the packets that set a direction's start when it
@@ -503,9 +527,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         np.add.at(w, to, add)
     kept = np.nonzero(keep)[0]
     trim = tcp[kept] & pay[kept] & (pay_rank[kept] > MAX_SEGMENTS) & ~end[kept] & ~whole[kept]
-    out_rows = rows[kept]
+    out_rows = np.concatenate([rows[kept], copies])
+    trim = np.concatenate([trim, np.zeros(len(copies), bool)])
+    w = np.concatenate([w[kept], np.zeros((len(copies), 3), np.int64)])
+    copy = np.arange(len(out_rows)) >= len(kept)
     order = np.argsort(out_rows, kind="stable")   # back to capture order
-    return out_rows[order], trim[order], w[kept][order]
+    return out_rows[order], trim[order], w[order], copy[order]
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)
