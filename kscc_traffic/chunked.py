@@ -12,13 +12,14 @@ backwards in time): its last packet plus the protocol's inactivity timeout (TCP 
 buffer of their own holding only their payload bytes, so a chunk's bytes are freed once it is
 done. The capture's clock is the time of the chunk's last packets in file order, less
 :data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
-interfaces). The records stamped as a chunk's last one wait for the next chunk (up to
-:data:`HOLD_FRAMES`): packets of one timestamp are ordered by their content, and a packet is a
-duplicate of the one before it in that order. Carried packets are not judged again as
-duplicates of each other (the packets between them may be gone); a new packet is compared
-with the carried one before it, kept whole for that (the duplicates dropped at an open flow's
-last timestamp are carried too, marked as counted: a frame written again and again is a copy
-of the copy before it).
+interfaces). A chunk's last records (those of its last :data:`HOLD_NS` and of its last
+timestamp, cut where the records are in time order: :func:`_time_cut`; up to
+:data:`HOLD_FRAMES`) wait for the next chunk: packets of one timestamp are ordered by their
+content, and a packet is a duplicate of the one before it in that order. Carried packets are
+not judged again as duplicates of each other (the packets between them may be gone); a new
+packet is compared with the carried one before it, kept whole for that (the duplicates dropped
+at an open flow's last timestamp are carried too, marked as counted: a frame written again and
+again is a copy of the copy before it).
 
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
@@ -69,6 +70,10 @@ HEAD_PACKETS = 8
 BUCKET_NS = 2 * 10**9
 #: packets of a closed TCP connection kept whole after the close (see :func:`_summarise`)
 AFTER_CLOSE = 64
+#: a chunk's records stamped less than this (ns) before its last one wait for the next chunk
+#: (with at most HOLD_FRAMES records): a record written after records stamped later is still
+#: put in its place for duplicates (see :func:`_time_cut`)
+HOLD_NS = 1_000_000
 #: a chunk's last frames decoded again with the next chunk when they hold fragments of a
 #: datagram not complete yet, or are stamped as its last one (at most this many frames)
 HOLD_FRAMES = 4096
@@ -178,10 +183,11 @@ class ChunkedAnalysis:
                     frames, tail = _join(tail, frames), None
             full = frames
             if not last:
-                # the records of the chunk's last timestamp wait for the next chunk: packets of one
-                # timestamp are put in flow order by their content, not by their place in the
-                # file (a packet is a copy of the one before it in that order: flows.build_flows)
-                j = _last_time_run(full.ts_ns)
+                # the records of the chunk's last timestamp (and those written before them but
+                # stamped later) wait for the next chunk: packets of one timestamp are put in flow
+                # order by their content, not by their place in the file, and a packet is a copy
+                # of the one before it in that order (flows.build_flows)
+                j = _time_cut(full.ts_ns)
                 if len(full) - j <= HOLD_FRAMES:
                     if j == 0:      # all of it waits for the next chunk
                         tail = full
@@ -569,13 +575,33 @@ def _tune_malloc() -> None:
 _TUNED = False
 
 
-def _last_time_run(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:
-    """Where the run of records stamped as the last one begins: an index into ``ts`` (int64
-    array), 0 when the whole array is that run or empty; only the last ``limit`` + 1 records are
-    looked at (a longer run: ``len(ts) - limit - 1`` or less)."""
-    lo = max(len(ts) - limit - 1, 0)
-    if len(ts) == 0:
+def _time_cut(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:
+    """Where to cut a chunk's records (``ts``: their timestamps, int64 array) so that the ones
+    after the cut can wait for the next chunk: the last place, at most ``limit`` records from
+    the end and after the last step back of the clock (a record stamped more than
+    :data:`STEP_BACK_NS` before the one before it: what follows it is late anyway), before which
+    every record is stamped earlier than every record from it on (a capture slightly out of time
+    order is cut where its records are in order), and before the records of the last
+    :data:`HOLD_NS` too where there is such a place (a record of the next chunk may be stamped a
+    little before them); without any, where the run of records stamped as the last one begins
+    (a run longer than ``limit``: ``len(ts) - limit - 1`` or less). An index into ``ts``: 0 when
+    all of them wait, or when empty."""
+    n = len(ts)
+    if n == 0:
         return 0
+    back = np.flatnonzero(ts[1:] < ts[:-1] - STEP_BACK_NS)
+    s = int(back[-1]) + 1 if len(back) else 0
+    lo = max(n - limit, s)
+    top = np.maximum.accumulate(ts[s:])
+    # for each place j from lo on: the latest record before it (since s), the earliest from it
+    before = np.r_[np.iinfo(np.int64).min, top[:-1]][lo - s:]
+    after = np.minimum.accumulate(ts[lo:][::-1])[::-1]
+    ok = before < after
+    near = ok & (before < int(top[-1]) - HOLD_NS)
+    at = np.flatnonzero(near if near.any() else ok)
+    if len(at):
+        return lo + int(at[-1])
+    lo = max(n - limit - 1, 0)
     other = np.flatnonzero(ts[lo:] != ts[-1])
     return lo + int(other[-1]) + 1 if len(other) else lo
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 
+import numpy as np
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
@@ -19,6 +20,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from chunkcmp import assert_same, row, whole, write
+from kscc_traffic.chunked import HOLD_FRAMES, _time_cut
 
 C, S = "198.18.0.1", "203.0.113.5"
 C6, S6 = "2001:db8::1", "2001:db8::5"
@@ -183,3 +185,33 @@ def test_random_copies_chunk_sizes(tmp_path, seed):
     size = p.stat().st_size
     w = assert_same(p, (150, 700, 2000, 4096, 9001, size // 3, size))
     assert len(w) == 2
+
+
+def test_random_copies_written_slightly_out_of_time_order(tmp_path):
+    # one record in 20 swapped with the next (a record can move two places: 0.1-10 µs), so a
+    # chunk's last records can be stamped after records of the next chunk
+    recs = _random_copies(102, 12)
+    rng = random.Random(2)
+    for i in range(len(recs) - 1):
+        if rng.random() < 0.05:
+            recs[i], recs[i + 1] = recs[i + 1], recs[i]
+    p = write(tmp_path, recs, "swapped.pcap")
+    assert_same(p, (150, 500, 1234, 4096))
+
+
+def test_time_cut():
+    def cut(*ts, limit=HOLD_FRAMES):
+        return _time_cut(np.array(ts, np.int64), limit)
+    ms = 1_000_000
+    assert cut() == 0
+    assert cut(5) == 0                                  # all of it waits
+    assert cut(0, 2 * ms, 2 * ms) == 1                  # the last timestamp's records
+    assert cut(0, 2 * ms, 4 * ms) == 2
+    assert cut(0, 3 * ms, 2 * ms, 4 * ms) == 1          # stamped in order from there on
+    assert cut(0, 2 * ms, 2 * ms + 5, 2 * ms + 9) == 1  # the last millisecond waits
+    assert cut(9 * ms, 1, 2, 3) == 0
+    assert cut(9 * ms, 1, 2 * ms, 4 * ms, 4 * ms, limit=3) == 3   # no cut in order: the last run
+    assert cut(1, *[2] * 10, limit=3) == 7                         # longer than limit: not held
+    s = 10**9
+    assert cut(0, 30 * s, 1, 2, 3 * ms) == 4            # after a step back of the clock
+    assert cut(0, 1, 30 * s, 2 * ms, 3 * ms, 3 * ms + 1) == 4
