@@ -124,7 +124,7 @@ WEIGHT_COUNTERS = (("orig_pkts", "resp_pkts"), ("orig_bytes", "resp_bytes"), ("o
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
                   known: np.ndarray | None = None, capture_end_ns: int | None = None,
-                  observed_until_ns: int | None = None, judged: np.ndarray | None = None,
+                  observed_until_ns: int | None = None, carried: np.ndarray | None = None,
                   copies: np.ndarray | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
@@ -147,7 +147,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         up to :data:`~kscc_traffic.classify.TLS_SILENCE_S`, is the flows' ``quiet_s`` (float
         seconds, not an output column), so a ClientHello or CONNECT the server acknowledged and
         never answered is ``blocked`` once the capture went on long enough. None: 0 (unknown).
-    :param judged: bool array (len(packets)): packets an earlier batch already judged not to be
+    :param carried: bool array (len(packets)): packets an earlier batch already found not to be
         duplicates (:func:`kscc_traffic.flows.build_flows`), e.g. the packets
         :mod:`kscc_traffic.chunked` carries; None: none.
     :param copies: bool array (len(packets)): packets an earlier batch already counted as
@@ -157,7 +157,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
-    ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name, judged=judged,
+    ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name, carried=carried,
                      copies=copies)
     if weights is not None:
         if ft.dup_of is not None:
@@ -186,7 +186,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # errors quoting a flow we never saw stay visible as ICMP flows of their own
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
-        extra = build_flows(packets, exclude=only, seed=name + "#icmp", judged=judged)
+        extra = build_flows(packets, exclude=only, seed=name + "#icmp", carried=carried)
         if weights is not None:
             _add_weights(extra, weights)
         base = len(flows)

@@ -16,7 +16,7 @@ interfaces). A chunk's last records (those of its last :data:`HOLD_NS` and of it
 timestamp, cut where the records are in time order: :func:`_time_cut`; up to
 :data:`HOLD_FRAMES`) wait for the next chunk: packets of one timestamp are ordered by their
 content, and a packet is a duplicate of the one before it in that order. Carried packets are
-not judged again as duplicates of each other (the packets between them may be gone); a new
+not compared again as copies of each other (the packets between them may be gone); a new
 packet is compared with the carried one before it, kept whole for that (the duplicates dropped
 at an open flow's last timestamp are carried too, marked as counted: a frame written again and
 again is a copy of the copy before it).
@@ -240,15 +240,15 @@ class ChunkedAnalysis:
                 continue
             n_new = len(batch) - len(carry_w)
             weights = np.concatenate([carry_w, np.zeros((n_new, 3), np.int64)])
-            # (the carried packets were judged not to be copies with what was between them, or
-            # to be copies: counted then)
-            judged = np.arange(len(batch)) < len(carry_w)
+            # (the carried packets were found not to be copies with what was between them, or to
+            # be copies: counted then)
+            carried = np.arange(len(batch)) < len(carry_w)
             copies = np.concatenate([carry_copy, np.zeros(n_new, bool)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             end = capture_end(cap_end, reader_stats) if last else cap_end
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
-                              observed_until_ns=end if last else clock, judged=judged, copies=copies)
+                              observed_until_ns=end if last else clock, carried=carried, copies=copies)
             self.duplicates += b.duplicates
             flows = b.flows
             nf = len(flows)

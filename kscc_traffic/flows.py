@@ -481,7 +481,7 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                 exclude: np.ndarray | None = None, seed: str = "",
-                judged: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
+                carried: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -491,11 +491,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     :param exclude: boolean mask of packets to leave out of flows (e.g. ICMP errors that are
         attached to the flow they quote).
     :param seed: text mixed into the flow uids (the capture's name), so uids differ per capture.
-    :param judged: boolean mask of packets already judged not to be copies (the packets a
-        chunked analysis carries from batch to batch, see :mod:`kscc_traffic.chunked`): two of
-        them next to each other in flow order are never a packet and its copy (the packets that
-        were between them may be gone); a packet is still compared with a judged one before it,
-        and a judged packet with an unjudged one before it.
+    :param carried: boolean mask of packets an earlier batch already found not to be copies (the
+        packets a chunked analysis carries from batch to batch, see :mod:`kscc_traffic.chunked`):
+        two of them next to each other in flow order are never a packet and its copy (the
+        packets that were between them may be gone); a packet is still compared with a carried
+        one before it, and a carried packet with a new one before it.
     :param copies: boolean mask of packets already counted as duplicates (a chunked analysis
         carries the last ones of a flow, so that the next packet is compared with them): dropped
         as duplicates again (unless first of their 5-tuple here) but not counted in
@@ -590,9 +590,9 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             s4 = c["l4_sum"][at]
             same &= (s4[1:] == s4[:-1]) | has_id
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
-        if judged is not None:
-            # two packets judged in an earlier batch were judged against what was between them
-            jd = judged[at]
+        if carried is not None:
+            # two carried packets were compared in an earlier batch with what was between them
+            jd = carried[at]
             same &= ~(jd[1:] & jd[:-1])
         # the few candidates left: their captured payloads must be equal too (distinct non-first
         # fragments of one datagram, or packets without a transport checksum, share every header)
