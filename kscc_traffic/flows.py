@@ -480,7 +480,8 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 
 
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                exclude: np.ndarray | None = None, seed: str = "") -> FlowTable:
+                exclude: np.ndarray | None = None, seed: str = "",
+                carried: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -490,6 +491,15 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     :param exclude: boolean mask of packets to leave out of flows (e.g. ICMP errors that are
         attached to the flow they quote).
     :param seed: text mixed into the flow uids (the capture's name), so uids differ per capture.
+    :param carried: boolean mask of packets an earlier batch already found not to be copies (the
+        packets a chunked analysis carries from batch to batch, see :mod:`kscc_traffic.chunked`):
+        two of them next to each other in flow order are never a packet and its copy (the
+        packets that were between them may be gone); a packet is still compared with a carried
+        one before it, and a carried packet with a new one before it.
+    :param copies: boolean mask of packets already counted as duplicates (a chunked analysis
+        carries the last ones of a flow, so that the next packet is compared with them): dropped
+        as duplicates again (unless first of their 5-tuple here) but not counted in
+        ``FlowTable.duplicates``.
     :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
         time order of the first packet. An empty input gives an empty frame with the full schema.
     """
@@ -580,6 +590,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             s4 = c["l4_sum"][at]
             same &= (s4[1:] == s4[:-1]) | has_id
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        if carried is not None:
+            # two carried packets were compared in an earlier batch with what was between them
+            jd = carried[at]
+            same &= ~(jd[1:] & jd[:-1])
         # the few candidates left: their captured payloads must be equal too (distinct non-first
         # fragments of one datagram, or packets without a transport checksum, share every header)
         # (a row without a captured transport checksum — a non-first fragment, a cut header —
@@ -593,6 +607,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             if packets.payload(r1) != packets.payload(r0):
                 same[j] = False
         dup[1:] = same
+    forced = 0
+    if copies is not None and len(order):
+        known = copies[idx[order]] & ~key_start        # (counted by the batch they came in)
+        dup |= known
+        forced = int(np.count_nonzero(known))
     # a duplicate never starts or splits anything: drop it now (remembering what it copies:
     # the kept row before it in flow order)
     keep = ~dup
@@ -776,7 +795,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[at] = rank[flow_of]
     pkt_from_orig[at] = from_orig
-    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of, seq_bytes, byte_sums)
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced, dup_of, seq_bytes,
+                     byte_sums)
 
 
 # Zeek TCP endpoint states (TCP_Endpoint.h EndpointState), in Zeek's numbering
