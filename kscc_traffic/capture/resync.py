@@ -49,6 +49,18 @@ def _u32_at(buf: np.ndarray, offs: np.ndarray, big: bool) -> np.ndarray:
     return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
 
 
+def _first_run(candidates: np.ndarray, run_from):
+    """The first candidate offset a run starts from, ``(offset, None)``; ``(offset, MORE)`` when
+    its run needs bytes not given yet; None when no candidate is one."""
+    for p in candidates.tolist():
+        r = run_from(p)
+        if r:
+            return p, None
+        if r is None:
+            return p, MORE
+    return None
+
+
 def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bound: int,
                      last_sec: int | None, at_eof: bool):
     """The offset in ``data`` (at or after ``start``) where whole pcap records start again.
@@ -88,12 +100,9 @@ def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bou
         cl, ol = _u32_at(buf, offs + 8, big), _u32_at(buf, offs + 12, big)
         ok = (cl > 0) & (cl <= bound) & (cl <= ol) & (ol <= _ORIGLEN_MAX) & (frac < frac_max)
         ok &= (np.abs(sec - last_sec) <= WINDOW_S) if last_sec is not None else (sec != 0)
-        for p in (offs[ok]).tolist():
-            r = run_from(p)
-            if r:
-                return p, None
-            if r is None:
-                return p, MORE
+        hit = _first_run(offs[ok], run_from)
+        if hit is not None:
+            return hit
         pos = stop
     if not at_eof:
         return max(start, end - hdr_len + 1), MORE
@@ -166,12 +175,9 @@ def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, int
         n = _u32_at(buf, offs + 4, big)
         shb = (buf[offs] == 0x0A) & (buf[offs + 1] == 0x0D) & (buf[offs + 2] == 0x0D) & (buf[offs + 3] == 0x0A)
         ok = (np.isin(t, _BLOCK_TYPES) & (n >= 12) & (n % 4 == 0) & (n <= bound)) | shb
-        for p in (offs[ok]).tolist():
-            r = run_from(p)
-            if r:
-                return p, None
-            if r is None:
-                return p, MORE
+        hit = _first_run(offs[ok], run_from)
+        if hit is not None:
+            return hit
         pos = int(offs[-1]) + 4
     if not at_eof:
         return max(first, end - 11 - (-(base + end - 11) % 4) if end > 11 else first), MORE
