@@ -247,18 +247,28 @@ class ChunkedAnalysis:
             copies = np.concatenate([carry_copy, np.zeros(n_new, bool)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             end = capture_end(cap_end, reader_stats) if last else cap_end
+            ends = {}
+
+            def leaving(flows: pd.DataFrame, last_ts: np.ndarray) -> np.ndarray:
+                # the flows that leave with this batch (the others are carried to the next one
+                # and judged there: analyze_batch classifies only these)
+                nf = len(flows)
+                final = np.ones(nf, bool)
+                closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
+                if not last and nf:
+                    closed, idle = _closed_and_idle(flows)
+                    timeout = np.where(closed, CLOSE_DELAY_NS, idle)
+                    final = last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+                ends.update(final=final, closed=closed, idle=idle)
+                return final
+
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
-                              observed_until_ns=end if last else clock, carried=carried, copies=copies)
+                              observed_until_ns=end if last else clock, carried=carried, copies=copies,
+                              judge=leaving)
             self.duplicates += b.duplicates
             flows = b.flows
-            nf = len(flows)
-            final = np.ones(nf, bool)
-            closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
-            if not last and nf:
-                closed, idle = _closed_and_idle(flows)
-                timeout = np.where(closed, CLOSE_DELAY_NS, idle)
-                final = b.last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+            final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any():
                 out = flows[final]
                 yield out.reset_index(drop=True) if not final.all() else out
