@@ -7,6 +7,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -125,7 +126,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
                   known: np.ndarray | None = None, capture_end_ns: int | None = None,
                   observed_until_ns: int | None = None, carried: np.ndarray | None = None,
-                  copies: np.ndarray | None = None) -> Batch:
+                  copies: np.ndarray | None = None,
+                  judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -153,6 +155,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param copies: bool array (len(packets)): packets an earlier batch already counted as
         duplicates, carried so that the next packets are compared with them: dropped again, not
         counted again (:func:`kscc_traffic.flows.build_flows`); None: none.
+    :param judge: ``f(flows, last_ts) -> bool array`` (one per flow; ``last_ts`` as
+        :attr:`Batch.last_ts`), called once the flows are named: only the flows it marks are
+        classified, the others' :data:`~kscc_traffic.classify.CLASS_COLUMNS` are '' (a chunked
+        reading judges only the flows that leave with the batch). None: every flow.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -214,7 +220,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
-    flows = classify(flows, rules, capture_end_ns)
+    flows = classify(flows, rules, capture_end_ns) if judge is None else \
+        _classify_some(flows, rules, capture_end_ns, np.asarray(judge(flows, last_ts), bool))
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
@@ -222,6 +229,24 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
+
+
+def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
+                   judged: np.ndarray) -> pd.DataFrame:
+    """``classify(flows)`` where ``judged`` (bool, one per row) is True, '' in the
+    :data:`~kscc_traffic.classify.CLASS_COLUMNS` of the other rows. A row's verdict depends on
+    that row alone, so the judged rows get what classifying the whole table gives them."""
+    if judged.all():
+        return classify(flows, rules, capture_end_ns)
+    at = np.flatnonzero(judged)
+    part = classify(flows.iloc[at].reset_index(drop=True), rules, capture_end_ns) if len(at) else None
+    out = flows.copy(deep=False)
+    for k in CLASS_COLUMNS:
+        col = np.full(len(flows), "", dtype=object)
+        if part is not None:
+            col[at] = part[k].to_numpy(dtype=object)
+        out[k] = pd.Series(col, dtype=object, index=out.index)
+    return out
 
 
 def _tcp_headers_cut(ft) -> np.ndarray:

@@ -137,6 +137,7 @@ class ChunkedAnalysis:
         """Finished flows, batch by batch (each in time order of first packet)."""
         self.first_chunk()
         _tune_malloc()
+        _tune_gc()
         chunks, pending = self._chunks, self._first
         self._first = None
         carry: Packets | None = None
@@ -246,18 +247,28 @@ class ChunkedAnalysis:
             copies = np.concatenate([carry_copy, np.zeros(n_new, bool)])
             known = np.concatenate([carry_known, np.full(n_new, None, object)])
             end = capture_end(cap_end, reader_stats) if last else cap_end
+            ends = {}
+
+            def leaving(flows: pd.DataFrame, last_ts: np.ndarray) -> np.ndarray:
+                # the flows that leave with this batch (the others are carried to the next one
+                # and judged there: analyze_batch classifies only these)
+                nf = len(flows)
+                final = np.ones(nf, bool)
+                closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
+                if not last and nf:
+                    closed, idle = _closed_and_idle(flows)
+                    timeout = np.where(closed, CLOSE_DELAY_NS, idle)
+                    final = last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+                ends.update(final=final, closed=closed, idle=idle)
+                return final
+
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
-                              observed_until_ns=end if last else clock, carried=carried, copies=copies)
+                              observed_until_ns=end if last else clock, carried=carried, copies=copies,
+                              judge=leaving)
             self.duplicates += b.duplicates
             flows = b.flows
-            nf = len(flows)
-            final = np.ones(nf, bool)
-            closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)
-            if not last and nf:
-                closed, idle = _closed_and_idle(flows)
-                timeout = np.where(closed, CLOSE_DELAY_NS, idle)
-                final = b.last_ts < clock - timeout if clock is not None else np.zeros(nf, bool)
+            final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any():
                 out = flows[final]
                 yield out.reset_index(drop=True) if not final.all() else out
@@ -573,6 +584,32 @@ def _tune_malloc() -> None:
 
 
 _TUNED = False
+
+#: Python's cyclic garbage collector during a chunked analysis (gc.set_threshold): the youngest
+#: generation collected every this many allocations, then as the default for the older ones
+GC_THRESHOLD = (10000, 20, 100)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector's passes cheap (once per process).
+
+    The objects alive before the first batch (the modules and everything they made, pandas'
+    included: a few hundred thousand) are moved out of the collector's sight (``gc.freeze``:
+    they stay alive as they would anyway), and the youngest generation is collected every
+    :data:`GC_THRESHOLD` allocations instead of 700. Each full collection otherwise went over
+    all of them again: on the 1 M-packet benchmark ~0.3 s of ~5.5 s CPU (median of five
+    alternating runs each: 5.59 -> 5.26 s), the output the same. Cyclic garbage of the analysis
+    is still collected; the peak resident size does not change (237 MiB either way)."""
+    global _GC_TUNED
+    if _GC_TUNED:
+        return
+    _GC_TUNED = True
+    import gc
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+_GC_TUNED = False
 
 
 def _time_cut(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, repeated, resent, seq_extents
+from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, label_index, repeated, resent, seq_extents
 from .protocols import dns, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -958,6 +958,7 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
         extra = pd.DataFrame({k: pd.Series(v, dtype=v.dtype, index=flows.index) for k, v in cols.items()},
                              index=flows.index)
         out = pd.concat([flows, extra], axis=1)
+        out.columns = label_index(out.columns)
     else:
         out = flows.copy()
         for k, v in cols.items():
