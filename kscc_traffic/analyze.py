@@ -7,6 +7,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -101,6 +102,8 @@ class Batch:
     ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
     ``answers``: the DNS answers found in these packets. ``duplicates``: frames counted once.
     ``last_ts``: int64 array, one per flow: the time (epoch ns) of its last packet among these.
+    ``dup_of``: int64 array, one per packet row: for a duplicate the row of the packet it copies
+    (:attr:`kscc_traffic.flows.FlowTable.dup_of`), else -1 (None when there is no duplicate).
     """
 
     flows: pd.DataFrame
@@ -113,6 +116,7 @@ class Batch:
     #: classify's judge columns outside :data:`COLUMNS`), one row per row of ``flows``: what a
     #: caller that changes some counters and classifies again needs (the live session)
     internal: pd.DataFrame | None = None
+    dup_of: np.ndarray | None = None
 
 #: the counters a packet's ``weights`` row (``analyze_batch(weights=...)``) adds to its flow, on
 #: the side of the packet's direction: packets, payload bytes, IP bytes
@@ -122,7 +126,9 @@ WEIGHT_COUNTERS = (("orig_pkts", "resp_pkts"), ("orig_bytes", "resp_bytes"), ("o
 def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
                   known: np.ndarray | None = None, capture_end_ns: int | None = None,
-                  observed_until_ns: int | None = None) -> Batch:
+                  observed_until_ns: int | None = None, carried: np.ndarray | None = None,
+                  copies: np.ndarray | None = None,
+                  judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -144,11 +150,22 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         up to :data:`~kscc_traffic.classify.TLS_SILENCE_S`, is the flows' ``quiet_s`` (float
         seconds, not an output column), so a ClientHello or CONNECT the server acknowledged and
         never answered is ``blocked`` once the capture went on long enough. None: 0 (unknown).
+    :param carried: bool array (len(packets)): packets an earlier batch already found not to be
+        duplicates (:func:`kscc_traffic.flows.build_flows`), e.g. the packets
+        :mod:`kscc_traffic.chunked` carries; None: none.
+    :param copies: bool array (len(packets)): packets an earlier batch already counted as
+        duplicates, carried so that the next packets are compared with them: dropped again, not
+        counted again (:func:`kscc_traffic.flows.build_flows`); None: none.
+    :param judge: ``f(flows, last_ts) -> bool array`` (one per flow; ``last_ts`` as
+        :attr:`Batch.last_ts`), called once the flows are named: only the flows it marks are
+        classified, the others' :data:`~kscc_traffic.classify.CLASS_COLUMNS` are '' (a chunked
+        reading judges only the flows that leave with the batch). None: every flow.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
-    ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name)
+    ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name, carried=carried,
+                     copies=copies)
     if weights is not None:
         if ft.dup_of is not None:
             # a weighted packet dropped as a copy hands its weights to what it copies (in place,
@@ -176,7 +193,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # errors quoting a flow we never saw stay visible as ICMP flows of their own
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
-        extra = build_flows(packets, exclude=only, seed=name + "#icmp")
+        extra = build_flows(packets, exclude=only, seed=name + "#icmp", carried=carried)
         if weights is not None:
             _add_weights(extra, weights)
         base = len(flows)
@@ -204,14 +221,33 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
-    flows = classify(flows, rules, capture_end_ns)
+    flows = classify(flows, rules, capture_end_ns) if judge is None else \
+        _classify_some(flows, rules, capture_end_ns, np.asarray(judge(flows, last_ts), bool))
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
     keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
-    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal)
+    return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
+
+
+def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
+                   judged: np.ndarray) -> pd.DataFrame:
+    """``classify(flows)`` where ``judged`` (bool, one per row) is True, '' in the
+    :data:`~kscc_traffic.classify.CLASS_COLUMNS` of the other rows. A row's verdict depends on
+    that row alone, so the judged rows get what classifying the whole table gives them."""
+    if judged.all():
+        return classify(flows, rules, capture_end_ns)
+    at = np.flatnonzero(judged)
+    part = classify(flows.iloc[at].reset_index(drop=True), rules, capture_end_ns) if len(at) else None
+    out = flows.copy(deep=False)
+    for k in CLASS_COLUMNS:
+        col = np.full(len(flows), "", dtype=object)
+        if part is not None:
+            col[at] = part[k].to_numpy(dtype=object)
+        out[k] = pd.Series(col, dtype=object, index=out.index)
+    return out
 
 
 def _tcp_headers_cut(ft) -> np.ndarray:

@@ -80,6 +80,7 @@ from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
+from .unreachable import what_it_means
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
@@ -283,7 +284,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
-        return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}")
+        return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}{what_it_means(icmp_text)}")
     if proto == "tcp" and row.get("tcp_hdr_cut"):
         # no packet's flags, sequence numbers or length were captured: nothing shows whether the
         # connection was opened, answered or refused (Zeek skips such packets; not "partial":
@@ -358,6 +359,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to the ClientHello{inside} where TLS is documented{cut}")
+        head = row.get("server_head") or ""
+        if cproto == "tls" and sproto == "other" and head and not partial and not row.get("payload_cut") \
+                and not row.get("tls_established"):
+            # cleartext that is neither TLS nor HTTP: an SSH or SMTP banner, a filter's text
+            # refusal (another service on the port, a port forward to the wrong host)
+            return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
+                        f"documented: \"{head}\" (another service on the port, or a filter's refusal)")
         asked = row.get("sni") or ""
         if certs:
             if asked and not any(name_matches(asked, c) for c in certs):
@@ -392,7 +400,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
-                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
+                # (an ICMP error quoting the connection's data: a firewall filtering by content)
+                icmp_said = f"; its data was answered by ICMP {icmp_text}" if icmp_text else ""
+                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}{icmp_said}")
             answer = int(row.get("resp_bytes", 0))
             if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
                     and 0 < answer < SMALLEST_SEALED:
@@ -815,14 +825,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "unreassembled")
+                  "mtu_hint", "cert_issuer", "server_head", "unreassembled")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "unreassembled")
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "unreassembled")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -830,14 +840,14 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "unreassembled")
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "unreassembled")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "unreassembled")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -89,7 +89,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
-    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 destination-unreachable quoting this flow, e.g. 'port unreachable (3/3) from 203.0.113.1'"),
+    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'port unreachable (3/3) from 203.0.113.1': destination unreachable, time exceeded in transit, parameter problem (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
 }
 
@@ -197,6 +197,16 @@ def object_columns(n: int):
             values = repeated(values, n)
         return pd.Series(values, dtype=object)
     return text
+
+
+def label_index(names) -> pd.Index:
+    """Column labels as an ``object`` Index. pandas 3 makes text labels its Arrow-backed
+    ``str`` dtype, through which every column read and every column added goes: on a table of
+    a batch's size (4,000 rows, 56 columns) a read costs ~1.7 times and an added column ~5
+    times what they cost with ``object`` labels, and the pipeline reads and adds a few hundred
+    per batch. The same labels, only their Index's dtype differs (the output table's are built
+    anew by ``analyze._schema``)."""
+    return pd.Index(list(names), dtype=object)
 
 
 def _proto_names(proto: np.ndarray) -> np.ndarray:
@@ -480,7 +490,8 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 
 
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                exclude: np.ndarray | None = None, seed: str = "") -> FlowTable:
+                exclude: np.ndarray | None = None, seed: str = "",
+                carried: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -490,6 +501,15 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     :param exclude: boolean mask of packets to leave out of flows (e.g. ICMP errors that are
         attached to the flow they quote).
     :param seed: text mixed into the flow uids (the capture's name), so uids differ per capture.
+    :param carried: boolean mask of packets an earlier batch already found not to be copies (the
+        packets a chunked analysis carries from batch to batch, see :mod:`kscc_traffic.chunked`):
+        two of them next to each other in flow order are never a packet and its copy (the
+        packets that were between them may be gone); a packet is still compared with a carried
+        one before it, and a carried packet with a new one before it.
+    :param copies: boolean mask of packets already counted as duplicates (a chunked analysis
+        carries the last ones of a flow, so that the next packet is compared with them): dropped
+        as duplicates again (unless first of their 5-tuple here) but not counted in
+        ``FlowTable.duplicates``.
     :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
         time order of the first packet. An empty input gives an empty frame with the full schema.
     """
@@ -580,6 +600,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             s4 = c["l4_sum"][at]
             same &= (s4[1:] == s4[:-1]) | has_id
         same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        if carried is not None:
+            # two carried packets were compared in an earlier batch with what was between them
+            jd = carried[at]
+            same &= ~(jd[1:] & jd[:-1])
         # the few candidates left: their captured payloads must be equal too (distinct non-first
         # fragments of one datagram, or packets without a transport checksum, share every header)
         # (a row without a captured transport checksum — a non-first fragment, a cut header —
@@ -593,6 +617,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             if packets.payload(r1) != packets.payload(r0):
                 same[j] = False
         dup[1:] = same
+    forced = 0
+    if copies is not None and len(order):
+        known = copies[idx[order]] & ~key_start        # (counted by the batch they came in)
+        dup |= known
+        forced = int(np.count_nonzero(known))
     # a duplicate never starts or splits anything: drop it now (remembering what it copies:
     # the kept row before it in flow order)
     keep = ~dup
@@ -767,6 +796,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         "icmp_unreachable": text(""),
         "ts_ns": first_ts,
     })
+    flows.columns = label_index(flows.columns)
     # flows in time order of their first packet
     time_order = np.argsort(first_ts, kind="stable")
     rank = np.empty(nflows, np.int64)
@@ -776,7 +806,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[at] = rank[flow_of]
     pkt_from_orig[at] = from_orig
-    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()), dup_of, seq_bytes, byte_sums)
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced, dup_of, seq_bytes,
+                     byte_sums)
 
 
 # Zeek TCP endpoint states (TCP_Endpoint.h EndpointState), in Zeek's numbering

@@ -619,6 +619,49 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1]
 
 
+#: bytes of the responder's first data shown by :func:`_first_bytes_text`
+HEAD_BYTES = 40
+
+
+#: bytes that make text: printable ASCII, tab, CR, LF
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+
+
+def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> list[str]:
+    """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
+    responder's stream, as escaped text (:func:`dns.text_from_bytes`; a line end at their end
+    left out), when they are text (at least 90 % printable ASCII, tab, CR, LF: a banner, a
+    status line, a page) and the responder's earliest data segment starts its stream (the byte
+    after its SYN-ACK's sequence number); else ''."""
+    c = ft.packets.cols
+    want = np.zeros(len(ft.flows), bool)
+    want[flows] = True
+    mine = (ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & (c["sport"] >= 0)
+    rows = np.nonzero(mine & content_rows(c) & (c["pl_cap"] > 0))[0]
+    rows = rows[want[ft.pkt_flow[rows]]]
+    first: dict[int, int] = {}
+    for r in rows[np.lexsort((c["ts_ns"][rows], ft.pkt_flow[rows]))].tolist():
+        first.setdefault(int(ft.pkt_flow[r]), r)
+    synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)))[0]
+    start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
+    buf = ft.packets.buf
+    out = []
+    for f in flows.tolist():
+        r = first.get(int(f))
+        if r is None or start.get(int(f)) != int(c["seq"][r]) & 0xFFFFFFFF:
+            out.append("")
+            continue
+        o = int(c["pl_off"][r])
+        raw = bytes(buf[o:o + min(int(c["pl_cap"][r]), HEAD_BYTES)])
+        if len(raw.translate(None, _TEXT_BYTES)) * 10 > len(raw):
+            out.append("")
+            continue
+        cut = int(c["pl_cap"][r]) > HEAD_BYTES
+        text = dns.text_from_bytes(raw if cut else raw.rstrip(b"\r\n"))
+        out.append(text + ("…" if cut else ""))
+    return out
+
+
 def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
     """Per flow (object array (nflows,)): which direction's packets were all fragments of IP
     datagrams the capture never completed (packet column ``unreassembled``): 'orig', 'resp',
@@ -694,6 +737,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
+    # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
+    # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
+    # _first_bytes_text)
+    cols["server_head"] = repeated("", n)
     # (likewise: the direction whose every packet was a fragment of an IP datagram never
     # reassembled, 'orig', 'resp' or 'both'; '' where not: _unreassembled)
     cols["unreassembled"] = _unreassembled(ft, n)
@@ -746,6 +793,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
+    if len(odd):
+        cols["server_head"][odd] = _first_bytes_text(ft, odd)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
     hist = flows["history"].to_numpy(dtype=object)

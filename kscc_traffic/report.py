@@ -520,7 +520,8 @@ SHARED_PORTS_BELOW = 1024
 REASON_TEXT: dict[str, str] = {
     "no_answer": "the connection attempt met silence: a firewall drops it, or the server is unreachable",
     "rejected": "a TCP reset answered the connection attempt: a firewall rejects it, or nothing listens on the port",
-    "icmp_unreachable": "a router or firewall answered with ICMP destination unreachable",
+    "icmp_unreachable": "a router or firewall answered with an ICMP error: destination unreachable (a refusal, "
+                        "no route), time exceeded (a routing loop) or parameter problem (extension headers dropped)",
     "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
     "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
                        "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",

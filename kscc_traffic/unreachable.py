@@ -1,4 +1,6 @@
-"""ICMP / ICMPv6 destination-unreachable messages, attached to the flow they quote.
+"""ICMP / ICMPv6 errors that say a datagram did not arrive, attached to the flow they quote:
+destination unreachable, time exceeded in transit (a routing loop, a TTL too small) and
+parameter problem (a router that drops what it cannot parse, RFC 9098: IPv6 extension headers).
 
 An error message quotes the IP header and the first 8+ bytes of the datagram that caused it
 (RFC 792, RFC 1812 §4.3.2.3, RFC 4443 §3.1). We read the quoted 5-tuple and attach the error to
@@ -34,10 +36,13 @@ class IcmpError:
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
-    """ICMP type 3 / ICMPv6 type 1 messages whose quoted datagram could be read."""
+    """The ICMP errors that mean the quoted datagram was dropped on its way, whose quoted datagram
+    could be read: destination unreachable (ICMP 3, ICMPv6 1), time exceeded in transit (ICMP
+    11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4)."""
     c = packets.cols
-    cand = np.nonzero(((c["proto"] == ICMP) & (c["icmp_type"] == 3))
-                      | ((c["proto"] == ICMP6) & (c["icmp_type"] == 1)))[0]
+    t, k = c["icmp_type"], c["icmp_code"]
+    cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k == 0)) | (t == 12)))
+                      | ((c["proto"] == ICMP6) & ((t == 1) | ((t == 3) & (k == 0)) | (t == 4))))[0]
     if len(cand) == 0:
         return []
     senders = address_text(c["src_hi"][cand], c["src_lo"][cand], c["ipver"][cand] == 6)
@@ -54,9 +59,22 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     return out
 
 
+def what_it_means(text: str) -> str:
+    """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
+    for a detail: '' for destination unreachable."""
+    if "exceeded in transit" in text:
+        return ": a routing loop, or a hop limit too small for the path, not a firewall's refusal"
+    if "parameter problem" in text or "unrecognized Next Header" in text:
+        return (": a router drops what it cannot parse (IPv6 extension headers, RFC 9098; IP "
+                "options), not a firewall's refusal")
+    return ""
+
+
 def attach(flows: pd.DataFrame, errors: list[IcmpError],
            matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
-    """Fill ``icmp_unreachable`` of the flows the errors quote.
+    """Fill ``icmp_unreachable`` of the flows the errors quote: the flow with the quoted 5-tuple on
+    the error's VLAN stack, else on the only VLAN stack that has it (an error that came back on
+    another VLAN: a mirror tagging one direction only, a router between VLANs).
 
     :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
         appended for every error that matched a flow.
@@ -65,17 +83,27 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     if not errors or len(flows) == 0:
         return flows, list(errors)
     index: dict[tuple, list[int]] = {}
-    for f, key in enumerate(zip(flows["vlan"].tolist(), flows["proto"].tolist(), flows["orig_h"].tolist(),
+    any_vlan: dict[tuple, list[int]] = {}
+    vlans = flows["vlan"].tolist()
+    for f, key in enumerate(zip(vlans, flows["proto"].tolist(), flows["orig_h"].tolist(),
                                 flows["orig_p"].tolist(), flows["resp_h"].tolist(),
                                 flows["resp_p"].tolist())):
         v, pr, oh, op, rh, rp = key
         index.setdefault((v, pr, oh, op, rh, rp), []).append(f)
         index.setdefault((v, pr, rh, rp, oh, op), []).append(f)
+        any_vlan.setdefault((pr, oh, op, rh, rp), []).append(f)
+        any_vlan.setdefault((pr, rh, rp, oh, op), []).append(f)
     first_ts = flows["ts_ns"].to_numpy()
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
     unmatched = []
     for e in errors:
         cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
+        if not cands:
+            # the error on another VLAN stack than the flow (a mirror that tags one direction
+            # only, routing between VLANs): the flow when only one VLAN stack has that 5-tuple
+            other = any_vlan.get((e.proto, e.src, e.sport, e.dst, e.dport), [])
+            if len({vlans[f] for f in other}) == 1:
+                cands = other
         best = -1
         for f in cands:
             if int(first_ts[f]) <= e.ts_ns + SLACK_NS and (best < 0 or first_ts[f] >= first_ts[best]):

@@ -198,9 +198,10 @@ def test_undefined_interface_in_the_first_block_is_no_error_for_tshark(tmp_path)
 
 
 @needs_tshark
-def test_tshark_stopping_where_the_builtin_reader_stops_too_says_what_is_lost(tmp_path):
-    """F6: damage neither reader reads past (a block whose trailing length is wrong): no copy;
-    the tshark engine keeps the frames before it and its warning says the rest is not analysed."""
+def test_tshark_stopping_where_the_builtin_reader_reads_past_damage_reads_its_copy(tmp_path):
+    """F6: damage the built-in reader reads past (a block whose trailing length is wrong: the next
+    block is whole) and tshark does not: the tshark engine dissects the built-in reader's
+    records, so both engines analyse the 148 whole records."""
     recs = _baseline_frames()
     blocks = [_epb(0, t, d) for t, d in recs]
     bad = bytearray(blocks[50])
@@ -210,7 +211,27 @@ def test_tshark_stopping_where_the_builtin_reader_stops_too_says_what_is_lost(tm
     path.write_bytes(SHB + _idb() + b"".join(blocks))
     b = analyze_file(path, RULES, "builtin")
     t = analyze_file(path, RULES, "tshark")
+    assert b.stats[str(path)].records == t.stats[str(path)].records == len(recs) - 1
+    assert "reading resumed at offset" in b.warnings[0] and t.warnings[0] == b.warnings[0]
+    assert t.warnings[1].startswith(f"{path.name}: tshark stopped reading after 50 frames: ")
+    assert "a copy of the 148 records the built-in reader reads" in t.warnings[1]
+    assert sorted(t.flows.history) == sorted(b.flows.history)
+
+
+def test_tshark_stopping_where_the_builtin_reader_stops_too_says_what_is_lost(tmp_path):
+    """F6: damage neither reader reads past (nothing whole after it): no copy; the tshark engine
+    keeps the frames before it and its warning says the rest is not analysed."""
+    recs = _baseline_frames()
+    blocks = [_epb(0, t, d) for t, d in recs[:51]]
+    bad = bytearray(blocks[50])
+    bad[-4:] = struct.pack("<I", len(bad) + 4)           # trailing length != block length
+    blocks[50] = bytes(bad)
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(SHB + _idb() + b"".join(blocks) + b"\xee" * 300)
+    b = analyze_file(path, RULES, "builtin")
+    t = analyze_file(path, RULES, "tshark")
     assert b.stats[str(path)].records == t.stats[str(path)].records == 50
+    assert "reading stopped there" in b.warnings[0]
     assert len(t.warnings) == 1
     w = t.warnings[0]
     assert w.startswith(f"{path.name}: tshark stopped reading after 50 frames: ")

@@ -62,3 +62,106 @@ def test_icmp_errors_quoting_no_captured_flow_have_default_columns(tmp_path):
     assert (icmp.payload_cut, icmp.tls_established, icmp.name_source, icmp.server_name, icmp.sni) == \
         (False, False, "", "", "")
     assert f.payload_cut.dtype == bool and f.tls_established.dtype == bool
+
+
+def _hello_answered(tmp_path, answer: bytes, port=23101):
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50003), ("203.0.113.10", port), t0=T0, c_data=client_hello("eu1.ksc.kaspersky.com"),
+                       s_data=answer)
+    return _flows(tmp_path, recs).flows.iloc[0]
+
+
+def test_a_client_hello_answered_in_cleartext_that_is_not_http_is_not_tls(tmp_path):
+    """F4: a text refusal, an SMTP or SSH line in answer to the ClientHello is another service
+    (or a filter) on the port: not_tls, quoting what it said; it was tls_failed "connection
+    closed", whose advice blames TLS inspection."""
+    for answer, shown in [(b"Access denied by policy\r\n", "Access denied by policy"),
+                          (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "SSH-2.0-OpenSSH_9.2p1 Debian-2"),
+                          (b"\x1b[31mdenied" + b"x" * 60, "\\x1b[31mdenied" + "x" * 29 + "…")]:
+        r = _hello_answered(tmp_path, answer)
+        assert (r.client_proto, r.server_proto) == ("tls", "other")
+        assert (r.verdict, r.reason) == ("unexpected", "not_tls")
+        assert r.detail == (f'the server sent cleartext that is not TLS where TLS is documented: "{shown}" '
+                            "(another service on the port, or a filter's refusal)")
+
+
+def test_an_alert_record_with_two_alerts_names_the_fatal_one(tmp_path):
+    """F5: one alert record holding a warning (unrecognized_name) and a fatal handshake_failure."""
+    r = _hello_answered(tmp_path, b"\x15\x03\x03\x00\x04\x01\x70\x02\x28")
+    assert r.tls_alert == "server: handshake_failure (40)"
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    r = _hello_answered(tmp_path, b"\x15\x03\x03\x00\x04\x01\x70\x01\x00")      # two warnings: the first
+    assert r.tls_alert == "server: unrecognized_name (112)"
+
+
+def test_an_icmp_error_on_the_other_vlan_of_a_one_way_tagged_mirror_is_attached(tmp_path):
+    """F7: the SYNs untagged, the firewall's ICMP admin-prohibited quoting them on VLAN 20 (a SPAN
+    tagging one direction only): the flow is blocked by that ICMP error, named, as untagged."""
+    from scapy.layers.l2 import Dot1Q, Ether
+    syn = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50100, dport=23101, flags="S", seq=7)
+    err = IP(src="192.0.2.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(syn)
+    recs = []
+    for i in range(3):
+        recs.append((T0 + i, Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01") / syn))
+        recs.append((T0 + i + 0.003, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:10") / Dot1Q(vlan=20) / err))
+    f = _flows(tmp_path, recs).flows
+    assert list(f.proto) == ["tcp"]
+    r = f.iloc[0]
+    assert (r.verdict, r.reason, r.icmp_unreachable) == \
+        ("blocked", "icmp_unreachable", "administratively prohibited (3/13) from 192.0.2.1")
+
+
+def test_time_exceeded_and_parameter_problem_name_what_came_back(tmp_path):
+    """F12: every SYN answered by ICMPv6 hop limit exceeded (a routing loop) or parameter problem
+    (a router dropping extension headers): blocked, and the detail says it is not a firewall."""
+    from scapy.layers.inet6 import ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6
+    from scapy.layers.l2 import Ether
+    c6, s6, r6 = "2001:db8:1::10", "2001:db8:2::10", "2001:db8:1::1"
+    for i, (err, text, means) in enumerate([
+            (ICMPv6TimeExceeded(code=0), "hop limit exceeded in transit (3/0)", "a routing loop"),
+            (ICMPv6ParamProblem(code=1, ptr=40), "parameter problem (4/1)", "a router drops what it cannot parse")]):
+        syn = IPv6(src=c6, dst=s6) / TCP(sport=50200 + i, dport=23101, flags="S", seq=7)
+        recs = []
+        for k in range(3):
+            recs.append((T0 + k, Ether() / syn))
+            recs.append((T0 + k + 0.003, Ether() / IPv6(src=r6, dst=c6) / err / bytes(syn)))
+        f = _flows(tmp_path, recs, f"e{i}.pcap").flows
+        r = f[f.proto == "tcp"].iloc[0]
+        assert (r.verdict, r.reason, r.icmp_unreachable) == ("blocked", "icmp_unreachable", f"{text} from {r6}")
+        assert r.detail.startswith(f"answered by ICMP {text} from {r6}: {means}") and "not a firewall" in r.detail
+        assert list(f.proto) == ["tcp"]          # (the errors are the flow's, not flows of their own)
+
+
+def test_a_client_hello_refused_by_icmp_says_so_in_the_detail(tmp_path):
+    """F12 (related): an application firewall lets the handshake through and answers the
+    ClientHello with ICMP admin-prohibited; the client resets: the detail names the ICMP error."""
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50004), ("203.0.113.10", 23101), t0=T0, close=False)
+    hello = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50004, dport=23101, flags="PA", seq=1001, ack=5001) \
+        / client_hello("eu1.ksc.kaspersky.com")
+    recs.append((T0 + 0.05, eth(hello)))
+    recs.append((T0 + 0.053, eth(IP(src="192.0.2.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(hello)[:60])))
+    recs.append((T0 + 0.2, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50004, dport=23101, flags="R",
+                                                                       seq=1001 + len(hello[TCP].payload)))))
+    r = _flows(tmp_path, recs).flows.iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 192.0.2.1")
+
+
+def test_ppp_with_direction_and_a_raw_link_type_written_wrong_are_read(tmp_path):
+    """F11: LINKTYPE_PPP_WITH_DIR (204: a direction byte, then PPP) is read like PPP; a raw-IP
+    capture whose link type says IPv4 (228) but holds IPv6 packets (or 229 holding IPv4) is read
+    by the version nibble, as Wireshark does."""
+    from scapy.layers.inet6 import IPv6
+    recs = tcp_session((AGENT, 50005), ("203.0.113.10", 23101), t0=T0)
+    ppp = [(t, b"\x01" + b"\xff\x03\x00\x21" + bytes(p[IP])) for t, p in recs]
+    p = tmp_path / "ppp.pcap"
+    p.write_bytes(pcap_bytes(ppp, linktype=204))
+    f = analyze_file(p, RULES).flows
+    assert list(zip(f.conn_state, f.verdict)) == [("SF", "ok")]
+    v6 = tcp_session(("2001:db8:1::10", 50006), ("2001:db8:2::10", 23101), t0=T0)
+    for lt, raw in ((228, [(t, bytes(q[IPv6])) for t, q in v6]), (229, [(t, bytes(q[IP])) for t, q in recs])):
+        p = tmp_path / f"raw{lt}.pcap"
+        p.write_bytes(pcap_bytes(raw, linktype=lt))
+        f = analyze_file(p, RULES).flows
+        assert list(zip(f.conn_state, f.verdict)) == [("SF", "ok")], lt

@@ -125,9 +125,11 @@ def test_raw_ipv6_link_types(lt):
     assert (r["ipver"], r["ip_id"], r["ip_len"], r["payload_len"]) == (6, -1, 49, 1)
 
 
-def test_raw_228_rejects_ipv6_as_malformed():
-    p = dec(frames((228, V6 / SEG)))
-    assert len(p) == 0 and p.stats.malformed == 1
+def test_raw_228_reads_ipv6_by_its_version_nibble():
+    """(as Wireshark's IP dissector: a tool that wrote the IPv4-only raw type for IPv6 packets)"""
+    p = dec(frames((228, V6 / SEG), (229, V4 / SEG), (228, b"\x70" + bytes(19))))
+    assert len(p) == 2 and p.stats.malformed == 1
+    assert sorted(p.cols["ipver"].tolist()) == [4, 6]
 
 
 def test_linux_sll_broadcast_packet_type():

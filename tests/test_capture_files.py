@@ -527,14 +527,21 @@ def test_pcapng_bad_block_length_stops(blen: int, why: str) -> None:
     assert len(fr.stats.warnings) == 1 and why in fr.stats.warnings[0]
 
 
-def test_pcapng_trailing_length_mismatch_stops() -> None:
+def test_pcapng_trailing_length_mismatch_is_read_past() -> None:
     o = "<"
     head = shb(o) + idb(o, 1)
     bad = bytearray(epb(o, 0, 1, b"x" * 8))
     bad[-4:] = struct.pack("<I", 999)                # trailing length != block length
-    fr = read_frames(head + bytes(bad) + epb(o, 0, 2, b"after"))
-    assert len(fr) == 0 and fr.stats.damage_offset == len(head)
+    after = epb(o, 0, 2, b"after")
+    fr = read_frames(head + bytes(bad) + after)
+    assert len(fr) == 1 and fr.data(0) == b"after" and fr.stats.damage_offset is None
+    assert fr.stats.skipped_bytes == len(bad) and fr.stats.bytes_read == len(head) + len(after)
     assert "trailing length 999" in fr.stats.warnings[0]
+    assert f"{len(bad)} bytes skipped, reading resumed at offset {len(head) + len(bad)}" in fr.stats.warnings[0]
+    # nothing whole after it: reading stops there, as before
+    fr = read_frames(head + bytes(bad) + b"\0" * 40)
+    assert len(fr) == 0 and fr.stats.damage_offset == len(head)
+    assert "reading stopped there" in fr.stats.warnings[0]
 
 
 # ---------------------------------------------------------------------------------------------

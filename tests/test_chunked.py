@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scapy.layers.inet import IP, TCP, UDP, fragment
@@ -114,3 +115,30 @@ def test_fragments_straddling_chunks_are_reassembled(tmp_path):
     assert len(whole) == 40
     assert (whole["orig_bytes"] == 3000).all()
     assert not any("could not be reassembled" in w for w in c.stats.warnings)
+
+
+def test_analyze_batch_judges_only_the_flows_asked():
+    # (chunked: flows still open are carried and judged with the next batch)
+    from kscc_traffic.analyze import analyze_batch
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.classify import CLASS_COLUMNS
+    pk = decode(read_frames(ROOT / "samples" / "captures" / "blocked_agent.pcap"))
+    every = analyze_batch(pk, RULES, "b").flows
+    assert len(every) > 4 and set(every["verdict"]) >= {"ok", "blocked"}
+    seen = []
+
+    def judge(flows, last_ts):
+        seen.append((len(flows), len(last_ts)))
+        return (flows["resp_p"].to_numpy() == 443) | (np.arange(len(flows)) == 0)
+
+    b = analyze_batch(pk, RULES, "b", judge=judge)
+    assert seen == [(len(every), len(every))]
+    asked = (every["resp_p"].to_numpy() == 443) | (np.arange(len(every)) == 0)
+    assert 0 < asked.sum() < len(every)
+    pd.testing.assert_frame_equal(b.flows[asked], every[asked])
+    others = b.flows[~asked]
+    for k in CLASS_COLUMNS:
+        assert (others[k] == "").all(), k
+    rest = [c for c in every.columns if c not in CLASS_COLUMNS]
+    pd.testing.assert_frame_equal(b.flows[rest], every[rest])

@@ -193,13 +193,10 @@ def test_reordered_first_packet_of_a_carried_flow_keeps_its_counters(tmp_path):
         assert (c["uid"], c["orig_pkts"], c["orig_bytes"], c["dns_name"]) == (w["uid"], 41, 4100, "bulk.example")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "duplicates chain in the whole file (each frame compared with the previous one of its flow, "
-    "50 ms window with an IP id), but a batch carries only the flow's non-duplicate packets, so "
-    "the chain breaks at every chunk boundary: 30 byte-identical UDP frames (IP id 4242) 40 ms "
-    "apart; whole: orig_pkts 1, duration 0, 29 duplicates; chunk 2048: orig_pkts 3, duration 0.84, "
-    "27 duplicates"))
 def test_chain_of_identical_frames_across_chunks(tmp_path):
+    # (was: a batch carried only the flow's non-duplicate packets, so the chain broke at every
+    # chunk boundary, chunk 2048: orig_pkts 3, duration 0.84, 27 duplicates; now the copies at an
+    # open flow's last timestamp are carried too)
     recs = _filler(T - 10, 100, 0.1)
     same = eth(IP(src="198.18.0.9", dst="203.0.113.80", id=4242) / UDP(sport=5001, dport=7001) / Raw(b"k" * 100))
     recs += [(T + 0.04 * i, same) for i in range(30)]
@@ -210,6 +207,7 @@ def test_chain_of_identical_frames_across_chunks(tmp_path):
     assert (_row(whole, resp_p=7001)["orig_pkts"], a.duplicates) == (1, 29)
     parts, run = _chunked(p, 2048)
     assert (_row(parts, resp_p=7001)["orig_pkts"], run.duplicates) == (1, 29)
+    _assert_same(p, (700, 2048, 3001))
 
 
 # ---------------------------------------------------------------------------------------------

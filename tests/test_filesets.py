@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, UDP
 
 from conftest import ROOT
 from pcapbuild import eth, pcap_bytes, tcp_session

@@ -42,6 +42,8 @@ def test_full_session_is_sf_with_zeek_history():
     assert r.orig_ip_bytes == 4 * 40 + 45
     assert r.duration == pytest.approx(0.07)
     assert not r.partial
+    # (plain object labels: flows.label_index)
+    assert f.columns.dtype == object and f.columns[0] == "ts"
 
 
 def test_retransmitted_syns_are_one_s0_flow():

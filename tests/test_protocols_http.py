@@ -80,3 +80,15 @@ def test_random_bytes_never_raise(data):
         r = parse_request(d)
         assert r is None or isinstance(r.method, str)
         looks_like_http_response(d)
+
+
+def test_userinfo_is_kept_where_it_cannot_be_userinfo():
+    """Break-it 15 F11: a Host header or a CONNECT target cannot carry userinfo (RFC 9110 §7.2,
+    §9.3.6): the text is kept as sent (and is no host name), as Wireshark shows it; only an
+    absolute-form URI's userinfo is dropped."""
+    r = parse_request(b"GET /x HTTP/1.1\r\nHost: evil.example@crl3.digicert.com\r\n\r\n")
+    assert (r.host, r.port) == ("evil.example@crl3.digicert.com", None)
+    r = parse_request(b"CONNECT evil.example@eu1.ksc.kaspersky.com:23101 HTTP/1.1\r\n\r\n")
+    assert (r.host, r.port) == ("evil.example@eu1.ksc.kaspersky.com", 23101)
+    r = parse_request(b"GET http://u@crl3.digicert.com/x HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n")
+    assert (r.host, r.port) == ("crl3.digicert.com", None)

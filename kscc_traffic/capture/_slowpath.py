@@ -99,7 +99,7 @@ _qq = struct.Struct("!QQ").unpack_from
 
 
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
-LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 228, 229, 276))
+LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
 #: NFLOG attribute carrying the packet (NFULA_PAYLOAD)
 NFULA_PAYLOAD = 9
 
@@ -316,12 +316,10 @@ class SlowDecoder:
                 return MALFORMED
             ctx.bcast = d[pos + 10] == 1
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
-        if lt in (101, 12, 14):
+        if lt in (101, 12, 14, 228, 229):
+            # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IP dissector
+            # does: a tool that wrote the wrong raw type loses nothing)
             return self._ip(d, pos, end, 0, ctx, 0, 0)
-        if lt == 228:
-            return self._ip(d, pos, end, 0, ctx, 4, 0)
-        if lt == 229:
-            return self._ip(d, pos, end, 0, ctx, 6, 0)
         if lt in (0, 108):                              # NULL (host order), LOOP (network order)
             if end - pos < 4:
                 return MALFORMED
@@ -358,6 +356,10 @@ class SlowDecoder:
             return self._dot11(d, pos + hlen, end, ctx, False)
         if lt == 9:
             return self._ppp(d, pos, end, 0, ctx, 0)
+        if lt == 204:                                   # PPP_WITH_DIR: a direction byte, then PPP
+            if end - pos < 2:
+                return MALFORMED
+            return self._ppp(d, pos + 1, end, 0, ctx, 0)
         if lt == 50:                                    # PPP in HDLC framing, or Cisco HDLC
             if end - pos >= 4 and d[pos] in (0x0F, 0x8F) and d[pos + 1] == 0:
                 return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
@@ -923,10 +925,13 @@ class SlowDecoder:
                     if r is not None:
                         return r
                 if sport == L2TP_PORT or dport == L2TP_PORT:
-                    # (only an IP packet inside makes it L2TP: a client port of 1701, behind a
-                    # NAT or in an old dynamic range, is ordinary UDP whatever its first bytes)
+                    # (between two 1701 ports, a tunnel's control and PPP link messages are not
+                    # IP; with one only, only an IP packet inside makes it L2TP: a client port of
+                    # 1701, behind a NAT or in an old dynamic range, is ordinary UDP whatever its
+                    # first bytes)
                     r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if type(r) is tuple or (type(r) is int and r == PENDING):
+                    if type(r) is tuple or (type(r) is int and r == PENDING) or \
+                            (r is not None and sport == dport):
                         return r
                 if sport == TEREDO_PORT or dport == TEREDO_PORT:
                     r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,

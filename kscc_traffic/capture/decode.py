@@ -111,7 +111,7 @@ __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES"]
 LINKTYPE_NAMES: dict[int, str] = {
     0: "NULL", 1: "ETHERNET", 9: "PPP", 12: "RAW (BSD)", 14: "RAW (OpenBSD)", 50: "PPP_HDLC",
     101: "RAW", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP",
-    228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+    228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2", 204: "PPP_WITH_DIR",
     100: "ATM_RFC1483", 104: "C_HDLC", 109: "ENC", 117: "PFLOG", 192: "PPI", 226: "IPNET",
     239: "NFLOG", 258: "PKTAP", 119: "IEEE802_11_PRISM", 163: "IEEE802_11_AVS",
 }
@@ -476,8 +476,9 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
         good = (h1 == 0) & (h2 == 0) & ((h0 == 0) | (h3 == 0)) & (c >= 4)
         kind = np.where(good, _FAM[h0 | h3], 0).astype(np.int8)
         return kind, np.full(m, 4, np.int64), zeros_i, zeros_b, zeros_b
-    v = {228: 4, 229: 6}.get(ltv, 9)
-    return np.full(m, v, np.int8), zeros_i, zeros_i, zeros_b, zeros_b
+    # raw IP (101, 12, 14, and 228/229 too: a tool that wrote the wrong one loses nothing): the
+    # version nibble decides
+    return np.full(m, 9, np.int8), zeros_i, zeros_i, zeros_b, zeros_b
 
 
 def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:

@@ -25,8 +25,11 @@ Both run the same record walk, so they return identical records. Formats read:
 Tolerance policy. A file that is not a capture raises :class:`UnsupportedFormat`; a file that
 ends inside its header raises :class:`TruncatedCapture`; a damaged file header raises
 :class:`CorruptCapture`. Damage *after* the header never raises: the reader keeps every record
-before the damage, stops there, sets ``stats.damage_offset`` and ``stats.skipped_bytes`` /
-``stats.skipped_records`` and adds one warning line. A pcapng packet block that is well framed
+before the damage and reads on where whole records start again (:mod:`.resync`: a run of
+plausible records or blocks, as ``pcapfix`` finds them), counting the bytes skipped in
+``stats.skipped_bytes`` / ``stats.skipped_records`` with one warning line; when none starts
+again it stops there and sets ``stats.damage_offset`` too. pcap record headers that are all
+zeros (a zero-filled region) are not records: they are counted in one warning line. A pcapng packet block that is well framed
 (length and trailing length agree) but unusable (unknown interface, captured length beyond the
 block) is skipped and counted in ``stats.malformed``; reading goes on after it. Oddities that do
 not stop reading (record longer than the snaplen, ``ts_usec`` ≥ 10^6, original length shorter
@@ -51,6 +54,7 @@ import numpy as np
 from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import DecompressingReader, open_decompressing
+from .resync import find_pcap_record, find_pcapng_block
 from .frames import Frames
 from .stats import ReadStats
 
@@ -969,6 +973,38 @@ def _pcap_header_at(parser, data: bytes, start: int, w: _Walk) -> int | None:
     return None
 
 
+def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: int | None):
+    """Where whole records start again in ``data`` from ``start`` after damage (see
+    :mod:`.resync`): ``(offset, None)``, ``(keep_from, MORE)`` or ``(None, None)``."""
+    if isinstance(parser, _PcapParser):
+        return find_pcap_record(data, start, big=parser.order == ">", hdr_len=parser.hdr_len,
+                                ns=parser.mult == 1, bound=parser.bound,
+                                last_sec=None if last_ns is None else last_ns // 10**9, at_eof=at_eof)
+    return find_pcapng_block(data, start, base, big=parser.order == ">", bound=MAX_BLOCK_BYTES,
+                             interfaces=parser.sec_n, at_eof=at_eof)
+
+
+def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
+    """Damage read past: the bytes skipped and one warning line."""
+    k = resumed - st.offset
+    stats.skipped_bytes += k
+    stats.skipped_records += st.records
+    stats.warn(f"{name}: {st.what}; {k} byte{'s' if k != 1 else ''} skipped, reading resumed at offset "
+               f"{resumed} where whole records start again")
+
+
+def _drop_zero_headers(w: _Walk) -> int:
+    """Remove from ``w`` the pcap records whose header is all zeros (time 0, no byte captured
+    or on the wire: a zero-filled region from a crash or a sparse copy, read as records);
+    returns how many."""
+    c = w.cols
+    z = (c["caplen"] == 0) & (c["wirelen"] == 0) & (c["ts_ns"] == 0)
+    k = int(np.count_nonzero(z))
+    if k:
+        w.cols = {key: v[~z] for key, v in c.items()}
+    return k
+
+
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
          chunk_bytes: int) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames."""
@@ -982,10 +1018,45 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     pos = parser.start
     yielded = False
     pending = None                 # records before a second pcap header, in this buffer
+    seeking: _Stop | None = None   # damage: looking for where whole records start again
+    zeros = 0                      # all-zero pcap record headers dropped
+    last_ns = None                 # time the records after damage are compared with
+    recent = np.zeros(0, np.int64)  # the times of the last records read
     while True:
+        if seeking is not None:
+            hit, more = _seek_records(parser, data, pos, at_eof, base, last_ns)
+            if hit is not None and more is None:
+                _note_resync(stats, seeking, base + hit, name)
+                seeking, pos = None, hit
+            elif more is not None and not at_eof:
+                # not decided in these bytes: hand out what was read, then read on from ``hit``
+                if pending is not None and len(pending["ts_ns"]):
+                    out = _frames_from(data, _Walk(pos, cols=pending), stats)
+                    yielded = True
+                    yield out
+                pending = None
+                base += hit
+                stats.bytes_read = base - stats.skipped_bytes
+                data = bytes(memoryview(data)[hit:]) + reader.read(max(chunk_bytes, 1 << 16))
+                at_eof = reader.eof()
+                pos = 0
+                continue
+            else:   # no whole record after the damage: reading stops there, as before
+                w = _Walk(len(data), stop=seeking, cols=_empty_cols())
+                seeking = None
+                if pending is not None:
+                    w.cols, pending = pending, None     # (counted when walked)
+                n = len(w.cols["ts_ns"])
+                if zeros:
+                    stats.warn(_zero_note(name, zeros, parser.hdr_len))
+                _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain())
+                yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
+                return
         malformed_before = parser.malformed
         notes_before = dict(parser.notes)
         w = parser.walk(data, pos, at_eof, base)
+        if isinstance(parser, _PcapParser) and len(w.cols["ts_ns"]):
+            zeros += _drop_zero_headers(w)
         q = _pcap_header_at(parser, data, pos, w)
         if q is not None:
             # a second pcap file header where a record should start: files joined with cat
@@ -1015,9 +1086,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 continue
         stats.malformed += parser.malformed - malformed_before
         _count_walk(stats, w)
+        if len(w.cols["ts_ns"]):
+            # (the median of the last records read, so that a few garbage records read just
+            # before the damage do not set it; whatever the chunks)
+            recent = np.concatenate([recent, w.cols["ts_ns"][-255:]])[-255:]
+            last_ns = int(np.median(recent))
         if pending is not None:
             w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
             pending = None
+        if w.stop is not None and not w.stop.cut:
+            # damage: read on where whole records start again (the records before it wait)
+            seeking, pending, pos = w.stop, w.cols, w.stop.offset - base + 1
+            continue
         n = len(w.cols["ts_ns"])
         if w.stop is None and not at_eof:
             tail = data[w.pos:]
@@ -1025,7 +1105,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             del data    # while the chunk is out, only its Frames hold it (freed when they go)
             if out:
                 yielded = True
-                stats.bytes_read = base + w.pos
+                stats.bytes_read = base + w.pos - stats.skipped_bytes
                 yield out.pop()
             base += w.pos
             want = max(chunk_bytes, w.need) - len(tail)
@@ -1034,22 +1114,35 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             pos = 0
             continue
         # last chunk: complete the stats before handing it out
+        if zeros:
+            stats.warn(_zero_note(name, zeros, parser.hdr_len))
         if w.stop is not None:
             _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain())
         else:
-            stats.bytes_read = base + w.pos
-        if reader.problem:
-            stats.warn(f"{name}: {reader.problem}; capture data ends at offset "
-                       f"{base + len(data)}")
-        for line in parser.summary():
-            stats.warn(f"{name}: {line}")
-        stats.warn_cut(name)
-        stats.end_ns = getattr(parser, "end_ns", None)
-        if n or not yielded:
-            last = _frames_from(data, w, stats)
-            last.last = True
-            yield last
+            stats.bytes_read = base + w.pos - stats.skipped_bytes
+        yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
         return
+
+
+def _zero_note(name: str, k: int, hdr_len: int) -> str:
+    return (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
+            "zero-filled region, from a crash or a sparse copy?) skipped")
+
+
+def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int, yielded: bool,
+            base: int) -> Iterator[Frames]:
+    """The last chunk of :func:`_run`, its stats completed first."""
+    if reader.problem:
+        stats.warn(f"{name}: {reader.problem}; capture data ends at offset "
+                   f"{base + len(data)}")
+    for line in parser.summary():
+        stats.warn(f"{name}: {line}")
+    stats.warn_cut(name)
+    stats.end_ns = getattr(parser, "end_ns", None)
+    if n or not yielded:
+        last = _frames_from(data, w, stats)
+        last.last = True
+        yield last
 
 
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
@@ -1066,8 +1159,8 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) 
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
     stats.damage_offset = st.offset
-    stats.bytes_read = st.offset
-    stats.skipped_bytes = total - st.offset
+    stats.bytes_read = st.offset - stats.skipped_bytes   # (less what damage read past skipped)
+    stats.skipped_bytes += total - st.offset
     stats.skipped_records += st.records
     lost = f"{st.records} record{'s' if st.records != 1 else ''}"
     if st.cut:

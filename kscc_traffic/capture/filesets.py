@@ -199,8 +199,10 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
         # (a set's later files are in its unit; the unit sits where its first file was given)
     # a set's first file (by time) may have been given after another of its files: put the unit
     # where the earliest of its files was given
-    placed = {id(u): min(paths.index(q) for q in u.paths) for u in units if isinstance(u, FileSet)}
-    units.sort(key=lambda u: placed[id(u)] if isinstance(u, FileSet) else paths.index(u))
+    given: dict[Path, int] = {}
+    for i, p in enumerate(paths):
+        given.setdefault(p, i)
+    units.sort(key=lambda u: min(given[q] for q in u.paths) if isinstance(u, FileSet) else given[u])
     return units, warnings
 
 

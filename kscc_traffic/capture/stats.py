@@ -11,8 +11,11 @@ class ReadStats:
     """Counters for one capture file.
 
     All counts are numbers of records (frames) unless named ``*_bytes``; byte counts are bytes of
-    the file. ``damage_offset`` is the file offset (bytes) where reading stopped because of damage,
-    ``None`` when the file was read to its end. ``warnings`` holds one-line human-readable
+    the file: ``bytes_read`` those read as headers and records, ``skipped_bytes`` those skipped as
+    damage (a damaged region read past, where whole records start again, and everything after a
+    place where reading stopped); together the file's size once it is read. ``damage_offset``
+    is the file offset (bytes) where reading stopped because of damage, ``None`` when the file
+    was read to its end (damage read past included). ``warnings`` holds one-line human-readable
     messages, each naming what was skipped (records, bytes, offset). ``cut_frames``: records
     whose captured length is more than 4 bytes short of their length on the wire (cut by the
     snaplen; 4 bytes short is a frame check sequence left out), ``cut_caplen``: the longest

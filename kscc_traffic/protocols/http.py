@@ -73,11 +73,12 @@ class HttpRequest:
 
 
 def split_host_port(authority: str) -> tuple[str | None, int | None]:
-    """``host[:port]`` / ``[v6]:port`` / ``user@host`` -> ``(host, port)``; a bare IPv6 literal
-    without brackets is taken whole. Invalid ports give ``None``; an empty host gives None."""
+    """``host[:port]`` / ``[v6]:port`` -> ``(host, port)``; a bare IPv6 literal without brackets
+    is taken whole. Invalid ports give ``None``; an empty host gives None. Userinfo (``user@``)
+    is kept in the host: a Host header and a CONNECT target cannot carry it (RFC 9110 §7.2,
+    §9.3.6), so the text is shown as the packet has it (and is no host name); an absolute-form
+    URI's userinfo is dropped by its caller."""
     s = authority.strip()
-    if "@" in s:
-        s = s.rsplit("@", 1)[1]
     host: str | None
     port: int | None = None
     if s.startswith("["):
@@ -139,7 +140,9 @@ def _parse_request(buf: bytes) -> HttpRequest | None:
     if host_hdr is False:
         host_hdr = _headers(buf, m.end(), req)
     auth = _target_authority(req.target)
-    if auth is None and req.method == "CONNECT":
+    if auth is not None:
+        auth = auth.rsplit("@", 1)[-1]            # (an absolute URI's userinfo)
+    elif req.method == "CONNECT":
         auth = req.target
     if auth is not None:
         req.host, req.port = split_host_port(auth)

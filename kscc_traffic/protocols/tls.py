@@ -516,9 +516,8 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
         elif ct == CT_APP_DATA:
             out.server_app_data = True
         elif ct == CT_ALERT:
-            if out.server_alert is None and len(body) == 2 and body[0] in (1, 2) and (
-                    not out.server_ccs or out.version == TLS1_3):
-                out.server_alert = (body[0], body[1])
+            if out.server_alert is None and (not out.server_ccs or out.version == TLS1_3):
+                out.server_alert = alert_of(body)
         elif ct == CT_HANDSHAKE and (not out.server_ccs or out.version == TLS1_3):
             # TLS <= 1.2: handshake records after CCS are encrypted (Finished). TLS 1.3: every
             # encrypted record is type 23, and a compatibility-mode CCS may sit between a
@@ -578,9 +577,25 @@ def _summarize_client(data: bytes, out: TlsSummary) -> None:
             first_app = False
             out.client_app_data = True
         elif ct == CT_ALERT:
-            if out.client_alert is None and len(body) == 2 and body[0] in (1, 2) and (
-                    not out.client_ccs or out.version == TLS1_3):
-                out.client_alert = (body[0], body[1])
+            if out.client_alert is None and (not out.client_ccs or out.version == TLS1_3):
+                out.client_alert = alert_of(body)
+
+
+#: cleartext alerts one alert record may hold (RFC 8446 §5.1 lets a record carry several)
+MAX_ALERTS = 8
+
+
+def alert_of(body: bytes) -> tuple[int, int] | None:
+    """The (level, description) an alert record's body stands for: its first fatal alert (level
+    2), else its first; None unless it is 1 to :data:`MAX_ALERTS` whole alerts of level 1 or 2
+    (an encrypted record is not: its bytes are no such pairs)."""
+    n = len(body)
+    if not n or n % 2 or n > 2 * MAX_ALERTS:
+        return None
+    pairs = [(body[i], body[i + 1]) for i in range(0, n, 2)]
+    if any(level not in (1, 2) for level, _ in pairs):
+        return None
+    return next((p for p in pairs if p[0] == 2), pairs[0])
 
 
 # --------------------------------------------------------------------------- certificates

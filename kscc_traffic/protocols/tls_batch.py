@@ -321,16 +321,25 @@ def _walk(buf: np.ndarray, start: np.ndarray, end: np.ndarray,
 
 def _alerts(buf: np.ndarray, rows: np.ndarray, ct: np.ndarray, body: np.ndarray, blen: np.ndarray,
             alert: np.ndarray, ccs: np.ndarray, is13: np.ndarray) -> None:
-    """First cleartext alert: a type-21 record of exactly 2 bytes (as present), level 1 or 2,
-    before this side's CCS or with the version (so far) TLS 1.3. ``is13`` is per yielded row."""
-    a = np.nonzero((ct == tls.CT_ALERT) & (blen == 2))[0]
+    """First cleartext alert: a type-21 record of 1 to ``tls.MAX_ALERTS`` whole alerts (as
+    present), each of level 1 or 2, before this side's CCS or with the version (so far) TLS 1.3;
+    the record's first fatal alert, else its first (:func:`tls.alert_of`). ``is13`` is per
+    yielded row."""
+    a = np.nonzero((ct == tls.CT_ALERT) & (blen >= 2) & (blen % 2 == 0) & (blen <= 2 * tls.MAX_ALERTS))[0]
     if not len(a):
         return
-    r, p = rows[a], body[a]
-    lvl = _u8(buf, p)
-    ok = (alert[r, 0] < 0) & ((lvl == 1) | (lvl == 2)) & (~ccs[r] | is13[a])
-    alert[r[ok], 0] = lvl[ok]
-    alert[r[ok], 1] = buf[p[ok] + 1]
+    r, p, k = rows[a], body[a], blen[a] // 2
+    ok = (alert[r, 0] < 0) & (~ccs[r] | is13[a])
+    pick = np.full(len(a), -1, np.int64)            # the pair chosen: first fatal, else the first
+    for i in range(tls.MAX_ALERTS):
+        has = i < k
+        lvl = np.where(has, _u8(buf, np.where(has, p + 2 * i, p)), 1)
+        ok &= (lvl == 1) | (lvl == 2)
+        pick = np.where((pick < 0) & has & (lvl == 2), i, pick)
+    pick = np.where(pick < 0, 0, pick)
+    q = p + 2 * pick
+    alert[r[ok], 0] = _u8(buf, q[ok])
+    alert[r[ok], 1] = buf[q[ok] + 1]
 
 
 def _vectorised(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, cend: np.ndarray,
