@@ -14,6 +14,7 @@ import pandas as pd
 from .capture.compressed import CODEC_MAGICS
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
+from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
@@ -537,7 +538,7 @@ class _WholeFile:
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
         from .chunked import STEP_BACK_NS
         c = self.packets.cols
-        short = int(np.count_nonzero(c["pl_cap"] < c["payload_len"])) if len(self.packets) else 0
+        short = short_payloads(c)
         # (the IP packets' times in file order: the steps back of the clock, as the built-in reader
         # counts them over its records)
         t = c["ts_ns"][np.argsort(c["frame"], kind="stable")] if len(self.packets) else c["ts_ns"]

@@ -35,7 +35,7 @@ from .analyze import analyze_batch, capture_end
 from .capture.decode import DecodeCounters, decode
 from .capture.filesets import iter_capture
 from .capture.frames import Frames
-from .capture.packets import Packets
+from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, \
     content_rows
@@ -187,7 +187,7 @@ class ChunkedAnalysis:
                 if j == 0:   # all of it waits for the next chunk
                     continue
             counters.merge(mine)
-            self.short_packets += int(np.count_nonzero(pk.cols["pl_cap"] < pk.cols["payload_len"])) if len(pk) else 0
+            self.short_packets += short_payloads(pk.cols)
             if len(pk):   # (the capture's last timestamp, for the last batch's verdicts)
                 cap_end = max(cap_end, int(pk.cols["ts_ns"].max()))
             ip_packets += len(pk)
@@ -317,7 +317,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       orientation), the packets Zeek's endpoint state machine reads
       (:func:`~kscc_traffic.flows.state_event_rows`: conn_state), the last SYN per direction
       (port reuse) and the first packet of each direction after each SYN (simultaneous open),
-      the first link-layer broadcast;
+      the first link-layer broadcast, the first packet that is not a fragment never
+      reassembled (:func:`kscc_traffic.inspect._unreassembled`);
     - the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` packets with payload per direction
       (what stream reassembly, TLS and HTTP read), and one more (it tells that the direction had
       more than those: ``Streams.cut``); as many TCP data segments per direction, captured or not
@@ -382,6 +383,11 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     # the packets Zeek's endpoint state machine reads (conn_state)
     keep |= state_event_rows(f, d == 0, c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     keep |= first_of(fd, c["l2_bcast"][rows])
+    if "unreassembled" in c:
+        # each direction's first datagram that arrived whole (inspect._unreassembled)
+        frag = c["unreassembled"][rows]
+        if frag.any():
+            keep |= first_of(fd, ~frag)
     # every packet after a TCP connection closed (FIN both ways, or RST), up to AFTER_CLOSE per
     # flow: a new connection on the same 5-tuple whose SYN is written late starts there
     fin, rst = ev[:, 4], ev[:, 5]

@@ -185,7 +185,11 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     name = row.get("server_name") or ""
     partial = bool(row.get("partial"))
     state = row["conn_state"]
-    answered = int(row["resp_pkts"]) > 0
+    # (UDP: a responder whose every datagram arrived only in part, IP fragments never all
+    # captured, delivered nothing: not an answer)
+    unreassembled = (row.get("unreassembled") or "") if proto == "udp" else ""
+    lost_answers = unreassembled in ("resp", "both")
+    answered = int(row["resp_pkts"]) > 0 and not lost_answers
     icmp_text = row.get("icmp_unreachable") or ""
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
@@ -194,6 +198,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if proto == "tcp" and state == "REJ":
             return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
         if not answered and row["cast"] == "unicast" and not partial:
+            if lost_answers:
+                return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         refused = _dns_error_detail(row)
         if refused and not usable_address(row.get("dns_answers") or "") \
@@ -318,6 +324,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                         "before any data (a SYN proxy or load balancer with no server behind it?)")
     if proto == "udp" and not answered and row["cast"] == "unicast" \
             and rule.opener != "inbound_to_agent" and not partial:
+        if lost_answers:
+            return done("blocked", "no_answer", f"UDP request without a reply: {_lost(row, 'reply')}")
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
         refused = _proxy_answer(row, target)
@@ -439,7 +447,24 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     stalled = _stall(row) if proto == "tcp" else None
     if stalled is not None:
         return done("blocked", "no_answer", stalled)
+    if unreassembled in ("orig", "both"):
+        # (a one-way purpose, multicast or towards the agent: seen sent, but never whole)
+        n = int(row["orig_pkts"])
+        what = f"its {n} packets were IP fragments of datagrams" if n != 1 else \
+            "its packet was an IP fragment of a datagram"
+        return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
+                    "past this point could reassemble what it carried")
     return done("ok", "", "")
+
+
+def _lost(row: dict, what: str) -> str:
+    """How a UDP flow's answers were lost when each packet of its responder was a fragment of an
+    IP datagram never captured whole (internal column ``unreassembled``)."""
+    n = int(row["resp_pkts"])
+    came = (f"the {n} packets that came back were IP fragments of {what}s" if n != 1 else
+            f"the packet that came back was an IP fragment of {'an' if what[0] == 'a' else 'a'} {what}")
+    return (f"{came} never captured whole, which the client could not reassemble (fragments dropped on "
+            "the way? a firewall or path that drops IP fragments: large answers need them)")
 
 
 def _stall(row: dict) -> str | None:
@@ -790,14 +815,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer")
+                  "mtu_hint", "cert_issuer", "unreassembled")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer")
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "unreassembled")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -805,14 +830,14 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer")
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "unreassembled")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1044,6 +1069,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         hs_end[hist_codes],
         np.where(hs_end[hist_codes] == "unacked", v["orig_pkts"], -1),
         np.where(hs_end[hist_codes] == "unacked", v["resp_pkts"], -1),
+        # (a UDP flow whose datagrams all arrived in part: the counts quoted)
+        np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
+        np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
         (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
     ]
     code, card = np.zeros(n, np.int64), 1

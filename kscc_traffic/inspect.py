@@ -619,6 +619,32 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1]
 
 
+def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
+    """Per flow (object array (nflows,)): which direction's packets were all fragments of IP
+    datagrams the capture never completed (packet column ``unreassembled``): 'orig', 'resp',
+    'both', or '' (none, or a direction with a datagram that arrived whole). Such datagrams
+    reached no receiver's transport layer: what they carried was not delivered (a DNS answer
+    whose second fragment was dropped on the way is no answer). Exact from the packets a chunked
+    or live analysis keeps (each direction's first packet, and its first one that is not such a
+    fragment: ``chunked._summarise``)."""
+    out = repeated("", nflows)
+    c = ft.packets.cols
+    if "unreassembled" not in c or not nflows or not c["unreassembled"].any():
+        return out
+    own = ft.pkt_flow >= 0
+    key = ft.pkt_flow[own] * 2 + (~ft.pkt_from_orig[own]).astype(np.int64)
+    frag = c["unreassembled"][own]
+    has = np.zeros(2 * nflows, bool)
+    whole = np.zeros(2 * nflows, bool)
+    has[key] = True
+    whole[key[~frag]] = True
+    only = (has & ~whole).reshape(nflows, 2)
+    out[only[:, 0]] = "orig"
+    out[only[:, 1]] = "resp"
+    out[only[:, 0] & only[:, 1]] = "both"
+    return out
+
+
 def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     """Per flow (bool array (nflows,)): a direction's first TCP data segment (``payload_len`` >
     0, the earliest) has no byte captured (a snaplen at or before the end of its headers: the
@@ -629,6 +655,8 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     out = np.zeros(nflows, bool)
     data = (ft.pkt_flow >= 0) & (c["proto"] == TCP) & (c["payload_len"] > 0) & (c["sport"] >= 0) \
         & ((c["tcp_flags"] & RST) == 0)             # (a RST's text is not content: content_rows)
+    if "unreassembled" in c:        # (a segment never delivered whole: lost, not cut)
+        data &= ~c["unreassembled"]
     if not (data & ((c["pl_cap"] <= 0) | (c["pl_off"] < 0))).any():
         return out      # (every data segment has bytes: the usual capture)
     rows = np.flatnonzero(data)
@@ -666,6 +694,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
+    # (likewise: the direction whose every packet was a fragment of an IP datagram never
+    # reassembled, 'orig', 'resp' or 'both'; '' where not: _unreassembled)
+    cols["unreassembled"] = _unreassembled(ft, n)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)

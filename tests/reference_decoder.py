@@ -235,7 +235,24 @@ def _fields(ts: int, ip: Any) -> tuple:
         if proto == 6 and len(raw) >= 16:      # (Wireshark's rule: flags from 16 bytes on)
             flags = (raw[12] & 1) << 8 | raw[13]
     src, dst = str(ipaddress.ip_address(ip.src)), str(ipaddress.ip_address(ip.dst))
+    if type(ip) is not S.IP:
+        dst = _final_destination(ip) or dst
     return (ts, src, dst, proto, sport, dport, flags, ip_len)
+
+
+def _final_destination(ip: Any) -> str | None:
+    """The final destination an IPv6 routing header with segments left names (type 0: its last
+    address; type 4, SRv6: Segment List[0]), as Zeek keys the connection; None otherwise."""
+    S = _scapy()
+    for cls in (S.IPv6ExtHdrRouting, S.IPv6ExtHdrSegmentRouting):
+        rh = ip.getlayer(cls)
+        if rh is None or not rh.segleft or not rh.addresses:
+            continue
+        if cls is S.IPv6ExtHdrSegmentRouting:
+            return str(ipaddress.ip_address(rh.addresses[0]))
+        if rh.type == 0:
+            return str(ipaddress.ip_address(rh.addresses[-1]))
+    return None
 
 
 def reference(frames: Frames) -> dict[int, tuple]:

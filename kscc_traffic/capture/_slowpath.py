@@ -32,7 +32,8 @@ from ._ipfrag import Completed, Reassembler
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
               "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "ip_id", "ip_len",
-              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum")
+              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum", "unreassembled")
+_PL_OFF = ROW_FIELDS.index("pl_off")
 
 NONIP = -1
 MALFORMED = -2
@@ -94,6 +95,7 @@ _ii = struct.Struct("!II").unpack_from
 _hh = struct.Struct("!HH").unpack_from
 _hhii = struct.Struct("!HHII").unpack_from
 _qqqq = struct.Struct("!QQQQ").unpack_from
+_qq = struct.Struct("!QQ").unpack_from
 
 
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
@@ -124,6 +126,36 @@ def _nflog_payload(d: Any, p: int, end: int, missing: int) -> tuple[int, int] | 
         else:
             walked = walked or q >= end
     return (-1, -1) if walked else None
+
+
+def routing_final(d: Any, p: int, end: int) -> tuple[int, int] | None:
+    """The final destination ``(hi, lo)`` (two 64-bit halves) that the IPv6 routing header at
+    ``p`` (captured up to ``end``) sends the packet to, or ``None`` when the header's destination
+    address already is the final one.
+
+    Only while segments are left (``Segments Left`` > 0) does the header's destination differ
+    from the final one: for type 0 (RFC 2460 §4.4, deprecated by RFC 5095 but still seen) the
+    last address of its list, for type 4 (a Segment Routing Header, RFC 8754 §2: the list in
+    reverse order) ``Segment List[0]``. This is the address the destination's transport layer
+    sees (the checksum pseudo-header, RFC 8200 §8.1) and the one Zeek keys the connection on
+    (``IPv6_Hdr_Chain::ProcessRoutingHeader``), so the two directions of a connection with a
+    routing header on one of them are one flow. Other types (2, Mobile IPv6, whose home address
+    goes with the Home Address option of the other direction; 3, RPL's compressed addresses)
+    and a header the snaplen cut before the address keep the header's destination."""
+    if end - p < 8 or d[p + 3] == 0:
+        return None
+    t = d[p + 2]
+    if t == 0:
+        n = d[p + 1] >> 1                       # addresses: 16 bytes = 2 length units each
+        at = p + 8 + 16 * (n - 1)
+    elif t == 4:
+        n = d[p + 1] >> 1
+        at = p + 8
+    else:
+        return None
+    if n < 1 or at + 16 > end:
+        return None
+    return _qq(d, at)
 
 
 def vlan_value(tags: list[int]) -> int:
@@ -260,9 +292,14 @@ class SlowDecoder:
             self.malformed += 1
 
     def finish(self) -> None:
-        """End of capture: fragments never reassembled become rows of their own."""
+        """End of capture: fragments never reassembled become rows of their own, marked
+        ``unreassembled`` and without payload bytes (``pl_off`` -1, ``pl_cap`` 0): their
+        datagram never reached a transport layer whole, so nothing in it was delivered to an
+        application (a DNS answer whose second fragment was dropped is no answer). Ports,
+        flags and lengths stay: the packet still counts in its flow."""
         self.frag.finish()
-        self.rows.extend(self.frag.flushed)
+        k = _PL_OFF
+        self.rows.extend((i, r[:k] + (-1, 0) + r[k + 2:-1] + (True,)) for i, r in self.frag.flushed)
         self.frag.flushed.clear()
 
     # ------------------------------------------------------------------ link layers
@@ -718,11 +755,13 @@ class SlowDecoder:
         tot = 40 + plen
         dgend = pos + tot
         dend = min(end, dgend)
-        hdr = (6, shi, slo, dhi, dlo, -1, tot)
         r = self._v6chain(d, pos + 40, dend, dgend, nh)
         if type(r) is int:
             return r
-        nh, p, fr = r
+        nh, p, fr, final = r
+        if final is not None:           # a routing header: the final destination (RFC 8200 §8.1)
+            dhi, dlo = final
+        hdr = (6, shi, slo, dhi, dlo, -1, tot)
         if fr is None:
             return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, True)
         # fragment header at p: p + 8 starts the fragment data
@@ -767,18 +806,21 @@ class SlowDecoder:
     def _v6chain(d: Any, p: int, dend: int, dgend: int, nh: int) -> Any:
         """Walk IPv6 extension headers from ``p``.
 
-        Returns ``(next_header, position, fragment)``: ``fragment`` is ``(offset, more, id)``
-        when a (non-atomic) fragment header sits at ``position``, else ``None``. A chain cut by
-        the snaplen stops where the capture ends (the upper layer is then the header type
-        reached). MALFORMED when a header claims to run past the datagram.
+        Returns ``(next_header, position, fragment, final)``: ``fragment`` is ``(offset, more,
+        id)`` when a (non-atomic) fragment header sits at ``position``, else ``None``; ``final``
+        is the final destination ``(hi, lo)`` a routing header gives (:func:`routing_final`),
+        else ``None``. A chain cut by the snaplen stops where the capture ends (the upper layer
+        is then the header type reached). MALFORMED when a header claims to run past the
+        datagram.
         """
+        final = None
         while nh in IPV6_EXT:
             if nh == 44:
                 if dend - p < 8:
                     break
                 fo_m = _u16(d, p + 2)[0]
                 if fo_m & 0xFFF9:                   # offset != 0 or M set: a real fragment
-                    return d[p], p, (fo_m & 0xFFF8, bool(fo_m & 1), _u32(d, p + 4)[0])
+                    return d[p], p, (fo_m & 0xFFF8, bool(fo_m & 1), _u32(d, p + 4)[0]), final
                 hl = 8                              # atomic fragment: just skip it
             else:
                 if dend - p < 2:
@@ -786,9 +828,11 @@ class SlowDecoder:
                 hl = (d[p + 1] + 2) << 2 if nh == 51 else (d[p + 1] + 1) << 3
             if p + hl > dgend:
                 return MALFORMED
+            if nh == 43 and final is None:
+                final = routing_final(d, p, min(dend, p + hl))
             nh = d[p]
             p += hl
-        return nh, p, None
+        return nh, p, None, final
 
     def _l6upper(self, d: Any, p: int, dend: int, dgend: int, base: int, nh: int, hdr: tuple,
                  ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -796,7 +840,9 @@ class SlowDecoder:
         r = self._v6chain(d, p, dend, dgend, nh)
         if type(r) is int:
             return r
-        nh, p, fr = r
+        nh, p, fr, final = r
+        if final is not None:           # (a routing header after a fragment header: unusual)
+            hdr = hdr[:3] + final + hdr[5:]
         if fr is not None:              # a fragment header inside a fragment: give up there
             return self._row(hdr, ctx, 44, -1, -1, -1, -1, 0, 0, 0, dgend - p, p, dend, base)
         return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, tunnels)
@@ -821,7 +867,7 @@ class SlowDecoder:
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum)
+                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:

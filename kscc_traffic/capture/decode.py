@@ -33,7 +33,10 @@ Rules both paths share (units: bytes):
   is one row with the timestamp and frame of the fragment that completed it; its payload is
   appended after the capture bytes, so ``Packets.buf`` is then ``frames.buf + extra``;
   fragments never completed become one row each (``sport``/``dport`` -1 except for a first
-  fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries);
+  fragment whose transport header was captured; ``payload_len`` = bytes the fragment carries),
+  marked ``unreassembled`` and without payload (``pl_off`` -1, ``pl_cap`` 0): the datagram
+  never reached a receiver's transport layer whole, so none of its bytes is read as DNS, TLS,
+  HTTP (Wireshark dissects no application in it either, Zeek hands it to no analyzer);
 - ``ip_len``: IPv4 total length / IPv6 40 + payload length, from the header. When that length
   is 0: for IPv6 the Jumbo Payload option (RFC 2675) if the hop-by-hop header carries one, else
   (TSO/GSO, Linux BIG TCP) the datagram is the rest of the frame, including the bytes the snaplen
@@ -55,6 +58,10 @@ Rules both paths share (units: bytes):
   the checksum). A UDP or ICMP
   header cut keeps ``payload_len`` from the IP length (ip payload - 8);
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
+- IPv6 ``dst_hi``/``dst_lo``: the final destination when a routing header still has segments
+  left (type 0: the last address of its list; type 4, an SRv6 Segment Routing Header: Segment
+  List[0]; :func:`._slowpath.routing_final`), the address the destination's transport layer
+  sees (RFC 8200 §8.1) and Zeek keys the connection on; else the header's destination;
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
@@ -355,7 +362,8 @@ class DecodeCounters:
             out.append(f"decode: {self.frag_duplicates} duplicate IP fragments ignored")
         if self.incomplete:
             out.append(f"decode: {self.incomplete} IP fragments could not be reassembled "
-                       "(kept as one row each)")
+                       "(kept as one row each; their datagrams never arrived whole, so nothing in "
+                       "them is read as DNS, TLS or HTTP)")
         return out
 
 
@@ -599,6 +607,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     out["pl_off"][sl] = np.where(has, ploff, -1)
     out["pl_cap"][sl] = np.where(has, plcap, 0)
     out["l2_bcast"][sl] = bcast
+    out["unreassembled"][sl] = False
     out["l4_sum"][sl] = np.where(tcp, _be(T, 16, ">u2").astype(np.int32),
                                  np.where(udp, _be(T, 6, ">u2").astype(np.int32),
                                           np.where(icmp, _be(T, 2, ">u2").astype(np.int32), -1)))

@@ -33,7 +33,20 @@ PACKET_COLUMNS: dict[str, str] = {
     "pl_cap": "int32",
     "l2_bcast": "bool",
     "l4_sum": "int32",
+    "unreassembled": "bool",
 }
+
+
+def short_payloads(cols: dict[str, np.ndarray]) -> int:
+    """Rows whose captured payload is shorter than their headers say (``pl_cap`` <
+    ``payload_len``: cut by a snaplen), not counting fragments never reassembled
+    (``unreassembled``), whose bytes are left out on purpose."""
+    if not len(cols["pl_cap"]):
+        return 0
+    short = cols["pl_cap"] < cols["payload_len"]
+    if "unreassembled" in cols:
+        short &= ~cols["unreassembled"]
+    return int(np.count_nonzero(short))
 
 
 @dataclass

@@ -62,7 +62,9 @@ decoder.
 
 A first fragment never completed is shown by Wireshark as ``data``; its AH, IPv6 extension
 headers and transport header (TCP, UDP, ICMP) are read from those bytes (``data.data``), as the
-builtin decoder does.
+builtin decoder does, its protocol for IPv6 from the fragment header (``ipv6.fraghdr.nxt``), and,
+as every fragment of a datagram never completed, it is ``unreassembled`` and carries no payload
+(Wireshark dissects no application in it either).
 
 A file tshark opens but that holds no packets — a JSON document, an image, an ELF binary, a PEM
 file (Wireshark's readers for them give one frame of the whole file, :data:`_NOT_PACKETS`) — is
@@ -120,6 +122,8 @@ FIELDS: list[str] = [
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
+    "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
+    "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
@@ -330,12 +334,11 @@ class PacketBuilder:
         return Packets(buf, cols, st)
 
     # ------------------------------------------------------------------------------------
-    def _first_fragment(self, row: dict, data: bytes, proto: int, ip_pl: int, v6: bool) -> None:
+    @staticmethod
+    def _first_fragment(row: dict, data: bytes, proto: int, ip_pl: int, v6: bool) -> None:
         got = _first_fragment_fields(data, proto, ip_pl, v6)
-        pl = got.pop("_pl", b"")
+        got.pop("_pl", None)    # (never delivered: no payload, as the builtin decoder)
         row.update(got)
-        if pl:
-            row["pl_off"], row["pl_cap"] = self._payload(pl)
 
     def _unseen(self, row: dict, plen: int, missing: int, head: bytes = b"") -> None:
         """Payload of ``plen`` bytes (by the headers) whose bytes the dissection does not give
@@ -435,6 +438,7 @@ class PacketBuilder:
             ipver = 4
         else:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
+            dst = _routing_final(protos, f, ip_idx) or dst
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
             reas = f.get("ipv6.reassembled.length")
             ip_id = -1
@@ -466,7 +470,7 @@ class PacketBuilder:
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
-               "l2_bcast": bcast, "l4_sum": -1}
+               "l2_bcast": bcast, "l4_sum": -1, "unreassembled": fragment}
         # bytes of the datagram its IP length gives that the frame does not hold: what the IP
         # length says beyond the frame ("exceeds packet/framing length": a tool that cut the
         # frame without saying so, or a bad length), plus what the snaplen cut off the frame's
@@ -481,13 +485,10 @@ class PacketBuilder:
             # (a first fragment is shown as data, its header read here; unless Wireshark
             # dissected its transport itself, as it does when the frame holds less than the IP
             # length says: then read as any packet below)
+            # (a fragment of a datagram never completed: no payload, nothing in it was delivered)
             if not (first and t in ("tcp", "udp", *_ICMP)):
                 if first and data:
                     self._first_fragment(row, data, proto, ip_pl, ipn == "ipv6")
-                elif data:
-                    row["pl_off"], row["pl_cap"] = self._payload(data[:ip_pl])
-                else:
-                    self._unseen(row, ip_pl, missing)
                 return row
         if t == "tcp" and proto == 6:
             k = protos[:j].count("tcp")
@@ -538,7 +539,38 @@ class PacketBuilder:
             row["pl_off"], row["pl_cap"] = self._payload(data[:ip_pl])
         else:
             self._unseen(row, ip_pl, missing)
+        if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
+            row["pl_off"], row["pl_cap"] = -1, 0
         return row
+
+
+def _routing_final(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> str:
+    """The final destination (address text) that a routing header of the IPv6 layer at
+    ``ip_idx`` names while segments are left, as the builtin decoder keys the flow
+    (``_slowpath.routing_final``: type 0, the last address of its list; type 4, an SRv6 Segment
+    Routing Header, ``Segment List[0]``, its first address); '' when there is none (the
+    header's ``ipv6.dst`` is the final destination). Wireshark 4.0 has no field for it: it is
+    read from ``ipv6.routing.src.addr`` / ``ipv6.routing.srh.addr``, whose occurrences are those
+    of every routing header of the frame one after the other (counted with
+    ``ipv6.routing.len`` / ``ipv6.routing.srh.last_entry``)."""
+    j = ip_idx + 1
+    while j < len(protos) and protos[j].startswith("ipv6."):
+        if protos[j] == "ipv6.routing":
+            k = protos[:j].count("ipv6.routing")
+            t = _int(_at(f, "ipv6.routing.type", k))
+            if t not in (0, 4) or _int(_at(f, "ipv6.routing.segleft", k), 0) <= 0:
+                return ""
+            # the addresses of the routing headers of this type before this one
+            types = [_int(_at(f, "ipv6.routing.type", i)) for i in range(k)]
+            if t == 0:
+                before = sum(_int(_at(f, "ipv6.routing.len", i), 0) >> 1 for i in range(k) if types[i] == 0)
+                n = _int(_at(f, "ipv6.routing.len", k), 0) >> 1
+                return _at(f, "ipv6.routing.src.addr", before + n - 1) if n > 0 else ""
+            srh = [i for i in range(k) if types[i] == 4]
+            before = sum(_int(_at(f, "ipv6.routing.srh.last_entry", m), -1) + 1 for m in range(len(srh)))
+            return _at(f, "ipv6.routing.srh.addr", before)
+        j += 1
+    return ""
 
 
 def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> bool:
@@ -718,6 +750,7 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
             + ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
     else:
         src, dst = _at(f, "ipv6.src", k), _at(f, "ipv6.dst", k)
+        dst = _routing_final(protos, f, q) or dst
         if not src or not dst:
             return b""
         proto = _PROTO_NUMBERS.get(tn, _int(_at(f, "ipv6.nxt", k), 0))
@@ -957,7 +990,8 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
-                   "(kept as one row each)")
+                   "(kept as one row each; their datagrams never arrived whole, so nothing in "
+                   "them is read as DNS, TLS or HTTP)")
     if b.no_ts:
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
         stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")

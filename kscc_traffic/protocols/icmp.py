@@ -16,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from ..addresses import ipv6_text
+from ..capture._slowpath import routing_final
 
 __all__ = ["Quoted", "quoted_datagram", "is_unreachable", "describe"]
 
@@ -33,7 +34,9 @@ class Quoted:
     """The datagram quoted by an ICMP error, seen from its sender.
 
     ``src``/``dst``: address text (:func:`kscc_traffic.addresses.ipv6_text` for IPv6) of the
-    original datagram — ``src`` is normally the host that receives the error. ``proto``: IP protocol of the quoted transport
+    original datagram — ``src`` is normally the host that receives the error; ``dst`` is the
+    final destination a type 0 or type 4 routing header with segments left names
+    (:func:`kscc_traffic.capture._slowpath.routing_final`), as the decoder keys the flow. ``proto``: IP protocol of the quoted transport
     header (after IPv6 extension headers; if the quote ends inside an extension header, that
     header's number). ``sport``/``dport``: for TCP/UDP/SCTP/DCCP/UDP-Lite when the first 4
     transport bytes are present and the datagram is not a non-first fragment, else None.
@@ -75,11 +78,18 @@ def _quoted_v6(b: bytes) -> Quoted | None:
     nh = b[6]
     off = 40
     n = len(b)
+    final = False
     for _ in range(_MAX_EXT):
         if nh in _V6_EXT_GENERIC:
             if off + 2 > n:
                 break
             nxt, ln = b[off], (b[off + 1] + 1) * 8
+            if nh == 43 and not final:
+                # a routing header: the final destination is the datagram's (the decoder's rule)
+                at = routing_final(b, off, min(n, off + ln))
+                if at is not None:
+                    q.dst = ipv6_text(((at[0] << 64) | at[1]).to_bytes(16, "big"))
+                    final = True
         elif nh == _V6_FRAGMENT:
             if off + 8 > n:
                 break
