@@ -388,8 +388,10 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     """Fail now if ``path`` cannot be analysed at all (missing, a directory or device, not a
     capture, its file header cut, damage before its first record), reading no more than its
     first record. With the ``tshark``
-    engine only whether it is a regular file is checked (tshark reads formats the built-in
-    reader does not, and says itself what it cannot read).
+    engine, whether it is a regular file and, when it is no pcap/pcapng/compressed file, that
+    tshark does not read it as a file holding no packets (JSON, an image…: its first frame is
+    dissected); tshark reads formats the built-in reader does not, and says itself what it
+    cannot read.
 
     A :class:`~kscc_traffic.capture.filesets.FileSet` fails when none of its files can be
     analysed (the error of its first file); one that cannot is skipped when the set is read, with
@@ -407,7 +409,11 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
                 errors.append(e)
         raise errors[0]
     _check_source(path, magic=engine != "tshark")
-    if engine != "tshark":
+    if engine == "tshark":
+        # (a JSON document, an image… that tshark opens as one frame: not a capture)
+        from .engines.tshark import check_is_capture
+        check_is_capture(path, magics=_MAGICS, name=path_text(path))
+    else:
         first = next(iter_frames(path, 64, name=path_text(path)), None)
         st = first.stats if first is not None else None
         if st is not None and st.records == 0 and st.damage_offset is not None:

@@ -163,3 +163,176 @@ def test_a_clock_step_back_is_said_by_both_engines(tmp_path):
         lines = [w for w in analyze_file(path, RULES, engine=engine).warnings if "go back" in w]
         assert len(lines) == 1 and lines[0].startswith("step.pcap: the timestamps go back by more than 0.5 s at 1 place "), \
             (engine, lines)
+
+
+_ROW_COLS = ("frame", "proto", "sport", "dport", "icmp_type", "icmp_code", "ip_len", "payload_len",
+             "pl_cap", "l4_sum")
+
+
+def _rows(path: Path) -> tuple[list, list]:
+    """The packet rows of both engines (builtin, tshark): tuples of :data:`_ROW_COLS`, sorted."""
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import iter_frames
+    from kscc_traffic.engines.tshark import read_packets
+
+    def of(p):
+        return [tuple(int(p.cols[c][i]) for c in _ROW_COLS) for i in range(len(p))]
+    a = [r for fr in iter_frames(path) for r in of(decode(fr))]
+    return sorted(a), sorted(of(read_packets(path)))
+
+
+def _short_lines(path: Path, engine: str) -> list[str]:
+    return [w for w in analyze_file(path, RULES, engine=engine).warnings if "captured shorter than" in w]
+
+
+def _icmp_frag_packets():
+    """Whole packets: ICMP echo (v4, v6), NDP, ICMP errors quoting a SYN (v4, v6), an ESP
+    packet; and UDP datagrams to 15001 in fragments of which only the first (v4, v6: ``first``)
+    or only the later ones (two other datagrams: ``rest``) are kept."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
+    from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NS,
+                                    ICMPv6NDOptSrcLLAddr, IPv6, IPv6ExtHdrFragment, fragment6)
+    from scapy.layers.l2 import Ether
+    e = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    syn = IP(src="192.0.2.10", dst="203.0.113.13") / TCP(sport=50000, dport=23101, flags="S")
+    syn6 = IPv6(src="2001:db8:1::10", dst="2001:db8:2::13") / TCP(sport=50000, dport=23101, flags="S")
+    pkts = [e / IP(src="192.0.2.10", dst="203.0.113.10") / ICMP(type=8) / (b"p" * 56),
+            e / IP(src="203.0.113.10", dst="192.0.2.10") / ICMP(type=0) / (b"p" * 56),
+            e / IPv6(src="2001:db8:1::10", dst="2001:db8:2::10") / ICMPv6EchoRequest(data=b"p" * 56),
+            e / IPv6(src="2001:db8:2::10", dst="2001:db8:1::10") / ICMPv6EchoReply(data=b"p" * 56),
+            e / IPv6(src="2001:db8:1::10", dst="ff02::1:ff00:1") / ICMPv6ND_NS(tgt="2001:db8:1::1")
+            / ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:10"),
+            e / IP(src="192.0.2.1", dst="192.0.2.10") / ICMP(type=3, code=13) / bytes(syn),
+            e / IPv6(src="2001:db8:1::1", dst="2001:db8:1::10") / ICMPv6DestUnreach(code=1) / bytes(syn6),
+            e / IP(src="192.0.2.10", dst="198.51.100.1", proto=50) / (b"\0\0\0\x01\0\0\0\x01" + b"e" * 80)]
+    big = UDP(sport=15001, dport=15001) / (b"m" * 3000)
+
+    def v4(i):
+        return fragment(IP(src="192.0.2.50", dst="239.255.0.1", id=i) / big, fragsize=1000)
+
+    def v6(i):
+        return fragment6(IPv6(src="2001:db8:1::50", dst="ff05::1:3") / IPv6ExtHdrFragment(id=i) / big, 1280)
+    first = [e / v4(7)[0], e / v6(9)[0]]
+    rest = [e / f for f in v4(8)[1:] + v6(10)[1:]]      # (other datagrams: never completed)
+    return pkts, first, rest
+
+
+def test_icmp_and_fragments_are_not_said_cut(tmp_path):
+    """Whole ICMP/ICMPv6 packets (echo, NDP, errors), ESP, and IP fragments never reassembled:
+    no 'captured shorter than their IP length' warning with either engine (the tshark engine
+    gave no bytes for their payloads, so every one was counted: break-it 15 F1), and the same
+    packet rows (payload_len, pl_cap…) and flows as the builtin decoder."""
+    pkts, first, rest = _icmp_frag_packets()
+    path = tmp_path / "whole.pcap"
+    from pcapbuild import pcap_bytes
+    path.write_bytes(pcap_bytes([(1000.0 + 0.01 * k, p) for k, p in enumerate(pkts + first + rest)]))
+    a, b = _rows(path)
+    assert a == b
+    assert len(a) == len(pkts) + len(first) + len(rest)
+    assert _short_lines(path, "builtin") == _short_lines(path, "tshark") == []
+    _compare(path)
+    # (the bundled sample's two ICMP unreachables)
+    assert _short_lines(ROOT / "samples" / "captures" / "blocked_agent.pcap", "tshark") == []
+
+
+def test_packets_cut_without_saying_so_counted_alike(tmp_path):
+    """The same packets cut to 70 bytes whose original length says 70 too (pktmon-like): both
+    engines count the same packets shorter than their IP length (the tshark engine took
+    Wireshark's TCP length, which stops at the frame's end, and counted no TCP segment)."""
+    from pcapbuild import pcap_bytes, tcp_session
+    pkts, first, rest = _icmp_frag_packets()
+    sess = [p for _, p in tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101),
+                                      c_data=b"q" * 400, s_data=b"a" * 900)]
+    allp = pkts + first + rest + sess
+    path = tmp_path / "cut70.pcap"
+    path.write_bytes(pcap_bytes([(1000.0 + 0.01 * k, bytes(p)[:70]) for k, p in enumerate(allp)]))
+    a, b = _rows(path)
+    assert a == b
+    n = sum(len(bytes(p)) > 70 for p in pkts + sess)   # (fragments never reassembled: no payload)
+    want = [f"cut70.pcap: {n} IP packets captured shorter than their IP length says, though the frames "
+            "claim to be whole"]
+    for engine in ("builtin", "tshark"):
+        assert [w[:len(want[0])] for w in _short_lines(path, engine)] == want, engine
+
+
+def test_ipv6_fragments_never_reassembled_as_the_builtin(tmp_path):
+    """IPv6 fragments whose datagram is never completed: the protocol is the fragment header's
+    next header (UDP), not 44, and the first fragment gives the ports (break-it 15 F10); the
+    later ones alone make the same flow without ports as with the builtin engine, with the same
+    detail. Both engines say the fragments could not be reassembled."""
+    from pcapbuild import pcap_bytes
+    _, first, rest = _icmp_frag_packets()
+    for name, pk in (("first.pcap", first), ("rest.pcap", rest)):
+        path = tmp_path / name
+        path.write_bytes(pcap_bytes([(1000.0 + 0.01 * k, p) for k, p in enumerate(pk)]))
+        _compare(path)
+        flows = analyze_file(path, RULES, engine="tshark").flows
+        assert sorted(flows["proto"]) == ["udp", "udp"]
+        ports = sorted(zip(flows["orig_p"], flows["resp_p"]))
+        assert ports == ([(15001, 15001)] * 2 if name == "first.pcap" else [(-1, -1)] * 2)
+        if name == "rest.pcap":
+            assert all(d.startswith("no packet of this flow kept its UDP header") for d in flows["detail"])
+        want = f"{name}: decode: {len(pk)} IP fragments could not be reassembled (kept as one row each"
+        lines = [[w for w in analyze_file(path, RULES, engine=engine).warnings if w.startswith(want)]
+                 for engine in ("builtin", "tshark")]
+        assert len(lines[0]) == 1 and lines[0] == lines[1]
+
+
+@pytest.mark.parametrize("kind", ["json", "png", "elf"])
+def test_files_tshark_opens_that_are_no_capture(tmp_path, kind):
+    """A JSON document, an image or a program, which tshark opens as one frame of the whole
+    file: refused in one Error line, exit 2, as the builtin engine does (the tshark engine said
+    'no IP packet among its 1 frame' and exited 0: break-it 15 F2)."""
+    import struct
+    import zlib
+    if kind == "json":
+        data, shown = b'{"a": 1}\n', "a JSON document"
+    elif kind == "png":
+        def chunk(t, d):
+            return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b""))
+        shown = "a file of type png"
+    else:
+        data, shown = Path(sys.executable).resolve().read_bytes(), "a file of type elf"
+        if not data.startswith(b"\x7fELF"):
+            pytest.skip("the Python binary is not ELF")
+    path = tmp_path / f"file.{kind}"
+    path.write_bytes(data)
+    want = f"file.{kind}: not a packet capture: tshark reads it as {shown} (its content as 1 frame, no packet)"
+    with pytest.raises(UnsupportedFormat) as e:
+        analyze_file(path, RULES, engine="tshark")
+    assert str(e.value) == want
+    good = ROOT / "samples" / "captures" / "blocked_agent.pcap"
+    run = [sys.executable, "-m", "kscc_traffic", "analyze", "-f", "jsonl", "--engine", "tshark"]
+    r = subprocess.run(run + [str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [f"Error: {path}: not a packet capture: tshark reads it as {shown} "
+                                             "(its content as 1 frame, no packet)"]
+    # beside a capture: refused before any output, as the builtin engine refuses it; --lenient skips it
+    r = subprocess.run(run + [str(good), str(path)], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (2, "")
+    r = subprocess.run(run + ["--lenient", str(good), str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(r.stdout.splitlines()) == 11
+
+
+def test_timestamps_beyond_int64_said_by_both_engines(tmp_path):
+    """A pcapng interface whose if_tsoffset puts every time beyond the int64 nanosecond range:
+    the same warning line with both engines (break-it 15 F11)."""
+    import struct
+    from pcapbuild import udp
+
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    opts = struct.pack("<HHq", 14, 8, 1 << 62) + struct.pack("<HH", 0, 0)     # if_tsoffset 2^62 s
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(1, struct.pack("<HHI", 1, 0, 0) + opts)]
+    for k in range(3):
+        d = bytes(udp(("192.0.2.10", 40000 + k), ("203.0.113.53", 53), b"q" * 30)[1])
+        out.append(block(6, struct.pack("<IIIII", 0, 0, 1000 + k, len(d), len(d)) + d))
+    path = tmp_path / "tsoff.pcapng"
+    path.write_bytes(b"".join(out))
+    want = "tsoff.pcapng: 3 timestamps beyond the int64 nanosecond range (clamped)"
+    for engine in ("builtin", "tshark"):
+        assert want in analyze_file(path, RULES, engine=engine).warnings, engine

@@ -26,15 +26,26 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   ``tcp.flags & 0x1ff`` (NS/AE as 0x100, like the builtin decoder).
 - payload bytes come from ``tcp.payload`` / ``udp.payload`` (so the application columns, DNS
   ``query`` and ``dns_rcode`` included, come from the same inspection as with the builtin engine;
-  Wireshark's ``dns.*`` fields such as ``dns.flags.rcode`` are not read). For an ICMP/ICMPv6 error the
+  Wireshark's ``dns.*`` fields such as ``dns.flags.rcode`` are not read), and from ``data.data``
+  for a payload Wireshark shows as data (IP fragments, unknown protocols). For an ICMP/ICMPv6 error the
   quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
   (a 20-byte IPv4 or 40-byte IPv6 header + the first 8 transport bytes), which is all
   :func:`kscc_traffic.protocols.icmp.quoted_datagram` reads.
+- ``payload_len`` and ``pl_cap`` are the builtin decoder's also where Wireshark gives no bytes
+  (an ICMP body, ESP, IGMP…): ``payload_len`` from the headers, ``pl_cap`` the bytes of it the
+  frame holds — all of it less what the snaplen cut off the frame's end (frame length - captured
+  length) and what the IP length says beyond the frame (Wireshark's expert message "IPv4 total
+  length exceeds packet length (N bytes)" / "IPv6 payload length exceeds framing length (N
+  bytes)"); the bytes kept for it are zeros after the rebuilt quote, as nothing else reads them.
+  A TCP ``payload_len`` is likewise the IP length's, not ``tcp.len`` (which stops at the frame's
+  end). So :meth:`ReadStats.warn_short_packets` counts the same packets with both engines.
 - IP fragments: Wireshark reassembles them (``ip.defragment``); frames whose datagram is
   reassembled in a later frame give no row, the completing frame gives the whole datagram
-  (``ip_len`` = header + reassembled length), as the builtin decoder does; files are read in
+  (``ip_len`` = the headers before the fragment header + the reassembled length), as the
+  builtin decoder does; files are read in
   two passes (``tshark -2``) so that early fragments know where they are completed. Fragments
-  never completed give one row each.
+  never completed give one row each (counted in the builtin decoder's warning line), of the
+  protocol their fragment header names (``ipv6.fraghdr.nxt``, not 44), with their bytes.
 - ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
@@ -49,10 +60,15 @@ A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``t
 ``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
 decoder.
 
-A first fragment never completed is shown by Wireshark as ``data``; its transport header is
-read from those bytes (``data.data``), as the builtin decoder does, its protocol for IPv6 from the
-fragment header (``ipv6.fraghdr.nxt``), and, as every fragment of a datagram never completed, it
-is ``unreassembled`` and carries no payload (Wireshark dissects no application in it either).
+A first fragment never completed is shown by Wireshark as ``data``; its AH, IPv6 extension
+headers and transport header (TCP, UDP, ICMP) are read from those bytes (``data.data``), as the
+builtin decoder does, its protocol for IPv6 from the fragment header (``ipv6.fraghdr.nxt``), and,
+as every fragment of a datagram never completed, it is ``unreassembled`` and carries no payload
+(Wireshark dissects no application in it either).
+
+A file tshark opens but that holds no packets — a JSON document, an image, an ELF binary, a PEM
+file (Wireshark's readers for them give one frame of the whole file, :data:`_NOT_PACKETS`) — is
+refused (:class:`UnsupportedFormat`), as the built-in reader refuses what is not a capture.
 
 An 802.11 A-MSDU (``wlan.qos.amsdupresent``) gives one row per subframe, as the builtin decoder
 does: Wireshark lists the subframes' layers one after the other, and the list is cut at each
@@ -85,7 +101,7 @@ from ..capture.stats import ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
 
-__all__ = ["FIELDS", "PREFS", "PacketBuilder", "find_tool", "read_packets",
+__all__ = ["FIELDS", "PREFS", "PacketBuilder", "find_tool", "read_packets", "check_is_capture",
            "fields_from_json_layers", "INSTALL_HINT"]
 
 INSTALL_HINT = ("install Wireshark's command-line tools: `sudo apt-get install tshark` "
@@ -114,7 +130,8 @@ FIELDS: list[str] = [
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id",
+    "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
+    "_ws.expert.message",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -127,6 +144,20 @@ _V6_EXT = {"ipv6.hopopts": "ipv6.hopopts.len_oct", "ipv6.routing": "ipv6.routing
            "ipv6.dstopts": "ipv6.dstopts.len_oct", "ipv6.fraghdr": None}
 _V4MAPPED = 0xFFFF_0000_0000
 _BCAST = "ff:ff:ff:ff:ff:ff"
+#: ``pl_off`` of a row whose payload bytes are not dissected, until :meth:`PacketBuilder.packets`
+#: points it at a block of zeros
+_ZEROS = -2
+#: Wireshark's expert messages when an IP length says more than the frame holds (with the
+#: bytes it holds: the whole IPv4 datagram / the IPv6 payload)
+_BEYOND = {"ip": "IPv4 total length exceeds packet length (",
+           "ipv6": "IPv6 payload length exceeds framing length ("}
+
+#: Wireshark encapsulations (``frame.encap_type``, wiretap's WTAP_ENCAP_*) of files that are no
+#: packet capture, which tshark opens as one frame holding the whole file: what they are
+_NOT_PACKETS = {96: "an MPEG audio or video file", 123: "a JPEG image", 134: "a file of type {}",
+                175: "a JSON document", 201: "Ruby marshal data", 202: "a PEM (RFC 7468) file",
+                203: "a systemd journal (log entries)", 209: "an MP4 video"}
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 # the Packets columns this builder fills per row (frame and ts_ns included)
 _COLS = list(PACKET_COLUMNS)
@@ -209,6 +240,14 @@ class PacketBuilder:
         #: the latest time of any frame, IP or not (ReadStats.last_frame_ns); None: no frame
         self.latest_ns: int | None = None
         self._no_ts_run = 0         # frames without a time since that frame
+        #: frames timed beyond the int64 nanosecond range (clamped to it)
+        self.ts_clamped = 0
+        #: IP fragments whose datagram was never completed (one row each)
+        self.incomplete = 0
+        #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
+        #: :data:`_NOT_PACKETS`), and what the last one is
+        self.not_capture = 0
+        self.file_kind = ""
 
     def add(self, protocols: Sequence[str], f: Mapping[str, Sequence[str]],
             frame: int | None = None, ts_ns: int | None = None) -> bool:
@@ -227,6 +266,11 @@ class PacketBuilder:
             fragment completed later, or undecodable — counted in ``non_ip``/``malformed``).
         """
         self.records += 1
+        kind = _NOT_PACKETS.get(_int(_at(f, "frame.encap_type", 0)))
+        if kind is not None:
+            self.not_capture += 1
+            sub = protocols[1] if len(protocols) > 1 and protocols[0] == "mime_dlt" else "MIME"
+            self.file_kind = kind.format(sub)
         if ts_ns is None and not _at(f, "frame.time_epoch", 0):
             if not _at(f, "frame.interface_id", 0):
                 self.not_packets += 1
@@ -238,6 +282,7 @@ class PacketBuilder:
         else:
             if ts_ns is None:
                 ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
+                self.ts_clamped += ts_ns in _INT64
             self._last_ts, self._no_ts_run = ts_ns, 0
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
@@ -270,8 +315,14 @@ class PacketBuilder:
         return True
 
     def packets(self, stats: ReadStats | None = None) -> Packets:
-        """The rows added so far as :class:`Packets` (``buf``: the collected payload bytes)."""
+        """The rows added so far as :class:`Packets` (``buf``: the collected payload bytes,
+        then one block of zeros that the rows whose bytes are not dissected point to)."""
         cols = {k: np.asarray(self.rows[k], dtype=PACKET_COLUMNS[k]) for k in _COLS}
+        buf = bytes(self.buf)
+        zeros = cols["pl_off"] == _ZEROS
+        if zeros.any():
+            cols["pl_off"][zeros] = len(buf)
+            buf += bytes(int(cols["pl_cap"][zeros].max()))
         st = stats or ReadStats()
         st.ip_packets = len(cols["frame"])
         st.non_ip += self.non_ip
@@ -280,14 +331,28 @@ class PacketBuilder:
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
             st.last_frame_ns = self.latest_ns if st.last_frame_ns is None else max(st.last_frame_ns, self.latest_ns)
-        return Packets(bytes(self.buf), cols, st)
+        return Packets(buf, cols, st)
 
     # ------------------------------------------------------------------------------------
     @staticmethod
-    def _first_fragment(row: dict, data: bytes, proto: int, ip_pl: int) -> None:
-        got = _first_fragment_fields(data, proto, ip_pl)
+    def _first_fragment(row: dict, data: bytes, proto: int, ip_pl: int, v6: bool) -> None:
+        got = _first_fragment_fields(data, proto, ip_pl, v6)
         got.pop("_pl", None)    # (never delivered: no payload, as the builtin decoder)
         row.update(got)
+
+    def _unseen(self, row: dict, plen: int, missing: int, head: bytes = b"") -> None:
+        """Payload of ``plen`` bytes (by the headers) whose bytes the dissection does not give
+        (an ICMP body, ESP, IGMP…): ``pl_cap`` = the bytes of it the frame holds (``plen`` less
+        the datagram's ``missing`` bytes; at least ``len(head)``), as the builtin decoder counts
+        them; the bytes kept are ``head`` (an ICMP error's rebuilt quote) then zeros (nothing
+        reads them: only TCP and UDP payloads and ICMP error quotes are inspected)."""
+        cap = max(min(plen - missing, plen), len(head), 0)
+        if cap <= 0:
+            return
+        if head:
+            row["pl_off"], row["pl_cap"] = self._payload(head + bytes(cap - len(head)))
+        else:
+            row["pl_off"], row["pl_cap"] = _ZEROS, cap
 
     def _payload(self, data: bytes) -> tuple[int, int]:
         if not data:
@@ -324,7 +389,9 @@ class PacketBuilder:
         j = ip_idx + 1
         ext_bytes = 0
         frag6 = False
-        frag6_later = False     # a fragment header with a non-zero offset: no transport header
+        frag_nxt = -1           # next header of the (non-atomic) IPv6 fragment header
+        frag_first = True       # ... and that fragment is the first (offset 0)
+        pre_frag = -1           # extension header bytes before that fragment header
         ah_bytes = 0            # AH after a fragment header: inside the reassembled payload
         ah_next = -1            # next header of the last AH walked
         while j < len(protos) and (protos[j].startswith("ipv6.") or protos[j] == "ah"):
@@ -342,9 +409,12 @@ class PacketBuilder:
                 lf = _V6_EXT[name]
                 if lf is None:
                     ext_bytes += 8
-                    frag6 = frag6 or _int(_at(f, "ipv6.fraghdr.offset", k), 0) != 0 \
-                        or _at(f, "ipv6.fraghdr.more", k) in ("1", "True")
-                    frag6_later = frag6_later or _int(_at(f, "ipv6.fraghdr.offset", k), 0) != 0
+                    off6 = _int(_at(f, "ipv6.fraghdr.offset", k), 0)
+                    if off6 != 0 or _at(f, "ipv6.fraghdr.more", k) in ("1", "True"):
+                        frag6 = True
+                        pre_frag = ext_bytes - 8
+                        frag_nxt = _int(_at(f, "ipv6.fraghdr.nxt", k), -1)
+                        frag_first = off6 == 0
                 else:
                     ext_bytes += _int(_at(f, lf, k), 0)
             j += 1
@@ -375,17 +445,22 @@ class PacketBuilder:
             ipver = 6
             fragment = frag6
             if reas:
-                total = 40 + ext_bytes + _int(reas[0], 0)
-                ip_pl = max(_int(reas[0], 0) - ah_bytes, 0)
+                # (the builtin decoder's: the headers before the fragment header and the
+                # reassembled payload, whose extension headers and AH come off ip_pl)
+                before = pre_frag if pre_frag >= 0 else ext_bytes
+                total = 40 + before + _int(reas[0], 0)
+                after = ext_bytes - before - (8 if pre_frag >= 0 else 0)
+                ip_pl = max(_int(reas[0], 0) - after - ah_bytes, 0)
                 fragment = False
             else:
                 total = 40 + plen6
                 ip_pl = max(plen6 - ext_bytes - ah_bytes, 0)
             proto = _PROTO_NUMBERS.get(t, -1)
-            if proto < 0:
+            if fragment:
+                # the fragment header's next header, as the builtin decoder (not 44)
+                proto = frag_nxt if frag_nxt >= 0 else 44
+            elif proto < 0:
                 proto = ah_next if ah_next >= 0 else _int(_at(f, "ipv6.nxt", occ), 0)
-                if fragment:
-                    proto = 44
         if not src or not dst:
             self.malformed += 1
             return None
@@ -396,22 +471,25 @@ class PacketBuilder:
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
                "l2_bcast": bcast, "l4_sum": -1, "unreassembled": fragment}
+        # bytes of the datagram its IP length gives that the frame does not hold: what the IP
+        # length says beyond the frame ("exceeds packet/framing length": a tool that cut the
+        # frame without saying so, or a bad length), plus what the snaplen cut off the frame's
+        # end (the datagram taken to end the frame); none in a reassembled datagram
+        beyond = 0 if reas else _beyond_frame(f, ipn, total if ipn == "ip" else plen6)
+        missing = 0 if reas else beyond + max(
+            _int(_at(f, "frame.len", 0), 0) - _int(_at(f, "frame.cap_len", 0), 0), 0)
+        data = _hex(_at(f, "data.data", protos[:j].count("data"))) if t == "data" else b""
         if fragment:
-            # a fragment of a datagram never completed: no payload (nothing in it was delivered),
-            # the transport header of a first fragment read from its bytes
-            if ipn == "ipv6" and proto == 44:     # (the fragment header's next header, as builtin)
-                proto = _int(_at(f, "ipv6.fraghdr.nxt", protos[:j].count("ipv6.fraghdr") - 1), 44)
-                row["proto"] = proto
-            if t == "data" and proto in (6, 17, 51) and not (ipn == "ip" and _int(_at(
-                    f, "ip.frag_offset", occ), 0)) and not frag6_later:
-                data = _hex(_at(f, "data.data", 0))
-                while proto == 51 and len(data) >= 2:   # AH in a first IPv4 fragment
-                    n = (data[1] + 2) * 4
-                    proto, data, ip_pl = data[0], data[n:], ip_pl - n
-                    row["proto"], row["payload_len"] = proto, max(ip_pl, 0)
-                if proto in (6, 17):
-                    self._first_fragment(row, data, proto, ip_pl)
-            return row
+            self.incomplete += 1
+            first = frag_first if ipn == "ipv6" else not _int(_at(f, "ip.frag_offset", occ), 0)
+            # (a first fragment is shown as data, its header read here; unless Wireshark
+            # dissected its transport itself, as it does when the frame holds less than the IP
+            # length says: then read as any packet below)
+            # (a fragment of a datagram never completed: no payload, nothing in it was delivered)
+            if not (first and t in ("tcp", "udp", *_ICMP)):
+                if first and data:
+                    self._first_fragment(row, data, proto, ip_pl, ipn == "ipv6")
+                return row
         if t == "tcp" and proto == 6:
             k = protos[:j].count("tcp")
             row["sport"] = _int(_at(f, "tcp.srcport", k))
@@ -426,7 +504,9 @@ class PacketBuilder:
             row["ack"] = _int(_at(f, "tcp.ack", k), 0)
             row["l4_sum"] = _int(_at(f, "tcp.checksum", k), -1)
             plen = _int(_at(f, "tcp.len", k), 0)
-            row["payload_len"] = max(plen, 0)
+            # (Wireshark's tcp.len stops at the frame's end when the IP length says more: the
+            # builtin decoder's, from the IP length, counts the bytes beyond it too)
+            row["payload_len"] = max(plen, 0) + beyond
             if plen > 0:
                 pls = f.get("tcp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
@@ -449,10 +529,18 @@ class PacketBuilder:
             ic = _int(_at(f, f"{t}.code", k), -1)
             row["icmp_type"], row["icmp_code"] = it, ic
             row["l4_sum"] = _int(_at(f, f"{t}.checksum", k), -1)
-            row["payload_len"] = max(ip_pl - 8, 0)
+            plen = max(ip_pl - 8, 0)
+            row["payload_len"] = plen
+            quote = b""
             if (t == "icmp" and it == 3) or (t == "icmpv6" and it == 1):
-                quote = _quoted(protos, f, j)
-                row["pl_off"], row["pl_cap"] = self._payload(quote)
+                quote = _quoted(protos, f, j)[:plen]
+            self._unseen(row, plen, missing, quote)
+        elif data:                  # a protocol Wireshark shows as data: its bytes
+            row["pl_off"], row["pl_cap"] = self._payload(data[:ip_pl])
+        else:
+            self._unseen(row, ip_pl, missing)
+        if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
+            row["pl_off"], row["pl_cap"] = -1, 0
         return row
 
 
@@ -567,30 +655,72 @@ def _pbb_layers(protos: list[str], f: Mapping[str, Sequence[str]]) -> dict[int, 
     return out
 
 
-def _first_fragment_fields(data: bytes, proto: int, ip_pl: int) -> dict:
-    """Transport header fields of a first IP fragment whose datagram was never completed
-    (Wireshark shows its bytes as ``data``; the builtin decoder reads the header in it)."""
+def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False) -> dict:
+    """Fields of a first IP fragment whose datagram was never completed (Wireshark shows its
+    bytes as ``data``), read as the builtin decoder reads them (``_slowpath.SlowDecoder._l4``):
+    past AH and, in IPv6, the extension headers of the fragmentable part; then the TCP, UDP or
+    ICMP header, else the rest as the payload of ``proto``. ``ip_pl``: the bytes the fragment
+    carries after the IP header (and the IPv6 fragment header)."""
+    from ..capture._slowpath import IPV6_EXT
     out: dict = {}
-    if proto == 6 and len(data) < 16:
-        out["payload_len"] = -1       # the TCP header is cut: length unknown (TCP_HDR_CUT)
-    if len(data) < 4:
-        return out
-    out["sport"] = int.from_bytes(data[0:2], "big")
-    out["dport"] = int.from_bytes(data[2:4], "big")
-    if proto == 6 and len(data) >= 16:
+    while len(data) >= 2 and (proto == 51 or (v6 and proto in IPV6_EXT and proto != 44)):
+        n = (data[1] + 2) * 4 if proto == 51 else (data[1] + 1) * 8
+        if n > ip_pl:
+            break
+        proto, data, ip_pl = data[0], data[n:], ip_pl - n
+    out["proto"], out["payload_len"] = proto, max(ip_pl, 0)
+    if proto == 6:
+        if len(data) >= 4:
+            out["sport"] = int.from_bytes(data[0:2], "big")
+            out["dport"] = int.from_bytes(data[2:4], "big")
+        if len(data) < 16:
+            out["payload_len"] = -1       # the TCP header is cut: length unknown (TCP_HDR_CUT)
+            return out
         doff = (data[12] >> 4) * 4
         out["seq"] = int.from_bytes(data[4:8], "big")
         out["ack"] = int.from_bytes(data[8:12], "big")
         out["tcp_flags"] = data[13] | ((data[12] & 1) << 8)
-        plen = ip_pl - doff if doff >= 20 else 0
-        out["payload_len"] = max(plen, 0)
-        out["_pl"] = data[doff:doff + max(plen, 0)] if doff >= 20 else b""
-    elif proto == 17 and len(data) >= 8:
-        ulen = int.from_bytes(data[4:6], "big")
-        plen = ulen - 8 if 8 <= ulen <= ip_pl else ip_pl - 8
-        out["payload_len"] = max(plen, 0)
-        out["_pl"] = data[8:8 + max(plen, 0)]
+        if len(data) >= 18:
+            out["l4_sum"] = int.from_bytes(data[16:18], "big")
+        plen, hoff = (ip_pl - doff, doff) if 20 <= doff <= ip_pl else (0, 0)
+        out["payload_len"] = plen
+        out["_pl"] = data[hoff:hoff + plen]
+    elif proto == 17:
+        if len(data) >= 4:
+            out["sport"] = int.from_bytes(data[0:2], "big")
+            out["dport"] = int.from_bytes(data[2:4], "big")
+        ulen = int.from_bytes(data[4:6], "big") if len(data) >= 6 else -1
+        plen = ulen - 8 if 8 <= ulen <= ip_pl else max(ip_pl - 8, 0)
+        out["payload_len"] = plen
+        if len(data) >= 8:
+            out["l4_sum"] = int.from_bytes(data[6:8], "big")
+        out["_pl"] = data[8:8 + plen]
+    elif proto in (1, 58):
+        if len(data) >= 2:
+            out["icmp_type"], out["icmp_code"] = data[0], data[1]
+        if len(data) >= 4:
+            out["l4_sum"] = int.from_bytes(data[2:4], "big")
+        plen = max(ip_pl - 8, 0)
+        out["payload_len"] = plen
+        out["_pl"] = data[8:8 + plen]
+    else:
+        out["_pl"] = data[:ip_pl]
     return out
+
+
+def _beyond_frame(f: Mapping[str, Sequence[str]], ipn: str, claimed: int) -> int:
+    """Bytes the IP length (``claimed``: IPv4 total length, IPv6 payload length) says beyond
+    what the frame holds, from Wireshark's expert message on the last ``ipn`` layer flagged
+    (an ICMP error's quote is never flagged); 0 when none is."""
+    pat = _BEYOND[ipn]
+    last = ""
+    for m in f.get("_ws.expert.message", ()):
+        if m.startswith(pat):
+            last = m
+    if not last:
+        return 0
+    held = _int(last[len(pat):].split(" ", 1)[0], -1)
+    return max(claimed - held, 0) if held >= 0 else 0
 
 
 def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) -> bytes:
@@ -748,6 +878,53 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
     return stats
 
 
+def _not_packets_error(name: str, b: PacketBuilder) -> UnsupportedFormat | None:
+    """The error for a file tshark reads as a whole non-capture file (JSON, an image, an ELF
+    binary, a PEM file…: every frame of an encapsulation in :data:`_NOT_PACKETS`), else None."""
+    if not b.records or b.not_capture != b.records:
+        return None
+    n = b.records
+    return UnsupportedFormat(f"{name}: not a packet capture: tshark reads it as {b.file_kind} "
+                             f"(its content as {n} frame{'s' if n != 1 else ''}, no packet)")
+
+
+def check_is_capture(path: str | os.PathLike, tshark: str | None = None, *,
+                     magics: Sequence[bytes] = (), name: str | None = None) -> None:
+    """Refuse, before any analysis, a file that tshark opens but that holds no packets (JSON, an
+    image…: see :func:`read_packets`), dissecting only its first frame. A file starting with one
+    of ``magics`` (pcap, pcapng, gzip…) is not looked at; nor is anything when tshark is not
+    installed or cannot read the file (:func:`read_packets` says so).
+
+    :raises UnsupportedFormat: one line naming the file and what tshark reads it as.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return
+    if any(head.startswith(m) for m in magics):
+        return
+    exe = tshark or shutil.which("tshark")
+    if not exe:
+        return
+    try:
+        r = subprocess.run([exe, "-r", str(p), "-n", "-c", "1", "-T", "fields", "-E", "separator=/t",
+                            "-e", "frame.protocols", "-e", "frame.encap_type"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+                           encoding="utf-8", errors="replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    b = PacketBuilder()
+    for line in r.stdout.splitlines()[:1]:
+        protos, _, encap = line.partition("\t")
+        b.add(protos.split(":"), {"frame.encap_type": [encap], "frame.time_epoch": ["0"],
+                                 "frame.interface_id": ["0"]})
+    err = _not_packets_error(name or name_text(p.name), b)
+    if err is not None:
+        raise err
+
+
 def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: str | None = None) -> Packets:
     """Dissect a capture file with tshark into :class:`Packets` (columns as the builtin
     decoder's; see the module docstring for how fields map).
@@ -783,6 +960,9 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         name = name_text(p.name)
     exe = tshark or find_tool("tshark")
     b, rc, msg = _dissect(exe, p)
+    err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
+    if err is not None:
+        raise err
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size)
     stopped = rc != 0 or bool(msg and ("cut short" in msg or "damaged" in msg or "corrupt" in msg))
     if stopped and rc >= 0:
@@ -805,6 +985,13 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
 
 
 def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> Packets:
+    if b.ts_clamped:        # (the built-in reader's lines, where it has them)
+        k = b.ts_clamped
+        stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
+    if b.incomplete:
+        stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
+                   "(kept as one row each; their datagrams never arrived whole, so nothing in "
+                   "them is read as DNS, TLS or HTTP)")
     if b.no_ts:
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
         stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
