@@ -71,6 +71,8 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -790,30 +792,38 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     return None
 
 
-#: (marker, product): a certificate whose issuer (lower case) holds the marker was made by a
-#: TLS-inspecting firewall or proxy, which re-signs each server's certificate with its own CA,
-#: keeping the names (the markers are in those products' default CA names and organisations;
-#: none is in a public CA's)
+#: (marker, product): a certificate whose issuer's CN, O or OU holds the marker as whole words
+#: (lower case) was made by a TLS-inspecting firewall or proxy, which re-signs each server's
+#: certificate with its own CA, keeping the names (the markers are in those products' default CA
+#: names and organisations; none is in a public CA's): :func:`inspection_product`
 INSPECTION_CAS: tuple[tuple[str, str], ...] = (
     ("fortinet", "a Fortinet FortiGate"), ("fortigate", "a Fortinet FortiGate"),
     ("palo alto networks", "a Palo Alto Networks firewall"), ("zscaler", "Zscaler"),
     ("netskope", "Netskope"), ("sophos", "a Sophos firewall"), ("cisco umbrella", "Cisco Umbrella"),
-    ("check point", "a Check Point gateway"), ("checkpoint", "a Check Point gateway"),
+    ("check point", "a Check Point gateway"),
     ("forcepoint", "Forcepoint"), ("websense", "Forcepoint (Websense)"), ("barracuda", "a Barracuda firewall"),
     ("watchguard", "a WatchGuard firewall"), ("sonicwall", "a SonicWall firewall"),
     ("mcafee web gateway", "McAfee Web Gateway"), ("skyhigh", "Skyhigh Secure Web Gateway"),
     ("blue coat", "a Blue Coat ProxySG"), ("bluecoat", "a Blue Coat ProxySG"), ("menlo security", "Menlo Security"),
     ("iboss", "iboss"), ("cloudflare managed", "Cloudflare Gateway"), ("untangle", "Untangle"),
     ("kerio", "Kerio Control"), ("mitmproxy", "mitmproxy"), ("portswigger", "Burp Suite"),
-    ("do_not_trust_fiddler", "Fiddler"), ("charles proxy", "Charles Proxy"),
+    ("do_not_trust_fiddlerroot", "Fiddler"), ("charles proxy", "Charles Proxy"),
 )
+
+
+#: the issuer attributes that name a CA's maker: common name, organisation, organisational unit
+_ISSUER_NAMES = re.compile(r"(?:^|,)(?:CN|O|OU)=((?:\\.|[^,\\])*)")
 
 
 def inspection_product(issuer: str) -> str:
     """The TLS-inspection product whose CA issued a certificate (:data:`INSPECTION_CAS`), from its
-    issuer text (``cert_issuer``); '' when none is known."""
-    low = issuer.lower()
-    return next((product for marker, product in INSPECTION_CAS if marker in low), "") if low else ""
+    issuer text (``cert_issuer``, RFC 4514): a marker found as whole words in its CN, O or OU
+    (not inside a word, "Philosophos", nor in a DC or locality); '' when none is known."""
+    if not issuer:
+        return ""
+    text = " | ".join(v.lower() for v in _ISSUER_NAMES.findall(issuer))
+    return next((product for marker, product in INSPECTION_CAS
+                 if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
 
 
 #: the flow columns _judge reads

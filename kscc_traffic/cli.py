@@ -219,8 +219,6 @@ def analyze(
     size fits; several captures are analysed in parallel (one process per core) and reported
     together, file by file. The files of one ring buffer or file set are one capture (--file-set).
     """
-    from .analyze import check_capture
-    from .capture.filesets import group_file_sets
     from .output import FlowSink
     from .parallel import analyze_each
 
@@ -235,23 +233,16 @@ def analyze(
         _say("Warning", f"skipped {msg}")
 
     # what cannot be read at all fails before any output is written
-    good = []
-    for path in captures:
-        try:
-            check_capture(path, engine.value)
-            good.append(path)
-        except (KsccTrafficError, OSError) as e:
-            skip_or_fail(str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}")
-    if not good:
+    units, warnings = _readable_units(captures, engine.value, file_set.value, skip_or_fail)
+    if not units:
         raise _fail("no capture could be read")
-    units, warnings = group_file_sets(good, file_set.value)
     analysed = 0
     _terminate_cleanly()
     target = _open_output(output)
     out = target.stream if target else sys.stdout
     sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
     try:
-        with _progress(good) as advance:
+        with _progress([p for u in units for p in getattr(u, "paths", (u,))]) as advance:
             for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
                                        chunk_bytes=chunk_mib << 20):
                 if result.error:
@@ -290,6 +281,48 @@ def analyze(
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
 EXIT_INTERRUPTED = 130
+
+
+def _readable_units(captures, engine: str, mode: str, skip_or_fail):
+    """The captures as units of analysis (:func:`~kscc_traffic.capture.filesets.group_file_sets`
+    with ``mode``), checked before any output is written (:func:`~kscc_traffic.analyze.check_capture`):
+    a file on its own that cannot be analysed at all goes to ``skip_or_fail``; a file of a set
+    that cannot is left out of its set with a warning line and the others are read (a ring
+    buffer's last file cut by a crash), the set going to ``skip_or_fail`` when none of its files
+    can be. Returns (units, warning lines)."""
+    from .analyze import check_capture
+    from .capture.filesets import FileSet, group_file_sets
+
+    def problem(path) -> Optional[str]:
+        try:
+            check_capture(path, engine)
+            return None
+        except (KsccTrafficError, OSError) as e:
+            return str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}"
+
+    units, warnings = group_file_sets(captures, mode)
+    out = []
+    for u in units:
+        if not isinstance(u, FileSet):
+            msg = problem(u)
+            if msg is None:
+                out.append(u)
+            else:
+                skip_or_fail(msg)
+            continue
+        keep, first = [], None
+        for p in u.paths:
+            msg = problem(p)
+            if msg is None:
+                keep.append(p)
+            else:
+                first = first or msg
+                warnings.append(f"skipped {msg} (a file of {path_text(u)}; its other files are read)")
+        if not keep:
+            skip_or_fail(first)
+        else:
+            out.append(keep[0] if len(keep) == 1 else FileSet(tuple(keep), u.kind))
+    return out, warnings
 
 
 def _capture_paths(captures: List[str]) -> List[Path]:
@@ -482,8 +515,7 @@ def report(
     The readiness checklist, charts, the flagged flows with what to change, and a sortable,
     filterable flow table, in one file that needs no network. Exit status as for `analyze`.
     """
-    from .analyze import analyze_file, capture_names, check_capture
-    from .capture.filesets import group_file_sets
+    from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
     captures = _capture_paths(captures)
@@ -510,16 +542,9 @@ def report(
 
     _terminate_cleanly()
     try:
-        parts, warnings, read, good = [], [], [], []
-        for path in captures:
-            try:
-                check_capture(path)     # (missing, a directory, not a capture, damaged at once)
-                good.append(path)
-            except KsccTrafficError as e:
-                skip_or_fail(str(e))
-            except OSError as e:
-                skip_or_fail(f"{path_text(path)}: {e.strerror or e}")
-        units, warnings = group_file_sets(good, file_set.value)
+        parts, read = [], []
+        # (missing, a directory, not a capture, damaged at once)
+        units, warnings = _readable_units(captures, "builtin", file_set.value, skip_or_fail)
         for path, name in zip(units, capture_names(units)):
             try:
                 a = analyze_file(path, ruleset, name=name)

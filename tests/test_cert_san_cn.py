@@ -101,3 +101,18 @@ def test_a_public_ca_or_an_unknown_private_one_is_not_judged(tmp_path):
     (tmp_path / "b").mkdir()
     r = _issued_by(tmp_path / "b", SNI, "Corp\x1b[31m", "Corp CA")    # (untrusted text: escaped)
     assert r["cert_issuer"] == "CN=Corp CA,O=Corp\\x1b[31m" and r["verdict"] == "ok"
+
+
+@pytest.mark.parametrize("issuer, product", [
+    ("CN=FortiGate CA,OU=Certificate Authority,O=Fortinet,C=US", "a Fortinet FortiGate"),
+    ("CN=Philosophos Issuing CA 1,O=Philosophos Verlag GmbH", ""),      # (inside a word)
+    ("O=Checkpoint Systems\\\\, Inc.", ""),                              # (another company)
+    ("DC=example,DC=kerio,CN=Example Corp CA", ""),                      # (not in CN, O or OU)
+    ("CN=Zscaler Intermediate Root CA (zscaler.net) (t)\\\\ ,O=Zscaler Inc.", "Zscaler"),
+    ("CN=DO_NOT_TRUST_FiddlerRoot,O=DO_NOT_TRUST,OU=Created by http://www.fiddler2.com", "Fiddler"),
+    ("", ""),
+])
+def test_inspection_markers_are_whole_words_of_the_cn_o_or_ou(issuer, product):
+    """(newcomer 19 F9)"""
+    from kscc_traffic.classify import inspection_product
+    assert inspection_product(issuer) == product

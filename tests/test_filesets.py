@@ -225,3 +225,33 @@ def test_a_capture_split_by_editcap_reads_as_the_whole(capture, tmp_path):
     if capture.name in NO_TIME:
         pytest.skip("Simple Packet Blocks: their times start again in each file split off")
     _split_and_compare(capture, tmp_path)
+
+
+def test_members_compressed_later_stay_in_their_set_and_a_copy_is_read_once(tmp_path):
+    """(newcomer 19 F2) a ring buffer whose older members were gzipped is one set; a member kept
+    both as it is and gzipped (gzip -k) is read once, with a warning."""
+    parts = _records()
+    paths = _write(tmp_path / "r", [DUMPCAP[0] + ".gz", DUMPCAP[1], DUMPCAP[2]], parts, compress={DUMPCAP[0] + ".gz"})
+    units, notes = group_file_sets(paths)
+    assert units == [FileSet(tuple(paths), "dumpcap")] and notes == []
+    copy = tmp_path / "r" / (DUMPCAP[1] + ".gz")
+    copy.write_bytes(gzip.compress(paths[1].read_bytes()))
+    units, notes = group_file_sets([*paths, copy])
+    assert units == [FileSet(tuple(paths), "dumpcap")]
+    assert len(notes) == 1 and "the same member of a file set as" in notes[0] and "not read again" in notes[0]
+
+
+def test_cli_skips_a_file_of_a_set_that_cannot_be_read(tmp_path):
+    """(newcomer 19 F1) a ring buffer whose last file a crash cut inside its header: the others
+    are read, with a warning (no --lenient needed); a file on its own still stops the run."""
+    parts = _records()
+    paths = _write(tmp_path / "ring", DUMPCAP[:2], parts[:2])
+    (tmp_path / "ring" / DUMPCAP[2]).write_bytes(pcap_bytes([])[:20])         # (its header cut)
+    p = _cli("analyze", "-f", "jsonl", tmp_path / "ring")
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == 3          # (the connection across files 1-2, DNS, the first)
+    assert f"Warning: skipped {tmp_path / 'ring' / DUMPCAP[2]}: " in p.stderr and "its other files are read" in p.stderr
+    lone = tmp_path / "lone.pcap"
+    lone.write_bytes(pcap_bytes([])[:20])
+    p = _cli("analyze", "-f", "jsonl", lone, paths[0])
+    assert p.returncode == 2 and p.stdout == ""

@@ -157,3 +157,17 @@ def test_a_capture_with_udp_only_after_the_damage():
     damaged = data[:offs[2]] + b"\0" * 7 + data[offs[3]:]
     fr = read_frames(damaged)
     assert len(fr) == 7 and fr.data(2) == bytes(recs[3][1])
+
+
+def test_zeros_right_after_the_header_ending_inside_a_record_are_read_past():
+    """(newcomer 19 F4) zeros from the file header on, ending inside a record: the last zero bytes
+    and the record's tail read as one empty record must not become the time the records after
+    are compared with."""
+    recs = _records()
+    data, offs = pcap_bytes(recs), _pcap_offsets(recs)
+    for end in range(offs[3] + 1, offs[3] + 17):
+        damaged = data[:24] + b"\0" * (end - 24) + data[end:]
+        fr = read_frames(damaged)
+        after = [bytes(p) for (_, p), o in zip(recs, offs) if o >= end]
+        got = [fr.data(i) for i in range(len(fr))]
+        assert got[len(got) - len(after):] == after, end

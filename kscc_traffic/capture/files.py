@@ -54,6 +54,7 @@ import numpy as np
 from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import DecompressingReader, open_decompressing
+from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import Frames
 from .stats import ReadStats
@@ -1086,11 +1087,15 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 continue
         stats.malformed += parser.malformed - malformed_before
         _count_walk(stats, w)
-        if len(w.cols["ts_ns"]):
-            # (the median of the last records read, so that a few garbage records read just
-            # before the damage do not set it; whatever the chunks)
-            recent = np.concatenate([recent, w.cols["ts_ns"][-255:]])[-255:]
-            last_ns = int(np.median(recent))
+        real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
+        if real.any():
+            # (the median of the last records read that hold bytes and a time, so that a few
+            # garbage records read just before the damage, or a header of zeros and packet
+            # bytes read as an empty record, do not set it; whatever the chunks)
+            recent = np.concatenate([recent, w.cols["ts_ns"][real][-255:]])[-255:]
+            # (a few records are no reference: damage read as one or two records right after
+            # the file header; then any time but 0 will do)
+            last_ns = int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
         if pending is not None:
             w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
             pending = None

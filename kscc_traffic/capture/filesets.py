@@ -85,13 +85,18 @@ def _first_ts(path: Path) -> int | None:
     return None
 
 
+#: the suffix a compressed copy of a member adds (gzip, xz, bzip2, zstd, lz4)
+_COMPRESSED = re.compile(r"\.(gz|xz|bz2|zst|lz4)$", re.IGNORECASE)
+
+
 def _member(path: Path) -> tuple | None:
     """(kind, key, number, time in the name as a number) when the file's name is one of a file set's, else None."""
     name = path.name
     for form, pattern in enumerate(_DUMPCAP):
         m = pattern.match(name)
         if m:
-            key = (str(path.parent), m["prefix"], m["ext"], form == 1)   # (editcap mixes forms 0 and 2)
+            # (editcap mixes forms 0 and 2; members compressed later keep their set: .gz…)
+            key = (str(path.parent), m["prefix"], _COMPRESSED.sub("", m["ext"]), form == 1)
             return "dumpcap", key, int(m["num"]), int(m.groupdict().get("time") or 0)
     m = _TCPDUMP.match(name)
     if m:
@@ -162,8 +167,19 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
             groups.setdefault((m[0], m[1]), []).append((p, m[2], m[3]))
     set_of: dict[Path, FileSet | None] = {}   # a grouped path -> its set (None: not the set's first)
     warnings: list[str] = []
+    dropped: set[Path] = set()                # copies of a member (not read)
     for (kind, _key), members in groups.items():
         if kind == "dumpcap":
+            # a member kept twice, as it is and compressed (gzip -k): one of them is read
+            seen_at: dict[tuple, Path] = {}
+            for m in sorted(members, key=lambda m: (bool(_COMPRESSED.search(m[0].name)), m[0].name)):
+                if (m[1], m[2]) in seen_at:
+                    dropped.add(m[0])
+                    warnings.append(f"{path_text(m[0])}: the same member of a file set as "
+                                    f"{path_text(seen_at[(m[1], m[2])])} (a compressed copy?): not read again")
+                else:
+                    seen_at[(m[1], m[2])] = m[0]
+            members = [m for m in members if m[0] not in dropped]
             runs = _dumpcap_runs(members)
         else:
             runs = [members] if len(members) > 1 and any(m[1] >= 0 for m in members) else []
@@ -192,6 +208,8 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
                 set_of[p] = None
     units: list = []
     for p in paths:
+        if p in dropped:
+            continue
         if p not in set_of:
             units.append(p)
         elif set_of[p] is not None:
