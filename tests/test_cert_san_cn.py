@@ -116,3 +116,33 @@ def test_inspection_markers_are_whole_words_of_the_cn_o_or_ou(issuer, product):
     """(newcomer 19 F9)"""
     from kscc_traffic.classify import inspection_product
     assert inspection_product(issuer) == product
+
+
+def test_issuer_and_names_of_certificates_cryptography_refuses():
+    """(newcomer 19 F7, F8) FortiGate's CA is named Fortinet_CA_SSL in a PrintableString, where
+    '_' is not allowed: ``cryptography`` refuses the certificate, a TLS client does not. The names
+    and the issuer are read from the DER; a value that is not UTF-8 keeps its other bytes."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+    from test_protocols_tls import make_cert
+    from kscc_traffic.protocols import tls
+    import tempfile
+    from pathlib import Path
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fortinet-CA-SSL"),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fortinet")])
+    with tempfile.TemporaryDirectory() as d:
+        cert, _, _ = make_cert(Path(d), [SNI], issuer=issuer)
+    der = bytearray(cert.public_bytes(Encoding.DER))
+    at = der.find(b"Fortinet-CA-SSL")
+    assert der[at - 2] == 0x0C                      # UTF8String
+    der[at - 2] = 0x13                              # PrintableString, with a '_' (not allowed)
+    der[at:at + 15] = b"Fortinet_CA_SSL"
+    with pytest.raises(Exception):
+        x509.load_der_x509_certificate(bytes(der))
+    assert tls.certificate_issuer(bytes(der)) == "O=Fortinet,CN=Fortinet_CA_SSL"   # (RFC 4514: last RDN first)
+    assert tls.certificate_names(bytes(der)) == [SNI]
+    from kscc_traffic.classify import inspection_product
+    assert inspection_product(tls.certificate_issuer(bytes(der))) == "a Fortinet FortiGate"
+    o = der.find(b"Fortinet", at + 15)
+    der[o + 6:o + 8] = b"\xff\xfe"                  # two bytes that are not UTF-8
+    assert tls.certificate_issuer(bytes(der)) == "O=Fortin\udcff\udcfe,CN=Fortinet_CA_SSL"

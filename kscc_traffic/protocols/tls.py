@@ -618,7 +618,14 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
 
         cert = x509.load_der_x509_certificate(bytes(der))
     except Exception:
-        return []
+        # a certificate ``cryptography`` refuses (a ``_`` in a PrintableString…): its names read
+        # from the DER here, as a TLS client that accepts it would
+        names = list(dict.fromkeys(v.decode("utf-8", "surrogateescape") for v in _der_dns_names(bytes(der))))
+        if names:
+            return names
+        cn = bytes([0x55, 0x04, 0x03])
+        return list(dict.fromkeys(v.decode("utf-8", "surrogateescape") for rdn in _der_name(bytes(der), 4)
+                                  for oid, v in rdn if oid == cn))
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -644,16 +651,65 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
     return names
 
 
-def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
-    """The issuer of a DER X.509 certificate as RFC 4514 text (``CN=FortiGate CA,O=Fortinet``:
-    most specific attribute first), '' when the certificate or its issuer does not load (uses
-    ``cryptography``). Untrusted text, not escaped here."""
-    try:
-        from cryptography import x509
+#: attribute types named in :func:`certificate_issuer`'s text (RFC 4514 §3), by DER OID
+_NAME_ATTRS = {bytes([0x55, 0x04, k]): n for k, n in ((3, "CN"), (6, "C"), (7, "L"), (8, "ST"), (10, "O"), (11, "OU"))}
+_NAME_ATTRS[bytes.fromhex("0992268993f22c640119")] = "DC"
 
-        return x509.load_der_x509_certificate(bytes(der)).issuer.rfc4514_string()
-    except Exception:
-        return ""
+
+def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
+    """The issuer of a DER X.509 certificate as RFC 4514-style text (``CN=FortiGate CA,O=Fortinet``:
+    most specific attribute first; CN, O, OU, C, ST, L, DC by name, other attributes left out),
+    read from the DER here (:func:`_der_name`): a certificate the ``cryptography`` package refuses
+    (a ``_`` in a PrintableString, FortiGate's ``Fortinet_CA_SSL``) or a value that is not UTF-8
+    still gives it, its bytes that are not UTF-8 kept as surrogates (``surrogateescape``). A ``,``,
+    ``+`` or ``\\`` in a value is escaped with a backslash (RFC 4514 §2.4). '' when the structure
+    cannot be followed. Untrusted text, not escaped here."""
+    rdns = _der_name(bytes(der), 2)
+    parts = []
+    for attrs in reversed(rdns):
+        vals = []
+        for oid, raw in attrs:
+            name = _NAME_ATTRS.get(oid)
+            if name is None:
+                continue
+            v = raw.decode("utf-8", "surrogateescape")
+            v = "".join("\\" + ch if ch in ',+"\\<>;' else ch for ch in v)
+            vals.append(f"{name}={v}")
+        if vals:
+            parts.append("+".join(vals))
+    return ",".join(parts)
+
+
+def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
+    """The RDNs of a DER certificate's issuer (``which`` 2) or subject (4): fields 2 and 4 of its
+    tbsCertificate after an optional [0] version (serialNumber, signature, issuer, validity,
+    subject), each RDN a list of (attribute type OID bytes, value bytes); [] when the structure
+    cannot be followed."""
+    out: list[list[tuple[bytes, bytes]]] = []
+    try:
+        cert = next(_der_items(der, 0, len(der)), None)
+        if cert is None or cert[0] != 0x30:
+            return out
+        tbs = next(_der_items(der, cert[1], cert[2]), None)
+        if tbs is None or tbs[0] != 0x30:
+            return out
+        fields = [f for f in _der_items(der, tbs[1], tbs[2])]
+        if fields and fields[0][0] == 0xA0:
+            fields = fields[1:]
+        if len(fields) < which + 1 or fields[which][0] != 0x30:
+            return out
+        for set_tag, a, z in _der_items(der, fields[which][1], fields[which][2]):
+            if set_tag != 0x31:
+                continue
+            rdn = []
+            for seq_tag, sa, sz in _der_items(der, a, z):
+                parts = list(_der_items(der, sa, sz)) if seq_tag == 0x30 else []
+                if len(parts) == 2 and parts[0][0] == 0x06:
+                    rdn.append((der[parts[0][1]:parts[0][2]], der[parts[1][1]:parts[1][2]]))
+            out.append(rdn)
+    except (IndexError, ValueError):
+        return []
+    return out
 
 
 #: DER of the subjectAltName extension's OID, 2.5.29.17
