@@ -362,8 +362,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to the ClientHello{inside} where TLS is documented{cut}")
         head = row.get("server_head") or ""
-        if cproto == "tls" and sproto == "other" and head and not partial and not row.get("payload_cut") \
-                and not row.get("tls_established"):
+        if cproto == "tls" and sproto == "other" and head and not partial and not row.get("tls_established") \
+                and not (row.get("payload_cut") and row.get("first_bytes_cut", True)):
             # cleartext that is neither TLS nor HTTP: an SSH or SMTP banner, a filter's text
             # refusal (another service on the port, a port forward to the wrong host)
             return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
@@ -451,8 +451,10 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         in_tunnel = target.startswith("http://")
     else:
         in_tunnel = not target or str(row.get("http_status") or "").startswith("2")
+    # (a payload cut by the inspection window, its first bytes whole, still shows its cleartext)
     if tls_rule and cleartext and in_tunnel \
-            and ((not partial and not row.get("payload_cut")) or "http" in (cproto, sproto)):
+            and ((not partial and not (row.get("payload_cut") and row.get("first_bytes_cut", True)))
+                 or "http" in (cproto, sproto)):
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
@@ -835,14 +837,15 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "unreassembled")
+                  "mtu_hint", "cert_issuer", "server_head", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "unreassembled")
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "unreassembled",
+                     "first_bytes_cut")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -850,7 +853,8 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "unreassembled")
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "unreassembled",
+                  "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path

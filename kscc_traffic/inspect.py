@@ -581,10 +581,14 @@ def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, n
 def _first_segment_hints(ft: FlowTable, nflows: int):
     """Per flow and direction: whether its first TCP data segment could start TLS or HTTP (a
     TLS/SSLv2 record header, an upper-case letter, or fewer than 5 bytes captured), and whether
-    the direction sent data at all. Decided on whole columns; only "maybe" flows are parsed."""
+    the direction sent data at all. Decided on whole columns; only "maybe" flows are parsed.
+    Also, per flow: whether a direction's first data segment kept fewer bytes than
+    :data:`HEAD_WHOLE` (or than it had) captured: its first bytes were cut by the snaplen, so
+    they cannot tell cleartext from TLS (``first_bytes_cut``)."""
     c = ft.packets.cols
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
+    short = np.zeros((2, nflows), bool)
     # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c)
                       & (c["sport"] >= 0))[0]
@@ -616,11 +620,15 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
         f = key // 2
         maybe[d, f] = m
         seen[d, f] = True
-    return maybe[0], maybe[1], seen[0], seen[1]
+        short[d, f] = cap < np.minimum(c["payload_len"][rows], HEAD_WHOLE)
+    return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1]
 
 
 #: bytes of the responder's first data shown by :func:`_first_bytes_text`
 HEAD_BYTES = 40
+#: bytes of a direction's first data segment that tell cleartext from TLS (a TLS record header
+#: is 5; an old 68-byte snaplen kept 2): fewer captured is ``first_bytes_cut``
+HEAD_WHOLE = 16
 
 
 #: bytes that make text: printable ASCII, tab, CR, LF
@@ -741,6 +749,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
     cols["server_head"] = repeated("", n)
+    # (likewise: a direction's first data segment kept fewer than HEAD_WHOLE bytes, the snaplen
+    # cut its first bytes: whether they are cleartext cannot be told; _first_segment_hints)
+    cols["first_bytes_cut"] = np.zeros(n, bool)
     # (likewise: the direction whose every packet was a fragment of an IP datagram never
     # reassembled, 'orig', 'resp' or 'both'; '' where not: _unreassembled)
     cols["unreassembled"] = _unreassembled(ft, n)
@@ -783,7 +794,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     blind = _first_data_uncaptured(ft, n) & (proto == "tcp")
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
-    maybe_c, maybe_s, seen_c, seen_s = _first_segment_hints(ft, n)
+    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"] = _first_segment_hints(ft, n)
     cols["client_proto"][seen_c & ~maybe_c] = "other"
     cols["server_proto"][seen_s & ~maybe_s] = "other"
     deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))

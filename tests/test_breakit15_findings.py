@@ -165,3 +165,31 @@ def test_ppp_with_direction_and_a_raw_link_type_written_wrong_are_read(tmp_path)
         p.write_bytes(pcap_bytes(raw, linktype=lt))
         f = analyze_file(p, RULES).flows
         assert list(zip(f.conn_state, f.verdict)) == [("SF", "ok")], lt
+
+
+def test_cleartext_longer_than_the_inspection_window_is_still_not_tls(tmp_path):
+    """(newcomer 19 F17) cleartext both ways on a TLS port, the client's part longer than the
+    16 KiB inspected: its first bytes were read whole, so it is not_tls (it was ok, verifying
+    dp_agent_connection); first bytes cut by a 68-byte snaplen still decide nothing."""
+    def c2s(**kw):
+        return eth(IP(src=AGENT, dst=DP) / TCP(sport=50007, dport=13000, **kw))
+
+    def s2c(**kw):
+        return eth(IP(src=DP, dst=AGENT) / TCP(sport=13000, dport=50007, **kw))
+    recs = [(T0, c2s(flags="S", seq=1000)), (T0 + 0.001, s2c(flags="SA", seq=5000, ack=1001)),
+            (T0 + 0.002, c2s(flags="A", seq=1001, ack=5001))]
+    seq = 1001
+    for i in range(30):                                    # 30 segments of 1000 bytes
+        recs.append((T0 + 0.01 + i * 0.001, c2s(flags="PA", seq=seq, ack=5001) / (b"X" * 1000)))
+        seq += 1000
+    recs += [(T0 + 0.1, s2c(flags="PA", seq=5001, ack=seq) / b"BYE\r\n"),
+             (T0 + 0.11, c2s(flags="FA", seq=seq, ack=5006)), (T0 + 0.12, s2c(flags="FA", seq=5006, ack=seq + 1)),
+             (T0 + 0.13, c2s(flags="A", seq=seq + 1, ack=5007))]
+    r = _flows(tmp_path, recs).flows.iloc[0]
+    assert (r.client_proto, r.server_proto, r.payload_cut) == ("other", "other", True)
+    assert (r.purpose, r.verdict, r.reason) == ("dp_agent_connection", "unexpected", "not_tls")
+    cut = [(t, bytes(p)[:68]) for t, p in recs]            # (2 payload bytes kept of each segment)
+    p = tmp_path / "cut.pcap"
+    p.write_bytes(pcap_bytes([(t, b) for t, b in cut], snaplen=68))
+    r = analyze_file(p, RULES).flows.iloc[0]
+    assert r.payload_cut and r.reason != "not_tls"
