@@ -680,6 +680,16 @@ def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
     return ",".join(parts)
 
 
+def _der_tbs(der: bytes):
+    """(tag, content start, content end) of a DER certificate's tbsCertificate SEQUENCE; None
+    when the bytes are not a Certificate SEQUENCE holding one."""
+    cert = next(_der_items(der, 0, len(der)), None)
+    if cert is None or cert[0] != 0x30:
+        return None
+    tbs = next(_der_items(der, cert[1], cert[2]), None)
+    return tbs if tbs is not None and tbs[0] == 0x30 else None
+
+
 def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
     """The RDNs of a DER certificate's issuer (``which`` 2) or subject (4): fields 2 and 4 of its
     tbsCertificate after an optional [0] version (serialNumber, signature, issuer, validity,
@@ -687,11 +697,8 @@ def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
     cannot be followed."""
     out: list[list[tuple[bytes, bytes]]] = []
     try:
-        cert = next(_der_items(der, 0, len(der)), None)
-        if cert is None or cert[0] != 0x30:
-            return out
-        tbs = next(_der_items(der, cert[1], cert[2]), None)
-        if tbs is None or tbs[0] != 0x30:
+        tbs = _der_tbs(der)
+        if tbs is None:
             return out
         fields = [f for f in _der_items(der, tbs[1], tbs[2])]
         if fields and fields[0][0] == 0xA0:
@@ -742,11 +749,8 @@ def _der_dns_names(der: bytes) -> list[bytes]:
     extnValue OCTET STRING -> GeneralNames)."""
     out: list[bytes] = []
     try:
-        cert = next(_der_items(der, 0, len(der)), None)
-        if cert is None or cert[0] != 0x30:
-            return out
-        tbs = next(_der_items(der, cert[1], cert[2]), None)
-        if tbs is None or tbs[0] != 0x30:
+        tbs = _der_tbs(der)
+        if tbs is None:
             return out
         for tag, a, z in _der_items(der, tbs[1], tbs[2]):
             if tag != 0xA3:                                    # [3] EXPLICIT extensions
