@@ -197,7 +197,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
         if icmp_text and not answered:
-            return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}"
+            return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
         if proto == "tcp" and state == "REJ":
             return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
         if not answered and row["cast"] == "unicast" and not partial:
@@ -249,6 +249,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return "", "unclassified", "", ""
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:
+        if reason == "tls_failed" and icmp_text and "ICMP" not in detail:
+            # (an ICMP error quoting the connection's data: a firewall filtering by content)
+            detail = f"{detail}; its data was answered by ICMP {icmp_text}"
         if partial:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail

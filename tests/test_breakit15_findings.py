@@ -193,3 +193,24 @@ def test_cleartext_longer_than_the_inspection_window_is_still_not_tls(tmp_path):
     p.write_bytes(pcap_bytes([(t, b) for t, b in cut], snaplen=68))
     r = analyze_file(p, RULES).flows.iloc[0]
     assert r.payload_cut and r.reason != "not_tls"
+
+
+def test_icmp_errors_on_a_client_hello_sent_again_are_named(tmp_path):
+    """(newcomer 19 F15, F18) the ClientHello sent 3 times, each answered by ICMP admin-prohibited:
+    the tls_failed detail names the ICMP error; a DNS query answered by time exceeded says what
+    that means."""
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50008), ("203.0.113.10", 23101), t0=T0, close=False)
+    hello = IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50008, dport=23101, flags="PA", seq=1001, ack=5001) \
+        / client_hello("eu1.ksc.kaspersky.com")
+    for k in range(3):
+        recs.append((T0 + 0.05 + k, eth(hello)))
+        recs.append((T0 + 0.053 + k, eth(IP(src="198.51.100.1", dst=AGENT) / ICMP(type=3, code=13) / bytes(hello)[:60])))
+    r = _flows(tmp_path, recs).flows.iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 198.51.100.1")
+    q = IP(src=AGENT, dst=RESOLVER) / UDP(sport=40001, dport=53) / DNS(id=3, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    recs = [(T0, eth(q)), (T0 + 0.01, eth(IP(src="198.51.100.1", dst=AGENT) / ICMP(type=11, code=0) / bytes(q)[:28]))]
+    r = _flows(tmp_path, recs, "dns.pcap").flows.iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "icmp_unreachable")
+    assert "a routing loop" in r.detail

@@ -255,3 +255,18 @@ def test_cli_skips_a_file_of_a_set_that_cannot_be_read(tmp_path):
     lone.write_bytes(pcap_bytes([])[:20])
     p = _cli("analyze", "-f", "jsonl", lone, paths[0])
     assert p.returncode == 2 and p.stdout == ""
+
+
+def test_a_set_given_twice_is_two_sets_and_a_file_given_again_stays_in_its_set(tmp_path):
+    """(newcomer 19 F13, F16) `analyze dir dir` and `analyze dir dir/x_00002…`: each occurrence
+    layer is grouped on its own (it was every file alone, with invented no_answer flows); a
+    prefix holding a newline is still a prefix."""
+    parts = _records()
+    paths = _write(tmp_path / "r", DUMPCAP, parts)
+    fs = FileSet(tuple(paths), "dumpcap")
+    assert group_file_sets([*paths, *paths]) == ([fs, fs], [])
+    assert group_file_sets([*paths, paths[1]]) == ([fs, paths[1]], [])
+    odd = _write(tmp_path / "n", ["a\nb_00001_20261130101500.pcap", "a\nb_00002_20261130101510.pcap"], parts[:2])
+    assert group_file_sets(odd)[0] == [FileSet(tuple(odd), "dumpcap")]
+    names = capture_names([fs, fs])
+    assert names[0] != names[1] and names[1].startswith(DUMPCAP[0] + " (2)")

@@ -40,11 +40,11 @@ MODES = ("auto", "join", "separate")
 # dumpcap -b nametimenum:2 (Wireshark 4.2+): <prefix>_<YYYYMMDDhhmmss>_<number><.ext…>;
 # editcap for packets without a time: <prefix>_<number><.ext…>
 _EXT = r"(?P<ext>(?:\.[A-Za-z0-9]+)*)$"
-_DUMPCAP = (re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})_(?P<time>\d{14,})" + _EXT),
-            re.compile(r"^(?P<prefix>.+)_(?P<time>\d{14})_(?P<num>\d{5,})" + _EXT),
-            re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})" + _EXT))
+_DUMPCAP = (re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})_(?P<time>\d{14,})" + _EXT, re.DOTALL),
+            re.compile(r"^(?P<prefix>.+)_(?P<time>\d{14})_(?P<num>\d{5,})" + _EXT, re.DOTALL),
+            re.compile(r"^(?P<prefix>.+)_(?P<num>\d{5,})" + _EXT, re.DOTALL))
 # tcpdump -C: <name.ext><number> (no number for the first file unless -W was given)
-_TCPDUMP = re.compile(r"^(?P<base>.*\.[A-Za-z][A-Za-z0-9]*?)(?P<num>\d*)$")
+_TCPDUMP = re.compile(r"^(?P<base>.*\.[A-Za-z][A-Za-z0-9]*?)(?P<num>\d*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,8 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
     - ``join``: all of ``paths`` are one set, in order of their first packet.
     - ``separate``: every file on its own.
 
-    A file given more than once is not grouped. Units come in the order their first file was
-    given. Reading is limited to each grouped file's first record.
+    A path given again (a folder and a file of it) starts another layer, grouped on its own: a
+    set given twice is two sets. Units come in the order their first file was given. Reading is limited to each grouped file's first record.
 
     :returns: (units, warning lines).
     :raises ValueError: an unknown ``mode``.
@@ -150,33 +150,37 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
     if mode not in MODES:
         raise ValueError(f"unknown file-set mode {mode!r} (choose {', '.join(MODES)})")
     paths = [Path(p) for p in paths]
-    seen: dict[str, int] = {}
-    for p in paths:
-        k = os.path.abspath(p)
-        seen[k] = seen.get(k, 0) + 1
-    single = [seen[os.path.abspath(p)] == 1 for p in paths]
     if mode == "separate" or len(paths) < 2:
         return list(paths), []
     if mode == "join":
         ordered = _by_first_packet(paths)
         return [FileSet(tuple(ordered), "join")], []
+    # a path given again (a folder and a file of it, a folder twice) starts another layer: each
+    # layer is grouped on its own, so a set given twice is two sets, and a file given again is
+    # not pulled out of its set
+    occurrence, count = [], {}
+    for p in paths:
+        k = os.path.abspath(p)
+        occurrence.append(count.get(k, 0))
+        count[k] = occurrence[-1] + 1
     groups: dict[tuple, list] = {}
     for i, p in enumerate(paths):
-        m = _member(p) if single[i] else None
+        m = _member(p)
         if m is not None:
-            groups.setdefault((m[0], m[1]), []).append((p, m[2], m[3]))
-    set_of: dict[Path, FileSet | None] = {}   # a grouped path -> its set (None: not the set's first)
+            groups.setdefault((m[0], m[1], occurrence[i]), []).append((i, m[2], m[3]))
+    set_at: dict[int, FileSet | None] = {}    # position of a grouped path -> its set (None: a later file)
+    first_given: dict[int, int] = {}          # id of a set -> position of the earliest of its files
     warnings: list[str] = []
-    dropped: set[Path] = set()                # copies of a member (not read)
-    for (kind, _key), members in groups.items():
+    dropped: set[int] = set()                 # copies of a member (not read)
+    for (kind, _key, _layer), members in groups.items():
         if kind == "dumpcap":
             # a member kept twice, as it is and compressed (gzip -k): one of them is read
-            seen_at: dict[tuple, Path] = {}
-            for m in sorted(members, key=lambda m: (bool(_COMPRESSED.search(m[0].name)), m[0].name)):
+            seen_at: dict[tuple, int] = {}
+            for m in sorted(members, key=lambda m: (bool(_COMPRESSED.search(paths[m[0]].name)), paths[m[0]].name)):
                 if (m[1], m[2]) in seen_at:
                     dropped.add(m[0])
-                    warnings.append(f"{path_text(m[0])}: the same member of a file set as "
-                                    f"{path_text(seen_at[(m[1], m[2])])} (a compressed copy?): not read again")
+                    warnings.append(f"{path_text(paths[m[0]])}: the same member of a file set as "
+                                    f"{path_text(paths[seen_at[(m[1], m[2])]])} (a compressed copy?): not read again")
                 else:
                     seen_at[(m[1], m[2])] = m[0]
             members = [m for m in members if m[0] not in dropped]
@@ -186,10 +190,15 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
         for run in runs:
             if len(run) < 2:
                 continue
-            files = [m[0] for m in run] if kind == "dumpcap" else _by_first_packet([m[0] for m in run])
+            if kind == "dumpcap":
+                order = [m[0] for m in run]
+            else:
+                by_path = {paths[m[0]]: m[0] for m in run}
+                order = [by_path[q] for q in _by_first_packet([paths[m[0]] for m in run])]
+            files = [paths[i] for i in order]
             fs = FileSet(tuple(files), kind)
             if kind == "dumpcap":
-                stamps = [_first_ts(p) for p in files]
+                stamps = [_first_ts(q) for q in files]
                 known = [t for t in stamps if t is not None]
                 if any(b < a for a, b in zip(known, known[1:])):
                     warnings.append(f"{path_text(fs)}: named as one file set, but their first packets are "
@@ -203,25 +212,21 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
                     warnings.append(f"{path_text(fs)}: file number{'s' if len(gaps) > 1 else ''} {shown} of "
                                     "the set missing: connections across the gap may show as blocked or "
                                     "split")
-            set_of[files[0]] = fs
-            for p in files[1:]:
-                set_of[p] = None
-    units: list = []
-    for p in paths:
-        if p in dropped:
-            continue
-        if p not in set_of:
-            units.append(p)
-        elif set_of[p] is not None:
-            units.append(set_of[p])
-        # (a set's later files are in its unit; the unit sits where its first file was given)
-    # a set's first file (by time) may have been given after another of its files: put the unit
-    # where the earliest of its files was given
-    given: dict[Path, int] = {}
+            set_at[order[0]] = fs
+            first_given[id(fs)] = min(order)
+            for i in order[1:]:
+                set_at[i] = None
+    # each unit where the earliest of its files was given
+    units: list[tuple[int, object]] = []
     for i, p in enumerate(paths):
-        given.setdefault(p, i)
-    units.sort(key=lambda u: min(given[q] for q in u.paths) if isinstance(u, FileSet) else given[u])
-    return units, warnings
+        if i in dropped:
+            continue
+        if i not in set_at:
+            units.append((i, p))
+        elif set_at[i] is not None:
+            units.append((first_given[id(set_at[i])], set_at[i]))
+    units.sort(key=lambda u: u[0])
+    return [u for _, u in units], warnings
 
 
 def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterator[Frames]:
