@@ -171,3 +171,24 @@ def test_zeros_right_after_the_header_ending_inside_a_record_are_read_past():
         after = [bytes(p) for (_, p), o in zip(recs, offs) if o >= end]
         got = [fr.data(i) for i in range(len(fr))]
         assert got[len(got) - len(after):] == after, end
+
+
+def test_the_tshark_engine_reads_the_copy_past_a_zero_filled_page(tmp_path):
+    """(newcomer 19 F14) tshark counts a zero-filled page's headers as frames and stops at the
+    misaligned record after it, having read more frames than the built-in reader keeps: the
+    tshark engine still dissects the built-in reader's records past the damage."""
+    import shutil
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (apt-get install tshark)")
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    recs = _records()
+    data, offs = pcap_bytes(recs), _pcap_offsets(recs)
+    at = offs[40] + 6
+    p = tmp_path / "z.pcap"
+    p.write_bytes(data[:at] + b"\0" * 4096 + data[at + 4096:])
+    rules = load_rules()
+    b, t = analyze_file(p, rules), analyze_file(p, rules, "tshark")
+    assert len(t.flows) == len(b.flows) == 10       # (the sessions after the zeros included)
+    assert sorted(t.flows.history) == sorted(b.flows.history)
+    assert any("dissected instead a copy" in w for w in t.warnings)

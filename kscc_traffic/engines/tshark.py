@@ -832,8 +832,8 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
     types (one interface per link type); return the reader's stats (its warnings name
-    ``name``). None, and nothing written, when it reads no more than ``have`` records or cannot
-    read the file at all."""
+    ``name``). None, and nothing written, when it reads no more than ``have`` records and read
+    past no damage, or cannot read the file at all."""
     import struct
     from ..capture.files import iter_frames
     try:
@@ -846,7 +846,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
                 lo = min(lo, int(fr.ts_ns.min()))
     except (CaptureError, OSError):
         return None
-    if stats is None or n <= have:
+    # (more records, or damage read past: tshark may have counted a zero-filled region's
+    # headers as frames, and stopped at the misaligned record after it)
+    read_past = stats is not None and stats.damage_offset is None and stats.skipped_bytes > 0
+    if stats is None or (n <= have and not read_past):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
