@@ -405,9 +405,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
-                # (an ICMP error quoting the connection's data: a firewall filtering by content)
-                icmp_said = f"; its data was answered by ICMP {icmp_text}" if icmp_text else ""
-                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}{icmp_said}")
+                return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
             answer = int(row.get("resp_bytes", 0))
             if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
                     and 0 < answer < SMALLEST_SEALED:
