@@ -1021,11 +1021,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     pending = None                 # records before a second pcap header, in this buffer
     seeking: _Stop | None = None   # damage: looking for where whole records start again
     zeros = 0                      # all-zero pcap record headers dropped
-    last_ns = None                 # time the records after damage are compared with
-    recent = np.zeros(0, np.int64)  # the times of the last records read
+    recent = np.zeros(0, np.int64)  # the times of the last records read (see _reference_ns)
     while True:
         if seeking is not None:
-            hit, more = _seek_records(parser, data, pos, at_eof, base, last_ns)
+            hit, more = _seek_records(parser, data, pos, at_eof, base, _reference_ns(recent))
             if hit is not None and more is None:
                 _note_resync(stats, seeking, base + hit, name)
                 seeking, pos = None, hit
@@ -1089,13 +1088,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         _count_walk(stats, w)
         real = (w.cols["caplen"] > 0) & (w.cols["ts_ns"] > 0)
         if real.any():
-            # (the median of the last records read that hold bytes and a time, so that a few
-            # garbage records read just before the damage, or a header of zeros and packet
-            # bytes read as an empty record, do not set it; whatever the chunks)
             recent = np.concatenate([recent, w.cols["ts_ns"][real][-255:]])[-255:]
-            # (a few records are no reference: damage read as one or two records right after
-            # the file header; then any time but 0 will do)
-            last_ns = int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
         if pending is not None:
             w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
             pending = None
@@ -1127,6 +1120,15 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             stats.bytes_read = base + w.pos - stats.skipped_bytes
         yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
         return
+
+
+def _reference_ns(recent: np.ndarray) -> int | None:
+    """The time the records after damage are compared with: the median of the last records read
+    that hold bytes and a time (``recent``, whatever the chunks), so that a few garbage records
+    read just before the damage, or a header of zeros and packet bytes read as an empty record,
+    do not set it; None (any time but 0 will do) when fewer than a run of them were read
+    (damage read as one or two records right after the file header)."""
+    return int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
 
 
 def _zero_note(name: str, k: int, hdr_len: int) -> str:
