@@ -66,7 +66,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                    "its subjectAltName dNSNames, its subject CN only when it has none (RFC 6125 §6.4.4; "
                    "protocols.tls.certificate_names)"),
     "cert_issuer": ("object", "", "the issuer of the server certificate (TLS <= 1.2 only) as RFC 4514 text, "
-                    "e.g. 'CN=FortiGate CA,O=Fortinet' (protocols.tls.certificate_issuer), escaped"),
+                    "e.g. 'CN=FortiGate CA,O=Fortinet' (protocols.tls.certificate_issuer), escaped as RFC 4514 "
+                    "says: 'O=Corp\\, Inc.', controls and bytes not UTF-8 as '\\1B'"),
     "http_status": ("object", "", "status code of the server's first final HTTP/1.x response (e.g. '200', "
                     "'407'; 1xx skipped, as Zeek's status_code; for a request to a proxy asked again after a "
                     "407 on the same connection, the last answer), '' when its first bytes are no HTTP status line"),
@@ -445,8 +446,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
-        cols["cert_issuer"][rows[i]] = dns.text_from_bytes(
-            tls.certificate_issuer(certs[0]).encode("utf-8", "surrogateescape"))
+        cols["cert_issuer"][rows[i]] = tls.certificate_issuer(certs[0])   # (escaped: RFC 4514)
 
 
 #: how a detail names the client's flight that awaits the server's answer (``tls_wait_after``):
@@ -635,39 +635,63 @@ HEAD_WHOLE = 16
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
-def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> list[str]:
+def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list[str]]:
     """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
-    responder's stream, as escaped text (:func:`dns.text_from_bytes`; a line end at their end
-    left out), when they are text (at least 90 % printable ASCII, tab, CR, LF: a banner, a
-    status line, a page) and the responder's earliest data segment starts its stream (the byte
-    after its SYN-ACK's sequence number); else ''."""
+    responder's stream, followed across its data segments in sequence order (from the byte after
+    its SYN-ACK's sequence number; a retransmission adds nothing, a gap or a segment the snaplen
+    cut ends them). Returns two lists of ``str``, one item per flow:
+
+    - the bytes as escaped text (:func:`dns.text_from_bytes`; a line end at their end left out,
+      ``…`` when the stream went on) when they are text (at least 90 % printable ASCII, tab, CR,
+      LF: a banner, a status line, a page), else '';
+    - when they are not text: ``"<n> bytes: <hex of the first 8>…"`` (n: the bytes read, at most
+      :data:`HEAD_BYTES`), else ''.
+
+    Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
+    not captured, or the start lost)."""
     c = ft.packets.cols
     want = np.zeros(len(ft.flows), bool)
     want[flows] = True
     mine = (ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & (c["sport"] >= 0)
     rows = np.nonzero(mine & content_rows(c) & (c["pl_cap"] > 0))[0]
     rows = rows[want[ft.pkt_flow[rows]]]
-    first: dict[int, int] = {}
+    segs: dict[int, list[int]] = {}
     for r in rows[np.lexsort((c["ts_ns"][rows], ft.pkt_flow[rows]))].tolist():
-        first.setdefault(int(ft.pkt_flow[r]), r)
+        segs.setdefault(int(ft.pkt_flow[r]), []).append(r)
     synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)))[0]
     start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
     buf = ft.packets.buf
-    out = []
+    texts, binary = [], []
     for f in flows.tolist():
-        r = first.get(int(f))
-        if r is None or start.get(int(f)) != int(c["seq"][r]) & 0xFFFFFFFF:
-            out.append("")
+        mine_rows = segs.get(int(f), [])
+        expect = start.get(int(f))
+        if not mine_rows or expect != int(c["seq"][mine_rows[0]]) & 0xFFFFFFFF:
+            texts.append("")
+            binary.append("")
             continue
-        o = int(c["pl_off"][r])
-        raw = bytes(buf[o:o + min(int(c["pl_cap"][r]), HEAD_BYTES)])
+        raw, more = b"", False
+        for r in mine_rows:
+            seq, cap, plen = int(c["seq"][r]) & 0xFFFFFFFF, int(c["pl_cap"][r]), int(c["payload_len"][r])
+            if seq != expect:
+                if (seq - expect) & 0xFFFFFFFF < 0x80000000:
+                    more = True     # (a gap: bytes not captured follow)
+                    break
+                continue            # (a retransmission of bytes already read)
+            o = int(c["pl_off"][r])
+            raw += bytes(buf[o:o + min(cap, HEAD_BYTES - len(raw) + 1)])
+            expect = (expect + max(plen, cap)) & 0xFFFFFFFF
+            if len(raw) > HEAD_BYTES or cap < plen:
+                more = True
+                break
+        more = more or len(raw) > HEAD_BYTES or mine_rows[-1] != r
+        raw = raw[:HEAD_BYTES]
         if len(raw.translate(None, _TEXT_BYTES)) * 10 > len(raw):
-            out.append("")
+            texts.append("")
+            binary.append(f"{len(raw)} bytes: {raw[:8].hex(' ')}{'…' if len(raw) > 8 else ''}")
             continue
-        cut = int(c["pl_cap"][r]) > HEAD_BYTES
-        text = dns.text_from_bytes(raw if cut else raw.rstrip(b"\r\n"))
-        out.append(text + ("…" if cut else ""))
-    return out
+        texts.append(dns.text_from_bytes(raw if more else raw.rstrip(b"\r\n")) + ("…" if more else ""))
+        binary.append("")
+    return texts, binary
 
 
 def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
@@ -749,6 +773,8 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
     cols["server_head"] = repeated("", n)
+    # (likewise, when those first bytes are not text: how many, and the first 8 in hex)
+    cols["server_binary"] = repeated("", n)
     # (likewise: a direction's first data segment kept fewer than HEAD_WHOLE bytes, the snaplen
     # cut its first bytes: whether they are cleartext cannot be told; _first_segment_hints)
     cols["first_bytes_cut"] = np.zeros(n, bool)
@@ -806,7 +832,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
     odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
     if len(odd):
-        cols["server_head"][odd] = _first_bytes_text(ft, odd)
+        cols["server_head"][odd], cols["server_binary"][odd] = _first_bytes_text(ft, odd)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
     hist = flows["history"].to_numpy(dtype=object)

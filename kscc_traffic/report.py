@@ -525,7 +525,9 @@ REASON_TEXT: dict[str, str] = {
     "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
     "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
                        "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
-    "not_tls": "cleartext where the documentation says TLS: a proxy or another service answers on this port",
+    "not_tls": ("cleartext where the documentation says TLS: a proxy, another service or a filter answered "
+                "instead of the documented server (each flow's detail quotes the answer; a filter refusing by "
+                "policy must let the agent's TLS through)"),
     "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
@@ -581,8 +583,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if answered:
         k = un - other
         fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
-               f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open; nothing to open in the "
-               "firewall): " + "; ".join(f"{x}: {REASON_TEXT[x]}" for x in answered))
+               f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open"
+               # (a cleartext answer may be a filter's refusal: then its policy has to change)
+               + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] else "")
+               + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}" for x in answered))
         if other:
             fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
                     "documented port on the side that opened the connection: not this purpose's traffic")

@@ -113,9 +113,10 @@ def test_flows_to_other_hosts_on_a_shared_port_do_not_undo_a_verified_purpose():
     assert chk.loc["cert_check", "status"] == "unexpected"
     ok = int(chk.loc["cert_check", "ok"])
     assert chk.loc["cert_check", "fix"] == (
-        f"{ok} of {ok + 2} flows ok, 2 unexpected: this connection on TCP 80 was answered (the port is open; "
-        "nothing to open in the firewall): not_tls: cleartext where the documentation says TLS: a proxy or "
-        "another service answers on this port; 1 more went to names outside *.digicert.com or had the "
+        f"{ok} of {ok + 2} flows ok, 2 unexpected: this connection on TCP 80 was answered (the port is open): "
+        "not_tls: cleartext where the documentation says TLS: a proxy, another service or a filter answered "
+        "instead of the documented server (each flow's detail quotes the answer; a filter refusing by policy "
+        "must let the agent's TLS through); 1 more went to names outside *.digicert.com or had the "
         "documented port on the side that opened the connection: not this purpose's traffic")
 
 

@@ -1,0 +1,88 @@
+"""Newcomer 19 F11, F12, F19: what a server answered to a ClientHello that is not TLS."""
+from __future__ import annotations
+
+from scapy.layers.inet import TCP
+
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of, pcap_bytes, tcp_session
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.report import readiness
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+AGENT, SERVER = "192.0.2.10", "203.0.113.10"
+T0 = 1_764_500_000.0
+
+
+def _hello():
+    from test_decode_more_encaps import client_hello
+    return client_hello("eu1.ksc.kaspersky.com")
+
+
+def _answered_in_segments(tmp_path, segments, port=23101):
+    """A ClientHello answered by the server's ``segments`` [(seq offset from the stream's first
+    byte, bytes)], in that order, then both sides close."""
+    hello = _hello()
+    recs = tcp_session((AGENT, 50003), (SERVER, port), t0=T0, c_data=hello, close=False)
+    cs, ss = 1001 + len(hello), 5001
+    t = T0 + 0.1
+    s2c = lambda **kw: eth(ip_of(SERVER, AGENT) / TCP(sport=port, dport=50003, **kw),  # noqa: E731
+                           src=SERVER_MAC, dst=CLIENT_MAC)
+    c2s = lambda **kw: eth(ip_of(AGENT, SERVER) / TCP(sport=50003, dport=port, **kw))  # noqa: E731
+    end = ss
+    for off, data in segments:
+        recs.append((t, s2c(flags="PA", seq=ss + off, ack=cs) / data))
+        end = max(end, ss + off + len(data))
+        t += 0.01
+    recs += [(t, c2s(flags="FA", seq=cs, ack=end)), (t + 0.01, s2c(flags="FA", seq=end, ack=cs + 1)),
+             (t + 0.02, c2s(flags="A", seq=cs + 1, ack=end + 1))]
+    p = tmp_path / "c.pcap"
+    p.write_bytes(pcap_bytes(recs))
+    return analyze_file(p, RULES).flows
+
+
+NOT_TLS = "the server sent cleartext that is not TLS where TLS is documented: "
+WHO = " (another service on the port, or a filter's refusal)"
+
+
+def test_the_quote_follows_the_servers_segments(tmp_path):
+    """F11: a banner sent in two segments ("220 ", then the rest) is quoted whole, not "220 "."""
+    f = _answered_in_segments(tmp_path, [(0, b"220 "), (4, b"mail.example ESMTP Postfix\r\n")])
+    r = f.iloc[0]
+    assert (r.verdict, r.reason) == ("unexpected", "not_tls")
+    assert r.detail == NOT_TLS + '"220 mail.example ESMTP Postfix"' + WHO
+
+
+def test_a_retransmitted_segment_adds_nothing_and_a_gap_ends_the_quote(tmp_path):
+    """The same first segment twice is read once; bytes after a gap (a segment not captured)
+    are not joined to the quote, which ends with … (the stream went on)."""
+    f = _answered_in_segments(tmp_path, [(0, b"220 "), (0, b"220 "), (4, b"mail.example\r\n")])
+    assert f.iloc[0].detail == NOT_TLS + '"220 mail.example"' + WHO
+    f = _answered_in_segments(tmp_path, [(0, b"220 "), (10, b"mail.example\r\n")])
+    assert f.iloc[0].detail == NOT_TLS + '"220 …"' + WHO
+
+
+def test_the_quote_stops_at_40_bytes_across_segments(tmp_path):
+    f = _answered_in_segments(tmp_path, [(0, b"a" * 30), (30, b"b" * 30)])
+    assert f.iloc[0].detail == NOT_TLS + '"' + "a" * 30 + "b" * 10 + '…"' + WHO
+
+
+def test_a_binary_answer_is_mentioned_in_the_tls_failed_detail(tmp_path):
+    """F12: bytes that are neither TLS nor text stay tls_failed (an obfuscated protocol on 443 is
+    no proof of another service), but the detail says the server answered, and with what."""
+    answer = b"\xff\xfe\x00\x00ACCESS DENIED\xc3\x28 by filter\x00\x07"
+    r = _answered_in_segments(tmp_path, [(0, answer)]).iloc[0]
+    assert (r.verdict, r.reason, r.server_proto) == ("blocked", "tls_failed", "other")
+    assert r.detail.endswith(f"; the server answered with bytes that are not TLS ({len(answer)} bytes: "
+                             "ff fe 00 00 41 43 43 45…)")
+    assert r.detail.startswith("TLS handshake aborted: connection closed")
+
+
+def test_a_cleartext_refusal_is_not_told_nothing_to_open(tmp_path):
+    """F19: a filter's text refusal quoted in the detail; the checklist's advice no longer says
+    there is nothing to change in the firewall (the filter's policy must let the TLS through)."""
+    f = _answered_in_segments(tmp_path, [(0, b"Connection refused by security policy 42\r\n")])
+    assert f.iloc[0].reason == "not_tls"
+    fix = readiness(f, RULES).set_index("rule").loc["agent_connection", "fix"]
+    assert fix.startswith("this connection on TCP 23100-23199 was answered (the port is open): not_tls: ")
+    assert "nothing to open" not in fix and "a filter refusing by policy must let the agent's TLS through" in fix
