@@ -100,7 +100,19 @@ def test_a_public_ca_or_an_unknown_private_one_is_not_judged(tmp_path):
     assert (r["verdict"], r["reason"]) == ("ok", "")
     (tmp_path / "b").mkdir()
     r = _issued_by(tmp_path / "b", SNI, "Corp\x1b[31m", "Corp CA")    # (untrusted text: escaped)
-    assert r["cert_issuer"] == "CN=Corp CA,O=Corp\\x1b[31m" and r["verdict"] == "ok"
+    assert r["cert_issuer"] == "CN=Corp CA,O=Corp\\1B[31m" and r["verdict"] == "ok"
+
+
+def test_the_issuer_is_rfc4514_text_escaped_once(tmp_path):
+    """Newcomer 19 F10: RFC 4514's own escapes are shown once (``Systems\\, Inc.``, a trailing
+    space ``\\ ``), as ``openssl x509 -issuer -nameopt RFC2253`` prints them; controls, invisible
+    characters and bytes that are not UTF-8 as ``\\XX`` per byte, so the text is safe as it is."""
+    r = _issued_by(tmp_path, SNI, "Checkpoint Systems, Inc.", "Zscaler Intermediate Root CA (t) ")
+    assert r["cert_issuer"] == "CN=Zscaler Intermediate Root CA (t)\\ ,O=Checkpoint Systems\\, Inc."
+    assert (r["verdict"], r["reason"]) == ("unexpected", "tls_intercepted")
+    (tmp_path / "b").mkdir()
+    r = _issued_by(tmp_path / "b", SNI, "a\\b\u202e", "#CA")
+    assert r["cert_issuer"] == "CN=\\#CA,O=a\\\\b\\E2\\80\\AE"
 
 
 @pytest.mark.parametrize("issuer, product", [
@@ -145,4 +157,5 @@ def test_issuer_and_names_of_certificates_cryptography_refuses():
     assert inspection_product(tls.certificate_issuer(bytes(der))) == "a Fortinet FortiGate"
     o = der.find(b"Fortinet", at + 15)
     der[o + 6:o + 8] = b"\xff\xfe"                  # two bytes that are not UTF-8
-    assert tls.certificate_issuer(bytes(der)) == "O=Fortin\udcff\udcfe,CN=Fortinet_CA_SSL"
+    assert tls.certificate_issuer(bytes(der)) == "O=Fortin\\FF\\FE,CN=Fortinet_CA_SSL"   # (RFC 4514 hex pairs)
+    assert inspection_product(tls.certificate_issuer(bytes(der))) == "a Fortinet FortiGate"

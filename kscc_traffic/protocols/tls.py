@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .dns import text_from_bytes
+from ..text import CONTROL
 
 __all__ = [
     "ClientHello",
@@ -661,9 +662,12 @@ def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
     most specific attribute first; CN, O, OU, C, ST, L, DC by name, other attributes left out),
     read from the DER here (:func:`_der_name`): a certificate the ``cryptography`` package refuses
     (a ``_`` in a PrintableString, FortiGate's ``Fortinet_CA_SSL``) or a value that is not UTF-8
-    still gives it, its bytes that are not UTF-8 kept as surrogates (``surrogateescape``). A ``,``,
-    ``+`` or ``\\`` in a value is escaped with a backslash (RFC 4514 §2.4). '' when the structure
-    cannot be followed. Untrusted text, not escaped here."""
+    still gives it. Values are escaped as RFC 4514 §2.4 says (and ``openssl x509 -issuer -nameopt
+    RFC2253`` prints): ``,+"\\<>;`` after a backslash (``O=Checkpoint Systems\\, Inc.``), a
+    leading space or ``#`` and a trailing space too; bytes that are not UTF-8, controls and the
+    invisible or bidi characters of :data:`kscc_traffic.text.CONTROL` as ``\\XX`` per byte (``\\1B``
+    for ESC). So the text is safe to show as it is (not escaped again) and different issuers give
+    different texts. '' when the structure cannot be followed."""
     rdns = _der_name(bytes(der), 2)
     parts = []
     for attrs in reversed(rdns):
@@ -672,12 +676,27 @@ def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
             name = _NAME_ATTRS.get(oid)
             if name is None:
                 continue
-            v = raw.decode("utf-8", "surrogateescape")
-            v = "".join("\\" + ch if ch in ',+"\\<>;' else ch for ch in v)
-            vals.append(f"{name}={v}")
+            vals.append(f"{name}={_rfc4514_value(raw)}")
         if vals:
             parts.append("+".join(vals))
     return ",".join(parts)
+
+
+def _rfc4514_value(raw: bytes) -> str:
+    """An attribute value's bytes as RFC 4514 §2.4 text, safe to show (see
+    :func:`certificate_issuer`)."""
+    v = raw.decode("utf-8", "surrogateescape")
+    out = []
+    for i, ch in enumerate(v):
+        if "\udc80" <= ch <= "\udcff":            # (a byte that is not UTF-8)
+            out.append("\\%02X" % (ord(ch) - 0xDC00))
+        elif CONTROL.match(ch) or "\ud800" <= ch <= "\udfff":
+            out.append("".join("\\%02X" % b for b in ch.encode("utf-8", "surrogatepass")))
+        elif ch in ',+"\\<>;' or (i == 0 and ch in " #") or (i == len(v) - 1 and ch == " "):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _der_tbs(der: bytes):
