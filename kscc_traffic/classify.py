@@ -158,10 +158,12 @@ def _dns_error_detail(row: dict) -> str:
 
 
 def _agent_name(name: str, rules: RuleSet) -> bool:
-    """Is ``name`` one the agent needs: under a rule's host mask (``*.ksc.kaspersky.com``,
-    ``*.digicert.com``) or under :data:`VENDOR_DOMAIN`? Case and a trailing dot ignored."""
+    """Is ``name`` one the agent needs: a host name (:func:`is_host_name`: no name holding
+    other characters, ``=cmd|'…'!A0.ksc.kaspersky.com`` or an escaped byte, was asked by an
+    agent) under a rule's host mask (``*.ksc.kaspersky.com``, ``*.digicert.com``) or under
+    :data:`VENDOR_DOMAIN`? Case and a trailing dot ignored."""
     n = name.lower().rstrip(".")
-    return bool(n) and (n == VENDOR_DOMAIN or n.endswith("." + VENDOR_DOMAIN)
+    return bool(n) and is_host_name(n) and (n == VENDOR_DOMAIN or n.endswith("." + VENDOR_DOMAIN)
                         or any(r.matches_host(n) for r in rules.rules))
 
 

@@ -15,6 +15,13 @@ valid, printable-safe UTF-8 text and never ambiguous:
 * in DNS names only, a ``.`` *inside* a label becomes ``\\.`` (RFC 1035 §5.1 presentation
   format), so a single label ``"ksc.kaspersky"`` can never pass for two labels.
 
+Host names (DNS names, the TLS SNI, an HTTP request's host) go one step further,
+:func:`host_text`: every byte above 0x7F is ``\\xNN`` too, as Zeek logs them. A name on the
+wire is ASCII (an internationalised one travels as ``xn--`` A-labels, RFC 5890), so a name
+holding other bytes is forged or damaged and must not read as the name it imitates:
+``eu1.ksc.k\\xd0\\xb0spersky.com`` (a Cyrillic ``а``), ``eu1\\xe3\\x80\\x82ksc…`` (an
+ideographic full stop, which IDNA would map to a dot).
+
 Names are returned without the trailing dot and in the case found on the wire; the root name is
 ``"."``. Compare them with :func:`kscc_traffic.protocols.tls.name_matches` / ``under_mask``
 (case-insensitive).
@@ -43,6 +50,8 @@ __all__ = [
     "RCODE_NAMES",
     "resolved_names",
     "text_from_bytes",
+    "host_text",
+    "ascii_text",
     "TYPE_A",
     "TYPE_AAAA",
     "TYPE_CNAME",
@@ -116,6 +125,22 @@ def text_from_bytes(raw: bytes | bytearray | memoryview) -> str:
     return s
 
 
+def ascii_text(s: str) -> str:
+    """Text made by :func:`text_from_bytes` -> the same with every character above U+007F
+    written as the ``\\xNN`` of each of its UTF-8 bytes: so every byte above 0x7F of the
+    original bytes is ``\\xNN`` (still one text per bytes: backslashes are doubled)."""
+    if s.isascii():
+        return s
+    return "".join(c if c < "\x80" else "".join("\\x%02x" % b for b in c.encode("utf-8", "surrogatepass"))
+                   for c in s)
+
+
+def host_text(raw: bytes | bytearray | memoryview) -> str:
+    """Untrusted bytes of a host name (SNI, HTTP host) -> text: as :func:`text_from_bytes`, with
+    every byte above 0x7F as ``\\xNN`` (see the module's "Name text"). Never raises."""
+    return ascii_text(text_from_bytes(raw))
+
+
 _LDH = re.compile(rb"[A-Za-z0-9_\-*]+\Z")
 
 
@@ -123,7 +148,7 @@ def _label_text(b: bytes) -> str:
     if _LDH.match(b):
         return b.decode("ascii")
     # text_from_bytes never emits "." in its escapes, so escaping dots afterwards is unambiguous
-    return text_from_bytes(b).replace(".", "\\.")
+    return host_text(b).replace(".", "\\.")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .dns import PLAIN_BYTES, text_from_bytes
+from .dns import PLAIN_BYTES, ascii_text, text_from_bytes
 
 __all__ = [
     "HttpRequest",
@@ -77,8 +77,10 @@ def split_host_port(authority: str) -> tuple[str | None, int | None]:
     is taken whole. Invalid ports give ``None``; an empty host gives None. Userinfo (``user@``)
     is kept in the host: a Host header and a CONNECT target cannot carry it (RFC 9110 §7.2,
     §9.3.6), so the text is shown as the packet has it (and is no host name); an absolute-form
-    URI's userinfo is dropped by its caller."""
-    s = authority.strip()
+    URI's userinfo is dropped by its caller. The host's characters above U+007F are written as
+    the ``\\xNN`` of their UTF-8 bytes (:func:`.dns.ascii_text`: a host name on the wire is
+    ASCII; a Cyrillic ``а`` must not pass for a Latin one)."""
+    s = ascii_text(authority.strip())
     host: str | None
     port: int | None = None
     if s.startswith("["):

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .dns import text_from_bytes
+from .dns import host_text, text_from_bytes
 from ..text import CONTROL
 
 __all__ = [
@@ -186,7 +186,7 @@ def _parse_sni(ext: bytes) -> str | None:
         if i + 3 + ln > end:
             return None
         if typ == 0:
-            return text_from_bytes(ext[i + 3:i + 3 + ln])
+            return host_text(ext[i + 3:i + 3 + ln])
         i += 3 + ln
     return None
 

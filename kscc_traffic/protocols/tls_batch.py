@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import tls
-from .dns import text_from_bytes
+from .dns import host_text
 
 __all__ = ["TlsBatch", "looks_like_tls_at", "looks_like_tls_many", "summarize_at", "summarize_many",
            "summarize_reference",
@@ -68,7 +68,7 @@ class TlsBatch:
     ``-1`` for ``None`` in the integer fields:
 
     ``client_hello``: bool, a ClientHello was parsed (``TlsSummary.client_hello is not None``);
-    ``sni``: object, its server name (``str``, escaped by :func:`.dns.text_from_bytes`) or None;
+    ``sni``: object, its server name (``str``, escaped by :func:`.dns.host_text`) or None;
     ``version``/``cipher``: int32 wire values or -1; ``client_alert``/``server_alert``: int16
     ``(n, 2)`` (level, description) or (-1, -1); ``server_hello``, ``hello_retry``,
     ``client_encrypted_alert``, ``client_app_data``, ``server_app_data``, ``client_ccs``,
@@ -449,7 +449,7 @@ def _vectorised(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, 
 
 def _name_text(raw: bytes, names: dict[bytes, str]) -> str:
     """The server name text of ``raw`` (as :func:`.tls.parse_client_hello` makes it), cached."""
-    names[raw] = text = text_from_bytes(raw)
+    names[raw] = text = host_text(raw)
     return text
 
 
