@@ -368,8 +368,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     - the first and last packet of every time slot of half the idle timeout (:data:`BUCKET_NS`
       once a TCP connection closed), so no gap between kept packets is longer than one that was
       there (idle timeouts, the close delay), and the flow's last packet (duration), every
-      packet at its last timestamp with its payload (the next packets may be copies of them:
-      :func:`~kscc_traffic.flows.build_flows`);
+      packet at its last timestamp and at each direction's last timestamp with its payload (the
+      next packets may be copies of them: :func:`~kscc_traffic.flows.build_flows` compares a
+      packet with the one before it in its direction);
     - ICMP errors attached to the flow;
     - the DNS response datagrams that ``dns_rcode`` and ``dns_answers`` read, whatever came
       before them (:func:`kscc_traffic.inspect.dns_response_rows`: the flow's first response,
@@ -455,25 +456,32 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     # with its payload: the next batch's packets are compared with the one before them in flow
     # order (flows.build_flows: a copy of it?), and among packets of one timestamp that order is
     # by their content
+    # (and likewise every packet at each direction's last timestamp: a copy is compared with the
+    # packet before it in its direction, which the other side's answer may have followed)
     nf = int(f.max()) + 1
     last_t = np.full(nf, np.iinfo(np.int64).min, np.int64)
     np.maximum.at(last_t, f[~err], ts[~err])
-    whole |= ~err & (ts == last_t[f])
+    last_td = np.full(2 * nf, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last_td, fd[~err], ts[~err])
+    whole |= ~err & ((ts == last_t[f]) | (ts == last_td[fd]))
     keep |= whole
-    # and the duplicates dropped at that flow's last timestamp when later than its last packet
-    # (a packet written again and again: each copy is one of the copy before it)
+    # and the duplicates dropped at their flow and direction's last timestamp when later than
+    # its last packet (a packet written again and again: each copy is one of the copy before it)
     copies = np.zeros(0, np.int64)
     if b.dup_of is not None:
         copies = np.flatnonzero(b.dup_of >= 0)
         fo = b.pkt_flow[b.dup_of[copies]]
         open_ = np.zeros(max(nf, len(b.flows)), bool)
         open_[f] = True
-        copies, fo = copies[(fo >= 0) & open_[np.maximum(fo, 0)]], fo[(fo >= 0) & open_[np.maximum(fo, 0)]]
+        mine = (fo >= 0) & open_[np.maximum(fo, 0)]
+        copies, fo = copies[mine], fo[mine]
         if len(copies):
             t_cp = c["ts_ns"][copies]
-            top = last_t.copy()
-            np.maximum.at(top, fo, t_cp)
-            copies = copies[t_cp == top[fo]]
+            fdo = fo * 2 + (~b.pkt_from_orig[b.dup_of[copies]]).astype(np.int64)
+            top = np.full(2 * max(nf, int(fo.max()) + 1), np.iinfo(np.int64).min, np.int64)
+            top[:len(last_td)] = last_td
+            np.maximum.at(top, fdo, t_cp)
+            copies = copies[t_cp == top[fdo]]
     if tcp.any():
         # what the TCP byte counts read (flows.seq_extents): the furthest sequence end and
         # acknowledgement per direction, and the packets that set a direction's start when it

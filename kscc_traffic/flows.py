@@ -14,8 +14,9 @@ The originator is, in this order: the sender of the flow's first SYN; the receiv
 SYN-ACK; for flows whose start was not captured, the side whose port is not a server port (a
 documented or well-known port is the responder); else the sender of the first packet.
 
-Duplicated frames (span ports, mirrored twice: same direction, same IP id, same TCP seq/ack/flags
-and lengths, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
+Duplicated frames (span ports, mirrored twice; pktmon writing a packet at each component: same
+direction, same IP id, same TCP seq/ack/flags and lengths as the packet before them in that
+direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
 ``FlowTable.duplicates``.
 
 Everything here works on whole columns (numpy); no Python object per packet.
@@ -580,18 +581,27 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     o_seq = seq[order]
     o_src_first = src_first[order]
 
-    # duplicates: same key and direction and header fields as the previous row, very close in time
+    # duplicates: same header fields as the previous row of the same key and direction (not
+    # merely the previous row: a copy written after the other side's answer, as pktmon writes
+    # a packet at each stack component it crosses, is one too), very close in time
     dup = np.zeros(len(order), bool)
+    # ``dord``: positions in flow order regrouped by direction within each key, time order kept;
+    # ``dfirst``: (per position) the first of its key and direction
+    dord = np.argsort(np.cumsum(key_start) * 2 + o_src_first, kind="stable")
+    dfirst = np.zeros(len(order), bool)
+    if len(order):
+        dfirst[dord] = np.r_[True, key_start[dord][1:] | (o_src_first[dord][1:] != o_src_first[dord][:-1])]
     if len(order) > 1:
-        at = idx[order]                                # (the packets' rows in flow order)
-        same = ~key_start[1:] & (o_src_first[1:] == o_src_first[:-1])
+        at = idx[order[dord]]                          # (the packets' rows in that order)
+        same = ~dfirst[dord][1:]
         ip_id = c["ip_id"][at]
         for col in ("seq", "ack", "tcp_flags", "ip_len", "payload_len", "ip_id", "icmp_type"):
             if col not in c:
                 continue
             v = c[col][at]
             same &= v[1:] == v[:-1]
-        dt = o_ts[1:] - o_ts[:-1]
+        dts = o_ts[dord]
+        dt = dts[1:] - dts[:-1]
         has_id = ip_id[1:] > 0
         if "l4_sum" in c:
             # the transport checksum must match too, unless the IP id already proves the copy: a
@@ -599,7 +609,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # the packet with another checksum than one after it
             s4 = c["l4_sum"][at]
             same &= (s4[1:] == s4[:-1]) | has_id
-        same &= np.where(has_id, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        # (a packet of the other side between them: only a copy written within the same
+        # instant, DUP_WINDOW_NOID_NS, as pktmon writes them; later, the answer between them
+        # makes it a retransmission, however equal: a stack that keeps the IP id, RFC 6864)
+        apart = (dord[1:] - dord[:-1]) != 1
+        same &= np.where(has_id & ~apart, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
         if carried is not None:
             # two carried packets were compared in an earlier batch with what was between them
             jd = carried[at]
@@ -613,23 +627,26 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # proof of a copy: an IP id, or a real (non-zero) transport checksum
             same &= (l4 >= 0) & (has_id | (l4 > 0))
         for j in np.nonzero(same)[0]:
-            r1, r0 = int(idx[order[j + 1]]), int(idx[order[j]])
+            r1, r0 = int(at[j + 1]), int(at[j])
             if packets.payload(r1) != packets.payload(r0):
                 same[j] = False
-        dup[1:] = same
+        dup[dord[1:][same]] = True
     forced = 0
     if copies is not None and len(order):
-        known = copies[idx[order]] & ~key_start        # (counted by the batch they came in)
+        known = copies[idx[order]] & ~dfirst           # (counted by the batch they came in)
         dup |= known
         forced = int(np.count_nonzero(known))
     # a duplicate never starts or splits anything: drop it now (remembering what it copies:
-    # the kept row before it in flow order)
+    # the kept row before it of its key and direction; a key's first row of a direction is
+    # never a copy, so the search stays in its group)
     keep = ~dup
     dup_of = None
     if dup.any():
-        pos = np.maximum.accumulate(np.where(keep, np.arange(len(order)), 0))
+        kd = keep[dord]
+        pos = np.maximum.accumulate(np.where(kd, np.arange(len(order)), 0))
+        dd = ~kd
         dup_of = np.full(n, -1, np.int64)
-        dup_of[idx[order[dup]]] = idx[order[pos[dup]]]
+        dup_of[idx[order[dord[dd]]]] = idx[order[dord[pos[dd]]]]
     order, key_start0 = order[keep], key_start[keep]
     # recompute key starts on kept rows (a dropped row never starts a key, so starts survive)
     key_start = key_start0

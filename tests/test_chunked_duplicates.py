@@ -3,7 +3,8 @@ is written twice or more (Windows pktmon, one copy per network layer; some copie
 in the TCP checksum, taken before the NIC's checksum offload) must give, at every chunk size,
 exactly the whole-file flows and the same number of duplicates.
 
-A frame is a copy of the packet before it in flow order (flows.build_flows). Read in chunks, the
+A frame is a copy of the packet before it in its flow and direction (flows.build_flows; with
+a packet of the other side between them, only within DUP_WINDOW_NOID_NS). Read in chunks, the
 packets of open flows are carried from batch to batch summarised (chunked._summarise: many
 dropped, payloads trimmed), and the copies of one packet, or the packets of one timestamp, can
 be on both sides of a chunk boundary."""
@@ -112,14 +113,16 @@ def test_pktmon_copies_every_chunk_size(tmp_path):
     sizes = [64, 200] + list(range(700, size, 1433)) + [size - 64, size]
     w = assert_same(p, sizes)      # (and the duplicates and warnings of each equal the whole's)
     f = row(w, resp_p=443)
-    # 67 client packets + the RST's copy (the server's last segment's copy between them); 65
-    # server packets + the copies written after the client's ACK (the reply, 30 data segments,
-    # the last segment): a copy is one of the packet just before it in its flow
-    assert (f.orig_pkts, f.resp_pkts, f.history) == (68, 97, "ShADadFR")
-    assert (f.orig_ip_bytes, f.resp_ip_bytes) == (4542, 16324)
+    # 67 client packets and 65 server packets: a copy is one of the packet before it in its
+    # direction, also when the other side's packet came between them (the RST's copy after the
+    # server's last segment's; the reply's, the 30 data segments' and the last segment's copies
+    # written after the client's ACK)
+    assert (f.orig_pkts, f.resp_pkts, f.history) == (67, 65, "ShADadFR")
+    assert (f.orig_ip_bytes, f.resp_ip_bytes) == (4502, 8822)
     # 10 other-checksum copies of client data (by their IP id), the SYN-ACK's 3 (id 0: same
-    # checksum), 1 + 30 + 1 server ACKs' copies, 8 data segments' third copies
-    assert whole(p)[1].duplicates == 53
+    # checksum), 1 + 30 + 1 server ACKs' copies, 8 data segments' third copies; the RST's copy,
+    # and the 32 server copies written after the client's ACK
+    assert whole(p)[1].duplicates == 53 + 1 + 32
 
 
 def _conversation(rng, hosts, port, t0, rounds):
@@ -215,3 +218,31 @@ def test_time_cut():
     s = 10**9
     assert cut(0, 30 * s, 1, 2, 3 * ms) == 4            # after a step back of the clock
     assert cut(0, 1, 30 * s, 2 * ms, 3 * ms, 3 * ms + 1) == 4
+
+
+def _data_then_copy(gap_us, ipid=0x300):
+    """A client segment, the server's ACK 1 µs later, then the client segment again ``gap_us``
+    after the first (same IP id, same checksum), then the server's answer."""
+    cs, ss = 1000, 90000
+    seg = _frame(True, "PA", cs, ss, b"q" * 100, ipid=ipid)
+    return [(1000.0, _frame(True, "S", cs - 1, 0, ipid=1)), (1000.001, _frame(False, "SA", ss - 1, cs, ipid=2)),
+            (1000.002, _frame(True, "A", cs, ss, ipid=3)),
+            (1000.01, seg), (1000.01 + 1e-6, _frame(False, "A", ss, cs + 100, ipid=4)),
+            (1000.01 + gap_us / 1e6, seg),
+            (1000.05, _frame(False, "PA", ss, cs + 100, b"r" * 50, ipid=5))]
+
+
+def test_a_copy_after_the_other_sides_packet_counts_once_a_retransmission_twice(tmp_path):
+    """pktmon writes a packet at each component it crosses: its copy can follow the other side's
+    answer by microseconds (a copy: counted once). Written 5 ms later with an ACK between them,
+    the same bytes are a retransmission (a stack that keeps the IP id, as RFC 6864 allows for
+    atomic datagrams): counted twice, as before."""
+    p = write(tmp_path, _data_then_copy(3), "copy.pcap")
+    w, a = whole(p)
+    f = row(w, resp_p=443)
+    assert (f.orig_pkts, f.orig_bytes, a.duplicates, f.history) == (3, 100, 1, "ShADad")
+    assert_same(p, [120, 300, 500])
+    p = write(tmp_path, _data_then_copy(5000), "retx.pcap")
+    w, a = whole(p)
+    f = row(w, resp_p=443)
+    assert (f.orig_pkts, f.orig_bytes, a.duplicates, f.history) == (4, 100, 0, "ShADad")
