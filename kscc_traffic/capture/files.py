@@ -57,7 +57,7 @@ from .compressed import DecompressingReader, open_decompressing
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import Frames
-from .stats import ReadStats
+from .stats import WIRELEN_CLAMP, ReadStats
 
 try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
     from . import _walk
@@ -1153,8 +1153,10 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
 
 
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
-    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``."""
-    short = wirelen.astype(np.int64) - caplen > 4
+    """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``; not
+    those whose original length was clamped (:data:`~kscc_traffic.capture.stats.WIRELEN_CLAMP`:
+    a damaged length field, not a cut)."""
+    short = (wirelen.astype(np.int64) - caplen > 4) & (wirelen < WIRELEN_CLAMP)
     if short.any():
         stats.cut_frames += int(np.count_nonzero(short))
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))

@@ -5,6 +5,10 @@ from dataclasses import dataclass, field
 
 from ..text import escape_terminal
 
+#: original (wire) lengths at or above this (2**31 - 1, bytes) are a damaged length field,
+#: clamped to it (the int32 ``wirelen`` column; Wireshark's ``frame.len`` too), not a snaplen cut
+WIRELEN_CLAMP = (1 << 31) - 1
+
 
 @dataclass
 class ReadStats:
@@ -19,7 +23,9 @@ class ReadStats:
     messages, each naming what was skipped (records, bytes, offset). ``cut_frames``: records
     whose captured length is more than 4 bytes short of their length on the wire (cut by the
     snaplen; 4 bytes short is a frame check sequence left out), ``cut_caplen``: the longest
-    captured length among them (bytes; about the snaplen).
+    captured length among them (bytes; about the snaplen). A record whose original length is
+    :data:`WIRELEN_CLAMP` or more (a damaged length field, clamped to it by the reader, and by
+    Wireshark) is not counted as cut: no frame is that long, its bytes are likely all there.
     """
 
     records: int = 0
@@ -49,8 +55,9 @@ class ReadStats:
 
     def count_cut(self, caplen: int, wirelen: int) -> None:
         """Count one record that kept ``caplen`` of its ``wirelen`` bytes when the snaplen cut it
-        (more than a 4-byte frame check sequence short; else nothing)."""
-        if wirelen - caplen > 4:
+        (more than a 4-byte frame check sequence short, and ``wirelen`` below
+        :data:`WIRELEN_CLAMP`; else nothing)."""
+        if wirelen - caplen > 4 and wirelen < WIRELEN_CLAMP:
             self.cut_frames += 1
             self.cut_caplen = max(self.cut_caplen, caplen)
 

@@ -97,7 +97,7 @@ import numpy as np
 
 from ..capture.files import no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..capture.stats import ReadStats
+from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
 
@@ -242,6 +242,9 @@ class PacketBuilder:
         self._no_ts_run = 0         # frames without a time since that frame
         #: frames timed beyond the int64 nanosecond range (clamped to it)
         self.ts_clamped = 0
+        #: frames whose original length is 2**31 - 1 or more (a damaged length field Wireshark
+        #: clamps: ``frame.len`` 2147483647; not counted as cut by the snaplen)
+        self.wirelen_clamped = 0
         #: IP fragments whose datagram was never completed (one row each)
         self.incomplete = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
@@ -285,7 +288,9 @@ class PacketBuilder:
                 self.ts_clamped += ts_ns in _INT64
             self._last_ts, self._no_ts_run = ts_ns, 0
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
-        self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), _int(_at(f, "frame.len", 0), 0))
+        wirelen = _int(_at(f, "frame.len", 0), 0)
+        self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
+        self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
         protos = list(protocols)
         starts = _subframes(protos, f)
         rows = []
@@ -991,6 +996,12 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
+    if b.wirelen_clamped:
+        k = b.wirelen_clamped
+        line = (f"{name}: {k} record{'s' if k != 1 else ''} with an original length above "
+                f"{WIRELEN_CLAMP} (clamped to it)")
+        if line not in stats.warnings:      # (already the built-in reader's, for a copy)
+            stats.warn(line)
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
