@@ -101,6 +101,130 @@ def _agent_ok(f, vlan=0, cast="unicast"):
         ("SF", "agent_connection", "ok", vlan, cast)
 
 
+# ------------------------------------------------------------------ SRv6 / IP protocol 143
+def _srv6(pkt, srh: bool, tag: int = 0, dst=None):
+    """The frame ``pkt`` (IPv4) in an Ethernet frame (VLAN ``tag``) carried in IPv6 protocol
+    143, behind a Segment Routing Header (Segments Left 0) when ``srh``."""
+    up = _up(pkt)
+    inner = Ether(src=NEAR if up else FAR, dst=dst or (FAR if up else NEAR))
+    inner = inner / Dot1Q(vlan=tag) / pkt if tag else inner / pkt
+    a, b = OUTER6 if up else OUTER6[::-1]
+    if srh:
+        o = IPv6(src=a, dst=b, nh=43) / IPv6ExtHdrSegmentRouting(
+            nh=143, addresses=[b], segleft=0, lastentry=0) / Raw(bytes(inner))
+    else:
+        o = IPv6(src=a, dst=b, nh=143) / Raw(bytes(inner))
+    return Ether(src="02:00:00:00:09:01", dst="02:00:00:00:09:02") / Dot1Q(vlan=99) / o
+
+
+def test_srv6_ethernet_with_and_without_srh_is_a_tunnel(tmp_path):
+    """IPv6 next header 143 (RFC 8986 End.DX2): the inner Ethernet frame's packet is the row,
+    with that frame's VLAN (20, not the outer 99); counted as "Ethernet-in-IP". It was two
+    protocol-143 flows between the SRv6 nodes, without a warning."""
+    recs = [(t, _srv6(p, srh=k % 2 == 0, tag=20)) for k, (t, p) in enumerate(_session())]
+    path = _write(tmp_path, "srv6.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist() == [6] * 8
+    assert set(p.cols["vlan"].tolist()) == {1 << 24 | 20}
+    f, w = _both(path)
+    _agent_ok(f, vlan=1 << 24 | 20)
+    assert "decode: 8 tunnelled packets decoded as their inner packet, outer headers dropped " \
+        "(Ethernet-in-IP 8)" in [x.split(": ", 1)[1] for x in w]
+
+
+def test_srv6_ethernet_broadcast_inside_is_the_inner_frames(tmp_path):
+    """The inner frame's broadcast destination makes the cast, not the outer frame's."""
+    syn = IP(src=AGENT, dst="192.0.2.255") / UDP(sport=15000, dport=15000) / Raw(b"k" * 20)
+    path = _write(tmp_path, "srv6b.pcap", [(T0, _srv6(syn, srh=False, dst="ff:ff:ff:ff:ff:ff"))])
+    p = _decoded(path)
+    assert (p.cols["proto"].tolist(), p.cols["l2_bcast"].tolist(), p.cols["dport"].tolist()) == \
+        ([17], [True], [15000])
+    f, _ = _both(path)
+    assert (f.iloc[0].resp_p, f.iloc[0].cast) == (15000, "broadcast")
+
+
+# ------------------------------------------------------------------ VXLAN on port 8472
+def _vx(k, pkt, port=8472, header=None, tag=0):
+    up = _up(pkt)
+    inner = Ether(src=NEAR if up else FAR, dst=FAR if up else NEAR)
+    inner = inner / Dot1Q(vlan=tag) / pkt if tag else inner / pkt
+    vx = header if header is not None else bytes(VXLAN(vni=42, flags=0x08))
+    a, b = OUTER if up else OUTER[::-1]
+    return Ether(src="02:00:00:00:09:01", dst="02:00:00:00:09:02") / IP(src=a, dst=b) / \
+        UDP(sport=40000 + k, dport=port) / Raw(vx + bytes(inner))
+
+
+def test_vxlan_on_linux_port_8472_is_decoded(tmp_path):
+    """Linux's default VXLAN port (flannel; ``ip link add … type vxlan`` without dstport): the
+    agent connection inside is seen, with the inner VLAN, by both engines (tshark told
+    ``-d udp.port==8472,vxlan``). It was 8 one-packet udp 8472 flows, unclassified."""
+    recs = [(t, _vx(k, p, tag=7)) for k, (t, p) in enumerate(_session())]
+    path = _write(tmp_path, "vx.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist() == [6] * 8
+    f, w = _both(path)
+    _agent_ok(f, vlan=1 << 24 | 7)
+    assert "decode: 8 tunnelled packets decoded as their inner packet, outer headers dropped " \
+        "(VXLAN 8)" in [x.split(": ", 1)[1] for x in w]
+
+
+def _not_vxlan_payloads():
+    ip = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2) / Raw(b"z" * 8))
+    eth = bytes(12) + b"\x08\x00"
+    return [
+        b"\x08\x00\x00\x01" + b"\x00\x00\x2a\x00" + eth + ip,     # reserved byte 3 set
+        b"\x08\x00\x01\x00" + b"\x00\x00\x2a\x00" + eth + ip,     # reserved byte 2 set
+        b"\x08\x00\x00\x00" + b"\x00\x00\x2a\x05" + eth + ip,     # reserved byte 7 set
+        b"\x88\x00\x00\x00" + b"\x00\x00\x2a\x00" + eth + ip,     # G flag (group policy)
+        b"\x08" + bytes(7) + bytes(12) + b"\x90\x00" + ip,        # not IP inside (0x9000)
+        b"\x08" + bytes(7) + eth + ip[:2] + struct.pack("!H", 200) + ip[4:],   # IP too long
+        b"\x08" + bytes(7) + eth + b"\x65" + ip[1:],              # IPv4 ethertype, version 6
+        b"\x08" + bytes(7) + eth + ip[:10],                       # IP header cut
+        b"\x08\x00\x00\x00",                                      # shorter than VXLAN
+    ]
+
+
+def test_other_udp_8472_traffic_stays_udp(tmp_path):
+    """Datagrams to 8472 that are not plainly VXLAN carrying IP stay the UDP datagrams they
+    are, with their payload, in both engines; and a real VXLAN datagram from source port 8472
+    (to another port) is not read as VXLAN either (only the destination port counts)."""
+    pls = _not_vxlan_payloads()
+    recs = [(T0 + k, Ether(src=NEAR, dst=FAR) / IP(src="192.0.2.20", dst="198.51.100.30")
+             / UDP(sport=50500 + k, dport=8472) / Raw(pl)) for k, pl in enumerate(pls)]
+    syn = IP(src=AGENT, dst=SERVER) / TCP(sport=50000, dport=23101, flags="S", seq=1)
+    rev = _vx(0, syn)
+    rev[UDP].sport, rev[UDP].dport = 8472, 40000
+    recs.append((T0 + 20, rev))
+    path = _write(tmp_path, "notvx.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist() == [17] * (len(pls) + 1)
+    assert p.cols["payload_len"].tolist() == [len(x) for x in pls] + [len(bytes(rev[UDP].payload))]
+    f, w = _both(path)
+    assert f.proto.tolist() == ["udp"] * (len(pls) + 1)
+    assert sorted(f.resp_p.tolist()) == [8472] * len(pls) + [40000]
+    assert f.orig_bytes.tolist() == [len(x) for x in pls] + [len(bytes(rev[UDP].payload))]
+    assert not any("tunnelled" in x for x in w)
+
+
+def test_vxlan_8472_over_ipv6_with_ipv6_inside(tmp_path):
+    """IPv6 outside and inside; the fit check reads the IPv6 payload length."""
+    c6, s6 = "2001:db8:1::10", "2001:db8:2::10"
+    pk = [IPv6(src=c6, dst=s6) / TCP(sport=50000, dport=23101, flags="S", seq=1),
+          IPv6(src=s6, dst=c6) / TCP(sport=23101, dport=50000, flags="SA", seq=9, ack=2)]
+    recs = []
+    for k, x in enumerate(pk):
+        inner = bytes(Ether(src=NEAR, dst=FAR) / x)
+        a, b = OUTER6 if k == 0 else OUTER6[::-1]
+        recs.append((T0 + k * 0.01, Ether(src=NEAR, dst=FAR) / IPv6(src=a, dst=b)
+                     / UDP(sport=41000, dport=8472) / Raw(bytes(VXLAN(vni=1, flags=0x08)) + inner)))
+    path = _write(tmp_path, "vx6.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist() == [6, 6]
+    f, _ = _both(path)
+    assert (f.iloc[0].proto, f.iloc[0].orig_h, f.iloc[0].resp_p, f.iloc[0].conn_state) == \
+        ("tcp", c6, 23101, "S1")
+
+
 # ------------------------------------------------------------------ clamped original length
 def test_clamped_original_length_is_not_a_snaplen_cut(tmp_path):
     """A record whose original length field is 0xFFFFFFFF: one warning that it was clamped, and

@@ -7,8 +7,8 @@ timestamp, integrity-only MACsec: :data:`L2_SHIMS`, at most 8 a frame), 802.3 LL
 MPLS, 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
 authentication headers (AH, walked to the transport inside), IPv6 extension headers and
 fragments, tunnels (GRE incl. PPTP, transparent Ethernet bridging, ERSPAN II/III and WCCP
-redirection, VXLAN, VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP, Teredo, Ethernet over MPLS,
-802.1ah PBB), and cut (snaplen) headers. Header layouts follow Wireshark's dissectors (named
+redirection, VXLAN (also on Linux's port 8472), VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP,
+Ethernet in IP (protocol 143, SRv6 L2 services), Teredo, Ethernet over MPLS, 802.1ah PBB), and cut (snaplen) headers. Header layouts follow Wireshark's dissectors (named
 where each is read).
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
@@ -52,6 +52,13 @@ V4MAPPED = 0xFFFF_0000_0000
 MAX_TUNNEL_DEPTH = 4
 MAX_VLAN_TAGS = 8
 VXLAN_PORT = 4789
+#: Linux's default VXLAN destination port (``ip link add … type vxlan`` without ``dstport``,
+#: flannel): read as VXLAN only when the header and the frame inside pass
+#: :meth:`SlowDecoder._vxlan_linux`'s checks, so other traffic on the port stays UDP
+VXLAN_LINUX_PORT = 8472
+#: IP protocol number of an Ethernet frame carried directly in IP (RFC 8986 §10.1: the SRv6
+#: L2 services End.DX2 / End.DT2, after a Segment Routing Header or without one)
+IPPROTO_ETHERNET = 143
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
 TEREDO_PORT = 3544
@@ -912,6 +919,11 @@ class SlowDecoder:
                     r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
                         return r
+                if dport == VXLAN_LINUX_PORT:
+                    r = self._vxlan_linux(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base,
+                                          ctx, depth)
+                    if r is not None:
+                        return r
                 if dport == GENEVE_PORT:
                     r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
                     if r is not None:
@@ -951,6 +963,8 @@ class SlowDecoder:
             if proto == 4 or proto == 41:
                 return self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
                                     4 if proto == 4 else 6)
+            if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
+                return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
         return self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, ip_pl, p, dend, base)
 
     # ------------------------------------------------------------------ tunnels
@@ -1031,6 +1045,46 @@ class SlowDecoder:
     def _vxlan(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """VXLAN header at ``q`` (UDP payload); None when it is not VXLAN after all."""
         if lim - q < 8 or not d[q] & 0x08:
+            return None
+        return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _vxlan_linux(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx,
+                     depth: int) -> Any:
+        """VXLAN header at ``q`` of a datagram to Linux's default port 8472 (``uend``: where the
+        UDP length says the datagram ends, ``lim``: its captured end); None (the UDP datagram
+        stays as it is) unless it is plainly VXLAN carrying IP: the flags byte 0x08 (the I flag
+        alone: no group policy or other extension), the reserved bytes 1-3 and 7 zero, and the
+        inner Ethernet frame (up to :data:`MAX_VLAN_TAGS` tags) holding an IPv4 header (version
+        4, header length at least 20, total length at least that and not 0) or an IPv6 header
+        (version 6, payload length not 0) captured whole, whose datagram fits in the UDP
+        datagram. The port is no IANA one (4789 is), so other traffic on it must not be taken
+        for a tunnel."""
+        if lim - q < 22 or d[q] != 0x08 or d[q + 1] or d[q + 2] or d[q + 3] or d[q + 7]:
+            return None
+        p = q + 20
+        et = _u16(d, p)[0]
+        p += 2
+        ntags = 0
+        while et in TPIDS:
+            if lim - p < 4 or ntags == MAX_VLAN_TAGS:
+                return None
+            et = _u16(d, p + 2)[0]
+            p += 4
+            ntags += 1
+        if et == 0x0800:
+            if lim - p < 20 or d[p] >> 4 != 4:
+                return None
+            ihl = (d[p] & 15) << 2
+            tot = _u16(d, p + 2)[0]
+            if ihl < 20 or tot < ihl or p + tot > uend:
+                return None
+        elif et == 0x86DD:
+            if lim - p < 40 or d[p] >> 4 != 6:
+                return None
+            plen = _u16(d, p + 4)[0]
+            if plen == 0 or p + 40 + plen > uend:
+                return None
+        else:
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
 

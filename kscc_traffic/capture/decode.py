@@ -17,10 +17,12 @@ Two paths fill the same per-frame columns:
   0x8909, VN-Tag 0x8926, E-Tag 0x893F, Arista timestamp 0xD28B, integrity-only MACsec 0x88E5:
   :data:`._slowpath.L2_SHIMS`), IPv6 extension headers, IPv4/IPv6 authentication headers (AH:
   the row is the transport inside; ESP is encrypted and stays protocol 50), IPv4/IPv6 fragments
-  (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN,
-  VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Teredo, Ethernet over MPLS, 802.1ah PBB: the inner
-  packet is emitted), cut headers, and every frame the fast path is unsure of (UDP to or from
-  the tunnel ports 4789, 4790, 6081, 2152, 1701, 3544 included). These frames are rare: the
+  (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN
+  (UDP 4789, and 8472 when it passes :meth:`._slowpath.SlowDecoder._vxlan_linux`'s checks),
+  VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Ethernet in IP (protocol 143: SRv6 End.DX2/End.DT2),
+  Teredo, Ethernet over MPLS, 802.1ah PBB: the inner packet is emitted), cut headers, and every
+  frame the fast path is unsure of (UDP to or from the tunnel ports 4789, 8472, 4790, 6081,
+  2152, 1701, 3544 included). These frames are rare: the
   fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
@@ -67,7 +69,7 @@ Rules both paths share (units: bytes):
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
   tunnel that carries an Ethernet frame (VXLAN, VXLAN-GPE with next protocol 3, Geneve and
   GRE with protocol type 0x6558, ERSPAN II/III, Ethernet over MPLS with or without control
-  word, 802.1ah PBB: the customer frame after the I-TAG) gives the inner frame's
+  word, 802.1ah PBB: the customer frame after the I-TAG, IP protocol 143) gives the inner frame's
   VLAN tags (the outer tags are dropped, not combined) and destination; a tunnel that carries
   IP directly (IP-in-IP, 6in4, GRE or Geneve with an IP protocol type, WCCP-redirected GRE,
   PPP in PPTP/L2TP, GTP-U, VXLAN-GPE with next protocol 1 or 2, Teredo) gives ``vlan`` 0 and
@@ -100,8 +102,9 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPV6_EXT, L2_SHIMS, L2TP_PORT,
-                        ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_PORT, SlowDecoder)
+from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, L2_SHIMS,
+                        L2TP_PORT, ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT,
+                        VXLAN_PORT, SlowDecoder)
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -141,7 +144,7 @@ _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
 _TPID[[0x8100, 0x88A8, 0x9100]] = True
 _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow path (tunnels, AH)
-_V4_SLOW[[4, 41, 47, 51]] = True
+_V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
 _FAM = np.zeros(256, np.int8)               # NULL/LOOP address family -> IP version
@@ -559,6 +562,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
     udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
+                     | (dport == VXLAN_LINUX_PORT)
                      | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
                      | (dport == GTPU_PORT) | (sport == GTPU_PORT)
                      | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))

@@ -113,6 +113,13 @@ PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
                     "-o", "tcp.analyze_sequence_numbers:FALSE",
                     "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"]
 
+#: dissectors tshark is told to use where it would not by itself ("Decode As"): VXLAN on Linux's
+#: default port 8472, as the builtin decoder reads it (only what passes its checks is taken for
+#: VXLAN: :func:`_vxlan_fits`; other datagrams there stay UDP)
+DECODE_AS: list[str] = ["-d", "udp.port==8472,vxlan"]
+#: the VXLAN port only :data:`DECODE_AS` makes Wireshark read (4789 it reads by itself)
+_VXLAN_LINUX_PORT = 8472
+
 #: fields read from the dissection (every occurrence, in tree order)
 FIELDS: list[str] = [
     "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
@@ -130,6 +137,7 @@ FIELDS: list[str] = [
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
+    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message",
 ]
@@ -378,6 +386,13 @@ class PacketBuilder:
             protos = protos[:ip_idx - 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        v = max((i for i in range(start, ip_idx) if protos[i] == "vxlan"), default=-1)
+        if v > 0 and not _vxlan_fits(protos, f, v):
+            # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
+            # carrying IP, as the builtin decoder asks: it stays UDP
+            protos = protos[:v]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         if ip_idx < 0:
             self.non_ip += 1
             return None
@@ -594,6 +609,47 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
     return ulen - 8 - hdr == 40 + plen
 
 
+def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:
+    """The ``vxlan`` layer at ``v`` is VXLAN as the builtin decoder reads it. Only a datagram
+    to port 8472 (:data:`DECODE_AS`) is checked, as ``_slowpath.SlowDecoder._vxlan_linux``
+    does: the flags the I flag alone (``vxlan.flags`` 0x0800), the reserved bytes zero, and an
+    Ethernet frame (with VLAN tags or not) holding an IPv4 header (header length at least 20,
+    total length at least that) or an IPv6 header (payload length not 0) whose datagram fits
+    in the UDP datagram. False also for a datagram Wireshark read as VXLAN for its source port
+    8472 only (the builtin decoder looks at the destination port). Datagrams to 4789 are taken
+    as Wireshark reads them."""
+    u = protos[:v].count("udp") - 1
+    if v < 1 or protos[v - 1] != "udp" or u < 0:
+        return True
+    sport, dport = _int(_at(f, "udp.srcport", u)), _int(_at(f, "udp.dstport", u))
+    if dport == 4789 or _VXLAN_LINUX_PORT not in (sport, dport):
+        return True
+    if dport != _VXLAN_LINUX_PORT:
+        return False
+    k = protos[:v].count("vxlan")
+    # (bytes 2-3 are ``vxlan.gbp`` to Wireshark 4.0 whatever the G flag says)
+    if (_int(_at(f, "vxlan.flags", k)) != 0x0800 or _int(_at(f, "vxlan.gbp", k)) != 0
+            or _int(_at(f, "vxlan.reserved8", k)) != 0):
+        return False
+    j = v + 1
+    if j >= len(protos) or protos[j] != "eth":
+        return False
+    tags = 0
+    j += 1
+    while j < len(protos) and protos[j] in ("ethertype", "vlan", "ieee8021ad"):
+        tags += protos[j] != "ethertype"
+        j += 1
+    if j >= len(protos) or protos[j] not in _IP:
+        return False
+    room = _int(_at(f, "udp.length", u), 0) - 8 - 8 - 14 - 4 * tags   # the IP datagram's
+    occ = protos[:j].count(protos[j])
+    if protos[j] == "ip":
+        hdr, tot = _int(_at(f, "ip.hdr_len", occ), 0), _int(_at(f, "ip.len", occ), 0)
+        return 20 <= hdr <= tot <= room
+    plen = _int(_at(f, "ipv6.plen", occ), 0)
+    return 0 < plen and 40 + plen <= room
+
+
 def _subframes(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[int]:
     """Where each packet of the frame starts in ``protos``: ``[0]``, or for an 802.11 A-MSDU
     (``wlan.qos.amsdupresent``) the index of each subframe's ``llc`` layer (Wireshark lists the
@@ -773,7 +829,7 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
 
 # ---------------------------------------------------------------------------------- files
 def _tshark_args(tshark: str, path: str) -> list[str]:
-    args = [tshark, "-2", "-r", path, "-n", *PREFS, "-T", "fields", "-E", "occurrence=a",
+    args = [tshark, "-2", "-r", path, "-n", *PREFS, *DECODE_AS, "-T", "fields", "-E", "occurrence=a",
             "-E", "aggregator=,", "-E", "separator=/t", "-E", "quote=n"]
     for name in FIELDS:
         args += ["-e", name]

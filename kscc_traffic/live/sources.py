@@ -349,7 +349,7 @@ def _child_setup() -> None:  # pragma: no cover - runs in the child between fork
 
 
 _DROP_RE = re.compile(r"Packets received/dropped on interface '?([^':]+)'?: (\d+)/(\d+)")
-_LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data teredo teredo.auth teredo.orig"
+_LAYERS = "frame eth sll vlan ieee8021ad ip ipv6 tcp udp icmp icmpv6 data teredo teredo.auth teredo.orig vxlan"
 #: pcapng packet block types (obsolete Packet, Simple Packet, Enhanced Packet)
 _PACKET_BLOCKS = (2, 3, 6)
 #: seconds dumpcap may hold a captured packet before writing it (libpcap's buffer timeout,
@@ -467,7 +467,7 @@ class TsharkSource(Source):
         from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
         from pyshark.tshark.tshark import get_process_path
 
-        from ..engines.tshark import PREFS
+        from ..engines.tshark import DECODE_AS, PREFS
 
         src = self
         prefs = {PREFS[i + 1].split(":", 1)[0]: PREFS[i + 1].split(":", 1)[1]
@@ -538,7 +538,7 @@ class TsharkSource(Source):
 
         return _Capture(interface=self.interface, bpf_filter=self.bpf or None, use_json=True,
                         include_raw=True, eventloop=loop, tshark_path=self._tshark,
-                        override_prefs=prefs, custom_parameters=["-j", _LAYERS])
+                        override_prefs=prefs, custom_parameters=["-j", _LAYERS, *DECODE_AS])
 
     def _track(self, name: str, proc) -> None:
         self._procs[name] = proc
