@@ -255,3 +255,31 @@ def test_a_real_snaplen_cut_is_still_counted(tmp_path):
     assert read_frames(path).stats.cut_frames == 1
     _, w = _flows(path)
     assert any("1 of the 8 frames was cut by the snaplen" in x for x in w)
+
+
+# ------------------------------------------------------------------ IPsec ESP
+def test_esp_packets_are_counted_in_one_warning(tmp_path):
+    """ESP (protocol 50) stays an esp row (nothing decoded inside), and one warning line gives
+    the count, with either engine, whole or in chunks."""
+    recs = [(T0 + k, Ether(src=NEAR, dst=FAR) / IP(src=OUTER[0], dst=OUTER[1])
+             / ESP(spi=0x1001, seq=k + 1, data=b"\xaa" * 64)) for k in range(3)]
+    recs.append((T0 + 5, Ether(src=FAR, dst=NEAR) / IPv6(src=OUTER6[1], dst=OUTER6[0])
+                 / ESP(spi=0x2002, seq=1, data=b"\xbb" * 48)))
+    recs += [(t + 10, Ether(src=NEAR, dst=FAR) / p) for t, p in _session()]
+    path = _write(tmp_path, "esp.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist()[:4] == [50] * 4
+    want = ("esp.pcap: decode: 4 IPsec ESP packets (IP protocol 50) were encrypted: the "
+            "connections inside cannot be seen nor classified (shown as esp flows between the "
+            "VPN endpoints; capture where the traffic is not encrypted: on the host, or inside "
+            "the VPN gateway)")
+    f, w = _both(path)
+    assert f.proto.tolist() == ["tcp", "esp", "esp"]
+    assert f[f.proto == "esp"].orig_pkts.tolist() == [3, 1]
+    assert f[f.proto == "esp"].verdict.tolist() == ["unclassified"] * 2
+    assert w.count(want) == 1
+    if TSHARK:
+        assert _flows(path, "tshark")[1].count(want) == 1
+    run = ChunkedAnalysis(path, RULES, "esp.pcap", chunk_bytes=600)     # several chunks
+    assert sum(len(b) for b in run.batches()) == 3
+    assert run.stats.warnings.count(want) == 1

@@ -90,7 +90,8 @@ Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_pack
 malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
 a tunnel whose payload was not IP or was malformed is not counted), overlapping and
-unreassembled fragments. A damaged or cut shim or tunnel header is ``malformed``; one that is
+unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
+encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed``; one that is
 not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
 subtype other than the timestamp) leaves the frame not IP (shims) or the outer UDP datagram as
 the row (UDP tunnels), as Wireshark shows it.
@@ -108,7 +109,19 @@ from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6
 from .frames import Frames
 from .packets import PACKET_COLUMNS, Packets
 
-__all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES"]
+__all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "esp_note"]
+
+#: IP protocol number of IPsec ESP (RFC 4303): its payload is encrypted
+IPPROTO_ESP = 50
+
+
+def esp_note(k: int) -> str:
+    """The warning line (without the capture's name) about ``k`` IPsec ESP packets, rows of IP
+    protocol 50 (both engines)."""
+    return (f"decode: {k} IPsec ESP packet{'s' if k != 1 else ''} (IP protocol 50) "
+            f"{'were' if k != 1 else 'was'} encrypted: the connections inside cannot be seen nor "
+            "classified (shown as esp flows between the VPN endpoints; capture where the traffic "
+            "is not encrypted: on the host, or inside the VPN gateway)")
 
 #: LINKTYPE_* values the decoder reads, with their names
 LINKTYPE_NAMES: dict[int, str] = {
@@ -283,7 +296,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     stats.non_ip += non_ip
     stats.malformed += malformed
     mine = counters if counters is not None else DecodeCounters()
-    mine.add(sd, malformed, unsupported)
+    mine.add(sd, malformed, unsupported, int(np.count_nonzero(result["proto"] == IPPROTO_ESP)))
     if counters is None:
         stats.warnings.extend(mine.warnings())
     if sd.extra:
@@ -307,6 +320,8 @@ class DecodeCounters:
     protected: int = 0
     #: MACsec frames whose data is encrypted (SecTAG E or C bit), not readable
     macsec_encrypted: int = 0
+    #: rows of IPsec ESP (IP protocol 50): encrypted, the connections inside unseen
+    esp: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -322,9 +337,11 @@ class DecodeCounters:
         self.incomplete += other.incomplete
         self.protected += other.protected
         self.macsec_encrypted += other.macsec_encrypted
+        self.esp += other.esp
 
-    def add(self, sd: SlowDecoder, malformed: int, unsupported: dict) -> None:
+    def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         self.malformed += malformed
+        self.esp += esp
         for k, v in unsupported.items():
             self.unsupported[k] = self.unsupported.get(k, 0) + v
         for k, v in sd.tunnels.items():
@@ -367,6 +384,8 @@ class DecodeCounters:
             out.append(f"decode: {self.incomplete} IP fragments could not be reassembled "
                        "(kept as one row each; their datagrams never arrived whole, so nothing in "
                        "them is read as DNS, TLS or HTTP)")
+        if self.esp:
+            out.append(esp_note(self.esp))
         return out
 
 

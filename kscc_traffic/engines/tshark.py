@@ -1066,6 +1066,10 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
         stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
     out = b.packets(stats)
+    esp = int(np.count_nonzero(out.cols["proto"] == 50))
+    if esp:
+        from ..capture.decode import esp_note
+        stats.warn(f"{name}: {esp_note(esp)}")
     stats.warn_cut(name)
     if not b.records and rc == 0:
         stats.warn_empty(name)
