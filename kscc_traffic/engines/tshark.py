@@ -66,6 +66,13 @@ builtin decoder does, its protocol for IPv6 from the fragment header (``ipv6.fra
 as every fragment of a datagram never completed, it is ``unreassembled`` and carries no payload
 (Wireshark dissects no application in it either).
 
+VXLAN on Linux's default port 8472, which Wireshark does not read by itself, is asked for with
+``-d udp.port==8472,vxlan`` (:data:`DECODE_AS`); a datagram there is taken as VXLAN only when it
+passes the builtin decoder's checks (:func:`_vxlan_fits`), else it stays the UDP datagram.
+IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
+(``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
+2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
+
 A file tshark opens but that holds no packets — a JSON document, an image, an ELF binary, a PEM
 file (Wireshark's readers for them give one frame of the whole file, :data:`_NOT_PACKETS`) — is
 refused (:class:`UnsupportedFormat`), as the built-in reader refuses what is not a capture.
