@@ -905,7 +905,12 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     session timed out, a TLS 1.3 client's Finished never delivered) looks so; classify calls it
     stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live analysis keeps (the
     first packet of each direction reaching its furthest sequence end and acknowledgement).
-    ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged)."""
+    ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged).
+
+    Not where the silent side's last packet is no earlier than the sender's last one: it went on
+    answering what it was sent, only without taking the bytes (a receive window closed, its
+    ACKs to zero-window probes: RFC 9293 §3.8.6.1), so the path works. (Each direction's last
+    timestamp is kept by a chunked or live analysis, so all readings agree.)"""
     out = np.full(len(flows), -1.0)
     v = _seq_view(ft, flows) if len(flows) else None
     if v is None:
@@ -917,8 +922,10 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(top, f[fo], end[fo])
     most = np.full(n_f, -1, np.int64)
     np.maximum.at(most, f[~fo], acked[~fo])
+    last = np.full((n_f, 2), np.iinfo(np.int64).min, np.int64)   # (the sender's, the silent side's)
+    np.maximum.at(last, (f, (~fo).astype(np.int64)), v.ts)
     fl = np.asarray(flows, np.int64)
-    short = (top[fl] > 0) & (most[fl] < top[fl])
+    short = (top[fl] > 0) & (most[fl] < top[fl]) & (last[fl, 1] < last[fl, 0])
     if short.any():
         out[short] = _tls_waits(ft, fl[short], responder, view=v)
     return out

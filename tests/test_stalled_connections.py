@@ -139,3 +139,30 @@ def test_responder_bytes_never_acknowledged(tmp_path):
     closed = recs[:-6] + [_up(t + .005, flags="R", seq=c + len(REC))] + recs[-6:]
     flows, _ = whole(write(tmp_path, closed, name="closed.pcap"))
     assert not flows["detail"].str.contains("stalled").any(), flows[["history", "detail"]]
+
+
+@pytest.mark.parametrize("server_side", [False, True], ids=["server-window-closed", "agent-window-closed"])
+def test_zero_window_probes_answered_are_no_stall(tmp_path, server_side):
+    """Break-it 16 F1: a receiver whose window is closed acknowledges none of the probed byte but
+    answers every zero-window probe (RFC 9293 §3.8.6.1, a Windows-style probe of 1 new byte):
+    the path works, the connection is ``ok``, not "stalled"; the same probes left unanswered
+    (the receiver gone) stay ``blocked``."""
+    recs, c, s, t = _opened()
+    snd, rcv = (_dn, _up) if server_side else (_up, _dn)
+    mine, theirs = (s, c) if server_side else (c, s)
+    recs.append(snd(t, b"x" * 1400, flags="PA", seq=mine, ack=theirs))
+    recs.append(rcv(t + .01, flags="A", seq=theirs, ack=mine + 1400, window=0))
+    mine += 1400
+    t += .2
+    answered = list(recs)
+    for k in range(6):
+        probe = snd(t, b"y", flags="PA", seq=mine, ack=theirs)
+        answered += [probe, rcv(t + .01, flags="A", seq=theirs, ack=mine, window=0)]
+        recs.append(probe)
+        t += 0.2 * 2 ** k
+    for records, want in ((answered, ("ok", "")), (recs, ("blocked", "no_answer"))):
+        path = write(tmp_path, records)
+        flows, _ = whole(path)
+        (r,) = flows.to_dict("records")
+        assert (r["conn_state"], r["verdict"], r["reason"]) == ("S1",) + want, r["detail"]
+        assert_same(path, [300, 700])
