@@ -318,6 +318,17 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if proto == "tcp" and not partial:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
+        wrong = row.get("syn_answer") or ""
+        if wrong:
+            # the SYN answered, but not acknowledged: the originator resets such an answer and
+            # no connection is made (RFC 9293 §3.10.7.3)
+            return done("blocked", "rejected", "the SYN was answered " + (
+                "only by an ACK of another connection (an RFC 5961 challenge ACK: the server, or a "
+                "firewall or NAT on the way, still holds an old connection on this address and port)"
+                if wrong == "ack" else
+                "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
+                "answering for an old connection on this address and port, or a broken SYN proxy)")
+                + ": no connection was made")
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
@@ -844,14 +855,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "unreassembled", "first_bytes_cut")
+                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "unreassembled",
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled",
                      "first_bytes_cut")
 
 
@@ -860,7 +871,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "unreassembled",
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -868,7 +879,7 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "unreassembled")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

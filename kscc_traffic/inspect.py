@@ -764,6 +764,10 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # acknowledged none of them nor sent anything new since: seconds from the flow's first packet
     # to their first sending, -1 where not: _stalled)
     cols["stall_from_s"] = np.full(n, -1.0)
+    # (likewise, a TCP flow whose SYNs were each answered by a packet acknowledging something
+    # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
+    # acknowledging another number); '' where not: _syn_answers)
+    cols["syn_answer"] = repeated("", n)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = repeated("", n)
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
@@ -873,6 +877,15 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             waits = _tls_waits(ft, hold)
             cols["tls_wait_from_s"][hold] = waits
             cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
+    # SYNs answered by packets that acknowledge something else (no handshake, no data)
+    hist_all = flows["history"].to_numpy(dtype=object)
+    bytes0 = (flows["orig_bytes"].to_numpy() == 0) & (flows["resp_bytes"].to_numpy() == 0)
+    opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
+    cand = np.flatnonzero((proto == "tcp") & bytes0 & ~opened & ~flows["partial"].to_numpy(dtype=bool)
+                          & (flows["resp_pkts"].to_numpy() > 0)
+                          & np.fromiter((str(h).startswith("S") for h in hist_all), bool, n))
+    if len(cand):
+        cols["syn_answer"][cand] = _syn_answers(ft, cand)
     # a direction's last bytes sent again and never acknowledged (the responder's: a capture on
     # the server's side of a filter dropping the answers)
     again = resent(ft) & (proto == "tcp")[:, None]
@@ -894,6 +907,45 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         if len(cand):
             cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
     return _with_columns(flows, service, cols), answers
+
+
+def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows with an originator's SYN and no
+    data): 'ack' when the responder's first packet after each of the originator's SYNs (those
+    followed by one) is an ACK without SYN that does not acknowledge that SYN (an RFC 5961 §4
+    challenge ACK: the server, or a firewall or NAT on the way, still holds an old connection on
+    this address and port), 'synack' when such a first packet is a SYN-ACK acknowledging
+    another number than the SYN's (some of them may be 'ack'); '' otherwise (a SYN acknowledged,
+    a reset, no answer). Reads each SYN and the responder's first packet after it, which a
+    chunked or live analysis keeps (object array of str)."""
+    out = np.full(len(flows), "", object)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows)
+    rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    per: dict[int, list[int]] = {}
+    for r in rows.tolist():
+        per.setdefault(int(pf[r]), []).append(r)
+    flags, seq, ack, orig = c["tcp_flags"], c["seq"], c["ack"], ft.pkt_from_orig
+    for fl, rs in per.items():
+        kinds = set()
+        syn_seq = None
+        for r in rs:
+            fg = int(flags[r])
+            if orig[r]:
+                if fg & SYN and not fg & ACK:
+                    syn_seq = (int(seq[r]) + 1) & 0xFFFFFFFF
+                continue
+            if syn_seq is None:
+                continue
+            if fg & RST or not fg & ACK or (int(ack[r]) & 0xFFFFFFFF) == syn_seq:
+                kinds = {"no"}          # (reset, or the SYN acknowledged: not this case)
+                break
+            kinds.add("synack" if fg & SYN else "ack")
+            syn_seq = None              # (only the first packet after each SYN)
+        if kinds and "no" not in kinds:
+            out[where[fl]] = "synack" if "synack" in kinds else "ack"
+    return out
 
 
 def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.ndarray:
