@@ -410,6 +410,12 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                         + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
         if product:
             return done("unexpected", "tls_intercepted", f"certificate for {certs[0]} {resigned}")
+        refused = _number(row, "tls13_refused", int, 0)
+        if refused > 0:
+            return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
+                        f"{refused} bytes, an encrypted alert's size, and closed the connection ({state}): it "
+                        "refused the client after the handshake (certificate_required: a client certificate "
+                        "it asks for and did not get, e.g. through a TLS-inspecting proxy)")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
                     and state in _CLOSED_STATES:
@@ -855,14 +861,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled", "first_bytes_cut")
+                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled",
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled",
                      "first_bytes_cut")
 
 
@@ -871,7 +877,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled",
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -879,7 +885,8 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "unreassembled")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
+                 "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -768,6 +768,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
     cols["syn_answer"] = repeated("", n)
+    # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
+    # encrypted alert's size and closed first: those bytes, 0 where not; see below)
+    cols["tls13_refused"] = np.zeros(n, np.int64)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = repeated("", n)
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
@@ -877,6 +880,20 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             waits = _tls_waits(ft, hold)
             cols["tls_wait_from_s"][hold] = waits
             cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
+    # TLS 1.3 read whole, the handshake complete on the client's side: a server that then sent
+    # an encrypted alert's size (24 bytes; fewer than SERVER_NEXT_BYTES, which no session ticket
+    # nor answer is) and closed first refused the client after
+    # the handshake (certificate_required, RFC 8446 §4.4.2.4: it asked for a client certificate
+    # the agent did not send). A normal server sends its session tickets or its answer, and a
+    # health check's close is the client's first.
+    cand = np.flatnonzero((proto == "tcp") & cols["tls_established"].astype(bool)
+                          & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
+                          & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
+    if len(cand):
+        nxt, srv, _ = _went_on(ft, cand, parts=True)
+        who, _ = _first_close(ft, cand)
+        refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & (who == "server")
+        cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     hist_all = flows["history"].to_numpy(dtype=object)
     bytes0 = (flows["orig_bytes"].to_numpy() == 0) & (flows["resp_bytes"].to_numpy() == 0)

@@ -71,3 +71,59 @@ def test_a_half_open_scan_stays_ok(tmp_path):
             _up(1000.02, flags="R", seq=700001)]
     (r,) = whole(write(tmp_path, recs))[0].to_dict("records")
     assert (r["conn_state"], r["verdict"]) == ("RSTO", "ok")
+
+
+def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True):
+    """A TLS 1.3 handshake read whole (ClientHello; ServerHello, CCS, its encrypted flight; the
+    client's CCS and Finished), then ``after`` [(from the server, bytes)], then the closer's FIN."""
+    from test_tls_batch import SV13, client_hello, ext, rec, server_hello, sni_ext
+    ch = rec(22, client_hello([sni_ext([(0, b"eu1.ksc.kaspersky.com")]), ext(43, b"\x02\x03\x04")]), 0x0301)
+    sh = rec(22, server_hello([SV13])) + rec(20, b"\x01") + rec(23, bytes(700))
+    fin = rec(20, b"\x01") + rec(23, bytes(53))
+    t, cs, ss = 1000.0, 700001, 900001
+    recs = [_up(t, flags="S", seq=cs - 1), _dn(t + .01, flags="SA", seq=ss - 1, ack=cs),
+            _up(t + .02, flags="A", seq=cs, ack=ss)]
+    t += .03
+    for server, data in [(False, ch), (True, sh), (False, fin)] + after:
+        if server:
+            recs.append(_dn(t, data, flags="PA", seq=ss, ack=cs))
+            ss += len(data)
+        else:
+            recs.append(_up(t, data, flags="PA", seq=cs, ack=ss))
+            cs += len(data)
+        t += .01
+    if closer_server:
+        recs += [_dn(t, flags="FA", seq=ss, ack=cs), _up(t + .01, flags="FA", seq=cs, ack=ss + 1),
+                 _dn(t + .02, flags="A", seq=ss + 1, ack=cs + 1)]
+    else:
+        recs += [_up(t, flags="FA", seq=cs, ack=ss), _dn(t + .01, flags="FA", seq=ss, ack=cs + 1),
+                 _up(t + .02, flags="A", seq=cs + 1, ack=ss + 1)]
+    return recs
+
+
+ALERT13 = b"\x17\x03\x03\x00\x13" + bytes(19)        # an encrypted alert: 24 bytes
+
+
+def test_tls13_server_refusing_the_client_after_its_finished_is_tls_failed(tmp_path):
+    """F3: after the client's Finished the server sends one encrypted alert's size (its
+    certificate_required: a client certificate it asked for and did not get) and closes: it
+    was ``ok``, ``tls_established`` and verified the purpose."""
+    for after in ([(True, ALERT13)], [(False, b"\x17\x03\x03\x00\x40" + bytes(64)), (True, ALERT13)]):
+        path = write(tmp_path, _tls13(after))
+        flows, _ = whole(path)
+        (r,) = flows.to_dict("records")
+        assert (r["tls_version"], r["verdict"], r["reason"]) == ("TLS 1.3", "blocked", "tls_failed")
+        assert r["detail"].startswith("TLS 1.3: after the client's Finished the server sent only 24 bytes, "
+                                      "an encrypted alert's size, and closed the connection (SF)")
+        assert_same(path, [300, 900])
+        assert_same_as_reference(flows, RULES)
+
+
+@pytest.mark.parametrize("after, closer_server", [
+    ([(True, b"\x17\x03\x03\x00\xd0" + bytes(208)), (True, ALERT13)], True),   # a session ticket, then its close
+    ([(False, ALERT13), (True, ALERT13)], False),                             # a health check: the client closes
+    ([], True),                                                               # nothing after: not this case
+], ids=["ticket", "client-closes", "no-bytes"])
+def test_tls13_sessions_that_close_normally_stay_ok(tmp_path, after, closer_server):
+    (r,) = whole(write(tmp_path, _tls13(after, closer_server)))[0].to_dict("records")
+    assert (r["tls_version"], r["tls_established"], r["verdict"]) == ("TLS 1.3", True, "ok"), r["detail"]
