@@ -585,6 +585,7 @@ class _WholeFile:
         self.stats.warn_no_ip(self.name)
         self.stats.warn_short_packets(self.name, short)
         self.stats.warn_steps_back(self.name, steps, STEP_BACK_NS)
+        self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

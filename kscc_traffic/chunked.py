@@ -153,6 +153,7 @@ class ChunkedAnalysis:
         last = False
         prev_clock = None
         cap_end = np.iinfo(np.int64).min
+        cap_start = np.iinfo(np.int64).max
         prev_ts = None                      # the last record's timestamp (steps back)
 
         def then_end():
@@ -215,6 +216,7 @@ class ChunkedAnalysis:
             self.short_packets += short_payloads(pk.cols)
             if len(pk):   # (the capture's last timestamp, for the last batch's verdicts)
                 cap_end = max(cap_end, int(pk.cols["ts_ns"].max()))
+                cap_start = min(cap_start, int(pk.cols["ts_ns"].min()))   # (a clock that never moved)
             ip_packets += len(pk)
             non_ip += pk.stats.non_ip - frames.stats.non_ip
             if len(pk):
@@ -322,6 +324,7 @@ class ChunkedAnalysis:
                     "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
                     "--chunk-mib more than the file's size")
         st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
+        st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")

@@ -71,7 +71,9 @@ def test_spb_only_pcapng_keeps_file_order_and_warns(tmp_path):
     assert want[("tcp", 80)] == "ShADdfFa"
     line = (f"{path.name}: 149 packets in Simple Packet Blocks carry no timestamp (every packet of the "
             "capture): each is timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, "
-            "so they keep their file order; flow times and durations are not real")
+            "so they keep their file order; flow times and durations are not real, the time rules (3 s "
+            "without an answer, idle timeouts, the 5 s close delay) cannot apply, and no flow ends by time, "
+            "so a large capture's flows are all held in memory")
     got = {}
     for engine in ENGINES:
         a = analyze_file(path, RULES, engine)

@@ -127,3 +127,19 @@ def test_tls13_server_refusing_the_client_after_its_finished_is_tls_failed(tmp_p
 def test_tls13_sessions_that_close_normally_stay_ok(tmp_path, after, closer_server):
     (r,) = whole(write(tmp_path, _tls13(after, closer_server)))[0].to_dict("records")
     assert (r["tls_version"], r["tls_established"], r["verdict"]) == ("TLS 1.3", True, "ok"), r["detail"]
+
+
+def test_a_clock_that_never_moves_is_warned_about(tmp_path):
+    """F4: every packet with one timestamp (a writer that stamped none): the time rules cannot
+    apply and no flow ends by time (memory grows with the capture): one warning line, whole and
+    chunked alike; a capture whose clock moves gets none."""
+    recs = [(1000.0, b) for _, b in _tls13([(True, b"\x17\x03\x03\x00\xd0" + bytes(208))])]
+    path = write(tmp_path, recs)
+    _, a = whole(path)
+    frozen = [w for w in a.warnings if "same timestamp" in w]
+    assert frozen == [f"{path.name}: all {len(recs)} packets have the same timestamp: durations are 0 and the "
+                      "time rules (3 s without an answer, idle timeouts, the 5 s close delay) cannot apply; no "
+                      "flow ends by time, so a large capture's flows are all held in memory"]
+    assert_same(path, [300, 900])
+    _, a = whole(write(tmp_path, _tls13([]), name="moving.pcap"))
+    assert not [w for w in a.warnings if "same timestamp" in w]

@@ -904,7 +904,9 @@ def no_timestamp_note(count: int, records: int, what: str = "packets in Simple P
     if count == records:
         return (f"{count:,} {what} carry no timestamp (every packet of the capture): each is "
                 "timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, so they "
-                "keep their file order; flow times and durations are not real")
+                "keep their file order; flow times and durations are not real, the time rules (3 s "
+                "without an answer, idle timeouts, the 5 s close delay) cannot apply, and no flow ends "
+                "by time, so a large capture's flows are all held in memory")
     return (f"{count:,} {what} carry no timestamp: each is timed 1 ns after the packet before "
             "it, so they keep their file order; the times and durations of their flows are "
             "approximate (from 1970-01-01 00:00:00 UTC when no packet before them has a time)")

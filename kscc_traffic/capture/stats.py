@@ -106,6 +106,15 @@ class ReadStats:
                       "timestamp, or captures appended one after the other): packets are analysed in time "
                       "order, so a flow across such a step may show an odd history, or split")
 
+    def warn_frozen_clock(self, name: str, packets: int, span_ns: int) -> None:
+        """The one warning line when ``packets`` (>= 2) IP packets all have one timestamp
+        (``span_ns``, last minus first, is 0): a writer that stamped none (text2pcap without a
+        time, a tool's or a fuzzer's output)."""
+        if packets >= 2 and span_ns == 0:
+            self.warn(f"{name}: all {packets:,} packets have the same timestamp: durations are 0 and the "
+                      "time rules (3 s without an answer, idle timeouts, the 5 s close delay) cannot apply; "
+                      "no flow ends by time, so a large capture's flows are all held in memory")
+
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
