@@ -890,9 +890,11 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
                           & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
     if len(cand):
-        nxt, srv, _ = _went_on(ft, cand, parts=True)
         who, _ = _first_close(ft, cand)
-        refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & (who == "server")
+        cand = cand[who == "server"]
+    if len(cand):
+        nxt, srv, _ = _went_on(ft, cand, parts=True)
+        refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES)
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     hist_all = flows["history"].to_numpy(dtype=object)
