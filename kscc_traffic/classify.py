@@ -157,6 +157,11 @@ def _dns_error_detail(row: dict) -> str:
     return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
 
 
+#: how the detail of a SYN answered by a packet that does not acknowledge it starts (an old
+#: connection's state on the server, a firewall or a NAT: ``syn_answer``)
+STALE_ANSWER = "the SYN was answered "
+
+
 def _agent_name(name: str, rules: RuleSet) -> bool:
     """Is ``name`` one the agent needs: a host name (:func:`is_host_name`: no name holding
     other characters, ``=cmd|'…'!A0.ksc.kaspersky.com`` or an escaped byte, was asked by an
@@ -319,10 +324,10 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if state == "REJ":
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
         wrong = row.get("syn_answer") or ""
-        if wrong:
+        if wrong:   # (the detail starts with STALE_ANSWER: report.readiness counts such flows)
             # the SYN answered, but not acknowledged: the originator resets such an answer and
             # no connection is made (RFC 9293 §3.10.7.3)
-            return done("blocked", "rejected", "the SYN was answered " + (
+            return done("blocked", "rejected", STALE_ANSWER + (
                 "only by an ACK of another connection (an RFC 5961 challenge ACK: the server, or a "
                 "firewall or NAT on the way, still holds an old connection on this address and port)"
                 if wrong == "ack" else

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, sinkhole_address
+from .classify import DNS_NO_ERROR, STALE_ANSWER, sinkhole_address
 from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
@@ -542,14 +542,17 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
-                   v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None) -> dict:
+                   v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
+                   bl_stale: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
     (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
     the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``,
-    ``bl_named`` of the blocked ones with a ``server_name`` (None: all)."""
+    ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
+    blocked ones whose SYN was answered by an old connection's packet (detail
+    :data:`~kscc_traffic.classify.STALE_ANSWER`)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -573,6 +576,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected")
+    if status == "blocked" and bl == bl_stale:
+        # the SYNs reached something that still holds an old connection: the port is not closed
+        fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
+               f"{r.port_text}: the SYN was answered by an old connection's packets (a challenge ACK, a "
+               "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
+               "still holds a stale connection on that address and port. Clear it there (or shorten the "
+               "device's TCP timeouts); no port is to be opened")
     if status == "blocked" and bl == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -681,7 +691,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = 0
+        bl_tls = bl_stale = 0
         reasons: list[str] = []
         if len(at):
             if verdict is None:
@@ -702,6 +712,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
+                if "detail" in flows:
+                    bl_stale = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                                   if str(x).startswith(STALE_ANSWER))
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
                                                     & (v == "blocked")))
@@ -709,7 +722,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named))
+                                   bl_tls, bl_named, bl_stale))
     return pd.DataFrame(rows)
 
 
@@ -815,6 +828,7 @@ class TableSummary:
         self.counts: dict[tuple[str, str], int] = {}
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
+        self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
@@ -871,6 +885,11 @@ class TableSummary:
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
+        if "detail" in flows:
+            st = flows[(flows["verdict"] == "blocked")
+                       & flows["detail"].astype(str).str.startswith(STALE_ANSWER)]
+            for p, n in st.groupby("purpose", sort=False).size().items():
+                self.bl_stale[p] = self.bl_stale.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
             for p, n in px.groupby("purpose", sort=False).size().items():
@@ -902,7 +921,8 @@ class TableSummary:
                                        self.ok_answered.get(r.id, 0) if self.answered_seen else None,
                                        (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
                                        if self.v6_seen else None, self.bl_tls.get(r.id, 0),
-                                       self.bl_named.get(r.id, 0) if self.named_seen else None))
+                                       self.bl_named.get(r.id, 0) if self.named_seen else None,
+                                       self.bl_stale.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

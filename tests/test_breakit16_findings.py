@@ -143,3 +143,18 @@ def test_a_clock_that_never_moves_is_warned_about(tmp_path):
     assert_same(path, [300, 900])
     _, a = whole(write(tmp_path, _tls13([]), name="moving.pcap"))
     assert not [w for w in a.warnings if "same timestamp" in w]
+
+
+def test_the_advice_for_a_stale_connection_is_not_to_open_a_port(tmp_path):
+    """F2's checklist line: the SYNs reached something holding an old connection; "allow outbound
+    TCP …" would send the admin to a firewall rule that is already there. The table's running
+    counts (TableSummary) give the same line as readiness()."""
+    from kscc_traffic.report import TableSummary, readiness
+    flows, _ = whole(write(tmp_path, _wrong_answers("ack")))
+    want = ("this connection on TCP 23100-23199: the SYN was answered by an old connection's packets (a "
+            "challenge ACK, a SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or "
+            "the server still holds a stale connection on that address and port. Clear it there (or shorten "
+            "the device's TCP timeouts); no port is to be opened")
+    for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
+        row = chk.set_index("rule").loc["agent_connection"]
+        assert (row["status"], row["fix"]) == ("blocked", want)
