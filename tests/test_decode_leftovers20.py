@@ -269,7 +269,7 @@ def test_esp_packets_are_counted_in_one_warning(tmp_path):
     path = _write(tmp_path, "esp.pcap", recs)
     p = _decoded(path)
     assert p.cols["proto"].tolist()[:4] == [50] * 4
-    want = ("esp.pcap: decode: 4 IPsec ESP packets (IP protocol 50) were encrypted: the "
+    want = ("esp.pcap: decode: 4 IPsec ESP packets (IP protocol 50, or in UDP 4500) were encrypted: the "
             "connections inside cannot be seen nor classified (shown as esp flows between the "
             "VPN endpoints; capture where the traffic is not encrypted: on the host, or inside "
             "the VPN gateway)")
@@ -283,3 +283,25 @@ def test_esp_packets_are_counted_in_one_warning(tmp_path):
     run = ChunkedAnalysis(path, RULES, "esp.pcap", chunk_bytes=600)     # several chunks
     assert sum(len(b) for b in run.batches()) == 3
     assert run.stats.warnings.count(want) == 1
+
+
+def test_esp_in_udp_4500_is_counted_ike_and_keepalives_are_not(tmp_path):
+    """NAT traversal (RFC 3948): ESP in UDP 4500 (a non-zero SPI first) counts with the ESP
+    packets; IKE on 4500 (after the 4-byte non-ESP marker, zero) and the 1-byte NAT keepalive
+    (0xFF) do not."""
+    def udp4500(t, data, back=False):
+        src, dst = (OUTER[1], OUTER[0]) if back else OUTER
+        return (t, Ether(src=NEAR, dst=FAR) / IP(src=src, dst=dst) / UDP(sport=4500, dport=4500) / data)
+    recs = [udp4500(T0, struct.pack("!II", 0x1001, 1) + b"\xaa" * 40),
+            udp4500(T0 + 1, struct.pack("!II", 0x2002, 1) + b"\xbb" * 40, back=True),
+            udp4500(T0 + 2, b"\x00\x00\x00\x00" + b"\x11" * 28 + b"\x2e\x20\x23\x08" + bytes(8)),  # IKE
+            udp4500(T0 + 3, b"\xff")]                                                               # keepalive
+    path = _write(tmp_path, "natt.pcap", recs)
+    want = ("natt.pcap: decode: 2 IPsec ESP packets (IP protocol 50, or in UDP 4500) were encrypted: the "
+            "connections inside cannot be seen nor classified (shown as esp flows between the "
+            "VPN endpoints; capture where the traffic is not encrypted: on the host, or inside "
+            "the VPN gateway)")
+    f, w = _both(path)
+    assert w.count(want) == 1
+    if TSHARK:
+        assert _flows(path, "tshark")[1].count(want) == 1

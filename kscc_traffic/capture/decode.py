@@ -116,9 +116,9 @@ IPPROTO_ESP = 50
 
 
 def esp_note(k: int) -> str:
-    """The warning line (without the capture's name) about ``k`` IPsec ESP packets, rows of IP
-    protocol 50 (both engines)."""
-    return (f"decode: {k} IPsec ESP packet{'s' if k != 1 else ''} (IP protocol 50) "
+    """The warning line (without the capture's name) about ``k`` IPsec ESP packets
+    (:func:`esp_count`; both engines)."""
+    return (f"decode: {k} IPsec ESP packet{'s' if k != 1 else ''} (IP protocol 50, or in UDP 4500) "
             f"{'were' if k != 1 else 'was'} encrypted: the connections inside cannot be seen nor "
             "classified (shown as esp flows between the VPN endpoints; capture where the traffic "
             "is not encrypted: on the host, or inside the VPN gateway)")
@@ -295,13 +295,33 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     stats.ip_packets = len(result["frame"])
     stats.non_ip += non_ip
     stats.malformed += malformed
-    mine = counters if counters is not None else DecodeCounters()
-    mine.add(sd, malformed, unsupported, int(np.count_nonzero(result["proto"] == IPPROTO_ESP)))
-    if counters is None:
-        stats.warnings.extend(mine.warnings())
     if sd.extra:
         buf = b"".join((buf, bytes(sd.extra)))
+    mine = counters if counters is not None else DecodeCounters()
+    mine.add(sd, malformed, unsupported, esp_count(result, buf))
+    if counters is None:
+        stats.warnings.extend(mine.warnings())
     return Packets(buf, result, stats)
+
+
+#: UDP port of IPsec NAT traversal (RFC 3948): ESP in UDP, and IKE after the non-ESP marker
+NAT_T_PORT = 4500
+
+
+def esp_count(cols: dict, buf) -> int:
+    """Rows of IPsec ESP among packet columns ``cols`` (payloads in ``buf``): IP protocol 50,
+    and UDP datagrams from or to port 4500 (NAT traversal, RFC 3948 §2.2) of at least 8 payload
+    bytes (an SPI and a sequence number: more than a 1-byte NAT keepalive) whose first 4 bytes,
+    the SPI, are not zero (zero is the non-ESP marker that IKE messages start with)."""
+    proto = cols["proto"]
+    n = int(np.count_nonzero(proto == IPPROTO_ESP))
+    udp = np.flatnonzero((proto == 17) & ((cols["sport"] == NAT_T_PORT) | (cols["dport"] == NAT_T_PORT))
+                         & (cols["payload_len"] >= 8) & (cols["pl_cap"] >= 4) & (cols["pl_off"] >= 0))
+    if len(udp):
+        b = np.frombuffer(buf, np.uint8)
+        off = cols["pl_off"][udp].astype(np.int64)
+        n += int(np.count_nonzero(b[off] | b[off + 1] | b[off + 2] | b[off + 3]))
+    return n
 
 
 @dataclass

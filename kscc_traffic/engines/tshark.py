@@ -1073,7 +1073,8 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
         stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
     out = b.packets(stats)
-    esp = int(np.count_nonzero(out.cols["proto"] == 50))
+    from ..capture.decode import esp_count
+    esp = esp_count(out.cols, out.buf)
     if esp:
         from ..capture.decode import esp_note
         stats.warn(f"{name}: {esp_note(esp)}")
