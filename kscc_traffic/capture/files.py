@@ -981,8 +981,11 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
         return find_pcap_record(data, start, big=parser.order == ">", hdr_len=parser.hdr_len,
                                 ns=parser.mult == 1, bound=parser.bound,
                                 last_sec=None if last_ns is None else last_ns // 10**9, at_eof=at_eof)
+    section = parser.ifaces.ifaces[parser.sec_base:parser.sec_base + parser.sec_n]
+    clocks = [(itf.res_base ** itf.res_exp, itf.offset_s) if itf.valid else None for itf in section]
     return find_pcapng_block(data, start, base, big=parser.order == ">", bound=MAX_BLOCK_BYTES,
-                             interfaces=parser.sec_n, at_eof=at_eof)
+                             interfaces=parser.sec_n, at_eof=at_eof, clocks=clocks,
+                             last_sec=None if last_ns is None else last_ns // 10**9)
 
 
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
