@@ -96,7 +96,8 @@ def test_a_small_gzip_with_a_bad_check_is_read_whole():
     assert len(st.warnings) == 1
     assert st.warnings[0].startswith("<bytes>: gzip data corrupt (Error -3 while decompressing data: incorrect "
                                      f"data check), met at compressed offset {len(gz) - 4} of {len(gz)}: the "
-                                     f"{len(raw)} bytes of the stream decompressed before it are read; capture data "
+                                     f"{len(raw)} bytes of the stream decompressed before it are read (the check "
+                                     "covers the whole stream: the damaged bytes may be anywhere in it); capture data "
                                      f"ends at offset {len(raw)}")
     _same_in_chunks(bytes(gz), fr)
 

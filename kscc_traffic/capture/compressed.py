@@ -242,6 +242,8 @@ class DecompressingReader:
         rest = (f", the {size - where} compressed bytes after it are not (a {codec} stream cannot be "
                 "decompressed past damage)" if size is not None and size - where > 8 else "")
         before = f"the {made} bytes of the stream decompressed before it are read" if made else "nothing before it"
+        if made and "check" in str(err).lower():
+            before += " (the check covers the whole stream: the damaged bytes may be anywhere in it)"
         self.problem = f"{codec} data corrupt ({err}){at}: {before}{rest}"
 
     def read(self, n: int) -> bytes:
