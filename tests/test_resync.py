@@ -304,3 +304,38 @@ def test_the_tshark_engine_reads_the_copy_past_a_zero_filled_page(tmp_path):
     assert len(t.flows) == len(b.flows) == 10       # (the sessions after the zeros included)
     assert sorted(t.flows.history) == sorted(b.flows.history)
     assert any("dissected instead a copy" in w for w in t.warnings)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_length_running_past_the_end_of_the_file_with_records_after_it_is_damage(fmt):
+    """A record (block) whose length field was damaged to a value that is plausible but runs
+    past the end of the file (in the corpus: 6 bytes lost mid-file shifted a header so that it
+    read caplen 131072): whole records start again after its header, so it is damage read past,
+    not the end of a cut file (which lost the 20 sessions after it). A file really cut inside
+    its last record still says so."""
+    recs = _records()
+    if fmt == "pcap":
+        data, offs = pcap_bytes(recs), _pcap_offsets(recs)
+        at, field = offs[30], offs[30] + 8            # caplen
+        bad = data[:field] + struct.pack("<I", 200_000) + data[field + 4:]
+    else:
+        data, offs = _pcapng(recs)
+        at, field = offs[30], offs[30] + 4            # block length
+        bad = data[:field] + struct.pack("<I", 400_000) + data[field + 4:]
+    assert len(bad) - at < 200_000
+    fr = read_frames(bad)
+    got = [fr.data(i) for i in range(len(fr))]
+    assert got == [bytes(p) for i, (_, p) in enumerate(recs) if i != 30]
+    st = fr.stats
+    assert st.damage_offset is None and st.skipped_records == 1
+    assert st.skipped_bytes == offs[31] - offs[30] and st.bytes_read + st.skipped_bytes == len(bad)
+    kind = "record" if fmt == "pcap" else "block"
+    assert st.warnings[0].startswith(f"<bytes>: damaged {kind} at offset {at} (its length runs past the end "
+                                     f"of the file: {len(bad) - at} of ")
+    assert st.warnings[0].endswith(f"; {offs[31] - offs[30]} bytes skipped, reading resumed at offset {offs[31]} "
+                                   "where whole records start again")
+    _same_in_chunks(bad, fr, sizes=(64, 700, 4096, 100_000))
+    cut = data[:offs[-1] + 40]
+    fr = read_frames(cut)
+    assert len(fr) == len(recs) - 1 and fr.stats.damage_offset == offs[-1]
+    assert "file cut mid-" in fr.stats.warnings[0]

@@ -1095,6 +1095,13 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         if pending is not None:
             w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
             pending = None
+        if w.stop is not None and w.stop.cut and w.stop.offset > 0 and at_eof and \
+                _seek_records(parser, data, w.stop.offset - base + 1, True, base, _reference_ns(recent))[0] is not None:
+            # a record or block "cut" by the end of the file with whole records after its start:
+            # its length is damage (bytes lost before it shifted a header), not a cut file
+            kind = "record" if parser.kind == "pcap" else "block"
+            w.stop = _Stop(w.stop.offset, f"damaged {kind} at offset {w.stop.offset} (its length runs past the "
+                           f"end of the file: {w.stop.what.split(': ', 1)[-1]})", w.stop.records)
         if w.stop is not None and not w.stop.cut:
             # damage: read on where whole records start again (the records before it wait)
             seeking, pending, pos = w.stop, w.cols, w.stop.offset - base + 1
