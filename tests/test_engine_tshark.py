@@ -336,3 +336,68 @@ def test_timestamps_beyond_int64_said_by_both_engines(tmp_path):
     want = "tsoff.pcapng: 3 timestamps beyond the int64 nanosecond range (clamped)"
     for engine in ("builtin", "tshark"):
         assert want in analyze_file(path, RULES, engine=engine).warnings, engine
+
+
+def _ring_member(t0: int, port: int) -> bytes:
+    """A pcapng (SHB with a 120-byte comment, IDB, EPBs) of one answered TCP connection."""
+    import struct
+    from pcapbuild import tcp_session
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    comment = b"c" * 120
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+                + struct.pack("<HH", 1, len(comment)) + comment + b"\0\0\0\0")
+    out = [shb, block(1, struct.pack("<HHI", 1, 0, 0))]
+    for t, pkt in tcp_session(("192.0.2.10", port), ("203.0.113.10", 13000), t0=t0, c_data=b"hi", s_data=b"yo"):
+        d, us = bytes(pkt), round(t * 1e6)
+        out.append(block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(d), len(d)) + d))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("keep", [8, 12, 30, 100, 155])
+def test_a_pcapng_cut_inside_its_section_header_same_error_both_engines(tmp_path, keep):
+    """(newcomer 19 F3) A pcapng cut inside its Section Header Block (156 bytes here) is a
+    one-frame "file-pcapng" to tshark (or "not a capture file"): the tshark engine gives the
+    built-in reader's error, by the API and by the CLI (exit 2, one line)."""
+    from kscc_traffic.errors import TruncatedCapture
+    p = tmp_path / "cut.pcapng"
+    p.write_bytes(_ring_member(1_764_500_000, 40000)[:keep])
+    errors = []
+    for engine in ("builtin", "tshark"):
+        with pytest.raises(TruncatedCapture) as e:
+            analyze_file(p, RULES, engine=engine)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("cut.pcapng: file ends inside the pcapng Section Header Block (")
+    assert (f"({keep} of at least 28 bytes)" if keep < 28 else f"{keep} of 156 bytes of the Section Header Block") \
+        in errors[0]
+    r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", "--engine", "tshark", "cut.pcapng"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"Error: {errors[0]}"]
+
+
+def test_a_ring_member_cut_inside_its_header_is_skipped_alike(tmp_path):
+    """The last file of a dumpcap ring cut to 30 bytes (the host crashed as dumpcap opened it):
+    both engines skip it with the same warning and name the set by its readable files."""
+    d = tmp_path / "ring"
+    d.mkdir()
+    for i in range(3):
+        data = _ring_member(1_764_500_000 + 10 * i, 40000 + i)
+        (d / f"x_{i + 1:05d}_20251130100{i}00.pcapng").write_bytes(data if i < 2 else data[:30])
+    out = {}
+    for engine in ("builtin", "tshark"):
+        r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", "--engine", engine, "-f", "csv",
+                            "ring"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        out[engine] = r
+    b, t = out["builtin"], out["tshark"]
+    assert b.returncode == t.returncode == 1      # (cleartext on 13000: not_tls)
+    assert b.stderr == t.stderr
+    assert t.stderr.strip().splitlines() == [
+        "Warning: skipped ring/x_00003_20251130100200.pcapng: file ends inside the pcapng Section Header "
+        "Block (file cut mid-block at offset 0: 30 of 156 bytes of the Section Header Block present) (a file "
+        "of ring/x_00001_20251130100000.pcapng .. x_00003_20251130100200.pcapng; its other files are read)"]
+    rows_b, rows_t = sorted(b.stdout.splitlines()[1:]), sorted(t.stdout.splitlines()[1:])
+    assert rows_b == rows_t and len(rows_t) == 2
+    assert all("x_00001_20251130100000.pcapng .. x_00002_20251130100100.pcapng" in row for row in rows_t)

@@ -270,3 +270,58 @@ def test_a_set_given_twice_is_two_sets_and_a_file_given_again_stays_in_its_set(t
     assert group_file_sets(odd)[0] == [FileSet(tuple(odd), "dumpcap")]
     names = capture_names([fs, fs])
     assert names[0] != names[1] and names[1].startswith(DUMPCAP[0] + " (2)")
+
+
+def test_a_file_of_a_set_failing_mid_way_keeps_its_counters(tmp_path, monkeypatch):
+    """A file of the set whose reading raises OSError after some chunks (an I/O error on a bad
+    disk): the frames it gave were analysed, so its records and bytes stay in the set's stats,
+    with a warning saying where it stopped; the next file is read on."""
+    import errno
+    from kscc_traffic.capture import files as files_mod
+    parts = _records()
+    big = [tcp_session((CLIENT, 51000 + i), (SERVER, 23101), t0=T0 + 10.5 + i / 100, s_data=b"s" * 900)
+           for i in range(20)]
+    parts[1] = parts[1] + [r for s in big for r in s]
+    parts[1].sort(key=lambda r: r[0])
+    paths = _write(tmp_path / "d", DUMPCAP, parts)
+    fs = FileSet(tuple(paths), "dumpcap")
+    real = files_mod._open_path
+    fail_after = 8192
+
+    def failing(path):
+        f, reader = real(path)
+        if Path(path).name != DUMPCAP[1]:
+            return f, reader
+        got = [0]
+        plain = reader.read
+
+        def read(n):
+            if got[0] >= fail_after:
+                raise OSError(errno.EIO, "Input/output error")
+            out = plain(n)
+            got[0] += len(out)
+            return out
+        reader.read = read
+        return f, reader
+    monkeypatch.setattr(files_mod, "_open_path", failing)
+    chunks = list(iter_capture(fs, 4096))
+    st = chunks[-1].stats
+    yielded = [len(c) for c in chunks]
+    middle = sum(n for c, n in zip(chunks, yielded)) - len(parts[0]) - len(parts[2])
+    assert 0 < middle < len(parts[1])
+    assert st.records == sum(yielded) == len(parts[0]) + middle + len(parts[2])
+    sizes = [p.stat().st_size for p in paths]
+    # (file 2's bytes read: its header and the records handed out before the error)
+    assert st.bytes_read == sizes[0] + sizes[2] + 24 + sum(16 + len(bytes(r)) for _, r in parts[1][:middle])
+    assert fail_after <= st.bytes_read - sizes[0] - sizes[2] < fail_after + 4096
+    line = [w for w in st.warnings if w.startswith(DUMPCAP[1])]
+    assert line == [f"{DUMPCAP[1]}: reading stopped after {middle} records ({st.bytes_read - sizes[0] - sizes[2]} "
+                    f"bytes; part of {fs}): Input/output error; the rest of the file is not analysed"]
+    assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    # the analysis: file 3's connection and file 1's still there, the counters the frames read
+    a = ChunkedAnalysis(fs, load_rules(), "set", chunk_bytes=4096)
+    flows = list(a.batches())
+    assert a.stats.records == a.stats.ip_packets == st.records
+    assert f"{DUMPCAP[1]}: reading stopped after {middle} records ({st.bytes_read - sizes[0] - sizes[2]} bytes; " \
+        "part of set): Input/output error; the rest of the file is not analysed" in a.stats.warnings
+    assert sum(len(f) for f in flows) >= 3

@@ -11,6 +11,19 @@ a.pcap.gz b.pcap.gz``, pigz, pbzip2 and pzstd output), accepts zero padding afte
 (tape blocks), and never raises on damage: a stream cut short or corrupt ends the data where it
 breaks and ``problem`` says why, in one line.
 
+Corrupt data: a decompressor raises on the call that meets the damage and that call's output is
+lost (up to 64 KiB: the calls' output ends at multiples of 64 KiB of the stream, whatever the
+reader asks for, so that the same bytes come out in any chunking). The stream is then
+decompressed again from its last checkpoint (gzip: a copy of the decompressor every 8 MiB of
+output; the other formats' decompressors cannot be copied: the start of the stream) up to where
+the data broke, the output near it in pieces of :data:`_NEAR` bytes, so the data before the
+damage is given whole but for at most that much (:meth:`DecompressingReader._recover`; it needs
+a file that can seek, as files and bytes can). The bytes between the damage and where the
+decompressor notices it are given as it decodes them (garbage, as ``zcat`` writes them): the
+capture reader reads past them as damage.
+Nothing after the damage is given: a gzip (deflate), xz, zstd or lz4 stream cannot be
+decompressed past it, and bzip2's blocks after it are not searched for (``bzip2recover`` does).
+
 zstd needs the ``zstandard`` package and lz4 the ``lz4`` package (both dependencies of
 kscc-traffic); without them the reader says which package to install.
 """
@@ -35,6 +48,12 @@ CODEC_MAGICS: dict[bytes, str] = {
 #: compressed bytes given to a decompressor at a time (zstd's decompressor has no output limit:
 #: its output per call is bounded by the input given)
 _PIECE = 1 << 16
+#: after corrupt data, the output is decompressed again near the damage in pieces of this many
+#: bytes (the most that can still be lost before the damage)
+_NEAR = 32
+#: gzip: a copy of the decompressor is kept every this many bytes of output (where decompressing
+#: again after damage starts from)
+_CHECKPOINT = 8 << 20
 
 
 def codec_of(head: bytes) -> str | None:
@@ -88,9 +107,24 @@ class DecompressingReader:
             return
         self._d = self._new()
         self._magic = next(m for m, c in CODEC_MAGICS.items() if c == codec)
+        try:
+            self._pos = f.tell()    # file offset read to
+        except (OSError, ValueError):
+            self._pos = 0
+        self._stream_out = 0        # bytes the current stream has given
+        self._ok = self._pos        # compressed bytes given to the decompressor without error, to here
+        # where decompressing again after damage starts: (decompressor copy or None for a new one,
+        # file offset, the stream's output there)
+        self._ck: tuple = (None, self._pos, 0)
+
+    def _read_in(self, n: int) -> bytes:
+        data = self._f.read(n)
+        self._pos += len(data)
+        return data
 
     def _give(self, want: int) -> bytes:
-        """Give the decompressor input; return the output (at most about ``want`` bytes)."""
+        """Give the decompressor input; return the output (at most ``want`` bytes; zstd: what
+        :data:`_PIECE` bytes of input give)."""
         d = self._d
         if self.codec == "gzip":
             piece = d.decompress(self._in, want)
@@ -115,36 +149,102 @@ class DecompressingReader:
     def _fill(self, want: int) -> None:
         while len(self._out) < want and not self._done:
             if not self._in and not self._pending():
-                self._in = self._f.read(1 << 20)
+                self._in = self._read_in(1 << 20)
                 if not self._in:
                     if self._member_data and not self._d.eof:
                         self.problem = f"{self.codec} stream ends before its end marker (file cut short)"
                     self._done = True
                     break
             try:
-                piece = self._give(min(max(want - len(self._out), 1), _PIECE))
+                # (the output cut at multiples of _PIECE of the stream whatever ``want``: where a
+                # call meets damage, and so what is given before it, is the same in any chunking)
+                piece = self._give(_PIECE - self._stream_out % _PIECE)
             except Exception as e:   # noqa: BLE001 (zlib.error, LZMAError, OSError, zstandard.ZstdError…)
-                self.problem = f"{self.codec} data corrupt ({e})"
+                self._recover(e)
                 self._done = True
                 break
             self._member_data = True
             self._out += piece
+            self._stream_out += len(piece)
+            self._ok = self._pos - len(self._in)
+            if self.codec == "gzip" and self._stream_out - self._ck[2] >= _CHECKPOINT and not self._d.eof:
+                self._ck = (self._d.copy(), self._ok, self._stream_out)
             if self._d.eof:                       # end of one stream
                 rest = (self._d.unused_data or b"") + self._in
                 self._in = b""
                 if not rest:
-                    rest = self._f.read(1 << 20)
+                    rest = self._read_in(1 << 20)
                 if not rest:
                     self._done = True
                 elif rest.startswith(self._magic):     # another stream follows
                     self._d = self._new()
                     self._in = rest
                     self._member_data = False
-                elif not rest.strip(b"\0") and not self._f.read(1):
+                    self._stream_out = 0
+                    self._ok = self._pos - len(rest)
+                    self._ck = (None, self._ok, 0)
+                elif not rest.strip(b"\0") and not self._read_in(1):
                     self._done = True                 # zero padding at the end (tape blocks)
                 else:
                     self.problem = f"{self.codec} stream followed by bytes that are not {self.codec} (ignored)"
                     self._done = True
+
+    def _recover(self, err: Exception) -> None:
+        """The stream's data is corrupt (``err``, raised by the call that met the damage, whose
+        output is lost): decompress it again from its checkpoint, the output before the bytes
+        already given dropped, then in pieces of :data:`_NEAR` bytes up to the damage, and add
+        what comes before it to the output. ``problem`` says where the data broke."""
+        codec, d_ck, ck_pos, made = self.codec, *self._ck
+        target, ok = self._stream_out, self._ok     # output given, input given without error
+        got = bytearray()
+        where = ok
+        try:
+            if codec == "bzip2":
+                raise ValueError   # (a bzip2 block is checked once given whole: a damaged one is garbage)
+            self._f.seek(ck_pos)
+            d = d_ck.copy() if d_ck is not None else self._new()
+            pos, left = ck_pos, b""       # (gzip: input the decompressor gave back)
+            while True:
+                limit = min(target - made, _PIECE) if made < target else _NEAR - made % _NEAR
+                if left:
+                    data, left = left, b""
+                elif codec in ("xz", "bzip2", "lz4") and not d.needs_input:
+                    data = b""
+                else:
+                    n = min(ok - pos, _PIECE) if pos < ok else (1 if codec in ("gzip", "zstd") else 64)
+                    data = self._f.read(n)
+                    if not data:
+                        break
+                    pos += len(data)
+                where = pos
+                out = d.decompress(data) if codec == "zstd" else d.decompress(data, limit)
+                if codec == "gzip":
+                    left = d.unconsumed_tail
+                if made + len(out) > target:
+                    got += out[max(target - made, 0):]
+                made += len(out)
+                if d.eof or len(got) > 4 * _PIECE:     # (not met again: give what was found)
+                    break
+        except Exception:   # noqa: BLE001 (the damage met again, or the file cannot seek)
+            pass
+        self._out += got
+        try:
+            size = self._f.seek(0, 2)
+        except (OSError, ValueError):
+            size = None
+        made = target + len(got)
+        if codec == "bzip2":
+            self.problem = (f"bzip2 data corrupt ({err}): the {made} bytes of the stream decompressed before "
+                            "it are read, the rest is not (bzip2recover may save the blocks after the damage)"
+                            if made else f"bzip2 data corrupt ({err}): bzip2recover may save the blocks after the damage")
+            return
+        at = f", met at compressed offset {where} of {size}" if size is not None and size >= where else ""
+        rest = (f", the {size - where} compressed bytes after it are not (a {codec} stream cannot be "
+                "decompressed past damage)" if size is not None and size - where > 8 else "")
+        before = f"the {made} bytes of the stream decompressed before it are read" if made else "nothing before it"
+        if made and "check" in str(err).lower():
+            before += " (the check covers the whole stream: the damaged bytes may be anywhere in it)"
+        self.problem = f"{codec} data corrupt ({err}){at}: {before}{rest}"
 
     def read(self, n: int) -> bytes:
         self._fill(n)

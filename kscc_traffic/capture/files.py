@@ -983,8 +983,11 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
         return find_pcap_record(data, start, big=parser.order == ">", hdr_len=parser.hdr_len,
                                 ns=parser.mult == 1, bound=parser.bound,
                                 last_sec=None if last_ns is None else last_ns // 10**9, at_eof=at_eof)
+    section = parser.ifaces.ifaces[parser.sec_base:parser.sec_base + parser.sec_n]
+    clocks = [(itf.res_base ** itf.res_exp, itf.offset_s) if itf.valid else None for itf in section]
     return find_pcapng_block(data, start, base, big=parser.order == ">", bound=MAX_BLOCK_BYTES,
-                             interfaces=parser.sec_n, at_eof=at_eof)
+                             interfaces=parser.sec_n, at_eof=at_eof, clocks=clocks,
+                             last_sec=None if last_ns is None else last_ns // 10**9)
 
 
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
@@ -1094,6 +1097,13 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         if pending is not None:
             w.cols = {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
             pending = None
+        if w.stop is not None and w.stop.cut and w.stop.offset > 0 and at_eof and \
+                _seek_records(parser, data, w.stop.offset - base + 1, True, base, _reference_ns(recent))[0] is not None:
+            # a record or block "cut" by the end of the file with whole records after its start:
+            # its length is damage (bytes lost before it shifted a header), not a cut file
+            kind = "record" if parser.kind == "pcap" else "block"
+            w.stop = _Stop(w.stop.offset, f"damaged {kind} at offset {w.stop.offset} (its length runs past the "
+                           f"end of the file: {w.stop.what.split(': ', 1)[-1]})", w.stop.records)
         if w.stop is not None and not w.stop.cut:
             # damage: read on where whole records start again (the records before it wait)
             seeking, pending, pos = w.stop, w.cols, w.stop.offset - base + 1

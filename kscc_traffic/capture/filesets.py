@@ -237,7 +237,9 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
     holding the sum of the files read so far (their warnings keep each file's own name), complete
     once the iterator is exhausted. A file of the set that cannot be read at all (not a capture,
     header cut) is skipped with a warning line; when none can be read, the first one's error is
-    raised.
+    raised. A file whose reading fails after some of its chunks were handed out (``OSError``: an
+    I/O error) keeps those chunks' counters in the stats, with a warning line saying after how
+    many records and bytes it stopped; the set's next file is read on.
 
     :raises kscc_traffic.errors.CaptureError: as :func:`~.files.iter_frames` (first ``next()``).
     """
@@ -260,10 +262,18 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
                     read_any = True
                     yield fr
         except (CaptureError, OSError) as e:
+            why = e if isinstance(e, CaptureError) else e.strerror or e
+            if mine is not None:
+                # a read error after some chunks: their frames were handed out and analysed, so
+                # the file's counters so far stay in the set's stats
+                done.merge(mine)
+                done.warn(f"{name_text(p.name)}: reading stopped after {mine.records} record"
+                          f"{'s' if mine.records != 1 else ''} ({mine.bytes_read} bytes; part of "
+                          f"{name or path_text(source)}): {why}; the rest of the file is not analysed")
+                continue
             if first_error is None:
-                first_error = e if isinstance(e, CaptureError) else CaptureError(f"{path_text(p)}: {e.strerror or e}")
-            done.warn(f"{name_text(p.name)}: skipped (part of {name or path_text(source)}): "
-                      f"{e if isinstance(e, CaptureError) else e.strerror or e}")
+                first_error = e if isinstance(e, CaptureError) else CaptureError(f"{path_text(p)}: {why}")
+            done.warn(f"{name_text(p.name)}: skipped (part of {name or path_text(source)}): {why}")
             continue
         if mine is not None:
             done.merge(mine)

@@ -10,10 +10,14 @@ one another, each starting where the one before ends (or the run reaches the end
   of the last record read before the damage (any nonzero time when there was none), the
   fraction below a second (µs or ns as the file says), ``0 < caplen <= `` the reader's bound
   and ``caplen <= origlen <= 16 MiB``.
-- pcapng block (§3.1), at a 4-byte aligned file offset: a known block type (SHB, IDB, EPB, SPB,
-  NRB, ISB, DSB, custom, obsolete PB), a length of at least 12 bytes, a multiple of 4 and at
-  most the reader's bound, repeated after its body (the trailing length); an EPB or obsolete PB
-  naming an interface the section defined.
+- pcapng block (§3.1): a known block type (SHB, IDB, EPB, SPB, NRB, ISB, DSB, custom, obsolete
+  PB), a length of at least 12 bytes, a multiple of 4 and at most the reader's bound, repeated
+  after its body (the trailing length); an EPB or obsolete PB naming an interface the section
+  defined. At a 4-byte aligned file offset, as the format puts blocks; at any other offset (a
+  torn copy that lost or added a number of bytes that is not a multiple of 4, as ``pcapfix``
+  finds blocks byte by byte) the run must also begin with a block with a time and each block
+  with a time must have one within :data:`WINDOW_S` of the last record read, on an interface
+  with a usable clock.
 
 Only the bytes given are looked at; the result tells the caller to read more when a candidate's
 run goes past them. The first test is done with numpy over every offset of a window, so a large
@@ -110,14 +114,32 @@ def find_pcap_record(data, start: int, *, big: bool, hdr_len: int, ns: bool, bou
 
 
 def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, interfaces: int,
-                      at_eof: bool):
-    """The offset in ``data`` (at or after ``start``, on a 4-byte boundary of the file whose
-    offset ``data[0]`` has is ``base``) where whole pcapng blocks start again. ``interfaces``:
-    how many the current section defined (an EPB must name one of them). Returns as
-    :func:`find_pcap_record`."""
-    buf = np.frombuffer(data, np.uint8)
-    end = len(buf)
+                      at_eof: bool, clocks=None, last_sec: int | None = None):
+    """The offset in ``data`` (at or after ``start``; the file offset of ``data[0]`` is ``base``)
+    where whole pcapng blocks start again. ``interfaces``: how many the current section defined
+    (an EPB must name one of them).
+
+    Blocks start on 4-byte boundaries of the file (§3.1), and those offsets are tried with the
+    checks of the module docstring. A torn copy that lost or added a number of bytes that is not
+    a multiple of 4 leaves the blocks after it off that boundary: ``clocks`` given, every other
+    offset is tried too, with more checks (such a start is not expected, so a run of random
+    bytes must not pass for one): the run's first block is a Section Header Block or a block
+    with a time (EPB, obsolete PB, ISB), and every block with a time in the run names an
+    interface of the section with a usable clock, has a time within :data:`WINDOW_S` of
+    ``last_sec`` (any time from 1 s on when None) and, for a packet block, a captured length
+    that fits in it. The first offset in file order that passes its checks wins, whatever
+    the boundary, so the result does not depend on how many bytes are given at a time.
+
+    :param clocks: per interface of the current section, ``(ticks per second, if_tsoffset
+        seconds)`` of its timestamps, or None for an interface that cannot be used; None (the
+        default): 4-byte-aligned offsets only.
+    :param last_sec: the time (epoch seconds) of the records read before the damage, or None.
+    :returns: as :func:`find_pcap_record`.
+    """
+    end = len(data)
     word = struct.Struct((">" if big else "<") + "I").unpack_from
+    timed = struct.Struct((">" if big else "<") + "III").unpack_from
+    dt = np.dtype(">u4" if big else "<u4")
 
     def u32(b, o: int) -> int:
         return word(b, o)[0]
@@ -153,32 +175,64 @@ def find_pcapng_block(data, start: int, base: int, *, big: bool, bound: int, int
                 return False
         return True
 
+    def time_ok(p: int) -> bool:
+        """(off the 4-byte boundary) the block at ``p``, whole and well framed, is a block with
+        a time: interface, time and captured length plausible."""
+        t, n = u32(data, p), u32(data, p + 4)
+        if n < (32 if t != 5 else 24):
+            return False
+        ifid, hi, lo = timed(data, p + 8)
+        if t == 2:
+            ifid &= 0xFFFF
+        clock = clocks[ifid] if ifid < min(interfaces, len(clocks)) else None
+        if clock is None:
+            return False
+        sec = ((hi << 32) | lo) // clock[0] + clock[1]
+        if not (abs(sec - last_sec) <= WINDOW_S if last_sec is not None else sec != 0):
+            return False
+        return t == 5 or u32(data, p + 20) <= n - 32
+
     def run_from(p: int):
-        for _ in range(CHAIN):
+        strict = (base + p) % 4 != 0
+        for i in range(CHAIN):
             if p == end:
                 return True if at_eof else None
             r = block_ok(p)
             if not r:
                 return r if r is not None or not at_eof else False
-            if u32(data, p) == 0x0A0D0D0A:
+            t = u32(data, p)
+            if t == 0x0A0D0D0A:
                 return True        # (a new section: its blocks are the walk's to check)
+            if strict and (t in (2, 5, 6) and not time_ok(p) or i == 0 and t not in (2, 5, 6)):
+                return False
             p += u32(data, p + 4)
         return True
 
-    pos = first
+    any_offset = clocks is not None
+    types = np.array(_BLOCK_TYPES, np.uint32)
+    timed_types = np.array((2, 5, 6), np.uint32)
+    pos = start
     while pos + 12 <= end:
-        stop = min(end - 11, pos + _STEP)
-        offs = np.arange(pos, stop, 4)
-        if not len(offs):
-            break
-        t = _u32_at(buf, offs, big)
-        n = _u32_at(buf, offs + 4, big)
-        shb = (buf[offs] == 0x0A) & (buf[offs + 1] == 0x0D) & (buf[offs + 2] == 0x0D) & (buf[offs + 3] == 0x0A)
-        ok = (np.isin(t, _BLOCK_TYPES) & (n >= 12) & (n % 4 == 0) & (n <= bound)) | shb
-        hit = _first_run(offs[ok], run_from)
+        stop = min(end - 11, pos + _STEP)       # offsets [pos, stop) are tried in this pass
+        found = []
+        for o0 in range(pos, min(pos + 4, stop)):
+            aligned = (base + o0) % 4 == 0
+            if not (aligned or any_offset):
+                continue
+            m = (stop - o0 + 3) // 4            # offsets o0, o0 + 4, … below stop
+            w = np.frombuffer(data, dt, count=m + 1, offset=o0)
+            t, n = w[:-1], w[1:]
+            idx = np.flatnonzero((n >= 12) & (n & 3 == 0) & (n <= bound))
+            idx = idx[np.isin(t[idx], types if aligned else timed_types)]
+            shb = np.flatnonzero(t == 0x0A0D0D0A)
+            found.append(o0 + 4 * np.union1d(idx, shb))
+        offs = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        hit = _first_run(offs, run_from)
         if hit is not None:
             return hit
-        pos = int(offs[-1]) + 4
+        pos = stop
     if not at_eof:
+        if any_offset:
+            return max(start, end - 11), MORE
         return max(first, end - 11 - (-(base + end - 11) % 4) if end > 11 else first), MORE
     return None, None

@@ -949,6 +949,29 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
     return stats
 
 
+def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
+    """The error the built-in reader gives for a file whose header it refuses (a pcapng cut
+    inside its Section Header Block, a damaged byte-order magic, an unsupported version…), when
+    the file begins as a pcap, pcapng or compressed file; else None. tshark reads such a file as
+    a one-frame "file-pcapng"/MIME file or says it is no capture, neither of which is the cause."""
+    from ..capture.compressed import CODEC_MAGICS
+    from ..capture.files import _PCAP_MAGICS, iter_frames
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if not head.startswith((b"\x0a\x0d\x0d\x0a", *_PCAP_MAGICS, *CODEC_MAGICS)):
+        return None
+    try:
+        next(iter_frames(path, 64, name=name), None)
+    except CaptureError as e:
+        return e
+    except OSError:
+        return None
+    return None
+
+
 def _not_packets_error(name: str, b: PacketBuilder) -> UnsupportedFormat | None:
     """The error for a file tshark reads as a whole non-capture file (JSON, an image, an ELF
     binary, a PEM file…: every frame of an encapsulation in :data:`_NOT_PACKETS`), else None."""
@@ -975,6 +998,11 @@ def check_is_capture(path: str | os.PathLike, tshark: str | None = None, *,
     except OSError:
         return
     if any(head.startswith(m) for m in magics):
+        # (a pcap/pcapng file whose header the built-in reader refuses: its error, as that
+        # engine gives it)
+        err = _builtin_refusal(p, name or name_text(p.name))
+        if err is not None:
+            raise err
         return
     exe = tshark or shutil.which("tshark")
     if not exe:
@@ -1032,6 +1060,10 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     exe = tshark or find_tool("tshark")
     b, rc, msg = _dissect(exe, p)
     err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
+    if err is not None or (rc != 0 and b.records == 0):
+        # (a pcapng cut inside its header is a one-frame "file-pcapng" to tshark: the built-in
+        # reader's error says what is wrong, as with the built-in engine)
+        err = _builtin_refusal(p, name) or err
     if err is not None:
         raise err
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size)
