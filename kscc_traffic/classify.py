@@ -159,7 +159,7 @@ def _dns_error_detail(row: dict) -> str:
 
 #: how the detail of a SYN answered by a packet that does not acknowledge it starts (an old
 #: connection's state on the server, a firewall or a NAT: ``syn_answer``)
-STALE_ANSWER = "the SYN was answered "
+STALE_ANSWER = "no connection was made: the SYN was answered "
 
 
 def _agent_name(name: str, rules: RuleSet) -> bool:
@@ -332,8 +332,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 "firewall or NAT on the way, still holds an old connection on this address and port)"
                 if wrong == "ack" else
                 "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
-                "answering for an old connection on this address and port, or a broken SYN proxy)")
-                + ": no connection was made")
+                "answering for an old connection on this address and port, or a broken SYN proxy)"))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":

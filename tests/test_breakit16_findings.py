@@ -44,8 +44,10 @@ def _wrong_answers(kind: str, rounds: int = 3, then_ok: bool = False):
 
 
 @pytest.mark.parametrize("kind, words", [
-    ("ack", "the SYN was answered only by an ACK of another connection (an RFC 5961 challenge ACK"),
-    ("synack", "the SYN was answered by a SYN-ACK acknowledging another sequence number than the SYN's"),
+    ("ack", "no connection was made: the SYN was answered only by an ACK of another connection (an RFC 5961 "
+            "challenge ACK"),
+    ("synack", "no connection was made: the SYN was answered by a SYN-ACK acknowledging another sequence "
+               "number than the SYN's"),
 ])
 def test_a_syn_answered_by_a_packet_that_does_not_acknowledge_it_is_blocked(tmp_path, kind, words):
     """F2: the agent resets such an answer and never connects: it was ``ok`` (``RSTOS0 SaR``,
@@ -54,7 +56,9 @@ def test_a_syn_answered_by_a_packet_that_does_not_acknowledge_it_is_blocked(tmp_
     flows, _ = whole(path)
     (r,) = flows.to_dict("records")
     assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
-    assert r["detail"].startswith(words) and r["detail"].endswith(": no connection was made")
+    assert r["detail"].startswith(words) and r["detail"].endswith("on this address and port, or a broken SYN "
+                                                                  "proxy)" if kind == "synack" else
+                                                                  "on this address and port)")
     assert_same(path, [200, 400])
     assert_same_as_reference(flows, RULES)
 
@@ -158,3 +162,9 @@ def test_the_advice_for_a_stale_connection_is_not_to_open_a_port(tmp_path):
     for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
         row = chk.set_index("rule").loc["agent_connection"]
         assert (row["status"], row["fix"]) == ("blocked", want)
+    # (a SYN answered by a reset, REJ, keeps the advice to open the port)
+    recs = [_up(1000.0, flags="S", seq=700000), _dn(1000.01, flags="RA", seq=0, ack=700001)]
+    flows, _ = whole(write(tmp_path, recs, name="rej.pcap"))
+    assert flows.iloc[0]["detail"] == "the SYN was answered by a TCP reset"
+    fix = readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"]
+    assert fix.startswith("allow outbound TCP 23100-23199")
