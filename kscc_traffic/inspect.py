@@ -57,7 +57,9 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
-    "tls_version": ("object", "", "negotiated TLS version (TLS 1.2, TLS 1.3), '' if unknown"),
+    "tls_version": ("object", "", "negotiated TLS version (TLS 1.2, TLS 1.3), '' if unknown (also when the "
+                    "snaplen cut the ServerHello before its supported_versions extension: a TLS 1.3 "
+                    "ServerHello reads 1.2 until then)"),
     "tls_established": ("bool", "", "the TLS handshake completed (see protocols.tls.summarize); when "
                         "payload_cut, also when the packets show it went on (inspect._went_on)"),
     "tls_alert": ("object", "", "cleartext TLS alert before completion, e.g. 'server: handshake_failure (40)'; "

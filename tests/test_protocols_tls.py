@@ -487,3 +487,23 @@ def test_mutated_hello_never_raises(d):
     _check_all(bytes(base[:cut]))
     name_matches(d.draw(st.text(max_size=30)), d.draw(st.text(max_size=30)))
     under_mask(d.draw(st.text(max_size=30)), d.draw(st.text(max_size=30)))
+
+
+def test_a_serverhello_cut_before_its_supported_versions_has_no_version():
+    """A TLS 1.3 ServerHello says 0x0303 until its supported_versions extension (RFC 8446
+    §4.1.3): cut by the snaplen before that extension, the version is unknown, not "TLS 1.2";
+    cut after it, TLS 1.3."""
+    import struct as st
+    key_share = st.pack("!HH", 51, 36) + st.pack("!HH", 29, 32) + bytes(32)
+    sv = st.pack("!HHH", 43, 2, 0x0304)
+    exts = key_share + sv
+    body = b"\x03\x03" + bytes(32) + b"\x00" + st.pack("!HB", 0x1301, 0) + st.pack("!H", len(exts)) + exts
+    hs = b"\x02" + len(body).to_bytes(3, "big") + body
+    record = b"\x16\x03\x03" + st.pack("!H", len(hs)) + hs
+    assert tls.summarize(b"", record).version == tls.TLS1_3
+    assert tls.summarize(b"", record[:-1]).version is None          # (its last extension cut)
+    assert tls.summarize(b"", record[:50]).version is None
+    legacy12 = b"\x03\x03" + bytes(32) + b"\x00" + st.pack("!HB", 0xC02F, 0) + st.pack("!H", 4) + st.pack("!HH", 0xFF01, 0)
+    hs12 = b"\x02" + len(legacy12).to_bytes(3, "big") + legacy12
+    rec12 = b"\x16\x03\x03" + st.pack("!H", len(hs12)) + hs12
+    assert tls.summarize(b"", rec12).version == tls.TLS1_2           # (whole: no extension, TLS 1.2)

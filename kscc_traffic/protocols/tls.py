@@ -548,12 +548,15 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
     # a Certificate message cut by the end of the capture: keep its whole certificates
     if not cert_seen and pos + 4 <= len(hs) and hs[pos] == HS_CERTIFICATE:
         out.certificates = _certificate_list(bytes(hs[pos + 4:]))
-    # a ServerHello cut in the middle still tells the version if its extension made it
+    # a ServerHello cut in the middle still tells the version if its extension made it; cut
+    # before it, a legacy_version of TLS 1.2 is no answer (every TLS 1.3 ServerHello has it):
+    # the version is unknown
     if not out.server_hello and not out.hello_retry and pos + 4 <= len(hs) \
             and hs[pos] == HS_SERVER_HELLO:
         sh = _server_hello_body(bytes(hs[pos + 4:]), False)
         if sh is not None:
-            out.version = sh.version
+            unknown = sh.version == TLS1_2 and EXT_SUPPORTED_VERSIONS not in sh.extensions
+            out.version = None if unknown else sh.version
             out.cipher = sh.cipher
             if sh.hello_retry:
                 out.hello_retry = True
