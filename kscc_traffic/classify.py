@@ -212,6 +212,12 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         refused = _dns_error_detail(row)
+        if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
+            # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
+            # (a separate query, often from another source port: another flow)
+            return ("dns", "ok", "partial" if partial else "",
+                    f"{refused}: only its AAAA (IPv6 address) query; an agent connects over IPv4 with the "
+                    "A answer (an IPv6-only network would need it)")
         if refused and not usable_address(row.get("dns_answers") or "") \
                 and _agent_name(row.get("query") or "", rules):
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
@@ -865,14 +871,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled", "first_bytes_cut")
+                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled",
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled",
                      "first_bytes_cut")
 
 
@@ -881,7 +887,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "unreassembled",
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")

@@ -770,6 +770,8 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
     cols["syn_answer"] = repeated("", n)
+    # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
+    cols["dns_error_aaaa_only"] = np.zeros(n, bool)
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
     cols["tls13_refused"] = np.zeros(n, np.int64)
@@ -822,7 +824,8 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
 
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
-    _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"])
+    _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
+             cols["dns_error_aaaa_only"])
     _udp_quic(ft, service)
 
     # headers only: a direction's first data not captured at all was not inspected
@@ -1149,7 +1152,8 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
 
 
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
-             rcode: np.ndarray | None = None, addresses: np.ndarray | None = None) -> None:
+             rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
+             aaaa_only: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -1165,7 +1169,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     numpy; no Python object per packet beyond its payload key (the flags word, hence the RCODE,
     is part of that key), and a Python step per distinct (flow, message) only for the flows with
     answers in more than one response. ``query``/``service``/``rcode``/``addresses``: object
-    arrays (n_flows,); ``answers`` is assumed empty."""
+    arrays (n_flows,); ``answers`` is assumed empty. ``aaaa_only`` (when given; bool (n_flows,)):
+    True for the flows whose every response with an error code answered an AAAA question (the
+    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -1194,6 +1200,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
             _, at = np.unique(f[bad], return_index=True)
             at = bad[at]
             rcode[f[at]] = _RCODE_TEXT[m.rc[kid[at]]]
+            if aaaa_only is not None:
+                aaaa_only[f[bad]] = True
+                aaaa_only[f[bad[m.qtype[kid[bad]] != dns.TYPE_AAAA]]] = False
     count = m.n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -1236,7 +1245,7 @@ class _DnsMessages:
     answer addresses, answer order), ``addr_text`` (the ``dns_answers`` text of that one
     response: the first :data:`MAX_DNS_ANSWERS` of ``addrs``, ';'-joined);
     ``addr_flat``/``name_flat``: the pairs of all keys one after the other (key *k*'s start at
-    ``cumsum(n_res) - n_res``)."""
+    ``cumsum(n_res) - n_res``); ``qtype`` (int64 (keys,)): its first question's type, -1 without."""
 
     kid: np.ndarray
     valid: np.ndarray
@@ -1249,6 +1258,8 @@ class _DnsMessages:
     addr_text: np.ndarray
     addr_flat: list
     name_flat: list
+    #: per key: its first question's QTYPE (int64), -1 without a question
+    qtype: np.ndarray | None = None
 
 
 def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
@@ -1274,7 +1285,7 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
-                     [()] * nk, repeated("", nk), [], [])
+                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64))
     for k, j in enumerate(first.tolist()):
         msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
         if msg is None:
@@ -1283,6 +1294,7 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
         if msg.questions:
             m.has_q[k] = True
             m.qname[k] = msg.questions[0][0]
+            m.qtype[k] = msg.questions[0][1]
         if msg.is_response:
             m.is_resp[k] = True
             m.rc[k] = msg.rcode
@@ -1345,7 +1357,8 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Bool array (len(rows),): of the packet rows ``rows`` of ``p`` (:class:`Packets`, in
     capture order) whose flows are ``flow`` (int array, same length), the DNS responses that
     :func:`_udp_dns` reads for ``dns_rcode`` and ``dns_answers``: per flow its first response,
-    its first response that is not NOERROR, and each response that brings one of its
+    its first response that is not NOERROR (and its first such to another question than
+    AAAA: ``dns_error_aaaa_only``), and each response that brings one of its
     ``dns_answers`` addresses first (:func:`flow_addresses`). Those columns are the same from
     these rows alone (what :mod:`kscc_traffic.chunked` carries for a flow still open: at most
     :data:`MAX_DNS_ANSWERS` + 2 responses per flow).
@@ -1379,6 +1392,11 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     if len(bad):
         _, first = np.unique(f[bad], return_index=True)
         out[at[bad[first]]] = True
+        # (and its first error response to another question than AAAA: dns_error_aaaa_only)
+        bad = bad[m.qtype[m.kid[bad]] != dns.TYPE_AAAA]
+        if len(bad):
+            _, first = np.unique(f[bad], return_index=True)
+            out[at[bad[first]]] = True
     ans = resp[m.n_res[m.kid[resp]] > 0]
     if len(ans):
         _, need = flow_addresses(f[ans], m.kid[ans], m.addrs)

@@ -168,3 +168,47 @@ def test_the_advice_for_a_stale_connection_is_not_to_open_a_port(tmp_path):
     assert flows.iloc[0]["detail"] == "the SYN was answered by a TCP reset"
     fix = readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"]
     assert fix.startswith("allow outbound TCP 23100-23199")
+
+
+def _dns_pair(name: str, qtype: int, rcode: int, port: int, t: float, qid: int, answer: bytes = b""):
+    import struct as st
+    from pcapbuild import udp
+    qs = b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0" + st.pack("!HH", qtype, 1)
+    ask = st.pack("!6H", qid, 0x0100, 1, 0, 0, 0) + qs
+    reply = st.pack("!6H", qid, 0x8180 | rcode, 1, 1 if answer else 0, 0, 0) + qs + answer
+    return [udp(("192.0.2.10", port), ("198.51.100.53", 53), ask, t=t),
+            udp(("198.51.100.53", 53), ("192.0.2.10", port), reply, t=t + .01)]
+
+
+A_RR = bytes.fromhex("c00c0001000100000e100004cb00710a")       # eu1 -> 203.0.113.10
+
+
+def test_only_the_aaaa_query_refused_is_not_blocking(tmp_path):
+    """A resolver or filter that fails AAAA queries (SERVFAIL) while A works: Windows asks both
+    from separate source ports, so the AAAA flow had no usable address and was "blocked: the
+    agent needs this name". Only the IPv6 address was refused: ok, the detail says so. An A
+    query refused (alone, or after an AAAA one in the same flow) stays blocked, whole and in
+    small chunks."""
+    name = "eu1.ksc.kaspersky.com"
+    recs = _dns_pair(name, 1, 0, 40001, 1000.0, 1, A_RR) + _dns_pair(name, 28, 2, 40002, 1000.001, 2)
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]))
+    flows, _ = whole(path)
+    r = flows[flows.orig_p == 40002].iloc[0]
+    assert (r["dns_rcode"], r["verdict"], r["reason"]) == ("SERVFAIL", "ok", "")
+    assert r["detail"] == (f"DNS answer SERVFAIL for {name}: only its AAAA (IPv6 address) query; an agent "
+                           "connects over IPv4 with the A answer (an IPv6-only network would need it)")
+    # one flow (glibc's one socket): AAAA refused, then A refused too; and an A refused alone
+    # (more datagrams than a carried flow keeps whole, 24 a direction: the A error must be kept
+    # for the next batch)
+    both = _dns_pair(name, 28, 2, 40003, 1000.0, 3) \
+        + [r for k in range(26) for r in _dns_pair(name, 28, 0, 40003, 1000.02 + k / 100, 10 + k)] \
+        + _dns_pair(name, 1, 2, 40003, 1000.3, 4) \
+        + [r for k in range(5) for r in _dns_pair(name, 28, 0, 40003, 1000.32 + k / 100, 50 + k)] \
+        + _dns_pair(name, 1, 2, 40004, 1000.6, 6)
+    path = write(tmp_path, sorted(both, key=lambda r: r[0]), name="both.pcap")
+    flows, _ = whole(path)
+    for port in (40003, 40004):
+        r = flows[flows.orig_p == port].iloc[0]
+        assert (r["verdict"], r["reason"]) == ("blocked", "rejected"), port
+    assert_same(path, [120, 250, 400])
+    assert_same_as_reference(flows, RULES)
