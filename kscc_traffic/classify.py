@@ -265,6 +265,11 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and icmp_text and "ICMP" not in detail:
             # (an ICMP error quoting the connection's data: a firewall filtering by content)
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
+        if reason == "tls_failed" and row.get("hello_split") and row.get("client_proto") == "tls":
+            # (a large ClientHello over several segments: what some middleboxes fail on)
+            detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
+                      "fail on a ClientHello split across segments (a post-quantum key share, X25519MLKEM768, "
+                      "makes it this large)")
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
@@ -871,14 +876,14 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled", "first_bytes_cut")
+                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled",
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut")
 
 
@@ -887,7 +892,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "unreassembled",
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -896,7 +901,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "ic
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                 "unreassembled")
+                 "hello_split", "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -770,6 +770,9 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
     cols["syn_answer"] = repeated("", n)
+    # (likewise, "<bytes> bytes in <n> segments" for a ClientHello record longer than the
+    # client's first data segment; '' where not: _hello_split)
+    cols["hello_split"] = repeated("", n)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
@@ -842,6 +845,11 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    # a ClientHello spread over several TCP segments, its handshake not completed
+    split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
+                           & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
+    if len(split):
+        cols["hello_split"][split] = _hello_split(ft, split)
     odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
     if len(odd):
         cols["server_head"][odd], cols["server_binary"][odd] = _first_bytes_text(ft, odd)
@@ -931,6 +939,40 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         if len(cand):
             cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
     return _with_columns(flows, service, cols), answers
+
+
+def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose client spoke TLS): when
+    the client's first data segment starts a TLS handshake record longer than itself, ``"<n>
+    bytes in <k> segments"`` (the record's bytes, header included; the client's data segments
+    starting before its end, counted once per sequence number), else ''. A ClientHello that large
+    (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
+    on. Reads the client's first data segments, which a chunked or live analysis keeps."""
+    out = np.full(len(flows), "", object)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows, (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool))
+    if not len(rows):
+        return out
+    rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    buf = ft.packets.buf
+    per: dict[int, list[int]] = {}
+    for r in rows.tolist():
+        per.setdefault(int(pf[r]), []).append(r)
+    for fl, rs in per.items():
+        r0 = rs[0]
+        o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
+        if o < 0 or cap < 5 or buf[o] != 0x16:
+            continue
+        size = 5 + int.from_bytes(bytes(buf[o + 3:o + 5]), "big")
+        if size <= plen:
+            continue
+        start = int(c["seq"][r0])
+        starts = {(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs}
+        k = sum(1 for x in starts if x < size)
+        if k >= 2:
+            out[where[fl]] = f"{size:,} bytes in {k} segments"
+    return out
 
 
 def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
