@@ -910,14 +910,25 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES)
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
+    # (no payload either way, by the history: the byte counts read sequence numbers, which the
+    # foreign acknowledgement number of such an answer puts anywhere)
     hist_all = flows["history"].to_numpy(dtype=object)
-    bytes0 = (flows["orig_bytes"].to_numpy() == 0) & (flows["resp_bytes"].to_numpy() == 0)
     opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
-    cand = np.flatnonzero((proto == "tcp") & bytes0 & ~opened & ~flows["partial"].to_numpy(dtype=bool)
+    cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
                           & (flows["resp_pkts"].to_numpy() > 0)
-                          & np.fromiter((str(h).startswith("S") for h in hist_all), bool, n))
+                          & np.fromiter((str(h).startswith("S") and "D" not in str(h) and "d" not in str(h)
+                                         for h in hist_all), bool, n))
     if len(cand):
         cols["syn_answer"][cand] = _syn_answers(ft, cand)
+        # (no connection, no payload: the sequence-number byte counts read the foreign
+        # acknowledgement as data acknowledged, 423,241 bytes "sent" by a client that sent none)
+        wrong = cand[cols["syn_answer"][cand] != ""]
+        if len(wrong):
+            flows = flows.copy()
+            for k in ("orig_bytes", "resp_bytes"):
+                col = flows[k].to_numpy().copy()
+                col[wrong] = 0
+                flows[k] = col
     # a direction's last bytes sent again and never acknowledged (the responder's: a capture on
     # the server's side of a filter dropping the answers)
     again = resent(ft) & (proto == "tcp")[:, None]
@@ -1025,10 +1036,14 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     first packet of each direction reaching its furthest sequence end and acknowledgement).
     ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged).
 
-    Not where the silent side's last packet is no earlier than the sender's last one: it went on
-    answering what it was sent, only without taking the bytes (a receive window closed, its
-    ACKs to zero-window probes: RFC 9293 §3.8.6.1), so the path works. (Each direction's last
-    timestamp is kept by a chunked or live analysis, so all readings agree.)"""
+    Not where the silent side's last packet is a bare acknowledgement at its own furthest
+    sequence end (no data, no SYN/FIN/RST; not a keep-alive, which is one byte behind) sent in the
+    last three quarters of the time from the first sending of those bytes to the sender's last
+    packet: it went on answering what it was sent, only without taking the bytes (a receive
+    window closed, its ACKs to zero-window probes: RFC 9293 §3.8.6.1), so the path works; an ACK
+    of earlier data still on its way when the bytes were first sent comes at the start of that
+    time. (Each direction's last timestamp is kept by a chunked or live analysis, so all readings
+    agree.)"""
     out = np.full(len(flows), -1.0)
     v = _seq_view(ft, flows) if len(flows) else None
     if v is None:
@@ -1040,10 +1055,25 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(top, f[fo], end[fo])
     most = np.full(n_f, -1, np.int64)
     np.maximum.at(most, f[~fo], acked[~fo])
-    last = np.full((n_f, 2), np.iinfo(np.int64).min, np.int64)   # (the sender's, the silent side's)
-    np.maximum.at(last, (f, (~fo).astype(np.int64)), v.ts)
     fl = np.asarray(flows, np.int64)
-    short = (top[fl] > 0) & (most[fl] < top[fl]) & (last[fl, 1] < last[fl, 0])
+    short = (top[fl] > 0) & (most[fl] < top[fl])
+    # the silent side still answering: its last packet (rows are in (flow, time) order)
+    big = np.iinfo(np.int64).max
+    t_first = np.full(n_f, big, np.int64)           # the first sending of the sender's last byte
+    at = fo & (end == top[f])
+    np.minimum.at(t_first, f[at], v.ts[at])
+    t_last = np.full(n_f, -1, np.int64)             # the sender's last packet
+    np.maximum.at(t_last, f[fo], v.ts[fo])
+    s_top = np.full(n_f, -1, np.int64)              # the silent side's furthest sequence end
+    np.maximum.at(s_top, f[~fo], end[~fo])
+    pos = np.full(n_f, -1, np.int64)
+    np.maximum.at(pos, f[~fo], np.flatnonzero(~fo))
+    p = pos[fl]
+    has = p >= 0
+    p = np.maximum(p, 0)
+    bare = has & (v.plen[p] == 0) & ((v.flags[p] & (SYN | FIN | RST)) == 0) & (end[p] == s_top[fl]) & (end[p] >= 0)
+    late = v.ts[p] > t_first[fl] + (t_last[fl] - t_first[fl]) // 4
+    short &= ~(bare & late & (t_first[fl] < big))
     if short.any():
         out[short] = _tls_waits(ft, fl[short], responder, view=v)
     return out

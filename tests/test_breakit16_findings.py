@@ -22,7 +22,7 @@ def _dn(t, data=b"", **kw):
                         src="02:00:00:00:00:01", dst="02:00:00:00:00:10"))
 
 
-def _wrong_answers(kind: str, rounds: int = 3, then_ok: bool = False):
+def _wrong_answers(kind: str, rounds: int = 3, then_ok: bool = False, foreign: int = 555555):
     """The agent's SYN (ISN 700000) answered by a bare ACK of an old connection (``kind``
     'ack') or by a SYN-ACK acknowledging another number ('synack'); the agent resets each
     answer (RFC 9293 §3.10.7.3) and tries again 1 s later."""
@@ -30,10 +30,10 @@ def _wrong_answers(kind: str, rounds: int = 3, then_ok: bool = False):
     for _ in range(rounds):
         recs.append(_up(t, flags="S", seq=700000))
         if kind == "ack":
-            recs.append(_dn(t + .01, flags="A", seq=123456, ack=555555))
+            recs.append(_dn(t + .01, flags="A", seq=123456, ack=foreign))
         else:
-            recs.append(_dn(t + .01, flags="SA", seq=900000, ack=12345))
-        recs.append(_up(t + .02, flags="R", seq=555555 if kind == "ack" else 12345))
+            recs.append(_dn(t + .01, flags="SA", seq=900000, ack=foreign))
+        recs.append(_up(t + .02, flags="R", seq=foreign))
         t += 1
     if then_ok:
         recs += [_up(t, flags="S", seq=700000), _dn(t + .01, flags="SA", seq=900000, ack=700001),
@@ -49,13 +49,15 @@ def _wrong_answers(kind: str, rounds: int = 3, then_ok: bool = False):
     ("synack", "no connection was made: the SYN was answered by a SYN-ACK acknowledging another sequence "
                "number than the SYN's"),
 ])
-def test_a_syn_answered_by_a_packet_that_does_not_acknowledge_it_is_blocked(tmp_path, kind, words):
+@pytest.mark.parametrize("foreign", [555555, 1123457], ids=["ack-below-isn", "ack-above-isn"])
+def test_a_syn_answered_by_a_packet_that_does_not_acknowledge_it_is_blocked(tmp_path, kind, words, foreign):
     """F2: the agent resets such an answer and never connects: it was ``ok`` (``RSTOS0 SaR``,
-    ``RSTO ShR``) and verified the purpose."""
-    path = write(tmp_path, _wrong_answers(kind))
+    ``RSTO ShR``) and verified the purpose. The foreign acknowledgement number, above the SYN's
+    or below, counts no bytes (newcomer 20 F3: 423,241 bytes "sent" by the client)."""
+    path = write(tmp_path, _wrong_answers(kind, foreign=foreign))
     flows, _ = whole(path)
     (r,) = flows.to_dict("records")
-    assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
+    assert (r["verdict"], r["reason"], r["orig_bytes"], r["resp_bytes"]) == ("blocked", "rejected", 0, 0)
     assert r["detail"].startswith(words) and r["detail"].endswith("on this address and port, or a broken SYN "
                                                                   "proxy)" if kind == "synack" else
                                                                   "on this address and port)")

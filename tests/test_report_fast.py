@@ -97,6 +97,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
                    f"{r.host_mask or 'the documented servers'} through uninspected")
+        # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
+        bl_stale = int(((sub["verdict"] == "blocked")
+                        & sub["detail"].str.startswith("no connection was made: the SYN was answered ")).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl == bl_stale:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
+                   f"{r.port_text}: the SYN was answered by an old connection's packets (a challenge ACK, a "
+                   "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
+                   "still holds a stale connection on that address and port. Clear it there (or shorten the "
+                   "device's TCP timeouts); no port is to be opened")
         if status == "blocked" and bl == proxied:
             fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                    f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -137,8 +147,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if answered:
             k = un - other
             fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
-                   f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open; nothing to open "
-                   "in the firewall): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}" for x in answered))
+                   f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open"
+                   # (newcomer 19 F19: a cleartext answer may be a filter's refusal)
+                   + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] else "")
+                   + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}" for x in answered))
             if other:
                 fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
                         "the documented port on the side that opened the connection: not this purpose's traffic")

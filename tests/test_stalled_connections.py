@@ -166,3 +166,31 @@ def test_zero_window_probes_answered_are_no_stall(tmp_path, server_side):
         (r,) = flows.to_dict("records")
         assert (r["conn_state"], r["verdict"], r["reason"]) == ("S1",) + want, r["detail"]
         assert_same(path, [300, 700])
+
+
+def test_zero_window_probes_the_last_one_unanswered_and_keepalives(tmp_path):
+    """Newcomer 20 F1, F2: the probes answered but the capture ends right after the last one
+    (its ACK not captured): still ``ok``. The data sent again and never acknowledged while the
+    server's only later packet is a keep-alive (one byte behind its sequence end): stalled."""
+    recs, c, s, t = _opened()
+    recs.append(_up(t, b"x" * 1400, flags="PA", seq=c, ack=s))
+    recs.append(_dn(t + .01, flags="A", seq=s, ack=c + 1400, window=0))
+    c += 1400
+    t += .3
+    for k in range(6):
+        recs.append(_up(t, b"y", flags="PA", seq=c, ack=s))
+        if k < 5:
+            recs.append(_dn(t + .01, flags="A", seq=s, ack=c, window=0))
+        t += 0.3 * 2 ** k
+    path = write(tmp_path, recs, name="cut.pcap")
+    (r,) = whole(path)[0].to_dict("records")
+    assert (r["verdict"], r["reason"]) == ("ok", ""), r["detail"]
+    assert_same(path, [300, 700])
+    recs, c, s, t = _opened()
+    for k in range(4):
+        recs.append(_up(t + 30 + 2 ** k, REC, flags="PA", seq=c, ack=s))
+    recs.append(_dn(t + 50, flags="A", seq=s - 1, ack=c))          # a keep-alive
+    path = write(tmp_path, recs, name="ka.pcap")
+    (r,) = whole(path)[0].to_dict("records")
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer")
+    assert_same(path, [300, 700])
