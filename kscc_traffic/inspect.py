@@ -26,6 +26,9 @@ SERVER_NEXT_BYTES = 32
 #: the shortest encrypted TLS record: a TLS 1.3 record of one byte (5-byte header, the inner
 #: content type, a 16-byte tag); fewer bytes can only be cleartext alerts (7 bytes each)
 SMALLEST_SEALED = 22
+#: how soon (ns) after the client's TLS 1.3 Finished flight the server closes, having sent only
+#: an alert's size, for that to be its refusal of the client (certificate_required)
+REFUSAL_WITHIN_NS = 3 * 10**9
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -895,7 +898,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
             cols["tls_wait_after"][hold[waits >= 0]] = "next flight (its bytes cut by the snaplen; never acknowledged)"
     # TLS 1.3 read whole, the handshake complete on the client's side: a server that then sent
     # an encrypted alert's size (24 bytes; fewer than SERVER_NEXT_BYTES, which no session ticket
-    # nor answer is) and closed first refused the client after
+    # nor answer is) and closed first, within REFUSAL_WITHIN_NS, refused the client after
     # the handshake (certificate_required, RFC 8446 §4.4.2.4: it asked for a client certificate
     # the agent did not send). A normal server sends its session tickets or its answer, and a
     # health check's close is the client's first.
@@ -903,11 +906,14 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
                           & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
     if len(cand):
-        who, _ = _first_close(ft, cand)
-        cand = cand[who == "server"]
+        who, when = _first_close(ft, cand)
+        cand, when = cand[who == "server"], when[who == "server"]
     if len(cand):
-        nxt, srv, _ = _went_on(ft, cand, parts=True)
-        refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES)
+        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        # (and closed soon after the client's flight: an idle connection's close_notify, a
+        # minute later, is a normal close)
+        soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
+        refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & soon
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the

@@ -79,7 +79,7 @@ def test_a_half_open_scan_stays_ok(tmp_path):
     assert (r["conn_state"], r["verdict"]) == ("RSTO", "ok")
 
 
-def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True):
+def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True, gap: float = 0.0):
     """A TLS 1.3 handshake read whole (ClientHello; ServerHello, CCS, its encrypted flight; the
     client's CCS and Finished), then ``after`` [(from the server, bytes)], then the closer's FIN."""
     from test_tls_batch import SV13, client_hello, ext, rec, server_hello, sni_ext
@@ -90,7 +90,9 @@ def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True):
     recs = [_up(t, flags="S", seq=cs - 1), _dn(t + .01, flags="SA", seq=ss - 1, ack=cs),
             _up(t + .02, flags="A", seq=cs, ack=ss)]
     t += .03
-    for server, data in [(False, ch), (True, sh), (False, fin)] + after:
+    for k, (server, data) in enumerate([(False, ch), (True, sh), (False, fin)] + after):
+        if k == 3:
+            t += gap                # (the time before ``after``)
         if server:
             recs.append(_dn(t, data, flags="PA", seq=ss, ack=cs))
             ss += len(data)
@@ -132,6 +134,14 @@ def test_tls13_server_refusing_the_client_after_its_finished_is_tls_failed(tmp_p
 ], ids=["ticket", "client-closes", "no-bytes"])
 def test_tls13_sessions_that_close_normally_stay_ok(tmp_path, after, closer_server):
     (r,) = whole(write(tmp_path, _tls13(after, closer_server)))[0].to_dict("records")
+    assert (r["tls_version"], r["tls_established"], r["verdict"]) == ("TLS 1.3", True, "ok"), r["detail"]
+
+
+def test_tls13_idle_close_a_minute_later_is_no_refusal(tmp_path):
+    """Newcomer 20 F4: a server closing an idle connection with its close_notify a minute after
+    the handshake (the same 24 bytes as an alert) is a normal close: the refusal is read only
+    within 3 s of the client's Finished."""
+    (r,) = whole(write(tmp_path, _tls13([(True, ALERT13)], gap=60.0)))[0].to_dict("records")
     assert (r["tls_version"], r["tls_established"], r["verdict"]) == ("TLS 1.3", True, "ok"), r["detail"]
 
 
