@@ -649,8 +649,7 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
     - the bytes as escaped text (:func:`dns.text_from_bytes`; a line end at their end left out,
       ``…`` when the stream went on) when they are text (at least 90 % printable ASCII, tab, CR,
       LF: a banner, a status line, a page), else '';
-    - when they are not text: ``"<n> bytes: <hex of the first 8>…"`` (n: the bytes read, at most
-      :data:`HEAD_BYTES`), else ''.
+    - when they are not text (:func:`_text_head`): ``"first bytes <hex of the first 8>…"``, else ''.
 
     Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
     not captured, or the start lost)."""
@@ -660,9 +659,19 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
     mine = (ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & (c["sport"] >= 0)
     rows = np.nonzero(mine & content_rows(c) & (c["pl_cap"] > 0))[0]
     rows = rows[want[ft.pkt_flow[rows]]]
+    # (each flow's first MAX_SEGMENTS data segments in capture order, then in time order: a
+    # chunked or live analysis keeps them with their bytes, and one more, which says the quote
+    # ends there)
     segs: dict[int, list[int]] = {}
-    for r in rows[np.lexsort((c["ts_ns"][rows], ft.pkt_flow[rows]))].tolist():
-        segs.setdefault(int(ft.pkt_flow[r]), []).append(r)
+    extra: set[int] = set()
+    for r in rows[np.argsort(ft.pkt_flow[rows], kind="stable")].tolist():
+        got = segs.setdefault(int(ft.pkt_flow[r]), [])
+        if len(got) < MAX_SEGMENTS:
+            got.append(r)
+        else:
+            extra.add(int(ft.pkt_flow[r]))
+    for fl, got in segs.items():
+        got.sort(key=lambda r: (int(c["ts_ns"][r]), r))
     synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)))[0]
     start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
     buf = ft.packets.buf
@@ -688,15 +697,35 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
             if len(raw) > HEAD_BYTES or cap < plen:
                 more = True
                 break
-        more = more or len(raw) > HEAD_BYTES or mine_rows[-1] != r
+        more = more or len(raw) > HEAD_BYTES or mine_rows[-1] != r or int(f) in extra
         raw = raw[:HEAD_BYTES]
-        if len(raw.translate(None, _TEXT_BYTES)) * 10 > len(raw):
+        head = _text_head(raw)
+        if head is None:
             texts.append("")
-            binary.append(f"{len(raw)} bytes: {raw[:8].hex(' ')}{'…' if len(raw) > 8 else ''}")
+            binary.append(f"first bytes {raw[:8].hex(' ')}{'…' if len(raw) > 8 else ''}")
             continue
-        texts.append(dns.text_from_bytes(raw if more else raw.rstrip(b"\r\n")) + ("…" if more else ""))
+        more = more or len(head) < len(raw)
+        texts.append(dns.text_from_bytes(head if more else head.rstrip(b"\r\n")) + ("…" if more else ""))
         binary.append("")
     return texts, binary
+
+
+def _text_head(raw: bytes) -> bytes | None:
+    """``raw`` (a server's first bytes) when they are text, else None: at least 90 % printable
+    ASCII, tab, CR, LF (a banner, a status line), or valid UTF-8 whose characters are at least
+    90 % printable or tab/CR/LF (a localised refusal: "Доступ запрещён…"), then without a last
+    character the cut left incomplete (at most 3 bytes dropped)."""
+    if len(raw.translate(None, _TEXT_BYTES)) * 10 <= len(raw):
+        return raw
+    for cut in range(4):
+        try:
+            text = raw[:len(raw) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if text and sum(1 for ch in text if not (ch.isprintable() or ch in "\t\r\n")) * 10 <= len(text):
+            return raw[:len(raw) - cut]
+        return None
+    return None
 
 
 def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
@@ -790,7 +819,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
     cols["server_head"] = repeated("", n)
-    # (likewise, when those first bytes are not text: how many, and the first 8 in hex)
+    # (likewise, when those first bytes are not text: the first 8 in hex)
     cols["server_binary"] = repeated("", n)
     # (likewise: a direction's first data segment kept fewer than HEAD_WHOLE bytes, the snaplen
     # cut its first bytes: whether they are cleartext cannot be told; _first_segment_hints)

@@ -1,6 +1,7 @@
 """Newcomer 19 F11, F12, F19: what a server answered to a ClientHello that is not TLS."""
 from __future__ import annotations
 
+import pytest
 from scapy.layers.inet import TCP
 
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of, pcap_bytes, tcp_session
@@ -73,7 +74,7 @@ def test_a_binary_answer_is_mentioned_in_the_tls_failed_detail(tmp_path):
     answer = b"\xff\xfe\x00\x00ACCESS DENIED\xc3\x28 by filter\x00\x07"
     r = _answered_in_segments(tmp_path, [(0, answer)]).iloc[0]
     assert (r.verdict, r.reason, r.server_proto) == ("blocked", "tls_failed", "other")
-    assert r.detail.endswith(f"; the server answered with bytes that are not TLS ({len(answer)} bytes: "
+    assert r.detail.endswith("; the server answered with bytes that are not TLS (first bytes "
                              "ff fe 00 00 41 43 43 45…)")
     assert r.detail.startswith("TLS handshake aborted: connection closed")
 
@@ -86,3 +87,34 @@ def test_a_cleartext_refusal_is_not_told_nothing_to_open(tmp_path):
     fix = readiness(f, RULES).set_index("rule").loc["agent_connection", "fix"]
     assert fix.startswith("this connection on TCP 23100-23199 was answered (the port is open): not_tls: ")
     assert "nothing to open" not in fix and "a filter refusing by policy must let the agent's TLS through" in fix
+
+
+def test_a_quote_in_one_byte_segments_is_the_same_read_in_chunks(tmp_path):
+    """Newcomer 20 F17: the quote reads the server's first MAX_SEGMENTS data segments (a chunked
+    reading keeps them with their bytes, and one more), then ends with …: whole and chunked agree."""
+    from chunkcmp import assert_same
+    from kscc_traffic.streams import MAX_SEGMENTS
+    text = b"Connection refused by policy 42 (contact your administrator)\r\n"
+    f = _answered_in_segments(tmp_path, [(k, text[k:k + 1]) for k in range(len(text))])
+    quoted = text[:MAX_SEGMENTS].decode()
+    assert f.iloc[0].detail == NOT_TLS + f'"{quoted}…"' + WHO
+    assert_same(tmp_path / "c.pcap", [300, 900])
+
+
+@pytest.mark.parametrize("text", ["Доступ запрещён политикой безопасности\r\n",
+                                  "Zugriff verweigert – Richtlinie “Kaspersky” blockiert\r\n"],
+                         ids=["russian", "german"])
+def test_a_localised_refusal_in_utf8_is_quoted(tmp_path, text):
+    """Newcomer 20 F5: UTF-8 text (a localised block page) is text: not_tls, quoted, the
+    40-byte quote cut before a character it would split."""
+    f = _answered_in_segments(tmp_path, [(0, text.encode())])
+    r = f.iloc[0]
+    assert (r.verdict, r.reason) == ("unexpected", "not_tls")
+    raw = text.encode()[:40]
+    while True:
+        try:
+            shown = raw.decode()
+            break
+        except UnicodeDecodeError:
+            raw = raw[:-1]
+    assert r.detail == NOT_TLS + f'"{shown}…"' + WHO
