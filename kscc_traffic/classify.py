@@ -157,6 +157,10 @@ def _dns_error_detail(row: dict) -> str:
     return f"DNS answer {rcode} for {query}" if query else f"DNS answer {rcode}"
 
 
+#: how the detail of a ClientHello refused in HTTP by a filter (a 403…) starts: the TCP port is
+#: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
+FILTER_ANSWER = "the server answered HTTP "
+
 #: how the detail of a SYN answered by a packet that does not acknowledge it starts (an old
 #: connection's state on the server, a firewall or a NAT: ``syn_answer``)
 STALE_ANSWER = "no connection was made: the SYN was answered "
@@ -390,8 +394,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             # the port (in a tunnel, http_status is the proxy's answer: the answer in it is quoted)
             status = str(row.get("tunnel_http_status") or "") if target else str(row.get("http_status") or "")
             inside = " inside the CONNECT tunnel" if target else ""
-            if status[:3] in FILTER_STATUSES:
-                return done("blocked", "rejected", f"the server answered HTTP {status} to the ClientHello{inside} "
+            if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
             cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
@@ -849,6 +853,13 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
     ("iboss", "iboss"), ("cloudflare managed", "Cloudflare Gateway"), ("untangle", "Untangle"),
     ("kerio", "Kerio Control"), ("mitmproxy", "mitmproxy"), ("portswigger", "Burp Suite"),
     ("do_not_trust_fiddlerroot", "Fiddler"), ("charles proxy", "Charles Proxy"),
+    # (endpoint security products that filter TLS on the device itself)
+    ("eset ssl filter", "ESET's SSL/TLS filtering on the device"),
+    ("avast web/mail shield", "Avast's Web Shield on the device"),
+    ("avg web/mail shield", "AVG's Web Shield on the device"),
+    ("bitdefender personal ca", "Bitdefender's encrypted web scan on the device"),
+    ("kaspersky anti-virus personal root", "a Kaspersky endpoint product's encrypted connections scan on "
+                                           "the device"),
 )
 
 
@@ -876,14 +887,16 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut")
+                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
+                  "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut")
 
 
@@ -892,7 +905,8 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -900,8 +914,8 @@ _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
-                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                 "hello_split", "unreassembled")
+                 "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                 "syn_answer", "hello_split", "unreassembled")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, STALE_ANSWER, sinkhole_address
+from .classify import DNS_NO_ERROR, FILTER_ANSWER, STALE_ANSWER, sinkhole_address
 from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
@@ -549,7 +549,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
     (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
-    the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``,
+    the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``
+    or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
     ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
     blocked ones whose SYN was answered by an old connection's packet (detail
     :data:`~kscc_traffic.classify.STALE_ANSWER`)."""
@@ -713,8 +714,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 if "detail" in flows:
-                    bl_stale = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
-                                   if str(x).startswith(STALE_ANSWER))
+                    details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                    bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
+                    # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
+                    bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
                                                     & (v == "blocked")))
@@ -890,6 +893,10 @@ class TableSummary:
                        & flows["detail"].astype(str).str.startswith(STALE_ANSWER)]
             for p, n in st.groupby("purpose", sort=False).size().items():
                 self.bl_stale[p] = self.bl_stale.get(p, 0) + int(n)
+            fa = flows[(flows["verdict"] == "blocked")
+                       & flows["detail"].astype(str).str.startswith(FILTER_ANSWER)]
+            for p, n in fa.groupby("purpose", sort=False).size().items():
+                self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
             for p, n in px.groupby("purpose", sort=False).size().items():

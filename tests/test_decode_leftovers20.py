@@ -270,8 +270,9 @@ def test_esp_packets_are_counted_in_one_warning(tmp_path):
     p = _decoded(path)
     assert p.cols["proto"].tolist()[:4] == [50] * 4
     want = ("esp.pcap: decode: 4 IPsec ESP packets (IP protocol 50, or in UDP 4500) were encrypted: the "
-            "connections inside cannot be seen nor classified (shown as esp flows between the "
-            "VPN endpoints; capture where the traffic is not encrypted: on the host, or inside "
+            "connections inside cannot be seen nor classified (shown as esp flows, or UDP 4500 ones "
+            "through a NAT, between the VPN endpoints; capture where the traffic is not encrypted: on "
+            "the host, or inside "
             "the VPN gateway)")
     f, w = _both(path)
     assert f.proto.tolist() == ["tcp", "esp", "esp"]
@@ -298,8 +299,9 @@ def test_esp_in_udp_4500_is_counted_ike_and_keepalives_are_not(tmp_path):
             udp4500(T0 + 3, b"\xff")]                                                               # keepalive
     path = _write(tmp_path, "natt.pcap", recs)
     want = ("natt.pcap: decode: 2 IPsec ESP packets (IP protocol 50, or in UDP 4500) were encrypted: the "
-            "connections inside cannot be seen nor classified (shown as esp flows between the "
-            "VPN endpoints; capture where the traffic is not encrypted: on the host, or inside "
+            "connections inside cannot be seen nor classified (shown as esp flows, or UDP 4500 ones "
+            "through a NAT, between the VPN endpoints; capture where the traffic is not encrypted: on "
+            "the host, or inside "
             "the VPN gateway)")
     f, w = _both(path)
     assert w.count(want) == 1

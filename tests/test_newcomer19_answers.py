@@ -118,3 +118,15 @@ def test_a_localised_refusal_in_utf8_is_quoted(tmp_path, text):
         except UnicodeDecodeError:
             raw = raw[:-1]
     assert r.detail == NOT_TLS + f'"{shown}…"' + WHO
+
+
+def test_an_http_403_to_the_client_hello_is_not_told_to_open_the_port(tmp_path):
+    """Newcomer 20 F6: a filter's 403 to the ClientHello (blocked/rejected) came over an open
+    port: the advice is the failed TLS handshake's, in readiness() and in the table's counts."""
+    from kscc_traffic.report import TableSummary
+    f = _answered_in_segments(tmp_path, [(0, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")])
+    assert (f.iloc[0].verdict, f.iloc[0].reason) == ("blocked", "rejected")
+    for chk in (readiness(f, RULES), TableSummary.of(f).readiness(RULES)):
+        fix = chk.set_index("rule").loc["agent_connection", "fix"]
+        assert fix.startswith("this connection reached the server on TCP 23100-23199 (the TCP handshake "
+                              "completed: the port is open), then the TLS handshake failed"), fix

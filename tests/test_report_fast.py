@@ -91,6 +91,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             if len(sub) and "proxy_target" in sub else 0
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
             if len(sub) else 0
+        # (newcomer 20 F6: a filter's HTTP refusal of the ClientHello counts as a failed TLS)
+        bl_tls += int(((sub["verdict"] == "blocked") & sub["detail"].str.startswith("the server answered HTTP ")).sum()) \
+            if len(sub) and "detail" in sub else 0
         if status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "

@@ -120,7 +120,8 @@ def esp_note(k: int) -> str:
     (:func:`esp_count`; both engines)."""
     return (f"decode: {k} IPsec ESP packet{'s' if k != 1 else ''} (IP protocol 50, or in UDP 4500) "
             f"{'were' if k != 1 else 'was'} encrypted: the connections inside cannot be seen nor "
-            "classified (shown as esp flows between the VPN endpoints; capture where the traffic "
+            "classified (shown as esp flows, or UDP 4500 ones through a NAT, between the VPN endpoints; "
+            "capture where the traffic "
             "is not encrypted: on the host, or inside the VPN gateway)")
 
 #: LINKTYPE_* values the decoder reads, with their names

@@ -10,6 +10,10 @@ from ..text import escape_terminal
 WIRELEN_CLAMP = (1 << 31) - 1
 
 
+#: IP packets from which one timestamp for all of them is warned about (ReadStats.warn_frozen_clock)
+FROZEN_CLOCK_PACKETS = 100
+
+
 @dataclass
 class ReadStats:
     """Counters for one capture file.
@@ -107,10 +111,11 @@ class ReadStats:
                       "order, so a flow across such a step may show an odd history, or split")
 
     def warn_frozen_clock(self, name: str, packets: int, span_ns: int) -> None:
-        """The one warning line when ``packets`` (>= 2) IP packets all have one timestamp
-        (``span_ns``, last minus first, is 0): a writer that stamped none (text2pcap without a
-        time, a tool's or a fuzzer's output)."""
-        if packets >= 2 and span_ns == 0:
+        """The one warning line when ``packets`` (at least :data:`FROZEN_CLOCK_PACKETS`) IP packets
+        all have one timestamp (``span_ns``, last minus first, is 0): a writer that stamped none
+        (text2pcap without a time, a tool's or a fuzzer's output). (A few packets within one tick
+        of a coarse clock are no sign of it.)"""
+        if packets >= FROZEN_CLOCK_PACKETS and span_ns == 0:
             self.warn(f"{name}: all {packets:,} packets have the same timestamp: durations are 0 and the "
                       "time rules (3 s without an answer, idle timeouts, the 5 s close delay) cannot apply; "
                       "no flow ends by time, so a large capture's flows are all held in memory")
