@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import struct
 
-import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -26,12 +25,11 @@ from scapy.layers.vxlan import VXLAN  # noqa: E402
 
 import kscc_traffic  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
-from kscc_traffic.capture.decode import decode  # noqa: E402
 from kscc_traffic.capture.files import read_frames  # noqa: E402
-from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
 from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
 from pcapbuild import pcap_bytes, tcp_session  # noqa: E402
 from test_decode_more_encaps import client_hello, server_hello  # noqa: E402
+from test_decode_more_encaps import decoded as _decoded  # noqa: E402  (fast path = slow path)
 
 RULES = kscc_traffic.load_rules()
 #: a TLS 1.2 handshake both sides ended with ChangeCipherSpec (established)
@@ -62,18 +60,6 @@ def _up(pkt) -> bool:
 def _write(tmp_path, name, recs):
     p = tmp_path / name
     p.write_bytes(pcap_bytes(recs))
-    return p
-
-
-def _decoded(path):
-    """Packets of ``path``; the fast path gives what the slow path gives, column for column."""
-    fr = read_frames(path)
-    p, q = decode(fr), decode(fr, fast=False)
-    for k in PACKET_COLUMNS:
-        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
-    assert bytes(p.buf) == bytes(q.buf)
-    assert (p.stats.non_ip, p.stats.malformed, p.stats.warnings) == \
-        (q.stats.non_ip, q.stats.malformed, q.stats.warnings)
     return p
 
 
