@@ -216,14 +216,14 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
             return "dns", "blocked", "no_answer", "DNS query without an answer"
         refused = _dns_error_detail(row)
-        if refused and row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
-            # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
-            # (a separate query, often from another source port: another flow)
-            return ("dns", "ok", "partial" if partial else "",
-                    f"{refused}: only its AAAA (IPv6 address) query; an agent connects over IPv4 with the "
-                    "A answer (an IPv6-only network would need it)")
         if refused and not usable_address(row.get("dns_answers") or "") \
                 and _agent_name(row.get("query") or "", rules):
+            if row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
+                # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
+                # (a separate query, often from another source port: another flow)
+                return ("dns", "ok", "partial" if partial else "",
+                        f"{refused}: only its AAAA (IPv6 address) query; an agent connects over IPv4 with "
+                        "the A answer (an IPv6-only network would need it)")
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
                     "(fix the resolver or the DNS filter)")
