@@ -161,7 +161,8 @@ def _not_vxlan_payloads():
         b"\x08\x00\x00\x01" + b"\x00\x00\x2a\x00" + eth + ip,     # reserved byte 3 set
         b"\x08\x00\x01\x00" + b"\x00\x00\x2a\x00" + eth + ip,     # reserved byte 2 set
         b"\x08\x00\x00\x00" + b"\x00\x00\x2a\x05" + eth + ip,     # reserved byte 7 set
-        b"\x88\x00\x00\x00" + b"\x00\x00\x2a\x00" + eth + ip,     # G flag (group policy)
+        b"\x88\x01\x00\x00" + b"\x00\x00\x2a\x00" + eth + ip,     # G flag, a GBP flag bit unknown
+        b"\x0c" + bytes(7) + eth + ip,                            # another flag than I (and G)
         b"\x08" + bytes(7) + bytes(12) + b"\x90\x00" + ip,        # not IP inside (0x9000)
         b"\x08" + bytes(7) + eth + ip[:2] + struct.pack("!H", 200) + ip[4:],   # IP too long
         b"\x08" + bytes(7) + eth + b"\x65" + ip[1:],              # IPv4 ethertype, version 6
@@ -293,3 +294,15 @@ def test_esp_in_udp_4500_is_counted_ike_and_keepalives_are_not(tmp_path):
     assert w.count(want) == 1
     if TSHARK:
         assert _flows(path, "tshark")[1].count(want) == 1
+
+
+def test_vxlan_gbp_on_8472_is_decoded(tmp_path):
+    """Newcomer 20 F7: the Group Based Policy extension (Linux ``gbp``: flags 0x88, the D/A
+    flags and a policy ID in bytes 1-3) on 8472 is VXLAN too, in both engines."""
+    header = b"\x88\x40\x00\x2a" + b"\x00\x00\x2a\x00"
+    recs = [(t, _vx(k, p, header=header)) for k, (t, p) in enumerate(_session())]
+    path = _write(tmp_path, "gbp.pcap", recs)
+    p = _decoded(path)
+    assert p.cols["proto"].tolist() == [6] * 8
+    f, _ = _both(path)
+    _agent_ok(f)

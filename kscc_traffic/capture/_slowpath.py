@@ -1053,13 +1053,17 @@ class SlowDecoder:
         """VXLAN header at ``q`` of a datagram to Linux's default port 8472 (``uend``: where the
         UDP length says the datagram ends, ``lim``: its captured end); None (the UDP datagram
         stays as it is) unless it is plainly VXLAN carrying IP: the flags byte 0x08 (the I flag
-        alone: no group policy or other extension), the reserved bytes 1-3 and 7 zero, and the
+        alone) with the reserved bytes 1-3 zero, or 0x88 (the I flag and the G flag of the Group
+        Based Policy extension, Linux's ``gbp``: byte 1 holds only its D and A flags, bytes 2-3 the
+        policy ID), the reserved byte 7 zero, and the
         inner Ethernet frame (up to :data:`MAX_VLAN_TAGS` tags) holding an IPv4 header (version
         4, header length at least 20, total length at least that and not 0) or an IPv6 header
         (version 6, payload length not 0) captured whole, whose datagram fits in the UDP
         datagram. The port is no IANA one (4789 is), so other traffic on it must not be taken
         for a tunnel."""
-        if lim - q < 22 or d[q] != 0x08 or d[q + 1] or d[q + 2] or d[q + 3] or d[q + 7]:
+        if lim - q < 22 or d[q + 7] or not (
+                (d[q] == 0x08 and not (d[q + 1] or d[q + 2] or d[q + 3]))
+                or (d[q] == 0x88 and not d[q + 1] & ~0x48)):
             return None
         p = q + 20
         et = _u16(d, p)[0]

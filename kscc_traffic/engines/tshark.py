@@ -619,7 +619,8 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
 def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:
     """The ``vxlan`` layer at ``v`` is VXLAN as the builtin decoder reads it. Only a datagram
     to port 8472 (:data:`DECODE_AS`) is checked, as ``_slowpath.SlowDecoder._vxlan_linux``
-    does: the flags the I flag alone (``vxlan.flags`` 0x0800), the reserved bytes zero, and an
+    does: the flags the I flag alone (``vxlan.flags`` 0x0800) and the reserved bytes zero, or the I
+    and G flags (Group Based Policy, 0x88 with only the D and A flags in byte 1), and an
     Ethernet frame (with VLAN tags or not) holding an IPv4 header (header length at least 20,
     total length at least that) or an IPv6 header (payload length not 0) whose datagram fits
     in the UDP datagram. False also for a datagram Wireshark read as VXLAN for its source port
@@ -634,9 +635,12 @@ def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bo
     if dport != _VXLAN_LINUX_PORT:
         return False
     k = protos[:v].count("vxlan")
-    # (bytes 2-3 are ``vxlan.gbp`` to Wireshark 4.0 whatever the G flag says)
-    if (_int(_at(f, "vxlan.flags", k)) != 0x0800 or _int(_at(f, "vxlan.gbp", k)) != 0
-            or _int(_at(f, "vxlan.reserved8", k)) != 0):
+    # (bytes 2-3 are ``vxlan.gbp`` to Wireshark 4.0 whatever the G flag says; with the G flag,
+    # the Group Based Policy extension, byte 1 may hold its D and A flags and bytes 2-3 the policy)
+    flags = _int(_at(f, "vxlan.flags", k))
+    plain = flags == 0x0800 and _int(_at(f, "vxlan.gbp", k)) == 0
+    gbp = flags & 0xFF00 == 0x8800 and not flags & 0xFF & ~0x48
+    if not (plain or gbp) or _int(_at(f, "vxlan.reserved8", k)) != 0:
         return False
     j = v + 1
     if j >= len(protos) or protos[j] != "eth":
