@@ -644,11 +644,12 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
     """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
     responder's stream, followed across its data segments in sequence order (from the byte after
     its SYN-ACK's sequence number; a retransmission adds nothing, a gap or a segment the snaplen
-    cut ends them). Returns two lists of ``str``, one item per flow:
+    cut ends them; only the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments, which a
+    chunked or live analysis keeps with their bytes). Returns two lists of ``str``, one per flow:
 
     - the bytes as escaped text (:func:`dns.text_from_bytes`; a line end at their end left out,
-      ``…`` when the stream went on) when they are text (at least 90 % printable ASCII, tab, CR,
-      LF: a banner, a status line, a page), else '';
+      ``…`` when the stream went on) when they are text (:func:`_text_head`: a banner, a status
+      line, a page, a localised refusal in UTF-8), else '';
     - when they are not text (:func:`_text_head`): ``"first bytes <hex of the first 8>…"``, else ''.
 
     Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
