@@ -269,7 +269,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and icmp_text and "ICMP" not in detail:
             # (an ICMP error quoting the connection's data: a firewall filtering by content)
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
-        if reason == "tls_failed" and row.get("hello_split") and row.get("client_proto") == "tls":
+        if reason == "tls_failed" and row.get("hello_split"):
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
                       "fail on a ClientHello split across segments (a post-quantum key share, X25519MLKEM768, "

@@ -988,6 +988,18 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
     return _with_columns(flows, service, cols), answers
 
 
+def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> dict[int, list[int]]:
+    """The rows of :func:`_tcp_rows_of` (the TCP packets of ``flows``, and where ``also``), as
+    flow number -> its rows in time order (capture order within a time): for the few flows a
+    rule walks packet by packet."""
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows, also)
+    per: dict[int, list[int]] = {}
+    for r in rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))].tolist():
+        per.setdefault(int(pf[r]), []).append(r)
+    return per
+
+
 def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose client spoke TLS): when
     the client's first data segment starts a TLS handshake record longer than itself, ``"<n>
@@ -996,17 +1008,11 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
     on. Reads the client's first data segments, which a chunked or live analysis keeps."""
     out = np.full(len(flows), "", object)
-    c, pf = ft.packets.cols, ft.pkt_flow
-    rows = _tcp_rows_of(ft, flows, (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool))
-    if not len(rows):
-        return out
-    rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
+    c = ft.packets.cols
     where = {int(x): k for k, x in enumerate(flows.tolist())}
     buf = ft.packets.buf
-    per: dict[int, list[int]] = {}
-    for r in rows.tolist():
-        per.setdefault(int(pf[r]), []).append(r)
-    for fl, rs in per.items():
+    also = (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool)
+    for fl, rs in _tcp_rows_by_flow(ft, flows, also).items():
         r0 = rs[0]
         o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
         if o < 0 or cap < 5 or buf[o] != 0x16:
@@ -1032,15 +1038,10 @@ def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     a reset, no answer). Reads each SYN and the responder's first packet after it, which a
     chunked or live analysis keeps (object array of str)."""
     out = np.full(len(flows), "", object)
-    c, pf = ft.packets.cols, ft.pkt_flow
-    rows = _tcp_rows_of(ft, flows)
-    rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
+    c = ft.packets.cols
     where = {int(x): k for k, x in enumerate(flows.tolist())}
-    per: dict[int, list[int]] = {}
-    for r in rows.tolist():
-        per.setdefault(int(pf[r]), []).append(r)
     flags, seq, ack, orig = c["tcp_flags"], c["seq"], c["ack"], ft.pkt_from_orig
-    for fl, rs in per.items():
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
         kinds = set()
         syn_seq = None
         for r in rs:

@@ -889,14 +889,13 @@ class TableSummary:
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
         if "detail" in flows:
-            st = flows[(flows["verdict"] == "blocked")
-                       & flows["detail"].astype(str).str.startswith(STALE_ANSWER)]
-            for p, n in st.groupby("purpose", sort=False).size().items():
-                self.bl_stale[p] = self.bl_stale.get(p, 0) + int(n)
-            fa = flows[(flows["verdict"] == "blocked")
-                       & flows["detail"].astype(str).str.startswith(FILTER_ANSWER)]
-            for p, n in fa.groupby("purpose", sort=False).size().items():
-                self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
+            # (blocked flows told apart by how their detail starts: a stale connection's answer,
+            # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
+            blocked = flows[flows["verdict"] == "blocked"]
+            detail = blocked["detail"].astype(str)
+            for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls)):
+                for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
+                    counts[p] = counts.get(p, 0) + int(n)
         if "proxy_target" in flows:
             px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
             for p, n in px.groupby("purpose", sort=False).size().items():
