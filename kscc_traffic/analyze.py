@@ -128,7 +128,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   known: np.ndarray | None = None, capture_end_ns: int | None = None,
                   observed_until_ns: int | None = None, carried: np.ndarray | None = None,
                   copies: np.ndarray | None = None,
-                  judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None) -> Batch:
+                  judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
+                  finish: bool = True) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -160,6 +161,11 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         :attr:`Batch.last_ts`), called once the flows are named: only the flows it marks are
         classified, the others' :data:`~kscc_traffic.classify.CLASS_COLUMNS` are '' (a chunked
         reading judges only the flows that leave with the batch). None: every flow.
+    :param finish: False: the flows are named but not classified, and ``Batch.flows`` has every
+        column the analysis made (those of :data:`COLUMNS` but :data:`~kscc_traffic.classify.CLASS_COLUMNS`
+        and ``capture``, plus the ones classify reads), in no fixed dtype; :func:`finish_flows`
+        turns any of its rows into output rows (a chunked reading does that for the flows that
+        leave, maybe in another process). ``judge`` is still called; ``Batch.internal`` is None.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -221,15 +227,32 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
-    flows = classify(flows, rules, capture_end_ns) if judge is None else \
-        _classify_some(flows, rules, capture_end_ns, np.asarray(judge(flows, last_ts), bool))
-    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
+    if not finish:
+        if judge is not None:
+            judge(flows, last_ts)
+        return Batch(flows, pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, None, ft.dup_of)
+    flows = classify(flows, rules, capture_end_ns) if judge is None else \
+        _classify_some(flows, rules, capture_end_ns, np.asarray(judge(flows, last_ts), bool))
+    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
+
+
+def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
+                 capture_end_ns: int | None = None) -> pd.DataFrame:
+    """Rows of an unfinished :attr:`Batch.flows` (``analyze_batch(finish=False)``) -> output
+    rows: classified (:func:`kscc_traffic.classify.classify` with ``capture_end_ns``), the
+    ``capture`` column ``name``, exactly :data:`COLUMNS` with their dtypes (a new frame, index
+    0..n-1). A row's output depends on that row alone, so any subset of a batch gets what
+    classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
+    it in a worker process: :mod:`kscc_traffic.finishing`)."""
+    flows = classify(flows.reset_index(drop=True), rules, capture_end_ns)
+    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
+    return _schema(flows)
 
 
 def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
@@ -503,10 +526,18 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
 
 
 def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builtin", *,
-                  chunk_bytes: int | None = None, progress=None, name: str | None = None):
+                  chunk_bytes: int | None = None, progress=None, name: str | None = None,
+                  worker: bool = False, render=None):
     """Check ``path`` and return an object whose ``batches()`` yields the finished flows batch
     by batch (DataFrames with :data:`COLUMNS`); once exhausted, its ``stats`` (ReadStats, with a
     warning line for duplicated frames) and ``duplicates`` are complete.
+
+    ``worker`` (builtin engine): the flows are classified in a second process while the next
+    chunk is read (:class:`kscc_traffic.finishing.Finisher`: faster on two cores or more, one
+    more Python process in memory). ``render``: ``render(flows)`` (picklable) applied to each
+    batch of the builtin engine (in that process), its result handed out instead (e.g.
+    :class:`kscc_traffic.output.Render`: the report's text); the tshark engine's one batch comes
+    as a DataFrame.
 
     ``builtin``: :class:`kscc_traffic.chunked.ChunkedAnalysis` (bounded memory);
     ``tshark``: the whole file through tshark, one batch.
@@ -532,7 +563,8 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
         from .errors import EngineError
         raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
     from .chunked import CHUNK_BYTES, ChunkedAnalysis
-    run = ChunkedAnalysis(path, rules, name, chunk_bytes=chunk_bytes or CHUNK_BYTES, progress=progress)
+    run = ChunkedAnalysis(path, rules, name, chunk_bytes=chunk_bytes or CHUNK_BYTES, progress=progress,
+                          worker=worker, render=render)
     run.first_chunk()  # reading errors (not a capture, cut header) raise here, not mid-iteration
     return run
 

@@ -48,6 +48,7 @@ from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS
     content_rows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
+from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
 
@@ -120,6 +121,12 @@ class ChunkedAnalysis:
     #: IP packets with fewer transport payload bytes captured than their IP length says
     #: (:meth:`ReadStats.warn_short_packets`)
     short_packets: int = 0
+    #: classify the finished flows in a worker process while the next chunk is read
+    #: (:class:`~kscc_traffic.finishing.Finisher`); the result is the same
+    worker: bool = False
+    #: applied to each finished batch in the worker (only when there is one), its result handed
+    #: out instead of the DataFrame: see :class:`~kscc_traffic.finishing.Finisher`
+    render: Optional[Callable] = None
     _chunks: Optional[Iterator] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
 
@@ -134,7 +141,24 @@ class ChunkedAnalysis:
             self._first = next(self._chunks, None)
 
     def batches(self) -> Iterator[pd.DataFrame]:
-        """Finished flows, batch by batch (each in time order of first packet)."""
+        """Finished flows, batch by batch (each in time order of first packet): DataFrames, or
+        what :attr:`render` makes of them in the worker.
+
+        :raises concurrent.futures.process.BrokenProcessPool: the finishing worker (:attr:`worker`)
+            died (killed, out of memory).
+        """
+        fin = Finisher(self.rules, self.name, self.render, self.worker)
+        try:
+            for flows, end in self._leaving():
+                yield from fin.put(flows, end)
+            yield from fin.drain()
+        finally:
+            fin.close()
+
+    def _leaving(self) -> Iterator[tuple[pd.DataFrame, Optional[int]]]:
+        """The flows that leave, batch by batch, not finished yet (rows of
+        ``analyze_batch(finish=False).flows``), each with the capture's end when they are its last
+        (for :func:`kscc_traffic.analyze.finish_flows`), else None."""
         self.first_chunk()
         _tune_malloc()
         _tune_gc()
@@ -267,13 +291,12 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              judge=leaving)
+                              judge=leaving, finish=False)
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any():
-                out = flows[final]
-                yield out.reset_index(drop=True) if not final.all() else out
+                yield (flows[final] if not final.all() else flows), (end if last else None)
             if last:
                 carry = None
                 if self.progress is not None and reader_stats is not None:

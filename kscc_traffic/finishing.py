@@ -1,0 +1,98 @@
+"""The last step of a chunked reading, in order, here or in a second process.
+
+A chunked reading (:mod:`kscc_traffic.chunked`) finds, batch by batch, the flows that can no longer
+grow; what is left to do with them (classify, the output's columns and dtypes:
+:func:`kscc_traffic.analyze.finish_flows`, and maybe the report's text: ``render``) depends on those
+rows alone. :class:`Finisher` does it either at once in the calling process, or in one worker
+process while the caller reads and decodes the next chunk: on a machine with two cores or more this
+takes a quarter to a third off the wall time of a large capture, for the memory of one more Python
+process (~120 MiB). The results come out in the order the batches went in, whichever way.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Callable, Iterator, Optional
+
+import pandas as pd
+
+from .rules import RuleSet
+
+__all__ = ["Finisher", "MAX_WAITING"]
+
+#: batches handed to the worker and not yet handed out: the caller goes on reading while the worker
+#: finishes, but never runs ahead by more than this many batches (each waiting batch is memory)
+MAX_WAITING = 2
+
+
+def _finish(flows: pd.DataFrame, rules: RuleSet, name: str, capture_end_ns: Optional[int],
+            render: Optional[Callable]):
+    from .analyze import finish_flows
+    out = finish_flows(flows, rules, name, capture_end_ns)
+    return render(out) if render is not None else out
+
+
+class Finisher:
+    """Finishes batches of flows in the order they are given.
+
+    :param rules: the documented purposes (:func:`kscc_traffic.analyze.finish_flows`).
+    :param name: the capture's name (``capture`` column).
+    :param render: when given and there is a worker, ``render(flows)`` (a picklable callable) is
+        applied to each finished batch in the worker and its result is handed out instead of the
+        DataFrame (e.g. the report's text: :class:`kscc_traffic.output.Render`); without a worker
+        the DataFrames are handed out (the caller writes them as it would the rendered ones).
+    :param worker: finish in one worker process, forked (born with this process's modules
+        imported and no re-import of the caller's ``__main__``, as the workers of
+        :func:`kscc_traffic.parallel.analyze_each`; it ignores Ctrl-C and dies with its parent:
+        :func:`kscc_traffic.parallel._worker_init`). Where processes cannot be forked (not Linux
+        or another Unix) and when False: here, at once.
+
+    Use :meth:`put` for each batch (it yields what is done), then :meth:`drain`; :meth:`close` (also
+    a context manager) stops the worker, dropping what was not handed out.
+    """
+
+    def __init__(self, rules: RuleSet, name: str = "", render: Optional[Callable] = None,
+                 worker: bool = False) -> None:
+        self.rules, self.name, self.render = rules, name, None
+        self._waiting: deque[Future] = deque()
+        self._pool: Optional[ProcessPoolExecutor] = None
+        if worker and "fork" in multiprocessing.get_all_start_methods():
+            from .parallel import _worker_init
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_worker_init)
+            self.render = render
+
+    def put(self, flows: pd.DataFrame, capture_end_ns: Optional[int] = None) -> Iterator:
+        """Finish ``flows`` (rows of ``analyze_batch(finish=False).flows``; ``capture_end_ns`` when
+        they are the capture's last); yields the finished batches that are ready to be handed out
+        (at once without a worker; with one, the oldest once more than :data:`MAX_WAITING` wait).
+
+        :raises Exception: what finishing raised (in the worker: the same exception, pickled back);
+            ``concurrent.futures.process.BrokenProcessPool`` when the worker died.
+        """
+        if self._pool is None:
+            yield _finish(flows, self.rules, self.name, capture_end_ns, self.render)
+            return
+        self._waiting.append(self._pool.submit(_finish, flows, self.rules, self.name, capture_end_ns,
+                                               self.render))
+        while len(self._waiting) > MAX_WAITING:
+            yield self._waiting.popleft().result()
+
+    def drain(self) -> Iterator:
+        """The finished batches still waiting, in order."""
+        while self._waiting:
+            yield self._waiting.popleft().result()
+
+    def close(self) -> None:
+        """Stop the worker (if any); batches not handed out are dropped."""
+        pool, self._pool = self._pool, None
+        self._waiting.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "Finisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
