@@ -8,13 +8,52 @@ counts per purpose and verdict, the reasons, and the first flagged flows, and is
 from __future__ import annotations
 
 import io
-from typing import IO, Callable
+from dataclasses import dataclass
+from typing import IO, Callable, Union
 
 import pandas as pd
 
 from .rules import RuleSet
 
-__all__ = ["FlowSink"]
+__all__ = ["FlowSink", "Render", "Rendered"]
+
+#: verdicts that make the run's exit status say "something to look at"
+FLAGGED_VERDICTS = ("blocked", "unexpected")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One batch of flows as report text (:class:`Render`): ``format`` (``jsonl`` or ``csv``),
+    ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows), ``flagged`` (a flow is
+    blocked or unexpected)."""
+
+    format: str
+    text: str
+    rows: int
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Render:
+    """``Render(format)(flows) -> Rendered``: a batch's JSON Lines or CSV text, made where the batch
+    is finished (a worker process: :class:`kscc_traffic.finishing.Finisher`), so the process that
+    reads the capture only writes it out. ``format``: ``jsonl`` or ``csv``.
+
+    :raises ValueError: another format (the table needs the flows themselves).
+    """
+
+    format: str
+
+    def __post_init__(self) -> None:
+        if self.format not in ("jsonl", "csv"):
+            raise ValueError(f"no text rendering for the {self.format!r} report")
+
+    def __call__(self, flows: pd.DataFrame) -> Rendered:
+        from .report import write_csv, write_jsonl
+        buf = io.StringIO()
+        (write_jsonl if self.format == "jsonl" else write_csv)(flows, buf)
+        return Rendered(self.format, buf.getvalue(), len(flows),
+                        bool(len(flows)) and bool(flows["verdict"].isin(FLAGGED_VERDICTS).any()))
 
 
 class FlowSink:
@@ -39,15 +78,24 @@ class FlowSink:
         self.summary = TableSummary() if format == "table" else None
         self._header = False
 
-    def add(self, flows: pd.DataFrame) -> None:
-        """Write (or count) one batch of flows (columns :data:`kscc_traffic.analyze.COLUMNS`).
+    def render(self) -> Render | None:
+        """What a batch can be made into before it reaches :meth:`add` (in the process that
+        finishes it): :class:`Render` of this report's format, None for the table."""
+        return Render(self.format) if self.format in ("jsonl", "csv") else None
+
+    def add(self, flows: Union[pd.DataFrame, Rendered]) -> None:
+        """Write (or count) one batch of flows (columns :data:`kscc_traffic.analyze.COLUMNS`), or
+        its text made by :meth:`render` (JSON Lines, CSV: the same bytes either way).
 
         :raises OSError: the output cannot be written.
         """
         from .outfile import write_all
         from .report import write_csv, write_jsonl
+        if isinstance(flows, Rendered):
+            self._add_text(flows)
+            return
         if len(flows) and not self.flagged:
-            self.flagged = bool(flows["verdict"].isin(["blocked", "unexpected"]).any())
+            self.flagged = bool(flows["verdict"].isin(FLAGGED_VERDICTS).any())
         self.writing = self.format != "table" and len(flows) > 0
         if self.format == "jsonl":
             write_jsonl(flows, self.out)
@@ -64,6 +112,22 @@ class FlowSink:
         else:
             self.summary.add(flows)
         self.rows += len(flows)
+        self.writing = False
+
+    def _add_text(self, r: Rendered) -> None:
+        from .outfile import write_all
+        if r.format != self.format:
+            raise ValueError(f"a {r.format} batch given to the {self.format} report")
+        self.flagged = self.flagged or r.flagged
+        text = r.text
+        if self.format == "csv":
+            if self._header:
+                text = text[text.index("\n") + 1:] if r.rows else ""
+            self._header = True
+        self.writing = bool(r.rows)
+        if text:
+            write_all(self.out, text)
+        self.rows += r.rows
         self.writing = False
 
     def close(self, warnings=()) -> None:

@@ -87,10 +87,12 @@ def _message(path, e: BaseException) -> str:
     return f"{path_text(path)}: internal error ({type(e).__name__}: {e}); please report it with the capture"
 
 
-def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=None, name=None) -> FileResult:
+def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=None, name=None,
+          worker: bool = False, render=None) -> FileResult:
     from .analyze import open_analysis
     try:
-        run = open_analysis(path, rules, engine, progress=progress, chunk_bytes=chunk_bytes, name=name)
+        run = open_analysis(path, rules, engine, progress=progress, chunk_bytes=chunk_bytes, name=name,
+                            worker=worker, render=render)
     except Exception as e:  # noqa: BLE001 - every failure becomes the file's one-line error
         return FileResult(path, _message(path, e), name=name or "")
     return FileResult(path, _source=run, name=name or "")
@@ -160,13 +162,18 @@ def _unlink(p: str) -> None:
 
 def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int | None = None,
                  progress: Optional[Callable[[int], None]] = None,
-                 chunk_bytes: int | None = None, names: list[str] | None = None) -> Iterator[FileResult]:
+                 chunk_bytes: int | None = None, names: list[str] | None = None,
+                 render=None) -> Iterator[FileResult]:
     """Analyse ``paths`` and yield one :class:`FileResult` per path, in the order given.
     A path may be a :class:`~kscc_traffic.capture.filesets.FileSet` (one capture of several
     files, analysed in one process).
 
-    :param jobs: worker processes (default :func:`default_jobs`); 1, or a single path, analyses
-        in this process.
+    :param jobs: processes (default: one per usable core, at most one per path); 1, or a single
+        path, analyses in this process; a single path with 2 or more (or by default on a machine
+        with two cores) has its flows classified in a second process while this one reads
+        (:class:`kscc_traffic.finishing.Finisher`).
+    :param render: ``render(flows)`` for the batches analysed in this process (see
+        :func:`kscc_traffic.analyze.open_analysis`); the batches of workers come as DataFrames.
     :param progress: called with a number of file bytes just finished (chunk by chunk for a
         single file, file by file with workers).
     :param chunk_bytes: bytes of a capture read at a time (default
@@ -179,6 +186,8 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
     from .capture.filesets import FileSet
     paths = [p if isinstance(p, FileSet) else Path(p) for p in paths]
     names = capture_names(paths) if names is None else list(names)
+    # (a single capture: a second process finishes its batches when two cores may be used)
+    finisher = len(paths) == 1 and engine == "builtin" and (default_jobs(2) if jobs is None else jobs) >= 2
     jobs = default_jobs(len(paths)) if jobs is None else max(1, jobs)
     if jobs == 1 or len(paths) <= 1:
         for p, name in zip(paths, names):
@@ -189,7 +198,7 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
                     progress(nbytes - done[0])
                 done[0] = nbytes
 
-            yield _open(p, rules, engine, step, chunk_bytes, name)
+            yield _open(p, rules, engine, step, chunk_bytes, name, worker=finisher, render=render)
         return
     tmpdir = tempfile.gettempdir()
     handed = 0
