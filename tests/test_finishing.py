@@ -1,0 +1,165 @@
+"""The finished flows classified (and rendered) in a worker process while the next chunk is read
+(kscc_traffic.finishing, ChunkedAnalysis(worker=True), output.Render): the same flows and the
+same report bytes as in one process."""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kscc_traffic.chunked import ChunkedAnalysis
+from kscc_traffic.finishing import MAX_WAITING, Finisher
+from kscc_traffic.output import FlowSink, Render, Rendered
+from kscc_traffic.rules import load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPS = ROOT / "samples" / "captures"
+RULES = load_rules()
+FORK = "fork" in multiprocessing.get_all_start_methods()
+needs_fork = pytest.mark.skipif(not FORK, reason="no fork on this platform: the finisher runs inline")
+
+
+def _batches(path: Path, **kw) -> list:
+    run = ChunkedAnalysis(path, RULES, path.name, chunk_bytes=2048, **kw)
+    return list(run.batches())
+
+
+def _children() -> set[int]:
+    """PIDs of this process's live children (Linux /proc)."""
+    me = str(os.getpid())
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[1] == me and fields[0] != "Z":
+                out.add(int(d.name))
+    return out
+
+
+@needs_fork
+@pytest.mark.parametrize("name", ["baseline_agent.pcap", "blocked_agent.pcap", "baseline_dp.pcapng"])
+def test_worker_gives_the_same_batches(name):
+    path = CAPS / name
+    here = _batches(path)
+    there = _batches(path, worker=True)
+    # (baseline_agent's flows leave in more batches than wait in the worker at once)
+    assert len(here) > (MAX_WAITING if name == "baseline_agent.pcap" else 0)
+    assert [len(b) for b in there] == [len(b) for b in here]
+    for a, b in zip(here, there):
+        pd.testing.assert_frame_equal(a, b)
+
+
+@needs_fork
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_rendered_batches_write_the_same_report(fmt):
+    path = CAPS / "baseline_agent.pcap"
+    frames, texts = io.StringIO(), io.StringIO()
+    a = FlowSink(fmt, frames, RULES, None)
+    for b in _batches(path):
+        a.add(b)
+    a.close()
+    b_sink = FlowSink(fmt, texts, RULES, None)
+    rendered = _batches(path, worker=True, render=b_sink.render())
+    assert all(isinstance(r, Rendered) for r in rendered)
+    for r in rendered:
+        b_sink.add(r)
+    b_sink.close()
+    assert texts.getvalue() == frames.getvalue()
+    assert b_sink.rows == a.rows == sum(r.rows for r in rendered) > 10
+    assert b_sink.flagged == a.flagged
+    if fmt == "csv":    # one header line, not one per batch
+        assert texts.getvalue().count("uid,") == 1
+
+
+def test_render_flags_blocked_batches():
+    path = CAPS / "blocked_agent.pcap"
+    flows = pd.concat(_batches(path), ignore_index=True)
+    r = Render("jsonl")(flows)
+    assert r.flagged and r.rows == len(flows) == r.text.count("\n")
+    ok = flows[flows["verdict"] == "ok"]
+    assert len(ok) and not Render("jsonl")(ok).flagged
+    with pytest.raises(ValueError):
+        Render("table")
+    sink = FlowSink("csv", io.StringIO(), RULES, None)
+    with pytest.raises(ValueError):
+        sink.add(r)                         # a JSON Lines batch given to the CSV report
+
+
+class _Boom:
+    """A render that fails on the worker's side."""
+
+    def __call__(self, flows):
+        raise RuntimeError("render failed")
+
+
+@needs_fork
+def test_a_failure_in_the_worker_reaches_the_reader_and_stops_it():
+    before = _children()
+    with pytest.raises(RuntimeError, match="render failed"):
+        _batches(CAPS / "baseline_agent.pcap", worker=True, render=_Boom())
+    assert _children() <= before
+
+
+@needs_fork
+def test_stopping_early_stops_the_worker():
+    before = _children()
+    run = ChunkedAnalysis(CAPS / "baseline_agent.pcap", RULES, "b", chunk_bytes=2048, worker=True)
+    it = run.batches()
+    first = next(it)
+    assert len(first) > 0
+    assert _children() - before              # the worker is there while batches are read
+    it.close()
+    assert _children() <= before
+
+
+def test_without_a_worker_nothing_is_forked_nor_rendered():
+    before = _children()
+    fin = Finisher(RULES, "x", render=Render("jsonl"))
+    with fin:
+        assert _children() <= before
+    got = _batches(CAPS / "baseline_agent.pcap", render=Render("jsonl"))
+    assert got and all(isinstance(b, pd.DataFrame) for b in got)
+
+
+@needs_fork
+def test_cli_one_core_or_two_same_bytes(tmp_path):
+    cap = CAPS / "baseline_agent.pcap"
+    outs = {}
+    for jobs in ("1", "2"):
+        for fmt in ("jsonl", "csv"):
+            p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(cap), "-f", fmt,
+                                "-j", jobs, "--chunk-mib", "1"], capture_output=True, text=True)
+            assert p.returncode in (0, 1), p.stderr
+            outs[jobs, fmt] = p.stdout
+    assert outs["1", "jsonl"] == outs["2", "jsonl"] and outs["1", "jsonl"].count("\n") > 10
+    assert outs["1", "csv"] == outs["2", "csv"]
+
+
+class _HalfThenInterrupt(io.StringIO):
+    """A stream whose reader is interrupted in the middle of a write (Ctrl-C)."""
+
+    def write(self, text):
+        super().write(text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_interrupted_while_rendered_text_is_written_says_so(fmt):
+    # the CLI's "part of the next batch" line reads FlowSink.writing (test_newcomer17_outputs for
+    # a batch written in this process)
+    flows = pd.concat(_batches(CAPS / "blocked_agent.pcap"), ignore_index=True)
+    out = _HalfThenInterrupt()
+    sink = FlowSink(fmt, out, RULES, None)
+    with pytest.raises(KeyboardInterrupt):
+        sink.add(Render(fmt)(flows))
+    assert sink.writing and sink.rows == 0 and 0 < len(out.getvalue())
