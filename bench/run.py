@@ -77,6 +77,19 @@ def _rss(pid: int) -> int:
         return 0
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size (bytes) of ``pid``: its RSS with each page shared with other processes
+    (a forked worker's pages inherited from its parent, shared libraries) counted as its share."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 @dataclass
 class Run:
     wall_s: float
@@ -86,14 +99,16 @@ class Run:
     maxrss: int
     cpu_s: float           # user + system time of the tree (wait4 folds reaped descendants in)
     timed_out: bool = False
+    sampled_pss: int = 0   # bytes: the sampled sum of PSS over the tree (0 where /proc has no smaps_rollup)
 
 
 GNU_TIME = "/usr/bin/time"
 _SELF_CMDLINE = open("/proc/self/cmdline", "rb").read()
 
 
-def _rss_of_tree(pids) -> int:
-    total = 0
+def _rss_of_tree(pids) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) over ``pids``, bytes."""
+    total = pss = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
@@ -102,7 +117,8 @@ def _rss_of_tree(pids) -> int:
         except OSError:
             continue
         total += _rss(p)
-    return total
+        pss += _pss(p)
+    return total, pss
 
 
 def measure(argv: list[str], stdout, stderr, timeout: float, rusage_file: Path) -> Run:
@@ -116,7 +132,9 @@ def measure(argv: list[str], stdout, stderr, timeout: float, rusage_file: Path) 
         sees short spikes between samples. The tool is started as ``/usr/bin/time -f ... -o FILE
         tool ...``; without GNU time, wait4 on the child is used directly, which also counts the
         memory of this harness that the child had before exec (a few tens of MiB).
-    CPU time is user + system of the tree from the same rusage.
+    CPU time is user + system of the tree from the same rusage. The sum of PSS over the tree is
+    sampled with (a): a process forked from another (kscc-traffic's finishing worker) shares its
+    parent's pages, which the RSS sum counts twice.
     """
     use_time = os.access(GNU_TIME, os.X_OK)
     if use_time:
@@ -136,12 +154,13 @@ def measure(argv: list[str], stdout, stderr, timeout: float, rusage_file: Path) 
 
     th = threading.Thread(target=reap, daemon=True)
     th.start()
-    peak, tree, k, timed_out = 0, {proc.pid}, 0, False
+    peak, peak_pss, tree, k, timed_out = 0, 0, {proc.pid}, 0, False
     while th.is_alive():
         if k % RESCAN_EVERY == 0:
             tree = _descendants(proc.pid)
         k += 1
-        peak = max(peak, _rss_of_tree(tree))
+        rss, pss = _rss_of_tree(tree)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         th.join(POLL_S)
         if th.is_alive() and time.perf_counter() - t0 > timeout:
             timed_out = True
@@ -158,7 +177,7 @@ def measure(argv: list[str], stdout, stderr, timeout: float, rusage_file: Path) 
             maxrss, cpu = int(m) * 1024, float(u) + float(s_)
         except (OSError, ValueError, IndexError):
             maxrss = 0
-    return Run(res["t"] - t0, res["status"], max(peak, maxrss), peak, maxrss, cpu, timed_out)
+    return Run(res["t"] - t0, res["status"], max(peak, maxrss), peak, maxrss, cpu, timed_out, peak_pss)
 
 
 # --------------------------------------------------------------------------- the tools
@@ -416,8 +435,10 @@ def main(argv: list[str] | None = None) -> int:
             row["runs"].append({"wall_s": round(run.wall_s, 4), "cpu_s": round(run.cpu_s, 3),
                                 "load_avg_1min": round(os.getloadavg()[0], 2), "peak_rss_bytes": run.peak_rss,
                                 "sampled_tree_rss_bytes": run.sampled_rss, "ru_maxrss_bytes": run.maxrss,
+                                "sampled_tree_pss_bytes": run.sampled_pss,
                                 "exit": run.status, "flows": flows, **({"self": info} if info else {})})
-            print(f"  run {r + 1}: {name:<14} {run.wall_s:9.2f} s  {_mib(run.peak_rss):>10}", flush=True)
+            print(f"  run {r + 1}: {name:<14} {run.wall_s:9.2f} s  {_mib(run.peak_rss):>10}  "
+                  f"(PSS {_mib(run.sampled_pss)})", flush=True)
 
     # summarise
     for name, row in rows.items():
@@ -430,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         row["wall_s_median"] = round(wall, 4)
         row["cpu_s_median"] = round(statistics.median(x["cpu_s"] for x in runs), 3)
         row["peak_rss_bytes"] = max(x["peak_rss_bytes"] for x in runs)
+        row["peak_pss_bytes"] = max(x.get("sampled_tree_pss_bytes", 0) for x in runs)
         row["flows"] = runs[-1]["flows"]
         sampled = row.get("sampled_packets")
         if sampled:
@@ -464,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss": "max(sum of RSS over the process tree sampled every 10 ms from /proc, GNU time %M "
                         "= /usr/bin/time -v 'Maximum resident set size' of the tree (largest single "
                         "process, reaped descendants included))",
+            "peak_pss": "sum of PSS (/proc/PID/smaps_rollup) over the process tree sampled every 10 ms: "
+                        "pages shared between processes (a forked worker's) counted once",
             "sampled": "scapy and pyshark read only the first packets; wall = measured wall + packet-loop "
                        "time x (packets / packets read - 1)",
         },
@@ -490,13 +514,14 @@ def print_table(result: dict, n_packets: int) -> None:
     cap = result["capture"]
     title = (f"{n_packets:,} packets, {cap['flows']:,} flows, {cap['bytes'] / 1e6:,.0f} MB {cap['format']} — "
              f"{m['cpu']}, {m['cores']} cores, median of {result['repeat']}")
-    head = ["tool", "wall (median)", "CPU", "packets/s", "peak RSS", "time ÷ kscc", "RSS ÷ kscc", "flows", "notes"]
+    head = ["tool", "wall (median)", "CPU", "packets/s", "peak RSS", "peak PSS", "time ÷ kscc", "RSS ÷ kscc",
+            "flows", "notes"]
     body = []
     for r in result["results"]:
         if r.get("status") != "ok":
             what = r.get("status") or "failed"
             note = f"{r.get('install', '')}" if what == "not installed" else r.get("error", "")
-            body.append([r["label"], what, "", "", "", "", "", "", note])
+            body.append([r["label"], what, "", "", "", "", "", "", "", note])
             continue
         note = r.get("note", "")
         if r.get("extrapolated"):
@@ -504,6 +529,7 @@ def print_table(result: dict, n_packets: int) -> None:
                     f"time extrapolated, RSS as measured") + (f"; {note}" if note else "")
         body.append([r["label"], _secs(r["wall_s_median"]) + (" (est.)" if r.get("extrapolated") else ""),
                      _secs(r["cpu_s_median"]) + (" (sample)" if r.get("extrapolated") else ""), _rate(r["packets_per_s"]), _mib(r["peak_rss_bytes"]),
+                     _mib(r.get("peak_pss_bytes") or None),
                      f"{r['time_vs_kscc']:.2f}×" if "time_vs_kscc" in r else "",
                      f"{r['rss_vs_kscc']:.2f}×" if "rss_vs_kscc" in r else "",
                      f"{r['flows']:,}" if r.get("flows") is not None else "", note])
@@ -514,7 +540,7 @@ def print_table(result: dict, n_packets: int) -> None:
         return
     t = Table(title=title, title_justify="left")
     for i, h in enumerate(head):
-        t.add_column(h, justify="right" if 0 < i < 8 else "left", overflow="fold")
+        t.add_column(h, justify="right" if 0 < i < 9 else "left", overflow="fold")
     for line in body:
         t.add_row(*line)
     width = None if sys.stdout.isatty() else 200  # rich's 80 columns when piped are too narrow

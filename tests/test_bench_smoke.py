@@ -76,3 +76,25 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, make_capture):
     short = tmp_path / "short.pcap"
     make_capture.generate(short, PACKETS // 2, "pcap", seed=7)
     assert a.read_bytes().startswith(short.read_bytes())
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="no /proc/PID/smaps_rollup (not Linux ≥ 4.14)")
+def test_measure_sees_a_forked_childs_memory_once_in_pss(tmp_path):
+    # bench/run.py's peak PSS: a parent and its forked child sharing 200 MiB count it ~once
+    # (RSS twice); run.py imports make_capture from its own folder
+    sys.path.insert(0, str(GENERATOR.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_run", GENERATOR.parent / "run.py")
+        run = importlib.util.module_from_spec(spec)
+        sys.modules["bench_run"] = run          # (its dataclasses look their module up)
+        spec.loader.exec_module(run)
+    finally:
+        sys.path.remove(str(GENERATOR.parent))
+    code = ("import os, time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); "
+            "pid = os.fork(); time.sleep(1.0); os._exit(0) if pid == 0 else os.waitpid(pid, 0)")
+    r = run.measure([sys.executable, "-c", code], subprocess.DEVNULL, subprocess.DEVNULL, 30,
+                    tmp_path / "ru")
+    assert r.status == 0
+    mib = 2 ** 20
+    assert r.sampled_rss > 400 * mib            # parent + child, each with the 200 MiB resident
+    assert 200 * mib < r.sampled_pss < 300 * mib   # the shared pages once
