@@ -21,7 +21,8 @@ from pcapbuild import pcap_bytes, tcp_session
 from test_hostile_captures import client_hello, tls_record
 
 ZWSP_NAME = "\u200beu1.ksc.kaspersky.com"
-ESCAPED = "\\u200beu1.ksc.kaspersky.com"
+# (a host name: every byte above 0x7F as \xNN, the zero-width space's three UTF-8 bytes)
+ESCAPED = "\\xe2\\x80\\x8beu1.ksc.kaspersky.com"
 
 
 @pytest.mark.parametrize("raw,shown", [
@@ -125,3 +126,17 @@ def test_zero_width_space_in_every_output(zwsp_capture, tmp_path):
 
     for out in (table, page, r.stdout.decode("utf-8")):
         assert "\u200b" not in out
+
+
+@pytest.mark.parametrize("raw, text", [
+    (b"eu1\xc2\xa0ksc.kaspersky.com", "eu1\\xc2\\xa0ksc.kaspersky.com"),   # no-break space
+    (b"eu1.ksc\xe2\x80\x8b.com", "eu1.ksc\\xe2\\x80\\x8b.com"),            # zero-width space
+    (b"\xc2\x85ksc.com", "\\xc2\\x85ksc.com"),                             # C1 control (NEL)
+    (b"a\\u00a0b", "a\\\\u00a0b"),                                         # the text "\u00a0" itself
+])
+def test_host_names_show_every_byte_above_0x7f_as_hex(raw, text):
+    # newcomer 20 F12: an escaped invisible character showed as \u00a0, not its bytes as Zeek logs them
+    from kscc_traffic.protocols.dns import host_text, text_from_bytes
+    from kscc_traffic.protocols.http import split_host_port
+    assert host_text(raw) == text
+    assert split_host_port(text_from_bytes(raw + b":443")) == (text, 443)

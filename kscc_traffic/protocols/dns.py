@@ -125,10 +125,26 @@ def text_from_bytes(raw: bytes | bytearray | memoryview) -> str:
     return s
 
 
+#: in a text of text_from_bytes: a doubled (literal) backslash, or the escape of a character
+#: (_esc_ctrl: \\uNNNN, \\UNNNNNNNN); read left to right, so an escape is never a literal's tail
+_U_ESCAPE = re.compile(r"(\\\\)|\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
+
+
+def _u_as_bytes(m: re.Match[str]) -> str:
+    if m.group(1):
+        return m.group(1)
+    c = chr(int(m.group(2) or m.group(3), 16))
+    return "".join("\\x%02x" % b for b in c.encode("utf-8", "surrogatepass"))
+
+
 def ascii_text(s: str) -> str:
     """Text made by :func:`text_from_bytes` -> the same with every character above U+007F
-    written as the ``\\xNN`` of each of its UTF-8 bytes: so every byte above 0x7F of the
-    original bytes is ``\\xNN`` (still one text per bytes: backslashes are doubled)."""
+    written as the ``\\xNN`` of each of its UTF-8 bytes, those text_from_bytes wrote as
+    ``\\uNNNN`` too (a no-break space is ``\\xc2\\xa0``, as Zeek logs it): so every byte
+    above 0x7F of the original bytes is ``\\xNN`` (still one text per bytes: backslashes are
+    doubled)."""
+    if "\\u" in s or "\\U" in s:
+        s = _U_ESCAPE.sub(_u_as_bytes, s)
     if s.isascii():
         return s
     return "".join(c if c < "\x80" else "".join("\\x%02x" % b for b in c.encode("utf-8", "surrogatepass"))
