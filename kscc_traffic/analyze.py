@@ -5,7 +5,7 @@ import os
 import stat
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,7 @@ from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .flows import FLOW_COLUMNS, build_flows, repeated, resent, tcp_payload_bytes
-from .inspect import APP_COLUMNS, DnsAnswers, inspect_flows
+from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
@@ -96,7 +96,8 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
 class Batch:
     """What :func:`analyze_batch` returns.
 
-    ``flows``: classified flow table (columns :data:`COLUMNS`), in time order of first packet.
+    ``flows``: classified flow table (columns :data:`COLUMNS`), in time order of first packet
+    (with ``analyze_batch(judge=...)``, only the rows it marked inspected and classified).
     ``pkt_flow``: int64 array, one per packet row: the row of ``flows`` the packet belongs to
     (an ICMP error attached to the flow it quotes included), -1 for duplicates.
     ``pkt_from_orig``: bool array, one per packet row: sent by its flow's originator.
@@ -157,15 +158,22 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param copies: bool array (len(packets)): packets an earlier batch already counted as
         duplicates, carried so that the next packets are compared with them: dropped again, not
         counted again (:func:`kscc_traffic.flows.build_flows`); None: none.
-    :param judge: ``f(flows, last_ts) -> bool array`` (one per flow; ``last_ts`` as
-        :attr:`Batch.last_ts`), called once the flows are named: only the flows it marks are
-        classified, the others' :data:`~kscc_traffic.classify.CLASS_COLUMNS` are '' (a chunked
-        reading judges only the flows that leave with the batch). None: every flow.
+    :param judge: ``f(flows, last_ts) -> bool array`` (one per flow, in the order of
+        :attr:`Batch.flows`; ``last_ts`` as :attr:`Batch.last_ts`, ICMP errors attached
+        included), called before the flows are inspected: ``flows`` has the columns of
+        :data:`~kscc_traffic.flows.FLOW_COLUMNS` (``icmp_unreachable`` filled in) and
+        ``orig_resent``, ``tcp_hdr_cut``; none of the application, name or class columns. Only the
+        flows it marks are inspected and classified (and every DNS flow inspected: its answers
+        name the others); the others' :data:`~kscc_traffic.inspect.APP_COLUMNS` are at their
+        defaults, their ``server_name`` and ``name_source`` from DNS only (``dns_name`` as
+        without ``judge``), their :data:`~kscc_traffic.classify.CLASS_COLUMNS` '' (a chunked
+        reading judges only the flows that leave with the batch; the others' packets are
+        carried and analysed again with the next). None: every flow.
     :param finish: False: the flows are named but not classified, and ``Batch.flows`` has every
         column the analysis made (those of :data:`COLUMNS` but :data:`~kscc_traffic.classify.CLASS_COLUMNS`
         and ``capture``, plus the ones classify reads), in no fixed dtype; :func:`finish_flows`
         turns any of its rows into output rows (a chunked reading does that for the flows that
-        leave, maybe in another process). ``judge`` is still called; ``Batch.internal`` is None.
+        leave, maybe in another process). ``Batch.internal`` is None.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -190,11 +198,11 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         uid = ft.flows["uid"].to_numpy(dtype=object)
         known_names = dict(zip(uid[ft.pkt_flow[at]].tolist(), known[at].tolist()))
     pkt_flow = ft.pkt_flow.copy()
-    flows, answers = inspect_flows(ft)
     matched: list[tuple[int, int]] = []
-    flows, unmatched = attach(flows, errors, matched)
+    flows, unmatched = attach(ft.flows, errors, matched)
     for row, f in matched:
         pkt_flow[row] = f
+    extra = None
     if unmatched:
         # errors quoting a flow we never saw stay visible as ICMP flows of their own
         only = np.ones(len(packets), bool)
@@ -205,19 +213,25 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         base = len(flows)
         hit = extra.pkt_flow >= 0
         pkt_flow[hit] = extra.pkt_flow[hit] + base
-        # (inspected as the others are: no payload, so every application column at its default,
-        # not NaN, which reads as True in a bool column)
-        extra_flows, _ = inspect_flows(extra)
-        flows = pd.concat([flows, extra_flows.assign(orig_resent=False, tcp_hdr_cut=False)],
-                          ignore_index=True)
-        order = np.argsort(flows["ts_ns"].to_numpy(), kind="stable")
-        flows = flows.iloc[order].reset_index(drop=True)
+        order = np.argsort(np.r_[flows["ts_ns"].to_numpy(), extra.flows["ts_ns"].to_numpy()], kind="stable")
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
         pkt_flow = np.where(pkt_flow >= 0, rank[np.maximum(pkt_flow, 0)], -1)
-    last_ts = np.full(len(flows), np.iinfo(np.int64).min, np.int64)
+    last_ts = np.full(len(flows) + (len(extra.flows) if extra is not None else 0), np.iinfo(np.int64).min,
+                      np.int64)
     inb = pkt_flow >= 0
     np.maximum.at(last_ts, pkt_flow[inb], packets.cols["ts_ns"][inb])
+    leave = look = None
+    if judge is not None:
+        leave = np.asarray(judge(flows if extra is None else _in_order(flows, extra.flows, order), last_ts), bool)
+        # only the flows judged are inspected, and every DNS flow: its answers name the others
+        look = (leave if extra is None else leave[rank[:len(flows)]]) | dns_flows(flows)
+    flows, answers = inspect_flows(replace(ft, flows=flows), look)
+    if extra is not None:
+        # (inspected as the others are: no payload, so every application column at its default,
+        # not NaN, which reads as True in a bool column)
+        extra_flows, _ = inspect_flows(extra)
+        flows = _in_order(flows, extra_flows, order)
     flows["quiet_s"] = _quiet_after(last_ts, observed_until_ns)
     used = answers
     if prior_answers is not None and len(prior_answers):
@@ -231,11 +245,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
     if not finish:
-        if judge is not None:
-            judge(flows, last_ts)
         return Batch(flows, pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, None, ft.dup_of)
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
-        _classify_some(flows, rules, capture_end_ns, np.asarray(judge(flows, last_ts), bool))
+        _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
     keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
@@ -321,6 +333,14 @@ def _quiet_after(last_ts: np.ndarray, until_ns: int | None) -> np.ndarray:
         return np.zeros(len(last_ts))
     gap = (int(until_ns) - np.maximum(last_ts, int(until_ns) - 10**12)) / 1e9   # (no overflow)
     return np.clip(gap, 0.0, TLS_SILENCE_S)
+
+
+def _in_order(flows: pd.DataFrame, extra: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """The rows of ``flows`` then those of ``extra`` (the flows of ICMP errors that quote no flow
+    seen: :func:`analyze_batch`) in one new table, in ``order`` (positions in that concatenation:
+    time order of first packet)."""
+    both = pd.concat([flows, extra.assign(orig_resent=False, tcp_hdr_cut=False)], ignore_index=True)
+    return both.iloc[order].reset_index(drop=True)
 
 
 def _add_weights(ft, weights: np.ndarray) -> None:

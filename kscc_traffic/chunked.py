@@ -277,7 +277,8 @@ class ChunkedAnalysis:
 
             def leaving(flows: pd.DataFrame, last_ts: np.ndarray) -> np.ndarray:
                 # the flows that leave with this batch (the others are carried to the next one
-                # and judged there: analyze_batch classifies only these)
+                # and judged there: analyze_batch inspects and classifies only these, and calls
+                # this before inspecting, so only flow columns are read: history, proto)
                 nf = len(flows)
                 final = np.ones(nf, bool)
                 closed, idle = np.zeros(nf, bool), np.zeros(nf, np.int64)

@@ -7,7 +7,7 @@ results spread over the packets with numpy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -779,9 +779,28 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
-def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
+def dns_flows(flows: pd.DataFrame) -> np.ndarray:
+    """Per flow of ``flows`` (bool array): a DNS flow, UDP or TCP with port 53 on either side
+    (:func:`inspect_flows` reads its DNS messages; their answers name other flows)."""
+    proto = flows["proto"].to_numpy()
+    return (((flows["resp_p"].to_numpy() == 53) | (flows["orig_p"].to_numpy() == 53))
+            & ((proto == "udp") | (proto == "tcp")))
+
+
+def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
-    filled in, the DNS answers seen in the capture)."""
+    filled in, the DNS answers seen in the capture).
+
+    :param only: bool array (len(ft.flows),): inspect only these flows. The other flows' packets
+        are not looked at (as if their ``pkt_flow`` were -1), so those flows get the columns of a
+        flow without packets: the application columns (and the internal ones classify reads) at
+        their defaults ('' / False / -1 / 0), ``service`` and the counters as ``ft.flows`` has
+        them; no DNS answer of theirs. Every column of a flow is found from its own packets and
+        row, so the flows inspected get what inspecting every flow gives them. None: every flow.
+    """
+    if only is not None:
+        # (the appended False: a packet of no flow, pkt_flow -1, stays -1)
+        ft = replace(ft, pkt_flow=np.where(np.append(np.asarray(only, bool), False)[ft.pkt_flow], ft.pkt_flow, -1))
     flows = ft.flows
     n = len(flows)
     cols = {k: repeated("", n) if v[0] == "object" else np.zeros(n, bool) for k, v in APP_COLUMNS.items()}
@@ -854,9 +873,7 @@ def inspect_flows(ft: FlowTable) -> tuple[pd.DataFrame, DnsAnswers]:
         return out, answers
 
     proto = flows["proto"].to_numpy()
-    resp_p = flows["resp_p"].to_numpy()
-    orig_p = flows["orig_p"].to_numpy()
-    dns_flow = ((resp_p == 53) | (orig_p == 53)) & ((proto == "udp") | (proto == "tcp"))
+    dns_flow = dns_flows(flows)
 
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)

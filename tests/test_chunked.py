@@ -123,22 +123,76 @@ def test_analyze_batch_judges_only_the_flows_asked():
     from kscc_traffic.capture.decode import decode
     from kscc_traffic.capture.files import read_frames
     from kscc_traffic.classify import CLASS_COLUMNS
+    from kscc_traffic.flows import FLOW_COLUMNS
+    from kscc_traffic.inspect import APP_COLUMNS
     pk = decode(read_frames(ROOT / "samples" / "captures" / "blocked_agent.pcap"))
     every = analyze_batch(pk, RULES, "b").flows
     assert len(every) > 4 and set(every["verdict"]) >= {"ok", "blocked"}
     seen = []
 
     def judge(flows, last_ts):
-        seen.append((len(flows), len(last_ts)))
+        # (called before the flows are inspected: flow columns, ICMP errors attached)
+        seen.append((len(flows), len(last_ts), "icmp_unreachable" in flows, "sni" in flows))
         return (flows["resp_p"].to_numpy() == 443) | (np.arange(len(flows)) == 0)
 
     b = analyze_batch(pk, RULES, "b", judge=judge)
-    assert seen == [(len(every), len(every))]
+    assert seen == [(len(every), len(every), True, False)]
     asked = (every["resp_p"].to_numpy() == 443) | (np.arange(len(every)) == 0)
     assert 0 < asked.sum() < len(every)
     pd.testing.assert_frame_equal(b.flows[asked], every[asked])
     others = b.flows[~asked]
     for k in CLASS_COLUMNS:
         assert (others[k] == "").all(), k
+    # the others are not inspected (but the DNS flows, whose answers name the others): their
+    # application columns at the defaults, their names from DNS only
+    dns = (every["resp_p"].to_numpy() == 53) | (every["orig_p"].to_numpy() == 53)
+    assert (~asked & dns).any() and (~asked & ~dns & (every["sni"] != "").to_numpy()).any()
     rest = [c for c in every.columns if c not in CLASS_COLUMNS]
-    pd.testing.assert_frame_equal(b.flows[rest], every[rest])
+    pd.testing.assert_frame_equal(b.flows.loc[asked | dns, rest], every.loc[asked | dns, rest])
+    plain = b.flows[~asked & ~dns]
+    for k, (dtype, _, _) in APP_COLUMNS.items():
+        assert (plain[k] == ("" if dtype == "object" else False)).all(), k
+    assert (plain["name_source"].isin(["dns", ""])).all()
+    # (service: what inspecting finds, ssl, http…)
+    same = [c for c in FLOW_COLUMNS if c != "service"] + ["dns_name"]
+    pd.testing.assert_frame_equal(b.flows[same], every[same])
+
+
+def test_judge_sees_attached_errors_and_the_flows_of_unmatched_ones(tmp_path):
+    # the judge is called before inspection, on the flows in the order of Batch.flows: an ICMP
+    # error attached to its flow extends that flow's last_ts, one quoting no flow seen is a flow
+    # of its own among them
+    from scapy.layers.inet import ICMP
+    from kscc_traffic.analyze import analyze_batch
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    recs = tcp_session(("198.18.0.7", 40000), ("192.0.2.80", 80), t0=1000.0,
+                       c_data=b"GET / HTTP/1.1\r\nHost: www.example.test\r\n\r\n",
+                       s_data=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    seen_udp = IP(src="198.18.0.7", dst="192.0.2.53") / UDP(sport=5001, dport=15000) / b"x"
+    unseen = IP(src="198.18.0.9", dst="192.0.2.99") / UDP(sport=5000, dport=15000) / b"y"
+    recs += [(999.0, eth(seen_udp)),
+             (1001.0, eth(IP(src="192.0.2.53", dst="198.18.0.7") / ICMP(type=3, code=3) / bytes(seen_udp))),
+             (999.5, eth(IP(src="192.0.2.99", dst="198.18.0.9") / ICMP(type=3, code=3) / bytes(unseen)))]
+    recs.sort(key=lambda r: r[0])
+    p = tmp_path / "e.pcap"
+    p.write_bytes(pcap_bytes(recs))
+    pk = decode(read_frames(p))
+    every = analyze_batch(pk, RULES, "e").flows
+    assert sorted(every["proto"]) == ["icmp", "tcp", "udp"]
+    seen = {}
+
+    def judge(flows, last_ts):
+        seen.update(uid=flows["uid"].tolist(), last_ts=last_ts.copy(),
+                    icmp=flows["icmp_unreachable"].tolist())
+        return (flows["proto"] != "udp").to_numpy()
+
+    b = analyze_batch(pk, RULES, "e", judge=judge)
+    assert seen["uid"] == every["uid"].tolist()
+    np.testing.assert_array_equal(seen["last_ts"], b.last_ts)
+    u = every.index[every["proto"] == "udp"][0]
+    assert seen["last_ts"][u] == 1001 * 10**9 and seen["icmp"][u].startswith("port unreachable")
+    asked = (every["proto"] != "udp").to_numpy()
+    pd.testing.assert_frame_equal(b.flows[asked], every[asked])
+    assert every.loc[asked, "http_host"].tolist().count("www.example.test") == 1
+    assert (b.flows.loc[~asked, "verdict"] == "").all()
