@@ -18,6 +18,8 @@ from kscc_traffic.finishing import MAX_WAITING, Finisher
 from kscc_traffic.output import FlowSink, Render, Rendered
 from kscc_traffic.rules import load_rules
 
+from conftest import shared_corpus
+
 ROOT = Path(__file__).resolve().parents[1]
 CAPS = ROOT / "samples" / "captures"
 RULES = load_rules()
@@ -163,3 +165,28 @@ def test_interrupted_while_rendered_text_is_written_says_so(fmt):
     with pytest.raises(KeyboardInterrupt):
         sink.add(Render(fmt)(flows))
     assert sink.writing and sink.rows == 0 and 0 < len(out.getvalue())
+
+
+
+def _same_with_worker(caps: list[Path]) -> None:
+    # same batches as in one process, in small chunks (many batches, flows carried between them)
+    for path in caps:
+        here = _batches(path)
+        there = _batches(path, worker=True)
+        assert [len(b) for b in there] == [len(b) for b in here], path.name
+        for a, b in zip(here, there):
+            pd.testing.assert_frame_equal(a, b, obj=path.name)
+
+
+@needs_fork
+def test_worker_gives_the_same_on_every_sample():
+    caps = sorted(p for p in CAPS.glob("*.pcap*") if not p.name.endswith(".json"))
+    assert len(caps) >= 8
+    _same_with_worker(caps)
+
+
+@needs_fork
+def test_worker_gives_the_same_on_every_corpus_capture():
+    caps = sorted(p for p in shared_corpus("").glob("*/*.pcap*") if not p.name.endswith(".json"))
+    assert len(caps) >= 20
+    _same_with_worker(caps)
