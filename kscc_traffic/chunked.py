@@ -128,6 +128,7 @@ class ChunkedAnalysis:
     #: out instead of the DataFrame: see :class:`~kscc_traffic.finishing.Finisher`
     render: Optional[Callable] = None
     _chunks: Optional[Iterator] = field(default=None, repr=False)
+    _fin: Optional[Finisher] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
 
     def first_chunk(self) -> None:
@@ -137,6 +138,12 @@ class ChunkedAnalysis:
         :raises kscc_traffic.errors.CaptureError: as :func:`~kscc_traffic.capture.files.read_frames`.
         """
         if self._chunks is None:
+            if self.worker and self._fin is None:
+                # the worker is forked now, before any of the capture is read: it shares this
+                # process's modules, not a chunk's bytes (and its collector skips them: _tune_gc)
+                _tune_malloc()
+                _tune_gc()
+                self._fin = Finisher(self.rules, self.name, self.render, worker=True)
             self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None)
             self._first = next(self._chunks, None)
 
@@ -147,7 +154,8 @@ class ChunkedAnalysis:
         :raises concurrent.futures.process.BrokenProcessPool: the finishing worker (:attr:`worker`)
             died (killed, out of memory).
         """
-        fin = Finisher(self.rules, self.name, self.render, self.worker)
+        self.first_chunk()
+        fin, self._fin = self._fin or Finisher(self.rules, self.name), None
         try:
             for flows, end in self._leaving():
                 yield from fin.put(flows, end)

@@ -61,6 +61,7 @@ class Finisher:
             from .parallel import _worker_init
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_worker_init)
+            self._pool.submit(int)      # (forked now: what this process holds at this moment is shared)
             self.render = render
 
     def put(self, flows: pd.DataFrame, capture_end_ns: Optional[int] = None) -> Iterator:
