@@ -144,8 +144,14 @@ class ChunkedAnalysis:
                 _tune_malloc()
                 _tune_gc()
                 self._fin = Finisher(self.rules, self.name, self.render, worker=True)
-            self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None)
-            self._first = next(self._chunks, None)
+            try:
+                self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None)
+                self._first = next(self._chunks, None)
+            except BaseException:
+                if self._fin is not None:     # (no batch will come: the worker goes now)
+                    self._fin.close()
+                    self._fin = None
+                raise
 
     def batches(self) -> Iterator[pd.DataFrame]:
         """Finished flows, batch by batch (each in time order of first packet): DataFrames, or

@@ -190,3 +190,14 @@ def test_worker_gives_the_same_on_every_corpus_capture():
     caps = sorted(p for p in shared_corpus("").glob("*/*.pcap*") if not p.name.endswith(".json"))
     assert len(caps) >= 20
     _same_with_worker(caps)
+
+
+@needs_fork
+def test_a_capture_that_cannot_be_read_leaves_no_worker(tmp_path):
+    from kscc_traffic.errors import CaptureError
+    bad = tmp_path / "cut.pcap"
+    bad.write_bytes((CAPS / "baseline_agent.pcap").read_bytes()[:20])    # cut in its header
+    before = _children()
+    with pytest.raises(CaptureError):
+        ChunkedAnalysis(bad, RULES, "cut", worker=True).first_chunk()
+    assert _children() <= before
