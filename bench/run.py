@@ -246,15 +246,15 @@ PEERS = [
 ]
 
 
-def kscc_argv(capture: Path, override: str | None) -> list[str]:
+def kscc_argv(capture: Path, override: str | None, extra: str = "") -> list[str]:
     """The installed console script beside this interpreter (not a pyenv shim, whose start-up
-    would be timed too), else ``python -m kscc_traffic``."""
+    would be timed too), else ``python -m kscc_traffic``; ``extra``: more options of analyze."""
     if override:
         base = shlex.split(override)
     else:
         script = Path(sys.executable).with_name("kscc-traffic")
         base = [str(script)] if script.exists() else [sys.executable, "-m", "kscc_traffic"]
-    return base + ["analyze", str(capture), "--format", "jsonl", "--output", "/dev/null"]
+    return base + ["analyze", str(capture), "--format", "jsonl", "--output", "/dev/null", *shlex.split(extra)]
 
 
 # --------------------------------------------------------------------------- environment
@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="all, none, or a comma list of: " + ",".join(p.name for p in PEERS))
     ap.add_argument("--kscc", help="command to run instead of the installed kscc-traffic "
                                    "(e.g. 'python -m kscc_traffic')")
+    ap.add_argument("--kscc-args", default="", help="more options for kscc-traffic analyze (e.g. '-j 1': "
+                                                    "one process)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run before it is killed")
     ap.add_argument("--regenerate", action="store_true", help="make the capture again even if cached")
     ap.add_argument("--results", type=Path, default=OUT / "results.json")
@@ -395,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
               "wall times will be high and noisy; the CPU-seconds column is less affected", flush=True)
 
     source_before = source_state()
-    k_argv = kscc_argv(capture, a.kscc)
+    k_argv = kscc_argv(capture, a.kscc, a.kscc_args)
     k_label = "kscc-traffic analyze --format jsonl --output /dev/null"
     jobs: list[tuple[str, str, list[str], Peer | None]] = [("kscc-traffic", k_label, k_argv, None)]
     rows: dict[str, dict] = {"kscc-traffic": {"tool": "kscc-traffic", "label": k_label,
