@@ -167,3 +167,31 @@ def test_issuer_and_names_of_certificates_cryptography_refuses():
     der[o + 6:o + 8] = b"\xff\xfe"                  # two bytes that are not UTF-8
     assert tls.certificate_issuer(bytes(der)) == "O=Fortin\\FF\\FE,CN=Fortinet_CA_SSL"   # (RFC 4514 hex pairs)
     assert inspection_product(tls.certificate_issuer(bytes(der))) == "a Fortinet FortiGate"
+
+
+@pytest.mark.parametrize("asn1_type, tag", [("BMPString", 0x1E), ("UniversalString", 0x1C), ("T61String", 0x14)])
+def test_issuer_in_other_string_types_reads_as_openssl_prints_it(asn1_type, tag):
+    # newcomer 20 F16: a T61String (Latin-1) or BMPString (UTF-16) issuer showed its raw bytes
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID
+    from test_protocols_tls import make_cert
+    from kscc_traffic.classify import inspection_product
+    from kscc_traffic.protocols import tls
+    import tempfile
+    from pathlib import Path
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FortiGate CA"),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fortinet",
+                                           _type=getattr(_ASN1Type, asn1_type))])
+    with tempfile.TemporaryDirectory() as d:
+        cert, _, _ = make_cert(Path(d), [SNI], issuer=issuer)
+    der = bytearray(cert.public_bytes(Encoding.DER))
+    codec = {0x1E: "utf-16-be", 0x1C: "utf-32-be", 0x14: "latin-1"}[tag]
+    at = der.find("Fortinet".encode(codec))
+    assert at > 0 and der[at - 2] == tag            # (the value really is of that type)
+    text = tls.certificate_issuer(bytes(der))
+    assert text == "O=Fortinet,CN=FortiGate CA"
+    assert inspection_product(text) == "a Fortinet FortiGate"
+    # a character outside ASCII, in the type's own encoding: é (U+00E9)
+    der[at:at + len("Fortinet".encode(codec))] = "Fortinét".encode(codec)
+    assert tls.certificate_issuer(bytes(der)) == "O=Fortinét,CN=FortiGate CA"

@@ -712,11 +712,29 @@ def _der_tbs(der: bytes):
     return tbs if tbs is not None and tbs[0] == 0x30 else None
 
 
+#: ASN.1 string types whose bytes are not UTF-8 (or ASCII) text: tag -> codec. A T61String is
+#: read as Latin-1 and a BMPString / UniversalString as UTF-16 / UTF-32 big-endian, as openssl
+#: prints them (an old Windows CA's issuer is often a BMPString)
+_STRING_CODECS = {0x14: "latin-1", 0x1E: "utf-16-be", 0x1C: "utf-32-be"}
+
+
+def _as_utf8(tag: int, raw: bytes) -> bytes:
+    """An attribute value's bytes as UTF-8 (:data:`_STRING_CODECS`); as they are for the other
+    string types, and when they do not decode (an odd-length BMPString)."""
+    codec = _STRING_CODECS.get(tag)
+    if codec is None:
+        return raw
+    try:
+        return raw.decode(codec).encode("utf-8", "surrogatepass")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return raw
+
+
 def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
     """The RDNs of a DER certificate's issuer (``which`` 2) or subject (4): fields 2 and 4 of its
     tbsCertificate after an optional [0] version (serialNumber, signature, issuer, validity,
-    subject), each RDN a list of (attribute type OID bytes, value bytes); [] when the structure
-    cannot be followed."""
+    subject), each RDN a list of (attribute type OID bytes, value bytes as UTF-8 where its string
+    type is another encoding: :func:`_as_utf8`); [] when the structure cannot be followed."""
     out: list[list[tuple[bytes, bytes]]] = []
     try:
         tbs = _der_tbs(der)
@@ -734,7 +752,7 @@ def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
             for seq_tag, sa, sz in _der_items(der, a, z):
                 parts = list(_der_items(der, sa, sz)) if seq_tag == 0x30 else []
                 if len(parts) == 2 and parts[0][0] == 0x06:
-                    rdn.append((der[parts[0][1]:parts[0][2]], der[parts[1][1]:parts[1][2]]))
+                    rdn.append((der[parts[0][1]:parts[0][2]], _as_utf8(parts[1][0], der[parts[1][1]:parts[1][2]])))
             out.append(rdn)
     except (IndexError, ValueError):
         return []
