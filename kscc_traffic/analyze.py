@@ -161,11 +161,12 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param judge: ``f(flows, last_ts) -> bool array`` (one per flow, in the order of
         :attr:`Batch.flows`; ``last_ts`` as :attr:`Batch.last_ts`, ICMP errors attached
         included), called before the flows are inspected: ``flows`` has the columns of
-        :data:`~kscc_traffic.flows.FLOW_COLUMNS` (``icmp_unreachable`` filled in) and
-        ``orig_resent``, ``tcp_hdr_cut``; none of the application, name or class columns. Only the
-        flows it marks are inspected and classified (and every DNS flow inspected: its answers
-        name the others); the others' :data:`~kscc_traffic.inspect.APP_COLUMNS` are at their
-        defaults, their ``server_name`` and ``name_source`` from DNS only (``dns_name`` as
+        :data:`~kscc_traffic.flows.FLOW_COLUMNS` (``icmp_unreachable`` filled in, ``service``
+        '' until inspected) and ``orig_resent``, ``tcp_hdr_cut``; none of the application, name
+        or class columns. Only the flows it marks are inspected and classified (and every DNS
+        flow inspected: its answers name the others); the others' ``service`` and
+        :data:`~kscc_traffic.inspect.APP_COLUMNS` are at their defaults, their ``server_name``
+        and ``name_source`` from DNS only (``dns_name`` as
         without ``judge``), their :data:`~kscc_traffic.classify.CLASS_COLUMNS` '' (a chunked
         reading judges only the flows that leave with the batch; the others' packets are
         carried and analysed again with the next). None: every flow.
