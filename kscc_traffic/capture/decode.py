@@ -115,6 +115,14 @@ __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "esp_note"]
 IPPROTO_ESP = 50
 
 
+def tunnel_note(tunnels: dict) -> str:
+    """The warning line for packets decoded as the inner packet of a tunnel (``tunnels``: kind ->
+    packets; both engines)."""
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(tunnels.items()))
+    return (f"decode: {sum(tunnels.values())} tunnelled packets decoded as their inner packet, "
+            f"outer headers dropped ({kinds})")
+
+
 def esp_note(k: int) -> str:
     """The warning line (without the capture's name) about ``k`` IPsec ESP packets
     (:func:`esp_count`; both engines)."""
@@ -393,9 +401,7 @@ class DecodeCounters:
             out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
                        "(malformed) skipped")
         if self.tunnels:
-            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.tunnels.items()))
-            out.append(f"decode: {sum(self.tunnels.values())} tunnelled packets decoded as their "
-                       f"inner packet, outer headers dropped ({kinds})")
+            out.append(tunnel_note(self.tunnels))
         if self.overlapping:
             out.append(f"decode: {self.overlapping} IP datagrams had overlapping fragments "
                        "(first copy of each byte kept)")

@@ -155,6 +155,33 @@ _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp
                   "dccp": 33, "udplite": 136}
 _ICMP = ("icmp", "icmpv6")
 _IP = ("ip", "ipv6")
+#: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
+#: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
+_TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
+            "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP"}
+_LINK_TUNNELS = {"ieee8021ah": "PBB", "pwethheuristic": "MPLS-PW", "pwethcw": "MPLS-PW",
+                 "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW"}
+
+
+#: UDP destination ports of tunnels Wireshark leaves out of ``frame.protocols`` (VXLAN-GPE)
+_UDP_TUNNEL_PORTS = {4790: "VXLAN-GPE", 4789: "VXLAN", 8472: "VXLAN", 6081: "Geneve"}
+
+
+def _tunnel_kind(protos: list[str], f: Mapping[str, Sequence[str]], start: int, ip_idx: int) -> str:
+    """The tunnel the packet at ``protos[ip_idx]`` came out of, by the builtin decoder's names
+    (GRE, VXLAN, IP-in-IP, Ethernet-in-IP…); '' when it was not tunnelled."""
+    before = protos[start:ip_idx]
+    outer = next((i for i, p in enumerate(before) if p in _IP), -1)
+    if outer < 0:
+        if any(start <= k < ip_idx for k in _pbb_layers(protos, f)):
+            return "PBB"        # (an I-TAG may be shown inside the B-TAG's ieee8021ad layer)
+        return next((_LINK_TUNNELS[p] for p in before if p in _LINK_TUNNELS), "")
+    inner = before[outer + 1:]
+    kind = next((_TUNNELS[p] for p in inner if p in _TUNNELS), "")
+    if not kind and "udp" in inner:
+        k = protos[:start + outer + 1 + inner.index("udp")].count("udp")
+        kind = _UDP_TUNNEL_PORTS.get(_int(_at(f, "udp.dstport", k), -1), "")
+    return kind or ("Ethernet-in-IP" if "eth" in inner else "IP-in-IP")
 _V6_EXT = {"ipv6.hopopts": "ipv6.hopopts.len_oct", "ipv6.routing": "ipv6.routing.len_oct",
            "ipv6.dstopts": "ipv6.dstopts.len_oct", "ipv6.fraghdr": None}
 _V4MAPPED = 0xFFFF_0000_0000
@@ -244,6 +271,7 @@ class PacketBuilder:
         self.records = 0
         self.non_ip = 0
         self.malformed = 0
+        self.tunnels: dict[str, int] = {}       # tunnel kind -> packets (_tunnel_kind)
         #: frames cut by the snaplen (count, longest kept length): ReadStats.count_cut
         self.cut = ReadStats()
         #: frames without a time (a pcapng Simple Packet Block: ``frame.time_epoch`` empty)
@@ -328,6 +356,8 @@ class PacketBuilder:
         if frame is None:
             frame = _int(_at(f, "frame.number", 0), 0) - 1
         for row in rows:
+            if row["_tunnel"]:
+                self.tunnels[row["_tunnel"]] = self.tunnels.get(row["_tunnel"], 0) + 1
             row["frame"] = frame
             row["ts_ns"] = ts_ns
             for k in _COLS:
@@ -493,7 +523,8 @@ class PacketBuilder:
             return None
         sh, sl = _addr(src)
         dh, dl = _addr(dst)
-        row = {"vlan": vlan, "ipver": ipver, "src_hi": sh, "src_lo": sl, "dst_hi": dh,
+        row = {"_tunnel": _tunnel_kind(protos, f, start, ip_idx),
+               "vlan": vlan, "ipver": ipver, "src_hi": sh, "src_lo": sl, "dst_hi": dh,
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
@@ -1109,6 +1140,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
         what = "packets in Simple Packet Blocks" if _is_pcapng(p) else "frames"
         stats.warn(f"{name}: {no_timestamp_note(b.no_ts, b.records - b.not_packets, what)}")
     out = b.packets(stats)
+    if b.tunnels:
+        from ..capture.decode import tunnel_note
+        stats.warn(f"{name}: {tunnel_note(b.tunnels)}")
     from ..capture.decode import esp_count
     esp = esp_count(out.cols, out.buf)
     if esp:
