@@ -195,3 +195,41 @@ def test_issuer_in_other_string_types_reads_as_openssl_prints_it(asn1_type, tag)
     # a character outside ASCII, in the type's own encoding: é (U+00E9)
     der[at:at + len("Fortinet".encode(codec))] = "Fortinét".encode(codec)
     assert tls.certificate_issuer(bytes(der)) == "O=Fortinét,CN=FortiGate CA"
+
+
+def test_issuer_keeps_every_attribute_as_openssl_prints_it():
+    # newcomer 20 F18: emailAddress and unknown attribute types were left out (two CAs that differ
+    # only there printed the same; an issuer of emailAddress alone printed '')
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+    from test_protocols_tls import make_cert
+    from kscc_traffic.classify import inspection_product
+    from kscc_traffic.protocols import tls
+    rdn = x509.RelativeDistinguishedName
+    issuer = x509.Name([
+        rdn([x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "corp")]),
+        rdn([x509.NameAttribute(NameOID.COMMON_NAME, "Sophos SSL CA"),
+             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "IT")]),
+        rdn([x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@corp.example")]),
+        rdn([x509.NameAttribute(ObjectIdentifier("1.2.3.4.5"), "weird,val")]),
+        rdn([x509.NameAttribute(NameOID.SERIAL_NUMBER, "42")]),
+    ])
+    with tempfile.TemporaryDirectory() as d:
+        cert, pem, _ = make_cert(Path(d), [SNI], issuer=issuer)
+        text = tls.certificate_issuer(cert.public_bytes(Encoding.DER))
+        want = ("serialNumber=42,1.2.3.4.5=#0C0977656972642C76616C,emailAddress=ca@corp.example,"
+                "CN=Sophos SSL CA+OU=IT,DC=corp")
+        assert text == want
+        if shutil.which("openssl"):
+            got = subprocess.run(["openssl", "x509", "-in", str(pem), "-noout", "-issuer", "-nameopt", "RFC2253"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            assert got.removeprefix("issuer=").strip() == want
+    assert inspection_product(text) == "a Sophos firewall"
+    only_mail = x509.Name([x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@corp.example")])
+    with tempfile.TemporaryDirectory() as d:
+        cert, _, _ = make_cert(Path(d), [SNI], issuer=only_mail)
+    assert tls.certificate_issuer(cert.public_bytes(Encoding.DER)) == "emailAddress=ca@corp.example"

@@ -629,7 +629,7 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
             return names
         cn = bytes([0x55, 0x04, 0x03])
         return list(dict.fromkeys(v.decode("utf-8", "surrogateescape") for rdn in _der_name(bytes(der), 4)
-                                  for oid, v in rdn if oid == cn))
+                                  for oid, v, _ in rdn if oid == cn))
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -658,11 +658,38 @@ def certificate_names(der: bytes | bytearray | memoryview) -> list[str]:
 #: attribute types named in :func:`certificate_issuer`'s text (RFC 4514 §3), by DER OID
 _NAME_ATTRS = {bytes([0x55, 0x04, k]): n for k, n in ((3, "CN"), (6, "C"), (7, "L"), (8, "ST"), (10, "O"), (11, "OU"))}
 _NAME_ATTRS[bytes.fromhex("0992268993f22c640119")] = "DC"
+#: other attribute types openssl names by its short name (the rest: dotted OID = #hex of the
+#: value's DER, as RFC 4514 §2.4 and openssl write them)
+_NAME_ATTRS.update({bytes([0x55, 0x04, k]): n for k, n in (
+    (4, "SN"), (5, "serialNumber"), (9, "street"), (12, "title"), (15, "businessCategory"),
+    (17, "postalCode"), (42, "GN"), (43, "initials"), (44, "generationQualifier"), (46, "dnQualifier"),
+    (65, "pseudonym"), (97, "organizationIdentifier"))})
+_NAME_ATTRS[bytes.fromhex("2a864886f70d010901")] = "emailAddress"
+_NAME_ATTRS[bytes.fromhex("0992268993f22c640101")] = "UID"
+_NAME_ATTRS.update({bytes.fromhex("2b0601040182373c0201") + bytes([k]): n
+                    for k, n in ((1, "jurisdictionL"), (2, "jurisdictionST"), (3, "jurisdictionC"))})
+
+
+def _oid_text(oid: bytes) -> str:
+    """A DER OBJECT IDENTIFIER's content bytes as dotted text (``1.2.840.113549.1.9.1``)."""
+    arcs, v = [], 0
+    for b in oid:
+        v = (v << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(v)
+            v = 0
+    if not arcs:
+        return "#" + oid.hex().upper()
+    first = arcs[0]
+    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    return ".".join(str(a) for a in head + arcs[1:])
 
 
 def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
     """The issuer of a DER X.509 certificate as RFC 4514-style text (``CN=FortiGate CA,O=Fortinet``:
-    most specific attribute first; CN, O, OU, C, ST, L, DC by name, other attributes left out),
+    most specific attribute first; CN, O, OU, C, ST, L, DC and the others openssl knows by name:
+    ``emailAddress``, ``serialNumber``…; an unknown type as its dotted OID and the value as ``#``
+    and the hex of its DER, as openssl and RFC 4514 §2.4 write them),
     read from the DER here (:func:`_der_name`): a certificate the ``cryptography`` package refuses
     (a ``_`` in a PrintableString, FortiGate's ``Fortinet_CA_SSL``) or a value that is not UTF-8
     still gives it. Values are escaped as RFC 4514 §2.4 says (and ``openssl x509 -issuer -nameopt
@@ -675,9 +702,10 @@ def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
     parts = []
     for attrs in reversed(rdns):
         vals = []
-        for oid, raw in attrs:
+        for oid, raw, tlv in reversed(attrs):     # (openssl reverses a multi-valued RDN's too)
             name = _NAME_ATTRS.get(oid)
             if name is None:
+                vals.append(f"{_oid_text(oid)}=#{tlv.hex().upper()}")
                 continue
             vals.append(f"{name}={_rfc4514_value(raw)}")
         if vals:
@@ -730,12 +758,13 @@ def _as_utf8(tag: int, raw: bytes) -> bytes:
         return raw
 
 
-def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
+def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes, bytes]]]:
     """The RDNs of a DER certificate's issuer (``which`` 2) or subject (4): fields 2 and 4 of its
     tbsCertificate after an optional [0] version (serialNumber, signature, issuer, validity,
     subject), each RDN a list of (attribute type OID bytes, value bytes as UTF-8 where its string
-    type is another encoding: :func:`_as_utf8`); [] when the structure cannot be followed."""
-    out: list[list[tuple[bytes, bytes]]] = []
+    type is another encoding: :func:`_as_utf8`, the value's whole DER: tag, length, contents);
+    [] when the structure cannot be followed."""
+    out: list[list[tuple[bytes, bytes, bytes]]] = []
     try:
         tbs = _der_tbs(der)
         if tbs is None:
@@ -752,7 +781,9 @@ def _der_name(der: bytes, which: int) -> list[list[tuple[bytes, bytes]]]:
             for seq_tag, sa, sz in _der_items(der, a, z):
                 parts = list(_der_items(der, sa, sz)) if seq_tag == 0x30 else []
                 if len(parts) == 2 and parts[0][0] == 0x06:
-                    rdn.append((der[parts[0][1]:parts[0][2]], _as_utf8(parts[1][0], der[parts[1][1]:parts[1][2]])))
+                    tlv_start = parts[0][2]         # (the value's tag follows the OID's contents)
+                    rdn.append((der[parts[0][1]:parts[0][2]], _as_utf8(parts[1][0], der[parts[1][1]:parts[1][2]]),
+                                der[tlv_start:parts[1][2]]))
             out.append(rdn)
     except (IndexError, ValueError):
         return []
