@@ -157,8 +157,8 @@ class ChunkedAnalysis:
         """Finished flows, batch by batch (each in time order of first packet): DataFrames, or
         what :attr:`render` makes of them in the worker.
 
-        :raises concurrent.futures.process.BrokenProcessPool: the finishing worker (:attr:`worker`)
-            died (killed, out of memory).
+        :raises kscc_traffic.errors.WorkerError: the finishing worker (:attr:`worker`) died
+            (killed, out of memory).
         """
         self.first_chunk()
         fin, self._fin = self._fin or Finisher(self.rules, self.name), None

@@ -255,6 +255,9 @@ def analyze(
                         sink.add(batch)
                 except OSError as e:
                     raise _write_failed(e, output)
+                except KsccTrafficError as e:       # (the second process stopped: WorkerError)
+                    skip_or_fail(str(e))
+                    continue
                 except Exception as e:  # a bug of ours: one line, never a traceback
                     skip_or_fail(f"{path_text(result.path)}: internal error ({type(e).__name__}: {e}); "
                                  "please report it with the capture")

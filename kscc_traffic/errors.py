@@ -46,5 +46,10 @@ class EngineError(KsccTrafficError):
     """An optional engine (tshark/pyshark, live capture) cannot be used."""
 
 
+class WorkerError(KsccTrafficError):
+    """The second process of an analysis (:class:`kscc_traffic.finishing.Finisher`) stopped
+    before it was done: killed, or out of memory."""
+
+
 class CaptureWarning(UserWarning):
     """Part of a capture was skipped (damage, unsupported link type…); the message says what."""

@@ -11,12 +11,18 @@ process (~120 MiB). The results come out in the order the batches went in, which
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
+from .errors import WorkerError
 from .rules import RuleSet
 
 __all__ = ["Finisher", "MAX_WAITING"]
@@ -31,6 +37,18 @@ def _finish(flows: pd.DataFrame, rules: RuleSet, name: str, capture_end_ns: Opti
     from .analyze import finish_flows
     out = finish_flows(flows, rules, name, capture_end_ns)
     return render(out) if render is not None else out
+
+
+def _finish_to_file(folder: str, *args) -> str:
+    """In the worker: :func:`_finish`, its result pickled to a new file in ``folder``; returns the
+    file's path. (A result of megabytes sent back through the executor's pipe by a worker killed
+    half-way through would leave the reading side waiting forever for the rest; a path is one
+    small write.)"""
+    out = _finish(*args)
+    fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pickle", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
 
 
 class Finisher:
@@ -57,7 +75,9 @@ class Finisher:
         self.rules, self.name, self.render = rules, name, None
         self._waiting: deque[Future] = deque()
         self._pool: Optional[ProcessPoolExecutor] = None
+        self._folder: Optional[str] = None
         if worker and "fork" in multiprocessing.get_all_start_methods():
+            self._folder = tempfile.mkdtemp(prefix="kscc-traffic-")
             from .parallel import _worker_init
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_worker_init)
@@ -70,20 +90,38 @@ class Finisher:
         (at once without a worker; with one, the oldest once more than :data:`MAX_WAITING` wait).
 
         :raises Exception: what finishing raised (in the worker: the same exception, pickled back);
-            ``concurrent.futures.process.BrokenProcessPool`` when the worker died.
+            :class:`kscc_traffic.errors.WorkerError` when the worker died (killed, out of memory).
         """
         if self._pool is None:
             yield _finish(flows, self.rules, self.name, capture_end_ns, self.render)
             return
-        self._waiting.append(self._pool.submit(_finish, flows, self.rules, self.name, capture_end_ns,
-                                               self.render))
+        try:
+            self._waiting.append(self._pool.submit(_finish_to_file, self._folder, flows, self.rules,
+                                                   self.name, capture_end_ns, self.render))
+        except BrokenProcessPool as e:
+            raise self._stopped() from e
         while len(self._waiting) > MAX_WAITING:
-            yield self._waiting.popleft().result()
+            yield self._result(self._waiting.popleft())
 
     def drain(self) -> Iterator:
         """The finished batches still waiting, in order."""
         while self._waiting:
-            yield self._waiting.popleft().result()
+            yield self._result(self._waiting.popleft())
+
+    def _result(self, fut: Future):
+        try:
+            path = fut.result()
+        except BrokenProcessPool as e:
+            raise self._stopped() from e
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        finally:
+            os.unlink(path)
+
+    def _stopped(self) -> WorkerError:
+        return WorkerError(f"{self.name or 'capture'}: the process classifying its flows stopped "
+                           "(killed, or out of memory?); analyse it again, with -j 1 to use one process")
 
     def close(self) -> None:
         """Stop the worker (if any); batches not handed out are dropped."""
@@ -91,6 +129,9 @@ class Finisher:
         self._waiting.clear()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if self._folder is not None:        # (the batches' files not handed out)
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     def __enter__(self) -> "Finisher":
         return self

@@ -201,3 +201,21 @@ def test_a_capture_that_cannot_be_read_leaves_no_worker(tmp_path):
     with pytest.raises(CaptureError):
         ChunkedAnalysis(bad, RULES, "cut", worker=True).first_chunk()
     assert _children() <= before
+
+
+class _Die:
+    """A render that kills the worker it runs in (as the kernel's OOM killer would)."""
+
+    def __call__(self, flows):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@needs_fork
+def test_a_worker_killed_gives_a_one_line_error():
+    from kscc_traffic.errors import WorkerError
+    before = _children()
+    with pytest.raises(WorkerError, match=r"^b\.pcap: the process classifying its flows stopped .* -j 1"):
+        list(ChunkedAnalysis(CAPS / "baseline_agent.pcap", RULES, "b.pcap", chunk_bytes=2048, worker=True,
+                             render=_Die()).batches())
+    assert _children() <= before
