@@ -219,3 +219,17 @@ def test_a_worker_killed_gives_a_one_line_error():
         list(ChunkedAnalysis(CAPS / "baseline_agent.pcap", RULES, "b.pcap", chunk_bytes=2048, worker=True,
                              render=_Die()).batches())
     assert _children() <= before
+
+
+@needs_fork
+@pytest.mark.parametrize("jobs, two", [(None, False), (1, False), (2, True), (4, True)])
+def test_one_capture_gets_a_worker_only_when_asked(jobs, two):
+    from kscc_traffic.parallel import analyze_each
+    before = _children()
+    (r,) = analyze_each([CAPS / "baseline_agent.pcap"], RULES, jobs=jobs)
+    try:
+        assert r._source.worker is two
+        assert bool(_children() - before) is two     # (forked when the capture was opened)
+    finally:
+        flows = list(r.batches())
+    assert flows and _children() <= before          # (and gone once its batches were read)
