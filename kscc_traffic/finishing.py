@@ -24,6 +24,7 @@ import pandas as pd
 
 from .errors import WorkerError
 from .rules import RuleSet
+from .text import path_text
 
 __all__ = ["Finisher", "MAX_WAITING"]
 
@@ -39,16 +40,64 @@ def _finish(flows: pd.DataFrame, rules: RuleSet, name: str, capture_end_ns: Opti
     return render(out) if render is not None else out
 
 
-def _finish_to_file(folder: str, *args) -> str:
+def _finish_to_file(folder: str, flows: pd.DataFrame, rules: RuleSet, name: str,
+                    capture_end_ns: Optional[int], render: Optional[Callable]) -> str:
     """In the worker: :func:`_finish`, its result pickled to a new file in ``folder``; returns the
     file's path. (A result of megabytes sent back through the executor's pipe by a worker killed
     half-way through would leave the reading side waiting forever for the rest; a path is one
-    small write.)"""
-    out = _finish(*args)
-    fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pickle", dir=folder)
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+    small write.)
+
+    :raises kscc_traffic.errors.WorkerError: the file cannot be written (a full or small
+        temporary folder, a file size limit), said as such, not as the report's output failing.
+    """
+    out = _finish(flows, rules, name, capture_end_ns, render)
+    path = None
+    try:
+        fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pickle", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(out, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as e:
+        if path is not None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise WorkerError(f"{name or 'capture'}: the second process cannot write its finished flows to "
+                          f"{path_text(folder)} ({e.strerror or e}); make room there (TMPDIR chooses the folder) or "
+                          "analyse with -j 1") from None
     return path
+
+
+def _worker_start(folder: str, parent: int) -> None:
+    """In the worker, first: as :func:`kscc_traffic.parallel._worker_init` (it dies with its
+    parent, Ctrl-C is the parent's); and when the parent is gone (killed: ``PR_SET_PDEATHSIG``
+    sends SIGTERM: :func:`_dead`), the batches' folder goes with the worker, as nobody else can
+    remove it; a SIGTERM while the parent lives (sent to the process group) leaves it to the
+    parent."""
+    import signal
+    import time
+    from .parallel import _worker_init
+    _worker_init()
+
+    def stop(signum, frame):
+        # (not getppid(): the parent's other threads, still exiting, stand in for it a moment)
+        for _ in range(20):
+            if _dead(parent):
+                shutil.rmtree(folder, ignore_errors=True)
+                break
+            time.sleep(0.01)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _dead(pid: int) -> bool:
+    """The process ``pid`` is gone or a zombie (Linux ``/proc``; False where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return os.path.isdir("/proc/self")
 
 
 class Finisher:
@@ -78,9 +127,8 @@ class Finisher:
         self._folder: Optional[str] = None
         if worker and "fork" in multiprocessing.get_all_start_methods():
             self._folder = tempfile.mkdtemp(prefix="kscc-traffic-")
-            from .parallel import _worker_init
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
-                                             initializer=_worker_init)
+                                             initializer=_worker_start, initargs=(self._folder, os.getpid()))
             self._pool.submit(int)      # (forked now: what this process holds at this moment is shared)
             self.render = render
 

@@ -233,3 +233,47 @@ def test_one_capture_gets_a_worker_only_when_asked(jobs, two):
     finally:
         flows = list(r.batches())
     assert flows and _children() <= before          # (and gone once its batches were read)
+
+
+@needs_fork
+def test_a_batch_file_that_cannot_be_written_is_said_as_such(tmp_path):
+    # break-it 17 F2: a full /tmp or a file size limit read as "standard output: cannot write"
+    import resource
+    cap = CAPS / "baseline_agent.pcap"
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))    # (stdout is a pipe: no limit)
+
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(cap), "-f", "jsonl", "-j", "2",
+                        "--chunk-mib", "1"], capture_output=True, text=True, preexec_fn=small_files,
+                       env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith("Error: baseline_agent.pcap: the second process cannot write its finished "
+                               f"flows to {tmp_path}/kscc-traffic-")
+    assert "File too large" in p.stderr and "-j 1" in p.stderr and "Traceback" not in p.stderr
+    assert list(tmp_path.iterdir()) == []               # (its folder removed)
+
+
+@needs_fork
+def test_the_batch_folder_goes_with_a_killed_reader(tmp_path):
+    # break-it 17 F3: kill -9 of the reading process left /tmp/kscc-traffic-*/ behind
+    import signal
+    import time
+    code = ("import sys, time; from pathlib import Path; from kscc_traffic.chunked import ChunkedAnalysis; "
+            "from kscc_traffic.rules import load_rules; "
+            "run = ChunkedAnalysis(Path(sys.argv[1]), load_rules(), 'b', chunk_bytes=2048, worker=True); "
+            "it = run.batches(); next(it); print('ready', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(CAPS / "baseline_agent.pcap")], stdout=subprocess.PIPE,
+                         text=True, env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        assert [d.name[:13] for d in tmp_path.iterdir()] == ["kscc-traffic-"]
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        for _ in range(100):                # (the worker gets SIGTERM from the kernel, then cleans up)
+            if not list(tmp_path.iterdir()):
+                break
+            time.sleep(0.05)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        p.kill()
