@@ -693,7 +693,8 @@ def certificate_issuer(der: bytes | bytearray | memoryview) -> str:
     read from the DER here (:func:`_der_name`): a certificate the ``cryptography`` package refuses
     (a ``_`` in a PrintableString, FortiGate's ``Fortinet_CA_SSL``) or a value that is not UTF-8
     still gives it. Values are escaped as RFC 4514 §2.4 says (and ``openssl x509 -issuer -nameopt
-    RFC2253`` prints): ``,+"\\<>;`` after a backslash (``O=Checkpoint Systems\\, Inc.``), a
+    RFC2253`` prints, but a character beyond ASCII kept as UTF-8 text where openssl writes its
+    bytes, ``\\C3\\A9``): ``,+"\\<>;`` after a backslash (``O=Checkpoint Systems\\, Inc.``), a
     leading space or ``#`` and a trailing space too; bytes that are not UTF-8, controls and the
     invisible or bidi characters of :data:`kscc_traffic.text.CONTROL` as ``\\XX`` per byte (``\\1B``
     for ESC). So the text is safe to show as it is (not escaped again) and different issuers give
