@@ -369,8 +369,13 @@ def _starts_like_a_capture(path: Path) -> bool:
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
     """``--output -`` is standard output (as for most command-line tools), not a file named ``-``
-    (pathlib makes ``./-`` the same ``-``: a file of that name is given by its full path)."""
-    return None if output is not None and str(output) == "-" else output
+    (pathlib makes ``./-`` the same ``-``: a file of that name is given by its full path). An
+    ``Error:`` line and status 2 when that is standard output and it is closed (``>&-``: Python
+    then has no ``sys.stdout``)."""
+    output = None if output is not None and str(output) == "-" else output
+    if output is None and sys.stdout is None:
+        raise _fail("standard output is closed: give --output FILE for the report")
+    return output
 
 
 def _open_output(output: Optional[Path]):

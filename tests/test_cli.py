@@ -478,3 +478,17 @@ def test_a_folder_stands_for_the_captures_in_it(tmp_path):
     e = run("analyze", str(ring / "sub"))
     assert e.returncode == 2 and e.stderr == f"Error: {ring / 'sub'}: is a directory with no capture file in it " \
                                              "(pcap, pcapng, compressed)\n"
+
+
+def test_closed_standard_output_is_an_error_line(tmp_path):
+    # break-it 17 N2: `analyze CAP >&-` gave "internal error (AttributeError: 'NoneType' …)"
+    cap = SAMPLES / "blocked_agent.pcap"
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(cap)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                       preexec_fn=lambda: __import__("os").close(1))
+    assert (p.returncode, p.stderr) == (2, "Error: standard output is closed: give --output FILE for the report\n")
+    out = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(cap), "-f", "jsonl", "-o", str(out)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                       preexec_fn=lambda: __import__("os").close(1))
+    assert p.returncode == 1 and len(out.read_text().splitlines()) == 11
