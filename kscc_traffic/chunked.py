@@ -32,7 +32,7 @@ summarised (it becomes an ICMP flow of its own, as when the quoted flow was neve
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -248,6 +248,7 @@ class ChunkedAnalysis:
                     if j == 0:
                         break
                     pk = decode(frames, counters=mine)
+                del whole
                 if j == 0:   # all of it waits for the next chunk
                     continue
             counters.merge(mine)
@@ -271,7 +272,11 @@ class ChunkedAnalysis:
                 if late:
                     self.late_packets += late
             batch = Packets.concat([carry, pk] if carry is not None else [pk])
-            del pk, frames
+            # the chunk's bytes are held by the batch alone (a copy when packets were carried):
+            # the records that wait for the next chunk take theirs out of it
+            if tail is not None:
+                tail = _own(tail)
+            del pk, frames, full
             if len(batch) == 0:
                 carry = None
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
@@ -702,6 +707,14 @@ def _slice(frames: Frames, i: int, j: int) -> Frames:
     """Records ``i:j`` of ``frames`` (same buffer)."""
     return Frames(frames.buf, frames.ts_ns[i:j], frames.linktype[i:j], frames.offset[i:j],
                   frames.caplen[i:j], frames.wirelen[i:j], frames.stats)
+
+
+def _own(frames: Frames) -> Frames:
+    """``frames`` with a buffer of their own: their records' bytes copied out of the chunk's, so
+    that holding a few records does not hold the whole chunk."""
+    lo = int(frames.offset.min()) if len(frames) else 0
+    hi = int((frames.offset + frames.caplen).max()) if len(frames) else 0
+    return replace(frames, buf=bytes(frames.buf[lo:hi]), offset=frames.offset - lo)
 
 
 def _join(head: Frames, frames: Frames) -> Frames:
