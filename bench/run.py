@@ -257,6 +257,24 @@ def kscc_argv(capture: Path, override: str | None, extra: str = "") -> list[str]
     return base + ["analyze", str(capture), "--format", "jsonl", "--output", "/dev/null", *shlex.split(extra)]
 
 
+def byte_compile() -> str | None:
+    """Write the bytecode of the kscc_traffic package this interpreter imports, as ``pip
+    install`` does, so that no run compiles its modules from source: an editable install with
+    ``PYTHONDONTWRITEBYTECODE`` set (this project's machine has it) otherwise spends ~0.15 s of
+    every run on that. Returns a note when it could not (the runs then include compiling)."""
+    import compileall
+    import importlib.util
+    spec = importlib.util.find_spec("kscc_traffic")
+    where = list(spec.submodule_search_locations or []) if spec else []
+    if not where:
+        return "kscc_traffic is not importable here: its bytecode was not written"
+    try:
+        ok = compileall.compile_dir(where[0], quiet=2, force=False)
+    except OSError as e:
+        ok, where = False, [f"{where[0]} ({e.strerror})"]
+    return None if ok else f"could not write the bytecode of {where[0]}: runs include compiling it"
+
+
 # --------------------------------------------------------------------------- environment
 
 def _first_line(cmd: list[str]) -> str:
@@ -397,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
               "wall times will be high and noisy; the CPU-seconds column is less affected", flush=True)
 
     source_before = source_state()
+    if not a.kscc:
+        note = byte_compile()
+        if note:
+            print(f"warning: {note}", flush=True)
     k_argv = kscc_argv(capture, a.kscc, a.kscc_args)
     k_label = "kscc-traffic analyze --format jsonl --output /dev/null"
     jobs: list[tuple[str, str, list[str], Peer | None]] = [("kscc-traffic", k_label, k_argv, None)]
