@@ -277,7 +277,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
-            detail = f"{detail}; the server answered with bytes that are not TLS ({row.get('server_binary')})"
+            detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
         if partial:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
@@ -767,6 +767,22 @@ def _number(row: dict, key: str, kind=float, default=0):
         return kind(row.get(key) or default)
     except (TypeError, ValueError):
         return default
+
+
+def _binary_text(row: dict) -> str:
+    """The server's non-TLS, non-text answer for a detail, from ``server_binary`` (the hex of its
+    first bytes, at most 8: :func:`.inspect._first_bytes_text`) and ``resp_bytes`` (how many
+    bytes the server sent in all): ``"67 bytes, the first 8: 80 81 … 87"``, or ``"3 bytes: 00 01
+    02"`` when all are shown; ``"first bytes …"`` when the count is unknown or smaller than what
+    is shown (a table without it)."""
+    shown = str(row.get("server_binary") or "")
+    n_shown = len(shown.split())
+    total = _number(row, "resp_bytes", int, -1)
+    if total < n_shown or total <= 0:
+        return f"first bytes {shown}"
+    if total == n_shown:
+        return f"{total} byte{'s' if total != 1 else ''}: {shown}"
+    return f"{total} bytes, the first {n_shown}: {shown}"
 
 
 def _quiet(row: dict) -> float:

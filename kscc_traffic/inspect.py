@@ -650,7 +650,9 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
     - the bytes as escaped text (:func:`dns.text_from_bytes`; a line end at their end left out,
       ``…`` when the stream went on) when they are text (:func:`_text_head`: a banner, a status
       line, a page, a localised refusal in UTF-8), else '';
-    - when they are not text (:func:`_text_head`): ``"first bytes <hex of the first 8>…"``, else ''.
+    - when they are not text (:func:`_text_head`): the first 8 of them (fewer when the stream had
+      fewer) in hex, space-separated (``"80 81 82 83 84 85 86 87"``; classify says how many bytes
+      the server sent in all), else ''.
 
     Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
     not captured, or the start lost)."""
@@ -703,7 +705,7 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
         head = _text_head(raw)
         if head is None:
             texts.append("")
-            binary.append(f"first bytes {raw[:8].hex(' ')}{'…' if len(raw) > 8 else ''}")
+            binary.append(raw[:8].hex(' '))
             continue
         more = more or len(head) < len(raw)
         texts.append(dns.text_from_bytes(head if more else head.rstrip(b"\r\n")) + ("…" if more else ""))

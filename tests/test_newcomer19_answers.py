@@ -74,9 +74,25 @@ def test_a_binary_answer_is_mentioned_in_the_tls_failed_detail(tmp_path):
     answer = b"\xff\xfe\x00\x00ACCESS DENIED\xc3\x28 by filter\x00\x07"
     r = _answered_in_segments(tmp_path, [(0, answer)]).iloc[0]
     assert (r.verdict, r.reason, r.server_proto) == ("blocked", "tls_failed", "other")
-    assert r.detail.endswith("; the server answered with bytes that are not TLS (first bytes "
-                             "ff fe 00 00 41 43 43 45…)")
+    assert r.detail.endswith("; the server answered with bytes that are not TLS (31 bytes, the first 8: "
+                             "ff fe 00 00 41 43 43 45)")
     assert r.detail.startswith("TLS handshake aborted: connection closed")
+
+
+@pytest.mark.parametrize("segments, said", [
+    ([(0, bytes(range(0x80, 0xC0)) + b"\x00\x01\x02")], "67 bytes, the first 8: 80 81 82 83 84 85 86 87"),
+    ([(0, bytes(range(0x80, 0xA0))), (32, bytes(range(0xA0, 0xC0)) + b"\x00\x01\x02")],
+     "67 bytes, the first 8: 80 81 82 83 84 85 86 87"),
+    ([(0, b"\x00\x00\x00")], "3 bytes: 00 00 00"),
+    ([(0, b"\x80\x00\x01\x02\x03\x04\x05\x06")], "8 bytes: 80 00 01 02 03 04 05 06"),
+], ids=["67-one-segment", "67-two-segments", "3-bytes", "8-bytes"])
+def test_a_binary_answer_says_how_many_bytes_and_which_are_shown(tmp_path, segments, said):
+    """Newcomer 20 F11: a 67-byte binary answer read "(40 bytes: 80 81 …)", then "(first bytes 80
+    81 …)", as if that were its size: the detail gives the server's byte count and says which of
+    them are shown."""
+    r = _answered_in_segments(tmp_path, segments).iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.endswith(f"; the server answered with bytes that are not TLS ({said})")
 
 
 def test_a_cleartext_refusal_is_not_told_nothing_to_open(tmp_path):
