@@ -29,6 +29,20 @@ SMALLEST_SEALED = 22
 #: how soon (ns) after the client's TLS 1.3 Finished flight the server closes, having sent only
 #: an alert's size, for that to be its refusal of the client (certificate_required)
 REFUSAL_WITHIN_NS = 3 * 10**9
+#: the server's alert-sized record must follow the client's TLS 1.3 Finished flight within
+#: max(REFUSAL_RTTS x the TCP handshake's round trip, REFUSAL_FLOOR_NS) to be a refusal
+#: (:func:`_tls13_refusals`): a refusal answers the Finished, so it comes one round trip after it
+#: where the client is captured, at once where the server is; the floor leaves a server time to
+#: check a client certificate, and is still well below an idle connection's timeout (seconds to
+#: minutes), whose close_notify is the same 24 bytes
+REFUSAL_RTTS = 3
+REFUSAL_FLOOR_NS = 10**9
+#: record lengths (header left out) of a TLS 1.3 client's encrypted Finished alone: 4-byte
+#: message header, the verify_data (32 bytes, or 48 for TLS_AES_256_GCM_SHA384), the inner content
+#: type and the AEAD tag (16 bytes, or 8 for TLS_AES_128_CCM_8_SHA256), no padding; a client that
+#: answers a CertificateRequest sends its Certificate first (an empty one: a 25-byte record, or
+#: 8 bytes more where a stack packs it with the Finished)
+LONE_FINISHED_LENGTHS = (4 + 32 + 1 + 16, 4 + 48 + 1 + 16, 4 + 32 + 1 + 8)
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -963,6 +977,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         # minute later, is a normal close)
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
         refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & soon
+        # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
+        refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
@@ -1017,6 +1033,98 @@ def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None 
     for r in rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))].tolist():
         per.setdefault(int(pf[r]), []).append(r)
     return per
+
+
+def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows read whole, TLS 1.3 established,
+    whose server sent fewer than :data:`SERVER_NEXT_BYTES` new bytes after the client's Finished
+    flight, first sent at ``finished_ns`` (epoch ns, int array), and closed first): whether
+    that looks like the server refusing the client after the handshake (certificate_required,
+    bad_certificate…: bool array), that is all of:
+
+    - the server asked for a client certificate: the client's first encrypted record sent after
+      the server's first data is not a Finished alone (:data:`LONE_FINISHED_LENGTHS`), so it
+      holds the client's Certificate (empty or not). Without that request a server has nothing
+      of the client's to refuse after the handshake: its 24 bytes are a close_notify (a server
+      ending a connection at once, or a 2-byte answer);
+    - the server's first data after ``finished_ns`` came within max(:data:`REFUSAL_RTTS` x the
+      round trip, :data:`REFUSAL_FLOOR_NS`) of it: a refusal answers the Finished. The round
+      trip is the TCP handshake's, from the originator's first SYN to its first packet after the
+      first SYN-ACK (a capture at either end sees a whole round trip there); 0 when not captured
+      (the floor applies);
+    - it does not acknowledge client bytes first sent a round trip or more after the Finished
+      flight: a refusal sent on reading the Finished cannot have read those (the client's data
+      sent with its Finished can be, and still be refused), so it answered them.
+
+    Reads the client's first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments, the
+    server's first after the Finished flight and the flow's first packets (SYN, SYN-ACK, the
+    ACK after it), all of which a chunked or live analysis keeps. A client stream that cannot be
+    followed to that record (a segment missing) gives False."""
+    out = np.zeros(len(flows), bool)
+    if not len(flows):
+        return out
+    c = ft.packets.cols
+    buf = ft.packets.buf
+    orig = np.asarray(ft.pkt_from_orig, bool)
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        k = where[fl]
+        fin_ns = int(finished_ns[k])
+        flags = [int(c["tcp_flags"][r]) for r in rs]
+        ts = [int(c["ts_ns"][r]) for r in rs]
+        syn = next((i for i, r in enumerate(rs) if orig[r] and (flags[i] & (SYN | ACK)) == SYN), None)
+        synack = next((i for i, r in enumerate(rs) if not orig[r] and (flags[i] & (SYN | ACK)) == (SYN | ACK)), None)
+        if syn is None:
+            continue
+        after = next((i for i, r in enumerate(rs) if synack is not None and i > synack and orig[r]
+                      and (flags[i] & ACK) and not (flags[i] & SYN)), None)
+        rtt = ts[after] - ts[syn] if after is not None and ts[after] >= ts[syn] else 0
+        isn = (int(c["seq"][rs[syn]]) + 1) & 0xFFFFFFFF
+        # the server's first data: its flight's time; its first data after the Finished flight
+        s_data = [i for i, r in enumerate(rs) if not orig[r] and int(c["payload_len"][r]) > 0]
+        if not s_data:
+            continue
+        s1 = ts[s_data[0]]
+        alert = next((i for i in s_data if ts[i] > fin_ns), None)
+        if alert is None or ts[alert] - fin_ns > max(REFUSAL_RTTS * rtt, REFUSAL_FLOOR_NS):
+            continue
+        # the client's stream, followed in sequence order: (offset, first sent) per segment
+        raw, spans, expect = b"", [], isn
+        c_data = [i for i, r in enumerate(rs) if orig[r] and int(c["payload_len"][r]) > 0][:MAX_SEGMENTS]
+        for i in c_data:
+            r = rs[i]
+            seq, cap, plen = int(c["seq"][r]) & 0xFFFFFFFF, int(c["pl_cap"][r]), int(c["payload_len"][r])
+            if seq != expect:
+                if (seq - expect) & 0xFFFFFFFF < 0x80000000:
+                    break               # (a gap: the rest cannot be followed)
+                continue                # (bytes already read)
+            if cap < plen or int(c["pl_off"][r]) < 0:
+                break
+            o = int(c["pl_off"][r])
+            spans.append((len(raw), ts[i]))
+            raw += bytes(buf[o:o + cap])
+            expect = (expect + plen) & 0xFFFFFFFF
+
+        def sent_at(off: int) -> int:
+            return next(t for o, t in reversed(spans) if o <= off)
+
+        # the client's first encrypted record sent after the server's first data
+        p, first_sealed = 0, None
+        while p + 5 <= len(raw):
+            n = int.from_bytes(raw[p + 3:p + 5], "big")
+            if raw[p] == 23 and sent_at(p) > s1:
+                first_sealed = n
+                break
+            p += 5 + n
+        if first_sealed is None or first_sealed in LONE_FINISHED_LENGTHS:
+            continue
+        # client bytes first sent a round trip or more after its Finished flight, acknowledged
+        late = [o for o, t in spans if t - fin_ns >= rtt and t < ts[alert]] if rtt > 0 else []
+        acked = (int(c["ack"][rs[alert]]) - isn) & 0xFFFFFFFF
+        if late and acked < 0x80000000 and acked > late[0]:
+            continue
+        out[k] = True
+    return out
 
 
 def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""Newcomer 20 F2, F4: verdicts that read a normal close or a closed window as a failure, or
+the other way round (see each test)."""
+from __future__ import annotations
+
+import pytest
+
+from chunkcmp import assert_same, whole, write
+from test_breakit16_findings import ALERT13, FINISHED13, NO_CERT13, RULES, _tls13
+from test_classify_fast import assert_same as assert_same_as_reference
+
+#: the client's flight after a CertificateRequest packed in one record (BoringSSL, NSS): the
+#: empty Certificate (8 bytes) and the Finished (36), SHA-256: 61 bytes; and a Finished alone
+#: under TLS_AES_256_GCM_SHA384 (69 bytes)
+PACKED13 = b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x3d" + bytes(61)
+FINISHED13_384 = b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x45" + bytes(69)
+DATA13 = b"\x17\x03\x03\x00\x15" + bytes(21)          # the client's 4-byte request ("PING")
+
+
+def _one(path):
+    flows, _ = whole(path)
+    (r,) = flows.to_dict("records")
+    return flows, r
+
+
+REFUSAL = "TLS 1.3: after the client's Finished the server sent only 24 bytes, an encrypted alert's size"
+
+
+@pytest.mark.parametrize("after, fin, gap", [
+    ([(True, ALERT13)], NO_CERT13, 0.0),                       # certificate_required at once
+    ([(True, ALERT13)], PACKED13, 0.0),                        # the same, one record for both
+    ([(True, ALERT13)], NO_CERT13, 0.5),                       # 0.5 s: under the 1 s floor
+    ([(False, DATA13), (True, ALERT13)], NO_CERT13, 0.0),      # data sent with the Finished, refused
+], ids=["empty-certificate", "packed-record", "half-a-second", "data-with-finished"])
+def test_a_refusal_after_a_certificate_request_stays_tls_failed(tmp_path, after, fin, gap):
+    """The server asked for a client certificate (the client's flight holds its Certificate
+    before the Finished), sent an alert's size within max(3 round trips, 1 s) of the Finished
+    and closed: refused, whole and in chunks."""
+    path = write(tmp_path, _tls13(after, fin=fin, gap=gap))
+    flows, r = _one(path)
+    assert (r["tls_version"], r["verdict"], r["reason"]) == ("TLS 1.3", "blocked", "tls_failed")
+    assert r["detail"].startswith(REFUSAL)
+    assert_same(path, [300, 900])
+    assert_same_as_reference(flows, RULES)
+
+
+@pytest.mark.parametrize("after, fin, gap", [
+    ([(True, ALERT13)], FINISHED13, 0.0),                      # 50704: close_notify at once, no request
+    ([(True, ALERT13)], FINISHED13_384, 0.0),                  # the same, SHA-384 suite
+    ([(False, DATA13), (True, ALERT13)], FINISHED13, 0.0),     # 50706: "PING", "OK", server closes
+    ([(True, ALERT13)], NO_CERT13, 2.0),                       # a close_notify 2 s later: idle
+    ([(False, DATA13), (True, ALERT13)], NO_CERT13, 0.02),     # data a round trip later, answered
+], ids=["close-at-once", "close-at-once-sha384", "two-byte-answer", "two-seconds", "answered"])
+def test_a_normal_close_after_the_handshake_is_ok(tmp_path, after, fin, gap):
+    """Newcomer 20 F4: the server's 24 bytes after the client's Finished, then its close, were
+    read as a refusal whatever came before: a close_notify from a server that asked for no
+    certificate (nothing of the client's to refuse), a 2-byte answer to the client's request,
+    an idle close seconds later, an answer to data the client sent a round trip after its
+    Finished (which a refusal of the Finished cannot have read) are normal closes."""
+    path = write(tmp_path, _tls13(after, fin=fin, gap=gap))
+    flows, r = _one(path)
+    assert (r["tls_version"], r["tls_established"], r["verdict"], r["reason"]) == ("TLS 1.3", True, "ok", ""), \
+        r["detail"]
+    assert_same(path, [300, 900])
