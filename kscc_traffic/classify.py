@@ -1151,6 +1151,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(unread, np.where(blind_next < SMALLEST_SEALED, blind_next, -1), -1),
         # (and the server's whole answer, when shorter than any encrypted record: quoted)
         np.where(unread & (v["resp_bytes"] < SMALLEST_SEALED), v["resp_bytes"], -1),
+        # (a binary answer to the ClientHello: the server's byte count quoted, _binary_text)
+        np.where(v["server_binary"] != "", v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
         # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)
