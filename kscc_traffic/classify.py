@@ -527,7 +527,8 @@ def _lost(row: dict, what: str) -> str:
 def _stall(row: dict) -> str | None:
     """The detail of a TCP connection that stalled (internal column ``stall_from_s``,
     :func:`.inspect._stalled`: the originator sent its last bytes again, the responder
-    acknowledged none of them and sent nothing new; ``resp_stall_from_s``: the roles swapped)
+    acknowledged none of them and sent nothing new, or only packets that took nothing with an
+    open window; ``resp_stall_from_s``: the roles swapped)
     for :data:`TLS_SILENCE_S` or more (the flow lasting that long after their first sending, or
     the capture going on), else None."""
     since = _number(row, "stall_from_s", float, -1.0)
@@ -539,13 +540,12 @@ def _stall(row: dict) -> str | None:
     if since < 0 or _closed_by(str(row.get("history") or ""), who[0] == "responder"):
         return None
     gap = float(row.get("duration", 0)) - since
-    what = (f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, "
-            "sent again, and sent nothing more")
+    what = f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, sent again,"
     why = " (a firewall that dropped the connection: an idle session timed out, a path broken)"
     if gap >= TLS_SILENCE_S:
-        return f"{what} for {gap:.1f} s{why}"
+        return f"{what} in the {gap:.1f} s after their first sending{why}"
     if gap + _quiet(row) >= TLS_SILENCE_S:
-        return f"{what} for {TLS_SILENCE_S:g} s or more, the capture going on{why}"
+        return f"{what} in the {TLS_SILENCE_S:g} s or more after their first sending, the capture going on{why}"
     return None
 
 

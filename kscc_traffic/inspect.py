@@ -479,7 +479,8 @@ class _SeqView:
     """The TCP packets of some flows in (flow, time) order with where they put their sequence
     spaces (:func:`.flows.seq_extents`): ``rows`` (packet rows), ``ts`` (epoch ns), ``f`` (flow
     numbers), ``fo`` (from the originator), ``plen`` (payload bytes, -1: header cut), ``flags``,
-    ``end``/``acked`` (relative sequence end, acknowledgement; -1: none). All int64/bool arrays."""
+    ``end``/``acked`` (relative sequence end, acknowledgement; -1: none), ``win`` (the TCP window
+    field as sent, unscaled; -1: the header cut before it). All int64/bool arrays."""
     rows: np.ndarray
     ts: np.ndarray
     f: np.ndarray
@@ -488,6 +489,7 @@ class _SeqView:
     flags: np.ndarray
     end: np.ndarray
     acked: np.ndarray
+    win: np.ndarray
 
 
 def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
@@ -504,7 +506,7 @@ def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
     plen = c["payload_len"][rows].astype(np.int64)
     flags = c["tcp_flags"][rows].astype(np.int64)
     end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
-    return _SeqView(rows, ts, f, fo, plen, flags, end, acked)
+    return _SeqView(rows, ts, f, fo, plen, flags, end, acked, c["tcp_win"][rows].astype(np.int64))
 
 
 def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
@@ -1203,11 +1205,19 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     Not where the silent side's last packet is a bare acknowledgement at its own furthest
     sequence end (no data, no SYN/FIN/RST; not a keep-alive, which is one byte behind) sent in the
     last three quarters of the time from the first sending of those bytes to the sender's last
-    packet: it went on answering what it was sent, only without taking the bytes (a receive
-    window closed, its ACKs to zero-window probes: RFC 9293 §3.8.6.1), so the path works; an ACK
-    of earlier data still on its way when the bytes were first sent comes at the start of that
-    time. (Each direction's last timestamp is kept by a chunked or live analysis, so all readings
-    agree.)"""
+    packet (*late*: an ACK of earlier data still on its way when the bytes were first sent comes
+    at the start of that time) that advertises a zero window or comes after the silent side
+    acknowledged something new late (its furthest acknowledgement first reached then): it went on
+    answering what it was sent, only without taking the bytes (a receive window closed, its ACKs
+    to zero-window probes: RFC 9293 §3.8.6.1), so the path works. A later packet of the silent
+    side with an open window that takes nothing (a duplicate ACK) is no such answer.
+
+    And also where the silent side sent new bytes after the sender's last ones, when its last
+    packet is late, advertises an open window and comes after no new acknowledgement of its:
+    it went on sending, or sending its own bytes again, without receiving the sender's (nor its
+    acknowledgements: one direction of the path broken); the seconds are counted the same way.
+    (Each direction's last packet, its first one reaching its furthest acknowledgement and the
+    flow's first packet are kept by a chunked or live analysis, so all readings agree.)"""
     out = np.full(len(flows), -1.0)
     v = _seq_view(ft, flows) if len(flows) else None
     if v is None:
@@ -1230,16 +1240,28 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(t_last, f[fo], v.ts[fo])
     s_top = np.full(n_f, -1, np.int64)              # the silent side's furthest sequence end
     np.maximum.at(s_top, f[~fo], end[~fo])
+    t_most = np.full(n_f, big, np.int64)            # when the silent side first acknowledged `most`
+    reach = ~fo & (acked >= 0) & (acked == most[f])
+    np.minimum.at(t_most, f[reach], v.ts[reach])
     pos = np.full(n_f, -1, np.int64)
     np.maximum.at(pos, f[~fo], np.flatnonzero(~fo))
     p = pos[fl]
     has = p >= 0
     p = np.maximum(p, 0)
     bare = has & (v.plen[p] == 0) & ((v.flags[p] & (SYN | FIN | RST)) == 0) & (end[p] == s_top[fl]) & (end[p] >= 0)
-    late = v.ts[p] > t_first[fl] + (t_last[fl] - t_first[fl]) // 4
-    short &= ~(bare & late & (t_first[fl] < big))
+    known = t_first[fl] < big
+    after = t_first[fl] + (t_last[fl] - t_first[fl]) // 4
+    late = has & known & (v.ts[p] > after)
+    news = (t_most[fl] < big) & (t_most[fl] > after)       # a new acknowledgement, late
+    closed_win = v.win[p] == 0
+    short &= ~(bare & late & (closed_win | news))
     if short.any():
         out[short] = _tls_waits(ft, fl[short], responder, view=v)
+    # (sending on without receiving: its new bytes are no answer)
+    alive = short & (out < 0) & late & (v.win[p] > 0) & ~news & ((v.flags[p] & (SYN | FIN | RST)) == 0)
+    if alive.any():
+        first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
+        out[alive] = (t_first[fl][alive] - first[alive]) / 1e9
     return out
 
 

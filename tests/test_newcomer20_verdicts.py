@@ -61,3 +61,66 @@ def test_a_normal_close_after_the_handshake_is_ok(tmp_path, after, fin, gap):
     assert (r["tls_version"], r["tls_established"], r["verdict"], r["reason"]) == ("TLS 1.3", True, "ok", ""), \
         r["detail"]
     assert_same(path, [300, 900])
+
+
+# ---- F2: the zero-window exception of the stall rule
+
+from test_stalled_connections import REC, _dn, _opened, _up  # noqa: E402
+
+STALLED = "the connection stalled: the responder acknowledged none of the originator's last bytes, sent again, in the "
+
+
+def _retried(tail):
+    """After the request and its answer, the client sends a record 5 times (0.3, 0.6, 1.2, 2.4 s
+    apart) that the server never acknowledges; ``tail(records, client seq, server seq, t)`` adds
+    the server's packets (t: the first sending)."""
+    recs, c, s, t = _opened()
+    t += 0.5
+    for k, dt in enumerate((0, 0.3, 0.6, 1.2, 2.4)):
+        t += dt
+        recs.append(_up(t, REC, flags="PA", seq=c, ack=s))
+    tail(recs, c, s, t - 4.5)
+    return sorted(recs, key=lambda r: r[0])
+
+
+def _dup_ack(window):
+    return lambda recs, c, s, t: recs.append(_dn(t + 7.5, flags="A", seq=s, ack=c, window=window))
+
+
+def _own_data_again(window):
+    """The server sends 300 bytes of its own just after the client's record, acknowledging none
+    of it, then sends them again 4 times though the client acknowledges each (those
+    acknowledgements lost too)."""
+    def tail(recs, c, s, t):
+        for dt in (0.01, 0.8, 1.4, 2.6, 5.0):
+            recs.append(_dn(t + dt, b"S" * 300, flags="PA", seq=s, ack=c, window=window))
+            recs.append(_up(t + dt + 0.001, flags="A", seq=c + len(REC), ack=s + 300))
+    return tail
+
+
+def _partly_taken(recs, c, s, t):
+    recs.append(_dn(t + 7.5, flags="A", seq=s, ack=c + 20, window=1000))
+
+
+@pytest.mark.parametrize("tail, want", [
+    (_dup_ack(64240), "blocked 7.5"),      # a duplicate ACK late, window open: takes nothing
+    (_dup_ack(0), "ok"),                   # the same with its window closed: a zero-window answer
+    (_own_data_again(64240), "blocked 5.0"),  # its own data again, never the client's taken
+    (_own_data_again(0), "ok"),            # the same with its window closed: the path works
+    (_partly_taken, "ok"),                 # takes 20 of the bytes late: the path works
+], ids=["dup-ack-open-window", "dup-ack-zero-window", "own-data-open-window", "own-data-zero-window",
+        "partly-taken"])
+def test_the_silent_side_answering_is_no_stall_only_with_its_window_closed(tmp_path, tail, want):
+    """Newcomer 20 F2: the stall rule's exception (the silent side's later packets: ACKs to
+    zero-window probes) took any later packet of the silent side: a duplicate ACK with its
+    window open, or its own data sent again with an acknowledgement stuck before the client's
+    bytes (the client -> server direction broken), read ``ok``. The exception now needs a zero
+    window or a new acknowledgement; whole = chunked."""
+    path = write(tmp_path, _retried(tail))
+    flows, r = _one(path)
+    assert r["verdict"] == want.split()[0], r["detail"]
+    if want != "ok":
+        assert r["reason"] == "no_answer"
+        assert r["detail"].startswith(STALLED + f"{want.split()[1]} s after their first sending (a firewall")
+    assert_same(path, [300, 900])
+    assert_same_as_reference(flows, RULES)
