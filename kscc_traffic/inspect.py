@@ -43,6 +43,9 @@ REFUSAL_FLOOR_NS = 10**9
 #: answers a CertificateRequest sends its Certificate first (an empty one: a 25-byte record, or
 #: 8 bytes more where a stack packs it with the Finished)
 LONE_FINISHED_LENGTHS = (4 + 32 + 1 + 16, 4 + 48 + 1 + 16, 4 + 32 + 1 + 8)
+#: record length (header left out) of a TLS 1.3 encrypted alert: 2 bytes, the inner content
+#: type, a 16-byte tag (a close_notify is one)
+ALERT_SEALED = 2 + 1 + 16
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -966,13 +969,18 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # nor answer is) and closed first, within REFUSAL_WITHIN_NS, refused the client after
     # the handshake (certificate_required, RFC 8446 §4.4.2.4: it asked for a client certificate
     # the agent did not send). A normal server sends its session tickets or its answer, and a
-    # health check's close is the client's first.
+    # health check's close is the client's first. Also when the client closed first, the server
+    # closing too, and the client had sent nothing after its flight (no close_notify of its
+    # own: a client that reads a fatal alert sends none; who closes first is a race there)
     cand = np.flatnonzero((proto == "tcp") & cols["tls_established"].astype(bool)
                           & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
     if len(cand):
         who, when = _first_close(ft, cand)
-        cand, when = cand[who == "server"], when[who == "server"]
+        hist = flows["history"].to_numpy(dtype=object)[cand]
+        server_closed = np.fromiter((("f" in str(h)) or ("r" in str(h)) for h in hist), bool, len(cand))
+        pick = (who == "server") | ((who == "client") & server_closed)
+        cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):
         nxt, srv, c2 = _went_on(ft, cand, parts=True)
         # (and closed soon after the client's flight: an idle connection's close_notify, a
@@ -980,7 +988,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
         refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & soon
         # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
-        refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused])
+        refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
@@ -1037,7 +1045,8 @@ def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None 
     return per
 
 
-def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray) -> np.ndarray:
+def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray,
+                    client_first: np.ndarray | None = None) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows read whole, TLS 1.3 established,
     whose server sent fewer than :data:`SERVER_NEXT_BYTES` new bytes after the client's Finished
     flight, first sent at ``finished_ns`` (epoch ns, int array), and closed first): whether
@@ -1057,6 +1066,11 @@ def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray) -
     - it does not acknowledge client bytes first sent a round trip or more after the Finished
       flight: a refusal sent on reading the Finished cannot have read those (the client's data
       sent with its Finished can be, and still be refused), so it answered them.
+
+    ``client_first`` (bool array; None: all False): the flows whose client closed first (the
+    server closing too); those also need the client to have sent nothing after the server's
+    bytes and its last record not to be an alert's size (19 bytes: its own close_notify, the
+    graceful close of a health check): a client that reads a fatal alert closes without one.
 
     Reads the client's first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments, the
     server's first after the Finished flight and the flow's first packets (SYN, SYN-ACK, the
@@ -1125,6 +1139,13 @@ def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray) -
         acked = (int(c["ack"][rs[alert]]) - isn) & 0xFFFFFFFF
         if late and acked < 0x80000000 and acked > late[0]:
             continue
+        if client_first is not None and client_first[k]:
+            last, q = -1, 0
+            while q + 5 <= len(raw):
+                last = int.from_bytes(raw[q + 3:q + 5], "big")
+                q += 5 + last
+            if last == ALERT_SEALED or any(t > ts[alert] for _, t in spans):
+                continue
         out[k] = True
     return out
 

@@ -63,6 +63,26 @@ def test_a_normal_close_after_the_handshake_is_ok(tmp_path, after, fin, gap):
     assert_same(path, [300, 900])
 
 
+@pytest.mark.parametrize("after, fin, want", [
+    ([(True, ALERT13)], NO_CERT13, "tls_failed"),                   # t7b 50711: refused, the client closes
+    ([(True, ALERT13)], FINISHED13, ""),                            # no certificate asked for
+    ([(False, ALERT13), (True, ALERT13)], NO_CERT13, ""),           # mTLS health check: close_notify both ways
+    ([(True, ALERT13), (False, ALERT13)], NO_CERT13, ""),           # the client answers a close_notify
+], ids=["refused", "no-request", "health-check", "close-notify-answered"])
+def test_a_refusal_the_client_closes_first(tmp_path, after, fin, want):
+    """Newcomer 20 F4 (t7b 50711): the same refusal, the client's FIN first (it read the alert and
+    closed; the server's FIN crossed it: who closes first is a race) is tls_failed too, when the
+    client sent nothing after its flight: a client ending a session gracefully sends its own
+    close_notify (an alert's size), a client reading a fatal alert none."""
+    path = write(tmp_path, _tls13(after, closer_server=False, fin=fin))
+    flows, r = _one(path)
+    assert (r["tls_version"], r["reason"]) == ("TLS 1.3", want), r["detail"]
+    if want:
+        assert r["detail"].startswith(REFUSAL)
+    assert_same(path, [300, 900])
+    assert_same_as_reference(flows, RULES)
+
+
 # ---- F2: the zero-window exception of the stall rule
 
 from test_stalled_connections import REC, _dn, _opened, _up  # noqa: E402
