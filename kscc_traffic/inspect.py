@@ -509,7 +509,9 @@ def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
     plen = c["payload_len"][rows].astype(np.int64)
     flags = c["tcp_flags"][rows].astype(np.int64)
     end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
-    return _SeqView(rows, ts, f, fo, plen, flags, end, acked, c["tcp_win"][rows].astype(np.int64))
+    # (a table of packets made without the window column: unknown, -1)
+    win = c["tcp_win"][rows].astype(np.int64) if "tcp_win" in c else np.full(len(rows), -1, np.int64)
+    return _SeqView(rows, ts, f, fo, plen, flags, end, acked, win)
 
 
 def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
