@@ -277,7 +277,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
-            detail = f"{detail}; the server answered with bytes that are not TLS ({row.get('server_binary')})"
+            detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
         if partial:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
@@ -527,7 +527,8 @@ def _lost(row: dict, what: str) -> str:
 def _stall(row: dict) -> str | None:
     """The detail of a TCP connection that stalled (internal column ``stall_from_s``,
     :func:`.inspect._stalled`: the originator sent its last bytes again, the responder
-    acknowledged none of them and sent nothing new; ``resp_stall_from_s``: the roles swapped)
+    acknowledged none of them and sent nothing new, or only packets that took nothing with an
+    open window; ``resp_stall_from_s``: the roles swapped)
     for :data:`TLS_SILENCE_S` or more (the flow lasting that long after their first sending, or
     the capture going on), else None."""
     since = _number(row, "stall_from_s", float, -1.0)
@@ -539,13 +540,12 @@ def _stall(row: dict) -> str | None:
     if since < 0 or _closed_by(str(row.get("history") or ""), who[0] == "responder"):
         return None
     gap = float(row.get("duration", 0)) - since
-    what = (f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, "
-            "sent again, and sent nothing more")
+    what = f"the connection stalled: the {who[0]} acknowledged none of the {who[1]}'s last bytes, sent again,"
     why = " (a firewall that dropped the connection: an idle session timed out, a path broken)"
     if gap >= TLS_SILENCE_S:
-        return f"{what} for {gap:.1f} s{why}"
+        return f"{what} in the {gap:.1f} s after their first sending{why}"
     if gap + _quiet(row) >= TLS_SILENCE_S:
-        return f"{what} for {TLS_SILENCE_S:g} s or more, the capture going on{why}"
+        return f"{what} in the {TLS_SILENCE_S:g} s or more after their first sending, the capture going on{why}"
     return None
 
 
@@ -767,6 +767,22 @@ def _number(row: dict, key: str, kind=float, default=0):
         return kind(row.get(key) or default)
     except (TypeError, ValueError):
         return default
+
+
+def _binary_text(row: dict) -> str:
+    """The server's non-TLS, non-text answer for a detail, from ``server_binary`` (the hex of its
+    first bytes, at most 8: :func:`.inspect._first_bytes_text`) and ``resp_bytes`` (how many
+    bytes the server sent in all): ``"67 bytes, the first 8: 80 81 … 87"``, or ``"3 bytes: 00 01
+    02"`` when all are shown; ``"first bytes …"`` when the count is unknown or smaller than what
+    is shown (a table without it)."""
+    shown = str(row.get("server_binary") or "")
+    n_shown = len(shown.split())
+    total = _number(row, "resp_bytes", int, -1)
+    if total < n_shown or total <= 0:
+        return f"first bytes {shown}"
+    if total == n_shown:
+        return f"{total} byte{'s' if total != 1 else ''}: {shown}"
+    return f"{total} bytes, the first {n_shown}: {shown}"
 
 
 def _quiet(row: dict) -> float:
@@ -1135,6 +1151,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(unread, np.where(blind_next < SMALLEST_SEALED, blind_next, -1), -1),
         # (and the server's whole answer, when shorter than any encrypted record: quoted)
         np.where(unread & (v["resp_bytes"] < SMALLEST_SEALED), v["resp_bytes"], -1),
+        # (a binary answer to the ClientHello: the server's byte count quoted, _binary_text)
+        np.where(v["server_binary"] != "", v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
         np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
         # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)

@@ -29,6 +29,23 @@ SMALLEST_SEALED = 22
 #: how soon (ns) after the client's TLS 1.3 Finished flight the server closes, having sent only
 #: an alert's size, for that to be its refusal of the client (certificate_required)
 REFUSAL_WITHIN_NS = 3 * 10**9
+#: the server's alert-sized record must follow the client's TLS 1.3 Finished flight within
+#: max(REFUSAL_RTTS x the TCP handshake's round trip, REFUSAL_FLOOR_NS) to be a refusal
+#: (:func:`_tls13_refusals`): a refusal answers the Finished, so it comes one round trip after it
+#: where the client is captured, at once where the server is; the floor leaves a server time to
+#: check a client certificate, and is still well below an idle connection's timeout (seconds to
+#: minutes), whose close_notify is the same 24 bytes
+REFUSAL_RTTS = 3
+REFUSAL_FLOOR_NS = 10**9
+#: record lengths (header left out) of a TLS 1.3 client's encrypted Finished alone: 4-byte
+#: message header, the verify_data (32 bytes, or 48 for TLS_AES_256_GCM_SHA384), the inner content
+#: type and the AEAD tag (16 bytes, or 8 for TLS_AES_128_CCM_8_SHA256), no padding; a client that
+#: answers a CertificateRequest sends its Certificate first (an empty one: a 25-byte record, or
+#: 8 bytes more where a stack packs it with the Finished)
+LONE_FINISHED_LENGTHS = (4 + 32 + 1 + 16, 4 + 48 + 1 + 16, 4 + 32 + 1 + 8)
+#: record length (header left out) of a TLS 1.3 encrypted alert: 2 bytes, the inner content
+#: type, a 16-byte tag (a close_notify is one)
+ALERT_SEALED = 2 + 1 + 16
 #: IP bytes from which a TCP segment counts as full-size for a path-MTU black hole
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
@@ -465,7 +482,8 @@ class _SeqView:
     """The TCP packets of some flows in (flow, time) order with where they put their sequence
     spaces (:func:`.flows.seq_extents`): ``rows`` (packet rows), ``ts`` (epoch ns), ``f`` (flow
     numbers), ``fo`` (from the originator), ``plen`` (payload bytes, -1: header cut), ``flags``,
-    ``end``/``acked`` (relative sequence end, acknowledgement; -1: none). All int64/bool arrays."""
+    ``end``/``acked`` (relative sequence end, acknowledgement; -1: none), ``win`` (the TCP window
+    field as sent, unscaled; -1: the header cut before it). All int64/bool arrays."""
     rows: np.ndarray
     ts: np.ndarray
     f: np.ndarray
@@ -474,6 +492,7 @@ class _SeqView:
     flags: np.ndarray
     end: np.ndarray
     acked: np.ndarray
+    win: np.ndarray
 
 
 def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
@@ -490,7 +509,9 @@ def _seq_view(ft: FlowTable, flows: np.ndarray) -> _SeqView | None:
     plen = c["payload_len"][rows].astype(np.int64)
     flags = c["tcp_flags"][rows].astype(np.int64)
     end, acked = seq_extents(f, fo, flags, np.ones(len(rows), bool), c["seq"][rows], c["ack"][rows], plen)
-    return _SeqView(rows, ts, f, fo, plen, flags, end, acked)
+    # (a table of packets made without the window column: unknown, -1)
+    win = c["tcp_win"][rows].astype(np.int64) if "tcp_win" in c else np.full(len(rows), -1, np.int64)
+    return _SeqView(rows, ts, f, fo, plen, flags, end, acked, win)
 
 
 def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
@@ -650,7 +671,9 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
     - the bytes as escaped text (:func:`dns.text_from_bytes`; a line end at their end left out,
       ``…`` when the stream went on) when they are text (:func:`_text_head`: a banner, a status
       line, a page, a localised refusal in UTF-8), else '';
-    - when they are not text (:func:`_text_head`): ``"first bytes <hex of the first 8>…"``, else ''.
+    - when they are not text (:func:`_text_head`): the first 8 of them (fewer when the stream had
+      fewer) in hex, space-separated (``"80 81 82 83 84 85 86 87"``; classify says how many bytes
+      the server sent in all), else ''.
 
     Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
     not captured, or the start lost)."""
@@ -703,7 +726,7 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
         head = _text_head(raw)
         if head is None:
             texts.append("")
-            binary.append(f"first bytes {raw[:8].hex(' ')}{'…' if len(raw) > 8 else ''}")
+            binary.append(raw[:8].hex(' '))
             continue
         more = more or len(head) < len(raw)
         texts.append(dns.text_from_bytes(head if more else head.rstrip(b"\r\n")) + ("…" if more else ""))
@@ -948,19 +971,26 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # nor answer is) and closed first, within REFUSAL_WITHIN_NS, refused the client after
     # the handshake (certificate_required, RFC 8446 §4.4.2.4: it asked for a client certificate
     # the agent did not send). A normal server sends its session tickets or its answer, and a
-    # health check's close is the client's first.
+    # health check's close is the client's first. Also when the client closed first, the server
+    # closing too, and the client had sent nothing after its flight (no close_notify of its
+    # own: a client that reads a fatal alert sends none; who closes first is a race there)
     cand = np.flatnonzero((proto == "tcp") & cols["tls_established"].astype(bool)
                           & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
                           & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
     if len(cand):
         who, when = _first_close(ft, cand)
-        cand, when = cand[who == "server"], when[who == "server"]
+        hist = flows["history"].to_numpy(dtype=object)[cand]
+        server_closed = np.fromiter((("f" in str(h)) or ("r" in str(h)) for h in hist), bool, len(cand))
+        pick = (who == "server") | ((who == "client") & server_closed)
+        cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):
         nxt, srv, c2 = _went_on(ft, cand, parts=True)
         # (and closed soon after the client's flight: an idle connection's close_notify, a
         # minute later, is a normal close)
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
         refused = nxt & (srv > 0) & (srv < SERVER_NEXT_BYTES) & soon
+        # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
+        refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
@@ -1015,6 +1045,111 @@ def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None 
     for r in rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))].tolist():
         per.setdefault(int(pf[r]), []).append(r)
     return per
+
+
+def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray,
+                    client_first: np.ndarray | None = None) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows read whole, TLS 1.3 established,
+    whose server sent fewer than :data:`SERVER_NEXT_BYTES` new bytes after the client's Finished
+    flight, first sent at ``finished_ns`` (epoch ns, int array), and closed first): whether
+    that looks like the server refusing the client after the handshake (certificate_required,
+    bad_certificate…: bool array), that is all of:
+
+    - the server asked for a client certificate: the client's first encrypted record sent after
+      the server's first data is not a Finished alone (:data:`LONE_FINISHED_LENGTHS`), so it
+      holds the client's Certificate (empty or not). Without that request a server has nothing
+      of the client's to refuse after the handshake: its 24 bytes are a close_notify (a server
+      ending a connection at once, or a 2-byte answer);
+    - the server's first data after ``finished_ns`` came within max(:data:`REFUSAL_RTTS` x the
+      round trip, :data:`REFUSAL_FLOOR_NS`) of it: a refusal answers the Finished. The round
+      trip is the TCP handshake's, from the originator's first SYN to its first packet after the
+      first SYN-ACK (a capture at either end sees a whole round trip there); 0 when not captured
+      (the floor applies);
+    - it does not acknowledge client bytes first sent a round trip or more after the Finished
+      flight: a refusal sent on reading the Finished cannot have read those (the client's data
+      sent with its Finished can be, and still be refused), so it answered them.
+
+    ``client_first`` (bool array; None: all False): the flows whose client closed first (the
+    server closing too); those also need the client to have sent nothing after the server's
+    bytes and its last record not to be an alert's size (19 bytes: its own close_notify, the
+    graceful close of a health check): a client that reads a fatal alert closes without one.
+
+    Reads the client's first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments, the
+    server's first after the Finished flight and the flow's first packets (SYN, SYN-ACK, the
+    ACK after it), all of which a chunked or live analysis keeps. A client stream that cannot be
+    followed to that record (a segment missing) gives False."""
+    out = np.zeros(len(flows), bool)
+    if not len(flows):
+        return out
+    c = ft.packets.cols
+    buf = ft.packets.buf
+    orig = np.asarray(ft.pkt_from_orig, bool)
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        k = where[fl]
+        fin_ns = int(finished_ns[k])
+        flags = [int(c["tcp_flags"][r]) for r in rs]
+        ts = [int(c["ts_ns"][r]) for r in rs]
+        syn = next((i for i, r in enumerate(rs) if orig[r] and (flags[i] & (SYN | ACK)) == SYN), None)
+        synack = next((i for i, r in enumerate(rs) if not orig[r] and (flags[i] & (SYN | ACK)) == (SYN | ACK)), None)
+        if syn is None:
+            continue
+        after = next((i for i, r in enumerate(rs) if synack is not None and i > synack and orig[r]
+                      and (flags[i] & ACK) and not (flags[i] & SYN)), None)
+        rtt = ts[after] - ts[syn] if after is not None and ts[after] >= ts[syn] else 0
+        isn = (int(c["seq"][rs[syn]]) + 1) & 0xFFFFFFFF
+        # the server's first data: its flight's time; its first data after the Finished flight
+        s_data = [i for i, r in enumerate(rs) if not orig[r] and int(c["payload_len"][r]) > 0]
+        if not s_data:
+            continue
+        s1 = ts[s_data[0]]
+        alert = next((i for i in s_data if ts[i] > fin_ns), None)
+        if alert is None or ts[alert] - fin_ns > max(REFUSAL_RTTS * rtt, REFUSAL_FLOOR_NS):
+            continue
+        # the client's stream, followed in sequence order: (offset, first sent) per segment
+        raw, spans, expect = b"", [], isn
+        c_data = [i for i, r in enumerate(rs) if orig[r] and int(c["payload_len"][r]) > 0][:MAX_SEGMENTS]
+        for i in c_data:
+            r = rs[i]
+            seq, cap, plen = int(c["seq"][r]) & 0xFFFFFFFF, int(c["pl_cap"][r]), int(c["payload_len"][r])
+            if seq != expect:
+                if (seq - expect) & 0xFFFFFFFF < 0x80000000:
+                    break               # (a gap: the rest cannot be followed)
+                continue                # (bytes already read)
+            if cap < plen or int(c["pl_off"][r]) < 0:
+                break
+            o = int(c["pl_off"][r])
+            spans.append((len(raw), ts[i]))
+            raw += bytes(buf[o:o + cap])
+            expect = (expect + plen) & 0xFFFFFFFF
+
+        def sent_at(off: int) -> int:
+            return next(t for o, t in reversed(spans) if o <= off)
+
+        # the client's first encrypted record sent after the server's first data
+        p, first_sealed = 0, None
+        while p + 5 <= len(raw):
+            n = int.from_bytes(raw[p + 3:p + 5], "big")
+            if raw[p] == 23 and sent_at(p) > s1:
+                first_sealed = n
+                break
+            p += 5 + n
+        if first_sealed is None or first_sealed in LONE_FINISHED_LENGTHS:
+            continue
+        # client bytes first sent a round trip or more after its Finished flight, acknowledged
+        late = [o for o, t in spans if t - fin_ns >= rtt and t < ts[alert]] if rtt > 0 else []
+        acked = (int(c["ack"][rs[alert]]) - isn) & 0xFFFFFFFF
+        if late and acked < 0x80000000 and acked > late[0]:
+            continue
+        if client_first is not None and client_first[k]:
+            last, q = -1, 0
+            while q + 5 <= len(raw):
+                last = int.from_bytes(raw[q + 3:q + 5], "big")
+                q += 5 + last
+            if last == ALERT_SEALED or any(t > ts[alert] for _, t in spans):
+                continue
+        out[k] = True
+    return out
 
 
 def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
@@ -1093,11 +1228,19 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     Not where the silent side's last packet is a bare acknowledgement at its own furthest
     sequence end (no data, no SYN/FIN/RST; not a keep-alive, which is one byte behind) sent in the
     last three quarters of the time from the first sending of those bytes to the sender's last
-    packet: it went on answering what it was sent, only without taking the bytes (a receive
-    window closed, its ACKs to zero-window probes: RFC 9293 §3.8.6.1), so the path works; an ACK
-    of earlier data still on its way when the bytes were first sent comes at the start of that
-    time. (Each direction's last timestamp is kept by a chunked or live analysis, so all readings
-    agree.)"""
+    packet (*late*: an ACK of earlier data still on its way when the bytes were first sent comes
+    at the start of that time) that advertises a zero window or comes after the silent side
+    acknowledged something new late (its furthest acknowledgement first reached then): it went on
+    answering what it was sent, only without taking the bytes (a receive window closed, its ACKs
+    to zero-window probes: RFC 9293 §3.8.6.1), so the path works. A later packet of the silent
+    side with an open window that takes nothing (a duplicate ACK) is no such answer.
+
+    And also where the silent side sent new bytes after the sender's last ones, when its last
+    packet is late, advertises an open window and comes after no new acknowledgement of its:
+    it went on sending, or sending its own bytes again, without receiving the sender's (nor its
+    acknowledgements: one direction of the path broken); the seconds are counted the same way.
+    (Each direction's last packet, its first one reaching its furthest acknowledgement and the
+    flow's first packet are kept by a chunked or live analysis, so all readings agree.)"""
     out = np.full(len(flows), -1.0)
     v = _seq_view(ft, flows) if len(flows) else None
     if v is None:
@@ -1120,16 +1263,28 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(t_last, f[fo], v.ts[fo])
     s_top = np.full(n_f, -1, np.int64)              # the silent side's furthest sequence end
     np.maximum.at(s_top, f[~fo], end[~fo])
+    t_most = np.full(n_f, big, np.int64)            # when the silent side first acknowledged `most`
+    reach = ~fo & (acked >= 0) & (acked == most[f])
+    np.minimum.at(t_most, f[reach], v.ts[reach])
     pos = np.full(n_f, -1, np.int64)
     np.maximum.at(pos, f[~fo], np.flatnonzero(~fo))
     p = pos[fl]
     has = p >= 0
     p = np.maximum(p, 0)
     bare = has & (v.plen[p] == 0) & ((v.flags[p] & (SYN | FIN | RST)) == 0) & (end[p] == s_top[fl]) & (end[p] >= 0)
-    late = v.ts[p] > t_first[fl] + (t_last[fl] - t_first[fl]) // 4
-    short &= ~(bare & late & (t_first[fl] < big))
+    known = t_first[fl] < big
+    after = t_first[fl] + (t_last[fl] - t_first[fl]) // 4
+    late = has & known & (v.ts[p] > after)
+    news = (t_most[fl] < big) & (t_most[fl] > after)       # a new acknowledgement, late
+    closed_win = v.win[p] == 0
+    short &= ~(bare & late & (closed_win | news))
     if short.any():
         out[short] = _tls_waits(ft, fl[short], responder, view=v)
+    # (sending on without receiving: its new bytes are no answer)
+    alive = short & (out < 0) & late & (v.win[p] > 0) & ~news & ((v.flags[p] & (SYN | FIN | RST)) == 0)
+    if alive.any():
+        first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
+        out[alive] = (t_first[fl][alive] - first[alive]) / 1e9
     return out
 
 

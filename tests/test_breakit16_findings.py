@@ -79,13 +79,22 @@ def test_a_half_open_scan_stays_ok(tmp_path):
     assert (r["conn_state"], r["verdict"]) == ("RSTO", "ok")
 
 
-def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True, gap: float = 0.0):
+#: a TLS 1.3 client's flight after the server's: CCS and its Finished alone (a 53-byte record,
+#: SHA-256 suites), or with the empty Certificate that answers a CertificateRequest (25 bytes)
+#: before it, as OpenSSL sends them
+FINISHED13 = b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x35" + bytes(53)
+NO_CERT13 = b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x19" + bytes(25) + b"\x17\x03\x03\x00\x35" + bytes(53)
+
+
+def _tls13(after: list[tuple[bool, bytes]], closer_server: bool = True, gap: float = 0.0,
+           fin: bytes = FINISHED13):
     """A TLS 1.3 handshake read whole (ClientHello; ServerHello, CCS, its encrypted flight; the
-    client's CCS and Finished), then ``after`` [(from the server, bytes)], then the closer's FIN."""
+    client's flight ``fin``), then ``after`` [(from the server, bytes)], then the closer's FIN.
+    Packets 10 ms apart (the TCP handshake's round trip is 20 ms), ``gap`` s more before
+    ``after``."""
     from test_tls_batch import SV13, client_hello, ext, rec, server_hello, sni_ext
     ch = rec(22, client_hello([sni_ext([(0, b"eu1.ksc.kaspersky.com")]), ext(43, b"\x02\x03\x04")]), 0x0301)
     sh = rec(22, server_hello([SV13])) + rec(20, b"\x01") + rec(23, bytes(700))
-    fin = rec(20, b"\x01") + rec(23, bytes(53))
     t, cs, ss = 1000.0, 700001, 900001
     recs = [_up(t, flags="S", seq=cs - 1), _dn(t + .01, flags="SA", seq=ss - 1, ack=cs),
             _up(t + .02, flags="A", seq=cs, ack=ss)]
@@ -113,11 +122,12 @@ ALERT13 = b"\x17\x03\x03\x00\x13" + bytes(19)        # an encrypted alert: 24 by
 
 
 def test_tls13_server_refusing_the_client_after_its_finished_is_tls_failed(tmp_path):
-    """F3: after the client's Finished the server sends one encrypted alert's size (its
-    certificate_required: a client certificate it asked for and did not get) and closes: it
-    was ``ok``, ``tls_established`` and verified the purpose."""
+    """F3: after the client's Finished (and its empty Certificate: the server asked for one) the
+    server sends one encrypted alert's size (its certificate_required: a client certificate it
+    asked for and did not get) and closes: it was ``ok``, ``tls_established`` and verified the
+    purpose. Also when the client's first data went with its Finished (the alert acknowledges it)."""
     for after in ([(True, ALERT13)], [(False, b"\x17\x03\x03\x00\x40" + bytes(64)), (True, ALERT13)]):
-        path = write(tmp_path, _tls13(after))
+        path = write(tmp_path, _tls13(after, fin=NO_CERT13))
         flows, _ = whole(path)
         (r,) = flows.to_dict("records")
         assert (r["tls_version"], r["verdict"], r["reason"]) == ("TLS 1.3", "blocked", "tls_failed")
@@ -140,8 +150,8 @@ def test_tls13_sessions_that_close_normally_stay_ok(tmp_path, after, closer_serv
 def test_tls13_idle_close_a_minute_later_is_no_refusal(tmp_path):
     """Newcomer 20 F4: a server closing an idle connection with its close_notify a minute after
     the handshake (the same 24 bytes as an alert) is a normal close: the refusal is read only
-    within 3 s of the client's Finished."""
-    (r,) = whole(write(tmp_path, _tls13([(True, ALERT13)], gap=60.0)))[0].to_dict("records")
+    within 3 s of the client's Finished (even from a server that asked for a certificate)."""
+    (r,) = whole(write(tmp_path, _tls13([(True, ALERT13)], gap=60.0, fin=NO_CERT13)))[0].to_dict("records")
     assert (r["tls_version"], r["tls_established"], r["verdict"]) == ("TLS 1.3", True, "ok"), r["detail"]
 
 

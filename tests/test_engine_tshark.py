@@ -166,7 +166,7 @@ def test_a_clock_step_back_is_said_by_both_engines(tmp_path):
 
 
 _ROW_COLS = ("frame", "proto", "sport", "dport", "icmp_type", "icmp_code", "ip_len", "payload_len",
-             "pl_cap", "l4_sum")
+             "pl_cap", "l4_sum", "tcp_win")
 
 
 def _rows(path: Path) -> tuple[list, list]:

@@ -9,6 +9,7 @@ from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of, pcap_bytes, tcp_sessio
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.report import readiness
 from kscc_traffic.rules import load_rules
+from test_classify_fast import assert_same as assert_same_as_reference
 
 RULES = load_rules()
 AGENT, SERVER = "192.0.2.10", "203.0.113.10"
@@ -74,9 +75,44 @@ def test_a_binary_answer_is_mentioned_in_the_tls_failed_detail(tmp_path):
     answer = b"\xff\xfe\x00\x00ACCESS DENIED\xc3\x28 by filter\x00\x07"
     r = _answered_in_segments(tmp_path, [(0, answer)]).iloc[0]
     assert (r.verdict, r.reason, r.server_proto) == ("blocked", "tls_failed", "other")
-    assert r.detail.endswith("; the server answered with bytes that are not TLS (first bytes "
-                             "ff fe 00 00 41 43 43 45…)")
+    assert r.detail.endswith("; the server answered with bytes that are not TLS (31 bytes, the first 8: "
+                             "ff fe 00 00 41 43 43 45)")
     assert r.detail.startswith("TLS handshake aborted: connection closed")
+
+
+@pytest.mark.parametrize("segments, said", [
+    ([(0, bytes(range(0x80, 0xC0)) + b"\x00\x01\x02")], "67 bytes, the first 8: 80 81 82 83 84 85 86 87"),
+    ([(0, bytes(range(0x80, 0xA0))), (32, bytes(range(0xA0, 0xC0)) + b"\x00\x01\x02")],
+     "67 bytes, the first 8: 80 81 82 83 84 85 86 87"),
+    ([(0, b"\x00\x00\x00")], "3 bytes: 00 00 00"),
+    ([(0, b"\x80\x00\x01\x02\x03\x04\x05\x06")], "8 bytes: 80 00 01 02 03 04 05 06"),
+], ids=["67-one-segment", "67-two-segments", "3-bytes", "8-bytes"])
+def test_a_binary_answer_says_how_many_bytes_and_which_are_shown(tmp_path, segments, said):
+    """Newcomer 20 F11: a 67-byte binary answer read "(40 bytes: 80 81 …)", then "(first bytes 80
+    81 …)", as if that were its size: the detail gives the server's byte count and says which of
+    them are shown."""
+    f = _answered_in_segments(tmp_path, segments)
+    r = f.iloc[0]
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed")
+    assert r.detail.endswith(f"; the server answered with bytes that are not TLS ({said})")
+
+
+def test_binary_answers_of_other_sizes_are_judged_apart(tmp_path):
+    """The grouped judgement keys the byte count of a binary answer: two flows alike but for it
+    get their own count (the fast path equals the per-row reference)."""
+    import pandas as pd
+    from kscc_traffic.analyze import analyze_packets
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    tables = []
+    for k, size in enumerate((64, 16)):
+        _answered_in_segments(tmp_path, [(0, bytes(range(0x80, 0x80 + size)))])
+        table, _ = analyze_packets(decode(read_frames(tmp_path / "c.pcap")), RULES, "c.pcap", internal=True)
+        tables.append(table)
+    both = pd.concat(tables, ignore_index=True)
+    assert [d.rsplit("(", 1)[1] for d in both["detail"]] == [
+        "64 bytes, the first 8: 80 81 82 83 84 85 86 87)", "16 bytes, the first 8: 80 81 82 83 84 85 86 87)"]
+    assert_same_as_reference(both.drop(columns=["verdict", "reason", "detail", "rule"], errors="ignore"), RULES)
 
 
 def test_a_cleartext_refusal_is_not_told_nothing_to_open(tmp_path):

@@ -61,8 +61,8 @@ def test_last_bytes_sent_again_and_never_acknowledged(tmp_path, acked_at, want):
     assert (r["verdict"], r["reason"]) == want, r["detail"]
     if want[0] == "blocked":
         assert r["detail"] == ("the connection stalled: the responder acknowledged none of the originator's last "
-                               "bytes, sent again, and sent nothing more for 31.0 s (a firewall that dropped the "
-                               "connection: an idle session timed out, a path broken)")
+                               "bytes, sent again, in the 31.0 s after their first sending (a firewall that dropped "
+                               "the connection: an idle session timed out, a path broken)")
     assert_same(path, [1024, 4096])
     assert_same_as_reference(flows, RULES)
 
@@ -78,7 +78,7 @@ def test_stall_at_the_capture_end_needs_3_s(tmp_path):
     flows, _ = whole(write(tmp_path, recs + other, name="longer.pcap"))
     r = flows[flows["orig_p"] == C[1]].iloc[0]
     assert (r["verdict"], r["reason"]) == ("blocked", "no_answer")
-    assert "for 3 s or more, the capture going on" in r["detail"]
+    assert "in the 3 s or more after their first sending, the capture going on" in r["detail"]
 
 
 @pytest.mark.parametrize("syns, want", [(3, ("blocked", "no_answer")), (1, ("ok", ""))])

@@ -31,7 +31,7 @@ from ._ipfrag import Completed, Reassembler
 
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
-              "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "ip_id", "ip_len",
+              "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "tcp_win", "ip_id", "ip_len",
               "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum", "unreassembled")
 _PL_OFF = ROW_FIELDS.index("pl_off")
 
@@ -869,14 +869,14 @@ class SlowDecoder:
     # ------------------------------------------------------------------ transport
     def _row(self, hdr: tuple, ctx: _Ctx, proto: int, sport: int, dport: int, it: int, ic: int,
              flags: int, seq: int, ack: int, plen: int, ploff: int, dend: int,
-             base: int, csum: int = -1) -> tuple:
+             base: int, csum: int = -1, win: int = -1) -> tuple:
         plcap = min(plen, dend - ploff)
         if plcap <= 0:
             plcap, ploff = 0, -1
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum, False)
+                flags, seq, ack, win, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -907,7 +907,7 @@ class SlowDecoder:
             else:
                 plen, hoff = 0, 0
             return self._row(hdr, ctx, 6, sport, dport, -1, -1, flags, seq, ack, plen, p + hoff,
-                             dend, base, _u16(d, p + 16)[0] if avail >= 18 else -1)
+                             dend, base, _u16(d, p + 16)[0] if avail >= 18 else -1, _u16(d, p + 14)[0])
         if proto == 17:
             sport = dport = -1
             if avail >= 4:

@@ -53,7 +53,7 @@ Rules both paths share (units: bytes):
   (else -1), ICMP type/code likewise; a cut IPv6 extension chain (or AH) gives the last header
   type reached as ``proto``. Ports are only ever set for TCP/UDP. A TCP header cut before
   its 16th byte (the end of the window field; a snaplen inside it) has ``payload_len`` -1
-  (unknown: :data:`._slowpath.TCP_HDR_CUT`), ``tcp_flags``/``seq``/``ack`` 0 and ``l4_sum`` -1,
+  (unknown: :data:`._slowpath.TCP_HDR_CUT`), ``tcp_flags``/``seq``/``ack`` 0, ``tcp_win`` and ``l4_sum`` -1,
   as Wireshark shows it (ports, no flags nor ``tcp.len``; Zeek skips such a packet). From 16
   bytes on, the fields captured are read and ``payload_len`` is the ip payload - data offset
   (Wireshark's ``tcp.len``, also when the options or the checksum are cut; ``l4_sum`` -1 without
@@ -651,6 +651,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     out["tcp_flags"][sl] = np.where(tcp, (T[:, 12] & 1).astype(np.uint16) << 8 | T[:, 13], 0)
     out["seq"][sl] = np.where(tcp, _be(T, 4, ">u4"), 0)
     out["ack"][sl] = np.where(tcp, _be(T, 8, ">u4"), 0)
+    out["tcp_win"][sl] = np.where(tcp, _be(T, 14, ">u2").astype(np.int32), -1)
     ip_id = _be(G, 4, ">u2").astype(np.int32)
     out["ip_id"][sl] = np.where(is6, -1, ip_id) if any6 else ip_id
     out["ip_len"][sl] = ip_len

@@ -26,6 +26,7 @@ PACKET_COLUMNS: dict[str, str] = {
     "tcp_flags": "uint16",
     "seq": "int64",
     "ack": "int64",
+    "tcp_win": "int32",
     "ip_id": "int32",
     "ip_len": "int32",
     "payload_len": "int32",

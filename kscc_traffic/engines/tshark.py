@@ -140,6 +140,7 @@ FIELDS: list[str] = [
     "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
+    "tcp.window_size_value",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
@@ -526,7 +527,7 @@ class PacketBuilder:
         row = {"_tunnel": _tunnel_kind(protos, f, start, ip_idx),
                "vlan": vlan, "ipver": ipver, "src_hi": sh, "src_lo": sl, "dst_hi": dh,
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
-               "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "ip_id": ip_id,
+               "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "tcp_win": -1, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
                "l2_bcast": bcast, "l4_sum": -1, "unreassembled": fragment}
         # bytes of the datagram its IP length gives that the frame does not hold: what the IP
@@ -560,6 +561,7 @@ class PacketBuilder:
             row["tcp_flags"] = _int(_at(f, "tcp.flags", k), 0) & 0x1FF
             row["seq"] = _int(_at(f, "tcp.seq", k), 0)
             row["ack"] = _int(_at(f, "tcp.ack", k), 0)
+            row["tcp_win"] = _int(_at(f, "tcp.window_size_value", k), -1)
             row["l4_sum"] = _int(_at(f, "tcp.checksum", k), -1)
             plen = _int(_at(f, "tcp.len", k), 0)
             # (Wireshark's tcp.len stops at the frame's end when the IP length says more: the
@@ -783,6 +785,7 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False
         out["seq"] = int.from_bytes(data[4:8], "big")
         out["ack"] = int.from_bytes(data[8:12], "big")
         out["tcp_flags"] = data[13] | ((data[12] & 1) << 8)
+        out["tcp_win"] = int.from_bytes(data[14:16], "big")
         if len(data) >= 18:
             out["l4_sum"] = int.from_bytes(data[16:18], "big")
         plen, hoff = (ip_pl - doff, doff) if 20 <= doff <= ip_pl else (0, 0)
