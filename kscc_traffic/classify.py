@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import repeated
+from .streams import MAX_SEGMENTS
 from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -551,6 +552,9 @@ def _stall(row: dict) -> str | None:
 
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+#: ... when the client's inspected segments ended before the server's answer (``blind_window``)
+_UNREAD_WINDOW = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
+                  "judged from the TCP packets and the server's acknowledgements")
 
 
 def _unread_close(row: dict) -> tuple[str, str, str] | None:
@@ -559,7 +563,9 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     not in view) and whose packets do not show a handshake that went on (no readable alert), or
     None (judged ok). Reads ``conn_state``, ``resp_bytes`` and the internal
     columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s``, ``blind_server_next``,
-    ``blind_client_alert`` (:func:`.inspect.inspect_flows`).
+    ``blind_client_alert``, ``blind_window`` (:func:`.inspect.inspect_flows`; with ``blind_window``,
+    the client's inspected segments ending before the server's answer, the details say so instead
+    of the snaplen).
 
     - the client closed first right after sending, past the server's last flight, fewer bytes than
       any encrypted record (a cleartext alert: a certificate rejected, also after a
@@ -579,36 +585,39 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
       without the bytes)."""
     state = row.get("conn_state", "")
+    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD
+    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") \
+        else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
                 f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
-                f"the connection ({state}): a certificate it rejected? ({_UNREAD})")
+                f"the connection ({state}): a certificate it rejected? ({how})")
     if int(row.get("resp_bytes", 0)) == 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
-                f"server sent a byte ({_UNREAD})")
+                f"server sent a byte ({how})")
     if not row.get("blind_client_next"):
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) with no next "
-                f"flight from the client after the server's answer ({_UNREAD})")
+                f"flight from the client after the server's answer ({how})")
     after = _number(row, "blind_server_next", int, 0)
     if 0 < after < SMALLEST_SEALED:
         return ("blocked", "tls_failed", f"TLS handshake aborted: the server answered the client's next "
                 f"flight with {after} bytes, a cleartext alert's size (no encrypted record is that short), "
-                f"then the connection closed ({state}) ({_UNREAD})")
+                f"then the connection closed ({state}) ({how})")
     if row.get("blind_closer") == "client":
         wait = _number(row, "blind_wait_s", float, -1.0)
         if wait >= TLS_SILENCE_S and row.get("blind_unacked") and after <= 0:
             return ("blocked", "tls_failed", f"TLS handshake not completed: the server sent nothing and "
                     f"acknowledged nothing for {wait:.1f} s after the client's next flight, then the client "
-                    f"closed ({state}): the flight dropped on its way ({_UNREAD})")
+                    f"closed ({state}): the flight dropped on its way ({how})")
         if wait >= TLS_SILENCE_S:
             return ("unclassified", "", f"the server sent nothing for {wait:.1f} s after the client's next "
                     "flight, then the client closed: a TLS 1.2 server whose answer was dropped, or a TLS 1.3 "
-                    "session left idle, cannot be told apart when the snaplen cut the handshake: not judged")
+                    f"session left idle, cannot be told apart when {cut}: not judged")
         return None
     return ("unclassified", "", "the server closed the connection after the client's next flight with at "
             "most an alert's size after it: a TLS 1.3 or resumed session's close cannot be told from a "
-            "refusal when the snaplen cut the handshake: not judged")
+            f"refusal when {cut}: not judged")
 
 
 #: the detail of a QUIC flow (``service`` quic: a long-header Initial, RFC 9000 §17.2) to UDP 443 of
@@ -902,16 +911,16 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
+                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
+                  "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
                   "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
+                     "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut")
 
@@ -921,7 +930,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                  "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                   "first_bytes_cut")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path

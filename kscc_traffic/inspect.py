@@ -332,13 +332,25 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     each flow's server stream come before the handshake (the proxy's answer head of a CONNECT
     tunnel): the server's segments that end within them are not its first data.
 
-    ``parts``: instead, ``(client_next, server_next_bytes, client_next_ns)``: per flow of
-    ``flows``, whether the client sent its next flight (the first test), the new bytes the server
-    sent after it (int64; the second test is >= SERVER_NEXT_BYTES), and when the client's first
-    segment after the server's first data was sent (epoch ns, -1: none)."""
+    When the client's first ``MAX_SEGMENTS + 1`` data segments hold none sent after the server's
+    first data (a ClientHello spread over that many segments: a DPI-evasion tool's splitting,
+    SpoofDPI, GoodbyeDPI, zapret), the server's first data segments tell it instead, by their
+    acknowledgement numbers: the client's new bytes are those the server acknowledged past what
+    it had at its first data (what it received: a flight it never acknowledged does not count),
+    and the server's new bytes after that flight those it sent from its first data segment
+    acknowledging at least :data:`CLIENT_NEXT_BYTES` of them on (both within the server's
+    inspected segments, which every analysis keeps).
+
+    ``parts``: instead, ``(client_next, server_next_bytes, client_next_ns, past_window)``: per
+    flow of ``flows``, whether the client sent its next flight (the first test), the new bytes
+    the server sent after it (int64; the second test is >= SERVER_NEXT_BYTES), when the
+    client's first segment after the server's first data was sent (epoch ns, -1: none; by the
+    acknowledgements above: when the server's first data acknowledging that flight was), and
+    whether the client's inspected segments ended before the server's first data (bool: the
+    acknowledgements above were read)."""
     out = np.zeros(len(flows), bool)
     if parts:
-        none = (out, np.zeros(len(flows), np.int64), np.full(len(flows), -1, np.int64))
+        none = (out, np.zeros(len(flows), np.int64), np.full(len(flows), -1, np.int64), out.copy())
     if not len(flows):
         return none if parts else out
     c, pf = ft.packets.cols, ft.pkt_flow
@@ -353,7 +365,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     k = np.arange(len(rows))
     rank = k - np.maximum.accumulate(np.where(first, k, 0))
     keep = rank <= MAX_SEGMENTS
-    rows, grp, first = rows[keep], grp[keep], first[keep]
+    rows, grp, first, rank = rows[keep], grp[keep], first[keep], rank[keep]
     gid = np.cumsum(first) - 1
     seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
     end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) % (1 << 32)
@@ -404,9 +416,34 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     c2_at = first_at(client & (ts > s1[flow]))
     c2 = np.where(c2_at >= 0, ts[np.maximum(c2_at, 0)], big)
     s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1))
+    # the client's inspected segments full, none after the server's first data: read the
+    # server's acknowledgements of what came after them
+    full = np.zeros(n_f, bool)
+    full[flow[client & (rank == MAX_SEGMENTS)]] = True
+    past = full & (c2_at < 0) & (s1_at >= 0)
+    if past.any():
+        had = np.maximum(acked_by(s1_at, fl * 2), 0)        # the client's bytes at the server's first data
+        early = client & (ts <= s1[flow])
+        np.maximum.at(had, flow[early], end[early])
+        srv = server_data & past[flow] & ((c["tcp_flags"][rows] & ACK) != 0)
+        got = (ack - base[flow * 2]) % (1 << 32)
+        got = np.where(srv & (got < 1 << 31), got - had[flow], -1)   # client bytes acknowledged past `had`
+        heard = np.full(n_f, -1, np.int64)
+        np.maximum.at(heard, flow[srv], got[srv])
+        # the server's first data acknowledging the client's next flight, and its bytes from then on
+        at = first_at(srv & (got >= CLIENT_NEXT_BYTES))
+        t_at = np.where(at >= 0, ts[np.maximum(at, 0)], big)
+        before = np.zeros(n_f, np.int64)
+        late = server_data & (ts >= t_at[flow])
+        np.maximum.at(before, flow[server_data & ~late], end[server_data & ~late])
+        most = np.full(n_f, -1, np.int64)
+        np.maximum.at(most, flow[late], end[late])
+        c_new = np.where(past, np.maximum(heard, 0), c_new)
+        s_new = np.where(past & (at >= 0), np.maximum(most - before, 0), np.where(past, 0, s_new))
+        c2 = np.where(past & (at >= 0), t_at, c2)
     if parts:
         return (c_new[flows] >= CLIENT_NEXT_BYTES, s_new[flows],
-                np.where(c2[flows] < big, c2[flows], -1))
+                np.where(c2[flows] < big, c2[flows], -1), past[flows])
     return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
 
 
@@ -881,6 +918,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["blind_closer"] = repeated("", n)
     cols["blind_wait_s"] = np.full(n, -1.0)
     cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
+    # (and whether the client's inspected data segments, MAX_SEGMENTS + 1, ended before the
+    # server's first data: a ClientHello in that many segments; judged from the server's
+    # acknowledgements, _went_on)
+    cols["blind_window"] = np.zeros(n, bool)
     # (and the client's new bytes after the server's last data when the client then closed first
     # and they were fewer than any encrypted record: a cleartext alert, its handshake aborted; 0
     # where not: _client_last_flight)
@@ -940,7 +981,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
                           & ~cols["tls_established"].astype(bool) & (cols["proxy_target"] == ""))
     if len(cand):
-        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        nxt, srv, c2, cols["blind_window"][cand] = _went_on(ft, cand, parts=True)
         who, when = _first_close(ft, cand)
         final, unacked = _client_last_flight(ft, cand)
         # the client's last bytes before it closed first, after the server's last flight, fewer
@@ -984,7 +1025,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         pick = (who == "server") | ((who == "client") & server_closed)
         cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):
-        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        nxt, srv, c2, _ = _went_on(ft, cand, parts=True)
         # (and closed soon after the client's flight: an idle connection's close_notify, a
         # minute later, is a normal close)
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
@@ -1156,7 +1197,9 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose client spoke TLS): when
     the client's first data segment starts a TLS handshake record longer than itself, ``"<n>
     bytes in <k> segments"`` (the record's bytes, header included; the client's data segments
-    starting before its end, counted once per sequence number), else ''. A ClientHello that large
+    starting before its end, counted once per sequence number; "more than <k>" when the
+    client's first ``MAX_SEGMENTS + 1`` data segments, all that are read, end before it), else
+    ''. A ClientHello that large
     (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
     on. Reads the client's first data segments, which a chunked or live analysis keeps."""
     out = np.full(len(flows), "", object)
@@ -1173,10 +1216,13 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         if size <= plen:
             continue
         start = int(c["seq"][r0])
-        starts = {(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs}
-        k = sum(1 for x in starts if x < size)
+        rs = rs[:MAX_SEGMENTS + 1]                  # (what every analysis keeps)
+        rel = [(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs]
+        k = sum(1 for x in set(rel) if x < size)
+        reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
-            out[where[fl]] = f"{size:,} bytes in {k} segments"
+            more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
+            out[where[fl]] = f"{size:,} bytes in {more}{k} segments"
     return out
 
 
