@@ -208,6 +208,12 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     icmp_text = row.get("icmp_unreachable") or ""
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
+        # responses matching no query (transaction ID, question): none the client accepts
+        stray = row.get("dns_mismatch") or ""
+        if stray and not row.get("dns_rcode") and not partial:
+            return ("dns", "blocked", "no_answer", f"DNS query without an answer the client accepts: {stray}: "
+                    "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
+                    "(the client drops such answers)")
         if icmp_text and not answered:
             return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
         if proto == "tcp" and state == "REJ":
@@ -913,7 +919,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
-                  "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut")
+                  "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut", "dns_mismatch")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -922,7 +928,7 @@ _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut")
+                     "first_bytes_cut", "dns_mismatch")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -932,7 +938,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut")
+                  "first_bytes_cut", "dns_mismatch")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -940,7 +946,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "ic
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled")
+                 "syn_answer", "hello_split", "unreassembled", "dns_mismatch")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -887,6 +887,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["hello_split"] = repeated("", n)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
+    # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
+    # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
+    cols["dns_mismatch"] = repeated("", n)
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
     cols["tls13_refused"] = np.zeros(n, np.int64)
@@ -942,7 +945,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
-             cols["dns_error_aaaa_only"])
+             cols["dns_error_aaaa_only"], cols["dns_mismatch"])
     _udp_quic(ft, service)
 
     # headers only: a direction's first data not captured at all was not inspected
@@ -1478,9 +1481,84 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
     service[f[quic]] = "quic"
 
 
+#: a UDP DNS flow of at most this many packets (both ways) has its responses matched with its
+#: queries (:func:`_dns_unmatched`): all of them are among the first packets of the flow that a
+#: chunked analysis keeps (:data:`kscc_traffic.chunked.HEAD_PACKETS`), so every analysis agrees;
+#: a longer one (a client asking everything from one source port) counts every response
+DNS_MATCH_PACKETS = 8
+
+
+def _qtype_text(t: int) -> str:
+    return {dns.TYPE_A: "A", dns.TYPE_AAAA: "AAAA", dns.TYPE_CNAME: "CNAME", 12: "PTR", 33: "SRV",
+            65: "HTTPS", 16: "TXT", 15: "MX", 2: "NS", 6: "SOA"}.get(t, f"type {t}")
+
+
+def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
+    """The ``dns_mismatch`` text of a flow: ``unmatched`` its responses that match no query
+    (``(id, first question name, its type)``, name '' / type -1 without a question; in order of
+    arrival) and ``asked`` its queries (the same triples). Names are the escaped texts of
+    :func:`.dns.host_text`."""
+    def one(t: tuple[int, str, int]) -> str:
+        return f"ID 0x{t[0]:04x}" + (f" for {t[1]} {_qtype_text(t[2])}" if t[1] else "")
+    ids = {t[0] for t in asked}
+    first = unmatched[0]
+    why = ("another question than asked" if first[0] in ids else "a transaction ID no query had")
+    n = len(unmatched)
+    queries = ", ".join(one(t) for t in dict.fromkeys(asked[:3]))
+    return (f"{n} response{'s' if n != 1 else ''} matching no query of the flow (the first: {one(first)}, "
+            f"{why}; asked: {queries}{', …' if len(dict.fromkeys(asked)) > 3 else ''})")
+
+
+def _dns_unmatched(ft: FlowTable, rows: np.ndarray, m: "_DnsMessages") -> tuple[np.ndarray, dict]:
+    """Which of the DNS datagrams at packet rows ``rows`` (capture order; ``m`` their messages,
+    :func:`_dns_messages`) are responses that match no query of their flow: bool array
+    (len(rows),), and flow -> its ``dns_mismatch`` text (:func:`dns_mismatch_text`).
+
+    A response matches a query of its flow with its transaction ID and, when it has a question,
+    the same first question (name case-insensitively, as 0x20 case randomisation asks it, and
+    type), as a stub resolver accepts an answer (and Wireshark and Zeek pair them). Only flows of
+    at most :data:`DNS_MATCH_PACKETS` packets with a query captured are matched (a capture of the
+    answers alone names what it can)."""
+    out = np.zeros(len(rows), bool)
+    texts: dict = {}
+    fl = ft.flows
+    tot = fl["orig_pkts"].to_numpy(np.int64) + fl["resp_pkts"].to_numpy(np.int64)
+    f = ft.pkt_flow[rows].astype(np.int64)
+    kid = m.kid
+    valid = m.valid[kid]
+    isq = valid & ~m.is_resp[kid] & m.has_q[kid]
+    isr = valid & m.is_resp[kid]
+    asks = np.zeros(len(fl) + 1, bool)
+    asks[f[isq]] = True
+    small = (tot[f] <= DNS_MATCH_PACKETS) & asks[f]
+    pick = np.flatnonzero(small & (isq | isr))
+    if not np.any(isr[pick]):
+        return out, texts
+    c = ft.packets.cols
+    buf = ft.packets.buf
+    off = c["pl_off"][rows[pick]].astype(np.int64)
+    rid = [int(buf[o]) << 8 | int(buf[o + 1]) for o in off.tolist()]
+    qkey = [(m.qname[k].lower(), int(m.qtype[k])) if m.has_q[k] else None for k in kid[pick].tolist()]
+    full, bare = set(), set()
+    for i, fi, r, q in zip(pick.tolist(), f[pick].tolist(), rid, qkey):
+        if isq[i]:
+            full.add((fi, r, q))
+            bare.add((fi, r))
+    per: dict[int, list] = {}
+    for i, fi, r, q, k in zip(pick.tolist(), f[pick].tolist(), rid, qkey, kid[pick].tolist()):
+        if isr[i] and ((fi, r, q) not in full if q is not None else (fi, r) not in bare):
+            out[i] = True
+        per.setdefault(fi, []).append((bool(isr[i]), out[i], (r, m.qname[k] if q else "", q[1] if q else -1)))
+    for fi, items in per.items():
+        bad = [t for r_, u, t in items if u]
+        if bad:
+            texts[fi] = dns_mismatch_text(bad, [t for r_, u, t in items if not r_])
+    return out, texts
+
+
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
              rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
-             aaaa_only: np.ndarray | None = None) -> None:
+             aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -1498,7 +1576,11 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     answers in more than one response. ``query``/``service``/``rcode``/``addresses``: object
     arrays (n_flows,); ``answers`` is assumed empty. ``aaaa_only`` (when given; bool (n_flows,)):
     True for the flows whose every response with an error code answered an AAAA question (the
-    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others."""
+    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others.
+
+    A response that matches no query of its flow (:func:`_dns_unmatched`: its transaction ID or
+    question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
+    given; object array (n_flows,)) says what they were."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -1516,8 +1598,15 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         _, at = np.unique(f[asks], return_index=True)
         at = asks[at]
         query[f[at]] = m.qname[kid[at]]
-    # answers: each response's pairs, in row order
+    # answers: each response's pairs, in row order (not those matching no query of the flow)
     resp = np.nonzero(m.is_resp[kid])[0]
+    if len(resp):
+        stray, texts = _dns_unmatched(ft, rows, m)
+        if stray.any():
+            resp = resp[~stray[resp]]
+            if mismatch is not None:
+                for fi, t in texts.items():
+                    mismatch[fi] = t
     if rcode is not None and len(resp):
         # NOERROR for every flow with a response, then the first other code where there is one
         # (rows are in capture order)
@@ -1808,19 +1897,31 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             # the responses of both sides: (side's first data time, frame, side, rank in its
             # stream, rcode, addresses)
             got = []
-            for side, data in ((True, cs), (False, ss)):
-                for msg in dns.parse_tcp_stream(data):
-                    service[f] = "dns"
-                    if msg.questions and not cols["query"][f]:
-                        cols["query"][f] = msg.questions[0][0]
-                    if msg.is_response:
-                        # received with the sender's first data segment (the first message's
-                        # time, as the stream is not mapped back to packets message by message)
-                        ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
-                        resolved = dns.resolved_names(msg)
-                        got.append((ts, fno, side, len(got), msg.rcode,
-                                    tuple(dict.fromkeys(a for a, _ in resolved))))
-                        answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
+            msgs = [(side, msg) for side, data in ((True, cs), (False, ss)) for msg in dns.parse_tcp_stream(data)]
+            # (a response matching no query of the stream by ID and question is no answer the
+            # client accepts: _dns_unmatched; a stream without a query read counts them all)
+            asked = [(q.id, q.questions[0][0], q.questions[0][1]) for _, q in msgs
+                     if not q.is_response and q.questions]
+            full = {(t[0], t[1].lower(), t[2]) for t in asked}
+            stray = []
+            for side, msg in msgs:
+                service[f] = "dns"
+                if msg.questions and not cols["query"][f]:
+                    cols["query"][f] = msg.questions[0][0]
+                if msg.is_response and asked and (
+                        (msg.id, msg.questions[0][0].lower(), msg.questions[0][1]) not in full if msg.questions
+                        else msg.id not in {t[0] for t in asked}):
+                    stray.append((msg.id, msg.questions[0][0], msg.questions[0][1]) if msg.questions
+                                 else (msg.id, "", -1))
+                    continue
+                if msg.is_response:
+                    # received with the sender's first data segment (the first message's
+                    # time, as the stream is not mapped back to packets message by message)
+                    ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
+                    resolved = dns.resolved_names(msg)
+                    got.append((ts, fno, side, len(got), msg.rcode,
+                                tuple(dict.fromkeys(a for a, _ in resolved))))
+                    answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a
                 # tie: False sorts first), each side's messages in stream order
@@ -1829,6 +1930,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                 folded, _ = flow_addresses(np.zeros(len(got), np.int64), np.arange(len(got)),
                                            [g[5] for g in got])
                 cols["dns_answers"][f] = ";".join(folded.get(0, ()))
+            if stray:
+                cols["dns_mismatch"][f] = dns_mismatch_text(stray, asked)
             continue
         req = http.parse_request(cs)
         if req is not None:
