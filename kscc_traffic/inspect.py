@@ -1481,10 +1481,10 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
     service[f[quic]] = "quic"
 
 
-#: a UDP DNS flow of at most this many packets (both ways) has its responses matched with its
-#: queries (:func:`_dns_unmatched`): all of them are among the first packets of the flow that a
-#: chunked analysis keeps (:data:`kscc_traffic.chunked.HEAD_PACKETS`), so every analysis agrees;
-#: a longer one (a client asking everything from one source port) counts every response
+#: the responses among the first this many packets of a flow (both ways, time order) are matched
+#: with its queries among them (:func:`stray_responses`): those are the packets of a flow that a
+#: chunked analysis always keeps (:data:`kscc_traffic.chunked.HEAD_PACKETS`), so every analysis
+#: agrees; a response after them (a client asking everything from one source port) counts
 DNS_MATCH_PACKETS = 8
 
 
@@ -1509,50 +1509,62 @@ def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[i
             f"{why}; asked: {queries}{', …' if len(dict.fromkeys(asked)) > 3 else ''})")
 
 
-def _dns_unmatched(ft: FlowTable, rows: np.ndarray, m: "_DnsMessages") -> tuple[np.ndarray, dict]:
-    """Which of the DNS datagrams at packet rows ``rows`` (capture order; ``m`` their messages,
-    :func:`_dns_messages`) are responses that match no query of their flow: bool array
-    (len(rows),), and flow -> its ``dns_mismatch`` text (:func:`dns_mismatch_text`).
+def stray_responses(p, rows: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Which of the packet rows ``rows`` of ``p`` (:class:`Packets`, in capture order, every
+    packet of their flows ``flow``, an int array of the same length) are DNS responses that match
+    no query of their flow: bool array (len(rows),), and flow -> its ``dns_mismatch`` text
+    (:func:`dns_mismatch_text`).
 
-    A response matches a query of its flow with its transaction ID and, when it has a question,
-    the same first question (name case-insensitively, as 0x20 case randomisation asks it, and
-    type), as a stub resolver accepts an answer (and Wireshark and Zeek pair them). Only flows of
-    at most :data:`DNS_MATCH_PACKETS` packets with a query captured are matched (a capture of the
-    answers alone names what it can)."""
+    A response matches a query with its transaction ID and, when it has a question, the same
+    first question (name case-insensitively, as 0x20 case randomisation asks it, and type): what
+    a stub resolver accepts (and how Wireshark and Zeek pair them). Only the UDP datagrams (port
+    53) among the first :data:`DNS_MATCH_PACKETS` packets of each flow (time order, capture order
+    within a time) are read, and only in flows with a query among them (a capture of the answers
+    alone names what it can)."""
     out = np.zeros(len(rows), bool)
     texts: dict = {}
-    fl = ft.flows
-    tot = fl["orig_pkts"].to_numpy(np.int64) + fl["resp_pkts"].to_numpy(np.int64)
-    f = ft.pkt_flow[rows].astype(np.int64)
-    kid = m.kid
-    valid = m.valid[kid]
-    isq = valid & ~m.is_resp[kid] & m.has_q[kid]
-    isr = valid & m.is_resp[kid]
-    asks = np.zeros(len(fl) + 1, bool)
-    asks[f[isq]] = True
-    small = (tot[f] <= DNS_MATCH_PACKETS) & asks[f]
-    pick = np.flatnonzero(small & (isq | isr))
-    if not np.any(isr[pick]):
+    if not len(rows):
         return out, texts
-    c = ft.packets.cols
-    buf = ft.packets.buf
-    off = c["pl_off"][rows[pick]].astype(np.int64)
-    rid = [int(buf[o]) << 8 | int(buf[o + 1]) for o in off.tolist()]
-    qkey = [(m.qname[k].lower(), int(m.qtype[k])) if m.has_q[k] else None for k in kid[pick].tolist()]
+    c = p.cols
+    flow = np.asarray(flow, np.int64)
+    ts = c["ts_ns"][rows]
+    o = np.lexsort((np.arange(len(rows)), ts, flow))
+    fo = flow[o]
+    start = np.r_[True, fo[1:] != fo[:-1]]
+    k = np.arange(len(o))
+    head = np.zeros(len(rows), bool)
+    head[o[(k - np.maximum.accumulate(np.where(start, k, 0))) < DNS_MATCH_PACKETS]] = True
+    off, cap = c["pl_off"][rows], c["pl_cap"][rows]
+    at = np.flatnonzero(head & (c["proto"][rows] == UDP) & (cap >= 12) & (off >= 0)
+                        & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))
+    if not len(at):
+        return out, texts
+    m = _dns_messages(p, rows[at])
+    kid = m.kid
+    isq = m.valid[kid] & ~m.is_resp[kid] & m.has_q[kid]
+    isr = m.valid[kid] & m.is_resp[kid]
+    f = flow[at]
+    asks = set(f[isq].tolist())
+    pick = np.flatnonzero((isq | isr) & np.isin(f, list(asks)))
+    if not len(pick) or not isr[pick].any():
+        return out, texts
+    buf = p.buf
+    rid = [int(buf[o]) << 8 | int(buf[o + 1]) for o in off[at[pick]].tolist()]
+    qkey = [(m.qname[q].lower(), int(m.qtype[q])) if m.has_q[q] else None for q in kid[pick].tolist()]
     full, bare = set(), set()
     for i, fi, r, q in zip(pick.tolist(), f[pick].tolist(), rid, qkey):
         if isq[i]:
             full.add((fi, r, q))
             bare.add((fi, r))
     per: dict[int, list] = {}
-    for i, fi, r, q, k in zip(pick.tolist(), f[pick].tolist(), rid, qkey, kid[pick].tolist()):
-        if isr[i] and ((fi, r, q) not in full if q is not None else (fi, r) not in bare):
-            out[i] = True
-        per.setdefault(fi, []).append((bool(isr[i]), out[i], (r, m.qname[k] if q else "", q[1] if q else -1)))
+    for i, fi, r, q, q_k in zip(pick.tolist(), f[pick].tolist(), rid, qkey, kid[pick].tolist()):
+        bad = bool(isr[i]) and ((fi, r, q) not in full if q is not None else (fi, r) not in bare)
+        out[at[i]] = bad
+        per.setdefault(fi, []).append((bool(isr[i]), bad, (r, m.qname[q_k] if q else "", q[1] if q else -1)))
     for fi, items in per.items():
-        bad = [t for r_, u, t in items if u]
+        bad = [t for _, u, t in items if u]
         if bad:
-            texts[fi] = dns_mismatch_text(bad, [t for r_, u, t in items if not r_])
+            texts[fi] = dns_mismatch_text(bad, [t for r_, _, t in items if not r_])
     return out, texts
 
 
@@ -1578,7 +1590,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     True for the flows whose every response with an error code answered an AAAA question (the
     IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others.
 
-    A response that matches no query of its flow (:func:`_dns_unmatched`: its transaction ID or
+    A response that matches no query of its flow (:func:`stray_responses`: its transaction ID or
     question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
     given; object array (n_flows,)) says what they were."""
     p = ft.packets
@@ -1601,7 +1613,15 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     # answers: each response's pairs, in row order (not those matching no query of the flow)
     resp = np.nonzero(m.is_resp[kid])[0]
     if len(resp):
-        stray, texts = _dns_unmatched(ft, rows, m)
+        # (read on every packet of the flows with a response: the first ones of each flow)
+        want = np.zeros(len(ft.flows) + 1, bool)
+        want[f[resp]] = True
+        every = np.flatnonzero(ft.pkt_flow >= 0)
+        every = every[want[ft.pkt_flow[every]]]
+        got, texts = stray_responses(p, every, ft.pkt_flow[every])
+        stray = np.zeros(len(ft.pkt_flow), bool)
+        stray[every] = got
+        stray = stray[rows]
         if stray.any():
             resp = resp[~stray[resp]]
             if mismatch is not None:
@@ -1777,7 +1797,8 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     AAAA: ``dns_error_aaaa_only``), and each response that brings one of its
     ``dns_answers`` addresses first (:func:`flow_addresses`). Those columns are the same from
     these rows alone (what :mod:`kscc_traffic.chunked` carries for a flow still open: at most
-    :data:`MAX_DNS_ANSWERS` + 2 responses per flow).
+    :data:`MAX_DNS_ANSWERS` + 2 responses per flow), less the responses matching no query of
+    their flow (:func:`stray_responses`).
 
     A response is a UDP datagram on port 53 with the QR bit set (and at least the 12 header
     bytes captured); the flows with one such datagram (most) keep it without a look, only those
@@ -1789,6 +1810,10 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
                     & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))[0]
     if len(at):
         at = at[(np.frombuffer(p.buf, np.uint8)[off[at] + 2] & 0x80) != 0]
+    if len(at):
+        # (not those matching no query: _udp_dns reads none of them)
+        stray, _ = stray_responses(p, rows, flow)
+        at = at[~stray[at]]
     if not len(at):
         return out
     f = np.asarray(flow, np.int64)[at]
@@ -1899,7 +1924,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             got = []
             msgs = [(side, msg) for side, data in ((True, cs), (False, ss)) for msg in dns.parse_tcp_stream(data)]
             # (a response matching no query of the stream by ID and question is no answer the
-            # client accepts: _dns_unmatched; a stream without a query read counts them all)
+            # client accepts: stray_responses; a stream without a query read counts them all)
             asked = [(q.id, q.questions[0][0], q.questions[0][1]) for _, q in msgs
                      if not q.is_response and q.questions]
             full = {(t[0], t[1].lower(), t[2]) for t in asked}

@@ -103,14 +103,23 @@ def test_a_response_to_the_other_type_does_not_match(tmp_path):
     assert r["reason"] == "no_answer" and "ID 0x0005 for eu1.ksc.kaspersky.com A, another question" in r["detail"]
 
 
-def test_answers_alone_and_long_flows_are_read_as_before(tmp_path):
-    """A capture of the answers alone (no query to match) names what it can; a flow of more than
-    DNS_MATCH_PACKETS packets (one source port for everything) counts every response."""
+def test_answers_alone_and_late_answers_are_read_as_before(tmp_path):
+    """A capture of the answers alone (no query to match) names what it can; in a flow of more
+    than DNS_MATCH_PACKETS packets (one source port for everything) the responses after its
+    first DNS_MATCH_PACKETS packets count as they come, those among them are matched."""
     only = [udp((RES, 53), (C, 43105), _r(NAME, 0), t=1000.0, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)]
     (r,) = _flows(write(tmp_path, only, "only.pcap")).to_dict("records")
     assert (r["dns_answers"], r["detail"]) == (ADDR, "")
-    many = _lookup(43106, [(_q(NAME, k), _r(NAME, 0)) for k in range(DNS_MATCH_PACKETS // 2 + 1)])
-    path = write(tmp_path, many, "many.pcap")
+    n = DNS_MATCH_PACKETS // 2
+    late = _lookup(43106, [(_q(NAME, k + 1), _r(NAME, 0)) for k in range(n)]
+                   + [(_q(NAME, 99), _r(NAME, 0, addr="203.0.113.99"))])
+    path = write(tmp_path, late, "late.pcap")
+    (r,) = _flows(path).to_dict("records")
+    # (the last answer, the 10th packet, counts; the first four were strays)
+    assert (r["dns_rcode"], r["dns_answers"], r["verdict"], r["detail"]) == ("NOERROR", "203.0.113.99", "ok", "")
+    assert_same(path, [200, 400])
+    good = _lookup(43107, [(_q(NAME, k + 1), _r(NAME, k + 1)) for k in range(n + 1)])
+    path = write(tmp_path, good, "good.pcap")
     (r,) = _flows(path).to_dict("records")
     assert (r["dns_rcode"], r["dns_answers"], r["verdict"]) == ("NOERROR", ADDR, "ok")
     assert_same(path, [200, 400])
@@ -134,7 +143,7 @@ def test_dns_over_tcp_too(tmp_path):
 
 
 def test_the_tshark_engine_agrees(tmp_path):
-    recs = _lookup(43107, [(_q(NAME, 0xD1E3), _r(NAME, 0))])
+    recs = _lookup(43117, [(_q(NAME, 0xD1E3), _r(NAME, 0))])
     recs += _lookup(43108, [(_q(NAME, 7), _r(NAME, 7))], t=1001.0)
     path = write(tmp_path, sorted(recs, key=lambda x: x[0]), "ts.pcap")
     cols = ["uid", "dns_rcode", "dns_answers", "verdict", "reason", "detail"]
