@@ -1509,11 +1509,14 @@ def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[i
             f"{why}; asked: {queries}{', …' if len(dict.fromkeys(asked)) > 3 else ''})")
 
 
-def stray_responses(p, rows: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, dict]:
+def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
+                    parsed: tuple[np.ndarray, "_DnsMessages"] | None = None) -> tuple[np.ndarray, dict]:
     """Which of the packet rows ``rows`` of ``p`` (:class:`Packets`, in capture order, every
     packet of their flows ``flow``, an int array of the same length) are DNS responses that match
     no query of their flow: bool array (len(rows),), and flow -> its ``dns_mismatch`` text
-    (:func:`dns_mismatch_text`).
+    (:func:`dns_mismatch_text`). ``parsed``: (packet rows, ascending, and their
+    :func:`_dns_messages`) already parsed, holding every DNS datagram of ``rows`` (None: parsed
+    here).
 
     A response matches a query with its transaction ID and, when it has a question, the same
     first question (name case-insensitively, as 0x20 case randomisation asks it, and type): what
@@ -1539,32 +1542,46 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, 
                         & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))
     if not len(at):
         return out, texts
-    m = _dns_messages(p, rows[at])
-    kid = m.kid
+    if parsed is None:
+        m = _dns_messages(p, rows[at])
+        kid = m.kid
+    else:
+        m = parsed[1]
+        kid = m.kid[np.searchsorted(parsed[0], rows[at])]
     isq = m.valid[kid] & ~m.is_resp[kid] & m.has_q[kid]
     isr = m.valid[kid] & m.is_resp[kid]
     f = flow[at]
-    asks = set(f[isq].tolist())
-    pick = np.flatnonzero((isq | isr) & np.isin(f, list(asks)))
+    pick = np.flatnonzero((isq | isr) & np.isin(f, f[isq]))
     if not len(pick) or not isr[pick].any():
         return out, texts
-    buf = p.buf
-    rid = [int(buf[o]) << 8 | int(buf[o + 1]) for o in off[at[pick]].tolist()]
-    qkey = [(m.qname[q].lower(), int(m.qtype[q])) if m.has_q[q] else None for q in kid[pick].tolist()]
-    full, bare = set(), set()
-    for i, fi, r, q in zip(pick.tolist(), f[pick].tolist(), rid, qkey):
-        if isq[i]:
-            full.add((fi, r, q))
-            bare.add((fi, r))
-    per: dict[int, list] = {}
-    for i, fi, r, q, q_k in zip(pick.tolist(), f[pick].tolist(), rid, qkey, kid[pick].tolist()):
-        bad = bool(isr[i]) and ((fi, r, q) not in full if q is not None else (fi, r) not in bare)
-        out[at[i]] = bad
-        per.setdefault(fi, []).append((bool(isr[i]), bad, (r, m.qname[q_k] if q else "", q[1] if q else -1)))
-    for fi, items in per.items():
-        bad = [t for _, u, t in items if u]
-        if bad:
-            texts[fi] = dns_mismatch_text(bad, [t for r_, _, t in items if not r_])
+    at, kid, isq, isr, f = at[pick], kid[pick], isq[pick], isr[pick], f[pick]
+    b = np.frombuffer(p.buf, np.uint8) if not isinstance(p.buf, np.ndarray) else p.buf
+    o2 = off[at].astype(np.int64)
+    tx = b[o2].astype(np.int64) << 8 | b[o2 + 1].astype(np.int64)
+    # each message's question (lower-case name, type) as a number, -1 without
+    codes: dict = {}
+    qc_k = np.array([codes.setdefault((m.qname[q].lower(), int(m.qtype[q])), len(codes)) if m.has_q[q] else -1
+                     for q in range(len(m.valid))], np.int64)
+    qc = qc_k[kid]
+    who = f * 65536 + tx
+    _, full = np.unique(np.stack([who, qc]), axis=1, return_inverse=True)
+    full = full.ravel()
+    asked_full = np.zeros(int(full.max()) + 1, bool)
+    asked_full[full[isq]] = True
+    bad = isr & np.where(qc >= 0, ~asked_full[full], ~np.isin(who, who[isq]))
+    out[at[bad]] = True
+    if not bad.any():
+        return out, texts
+    # (the datagrams of the flows with a stray, grouped by flow in their order)
+    sel = np.flatnonzero(np.isin(f, f[bad]))
+    sel = sel[np.argsort(f[sel], kind="stable")]
+    cuts = np.flatnonzero(np.r_[True, f[sel][1:] != f[sel][:-1]])
+    for mine in np.split(sel, cuts[1:]):
+        fi = int(f[mine[0]])
+        triple = [(int(tx[i]), m.qname[kid[i]] if qc[i] >= 0 else "", int(m.qtype[kid[i]]) if qc[i] >= 0 else -1)
+                  for i in mine.tolist()]
+        texts[fi] = dns_mismatch_text([t for i, t in zip(mine.tolist(), triple) if bad[i]],
+                                      [t for i, t in zip(mine.tolist(), triple) if isq[i]])
     return out, texts
 
 
@@ -1618,7 +1635,7 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         want[f[resp]] = True
         every = np.flatnonzero(ft.pkt_flow >= 0)
         every = every[want[ft.pkt_flow[every]]]
-        got, texts = stray_responses(p, every, ft.pkt_flow[every])
+        got, texts = stray_responses(p, every, ft.pkt_flow[every], parsed=(rows, m))
         stray = np.zeros(len(ft.pkt_flow), bool)
         stray[every] = got
         stray = stray[rows]
@@ -1810,10 +1827,6 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
                     & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))[0]
     if len(at):
         at = at[(np.frombuffer(p.buf, np.uint8)[off[at] + 2] & 0x80) != 0]
-    if len(at):
-        # (not those matching no query: _udp_dns reads none of them)
-        stray, _ = stray_responses(p, rows, flow)
-        at = at[~stray[at]]
     if not len(at):
         return out
     f = np.asarray(flow, np.int64)[at]
@@ -1821,6 +1834,14 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     many = count[inv] > 1
     out[at[~many]] = True
     at, f = at[many], f[many]
+    if not len(at):
+        return out
+    # (not those matching no query: _udp_dns reads none of them; read on every packet of
+    # these flows)
+    mine = np.isin(np.asarray(flow, np.int64), f)
+    stray = np.zeros(len(rows), bool)
+    stray[mine] = stray_responses(p, rows[mine], np.asarray(flow, np.int64)[mine])[0]
+    at, f = at[~stray[at]], f[~stray[at]]
     if not len(at):
         return out
     m = _dns_messages(p, rows[at])
