@@ -20,10 +20,12 @@ once and can answer Ctrl-C from its first moment. ``from kscc_traffic import ana
 """
 from __future__ import annotations
 
-import importlib
 import sys
-import types
-from typing import TYPE_CHECKING
+
+#: True for type checkers (mypy, pyright and IDEs read a name ``TYPE_CHECKING`` so), False at run
+#: time, without importing :mod:`typing`: ``python -m kscc_traffic`` imports this package before
+#: its ``__main__`` can catch Ctrl-C, so it imports as little as possible
+TYPE_CHECKING = False
 
 # the exceptions cost nothing to import: here at once (``except kscc_traffic.CaptureError``)
 from .errors import (CaptureError, CaptureWarning, CorruptCapture, EngineError, KsccTrafficError,
@@ -68,32 +70,34 @@ _LAZY = {
 _SHADOWED = frozenset(n for n, m in _LAZY.items() if m == "." + n)   # analyze, classify
 
 
-def __getattr__(name: str):
-    """A public name, imported from its module on first use (then a plain attribute)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+# the loading on first use, out of type checkers' sight: to them the names above are plain
+# imports, and a name not among them is an error, not something a __getattr__ may give
+if not TYPE_CHECKING:
+    def __getattr__(name: str):
+        """A public name, imported from its module on first use (then a plain attribute)."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
 
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
 
+    class _Package(type(sys)):   # (types.ModuleType)
+        """This package's module type: when the import system binds a freshly imported submodule
+        named as a public function (``kscc_traffic.analyze``, ``kscc_traffic.classify``) on the
+        package, the function is bound instead, as the eager ``from .analyze import analyze`` did:
+        ``kscc_traffic.analyze`` stays the function even when some code imported the module first
+        (the module itself is ``sys.modules["kscc_traffic.analyze"]``)."""
 
-class _Package(types.ModuleType):
-    """This package's module type: when the import system binds a freshly imported submodule
-    named as a public function (``kscc_traffic.analyze``, ``kscc_traffic.classify``) on the
-    package, the function is bound instead, as the eager ``from .analyze import analyze`` did:
-    ``kscc_traffic.analyze`` stays the function even when some code imported the module first
-    (the module itself is ``sys.modules["kscc_traffic.analyze"]``)."""
+        def __setattr__(self, name: str, value) -> None:
+            if (name in _SHADOWED and isinstance(value, type(sys))
+                    and value.__name__ == f"{self.__name__}.{name}"):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
 
-    def __setattr__(self, name: str, value) -> None:
-        if (name in _SHADOWED and isinstance(value, types.ModuleType)
-                and value.__name__ == f"{self.__name__}.{name}"):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    sys.modules[__name__].__class__ = _Package
