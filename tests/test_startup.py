@@ -178,8 +178,13 @@ def test_a_signal_during_startup_ends_with_130_and_one_line(entry, delay, sig, t
     if rc == 1:                                   # finished before the signal
         assert err == "" and "11 flows: 4 ok, 7 blocked" in out
         return
-    assert rc == 130, (rc, err)
     assert err == "Interrupted\n" or (err.startswith("Interrupted: ") and err.count("\n") == 1), err
+    # once the analysis has begun (the line says what became of the report) a KeyboardInterrupt
+    # that went through a string exec (a dataclass being made, ...) ends `python -m` killed by
+    # SIGINT whatever status the program gave (CPython's unhandled_keyboard_interrupt flag;
+    # a shell reports 130 all the same); the console script is not concerned
+    late = entry == "module" and err.startswith("Interrupted: ")
+    assert rc == 130 or (late and rc == -signal.SIGINT), (rc, err)
 
 
 def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
