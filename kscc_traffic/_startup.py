@@ -6,8 +6,9 @@
    so the run ends there and then: one ``Interrupted`` line on stderr, status
    :data:`EXIT_INTERRUPTED`. A :class:`KeyboardInterrupt` would not do: raised inside an import
    it is lost when it lands in one of importlib's weakref callbacks ("Exception ignored in …",
-   and the run goes on), and ``python -m`` ends with status -2 once one went through a
-   Cython module's initialisation, whatever the program caught and returned.
+   and the run goes on), and ``python -m`` ends killed by SIGINT (status -2) once one went
+   through a string ``exec``/``eval`` (a dataclass or named tuple being made while a module
+   loads: CPython's unhandled-KeyboardInterrupt flag), whatever status the program gave.
 2. From the moment a command writes a report or starts workers (:func:`interrupt_on_signals`,
    ``kscc_traffic.cli._terminate_cleanly``): both raise :class:`KeyboardInterrupt`, so the
    command removes its temporary files, stops its workers and says what became of the report.
