@@ -15,6 +15,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from . import _startup
 from .errors import KsccTrafficError
 from .text import escape_terminal, path_text
 
@@ -192,7 +193,14 @@ def _say(kind: str, message: str) -> None:
     made (:func:`kscc_traffic.text.path_text`, capture names); whatever else came in (an
     exception's text, tshark's words) has its control characters shown as ``\\xNN`` text here,
     so the line stays one line and cannot drive the terminal."""
+    global _interrupted_said
+    if kind == "Interrupted":
+        _interrupted_said = True
     err.print(f"{kind}: {escape_terminal(message)}", markup=False, soft_wrap=True)
+
+
+#: an ``Interrupted:`` line was written in this run (:func:`main` writes a bare one otherwise)
+_interrupted_said = False
 
 
 @app.command()
@@ -285,7 +293,7 @@ def analyze(
 
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = _startup.EXIT_INTERRUPTED
 
 
 def _readable_units(captures, engine: str, mode: str, skip_or_fail):
@@ -416,17 +424,12 @@ def _interrupted(target, sink) -> "typer.Exit":
 
 
 def _terminate_cleanly() -> None:
-    """SIGTERM (kill, timeout, a service stop) ends the run like Ctrl-C: workers stopped,
-    temporary files removed."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (tests calling the app in a thread)
-        pass
+    """From here on Ctrl-C and SIGTERM (kill, timeout, a service stop) raise
+    :class:`KeyboardInterrupt`, so the command stops its workers, removes its temporary files and
+    says what became of the report (:func:`_interrupted`). Until a command calls this (before it
+    opens its output), :func:`main` has them end the run at once (nothing to clean up yet; see
+    :mod:`kscc_traffic._startup`)."""
+    _startup.interrupt_on_signals()
 
 
 #: captures smaller than this (bytes in all) are done before a progress bar would be worth showing
@@ -647,6 +650,7 @@ def live(
     opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
                        engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts,
                        proxy_ports=tuple(proxy_port))
+    _terminate_cleanly()                  # (the final report goes through a temporary file)
     try:
         result = run_live(opts)
     except KsccTrafficError as e:
@@ -754,7 +758,20 @@ def _help_pipe_closed(argv: List[str]) -> bool:
 
 def main(args: Optional[List[str]] = None) -> None:
     """Console-script entry point: never lets a traceback reach the user for our own errors.
-    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
+    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2.
+    Ctrl-C or SIGTERM at any moment: status :data:`EXIT_INTERRUPTED` and one ``Interrupted``
+    line (the command's own, saying what became of its report, or a bare one); at once until
+    the command has something to clean up (:mod:`kscc_traffic._startup`)."""
+    global _interrupted_said
+    _startup.exit_at_once_on_signals()    # first (already so when started by __main__.main)
+    _interrupted_said = False
+    try:
+        _main(args)
+    finally:   # (a caller of main in this process, e.g. a test, gets Python's usual Ctrl-C back)
+        _startup.interrupt_on_signals()
+
+
+def _main(args: Optional[List[str]]) -> None:
     cx = _click_exceptions()
     for stream in (sys.stdout, sys.stderr):
         # a terminal or pipe that cannot encode every character (PYTHONIOENCODING=ascii, a C
@@ -791,5 +808,8 @@ def main(args: Optional[List[str]] = None) -> None:
         sys.exit(EXIT_UNUSABLE)
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    if code == EXIT_INTERRUPTED and not _interrupted_said:
+        # typer ends a command stopped by a KeyboardInterrupt with status 130 and no word
+        err.print("Interrupted", markup=False)
     sys.exit(code if isinstance(code, int) else 0)
