@@ -27,6 +27,7 @@ from .classify import DNS_NO_ERROR, DNS_TCP_RESET, FILTER_ANSWER, STALE_ANSWER, 
 from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
+from .unreachable import NOT_LISTENING
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -37,7 +38,8 @@ _CELL_SPACES = " \u3000"
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
 #: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
-#: sent, nothing answered them, so the capture cannot show that they were received
+#: sent, nothing answered them, so the capture cannot show that they were received (only that
+#: they reached the capturing device's interface, when it is a receiver)
 STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "seen one-way", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
@@ -534,6 +536,18 @@ REASON_TEXT: dict[str, str] = {
     "partial": "the start of the connection was not captured; judged on what was seen",
 }
 
+def icmp_reason_text(n: int, closed: int) -> str:
+    """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
+    unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
+    :data:`REASON_TEXT`'s when none was, else by what happened."""
+    own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
+    if not closed:
+        return REASON_TEXT["icmp_unreachable"]
+    if closed >= n:
+        return own
+    return f"{REASON_TEXT['icmp_unreachable']}; {closed} of them: {own}"
+
+
 #: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
 #: them through; something else answered or looked into them): their "what to change" is
 #: :data:`REASON_TEXT`'s, not the rule's firewall advice
@@ -543,7 +557,7 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
-                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None) -> dict:
+                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -554,7 +568,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
     blocked ones whose SYN was answered by an old connection's packet (detail
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
-    (the first of each flow's ``reason``; None: not counted)."""
+    (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
+    answered by an ICMP port unreachable from the destination itself (detail
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -569,8 +585,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
         status = "seen one-way"
         fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
-               "expected): this capture cannot show that they were received. To verify, capture on a "
-               f"receiving device; what it needs: {r.fix}")
+               "expected): this capture shows that they were sent, not that they were received (one taken on a "
+               "receiving device shows that they reached its interface; its host firewall may still drop them). "
+               "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
+               f"log); what it needs: {r.fix}")
     if status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -591,6 +609,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
+    if status == "blocked" and bl_closed:
+        # the destination host itself said nothing listens on the port: the datagram (or SYN) got
+        # there; the service may simply not run (a firewall in the path is not the cause)
+        service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                   f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+        if bl == bl_closed:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
+                   f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
+                   f"but nothing listens there: {service}; if it is, the host's own firewall rejects it: {fix}")
+        else:
+            fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
+                    f"host itself with ICMP port unreachable (nothing listens there): {service}")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
         # some of the blocked flows reached the server, then their TLS failed: that advice too
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -755,7 +785,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = 0
+        bl_tls = bl_stale = bl_closed = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -782,6 +812,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
+                    bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
@@ -791,7 +822,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed))
     return pd.DataFrame(rows)
 
 
@@ -898,6 +929,7 @@ class TableSummary:
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
+        self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
@@ -971,6 +1003,9 @@ class TableSummary:
             reset = int((rejected & (detail == DNS_TCP_RESET)).sum())
             self.dns_resets += reset
             self.dns_error_answers += int(rejected.sum()) - reset
+            closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
+            for p, n in closed.groupby("purpose", sort=False).size().items():
+                self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -1006,7 +1041,8 @@ class TableSummary:
                                        (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
                                        if self.v6_seen else None, self.bl_tls.get(r.id, 0),
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
-                                       self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {})))
+                                       self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
+                                       self.bl_closed.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

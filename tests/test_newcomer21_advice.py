@@ -122,3 +122,69 @@ def test_a_dns_over_tcp_reset_is_told_as_such(tmp_path):
     page = _dns_finding(render_html(only, RULES, charts=False))
     assert "make the resolver answer" not in page and "resolver answered with an error" not in page
     assert f"What to change  {reset} (answers too large for UDP need it)  Why flagged" in page
+
+
+# --- F4: a port unreachable from the destination itself: nothing listens there --------------------
+def _unreachable(tmp_path, sender, icmp, v6=False):
+    """A datagram from the connection gateway to an agent's UDP 15000 (IPv4, or IPv6 with
+    ``v6``), answered by ``icmp`` (an ICMP layer) from ``sender``."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    gw, agent = ("2001:db8::20", "2001:db8::10") if v6 else ("198.51.100.20", "198.51.100.10")
+    dgram = (IPv6(src=gw, dst=agent) if v6 else IP(src=gw, dst=agent)) / UDP(sport=15000, dport=15000) / (b"x" * 40)
+    err = (IPv6(src=sender, dst=gw) if v6 else IP(src=sender, dst=gw)) / icmp / bytes(dgram)
+    return _write(tmp_path, "unreach.pcap", [(1000.0, eth(dgram)), (1000.001, eth(err))])
+
+
+def test_a_port_unreachable_from_the_destination_says_nothing_listens(tmp_path):
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import ICMPv6DestUnreach
+    for v6, sender, icmp, code in ((False, "198.51.100.10", ICMP(type=3, code=3), "3/3"),
+                                   (True, "2001:db8::10", ICMPv6DestUnreach(code=4), "1/4")):
+        flows = analyze(_unreachable(tmp_path, sender, icmp, v6), RULES)
+        (r,) = flows.itertuples()
+        assert (r.purpose, r.verdict, r.reason) == ("gateway_udp", "blocked", "icmp_unreachable")
+        assert r.icmp_unreachable == f"port unreachable ({code}) from {sender}, the destination itself"
+        assert r.detail == (f"answered by ICMP port unreachable ({code}) from {sender}, the destination itself: "
+                            "the packet arrived, but nothing listens on that port there (the service is not "
+                            "running), or the host's own firewall rejects it")
+        want = ("this flow was answered by the destination host itself with ICMP port unreachable: UDP 15000 "
+                "reached it, but nothing listens there: check that the service for it is running and listening "
+                "on UDP 15000 there (receiving data from the connection gateway (managing client devices)); if "
+                "it is, the host's own firewall rejects it: " + RULES.by_id("gateway_udp").fix)
+        for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
+            assert chk.set_index("rule").loc["gateway_udp", "fix"] == want
+        page = render_html(flows, RULES, charts=False)
+        assert _html_fixes(page)["gateway_udp"] == want
+        assert ("<b>icmp_unreachable</b>: the destination host itself answered with ICMP port unreachable: the "
+                "packet arrived, but nothing listens on that port there") in page
+        assert "a router or firewall answered" not in page
+
+
+def test_a_routers_unreachable_keeps_the_firewall_advice(tmp_path):
+    """3/13 (administratively prohibited) from the destination, 3/3 from a router: a refusal on
+    the way, the rule's firewall advice as before."""
+    from scapy.layers.inet import ICMP
+    for sender, code in (("198.51.100.10", 13), ("198.51.100.1", 3)):
+        flows = analyze(_unreachable(tmp_path, sender, ICMP(type=3, code=code)), RULES)
+        (r,) = flows.itertuples()
+        assert r.icmp_unreachable.endswith(f"({3}/{code}) from {sender}") and "nothing listens" not in r.detail
+        assert readiness(flows, RULES).set_index("rule").loc["gateway_udp", "fix"] == RULES.by_id("gateway_udp").fix
+        assert f"<b>icmp_unreachable</b>: {h.escape(REASON_TEXT['icmp_unreachable'])}" in \
+            render_html(flows, RULES, charts=False)
+
+
+# --- F9: seen one-way does not tell a capture on the receiving device to capture there -------------
+def test_seen_one_way_does_not_assume_the_capture_was_elsewhere(tmp_path):
+    from pcapbuild import udp
+    recs = [udp(("198.51.100.20", 15000), ("198.51.100.255", 15000), b"x" * 40, t=1000.0,
+                dst_mac="ff:ff:ff:ff:ff:ff")]
+    flows = analyze(_write(tmp_path, "bcast.pcap", recs), RULES)
+    row = readiness(flows, RULES).set_index("rule").loc["agent_broadcast"]
+    assert row.status == "seen one-way"
+    assert row.fix == ("1 flow on UDP 15000 seen, none answered (no answer is expected): this capture shows that "
+                       "they were sent, not that they were received (one taken on a receiving device shows that "
+                       "they reached its interface; its host firewall may still drop them). To verify, check on a "
+                       "receiving device (a capture there, if this is not one, and its firewall log); what it "
+                       "needs: " + RULES.by_id("agent_broadcast").fix)
+    assert "To verify, capture on a receiving device" not in render_html(flows, RULES, charts=False)

@@ -145,8 +145,24 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if status == "verified" and answered_ok == 0 and r.transport == "udp":
             status = "seen one-way"
             fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
-                   "expected): this capture cannot show that they were received. To verify, capture on a "
-                   f"receiving device; what it needs: {r.fix}")
+                   "expected): this capture shows that they were sent, not that they were received (one taken on "
+                   "a receiving device shows that they reached its interface; its host firewall may still drop "
+                   "them). To verify, check on a receiving device (a capture there, if this is not one, and its "
+                   f"firewall log); what it needs: {r.fix}")
+        # newcomer 21 F4: a port unreachable from the destination itself: nothing listens there
+        bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
+            "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl_closed:
+            service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
+            if bl == bl_closed:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
+                       f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
+                       f"but nothing listens there: {service}; if it is, the host's own firewall rejects it: {fix}")
+            else:
+                fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
+                        f"host itself with ICMP port unreachable (nothing listens there): {service}")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
         if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
