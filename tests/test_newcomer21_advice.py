@@ -188,3 +188,17 @@ def test_seen_one_way_does_not_assume_the_capture_was_elsewhere(tmp_path):
                        "receiving device (a capture there, if this is not one, and its firewall log); what it "
                        "needs: " + RULES.by_id("agent_broadcast").fix)
     assert "To verify, capture on a receiving device" not in render_html(flows, RULES, charts=False)
+
+
+# --- F11: attempts_over_time takes the rules as the other helpers do --------------------------------
+def test_attempts_over_time_takes_rules_like_the_other_helpers():
+    import kscc_traffic as kt
+    flows = analyze(SAMPLES / "blocked_agent.pcap", RULES)
+    default = kt.attempts_over_time(flows)
+    assert default.shape == (60, 4) and int(default.to_numpy().sum()) == len(flows)
+    assert default.equals(kt.attempts_over_time(flows, RULES))
+    by_rules = kt.attempts_over_time(flows, RULES, bins=5)
+    assert by_rules.shape == (5, 4) and int(by_rules.to_numpy().sum()) == len(flows)
+    assert by_rules.equals(kt.attempts_over_time(flows, 5))        # (the earlier (flows, bins) call)
+    assert by_rules.equals(kt.attempts_over_time(flows, bins=5))
+    assert list(by_rules.columns) == ["ok", "blocked", "unexpected", "unclassified"]
