@@ -1046,10 +1046,17 @@ class TableSummary:
         return pd.DataFrame(rows)
 
 
-def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> None:
+#: the reasons cell of a purpose not seen that a custom capture filter leaves out
+FILTERED_OUT = "filtered out by the capture filter"
+
+
+def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
     checklist, what to change, the DNS names answered with an error, the first flagged flows,
-    the totals."""
+    the totals. ``capture_filter``: a custom capture filter the flows were captured with
+    (``live --filter``): the purposes "not seen" that it leaves out
+    (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
+    under the checklist says "not seen" may mean filtered out."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")
@@ -1064,14 +1071,31 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     console.print(t)
 
     chk = summary.readiness(rules)
+    outside: list[str] | None = []
+    if capture_filter is not None:
+        from .live.filtercheck import purposes_outside
+        outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
+        why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(f"{r.transport} {r.ports}")),
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(r.reasons)))
+                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    if capture_filter is not None:
+        gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
+        head = f"Note: captured with a custom filter ({capture_filter!r}): "
+        if outside is None:
+            what = "a purpose not seen may have been filtered out, not absent"
+        elif gone:
+            what = (f"{gone} purpose{'s' if gone != 1 else ''} not seen {'has' if gone == 1 else 'have'} no port "
+                    f"it lets through ({FILTERED_OUT}): not seen says nothing about "
+                    f"{'it' if gone == 1 else 'them'}")
+        else:
+            what = "it lets through ports of every purpose not seen"
+        console.print(Text(escape_terminal(head + what), style="yellow"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_blocked = summary.counts.get(("dns", "blocked"), 0)
     undocumented = summary.counts.get(("", "unexpected"), 0)

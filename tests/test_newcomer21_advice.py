@@ -174,6 +174,20 @@ def test_a_routers_unreachable_keeps_the_firewall_advice(tmp_path):
             render_html(flows, RULES, charts=False)
 
 
+# --- F11: attempts_over_time takes the rules as the other helpers do --------------------------------
+def test_attempts_over_time_takes_rules_like_the_other_helpers():
+    import kscc_traffic as kt
+    flows = analyze(SAMPLES / "blocked_agent.pcap", RULES)
+    default = kt.attempts_over_time(flows)
+    assert default.shape == (60, 4) and int(default.to_numpy().sum()) == len(flows)
+    assert default.equals(kt.attempts_over_time(flows, RULES))
+    by_rules = kt.attempts_over_time(flows, RULES, bins=5)
+    assert by_rules.shape == (5, 4) and int(by_rules.to_numpy().sum()) == len(flows)
+    assert by_rules.equals(kt.attempts_over_time(flows, 5))        # (the earlier (flows, bins) call)
+    assert by_rules.equals(kt.attempts_over_time(flows, bins=5))
+    assert list(by_rules.columns) == ["ok", "blocked", "unexpected", "unclassified"]
+
+
 # --- F9: seen one-way does not tell a capture on the receiving device to capture there -------------
 def test_seen_one_way_does_not_assume_the_capture_was_elsewhere(tmp_path):
     from pcapbuild import udp
@@ -190,15 +204,72 @@ def test_seen_one_way_does_not_assume_the_capture_was_elsewhere(tmp_path):
     assert "To verify, capture on a receiving device" not in render_html(flows, RULES, charts=False)
 
 
-# --- F11: attempts_over_time takes the rules as the other helpers do --------------------------------
-def test_attempts_over_time_takes_rules_like_the_other_helpers():
-    import kscc_traffic as kt
+# --- F10: purposes a custom capture filter leaves out are not plain "not seen" ---------------------
+def test_a_custom_filter_marks_the_purposes_it_leaves_out():
+    import io
+
+    from kscc_traffic.live.filtercheck import purposes_outside
+    from kscc_traffic.output import FlowSink
+    from kscc_traffic.report import FILTERED_OUT
+    from rich.console import Console
+    ids = [r.id for r in RULES.rules]
+    # (27201 is in activation's range 27200-27299; 15000 is two purposes' port)
+    assert purposes_outside(RULES, "tcp port 27201 or udp port 15000") == \
+        [i for i in ids if i not in ("activation", "gateway_udp", "agent_broadcast")]
+    assert purposes_outside(RULES, "tcp") == ["gateway_udp", "agent_broadcast", "dp_multicast", "dp_ksn_proxy_udp"]
+    assert purposes_outside(RULES, "tcp or udp") == []
+    assert purposes_outside(RULES, "host 203.0.113.99") is None       # no purpose passes: cannot tell
+    assert purposes_outside(RULES, "port ((") is None                  # does not compile
+
     flows = analyze(SAMPLES / "blocked_agent.pcap", RULES)
-    default = kt.attempts_over_time(flows)
-    assert default.shape == (60, 4) and int(default.to_numpy().sum()) == len(flows)
-    assert default.equals(kt.attempts_over_time(flows, RULES))
-    by_rules = kt.attempts_over_time(flows, RULES, bins=5)
-    assert by_rules.shape == (5, 4) and int(by_rules.to_numpy().sum()) == len(flows)
-    assert by_rules.equals(kt.attempts_over_time(flows, 5))        # (the earlier (flows, bins) call)
-    assert by_rules.equals(kt.attempts_over_time(flows, bins=5))
-    assert list(by_rules.columns) == ["ok", "blocked", "unexpected", "unclassified"]
+    seen = set(flows.purpose)
+
+    def table(flt):
+        buf = io.StringIO()
+        sink = FlowSink("table", buf, RULES, lambda o: Console(file=o, width=200, color_system=None), flt)
+        sink.add(flows)
+        sink.close()
+        return buf.getvalue()
+
+    text = table("tcp")
+    rows = {ln.split("│")[2].strip(): ln.split("│") for ln in text.splitlines() if ln.count("│") == 7}
+    udp = ["gateway_udp", "agent_broadcast", "dp_multicast", "dp_ksn_proxy_udp"]
+    gone = [r for r in udp if r not in seen]
+    assert gone == ["gateway_udp", "agent_broadcast", "dp_multicast"]      # (the sample has a 15111 flow)
+    for rule, cells in rows.items():
+        assert (cells[4].strip(), cells[6].strip() == FILTERED_OUT) == (
+            ("not seen", True) if rule in gone else (cells[4].strip(), False)), cells
+    assert rows["dp_ksn_proxy_udp"][4].strip() == "blocked"
+    assert ("Note: captured with a custom filter ('tcp'): 3 purposes not seen have no port it lets through "
+            f"({FILTERED_OUT}): not seen says nothing about them") in text
+    assert "Note: captured with a custom filter ('host 203.0.113.99'): a purpose not seen may have been " \
+           "filtered out, not absent" in table("host 203.0.113.99")
+    plain = table(None)
+    assert FILTERED_OUT not in plain and "custom filter" not in plain
+
+
+def test_live_with_a_custom_filter_says_what_it_left_out():
+    """``live --filter`` in a namespace of its own (nothing captured): the table marks the
+    purposes whose ports the filter drops and adds the note."""
+    import sys
+
+    import pytest
+
+    import netns
+    why = netns.why_unavailable()
+    if why:
+        pytest.skip(why)
+    ns = netns.new_ns("f10")
+    try:
+        r = netns.run_in(ns, [sys.executable, "-m", "kscc_traffic", "live", "-i", "lo", "--filter",
+                              "tcp port 27201 or udp port 15000", "--duration", "1"], timeout=60, check=False,
+                         cwd=ROOT)
+    finally:
+        netns.delete_ns(ns)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert out.count("│ not seen │ 0 │ filtered out by the capture filter │") == 12
+    assert "│ activation │ tcp 27200-27299 │ not seen │ 0 │ │" in out
+    assert ("Note: captured with a custom filter ('tcp port 27201 or udp port 15000'): 12 purposes not seen have "
+            "no port it lets through (filtered out by the capture filter): not seen says nothing about them") in out
+
