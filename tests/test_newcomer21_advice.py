@@ -273,3 +273,30 @@ def test_live_with_a_custom_filter_says_what_it_left_out():
     assert ("Note: captured with a custom filter ('tcp port 27201 or udp port 15000'): 12 purposes not seen have "
             "no port it lets through (filtered out by the capture filter): not seen says nothing about them") in out
 
+
+# --- F12: the live view on a narrow terminal: one line per flagged flow ----------------------------
+def test_the_live_view_fits_a_narrow_terminal():
+    import io
+
+    from rich.console import Console
+
+    from kscc_traffic.live.view import render
+    evs = [{"ts": 1772442000.0 + k, "proto": "tcp", "orig_h": "2001:db8:21::10", "orig_p": 45692,
+            "resp_h": "203.0.113.99", "resp_p": 23101 + k, "verdict": "blocked", "reason": "icmp_unreachable",
+            "purpose": "agent_connection", "server_name": "eu1.ksc.kaspersky.com", "detail": "x"} for k in range(3)]
+    for width, client in ((80, False), (120, True)):
+        buf = io.StringIO()
+        Console(file=buf, width=width, color_system=None).print(
+            render({"interface": "v21c", "engine": "scapy", "packets": 9, "pps": 1.0},
+                   {("agent_connection", "blocked"): 3}, evs, width))
+        lines = buf.getvalue().splitlines()
+        assert max(len(ln) for ln in lines) <= width
+        rows = [ln for ln in lines if "tcp 203.0.113.99:231" in ln]
+        assert [ln.split()[0] for ln in rows] == ["09:00:02", "09:00:01", "09:00:00"]   # one line each
+        assert all(ln.split()[-2:] == ["agent_connection", "icmp_unreachable"] for ln in rows)
+        assert all(("[2001:db8:21::10]:45692" in ln) == client for ln in rows)
+        assert "eu1.ksc.kaspersky.com" not in buf.getvalue()
+    # (no width: the full table, as before)
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(render({}, {}, evs))
+    assert "eu1.ksc.kaspersky.com" in buf.getvalue() and "time (UTC)" in buf.getvalue()
