@@ -161,6 +161,10 @@ def _dns_error_detail(row: dict) -> str:
 #: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
 FILTER_ANSWER = "the server answered HTTP "
 
+#: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
+#: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
+DNS_TCP_RESET = "DNS over TCP rejected with RST"
+
 #: how the detail of a SYN answered by a packet that does not acknowledge it starts (an old
 #: connection's state on the server, a firewall or a NAT: ``syn_answer``)
 STALE_ANSWER = "no connection was made: the SYN was answered "
@@ -210,7 +214,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if icmp_text and not answered:
             return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
         if proto == "tcp" and state == "REJ":
-            return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
+            return "dns", "blocked", "rejected", DNS_TCP_RESET
         if not answered and row["cast"] == "unicast" and not partial:
             if lost_answers:
                 return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"

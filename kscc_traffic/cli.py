@@ -95,15 +95,16 @@ def _console(file=None) -> Console:
     return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
 
 
-def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
+def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None) -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
-    verdict's status: 1 when a flow is blocked or unexpected, else 0."""
+    verdict's status: 1 when a flow is blocked or unexpected, else 0. ``capture_filter``: a
+    custom filter the flows were captured with (the table says what it left out)."""
     from .output import FlowSink
 
     target = _open_output(output)
     out = target.stream if target else sys.stdout
     try:
-        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None), capture_filter)
         sink.add(flows)
         sink.close()
         if target:
@@ -668,7 +669,7 @@ def live(
     err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
                               f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
               + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
-    _emit(flows, ruleset, format, output)
+    _emit(flows, ruleset, format, output, bpf)
 
 
 #: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;
