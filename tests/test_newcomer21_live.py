@@ -134,3 +134,56 @@ def test_live_replay_ends_as_the_file(tmp_path, monkeypatch):
     assert_live_same(path, monkeypatch, step=1, head_packets=S.HEAD_PACKETS)
     assert_live_same(path, monkeypatch, step=3, head_packets=2)
 
+
+# F5: a second Ctrl-C (or SIGTERM) while live builds its report: the Interrupted line of analyze,
+# the previous --output content kept, and where the capture is
+
+def _live_result(path):
+    from kscc_traffic.live.run import LiveResult
+    flows = analyze_file(path, RULES).flows
+    return LiveResult(flows, 40, 40, 0, "signal", "lo", "scapy", path.name, "tcp")
+
+
+def test_live_interrupted_while_building_the_report(tmp_path, monkeypatch, capsys):
+    from kscc_traffic.cli import app
+    from kscc_traffic.live import run as R
+
+    def stopped(opts, view=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(R, "run_live", stopped)
+    out, cap = tmp_path / "r.jsonl", tmp_path / "live15.pcapng"
+    out.write_text("previous\n")
+    rc = app(args=["live", "-i", "lo", "-f", "jsonl", "-o", str(out), "--write", str(cap)], standalone_mode=False)
+    assert rc == 130
+    assert capsys.readouterr().err == (f"Interrupted: {out} not written (stopped before the report was built; its "
+                                       f"previous content is kept); the capture is in {cap}: kscc-traffic "
+                                       f"analyze {cap}\n")
+    assert out.read_text() == "previous\n"
+    rc = app(args=["live", "-i", "lo"], standalone_mode=False)
+    assert rc == 130
+    assert capsys.readouterr().err == ("Interrupted: stopped before the report was built: nothing written to "
+                                       "standard output; the packets were not kept (--write FILE.pcapng keeps "
+                                       "them)\n")
+
+
+def test_live_interrupted_while_writing_the_report(tmp_path, monkeypatch, capsys):
+    from kscc_traffic import output
+    from kscc_traffic.cli import app
+    from kscc_traffic.live import run as R
+    sample = _write(tmp_path, _silent_servers(), 0, "s.pcap")
+    monkeypatch.setattr(R, "run_live", lambda opts, view=None: _live_result(sample))
+    real = output.FlowSink.add
+
+    def add(self, flows):
+        real(self, flows)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(output.FlowSink, "add", add)
+    out, cap = tmp_path / "r.csv", tmp_path / "x y.pcapng"
+    out.write_text("previous\n")
+    rc = app(args=["live", "-i", "lo", "-f", "csv", "-o", str(out), "--write", str(cap)], standalone_mode=False)
+    assert rc == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("Captured 40 packets on lo (scapy), 0 dropped by the kernel; stopped by signal")
+    assert err[1:] == [f"Interrupted: {out} not written (stopped after 5 flows; its previous content is kept); "
+                       f"the capture is in {cap}: kscc-traffic analyze '{cap}'"]
+    assert out.read_text() == "previous\n"
