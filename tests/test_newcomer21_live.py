@@ -187,3 +187,65 @@ def test_live_interrupted_while_writing_the_report(tmp_path, monkeypatch, capsys
     assert err[1:] == [f"Interrupted: {out} not written (stopped after 5 flows; its previous content is kept); "
                        f"the capture is in {cap}: kscc-traffic analyze '{cap}'"]
     assert out.read_text() == "previous\n"
+
+
+# F6: --count stops the capture before a tick saw the last flows: their live lines come anyway
+
+def _fake_source(frames):
+    from kscc_traffic.live.sources import Batch
+
+    class Source:
+        engine = "fake"
+
+        def __init__(self):
+            self.left = list(frames)
+
+        def start(self):
+            pass
+
+        def read(self, timeout):
+            out, self.left = self.left, []
+            return Batch(frames=out)
+
+        def stop(self):
+            pass
+
+        def drain(self):
+            return Batch()
+
+        def ended(self):
+            return None
+
+        def delivered_ns(self):
+            return None
+
+        def stats(self):
+            return 2, 0
+
+        def close(self):
+            pass
+    return Source()
+
+
+def test_count_stop_still_gives_the_live_line(monkeypatch):
+    """A SYN answered by a RST (2 packets) and --count 2: the rejected flow's line before the
+    report, as with --duration or Ctrl-C (one line, not again for the same flow)."""
+    from scapy.all import IP, TCP, Ether
+    from kscc_traffic.live import run as R
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    syn = eth / IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=40001, dport=29201, flags="S", seq=1)
+    rst = eth / IP(src="203.0.113.10", dst="192.0.2.10") / TCP(sport=29201, dport=40001, flags="RA", seq=0, ack=2)
+    t = int(T0 * 1e9)
+    frames = [(t, 1, bytes(syn), len(syn)), (t + 1_000_000, 1, bytes(rst), len(rst)),
+              (t + 2_000_000, 1, bytes(syn), len(syn))]
+    monkeypatch.setattr(R, "open_source", lambda engine, iface, bpf: _fake_source(frames))
+    events = []
+
+    class View(R.LiveView):
+        def event(self, ev):
+            events.append(ev)
+    res = R.run_live(R.LiveOptions(rules=RULES, interface="lo", count=2), view=View(interactive=False))
+    assert (res.captured, res.stop_reason) == (2, "count")
+    assert [(e["orig_p"], e["resp_p"], e["verdict"], e["reason"]) for e in events] == \
+        [(40001, 29201, "blocked", "rejected")]
+    assert res.flows[["verdict", "reason"]].values.tolist() == [["blocked", "rejected"]]
