@@ -249,3 +249,24 @@ def test_count_stop_still_gives_the_live_line(monkeypatch):
     assert [(e["orig_p"], e["resp_p"], e["verdict"], e["reason"]) for e in events] == \
         [(40001, 29201, "blocked", "rejected")]
     assert res.flows[["verdict", "reason"]].values.tolist() == [["blocked", "rejected"]]
+
+
+# F7: live -i any: one clear line with what to do instead, both engines
+
+@pytest.mark.parametrize("engine", ["scapy", "tshark"])
+def test_interface_any_says_what_to_do(engine):
+    import subprocess
+    import sys
+    from kscc_traffic.live.sources import list_interfaces
+    if "any" in list_interfaces():
+        pytest.skip("an interface named any exists here")
+    r = subprocess.run([sys.executable, "-m", "kscc_traffic", "live", "-i", "any", "--engine", engine,
+                        "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: live captures one interface at a time: 'any' (every interface, as "
+                               "tcpdump -i any) is not supported; available: ")
+    assert lines[0].endswith("Run live once per interface, or capture every interface with `sudo tcpdump -i "
+                             "any -w agent.pcap \"$(kscc-traffic rules --bpf --no-vlan)\"` and run "
+                             "`kscc-traffic analyze agent.pcap` (cooked captures are read)")
