@@ -681,6 +681,12 @@ def live(
         raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
                     "'or tcp port N' in the filter instead")
     ruleset = _load_rules(rules)
+    if write is not None and write.suffix.lower() in (".pcap", ".cap"):
+        # (the writer keeps the capture's end and the kernel's drop count in pcapng blocks, and
+        # stays valid whatever stops it: always pcapng)
+        _say("Warning", f"{path_text(write)}: written in pcapng format whatever its name says (tools that go "
+             f"by the extension may expect pcap): name it .pcapng, or convert it afterwards with "
+             f"`editcap -F pcap {shlex.quote(path_text(write))} OUT.pcap`")
     from .live.run import LiveOptions, run_live
     from .live.session import Timeouts
     try:

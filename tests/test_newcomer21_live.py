@@ -270,3 +270,23 @@ def test_interface_any_says_what_to_do(engine):
     assert lines[0].endswith("Run live once per interface, or capture every interface with `sudo tcpdump -i "
                              "any -w agent.pcap \"$(kscc-traffic rules --bpf --no-vlan)\"` and run "
                              "`kscc-traffic analyze agent.pcap` (cooked captures are read)")
+
+
+# F8: --write x.pcap writes pcapng: a Warning line says so
+
+def test_write_with_a_pcap_name_warns(tmp_path, monkeypatch, capsys):
+    from kscc_traffic.cli import app
+    from kscc_traffic.live import run as R
+    sample = _write(tmp_path, _aborted(), 0, "s.pcap")
+    monkeypatch.setattr(R, "run_live", lambda opts, view=None: _live_result(sample))
+    cap = tmp_path / "x.pcap"
+    rc = app(args=["live", "-i", "lo", "-f", "csv", "-o", str(tmp_path / "r.csv"), "--write", str(cap)],
+             standalone_mode=False)
+    assert rc == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"Warning: {cap}: written in pcapng format whatever its name says (tools that go by the "
+                      f"extension may expect pcap): name it .pcapng, or convert it afterwards with `editcap -F "
+                      f"pcap {cap} OUT.pcap`")
+    rc = app(args=["live", "-i", "lo", "-f", "csv", "-o", str(tmp_path / "r.csv"), "--write",
+                   str(tmp_path / "x.pcapng")], standalone_mode=False)
+    assert rc == 1 and not [x for x in capsys.readouterr().err.splitlines() if x.startswith("Warning")]
