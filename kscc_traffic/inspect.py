@@ -568,7 +568,8 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     `` answered`` added when the other side sent new data after it (by sequence numbers: an
     alert answering a FIN); '' when none. ``wait`` (float, seconds; -1 where not): from the first sending
     of the client's last new data byte before that FIN or RST to it, when the server sent no new
-    byte in between (a server that sent no byte at all counts: a ClientHello never answered);
+    byte in between (a server that sent no byte at all counts, from the client's first data
+    segment: a ClientHello never answered);
     -1 when there was no close, no client data before it, or a server byte after it.
 
     By sequence numbers, as :func:`_tls_waits` on the packets before the close only (what the
@@ -618,10 +619,14 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     top_s = np.full(n_f, -1, np.int64)
     np.maximum.at(top_s, f[sv >= 0], sv[sv >= 0])
     first = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
-    silent = top_s <= 0         # (no server byte at all)
+    mute = top_s <= 0           # (no server byte at all: counted from the client's first data)
+    silent = mute.copy()
     silent[f[first]] = True
+    t_1 = np.full(n_f, big, np.int64)
+    np.minimum.at(t_1, f[data_c], ts[data_c])
+    since = np.where(mute, t_1, t_c)
     ok = closed & (t_c[fl] < big) & silent[fl]
-    out[ok] = (when[ok] - t_c[fl][ok]) / 1e9
+    out[ok] = (when[ok] - since[fl][ok]) / 1e9
     # the other side's new data after the close: its furthest data end overall past the one before
     if full is not None:
         for view, tops in ((full, 0), (v, 1)):
