@@ -455,6 +455,8 @@ def _live_hint(write: Optional[Path]) -> str:
     if write is None:
         return "; the packets were not kept (--write FILE.pcapng keeps them)"
     name = path_text(write)
+    if not os.path.lexists(write):    # (stopped before the capture began)
+        return f"; no capture was written to {name}"
     return f"; the capture is in {name}: kscc-traffic analyze {shlex.quote(name)}"
 
 

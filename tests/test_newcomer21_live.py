@@ -66,7 +66,12 @@ def _silent_servers() -> list[_Conv]:
     d.send(t + 10.06, "c")
     e = _Conv(t, 50105).send(t + 0.03, "c", HELLO).send(t + 0.04, "s")
     _close(e, t + 5.03, "s", "RA")
-    return [a, b, c, d, e]
+    # (skype_many-flows.pcap's shape: more client data 1 s after the hello, never acknowledged;
+    # the silence counts from the hello)
+    f = _Conv(t, 50106).send(t + 0.03, "c", HELLO).send(t + 0.04, "s")
+    f.send(t + 1.03, "c", bytes(50), ack=901)
+    _close(f, t + 6.03, "c")
+    return [a, b, c, d, e, f]
 
 
 def _aborted() -> list[_Conv]:
@@ -101,9 +106,10 @@ def test_silent_server_then_closed_keeps_the_live_diagnosis(tmp_path):
                         "10.0 s after the client's ClientKeyExchange/ChangeCipherSpec/Finished, then the "
                         "server closed")
     assert v[50105] == ("blocked", "tls_failed", f"{hello} 5.0 s, then the server reset the connection")
+    assert v[50106] == ("blocked", "tls_failed", f"{hello} 6.0 s, then the client closed")
     # in small chunks: the same table, every column
     w = assert_same(path, [400, 1500])
-    assert (w["reason"] == "tls_failed").sum() == 5
+    assert (w["reason"] == "tls_failed").sum() == 6
 
 
 def test_aborted_handshakes_keep_their_detail(tmp_path):
@@ -122,7 +128,7 @@ def test_silent_server_then_closed_tshark_engine_agrees(tmp_path):
     b = analyze_file(path, RULES, engine="tshark").flows.sort_values("uid").reset_index(drop=True)
     assert a[["uid", "verdict", "reason", "detail"]].values.tolist() == \
         b[["uid", "verdict", "reason", "detail"]].values.tolist()
-    assert (a["reason"] == "tls_failed").sum() == 8
+    assert (a["reason"] == "tls_failed").sum() == 9
 
 
 def test_live_replay_ends_as_the_file(tmp_path, monkeypatch):
@@ -153,6 +159,12 @@ def test_live_interrupted_while_building_the_report(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(R, "run_live", stopped)
     out, cap = tmp_path / "r.jsonl", tmp_path / "live15.pcapng"
     out.write_text("previous\n")
+    # (stopped before the capture file was made: no capture named)
+    rc = app(args=["live", "-i", "lo", "-f", "jsonl", "-o", str(out), "--write", str(cap)], standalone_mode=False)
+    assert rc == 130
+    assert capsys.readouterr().err == (f"Interrupted: {out} not written (stopped before the report was built; its "
+                                       f"previous content is kept); no capture was written to {cap}\n")
+    cap.write_bytes(b"")
     rc = app(args=["live", "-i", "lo", "-f", "jsonl", "-o", str(out), "--write", str(cap)], standalone_mode=False)
     assert rc == 130
     assert capsys.readouterr().err == (f"Interrupted: {out} not written (stopped before the report was built; its "
@@ -179,12 +191,13 @@ def test_live_interrupted_while_writing_the_report(tmp_path, monkeypatch, capsys
         raise KeyboardInterrupt
     monkeypatch.setattr(output.FlowSink, "add", add)
     out, cap = tmp_path / "r.csv", tmp_path / "x y.pcapng"
+    cap.write_bytes(b"")
     out.write_text("previous\n")
     rc = app(args=["live", "-i", "lo", "-f", "csv", "-o", str(out), "--write", str(cap)], standalone_mode=False)
     assert rc == 130
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("Captured 40 packets on lo (scapy), 0 dropped by the kernel; stopped by signal")
-    assert err[1:] == [f"Interrupted: {out} not written (stopped after 5 flows; its previous content is kept); "
+    assert err[1:] == [f"Interrupted: {out} not written (stopped after 6 flows; its previous content is kept); "
                        f"the capture is in {cap}: kscc-traffic analyze '{cap}'"]
     assert out.read_text() == "previous\n"
 
