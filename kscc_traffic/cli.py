@@ -7,6 +7,7 @@ file, not a capture, bad rules file) — with a one-line ``Error: …`` on stder
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -95,14 +96,18 @@ def _console(file=None) -> Console:
     return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
 
 
-def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None) -> None:
+def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
+          hint: str = "") -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
     verdict's status: 1 when a flow is blocked or unexpected, else 0. ``capture_filter``: a
-    custom filter the flows were captured with (the table says what it left out)."""
+    custom filter the flows were captured with (the table says what it left out). Ctrl-C or
+    SIGTERM while writing: the ``Interrupted:`` line of :func:`_interrupted` (``hint`` added to
+    it) and :data:`EXIT_INTERRUPTED`."""
     from .output import FlowSink
 
     target = _open_output(output)
     out = target.stream if target else sys.stdout
+    sink = None
     try:
         sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None), capture_filter)
         sink.add(flows)
@@ -113,6 +118,8 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filt
             out.flush()
     except OSError as e:
         raise _write_failed(e, output)
+    except KeyboardInterrupt:
+        raise _interrupted(target, sink if sink is not None else _NoRows(format.value), hint)
     finally:
         if target:
             target.discard()
@@ -402,11 +409,21 @@ def _open_output(output: Optional[Path]):
     return target
 
 
-def _interrupted(target, sink) -> "typer.Exit":
+class _NoRows:
+    """What :func:`_interrupted` reads of a sink, for a run stopped before its sink was made."""
+
+    rows = 0
+    writing = False
+
+    def __init__(self, format: str):
+        self.format = format
+
+
+def _interrupted(target, sink, hint: str = "") -> "typer.Exit":
     """The exit of a run stopped by Ctrl-C or SIGTERM: one ``Interrupted:`` line on stderr saying
     what became of the report (``--output`` a file: not written, its previous content kept; a
     device or FIFO, or standard output: what it got is incomplete; the table: not printed),
-    status :data:`EXIT_INTERRUPTED`."""
+    ``hint`` added after it (``live``: where the capture is), status :data:`EXIT_INTERRUPTED`."""
     flows = f"{sink.rows} flow{'s' if sink.rows != 1 else ''}"
     where = "the report" if target is None else path_text(target.path)
     if target is not None and target.atomic:
@@ -420,8 +437,37 @@ def _interrupted(target, sink) -> "typer.Exit":
         msg = f"{'standard output' if target is None else where} is incomplete ({flows} written{part})"
     if target is not None:
         target.discard()
-    _say("Interrupted", msg)
+    _say("Interrupted", msg + hint)
     return typer.Exit(EXIT_INTERRUPTED)
+
+
+def _live_interrupted(output: Optional[Path], write: Optional[Path]) -> "typer.Exit":
+    """The exit of a ``live`` run stopped a second time (Ctrl-C, SIGTERM) before its report was
+    written: the ``Interrupted:`` line of ``analyze`` (no flow written; ``--output`` a file: its
+    previous content kept), with where the capture is (``--write``) and how to analyse it;
+    status :data:`EXIT_INTERRUPTED`."""
+    from .outfile import ReportFile
+
+    target = ReportFile(output) if output is not None else None
+    msg = _live_hint(write)
+    if target is not None and target.atomic:
+        _say("Interrupted", f"{path_text(output)} not written (stopped before the report was built; "
+             + ("its previous content is kept)" if os.path.lexists(output) else "no file made)") + msg)
+    else:
+        where = "standard output" if output is None else path_text(output)
+        _say("Interrupted", f"stopped before the report was built: nothing written to {where}" + msg)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+def _live_hint(write: Optional[Path]) -> str:
+    """What an ``Interrupted:`` line of ``live`` adds: where the capture is (``--write``) and how
+    to get its report; or that it was not kept."""
+    if write is None:
+        return "; the packets were not kept (--write FILE.pcapng keeps them)"
+    name = path_text(write)
+    if not os.path.lexists(write):    # (stopped before the capture began)
+        return f"; no capture was written to {name}"
+    return f"; the capture is in {name}: kscc-traffic analyze {shlex.quote(name)}"
 
 
 def _terminate_cleanly() -> None:
@@ -642,6 +688,12 @@ def live(
         raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
                     "'or tcp port N' in the filter instead")
     ruleset = _load_rules(rules)
+    if write is not None and write.suffix.lower() in (".pcap", ".cap"):
+        # (the writer keeps the capture's end and the kernel's drop count in pcapng blocks, and
+        # stays valid whatever stops it: always pcapng)
+        _say("Warning", f"{path_text(write)}: written in pcapng format whatever its name says (tools that go "
+             f"by the extension may expect pcap): name it .pcapng, or convert it afterwards with "
+             f"`editcap -F pcap {shlex.quote(path_text(write))} OUT.pcap`")
     from .live.run import LiveOptions, run_live
     from .live.session import Timeouts
     try:
@@ -651,7 +703,9 @@ def live(
     opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
                        engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts,
                        proxy_ports=tuple(proxy_port))
-    _terminate_cleanly()                  # (the final report goes through a temporary file)
+    # (the final report goes through a temporary file; SIGTERM while the report is built, after
+    # the capture stopped: like Ctrl-C)
+    _terminate_cleanly()
     try:
         result = run_live(opts)
     except KsccTrafficError as e:
@@ -659,17 +713,21 @@ def live(
     except OSError as e:
         raise _fail(f"{e.filename or write or 'capture'}: {e.strerror or e}")
     except KeyboardInterrupt:
-        raise
+        # a second Ctrl-C (or SIGTERM) while the capture stopped and its report was being built
+        raise _live_interrupted(output, write)
     except Exception as e:  # a bug of ours: one line, never a traceback
         raise _fail(f"live capture: internal error ({type(e).__name__}: {e}); please report it")
-    flows = result.flows
-    if result.note:
-        _say("Warning", result.note)
-    drops = "unknown" if result.dropped is None else str(result.dropped)
-    err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
-                              f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
-              + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
-    _emit(flows, ruleset, format, output, bpf)
+    try:
+        flows = result.flows
+        if result.note:
+            _say("Warning", result.note)
+        drops = "unknown" if result.dropped is None else str(result.dropped)
+        err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+                                  f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
+                  + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
+    except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)
+        raise _live_interrupted(output, write)
+    _emit(flows, ruleset, format, output, bpf, hint=_live_hint(write))
 
 
 #: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;
