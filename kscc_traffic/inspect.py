@@ -371,11 +371,18 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         np.minimum.at(at, flow[side], np.flatnonzero(side))
         return np.where(at < len(rows), at, -1)
 
-    def advance(side: np.ndarray, after: np.ndarray, acked: np.ndarray) -> np.ndarray:
-        """Per flow: new bytes of ``side`` rows sent after time ``after[flow]`` (ns), past what
-        was sent before it or acknowledged by the other side then (``acked``, relative; so a
-        segment missing from the capture but received does not count as new)."""
-        late = side & (ts > after[flow])
+    def later(side: np.ndarray, after: np.ndarray, mark: np.ndarray) -> np.ndarray:
+        """Rows of ``side`` sent after time ``after[flow]`` (ns): later, or at that very time
+        (a coarse clock stamps a whole exchange with one time) acknowledging more than
+        ``mark[flow]`` of the other direction (relative: the bytes of what was sent then), an
+        answer to it whatever the rows' order."""
+        return side & ((ts > after[flow]) | ((ts == after[flow]) & (ack_rel > mark[flow])))
+
+    def advance(side: np.ndarray, after: np.ndarray, acked: np.ndarray, mark: np.ndarray) -> np.ndarray:
+        """Per flow: new bytes of ``side`` rows sent after time ``after[flow]`` (ns) (:func:`later`),
+        past what was sent before it or acknowledged by the other side then (``acked``, relative;
+        so a segment missing from the capture but received does not count as new)."""
+        late = later(side, after, mark)
         before = np.maximum(acked, 0)
         np.maximum.at(before, flow[side & ~late], end[side & ~late])
         most = np.full(n_f, -1, np.int64)
@@ -393,6 +400,13 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         return rel
 
     fl = np.arange(n_f, dtype=np.int64)
+    # each row's acknowledgement relative to the other direction's first data byte (-1: none, or
+    # before it)
+    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) % (1 << 32)
+    has_other = np.zeros(2 * n_f + 2, bool)
+    has_other[grp[first]] = True
+    ack_ok = has_other[np.where(client, flow * 2 + 1, flow * 2)] & ((c["tcp_flags"][rows] & 0x10) != 0)
+    ack_rel = np.where(ack_ok & (ack_rel < 1 << 31), ack_rel, -1)
     server_data = ~client
     if server_skip is not None:
         skip = np.zeros(n_f, np.int64)
@@ -400,10 +414,16 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         server_data &= end > skip[flow]
     s1_at = first_at(server_data)
     s1 = np.where(s1_at >= 0, ts[np.maximum(s1_at, 0)], big)
-    c_new = advance(client, s1, acked_by(s1_at, fl * 2))
-    c2_at = first_at(client & (ts > s1[flow]))
+    zero = np.zeros(n_f, np.int64)
+    c_new = advance(client, s1, acked_by(s1_at, fl * 2), zero)
+    c2_at = first_at(later(client, s1, zero))
     c2 = np.where(c2_at >= 0, ts[np.maximum(c2_at, 0)], big)
-    s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1))
+    # (the client's next flight's first byte, relative: a server row at its time acknowledging
+    # past it answered it)
+    c2_start = np.full(n_f, np.iinfo(np.int64).max, np.int64)
+    ok = c2_at >= 0
+    c2_start[ok] = end[c2_at[ok]] - np.maximum(c["payload_len"][rows[c2_at[ok]]].astype(np.int64), 0)
+    s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1), c2_start)
     if parts:
         return (c_new[flows] >= CLIENT_NEXT_BYTES, s_new[flows],
                 np.where(c2[flows] < big, c2[flows], -1))
