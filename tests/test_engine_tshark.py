@@ -401,3 +401,41 @@ def test_a_ring_member_cut_inside_its_header_is_skipped_alike(tmp_path):
     rows_b, rows_t = sorted(b.stdout.splitlines()[1:]), sorted(t.stdout.splitlines()[1:])
     assert rows_b == rows_t and len(rows_t) == 2
     assert all("x_00001_20251130100000.pcapng .. x_00002_20251130100100.pcapng" in row for row in rows_t)
+
+
+def test_time_exceeded_and_parameter_problem_quotes_agree(tmp_path):
+    """ICMP time exceeded (11/0) and parameter problem (12/0), ICMPv6 time exceeded (3/0) and
+    parameter problem (4/1), each quoting the IP header + 8 bytes of unanswered SYNs: the tshark
+    engine attaches them to the flow they quote, as the builtin engine does ('routing loop',
+    'a router drops what it cannot parse'), instead of 'SYN sent N times, no answer' plus an
+    ICMP flow (it rebuilt quotes of ICMP 3 / ICMPv6 1 only: break-it 18 F4)."""
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.layers.inet6 import ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6
+    from scapy.layers.l2 import Ether
+    from pcapbuild import pcap_bytes
+    e = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    recs, t = [], 1000.0
+    cases = [(4, 50020, ICMP(type=11, code=0), "TTL exceeded in transit (11/0) from 198.51.100.7"),
+             (4, 50021, ICMP(type=12, code=0), "parameter problem (12/0) from 198.51.100.7"),
+             (6, 50030, ICMPv6TimeExceeded(code=0), "hop limit exceeded in transit (3/0) from 2001:db8:ff::7"),
+             (6, 50031, ICMPv6ParamProblem(code=1, ptr=40), "parameter problem (4/1) from 2001:db8:ff::7")]
+    for ver, sport, err, _ in cases:
+        if ver == 4:
+            syn = IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=sport, dport=23101, flags="S", seq=7)
+            back = IP(src="198.51.100.7", dst="192.0.2.10") / err / bytes(syn)[:28]
+        else:
+            syn = IPv6(src="2001:db8:1::10", dst="2001:db8:2::10") / TCP(sport=sport, dport=23101, flags="S", seq=7)
+            back = IPv6(src="2001:db8:ff::7", dst="2001:db8:1::10") / err / bytes(syn)[:48]
+        for k in range(3):
+            recs += [(t, e / syn), (t + 0.01, e / back)]
+            t += 1.0
+    path = tmp_path / "ttl.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    _compare(path)
+    a, b = _rows(path)
+    assert a == b
+    flows = analyze_file(path, RULES, engine="tshark").flows.sort_values("orig_p")
+    assert flows["proto"].tolist() == ["tcp"] * 4
+    assert flows["icmp_unreachable"].tolist() == [c[3] for c in cases]
+    assert set(flows["reason"]) == {"icmp_unreachable"}
+    assert "a routing loop" in flows["detail"].iloc[0]

@@ -27,8 +27,8 @@ How a dissection becomes one row (units: bytes, nanoseconds):
 - payload bytes come from ``tcp.payload`` / ``udp.payload`` (so the application columns, DNS
   ``query`` and ``dns_rcode`` included, come from the same inspection as with the builtin engine;
   Wireshark's ``dns.*`` fields such as ``dns.flags.rcode`` are not read), and from ``data.data``
-  for a payload Wireshark shows as data (IP fragments, unknown protocols). For an ICMP/ICMPv6 error the
-  quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
+  for a payload Wireshark shows as data (IP fragments, unknown protocols). For an ICMP/ICMPv6 error (:data:`_QUOTING`: destination
+  unreachable, time exceeded, parameter problem, redirect…) the quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
   (a 20-byte IPv4 or 40-byte IPv6 header + the first 8 transport bytes), which is all
   :func:`kscc_traffic.protocols.icmp.quoted_datagram` reads.
 - ``payload_len`` and ``pl_cap`` are the builtin decoder's also where Wireshark gives no bytes
@@ -155,6 +155,11 @@ _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp
                   "gre": 47, "esp": 50, "ah": 51, "ospf": 89, "vrrp": 112, "pim": 103,
                   "dccp": 33, "udplite": 136}
 _ICMP = ("icmp", "icmpv6")
+#: ICMP / ICMPv6 error types whose quoted datagram is rebuilt (:func:`_quoted`): destination
+#: unreachable, source quench, redirect, time exceeded, parameter problem (ICMP 3, 4, 5, 11, 12);
+#: destination unreachable, packet too big, time exceeded, parameter problem (ICMPv6 1-4), as the
+#: builtin decoder keeps every error's quote (:mod:`kscc_traffic.unreachable` reads them)
+_QUOTING = {"icmp": frozenset({3, 4, 5, 11, 12}), "icmpv6": frozenset({1, 2, 3, 4})}
 _IP = ("ip", "ipv6")
 #: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
@@ -592,7 +597,7 @@ class PacketBuilder:
             plen = max(ip_pl - 8, 0)
             row["payload_len"] = plen
             quote = b""
-            if (t == "icmp" and it == 3) or (t == "icmpv6" and it == 1):
+            if it in _QUOTING[t]:
                 quote = _quoted(protos, f, j)[:plen]
             self._unseen(row, plen, missing, quote)
         elif data:                  # a protocol Wireshark shows as data: its bytes
