@@ -439,3 +439,54 @@ def test_time_exceeded_and_parameter_problem_quotes_agree(tmp_path):
     assert flows["icmp_unreachable"].tolist() == [c[3] for c in cases]
     assert set(flows["reason"]) == {"icmp_unreachable"}
     assert "a routing loop" in flows["detail"].iloc[0]
+
+
+def _commented_pcapng(recs, comments: dict[int, list[bytes]]) -> bytes:
+    """A pcapng (µs times) of ``recs`` ((ts, packet or bytes)); EPB number k carries the
+    ``opt_comment`` options ``comments[k]``."""
+    import struct
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def opt(code: int, v: bytes) -> bytes:
+        return struct.pack("<HH", code, len(v)) + v + b"\0" * (-len(v) % 4)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), block(1, struct.pack("<HHI", 1, 0, 0))]
+    for k, (t, pkt) in enumerate(recs):
+        d, us = bytes(pkt), round(t * 1e6)
+        d_opts = b"".join(opt(1, c) for c in comments.get(k, [])) + (struct.pack("<HH", 0, 0) if k in comments else b"")
+        out.append(block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(d), len(d))
+                         + d + b"\0" * (-len(d) % 4) + d_opts))
+    return b"".join(out)
+
+
+def test_packet_comments_are_not_expert_info(tmp_path):
+    """pcapng packet comments reading like Wireshark's expert message 'IPv4 total length exceeds
+    packet length (N bytes)' (also among other pieces after a comma): the tshark engine takes
+    no bytes, no cut payload and no 'captured shorter' warning from them (Wireshark lists
+    comments among its expert messages; the engine read them as the IP layer's own: break-it 18
+    F5). A packet really shorter than its IP length, commented with the very message, is still
+    counted once, as with the builtin engine."""
+    from pcapbuild import tcp_session
+    msg = b"IPv4 total length exceeds packet length (20 bytes)"
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), c_data=b"\x16\x03\x01" + bytes(60))
+    # (0 SYN, 1 SYN-ACK, 2 ACK, 3 client data, 4 client FIN, 5 server FIN, 6 ACK)
+    path = tmp_path / "spoof.pcapng"
+    path.write_bytes(_commented_pcapng(recs, {5: [msg], 3: [b"note," + msg, msg]}))
+    _compare(path)
+    (r,) = analyze_file(path, RULES, engine="tshark").flows.to_dict("records")
+    assert (r["orig_bytes"], r["resp_bytes"], bool(r["payload_cut"]), r["history"]) == (63, 0, False, "ShADFf")
+    for engine in ("builtin", "tshark"):
+        assert _short_lines(path, engine) == [], engine
+    # the client's data packet really cut 10 bytes short of its IP length, with the same comment
+    cut = list(recs)
+    cut[3] = (cut[3][0], bytes(cut[3][1])[:-10])
+    path = tmp_path / "cut.pcapng"
+    path.write_bytes(_commented_pcapng(cut, {3: [b"IPv4 total length exceeds packet length (93 bytes)", msg]}))
+    _compare(path)
+    a, b = _rows(path)
+    assert a == b
+    for engine in ("builtin", "tshark"):
+        (w,) = _short_lines(path, engine)
+        assert w.startswith("cut.pcapng: 1 IP packet captured shorter than its IP length says"), (engine, w)

@@ -36,7 +36,8 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   frame holds — all of it less what the snaplen cut off the frame's end (frame length - captured
   length) and what the IP length says beyond the frame (Wireshark's expert message "IPv4 total
   length exceeds packet length (N bytes)" / "IPv6 payload length exceeds framing length (N
-  bytes)"); the bytes kept for it are zeros after the rebuilt quote, as nothing else reads them.
+  bytes)", taken only with the IP layer's own expert field, never from a packet comment
+  reading the same); the bytes kept for it are zeros after the rebuilt quote, as nothing else reads them.
   A TCP ``payload_len`` is likewise the IP length's, not ``tcp.len`` (which stops at the frame's
   end). So :meth:`ReadStats.warn_short_packets` counts the same packets with both engines.
 - IP fragments: Wireshark reassembles them (``ip.defragment``); frames whose datagram is
@@ -147,7 +148,7 @@ FIELDS: list[str] = [
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
     "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
-    "_ws.expert.message",
+    "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -199,6 +200,9 @@ _ZEROS = -2
 #: bytes it holds: the whole IPv4 datagram / the IPv6 payload)
 _BEYOND = {"ip": "IPv4 total length exceeds packet length (",
            "ipv6": "IPv6 payload length exceeds framing length ("}
+#: the IP dissectors' expert fields of those messages (present only when the IP layer itself
+#: says so; a packet comment reading like the message has neither)
+_BEYOND_FIELD = {"ip": "ip.bogus_ip_length", "ipv6": "ipv6.plen_exceeds_framing"}
 
 #: Wireshark encapsulations (``frame.encap_type``, wiretap's WTAP_ENCAP_*) of files that are no
 #: packet capture, which tshark opens as one frame holding the whole file: what they are
@@ -822,10 +826,23 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False
 def _beyond_frame(f: Mapping[str, Sequence[str]], ipn: str, claimed: int) -> int:
     """Bytes the IP length (``claimed``: IPv4 total length, IPv6 payload length) says beyond
     what the frame holds, from Wireshark's expert message on the last ``ipn`` layer flagged
-    (an ICMP error's quote is never flagged); 0 when none is."""
+    (an ICMP error's quote is never flagged); 0 when none is.
+
+    Only the IP dissector's own expert info counts: the packet must carry its expert field
+    (:data:`_BEYOND_FIELD`), and messages that are a packet comment's text (Wireshark lists
+    each pcapng comment among the expert messages, ``frame.comment``: untrusted text written
+    by whoever edited the file) are set aside, one per comment piece (break-it 18 F5)."""
+    if not f.get(_BEYOND_FIELD[ipn]):
+        return 0
     pat = _BEYOND[ipn]
+    comments: dict[str, int] = {}
+    for c in f.get("frame.comment", ()):
+        comments[c] = comments.get(c, 0) + 1
     last = ""
     for m in f.get("_ws.expert.message", ()):
+        if comments.get(m):
+            comments[m] -= 1        # (a comment's copy: Wireshark lists it before the IP's own)
+            continue
         if m.startswith(pat):
             last = m
     if not last:
