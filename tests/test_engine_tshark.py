@@ -490,3 +490,42 @@ def test_packet_comments_are_not_expert_info(tmp_path):
     for engine in ("builtin", "tshark"):
         (w,) = _short_lines(path, engine)
         assert w.startswith("cut.pcapng: 1 IP packet captured shorter than its IP length says"), (engine, w)
+
+
+def test_picosecond_interface_times_as_the_builtin_reader(tmp_path):
+    """A pcapng interface with if_tsresol 10^-12 (picoseconds: hardware capture cards) and an
+    if_tsoffset: tshark 4.0 misreads the times (break-it 18 F6: times off by tens of ms, the
+    history reordered). The tshark engine's flows have the built-in reader's times; when tshark
+    gave other times, one warning line says so and that the built-in reader's are used."""
+    import struct
+    from pcapbuild import tcp_session
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    off = 1772442000
+    opts = struct.pack("<HH", 9, 1) + b"\x0c\0\0\0" + struct.pack("<HHq", 14, 8, off) + struct.pack("<HH", 0, 0)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), block(1, struct.pack("<HHI", 1, 0, 0) + opts)]
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 13000), t0=0.05, c_data=b"q" * 300,
+                       s_data=b"a" * 900)
+    for t, pkt in recs:
+        d, raw = bytes(pkt), round(t * 1e6) * 10**6        # (ps)
+        out.append(block(6, struct.pack("<IIIII", 0, raw >> 32, raw & 0xFFFFFFFF, len(d), len(d)) + d))
+    path = tmp_path / "ps.pcapng"
+    path.write_bytes(b"".join(out))
+    _compare(path)
+    a = analyze_file(path, RULES, engine="tshark")
+    (r,) = a.flows.to_dict("records")
+    assert r["ts_ns"] == (off * 10**9 + 50_000_000) and r["history"] == "ShADdFf"
+    assert abs(r["duration"] - (recs[-1][0] - recs[0][0])) < 1e-9
+    shown = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    wrong = sum(abs(float(x) - (off + t)) > 1e-6 for x, (t, _) in zip(shown, recs))
+    lines = [w for w in a.warnings if "other times than" in w]
+    if wrong:
+        assert lines == [f"ps.pcapng: tshark gives {wrong} of the {len(recs)} packets other times than the "
+                         f"file's interface timestamps say (by up to {lines[0].split('by up to ')[1].split(' s;')[0]} s; "
+                         "tshark 4.0 misreads a pcapng if_tsresol finer than a nanosecond): the built-in "
+                         "reader's times are used"]
+    else:
+        assert lines == []

@@ -74,6 +74,10 @@ IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
 (``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
 2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
 
+Times: ``frame.time_epoch``; for a pcapng file they are checked against the built-in reader's
+(:func:`_check_times`: tshark 4.0 misreads an ``if_tsresol`` finer than a nanosecond) and, when
+they differ, the built-in reader's are taken, with one warning line.
+
 A file tshark opens but that holds no packets — a JSON document, an image, an ELF binary, a PEM
 file (Wireshark's readers for them give one frame of the whole file, :data:`_NOT_PACKETS`) — is
 refused (:class:`UnsupportedFormat`), as the built-in reader refuses what is not a capture.
@@ -918,6 +922,48 @@ def _is_pcapng(path: Path) -> bool:
     return head == b"\x0a\x0d\x0d\x0a"
 
 
+#: ns by which tshark's time of a packet may differ from the built-in reader's before the
+#: built-in reader's times are taken (:func:`_check_times`; rounding of binary resolutions)
+_TS_TOLERANCE_NS = 1000
+
+
+def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
+    """Compare the packets' times (``b``'s rows, tshark's ``frame.time_epoch``) with the
+    built-in reader's times of the same records, for a pcapng file (plain or gzip): tshark 4.0
+    misreads an interface's ``if_tsresol`` finer than a nanosecond (10^-12: picoseconds from
+    hardware capture cards; break-it 18 F6). When some differ by more than
+    :data:`_TS_TOLERANCE_NS`, the rows take the built-in reader's times (epoch ns, the file's
+    ``if_tsresol``/``if_tsoffset``) and the warning line saying so is returned; None when they
+    agree, or when the two readers do not read the same number of records (nothing changed)."""
+    if not b.rows["frame"] or not _is_pcapng(p):
+        return None
+    from ..capture.files import iter_frames
+    try:
+        parts = [fr.ts_ns for fr in iter_frames(p, name=name)]
+    except (CaptureError, OSError):
+        return None
+    ts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    frames = np.asarray(b.rows["frame"], np.int64)
+    if len(ts) != b.records or frames.min() < 0 or frames.max() >= len(ts):
+        return None
+    got = np.asarray(b.rows["ts_ns"], np.int64)
+    want = ts[frames]
+    lo, hi = np.iinfo(np.int64).min + _TS_TOLERANCE_NS, np.iinfo(np.int64).max - _TS_TOLERANCE_NS
+    w = np.clip(want, lo, hi)
+    bad = (got > w + _TS_TOLERANCE_NS) | (got < w - _TS_TOLERANCE_NS)
+    k = int(bad.sum())
+    if not k:
+        return None
+    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
+    b.rows["ts_ns"] = want.tolist()
+    b.latest_ns = int(ts.max())
+    n = len(frames)
+    return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} other times than "
+            f"the file's interface timestamps say (by up to {worst / 1e9:.6f} s; tshark 4.0 "
+            "misreads a pcapng if_tsresol finer than a nanosecond): the built-in reader's times "
+            "are used")
+
+
 def _error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.startswith("Running as user")]
@@ -1144,10 +1190,15 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
             "; the rest of the file is not analysed"
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}{rest}")
-    return _finish(b, stats, p, name, rc)
+    return _finish(b, stats, p, name, rc, check_times=True)
 
 
-def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> Packets:
+def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
+            check_times: bool = False) -> Packets:
+    if check_times:         # (the file itself, not a copy the engine wrote with ns times)
+        line = _check_times(b, p, name)
+        if line:
+            stats.warn(line)
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
