@@ -529,3 +529,31 @@ def test_picosecond_interface_times_as_the_builtin_reader(tmp_path):
                          "reader's times are used"]
     else:
         assert lines == []
+
+
+def test_ipv4_header_length_too_large_is_malformed_in_both_engines(tmp_path):
+    """(break-it 18 F7) The client's data packet with IHL 15 and no option (its TCP header and
+    payload read as options), checksum right: no phantom TCP flow on made-up ports (it was
+    'unexpected/undocumented_port', exit 1), the packet skipped as malformed with the same
+    warning line by both engines; the real connection keeps its other packets."""
+    from conftest import inet_checksum
+    from pcapbuild import pcap_bytes, tcp_session
+    recs = tcp_session(("192.0.2.10", 54103), ("203.0.113.10", 23101), c_data=b"\x16\x03\x01" + bytes(514),
+                       s_data=b"a" * 900)
+    raw = bytearray(bytes(recs[3][1]))
+    raw[14] = 0x4F
+    raw[24:26] = b"\0\0"
+    raw[24:26] = inet_checksum(bytes(raw[14:34])).to_bytes(2, "big")
+    recs[3] = (recs[3][0], bytes(raw))
+    path = tmp_path / "ihl15.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    _compare(path)
+    want = ("ihl15.pcap: decode: 1 IPv4 packet whose header options do not parse (an option length below 2 "
+            "or past the header length: a damaged header length or options; receivers drop such packets) "
+            "skipped as malformed: what follows the header cannot be located")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        (r,) = a.flows.to_dict("records")
+        assert (r["orig_p"], r["resp_p"], r["orig_pkts"], r["resp_pkts"]) == (54103, 23101, 4, 3), engine
+        assert want in a.warnings, (engine, a.warnings)
+

@@ -94,7 +94,10 @@ destination say, it shows as data); the builtin decoder looks at the ethertype i
 (``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
 header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
 (encrypted) 802.11 data frames and encrypted MACsec frames are counted in a warning by the
-builtin engine only.
+builtin engine only. IPv4 options that do not parse are malformed for both engines; the builtin
+decoder checks the generic option layout (``_slowpath.v4_options_ok``), Wireshark also each known
+option's own length rules (``ip.opt.len.invalid``), so an option of a valid layout but a length
+wrong for its kind is malformed with this engine only.
 """
 from __future__ import annotations
 
@@ -153,6 +156,7 @@ FIELDS: list[str] = [
     "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
+    "ip.opt.len.invalid",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -304,6 +308,9 @@ class PacketBuilder:
         self.wirelen_clamped = 0
         #: IP fragments whose datagram was never completed (one row each)
         self.incomplete = 0
+        #: IPv4 datagrams whose options do not parse (``ip.opt.len.invalid``), skipped as
+        #: malformed
+        self.bad_v4_options = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -349,6 +356,14 @@ class PacketBuilder:
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
         protos = list(protocols)
+        if f.get("ip.opt.len.invalid") and not any(p in _ICMP for p in protos):
+            # IPv4 options that do not parse (Wireshark: "Invalid length for option"; a damaged
+            # header length reads the transport header as options): malformed, as the builtin
+            # decoder skips it (_slowpath.v4_options_ok). (With an ICMP layer the flag may be
+            # the quote's: not looked at.)
+            self.malformed += 1
+            self.bad_v4_options += 1
+            return False
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -1208,6 +1223,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
                 f"{WIRELEN_CLAMP} (clamped to it)")
         if line not in stats.warnings:      # (already the built-in reader's, for a copy)
             stats.warn(line)
+    if b.bad_v4_options:
+        from ..capture.decode import bad_v4_options_note
+        stats.warn(f"{name}: {bad_v4_options_note(b.bad_v4_options)}")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
