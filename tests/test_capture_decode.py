@@ -327,6 +327,24 @@ def test_ipv4_options_that_parse_still_decoded(opts):
         (6, 40000, 443, 20 + len(opts) + 25, b"hello")
 
 
+def test_ppp_van_jacobson_tcp_counted_and_warned():
+    """(break-it 18 F8) PPP frames of Van Jacobson compressed (0x002d) and uncompressed (0x002f)
+    TCP, with and without the HDLC address/control bytes: not read, counted in ``non_ip`` and
+    in one warning line with their count (they were dropped without a word); the IP frame
+    beside them decoded."""
+    vjc = b"\xff\x03\x00\x2d" + bytes([0x20, 0x12, 0x34, 0x05]) + b"payload"
+    vjc2 = b"\x00\x2d" + bytes([0x00, 0xab, 0xcd]) + b"more"
+    vjuc = b"\xff\x03\x00\x2f" + bytes(V4 / SEG)
+    ip = b"\xff\x03\x00\x21" + bytes(V4 / SEG)
+    p = dec(frames((9, vjc), (9, vjc2), (9, vjuc), (9, ip)))
+    assert len(p) == 1 and p.cols["sport"][0] == 40000
+    assert (p.stats.non_ip, p.stats.malformed) == (3, 0)
+    assert [w for w in p.stats.warnings if "Van Jacobson" in w] == [
+        "decode: 3 PPP frames of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, RFC 1144) were "
+        "not read: the TCP segments they carried are missing from the flows (turn VJ compression off on "
+        "the PPP link, e.g. pppd's novj, or capture on the host)"]
+
+
 def test_ipv6_hbh_dstopts_routing_tcp():
     pkt = eth(V6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / SEG)
     r = one(pkt)

@@ -557,3 +557,28 @@ def test_ipv4_header_length_too_large_is_malformed_in_both_engines(tmp_path):
         assert (r["orig_p"], r["resp_p"], r["orig_pkts"], r["resp_pkts"]) == (54103, 23101, 4, 3), engine
         assert want in a.warnings, (engine, a.warnings)
 
+
+def test_ppp_van_jacobson_tcp_said_by_both_engines(tmp_path):
+    """(break-it 18 F8) A PPP capture (link type 9) whose connection's data packets are Van
+    Jacobson compressed TCP (protocol 0x002d): both engines give the same flows and the same
+    warning line counting the frames not read (they were dropped without a word)."""
+    from pcapbuild import pcap_bytes, tcp_session
+    recs = []
+    for k, (t, pkt) in enumerate(tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101),
+                                             c_data=b"q" * 300, s_data=b"a" * 900)):
+        ipb = bytes(pkt)[14:]
+        if k in (3, 4):         # the data packets: a VJ compressed header + the payload
+            recs.append((t, b"\xff\x03\x00\x2d" + bytes([0x10, 0x07]) + bytes(2) + ipb[40:]))
+        else:
+            recs.append((t, b"\xff\x03\x00\x21" + ipb))
+    path = tmp_path / "vj.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=9))
+    _compare(path)
+    want = ("vj.pcap: decode: 2 PPP frames of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, "
+            "RFC 1144) were not read: the TCP segments they carried are missing from the flows (turn VJ "
+            "compression off on the PPP link, e.g. pppd's novj, or capture on the host)")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        assert [w for w in a.warnings if "Van Jacobson" in w] == [want], engine
+        (r,) = a.flows.to_dict("records")
+        assert (r["orig_pkts"], r["resp_pkts"]) == (4, 2), engine

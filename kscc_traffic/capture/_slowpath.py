@@ -298,6 +298,9 @@ class SlowDecoder:
         #: IPv4 datagrams skipped (counted in ``malformed`` too) because their options do not
         #: parse (:func:`v4_options_ok`: a damaged header length or damaged options)
         self.bad_v4_options = 0
+        #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
+        #: RFC 1144): not read (counted in ``non_ip`` too)
+        self.vj_tcp = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -725,6 +728,9 @@ class SlowDecoder:
             return self._ip(d, pos, end, base, ctx, 4, depth)
         if proto == 0x57:
             return self._ip(d, pos, end, base, ctx, 6, depth)
+        if proto in (0x2D, 0x2F):       # Van Jacobson compressed / uncompressed TCP (RFC 1144)
+            self.vj_tcp += 1            # (the header is a delta against state not kept here)
+            return NONIP
         return NONIP                                    # LCP, IPCP, CCP, ...
 
     # ------------------------------------------------------------------ IP

@@ -322,6 +322,16 @@ def bad_v4_options_note(k: int) -> str:
             f"drop such packets) skipped as malformed: what follows the header cannot be located")
 
 
+def vj_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` PPP frames of Van Jacobson
+    compressed TCP (PPP protocol 0x002d / 0x002f, RFC 1144), which neither engine reads."""
+    s, were = ("s", "were") if k != 1 else ("", "was")
+    return (f"decode: {k} PPP frame{s} of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, "
+            f"RFC 1144) {were} not read: the TCP segments {'they' if k != 1 else 'it'} carried are "
+            "missing from the flows (turn VJ compression off on the PPP link, e.g. pppd's novj, "
+            "or capture on the host)")
+
+
 #: UDP port of IPsec NAT traversal (RFC 3948): ESP in UDP, and IKE after the non-ESP marker
 NAT_T_PORT = 4500
 
@@ -363,6 +373,8 @@ class DecodeCounters:
     #: IPv4 datagrams whose options do not parse (also in ``malformed``): a damaged header
     #: length or damaged options (``_slowpath.v4_options_ok``)
     bad_v4_options: int = 0
+    #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
+    vj_tcp: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -380,6 +392,7 @@ class DecodeCounters:
         self.macsec_encrypted += other.macsec_encrypted
         self.esp += other.esp
         self.bad_v4_options += other.bad_v4_options
+        self.vj_tcp += other.vj_tcp
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         self.malformed += malformed
@@ -394,6 +407,7 @@ class DecodeCounters:
         self.protected += sd.protected
         self.macsec_encrypted += sd.macsec_encrypted
         self.bad_v4_options += sd.bad_v4_options
+        self.vj_tcp += sd.vj_tcp
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -417,6 +431,8 @@ class DecodeCounters:
                        "(malformed) skipped")
         if self.bad_v4_options:
             out.append(bad_v4_options_note(self.bad_v4_options))
+        if self.vj_tcp:
+            out.append(vj_note(self.vj_tcp))
         if self.tunnels:
             out.append(tunnel_note(self.tunnels))
         if self.overlapping:

@@ -311,6 +311,8 @@ class PacketBuilder:
         #: IPv4 datagrams whose options do not parse (``ip.opt.len.invalid``), skipped as
         #: malformed
         self.bad_v4_options = 0
+        #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
+        self.vj_tcp = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -356,6 +358,12 @@ class PacketBuilder:
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
         protos = list(protocols)
+        if "vjc" in protos:
+            # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
+            # builtin decoder does (Wireshark rebuilds no IP header of a compressed one)
+            self.non_ip += 1
+            self.vj_tcp += 1
+            return False
         if f.get("ip.opt.len.invalid") and not any(p in _ICMP for p in protos):
             # IPv4 options that do not parse (Wireshark: "Invalid length for option"; a damaged
             # header length reads the transport header as options): malformed, as the builtin
@@ -1226,6 +1234,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.bad_v4_options:
         from ..capture.decode import bad_v4_options_note
         stats.warn(f"{name}: {bad_v4_options_note(b.bad_v4_options)}")
+    if b.vj_tcp:
+        from ..capture.decode import vj_note
+        stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
