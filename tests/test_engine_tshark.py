@@ -582,3 +582,17 @@ def test_ppp_van_jacobson_tcp_said_by_both_engines(tmp_path):
         assert [w for w in a.warnings if "Van Jacobson" in w] == [want], engine
         (r,) = a.flows.to_dict("records")
         assert (r["orig_pkts"], r["resp_pkts"]) == (4, 2), engine
+
+
+def test_tshark_message_quoting_a_file_name_with_a_newline(tmp_path):
+    """(break-it 18 F11) A capture cut short whose file name holds an ESC sequence and a newline:
+    tshark's message quotes the name, and the warning gave only the part after the newline; the
+    name in it is now escaped as in the rest of the line, so the whole message is kept."""
+    from pcapbuild import pcap_bytes, tcp_session
+    data = pcap_bytes(tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 13000), c_data=b"q" * 300))
+    path = tmp_path / "evil\x1b[31mRED\x1b[0m\nFAKE: line.pcap"
+    path.write_bytes(data[:-10])
+    lines = [w for w in analyze_file(path, RULES, engine="tshark").warnings if "tshark stopped" in w]
+    assert lines == ["evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap: tshark stopped reading after 6 frames: tshark: "
+                     f'The file "{tmp_path}/evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap" appears to have been cut '
+                     "short in the middle of a packet."]

@@ -1021,7 +1021,12 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
         t.join(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
-    return b, rc, _error_line("".join(err_chunks))
+    err = "".join(err_chunks)
+    if str(path):
+        # (tshark quotes the file name as given: a name with a newline would split its message,
+        # and a control character in it would reach the terminal)
+        err = err.replace(str(path), path_text(path))
+    return b, rc, _error_line(err)
 
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | None:
