@@ -11,18 +11,36 @@ The public API (everything else is private and may change)::
     purpose_breakdown, host_status, server_names, attempts_over_time   # tables for pictures
     chart_verdicts, chart_volume, chart_timeline, chart_host_failures  # matplotlib figures
     style_readiness(checklist)                                # the checklist as a styled table
+
+The names are loaded on first use (PEP 562): ``import kscc_traffic`` alone costs a few
+milliseconds, not the ~0.5 s of pandas, pyarrow and pydantic, so the command line starts at
+once and can answer Ctrl-C from its first moment. ``from kscc_traffic import analyze`` and
+``kscc_traffic.analyze(...)`` work as before; ``kscc_traffic.analyze`` and
+``kscc_traffic.classify`` are the functions, whichever of their modules were imported first.
 """
-from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files
-from .capture.decode import decode
-from .capture.files import read_frames
-from .classify import classify
+from __future__ import annotations
+
+import sys
+
+#: True for type checkers (mypy, pyright and IDEs read a name ``TYPE_CHECKING`` so), False at run
+#: time, without importing :mod:`typing`: ``python -m kscc_traffic`` imports this package before
+#: its ``__main__`` can catch Ctrl-C, so it imports as little as possible
+TYPE_CHECKING = False
+
+# the exceptions cost nothing to import: here at once (``except kscc_traffic.CaptureError``)
 from .errors import (CaptureError, CaptureWarning, CorruptCapture, EngineError, KsccTrafficError,
                      RulesError, TruncatedCapture, UnsupportedFormat)
-from .flows import FLOW_COLUMNS, build_flows
-from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts, chart_volume,
-                    host_status, purpose_breakdown, server_names, style_readiness)
-from .report import readiness
-from .rules import RuleSet, load_rules
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _LAZY
+    from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files
+    from .capture.decode import decode
+    from .capture.files import read_frames
+    from .classify import classify
+    from .flows import FLOW_COLUMNS, build_flows
+    from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts,
+                        chart_volume, host_status, purpose_breakdown, server_names, style_readiness)
+    from .report import readiness
+    from .rules import RuleSet, load_rules
 
 __all__ = [
     "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
@@ -33,3 +51,53 @@ __all__ = [
     "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
 ]
 __version__ = "0.1.0"
+
+#: public name -> the module (relative to this package) that defines it, imported on first use
+_LAZY = {
+    **dict.fromkeys(("COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files"), ".analyze"),
+    "decode": ".capture.decode",
+    "read_frames": ".capture.files",
+    "classify": ".classify",
+    **dict.fromkeys(("FLOW_COLUMNS", "build_flows"), ".flows"),
+    **dict.fromkeys(("attempts_over_time", "chart_host_failures", "chart_timeline", "chart_verdicts",
+                     "chart_volume", "host_status", "purpose_breakdown", "server_names",
+                     "style_readiness"), ".plots"),
+    "readiness": ".report",
+    **dict.fromkeys(("RuleSet", "load_rules"), ".rules"),
+}
+
+#: public functions named as their own module: the package attribute is the function
+_SHADOWED = frozenset(n for n, m in _LAZY.items() if m == "." + n)   # analyze, classify
+
+
+# the loading on first use, out of type checkers' sight: to them the names above are plain
+# imports, and a name not among them is an error, not something a __getattr__ may give
+if not TYPE_CHECKING:
+    def __getattr__(name: str):
+        """A public name, imported from its module on first use (then a plain attribute)."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
+
+    class _Package(type(sys)):   # (types.ModuleType)
+        """This package's module type: when the import system binds a freshly imported submodule
+        named as a public function (``kscc_traffic.analyze``, ``kscc_traffic.classify``) on the
+        package, the function is bound instead, as the eager ``from .analyze import analyze`` did:
+        ``kscc_traffic.analyze`` stays the function even when some code imported the module first
+        (the module itself is ``sys.modules["kscc_traffic.analyze"]``)."""
+
+        def __setattr__(self, name: str, value) -> None:
+            if (name in _SHADOWED and isinstance(value, type(sys))
+                    and value.__name__ == f"{self.__name__}.{name}"):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
+
+    sys.modules[__name__].__class__ = _Package

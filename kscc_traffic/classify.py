@@ -14,7 +14,9 @@ Verdicts and reasons (first match wins, in this order):
   server byte came for :data:`TLS_SILENCE_S` after the ClientHello or, once the server answered
   it (a TLS 1.2 first flight, a HelloRetryRequest), after the client's next flight (internal
   columns ``tls_wait_from_s``/``tls_wait_after``: ``inspect._tls_waits``); the flow lasting that
-  long, or the capture going on (``quiet_s``).
+  long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
+  detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
+  ``inspect._close_waits``, :func:`_silent_close`).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
@@ -162,6 +164,10 @@ def _dns_error_detail(row: dict) -> str:
 #: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
 FILTER_ANSWER = "the server answered HTTP "
 
+#: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
+#: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
+DNS_TCP_RESET = "DNS over TCP rejected with RST"
+
 #: how the detail of a SYN answered by a packet that does not acknowledge it starts (an old
 #: connection's state on the server, a firewall or a NAT: ``syn_answer``)
 STALE_ANSWER = "no connection was made: the SYN was answered "
@@ -217,7 +223,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         if icmp_text and not answered:
             return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
         if proto == "tcp" and state == "REJ":
-            return "dns", "blocked", "rejected", "DNS over TCP rejected with RST"
+            return "dns", "blocked", "rejected", DNS_TCP_RESET
         if not answered and row["cast"] == "unicast" and not partial:
             if lost_answers:
                 return "dns", "blocked", "no_answer", f"DNS query without an answer: {_lost(row, 'answer')}"
@@ -451,6 +457,11 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 if judged is not None:
                     return done(*judged)
             elif row.get("tls_alert") or state in _CLOSED_STATES:
+                # (the server silent for TLS_SILENCE_S or more before the close: what the live line
+                # said while it was open, with the time and who closed)
+                silence = None if unread else _silent_close(row, target)
+                if silence:
+                    return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
@@ -554,6 +565,36 @@ def _stall(row: dict) -> str | None:
     if gap + _quiet(row) >= TLS_SILENCE_S:
         return f"{what} in the {TLS_SILENCE_S:g} s or more after their first sending, the capture going on{why}"
     return None
+
+
+def _silent_close(row: dict, target: str) -> str | None:
+    """The detail of a TLS handshake not completed on a closed connection whose server had sent
+    nothing for :data:`TLS_SILENCE_S` or more before the first FIN or RST (internal columns
+    ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`): its ClientHello (no byte
+    of the server at all; inside a CONNECT tunnel, none after the proxy's answer) or the client's
+    next flight (``tls_wait_after``) not answered, then who closed; an alert of the other side
+    after that close is told as its answer. None when not so (a shorter silence, an alert of the
+    side that closed or one sent before the close: the handshake was aborted)."""
+    wait = _number(row, "tls_close_wait_s", float, -1.0)
+    close = str(row.get("tls_close") or "").split()
+    if wait < TLS_SILENCE_S or len(close) < 2:
+        return None
+    who, how, answered = close[0], close[1], close[2:] == ["answered"]
+    alert = str(row.get("tls_alert") or "")
+    other = "server" if who == "client" else "client"
+    if alert and not (answered and alert.startswith(f"{other}: ")):
+        return None
+    then = f"then the {who} {'reset the connection' if how == 'RST' else 'closed'}"
+    if alert:
+        then += f" (the {other}'s {alert[len(other) + 2:]} alert answered that close)"
+    silent = (_number(row, "tunnel_resp_bytes", int, 0) <= 0 and not row.get("server_proto")) if target \
+        else int(row.get("resp_bytes", 0)) == 0
+    if silent:
+        return f"ClientHello not answered: no byte from the server for {wait:.1f} s, {then}"
+    flight = row.get("tls_wait_after") or ""
+    if not flight:
+        return None
+    return f"TLS handshake not completed: the server sent nothing for {wait:.1f} s after the client's {flight}, {then}"
 
 
 #: how a detail says that the handshake was judged without its bytes
@@ -918,8 +959,9 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
-                  "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
-                  "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut", "dns_mismatch")
+                  "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
+                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
+                  "tls_close", "tls_close_wait_s", "dns_mismatch")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -928,7 +970,7 @@ _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut", "dns_mismatch")
+                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -938,7 +980,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "dns_mismatch")
+                  "first_bytes_cut", "tls_close", "dns_mismatch")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -946,7 +988,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "ic
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "dns_mismatch")
+                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1102,6 +1144,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     waiting = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
                & (waited >= 0))
     gap = duration - waited
+    cw = v["tls_close_wait_s"]
+    close_wait = cw.astype(float) if cw.dtype.kind in "iuf" else np.full(n, -1.0)
     sf, rsf = v["stall_from_s"], v["resp_stall_from_s"]
     stall_from = sf.astype(float) if sf.dtype.kind in "iuf" else np.full(n, -1.0)
     resp_from = rsf.astype(float) if rsf.dtype.kind in "iuf" else np.full(n, -1.0)
@@ -1148,6 +1192,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(asks | http_answer, v["http_status"], ""),
         np.where(http_answer, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
+        # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
+        np.where(close_wait >= TLS_SILENCE_S, close_wait, -1.0),
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),

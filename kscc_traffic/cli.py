@@ -7,6 +7,7 @@ file, not a capture, bad rules file) — with a one-line ``Error: …`` on stder
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from . import _startup
 from .errors import KsccTrafficError
 from .text import escape_terminal, path_text
 
@@ -94,15 +96,20 @@ def _console(file=None) -> Console:
     return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
 
 
-def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
+def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
+          hint: str = "") -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
-    verdict's status: 1 when a flow is blocked or unexpected, else 0."""
+    verdict's status: 1 when a flow is blocked or unexpected, else 0. ``capture_filter``: a
+    custom filter the flows were captured with (the table says what it left out). Ctrl-C or
+    SIGTERM while writing: the ``Interrupted:`` line of :func:`_interrupted` (``hint`` added to
+    it) and :data:`EXIT_INTERRUPTED`."""
     from .output import FlowSink
 
     target = _open_output(output)
     out = target.stream if target else sys.stdout
+    sink = None
     try:
-        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+        sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None), capture_filter)
         sink.add(flows)
         sink.close()
         if target:
@@ -111,6 +118,8 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path]) -> None:
             out.flush()
     except OSError as e:
         raise _write_failed(e, output)
+    except KeyboardInterrupt:
+        raise _interrupted(target, sink if sink is not None else _NoRows(format.value), hint)
     finally:
         if target:
             target.discard()
@@ -192,7 +201,14 @@ def _say(kind: str, message: str) -> None:
     made (:func:`kscc_traffic.text.path_text`, capture names); whatever else came in (an
     exception's text, tshark's words) has its control characters shown as ``\\xNN`` text here,
     so the line stays one line and cannot drive the terminal."""
+    global _interrupted_said
+    if kind == "Interrupted":
+        _interrupted_said = True
     err.print(f"{kind}: {escape_terminal(message)}", markup=False, soft_wrap=True)
+
+
+#: an ``Interrupted:`` line was written in this run (:func:`main` writes a bare one otherwise)
+_interrupted_said = False
 
 
 @app.command()
@@ -285,7 +301,7 @@ def analyze(
 
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = _startup.EXIT_INTERRUPTED
 
 
 def _readable_units(captures, engine: str, mode: str, skip_or_fail):
@@ -393,11 +409,21 @@ def _open_output(output: Optional[Path]):
     return target
 
 
-def _interrupted(target, sink) -> "typer.Exit":
+class _NoRows:
+    """What :func:`_interrupted` reads of a sink, for a run stopped before its sink was made."""
+
+    rows = 0
+    writing = False
+
+    def __init__(self, format: str):
+        self.format = format
+
+
+def _interrupted(target, sink, hint: str = "") -> "typer.Exit":
     """The exit of a run stopped by Ctrl-C or SIGTERM: one ``Interrupted:`` line on stderr saying
     what became of the report (``--output`` a file: not written, its previous content kept; a
     device or FIFO, or standard output: what it got is incomplete; the table: not printed),
-    status :data:`EXIT_INTERRUPTED`."""
+    ``hint`` added after it (``live``: where the capture is), status :data:`EXIT_INTERRUPTED`."""
     flows = f"{sink.rows} flow{'s' if sink.rows != 1 else ''}"
     where = "the report" if target is None else path_text(target.path)
     if target is not None and target.atomic:
@@ -411,22 +437,46 @@ def _interrupted(target, sink) -> "typer.Exit":
         msg = f"{'standard output' if target is None else where} is incomplete ({flows} written{part})"
     if target is not None:
         target.discard()
-    _say("Interrupted", msg)
+    _say("Interrupted", msg + hint)
     return typer.Exit(EXIT_INTERRUPTED)
 
 
+def _live_interrupted(output: Optional[Path], write: Optional[Path]) -> "typer.Exit":
+    """The exit of a ``live`` run stopped a second time (Ctrl-C, SIGTERM) before its report was
+    written: the ``Interrupted:`` line of ``analyze`` (no flow written; ``--output`` a file: its
+    previous content kept), with where the capture is (``--write``) and how to analyse it;
+    status :data:`EXIT_INTERRUPTED`."""
+    from .outfile import ReportFile
+
+    target = ReportFile(output) if output is not None else None
+    msg = _live_hint(write)
+    if target is not None and target.atomic:
+        _say("Interrupted", f"{path_text(output)} not written (stopped before the report was built; "
+             + ("its previous content is kept)" if os.path.lexists(output) else "no file made)") + msg)
+    else:
+        where = "standard output" if output is None else path_text(output)
+        _say("Interrupted", f"stopped before the report was built: nothing written to {where}" + msg)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+def _live_hint(write: Optional[Path]) -> str:
+    """What an ``Interrupted:`` line of ``live`` adds: where the capture is (``--write``) and how
+    to get its report; or that it was not kept."""
+    if write is None:
+        return "; the packets were not kept (--write FILE.pcapng keeps them)"
+    name = path_text(write)
+    if not os.path.lexists(write):    # (stopped before the capture began)
+        return f"; no capture was written to {name}"
+    return f"; the capture is in {name}: kscc-traffic analyze {shlex.quote(name)}"
+
+
 def _terminate_cleanly() -> None:
-    """SIGTERM (kill, timeout, a service stop) ends the run like Ctrl-C: workers stopped,
-    temporary files removed."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (tests calling the app in a thread)
-        pass
+    """From here on Ctrl-C and SIGTERM (kill, timeout, a service stop) raise
+    :class:`KeyboardInterrupt`, so the command stops its workers, removes its temporary files and
+    says what became of the report (:func:`_interrupted`). Until a command calls this (before it
+    opens its output), :func:`main` has them end the run at once (nothing to clean up yet; see
+    :mod:`kscc_traffic._startup`)."""
+    _startup.interrupt_on_signals()
 
 
 #: captures smaller than this (bytes in all) are done before a progress bar would be worth showing
@@ -638,6 +688,12 @@ def live(
         raise _fail("--proxy-port adds to the default capture filter; with --filter, put "
                     "'or tcp port N' in the filter instead")
     ruleset = _load_rules(rules)
+    if write is not None and write.suffix.lower() in (".pcap", ".cap"):
+        # (the writer keeps the capture's end and the kernel's drop count in pcapng blocks, and
+        # stays valid whatever stops it: always pcapng)
+        _say("Warning", f"{path_text(write)}: written in pcapng format whatever its name says (tools that go "
+             f"by the extension may expect pcap): name it .pcapng, or convert it afterwards with "
+             f"`editcap -F pcap {shlex.quote(path_text(write))} OUT.pcap`")
     from .live.run import LiveOptions, run_live
     from .live.session import Timeouts
     try:
@@ -647,6 +703,9 @@ def live(
     opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
                        engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts,
                        proxy_ports=tuple(proxy_port))
+    # (the final report goes through a temporary file; SIGTERM while the report is built, after
+    # the capture stopped: like Ctrl-C)
+    _terminate_cleanly()
     try:
         result = run_live(opts)
     except KsccTrafficError as e:
@@ -654,17 +713,21 @@ def live(
     except OSError as e:
         raise _fail(f"{e.filename or write or 'capture'}: {e.strerror or e}")
     except KeyboardInterrupt:
-        raise
+        # a second Ctrl-C (or SIGTERM) while the capture stopped and its report was being built
+        raise _live_interrupted(output, write)
     except Exception as e:  # a bug of ours: one line, never a traceback
         raise _fail(f"live capture: internal error ({type(e).__name__}: {e}); please report it")
-    flows = result.flows
-    if result.note:
-        _say("Warning", result.note)
-    drops = "unknown" if result.dropped is None else str(result.dropped)
-    err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
-                              f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
-              + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
-    _emit(flows, ruleset, format, output)
+    try:
+        flows = result.flows
+        if result.note:
+            _say("Warning", result.note)
+        drops = "unknown" if result.dropped is None else str(result.dropped)
+        err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+                                  f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
+                  + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
+    except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)
+        raise _live_interrupted(output, write)
+    _emit(flows, ruleset, format, output, bpf, hint=_live_hint(write))
 
 
 #: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;
@@ -754,7 +817,20 @@ def _help_pipe_closed(argv: List[str]) -> bool:
 
 def main(args: Optional[List[str]] = None) -> None:
     """Console-script entry point: never lets a traceback reach the user for our own errors.
-    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2."""
+    A usage error is :func:`usage_error_text` and a ``Try '… --help' for help.`` line, status 2.
+    Ctrl-C or SIGTERM at any moment: status :data:`EXIT_INTERRUPTED` and one ``Interrupted``
+    line (the command's own, saying what became of its report, or a bare one); at once until
+    the command has something to clean up (:mod:`kscc_traffic._startup`)."""
+    global _interrupted_said
+    _startup.exit_at_once_on_signals()    # first (already so when started by __main__.main)
+    _interrupted_said = False
+    try:
+        _main(args)
+    finally:   # (a caller of main in this process, e.g. a test, gets Python's usual Ctrl-C back)
+        _startup.interrupt_on_signals()
+
+
+def _main(args: Optional[List[str]]) -> None:
     cx = _click_exceptions()
     for stream in (sys.stdout, sys.stderr):
         # a terminal or pipe that cannot encode every character (PYTHONIOENCODING=ascii, a C
@@ -791,5 +867,8 @@ def main(args: Optional[List[str]] = None) -> None:
         sys.exit(EXIT_UNUSABLE)
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    if code == EXIT_INTERRUPTED and not _interrupted_said:
+        # typer ends a command stopped by a KeyboardInterrupt with status 130 and no word
+        err.print("Interrupted", markup=False)
     sys.exit(code if isinstance(code, int) else 0)

@@ -90,7 +90,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
-    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'port unreachable (3/3) from 203.0.113.1': destination unreachable, time exceeded in transit, parameter problem (unreachable.find_errors)"),
+    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there): destination unreachable, time exceeded in transit, parameter problem (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
 }
 
@@ -329,6 +329,57 @@ def _port_client_side(proto: np.ndarray, a_p: np.ndarray, b_p: np.ndarray,
     low_a = (a_p >= 0) & (a_p < 1024) & (b_p >= 1024)
     return np.where(b_srv & ~a_srv, 1, np.where(a_srv & ~b_srv, -1,
                     np.where(low_b, 1, np.where(low_a, -1, 0))))
+
+
+def _exchange_progress(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray, *, ts: np.ndarray,
+                       is_tcp: np.ndarray, flags: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+                       src_first: np.ndarray) -> np.ndarray:
+    """Tie key of :func:`build_flows` (a callable tie key of :func:`_flow_order`): for the rows
+    ``rows`` (positions along ``o``) of TCP packets that share their key and timestamp, how far
+    the exchange had got when each was sent (int64; 0 for the other rows): its sequence number
+    in its own direction's space plus its acknowledgement number in the other's, both relative
+    to the group (32-bit differences from one of the group's packets of that direction, so a
+    sequence space wrapping past 2^32 inside the group is followed).
+
+    A packet that answers another (acknowledges its bytes) has got further than it, whichever
+    side sent it: a client's next flight that acknowledges the server's answer comes after that
+    answer, a pure ACK after the data it acknowledges. So a coarse clock (1 s, 10 ms, 15.6 ms
+    ticks), or a tool that stamps a whole exchange with one time, keeps the order the
+    connection had, from the packets' content alone (never their place in the file). Packets
+    that answer nothing of each other keep the next tie keys' order (the client's first). A
+    packet without ACK (a SYN, some resets) counts only its sequence number."""
+    out = np.zeros(len(rows), np.int64)
+    r = o[rows]
+    tcp = is_tcp[r]
+    if not tcp.any():
+        return out
+    tss = ts[r]
+    # the tie groups along ``rows``: consecutive positions with one key and one timestamp
+    new = np.r_[True, (rows[1:] != rows[:-1] + 1) | key_start[rows[1:]] | (tss[1:] != tss[:-1])]
+    g = np.cumsum(new) - 1
+    d = (~src_first[r]).astype(np.int64)             # 0: sent by side A, 1: by side B
+    gd = g * 2 + d
+    ng = int(g[-1]) + 1
+    s32 = seq[r].astype(np.int64) & 0xFFFFFFFF
+    a32 = ack[r].astype(np.int64) & 0xFFFFFFFF
+    # a base per group and direction: the sequence number of one of its TCP packets (which one
+    # does not matter: the differences only compare packets of one group, which spans far less
+    # than 2^31 of either space, so another base shifts them all alike)
+    base = np.full(2 * ng, -1, np.int64)
+    t = np.flatnonzero(tcp)
+    base[gd[t]] = s32[t]
+
+    def rel(v: np.ndarray, b: np.ndarray) -> np.ndarray:  # signed 32-bit difference v - b
+        return ((v - b + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+    own = rel(s32, np.maximum(base[gd], 0))
+    other = base[(g * 2 + (1 - d))]
+    has_ack = tcp & ((flags[r] & ACK) != 0) & (other >= 0)
+    # (no packet of the other direction in the group: acknowledgements compare only within one
+    # direction, where the sequence numbers already order them)
+    out[tcp] = own[tcp]
+    out[has_ack] += rel(a32[has_ack], other[has_ack])
+    return out
 
 
 def _server_side_key(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray, *, packets: Packets,
@@ -570,8 +621,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         return _server_side_key(o, key_start, rows, packets=packets, idx=idx, syn_rank=syn_rank,
                                 src_first=src_first, proto=proto, a_p=a_p, b_p=b_p, sp=sp, dp=dp,
                                 server_port=server_port)
+    def progress(o: np.ndarray, key_start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return _exchange_progress(o, key_start, rows, ts=ts, is_tcp=is_tcp, flags=flags, seq=seq,
+                                  ack=c["ack"][pick], src_first=src_first)
     tie_keys = (c["ip_len"][pick], c["icmp_type"][pick], c["payload_len"][pick], c["ack"][pick], seq,
-                src_first, flags, from_server, end_rank, syn_rank)
+                src_first, flags, from_server, progress, end_rank, syn_rank)
     key_cols = (_one_way_vlans_joined(vlan, (proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p), src_first),
                 proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)

@@ -43,8 +43,10 @@ import pandas as pd
 
 from . import plots
 from .addresses import endpoint_text
-from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, dns_fix, escape_terminal, readiness,
-                     time_texts, undocumented_fix)
+from .classify import DNS_TCP_RESET
+from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, dns_fix, dns_reason_texts, escape_terminal,
+                     icmp_reason_text, readiness, time_texts, undocumented_fix)
+from .unreachable import NOT_LISTENING
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -226,11 +228,11 @@ def _endpoint(host, port) -> str:
     return endpoint_text(host, port)
 
 
-def _reason_list(reasons: Iterable[str]) -> str:
+def _reason_list(reasons: Iterable[str], texts: Mapping[str, str] = REASON_TEXT) -> str:
     items = []
     for r in reasons:
-        if r in REASON_TEXT:
-            items.append(f"<li><b>{_e(r)}</b>: {_e(REASON_TEXT[r])}</li>")
+        if r in texts:
+            items.append(f"<li><b>{_e(r)}</b>: {_e(texts[r])}</li>")
         elif r:
             items.append(f"<li><b>{_e(r)}</b></li>")
     return f"<ul>{''.join(items)}</ul>" if items else ""
@@ -411,6 +413,11 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
+    texts: Mapping[str, str] = REASON_TEXT
+    icmp = sub["reason"].astype(str).str.split(",").str[0] == "icmp_unreachable"
+    closed = int((icmp & sub["detail"].astype(str).str.contains(NOT_LISTENING, regex=False)).sum())
+    if closed:  # (a port unreachable from the destination itself: nothing listens there)
+        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed)}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""
@@ -421,16 +428,21 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
               f'<dt>What to change</dt><dd class="fix">{_e(fix or rule.fix)}</dd>')
     elif purpose == "dns":
         head = "dns — name resolution (UDP/TCP 53)"
+        # (a rejected query: an error or sinkhole answer, or DNS over TCP reset: told apart)
+        rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
+        resets = int((rejected & (sub["detail"].astype(str) == DNS_TCP_RESET)).sum())
+        counts = (resets, int(rejected.sum()) - resets)
+        texts = dns_reason_texts(reasons, *counts)
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
               "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
-              f'<dt>What to change</dt><dd class="fix">{_e(dns_fix(reasons))}</dd>')
+              f'<dt>What to change</dt><dd class="fix">{_e(dns_fix(reasons, *counts))}</dd>')
     else:
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
               f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
     return (f'<article class="finding f-{worst}" id="purpose-{_e(_slug(purpose or "none"))}">'
             f"<h3>{head} {_status_badge(worst)} <span class=\"muted\">{n} flagged flow{'s' if n != 1 else ''}"
-            f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons)}</dd></dl>"
+            f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons, texts)}</dd></dl>"
             f"{_flagged_rows(sub)}</article>")
 
 

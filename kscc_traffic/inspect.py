@@ -383,11 +383,18 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         np.minimum.at(at, flow[side], np.flatnonzero(side))
         return np.where(at < len(rows), at, -1)
 
-    def advance(side: np.ndarray, after: np.ndarray, acked: np.ndarray) -> np.ndarray:
-        """Per flow: new bytes of ``side`` rows sent after time ``after[flow]`` (ns), past what
-        was sent before it or acknowledged by the other side then (``acked``, relative; so a
-        segment missing from the capture but received does not count as new)."""
-        late = side & (ts > after[flow])
+    def later(side: np.ndarray, after: np.ndarray, mark: np.ndarray) -> np.ndarray:
+        """Rows of ``side`` sent after time ``after[flow]`` (ns): later, or at that very time
+        (a coarse clock stamps a whole exchange with one time) acknowledging more than
+        ``mark[flow]`` of the other direction (relative: the bytes of what was sent then), an
+        answer to it whatever the rows' order."""
+        return side & ((ts > after[flow]) | ((ts == after[flow]) & (ack_rel > mark[flow])))
+
+    def advance(side: np.ndarray, after: np.ndarray, acked: np.ndarray, mark: np.ndarray) -> np.ndarray:
+        """Per flow: new bytes of ``side`` rows sent after time ``after[flow]`` (ns) (:func:`later`),
+        past what was sent before it or acknowledged by the other side then (``acked``, relative;
+        so a segment missing from the capture but received does not count as new)."""
+        late = later(side, after, mark)
         before = np.maximum(acked, 0)
         np.maximum.at(before, flow[side & ~late], end[side & ~late])
         most = np.full(n_f, -1, np.int64)
@@ -405,6 +412,13 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         return rel
 
     fl = np.arange(n_f, dtype=np.int64)
+    # each row's acknowledgement relative to the other direction's first data byte (-1: none, or
+    # before it)
+    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) % (1 << 32)
+    has_other = np.zeros(2 * n_f + 2, bool)
+    has_other[grp[first]] = True
+    ack_ok = has_other[np.where(client, flow * 2 + 1, flow * 2)] & ((c["tcp_flags"][rows] & 0x10) != 0)
+    ack_rel = np.where(ack_ok & (ack_rel < 1 << 31), ack_rel, -1)
     server_data = ~client
     if server_skip is not None:
         skip = np.zeros(n_f, np.int64)
@@ -412,10 +426,16 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         server_data &= end > skip[flow]
     s1_at = first_at(server_data)
     s1 = np.where(s1_at >= 0, ts[np.maximum(s1_at, 0)], big)
-    c_new = advance(client, s1, acked_by(s1_at, fl * 2))
-    c2_at = first_at(client & (ts > s1[flow]))
+    zero = np.zeros(n_f, np.int64)
+    c_new = advance(client, s1, acked_by(s1_at, fl * 2), zero)
+    c2_at = first_at(later(client, s1, zero))
     c2 = np.where(c2_at >= 0, ts[np.maximum(c2_at, 0)], big)
-    s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1))
+    # (the client's next flight's first byte, relative: a server row at its time acknowledging
+    # past it answered it)
+    c2_start = np.full(n_f, np.iinfo(np.int64).max, np.int64)
+    ok = c2_at >= 0
+    c2_start[ok] = end[c2_at[ok]] - np.maximum(c["payload_len"][rows[c2_at[ok]]].astype(np.int64), 0)
+    s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1), c2_start)
     # the client's inspected segments full, none after the server's first data: read the
     # server's acknowledgements of what came after them
     full = np.zeros(n_f, bool)
@@ -595,6 +615,89 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
     ok = silent[fl] & (top_s[fl] > 0) & (t_c[fl] < big)
     out[ok] = (t_c[fl][ok] - first[ok]) / 1e9
     return out
+
+
+def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): ``(close, wait)``.
+
+    ``close`` (object array): who sent the flow's first FIN or RST and which, ``client FIN``,
+    ``client RST``, ``server FIN`` or ``server RST`` (a RST when the packet has both), with
+    `` answered`` added when the other side sent new data after it (by sequence numbers: an
+    alert answering a FIN); '' when none. ``wait`` (float, seconds; -1 where not): from the first sending
+    of the client's last new data byte before that FIN or RST to it, when the server sent no new
+    byte in between (a server that sent no byte at all counts, from the client's first data
+    segment: a ClientHello never answered);
+    -1 when there was no close, no client data before it, or a server byte after it.
+
+    By sequence numbers, as :func:`_tls_waits` on the packets before the close only (what the
+    client sent after it, an alert answering the server's FIN, does not count), so it reads the
+    packets a chunked or live analysis keeps of a flow whose inspected bytes are not cut: its
+    first data segments, the first FIN or RST of each direction."""
+    who, when = _first_close(ft, flows)
+    out = np.full(len(flows), -1.0)
+    closed = when >= 0
+    if not closed.any():
+        return who, out
+    fl = np.asarray(flows, np.int64)
+    c = ft.packets.cols
+    # which: the closer's packets at that time (a RST among them makes it a reset)
+    rows = _tcp_rows_of(ft, fl[closed], (c["tcp_flags"] & RST) != 0)
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[fl] = np.arange(len(fl))
+    at_r = pos[ft.pkt_flow[rows]]
+    side = np.where(ft.pkt_from_orig[rows], "client", "server")
+    reset = np.zeros(len(fl), bool)
+    reset[at_r[(c["ts_ns"][rows] == when[at_r]) & (side == who[at_r])]] = True
+    # the other side's furthest data end, before the close and overall
+    full = _seq_view(ft, fl[closed])
+    close = np.array([f"{w} {'RST' if r else 'FIN'}" if w else "" for w, r in zip(who.tolist(), reset.tolist())],
+                     object)
+    # (the packets before the close; a packet of no flow, pkt_flow -1, reads the appended slot)
+    close_at = np.full(len(ft.flows) + 1, np.iinfo(np.int64).min, np.int64)
+    close_at[fl[closed]] = when[closed]
+    pf = ft.pkt_flow
+    before = ft.packets.cols["ts_ns"].astype(np.int64) < close_at[pf]
+    ft2 = replace(ft, pkt_flow=np.where(before, pf, -1))
+    v = _seq_view(ft2, fl[closed])
+    if v is None:
+        return who, out
+    n_f = len(ft.flows)
+    ts, f, plen, end, acked, fo = v.ts, v.f, v.plen, v.end, v.acked, v.fo
+    big = np.iinfo(np.int64).max
+    data_c = fo & (plen > 0) & (end >= 0)
+    top_c = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_c, f[data_c], end[data_c])
+    t_c = np.full(n_f, big, np.int64)
+    at = data_c & (end == top_c[f])
+    np.minimum.at(t_c, f[at], ts[at])
+    # the server's bytes: the ends of its data segments, the client's acknowledgements; none
+    # after the client's last byte (one at the same time counts as after it, as _tls_waits)
+    sv = np.where(fo, acked, np.where(plen > 0, end, -1))
+    top_s = np.full(n_f, -1, np.int64)
+    np.maximum.at(top_s, f[sv >= 0], sv[sv >= 0])
+    first = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
+    mute = top_s <= 0           # (no server byte at all: counted from the client's first data)
+    silent = mute.copy()
+    silent[f[first]] = True
+    t_1 = np.full(n_f, big, np.int64)
+    np.minimum.at(t_1, f[data_c], ts[data_c])
+    since = np.where(mute, t_1, t_c)
+    ok = closed & (t_c[fl] < big) & silent[fl]
+    out[ok] = (when[ok] - since[fl][ok]) / 1e9
+    # the other side's new data after the close: its furthest data end overall past the one before
+    if full is not None:
+        for view, tops in ((full, 0), (v, 1)):
+            d = (view.plen > 0) & (view.end >= 0)
+            top = np.full((n_f, 2), -1, np.int64)
+            np.maximum.at(top, (view.f[d], (~view.fo[d]).astype(np.int64)), view.end[d])
+            if tops == 0:
+                top_full = top
+            else:
+                top_before = top
+        other = np.where(who == "client", 1, 0)
+        answered = closed & (top_full[fl, other] > top_before[fl, other])
+        close[answered] = close[answered] + " answered"
+    return close, out
 
 
 def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -895,6 +998,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["tls13_refused"] = np.zeros(n, np.int64)
     cols["resp_stall_from_s"] = np.full(n, -1.0)       # (the same, roles swapped)
     cols["tls_wait_after"] = repeated("", n)
+    # (likewise, a TLS handshake not completed on a closed connection: who sent the first FIN or
+    # RST and which ("server FIN", "client RST"…, " answered" added when the other side sent new
+    # data after it; '' where none), and the server's silence before it, see _close_waits; -1
+    # where not)
+    cols["tls_close"] = repeated("", n)
+    cols["tls_close_wait_s"] = np.full(n, -1.0)
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
@@ -978,7 +1087,14 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
                           & ~cols["payload_cut"].astype(bool))
     wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
-    cols["tls_wait_after"][cols["tls_wait_from_s"] < 0] = ""
+    # the same on a closed connection: the server's silence up to the first FIN or RST (a
+    # ClientHello never answered, a next flight never answered, then one side gave up)
+    shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
+                          & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
+    shut = shut[[any(ch in h for ch in "FfRr") for h in hist[shut].tolist()]]
+    if len(shut):
+        cols["tls_close"][shut], cols["tls_close_wait_s"][shut] = _close_waits(ft, shut)
+    cols["tls_wait_after"][(cols["tls_wait_from_s"] < 0) & (cols["tls_close_wait_s"] < 0)] = ""
     # a TCP flow whose payload was cut, not seen established, not a CONNECT tunnel (judged with
     # the proxy's answer skipped: _tunnel_columns): what its packets show of a handshake
     cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)

@@ -63,10 +63,15 @@ class FlowSink:
     :param out: text stream the report goes to.
     :param rules: the documented purposes (table report).
     :param console: ``f(out) -> rich.console.Console`` for the table report.
+    :param capture_filter: a custom capture filter the flows were captured with (``live
+        --filter``): the table says which purposes not seen it leaves out
+        (:func:`kscc_traffic.report.print_summary`).
     """
 
-    def __init__(self, format: str, out: IO[str], rules: RuleSet, console: Callable) -> None:
+    def __init__(self, format: str, out: IO[str], rules: RuleSet, console: Callable,
+                 capture_filter: str | None = None) -> None:
         from .report import TableSummary
+        self.capture_filter = capture_filter
         self.format = format
         self.out = out
         self.rules = rules
@@ -140,4 +145,4 @@ class FlowSink:
             from .analyze import _schema
             self.add(_schema(pd.DataFrame()))
         if self.summary is not None:
-            print_summary(self.summary, self.rules, self.console(self.out))
+            print_summary(self.summary, self.rules, self.console(self.out), self.capture_filter)

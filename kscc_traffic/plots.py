@@ -172,13 +172,18 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
         .drop(columns="_o").reset_index(drop=True)
 
 
-def attempts_over_time(flows: pd.DataFrame, bins: int = 60) -> pd.DataFrame:
+def attempts_over_time(flows: pd.DataFrame, rules: "RuleSet | int | None" = None, bins: int = 60) -> pd.DataFrame:
     """Connection attempts per time bin and verdict (the lower panel of :func:`chart_timeline`).
 
+    :param rules: taken as by the other helpers (``attempts_over_time(flows, rules)``) and not
+        used: the counts are per verdict over every flow, whatever its purpose. An ``int`` here
+        is ``bins`` (this function's earlier signature was ``(flows, bins)``).
     :param bins: number of equal-width bins over the capture's span (at least 1).
     :returns: DataFrame indexed by bin start (``pandas.Timestamp``, UTC, naive), columns the
         :data:`VERDICTS` (flow counts); empty when there are no flows.
     """
+    if isinstance(rules, (int, np.integer)) and not isinstance(rules, bool):
+        bins = int(rules)
     if not len(flows):
         return pd.DataFrame(columns=list(VERDICTS))
     ts = flows["ts"].to_numpy(float)
@@ -310,7 +315,7 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
     ax.set_title("Connection attempts over time", loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
-    counts = attempts_over_time(flows, bins)
+    counts = attempts_over_time(flows, rules, bins)
     x = mdates.date2num(counts.index.to_numpy())
     width = (x[1] - x[0]) if len(x) > 1 else 1 / 86400
     bottom = np.zeros(len(counts))

@@ -23,10 +23,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, FILTER_ANSWER, STALE_ANSWER, sinkhole_address
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, FILTER_ANSWER, STALE_ANSWER, sinkhole_address
 from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
+from .unreachable import NOT_LISTENING
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -37,7 +38,8 @@ _CELL_SPACES = " \u3000"
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
 #: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
-#: sent, nothing answered them, so the capture cannot show that they were received
+#: sent, nothing answered them, so the capture cannot show that they were received (only that
+#: they reached the capturing device's interface, when it is a receiver)
 STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "seen one-way", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
@@ -534,6 +536,18 @@ REASON_TEXT: dict[str, str] = {
     "partial": "the start of the connection was not captured; judged on what was seen",
 }
 
+def icmp_reason_text(n: int, closed: int) -> str:
+    """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
+    unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
+    :data:`REASON_TEXT`'s when none was, else by what happened."""
+    own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
+    if not closed:
+        return REASON_TEXT["icmp_unreachable"]
+    if closed >= n:
+        return own
+    return f"{REASON_TEXT['icmp_unreachable']}; {closed} of them: {own}"
+
+
 #: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
 #: them through; something else answered or looked into them): their "what to change" is
 #: :data:`REASON_TEXT`'s, not the rule's firewall advice
@@ -543,7 +557,7 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
-                   bl_stale: int = 0) -> dict:
+                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -553,7 +567,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
     ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
     blocked ones whose SYN was answered by an old connection's packet (detail
-    :data:`~kscc_traffic.classify.STALE_ANSWER`)."""
+    :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
+    (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
+    answered by an ICMP port unreachable from the destination itself (detail
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "not seen")
     fix = r.fix
@@ -568,8 +585,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
         status = "seen one-way"
         fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
-               "expected): this capture cannot show that they were received. To verify, capture on a "
-               f"receiving device; what it needs: {r.fix}")
+               "expected): this capture shows that they were sent, not that they were received (one taken on a "
+               "receiving device shows that they reached its interface; its host firewall may still drop them). "
+               "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
+               f"log); what it needs: {r.fix}")
     if status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -590,39 +609,82 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
-    answered = [x for x in ANSWERED_UNEXPECTED if x in reasons] if status == "unexpected" else []
-    if answered:
-        k = un - other
-        fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
-               f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open"
-               # (a cleartext answer may be a filter's refusal: then its policy has to change)
-               + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] else "")
-               + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}" for x in answered))
-        if other:
-            fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
-                    "documented port on the side that opened the connection: not this purpose's traffic")
-    elif status == "unexpected" and un == other:
-        names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
-                 "them, check the Administration Server address, DNS and proxy it uses; else they are "
-                 "another program's traffic")
-        reverse = ("had the documented port on the side that opened the connection: a source port the "
-                   "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
-        fix = (f"these flows on {r.transport.upper()} {r.port_text} "
-               + (names if "wrong_direction" not in reasons else reverse if "host_mismatch" not in reasons
-                  else f"{names.split(':')[0]} or {reverse}"))
+    if status == "blocked" and bl_closed:
+        # the destination host itself said nothing listens on the port: the datagram (or SYN) got
+        # there; the service may simply not run (a firewall in the path is not the cause)
+        service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                   f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+        if bl == bl_closed:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
+                   f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
+                   f"but nothing listens there: {service}; if it is, the host's own firewall rejects it: {fix}")
+        else:
+            fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
+                    f"host itself with ICMP port unreachable (nothing listens there): {service}")
+    if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
+        # some of the blocked flows reached the server, then their TLS failed: that advice too
+        fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
+                "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+                f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
+                "through uninspected")
+    if status == "unexpected":
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
                f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
                f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
-    if ok and status in ("blocked", "unexpected"):
+    if status == "blocked" and un:
+        # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
+        # flow's is not to open a port); the others did not all work
+        kinds = un_reasons if un_reasons is not None else {}
+        split = _family_split(ok, bl, v6, others_ok=False) if ok else ""
+        fix = (f"{ok} of {n} flows ok, {bl} blocked, {un} unexpected"
+               + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
+               + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
+               + f". For the unexpected one{'s' if un != 1 else ''}: "
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True)
+                  or "see each flow's detail (what answered instead of the documented server)"))
+    elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        fix = (f"{ok} of {n} flows ok, {bl or un} {status}"
-               + (f" ({_family_split(ok, bl, v6)})" if status == "blocked" else "")
-               + f": {fix}")
+        split = _family_split(ok, bl, v6, others_ok=ok + bl == n) if status == "blocked" else ""
+        fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
+
+
+def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | None:
+    """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
+    of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons: answered flows (:data:`ANSWERED_UNEXPECTED`)
+    get their reason's advice, flows that are not this purpose's say so; None when neither applies.
+    ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
+    is not said: their fix may be to open it)."""
+    answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
+    if answered:
+        k = un - other
+        fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
+               f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open"
+               + ((" for it" if k == 1 else " for them") if blocked_too else "")
+               # (a cleartext answer may be a filter's refusal: then its policy has to change)
+               + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too else "")
+               + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}"
+                                   + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
+                                   for x in answered))
+        if other:
+            fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
+                    "documented port on the side that opened the connection: not this purpose's traffic")
+        return fix
+    if un == other:
+        names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
+                 "them, check the Administration Server address, DNS and proxy it uses; else they are "
+                 "another program's traffic")
+        reverse = ("had the documented port on the side that opened the connection: a source port the "
+                   "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
+        return (f"these flows on {r.transport.upper()} {r.port_text} "
+                + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
+                   else f"{names.split(':')[0]} or {reverse}"))
+    return None
 
 
 def _is_v6(hosts: np.ndarray) -> np.ndarray:
@@ -630,10 +692,11 @@ def _is_v6(hosts: np.ndarray) -> np.ndarray:
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
 
 
-def _family_split(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True) -> str:
     """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
     of them over IPv6: one address family failing while the other works (a dual-stack agent whose
-    IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else a hint."""
+    IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else, when
+    ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''."""
     if v6 is not None:
         ok6, bl6 = v6
         for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
@@ -641,21 +704,48 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
             if all_bad and no_good:
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
-    return "the others worked: compare clients, addresses and ports"
+    return "the others worked: compare clients, addresses and ports" if others_ok else ""
 
 
-def dns_fix(reasons) -> str:
+def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
     needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
-    ``rejected``: an error or sinkhole answer for a name the agent needs, or a TCP reset)."""
+    ``rejected``) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
+    by a TCP reset, detail :data:`~kscc_traffic.classify.DNS_TCP_RESET`) and ``error_answers``
+    (an error or sinkhole answer for a name the agent needs); None: not counted (both are
+    advised)."""
     out = []
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if "rejected" in reasons:
-        out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
-                   "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
-                   "failure (see the DNS names answered with an error); a TCP reset to DNS over TCP: allow TCP 53")
+        if error_answers is None or error_answers:
+            out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
+                       "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
+                       "failure (see the DNS names answered with an error)")
+        if resets is None or resets:
+            out.append(("a TCP reset to DNS over TCP: allow TCP 53" if resets is None else
+                        f"{resets} DNS over TCP quer{'y was' if resets == 1 else 'ies were'} answered by a TCP "
+                        "reset: allow TCP 53 to the resolver (answers too large for UDP need it)"))
     return "; ".join(out) or "check name resolution from the clients"
+
+
+def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | None = None) -> dict[str, str]:
+    """Why each reason of blocked DNS flows matters, by what happened (the HTML report's "Why
+    flagged" for DNS; :data:`REASON_TEXT` speaks of connections): reason -> one sentence;
+    ``resets``/``error_answers`` as for :func:`dns_fix` (None: not counted, both told)."""
+    texts = {"no_answer": "the query got no answer: a firewall drops DNS to the resolver, or the resolver is "
+                          "unreachable or down",
+             "icmp_unreachable": "an ICMP error answered the query: no resolver listens at that address (port "
+                                 "unreachable from the resolver's address), or a router or firewall refuses it"}
+    rejected = []
+    if error_answers is None or error_answers:
+        rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "
+                        "address for a name the agent needs: without its address the agent cannot connect")
+    if resets is None or resets:
+        rejected.append("a TCP reset answered a DNS over TCP query: a firewall rejects TCP 53, or the resolver "
+                        "takes no DNS over TCP")
+    texts["rejected"] = "; ".join(rejected)
+    return {r: texts[r] for r in reasons if r in texts}
 
 
 def undocumented_fix(n: int) -> str:
@@ -675,7 +765,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
-    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``).
+    (``395 of 436 flows ok, 41 blocked (…): allow outbound …``); when some were unexpected too,
+    each kind is counted and given its own advice (``1 of 5 flows ok, 2 blocked, 2 unexpected (2
+    tls_intercepted). For the blocked ones: allow outbound …. For the unexpected ones: … exclude
+    these names from inspection (*.ksc.kaspersky.com)``).
 
     ``host_mismatch`` flows (a name outside the rule's mask: another service on a shared port
     such as 443 or 80) and ``wrong_direction`` flows (the documented port as the opener's source
@@ -692,16 +785,19 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = 0
+        bl_tls = bl_stale = bl_closed = 0
         reasons: list[str] = []
+        un_reasons: dict[str, int] = {}
         if len(at):
             if verdict is None:
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
             if un:
+                un_kinds = [x.split(",")[0] for x in reason[at][v == "unexpected"].tolist() if x and x != "partial"]
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
+                un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
             if bl and "proxy_target" in flows:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
@@ -716,6 +812,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
+                    bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
@@ -725,7 +822,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed))
     return pd.DataFrame(rows)
 
 
@@ -832,12 +929,17 @@ class TableSummary:
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
+        self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
+        self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
+        self.detail_seen = False                 # (a table with a detail column was added)
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
         self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
         self.reasons: dict[str, set] = {}
+        self.un_reasons: dict[str, dict[str, int]] = {}  # purpose -> unexpected flows per reason
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
         self.total = 0
@@ -866,6 +968,9 @@ class TableSummary:
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
+                if v == "unexpected":
+                    kinds = self.un_reasons.setdefault(p, {})
+                    kinds[r.split(",")[0]] = kinds.get(r.split(",")[0], 0) + int(n)
                 if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
                 if v == "blocked" and r.split(",")[0] == "tls_failed":
@@ -893,6 +998,14 @@ class TableSummary:
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
             detail = blocked["detail"].astype(str)
+            self.detail_seen = True
+            rejected = (blocked["purpose"] == "dns") & (blocked["reason"].str.split(",").str[0] == "rejected")
+            reset = int((rejected & (detail == DNS_TCP_RESET)).sum())
+            self.dns_resets += reset
+            self.dns_error_answers += int(rejected.sum()) - reset
+            closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
+            for p, n in closed.groupby("purpose", sort=False).size().items():
+                self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -928,14 +1041,22 @@ class TableSummary:
                                        (self.v6.get((r.id, "ok"), 0), self.v6.get((r.id, "blocked"), 0))
                                        if self.v6_seen else None, self.bl_tls.get(r.id, 0),
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
-                                       self.bl_stale.get(r.id, 0)))
+                                       self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
+                                       self.bl_closed.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 
-def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> None:
+#: the reasons cell of a purpose not seen that a custom capture filter leaves out
+FILTERED_OUT = "filtered out by the capture filter"
+
+
+def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
     checklist, what to change, the DNS names answered with an error, the first flagged flows,
-    the totals."""
+    the totals. ``capture_filter``: a custom capture filter the flows were captured with
+    (``live --filter``): the purposes "not seen" that it leaves out
+    (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
+    under the checklist says "not seen" may mean filtered out."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")
@@ -950,14 +1071,31 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
     console.print(t)
 
     chk = summary.readiness(rules)
+    outside: list[str] | None = []
+    if capture_filter is not None:
+        from .live.filtercheck import purposes_outside
+        outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
+        why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(f"{r.transport} {r.ports}")),
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(r.reasons)))
+                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    if capture_filter is not None:
+        gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
+        head = f"Note: captured with a custom filter ({capture_filter!r}): "
+        if outside is None:
+            what = "a purpose not seen may have been filtered out, not absent"
+        elif gone:
+            what = (f"{gone} purpose{'s' if gone != 1 else ''} not seen {'has' if gone == 1 else 'have'} no port "
+                    f"it lets through ({FILTERED_OUT}): not seen says nothing about "
+                    f"{'it' if gone == 1 else 'them'}")
+        else:
+            what = "it lets through ports of every purpose not seen"
+        console.print(Text(escape_terminal(head + what), style="yellow"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_blocked = summary.counts.get(("dns", "blocked"), 0)
     undocumented = summary.counts.get(("", "unexpected"), 0)
@@ -967,7 +1105,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console) -> No
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
         why = sorted(summary.reasons.get("dns", ()))
-        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {dns_fix(why)}")))
+        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else ()))
+        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))

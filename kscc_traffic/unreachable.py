@@ -59,9 +59,29 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     return out
 
 
+#: what ends the ``icmp_unreachable`` text of a port unreachable sent by the quoted datagram's
+#: destination itself (ICMP 3/3, ICMPv6 1/4): the datagram arrived, nothing listens on the port
+FROM_DESTINATION = ", the destination itself"
+#: what a detail says of such an error (see :func:`what_it_means`)
+NOT_LISTENING = ("the packet arrived, but nothing listens on that port there (the service is not running), or the "
+                 "host's own firewall rejects it")
+
+
+def error_text(e: IcmpError) -> str:
+    """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
+    (3/3) from 198.51.100.10``), plus :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3,
+    ICMPv6 1/4) sent by the quoted datagram's destination itself (a router's refusal, 3/13 or
+    another sender, is not)."""
+    own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
+    return f"{e.text} from {e.sender}{FROM_DESTINATION if own else ''}"
+
+
 def what_it_means(text: str) -> str:
     """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
-    for a detail: '' for destination unreachable."""
+    for a detail: '' for destination unreachable from a router; :data:`NOT_LISTENING` for a port
+    unreachable from the destination itself."""
+    if text.endswith(FROM_DESTINATION):
+        return ": " + NOT_LISTENING
     if "exceeded in transit" in text:
         return ": a routing loop, or a hop limit too small for the path, not a firewall's refusal"
     if "parameter problem" in text or "unrecognized Next Header" in text:
@@ -114,7 +134,7 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         if matched is not None:
             matched.append((e.row, best))
         if not text[best]:
-            text[best] = f"{e.text} from {e.sender}"
+            text[best] = error_text(e)
     out = flows.copy()
     out["icmp_unreachable"] = text
     return out, unmatched

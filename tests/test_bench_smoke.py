@@ -97,4 +97,6 @@ def test_measure_sees_a_forked_childs_memory_once_in_pss(tmp_path):
     assert r.status == 0
     mib = 2 ** 20
     assert r.sampled_rss > 400 * mib            # parent + child, each with the 200 MiB resident
-    assert 200 * mib < r.sampled_pss < 300 * mib   # the shared pages once
+    # the shared pages once; a sample taken across the fork may read the parent just before it
+    # (200 MiB its own) and the child just after (half of them): up to ~1.6 times, never twice
+    assert 200 * mib < r.sampled_pss < 360 * mib

@@ -281,6 +281,70 @@ def test_ipv4_bad_header_is_malformed():
     assert len(p) == 0 and p.stats.malformed == 2
 
 
+def _ipv4_with(opts: bytes, ihl_words: int | None = None, more: bytes = b"") -> bytes:
+    """An Ethernet frame of V4 / SEG whose IPv4 header carries ``opts`` and says ``ihl_words``
+    (default: its real length), total length and checksum set to match (a header damaged that way
+    passes the checksum test); ``more``: bytes added to the TCP payload."""
+    from conftest import inet_checksum
+    seg = bytes(V4 / SEG)[20:] + more
+    hdr = bytearray(bytes(V4 / SEG)[:20]) + opts
+    hdr[0] = 0x40 | (ihl_words if ihl_words is not None else len(hdr) // 4)
+    hdr[2:4] = struct.pack(">H", len(hdr) + len(seg))
+    hdr[10:12] = b"\0\0"
+    hdr[10:12] = struct.pack(">H", inet_checksum(bytes(hdr)))
+    return bytes(eth(V4 / SEG))[:14] + bytes(hdr) + seg
+
+
+@pytest.mark.parametrize("opts, ihl_words", [
+    (b"", 15),                                  # IHL 15, no option: the TCP header read as options
+    (b"\x07\x00\x00\x00", None),                # record route, length 0
+    (b"\x44\x28\x05\x00", None),                # timestamp of length 40 in 4 bytes
+    (b"\x01\x01\x01\x83", None),                # NOPs, then an option without its length byte
+])
+def test_ipv4_options_that_do_not_parse_are_malformed(opts, ihl_words):
+    """(break-it 18 F7) IPv4 options that do not parse — an IHL larger than the header (the
+    transport header and payload read as options), an option length below 2 or past the header —
+    make the datagram malformed in both decoder paths, with one warning line naming the cause,
+    instead of a TCP row read from the wrong place (a phantom flow on made-up ports)."""
+    good = bytes(eth(V4 / SEG))
+    p = dec(frames((1, _ipv4_with(opts, ihl_words, bytes(range(64)))), (1, good)))
+    assert len(p) == 1 and p.cols["sport"][0] == 40000 and p.stats.malformed == 1
+    assert [w for w in p.stats.warnings if "IPv4" in w] == [
+        "decode: 1 IPv4 packet whose header options do not parse (an option length below 2 or past "
+        "the header length: a damaged header length or options; receivers drop such packets) "
+        "skipped as malformed: what follows the header cannot be located"]
+    assert not any("too short or inconsistent" in w for w in p.stats.warnings)
+
+
+@pytest.mark.parametrize("opts", [
+    b"\x07\x27\x28" + b"\x01" * 36 + b"\x00",    # record route, full (39 bytes), end of options
+    b"\x01\x01\x00\xff",                          # NOPs, end of options, then anything
+    b"\x94\x04\x00\x00" * 2,                      # router alert twice
+])
+def test_ipv4_options_that_parse_still_decoded(opts):
+    r = one((1, _ipv4_with(opts)))
+    assert (r["proto"], r["sport"], r["dport"], r["ip_len"], r["payload"]) == \
+        (6, 40000, 443, 20 + len(opts) + 25, b"hello")
+
+
+def test_ppp_van_jacobson_tcp_counted_and_warned():
+    """(break-it 18 F8) PPP frames of Van Jacobson compressed (0x002d) and uncompressed (0x002f)
+    TCP, with and without the HDLC address/control bytes: not read, counted in ``non_ip`` and
+    in one warning line with their count (they were dropped without a word); the IP frame
+    beside them decoded."""
+    vjc = b"\xff\x03\x00\x2d" + bytes([0x20, 0x12, 0x34, 0x05]) + b"payload"
+    vjc2 = b"\x00\x2d" + bytes([0x00, 0xab, 0xcd]) + b"more"
+    vjuc = b"\xff\x03\x00\x2f" + bytes(V4 / SEG)
+    ip = b"\xff\x03\x00\x21" + bytes(V4 / SEG)
+    p = dec(frames((9, vjc), (9, vjc2), (9, vjuc), (9, ip)))
+    assert len(p) == 1 and p.cols["sport"][0] == 40000
+    assert (p.stats.non_ip, p.stats.malformed) == (3, 0)
+    assert [w for w in p.stats.warnings if "Van Jacobson" in w] == [
+        "decode: 3 PPP frames of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, RFC 1144) were "
+        "not read: the TCP segments they carried are missing from the flows (turn VJ compression off on "
+        "the PPP link, e.g. pppd's novj, or capture on the host)"]
+
+
 def test_ipv6_hbh_dstopts_routing_tcp():
     pkt = eth(V6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / SEG)
     r = one(pkt)

@@ -401,3 +401,198 @@ def test_a_ring_member_cut_inside_its_header_is_skipped_alike(tmp_path):
     rows_b, rows_t = sorted(b.stdout.splitlines()[1:]), sorted(t.stdout.splitlines()[1:])
     assert rows_b == rows_t and len(rows_t) == 2
     assert all("x_00001_20251130100000.pcapng .. x_00002_20251130100100.pcapng" in row for row in rows_t)
+
+
+def test_time_exceeded_and_parameter_problem_quotes_agree(tmp_path):
+    """ICMP time exceeded (11/0) and parameter problem (12/0), ICMPv6 time exceeded (3/0) and
+    parameter problem (4/1), each quoting the IP header + 8 bytes of unanswered SYNs: the tshark
+    engine attaches them to the flow they quote, as the builtin engine does ('routing loop',
+    'a router drops what it cannot parse'), instead of 'SYN sent N times, no answer' plus an
+    ICMP flow (it rebuilt quotes of ICMP 3 / ICMPv6 1 only: break-it 18 F4)."""
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.layers.inet6 import ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6
+    from scapy.layers.l2 import Ether
+    from pcapbuild import pcap_bytes
+    e = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    recs, t = [], 1000.0
+    cases = [(4, 50020, ICMP(type=11, code=0), "TTL exceeded in transit (11/0) from 198.51.100.7"),
+             (4, 50021, ICMP(type=12, code=0), "parameter problem (12/0) from 198.51.100.7"),
+             (6, 50030, ICMPv6TimeExceeded(code=0), "hop limit exceeded in transit (3/0) from 2001:db8:ff::7"),
+             (6, 50031, ICMPv6ParamProblem(code=1, ptr=40), "parameter problem (4/1) from 2001:db8:ff::7")]
+    for ver, sport, err, _ in cases:
+        if ver == 4:
+            syn = IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=sport, dport=23101, flags="S", seq=7)
+            back = IP(src="198.51.100.7", dst="192.0.2.10") / err / bytes(syn)[:28]
+        else:
+            syn = IPv6(src="2001:db8:1::10", dst="2001:db8:2::10") / TCP(sport=sport, dport=23101, flags="S", seq=7)
+            back = IPv6(src="2001:db8:ff::7", dst="2001:db8:1::10") / err / bytes(syn)[:48]
+        for k in range(3):
+            recs += [(t, e / syn), (t + 0.01, e / back)]
+            t += 1.0
+    path = tmp_path / "ttl.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    _compare(path)
+    a, b = _rows(path)
+    assert a == b
+    flows = analyze_file(path, RULES, engine="tshark").flows.sort_values("orig_p")
+    assert flows["proto"].tolist() == ["tcp"] * 4
+    assert flows["icmp_unreachable"].tolist() == [c[3] for c in cases]
+    assert set(flows["reason"]) == {"icmp_unreachable"}
+    assert "a routing loop" in flows["detail"].iloc[0]
+
+
+def _commented_pcapng(recs, comments: dict[int, list[bytes]]) -> bytes:
+    """A pcapng (µs times) of ``recs`` ((ts, packet or bytes)); EPB number k carries the
+    ``opt_comment`` options ``comments[k]``."""
+    import struct
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def opt(code: int, v: bytes) -> bytes:
+        return struct.pack("<HH", code, len(v)) + v + b"\0" * (-len(v) % 4)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), block(1, struct.pack("<HHI", 1, 0, 0))]
+    for k, (t, pkt) in enumerate(recs):
+        d, us = bytes(pkt), round(t * 1e6)
+        d_opts = b"".join(opt(1, c) for c in comments.get(k, [])) + (struct.pack("<HH", 0, 0) if k in comments else b"")
+        out.append(block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(d), len(d))
+                         + d + b"\0" * (-len(d) % 4) + d_opts))
+    return b"".join(out)
+
+
+def test_packet_comments_are_not_expert_info(tmp_path):
+    """pcapng packet comments reading like Wireshark's expert message 'IPv4 total length exceeds
+    packet length (N bytes)' (also among other pieces after a comma): the tshark engine takes
+    no bytes, no cut payload and no 'captured shorter' warning from them (Wireshark lists
+    comments among its expert messages; the engine read them as the IP layer's own: break-it 18
+    F5). A packet really shorter than its IP length, commented with the very message, is still
+    counted once, as with the builtin engine."""
+    from pcapbuild import tcp_session
+    msg = b"IPv4 total length exceeds packet length (20 bytes)"
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), c_data=b"\x16\x03\x01" + bytes(60))
+    # (0 SYN, 1 SYN-ACK, 2 ACK, 3 client data, 4 client FIN, 5 server FIN, 6 ACK)
+    path = tmp_path / "spoof.pcapng"
+    path.write_bytes(_commented_pcapng(recs, {5: [msg], 3: [b"note," + msg, msg]}))
+    _compare(path)
+    (r,) = analyze_file(path, RULES, engine="tshark").flows.to_dict("records")
+    assert (r["orig_bytes"], r["resp_bytes"], bool(r["payload_cut"]), r["history"]) == (63, 0, False, "ShADFf")
+    for engine in ("builtin", "tshark"):
+        assert _short_lines(path, engine) == [], engine
+    # the client's data packet really cut 10 bytes short of its IP length, with the same comment
+    cut = list(recs)
+    cut[3] = (cut[3][0], bytes(cut[3][1])[:-10])
+    path = tmp_path / "cut.pcapng"
+    path.write_bytes(_commented_pcapng(cut, {3: [b"IPv4 total length exceeds packet length (93 bytes)", msg]}))
+    _compare(path)
+    a, b = _rows(path)
+    assert a == b
+    for engine in ("builtin", "tshark"):
+        (w,) = _short_lines(path, engine)
+        assert w.startswith("cut.pcapng: 1 IP packet captured shorter than its IP length says"), (engine, w)
+
+
+def test_picosecond_interface_times_as_the_builtin_reader(tmp_path):
+    """A pcapng interface with if_tsresol 10^-12 (picoseconds: hardware capture cards) and an
+    if_tsoffset: tshark 4.0 misreads the times (break-it 18 F6: times off by tens of ms, the
+    history reordered). The tshark engine's flows have the built-in reader's times; when tshark
+    gave other times, one warning line says so and that the built-in reader's are used."""
+    import struct
+    from pcapbuild import tcp_session
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    off = 1772442000
+    opts = struct.pack("<HH", 9, 1) + b"\x0c\0\0\0" + struct.pack("<HHq", 14, 8, off) + struct.pack("<HH", 0, 0)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), block(1, struct.pack("<HHI", 1, 0, 0) + opts)]
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 13000), t0=0.05, c_data=b"q" * 300,
+                       s_data=b"a" * 900)
+    for t, pkt in recs:
+        d, raw = bytes(pkt), round(t * 1e6) * 10**6        # (ps)
+        out.append(block(6, struct.pack("<IIIII", 0, raw >> 32, raw & 0xFFFFFFFF, len(d), len(d)) + d))
+    path = tmp_path / "ps.pcapng"
+    path.write_bytes(b"".join(out))
+    _compare(path)
+    a = analyze_file(path, RULES, engine="tshark")
+    (r,) = a.flows.to_dict("records")
+    assert r["ts_ns"] == (off * 10**9 + 50_000_000) and r["history"] == "ShADdFf"
+    assert abs(r["duration"] - (recs[-1][0] - recs[0][0])) < 1e-9
+    shown = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    wrong = sum(abs(float(x) - (off + t)) > 1e-6 for x, (t, _) in zip(shown, recs))
+    lines = [w for w in a.warnings if "other times than" in w]
+    if wrong:
+        assert lines == [f"ps.pcapng: tshark gives {wrong} of the {len(recs)} packets other times than the "
+                         f"file's interface timestamps say (by up to {lines[0].split('by up to ')[1].split(' s;')[0]} s; "
+                         "tshark 4.0 misreads a pcapng if_tsresol finer than a nanosecond): the built-in "
+                         "reader's times are used"]
+    else:
+        assert lines == []
+
+
+def test_ipv4_header_length_too_large_is_malformed_in_both_engines(tmp_path):
+    """(break-it 18 F7) The client's data packet with IHL 15 and no option (its TCP header and
+    payload read as options), checksum right: no phantom TCP flow on made-up ports (it was
+    'unexpected/undocumented_port', exit 1), the packet skipped as malformed with the same
+    warning line by both engines; the real connection keeps its other packets."""
+    from conftest import inet_checksum
+    from pcapbuild import pcap_bytes, tcp_session
+    recs = tcp_session(("192.0.2.10", 54103), ("203.0.113.10", 23101), c_data=b"\x16\x03\x01" + bytes(514),
+                       s_data=b"a" * 900)
+    raw = bytearray(bytes(recs[3][1]))
+    raw[14] = 0x4F
+    raw[24:26] = b"\0\0"
+    raw[24:26] = inet_checksum(bytes(raw[14:34])).to_bytes(2, "big")
+    recs[3] = (recs[3][0], bytes(raw))
+    path = tmp_path / "ihl15.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    _compare(path)
+    want = ("ihl15.pcap: decode: 1 IPv4 packet whose header options do not parse (an option length below 2 "
+            "or past the header length: a damaged header length or options; receivers drop such packets) "
+            "skipped as malformed: what follows the header cannot be located")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        (r,) = a.flows.to_dict("records")
+        assert (r["orig_p"], r["resp_p"], r["orig_pkts"], r["resp_pkts"]) == (54103, 23101, 4, 3), engine
+        assert want in a.warnings, (engine, a.warnings)
+
+
+def test_ppp_van_jacobson_tcp_said_by_both_engines(tmp_path):
+    """(break-it 18 F8) A PPP capture (link type 9) whose connection's data packets are Van
+    Jacobson compressed TCP (protocol 0x002d): both engines give the same flows and the same
+    warning line counting the frames not read (they were dropped without a word)."""
+    from pcapbuild import pcap_bytes, tcp_session
+    recs = []
+    for k, (t, pkt) in enumerate(tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101),
+                                             c_data=b"q" * 300, s_data=b"a" * 900)):
+        ipb = bytes(pkt)[14:]
+        if k in (3, 4):         # the data packets: a VJ compressed header + the payload
+            recs.append((t, b"\xff\x03\x00\x2d" + bytes([0x10, 0x07]) + bytes(2) + ipb[40:]))
+        else:
+            recs.append((t, b"\xff\x03\x00\x21" + ipb))
+    path = tmp_path / "vj.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=9))
+    _compare(path)
+    want = ("vj.pcap: decode: 2 PPP frames of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, "
+            "RFC 1144) were not read: the TCP segments they carried are missing from the flows (turn VJ "
+            "compression off on the PPP link, e.g. pppd's novj, or capture on the host)")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        assert [w for w in a.warnings if "Van Jacobson" in w] == [want], engine
+        (r,) = a.flows.to_dict("records")
+        assert (r["orig_pkts"], r["resp_pkts"]) == (4, 2), engine
+
+
+def test_tshark_message_quoting_a_file_name_with_a_newline(tmp_path):
+    """(break-it 18 F11) A capture cut short whose file name holds an ESC sequence and a newline:
+    tshark's message quotes the name, and the warning gave only the part after the newline; the
+    name in it is now escaped as in the rest of the line, so the whole message is kept."""
+    from pcapbuild import pcap_bytes, tcp_session
+    data = pcap_bytes(tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 13000), c_data=b"q" * 300))
+    path = tmp_path / "evil\x1b[31mRED\x1b[0m\nFAKE: line.pcap"
+    path.write_bytes(data[:-10])
+    lines = [w for w in analyze_file(path, RULES, engine="tshark").warnings if "tshark stopped" in w]
+    assert lines == ["evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap: tshark stopped reading after 6 frames: tshark: "
+                     f'The file "{tmp_path}/evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap" appears to have been cut '
+                     "short in the middle of a packet."]

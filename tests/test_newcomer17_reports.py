@@ -91,7 +91,7 @@ def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall
     fixes = _fixes(analyze(SAMPLES / "intercepted_tls12.pcap", RULES))
     assert fixes["activation"] == ("these 2 connections on TCP 27200-27299 were answered (the port is open; "
                                    "nothing to open in the firewall): tls_intercepted: "
-                                   + REASON_TEXT["tls_intercepted"])
+                                   + REASON_TEXT["tls_intercepted"] + " (*.ksc.kaspersky.com)")
     fixes = _fixes(analyze(SAMPLES / "unexpected_agent.pcap", RULES))
     # (a cleartext answer may be a filter's refusal: no "nothing to open"; newcomer 19 F19)
     assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open): "

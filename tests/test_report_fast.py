@@ -116,17 +116,20 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                    f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                    "from the proxy")
-        if status == "unexpected" and un == other:
+        def other_fix(kinds):
             names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent "
                      "made them, check the Administration Server address, DNS and proxy it uses; else "
                      "they are another program's traffic")
             reverse = ("had the documented port on the side that opened the connection: a source port "
                        "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
                        "for them")
-            kinds = set(reasons) & {"host_mismatch", "wrong_direction"}
-            fix = f"these flows on {r.transport.upper()} {r.port_text} " + (
+            kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
+            return f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
                 else f"went to names outside {r.host_mask} or {reverse}" if len(kinds) == 2 else names)
+
+        if status == "unexpected" and un == other:
+            fix = other_fix(reasons)
         # ok flows none of which names a server, on a port below 1024 that browsers share: not proof
         named = int(((sub["verdict"] == "ok") & (sub["server_name"] != "")).sum()) \
             if len(sub) and "server_name" in sub else None
@@ -142,29 +145,61 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if status == "verified" and answered_ok == 0 and r.transport == "udp":
             status = "seen one-way"
             fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
-                   "expected): this capture cannot show that they were received. To verify, capture on a "
-                   f"receiving device; what it needs: {r.fix}")
-        # newcomer 17 #5: answered but unexpected flows get their reason's advice; a failing purpose
-        # with ok flows says how many were ok
-        answered = [x for x in ("tls_intercepted", "not_tls") if x in reasons] if status == "unexpected" else []
-        if answered:
+                   "expected): this capture shows that they were sent, not that they were received (one taken on "
+                   "a receiving device shows that they reached its interface; its host firewall may still drop "
+                   "them). To verify, check on a receiving device (a capture there, if this is not one, and its "
+                   f"firewall log); what it needs: {r.fix}")
+        # newcomer 21 F4: a port unreachable from the destination itself: nothing listens there
+        bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
+            "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl_closed:
+            service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
+            if bl == bl_closed:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
+                       f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
+                       f"but nothing listens there: {service}; if it is, the host's own firewall rejects it: {fix}")
+            else:
+                fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
+                        f"host itself with ICMP port unreachable (nothing listens there): {service}")
+        # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
+        if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
+            fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
+                    "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+                    f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
+                    "through uninspected")
+
+        def answered_fix(kinds, blocked_too):
+            # newcomer 17 #5: answered but unexpected flows get their reason's advice
+            answered = [x for x in ("tls_intercepted", "not_tls") if x in kinds]
+            if not answered:
+                return None
             k = un - other
-            fix = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
+            out = (f"{'this connection' if k == 1 else f'these {k} connections'} on {r.transport.upper()} "
                    f"{r.port_text} {'was' if k == 1 else 'were'} answered (the port is open"
+                   + ((" for it" if k == 1 else " for them") if blocked_too else "")
                    # (newcomer 19 F19: a cleartext answer may be a filter's refusal)
-                   + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] else "")
-                   + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}" for x in answered))
+                   + ("; nothing to open in the firewall" if answered == ["tls_intercepted"] and not blocked_too
+                      else "")
+                   + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}"
+                                       + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
+                                       for x in answered))
             if other:
-                fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                out += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
                         "the documented port on the side that opened the connection: not this purpose's traffic")
+            return out
+
+        if status == "unexpected":
+            fix = answered_fix(reasons, False) or fix
         bl_named = int(((sub["verdict"] == "blocked") & (sub["server_name"] != "")).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
             fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
                    f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
                    f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
-        if ok and status in ("blocked", "unexpected"):
-            why = "the others worked: compare clients, addresses and ports"
+        why = ""
+        if ok and bl:
             six = sub["resp_h"].astype(str).str.contains(":", regex=False)
             ok6, bl6 = (int((six & (sub["verdict"] == k)).sum()) for k in ("ok", "blocked"))
             if bl6 == bl and ok6 == 0:
@@ -173,9 +208,24 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             elif bl6 == 0 and ok6 == ok:
                 why = ("all blocked over IPv4, the ok ones over IPv6: the IPv4 path is blocked; allow the ports "
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
-            fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}"
-                   + (f" ({why})" if status == "blocked" else "")
-                   + f": {fix}")
+        if status == "blocked" and un:
+            # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
+            unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
+            kinds = unx["reason"].str.split(",").str[0].value_counts().sort_index()
+            un_fix = answered_fix(list(kinds.index), True)
+            if un_fix is None and un == other:
+                un_fix = other_fix(set(kinds.index))
+            fix = (f"{ok} of {len(sub)} flows ok, {bl} blocked, {un} unexpected"
+                   + (f" ({', '.join(f'{c} {x}' for x, c in kinds.items())})" if len(kinds) else "")
+                   + f". For the blocked one{'s' if bl != 1 else ''}{f' ({why})' if why else ''}: {fix}"
+                   + f". For the unexpected one{'s' if un != 1 else ''}: "
+                   + (un_fix or "see each flow's detail (what answered instead of the documented server)"))
+        elif ok and status in ("blocked", "unexpected"):
+            if status == "blocked" and not why and ok + bl == len(sub):
+                why = "the others worked: compare clients, addresses and ports"
+            if status != "blocked":
+                why = ""
+            fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -221,7 +271,12 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(dns_bl):
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
-        console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why)}"))
+        counts = ()
+        if "detail" in flows:   # (newcomer 21 F3: rejected by a TCP reset or by an error answer)
+            rejected = dns_bl[dns_bl["reason"].str.split(",").str[0] == "rejected"]
+            resets = int((rejected["detail"] == "DNS over TCP rejected with RST").sum())
+            counts = (resets, len(rejected) - resets)
+        console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why, *counts)}"))
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
@@ -560,7 +615,7 @@ def test_sample_ts_within_half_a_microsecond(path):
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
-           "wrong_direction", "x,y,z"]
+           "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -80,6 +80,7 @@ def test_checklist_says_seen_one_way_when_nothing_answered_the_datagrams(tmp_pat
         assert st.loc[["gateway_udp", "agent_broadcast", "dp_ksn_proxy_udp", "dp_multicast"], "status"].tolist() == \
             ["seen one-way", "seen one-way", "verified", "not seen"]
         assert st.loc["agent_broadcast", "fix"].startswith(
-            "1 flow on UDP 15000 seen, none answered (no answer is expected): this capture cannot show")
+            "1 flow on UDP 15000 seen, none answered (no answer is expected): this capture shows "
+            "that they were sent, not that they were received")
     text = render_table(f, RULES)
     assert "seen one-way" in text and "What to change" not in text

@@ -187,6 +187,29 @@ def vlan_value(tags: list[int]) -> int:
 _AVS_MAGIC = (0x80211001, 0x80211002)
 
 
+def v4_options_ok(d: Any, p: int, end: int) -> bool:
+    """The IPv4 options in ``d[p:end]`` (the header after its 20 fixed bytes, to its IHL) parse
+    (RFC 791 §3.1; the generic checks of Linux's ``ip_options_compile``, BSD's ``ip_dooptions``,
+    which drop a datagram failing them): end of options (0) ends them, no-operation (1) is one
+    byte, any other option has a length byte of at least 2 that keeps it inside the header.
+    False is a damaged header length (an IHL larger than the header: the transport header read
+    as options) or damaged options."""
+    while p < end:
+        t = d[p]
+        if t == 0:
+            return True
+        if t == 1:
+            p += 1
+            continue
+        if end - p < 2:
+            return False
+        ln = d[p + 1]
+        if ln < 2 or ln > end - p:
+            return False
+        p += ln
+    return True
+
+
 def _wlan_header_length(d: Any, pos: int, end: int) -> int:
     """Length of the monitor-mode header at ``pos`` of a Prism (LINKTYPE 119) or AVS (163)
     frame, before its 802.11 frame; -1 when it does not fit. AVS: version word, then its length
@@ -272,6 +295,12 @@ class SlowDecoder:
         self.protected = 0
         #: MACsec frames skipped because their data is encrypted (E or C bit of the SecTAG)
         self.macsec_encrypted = 0
+        #: IPv4 datagrams skipped (counted in ``malformed`` too) because their options do not
+        #: parse (:func:`v4_options_ok`: a damaged header length or damaged options)
+        self.bad_v4_options = 0
+        #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
+        #: RFC 1144): not read (counted in ``non_ip`` too)
+        self.vj_tcp = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -699,6 +728,9 @@ class SlowDecoder:
             return self._ip(d, pos, end, base, ctx, 4, depth)
         if proto == 0x57:
             return self._ip(d, pos, end, base, ctx, 6, depth)
+        if proto in (0x2D, 0x2F):       # Van Jacobson compressed / uncompressed TCP (RFC 1144)
+            self.vj_tcp += 1            # (the header is a delta against state not kept here)
+            return NONIP
         return NONIP                                    # LCP, IPCP, CCP, ...
 
     # ------------------------------------------------------------------ IP
@@ -726,6 +758,9 @@ class SlowDecoder:
             return MALFORMED
         ihl = (d[pos] & 15) << 2
         if ihl < 20 or end - pos < ihl:
+            return MALFORMED
+        if ihl > 20 and not v4_options_ok(d, pos + 20, pos + ihl):
+            self.bad_v4_options += 1        # (what follows the header cannot be located)
             return MALFORMED
         tot, ident, frag = _hhh(d, pos + 2)
         proto = d[pos + 9]

@@ -313,6 +313,25 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     return Packets(buf, result, stats)
 
 
+def bad_v4_options_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` IPv4 datagrams skipped because
+    their header options do not parse; both engines say it."""
+    s = "s" if k != 1 else ""
+    return (f"decode: {k} IPv4 packet{s} whose header options do not parse (an option length "
+            "below 2 or past the header length: a damaged header length or options; receivers "
+            f"drop such packets) skipped as malformed: what follows the header cannot be located")
+
+
+def vj_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` PPP frames of Van Jacobson
+    compressed TCP (PPP protocol 0x002d / 0x002f, RFC 1144), which neither engine reads."""
+    s, were = ("s", "were") if k != 1 else ("", "was")
+    return (f"decode: {k} PPP frame{s} of Van Jacobson compressed TCP (PPP protocol 0x002d/0x002f, "
+            f"RFC 1144) {were} not read: the TCP segments {'they' if k != 1 else 'it'} carried are "
+            "missing from the flows (turn VJ compression off on the PPP link, e.g. pppd's novj, "
+            "or capture on the host)")
+
+
 #: UDP port of IPsec NAT traversal (RFC 3948): ESP in UDP, and IKE after the non-ESP marker
 NAT_T_PORT = 4500
 
@@ -351,6 +370,11 @@ class DecodeCounters:
     macsec_encrypted: int = 0
     #: rows of IPsec ESP (IP protocol 50): encrypted, the connections inside unseen
     esp: int = 0
+    #: IPv4 datagrams whose options do not parse (also in ``malformed``): a damaged header
+    #: length or damaged options (``_slowpath.v4_options_ok``)
+    bad_v4_options: int = 0
+    #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
+    vj_tcp: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -367,6 +391,8 @@ class DecodeCounters:
         self.protected += other.protected
         self.macsec_encrypted += other.macsec_encrypted
         self.esp += other.esp
+        self.bad_v4_options += other.bad_v4_options
+        self.vj_tcp += other.vj_tcp
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         self.malformed += malformed
@@ -380,6 +406,8 @@ class DecodeCounters:
         self.incomplete += sd.frag.incomplete
         self.protected += sd.protected
         self.macsec_encrypted += sd.macsec_encrypted
+        self.bad_v4_options += sd.bad_v4_options
+        self.vj_tcp += sd.vj_tcp
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -397,9 +425,14 @@ class DecodeCounters:
                        f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
                        "missing from the flows (capture where the traffic is not encrypted: on "
                        "the host, or on the other side of the MACsec link)")
-        if self.malformed:
-            out.append(f"decode: {self.malformed} frames too short or inconsistent to decode "
+        other = self.malformed - self.bad_v4_options
+        if other > 0:
+            out.append(f"decode: {other} frames too short or inconsistent to decode "
                        "(malformed) skipped")
+        if self.bad_v4_options:
+            out.append(bad_v4_options_note(self.bad_v4_options))
+        if self.vj_tcp:
+            out.append(vj_note(self.vj_tcp))
         if self.tunnels:
             out.append(tunnel_note(self.tunnels))
         if self.overlapping:
@@ -574,7 +607,9 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
         tot = _be(G, 2, ">u2").astype(np.int64)
         frag = _be(G, 6, ">u2")
         proto4 = G[:, 9]
-        is4 &= (ihl >= 20) & (l3cap >= ihl) & (tot >= ihl) & ((frag & 0x3FFF) == 0) \
+        # (a header with options is left to the slow path, which checks that they parse:
+        # _slowpath.v4_options_ok)
+        is4 &= (ihl == 20) & (l3cap >= ihl) & (tot >= ihl) & ((frag & 0x3FFF) == 0) \
             & ~_V4_SLOW[proto4]
     if any6:
         plen6 = _be(G, 4, ">u2").astype(np.int64)

@@ -27,8 +27,8 @@ How a dissection becomes one row (units: bytes, nanoseconds):
 - payload bytes come from ``tcp.payload`` / ``udp.payload`` (so the application columns, DNS
   ``query`` and ``dns_rcode`` included, come from the same inspection as with the builtin engine;
   Wireshark's ``dns.*`` fields such as ``dns.flags.rcode`` are not read), and from ``data.data``
-  for a payload Wireshark shows as data (IP fragments, unknown protocols). For an ICMP/ICMPv6 error the
-  quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
+  for a payload Wireshark shows as data (IP fragments, unknown protocols). For an ICMP/ICMPv6 error (:data:`_QUOTING`: destination
+  unreachable, time exceeded, parameter problem, redirect…) the quoted datagram is rebuilt from Wireshark's dissection of the quoted IP and transport headers
   (a 20-byte IPv4 or 40-byte IPv6 header + the first 8 transport bytes), which is all
   :func:`kscc_traffic.protocols.icmp.quoted_datagram` reads.
 - ``payload_len`` and ``pl_cap`` are the builtin decoder's also where Wireshark gives no bytes
@@ -36,7 +36,8 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   frame holds — all of it less what the snaplen cut off the frame's end (frame length - captured
   length) and what the IP length says beyond the frame (Wireshark's expert message "IPv4 total
   length exceeds packet length (N bytes)" / "IPv6 payload length exceeds framing length (N
-  bytes)"); the bytes kept for it are zeros after the rebuilt quote, as nothing else reads them.
+  bytes)", taken only with the IP layer's own expert field, never from a packet comment
+  reading the same); the bytes kept for it are zeros after the rebuilt quote, as nothing else reads them.
   A TCP ``payload_len`` is likewise the IP length's, not ``tcp.len`` (which stops at the frame's
   end). So :meth:`ReadStats.warn_short_packets` counts the same packets with both engines.
 - IP fragments: Wireshark reassembles them (``ip.defragment``); frames whose datagram is
@@ -73,6 +74,10 @@ IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
 (``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
 2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
 
+Times: ``frame.time_epoch``; for a pcapng file they are checked against the built-in reader's
+(:func:`_check_times`: tshark 4.0 misreads an ``if_tsresol`` finer than a nanosecond) and, when
+they differ, the built-in reader's are taken, with one warning line.
+
 A file tshark opens but that holds no packets — a JSON document, an image, an ELF binary, a PEM
 file (Wireshark's readers for them give one frame of the whole file, :data:`_NOT_PACKETS`) — is
 refused (:class:`UnsupportedFormat`), as the built-in reader refuses what is not a capture.
@@ -89,7 +94,10 @@ destination say, it shows as data); the builtin decoder looks at the ethertype i
 (``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
 header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
 (encrypted) 802.11 data frames and encrypted MACsec frames are counted in a warning by the
-builtin engine only.
+builtin engine only. IPv4 options that do not parse are malformed for both engines; the builtin
+decoder checks the generic option layout (``_slowpath.v4_options_ok``), Wireshark also each known
+option's own length rules (``ip.opt.len.invalid``), so an option of a valid layout but a length
+wrong for its kind is malformed with this engine only.
 """
 from __future__ import annotations
 
@@ -147,7 +155,8 @@ FIELDS: list[str] = [
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
     "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
-    "_ws.expert.message",
+    "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
+    "ip.opt.len.invalid",
 ]
 _WANTED = frozenset(FIELDS)
 
@@ -155,6 +164,11 @@ _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp
                   "gre": 47, "esp": 50, "ah": 51, "ospf": 89, "vrrp": 112, "pim": 103,
                   "dccp": 33, "udplite": 136}
 _ICMP = ("icmp", "icmpv6")
+#: ICMP / ICMPv6 error types whose quoted datagram is rebuilt (:func:`_quoted`): destination
+#: unreachable, source quench, redirect, time exceeded, parameter problem (ICMP 3, 4, 5, 11, 12);
+#: destination unreachable, packet too big, time exceeded, parameter problem (ICMPv6 1-4), as the
+#: builtin decoder keeps every error's quote (:mod:`kscc_traffic.unreachable` reads them)
+_QUOTING = {"icmp": frozenset({3, 4, 5, 11, 12}), "icmpv6": frozenset({1, 2, 3, 4})}
 _IP = ("ip", "ipv6")
 #: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
@@ -194,6 +208,9 @@ _ZEROS = -2
 #: bytes it holds: the whole IPv4 datagram / the IPv6 payload)
 _BEYOND = {"ip": "IPv4 total length exceeds packet length (",
            "ipv6": "IPv6 payload length exceeds framing length ("}
+#: the IP dissectors' expert fields of those messages (present only when the IP layer itself
+#: says so; a packet comment reading like the message has neither)
+_BEYOND_FIELD = {"ip": "ip.bogus_ip_length", "ipv6": "ipv6.plen_exceeds_framing"}
 
 #: Wireshark encapsulations (``frame.encap_type``, wiretap's WTAP_ENCAP_*) of files that are no
 #: packet capture, which tshark opens as one frame holding the whole file: what they are
@@ -291,6 +308,11 @@ class PacketBuilder:
         self.wirelen_clamped = 0
         #: IP fragments whose datagram was never completed (one row each)
         self.incomplete = 0
+        #: IPv4 datagrams whose options do not parse (``ip.opt.len.invalid``), skipped as
+        #: malformed
+        self.bad_v4_options = 0
+        #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
+        self.vj_tcp = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -336,6 +358,20 @@ class PacketBuilder:
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
         protos = list(protocols)
+        if "vjc" in protos:
+            # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
+            # builtin decoder does (Wireshark rebuilds no IP header of a compressed one)
+            self.non_ip += 1
+            self.vj_tcp += 1
+            return False
+        if f.get("ip.opt.len.invalid") and not any(p in _ICMP for p in protos):
+            # IPv4 options that do not parse (Wireshark: "Invalid length for option"; a damaged
+            # header length reads the transport header as options): malformed, as the builtin
+            # decoder skips it (_slowpath.v4_options_ok). (With an ICMP layer the flag may be
+            # the quote's: not looked at.)
+            self.malformed += 1
+            self.bad_v4_options += 1
+            return False
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -592,7 +628,7 @@ class PacketBuilder:
             plen = max(ip_pl - 8, 0)
             row["payload_len"] = plen
             quote = b""
-            if (t == "icmp" and it == 3) or (t == "icmpv6" and it == 1):
+            if it in _QUOTING[t]:
                 quote = _quoted(protos, f, j)[:plen]
             self._unseen(row, plen, missing, quote)
         elif data:                  # a protocol Wireshark shows as data: its bytes
@@ -817,10 +853,23 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False
 def _beyond_frame(f: Mapping[str, Sequence[str]], ipn: str, claimed: int) -> int:
     """Bytes the IP length (``claimed``: IPv4 total length, IPv6 payload length) says beyond
     what the frame holds, from Wireshark's expert message on the last ``ipn`` layer flagged
-    (an ICMP error's quote is never flagged); 0 when none is."""
+    (an ICMP error's quote is never flagged); 0 when none is.
+
+    Only the IP dissector's own expert info counts: the packet must carry its expert field
+    (:data:`_BEYOND_FIELD`), and messages that are a packet comment's text (Wireshark lists
+    each pcapng comment among the expert messages, ``frame.comment``: untrusted text written
+    by whoever edited the file) are set aside, one per comment piece (break-it 18 F5)."""
+    if not f.get(_BEYOND_FIELD[ipn]):
+        return 0
     pat = _BEYOND[ipn]
+    comments: dict[str, int] = {}
+    for c in f.get("frame.comment", ()):
+        comments[c] = comments.get(c, 0) + 1
     last = ""
     for m in f.get("_ws.expert.message", ()):
+        if comments.get(m):
+            comments[m] -= 1        # (a comment's copy: Wireshark lists it before the IP's own)
+            continue
         if m.startswith(pat):
             last = m
     if not last:
@@ -896,6 +945,48 @@ def _is_pcapng(path: Path) -> bool:
     return head == b"\x0a\x0d\x0d\x0a"
 
 
+#: ns by which tshark's time of a packet may differ from the built-in reader's before the
+#: built-in reader's times are taken (:func:`_check_times`; rounding of binary resolutions)
+_TS_TOLERANCE_NS = 1000
+
+
+def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
+    """Compare the packets' times (``b``'s rows, tshark's ``frame.time_epoch``) with the
+    built-in reader's times of the same records, for a pcapng file (plain or gzip): tshark 4.0
+    misreads an interface's ``if_tsresol`` finer than a nanosecond (10^-12: picoseconds from
+    hardware capture cards; break-it 18 F6). When some differ by more than
+    :data:`_TS_TOLERANCE_NS`, the rows take the built-in reader's times (epoch ns, the file's
+    ``if_tsresol``/``if_tsoffset``) and the warning line saying so is returned; None when they
+    agree, or when the two readers do not read the same number of records (nothing changed)."""
+    if not b.rows["frame"] or not _is_pcapng(p):
+        return None
+    from ..capture.files import iter_frames
+    try:
+        parts = [fr.ts_ns for fr in iter_frames(p, name=name)]
+    except (CaptureError, OSError):
+        return None
+    ts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    frames = np.asarray(b.rows["frame"], np.int64)
+    if len(ts) != b.records or frames.min() < 0 or frames.max() >= len(ts):
+        return None
+    got = np.asarray(b.rows["ts_ns"], np.int64)
+    want = ts[frames]
+    lo, hi = np.iinfo(np.int64).min + _TS_TOLERANCE_NS, np.iinfo(np.int64).max - _TS_TOLERANCE_NS
+    w = np.clip(want, lo, hi)
+    bad = (got > w + _TS_TOLERANCE_NS) | (got < w - _TS_TOLERANCE_NS)
+    k = int(bad.sum())
+    if not k:
+        return None
+    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
+    b.rows["ts_ns"] = want.tolist()
+    b.latest_ns = int(ts.max())
+    n = len(frames)
+    return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} other times than "
+            f"the file's interface timestamps say (by up to {worst / 1e9:.6f} s; tshark 4.0 "
+            "misreads a pcapng if_tsresol finer than a nanosecond): the built-in reader's times "
+            "are used")
+
+
 def _error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.startswith("Running as user")]
@@ -930,7 +1021,12 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
         t.join(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
-    return b, rc, _error_line("".join(err_chunks))
+    err = "".join(err_chunks)
+    if str(path):
+        # (tshark quotes the file name as given: a name with a newline would split its message,
+        # and a control character in it would reach the terminal)
+        err = err.replace(str(path), path_text(path))
+    return b, rc, _error_line(err)
 
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | None:
@@ -1122,10 +1218,15 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
             "; the rest of the file is not analysed"
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}{rest}")
-    return _finish(b, stats, p, name, rc)
+    return _finish(b, stats, p, name, rc, check_times=True)
 
 
-def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> Packets:
+def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
+            check_times: bool = False) -> Packets:
+    if check_times:         # (the file itself, not a copy the engine wrote with ns times)
+        line = _check_times(b, p, name)
+        if line:
+            stats.warn(line)
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
@@ -1135,6 +1236,12 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int) -> 
                 f"{WIRELEN_CLAMP} (clamped to it)")
         if line not in stats.warnings:      # (already the built-in reader's, for a copy)
             stats.warn(line)
+    if b.bad_v4_options:
+        from ..capture.decode import bad_v4_options_note
+        stats.warn(f"{name}: {bad_v4_options_note(b.bad_v4_options)}")
+    if b.vj_tcp:
+        from ..capture.decode import vj_note
+        stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "

@@ -891,7 +891,8 @@ class LiveSession:
 
     def final(self, end_ns: int | None = None) -> pd.DataFrame:
         """Summarise every active flow and return the whole flow table, as ``kscc-traffic
-        analyze`` reports it (no ``pending``), in time order of the first packet.
+        analyze`` reports it (no ``pending``), in time order of the first packet. A flow blocked
+        or unexpected that had no event yet (``on_event``) gets one now.
 
         :param end_ns: when the capture ended (epoch ns; default: its newest packet or clock
             tick, :attr:`now_ns`): a ``no_answer`` attempt that began less than
@@ -905,7 +906,9 @@ class LiveSession:
                 f.dirty = True       # analysed again, now that the end is known
         self._mark_quiet(self._end_ns + int(TLS_SILENCE_S * 1e9))   # (whatever the end says)
         self._refresh()
-        self._finalize(list(self.active.values()), announce=False)
+        # (a flow that turns blocked or unexpected only now, --count stopping the capture before
+        # a tick saw it: its line too, as every other such flow had, before the report)
+        self._finalize(list(self.active.values()))
         return self.log.frame()
 
     def close(self) -> None:

@@ -125,8 +125,17 @@ def default_interface() -> str:
 
 def check_interface(name: str) -> None:
     """:raises EngineError: ``name`` is not an interface of this namespace (the message lists
-    the available ones)."""
+    the available ones; for ``any``, Linux's every-interface pseudo-interface, it also says to
+    run ``live`` once per interface or to capture with ``tcpdump -i any`` and analyse the file)."""
     names = list_interfaces()
+    if name == "any" and name not in names:
+        # (Linux's pseudo-interface of every interface, tcpdump -i any: a cooked capture whose
+        # filter libpcap rewrites for the kernel; not captured here)
+        raise EngineError("live captures one interface at a time: 'any' (every interface, as "
+                          f"tcpdump -i any) is not supported; available: {', '.join(names) or 'none'}. "
+                          "Run live once per interface, or capture every interface with "
+                          "`sudo tcpdump -i any -w agent.pcap \"$(kscc-traffic rules --bpf --no-vlan)\"` "
+                          "and run `kscc-traffic analyze agent.pcap` (cooked captures are read)")
     if name not in names:
         raise EngineError(f"unknown interface {name!r}; available: {', '.join(names) or 'none'} "
                           f"(see kscc-traffic live --list-interfaces)")

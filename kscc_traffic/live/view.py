@@ -3,8 +3,9 @@
 On a terminal (stderr is a TTY): a rich ``Live`` display refreshed every second with the
 capture's counters (packets, packets/s, packets dropped by the kernel, active and summarised
 flows), flows per documented purpose with their live verdicts (``pending`` = an attempt still
-waiting for its answer) and the latest flagged flows with their reason. It is transient: the
-final report replaces it.
+waiting for its answer) and the latest flagged flows with their reason (on a terminal narrower
+than :data:`NARROW_COLUMNS`, one line per flow: time, server, purpose, reason; the client from
+:data:`CLIENT_COLUMNS`). It is transient: the final report replaces it.
 
 Elsewhere (pipes, CI, log files): one line on stderr when the capture starts, one line per flow
 that becomes blocked or unexpected, as it happens, e.g.::
@@ -21,6 +22,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -58,10 +60,18 @@ def _count(n, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def render(status: dict, counts: dict, events) -> Group:
+#: below this many columns the latest flagged flows are shown one line each (time, server,
+#: purpose, the reason in the verdict's colour; the client too from :data:`CLIENT_COLUMNS`; no
+#: name, no box), cut with "…" rather than wrapped over several lines
+NARROW_COLUMNS = 150
+#: from this many columns the one-line rows show the client too
+CLIENT_COLUMNS = 110
+
+def render(status: dict, counts: dict, events, width: Optional[int] = None) -> Group:
     """The live display: ``status`` (interface, engine, elapsed s, packets, pps, dropped,
     active, summarised), ``counts`` ((purpose, live verdict) -> flows), ``events`` (latest
-    flagged flows, dicts as :func:`event_line` takes)."""
+    flagged flows, dicts as :func:`event_line` takes); ``width`` (columns of the terminal,
+    None: wide) below :data:`NARROW_COLUMNS`: one line per flagged flow."""
     dropped = status.get("dropped")
     head = Text(
         f"kscc-traffic live · {status.get('interface')} ({status.get('engine')}) · "
@@ -79,6 +89,20 @@ def render(status: dict, counts: dict, events) -> Group:
     for p in purposes:
         row = [counts.get((p, v), 0) for v in LIVE_VERDICTS]
         t.add_row(Text(escape_terminal(p or "(none)")), str(sum(row)), *(str(x) for x in row))
+    if width is not None and width < NARROW_COLUMNS:
+        client = width >= CLIENT_COLUMNS
+        f = Table(title="Latest flagged flows (a wider terminal shows " + ("names)" if client else "clients and names)"),
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        f.add_column("UTC", no_wrap=True, min_width=8)
+        for col in (("client",) if client else ()) + ("server", "purpose", "reason"):
+            f.add_column(col, no_wrap=True, overflow="ellipsis")
+        for ev in list(events)[-10:][::-1]:
+            f.add_row(_clock(ev),
+                      *((Text(escape_terminal(endpoint_text(ev['orig_h'], ev['orig_p']))),) if client else ()),
+                      Text(f"{ev['proto']} {escape_terminal(endpoint_text(ev['resp_h'], ev['resp_p']))}"),
+                      Text(escape_terminal(ev.get("purpose") or "-")),
+                      Text(ev.get("reason") or ev["verdict"], style=_STYLE.get(ev["verdict"], "")))
+        return Group(head, t, f)
     f = Table(title="Latest flagged flows", title_justify="left")
     for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason"):
         f.add_column(col, overflow="fold")
@@ -123,7 +147,7 @@ class LiveView:
     def update(self, status: dict, counts: dict, events) -> None:
         """Redraw (terminal only)."""
         if self._live is not None:
-            self._live.update(render(status, counts, events), refresh=True)
+            self._live.update(render(status, counts, events, self.console.width), refresh=True)
 
     def stop(self) -> None:
         """Remove the display."""
