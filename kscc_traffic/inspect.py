@@ -1680,7 +1680,10 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
                      for q in range(len(m.valid))], np.int64)
     qc = qc_k[kid]
     who = f * 65536 + tx
-    _, full = np.unique(np.stack([who, qc]), axis=1, return_inverse=True)
+    if (int(who.max()) + 1) * (len(codes) + 1) < 1 << 62:
+        _, full = np.unique(who * (len(codes) + 1) + (qc + 1), return_inverse=True)
+    else:
+        _, full = np.unique(np.stack([who, qc]), axis=1, return_inverse=True)
     full = full.ravel()
     asked_full = np.zeros(int(full.max()) + 1, bool)
     asked_full[full[isq]] = True
