@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import repeated
+from .streams import MAX_SEGMENTS
 from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -213,6 +214,12 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     icmp_text = row.get("icmp_unreachable") or ""
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
+        # responses matching no query (transaction ID, question): none the client accepts
+        stray = row.get("dns_mismatch") or ""
+        if stray and not row.get("dns_rcode") and not partial:
+            return ("dns", "blocked", "no_answer", f"DNS query without an answer the client accepts: {stray}: "
+                    "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
+                    "(the client drops such answers)")
         if icmp_text and not answered:
             return "dns", "blocked", "icmp_unreachable", f"DNS query answered by ICMP {icmp_text}{what_it_means(icmp_text)}"
         if proto == "tcp" and state == "REJ":
@@ -592,6 +599,9 @@ def _silent_close(row: dict, target: str) -> str | None:
 
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+#: ... when the client's inspected segments ended before the server's answer (``blind_window``)
+_UNREAD_WINDOW = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
+                  "judged from the TCP packets and the server's acknowledgements")
 
 
 def _unread_close(row: dict) -> tuple[str, str, str] | None:
@@ -600,7 +610,9 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     not in view) and whose packets do not show a handshake that went on (no readable alert), or
     None (judged ok). Reads ``conn_state``, ``resp_bytes`` and the internal
     columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s``, ``blind_server_next``,
-    ``blind_client_alert`` (:func:`.inspect.inspect_flows`).
+    ``blind_client_alert``, ``blind_window`` (:func:`.inspect.inspect_flows`; with ``blind_window``,
+    the client's inspected segments ending before the server's answer, the details say so instead
+    of the snaplen).
 
     - the client closed first right after sending, past the server's last flight, fewer bytes than
       any encrypted record (a cleartext alert: a certificate rejected, also after a
@@ -620,36 +632,39 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
       without the bytes)."""
     state = row.get("conn_state", "")
+    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD
+    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") \
+        else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
                 f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
-                f"the connection ({state}): a certificate it rejected? ({_UNREAD})")
+                f"the connection ({state}): a certificate it rejected? ({how})")
     if int(row.get("resp_bytes", 0)) == 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
-                f"server sent a byte ({_UNREAD})")
+                f"server sent a byte ({how})")
     if not row.get("blind_client_next"):
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) with no next "
-                f"flight from the client after the server's answer ({_UNREAD})")
+                f"flight from the client after the server's answer ({how})")
     after = _number(row, "blind_server_next", int, 0)
     if 0 < after < SMALLEST_SEALED:
         return ("blocked", "tls_failed", f"TLS handshake aborted: the server answered the client's next "
                 f"flight with {after} bytes, a cleartext alert's size (no encrypted record is that short), "
-                f"then the connection closed ({state}) ({_UNREAD})")
+                f"then the connection closed ({state}) ({how})")
     if row.get("blind_closer") == "client":
         wait = _number(row, "blind_wait_s", float, -1.0)
         if wait >= TLS_SILENCE_S and row.get("blind_unacked") and after <= 0:
             return ("blocked", "tls_failed", f"TLS handshake not completed: the server sent nothing and "
                     f"acknowledged nothing for {wait:.1f} s after the client's next flight, then the client "
-                    f"closed ({state}): the flight dropped on its way ({_UNREAD})")
+                    f"closed ({state}): the flight dropped on its way ({how})")
         if wait >= TLS_SILENCE_S:
             return ("unclassified", "", f"the server sent nothing for {wait:.1f} s after the client's next "
                     "flight, then the client closed: a TLS 1.2 server whose answer was dropped, or a TLS 1.3 "
-                    "session left idle, cannot be told apart when the snaplen cut the handshake: not judged")
+                    f"session left idle, cannot be told apart when {cut}: not judged")
         return None
     return ("unclassified", "", "the server closed the connection after the client's next flight with at "
             "most an alert's size after it: a TLS 1.3 or resumed session's close cannot be told from a "
-            "refusal when the snaplen cut the handshake: not judged")
+            f"refusal when {cut}: not judged")
 
 
 #: the detail of a QUIC flow (``service`` quic: a long-header Initial, RFC 9000 §17.2) to UDP 443 of
@@ -943,19 +958,19 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "tunnel_http_status", "stall_from_s", "resp_stall_from_s",
-                  "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer", "tls13_refused",
-                  "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut", "tls_close",
-                  "tls_close_wait_s")
+                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
+                  "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
+                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
+                  "tls_close", "tls_close_wait_s", "dns_mismatch")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "tunnel_http_status",
-                     "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                     "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
+                     "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut", "tls_close", "tls_close_wait_s")
+                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -963,9 +978,9 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "service", "cast", "client_proto", "server_proto", "cert_names", "sni",
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
-                  "blind_client_alert", "blind_unacked", "mtu_hint", "cert_issuer", "server_head", "server_binary",
+                  "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close")
+                  "first_bytes_cut", "tls_close", "dns_mismatch")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -973,7 +988,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "ic
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close")
+                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -332,13 +332,25 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     each flow's server stream come before the handshake (the proxy's answer head of a CONNECT
     tunnel): the server's segments that end within them are not its first data.
 
-    ``parts``: instead, ``(client_next, server_next_bytes, client_next_ns)``: per flow of
-    ``flows``, whether the client sent its next flight (the first test), the new bytes the server
-    sent after it (int64; the second test is >= SERVER_NEXT_BYTES), and when the client's first
-    segment after the server's first data was sent (epoch ns, -1: none)."""
+    When the client's first ``MAX_SEGMENTS + 1`` data segments hold none sent after the server's
+    first data (a ClientHello spread over that many segments: a DPI-evasion tool's splitting,
+    SpoofDPI, GoodbyeDPI, zapret), the server's first data segments tell it instead, by their
+    acknowledgement numbers: the client's new bytes are those the server acknowledged past what
+    it had at its first data (what it received: a flight it never acknowledged does not count),
+    and the server's new bytes after that flight those it sent from its first data segment
+    acknowledging at least :data:`CLIENT_NEXT_BYTES` of them on (both within the server's
+    inspected segments, which every analysis keeps).
+
+    ``parts``: instead, ``(client_next, server_next_bytes, client_next_ns, past_window)``: per
+    flow of ``flows``, whether the client sent its next flight (the first test), the new bytes
+    the server sent after it (int64; the second test is >= SERVER_NEXT_BYTES), when the
+    client's first segment after the server's first data was sent (epoch ns, -1: none; by the
+    acknowledgements above: when the server's first data acknowledging that flight was), and
+    whether the client's inspected segments ended before the server's first data (bool: the
+    acknowledgements above were read)."""
     out = np.zeros(len(flows), bool)
     if parts:
-        none = (out, np.zeros(len(flows), np.int64), np.full(len(flows), -1, np.int64))
+        none = (out, np.zeros(len(flows), np.int64), np.full(len(flows), -1, np.int64), out.copy())
     if not len(flows):
         return none if parts else out
     c, pf = ft.packets.cols, ft.pkt_flow
@@ -353,7 +365,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     k = np.arange(len(rows))
     rank = k - np.maximum.accumulate(np.where(first, k, 0))
     keep = rank <= MAX_SEGMENTS
-    rows, grp, first = rows[keep], grp[keep], first[keep]
+    rows, grp, first, rank = rows[keep], grp[keep], first[keep], rank[keep]
     gid = np.cumsum(first) - 1
     seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
     end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) % (1 << 32)
@@ -424,9 +436,34 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     ok = c2_at >= 0
     c2_start[ok] = end[c2_at[ok]] - np.maximum(c["payload_len"][rows[c2_at[ok]]].astype(np.int64), 0)
     s_new = advance(~client, c2, acked_by(c2_at, fl * 2 + 1), c2_start)
+    # the client's inspected segments full, none after the server's first data: read the
+    # server's acknowledgements of what came after them
+    full = np.zeros(n_f, bool)
+    full[flow[client & (rank == MAX_SEGMENTS)]] = True
+    past = full & (c2_at < 0) & (s1_at >= 0)
+    if past.any():
+        had = np.maximum(acked_by(s1_at, fl * 2), 0)        # the client's bytes at the server's first data
+        early = client & (ts <= s1[flow])
+        np.maximum.at(had, flow[early], end[early])
+        srv = server_data & past[flow] & ((c["tcp_flags"][rows] & ACK) != 0)
+        got = (ack - base[flow * 2]) % (1 << 32)
+        got = np.where(srv & (got < 1 << 31), got - had[flow], -1)   # client bytes acknowledged past `had`
+        heard = np.full(n_f, -1, np.int64)
+        np.maximum.at(heard, flow[srv], got[srv])
+        # the server's first data acknowledging the client's next flight, and its bytes from then on
+        at = first_at(srv & (got >= CLIENT_NEXT_BYTES))
+        t_at = np.where(at >= 0, ts[np.maximum(at, 0)], big)
+        before = np.zeros(n_f, np.int64)
+        late = server_data & (ts >= t_at[flow])
+        np.maximum.at(before, flow[server_data & ~late], end[server_data & ~late])
+        most = np.full(n_f, -1, np.int64)
+        np.maximum.at(most, flow[late], end[late])
+        c_new = np.where(past, np.maximum(heard, 0), c_new)
+        s_new = np.where(past & (at >= 0), np.maximum(most - before, 0), np.where(past, 0, s_new))
+        c2 = np.where(past & (at >= 0), t_at, c2)
     if parts:
         return (c_new[flows] >= CLIENT_NEXT_BYTES, s_new[flows],
-                np.where(c2[flows] < big, c2[flows], -1))
+                np.where(c2[flows] < big, c2[flows], -1), past[flows])
     return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
 
 
@@ -953,6 +990,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["hello_split"] = repeated("", n)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
+    # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
+    # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
+    cols["dns_mismatch"] = repeated("", n)
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
     cols["tls13_refused"] = np.zeros(n, np.int64)
@@ -990,6 +1030,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["blind_closer"] = repeated("", n)
     cols["blind_wait_s"] = np.full(n, -1.0)
     cols["blind_server_next"] = np.zeros(n, np.int64)   # (the server's new bytes after that flight)
+    # (and whether the client's inspected data segments, MAX_SEGMENTS + 1, ended before the
+    # server's first data: a ClientHello in that many segments; judged from the server's
+    # acknowledgements, _went_on)
+    cols["blind_window"] = np.zeros(n, bool)
     # (and the client's new bytes after the server's last data when the client then closed first
     # and they were fewer than any encrypted record: a cleartext alert, its handshake aborted; 0
     # where not: _client_last_flight)
@@ -1010,7 +1054,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
-             cols["dns_error_aaaa_only"])
+             cols["dns_error_aaaa_only"], cols["dns_mismatch"])
     _udp_quic(ft, service)
 
     # headers only: a direction's first data not captured at all was not inspected
@@ -1056,7 +1100,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
                           & ~cols["tls_established"].astype(bool) & (cols["proxy_target"] == ""))
     if len(cand):
-        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        nxt, srv, c2, cols["blind_window"][cand] = _went_on(ft, cand, parts=True)
         who, when = _first_close(ft, cand)
         final, unacked = _client_last_flight(ft, cand)
         # the client's last bytes before it closed first, after the server's last flight, fewer
@@ -1100,7 +1144,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         pick = (who == "server") | ((who == "client") & server_closed)
         cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):
-        nxt, srv, c2 = _went_on(ft, cand, parts=True)
+        nxt, srv, c2, _ = _went_on(ft, cand, parts=True)
         # (and closed soon after the client's flight: an idle connection's close_notify, a
         # minute later, is a normal close)
         soon = (c2 >= 0) & (when >= c2) & (when - c2 <= REFUSAL_WITHIN_NS)
@@ -1272,7 +1316,9 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose client spoke TLS): when
     the client's first data segment starts a TLS handshake record longer than itself, ``"<n>
     bytes in <k> segments"`` (the record's bytes, header included; the client's data segments
-    starting before its end, counted once per sequence number), else ''. A ClientHello that large
+    starting before its end, counted once per sequence number; "more than <k>" when the
+    client's first ``MAX_SEGMENTS + 1`` data segments, all that are read, end before it), else
+    ''. A ClientHello that large
     (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
     on. Reads the client's first data segments, which a chunked or live analysis keeps."""
     out = np.full(len(flows), "", object)
@@ -1289,10 +1335,13 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         if size <= plen:
             continue
         start = int(c["seq"][r0])
-        starts = {(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs}
-        k = sum(1 for x in starts if x < size)
+        rs = rs[:MAX_SEGMENTS + 1]                  # (what every analysis keeps)
+        rel = [(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs]
+        k = sum(1 for x in set(rel) if x < size)
+        reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
-            out[where[fl]] = f"{size:,} bytes in {k} segments"
+            more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
+            out[where[fl]] = f"{size:,} bytes in {more}{k} segments"
     return out
 
 
@@ -1548,9 +1597,116 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
     service[f[quic]] = "quic"
 
 
+#: the responses among the first this many packets of a flow (both ways, time order) are matched
+#: with its queries among them (:func:`stray_responses`): those are the packets of a flow that a
+#: chunked analysis always keeps (:data:`kscc_traffic.chunked.HEAD_PACKETS`), so every analysis
+#: agrees; a response after them (a client asking everything from one source port) counts
+DNS_MATCH_PACKETS = 8
+
+
+def _qtype_text(t: int) -> str:
+    return {dns.TYPE_A: "A", dns.TYPE_AAAA: "AAAA", dns.TYPE_CNAME: "CNAME", 12: "PTR", 33: "SRV",
+            65: "HTTPS", 16: "TXT", 15: "MX", 2: "NS", 6: "SOA"}.get(t, f"type {t}")
+
+
+def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
+    """The ``dns_mismatch`` text of a flow: ``unmatched`` its responses that match no query
+    (``(id, first question name, its type)``, name '' / type -1 without a question; in order of
+    arrival) and ``asked`` its queries (the same triples). Names are the escaped texts of
+    :func:`.dns.host_text`."""
+    def one(t: tuple[int, str, int]) -> str:
+        return f"ID 0x{t[0]:04x}" + (f" for {t[1]} {_qtype_text(t[2])}" if t[1] else "")
+    ids = {t[0] for t in asked}
+    first = unmatched[0]
+    why = ("another question than asked" if first[0] in ids else "a transaction ID no query had")
+    n = len(unmatched)
+    queries = ", ".join(one(t) for t in dict.fromkeys(asked[:3]))
+    return (f"{n} response{'s' if n != 1 else ''} matching no query of the flow (the first: {one(first)}, "
+            f"{why}; asked: {queries}{', …' if len(dict.fromkeys(asked)) > 3 else ''})")
+
+
+def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
+                    parsed: tuple[np.ndarray, "_DnsMessages"] | None = None) -> tuple[np.ndarray, dict]:
+    """Which of the packet rows ``rows`` of ``p`` (:class:`Packets`, in capture order, every
+    packet of their flows ``flow``, an int array of the same length) are DNS responses that match
+    no query of their flow: bool array (len(rows),), and flow -> its ``dns_mismatch`` text
+    (:func:`dns_mismatch_text`). ``parsed``: (packet rows, ascending, and their
+    :func:`_dns_messages`) already parsed, holding every DNS datagram of ``rows`` (None: parsed
+    here).
+
+    A response matches a query with its transaction ID and, when it has a question, the same
+    first question (name case-insensitively, as 0x20 case randomisation asks it, and type): what
+    a stub resolver accepts (and how Wireshark and Zeek pair them). Only the UDP datagrams (port
+    53) among the first :data:`DNS_MATCH_PACKETS` packets of each flow (time order, capture order
+    within a time) are read, and only in flows with a query among them (a capture of the answers
+    alone names what it can)."""
+    out = np.zeros(len(rows), bool)
+    texts: dict = {}
+    if not len(rows):
+        return out, texts
+    c = p.cols
+    flow = np.asarray(flow, np.int64)
+    ts = c["ts_ns"][rows]
+    o = np.lexsort((np.arange(len(rows)), ts, flow))
+    fo = flow[o]
+    start = np.r_[True, fo[1:] != fo[:-1]]
+    k = np.arange(len(o))
+    head = np.zeros(len(rows), bool)
+    head[o[(k - np.maximum.accumulate(np.where(start, k, 0))) < DNS_MATCH_PACKETS]] = True
+    off, cap = c["pl_off"][rows], c["pl_cap"][rows]
+    at = np.flatnonzero(head & (c["proto"][rows] == UDP) & (cap >= 12) & (off >= 0)
+                        & ((c["sport"][rows] == 53) | (c["dport"][rows] == 53)))
+    if not len(at):
+        return out, texts
+    if parsed is None:
+        m = _dns_messages(p, rows[at])
+        kid = m.kid
+    else:
+        m = parsed[1]
+        kid = m.kid[np.searchsorted(parsed[0], rows[at])]
+    isq = m.valid[kid] & ~m.is_resp[kid] & m.has_q[kid]
+    isr = m.valid[kid] & m.is_resp[kid]
+    f = flow[at]
+    pick = np.flatnonzero((isq | isr) & np.isin(f, f[isq]))
+    if not len(pick) or not isr[pick].any():
+        return out, texts
+    at, kid, isq, isr, f = at[pick], kid[pick], isq[pick], isr[pick], f[pick]
+    b = np.frombuffer(p.buf, np.uint8) if not isinstance(p.buf, np.ndarray) else p.buf
+    o2 = off[at].astype(np.int64)
+    tx = b[o2].astype(np.int64) << 8 | b[o2 + 1].astype(np.int64)
+    # each message's question (lower-case name, type) as a number, -1 without
+    codes: dict = {}
+    qc_k = np.array([codes.setdefault((m.qname[q].lower(), int(m.qtype[q])), len(codes)) if m.has_q[q] else -1
+                     for q in range(len(m.valid))], np.int64)
+    qc = qc_k[kid]
+    who = f * 65536 + tx
+    if (int(who.max()) + 1) * (len(codes) + 1) < 1 << 62:
+        _, full = np.unique(who * (len(codes) + 1) + (qc + 1), return_inverse=True)
+    else:
+        _, full = np.unique(np.stack([who, qc]), axis=1, return_inverse=True)
+    full = full.ravel()
+    asked_full = np.zeros(int(full.max()) + 1, bool)
+    asked_full[full[isq]] = True
+    bad = isr & np.where(qc >= 0, ~asked_full[full], ~np.isin(who, who[isq]))
+    out[at[bad]] = True
+    if not bad.any():
+        return out, texts
+    # (the datagrams of the flows with a stray, grouped by flow in their order)
+    sel = np.flatnonzero(np.isin(f, f[bad]))
+    sel = sel[np.argsort(f[sel], kind="stable")]
+    cuts = np.flatnonzero(np.r_[True, f[sel][1:] != f[sel][:-1]])
+    for mine in np.split(sel, cuts[1:]):
+        fi = int(f[mine[0]])
+        triple = [(int(tx[i]), m.qname[kid[i]] if qc[i] >= 0 else "", int(m.qtype[kid[i]]) if qc[i] >= 0 else -1)
+                  for i in mine.tolist()]
+        texts[fi] = dns_mismatch_text([t for i, t in zip(mine.tolist(), triple) if bad[i]],
+                                      [t for i, t in zip(mine.tolist(), triple) if isq[i]])
+    return out, texts
+
+
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
              rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
-             aaaa_only: np.ndarray | None = None) -> None:
+             aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -1568,7 +1724,11 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     answers in more than one response. ``query``/``service``/``rcode``/``addresses``: object
     arrays (n_flows,); ``answers`` is assumed empty. ``aaaa_only`` (when given; bool (n_flows,)):
     True for the flows whose every response with an error code answered an AAAA question (the
-    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others."""
+    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others.
+
+    A response that matches no query of its flow (:func:`stray_responses`: its transaction ID or
+    question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
+    given; object array (n_flows,)) says what they were."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -1586,8 +1746,23 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         _, at = np.unique(f[asks], return_index=True)
         at = asks[at]
         query[f[at]] = m.qname[kid[at]]
-    # answers: each response's pairs, in row order
+    # answers: each response's pairs, in row order (not those matching no query of the flow)
     resp = np.nonzero(m.is_resp[kid])[0]
+    if len(resp):
+        # (read on every packet of the flows with a response: the first ones of each flow)
+        want = np.zeros(len(ft.flows) + 1, bool)
+        want[f[resp]] = True
+        every = np.flatnonzero(ft.pkt_flow >= 0)
+        every = every[want[ft.pkt_flow[every]]]
+        got, texts = stray_responses(p, every, ft.pkt_flow[every], parsed=(rows, m))
+        stray = np.zeros(len(ft.pkt_flow), bool)
+        stray[every] = got
+        stray = stray[rows]
+        if stray.any():
+            resp = resp[~stray[resp]]
+            if mismatch is not None:
+                for fi, t in texts.items():
+                    mismatch[fi] = t
     if rcode is not None and len(resp):
         # NOERROR for every flow with a response, then the first other code where there is one
         # (rows are in capture order)
@@ -1758,7 +1933,8 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     AAAA: ``dns_error_aaaa_only``), and each response that brings one of its
     ``dns_answers`` addresses first (:func:`flow_addresses`). Those columns are the same from
     these rows alone (what :mod:`kscc_traffic.chunked` carries for a flow still open: at most
-    :data:`MAX_DNS_ANSWERS` + 2 responses per flow).
+    :data:`MAX_DNS_ANSWERS` + 2 responses per flow), less the responses matching no query of
+    their flow (:func:`stray_responses`).
 
     A response is a UDP datagram on port 53 with the QR bit set (and at least the 12 header
     bytes captured); the flows with one such datagram (most) keep it without a look, only those
@@ -1777,6 +1953,14 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     many = count[inv] > 1
     out[at[~many]] = True
     at, f = at[many], f[many]
+    if not len(at):
+        return out
+    # (not those matching no query: _udp_dns reads none of them; read on every packet of
+    # these flows)
+    mine = np.isin(np.asarray(flow, np.int64), f)
+    stray = np.zeros(len(rows), bool)
+    stray[mine] = stray_responses(p, rows[mine], np.asarray(flow, np.int64)[mine])[0]
+    at, f = at[~stray[at]], f[~stray[at]]
     if not len(at):
         return out
     m = _dns_messages(p, rows[at])
@@ -1878,19 +2062,31 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             # the responses of both sides: (side's first data time, frame, side, rank in its
             # stream, rcode, addresses)
             got = []
-            for side, data in ((True, cs), (False, ss)):
-                for msg in dns.parse_tcp_stream(data):
-                    service[f] = "dns"
-                    if msg.questions and not cols["query"][f]:
-                        cols["query"][f] = msg.questions[0][0]
-                    if msg.is_response:
-                        # received with the sender's first data segment (the first message's
-                        # time, as the stream is not mapped back to packets message by message)
-                        ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
-                        resolved = dns.resolved_names(msg)
-                        got.append((ts, fno, side, len(got), msg.rcode,
-                                    tuple(dict.fromkeys(a for a, _ in resolved))))
-                        answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
+            msgs = [(side, msg) for side, data in ((True, cs), (False, ss)) for msg in dns.parse_tcp_stream(data)]
+            # (a response matching no query of the stream by ID and question is no answer the
+            # client accepts: stray_responses; a stream without a query read counts them all)
+            asked = [(q.id, q.questions[0][0], q.questions[0][1]) for _, q in msgs
+                     if not q.is_response and q.questions]
+            full = {(t[0], t[1].lower(), t[2]) for t in asked}
+            stray = []
+            for side, msg in msgs:
+                service[f] = "dns"
+                if msg.questions and not cols["query"][f]:
+                    cols["query"][f] = msg.questions[0][0]
+                if msg.is_response and asked and (
+                        (msg.id, msg.questions[0][0].lower(), msg.questions[0][1]) not in full if msg.questions
+                        else msg.id not in {t[0] for t in asked}):
+                    stray.append((msg.id, msg.questions[0][0], msg.questions[0][1]) if msg.questions
+                                 else (msg.id, "", -1))
+                    continue
+                if msg.is_response:
+                    # received with the sender's first data segment (the first message's
+                    # time, as the stream is not mapped back to packets message by message)
+                    ts, fno = first_data.get((f, side), (int(first_ts[f]), -1))
+                    resolved = dns.resolved_names(msg)
+                    got.append((ts, fno, side, len(got), msg.rcode,
+                                tuple(dict.fromkeys(a for a, _ in resolved))))
+                    answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a
                 # tie: False sorts first), each side's messages in stream order
@@ -1899,6 +2095,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                 folded, _ = flow_addresses(np.zeros(len(got), np.int64), np.arange(len(got)),
                                            [g[5] for g in got])
                 cols["dns_answers"][f] = ";".join(folded.get(0, ()))
+            if stray:
+                cols["dns_mismatch"][f] = dns_mismatch_text(stray, asked)
             continue
         req = http.parse_request(cs)
         if req is not None:

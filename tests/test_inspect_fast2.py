@@ -48,7 +48,8 @@ SERVER_PORT = server_port_fn(load_rules())
 # ============================================================================ UDP DNS
 
 def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarray, np.ndarray]:
-    """(query, service, answers) as the former per-packet loop of inspect_flows made them, and
+    """(query, service, answers) as the former per-packet loop of inspect_flows made them (less the
+    responses that match no query), and
     per flow, packet by packet in row order over all its responses: the rcode name of the first
     response that is not NOERROR, else NOERROR (``dns_rcode``), and the distinct answer
     addresses, the first MAX_DNS_ANSWERS (``dns_answers``)."""
@@ -63,6 +64,23 @@ def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarra
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
                       & ((c["sport"] == 53) | (c["dport"] == 53)))[0]
     dst_text = address_text(c["dst_hi"][rows], c["dst_lo"][rows]) if len(rows) else None
+    # (a response among a flow's first DNS_MATCH_PACKETS packets matching no query among them,
+    # by ID and question, name case-insensitively, is none: insp.stray_responses)
+    # (the first DNS_MATCH_PACKETS packets of each flow, time order: those matched)
+    every = np.flatnonzero(ft.pkt_flow >= 0)
+    every = every[np.lexsort((every, c["ts_ns"][every], ft.pkt_flow[every]))]
+    head, seen = set(), {}
+    for i in every.tolist():
+        fl = int(ft.pkt_flow[i])
+        seen[fl] = seen.get(fl, 0) + 1
+        if seen[fl] <= insp.DNS_MATCH_PACKETS:
+            head.add(i)
+    asked: dict[int, set] = {}
+    for i in rows:
+        msg = dns.parse_message(p.payload(int(i)))
+        if int(i) in head and msg is not None and not msg.is_response and msg.questions:
+            q = msg.questions[0]
+            asked.setdefault(int(ft.pkt_flow[i]), set()).update({(msg.id, q[0].lower(), q[1]), msg.id})
     for j, i in enumerate(rows):
         data = p.payload(int(i))
         msg = dns.parse_message(data)
@@ -72,6 +90,10 @@ def udp_dns_reference(ft) -> tuple[np.ndarray, np.ndarray, DnsAnswers, np.ndarra
         if msg.questions and not query[f]:
             query[f] = msg.questions[0][0]
         service[f] = "dns"
+        if msg.is_response and f in asked and int(i) in head:
+            key = (msg.id, msg.questions[0][0].lower(), msg.questions[0][1]) if msg.questions else msg.id
+            if key not in asked[f]:
+                continue
         if msg.is_response:
             if rcode[f] in ("", "NOERROR"):
                 rcode[f] = dns.rcode_name(msg.rcode)
