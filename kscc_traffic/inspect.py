@@ -594,6 +594,29 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
     if v is None:
         return out
     n_f = len(ft.flows)
+    big = np.iinfo(np.int64).max
+    f = v.f
+    _, t_c, top_s, before = _last_byte_and_answer(v, n_f, responder)
+    silent = np.zeros(n_f, bool)
+    silent[f[before]] = True
+    fl = np.asarray(flows, np.int64)
+    first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
+    ok = silent[fl] & (top_s[fl] > 0) & (t_c[fl] < big)
+    out[ok] = (t_c[fl][ok] - first[ok]) / 1e9
+    return out
+
+
+def _last_byte_and_answer(v: _SeqView, n_f: int, responder: bool = False):
+    """What :func:`_tls_waits` and :func:`_close_waits` read of a :func:`_seq_view` ``v`` (over
+    flows numbered below ``n_f``): ``(data_c, t_c, top_s, reached)``.
+
+    ``data_c`` (bool, per row of ``v``): a data segment of the client (``responder``: of the
+    responder) with a known sequence end; ``t_c`` (int64 epoch ns, per flow; int64 max where
+    none): when the client's furthest data byte was first sent; ``top_s`` (int64, per flow; -1
+    where none): the server's furthest byte, the furthest end of its data segments or of the
+    client's acknowledgements (a segment missing from the capture but acknowledged counts);
+    ``reached`` (bool, per row): the rows that reach ``top_s`` before the client's last byte (a
+    server segment strictly before it, a client acknowledgement no later)."""
     ts, f, plen, end, acked = v.ts, v.f, v.plen, v.end, v.acked
     fo = ~v.fo if responder else v.fo
     big = np.iinfo(np.int64).max
@@ -607,14 +630,8 @@ def _tls_waits(ft: FlowTable, flows: np.ndarray, responder: bool = False,
     sv = np.where(fo, acked, np.where(plen > 0, end, -1))
     top_s = np.full(n_f, -1, np.int64)
     np.maximum.at(top_s, f[sv >= 0], sv[sv >= 0])
-    before = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
-    silent = np.zeros(n_f, bool)
-    silent[f[before]] = True
-    fl = np.asarray(flows, np.int64)
-    first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
-    ok = silent[fl] & (top_s[fl] > 0) & (t_c[fl] < big)
-    out[ok] = (t_c[fl][ok] - first[ok]) / 1e9
-    return out
+    reached = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
+    return data_c, t_c, top_s, reached
 
 
 def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -662,20 +679,11 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if v is None:
         return who, out
     n_f = len(ft.flows)
-    ts, f, plen, end, acked, fo = v.ts, v.f, v.plen, v.end, v.acked, v.fo
+    ts, f = v.ts, v.f
     big = np.iinfo(np.int64).max
-    data_c = fo & (plen > 0) & (end >= 0)
-    top_c = np.full(n_f, -1, np.int64)
-    np.maximum.at(top_c, f[data_c], end[data_c])
-    t_c = np.full(n_f, big, np.int64)
-    at = data_c & (end == top_c[f])
-    np.minimum.at(t_c, f[at], ts[at])
-    # the server's bytes: the ends of its data segments, the client's acknowledgements; none
-    # after the client's last byte (one at the same time counts as after it, as _tls_waits)
-    sv = np.where(fo, acked, np.where(plen > 0, end, -1))
-    top_s = np.full(n_f, -1, np.int64)
-    np.maximum.at(top_s, f[sv >= 0], sv[sv >= 0])
-    first = (sv >= 0) & (sv == top_s[f]) & np.where(fo, ts <= t_c[f], ts < t_c[f])
+    # (the server's furthest byte reached before the client's last one: none after it, one at
+    # the same time counting as after it, as _tls_waits)
+    data_c, t_c, top_s, first = _last_byte_and_answer(v, n_f)
     mute = top_s <= 0           # (no server byte at all: counted from the client's first data)
     silent = mute.copy()
     silent[f[first]] = True
