@@ -313,6 +313,10 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
+    if rule.host_mask and check and not from_cert and "*" in check.split("."):
+        # (a certificate's wildcard pattern asked as a name: no client asks for one, RFC 6066 §3)
+        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name (a "
+                    "certificate's wildcard pattern, which no client asks for: forged, a probe or a broken proxy)")
     if rule.host_mask and check and not under_mask(check, rule.host_mask):
         if not is_host_name(check):
             if from_cert:   # (a TLS-inspecting proxy's own certificate: "Fortinet SSL Inspection")

@@ -57,6 +57,21 @@ def test_a_name_no_host_could_have_is_under_no_mask(tmp_path):
         assert r.detail == f"{sni} is not a host name (an SNI or DNS name holding characters no host name has: forged or damaged)"
 
 
+def test_a_wildcard_pattern_asked_as_a_name_is_not_a_host_name(tmp_path):
+    """Break-it 18 F10: ``*.ksc.kaspersky.com`` as the SNI (a certificate's pattern, which no
+    client asks for) passed the host mask as if it were a name under it."""
+    for i, sni in enumerate(("*.ksc.kaspersky.com", "eu1.*.kaspersky.com")):
+        path = write(tmp_path, [(t, bytes(p)) for t, p in _two_hellos(sni, sni)], name=f"wild{i}.pcap")
+        r = row(assert_same(path, [200]), resp_p=23101)
+        assert r.sni == sni
+        assert (r.verdict, r.reason) == ("unexpected", "host_mismatch")
+        assert r.detail == (f"{sni} is not a host name (a certificate's wildcard pattern, which no client "
+                            "asks for: forged, a probe or a broken proxy)")
+    # (the real name passes the host check: this handshake is judged on, not as host_mismatch)
+    path = write(tmp_path, [(t, bytes(p)) for t, p in _two_hellos(REAL, REAL)], name="real.pcap")
+    assert row(assert_same(path, [200]), resp_p=23101).reason != "host_mismatch"
+
+
 def test_a_whole_exchange_at_one_timestamp_keeps_its_order(tmp_path):
     """F3: with coarse timestamps (1 s, 10 ms, Simple Packet Blocks) a whole connection shares
     one time; its packets are still put in the order a connection has them (the file order is
