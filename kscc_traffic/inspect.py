@@ -694,16 +694,13 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     out[ok] = (when[ok] - since[fl][ok]) / 1e9
     # the other side's new data after the close: its furthest data end overall past the one before
     if full is not None:
-        for view, tops in ((full, 0), (v, 1)):
+        def tops(view: _SeqView) -> np.ndarray:     # (n_f, 2): each direction's furthest data end
             d = (view.plen > 0) & (view.end >= 0)
             top = np.full((n_f, 2), -1, np.int64)
             np.maximum.at(top, (view.f[d], (~view.fo[d]).astype(np.int64)), view.end[d])
-            if tops == 0:
-                top_full = top
-            else:
-                top_before = top
+            return top
         other = np.where(who == "client", 1, 0)
-        answered = closed & (top_full[fl, other] > top_before[fl, other])
+        answered = closed & (tops(full)[fl, other] > tops(v)[fl, other])
         close[answered] = close[answered] + " answered"
     return close, out
 
@@ -1612,9 +1609,13 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
 DNS_MATCH_PACKETS = 8
 
 
+#: DNS question types by name, for the ``dns_mismatch`` text (others: ``type <n>``)
+_QTYPE_NAMES = {dns.TYPE_A: "A", dns.TYPE_AAAA: "AAAA", dns.TYPE_CNAME: "CNAME", 12: "PTR", 33: "SRV",
+                65: "HTTPS", 16: "TXT", 15: "MX", 2: "NS", 6: "SOA"}
+
+
 def _qtype_text(t: int) -> str:
-    return {dns.TYPE_A: "A", dns.TYPE_AAAA: "AAAA", dns.TYPE_CNAME: "CNAME", 12: "PTR", 33: "SRV",
-            65: "HTTPS", 16: "TXT", 15: "MX", 2: "NS", 6: "SOA"}.get(t, f"type {t}")
+    return _QTYPE_NAMES.get(t, f"type {t}")
 
 
 def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
@@ -2076,6 +2077,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             asked = [(q.id, q.questions[0][0], q.questions[0][1]) for _, q in msgs
                      if not q.is_response and q.questions]
             full = {(t[0], t[1].lower(), t[2]) for t in asked}
+            ids = {t[0] for t in asked}
             stray = []
             for side, msg in msgs:
                 service[f] = "dns"
@@ -2083,7 +2085,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                     cols["query"][f] = msg.questions[0][0]
                 if msg.is_response and asked and (
                         (msg.id, msg.questions[0][0].lower(), msg.questions[0][1]) not in full if msg.questions
-                        else msg.id not in {t[0] for t in asked}):
+                        else msg.id not in ids):
                     stray.append((msg.id, msg.questions[0][0], msg.questions[0][1]) if msg.questions
                                  else (msg.id, "", -1))
                     continue
