@@ -37,7 +37,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       metavar="", help="Print the version and exit.")) -> None:
     """Check captured traffic against the ports KSC Cloud Console documents."""
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
