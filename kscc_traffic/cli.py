@@ -37,7 +37,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       metavar="", help="Print the version and exit.")) -> None:
     """Check captured traffic against the ports KSC Cloud Console documents."""
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2
@@ -50,6 +50,21 @@ class Format(str, Enum):
     table = "table"
     jsonl = "jsonl"
     csv = "csv"
+
+
+class FailOn(str, Enum):
+    flagged = "flagged"
+    blocked = "blocked"
+
+
+#: ``--fail-on``, one option object for analyze, report and live
+_FAIL_ON_HELP = ("exit status 1 when a flow is: flagged (blocked or unexpected; default) or "
+                 "blocked (unexpected flows, such as a browser's HTTPS to other hosts on 443, "
+                 "then give 0)")
+
+
+def _fail_on_option():
+    return typer.Option(FailOn.flagged, "--fail-on", help=_FAIL_ON_HELP)
 
 
 class FileEngine(str, Enum):
@@ -97,9 +112,9 @@ def _console(file=None) -> Console:
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
-          hint: str = "") -> None:
+          hint: str = "", fail_on: "FailOn" = FailOn.flagged) -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
-    verdict's status: 1 when a flow is blocked or unexpected, else 0. ``capture_filter``: a
+    verdict's status: 1 when a flow is blocked or unexpected (``fail_on`` blocked: blocked), else 0. ``capture_filter``: a
     custom filter the flows were captured with (the table says what it left out). Ctrl-C or
     SIGTERM while writing: the ``Interrupted:`` line of :func:`_interrupted` (``hint`` added to
     it) and :data:`EXIT_INTERRUPTED`."""
@@ -123,8 +138,8 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filt
     finally:
         if target:
             target.discard()
-    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
-    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+    from .output import fails, flagged_verdicts
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
 
 
 def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
@@ -230,6 +245,7 @@ def analyze(
                                   help="MiB of a capture read at a time: more is faster and takes "
                                        "more memory (16: ~265-290 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
+    fail_on: FailOn = _fail_on_option(),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
@@ -297,7 +313,7 @@ def analyze(
     finally:
         if target:
             target.discard()              # nothing left to do after a commit
-    raise typer.Exit(EXIT_FLAGGED if sink.flagged else EXIT_OK)
+    raise typer.Exit(EXIT_FLAGGED if sink.fails(fail_on.value) else EXIT_OK)
 
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
@@ -569,6 +585,7 @@ def report(
     lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
     file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
+    fail_on: FailOn = _fail_on_option(),
 ) -> None:
     """Write one self-contained HTML report of the captures.
 
@@ -639,8 +656,8 @@ def report(
                  if regular else "is incomplete")
         _say("Interrupted", f"{path_text(html)} {state}")
         raise typer.Exit(EXIT_INTERRUPTED)
-    flagged = flows["verdict"].isin(["blocked", "unexpected"]).any() if len(flows) else False
-    raise typer.Exit(EXIT_FLAGGED if flagged else EXIT_OK)
+    from .output import fails, flagged_verdicts
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
 
 
 @app.command()
@@ -668,6 +685,7 @@ def live(
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
+    fail_on: FailOn = _fail_on_option(),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
@@ -727,7 +745,7 @@ def live(
                   + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
     except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)
         raise _live_interrupted(output, write)
-    _emit(flows, ruleset, format, output, bpf, hint=_live_hint(write))
+    _emit(flows, ruleset, format, output, bpf, hint=_live_hint(write), fail_on=fail_on)
 
 
 #: a suggestion of click for an unknown option is kept when it is this close (difflib's ratio;

@@ -19,18 +19,36 @@ __all__ = ["FlowSink", "Render", "Rendered"]
 
 #: verdicts that make the run's exit status say "something to look at"
 FLAGGED_VERDICTS = ("blocked", "unexpected")
+#: ``--fail-on`` choice -> the verdicts that make the exit status 1 (``blocked``: a script that
+#: asks "is anything blocked?" on a workstation capture, whose browser traffic on 80/443 to
+#: other hosts is ``unexpected``/``host_mismatch``)
+FAIL_ON = {"flagged": FLAGGED_VERDICTS, "blocked": ("blocked",)}
+
+
+def flagged_verdicts(flows: pd.DataFrame) -> frozenset:
+    """The verdicts of :data:`FLAGGED_VERDICTS` among ``flows`` (a flow table with a ``verdict``
+    column): a frozenset of str, empty for none."""
+    if not len(flows):
+        return frozenset()
+    return frozenset(v for v in FLAGGED_VERDICTS if (flows["verdict"] == v).any())
+
+
+def fails(verdicts, fail_on: str = "flagged") -> bool:
+    """Whether flagged ``verdicts`` (:func:`flagged_verdicts`) make the exit status 1 under
+    ``--fail-on fail_on`` (a key of :data:`FAIL_ON`; KeyError for another)."""
+    return any(v in verdicts for v in FAIL_ON[fail_on])
 
 
 @dataclass(frozen=True)
 class Rendered:
     """One batch of flows as report text (:class:`Render`): ``format`` (``jsonl`` or ``csv``),
-    ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows), ``flagged`` (a flow is
-    blocked or unexpected)."""
+    ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows), ``flagged`` (the
+    verdicts of :data:`FLAGGED_VERDICTS` among them: frozenset of str)."""
 
     format: str
     text: str
     rows: int
-    flagged: bool
+    flagged: frozenset
 
 
 @dataclass(frozen=True)
@@ -52,8 +70,7 @@ class Render:
         from .report import write_csv, write_jsonl
         buf = io.StringIO()
         (write_jsonl if self.format == "jsonl" else write_csv)(flows, buf)
-        return Rendered(self.format, buf.getvalue(), len(flows),
-                        bool(len(flows)) and bool(flows["verdict"].isin(FLAGGED_VERDICTS).any()))
+        return Rendered(self.format, buf.getvalue(), len(flows), flagged_verdicts(flows))
 
 
 class FlowSink:
@@ -79,9 +96,20 @@ class FlowSink:
         self.rows = 0
         #: a batch was being written when the run stopped (Ctrl-C): part of it may have been read
         self.writing = False
-        self.flagged = False
+        #: the verdicts of :data:`FLAGGED_VERDICTS` written so far (set of str): :meth:`fails`
+        self.verdicts: set = set()
         self.summary = TableSummary() if format == "table" else None
         self._header = False
+
+    @property
+    def flagged(self) -> bool:
+        """A flow written so far is blocked or unexpected."""
+        return bool(self.verdicts)
+
+    def fails(self, fail_on: str = "flagged") -> bool:
+        """Whether the flows written so far make the exit status 1 under ``--fail-on fail_on``
+        (:func:`fails`)."""
+        return fails(self.verdicts, fail_on)
 
     def render(self) -> Render | None:
         """What a batch can be made into before it reaches :meth:`add` (in the process that
@@ -99,8 +127,8 @@ class FlowSink:
         if isinstance(flows, Rendered):
             self._add_text(flows)
             return
-        if len(flows) and not self.flagged:
-            self.flagged = bool(flows["verdict"].isin(FLAGGED_VERDICTS).any())
+        if len(self.verdicts) < len(FLAGGED_VERDICTS):
+            self.verdicts |= flagged_verdicts(flows)
         self.writing = self.format != "table" and len(flows) > 0
         if self.format == "jsonl":
             write_jsonl(flows, self.out)
@@ -123,7 +151,7 @@ class FlowSink:
         from .outfile import write_all
         if r.format != self.format:
             raise ValueError(f"a {r.format} batch given to the {self.format} report")
-        self.flagged = self.flagged or r.flagged
+        self.verdicts |= r.flagged
         text = r.text
         if self.format == "csv":
             if self._header:

@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import platform
 import random
 import ssl
@@ -486,7 +487,9 @@ class TlsPair:
         return self.bio[side][1].read()
 
     def server_alert_description(self) -> str:
-        return str(self.failed[1]) if self.failed else ""
+        """The server's OpenSSL error text, without the ``(_ssl.c:NNNN)`` source line of Python's
+        ssl module (it differs between Python versions: the labels would too)."""
+        return re.sub(r" \(_ssl\.c:\d+\)", "", str(self.failed[1])) if self.failed else ""
 
 
 def rewrite_sni(record: bytes, sni: bytes) -> bytes:

@@ -347,7 +347,8 @@ def test_help_is_reflowed_and_names_the_capture_argument():
     top = run("--help")
     assert top.returncode == 0
     # the report's one-line help is a whole sentence (it broke after "what to")
-    assert "report   Write one self-contained HTML report of the captures." in top.stdout
+    # (rich 14 puts two spaces between a command and its help, rich 15 three)
+    assert "report Write one self-contained HTML report of the captures." in " ".join(top.stdout.split())
     assert "what to\n" not in top.stdout
     h = run("analyze", "--help")
     assert h.returncode == 0 and "analyze [OPTIONS] {CAPTURE}..." in h.stdout
@@ -492,3 +493,25 @@ def test_closed_standard_output_is_an_error_line(tmp_path):
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                        preexec_fn=lambda: __import__("os").close(1))
     assert p.returncode == 1 and len(out.read_text().splitlines()) == 11
+
+
+@pytest.mark.parametrize("fmt", ["table", "jsonl", "csv"])
+def test_fail_on_blocked_ignores_unexpected_flows(fmt, tmp_path):
+    # newcomer 22 F3: a script asking "is anything blocked?" on a capture whose only flagged flows
+    # are unexpected (other hosts' HTTPS on 443, cleartext on a TLS port) gets 0
+    unexpected = SAMPLES / "unexpected_agent.pcap"          # 6 ok, 5 unexpected, none blocked
+    blocked = SAMPLES / "blocked_agent.pcap"                # 4 ok, 7 blocked
+    assert run("analyze", unexpected, "-f", fmt).returncode == 1
+    assert run("analyze", unexpected, "-f", fmt, "--fail-on", "flagged").returncode == 1
+    assert run("analyze", unexpected, "-f", fmt, "--fail-on", "blocked").returncode == 0
+    assert run("analyze", blocked, "-f", fmt, "--fail-on", "blocked").returncode == 1
+    # several captures (one process each), and one capture with a finishing worker
+    assert run("analyze", unexpected, blocked, "-f", fmt, "--fail-on", "blocked").returncode == 1
+    assert run("analyze", unexpected, SAMPLES / "baseline_agent.pcap", "-f", fmt,
+               "--fail-on", "blocked").returncode == 0
+    assert run("analyze", unexpected, "-f", fmt, "-j", "2", "--fail-on", "blocked").returncode == 0
+    # the HTML report the same
+    assert run("report", unexpected, "--html", tmp_path / "r.html", "--fail-on", "blocked").returncode == 0
+    assert run("report", unexpected, "--html", tmp_path / "r.html").returncode == 1
+    bad = run("analyze", unexpected, "--fail-on", "never")
+    assert bad.returncode == 2 and "'never' is not one of 'flagged', 'blocked'" in bad.stderr

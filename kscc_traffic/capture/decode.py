@@ -174,6 +174,12 @@ _FAM[2] = 4
 _FAM[list(AF_INET6)] = 6
 
 
+# an IPv4 address as its IPv4-mapped IPv6 low half (::ffff:a.b.c.d), uint64 on both sides of the
+# ``|``: numpy 1.x would promote a uint64 scalar with a uint32 array to int64, and that with the
+# IPv6 rows' uint64 to float64, losing the low bits of IPv6 addresses
+_V4MAPPED = np.uint64(0xFFFF_0000_0000)
+
+
 @functools.lru_cache(maxsize=None)
 def _fdt(width: int, col: int, fmt: str) -> np.dtype:
     return np.dtype({"names": ["f"], "formats": [fmt], "offsets": [col], "itemsize": width})
@@ -669,15 +675,15 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
         out["dst_hi"][sl] = np.where(is6, _be(G, 24, ">u8"), 0)
         lo_s, lo_d = _be(G, 16, ">u8"), _be(G, 32, ">u8")
         if any4:
-            lo_s = np.where(is6, lo_s, np.uint64(0xFFFF_0000_0000) | _be(G, 12, ">u4"))
-            lo_d = np.where(is6, lo_d, np.uint64(0xFFFF_0000_0000) | _be(G, 16, ">u4"))
+            lo_s = np.where(is6, lo_s, _V4MAPPED | _be(G, 12, ">u4").astype(np.uint64))
+            lo_d = np.where(is6, lo_d, _V4MAPPED | _be(G, 16, ">u4").astype(np.uint64))
         out["src_lo"][sl] = lo_s
         out["dst_lo"][sl] = lo_d
     else:
         out["src_hi"][sl] = 0
         out["dst_hi"][sl] = 0
-        out["src_lo"][sl] = np.uint64(0xFFFF_0000_0000) | _be(G, 12, ">u4")
-        out["dst_lo"][sl] = np.uint64(0xFFFF_0000_0000) | _be(G, 16, ">u4")
+        out["src_lo"][sl] = _V4MAPPED | _be(G, 12, ">u4").astype(np.uint64)
+        out["dst_lo"][sl] = _V4MAPPED | _be(G, 16, ">u4").astype(np.uint64)
     out["proto"][sl] = proto
     out["sport"][sl] = np.where(ports, sport, -1)
     out["dport"][sl] = np.where(ports, dport, -1)
