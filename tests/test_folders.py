@@ -89,6 +89,7 @@ def test_a_folder_names_every_entry_it_does_not_read(tmp_path):
     assert both.returncode == 1
     assert {r["capture"] for r in _rows(both)} == {"baseline_agent.pcap", "blocked_agent.pcap"}
     assert sum(r["verdict"] == "blocked" for r in _rows(both)) == 7
+    assert both.stderr == f"Warning: {d}: {NOT_READ.replace('pc-accounting/ (a folder: give it as its own argument); ', '')}\n"
 
 
 def test_the_api_reads_a_folder_as_the_command_line(tmp_path):

@@ -98,7 +98,7 @@ def _describe(kind: str, names: list[str]) -> str:
     return f"{len(names)} {several} ({shown}{': ' + todo[1] if todo[1] else ''})"
 
 
-def folder_captures(folder: str | os.PathLike) -> tuple[list[Path], str | None]:
+def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset()) -> tuple[list[Path], str | None]:
     """The files of ``folder`` read as captures, in name order, and the warning line naming
     every other entry (None when there is none).
 
@@ -108,7 +108,8 @@ def folder_captures(folder: str | os.PathLike) -> tuple[list[Path], str | None]:
     cab, tar: extract them first), capture formats only ``--engine tshark`` reads (Network
     Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, empty files, other files, hidden
     files (their names starting with ``.``); at most :data:`SHOWN` names per kind, then ``…``.
-    Names are escaped text (:func:`kscc_traffic.text.name_text`).
+    Names are escaped text (:func:`kscc_traffic.text.name_text`). A subfolder whose absolute
+    path is in ``given`` (given as its own argument too: ``analyze dir dir/*/``) is not named.
 
     :raises kscc_traffic.errors.CaptureError: the folder cannot be listed (the OS error), or
         holds no file read as a capture (the message then ends with what was not read).
@@ -123,6 +124,8 @@ def folder_captures(folder: str | os.PathLike) -> tuple[list[Path], str | None]:
     skipped: dict[str, list[str]] = {}
     for entry in entries:
         kind = _kind_of(entry)
+        if kind == "folder" and os.path.abspath(entry.path) in given:
+            continue
         if kind is None:
             found.append(Path(folder) / entry.name)
         else:
@@ -137,11 +140,14 @@ def folder_captures(folder: str | os.PathLike) -> tuple[list[Path], str | None]:
 
 def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
     """``paths`` with each folder replaced by its captures (:func:`folder_captures`), in the
-    order given; other paths kept as they are (a missing file fails when read).
+    order given; other paths kept as they are (a missing file fails when read). A subfolder
+    given as a path of its own is not named in its parent's line.
 
     :returns: (paths, one warning line per folder with entries not read).
     :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture.
     """
+    paths = list(paths)
+    given = frozenset(os.path.abspath(p) for p in paths if isinstance(p, (str, os.PathLike)))
     out: list[Path] = []
     notes: list[str] = []
     for p in paths:
@@ -149,7 +155,7 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
         if not isinstance(p, (str, os.PathLike)) or not os.path.isdir(p):
             out.append(Path(p) if isinstance(p, (str, os.PathLike)) else p)
             continue
-        found, note = folder_captures(p)
+        found, note = folder_captures(p, given)
         out += found
         if note:
             notes.append(note)
