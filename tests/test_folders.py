@@ -220,3 +220,22 @@ def test_permission_denied_in_a_folder_and_in_a_ring_buffer(tmp_path):
     assert uids == sorted(r["uid"] for r in _rows(p))
     assert lines == [f"{DUMPCAP[1]}: skipped (part of {DUMPCAP[0]} .. {DUMPCAP[2]}): cannot read: "
                      "Permission denied; connections across it may show as blocked or split"]
+
+
+def test_compressed_entries_by_what_is_inside(tmp_path):
+    """A compressed capture is read; a .tar.gz is an archive and a .log.gz no capture (both
+    stopped the run before: 'not a pcap or pcapng capture', exit 2); one that breaks before its
+    first bytes is read, its damage said then."""
+    import gzip
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "agent.pcap.gz").write_bytes(gzip.compress(BASELINE.read_bytes()))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        t.add(BLOCKED, "x/blocked_agent.pcap")
+    (d / "logs.tar.gz").write_bytes(buf.getvalue())
+    (d / "app.log.xz").write_bytes(__import__("lzma").compress(b"log line\n"))
+    assert folder_captures(d) == ([d / "agent.pcap.gz"], f"{d}: not read: logs.tar.gz (a tar archive: "
+                                  "extract it first); app.log.xz (not a capture)")
+    (d / "cut.pcap.gz").write_bytes(gzip.compress(BASELINE.read_bytes())[:12])
+    assert folder_captures(d)[0] == [d / "agent.pcap.gz", d / "cut.pcap.gz"]

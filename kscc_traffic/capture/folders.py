@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import CaptureError
 from ..text import name_text, path_text
-from .compressed import CODEC_MAGICS
+from .compressed import CODEC_MAGICS, open_decompressing
 
 __all__ = ["CAPTURE_MAGICS", "expand_folders", "folder_captures"]
 
@@ -75,10 +75,18 @@ def _kind_of(entry: os.DirEntry) -> str | None:
     try:
         with open(entry.path, "rb") as f:
             head = f.read(262)
+            if not head:
+                return "empty"
+            if any(head.startswith(m) for m in CODEC_MAGICS):
+                # compressed: what is inside (a .tar.gz is an archive, a .log.gz no capture)
+                f.seek(0)
+                inner = open_decompressing(f, head)
+                data = inner.read(262)
+                if inner.problem is not None or any(data.startswith(m) for m in CAPTURE_MAGICS):
+                    return None            # (a capture, or damage: said when it is read)
+                head = data
     except OSError:
         return None
-    if not head:
-        return "empty"
     if any(head.startswith(m) for m in CAPTURE_MAGICS):
         return None
     for magic, at, kind, *_ in _KNOWN:
@@ -102,8 +110,11 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
     """The files of ``folder`` read as captures, in name order, and the warning line naming
     every other entry (None when there is none).
 
-    Read: regular files (or links to them) whose first bytes are a pcap, pcapng or compressed
-    file's, and files that cannot be opened (they fail when read, as given by name). Not read,
+    Read: regular files (or links to them) whose first bytes are a pcap or pcapng file's, also
+    compressed (gzip, xz, bzip2, zstd, lz4: the first bytes decompressed; a compressed file that
+    breaks before them is read, its damage said then), and files that cannot be opened (they
+    fail when read, as given by name). A compressed archive (``.tar.gz``) or other compressed
+    file (``.log.gz``) is not read. Not read,
     each named in the line with why, by kind in this order: subfolders, archives (zip, 7z, rar,
     cab, tar: extract them first), capture formats only ``--engine tshark`` reads (Network
     Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, empty files, other files, hidden
