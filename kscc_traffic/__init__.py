@@ -3,7 +3,7 @@ documents.
 
 The public API (everything else is private and may change)::
 
-    analyze(path_or_paths, rules=None) -> pandas.DataFrame   # one row per flow, see COLUMNS
+    analyze(path_or_paths, rules=None) -> pandas.DataFrame   # one row per flow, see COLUMNS (files or folders)
     analyze_files(paths, rules=None) -> Analysis             # flows + reader statistics
     load_rules(path=None) -> RuleSet                          # the documented purposes
     readiness(flows, rules) -> pandas.DataFrame               # one row per documented purpose

@@ -12,9 +12,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .capture.compressed import CODEC_MAGICS
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
+from .capture.folders import CAPTURE_MAGICS, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureError, CaptureWarning, CorruptCapture
@@ -391,8 +391,7 @@ def _schema(flows: pd.DataFrame) -> pd.DataFrame:
 
 
 #: first bytes of the files we read: pcap (µs, ns, both orders, "modified"), pcapng, compressed
-_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-           b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", *CODEC_MAGICS)
+_MAGICS = CAPTURE_MAGICS
 
 
 def _check_source(path, magic: bool = True) -> None:
@@ -654,6 +653,12 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", 
     :func:`capture_names`: unique within the call). ``engine``: as for :func:`analyze_file`.
     ``stats`` is keyed by each path as given (by its capture name for a path given again).
 
+    A folder among ``paths`` stands for the capture files in it, as on the command line
+    (:func:`kscc_traffic.capture.folders.folder_captures`: pcap, pcapng or compressed files by
+    their first bytes, in name order, not its subfolders; a file in it that cannot be opened
+    is read like one given by name, so it raises); the line naming what else it held and was
+    not read (subfolders, archives, other files…) goes into ``stats`` under ``""``.
+
     ``file_sets``: ``auto`` reads the files of one ring buffer or file set (dumpcap's
     ``x_00001_20261130101500.pcapng``…, ``tcpdump -C``'s ``x.pcap``, ``x.pcap1``…) as one
     capture, ``join`` reads all of ``paths`` as one, ``separate`` each on its own
@@ -661,9 +666,13 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", 
     under ``""``).
 
     :raises ValueError: an unknown ``file_sets`` mode.
+    :raises kscc_traffic.errors.CaptureError: a capture cannot be read at all, a folder cannot be
+        listed or holds no capture file (the message names what it holds).
     """
     rules = rules or load_rules()
-    paths, notes = group_file_sets(list(paths), file_sets)
+    paths, notes = expand_folders(paths)
+    paths, set_notes = group_file_sets(paths, file_sets)
+    notes += set_notes
     parts, stats, dups = [], {}, 0
     if notes:
         stats[""] = ReadStats(warnings=list(notes))
@@ -681,14 +690,18 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
             file_sets: str = "auto") -> pd.DataFrame:
     """Analyse capture(s) and return the classified flow table.
 
-    :param path: a pcap/pcapng file, or a list of them.
+    :param path: a pcap/pcapng file (also compressed) or a folder, or a list of them; a folder
+        stands for the capture files in it, as on the command line (:func:`analyze_files`:
+        not its subfolders; what it holds that is not read is said in a
+        :class:`~kscc_traffic.errors.CaptureWarning`).
     :param file_sets: how a list's files are grouped into captures (``auto``: a ring buffer's or
         file set's files are one capture; ``join``; ``separate``): :func:`analyze_files`.
     :param rules: a rules file, a loaded :class:`RuleSet`, or None for the bundled KSC Cloud rules.
     :returns: DataFrame, one row per flow, columns :data:`COLUMNS` (Zeek conn.log names: ``ts``
         float epoch seconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets; plus
         ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…).
-    :raises kscc_traffic.errors.CaptureError: a file cannot be read at all.
+    :raises kscc_traffic.errors.CaptureError: a file cannot be read at all (also one in a folder
+        given: ``Permission denied``), a folder holds no capture file or cannot be listed.
     :raises kscc_traffic.errors.RulesError: the rules file is invalid.
     Damage after a file's header is not an error: what was skipped is reported as one
     :class:`kscc_traffic.errors.CaptureWarning` per line (``analyze_files(...).stats`` has the counts).

@@ -256,7 +256,7 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
-    captures = _capture_paths(captures)
+    captures, folder_notes = _capture_paths(captures)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
@@ -268,6 +268,7 @@ def analyze(
 
     # what cannot be read at all fails before any output is written
     units, warnings = _readable_units(captures, engine.value, file_set.value, skip_or_fail)
+    warnings[:0] = folder_notes
     if not units:
         raise _fail("no capture could be read")
     analysed = 0
@@ -325,8 +326,8 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     with ``mode``), checked before any output is written (:func:`~kscc_traffic.analyze.check_capture`):
     a file on its own that cannot be analysed at all goes to ``skip_or_fail``; a file of a set
     that cannot is left out of its set with a warning line and the others are read (a ring
-    buffer's last file cut by a crash), the set going to ``skip_or_fail`` when none of its files
-    can be. Returns (units, warning lines)."""
+    buffer's last file cut by a crash; one in the middle: connections across it may be split),
+    the set going to ``skip_or_fail`` when none of its files can be. Returns (units, warning lines)."""
     from .analyze import check_capture
     from .capture.filesets import FileSet, group_file_sets
 
@@ -348,13 +349,15 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
                 skip_or_fail(msg)
             continue
         keep, first = [], None
-        for p in u.paths:
+        for k, p in enumerate(u.paths):
             msg = problem(p)
             if msg is None:
                 keep.append(p)
             else:
                 first = first or msg
-                warnings.append(f"skipped {msg} (a file of {path_text(u)}; its other files are read)")
+                gap = ("; connections across it may show as blocked or split"
+                       if 0 < k < len(u.paths) - 1 else "")
+                warnings.append(f"skipped {msg} (a file of {path_text(u)}; its other files are read{gap})")
         if not keep:
             skip_or_fail(first)
         else:
@@ -362,41 +365,24 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     return out, warnings
 
 
-def _capture_paths(captures: List[str]) -> List[Path]:
-    """The capture arguments as paths; an empty one (``analyze "$CAP"`` with ``CAP`` unset) is an
-    ``Error:`` line and status 2 (pathlib would make it ``.``, the current folder). A folder
-    stands for the capture files in it (not in its subfolders), in name order: a ring buffer's
-    or a file set's folder (``dumpcap -b files:10 -w dir/x.pcapng``); a file is one when its
-    first bytes are a pcap, pcapng or compressed file's; hidden files are left out. A folder
-    with none is an ``Error:`` line."""
+def _capture_paths(captures: List[str]) -> tuple[List[Path], List[str]]:
+    """The capture arguments as paths, and the warning lines of the folders among them; an empty
+    one (``analyze "$CAP"`` with ``CAP`` unset) is an ``Error:`` line and status 2 (pathlib would
+    make it ``.``, the current folder). A folder stands for the capture files in it (not in its
+    subfolders), in name order: a ring buffer's or a file set's folder (``dumpcap -b files:10 -w
+    dir/x.pcapng``); a file is one when its first bytes are a pcap, pcapng or compressed file's; a
+    file that cannot be opened is kept (it fails as given by name: ``Error:``, or skipped with
+    ``--lenient``). What else the folder holds is named in one warning line per folder
+    (:func:`kscc_traffic.capture.folders.folder_captures`). A folder with no capture, or one that
+    cannot be listed, is an ``Error:`` line."""
+    from .capture.folders import expand_folders
+
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
-    out: List[Path] = []
-    for c in captures:
-        p = Path(c)
-        if not os.path.isdir(p):     # (False for a name the system refuses: said later, one line)
-            out.append(p)
-            continue
-        try:
-            found = sorted((f for f in p.iterdir() if not f.name.startswith(".") and f.is_file()
-                            and _starts_like_a_capture(f)), key=lambda f: f.name)
-        except OSError as e:
-            raise _fail(f"{path_text(p)}: cannot list the folder: {e.strerror or e}")
-        if not found:
-            raise _fail(f"{path_text(p)}: is a directory with no capture file in it (pcap, pcapng, compressed)")
-        out += found
-    return out
-
-
-def _starts_like_a_capture(path: Path) -> bool:
-    """Do the first bytes of ``path`` say pcap, pcapng or a compressed file? (False when unreadable.)"""
-    from .analyze import _MAGICS
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return any(head.startswith(m) for m in _MAGICS)
+        return expand_folders(captures)
+    except KsccTrafficError as e:
+        raise _fail(str(e))
 
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
@@ -595,7 +581,7 @@ def report(
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
-    captures = _capture_paths(captures)
+    captures, folder_notes = _capture_paths(captures)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
@@ -622,6 +608,7 @@ def report(
         parts, read = [], []
         # (missing, a directory, not a capture, damaged at once)
         units, warnings = _readable_units(captures, "builtin", file_set.value, skip_or_fail)
+        warnings[:0] = folder_notes
         for path, name in zip(units, capture_names(units)):
             try:
                 a = analyze_file(path, ruleset, name=name)

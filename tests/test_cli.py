@@ -462,7 +462,7 @@ def test_version():
 
 def test_a_folder_stands_for_the_captures_in_it(tmp_path):
     """A ring buffer's folder: its capture files in name order (other files, hidden files and
-    subfolders left out), reported together as if each were given (break-it 14 §12); a folder
+    subfolders left out, named in one warning line), reported together as if each were given (break-it 14 §12); a folder
     with no capture is one Error line, status 2."""
     ring = tmp_path / "ring"
     ring.mkdir()
@@ -474,6 +474,9 @@ def test_a_folder_stands_for_the_captures_in_it(tmp_path):
     p = run("analyze", str(ring), "-f", "jsonl")
     q = run("analyze", str(ring / "a_1.pcap"), str(ring / "b_2.pcap"), "-f", "jsonl")
     assert p.returncode == q.returncode == 1 and p.stdout == q.stdout
+    # (newcomer 22 F1: what the folder holds and is not read is said, one line)
+    assert p.stderr == f"Warning: {ring}: not read: sub/ (a folder: give it as its own argument); " \
+                       "notes.txt (not a capture); .hidden.pcap (hidden)\n"
     assert [json.loads(x)["capture"] for x in p.stdout.splitlines()][0] == "a_1.pcap"
     assert {json.loads(x)["capture"] for x in p.stdout.splitlines()} == {"a_1.pcap", "b_2.pcap"}
     e = run("analyze", str(ring / "sub"))

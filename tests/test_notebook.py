@@ -283,3 +283,24 @@ def test_capture_file_name_is_text_not_markdown_and_unanswered_query_shown(kerne
     assert "<img" not in html and "text/markdown" not in str(head.outputs)
     flagged = _text(_tagged(nb, "flagged")[0])
     assert "eu2.ksc.kaspersky.com" in flagged and "<th>query</th>" in flagged
+
+
+def test_notebook_reads_a_folder_as_the_command_line(kernel_env, tmp_path):
+    # newcomer 22 F6: capture = "<folder>" ended in "CaptureError: …: is a directory"; now a folder
+    # is read as `kscc-traffic analyze DIR` reads it: its captures (a ring buffer as one), the
+    # entries not read named in a warning the notebook shows
+    import test_filesets
+    d = tmp_path / "customer"
+    test_filesets._write(d, test_filesets.DUMPCAP, test_filesets._records())
+    shutil.copy(SAMPLE, d / "blocked_agent.pcap")
+    (d / "notes.txt").write_text("x")
+    (d / "pc2").mkdir()
+    nb = _run(d)
+    _check(nb, d)
+    head = next(c for c in nb.cells if c.cell_type == "code" and "display(HTML(" in c.source)
+    ring = f"{test_filesets.DUMPCAP[0]} .. {test_filesets.DUMPCAP[2]}"
+    assert (f"<b>15 flows</b> from 2 captures (<code>blocked_agent.pcap</code>, <code>{ring}</code>): "
+            "8 ok, 7 blocked, 0 unexpected, 0 unclassified") in _text(head), _text(head)
+    said = "".join(o.get("text", "") for o in head.outputs if o.get("name") == "stderr")
+    assert (f"CaptureWarning: {d}: not read: pc2/ (a folder: give it as its own argument); "
+            "notes.txt (not a capture)") in said, said

@@ -236,7 +236,9 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
     set only on the last file's last chunk; every chunk's ``stats`` is one :class:`ReadStats`
     holding the sum of the files read so far (their warnings keep each file's own name), complete
     once the iterator is exhausted. A file of the set that cannot be read at all (not a capture,
-    header cut) is skipped with a warning line; when none can be read, the first one's error is
+    header cut, ``cannot read: Permission denied``) is skipped with a warning line naming it and
+    why (one between two others: connections across it may show as blocked or split); when none
+    can be read, the first one's error is
     raised. A file whose reading fails after some of its chunks were handed out (``OSError``: an
     I/O error) keeps those chunks' counters in the stats, with a warning line saying after how
     many records and bytes it stopped; the set's next file is read on.
@@ -271,9 +273,12 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
                           f"{'s' if mine.records != 1 else ''} ({mine.bytes_read} bytes; part of "
                           f"{name or path_text(source)}): {why}; the rest of the file is not analysed")
                 continue
+            if not isinstance(e, CaptureError):
+                why = f"cannot read: {why}"      # (Permission denied: the file is there)
             if first_error is None:
                 first_error = e if isinstance(e, CaptureError) else CaptureError(f"{path_text(p)}: {why}")
-            done.warn(f"{name_text(p.name)}: skipped (part of {name or path_text(source)}): {why}")
+            gap = "; connections across it may show as blocked or split" if 0 < k < n - 1 else ""
+            done.warn(f"{name_text(p.name)}: skipped (part of {name or path_text(source)}): {why}{gap}")
             continue
         if mine is not None:
             done.merge(mine)

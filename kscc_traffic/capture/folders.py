@@ -1,0 +1,173 @@
+"""A folder given as a capture: the capture files in it, and one line saying what else was not read.
+
+``kscc-traffic analyze DIR``, ``report DIR`` and ``kscc_traffic.analyze("DIR")`` read the same
+files of a folder (:func:`expand_folders`): its regular files whose first bytes are a pcap, pcapng
+or compressed file's, in name order, not its subfolders (as ``mergecap``, ``tshark -r`` and
+``zeek -r`` take files, and Wireshark's *File Set* looks in one folder: a subfolder such as
+``old/`` or another machine's capture is read only when it is named). Nothing is left out without
+a word: each folder with entries that are not read gets one warning line naming them and why (a
+subfolder, an archive to extract, a capture format the built-in reader does not read, a pipe or
+device, an empty file, other files, hidden files).
+
+A file that cannot be opened (``Permission denied``) is not left out: nobody can tell whether it
+is a capture, so it stays among the folder's files and fails as it would given by name (the
+command line's ``Error:``, status 2, or ``--lenient``'s ``Warning: skipped …``; a ring buffer's
+member that cannot be read is skipped from its set with a warning naming it and the reason).
+"""
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import CaptureError
+from ..text import name_text, path_text
+from .compressed import CODEC_MAGICS, open_decompressing
+
+__all__ = ["CAPTURE_MAGICS", "expand_folders", "folder_captures"]
+
+#: first bytes of the files read as captures: pcap (µs, ns, both orders, "modified"), pcapng, compressed
+CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                  b"\x34\xcd\xb2\xa1", b"\xa1\xb2\xcd\x34", b"\x0a\x0d\x0d\x0a", *CODEC_MAGICS)
+
+_EXTRACT = ("extract it first", "extract them first")
+_TSHARK = ("give it by name with --engine tshark, or convert it: editcap -F pcapng IN OUT",
+           "give them by name with --engine tshark, or convert them: editcap -F pcapng IN OUT")
+#: (first bytes, offset) -> (kind, what one is, what several are, what to do with one, with several)
+_KNOWN: tuple[tuple[bytes, int, str, str, str, tuple[str, str]], ...] = (
+    (b"PK\x03\x04", 0, "zip", "a zip archive", "zip archives", _EXTRACT),
+    (b"PK\x05\x06", 0, "zip", "a zip archive", "zip archives", _EXTRACT),
+    (b"7z\xbc\xaf\x27\x1c", 0, "7z", "a 7z archive", "7z archives", _EXTRACT),
+    (b"Rar!\x1a\x07", 0, "rar", "a rar archive", "rar archives", _EXTRACT),
+    (b"MSCF\0\0\0\0", 0, "cab", "a cab archive", "cab archives", _EXTRACT),
+    (b"ustar", 257, "tar", "a tar archive", "tar archives", _EXTRACT),
+    (b"RTSS", 0, "netmon1", "a Microsoft Network Monitor 1.x file", "Microsoft Network Monitor 1.x files", _TSHARK),
+    (b"GMBU", 0, "netmon2", "a Microsoft Network Monitor 2.x file", "Microsoft Network Monitor 2.x files", _TSHARK),
+    (b"snoop\0\0\0", 0, "snoop", "a snoop file", "snoop files", _TSHARK),
+    (b"TRSNIFF data", 0, "sniffer", "a Sniffer file", "Sniffer files", _TSHARK),
+)
+#: the other reasons an entry is not read: kind -> (what one is, what several are, what to do)
+_OTHER = {
+    "folder": ("a folder", "folders", ("give it as its own argument", "give each as its own argument")),
+    "special": ("not a regular file", "not regular files", ("a pipe, socket or device", "pipes, sockets or devices")),
+    "empty": ("empty", "empty files", ("", "")),
+    "other": ("not a capture", "files not captures", ("", "")),
+    "hidden": ("hidden", "hidden files", ("", "")),
+}
+#: names shown per kind before "…"
+SHOWN = 3
+
+
+def _kind_of(entry: os.DirEntry) -> str | None:
+    """Why the folder's ``entry`` is not read (a key of :data:`_KNOWN`'s kinds or :data:`_OTHER`),
+    or None: it is read (a capture, or a file that cannot be opened, which fails when read)."""
+    if entry.name.startswith("."):
+        return "hidden"
+    try:
+        st = os.stat(entry.path)           # (following a link: a link to a capture is read)
+    except OSError:
+        return None                        # (a dangling link: fails as given by name)
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "special"                   # (never opened: a FIFO would wait for a writer)
+    try:
+        with open(entry.path, "rb") as f:
+            head = f.read(262)
+            if not head:
+                return "empty"
+            if any(head.startswith(m) for m in CODEC_MAGICS):
+                # compressed: what is inside (a .tar.gz is an archive, a .log.gz no capture)
+                f.seek(0)
+                inner = open_decompressing(f, head)
+                data = inner.read(262)
+                if inner.problem is not None or any(data.startswith(m) for m in CAPTURE_MAGICS):
+                    return None            # (a capture, or damage: said when it is read)
+                head = data
+    except OSError:
+        return None
+    if any(head.startswith(m) for m in CAPTURE_MAGICS):
+        return None
+    for magic, at, kind, *_ in _KNOWN:
+        if head[at:at + len(magic)] == magic:
+            return kind
+    return "other"
+
+
+def _describe(kind: str, names: list[str]) -> str:
+    """``agent7.zip (a zip archive: extract it first)`` / ``2 folders (a/, b/: give each as its
+    own argument)``: ``names`` escaped already."""
+    known = next((k for k in _KNOWN if k[2] == kind), None)
+    one, several, todo = (known[3], known[4], known[5]) if known else _OTHER[kind]
+    if len(names) == 1:
+        return f"{names[0]} ({one}{': ' + todo[0] if todo[0] else ''})"
+    shown = ", ".join(names[:SHOWN]) + (", …" if len(names) > SHOWN else "")
+    return f"{len(names)} {several} ({shown}{': ' + todo[1] if todo[1] else ''})"
+
+
+def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset()) -> tuple[list[Path], str | None]:
+    """The files of ``folder`` read as captures, in name order, and the warning line naming
+    every other entry (None when there is none).
+
+    Read: regular files (or links to them) whose first bytes are a pcap or pcapng file's, also
+    compressed (gzip, xz, bzip2, zstd, lz4: the first bytes decompressed; a compressed file that
+    breaks before them is read, its damage said then), and files that cannot be opened (they
+    fail when read, as given by name). A compressed archive (``.tar.gz``) or other compressed
+    file (``.log.gz``) is not read. Not read,
+    each named in the line with why, by kind in this order: subfolders, archives (zip, 7z, rar,
+    cab, tar: extract them first), capture formats only ``--engine tshark`` reads (Network
+    Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, empty files, other files, hidden
+    files (their names starting with ``.``); at most :data:`SHOWN` names per kind, then ``…``.
+    Names are escaped text (:func:`kscc_traffic.text.name_text`). A subfolder whose absolute
+    path is in ``given`` (given as its own argument too: ``analyze dir dir/*/``) is not named.
+
+    :raises kscc_traffic.errors.CaptureError: the folder cannot be listed (the OS error), or
+        holds no file read as a capture (the message then ends with what was not read).
+    """
+    shown = path_text(folder)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        raise CaptureError(f"{shown}: cannot list the folder: {e.strerror or e}") from None
+    found: list[Path] = []
+    skipped: dict[str, list[str]] = {}
+    for entry in entries:
+        kind = _kind_of(entry)
+        if kind == "folder" and os.path.abspath(entry.path) in given:
+            continue
+        if kind is None:
+            found.append(Path(folder) / entry.name)
+        else:
+            skipped.setdefault(kind, []).append(name_text(entry.name) + ("/" if kind == "folder" else ""))
+    order = ["folder", *dict.fromkeys(k[2] for k in _KNOWN), "special", "empty", "other", "hidden"]
+    parts = [_describe(k, skipped[k]) for k in order if k in skipped]
+    if not found:
+        raise CaptureError(f"{shown}: is a directory with no capture file in it (pcap, pcapng, compressed)"
+                           + (f"; not read: {'; '.join(parts)}" if parts else ""))
+    return found, (f"{shown}: not read: {'; '.join(parts)}" if parts else None)
+
+
+def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+    """``paths`` with each folder replaced by its captures (:func:`folder_captures`), in the
+    order given; other paths kept as they are (a missing file fails when read). A subfolder
+    given as a path of its own is not named in its parent's line.
+
+    :returns: (paths, one warning line per folder with entries not read).
+    :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture.
+    """
+    paths = list(paths)
+    given = frozenset(os.path.abspath(p) for p in paths if isinstance(p, (str, os.PathLike)))
+    out: list[Path] = []
+    notes: list[str] = []
+    for p in paths:
+        # (False for a name the system refuses, too long…: said when it is read, one line)
+        if not isinstance(p, (str, os.PathLike)) or not os.path.isdir(p):
+            out.append(Path(p) if isinstance(p, (str, os.PathLike)) else p)
+            continue
+        found, note = folder_captures(p, given)
+        out += found
+        if note:
+            notes.append(note)
+    return out, notes
