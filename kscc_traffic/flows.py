@@ -236,6 +236,67 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     return out
 
 
+#: at most this many link-layer broadcast destinations are kept as evidence (a capture has a few:
+#: its subnets' broadcast addresses; a flood of forged ones must not hold memory)
+MAX_BROADCAST_ADDRESSES = 4096
+
+
+def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None = None) -> dict[int, int]:
+    """The IPv4 addresses that packets in ``cols`` (a :class:`Packets`' columns) were sent to as a
+    link-layer broadcast (``l2_bcast``; not 255.255.255.255 nor multicast, broadcast anyway),
+    each with the first such packet's ``frame``, merged with ``prior`` (the same from earlier
+    batches of the capture: the earlier frame wins). Addresses as 32-bit integers."""
+    out = dict(prior) if prior else {}
+    m = cols["l2_bcast"] & (cols["ipver"] == 4)
+    if m.any():
+        a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        f = cols["frame"][m]
+        first = a >> 28
+        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14))     # (not 224.0.0.0/4)
+        a, f = a[keep], f[keep]
+        o = np.lexsort((f, a))
+        a, f = a[o], f[o]
+        head = np.ones(len(a), bool)
+        head[1:] = a[1:] != a[:-1]
+        for addr, frame in zip(a[head].tolist(), f[head].tolist()):
+            if addr in out:
+                out[addr] = min(out[addr], frame)
+            elif len(out) < MAX_BROADCAST_ADDRESSES:
+                out[addr] = frame
+    return out
+
+
+def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.ndarray,
+               last_frame: np.ndarray, evidence: dict[int, int]) -> np.ndarray:
+    """The cast of IPv4 flows whose originator's datagrams were sent by the capturing host
+    with no link-layer destination recorded (``cand``: SLL/SLL2 packet type 4, ``l2_out``; the
+    others are left as they are): broadcast when the destination is the broadcast address of a
+    subnet of /24 or larger that holds the sender (all host bits 1, at least the last 8:
+    192.0.2.10 -> 192.0.2.255, 10.1.0.3 -> 10.1.255.255; Linux sends those as link-layer
+    broadcasts), or when another packet of the capture before the flow's last one
+    (``evidence``: address -> first ``frame``, :func:`broadcast_evidence`) was a link-layer
+    broadcast to it (a copy received from another host: SLL packet type 1). Otherwise it stays
+    unicast: a host of a larger network may end in .255."""
+    if not cand.any():
+        return cast
+    src = (o_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    dst = (r_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    diff = src ^ dst
+    # the fewest host bits that can hold both addresses' difference: at least 8
+    _, exp = np.frexp(diff.astype(np.float64))
+    bits = np.maximum(exp.astype(np.int64), 8)
+    ones = (np.int64(1) << bits) - 1
+    subnet = (diff != 0) & (bits <= 24) & ((dst & ones) == ones) & ((dst >> 28) != 14)
+    seen = np.zeros(len(cast), bool)
+    if evidence:
+        for i in np.flatnonzero(cand & ~subnet).tolist():
+            first = evidence.get(int(dst[i]))
+            seen[i] = first is not None and first <= int(last_frame[i])
+    out = cast.copy()
+    out[cand & (subnet | seen)] = "broadcast"
+    return out
+
+
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
 
 
@@ -543,7 +604,8 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                 exclude: np.ndarray | None = None, seed: str = "",
-                carried: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
+                carried: np.ndarray | None = None, copies: np.ndarray | None = None,
+                broadcasts: dict[int, int] | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -562,6 +624,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         carries the last ones of a flow, so that the next packet is compared with them): dropped
         as duplicates again (unless first of their 5-tuple here) but not counted in
         ``FlowTable.duplicates``.
+    :param broadcasts: IPv4 addresses earlier batches of the capture saw as link-layer broadcast
+        destinations, each with its first ``frame`` (:func:`broadcast_evidence`): with this
+        batch's, they make a flow the capturing host sent to that address a broadcast
+        (:func:`_sent_cast`). None: only this batch's.
     :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
         time order of the first packet. An empty input gives an empty frame with the full schema.
     """
@@ -837,6 +903,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
     cast = _cast(r_hi, r_lo, l2b_flow, fv6)
+    if "l2_out" in c:
+        sent = c["l2_out"][at] & ~l2b & from_orig
+        if sent.any():
+            sent_flow = np.zeros(nflows, bool)
+            sent_flow[flow_of[sent]] = True
+            last_frame = c["frame"][at[ends]]     # (of the flow's last packet)
+            cast = _sent_cast(cast, sent_flow & (cast == "unicast") & ~fv6, o_lo, r_lo, last_frame,
+                              broadcast_evidence(c, broadcasts))
     # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
     # same numbers; every other uid as before)
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)
