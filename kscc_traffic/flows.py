@@ -74,7 +74,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "orig_h": ("object", "", "originator address (the side that opened the flow)"),
     "orig_p": ("int64", "", "originator port; ICMP: type of the first message; -1 when unknown"),
     "resp_h": ("object", "", "responder address"),
-    "resp_p": ("int64", "", "responder port; ICMP: code of the first message; -1 when unknown"),
+    "resp_p": ("int64", "", "responder port; ICMP: the counterpart type of the first message when it is a request or reply (echo 8 <-> 0, as Zeek), else its code; -1 when unknown"),
     "proto": ("object", "", "transport: tcp, udp, icmp, or another IP protocol name/number"),
     "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, http,ssl (TLS "
                 "inside an HTTP CONNECT tunnel), quic (UDP: a QUIC Initial first), or ''"),
@@ -239,6 +239,31 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
 #: at most this many link-layer broadcast destinations are kept as evidence (a capture has a few:
 #: its subnets' broadcast addresses; a flood of forged ones must not hold memory)
 MAX_BROADCAST_ADDRESSES = 4096
+
+
+#: ICMP request/reply types and their counterparts (Zeek's ICMP4_counterpart, ICMP6_counterpart):
+#: echo, timestamp, information, router solicitation/advertisement, address mask; ICMPv6 echo,
+#: router and neighbor solicitation/advertisement, MLD query/report, node information, home agent
+#: address discovery
+ICMP4_COUNTERPART = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+ICMP6_COUNTERPART = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
+                     139: 140, 140: 139, 144: 145, 145: 144}
+
+
+def icmp_ports(proto: np.ndarray, icmp_type: np.ndarray, icmp_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (originator, responder) "ports" Zeek gives an ICMP or ICMPv6 message (``proto`` 1 or
+    58, per row): its type, and the counterpart type of a request or reply
+    (:data:`ICMP4_COUNTERPART`, :data:`ICMP6_COUNTERPART`: an echo request 8 and its reply 0 key
+    alike, one flow) or else its code (a one-way message: a redirect 5/1, a source quench 4/0 and
+    a time exceeded 11/0 from one router are three flows). int64 arrays."""
+    t = np.asarray(icmp_type, np.int64)
+    code = np.asarray(icmp_code, np.int64)
+    other = code.copy()
+    v6 = np.asarray(proto) == ICMP6
+    for table, rows in ((ICMP4_COUNTERPART, ~v6), (ICMP6_COUNTERPART, v6)):
+        for a, b in table.items():
+            other[rows & (t == a)] = b
+    return t, other
 
 
 def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None = None) -> dict[int, int]:
@@ -656,6 +681,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         if low6.any():
             proto_v = proto | (low6.astype(np.int64) << 8)
     sp, dp = c["sport"][pick].astype(np.int64), c["dport"][pick].astype(np.int64)
+    icmp_row = ((proto == ICMP) | (proto == ICMP6)) & (c["icmp_type"][pick] >= 0)
+    if icmp_row.any():
+        # ICMP: keyed by type and counterpart type (or code) as Zeek does (icmp_ports)
+        sp[icmp_row], dp[icmp_row] = icmp_ports(proto[icmp_row], c["icmp_type"][pick][icmp_row],
+                                                c["icmp_code"][pick][icmp_row])
     vlan = c["vlan"][pick]
     ts = c["ts_ns"][pick]
     flags = c["tcp_flags"][pick].astype(np.int64)
@@ -827,6 +857,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
     b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool), fv6) != "unicast"
     by_port = _port_client_side(fproto, fa_p, fb_p, server_port)
+    by_port[(fproto == ICMP) | (fproto == ICMP6)] = 0   # (type numbers, not ports: the first sender)
     heur = np.where(by_port != 0, by_port > 0, first_from_a)
     # a UDP flow only one side of which sent: the sender is the originator unless its port is
     # a well-known one (a DNS or NTP answer whose request was not captured, as Zeek's likely
@@ -892,13 +923,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     r_lo = np.where(orig_is_a, fb_lo, fa_lo)
     o_p = np.where(orig_is_a, fa_p, fb_p)
     r_p = np.where(orig_is_a, fb_p, fa_p)
-    # ICMP: Zeek reports type/code as the ports
+    # ICMP: Zeek reports the first message's type and its counterpart type (or code) as the ports
     icmp_flow = (fproto == ICMP) | (fproto == ICMP6)
     if icmp_flow.any():
         o_type = c["icmp_type"][at[starts]].astype(np.int64)
         o_code = c["icmp_code"][at[starts]].astype(np.int64)
+        o_other = np.where(o_type >= 0, icmp_ports(fproto, np.maximum(o_type, 0), o_code)[1], o_code)
         o_p = np.where(icmp_flow, o_type, o_p)
-        r_p = np.where(icmp_flow, o_code, r_p)
+        r_p = np.where(icmp_flow, o_other, r_p)
     l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True

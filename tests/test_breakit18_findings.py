@@ -135,3 +135,62 @@ def test_an_ethernet_frame_keeps_the_cast_its_destination_address_gives(tmp_path
     flows = assert_same(p, [100])
     assert [(r.orig_p, r.cast, r.purpose) for r in flows.itertuples()] == \
         [(51000, "broadcast", "agent_broadcast"), (51001, "unicast", "gateway_udp")]
+
+
+# ---------------------------------------------------------------------------------------------
+# F11: ICMP flows keyed by type and counterpart type (or code), as Zeek
+
+def _icmp_recs():
+    from pcapbuild import eth
+    from scapy.layers.inet import ICMP, TCP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, IPv6
+    agent, server, router = "192.0.2.10", "203.0.113.10", "192.0.2.1"
+    up = IP(src=agent, dst=server) / TCP(sport=50014, dport=23101, flags="S", seq=100)
+    quote = bytes(up)[:28]
+    recs = [(1000.0, eth(up)),
+            (1000.1, eth(IP(src=server, dst=agent) / TCP(sport=23101, dport=50014, flags="SA", seq=900, ack=101))),
+            (1000.2, eth(IP(src=agent, dst=server) / TCP(sport=50014, dport=23101, flags="A", seq=101, ack=901))),
+            (1001.0, eth(IP(src=router, dst=agent) / ICMP(type=4, code=0) / quote)),
+            (1001.1, eth(IP(src=router, dst=agent) / ICMP(type=5, code=1, gw="192.0.2.2") / quote)),
+            (1001.2, eth(IP(src=router, dst=agent) / ICMP(type=11, code=0) / quote)),
+            (1002.0, eth(IP(src=agent, dst=router) / ICMP(type=8, id=7, seq=1) / b"ping")),
+            (1002.01, eth(IP(src=router, dst=agent) / ICMP(type=0, id=7, seq=1) / b"ping")),
+            (1002.5, eth(IP(src=agent, dst=router) / ICMP(type=13, id=8))),
+            (1002.51, eth(IP(src=router, dst=agent) / ICMP(type=14, id=8))),
+            (1003.0, eth(IPv6(src="2001:db8::10", dst="2001:db8::1") / ICMPv6EchoRequest(id=3))),
+            (1003.01, eth(IPv6(src="2001:db8::1", dst="2001:db8::10") / ICMPv6EchoReply(id=3))),
+            (1003.5, eth(IPv6(src="2001:db8::10", dst="2001:db8::1") / ICMPv6ND_NS(tgt="2001:db8::1"))),
+            (1003.51, eth(IPv6(src="2001:db8::1", dst="2001:db8::10") / ICMPv6ND_NA(tgt="2001:db8::1")))]
+    return [(t, bytes(p)) for t, p in recs]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_icmp_messages_key_by_type_and_counterpart_or_code(tmp_path, engine):
+    """F11: a source quench (4/0) and a redirect (5/1) from one router to one host were one ICMP
+    flow of 2 packets. Zeek keys ICMP by type and, for a request or reply, the counterpart type
+    (echo 8 <-> 0, timestamp 13 <-> 14, ICMPv6 echo 128 <-> 129, neighbor solicitation 135 <->
+    136: one flow each way), else the code. The time exceeded (11/0) quoting the TCP connection
+    stays attached to it."""
+    p = tmp_path / "icmp.pcap"
+    p.write_bytes(pcap_bytes(_icmp_recs()))
+    flows = _flows(p, engine)
+    got = [(r.proto, r.orig_h, r.orig_p, r.resp_h, r.resp_p, r.orig_pkts, r.resp_pkts) for r in flows.itertuples()]
+    assert got == [("tcp", "192.0.2.10", 50014, "203.0.113.10", 23101, 2, 1),
+                   ("icmp", "192.0.2.1", 4, "192.0.2.10", 0, 1, 0),
+                   ("icmp", "192.0.2.1", 5, "192.0.2.10", 1, 1, 0),
+                   ("icmp", "192.0.2.10", 8, "192.0.2.1", 0, 1, 1),
+                   ("icmp", "192.0.2.10", 13, "192.0.2.1", 14, 1, 1),
+                   ("icmp", "2001:db8::10", 128, "2001:db8::1", 129, 1, 1),
+                   ("icmp", "2001:db8::10", 135, "2001:db8::1", 136, 1, 1)]
+    assert row(flows, proto="tcp").icmp_unreachable == "TTL exceeded in transit (11/0) from 192.0.2.1"
+    assert len(set(flows["uid"])) == len(flows)
+
+
+def test_icmp_ports_follow_zeek():
+    """F11: ``icmp_ports`` gives Zeek's conn.log id.orig_p/id.resp_p for ICMP and ICMPv6."""
+    from kscc_traffic.flows import icmp_ports
+    import numpy as np
+    t, o = icmp_ports(np.array([1, 1, 1, 1, 1, 58, 58, 58]), np.array([8, 0, 3, 11, 17, 128, 1, 136]),
+                      np.array([0, 0, 13, 1, 0, 0, 4, 0]))
+    assert t.tolist() == [8, 0, 3, 11, 17, 128, 1, 136]
+    assert o.tolist() == [0, 8, 13, 1, 18, 129, 4, 135]
