@@ -194,3 +194,66 @@ def test_icmp_ports_follow_zeek():
                       np.array([0, 0, 13, 1, 0, 0, 4, 0]))
     assert t.tolist() == [8, 0, 3, 11, 17, 128, 1, 136]
     assert o.tolist() == [0, 8, 13, 1, 18, 129, 4, 135]
+
+
+# ---------------------------------------------------------------------------------------------
+# F11: records of captured length 0 are empty records, not a snaplen cut
+
+def _blk(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def _epb(us: int, data: bytes, wirelen: int) -> bytes:
+    return _blk(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(data), wirelen) + data)
+
+
+def _empty_records_capture(tmp_path, cut: bool = False):
+    """Three UDP datagrams whole, two EPBs of captured length 0 (original length 60) between
+    them; with ``cut`` one more datagram cut to 40 of its 150 bytes."""
+    from pcapbuild import eth
+    frames = [bytes(eth(IP(src="192.0.2.10", dst="203.0.113.53") / UDP(sport=40000 + k, dport=53) / (b"q" * 20)))
+              for k in range(3)]
+    blocks = [_blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+              _blk(1, struct.pack("<HHI", 1, 0, 65535)),
+              _epb(1_000_000_000, frames[0], len(frames[0])), _epb(1_000_000_100, b"", 60),
+              _epb(1_000_000_200, frames[1], len(frames[1])), _epb(1_000_000_300, b"", 60),
+              _epb(1_000_000_400, frames[2], len(frames[2]))]
+    if cut:
+        big = bytes(eth(IP(src="192.0.2.10", dst="203.0.113.53") / UDP(sport=40009, dport=53) / (b"q" * 108)))
+        blocks.append(_epb(1_000_000_500, big[:40], len(big)))
+    p = tmp_path / "empty.pcapng"
+    p.write_bytes(b"".join(blocks))
+    return p
+
+
+EMPTY_LINE = ("empty.pcapng: 2 of the {n} frames were empty records (captured length 0: no byte of the packet "
+              "kept by the tool that wrote the file; not a snaplen cut): nothing in them to analyse")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_records_of_captured_length_0_are_empty_records_not_a_snaplen_cut(tmp_path, engine):
+    """F11: EPBs of captured length 0 were "cut by the snaplen (at most 0 bytes kept of a
+    frame)", and the builtin decoder counted them as malformed too (the tshark engine said
+    nothing of them). Both engines now count them as empty records in a line of their own; a
+    real cut is still told, with its own count and length."""
+    a = analyze_file(_empty_records_capture(tmp_path), RULES, engine)
+    assert len(a.flows) == 3
+    assert a.warnings == [EMPTY_LINE.format(n=5)]
+    (st,) = a.stats.values()
+    assert (st.empty_records, st.cut_frames, st.malformed) == (2, 0, 0)
+    a = analyze_file(_empty_records_capture(tmp_path, cut=True), RULES, engine)
+    assert a.warnings[:2] == [
+        "empty.pcapng: 1 of the 6 frames was cut by the snaplen (at most 40 bytes kept of a frame): TLS, HTTP "
+        "and DNS checks see only the bytes kept (column payload_cut)", EMPTY_LINE.format(n=6)]
+    (st,) = a.stats.values()
+    assert (st.empty_records, st.cut_frames, st.cut_caplen) == (2, 1, 40)
+
+
+def test_empty_records_are_counted_once_in_chunks(tmp_path):
+    """F11: the chunked reading counts them as the whole-file one (each chunk's records once)."""
+    p = _empty_records_capture(tmp_path)
+    assert_same(p, [120, 200])
+    st = read_frames(p).stats
+    assert (st.records, st.empty_records, st.cut_frames) == (5, 2, 0)
+    assert decode(read_frames(p)).stats.malformed == 0

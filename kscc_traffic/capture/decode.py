@@ -241,7 +241,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         for v, c in zip(vals.tolist(), counts.tolist()):
             stats.unsupported_linktypes[v] = stats.unsupported_linktypes.get(v, 0) + c
             unsupported[v] = c
-    todo = supported & ~bad
+    # (a record of captured length 0 holds nothing to decode: ReadStats.empty_records, not malformed)
+    todo = supported & ~bad & (cap > 0)
     malformed = int(bad.sum())
 
     out = {k: np.empty(n, PACKET_COLUMNS[k]) for k in ROW_FIELDS}

@@ -342,8 +342,10 @@ class PacketBuilder:
             self.not_capture += 1
             sub = protocols[1] if len(protocols) > 1 and protocols[0] == "mime_dlt" else "MIME"
             self.file_kind = kind.format(sub)
+        record = kind is None       # (a packet record, not a block Wireshark lists as a frame)
         if ts_ns is None and not _at(f, "frame.time_epoch", 0):
             if not _at(f, "frame.interface_id", 0):
+                record = False
                 self.not_packets += 1
                 ts_ns = self._last_ts
             else:
@@ -358,7 +360,11 @@ class PacketBuilder:
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
         wirelen = _int(_at(f, "frame.len", 0), 0)
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
-        self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
+        caplen = _int(_at(f, "frame.cap_len", 0), -1)
+        if caplen >= 0 and record:
+            self.cut.count_cut(caplen, wirelen)
+            if caplen == 0:     # (an empty record: ReadStats.empty_records, not a frame that is not IP)
+                return False
         protos = list(protocols)
         if "vjc" in protos:
             # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
@@ -417,6 +423,7 @@ class PacketBuilder:
         st.non_ip += self.non_ip
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
+        st.empty_records += self.cut.empty_records
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
             st.last_frame_ns = self.latest_ns if st.last_frame_ns is None else max(st.last_frame_ns, self.latest_ns)
@@ -1265,6 +1272,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
         from ..capture.decode import esp_note
         stats.warn(f"{name}: {esp_note(esp)}")
     stats.warn_cut(name)
+    stats.warn_empty_records(name)
     if not b.records and rc == 0:
         stats.warn_empty(name)
     return out
@@ -1286,8 +1294,10 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str) -> Packets | N
             return None
     finally:
         os.unlink(tmp)
-    cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen)
+    cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen,
+                    empty_records=rstats.empty_records)
     cut.warn_cut(name)              # (said again below, with tshark's count)
+    cut.warn_empty_records(name)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size, malformed=rstats.malformed,
                       skipped_records=rstats.skipped_records, skipped_bytes=rstats.skipped_bytes,
                       damage_offset=rstats.damage_offset, end_ns=rstats.end_ns)
