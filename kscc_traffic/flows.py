@@ -301,7 +301,8 @@ def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.nd
     broadcasts), or when another packet of the capture before the flow's last one
     (``evidence``: address -> first ``frame``, :func:`broadcast_evidence`) was a link-layer
     broadcast to it (a copy received from another host: SLL packet type 1). Otherwise it stays
-    unicast: a host of a larger network may end in .255."""
+    unicast: a host of a larger network may end in .255. (``cand`` leaves out TCP and flows
+    the destination answered: no broadcast address accepts a connection or sends.)"""
     if not cand.any():
         return cast
     src = (o_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
@@ -941,8 +942,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             sent_flow = np.zeros(nflows, bool)
             sent_flow[flow_of[sent]] = True
             last_frame = c["frame"][at[ends]]     # (of the flow's last packet)
-            cast = _sent_cast(cast, sent_flow & (cast == "unicast") & ~fv6, o_lo, r_lo, last_frame,
-                              broadcast_evidence(c, broadcasts))
+            # (not TCP, nor a flow the destination answered: a broadcast address neither
+            # accepts a connection nor sends)
+            cand = sent_flow & (cast == "unicast") & ~fv6 & ~is_tcp_flow & ~any_r
+            cast = _sent_cast(cast, cand, o_lo, r_lo, last_frame, broadcast_evidence(c, broadcasts))
     # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
     # same numbers; every other uid as before)
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)

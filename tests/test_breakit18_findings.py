@@ -5,7 +5,7 @@ import shutil
 import struct
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 
 from chunkcmp import assert_same, row
 from pcapbuild import pcap_bytes
@@ -70,20 +70,28 @@ def test_a_datagram_the_agent_sent_to_its_subnets_broadcast_is_the_agents_broadc
     (Linux sends it as one): 192.0.2.255 from 192.0.2.10, 10.1.255.255 from 10.1.0.3 (a /16).
     An address that is no such broadcast of the sender's stays unicast: 10.1.0.255 from
     10.1.5.3 (another /24, or a host of a /16), 192.0.2.127 from 192.0.2.10 (a /25's, not
-    told apart from a host without other evidence)."""
+    told apart from a host without other evidence); an address that answers (a host), or a
+    TCP connection (no broadcast address takes one), stays unicast."""
     path = _write(tmp_path, linktype, [
         (1000.0, OUTGOING, ME, _dgram("192.0.2.10", "192.0.2.255", 51001)),
         (1001.0, OUTGOING, ME, _dgram("10.1.0.3", "10.1.255.255", 51002)),
         (1002.0, OUTGOING, ME, _dgram("10.1.5.3", "10.1.0.255", 51003)),
         (1003.0, OUTGOING, ME, _dgram("192.0.2.10", "192.0.2.127", 51004)),
-        (1004.0, HOST, OTHER, _dgram("192.0.2.20", "192.0.2.10", 51005))])
+        (1004.0, HOST, OTHER, _dgram("192.0.2.20", "192.0.2.10", 51005)),
+        # an address that answers is a host (10.2.0.255 of a /16), whatever it ends in
+        (1005.0, OUTGOING, ME, _dgram("10.2.0.3", "10.2.0.255", 51006)),
+        (1005.1, HOST, OTHER, _dgram("10.2.0.255", "10.2.0.3", 15000, 51006)),
+        # and no broadcast address takes a TCP connection
+        (1006.0, OUTGOING, ME, bytes(IP(src="192.0.2.10", dst="192.0.2.255") / TCP(sport=51007, dport=15000)))])
     flows = _flows(path, engine)
-    got = [(r.resp_h, r.cast, r.purpose, r.verdict) for r in flows.itertuples()]
-    assert got == [("192.0.2.255", "broadcast", "agent_broadcast", "ok"),
-                   ("10.1.255.255", "broadcast", "agent_broadcast", "ok"),
-                   ("10.1.0.255", "unicast", "gateway_udp", "ok"),
-                   ("192.0.2.127", "unicast", "gateway_udp", "ok"),
-                   ("192.0.2.10", "unicast", "gateway_udp", "ok")]
+    got = [(r.resp_h, r.cast, r.purpose, r.resp_pkts) for r in flows.itertuples()]
+    assert got == [("192.0.2.255", "broadcast", "agent_broadcast", 0),
+                   ("10.1.255.255", "broadcast", "agent_broadcast", 0),
+                   ("10.1.0.255", "unicast", "gateway_udp", 0),
+                   ("192.0.2.127", "unicast", "gateway_udp", 0),
+                   ("192.0.2.10", "unicast", "gateway_udp", 0),
+                   ("10.2.0.255", "unicast", "gateway_udp", 1),
+                   ("192.0.2.255", "unicast", "", 0)]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
