@@ -283,11 +283,12 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
         a, f = a[o], f[o]
         head = np.ones(len(a), bool)
         head[1:] = a[1:] != a[:-1]
-        for addr, frame in zip(a[head].tolist(), f[head].tolist()):
-            if addr in out:
-                out[addr] = min(out[addr], frame)
-            elif len(out) < MAX_BROADCAST_ADDRESSES:
-                out[addr] = frame
+        a, f = a[head], f[head]         # (each address once, with its first frame)
+        known = np.isin(a, np.fromiter(out, np.int64, len(out))) if out else np.zeros(len(a), bool)
+        for addr, frame in zip(a[known].tolist(), f[known].tolist()):
+            out[addr] = min(out[addr], frame)
+        room = max(MAX_BROADCAST_ADDRESSES - len(out), 0)
+        out.update(zip(a[~known][:room].tolist(), f[~known][:room].tolist()))
     return out
 
 
@@ -315,9 +316,12 @@ def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.nd
     subnet = (diff != 0) & (bits <= 24) & ((dst & ones) == ones) & ((dst >> 28) != 14)
     seen = np.zeros(len(cast), bool)
     if evidence:
-        for i in np.flatnonzero(cand & ~subnet).tolist():
-            first = evidence.get(int(dst[i]))
-            seen[i] = first is not None and first <= int(last_frame[i])
+        keys = np.fromiter(evidence, np.int64, len(evidence))
+        frames = np.fromiter(evidence.values(), np.int64, len(evidence))
+        o = np.argsort(keys)
+        keys, frames = keys[o], frames[o]
+        at = np.minimum(np.searchsorted(keys, dst), len(keys) - 1)
+        seen = (keys[at] == dst) & (frames[at] <= last_frame)
     out = cast.copy()
     out[cand & (subnet | seen)] = "broadcast"
     return out
