@@ -128,7 +128,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   prior_answers: DnsAnswers | None = None, weights: np.ndarray | None = None,
                   known: np.ndarray | None = None, capture_end_ns: int | None = None,
                   observed_until_ns: int | None = None, carried: np.ndarray | None = None,
-                  copies: np.ndarray | None = None,
+                  copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
                   finish: bool = True) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
@@ -158,6 +158,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     :param copies: bool array (len(packets)): packets an earlier batch already counted as
         duplicates, carried so that the next packets are compared with them: dropped again, not
         counted again (:func:`kscc_traffic.flows.build_flows`); None: none.
+    :param broadcasts: IPv4 addresses earlier batches saw as link-layer broadcast destinations,
+        with their first frame (:func:`kscc_traffic.flows.broadcast_evidence`), for the cast of
+        datagrams the capturing host sent (:func:`kscc_traffic.flows.build_flows`); None: none.
     :param judge: ``f(flows, last_ts) -> bool array`` (one per flow, in the order of
         :attr:`Batch.flows`; ``last_ts`` as :attr:`Batch.last_ts`, ICMP errors attached
         included), called before the flows are inspected: ``flows`` has the columns of
@@ -180,7 +183,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     exclude = np.zeros(len(packets), bool)
     exclude[[e.row for e in errors]] = True
     ft = build_flows(packets, server_port_fn(rules), exclude=exclude, seed=name, carried=carried,
-                     copies=copies)
+                     copies=copies, broadcasts=broadcasts)
     if weights is not None:
         if ft.dup_of is not None:
             # a weighted packet dropped as a copy hands its weights to what it copies (in place,

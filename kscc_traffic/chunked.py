@@ -44,7 +44,7 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, \
+from .flows import CLOSE_DELAY_NS, broadcast_evidence, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, \
     content_rows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
@@ -183,6 +183,7 @@ class ChunkedAnalysis:
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
+        broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         frame_base = 0
         counters = DecodeCounters()
         ip_packets = non_ip = 0
@@ -311,7 +312,8 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              judge=leaving, finish=False)
+                              broadcasts=broadcasts, judge=leaving, finish=False)
+            broadcasts = broadcast_evidence(batch.cols, broadcasts)
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
@@ -474,6 +476,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     # the packets Zeek's endpoint state machine reads (conn_state)
     keep |= state_event_rows(f, d == 0, c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     keep |= first_of(fd, c["l2_bcast"][rows])
+    if "l2_out" in c:   # (a datagram the capturing host sent: flows._sent_cast)
+        keep |= first_of(fd, c["l2_out"][rows] & ~c["l2_bcast"][rows])
     if "unreassembled" in c:
         # each direction's first datagram that arrived whole (inspect._unreassembled)
         frag = c["unreassembled"][rows]

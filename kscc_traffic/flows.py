@@ -74,7 +74,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "orig_h": ("object", "", "originator address (the side that opened the flow)"),
     "orig_p": ("int64", "", "originator port; ICMP: type of the first message; -1 when unknown"),
     "resp_h": ("object", "", "responder address"),
-    "resp_p": ("int64", "", "responder port; ICMP: code of the first message; -1 when unknown"),
+    "resp_p": ("int64", "", "responder port; ICMP: the counterpart type of the first message when it is a request or reply (echo 8 <-> 0, as Zeek), else its code; -1 when unknown"),
     "proto": ("object", "", "transport: tcp, udp, icmp, or another IP protocol name/number"),
     "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, http,ssl (TLS "
                 "inside an HTTP CONNECT tunnel), quic (UDP: a QUIC Initial first), or ''"),
@@ -233,6 +233,97 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     out = repeated("unicast", len(dst_hi))
     out[bc4 & ~mc4] = "broadcast"
     out[mc4 | mc6] = "multicast"
+    return out
+
+
+#: at most this many link-layer broadcast destinations are kept as evidence (a capture has a few:
+#: its subnets' broadcast addresses; a flood of forged ones must not hold memory)
+MAX_BROADCAST_ADDRESSES = 4096
+
+
+#: ICMP request/reply types and their counterparts (Zeek's ICMP4_counterpart, ICMP6_counterpart):
+#: echo, timestamp, information, router solicitation/advertisement, address mask; ICMPv6 echo,
+#: router and neighbor solicitation/advertisement, MLD query/report, node information, home agent
+#: address discovery
+ICMP4_COUNTERPART = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+ICMP6_COUNTERPART = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
+                     139: 140, 140: 139, 144: 145, 145: 144}
+
+
+def icmp_ports(proto: np.ndarray, icmp_type: np.ndarray, icmp_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (originator, responder) "ports" Zeek gives an ICMP or ICMPv6 message (``proto`` 1 or
+    58, per row): its type, and the counterpart type of a request or reply
+    (:data:`ICMP4_COUNTERPART`, :data:`ICMP6_COUNTERPART`: an echo request 8 and its reply 0 key
+    alike, one flow) or else its code (a one-way message: a redirect 5/1, a source quench 4/0 and
+    a time exceeded 11/0 from one router are three flows). int64 arrays."""
+    t = np.asarray(icmp_type, np.int64)
+    code = np.asarray(icmp_code, np.int64)
+    other = code.copy()
+    v6 = np.asarray(proto) == ICMP6
+    for table, rows in ((ICMP4_COUNTERPART, ~v6), (ICMP6_COUNTERPART, v6)):
+        for a, b in table.items():
+            other[rows & (t == a)] = b
+    return t, other
+
+
+def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None = None) -> dict[int, int]:
+    """The IPv4 addresses that packets in ``cols`` (a :class:`Packets`' columns) were sent to as a
+    link-layer broadcast (``l2_bcast``; not 255.255.255.255 nor multicast, broadcast anyway),
+    each with the first such packet's ``frame``, merged with ``prior`` (the same from earlier
+    batches of the capture: the earlier frame wins). Addresses as 32-bit integers."""
+    out = dict(prior) if prior else {}
+    m = cols["l2_bcast"] & (cols["ipver"] == 4)
+    if m.any():
+        a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        f = cols["frame"][m]
+        first = a >> 28
+        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14))     # (not 224.0.0.0/4)
+        a, f = a[keep], f[keep]
+        o = np.lexsort((f, a))
+        a, f = a[o], f[o]
+        head = np.ones(len(a), bool)
+        head[1:] = a[1:] != a[:-1]
+        a, f = a[head], f[head]         # (each address once, with its first frame)
+        known = np.isin(a, np.fromiter(out, np.int64, len(out))) if out else np.zeros(len(a), bool)
+        for addr, frame in zip(a[known].tolist(), f[known].tolist()):
+            out[addr] = min(out[addr], frame)
+        room = max(MAX_BROADCAST_ADDRESSES - len(out), 0)
+        out.update(zip(a[~known][:room].tolist(), f[~known][:room].tolist()))
+    return out
+
+
+def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.ndarray,
+               last_frame: np.ndarray, evidence: dict[int, int]) -> np.ndarray:
+    """The cast of IPv4 flows whose originator's datagrams were sent by the capturing host
+    with no link-layer destination recorded (``cand``: SLL/SLL2 packet type 4, ``l2_out``; the
+    others are left as they are): broadcast when the destination is the broadcast address of a
+    subnet of /24 or larger that holds the sender (all host bits 1, at least the last 8:
+    192.0.2.10 -> 192.0.2.255, 10.1.0.3 -> 10.1.255.255; Linux sends those as link-layer
+    broadcasts), or when another packet of the capture before the flow's last one
+    (``evidence``: address -> first ``frame``, :func:`broadcast_evidence`) was a link-layer
+    broadcast to it (a copy received from another host: SLL packet type 1). Otherwise it stays
+    unicast: a host of a larger network may end in .255. (``cand`` leaves out TCP and flows
+    the destination answered: no broadcast address accepts a connection or sends.)"""
+    if not cand.any():
+        return cast
+    src = (o_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    dst = (r_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    diff = src ^ dst
+    # the fewest host bits that can hold both addresses' difference: at least 8
+    _, exp = np.frexp(diff.astype(np.float64))
+    bits = np.maximum(exp.astype(np.int64), 8)
+    ones = (np.int64(1) << bits) - 1
+    subnet = (diff != 0) & (bits <= 24) & ((dst & ones) == ones) & ((dst >> 28) != 14)
+    seen = np.zeros(len(cast), bool)
+    if evidence:
+        keys = np.fromiter(evidence, np.int64, len(evidence))
+        frames = np.fromiter(evidence.values(), np.int64, len(evidence))
+        o = np.argsort(keys)
+        keys, frames = keys[o], frames[o]
+        at = np.minimum(np.searchsorted(keys, dst), len(keys) - 1)
+        seen = (keys[at] == dst) & (frames[at] <= last_frame)
+    out = cast.copy()
+    out[cand & (subnet | seen)] = "broadcast"
     return out
 
 
@@ -543,7 +634,8 @@ def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.nda
 
 def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                 exclude: np.ndarray | None = None, seed: str = "",
-                carried: np.ndarray | None = None, copies: np.ndarray | None = None) -> FlowTable:
+                carried: np.ndarray | None = None, copies: np.ndarray | None = None,
+                broadcasts: dict[int, int] | None = None) -> FlowTable:
     """Assemble bidirectional flows from decoded packets.
 
     :param packets: decoded packets (see :class:`kscc_traffic.capture.packets.Packets`).
@@ -562,6 +654,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         carries the last ones of a flow, so that the next packet is compared with them): dropped
         as duplicates again (unless first of their 5-tuple here) but not counted in
         ``FlowTable.duplicates``.
+    :param broadcasts: IPv4 addresses earlier batches of the capture saw as link-layer broadcast
+        destinations, each with its first ``frame`` (:func:`broadcast_evidence`): with this
+        batch's, they make a flow the capturing host sent to that address a broadcast
+        (:func:`_sent_cast`). None: only this batch's.
     :returns: a :class:`FlowTable`; ``flows`` has exactly the :data:`FLOW_COLUMNS` columns, in
         time order of the first packet. An empty input gives an empty frame with the full schema.
     """
@@ -590,6 +686,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         if low6.any():
             proto_v = proto | (low6.astype(np.int64) << 8)
     sp, dp = c["sport"][pick].astype(np.int64), c["dport"][pick].astype(np.int64)
+    icmp_row = ((proto == ICMP) | (proto == ICMP6)) & (c["icmp_type"][pick] >= 0)
+    if icmp_row.any():
+        # ICMP: keyed by type and counterpart type (or code) as Zeek does (icmp_ports)
+        sp[icmp_row], dp[icmp_row] = icmp_ports(proto[icmp_row], c["icmp_type"][pick][icmp_row],
+                                                c["icmp_code"][pick][icmp_row])
     vlan = c["vlan"][pick]
     ts = c["ts_ns"][pick]
     flags = c["tcp_flags"][pick].astype(np.int64)
@@ -761,6 +862,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
     b_group = _cast(fb_hi, fb_lo, np.zeros(nflows, bool), fv6) != "unicast"
     by_port = _port_client_side(fproto, fa_p, fb_p, server_port)
+    by_port[(fproto == ICMP) | (fproto == ICMP6)] = 0   # (type numbers, not ports: the first sender)
     heur = np.where(by_port != 0, by_port > 0, first_from_a)
     # a UDP flow only one side of which sent: the sender is the originator unless its port is
     # a well-known one (a DNS or NTP answer whose request was not captured, as Zeek's likely
@@ -826,17 +928,28 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     r_lo = np.where(orig_is_a, fb_lo, fa_lo)
     o_p = np.where(orig_is_a, fa_p, fb_p)
     r_p = np.where(orig_is_a, fb_p, fa_p)
-    # ICMP: Zeek reports type/code as the ports
+    # ICMP: Zeek reports the first message's type and its counterpart type (or code) as the ports
     icmp_flow = (fproto == ICMP) | (fproto == ICMP6)
     if icmp_flow.any():
         o_type = c["icmp_type"][at[starts]].astype(np.int64)
         o_code = c["icmp_code"][at[starts]].astype(np.int64)
+        o_other = np.where(o_type >= 0, icmp_ports(fproto, np.maximum(o_type, 0), o_code)[1], o_code)
         o_p = np.where(icmp_flow, o_type, o_p)
-        r_p = np.where(icmp_flow, o_code, r_p)
+        r_p = np.where(icmp_flow, o_other, r_p)
     l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
     cast = _cast(r_hi, r_lo, l2b_flow, fv6)
+    if "l2_out" in c:
+        sent = c["l2_out"][at] & ~l2b & from_orig
+        if sent.any():
+            sent_flow = np.zeros(nflows, bool)
+            sent_flow[flow_of[sent]] = True
+            last_frame = c["frame"][at[ends]]     # (of the flow's last packet)
+            # (not TCP, nor a flow the destination answered: a broadcast address neither
+            # accepts a connection nor sends)
+            cand = sent_flow & (cast == "unicast") & ~fv6 & ~is_tcp_flow & ~any_r
+            cast = _sent_cast(cast, cand, o_lo, r_lo, last_frame, broadcast_evidence(c, broadcasts))
     # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
     # same numbers; every other uid as before)
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)

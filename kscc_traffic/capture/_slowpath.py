@@ -32,7 +32,7 @@ from ._ipfrag import Completed, Reassembler
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
               "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "tcp_win", "ip_id", "ip_len",
-              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l4_sum", "unreassembled")
+              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l2_out", "l4_sum", "unreassembled")
 _PL_OFF = ROW_FIELDS.index("pl_off")
 
 NONIP = -1
@@ -260,7 +260,7 @@ class _Ctx:
     (VLAN tags, broadcast destination), reset when a tunnel is entered (see
     :meth:`SlowDecoder._tunnel`)."""
 
-    __slots__ = ("frame", "ts", "tags", "bcast", "_vlan", "end", "missing", "start")
+    __slots__ = ("frame", "ts", "tags", "bcast", "out", "_vlan", "end", "missing", "start")
 
     def __init__(self, frame: int, ts: int, end: int = -1, missing: int = 0,
                  start: int = -1) -> None:
@@ -271,6 +271,7 @@ class _Ctx:
         self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
         self.bcast = False
+        self.out = False            # sent by the capturing host (SLL/SLL2 packet type 4)
         self._vlan: int | None = None
 
     @property
@@ -345,12 +346,13 @@ class SlowDecoder:
         if lt == 113:                                   # LINUX_SLL
             if end - pos < 16:
                 return MALFORMED
-            ctx.bcast = _u16(d, pos)[0] == 1
+            ptype = _u16(d, pos)[0]
+            ctx.bcast, ctx.out = ptype == 1, ptype == 4
             return self._sll_proto(_u16(d, pos + 14)[0], d, pos + 16, end, ctx)
         if lt == 276:                                   # LINUX_SLL2
             if end - pos < 20:
                 return MALFORMED
-            ctx.bcast = d[pos + 10] == 1
+            ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
         if lt in (101, 12, 14, 228, 229):
             # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IP dissector
@@ -911,7 +913,7 @@ class SlowDecoder:
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, win, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, csum, False)
+                flags, seq, ack, win, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, ctx.out, csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -1015,13 +1017,13 @@ class SlowDecoder:
         fragment held for reassembly), not when the payload was not IP or was malformed."""
         if depth >= MAX_TUNNEL_DEPTH:
             return MALFORMED
-        saved = ctx.tags, ctx._vlan, ctx.bcast
-        ctx.tags, ctx._vlan, ctx.bcast = [], None, False
+        saved = ctx.tags, ctx._vlan, ctx.bcast, ctx.out
+        ctx.tags, ctx._vlan, ctx.bcast, ctx.out = [], None, False, False
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
-        ctx.tags, ctx._vlan, ctx.bcast = saved
+        ctx.tags, ctx._vlan, ctx.bcast, ctx.out = saved
         if type(r) is tuple or (type(r) is int and r == PENDING):   # an inner packet came out
             self.tunnels[name] += 1
         return r

@@ -65,7 +65,9 @@ Rules both paths share (units: bytes):
   List[0]; :func:`._slowpath.routing_final`), the address the destination's transport layer
   sees (RFC 8200 §8.1) and Zeek keys the connection on; else the header's destination;
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
-  ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1. Both describe the link layer that carried the
+  ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1; ``l2_out``: SLL/SLL2 packet type 4 (sent by
+  the capturing host: the cooked header records no destination), False for other link layers
+  and for a tunnelled packet. Both describe the link layer that carried the
   emitted packet. For a tunnelled packet that is the tunnel's, never the outer frame's: a
   tunnel that carries an Ethernet frame (VXLAN, VXLAN-GPE with next protocol 3, Geneve and
   GRE with protocol type 0x6558, ERSPAN II/III, Ethernet over MPLS with or without control
@@ -245,7 +247,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         for v, c in zip(vals.tolist(), counts.tolist()):
             stats.unsupported_linktypes[v] = stats.unsupported_linktypes.get(v, 0) + c
             unsupported[v] = c
-    todo = supported & ~bad
+    # (a record of captured length 0 holds nothing to decode: ReadStats.empty_records, not malformed)
+    todo = supported & ~bad & (cap > 0)
     malformed = int(bad.sum())
 
     out = {k: np.empty(n, PACKET_COLUMNS[k]) for k in ROW_FIELDS}
@@ -569,6 +572,18 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
     return np.full(m, 9, np.int8), zeros_i, zeros_i, zeros_b, zeros_b
 
 
+def _sent_by_host(ltv, lts, L: np.ndarray, H: np.ndarray, rows: np.ndarray) -> np.ndarray | bool:
+    """Frames sent by the capturing host: LINUX_SLL/SLL2 packet type 4 (OUTGOING), whose cooked
+    header keeps no link-layer destination (``l2_out``); False for every other link type."""
+    types = [ltv] if ltv is not None else list(lts)
+    if 113 not in types and 276 not in types:
+        return False
+    ptype = np.where(L == 113, _be(H, 0, ">u2"), np.where(L == 276, H[:, 10], 0)) if ltv is None \
+        else (_be(H, 0, ">u2") if ltv == 113 else H[:, 10])
+    sent = ptype == 4
+    return sent & rows if ltv is None else sent
+
+
 def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     m = len(o)
     e = s + m
@@ -700,6 +715,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     out["pl_off"][sl] = np.where(has, ploff, -1)
     out["pl_cap"][sl] = np.where(has, plcap, 0)
     out["l2_bcast"][sl] = bcast
+    out["l2_out"][sl] = _sent_by_host(ltv, lts, L, H, rows)
     out["unreassembled"][sl] = False
     out["l4_sum"][sl] = np.where(tcp, _be(T, 16, ">u2").astype(np.int32),
                                  np.where(udp, _be(T, 6, ">u2").astype(np.int32),

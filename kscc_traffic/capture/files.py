@@ -1157,6 +1157,7 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
     for line in parser.summary():
         stats.warn(f"{name}: {line}")
     stats.warn_cut(name)
+    stats.warn_empty_records(name)
     stats.end_ns = getattr(parser, "end_ns", None)
     if n or not yielded:
         last = _frames_from(data, w, stats)
@@ -1167,8 +1168,12 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
     """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``; not
     those whose original length was clamped (:data:`~kscc_traffic.capture.stats.WIRELEN_CLAMP`:
-    a damaged length field, not a cut)."""
-    short = (wirelen.astype(np.int64) - caplen > 4) & (wirelen < WIRELEN_CLAMP)
+    a damaged length field, not a cut), nor those that hold no byte (captured length 0: counted
+    as ``empty_records``)."""
+    empty = caplen <= 0
+    if empty.any():
+        stats.empty_records += int(np.count_nonzero(empty))
+    short = (wirelen.astype(np.int64) - caplen > 4) & (wirelen < WIRELEN_CLAMP) & ~empty
     if short.any():
         stats.cut_frames += int(np.count_nonzero(short))
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))

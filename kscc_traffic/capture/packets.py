@@ -33,6 +33,7 @@ PACKET_COLUMNS: dict[str, str] = {
     "pl_off": "int64",
     "pl_cap": "int32",
     "l2_bcast": "bool",
+    "l2_out": "bool",
     "l4_sum": "int32",
     "unreassembled": "bool",
 }

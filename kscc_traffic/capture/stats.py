@@ -44,6 +44,9 @@ class ReadStats:
     warnings: list[str] = field(default_factory=list)
     cut_frames: int = 0
     cut_caplen: int = 0
+    #: records that hold no byte at all (captured length 0: a writer's or a filter's doing, e.g.
+    #: pcapng Enhanced Packet Blocks of length 0; not a snaplen cut, not counted in ``cut_frames``)
+    empty_records: int = 0
     #: epoch ns until which the capture ran by its own account (a pcapng Interface Statistics
     #: Block's ``isb_endtime``, else its timestamp: written when the capture stopped), None when
     #: the file does not say; may be later than its last packet
@@ -60,8 +63,11 @@ class ReadStats:
     def count_cut(self, caplen: int, wirelen: int) -> None:
         """Count one record that kept ``caplen`` of its ``wirelen`` bytes when the snaplen cut it
         (more than a 4-byte frame check sequence short, and ``wirelen`` below
-        :data:`WIRELEN_CLAMP`; else nothing)."""
-        if wirelen - caplen > 4 and wirelen < WIRELEN_CLAMP:
+        :data:`WIRELEN_CLAMP`; else nothing). A record of ``caplen`` 0 is counted as an empty
+        record (``empty_records``), not as cut."""
+        if caplen <= 0:
+            self.empty_records += 1
+        elif wirelen - caplen > 4 and wirelen < WIRELEN_CLAMP:
             self.cut_frames += 1
             self.cut_caplen = max(self.cut_caplen, caplen)
 
@@ -72,6 +78,14 @@ class ReadStats:
             self.warn(f"{name}: {k} of the {self.records} frames {'were' if k != 1 else 'was'} cut by the "
                       f"snaplen (at most {self.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
                       "checks see only the bytes kept (column payload_cut)")
+
+    def warn_empty_records(self, name: str) -> None:
+        """The one warning line about the records that hold no byte (``empty_records``), if any."""
+        k = self.empty_records
+        if k:
+            self.warn(f"{name}: {k} of the {self.records} frames {'were empty records' if k != 1 else 'was an empty record'} "
+                      "(captured length 0: no byte of the packet kept by the tool that wrote the file; not a snaplen "
+                      f"cut): nothing in {'them' if k != 1 else 'it'} to analyse")
 
     def warn_empty(self, name: str) -> None:
         """The one warning line about a capture that holds no packet at all (a header-only pcap,
@@ -123,7 +137,7 @@ class ReadStats:
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
-                     "skipped_records", "skipped_bytes", "cut_frames"):
+                     "skipped_records", "skipped_bytes", "cut_frames", "empty_records"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cut_caplen = max(self.cut_caplen, other.cut_caplen)
         for lt, n in other.unsupported_linktypes.items():

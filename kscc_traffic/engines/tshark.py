@@ -56,6 +56,8 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   ``ieee8021ah.cdst``: see :func:`_pbb_layers`); with no IP layer before it, the
   frame's own link layer (SLL ``sll.pkttype`` 1, 802.11 ``wlan.da`` broadcast); a tunnel that
   carries IP directly (IP-in-IP, GRE with an IP protocol type, PPP, Teredo) gives 0 and False.
+  ``l2_out``: the frame's SLL/SLL2 ``sll.pkttype`` is 4 (sent by the capturing host), for the
+  packet of the frame's own link layer (no IP layer before it).
 
 A TCP header the snaplen cut before its 16th byte (Wireshark: ports only, no ``tcp.flags`` nor
 ``tcp.len``) gives ``payload_len`` -1 and flags, seq, ack 0, as the builtin
@@ -340,8 +342,10 @@ class PacketBuilder:
             self.not_capture += 1
             sub = protocols[1] if len(protocols) > 1 and protocols[0] == "mime_dlt" else "MIME"
             self.file_kind = kind.format(sub)
+        record = kind is None       # (a packet record, not a block Wireshark lists as a frame)
         if ts_ns is None and not _at(f, "frame.time_epoch", 0):
             if not _at(f, "frame.interface_id", 0):
+                record = False
                 self.not_packets += 1
                 ts_ns = self._last_ts
             else:
@@ -356,7 +360,11 @@ class PacketBuilder:
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
         wirelen = _int(_at(f, "frame.len", 0), 0)
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
-        self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
+        caplen = _int(_at(f, "frame.cap_len", 0), -1)
+        if caplen >= 0 and record:
+            self.cut.count_cut(caplen, wirelen)
+            if caplen == 0:     # (an empty record: ReadStats.empty_records, not a frame that is not IP)
+                return False
         protos = list(protocols)
         if "vjc" in protos:
             # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
@@ -415,6 +423,7 @@ class PacketBuilder:
         st.non_ip += self.non_ip
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
+        st.empty_records += self.cut.empty_records
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
             st.last_frame_ns = self.latest_ns if st.last_frame_ns is None else max(st.last_frame_ns, self.latest_ns)
@@ -477,7 +486,7 @@ class PacketBuilder:
                 return None
         ipn = protos[ip_idx]
         occ = protos[:ip_idx].count(ipn)
-        vlan, bcast = _link_facts(protos, f, ip_idx, start, sub)
+        vlan, bcast, sent = _link_facts(protos, f, ip_idx, start, sub)
 
         # transport layer: after IPv6 extension headers and authentication headers (AH)
         j = ip_idx + 1
@@ -565,7 +574,7 @@ class PacketBuilder:
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "tcp_win": -1, "ip_id": ip_id,
                "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
-               "l2_bcast": bcast, "l4_sum": -1, "unreassembled": fragment}
+               "l2_bcast": bcast, "l2_out": sent, "l4_sum": -1, "unreassembled": fragment}
         # bytes of the datagram its IP length gives that the frame does not hold: what the IP
         # length says beyond the frame ("exceeds packet/framing length": a tool that cut the
         # frame without saying so, or a bad length), plus what the snaplen cut off the frame's
@@ -743,8 +752,8 @@ def _subframes(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[int]:
 
 
 def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, start: int = 0,
-                sub: int = -1) -> tuple[int, bool]:
-    """(``vlan``, ``l2_bcast``) of the link layer that carried the IP layer at ``ip_idx``: the
+                sub: int = -1) -> tuple[int, bool, bool]:
+    """(``vlan``, ``l2_bcast``, ``l2_out``) of the link layer that carried the IP layer at ``ip_idx``: the
     last ``eth`` between the IP layer before it (a tunnel's outer packet) and it, with the
     VLAN tags after that ``eth``; without such an ``eth``, the frame's own link layer when no
     IP layer comes before, else none (a tunnel carrying IP directly: 0, False). The builtin
@@ -764,7 +773,7 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
             continue
         if p in ("vlan", "ieee8021ad"):
             tags.append(_int(_at(f, f"{p}.id", protos[:k].count(p)), 0))
-    bcast = False
+    bcast = sent = False
     if pbb_dst is not None:
         bcast = pbb_dst.lower() == _BCAST
     elif eth >= 0:
@@ -775,7 +784,11 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
         elif protos[0] in ("wlan", "radiotap", "wlan_radio"):
             # an A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
             bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
-    return vlan_value(tags), bcast
+    if prev_ip < 0 and protos and protos[0] in ("sll", "sll2"):
+        # sent by the capturing host (packet type 4 OUTGOING): the cooked header keeps no
+        # link-layer destination (whatever it carries: the builtin decoder's ``l2_out``)
+        sent = _at(f, "sll.pkttype", 0) == "4"
+    return vlan_value(tags), bcast, sent
 
 
 def _pbb_layers(protos: list[str], f: Mapping[str, Sequence[str]]) -> dict[int, int]:
@@ -1259,6 +1272,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
         from ..capture.decode import esp_note
         stats.warn(f"{name}: {esp_note(esp)}")
     stats.warn_cut(name)
+    stats.warn_empty_records(name)
     if not b.records and rc == 0:
         stats.warn_empty(name)
     return out
@@ -1280,8 +1294,10 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str) -> Packets | N
             return None
     finally:
         os.unlink(tmp)
-    cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen)
+    cut = ReadStats(records=rstats.records, cut_frames=rstats.cut_frames, cut_caplen=rstats.cut_caplen,
+                    empty_records=rstats.empty_records)
     cut.warn_cut(name)              # (said again below, with tshark's count)
+    cut.warn_empty_records(name)
     stats = ReadStats(records=b.records, bytes_read=p.stat().st_size, malformed=rstats.malformed,
                       skipped_records=rstats.skipped_records, skipped_bytes=rstats.skipped_bytes,
                       damage_offset=rstats.damage_offset, end_ns=rstats.end_ns)

@@ -60,7 +60,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
 from ..flows import (_SEQ_TRUST, ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
-                     address_text)
+                     address_text, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -410,6 +410,9 @@ class LiveSession:
             errors[int(np.nonzero(order == e.row)[0][0])] = e
         sh, sl, dh, dl = (recs[k] for k in ("src_hi", "src_lo", "dst_hi", "dst_lo"))
         sp, dp = recs["sport"].astype(np.int64), recs["dport"].astype(np.int64)
+        icmp = ((recs["proto"] == ICMP) | (recs["proto"] == ICMP6)) & (recs["icmp_type"] >= 0)
+        if icmp.any():     # (keyed by type and counterpart or code, as flows.build_flows)
+            sp[icmp], dp[icmp] = icmp_ports(recs["proto"][icmp], recs["icmp_type"][icmp], recs["icmp_code"][icmp])
         src_first = (sh < dh) | ((sh == dh) & ((sl < dl) | ((sl == dl) & (sp <= dp))))
         a_hi = np.where(src_first, sh, dh).tolist()
         a_lo = np.where(src_first, sl, dl).tolist()
