@@ -39,7 +39,9 @@ _CELL_SPACES = " \u3000"
 #: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
 #: sent, nothing answered them, so the capture cannot show that they were received (only that
-#: they reached the capturing device's interface, when it is a receiver)
+#: they reached the capturing device's interface, when it is a receiver); or TCP connections
+#: captured in one direction only (reason ``one_way``: the agent acknowledged the server's
+#: packets, none of which is in the capture), nothing else seen of the purpose
 STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "seen one-way", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
@@ -557,7 +559,8 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
-                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0) -> dict:
+                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
+                   one_way: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -570,10 +573,19 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
     (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
     answered by an ICMP port unreachable from the destination itself (detail
-    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there)."""
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there), ``one_way`` the
+    unclassified ones seen in one direction only (reason ``one_way``: the agent's packets
+    acknowledge the server's, none of which was captured)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
-              else "verified" if ok else "not seen")
+              else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
+    if status == "seen one-way":
+        # TCP connections whose server's packets are all missing, though the agent acknowledged them
+        fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
+               "one direction only: the agent's packets acknowledge the server's answers (its SYN-ACK, and data), "
+               "but the capture holds none of the server's packets (a mirror port or tap that sees one direction, "
+               "or asymmetric routing), so it shows that the server answered, not what it said. To verify, "
+               f"capture both directions (on the agent itself); what it needs: {r.fix}")
     if status == "verified" and ok_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # answered, but nothing names a server under the mask on a port every browser uses
         status = "port open"
@@ -785,7 +797,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = bl_closed = 0
+        bl_tls = bl_stale = bl_closed = one_way = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -802,6 +814,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
+            one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
                 ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
                                                 & (v == "ok")))
@@ -822,7 +835,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way))
     return pd.DataFrame(rows)
 
 
@@ -930,6 +943,7 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
@@ -975,6 +989,8 @@ class TableSummary:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
                 if v == "blocked" and r.split(",")[0] == "tls_failed":
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
+                if v == "unclassified" and r.split(",")[0] == "one_way":
+                    self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
             self.named_seen = True
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
@@ -1042,7 +1058,7 @@ class TableSummary:
                                        if self.v6_seen else None, self.bl_tls.get(r.id, 0),
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
-                                       self.bl_closed.get(r.id, 0)))
+                                       self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 
