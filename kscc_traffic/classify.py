@@ -363,6 +363,10 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done(*_one_way(row, rule.app_protocol in ("tls", "https")))
     if proto == "tcp" and not partial:
         if state == "REJ":
+            if rule.opener == "agent_to_dp":
+                # (a LAN purpose: the reset is the distribution point's own answer when no router
+                # is between; the detail starts with DP_RESET, which report.readiness counts)
+                return done("blocked", "rejected", dp_reset_detail(str(row.get("orig_h") or ""), str(row["resp_h"])))
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
         wrong = row.get("syn_answer") or ""
         if wrong:   # (the detail starts with STALE_ANSWER: report.readiness counts such flows)
@@ -739,6 +743,41 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
             "little to judge")
 
 
+#: how the detail of a SYN to a distribution point (rule opener ``agent_to_dp``) answered by a
+#: TCP reset starts (report.readiness counts such flows: the service first, not only the firewall)
+DP_RESET = "the SYN was answered by a TCP reset from the distribution point"
+#: ... and goes on when the client is on the distribution point's subnet (no router between)
+DP_RESET_ITSELF = DP_RESET + " itself"
+
+
+def same_subnet(a: str, b: str) -> bool:
+    """Whether two address texts (``orig_h``, ``resp_h``) are in one /24 (IPv4) or /64 (IPv6):
+    the usual LAN subnet, no router between them. False for anything not an address."""
+    import ipaddress
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return False
+    if x.version != y.version:
+        return False
+    bits = 24 if x.version == 4 else 64
+    return (int(x) >> (x.max_prefixlen - bits)) == (int(y) >> (y.max_prefixlen - bits))
+
+
+def dp_reset_detail(client: str, dp: str) -> str:
+    """The detail of a SYN from ``client`` to the distribution point ``dp`` answered by a TCP
+    reset (the reset comes from ``dp``'s address): on the client's subnet (:func:`same_subnet`)
+    no router or firewall is between them, so it is the distribution point's own answer: nothing
+    listens on the port (the service not running or not enabled) or its own firewall rejects it
+    (Windows' drops; a reset is rather no listener); across subnets a firewall between them may
+    also have sent it."""
+    if same_subnet(client, dp):
+        return (f"{DP_RESET_ITSELF} ({dp}, on the client's subnet: no router between them): nothing listens on "
+                "the port there (the service is not running or not enabled), or its own firewall rejects it")
+    return (f"{DP_RESET}'s address ({dp}): nothing listens on the port there (the service is not running or not "
+            "enabled), or a firewall rejects it (its own, or one between the subnets)")
+
+
 #: what the detail of a flow seen in one direction only asks
 ONE_WAY_HINT = "only one direction captured (a mirror port or tap that sees one direction, or asymmetric routing?)"
 
@@ -1030,7 +1069,7 @@ def inspection_product(issuer: str) -> str:
 
 
 #: the flow columns _judge reads
-_JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
+_JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
@@ -1043,7 +1082,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
+_OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
@@ -1063,7 +1102,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
-_TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
+_TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
@@ -1252,6 +1291,17 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     one_way = (proto == "tcp") & ~answered & (v["acked_unseen"] == "resp")
+    # a SYN to a distribution point answered by a reset: the detail names it, and says whether the
+    # client is on its subnet (dp_reset_detail)
+    dp_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.opener == "agent_to_dp":
+            dp_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    dp_reset = dp_port & (state == "REJ")
+    near = np.zeros(n, bool)
+    at = np.flatnonzero(dp_reset)
+    if len(at):
+        near[at] = [same_subnet(a, b) for a, b in zip(v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
     has_synack = np.array(["h" in h if isinstance(h, str) else False for h in hist_values.tolist()], bool)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
@@ -1319,6 +1369,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         one_way & (duration + quiet >= TLS_SILENCE_S),
         # (only the responder's packets, its SYN-ACK among them: not "started mid-connection")
         (proto == "tcp") & (v["orig_pkts"] == 0) & has_synack[hist_codes],
+        np.where(dp_reset, v["resp_h"], ""),
+        near,
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

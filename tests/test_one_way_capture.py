@@ -6,7 +6,11 @@ it), the flow is not blocked but ``unclassified``/``one_way`` (the purpose "seen
 checklist, never verified), and a capture whose every TCP flow is so gets a ``Warning:``. What
 the acknowledgements prove of a failure still counts: a SYN sent again and again with no ACK
 after it stays ``no_answer``; a ClientHello sent again while the client's acknowledgement never
-went past the SYN-ACK is ``tls_failed``. The same in chunks and with ``--engine tshark``."""
+went past the SYN-ACK is ``tls_failed``. The same in chunks and with ``--engine tshark``.
+
+And (F5): a SYN to a distribution point answered by a TCP reset from its own address, on the
+client's subnet, is told as "nothing listens there (the service), or its own firewall", as an
+ICMP port unreachable from it is, not only "open the firewall"."""
 from __future__ import annotations
 
 import shutil
@@ -24,7 +28,7 @@ from kscc_traffic.report import readiness  # noqa: E402
 from test_classify_fast import assert_same as assert_classify_same  # noqa: E402
 from test_decode_more_encaps import client_hello  # noqa: E402
 
-AGENT, CLOUD = "192.0.2.60", "203.0.113.10"
+AGENT, CLOUD, DP = "192.0.2.60", "203.0.113.10", "192.0.2.5"
 T0 = 1_772_442_000.0
 HINT = "only one direction captured (a mirror port or tap that sees one direction, or asymmetric routing?)"
 HELLO = client_hello("eu1.ksc.kaspersky.com")
@@ -208,3 +212,44 @@ def test_a_mid_connection_one_way_capture_whose_acknowledgements_go_on_is_not_ju
     assert r["detail"] == ("capture started mid-connection; only the originator's 6 packets captured, whose "
                            f"acknowledgements show 2,500 bytes of the responder's arriving: {HINT}; not judged")
     assert_classify_same(flows)
+
+
+def _rejected(client: str, dp: str, dport: int = 13295, sport: int = 50100):
+    c = Ether(IP(src=client, dst=dp) / TCP(sport=sport, dport=dport, flags="S", seq=10))
+    s = Ether(IP(src=dp, dst=client) / TCP(sport=dport, dport=sport, flags="RA", seq=0, ack=11))
+    return [(T0, c), (T0 + 0.001, s)]
+
+
+def test_a_reset_from_the_distribution_point_on_the_clients_subnet_says_nothing_listens(tmp_path):
+    flows, _ = whole(write(tmp_path, _rejected("192.0.2.23", DP)))
+    (r,) = flows.to_dict("records")
+    assert (r["conn_state"], r["purpose"], r["verdict"], r["reason"]) == ("REJ", "dp_push", "blocked", "rejected")
+    assert r["detail"] == ("the SYN was answered by a TCP reset from the distribution point itself (192.0.2.5, on the "
+                           "client's subnet: no router between them): nothing listens on the port there (the service "
+                           "is not running or not enabled), or its own firewall rejects it")
+    assert_classify_same(flows)
+    fix = readiness(flows, RULES).set_index("rule").loc["dp_push", "fix"]
+    assert fix == ("this connection attempt was answered by a TCP reset from the distribution point itself (on the "
+                   "client's subnet: no router between them): TCP 13295 reached it, but nothing listens there: check "
+                   "that the service for it is running and listening on TCP 13295 there (the distribution point sends "
+                   "push notifications to managed devices); if it is, its own firewall rejects it: allow inbound TCP "
+                   "13295 on the distribution point, from the managed devices (only if it is used as a push server)")
+
+
+def test_a_reset_from_a_distribution_point_on_another_subnet_keeps_the_firewall_in_view(tmp_path):
+    flows, _ = whole(write(tmp_path, _rejected("198.51.100.23", DP, dport=13000)))
+    (r,) = flows.to_dict("records")
+    assert r["detail"] == ("the SYN was answered by a TCP reset from the distribution point's address (192.0.2.5): "
+                           "nothing listens on the port there (the service is not running or not enabled), or a "
+                           "firewall rejects it (its own, or one between the subnets)")
+    fix = readiness(flows, RULES).set_index("rule").loc["dp_agent_connection", "fix"]
+    assert fix.startswith("this connection attempt was answered by a TCP reset from the distribution point's address: "
+                          "nothing listens there, or a firewall rejects it (its own, or one between the subnets): "
+                          "check that the service for it is running and listening on TCP 13000 there")
+    assert fix.endswith("if it is: allow inbound TCP 13000 on the distribution point, from the managed devices")
+    # a reset from a cloud server (not a LAN purpose) keeps its words and advice
+    flows, _ = whole(write(tmp_path, _rejected(AGENT, CLOUD, dport=23101), "cloud.pcap"))
+    (r,) = flows.to_dict("records")
+    assert r["detail"] == "the SYN was answered by a TCP reset"
+    assert readiness(flows, RULES).set_index("rule").loc["agent_connection", "fix"].startswith(
+        "allow outbound TCP 23100-23199")
