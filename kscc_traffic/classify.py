@@ -347,8 +347,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # only the responder's packets (one captured direction, or a capture that began as the
         # connection ended: a lone RST, a SYN-ACK sent again): nothing shows the purpose works
         n = int(row["resp_pkts"])
-        if "h" in str(row.get("history") or ""):
+        history = str(row.get("history") or "")
+        if "h" in history:
             # (its SYN-ACK is the connection's start: not a capture started mid-connection)
+            if set(history) <= set("^h"):   # (SYN-ACKs alone: the SYN just before them missed?)
+                return done("unclassified", "", f"only the responder's SYN-ACK seen ({n} packet{'s' if n != 1 else ''}), "
+                            "none from the originator: its SYN was not captured (the capture began after it, or "
+                            "only one direction captured?); not judged")
             return done("unclassified", "", f"only the responder's {n} packet{'s' if n != 1 else ''} seen "
                         f"(its SYN-ACK among them), none from the originator: {ONE_WAY_HINT}; not judged")
         return done("unclassified", "", f"capture started mid-connection; only the responder's {n} "
@@ -1302,7 +1307,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     at = np.flatnonzero(dp_reset)
     if len(at):
         near[at] = [same_subnet(a, b) for a, b in zip(v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
-    has_synack = np.array(["h" in h if isinstance(h, str) else False for h in hist_values.tolist()], bool)
+    has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
+                           for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
     codes, seen = pd.factorize(v["dns_answers"])
@@ -1368,7 +1374,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         one_way & closed_o[hist_codes],
         one_way & (duration + quiet >= TLS_SILENCE_S),
         # (only the responder's packets, its SYN-ACK among them: not "started mid-connection")
-        (proto == "tcp") & (v["orig_pkts"] == 0) & has_synack[hist_codes],
+        np.where((proto == "tcp") & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
         np.where(dp_reset, v["resp_h"], ""),
         near,
     ]

@@ -39,9 +39,9 @@ def test_only_the_responder_is_not_judged(tmp_path, case):
     assert (r["verdict"], r["reason"]) == ("unclassified", "partial")
     if case.startswith("syn_ack"):
         # (the SYN-ACK is the connection's start: not a capture started mid-connection)
-        assert r["detail"] == (f"only the responder's {n} packets seen (its SYN-ACK among them), none from the "
-                               "originator: only one direction captured (a mirror port or tap that sees one "
-                               "direction, or asymmetric routing?); not judged")
+        assert r["detail"] == (f"only the responder's SYN-ACK seen ({n} packets), none from the originator: its "
+                               "SYN was not captured (the capture began after it, or only one direction captured?); "
+                               "not judged")
     else:
         assert r["detail"] == (f"capture started mid-connection; only the responder's {n} "
                                f"packet{'s' if n != 1 else ''} seen, none from the originator: not judged")
