@@ -650,7 +650,8 @@ class _WholeFile:
 def one_way_counts(flows: pd.DataFrame) -> np.ndarray:
     """Of a flow table (with the internal column ``acked_unseen`` when it has one: ``inspect``):
     int64 array [TCP flows, those with packets both ways, those seen one way whose one side's
-    packets acknowledge the other's, none of which was captured] (what
+    packets acknowledge the other's, none of which was captured: a responder's SYN-ACK or data,
+    or the originator's acknowledgement after its SYN or going on by more than a byte] (what
     :meth:`ReadStats.warn_one_way` reads, summed over a capture's batches)."""
     if not len(flows):
         return np.zeros(3, np.int64)
@@ -658,7 +659,11 @@ def one_way_counts(flows: pd.DataFrame) -> np.ndarray:
     both = tcp & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0)
     seen = np.zeros(len(flows), bool)
     if "acked_unseen" in flows:
-        seen = tcp & (flows["acked_unseen"].to_numpy(dtype=object) != "")
+        unseen = flows["acked_unseen"].to_numpy(dtype=object)
+        # (the originator's acknowledgements prove something only after its SYN, the SYN-ACK's,
+        # or when they go on: an ACK scan's lone ACKs prove nothing)
+        proof = ~flows["partial"].to_numpy(dtype=bool) | (flows["resp_bytes"].to_numpy() > 1)
+        seen = tcp & ((unseen == "orig") | ((unseen == "resp") & proof))
     return np.array([np.count_nonzero(tcp), np.count_nonzero(both), np.count_nonzero(seen)], np.int64)
 
 

@@ -214,6 +214,26 @@ def test_a_mid_connection_one_way_capture_whose_acknowledgements_go_on_is_not_ju
     assert_classify_same(flows)
 
 
+def test_lone_acks_prove_nothing_no_warning(tmp_path):
+    # an ACK scan (nmap -sA) nothing answered: one ACK per port, no SYN before it, nothing going on
+    recs = []
+    for i, port in enumerate((23101, 27201, 29201)):
+        c, _ = _pair(40000 + i, port)
+        recs.append((T0 + i, c(flags="A", seq=500, ack=9000)))
+    flows, a = whole(write(tmp_path, recs))
+    assert [(r["verdict"], r["reason"], r["resp_bytes"]) for r in flows.to_dict("records")] == \
+        [("unclassified", "partial", 0)] * 3
+    assert not [w for w in a.warnings if "one direction" in w]
+    # two long-lived connections seen from the middle, the client's acknowledgements going on: warned
+    recs = []
+    for i, port in enumerate((23101, 29201)):
+        c, _ = _pair(40100 + i, port)
+        recs += [(T0 + 10 * i + k, c(flags="PA", seq=10_000 + 40 * k, ack=70_000 + 500 * k) / Raw(b"\x17" * 40))
+                 for k in range(3)]
+    _, a = whole(write(tmp_path, recs, "mid.pcap"))
+    assert [w[:60] for w in a.warnings] == ["mid.pcap: every TCP flow (2) shows one direction only, 2 of "]
+
+
 def _rejected(client: str, dp: str, dport: int = 13295, sport: int = 50100):
     c = Ether(IP(src=client, dst=dp) / TCP(sport=sport, dport=dport, flags="S", seq=10))
     s = Ether(IP(src=dp, dst=client) / TCP(sport=dport, dport=sport, flags="RA", seq=0, ack=11))
