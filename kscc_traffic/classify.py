@@ -42,7 +42,10 @@ Verdicts and reasons (first match wins, in this order):
   (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose), a TCP flow whose every
   TCP header the snaplen cut (internal column ``tcp_hdr_cut``; :data:`HDR_CUT_DETAIL`: no flags,
   sequence numbers or lengths seen), a TCP or UDP flow none of whose packets kept its transport
-  header (ports -1; :data:`NO_PORTS_DETAIL`).
+  header (ports -1; :data:`NO_PORTS_DETAIL`); a TCP flow captured in one direction only, the
+  originator's packets acknowledging the responder's SYN-ACK (and data) none of which was
+  captured (reason ``one_way``, :func:`_one_way`: the server answered, what it said is not in
+  the capture; the checklist's "seen one-way").
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -90,7 +93,7 @@ from .unreachable import what_it_means
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port; 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 

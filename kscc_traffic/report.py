@@ -537,6 +537,9 @@ REASON_TEXT: dict[str, str] = {
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
     "partial": "the start of the connection was not captured; judged on what was seen",
+    "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
+                "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
+                "not judged"),
 }
 
 def icmp_reason_text(n: int, closed: int) -> str:
