@@ -201,6 +201,22 @@ def test_a_clienthello_the_server_never_answered_before_the_client_closed_is_tls
                            "client closed")
 
 
+def test_a_clienthello_answered_with_an_alerts_size_then_closed_is_tls_failed(tmp_path):
+    # the server's 7-byte alert and its FIN, acknowledged by the client, which then closes
+    c, _ = _pair(52102, 23101)
+    h = len(HELLO)
+    recs = [(T0, c(flags="S", seq=100)), (T0 + 0.021, c(flags="A", seq=101, ack=901)),
+            (T0 + 0.03, c(flags="PA", seq=101, ack=901) / Raw(HELLO)),
+            (T0 + 0.06, c(flags="A", seq=101 + h, ack=909)), (T0 + 0.07, c(flags="FA", seq=101 + h, ack=909))]
+    flows, _ = whole(write(tmp_path, recs))
+    (r,) = flows.to_dict("records")
+    assert (r["resp_bytes"], r["verdict"], r["reason"]) == (8, "blocked", "tls_failed")
+    assert r["detail"] == ("TLS handshake aborted: only the originator's packets were captured: they acknowledge the "
+                           "responder's SYN-ACK and 8 bytes of its answers, a cleartext alert's size (a FIN included), "
+                           "then the client closed")
+    assert_classify_same(flows)
+
+
 def test_a_mid_connection_one_way_capture_whose_acknowledgements_go_on_is_not_judged(tmp_path):
     # the client's data of a long-lived connection, its acknowledgement going on: the server's
     # bytes arrive, the capture misses them (it was "nothing came back")
