@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("scapy")
@@ -24,7 +25,7 @@ from scapy.all import IP, TCP, Raw  # noqa: E402
 from pcapbuild import eth as Ether  # noqa: E402
 from chunkcmp import RULES, assert_same as assert_chunks_same, whole, write  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
-from kscc_traffic.report import readiness  # noqa: E402
+from kscc_traffic.report import TableSummary, readiness  # noqa: E402
 from test_classify_fast import assert_same as assert_classify_same  # noqa: E402
 from test_decode_more_encaps import client_hello  # noqa: E402
 
@@ -118,6 +119,8 @@ def test_every_flow_one_way_warns_and_the_checklist_says_seen_one_way(tmp_path):
         "Attempts without an answer here may have had one (a DNS query's answer too); capture both directions "
         "(on the agent itself) to judge them"]
     chk = readiness(flows, RULES).set_index("rule")
+    # (the table's running counts give the same checklist)
+    pd.testing.assert_frame_equal(TableSummary.of(flows).readiness(RULES).set_index("rule"), chk)
     assert chk.loc["agent_connection", "status"] == "seen one-way"
     assert chk.loc["klsctunnel", "status"] == "seen one-way"
     assert chk.loc["agent_connection", "reasons"] == "one_way"
@@ -265,6 +268,7 @@ def test_a_reset_from_the_distribution_point_on_the_clients_subnet_says_nothing_
                            "is not running or not enabled), or its own firewall rejects it")
     assert_classify_same(flows)
     fix = readiness(flows, RULES).set_index("rule").loc["dp_push", "fix"]
+    assert TableSummary.of(flows).readiness(RULES).set_index("rule").loc["dp_push", "fix"] == fix
     assert fix == ("this connection attempt was answered by a TCP reset from the distribution point itself (on the "
                    "client's subnet: no router between them): TCP 13295 reached it, but nothing listens there: check "
                    "that the service for it is running and listening on TCP 13295 there (the distribution point sends "
