@@ -929,7 +929,8 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     """Per packet, where it puts its endpoint's sequence space, as Zeek's ``TCP_Endpoint::Size``
     reads it: ``(end, acked)``, int64 arrays (len(flow_of),), in bytes relative to the start of
     the data of (flow, direction) (the SYN's ISN + 1, or the first packet's sequence number when
-    the SYN was not captured; for a direction none of whose packets was captured, the other
+    the SYN was not captured; for a direction none of whose packets was captured (none at all,
+    not even one whose TCP header the snaplen cut), the other
     direction's first acknowledgement number, as Zeek's ``init_peer`` takes it: what the other
     side acknowledged of it from there counts).
 
@@ -978,7 +979,13 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     # direction, asymmetric routing) starts where the other side's first acknowledgement puts it
     # (its ISN taken as that number - 1, as Zeek's init_peer guesses it), so the bytes the other
     # side acknowledged of it count ("acknowledged but not captured")
-    at = np.flatnonzero(acking & ~have[g ^ 1])
+    # (a direction whose packets all had their TCP header cut by the snaplen was captured: its
+    # bytes stay unknown, as before)
+    tcp_all = np.flatnonzero(np.asarray(is_tcp, bool))
+    g_all = flow_of[tcp_all].astype(np.int64) * 2 + (~np.asarray(from_orig[tcp_all], bool))
+    seen = np.zeros(max(len(base), int(g_all.max()) + 1), bool)
+    seen[g_all] = True
+    at = np.flatnonzero(acking & ~have[g ^ 1] & ~seen[g ^ 1])
     if len(at):
         u, first = np.unique(g[at] ^ 1, return_index=True)
         base[u] = ak[at[first]]
