@@ -76,6 +76,7 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import numpy as np
@@ -761,7 +762,6 @@ DP_RESET_ITSELF = DP_RESET + " itself"
 def same_subnet(a: str, b: str) -> bool:
     """Whether two address texts (``orig_h``, ``resp_h``) are in one /24 (IPv4) or /64 (IPv6):
     the usual LAN subnet, no router between them. False for anything not an address."""
-    import ipaddress
     try:
         x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
     except ValueError:
