@@ -635,14 +635,38 @@ class _WholeFile:
         t = c["ts_ns"][np.argsort(c["frame"], kind="stable")] if len(self.packets) else c["ts_ns"]
         steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
-        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end)
+        flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end,
+                                                 internal=True)
+        one_way = one_way_counts(flows)
+        flows = flows[[c for c in flows.columns if c in COLUMNS]] if len(flows.columns) > len(COLUMNS) else flows
         self.packets = None
         self.stats.warn_no_ip(self.name)
         self.stats.warn_short_packets(self.name, short)
         self.stats.warn_steps_back(self.name, steps, STEP_BACK_NS)
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
+        self.stats.warn_one_way(self.name, *one_way.tolist())
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
+
+
+def one_way_counts(flows: pd.DataFrame) -> np.ndarray:
+    """Of a flow table (with the internal column ``acked_unseen`` when it has one: ``inspect``):
+    int64 array [TCP flows, those with packets both ways, those seen one way whose one side's
+    packets acknowledge the other's, none of which was captured: a responder's SYN-ACK or data,
+    or the originator's acknowledgement after its SYN or going on by more than a byte] (what
+    :meth:`ReadStats.warn_one_way` reads, summed over a capture's batches)."""
+    if not len(flows):
+        return np.zeros(3, np.int64)
+    tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+    both = tcp & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0)
+    seen = np.zeros(len(flows), bool)
+    if "acked_unseen" in flows:
+        unseen = flows["acked_unseen"].to_numpy(dtype=object)
+        # (the originator's acknowledgements prove something only after its SYN, the SYN-ACK's,
+        # or when they go on: an ACK scan's lone ACKs prove nothing)
+        proof = ~flows["partial"].to_numpy(dtype=bool) | (flows["resp_bytes"].to_numpy() > 1)
+        seen = tcp & ((unseen == "orig") | ((unseen == "resp") & proof))
+    return np.array([np.count_nonzero(tcp), np.count_nonzero(both), np.count_nonzero(seen)], np.int64)
 
 
 def _note_duplicates(stats: ReadStats, name: str, dups: int) -> None:

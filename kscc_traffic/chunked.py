@@ -38,13 +38,14 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .analyze import analyze_batch, capture_end
+from .analyze import analyze_batch, capture_end, one_way_counts
 from .capture.decode import DecodeCounters, decode
 from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import CLOSE_DELAY_NS, broadcast_evidence, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, TCP, \
+from .flows import ACK, CLOSE_DELAY_NS, broadcast_evidence, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+    RST, TCP, \
     content_rows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
@@ -194,6 +195,7 @@ class ChunkedAnalysis:
         cap_end = np.iinfo(np.int64).min
         cap_start = np.iinfo(np.int64).max
         prev_ts = None                      # the last record's timestamp (steps back)
+        one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
 
         def then_end():
             nonlocal pending
@@ -318,6 +320,7 @@ class ChunkedAnalysis:
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any():
+                one_way += one_way_counts(flows[final])
                 yield (flows[final] if not final.all() else flows), (end if last else None)
             if last:
                 carry = None
@@ -370,6 +373,7 @@ class ChunkedAnalysis:
                     "--chunk-mib more than the file's size")
         st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
+        st.warn_one_way(self.name, *one_way.tolist())
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
@@ -428,7 +432,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       the same 5-tuple, whose SYN may come late).
     - for TCP, the packet with the furthest sequence end and the one with the furthest
       acknowledgement per direction, and every packet at a direction's first timestamp (what
-      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`); and each direction's
+      the byte counts read: :func:`~kscc_traffic.flows.seq_extents`), and each direction's
+      first acknowledgement (the other direction's start when none of its packets was
+      captured); and each direction's
       first packet after the other direction's first reaching its furthest sequence end (a
       duplicate acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
 
@@ -546,6 +552,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         first_t = np.full(len(top), np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first_t, fd, ts)
         keep |= tcp & (ts == first_t[fd])
+        # each direction's first acknowledgement: where the other direction starts when none of
+        # its packets was captured (seq_extents; inspect's acked_unseen)
+        fl_ = c["tcp_flags"][rows].astype(np.int64)
+        keep |= first_of(fd, tcp & ((fl_ & ACK) != 0) & ((fl_ & RST) == 0) & (c["ack"][rows] != 0))
         # each direction's first packet after the other's first reaching its furthest sequence
         # end (inspect._mtu_holes: a duplicate acknowledgement, later bytes arrived)
         top_end = np.full(len(top) + 1, -1, np.int64)

@@ -42,7 +42,10 @@ Verdicts and reasons (first match wins, in this order):
   (:data:`QUIC_DETAIL`: a browser's HTTP/3, not a documented purpose), a TCP flow whose every
   TCP header the snaplen cut (internal column ``tcp_hdr_cut``; :data:`HDR_CUT_DETAIL`: no flags,
   sequence numbers or lengths seen), a TCP or UDP flow none of whose packets kept its transport
-  header (ports -1; :data:`NO_PORTS_DETAIL`).
+  header (ports -1; :data:`NO_PORTS_DETAIL`); a TCP flow captured in one direction only, the
+  originator's packets acknowledging the responder's SYN-ACK (and data) none of which was
+  captured (reason ``one_way``, :func:`_one_way`: the server answered, what it said is not in
+  the capture; the checklist's "seen one-way").
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -73,6 +76,7 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import numpy as np
@@ -90,7 +94,7 @@ from .unreachable import what_it_means
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port; 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 
@@ -212,6 +216,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     lost_answers = unreassembled in ("resp", "both")
     answered = int(row["resp_pkts"]) > 0 and not lost_answers
     icmp_text = row.get("icmp_unreachable") or ""
+    # only the originator's packets captured, and they acknowledge the responder's (a SYN-ACK,
+    # maybe data): one direction captured (a mirror of one direction, asymmetric routing)
+    blind = proto == "tcp" and not answered and (row.get("acked_unseen") or "") == "resp"
 
     if resp_p == 53 or row.get("service") == "dns" and orig_p != 53:
         # responses matching no query (transaction ID, question): none the client accepts
@@ -344,6 +351,15 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # only the responder's packets (one captured direction, or a capture that began as the
         # connection ended: a lone RST, a SYN-ACK sent again): nothing shows the purpose works
         n = int(row["resp_pkts"])
+        history = str(row.get("history") or "")
+        if "h" in history:
+            # (its SYN-ACK is the connection's start: not a capture started mid-connection)
+            if set(history) <= set("^h"):   # (SYN-ACKs alone: the SYN just before them missed?)
+                return done("unclassified", "", f"only the responder's SYN-ACK seen ({n} packet{'s' if n != 1 else ''}), "
+                            "none from the originator: its SYN was not captured (the capture began after it, or "
+                            "only one direction captured?); not judged")
+            return done("unclassified", "", f"only the responder's {n} packet{'s' if n != 1 else ''} seen "
+                        f"(its SYN-ACK among them), none from the originator: {ONE_WAY_HINT}; not judged")
         return done("unclassified", "", f"capture started mid-connection; only the responder's {n} "
                     f"packet{'s' if n != 1 else ''} seen, none from the originator: not judged")
     if proto == "tcp" and partial:
@@ -352,8 +368,14 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             return done(*_partial_closes(row, closing))
         if _unasked_synack(str(row.get("history") or "")):
             return done("unclassified", "", UNASKED_SYNACK_DETAIL)
+    if blind and not partial:
+        return done(*_one_way(row, rule.app_protocol in ("tls", "https")))
     if proto == "tcp" and not partial:
         if state == "REJ":
+            if rule.opener == "agent_to_dp":
+                # (a LAN purpose: the reset is the distribution point's own answer when no router
+                # is between; the detail starts with DP_RESET, which report.readiness counts)
+                return done("blocked", "rejected", dp_reset_detail(str(row.get("orig_h") or ""), str(row["resp_h"])))
             return done("blocked", "rejected", "the SYN was answered by a TCP reset")
         wrong = row.get("syn_answer") or ""
         if wrong:   # (the detail starts with STALE_ANSWER: report.readiness counts such flows)
@@ -705,10 +727,20 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
     or FIN needs no answer), packets without data (the FIN, RST or ACK at a connection's end:
     Zeek #862's FIN sent again after the peer's RST; a zero-byte keep-alive cannot be told from
     an ACK of server data the capture missed), or a capture that ended too soon after them.
-    Reads ``orig_pkts``, ``history``, ``orig_resent``, ``duration``, ``quiet_s``."""
+    ``unclassified``/``one_way`` whatever else when the originator's acknowledgements show more
+    than one byte of the responder's arriving (``acked_unseen`` 'resp', ``resp_bytes`` from those
+    acknowledgements; one byte may be its FIN): something came back, the capture missed it.
+    Reads ``orig_pkts``, ``history``, ``orig_resent``, ``duration``, ``quiet_s``, ``acked_unseen``,
+    ``resp_bytes``."""
     n = int(row["orig_pkts"])
     sent = f"{n} packet{'s' if n != 1 else ''}"
     data = "D" in str(row.get("history") or "")
+    got = int(row.get("resp_bytes") or 0) if (row.get("acked_unseen") or "") == "resp" else 0
+    if got > 1:
+        # (its acknowledgements went on: the responder's bytes reached it, the capture missed them)
+        return ("unclassified", "one_way", f"capture started mid-connection; only the originator's {sent} "
+                f"captured, whose acknowledgements show {got:,} bytes of the responder's arriving: "
+                f"{ONE_WAY_HINT}; not judged")
     if n >= 2 and data and row.get("orig_resent") \
             and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
         return ("blocked", "no_answer", f"capture started mid-connection; {sent} sent, nothing came back "
@@ -718,6 +750,96 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
                 "or ACK: a connection's end), nothing came back: not judged")
     return ("unclassified", "", f"capture started mid-connection; {sent} sent, nothing came back: too "
             "little to judge")
+
+
+#: how the detail of a SYN to a distribution point (rule opener ``agent_to_dp``) answered by a
+#: TCP reset starts (report.readiness counts such flows: the service first, not only the firewall)
+DP_RESET = "the SYN was answered by a TCP reset from the distribution point"
+#: ... and goes on when the client is on the distribution point's subnet (no router between)
+DP_RESET_ITSELF = DP_RESET + " itself"
+
+
+def same_subnet(a: str, b: str) -> bool:
+    """Whether two address texts (``orig_h``, ``resp_h``) are in one /24 (IPv4) or /64 (IPv6):
+    the usual LAN subnet, no router between them. False for anything not an address."""
+    try:
+        x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return False
+    if x.version != y.version:
+        return False
+    bits = 24 if x.version == 4 else 64
+    return (int(x) >> (x.max_prefixlen - bits)) == (int(y) >> (y.max_prefixlen - bits))
+
+
+def dp_reset_detail(client: str, dp: str) -> str:
+    """The detail of a SYN from ``client`` to the distribution point ``dp`` answered by a TCP
+    reset (the reset comes from ``dp``'s address): on the client's subnet (:func:`same_subnet`)
+    no router or firewall is between them, so it is the distribution point's own answer: nothing
+    listens on the port (the service not running or not enabled) or its own firewall rejects it
+    (Windows' drops; a reset is rather no listener); across subnets a firewall between them may
+    also have sent it."""
+    if same_subnet(client, dp):
+        return (f"{DP_RESET_ITSELF} ({dp}, on the client's subnet: no router between them): nothing listens on "
+                "the port there (the service is not running or not enabled), or its own firewall rejects it")
+    return (f"{DP_RESET}'s address ({dp}): nothing listens on the port there (the service is not running or not "
+            "enabled), or a firewall rejects it (its own, or one between the subnets)")
+
+
+#: what the detail of a flow seen in one direction only asks
+ONE_WAY_HINT = "only one direction captured (a mirror port or tap that sees one direction, or asymmetric routing?)"
+
+
+def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP flow whose SYN was captured and none of whose
+    responder's packets was, while the originator acknowledged them (``acked_unseen`` 'resp'):
+    its packets after the SYN acknowledge a SYN-ACK, which reached it, and ``resp_bytes`` (from
+    those acknowledgements, its first one taken as the responder's ISN + 1) of the responder's
+    bytes; one byte of them may be the responder's FIN, which cannot be told from data.
+
+    What the acknowledgements prove is judged as a capture of both directions would be; what
+    they do not prove is not judged:
+
+    - the originator sent data, acknowledged at most one byte of the responder's (nothing after
+      the SYN-ACK reached it but maybe a FIN) and sent some of its bytes again (``orig_resent``:
+      its data was not acknowledged either): ``blocked`` (``tls_failed`` for a ClientHello on a
+      TLS purpose, else ``no_answer``); so too when that lasted :data:`TLS_SILENCE_S` (the flow,
+      or the capture going on after it: ``quiet_s``), or the originator closed or reset it then
+      (``F``/``R``): no answer came to its data;
+    - a ClientHello answered with fewer bytes than any encrypted record (a cleartext alert's
+      size, :data:`~kscc_traffic.inspect.SMALLEST_SEALED`, a FIN included), after which the
+      client closed: ``blocked``/``tls_failed``;
+    - else ``unclassified``/``one_way``: the server answered (its SYN-ACK, and ``resp_bytes``),
+      but what it said and what became of the originator's bytes are not in the capture; the
+      purpose is then *seen one-way* in the checklist, never verified by it.
+
+    Reads ``orig_pkts``, ``history``, ``resp_bytes``, ``service``, ``orig_resent``,
+    ``duration``, ``quiet_s``."""
+    got = int(row.get("resp_bytes") or 0)
+    history = str(row.get("history") or "")
+    data = "D" in history
+    closed = "F" in history or "R" in history
+    hello = tls and row.get("service") in _SSL_SERVICES
+    seen = (f"only the originator's packets were captured: they acknowledge the responder's SYN-ACK and "
+            f"{got:,} byte{'s' if got != 1 else ''} of its" if got > 1 else
+            "only the originator's packets were captured: they acknowledge the responder's SYN-ACK")
+    if data and got <= 1:
+        waited = float(row.get("duration", 0)) + _quiet(row)
+        what = "ClientHello" if hello else "data"
+        fail = ("blocked", "tls_failed" if hello else "no_answer")
+        if row.get("orig_resent"):
+            return (*fail, f"{what} sent again, never acknowledged by the server ({seen}, nothing of the "
+                    f"server's after it{' but maybe a FIN' if got else ''}: the {what} or its answers dropped on "
+                    "the way)")
+        if closed or waited >= TLS_SILENCE_S:
+            how = "then the client closed" if closed else f"for {TLS_SILENCE_S:g} s or more"
+            return (*fail, f"{what} not answered: {seen}, no byte of the server's after it"
+                    f"{' but maybe a FIN' if got else ''}, {how}")
+    if hello and 1 < got < SMALLEST_SEALED and closed:
+        return ("blocked", "tls_failed", f"TLS handshake aborted: {seen} answers, a cleartext alert's size "
+                "(a FIN included), then the client closed")
+    return ("unclassified", "one_way", f"{seen}{' answers' if got > 1 else ''}, so the server answered; "
+            f"{ONE_WAY_HINT}; not judged")
 
 
 def _closed_by(history: str, responder: bool) -> bool:
@@ -955,7 +1077,7 @@ def inspection_product(issuer: str) -> str:
 
 
 #: the flow columns _judge reads
-_JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_name", "partial", "conn_state",
+_JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name", "dns_name", "partial", "conn_state",
                   "resp_bytes", "duration",
                   "resp_pkts", "orig_pkts", "icmp_unreachable", "service", "cast", "history", "client_proto",
                   "server_proto", "cert_names", "sni", "tls_established", "tls_alert", "query", "dns_rcode",
@@ -965,16 +1087,16 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "server_name", "dns_nam
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
-                  "tls_close", "tls_close_wait_s", "dns_mismatch")
+                  "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
-_OPTIONAL_COLUMNS = ("query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
+_OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch")
+                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -984,15 +1106,15 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
-_TEXT_COLUMNS = ("proto", "resp_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
+_TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_state", "icmp_unreachable", "service",
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch")
+                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1176,6 +1298,20 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
                        dtype=bool)[hist_codes]
     hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
+    one_way = (proto == "tcp") & ~answered & (v["acked_unseen"] == "resp")
+    # a SYN to a distribution point answered by a reset: the detail names it, and says whether the
+    # client is on its subnet (dp_reset_detail)
+    dp_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.opener == "agent_to_dp":
+            dp_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    dp_reset = dp_port & (state == "REJ")
+    near = np.zeros(n, bool)
+    at = np.flatnonzero(dp_reset)
+    if len(at):
+        near[at] = [same_subnet(a, b) for a, b in zip(v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
+    has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
+                           for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
     codes, seen = pd.factorize(v["dns_answers"])
@@ -1234,6 +1370,16 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
         np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
         (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
+        # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
+        # show quoted, whether it sent data, closed, waited)
+        np.where(one_way, v["resp_bytes"], -1),
+        one_way & hist_data[hist_codes],
+        one_way & closed_o[hist_codes],
+        one_way & (duration + quiet >= TLS_SILENCE_S),
+        # (only the responder's packets, its SYN-ACK among them: not "started mid-connection")
+        np.where((proto == "tcp") & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
+        np.where(dp_reset, v["resp_h"], ""),
+        near,
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

@@ -1042,7 +1042,10 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     """Per packet, where it puts its endpoint's sequence space, as Zeek's ``TCP_Endpoint::Size``
     reads it: ``(end, acked)``, int64 arrays (len(flow_of),), in bytes relative to the start of
     the data of (flow, direction) (the SYN's ISN + 1, or the first packet's sequence number when
-    the SYN was not captured).
+    the SYN was not captured; for a direction none of whose packets was captured (none at all,
+    not even one whose TCP header the snaplen cut), the other
+    direction's first acknowledgement number, as Zeek's ``init_peer`` takes it: what the other
+    side acknowledged of it from there counts).
 
     ``end``: for a TCP packet that is not a RST, ``seq + SYN + payload + FIN`` relative to its own
     direction's start (the FIN octet included, as Zeek's last_seq); ``acked``: for a TCP packet
@@ -1083,6 +1086,24 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     base_at[u[nosyn]] = first[nosyn]
     have[u] = True
     ok = (fl & RST) == 0
+    ak = ack[rows].astype(np.int64)
+    acking = ok & ((fl & ACK) != 0) & (ak != 0)
+    # a direction without a packet in the capture (one direction captured: a mirror of one
+    # direction, asymmetric routing) starts where the other side's first acknowledgement puts it
+    # (its ISN taken as that number - 1, as Zeek's init_peer guesses it), so the bytes the other
+    # side acknowledged of it count ("acknowledged but not captured")
+    # (a direction whose packets all had their TCP header cut by the snaplen was captured: its
+    # bytes stay unknown, as before)
+    tcp_all = np.flatnonzero(np.asarray(is_tcp, bool))
+    g_all = flow_of[tcp_all].astype(np.int64) * 2 + (~np.asarray(from_orig[tcp_all], bool))
+    seen = np.zeros(max(len(base), int(g_all.max()) + 1), bool)
+    seen[g_all] = True
+    at = np.flatnonzero(acking & ~have[g ^ 1] & ~seen[g ^ 1])
+    if len(at):
+        u, first = np.unique(g[at] ^ 1, return_index=True)
+        base[u] = ak[at[first]]
+        base_at[u] = at[first] - 1     # (that acknowledgement itself counts: 0 bytes)
+        have[u] = True
     half, mod = 1 << 31, (1 << 32) - 1
 
     def rel(v: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1095,8 +1116,8 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     end[rows] = np.where(ok & (pos >= base_at[g]), rel(e, base[g]), -1)
     peer = g ^ 1
     # (an acknowledgement number 0 is no acknowledgement: a stray ACK, as Zeek ignores it)
-    has_ack = ok & ((fl & ACK) != 0) & have[peer] & (ack[rows] != 0) & (pos > base_at[peer])
-    acked[rows] = np.where(has_ack, rel(ack[rows].astype(np.int64), base[peer]), -1)
+    has_ack = acking & have[peer] & (pos > base_at[peer])
+    acked[rows] = np.where(has_ack, rel(ak, base[peer]), -1)
     return end, acked
 
 

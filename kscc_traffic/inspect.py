@@ -923,6 +923,33 @@ def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
+def _acked_unseen(ft: FlowTable, nflows: int) -> np.ndarray:
+    """Per flow (object array (nflows,)): ``'resp'`` for a TCP flow none of whose responder's
+    packets was captured while the originator sent a packet acknowledging it (ACK flag, not a
+    RST, acknowledgement number not 0: after its SYN, the ACK of a SYN-ACK that reached it),
+    ``'orig'`` for the reverse (only the responder's packets, one of them acknowledging: the
+    SYN-ACK acknowledges the SYN), else ''. What one captured direction shows (a mirror of one
+    direction, asymmetric routing): the other side's packets arrived, the capture missed them.
+    Exact from the packets a chunked or live analysis keeps (each direction's first packet and
+    its first acknowledging one: ``chunked._summarise``)."""
+    out = repeated("", nflows)
+    c = ft.packets.cols
+    own = (ft.pkt_flow >= 0) & (c["proto"] == TCP)
+    if not nflows or not own.any():
+        return out
+    key = ft.pkt_flow[own] * 2 + (~ft.pkt_from_orig[own]).astype(np.int64)
+    fl = c["tcp_flags"][own].astype(np.int64)
+    acking = ((fl & ACK) != 0) & ((fl & RST) == 0) & (c["ack"][own] != 0) & (c["payload_len"][own] >= 0)
+    has = np.zeros(2 * nflows, bool)
+    acks = np.zeros(2 * nflows, bool)
+    has[key] = True
+    acks[key[acking]] = True
+    has, acks = has.reshape(nflows, 2), acks.reshape(nflows, 2)
+    out[has[:, 0] & ~has[:, 1] & acks[:, 0]] = "resp"
+    out[has[:, 1] & ~has[:, 0] & acks[:, 1]] = "orig"
+    return out
+
+
 def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     """Per flow (bool array (nflows,)): a direction's first TCP data segment (``payload_len`` >
     0, the earliest) has no byte captured (a snaplen at or before the end of its headers: the
@@ -1024,6 +1051,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise: the direction whose every packet was a fragment of an IP datagram never
     # reassembled, 'orig', 'resp' or 'both'; '' where not: _unreassembled)
     cols["unreassembled"] = _unreassembled(ft, n)
+    # (likewise: a TCP flow one direction of which has no packet in the capture while the other
+    # acknowledges it, 'resp' (the originator acknowledged a SYN-ACK or data of the responder) or
+    # 'orig' (the reverse): one direction captured; '' where not: _acked_unseen)
+    cols["acked_unseen"] = _acked_unseen(ft, n)
     # (for classify, not a column of the output: a flow whose first data of a direction has no
     # byte captured, whether its packets show a conversation that went on, _went_on; what
     # tls_established says of a flow read as TLS)

@@ -23,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, FILTER_ANSWER, STALE_ANSWER, sinkhole_address
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
+    sinkhole_address
 from .outfile import write_all
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
@@ -39,7 +40,9 @@ _CELL_SPACES = " \u3000"
 #: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
 #: sent, nothing answered them, so the capture cannot show that they were received (only that
-#: they reached the capturing device's interface, when it is a receiver)
+#: they reached the capturing device's interface, when it is a receiver); or TCP connections
+#: captured in one direction only (reason ``one_way``: the agent acknowledged the server's
+#: packets, none of which is in the capture), nothing else seen of the purpose
 STATUS_ORDER = ("blocked", "unexpected", "verified", "port open", "seen one-way", "not seen")
 
 #: pandas timestamps end in 2262 and start in 1677; capture times beyond (damaged files, clamped
@@ -534,6 +537,9 @@ REASON_TEXT: dict[str, str] = {
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
     "partial": "the start of the connection was not captured; judged on what was seen",
+    "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
+                "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
+                "not judged"),
 }
 
 def icmp_reason_text(n: int, closed: int) -> str:
@@ -557,7 +563,8 @@ ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
-                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0) -> dict:
+                   bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
+                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0)) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -570,10 +577,22 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
     (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
     answered by an ICMP port unreachable from the destination itself (detail
-    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there)."""
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there), ``one_way`` the
+    unclassified ones seen in one direction only (reason ``one_way``: the agent's packets
+    acknowledge the server's, none of which was captured), ``bl_reset`` of the blocked ones (all,
+    on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
+    :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
+    a firewall resets)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
-              else "verified" if ok else "not seen")
+              else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
+    if status == "seen one-way":
+        # TCP connections whose server's packets are all missing, though the agent acknowledged them
+        fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
+               "one direction only: the agent's packets acknowledge the server's answers (its SYN-ACK, and data), "
+               "but the capture holds none of the server's packets (a mirror port or tap that sees one direction, "
+               "or asymmetric routing), so it shows that the server answered, not what it said. To verify, "
+               f"capture both directions (on the agent itself); what it needs: {r.fix}")
     if status == "verified" and ok_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # answered, but nothing names a server under the mask on a port every browser uses
         status = "port open"
@@ -621,6 +640,24 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
                     f"host itself with ICMP port unreachable (nothing listens there): {service}")
+    resets, own = bl_reset
+    if status == "blocked" and resets:
+        # the distribution point's address answered the SYN with a reset: a service not running
+        # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
+        service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                   f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+        if bl == resets == own:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset from the distribution point itself (on the client's subnet: no router "
+                   f"between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens there: "
+                   f"{service}; if it is, its own firewall rejects it: {fix}")
+        elif bl == resets:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset from the distribution point's address: nothing listens there, or a "
+                   f"firewall rejects it (its own, or one between the subnets): {service}; if it is: {fix}")
+        else:
+            fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
+                    f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
         # some of the blocked flows reached the server, then their TLS failed: that advice too
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -785,7 +822,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = bl_closed = 0
+        bl_tls = bl_stale = bl_closed = one_way = 0
+        bl_reset = (0, 0)
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -802,6 +840,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
+            one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
                 ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
                                                 & (v == "ok")))
@@ -813,6 +852,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
+                    bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
+                                sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
@@ -822,7 +863,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset))
     return pd.DataFrame(rows)
 
 
@@ -930,6 +971,9 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
+        self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
+        self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
@@ -975,6 +1019,8 @@ class TableSummary:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
                 if v == "blocked" and r.split(",")[0] == "tls_failed":
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
+                if v == "unclassified" and r.split(",")[0] == "one_way":
+                    self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
             self.named_seen = True
             named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
@@ -1006,7 +1052,8 @@ class TableSummary:
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
-            for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls)):
+            for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
+                                   (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
         if "proxy_target" in flows:
@@ -1042,7 +1089,8 @@ class TableSummary:
                                        if self.v6_seen else None, self.bl_tls.get(r.id, 0),
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
-                                       self.bl_closed.get(r.id, 0)))
+                                       self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
+                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0))))
         return pd.DataFrame(rows)
 
 

@@ -83,10 +83,19 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         other = int(((sub["verdict"] == "unexpected")
                      & sub["reason"].str.split(",").str[0].isin(["host_mismatch", "wrong_direction"])).sum()) \
             if len(sub) else 0
+        # newcomer 22 F2: TCP connections captured one way only (reason one_way) and nothing else
+        one_way = int(((sub["verdict"] == "unclassified") & (sub["reason"].str.split(",").str[0] == "one_way")).sum()) \
+            if len(sub) else 0
         status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
-                  else "verified" if ok else "not seen")
+                  else "verified" if ok else "seen one-way" if one_way else "not seen")
         reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
         fix = r.fix
+        if status == "seen one-way":
+            fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen "
+                   "in one direction only: the agent's packets acknowledge the server's answers (its SYN-ACK, and "
+                   "data), but the capture holds none of the server's packets (a mirror port or tap that sees one "
+                   "direction, or asymmetric routing), so it shows that the server answered, not what it said. To "
+                   f"verify, capture both directions (on the agent itself); what it needs: {r.fix}")
         proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")).sum()) \
             if len(sub) and "proxy_target" in sub else 0
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
@@ -163,6 +172,27 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
                         f"host itself with ICMP port unreachable (nothing listens there): {service}")
+        # newcomer 22 F5: a distribution point's reset: the service first (its own firewall after)
+        dp_detail = sub["detail"].astype(str) if len(sub) and "detail" in sub else pd.Series(dtype=str)
+        blocked_rows = (sub["verdict"] == "blocked") if len(sub) else pd.Series(dtype=bool)
+        resets = int((blocked_rows & dp_detail.str.startswith(
+            "the SYN was answered by a TCP reset from the distribution point")).sum()) if len(dp_detail) else 0
+        own = int((blocked_rows & dp_detail.str.startswith(
+            "the SYN was answered by a TCP reset from the distribution point itself")).sum()) if len(dp_detail) else 0
+        if status == "blocked" and resets:
+            service = (f"check that the service for it is running and listening on {r.transport.upper()} "
+                       f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
+            them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
+            if bl == resets == own:
+                fix = (f"{them} answered by a TCP reset from the distribution point itself (on the client's subnet: "
+                       f"no router between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens "
+                       f"there: {service}; if it is, its own firewall rejects it: {fix}")
+            elif bl == resets:
+                fix = (f"{them} answered by a TCP reset from the distribution point's address: nothing listens there, "
+                       f"or a firewall rejects it (its own, or one between the subnets): {service}; if it is: {fix}")
+            else:
+                fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
+                        f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
         if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "

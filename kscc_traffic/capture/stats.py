@@ -12,6 +12,9 @@ WIRELEN_CLAMP = (1 << 31) - 1
 
 #: IP packets from which one timestamp for all of them is warned about (ReadStats.warn_frozen_clock)
 FROZEN_CLOCK_PACKETS = 100
+#: TCP flows seen in one direction only (:meth:`ReadStats.warn_one_way`) from which a capture
+#: none of whose TCP flows has packets both ways is said to hold one direction only
+ONE_WAY_MIN_FLOWS = 2
 
 
 @dataclass
@@ -133,6 +136,18 @@ class ReadStats:
             self.warn(f"{name}: all {packets:,} packets have the same timestamp: durations are 0 and the "
                       "time rules (3 s without an answer, idle timeouts, the 5 s close delay) cannot apply; "
                       "no flow ends by time, so a large capture's flows are all held in memory")
+
+    def warn_one_way(self, name: str, tcp: int, both: int, one_way: int) -> None:
+        """The one warning line about a capture of ``tcp`` TCP flows, ``both`` of them with
+        packets both ways and ``one_way`` with only one side's packets, which acknowledge the
+        other side's (``acked_unseen``: the capture missed them), when none had both and at least
+        :data:`ONE_WAY_MIN_FLOWS` were seen one way: a mirror or tap that sees one direction, or
+        asymmetric routing (then an attempt without an answer here may have had one)."""
+        if both == 0 and one_way >= ONE_WAY_MIN_FLOWS:
+            self.warn(f"{name}: every TCP flow ({tcp:,}) shows one direction only, {one_way:,} of them "
+                      "acknowledging packets of the other side that are not in the capture: a mirror port or tap "
+                      "that sees one direction, or asymmetric routing? Attempts without an answer here may have "
+                      "had one (a DNS query's answer too); capture both directions (on the agent itself) to judge them")
 
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
