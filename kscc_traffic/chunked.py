@@ -44,9 +44,8 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, broadcast_evidence, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, \
-    content_rows
+from .flows import ACK, CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, RST, TCP, \
+    broadcast_evidence, content_rows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
 from .finishing import Finisher
