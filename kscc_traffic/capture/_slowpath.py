@@ -12,7 +12,9 @@ Ethernet in IP (protocol 143, SRv6 L2 services), Teredo, Ethernet over MPLS, 802
 where each is read).
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
-(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly); an 802.11
+(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly,
+:data:`DAMAGED` for a frame the capture marks as damaged or whose FCS does not match:
+radiotap's bad-FCS flag, PPI's FCS-invalid flag); an 802.11
 A-MSDU gives a list of them, one per subframe, so one frame may give several rows. Its rules
 are the fast path's rules: on every frame the fast path accepts both give identical values (a
 test checks this).
@@ -24,6 +26,7 @@ offset in ``Packets.buf`` (0 for the capture buffer).
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -38,6 +41,10 @@ _PL_OFF = ROW_FIELDS.index("pl_off")
 NONIP = -1
 MALFORMED = -2
 PENDING = -3
+#: the capture marks the frame damaged (bad FCS flag), or its FCS does not match its bytes:
+#: skipped (its bytes are not the bytes sent), counted in ``malformed`` and in
+#: :attr:`SlowDecoder.bad_fcs` / :attr:`SlowDecoder.fcs_mismatch`
+DAMAGED = -4
 #: ``payload_len`` of a TCP row whose header the snaplen cut before its 16th byte (the end of the
 #: window field, what Wireshark needs to show flags and length): unknown (``tcp_flags``/``seq``/
 #: ``ack`` 0)
@@ -91,6 +98,13 @@ PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x886
 #: to a multiple of 4 bytes before the payload
 RADIOTAP_F_FCS = 0x10
 RADIOTAP_F_DATAPAD = 0x20
+#: radiotap Flags bit: the frame failed its FCS check (the driver kept it: ``fcsfail``)
+RADIOTAP_F_BADFCS = 0x40
+#: PPI 802.11-common field (type 2, 20 bytes): its flags (little-endian, at byte 8) say the
+#: 802.11 frame ends with its FCS (bit 0) / the FCS is invalid (bit 2)
+PPI_80211_COMMON = 2
+PPI_F_FCS = 0x01
+PPI_F_FCS_INVALID = 0x04
 
 _BCAST = b"\xff" * 6
 _u16 = struct.Struct("!H").unpack_from
@@ -228,6 +242,23 @@ def _wlan_header_length(d: Any, pos: int, end: int) -> int:
     return hlen if 8 <= hlen <= end - pos else -1
 
 
+def fcs_ok(d: Any, pos: int, end: int) -> bool:
+    """The 4-byte FCS at ``d[end-4:end]`` (CRC-32 of IEEE 802.3, as Ethernet and 802.11 send
+    it: little-endian in the bytes) matches the bytes ``d[pos:end-4]``."""
+    return zlib.crc32(memoryview(d)[pos:end - 4]) == _le32(d, end - 4)[0]
+
+
+def _ppi_80211_flags(d: Any, pos: int, hend: int) -> int:
+    """The flags of the 802.11-common field among the PPI fields in ``d[pos:hend]`` (each:
+    type and length, little-endian 16-bit, then the data), or 0 without one."""
+    while pos + 4 <= hend:
+        ftype, flen = _le16(d, pos)[0], _le16(d, pos + 2)[0]
+        if ftype == PPI_80211_COMMON and flen >= 20 and pos + 4 + flen <= hend:
+            return _le16(d, pos + 12)[0]
+        pos += 4 + flen
+    return 0
+
+
 def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
     """The Flags field of the radiotap header of ``rlen`` bytes at ``pos`` (0 when absent), or
     -1 when the header is inconsistent (present bitmaps or fields running past ``rlen``).
@@ -301,6 +332,10 @@ class SlowDecoder:
         #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
         #: RFC 1144): not read (counted in ``non_ip`` too)
         self.vj_tcp = 0
+        #: frames skipped because the capture marks them damaged (radiotap bad-FCS flag, PPI
+        #: FCS-invalid flag) / because their FCS does not match (both also in ``malformed``)
+        self.bad_fcs = 0
+        self.fcs_mismatch = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -324,7 +359,7 @@ class SlowDecoder:
             self.rows.append((i, r))
         elif r == NONIP:
             self.non_ip += 1
-        elif r == MALFORMED:
+        elif r == MALFORMED or r == DAMAGED:
             self.malformed += 1
 
     def finish(self) -> None:
@@ -377,11 +412,14 @@ class SlowDecoder:
             flags = radiotap_flags(d, pos, rlen)
             if flags < 0:
                 return MALFORMED
+            if flags & RADIOTAP_F_BADFCS:               # failed its FCS check: not what was sent
+                self.bad_fcs += 1
+                return DAMAGED
             if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
-                fcs = max(0, 4 - ctx.missing)           # ... as far as they were captured
-                end -= fcs
-                ctx.end = end
-                ctx.missing = max(0, ctx.missing - 4)
+                r = self._strip_fcs(d, pos + rlen, end, ctx)
+                if r < 0:
+                    return DAMAGED
+                end = r
             return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
         if lt == 105:
             return self._dot11(d, pos, end, ctx, False)
@@ -458,8 +496,30 @@ class SlowDecoder:
                 return MALFORMED
             if inner in (258, 192) or inner not in LINK_HEADER_INNER:
                 return NONIP
+            if lt == 192 and inner == 105:              # PPI's 802.11-common flags
+                flags = _ppi_80211_flags(d, pos + 8, pos + hlen)
+                if flags & PPI_F_FCS_INVALID:
+                    self.bad_fcs += 1
+                    return DAMAGED
+                if flags & PPI_F_FCS:
+                    end = self._strip_fcs(d, pos + hlen, end, ctx)
+                    if end < 0:
+                        return DAMAGED
             return self._link(inner, d, pos + hlen, end, ctx)
         return MALFORMED    # not reached: unsupported link types are filtered before
+
+    def _strip_fcs(self, d: Any, pos: int, end: int, ctx: _Ctx) -> int:
+        """The frame ``d[pos:end]`` ends with its 4-byte FCS: the end without it, or -1 (counted
+        in :attr:`fcs_mismatch`) when the FCS was captured whole and does not match. A frame
+        the snaplen cut loses what it kept of the FCS, unchecked."""
+        if not ctx.missing and end - pos >= 4:
+            if not fcs_ok(d, pos, end):
+                self.fcs_mismatch += 1
+                return -1
+        end -= max(0, min(4 - ctx.missing, end - pos))  # the FCS, as far as it was captured
+        ctx.end = end
+        ctx.missing = max(0, ctx.missing - 4)
+        return end
 
     def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         if proto < 0x600:
