@@ -275,7 +275,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         for k, i in enumerate(idx.tolist()):
             sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k], wire_l[k])
     if counters is not None:
-        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags]
+        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags] \
+            + sd.open_dot11_frames()
     sd.finish()
     more = None                                     # rows after a frame's first (A-MSDU)
     if sd.rows:
@@ -378,6 +379,15 @@ def damaged_note(marked: int, mismatch: int) -> str:
             "the good retransmission, when captured, is read)")
 
 
+def dot11_fragments_note(lost: int) -> str:
+    """The warning line (without the capture's name) for ``lost`` 802.11 fragments dropped
+    because their MSDU could not be reassembled (a fragment missing from the capture)."""
+    s = "s" if lost != 1 else ""
+    return (f"decode: {lost} 802.11 fragment{s} of MSDUs that could not be reassembled (a fragment "
+            f"missing from the capture) dropped: the packets {'they' if lost != 1 else 'it'} "
+            "carried are missing from the flows")
+
+
 def bad_v4_options_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` IPv4 datagrams skipped because
     their header options do not parse; both engines say it."""
@@ -444,6 +454,8 @@ class DecodeCounters:
     #: FCS, PPI FCS invalid, pcapng epb_flags CRC error) / their FCS does not match
     damaged_marked: int = 0
     fcs_mismatch: int = 0
+    #: 802.11 fragments dropped, their MSDU never completed (also in ``non_ip``)
+    dot11_frag_lost: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -464,6 +476,7 @@ class DecodeCounters:
         self.vj_tcp += other.vj_tcp
         self.damaged_marked += other.damaged_marked
         self.fcs_mismatch += other.fcs_mismatch
+        self.dot11_frag_lost += other.dot11_frag_lost
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         self.malformed += malformed
@@ -481,6 +494,7 @@ class DecodeCounters:
         self.vj_tcp += sd.vj_tcp
         self.damaged_marked += sd.bad_fcs
         self.fcs_mismatch += sd.fcs_mismatch
+        self.dot11_frag_lost += sd.dot11_frag_lost
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -501,6 +515,8 @@ class DecodeCounters:
         other = self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
         if self.damaged_marked or self.fcs_mismatch:
             out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
+        if self.dot11_frag_lost:
+            out.append(dot11_fragments_note(self.dot11_frag_lost))
         if other > 0:
             out.append(f"decode: {other} frames too short or inconsistent to decode "
                        "(malformed) skipped")
