@@ -772,8 +772,9 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
     elif prev_ip < 0 and protos:
         if protos[0] in ("sll", "sll2"):
             bcast = _at(f, "sll.pkttype", 0) == "1"
-        elif protos[0] in ("wlan", "radiotap", "wlan_radio"):
-            # an A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
+        elif "wlan" in protos[:ip_idx]:
+            # 802.11, after any monitor header (radiotap, PPI, Prism, AVS ``wlancap``…); an
+            # A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
             bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
     return vlan_value(tags), bcast
 
