@@ -126,7 +126,12 @@ INSTALL_HINT = ("install Wireshark's command-line tools: `sudo apt-get install t
 #: tshark preferences the converter relies on
 PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
                     "-o", "tcp.analyze_sequence_numbers:FALSE",
-                    "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"]
+                    "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE",
+                    # an FCS the file says is there is checked (wlan.fcs.status, eth.fcs.status:
+                    # 0 is bad), and only then: Ethernet's heuristic would take 4 bytes of
+                    # trailer for an FCS ("Never" leaves the file's own FCS length in force)
+                    "-o", "wlan.check_checksum:TRUE", "-o", "eth.check_fcs:TRUE",
+                    "-o", "eth.fcs:Never"]
 
 #: dissectors tshark is told to use where it would not by itself ("Decode As"): VXLAN on Linux's
 #: default port 8472, as the builtin decoder reads it (only what passes its checks is taken for
@@ -157,7 +162,14 @@ FIELDS: list[str] = [
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
+    "radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid", "frame.packet_flags_crc_error",
+    "wlan.fcs.status", "eth.fcs.status",
 ]
+#: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
+#: invalid, pcapng epb_flags CRC error); and those that give an FCS check's result (0: bad)
+_DAMAGE_FLAGS = ("radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid",
+                 "frame.packet_flags_crc_error")
+_FCS_STATUS = ("wlan.fcs.status", "eth.fcs.status")
 _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
@@ -313,6 +325,10 @@ class PacketBuilder:
         self.bad_v4_options = 0
         #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
         self.vj_tcp = 0
+        #: frames skipped (also in ``malformed``) that the capture marks damaged
+        #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
+        self.damaged_marked = 0
+        self.fcs_mismatch = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -358,6 +374,16 @@ class PacketBuilder:
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
         self.cut.count_cut(_int(_at(f, "frame.cap_len", 0), 0), wirelen)
         protos = list(protocols)
+        if any(_at(f, k, 0) in ("1", "True") for k in _DAMAGE_FLAGS):
+            # the frame failed its FCS check where it was captured: its bytes are not the
+            # bytes sent (the builtin decoder skips it alike: capture.decode.damaged_note)
+            self.malformed += 1
+            self.damaged_marked += 1
+            return False
+        if any(_at(f, k, 0) == "0" for k in _FCS_STATUS):
+            self.malformed += 1
+            self.fcs_mismatch += 1
+            return False
         if "vjc" in protos:
             # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
             # builtin decoder does (Wireshark rebuilds no IP header of a compressed one)
@@ -1243,6 +1269,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.vj_tcp:
         from ..capture.decode import vj_note
         stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
+    if b.damaged_marked or b.fcs_mismatch:
+        from ..capture.decode import damaged_note
+        stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
