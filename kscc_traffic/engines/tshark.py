@@ -329,6 +329,9 @@ class PacketBuilder:
         #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
         self.damaged_marked = 0
         self.fcs_mismatch = 0
+        #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
+        #: in ``malformed``): an Ethernet pseudowire without control word, most likely
+        self.mpls_misread = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -543,6 +546,14 @@ class PacketBuilder:
         if ipn == "ip":
             src, dst = _at(f, "ip.src", occ), _at(f, "ip.dst", occ)
             hdr = _int(_at(f, "ip.hdr_len", occ), 20)
+            if hdr < 20 and protos[ip_idx - 1] == "mpls":
+                # Wireshark takes an MPLS payload whose first nibble is 4 for IPv4: an Ethernet
+                # pseudowire without control word whose destination MAC begins with 4 reads as
+                # an IPv4 header of a bogus length (the builtin decoder tells them apart:
+                # _slowpath.SlowDecoder._pw_not_ip); counted, with its own warning line
+                self.malformed += 1
+                self.mpls_misread += 1
+                return None
             total = _int(_at(f, "ip.len", occ), 0)
             proto = _int(_at(f, "ip.proto", occ), 0)
             ip_id = _int(_at(f, "ip.id", occ), 0)
@@ -1269,6 +1280,12 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.vj_tcp:
         from ..capture.decode import vj_note
         stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
+    if b.mpls_misread:
+        k = b.mpls_misread
+        stats.warn(f"{name}: {k} MPLS frame{'s' if k != 1 else ''} whose payload tshark reads as an "
+                   "IPv4 header of a bogus length (most likely an Ethernet pseudowire without "
+                   "control word whose destination MAC begins with 4) could not be read by this "
+                   "engine: the builtin engine (the default, without --engine tshark) reads them")
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
