@@ -10,7 +10,8 @@ Two paths fill the same per-frame columns:
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
   copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
-  (802.11, radiotap with its FCS and data-pad flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
+  (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
+  FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
@@ -87,7 +88,9 @@ Rules both paths share (units: bytes):
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
-malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
+frames skipped as damaged (the capture's bad-FCS / CRC-error marks, an FCS that does not match:
+:func:`damaged_note`; also in ``malformed``), 802.11 fragments that could not be reassembled
+(:func:`dot11_fragments_note`; also in ``non_ip``), malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
 a tunnel whose payload was not IP or was malformed is not counted), overlapping and
 unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
