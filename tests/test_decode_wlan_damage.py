@@ -417,3 +417,15 @@ def test_tshark_engine_names_the_ethernet_pseudowire_it_reads_as_bogus_ip(tmp_pa
     theirs.stats.warn_no_ip("pw.pcap")
     assert "pw.pcap: no IP packet among its 3 frames (1 non-IP, 2 malformed): nothing to analyse " \
         "(a capture on the wrong interface, or of another link type?)" in theirs.stats.warnings
+
+
+def test_dot11_fragments_past_the_receive_lifetime_are_another_msdu():
+    """A sequence number used again after the receive lifetime (512 TU) starts a new MSDU: the
+    stale first fragment is dropped and counted, the new MSDU is read."""
+    old = fragments(SNAP_V4 + udp(23103, b"o" * 500), 256, seq=4)
+    new = fragments(SNAP_V4 + udp(23101, b"n" * 400), 256, seq=4)
+    assert len(new) == 2
+    recs = [(1_700_000_000.0, old[0]), (1_700_000_001.0, new[0]), (1_700_000_001.001, new[1])]
+    p = decoded(pcap_bytes(recs, 105))
+    assert p["dport"].tolist() == [23101] and p["frame"].tolist() == [2]
+    assert any(w.startswith("decode: 1 802.11 fragment of MSDUs") for w in p.stats.warnings)

@@ -109,6 +109,10 @@ PPI_F_FCS_INVALID = 0x04
 #: oldest is dropped beyond it) and fragments of one MSDU at most (a 4-bit fragment number)
 DOT11_MAX_MSDUS = 256
 DOT11_MAX_FRAGMENTS = 16
+#: an MSDU not completed within this many ns of its first fragment is dropped: the receive
+#: lifetime after which a receiver discards it (dot11MaxReceiveLifetime, 512 TU; a sequence
+#: number used again after it is another MSDU)
+DOT11_LIFETIME_NS = 512 * 1024 * 1000
 
 _BCAST = b"\xff" * 6
 _u16 = struct.Struct("!H").unpack_from
@@ -341,7 +345,7 @@ class SlowDecoder:
         self.bad_fcs = 0
         self.fcs_mismatch = 0
         #: 802.11 MSDUs in reassembly: (receiver, transmitter, sequence number) ->
-        #: [next fragment number, body parts, frames, bcast, amsdu, mesh, cut]
+        #: [next fragment number, body parts, frames, bcast, amsdu, mesh, cut, first time]
         self.dot11_frags: dict[tuple, list] = {}
         #: 802.11 fragments dropped (a fragment before them missing from the capture, or never
         #: completed; also in ``non_ip``) / repeated (a retransmission of one held; in ``non_ip``)
@@ -786,17 +790,21 @@ class SlowDecoder:
         a row of this (the last) frame, its bytes appended after the capture's (``extra``), as
         for IP fragments. A fragment number already held is a retransmission (Retry): ignored.
         A fragment whose predecessor is missing drops the MSDU (counted in ``dot11_frag_lost``,
-        as Wireshark shows no packet either). Returns PENDING while held."""
+        as Wireshark shows no packet either), and so does one that comes more than
+        :data:`DOT11_LIFETIME_NS` after the MSDU's first. Returns PENDING while held."""
         key = (bytes(d[pos + 4:pos + 16]), _le16(d, pos + 22)[0] >> 4)   # RA, TA, sequence
         t = self.dot11_frags
         e = t.get(key)
+        if e is not None and ctx.ts - e[7] > DOT11_LIFETIME_NS:    # stale: discarded by now
+            self._dot11_lost(t.pop(key))
+            e = None
         if e is not None and fno < e[0]:
             self.dot11_frag_dup += 1                    # a retransmitted fragment
             return NONIP
         if e is None and fno == 0:
             if len(t) >= DOT11_MAX_MSDUS:               # bounded: the oldest is dropped
                 self._dot11_lost(t.pop(next(iter(t))))
-            e = t[key] = [0, [], [], facts[0], facts[1], facts[2], False]
+            e = t[key] = [0, [], [], facts[0], facts[1], facts[2], False, ctx.ts]
         elif e is None or fno != e[0] or fno >= DOT11_MAX_FRAGMENTS - 1 and more:
             if e is not None:
                 self._dot11_lost(t.pop(key))
