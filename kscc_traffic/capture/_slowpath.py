@@ -769,8 +769,9 @@ class SlowDecoder:
         fragments): an 802.11s Mesh Control field first when ``mesh`` (6 bytes, + 6 per address
         its Address Extension Mode adds: IEEE 802.11-2020 9.2.4.7.3; flags other than that mode,
         or mode 3, are no Mesh Control, as Wireshark's ``has_mesh_control``), then LLC/SNAP and
-        the packet, or the A-MSDU subframes."""
-        if mesh and end - p >= 6:
+        the packet, or the A-MSDU subframes (in a mesh A-MSDU each subframe would hold its own
+        Mesh Control: not read)."""
+        if mesh and not amsdu and end - p >= 6:
             mf = d[p]
             if not mf & ~3 and mf & 3 != 3:
                 p += 6 + 6 * (mf & 3)
