@@ -256,14 +256,15 @@ def fcs_ok(d: Any, pos: int, end: int) -> bool:
     return zlib.crc32(memoryview(d)[pos:end - 4]) == _le32(d, end - 4)[0]
 
 
-def _ppi_80211_flags(d: Any, pos: int, hend: int) -> int:
+def _ppi_80211_flags(d: Any, pos: int, hend: int, align: bool) -> int:
     """The flags of the 802.11-common field among the PPI fields in ``d[pos:hend]`` (each:
-    type and length, little-endian 16-bit, then the data), or 0 without one."""
+    type and length, little-endian 16-bit, then the data, padded to 4 bytes when the header's
+    ``align`` flag is set), or 0 without one."""
     while pos + 4 <= hend:
         ftype, flen = _le16(d, pos)[0], _le16(d, pos + 2)[0]
         if ftype == PPI_80211_COMMON and flen >= 20 and pos + 4 + flen <= hend:
             return _le16(d, pos + 12)[0]
-        pos += 4 + flen
+        pos += 4 + ((flen + 3) & ~3 if align else flen)
     return 0
 
 
@@ -515,7 +516,7 @@ class SlowDecoder:
             if inner in (258, 192) or inner not in LINK_HEADER_INNER:
                 return NONIP
             if lt == 192 and inner == 105:              # PPI's 802.11-common flags
-                flags = _ppi_80211_flags(d, pos + 8, pos + hlen)
+                flags = _ppi_80211_flags(d, pos + 8, pos + hlen, bool(d[pos + 1] & 1))
                 if flags & PPI_F_FCS_INVALID:
                     self.bad_fcs += 1
                     return DAMAGED
