@@ -12,7 +12,9 @@ Ethernet in IP (protocol 143, SRv6 L2 services), Teredo, Ethernet over MPLS, 802
 where each is read).
 
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
-(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly); an 802.11
+(:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly (IP or
+802.11), :data:`DAMAGED` for a frame the capture marks as damaged or whose FCS does not match:
+radiotap's bad-FCS flag, PPI's FCS-invalid flag); an 802.11
 A-MSDU gives a list of them, one per subframe, so one frame may give several rows. Its rules
 are the fast path's rules: on every frame the fast path accepts both give identical values (a
 test checks this).
@@ -24,6 +26,7 @@ offset in ``Packets.buf`` (0 for the capture buffer).
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -38,6 +41,10 @@ _PL_OFF = ROW_FIELDS.index("pl_off")
 NONIP = -1
 MALFORMED = -2
 PENDING = -3
+#: the capture marks the frame damaged (bad FCS flag), or its FCS does not match its bytes:
+#: skipped (its bytes are not the bytes sent), counted in ``malformed`` and in
+#: :attr:`SlowDecoder.bad_fcs` / :attr:`SlowDecoder.fcs_mismatch`
+DAMAGED = -4
 #: ``payload_len`` of a TCP row whose header the snaplen cut before its 16th byte (the end of the
 #: window field, what Wireshark needs to show flags and length): unknown (``tcp_flags``/``seq``/
 #: ``ack`` 0)
@@ -91,6 +98,21 @@ PW_ETHERTYPES = frozenset((0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x9100, 0x886
 #: to a multiple of 4 bytes before the payload
 RADIOTAP_F_FCS = 0x10
 RADIOTAP_F_DATAPAD = 0x20
+#: radiotap Flags bit: the frame failed its FCS check (the driver kept it: ``fcsfail``)
+RADIOTAP_F_BADFCS = 0x40
+#: PPI 802.11-common field (type 2, 20 bytes): its flags (little-endian, at byte 8) say the
+#: 802.11 frame ends with its FCS (bit 0) / the FCS is invalid (bit 2)
+PPI_80211_COMMON = 2
+PPI_F_FCS = 0x01
+PPI_F_FCS_INVALID = 0x04
+#: 802.11 fragments (More Fragments bit, fragment number): MSDUs in reassembly at most (the
+#: oldest is dropped beyond it) and fragments of one MSDU at most (a 4-bit fragment number)
+DOT11_MAX_MSDUS = 256
+DOT11_MAX_FRAGMENTS = 16
+#: an MSDU not completed within this many ns of its first fragment is dropped: the receive
+#: lifetime after which a receiver discards it (dot11MaxReceiveLifetime, 512 TU; a sequence
+#: number used again after it is another MSDU)
+DOT11_LIFETIME_NS = 512 * 1024 * 1000
 
 _BCAST = b"\xff" * 6
 _u16 = struct.Struct("!H").unpack_from
@@ -228,6 +250,24 @@ def _wlan_header_length(d: Any, pos: int, end: int) -> int:
     return hlen if 8 <= hlen <= end - pos else -1
 
 
+def fcs_ok(d: Any, pos: int, end: int) -> bool:
+    """The 4-byte FCS at ``d[end-4:end]`` (CRC-32 of IEEE 802.3, as Ethernet and 802.11 send
+    it: little-endian in the bytes) matches the bytes ``d[pos:end-4]``."""
+    return zlib.crc32(memoryview(d)[pos:end - 4]) == _le32(d, end - 4)[0]
+
+
+def _ppi_80211_flags(d: Any, pos: int, hend: int, align: bool) -> int:
+    """The flags of the 802.11-common field among the PPI fields in ``d[pos:hend]`` (each:
+    type and length, little-endian 16-bit, then the data, padded to 4 bytes when the header's
+    ``align`` flag is set), or 0 without one."""
+    while pos + 4 <= hend:
+        ftype, flen = _le16(d, pos)[0], _le16(d, pos + 2)[0]
+        if ftype == PPI_80211_COMMON and flen >= 20 and pos + 4 + flen <= hend:
+            return _le16(d, pos + 12)[0]
+        pos += 4 + ((flen + 3) & ~3 if align else flen)
+    return 0
+
+
 def radiotap_flags(d: Any, pos: int, rlen: int) -> int:
     """The Flags field of the radiotap header of ``rlen`` bytes at ``pos`` (0 when absent), or
     -1 when the header is inconsistent (present bitmaps or fields running past ``rlen``).
@@ -302,6 +342,17 @@ class SlowDecoder:
         #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
         #: RFC 1144): not read (counted in ``non_ip`` too)
         self.vj_tcp = 0
+        #: frames skipped because the capture marks them damaged (radiotap bad-FCS flag, PPI
+        #: FCS-invalid flag) / because their FCS does not match (both also in ``malformed``)
+        self.bad_fcs = 0
+        self.fcs_mismatch = 0
+        #: 802.11 MSDUs in reassembly: (receiver, transmitter, sequence number) ->
+        #: [next fragment number, body parts, frames, bcast, amsdu, mesh, cut, first time]
+        self.dot11_frags: dict[tuple, list] = {}
+        #: 802.11 fragments dropped (a fragment before them missing from the capture, or never
+        #: completed; also in ``non_ip``) / repeated (a retransmission of one held; in ``non_ip``)
+        self.dot11_frag_lost = 0
+        self.dot11_frag_dup = 0
         #: ``(frame, row)`` in decoding order; a frame may give several rows (the subframes of
         #: an 802.11 A-MSDU, in their order)
         self.rows: list[tuple[int, tuple]] = []
@@ -325,7 +376,7 @@ class SlowDecoder:
             self.rows.append((i, r))
         elif r == NONIP:
             self.non_ip += 1
-        elif r == MALFORMED:
+        elif r == MALFORMED or r == DAMAGED:
             self.malformed += 1
 
     def finish(self) -> None:
@@ -335,6 +386,9 @@ class SlowDecoder:
         application (a DNS answer whose second fragment was dropped is no answer). Ports,
         flags and lengths stay: the packet still counts in its flow."""
         self.frag.finish()
+        for e in self.dot11_frags.values():             # MSDUs never completed
+            self._dot11_lost(e)
+        self.dot11_frags.clear()
         k = _PL_OFF
         self.rows.extend((i, r[:k] + (-1, 0) + r[k + 2:-1] + (True,)) for i, r in self.frag.flushed)
         self.frag.flushed.clear()
@@ -379,11 +433,14 @@ class SlowDecoder:
             flags = radiotap_flags(d, pos, rlen)
             if flags < 0:
                 return MALFORMED
+            if flags & RADIOTAP_F_BADFCS:               # failed its FCS check: not what was sent
+                self.bad_fcs += 1
+                return DAMAGED
             if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
-                fcs = max(0, 4 - ctx.missing)           # ... as far as they were captured
-                end -= fcs
-                ctx.end = end
-                ctx.missing = max(0, ctx.missing - 4)
+                r = self._strip_fcs(d, pos + rlen, end, ctx)
+                if r < 0:
+                    return DAMAGED
+                end = r
             return self._dot11(d, pos + rlen, end, ctx, bool(flags & RADIOTAP_F_DATAPAD))
         if lt == 105:
             return self._dot11(d, pos, end, ctx, False)
@@ -460,8 +517,30 @@ class SlowDecoder:
                 return MALFORMED
             if inner in (258, 192) or inner not in LINK_HEADER_INNER:
                 return NONIP
+            if lt == 192 and inner == 105:              # PPI's 802.11-common flags
+                flags = _ppi_80211_flags(d, pos + 8, pos + hlen, bool(d[pos + 1] & 1))
+                if flags & PPI_F_FCS_INVALID:
+                    self.bad_fcs += 1
+                    return DAMAGED
+                if flags & PPI_F_FCS:
+                    end = self._strip_fcs(d, pos + hlen, end, ctx)
+                    if end < 0:
+                        return DAMAGED
             return self._link(inner, d, pos + hlen, end, ctx)
         return MALFORMED    # not reached: unsupported link types are filtered before
+
+    def _strip_fcs(self, d: Any, pos: int, end: int, ctx: _Ctx) -> int:
+        """The frame ``d[pos:end]`` ends with its 4-byte FCS: the end without it, or -1 (counted
+        in :attr:`fcs_mismatch`) when the FCS was captured whole and does not match. A frame
+        the snaplen cut loses what it kept of the FCS, unchecked."""
+        if not ctx.missing and end - pos >= 4:
+            if not fcs_ok(d, pos, end):
+                self.fcs_mismatch += 1
+                return -1
+        end -= max(0, min(4 - ctx.missing, end - pos))  # the FCS, as far as it was captured
+        ctx.end = end
+        ctx.missing = max(0, ctx.missing - 4)
+        return end
 
     def _sll_proto(self, proto: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         if proto < 0x600:
@@ -666,23 +745,98 @@ class SlowDecoder:
             return NONIP
         tods, fromds = fc1 & 1, fc1 & 2
         h = 30 if tods and fromds else 24
-        amsdu = False
+        amsdu = mesh = False
         if sub & 8:                                     # QoS data: QoS control (+ HT control)
             if end - pos < h + 2:
                 return MALFORMED
             amsdu = bool(d[pos + h] & 0x80)
+            # 802.11s: "Mesh Control Present" (QoS control bit 8), in a frame with the FromDS
+            # bit (4 addresses, or group-addressed from a mesh STA), as Wireshark reads it
+            mesh = bool(d[pos + h + 1] & 1) and bool(fromds)
             h += 6 if fc1 & 0x80 else 2
         if datapad:                                     # radiotap: padded to 4 bytes
             h = (h + 3) & ~3
         if end - pos < h:
             return MALFORMED
-        if amsdu:
-            return self._amsdu(d, pos + h, end, ctx)
         da = pos + 16 if tods else pos + 4
-        ctx.bcast = d[da:da + 6] == _BCAST
-        return self._llc(d, pos + h, end, 0, ctx, 0)
+        bcast = d[da:da + 6] == _BCAST
+        fno = d[pos + 22] & 15
+        if fc1 & 0x04 or fno:                           # a fragment of an MSDU (More Fragments)
+            return self._dot11_fragment(d, pos, pos + h, end, ctx, fno, bool(fc1 & 0x04),
+                                        (bcast, amsdu, mesh))
+        return self._msdu(d, pos + h, end, 0, ctx, bcast, amsdu, mesh)
 
-    def _amsdu(self, d: Any, pos: int, end: int, ctx: _Ctx) -> list:
+    def _msdu(self, d: Any, p: int, end: int, base: int, ctx: _Ctx, bcast: bool, amsdu: bool,
+              mesh: bool) -> Any:
+        """The body ``d[p:end]`` of an 802.11 data frame (or of an MSDU reassembled from its
+        fragments): an 802.11s Mesh Control field first when ``mesh`` (6 bytes, + 6 per address
+        its Address Extension Mode adds: IEEE 802.11-2020 9.2.4.7.3; flags other than that mode,
+        or mode 3, are no Mesh Control, as Wireshark's ``has_mesh_control``), then LLC/SNAP and
+        the packet, or the A-MSDU subframes (in a mesh A-MSDU each subframe would hold its own
+        Mesh Control: not read)."""
+        if mesh and not amsdu and end - p >= 6:
+            mf = d[p]
+            if not mf & ~3 and mf & 3 != 3:
+                p += 6 + 6 * (mf & 3)
+                if p > end:
+                    return MALFORMED
+        if amsdu:
+            return self._amsdu(d, p, end, ctx, base)
+        ctx.bcast = bcast
+        return self._llc(d, p, end, base, ctx, 0)
+
+    def _dot11_fragment(self, d: Any, pos: int, body: int, end: int, ctx: _Ctx, fno: int,
+                        more: bool, facts: tuple) -> Any:
+        """Fragment ``fno`` of an 802.11 MSDU (IEEE 802.11-2020 10.5: the fragments of one MSDU
+        share the transmitter and sequence number and come in order, fragment numbers 0, 1, …,
+        More Fragments set on all but the last); ``facts`` (bcast, amsdu, mesh) of this
+        fragment's header. Held until the last one arrives: the MSDU is then read as one body,
+        a row of this (the last) frame, its bytes appended after the capture's (``extra``), as
+        for IP fragments. A fragment number already held is a retransmission (Retry): ignored.
+        A fragment whose predecessor is missing drops the MSDU (counted in ``dot11_frag_lost``,
+        as Wireshark shows no packet either), and so does one that comes more than
+        :data:`DOT11_LIFETIME_NS` after the MSDU's first. Returns PENDING while held."""
+        key = (bytes(d[pos + 4:pos + 16]), _le16(d, pos + 22)[0] >> 4)   # RA, TA, sequence
+        t = self.dot11_frags
+        e = t.get(key)
+        if e is not None and ctx.ts - e[7] > DOT11_LIFETIME_NS:    # stale: discarded by now
+            self._dot11_lost(t.pop(key))
+            e = None
+        if e is not None and fno < e[0]:
+            self.dot11_frag_dup += 1                    # a retransmitted fragment
+            return NONIP
+        if e is None and fno == 0:
+            if len(t) >= DOT11_MAX_MSDUS:               # bounded: the oldest is dropped
+                self._dot11_lost(t.pop(next(iter(t))))
+            e = t[key] = [0, [], [], facts[0], facts[1], facts[2], False, ctx.ts]
+        elif e is None or fno != e[0] or fno >= DOT11_MAX_FRAGMENTS - 1 and more:
+            if e is not None:
+                self._dot11_lost(t.pop(key))
+            self.dot11_frag_lost += 1
+            return NONIP
+        e[0] = fno + 1
+        if not e[6]:
+            e[1].append(bytes(d[body:end]))
+            e[6] = d is self.buf and end == ctx.end and ctx.missing > 0   # cut: the rest unknown
+        e[2].append(ctx.frame)
+        if more:
+            return PENDING
+        del t[key]
+        data = b"".join(e[1])
+        base = self.nbuf + len(self.extra)
+        self.extra += data
+        return self._msdu(data, 0, len(data), base, ctx, e[3], e[4], e[5])
+
+    def _dot11_lost(self, e: list) -> None:
+        """The fragments held of an MSDU that cannot be completed: counted as dropped."""
+        self.dot11_frag_lost += len(e[2])
+        self.non_ip += len(e[2])
+
+    def open_dot11_frames(self) -> list[int]:
+        """Frame indices holding fragments of 802.11 MSDUs still incomplete."""
+        return [f for e in self.dot11_frags.values() for f in e[2]]
+
+    def _amsdu(self, d: Any, pos: int, end: int, ctx: _Ctx, base: int = 0) -> list:
         """The subframes of an A-MSDU body at ``d[pos:end]`` (IEEE 802.11-2020 9.3.2.2.2; the
         QoS control's "A-MSDU present" bit): each is DA (6 bytes), SA (6), a big-endian length
         (2), then that many bytes of LLC/SNAP + packet, padded with 0-3 bytes to a multiple of 4
@@ -703,7 +857,7 @@ class SlowDecoder:
                 lim = end
             ctx.tags, ctx._vlan = [], None
             ctx.bcast = d[pos:pos + 6] == _BCAST
-            out.append(self._llc(d, q, lim, 0, ctx, 0))
+            out.append(self._llc(d, q, lim, base, ctx, 0))
             pos += (14 + ln + 3) & ~3
         if not out or 0 < end - pos < 14:               # nothing, or bytes left that are no subframe
             out.append(MALFORMED)

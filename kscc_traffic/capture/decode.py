@@ -10,7 +10,8 @@ Two paths fill the same per-frame columns:
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
   copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
-  (802.11, radiotap with its FCS and data-pad flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
+  (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
+  FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
@@ -89,7 +90,9 @@ Rules both paths share (units: bytes):
 
 Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_packets`` (rows),
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
-malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
+frames skipped as damaged (the capture's bad-FCS / CRC-error marks, an FCS that does not match:
+:func:`damaged_note`; also in ``malformed``), 802.11 fragments that could not be reassembled
+(:func:`dot11_fragments_note`; also in ``non_ip``), malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
 a tunnel whose payload was not IP or was malformed is not counted), overlapping and
 unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
@@ -101,6 +104,7 @@ the row (UDP tunnels), as Wireshark shows it.
 from __future__ import annotations
 
 import functools
+import zlib
 from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
@@ -108,7 +112,7 @@ import numpy as np
 from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, L2_SHIMS,
                         L2TP_PORT, ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT,
                         VXLAN_PORT, SlowDecoder)
-from .frames import Frames
+from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
 
 __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "esp_note"]
@@ -228,10 +232,18 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     off = np.asarray(frames.offset, np.int64)
     cap = np.asarray(frames.caplen, np.int64)
     lt = np.asarray(frames.linktype, np.int64)
+    wire = None
 
     bad = (off < 0) | (cap < 0) | (off + cap > nb)
     lt0 = int(lt[0])
-    if bool((lt == lt0).all()):                     # one link type: the usual case
+    uniform = bool((lt == lt0).all())
+    damaged = None
+    if lt0 > LT_MASK if uniform else bool((lt > LT_MASK).any()):
+        # what the file says of the frames: an FCS at their end, damaged (Frames.linktype)
+        lt, cap, wire, damaged, marked, mismatch = _file_flags(buf, off, cap, frames.wirelen, lt, bad)
+        lt0 = int(lt[0])
+        uniform = bool((lt == lt0).all())
+    if uniform:                                     # one link type: the usual case
         ltc = np.full(1, min(max(lt0, 0), _MAX_LT - 1))
         supported = np.full(n, 0 <= lt0 < _MAX_LT and _LT_SUPPORTED[ltc[0]])
         fast_lt = np.full(n, bool(supported[0]) and _LT_FAST[ltc[0]])
@@ -250,6 +262,9 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     # (a record of captured length 0 holds nothing to decode: ReadStats.empty_records, not malformed)
     todo = supported & ~bad & (cap > 0)
     malformed = int(bad.sum())
+    if damaged is not None:
+        todo &= ~damaged
+        malformed += marked + mismatch
 
     out = {k: np.empty(n, PACKET_COLUMNS[k]) for k in ROW_FIELDS}
     has_row = np.zeros(n, bool)
@@ -268,11 +283,12 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         lt_l = lt[idx].tolist()
         off_l = off[idx].tolist()
         cap_l = cap[idx].tolist()
-        wire_l = np.asarray(frames.wirelen, np.int64)[idx].tolist()
+        wire_l = np.asarray(frames.wirelen if wire is None else wire, np.int64)[idx].tolist()
         for k, i in enumerate(idx.tolist()):
             sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k], wire_l[k])
     if counters is not None:
-        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags]
+        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags] \
+            + sd.open_dot11_frames()
     sd.finish()
     more = None                                     # rows after a frame's first (A-MSDU)
     if sd.rows:
@@ -317,9 +333,71 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         buf = b"".join((buf, bytes(sd.extra)))
     mine = counters if counters is not None else DecodeCounters()
     mine.add(sd, malformed, unsupported, esp_count(result, buf))
+    if damaged is not None:
+        mine.damaged_marked += marked
+        mine.fcs_mismatch += mismatch
     if counters is None:
         stats.warnings.extend(mine.warnings())
     return Packets(buf, result, stats)
+
+
+#: link types whose frames the file's FCS flag (:data:`~.frames.LT_FCS`) covers whole: Ethernet,
+#: 802.11 without a monitor header (radiotap and PPI say it themselves: the slow path reads them)
+_FCS_CHECKED = (1, 105)
+
+
+def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: np.ndarray,
+                bad: np.ndarray) -> tuple:
+    """Read the flag bits of ``Frames.linktype`` (:data:`~.frames.LT_FCS`,
+    :data:`~.frames.LT_DAMAGED`). Returns (link types without the bits, captured lengths and
+    original lengths without the FCS (int64), the mask of damaged frames, how many the capture
+    marks damaged, how many whose FCS does not match). The FCS of an Ethernet or plain 802.11
+    frame captured whole is checked (CRC-32, one ``zlib.crc32`` per frame: only the frames of
+    a file that says they carry one); a frame the snaplen cut keeps it unchecked."""
+    flags = np.where(lt > 0, lt & ~LT_MASK, 0)
+    base = np.where(lt > 0, lt & LT_MASK, lt)
+    damaged = (flags & LT_DAMAGED) != 0
+    marked = int(np.count_nonzero(damaged & ~bad))
+    wire = np.asarray(wirelen, np.int64)
+    fcs = ((flags & LT_FCS) != 0) & ~damaged & ~bad & np.isin(base, _FCS_CHECKED) & (cap >= 4)
+    mismatch = 0
+    if fcs.any():
+        mv = memoryview(buf)
+        whole = fcs & (wire <= cap)
+        for i in np.flatnonzero(whole).tolist():
+            o, c = int(off[i]), int(cap[i])
+            if zlib.crc32(mv[o:o + c - 4]) != int.from_bytes(mv[o + c - 4:o + c], "little"):
+                damaged[i] = True
+                mismatch += 1
+        missing = np.maximum(wire - cap, 0)
+        cap = np.where(fcs, cap - np.clip(4 - missing, 0, 4), cap)
+        wire = np.where(fcs, np.maximum(wire - 4, cap), wire)
+    return base, cap, wire, damaged, marked, mismatch
+
+
+def damaged_note(marked: int, mismatch: int) -> str:
+    """The warning line (without the capture's name) for frames skipped as damaged: ``marked``
+    that the capture flags (radiotap bad FCS, PPI FCS invalid, pcapng ``epb_flags`` CRC error),
+    ``mismatch`` whose FCS does not match their bytes; both engines say it."""
+    k = marked + mismatch
+    how = []
+    if marked:
+        how.append(f"{marked} flagged by the capture")
+    if mismatch:
+        how.append(f"{mismatch} with an FCS that does not match {'its' if mismatch == 1 else 'their'} bytes")
+    return (f"decode: {k} frame{'s' if k != 1 else ''} the capture marks as damaged (bad FCS/CRC "
+            f"error) skipped ({', '.join(how)}): {'their' if k != 1 else 'its'} bytes are not the "
+            "bytes that were sent (a monitor-mode capture keeps frames that failed their check; "
+            "the good retransmission, when captured, is read)")
+
+
+def dot11_fragments_note(lost: int) -> str:
+    """The warning line (without the capture's name) for ``lost`` 802.11 fragments dropped
+    because their MSDU could not be reassembled (a fragment missing from the capture)."""
+    s = "s" if lost != 1 else ""
+    return (f"decode: {lost} 802.11 fragment{s} of MSDUs that could not be reassembled (a fragment "
+            f"missing from the capture) dropped: the packets {'they' if lost != 1 else 'it'} "
+            "carried are missing from the flows")
 
 
 def bad_v4_options_note(k: int) -> str:
@@ -384,6 +462,12 @@ class DecodeCounters:
     bad_v4_options: int = 0
     #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
     vj_tcp: int = 0
+    #: frames skipped as damaged (also in ``malformed``): flagged by the capture (radiotap bad
+    #: FCS, PPI FCS invalid, pcapng epb_flags CRC error) / their FCS does not match
+    damaged_marked: int = 0
+    fcs_mismatch: int = 0
+    #: 802.11 fragments dropped, their MSDU never completed (also in ``non_ip``)
+    dot11_frag_lost: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
@@ -402,6 +486,9 @@ class DecodeCounters:
         self.esp += other.esp
         self.bad_v4_options += other.bad_v4_options
         self.vj_tcp += other.vj_tcp
+        self.damaged_marked += other.damaged_marked
+        self.fcs_mismatch += other.fcs_mismatch
+        self.dot11_frag_lost += other.dot11_frag_lost
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
         self.malformed += malformed
@@ -417,6 +504,9 @@ class DecodeCounters:
         self.macsec_encrypted += sd.macsec_encrypted
         self.bad_v4_options += sd.bad_v4_options
         self.vj_tcp += sd.vj_tcp
+        self.damaged_marked += sd.bad_fcs
+        self.fcs_mismatch += sd.fcs_mismatch
+        self.dot11_frag_lost += sd.dot11_frag_lost
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
@@ -434,7 +524,11 @@ class DecodeCounters:
                        f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
                        "missing from the flows (capture where the traffic is not encrypted: on "
                        "the host, or on the other side of the MACsec link)")
-        other = self.malformed - self.bad_v4_options
+        other = self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
+        if self.damaged_marked or self.fcs_mismatch:
+            out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
+        if self.dot11_frag_lost:
+            out.append(dot11_fragments_note(self.dot11_frag_lost))
         if other > 0:
             out.append(f"decode: {other} frames too short or inconsistent to decode "
                        "(malformed) skipped")

@@ -56,7 +56,7 @@ from ..text import name_text
 from .compressed import DecompressingReader, open_decompressing
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
-from .frames import Frames
+from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .stats import WIRELEN_CLAMP, ReadStats
 
 try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
@@ -188,6 +188,56 @@ def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
     return wl.astype(np.int32)
 
 
+def _empty_parts() -> tuple[np.ndarray, ...]:
+    """No packet blocks: (iface index, raw ts, data offset, caplen, wirelen, is-SPB, link-type
+    flag bits), each empty."""
+    return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
+            np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool),
+            np.zeros(0, np.int32))
+
+
+#: options of one Enhanced Packet Block walked at most looking for ``epb_flags``
+_EPB_MAX_OPTIONS = 32
+#: ``epb_flags`` (pcapng §4.3.1): bit 24 of the link-layer-dependent errors, CRC error
+EPB_CRC_ERROR = 1 << 24
+
+
+def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarray,
+                   order: str) -> np.ndarray:
+    """The ``Frames.linktype`` flag bits (int32, one per block) the ``epb_flags`` option of the
+    Enhanced Packet Blocks at ``p`` gives: :data:`~.frames.LT_DAMAGED` for a CRC error (bit
+    24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option.
+    ``v``: the buffer's uint32 view at every byte (:func:`_u32_view`) in the section's byte
+    order; ``cl``/``blen``: the blocks' captured and block lengths (a block whose captured
+    length runs past its end has no options). The options (code, length, value padded to 4 bytes)
+    follow the packet data; they are walked for all the blocks at once, one option per step,
+    at most :data:`_EPB_MAX_OPTIONS` (a block without options costs one comparison)."""
+    n = len(p)
+    bits = np.zeros(n, np.int32)
+    if not n:
+        return bits
+    cl = cl.astype(np.int64)
+    q = p + 28 + ((cl + 3) & ~3)
+    end = p + blen - 4
+    act = np.flatnonzero(q + 4 <= end)
+    q, end = q[act], end[act]
+    for _ in range(_EPB_MAX_OPTIONS):
+        if not len(act):
+            break
+        w = v[q].astype(np.int64)
+        code, olen = (w & 0xFFFF, w >> 16) if order == "<" else (w >> 16, w & 0xFFFF)
+        nxt = q + 4 + ((olen + 3) & ~3)
+        fl = (code == 2) & (olen == 4) & (nxt <= end)
+        if fl.any():
+            val = v[q[fl] + 4].astype(np.int64)
+            b = np.where(val & EPB_CRC_ERROR, LT_DAMAGED, 0) \
+                | np.where(((val >> 5) & 0xF) == 4, LT_FCS, 0)
+            bits[act[fl]] = b
+        more = (code != 0) & ~fl & (nxt + 4 <= end)
+        act, q, end = act[more], nxt[more], end[more]
+    return bits
+
+
 def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
     """A read-only uint32 view of ``buf`` at *every byte offset* (stride 1): ``v[o]`` is the
     32-bit word starting at byte ``o``. Used to gather record-header fields without copies."""
@@ -243,6 +293,10 @@ class _PcapParser:
         self.version = (major, minor)
         self.snaplen = snaplen
         self.linktype = lt_field & 0xFFFF
+        # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31): 4 bytes of FCS
+        # end every frame (LT_FCS: the decoder checks them)
+        self.lt_col = self.linktype | (LT_FCS if lt_field & 0x0400_0000 and lt_field >> 28 == 2
+                                       else 0)
         self.bound = max(MAX_RECORD_BYTES, snaplen if snaplen <= MAX_SNAPLEN_BYTES else 0)
         self.notes: dict[str, int] = {}
         self.malformed = 0         # pcap has no record that can be skipped and read past
@@ -328,7 +382,7 @@ class _PcapParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             notes["wirelen_short"] = notes.get("wirelen_short", 0) + nshort
-        return {"ts_ns": ts, "linktype": np.full(n, self.linktype, np.int32),
+        return {"ts_ns": ts, "linktype": np.full(n, self.lt_col, np.int32),
                 "offset": o + self.hdr_len, "caplen": cl.astype(np.int32),
                 "wirelen": _clamp_wirelen(wl, notes)}
 
@@ -561,6 +615,8 @@ class _PcapngParser:
                 itf.res_base, itf.res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
             elif code == 14 and olen >= 8:        # if_tsoffset, signed seconds
                 (itf.offset_s,) = struct.unpack_from(order + "q", buf, p + 4)
+            elif code == 13 and olen >= 1 and buf[p + 4] == 4 and linktype <= LT_MASK:
+                itf.linktype = linktype | LT_FCS  # if_fcslen 4: the frames end with an FCS
             p += 4 + ((olen + 3) & ~3)
         return itf
 
@@ -722,7 +778,8 @@ class _PcapngParser:
                           (np.frombuffer(O_hi, np.uint32).astype(np.uint64) << np.uint64(32))
                           | np.frombuffer(O_lo, np.uint32).astype(np.uint64),
                           np.frombuffer(O_off, np.int64), np.frombuffer(O_cl, np.uint32),
-                          np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0))
+                          np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0,
+                          np.zeros(len(O_if), np.int32)))
         return _Walk(pos, need, stop, self._columns(parts))
 
     def _epb_run(self, buf: bytes, pos: int, epbs: array) -> int:
@@ -765,8 +822,7 @@ class _PcapngParser:
         views: dict[str, np.ndarray] = {}
         out = []
         if not len(pos_all):
-            return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
-                    np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool))
+            return _empty_parts()
         bound_table = self.ifaces.col("bound") if len(self.ifaces) else np.zeros(1, np.int64)
         bounds = [s[0] for s in segs[1:]] + [len(pos_all)]
         for (i0, sbase, sn, order), i1 in zip(segs, bounds):
@@ -784,32 +840,32 @@ class _PcapngParser:
             gbound = bound_table[g]
             known &= gbound >= 0
             ok = known & (cl <= blen - 32) & (cl <= gbound)
+            ltbits = _epb_flag_bits(v, p, cl, blen, order)
             if not ok.all():
                 for key, badmask in (("unknown_iface", ~known), ("malformed_block", known & ~ok)):
                     nb = int(np.count_nonzero(badmask))
                     if nb:
                         self._note(key, base + int(p[badmask][0]), nb)
-                p, g, cl = p[ok], g[ok], cl[ok]
+                p, g, cl, ltbits = p[ok], g[ok], cl[ok], ltbits[ok]
             raw = (v[p + 12].astype(np.uint64) << np.uint64(32)) | v[p + 16].astype(np.uint64)
             out.append((g.astype(np.int32), raw, p + 28, cl, v[p + 24],
-                        np.zeros(len(p), bool)))
+                        np.zeros(len(p), bool), ltbits))
         if not out:
-            return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
-                    np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool))
+            return _empty_parts()
         if len(out) == 1:
             return out[0]
         return tuple(np.concatenate(cols) for cols in zip(*out))
 
     def _columns(self, parts: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
-        """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB)
-        parts, in file order."""
+        """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB,
+        link-type flag bits) parts, in file order."""
         if len(parts) == 1:
-            gi, raw, off, cl, wl, spb = parts[0]
+            gi, raw, off, cl, wl, spb, ltbits = parts[0]
         else:
-            gi, raw, off, cl, wl, spb = (np.concatenate(c) for c in zip(*parts))
+            gi, raw, off, cl, wl, spb, ltbits = (np.concatenate(c) for c in zip(*parts))
             order = np.argsort(off, kind="stable")
-            gi, raw, off, cl, wl, spb = gi[order], raw[order], off[order], cl[order], \
-                wl[order], spb[order]
+            gi, raw, off, cl, wl, spb, ltbits = gi[order], raw[order], off[order], cl[order], \
+                wl[order], spb[order], ltbits[order]
         n = len(gi)
         if n == 0:
             return _empty_cols()
@@ -855,7 +911,10 @@ class _PcapngParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             self.notes["wirelen_short"] = self.notes.get("wirelen_short", 0) + nshort
-        return {"ts_ns": ts, "linktype": lt_table[gi], "offset": off.astype(np.int64),
+        lt = lt_table[gi]
+        if ltbits.any():
+            lt = np.where(lt >= 0, lt | ltbits, lt)   # (not an unusable interface's -1)
+        return {"ts_ns": ts, "linktype": lt, "offset": off.astype(np.int64),
                 "caplen": cl.astype(np.int32), "wirelen": _clamp_wirelen(wl, self.notes)}
 
     def summary(self) -> list[str]:

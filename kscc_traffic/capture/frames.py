@@ -7,6 +7,17 @@ import numpy as np
 
 from .stats import ReadStats
 
+#: the LINKTYPE_* value in ``Frames.linktype`` (the bits above it are :data:`LT_FCS`,
+#: :data:`LT_DAMAGED`)
+LT_MASK = 0xFFFF
+#: the frame ends with a 4-byte FCS, as the file says: the pcap header's FCS bits, pcapng
+#: ``if_fcslen`` 4 or the ``epb_flags`` FCS length 4 (the decoder checks it on Ethernet and
+#: plain 802.11 frames)
+LT_FCS = 1 << 16
+#: the capture marks the frame damaged: pcapng ``epb_flags`` bit 24 (CRC error); the decoder
+#: skips it and counts it
+LT_DAMAGED = 1 << 17
+
 
 @dataclass
 class Frames:
@@ -15,7 +26,9 @@ class Frames:
     ``buf`` holds the bytes the offsets point into. Columns (all the same length):
 
     - ``ts_ns`` int64: timestamp, epoch nanoseconds (exact, no float rounding)
-    - ``linktype`` int32: LINKTYPE_* of the record's interface (pcapng: per interface)
+    - ``linktype`` int32: LINKTYPE_* of the record's interface (pcapng: per interface) in the
+      low 16 bits (:data:`LT_MASK`); above them what the file says of the frame: :data:`LT_FCS`
+      (it ends with a 4-byte FCS), :data:`LT_DAMAGED` (the capture marks it damaged)
     - ``offset`` int64: where the record's captured bytes start in ``buf``
     - ``caplen`` int32: captured bytes
     - ``wirelen`` int32: original length on the wire, bytes

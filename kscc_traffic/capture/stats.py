@@ -103,8 +103,9 @@ class ReadStats:
         the wrong interface, a link type written wrong in the header), if so."""
         if self.non_ip and not self.ip_packets:
             k = self.records
+            bad = f", {self.malformed} malformed" if self.malformed else ""
             self.warn(f"{name}: no IP packet among its {k} frame{'s' if k != 1 else ''} ({self.non_ip} "
-                      "non-IP): nothing to analyse (a capture on the wrong interface, or of another link type?)")
+                      f"non-IP{bad}): nothing to analyse (a capture on the wrong interface, or of another link type?)")
 
     def warn_short_packets(self, name: str, short: int) -> None:
         """The one warning line about ``short`` IP packets whose captured bytes stop before the

@@ -128,7 +128,12 @@ INSTALL_HINT = ("install Wireshark's command-line tools: `sudo apt-get install t
 #: tshark preferences the converter relies on
 PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
                     "-o", "tcp.analyze_sequence_numbers:FALSE",
-                    "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"]
+                    "-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE",
+                    # an FCS the file says is there is checked (wlan.fcs.status, eth.fcs.status:
+                    # 0 is bad), and only then: Ethernet's heuristic would take 4 bytes of
+                    # trailer for an FCS ("Never" leaves the file's own FCS length in force)
+                    "-o", "wlan.check_checksum:TRUE", "-o", "eth.check_fcs:TRUE",
+                    "-o", "eth.fcs:Never"]
 
 #: dissectors tshark is told to use where it would not by itself ("Decode As"): VXLAN on Linux's
 #: default port 8472, as the builtin decoder reads it (only what passes its checks is taken for
@@ -159,7 +164,14 @@ FIELDS: list[str] = [
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
+    "radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid", "frame.packet_flags_crc_error",
+    "wlan.fcs.status", "eth.fcs.status",
 ]
+#: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
+#: invalid, pcapng epb_flags CRC error); and those that give an FCS check's result (0: bad)
+_DAMAGE_FLAGS = ("radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid",
+                 "frame.packet_flags_crc_error")
+_FCS_STATUS = ("wlan.fcs.status", "eth.fcs.status")
 _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
@@ -315,6 +327,13 @@ class PacketBuilder:
         self.bad_v4_options = 0
         #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
         self.vj_tcp = 0
+        #: frames skipped (also in ``malformed``) that the capture marks damaged
+        #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
+        self.damaged_marked = 0
+        self.fcs_mismatch = 0
+        #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
+        #: in ``malformed``): an Ethernet pseudowire without control word, most likely
+        self.mpls_misread = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -366,6 +385,16 @@ class PacketBuilder:
             if caplen == 0:     # (an empty record: ReadStats.empty_records, not a frame that is not IP)
                 return False
         protos = list(protocols)
+        if any(_at(f, k, 0) in ("1", "True") for k in _DAMAGE_FLAGS):
+            # the frame failed its FCS check where it was captured: its bytes are not the
+            # bytes sent (the builtin decoder skips it alike: capture.decode.damaged_note)
+            self.malformed += 1
+            self.damaged_marked += 1
+            return False
+        if any(_at(f, k, 0) == "0" for k in _FCS_STATUS):
+            self.malformed += 1
+            self.fcs_mismatch += 1
+            return False
         if "vjc" in protos:
             # Van Jacobson compressed TCP (PPP 0x002d/0x002f): not read, counted, as the
             # builtin decoder does (Wireshark rebuilds no IP header of a compressed one)
@@ -526,6 +555,14 @@ class PacketBuilder:
         if ipn == "ip":
             src, dst = _at(f, "ip.src", occ), _at(f, "ip.dst", occ)
             hdr = _int(_at(f, "ip.hdr_len", occ), 20)
+            if hdr < 20 and protos[ip_idx - 1] == "mpls":
+                # Wireshark takes an MPLS payload whose first nibble is 4 for IPv4: an Ethernet
+                # pseudowire without control word whose destination MAC begins with 4 reads as
+                # an IPv4 header of a bogus length (the builtin decoder tells them apart:
+                # _slowpath.SlowDecoder._pw_not_ip); counted, with its own warning line
+                self.malformed += 1
+                self.mpls_misread += 1
+                return None
             total = _int(_at(f, "ip.len", occ), 0)
             proto = _int(_at(f, "ip.proto", occ), 0)
             ip_id = _int(_at(f, "ip.id", occ), 0)
@@ -781,8 +818,9 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
     elif prev_ip < 0 and protos:
         if protos[0] in ("sll", "sll2"):
             bcast = _at(f, "sll.pkttype", 0) == "1"
-        elif protos[0] in ("wlan", "radiotap", "wlan_radio"):
-            # an A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
+        elif "wlan" in protos[:ip_idx]:
+            # 802.11, after any monitor header (radiotap, PPI, Prism, AVS ``wlancap``…); an
+            # A-MSDU subframe's own destination follows the header's (``sub`` >= 0)
             bcast = _at(f, "wlan.da", sub + 1).lower() == _BCAST
     if prev_ip < 0 and protos and protos[0] in ("sll", "sll2"):
         # sent by the capturing host (packet type 4 OUTGOING): the cooked header keeps no
@@ -1255,6 +1293,15 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.vj_tcp:
         from ..capture.decode import vj_note
         stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
+    if b.mpls_misread:
+        k = b.mpls_misread
+        stats.warn(f"{name}: {k} MPLS frame{'s' if k != 1 else ''} whose payload tshark reads as an "
+                   "IPv4 header of a bogus length (most likely an Ethernet pseudowire without "
+                   "control word whose destination MAC begins with 4) could not be read by this "
+                   "engine: the builtin engine (the default, without --engine tshark) reads them")
+    if b.damaged_marked or b.fcs_mismatch:
+        from ..capture.decode import damaged_note
+        stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
     if b.incomplete:
         stats.warn(f"{name}: decode: {b.incomplete} IP fragments could not be reassembled "
                    "(kept as one row each; their datagrams never arrived whole, so nothing in "
