@@ -77,7 +77,11 @@ def test_errors_and_dns_answers_name_the_flow_of_their_version(tmp_path):
     assert (f6.orig_h, f6.dns_name, f6.server_name) == (C6, NAME6, NAME6)
     assert f4.icmp_unreachable == "administratively prohibited (3/13) from 203.0.113.1"
     assert f6.icmp_unreachable.endswith("(1/1) from ::ffff:203.0.113.6")
-    assert (row(w, orig_p=50001, resp_h=S4).verdict, len(w)) == ("blocked", 6)
+    # the IPv6 SYN-ACK answers nothing of the IPv4 flow (resp_pkts 0); the IPv4 ACK after it
+    # acknowledges a SYN-ACK the capture does not hold in IPv4: one captured direction
+    # (newcomer 22 F2), not judged; it was blocked/no_answer before that rule
+    v4 = row(w, orig_p=50001, resp_h=S4)
+    assert (v4.verdict, v4.reason, v4.resp_pkts, len(w)) == ("unclassified", "one_way", 0, 6)
 
 
 def test_address_text_writes_mapped_ipv6_as_wireshark():
