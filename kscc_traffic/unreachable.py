@@ -98,6 +98,11 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
 
     :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
         appended for every error that matched a flow.
+    A flow whose ``cast`` is ``broadcast`` and that an error came back for from its own
+    destination address becomes ``unicast``: no broadcast address sends, so that address is a
+    host (a sent datagram on ``-i any`` taken for a subnet broadcast:
+    :func:`kscc_traffic.flows._sent_cast`; break-it 20 F1).
+
     :returns: (the flows with ``icmp_unreachable`` set, the errors that matched no flow).
     """
     if not errors or len(flows) == 0:
@@ -115,6 +120,8 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         any_vlan.setdefault((pr, rh, rp, oh, op), []).append(f)
     first_ts = flows["ts_ns"].to_numpy()
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
+    resp_h = flows["resp_h"].tolist()
+    host = []                       # flows whose destination itself sent an error about them
     unmatched = []
     for e in errors:
         cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
@@ -135,6 +142,13 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
             matched.append((e.row, best))
         if not text[best]:
             text[best] = error_text(e)
+        if e.sender == resp_h[best]:
+            host.append(best)
     out = flows.copy()
     out["icmp_unreachable"] = text
+    if host and "cast" in out.columns:
+        cast = out["cast"].to_numpy(dtype=object).copy()
+        at = np.array(host)
+        cast[at[cast[at] == "broadcast"]] = "unicast"
+        out["cast"] = pd.Series(cast, index=out.index, dtype=out["cast"].dtype)
     return out, unmatched

@@ -5,7 +5,7 @@ import shutil
 import struct
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from chunkcmp import assert_same, row
 from pcapbuild import pcap_bytes
@@ -265,3 +265,21 @@ def test_empty_records_are_counted_once_in_chunks(tmp_path):
     st = read_frames(p).stats
     assert (st.records, st.empty_records, st.cut_frames) == (5, 2, 0)
     assert decode(read_frames(p)).stats.malformed == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_sent_datagram_whose_destination_sends_an_icmp_error_is_not_a_broadcast(tmp_path, engine):
+    """Break-it 20 F1: 198.18.0.255 is a host of a /16 (198.18.0.0/15 here): the datagram the
+    agent sent it on ``-i any`` looks like a /24 broadcast, but the port unreachable came from
+    198.18.0.255 itself, and no broadcast address sends: unicast, ``gateway_udp`` blocked by
+    the destination's own refusal (it was ``agent_broadcast``, "allow inbound UDP 15000
+    broadcast"). The same datagram without the error stays a broadcast."""
+    sent = _dgram("198.18.0.10", "198.18.0.255", 51001)
+    err = bytes(IP(src="198.18.0.255", dst="198.18.0.10") / ICMP(type=3, code=3) / sent[:28])
+    path = _write(tmp_path, 113, [(1000.0, OUTGOING, ME, sent), (1000.01, HOST, OTHER, err)])
+    f = _flows(path, engine)
+    u = f[f["proto"] == "udp"].iloc[0]
+    assert (u.cast, u.purpose, u.verdict, u.reason) == ("unicast", "gateway_udp", "blocked", "icmp_unreachable")
+    assert u.icmp_unreachable == "port unreachable (3/3) from 198.18.0.255, the destination itself"
+    alone = _flows(_write(tmp_path, 113, [(1000.0, OUTGOING, ME, sent)], "alone.pcap"), engine)
+    assert (alone.iloc[0].cast, alone.iloc[0].purpose) == ("broadcast", "agent_broadcast")
