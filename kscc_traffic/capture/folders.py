@@ -16,6 +16,7 @@ member that cannot be read is skipped from its set with a warning naming it and 
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable
@@ -51,6 +52,7 @@ _KNOWN: tuple[tuple[bytes, int, str, str, str, tuple[str, str]], ...] = (
 _OTHER = {
     "folder": ("a folder", "folders", ("give it as its own argument", "give each as its own argument")),
     "special": ("not a regular file", "not regular files", ("a pipe, socket or device", "pipes, sockets or devices")),
+    "link": ("a broken link", "broken links", ("its target is missing or it loops", "their targets are missing or they loop")),
     "empty": ("empty", "empty files", ("", "")),
     "other": ("not a capture", "files not captures", ("", "")),
     "hidden": ("hidden", "hidden files", ("", "")),
@@ -66,8 +68,10 @@ def _kind_of(entry: os.DirEntry) -> str | None:
         return "hidden"
     try:
         st = os.stat(entry.path)           # (following a link: a link to a capture is read)
-    except OSError:
-        return None                        # (a dangling link: fails as given by name)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ELOOP) and entry.is_symlink():
+            return "link"                  # (a stale latest.pcap after a ring rotated: no capture)
+        return None                        # (fails when read, as given by name)
     if stat.S_ISDIR(st.st_mode):
         return "folder"
     if not stat.S_ISREG(st.st_mode):
@@ -117,7 +121,8 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
     file (``.log.gz``) is not read. Not read,
     each named in the line with why, by kind in this order: subfolders, archives (zip, 7z, rar,
     cab, tar: extract them first), capture formats only ``--engine tshark`` reads (Network
-    Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, empty files, other files, hidden
+    Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, broken links (a target missing,
+    or a loop), empty files, other files, hidden
     files (their names starting with ``.``); at most :data:`SHOWN` names per kind, then ``…``.
     Names are escaped text (:func:`kscc_traffic.text.name_text`). A subfolder whose absolute
     path is in ``given`` (given as its own argument too: ``analyze dir dir/*/``) is not named.
@@ -141,7 +146,7 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
             found.append(Path(folder) / entry.name)
         else:
             skipped.setdefault(kind, []).append(name_text(entry.name) + ("/" if kind == "folder" else ""))
-    order = ["folder", *dict.fromkeys(k[2] for k in _KNOWN), "special", "empty", "other", "hidden"]
+    order = ["folder", *dict.fromkeys(k[2] for k in _KNOWN), "special", "link", "empty", "other", "hidden"]
     parts = [_describe(k, skipped[k]) for k in order if k in skipped]
     if not found:
         raise CaptureError(f"{shown}: is a directory with no capture file in it (pcap, pcapng, compressed)"
