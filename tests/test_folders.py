@@ -241,3 +241,22 @@ def test_compressed_entries_by_what_is_inside(tmp_path):
                                   "extract it first); app.log.xz (not a capture)")
     (d / "cut.pcap.gz").write_bytes(gzip.compress(BASELINE.read_bytes())[:12])
     assert folder_captures(d)[0] == [d / "agent.pcap.gz", d / "cut.pcap.gz"]
+
+
+def test_a_capture_compressed_twice_is_named_in_a_folder_and_explained_by_name(tmp_path):
+    """Break-it 20 F7: a pcap gzipped twice (the reader takes off one layer) passed the folder's
+    check (its first layer held gzip's magic, taken for a capture) and then stopped the whole
+    run with status 2: it is named, not read; given by name its error says what it is."""
+    import gzip
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copy(BASELINE, d / "a.pcap")
+    (d / "b.pcap.gz.gz").write_bytes(gzip.compress(gzip.compress(BASELINE.read_bytes())))
+    p = _cli("analyze", "-f", "jsonl", d)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == f"Warning: {d}: not read: b.pcap.gz.gz (compressed twice: decompress it once first)\n"
+    assert {r["capture"] for r in _rows(p)} == {"a.pcap"}
+    by_name = _cli("analyze", d / "b.pcap.gz.gz")
+    assert by_name.returncode == 2
+    assert by_name.stderr.startswith(f"Error: {d / 'b.pcap.gz.gz'}: not a pcap or pcapng capture: magic bytes 1f 8b")
+    assert by_name.stderr.endswith("(compressed twice, the inner layer gzip: decompress it once first)\n")

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
-from .compressed import DecompressingReader, open_decompressing
+from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -988,6 +988,10 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
         raise TruncatedCapture(f"{name}: file ends inside the capture header "
                                f"({len(head)} bytes: {head.hex(' ')})")
     hint = next((v for k, v in _OTHER_MAGICS.items() if head.startswith(k)), None)
+    if hint is None:
+        # (a compressed file is read decompressed: these first bytes are of a second layer)
+        hint = next((f"compressed twice, the inner layer {codec}: decompress it once first"
+                     for k, codec in CODEC_MAGICS.items() if head.startswith(k)), None)
     if hint is None:
         text = head[:8].decode("latin-1")
         printable = all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text)

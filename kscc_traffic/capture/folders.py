@@ -53,6 +53,7 @@ _OTHER = {
     "folder": ("a folder", "folders", ("give it as its own argument", "give each as its own argument")),
     "special": ("not a regular file", "not regular files", ("a pipe, socket or device", "pipes, sockets or devices")),
     "link": ("a broken link", "broken links", ("its target is missing or it loops", "their targets are missing or they loop")),
+    "nested": ("compressed twice", "files compressed twice", ("decompress it once first", "decompress them once first")),
     "empty": ("empty", "empty files", ("", "")),
     "other": ("not a capture", "files not captures", ("", "")),
     "hidden": ("hidden", "hidden files", ("", "")),
@@ -86,6 +87,8 @@ def _kind_of(entry: os.DirEntry) -> str | None:
                 f.seek(0)
                 inner = open_decompressing(f, head)
                 data = inner.read(262)
+                if any(data.startswith(m) for m in CODEC_MAGICS):
+                    return "nested"        # (compressed twice: the reader takes one layer)
                 if inner.problem is not None or any(data.startswith(m) for m in CAPTURE_MAGICS):
                     return None            # (a capture, or damage: said when it is read)
                 head = data
@@ -122,7 +125,7 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
     each named in the line with why, by kind in this order: subfolders, archives (zip, 7z, rar,
     cab, tar: extract them first), capture formats only ``--engine tshark`` reads (Network
     Monitor, snoop, Sniffer: given by name), pipes/sockets/devices, broken links (a target missing,
-    or a loop), empty files, other files, hidden
+    or a loop), files compressed twice, empty files, other files, hidden
     files (their names starting with ``.``); at most :data:`SHOWN` names per kind, then ``…``.
     Names are escaped text (:func:`kscc_traffic.text.name_text`). A subfolder whose absolute
     path is in ``given`` (given as its own argument too: ``analyze dir dir/*/``) is not named.
@@ -146,7 +149,7 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
             found.append(Path(folder) / entry.name)
         else:
             skipped.setdefault(kind, []).append(name_text(entry.name) + ("/" if kind == "folder" else ""))
-    order = ["folder", *dict.fromkeys(k[2] for k in _KNOWN), "special", "link", "empty", "other", "hidden"]
+    order = ["folder", *dict.fromkeys(k[2] for k in _KNOWN), "special", "link", "nested", "empty", "other", "hidden"]
     parts = [_describe(k, skipped[k]) for k in order if k in skipped]
     if not found:
         raise CaptureError(f"{shown}: is a directory with no capture file in it (pcap, pcapng, compressed)"
