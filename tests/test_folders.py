@@ -260,3 +260,18 @@ def test_a_capture_compressed_twice_is_named_in_a_folder_and_explained_by_name(t
     assert by_name.returncode == 2
     assert by_name.stderr.startswith(f"Error: {d / 'b.pcap.gz.gz'}: not a pcap or pcapng capture: magic bytes 1f 8b")
     assert by_name.stderr.endswith("(compressed twice, the inner layer gzip: decompress it once first)\n")
+
+
+def test_a_capture_given_more_than_once_is_read_once(tmp_path):
+    """Break-it 20 F10: a folder given twice, or a folder and one of its files, counted the
+    flows two or three times without a word: each file is read once, at its first place, and
+    a line names what was given more than once."""
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copy(BASELINE, d / "a.pcap")
+    once = _rows(_cli("analyze", "-f", "jsonl", d))
+    p = _cli("analyze", "-f", "jsonl", d, d / "a.pcap", d)
+    assert p.returncode == 0
+    assert len(_rows(p)) == len(once) == 18
+    assert p.stderr == f"Warning: 1 capture given more than once (directly or in a folder), read once: {d / 'a.pcap'}\n"
+    assert len(kscc_traffic.analyze([d, d / "a.pcap"])) == 18

@@ -162,7 +162,11 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     order given; other paths kept as they are (a missing file fails when read). A subfolder
     given as a path of its own is not named in its parent's line.
 
-    :returns: (paths, one warning line per folder with entries not read).
+    A file given more than once (a folder twice, a folder and one of its files) is read once,
+    at its first place, and named in a line of its own.
+
+    :returns: (paths, one warning line per folder with entries not read, and the line of the
+        files given more than once).
     :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture.
     """
     paths = list(paths)
@@ -176,6 +180,35 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
             continue
         found, note = folder_captures(p, given)
         out += found
-        if note:
+        if note and note not in notes:     # (a folder given twice: its line once)
             notes.append(note)
+    return _once(out, notes)
+
+
+def _once(paths: list, notes: list[str]) -> tuple[list, list[str]]:
+    """``paths`` with each file kept at its first place only (the same file, by device and
+    inode, or by absolute path when it cannot be looked at: a folder given twice, a folder and
+    one of its files, a link and its target), a line added to ``notes`` naming what was given
+    more than once: its flows would be counted twice (break-it 20 F10)."""
+    seen: set = set()
+    out, twice = [], []
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            out.append(p)
+            continue
+        try:
+            st = os.stat(p)
+            key = (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else os.path.abspath(p)
+        except OSError:
+            key = os.path.abspath(p)
+        if key in seen:
+            if p not in twice:
+                twice.append(p)
+            continue
+        seen.add(key)
+        out.append(p)
+    if twice:
+        names = ", ".join(path_text(p) for p in twice[:SHOWN]) + (", …" if len(twice) > SHOWN else "")
+        notes.append(f"{len(twice)} capture{'s' if len(twice) != 1 else ''} given more than once "
+                     f"(directly or in a folder), read once: {names}")
     return out, notes
