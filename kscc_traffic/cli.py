@@ -256,7 +256,7 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
-    captures, folder_notes = _capture_paths(captures)
+    captures, folder_notes = _capture_paths(captures, lenient)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
@@ -365,7 +365,8 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     return out, warnings
 
 
-def _capture_paths(captures: List[str]) -> tuple[List[Path], List[str]]:
+def _capture_paths(captures: List[str], lenient: bool = False,
+                   skipped: Optional[List[str]] = None) -> tuple[List[Path], List[str]]:
     """The capture arguments as paths, and the warning lines of the folders among them; an empty
     one (``analyze "$CAP"`` with ``CAP`` unset) is an ``Error:`` line and status 2 (pathlib would
     make it ``.``, the current folder). A folder stands for the capture files in it (not in its
@@ -374,15 +375,23 @@ def _capture_paths(captures: List[str]) -> tuple[List[Path], List[str]]:
     file that cannot be opened is kept (it fails as given by name: ``Error:``, or skipped with
     ``--lenient``). What else the folder holds is named in one warning line per folder
     (:func:`kscc_traffic.capture.folders.folder_captures`). A folder with no capture, or one that
-    cannot be listed, is an ``Error:`` line."""
+    cannot be listed, is an ``Error:`` line (with ``lenient`` a ``skipped …`` warning line)."""
     from .capture.folders import expand_folders
 
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
     try:
-        return expand_folders(captures)
+        return expand_folders(captures, (lambda msg: _skipped(msg, skipped)) if lenient else None)
     except KsccTrafficError as e:
         raise _fail(str(e))
+
+
+def _skipped(msg: str, into: Optional[List[str]]) -> None:
+    """A ``--lenient`` skip: its ``Warning: skipped …`` line now, and into ``into`` (the HTML
+    report's reader warnings) when given."""
+    _say("Warning", f"skipped {msg}")
+    if into is not None:
+        into.append(f"skipped {msg}")
 
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
@@ -581,7 +590,8 @@ def report(
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
-    captures, folder_notes = _capture_paths(captures)
+    skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
+    captures, folder_notes = _capture_paths(captures, lenient, skipped)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
@@ -595,13 +605,10 @@ def report(
     _check_output(html, [*captures, rules], "--html")
     import pandas as pd
 
-    skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
-
     def skip_or_fail(msg: str) -> None:
         if not lenient:
             raise _fail(msg)
-        _say("Warning", f"skipped {msg}")
-        skipped.append(f"skipped {msg}")
+        _skipped(msg, skipped)
 
     _terminate_cleanly()
     try:

@@ -275,3 +275,21 @@ def test_a_capture_given_more_than_once_is_read_once(tmp_path):
     assert len(_rows(p)) == len(once) == 18
     assert p.stderr == f"Warning: 1 capture given more than once (directly or in a folder), read once: {d / 'a.pcap'}\n"
     assert len(kscc_traffic.analyze([d, d / "a.pcap"])) == 18
+
+
+def test_lenient_skips_a_folder_without_captures(tmp_path):
+    """Break-it 20 F8: --lenient skips what cannot be read at all, a folder without any capture
+    (or one that cannot be listed) included: a `Warning: skipped …` line, the other captures
+    read (it stopped the run with status 2); without --lenient still an Error."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    why = f"{empty}: is a directory with no capture file in it (pcap, pcapng, compressed)"
+    strict = _cli("analyze", empty, BASELINE)
+    assert (strict.returncode, strict.stderr) == (2, f"Error: {why}\n")
+    p = _cli("analyze", "--lenient", "-f", "jsonl", empty, BASELINE)
+    assert (p.returncode, p.stderr, len(_rows(p))) == (0, f"Warning: skipped {why}\n", 18)
+    alone = _cli("analyze", "--lenient", empty)
+    assert (alone.returncode, alone.stderr) == (2, f"Warning: skipped {why}\nError: no capture could be read\n")
+    html = tmp_path / "r.html"
+    r = _cli("report", "--lenient", empty, BASELINE, "--html", html)
+    assert r.returncode == 0 and f"skipped {why}" in html.read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import CaptureError
@@ -157,7 +157,8 @@ def folder_captures(folder: str | os.PathLike, given: frozenset[str] = frozenset
     return found, (f"{shown}: not read: {'; '.join(parts)}" if parts else None)
 
 
-def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+def expand_folders(paths: Iterable[str | os.PathLike],
+                   skip: Callable[[str], None] | None = None) -> tuple[list[Path], list[str]]:
     """``paths`` with each folder replaced by its captures (:func:`folder_captures`), in the
     order given; other paths kept as they are (a missing file fails when read). A subfolder
     given as a path of its own is not named in its parent's line.
@@ -167,7 +168,10 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
 
     :returns: (paths, one warning line per folder with entries not read, and the line of the
         files given more than once).
-    :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture.
+    :param skip: called with the message of a folder that cannot be listed or holds no capture
+        (``--lenient``: a ``Warning: skipped …`` line), which is then left out; None: raise.
+    :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture
+        (without ``skip``).
     """
     paths = list(paths)
     given = frozenset(os.path.abspath(p) for p in paths if isinstance(p, (str, os.PathLike)))
@@ -178,7 +182,13 @@ def expand_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list
         if not isinstance(p, (str, os.PathLike)) or not os.path.isdir(p):
             out.append(Path(p) if isinstance(p, (str, os.PathLike)) else p)
             continue
-        found, note = folder_captures(p, given)
+        try:
+            found, note = folder_captures(p, given)
+        except CaptureError as e:
+            if skip is None:
+                raise
+            skip(str(e))
+            continue
         out += found
         if note and note not in notes:     # (a folder given twice: its line once)
             notes.append(note)
