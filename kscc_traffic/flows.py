@@ -267,18 +267,33 @@ def icmp_ports(proto: np.ndarray, icmp_type: np.ndarray, icmp_code: np.ndarray) 
 
 
 def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None = None) -> dict[int, int]:
-    """The IPv4 addresses that packets in ``cols`` (a :class:`Packets`' columns) were sent to as a
-    link-layer broadcast (``l2_bcast``; not 255.255.255.255 nor multicast, broadcast anyway),
+    """What packets in ``cols`` (a :class:`Packets`' columns) show of IPv4 broadcast addresses,
     each with the first such packet's ``frame``, merged with ``prior`` (the same from earlier
-    batches of the capture: the earlier frame wins). Addresses as 32-bit integers."""
+    batches of the capture: the earlier one wins): address (a 32-bit integer) -> frame for
+    an address packets were sent to as a link-layer broadcast (``l2_bcast``; not
+    255.255.255.255 nor multicast, broadcast anyway), and ``~address`` (a negative key) ->
+    ``ts_ns`` of the first packet an address ending in .255 sent itself (a host, not a
+    broadcast address: break-it 20 F2)."""
     out = dict(prior) if prior else {}
-    m = cols["l2_bcast"] & (cols["ipver"] == 4)
+    v4 = cols["ipver"] == 4
+    src = (cols["src_lo"][v4] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    host = (src & 0xFF) == 0xFF
+    if host.any():
+        _merge_first(out, ~src[host], cols["ts_ns"][v4][host])
+    m = cols["l2_bcast"] & v4
     if m.any():
         a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
         f = cols["frame"][m]
         first = a >> 28
         keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14))     # (not 224.0.0.0/4)
-        a, f = a[keep], f[keep]
+        _merge_first(out, a[keep], f[keep])
+    return out
+
+
+def _merge_first(out: dict[int, int], a: np.ndarray, f: np.ndarray) -> None:
+    """Keys ``a`` with frames ``f`` into ``out`` (in place): each key's first frame, at most
+    :data:`MAX_BROADCAST_ADDRESSES` keys."""
+    if len(a):
         o = np.lexsort((f, a))
         a, f = a[o], f[o]
         head = np.ones(len(a), bool)
@@ -289,11 +304,10 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
             out[addr] = min(out[addr], frame)
         room = max(MAX_BROADCAST_ADDRESSES - len(out), 0)
         out.update(zip(a[~known][:room].tolist(), f[~known][:room].tolist()))
-    return out
 
 
 def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.ndarray,
-               last_frame: np.ndarray, evidence: dict[int, int]) -> np.ndarray:
+               last_frame: np.ndarray, evidence: dict[int, int], last_ts: np.ndarray) -> np.ndarray:
     """The cast of IPv4 flows whose originator's datagrams were sent by the capturing host
     with no link-layer destination recorded (``cand``: SLL/SLL2 packet type 4, ``l2_out``; the
     others are left as they are): broadcast when the destination is the broadcast address of a
@@ -302,8 +316,11 @@ def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.nd
     broadcasts), or when another packet of the capture before the flow's last one
     (``evidence``: address -> first ``frame``, :func:`broadcast_evidence`) was a link-layer
     broadcast to it (a copy received from another host: SLL packet type 1). Otherwise it stays
-    unicast: a host of a larger network may end in .255. (``cand`` leaves out TCP and flows
-    the destination answered: no broadcast address accepts a connection or sends.)"""
+    unicast: a host of a larger network may end in .255; so is an address that sent a packet
+    itself up to :data:`DEFAULT_IDLE_NS` after the flow's last one (``evidence``'s ``~address``
+    keys: no broadcast address sends; a chunked reading has read that far when the flow
+    leaves, so it sees what the whole file shows). (``cand`` leaves out TCP and flows the destination answered: no broadcast address
+    accepts a connection or sends.)"""
     if not cand.any():
         return cast
     src = (o_lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
@@ -314,16 +331,19 @@ def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.nd
     bits = np.maximum(exp.astype(np.int64), 8)
     ones = (np.int64(1) << bits) - 1
     subnet = (diff != 0) & (bits <= 24) & ((dst & ones) == ones) & ((dst >> 28) != 14)
-    seen = np.zeros(len(cast), bool)
+    seen = host = np.zeros(len(cast), bool)
     if evidence:
         keys = np.fromiter(evidence, np.int64, len(evidence))
         frames = np.fromiter(evidence.values(), np.int64, len(evidence))
         o = np.argsort(keys)
         keys, frames = keys[o], frames[o]
-        at = np.minimum(np.searchsorted(keys, dst), len(keys) - 1)
-        seen = (keys[at] == dst) & (frames[at] <= last_frame)
+
+        def known(k, until):
+            at = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+            return (keys[at] == k) & (frames[at] <= until)
+        seen, host = known(dst, last_frame), known(~dst, last_ts + DEFAULT_IDLE_NS)
     out = cast.copy()
-    out[cand & (subnet | seen)] = "broadcast"
+    out[cand & (subnet | seen) & ~host] = "broadcast"
     return out
 
 
@@ -949,7 +969,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # (not TCP, nor a flow the destination answered: a broadcast address neither
             # accepts a connection nor sends)
             cand = sent_flow & (cast == "unicast") & ~fv6 & ~is_tcp_flow & ~any_r
-            cast = _sent_cast(cast, cand, o_lo, r_lo, last_frame, broadcast_evidence(c, broadcasts))
+            cast = _sent_cast(cast, cand, o_lo, r_lo, last_frame, broadcast_evidence(c, broadcasts), last_ts)
     # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
     # same numbers; every other uid as before)
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)

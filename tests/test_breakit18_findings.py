@@ -283,3 +283,20 @@ def test_a_sent_datagram_whose_destination_sends_an_icmp_error_is_not_a_broadcas
     assert u.icmp_unreachable == "port unreachable (3/3) from 198.18.0.255, the destination itself"
     alone = _flows(_write(tmp_path, 113, [(1000.0, OUTGOING, ME, sent)], "alone.pcap"), engine)
     assert (alone.iloc[0].cast, alone.iloc[0].purpose) == ("broadcast", "agent_broadcast")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_address_that_sends_is_a_host_not_a_broadcast(tmp_path, engine):
+    """Break-it 20 F2: 198.18.0.255 (a host of the /15) that sends packets of its own, before
+    or up to 60 s after the agent's datagram to it, is a host: the datagram is unicast
+    (gateway_udp), not the agents' broadcast, in every batch split (chunked == whole file).
+    One that sends only later (100 s) leaves the datagram a broadcast (198.18.3.255: a /22's)."""
+    path = _write(tmp_path, 113, [
+        (1000.0, OUTGOING, ME, _dgram("198.18.0.10", "198.18.0.255", 51001)),
+        (1001.0, HOST, OTHER, _dgram("198.18.0.255", "198.18.0.10", 52000, 50000)),
+        (1200.0, OUTGOING, ME, _dgram("198.18.0.10", "198.18.3.255", 51002)),
+        (1300.0, HOST, OTHER, _dgram("198.18.3.255", "198.18.0.10", 52001, 50001))])
+    f = _flows(path, engine)
+    casts = {(r.resp_h, r.resp_p): (r.cast, r.purpose) for r in f.itertuples(index=False)}
+    assert casts[("198.18.0.255", 15000)] == ("unicast", "gateway_udp")
+    assert casts[("198.18.3.255", 15000)] == ("broadcast", "agent_broadcast")
