@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -150,6 +151,11 @@ def dot11(from_client: bool, qos: bool = True, pad: bool = False, v6: bool = Fal
     return hdr + (b"\x00\x00" if pad else b"") + bytes(LLC() / SNAP(code=0x86DD if v6 else 0x0800))
 
 
+def _with_fcs(mac_frame: bytes) -> bytes:
+    """An 802.11 frame followed by its FCS (CRC-32, little-endian, as radiotap captures it)."""
+    return mac_frame + struct.pack("<I", zlib.crc32(mac_frame))
+
+
 def radiotap_ext(flags: int) -> bytes:
     """Radiotap with two present words (ext bit 31 + radiotap namespace bit 29), TSFT (8-byte
     aligned: 4 bytes of padding after the 12-byte bitmap), Flags, Rate, Channel, dBm signal,
@@ -176,10 +182,11 @@ def test_radiotap_qos_data(tmp_path, case, v6):
             f = bytes(RadioTap(present="Flags", Flags="pad")) + dot11(up, pad=True, v6=v6) \
                 + bytes(p)
         elif case == "fcs":                     # Flags = FCS: 4 bytes after the datagram
-            f = bytes(RadioTap(present="Flags", Flags="FCS")) + dot11(up, v6=v6) + bytes(p) \
-                + b"\xde\xad\xbe\xef"
-        elif case == "ext_datapad_fcs":
-            f = radiotap_ext(0x30) + dot11(up, pad=True, v6=v6) + bytes(p) + b"\xde\xad\xbe\xef"
+            # (the FCS right: one that does not match makes the frame damaged, skipped)
+            f = bytes(RadioTap(present="Flags", Flags="FCS")) + _with_fcs(dot11(up, v6=v6) + bytes(p))
+        elif case == "ext_datapad_fcs":     # (the FCS covers the frame without the driver's pad)
+            fcs = _with_fcs(dot11(up, v6=v6) + bytes(p))[-4:]
+            f = radiotap_ext(0x30) + dot11(up, pad=True, v6=v6) + bytes(p) + fcs
         else:                                   # same header, Flags 0: no padding
             f = radiotap_ext(0x00) + dot11(up, v6=v6) + bytes(p)
         frames.append(f)

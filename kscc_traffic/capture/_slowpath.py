@@ -437,7 +437,9 @@ class SlowDecoder:
                 self.bad_fcs += 1
                 return DAMAGED
             if flags & RADIOTAP_F_FCS:                  # FCS: the last 4 bytes of the frame
-                r = self._strip_fcs(d, pos + rlen, end, ctx)
+                # (behind data padding the FCS covers the frame without the pad the driver
+                # put in: not checked, only taken off; the bad-FCS flag above still counts)
+                r = self._strip_fcs(d, pos + rlen, end, ctx, check=not flags & RADIOTAP_F_DATAPAD)
                 if r < 0:
                     return DAMAGED
                 end = r
@@ -529,11 +531,11 @@ class SlowDecoder:
             return self._link(inner, d, pos + hlen, end, ctx)
         return MALFORMED    # not reached: unsupported link types are filtered before
 
-    def _strip_fcs(self, d: Any, pos: int, end: int, ctx: _Ctx) -> int:
+    def _strip_fcs(self, d: Any, pos: int, end: int, ctx: _Ctx, check: bool = True) -> int:
         """The frame ``d[pos:end]`` ends with its 4-byte FCS: the end without it, or -1 (counted
-        in :attr:`fcs_mismatch`) when the FCS was captured whole and does not match. A frame
-        the snaplen cut loses what it kept of the FCS, unchecked."""
-        if not ctx.missing and end - pos >= 4:
+        in :attr:`fcs_mismatch`) when the FCS was captured whole and does not match (``check``;
+        False: only taken off). A frame the snaplen cut loses what it kept of the FCS, unchecked."""
+        if check and not ctx.missing and end - pos >= 4:
             if not fcs_ok(d, pos, end):
                 self.fcs_mismatch += 1
                 return -1
