@@ -631,8 +631,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
-        service = (f"check that the service for it is running and listening on {r.transport.upper()} "
-                   f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+        service = _service_check(r)
         if bl == bl_closed:
             fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by the destination "
                    f"host itself with ICMP port unreachable: {r.transport.upper()} {r.port_text} reached it, "
@@ -644,8 +643,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and resets:
         # the distribution point's address answered the SYN with a reset: a service not running
         # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
-        service = (f"check that the service for it is running and listening on {r.transport.upper()} "
-                   f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
+        service = _service_check(r)
         if bl == resets == own:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset from the distribution point itself (on the client's subnet: no router "
@@ -792,6 +790,14 @@ def undocumented_fix(n: int) -> str:
     return (f"{n} flow{'s' if n != 1 else ''} to Kaspersky names on ports no rule documents (see the flagged "
             f"flows): if an agent made {them}, compare the ports it is set to use (Administration Server "
             f"address and port, proxy) with the documented ones; nothing in the documentation asks to open {them}")
+
+
+def _service_check(r) -> str:
+    """The advice to check that a rule's service runs on the host that answered (``r``: a
+    :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
+    on TCP 13111 there (…its purpose…)"."""
+    return (f"check that the service for it is running and listening on {r.transport.upper()} "
+            f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
