@@ -11,7 +11,7 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
@@ -256,15 +256,11 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
-    captures, folder_notes = _capture_paths(captures, lenient)
+    skip_or_fail = _skip_or_fail(lenient)
+    captures, folder_notes = _capture_paths(captures, skip_or_fail)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
-
-    def skip_or_fail(msg: str) -> None:
-        if not lenient:
-            raise _fail(msg)
-        _say("Warning", f"skipped {msg}")
 
     # what cannot be read at all fails before any output is written
     units, warnings = _readable_units(captures, engine.value, file_set.value, skip_or_fail)
@@ -365,8 +361,7 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     return out, warnings
 
 
-def _capture_paths(captures: List[str], lenient: bool = False,
-                   skipped: Optional[List[str]] = None) -> tuple[List[Path], List[str]]:
+def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None]) -> tuple[List[Path], List[str]]:
     """The capture arguments as paths, and the warning lines of the folders among them; an empty
     one (``analyze "$CAP"`` with ``CAP`` unset) is an ``Error:`` line and status 2 (pathlib would
     make it ``.``, the current folder). A folder stands for the capture files in it (not in its
@@ -375,23 +370,29 @@ def _capture_paths(captures: List[str], lenient: bool = False,
     file that cannot be opened is kept (it fails as given by name: ``Error:``, or skipped with
     ``--lenient``). What else the folder holds is named in one warning line per folder
     (:func:`kscc_traffic.capture.folders.folder_captures`). A folder with no capture, or one that
-    cannot be listed, is an ``Error:`` line (with ``lenient`` a ``skipped …`` warning line)."""
+    cannot be listed goes to ``skip_or_fail`` (:func:`_skip_or_fail`: an ``Error:`` line, or
+    with ``--lenient`` a ``Warning: skipped …`` line)."""
     from .capture.folders import expand_folders
 
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
     try:
-        return expand_folders(captures, (lambda msg: _skipped(msg, skipped)) if lenient else None)
+        return expand_folders(captures, skip_or_fail)
     except KsccTrafficError as e:
         raise _fail(str(e))
 
 
-def _skipped(msg: str, into: Optional[List[str]]) -> None:
-    """A ``--lenient`` skip: its ``Warning: skipped …`` line now, and into ``into`` (the HTML
-    report's reader warnings) when given."""
-    _say("Warning", f"skipped {msg}")
-    if into is not None:
-        into.append(f"skipped {msg}")
+def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None) -> Callable[[str], None]:
+    """``f(msg)`` for what cannot be read at all: without ``lenient`` an ``Error:`` (exit 2);
+    with it a ``Warning: skipped …`` line now, also put into ``into`` (the HTML report's reader
+    warnings) when given."""
+    def skip_or_fail(msg: str) -> None:
+        if not lenient:
+            raise _fail(msg)
+        _say("Warning", f"skipped {msg}")
+        if into is not None:
+            into.append(f"skipped {msg}")
+    return skip_or_fail
 
 
 def _stdout_dash(output: Optional[Path]) -> Optional[Path]:
@@ -591,7 +592,8 @@ def report(
     from .html_report import write_html
 
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
-    captures, folder_notes = _capture_paths(captures, lenient, skipped)
+    skip_or_fail = _skip_or_fail(lenient, skipped)
+    captures, folder_notes = _capture_paths(captures, skip_or_fail)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
@@ -604,11 +606,6 @@ def report(
                     f"{path_text(html.absolute().parent)})")
     _check_output(html, [*captures, rules], "--html")
     import pandas as pd
-
-    def skip_or_fail(msg: str) -> None:
-        if not lenient:
-            raise _fail(msg)
-        _skipped(msg, skipped)
 
     _terminate_cleanly()
     try:
