@@ -487,6 +487,65 @@ def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return who, when
 
 
+#: hops by which a TCP reset's TTL (hop limit) must differ from its sender's first packet's for
+#: :func:`_reset_hints` to name another device as its sender: one connection keeps its path (ECMP
+#: hashes the 5-tuple), and an endpoint's stack sends its resets with the TTL of its other packets;
+#: a route change of a hop or two is left alone
+RESET_TTL_HOPS = 3
+
+
+def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
+    """Per flow (object array of ``n`` texts, '' where none): a hint that a TCP reset came from a
+    device on the path (a firewall or IPS ending the connection, a DPI reset injection), not from
+    the endpoint whose address it carries. A side's first RST is compared with that side's first
+    packet (the SYN, the SYN-ACK): when the first packet is no RST and the two TTLs (IPv6: hop
+    limits) differ by :data:`RESET_TTL_HOPS` or more, the hint gives both values, and says
+    whether that side went on sending data after the reset (among its first
+    ``MAX_SEGMENTS + 1`` data segments: what every analysis, chunked or live, keeps; the first
+    packet and the first RST of each direction are kept too, so all give the same answer).
+    Packets without a known TTL (``ttl`` -1, or no such column) give no hint."""
+    out = repeated("", n)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if "ttl" not in c or not n:
+        return out
+    tcp = (pf >= 0) & (c["proto"] == TCP)
+    rst = tcp & ((c["tcp_flags"] & RST) != 0)
+    if not rst.any():
+        return out
+    rows = np.flatnonzero(tcp & np.isin(pf, np.unique(pf[rst])))
+    grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
+    o = np.lexsort((rows, c["ts_ns"][rows], grp))
+    rows, grp = rows[o], grp[o]
+    first = np.r_[True, grp[1:] != grp[:-1]]
+    start = np.flatnonzero(first)
+    head = rows[start[np.cumsum(first) - 1]]            # per row: its group's first packet
+    is_rst = rst[rows]
+    _, at = np.unique(grp[is_rst], return_index=True)
+    r = rows[is_rst][at]                                 # each group's first RST
+    g, h = grp[is_rst][at], head[is_rst][at]
+    ttl = c["ttl"]
+    t_rst, t_head = ttl[r].astype(np.int64), ttl[h].astype(np.int64)
+    keep = ~rst[h] & (t_rst >= 0) & (t_head >= 0) & (np.abs(t_rst - t_head) >= RESET_TTL_HOPS)
+    lo = np.searchsorted(grp, g)
+    parts: dict[int, list[str]] = {}
+    for k in np.flatnonzero(keep).tolist():
+        gk, rk, hk = int(g[k]), int(r[k]), int(h[k])
+        side = "client" if gk % 2 == 0 else "server"
+        first_pkt = ("SYN" if side == "client" else "SYN-ACK") if c["tcp_flags"][hk] & SYN else "first packet"
+        field_name = "hop limit" if int(c["ipver"][rk]) == 6 else "TTL"
+        mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
+        mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
+        after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
+        parts.setdefault(gk // 2, []).append(f"the {side}'s reset came with {field_name} {int(t_rst[k])}, "
+                                             f"its {first_pkt} with {int(t_head[k])}{after}")
+    for f, said in parts.items():
+        who = "by the server" if len(said) == 1 and said[0].startswith("the server") else \
+            "by the client" if len(said) == 1 else "by the endpoints"
+        out[f] = (f"{' and '.join(said)}: probably sent by a device on the path (a firewall or IPS "
+                  f"ending the connection), not {who}")
+    return out
+
+
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
                  service: np.ndarray) -> None:
     """Fill the TLS columns (and ``service`` = ssl when there is a ClientHello) of flow rows
@@ -1039,6 +1098,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
+    # (likewise: a TCP reset whose TTL is not its sender's, a device on the path sent it: the hint
+    # for the detail, '' where not: _reset_hints)
+    cols["reset_hint"] = _reset_hints(ft, n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)

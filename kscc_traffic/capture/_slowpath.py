@@ -35,7 +35,7 @@ from ._ipfrag import Completed, Reassembler
 #: field order of a row (the Packets columns without ``frame`` and ``ts_ns``)
 ROW_FIELDS = ("vlan", "ipver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "sport", "dport",
               "icmp_type", "icmp_code", "tcp_flags", "seq", "ack", "tcp_win", "ip_id", "ip_len",
-              "payload_len", "pl_off", "pl_cap", "l2_bcast", "l2_out", "l4_sum", "unreassembled")
+              "ttl", "payload_len", "pl_off", "pl_cap", "l2_bcast", "l2_out", "l4_sum", "unreassembled")
 _PL_OFF = ROW_FIELDS.index("pl_off")
 
 NONIP = -1
@@ -929,7 +929,7 @@ class SlowDecoder:
             return MALFORMED
         p = pos + ihl
         dend = min(end, pos + tot)
-        hdr = (4, 0, V4MAPPED | src, 0, V4MAPPED | dst, ident, tot)
+        hdr = (4, 0, V4MAPPED | src, 0, V4MAPPED | dst, ident, tot, d[pos + 8])
         if frag & 0x3FFF:
             fo = (frag & 0x1FFF) << 3
             if fo == 0:
@@ -963,7 +963,7 @@ class SlowDecoder:
         nh, p, fr, final = r
         if final is not None:           # a routing header: the final destination (RFC 8200 §8.1)
             dhi, dlo = final
-        hdr = (6, shi, slo, dhi, dlo, -1, tot)
+        hdr = (6, shi, slo, dhi, dlo, -1, tot, d[pos + 7])
         if fr is None:
             return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, True)
         # fragment header at p: p + 8 starts the fragment data
@@ -1054,7 +1054,7 @@ class SlowDecoder:
         data = done.data
         base = self.nbuf + len(self.extra)
         self.extra += data
-        hdr = hdr[:6] + (hlen + done.total,)
+        hdr = hdr[:6] + (hlen + done.total,) + hdr[7:]
         if ver == 4:
             return self._l4(data, 0, len(data), base, proto, done.total, hdr, ctx, depth, True)
         return self._l6upper(data, 0, len(data), done.total, base, proto, hdr, ctx, depth, True)
@@ -1069,7 +1069,7 @@ class SlowDecoder:
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, win, hdr[5], hdr[6], plen, ploff, plcap, ctx.bcast, ctx.out, csum, False)
+                flags, seq, ack, win, hdr[5], hdr[6], hdr[7], plen, ploff, plcap, ctx.bcast, ctx.out, csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:

@@ -805,6 +805,7 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     ip_id = _be(G, 4, ">u2").astype(np.int32)
     out["ip_id"][sl] = np.where(is6, -1, ip_id) if any6 else ip_id
     out["ip_len"][sl] = ip_len
+    out["ttl"][sl] = np.where(is6, G[:, 7], G[:, 8]).astype(np.int16) if any6 else G[:, 8].astype(np.int16)
     out["payload_len"][sl] = plen
     out["pl_off"][sl] = np.where(has, ploff, -1)
     out["pl_cap"][sl] = np.where(has, plcap, 0)

@@ -29,6 +29,7 @@ PACKET_COLUMNS: dict[str, str] = {
     "tcp_win": "int32",
     "ip_id": "int32",
     "ip_len": "int32",
+    "ttl": "int16",
     "payload_len": "int32",
     "pl_off": "int64",
     "pl_cap": "int32",

@@ -146,9 +146,9 @@ _VXLAN_LINUX_PORT = 8472
 FIELDS: list[str] = [
     "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
     "eth.dst", "sll.pkttype", "wlan.da", "wlan.qos.amsdupresent", "vlan.id", "ieee8021ad.id",
-    "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf",
+    "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf", "ip.ttl",
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
-    "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.reassembled.in",
+    "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.hlim", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
     "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
@@ -566,6 +566,7 @@ class PacketBuilder:
             total = _int(_at(f, "ip.len", occ), 0)
             proto = _int(_at(f, "ip.proto", occ), 0)
             ip_id = _int(_at(f, "ip.id", occ), 0)
+            ttl = _int(_at(f, "ip.ttl", occ), -1)
             reas = f.get("ip.reassembled.length")
             fragment = (_at(f, "ip.flags.mf", occ) in ("1", "True")
                         or _int(_at(f, "ip.frag_offset", occ), 0) != 0)
@@ -582,6 +583,7 @@ class PacketBuilder:
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
             reas = f.get("ipv6.reassembled.length")
             ip_id = -1
+            ttl = _int(_at(f, "ipv6.hlim", occ), -1)
             ipver = 6
             fragment = frag6
             if reas:
@@ -610,7 +612,7 @@ class PacketBuilder:
                "vlan": vlan, "ipver": ipver, "src_hi": sh, "src_lo": sl, "dst_hi": dh,
                "dst_lo": dl, "proto": proto, "sport": -1, "dport": -1, "icmp_type": -1,
                "icmp_code": -1, "tcp_flags": 0, "seq": 0, "ack": 0, "tcp_win": -1, "ip_id": ip_id,
-               "ip_len": total, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
+               "ip_len": total, "ttl": ttl, "payload_len": ip_pl, "pl_off": -1, "pl_cap": 0,
                "l2_bcast": bcast, "l2_out": sent, "l4_sum": -1, "unreassembled": fragment}
         # bytes of the datagram its IP length gives that the frame does not hold: what the IP
         # length says beyond the frame ("exceeds packet/framing length": a tool that cut the
