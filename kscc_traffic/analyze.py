@@ -17,7 +17,7 @@ from .capture.filesets import FileSet, group_file_sets
 from .capture.folders import CAPTURE_MAGICS, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
-from .errors import CaptureError, CaptureWarning, CorruptCapture
+from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .flows import FLOW_COLUMNS, build_flows, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
@@ -412,7 +412,7 @@ def _check_source(path, magic: bool = True) -> None:
     except FileNotFoundError:
         raise CaptureError(f"{shown}: no such file") from None
     except OSError as e:
-        raise CaptureError(f"{shown}: {e.strerror or e}") from None
+        raise CaptureAccessError(f"{shown}: {e.strerror or e}") from None
     if stat.S_ISDIR(st.st_mode):
         raise CaptureError(f"{shown}: is a directory, not a capture file")
     if not stat.S_ISREG(st.st_mode):
@@ -421,7 +421,7 @@ def _check_source(path, magic: bool = True) -> None:
         with open(p, "rb") as fh:
             head = fh.read(64)
     except OSError as e:
-        raise CaptureError(f"{shown}: cannot read: {e.strerror or e}") from None
+        raise CaptureAccessError(f"{shown}: cannot read: {e.strerror or e}") from None
     if magic and len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
         try:
             read_frames(head)  # raises UnsupportedFormat with the magic seen

@@ -321,24 +321,32 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     """The captures as units of analysis (:func:`~kscc_traffic.capture.filesets.group_file_sets`
     with ``mode``), checked before any output is written (:func:`~kscc_traffic.analyze.check_capture`):
     a file on its own that cannot be analysed at all goes to ``skip_or_fail``; a file of a set
-    that cannot is left out of its set with a warning line and the others are read (a ring
-    buffer's last file cut by a crash; one in the middle: connections across it may be split),
-    the set going to ``skip_or_fail`` when none of its files can be. Returns (units, warning lines)."""
+    whose content cannot is left out of its set with a warning line and the others are read (a
+    ring buffer's last file cut by a crash; one in the middle: connections across it may be
+    split), the set going to ``skip_or_fail`` when none of its files can be; a file of a set that
+    is there but cannot be opened or read (:class:`~kscc_traffic.errors.CaptureAccessError`:
+    Permission denied, an I/O error) goes to ``skip_or_fail`` as a file on its own does (break-it
+    20 F11: the connections across it were judged blocked, exit 1). Returns (units, warning lines)."""
     from .analyze import check_capture
+    from .errors import CaptureAccessError
     from .capture.filesets import FileSet, group_file_sets
 
-    def problem(path) -> Optional[str]:
+    def problem(path) -> tuple[Optional[str], bool]:
+        """(the one-line message, None: it can be read; whether the file cannot be opened or read,
+        not its content)"""
         try:
             check_capture(path, engine)
-            return None
-        except (KsccTrafficError, OSError) as e:
-            return str(e) if isinstance(e, KsccTrafficError) else f"{path_text(path)}: {e.strerror or e}"
+            return None, False
+        except KsccTrafficError as e:
+            return str(e), isinstance(e, CaptureAccessError)
+        except OSError as e:
+            return f"{path_text(path)}: {e.strerror or e}", True
 
     units, warnings = group_file_sets(captures, mode)
     out = []
     for u in units:
         if not isinstance(u, FileSet):
-            msg = problem(u)
+            msg, _ = problem(u)
             if msg is None:
                 out.append(u)
             else:
@@ -346,9 +354,14 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
             continue
         keep, first = [], None
         for k, p in enumerate(u.paths):
-            msg = problem(p)
+            msg, access = problem(p)
             if msg is None:
                 keep.append(p)
+            elif access:
+                # (a file there that cannot be opened is no damage the capture suffered: it fails
+                # as a file on its own does, or is skipped with --lenient; the others are read)
+                skip_or_fail(f"{msg} (a file of {path_text(u)}; without it connections across it "
+                             "may show as blocked or split)")
             else:
                 first = first or msg
                 gap = ("; connections across it may show as blocked or split"

@@ -6,7 +6,8 @@
     ├── CaptureError                 a capture file cannot be used at all (exit status 2)
     │   ├── UnsupportedFormat        not a pcap/pcapng file (wrong magic), or an unknown version
     │   ├── TruncatedCapture         the file ends inside its header, before any record
-    │   └── CorruptCapture           the header itself is damaged
+    │   ├── CorruptCapture           the header itself is damaged
+    │   └── CaptureAccessError       the file is there but cannot be opened or read (permissions, I/O)
     ├── RulesError                   a rules file cannot be loaded; names file, rule id and field
     └── EngineError                  an optional engine (tshark, scapy live capture) is unusable
 
@@ -36,6 +37,11 @@ class TruncatedCapture(CaptureError):
 
 class CorruptCapture(CaptureError):
     """The file header is damaged beyond use."""
+
+
+class CaptureAccessError(CaptureError):
+    """The file is there but cannot be opened or read (Permission denied, an I/O error): not
+    damage of the capture, so a file of a ring buffer fails as a file on its own does."""
 
 
 class RulesError(KsccTrafficError):

@@ -203,12 +203,16 @@ def test_permission_denied_in_a_folder_and_in_a_ring_buffer(tmp_path):
     ring = tmp_path / "ring"
     paths = _write(ring, DUMPCAP, _records())
     paths[1].chmod(0)
+    # (break-it 20 F11: no damage of the capture, so it fails as a file on its own does; it was a
+    # warning, and the connection across files 1-2 was judged blocked, exit 1)
+    why = (f"{paths[1]}: cannot read: Permission denied (a file of {paths[0]} .. {DUMPCAP[2]}; without it "
+           "connections across it may show as blocked or split)")
     p = _cli("analyze", "-f", "jsonl", ring, prefix=prefix)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", f"Error: {why}\n")
+    p = _cli("analyze", "--lenient", "-f", "jsonl", ring, prefix=prefix)
     assert p.returncode == 1      # (the connection across files 1-2 lost its answer)
     assert "missing" not in p.stderr
-    assert p.stderr == (f"Warning: skipped {paths[1]}: cannot read: Permission denied (a file of "
-                        f"{paths[0]} .. {DUMPCAP[2]}; its other files are read; connections across it "
-                        "may show as blocked or split)\n")
+    assert p.stderr == f"Warning: skipped {why}\n"
     assert {r["capture"] for r in _rows(p)} == {f"{DUMPCAP[0]} .. {DUMPCAP[2]}"} and len(_rows(p)) == 4
     # the API: the same flows, the member named with the reason
     code = ("import json, warnings, kscc_traffic as k\n"
