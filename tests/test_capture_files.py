@@ -477,6 +477,21 @@ def test_pcapng_simple_and_obsolete_packet_blocks() -> None:
     assert all_data(fr) == [b"first", b"e", b"A" * 64, b"B" * 6, b"pb"]
 
 
+def test_pcapng_simple_packet_block_too_short_is_damaged() -> None:
+    """(break-it 20 F12) an SPB must hold min(original length, snaplen) bytes (pcapng §4.4); one
+    whose block is shorter is damaged, as Wireshark says ("total block length 16 of an SPB is too
+    small for 60 bytes"): skipped and counted, not read as an empty record or a snaplen cut."""
+    o = "<"
+    fr = read_frames(shb(o) + idb(o, 1, 0) + spb(o, b"", wirelen=60) + spb(o, b"C" * 8, wirelen=60)
+                     + spb(o, b"ok" * 2))
+    assert all_data(fr) == [b"okok"] and fr.stats.malformed == 2
+    assert fr.stats.empty_records == 0
+    assert not any("empty record" in w for w in fr.stats.warnings)
+    # with a snaplen of 8 the same 8 bytes are the whole captured part
+    fr = read_frames(shb(o) + idb(o, 1, 8) + spb(o, b"C" * 8, wirelen=60))
+    assert all_data(fr) == [b"C" * 8] and fr.caplen.tolist() == [8] and fr.stats.malformed == 0
+
+
 def test_pcapng_zero_length_and_larger_than_snaplen() -> None:
     o = "<"
     fr = read_frames(shb(o) + idb(o, 1, 128) + epb(o, 0, 1, b"") + epb(o, 0, 2, b"j" * 9000))

@@ -245,6 +245,9 @@ def test_compressed_entries_by_what_is_inside(tmp_path):
                                   "extract it first); app.log.xz (not a capture)")
     (d / "cut.pcap.gz").write_bytes(gzip.compress(BASELINE.read_bytes())[:12])
     assert folder_captures(d)[0] == [d / "agent.pcap.gz", d / "cut.pcap.gz"]
+    # (break-it 20 F12) the compression of an empty file is empty, as given by name, not "not a capture"
+    (d / "none.pcap.gz").write_bytes(gzip.compress(b""))
+    assert folder_captures(d)[1].endswith("; none.pcap.gz (empty); app.log.xz (not a capture)")
 
 
 def test_a_capture_compressed_twice_is_named_in_a_folder_and_explained_by_name(tmp_path):

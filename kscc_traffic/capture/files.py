@@ -734,12 +734,15 @@ class _PcapngParser:
                     self._note("malformed_block", base + pos)
                 else:
                     (wl,) = u32(buf, pos + 8)
-                    cl = min(wl, blen - 16)            # §4.4: min(snaplen, original length)
                     snap = ifaces[sec_base].snaplen
-                    if snap and cl > snap:
-                        cl = snap
-                    O_if.append(sec_base); O_hi.append(0); O_lo.append(0); O_off.append(pos + 12)
-                    O_cl.append(cl); O_wl.append(wl); O_spb.append(1)
+                    cl = min(wl, snap) if snap else wl  # §4.4: min(snaplen, original length)
+                    if cl > blen - 16:
+                        # (its block too short for the bytes it must hold: damaged, as Wireshark
+                        # says, not an empty record or a snaplen cut)
+                        self._note("malformed_block", base + pos)
+                    else:
+                        O_if.append(sec_base); O_hi.append(0); O_lo.append(0); O_off.append(pos + 12)
+                        O_cl.append(cl); O_wl.append(wl); O_spb.append(1)
             elif btype == _PB:
                 if blen < 32:
                     self._note("malformed_block", base + pos)

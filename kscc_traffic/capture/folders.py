@@ -91,6 +91,8 @@ def _kind_of(entry: os.DirEntry) -> str | None:
                     return "nested"        # (compressed twice: the reader takes one layer)
                 if inner.problem is not None or any(data.startswith(m) for m in CAPTURE_MAGICS):
                     return None            # (a capture, or damage: said when it is read)
+                if not data:
+                    return "empty"         # (the compression of an empty file, as given by name)
                 head = data
     except OSError:
         return None
