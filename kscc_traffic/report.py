@@ -896,12 +896,13 @@ def dns_answer_meaning(rcode: str) -> str:
     return DNS_RCODE_TEXT.get(rcode, "")
 
 
-def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
-    """(query, dns_rcode) -> flows, for the flows of ``flows`` whose ``dns_rcode`` is an error
-    (not in :data:`kscc_traffic.classify.DNS_NO_ERROR`); empty when the table has no ``query``
-    or ``dns_rcode`` column."""
+def _dns_error_rows(flows: pd.DataFrame) -> pd.DataFrame:
+    """The flows of ``flows`` whose ``dns_rcode`` is an error (not in
+    :data:`kscc_traffic.classify.DNS_NO_ERROR`) or whose first answer is a sinkhole address,
+    with ``dns_rcode`` replaced by ``sinkhole <address>`` for the latter; no rows when the table
+    has no ``query`` or ``dns_rcode`` column."""
     if not len(flows) or "dns_rcode" not in flows or "query" not in flows:
-        return {}
+        return flows.iloc[:0]
     bad = ~flows["dns_rcode"].isin(DNS_NO_ERROR)
     rcode = flows["dns_rcode"]
     if "dns_answers" in flows:
@@ -917,7 +918,22 @@ def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
                 bad = bad.to_numpy().copy()
                 bad[at] = True
                 rcode = pd.Series(rcode, index=flows.index)
-    err = flows[bad].assign(dns_rcode=rcode[bad])
+    return flows[bad].assign(dns_rcode=rcode[bad])
+
+
+def dns_error_verdicts(flows: pd.DataFrame) -> dict[str, int]:
+    """verdict -> DNS flows answered with an error (those :func:`dns_errors` counts): a name the
+    agent needs is ``blocked``, another name ``ok`` (the resolver was reached and answered)."""
+    err = _dns_error_rows(flows)
+    if not len(err) or "verdict" not in err:
+        return {}
+    return {str(v): int(n) for v, n in err["verdict"].value_counts(sort=False).items()}
+
+
+def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(query, dns_rcode) -> flows, for the flows of :func:`_dns_error_rows`; empty when the
+    table has no ``query`` or ``dns_rcode`` column."""
+    err = _dns_error_rows(flows)
     if not len(err):
         return {}
     return {(str(q), str(r)): int(n) for (q, r), n in
