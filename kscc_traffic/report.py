@@ -1148,10 +1148,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
+    labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
-                  Text(escape_terminal(f"{r.transport} {r.ports}")),
+                  Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
     console.print(c)
     if capture_filter is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html as h
 import re
+import warnings
 
 from scapy.all import ICMP, IP, TCP
 from scapy.layers.dns import DNS, DNSQR
@@ -62,3 +63,39 @@ def test_dns_error_sentence_follows_the_verdicts(tmp_path):
     assert ("3 DNS flows got an error answer instead of an address. Verdicts: 2 blocked (a name the agent needs: "
             "without its address it cannot connect), 1 ok (the resolver was reached and answered a name the agent "
             "does not need).") in _dns_section(three)
+
+
+# --- F15: the cast is shown (gateway_udp and agent_broadcast differ) -------------------------------
+def test_rules_listing_and_checklist_show_the_cast(tmp_path):
+    from typer.testing import CliRunner
+
+    from kscc_traffic.cli import app
+    out = CliRunner().invoke(app, ["rules"], env={"COLUMNS": "250"}).output
+    cells = {c[0]: c for c in ([x.strip() for x in re.split("[│┃]", line)[1:-1]]
+                                for line in out.splitlines() if len(re.findall("[│┃]", line)) > 5)}
+    assert cells["id"][:6] == ["id", "section", "transport", "ports", "cast", "protocol"]
+    assert cells["gateway_udp"][2:5] == ["udp", "15000", "unicast"]
+    assert cells["agent_broadcast"][2:5] == ["udp", "15000", "broadcast"]
+    assert cells["dp_multicast"][2:5] == ["udp", "15001", "multicast"]
+    with warnings.catch_warnings():   # (the checklist of no flows: "no packets in the capture")
+        warnings.simplefilter("ignore")
+        empty = analyze(_write(tmp_path, "none.pcap", []), RULES)
+    table = render_table(empty, RULES, width=200)
+    ports = {line.split("│")[2].strip(): line.split("│")[3].strip() for line in table.splitlines()
+             if line.count("│") >= 7 and "§" in line}
+    assert (ports["gateway_udp"], ports["agent_broadcast"], ports["dp_multicast"], ports["agent_connection"]) == (
+        "udp 15000", "udp 15000 broadcast", "udp 15001 multicast", "tcp 23100-23199")
+    page = render_html(empty, RULES, charts=False)
+    assert '<tr data-rule="agent_broadcast" data-status="not seen"><td>§B</td><td>agent_broadcast</td>' \
+           '<td class="nowrap">udp 15000 broadcast</td>' in page
+
+
+# --- F16: the mobile range's fix has the page's range note -----------------------------------------
+def test_every_range_fix_says_any_port_and_address_can_be_used():
+    ranges = [r for r in RULES.rules if r.port_lo != r.port_hi]
+    assert [r.id for r in ranges] == ["agent_connection", "mobile_connection", "activation", "klsctunnel"]
+    for r in ranges:
+        assert "(the whole range and any address in the mask; both can change" in r.fix, r.id
+    assert RULES.by_id("mobile_connection").fix == (
+        "allow outbound TCP 23700-23799 to *.ksc.kaspersky.com from mobile devices (the whole range and any "
+        "address in the mask; both can change; only needed if mobile devices are managed)")
