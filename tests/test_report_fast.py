@@ -288,7 +288,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
-        c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
+        c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
