@@ -26,6 +26,7 @@ from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
     sinkhole_address
 from .outfile import write_all
+from .names import is_ip_literal
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import NOT_LISTENING
@@ -568,11 +569,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
+    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name`` that is no IP literal, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
     the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``
     or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
-    ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
+    ``bl_named`` of the blocked ones with such a ``server_name`` (None: all), ``bl_stale`` of the
     blocked ones whose SYN was answered by an old connection's packet (detail
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
     (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
@@ -722,6 +723,13 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | N
     return None
 
 
+def _names_a_server(names) -> np.ndarray:
+    """bool per ``server_name`` text: a host name, not empty and no IP literal (``Host:
+    198.51.100.99``, an SNI holding an address: it names no server, newcomer 23 F4)."""
+    names = list(names)
+    return np.fromiter((bool(n) and not is_ip_literal(str(n)) for n in names), bool, len(names))
+
+
 def _is_v6(hosts: np.ndarray) -> np.ndarray:
     """bool per address text (``resp_h``): an IPv6 address (it holds a colon)."""
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
@@ -848,7 +856,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
             one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
-                ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                ok_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                 & (v == "ok")))
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
@@ -863,7 +871,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
-                    bl_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                    bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
             if ok and bl and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
@@ -1045,10 +1053,11 @@ class TableSummary:
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
             self.named_seen = True
-            named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
+            has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
+            named = flows[(flows["verdict"] == "ok").to_numpy() & has_name]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
-            named = flows[(flows["verdict"] == "blocked") & (flows["server_name"] != "")]
+            named = flows[(flows["verdict"] == "blocked").to_numpy() & has_name]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
         if "resp_h" in flows:

@@ -99,3 +99,26 @@ def test_every_range_fix_says_any_port_and_address_can_be_used():
     assert RULES.by_id("mobile_connection").fix == (
         "allow outbound TCP 23700-23799 to *.ksc.kaspersky.com from mobile devices (the whole range and any "
         "address in the mask; both can change; only needed if mobile devices are managed)")
+
+
+# --- F4: an IP literal names no server (port open, not verified) -----------------------------------
+def _http(host, t0, port=80, status=b"200 OK", server="198.51.100.99", cport=50790):
+    req = b"GET / HTTP/1.1\r\n" + (b"Host: " + host.encode() + b"\r\n" if host else b"") + b"\r\n"
+    return tcp_session(("192.0.2.10", cport), (server, port), t0=t0, c_data=req,
+                       s_data=b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_an_ip_literal_in_the_host_header_does_not_verify_cert_check(tmp_path):
+    literal = analyze(_write(tmp_path, "lit.pcap", _http("198.51.100.99", 1000.0)), RULES)
+    assert list(zip(literal.purpose, literal.verdict, literal.server_name)) == [("cert_check", "ok", "198.51.100.99")]
+    named = analyze(_write(tmp_path, "named.pcap", _http("crl3.digicert.com", 1000.0)), RULES)
+    assert list(zip(named.purpose, named.verdict, named.server_name)) == [("cert_check", "ok", "crl3.digicert.com")]
+    for row in _rows(literal):
+        assert row.loc["cert_check", "status"] == "port open"
+        assert row.loc["cert_check", "fix"].startswith("1 flow on TCP 80 answered, but none named a server")
+    for row in _rows(named):
+        assert row.loc["cert_check", "status"] == "verified"
+    # a blocked flow named by an IP literal is "no name seen" as well
+    from kscc_traffic.report import _names_a_server
+    assert _names_a_server(["198.51.100.99", "[2001:db8::99]", "", "crl3.digicert.com"]).tolist() == [
+        False, False, False, True]

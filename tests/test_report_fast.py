@@ -26,6 +26,7 @@ from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules, report
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.errors import CaptureError
+from kscc_traffic.names import is_ip_literal
 from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
 
 RULES = load_rules()
@@ -140,7 +141,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         if status == "unexpected" and un == other:
             fix = other_fix(reasons)
         # ok flows none of which names a server, on a port below 1024 that browsers share: not proof
-        named = int(((sub["verdict"] == "ok") & (sub["server_name"] != "")).sum()) \
+        # newcomer 23 F4: an IP literal (Host: 198.51.100.99) names no server
+        real = sub["server_name"].map(lambda n: n != "" and not is_ip_literal(n)) \
+            if len(sub) and "server_name" in sub else None
+        named = int(((sub["verdict"] == "ok") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "verified" and named == 0 and r.host_mask and r.port_hi < 1024:
             status = "port open"
@@ -222,7 +226,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 
         if status == "unexpected":
             fix = answered_fix(reasons, False) or fix
-        bl_named = int(((sub["verdict"] == "blocked") & (sub["server_name"] != "")).sum()) \
+        bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
             fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
