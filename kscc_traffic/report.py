@@ -521,6 +521,18 @@ NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
 #: 443): its ok flows verify it only when one of them names a server (``server_name``)
 SHARED_PORTS_BELOW = 1024
 
+#: ``opener`` of the rules whose server is Kaspersky's cloud (§A): a port unreachable carrying its
+#: address is not advised as a service to check there (newcomer 23 F3)
+CLOUD_OPENER = "client_to_cloud"
+#: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
+MAX_CLOSED_AT = 8
+#: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
+#: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
+#: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
+ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) "
+                        r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
+                        r"\(1/3\))")
+
 #: why a reason matters, in one sentence (the HTML report's "Why flagged"; the "what to change" of
 #: a purpose whose flows were answered but are unexpected)
 REASON_TEXT: dict[str, str] = {
@@ -543,11 +555,17 @@ REASON_TEXT: dict[str, str] = {
                 "not judged"),
 }
 
-def icmp_reason_text(n: int, closed: int) -> str:
+def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
     unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
-    :data:`REASON_TEXT`'s when none was, else by what happened."""
+    :data:`REASON_TEXT`'s when none was, else by what happened; ``cloud``: the destination is a
+    cloud server (a rule whose ``opener`` is :data:`CLOUD_OPENER`), where such an answer is most
+    likely a firewall's on the path, in the server's name."""
     own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
+    if cloud:
+        own = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
+               "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
+               "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
     if not closed:
         return REASON_TEXT["icmp_unreachable"]
     if closed >= n:
@@ -565,7 +583,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
-                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0)) -> dict:
+                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
+                   closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -583,7 +602,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     acknowledge the server's, none of which was captured), ``bl_reset`` of the blocked ones (all,
     on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
     :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
-    a firewall resets)."""
+    a firewall resets), ``closed_at`` the servers and the ports (sorted, distinct; at most
+    :data:`MAX_CLOSED_AT` servers) of the ``bl_closed`` ones (for a cloud rule, whose server
+    cannot be checked, the advice names them: newcomer 23 F3), ``bl_route`` of the blocked ones
+    answered by an ICMP network/host unreachable or no route (:data:`ROUTE_ICMP`: a router with
+    no route, an ARP/neighbour failure, an upstream outage)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -629,7 +652,25 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
-    if status == "blocked" and bl_closed:
+    if status == "blocked" and bl_closed and r.opener == CLOUD_OPENER:
+        # a port unreachable carrying a cloud server's own address: nobody here can check a
+        # service on Kaspersky's cloud; a firewall's reject rule answers in the blocked address's
+        # name, so that is the likely sender (or the cloud refused the port: Kaspersky's to know)
+        hosts, ports = closed_at
+        where = (f"{r.transport.upper()} {_list_text(ports, 'port')} on "
+                 f"{_list_text(hosts, 'server')}")
+        report_it = f"if none does, report the server and port ({where}) to Kaspersky support"
+        if bl == bl_closed:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
+                   f"unreachable carrying the cloud server's own address, refusing {where}: most likely "
+                   "forged by a firewall on the path (a reject rule answers in the name of the address it "
+                   "blocks). Check the firewalls and proxies between the agent and the Internet for a rule "
+                   f"that rejects it: {fix}; {report_it}")
+        else:
+            fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+                    f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
+                    f"firewall on the path; {report_it}")
+    elif status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
         service = _service_check(r)
@@ -657,6 +698,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+    if status == "blocked" and bl_route:
+        # a router said it cannot deliver: routing, not (only) a firewall's refusal
+        route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
+                 "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
+                 "the server")
+        if bl == bl_route:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network or "
+                   f"host unreachable (or no route) from a router: {route}; a firewall rejecting it may answer "
+                   f"the same: {fix}")
+        else:
+            fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
+                    f"unreachable (or no route) from a router: {route}")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
         # some of the blocked flows reached the server, then their TLS failed: that advice too
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -800,6 +853,24 @@ def undocumented_fix(n: int) -> str:
             f"address and port, proxy) with the documented ones; nothing in the documentation asks to open {them}")
 
 
+def _closed_at(hosts, ports, known: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())) \
+        -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``known`` (servers, ports) with those of ``hosts``/``ports`` (one per flow) added: each
+    sorted, distinct, at most :data:`MAX_CLOSED_AT` servers (ports: at most the 65536)."""
+    h = sorted(set(known[0]) | {str(x) for x in hosts})[:MAX_CLOSED_AT]
+    return tuple(h), tuple(sorted(set(known[1]) | {int(x) for x in ports}))
+
+
+def _list_text(items, what: str, most: int = 3) -> str:
+    """``items`` as a short text: ``23101``, ``23101, 23102 and 23105``, ``a, b, c and 2 more
+    ports`` (``what``: the noun for the ones left out, ``port`` or ``server``)."""
+    items = [str(x) for x in items]
+    if len(items) <= most:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else "?"
+    more = len(items) - most
+    return f"{', '.join(items[:most])} and {more} more {what}{'s' if more != 1 else ''}"
+
+
 def _service_check(r) -> str:
     """The advice to check that a rule's service runs on the host that answered (``r``: a
     :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
@@ -838,6 +909,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         ok_named = ok_answered = v6 = bl_named = None
         bl_tls = bl_stale = bl_closed = one_way = 0
         bl_reset = (0, 0)
+        closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
+        bl_route = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -866,6 +939,12 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
+                    bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    if bl_closed:
+                        closed = np.array([NOT_LISTENING in str(x) for x in details], bool)
+                        blocked_at = np.asarray(at)[v == "blocked"][closed]
+                        closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
+                                               flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
@@ -877,7 +956,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
+                                   closed_at, bl_route))
     return pd.DataFrame(rows)
 
 
@@ -1001,6 +1081,8 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
+        self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
@@ -1081,8 +1163,14 @@ class TableSummary:
             self.dns_resets += reset
             self.dns_error_answers += int(rejected.sum()) - reset
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
-            for p, n in closed.groupby("purpose", sort=False).size().items():
-                self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            for p, g in closed.groupby("purpose", sort=False):
+                self.bl_closed[p] = self.bl_closed.get(p, 0) + len(g)
+                if "resp_h" in g and "resp_p" in g:
+                    self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
+                                                   self.closed_at.get(p, ((), ())))
+            routed = blocked[detail.str.contains(ROUTE_ICMP)]
+            for p, n in routed.groupby("purpose", sort=False).size().items():
+                self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
@@ -1121,7 +1209,8 @@ class TableSummary:
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
-                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0))))
+                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
+                                       self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

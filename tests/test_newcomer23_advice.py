@@ -122,3 +122,86 @@ def test_an_ip_literal_in_the_host_header_does_not_verify_cert_check(tmp_path):
     from kscc_traffic.report import _names_a_server
     assert _names_a_server(["198.51.100.99", "[2001:db8::99]", "", "crl3.digicert.com"]).tolist() == [
         False, False, False, True]
+
+
+# --- F3 / F13: ICMP errors: a cloud server's port unreachable; a router's host unreachable ----------
+def _syn_icmp(client_port, server, port, sender, code, t):
+    """A SYN from 192.0.2.10 to ``server``:``port`` answered by ICMP 3/``code`` from ``sender``
+    (None: no answer)."""
+    syn = IP(src="192.0.2.10", dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7)
+    recs = [(t, eth(syn))]
+    if sender:
+        err = IP(src=sender, dst="192.0.2.10") / ICMP(type=3, code=code) / bytes(syn)[:28]
+        recs.append((t + 0.01, eth(err, src=SERVER_MAC, dst=CLIENT_MAC)))
+    else:
+        recs += [(t + k, eth(syn)) for k in (1, 3)]
+    return recs
+
+
+def test_a_port_unreachable_from_a_cloud_server_is_a_forged_answer_not_a_service_to_check(tmp_path):
+    flows = analyze(_write(tmp_path, "cloud.pcap", _syn_icmp(50000, "203.0.113.10", 23101, "203.0.113.10", 3,
+                                                             1000.0)), RULES)
+    assert list(zip(flows.purpose, flows.verdict, flows.reason)) == [
+        ("agent_connection", "blocked", "icmp_unreachable")]
+    want = ("this flow was answered by ICMP port unreachable carrying the cloud server's own address, refusing TCP "
+            "23101 on 203.0.113.10: most likely forged by a firewall on the path (a reject rule answers in the name "
+            "of the address it blocks). Check the firewalls and proxies between the agent and the Internet for a "
+            "rule that rejects it: " + RULES.by_id("agent_connection").fix + "; if none does, report the server and "
+            "port (TCP 23101 on 203.0.113.10) to Kaspersky support")
+    for row in _rows(flows):
+        assert row.loc["agent_connection", "fix"] == want
+    assert "check that the service" not in want and "host's own firewall" not in want
+    page = render_html(flows, RULES, charts=False)
+    finding = _text(re.search(r'id="purpose-agent_connection">(.*?)</article>', page, re.S).group(1))
+    assert "icmp_unreachable : an ICMP port unreachable carrying the cloud server's own address answered: most " \
+           "likely forged by a firewall on the path" in finding
+    assert "check that the service" not in finding
+    # one refused, one unanswered: the refused port is named after the firewall advice
+    recs = (_syn_icmp(50000, "203.0.113.10", 23105, "203.0.113.10", 3, 1000.0)
+            + _syn_icmp(50001, "203.0.113.11", 23101, None, 0, 1010.0))
+    two = analyze(_write(tmp_path, "two.pcap", recs), RULES)
+    assert sorted(two.reason) == ["icmp_unreachable", "no_answer"]
+    for row in _rows(two):
+        assert row.loc["agent_connection", "fix"] == (
+            RULES.by_id("agent_connection").fix + "; 1 of them was answered by ICMP port unreachable carrying the "
+            "cloud server's own address (TCP 23105 on 203.0.113.10): most likely forged by a firewall on the path; "
+            "if none does, report the server and port (TCP 23105 on 203.0.113.10) to Kaspersky support")
+
+
+def test_a_port_unreachable_from_a_distribution_point_still_asks_for_its_service(tmp_path):
+    """(§C: the DP is the customer's own host: checking its service is the advice)"""
+    flows = analyze(_write(tmp_path, "dp.pcap", _syn_icmp(50000, "192.0.2.20", 13111, "192.0.2.20", 3, 1000.0)),
+                    RULES)
+    for row in _rows(flows):
+        assert row.loc["dp_ksn_proxy_tcp", "fix"].startswith(
+            "this flow was answered by the destination host itself with ICMP port unreachable: TCP 13111 reached "
+            "it, but nothing listens there: check that the service for it is running")
+
+
+def test_host_unreachable_from_a_router_gets_a_routing_hint(tmp_path):
+    flows = analyze(_write(tmp_path, "route.pcap", _syn_icmp(50000, "203.0.113.13", 1443, "192.0.2.1", 1, 1000.0)),
+                    RULES)
+    assert list(zip(flows.purpose, flows.verdict, flows.detail)) == [
+        ("ksn", "blocked", "answered by ICMP host unreachable (3/1) from 192.0.2.1")]
+    want = ("this flow was answered by ICMP network or host unreachable (or no route) from a router: no route to "
+            "the destination, an ARP/neighbour failure at the last hop, or an upstream outage: check the routes "
+            "(default gateway, VPN split tunnel) and that the router reaches the server; a firewall rejecting it may "
+            "answer the same: " + RULES.by_id("ksn").fix)
+    for row in _rows(flows):
+        assert row.loc["ksn", "fix"] == want
+    # administratively prohibited (3/13) is a firewall's refusal: the rule's advice alone
+    prohibited = analyze(_write(tmp_path, "admin.pcap", _syn_icmp(50000, "203.0.113.13", 1443, "192.0.2.1", 13,
+                                                                  1000.0)), RULES)
+    for row in _rows(prohibited):
+        assert row.loc["ksn", "fix"] == RULES.by_id("ksn").fix
+
+
+def test_which_icmp_errors_count_as_routing():
+    from kscc_traffic.report import ROUTE_ICMP
+    said = {t: bool(ROUTE_ICMP.search(f"answered by ICMP {t} from 2001:db8::1")) for t in (
+        "network unreachable (3/0)", "host unreachable (3/1)", "host unreachable for TOS (3/12)",
+        "no route to destination (1/0)", "address unreachable (1/3)", "port unreachable (3/3)",
+        "administratively prohibited (3/13)", "administratively prohibited (1/1)", "port unreachable (1/4)")}
+    assert [t for t, v in said.items() if v] == [
+        "network unreachable (3/0)", "host unreachable (3/1)", "host unreachable for TOS (3/12)",
+        "no route to destination (1/0)", "address unreachable (1/3)"]

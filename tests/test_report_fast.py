@@ -166,7 +166,30 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
             "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
             if len(sub) and "detail" in sub else 0
-        if status == "blocked" and bl_closed:
+        if status == "blocked" and bl_closed and r.opener == "client_to_cloud":
+            # newcomer 23 F3: a cloud server's address: a firewall's forged answer, or Kaspersky's to know
+            cl = sub[(sub["verdict"] == "blocked") & sub["detail"].str.contains(
+                "the packet arrived, but nothing listens on that port there", regex=False)]
+            hosts, ports = sorted(set(cl["resp_h"].astype(str)))[:8], sorted(set(cl["resp_p"].astype(int)))
+
+            def listed(items, what):
+                items = [str(x) for x in items]
+                if len(items) > 3:
+                    return f"{', '.join(items[:3])} and {len(items) - 3} more {what}{'s' if len(items) > 4 else ''}"
+                return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+            where = f"{r.transport.upper()} {listed(ports, 'port')} on {listed(hosts, 'server')}"
+            tell = f"if none does, report the server and port ({where}) to Kaspersky support"
+            if bl == bl_closed:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
+                       f"unreachable carrying the cloud server's own address, refusing {where}: most likely forged "
+                       "by a firewall on the path (a reject rule answers in the name of the address it blocks). "
+                       "Check the firewalls and proxies between the agent and the Internet for a rule that "
+                       f"rejects it: {fix}; {tell}")
+            else:
+                fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+                        f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
+                        f"firewall on the path; {tell}")
+        elif status == "blocked" and bl_closed:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
                        f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
             if bl == bl_closed:
@@ -197,6 +220,22 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                         f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+        # newcomer 23 F13: network/host unreachable (no route) from a router: a routing hint
+        bl_route = int(((sub["verdict"] == "blocked") & sub["detail"].astype(str).str.contains(
+            r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) \(3/\d+\)"
+            r"|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))")).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl_route:
+            route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
+                     "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
+                     "the server")
+            if bl == bl_route:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network or "
+                       f"host unreachable (or no route) from a router: {route}; a firewall rejecting it may answer "
+                       f"the same: {fix}")
+            else:
+                fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
+                        f"host unreachable (or no route) from a router: {route}")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
         if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
