@@ -45,8 +45,8 @@ from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .report import (CLOUD_OPENER, REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
-                     dns_fix, dns_reason_texts, escape_terminal, icmp_reason_text, readiness, time_texts,
-                     undocumented_fix)
+                     dns_fix, dns_reason_texts, escape_terminal, icmp_reason_text, readiness,
+                     rejected_reason_text, time_texts, undocumented_fix)
 from .unreachable import NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -440,6 +440,9 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     if closed:  # (a port unreachable from the destination itself: nothing listens there)
         cloud = rule is not None and rule.opener == CLOUD_OPENER   # (not a service to check there)
         texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, cloud)}
+    rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
+    if rejected.any() and purpose != "dns":   # (what answered: a reset, an HTTP refusal, a proxy…)
+        texts = {**texts, "rejected": rejected_reason_text(sub.loc[rejected, "detail"].astype(str).tolist())}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""

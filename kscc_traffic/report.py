@@ -533,6 +533,13 @@ ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|d
                         r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
                         r"\(1/3\))")
 
+#: how the detail of a plain HTTP request sent straight to the server (no proxy: port 80) and
+#: refused by an HTTP answer reads (a transparent web filter's 403, a captive portal's 511, a
+#: gateway's 502…; :func:`kscc_traffic.classify._proxy_refusal` with ``direct``): group 1 the status
+HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter")
+#: how the detail of a request an explicit HTTP proxy refused or failed starts
+PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
+
 #: why a reason matters, in one sentence (the HTML report's "Why flagged"; the "what to change" of
 #: a purpose whose flows were answered but are unexpected)
 REASON_TEXT: dict[str, str] = {
@@ -554,6 +561,48 @@ REASON_TEXT: dict[str, str] = {
                 "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
                 "not judged"),
 }
+
+#: why a ``rejected`` flow matters, by how its detail reads (see :func:`rejected_reason_text`)
+REJECTED_TEXT: dict[str, str] = {
+    "http": ("an HTTP answer refused the request (403, 451, 511: a web filter, transparent proxy or captive "
+             "portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP port "
+             "is open"),
+    "proxy": "the HTTP proxy refused or failed the request (407: it wants authentication, 403: its policy denies "
+             "the target)",
+    "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
+              "the server holds a stale connection on that address and port"),
+    "reset": REASON_TEXT["rejected"],
+}
+
+
+def rejected_kind(detail: str) -> str:
+    """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
+    refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
+    :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
+    (:data:`~kscc_traffic.classify.STALE_ANSWER`), else ``reset`` (a TCP reset)."""
+    detail = str(detail)
+    if detail.startswith(FILTER_ANSWER) or HTTP_REFUSAL.match(detail):
+        return "http"
+    if PROXY_REFUSAL.match(detail):
+        return "proxy"
+    if detail.startswith(STALE_ANSWER):
+        return "stale"
+    return "reset"
+
+
+def rejected_reason_text(details) -> str:
+    """Why ``rejected`` flows matter (the HTML report's "Why flagged"), from their details: the
+    text of their one kind (:func:`rejected_kind`), or each kind's with its count (``1 of them:
+    …; 2 of them: …``); :data:`REASON_TEXT`'s when there is none."""
+    counts: dict[str, int] = {}
+    for d in details:
+        k = rejected_kind(d)
+        counts[k] = counts.get(k, 0) + 1
+    if len(counts) <= 1:
+        return REJECTED_TEXT[next(iter(counts), "reset")]
+    return "; ".join(f"{n} of them: {REJECTED_TEXT[k]}" for k, n in
+                     sorted(counts.items(), key=lambda kv: list(REJECTED_TEXT).index(kv[0])))
+
 
 def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
@@ -584,7 +633,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
                    one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
-                   closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0) -> dict:
+                   closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
+                   bl_http: int = 0, http_statuses: tuple[str, ...] = ()) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -606,7 +656,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`MAX_CLOSED_AT` servers) of the ``bl_closed`` ones (for a cloud rule, whose server
     cannot be checked, the advice names them: newcomer 23 F3), ``bl_route`` of the blocked ones
     answered by an ICMP network/host unreachable or no route (:data:`ROUTE_ICMP`: a router with
-    no route, an ARP/neighbour failure, an upstream outage)."""
+    no route, an ARP/neighbour failure, an upstream outage), ``bl_http`` of the blocked ones
+    whose plain HTTP request, sent straight to the server, an HTTP answer refused
+    (:data:`HTTP_REFUSAL`: a web filter's 403…; the TCP port is open), ``http_statuses`` their
+    statuses (sorted, distinct)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -710,6 +763,21 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
                     f"unreachable (or no route) from a router: {route}")
+    if status == "blocked" and bl_http:
+        # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
+        said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
+        where = r.host_mask or "the documented servers"
+        if bl == bl_http:
+            fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+                   f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
+                   f"{'it' if bl == 1 else 'them'} by policy"
+                   + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses) else "")
+                   + ": allow "
+                   f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
+        else:
+            fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
+                    f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}): allow {where} "
+                    "in its URL filter")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
         # some of the blocked flows reached the server, then their TLS failed: that advice too
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -910,7 +978,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_tls = bl_stale = bl_closed = one_way = 0
         bl_reset = (0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = 0
+        bl_route = bl_http = 0
+        http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -940,6 +1009,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
+                    bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     if bl_closed:
                         closed = np.array([NOT_LISTENING in str(x) for x in details], bool)
                         blocked_at = np.asarray(at)[v == "blocked"][closed]
@@ -957,7 +1028,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
-                                   closed_at, bl_route))
+                                   closed_at, bl_route, bl_http, http_statuses))
     return pd.DataFrame(rows)
 
 
@@ -1083,6 +1154,8 @@ class TableSummary:
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
+        self.http_statuses: dict[str, set] = {}  # ... their statuses
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
@@ -1168,6 +1241,10 @@ class TableSummary:
                 if "resp_h" in g and "resp_p" in g:
                     self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
                                                    self.closed_at.get(p, ((), ())))
+            status = detail.str.extract(HTTP_REFUSAL, expand=False)
+            for p, g in status[status.notna()].groupby(blocked["purpose"][status.notna()], sort=False):
+                self.bl_http[p] = self.bl_http.get(p, 0) + len(g)
+                self.http_statuses.setdefault(p, set()).update(g.tolist())
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
@@ -1210,7 +1287,8 @@ class TableSummary:
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
                                        (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
-                                       self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0)))
+                                       self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0),
+                                       self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ())))))
         return pd.DataFrame(rows)
 
 

@@ -205,3 +205,46 @@ def test_which_icmp_errors_count_as_routing():
     assert [t for t, v in said.items() if v] == [
         "network unreachable (3/0)", "host unreachable (3/1)", "host unreachable for TOS (3/12)",
         "no route to destination (1/0)", "address unreachable (1/3)"]
+
+
+# --- F5: a web filter's 403 on port 80: the URL filter, and no "TCP reset" in the HTML -------------
+def test_a_web_filters_403_on_port_80_is_advised_as_its_url_policy(tmp_path):
+    flows = analyze(_write(tmp_path, "f403.pcap", _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
+                                                       server="198.18.0.81")), RULES)
+    assert list(zip(flows.purpose, flows.verdict, flows.reason, flows.detail)) == [
+        ("cert_check", "blocked", "rejected", "the server 198.18.0.81:80 answered 403 to the request for "
+         "http://ocsp.digicert.com:80 (a transparent web filter, or the server refusing it)")]
+    want = ("this request was answered HTTP 403 on TCP 80, which is open: a web filter or transparent proxy refused "
+            "it by policy: allow *.digicert.com in its URL filter (the agent's plain HTTP requests there); no port "
+            "is to be opened")
+    for row in _rows(flows):
+        assert row.loc["cert_check", "fix"] == want
+    page = render_html(flows, RULES, charts=False)
+    finding = _text(re.search(r'id="purpose-cert_check">(.*?)</article>', page, re.S).group(1))
+    assert "rejected : an HTTP answer refused the request (403, 451, 511: a web filter, transparent proxy or " \
+           "captive portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP " \
+           "port is open" in finding
+    assert "TCP reset" not in finding
+    # with a SYN answered by a reset too: each kind counted in "Why flagged", both pieces of advice
+    rst = [(1010.0, eth(IP(src="192.0.2.10", dst="198.18.0.82") / TCP(sport=50001, dport=80, flags="S", seq=7))),
+           (1010.01, eth(IP(src="198.18.0.82", dst="192.0.2.10") / TCP(sport=80, dport=50001, flags="RA", seq=0,
+                                                                        ack=8), src=SERVER_MAC, dst=CLIENT_MAC))]
+    dns = udp(("192.0.2.53", 53), ("192.0.2.10", 41000), bytes(DNS(id=1, qr=1, qd=DNSQR(qname="crl4.digicert.com"),
+                                                                    an=_a("crl4.digicert.com", "198.18.0.82"))),
+              t=1009.0, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
+    both = analyze(_write(tmp_path, "both.pcap", _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
+                                                       server="198.18.0.81") + [dns] + rst), RULES)
+    assert sorted(both.loc[both.purpose == "cert_check", "reason"]) == ["rejected", "rejected"]
+    for row in _rows(both):
+        assert row.loc["cert_check", "fix"] == (
+            RULES.by_id("cert_check").fix + "; 1 of them was answered HTTP 403 by a web filter or transparent proxy "
+            "(the port is open for it): allow *.digicert.com in its URL filter")
+    finding = _text(re.search(r'id="purpose-cert_check">(.*?)</article>',
+                              render_html(both, RULES, charts=False), re.S).group(1))
+    assert "rejected : 1 of them: an HTTP answer refused the request" in finding
+    assert "; 1 of them: a TCP reset answered the connection attempt" in finding
+
+
+def _a(name, address):
+    from scapy.layers.dns import DNSRR
+    return DNSRR(rrname=name, type="A", ttl=60, rdata=address)

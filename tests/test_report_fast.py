@@ -236,6 +236,23 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
                         f"host unreachable (or no route) from a router: {route}")
+        # newcomer 23 F5: a plain HTTP request refused by an HTTP answer (a web filter's 403): its URL policy
+        http = sub["detail"].astype(str).str.extract(
+            r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter",
+            expand=False)[sub["verdict"] == "blocked"].dropna() if len(sub) and "detail" in sub else pd.Series([])
+        if status == "blocked" and len(http):
+            said = "HTTP " + "/".join(sorted(set(http)))
+            if bl == len(http):
+                fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+                       f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy "
+                       f"refused {'it' if bl == 1 else 'them'} by policy"
+                       + (" (502-504: or it could not reach the server)" if any(x[0] == "5" for x in http) else "")
+                       + f": allow {r.host_mask or 'the documented servers'} in its URL filter (the agent's plain "
+                       "HTTP requests there); no port is to be opened")
+            else:
+                fix += (f"; {len(http)} of them {'was' if len(http) == 1 else 'were'} answered {said} by a web "
+                        f"filter or transparent proxy (the port is open for {'it' if len(http) == 1 else 'them'}): "
+                        f"allow {r.host_mask or 'the documented servers'} in its URL filter")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
         if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
