@@ -45,8 +45,8 @@ from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
 from .report import (CLOUD_OPENER, REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
-                     dns_fix, dns_reason_texts, escape_terminal, icmp_reason_text, readiness,
-                     rejected_reason_text, time_texts, undocumented_fix)
+                     dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
+                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names)
 from .unreachable import NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -443,6 +443,10 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
     if rejected.any() and purpose != "dns":   # (what answered: a reset, an HTTP refusal, a proxy…)
         texts = {**texts, "rejected": rejected_reason_text(sub.loc[rejected, "detail"].astype(str).tolist())}
+    mism = sub["reason"].astype(str).str.split(",").str[0] == "host_mismatch"
+    if mism.any() and "server_name" in sub:   # (Kaspersky's other services: not "not Kaspersky's")
+        vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
+        texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor)}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
-    sinkhole_address
+    VENDOR_DOMAIN, sinkhole_address
 from .outfile import write_all
 from .names import is_ip_literal
 from .rules import RuleSet
@@ -604,6 +604,16 @@ def rejected_reason_text(details) -> str:
                      sorted(counts.items(), key=lambda kv: list(REJECTED_TEXT).index(kv[0])))
 
 
+def host_mismatch_reason_text(n: int, vendor: int) -> str:
+    """Why ``n`` ``host_mismatch`` flows matter, ``vendor`` of them to a name under kaspersky.com
+    (:data:`VENDOR_OTHER`): :data:`REASON_TEXT`'s when none is, else that too."""
+    if not vendor:
+        return REASON_TEXT["host_mismatch"]
+    if vendor >= n:
+        return f"the server name is outside the documented host mask: {VENDOR_OTHER}"
+    return f"{REASON_TEXT['host_mismatch']}; {vendor} of them: {VENDOR_OTHER}"
+
+
 def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
     unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
@@ -634,7 +644,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
                    one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
                    closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
-                   bl_http: int = 0, http_statuses: tuple[str, ...] = ()) -> dict:
+                   bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -659,7 +669,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     no route, an ARP/neighbour failure, an upstream outage), ``bl_http`` of the blocked ones
     whose plain HTTP request, sent straight to the server, an HTTP answer refused
     (:data:`HTTP_REFUSAL`: a web filter's 403…; the TCP port is open), ``http_statuses`` their
-    statuses (sorted, distinct)."""
+    statuses (sorted, distinct), ``un_vendor`` of the unexpected ones ``host_mismatch`` to a name
+    under kaspersky.com (:func:`vendor_names`: Kaspersky's other services, :data:`VENDOR_OTHER`)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -785,7 +796,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
                 "through uninspected")
     if status == "unexpected":
-        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False) or fix
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
@@ -800,7 +811,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True)
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor)
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -811,9 +822,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
-def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | None:
+#: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
+#: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
+VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, "
+                "licensing…)")
+
+
+def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
-    of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons: answered flows (:data:`ANSWERED_UNEXPECTED`)
+    of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
+    name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
     get their reason's advice, flows that are not this purpose's say so; None when neither applies.
     ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
     is not said: their fix may be to open it)."""
@@ -836,12 +854,28 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | N
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
                  "another program's traffic")
+        if vendor and vendor >= un:
+            names = (f"went to names outside {r.host_mask}: {VENDOR_OTHER}, not this purpose's servers; "
+                     "nothing to change for the Cloud Console (those services have their own port list)")
+        elif vendor:
+            names = (f"went to names outside {r.host_mask}: not this purpose's servers ({vendor} of them "
+                     f"{VENDOR_OTHER}). If an agent made the others, check the Administration Server address, "
+                     "DNS and proxy it uses; else they are another program's traffic")
         reverse = ("had the documented port on the side that opened the connection: a source port the "
                    "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
         return (f"these flows on {r.transport.upper()} {r.port_text} "
                 + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
                    else f"{names.split(':')[0]} or {reverse}"))
     return None
+
+
+def vendor_names(names) -> np.ndarray:
+    """bool per ``server_name`` text: a name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
+    (case and a trailing dot ignored)."""
+    names = list(names)
+    tail = "." + VENDOR_DOMAIN
+    return np.fromiter(((n := str(x).lower().rstrip(".")) == VENDOR_DOMAIN or n.endswith(tail) for x in names),
+                       bool, len(names))
 
 
 def _names_a_server(names) -> np.ndarray:
@@ -978,7 +1012,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_tls = bl_stale = bl_closed = one_way = 0
         bl_reset = (0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = 0
+        bl_route = bl_http = un_vendor = 0
         http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -992,6 +1026,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
                 un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
+                if "server_name" in flows and "host_mismatch" in un_reasons:
+                    mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool)
+                    un_vendor = int(np.count_nonzero(
+                        vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
             if bl and "proxy_target" in flows:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
@@ -1028,7 +1066,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
-                                   closed_at, bl_route, bl_http, http_statuses))
+                                   closed_at, bl_route, bl_http, http_statuses, un_vendor))
     return pd.DataFrame(rows)
 
 
@@ -1156,6 +1194,7 @@ class TableSummary:
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
+        self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
@@ -1215,6 +1254,11 @@ class TableSummary:
             named = flows[(flows["verdict"] == "blocked").to_numpy() & has_name]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
+            mism = ((flows["verdict"] == "unexpected") & (flows["reason"].str.split(",").str[0] == "host_mismatch"))
+            if mism.any():
+                vendor = flows[mism.to_numpy() & vendor_names(flows["server_name"].to_numpy(dtype=object))]
+                for p, n in vendor.groupby("purpose", sort=False).size().items():
+                    self.un_vendor[p] = self.un_vendor.get(p, 0) + int(n)
         if "resp_h" in flows:
             self.v6_seen = True
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
@@ -1288,7 +1332,8 @@ class TableSummary:
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
                                        (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
                                        self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0),
-                                       self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ())))))
+                                       self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ()))),
+                                       self.un_vendor.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

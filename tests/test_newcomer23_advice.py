@@ -248,3 +248,31 @@ def test_a_web_filters_403_on_port_80_is_advised_as_its_url_policy(tmp_path):
 def _a(name, address):
     from scapy.layers.dns import DNSRR
     return DNSRR(rrname=name, type="A", ttl=60, rdata=address)
+
+
+# --- F7: Kaspersky names outside a purpose's mask are its other services ----------------------------
+def test_kaspersky_names_outside_the_mask_are_told_as_kasperskys_other_services(tmp_path):
+    upd = analyze(_write(tmp_path, "upd.pcap", _http("dnl-03.geo.kaspersky.com", 1000.0, server="198.18.1.3")),
+                  RULES)
+    assert list(zip(upd.purpose, upd.verdict, upd.reason)) == [("cert_check", "unexpected", "host_mismatch")]
+    want = ("these flows on TCP 80 went to names outside *.digicert.com: Kaspersky names not on the KSC Cloud "
+            "Console port page (its other services: updates, KSN, licensing…), not this purpose's servers; nothing "
+            "to change for the Cloud Console (those services have their own port list)")
+    for row in _rows(upd):
+        assert (row.loc["cert_check", "status"], row.loc["cert_check", "fix"]) == ("unexpected", want)
+    assert "Administration Server address" not in want
+    finding = _text(re.search(r'id="purpose-cert_check">(.*?)</article>',
+                              render_html(upd, RULES, charts=False), re.S).group(1))
+    assert ("host_mismatch : the server name is outside the documented host mask: Kaspersky names not on the KSC "
+            "Cloud Console port page") in finding and "not Kaspersky's service" not in finding
+    # with another program's name too: both told
+    recs = _http("dnl-03.geo.kaspersky.com", 1000.0, server="198.18.1.3") + \
+        _http("www.example.com", 1010.0, server="198.51.100.7", cport=50791)
+    mixed = analyze(_write(tmp_path, "mixed.pcap", recs), RULES)
+    assert sorted(mixed.reason) == ["host_mismatch", "host_mismatch"]
+    for row in _rows(mixed):
+        assert row.loc["cert_check", "fix"] == (
+            "these flows on TCP 80 went to names outside *.digicert.com: not this purpose's servers (1 of them "
+            "Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, licensing…))."
+            " If an agent made the others, check the Administration Server address, DNS and proxy it uses; else "
+            "they are another program's traffic")

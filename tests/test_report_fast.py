@@ -133,10 +133,24 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             reverse = ("had the documented port on the side that opened the connection: a source port "
                        "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
                        "for them")
+            # newcomer 23 F7: Kaspersky names outside the mask are its other services
+            mism = (sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+            vendor = int((mism & sub["server_name"].str.lower().str.rstrip(".").map(
+                lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com"))).sum()) \
+                if len(sub) and "server_name" in sub else 0
+            other_kl = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, "
+                        "KSN, licensing…)")
+            if vendor and vendor >= un:
+                names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; nothing "
+                         "to change for the Cloud Console (those services have their own port list)")
+            elif vendor:
+                names = (f"went to names outside {r.host_mask}: not this purpose's servers ({vendor} of them "
+                         f"{other_kl}). If an agent made the others, check the Administration Server address, DNS "
+                         "and proxy it uses; else they are another program's traffic")
             kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
             return f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
-                else f"went to names outside {r.host_mask} or {reverse}" if len(kinds) == 2 else names)
+                else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names)
 
         if status == "unexpected" and un == other:
             fix = other_fix(reasons)
