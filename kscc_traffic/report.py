@@ -746,11 +746,22 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
                     f"host itself with ICMP port unreachable (nothing listens there): {service}")
     resets, own = bl_reset
+    # every blocked flow a reset from the DP itself, over one address family, the ok ones over the
+    # other: the service runs (it answered), it listens on that family only or its firewall lacks
+    # that family's rule; no route to check (no router between them: newcomer 23 F11)
+    bad_family = _bad_family(ok, bl, v6) if status == "blocked" and ok and bl == resets == own else ""
     if status == "blocked" and resets:
         # the distribution point's address answered the SYN with a reset: a service not running
         # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
         service = _service_check(r)
-        if bl == resets == own:
+        if bad_family:
+            good = "IPv4" if bad_family == "IPv6" else "IPv6"
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset from the distribution point itself over {bad_family} (on the client's "
+                   f"subnet: no router between them), while {good} worked: the service may listen on {good} only, "
+                   f"or the distribution point's host firewall lacks the {bad_family} rule: let the service listen "
+                   f"on {bad_family} too, or add the {bad_family} rule ({fix})")
+        elif bl == resets == own:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset from the distribution point itself (on the client's subnet: no router "
                    f"between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens there: "
@@ -806,7 +817,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
-        split = _family_split(ok, bl, v6, others_ok=False) if ok else ""
+        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
         fix = (f"{ok} of {n} flows ok, {bl} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
@@ -815,7 +826,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        split = _family_split(ok, bl, v6, others_ok=ok + bl == n) if status == "blocked" else ""
+        split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
         fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
@@ -890,16 +901,29 @@ def _is_v6(hosts: np.ndarray) -> np.ndarray:
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
 
 
-def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True) -> str:
+def _bad_family(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
+    """``IPv6`` when the ``bl`` blocked flows are all over IPv6 and the ``ok`` ones all over IPv4
+    (``v6`` = (ok, blocked) of them over IPv6), ``IPv4`` the other way round, else ''."""
+    if v6 is None or not ok or not bl:
+        return ""
+    ok6, bl6 = v6
+    return "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
+
+
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True) -> str:
     """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
     of them over IPv6: one address family failing while the other works (a dual-stack agent whose
     IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else, when
-    ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''."""
+    ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''. ``path``
+    False: the split alone, without "the IPv6 path is blocked … check its routes" (a host on the
+    client's subnet answered: no path in between, the advice that follows says what to do)."""
     if v6 is not None:
         ok6, bl6 = v6
         for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
                                             ("IPv4", "IPv6", bl6 == 0, ok6 == ok)):
             if all_bad and no_good:
+                if not path:
+                    return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
     return "the others worked: compare clients, addresses and ports" if others_ok else ""

@@ -276,3 +276,24 @@ def test_kaspersky_names_outside_the_mask_are_told_as_kasperskys_other_services(
             "Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, licensing…))."
             " If an agent made the others, check the Administration Server address, DNS and proxy it uses; else "
             "they are another program's traffic")
+
+
+# --- F11: a distribution point's own reset over IPv6 only: IPv4-only service or firewall rule -------
+def test_a_dps_ipv6_only_reset_on_the_same_subnet_names_the_ipv6_listener_or_rule(tmp_path):
+    from scapy.layers.inet6 import IPv6
+    v4 = tcp_session(("192.0.2.10", 50000), ("192.0.2.20", 13111), t0=1000.0)
+    syn = IPv6(src="2001:db8:1::10", dst="2001:db8:1::20") / TCP(sport=50001, dport=13111, flags="S", seq=7)
+    rst = IPv6(src="2001:db8:1::20", dst="2001:db8:1::10") / TCP(sport=13111, dport=50001, flags="RA", seq=0, ack=8)
+    flows = analyze(_write(tmp_path, "dp6.pcap", v4 + [(1010.0, eth(syn)),
+                                                      (1010.001, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]), RULES)
+    dp = flows[flows.purpose == "dp_ksn_proxy_tcp"]
+    assert sorted(zip(dp.resp_h, dp.verdict, dp.reason)) == [("192.0.2.20", "ok", ""),
+                                                             ("2001:db8:1::20", "blocked", "rejected")]
+    want = ("1 of 2 flows ok, 1 blocked (all blocked over IPv6, the ok ones over IPv4): this connection attempt was "
+            "answered by a TCP reset from the distribution point itself over IPv6 (on the client's subnet: no router "
+            "between them), while IPv4 worked: the service may listen on IPv4 only, or the distribution point's host "
+            "firewall lacks the IPv6 rule: let the service listen on IPv6 too, or add the IPv6 rule ("
+            + RULES.by_id("dp_ksn_proxy_tcp").fix + ")")
+    for row in _rows(flows):
+        assert row.loc["dp_ksn_proxy_tcp", "fix"] == want
+    assert "check its routes" not in want and "nothing listens" not in want

@@ -220,11 +220,23 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             "the SYN was answered by a TCP reset from the distribution point")).sum()) if len(dp_detail) else 0
         own = int((blocked_rows & dp_detail.str.startswith(
             "the SYN was answered by a TCP reset from the distribution point itself")).sum()) if len(dp_detail) else 0
+        # newcomer 23 F11: the DP's own resets all over one family, the ok flows over the other
+        fam = ""
+        if status == "blocked" and ok and bl == resets == own:
+            six = sub["resp_h"].astype(str).str.contains(":", regex=False)
+            ok6, bl6 = (int((six & (sub["verdict"] == k)).sum()) for k in ("ok", "blocked"))
+            fam = "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
         if status == "blocked" and resets:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
                        f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
             them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
-            if bl == resets == own:
+            if fam:
+                good = "IPv4" if fam == "IPv6" else "IPv6"
+                fix = (f"{them} answered by a TCP reset from the distribution point itself over {fam} (on the "
+                       f"client's subnet: no router between them), while {good} worked: the service may listen on "
+                       f"{good} only, or the distribution point's host firewall lacks the {fam} rule: let the "
+                       f"service listen on {fam} too, or add the {fam} rule ({fix})")
+            elif bl == resets == own:
                 fix = (f"{them} answered by a TCP reset from the distribution point itself (on the client's subnet: "
                        f"no router between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens "
                        f"there: {service}; if it is, its own firewall rejects it: {fix}")
@@ -312,6 +324,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             elif bl6 == 0 and ok6 == ok:
                 why = ("all blocked over IPv4, the ok ones over IPv6: the IPv4 path is blocked; allow the ports "
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
+            if fam:   # (no path to check: the DP on the client's subnet answered)
+                why = why.split(":")[0]
         if status == "blocked" and un:
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
