@@ -38,7 +38,8 @@ _CELL_SPACES = " \u3000"
 
 #: readiness statuses, worst first; "port open": flows of the purpose were answered, but on a port
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
-#: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
+#: another program's traffic (a browser's HTTPS): not proof that the purpose works; or the ok
+#: flows of a TLS purpose were all bare TCP handshakes (no byte: a port probe, TLS not shown); "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
 #: sent, nothing answered them, so the capture cannot show that they were received (only that
 #: they reached the capturing device's interface, when it is a receiver); or TCP connections
@@ -521,6 +522,9 @@ NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
 #: 443): its ok flows verify it only when one of them names a server (``server_name``)
 SHARED_PORTS_BELOW = 1024
 
+#: ``app_protocol`` of the rules whose traffic is TLS: their ok flows verify them only when one
+#: carried a byte (a bare TCP handshake shows the port open, not the TLS: "port open")
+TLS_PROTOCOLS = ("tls", "https")
 #: ``opener`` of the rules whose server is Kaspersky's cloud (§A): a port unreachable carrying its
 #: address is not advised as a service to check there (newcomer 23 F3)
 CLOUD_OPENER = "client_to_cloud"
@@ -644,7 +648,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
                    one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
                    closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
-                   bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0) -> dict:
+                   bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
+                   ok_data: int | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -670,7 +675,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     whose plain HTTP request, sent straight to the server, an HTTP answer refused
     (:data:`HTTP_REFUSAL`: a web filter's 403…; the TCP port is open), ``http_statuses`` their
     statuses (sorted, distinct), ``un_vendor`` of the unexpected ones ``host_mismatch`` to a name
-    under kaspersky.com (:func:`vendor_names`: Kaspersky's other services, :data:`VENDOR_OTHER`)."""
+    under kaspersky.com (:func:`vendor_names`: Kaspersky's other services, :data:`VENDOR_OTHER`),
+    ``ok_data`` of the ok ones that carried a payload byte (``orig_bytes`` or ``resp_bytes`` > 0;
+    None: all): a TLS purpose whose ok flows are all bare TCP handshakes (a port probe) is
+    "port open", not verified (newcomer 23 F12)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -688,6 +696,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
                f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                f"and TLS handshake to {r.host_mask})")
+    if status == "verified" and ok_data == 0 and r.app_protocol in TLS_PROTOCOLS:
+        # a TCP handshake with no byte after it (Test-NetConnection -Port 23101, a SYN scan's
+        # connect): the port is open; whether the agent's TLS gets through is not shown
+        status = "port open"
+        fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but none carried "
+               "a byte (a bare TCP handshake: a port probe such as Test-NetConnection, or a connection closed before "
+               "its TLS began): the port is open, the TLS connection itself is not shown. To verify the purpose, "
+               f"capture the agent connecting (its TLS handshake to {r.host_mask or 'the documented servers'})")
     if status == "verified" and ok_answered == 0 and r.transport == "udp":
         # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
         status = "seen one-way"
@@ -1032,7 +1048,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
-        ok_named = ok_answered = v6 = bl_named = None
+        ok_named = ok_answered = v6 = bl_named = ok_data = None
         bl_tls = bl_stale = bl_closed = one_way = 0
         bl_reset = (0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -1064,6 +1080,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                                 & (v == "ok")))
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
+            if ok and "orig_bytes" in flows and "resp_bytes" in flows:
+                ok_data = int(np.count_nonzero(((flows["orig_bytes"].to_numpy()[at] > 0)
+                                                | (flows["resp_bytes"].to_numpy()[at] > 0)) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 if "detail" in flows:
@@ -1090,7 +1109,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
-                                   closed_at, bl_route, bl_http, http_statuses, un_vendor))
+                                   closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data))
     return pd.DataFrame(rows)
 
 
@@ -1219,6 +1238,8 @@ class TableSummary:
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
+        self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
+        self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
@@ -1293,6 +1314,11 @@ class TableSummary:
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
+        if "orig_bytes" in flows and "resp_bytes" in flows:
+            self.data_seen = True
+            data = flows[(flows["verdict"] == "ok") & ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0))]
+            for p, n in data.groupby("purpose", sort=False).size().items():
+                self.ok_data[p] = self.ok_data.get(p, 0) + int(n)
         if "detail" in flows:
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
@@ -1357,7 +1383,8 @@ class TableSummary:
                                        (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
                                        self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0),
                                        self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ()))),
-                                       self.un_vendor.get(r.id, 0)))
+                                       self.un_vendor.get(r.id, 0),
+                                       self.ok_data.get(r.id, 0) if self.data_seen else None))
         return pd.DataFrame(rows)
 
 

@@ -297,3 +297,25 @@ def test_a_dps_ipv6_only_reset_on_the_same_subnet_names_the_ipv6_listener_or_rul
     for row in _rows(flows):
         assert row.loc["dp_ksn_proxy_tcp", "fix"] == want
     assert "check its routes" not in want and "nothing listens" not in want
+
+
+# --- F12: a bare TCP handshake on a TLS port shows the port open, not the TLS ----------------------
+def test_a_bare_handshake_on_a_tls_port_is_port_open_and_a_tls_byte_verifies(tmp_path):
+    bare = analyze(_write(tmp_path, "bare.pcap", tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101))
+                          + tcp_session(("192.0.2.10", 50001), ("192.0.2.20", 13000), t0=1010.0)), RULES)
+    assert sorted(zip(bare.purpose, bare.verdict, bare.orig_bytes)) == [
+        ("agent_connection", "ok", 0), ("dp_agent_connection", "ok", 0)]
+    for row in _rows(bare):
+        assert (row.loc["agent_connection", "status"], row.loc["dp_agent_connection", "status"]) == (
+            "port open", "port open")
+        assert row.loc["agent_connection", "fix"] == (
+            "1 flow on TCP 23100-23199 answered, but none carried a byte (a bare TCP handshake: a port probe such as "
+            "Test-NetConnection, or a connection closed before its TLS began): the port is open, the TLS connection "
+            "itself is not shown. To verify the purpose, capture the agent connecting (its TLS handshake to "
+            "*.ksc.kaspersky.com)")
+    assert "agent_connection (port open): 1 flow on TCP 23100-23199 answered, but none carried a byte" in \
+        render_table(bare, RULES, width=2000)
+    # KSN (TCP, no TLS documented): a bare handshake verifies as before
+    other = analyze(_write(tmp_path, "other.pcap", tcp_session(("192.0.2.10", 50002), ("203.0.113.13", 1443))), RULES)
+    for row in _rows(other):
+        assert row.loc["ksn", "status"] == "verified"

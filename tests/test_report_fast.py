@@ -166,6 +166,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "none named a server (no SNI, DNS answer or certificate seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                    f"and TLS handshake to {r.host_mask})")
+        # newcomer 23 F12: a TLS purpose whose ok flows are all bare TCP handshakes: port open
+        data_ok = int(((sub["verdict"] == "ok") & ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0))).sum()) \
+            if len(sub) and "orig_bytes" in sub and "resp_bytes" in sub else None
+        if status == "verified" and data_ok == 0 and r.app_protocol in ("tls", "https"):
+            status = "port open"
+            fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but none "
+                   "carried a byte (a bare TCP handshake: a port probe such as Test-NetConnection, or a connection "
+                   "closed before its TLS began): the port is open, the TLS connection itself is not shown. To "
+                   f"verify the purpose, capture the agent connecting (its TLS handshake to "
+                   f"{r.host_mask or 'the documented servers'})")
         # UDP datagrams nothing answered (broadcasts, multicasts): seen, not shown to be received
         answered_ok = int(((sub["verdict"] == "ok") & (sub["resp_pkts"] > 0)).sum()) \
             if len(sub) and "resp_pkts" in sub else None
