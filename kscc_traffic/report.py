@@ -19,6 +19,7 @@ from typing import IO, Iterable
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -1419,7 +1420,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col)
+        # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others fold)
+        c.add_column(col, **({"no_wrap": True, "min_width": max((len(x.id) for x in rules.rules), default=7)}
+                             if col == "purpose" else {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
@@ -1455,7 +1458,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
     _print_dns_errors(summary, console)
 
-    if summary.flagged_total:
+    if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
+        _print_flagged_compact(summary, console)
+    elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
@@ -1483,6 +1488,41 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if len(summary.captures) > 1:
         console.print(Text("Captures: " + ", ".join(f"{escape_terminal(c)} ({n} flow{'s' if n != 1 else ''})"
                                                     for c, n in summary.captures.items())))
+
+
+#: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
+#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
+FLAGGED_TABLE_MIN_WIDTH = 120
+
+
+def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
+    """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
+    name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
+    and the detail, each wrapped at spaces by the console; packet texts escaped."""
+    several = len(summary.captures) > 1
+    console.print(Text(f"Flagged flows ({summary.flagged_total})", style="italic"))
+    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        head = Text(f"{t}  ")
+        if several:
+            head.append(f"[{escape_terminal(r.capture)}]  ")
+        head.append(f"{escape_terminal(endpoint_text(r.orig_h, r.orig_p))} -> {r.proto} "
+                    f"{escape_terminal(endpoint_text(r.resp_h, r.resp_p))}")
+        name = r.server_name or r.query
+        if name:
+            head.append(f"  {escape_terminal(name)}")
+        console.print(head)
+        what = Text("    ")
+        what.append(r.purpose or "-")
+        what.append("  ")
+        what.append(r.verdict, style=_VERDICT_STYLE.get(r.verdict, ""))
+        if r.reason:
+            what.append(f"  {r.reason}")
+        console.print(what)
+        if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
+            console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+    if summary.flagged_total > summary.max_flagged:
+        console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
+                      "(use --format csv or jsonl)")
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:

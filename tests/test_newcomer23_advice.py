@@ -319,3 +319,24 @@ def test_a_bare_handshake_on_a_tls_port_is_port_open_and_a_tls_byte_verifies(tmp
     other = analyze(_write(tmp_path, "other.pcap", tcp_session(("192.0.2.10", 50002), ("203.0.113.13", 1443))), RULES)
     for row in _rows(other):
         assert row.loc["ksn", "status"] == "verified"
+
+
+# --- F17: an 80-column terminal: the flagged flows one block each, purpose ids whole ----------------
+def test_an_80_column_terminal_gets_flagged_flows_without_broken_addresses(tmp_path):
+    recs = (_syn_icmp(56435, "203.0.113.10", 23101, "192.0.2.1", 13, 1000.0)
+            + _syn_icmp(52773, "203.0.113.13", 1443, "192.0.2.1", 1, 1001.0))
+    flows = analyze(_write(tmp_path, "narrow.pcap", recs), RULES)
+    out = render_table(flows, RULES, width=80)
+    lines = [x.rstrip() for x in out.splitlines()]
+    at = lines.index("Flagged flows (2)")
+    assert lines[at + 1:at + 7] == [
+        "00:16:40.000  192.0.2.10:56435 -> tcp 203.0.113.10:23101",
+        "    agent_connection  blocked  icmp_unreachable",
+        "    answered by ICMP administratively prohibited (3/13) from 192.0.2.1",
+        "00:16:41.000  192.0.2.10:52773 -> tcp 203.0.113.13:1443",
+        "    ksn  blocked  icmp_unreachable",
+        "    answered by ICMP host unreachable (3/1) from 192.0.2.1"]
+    assert max(len(x) for x in lines) <= 80
+    assert "agent_connection    │" in out and "agent_connect…" not in out   # (the checklist's ids whole)
+    # a wide console keeps the table
+    assert "┃ time (UTC)" in render_table(flows, RULES, width=160)
