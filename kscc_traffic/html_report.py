@@ -285,9 +285,10 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
         flagged = r.status in ("blocked", "unexpected")
         fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
+        ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         rows.append(
             f'<tr data-rule="{_e(r.rule)}" data-status="{_e(r.status)}">'
-            f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(rule.label() if rule else f"{r.transport} {r.ports}")}</td>'
+            f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(ports)}</td>'
             f"<td>{_e(r.purpose_text)}{cond}</td><td>{_status_badge(r.status)}</td>"
             f'<td class="num">{r.flows}</td><td class="num">{r.ok}</td><td class="num">{r.blocked}</td>'
             f'<td class="num">{r.unexpected}</td><td>{_e(r.reasons)}</td><td>{fix}</td></tr>')

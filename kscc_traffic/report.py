@@ -810,7 +810,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
                    f"{'it' if bl == 1 else 'them'} by policy"
-                   + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses) else "")
+                   + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses)
+                      else "")
                    + ": allow "
                    f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
         else:

@@ -8,7 +8,6 @@ import warnings
 from scapy.all import ICMP, IP, TCP
 from scapy.layers.dns import DNS, DNSQR
 
-from conftest import ROOT
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.html_report import render_html
 from kscc_traffic.report import TableSummary, render_table
