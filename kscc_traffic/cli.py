@@ -577,11 +577,11 @@ def _print_rules(ruleset) -> None:
     from rich.text import Text
 
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
-    for col in ("id", "section", "transport", "ports", "protocol", "opened by", "host mask", "purpose"):
+    for col in ("id", "section", "transport", "ports", "cast", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
     for r in ruleset.rules:   # a rules file is the user's text: cells are Text (no markup, no emoji)
         t.add_row(*(Text(escape_terminal(v)) for v in (
-            r.id, r.section, r.transport, r.port_text, r.app_protocol, r.opener, r.host_mask or "-",
+            r.id, r.section, r.transport, r.port_text, r.cast, r.app_protocol, r.opener, r.host_mask or "-",
             r.purpose + (f" ({r.condition})" if r.condition else ""))))
     _console().print(t)
 

@@ -44,8 +44,9 @@ import pandas as pd
 from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET
-from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_errors, dns_fix, dns_reason_texts, escape_terminal,
-                     icmp_reason_text, readiness, time_texts, undocumented_fix)
+from .report import (CLOUD_OPENER, REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
+                     dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
+                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names)
 from .unreachable import NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -284,9 +285,10 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
         flagged = r.status in ("blocked", "unexpected")
         fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
+        ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         rows.append(
             f'<tr data-rule="{_e(r.rule)}" data-status="{_e(r.status)}">'
-            f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(r.transport)} {_e(r.ports)}</td>'
+            f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(ports)}</td>'
             f"<td>{_e(r.purpose_text)}{cond}</td><td>{_status_badge(r.status)}</td>"
             f'<td class="num">{r.flows}</td><td class="num">{r.ok}</td><td class="num">{r.blocked}</td>'
             f'<td class="num">{r.unexpected}</td><td>{_e(r.reasons)}</td><td>{fix}</td></tr>')
@@ -304,9 +306,29 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
             f'<th>what to change</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
-def _dns_errors(errs: pd.DataFrame) -> str:
+def _dns_error_verdict_text(verdicts: Mapping[str, int]) -> str:
+    """What the verdicts of the DNS flows answered with an error say (``verdicts``: verdict ->
+    flows, :func:`kscc_traffic.report.dns_error_verdicts`): the blocked ones ask for a name the
+    agent needs, the ok ones for another name (the resolver was reached and answered); e.g.
+    ``"Verdicts: 2 blocked (…), 1 ok (…). "``, ``"Its verdict: blocked (…). "`` for one flow;
+    '' when none is counted."""
+    meaning = {"blocked": "a name the agent needs: without its address it cannot connect",
+               "ok": "the resolver was reached and answered a name the agent does not need"}
+    counts = {v: int(n) for v, n in verdicts.items() if int(n) > 0}
+    if not counts:
+        return ""
+    order = sorted(counts, key=lambda v: (v not in meaning, list(meaning).index(v) if v in meaning else 0, v))
+    if sum(counts.values()) == 1:
+        v = order[0]
+        return f"Its verdict: {v}" + (f" ({meaning[v]}). " if v in meaning else ". ")
+    return "Verdicts: " + ", ".join(f"{counts[v]} {v}" + (f" ({meaning[v]})" if v in meaning else "")
+                                    for v in order) + ". "
+
+
+def _dns_errors(errs: pd.DataFrame, verdicts: Mapping[str, int] | None = None) -> str:
     """The DNS names answered with an error (:func:`kscc_traffic.report.dns_errors`), at most
-    :data:`MAX_DNS_ERROR_ROWS`; '' when there are none."""
+    :data:`MAX_DNS_ERROR_ROWS`, ``verdicts`` their flows per verdict
+    (:func:`kscc_traffic.report.dns_error_verdicts`; None: not told); '' when there are none."""
     if not len(errs):
         return ""
     total = int(errs["flows"].sum())
@@ -321,7 +343,7 @@ def _dns_errors(errs: pd.DataFrame) -> str:
                 "<code>dns_rcode</code> of <code>kscc-traffic analyze --format csv</code> has all of them.</p>")
     return ('<section id="dns-errors"><h2>DNS names answered with an error</h2>'
             f"<p>{total} DNS flow{'s' if total != 1 else ''} got an error answer instead of an address. "
-            "Their verdict is ok (the resolver was reached and answered), but a client cannot connect "
+            f"{_e(_dns_error_verdict_text(verdicts or {}))}A client cannot connect "
             "to a name it cannot resolve: check these names and the resolver.</p>"
             '<table class="dns-errors"><thead><tr><th>name</th><th>answer</th><th class="num">flows</th>'
             f'<th>meaning</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{note}</section>')
@@ -417,7 +439,15 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     icmp = sub["reason"].astype(str).str.split(",").str[0] == "icmp_unreachable"
     closed = int((icmp & sub["detail"].astype(str).str.contains(NOT_LISTENING, regex=False)).sum())
     if closed:  # (a port unreachable from the destination itself: nothing listens there)
-        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed)}
+        cloud = rule is not None and rule.opener == CLOUD_OPENER   # (not a service to check there)
+        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, cloud)}
+    rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
+    if rejected.any() and purpose != "dns":   # (what answered: a reset, an HTTP refusal, a proxy…)
+        texts = {**texts, "rejected": rejected_reason_text(sub.loc[rejected, "detail"].astype(str).tolist())}
+    mism = sub["reason"].astype(str).str.split(",").str[0] == "host_mismatch"
+    if mism.any() and "server_name" in sub:   # (Kaspersky's other services: not "not Kaspersky's")
+        vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
+        texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor)}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""
@@ -557,7 +587,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules),
-        _dns_errors(errs),
+        _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules) if charts else "",
         _hosts(flows, rules),
         _flagged(flows, rules, chk),

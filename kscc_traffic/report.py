@@ -19,13 +19,15 @@ from typing import IO, Iterable
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
-    sinkhole_address
+    VENDOR_DOMAIN, sinkhole_address
 from .outfile import write_all
+from .names import is_ip_literal
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import NOT_LISTENING
@@ -37,7 +39,8 @@ _CELL_SPACES = " \u3000"
 
 #: readiness statuses, worst first; "port open": flows of the purpose were answered, but on a port
 #: other programs share (below 1024: 80, 443) none named a server under its mask, so they may be
-#: another program's traffic (a browser's HTTPS): not proof that the purpose works; "seen one-way":
+#: another program's traffic (a browser's HTTPS): not proof that the purpose works; or the ok
+#: flows of a TLS purpose were all bare TCP handshakes (no byte: a port probe, TLS not shown); "seen one-way":
 #: UDP datagrams of a purpose that expects no answer (UDP 15000 broadcasts, 15001 multicasts) were
 #: sent, nothing answered them, so the capture cannot show that they were received (only that
 #: they reached the capturing device's interface, when it is a receiver); or TCP connections
@@ -520,6 +523,28 @@ NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
 #: 443): its ok flows verify it only when one of them names a server (``server_name``)
 SHARED_PORTS_BELOW = 1024
 
+#: ``app_protocol`` of the rules whose traffic is TLS: their ok flows verify them only when one
+#: carried a byte (a bare TCP handshake shows the port open, not the TLS: "port open")
+TLS_PROTOCOLS = ("tls", "https")
+#: ``opener`` of the rules whose server is Kaspersky's cloud (§A): a port unreachable carrying its
+#: address is not advised as a service to check there (newcomer 23 F3)
+CLOUD_OPENER = "client_to_cloud"
+#: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
+MAX_CLOSED_AT = 8
+#: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
+#: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
+#: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
+ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) "
+                        r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
+                        r"\(1/3\))")
+
+#: how the detail of a plain HTTP request sent straight to the server (no proxy: port 80) and
+#: refused by an HTTP answer reads (a transparent web filter's 403, a captive portal's 511, a
+#: gateway's 502…; :func:`kscc_traffic.classify._proxy_refusal` with ``direct``): group 1 the status
+HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter")
+#: how the detail of a request an explicit HTTP proxy refused or failed starts
+PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
+
 #: why a reason matters, in one sentence (the HTML report's "Why flagged"; the "what to change" of
 #: a purpose whose flows were answered but are unexpected)
 REASON_TEXT: dict[str, str] = {
@@ -542,11 +567,69 @@ REASON_TEXT: dict[str, str] = {
                 "not judged"),
 }
 
-def icmp_reason_text(n: int, closed: int) -> str:
+#: why a ``rejected`` flow matters, by how its detail reads (see :func:`rejected_reason_text`)
+REJECTED_TEXT: dict[str, str] = {
+    "http": ("an HTTP answer refused the request (403, 451, 511: a web filter, transparent proxy or captive "
+             "portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP port "
+             "is open"),
+    "proxy": "the HTTP proxy refused or failed the request (407: it wants authentication, 403: its policy denies "
+             "the target)",
+    "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
+              "the server holds a stale connection on that address and port"),
+    "reset": REASON_TEXT["rejected"],
+}
+
+
+def rejected_kind(detail: str) -> str:
+    """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
+    refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
+    :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
+    (:data:`~kscc_traffic.classify.STALE_ANSWER`), else ``reset`` (a TCP reset)."""
+    detail = str(detail)
+    if detail.startswith(FILTER_ANSWER) or HTTP_REFUSAL.match(detail):
+        return "http"
+    if PROXY_REFUSAL.match(detail):
+        return "proxy"
+    if detail.startswith(STALE_ANSWER):
+        return "stale"
+    return "reset"
+
+
+def rejected_reason_text(details) -> str:
+    """Why ``rejected`` flows matter (the HTML report's "Why flagged"), from their details: the
+    text of their one kind (:func:`rejected_kind`), or each kind's with its count (``1 of them:
+    …; 2 of them: …``); :data:`REASON_TEXT`'s when there is none."""
+    counts: dict[str, int] = {}
+    for d in details:
+        k = rejected_kind(d)
+        counts[k] = counts.get(k, 0) + 1
+    if len(counts) <= 1:
+        return REJECTED_TEXT[next(iter(counts), "reset")]
+    return "; ".join(f"{n} of them: {REJECTED_TEXT[k]}" for k, n in
+                     sorted(counts.items(), key=lambda kv: list(REJECTED_TEXT).index(kv[0])))
+
+
+def host_mismatch_reason_text(n: int, vendor: int) -> str:
+    """Why ``n`` ``host_mismatch`` flows matter, ``vendor`` of them to a name under kaspersky.com
+    (:data:`VENDOR_OTHER`): :data:`REASON_TEXT`'s when none is, else that too."""
+    if not vendor:
+        return REASON_TEXT["host_mismatch"]
+    if vendor >= n:
+        return f"the server name is outside the documented host mask: {VENDOR_OTHER}"
+    return f"{REASON_TEXT['host_mismatch']}; {vendor} of them: {VENDOR_OTHER}"
+
+
+def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
     unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
-    :data:`REASON_TEXT`'s when none was, else by what happened."""
+    :data:`REASON_TEXT`'s when none was, else by what happened; ``cloud``: the destination is a
+    cloud server (a rule whose ``opener`` is :data:`CLOUD_OPENER`), where such an answer is most
+    likely a firewall's on the path, in the server's name."""
     own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
+    if cloud:
+        own = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
+               "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
+               "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
     if not closed:
         return REASON_TEXT["icmp_unreachable"]
     if closed >= n:
@@ -564,15 +647,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
-                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0)) -> dict:
+                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
+                   closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
+                   bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
+                   ok_data: int | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
+    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name`` that is no IP literal, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
     the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``
     or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
-    ``bl_named`` of the blocked ones with a ``server_name`` (None: all), ``bl_stale`` of the
+    ``bl_named`` of the blocked ones with such a ``server_name`` (None: all), ``bl_stale`` of the
     blocked ones whose SYN was answered by an old connection's packet (detail
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
     (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
@@ -582,7 +668,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     acknowledge the server's, none of which was captured), ``bl_reset`` of the blocked ones (all,
     on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
     :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
-    a firewall resets)."""
+    a firewall resets), ``closed_at`` the servers and the ports (sorted, distinct; at most
+    :data:`MAX_CLOSED_AT` servers) of the ``bl_closed`` ones (for a cloud rule, whose server
+    cannot be checked, the advice names them: newcomer 23 F3), ``bl_route`` of the blocked ones
+    answered by an ICMP network/host unreachable or no route (:data:`ROUTE_ICMP`: a router with
+    no route, an ARP/neighbour failure, an upstream outage), ``bl_http`` of the blocked ones
+    whose plain HTTP request, sent straight to the server, an HTTP answer refused
+    (:data:`HTTP_REFUSAL`: a web filter's 403…; the TCP port is open), ``http_statuses`` their
+    statuses (sorted, distinct), ``un_vendor`` of the unexpected ones ``host_mismatch`` to a name
+    under kaspersky.com (:func:`vendor_names`: Kaspersky's other services, :data:`VENDOR_OTHER`),
+    ``ok_data`` of the ok ones that carried a payload byte (``orig_bytes`` or ``resp_bytes`` > 0;
+    None: all): a TLS purpose whose ok flows are all bare TCP handshakes (a port probe) is
+    "port open", not verified (newcomer 23 F12)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -600,6 +697,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
                f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                f"and TLS handshake to {r.host_mask})")
+    if status == "verified" and ok_data == 0 and r.app_protocol in TLS_PROTOCOLS:
+        # a TCP handshake with no byte after it (Test-NetConnection -Port 23101, a SYN scan's
+        # connect): the port is open; whether the agent's TLS gets through is not shown
+        status = "port open"
+        fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but none carried "
+               "a byte (a bare TCP handshake: a port probe such as Test-NetConnection, or a connection closed before "
+               "its TLS began): the port is open, the TLS connection itself is not shown. To verify the purpose, "
+               f"capture the agent connecting (its TLS handshake to {r.host_mask or 'the documented servers'})")
     if status == "verified" and ok_answered == 0 and r.transport == "udp":
         # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
         status = "seen one-way"
@@ -628,7 +733,25 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
-    if status == "blocked" and bl_closed:
+    if status == "blocked" and bl_closed and r.opener == CLOUD_OPENER:
+        # a port unreachable carrying a cloud server's own address: nobody here can check a
+        # service on Kaspersky's cloud; a firewall's reject rule answers in the blocked address's
+        # name, so that is the likely sender (or the cloud refused the port: Kaspersky's to know)
+        hosts, ports = closed_at
+        where = (f"{r.transport.upper()} {_list_text(ports, 'port')} on "
+                 f"{_list_text(hosts, 'server')}")
+        report_it = f"if none does, report the server and port ({where}) to Kaspersky support"
+        if bl == bl_closed:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
+                   f"unreachable carrying the cloud server's own address, refusing {where}: most likely "
+                   "forged by a firewall on the path (a reject rule answers in the name of the address it "
+                   "blocks). Check the firewalls and proxies between the agent and the Internet for a rule "
+                   f"that rejects it: {fix}; {report_it}")
+        else:
+            fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+                    f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
+                    f"firewall on the path; {report_it}")
+    elif status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
         service = _service_check(r)
@@ -640,11 +763,22 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by the destination "
                     f"host itself with ICMP port unreachable (nothing listens there): {service}")
     resets, own = bl_reset
+    # every blocked flow a reset from the DP itself, over one address family, the ok ones over the
+    # other: the service runs (it answered), it listens on that family only or its firewall lacks
+    # that family's rule; no route to check (no router between them: newcomer 23 F11)
+    bad_family = _bad_family(ok, bl, v6) if status == "blocked" and ok and bl == resets == own else ""
     if status == "blocked" and resets:
         # the distribution point's address answered the SYN with a reset: a service not running
         # (not enabled) there, or its own firewall; on another subnet a firewall between may be it
         service = _service_check(r)
-        if bl == resets == own:
+        if bad_family:
+            good = "IPv4" if bad_family == "IPv6" else "IPv6"
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset from the distribution point itself over {bad_family} (on the client's "
+                   f"subnet: no router between them), while {good} worked: the service may listen on {good} only, "
+                   f"or the distribution point's host firewall lacks the {bad_family} rule: let the service listen "
+                   f"on {bad_family} too, or add the {bad_family} rule ({fix})")
+        elif bl == resets == own:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset from the distribution point itself (on the client's subnet: no router "
                    f"between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens there: "
@@ -656,6 +790,34 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+    if status == "blocked" and bl_route:
+        # a router said it cannot deliver: routing, not (only) a firewall's refusal
+        route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
+                 "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
+                 "the server")
+        if bl == bl_route:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network or "
+                   f"host unreachable (or no route) from a router: {route}; a firewall rejecting it may answer "
+                   f"the same: {fix}")
+        else:
+            fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
+                    f"unreachable (or no route) from a router: {route}")
+    if status == "blocked" and bl_http:
+        # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
+        said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
+        where = r.host_mask or "the documented servers"
+        if bl == bl_http:
+            fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+                   f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
+                   f"{'it' if bl == 1 else 'them'} by policy"
+                   + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses)
+                      else "")
+                   + ": allow "
+                   f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
+        else:
+            fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
+                    f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}): allow {where} "
+                    "in its URL filter")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
         # some of the blocked flows reached the server, then their TLS failed: that advice too
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -663,7 +825,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
                 "through uninspected")
     if status == "unexpected":
-        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False) or fix
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
@@ -673,25 +835,32 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
-        split = _family_split(ok, bl, v6, others_ok=False) if ok else ""
+        split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
         fix = (f"{ok} of {n} flows ok, {bl} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True)
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor)
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        split = _family_split(ok, bl, v6, others_ok=ok + bl == n) if status == "blocked" else ""
+        split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
         fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
-def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | None:
+#: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
+#: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
+VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, "
+                "licensing…)")
+
+
+def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
-    of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons: answered flows (:data:`ANSWERED_UNEXPECTED`)
+    of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
+    name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
     get their reason's advice, flows that are not this purpose's say so; None when neither applies.
     ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
     is not said: their fix may be to open it)."""
@@ -714,6 +883,13 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | N
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
                  "another program's traffic")
+        if vendor and vendor >= un:
+            names = (f"went to names outside {r.host_mask}: {VENDOR_OTHER}, not this purpose's servers; "
+                     "nothing to change for the Cloud Console (those services have their own port list)")
+        elif vendor:
+            names = (f"went to names outside {r.host_mask}: not this purpose's servers ({vendor} of them "
+                     f"{VENDOR_OTHER}). If an agent made the others, check the Administration Server address, "
+                     "DNS and proxy it uses; else they are another program's traffic")
         reverse = ("had the documented port on the side that opened the connection: a source port the "
                    "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
         return (f"these flows on {r.transport.upper()} {r.port_text} "
@@ -722,21 +898,50 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | N
     return None
 
 
+def vendor_names(names) -> np.ndarray:
+    """bool per ``server_name`` text: a name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
+    (case and a trailing dot ignored)."""
+    names = list(names)
+    tail = "." + VENDOR_DOMAIN
+    return np.fromiter(((n := str(x).lower().rstrip(".")) == VENDOR_DOMAIN or n.endswith(tail) for x in names),
+                       bool, len(names))
+
+
+def _names_a_server(names) -> np.ndarray:
+    """bool per ``server_name`` text: a host name, not empty and no IP literal (``Host:
+    198.51.100.99``, an SNI holding an address: it names no server, newcomer 23 F4)."""
+    names = list(names)
+    return np.fromiter((bool(n) and not is_ip_literal(str(n)) for n in names), bool, len(names))
+
+
 def _is_v6(hosts: np.ndarray) -> np.ndarray:
     """bool per address text (``resp_h``): an IPv6 address (it holds a colon)."""
     return np.fromiter((":" in h for h in hosts.tolist()), bool, len(hosts))
 
 
-def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True) -> str:
+def _bad_family(ok: int, bl: int, v6: tuple[int, int] | None) -> str:
+    """``IPv6`` when the ``bl`` blocked flows are all over IPv6 and the ``ok`` ones all over IPv4
+    (``v6`` = (ok, blocked) of them over IPv6), ``IPv4`` the other way round, else ''."""
+    if v6 is None or not ok or not bl:
+        return ""
+    ok6, bl6 = v6
+    return "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
+
+
+def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool = True, path: bool = True) -> str:
     """What the ``ok`` and ``bl`` (blocked) flows of a purpose have in common, ``v6`` = (ok, blocked)
     of them over IPv6: one address family failing while the other works (a dual-stack agent whose
     IPv6 path is blocked tries IPv6 first and falls back to IPv4 late or never), else, when
-    ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''."""
+    ``others_ok`` (every flow not blocked was ok), a hint to compare them; else ''. ``path``
+    False: the split alone, without "the IPv6 path is blocked … check its routes" (a host on the
+    client's subnet answered: no path in between, the advice that follows says what to do)."""
     if v6 is not None:
         ok6, bl6 = v6
         for bad, good, all_bad, no_good in (("IPv6", "IPv4", bl6 == bl, ok6 == 0),
                                             ("IPv4", "IPv6", bl6 == 0, ok6 == ok)):
             if all_bad and no_good:
+                if not path:
+                    return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
     return "the others worked: compare clients, addresses and ports" if others_ok else ""
@@ -792,6 +997,24 @@ def undocumented_fix(n: int) -> str:
             f"address and port, proxy) with the documented ones; nothing in the documentation asks to open {them}")
 
 
+def _closed_at(hosts, ports, known: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())) \
+        -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``known`` (servers, ports) with those of ``hosts``/``ports`` (one per flow) added: each
+    sorted, distinct, at most :data:`MAX_CLOSED_AT` servers (ports: at most the 65536)."""
+    h = sorted(set(known[0]) | {str(x) for x in hosts})[:MAX_CLOSED_AT]
+    return tuple(h), tuple(sorted(set(known[1]) | {int(x) for x in ports}))
+
+
+def _list_text(items, what: str, most: int = 3) -> str:
+    """``items`` as a short text: ``23101``, ``23101, 23102 and 23105``, ``a, b, c and 2 more
+    ports`` (``what``: the noun for the ones left out, ``port`` or ``server``)."""
+    items = [str(x) for x in items]
+    if len(items) <= most:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else "?"
+    more = len(items) - most
+    return f"{', '.join(items[:most])} and {more} more {what}{'s' if more != 1 else ''}"
+
+
 def _service_check(r) -> str:
     """The advice to check that a rule's service runs on the host that answered (``r``: a
     :class:`kscc_traffic.rules.Rule`): "check that the service for it is running and listening
@@ -827,9 +1050,12 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
-        ok_named = ok_answered = v6 = bl_named = None
+        ok_named = ok_answered = v6 = bl_named = ok_data = None
         bl_tls = bl_stale = bl_closed = one_way = 0
         bl_reset = (0, 0)
+        closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
+        bl_route = bl_http = un_vendor = 0
+        http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         if len(at):
@@ -842,34 +1068,50 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
                 un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
+                if "server_name" in flows and "host_mismatch" in un_reasons:
+                    mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool)
+                    un_vendor = int(np.count_nonzero(
+                        vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
             if bl and "proxy_target" in flows:
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
                                                & (v == "blocked")))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
             one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
-                ok_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                ok_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                 & (v == "ok")))
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
+            if ok and "orig_bytes" in flows and "resp_bytes" in flows:
+                ok_data = int(np.count_nonzero(((flows["orig_bytes"].to_numpy()[at] > 0)
+                                                | (flows["resp_bytes"].to_numpy()[at] > 0)) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
+                    bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
+                    bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
+                    if bl_closed:
+                        closed = np.array([NOT_LISTENING in str(x) for x in details], bool)
+                        blocked_at = np.asarray(at)[v == "blocked"][closed]
+                        closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
+                                               flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                 if "server_name" in flows:
-                    bl_named = int(np.count_nonzero((flows["server_name"].to_numpy(dtype=object)[at] != "")
+                    bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
             if ok and bl and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
+                                   closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data))
     return pd.DataFrame(rows)
 
 
@@ -896,12 +1138,13 @@ def dns_answer_meaning(rcode: str) -> str:
     return DNS_RCODE_TEXT.get(rcode, "")
 
 
-def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
-    """(query, dns_rcode) -> flows, for the flows of ``flows`` whose ``dns_rcode`` is an error
-    (not in :data:`kscc_traffic.classify.DNS_NO_ERROR`); empty when the table has no ``query``
-    or ``dns_rcode`` column."""
+def _dns_error_rows(flows: pd.DataFrame) -> pd.DataFrame:
+    """The flows of ``flows`` whose ``dns_rcode`` is an error (not in
+    :data:`kscc_traffic.classify.DNS_NO_ERROR`) or whose first answer is a sinkhole address,
+    with ``dns_rcode`` replaced by ``sinkhole <address>`` for the latter; no rows when the table
+    has no ``query`` or ``dns_rcode`` column."""
     if not len(flows) or "dns_rcode" not in flows or "query" not in flows:
-        return {}
+        return flows.iloc[:0]
     bad = ~flows["dns_rcode"].isin(DNS_NO_ERROR)
     rcode = flows["dns_rcode"]
     if "dns_answers" in flows:
@@ -917,7 +1160,22 @@ def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
                 bad = bad.to_numpy().copy()
                 bad[at] = True
                 rcode = pd.Series(rcode, index=flows.index)
-    err = flows[bad].assign(dns_rcode=rcode[bad])
+    return flows[bad].assign(dns_rcode=rcode[bad])
+
+
+def dns_error_verdicts(flows: pd.DataFrame) -> dict[str, int]:
+    """verdict -> DNS flows answered with an error (those :func:`dns_errors` counts): a name the
+    agent needs is ``blocked``, another name ``ok`` (the resolver was reached and answered)."""
+    err = _dns_error_rows(flows)
+    if not len(err) or "verdict" not in err:
+        return {}
+    return {str(v): int(n) for v, n in err["verdict"].value_counts(sort=False).items()}
+
+
+def _dns_error_counts(flows: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(query, dns_rcode) -> flows, for the flows of :func:`_dns_error_rows`; empty when the
+    table has no ``query`` or ``dns_rcode`` column."""
+    err = _dns_error_rows(flows)
     if not len(err):
         return {}
     return {(str(q), str(r)): int(n) for (q, r), n in
@@ -977,6 +1235,13 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
+        self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
+        self.http_statuses: dict[str, set] = {}  # ... their statuses
+        self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
+        self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
+        self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
@@ -1029,12 +1294,18 @@ class TableSummary:
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
             self.named_seen = True
-            named = flows[(flows["verdict"] == "ok") & (flows["server_name"] != "")]
+            has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
+            named = flows[(flows["verdict"] == "ok").to_numpy() & has_name]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.ok_named[p] = self.ok_named.get(p, 0) + int(n)
-            named = flows[(flows["verdict"] == "blocked") & (flows["server_name"] != "")]
+            named = flows[(flows["verdict"] == "blocked").to_numpy() & has_name]
             for p, n in named.groupby("purpose", sort=False).size().items():
                 self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
+            mism = ((flows["verdict"] == "unexpected") & (flows["reason"].str.split(",").str[0] == "host_mismatch"))
+            if mism.any():
+                vendor = flows[mism.to_numpy() & vendor_names(flows["server_name"].to_numpy(dtype=object))]
+                for p, n in vendor.groupby("purpose", sort=False).size().items():
+                    self.un_vendor[p] = self.un_vendor.get(p, 0) + int(n)
         if "resp_h" in flows:
             self.v6_seen = True
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
@@ -1045,6 +1316,11 @@ class TableSummary:
             answered = flows[(flows["verdict"] == "ok") & (flows["resp_pkts"] > 0)]
             for p, n in answered.groupby("purpose", sort=False).size().items():
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
+        if "orig_bytes" in flows and "resp_bytes" in flows:
+            self.data_seen = True
+            data = flows[(flows["verdict"] == "ok") & ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0))]
+            for p, n in data.groupby("purpose", sort=False).size().items():
+                self.ok_data[p] = self.ok_data.get(p, 0) + int(n)
         if "detail" in flows:
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
@@ -1056,8 +1332,18 @@ class TableSummary:
             self.dns_resets += reset
             self.dns_error_answers += int(rejected.sum()) - reset
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
-            for p, n in closed.groupby("purpose", sort=False).size().items():
-                self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            for p, g in closed.groupby("purpose", sort=False):
+                self.bl_closed[p] = self.bl_closed.get(p, 0) + len(g)
+                if "resp_h" in g and "resp_p" in g:
+                    self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
+                                                   self.closed_at.get(p, ((), ())))
+            status = detail.str.extract(HTTP_REFUSAL, expand=False)
+            for p, g in status[status.notna()].groupby(blocked["purpose"][status.notna()], sort=False):
+                self.bl_http[p] = self.bl_http.get(p, 0) + len(g)
+                self.http_statuses.setdefault(p, set()).update(g.tolist())
+            routed = blocked[detail.str.contains(ROUTE_ICMP)]
+            for p, n in routed.groupby("purpose", sort=False).size().items():
+                self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
@@ -1096,7 +1382,11 @@ class TableSummary:
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
-                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0))))
+                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
+                                       self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0),
+                                       self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ()))),
+                                       self.un_vendor.get(r.id, 0),
+                                       self.ok_data.get(r.id, 0) if self.data_seen else None))
         return pd.DataFrame(rows)
 
 
@@ -1131,11 +1421,14 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col)
+        # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others fold)
+        c.add_column(col, **({"no_wrap": True, "min_width": max((len(x.id) for x in rules.rules), default=7)}
+                             if col == "purpose" else {}))
+    labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
-                  Text(escape_terminal(f"{r.transport} {r.ports}")),
+                  Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
     console.print(c)
     if capture_filter is not None:
@@ -1166,7 +1459,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
     _print_dns_errors(summary, console)
 
-    if summary.flagged_total:
+    if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
+        _print_flagged_compact(summary, console)
+    elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
         f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
@@ -1194,6 +1489,41 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if len(summary.captures) > 1:
         console.print(Text("Captures: " + ", ".join(f"{escape_terminal(c)} ({n} flow{'s' if n != 1 else ''})"
                                                     for c, n in summary.captures.items())))
+
+
+#: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
+#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
+FLAGGED_TABLE_MIN_WIDTH = 120
+
+
+def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
+    """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
+    name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
+    and the detail, each wrapped at spaces by the console; packet texts escaped."""
+    several = len(summary.captures) > 1
+    console.print(Text(f"Flagged flows ({summary.flagged_total})", style="italic"))
+    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        head = Text(f"{t}  ")
+        if several:
+            head.append(f"[{escape_terminal(r.capture)}]  ")
+        head.append(f"{escape_terminal(endpoint_text(r.orig_h, r.orig_p))} -> {r.proto} "
+                    f"{escape_terminal(endpoint_text(r.resp_h, r.resp_p))}")
+        name = r.server_name or r.query
+        if name:
+            head.append(f"  {escape_terminal(name)}")
+        console.print(head)
+        what = Text("    ")
+        what.append(r.purpose or "-")
+        what.append("  ")
+        what.append(r.verdict, style=_VERDICT_STYLE.get(r.verdict, ""))
+        if r.reason:
+            what.append(f"  {r.reason}")
+        console.print(what)
+        if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
+            console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+    if summary.flagged_total > summary.max_flagged:
+        console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
+                      "(use --format csv or jsonl)")
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:

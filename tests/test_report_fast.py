@@ -26,6 +26,7 @@ from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules, report
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.errors import CaptureError
+from kscc_traffic.names import is_ip_literal
 from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
 
 RULES = load_rules()
@@ -132,15 +133,32 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             reverse = ("had the documented port on the side that opened the connection: a source port "
                        "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
                        "for them")
+            # newcomer 23 F7: Kaspersky names outside the mask are its other services
+            mism = (sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+            vendor = int((mism & sub["server_name"].str.lower().str.rstrip(".").map(
+                lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com"))).sum()) \
+                if len(sub) and "server_name" in sub else 0
+            other_kl = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, "
+                        "KSN, licensing…)")
+            if vendor and vendor >= un:
+                names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; nothing "
+                         "to change for the Cloud Console (those services have their own port list)")
+            elif vendor:
+                names = (f"went to names outside {r.host_mask}: not this purpose's servers ({vendor} of them "
+                         f"{other_kl}). If an agent made the others, check the Administration Server address, DNS "
+                         "and proxy it uses; else they are another program's traffic")
             kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
             return f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
-                else f"went to names outside {r.host_mask} or {reverse}" if len(kinds) == 2 else names)
+                else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names)
 
         if status == "unexpected" and un == other:
             fix = other_fix(reasons)
         # ok flows none of which names a server, on a port below 1024 that browsers share: not proof
-        named = int(((sub["verdict"] == "ok") & (sub["server_name"] != "")).sum()) \
+        # newcomer 23 F4: an IP literal (Host: 198.51.100.99) names no server
+        real = sub["server_name"].map(lambda n: n != "" and not is_ip_literal(n)) \
+            if len(sub) and "server_name" in sub else None
+        named = int(((sub["verdict"] == "ok") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "verified" and named == 0 and r.host_mask and r.port_hi < 1024:
             status = "port open"
@@ -148,6 +166,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "none named a server (no SNI, DNS answer or certificate seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                    f"and TLS handshake to {r.host_mask})")
+        # newcomer 23 F12: a TLS purpose whose ok flows are all bare TCP handshakes: port open
+        data_ok = int(((sub["verdict"] == "ok") & ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0))).sum()) \
+            if len(sub) and "orig_bytes" in sub and "resp_bytes" in sub else None
+        if status == "verified" and data_ok == 0 and r.app_protocol in ("tls", "https"):
+            status = "port open"
+            fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but none "
+                   "carried a byte (a bare TCP handshake: a port probe such as Test-NetConnection, or a connection "
+                   "closed before its TLS began): the port is open, the TLS connection itself is not shown. To "
+                   f"verify the purpose, capture the agent connecting (its TLS handshake to "
+                   f"{r.host_mask or 'the documented servers'})")
         # UDP datagrams nothing answered (broadcasts, multicasts): seen, not shown to be received
         answered_ok = int(((sub["verdict"] == "ok") & (sub["resp_pkts"] > 0)).sum()) \
             if len(sub) and "resp_pkts" in sub else None
@@ -162,7 +190,30 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
             "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
             if len(sub) and "detail" in sub else 0
-        if status == "blocked" and bl_closed:
+        if status == "blocked" and bl_closed and r.opener == "client_to_cloud":
+            # newcomer 23 F3: a cloud server's address: a firewall's forged answer, or Kaspersky's to know
+            cl = sub[(sub["verdict"] == "blocked") & sub["detail"].str.contains(
+                "the packet arrived, but nothing listens on that port there", regex=False)]
+            hosts, ports = sorted(set(cl["resp_h"].astype(str)))[:8], sorted(set(cl["resp_p"].astype(int)))
+
+            def listed(items, what):
+                items = [str(x) for x in items]
+                if len(items) > 3:
+                    return f"{', '.join(items[:3])} and {len(items) - 3} more {what}{'s' if len(items) > 4 else ''}"
+                return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+            where = f"{r.transport.upper()} {listed(ports, 'port')} on {listed(hosts, 'server')}"
+            tell = f"if none does, report the server and port ({where}) to Kaspersky support"
+            if bl == bl_closed:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
+                       f"unreachable carrying the cloud server's own address, refusing {where}: most likely forged "
+                       "by a firewall on the path (a reject rule answers in the name of the address it blocks). "
+                       "Check the firewalls and proxies between the agent and the Internet for a rule that "
+                       f"rejects it: {fix}; {tell}")
+            else:
+                fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+                        f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
+                        f"firewall on the path; {tell}")
+        elif status == "blocked" and bl_closed:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
                        f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
             if bl == bl_closed:
@@ -179,11 +230,23 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             "the SYN was answered by a TCP reset from the distribution point")).sum()) if len(dp_detail) else 0
         own = int((blocked_rows & dp_detail.str.startswith(
             "the SYN was answered by a TCP reset from the distribution point itself")).sum()) if len(dp_detail) else 0
+        # newcomer 23 F11: the DP's own resets all over one family, the ok flows over the other
+        fam = ""
+        if status == "blocked" and ok and bl == resets == own:
+            six = sub["resp_h"].astype(str).str.contains(":", regex=False)
+            ok6, bl6 = (int((six & (sub["verdict"] == k)).sum()) for k in ("ok", "blocked"))
+            fam = "IPv6" if bl6 == bl and ok6 == 0 else "IPv4" if bl6 == 0 and ok6 == ok else ""
         if status == "blocked" and resets:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
                        f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
             them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
-            if bl == resets == own:
+            if fam:
+                good = "IPv4" if fam == "IPv6" else "IPv6"
+                fix = (f"{them} answered by a TCP reset from the distribution point itself over {fam} (on the "
+                       f"client's subnet: no router between them), while {good} worked: the service may listen on "
+                       f"{good} only, or the distribution point's host firewall lacks the {fam} rule: let the "
+                       f"service listen on {fam} too, or add the {fam} rule ({fix})")
+            elif bl == resets == own:
                 fix = (f"{them} answered by a TCP reset from the distribution point itself (on the client's subnet: "
                        f"no router between them): {r.transport.upper()} {r.port_text} reached it, but nothing listens "
                        f"there: {service}; if it is, its own firewall rejects it: {fix}")
@@ -193,6 +256,39 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                         f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+        # newcomer 23 F13: network/host unreachable (no route) from a router: a routing hint
+        bl_route = int(((sub["verdict"] == "blocked") & sub["detail"].astype(str).str.contains(
+            r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) \(3/\d+\)"
+            r"|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))")).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl_route:
+            route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
+                     "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
+                     "the server")
+            if bl == bl_route:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network or "
+                       f"host unreachable (or no route) from a router: {route}; a firewall rejecting it may answer "
+                       f"the same: {fix}")
+            else:
+                fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
+                        f"host unreachable (or no route) from a router: {route}")
+        # newcomer 23 F5: a plain HTTP request refused by an HTTP answer (a web filter's 403): its URL policy
+        http = sub["detail"].astype(str).str.extract(
+            r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter",
+            expand=False)[sub["verdict"] == "blocked"].dropna() if len(sub) and "detail" in sub else pd.Series([])
+        if status == "blocked" and len(http):
+            said = "HTTP " + "/".join(sorted(set(http)))
+            if bl == len(http):
+                fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+                       f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy "
+                       f"refused {'it' if bl == 1 else 'them'} by policy"
+                       + (" (502-504: or it could not reach the server)" if any(x[0] == "5" for x in http) else "")
+                       + f": allow {r.host_mask or 'the documented servers'} in its URL filter (the agent's plain "
+                       "HTTP requests there); no port is to be opened")
+            else:
+                fix += (f"; {len(http)} of them {'was' if len(http) == 1 else 'were'} answered {said} by a web "
+                        f"filter or transparent proxy (the port is open for {'it' if len(http) == 1 else 'them'}): "
+                        f"allow {r.host_mask or 'the documented servers'} in its URL filter")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
         if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
@@ -222,7 +318,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 
         if status == "unexpected":
             fix = answered_fix(reasons, False) or fix
-        bl_named = int(((sub["verdict"] == "blocked") & (sub["server_name"] != "")).sum()) \
+        bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
             fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
@@ -238,6 +334,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             elif bl6 == 0 and ok6 == ok:
                 why = ("all blocked over IPv4, the ok ones over IPv6: the IPv4 path is blocked; allow the ports "
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
+            if fam:   # (no path to check: the DP on the client's subnet answered)
+                why = why.split(":")[0]
         if status == "blocked" and un:
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
@@ -288,7 +386,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col)
     for r in chk.itertuples(index=False):
-        c.add_row(r.section, r.rule, f"{r.transport} {r.ports}",
+        c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
                   Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
