@@ -60,6 +60,16 @@ CHUNK_BYTES = 16 << 20
 REORDER_NS = 2 * 10**9
 #: records at the end of a chunk whose oldest timestamp sets the capture's clock
 CLOCK_FRAMES = 256
+#: of those, records stamped more than this (ns) before their median do not set it: a few
+#: far-off stamps (zero timestamps of a NIC without hardware time, a clock stepped back) would
+#: hold every flow in memory (break-it 21 F4: 0.5 % of records stamped 0, 2.1 GiB and 138 s)
+CLOCK_OUTLIER_NS = 60 * 10**9
+#: records of a batch at most: a chunk of more is analysed in equal parts (each flow costs its
+#: row's columns until it leaves, so a chunk of small packets each of its own flow, a scan or
+#: a UDP spray, would take memory by the number of its records, not by its bytes: break-it 21
+#: F1, 16 MiB of 60-byte datagrams, 970 MiB); above a 16 MiB chunk's records at the bench's
+#: 500 bytes a packet
+BATCH_RECORDS = 40_000
 #: a record stamped this much (ns) before the record written before it is a step back of the
 #: clock (counted in ChunkedAnalysis.steps_back, warned about)
 STEP_BACK_NS = 500 * 10**6
@@ -197,11 +207,15 @@ class ChunkedAnalysis:
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
 
         def then_end():
+            # (no name here keeps a chunk handed out: the caller frees its bytes when done)
             nonlocal pending
-            if pending is not None:
-                first, pending = [pending], None   # (not kept once handed out)
-                yield first.pop()
-            yield from chunks
+            queue, pending = (_parts(pending) if pending is not None else []), None
+            while True:
+                while queue:
+                    yield queue.pop(0)
+                queue = _parts(next(chunks, None))
+                if not queue:
+                    break
             yield None                      # the end: what is still open is finished
 
         for frames in then_end():
@@ -268,7 +282,7 @@ class ChunkedAnalysis:
             # few records do not move it
             recent = [t for t in (frames.ts_ns[-CLOCK_FRAMES:], tail.ts_ns if tail is not None else None)
                       if t is not None and len(t)]
-            clock = int(min(t.min() for t in recent)) - REORDER_NS if recent else None
+            clock = _clock(np.concatenate(recent)) - REORDER_NS if recent else None
             if prev_clock is not None and len(pk):
                 late = int(np.count_nonzero(pk.cols["ts_ns"] < prev_clock))
                 if late:
@@ -714,6 +728,38 @@ def _time_cut(ts: np.ndarray, limit: int = HOLD_FRAMES) -> int:
     lo = max(n - limit - 1, 0)
     other = np.flatnonzero(ts[lo:] != ts[-1])
     return lo + int(other[-1]) + 1 if len(other) else lo
+
+
+def _clock(ts: np.ndarray) -> int:
+    """The oldest of the timestamps ``ts`` (epoch ns, not empty) that is not more than
+    :data:`CLOCK_OUTLIER_NS` before their median (the capture's clock, before REORDER_NS)."""
+    med = int(np.median(ts))
+    near = ts[ts >= med - CLOCK_OUTLIER_NS]
+    return int(near.min()) if len(near) else med
+
+
+def _parts(frames: Frames | None, most: int | None = None) -> list[Frames]:
+    """``frames`` (a chunk) in equal consecutive parts of at most ``most`` records
+    (:data:`BATCH_RECORDS`), each with its own view of the bytes it needs (a part joined to the
+    next chunk copies its own bytes, not the chunk's); ``last`` only on the last part; the
+    reader's ``stats`` shared. None: no part."""
+    if frames is None:
+        return []
+    most = most or BATCH_RECORDS
+    n = len(frames)
+    if n <= most:
+        return [frames]
+    k = -(-n // most)
+    bounds = [n * i // k for i in range(k + 1)]
+    view = memoryview(frames.buf)
+    out = []
+    for i, j in zip(bounds[:-1], bounds[1:]):
+        off, cap = frames.offset[i:j], frames.caplen[i:j]
+        lo = int(off.min())
+        hi = int((off + cap).max())
+        out.append(Frames(view[lo:hi], frames.ts_ns[i:j], frames.linktype[i:j], off - lo, cap,
+                          frames.wirelen[i:j], frames.stats, last=frames.last and j == n))
+    return out
 
 
 def _slice(frames: Frames, i: int, j: int) -> Frames:

@@ -54,6 +54,63 @@ def test_samples_in_small_chunks_equal_whole_file(path):
     _assert_same(path, 2048)
 
 
+@pytest.mark.parametrize("path", SAMPLES[:4], ids=lambda p: p.name)
+def test_samples_in_parts_of_few_records_equal_whole_file(path, monkeypatch):
+    """A chunk of more than BATCH_RECORDS records is analysed in equal parts (break-it 21 F1:
+    memory by records, not bytes): the same flows, stats and duplicates, whole chunks or parts."""
+    monkeypatch.setattr(chunked, "BATCH_RECORDS", 7)
+    _assert_same(path, 1 << 20)
+
+
+def test_parts_split_a_chunk_evenly_with_their_own_bytes():
+    from kscc_traffic.capture.files import read_frames
+    fr = read_frames(SAMPLES[0])
+    n = len(fr)
+    parts = list(chunked._parts(fr, 10))
+    assert len(parts) == -(-n // 10) and max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+    assert max(len(p) for p in parts) <= 10 and sum(len(p) for p in parts) == n
+    assert [p.data(0) for p in parts] == [fr.data(sum(len(q) for q in parts[:k])) for k in range(len(parts))]
+    assert all(len(p.buf) < len(fr.buf) for p in parts)
+    assert not any(p.last for p in parts[:-1]) and parts[-1].last == fr.last
+    assert chunked._parts(fr, n) == [fr] and chunked._parts(None) == []
+
+
+def test_clock_ignores_a_few_far_off_stamps():
+    """(break-it 21 F4) records stamped 0 (a NIC without hardware time) among a chunk's last ones
+    do not set the capture's clock to 1970 (which held every flow in memory)."""
+    t = np.arange(256, dtype=np.int64) * 10**6 + 1_772_000_000 * 10**9
+    assert chunked._clock(t) == int(t[0])
+    t0 = t.copy()
+    t0[::50] = 0
+    assert chunked._clock(t0) == int(t[1])
+    # (a packet up to CLOCK_OUTLIER_NS late still counts: reordering, skewed merged interfaces)
+    t1 = t.copy()
+    t1[100] -= chunked.CLOCK_OUTLIER_NS - 10**9
+    assert chunked._clock(t1) == int(t1[100])
+
+
+def test_zero_stamped_records_let_flows_leave(tmp_path):
+    """A capture with every 20th record stamped 0: the chunked reading lets flows leave batch by
+    batch (before, none left until the end), and gives the whole-file analysis's flows."""
+    recs = []
+    for k in range(300):        # (UDP exchanges: they leave by the clock alone, idle 1 min)
+        for d in range(2):
+            a, b = ("192.0.2.10", 40000 + k), ("203.0.113.10", 15000)
+            (sh, sp), (dh, dp) = (a, b) if d == 0 else (b, a)
+            recs.append((1000.0 + 30 * k + d * .01, bytes(eth(IP(src=sh, dst=dh) / UDP(sport=sp, dport=dp) / Raw(b"x" * 40)))))
+    recs = [(0.0 if i % 20 == 19 else t, b) for i, (t, b) in enumerate(recs)]
+    path = tmp_path / "zeros.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    run = ChunkedAnalysis(path, RULES, path.name, chunk_bytes=4096)
+    sizes = [len(b) for b in run.batches()]
+    assert len(sizes) > 5 and max(sizes) < sum(sizes) / 3
+    whole, _ = _run(path, path.stat().st_size * 4 + 4096)
+    parts, c = _run(path, 4096)
+    pd.testing.assert_frame_equal(parts, whole)
+    # (the zero-stamped records come after the clock moved on: said, as any late packets)
+    assert any("written more than 2 s out of time order across a chunk boundary" in w for w in c.stats.warnings)
+
+
 def test_corpus_in_small_chunks_equal_whole_file():
     files = sorted(p for p in shared_corpus("").rglob("*") if p.suffix in (".pcap", ".pcapng", ".gz"))
     assert files
