@@ -16,7 +16,8 @@ Verdicts and reasons (first match wins, in this order):
   columns ``tls_wait_from_s``/``tls_wait_after``: ``inspect._tls_waits``); the flow lasting that
   long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
   detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
-  ``inspect._close_waits``, :func:`_silent_close`).
+  ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
+  who closed first and after what (:func:`_who_closed`).
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
@@ -24,7 +25,8 @@ Verdicts and reasons (first match wins, in this order):
   issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
-  failing gateway's, :data:`FILTER_STATUSES`),
+  failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
+  :func:`_client_cleartext`),
   ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
   documented port was on the side that opened the connection, towards a port that is not a
   well-known one, >= 1024), ``undocumented_port`` (a name
@@ -335,7 +337,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             "(characters no host name has: forged or damaged)")
             return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
-        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}")
+        # (no name asked, none resolved: say where the name came from, as the name column is empty)
+        source = " (from the server's certificate)" if from_cert else ""
+        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}{source}")
 
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
@@ -489,7 +493,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 silence = None if unread else _silent_close(row, target)
                 if silence:
                     return done("blocked", "tls_failed", silence)
-                why = row.get("tls_alert") or f"connection closed ({state})"
+                why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
+                    or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
@@ -543,6 +548,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not (row.get("payload_cut") and row.get("first_bytes_cut", True)))
                  or "http" in (cproto, sproto)):
+        said = _client_cleartext(row) if cproto and cproto != "tls" and not partial else ""
+        if said:
+            return done("unexpected", "not_tls", said)
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
@@ -557,6 +565,60 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
                     "past this point could reassemble what it carried")
     return done("ok", "", "")
+
+
+def _who_closed(row: dict, state: str, certs: list[str]) -> str:
+    """How a TLS handshake without an alert ended on a closed connection, for the detail
+    ``TLS handshake aborted: …``: who sent the first FIN or RST and at what point of the handshake
+    (internal columns ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`, a wait
+    shorter than :data:`TLS_SILENCE_S` here, and ``resp_bytes``); ``state`` is the conn_state
+    quoted; ``certs`` the server certificate's names (shown when the server's flight held one).
+    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``)."""
+    close = str(row.get("tls_close") or "").split()
+    if len(close) < 2 or close[0] not in ("client", "server"):
+        return ""
+    who, how = close[0], close[1]
+    other = "server" if who == "client" else "client"
+    did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
+    wait = _number(row, "tls_close_wait_s", float, -1.0)
+    served = int(row.get("resp_bytes", 0) or 0) > 0
+    after = f", and the {other} sent more after it" if close[2:] == ["answered"] else ""
+    if not served:
+        then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
+        return f"{did}{then}, before the server sent a byte{after}"
+    if wait >= 0:
+        return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
+    if who == "client":
+        flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
+                  else "the server's last answer")
+        why = (": how an agent refuses a certificate it does not trust without saying so (a TLS-inspecting "
+               "proxy's?)" if certs else "")
+        return f"{did} after {flight}, sending nothing after it, no alert either{after}{why}"
+    return f"{did} after its own answer to the ClientHello, before the client's next flight{after}"
+
+
+#: how the detail of a connection whose client (originator) sent cleartext where a rule documents
+#: TLS starts (``not_tls``: the client's own bytes, not a server's or proxy's answer)
+CLIENT_CLEARTEXT = "the client sent cleartext, not a TLS ClientHello, where TLS is documented"
+
+
+def _client_cleartext(row: dict) -> str:
+    """The detail of a TCP connection to a TLS purpose whose client's first bytes are cleartext
+    (``client_proto`` http or other): it starts with :data:`CLIENT_CLEARTEXT` and quotes those
+    bytes (internal columns ``client_head``, escaped text, or ``client_binary``, the first 8 in
+    hex: :func:`.inspect._first_bytes_text`); '' when neither was read (the start of the client's
+    stream not captured)."""
+    head = str(row.get("client_head") or "")
+    binary = str(row.get("client_binary") or "")
+    what = "an HTTP request" if row.get("client_proto") == "http" else "bytes that are no valid TLS record nor HTTP"
+    if head:
+        quoted = f"\"{head}\""
+    elif binary:
+        quoted = f"first bytes {binary}"
+    else:
+        return ""
+    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted} (not an agent's TLS: another program, or "
+            "something on the way rewriting the agent's connection)")
 
 
 def _lost(row: dict, what: str) -> str:
@@ -1088,7 +1150,8 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
-                  "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
+                  "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
+                  "client_head", "client_binary")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1097,7 +1160,8 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
+                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
+                     "client_head", "client_binary")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1107,7 +1171,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1115,7 +1179,8 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen")
+                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
+                 "client_head", "client_binary")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1334,7 +1399,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(http_answer, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
-        np.where(close_wait >= TLS_SILENCE_S, close_wait, -1.0),
+        np.where(close_wait >= 0, close_wait, -1.0),
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),

@@ -531,8 +531,9 @@ REASON_TEXT: dict[str, str] = {
     "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
                        "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
     "not_tls": ("cleartext where the documentation says TLS: a proxy, another service or a filter answered "
-                "instead of the documented server (each flow's detail quotes the answer; a filter refusing by "
-                "policy must let the agent's TLS through)"),
+                "instead of the documented server, or the client itself sent cleartext (not an agent's TLS: "
+                "another program, or something rewriting its connection); each flow's detail says which side "
+                "spoke cleartext and what it sent (a filter refusing by policy must let the agent's TLS through)"),
     "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
