@@ -17,12 +17,15 @@ Verdicts and reasons (first match wins, in this order):
   long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
   detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
   ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
-  who closed first and after what (:func:`_who_closed`).
+  who closed first and after what (:func:`_who_closed`). ``tls_intercepted`` (below) whose
+  handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
+  certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
   proxy with a certificate for the right name from a CA the client does not trust; or its
-  issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names),
+  issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names;
+  the handshake completed: the client accepted it; also for TLS seen on TCP 1443, KSN),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
   failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
@@ -432,6 +435,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     unread = (tls_rule and proto == "tcp" and not partial and not target and bool(row.get("payload_cut"))
               and row.get("service") not in _SSL_SERVICES and cproto in ("", "tls") and sproto in ("", "tls")
               and "D" in str(row.get("history") or ""))
+    if not tls_rule and rule.app_protocol == "tcp" and rule.opener == "client_to_cloud" and proto == "tcp" \
+            and cproto == "tls":
+        # TLS on a TCP purpose to the Internet (KSN on 1443): TLS is not documented there, so its
+        # handshake is not judged, but a TLS-inspecting proxy in its path is (as for the TLS ones)
+        intercepted = _interception(row, split_cert_names(row.get("cert_names") or ""), target, False)
+        if intercepted is not None:
+            return done(*intercepted)
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
@@ -451,28 +461,11 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             # refusal (another service on the port, a port forward to the wrong host)
             return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
                         f"documented: \"{head}\" (another service on the port, or a filter's refusal)")
-        asked = row.get("sni") or ""
-        if certs:
-            if asked and not any(name_matches(asked, c) for c in certs):
-                return done("unexpected", "tls_intercepted",
-                            f"certificate for {certs[0]} presented for {asked}")
-            dns_asked = "" if target else row.get("dns_name") or ""
-            if not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
-                return done("unexpected", "tls_intercepted",
-                            f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
-        issuer = row.get("cert_issuer") or ""
-        product = inspection_product(issuer) if certs else ""
-        resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
+        intercepted = _interception(row, certs, target, unread)
+        if intercepted is not None:
+            return done(*intercepted)
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
         hello = row.get("service") in _SSL_SERVICES or unread
-        alert = row.get("tls_alert") or ""
-        if hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
-            return done("unexpected", "tls_intercepted",
-                        f"the client rejected the server's certificate ({alert[8:]})"
-                        + (f" for {certs[0]}" if certs else "")
-                        + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
-        if product:
-            return done("unexpected", "tls_intercepted", f"certificate for {certs[0]} {resigned}")
         refused = _number(row, "tls13_refused", int, 0)
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
@@ -565,6 +558,69 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
                     "past this point could reassemble what it carried")
     return done("ok", "", "")
+
+
+def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a TLS connection that shows a TLS-inspecting proxy (reason
+    ``tls_intercepted``), else None: the server certificate ``certs`` (its names, visible up to
+    TLS 1.2) not for the SNI asked, or, without an SNI, for the name the address was resolved
+    from (``dns_name``; not inside a CONNECT ``target``, whose dns_name names the proxy); the
+    client rejecting the certificate with a cleartext alert (:data:`_CERT_REJECTED`) after a
+    ClientHello that was seen (``service`` ssl, or ``unread``: cut by the snaplen); a certificate
+    issued by a TLS-inspection product's CA (:func:`inspection_product` of ``cert_issuer``).
+
+    The verdict is ``blocked`` when the handshake was aborted (:func:`_aborted`: not established,
+    and an alert or the connection closed: the client refused the certificate, so the agent cannot
+    connect; a client's certificate alert always is), else ``unexpected`` (the client accepted the
+    proxy's certificate: the connection works, inspected). Reads ``sni``, ``dns_name``,
+    ``cert_issuer``, ``service``, ``tls_alert``, ``tls_established``, ``conn_state``, ``partial``."""
+    asked = row.get("sni") or ""
+    detail = ""
+    if certs:
+        dns_asked = "" if target else row.get("dns_name") or ""
+        if asked and not any(name_matches(asked, c) for c in certs):
+            detail = f"certificate for {certs[0]} presented for {asked}"
+        elif not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
+            detail = f"certificate for {certs[0]} presented for {dns_asked} (from DNS)"
+    issuer = row.get("cert_issuer") or ""
+    product = inspection_product(issuer) if certs else ""
+    resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
+    hello = row.get("service") in _SSL_SERVICES or unread
+    alert = row.get("tls_alert") or ""
+    if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
+        detail = (f"the client rejected the server's certificate ({alert[8:]})"
+                  + (f" for {certs[0]}" if certs else "")
+                  + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
+        return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}"
+    if not detail and product:
+        detail = f"certificate for {certs[0]} {resigned}"
+    if not detail:
+        return None
+    why = _aborted(row)
+    if why:
+        return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
+    return "unexpected", "tls_intercepted", detail
+
+
+#: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
+#: ``blocked``: the client refused the inspecting proxy's certificate, no connection was made)
+INTERCEPTED_ABORTED = "the handshake was aborted"
+#: ... and how it goes on after the way it was aborted
+INTERCEPTED_NO_WAY = " and never completed: the agent cannot connect this way"
+
+
+def _aborted(row: dict) -> str:
+    """How a TLS handshake seen from its ClientHello (``service`` ssl, not ``partial``) was
+    aborted: its alert (``tls_alert``), else ``connection closed (<conn_state>)`` when the
+    connection closed (a FIN or RST: :data:`_CLOSED_STATES`) without the handshake completing
+    (``tls_established`` false); '' when it completed, or the connection may still be open."""
+    if row.get("tls_established") or row.get("partial"):
+        return ""
+    alert = str(row.get("tls_alert") or "")
+    if alert:
+        return alert
+    state = str(row.get("conn_state") or "")
+    return f"connection closed ({state})" if state in _CLOSED_STATES else ""
 
 
 def _who_closed(row: dict, state: str, certs: list[str]) -> str:

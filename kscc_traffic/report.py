@@ -565,11 +565,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
-                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0)) -> dict:
+                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0), bl_icpt: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
+    (``proxy_target``; not those ``tls_intercepted``: a certificate refused inside the tunnel the
+    proxy opened), ``ok_named`` of the ok ones with a ``server_name``, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
     the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``
     or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
@@ -583,7 +584,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     acknowledge the server's, none of which was captured), ``bl_reset`` of the blocked ones (all,
     on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
     :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
-    a firewall resets)."""
+    a firewall resets), ``bl_icpt`` of the blocked ones ``tls_intercepted`` (a TLS-inspecting
+    proxy's certificate the client refused: the handshake aborted; counted in ``bl_tls`` too)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -609,13 +611,23 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {r.fix}")
-    if status == "blocked" and bl == bl_tls and bl != proxied:
+    if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
+        # the client refused a TLS-inspecting proxy's certificate: the port is open, the
+        # inspection is what has to change
+        fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+               f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+               "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
+               f"(see each flow's detail): tls_intercepted: {REASON_TEXT['tls_intercepted']}"
+               + (f" ({r.host_mask})" if r.host_mask else ""))
+    elif status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
                "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                "(see each flow's detail): let the agent's TLS to "
-               f"{r.host_mask or 'the documented servers'} through uninspected")
+               f"{r.host_mask or 'the documented servers'} through uninspected"
+               + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                  "inspection)" if bl_icpt else ""))
     if status == "blocked" and bl == bl_stale:
         # the SYNs reached something that still holds an old connection: the port is not closed
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
@@ -623,7 +635,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                "still holds a stale connection on that address and port. Clear it there (or shorten the "
                "device's TCP timeouts); no port is to be opened")
-    if status == "blocked" and bl == proxied:
+    if status == "blocked" and proxied and bl - bl_icpt == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
@@ -662,7 +674,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
                 "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                "through uninspected")
+                "through uninspected"
+                + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                   "inspection)" if bl_icpt else ""))
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
@@ -829,7 +843,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = bl_closed = one_way = 0
+        bl_tls = bl_stale = bl_closed = one_way = bl_icpt = 0
         bl_reset = (0, 0)
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -844,8 +858,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
                 un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
             if bl and "proxy_target" in flows:
+                # (not a TLS-inspecting proxy's certificate refused inside the tunnel: the proxy let it through)
+                intercepted = np.array([x.split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool)
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
-                                               & (v == "blocked")))
+                                               & (v == "blocked") & ~intercepted))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
             one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
@@ -855,6 +871,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
+                # (a TLS-inspecting proxy's certificate refused: the port is open, as for tls_failed)
+                bl_icpt = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_intercepted")
+                bl_tls += bl_icpt
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
@@ -870,7 +889,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset, bl_icpt))
     return pd.DataFrame(rows)
 
 
@@ -984,7 +1003,8 @@ class TableSummary:
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
-        self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
+        self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
+        self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
@@ -1024,8 +1044,10 @@ class TableSummary:
                     kinds[r.split(",")[0]] = kinds.get(r.split(",")[0], 0) + int(n)
                 if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
-                if v == "blocked" and r.split(",")[0] == "tls_failed":
+                if v == "blocked" and r.split(",")[0] in ("tls_failed", "tls_intercepted"):
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
+                if v == "blocked" and r.split(",")[0] == "tls_intercepted":
+                    self.bl_icpt[p] = self.bl_icpt.get(p, 0) + int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
@@ -1064,7 +1086,8 @@ class TableSummary:
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
         if "proxy_target" in flows:
-            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
+            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")
+                       & (flows["reason"].astype(str).str.split(",").str[0] != "tls_intercepted")]
             for p, n in px.groupby("purpose", sort=False).size().items():
                 self.proxied[p] = self.proxied.get(p, 0) + int(n)
         for key, n in _dns_error_counts(flows).items():
@@ -1097,7 +1120,8 @@ class TableSummary:
                                        self.bl_named.get(r.id, 0) if self.named_seen else None,
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
-                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0))))
+                                       (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
+                                       self.bl_icpt.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

@@ -1,6 +1,9 @@
-"""Newcomer 23 F8, F19, F20: verdicts and details checked against the vendor's page.
+"""Newcomer 23 F2, F8, F10, F19, F20: verdicts and details checked against the vendor's page.
 
+- F2: a TLS-inspecting proxy whose certificate the client refused (the handshake aborted) is
+  ``blocked``/``tls_intercepted`` (the agent cannot connect); accepted, ``unexpected``.
 - F8: cleartext sent by the client on a TLS port: the detail says so and quotes its first bytes.
+- F10: TLS on TCP 1443 (KSN) re-signed by an inspection product's CA is ``tls_intercepted``.
 - F19: a host_mismatch named by the server's certificate says so.
 - F20: a handshake closed without an alert says who closed, and after what.
 
@@ -11,6 +14,8 @@ from __future__ import annotations
 import ssl
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
@@ -22,6 +27,8 @@ from kscc_traffic.analyze import analyze_packets
 from kscc_traffic.capture.decode import decode
 from kscc_traffic.capture.files import read_frames
 from kscc_traffic.classify import CLIENT_CLEARTEXT
+from kscc_traffic.output import fails, flagged_verdicts
+from kscc_traffic.report import TableSummary, readiness
 from kscc_traffic.rules import load_rules
 from test_classify_fast import assert_same
 from chunkcmp import assert_same as assert_same_chunked
@@ -29,6 +36,8 @@ from chunkcmp import assert_same as assert_same_chunked
 RULES = load_rules()
 AGENT, CLOUD, DP = "192.0.2.10", "203.0.113.10", "192.0.2.20"
 SNI = "eu1.ksc.kaspersky.com"
+FORTI = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fortinet"),
+                   x509.NameAttribute(NameOID.COMMON_NAME, "FortiGate CA")])
 
 
 def _session(parts, client=(AGENT, 50000), server=(CLOUD, 23101), close="c", t0=100.0):
@@ -89,6 +98,77 @@ def _internal(path):
     """The flow table with the internal columns classify reads (for the grouped-path check)."""
     table, _ = analyze_packets(decode(read_frames(path)), RULES, path.name, internal=True)
     return table
+
+
+# --- F2: interception refused by the client is blocked ----------------------------------------
+
+
+def test_a_certificate_the_client_rejects_is_blocked_intercepted(tmp_path):
+    """s38: the client's unknown_ca alert after the proxy's certificate: no connection."""
+    c, s, err = _tls12(tmp_path, verify=True)
+    assert err is not None and len(c) == 2          # ClientHello, then the client's alert
+    flows, path = _flows(tmp_path, _session([("c", c[0]), ("s", b"".join(s)), ("c", c[1])]))
+    r = flows.iloc[0]
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_intercepted")
+    assert r["tls_alert"] == "client: unknown_ca (48)" and not r["tls_established"]
+    assert r["detail"] == (f"the client rejected the server's certificate (unknown_ca (48)) for {SNI}: a "
+                           "TLS-inspecting proxy whose CA the client does not trust?; the handshake was aborted "
+                           "and never completed: the agent cannot connect this way")
+    # --fail-on blocked now says so
+    assert fails(flagged_verdicts(flows), "blocked")
+    # the advice: the port is open, the inspection has to change (not "allow outbound")
+    for chk in (readiness(flows, RULES), TableSummary.of(flows).readiness(RULES)):
+        row = chk.set_index("rule").loc["agent_connection"]
+        assert (row["status"], row["blocked"], row["reasons"]) == ("blocked", 1, "tls_intercepted")
+        assert row["fix"].startswith("this connection reached the server on TCP 23100-23199 (the TCP handshake "
+                                     "completed: the port is open, nothing to open in the firewall), then the TLS "
+                                     "handshake was aborted on a TLS-inspecting proxy's certificate")
+        assert row["fix"].endswith("exclude these names from inspection (*.ksc.kaspersky.com)")
+        assert "allow outbound" not in row["fix"]
+    assert_same(_internal(path))
+    assert_same_chunked(path, [600])
+
+
+def test_an_inspection_certificate_closed_on_is_blocked_accepted_one_unexpected(tmp_path):
+    """A FortiGate-issued certificate: the client closing after it (no alert) could not connect;
+    a completed handshake through it works, inspected (unexpected, as before)."""
+    c, s, err = _tls12(tmp_path, issuer=FORTI)
+    assert err is None
+    closed, path = _flows(tmp_path, _session([("c", c[0]), ("s", _first_flight(s))]))
+    r = closed.iloc[0]
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_intercepted")
+    assert r["detail"] == (f"certificate for {SNI} issued by CN=FortiGate CA,O=Fortinet: a Fortinet FortiGate "
+                           "re-signs the connection (TLS inspection); the handshake was aborted (connection "
+                           "closed (SF)) and never completed: the agent cannot connect this way")
+    assert_same(_internal(path))
+    ccs = next(i for i, r in enumerate(s) if r[0] == 20)
+    ok, _ = _flows(tmp_path, _session([("c", c[0]), ("s", b"".join(s[:ccs])), ("c", b"".join(c[1:])),
+                                       ("s", b"".join(s[ccs:]))]), "ok.pcap")
+    r = ok.iloc[0]
+    assert r["tls_established"]
+    assert (r["verdict"], r["reason"]) == ("unexpected", "tls_intercepted")
+    assert r["detail"] == (f"certificate for {SNI} issued by CN=FortiGate CA,O=Fortinet: a Fortinet FortiGate "
+                           "re-signs the connection (TLS inspection)")
+
+
+# --- F10: KSN on 1443 -------------------------------------------------------------------------
+
+
+def test_ksn_re_signed_by_an_inspection_ca_is_intercepted(tmp_path):
+    """s30: TLS to 1443 whose certificate a FortiGate issued: as on the TLS purposes."""
+    name = "ksn-a.kaspersky.com"
+    c, s, _ = _tls12(tmp_path, sni=name, names=(name,), issuer=FORTI)
+    flows, path = _flows(tmp_path, _complete(c, s, server=("203.0.113.13", 1443)))
+    r = flows.iloc[0]
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("ksn", "unexpected", "tls_intercepted")
+    assert r["detail"] == (f"certificate for {name} issued by CN=FortiGate CA,O=Fortinet: a Fortinet FortiGate "
+                           "re-signs the connection (TLS inspection)")
+    assert_same(_internal(path))
+    # a certificate from another CA, for the name asked: ok as before
+    (tmp_path / "b").mkdir()
+    c, s, _ = _tls12(tmp_path / "b", sni=name, names=(name,))
+    flows, _ = _flows(tmp_path, _complete(c, s, server=("203.0.113.13", 1443)), "plain.pcap")
+    assert tuple(flows.iloc[0][["purpose", "verdict", "reason", "detail"]]) == ("ksn", "ok", "", "")
 
 
 # --- F20: who closed the handshake -------------------------------------------------------------

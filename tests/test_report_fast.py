@@ -96,19 +96,34 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "data), but the capture holds none of the server's packets (a mirror port or tap that sees one "
                    "direction, or asymmetric routing), so it shows that the server answered, not what it said. To "
                    f"verify, capture both directions (on the agent itself); what it needs: {r.fix}")
-        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")).sum()) \
+        # (newcomer 23 F2: not a certificate refused inside the tunnel, tls_intercepted)
+        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")
+                       & (sub["reason"].str.split(",").str[0] != "tls_intercepted")).sum()) \
             if len(sub) and "proxy_target" in sub else 0
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
             if len(sub) else 0
         # (newcomer 20 F6: a filter's HTTP refusal of the ClientHello counts as a failed TLS)
         bl_tls += int(((sub["verdict"] == "blocked") & sub["detail"].str.startswith("the server answered HTTP ")).sum()) \
             if len(sub) and "detail" in sub else 0
-        if status == "blocked" and bl == bl_tls and bl != proxied:
+        # (newcomer 23 F2: a TLS-inspecting proxy's certificate refused, the handshake aborted: blocked,
+        # the port open as for tls_failed)
+        bl_icpt = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_intercepted")).sum()) \
+            if len(sub) else 0
+        bl_tls += bl_icpt
+        icpt_note = (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                     "inspection)" if bl_icpt else "")
+        if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+                   "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
+                   f"(see each flow's detail): tls_intercepted: {report.REASON_TEXT['tls_intercepted']}"
+                   + (f" ({r.host_mask})" if r.host_mask else ""))
+        elif status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
-                   f"{r.host_mask or 'the documented servers'} through uninspected")
+                   f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
         bl_stale = int(((sub["verdict"] == "blocked")
                         & sub["detail"].str.startswith("no connection was made: the SYN was answered ")).sum()) \
@@ -119,7 +134,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                    "still holds a stale connection on that address and port. Clear it there (or shorten the "
                    "device's TCP timeouts); no port is to be opened")
-        if status == "blocked" and bl == proxied:
+        if status == "blocked" and proxied and bl - bl_icpt == proxied:
             fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                    f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
                    f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
@@ -198,7 +213,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
                     "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                     f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                    "through uninspected")
+                    "through uninspected" + icpt_note)
 
         def answered_fix(kinds, blocked_too):
             # newcomer 17 #5: answered but unexpected flows get their reason's advice
