@@ -30,7 +30,8 @@ Verdicts and reasons (first match wins, in this order):
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
   failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
   :func:`_client_cleartext`),
-  ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
+  ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
+  server has a Kaspersky cloud name, not at a local address: :data:`ONPREM_PORT`), ``wrong_direction`` (the
   documented port was on the side that opened the connection, towards a port that is not a
   well-known one, >= 1024), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
@@ -326,6 +327,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
+    if rule.opener == "agent_to_dp" and not target:
+        # a distribution point's port towards a name of the cloud: not a distribution point (on the
+        # LAN), but the cloud server contacted on an on-premises port (agents still set up for an
+        # on-premises Administration Server); an address of a local network stays a DP flow
+        cloud = _cloud_name(row, certs, rules)
+        if cloud and not local_address(str(row["resp_h"])):
+            return done("unexpected", "host_mismatch", _onprem_detail(proto, resp_p, cloud, rules))
     if rule.host_mask and check and not from_cert and "*" in check.split("."):
         # (a certificate's wildcard pattern asked as a name: no client asks for one, RFC 6066 §3)
         return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name (a "
@@ -621,6 +629,71 @@ def _aborted(row: dict) -> str:
         return alert
     state = str(row.get("conn_state") or "")
     return f"connection closed ({state})" if state in _CLOSED_STATES else ""
+
+
+#: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
+#: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
+ONPREM_PORT = "the agent uses an on-premises Administration Server/distribution point port against the cloud server"
+
+#: networks of local addresses (RFC 1918, shared address space RFC 6598, link-local, loopback,
+#: unique local IPv6): a distribution point is there; the cloud server never is
+_LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8",
+    "fc00::/7", "fe80::/10", "::1/128"))
+
+
+def local_address(text: str) -> bool:
+    """Whether an address text (``resp_h``) is in a local network (:data:`_LOCAL_NETWORKS`, an
+    IPv4-mapped IPv6 address by its IPv4); False for anything not an address."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if a.version == 6 and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    return any(a in n for n in _LOCAL_NETWORKS if n.version == a.version)
+
+
+def _cloud_names(rules: RuleSet) -> list[str]:
+    """The host masks of the rules for the cloud's TLS servers (opener ``client_to_cloud``, TLS
+    or HTTPS: ``*.ksc.kaspersky.com``)."""
+    return [r.host_mask for r in rules.rules
+            if r.opener == "client_to_cloud" and r.app_protocol in ("tls", "https") and r.host_mask]
+
+
+def _cloud_name(row: dict, certs: list[str], rules: RuleSet) -> tuple[str, str] | None:
+    """(name, where it came from) of the first name of a flow that is the cloud's: a host name
+    under a cloud server's mask (:func:`_cloud_names`) or under :data:`VENDOR_DOMAIN`; the names
+    looked at are the SNI, the name asked (``server_name``: HTTP Host, DNS), the name the address
+    was resolved from (``dns_name``) and the server certificate's names (``certs``); None when none
+    is."""
+    masks = _cloud_names(rules)
+    sni = row.get("sni") or ""
+    for name, where in ((sni, "SNI"), (row.get("server_name") or "", "name asked"),
+                        (row.get("dns_name") or "", "DNS"),
+                        *((c, "the server's certificate") for c in certs)):
+        n = name.lower().rstrip(".")
+        if not n or is_ip_literal(n) or not is_host_name(n):
+            continue
+        if _under_domain(n, VENDOR_DOMAIN) or any(under_mask(n, m) for m in masks):
+            if where == "name asked":
+                where = "DNS" if n == (row.get("dns_name") or "").lower().rstrip(".") else "HTTP Host"
+            return name, where
+    return None
+
+
+def _onprem_detail(proto: str, port: int, cloud: tuple[str, str], rules: RuleSet) -> str:
+    """The detail of a flow to a distribution point's port whose server has a cloud name
+    (``cloud``: :func:`_cloud_name`): it starts with :data:`ONPREM_PORT` and names the cloud's
+    ports for agents (the first cloud TLS rule's, ``agent_connection``)."""
+    name, where = cloud
+    agent = next((r for r in rules.rules if r.opener == "client_to_cloud" and r.app_protocol == "tls"
+                  and r.host_mask), None)
+    ports = (f"{agent.transport.upper()} {agent.port_text} ({agent.id})" if agent is not None
+             else "the ports its rules document")
+    return (f"{ONPREM_PORT} ({proto.upper()} {port}): {name} (from {where}) is a Kaspersky cloud name, not a "
+            f"distribution point; the cloud server takes agents on {ports}: a setting left over from an "
+            "on-premises Kaspersky Security Center, after a migration?")
 
 
 def _who_closed(row: dict, state: str, certs: list[str]) -> str:
@@ -1432,6 +1505,12 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     at = np.flatnonzero(dp_reset)
     if len(at):
         near[at] = [same_subnet(a, b) for a, b in zip(v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
+    # (a distribution point's port: whether its responder is a local address, for a cloud name
+    # there, _cloud_name; the names themselves are exact columns)
+    local = np.zeros(n, bool)
+    at = np.flatnonzero(dp_port)
+    if len(at):
+        local[at] = [local_address(str(a)) for a in v["resp_h"][at].tolist()]
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
@@ -1502,6 +1581,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where((proto == "tcp") & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
         np.where(dp_reset, v["resp_h"], ""),
         near,
+        local,
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, ONPREM_PORT, STALE_ANSWER, \
     sinkhole_address
 from .outfile import write_all
 from .rules import RuleSet
@@ -565,7 +565,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
                    bl_stale: int = 0, un_reasons: dict[str, int] | None = None, bl_closed: int = 0,
-                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0), bl_icpt: int = 0) -> dict:
+                   one_way: int = 0, bl_reset: tuple[int, int] = (0, 0), bl_icpt: int = 0,
+                   un_onprem: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -585,7 +586,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
     :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
     a firewall resets), ``bl_icpt`` of the blocked ones ``tls_intercepted`` (a TLS-inspecting
-    proxy's certificate the client refused: the handshake aborted; counted in ``bl_tls`` too)."""
+    proxy's certificate the client refused: the handshake aborted; counted in ``bl_tls`` too),
+    ``un_onprem`` of the unexpected ones to a distribution point's port whose server has a cloud
+    name (detail :data:`~kscc_traffic.classify.ONPREM_PORT`; counted in ``other`` too)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -678,7 +681,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
                    "inspection)" if bl_icpt else ""))
     if status == "unexpected":
-        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False) or fix
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, onprem=un_onprem) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
@@ -693,7 +696,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True)
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, onprem=un_onprem)
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -704,12 +707,25 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
-def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | None:
+def _onprem_fix(r, k: int) -> str:
+    """What to change for ``k`` flows of a distribution point's rule ``r`` whose server has a
+    Kaspersky cloud name (detail :data:`~kscc_traffic.classify.ONPREM_PORT`)."""
+    return (f"{'this flow' if k == 1 else f'these {k} flows'} on {r.transport.upper()} {r.port_text} went to the "
+            "cloud Administration Server (a Kaspersky cloud name), not to a distribution point: "
+            f"{ONPREM_PORT}, which takes agents on its own ports (each flow's detail names them). Check the "
+            "Administration Server address and port the agent is set to use (a setting left over from an "
+            "on-premises Kaspersky Security Center: move the agent to the cloud, e.g. with the cloud's "
+            f"installation package); nothing to open on {r.transport.upper()} {r.port_text} for "
+            f"{'it' if k == 1 else 'them'}")
+
+
+def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, onprem: int = 0) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons: answered flows (:data:`ANSWERED_UNEXPECTED`)
     get their reason's advice, flows that are not this purpose's say so; None when neither applies.
     ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
-    is not said: their fix may be to open it)."""
+    is not said: their fix may be to open it). ``onprem``: of the ``other`` ones, flows to a
+    distribution point's port whose server has a cloud name (:func:`_onprem_fix`)."""
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:
         k = un - other
@@ -721,10 +737,17 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool) -> str | N
                + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}"
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
-        if other:
-            fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
-                    "documented port on the side that opened the connection: not this purpose's traffic")
+        if other > onprem:
+            fix += (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                    "the documented port on the side that opened the connection: not this purpose's traffic")
+        if onprem:
+            fix += f"; {onprem} more: {_onprem_fix(r, onprem)}"
         return fix
+    if un == other and onprem:
+        rest = (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                "the documented port on the side that opened the connection: not this purpose's traffic"
+                if other > onprem else "")
+        return _onprem_fix(r, onprem) + rest
     if un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
@@ -843,7 +866,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = None
-        bl_tls = bl_stale = bl_closed = one_way = bl_icpt = 0
+        bl_tls = bl_stale = bl_closed = one_way = bl_icpt = un_onprem = 0
         bl_reset = (0, 0)
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -857,6 +880,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
                 un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
+                if "detail" in flows:
+                    un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
+                                    if str(x).startswith(ONPREM_PORT))
             if bl and "proxy_target" in flows:
                 # (not a TLS-inspecting proxy's certificate refused inside the tunnel: the proxy let it through)
                 intercepted = np.array([x.split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool)
@@ -889,7 +915,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
-                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset, bl_icpt))
+                                   bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset, bl_icpt,
+                                   un_onprem))
     return pd.DataFrame(rows)
 
 
@@ -1005,6 +1032,7 @@ class TableSummary:
         self.detail_seen = False                 # (a table with a detail column was added)
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
         self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
+        self.un_onprem: dict[str, int] = {}      # purpose -> unexpected flows: a DP port to a cloud name
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
@@ -1081,6 +1109,10 @@ class TableSummary:
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            unexpected = flows[flows["verdict"] == "unexpected"]
+            onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+            for p, n in onprem.groupby("purpose", sort=False).size().items():
+                self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
@@ -1121,7 +1153,7 @@ class TableSummary:
                                        self.bl_stale.get(r.id, 0), self.un_reasons.get(r.id, {}),
                                        self.bl_closed.get(r.id, 0), self.one_way.get(r.id, 0),
                                        (self.bl_reset.get(r.id, 0), self.bl_reset_own.get(r.id, 0)),
-                                       self.bl_icpt.get(r.id, 0)))
+                                       self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

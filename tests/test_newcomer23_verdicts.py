@@ -1,5 +1,8 @@
-"""Newcomer 23 F2, F8, F10, F19, F20: verdicts and details checked against the vendor's page.
+"""Newcomer 23 F1, F2, F8, F10, F19, F20: verdicts and details checked against the vendor's page.
 
+- F1: a distribution point's port (§C) towards a Kaspersky cloud name is the cloud server
+  contacted on an on-premises port, not a distribution point: ``unexpected``/``host_mismatch``;
+  to a local address it stays a distribution point's flow.
 - F2: a TLS-inspecting proxy whose certificate the client refused (the handshake aborted) is
   ``blocked``/``tls_intercepted`` (the agent cannot connect); accepted, ``unexpected``.
 - F8: cleartext sent by the client on a TLS port: the detail says so and quotes its first bytes.
@@ -19,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from pcapbuild import eth, ip_of, pcap_bytes
 from test_protocols_tls import run_handshake
 from test_tls_view_cut import _flights, _write
 
@@ -26,7 +30,7 @@ from kscc_traffic import analyze
 from kscc_traffic.analyze import analyze_packets
 from kscc_traffic.capture.decode import decode
 from kscc_traffic.capture.files import read_frames
-from kscc_traffic.classify import CLIENT_CLEARTEXT
+from kscc_traffic.classify import CLIENT_CLEARTEXT, ONPREM_PORT, local_address
 from kscc_traffic.output import fails, flagged_verdicts
 from kscc_traffic.report import TableSummary, readiness
 from kscc_traffic.rules import load_rules
@@ -240,3 +244,76 @@ def test_a_server_answering_a_client_hello_in_http_keeps_its_detail(tmp_path):
     r = flows.iloc[0]
     assert (r["verdict"], r["reason"]) == ("unexpected", "not_tls")
     assert r["detail"] == "the server answered HTTP (302) to the ClientHello where TLS is documented"
+
+
+# --- F1: a distribution point's port towards the cloud ------------------------------------------
+
+
+def _dns_answer(name, address, t=99.0):
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import UDP
+    q = eth(ip_of(AGENT, "192.0.2.53") / UDP(sport=40000, dport=53) / DNS(id=7, rd=1, qd=DNSQR(qname=name)))
+    a = eth(ip_of("192.0.2.53", AGENT) / UDP(sport=53, dport=40000) / DNS(
+        id=7, qr=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", rdata=address, ttl=60)))
+    return [(t, q), (t + 0.01, a)]
+
+
+def _syns(client, server, t=110.0, n=3):
+    return [(t + i, eth(ip_of(client[0], server[0]) / TCP(sport=client[1], dport=server[1], flags="S", seq=77)))
+            for i in range(n)]
+
+
+def test_a_dp_port_to_a_cloud_name_is_an_on_premises_leftover(tmp_path):
+    """s16: TLS to 13000 with the cloud's SNI, and SYNs to 13000 of the address DNS gave for it:
+    not a distribution point (neither ok nor blocked), host_mismatch; a DP on the LAN unchanged."""
+    c, s, _ = _tls12(tmp_path)
+    records = (_dns_answer(SNI, CLOUD) + _complete(c, s, server=(CLOUD, 13000))
+               + _syns(("192.0.2.11", 50001), (CLOUD, 13000)))
+    (tmp_path / "b").mkdir()
+    c2, s2, _ = _tls12(tmp_path / "b", sni=None, names=("dp1.corp.example",))
+    records += _complete(c2, s2, client=(AGENT, 50002), server=(DP, 13000), t0=120.0)
+    path = tmp_path / "s16.pcap"
+    path.write_bytes(pcap_bytes(records))
+    flows = analyze(str(path))
+    flows = flows[flows["purpose"] != "dns"].set_index("orig_p")
+    want = (f"{ONPREM_PORT} (TCP 13000): {SNI} (from {{}}) is a Kaspersky cloud name, not a distribution point; "
+            "the cloud server takes agents on TCP 23100-23199 (agent_connection): a setting left over from an "
+            "on-premises Kaspersky Security Center, after a migration?")
+    for port, source in ((50000, "SNI"), (50001, "DNS")):
+        r = flows.loc[port]
+        assert (r["purpose"], r["verdict"], r["reason"]) == ("dp_agent_connection", "unexpected", "host_mismatch")
+        assert r["detail"] == want.format(source)
+    assert tuple(flows.loc[50002, ["purpose", "verdict", "reason"]]) == ("dp_agent_connection", "ok", "")
+    assert_same(_internal(path))
+    assert_same_chunked(path, [700])
+    # the checklist: the DP verified by the LAN flow, the two leftovers not counted as its failures
+    for chk in (readiness(flows.reset_index(), RULES), TableSummary.of(flows.reset_index()).readiness(RULES)):
+        row = chk.set_index("rule").loc["dp_agent_connection"]
+        assert (row["status"], row["ok"], row["blocked"], row["unexpected"]) == ("verified", 1, 0, 2)
+    # without the DP on the LAN: unexpected, and the advice is about the agent's settings
+    alone = flows.drop(index=50002).reset_index()
+    for chk in (readiness(alone, RULES), TableSummary.of(alone).readiness(RULES)):
+        row = chk.set_index("rule").loc["dp_agent_connection"]
+        assert row["status"] == "unexpected"
+        assert row["fix"].startswith("these 2 flows on TCP 13000 went to the cloud Administration Server (a "
+                                     f"Kaspersky cloud name), not to a distribution point: {ONPREM_PORT}")
+        assert row["fix"].endswith("nothing to open on TCP 13000 for them")
+        assert "None" not in row["fix"] and "allow inbound" not in row["fix"]
+
+
+def test_a_cloud_name_on_a_local_address_stays_a_dp_flow(tmp_path):
+    """A distribution point in a private network answering for a Kaspersky name (split DNS, a
+    certificate of its own): its port is the DP's, judged as before."""
+    c, s, _ = _tls12(tmp_path)
+    flows, path = _flows(tmp_path, _complete(c, s, server=("10.1.2.3", 13000)))
+    assert tuple(flows.iloc[0][["purpose", "verdict", "reason"]]) == ("dp_agent_connection", "ok", "")
+    assert_same(_internal(path))
+
+
+@pytest.mark.parametrize("text, local", [
+    ("10.1.2.3", True), ("172.31.0.1", True), ("192.168.0.9", True), ("100.64.1.1", True), ("169.254.1.1", True),
+    ("fd12::1", True), ("fe80::1", True), ("::ffff:192.168.1.1", True),
+    ("203.0.113.10", False), ("192.0.2.20", False), ("2001:db8::1", False), ("<h>", False), ("", False),
+])
+def test_local_addresses(text, local):
+    assert local_address(text) is local
