@@ -16,16 +16,22 @@ Verdicts and reasons (first match wins, in this order):
   columns ``tls_wait_from_s``/``tls_wait_after``: ``inspect._tls_waits``); the flow lasting that
   long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
   detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
-  ``inspect._close_waits``, :func:`_silent_close`).
+  ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
+  who closed first and after what (:func:`_who_closed`). ``tls_intercepted`` (below) whose
+  handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
+  certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
   proxy with a certificate for the right name from a CA the client does not trust; or its
-  issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names),
+  issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names;
+  the handshake completed: the client accepted it; also for TLS seen on TCP 1443, KSN),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
-  failing gateway's, :data:`FILTER_STATUSES`),
-  ``host_mismatch`` (a known name outside the rule's host mask), ``wrong_direction`` (the
+  failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
+  :func:`_client_cleartext`),
+  ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
+  server has a Kaspersky cloud name, not at a local address: :data:`ONPREM_PORT`), ``wrong_direction`` (the
   documented port was on the side that opened the connection, towards a port that is not a
   well-known one, >= 1024), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
@@ -321,6 +327,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
+    if rule.opener == "agent_to_dp" and not target:
+        # a distribution point's port towards a name of the cloud: not a distribution point (on the
+        # LAN), but the cloud server contacted on an on-premises port (agents still set up for an
+        # on-premises Administration Server); an address of a local network stays a DP flow
+        cloud = _cloud_name(row, certs, rules)
+        if cloud and not local_address(str(row["resp_h"])):
+            return done("unexpected", "host_mismatch", _onprem_detail(proto, resp_p, cloud, rules))
     if rule.host_mask and check and not from_cert and "*" in check.split("."):
         # (a certificate's wildcard pattern asked as a name: no client asks for one, RFC 6066 §3)
         return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name (a "
@@ -335,7 +348,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                             "(characters no host name has: forged or damaged)")
             return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
-        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}")
+        # (no name asked, none resolved: say where the name came from, as the name column is empty)
+        source = " (from the server's certificate)" if from_cert else ""
+        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}{source}")
 
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
@@ -428,6 +443,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     unread = (tls_rule and proto == "tcp" and not partial and not target and bool(row.get("payload_cut"))
               and row.get("service") not in _SSL_SERVICES and cproto in ("", "tls") and sproto in ("", "tls")
               and "D" in str(row.get("history") or ""))
+    if not tls_rule and rule.app_protocol == "tcp" and rule.opener == "client_to_cloud" and proto == "tcp" \
+            and cproto == "tls":
+        # TLS on a TCP purpose to the Internet (KSN on 1443): TLS is not documented there, so its
+        # handshake is not judged, but a TLS-inspecting proxy in its path is (as for the TLS ones)
+        intercepted = _interception(row, split_cert_names(row.get("cert_names") or ""), target, False)
+        if intercepted is not None:
+            return done(*intercepted)
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
@@ -447,28 +469,11 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             # refusal (another service on the port, a port forward to the wrong host)
             return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
                         f"documented: \"{head}\" (another service on the port, or a filter's refusal)")
-        asked = row.get("sni") or ""
-        if certs:
-            if asked and not any(name_matches(asked, c) for c in certs):
-                return done("unexpected", "tls_intercepted",
-                            f"certificate for {certs[0]} presented for {asked}")
-            dns_asked = "" if target else row.get("dns_name") or ""
-            if not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
-                return done("unexpected", "tls_intercepted",
-                            f"certificate for {certs[0]} presented for {dns_asked} (from DNS)")
-        issuer = row.get("cert_issuer") or ""
-        product = inspection_product(issuer) if certs else ""
-        resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
+        intercepted = _interception(row, certs, target, unread)
+        if intercepted is not None:
+            return done(*intercepted)
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
         hello = row.get("service") in _SSL_SERVICES or unread
-        alert = row.get("tls_alert") or ""
-        if hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
-            return done("unexpected", "tls_intercepted",
-                        f"the client rejected the server's certificate ({alert[8:]})"
-                        + (f" for {certs[0]}" if certs else "")
-                        + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
-        if product:
-            return done("unexpected", "tls_intercepted", f"certificate for {certs[0]} {resigned}")
         refused = _number(row, "tls13_refused", int, 0)
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
@@ -489,7 +494,8 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                 silence = None if unread else _silent_close(row, target)
                 if silence:
                     return done("blocked", "tls_failed", silence)
-                why = row.get("tls_alert") or f"connection closed ({state})"
+                why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
+                    or f"connection closed ({state})"
                 cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
                        "no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
@@ -543,6 +549,9 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not (row.get("payload_cut") and row.get("first_bytes_cut", True)))
                  or "http" in (cproto, sproto)):
+        said = _client_cleartext(row) if cproto and cproto != "tls" and not partial else ""
+        if said:
+            return done("unexpected", "not_tls", said)
         return done("unexpected", "not_tls",
                     f"{'HTTP' if 'http' in (cproto, sproto) else 'cleartext'} where TLS is documented")
 
@@ -557,6 +566,188 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
                     "past this point could reassemble what it carried")
     return done("ok", "", "")
+
+
+def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a TLS connection that shows a TLS-inspecting proxy (reason
+    ``tls_intercepted``), else None: the server certificate ``certs`` (its names, visible up to
+    TLS 1.2) not for the SNI asked, or, without an SNI, for the name the address was resolved
+    from (``dns_name``; not inside a CONNECT ``target``, whose dns_name names the proxy); the
+    client rejecting the certificate with a cleartext alert (:data:`_CERT_REJECTED`) after a
+    ClientHello that was seen (``service`` ssl, or ``unread``: cut by the snaplen); a certificate
+    issued by a TLS-inspection product's CA (:func:`inspection_product` of ``cert_issuer``).
+
+    The verdict is ``blocked`` when the handshake was aborted (:func:`_aborted`: not established,
+    and an alert or the connection closed: the client refused the certificate, so the agent cannot
+    connect; a client's certificate alert always is), else ``unexpected`` (the client accepted the
+    proxy's certificate: the connection works, inspected). Reads ``sni``, ``dns_name``,
+    ``cert_issuer``, ``service``, ``tls_alert``, ``tls_established``, ``conn_state``, ``partial``."""
+    asked = row.get("sni") or ""
+    detail = ""
+    if certs:
+        dns_asked = "" if target else row.get("dns_name") or ""
+        if asked and not any(name_matches(asked, c) for c in certs):
+            detail = f"certificate for {certs[0]} presented for {asked}"
+        elif not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
+            detail = f"certificate for {certs[0]} presented for {dns_asked} (from DNS)"
+    issuer = row.get("cert_issuer") or ""
+    product = inspection_product(issuer) if certs else ""
+    resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
+    hello = row.get("service") in _SSL_SERVICES or unread
+    alert = row.get("tls_alert") or ""
+    if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
+        detail = (f"the client rejected the server's certificate ({alert[8:]})"
+                  + (f" for {certs[0]}" if certs else "")
+                  + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
+        return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}"
+    if not detail and product:
+        detail = f"certificate for {certs[0]} {resigned}"
+    if not detail:
+        return None
+    why = _aborted(row)
+    if why:
+        return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
+    return "unexpected", "tls_intercepted", detail
+
+
+#: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
+#: ``blocked``: the client refused the inspecting proxy's certificate, no connection was made)
+INTERCEPTED_ABORTED = "the handshake was aborted"
+#: ... and how it goes on after the way it was aborted
+INTERCEPTED_NO_WAY = " and never completed: the agent cannot connect this way"
+
+
+def _aborted(row: dict) -> str:
+    """How a TLS handshake seen from its ClientHello (``service`` ssl, not ``partial``) was
+    aborted: its alert (``tls_alert``), else ``connection closed (<conn_state>)`` when the
+    connection closed (a FIN or RST: :data:`_CLOSED_STATES`) without the handshake completing
+    (``tls_established`` false); '' when it completed, or the connection may still be open."""
+    if row.get("tls_established") or row.get("partial"):
+        return ""
+    alert = str(row.get("tls_alert") or "")
+    if alert:
+        return alert
+    state = str(row.get("conn_state") or "")
+    return f"connection closed ({state})" if state in _CLOSED_STATES else ""
+
+
+#: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
+#: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
+ONPREM_PORT = "the agent uses an on-premises Administration Server/distribution point port against the cloud server"
+
+#: networks of local addresses (RFC 1918, shared address space RFC 6598, link-local, loopback,
+#: unique local IPv6): a distribution point is there; the cloud server never is
+_LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8",
+    "fc00::/7", "fe80::/10", "::1/128"))
+
+
+def local_address(text: str) -> bool:
+    """Whether an address text (``resp_h``) is in a local network (:data:`_LOCAL_NETWORKS`, an
+    IPv4-mapped IPv6 address by its IPv4); False for anything not an address."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if a.version == 6 and a.ipv4_mapped is not None:
+        a = a.ipv4_mapped
+    return any(a in n for n in _LOCAL_NETWORKS if n.version == a.version)
+
+
+def _cloud_names(rules: RuleSet) -> list[str]:
+    """The host masks of the rules for the cloud's TLS servers (opener ``client_to_cloud``, TLS
+    or HTTPS: ``*.ksc.kaspersky.com``)."""
+    return [r.host_mask for r in rules.rules
+            if r.opener == "client_to_cloud" and r.app_protocol in ("tls", "https") and r.host_mask]
+
+
+def _cloud_name(row: dict, certs: list[str], rules: RuleSet) -> tuple[str, str] | None:
+    """(name, where it came from) of the first name of a flow that is the cloud's: a host name
+    under a cloud server's mask (:func:`_cloud_names`) or under :data:`VENDOR_DOMAIN`; the names
+    looked at are the SNI, the name asked (``server_name``: HTTP Host, DNS), the name the address
+    was resolved from (``dns_name``) and the server certificate's names (``certs``); None when none
+    is."""
+    masks = _cloud_names(rules)
+    sni = row.get("sni") or ""
+    for name, where in ((sni, "SNI"), (row.get("server_name") or "", "name asked"),
+                        (row.get("dns_name") or "", "DNS"),
+                        *((c, "the server's certificate") for c in certs)):
+        n = name.lower().rstrip(".")
+        if not n or is_ip_literal(n) or not is_host_name(n):
+            continue
+        if _under_domain(n, VENDOR_DOMAIN) or any(under_mask(n, m) for m in masks):
+            if where == "name asked":
+                where = "DNS" if n == (row.get("dns_name") or "").lower().rstrip(".") else "HTTP Host"
+            return name, where
+    return None
+
+
+def _onprem_detail(proto: str, port: int, cloud: tuple[str, str], rules: RuleSet) -> str:
+    """The detail of a flow to a distribution point's port whose server has a cloud name
+    (``cloud``: :func:`_cloud_name`): it starts with :data:`ONPREM_PORT` and names the cloud's
+    ports for agents (the first cloud TLS rule's, ``agent_connection``)."""
+    name, where = cloud
+    agent = next((r for r in rules.rules if r.opener == "client_to_cloud" and r.app_protocol == "tls"
+                  and r.host_mask), None)
+    ports = (f"{agent.transport.upper()} {agent.port_text} ({agent.id})" if agent is not None
+             else "the ports its rules document")
+    return (f"{ONPREM_PORT} ({proto.upper()} {port}): {name} (from {where}) is a Kaspersky cloud name, not a "
+            f"distribution point; the cloud server takes agents on {ports}: a setting left over from an "
+            "on-premises Kaspersky Security Center, after a migration?")
+
+
+def _who_closed(row: dict, state: str, certs: list[str]) -> str:
+    """How a TLS handshake without an alert ended on a closed connection, for the detail
+    ``TLS handshake aborted: …``: who sent the first FIN or RST and at what point of the handshake
+    (internal columns ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`, a wait
+    shorter than :data:`TLS_SILENCE_S` here, and ``resp_bytes``); ``state`` is the conn_state
+    quoted; ``certs`` the server certificate's names (shown when the server's flight held one).
+    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``)."""
+    close = str(row.get("tls_close") or "").split()
+    if len(close) < 2 or close[0] not in ("client", "server"):
+        return ""
+    who, how = close[0], close[1]
+    other = "server" if who == "client" else "client"
+    did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
+    wait = _number(row, "tls_close_wait_s", float, -1.0)
+    served = int(row.get("resp_bytes", 0) or 0) > 0
+    after = f", and the {other} sent more after it" if close[2:] == ["answered"] else ""
+    if not served:
+        then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
+        return f"{did}{then}, before the server sent a byte{after}"
+    if wait >= 0:
+        return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
+    if who == "client":
+        flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
+                  else "the server's last answer")
+        why = (": how an agent refuses a certificate it does not trust without saying so (a TLS-inspecting "
+               "proxy's?)" if certs else "")
+        return f"{did} after {flight}, sending nothing after it, no alert either{after}{why}"
+    return f"{did} after its own answer to the ClientHello, before the client's next flight{after}"
+
+
+#: how the detail of a connection whose client (originator) sent cleartext where a rule documents
+#: TLS starts (``not_tls``: the client's own bytes, not a server's or proxy's answer)
+CLIENT_CLEARTEXT = "the client sent cleartext, not a TLS ClientHello, where TLS is documented"
+
+
+def _client_cleartext(row: dict) -> str:
+    """The detail of a TCP connection to a TLS purpose whose client's first bytes are cleartext
+    (``client_proto`` http or other): it starts with :data:`CLIENT_CLEARTEXT` and quotes those
+    bytes (internal columns ``client_head``, escaped text, or ``client_binary``, the first 8 in
+    hex: :func:`.inspect._first_bytes_text`); '' when neither was read (the start of the client's
+    stream not captured)."""
+    head = str(row.get("client_head") or "")
+    binary = str(row.get("client_binary") or "")
+    what = "an HTTP request" if row.get("client_proto") == "http" else "bytes that are no valid TLS record nor HTTP"
+    if head:
+        quoted = f"\"{head}\""
+    elif binary:
+        quoted = f"first bytes {binary}"
+    else:
+        return ""
+    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted} (not an agent's TLS: another program, or "
+            "something on the way rewriting the agent's connection)")
 
 
 def _lost(row: dict, what: str) -> str:
@@ -1088,7 +1279,8 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
-                  "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
+                  "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
+                  "client_head", "client_binary")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1097,7 +1289,8 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen")
+                     "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
+                     "client_head", "client_binary")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1107,7 +1300,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1115,7 +1308,8 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen")
+                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
+                 "client_head", "client_binary")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1311,6 +1505,12 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     at = np.flatnonzero(dp_reset)
     if len(at):
         near[at] = [same_subnet(a, b) for a, b in zip(v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
+    # (a distribution point's port: whether its responder is a local address, for a cloud name
+    # there, _cloud_name; the names themselves are exact columns)
+    local = np.zeros(n, bool)
+    at = np.flatnonzero(dp_port)
+    if len(at):
+        local[at] = [local_address(str(a)) for a in v["resp_h"][at].tolist()]
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
@@ -1334,7 +1534,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(http_answer, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
-        np.where(close_wait >= TLS_SILENCE_S, close_wait, -1.0),
+        np.where(close_wait >= 0, close_wait, -1.0),
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
@@ -1381,6 +1581,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where((proto == "tcp") & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
         np.where(dp_reset, v["resp_h"], ""),
         near,
+        local,
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:

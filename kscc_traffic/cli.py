@@ -60,7 +60,7 @@ class FailOn(str, Enum):
 #: ``--fail-on``, one option object for analyze, report and live
 _FAIL_ON_HELP = ("exit status 1 when a flow is: flagged (blocked or unexpected; default) or "
                  "blocked (unexpected flows, such as a browser's HTTPS to other hosts on 443, "
-                 "then give 0)")
+                 "cleartext on a TLS port (not_tls) or a name outside the host mask, then give 0)")
 
 
 def _fail_on_option():

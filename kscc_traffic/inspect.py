@@ -865,10 +865,11 @@ HEAD_WHOLE = 16
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
-def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list[str]]:
+def _first_bytes_text(ft: FlowTable, flows: np.ndarray, client: bool = False) -> tuple[list[str], list[str]]:
     """Per flow of ``flows`` (indices): the first bytes (at most :data:`HEAD_BYTES`) of the
-    responder's stream, followed across its data segments in sequence order (from the byte after
-    its SYN-ACK's sequence number; a retransmission adds nothing, a gap or a segment the snaplen
+    responder's stream (``client``: the originator's), followed across its data segments in sequence
+    order (from the byte after its SYN-ACK's sequence number, the originator's SYN's; a
+    retransmission adds nothing, a gap or a segment the snaplen
     cut ends them; only the first :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments, which a
     chunked or live analysis keeps with their bytes). Returns two lists of ``str``, one per flow:
 
@@ -880,11 +881,12 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
       the server sent in all), else ''.
 
     Both are '' where the responder's earliest data segment does not start its stream (its SYN-ACK
-    not captured, or the start lost)."""
+    not captured, or the start lost; ``client``: the originator's, its SYN)."""
     c = ft.packets.cols
     want = np.zeros(len(ft.flows), bool)
     want[flows] = True
-    mine = (ft.pkt_flow >= 0) & ~ft.pkt_from_orig & (c["proto"] == TCP) & (c["sport"] >= 0)
+    side = ft.pkt_from_orig if client else ~ft.pkt_from_orig
+    mine = (ft.pkt_flow >= 0) & side & (c["proto"] == TCP) & (c["sport"] >= 0)
     rows = np.nonzero(mine & content_rows(c) & (c["pl_cap"] > 0))[0]
     rows = rows[want[ft.pkt_flow[rows]]]
     # (each flow's first MAX_SEGMENTS data segments in capture order, then in time order: a
@@ -900,7 +902,7 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray) -> tuple[list[str], list
             extra.add(int(ft.pkt_flow[r]))
     for fl, got in segs.items():
         got.sort(key=lambda r: (int(c["ts_ns"][r]), r))
-    synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)))[0]
+    synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN if client else SYN | ACK)))[0]
     start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
     buf = ft.packets.buf
     texts, binary = [], []
@@ -1107,6 +1109,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     cols["server_head"] = repeated("", n)
     # (likewise, when those first bytes are not text: the first 8 in hex)
     cols["server_binary"] = repeated("", n)
+    # (likewise: a TCP flow whose originator's first bytes are cleartext, HTTP or other, not a
+    # ClientHello: those bytes as escaped text, or the first 8 in hex, '' where not)
+    cols["client_head"] = repeated("", n)
+    cols["client_binary"] = repeated("", n)
     # (likewise: a direction's first data segment kept fewer than HEAD_WHOLE bytes, the snaplen
     # cut its first bytes: whether they are cleartext cannot be told; _first_segment_hints)
     cols["first_bytes_cut"] = np.zeros(n, bool)
@@ -1177,6 +1183,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
     if len(odd):
         cols["server_head"][odd], cols["server_binary"][odd] = _first_bytes_text(ft, odd)
+    # the client's cleartext (HTTP, or other bytes) where a TLS purpose would have a ClientHello:
+    # quoted by classify (not a plain HTTP request, which names its Host; not DNS over TCP)
+    clear = np.flatnonzero((proto == "tcp") & np.isin(cols["client_proto"], ("http", "other")) & ~dns_flow
+                           & (cols["proxy_target"] == ""))
+    if len(clear):
+        cols["client_head"][clear], cols["client_binary"][clear] = _first_bytes_text(ft, clear, client=True)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
     hist = flows["history"].to_numpy(dtype=object)

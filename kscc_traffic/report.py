@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, STALE_ANSWER, \
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, ONPREM_PORT, STALE_ANSWER, \
     VENDOR_DOMAIN, sinkhole_address
 from .outfile import write_all
 from .names import is_ip_literal
@@ -556,8 +556,9 @@ REASON_TEXT: dict[str, str] = {
     "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
                        "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
     "not_tls": ("cleartext where the documentation says TLS: a proxy, another service or a filter answered "
-                "instead of the documented server (each flow's detail quotes the answer; a filter refusing by "
-                "policy must let the agent's TLS through)"),
+                "instead of the documented server, or the client itself sent cleartext (not an agent's TLS: "
+                "another program, or something rewriting its connection); each flow's detail says which side "
+                "spoke cleartext and what it sent (a filter refusing by policy must let the agent's TLS through)"),
     "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
@@ -650,11 +651,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    one_way: int = 0, bl_reset: tuple[int, int] = (0, 0),
                    closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
-                   ok_data: int | None = None) -> dict:
+                   ok_data: int | None = None, bl_icpt: int = 0,
+                   un_onprem: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
-    (``proxy_target``), ``ok_named`` of the ok ones with a ``server_name`` that is no IP literal, ``ok_answered`` of
+    (``proxy_target``; not those ``tls_intercepted``: a certificate refused inside the tunnel the
+    proxy opened), ``ok_named`` of the ok ones with a ``server_name`` that is no IP literal, ``ok_answered`` of
     the ok ones with a packet from the responder (``resp_pkts`` > 0) (None: all), ``v6`` the ok and
     the blocked ones over IPv6 (None: not counted), ``bl_tls`` of the blocked ones ``tls_failed``
     or refused in HTTP by a filter (detail :data:`~kscc_traffic.classify.FILTER_ANSWER`),
@@ -679,7 +682,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     under kaspersky.com (:func:`vendor_names`: Kaspersky's other services, :data:`VENDOR_OTHER`),
     ``ok_data`` of the ok ones that carried a payload byte (``orig_bytes`` or ``resp_bytes`` > 0;
     None: all): a TLS purpose whose ok flows are all bare TCP handshakes (a port probe) is
-    "port open", not verified (newcomer 23 F12)."""
+    "port open", not verified (newcomer 23 F12), ``bl_icpt`` of the blocked ones ``tls_intercepted``
+    (a TLS-inspecting proxy's certificate the client refused: the handshake aborted; counted in
+    ``bl_tls`` too), ``un_onprem`` of the unexpected ones to a distribution point's port whose
+    server has a cloud name (detail :data:`~kscc_traffic.classify.ONPREM_PORT`; counted in
+    ``other`` too)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -713,13 +720,23 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {r.fix}")
-    if status == "blocked" and bl == bl_tls and bl != proxied:
+    if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
+        # the client refused a TLS-inspecting proxy's certificate: the port is open, the
+        # inspection is what has to change
+        fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+               f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+               "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
+               f"(see each flow's detail): tls_intercepted: {REASON_TEXT['tls_intercepted']}"
+               + (f" ({r.host_mask})" if r.host_mask else ""))
+    elif status == "blocked" and bl == bl_tls and bl != proxied:
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
                "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                "(see each flow's detail): let the agent's TLS to "
-               f"{r.host_mask or 'the documented servers'} through uninspected")
+               f"{r.host_mask or 'the documented servers'} through uninspected"
+               + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                  "inspection)" if bl_icpt else ""))
     if status == "blocked" and bl == bl_stale:
         # the SYNs reached something that still holds an old connection: the port is not closed
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
@@ -727,7 +744,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                "still holds a stale connection on that address and port. Clear it there (or shorten the "
                "device's TCP timeouts); no port is to be opened")
-    if status == "blocked" and bl == proxied:
+    if status == "blocked" and proxied and bl - bl_icpt == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
@@ -823,9 +840,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
                 "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                "through uninspected")
+                "through uninspected"
+                + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                   "inspection)" if bl_icpt else ""))
     if status == "unexpected":
-        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor) or fix
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
@@ -840,7 +859,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor)
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, onprem=un_onprem)
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -857,13 +876,27 @@ VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its oth
                 "licensing…)")
 
 
-def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0) -> str | None:
+def _onprem_fix(r, k: int) -> str:
+    """What to change for ``k`` flows of a distribution point's rule ``r`` whose server has a
+    Kaspersky cloud name (detail :data:`~kscc_traffic.classify.ONPREM_PORT`)."""
+    return (f"{'this flow' if k == 1 else f'these {k} flows'} on {r.transport.upper()} {r.port_text} went to the "
+            "cloud Administration Server (a Kaspersky cloud name), not to a distribution point: "
+            f"{ONPREM_PORT}, which takes agents on its own ports (each flow's detail names them). Check the "
+            "Administration Server address and port the agent is set to use (a setting left over from an "
+            "on-premises Kaspersky Security Center: move the agent to the cloud, e.g. with the cloud's "
+            f"installation package); nothing to open on {r.transport.upper()} {r.port_text} for "
+            f"{'it' if k == 1 else 'them'}")
+
+
+def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
+                    onprem: int = 0) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
     get their reason's advice, flows that are not this purpose's say so; None when neither applies.
     ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
-    is not said: their fix may be to open it)."""
+    is not said: their fix may be to open it). ``onprem``: of the ``other`` ones, flows to a
+    distribution point's port whose server has a cloud name (:func:`_onprem_fix`)."""
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:
         k = un - other
@@ -875,10 +908,17 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                + "): " + "; ".join(f"{x}: {REASON_TEXT[x]}"
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
-        if other:
-            fix += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had the "
-                    "documented port on the side that opened the connection: not this purpose's traffic")
+        if other > onprem:
+            fix += (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                    "the documented port on the side that opened the connection: not this purpose's traffic")
+        if onprem:
+            fix += f"; {onprem} more: {_onprem_fix(r, onprem)}"
         return fix
+    if un == other and onprem:
+        rest = (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
+                "the documented port on the side that opened the connection: not this purpose's traffic"
+                if other > onprem else "")
+        return _onprem_fix(r, onprem) + rest
     if un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
@@ -1051,7 +1091,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
-        bl_tls = bl_stale = bl_closed = one_way = 0
+        bl_tls = bl_stale = bl_closed = one_way = bl_icpt = un_onprem = 0
         bl_reset = (0, 0)
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
@@ -1072,9 +1112,14 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool)
                     un_vendor = int(np.count_nonzero(
                         vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
+                if "detail" in flows:
+                    un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
+                                    if str(x).startswith(ONPREM_PORT))
             if bl and "proxy_target" in flows:
+                # (not a TLS-inspecting proxy's certificate refused inside the tunnel: the proxy let it through)
+                intercepted = np.array([x.split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool)
                 proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
-                                               & (v == "blocked")))
+                                               & (v == "blocked") & ~intercepted))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
             one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
@@ -1087,6 +1132,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                                 | (flows["resp_bytes"].to_numpy()[at] > 0)) & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
+                # (a TLS-inspecting proxy's certificate refused: the port is open, as for tls_failed)
+                bl_icpt = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_intercepted")
+                bl_tls += bl_icpt
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
@@ -1111,7 +1159,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
-                                   closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data))
+                                   closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
+                                   bl_icpt, un_onprem))
     return pd.DataFrame(rows)
 
 
@@ -1248,7 +1297,9 @@ class TableSummary:
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
-        self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed
+        self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
+        self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
+        self.un_onprem: dict[str, int] = {}      # purpose -> unexpected flows: a DP port to a cloud name
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
@@ -1288,8 +1339,10 @@ class TableSummary:
                     kinds[r.split(",")[0]] = kinds.get(r.split(",")[0], 0) + int(n)
                 if v == "unexpected" and r.split(",")[0] in NOT_THIS_PURPOSE:
                     self.other_hosts[p] = self.other_hosts.get(p, 0) + int(n)
-                if v == "blocked" and r.split(",")[0] == "tls_failed":
+                if v == "blocked" and r.split(",")[0] in ("tls_failed", "tls_intercepted"):
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
+                if v == "blocked" and r.split(",")[0] == "tls_intercepted":
+                    self.bl_icpt[p] = self.bl_icpt.get(p, 0) + int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
@@ -1344,12 +1397,17 @@ class TableSummary:
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
+            unexpected = flows[flows["verdict"] == "unexpected"]
+            onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+            for p, n in onprem.groupby("purpose", sort=False).size().items():
+                self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
         if "proxy_target" in flows:
-            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")]
+            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")
+                       & (flows["reason"].astype(str).str.split(",").str[0] != "tls_intercepted")]
             for p, n in px.groupby("purpose", sort=False).size().items():
                 self.proxied[p] = self.proxied.get(p, 0) + int(n)
         for key, n in _dns_error_counts(flows).items():
@@ -1386,7 +1444,8 @@ class TableSummary:
                                        self.closed_at.get(r.id, ((), ())), self.bl_route.get(r.id, 0),
                                        self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ()))),
                                        self.un_vendor.get(r.id, 0),
-                                       self.ok_data.get(r.id, 0) if self.data_seen else None))
+                                       self.ok_data.get(r.id, 0) if self.data_seen else None,
+                                       self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 

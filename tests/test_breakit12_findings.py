@@ -266,7 +266,9 @@ def test_rst_text_is_not_the_servers_answer_nor_a_cut(tmp_path):
     path = write(tmp_path, recs, name="rst_text.pcap")
     r = row(assert_same(path, [300]), resp_p=23101)
     want = ("RSTR", "ShADdr", 0, "tls", "", False, "blocked", "tls_failed",
-            "TLS handshake aborted: connection closed (RSTR)")
+            # (who closed and when, newcomer 23 F20)
+            "TLS handshake aborted: the server reset the connection (RST, RSTR) 0.03 s after the ClientHello, "
+            "before the server sent a byte")
     cols = ["conn_state", "history", "resp_bytes", "client_proto", "server_proto", "payload_cut",
             "verdict", "reason", "detail"]
     assert tuple(getattr(r, k) for k in cols) == want

@@ -159,7 +159,8 @@ ROW_FIELDS = {
     "proto": st.sampled_from(["tcp", "udp", "icmp", "tcp", "udp", "TCP"]),
     "resp_p": PORTS,
     "orig_p": PORTS,
-    "resp_h": st.sampled_from(["203.0.113.10", "192.0.2.20", "239.192.0.15", "2001:db8::20", "<h>"]),
+    "resp_h": st.sampled_from(["203.0.113.10", "192.0.2.20", "239.192.0.15", "2001:db8::20", "<h>", "10.0.0.5",
+                               "fd00::5"]),
     "server_name": NAMES,
     "dns_name": NAMES,
     "partial": st.booleans(),
@@ -193,6 +194,13 @@ ROW_FIELDS = {
     "tls_wait_from_s": st.sampled_from([-1.0, -1.0, 0.0, 0.05, 1.0, 7.0]),
     "tls_wait_after": st.sampled_from(["", "ClientHello", "second ClientHello (after a HelloRetryRequest)",
                                        "\x1b[31m"]),
+    # (newcomer 23: who closed a handshake and the server's silence before, an inspection CA, the
+    # client's cleartext quoted)
+    "tls_close": st.sampled_from(["", "", "client FIN", "server RST", "client RST answered"]),
+    "tls_close_wait_s": st.sampled_from([-1.0, -1.0, 0.0, 0.25, 3.5]),
+    "cert_issuer": st.sampled_from(["", "", "CN=FortiGate CA,O=Fortinet", "CN=Test CA"]),
+    "client_head": st.sampled_from(["", "", "GET / HTTP/1.1\\x0d\\x0a…", "\\x1b[31m"]),
+    "client_binary": st.sampled_from(["", "", "01 02 03"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -258,7 +266,8 @@ def flow_tables(draw, min_rows=0):
 
 NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
-                 "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64"}
+                 "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64",
+                 "tls_close_wait_s": "float64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:

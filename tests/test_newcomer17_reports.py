@@ -89,9 +89,15 @@ def test_html_flagged_section_gives_the_checklists_advice():
 
 def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall():
     fixes = _fixes(analyze(SAMPLES / "intercepted_tls12.pcap", RULES))
-    assert fixes["activation"] == ("these 2 connections on TCP 27200-27299 were answered (the port is open; "
-                                   "nothing to open in the firewall): tls_intercepted: "
-                                   + REASON_TEXT["tls_intercepted"] + " (*.ksc.kaspersky.com)")
+    # (the client that refused the proxy's certificate could not connect: blocked, newcomer 23 F2;
+    # both get the inspection advice, neither the firewall's)
+    intercepted = REASON_TEXT["tls_intercepted"] + " (*.ksc.kaspersky.com)"
+    assert fixes["activation"] == (
+        "0 of 2 flows ok, 1 blocked, 1 unexpected (1 tls_intercepted). For the blocked one: this connection "
+        "reached the server on TCP 27200-27299 (the TCP handshake completed: the port is open, nothing to open "
+        "in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each "
+        f"flow's detail): tls_intercepted: {intercepted}. For the unexpected one: this connection on TCP "
+        f"27200-27299 was answered (the port is open for it): tls_intercepted: {intercepted}")
     fixes = _fixes(analyze(SAMPLES / "unexpected_agent.pcap", RULES))
     # (a cleartext answer may be a filter's refusal: no "nothing to open"; newcomer 19 F19)
     assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open): "

@@ -77,7 +77,9 @@ def test_a_binary_answer_is_mentioned_in_the_tls_failed_detail(tmp_path):
     assert (r.verdict, r.reason, r.server_proto) == ("blocked", "tls_failed", "other")
     assert r.detail.endswith("; the server answered with bytes that are not TLS (31 bytes, the first 8: "
                              "ff fe 00 00 41 43 43 45)")
-    assert r.detail.startswith("TLS handshake aborted: connection closed")
+    # (who closed, newcomer 23 F20)
+    assert r.detail.startswith("TLS handshake aborted: the client closed the connection (FIN, SF) after the "
+                               "server's last answer, sending nothing after it, no alert either")
 
 
 @pytest.mark.parametrize("segments, said", [

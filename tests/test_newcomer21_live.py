@@ -115,7 +115,9 @@ def test_silent_server_then_closed_keeps_the_live_diagnosis(tmp_path):
 def test_aborted_handshakes_keep_their_detail(tmp_path):
     path = _write(tmp_path, _aborted(), 0, "aborted.pcap")
     v = _by_port(analyze_file(path, RULES).flows)
-    assert v[50111] == ("blocked", "tls_failed", "TLS handshake aborted: connection closed (SF)")
+    # (who closed and when, newcomer 23 F20)
+    assert v[50111] == ("blocked", "tls_failed", "TLS handshake aborted: the server closed the connection (FIN, SF) "
+                        "1.00 s after the ClientHello, before the server sent a byte")
     assert v[50112] == ("blocked", "tls_failed", "TLS handshake aborted: server: handshake_failure (40)")
     assert v[50113] == ("blocked", "tls_failed", "TLS handshake aborted: client: decode_error (50)")
     assert_same(path, [400])

@@ -31,7 +31,9 @@ V4 = ("192.0.2.10", 50000), ("198.51.100.20", 23101)
 V6 = ("2001:db8:1::10", 50000), ("2001:db8:2::20", 23101)
 ISN_C, ISN_S = 1000, 5000
 REC = b"\x17\x03\x03\x00\x3b" + bytes(59)      # a 64-byte TLS record
-TAIL = {"server": "TLS handshake aborted: connection closed (S2)"}
+# (who closed and after what, newcomer 23 F20)
+TAIL = {"server": "TLS handshake aborted: the client closed the connection (FIN, S2) after the server's last answer, "
+                  "sending nothing after it, no alert either"}
 
 
 class Conn:

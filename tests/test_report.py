@@ -115,8 +115,9 @@ def test_flows_to_other_hosts_on_a_shared_port_do_not_undo_a_verified_purpose():
     assert chk.loc["cert_check", "fix"] == (
         f"{ok} of {ok + 2} flows ok, 2 unexpected: this connection on TCP 80 was answered (the port is open): "
         "not_tls: cleartext where the documentation says TLS: a proxy, another service or a filter answered "
-        "instead of the documented server (each flow's detail quotes the answer; a filter refusing by policy "
-        "must let the agent's TLS through); 1 more went to names outside *.digicert.com or had the "
+        "instead of the documented server, or the client itself sent cleartext (not an agent's TLS: another "
+        "program, or something rewriting its connection); each flow's detail says which side spoke cleartext "
+        "and what it sent (a filter refusing by policy must let the agent's TLS through); 1 more went to names outside *.digicert.com or had the "
         "documented port on the side that opened the connection: not this purpose's traffic")
 
 

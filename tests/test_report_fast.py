@@ -97,19 +97,34 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "data), but the capture holds none of the server's packets (a mirror port or tap that sees one "
                    "direction, or asymmetric routing), so it shows that the server answered, not what it said. To "
                    f"verify, capture both directions (on the agent itself); what it needs: {r.fix}")
-        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")).sum()) \
+        # (newcomer 23 F2: not a certificate refused inside the tunnel, tls_intercepted)
+        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")
+                       & (sub["reason"].str.split(",").str[0] != "tls_intercepted")).sum()) \
             if len(sub) and "proxy_target" in sub else 0
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
             if len(sub) else 0
         # (newcomer 20 F6: a filter's HTTP refusal of the ClientHello counts as a failed TLS)
         bl_tls += int(((sub["verdict"] == "blocked") & sub["detail"].str.startswith("the server answered HTTP ")).sum()) \
             if len(sub) and "detail" in sub else 0
-        if status == "blocked" and bl == bl_tls and bl != proxied:
+        # (newcomer 23 F2: a TLS-inspecting proxy's certificate refused, the handshake aborted: blocked,
+        # the port open as for tls_failed)
+        bl_icpt = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_intercepted")).sum()) \
+            if len(sub) else 0
+        bl_tls += bl_icpt
+        icpt_note = (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
+                     "inspection)" if bl_icpt else "")
+        if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing to "
+                   "open in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate "
+                   f"(see each flow's detail): tls_intercepted: {report.REASON_TEXT['tls_intercepted']}"
+                   + (f" ({r.host_mask})" if r.host_mask else ""))
+        elif status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
-                   f"{r.host_mask or 'the documented servers'} through uninspected")
+                   f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
         bl_stale = int(((sub["verdict"] == "blocked")
                         & sub["detail"].str.startswith("no connection was made: the SYN was answered ")).sum()) \
@@ -120,13 +135,33 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                    "still holds a stale connection on that address and port. Clear it there (or shorten the "
                    "device's TCP timeouts); no port is to be opened")
-        if status == "blocked" and bl == proxied:
+        if status == "blocked" and proxied and bl - bl_icpt == proxied:
             fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                    f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
                    f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                    f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                    "from the proxy")
+        # (newcomer 23 F1: a distribution point's port towards a cloud name, host_mismatch)
+        onprem = int(((sub["verdict"] == "unexpected") & sub["detail"].astype(str).str.startswith(
+            "the agent uses an on-premises Administration Server/distribution point port against the cloud "
+            "server")).sum()) if len(sub) and "detail" in sub else 0
+
+        def onprem_fix(k):
+            return (f"{'this flow' if k == 1 else f'these {k} flows'} on {r.transport.upper()} {r.port_text} went "
+                    "to the cloud Administration Server (a Kaspersky cloud name), not to a distribution point: the "
+                    "agent uses an on-premises Administration Server/distribution point port against the cloud "
+                    "server, which takes agents on its own ports (each flow's detail names them). Check the "
+                    "Administration Server address and port the agent is set to use (a setting left over from an "
+                    "on-premises Kaspersky Security Center: move the agent to the cloud, e.g. with the cloud's "
+                    f"installation package); nothing to open on {r.transport.upper()} {r.port_text} for "
+                    f"{'it' if k == 1 else 'them'}")
+
         def other_fix(kinds):
+            if onprem:
+                rest = (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or "
+                        "had the documented port on the side that opened the connection: not this purpose's traffic"
+                        if other > onprem else "")
+                return onprem_fix(onprem) + rest
             names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent "
                      "made them, check the Administration Server address, DNS and proxy it uses; else "
                      "they are another program's traffic")
@@ -294,7 +329,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
                     "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                     f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                    "through uninspected")
+                    "through uninspected" + icpt_note)
 
         def answered_fix(kinds, blocked_too):
             # newcomer 17 #5: answered but unexpected flows get their reason's advice
@@ -311,9 +346,11 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    + "): " + "; ".join(f"{x}: {report.REASON_TEXT[x]}"
                                        + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                        for x in answered))
-            if other:
-                out += (f"; {other} more went to names outside {r.host_mask or 'the documented ones'} or had "
-                        "the documented port on the side that opened the connection: not this purpose's traffic")
+            if other > onprem:
+                out += (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or "
+                        "had the documented port on the side that opened the connection: not this purpose's traffic")
+            if onprem:
+                out += f"; {onprem} more: {onprem_fix(onprem)}"
             return out
 
         if status == "unexpected":
@@ -741,21 +778,27 @@ def test_sample_ts_within_half_a_microsecond(path):
 
 
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
+ONPREM_DETAIL = ("the agent uses an on-premises Administration Server/distribution point port against the cloud "
+                 "server (TCP 13000): eu1.ksc.kaspersky.com (from SNI) is a Kaspersky cloud name")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
-           "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable"]
+           "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS),
                           st.sampled_from(["", "eu1.ksc.kaspersky.com"]),
-                          st.sampled_from(["203.0.113.10", "2001:db8::10"])),
-                max_size=60), st.booleans(), st.booleans())
-def test_generated_checklists_like_the_reference(rows, pandas_text, names):
-    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name", "resp_h"],
+                          st.sampled_from(["203.0.113.10", "2001:db8::10"]),
+                          # (newcomer 23 F1: a distribution point's port towards a cloud name)
+                          st.sampled_from(["", "", "", ONPREM_DETAIL])),
+                max_size=60), st.booleans(), st.booleans(), st.booleans())
+def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
+    flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name", "resp_h", "detail"],
                          dtype="str" if pandas_text else object)
     if not names:     # (a table without names: ok flows verify as before)
         flows = flows.drop(columns="server_name")
+    if not details:   # (a table without details, as before)
+        flows = flows.drop(columns="detail")
     pd.testing.assert_frame_equal(report.readiness(flows, RULES), old_readiness(flows, RULES))
     summary = report.TableSummary.of(flows.assign(ts_ns=0))
     pd.testing.assert_frame_equal(summary.readiness(RULES), old_readiness(flows, RULES))
