@@ -317,7 +317,7 @@ def test_files_tshark_opens_that_are_no_capture(tmp_path, kind):
 
 
 def test_timestamps_beyond_int64_said_by_both_engines(tmp_path):
-    """A pcapng interface whose if_tsoffset puts every time beyond the int64 nanosecond range:
+    """A pcapng interface whose if_tsoffset puts every time beyond the range kept (years 1823-2116):
     the same warning line with both engines (break-it 15 F11)."""
     import struct
     from pcapbuild import udp
@@ -333,7 +333,7 @@ def test_timestamps_beyond_int64_said_by_both_engines(tmp_path):
         out.append(block(6, struct.pack("<IIIII", 0, 0, 1000 + k, len(d), len(d)) + d))
     path = tmp_path / "tsoff.pcapng"
     path.write_bytes(b"".join(out))
-    want = "tsoff.pcapng: 3 timestamps beyond the int64 nanosecond range (clamped)"
+    want = "tsoff.pcapng: 3 timestamps beyond the years 1823-2116 that times are kept in (clamped)"
     for engine in ("builtin", "tshark"):
         assert want in analyze_file(path, RULES, engine=engine).warnings, engine
 

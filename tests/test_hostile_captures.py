@@ -701,9 +701,28 @@ def test_timestamps_beyond_the_int64_range_are_clamped_with_a_warning(tmp_path):
     ng = shb() + idb(1) + epb(0, T0 // 1000, ether(q)) + epb(0, T0 // 1000 + 1, ether(r)) \
         + epb(0, 0xFFFF_FFFF_FFFF_FFFF, ether(Conn().c(SYN)))   # 2^64 - 1 µs: year 584 556
     flows, stats, _ = analyze(tmp_path, ng, "far_future.pcapng")
-    assert any("1 timestamp beyond the int64 nanosecond range (clamped)" in w for w in stats.warnings)
+    assert any("1 timestamp beyond the years 1823-2116 that times are kept in (clamped)" in w for w in stats.warnings)
     assert one(flows, proto="udp").ts_ns == T0 // 1000 * 1000
-    assert one(flows, proto="tcp").ts_ns == 2**63 - 1
+    assert one(flows, proto="tcp").ts_ns == 2**62 - 1
+
+
+def test_timestamps_at_the_bottom_of_the_range_are_clamped_not_a_crash(tmp_path):
+    """(break-it 22 F1) an if_tsoffset that puts the times near -2**63 ns (1677) crashed the
+    analysis (OverflowError, exit 2); mixed with ordinary times the int64 arithmetic wrapped (a
+    duration of -7.45e9 s). Clamped to the kept range, counted; the flow split at the step, as
+    for a step forward; no negative duration."""
+    import struct
+    from kscc_traffic.capture.files import TS_MIN_NS
+
+    c = Conn()
+    pkts = c.handshake()
+    ng = shb() + idb(1) + idb(1, options=ng_opt(14, struct.pack("<q", -(2**62))))    # if_tsoffset -2^62 s
+    for k, p in enumerate(pkts):
+        ng += epb(k % 2, T0 // 1000 + k * 10, ether(p))
+    flows, stats, _ = analyze(tmp_path, ng, "bottom.pcapng")
+    assert any("1 timestamp beyond the years 1823-2116 that times are kept in (clamped)" in w for w in stats.warnings)
+    assert (flows["duration"] >= 0).all()
+    assert sorted(flows["ts_ns"].tolist())[0] == TS_MIN_NS and len(flows) == 2
 
 
 def test_table_report_of_a_flow_stamped_beyond_2262(tmp_path):

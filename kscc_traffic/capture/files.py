@@ -74,8 +74,15 @@ MAX_SNAPLEN_BYTES = 16 << 20
 MAX_BLOCK_BYTES = 64 << 20
 
 _INT32_MAX = 2**31 - 1
-_INT64_MAX = 2**63 - 1
-_INT64_MIN = -(2**63)
+#: the timestamps kept (epoch ns): 2**62 - 1 either way, years 1823 to 2116, so that the
+#: difference of any two (a flow's duration, a gap) and a few seconds added fit int64; a time
+#: beyond is clamped to it and counted (break-it 22 F1: an if_tsoffset near -2**63 ns crashed
+#: the analysis, and mixed with ordinary times gave durations of -7.45e9 s)
+TS_MAX_NS = 2**62 - 1
+TS_MIN_NS = -TS_MAX_NS
+#: how a warning names that range
+TS_RANGE_TEXT = "beyond the years 1823-2116 that times are kept in"
+_INT64_MAX, _INT64_MIN = TS_MAX_NS, TS_MIN_NS
 
 # ---------------------------------------------------------------------------------------------
 # Sources
@@ -943,8 +950,7 @@ class _PcapngParser:
             out.append(f"{_records(n['over_snaplen'])} longer than their interface's snaplen "
                        "(kept)")
         if n.get("ts_clamped"):
-            out.append(f"{_plural(n['ts_clamped'], 'timestamp')} beyond the int64 nanosecond range "
-                       "(clamped)")
+            out.append(f"{_plural(n['ts_clamped'], 'timestamp')} {TS_RANGE_TEXT} (clamped)")
         lost = sum(self.drops.values())
         if lost:
             where = "; ".join(f"interface {i}: {v:,} ({'isb_ifdrop' if code == 5 else 'isb_osdrop'})"

@@ -112,7 +112,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..capture.files import no_timestamp_note
+from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -231,7 +231,7 @@ _BEYOND_FIELD = {"ip": "ip.bogus_ip_length", "ipv6": "ipv6.plen_exceeds_framing"
 _NOT_PACKETS = {96: "an MPEG audio or video file", 123: "a JPEG image", 134: "a file of type {}",
                 175: "a JSON document", 201: "Ruby marshal data", 202: "a PEM (RFC 7468) file",
                 203: "a systemd journal (log entries)", 209: "an MP4 video"}
-_INT64 = (-(1 << 63), (1 << 63) - 1)
+_INT64 = (TS_MIN_NS, TS_MAX_NS)       # (the built-in reader's clamp: capture.files.TS_MAX_NS)
 
 # the Packets columns this builder fills per row (frame and ts_ns included)
 _COLS = list(PACKET_COLUMNS)
@@ -264,7 +264,7 @@ def _ts_ns(text: str) -> int:
         sec -= 1 << 64
     ns = int((frac + "000000000")[:9]) if frac else 0
     v = sec * 1_000_000_000 - ns if neg else sec * 1_000_000_000 + ns
-    return max(min(v, (1 << 63) - 1), -(1 << 63))
+    return max(min(v, TS_MAX_NS), TS_MIN_NS)
 
 
 def _addr(text: str) -> tuple[int, int]:
@@ -370,7 +370,7 @@ class PacketBuilder:
             else:
                 self.no_ts += 1
                 self._no_ts_run += 1
-                ts_ns = min(self._last_ts + self._no_ts_run, (1 << 63) - 1)
+                ts_ns = min(self._last_ts + self._no_ts_run, TS_MAX_NS)
         else:
             if ts_ns is None:
                 ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
@@ -1282,7 +1282,7 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
             stats.warn(line)
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
-        stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} beyond the int64 nanosecond range (clamped)")
+        stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} {TS_RANGE_TEXT} (clamped)")
     if b.wirelen_clamped:
         k = b.wirelen_clamped
         line = (f"{name}: {k} record{'s' if k != 1 else ''} with an original length above "
