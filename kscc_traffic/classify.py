@@ -206,6 +206,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return purpose, verdict, reason, detail
 
 
+#: the flow casts of group delivery (a rule's cast among them is what the page documents)
+_GROUP_CASTS = ("broadcast", "multicast")
+#: IPv6 has no broadcast: its all-nodes group is where a broadcast goes (RFC 4291 §2.7.1)
+_ALL_NODES = ("ff02::1", "ff01::1")
+
+
 def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns."""
     proto = row["proto"]
@@ -305,6 +311,13 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
             detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
+        if verdict == "ok" and proto == "udp" and row["cast"] in _GROUP_CASTS and rule.cast in _GROUP_CASTS \
+                and row["cast"] != rule.cast and str(row["resp_h"]).lower() not in _ALL_NODES:
+            # (a multicast to the agents' broadcast port, a broadcast to the distribution point's
+            # multicast port: the purpose's port, not the delivery the page documents; break-it 19 F9)
+            note = (f"sent as a {row['cast']} (to {row['resp_h']}), where the page documents UDP {rule.port_text} "
+                    f"as a {rule.cast}: another application's datagram on this port?")
+            detail = f"{detail}; {note}" if detail else note
         if partial:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
@@ -1582,6 +1595,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(dp_reset, v["resp_h"], ""),
         near,
         local,
+        # (a UDP datagram to a group: its address is in the detail when the page documents the
+        # other kind of group delivery for the port)
+        np.where((proto == "udp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:
