@@ -31,7 +31,8 @@ Verdicts and reasons (first match wins, in this order):
   failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
   :func:`_client_cleartext`),
   ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
-  server has a Kaspersky cloud name, not at a local address: :data:`ONPREM_PORT`), ``wrong_direction`` (the
+  server the client asked for by a cloud Administration Server name, not at a local address:
+  :data:`ONPREM_PORT`), ``wrong_direction`` (the
   documented port was on the side that opened the connection, towards a port that is not a
   well-known one, >= 1024), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
@@ -675,20 +676,21 @@ def _cloud_names(rules: RuleSet) -> list[str]:
 
 
 def _cloud_name(row: dict, certs: list[str], rules: RuleSet) -> tuple[str, str] | None:
-    """(name, where it came from) of the first name of a flow that is the cloud's: a host name
-    under a cloud server's mask (:func:`_cloud_names`) or under :data:`VENDOR_DOMAIN`; the names
-    looked at are the SNI, the name asked (``server_name``: HTTP Host, DNS), the name the address
-    was resolved from (``dns_name``) and the server certificate's names (``certs``); None when none
-    is."""
+    """(name, where it came from) of the first name of a flow that is the cloud Administration
+    Server's: a host name under a cloud server's mask (:func:`_cloud_names`: ``*.ksc.kaspersky.com``);
+    the names looked at are those the client asked for: the SNI, the name asked (``server_name``:
+    HTTP Host, DNS) and the name the address was resolved from (``dns_name``); None when none is.
+    Not the server certificate's names (``certs``, kept for the signature: what a distribution
+    point presents is its own business), nor other kaspersky.com names (a distribution point's KSN
+    proxy ports may carry KSN's)."""
     masks = _cloud_names(rules)
     sni = row.get("sni") or ""
     for name, where in ((sni, "SNI"), (row.get("server_name") or "", "name asked"),
-                        (row.get("dns_name") or "", "DNS"),
-                        *((c, "the server's certificate") for c in certs)):
+                        (row.get("dns_name") or "", "DNS")):
         n = name.lower().rstrip(".")
         if not n or is_ip_literal(n) or not is_host_name(n):
             continue
-        if _under_domain(n, VENDOR_DOMAIN) or any(under_mask(n, m) for m in masks):
+        if any(under_mask(n, m) for m in masks):
             if where == "name asked":
                 where = "DNS" if n == (row.get("dns_name") or "").lower().rstrip(".") else "HTTP Host"
             return name, where

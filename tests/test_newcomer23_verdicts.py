@@ -317,3 +317,18 @@ def test_a_cloud_name_on_a_local_address_stays_a_dp_flow(tmp_path):
 ])
 def test_local_addresses(text, local):
     assert local_address(text) is local
+
+
+@pytest.mark.parametrize("sni, names, port", [
+    (None, (SNI,), 13000),                           # the cloud's name in the certificate alone
+    ("ksn.kaspersky.com", ("ksn.kaspersky.com",), 17111),   # KSN's name on the DP's KSN proxy port
+])
+def test_names_the_client_did_not_ask_for_the_cloud_stay_a_dp_flow(tmp_path, sni, names, port):
+    """Only a name the client asked for (SNI, Host, DNS) under the cloud's mask makes a DP port's
+    flow the cloud's: a certificate is the distribution point's own business, and other
+    kaspersky.com names (KSN through the DP's proxy ports) are not the Administration Server."""
+    c, s, _ = _tls12(tmp_path, sni=sni, names=names)
+    flows, path = _flows(tmp_path, _complete(c, s, server=(DP, port)))
+    r = flows.iloc[0]
+    assert r["verdict"] == "ok" and r["purpose"].startswith("dp_") and not r["detail"].startswith(ONPREM_PORT)
+    assert_same(_internal(path))
