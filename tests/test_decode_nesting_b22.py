@@ -205,3 +205,22 @@ def test_udp_4789_without_i_flag_and_no_ip_inside_stays_udp(tmp_path):
         (["udp"], [4789], [len(pl)])
     assert not any("tunnelled" in x for x in w)
 
+
+# ------------------------------------------------------------------ found on the way
+def test_first_fragment_with_ah_longer_than_it_is_kept_not_a_crash(tmp_path):
+    """A first IPv4 fragment (MF) holding AH whose length runs past the fragment's bytes, never
+    completed: an internal error (TypeError) stopped the analysis; it is now the unreassembled
+    fragment's row (protocol 51, 16 payload bytes), as the tshark engine shows it."""
+    ah = bytes([6, 200, 0, 0]) + bytes(12)
+    pkt = Ether(**MAC) / IP(src="192.0.2.1", dst="192.0.2.2", proto=51, flags="MF", id=7) / Raw(ah)
+    path = _write(tmp_path, "ahfrag.pcap", [(T0, pkt)])
+    p = _decoded(path)
+    assert (p.cols["proto"].tolist(), p.cols["payload_len"].tolist(),
+            p.cols["unreassembled"].tolist()) == ([51], [16], [True])
+    for engine in ("builtin", "tshark") if TSHARK else ("builtin",):
+        f, w = _flows(path, engine)
+        assert (f.proto.tolist(), f.orig_bytes.tolist(), f.orig_ip_bytes.tolist()) == \
+            (["ah"], [16], [36])
+        assert _lines(w) == ["decode: 1 IP fragments could not be reassembled (kept as one row "
+                             "each; their datagrams never arrived whole, so nothing in them is "
+                             "read as DNS, TLS or HTTP)"]

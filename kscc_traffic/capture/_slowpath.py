@@ -963,6 +963,9 @@ class SlowDecoder:
             fo = (frag & 0x1FFF) << 3
             if fo == 0:
                 row = self._l4(d, p, dend, base, proto, tot - ihl, hdr, ctx, depth, False)
+                if type(row) is int:    # (an AH header longer than the fragment: its own row)
+                    row = self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, tot - ihl, p, dend,
+                                    base)
             else:
                 row = self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, tot - ihl, p, dend,
                                 base)
