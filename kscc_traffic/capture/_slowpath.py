@@ -2,9 +2,9 @@
 
 Handles everything the vectorised fast path in :mod:`kscc_traffic.capture.decode` leaves out
 (and, with ``decode(frames, fast=False)``, everything): every supported link type, VLAN stacks
-of up to 8 tags, link-layer shims before the ethertype (Cisco MetaData, VN-Tag, E-Tag, Arista
+of up to :data:`MAX_VLAN_TAGS` (20) tags, link-layer shims before the ethertype (Cisco MetaData, VN-Tag, E-Tag, Arista
 timestamp, integrity-only MACsec: :data:`L2_SHIMS`, at most 8 a frame), 802.3 LLC/SNAP, PPPoE,
-MPLS, 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
+MPLS (up to :data:`MAX_MPLS_LABELS` labels), 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
 authentication headers (AH, walked to the transport inside), IPv6 extension headers and
 fragments, tunnels (GRE incl. PPTP, transparent Ethernet bridging, ERSPAN II/III and WCCP
 redirection, VXLAN (also on Linux's port 8472), VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP,
@@ -14,7 +14,8 @@ where each is read).
 It produces, per frame, either a row — a tuple in the order of :data:`ROW_FIELDS` — or a status
 (:data:`NONIP`, :data:`MALFORMED`, :data:`PENDING` for a fragment held for reassembly (IP or
 802.11), :data:`DAMAGED` for a frame the capture marks as damaged or whose FCS does not match:
-radiotap's bad-FCS flag, PPI's FCS-invalid flag); an 802.11
+radiotap's bad-FCS flag, PPI's FCS-invalid flag, :data:`TOO_DEEP` for a frame nested deeper
+than the limits (:data:`MAX_TUNNEL_DEPTH` tunnels ...)); an 802.11
 A-MSDU gives a list of them, one per subframe, so one frame may give several rows. Its rules
 are the fast path's rules: on every frame the fast path accepts both give identical values (a
 test checks this).
@@ -45,6 +46,10 @@ PENDING = -3
 #: skipped (its bytes are not the bytes sent), counted in ``malformed`` and in
 #: :attr:`SlowDecoder.bad_fcs` / :attr:`SlowDecoder.fcs_mismatch`
 DAMAGED = -4
+#: the frame nests deeper than the decoder reads (:data:`MAX_TUNNEL_DEPTH` tunnels,
+#: :data:`MAX_VLAN_TAGS` VLAN tags, :data:`MAX_MPLS_LABELS` MPLS labels, :data:`MAX_L2_SHIMS`
+#: link-layer shims): not decoded, counted in ``malformed`` and in :attr:`SlowDecoder.too_deep`
+TOO_DEEP = -5
 #: ``payload_len`` of a TCP row whose header the snaplen cut before its 16th byte (the end of the
 #: window field, what Wireshark needs to show flags and length): unknown (``tcp_flags``/``seq``/
 #: ``ack`` 0)
@@ -56,8 +61,15 @@ IPV6_EXT = frozenset((0, 43, 44, 60, 51, 135, 139, 140))
 #: AF_INET6 in DLT_NULL / DLT_LOOP headers: Linux, Windows, NetBSD/OpenBSD, FreeBSD, Darwin
 AF_INET6 = frozenset((10, 23, 24, 28, 30))
 V4MAPPED = 0xFFFF_0000_0000
-MAX_TUNNEL_DEPTH = 4
-MAX_VLAN_TAGS = 8
+#: nesting limits: tunnels inside one another, VLAN tags in one stack, MPLS labels in one stack.
+#: Real networks use 1-3 tunnels, 1-3 tags (QinQ) and up to about a dozen labels (segment
+#: routing); the limits leave a wide margin and bound the work (and the recursion: one tunnel is
+#: a few Python calls) a hostile frame can ask for. 20 VLAN tags is Wireshark's own limit
+#: (``VLAN_MAX_NESTED_TAGS``: "Too many nested VLAN tags"); Wireshark has none for tunnels or
+#: labels. A frame beyond one of them is :data:`TOO_DEEP`.
+MAX_TUNNEL_DEPTH = 16
+MAX_VLAN_TAGS = 20
+MAX_MPLS_LABELS = 64
 VXLAN_PORT = 4789
 #: Linux's default VXLAN destination port (``ip link add … type vxlan`` without ``dstport``,
 #: flannel): read as VXLAN only when the header and the frame inside pass
@@ -80,7 +92,7 @@ VXLAN_GPE_PORT = 4790
 #: timestamp; packet-avsp.c), MACsec (0x88E5: the SecTAG, see ``SlowDecoder._macsec``) and
 #: 802.1ah PBB's I-TAG (0x88E7: 4 bytes, then the customer's Ethernet header; read as a tunnel)
 L2_SHIMS = frozenset((0x8909, 0x8926, 0x893F, 0xD28B, 0x88E5, 0x88E7))
-#: shims walked at most in one frame (beyond: malformed)
+#: shims walked at most in one frame (beyond: :data:`TOO_DEEP`)
 MAX_L2_SHIMS = 8
 #: Arista timestamp header versions: 64-bit (8-byte) and 48-bit (6-byte) timestamps (TAI/UTC,
 #: and their "J2" variants)
@@ -339,6 +351,9 @@ class SlowDecoder:
         #: IPv4 datagrams skipped (counted in ``malformed`` too) because their options do not
         #: parse (:func:`v4_options_ok`: a damaged header length or damaged options)
         self.bad_v4_options = 0
+        #: frames not decoded because they nest deeper than the limits (:data:`TOO_DEEP`; also
+        #: in ``malformed``)
+        self.too_deep = 0
         #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
         #: RFC 1144): not read (counted in ``non_ip`` too)
         self.vj_tcp = 0
@@ -371,12 +386,15 @@ class SlowDecoder:
             self.rows.extend((i, x) for x in rows)
             if rows or PENDING in r:
                 return
-            r = MALFORMED if MALFORMED in r else NONIP
+            r = MALFORMED if MALFORMED in r else TOO_DEEP if TOO_DEEP in r else NONIP
         if type(r) is tuple:
             self.rows.append((i, r))
         elif r == NONIP:
             self.non_ip += 1
         elif r == MALFORMED or r == DAMAGED:
+            self.malformed += 1
+        elif r == TOO_DEEP:
+            self.too_deep += 1
             self.malformed += 1
 
     def finish(self) -> None:
@@ -560,8 +578,10 @@ class SlowDecoder:
         ntags = nshims = 0
         while True:
             if et in TPIDS:
-                if end - pos < 4 or ntags == MAX_VLAN_TAGS:
+                if end - pos < 4:
                     return MALFORMED
+                if ntags == MAX_VLAN_TAGS:
+                    return TOO_DEEP
                 ctx.tags.append(_u16(d, pos)[0] & 0xFFF)
                 et = _u16(d, pos + 2)[0]
                 pos += 4
@@ -570,7 +590,7 @@ class SlowDecoder:
             if et not in L2_SHIMS:
                 break
             if nshims == MAX_L2_SHIMS:
-                return MALFORMED
+                return TOO_DEEP
             nshims += 1
             if et == 0x88E7:                            # PBB I-TAG: a customer frame follows
                 if end - pos < 18:
@@ -592,9 +612,9 @@ class SlowDecoder:
             if d[pos] != 0x11 or d[pos + 1] != 0:
                 return NONIP
             lim = min(end, pos + 6 + _u16(d, pos + 4)[0])
-            return self._ppp_proto(_u16(d, pos + 6)[0], d, pos + 8, lim, base, ctx, depth)
+            return self._ppp_pfc(d, pos + 6, lim, base, ctx, depth)
         if et in (0x8847, 0x8848):                      # MPLS unicast / multicast
-            for _ in range(16):
+            for _ in range(MAX_MPLS_LABELS):
                 if end - pos < 4:
                     return MALFORMED
                 bos = d[pos + 2] & 1
@@ -602,7 +622,7 @@ class SlowDecoder:
                 if bos:
                     break
             else:
-                return MALFORMED
+                return TOO_DEEP if end - pos >= 4 else MALFORMED
             if pos >= end:
                 return MALFORMED
             v = d[pos] >> 4
@@ -866,8 +886,17 @@ class SlowDecoder:
         return out
 
     def _ppp(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """A PPP frame at ``pos``: the HDLC address and control bytes (0xFF 0x03) when present
+        (absent under Address-and-Control-Field-Compression), then :meth:`_ppp_pfc`."""
         if end - pos >= 2 and d[pos] == 0xFF and d[pos + 1] == 0x03:
             pos += 2                                    # HDLC address + control
+        return self._ppp_pfc(d, pos, end, base, ctx, depth)
+
+    def _ppp_pfc(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """The PPP protocol field at ``pos`` and what follows: two bytes, or one when its low bit
+        is set (Protocol-Field-Compression, RFC 1661 §6.5: a receiver that negotiated it accepts
+        both; as Wireshark's ``dissect_ppp_common`` reads it). PPPoE (RFC 2516 §7: no address
+        and control bytes) starts here; the other PPP paths after :meth:`_ppp`."""
         if pos >= end:
             return MALFORMED
         if d[pos] & 1:                                  # protocol field compression
@@ -934,6 +963,9 @@ class SlowDecoder:
             fo = (frag & 0x1FFF) << 3
             if fo == 0:
                 row = self._l4(d, p, dend, base, proto, tot - ihl, hdr, ctx, depth, False)
+                if type(row) is int:    # (an AH header longer than the fragment: its own row)
+                    row = self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, tot - ihl, p, dend,
+                                    base)
             else:
                 row = self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, tot - ihl, p, dend,
                                 base)
@@ -1109,7 +1141,8 @@ class SlowDecoder:
             plen = ulen - 8 if 8 <= ulen <= ip_pl else max(0, ip_pl - 8)
             if tunnels and avail >= 8:
                 if dport == VXLAN_PORT:
-                    r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+                    r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                                    depth)
                     if r is not None:
                         return r
                 if dport == VXLAN_LINUX_PORT:
@@ -1170,9 +1203,11 @@ class SlowDecoder:
         protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
         raw-IP capture of it would give. The outer link layer's are restored afterwards. The
         packet is counted in :attr:`tunnels` under ``name`` only when ``fn`` gave a row (or a
-        fragment held for reassembly), not when the payload was not IP or was malformed."""
+        fragment held for reassembly), not when the payload was not IP or was malformed, and
+        once a frame: under the outermost tunnel's name (``depth`` 0), nested tunnels not again
+        (as the tshark engine counts). Beyond :data:`MAX_TUNNEL_DEPTH` tunnels: :data:`TOO_DEEP`."""
         if depth >= MAX_TUNNEL_DEPTH:
-            return MALFORMED
+            return TOO_DEEP
         saved = ctx.tags, ctx._vlan, ctx.bcast, ctx.out
         ctx.tags, ctx._vlan, ctx.bcast, ctx.out = [], None, False, False
         if args:
@@ -1180,8 +1215,8 @@ class SlowDecoder:
         else:
             r = fn(d, pos, end, base, ctx, depth + 1)
         ctx.tags, ctx._vlan, ctx.bcast, ctx.out = saved
-        if type(r) is tuple or (type(r) is int and r == PENDING):   # an inner packet came out
-            self.tunnels[name] += 1
+        if depth == 0 and (type(r) is tuple or (type(r) is int and r == PENDING)):
+            self.tunnels[name] += 1                     # an inner packet came out of this frame
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
@@ -1235,9 +1270,18 @@ class SlowDecoder:
                        depth: int) -> Any:
         return self._ethertype(ptype, d, pos, end, base, ctx, depth)
 
-    def _vxlan(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
-        """VXLAN header at ``q`` (UDP payload); None when it is not VXLAN after all."""
-        if lim - q < 8 or not d[q] & 0x08:
+    def _vxlan(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx,
+               depth: int) -> Any:
+        """VXLAN header at ``q`` (UDP payload to port 4789; ``uend``: where the UDP length says
+        the datagram ends, ``lim``: its captured end); None (the UDP datagram stays as it is)
+        when it is not VXLAN after all. With the I flag set (RFC 7348 §5) the 8-byte header is
+        followed by an Ethernet frame, whatever it holds. A sender that leaves the I flag clear
+        breaks the RFC, but Wireshark reads every datagram to 4789 as VXLAN all the same: such
+        a datagram is read as VXLAN too when the frame after the header plainly carries IP
+        (:meth:`_vxlan_ip_inside`), else it stays UDP (other traffic to the port)."""
+        if lim - q < 8:
+            return None
+        if not d[q] & 0x08 and not self._vxlan_ip_inside(d, q, lim, uend):
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
 
@@ -1248,42 +1292,48 @@ class SlowDecoder:
         stays as it is) unless it is plainly VXLAN carrying IP: the flags byte 0x08 (the I flag
         alone) with the reserved bytes 1-3 zero, or 0x88 (the I flag and the G flag of the Group
         Based Policy extension, Linux's ``gbp``: byte 1 holds only its D and A flags, bytes 2-3 the
-        policy ID), the reserved byte 7 zero, and the
-        inner Ethernet frame (up to :data:`MAX_VLAN_TAGS` tags) holding an IPv4 header (version
-        4, header length at least 20, total length at least that and not 0) or an IPv6 header
-        (version 6, payload length not 0) captured whole, whose datagram fits in the UDP
-        datagram. The port is no IANA one (4789 is), so other traffic on it must not be taken
-        for a tunnel."""
+        policy ID), the reserved byte 7 zero, and the frame inside carrying IP
+        (:meth:`_vxlan_ip_inside`). The port is no IANA one (4789 is), so other traffic on it
+        must not be taken for a tunnel."""
         if lim - q < 22 or d[q + 7] or not (
                 (d[q] == 0x08 and not (d[q + 1] or d[q + 2] or d[q + 3]))
                 or (d[q] == 0x88 and not d[q + 1] & ~0x48)):
             return None
+        if not self._vxlan_ip_inside(d, q, lim, uend):
+            return None
+        return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    @staticmethod
+    def _vxlan_ip_inside(d: Any, q: int, lim: int, uend: int) -> bool:
+        """The Ethernet frame after the 8-byte VXLAN header at ``q`` (up to
+        :data:`MAX_VLAN_TAGS` tags) holds an IPv4 header (version 4, header length at least 20,
+        total length at least that and not 0) or an IPv6 header (version 6, payload length not
+        0) captured whole, whose datagram fits in the UDP datagram (``uend``: where its length
+        says it ends; ``lim``: its captured end)."""
+        if lim - q < 22:
+            return False
         p = q + 20
         et = _u16(d, p)[0]
         p += 2
         ntags = 0
         while et in TPIDS:
             if lim - p < 4 or ntags == MAX_VLAN_TAGS:
-                return None
+                return False
             et = _u16(d, p + 2)[0]
             p += 4
             ntags += 1
         if et == 0x0800:
             if lim - p < 20 or d[p] >> 4 != 4:
-                return None
+                return False
             ihl = (d[p] & 15) << 2
             tot = _u16(d, p + 2)[0]
-            if ihl < 20 or tot < ihl or p + tot > uend:
-                return None
-        elif et == 0x86DD:
+            return ihl >= 20 and tot >= ihl and p + tot <= uend
+        if et == 0x86DD:
             if lim - p < 40 or d[p] >> 4 != 6:
-                return None
+                return False
             plen = _u16(d, p + 4)[0]
-            if plen == 0 or p + 40 + plen > uend:
-                return None
-        else:
-            return None
-        return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+            return plen != 0 and p + 40 + plen <= uend
+        return False
 
     def _vxlan_gpe(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """VXLAN-GPE header at ``q`` (UDP payload, draft-ietf-nvo3-vxlan-gpe): flags (version

@@ -92,9 +92,11 @@ Counters added to the returned ``stats`` (a copy of ``frames.stats``): ``ip_pack
 ``non_ip``, ``malformed``, ``unsupported_linktypes``; warnings name unsupported link types,
 frames skipped as damaged (the capture's bad-FCS / CRC-error marks, an FCS that does not match:
 :func:`damaged_note`; also in ``malformed``), 802.11 fragments that could not be reassembled
-(:func:`dot11_fragments_note`; also in ``non_ip``), malformed frames, encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
-also counted in ``non_ip``), tunnels (packets decoded as their inner packet, by tunnel kind:
-a tunnel whose payload was not IP or was malformed is not counted), overlapping and
+(:func:`dot11_fragments_note`; also in ``non_ip``), malformed frames, frames nested deeper
+than the decoder reads (:func:`too_deep_note`; also in ``malformed``), encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
+also counted in ``non_ip``), tunnels (packets decoded as their inner packet, each frame once,
+by its outermost tunnel's kind: a tunnel whose payload was not IP or was malformed is not
+counted), overlapping and
 unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
 encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed``; one that is
 not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
@@ -110,8 +112,9 @@ from dataclasses import dataclass, field as dc_field, replace
 import numpy as np
 
 from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, L2_SHIMS,
-                        L2TP_PORT, ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT,
-                        VXLAN_PORT, SlowDecoder)
+                        L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
+                        ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
+                        SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
 
@@ -123,7 +126,7 @@ IPPROTO_ESP = 50
 
 def tunnel_note(tunnels: dict) -> str:
     """The warning line for packets decoded as the inner packet of a tunnel (``tunnels``: kind ->
-    packets; both engines)."""
+    packets, each frame once, under its outermost tunnel's kind; both engines)."""
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(tunnels.items()))
     return (f"decode: {sum(tunnels.values())} tunnelled packets decoded as their inner packet, "
             f"outer headers dropped ({kinds})")
@@ -409,6 +412,16 @@ def bad_v4_options_note(k: int) -> str:
             f"drop such packets) skipped as malformed: what follows the header cannot be located")
 
 
+def too_deep_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` frames not decoded because they
+    nest deeper than the built-in decoder reads (``_slowpath.TOO_DEEP``; also in ``malformed``)."""
+    s = "s" if k != 1 else ""
+    return (f"decode: {k} frame{s} nested deeper than the decoder reads (more than "
+            f"{MAX_TUNNEL_DEPTH} tunnels inside one another, {MAX_VLAN_TAGS} VLAN tags, "
+            f"{MAX_MPLS_LABELS} MPLS labels or {MAX_L2_SHIMS} link-layer shims): not decoded "
+            "(--engine tshark reads deeper tunnels and MPLS stacks)")
+
+
 def vj_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` PPP frames of Van Jacobson
     compressed TCP (PPP protocol 0x002d / 0x002f, RFC 1144), which neither engine reads."""
@@ -462,6 +475,9 @@ class DecodeCounters:
     bad_v4_options: int = 0
     #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
     vj_tcp: int = 0
+    #: frames nested deeper than the decoder reads (``_slowpath.TOO_DEEP``; also in
+    #: ``malformed``)
+    too_deep: int = 0
     #: frames skipped as damaged (also in ``malformed``): flagged by the capture (radiotap bad
     #: FCS, PPI FCS invalid, pcapng epb_flags CRC error) / their FCS does not match
     damaged_marked: int = 0
@@ -486,6 +502,7 @@ class DecodeCounters:
         self.esp += other.esp
         self.bad_v4_options += other.bad_v4_options
         self.vj_tcp += other.vj_tcp
+        self.too_deep += other.too_deep
         self.damaged_marked += other.damaged_marked
         self.fcs_mismatch += other.fcs_mismatch
         self.dot11_frag_lost += other.dot11_frag_lost
@@ -504,6 +521,7 @@ class DecodeCounters:
         self.macsec_encrypted += sd.macsec_encrypted
         self.bad_v4_options += sd.bad_v4_options
         self.vj_tcp += sd.vj_tcp
+        self.too_deep += sd.too_deep
         self.damaged_marked += sd.bad_fcs
         self.fcs_mismatch += sd.fcs_mismatch
         self.dot11_frag_lost += sd.dot11_frag_lost
@@ -524,7 +542,8 @@ class DecodeCounters:
                        f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
                        "missing from the flows (capture where the traffic is not encrypted: on "
                        "the host, or on the other side of the MACsec link)")
-        other = self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
+        other = (self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
+                 - self.too_deep)
         if self.damaged_marked or self.fcs_mismatch:
             out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
         if self.dot11_frag_lost:
@@ -532,6 +551,8 @@ class DecodeCounters:
         if other > 0:
             out.append(f"decode: {other} frames too short or inconsistent to decode "
                        "(malformed) skipped")
+        if self.too_deep:
+            out.append(too_deep_note(self.too_deep))
         if self.bad_v4_options:
             out.append(bad_v4_options_note(self.bad_v4_options))
         if self.vj_tcp:
