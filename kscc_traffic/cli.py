@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from . import _startup
-from .errors import KsccTrafficError
+from .errors import KsccTrafficError, TemporaryFolderError
 from .text import escape_terminal, path_text
 
 # markdown: the help's paragraphs are reflowed to the terminal (docstrings keep their line breaks
@@ -277,6 +277,8 @@ def analyze(
             for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
                                        chunk_bytes=chunk_mib << 20, render=sink.render()):
                 if result.error:
+                    if result.temp_folder:          # the machine's problem: never a skipped capture
+                        raise _fail(result.error)
                     skip_or_fail(result.error)
                     continue
                 try:
@@ -284,6 +286,8 @@ def analyze(
                         sink.add(batch)
                 except OSError as e:
                     raise _write_failed(e, output)
+                except TemporaryFolderError as e:   # (--lenient skips only unreadable captures)
+                    raise _fail(str(e))
                 except KsccTrafficError as e:       # (the second process stopped: WorkerError)
                     skip_or_fail(str(e))
                     continue

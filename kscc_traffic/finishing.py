@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional
 
 import pandas as pd
 
-from .errors import WorkerError
+from .errors import TemporaryFolderError, WorkerError
 from .rules import RuleSet
 from .text import path_text
 
@@ -48,7 +48,7 @@ def _finish_to_file(folder: str, flows: pd.DataFrame, rules: RuleSet, name: str,
     half-way through would leave the reading side waiting forever for the rest; a path is one
     small write.)
 
-    :raises kscc_traffic.errors.WorkerError: the file cannot be written (a full or small
+    :raises kscc_traffic.errors.TemporaryFolderError: the file cannot be written (a full or small
         temporary folder, a file size limit), said as such, not as the report's output failing.
     """
     out = _finish(flows, rules, name, capture_end_ns, render)
@@ -63,7 +63,7 @@ def _finish_to_file(folder: str, flows: pd.DataFrame, rules: RuleSet, name: str,
                 os.unlink(path)
             except OSError:
                 pass
-        raise WorkerError(f"{name or 'capture'}: the second process cannot write its finished flows to "
+        raise TemporaryFolderError(f"{name or 'capture'}: the second process cannot write its finished flows to "
                           f"{path_text(folder)} ({e.strerror or e}); make room there (TMPDIR chooses the folder) or "
                           "analyse with -j 1") from None
     return path
