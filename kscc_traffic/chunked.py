@@ -422,6 +422,8 @@ class ChunkedAnalysis:
                     "--chunk-mib more than the file's size")
         st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
         st.warn_jumps_forward(self.name, self.jumps_forward, JUMP_FORWARD_NS, self.largest_jump_ns)
+        if store.warning(self.name):
+            st.warn(store.warning(self.name))
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         st.warn_one_way(self.name, *one_way.tolist())
         if self.duplicates:
