@@ -95,6 +95,11 @@ HOLD_NS = 1_000_000
 HOLD_FRAMES = 4096
 
 
+def _file_bytes(st: ReadStats) -> int:
+    """Bytes of the capture file read so far (a compressed file's own bytes, not those it gives)."""
+    return st.file_bytes_read if st.file_bytes_read is not None else st.bytes_read
+
+
 def jumps_forward(ts: np.ndarray, prev_max: Optional[int] = None) -> tuple[int, int, Optional[int]]:
     """Jumps forward of the clock in ``ts`` (int64 ns, file order), after records whose latest
     stamp was ``prev_max`` (None: none before): records stamped more than :data:`JUMP_FORWARD_NS`
@@ -374,7 +379,7 @@ class ChunkedAnalysis:
             if last:
                 carry = None
                 if self.progress is not None and reader_stats is not None:
-                    self.progress(reader_stats.bytes_read)
+                    self.progress(_file_bytes(reader_stats))
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
             # (weights: as analyze_batch left them, those of dropped copies moved)
@@ -398,7 +403,7 @@ class ChunkedAnalysis:
             store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             if self.progress is not None and reader_stats is not None:
-                self.progress(reader_stats.bytes_read)
+                self.progress(_file_bytes(reader_stats))
             prev_clock = clock
         st = ReadStats()
         if reader_stats is not None:

@@ -37,6 +37,9 @@ class ReadStats:
 
     records: int = 0
     bytes_read: int = 0
+    #: a compressed file read by :func:`~kscc_traffic.capture.files.iter_frames`: the bytes of
+    #: the file itself (compressed) read so far, for a progress bar against its size; else None
+    file_bytes_read: int | None = None
     ip_packets: int = 0
     non_ip: int = 0
     malformed: int = 0
