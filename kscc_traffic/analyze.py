@@ -627,13 +627,14 @@ class _WholeFile:
 
     def batches(self):
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
-        from .chunked import STEP_BACK_NS
+        from .chunked import JUMP_FORWARD_NS, STEP_BACK_NS, jumps_forward
         c = self.packets.cols
         short = short_payloads(c)
         # (the IP packets' times in file order: the steps back of the clock, as the built-in reader
         # counts them over its records)
         t = c["ts_ns"][np.argsort(c["frame"], kind="stable")] if len(self.packets) else c["ts_ns"]
         steps = int(np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS))
+        jumps, largest, _ = jumps_forward(t)
         end = capture_end(int(ts.max()), self.stats) if ts is not None else None
         flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end,
                                                  internal=True)
@@ -643,6 +644,7 @@ class _WholeFile:
         self.stats.warn_no_ip(self.name)
         self.stats.warn_short_packets(self.name, short)
         self.stats.warn_steps_back(self.name, steps, STEP_BACK_NS)
+        self.stats.warn_jumps_forward(self.name, jumps, JUMP_FORWARD_NS, largest)
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
         self.stats.warn_one_way(self.name, *one_way.tolist())
         _note_duplicates(self.stats, self.name, self.duplicates)

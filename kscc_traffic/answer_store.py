@@ -3,20 +3,33 @@
 A flow is named by the latest answer received before it started, preferring answers received
 by its own originator (:mod:`kscc_traffic.names`). Flows still to come start after the *cutoff*
 (:meth:`AnswerStore.advance`), so of the answers before it only two matter: the latest per
-(client, address) and the latest per address. The store keeps those in two dicts and every
-answer since the cutoff as it is. Memory is bounded by the distinct (client, address) pairs
-plus the answers of the last few seconds; a batch's lookup (:meth:`AnswerStore.select`) costs
-what the batch's flows need, not the store's size. One string object is shared per distinct
-client, address and name.
+(client, address) and the latest per address. The store keeps those as *slots* (one per
+(client, address) pair: time and frame in two int64 arrays, client and name in two lists), an
+address's latest being one of its pairs' slots, and every answer since the cutoff as it is. One
+string object is shared per distinct client, address and name. Memory grows with the distinct
+(client, address) pairs (~350 bytes each with their texts, see :data:`MAX_PAIRS`) plus the
+answers of the last few seconds; a batch's lookup (:meth:`AnswerStore.select`) costs what the
+batch's flows need, not the store's size. Past :data:`MAX_PAIRS` pairs the oldest are forgotten
+(:attr:`AnswerStore.dropped`, warned about by the chunked analysis).
 """
 from __future__ import annotations
 
 import sys
+from array import array
 from operator import itemgetter
+
+import numpy as np
 
 from .inspect import DnsAnswers
 
-__all__ = ["AnswerStore"]
+__all__ = ["AnswerStore", "MAX_PAIRS"]
+
+#: (client, address) pairs kept at most (their latest answers before the cutoff): past it the
+#: oldest quarter is forgotten (flows still to come to those addresses are then named by no
+#: answer), so a day of a resolver's or gateway's traffic, whose clients and addresses grow all
+#: day, stays bounded: ~350 bytes a pair with its texts, ~350 MB at most (break-it 21 F2: it was
+#: ~720 bytes a pair, never freed)
+MAX_PAIRS = 1_000_000
 
 
 class AnswerStore:
@@ -24,22 +37,39 @@ class AnswerStore:
 
     Used as ``prior_answers`` of :func:`kscc_traffic.analyze.analyze_batch`, which reads
     ``len(store)`` and :meth:`select`.
+
+    :param max_pairs: (client, address) pairs kept at most (default :data:`MAX_PAIRS`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_pairs: int | None = None) -> None:
         # answers at or after the cutoff, in the order added: ts (epoch ns), frame, client,
         # address, name
         self._recent: list[tuple[int, int, str, str, str]] = []
-        # address -> client -> (ts, frame, name): the latest per (client, address) (two levels:
-        # a capture has few server addresses and many clients, and a tuple key per pair costs more)
-        self._latest_pair: dict[str, dict[str, tuple[int, int, str]]] = {}
-        self._pairs = 0
-        self._latest_addr: dict[str, tuple[int, int, str, str]] = {}     # address -> (ts, frame, client, name)
+        # the latest answer per (client, address) before the cutoff, one slot each: time (epoch
+        # ns), frame, client, name
+        self._ts = array("q")
+        self._frame = array("q")
+        self._client: list[str] = []
+        self._name: list[str] = []
+        # address -> the slot of its latest answer; for an address answered to more than one
+        # client, also address -> client -> slot (most addresses have one client: no dict then,
+        # that one pair being the address's latest)
+        self._addr: dict[str, int] = {}
+        self._multi: dict[str, dict[str, int]] = {}
         self._again: set = set()      # answers that may be added again (see add)
         self._cutoff: int | None = None
+        self.max_pairs = MAX_PAIRS if max_pairs is None else max_pairs
+        #: (client, address) pairs forgotten past ``max_pairs``, and the time (epoch ns) of the
+        #: latest answer among them
+        self.dropped = 0
+        self.dropped_until_ns: int | None = None
+
+    @property
+    def _pairs(self) -> int:
+        return len(self._ts)
 
     def __len__(self) -> int:
-        return len(self._recent) + self._pairs
+        return len(self._recent) + len(self._ts)
 
     def add(self, new: DnsAnswers, again_ts=None) -> None:
         """Keep the answers of ``new`` not kept yet.
@@ -71,6 +101,7 @@ class AnswerStore:
                         self._fold(row)          # a late answer: only its part in the latest counts
                     else:
                         self._recent.append(row)
+                self._prune()
         if again_ts is None:
             seen.update(rows)
         elif seen or rows:
@@ -80,8 +111,8 @@ class AnswerStore:
 
     def advance(self, cutoff: int | None) -> None:
         """No flow still to come starts before ``cutoff`` (epoch ns): of the answers before it,
-        keep only the latest per (client, address) and per address. ``None`` or an earlier
-        cutoff than the last: nothing to do."""
+        keep only the latest per (client, address) and per address (past :attr:`max_pairs`
+        pairs, forget the oldest). ``None`` or an earlier cutoff than the last: nothing to do."""
         if cutoff is None or (self._cutoff is not None and cutoff <= self._cutoff):
             return
         self._cutoff = cutoff
@@ -90,37 +121,83 @@ class AnswerStore:
             return
         self._recent = [r for r in self._recent if r[0] >= cutoff]
         old.sort(key=itemgetter(0, 1))      # time order, capture order within a time
-        # The answers kept as the latest are older than the last cutoff (they were before it
-        # when folded) and every answer in _recent is not (add folds what is older): each of
-        # ``old`` replaces what is kept for its pair and address, so the last of each (in time
-        # order) is the latest.
-        latest_pair, latest_addr = self._latest_pair, self._latest_addr
-        by_address: dict[str, list] = {}
+        # (the last of each pair and address in that order is its latest: see _fold's >=)
+        fold = self._fold
         for row in old:
-            by_address.setdefault(row[3], []).append(row)
-        for address, rows in by_address.items():
-            by_client = latest_pair.get(address)
-            if by_client is None:
-                by_client = latest_pair[address] = {}
-            n = len(by_client)
-            by_client.update({r[2]: (r[0], r[1], r[4]) for r in rows})
-            self._pairs += len(by_client) - n
-            ts, frame, client, _, name = rows[-1]
-            latest_addr[address] = (ts, frame, client, name)
+            fold(row)
+        self._prune()
+
+    def _slot(self, ts: int, frame: int, client: str, name: str) -> int:
+        self._ts.append(ts)
+        self._frame.append(frame)
+        self._client.append(client)
+        self._name.append(name)
+        return len(self._ts) - 1
 
     def _fold(self, row: tuple[int, int, str, str, str]) -> None:
+        """``row`` replaces its pair's latest and its address's latest when not older (a tie:
+        the one folded last wins)."""
         ts, frame, client, address, name = row
-        by_client = self._latest_pair.get(address)
+        T, F = self._ts, self._frame
+        s = self._addr.get(address)
+        if s is None:
+            self._addr[address] = self._slot(ts, frame, client, name)
+            return
+        by_client = self._multi.get(address)
         if by_client is None:
-            by_client = self._latest_pair[address] = {}
-        have = by_client.get(client)
-        if have is None:
-            self._pairs += 1
-        if have is None or (ts, frame) >= have[:2]:
-            by_client[client] = (ts, frame, name)
-        have = self._latest_addr.get(address)
-        if have is None or (ts, frame) >= have[:2]:
-            self._latest_addr[address] = (ts, frame, client, name)
+            if self._client[s] == client:       # the address's one pair
+                if (ts, frame) >= (T[s], F[s]):
+                    T[s], F[s], self._name[s] = ts, frame, name
+                return
+            by_client = self._multi[address] = {self._client[s]: s}
+        p = by_client.get(client)
+        if p is None:
+            p = by_client[client] = self._slot(ts, frame, client, name)
+        elif (ts, frame) >= (T[p], F[p]):
+            T[p], F[p], self._name[p] = ts, frame, name
+        else:
+            return                              # (older than its pair's: older than the address's)
+        if p != s and (ts, frame) >= (T[s], F[s]):
+            self._addr[address] = p
+
+    def _prune(self) -> None:
+        """Past :attr:`max_pairs` pairs: forget those whose latest answer is older than what
+        keeps three quarters of them (an address's latest is its newest pair: an address goes
+        whole or keeps its latest)."""
+        n = len(self._ts)
+        if n <= self.max_pairs:
+            return
+        ts = np.frombuffer(self._ts, dtype=np.int64)
+        keep_n = max(1, self.max_pairs * 3 // 4)
+        limit = int(np.partition(ts, n - keep_n)[n - keep_n])     # the keep_n-th latest time
+        keep = ts >= limit
+        gone = ~keep
+        self.dropped += int(np.count_nonzero(gone))
+        latest_gone = int(ts[gone].max()) if gone.any() else None
+        if latest_gone is not None:
+            self.dropped_until_ns = latest_gone if self.dropped_until_ns is None else \
+                max(self.dropped_until_ns, latest_gone)
+        new_of = np.cumsum(keep) - 1                            # old slot -> new slot
+        kept = np.flatnonzero(keep)
+        self._ts = array("q", ts[kept].tobytes())
+        self._frame = array("q", np.frombuffer(self._frame, dtype=np.int64)[kept].tobytes())
+        client, name = self._client, self._name
+        self._client = [client[i] for i in kept.tolist()]
+        self._name = [name[i] for i in kept.tolist()]
+        new_of = new_of.tolist()
+        keep = keep.tolist()
+        addr: dict[str, int] = {}
+        multi: dict[str, dict[str, int]] = {}
+        for address, s in self._addr.items():
+            if not keep[s]:
+                continue                        # (its latest gone: all its pairs are older)
+            addr[address] = new_of[s]
+            by_client = self._multi.get(address)
+            if by_client is not None:
+                left = {c: new_of[p] for c, p in by_client.items() if keep[p]}
+                if len(left) > 1:
+                    multi[address] = left
+        self._addr, self._multi = addr, multi
 
     def select(self, addresses, pairs=None) -> DnsAnswers:
         """The answers that can name a flow to ``addresses`` (a set of address texts): the
@@ -128,29 +205,55 @@ class AnswerStore:
         of (client, address); ``None``: every pair kept for these addresses), then every answer
         since the cutoff to one of these addresses. A new object, with ``frame_no``; an
         address's latest comes after the pairs' (so it wins a tie, as the latest it is)."""
-        if pairs is None:
-            pairs = [(c, a) for a in addresses for c in self._latest_pair.get(a, ())]
-        elif not isinstance(pairs, (set, frozenset)):
-            pairs = set(pairs)
-        latest_pair, latest_addr = self._latest_pair, self._latest_addr
-        pair_of, empty = latest_pair.get, {}
+        T, F, C, N = self._ts, self._frame, self._client, self._name
+        addr_of, multi_of = self._addr.get, self._multi.get
         rows = []
-        for client, address in pairs:
-            v = pair_of(address, empty).get(client)
-            if v is not None:
-                rows.append((v[0], v[1], client, address, v[2]))
+        if pairs is None:
+            for a in addresses:
+                by_client = multi_of(a)
+                if by_client is not None:
+                    rows.extend([(T[p], F[p], c, a, N[p]) for c, p in by_client.items()])
+                else:
+                    s = addr_of(a)
+                    if s is not None:
+                        rows.append((T[s], F[s], C[s], a, N[s]))
+        else:
+            if not isinstance(pairs, (set, frozenset)):
+                pairs = set(pairs)
+            for client, address in pairs:
+                by_client = multi_of(address)
+                if by_client is not None:
+                    p = by_client.get(client)
+                else:
+                    p = addr_of(address)
+                    if p is not None and C[p] != client:
+                        p = None
+                if p is not None:
+                    rows.append((T[p], F[p], client, address, N[p]))
         rows.sort(key=itemgetter(0, 1))
         for a in addresses:
-            v = latest_addr.get(a)
-            if v is not None:
-                rows.append((v[0], v[1], v[2], a, v[3]))
+            s = addr_of(a)
+            if s is not None:
+                rows.append((T[s], F[s], C[s], a, N[s]))
         rows.extend([r for r in self._recent if r[3] in addresses])
         if not rows:
             return DnsAnswers()
         ts, frame, client, address, name = zip(*rows)
         return DnsAnswers(list(ts), list(client), list(address), list(name), list(frame))
 
+    def warning(self, name: str) -> str | None:
+        """The warning line (starting with the capture's ``name``) about the pairs forgotten
+        past :attr:`max_pairs`, or None."""
+        if not self.dropped:
+            return None
+        from datetime import datetime, timezone
+        until = datetime.fromtimestamp(self.dropped_until_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return (f"{name}: {self.dropped} DNS answers forgotten (their (client, address) pairs' latest, "
+                f"the last at {until} UTC): the analysis keeps at most {self.max_pairs:,} pairs "
+                "(kscc_traffic.answer_store.MAX_PAIRS, ~350 MB), the oldest go; a flow that started later to one of "
+                "their addresses, with no newer answer for it, has no dns_name")
+
     def answers(self) -> DnsAnswers:
         """Everything kept (as :meth:`select` of every address)."""
-        addresses = set(self._latest_addr) | {r[3] for r in self._recent}
+        addresses = set(self._addr) | {r[3] for r in self._recent}
         return self.select(addresses)

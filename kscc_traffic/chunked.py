@@ -73,6 +73,11 @@ BATCH_RECORDS = 40_000
 #: a record stamped this much (ns) before the record written before it is a step back of the
 #: clock (counted in ChunkedAnalysis.steps_back, warned about)
 STEP_BACK_NS = 500 * 10**6
+#: a record stamped this much (ns) after every record written before it is a jump forward of the
+#: clock (an appliance whose clock starts in 2000 then synced, a suspended VM; counted in
+#: ChunkedAnalysis.jumps_forward, warned about): connections open across it are split, as their
+#: idle timeout passes (break-it 21 F7). One day: a capture may be silent for hours
+JUMP_FORWARD_NS = 86_400 * 10**9
 #: packets of a flow always carried whole (see :func:`_summarise`)
 HEAD_PACKETS = 8
 #: time slot (ns) whose first and last packet of each closed TCP connection are carried (less
@@ -88,6 +93,34 @@ HOLD_NS = 1_000_000
 #: a chunk's last frames decoded again with the next chunk when they hold fragments of a
 #: datagram not complete yet, or are stamped as its last one (at most this many frames)
 HOLD_FRAMES = 4096
+
+
+def _file_bytes(st: ReadStats) -> int:
+    """Bytes of the capture file read so far (a compressed file's own bytes, not those it gives)."""
+    return st.file_bytes_read if st.file_bytes_read is not None else st.bytes_read
+
+
+def jumps_forward(ts: np.ndarray, prev_max: Optional[int] = None) -> tuple[int, int, Optional[int]]:
+    """Jumps forward of the clock in ``ts`` (int64 ns, file order), after records whose latest
+    stamp was ``prev_max`` (None: none before): records stamped more than :data:`JUMP_FORWARD_NS`
+    after every record before them. (Against the latest so far, not the record before: a record
+    stamped 0 among others is a step back, not also a jump forward when the clock comes back.)
+    Returns (count, the largest jump in ns or 0, the latest stamp so far)."""
+    if not len(ts):
+        return 0, 0, prev_max
+    t = ts.astype(np.int64, copy=False)
+    run = np.maximum.accumulate(t)
+    if prev_max is not None:
+        run = np.maximum(run, prev_max)
+        before = np.concatenate(([prev_max], run[:-1]))
+    else:
+        before = run[:-1]
+        t = t[1:]
+    # (no overflow: stamps are kept within 2^62 ns of 1970)
+    gaps = t - before
+    jump = gaps > JUMP_FORWARD_NS
+    k = int(np.count_nonzero(jump))
+    return k, (int(gaps[jump].max()) if k else 0), int(run[-1])
 
 
 def _idle_by_name() -> dict[str, int]:
@@ -128,6 +161,10 @@ class ChunkedAnalysis:
     late_packets: int = 0
     #: places where a record is stamped more than :data:`STEP_BACK_NS` before the one before it
     steps_back: int = 0
+    #: places where a record is stamped more than :data:`JUMP_FORWARD_NS` after every record
+    #: before it (:func:`jumps_forward`), and the largest such jump (ns)
+    jumps_forward: int = 0
+    largest_jump_ns: int = 0
     #: IP packets with fewer transport payload bytes captured than their IP length says
     #: (:meth:`ReadStats.warn_short_packets`)
     short_packets: int = 0
@@ -204,6 +241,7 @@ class ChunkedAnalysis:
         cap_end = np.iinfo(np.int64).min
         cap_start = np.iinfo(np.int64).max
         prev_ts = None                      # the last record's timestamp (steps back)
+        prev_max = None                     # the latest timestamp so far (jumps forward)
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
 
         def then_end():
@@ -235,6 +273,9 @@ class ChunkedAnalysis:
                     back += prev_ts is not None and int(t[0]) < prev_ts - STEP_BACK_NS
                     self.steps_back += int(back)
                     prev_ts = int(t[-1])
+                    k, big, prev_max = jumps_forward(t, prev_max)
+                    self.jumps_forward += k
+                    self.largest_jump_ns = max(self.largest_jump_ns, big)
                 if tail is not None:
                     frames, tail = _join(tail, frames), None
             full = frames
@@ -338,7 +379,7 @@ class ChunkedAnalysis:
             if last:
                 carry = None
                 if self.progress is not None and reader_stats is not None:
-                    self.progress(reader_stats.bytes_read)
+                    self.progress(_file_bytes(reader_stats))
                 break
             keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
             # (weights: as analyze_batch left them, those of dropped copies moved)
@@ -362,7 +403,7 @@ class ChunkedAnalysis:
             store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             del batch, b, flows
             if self.progress is not None and reader_stats is not None:
-                self.progress(reader_stats.bytes_read)
+                self.progress(_file_bytes(reader_stats))
             prev_clock = clock
         st = ReadStats()
         if reader_stats is not None:
@@ -385,6 +426,9 @@ class ChunkedAnalysis:
                     "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
                     "--chunk-mib more than the file's size")
         st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
+        st.warn_jumps_forward(self.name, self.jumps_forward, JUMP_FORWARD_NS, self.largest_jump_ns)
+        if store.warning(self.name):
+            st.warn(store.warning(self.name))
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         st.warn_one_way(self.name, *one_way.tolist())
         if self.duplicates:

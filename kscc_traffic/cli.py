@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from . import _startup
-from .errors import KsccTrafficError
+from .errors import KsccTrafficError, TemporaryFolderError
 from .text import escape_terminal, path_text
 
 # markdown: the help's paragraphs are reflowed to the terminal (docstrings keep their line breaks
@@ -239,7 +239,8 @@ def analyze(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="processes at once (default: one per core, one per capture): captures analysed "
                                             "in parallel; one capture with 2: a second process classifies "
-                                            "its flows while it is read (~10 % faster, ~100 MiB more)"),
+                                            "its flows while it is read (~10 % faster, ~100 MiB more; more with many "
+                                            "small flows); each process takes the memory of one capture"),
     file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
     chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096,
                                   help="MiB of a capture read at a time: more is faster and takes "
@@ -273,10 +274,12 @@ def analyze(
     out = target.stream if target else sys.stdout
     sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
     try:
-        with _progress([p for u in units for p in getattr(u, "paths", (u,))]) as advance:
+        with _progress(units) as advance:
             for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
                                        chunk_bytes=chunk_mib << 20, render=sink.render()):
                 if result.error:
+                    if result.temp_folder:          # the machine's problem: never a skipped capture
+                        raise _fail(result.error)
                     skip_or_fail(result.error)
                     continue
                 try:
@@ -284,6 +287,8 @@ def analyze(
                         sink.add(batch)
                 except OSError as e:
                     raise _write_failed(e, output)
+                except TemporaryFolderError as e:   # (--lenient skips only unreadable captures)
+                    raise _fail(str(e))
                 except KsccTrafficError as e:       # (the second process stopped: WorkerError)
                     skip_or_fail(str(e))
                     continue
@@ -512,18 +517,26 @@ class _progress:
     """A transient progress bar on stderr (a terminal only, and only for large captures);
     the context value is ``advance(nbytes)``."""
 
-    def __init__(self, paths) -> None:
+    def __init__(self, units) -> None:
+        """``units``: the captures (paths, or file sets with ``paths``). The bar follows the files'
+        own bytes, a compressed file's compressed ones (break-it 21 F9: no bar for any compressed
+        capture); a file set with a compressed file gets none (read in one process, its bytes read
+        are counted decompressed)."""
         from .capture.compressed import codec_of
         total = 0
-        for p in paths:
-            try:
-                total += p.stat().st_size
-                with open(p, "rb") as f:
-                    if codec_of(f.read(8)):
-                        total = None   # compressed: the bytes read are not the file's bytes
-                        break
-            except OSError:
-                pass
+        for u in units:
+            paths = getattr(u, "paths", None)
+            for p in paths if paths is not None else (u,):
+                try:
+                    total += p.stat().st_size
+                    with open(p, "rb") as f:
+                        if paths is not None and codec_of(f.read(8)):
+                            total = None
+                            break
+                except OSError:
+                    pass
+            if total is None:
+                break
         self.total = total
         self.bar = None
 

@@ -9,7 +9,9 @@
     │   ├── CorruptCapture           the header itself is damaged
     │   └── CaptureAccessError       the file is there but cannot be opened or read (permissions, I/O)
     ├── RulesError                   a rules file cannot be loaded; names file, rule id and field
-    └── EngineError                  an optional engine (tshark, scapy live capture) is unusable
+    ├── EngineError                  an optional engine (tshark, scapy live capture) is unusable
+    └── WorkerError                  a second process of the analysis stopped before it was done
+        └── TemporaryFolderError     a process cannot write its finished flows to the temporary folder
 
     CaptureWarning (a UserWarning)   what analyze() skipped in a damaged capture, one per line
 
@@ -55,6 +57,12 @@ class EngineError(KsccTrafficError):
 class WorkerError(KsccTrafficError):
     """The second process of an analysis (:class:`kscc_traffic.finishing.Finisher`) stopped
     before it was done: killed, or out of memory."""
+
+
+class TemporaryFolderError(WorkerError):
+    """A process of the analysis cannot write its finished flows to the temporary folder (full,
+    too small, a file size limit): a problem of the machine, not of the capture, so the run stops
+    with it even under ``--lenient`` (which skips only captures that cannot be read)."""
 
 
 class CaptureWarning(UserWarning):

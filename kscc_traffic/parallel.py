@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional
 import pandas as pd
 
 from .capture.stats import ReadStats
-from .errors import KsccTrafficError
+from .errors import KsccTrafficError, TemporaryFolderError
 from .rules import RuleSet
 from .text import path_text
 
@@ -35,7 +35,9 @@ class FileResult:
     ``batches()`` yields the flows (DataFrames with :data:`kscc_traffic.analyze.COLUMNS`);
     after it is exhausted ``stats`` (:class:`ReadStats`) and ``duplicates`` are complete.
     ``error`` is a one-line message when the file could not be analysed (then there are no
-    batches and ``stats`` is None). ``name`` is the capture's name in this run (``capture``
+    batches and ``stats`` is None); ``temp_folder`` is True when that is because its worker
+    could not write its finished flows to the temporary folder (the machine's problem, not the
+    capture's: the message names the folder and says to make room or use ``-j 1``). ``name`` is the capture's name in this run (``capture``
     column, :func:`kscc_traffic.analyze.capture_names`).
     """
 
@@ -45,6 +47,7 @@ class FileResult:
     duplicates: int = 0
     _source: object = field(default=None, repr=False)
     name: str = ""
+    temp_folder: bool = False
 
     def __del__(self) -> None:
         src = self._source
@@ -98,6 +101,50 @@ def _open(path: Path, rules: RuleSet, engine: str, progress=None, chunk_bytes=No
     return FileResult(path, _source=run, name=name or "")
 
 
+class _Spool:
+    """The worker's temporary file of finished flows: a write that fails (a full temporary folder,
+    a file size limit) raises :class:`~kscc_traffic.errors.TemporaryFolderError` naming the
+    folder, told apart from the capture's own read errors."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        self.folder, self.name, self.path, self._f = folder, name, None, None
+        try:
+            fd, self.path = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=folder)
+            self._f = os.fdopen(fd, "wb")
+        except OSError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: OSError) -> TemporaryFolderError:
+        return TemporaryFolderError(
+            f"{self.name or 'capture'}: the process analysing it cannot write its finished flows to "
+            f"{path_text(self.folder)} ({e.strerror or e}); make room there (TMPDIR chooses the folder) "
+            "or analyse with -j 1")
+
+    def dump(self, batch) -> None:
+        try:
+            pickle.dump(batch, self._f, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as e:
+            raise self._error(e) from None
+
+    def close(self) -> None:
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError as e:
+                raise self._error(e) from None
+
+    def discard(self) -> None:
+        f, self._f = self._f, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        if self.path:
+            _unlink(self.path)
+
+
 class _Terminated(BaseException):
     """SIGTERM in a worker (its parent is gone or asked it to stop)."""
 
@@ -129,26 +176,28 @@ def _worker_init() -> None:
 
 def _work(path: str, rules: RuleSet, engine: str, tmpdir: str, chunk_bytes: int | None = None,
           name: str | None = None) -> tuple:
-    """In a worker: analyse one file (named ``name``), batches to a temporary file."""
+    """In a worker: analyse one file (named ``name``), batches to a temporary file. Returns
+    (path, error message or None, stats, duplicates, temporary file, True when the error is the
+    temporary folder's)."""
     from .analyze import open_analysis
     global _BUSY
-    tmp = None
+    spool = None
     _BUSY = True
     try:
         run = open_analysis(path, rules, engine, chunk_bytes=chunk_bytes, name=name)
-        fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".flows", dir=tmpdir)
-        with os.fdopen(fd, "wb") as f:
-            for b in run.batches():
-                pickle.dump(b, f, protocol=pickle.HIGHEST_PROTOCOL)
-        return path, None, run.stats, run.duplicates, tmp
+        spool = _Spool(tmpdir, name or path_text(path))
+        for b in run.batches():
+            spool.dump(b)
+        spool.close()
+        return path, None, run.stats, run.duplicates, spool.path, False
     except _Terminated:
-        if tmp:
-            _unlink(tmp)
+        if spool:
+            spool.discard()
         os._exit(143)
     except BaseException as e:  # noqa: BLE001
-        if tmp:
-            _unlink(tmp)
-        return path, _message(path, e), None, 0, None
+        if spool:
+            spool.discard()
+        return path, _message(path, e), None, 0, None, isinstance(e, TemporaryFolderError)
     finally:
         _BUSY = False
 
@@ -209,16 +258,16 @@ def analyze_each(paths: list, rules: RuleSet, engine: str = "builtin", jobs: int
         try:
             for p, name, fut in zip(paths, names, futures):
                 try:
-                    _, error, stats, dups, tmp = fut.result()
+                    _, error, stats, dups, tmp, temp_folder = fut.result()
                 except Exception as e:  # noqa: BLE001 - a worker that died
-                    error, stats, dups, tmp = _message(p, e), None, 0, None
+                    error, stats, dups, tmp, temp_folder = _message(p, e), None, 0, None, False
                 if progress is not None:
                     try:
                         progress(p.size() if isinstance(p, FileSet) else p.stat().st_size)
                     except OSError:
                         pass
                 handed += 1
-                yield FileResult(p, error, stats, dups, _source=tmp, name=name)
+                yield FileResult(p, error, stats, dups, _source=tmp, name=name, temp_folder=temp_folder)
         finally:
             # stopped early: the results never handed out leave no temporary file behind
             for fut in futures[handed:]:

@@ -90,3 +90,75 @@ def test_compact_keeps_the_rows_payload_bytes_in_a_buffer_of_their_own():
     assert [c.payload(i) for i in range(len(keep))] == [p.payload(i) for i in keep.tolist()]
     assert c.cols["pl_off"][1] == -1               # "no payload" stays so
     assert c.cols["ts_ns"].tolist() == keep.tolist()
+
+
+def test_the_store_keeps_one_slot_per_pair_and_shares_it_with_the_address_latest():
+    s = AnswerStore()
+    s.add(_answers([(1, "c1", "a1", "n1"), (2, "c1", "a1", "n2"), (3, "c2", "a1", "n3"), (4, "c1", "a2", "m")]))
+    s.advance(10)
+    assert len(s) == 3 and list(s._ts) == [2, 3, 4]      # (c1, a1) updated in place, (c2, a1), (c1, a2)
+    assert s._multi == {"a1": {"c1": 0, "c2": 1}} and s._addr == {"a1": 1, "a2": 2}
+    got = list(zip(*(lambda a: (a.ts_ns, a.client, a.address, a.name))(
+        s.select({"a1", "a2"}, {("c1", "a1"), ("c2", "a2")}))))
+    # (c1, a1)'s latest ((c2, a2) has none), then each address's latest (in the set's order)
+    assert got[0] == (2, "c1", "a1", "n2") and sorted(got[1:]) == [(3, "c2", "a1", "n3"), (4, "c1", "a2", "m")]
+    assert s.dropped == 0 and s.warning("x.pcap") is None
+
+
+def test_past_max_pairs_the_oldest_pairs_are_forgotten_with_a_count():
+    s = AnswerStore(max_pairs=8)
+    s.add(_answers([(t, "c1", f"a{t}", f"n{t}") for t in range(10)]
+                   + [(9, "c2", "a0", "late-a0")]))           # a0's latest is new: a0 stays whole
+    s.advance(100)                                             # 11 pairs > 8: the oldest go, 6 stay
+    assert s.dropped == 5 and s.dropped_until_ns == 4 and len(s) == 6
+    kept = s.answers()
+    # (each address twice, as answers() gives them: its pairs', then its latest)
+    assert sorted(zip(kept.ts_ns, kept.client, kept.address)) == sorted(
+        2 * [(5, "c1", "a5"), (6, "c1", "a6"), (7, "c1", "a7"), (8, "c1", "a8"), (9, "c1", "a9"), (9, "c2", "a0")])
+    assert s._multi == {}                                      # (a0's old pair with c1 went)
+    assert len(s.select({"a1"})) == 0
+    assert s.select({"a0"}, {("c1", "a0")}).name == ["late-a0"]   # only the address's latest
+    assert s.warning("x.pcap").startswith(
+        "x.pcap: 5 DNS answers forgotten (their (client, address) pairs' latest, the last at 1970-01-01 "
+        "00:00:00 UTC): the analysis keeps at most 8 pairs")
+
+
+def _dns_capture(path, n):
+    """``n`` DNS answers 10 s apart, each naming its own address for one client, then one UDP
+    datagram from that client to the first and to the last address."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from pcapbuild import eth, pcap_bytes
+    recs = []
+    for i in range(n):
+        dns = DNS(id=i, qr=1, rd=1, ra=1, qd=DNSQR(qname=f"h{i}.example"),
+                  an=DNSRR(rrname=f"h{i}.example", rdata=f"203.0.113.{i + 1}", ttl=60))
+        recs.append((1000.0 + 10 * i, bytes(eth(IP(src="198.51.100.53", dst="192.0.2.10")
+                                                / UDP(sport=53, dport=40000 + i) / dns))))
+    for k, a in enumerate((1, n)):
+        recs.append((1000.0 + 10 * n + k, bytes(eth(IP(src="192.0.2.10", dst=f"203.0.113.{a}")
+                                                     / UDP(sport=50000 + k, dport=15000) / (b"x" * 40)))))
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+def test_a_chunked_analysis_under_the_cap_names_as_whole_and_over_it_warns(tmp_path, monkeypatch):
+    from kscc_traffic import answer_store
+    from kscc_traffic.chunked import ChunkedAnalysis
+    from kscc_traffic.rules import load_rules
+    path = _dns_capture(tmp_path / "dns.pcap", 30)
+    rules = load_rules()
+
+    def names(chunk):
+        run = ChunkedAnalysis(path, rules, "dns.pcap", chunk_bytes=chunk)
+        flows = pd.concat(list(run.batches()), ignore_index=True)
+        late = flows[flows["resp_p"] == 15000].sort_values("resp_h")
+        return late["dns_name"].tolist(), [w for w in run.stats.warnings if "DNS answers forgotten" in w]
+
+    whole = names(1 << 20)
+    assert whole == (["h0.example", "h29.example"], [])
+    assert names(2048) == whole                                 # under the cap: as the whole file
+    monkeypatch.setattr(answer_store, "MAX_PAIRS", 8)
+    got, warned = names(2048)
+    assert got[1] == "h29.example" and got[0] in (None, "")    # h0's answer was forgotten
+    assert len(warned) == 1 and warned[0].startswith("dns.pcap: ") and "at most 8 pairs" in warned[0]

@@ -253,3 +253,25 @@ def test_judge_sees_attached_errors_and_the_flows_of_unmatched_ones(tmp_path):
     pd.testing.assert_frame_equal(b.flows[asked], every[asked])
     assert every.loc[asked, "http_host"].tolist().count("www.example.test") == 1
     assert (b.flows.loc[~asked, "verdict"] == "").all()
+
+
+def test_a_compressed_capture_reports_its_own_bytes_for_the_progress_bar(tmp_path):
+    # break-it 21 F9: no progress bar for any compressed capture (the bytes read were the
+    # decompressed ones, so the bar was left out); now they are the compressed file's
+    import gzip
+    from kscc_traffic.cli import _progress
+    plain = ROOT / "samples" / "captures" / "baseline_agent.pcap"
+    gz = tmp_path / "b.pcap.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    for path in (plain, gz):
+        seen = []
+        run = ChunkedAnalysis(path, RULES, path.name, chunk_bytes=2048, progress=seen.append)
+        rows = sum(len(b) for b in run.batches())
+        assert rows == len(analyze_file(plain, RULES).flows)
+        assert len(seen) > 3 and seen == sorted(seen) and seen[-1] == path.stat().st_size, (path.name, seen[-3:])
+        assert _progress([path]).total == path.stat().st_size
+    assert run.stats.bytes_read == plain.stat().st_size       # (the decompressed bytes, as before)
+    from kscc_traffic.capture.filesets import FileSet
+    # a file set with a compressed file (its bytes read counted decompressed): no bar, as before
+    assert _progress([FileSet((gz, gz))]).total is None
+    assert _progress([FileSet((plain, plain))]).total == 2 * plain.stat().st_size

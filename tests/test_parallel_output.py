@@ -3,6 +3,7 @@ batch (kscc_traffic.parallel, kscc_traffic.output)."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,42 @@ def test_cli_lenient_skips_a_bad_file_and_reports_the_rest(tmp_path):
     assert r.returncode in (0, 1)
     assert len(r.stdout.splitlines()) == len(analyze_file(FILES[1], RULES).flows)
     assert "skipped" in r.stderr and "bad.pcap" in r.stderr
+
+
+def _small_files():
+    import resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))    # (stdout and stderr are pipes: no limit)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_full_temporary_folder_with_several_captures_names_the_folder(tmp_path, lenient):
+    # break-it 21 F6: "Error: <capture>: No space left on device" (status 2 blamed the capture),
+    # and with --lenient the readable captures were skipped ("Warning: skipped …")
+    import os
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    args = [sys.executable, "-m", "kscc_traffic", "analyze", *map(str, FILES), "-f", "jsonl", "-j", "2"]
+    p = subprocess.run(args + (["--lenient"] if lenient else []), capture_output=True, text=True,
+                       preexec_fn=_small_files, env=env, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith("Error: blocked_agent.pcap: the process analysing it cannot write its finished "
+                               f"flows to {tmp_path} (File too large); make room there (TMPDIR chooses the "
+                               "folder) or analyse with -j 1\n")
+    assert "skipped" not in p.stderr and "Traceback" not in p.stderr
+    assert p.stdout == ""                                 # (the first capture's rows never came)
+    assert list(tmp_path.iterdir()) == []                 # (no temporary file left behind)
+    # the advice holds: with -j 1 nothing goes through the temporary folder
+    ok = subprocess.run(args[:-2] + ["-j", "1"], capture_output=True, text=True, preexec_fn=_small_files,
+                        env=env, cwd=tmp_path)
+    assert ok.returncode == 1 and "Error" not in ok.stderr
+    assert {json.loads(line)["capture"] for line in ok.stdout.splitlines()} == {f.name for f in FILES}
+
+
+def test_a_full_temporary_folder_is_not_skipped_by_lenient_with_one_capture(tmp_path):
+    import os
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(FILES[1]), "-f", "jsonl", "-j", "2",
+                        "--chunk-mib", "1", "--lenient"], capture_output=True, text=True,
+                       preexec_fn=_small_files, env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith("Error: baseline_agent.pcap: the second process cannot write its finished "
+                               f"flows to {tmp_path}/kscc-traffic-")
+    assert "skipped" not in p.stderr and "no capture could be read" not in p.stderr

@@ -117,6 +117,10 @@ class DecompressingReader:
         # file offset, the stream's output there)
         self._ck: tuple = (None, self._pos, 0)
 
+    def file_pos(self) -> int:
+        """Bytes of the compressed file read so far (its offset)."""
+        return self._pos
+
     def _read_in(self, n: int) -> bytes:
         data = self._f.read(n)
         self._pos += len(data)

@@ -1366,4 +1366,9 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
         return
     f, reader = _open_path(source)
     with f:
-        yield from _run(reader, name, max(chunk_bytes, 64))
+        if not isinstance(reader, DecompressingReader):
+            yield from _run(reader, name, max(chunk_bytes, 64))
+            return
+        for fr in _run(reader, name, max(chunk_bytes, 64)):
+            fr.stats.file_bytes_read = reader.file_pos()    # (the progress bar's: break-it 21 F9)
+            yield fr

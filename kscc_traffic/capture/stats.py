@@ -37,6 +37,9 @@ class ReadStats:
 
     records: int = 0
     bytes_read: int = 0
+    #: a compressed file read by :func:`~kscc_traffic.capture.files.iter_frames`: the bytes of
+    #: the file itself (compressed) read so far, for a progress bar against its size; else None
+    file_bytes_read: int | None = None
     ip_packets: int = 0
     non_ip: int = 0
     malformed: int = 0
@@ -128,6 +131,16 @@ class ReadStats:
                       "timestamp, or captures appended one after the other): packets are analysed in time "
                       "order, so a flow across such a step may show an odd history, or split")
 
+    def warn_jumps_forward(self, name: str, k: int, jump_ns: int, largest_ns: int) -> None:
+        """The one warning line about ``k`` places where a record is stamped more than ``jump_ns``
+        (ns) after every record before it (``largest_ns``: the largest such jump), if any."""
+        if k:
+            self.warn(f"{name}: the timestamps jump forward by more than {_span(jump_ns)} at {k} "
+                      f"place{'s' if k != 1 else ''} (the largest: {_span(largest_ns)}; the capturing host's "
+                      "clock was set forward, a suspended machine, a damaged timestamp, or nothing captured "
+                      "for that long): a connection across such a jump is split in two flows (the idle "
+                      "timeout passed), the second seen from its middle")
+
     def warn_frozen_clock(self, name: str, packets: int, span_ns: int) -> None:
         """The one warning line when ``packets`` (at least :data:`FROZEN_CLOCK_PACKETS`) IP packets
         all have one timestamp (``span_ns``, last minus first, is 0): a writer that stamped none
@@ -166,3 +179,12 @@ class ReadStats:
             if theirs is not None:
                 setattr(self, name, theirs if mine is None else max(mine, theirs))
         return self
+
+
+def _span(ns: int) -> str:
+    """A duration of ``ns`` nanoseconds in words: "1 day", "3650 days", "5.5 h"."""
+    days = ns / 86_400e9
+    if days >= 1:
+        return f"{days:.0f} day{'s' if round(days) != 1 else ''}" if days >= 10 or days == int(days) \
+            else f"{days:.1f} days"
+    return f"{ns / 3600e9:.1f} h"
