@@ -345,7 +345,7 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # a distribution point's port towards a name of the cloud: not a distribution point (on the
         # LAN), but the cloud server contacted on an on-premises port (agents still set up for an
         # on-premises Administration Server); an address of a local network stays a DP flow
-        cloud = _cloud_name(row, certs, rules)
+        cloud = _cloud_name(row, rules)
         if cloud and not local_address(str(row["resp_h"])):
             return done("unexpected", "host_mismatch", _onprem_detail(proto, resp_p, cloud, rules))
     if rule.host_mask and check and not from_cert and "*" in check.split("."):
@@ -675,14 +675,13 @@ def _cloud_names(rules: RuleSet) -> list[str]:
             if r.opener == "client_to_cloud" and r.app_protocol in ("tls", "https") and r.host_mask]
 
 
-def _cloud_name(row: dict, certs: list[str], rules: RuleSet) -> tuple[str, str] | None:
+def _cloud_name(row: dict, rules: RuleSet) -> tuple[str, str] | None:
     """(name, where it came from) of the first name of a flow that is the cloud Administration
     Server's: a host name under a cloud server's mask (:func:`_cloud_names`: ``*.ksc.kaspersky.com``);
     the names looked at are those the client asked for: the SNI, the name asked (``server_name``:
     HTTP Host, DNS) and the name the address was resolved from (``dns_name``); None when none is.
-    Not the server certificate's names (``certs``, kept for the signature: what a distribution
-    point presents is its own business), nor other kaspersky.com names (a distribution point's KSN
-    proxy ports may carry KSN's)."""
+    Not the server certificate's names (what a distribution point presents is its own business),
+    nor other kaspersky.com names (a distribution point's KSN proxy ports may carry KSN's)."""
     masks = _cloud_names(rules)
     sni = row.get("sni") or ""
     for name, where in ((sni, "SNI"), (row.get("server_name") or "", "name asked"),

@@ -29,7 +29,7 @@ from .errors import TemporaryFolderError, WorkerError
 from .rules import RuleSet
 from .text import path_text
 
-__all__ = ["Finisher", "MAX_WAITING"]
+__all__ = ["Finisher", "MAX_WAITING", "temp_folder_error"]
 
 #: batches handed to the worker and not yet handed out: the caller goes on reading while the worker
 #: finishes, but never runs ahead by more than this many batches (each waiting batch is memory)
@@ -65,10 +65,15 @@ def _finish_to_file(folder: str, flows: pd.DataFrame, rules: RuleSet, name: str,
                 os.unlink(path)
             except OSError:
                 pass
-        raise TemporaryFolderError(f"{name or 'capture'}: the second process cannot write its finished flows to "
-                          f"{path_text(folder)} ({e.strerror or e}); make room there (TMPDIR chooses the folder) or "
-                          "analyse with -j 1") from None
+        raise temp_folder_error(name, folder, e, "the second process") from None
     return path
+
+
+def temp_folder_error(name: str, folder: str, e: OSError, who: str) -> TemporaryFolderError:
+    """The error of a process (``who``) that cannot write its finished flows for capture ``name``
+    to the temporary ``folder`` (``e``: why): it names the folder and says what to do."""
+    return TemporaryFolderError(f"{name or 'capture'}: {who} cannot write its finished flows to {path_text(folder)} "
+                                f"({e.strerror or e}); make room there (TMPDIR chooses the folder) or analyse with -j 1")
 
 
 def _worker_start(folder: str, parent: int) -> None:

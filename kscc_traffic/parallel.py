@@ -22,6 +22,7 @@ import pandas as pd
 
 from .capture.stats import ReadStats
 from .errors import KsccTrafficError, TemporaryFolderError
+from .finishing import temp_folder_error
 from .rules import RuleSet
 from .text import path_text
 
@@ -115,10 +116,7 @@ class _Spool:
             raise self._error(e) from None
 
     def _error(self, e: OSError) -> TemporaryFolderError:
-        return TemporaryFolderError(
-            f"{self.name or 'capture'}: the process analysing it cannot write its finished flows to "
-            f"{path_text(self.folder)} ({e.strerror or e}); make room there (TMPDIR chooses the folder) "
-            "or analyse with -j 1")
+        return temp_folder_error(self.name, self.folder, e, "the process analysing it")
 
     def dump(self, batch) -> None:
         try:

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, ONPREM_PORT, STALE_ANSWER, \
-    VENDOR_DOMAIN, sinkhole_address
+    VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .outfile import write_all
 from .names import is_ip_literal
 from .rules import RuleSet
@@ -735,8 +735,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
-               + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
-                  "inspection)" if bl_icpt else ""))
+               + _intercepted_note(bl_icpt))
     if status == "blocked" and bl == bl_stale:
         # the SYNs reached something that still holds an old connection: the port is not closed
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
@@ -841,8 +840,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
                 "through uninspected"
-                + (f" ({bl_icpt} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from "
-                   "inspection)" if bl_icpt else ""))
+                + _intercepted_note(bl_icpt))
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
@@ -874,6 +872,20 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 #: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
 VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, "
                 "licensing…)")
+
+
+def _intercepted_note(k: int) -> str:
+    """The note on ``k`` blocked flows of a TLS failure's advice that aborted on a TLS-inspecting
+    proxy's certificate ('' when none)."""
+    return (f" ({k} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from inspection)"
+            if k else "")
+
+
+def _not_this_purpose(r, k: int) -> str:
+    """``; k more …``: the ``k`` unexpected flows of rule ``r`` that are not its traffic (a name
+    outside its mask, its port on the side that opened the connection: :data:`NOT_THIS_PURPOSE`)."""
+    return (f"; {k} more went to names outside {r.host_mask or 'the documented ones'} or had the documented "
+            "port on the side that opened the connection: not this purpose's traffic")
 
 
 def _onprem_fix(r, k: int) -> str:
@@ -909,16 +921,12 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
         if other > onprem:
-            fix += (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
-                    "the documented port on the side that opened the connection: not this purpose's traffic")
+            fix += _not_this_purpose(r, other - onprem)
         if onprem:
             fix += f"; {onprem} more: {_onprem_fix(r, onprem)}"
         return fix
     if un == other and onprem:
-        rest = (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or had "
-                "the documented port on the side that opened the connection: not this purpose's traffic"
-                if other > onprem else "")
-        return _onprem_fix(r, onprem) + rest
+        return _onprem_fix(r, onprem) + (_not_this_purpose(r, other - onprem) if other > onprem else "")
     if un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
@@ -942,9 +950,7 @@ def vendor_names(names) -> np.ndarray:
     """bool per ``server_name`` text: a name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
     (case and a trailing dot ignored)."""
     names = list(names)
-    tail = "." + VENDOR_DOMAIN
-    return np.fromiter(((n := str(x).lower().rstrip(".")) == VENDOR_DOMAIN or n.endswith(tail) for x in names),
-                       bool, len(names))
+    return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) for x in names), bool, len(names))
 
 
 def _names_a_server(names) -> np.ndarray:
