@@ -44,8 +44,8 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, DEFAULT_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, RST, TCP, \
-    broadcast_evidence, content_rows
+from .flows import ACK, CLOSE_DELAY_NS, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+    RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
 from .finishing import Finisher
@@ -439,7 +439,7 @@ class ChunkedAnalysis:
 
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per flow: whether it is a closed TCP connection (FIN both ways, or RST, in its history),
-    and its protocol's inactivity timeout (ns)."""
+    and its protocol's inactivity timeout (ns; a DNS flow's :data:`~kscc_traffic.flows.DNS_IDLE_NS`)."""
     hist = flows["history"].to_numpy(dtype=object).tolist()
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
@@ -449,6 +449,10 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     by_name = _idle_by_name()
     per_name = np.array([by_name.get(p, DEFAULT_IDLE_NS) for p in names.tolist()] + [DEFAULT_IDLE_NS], np.int64)
     idle = per_name[codes]          # (code -1, a missing name: the last entry, the default)
+    if len(hist):
+        dns = dns_flows(np.where(proto == "udp", UDP, 0), flows["orig_p"].to_numpy(np.int64),
+                        flows["resp_p"].to_numpy(np.int64))
+        idle[dns] = DNS_IDLE_NS
     return (tcp & closed) if len(hist) else np.zeros(0, bool), idle
 
 

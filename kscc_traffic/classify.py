@@ -83,6 +83,7 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -656,9 +657,11 @@ _LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "fc00::/7", "fe80::/10", "::1/128"))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def local_address(text: str) -> bool:
     """Whether an address text (``resp_h``) is in a local network (:data:`_LOCAL_NETWORKS`, an
-    IPv4-mapped IPv6 address by its IPv4); False for anything not an address."""
+    IPv4-mapped IPv6 address by its IPv4); False for anything not an address. (Cached: a batch
+    asks for the same few distribution points' addresses once per flow.)"""
     try:
         a = ipaddress.ip_address(text)
     except ValueError:

@@ -697,7 +697,8 @@ def live(
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
     idle_timeout: List[str] = typer.Option([], "--idle-timeout", metavar="NAME=SECONDS",
                                            help="when flows are summarised and evicted, the option once per NAME: tcp (300), "
-                                                "udp (60), icmp (60), other (60), close (5, after FIN/RST), e.g. "
+                                                "udp (60), dns (10, UDP to or from port 53, 137, 5353, 5355), icmp (60), other (60), close (5, "
+                                                "after FIN/RST), e.g. "
                                                 "--idle-timeout tcp=600 --idle-timeout close=2"),
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),

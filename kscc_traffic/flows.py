@@ -41,6 +41,11 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 #: inactivity timeouts in nanoseconds, by IP protocol (Zeek's tcp/udp/icmp_inactivity_timeout)
 IDLE_TIMEOUT_NS = {TCP: 300 * 10**9, UDP: 60 * 10**9, ICMP: 60 * 10**9, ICMP6: 60 * 10**9}
 DEFAULT_IDLE_NS = 60 * 10**9
+#: UDP flows to or from these ports (Zeek's DNS analyzer's: DNS 53, NetBIOS name service 137, mDNS
+#: 5353, LLMNR 5355) end after :data:`DNS_IDLE_NS` without a packet (Zeek's ``dns_session_timeout``:
+#: its DNS analyzer removes such a connection after 10 s idle), not the 60 s of other UDP flows
+DNS_PORTS = (53, 137, 5353, 5355)
+DNS_IDLE_NS = 10 * 10**9
 #: a TCP connection that closed (FIN both ways, or a RST) ends when the next packet of its 5-tuple
 #: comes more than this later (Zeek's tcp_close_delay / tcp_reset_delay: 5 s)
 CLOSE_DELAY_NS = 5 * 10**9
@@ -122,6 +127,13 @@ class FlowTable:
     byte_sums: np.ndarray | None = None
 
 
+def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
+    """Bool array: UDP (``proto`` 17) with either port in :data:`DNS_PORTS` (the flows whose
+    inactivity timeout is :data:`DNS_IDLE_NS`)."""
+    ports = np.array(DNS_PORTS)
+    return (np.asarray(proto) == UDP) & (np.isin(port_a, ports) | np.isin(port_b, ports))
+
+
 def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
     return (port >= 0) & (port < 1024)
 
@@ -174,8 +186,28 @@ def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -
     else:
         uniq, inv = np.unique(np.stack([hi, lo], axis=1), axis=0, return_inverse=True)
         uhi, ulo = uniq[:, 0], uniq[:, 1]
-    texts = [_one_address(h, l) for h, l in zip(uhi.tolist(), ulo.tolist())]
-    return np.array(texts, dtype=object)[inv.reshape(-1)]
+    four = _mapped(uhi, ulo)
+    texts = np.empty(len(ulo), dtype=object)
+    if four.any():
+        texts[four] = _dotted_quads(ulo[four] & np.uint64(0xFFFFFFFF))
+    if not four.all():
+        other = np.flatnonzero(~four)
+        texts[other] = [_one_address(h, l) for h, l in zip(uhi[other].tolist(), ulo[other].tolist())]
+    return texts[inv.reshape(-1)]
+
+
+#: the decimal text of each octet value, for :func:`_dotted_quads`
+_OCTETS = np.array([str(i) for i in range(256)], dtype=object)
+
+
+def _dotted_quads(a: np.ndarray) -> np.ndarray:
+    """uint64 array of IPv4 addresses (0 … 2**32-1) -> object array of their dotted-quad texts
+    (``198.51.100.7``, as ``str(ipaddress.IPv4Address(a))``), built column-wise."""
+    a = a.astype(np.uint32)
+    out = _OCTETS[a >> 24]
+    for shift in (16, 8, 0):
+        out = out + "." + _OCTETS[(a >> shift) & 0xFF]
+    return out
 
 
 def repeated(value, n: int) -> np.ndarray:
@@ -836,6 +868,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         timeout = np.full(len(order), DEFAULT_IDLE_NS, np.int64)
         for p, t in IDLE_TIMEOUT_NS.items():
             timeout[o_proto == p] = t
+        timeout[dns_flows(o_proto, a_p[order], b_p[order])] = DNS_IDLE_NS
         gap = np.zeros(len(order), bool)
         gap[1:] = (o_ts[1:] - o_ts[:-1]) > timeout[1:]
         new_flow |= gap

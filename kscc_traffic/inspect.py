@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, repeated, resent, seq_extents
-from .protocols import dns, http, tls, tls_batch
+from .protocols import dns, dns_batch, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -1713,6 +1713,10 @@ def _udp_quic(ft: FlowTable, service: np.ndarray) -> None:
 #: agrees; a response after them (a client asking everything from one source port) counts
 DNS_MATCH_PACKETS = 8
 
+#: the DNS messages of the common shape are read all at once (:func:`.dns_batch.parse_simple`);
+#: False: each one by the reference parser (:func:`.dns.parse_message`), as the tests compare
+DNS_BATCH = True
+
 
 #: DNS question types by name, for the ``dns_mismatch`` text (others: ``type <n>``)
 _QTYPE_NAMES = {dns.TYPE_A: "A", dns.TYPE_AAAA: "AAAA", dns.TYPE_CNAME: "CNAME", 12: "PTR", 33: "SRV",
@@ -1789,13 +1793,15 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
     o2 = off[at].astype(np.int64)
     tx = b[o2].astype(np.int64) << 8 | b[o2 + 1].astype(np.int64)
     # each message's question (lower-case name, type) as a number, -1 without
-    codes: dict = {}
-    qc_k = np.array([codes.setdefault((m.qname[q].lower(), int(m.qtype[q])), len(codes)) if m.has_q[q] else -1
-                     for q in range(len(m.valid))], np.int64)
+    # (numbered by (lower-case name, type): only which are equal counts)
+    low, _ = pd.factorize(pd.Series(m.qname, dtype=object).str.lower())
+    qc_k, types = pd.factorize(low.astype(np.int64) * 65537 + (m.qtype + 1))
+    qc_k = np.where(m.has_q, qc_k, -1).astype(np.int64)
+    ncodes = len(types)
     qc = qc_k[kid]
     who = f * 65536 + tx
-    if (int(who.max()) + 1) * (len(codes) + 1) < 1 << 62:
-        _, full = np.unique(who * (len(codes) + 1) + (qc + 1), return_inverse=True)
+    if (int(who.max()) + 1) * (ncodes + 1) < 1 << 62:
+        _, full = np.unique(who * (ncodes + 1) + (qc + 1), return_inverse=True)
     else:
         _, full = np.unique(np.stack([who, qc]), axis=1, return_inverse=True)
     full = full.ravel()
@@ -1963,16 +1969,38 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     else:
         mv = memoryview(buf).cast("B")
         keys = [mv[i:j].tobytes() for i, j in zip(k0, k1)]
-    ids: dict[bytes, int] = {}
-    kid = np.array([ids.setdefault(k, len(ids)) for k in keys], np.int64)
-    del keys, ids
+    kid = pd.factorize(np.array(keys, dtype=object))[0].astype(np.int64)   # (order of first appearance)
+    del keys
     # each key's first packet (ids are numbered in order of first appearance)
     first = np.nonzero(np.r_[True, kid[1:] > np.maximum.accumulate(kid)[:-1]])[0]
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
                      [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64))
-    for k, j in enumerate(first.tolist()):
+    # the common shape of all of them at once (dns_batch), the others one by one
+    s = dns_batch.parse_simple(buf, off[first], end[first]) if DNS_BATCH else None
+    pair_key: list = []
+    pair_addr: list = []
+    pair_name: list = []
+    if s is not None:
+        easy = s.simple
+        m.valid[easy] = s.valid[easy]
+        m.is_resp[easy] = s.is_response[easy]
+        m.rc[easy] = np.where(s.is_response[easy], s.rcode[easy], 0)
+        m.has_q[easy] = s.qtype[easy] >= 0
+        m.qname[easy] = s.qname[easy]
+        m.qtype[easy] = s.qtype[easy]
+        pair_key.append(s.pair_msg)
+        pair_addr.append(s.pair_addr)
+        pair_name.append(s.qname[s.pair_msg])
+        hard = np.flatnonzero(~easy)
+    else:
+        hard = np.arange(nk)
+    keys_h: list[int] = []
+    addr_h: list[str] = []
+    name_h: list[str] = []
+    for k in hard.tolist():
+        j = int(first[k])
         msg = dns.parse_message(bytes(buf[int(off[j]):int(end[j])]))
         if msg is None:
             continue
@@ -1984,13 +2012,28 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
         if msg.is_response:
             m.is_resp[k] = True
             m.rc[k] = msg.rcode
-            resolved = dns.resolved_names(msg)
-            m.n_res[k] = len(resolved)
-            m.addrs[k] = tuple(dict.fromkeys(a for a, _ in resolved))
+            for a, nm in dns.resolved_names(msg):
+                keys_h.append(k)
+                addr_h.append(a)
+                name_h.append(nm)
+    if keys_h:
+        pair_key.append(np.array(keys_h, np.int64))
+        pair_addr.append(np.array(addr_h, dtype=object))
+        pair_name.append(np.array(name_h, dtype=object))
+    key = np.concatenate(pair_key) if pair_key else np.zeros(0, np.int64)
+    if len(key):
+        order = np.argsort(key, kind="stable")      # (key order; answer order within a key)
+        key = key[order]
+        addr = np.concatenate(pair_addr)[order]
+        name = np.concatenate(pair_name)[order]
+        m.n_res[:] = np.bincount(key, minlength=nk)
+        m.addr_flat = addr.tolist()
+        m.name_flat = name.tolist()
+        cuts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]).tolist() + [len(key)]
+        flat = m.addr_flat
+        for k, i, j in zip(key[cuts[:-1]].tolist(), cuts[:-1], cuts[1:]):
+            m.addrs[k] = tuple(dict.fromkeys(flat[i:j]))
             m.addr_text[k] = ";".join(m.addrs[k][:MAX_DNS_ANSWERS])
-            for a, nm in resolved:
-                m.addr_flat.append(a)
-                m.name_flat.append(nm)
     return m
 
 

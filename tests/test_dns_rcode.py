@@ -200,7 +200,7 @@ def test_html_rows_are_bounded():
 
 def _chunk_capture(tmp_path):
     """A UDP and a TCP DNS flow whose first response (NXDOMAIN) is far from their later packets
-    (a NOERROR answer ~30 s on), with gateway datagrams of other flows in between, so the flows
+    (a NOERROR answer ~9 s on for UDP, within its 10 s idle timeout; ~30 s for TCP), with gateway datagrams of other flows in between, so the flows
     are carried over many chunk boundaries; a UDP flow whose only response (REFUSED) comes
     after its queries were retried more often than the packets a chunk always carries; and one
     whose server side sends 30 datagrams that are no response before its first response
@@ -209,8 +209,8 @@ def _chunk_capture(tmp_path):
     recs = [udp((C, 40000), (RES, 53), bytes(_q("a.ksc.kaspersky.com", 1)), t=1000.0),
             udp((RES, 53), (C, 40000), bytes(_r("a.ksc.kaspersky.com", 1, 3)), t=1000.01,
                 src_mac=SERVER_MAC, dst_mac=CLIENT_MAC),
-            udp((C, 40000), (RES, 53), bytes(_q("b.ksc.kaspersky.com", 2)), t=1030.0),
-            udp((RES, 53), (C, 40000), bytes(_r("b.ksc.kaspersky.com", 2, 0, "203.0.113.10")), t=1030.01,
+            udp((C, 40000), (RES, 53), bytes(_q("b.ksc.kaspersky.com", 2)), t=1009.0),
+            udp((RES, 53), (C, 40000), bytes(_r("b.ksc.kaspersky.com", 2, 0, "203.0.113.10")), t=1009.01,
                 src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)]
     for k in range(30):   # retried 30 times before the answer
         recs.append(udp((C, 40001), (RES, 53), bytes(_q("c.ksc.kaspersky.com", 3)), t=1000.5 + k))

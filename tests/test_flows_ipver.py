@@ -110,3 +110,17 @@ def test_live_session_keeps_the_versions_apart(tmp_path, monkeypatch):
     from test_live_session import assert_live_same
     path = write(tmp_path, named_and_refused())
     assert_live_same(path, monkeypatch, 1)
+
+
+def test_address_text_dotted_quads_match_ipaddress():
+    """The column-wise IPv4 texts equal ipaddress's, octet edge values included, beside IPv6
+    addresses (::1, ::/64 and 2001:db8::/32) in the same array."""
+    import ipaddress
+    rng = np.random.default_rng(7)
+    v4 = np.concatenate([np.array([0, 1, 255, 256, 0x7F000001, 0xC0000200, 0xFFFFFFFF], np.uint64),
+                         rng.integers(0, 2**32, 2000, dtype=np.uint64)])
+    hi = np.concatenate([np.zeros(len(v4), np.uint64), np.array([0, 0, 0x20010DB8 << 32], np.uint64)])
+    lo = np.concatenate([v4 | np.uint64(0xFFFF << 32), np.array([1, 0x12345678, 5], np.uint64)])
+    want = [str(ipaddress.IPv4Address(int(a))) for a in v4] + ["::1", "::1234:5678", "2001:db8::5"]
+    assert address_text(hi, lo).tolist() == want
+    assert address_text(hi[:len(v4)], lo[:len(v4)]).tolist() == want[:len(v4)]

@@ -59,7 +59,7 @@ import pandas as pd
 from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
-from ..flows import (_SEQ_TRUST, ACK, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      address_text, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
@@ -90,24 +90,29 @@ _LETTER_S, _LETTER_H, _LETTER_A, _LETTER_D, _LETTER_F, _LETTER_R = (1 << i for i
 
 @dataclass
 class Timeouts:
-    """Inactivity timeouts, seconds (Zeek's defaults: tcp 300, udp 60, icmp 60), and the delay
-    after which a closed TCP connection (FIN both ways or RST) is summarised (Zeek's
-    ``tcp_close_delay``/``tcp_reset_delay``: 5 s)."""
+    """Inactivity timeouts, seconds (Zeek's defaults: tcp 300, udp 60, icmp 60, and dns 10 for UDP
+    to or from a name service port, :data:`~kscc_traffic.flows.DNS_PORTS`: Zeek's
+    ``dns_session_timeout``), and the delay after which a closed TCP connection (FIN both ways or
+    RST) is summarised (Zeek's ``tcp_close_delay``/``tcp_reset_delay``: 5 s)."""
 
     tcp: float = IDLE_TIMEOUT_NS[TCP] / 1e9
     udp: float = IDLE_TIMEOUT_NS[UDP] / 1e9
     icmp: float = IDLE_TIMEOUT_NS[ICMP] / 1e9
     other: float = 60.0
     close: float = 5.0
+    dns: float = DNS_IDLE_NS / 1e9
 
-    def idle_ns(self, proto: int) -> int:
-        """Inactivity timeout of IP protocol ``proto``, nanoseconds."""
+    def idle_ns(self, proto: int, ports: tuple = ()) -> int:
+        """Inactivity timeout of IP protocol ``proto``, nanoseconds; ``ports``: the flow's two
+        ports (a UDP flow with one in :data:`~kscc_traffic.flows.DNS_PORTS` gets ``dns``)."""
+        if proto == UDP and any(p in DNS_PORTS for p in ports):
+            return int(self.dns * 1e9)
         s = {TCP: self.tcp, UDP: self.udp, ICMP: self.icmp, ICMP6: self.icmp}.get(proto, self.other)
         return int(s * 1e9)
 
     @classmethod
     def parse(cls, items: Iterable[str]) -> "Timeouts":
-        """From ``NAME=SECONDS`` strings (names: tcp, udp, icmp, other, close).
+        """From ``NAME=SECONDS`` strings (names: tcp, udp, icmp, other, close, dns).
 
         :raises ValueError: unknown name or a value that is not a positive number.
         """
@@ -115,8 +120,8 @@ class Timeouts:
         for item in items:
             name, _, val = item.partition("=")
             name = name.strip().lower()
-            if name not in ("tcp", "udp", "icmp", "other", "close"):
-                raise ValueError(f"unknown timeout {name!r} (tcp, udp, icmp, other, close)")
+            if name not in ("tcp", "udp", "icmp", "other", "close", "dns"):
+                raise ValueError(f"unknown timeout {name!r} (tcp, udp, icmp, other, close, dns)")
             try:
                 v = float(val)
             except ValueError:
@@ -469,7 +474,7 @@ class LiveSession:
             if fl is not None:
                 # (a SYN from the side that sent nothing since the other side's SYN: a
                 # simultaneous open, the same connection, as flows._simultaneous_open)
-                if t - fl.last_ts > self.timeouts.idle_ns(pr) or (
+                if t - fl.last_ts > self.timeouts.idle_ns(pr, (a_p[i], b_p[i])) or (
                         syn_only and fl.syn_seq is not None and seq[i] != fl.syn_seq
                         and not (d != fl.syn_dir and not fl.since_syn[d])):
                     self._finalize([fl])
@@ -805,7 +810,7 @@ class LiveSession:
         close_ns = int(self.timeouts.close * 1e9)
         done = [f for f in self.active.values()
                 if (f.closed and now - f.last_ts > close_ns)
-                or now - f.last_ts > self.timeouts.idle_ns(f.proto)]
+                or now - f.last_ts > self.timeouts.idle_ns(f.proto, (f.key[6], f.key[7]))]
         self._finalize(done)
 
     # ------------------------------------------------------------------------- live view
