@@ -28,8 +28,8 @@ flows' packets plus the DNS answers that can still name a flow (the open flows k
 they got), plus the frames of IP datagrams (and 802.11 MSDUs) whose fragments straddle a chunk
 boundary: those frames alone, wherever they are in the chunk, are decoded again with the next
 chunk, keeping their frame numbers (:func:`_hold_fragments`: at most
-:data:`HOLD_FRAGMENT_BYTES`, the oldest datagrams given up on beyond it, counted and warned
-about; a datagram no fragment still to come can complete, its first fragment more than the
+:data:`HOLD_FRAGMENT_BYTES` and :data:`HOLD_FRAGMENT_FRAMES`, the oldest datagrams given up on
+beyond them, counted and warned about; a datagram no fragment still to come can complete, its first fragment more than the
 reassembly timeout before the capture's clock, is given up on then, as the whole-file decode
 does). Until then the capture's clock (for the flows) is not later than their stamps, so the
 flow of a fragment never reassembled is still open when its row comes. What is not carried over
@@ -100,10 +100,14 @@ HOLD_NS = 1_000_000
 #: many frames: see :func:`_time_cut`)
 HOLD_FRAMES = 4096
 #: captured bytes at most of the frames held for the next chunk because they hold fragments of
-#: a datagram still incomplete (:func:`_hold_fragments`); beyond it the oldest datagrams are
+#: a datagram still incomplete (:func:`_hold_fragments`); beyond it (or
+#: :data:`HOLD_FRAGMENT_FRAMES`) the oldest datagrams are
 #: given up on (counted in ChunkedAnalysis.fragments_not_held, warned about). The decoder's own
 #: table holds at most :data:`~kscc_traffic.capture._ipfrag.MAX_DATAGRAMS` datagrams
 HOLD_FRAGMENT_BYTES = 16 << 20
+#: and frames at most (each chunk decodes the held frames again until their datagram completes
+#: or times out: this bounds that work, tiny fragments of a hostile capture included)
+HOLD_FRAGMENT_FRAMES = 32_768
 #: decodes at most of a chunk's frames less the held ones (a fragment that was a copy of a held
 #: one, or overlapped it, opens a datagram of its own once that one is held: held too)
 HOLD_ROUNDS = 4
@@ -183,7 +187,8 @@ class ChunkedAnalysis:
     #: (:meth:`ReadStats.warn_short_packets`)
     short_packets: int = 0
     #: frames holding fragments of datagrams incomplete at a chunk boundary that were not held
-    #: for the next chunk (more than :data:`HOLD_FRAGMENT_BYTES` of them at once): their
+    #: for the next chunk (more than :data:`HOLD_FRAGMENT_BYTES` or :data:`HOLD_FRAGMENT_FRAMES`
+    #: of them at once): their
     #: datagrams are not reassembled (warned about)
     fragments_not_held: int = 0
     #: classify the finished flows in a worker process while the next chunk is read
@@ -457,9 +462,9 @@ class ChunkedAnalysis:
             k = self.fragments_not_held
             st.warn(f"{self.name}: {k} IP fragment{'s' if k != 1 else ''} of datagrams still incomplete at "
                     f"a chunk boundary {'were' if k != 1 else 'was'} not held for the next chunk (more than "
-                    f"{HOLD_FRAGMENT_BYTES >> 20} MiB of such fragments at once): {'their' if k != 1 else 'its'} "
-                    "datagrams were not reassembled. Give --chunk-mib more than the file's size to "
-                    "reassemble them")
+                    f"{HOLD_FRAGMENT_BYTES >> 20} MiB or {HOLD_FRAGMENT_FRAMES} frames of such fragments at "
+                    f"once): {'their' if k != 1 else 'its'} datagrams were not reassembled. Give --chunk-mib "
+                    "more than the file's size to reassemble them")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
@@ -891,15 +896,16 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         it; None: unknown): a datagram no fragment stamped from then on can complete (its first
         fragment more than the reassembly timeout before) is not held, as the whole-file decode
         gives it up.
-    :param limit: captured bytes held at most (default :data:`HOLD_FRAGMENT_BYTES`): beyond it the
-        datagrams whose first fragment came first are not held.
+    :param limit: captured bytes held at most (default :data:`HOLD_FRAGMENT_BYTES`; frames at
+        most: :data:`HOLD_FRAGMENT_FRAMES`): beyond it the datagrams whose first fragment came
+        first are not held.
     :returns: (the indices into ``full`` decoded now, those held (ascending), the decode and
         counters of the records decoded now, the number of frames given up on for the limit).
     """
     limit = HOLD_FRAGMENT_BYTES if limit is None else limit
     cap = np.asarray(full.caplen, np.int64)
     held = np.zeros(0, np.int64)
-    used = 0
+    used = n_held = 0
     dropped = np.zeros(0, np.int64)
     for _ in range(HOLD_ROUNDS):
         groups = [(exp, fr) for exp, fr in mine.open_fragments
@@ -912,10 +918,11 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         for exp, fr in groups:
             at = np.unique(now[np.asarray(fr, np.int64)])
             size = int(cap[at].sum())
-            if used + size > limit:
+            if used + size > limit or n_held + len(at) > HOLD_FRAGMENT_FRAMES:
                 dropped = np.union1d(dropped, at)
                 continue
             used += size
+            n_held += len(at)
             take.append(at)
         if not take:
             break

@@ -138,10 +138,12 @@ def test_frame_numbers_of_held_frames_kept(capture, monkeypatch):
     assert (got == want).all()
 
 
-def test_too_many_fragments_held_are_given_up_with_a_warning(capture, monkeypatch):
-    # the frames held at once are bounded (HOLD_FRAGMENT_BYTES): beyond it the oldest datagrams
-    # are given up on, counted and warned about (their answers then missing)
-    monkeypatch.setattr(chunked_mod, "HOLD_FRAGMENT_BYTES", 8000)
+@pytest.mark.parametrize("limit, value", [("HOLD_FRAGMENT_BYTES", 8000), ("HOLD_FRAGMENT_FRAMES", 8)])
+def test_too_many_fragments_held_are_given_up_with_a_warning(capture, monkeypatch, limit, value):
+    # the frames held at once are bounded (HOLD_FRAGMENT_BYTES, HOLD_FRAGMENT_FRAMES): beyond
+    # them the oldest datagrams are given up on, counted and warned about (their answers then
+    # missing; here at most 9 frames, under 12 KB, are held at once at chunks of 100,000 bytes)
+    monkeypatch.setattr(chunked_mod, limit, value)
     flows, run = chunked(capture, SIZES[0])
     assert run.fragments_not_held > 0
     lost = flows[(flows.resp_p == 53) & (flows.reason == "no_answer")]
