@@ -25,10 +25,16 @@ So the flows, their uids, states, names and verdicts are those of the whole-file
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
 finished), each batch in time order of first packet. Memory is about two chunks plus the open
 flows' packets plus the DNS answers that can still name a flow (the open flows keep the names
-they got). What is not (yet) carried over a
-chunk boundary: IPv4/IPv6 fragments of one datagram split across two chunks (counted as
-unreassembled by the decoder), and an ICMP error that arrives after the flow it quotes was
-summarised (it becomes an ICMP flow of its own, as when the quoted flow was never seen).
+they got), plus the frames of IP datagrams (and 802.11 MSDUs) whose fragments straddle a chunk
+boundary: those frames alone, wherever they are in the chunk, are decoded again with the next
+chunk, keeping their frame numbers (:func:`_hold_fragments`: at most
+:data:`HOLD_FRAGMENT_BYTES` and :data:`HOLD_FRAGMENT_FRAMES`, the oldest datagrams given up on
+beyond them, counted and warned about; a datagram no fragment still to come can complete, its first fragment more than the
+reassembly timeout before the capture's clock, is given up on then, as the whole-file decode
+does). Until then the capture's clock (for the flows) is not later than their stamps, so the
+flow of a fragment never reassembled is still open when its row comes. What is not carried over
+a chunk boundary: an ICMP error that arrives after the flow it quotes was summarised (it becomes
+an ICMP flow of its own, as when the quoted flow was never seen).
 """
 from __future__ import annotations
 
@@ -90,9 +96,21 @@ AFTER_CLOSE = 64
 #: (with at most HOLD_FRAMES records): a record written after records stamped later is still
 #: put in its place for duplicates (see :func:`_time_cut`)
 HOLD_NS = 1_000_000
-#: a chunk's last frames decoded again with the next chunk when they hold fragments of a
-#: datagram not complete yet, or are stamped as its last one (at most this many frames)
+#: a chunk's last frames decoded with the next chunk when stamped as its last one (at most this
+#: many frames: see :func:`_time_cut`)
 HOLD_FRAMES = 4096
+#: captured bytes at most of the frames held for the next chunk because they hold fragments of
+#: a datagram still incomplete (:func:`_hold_fragments`); beyond it (or
+#: :data:`HOLD_FRAGMENT_FRAMES`) the oldest datagrams are
+#: given up on (counted in ChunkedAnalysis.fragments_not_held, warned about). The decoder's own
+#: table holds at most :data:`~kscc_traffic.capture._ipfrag.MAX_DATAGRAMS` datagrams
+HOLD_FRAGMENT_BYTES = 16 << 20
+#: and frames at most (each chunk decodes the held frames again until their datagram completes
+#: or times out: this bounds that work, tiny fragments of a hostile capture included)
+HOLD_FRAGMENT_FRAMES = 32_768
+#: decodes at most of a chunk's frames less the held ones (a fragment that was a copy of a held
+#: one, or overlapped it, opens a datagram of its own once that one is held: held too)
+HOLD_ROUNDS = 4
 
 
 def _file_bytes(st: ReadStats) -> int:
@@ -168,6 +186,11 @@ class ChunkedAnalysis:
     #: IP packets with fewer transport payload bytes captured than their IP length says
     #: (:meth:`ReadStats.warn_short_packets`)
     short_packets: int = 0
+    #: frames holding fragments of datagrams incomplete at a chunk boundary that were not held
+    #: for the next chunk (more than :data:`HOLD_FRAGMENT_BYTES` or :data:`HOLD_FRAGMENT_FRAMES`
+    #: of them at once): their
+    #: datagrams are not reassembled (warned about)
+    fragments_not_held: int = 0
     #: classify the finished flows in a worker process while the next chunk is read
     #: (:class:`~kscc_traffic.finishing.Finisher`); the result is the same
     worker: bool = False
@@ -231,7 +254,8 @@ class ChunkedAnalysis:
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
-        frame_base = 0
+        frame_base = 0                      # records read so far: the next one's number (Frames.number)
+        recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
         counters = DecodeCounters()
         ip_packets = non_ip = 0
         reader_stats: ReadStats | None = None
@@ -266,8 +290,11 @@ class ChunkedAnalysis:
             if frames is None:
                 frames, tail = (tail, None) if tail is not None else (Frames.empty(), None)
             else:
+                frames = replace(frames, number=np.arange(frame_base, frame_base + len(frames), dtype=np.int64))
+                frame_base += len(frames)
                 reader_stats = frames.stats
                 t = frames.ts_ns
+                recent_read = np.concatenate([recent_read, np.asarray(t[-CLOCK_FRAMES:], np.int64)])[-CLOCK_FRAMES:]
                 if len(t):
                     back = np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS)
                     back += prev_ts is not None and int(t[0]) < prev_ts - STEP_BACK_NS
@@ -279,6 +306,7 @@ class ChunkedAnalysis:
                 if tail is not None:
                     frames, tail = _join(tail, frames), None
             full = frames
+            cut = len(full)
             if not last:
                 # the records of the chunk's last timestamp (and those written before them but
                 # stamped later) wait for the next chunk: packets of one timestamp are put in flow
@@ -289,24 +317,24 @@ class ChunkedAnalysis:
                     if j == 0:      # all of it waits for the next chunk
                         tail = full
                         continue
-                    frames, tail = _slice(full, 0, j), _slice(full, j, len(full))
+                    cut = j
+            now = np.arange(cut)                # the records of full decoded now
+            frames = _take(full, now) if cut < len(full) else full
             mine = DecodeCounters()
             pk = decode(frames, counters=mine)
-            if not last and mine.open_fragment_frames:
-                # a datagram whose fragments straddle the chunk boundary: decode its frames
-                # again with the next chunk
-                whole = frames
-                j = len(frames)
-                while mine.open_fragment_frames and len(full) - min(mine.open_fragment_frames) <= HOLD_FRAMES:
-                    # (again when cutting left another datagram's fragments on both sides)
-                    j = min(mine.open_fragment_frames)
-                    frames, tail = _slice(whole, 0, j), _slice(full, j, len(full))
-                    mine = DecodeCounters()
-                    if j == 0:
-                        break
-                    pk = decode(frames, counters=mine)
-                del whole
-                if j == 0:   # all of it waits for the next chunk
+            if not last:
+                wait = np.arange(cut, len(full))
+                if mine.open_fragments:
+                    # datagrams whose fragments straddle the chunk boundary: their frames (only
+                    # those) are decoded again with the next chunk, keeping their numbers
+                    clock_now = _clock(recent_read) - REORDER_NS if len(recent_read) else None
+                    now, held, pk, mine, dropped = _hold_fragments(full, now, pk, mine, clock_now)
+                    self.fragments_not_held += dropped
+                    if len(held):
+                        frames = _take(full, now)
+                        wait = np.concatenate([held, wait])     # (held < cut: still in capture order)
+                tail = _take(full, wait) if len(wait) else None
+                if not len(now):    # all of it waits for the next chunk
                     continue
             counters.merge(mine)
             self.short_packets += short_payloads(pk.cols)
@@ -315,9 +343,8 @@ class ChunkedAnalysis:
                 cap_start = min(cap_start, int(pk.cols["ts_ns"].min()))   # (a clock that never moved)
             ip_packets += len(pk)
             non_ip += pk.stats.non_ip - frames.stats.non_ip
-            if len(pk):
-                pk.cols["frame"] = pk.cols["frame"] + frame_base
-            frame_base += len(frames)
+            if len(pk):     # (each record's number in the capture: some waited for a later chunk)
+                pk.cols["frame"] = frames.number[pk.cols["frame"]]
             # the capture's clock: packets still to come are not older than the oldest of this
             # chunk's last CLOCK_FRAMES records (less REORDER_NS), so far-off timestamps of a
             # few records do not move it
@@ -431,6 +458,13 @@ class ChunkedAnalysis:
             st.warn(store.warning(self.name))
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         st.warn_one_way(self.name, *one_way.tolist())
+        if self.fragments_not_held:
+            k = self.fragments_not_held
+            st.warn(f"{self.name}: {k} IP fragment{'s' if k != 1 else ''} of datagrams still incomplete at "
+                    f"a chunk boundary {'were' if k != 1 else 'was'} not held for the next chunk (more than "
+                    f"{HOLD_FRAGMENT_BYTES >> 20} MiB or {HOLD_FRAGMENT_FRAMES} frames of such fragments at "
+                    f"once): {'their' if k != 1 else 'its'} datagrams were not reassembled. Give --chunk-mib "
+                    "more than the file's size to reassemble them")
         if self.duplicates:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
@@ -810,27 +844,96 @@ def _parts(frames: Frames | None, most: int | None = None) -> list[Frames]:
     return out
 
 
-def _slice(frames: Frames, i: int, j: int) -> Frames:
-    """Records ``i:j`` of ``frames`` (same buffer)."""
-    return Frames(frames.buf, frames.ts_ns[i:j], frames.linktype[i:j], frames.offset[i:j],
-                  frames.caplen[i:j], frames.wirelen[i:j], frames.stats)
+def _take(frames: Frames, at) -> Frames:
+    """Records ``at`` of ``frames`` (an index array or slice; same buffer, their numbers kept)."""
+    return Frames(frames.buf, frames.ts_ns[at], frames.linktype[at], frames.offset[at],
+                  frames.caplen[at], frames.wirelen[at], frames.stats,
+                  number=frames.number[at] if frames.number is not None else None)
 
 
 def _own(frames: Frames) -> Frames:
     """``frames`` with a buffer of their own: their records' bytes copied out of the chunk's, so
-    that holding a few records does not hold the whole chunk."""
-    lo = int(frames.offset.min()) if len(frames) else 0
-    hi = int((frames.offset + frames.caplen).max()) if len(frames) else 0
-    return replace(frames, buf=bytes(frames.buf[lo:hi]), offset=frames.offset - lo)
+    that holding a few records does not hold the whole chunk (records scattered over it, as held
+    fragments are, each copied on its own)."""
+    if not len(frames):
+        return replace(frames, buf=b"", offset=np.zeros(0, np.int64))
+    off = np.asarray(frames.offset, np.int64)
+    cap = np.asarray(frames.caplen, np.int64)
+    lo, hi = int(off.min()), int((off + cap).max())
+    if isinstance(frames.buf, bytes) and lo == 0 and hi == len(frames.buf):
+        return frames       # (its own already)
+    size = int(cap.sum())
+    if hi - lo <= 2 * size + (64 << 10):
+        return replace(frames, buf=bytes(frames.buf[lo:hi]), offset=off - lo)
+    view = memoryview(frames.buf)
+    start = np.concatenate(([0], np.cumsum(cap)[:-1])).astype(np.int64)
+    buf = b"".join(view[o:o + c] for o, c in zip(off.tolist(), cap.tolist()))
+    return replace(frames, buf=buf, offset=start)
 
 
 def _join(head: Frames, frames: Frames) -> Frames:
-    """``head``'s records (copied out of their chunk's buffer) followed by ``frames``'."""
-    lo = int(head.offset.min()) if len(head) else 0
-    hi = int((head.offset + head.caplen).max()) if len(head) else 0
-    part = bytes(head.buf[lo:hi])
+    """``head``'s records (copied out of their chunk's buffer) followed by ``frames``' (numbers
+    joined too when both have them)."""
+    head = _own(head)
+    part = bytes(head.buf)
     buf = part + bytes(frames.buf)
     cat = np.concatenate
+    number = None
+    if head.number is not None and frames.number is not None:
+        number = cat([head.number, frames.number])
     return Frames(buf, cat([head.ts_ns, frames.ts_ns]), cat([head.linktype, frames.linktype]),
-                  cat([head.offset - lo, frames.offset + len(part)]), cat([head.caplen, frames.caplen]),
-                  cat([head.wirelen, frames.wirelen]), frames.stats)
+                  cat([head.offset, frames.offset + len(part)]), cat([head.caplen, frames.caplen]),
+                  cat([head.wirelen, frames.wirelen]), frames.stats, number=number)
+
+
+def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,
+                    clock: Optional[int], limit: Optional[int] = None):
+    """Take out of a chunk's decode the frames holding fragments of datagrams it left incomplete,
+    so that they are decoded again with the next chunk (and reassembled there, or given up on as
+    the whole-file decode does: the decoder's rows are the same, their frame numbers kept).
+
+    :param full: the chunk's records (those held from before first).
+    :param now: int64 indices into ``full`` (ascending) of the records decoded.
+    :param pk, mine: their decode and its counters (``mine.open_fragments``: the datagrams left
+        incomplete, by frame index into ``frames``).
+    :param clock: the capture's clock (epoch ns: records still to come are not stamped before
+        it; None: unknown): a datagram no fragment stamped from then on can complete (its first
+        fragment more than the reassembly timeout before) is not held, as the whole-file decode
+        gives it up.
+    :param limit: captured bytes held at most (default :data:`HOLD_FRAGMENT_BYTES`; frames at
+        most: :data:`HOLD_FRAGMENT_FRAMES`): beyond it the datagrams whose first fragment came
+        first are not held.
+    :returns: (the indices into ``full`` decoded now, those held (ascending), the decode and
+        counters of the records decoded now, the number of frames given up on for the limit).
+    """
+    limit = HOLD_FRAGMENT_BYTES if limit is None else limit
+    cap = np.asarray(full.caplen, np.int64)
+    held = np.zeros(0, np.int64)
+    used = n_held = 0
+    dropped = np.zeros(0, np.int64)
+    for _ in range(HOLD_ROUNDS):
+        groups = [(exp, fr) for exp, fr in mine.open_fragments
+                  if fr and (clock is None or exp >= clock)]
+        if not groups:
+            break
+        # (newest first: a datagram opened last is the likeliest to complete)
+        groups.sort(key=lambda g: g[0], reverse=True)
+        take = []
+        for exp, fr in groups:
+            at = np.unique(now[np.asarray(fr, np.int64)])
+            size = int(cap[at].sum())
+            if used + size > limit or n_held + len(at) > HOLD_FRAGMENT_FRAMES:
+                dropped = np.union1d(dropped, at)
+                continue
+            used += size
+            n_held += len(at)
+            take.append(at)
+        if not take:
+            break
+        new = np.unique(np.concatenate(take))
+        held = np.union1d(held, new)
+        now = np.setdiff1d(now, new, assume_unique=True)
+        frames = _take(full, now)
+        mine = DecodeCounters()
+        pk = decode(frames, counters=mine)
+    return now, held, pk, mine, len(dropped)

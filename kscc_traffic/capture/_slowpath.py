@@ -858,6 +858,16 @@ class SlowDecoder:
         """Frame indices holding fragments of 802.11 MSDUs still incomplete."""
         return [f for e in self.dot11_frags.values() for f in e[2]]
 
+    def open_fragment_groups(self) -> list[tuple[int, list[int]]]:
+        """The datagrams still incomplete (IP datagrams in reassembly, then 802.11 MSDUs), each
+        as (the latest timestamp, epoch ns, at which a fragment still completes it: its first
+        fragment's plus the timeout; a fragment stamped later starts afresh, the ones held are
+        given up on; the frame indices holding its fragments, in arrival order)."""
+        out = [(dg.first_ts + self.frag.timeout_ns, [int(f.row[0]) for f in dg.frags])
+               for dg in self.frag.table.values()]
+        out += [(e[7] + DOT11_LIFETIME_NS, list(e[2])) for e in self.dot11_frags.values()]
+        return out
+
     def _amsdu(self, d: Any, pos: int, end: int, ctx: _Ctx, base: int = 0) -> list:
         """The subframes of an A-MSDU body at ``d[pos:end]`` (IEEE 802.11-2020 9.3.2.2.2; the
         QoS control's "A-MSDU present" bit): each is DA (6 bytes), SA (6), a big-endian length

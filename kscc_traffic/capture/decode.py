@@ -290,8 +290,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         for k, i in enumerate(idx.tolist()):
             sd.frame(i, ts_l[k], lt_l[k], off_l[k], cap_l[k], wire_l[k])
     if counters is not None:
-        counters.open_fragment_frames = [int(f.row[0]) for dg in sd.frag.table.values() for f in dg.frags] \
-            + sd.open_dot11_frames()
+        counters.open_fragments = sd.open_fragment_groups()
+        counters.open_fragment_frames = [i for _, fr in counters.open_fragments for i in fr]
     sd.finish()
     more = None                                     # rows after a frame's first (A-MSDU)
     if sd.rows:
@@ -487,6 +487,10 @@ class DecodeCounters:
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
     #: when its frames ran out: a chunked reader may decode them again with the next chunk
     open_fragment_frames: list = dc_field(default_factory=list)
+    #: the same by datagram: (the latest timestamp, epoch ns, at which a fragment still
+    #: completes it, its frame indices) per datagram still incomplete
+    #: (``SlowDecoder.open_fragment_groups``)
+    open_fragments: list = dc_field(default_factory=list)
 
     def merge(self, other: "DecodeCounters") -> None:
         """Add ``other``'s counts to these."""

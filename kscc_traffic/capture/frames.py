@@ -43,6 +43,11 @@ class Frames:
     stats: ReadStats = field(default_factory=ReadStats)
     #: set by :func:`~kscc_traffic.capture.files.iter_frames` on the file's last chunk
     last: bool = False
+    #: int64, one per record: its index among the capture's records (0-based), where the
+    #: records are not a contiguous run of the capture (a chunked reader holding some back for
+    #: the next chunk: :mod:`kscc_traffic.chunked`); None: not set (the decoder's ``frame`` is
+    #: the index in these Frames either way)
+    number: "np.ndarray | None" = None
 
     def __len__(self) -> int:
         return len(self.ts_ns)
