@@ -1459,6 +1459,48 @@ class TableSummary:
 FILTERED_OUT = "filtered out by the capture filter"
 
 
+def _longest_word(texts) -> int:
+    """The length of the longest word of ``texts`` as a cell wraps it (at spaces; a comma stays
+    with its word: ``icmp_unreachable,``); 0 when there is none."""
+    return max((len(w) for t in texts for w in str(t).split()), default=0)
+
+
+def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str, dict]:
+    """The width settings (``no_wrap``, ``min_width``, ``max_width``: keyword arguments of
+    :meth:`rich.table.Table.add_column` per column header) of the checklist's columns on a console
+    ``width`` columns wide: the ``purpose`` id always whole (its longest id). When the table does
+    not fit with every cell on one line: ``status`` and ``reasons`` at least their longest word (a
+    reason id such as ``icmp_unreachable``; ``status`` no more: ``not seen`` wraps), ``flows`` its
+    count, ``section`` and ``transport/ports`` at most what is left (their headers fold, their
+    words, ``§A`` and ``23100-23199``, whole) when all of that fits in ``width`` (rich then narrows
+    ``reasons`` alone, at spaces); else nothing more (every cell but the purpose then folds:
+    nothing is cut, but a word may break)."""
+    purpose = max((len(x.id) for x in rules.rules), default=7)
+    out: dict[str, dict] = {"purpose": {"no_wrap": True, "min_width": purpose}}
+    if not len(chk):
+        return out
+    labels = [x.label() for x in rules.rules]
+    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": chk["status"].tolist(),
+             "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
+    frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
+    if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
+        return out   # (every cell on one line)
+    status, reasons = max(_longest_word(chk["status"]), 6), max(_longest_word(chk["reasons"]), 7)
+    flows = max(_longest_word(chk["flows"].astype(str)), 5)
+    section = max(_longest_word(chk["section"]), 1)
+    ports = max(_longest_word(labels), 1)
+    left = width - frame - purpose - status - reasons - flows
+    if left < section + ports:
+        return out
+    # (section: its header "section" whole when there is room, else folded; ports get the rest)
+    section = max(section, min(len("section"), left - max(ports, len("transport/"))))
+    out.update({"status": {"min_width": status, "max_width": status}, "reasons": {"min_width": reasons},
+                "flows": {"min_width": flows, "max_width": flows},
+                "section": {"min_width": section, "max_width": section},
+                "transport/ports": {"max_width": left - section}})
+    return out
+
+
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
     checklist, what to change, the DNS names answered with an error, the first flagged flows,
@@ -1468,7 +1510,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     under the checklist says "not seen" may mean filtered out."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
-        t.add_column(col, justify="left" if col == "purpose" else "right")
+        # (a narrow terminal: cells fold, never cut with an ellipsis)
+        t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
     for (p, v), n in summary.counts.items():
         d = per.setdefault(p or "(none)", {})
@@ -1485,10 +1528,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         from .live.filtercheck import purposes_outside
         outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
+    # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others wrap at
+    # spaces and fold a word longer than the cell, never cut with an ellipsis: "icmp_unrea…"; the
+    # status and reasons cells keep their longest word whole when the width allows)
+    widths = _checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others fold)
-        c.add_column(col, **({"no_wrap": True, "min_width": max((len(x.id) for x in rules.rules), default=7)}
-                             if col == "purpose" else {}))
+        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
