@@ -644,6 +644,23 @@ def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
 ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
 
 
+def _name_sources(r, dns_first: bool = False) -> str:
+    """Where a name of rule ``r``'s server would have been seen, for "none named a server (…)":
+    for plain HTTP (``app_protocol`` http: cert_check on TCP 80, which has no TLS) ``no host name in
+    an HTTP Host header or DNS answer`` (audit s25), else ``no SNI, DNS answer or certificate``
+    (``dns_first``: ``no DNS answer, SNI or certificate``)."""
+    if r.app_protocol == "http":
+        return "no DNS answer or host name in an HTTP Host header" if dns_first else \
+            "no host name in an HTTP Host header or DNS answer"
+    return "no DNS answer, SNI or certificate" if dns_first else "no SNI, DNS answer or certificate"
+
+
+def _first_exchange(r) -> str:
+    """What an agent sends its server of rule ``r`` first, for "capture … its DNS lookup and …":
+    ``HTTP request`` for plain HTTP (``app_protocol`` http), else ``TLS handshake``."""
+    return "HTTP request" if r.app_protocol == "http" else "TLS handshake"
+
+
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
@@ -701,9 +718,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # answered, but nothing names a server under the mask on a port every browser uses
         status = "port open"
         fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but "
-               f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
+               f"none named a server ({_name_sources(r)} seen): they may be another "
                f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
-               f"and TLS handshake to {r.host_mask})")
+               f"and {_first_exchange(r)} to {r.host_mask})")
     if status == "verified" and ok_data == 0 and r.app_protocol in TLS_PROTOCOLS:
         # a TCP handshake with no byte after it (Test-NetConnection -Port 23101, a SYN scan's
         # connect): the port is open; whether the agent's TLS gets through is not shown
@@ -845,8 +862,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem) or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
-        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
-               f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
+        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({_name_sources(r, True)}): "
+               f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
                f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted

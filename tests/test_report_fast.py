@@ -197,10 +197,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             if len(sub) and "server_name" in sub else None
         if status == "verified" and named == 0 and r.host_mask and r.port_hi < 1024:
             status = "port open"
+            # (audit s25: plain HTTP, cert_check, has a Host header and an HTTP request, no TLS)
+            http = r.app_protocol == "http"
             fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but "
-                   "none named a server (no SNI, DNS answer or certificate seen): they may be another "
+                   "none named a server ("
+                   + ("no host name in an HTTP Host header or DNS answer" if http
+                      else "no SNI, DNS answer or certificate") + " seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
-                   f"and TLS handshake to {r.host_mask})")
+                   f"and {'HTTP request' if http else 'TLS handshake'} to {r.host_mask})")
         # newcomer 23 F12: a TLS purpose whose ok flows are all bare TCP handshakes: port open
         data_ok = int(((sub["verdict"] == "ok") & ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0))).sum()) \
             if len(sub) and "orig_bytes" in sub and "resp_bytes" in sub else None
@@ -358,8 +362,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
-            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
-                   f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
+            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
+                    else "no DNS answer, SNI or certificate")
+            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({seen}): "
+                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
                    f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
         why = ""
         if ok and bl:
