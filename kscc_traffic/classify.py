@@ -3,7 +3,9 @@
 Verdicts and reasons (first match wins, in this order):
 
 - ``blocked`` — ``icmp_unreachable`` (an ICMP/ICMPv6 destination-unreachable quotes the flow and
-  the responder never answered), ``rejected`` (the SYN was answered by a RST: conn_state REJ),
+  the responder never answered; a port unreachable carrying a cloud server's own address, not a
+  local one, is told as most likely forged by a firewall on the path:
+  :func:`.unreachable.answered_by`), ``rejected`` (the SYN was answered by a RST: conn_state REJ),
   ``no_answer`` (SYN and retransmissions met silence: S0, SH, RSTOS0; or a UDP request to a
   request/response service with no reply; or, in a capture started mid-connection, data the
   originator sent again and again with nothing back: :func:`_partial_silence`), ``tls_failed`` (the TLS handshake was aborted by
@@ -32,9 +34,12 @@ Verdicts and reasons (first match wins, in this order):
   :func:`_client_cleartext`),
   ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
   server the client asked for by a cloud Administration Server name, not at a local address:
-  :data:`ONPREM_PORT`), ``wrong_direction`` (the
-  documented port was on the side that opened the connection, towards a port that is not a
-  well-known one, >= 1024), ``undocumented_port`` (a name
+  :data:`ONPREM_PORT`; whatever happened to it: when the connection itself failed, as it would be
+  ``blocked`` under the mask, the detail adds :data:`MISMATCH_FAILED` and how), ``wrong_direction``
+  (the documented port was on the side that opened the connection, towards a port that is not a
+  well-known one, >= 1024; or a cloud server's port other than a well-known one on a local address,
+  the connection opened from an address that is not local: :func:`_inbound`, detail
+  :data:`INBOUND`), ``undocumented_port`` (a name
   under kaspersky.com on a port no rule documents).
 - ``ok`` — a documented purpose that worked; a one-way UDP broadcast/multicast or inbound
   datagram is normal. An answered DNS query is ``ok`` (the server was reached); an error answer
@@ -97,7 +102,7 @@ from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
-from .unreachable import what_it_means
+from .unreachable import answered_by, what_it_means
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
@@ -107,6 +112,8 @@ CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
 }
 
 VENDOR_DOMAIN = "kaspersky.com"
+#: the ``opener`` of the rules whose server is Kaspersky's cloud (§A)
+CLOUD_OPENER = "client_to_cloud"
 _NO_ANSWER_STATES = {"S0", "SH", "RSTOS0"}
 #: ports below this are well-known services (IANA): a connection to one is never "the server
 #: connecting back" (wrong_direction), whatever its source port
@@ -214,8 +221,10 @@ _GROUP_CASTS = ("broadcast", "multicast")
 _ALL_NODES = ("ff02::1", "ff01::1")
 
 
-def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
-    """(purpose, verdict, reason, detail) for one flow given as a dict of its columns."""
+def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str, str, str]:
+    """(purpose, verdict, reason, detail) for one flow given as a dict of its columns; ``mask``
+    False: no ``host_mismatch`` (the host mask and the cloud name on a distribution point's port
+    not checked: how the connection itself went, :func:`_failed_note`)."""
     proto = row["proto"]
     if proto not in ("tcp", "udp"):
         return "", "unclassified", "", ""
@@ -342,35 +351,49 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
-    if rule.opener == "agent_to_dp" and not target:
+    if _inbound(rule, proto, target, partial, str(row.get("history") or ""), str(row.get("orig_h") or ""),
+                str(row["resp_h"])):
+        # a cloud server's port on a local address, opened from outside: not the agent's outbound
+        # connection (the cloud server is never at a local address; it never connects to agents)
+        return done("unexpected", "wrong_direction", inbound_detail(str(row.get("orig_h") or ""),
+                                                                    str(row["resp_h"]), resp_p, rule.id))
+
+    def mismatch(detail: str) -> tuple[str, str, str, str]:
+        # (not this purpose's traffic, whatever happened to it; a connection that failed says so)
+        return done("unexpected", "host_mismatch", detail + _failed_note(row, rules))
+
+    if mask and rule.opener == "agent_to_dp" and not target:
         # a distribution point's port towards a name of the cloud: not a distribution point (on the
         # LAN), but the cloud server contacted on an on-premises port (agents still set up for an
         # on-premises Administration Server); an address of a local network stays a DP flow
         cloud = _cloud_name(row, rules)
         if cloud and not local_address(str(row["resp_h"])):
-            return done("unexpected", "host_mismatch", _onprem_detail(proto, resp_p, cloud, rules))
-    if rule.host_mask and check and not from_cert and "*" in check.split("."):
+            return mismatch(_onprem_detail(proto, resp_p, cloud, rules))
+    if mask and rule.host_mask and check and not from_cert and "*" in check.split("."):
         # (a certificate's wildcard pattern asked as a name: no client asks for one, RFC 6066 §3)
-        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name (a "
+        return mismatch(f"{what}{check}{where} is not a host name (a "
                     "certificate's wildcard pattern, which no client asks for: forged, a probe or a broken proxy)")
-    if rule.host_mask and check and not under_mask(check, rule.host_mask):
+    if mask and rule.host_mask and check and not under_mask(check, rule.host_mask):
         if not is_host_name(check):
             if from_cert:   # (a TLS-inspecting proxy's own certificate: "Fortinet SSL Inspection")
-                return done("unexpected", "host_mismatch", f"no name asked; the server's certificate "
+                return mismatch(f"no name asked; the server's certificate "
                             f"names {check}, not a host name under {rule.host_mask}")
             if what:
-                return done("unexpected", "host_mismatch", f"{what}{check}{where} is not a host name "
+                return mismatch(f"{what}{check}{where} is not a host name "
                             "(characters no host name has: forged or damaged)")
-            return done("unexpected", "host_mismatch", f"{check} is not a host name (an SNI or DNS name "
+            return mismatch(f"{check} is not a host name (an SNI or DNS name "
                         "holding characters no host name has: forged or damaged)")
         # (no name asked, none resolved: say where the name came from, as the name column is empty)
         source = " (from the server's certificate)" if from_cert else ""
-        return done("unexpected", "host_mismatch", f"{what}{check}{where} is not under {rule.host_mask}{source}")
+        return mismatch(f"{what}{check}{where} is not under {rule.host_mask}{source}")
 
     # blocked
     if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
             and not (proto == "udp" and answered):
-        return done("blocked", "icmp_unreachable", f"answered by ICMP {icmp_text}{what_it_means(icmp_text)}")
+        # (a port unreachable carrying a cloud server's address, not through a proxy: not the cloud
+        # server's own answer, most likely; a local address keeps "nothing listens there")
+        cloud = rule.opener == CLOUD_OPENER and not target and not local_address(str(row["resp_h"]))
+        return done("blocked", "icmp_unreachable", answered_by(icmp_text, cloud))
     if proto == "tcp" and row.get("tcp_hdr_cut"):
         # no packet's flags, sequence numbers or length were captured: nothing shows whether the
         # connection was opened, answered or refused (Zeek skips such packets; not "partial":
@@ -581,6 +604,66 @@ def _judge_flow(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
         return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
                     "past this point could reassemble what it carried")
     return done("ok", "", "")
+
+
+#: how the detail of a ``wrong_direction`` flow opened from outside towards a cloud server's port
+#: on a local address starts (:func:`_inbound`; report.readiness advises on such flows apart)
+INBOUND = "an inbound connection: opened from outside"
+
+
+def inbound_detail(orig: str, resp: str, port: int, rule_id: str) -> str:
+    """The detail of a TCP connection opened from the address ``orig`` (not local) to the local
+    address ``resp`` on a cloud server's port ``port`` (rule ``rule_id``): it starts with
+    :data:`INBOUND`."""
+    return (f"{INBOUND} ({orig}, not a local address) to {resp}:{port}, a local address, on a port the cloud "
+            f"server listens on ({rule_id}): the cloud server is never at a local address and never connects to "
+            "agents, so this is not an agent's connection to the cloud (a port forwarding to this host, or another "
+            "program listening on the port?)")
+
+
+def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: str, resp: str) -> bool:
+    """Whether a flow of ``rule`` was opened in the wrong direction from outside: a TCP connection
+    whose SYN was captured (``history`` starting with ``S``: the direction seen, not inferred; not
+    ``partial``), not through a proxy (no ``target``), to a port of a cloud server's rule
+    (``opener`` client_to_cloud) that is no well-known port (>= :data:`WELL_KNOWN_PORTS`: 443 and
+    80 are any web server's), whose responder ``resp`` is a local address (:func:`local_address`:
+    RFC 1918, RFC 6598, link-local, loopback, ULA: where the cloud server never is) and whose
+    originator ``orig`` is an address that is not (the documentation ranges 192.0.2.0/24,
+    198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15 are not local: a flow between two of them is
+    never told so)."""
+    if proto != "tcp" or target or partial or not history.startswith("S") or rule.opener != CLOUD_OPENER \
+            or rule.port_lo < WELL_KNOWN_PORTS:
+        return False
+    return local_address(resp) and _is_address(orig) and not local_address(orig)
+
+
+def _is_address(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: what the detail of a ``host_mismatch`` flow adds when the connection itself failed (it would be
+#: ``blocked`` under its purpose's mask: no answer, a reset, an ICMP error, a TLS handshake aborted):
+#: ``; the connection itself failed (no_answer): SYN sent 3 times, no answer`` (report.readiness
+#: counts such flows: their advice must not say "nothing to change")
+MISMATCH_FAILED = "the connection itself failed"
+
+
+def _failed_note(row: dict, rules: RuleSet) -> str:
+    """What the detail of a ``host_mismatch`` flow adds about the connection itself: when it
+    would be ``blocked`` were the name under the mask (:func:`_judge_flow` with ``mask`` False),
+    ``; <MISMATCH_FAILED> (<reason>): <its detail>`` (a distribution point's reset told as a plain
+    reset: the server is not a distribution point), else '' (answered: nothing to add)."""
+    _, verdict, reason, detail = _judge_flow(row, rules, mask=False)
+    if verdict != "blocked":
+        return ""
+    if detail.startswith(DP_RESET):
+        detail = "the SYN was answered by a TCP reset"
+    return f"; {MISMATCH_FAILED} ({reason.split(',')[0]}): {detail}"
 
 
 def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
@@ -1528,6 +1611,24 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     at = np.flatnonzero(dp_port)
     if len(at):
         local[at] = [local_address(str(a)) for a in v["resp_h"][at].tolist()]
+    # (a cloud server's port on a local address, opened from outside: _inbound; the addresses'
+    # kinds are what it reads, found once per distinct address)
+    inbound = np.zeros(n, bool)
+    cloud_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.opener == CLOUD_OPENER and r.port_lo >= WELL_KNOWN_PORTS:
+            cloud_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    at = np.flatnonzero(cloud_port & (proto == "tcp") & (v["proxy_target"] == "") & ~v["partial"].astype(bool))
+    if len(at):
+        kinds: dict[str, tuple[bool, bool]] = {}
+
+        def kind(a: str) -> tuple[bool, bool]:
+            if a not in kinds:
+                kinds[a] = (_is_address(a), local_address(a))
+            return kinds[a]
+        starts = np.array([isinstance(h, str) and h.startswith("S") for h in hist_values.tolist()], bool)[hist_codes]
+        inbound[at] = [bool(s) and kind(str(rh))[1] and kind(str(oh))[0] and not kind(str(oh))[1]
+                       for s, oh, rh in zip(starts[at].tolist(), v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
@@ -1599,6 +1700,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(dp_reset, v["resp_h"], ""),
         near,
         local,
+        # (opened from outside to a cloud server's port on a local address: both addresses quoted)
+        np.where(inbound, v["orig_h"], ""),
+        np.where(inbound, v["resp_h"], ""),
         # (a UDP datagram to a group: its address is in the detail when the page documents the
         # other kind of group delivery for the port)
         np.where((proto == "udp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),

@@ -43,11 +43,12 @@ import pandas as pd
 
 from . import plots
 from .addresses import endpoint_text
-from .classify import DNS_TCP_RESET
-from .report import (CLOUD_OPENER, REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
+from .classify import DNS_TCP_RESET, INBOUND
+from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
-                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names)
-from .unreachable import NOT_LISTENING
+                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names,
+                     wrong_direction_reason_text)
+from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -438,9 +439,10 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     texts: Mapping[str, str] = REASON_TEXT
     icmp = sub["reason"].astype(str).str.split(",").str[0] == "icmp_unreachable"
     closed = int((icmp & sub["detail"].astype(str).str.contains(NOT_LISTENING, regex=False)).sum())
-    if closed:  # (a port unreachable from the destination itself: nothing listens there)
-        cloud = rule is not None and rule.opener == CLOUD_OPENER   # (not a service to check there)
-        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, cloud)}
+    # (one carrying a cloud server's own address: most likely a firewall's, not a service to check)
+    forged = int((icmp & sub["detail"].astype(str).str.contains(CLOUD_FORGED, regex=False)).sum())
+    if closed or forged:  # (a port unreachable from the destination itself: nothing listens there)
+        texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged)}
     rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
     if rejected.any() and purpose != "dns":   # (what answered: a reset, an HTTP refusal, a proxy…)
         texts = {**texts, "rejected": rejected_reason_text(sub.loc[rejected, "detail"].astype(str).tolist())}
@@ -448,6 +450,10 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     if mism.any() and "server_name" in sub:   # (Kaspersky's other services: not "not Kaspersky's")
         vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
         texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor)}
+    wrong = sub["reason"].astype(str).str.split(",").str[0] == "wrong_direction"
+    if wrong.any():   # (opened from outside towards a local address: not a source port in the range)
+        inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND)).sum())
+        texts = {**texts, "wrong_direction": wrong_direction_reason_text(int(wrong.sum()), inbound)}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""

@@ -24,13 +24,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, ONPREM_PORT, STALE_ANSWER, \
-    VENDOR_DOMAIN, _under_domain, sinkhole_address
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+    ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .outfile import write_all
 from .names import is_ip_literal
 from .rules import RuleSet
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import NOT_LISTENING
+from .unreachable import CLOUD_FORGED, NOT_LISTENING
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -526,9 +526,6 @@ SHARED_PORTS_BELOW = 1024
 #: ``app_protocol`` of the rules whose traffic is TLS: their ok flows verify them only when one
 #: carried a byte (a bare TCP handshake shows the port open, not the TLS: "port open")
 TLS_PROTOCOLS = ("tls", "https")
-#: ``opener`` of the rules whose server is Kaspersky's cloud (§A): a port unreachable carrying its
-#: address is not advised as a service to check there (newcomer 23 F3)
-CLOUD_OPENER = "client_to_cloud"
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
@@ -620,28 +617,66 @@ def host_mismatch_reason_text(n: int, vendor: int) -> str:
     return f"{REASON_TEXT['host_mismatch']}; {vendor} of them: {VENDOR_OTHER}"
 
 
-def icmp_reason_text(n: int, closed: int, cloud: bool = False) -> str:
+#: why a ``wrong_direction`` flow opened from outside to a local address on a cloud server's port
+#: matters (detail :data:`~kscc_traffic.classify.INBOUND`), and what to do about it
+INBOUND_TEXT = ("opened from outside towards a local address on a cloud server's port (an inbound connection: the "
+                "cloud server is never at a local address and never connects to agents): a port forwarding to that "
+                "host, or another program listening there")
+
+
+def wrong_direction_reason_text(n: int, inbound: int) -> str:
+    """Why ``n`` ``wrong_direction`` flows matter, ``inbound`` of them opened from outside towards a
+    local address (detail :data:`~kscc_traffic.classify.INBOUND`): :data:`REASON_TEXT`'s when none
+    was, :data:`INBOUND_TEXT` when all were, else both, counted."""
+    if not inbound:
+        return REASON_TEXT["wrong_direction"]
+    if inbound >= n:
+        return f"the connection was {INBOUND_TEXT}"
+    return f"{REASON_TEXT['wrong_direction']}; {inbound} of them: {INBOUND_TEXT}"
+
+
+def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
     """Why ``n`` flows ``icmp_unreachable`` matter, ``closed`` of them answered by a port
-    unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`):
-    :data:`REASON_TEXT`'s when none was, else by what happened; ``cloud``: the destination is a
-    cloud server (a rule whose ``opener`` is :data:`CLOUD_OPENER`), where such an answer is most
-    likely a firewall's on the path, in the server's name."""
+    unreachable from the destination itself (detail :data:`~kscc_traffic.unreachable.NOT_LISTENING`),
+    ``forged`` of them by one carrying a cloud server's own address (detail
+    :data:`~kscc_traffic.unreachable.CLOUD_FORGED`: most likely a firewall's on the path, in the
+    server's name): :data:`REASON_TEXT`'s when none was, else by what happened (each kind counted
+    when the flows are not all of one kind)."""
     own = ("the destination host itself answered with ICMP port unreachable: " + NOT_LISTENING)
-    if cloud:
-        own = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
-               "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
-               "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
-    if not closed:
+    cloud = ("an ICMP port unreachable carrying the cloud server's own address answered: most likely forged "
+             "by a firewall on the path (a reject rule answers in the name of the address it blocks); if no "
+             "firewall rejects it, the cloud refused the port: report the server and port to Kaspersky support")
+    kinds = [(k, text) for k, text in ((closed, own), (forged, cloud)) if k]
+    if not kinds:
         return REASON_TEXT["icmp_unreachable"]
-    if closed >= n:
-        return own
-    return f"{REASON_TEXT['icmp_unreachable']}; {closed} of them: {own}"
+    if len(kinds) == 1 and kinds[0][0] >= n:
+        return kinds[0][1]
+    rest = n - closed - forged
+    return "; ".join(([REASON_TEXT["icmp_unreachable"]] if rest > 0 else [])
+                     + [f"{k} of them: {text}" for k, text in kinds])
 
 
 #: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
 #: them through; something else answered or looked into them): their "what to change" is
 #: :data:`REASON_TEXT`'s, not the rule's firewall advice
 ANSWERED_UNEXPECTED = ("tls_intercepted", "not_tls")
+
+
+def _name_sources(r, dns_first: bool = False) -> str:
+    """Where a name of rule ``r``'s server would have been seen, for "none named a server (…)":
+    for plain HTTP (``app_protocol`` http: cert_check on TCP 80, which has no TLS) ``no host name in
+    an HTTP Host header or DNS answer`` (audit s25), else ``no SNI, DNS answer or certificate``
+    (``dns_first``: ``no DNS answer, SNI or certificate``)."""
+    if r.app_protocol == "http":
+        return "no DNS answer or host name in an HTTP Host header" if dns_first else \
+            "no host name in an HTTP Host header or DNS answer"
+    return "no DNS answer, SNI or certificate" if dns_first else "no SNI, DNS answer or certificate"
+
+
+def _first_exchange(r) -> str:
+    """What an agent sends its server of rule ``r`` first, for "capture … its DNS lookup and …":
+    ``HTTP request`` for plain HTTP (``app_protocol`` http), else ``TLS handshake``."""
+    return "HTTP request" if r.app_protocol == "http" else "TLS handshake"
 
 
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
@@ -652,7 +687,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ()), bl_route: int = 0,
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
-                   un_onprem: int = 0) -> dict:
+                   un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
+                   un_inbound: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -666,14 +702,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.classify.STALE_ANSWER`), ``un_reasons`` the unexpected ones per reason
     (the first of each flow's ``reason``; None: not counted), ``bl_closed`` of the blocked ones
     answered by an ICMP port unreachable from the destination itself (detail
-    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there), ``one_way`` the
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`: nothing listens there), ``bl_forged`` of the
+    blocked ones answered by one carrying a cloud server's own address (detail
+    :data:`~kscc_traffic.unreachable.CLOUD_FORGED`: most likely a firewall's on the path; nobody
+    here can check a service on Kaspersky's cloud: newcomer 23 F3), ``one_way`` the
     unclassified ones seen in one direction only (reason ``one_way``: the agent's packets
     acknowledge the server's, none of which was captured), ``bl_reset`` of the blocked ones (all,
     on the client's subnet) whose SYN a distribution point answered with a TCP reset (detail
     :data:`~kscc_traffic.classify.DP_RESET`: on a LAN, the service is not running more often than
     a firewall resets), ``closed_at`` the servers and the ports (sorted, distinct; at most
-    :data:`MAX_CLOSED_AT` servers) of the ``bl_closed`` ones (for a cloud rule, whose server
-    cannot be checked, the advice names them: newcomer 23 F3), ``bl_route`` of the blocked ones
+    :data:`MAX_CLOSED_AT` servers) of the ``bl_forged`` ones (the advice names them, to report
+    to Kaspersky support if no firewall rejects them), ``bl_route`` of the blocked ones
     answered by an ICMP network/host unreachable or no route (:data:`ROUTE_ICMP`: a router with
     no route, an ARP/neighbour failure, an upstream outage), ``bl_http`` of the blocked ones
     whose plain HTTP request, sent straight to the server, an HTTP answer refused
@@ -686,7 +725,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     (a TLS-inspecting proxy's certificate the client refused: the handshake aborted; counted in
     ``bl_tls`` too), ``un_onprem`` of the unexpected ones to a distribution point's port whose
     server has a cloud name (detail :data:`~kscc_traffic.classify.ONPREM_PORT`; counted in
-    ``other`` too)."""
+    ``other`` too), ``un_failed`` (all, to a name under kaspersky.com) of the unexpected
+    ``host_mismatch`` ones whose connection itself failed (detail
+    :data:`~kscc_traffic.classify.MISMATCH_FAILED`: no answer, a reset, an ICMP error: their advice
+    says so, never "nothing to change"; not the ``un_onprem`` ones, whose advice is the agent's
+    settings), ``un_inbound`` of the unexpected ones ``wrong_direction``
+    opened from outside towards a local address (detail :data:`~kscc_traffic.classify.INBOUND`)."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -701,9 +745,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # answered, but nothing names a server under the mask on a port every browser uses
         status = "port open"
         fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but "
-               f"none named a server (no SNI, DNS answer or certificate seen): they may be another "
+               f"none named a server ({_name_sources(r)} seen): they may be another "
                f"program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
-               f"and TLS handshake to {r.host_mask})")
+               f"and {_first_exchange(r)} to {r.host_mask})")
     if status == "verified" and ok_data == 0 and r.app_protocol in TLS_PROTOCOLS:
         # a TCP handshake with no byte after it (Test-NetConnection -Port 23101, a SYN scan's
         # connect): the port is open; whether the agent's TLS gets through is not shown
@@ -749,7 +793,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
                f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
                "from the proxy")
-    if status == "blocked" and bl_closed and r.opener == CLOUD_OPENER:
+    if status == "blocked" and bl_forged:
         # a port unreachable carrying a cloud server's own address: nobody here can check a
         # service on Kaspersky's cloud; a firewall's reject rule answers in the blocked address's
         # name, so that is the likely sender (or the cloud refused the port: Kaspersky's to know)
@@ -757,17 +801,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         where = (f"{r.transport.upper()} {_list_text(ports, 'port')} on "
                  f"{_list_text(hosts, 'server')}")
         report_it = f"if none does, report the server and port ({where}) to Kaspersky support"
-        if bl == bl_closed:
+        if bl == bl_forged:
             fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
                    f"unreachable carrying the cloud server's own address, refusing {where}: most likely "
                    "forged by a firewall on the path (a reject rule answers in the name of the address it "
                    "blocks). Check the firewalls and proxies between the agent and the Internet for a rule "
                    f"that rejects it: {fix}; {report_it}")
         else:
-            fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+            fix += (f"; {bl_forged} of them {'was' if bl_forged == 1 else 'were'} answered by ICMP port "
                     f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
                     f"firewall on the path; {report_it}")
-    elif status == "blocked" and bl_closed:
+    if status == "blocked" and bl_closed:
         # the destination host itself said nothing listens on the port: the datagram (or SYN) got
         # there; the service may simply not run (a firewall in the path is not the cause)
         service = _service_check(r)
@@ -842,11 +886,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 "through uninspected"
                 + _intercepted_note(bl_icpt))
     if status == "unexpected":
-        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem) or fix
+        fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
+                              failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
+            or fix
     if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
         # failed, but nothing names a server under the mask on a port every browser uses
-        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
-               f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
+        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({_name_sources(r, True)}): "
+               f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
                f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
@@ -857,7 +903,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, onprem=un_onprem)
+               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, onprem=un_onprem,
+                                  failed=un_failed, inbound=(un_inbound, kinds.get("wrong_direction", 0)))
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -881,11 +928,19 @@ def _intercepted_note(k: int) -> str:
             if k else "")
 
 
-def _not_this_purpose(r, k: int) -> str:
+def _not_this_purpose(r, k: int, failed: int = 0) -> str:
     """``; k more …``: the ``k`` unexpected flows of rule ``r`` that are not its traffic (a name
-    outside its mask, its port on the side that opened the connection: :data:`NOT_THIS_PURPOSE`)."""
+    outside its mask, its port on the side that opened the connection: :data:`NOT_THIS_PURPOSE`),
+    ``failed`` of them connections that failed (:func:`_failed_text`)."""
     return (f"; {k} more went to names outside {r.host_mask or 'the documented ones'} or had the documented "
-            "port on the side that opened the connection: not this purpose's traffic")
+            "port on the side that opened the connection: not this purpose's traffic" + _failed_text(failed))
+
+
+def _failed_text(failed: int) -> str:
+    """``; N of them failed (…)``: the ``failed`` flows outside a purpose's mask whose connection
+    itself failed (detail :data:`~kscc_traffic.classify.MISMATCH_FAILED`); '' when none did."""
+    return (f"; {failed} of them failed (no answer, a reset, an ICMP error or an aborted TLS handshake: see each "
+            "flow's detail)" if failed else "")
 
 
 def _onprem_fix(r, k: int) -> str:
@@ -901,14 +956,21 @@ def _onprem_fix(r, k: int) -> str:
 
 
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
-                    onprem: int = 0) -> str | None:
+                    onprem: int = 0, failed: tuple[int, int] = (0, 0),
+                    inbound: tuple[int, int] = (0, 0)) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
     get their reason's advice, flows that are not this purpose's say so; None when neither applies.
     ``blocked_too``: other flows of the purpose were blocked (then "nothing to open in the firewall"
     is not said: their fix may be to open it). ``onprem``: of the ``other`` ones, flows to a
-    distribution point's port whose server has a cloud name (:func:`_onprem_fix`)."""
+    distribution point's port whose server has a cloud name (:func:`_onprem_fix`). ``failed``: of
+    the ``host_mismatch`` ones, (all, to a name under kaspersky.com) whose connection itself
+    failed (:data:`~kscc_traffic.classify.MISMATCH_FAILED`): said, and Kaspersky's other services
+    that failed are not told "nothing to change" (audit s25). ``inbound``: (of the
+    ``wrong_direction`` ones those opened from outside towards a local address, detail
+    :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones)."""
+    failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:
         k = un - other
@@ -921,17 +983,26 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                                    + (f" ({r.host_mask})" if x == "tls_intercepted" and r.host_mask else "")
                                    for x in answered))
         if other > onprem:
-            fix += _not_this_purpose(r, other - onprem)
+            fix += _not_this_purpose(r, other - onprem, failed_all)
         if onprem:
             fix += f"; {onprem} more: {_onprem_fix(r, onprem)}"
         return fix
     if un == other and onprem:
-        return _onprem_fix(r, onprem) + (_not_this_purpose(r, other - onprem) if other > onprem else "")
+        return _onprem_fix(r, onprem) + (_not_this_purpose(r, other - onprem, failed_all) if other > onprem
+                                         else _failed_text(failed_all))
     if un == other:
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
                  "another program's traffic")
-        if vendor and vendor >= un:
+        if vendor and vendor >= un and failed_vendor:
+            # (a connection to Kaspersky's other services that failed: not "nothing to change")
+            names = (f"went to names outside {r.host_mask}: {VENDOR_OTHER}, not this purpose's servers; "
+                     f"{failed_vendor} of them failed (no answer, a reset, an ICMP error or an aborted TLS "
+                     "handshake: see each flow's detail): a firewall or proxy on the path blocks that Kaspersky "
+                     "service, which the agent may need: allow it as that service's own port list says (it is "
+                     "not a Cloud Console port)")
+            failed_all -= failed_vendor
+        elif vendor and vendor >= un:
             names = (f"went to names outside {r.host_mask}: {VENDOR_OTHER}, not this purpose's servers; "
                      "nothing to change for the Cloud Console (those services have their own port list)")
         elif vendor:
@@ -940,9 +1011,15 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                      "DNS and proxy it uses; else they are another program's traffic")
         reverse = ("had the documented port on the side that opened the connection: a source port the "
                    "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
+        k, wrong = inbound
+        if k and k >= wrong:
+            reverse = (f"were {INBOUND_TEXT}; nothing to open for them (close such a port forwarding if it is "
+                       "not wanted)")
+        elif k:
+            reverse += f" ({k} of them {INBOUND_TEXT})"
         return (f"these flows on {r.transport.upper()} {r.port_text} "
                 + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
-                   else f"{names.split(':')[0]} or {reverse}"))
+                   else f"{names.split(':')[0]} or {reverse}") + _failed_text(failed_all))
     return None
 
 
@@ -1097,8 +1174,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
-        bl_tls = bl_stale = bl_closed = one_way = bl_icpt = un_onprem = 0
-        bl_reset = (0, 0)
+        bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
+        bl_reset = un_failed = (0, 0)
+        un_inbound = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
         http_statuses: tuple[str, ...] = ()
@@ -1114,13 +1192,26 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
                             if x.split(",")[0] in NOT_THIS_PURPOSE)
                 un_reasons = {k: un_kinds.count(k) for k in set(un_kinds)}
+                mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool) \
+                    if "host_mismatch" in un_reasons else None
                 if "server_name" in flows and "host_mismatch" in un_reasons:
-                    mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool)
                     un_vendor = int(np.count_nonzero(
                         vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
                 if "detail" in flows:
                     un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
                                     if str(x).startswith(ONPREM_PORT))
+                    if "wrong_direction" in un_reasons:
+                        un_inbound = sum(1 for x, y in zip(flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"]
+                                                           .tolist(), reason[at][v == "unexpected"].tolist())
+                                         if str(x).startswith(INBOUND) and y.split(",")[0] == "wrong_direction")
+                    if "host_mismatch" in un_reasons:
+                        # (not the on-premises leftovers: their advice is the agent's settings)
+                        failed = mism & (v == "unexpected") & np.array(
+                            [MISMATCH_FAILED in str(x) and not str(x).startswith(ONPREM_PORT)
+                             for x in flows["detail"].to_numpy(dtype=object)[at]], bool)
+                        vendor_failed = int(np.count_nonzero(failed & vendor_names(
+                            flows["server_name"].to_numpy(dtype=object)[at]))) if "server_name" in flows else 0
+                        un_failed = (int(np.count_nonzero(failed)), vendor_failed)
             if bl and "proxy_target" in flows:
                 # (not a TLS-inspecting proxy's certificate refused inside the tunnel: the proxy let it through)
                 intercepted = np.array([x.split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool)
@@ -1145,11 +1236,12 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
+                    bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
                     bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
-                    if bl_closed:
-                        closed = np.array([NOT_LISTENING in str(x) for x in details], bool)
+                    if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
+                        closed = np.array([CLOUD_FORGED in str(x) for x in details], bool)
                         blocked_at = np.asarray(at)[v == "blocked"][closed]
                         closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
@@ -1166,7 +1258,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
-                                   bl_icpt, un_onprem))
+                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound))
     return pd.DataFrame(rows)
 
 
@@ -1290,6 +1382,7 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
+        self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -1306,6 +1399,9 @@ class TableSummary:
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
         self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
         self.un_onprem: dict[str, int] = {}      # purpose -> unexpected flows: a DP port to a cloud name
+        self.un_failed: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows that failed
+        self.un_inbound: dict[str, int] = {}     # purpose -> unexpected wrong_direction flows opened from outside
+        self.un_failed_vendor: dict[str, int] = {}  # ... of them to a Kaspersky name
         self.bl_named: dict[str, int] = {}       # purpose -> blocked flows with a server_name
         self.ok_named: dict[str, int] = {}       # purpose -> ok flows with a server_name
         self.ok_answered: dict[str, int] = {}    # purpose -> ok flows with a responder packet
@@ -1391,8 +1487,11 @@ class TableSummary:
             self.dns_resets += reset
             self.dns_error_answers += int(rejected.sum()) - reset
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
-            for p, g in closed.groupby("purpose", sort=False):
-                self.bl_closed[p] = self.bl_closed.get(p, 0) + len(g)
+            for p, n in closed.groupby("purpose", sort=False).size().items():
+                self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
+            forged = blocked[detail.str.contains(CLOUD_FORGED, regex=False)]
+            for p, g in forged.groupby("purpose", sort=False):
+                self.bl_forged[p] = self.bl_forged.get(p, 0) + len(g)
                 if "resp_h" in g and "resp_p" in g:
                     self.closed_at[p] = _closed_at(g["resp_h"].tolist(), g["resp_p"].tolist(),
                                                    self.closed_at.get(p, ((), ())))
@@ -1407,6 +1506,19 @@ class TableSummary:
             onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
             for p, n in onprem.groupby("purpose", sort=False).size().items():
                 self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
+            inbound = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "wrong_direction")
+                                 & unexpected["detail"].astype(str).str.startswith(INBOUND)]
+            for p, n in inbound.groupby("purpose", sort=False).size().items():
+                self.un_inbound[p] = self.un_inbound.get(p, 0) + int(n)
+            failed = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "host_mismatch")
+                                & unexpected["detail"].astype(str).str.contains(MISMATCH_FAILED, regex=False)
+                                & ~unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+            for p, n in failed.groupby("purpose", sort=False).size().items():
+                self.un_failed[p] = self.un_failed.get(p, 0) + int(n)
+            if len(failed) and "server_name" in failed:
+                failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
+                for p, n in failed.groupby("purpose", sort=False).size().items():
+                    self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
@@ -1451,12 +1563,57 @@ class TableSummary:
                                        self.bl_http.get(r.id, 0), tuple(sorted(self.http_statuses.get(r.id, ()))),
                                        self.un_vendor.get(r.id, 0),
                                        self.ok_data.get(r.id, 0) if self.data_seen else None,
-                                       self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0)))
+                                       self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0),
+                                       self.bl_forged.get(r.id, 0),
+                                       (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
+                                       self.un_inbound.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out
 FILTERED_OUT = "filtered out by the capture filter"
+
+
+def _longest_word(texts) -> int:
+    """The length of the longest word of ``texts`` as a cell wraps it (at spaces; a comma stays
+    with its word: ``icmp_unreachable,``); 0 when there is none."""
+    return max((len(w) for t in texts for w in str(t).split()), default=0)
+
+
+def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str, dict]:
+    """The width settings (``no_wrap``, ``min_width``, ``max_width``: keyword arguments of
+    :meth:`rich.table.Table.add_column` per column header) of the checklist's columns on a console
+    ``width`` columns wide: the ``purpose`` id always whole (its longest id). When the table does
+    not fit with every cell on one line: ``status`` and ``reasons`` at least their longest word (a
+    reason id such as ``icmp_unreachable``; ``status`` no more: ``not seen`` wraps), ``flows`` its
+    count, ``section`` and ``transport/ports`` at most what is left (their headers fold, their
+    words, ``§A`` and ``23100-23199``, whole) when all of that fits in ``width`` (rich then narrows
+    ``reasons`` alone, at spaces); else nothing more (every cell but the purpose then folds:
+    nothing is cut, but a word may break)."""
+    purpose = max((len(x.id) for x in rules.rules), default=7)
+    out: dict[str, dict] = {"purpose": {"no_wrap": True, "min_width": purpose}}
+    if not len(chk):
+        return out
+    labels = [x.label() for x in rules.rules]
+    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": chk["status"].tolist(),
+             "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
+    frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
+    if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
+        return out   # (every cell on one line)
+    status, reasons = max(_longest_word(chk["status"]), 6), max(_longest_word(chk["reasons"]), 7)
+    flows = max(_longest_word(chk["flows"].astype(str)), 5)
+    section = max(_longest_word(chk["section"]), 1)
+    ports = max(_longest_word(labels), 1)
+    left = width - frame - purpose - status - reasons - flows
+    if left < section + ports:
+        return out
+    # (section: its header "section" whole when there is room, else folded; ports get the rest)
+    section = max(section, min(len("section"), left - max(ports, len("transport/"))))
+    out.update({"status": {"min_width": status, "max_width": status}, "reasons": {"min_width": reasons},
+                "flows": {"min_width": flows, "max_width": flows},
+                "section": {"min_width": section, "max_width": section},
+                "transport/ports": {"max_width": left - section}})
+    return out
 
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
@@ -1468,7 +1625,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     under the checklist says "not seen" may mean filtered out."""
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
-        t.add_column(col, justify="left" if col == "purpose" else "right")
+        # (a narrow terminal: cells fold, never cut with an ellipsis)
+        t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
     for (p, v), n in summary.counts.items():
         d = per.setdefault(p or "(none)", {})
@@ -1485,10 +1643,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         from .live.filtercheck import purposes_outside
         outside = purposes_outside(rules, capture_filter)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
+    # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others wrap at
+    # spaces and fold a word longer than the cell, never cut with an ellipsis: "icmp_unrea…"; the
+    # status and reasons cells keep their longest word whole when the width allows)
+    widths = _checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others fold)
-        c.add_column(col, **({"no_wrap": True, "min_width": max((len(x.id) for x in rules.rules), default=7)}
-                             if col == "purpose" else {}))
+        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons

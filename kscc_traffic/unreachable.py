@@ -67,6 +67,17 @@ NOT_LISTENING = ("the packet arrived, but nothing listens on that port there (th
                  "host's own firewall rejects it")
 
 
+#: how the detail of such an error carrying a cloud server's own address goes on after the error
+#: (a rule of the cloud's, opener ``client_to_cloud``, and an address not of a local network):
+#: Kaspersky's cloud is nothing the customer can check, a firewall's reject rule answers in the
+#: name of the address it blocks (newcomer 23 F3; the report advises the same)
+CLOUD_ADDRESS = ", the cloud server's own address"
+#: what a detail says of such an error instead of :data:`NOT_LISTENING` (see :func:`answered_by`;
+#: report.readiness counts such flows by it)
+CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule answers in the name of the address it "
+                "blocks); if no firewall rejects it, the cloud server refused the port")
+
+
 def error_text(e: IcmpError) -> str:
     """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
     (3/3) from 198.51.100.10``), plus :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3,
@@ -88,6 +99,25 @@ def what_it_means(text: str) -> str:
         return (": a router drops what it cannot parse (IPv6 extension headers, RFC 9098; IP "
                 "options), not a firewall's refusal")
     return ""
+
+
+def answered_by(text: str, cloud: bool = False) -> str:
+    """The ``detail`` of a flow answered by an ICMP error (``icmp_unreachable`` text ``text``):
+    ``answered by ICMP <text>`` and :func:`what_it_means`; with ``cloud`` (the flow's server is a
+    cloud server's address: the caller knows its rule and address), a port unreachable from the
+    destination itself (:data:`FROM_DESTINATION`) reads ``…from 203.0.113.10, the cloud server's own
+    address: <CLOUD_FORGED>`` instead of :data:`NOT_LISTENING` (no service of the customer's to
+    check there)."""
+    if cloud and text.endswith(FROM_DESTINATION):
+        return f"answered by ICMP {text[:-len(FROM_DESTINATION)]}{CLOUD_ADDRESS}: {CLOUD_FORGED}"
+    return f"answered by ICMP {text}{what_it_means(text)}"
+
+
+def from_destination(detail: str) -> bool:
+    """Whether a flow's ``detail`` tells of a port unreachable sent from its destination's own
+    address (:data:`NOT_LISTENING` or, for a cloud server, :data:`CLOUD_FORGED`)."""
+    detail = str(detail)
+    return NOT_LISTENING in detail or CLOUD_FORGED in detail
 
 
 def attach(flows: pd.DataFrame, errors: list[IcmpError],

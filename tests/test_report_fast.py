@@ -146,6 +146,29 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             "the agent uses an on-premises Administration Server/distribution point port against the cloud "
             "server")).sum()) if len(sub) and "detail" in sub else 0
 
+        # (audit s25: host_mismatch flows whose connection itself failed: said, never "nothing to change")
+        mism_failed = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+                       & sub["detail"].astype(str).str.contains("the connection itself failed", regex=False)
+                       & ~sub["detail"].astype(str).str.startswith("the agent uses an on-premises Administration")) \
+            if len(sub) and "detail" in sub else pd.Series(False, index=sub.index, dtype=bool)
+        failed_all = int(mism_failed.sum())
+        failed_vendor = int((mism_failed & sub["server_name"].str.lower().str.rstrip(".").map(
+            lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com"))).sum()) \
+            if len(sub) and "server_name" in sub else 0
+
+        # (audit s25: wrong_direction flows opened from outside towards a local address on a cloud port)
+        wrong_rows = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "wrong_direction")) \
+            if len(sub) else pd.Series(False, index=sub.index, dtype=bool)
+        inbound = int((wrong_rows & sub["detail"].astype(str).str.startswith(
+            "an inbound connection: opened from outside")).sum()) if len(sub) and "detail" in sub else 0
+        inbound_text = ("opened from outside towards a local address on a cloud server's port (an inbound connection: "
+                        "the cloud server is never at a local address and never connects to agents): a port "
+                        "forwarding to that host, or another program listening there")
+
+        def failed_text(k):
+            return (f"; {k} of them failed (no answer, a reset, an ICMP error or an aborted TLS handshake: see each "
+                    "flow's detail)" if k else "")
+
         def onprem_fix(k):
             return (f"{'this flow' if k == 1 else f'these {k} flows'} on {r.transport.upper()} {r.port_text} went "
                     "to the cloud Administration Server (a Kaspersky cloud name), not to a distribution point: the "
@@ -161,13 +184,18 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 rest = (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or "
                         "had the documented port on the side that opened the connection: not this purpose's traffic"
                         if other > onprem else "")
-                return onprem_fix(onprem) + rest
+                return onprem_fix(onprem) + rest + failed_text(failed_all)
             names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent "
                      "made them, check the Administration Server address, DNS and proxy it uses; else "
                      "they are another program's traffic")
             reverse = ("had the documented port on the side that opened the connection: a source port "
                        "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
                        "for them")
+            if inbound and inbound >= int(wrong_rows.sum()):
+                reverse = (f"were {inbound_text}; nothing to open for them (close such a port forwarding if it is "
+                           "not wanted)")
+            elif inbound:
+                reverse += f" ({inbound} of them {inbound_text})"
             # newcomer 23 F7: Kaspersky names outside the mask are its other services
             mism = (sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
             vendor = int((mism & sub["server_name"].str.lower().str.rstrip(".").map(
@@ -175,7 +203,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 if len(sub) and "server_name" in sub else 0
             other_kl = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, "
                         "KSN, licensing…)")
-            if vendor and vendor >= un:
+            rest = failed_all
+            if vendor and vendor >= un and failed_vendor:
+                names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; "
+                         f"{failed_vendor} of them failed (no answer, a reset, an ICMP error or an aborted TLS "
+                         "handshake: see each flow's detail): a firewall or proxy on the path blocks that Kaspersky "
+                         "service, which the agent may need: allow it as that service's own port list says (it is "
+                         "not a Cloud Console port)")
+                rest -= failed_vendor
+            elif vendor and vendor >= un:
                 names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; nothing "
                          "to change for the Cloud Console (those services have their own port list)")
             elif vendor:
@@ -185,7 +221,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
             return f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
-                else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names)
+                else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names) + failed_text(rest)
 
         if status == "unexpected" and un == other:
             fix = other_fix(reasons)
@@ -197,10 +233,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             if len(sub) and "server_name" in sub else None
         if status == "verified" and named == 0 and r.host_mask and r.port_hi < 1024:
             status = "port open"
+            # (audit s25: plain HTTP, cert_check, has a Host header and an HTTP request, no TLS)
+            http = r.app_protocol == "http"
             fix = (f"{ok} flow{'s' if ok != 1 else ''} on {r.transport.upper()} {r.port_text} answered, but "
-                   "none named a server (no SNI, DNS answer or certificate seen): they may be another "
+                   "none named a server ("
+                   + ("no host name in an HTTP Host header or DNS answer" if http
+                      else "no SNI, DNS answer or certificate") + " seen): they may be another "
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
-                   f"and TLS handshake to {r.host_mask})")
+                   f"and {'HTTP request' if http else 'TLS handshake'} to {r.host_mask})")
         # newcomer 23 F12: a TLS purpose whose ok flows are all bare TCP handshakes: port open
         data_ok = int(((sub["verdict"] == "ok") & ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0))).sum()) \
             if len(sub) and "orig_bytes" in sub and "resp_bytes" in sub else None
@@ -225,10 +265,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
             "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
             if len(sub) and "detail" in sub else 0
-        if status == "blocked" and bl_closed and r.opener == "client_to_cloud":
+        # (audit s25: the detail of one carrying a cloud server's own address says it is most likely forged)
+        forged_text = "most likely forged by a firewall on the path (a reject rule answers in the name of the address"
+        bl_forged = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(forged_text, regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl_forged:
             # newcomer 23 F3: a cloud server's address: a firewall's forged answer, or Kaspersky's to know
-            cl = sub[(sub["verdict"] == "blocked") & sub["detail"].str.contains(
-                "the packet arrived, but nothing listens on that port there", regex=False)]
+            cl = sub[(sub["verdict"] == "blocked") & sub["detail"].str.contains(forged_text, regex=False)]
             hosts, ports = sorted(set(cl["resp_h"].astype(str)))[:8], sorted(set(cl["resp_p"].astype(int)))
 
             def listed(items, what):
@@ -238,17 +281,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
             where = f"{r.transport.upper()} {listed(ports, 'port')} on {listed(hosts, 'server')}"
             tell = f"if none does, report the server and port ({where}) to Kaspersky support"
-            if bl == bl_closed:
+            if bl == bl_forged:
                 fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP port "
                        f"unreachable carrying the cloud server's own address, refusing {where}: most likely forged "
                        "by a firewall on the path (a reject rule answers in the name of the address it blocks). "
                        "Check the firewalls and proxies between the agent and the Internet for a rule that "
                        f"rejects it: {fix}; {tell}")
             else:
-                fix += (f"; {bl_closed} of them {'was' if bl_closed == 1 else 'were'} answered by ICMP port "
+                fix += (f"; {bl_forged} of them {'was' if bl_forged == 1 else 'were'} answered by ICMP port "
                         f"unreachable carrying the cloud server's own address ({where}): most likely forged by a "
                         f"firewall on the path; {tell}")
-        elif status == "blocked" and bl_closed:
+        if status == "blocked" and bl_closed:
             service = (f"check that the service for it is running and listening on {r.transport.upper()} "
                        f"{r.port_text} there ({r.purpose[0].lower()}{r.purpose[1:].rstrip('.')})")
             if bl == bl_closed:
@@ -348,7 +391,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                                        for x in answered))
             if other > onprem:
                 out += (f"; {other - onprem} more went to names outside {r.host_mask or 'the documented ones'} or "
-                        "had the documented port on the side that opened the connection: not this purpose's traffic")
+                        "had the documented port on the side that opened the connection: not this purpose's traffic"
+                        + failed_text(failed_all))
             if onprem:
                 out += f"; {onprem} more: {onprem_fix(onprem)}"
             return out
@@ -358,8 +402,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
-            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} (no DNS answer, SNI or "
-                   f"certificate): {'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
+            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
+                    else "no DNS answer, SNI or certificate")
+            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({seen}): "
+                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
                    f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
         why = ""
         if ok and bl:
@@ -780,6 +826,12 @@ def test_sample_ts_within_half_a_microsecond(path):
 PURPOSES = [r.id for r in RULES.rules] + ["", "dns", "<script>", "\x1b[1m"]
 ONPREM_DETAIL = ("the agent uses an on-premises Administration Server/distribution point port against the cloud "
                  "server (TCP 13000): eu1.ksc.kaspersky.com (from SNI) is a Kaspersky cloud name")
+# (audit s25: a host_mismatch flow whose connection itself failed)
+MISMATCH_DETAIL = ("dnl-03.geo.kaspersky.com is not under *.digicert.com; the connection itself failed (no_answer): "
+                   "SYN sent 3 times, no answer")
+# (audit s25: a connection opened from outside to a cloud server's port on a local address)
+INBOUND_DETAIL = ("an inbound connection: opened from outside (203.0.113.10, not a local address) to 192.168.1.10:23101, "
+                  "a local address, on a port the cloud server listens on (agent_connection)")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
            "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
@@ -787,10 +839,11 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS),
-                          st.sampled_from(["", "eu1.ksc.kaspersky.com"]),
+                          st.sampled_from(["", "eu1.ksc.kaspersky.com", "dnl-03.geo.kaspersky.com"]),
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
-                          st.sampled_from(["", "", "", ONPREM_DETAIL])),
+                          st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL,
+                                           ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
     flows = pd.DataFrame(rows, columns=["purpose", "verdict", "reason", "server_name", "resp_h", "detail"],
