@@ -296,6 +296,24 @@ def test_esp_in_udp_4500_is_counted_ike_and_keepalives_are_not(tmp_path):
         assert _flows(path, "tshark")[1].count(want) == 1
 
 
+def test_dns_from_source_port_4500_is_not_esp(tmp_path):
+    """A DNS query whose random source port fell on 4500, and its answer, are DNS (the lower
+    port, 53, decides, as Wireshark tries it first): no ESP warning; ESP from a NAT's random port
+    to 4500 still counts."""
+    from scapy.layers.dns import DNS, DNSQR
+    q = DNS(id=9, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    recs = [(T0, Ether(src=NEAR, dst=FAR) / IP(src=OUTER[0], dst=OUTER[1]) / UDP(sport=4500, dport=53) / q),
+            (T0 + 0.01, Ether(src=FAR, dst=NEAR) / IP(src=OUTER[1], dst=OUTER[0]) / UDP(sport=53, dport=4500)
+             / DNS(id=9, qr=1, qd=q.qd))]
+    path = _write(tmp_path, "dns4500.pcap", recs)
+    f, w = _both(path)
+    assert not [x for x in w if "ESP" in x]
+    assert f["query"].tolist() == ["eu1.ksc.kaspersky.com"]
+    nat = [(T0, Ether(src=NEAR, dst=FAR) / IP(src=OUTER[0], dst=OUTER[1]) / UDP(sport=61001, dport=4500)
+            / (struct.pack("!II", 0x1001, 1) + b"\xaa" * 40))]
+    assert any("1 IPsec ESP packet " in x for x in _both(_write(tmp_path, "nat.pcap", nat))[1])
+
+
 def test_vxlan_gbp_on_8472_is_decoded(tmp_path):
     """Newcomer 20 F7: the Group Based Policy extension (Linux ``gbp``: flags 0x88, the D/A
     flags and a policy ID in bytes 1-3) on 8472 is VXLAN too, in both engines."""

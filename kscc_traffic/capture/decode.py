@@ -440,10 +440,12 @@ def esp_count(cols: dict, buf) -> int:
     """Rows of IPsec ESP among packet columns ``cols`` (payloads in ``buf``): IP protocol 50,
     and UDP datagrams from or to port 4500 (NAT traversal, RFC 3948 §2.2) of at least 8 payload
     bytes (an SPI and a sequence number: more than a 1-byte NAT keepalive) whose first 4 bytes,
-    the SPI, are not zero (zero is the non-ESP marker that IKE messages start with)."""
+    the SPI, are not zero (zero is the non-ESP marker that IKE messages start with). The lower of
+    the two ports decides, as Wireshark tries it first: a DNS query from source port 4500 (a
+    random port that fell there) to 53 is DNS, not ESP."""
     proto = cols["proto"]
     n = int(np.count_nonzero(proto == IPPROTO_ESP))
-    udp = np.flatnonzero((proto == 17) & ((cols["sport"] == NAT_T_PORT) | (cols["dport"] == NAT_T_PORT))
+    udp = np.flatnonzero((proto == 17) & (np.minimum(cols["sport"], cols["dport"]) == NAT_T_PORT)
                          & (cols["payload_len"] >= 8) & (cols["pl_cap"] >= 4) & (cols["pl_off"] >= 0))
     if len(udp):
         b = np.frombuffer(buf, np.uint8)
