@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kscc_traffic.capture.files import iter_frames, read_frames
-from kscc_traffic.capture.frames import Frames
+from kscc_traffic.capture.frames import LT_FCS, Frames
 from kscc_traffic.errors import CaptureError, TruncatedCapture, UnsupportedFormat
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -484,6 +484,33 @@ def test_pcapng_runs_of_identical_interfaces_same_in_any_chunks() -> None:
         chunks, _ = read_in_chunks(data, chunk)
         assert_same_records(chunks, whole)
         assert chunks[-1].stats.warnings == whole.stats.warnings
+
+
+def test_pcapng_fcs_length_longer_than_the_frame_is_ignored_and_counted() -> None:
+    """break-it 22 F6: an if_fcslen (or an epb_flags FCS length) longer than the frame is a wrong
+    length, not an FCS: the frames are read whole, without an FCS (tshark reads them as
+    malformed and the tshark engine dropped them silently), counted in one warning line.
+    epb_flags' FCS length wins over the interface's; if_fcslen 4 on long enough frames stays an
+    FCS, without a warning."""
+    o = "<"
+    frames = [bytes([i]) * (40 + i) for i in range(3)]
+    data = (shb(o) + idb(o, 1, 0, option(o, 13, b"\xc8") + end_of_options(o))   # if_fcslen 200
+            + epb(o, 0, 1, frames[0]) + epb(o, 0, 2, frames[1])
+            + epb(o, 0, 3, frames[2], options=option(o, 2, struct.pack("<I", 4 << 5)) + end_of_options(o))
+            + idb(o, 1) + epb(o, 1, 4, b"tiny", options=option(o, 2, struct.pack("<I", 15 << 5))
+                               + end_of_options(o))
+            + idb(o, 1, 0, option(o, 13, b"\x04") + end_of_options(o)) + epb(o, 2, 5, b"f" * 64))
+    fr = read_frames(data)
+    assert all_data(fr) == frames + [b"tiny", b"f" * 64]
+    # (epb_flags FCS length 4 on the third frame: an FCS; the last interface's if_fcslen 4 too)
+    assert fr.linktype.tolist() == [1, 1, 1 | LT_FCS, 1, 1 | LT_FCS]
+    assert [w.split(": ", 1)[1] for w in fr.stats.warnings] == [
+        "3 frames whose FCS length in the file (if_fcslen or epb_flags, up to 200 bytes) is longer "
+        "than the frame itself: a wrong length, the frames read without an FCS (Wireshark shows "
+        "such frames as malformed)"]
+    for chunk in (64, 150):
+        chunks, _ = read_in_chunks(data, chunk)
+        assert_same_records(chunks, fr)
 
 
 def test_pcapng_records_of_many_interfaces_keep_each_ones_time_rule() -> None:

@@ -197,10 +197,10 @@ def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
 
 def _empty_parts() -> tuple[np.ndarray, ...]:
     """No packet blocks: (iface index, raw ts, data offset, caplen, wirelen, is-SPB, link-type
-    flag bits), each empty."""
+    flag bits, FCS length), each empty."""
     return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
             np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool),
-            np.zeros(0, np.int32))
+            np.zeros(0, np.int32), np.zeros(0, np.int32))
 
 
 #: options of one Enhanced Packet Block walked at most looking for ``epb_flags``
@@ -210,10 +210,11 @@ EPB_CRC_ERROR = 1 << 24
 
 
 def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarray,
-                   order: str) -> np.ndarray:
+                   order: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``Frames.linktype`` flag bits (int32, one per block) the ``epb_flags`` option of the
     Enhanced Packet Blocks at ``p`` gives: :data:`~.frames.LT_DAMAGED` for a CRC error (bit
-    24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option.
+    24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option;
+    and that FCS length (int32 bytes, one per block; 0: none given).
     ``v``: the buffer's uint32 view at every byte (:func:`_u32_view`) in the section's byte
     order; ``cl``/``blen``: the blocks' captured and block lengths (a block whose captured
     length runs past its end has no options). The options (code, length, value padded to 4 bytes)
@@ -221,8 +222,9 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
     at most :data:`_EPB_MAX_OPTIONS` (a block without options costs one comparison)."""
     n = len(p)
     bits = np.zeros(n, np.int32)
+    fcs = np.zeros(n, np.int32)
     if not n:
-        return bits
+        return bits, fcs
     cl = cl.astype(np.int64)
     q = p + 28 + ((cl + 3) & ~3)
     end = p + blen - 4
@@ -240,9 +242,10 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
             b = np.where(val & EPB_CRC_ERROR, LT_DAMAGED, 0) \
                 | np.where(((val >> 5) & 0xF) == 4, LT_FCS, 0)
             bits[act[fl]] = b
+            fcs[act[fl]] = (val >> 5) & 0xF
         more = (code != 0) & ~fl & (nxt + 4 <= end)
         act, q, end = act[more], nxt[more], end[more]
-    return bits
+    return bits, fcs
 
 
 def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
@@ -457,6 +460,7 @@ class _Iface:
     res_exp: int = 6
     offset_s: int = 0          # if_tsoffset, seconds
     valid: bool = True
+    fcslen: int = 0            # if_fcslen, bytes (0: none given)
 
     @property
     def bound(self) -> int:
@@ -485,7 +489,8 @@ class _IfaceTable:
     file with 20,000 IDBs read in 64-byte chunks rebuilt the columns at every walk: quadratic).
     Per description: ``linktype`` int32, ``snaplen`` int64 (0 = none), ``bound`` int64 (largest
     captured length accepted, bytes; -1 for an unusable interface), ``rule`` int32 (index into
-    ``rules``: descriptions with the same timestamp rule (if_tsresol, if_tsoffset) share one).
+    ``rules``: descriptions with the same timestamp rule (if_tsresol, if_tsoffset) share one),
+    ``fcslen`` int32 (if_fcslen, bytes; 0 = none given).
     """
 
     def __init__(self) -> None:
@@ -498,7 +503,8 @@ class _IfaceTable:
         self._last: _Iface | None = None     # the last description added, and its index
         self._last_desc = -1
         self._cols = {"linktype": np.zeros(16, np.int32), "snaplen": np.zeros(16, np.int64),
-                      "bound": np.zeros(16, np.int64), "rule": np.zeros(16, np.int32)}
+                      "bound": np.zeros(16, np.int64), "rule": np.zeros(16, np.int32),
+                      "fcslen": np.zeros(16, np.int32)}
 
     def __len__(self) -> int:
         return self._n
@@ -525,6 +531,7 @@ class _IfaceTable:
                 c[k] = _grown(c[k], d)
             c["linktype"][d], c["snaplen"][d], c["rule"][d] = itf.linktype, itf.snaplen, rule
             c["bound"][d] = itf.bound if itf.valid else -1
+            c["fcslen"][d] = itf.fcslen
             self.descs.append(itf)
         self._last, self._last_desc = itf, d
         n = self._n
@@ -668,7 +675,7 @@ class _PcapngParser:
         if length < 20:
             return _Iface(-1, 0, valid=False), ("short_idb", 0)
         linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body, 0)
-        lt, res_base, res_exp, offset_s = linktype, 10, 6, 0
+        lt, res_base, res_exp, offset_s, fcslen = linktype, 10, 6, 0, 0
         oddity = None
         p, end = 8, len(body)
         opt = struct.Struct(order + "HH").unpack_from
@@ -684,10 +691,12 @@ class _PcapngParser:
                 res_base, res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
             elif code == 14 and olen >= 8:        # if_tsoffset, signed seconds
                 (offset_s,) = struct.unpack_from(order + "q", body, p + 4)
-            elif code == 13 and olen >= 1 and body[p + 4] == 4 and linktype <= LT_MASK:
-                lt = linktype | LT_FCS            # if_fcslen 4: the frames end with an FCS
+            elif code == 13 and olen >= 1:        # if_fcslen, bytes
+                fcslen = body[p + 4]
+                if fcslen == 4 and linktype <= LT_MASK:
+                    lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
             p += 4 + ((olen + 3) & ~3)
-        return _Iface(lt, snaplen, res_base, res_exp, offset_s), oddity
+        return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
@@ -881,7 +890,8 @@ class _PcapngParser:
                           | np.frombuffer(O_lo, np.uint32).astype(np.uint64),
                           np.frombuffer(O_off, np.int64), np.frombuffer(O_cl, np.uint32),
                           np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0,
-                          np.zeros(len(O_if), np.int32)))
+                          np.zeros(len(O_if), np.int32),
+                          ifaces.take("fcslen", np.frombuffer(O_if, np.int32))))
         return _Walk(pos, need, stop, self._columns(parts))
 
     def _epb_run(self, buf: bytes, pos: int, epbs: array) -> int:
@@ -941,18 +951,18 @@ class _PcapngParser:
             order = ">" if s_big[0] else "<"
             v = _u32_view(buf, order)
             fields = [v[p + a] for a in at]
-            ltbits = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
+            ltbits, efcs = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
         else:
             fields = [np.empty(n, np.uint32) for _ in at]
-            ltbits = np.empty(n, np.int32)
+            ltbits, efcs = np.empty(n, np.int32), np.empty(n, np.int32)
             for b, order in ((0, "<"), (1, ">")):
                 sel = np.flatnonzero(big == b)
                 v = _u32_view(buf, order)
                 ps = p[sel]
                 for col, a in zip(fields, at):
                     col[sel] = v[ps + a]
-                ltbits[sel] = _epb_flag_bits(v, ps, fields[4][sel], fields[0][sel].astype(np.int64),
-                                             order)
+                ltbits[sel], efcs[sel] = _epb_flag_bits(v, ps, fields[4][sel],
+                                                        fields[0][sel].astype(np.int64), order)
         blen_u, ifid_u, hi, lo, cl, wl = fields
         blen, ifid = blen_u.astype(np.int64), ifid_u.astype(np.int64)
         known = ifid < sn
@@ -965,20 +975,23 @@ class _PcapngParser:
                 nb = int(np.count_nonzero(badmask))
                 if nb:
                     self._note(key, base + int(p[badmask][0]), nb)
-            p, g, cl, wl, hi, lo, ltbits = p[ok], g[ok], cl[ok], wl[ok], hi[ok], lo[ok], ltbits[ok]
+            p, g, cl, wl, hi, lo, ltbits, efcs = p[ok], g[ok], cl[ok], wl[ok], hi[ok], lo[ok], \
+                ltbits[ok], efcs[ok]
         raw = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
-        return (g.astype(np.int32), raw, p + 28, cl, wl, np.zeros(len(p), bool), ltbits)
+        # the FCS length: the block's epb_flags when they give one, else the interface's if_fcslen
+        fcs = np.where(efcs > 0, efcs, self.ifaces.take("fcslen", g))
+        return (g.astype(np.int32), raw, p + 28, cl, wl, np.zeros(len(p), bool), ltbits, fcs)
 
     def _columns(self, parts: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
         """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB,
-        link-type flag bits) parts, in file order."""
+        link-type flag bits, FCS length) parts, in file order."""
         if len(parts) == 1:
-            gi, raw, off, cl, wl, spb, ltbits = parts[0]
+            gi, raw, off, cl, wl, spb, ltbits, fcs = parts[0]
         else:
-            gi, raw, off, cl, wl, spb, ltbits = (np.concatenate(c) for c in zip(*parts))
+            gi, raw, off, cl, wl, spb, ltbits, fcs = (np.concatenate(c) for c in zip(*parts))
             order = np.argsort(off, kind="stable")
-            gi, raw, off, cl, wl, spb, ltbits = gi[order], raw[order], off[order], cl[order], \
-                wl[order], spb[order], ltbits[order]
+            gi, raw, off, cl, wl, spb, ltbits, fcs = gi[order], raw[order], off[order], cl[order], \
+                wl[order], spb[order], ltbits[order], fcs[order]
         n = len(gi)
         if n == 0:
             return _empty_cols()
@@ -1023,6 +1036,12 @@ class _PcapngParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             self.notes["wirelen_short"] = self.notes.get("wirelen_short", 0) + nshort
+        over = fcs > cl
+        if over.any():
+            # an FCS longer than the frame (if_fcslen / epb_flags): a wrong length field, not an
+            # FCS; the frame is read without one (break-it 22 F6: tshark reads it as malformed)
+            self.notes["fcs_overlong"] = self.notes.get("fcs_overlong", 0) + int(np.count_nonzero(over))
+            self.notes["fcs_overlong_max"] = max(self.notes.get("fcs_overlong_max", 0), int(fcs[over].max()))
         lt = ifaces.take("linktype", gi)
         if ltbits.any():
             lt = np.where(lt >= 0, lt | ltbits, lt)   # (not an unusable interface's -1)
@@ -1060,10 +1079,27 @@ class _PcapngParser:
             out.append(f"the capture tool reports {lost:,} packet{'s' if lost != 1 else ''} dropped, not "
                        f"written to the file ({where}): flows may miss packets, and a connection shown "
                        "as unanswered or with gaps may be the capture's loss, not the network's")
+        if n.get("fcs_overlong"):
+            out.append(fcs_overlong_note(n["fcs_overlong"], n["fcs_overlong_max"]))
         if n.get("no_ts"):
             out.append(no_timestamp_note(n["no_ts"], self.records))
         out.extend(_common_notes(n))
         return out
+
+
+def fcs_overlong_note(count: int, longest: int) -> str:
+    """The warning line (without the file name) for ``count`` pcapng records whose FCS length
+    (the interface's ``if_fcslen``, or the block's ``epb_flags``) is longer than the record's
+    captured bytes (``longest``: the largest such length, bytes). The built-in reader reads them
+    without an FCS; the tshark engine gives the same line (and reads them so too)."""
+    s = "s" if count != 1 else ""
+    return (f"{count:,} frame{s} whose FCS length in the file (if_fcslen or epb_flags, up to {longest} "
+            f"bytes) {FCS_OVERLONG_TEXT}: a wrong length, the frame{s} read without an FCS "
+            "(Wireshark shows such frames as malformed)")
+
+
+#: the words by which :func:`fcs_overlong_note`'s line is found among the warnings
+FCS_OVERLONG_TEXT = "is longer than the frame itself"
 
 
 def no_timestamp_note(count: int, records: int, what: str = "packets in Simple Packet Blocks") -> str:
