@@ -596,3 +596,41 @@ def test_tshark_message_quoting_a_file_name_with_a_newline(tmp_path):
     assert lines == ["evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap: tshark stopped reading after 6 frames: tshark: "
                      f'The file "{tmp_path}/evil\\x1b[31mRED\\x1b[0m\\x0aFAKE: line.pcap" appears to have been cut '
                      "short in the middle of a packet."]
+
+
+def test_fcs_length_longer_than_the_frames_both_engines_read_them(tmp_path):
+    """break-it 22 F6: a pcapng interface whose if_fcslen (200 bytes) is longer than its frames:
+    tshark reads every frame as malformed, and the tshark engine dropped the S0 flow's SYNs
+    without a word while the built-in engine read them. Both engines now read the frames
+    without an FCS (tshark dissects the built-in reader's copy), give the same flows and the
+    same warning line counting them."""
+    import struct
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def epb(ts_us, d):
+        return block(6, struct.pack("<IIIII", 0, ts_us >> 32, ts_us & 0xFFFFFFFF, len(d), len(d)) + d)
+    eth = Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    syns = [bytes(eth / IP(src="192.0.2.10", dst="203.0.113.10", id=i + 1)
+                  / TCP(sport=50000, dport=13000, flags="S", seq=1000)) for i in range(3)]
+    dns = bytes(eth / IP(src="192.0.2.10", dst="198.51.100.53") / UDP(sport=40000, dport=53) / (b"q" * 20))
+    t0 = 1_764_590_400_000_000
+    path = tmp_path / "fcslen200.pcapng"
+    path.write_bytes(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+                     + block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 13, 1) + b"\xc8\0\0\0"
+                             + struct.pack("<HH", 0, 0))
+                     + b"".join(epb(t0 + i * 1_000_000, d) for i, d in enumerate(syns + [dns])))
+    _compare(path)
+    line = ("fcslen200.pcapng: 4 frames whose FCS length in the file (if_fcslen or epb_flags, up to 200 "
+            "bytes) is longer than the frame itself")
+    for engine in ("builtin", "tshark"):
+        a = analyze_file(path, RULES, engine=engine)
+        warnings = [w for st in a.stats.values() for w in st.warnings]
+        assert any(w.startswith(line) for w in warnings), (engine, warnings)
+        f = a.flows
+        assert sorted(f.orig_pkts.tolist()) == [1, 3], engine
+        assert f.loc[f.resp_p == 13000, "conn_state"].tolist() == ["S0"], engine

@@ -197,10 +197,10 @@ def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
 
 def _empty_parts() -> tuple[np.ndarray, ...]:
     """No packet blocks: (iface index, raw ts, data offset, caplen, wirelen, is-SPB, link-type
-    flag bits), each empty."""
+    flag bits, FCS length), each empty."""
     return (np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, np.int64),
             np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool),
-            np.zeros(0, np.int32))
+            np.zeros(0, np.int32), np.zeros(0, np.int32))
 
 
 #: options of one Enhanced Packet Block walked at most looking for ``epb_flags``
@@ -210,10 +210,11 @@ EPB_CRC_ERROR = 1 << 24
 
 
 def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarray,
-                   order: str) -> np.ndarray:
+                   order: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``Frames.linktype`` flag bits (int32, one per block) the ``epb_flags`` option of the
     Enhanced Packet Blocks at ``p`` gives: :data:`~.frames.LT_DAMAGED` for a CRC error (bit
-    24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option.
+    24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option;
+    and that FCS length (int32 bytes, one per block; 0: none given).
     ``v``: the buffer's uint32 view at every byte (:func:`_u32_view`) in the section's byte
     order; ``cl``/``blen``: the blocks' captured and block lengths (a block whose captured
     length runs past its end has no options). The options (code, length, value padded to 4 bytes)
@@ -221,8 +222,9 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
     at most :data:`_EPB_MAX_OPTIONS` (a block without options costs one comparison)."""
     n = len(p)
     bits = np.zeros(n, np.int32)
+    fcs = np.zeros(n, np.int32)
     if not n:
-        return bits
+        return bits, fcs
     cl = cl.astype(np.int64)
     q = p + 28 + ((cl + 3) & ~3)
     end = p + blen - 4
@@ -240,9 +242,10 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
             b = np.where(val & EPB_CRC_ERROR, LT_DAMAGED, 0) \
                 | np.where(((val >> 5) & 0xF) == 4, LT_FCS, 0)
             bits[act[fl]] = b
+            fcs[act[fl]] = (val >> 5) & 0xF
         more = (code != 0) & ~fl & (nxt + 4 <= end)
         act, q, end = act[more], nxt[more], end[more]
-    return bits
+    return bits, fcs
 
 
 def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
@@ -446,9 +449,10 @@ _BOM_BE = b"\x1a\x2b\x3c\x4d"
 _ISB_US_BEFORE_NS = 10**17
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Iface:
-    """One pcapng interface (IDB): link type, snaplen (0 = none) and timestamp rule."""
+    """One pcapng interface description (IDB): link type, snaplen (0 = none) and timestamp
+    rule. Immutable: interfaces described alike share one (:class:`_IfaceTable`)."""
 
     linktype: int
     snaplen: int
@@ -456,52 +460,97 @@ class _Iface:
     res_exp: int = 6
     offset_s: int = 0          # if_tsoffset, seconds
     valid: bool = True
+    fcslen: int = 0            # if_fcslen, bytes (0: none given)
 
     @property
     def bound(self) -> int:
         return max(MAX_RECORD_BYTES, self.snaplen if self.snaplen <= MAX_SNAPLEN_BYTES else 0)
 
 
+def _grown(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` itself when it has room for index ``n``, else a copy twice as long (zeros after)."""
+    if n < len(a):
+        return a
+    return np.concatenate([a, np.zeros(len(a), a.dtype)])
+
+
+#: Interface Description Blocks remembered by their bytes, at most (the same bytes read once)
+_IDB_CACHE = 4096
+
+
 class _IfaceTable:
-    """The interfaces of a pcapng file (every section's, in file order: global index) with
-    their columns as numpy arrays grown by doubling, so that adding one and reading the
-    columns are O(1) (a file with 20,000 Interface Description Blocks read in 64-byte chunks
-    rebuilt them at every walk: quadratic). Columns, each ``n`` long: ``linktype`` int32,
-    ``snaplen`` int64 (0 = none), ``bound`` int64 (largest captured length accepted, bytes; -1
-    for an unusable interface), ``rule`` int32 (index into ``rules``: interfaces with the same
-    timestamp rule (if_tsresol, if_tsoffset) share one)."""
+    """The interfaces of a pcapng file (every section's, in file order: global index).
+
+    Interfaces described alike (same link type, snaplen, if_tsresol, if_tsoffset, FCS length)
+    share one :class:`_Iface`, a *description*: per interface the table keeps only the index of
+    its description (int32, in an array grown by doubling), so a file with 1,000,000 Interface
+    Description Blocks costs 4 bytes per interface, not one object each (break-it 21 F8: 389 MiB),
+    and adding one and gathering the columns of records are O(1) per interface / per record (a
+    file with 20,000 IDBs read in 64-byte chunks rebuilt the columns at every walk: quadratic).
+    Per description: ``linktype`` int32, ``snaplen`` int64 (0 = none), ``bound`` int64 (largest
+    captured length accepted, bytes; -1 for an unusable interface), ``rule`` int32 (index into
+    ``rules``: descriptions with the same timestamp rule (if_tsresol, if_tsoffset) share one),
+    ``fcslen`` int32 (if_fcslen, bytes; 0 = none given).
+    """
 
     def __init__(self) -> None:
-        self.ifaces: list[_Iface] = []
-        self.rules: list[_Iface] = []        # one interface per distinct timestamp rule
+        self.descs: list[_Iface] = []        # the distinct descriptions
+        self._desc_of: dict[_Iface, int] = {}
+        self.rules: list[_Iface] = []        # one description per distinct timestamp rule
         self._rule_of: dict[tuple[int, int, int], int] = {}
+        self._desc = np.zeros(16, np.int32)  # per interface: index into descs
+        self._n = 0
+        self._last: _Iface | None = None     # the last description added, and its index
+        self._last_desc = -1
         self._cols = {"linktype": np.zeros(16, np.int32), "snaplen": np.zeros(16, np.int64),
-                      "bound": np.zeros(16, np.int64), "rule": np.zeros(16, np.int32)}
+                      "bound": np.zeros(16, np.int64), "rule": np.zeros(16, np.int32),
+                      "fcslen": np.zeros(16, np.int32)}
 
     def __len__(self) -> int:
-        return len(self.ifaces)
+        return self._n
 
     def __getitem__(self, i: int) -> _Iface:
-        return self.ifaces[i]
+        """The description of interface ``i`` (0 <= i < len; IndexError otherwise)."""
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self.descs[self._desc[i]]
 
-    def append(self, itf: _Iface) -> None:
-        n = len(self.ifaces)
-        if n == len(self._cols["rule"]):
-            for k, a in self._cols.items():
-                self._cols[k] = np.concatenate([a, np.zeros(len(a), a.dtype)])
-        key = (itf.res_base, itf.res_exp, itf.offset_s)
-        rule = self._rule_of.get(key)
-        if rule is None:
-            rule = self._rule_of[key] = len(self.rules)
-            self.rules.append(itf)
-        c = self._cols
-        c["linktype"][n], c["snaplen"][n], c["rule"][n] = itf.linktype, itf.snaplen, rule
-        c["bound"][n] = itf.bound if itf.valid else -1
-        self.ifaces.append(itf)
+    def append(self, itf: _Iface, count: int = 1) -> None:
+        """Add ``count`` interfaces described by ``itf`` (the first one's global index: the
+        table's length before)."""
+        d = self._last_desc if itf is self._last else self._desc_of.get(itf)
+        if d is None:
+            d = self._desc_of[itf] = len(self.descs)
+            key = (itf.res_base, itf.res_exp, itf.offset_s)
+            rule = self._rule_of.get(key)
+            if rule is None:
+                rule = self._rule_of[key] = len(self.rules)
+                self.rules.append(itf)
+            c = self._cols
+            for k in c:
+                c[k] = _grown(c[k], d)
+            c["linktype"][d], c["snaplen"][d], c["rule"][d] = itf.linktype, itf.snaplen, rule
+            c["bound"][d] = itf.bound if itf.valid else -1
+            c["fcslen"][d] = itf.fcslen
+            self.descs.append(itf)
+        self._last, self._last_desc = itf, d
+        n = self._n
+        while n + count > len(self._desc):
+            self._desc = _grown(self._desc, len(self._desc))
+        if count == 1:
+            self._desc[n] = d
+        else:
+            self._desc[n:n + count] = d
+        self._n = n + count
 
-    def col(self, name: str) -> np.ndarray:
-        """Column ``name`` of the ``n`` interfaces (a view: do not keep it across appends)."""
-        return self._cols[name][:len(self.ifaces)]
+    def take(self, name: str, index: np.ndarray) -> np.ndarray:
+        """Column ``name`` of the interfaces at ``index`` (global indices, each < len): an array
+        shaped as ``index``, of the column's dtype (see the class docstring)."""
+        return self._cols[name][self._desc[index]]
+
+    def section(self, start: int, stop: int) -> list[_Iface]:
+        """The descriptions of interfaces ``start`` to ``stop - 1`` (one list entry each)."""
+        return [self.descs[d] for d in self._desc[start:stop].tolist()]
 
 
 def _raw_to_ns(raw: np.ndarray, itf: _Iface, notes: dict[str, int]) -> np.ndarray:
@@ -590,6 +639,8 @@ class _PcapngParser:
 
     def _set_order(self, order: str) -> None:
         self.order = order
+        #: IDB bytes -> (interface, oddity), in this byte order: see _read_idb
+        self._idb_cache: dict[bytes, tuple[_Iface, tuple[str, int] | None]] = {}
         self._u32 = struct.Struct(order + "I").unpack_from
         self._hdr = struct.Struct(order + "II").unpack_from
         self._tail3 = struct.Struct(order + "III").unpack_from
@@ -600,32 +651,52 @@ class _PcapngParser:
         self.notes[key] = self.notes.get(key, 0) + count
         self.first_off[key] = min(self.first_off.get(key, offset), offset)
 
-    def _read_idb(self, buf: bytes, pos: int, length: int, base: int) -> _Iface:
-        """Interface Description Block (§4.2): link type, snaplen, if_tsresol, if_tsoffset."""
+    def _read_idb(self, buf: bytes, pos: int, length: int, base: int, copies: int = 1) -> _Iface:
+        """Interface Description Block (§4.2) at ``buf[pos:pos + length]``: link type, snaplen,
+        if_tsresol, if_tsoffset, if_fcslen. Blocks with the same bytes are read once
+        (:data:`_IDB_CACHE`: a file may hold a million alike, break-it 21 F8); the oddities of
+        each are still counted, ``copies`` times (the number of identical blocks from ``pos``)."""
+        body = bytes(buf[pos + 8:pos + length - 4])
+        hit = self._idb_cache.get(body)
+        if hit is None:
+            hit = self._parse_idb(body, length)
+            if len(self._idb_cache) < _IDB_CACHE:
+                self._idb_cache[body] = hit
+        itf, oddity = hit
+        if oddity is not None:
+            self._note(oddity[0], base + pos + oddity[1], copies)
+        return itf
+
+    def _parse_idb(self, body: bytes, length: int) -> tuple[_Iface, tuple[str, int] | None]:
+        """The interface an IDB's ``body`` (its bytes after the type and length, before the
+        trailing length) describes, and its oddity (note key, offset from the block's start) or
+        None."""
         order = self.order
         if length < 20:
-            self._note("short_idb", base + pos)
-            return _Iface(-1, 0, valid=False)
-        linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
-        itf = _Iface(linktype, snaplen)
-        p, end = pos + 16, pos + length - 4
+            return _Iface(-1, 0, valid=False), ("short_idb", 0)
+        linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body, 0)
+        lt, res_base, res_exp, offset_s, fcslen = linktype, 10, 6, 0, 0
+        oddity = None
+        p, end = 8, len(body)
         opt = struct.Struct(order + "HH").unpack_from
         while p + 4 <= end:                       # options (§3.5): code, length, value, pad
-            code, olen = opt(buf, p)
+            code, olen = opt(body, p)
             if code == 0:                         # opt_endofopt
                 break
             if p + 4 + olen > end:
-                self._note("option_overrun", base + p)
+                oddity = ("option_overrun", p + 8)
                 break
             if code == 9 and olen >= 1:           # if_tsresol
-                v = buf[p + 4]
-                itf.res_base, itf.res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
+                v = body[p + 4]
+                res_base, res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
             elif code == 14 and olen >= 8:        # if_tsoffset, signed seconds
-                (itf.offset_s,) = struct.unpack_from(order + "q", buf, p + 4)
-            elif code == 13 and olen >= 1 and buf[p + 4] == 4 and linktype <= LT_MASK:
-                itf.linktype = linktype | LT_FCS  # if_fcslen 4: the frames end with an FCS
+                (offset_s,) = struct.unpack_from(order + "q", body, p + 4)
+            elif code == 13 and olen >= 1:        # if_fcslen, bytes
+                fcslen = body[p + 4]
+                if fcslen == 4 and linktype <= LT_MASK:
+                    lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
             p += 4 + ((olen + 3) & ~3)
-        return itf
+        return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
@@ -673,8 +744,13 @@ class _PcapngParser:
         end = len(buf)
         epbs = array("q")                 # positions of Enhanced Packet Blocks
         eapp = epbs.append
-        # (first index in epbs, section's interface 0 global index, interfaces defined, order)
-        segs: list[tuple[int, int, int, str]] = [(0, self.sec_base, self.sec_n, self.order)]
+        # segments: (first index in epbs, section's interface 0 global index, interfaces
+        # defined, 1 for big endian), as arrays (a million IDBs: a million segments)
+        # (a new segment when the interfaces or the section change; the last one replaced
+        # when no EPB belongs to it)
+        seg_i0, seg_base, seg_n = array("q", [0]), array("q", [self.sec_base]), array("q", [self.sec_n])
+        seg_big = array("b", [self.order == ">"])
+        segs = (seg_i0, seg_base, seg_n, seg_big)
         O_if, O_hi, O_lo = array("i"), array("I"), array("I")  # Simple / obsolete Packet Blocks
         O_off, O_cl, O_wl, O_spb = array("q"), array("I"), array("I"), array("b")
         u32, hdr = self._u32, self._hdr
@@ -697,6 +773,23 @@ class _PcapngParser:
                                  f"{left} of at least 12 block-header bytes present", 0, cut=True)
                 break
             btype, blen = hdr(buf, pos)
+            if btype == 1 and 20 <= blen <= left and not blen & 3 and blen <= maxb \
+                    and u32(buf, pos + blen - 4)[0] == blen:
+                # a well-framed Interface Description Block, and the copies of it that follow
+                # (a file may hold a million alike: break-it 21 F8), added at once
+                block, q = buf[pos:pos + blen], pos + blen
+                while buf[q:q + blen] == block:
+                    q += blen
+                k = (q - pos) // blen
+                ifaces.append(self._read_idb(buf, pos, blen, base, k), k)
+                sec_n += k
+                if seg_i0[-1] == len(epbs):
+                    seg_base[-1], seg_n[-1], seg_big[-1] = sec_base, sec_n, self.order == ">"
+                else:
+                    seg_i0.append(len(epbs)); seg_base.append(sec_base); seg_n.append(sec_n)
+                    seg_big.append(self.order == ">")
+                pos = q
+                continue
             new_order = self.order
             if btype == _SHB:
                 bom = buf[pos + 8:pos + 12]
@@ -706,9 +799,9 @@ class _PcapngParser:
                     break
                 new_order = "<" if bom == _BOM_LE else ">"
                 (blen,) = struct.unpack_from(new_order + "I", buf, pos + 4)
-            bname = _BLOCK_NAMES.get(btype, f"block type 0x{btype:08x}")
             lost = 1 if btype in _PACKET_BLOCKS else 0
             bad = None
+            bname = _BLOCK_NAMES.get(btype) or f"block type 0x{btype:08x}"
             if blen < 12 or blen % 4:
                 bad = f"block length {blen} is {'< 12' if blen < 12 else 'not a multiple of 4'}"
             elif blen > maxb:
@@ -764,10 +857,14 @@ class _PcapngParser:
                         O_off.append(pos + 28); O_cl.append(cl); O_wl.append(wl); O_spb.append(0)
             elif btype == _ISB:
                 self._read_isb(buf, pos, blen, sec_base, sec_n)
-            elif btype == _IDB:
+            elif btype == _IDB:                 # (one shorter than 20 bytes: unusable)
                 ifaces.append(self._read_idb(buf, pos, blen, base))
                 sec_n += 1
-                segs.append((len(epbs), sec_base, sec_n, self.order))
+                if seg_i0[-1] == len(epbs):
+                    seg_base[-1], seg_n[-1], seg_big[-1] = sec_base, sec_n, self.order == ">"
+                else:
+                    seg_i0.append(len(epbs)); seg_base.append(sec_base); seg_n.append(sec_n)
+                    seg_big.append(self.order == ">")
             elif btype == _SHB:
                 major, minor = struct.unpack_from(new_order + "HH", buf, pos + 12)
                 if major != 1:
@@ -779,7 +876,11 @@ class _PcapngParser:
                     u32, hdr = self._u32, self._hdr
                 sec_base, sec_n = len(ifaces), 0
                 self.sections += 1
-                segs.append((len(epbs), sec_base, sec_n, self.order))
+                if seg_i0[-1] == len(epbs):
+                    seg_base[-1], seg_n[-1], seg_big[-1] = sec_base, sec_n, self.order == ">"
+                else:
+                    seg_i0.append(len(epbs)); seg_base.append(sec_base); seg_n.append(sec_n)
+                    seg_big.append(self.order == ">")
             pos += blen
         self.sec_base, self.sec_n = sec_base, sec_n
         parts = [self._epb_columns(buf, epbs, segs, base)]
@@ -789,7 +890,8 @@ class _PcapngParser:
                           | np.frombuffer(O_lo, np.uint32).astype(np.uint64),
                           np.frombuffer(O_off, np.int64), np.frombuffer(O_cl, np.uint32),
                           np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0,
-                          np.zeros(len(O_if), np.int32)))
+                          np.zeros(len(O_if), np.int32),
+                          ifaces.take("fcslen", np.frombuffer(O_if, np.int32))))
         return _Walk(pos, need, stop, self._columns(parts))
 
     def _epb_run(self, buf: bytes, pos: int, epbs: array) -> int:
@@ -822,71 +924,84 @@ class _PcapngParser:
             pass
         return pos
 
-    def _epb_columns(self, buf: bytes, epbs: array, segs: list[tuple[int, int, int, str]],
+    def _epb_columns(self, buf: bytes, epbs: array, segs: tuple[array, array, array, array],
                      base: int) -> tuple[np.ndarray, ...]:
-        """Fields of the Enhanced Packet Blocks at ``epbs`` (§4.3), gathered with numpy, one
-        segment (same section, same interfaces defined) at a time. Blocks naming an undefined
+        """Fields of the Enhanced Packet Blocks at ``epbs`` (§4.3), gathered with numpy for all
+        the blocks at once (one pass per byte order, not one per segment: a file that alternates
+        IDBs and EPBs has as many segments as blocks, break-it 21 F8). ``segs``: arrays (first
+        index in ``epbs``, the section's interface 0 global index, interfaces defined, 1 for big
+        endian) of the segments (same section, same interfaces defined), in order; a block
+        belongs to the last segment starting at or before it. Blocks naming an undefined
         interface or with a captured length beyond the block / the sanity bound are dropped and
-        counted in the notes. Returns (iface index, raw ts, data offset, caplen, wirelen, spb)."""
-        pos_all = np.frombuffer(epbs, np.int64)
-        views: dict[str, np.ndarray] = {}
-        out = []
-        if not len(pos_all):
+        counted in the notes. Returns (iface index, raw ts, data offset, caplen, wirelen, spb,
+        link-type flag bits)."""
+        p = np.frombuffer(epbs, np.int64)
+        n = len(p)
+        if not n:
             return _empty_parts()
-        bound_table = self.ifaces.col("bound") if len(self.ifaces) else np.zeros(1, np.int64)
-        bounds = [s[0] for s in segs[1:]] + [len(pos_all)]
-        for (i0, sbase, sn, order), i1 in zip(segs, bounds):
-            if i1 <= i0:
-                continue
-            if order not in views:
-                views[order] = _u32_view(buf, order)
-            v = views[order]
-            p = pos_all[i0:i1]
-            blen = v[p + 4].astype(np.int64)
-            ifid = v[p + 8].astype(np.int64)
-            cl = v[p + 20]
-            known = ifid < sn
-            g = np.where(known, sbase + ifid, 0)
-            gbound = bound_table[g]
-            known &= gbound >= 0
-            ok = known & (cl <= blen - 32) & (cl <= gbound)
-            ltbits = _epb_flag_bits(v, p, cl, blen, order)
-            if not ok.all():
-                for key, badmask in (("unknown_iface", ~known), ("malformed_block", known & ~ok)):
-                    nb = int(np.count_nonzero(badmask))
-                    if nb:
-                        self._note(key, base + int(p[badmask][0]), nb)
-                p, g, cl, ltbits = p[ok], g[ok], cl[ok], ltbits[ok]
-            raw = (v[p + 12].astype(np.uint64) << np.uint64(32)) | v[p + 16].astype(np.uint64)
-            out.append((g.astype(np.int32), raw, p + 28, cl, v[p + 24],
-                        np.zeros(len(p), bool), ltbits))
-        if not out:
-            return _empty_parts()
-        if len(out) == 1:
-            return out[0]
-        return tuple(np.concatenate(cols) for cols in zip(*out))
+        s_i0, s_base, s_n, s_big = (np.frombuffer(a, dt) for a, dt in
+                                    zip(segs, (np.int64, np.int64, np.int64, np.int8)))
+        if len(s_i0) == 1:
+            sbase, sn, big = s_base, s_n, s_big
+        else:
+            seg = np.searchsorted(s_i0, np.arange(n), side="right") - 1
+            sbase, sn, big = s_base[seg], s_n[seg], s_big[seg]
+        at = (4, 8, 12, 16, 20, 24)                  # blen, ifid, ts high, ts low, caplen, wirelen
+        if (s_big == s_big[0]).all():               # (one byte order: the usual file)
+            order = ">" if s_big[0] else "<"
+            v = _u32_view(buf, order)
+            fields = [v[p + a] for a in at]
+            ltbits, efcs = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
+        else:
+            fields = [np.empty(n, np.uint32) for _ in at]
+            ltbits, efcs = np.empty(n, np.int32), np.empty(n, np.int32)
+            for b, order in ((0, "<"), (1, ">")):
+                sel = np.flatnonzero(big == b)
+                v = _u32_view(buf, order)
+                ps = p[sel]
+                for col, a in zip(fields, at):
+                    col[sel] = v[ps + a]
+                ltbits[sel], efcs[sel] = _epb_flag_bits(v, ps, fields[4][sel],
+                                                        fields[0][sel].astype(np.int64), order)
+        blen_u, ifid_u, hi, lo, cl, wl = fields
+        blen, ifid = blen_u.astype(np.int64), ifid_u.astype(np.int64)
+        known = ifid < sn
+        g = np.where(known, sbase + ifid, 0)
+        gbound = self.ifaces.take("bound", g)
+        known &= gbound >= 0
+        ok = known & (cl <= blen - 32) & (cl <= gbound)
+        if not ok.all():
+            for key, badmask in (("unknown_iface", ~known), ("malformed_block", known & ~ok)):
+                nb = int(np.count_nonzero(badmask))
+                if nb:
+                    self._note(key, base + int(p[badmask][0]), nb)
+            p, g, cl, wl, hi, lo, ltbits, efcs = p[ok], g[ok], cl[ok], wl[ok], hi[ok], lo[ok], \
+                ltbits[ok], efcs[ok]
+        raw = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
+        # the FCS length: the block's epb_flags when they give one, else the interface's if_fcslen
+        fcs = np.where(efcs > 0, efcs, self.ifaces.take("fcslen", g))
+        return (g.astype(np.int32), raw, p + 28, cl, wl, np.zeros(len(p), bool), ltbits, fcs)
 
     def _columns(self, parts: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
         """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB,
-        link-type flag bits) parts, in file order."""
+        link-type flag bits, FCS length) parts, in file order."""
         if len(parts) == 1:
-            gi, raw, off, cl, wl, spb, ltbits = parts[0]
+            gi, raw, off, cl, wl, spb, ltbits, fcs = parts[0]
         else:
-            gi, raw, off, cl, wl, spb, ltbits = (np.concatenate(c) for c in zip(*parts))
+            gi, raw, off, cl, wl, spb, ltbits, fcs = (np.concatenate(c) for c in zip(*parts))
             order = np.argsort(off, kind="stable")
-            gi, raw, off, cl, wl, spb, ltbits = gi[order], raw[order], off[order], cl[order], \
-                wl[order], spb[order], ltbits[order]
+            gi, raw, off, cl, wl, spb, ltbits, fcs = gi[order], raw[order], off[order], cl[order], \
+                wl[order], spb[order], ltbits[order], fcs[order]
         n = len(gi)
         if n == 0:
             return _empty_cols()
         ts = np.zeros(n, np.int64)
         has_ts = ~spb
         ifaces = self.ifaces
-        lt_table, snap_table = ifaces.col("linktype"), ifaces.col("snaplen")
         # records grouped by their interface's timestamp rule, each group converted at once
         # (one sort of the records: not one pass over them per interface, as before)
         at_ts = np.flatnonzero(has_ts)
-        rule = ifaces.col("rule")[gi[at_ts]]
+        rule = ifaces.take("rule", gi[at_ts])
         if len(at_ts) == n and (rule == rule[0]).all():
             ts = _raw_to_ns(raw, ifaces.rules[int(rule[0])], self.notes)
         elif len(at_ts):
@@ -914,14 +1029,20 @@ class _PcapngParser:
                 self.spb_run += n
         else:
             self.last_ts, self.spb_run = int(ts[-1]), 0
-        snap = snap_table[gi]
+        snap = ifaces.take("snaplen", gi)
         nover = int(np.count_nonzero((snap > 0) & (cl > snap)))
         if nover:
             self.notes["over_snaplen"] = self.notes.get("over_snaplen", 0) + nover
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             self.notes["wirelen_short"] = self.notes.get("wirelen_short", 0) + nshort
-        lt = lt_table[gi]
+        over = fcs > cl
+        if over.any():
+            # an FCS longer than the frame (if_fcslen / epb_flags): a wrong length field, not an
+            # FCS; the frame is read without one (break-it 22 F6: tshark reads it as malformed)
+            self.notes["fcs_overlong"] = self.notes.get("fcs_overlong", 0) + int(np.count_nonzero(over))
+            self.notes["fcs_overlong_max"] = max(self.notes.get("fcs_overlong_max", 0), int(fcs[over].max()))
+        lt = ifaces.take("linktype", gi)
         if ltbits.any():
             lt = np.where(lt >= 0, lt | ltbits, lt)   # (not an unusable interface's -1)
         return {"ts_ns": ts, "linktype": lt, "offset": off.astype(np.int64),
@@ -958,10 +1079,27 @@ class _PcapngParser:
             out.append(f"the capture tool reports {lost:,} packet{'s' if lost != 1 else ''} dropped, not "
                        f"written to the file ({where}): flows may miss packets, and a connection shown "
                        "as unanswered or with gaps may be the capture's loss, not the network's")
+        if n.get("fcs_overlong"):
+            out.append(fcs_overlong_note(n["fcs_overlong"], n["fcs_overlong_max"]))
         if n.get("no_ts"):
             out.append(no_timestamp_note(n["no_ts"], self.records))
         out.extend(_common_notes(n))
         return out
+
+
+def fcs_overlong_note(count: int, longest: int) -> str:
+    """The warning line (without the file name) for ``count`` pcapng records whose FCS length
+    (the interface's ``if_fcslen``, or the block's ``epb_flags``) is longer than the record's
+    captured bytes (``longest``: the largest such length, bytes). The built-in reader reads them
+    without an FCS; the tshark engine gives the same line (and reads them so too)."""
+    s = "s" if count != 1 else ""
+    return (f"{count:,} frame{s} whose FCS length in the file (if_fcslen or epb_flags, up to {longest} "
+            f"bytes) {FCS_OVERLONG_TEXT}: a wrong length, the frame{s} read without an FCS "
+            "(Wireshark shows such frames as malformed)")
+
+
+#: the words by which :func:`fcs_overlong_note`'s line is found among the warnings
+FCS_OVERLONG_TEXT = "is longer than the frame itself"
 
 
 def no_timestamp_note(count: int, records: int, what: str = "packets in Simple Packet Blocks") -> str:
@@ -1055,7 +1193,7 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
         return find_pcap_record(data, start, big=parser.order == ">", hdr_len=parser.hdr_len,
                                 ns=parser.mult == 1, bound=parser.bound,
                                 last_sec=None if last_ns is None else last_ns // 10**9, at_eof=at_eof)
-    section = parser.ifaces.ifaces[parser.sec_base:parser.sec_base + parser.sec_n]
+    section = parser.ifaces.section(parser.sec_base, parser.sec_base + parser.sec_n)
     clocks = [(itf.res_base ** itf.res_exp, itf.offset_s) if itf.valid else None for itf in section]
     return find_pcapng_block(data, start, base, big=parser.order == ">", bound=MAX_BLOCK_BYTES,
                              interfaces=parser.sec_n, at_eof=at_eof, clocks=clocks,
@@ -1099,6 +1237,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     seeking: _Stop | None = None   # damage: looking for where whole records start again
     zeros = 0                      # all-zero pcap record headers dropped
     recent = np.zeros(0, np.int64)  # the times of the last records read (see _reference_ns)
+    grow = chunk_bytes             # the next read's size (grows while walks find no record)
     while True:
         if seeking is not None:
             hit, more = _seek_records(parser, data, pos, at_eof, base, _reference_ns(recent))
@@ -1190,7 +1329,12 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 stats.bytes_read = base + w.pos - stats.skipped_bytes
                 yield out.pop()
             base += w.pos
-            want = max(chunk_bytes, w.need) - len(tail)
+            # a stretch without packets (a million Interface Description Blocks before the first,
+            # break-it 21 F8: 333,000 walks of 64 bytes for check_capture) is read in growing
+            # pieces, up to _QUIET_READ_MAX, so that the walks stay few; any chunking gives the
+            # same records
+            grow = chunk_bytes if n else min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
+            want = max(grow, w.need) - len(tail)
             data = tail + reader.read(max(want, 1))
             at_eof = reader.eof()
             pos = 0
@@ -1204,6 +1348,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             stats.bytes_read = base + w.pos - stats.skipped_bytes
         yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
         return
+
+
+#: largest read (bytes) after walks that found no record (a stretch of blocks without packets)
+_QUIET_READ_MAX = 1 << 20
 
 
 def _reference_ns(recent: np.ndarray) -> int | None:
@@ -1347,7 +1495,9 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
     record yields one empty chunk, so its stats can be seen.
 
     Memory: about two chunks at a time, plus one record/block when it is longer than a chunk
-    (bounded by 16 MiB for a pcap record and ``MAX_BLOCK_BYTES`` for a pcapng block).
+    (bounded by 16 MiB for a pcap record and ``MAX_BLOCK_BYTES`` for a pcapng block). After a
+    stretch of the file without packets (pcapng blocks such as Interface Description Blocks),
+    reads grow up to 1 MiB (when ``chunk_bytes`` is smaller), so one chunk may be that long.
 
     Parameters
     ----------

@@ -114,6 +114,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture.frames import LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
@@ -1082,13 +1083,17 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
     return b, rc, _error_line(err)
 
 
-def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | None:
+def _readable_copy(path: Path, name: str, have: int, dest: Path,
+                   fcs_overlong: bool = False) -> ReadStats | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
     types (one interface per link type); return the reader's stats (its warnings name
     ``name``). None, and nothing written, when it reads no more than ``have`` records and read
-    past no damage, or cannot read the file at all."""
+    past no damage, or cannot read the file at all. ``fcs_overlong``: instead, None when no record
+    has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
+    An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
+    have none."""
     import struct
     from ..capture.files import iter_frames
     try:
@@ -1104,7 +1109,11 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
     read_past = stats is not None and stats.damage_offset is None and stats.skipped_bytes > 0
-    if stats is None or (n <= have and not read_past):
+    if fcs_overlong:
+        from ..capture.files import FCS_OVERLONG_TEXT
+        if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
+            return None
+    elif stats is None or (n <= have and not read_past):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -1129,7 +1138,8 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path) -> ReadStats | 
             for i, (lt, ts) in enumerate(zip(lts, tss)):
                 if lt not in ifaces:
                     ifaces[lt] = len(ifaces)
-                    parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + idb_opts))
+                    fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
+                    parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
                 parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(d), wls[i]) + d))
             out.write(b"".join(parts))
@@ -1259,6 +1269,13 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, msg or f"exit status {rc}")
         if copied is not None:
             return copied
+    if rc == 0 and (b.malformed or b.non_ip) and _is_pcapng(p):
+        # frames whose FCS length in the file is longer than they are: tshark reads them as
+        # malformed (nothing above the link layer), the built-in reader without an FCS
+        # (break-it 22 F6): the copy of the records the built-in reader reads is dissected
+        copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
+        if copied is not None:
+            return copied
     if rc != 0 and b.records == 0:
         text = f"{name}: tshark cannot read it: {msg or f'exit status {rc}'}"
         if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
@@ -1327,15 +1344,18 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     return out
 
 
-def _read_copy(exe: str, p: Path, name: str, have: int, why: str) -> Packets | None:
+def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
+               fcs_overlong: bool = False) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
-    does not, or when tshark cannot read the copy to its end either."""
+    does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
+    read the file to its end, but records have an FCS length longer than themselves: dissect the
+    copy when the built-in reader finds such records (else None)."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        rstats = _readable_copy(p, name, have, Path(tmp))
+        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong)
         if rstats is None:
             return None
         b, rc, msg = _dissect(exe, Path(tmp))
@@ -1353,6 +1373,11 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str) -> Packets | N
     for line in rstats.warnings:
         if line not in cut.warnings:
             stats.warn(line)
+    if fcs_overlong:
+        stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
+                   f"malformed: it dissected instead a copy of the {b.records} records the built-in "
+                   "reader reads in the file, without that FCS length, so both engines read them")
+        return _finish(b, stats, p, name, rc)
     lost = have and f"after {have} frame{'s' if have != 1 else ''}" or "at its first frame"
     if why.startswith("(") and why.endswith(")"):
         why = why[1:-1]
