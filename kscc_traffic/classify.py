@@ -70,6 +70,18 @@ A TCP flow whose start was not captured (``partial``) is judged on what was seen
 data went on for :data:`TLS_SILENCE_S` (:func:`_partial_silence`), and ``partial`` is added to its
 reason (``partial`` alone when ok or not judged).
 
+A TCP connection whose SYN was answered by a SYN-ACK and then reset before any data
+(:func:`_handshake_end`) is not a SYN answered by a reset, even where Zeek says REJ (both sides
+reset, nothing sent): the responder's reset first is ``blocked``/``rejected`` (detail
+:data:`HANDSHAKE_RESET`: something accepts connections with no server behind it), the
+originator's first is ``ok`` (a port probe: :func:`_reset_handshake`). The responder's FIN right
+after the handshake, before the client sent a byte (within :data:`TLS_SILENCE_S`), is
+``blocked``/``rejected`` on a TLS purpose (:data:`HANDSHAKE_CLOSE`: its ClientHello never went
+out), ``ok`` with that detail on another (:func:`_closed_handshake`). A TCP flow to a broadcast or
+multicast address (``cast``) that nothing answered is ``unexpected``/``not_unicast``
+(:func:`group_tcp_detail`: no TCP connection can be made to one, RFC 1122 §4.2.3.10; the address
+the sender uses is wrong, not a firewall).
+
 Plain HTTP sent straight to a port a rule documents for HTTP (``cert_check``: no proxy, no
 ``proxy_target``) is judged on its answer as a request in absolute-form to a proxy is: a
 filter's refusal or a failing gateway (:data:`FILTER_STATUSES`: 403, 407, 451, 511, 502, 503,
@@ -107,7 +119,7 @@ from .unreachable import answered_by, what_it_means
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 
@@ -333,6 +345,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
+    if proto == "tcp" and row["cast"] in _GROUP_CASTS and not answered and not target:
+        # (no TCP connection to a group address: no firewall rule makes it work; break-it 23 F4)
+        return done("unexpected", "not_unicast", group_tcp_detail(row["cast"], str(row["resp_h"])))
+
     # a known name outside the rule's mask: another service on a shared port (443, 80…), whatever
     # happened to it; judged before "blocked" so it never counts as a failure of this purpose
     # (through a proxy both the host asked of the proxy and the SNI asked of the TLS server in the
@@ -425,6 +441,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if blind and not partial:
         return done(*_one_way(row, rule.app_protocol in ("tls", "https")))
     if proto == "tcp" and not partial:
+        if state == "REJ" and _handshake_end(str(row.get("history") or "")) in ("aborted", "reset"):
+            # (Zeek's REJ also when both sides reset a handshake that completed, nothing sent: the
+            # SYN was answered, the port is open; who reset first tells what happened: break-it 23 F3)
+            return done(*_reset_handshake(_handshake_end(str(row.get("history") or ""))))
         if state == "REJ":
             if rule.opener == "agent_to_dp":
                 # (a LAN purpose: the reset is the distribution point's own answer when no router
@@ -455,8 +475,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         f"times and never acknowledged the {m} answers (a capture on the server's side of a "
                         "filter dropping that direction?)")
         if after == "reset":
-            return done("blocked", "rejected", "the responder reset the connection right after the handshake, "
-                        "before any data (a SYN proxy or load balancer with no server behind it?)")
+            return done(*_reset_handshake(after))
+        if after == "closed" and float(row.get("duration", 0)) < TLS_SILENCE_S:
+            return done(*_closed_handshake(rule.app_protocol in ("tls", "https")))
     if proto == "udp" and not answered and row["cast"] == "unicast" \
             and rule.opener != "inbound_to_agent" and not partial:
         if lost_answers:
@@ -1143,15 +1164,72 @@ def _closed_by(history: str, responder: bool) -> bool:
 def _handshake_end(history: str) -> str:
     """How a TCP connection that began with a SYN and a SYN-ACK ended, from its ``history``:
     ``"unacked"`` nothing else at all (``Sh``: the originator never acknowledged the SYN-ACK),
-    ``"reset"`` the responder's reset before any data either way and before any FIN of the
-    originator (``ShAr``: a SYN proxy whose server is gone), ``""`` anything else."""
+    ``"reset"`` the responder's reset before any data either way and before any FIN or RST of
+    the originator (``ShAr``: a SYN proxy whose server is gone; also after its own FIN, ``ShAfr``),
+    ``"closed"`` the responder's FIN first, before any data either way, and no reset of its own
+    after it (``ShAfFa``), ``"aborted"`` the originator's RST first, before any data either way
+    (``ShAR``, ``ShRr``: a port probe; with the responder's reset after it Zeek says REJ),
+    ``""`` anything else (data, the originator's FIN first, no end seen)."""
     h = history.lstrip("^")
     if h == "Sh":
         return "unacked"
-    if h.startswith("Sh") and "r" in h and not any(ch in h for ch in "Dd") \
-            and ("F" not in h or h.index("r") < h.index("F")):
+    if not h.startswith("Sh") or any(ch in h for ch in "Dd"):
+        return ""
+    first = next((ch for ch in h if ch in "rRfF"), "")
+    if first == "R":
+        return "aborted"
+    if first in "rf" and first and "r" in h and ("F" not in h or h.index("r") < h.index("F")):
         return "reset"
-    return ""
+    return "closed" if first == "f" else ""
+
+
+#: how the detail of a connection the responder reset right after the handshake starts (report
+#: counts such ``blocked`` flows: the port is open, what answered has no server behind it)
+HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"
+#: ... and of one it closed (FIN) right after the handshake, before the client sent anything
+HANDSHAKE_CLOSE = "the responder closed the connection (FIN) right after the handshake, before the client sent a byte"
+#: what both say of the device that answered
+NO_SERVER_BEHIND = "a SYN proxy or load balancer with no server behind it?"
+
+
+def _reset_handshake(end: str) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP connection whose SYN was answered by a SYN-ACK and
+    which was reset before any data (``end`` of :func:`_handshake_end`: ``"reset"`` the responder
+    reset first, ``"aborted"`` the originator did). The responder's reset: ``blocked``/``rejected``
+    (:data:`HANDSHAKE_RESET`: a device that accepts connections with no server behind it); the
+    originator's: ``ok``, the port open (a port probe, a connect or half-open scan, ends so; the
+    responder's reset after it, which makes Zeek say REJ, changes nothing)."""
+    if end == "reset":
+        return "blocked", "rejected", f"{HANDSHAKE_RESET} ({NO_SERVER_BEHIND})"
+    return ("ok", "", "the SYN was answered by a SYN-ACK (the port is open), then the originator reset the "
+            "connection before any data (a port probe or scan?) and the responder reset it too")
+
+
+def _closed_handshake(tls: bool) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP connection whose responder sent a FIN right after the
+    handshake, before any data either way (``"closed"`` of :func:`_handshake_end`, within
+    :data:`TLS_SILENCE_S`; break-it 23 F12). On a purpose where the client speaks first (``tls``:
+    its ClientHello never went out) it is the reset's case closed with a FIN instead (an nginx
+    ``stream`` proxy or HAProxy with no backend closes so): ``blocked``/``rejected``,
+    :data:`HANDSHAKE_CLOSE`; on another purpose the responder may speak first: ``ok``, the same
+    detail told."""
+    if tls:
+        return ("blocked", "rejected", f"{HANDSHAKE_CLOSE} (its ClientHello never went out: "
+                f"{NO_SERVER_BEHIND[:-1]}, or a service refusing the client?)")
+    return "ok", "", f"{HANDSHAKE_CLOSE} (a service with nothing to say, or {NO_SERVER_BEHIND})"
+
+
+def group_tcp_detail(cast: str, address: str) -> str:
+    """The detail of a TCP flow (unanswered) to ``address``, a ``cast`` ("broadcast" or
+    "multicast") destination: TCP connects only to a unicast address (RFC 1122 §4.2.3.10: a TCP
+    must refuse to open a connection to a broadcast or multicast address, and silently drop a
+    SYN sent to one), so what is wrong is the address the sender uses, not a firewall."""
+    which = ("a subnet's broadcast address, or a mistyped one" if cast == "broadcast"
+             else "a multicast group's address")
+    return (f"TCP to the {cast} address {address}: TCP connects only to a unicast address (RFC 1122 "
+            "§4.2.3.10: no host accepts a SYN sent to a broadcast or multicast address), so no firewall rule can "
+            f"make this work: the sender uses a wrong server address ({which}, set as the distribution point's or "
+            "server's address?)")
 
 
 #: the detail of a SYN-ACK the originator reset, with no SYN of its own in the capture
@@ -1689,6 +1767,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
         np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
         (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
+        # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
+        np.where((proto == "tcp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
+        # (a responder's FIN right after the handshake: judged only within TLS_SILENCE_S)
+        (hs_end[hist_codes] == "closed") & (duration < TLS_SILENCE_S),
         # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
         # show quoted, whether it sent data, closed, waited)
         np.where(one_way, v["resp_bytes"], -1),

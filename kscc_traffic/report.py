@@ -29,6 +29,7 @@ from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FI
 from .outfile import write_all
 from .names import is_ip_literal
 from .rules import RuleSet
+from .classify import CLOUD_OPENER, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 
@@ -559,6 +560,8 @@ REASON_TEXT: dict[str, str] = {
     "host_mismatch": "the server name is outside the documented host mask: a DNS override, or not Kaspersky's service",
     "wrong_direction": "the documented port was on the side that opened the connection",
     "undocumented_port": "a Kaspersky name contacted on a port no rule documents",
+    "not_unicast": ("a TCP connection attempted to a broadcast or multicast address, which no TCP connection can be "
+                    "made to (RFC 1122 §4.2.3.10): the sender uses a wrong server address; no firewall rule is the fix"),
     "partial": "the start of the connection was not captured; judged on what was seen",
     "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
                 "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
@@ -575,6 +578,9 @@ REJECTED_TEXT: dict[str, str] = {
     "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
               "the server holds a stale connection on that address and port"),
     "reset": REASON_TEXT["rejected"],
+    "handshake": ("the TCP handshake completed (the port is open), then the server's side reset or closed the "
+                  "connection before any data: a SYN proxy, load balancer or proxy with no server behind it, or a "
+                  "service refusing the client"),
 }
 
 
@@ -582,7 +588,9 @@ def rejected_kind(detail: str) -> str:
     """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
     :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
-    (:data:`~kscc_traffic.classify.STALE_ANSWER`), else ``reset`` (a TCP reset)."""
+    (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``handshake`` (the server's side reset or closed
+    the connection right after the handshake: :data:`~kscc_traffic.classify.HANDSHAKE_RESET`,
+    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`), else ``reset`` (a TCP reset)."""
     detail = str(detail)
     if detail.startswith(FILTER_ANSWER) or HTTP_REFUSAL.match(detail):
         return "http"
@@ -590,6 +598,8 @@ def rejected_kind(detail: str) -> str:
         return "proxy"
     if detail.startswith(STALE_ANSWER):
         return "stale"
+    if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)):
+        return "handshake"
     return "reset"
 
 
@@ -688,7 +698,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
-                   un_inbound: int = 0) -> dict:
+                   un_inbound: int = 0, bl_handshake: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -730,7 +740,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.classify.MISMATCH_FAILED`: no answer, a reset, an ICMP error: their advice
     says so, never "nothing to change"; not the ``un_onprem`` ones, whose advice is the agent's
     settings), ``un_inbound`` of the unexpected ones ``wrong_direction``
-    opened from outside towards a local address (detail :data:`~kscc_traffic.classify.INBOUND`)."""
+    opened from outside towards a local address (detail :data:`~kscc_traffic.classify.INBOUND`),
+    ``bl_handshake`` of the blocked ones whose server's side reset or closed the
+    connection right after the handshake (detail :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or
+    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`: the port is open, :func:`_handshake_fix`); the
+    ``not_unicast`` ones among ``un_reasons`` (TCP to a broadcast or multicast address) get
+    :func:`_group_address_fix`, not the rule's firewall advice."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -787,6 +802,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                "still holds a stale connection on that address and port. Clear it there (or shorten the "
                "device's TCP timeouts); no port is to be opened")
+    if status == "blocked" and bl_handshake:
+        fix = _handshake_fix(r, bl, bl_handshake, fix)
     if status == "blocked" and proxied and bl - bl_icpt == proxied:
         fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
                f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
@@ -885,6 +902,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                 f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
                 "through uninspected"
                 + _intercepted_note(bl_icpt))
+    if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
+        fix = _group_address_fix(r, un, un_reasons["not_unicast"], fix)
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
@@ -919,6 +938,47 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 #: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
 VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, "
                 "licensing…)")
+
+
+def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` whose server's side reset or
+    closed the connection right after the TCP handshake, before any data (detail
+    :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`;
+    break-it 23 F3, F12): the handshake shows the port open, so not to open it but to look at what
+    answered: on a cloud purpose a device between the agent and the Internet that completes the
+    handshake itself (a SYN proxy, a transparent proxy) and gives up (its own connection to the
+    server failed, or its policy), else the cloud (reported to Kaspersky support); on a
+    distribution point's, its service or a load balancer in front of it. ``fix`` (the advice so
+    far) is replaced when all the blocked flows are such, else the advice is added to it."""
+    where = f"{r.transport.upper()} {r.port_text}"
+    if r.opener == CLOUD_OPENER:
+        check = ("check the firewalls and proxies between the agent and the Internet for one that completes the "
+                 "handshake itself (a SYN proxy, a transparent proxy or load balancer) and then gives up: its own "
+                 "connection to the server failing, or its policy refusing it; if none does, report the server and "
+                 "port to Kaspersky support")
+    else:
+        check = (f"{_service_check(r)} and accepting this client, and any load balancer or proxy in front of it "
+                 "that accepts connections with no server behind it")
+    text = (f"the SYN on {where} was answered by a SYN-ACK (the port is open: nothing to open in the firewall), then "
+            f"the server's side reset or closed the connection before any data (see each flow's detail): {check}")
+    if k >= bl:
+        return f"{'this connection' if bl == 1 else f'these {bl} connections'}: {text}"
+    return f"{fix}; {k} of them: {text}"
+
+
+def _group_address_fix(r, un: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``un`` unexpected flows of rule ``r`` that are TCP to a
+    broadcast or multicast address (reason ``not_unicast``; break-it 23 F4): no TCP connection
+    can be made to one (RFC 1122 §4.2.3.10), so not to open a port but to correct the server
+    address the sender uses. ``fix`` (the advice so far) is replaced when all the unexpected flows
+    are such, else the advice is added to it."""
+    text = (f"TCP to a broadcast or multicast address on {r.transport.upper()} {r.port_text} (see each flow's "
+            "detail): no TCP connection can be made to one (RFC 1122 §4.2.3.10), and no firewall rule changes "
+            "that; correct the address the sender uses (a broadcast or multicast address set as the distribution "
+            "point's or server's address?): nothing to open")
+    if k >= un:
+        return f"{'this flow was' if un == 1 else f'these {un} flows were'} {text}"
+    return f"{fix}; {k} of them were {text}"
 
 
 def _intercepted_note(k: int) -> str:
@@ -1177,6 +1237,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
         bl_reset = un_failed = (0, 0)
         un_inbound = 0
+        bl_handshake = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
         http_statuses: tuple[str, ...] = ()
@@ -1235,6 +1296,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                 if "detail" in flows:
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
+                    bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
                     bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
@@ -1258,7 +1320,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
-                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound))
+                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake))
     return pd.DataFrame(rows)
 
 
@@ -1381,6 +1443,7 @@ class TableSummary:
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
+        self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
@@ -1520,6 +1583,7 @@ class TableSummary:
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
+                                   (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -1566,7 +1630,7 @@ class TableSummary:
                                        self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0),
                                        self.bl_forged.get(r.id, 0),
                                        (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
-                                       self.un_inbound.get(r.id, 0)))
+                                       self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 
