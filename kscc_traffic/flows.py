@@ -935,7 +935,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     any_r = resp_pkts > 0
     is_tcp_flow = fproto == TCP
 
-    history = _history(flow_of, from_orig, o_flags, o_tcp, o_len, nflows,
+    history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, o_len, nflows,
                        flipped=~(first_from_a == orig_is_a))
     os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
     no_payload = ~_any(tcp_f & (o_len > 0))
@@ -1301,55 +1301,133 @@ _STATES = np.array(["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH",
 _OTH, _SF, _S0, _SHR = (int(np.flatnonzero(_STATES == s)[0]) for s in ("OTH", "SF", "S0", "SHR"))
 
 
-_LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet
+_LETTERS = "SHADFRIQ"  # Zeek's history letters this table writes (the originator's; lower case: responder's)
+
+#: at most this many ``S``/``H``, ``F`` and ``R`` letters each per direction (Zeek writes one
+#: again for every such packet with another sequence number than the last one; Zeek has no
+#: limit, the table keeps the first ones)
+MAX_HISTORY_REPEATS = 4
 
 
 def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
-    """Per packet, which Zeek history events it is (bool array (n, 6), columns in the order of
-    ``SHADFR``: SYN, SYN-ACK, pure ACK, data, FIN, RST). A TCP packet whose header was cut by the
-    snaplen (``plen`` -1, flags 0) is none."""
+    """Per packet, which kinds of Zeek history events it is (bool array (n, 8), columns in the
+    order of ``SHADFRIQ``): SYN and SYN-ACK (the only one of SYN/FIN/RST set), pure ACK and data
+    (none of SYN/FIN/RST set: Zeek's ``D`` is never written for the payload of a SYN, FIN or
+    RST; any other protocol's packet with payload is ``D``), any FIN, any RST (columns 4 and 5: the packets that close a direction, whatever else
+    they carry), FIN+RST (``I``), SYN with FIN or RST but not both FIN and RST (``Q``). A TCP
+    packet whose header was cut by the snaplen (``plen`` -1, flags 0) is none. The letters
+    themselves, with Zeek's repeats: :func:`history_codes`."""
     flags = np.asarray(flags, np.int64)
+    is_tcp = np.asarray(is_tcp, bool)
     ev = np.zeros((len(flags), len(_LETTERS)), bool)
     syn = (flags & SYN) != 0
     ack = (flags & ACK) != 0
-    ev[:, 0] = is_tcp & syn & ~ack
-    ev[:, 1] = is_tcp & syn & ack
-    ev[:, 2] = is_tcp & ack & ~syn & (plen <= 0) & ((flags & (FIN | RST)) == 0)
-    ev[:, 3] = plen > 0
-    ev[:, 4] = is_tcp & ((flags & FIN) != 0)
-    ev[:, 5] = is_tcp & ((flags & RST) != 0)
+    fin = (flags & FIN) != 0
+    rst = (flags & RST) != 0
+    bits = syn.astype(np.int8) + fin + rst
+    none = is_tcp & (bits == 0)
+    ev[:, 0] = is_tcp & syn & ~ack & (bits == 1)
+    ev[:, 1] = is_tcp & syn & ack & (bits == 1)
+    ev[:, 2] = none & ack & (plen <= 0)
+    ev[:, 3] = (none | ~is_tcp) & (plen > 0)     # (UDP: D for a datagram with payload, as Zeek)
+    ev[:, 4] = is_tcp & fin
+    ev[:, 5] = is_tcp & rst
+    ev[:, 6] = is_tcp & fin & rst
+    ev[:, 7] = is_tcp & (bits > 1) & ~(fin & rst)
     return ev
 
 
-def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
-    """Zeek history: the first occurrence of each event per direction, in time order.
+def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                  seq: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet (rows sorted by flow, then time), the history letter it writes, as Zeek's
+    ``TCPSessionAdapter::UpdateHistory``: ``(code, keep)``, int64 array (n,) (index into
+    ``SHADFRIQ``, + 8 for the responder; -1: no letter) and a bool mask of the packets an
+    analysis in pieces (``chunked``) must keep to write the same letters.
 
-    Built as a (flows x 13) byte matrix (``^`` and at most 12 distinct events) viewed as
-    fixed-width strings: no per-event Python work."""
+    Zeek's rules: a packet with exactly one of SYN/FIN/RST writes ``S`` (``H`` with ACK), ``F``
+    or ``R``: the first of its kind per direction (SYN and SYN-ACK are one kind), and again
+    whenever its sequence number (for a FIN: the sequence number after its payload) differs
+    from that of the direction's previous packet of the kind (at most
+    :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
+    packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
+    ``I``, ``Q``, ``D``, ``A`` only once per direction."""
+    n = len(flow_of)
+    code = np.full(n, -1, np.int64)
+    keep = np.zeros(n, bool)
+    if n == 0:
+        return code, keep
     ev = history_events(flags, is_tcp, plen)
-    rows, letters = np.nonzero(ev)
-    width = 1 + 2 * len(_LETTERS)
-    chars = np.zeros((nflows, width), np.uint8)
+    d = (~np.asarray(from_orig, bool)).astype(np.int64)
+    fd = np.asarray(flow_of, np.int64) * 2 + d
+    idx = np.arange(n)
+    # once per direction: A, D, I, Q
+    for j in (2, 3, 6, 7):
+        at = np.flatnonzero(ev[:, j])
+        if len(at):
+            _, first = np.unique(fd[at], return_index=True)
+            code[at[first]] = j + len(_LETTERS) * d[at[first]]
+    # S/H, F, R: the first of the kind and every one whose sequence number changed
+    single = (ev[:, 0] | ev[:, 1], ev[:, 4] & ~ev[:, 5] & ~ev[:, 7], ev[:, 5] & ~ev[:, 4] & ~ev[:, 7])
+    sq = np.asarray(seq, np.int64) & 0xFFFF_FFFF
+    for kind, m in enumerate(single):
+        at = np.flatnonzero(m)
+        if not len(at):
+            continue
+        g = fd[at]
+        o = np.argsort(g, kind="stable")       # (rows are in (flow, time) order already)
+        at, g = at[o], g[o]
+        v = sq[at]
+        if kind == 1:
+            v = (v + np.maximum(np.asarray(plen)[at].astype(np.int64), 0)) & 0xFFFF_FFFF
+        start = np.r_[True, g[1:] != g[:-1]]
+        last = np.r_[g[1:] != g[:-1], True]
+        writes = start | np.r_[False, v[1:] != v[:-1]]
+        i = np.arange(len(at))
+        w = np.cumsum(writes)
+        first_w = np.maximum.accumulate(np.where(start, w - 1, 0))
+        nth = w - first_w            # 1 for the first letter of the group
+        ok = writes & (nth <= 1 + MAX_HISTORY_REPEATS)
+        letter = np.where(kind == 0, np.where((np.asarray(flags)[at] & ACK) != 0, 1, 0), 4 if kind == 1 else 5)
+        code[at[ok]] = letter[ok] + len(_LETTERS) * d[at[ok]]
+        keep[at[ok | (last & (nth <= 1 + MAX_HISTORY_REPEATS))]] = True
+        del i
+    keep |= code >= 0
+    del idx
+    return code, keep
+
+
+def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> np.ndarray:
+    """Zeek history per flow (object array of str): the letters :func:`history_codes` gives, in
+    time order, after a ``^`` where ``flipped``.
+
+    Built as a (flows x width) byte matrix viewed as fixed-width strings: no per-event Python
+    work."""
+    code, _ = history_codes(flow_of, from_orig, flags, is_tcp, seq, plen)
+    rows = np.flatnonzero(code >= 0)
     lead = np.asarray(flipped, bool)
+    fl = np.asarray(flow_of, np.int64)[rows]
+    o = np.argsort(fl, kind="stable")
+    fl, cd = fl[o], code[rows][o]
+    start = np.r_[True, fl[1:] != fl[:-1]] if len(fl) else np.zeros(0, bool)
+    i = np.arange(len(fl))
+    rank = i - np.maximum.accumulate(np.where(start, i, 0)) if len(fl) else i
+    width = 1 + (int(rank.max()) + 1 if len(rank) else 0)
+    chars = np.zeros((nflows, width), np.uint8)
     chars[lead, 0] = ord("^")
-    if len(rows):
-        code = letters + len(_LETTERS) * (~from_orig[rows]).astype(np.int64)
-        k = flow_of[rows] * (2 * len(_LETTERS)) + code
-        _, first = np.unique(k, return_index=True)
-        first.sort()  # keep time order (rows are time-ordered within a flow)
-        fl = flow_of[rows[first]]
-        cd = code[first]
-        o = np.argsort(fl, kind="stable")
-        fl, cd = fl[o], cd[o]
-        start = np.r_[True, fl[1:] != fl[:-1]]
-        i = np.arange(len(fl))
-        rank = i - np.maximum.accumulate(np.where(start, i, 0))
+    if len(fl):
         chars[fl, lead[fl].astype(np.int64) + rank] = _HISTORY_CHARS[cd]
     return chars.view(f"S{width}").ravel().astype(str).astype(object)
 
 
 #: history event code (letter index, + len(_LETTERS) for the responder) -> its byte
 _HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower()).encode(), np.uint8)
+
+
+def history_plain(history: str) -> str:
+    """``history`` with Zeek's multi-flag letters written as the single letters of their flags
+    (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a
+    FIN / RST / SYN" with ``in``. ``"ShADdI"`` -> ``"ShADdFR"``."""
+    return history.replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
 
 
 def empty_flows() -> pd.DataFrame:
