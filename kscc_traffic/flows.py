@@ -562,8 +562,9 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
     Unlike Zeek (``TCPSessionAdapter::IsReuse``), a SYN with the *same* sequence number after a
     FIN or RST does not start a new connection: it is the same connection attempt retried (a
     Windows client retries a SYN answered by a RST twice, from the same port with the same ISN),
-    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three. A SYN with
-    another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
+    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three; unless a
+    SYN-ACK answers the retry (:func:`_answered_retry`: then it is a new flow, as in Zeek). A SYN
+    with another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
     fin = is_tcp & ((flags & FIN) != 0)
     rst = is_tcp & ((flags & RST) != 0)
     late = np.zeros(len(ts), bool)
@@ -583,6 +584,35 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
         # whose own state is known only in the next round
         _, first = np.unique(flow_of[cand], return_index=True)
         new_flow[cand[first]] = True
+
+
+def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
+                    is_tcp: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+    """Which SYNs ``q`` (rows along the flow order, ``p`` the SYN without ACK before each; ``new``:
+    already a new connection by its ISN) sent again with the same ISN after a RST (rows between
+    ``p`` and ``q``) are answered by a SYN-ACK from the other side (before the next SYN of the
+    5-tuple): a connection attempt that was refused, then retried and accepted (a Windows client
+    retries a refused SYN with the same ISN). That retry starts a new flow, as Zeek's
+    ``IsReuse`` does for any SYN after a RST: the refused attempt stays ``REJ`` and the accepted
+    one ends as it did (``SF``), the same rows whether the retry came within
+    :data:`CLOSE_DELAY_NS` or later. Retries never answered by a SYN-ACK stay one flow with the
+    attempt they retry (``REJ`` with its SYNs). Bool array like ``q``."""
+    n = len(flags)
+    if not len(q):
+        return np.zeros(0, bool)
+    fl = np.asarray(flags, np.int64)
+    rst = np.asarray(is_tcp, bool) & ((fl & RST) != 0)
+    synack = np.asarray(is_tcp, bool) & ((fl & (SYN | ACK)) == (SYN | ACK))
+    rc = np.cumsum(rst)
+    had_rst = (rc[q - 1] - rc[p]) > 0
+    pos = np.arange(n)
+    nxt_sa = np.minimum.accumulate(np.where(synack, pos, n)[::-1])[::-1]
+    sa = nxt_sa[q]
+    next_syn = np.r_[q[1:], n]          # (the next SYN without ACK after q, any key)
+    ok = sa < np.minimum(next_syn, n)
+    sa_c = np.minimum(sa, n - 1)
+    answered = ok & (key_id[sa_c] == key_id[q]) & (from_a[sa_c] != from_a[q])
+    return (key_id[q] == key_id[p]) & ~new & had_rst & answered
 
 
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
@@ -847,6 +877,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new = (key_id[q] == key_id[p]) & (o_seq[q] != o_seq[p])   # (a retransmission keeps the ISN)
             simul = _simultaneous_open(p, q, new, o_src_first)
             new_flow[q[new & ~simul]] = True
+            new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -938,7 +969,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, o_len, nflows,
                        flipped=~(first_from_a == orig_is_a))
     os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
-    no_payload = ~_any(tcp_f & (o_len > 0))
+    # (Zeek's REJ after both sides' resets asks for both endpoints' sizes 0: sequence space, so
+    # a RST's payload is not in it; a keep-alive's old byte acknowledged is; and no payload on
+    # a packet without RST: data whose count a later SYN-ACK restarted (seq_extents) still
+    # counts in Zeek, whose endpoint ignores a SYN once it is reset)
+    no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0))
     state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
 
     # orient endpoints
@@ -1023,6 +1058,22 @@ INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 _SEQ_TRUST = 1 << 30
 
 
+def carried_data(flows: pd.DataFrame) -> np.ndarray:
+    """Per row of a flow table (``orig_bytes``, ``resp_bytes``, ``partial``, ``proto``), whether
+    the flow carried data: bool array (len(flows),). ``orig_bytes`` or ``resp_bytes`` > 0, except
+    that for a TCP flow whose start was not captured (``partial``) one byte is not enough: the
+    sizes start at the first packet's sequence number (Zeek's too), so a keep-alive probe at
+    SND.NXT - 1 (Linux: 0 bytes, Windows: 1 old byte) acknowledged by the peer makes a size of
+    1 without any new byte (a connection idle all along)."""
+    if not len(flows):
+        return np.zeros(0, bool)
+    ob = flows["orig_bytes"].to_numpy(np.int64)
+    rb = flows["resp_bytes"].to_numpy(np.int64)
+    part = flows["partial"].to_numpy(bool) & (flows["proto"].to_numpy(dtype=object) == "tcp")
+    least = np.where(part, 1, 0)
+    return (ob > least) | (rb > least)
+
+
 def tcp_payload_bytes(seq_bytes: np.ndarray, sums: np.ndarray) -> np.ndarray:
     """``orig_bytes``/``resp_bytes`` (int64 array like ``sums``, (n, 2)): the sizes from sequence
     numbers (``seq_bytes``, Zeek's way) where there are some (>= 0) and the payloads summed
@@ -1043,7 +1094,8 @@ def resent(ft: "FlowTable") -> np.ndarray:
 def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
     """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
     furthest of the endpoint's own sequence end and the peer's acknowledgement, from the start
-    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN. 0 for a
+    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN (not on a
+    RST). 0 for a
     direction without packets. int64 arrays (nflows,)."""
     end, acked = seq_extents(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     g = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool))
@@ -1051,8 +1103,10 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     np.maximum.at(size, g, end)
     peer = g ^ 1
     np.maximum.at(size, peer, acked)
+    # (the FIN octet of a FIN that is not on a RST: seq_extents leaves RST packets out, so a
+    # FIN+RST put no octet there to remove; Zeek counts its FIN octet and removes it: the same)
     fin = np.zeros(2 * nflows, bool)
-    fin[g[is_tcp & ((flags & FIN) != 0)]] = True
+    fin[g[is_tcp & ((flags & (FIN | RST)) == FIN)]] = True
     size = np.where(fin & (size > 0), size - 1, size)
     return size[0::2], size[1::2]
 
@@ -1266,7 +1320,8 @@ _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> np.ndarray:
     """Zeek's ``conn_state()`` (scripts/base/protocols/conn/main.zeek) from the two endpoints'
     final states (:func:`_endpoint_states`), the history and, for REJ after an originator's RST,
-    whether neither side sent payload (Zeek: both endpoints' size 0)."""
+    whether both endpoints' sizes are 0 (``no_payload``: Zeek's ``c$orig$size == 0 &&
+    c$resp$size == 0``, sequence-space sizes: ``orig_bytes``/``resp_bytes``)."""
     o_inactive = (os_ == INACTIVE) | (os_ == PARTIAL)
     r_inactive = (rs_ == INACTIVE) | (rs_ == PARTIAL)
     o_reset, r_reset = os_ == RESET, rs_ == RESET
@@ -1359,7 +1414,6 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     ev = history_events(flags, is_tcp, plen)
     d = (~np.asarray(from_orig, bool)).astype(np.int64)
     fd = np.asarray(flow_of, np.int64) * 2 + d
-    idx = np.arange(n)
     # once per direction: A, D, I, Q
     for j in (2, 3, 6, 7):
         at = np.flatnonzero(ev[:, j])
@@ -1382,7 +1436,6 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
         start = np.r_[True, g[1:] != g[:-1]]
         last = np.r_[g[1:] != g[:-1], True]
         writes = start | np.r_[False, v[1:] != v[:-1]]
-        i = np.arange(len(at))
         w = np.cumsum(writes)
         first_w = np.maximum.accumulate(np.where(start, w - 1, 0))
         nth = w - first_w            # 1 for the first letter of the group
@@ -1390,9 +1443,7 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
         letter = np.where(kind == 0, np.where((np.asarray(flags)[at] & ACK) != 0, 1, 0), 4 if kind == 1 else 5)
         code[at[ok]] = letter[ok] + len(_LETTERS) * d[at[ok]]
         keep[at[ok | (last & (nth <= 1 + MAX_HISTORY_REPEATS))]] = True
-        del i
     keep |= code >= 0
-    del idx
     return code, keep
 
 

@@ -85,3 +85,72 @@ def test_syn_fin_is_q_and_tfo_data_is_not_d(tmp_path):
     r = row(w, orig_p=50006)
     assert (r.conn_state, r.history) == ("S0", "S")
     assert "SYN sent 2 times" in r.detail
+
+
+def test_fin_rst_keeps_its_last_byte(tmp_path):
+    # F8: the originator's last packet is FIN+RST: its bytes as with any other close (Zeek's
+    # get_segment_len keeps the FIN's octet of a FIN+RST, Size() removes it again)
+    c1, s1, recs = _conn()
+    w = assert_same(write(tmp_path, recs + [up(0.1, "FRA", c1 + len(CH), s1 + 50)]), [200])
+    r = row(w, orig_p=C[1])
+    assert (r.history, r.orig_bytes, r.resp_bytes) == ("ShADdI", len(CH), 50)
+
+
+def test_rej_reads_sequence_sizes(tmp_path):
+    # F9: SYN, SYN-ACK, the client's RST, the server's RST carrying text: both sizes 0 (a RST's
+    # payload is not in the sequence space): REJ as Zeek
+    recs = [up(0.0, "S", CI), down(0.01, "SA", SI, CI + 1), up(0.02, "R", CI + 1),
+            down(0.03, "RA", SI + 1, CI + 1, b"bye")]
+    w = assert_same(write(tmp_path, recs), [200])
+    r = row(w, orig_p=C[1])
+    assert (r.conn_state, r.history, r.orig_bytes, r.resp_bytes) == ("REJ", "ShRr", 0, 0)
+
+
+def test_midstream_keepalive_then_resets_is_not_rej(tmp_path):
+    # F9: a capture that began on an idle connection: a keep-alive at SND.NXT - 1, its ACK, the
+    # server's RST and the client's: the originator's size is 1 (as Zeek's), so RSTR, not REJ
+    recs = [up(0.0, "A", 1999, 8000), down(0.01, "A", 8000, 2000),
+            down(0.02, "R", 8000), up(0.03, "R", 2000)]
+    w = assert_same(write(tmp_path, recs), [200])
+    r = row(w, orig_p=C[1])
+    assert (r.conn_state, r.orig_bytes) == ("RSTR", 1)
+
+
+@pytest.mark.parametrize("ka", [b"", b"x"])
+def test_keepalives_alone_carry_no_data(tmp_path, ka):
+    # F2: keep-alives (Linux: 0 bytes at SND.NXT - 1; Windows: 1 old byte) and their ACKs on a
+    # connection whose start was not captured: orig_bytes is 1 as in Zeek, but no data carried
+    from kscc_traffic.flows import carried_data
+    recs = []
+    for k in range(3):
+        recs += [up(k * 10.0, "A", 1999, 8000, ka), down(k * 10.0 + 0.01, "A", 8000, 2000)]
+    recs += [up(40.0, "A", 7000, 9000, sport=50001), down(40.01, "A", 9000, 7000, sport=50001),
+             up(41.0, "PA", 7000, 9000, b"\x17\x03\x03\x00\x05hello", sport=50001)]
+    w = assert_same(write(tmp_path, recs), [200])
+    ka_row, data_row = row(w, orig_p=C[1]), row(w, orig_p=50001)
+    assert (ka_row.partial, ka_row.orig_bytes, ka_row.resp_bytes) == (True, 1, 0)
+    assert carried_data(w).tolist() == [r.orig_p == 50001 for r in w.itertuples()]
+    assert data_row.orig_bytes == 10
+
+
+@pytest.mark.parametrize("gap", [0.5, 6.0])
+def test_refused_then_same_isn_retry_accepted_is_rej_then_sf(tmp_path, gap):
+    # F10: SYN -> RST; the same SYN (same port and ISN, as Windows retries) 0.5 s or 6 s later
+    # is accepted: the same two rows either way, REJ and SF (as Zeek), not one RSTR
+    c1, s1, hs = _conn(gap)
+    recs = [up(0.0, "S", CI), down(0.01, "RA", 0, CI + 1)] + hs
+    c, s = c1 + len(CH), s1 + 50
+    recs += [up(gap + 0.1, "FA", c, s), down(gap + 0.11, "FA", s, c + 1), up(gap + 0.12, "A", c + 1, s + 1)]
+    w = assert_same(write(tmp_path, recs), [150, 300])
+    assert [(r.conn_state, r.history) for r in w.itertuples()] == [("REJ", "Sr"), ("SF", "ShADdFf")]
+    assert list(w.verdict)[0] == "blocked" and list(w.verdict)[1] != "blocked"
+
+
+def test_refused_retries_stay_one_rej(tmp_path):
+    # the Windows case the merge is for: the same SYN refused three times is one REJ flow
+    recs = []
+    for k in range(3):
+        recs += [up(k * 0.5, "S", CI), down(k * 0.5 + 0.01, "RA", 0, CI + 1)]
+    w = assert_same(write(tmp_path, recs), [150])
+    assert [(r.conn_state, r.history, r.orig_pkts) for r in w.itertuples()] == [("REJ", "Sr", 3)]
+
