@@ -154,3 +154,21 @@ def test_refused_retries_stay_one_rej(tmp_path):
     w = assert_same(write(tmp_path, recs), [150])
     assert [(r.conn_state, r.history, r.orig_pkts) for r in w.itertuples()] == [("REJ", "Sr", 3)]
 
+
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+def test_tcp_data_offset_below_5_is_malformed(tmp_path, engine):
+    # F11: a SYN whose data offset is 0 is a malformed packet for both engines (Zeek:
+    # bad_TCP_header_len; Wireshark: "Bogus TCP header length"): no blocked SYN row from it,
+    # and counted; a good SYN next to it is read as ever
+    import shutil
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    if engine == "tshark" and shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    bad = IP(src=C[0], dst=S[0]) / TCP(sport=50003, dport=S[1], flags="S", seq=CI, dataofs=0)
+    recs = [(0.0, eth(bad)), up(0.5, "S", CI, sport=50009)]
+    a = analyze_file(write(tmp_path, recs), load_rules(), **({} if engine == "builtin" else {"engine": "tshark"}))
+    assert sorted(a.flows.orig_p) == [50009]
+    assert sum(st.malformed for st in a.stats.values()) == 1
+    if engine == "builtin":
+        assert any("1 frames too short or inconsistent" in w for st in a.stats.values() for w in st.warnings)
