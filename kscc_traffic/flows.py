@@ -589,8 +589,8 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
 def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
                     is_tcp: np.ndarray, from_a: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, ``p`` the SYN without ACK before each; ``new``:
-    already a new connection by its ISN) sent again with the same ISN after a RST (rows between
-    ``p`` and ``q``) are answered by a SYN-ACK from the other side (before the next SYN of the
+    already a new connection by its ISN) sent again with the same ISN after a RST from the other
+    side (rows between ``p`` and ``q``: the SYN refused) are answered by a SYN-ACK from the other side (before the next SYN of the
     5-tuple): a connection attempt that was refused, then retried and accepted (a Windows client
     retries a refused SYN with the same ISN). That retry starts a new flow, as Zeek's
     ``IsReuse`` does for any SYN after a RST: the refused attempt stays ``REJ`` and the accepted
@@ -603,8 +603,12 @@ def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.nd
     fl = np.asarray(flags, np.int64)
     rst = np.asarray(is_tcp, bool) & ((fl & RST) != 0)
     synack = np.asarray(is_tcp, bool) & ((fl & (SYN | ACK)) == (SYN | ACK))
-    rc = np.cumsum(rst)
-    had_rst = (rc[q - 1] - rc[p]) > 0
+    # (a RST from the side the SYN went to: a refusal; the client's own resets of a wrong
+    # answer, a SYN-ACK of another number, keep its retries in one flow)
+    fa = np.asarray(from_a, bool)
+    rc_a, rc_b = np.cumsum(rst & fa), np.cumsum(rst & ~fa)
+    other = np.where(fa[q], rc_b[q - 1] - rc_b[p], rc_a[q - 1] - rc_a[p])
+    had_rst = other > 0
     pos = np.arange(n)
     nxt_sa = np.minimum.accumulate(np.where(synack, pos, n)[::-1])[::-1]
     sa = nxt_sa[q]
