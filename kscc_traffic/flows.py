@@ -598,8 +598,9 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
     Unlike Zeek (``TCPSessionAdapter::IsReuse``), a SYN with the *same* sequence number after a
     FIN or RST does not start a new connection: it is the same connection attempt retried (a
     Windows client retries a SYN answered by a RST twice, from the same port with the same ISN),
-    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three. A SYN with
-    another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
+    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three; unless a
+    SYN-ACK answers the retry (:func:`_answered_retry`: then it is a new flow, as in Zeek). A SYN
+    with another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
     fin = is_tcp & ((flags & FIN) != 0)
     rst = is_tcp & ((flags & RST) != 0)
     late = np.zeros(len(ts), bool)
@@ -619,6 +620,39 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
         # whose own state is known only in the next round
         _, first = np.unique(flow_of[cand], return_index=True)
         new_flow[cand[first]] = True
+
+
+def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
+                    is_tcp: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+    """Which SYNs ``q`` (rows along the flow order, ``p`` the SYN without ACK before each; ``new``:
+    already a new connection by its ISN) sent again with the same ISN after a RST from the other
+    side (rows between ``p`` and ``q``: the SYN refused) are answered by a SYN-ACK from the other side (before the next SYN of the
+    5-tuple): a connection attempt that was refused, then retried and accepted (a Windows client
+    retries a refused SYN with the same ISN). That retry starts a new flow, as Zeek's
+    ``IsReuse`` does for any SYN after a RST: the refused attempt stays ``REJ`` and the accepted
+    one ends as it did (``SF``), the same rows whether the retry came within
+    :data:`CLOSE_DELAY_NS` or later. Retries never answered by a SYN-ACK stay one flow with the
+    attempt they retry (``REJ`` with its SYNs). Bool array like ``q``."""
+    n = len(flags)
+    if not len(q):
+        return np.zeros(0, bool)
+    fl = np.asarray(flags, np.int64)
+    rst = np.asarray(is_tcp, bool) & ((fl & RST) != 0)
+    synack = np.asarray(is_tcp, bool) & ((fl & (SYN | ACK)) == (SYN | ACK))
+    # (a RST from the side the SYN went to: a refusal; the client's own resets of a wrong
+    # answer, a SYN-ACK of another number, keep its retries in one flow)
+    fa = np.asarray(from_a, bool)
+    rc_a, rc_b = np.cumsum(rst & fa), np.cumsum(rst & ~fa)
+    other = np.where(fa[q], rc_b[q - 1] - rc_b[p], rc_a[q - 1] - rc_a[p])
+    had_rst = other > 0
+    pos = np.arange(n)
+    nxt_sa = np.minimum.accumulate(np.where(synack, pos, n)[::-1])[::-1]
+    sa = nxt_sa[q]
+    next_syn = np.r_[q[1:], n]          # (the next SYN without ACK after q, any key)
+    ok = sa < np.minimum(next_syn, n)
+    sa_c = np.minimum(sa, n - 1)
+    answered = ok & (key_id[sa_c] == key_id[q]) & (from_a[sa_c] != from_a[q])
+    return (key_id[q] == key_id[p]) & ~new & had_rst & answered
 
 
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
@@ -894,6 +928,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new = (key_id[q] == key_id[p]) & (o_seq[q] != o_seq[p])   # (a retransmission keeps the ISN)
             simul = _simultaneous_open(p, q, new, o_src_first)
             new_flow[q[new & ~simul]] = True
+            new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -982,10 +1017,14 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     any_r = resp_pkts > 0
     is_tcp_flow = fproto == TCP
 
-    history = _history(flow_of, from_orig, o_flags, o_tcp, o_len, nflows,
+    history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, o_len, nflows,
                        flipped=~(first_from_a == orig_is_a))
     os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
-    no_payload = ~_any(tcp_f & (o_len > 0))
+    # (Zeek's REJ after both sides' resets asks for both endpoints' sizes 0: sequence space, so
+    # a RST's payload is not in it; a keep-alive's old byte acknowledged is; and no payload on
+    # a packet without RST: data whose count a later SYN-ACK restarted (seq_extents) still
+    # counts in Zeek, whose endpoint ignores a SYN once it is reset)
+    no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0))
     state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
 
     # orient endpoints
@@ -1070,6 +1109,22 @@ INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 _SEQ_TRUST = 1 << 30
 
 
+def carried_data(flows: pd.DataFrame) -> np.ndarray:
+    """Per row of a flow table (``orig_bytes``, ``resp_bytes``, ``partial``, ``proto``), whether
+    the flow carried data: bool array (len(flows),). ``orig_bytes`` or ``resp_bytes`` > 0, except
+    that for a TCP flow whose start was not captured (``partial``) one byte is not enough: the
+    sizes start at the first packet's sequence number (Zeek's too), so a keep-alive probe at
+    SND.NXT - 1 (Linux: 0 bytes, Windows: 1 old byte) acknowledged by the peer makes a size of
+    1 without any new byte (a connection idle all along)."""
+    if not len(flows):
+        return np.zeros(0, bool)
+    ob = flows["orig_bytes"].to_numpy(np.int64)
+    rb = flows["resp_bytes"].to_numpy(np.int64)
+    part = flows["partial"].to_numpy(bool) & (flows["proto"].to_numpy(dtype=object) == "tcp")
+    least = np.where(part, 1, 0)
+    return (ob > least) | (rb > least)
+
+
 def tcp_payload_bytes(seq_bytes: np.ndarray, sums: np.ndarray) -> np.ndarray:
     """``orig_bytes``/``resp_bytes`` (int64 array like ``sums``, (n, 2)): the sizes from sequence
     numbers (``seq_bytes``, Zeek's way) where there are some (>= 0) and the payloads summed
@@ -1090,7 +1145,8 @@ def resent(ft: "FlowTable") -> np.ndarray:
 def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tuple[np.ndarray, np.ndarray]:
     """Per flow, (originator, responder) payload bytes as Zeek's ``TCP_Endpoint::Size``: the
     furthest of the endpoint's own sequence end and the peer's acknowledgement, from the start
-    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN. 0 for a
+    of its data (:func:`seq_extents`), less the FIN octet when the endpoint sent a FIN (not on a
+    RST). 0 for a
     direction without packets. int64 arrays (nflows,)."""
     end, acked = seq_extents(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     g = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool))
@@ -1098,8 +1154,10 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     np.maximum.at(size, g, end)
     peer = g ^ 1
     np.maximum.at(size, peer, acked)
+    # (the FIN octet of a FIN that is not on a RST: seq_extents leaves RST packets out, so a
+    # FIN+RST put no octet there to remove; Zeek counts its FIN octet and removes it: the same)
     fin = np.zeros(2 * nflows, bool)
-    fin[g[is_tcp & ((flags & FIN) != 0)]] = True
+    fin[g[is_tcp & ((flags & (FIN | RST)) == FIN)]] = True
     size = np.where(fin & (size > 0), size - 1, size)
     return size[0::2], size[1::2]
 
@@ -1313,7 +1371,8 @@ _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 def _conn_state(is_tcp, is_udp, os_, rs_, no_payload, history, any_r, any_o) -> np.ndarray:
     """Zeek's ``conn_state()`` (scripts/base/protocols/conn/main.zeek) from the two endpoints'
     final states (:func:`_endpoint_states`), the history and, for REJ after an originator's RST,
-    whether neither side sent payload (Zeek: both endpoints' size 0)."""
+    whether both endpoints' sizes are 0 (``no_payload``: Zeek's ``c$orig$size == 0 &&
+    c$resp$size == 0``, sequence-space sizes: ``orig_bytes``/``resp_bytes``)."""
     o_inactive = (os_ == INACTIVE) | (os_ == PARTIAL)
     r_inactive = (rs_ == INACTIVE) | (rs_ == PARTIAL)
     o_reset, r_reset = os_ == RESET, rs_ == RESET
@@ -1348,55 +1407,129 @@ _STATES = np.array(["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH",
 _OTH, _SF, _S0, _SHR = (int(np.flatnonzero(_STATES == s)[0]) for s in ("OTH", "SF", "S0", "SHR"))
 
 
-_LETTERS = "SHADFR"  # history letters in the order Zeek writes them within one packet
+_LETTERS = "SHADFRIQ"  # Zeek's history letters this table writes (the originator's; lower case: responder's)
+
+#: at most this many ``S``/``H``, ``F`` and ``R`` letters each per direction (Zeek writes one
+#: again for every such packet with another sequence number than the last one; Zeek has no
+#: limit, the table keeps the first ones)
+MAX_HISTORY_REPEATS = 4
 
 
 def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> np.ndarray:
-    """Per packet, which Zeek history events it is (bool array (n, 6), columns in the order of
-    ``SHADFR``: SYN, SYN-ACK, pure ACK, data, FIN, RST). A TCP packet whose header was cut by the
-    snaplen (``plen`` -1, flags 0) is none."""
+    """Per packet, which kinds of Zeek history events it is (bool array (n, 8), columns in the
+    order of ``SHADFRIQ``): SYN and SYN-ACK (the only one of SYN/FIN/RST set), pure ACK and data
+    (none of SYN/FIN/RST set: Zeek's ``D`` is never written for the payload of a SYN, FIN or
+    RST; any other protocol's packet with payload is ``D``), any FIN, any RST (columns 4 and 5: the packets that close a direction, whatever else
+    they carry), FIN+RST (``I``), SYN with FIN or RST but not both FIN and RST (``Q``). A TCP
+    packet whose header was cut by the snaplen (``plen`` -1, flags 0) is none. The letters
+    themselves, with Zeek's repeats: :func:`history_codes`."""
     flags = np.asarray(flags, np.int64)
+    is_tcp = np.asarray(is_tcp, bool)
     ev = np.zeros((len(flags), len(_LETTERS)), bool)
     syn = (flags & SYN) != 0
     ack = (flags & ACK) != 0
-    ev[:, 0] = is_tcp & syn & ~ack
-    ev[:, 1] = is_tcp & syn & ack
-    ev[:, 2] = is_tcp & ack & ~syn & (plen <= 0) & ((flags & (FIN | RST)) == 0)
-    ev[:, 3] = plen > 0
-    ev[:, 4] = is_tcp & ((flags & FIN) != 0)
-    ev[:, 5] = is_tcp & ((flags & RST) != 0)
+    fin = (flags & FIN) != 0
+    rst = (flags & RST) != 0
+    bits = syn.astype(np.int8) + fin + rst
+    none = is_tcp & (bits == 0)
+    ev[:, 0] = is_tcp & syn & ~ack & (bits == 1)
+    ev[:, 1] = is_tcp & syn & ack & (bits == 1)
+    ev[:, 2] = none & ack & (plen <= 0)
+    ev[:, 3] = (none | ~is_tcp) & (plen > 0)     # (UDP: D for a datagram with payload, as Zeek)
+    ev[:, 4] = is_tcp & fin
+    ev[:, 5] = is_tcp & rst
+    ev[:, 6] = is_tcp & fin & rst
+    ev[:, 7] = is_tcp & (bits > 1) & ~(fin & rst)
     return ev
 
 
-def _history(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped) -> np.ndarray:
-    """Zeek history: the first occurrence of each event per direction, in time order.
+def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                  seq: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet (rows sorted by flow, then time), the history letter it writes, as Zeek's
+    ``TCPSessionAdapter::UpdateHistory``: ``(code, keep)``, int64 array (n,) (index into
+    ``SHADFRIQ``, + 8 for the responder; -1: no letter) and a bool mask of the packets an
+    analysis in pieces (``chunked``) must keep to write the same letters.
 
-    Built as a (flows x 13) byte matrix (``^`` and at most 12 distinct events) viewed as
-    fixed-width strings: no per-event Python work."""
+    Zeek's rules: a packet with exactly one of SYN/FIN/RST writes ``S`` (``H`` with ACK), ``F``
+    or ``R``: the first of its kind per direction (SYN and SYN-ACK are one kind), and again
+    whenever its sequence number (for a FIN: the sequence number after its payload) differs
+    from that of the direction's previous packet of the kind (at most
+    :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
+    packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
+    ``I``, ``Q``, ``D``, ``A`` only once per direction."""
+    n = len(flow_of)
+    code = np.full(n, -1, np.int64)
+    keep = np.zeros(n, bool)
+    if n == 0:
+        return code, keep
     ev = history_events(flags, is_tcp, plen)
-    rows, letters = np.nonzero(ev)
-    width = 1 + 2 * len(_LETTERS)
-    chars = np.zeros((nflows, width), np.uint8)
+    d = (~np.asarray(from_orig, bool)).astype(np.int64)
+    fd = np.asarray(flow_of, np.int64) * 2 + d
+    # once per direction: A, D, I, Q
+    for j in (2, 3, 6, 7):
+        at = np.flatnonzero(ev[:, j])
+        if len(at):
+            _, first = np.unique(fd[at], return_index=True)
+            code[at[first]] = j + len(_LETTERS) * d[at[first]]
+    # S/H, F, R: the first of the kind and every one whose sequence number changed
+    single = (ev[:, 0] | ev[:, 1], ev[:, 4] & ~ev[:, 5] & ~ev[:, 7], ev[:, 5] & ~ev[:, 4] & ~ev[:, 7])
+    sq = np.asarray(seq, np.int64) & 0xFFFF_FFFF
+    for kind, m in enumerate(single):
+        at = np.flatnonzero(m)
+        if not len(at):
+            continue
+        g = fd[at]
+        o = np.argsort(g, kind="stable")       # (rows are in (flow, time) order already)
+        at, g = at[o], g[o]
+        v = sq[at]
+        if kind == 1:
+            v = (v + np.maximum(np.asarray(plen)[at].astype(np.int64), 0)) & 0xFFFF_FFFF
+        start = np.r_[True, g[1:] != g[:-1]]
+        last = np.r_[g[1:] != g[:-1], True]
+        writes = start | np.r_[False, v[1:] != v[:-1]]
+        w = np.cumsum(writes)
+        first_w = np.maximum.accumulate(np.where(start, w - 1, 0))
+        nth = w - first_w            # 1 for the first letter of the group
+        ok = writes & (nth <= 1 + MAX_HISTORY_REPEATS)
+        letter = np.where(kind == 0, np.where((np.asarray(flags)[at] & ACK) != 0, 1, 0), 4 if kind == 1 else 5)
+        code[at[ok]] = letter[ok] + len(_LETTERS) * d[at[ok]]
+        keep[at[ok | (last & (nth <= 1 + MAX_HISTORY_REPEATS))]] = True
+    keep |= code >= 0
+    return code, keep
+
+
+def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> np.ndarray:
+    """Zeek history per flow (object array of str): the letters :func:`history_codes` gives, in
+    time order, after a ``^`` where ``flipped``.
+
+    Built as a (flows x width) byte matrix viewed as fixed-width strings: no per-event Python
+    work."""
+    code, _ = history_codes(flow_of, from_orig, flags, is_tcp, seq, plen)
+    rows = np.flatnonzero(code >= 0)
     lead = np.asarray(flipped, bool)
+    fl = np.asarray(flow_of, np.int64)[rows]
+    o = np.argsort(fl, kind="stable")
+    fl, cd = fl[o], code[rows][o]
+    start = np.r_[True, fl[1:] != fl[:-1]] if len(fl) else np.zeros(0, bool)
+    i = np.arange(len(fl))
+    rank = i - np.maximum.accumulate(np.where(start, i, 0)) if len(fl) else i
+    width = 1 + (int(rank.max()) + 1 if len(rank) else 0)
+    chars = np.zeros((nflows, width), np.uint8)
     chars[lead, 0] = ord("^")
-    if len(rows):
-        code = letters + len(_LETTERS) * (~from_orig[rows]).astype(np.int64)
-        k = flow_of[rows] * (2 * len(_LETTERS)) + code
-        _, first = np.unique(k, return_index=True)
-        first.sort()  # keep time order (rows are time-ordered within a flow)
-        fl = flow_of[rows[first]]
-        cd = code[first]
-        o = np.argsort(fl, kind="stable")
-        fl, cd = fl[o], cd[o]
-        start = np.r_[True, fl[1:] != fl[:-1]]
-        i = np.arange(len(fl))
-        rank = i - np.maximum.accumulate(np.where(start, i, 0))
+    if len(fl):
         chars[fl, lead[fl].astype(np.int64) + rank] = _HISTORY_CHARS[cd]
     return chars.view(f"S{width}").ravel().astype(str).astype(object)
 
 
 #: history event code (letter index, + len(_LETTERS) for the responder) -> its byte
 _HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower()).encode(), np.uint8)
+
+
+def history_plain(history: str) -> str:
+    """``history`` with Zeek's multi-flag letters written as the single letters of their flags
+    (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a
+    FIN / RST / SYN" with ``in``. ``"ShADdI"`` -> ``"ShADdFR"``."""
+    return history.replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
 
 
 def empty_flows() -> pd.DataFrame:

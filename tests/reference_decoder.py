@@ -255,6 +255,13 @@ def _final_destination(ip: Any) -> str | None:
     return None
 
 
+def _bad_tcp_offset(ip: Any) -> bool:
+    """A TCP header whose data offset is below 5 (shorter than the fixed 20 bytes)."""
+    S = _scapy()
+    proto, up = _upper(ip)
+    return proto == 6 and isinstance(up, S.TCP) and up.dataofs is not None and up.dataofs < 5
+
+
 def reference(frames: Frames) -> dict[int, tuple]:
     """Core fields per frame index, for the frames scapy sees an IP datagram in."""
     S = _scapy()
@@ -283,7 +290,10 @@ def reference(frames: Frames) -> dict[int, tuple]:
             whole = _reassemble(frags)
             if whole is not None:
                 del pending[key]
-                out[i] = _fields(ts, whole)
+                if not _bad_tcp_offset(whole):
+                    out[i] = _fields(ts, whole)
+            continue
+        if _bad_tcp_offset(ip):             # (malformed: skipped, as Zeek and Wireshark)
             continue
         out[i] = _fields(ts, ip)
     for frags in pending.values():          # never completed: one row per fragment
@@ -329,6 +339,8 @@ def link_reference(frames: Frames) -> dict[int, tuple[int, bool]]:
         if type(ip) is S.IP and (ip.flags.MF or ip.frag):
             continue
         if type(ip) is S.IPv6 and ip.getlayer(S.IPv6ExtHdrFragment) is not None:
+            continue
+        if _bad_tcp_offset(ip):
             continue
         out[i] = (vlan_value(tags), bool(bcast))
     return out

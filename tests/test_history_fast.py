@@ -5,25 +5,58 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kscc_traffic.flows import _LETTERS, _history, history_events
+from kscc_traffic.flows import MAX_HISTORY_REPEATS, _history
 
 
-def _history_reference(flow_of, from_orig, flags, is_tcp, plen, nflows, flipped):
-    ev = history_events(flags, is_tcp, plen)
+def _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped):
+    """Zeek's TCPSessionAdapter::UpdateHistory, packet by packet (UDP and the rest: D for payload)."""
     hist = ["^" if f else "" for f in flipped]
-    seen = set()
+    seen, last, reps = set(), {}, {}
+
+    def check(f, o, key, ch):           # Connection::CheckHistory: write once per mask
+        ch = ch if o else ch.lower()
+        if (f, o, key) not in seen:
+            seen.add((f, o, key))
+            hist[f] += ch
+            return False
+        return True
+
+    def again(f, o, key, ch, value):    # S/H, F, R: again when the sequence number changed
+        if check(f, o, key, ch) and value != last.get((f, o, key)) \
+                and reps.get((f, o, key), 0) < MAX_HISTORY_REPEATS:
+            reps[(f, o, key)] = reps.get((f, o, key), 0) + 1
+            hist[f] += ch if o else ch.lower()
+        last[(f, o, key)] = value
+
     for r in range(len(flags)):           # packets in time order
-        for j in range(ev.shape[1]):
-            if ev[r, j]:
-                key = (int(flow_of[r]), bool(from_orig[r]), j)
-                if key not in seen:
-                    seen.add(key)
-                    hist[flow_of[r]] += _LETTERS[j] if from_orig[r] else _LETTERS[j].lower()
+        f, o, fl, ln = int(flow_of[r]), bool(from_orig[r]), int(flags[r]), int(plen[r])
+        if not is_tcp[r]:
+            if ln > 0:
+                check(f, o, "D", "D")
+            continue
+        S, A, F, R = fl & 0x02, fl & 0x10, fl & 0x01, fl & 0x04
+        bits = bool(S) + bool(F) + bool(R)
+        sq = int(seq[r]) & 0xFFFFFFFF
+        if bits > 1:
+            if F and R:
+                check(f, o, "I", "I")
+            else:
+                check(f, o, "Q", "Q")
+        elif S:
+            again(f, o, "S", "H" if A else "S", sq)
+        elif F:
+            again(f, o, "F", "F", (sq + max(ln, 0)) & 0xFFFFFFFF)
+        elif R:
+            again(f, o, "R", "R", sq)
+        elif ln > 0:
+            check(f, o, "D", "D")
+        elif A:
+            check(f, o, "A", "A")
     return hist
 
 
 packets = st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(0, 0x3F), st.booleans(),
-                             st.integers(-1, 3)), max_size=80)
+                             st.integers(-1, 3), st.sampled_from([0, 1, 2, 0xFFFFFFFF])), max_size=80)
 
 
 @settings(max_examples=300, deadline=None)
@@ -34,18 +67,40 @@ def test_history_equals_the_per_event_loop(pk, flipped):
     flags = np.array([p[2] for p in pk], np.int64)
     is_tcp = np.array([p[3] for p in pk], bool)
     plen = np.array([p[4] for p in pk], np.int64)
+    seq = np.array([p[5] for p in pk], np.int64)
     flipped = np.array(flipped, bool)
-    got = _history(flow_of, from_orig, flags, is_tcp, plen, 6, flipped)
+    got = _history(flow_of, from_orig, flags, is_tcp, seq, plen, 6, flipped)
     assert got.dtype == object
-    assert got.tolist() == _history_reference(flow_of, from_orig, flags, is_tcp, plen, 6, flipped)
+    assert got.tolist() == _history_reference(flow_of, from_orig, flags, is_tcp, seq, plen, 6, flipped)
 
 
 def test_every_event_both_ways_fits():
-    # all 12 events of one flow, after the flipped mark: the longest history there is
-    n = 12
+    # every letter of one flow both ways, after the flipped mark; FIN+RST is I, SYN+FIN Q, a
+    # RST's or FIN's payload is no D
+    n = 14
     flow_of = np.zeros(n, np.int64)
-    from_orig = np.array([True] * 6 + [False] * 6)
-    flags = np.array([0x02, 0x12, 0x10, 0x18, 0x01, 0x04] * 2)
-    plen = np.array([0, 0, 0, 5, 0, 0] * 2)
-    got = _history(flow_of, from_orig, flags, np.ones(n, bool), plen, 1, np.array([True]))
-    assert got.tolist() == ["^SHADFRshadfr"]
+    from_orig = np.array([True] * 7 + [False] * 7)
+    flags = np.array([0x02, 0x10, 0x18, 0x05, 0x03, 0x01, 0x04] * 2)
+    plen = np.array([0, 0, 5, 0, 0, 3, 4] * 2)
+    seq = np.zeros(n, np.int64)
+    got = _history(flow_of, from_orig, flags, np.ones(n, bool), seq, plen, 1, np.array([True]))
+    assert got.tolist() == ["^SADIQFRsadiqfr"]
+
+
+def test_repeats_follow_the_sequence_number():
+    # Zeek writes S/H, F and R again when the sequence number (a FIN's: after its payload)
+    # differs from the last of that kind; the same number again writes nothing
+    flags = np.array([0x02, 0x02, 0x02, 0x12, 0x04, 0x04, 0x04, 0x11, 0x19, 0x11])
+    seq = np.array([100, 100, 200, 250, 300, 300, 301, 400, 398, 401])
+    plen = np.array([0, 0, 0, 0, 0, 7, 0, 0, 2, 0])
+    n = len(flags)
+    got = _history(np.zeros(n, np.int64), np.ones(n, bool), flags, np.ones(n, bool), seq, plen, 1,
+                   np.array([False]))
+    assert got.tolist() == ["SSHRRFF"]
+
+
+def test_repeats_are_capped():
+    n = 20
+    got = _history(np.zeros(n, np.int64), np.ones(n, bool), np.full(n, 0x04), np.ones(n, bool),
+                   np.arange(n) * 10, np.zeros(n, np.int64), 1, np.array([False]))
+    assert got.tolist() == ["R" * (1 + MAX_HISTORY_REPEATS)]

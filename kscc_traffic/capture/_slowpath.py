@@ -1137,7 +1137,11 @@ class SlowDecoder:
             sport, dport, seq, ack = _hhii(d, p)
             flags = (d[p + 12] & 1) << 8 | d[p + 13]
             doff = (d[p + 12] >> 4) << 2
-            if 20 <= doff <= ip_pl:
+            if doff < 20:
+                # a data offset below 5 (the fixed header is 20 bytes): malformed, skipped and
+                # counted as Zeek (bad_TCP_header_len) and Wireshark ("Bogus TCP header length") do
+                return MALFORMED
+            if doff <= ip_pl:
                 plen, hoff = ip_pl - doff, doff
             else:
                 plen, hoff = 0, 0

@@ -156,7 +156,7 @@ FIELDS: list[str] = [
     "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
-    "tcp.window_size_value",
+    "tcp.window_size_value", "tcp.hdr_len",
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
@@ -638,6 +638,11 @@ class PacketBuilder:
             k = protos[:j].count("tcp")
             row["sport"] = _int(_at(f, "tcp.srcport", k))
             row["dport"] = _int(_at(f, "tcp.dstport", k))
+            hdr_len = _int(_at(f, "tcp.hdr_len", k), -1)
+            if 0 <= hdr_len < 20:
+                # a data offset below 5 ("Bogus TCP header length"): a malformed packet, as the
+                # builtin decoder and Zeek (bad_TCP_header_len) skip it, not a cut header
+                raise ValueError("TCP data offset below 5")
             if not _at(f, "tcp.flags", k):
                 # the snaplen cut the fixed header ("Packet size limited during capture": ports,
                 # no flags nor tcp.len): length unknown, as the builtin decoder's TCP_HDR_CUT
