@@ -345,6 +345,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
+    if proto == "tcp" and str(row.get("history") or "").lstrip("^") == "Q":
+        # (one packet with SYN and FIN or RST set together, nothing back: Zeek's OTH ``Q``)
+        return rule.id, "unclassified", "partial" if partial else "", INVALID_SYN
     if proto == "tcp" and row["cast"] in _GROUP_CASTS and not answered and not target:
         # (no TCP connection to a group address: no firewall rule makes it work; break-it 23 F4)
         return done("unexpected", "not_unicast", group_tcp_detail(row["cast"], str(row["resp_h"])))
@@ -749,6 +752,11 @@ def _aborted(row: dict) -> str:
     state = str(row.get("conn_state") or "")
     return f"connection closed ({state})" if state in _CLOSED_STATES else ""
 
+
+#: the detail of a TCP flow that is one packet with SYN and FIN or RST set together, nothing back
+#: (history ``Q``): not a connection attempt a firewall answers, not judged
+INVALID_SYN = ("one packet with SYN and FIN or RST set together (an invalid combination: a scan, a probe "
+               "or a damaged packet), nothing came back: not judged")
 
 #: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
 #: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
@@ -1658,7 +1666,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     stall_gap = duration - stall_from
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
-    hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") if isinstance(h, str) else 0
+    hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") + 4 * (h.lstrip("^") == "Q")
+                     if isinstance(h, str) else 0
                      for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)

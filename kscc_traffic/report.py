@@ -27,6 +27,7 @@ from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .outfile import write_all
+from .flows import carried_data
 from .names import is_ip_literal
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, HANDSHAKE_CLOSE, HANDSHAKE_RESET
@@ -1090,6 +1091,15 @@ def vendor_names(names) -> np.ndarray:
     return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) for x in names), bool, len(names))
 
 
+def _carried(flows: pd.DataFrame) -> np.ndarray:
+    """Per row: the flow carried a payload byte (:func:`kscc_traffic.flows.carried_data`: a
+    partial TCP flow's 1 byte, a keep-alive's, does not count); bytes > 0 where the table lacks
+    ``partial`` or ``proto``."""
+    if "partial" in flows and "proto" in flows:
+        return carried_data(flows)
+    return ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0)).to_numpy()
+
+
 def _names_a_server(names) -> np.ndarray:
     """bool per ``server_name`` text: a host name, not empty and no IP literal (``Host:
     198.51.100.99``, an SNI holding an address: it names no server, newcomer 23 F4)."""
@@ -1286,8 +1296,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
             if ok and "resp_pkts" in flows:
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
             if ok and "orig_bytes" in flows and "resp_bytes" in flows:
-                ok_data = int(np.count_nonzero(((flows["orig_bytes"].to_numpy()[at] > 0)
-                                                | (flows["resp_bytes"].to_numpy()[at] > 0)) & (v == "ok")))
+                ok_data = int(np.count_nonzero(_carried(flows)[at] & (v == "ok")))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 # (a TLS-inspecting proxy's certificate refused: the port is open, as for tls_failed)
@@ -1536,7 +1545,7 @@ class TableSummary:
                 self.ok_answered[p] = self.ok_answered.get(p, 0) + int(n)
         if "orig_bytes" in flows and "resp_bytes" in flows:
             self.data_seen = True
-            data = flows[(flows["verdict"] == "ok") & ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0))]
+            data = flows[(flows["verdict"] == "ok").to_numpy() & _carried(flows)]
             for p, n in data.groupby("purpose", sort=False).size().items():
                 self.ok_data[p] = self.ok_data.get(p, 0) + int(n)
         if "detail" in flows:

@@ -173,3 +173,18 @@ def test_tcp_data_offset_below_5_is_malformed(tmp_path, engine):
     if engine == "builtin":
         assert any("1 frames too short or inconsistent" in w for st in a.stats.values() for w in st.warnings)
 
+
+
+def test_lone_syn_rst_packet_is_not_judged(tmp_path):
+    """A single packet with SYN and RST set (history ``Q``, Zeek's OTH), nothing back, to the
+    agents' port: not a connection that verifies or fails the purpose."""
+    from scapy.layers.inet import IP, TCP as TCPL
+    from chunkcmp import assert_same, row, write
+    from kscc_traffic.classify import INVALID_SYN
+    from pcapbuild import eth
+    path = write(tmp_path, [(1000.0, eth(IP(src="198.18.0.5", dst="203.0.113.10") / TCPL(sport=50005, dport=23101, flags="SR", seq=7))),
+                            (1001.0, eth(IP(src="198.18.0.5", dst="203.0.113.10") / TCPL(sport=50006, dport=23101, flags="S", seq=9)))])
+    w = assert_same(path, [150])
+    r = row(w, orig_p=50005)
+    assert (r.history, r.conn_state, r.purpose, r.verdict, r.detail) == ("Q", "OTH", "agent_connection", "unclassified", INVALID_SYN)
+    assert row(w, orig_p=50006).verdict == "blocked"

@@ -27,7 +27,15 @@ from kscc_traffic import load_rules, report
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.names import is_ip_literal
+from kscc_traffic.flows import carried_data
 from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
+
+
+def _carried(sub):
+    """The reference's "carried a byte": flows.carried_data where the table has its columns."""
+    if "partial" in sub and "proto" in sub:
+        return carried_data(sub)
+    return ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0)).to_numpy()
 
 RULES = load_rules()
 CAPTURES = sorted(p for p in (ROOT / "samples" / "captures").rglob("*") if p.suffix in (".pcap", ".pcapng"))
@@ -242,7 +250,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "program's traffic. To verify the purpose, capture from the agent's start (its DNS lookup "
                    f"and {'HTTP request' if http else 'TLS handshake'} to {r.host_mask})")
         # newcomer 23 F12: a TLS purpose whose ok flows are all bare TCP handshakes: port open
-        data_ok = int(((sub["verdict"] == "ok") & ((sub["orig_bytes"] > 0) | (sub["resp_bytes"] > 0))).sum()) \
+        data_ok = int(((sub["verdict"] == "ok").to_numpy() & _carried(sub)).sum()) \
             if len(sub) and "orig_bytes" in sub and "resp_bytes" in sub else None
         if status == "verified" and data_ok == 0 and r.app_protocol in ("tls", "https"):
             status = "port open"
