@@ -107,7 +107,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .flows import repeated
+from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
@@ -1137,7 +1137,7 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
     Reads ``orig_pkts``, ``history``, ``resp_bytes``, ``service``, ``orig_resent``,
     ``duration``, ``quiet_s``."""
     got = int(row.get("resp_bytes") or 0)
-    history = str(row.get("history") or "")
+    history = history_plain(str(row.get("history") or ""))
     data = "D" in history
     closed = "F" in history or "R" in history
     hello = tls and row.get("service") in _SSL_SERVICES
@@ -1165,7 +1165,8 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
 
 def _closed_by(history: str, responder: bool) -> bool:
     """Whether the ``history`` shows a FIN or RST from the responder (lower-case ``f``/``r``) or,
-    when not ``responder``, from the originator (``F``/``R``)."""
+    when not ``responder``, from the originator (``F``/``R``; a FIN+RST packet's ``I``/``i`` too)."""
+    history = history_plain(history)
     return any(ch in history for ch in ("fr" if responder else "FR"))
 
 
@@ -1177,8 +1178,9 @@ def _handshake_end(history: str) -> str:
     ``"closed"`` the responder's FIN first, before any data either way, and no reset of its own
     after it (``ShAfFa``), ``"aborted"`` the originator's RST first, before any data either way
     (``ShAR``, ``ShRr``: a port probe; with the responder's reset after it Zeek says REJ),
-    ``""`` anything else (data, the originator's FIN first, no end seen)."""
-    h = history.lstrip("^")
+    ``""`` anything else (data, the originator's FIN first, no end seen). (A FIN+RST packet's
+    ``I``/``i`` counts as its FIN then its RST.)"""
+    h = history_plain(history).lstrip("^")
     if h == "Sh":
         return "unacked"
     if not h.startswith("Sh") or any(ch in h for ch in "Dd"):
@@ -1256,8 +1258,9 @@ def _unasked_synack(history: str) -> bool:
 def _responder_only_closes(history: str) -> str:
     """What a TCP flow's responder sent, from its ``history`` (lower-case letters), when it was
     only connection ends: ``"r"`` only resets, ``"f"`` FINs (and maybe resets), ``""`` anything
-    else (data, a pure acknowledgement, a SYN or SYN-ACK: an answer)."""
-    sent = {ch for ch in history if ch.islower()}
+    else (data, a pure acknowledgement, a SYN or SYN-ACK: an answer). (``i``, a FIN+RST packet:
+    its FIN and its RST.)"""
+    sent = {ch for ch in history_plain(history) if ch.islower()}
     if not sent or sent & set("dash"):
         return ""
     return "f" if "f" in sent else ("r" if "r" in sent else "")
@@ -1354,8 +1357,9 @@ def _quiet(row: dict) -> float:
 
 def _responder_closed_first(history: str) -> str:
     """From a Zeek history: ``closed`` when the responder sent a FIN (``f``) and ``reset`` when it
-    sent a RST (``r``) before the originator did either (``F``/``R``), else ''."""
-    for ch in history.lstrip("^"):
+    sent a RST (``r``) before the originator did either (``F``/``R``), else ''. (``I``/``i``, a
+    FIN+RST packet: its FIN first.)"""
+    for ch in history_plain(history).lstrip("^"):
         if ch in "FR":
             return ""
         if ch == "f":
@@ -1404,7 +1408,7 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     if duration >= TLS_SILENCE_S:
         return "blocked", "no_answer", f"{proxy} did not answer {request} for {duration:.1f} s"
     # (a client closing a plain HTTP request sooner is no proof: it may have cancelled it)
-    if not direct and any(ch in "FR" for ch in str(row.get("history") or "").lstrip("^")):
+    if not direct and any(ch in "FR" for ch in history_plain(str(row.get("history") or "")).lstrip("^")):
         return ("blocked", "no_answer",
                 f"{proxy} did not answer {request}; the client gave up after {duration:.1f} s")
     if duration + _quiet(row) >= TLS_SILENCE_S:
