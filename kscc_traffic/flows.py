@@ -17,9 +17,7 @@ documented or well-known port is the responder); else the sender of the first pa
 Duplicated frames (span ports, mirrored twice; pktmon writing a packet at each component: same
 direction, same IP id, same TCP seq/ack/flags and lengths as the packet before them in that
 direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
-``FlowTable.duplicates``. Two such packets with the same timestamp are copies only when the
-second is the very next frame of the file (and, at a time that is no clock, 0 or clamped, when
-an IPv4 id proves it): a capture whose clock is frozen keeps its retransmissions.
+``FlowTable.duplicates``.
 
 Everything here works on whole columns (numpy); no Python object per packet.
 """
@@ -55,8 +53,6 @@ CLOSE_DELAY_NS = 5 * 10**9
 DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
 DUP_WINDOW_NOID_NS = 1_000_000
-#: a time this far from the epoch either way is the reader's clamp (capture.files.TS_MAX_NS), no clock
-_TS_CLAMP = 2**62 - 1
 
 
 
@@ -859,16 +855,6 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         # makes it a retransmission, however equal: a stack that keeps the IP id, RFC 6864)
         apart = (dord[1:] - dord[:-1]) != 1
         same &= np.where(has_id & ~apart, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
-        if "frame" in c:
-            # (two packets of one timestamp: the clock cannot tell a copy from a retransmission
-            # (break-it 21 F10: a NIC that writes no time, or times clamped to one value, made the
-            # SYN retries of an S0 flow one packet), so the file must: a copy is written next to
-            # what it copies, the very next frame; and at a time that is no clock (0, the epoch:
-            # none written; the reader's clamp), only an IP id proves it)
-            fr = c["frame"][at]
-            t1 = dts[1:]
-            no_clock = (t1 == 0) | (t1 >= _TS_CLAMP) | (t1 <= -_TS_CLAMP)
-            same &= (dt != 0) | ((fr[1:] - fr[:-1] == 1) & (has_id | ~no_clock))
         if carried is not None:
             # two carried packets were compared in an earlier batch with what was between them
             jd = carried[at]

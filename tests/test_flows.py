@@ -53,38 +53,6 @@ def test_retransmitted_syns_are_one_s0_flow():
     assert f.duration[0] == pytest.approx(7.0)
 
 
-@pytest.mark.parametrize("t", [0.0, 4294967295.0])
-def test_syn_retries_at_one_frozen_time_are_not_copies(t):
-    """break-it 21 F10: a NIC that writes no time (every timestamp 0) or times clamped to one
-    value: the SYN retries of S0 flows (same bytes, same IP id, same timestamp) were taken for
-    capture copies, 3 SYNs shown as 1 and the retries lost. Retries are not the next frame of the
-    file (the other flows' SYNs are between them): each flow keeps its 3 SYNs."""
-    clients = [("192.0.2.10", 50000), ("192.0.2.11", 50001), ("192.0.2.12", 50002)]
-    recs = [syn(t, src=c) for _ in range(3) for c in clients]
-    ft = build_flows(decode(read_frames(pcap_bytes(recs))), server_port=SERVER_PORT)
-    f = ft.flows
-    assert ft.duplicates == 0 and len(f) == 3
-    assert f.orig_pkts.tolist() == [3, 3, 3] and set(f.conn_state) == {"S0"}
-
-
-def test_copies_at_one_timestamp_are_the_next_frame():
-    """At one timestamp the clock cannot tell a copy (written right after its packet) from a
-    retransmission, the file order does: the next frame is a copy (a real clock, or at time 0
-    with an IP id that repeats); with a frame between them, or at time 0 without an IP id, the
-    same bytes are counted twice."""
-    other = from_server(5.0, "R", seq=0, ack=0, src=("203.0.113.99", 80), dst=("192.0.2.99", 40000))
-
-    def dups(recs):
-        return build_flows(decode(read_frames(pcap_bytes(recs))), server_port=SERVER_PORT).duplicates
-    assert dups([syn(5.0), syn(5.0)]) == 1                       # a real clock: the next frame
-    assert dups([syn(5.0), other, syn(5.0)]) == 0                 # another frame between them
-    assert dups([syn(5.0), syn(5.000001)]) == 1                   # 1 µs apart: a copy, as before
-    assert dups([syn(5.0), other, syn(5.000001)]) == 1
-    no_id = (0.0, eth(IP(src=C[0], dst=S[0], id=0) / TCP(sport=C[1], dport=S[1], flags="S", seq=1000)))
-    assert dups([syn(0.0), syn(0.0)]) == 1                       # time 0, IP id 1 repeated
-    assert dups([no_id, no_id]) == 0                              # time 0, no IP id: no proof
-
-
 def test_syn_answered_by_rst_is_rej():
     f = flows_of([syn(0.0), from_server(0.001, "RA", seq=0)])
     assert (f.conn_state[0], f.history[0]) == ("REJ", "Sr")
