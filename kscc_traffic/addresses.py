@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["ipv6_text", "endpoint_text"]
+import numpy as np
+
+__all__ = ["ipv6_text", "endpoint_text", "dotted_quads"]
 
 
 def ipv6_text(value: int | bytes) -> str:
@@ -32,3 +34,23 @@ def endpoint_text(host, port) -> str:
     if port < 0:
         return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+#: the decimal text of each octet value, for :func:`dotted_quads`
+_OCTETS = np.array([str(i) for i in range(256)], dtype=object)
+
+
+def dotted_quads(a: np.ndarray) -> np.ndarray:
+    """IPv4 addresses -> object array of their dotted-quad texts (``198.51.100.7``, as
+    ``str(ipaddress.IPv4Address(a))``), built column-wise. ``a``: an integer array of addresses
+    (0 … 2**32-1, shape (n,)), or a uint8 array of their 4 octets in network order (shape (n, 4))."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        o = [a[:, j] for j in range(4)]
+    else:
+        a = a.astype(np.uint32)
+        o = [(a >> s) & 0xFF for s in (24, 16, 8, 0)]
+    out = _OCTETS[o[0]]
+    for x in o[1:]:
+        out = out + "." + _OCTETS[x]
+    return out

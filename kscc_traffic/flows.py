@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .addresses import ipv6_text
+from .addresses import dotted_quads, ipv6_text
 from .capture.packets import Packets
 
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
@@ -189,25 +189,11 @@ def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -
     four = _mapped(uhi, ulo)
     texts = np.empty(len(ulo), dtype=object)
     if four.any():
-        texts[four] = _dotted_quads(ulo[four] & np.uint64(0xFFFFFFFF))
+        texts[four] = dotted_quads(ulo[four] & np.uint64(0xFFFFFFFF))
     if not four.all():
         other = np.flatnonzero(~four)
         texts[other] = [_one_address(h, l) for h, l in zip(uhi[other].tolist(), ulo[other].tolist())]
     return texts[inv.reshape(-1)]
-
-
-#: the decimal text of each octet value, for :func:`_dotted_quads`
-_OCTETS = np.array([str(i) for i in range(256)], dtype=object)
-
-
-def _dotted_quads(a: np.ndarray) -> np.ndarray:
-    """uint64 array of IPv4 addresses (0 … 2**32-1) -> object array of their dotted-quad texts
-    (``198.51.100.7``, as ``str(ipaddress.IPv4Address(a))``), built column-wise."""
-    a = a.astype(np.uint32)
-    out = _OCTETS[a >> 24]
-    for shift in (16, 8, 0):
-        out = out + "." + _OCTETS[(a >> shift) & 0xFF]
-    return out
 
 
 def repeated(value, n: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..addresses import ipv6_text
+from ..addresses import dotted_quads, ipv6_text
 from . import dns
 
 __all__ = ["DnsSimple", "parse_simple", "MAX_ANSWERS"]
@@ -42,10 +42,6 @@ _LDH = np.zeros(256, bool)
 for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-*":
     _LDH[_c] = True
 del _c
-
-#: the decimal text of each octet value, for the A records' dotted quads
-_OCTETS = np.array([str(i) for i in range(256)], dtype=object)
-
 
 @dataclass
 class DnsSimple:
@@ -145,10 +141,7 @@ def parse_simple(buf, start: np.ndarray, end: np.ndarray) -> DnsSimple:
     cut = np.cumsum(lens)
     idx = np.repeat(lo - (cut - lens), lens) + np.arange(int(cut[-1]) if len(cut) else 0)
     octets = b[idx].copy()
-    is_dot = np.zeros(len(b) + 1, bool)
-    if dots:
-        is_dot[np.concatenate(dots)] = True
-    dot = is_dot[idx]
+    dot = np.isin(idx, np.concatenate(dots)) if dots else np.zeros(len(idx), bool)
     octets[dot] = ord(".")
     wrong = ~_LDH[octets] & ~dot
     if wrong.any():
@@ -231,11 +224,7 @@ def parse_simple(buf, start: np.ndarray, end: np.ndarray) -> DnsSimple:
         addr = np.empty(len(m), dtype=object)
         four = kind == 4
         if four.any():
-            a = at[four]
-            t = _OCTETS[b[a]]
-            for j in (1, 2, 3):
-                t = t + "." + _OCTETS[b[a + j]]
-            addr[four] = t
+            addr[four] = dotted_quads(b[at[four][:, None] + np.arange(4)])
         if (~four).any():
             raw = b[at[~four][:, None] + np.arange(16)]
             addr[~four] = [ipv6_text(x.tobytes()) for x in raw]
