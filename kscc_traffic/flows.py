@@ -83,7 +83,9 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "proto": ("object", "", "transport: tcp, udp, icmp, or another IP protocol name/number"),
     "service": ("object", "", "application protocol recognised in the payload: ssl, http, dns, http,ssl (TLS "
                 "inside an HTTP CONNECT tunnel), quic (UDP: a QUIC Initial first), or ''"),
-    "duration": ("float64", "s", "last packet time minus first packet time"),
+    "duration": ("float64", "s", "last packet time minus first packet time; TCP, as Zeek: once both sides "
+                 "sent a FIN or RST, the packets after the one that closed the second side do not count "
+                 "(the last ACK, FINs sent again, a late RST)"),
     "orig_pkts": ("int64", "packets", "packets from the originator (duplicates excluded)"),
     "orig_bytes": ("int64", "bytes", "transport payload bytes from the originator (TCP: from sequence numbers, as Zeek)"),
     "resp_pkts": ("int64", "packets", "packets from the responder"),
@@ -977,6 +979,9 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     first_ts = o_ts[starts]
     ends = np.append(starts[1:], len(order)) - 1
     last_ts = o_ts[ends]
+    # (the flow's real last packet stays its end for everything else: the close delay, idle
+    # timeouts, the quiet time after it; only ``duration`` stops at the close, as Zeek's)
+    dur_end = tcp_duration_end(flow_of, from_orig, o_flags, o_tcp, o_ts, last_ts)
 
     # flags seen per direction
     def _any(mask: np.ndarray) -> np.ndarray:
@@ -1043,7 +1048,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         "resp_p": r_p.astype(np.int64),
         "proto": text(_proto_names(fproto)),
         "service": text(""),
-        "duration": (last_ts - first_ts) / 1e9,
+        "duration": (dur_end - first_ts) / 1e9,
         "orig_pkts": orig_pkts,
         "orig_bytes": orig_bytes,
         "resp_pkts": resp_pkts,
@@ -1070,6 +1075,40 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced, dup_of, seq_bytes,
                      byte_sums)
+
+
+def tcp_duration_end(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                     ts: np.ndarray, last_ts: np.ndarray) -> np.ndarray:
+    """Per flow, the time (int64, ns, like ``ts``) its ``duration`` runs to, as Zeek's:
+    ``last_ts`` (the time of its last packet, one per flow), except for a TCP flow each of
+    whose sides sent a FIN or a RST (any packet with either flag, FIN+RST and SYN+FIN
+    included): the time of the packet that made the second side's first one (the later of
+    the two sides' first FIN-or-RST times), packets after it not counted.
+
+    Zeek's ``TCPSessionAdapter::Process`` moves the connection's last time
+    (``Conn()->SetLastTime``) on each packet only while one endpoint has not closed
+    (``! orig->did_close || ! resp->did_close``, read before the packet updates the state
+    machine, so the closing packet itself counts); an endpoint's ``did_close`` is set
+    (``ConnectionClosed``) by its first FIN or RST in whatever state. So the last ACK of a
+    four-way close, FINs sent again, a late RST do not lengthen ``duration`` (Zeek's
+    ``Conn::Info$duration``: "will not include the final ACK", zeek/zeek #846, #2622). Only
+    both sides count: after a RST from one side, the other side's packets still do (until its
+    own FIN or RST). Not modelled: Zeek defers ``did_close`` while its reassembler still
+    waits for data before the FIN (a gap in the captured stream: ``DataPending``), counting a
+    few more packets then.
+
+    Rows sorted by flow, then time (``build_flows``' order; ``flow_of``, ``from_orig``,
+    ``flags``, ``is_tcp``, ``ts`` per row). Returns an int64 array like ``last_ts``."""
+    end = np.asarray(last_ts, np.int64).copy()
+    fr = np.asarray(is_tcp, bool) & ((np.asarray(flags, np.int64) & (FIN | RST)) != 0)
+    if not fr.any():
+        return end
+    never = np.iinfo(np.int64).max
+    first = np.full((len(end), 2), never, np.int64)
+    np.minimum.at(first, (flow_of[fr], (~np.asarray(from_orig, bool)[fr]).astype(np.intp)), ts[fr])
+    both = (first < never).all(axis=1)
+    end[both] = np.minimum(first[both].max(axis=1), end[both])
+    return end
 
 
 # Zeek TCP endpoint states (TCP_Endpoint.h EndpointState), in Zeek's numbering
@@ -1502,6 +1541,15 @@ def history_plain(history: str) -> str:
     (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a
     FIN / RST / SYN" with ``in``. ``"ShADdI"`` -> ``"ShADdFR"``."""
     return history.replace("I", "FR").replace("i", "fr").replace("Q", "S").replace("q", "s")
+
+
+def both_sides_closed(history: str) -> bool:
+    """Whether a TCP flow's Zeek ``history`` shows a FIN or a RST from each side (a letter of
+    ``FRIQ`` in upper and in lower case: every packet with FIN or RST writes one, the first of
+    its kind per direction at least): the flow whose ``duration`` stops at the packet that
+    closed the second side (:func:`tcp_duration_end`). ``"ShADadFfR"`` -> True, ``"ShADR"`` ->
+    False."""
+    return any(ch in history for ch in "FRIQ") and any(ch in history for ch in "friq")
 
 
 def empty_flows() -> pd.DataFrame:

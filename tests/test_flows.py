@@ -40,7 +40,8 @@ def test_full_session_is_sf_with_zeek_history():
     assert r.history == "ShADdFf"  # the server never sent a pure ACK
     assert (r.orig_pkts, r.orig_bytes, r.resp_pkts, r.resp_bytes) == (5, 5, 3, 6)
     assert r.orig_ip_bytes == 4 * 40 + 45
-    assert r.duration == pytest.approx(0.07)
+    # (as Zeek: the client's last ACK, after both FINs, does not lengthen the duration)
+    assert r.duration == pytest.approx(0.06)
     assert not r.partial
     # (plain object labels: flows.label_index)
     assert f.columns.dtype == object and f.columns[0] == "ts"
@@ -51,6 +52,75 @@ def test_retransmitted_syns_are_one_s0_flow():
     assert len(f) == 1
     assert (f.conn_state[0], f.history[0], f.orig_pkts[0], f.resp_pkts[0]) == ("S0", "S", 4, 0)
     assert f.duration[0] == pytest.approx(7.0)
+
+
+def closing(t0=0.0, *after):
+    """A connection closed by both sides' FINs (the server's at ``t0`` + 0.03), then ``after``
+    (records)."""
+    return [syn(t0), from_server(t0 + 0.01, "SA", ack=1001),
+            (t0 + 0.02, eth(IP(src=C[0], dst=S[0]) / TCP(sport=C[1], dport=S[1], flags="FA", seq=1001, ack=5001))),
+            from_server(t0 + 0.03, "FA", seq=5001, ack=1002), *after]
+
+
+def client(t, flags, seq=1002, ack=5002):
+    return (t, eth(IP(src=C[0], dst=S[0]) / TCP(sport=C[1], dport=S[1], flags=flags, seq=seq, ack=ack)))
+
+
+def test_duration_stops_when_both_sides_have_closed():
+    """break-it 23 F6: Zeek moves a TCP connection's last time only while one side has not yet
+    closed (TCPSessionAdapter::Process: SetLastTime unless both endpoints did_close, by a FIN or
+    a RST): the packet that closes the second side counts, the last ACK, FINs sent again and a
+    late RST after it do not. The flow itself still ends at its real last packet (one flow: the
+    close delay counts from there)."""
+    f = flows_of(closing(0.0, client(0.05, "A")))
+    assert (len(f), f.conn_state[0], f.orig_pkts[0], f.resp_pkts[0]) == (1, "SF", 3, 2)
+    assert f.duration[0] == pytest.approx(0.03)
+    # FINs sent again and a late RST, each less than the close delay after the packet before
+    late = [from_server(3.0, "FA", seq=5001, ack=1002), client(6.0, "A"), client(9.5, "R", ack=0)]
+    f = flows_of(closing(0.0, *late))
+    assert (len(f), f.orig_pkts[0], f.resp_pkts[0]) == (1, 4, 3)
+    assert f.duration[0] == pytest.approx(0.03)
+    # a FIN+RST closing the second side is the closing packet itself: it counts
+    f = flows_of(closing(0.0)[:3] + [from_server(0.5, "FR", seq=5001, ack=1002), client(1.0, "R", ack=0)])
+    assert f.duration[0] == pytest.approx(0.5)
+
+
+def test_duration_goes_on_while_one_side_has_not_closed():
+    """One side's RST (or FIN) closes only that side: the other side's packets after it still
+    lengthen the duration (Zeek: did_close of both endpoints), up to its own FIN or RST."""
+    est = [syn(0.0), from_server(0.01, "SA", ack=1001), client(0.02, "A", seq=1001, ack=5001)]
+    f = flows_of(est + [client(0.1, "R", seq=1001, ack=0), from_server(0.4, "PA", seq=5001, ack=1001),
+                        from_server(0.9, "PA", seq=5001, ack=1001)])
+    assert f.duration[0] == pytest.approx(0.9)
+    f = flows_of(est + [client(0.1, "FA", seq=1001, ack=5001), from_server(0.4, "A", seq=5001, ack=1002),
+                        from_server(0.6, "RA", seq=5001, ack=1002), client(2.0, "A", seq=1002, ack=5001)])
+    assert f.duration[0] == pytest.approx(0.6)
+    # UDP: every datagram counts
+    f = flows_of([udp(C, ("203.0.113.10", 53), t=0.0), udp(("203.0.113.10", 53), C, t=0.3),
+                  udp(C, ("203.0.113.10", 53), t=0.8)])
+    assert f.duration[0] == pytest.approx(0.8)
+
+
+def test_duration_after_close_alike_in_chunks(tmp_path):
+    """The chunked analysis (packets after the close carried across chunk boundaries) gives the
+    durations of the whole-file analysis: the close of each side is in what it carries."""
+    from chunkcmp import assert_same, write
+    recs = []
+    for i in range(40):
+        c = ("192.0.2.10", 40000 + i)
+        t0 = i * 0.5
+        for t, frame in tcp_session(c, S, t0=t0, c_data=b"x" * 300, s_data=b"y" * 900):
+            recs.append((t, frame))
+        # the server's FIN sent again 1 s and 2 s after the close, a late client RST
+        ip = lambda a, b: IP(src=a[0], dst=b[0])  # noqa: E731
+        recs.append((t0 + 1.05, eth(ip(S, c) / TCP(sport=S[1], dport=c[1], flags="FA", seq=5901, ack=1302))))
+        recs.append((t0 + 2.05, eth(ip(S, c) / TCP(sport=S[1], dport=c[1], flags="FA", seq=5901, ack=1302))))
+        recs.append((t0 + 2.5, eth(ip(c, S) / TCP(sport=c[1], dport=S[1], flags="R", seq=1302))))
+    recs.sort(key=lambda r: r[0])
+    p = write(tmp_path, recs)
+    w = assert_same(p, (2048, 6000))
+    assert len(w) == 40 and set(w.conn_state) == {"SF"}
+    assert w.duration.to_numpy() == pytest.approx([0.06] * 40)
 
 
 def test_syn_answered_by_rst_is_rej():

@@ -60,7 +60,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
 from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
-                     address_text, icmp_ports)
+                     address_text, both_sides_closed, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -751,8 +751,13 @@ class LiveSession:
             else:
                 table.at[i, "orig_bytes"] += e[o + 1]
                 table.at[i, "resp_bytes"] += e[r + 1]
-            table.at[i, "duration"] = max(float(table.at[i, "duration"]),
-                                          (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
+            # (a TCP connection both of whose sides closed among the packets kept, the first
+            # FIN or RST of each side always is: its duration stops at that close, as Zeek's and
+            # the analysis of the file (flows.tcp_duration_end); the packets not kept after it
+            # do not lengthen it)
+            if not (f.proto == TCP and both_sides_closed(str(table.at[i, "history"]))):
+                table.at[i, "duration"] = max(float(table.at[i, "duration"]),
+                                              (f.last_ts - int(table.at[i, "ts_ns"])) / 1e9)
         if rows:
             sub = table.loc[rows].drop(columns=["purpose", "verdict", "reason", "detail"])
             obs = self._observed()
