@@ -17,7 +17,9 @@ documented or well-known port is the responder); else the sender of the first pa
 Duplicated frames (span ports, mirrored twice; pktmon writing a packet at each component: same
 direction, same IP id, same TCP seq/ack/flags and lengths as the packet before them in that
 direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
-``FlowTable.duplicates``.
+``FlowTable.duplicates``. Two such packets at one time that is no clock (:func:`no_clock`: 0,
+or clamped) are copies only when the second is the very next frame of the file and an IPv4 id
+proves it: a capture whose clock is frozen keeps its retransmissions.
 
 Everything here works on whole columns (numpy); no Python object per packet.
 """
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import dotted_quads, ipv6_text
+from .capture.files import TS_MAX_NS
 from .capture.packets import Packets
 
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
@@ -54,6 +57,21 @@ DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
 DUP_WINDOW_NOID_NS = 1_000_000
 
+#: the time range (epoch ns) of a classic pcap record whose 32-bit seconds field is at its
+#: largest (0xFFFFFFFF: 2106-02-07 06:28:15 UTC), where a device clamps the times it cannot write
+_U32_SECONDS_CEIL_NS = (0xFFFFFFFF * 10**9, 0x1_0000_0000 * 10**9)
+
+
+def no_clock(ts: np.ndarray) -> np.ndarray:
+    """Bool array: each time (int64 epoch ns) is no clock reading but a value standing for
+    none: 0 (the epoch: a NIC or tool that writes no time), the reader's clamp
+    (:data:`~kscc_traffic.capture.files.TS_MAX_NS` either way: a time beyond the years
+    1823-2116) or the last second a classic pcap record's 32-bit seconds can hold (a device
+    clamping its times to it). Packets stamped so share their time without having been sent
+    at one instant."""
+    ts = np.asarray(ts, np.int64)
+    lo, hi = _U32_SECONDS_CEIL_NS
+    return (ts == 0) | (ts >= TS_MAX_NS) | (ts <= -TS_MAX_NS) | ((ts >= lo) & (ts < hi))
 
 
 def content_rows(cols, rows=slice(None)) -> np.ndarray:
@@ -843,6 +861,18 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         # makes it a retransmission, however equal: a stack that keeps the IP id, RFC 6864)
         apart = (dord[1:] - dord[:-1]) != 1
         same &= np.where(has_id & ~apart, dt <= DUP_WINDOW_NS, dt <= DUP_WINDOW_NOID_NS)
+        if "frame" in c:
+            # (two packets at one time that is no clock (break-it 21 F10: a NIC that writes no
+            # time, every record 0, or times clamped to one value): the time cannot tell a copy
+            # from a retransmission, so the file must: a copy only when written next to what it
+            # copies, the very next frame, and proven by an IP id; else a frozen clock made the
+            # SYN retries of an S0 flow one packet. At an ordinary time shared by both (a coarse
+            # clock, a span port writing its copies after the whole exchange), as before)
+            t1 = dts[1:]
+            frozen = (dt == 0) & no_clock(t1)
+            if frozen.any():
+                fr = c["frame"][at]
+                same &= ~frozen | ((fr[1:] - fr[:-1] == 1) & has_id)
         if carried is not None:
             # two carried packets were compared in an earlier batch with what was between them
             jd = carried[at]

@@ -123,6 +123,68 @@ def test_duration_after_close_alike_in_chunks(tmp_path):
     assert w.duration.to_numpy() == pytest.approx([0.06] * 40)
 
 
+@pytest.mark.parametrize("t", [0.0, 4294967295.0])
+def test_syn_retries_at_one_frozen_time_are_not_copies(t):
+    """break-it 21 F10: a NIC that writes no time (every timestamp 0) or times clamped to one
+    value: the SYN retries of S0 flows (same bytes, same IP id, same timestamp) were taken for
+    capture copies, 3 SYNs shown as 1 and the retries lost. Retries are not the next frame of the
+    file (the other flows' SYNs are between them): each flow keeps its 3 SYNs."""
+    clients = [("192.0.2.10", 50000), ("192.0.2.11", 50001), ("192.0.2.12", 50002)]
+    recs = [syn(t, src=c) for _ in range(3) for c in clients]
+    ft = build_flows(decode(read_frames(pcap_bytes(recs))), server_port=SERVER_PORT)
+    f = ft.flows
+    assert ft.duplicates == 0 and len(f) == 3
+    assert f.orig_pkts.tolist() == [3, 3, 3] and set(f.conn_state) == {"S0"}
+
+
+def test_copies_at_a_time_that_is_no_clock_are_the_next_frame():
+    """At a time that is no clock (0, a clamped time) the time cannot tell a copy (written right
+    after its packet) from a retransmission, the file order does: the next frame with an IP id
+    that repeats is a copy; with a frame between them, or without an IP id, the same bytes are
+    counted twice. At an ordinary time shared by both (a coarse clock, a span port writing its
+    copies after the exchange: test_tie_client_side) the rule is the one of other times."""
+    def other(t):
+        return from_server(t, "R", seq=0, ack=0, src=("203.0.113.99", 80), dst=("192.0.2.99", 40000))
+
+    def dups(recs):
+        return build_flows(decode(read_frames(pcap_bytes(recs))), server_port=SERVER_PORT).duplicates
+    assert dups([syn(5.0), syn(5.0)]) == 1                       # a real clock: a copy
+    assert dups([syn(5.0), other(5.0), syn(5.0)]) == 1            # ... also with a frame between
+    assert dups([syn(5.0), other(5.0), syn(5.000001)]) == 1       # 1 µs apart: a copy, as before
+    no_id = (0.0, eth(IP(src=C[0], dst=S[0], id=0) / TCP(sport=C[1], dport=S[1], flags="S", seq=1000)))
+    for t in (0.0, 4294967295.0, 4294967295.5):
+        assert dups([syn(t), syn(t)]) == 1                        # no clock, IP id 1 repeated
+        assert dups([syn(t), other(t), syn(t)]) == 0              # another frame between them
+    assert dups([no_id, no_id]) == 0                              # time 0, no IP id: no proof
+    assert dups([syn(0.0), syn(0.000001)]) == 1                   # 1 µs: a clock, however early
+
+
+def test_syn_retries_at_the_readers_clamp_are_not_copies():
+    """A pcapng time beyond the years the reader keeps is clamped to one value
+    (capture.files.TS_MAX_NS, either way): no clock either."""
+    from kscc_traffic.capture.files import TS_MAX_NS
+    clients = [("192.0.2.10", 50000), ("192.0.2.11", 50001)]
+    for clamp in (TS_MAX_NS, -TS_MAX_NS):
+        p = decode(read_frames(pcap_bytes([syn(0.5, src=c) for _ in range(3) for c in clients]
+                                          + [syn(0.5, src=clients[0]), syn(0.5, src=clients[0])])))
+        p.cols["ts_ns"][:] = clamp
+        ft = build_flows(p, server_port=SERVER_PORT)
+        # (the last two frames: the next frame, its IP id repeated: one copy)
+        assert ft.duplicates == 1 and sorted(ft.flows.orig_pkts.tolist()) == [3, 4]
+
+
+def test_frozen_clock_retries_alike_in_chunks(tmp_path):
+    """Every record at time 0: the chunked analysis keeps the same SYN retries and copies as the
+    whole-file one (frame numbers run on across chunks)."""
+    from chunkcmp import assert_same, whole, write
+    clients = [("192.0.2.%d" % (10 + i), 50000 + i) for i in range(30)]
+    recs = [syn(0.0, src=c) for _ in range(3) for c in clients]
+    recs += [syn(0.0, src=clients[-1])]         # the next frame after the same SYN: a copy
+    p = write(tmp_path, recs)
+    w = assert_same(p, (1024, 4096))
+    assert len(w) == 30 and w.orig_pkts.tolist() == [3] * 30 and whole(p)[1].duplicates == 1
+
+
 def test_syn_answered_by_rst_is_rej():
     f = flows_of([syn(0.0), from_server(0.001, "RA", seq=0)])
     assert (f.conn_state[0], f.history[0]) == ("REJ", "Sr")
