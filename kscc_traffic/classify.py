@@ -831,7 +831,10 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     (internal columns ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`, a wait
     shorter than :data:`TLS_SILENCE_S` here, and ``resp_bytes``); ``state`` is the conn_state
     quoted; ``certs`` the server certificate's names (shown when the server's flight held one).
-    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``)."""
+    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``).
+    Whether the server had sent a byte is read before the close (``tls_close_served``; a table
+    without it: ``resp_bytes``): bytes it sent only after the client's reset answered nothing
+    the client had (break-it 23 F5)."""
     close = str(row.get("tls_close") or "").split()
     if len(close) < 2 or close[0] not in ("client", "server"):
         return ""
@@ -839,13 +842,21 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     other = "server" if who == "client" else "client"
     did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
     wait = _number(row, "tls_close_wait_s", float, -1.0)
-    served = int(row.get("resp_bytes", 0) or 0) > 0
-    after = f", and the {other} sent more after it" if close[2:] == ["answered"] else ""
+    served = _served_before_close(row)
+    after = ""
+    if close[2:] == ["answered"]:
+        after = (f", and the {other} sent more after it" if served or who == "server" else
+                 ", and the server sent its first bytes only after it")
     if not served:
         then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
         return f"{did}{then}, before the server sent a byte{after}"
     if wait >= 0:
         return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
+    if who == "client" and after and _close_served(row) > 0:
+        # (the server's answer went on after the client's close: the client did not have it all,
+        # its certificate maybe not yet)
+        return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
+                f"the {how}, more after it), sending nothing itself, no alert either")
     if who == "client":
         flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
                   else "the server's last answer")
@@ -914,6 +925,25 @@ def _stall(row: dict) -> str | None:
     return None
 
 
+def _close_served(row: dict) -> int:
+    """The server's bytes before the first FIN or RST of a closed TLS handshake: the internal
+    column ``tls_close_served`` (:func:`.inspect._close_waits`, by sequence numbers); -1 where
+    not found (-1, missing, not a number)."""
+    try:
+        return max(int(row.get("tls_close_served")), -1)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
+def _served_before_close(row: dict) -> bool:
+    """Whether the server had sent a byte before the first FIN or RST of a closed TLS handshake:
+    :func:`_close_served` > 0, else (unknown) ``resp_bytes`` > 0."""
+    before = _close_served(row)
+    if before >= 0:
+        return before > 0
+    return int(row.get("resp_bytes", 0) or 0) > 0
+
+
 def _silent_close(row: dict, target: str) -> str | None:
     """The detail of a TLS handshake not completed on a closed connection whose server had sent
     nothing for :data:`TLS_SILENCE_S` or more before the first FIN or RST (internal columns
@@ -935,7 +965,11 @@ def _silent_close(row: dict, target: str) -> str | None:
     if alert:
         then += f" (the {other}'s {alert[len(other) + 2:]} alert answered that close)"
     silent = (_number(row, "tunnel_resp_bytes", int, 0) <= 0 and not row.get("server_proto")) if target \
-        else int(row.get("resp_bytes", 0)) == 0
+        else not _served_before_close(row)
+    if answered and not alert:
+        # (bytes the other side sent after the close answered nothing before it: break-it 23 F5)
+        then += (" (the server's first bytes came only after it)" if silent and who == "client" else
+                 f" (the {other} sent more only after it)")
     if silent:
         return f"ClientHello not answered: no byte from the server for {wait:.1f} s, {then}"
     flight = row.get("tls_wait_after") or ""
@@ -1486,7 +1520,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1496,7 +1530,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1628,8 +1662,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     v = {c: x[0] for c, x in cols.items()}
     if any(v[c].dtype.kind not in "iu" for c in _INT_COLUMNS) or v["duration"].dtype.kind not in "iuf":
         return None
-    if "orig_bytes" in flows.columns and v["orig_bytes"].dtype.kind not in "iu":
-        return None     # (_orig_sent_data's int() of another type: judged row by row)
+    for c in ("orig_bytes", "tls_close_served"):
+        if c in flows.columns and v[c].dtype.kind not in "iu":
+            return None     # (int() of another type in _orig_sent_data, _served_before_close: row by row)
     if n == 0:
         return np.zeros(len(flows), np.int64)
     proto, orig_p, state = v["proto"], v["orig_p"], v["conn_state"]
@@ -1680,6 +1715,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
                & (waited >= 0))
     gap = duration - waited
     cw = v["tls_close_wait_s"]
+    cs = v["tls_close_served"]
+    close_served = cs.astype(np.int64) if cs.dtype.kind in "iu" else np.full(n, -1, np.int64)
     close_wait = cw.astype(float) if cw.dtype.kind in "iuf" else np.full(n, -1.0)
     sf, rsf = v["stall_from_s"], v["resp_stall_from_s"]
     stall_from = sf.astype(float) if sf.dtype.kind in "iuf" else np.full(n, -1.0)
@@ -1768,6 +1805,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
         np.where(close_wait >= 0, close_wait, -1.0),
+        # (the server's bytes before the close, _close_served: -1 unknown; quoted)
+        close_served,
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),

@@ -200,6 +200,7 @@ ROW_FIELDS = {
     # client's cleartext quoted)
     "tls_close": st.sampled_from(["", "", "client FIN", "server RST", "client RST answered"]),
     "tls_close_wait_s": st.sampled_from([-1.0, -1.0, 0.0, 0.25, 3.5]),
+    "tls_close_served": st.sampled_from([-1, -1, 0, 0, 384]),
     "cert_issuer": st.sampled_from(["", "", "CN=FortiGate CA,O=Fortinet", "CN=Test CA"]),
     "client_head": st.sampled_from(["", "", "GET / HTTP/1.1\\x0d\\x0a…", "\\x1b[31m"]),
     "client_binary": st.sampled_from(["", "", "01 02 03"]),
@@ -271,7 +272,7 @@ NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "o
                  "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
                  "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64",
-                 "tls_close_wait_s": "float64"}
+                 "tls_close_wait_s": "float64", "tls_close_served": "int64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:
