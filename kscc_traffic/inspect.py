@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, repeated, resent, seq_extents
+from .flows import (ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
+                    seq_extents)
 from .protocols import dns, dns_batch, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -1200,17 +1201,18 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         cols["client_head"][clear], cols["client_binary"][clear] = _first_bytes_text(ft, clear, client=True)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
+    # (a FIN+RST packet's letter I/i is both: flows.history_plain)
     hist = flows["history"].to_numpy(dtype=object)
     wait = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
                           & ~cols["payload_cut"].astype(bool))
-    wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
+    wait = wait[[not any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[wait].tolist()))]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
     shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
-    shut = shut[[any(ch in h for ch in "FfRr") for h in hist[shut].tolist()]]
+    shut = shut[[any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[shut].tolist()))]]
     if len(shut):
         cols["tls_close"][shut], cols["tls_close_wait_s"][shut], cols["tls_close_served"][shut] = \
             _close_waits(ft, shut)
@@ -1260,7 +1262,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     if len(cand):
         who, when = _first_close(ft, cand)
         hist = flows["history"].to_numpy(dtype=object)[cand]
-        server_closed = np.fromiter((("f" in str(h)) or ("r" in str(h)) for h in hist), bool, len(cand))
+        server_closed = np.fromiter((("f" in p) or ("r" in p) for p in map(history_plain, map(str, hist))), bool,
+                                    len(cand))
         pick = (who == "server") | ((who == "client") & server_closed)
         cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):

@@ -121,3 +121,26 @@ def test_clienthello_unanswered_for_seconds_then_the_server_after_the_close(tmp_
     assert served == 0
     assert got == ("blocked", "tls_failed", f"ClientHello not answered: no byte from the server for 3.6 s, then the "
                    f"client {then} (the server's first bytes came only after it)")
+
+
+# --- a FIN+RST in one packet (history I) closes the handshake too ---------------------------------
+
+
+def test_finrst_after_the_servers_flight_is_the_clients_reset(tmp_path, hello_and_flight):
+    """The client's FIN+RST after the server's flight (history ``I``, no F nor R letter): who
+    closed is told, as for its RST (inspect read only F/R letters: "connection closed (RSTO)")."""
+    ch, flight = hello_and_flight
+    hist, served, got = _judged(tmp_path, _hello(ch) + [(0.05, "s", "PA", flight), (0.06, "c", "FRA", b"")])
+    assert (hist, served) == ("ShADdI", len(flight))
+    assert got[2] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's last "
+                      "flight (its certificate, for eu1.ksc.kaspersky.com, seen), sending nothing after it, no alert "
+                      "either: how an agent refuses a certificate it does not trust without saying so (a "
+                      "TLS-inspecting proxy's?)")
+
+
+def test_finrst_after_seconds_of_silence_is_the_unanswered_clienthello(tmp_path, hello_and_flight):
+    ch, _ = hello_and_flight
+    hist, served, got = _judged(tmp_path, _hello(ch) + [(3.6, "c", "FRA", b"")])
+    assert (hist, served) == ("ShADI", 0)
+    assert got == ("blocked", "tls_failed", "ClientHello not answered: no byte from the server for 3.6 s, then the "
+                   "client reset the connection")
