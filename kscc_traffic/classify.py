@@ -1634,7 +1634,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     HTTP port (its Host, answer, history and duration too), the responder's packet and byte
     counts as "any?", the originator's packet count only for an unanswered no-answer state or a
     partial TCP flow with nothing back (with "sent data?" (:func:`_orig_sent_data`, also keyed
-    for a ClientHello the snaplen cut, a partial flow answered by resets, a flow seen one way) and "quiet for TLS_SILENCE_S?" then),
+    for a ClientHello the snaplen cut, a partial flow answered by resets, a flow seen one way)
+    and "quiet for TLS_SILENCE_S?" then),
     the duration only for a ClientHello without handshake nor answer byte lasting at least
     :data:`TLS_SILENCE_S` (and the wait after the client's next flight, ``duration`` less
     ``tls_wait_from_s``, likewise), the history as
