@@ -51,7 +51,7 @@ from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows
+    RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
 from .finishing import Finisher
@@ -474,7 +474,9 @@ class ChunkedAnalysis:
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per flow: whether it is a closed TCP connection (FIN both ways, or RST, in its history),
     and its protocol's inactivity timeout (ns; a DNS flow's :data:`~kscc_traffic.flows.DNS_IDLE_NS`)."""
-    hist = flows["history"].to_numpy(dtype=object).tolist()
+    # (a FIN+RST packet's letter I/i is both, as build_flows' split reads its flags:
+    # flows.history_plain)
+    hist = [history_plain(str(h)) for h in flows["history"].tolist()]
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
     closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist], bool)

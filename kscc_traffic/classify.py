@@ -504,7 +504,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     # closed, sequence numbers; went_on stands for tls_established where no byte was read)
     unread = (tls_rule and proto == "tcp" and not partial and not target and bool(row.get("payload_cut"))
               and row.get("service") not in _SSL_SERVICES and cproto in ("", "tls") and sproto in ("", "tls")
-              and "D" in str(row.get("history") or ""))
+              and _orig_sent_data(row))
     if not tls_rule and rule.app_protocol == "tcp" and rule.opener == "client_to_cloud" and proto == "tcp" \
             and cproto == "tls":
         # TLS on a TCP purpose to the Internet (KSN on 1443): TLS is not documented there, so its
@@ -831,7 +831,10 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     (internal columns ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`, a wait
     shorter than :data:`TLS_SILENCE_S` here, and ``resp_bytes``); ``state`` is the conn_state
     quoted; ``certs`` the server certificate's names (shown when the server's flight held one).
-    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``)."""
+    '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``).
+    Whether the server had sent a byte is read before the close (``tls_close_served``; a table
+    without it: ``resp_bytes``): bytes it sent only after the client's reset answered nothing
+    the client had (break-it 23 F5)."""
     close = str(row.get("tls_close") or "").split()
     if len(close) < 2 or close[0] not in ("client", "server"):
         return ""
@@ -839,13 +842,21 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     other = "server" if who == "client" else "client"
     did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
     wait = _number(row, "tls_close_wait_s", float, -1.0)
-    served = int(row.get("resp_bytes", 0) or 0) > 0
-    after = f", and the {other} sent more after it" if close[2:] == ["answered"] else ""
+    served = _served_before_close(row)
+    after = ""
+    if close[2:] == ["answered"]:
+        after = (f", and the {other} sent more after it" if served or who == "server" else
+                 ", and the server sent its first bytes only after it")
     if not served:
         then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
         return f"{did}{then}, before the server sent a byte{after}"
     if wait >= 0:
         return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
+    if who == "client" and after and _close_served(row) > 0:
+        # (the server's answer went on after the client's close: the client did not have it all,
+        # its certificate maybe not yet)
+        return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
+                f"the {how}, more after it), sending nothing itself, no alert either")
     if who == "client":
         flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
                   else "the server's last answer")
@@ -914,6 +925,25 @@ def _stall(row: dict) -> str | None:
     return None
 
 
+def _close_served(row: dict) -> int:
+    """The server's bytes before the first FIN or RST of a closed TLS handshake: the internal
+    column ``tls_close_served`` (:func:`.inspect._close_waits`, by sequence numbers); -1 where
+    not found (-1, missing, not a number)."""
+    try:
+        return max(int(row.get("tls_close_served")), -1)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
+def _served_before_close(row: dict) -> bool:
+    """Whether the server had sent a byte before the first FIN or RST of a closed TLS handshake:
+    :func:`_close_served` > 0, else (unknown) ``resp_bytes`` > 0."""
+    before = _close_served(row)
+    if before >= 0:
+        return before > 0
+    return int(row.get("resp_bytes", 0) or 0) > 0
+
+
 def _silent_close(row: dict, target: str) -> str | None:
     """The detail of a TLS handshake not completed on a closed connection whose server had sent
     nothing for :data:`TLS_SILENCE_S` or more before the first FIN or RST (internal columns
@@ -935,7 +965,11 @@ def _silent_close(row: dict, target: str) -> str | None:
     if alert:
         then += f" (the {other}'s {alert[len(other) + 2:]} alert answered that close)"
     silent = (_number(row, "tunnel_resp_bytes", int, 0) <= 0 and not row.get("server_proto")) if target \
-        else int(row.get("resp_bytes", 0)) == 0
+        else not _served_before_close(row)
+    if answered and not alert:
+        # (bytes the other side sent after the close answered nothing before it: break-it 23 F5)
+        then += (" (the server's first bytes came only after it)" if silent and who == "client" else
+                 f" (the {other} sent more only after it)")
     if silent:
         return f"ClientHello not answered: no byte from the server for {wait:.1f} s, {then}"
     flight = row.get("tls_wait_after") or ""
@@ -1038,7 +1072,8 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
     whose responder sent nothing (``resp_pkts`` 0): nothing shows the server was reached.
 
     ``blocked``/``no_answer`` when the originator sent 2 packets or more, data among them
-    (history ``D``: data, or a keep-alive of one old byte), sent some of its bytes again
+    (:func:`_orig_sent_data`: history ``D``, data or a keep-alive of one old byte, or more than
+    one byte carried on a FIN), sent some of its bytes again
     (``orig_resent``: retransmissions, keep-alive probes; new data only is what a capture of one
     direction of a working connection shows, asymmetric routing), and nothing came back for
     :data:`TLS_SILENCE_S` or more after its first packet (``duration`` + ``quiet_s``: the flow
@@ -1051,11 +1086,11 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
     ``unclassified``/``one_way`` whatever else when the originator's acknowledgements show more
     than one byte of the responder's arriving (``acked_unseen`` 'resp', ``resp_bytes`` from those
     acknowledgements; one byte may be its FIN): something came back, the capture missed it.
-    Reads ``orig_pkts``, ``history``, ``orig_resent``, ``duration``, ``quiet_s``, ``acked_unseen``,
-    ``resp_bytes``."""
+    Reads ``orig_pkts``, ``history``, ``orig_bytes``, ``orig_resent``, ``duration``, ``quiet_s``,
+    ``acked_unseen``, ``resp_bytes``."""
     n = int(row["orig_pkts"])
     sent = f"{n} packet{'s' if n != 1 else ''}"
-    data = "D" in str(row.get("history") or "")
+    data = _orig_sent_data(row)
     got = int(row.get("resp_bytes") or 0) if (row.get("acked_unseen") or "") == "resp" else 0
     if got > 1:
         # (its acknowledgements went on: the responder's bytes reached it, the capture missed them)
@@ -1134,11 +1169,12 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
       but what it said and what became of the originator's bytes are not in the capture; the
       purpose is then *seen one-way* in the checklist, never verified by it.
 
-    Reads ``orig_pkts``, ``history``, ``resp_bytes``, ``service``, ``orig_resent``,
+    The originator sent data: :func:`_orig_sent_data` (its payload on a SYN or FIN too).
+    Reads ``orig_pkts``, ``history``, ``orig_bytes``, ``resp_bytes``, ``service``, ``orig_resent``,
     ``duration``, ``quiet_s``."""
     got = int(row.get("resp_bytes") or 0)
     history = history_plain(str(row.get("history") or ""))
-    data = "D" in history
+    data = _orig_sent_data(row)
     closed = "F" in history or "R" in history
     hello = tls and row.get("service") in _SSL_SERVICES
     seen = (f"only the originator's packets were captured: they acknowledge the responder's SYN-ACK and "
@@ -1275,11 +1311,12 @@ def _partial_closes(row: dict, closing: str) -> tuple[str, str, str]:
     9293 §3.5.2: a reset answers a segment of a connection that does not exist: a stateful firewall
     that dropped the idle session of a long-lived connection, a server that forgot it); else
     ``unclassified``, not judged (FINs: a capture that began as the connection ended; resets
-    to packets without data). Reads ``history``, ``orig_pkts``, ``resp_pkts``."""
+    to packets without data). Data: :func:`_orig_sent_data` (its payload on a FIN too). Reads
+    ``history``, ``orig_bytes``, ``orig_pkts``, ``resp_pkts``."""
     n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
     sent = f"{n} packet{'s' if n != 1 else ''}"
     back = f"{m} packet{'s' if m != 1 else ''}"
-    if closing == "r" and "D" in str(row.get("history") or ""):
+    if closing == "r" and _orig_sent_data(row):
         return ("blocked", "rejected", f"capture started mid-connection; the originator's data ({sent}) "
                 f"was answered only by TCP resets ({back}): the connection no longer existed on the other "
                 "side (a firewall that dropped an idle session?)")
@@ -1346,6 +1383,19 @@ def _binary_text(row: dict) -> str:
     if total == n_shown:
         return f"{total} byte{'s' if total != 1 else ''}: {shown}"
     return f"{total} bytes, the first {n_shown}: {shown}"
+
+
+def _orig_sent_data(row: dict) -> bool:
+    """Whether the originator of a TCP flow row sent payload: a data packet in its ``history``
+    (``D``: a packet with neither SYN, FIN nor RST carrying payload; a keep-alive's one old byte
+    too), or ``orig_bytes`` above 0 (above 1 when ``partial``), for payload carried only on a
+    SYN (TCP Fast Open) or a FIN, for which Zeek writes no ``D``. In a partial flow one byte of
+    size may be a keep-alive at SND.NXT - 1 and no byte sent (as
+    :func:`kscc_traffic.flows.carried_data`). A RST's text counts in neither (not part of the
+    stream). Reads ``history``, ``orig_bytes``, ``partial`` (missing: '' and 0)."""
+    if "D" in str(row.get("history") or ""):
+        return True
+    return _number(row, "orig_bytes", int, 0) > (1 if row.get("partial") else 0)
 
 
 def _quiet(row: dict) -> float:
@@ -1470,7 +1520,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1480,7 +1530,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1583,7 +1633,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
     HTTP port (its Host, answer, history and duration too), the responder's packet and byte
     counts as "any?", the originator's packet count only for an unanswered no-answer state or a
-    partial TCP flow with nothing back (with "sent data?" and "quiet for TLS_SILENCE_S?" then),
+    partial TCP flow with nothing back (with "sent data?" (:func:`_orig_sent_data`, also keyed
+    for a ClientHello the snaplen cut, a partial flow answered by resets, a flow seen one way)
+    and "quiet for TLS_SILENCE_S?" then),
     the duration only for a ClientHello without handshake nor answer byte lasting at least
     :data:`TLS_SILENCE_S` (and the wait after the client's next flight, ``duration`` less
     ``tls_wait_from_s``, likewise), the history as
@@ -1611,6 +1663,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     v = {c: x[0] for c, x in cols.items()}
     if any(v[c].dtype.kind not in "iu" for c in _INT_COLUMNS) or v["duration"].dtype.kind not in "iuf":
         return None
+    for c in ("orig_bytes", "tls_close_served"):
+        if c in flows.columns and v[c].dtype.kind not in "iu":
+            return None     # (int() of another type in _orig_sent_data, _served_before_close: row by row)
     if n == 0:
         return np.zeros(len(flows), np.int64)
     proto, orig_p, state = v["proto"], v["orig_p"], v["conn_state"]
@@ -1634,9 +1689,14 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     asks = connect | direct
     _, hist_codes, _, hist_values = cols["history"]
     hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
+    # the originator sent payload (_orig_sent_data): a D in its history, or orig_bytes above 0
+    # (above 1 in a partial flow: a keep-alive's size), its payload on a SYN or FIN
+    ob = v["orig_bytes"]
+    least = np.where(v["partial"].astype(bool), 1, 0)
+    sent = hist_data[hist_codes] | ((ob > least) if ob.dtype.kind in "iu" else np.zeros(n, bool))
     # a ClientHello the snaplen cut before it could be read: judged as one that was (a superset
     # of _judge's ``unread``: keyed apart on "sent data?")
-    unread = (proto == "tcp") & v["payload_cut"].astype(bool) & hist_data[hist_codes]
+    unread = (proto == "tcp") & v["payload_cut"].astype(bool) & sent
     bn = v["blind_server_next"]
     blind_next = bn.astype(np.int64) if bn.dtype.kind in "iu" else np.zeros(n, np.int64)
     bw = v["blind_wait_s"]
@@ -1656,6 +1716,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
                & (waited >= 0))
     gap = duration - waited
     cw = v["tls_close_wait_s"]
+    cs = v["tls_close_served"]
+    close_served = cs.astype(np.int64) if cs.dtype.kind in "iu" else np.full(n, -1, np.int64)
     close_wait = cw.astype(float) if cw.dtype.kind in "iuf" else np.full(n, -1.0)
     sf, rsf = v["stall_from_s"], v["resp_stall_from_s"]
     stall_from = sf.astype(float) if sf.dtype.kind in "iuf" else np.full(n, -1.0)
@@ -1744,6 +1806,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
         np.where(close_wait >= 0, close_wait, -1.0),
+        # (the server's bytes before the close, _close_served: -1 unknown; quoted)
+        close_served,
         waiting & (gap + quiet >= TLS_SILENCE_S),
         # (a stalled TCP connection: the wait after the originator's last bytes, quoted)
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
@@ -1755,7 +1819,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         v["resp_bytes"] > 0,
         np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered | part_silent, v["orig_pkts"], 0),
         hist[hist_codes],
-        (part_silent | unread) & hist_data[hist_codes],
+        (part_silent | unread | part_closes) & sent,
         part_silent & (duration + quiet >= TLS_SILENCE_S),
         # (a ClientHello not read, the client closing after its next flight: the wait quoted)
         np.where(unread & (blind_wait >= TLS_SILENCE_S), blind_wait, 0.0),
@@ -1787,7 +1851,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
         # show quoted, whether it sent data, closed, waited)
         np.where(one_way, v["resp_bytes"], -1),
-        one_way & hist_data[hist_codes],
+        one_way & sent,
         one_way & closed_o[hist_codes],
         one_way & (duration + quiet >= TLS_SILENCE_S),
         # (only the responder's packets, its SYN-ACK among them: not "started mid-connection")

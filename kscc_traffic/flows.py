@@ -1566,6 +1566,51 @@ def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> n
 _HISTORY_CHARS = np.frombuffer((_LETTERS + _LETTERS.lower()).encode(), np.uint8)
 
 
+class HistoryState:
+    """The letters :func:`history_codes` writes, one packet at a time (a live capture's flow,
+    whose packets come one by one): the same rules, state kept per direction.
+
+    ``step(d, flags, is_tcp, seq, plen)`` for each packet of the flow in time order (``d``: 0 or
+    1, the packet's direction, any fixed numbering; ``flags`` its TCP flags, ``seq`` its sequence
+    number, ``plen`` its payload length, -1 when the snaplen cut its TCP header) returns the
+    letter it writes, as :func:`history_codes`' code (index into ``SHADFRIQ`` + 8 for ``d`` 1),
+    or -1. A set of a flow's packets that holds every packet writing a letter writes the same
+    letters as all of them (a packet that writes none repeats the last one's sequence number of
+    its kind, or comes after the last letter of its kind)."""
+
+    __slots__ = ("once", "last", "count")
+
+    def __init__(self) -> None:
+        self.once = [0, 0]                  # per direction: bits of the A, D, I, Q letters written
+        self.last: list = [None] * 6        # per (direction, kind S/H, F, R): the last packet's number
+        self.count = [0] * 6                # ... and its letters written
+
+    def step(self, d: int, flags: int, is_tcp: bool, seq: int, plen: int) -> int:
+        """The code of the letter this packet writes (see the class), -1 for none."""
+        syn, fin, rst = bool(flags & SYN), bool(flags & FIN), bool(flags & RST)
+        bits = syn + fin + rst
+        if not is_tcp or bits == 0:
+            j = 3 if plen > 0 else (2 if is_tcp and flags & ACK else -1)
+            if j < 0 or (not is_tcp and j != 3):
+                return -1
+        elif bits == 1:
+            kind = 0 if syn else (1 if fin else 2)
+            v = ((seq + max(plen, 0)) if fin else seq) & 0xFFFF_FFFF
+            k = 3 * d + kind
+            prev, self.last[k] = self.last[k], v
+            if (prev is not None and prev == v) or self.count[k] > MAX_HISTORY_REPEATS:
+                return -1
+            self.count[k] += 1
+            letter = (1 if flags & ACK else 0) if syn else (4 if fin else 5)
+            return letter + len(_LETTERS) * d
+        else:
+            j = 6 if fin and rst else 7
+        if self.once[d] & (1 << j):
+            return -1
+        self.once[d] |= 1 << j
+        return j + len(_LETTERS) * d
+
+
 def history_plain(history: str) -> str:
     """``history`` with Zeek's multi-flag letters written as the single letters of their flags
     (``I``: ``FR``, ``Q``: ``S``; lower case likewise), for rules that ask "did this side send a

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, repeated, resent, seq_extents
+from .flows import (ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
+                    seq_extents)
 from .protocols import dns, dns_batch, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 
@@ -693,8 +694,8 @@ def _last_byte_and_answer(v: _SeqView, n_f: int, responder: bool = False):
     return data_c, t_c, top_s, reached
 
 
-def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per flow row of ``flows`` (int array, distinct; TCP flows): ``(close, wait)``.
+def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): ``(close, wait, served)``.
 
     ``close`` (object array): who sent the flow's first FIN or RST and which, ``client FIN``,
     ``client RST``, ``server FIN`` or ``server RST`` (a RST when the packet has both), with
@@ -704,6 +705,9 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     byte in between (a server that sent no byte at all counts, from the client's first data
     segment: a ClientHello never answered);
     -1 when there was no close, no client data before it, or a server byte after it.
+    ``served`` (int64, bytes; -1 where no close): the server's bytes before that FIN or RST, by
+    sequence numbers (its data segments, or the client's acknowledgements of them: 0 when the
+    server had sent nothing yet, whatever it sent after the close: break-it 23 F5).
 
     By sequence numbers, as :func:`_tls_waits` on the packets before the close only (what the
     client sent after it, an alert answering the server's FIN, does not count), so it reads the
@@ -711,9 +715,10 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     first data segments, the first FIN or RST of each direction."""
     who, when = _first_close(ft, flows)
     out = np.full(len(flows), -1.0)
+    served = np.full(len(flows), -1, np.int64)
     closed = when >= 0
     if not closed.any():
-        return who, out
+        return who, out, served
     fl = np.asarray(flows, np.int64)
     c = ft.packets.cols
     # which: the closer's packets at that time (a RST among them makes it a reset)
@@ -735,8 +740,9 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     before = ft.packets.cols["ts_ns"].astype(np.int64) < close_at[pf]
     ft2 = replace(ft, pkt_flow=np.where(before, pf, -1))
     v = _seq_view(ft2, fl[closed])
+    served[closed] = 0
     if v is None:
-        return who, out
+        return who, out, served
     n_f = len(ft.flows)
     ts, f = v.ts, v.f
     big = np.iinfo(np.int64).max
@@ -744,6 +750,7 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     # the same time counting as after it, as _tls_waits)
     data_c, t_c, top_s, first = _last_byte_and_answer(v, n_f)
     mute = top_s <= 0           # (no server byte at all: counted from the client's first data)
+    served[closed] = np.maximum(top_s[fl[closed]], 0)
     silent = mute.copy()
     silent[f[first]] = True
     t_1 = np.full(n_f, big, np.int64)
@@ -761,7 +768,7 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
         other = np.where(who == "client", 1, 0)
         answered = closed & (tops(full)[fl, other] > tops(v)[fl, other])
         close[answered] = close[answered] + " answered"
-    return close, out
+    return close, out, served
 
 
 def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1097,6 +1104,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # where not)
     cols["tls_close"] = repeated("", n)
     cols["tls_close_wait_s"] = np.full(n, -1.0)
+    # (likewise: the server's bytes before that FIN or RST, -1 where not: what it sent after the
+    # close is no answer the client had, see _close_waits)
+    cols["tls_close_served"] = np.full(n, -1, np.int64)
     # (likewise: a TCP connection that ended with full-size segments of one side lost while its
     # later bytes arrived, a path-MTU black hole: the hint for the detail, '' where not: _mtu_holes)
     cols["mtu_hint"] = repeated("", n)
@@ -1191,19 +1201,21 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         cols["client_head"][clear], cols["client_binary"][clear] = _first_bytes_text(ft, clear, client=True)
     # a handshake not completed whose client flight awaits the server, on an open connection
     # whose inspected bytes are whole
+    # (a FIN+RST packet's letter I/i is both: flows.history_plain)
     hist = flows["history"].to_numpy(dtype=object)
     wait = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
                           & ~cols["payload_cut"].astype(bool))
-    wait = wait[[not any(ch in h for ch in "FfRr") for h in hist[wait].tolist()]]
+    wait = wait[[not any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[wait].tolist()))]]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
     shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
-    shut = shut[[any(ch in h for ch in "FfRr") for h in hist[shut].tolist()]]
+    shut = shut[[any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[shut].tolist()))]]
     if len(shut):
-        cols["tls_close"][shut], cols["tls_close_wait_s"][shut] = _close_waits(ft, shut)
+        cols["tls_close"][shut], cols["tls_close_wait_s"][shut], cols["tls_close_served"][shut] = \
+            _close_waits(ft, shut)
     cols["tls_wait_after"][(cols["tls_wait_from_s"] < 0) & (cols["tls_close_wait_s"] < 0)] = ""
     # a TCP flow whose payload was cut, not seen established, not a CONNECT tunnel (judged with
     # the proxy's answer skipped: _tunnel_columns): what its packets show of a handshake
@@ -1250,7 +1262,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     if len(cand):
         who, when = _first_close(ft, cand)
         hist = flows["history"].to_numpy(dtype=object)[cand]
-        server_closed = np.fromiter((("f" in str(h)) or ("r" in str(h)) for h in hist), bool, len(cand))
+        server_closed = np.fromiter((("f" in p) or ("r" in p) for p in map(history_plain, map(str, hist))), bool,
+                                    len(cand))
         pick = (who == "server") | ((who == "client") & server_closed)
         cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):

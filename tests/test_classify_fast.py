@@ -166,6 +166,8 @@ ROW_FIELDS = {
     "partial": st.booleans(),
     "conn_state": st.sampled_from(["SF", "S0", "S1", "SH", "REJ", "RSTO", "RSTOS0", "OTH", "S2", ""]),
     "resp_bytes": st.sampled_from([0, 0, 1, 517, 4096]),
+    # (the originator's bytes: data carried on a SYN or FIN has no D in the history)
+    "orig_bytes": st.sampled_from([0, 0, 1, 2, 517]),
     "duration": st.one_of(st.sampled_from([0.0, 2.99, 3.0, 3.04, 3.05, 10.0, -0.0, float("nan")]),
                           st.floats(-1, 100)),
     "resp_pkts": st.sampled_from([0, 0, 1, 3]),
@@ -198,6 +200,7 @@ ROW_FIELDS = {
     # client's cleartext quoted)
     "tls_close": st.sampled_from(["", "", "client FIN", "server RST", "client RST answered"]),
     "tls_close_wait_s": st.sampled_from([-1.0, -1.0, 0.0, 0.25, 3.5]),
+    "tls_close_served": st.sampled_from([-1, -1, 0, 0, 384]),
     "cert_issuer": st.sampled_from(["", "", "CN=FortiGate CA,O=Fortinet", "CN=Test CA"]),
     "client_head": st.sampled_from(["", "", "GET / HTTP/1.1\\x0d\\x0a…", "\\x1b[31m"]),
     "client_binary": st.sampled_from(["", "", "01 02 03"]),
@@ -240,7 +243,8 @@ HTTP_FIELDS = {**TLS_FIELDS, "resp_p": st.sampled_from([80, 80, 8080]), "client_
 #: partial TCP flows (start not captured), often with nothing from the responder
 PARTIAL_FIELDS = {**TLS_FIELDS, "partial": st.just(True), "resp_pkts": st.sampled_from([0, 0, 1]),
                   "conn_state": st.sampled_from(["OTH", "SH", "OTH"]),
-                  "history": st.sampled_from(["D", "DR", "R", "F", "A", "AR", "Da", "^D"]),
+                  "history": st.sampled_from(["D", "DR", "R", "F", "A", "AR", "Da", "^D", "Fr", "Dr", "Ar", "I",
+                                              "Ff"]),
                   "duration": st.sampled_from([0.0, 1.0, 2.0, 3.0, 12.4])}
 ROW = st.one_of(st.fixed_dictionaries(ROW_FIELDS), st.fixed_dictionaries(TLS_FIELDS),
                 st.fixed_dictionaries(DNS_FIELDS), st.fixed_dictionaries(CONNECT_FIELDS),
@@ -264,10 +268,11 @@ def flow_tables(draw, min_rows=0):
     return flows.astype({c: t for c, t in NUMBER_DTYPES.items()})
 
 
-NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "resp_pkts": "int64",
+NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "orig_bytes": "int64",
+                 "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
                  "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64",
-                 "tls_close_wait_s": "float64"}
+                 "tls_close_wait_s": "float64", "tls_close_served": "int64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:

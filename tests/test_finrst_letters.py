@@ -50,3 +50,16 @@ def test_fin_rst_in_one_packet_judged_as_fin_then_rst(tmp_path, server, who, dat
     one, two = got
     assert ("I" in one[0] or "i" in one[0]) and "R" in two[0].upper()
     assert one[1:] == two[1:], (one, two)
+
+
+def test_chunked_reads_a_finrst_letter_as_a_closed_connection():
+    """The chunked analysis lets a closed TCP connection leave CLOSE_DELAY_NS after its last
+    packet (build_flows splits the 5-tuple then): a FIN+RST packet's ``I``/``i`` is a RST there,
+    as ``R``/``r`` is; a lone FIN is not a close, a SYN+FIN (``Q``) is not read as one either."""
+    import pandas as pd
+
+    from kscc_traffic.chunked import _closed_and_idle
+    flows = pd.DataFrame({"history": ["ShADdI", "ShADadi", "ShADdFR", "ShADdF", "Q", "ShADadFf"],
+                          "proto": ["tcp"] * 6, "orig_p": [50000] * 6, "resp_p": [23101] * 6})
+    closed, _ = _closed_and_idle(flows)
+    assert closed.tolist() == [True, True, True, False, False, True]

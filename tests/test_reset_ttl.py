@@ -118,9 +118,11 @@ def test_reset_with_another_ttl_is_named(tmp_path, monkeypatch, v6):
             f"it): {WHERE}, not by the server")
     r = _tcp_row(path)
     assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", "RSTR")
-    # (who closed and after what, newcomer 23 F20: the reset counts as the server's, the hint says whose)
+    # (who closed and after what, newcomer 23 F20: the reset counts as the server's, the hint says whose;
+    # break-it 23 F5: the server's flight came only after that reset, so the reset came after the
+    # ClientHello, not after "the client's next flight")
     assert r["detail"] == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.01 s after the "
-                           f"client's next flight, which the server had not answered; {hint}")
+                           f"ClientHello, before the server sent a byte; {hint}")
     _check(path, tmp_path, monkeypatch, hint)
 
 

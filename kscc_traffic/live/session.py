@@ -13,8 +13,9 @@ verdicts are the same as ``kscc-traffic analyze`` gives for the same packets; ui
 Memory per active flow is bounded:
 
 - the first :data:`HEAD_PACKETS` packets are kept whole; after them only packets that add
-  something the analysis reads: the first of each Zeek history event per direction (S H A D F
-  R), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
+  something the analysis reads: each packet that writes a Zeek history letter (the first A, D,
+  I, Q per direction, the first S/H, F, R and each at another sequence number:
+  :class:`~kscc_traffic.flows.HistoryState`), SYN/FIN/RST packets (at most :data:`MAX_FLAG_PACKETS`), the first
   :data:`~kscc_traffic.streams.MAX_SEGMENTS` payload segments per direction (what TLS/HTTP
   inspection reads) and one more (it says there were more: ``Streams.cut``), the DNS response
   datagrams that ``dns_rcode`` and ``dns_answers`` read (the first, the first that is not
@@ -60,7 +61,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
 from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
-                     address_text, both_sides_closed, icmp_ports)
+                     HistoryState, address_text, both_sides_closed, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -85,7 +86,6 @@ LIVE_VERDICTS = ("ok", "pending", "blocked", "unexpected", "unclassified")
 _REC = np.dtype([(k, v) for k, v in PACKET_COLUMNS.items()])
 _DUP_WINDOW_NS = 50_000_000
 _DUP_WINDOW_NOID_NS = 1_000_000
-_LETTER_S, _LETTER_H, _LETTER_A, _LETTER_D, _LETTER_F, _LETTER_R = (1 << i for i in range(6))
 
 
 @dataclass
@@ -134,7 +134,7 @@ class Timeouts:
 
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
-                 "nflag", "nerr", "events", "extra", "last_sig", "syn_seq", "fin", "rst",
+                 "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
                  "fafter")
@@ -152,7 +152,7 @@ class _Flow:
         self.ndata = [0, 0]           # kept data segments per direction, captured or not
         self.nflag = 0
         self.nerr = 0
-        self.events = [0, 0]          # history letters seen per direction (bit mask)
+        self.hist = HistoryState()    # the history letters written so far (flows.history_codes' rules)
         self.extra = [0, 0, 0, 0, 0, 0]  # pkts, bytes, ip bytes of a->b, then of b->a
         self.last_sig: Optional[tuple] = None
         self.syn_seq: Optional[int] = None
@@ -488,26 +488,17 @@ class LiveSession:
                 fl.since_syn = [False, False]
             elif fl.syn_dir >= 0 and not fl.since_syn[d]:
                 fl.since_syn[d] = first_since_syn = True
-            # history events of this packet in its direction
-            ev = 0
             if is_tcp:
-                if fg & SYN:
-                    ev |= _LETTER_H if fg & ACK else _LETTER_S
-                if (fg & ACK) and not (fg & SYN) and plen[i] <= 0 and not (fg & (FIN | RST)):
-                    ev |= _LETTER_A
                 if fg & FIN:
-                    ev |= _LETTER_F
                     fl.fin[d] = True
                 if fg & RST:
-                    ev |= _LETTER_R
                     fl.rst = True
                 if fg & (FIN | RST):
                     fl.fr[d] = True
-            if plen[i] > 0:
-                ev |= _LETTER_D
-            new_ev = ev & ~fl.events[d]
-            fl.events[d] |= ev
-            keep = len(fl.recs) < HEAD_PACKETS or bool(new_ev) or first_since_syn
+            # a packet that writes a history letter in its direction (Zeek's rules: the first S/H,
+            # F, R and each one at another sequence number, the first A, D, I, Q: flows.HistoryState)
+            letter = fl.hist.step(d, fg, is_tcp, seq[i], plen[i]) >= 0
+            keep = len(fl.recs) < HEAD_PACKETS or letter or first_since_syn
             if is_tcp and not fg & (SYN | FIN | RST) and plen[i] <= 0:
                 stage = 2 if fl.fr[1 - d] else 1
                 if fl.plain0[d] < stage:
