@@ -333,3 +333,11 @@ def test_quote_cut_before_the_ports_two_flows(tmp_path):
     flows, _ = whole(path)
     assert sorted(flows["proto"].tolist()) == ["icmp", "tcp", "tcp"]
     assert (flows["icmp_unreachable"] == "").all()
+
+
+@pytest.mark.parametrize("v6", [True, False], ids=["v6", "v4"])
+def test_too_big_live(tmp_path, monkeypatch, v6):
+    """A live session (its default head of packets kept whole per flow) gives analyze's table."""
+    from test_live_session import assert_live_same
+    path, _ = _ptb_capture(tmp_path, v6, honoured=False)
+    assert_live_same(path, monkeypatch, step=3, head_packets=64)
