@@ -24,7 +24,7 @@ from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
-from .unreachable import attach, find_errors
+from .unreachable import attach, find_errors, packet_evidence
 
 #: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
 COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -206,6 +206,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     flows, unmatched = attach(ft.flows, errors, matched)
     for row, f in matched:
         pkt_flow[row] = f
+    # (what the flows' own packets tell of their errors: a traceroute probe, a too-big ignored)
+    flows = packet_evidence(flows, errors, matched, packets, pkt_flow)
     extra = None
     if unmatched:
         # errors quoting a flow we never saw stay visible as ICMP flows of their own

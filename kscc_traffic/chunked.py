@@ -520,7 +520,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       packet at its last timestamp and at each direction's last timestamp with its payload (the
       next packets may be copies of them: :func:`~kscc_traffic.flows.build_flows` compares a
       packet with the one before it in its direction);
-    - ICMP errors attached to the flow;
+    - ICMP errors attached to the flow, and each direction's first packet and first packet
+      with payload after each (:func:`kscc_traffic.unreachable.packet_evidence`);
     - the DNS response datagrams that ``dns_rcode`` and ``dns_answers`` read, whatever came
       before them (:func:`kscc_traffic.inspect.dns_response_rows`: the flow's first response,
       its first that is not NOERROR, and those that bring an address first; at most
@@ -560,6 +561,19 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     idx = np.arange(n)
     rank = idx - np.maximum.accumulate(np.where(start, idx, 0))
     keep = (rank < HEAD_PACKETS) | end | err | dns_resp
+    if err.any():
+        # each direction's first packet, and first packet with payload, after each ICMP error
+        # (unreachable.packet_evidence: a path-MTU error its sender ignored)
+        plen_ = c["payload_len"][rows]
+        for dd in (0, 1):
+            for m in (~err & (d == dd), ~err & (d == dd) & (plen_ > 0)):
+                mpos = np.flatnonzero(m)
+                for i in np.flatnonzero(err).tolist():
+                    k = int(np.searchsorted(mpos, i, "right"))
+                    while k < len(mpos) and f[mpos[k]] == f[i] and ts[mpos[k]] <= ts[i]:
+                        k += 1
+                    if k < len(mpos) and f[mpos[k]] == f[i]:
+                        keep[mpos[k]] = True
 
     def first_of(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = np.zeros(n, bool)

@@ -114,7 +114,7 @@ from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
-from .unreachable import answered_by, what_it_means
+from .unreachable import answered_by, delivery_error, too_big_note, traceroute_probe, what_it_means
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
@@ -218,12 +218,16 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
     :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
     :func:`.inspect._mtu_holes`) and that of a reset sent by a device on the path (``reset_hint``,
-    :func:`.inspect._reset_hints`) appended to the detail of a TCP flow that has one (verdict and
+    :func:`.inspect._reset_hints`) appended to the detail of a TCP flow that has one, and that of a
+    path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     for hint in (row.get("mtu_hint"), row.get("reset_hint")):
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
+    ignored = too_big_note(row.get("icmp_unreachable") or "")
+    if ignored:
+        detail = f"{detail}; {ignored}" if detail else ignored
     return purpose, verdict, reason, detail
 
 
@@ -251,7 +255,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     unreassembled = (row.get("unreassembled") or "") if proto == "udp" else ""
     lost_answers = unreassembled in ("resp", "both")
     answered = int(row["resp_pkts"]) > 0 and not lost_answers
-    icmp_text = row.get("icmp_unreachable") or ""
+    # (a path-MTU error asks for smaller packets, the destination is reachable: not judged here,
+    # told in the detail when ignored: _judge)
+    icmp_text = delivery_error(row.get("icmp_unreachable") or "")
     # only the originator's packets captured, and they acknowledge the responder's (a SYN-ACK,
     # maybe data): one direction captured (a mirror of one direction, asymmetric routing)
     blind = proto == "tcp" and not answered and (row.get("acked_unseen") or "") == "resp"
@@ -412,6 +418,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # (a port unreachable carrying a cloud server's address, not through a proxy: not the cloud
         # server's own answer, most likely; a local address keeps "nothing listens there")
         cloud = rule.opener == CLOUD_OPENER and not target and not local_address(str(row["resp_h"]))
+        probe = traceroute_probe(icmp_text)
+        if probe:   # (its TTL / hop limit ran out on the way: the path, not the port)
+            return rule.id, "unclassified", "partial" if partial else "", probe
         return done("blocked", "icmp_unreachable", answered_by(icmp_text, cloud))
     if proto == "tcp" and row.get("tcp_hdr_cut"):
         # no packet's flags, sequence numbers or length were captured: nothing shows whether the

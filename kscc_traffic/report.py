@@ -32,7 +32,7 @@ from .names import is_ip_literal
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING
+from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, not_refusal
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -537,6 +537,39 @@ ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|d
                         r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
                         r"\(1/3\))")
 
+
+
+def icmp_kinds(details) -> dict[str, int]:
+    """Of blocked flows' ``details``: how many tell of an ICMP error that refuses nothing, per
+    kind (:func:`kscc_traffic.unreachable.not_refusal`; kinds with none left out)."""
+    out: dict[str, int] = {}
+    for x in details:
+        k = not_refusal(x)
+        if k:
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def _icmp_fix(bl: int, kinds: dict[str, int], fix: str) -> str:
+    """The advice of a blocked purpose ``bl`` of whose flows were answered by ICMP errors that
+    refuse nothing (``kinds``: :func:`icmp_kinds`): when they all were, those errors' advice
+    (:data:`~kscc_traffic.unreachable.NOT_REFUSALS`), no port to open; else ``fix`` and theirs."""
+    kinds = {k: n for k, n in kinds.items() if n and k in NOT_REFUSALS}
+    total = sum(kinds.values())
+    if not total:
+        return fix
+    if total >= bl:
+        if len(kinds) == 1:
+            (k, n), = kinds.items()
+            return (f"{'this flow was' if n == 1 else f'these {n} flows were'} answered by ICMP "
+                    f"{NOT_REFUSALS[k][1]}, not a firewall's refusal: {NOT_REFUSALS[k][3]}; no port is to be opened")
+        return (f"these {bl} flows were answered by ICMP errors that are not a firewall's refusal: "
+                + "; ".join(f"{n} by {NOT_REFUSALS[k][1]}: {NOT_REFUSALS[k][3]}" for k, n in kinds.items())
+                + "; no port is to be opened")
+    return fix + "".join(f"; {n} of them {'was' if n == 1 else 'were'} answered by ICMP {NOT_REFUSALS[k][1]} "
+                         f"(not a firewall's refusal): {NOT_REFUSALS[k][3]}" for k, n in kinds.items())
+
+
 #: how the detail of a plain HTTP request sent straight to the server (no proxy: port 80) and
 #: refused by an HTTP answer reads (a transparent web filter's 403, a captive portal's 511, a
 #: gateway's 502…; :func:`kscc_traffic.classify._proxy_refusal` with ``direct``): group 1 the status
@@ -699,7 +732,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
-                   un_inbound: int = 0, bl_handshake: int = 0) -> dict:
+                   un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -744,7 +777,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     opened from outside towards a local address (detail :data:`~kscc_traffic.classify.INBOUND`),
     ``bl_handshake`` of the blocked ones whose server's side reset or closed the
     connection right after the handshake (detail :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or
-    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`: the port is open, :func:`_handshake_fix`); the
+    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`: the port is open, :func:`_handshake_fix`), ``bl_icmp``
+    the blocked ones answered by an ICMP error that refuses nothing, per kind
+    (:func:`icmp_kinds`: a routing loop, extension headers dropped, the source address refused…;
+    their advice replaces opening the port: :func:`_icmp_fix`); the
     ``not_unicast`` ones among ``un_reasons`` (TCP to a broadcast or multicast address) get
     :func:`_group_address_fix`, not the rule's firewall advice."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
@@ -880,6 +916,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
                     f"unreachable (or no route) from a router: {route}")
+    if status == "blocked" and bl_icmp:
+        fix = _icmp_fix(bl, bl_icmp, fix)
     if status == "blocked" and bl_http:
         # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
         said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
@@ -1250,6 +1288,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_handshake = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
+        bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
@@ -1309,6 +1348,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
                     bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
@@ -1329,7 +1369,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
-                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake))
+                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
+                                   bl_icmp=bl_icmp))
     return pd.DataFrame(rows)
 
 
@@ -1457,6 +1498,7 @@ class TableSummary:
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
@@ -1574,6 +1616,11 @@ class TableSummary:
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
+            if detail.str.contains("by ICMP", regex=False).any():
+                for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
+                    for k, n in icmp_kinds(g.tolist()).items():
+                        kinds = self.bl_icmp.setdefault(p, {})
+                        kinds[k] = kinds.get(k, 0) + n
             unexpected = flows[flows["verdict"] == "unexpected"]
             onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
             for p, n in onprem.groupby("purpose", sort=False).size().items():
@@ -1639,7 +1686,8 @@ class TableSummary:
                                        self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0),
                                        self.bl_forged.get(r.id, 0),
                                        (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
-                                       self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0)))
+                                       self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0),
+                                       bl_icmp=self.bl_icmp.get(r.id, {})))
         return pd.DataFrame(rows)
 
 

@@ -1,14 +1,22 @@
 """ICMP / ICMPv6 errors that say a datagram did not arrive, attached to the flow they quote:
 destination unreachable, time exceeded in transit (a routing loop, a TTL too small) and
-parameter problem (a router that drops what it cannot parse, RFC 9098: IPv6 extension headers).
+parameter problem (a router that drops what it cannot parse, RFC 9098: IPv6 extension headers);
+and those that ask for smaller packets (ICMP fragmentation needed 3/4, ICMPv6 packet too big:
+path MTU discovery), which say the destination is reachable: informational (:func:`delivery_error`
+leaves them out of what classify judges; :func:`too_big_note` says when the sender ignored them).
 
 An error message quotes the IP header and the first 8+ bytes of the datagram that caused it
 (RFC 792, RFC 1812 §4.3.2.3, RFC 4443 §3.1). We read the quoted 5-tuple and attach the error to
-the latest flow with that 5-tuple (either direction) that started before the error arrived.
+the latest flow with that 5-tuple (either direction) that started before the error arrived. A
+quote of a tunnel's packet (IP-in-IP, 6in4, GRE) is read for its inner packet, as the decoder
+keys the flow by it (:func:`kscc_traffic.protocols.icmp.quoted_datagram`); a quote cut before
+the ports is attached to the one flow of its protocol between its two addresses open then.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,10 @@ from .protocols import icmp
 
 #: seconds an error may precede the flow's first packet (clock jitter between interfaces)
 SLACK_NS = 1_000_000_000
+#: a TTL / hop limit at most this on the first packet the capture saw of a flow's side makes a
+#: time exceeded quoting it a traceroute probe's (traceroute, tracert, mtr, tcptraceroute stop
+#: at 30 hops by default); a host's own packets start at 64, 128 or 255
+TRACEROUTE_MAX_TTL = 30
 
 
 @dataclass
@@ -31,18 +43,22 @@ class IcmpError:
     src: str
     dst: str
     sport: int
-    dport: int
+    dport: int        # -1 (and sport -1): the quote stops before the ports
     text: str         # e.g. "administratively prohibited (3/13)"
+    too_big: bool = False   # path MTU discovery (ICMP 3/4, ICMPv6 2): informational
+    length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
     """The ICMP errors that mean the quoted datagram was dropped on its way, whose quoted datagram
     could be read: destination unreachable (ICMP 3, ICMPv6 1), time exceeded in transit (ICMP
-    11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4)."""
+    11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4);
+    and those of path MTU discovery (ICMP 3/4, ICMPv6 packet too big 2: ``too_big``). A quote of a
+    TCP or UDP datagram cut before its ports (or of a non-first fragment) gives ports -1."""
     c = packets.cols
     t, k = c["icmp_type"], c["icmp_code"]
     cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k == 0)) | (t == 12)))
-                      | ((c["proto"] == ICMP6) & ((t == 1) | ((t == 3) & (k == 0)) | (t == 4))))[0]
+                      | ((c["proto"] == ICMP6) & ((t == 1) | (t == 2) | ((t == 3) & (k == 0)) | (t == 4))))[0]
     if len(cand) == 0:
         return []
     senders = address_text(c["src_hi"][cand], c["src_lo"][cand], c["ipver"][cand] == 6)
@@ -50,12 +66,14 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     for j, i in enumerate(cand.tolist()):
         ver = int(c["ipver"][i])
         q = icmp.quoted_datagram(packets.payload(i), ver)
-        if q is None or q.proto not in (6, 17) or q.sport is None or q.dport is None:
+        if q is None or q.proto not in (6, 17):
             continue
+        cut = q.sport is None or q.dport is None
         t, code = int(c["icmp_type"][i]), int(c["icmp_code"][i])
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
-                             "tcp" if q.proto == 6 else "udp", q.src, q.dst, int(q.sport),
-                             int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})"))
+                             "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
+                             -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
+                             icmp.is_too_big(ver, t, code), int(q.length)))
     return out
 
 
@@ -78,26 +96,141 @@ CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule ans
                 "blocks); if no firewall rejects it, the cloud server refused the port")
 
 
+#: what an ``icmp_unreachable`` text says after the sender of an error whose quote stopped before
+#: the ports (matched by its addresses and protocol: :func:`attach`)
+NO_PORTS = " (its quote stops before the ports: the only {proto} flow between these addresses then)"
+
+
 def error_text(e: IcmpError) -> str:
     """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
-    (3/3) from 198.51.100.10``), plus :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3,
-    ICMPv6 1/4) sent by the quoted datagram's destination itself (a router's refusal, 3/13 or
-    another sender, is not)."""
+    (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports, plus
+    :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3, ICMPv6 1/4) sent by the quoted
+    datagram's destination itself (a router's refusal, 3/13 or another sender, is not)."""
     own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
-    return f"{e.text} from {e.sender}{FROM_DESTINATION if own else ''}"
+    cut = NO_PORTS.format(proto=e.proto.upper()) if e.sport < 0 else ""
+    return f"{e.text} from {e.sender}{cut}{FROM_DESTINATION if own else ''}"
+
+
+#: an ``icmp_unreachable`` part that is path MTU discovery's (ICMP 3/4, ICMPv6 2), not an
+#: error that the datagram did not arrive
+TOO_BIG_PART = re.compile(r"^(?:fragmentation needed and DF set \(3/4\)|packet too big \(2/\d+\)) from ")
+#: how an ``icmp_unreachable`` text goes on after a path-MTU error whose quoted datagram's sender
+#: went on sending datagrams as large after it (:func:`packet_evidence`); {side}: client or server
+KEPT_SENDING = ", after which the {side} still sent {size}-byte packets"
+_KEPT = re.compile(r", after which the (client|server) still sent (\d+)-byte packets$")
+#: how an ``icmp_unreachable`` text goes on after a time exceeded quoting a traceroute probe
+#: (:func:`packet_evidence`)
+PROBE = ", sent with {field} {ttl} (a traceroute probe)"
+_PROBE = re.compile(r"^((?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)) from (\S+)"
+                    r", sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
+
+
+def delivery_error(text: str) -> str:
+    """The part of an ``icmp_unreachable`` text that says the datagram did not arrive (what
+    classify judges), without any path-MTU error (:data:`TOO_BIG_PART`: it asks for smaller
+    packets, the destination is reachable); '' when there is none."""
+    text = str(text or "")
+    if "; " not in text and not TOO_BIG_PART.match(text):
+        return text
+    return "; ".join(p for p in text.split("; ") if not TOO_BIG_PART.match(p))
+
+
+def too_big_note(text: str) -> str:
+    """A sentence for a flow's detail when its ``icmp_unreachable`` text holds a path-MTU error
+    (ICMP 3/4, ICMPv6 packet too big) after which the quoted datagram's sender still sent
+    datagrams as large (:data:`KEPT_SENDING`): the error reached the capture point but not the
+    sender's TCP/IP stack, or it ignored it; '' otherwise."""
+    for part in str(text or "").split("; "):
+        m = _KEPT.search(part) if TOO_BIG_PART.match(part) else None
+        if m:
+            v6 = part.startswith("packet too big")
+            what = "ICMPv6 type 2" if v6 else "ICMP type 3 code 4"
+            return (f"ICMP {part[:m.start()]} reached the capture point, yet the {m.group(1)} still sent "
+                    f"{m.group(2)}-byte packets after it (as large as the one it quoted): a host firewall on the "
+                    f"{m.group(1)} dropping {what} (RFC 4890 §4.3.1: it must not be filtered), or an MTU/MSS to "
+                    "fix on a tunnel or link on the path (lower the interface MTU, or clamp the TCP MSS)")
+    return ""
+
+
+def traceroute_probe(text: str) -> str:
+    """The detail of a flow whose ``icmp_unreachable`` text is a time exceeded quoting a
+    traceroute probe (:data:`PROBE`: its first packet was sent with a TTL / hop limit of at most
+    :data:`TRACEROUTE_MAX_TTL`): it shows the path, not whether the port is open; '' otherwise."""
+    m = _PROBE.match(delivery_error(text))
+    if not m:
+        return ""
+    return (f"a traceroute probe: its {m.group(3)} ({m.group(4)}) ran out at {m.group(2)} (ICMP {m.group(1)}): "
+            "it shows the path, not whether the port is open")
+
+
+#: ICMP errors that refuse nothing (no firewall rule answered: the packet could not be
+#: delivered as it was sent), by kind: (how a flow's detail names it, the words for it, what
+#: it means in a flow's detail, what to change). The checklist gives their advice instead of
+#: opening the port (report.readiness); a refusal (administratively prohibited 3/9, 3/10, 3/13,
+#: 1/1; a port unreachable from a router) and network/host unreachable (routing or a firewall's
+#: reject: report.ROUTE_ICMP) are not among them
+NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
+    "loop": (re.compile(r"by ICMP (?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)"),
+             "time exceeded in transit",
+             "a routing loop, or a hop limit too small for the path, not a firewall's refusal",
+             "the packet's TTL / hop limit ran out on the way: a routing loop (routers passing it back and forth: a "
+             "traceroute to the server shows the same hops again and again) or a TTL / hop limit set too small on "
+             "the agent's host: fix the routes between the agent and the server (or the host's default hop limit)"),
+    "headers": (re.compile(r"by ICMP (?:parameter problem \((?:12|4)/\d+\)|headers too long \(1/8\))"),
+                "parameter problem (or headers too long)",
+                "a router drops what it cannot parse (IPv6 extension headers, RFC 9098; IP options), not a "
+                "firewall's refusal",
+                "a router could not process the packet's headers: IPv6 extension headers (hop-by-hop or destination "
+                "options, routing or fragment headers, or a header chain too long: many routers and firewalls drop "
+                "them, RFC 9098, RFC 8883) or IPv4 options: find what adds them on the agent's side (a VPN, IPsec or "
+                "security client, a host setting) and stop it, or let the router that answered pass them"),
+    "source": (re.compile(r"by ICMP (?:beyond scope of source address \(1/2\)|source address failed "
+                          r"ingress/egress policy \(1/5\))"),
+               "errors refusing the agent's source address (beyond scope 1/2, ingress/egress policy 1/5)",
+               "the agent's source address is refused on the path (RFC 4443 §3.1: an address beyond its scope, or "
+               "one an ingress/egress filter does not accept), not the port",
+               "a router refused the agent's source address (RFC 4443 §3.1): one beyond its scope (a link-local or "
+               "unique local IPv6 address sent towards the Internet) or one its ingress/egress filter does not "
+               "accept (BCP 38: an address of another prefix, a stale prefix after renumbering, the wrong uplink): "
+               "check the agent's addresses and source address selection (a global address of this network's "
+               "prefix)"),
+    "reject_route": (re.compile(r"by ICMP reject route to destination \(1/6\)"),
+                     "reject route to destination",
+                     "a router holds a reject route for the server's prefix, not a firewall rule for the port",
+                     "a router holds a reject (null) route for the server's prefix: check that router's routes "
+                     "for the server's prefix (a route left from a block list or an old network)"),
+    "source_route": (re.compile(r"by ICMP (?:error in source routing header \(1/7\)|source route failed "
+                                r"\(3/5\))"),
+                     "source route errors (error in source routing header 1/7, source route failed 3/5)",
+                     "the packet's source route (an IPv6 routing header, an IPv4 source route option) could not "
+                     "be followed, not a firewall's refusal",
+                     "the packet carried a source route (an IPv6 routing header, an IPv4 source route option) that "
+                     "a router could not follow: find what adds it on the agent's side (a VPN or SD-WAN client, "
+                     "segment routing) and stop it"),
+}
+
+
+def not_refusal(detail: str) -> str:
+    """The kind (a key of :data:`NOT_REFUSALS`) of the ICMP error a flow's ``detail`` tells of,
+    '' when it tells of none such."""
+    detail = str(detail)
+    if "by ICMP" not in detail:
+        return ""
+    return next((k for k, (rx, *_rest) in NOT_REFUSALS.items() if rx.search(detail)), "")
 
 
 def what_it_means(text: str) -> str:
     """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
     for a detail: '' for destination unreachable from a router; :data:`NOT_LISTENING` for a port
-    unreachable from the destination itself."""
+    unreachable from the destination itself; for an error that refuses nothing its meaning
+    (:data:`NOT_REFUSALS`)."""
     if text.endswith(FROM_DESTINATION):
         return ": " + NOT_LISTENING
-    if "exceeded in transit" in text:
-        return ": a routing loop, or a hop limit too small for the path, not a firewall's refusal"
-    if "parameter problem" in text or "unrecognized Next Header" in text:
-        return (": a router drops what it cannot parse (IPv6 extension headers, RFC 9098; IP "
-                "options), not a firewall's refusal")
+    kind = not_refusal("by ICMP " + text)
+    if kind:
+        return ": " + NOT_REFUSALS[kind][2]
+    if "unrecognized Next Header" in text:
+        return ": " + NOT_REFUSALS["headers"][2]
     return ""
 
 
@@ -124,7 +257,12 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
            matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
     """Fill ``icmp_unreachable`` of the flows the errors quote: the flow with the quoted 5-tuple on
     the error's VLAN stack, else on the only VLAN stack that has it (an error that came back on
-    another VLAN: a mirror tagging one direction only, a router between VLANs).
+    another VLAN: a mirror tagging one direction only, a router between VLANs). An error whose
+    quote stops before the ports (ports -1) goes to the one flow of its protocol between its two
+    addresses (either direction, same VLAN rule) open at its time (from :data:`SLACK_NS` before
+    its first packet to :data:`SLACK_NS` after its last), if there is exactly one (:data:`NO_PORTS`
+    in its text). A flow's text is its first error that says the datagram did not arrive
+    (:func:`error_text`), then, after ``"; "``, its first path-MTU error (``too_big``), if any.
 
     :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
         appended for every error that matched a flow.
@@ -139,6 +277,7 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         return flows, list(errors)
     index: dict[tuple, list[int]] = {}
     any_vlan: dict[tuple, list[int]] = {}
+    pairs: dict[tuple, list[int]] = {}
     vlans = flows["vlan"].tolist()
     for f, key in enumerate(zip(vlans, flows["proto"].tolist(), flows["orig_h"].tolist(),
                                 flows["orig_p"].tolist(), flows["resp_h"].tolist(),
@@ -148,19 +287,26 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         index.setdefault((v, pr, rh, rp, oh, op), []).append(f)
         any_vlan.setdefault((pr, oh, op, rh, rp), []).append(f)
         any_vlan.setdefault((pr, rh, rp, oh, op), []).append(f)
+        pairs.setdefault((pr, oh, rh), []).append(f)
+        if oh != rh:
+            pairs.setdefault((pr, rh, oh), []).append(f)
     first_ts = flows["ts_ns"].to_numpy()
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
+    too_big = [""] * len(flows)
     resp_h = flows["resp_h"].tolist()
     host = []                       # flows whose destination itself sent an error about them
     unmatched = []
     for e in errors:
-        cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
-        if not cands:
-            # the error on another VLAN stack than the flow (a mirror that tags one direction
-            # only, routing between VLANs): the flow when only one VLAN stack has that 5-tuple
-            other = any_vlan.get((e.proto, e.src, e.sport, e.dst, e.dport), [])
-            if len({vlans[f] for f in other}) == 1:
-                cands = other
+        if e.sport < 0:
+            cands = _open_between(flows, pairs.get((e.proto, e.src, e.dst), []), vlans, e)
+        else:
+            cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
+            if not cands:
+                # the error on another VLAN stack than the flow (a mirror that tags one direction
+                # only, routing between VLANs): the flow when only one VLAN stack has that 5-tuple
+                other = any_vlan.get((e.proto, e.src, e.sport, e.dst, e.dport), [])
+                if len({vlans[f] for f in other}) == 1:
+                    cands = other
         best = -1
         for f in cands:
             if int(first_ts[f]) <= e.ts_ns + SLACK_NS and (best < 0 or first_ts[f] >= first_ts[best]):
@@ -170,10 +316,17 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
             continue
         if matched is not None:
             matched.append((e.row, best))
+        if e.too_big:
+            if not too_big[best]:
+                too_big[best] = error_text(e)
+            continue
         if not text[best]:
             text[best] = error_text(e)
         if e.sender == resp_h[best]:
             host.append(best)
+    for f, t in enumerate(too_big):
+        if t:
+            text[f] = f"{text[f]}; {t}" if text[f] else t
     out = flows.copy()
     out["icmp_unreachable"] = text
     if host and "cast" in out.columns:
@@ -182,3 +335,99 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         cast[at[cast[at] == "broadcast"]] = "unicast"
         out["cast"] = pd.Series(cast, index=out.index, dtype=out["cast"].dtype)
     return out, unmatched
+
+
+def _open_between(flows: pd.DataFrame, cands: list[int], vlans: list, e: IcmpError) -> list[int]:
+    """Of ``cands`` (flows of the error's protocol between its two addresses), the one open at
+    the error's time on its VLAN stack (else on the only VLAN stack that has such flows), as a
+    list: [] when none is, or more than one (the quote cannot tell them apart)."""
+    same = [f for f in cands if vlans[f] == e.vlan]
+    if not same and len({vlans[f] for f in cands}) == 1:
+        same = cands
+    ts = flows["ts_ns"].to_numpy()
+    dur = flows["duration"].to_numpy(dtype=float) if "duration" in flows.columns else np.zeros(len(flows))
+    open_ = []
+    for f in same:
+        start = int(ts[f])
+        d = float(dur[f])
+        end = start + int(d * 1e9) if np.isfinite(d) and d > 0 else start
+        if start - SLACK_NS <= e.ts_ns <= end + SLACK_NS:
+            open_.append(f)
+    return open_ if len(open_) == 1 else []
+
+
+def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[tuple[int, int]],
+                    packets: Packets, pkt_flow: np.ndarray) -> pd.DataFrame:
+    """``flows`` with the ``icmp_unreachable`` texts :func:`attach` made told more from the
+    flows' own packets (``pkt_flow``: flow row per packet row, -1 none; ``matched`` as
+    :func:`attach` gives it):
+
+    - a path-MTU error (ICMP 3/4, ICMPv6 packet too big) after which the quoted datagram's sender
+      sent its next datagram (TCP: its next segment with payload) as large as the quoted one or
+      larger (:attr:`IcmpError.length`, the quote's IP length, which the MTU announced is below)
+      gets :data:`KEPT_SENDING` (:func:`too_big_note` tells it in the detail);
+    - a time exceeded in transit (ICMP 11/0, ICMPv6 3/0) that is the flow's error, whose quoted
+      side's first packet was captured with a TTL / hop limit from 1 to :data:`TRACEROUTE_MAX_TTL`,
+      gets :data:`PROBE` (:func:`traceroute_probe`: a traceroute probe, not a refusal).
+
+    Reads only packets a chunked or live analysis keeps of a flow (each side's first packet, and
+    each side's first payload packet after an ICMP error attached to it)."""
+    if not matched or len(flows) == 0:
+        return flows
+    by_row = {e.row: e for e in errors}
+    c = packets.cols
+    orig_h, orig_p = flows["orig_h"].tolist(), flows["orig_p"].tolist()
+    proto = flows["proto"].tolist()
+    firsts: dict[int, IcmpError] = {}
+    ptbs: dict[int, list[IcmpError]] = {}
+    for row, f in matched:
+        e = by_row.get(row)
+        if e is None:
+            continue
+        if e.too_big:
+            ptbs.setdefault(f, []).append(e)
+        elif f not in firsts:
+            firsts[f] = e
+    firsts = {f: e for f, e in firsts.items() if e.text.endswith(("(11/0)", "(3/0)")) and "exceeded" in e.text}
+    involved = sorted(set(firsts) | set(ptbs))
+    if not involved:
+        return flows
+    at = np.flatnonzero(np.isin(pkt_flow, involved) & (c["proto"] != ICMP) & (c["proto"] != ICMP6))
+    at = at[np.lexsort((c["ts_ns"][at], pkt_flow[at]))]
+    rows_of: dict[int, list[int]] = {}
+    for r, f in zip(at.tolist(), pkt_flow[at].tolist()):
+        rows_of.setdefault(f, []).append(r)
+    src_txt = address_text(c["src_hi"][at], c["src_lo"][at], c["ipver"][at] == 6) if len(at) else []
+    src_of = dict(zip(at.tolist(), (str(x) for x in src_txt)))
+    text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
+
+    def side_of(f: int, e: IcmpError) -> str:
+        return "client" if e.src == orig_h[f] and (e.sport < 0 or e.sport == orig_p[f]) else "server"
+
+    def from_side(f: int, r: int, side: str) -> bool:
+        return (src_of[r] == orig_h[f] and int(c["sport"][r]) == orig_p[f]) == (side == "client")
+
+    for f in involved:
+        rows = rows_of.get(f, [])
+        parts = str(text[f]).split("; ")
+        e = firsts.get(f)
+        if e is not None and rows:
+            side = side_of(f, e)
+            first = next((r for r in rows if from_side(f, r, side)), None)
+            ttl = int(c["ttl"][first]) if first is not None and "ttl" in c else -1
+            if 1 <= ttl <= TRACEROUTE_MAX_TTL and not TOO_BIG_PART.match(parts[0]):
+                field = "hop limit" if e.text.endswith("(3/0)") else "TTL"
+                parts[0] += PROBE.format(field=field, ttl=ttl)
+        for e in sorted(ptbs.get(f, []), key=lambda x: x.ts_ns):
+            if e.length <= 0 or not rows:
+                continue
+            side = side_of(f, e)
+            nxt = next((r for r in rows if c["ts_ns"][r] > e.ts_ns and from_side(f, r, side)
+                        and (proto[f] != "tcp" or c["payload_len"][r] > 0)), None)
+            if nxt is not None and int(c["ip_len"][nxt]) >= e.length:
+                parts[-1] += KEPT_SENDING.format(side=side, size=int(c["ip_len"][nxt]))
+                break
+        text[f] = "; ".join(parts)
+    out = flows.copy()
+    out["icmp_unreachable"] = text
+    return out

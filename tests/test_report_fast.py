@@ -29,6 +29,7 @@ from kscc_traffic.errors import CaptureError
 from kscc_traffic.names import is_ip_literal
 from kscc_traffic.flows import carried_data
 from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
+from kscc_traffic.unreachable import NOT_REFUSALS
 
 
 def _carried(sub):
@@ -358,6 +359,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
                         f"host unreachable (or no route) from a router: {route}")
+        # break-it 25 F1: ICMP errors that are not a firewall's refusal (a routing loop, extension
+        # headers dropped, the source address refused…): their advice, not opening the port
+        kinds: dict = {}
+        if len(sub) and "detail" in sub:
+            for x in sub["detail"][sub["verdict"] == "blocked"].astype(str):
+                k = next((k for k, v in NOT_REFUSALS.items() if "by ICMP" in x and v[0].search(x)), "")
+                if k:
+                    kinds[k] = kinds.get(k, 0) + 1
+        if status == "blocked" and kinds:
+            fix = report._icmp_fix(bl, kinds, fix)
         # newcomer 23 F5: a plain HTTP request refused by an HTTP answer (a web filter's 403): its URL policy
         http = sub["detail"].astype(str).str.extract(
             r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter",

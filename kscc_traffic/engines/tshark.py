@@ -944,6 +944,33 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
         q += 1
     if q >= len(protos):
         return b""
+    first = q
+    while True:
+        # a tunnel's packet quoted (IP-in-IP, 6in4, GRE): its inner packet, which the flow is
+        # keyed by (as protocols.icmp.quoted_datagram follows it), behind an outer header of
+        # the quoted version (IP-in-IP / IPv6-in-IP framing: what is read of it is the inner one)
+        n = q + 1
+        while n < len(protos) and (protos[n].startswith("ipv6.") or protos[n] == "gre"):
+            n += 1
+        if n >= len(protos) or protos[n] not in _IP:
+            break
+        q = n
+    outer = b""
+    if q != first:
+        inner = 4 if protos[q] == "ip" else 41
+        k0 = protos[:first].count(protos[first])
+        if protos[first] == "ip":
+            src, dst = _at(f, "ip.src", k0), _at(f, "ip.dst", k0)
+            if src and dst:
+                outer = bytes([0x45, 0, 0, 0, 0, 0, 0, 0, 64, inner, 0, 0]) \
+                    + ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+        else:
+            src, dst = _at(f, "ipv6.src", k0), _at(f, "ipv6.dst", k0)
+            if src and dst:
+                outer = bytes([0x60, 0, 0, 0, 0, 0, inner, 64]) \
+                    + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
+        if not outer:
+            return b""
     qn = protos[q]
     k = protos[:q].count(qn)
     t = q + 1
@@ -976,8 +1003,8 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
         sp = _int(_at(f, f"{tn}.srcport", kt))
         dp = _int(_at(f, f"{tn}.dstport", kt))
         if 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF:
-            return head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + bytes(4)
-    return head
+            return outer + head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + bytes(4)
+    return outer + head
 
 
 # ---------------------------------------------------------------------------------- files

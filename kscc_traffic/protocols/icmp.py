@@ -13,12 +13,12 @@ the transport header (RFC 792 minimum; routers following RFC 1812 / RFC 4443 quo
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..addresses import ipv6_text
 from ..capture._slowpath import routing_final
 
-__all__ = ["Quoted", "quoted_datagram", "is_unreachable", "describe"]
+__all__ = ["Quoted", "quoted_datagram", "is_unreachable", "is_too_big", "describe"]
 
 #: transport protocols whose first 4 bytes are source and destination port
 _PORT_PROTOS = frozenset({6, 17, 33, 132, 136})  # TCP, UDP, DCCP, SCTP, UDP-Lite
@@ -27,6 +27,13 @@ _V6_EXT_GENERIC = frozenset({0, 43, 60, 135, 139, 140})
 _V6_FRAGMENT = 44
 _V6_AH = 51
 _MAX_EXT = 16
+#: IP protocols of a tunnel whose inner packet a quote is followed into (as Wireshark dissects
+#: it): IP-in-IP (4), IPv6 in IP (41, 6in4), GRE (47) carrying IPv4 or IPv6
+_TUNNEL_PROTOS = frozenset({4, 41, 47})
+#: GRE protocol type -> the IP version it carries
+_GRE_IP = {0x0800: 4, 0x86DD: 6}
+#: tunnels followed inside one quote at most
+_MAX_TUNNELS = 3
 
 
 @dataclass
@@ -34,12 +41,18 @@ class Quoted:
     """The datagram quoted by an ICMP error, seen from its sender.
 
     ``src``/``dst``: address text (:func:`kscc_traffic.addresses.ipv6_text` for IPv6) of the
-    original datagram — ``src`` is normally the host that receives the error; ``dst`` is the
+    original datagram — ``src`` is normally the host that receives the error; where the quoted
+    datagram is a tunnel's (IP-in-IP, 6in4, GRE carrying IP) and the quote reaches the inner
+    packet's header, those of the inner packet, as the decoder keys the flow of a tunnelled
+    packet by its inner packet (``tunnel``: the outer protocol number(s), e.g. ``(41,)``); ``dst`` is the
     final destination a type 0 or type 4 routing header with segments left names
     (:func:`kscc_traffic.capture._slowpath.routing_final`), as the decoder keys the flow. ``proto``: IP protocol of the quoted transport
     header (after IPv6 extension headers; if the quote ends inside an extension header, that
     header's number). ``sport``/``dport``: for TCP/UDP/SCTP/DCCP/UDP-Lite when the first 4
     transport bytes are present and the datagram is not a non-first fragment, else None.
+    ``length``: the quoted (innermost) IP datagram's length from its header (IPv4 total length,
+    IPv6 40 + payload length; of a tunnel's inner packet: the inner one's), -1 when unknown (an
+    IPv6 jumbogram's 0).
     """
 
     ipver: int
@@ -48,6 +61,8 @@ class Quoted:
     proto: int
     sport: int | None = None
     dport: int | None = None
+    length: int = field(default=-1, compare=False)
+    tunnel: tuple = field(default=(), compare=False)
 
 
 def _ports(data: bytes, off: int, proto: int) -> tuple[int | None, int | None]:
@@ -56,7 +71,27 @@ def _ports(data: bytes, off: int, proto: int) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _quoted_v4(b: bytes) -> Quoted | None:
+def _inner(q: Quoted, b: bytes, off: int, proto: int, depth: int) -> Quoted:
+    """``q`` (a tunnel's quoted datagram, its payload at ``off``), or the quoted inner packet
+    when the quote reaches its whole IP header (and, for GRE, version 0 carrying IPv4/IPv6)."""
+    if depth >= _MAX_TUNNELS:
+        return q
+    ver = {4: 4, 41: 6}.get(proto)
+    at = off
+    if proto == 47:
+        if off + 4 > len(b) or b[off + 1] & 0x07:
+            return q   # (version 1: PPTP's enhanced GRE carries PPP)
+        ver = _GRE_IP.get((b[off + 2] << 8) | b[off + 3])
+        flags = b[off]
+        at = off + 4 + 4 * (bool(flags & 0xC0) + bool(flags & 0x20) + bool(flags & 0x10))
+    inner = _quoted_v4(b[at:], depth + 1) if ver == 4 else _quoted_v6(b[at:], depth + 1) if ver == 6 else None
+    if inner is None:
+        return q
+    inner.tunnel = (proto, *inner.tunnel)
+    return inner
+
+
+def _quoted_v4(b: bytes, depth: int = 0) -> Quoted | None:
     if len(b) < 20 or b[0] >> 4 != 4:
         return None
     ihl = (b[0] & 0x0F) * 4
@@ -64,17 +99,20 @@ def _quoted_v4(b: bytes) -> Quoted | None:
         return None
     proto = b[9]
     q = Quoted(4, str(ipaddress.IPv4Address(b[12:16])), str(ipaddress.IPv4Address(b[16:20])),
-               proto)
+               proto, length=(b[2] << 8) | b[3])
     frag_off = ((b[6] & 0x1F) << 8) | b[7]
     if frag_off == 0 and len(b) >= ihl:
+        if proto in _TUNNEL_PROTOS:
+            return _inner(q, b, ihl, proto, depth)
         q.sport, q.dport = _ports(b, ihl, proto)
     return q
 
 
-def _quoted_v6(b: bytes) -> Quoted | None:
+def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
     if len(b) < 40 or b[0] >> 4 != 6:
         return None
-    q = Quoted(6, ipv6_text(b[8:24]), ipv6_text(b[24:40]), b[6])
+    plen = (b[4] << 8) | b[5]
+    q = Quoted(6, ipv6_text(b[8:24]), ipv6_text(b[24:40]), b[6], length=40 + plen if plen else -1)
     nh = b[6]
     off = 40
     n = len(b)
@@ -104,6 +142,8 @@ def _quoted_v6(b: bytes) -> Quoted | None:
             nxt, ln = b[off], (b[off + 1] + 2) * 4
         else:
             q.proto = nh
+            if nh in _TUNNEL_PROTOS:
+                return _inner(q, b, off, nh, depth)
             q.sport, q.dport = _ports(b, off, nh)
             return q
         nh = nxt
@@ -117,7 +157,9 @@ def quoted_datagram(icmp_payload: bytes | bytearray | memoryview, ipver: int) ->
     """Parse the quoted datagram of an ICMP (``ipver`` 4) or ICMPv6 (``ipver`` 6) error.
 
     ``icmp_payload``: the bytes after the 8-byte ICMP header. None when the quoted IP header is
-    not whole or its version is not ``ipver``. Works when the quote stops right after the first
+    not whole or its version is not ``ipver``. A tunnel's datagram (IP-in-IP, 6in4, GRE carrying
+    IP; nested up to 3 deep) is followed into its inner packet when the quote holds the inner
+    IP header whole (:attr:`Quoted.tunnel` says which), as Wireshark does. Works when the quote stops right after the first
     8 transport bytes; ports need only the first 4.
     """
     try:
@@ -140,6 +182,13 @@ def is_unreachable(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wi
     if ipver == 6:
         return type == 1
     return False
+
+
+def is_too_big(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wire field name
+    """True for an error that asks for smaller packets (path MTU discovery): ICMP fragmentation
+    needed and DF set (type 3 code 4, RFC 1191) or ICMPv6 packet too big (type 2, RFC 8201). The
+    destination is reachable; such an error must not be filtered (RFC 4890 §4.3.1)."""
+    return (ipver == 4 and type == 3 and code == 4) or (ipver == 6 and type == 2)
 
 
 _V4_UNREACH = {
