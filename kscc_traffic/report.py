@@ -1087,7 +1087,8 @@ def _tunnel_fix(r, k: int, icpt: int, px: ProxyPaths, subject: str) -> str:
     """The advice for ``k`` blocked flows of rule ``r`` whose TLS failed (``icpt`` of them
     ``tls_intercepted``), ``px.tunnel`` of them inside a proxy's CONNECT tunnel (the proxy
     answered 2xx): the capture shows TCP to the proxy only, so nothing says the port to the
-    server is open from here (break-it 24 F2). ``subject`` starts it (``this connection``, ``the other
+    server is open from here; an interception there is most likely the proxy's own SSL
+    inspection (break-it 24 F2, F3). ``subject`` starts it (``this connection``, ``the other
     one``…). Without a tunnel: ''."""
     if not px.tunnel:
         return ""
@@ -1100,13 +1101,20 @@ def _tunnel_fix(r, k: int, icpt: int, px: ProxyPaths, subject: str) -> str:
         got = (f"got through: {k - px.tunnel} reached the server directly (the TCP handshake completed: the port "
                f"is open), {px.tunnel} went through {names}, which opened the CONNECT tunnel (a 2xx answer)")
     inspect = f"exempt {where} from {'that proxy' if len(px.tunnel_at) <= 1 else 'those proxies'}'s SSL inspection"
+    if icpt == k and px.tunnel_icpt == px.tunnel:
+        return (f"{subject} {got}, then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see "
+                f"each flow's detail): {names} most likely inspects {'it' if k == 1 else 'them'} itself: {inspect}"
+                + ("" if px.tunnel >= k else f"; for the direct ones, exclude these names from inspection ({where})"))
+    note = (f" ({px.tunnel_icpt} of those through the proxy aborted on a TLS-inspecting proxy's certificate: the "
+            f"proxy most likely inspects {'it' if px.tunnel_icpt == 1 else 'them'} itself)" if px.tunnel_icpt else "")
+    direct_icpt = icpt - px.tunnel_icpt
     return (f"{subject} {got}, then the TLS handshake failed (see each flow's detail): inside the "
             f"tunnel{'s' if px.tunnel > 1 else ''}, the proxy itself (its SSL inspection, or its own connection "
             f"to the server failing) or a firewall or TLS inspection behind it"
             + ("" if px.tunnel >= k else "; on the direct path, a proxy, TLS inspection or an application-aware "
                "firewall")
             + f": let the agent's TLS to {where} through uninspected ({inspect}, if it inspects) and check that "
-            f"{names} reaches {where} on {r.transport.upper()} {r.port_text}" + _intercepted_note(icpt))
+            f"{names} reaches {where} on {r.transport.upper()} {r.port_text}{note}" + _intercepted_note(direct_icpt))
 
 
 def _tls_part(r, k: int, icpt: int, px: ProxyPaths | None) -> str:

@@ -1,8 +1,10 @@
 """The readiness checklist's advice for flows through an explicit HTTP proxy (break-it 24 F2-F4):
 
 - a proxy that answered 2xx opened the tunnel: a TLS failure inside it gets the TLS advice, not
-  "a proxy that refused or failed them"; the capture shows TCP to the proxy only, so no "reached
-  the server" (F2).
+  "a proxy that refused or failed them" (F2);
+- an interception inside the tunnel: the capture shows TCP to the proxy only, so no "reached the
+  server … the port is open"; the proxy (named) made the connection and most likely inspects it
+  itself (F3);
 
 Captures built here with scapy (test_proxy_connect's helpers: real TLS 1.2 handshakes)."""
 from __future__ import annotations
@@ -22,6 +24,9 @@ REFUSED = ("went through an HTTP proxy that refused or failed {} (detail: 407 = 
            "through the proxy (a CONNECT, or a plain HTTP request), or exempt it from the proxy")
 TUNNEL = (f"went through the proxy {PROXY}, which opened the CONNECT tunnel (a 2xx answer; the capture shows TCP to "
           "the proxy only: the proxy made the connection to the server)")
+INSPECTS = (", then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's detail): "
+            f"the proxy {PROXY} most likely inspects it itself: exempt *.ksc.kaspersky.com from that proxy's SSL "
+            "inspection")
 
 
 def _fixes(flows, rule="agent_connection"):
@@ -58,11 +63,34 @@ def test_tls_failed_after_the_proxy_said_200_is_not_a_proxy_refusal(tmp_path, ma
     assert "refused or failed" not in fix
 
 
+def test_interception_inside_the_tunnel_names_the_proxy(tmp_path):
+    flows = analyze(str(_write(tmp_path, _records([_connect(), OK_200, *_tls(tmp_path, verify=True)]))))
+    row = flows[flows.proto == "tcp"].iloc[0]
+    assert (row.http_status, row.verdict, row.reason) == ("200", "blocked", "tls_intercepted")
+    status, fix = _fixes(flows)
+    assert fix == f"this connection {TUNNEL}{INSPECTS}", fix
+    # (the capture shows no TCP handshake with the server: nothing says its port is open)
+    assert "reached the server" not in fix and "nothing to open" not in fix
+
+
+def test_refused_and_intercepted_counted_apart(tmp_path):
+    recs = (_records([_connect(), ("s", b"HTTP/1.1 407 Auth\r\nContent-Length: 0\r\n\r\n")], port=50000)
+            + _records([_connect(), OK_200, *_tls(tmp_path, verify=True)], port=50001, t0=100.5))
+    flows = analyze(str(_write(tmp_path, recs)))
+    assert sorted(flows[flows.proto == "tcp"].reason) == ["rejected", "tls_intercepted"]
+    status, fix = _fixes(flows)
+    assert fix == f"these connections {REFUSED.format('them')}; 1 of them {TUNNEL}{INSPECTS}", fix
+
+
 def test_tables_fed_to_readiness_count_what_the_proxy_answered():
-    # a table fed to readiness() with and without http_status: 407 refused, 200 passed; a
-    # tls_failed after 200 is no refusal
+    # a table fed to readiness() without http_status: a tls_intercepted flow through a proxy (its
+    # tunnel was opened) is still not one the proxy refused, as before
     base = {"ts_ns": 0, "purpose": "agent_connection", "verdict": "blocked", "resp_h": "10.0.0.1", "resp_p": 3128,
             "proxy_target": "eu1.ksc.kaspersky.com:23101", "detail": ""}
+    flows = pd.DataFrame([dict(base, reason="rejected"), dict(base, reason="tls_intercepted")])
+    status, fix = _fixes(flows)
+    assert fix == f"these connections {REFUSED.format('them')}; 1 of them {TUNNEL}{INSPECTS}", fix
+    # the same with http_status: 407 refused, 200 passed; a tls_failed after 200 is no refusal either
     flows = pd.DataFrame([dict(base, reason="rejected", http_status="407"),
                           dict(base, reason="tls_failed", http_status="200")])
     status, fix = _fixes(flows)

@@ -298,10 +298,14 @@ def test_readiness_says_the_proxy_refused(tmp_path):
         assert row.fix.startswith("1 of 8 flows ok, 6 blocked, 1 unexpected (1 host_mismatch). "
                                   "For the blocked ones: these connections went through an HTTP proxy that "
                                   "refused or failed them"), row.fix
-        # (the intercepted one went through the proxy's tunnel: not "reached the server"; break-it 24 F2)
+        # (the intercepted one went through the proxy's tunnel: the proxy, named, made the connection
+        # and most likely inspects it itself; not "reached the server"; break-it 24 F3)
         assert ("; 1 of them went through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel (a 2xx "
                 "answer; the capture shows TCP to the proxy only: the proxy made the connection to the server), "
-                "then the TLS handshake failed") in row.fix, row.fix
+                "then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's "
+                "detail): the proxy 10.0.0.1:3128 most likely inspects it itself: exempt *.ksc.kaspersky.com from "
+                "that proxy's SSL inspection. For the unexpected one: these flows on "
+                "TCP 23100-23199 went to names outside *.ksc.kaspersky.com") in row.fix, row.fix
         assert "reached the server" not in row.fix
     # a direct connection blocked as well: the rule's own fix
     direct = refused.head(1).assign(proxy_target="")
