@@ -1133,15 +1133,18 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
     """The advice for ``bl`` blocked flows of rule ``r``, ``proxied`` of them refused or failed by
     an explicit HTTP proxy (:func:`proxy_refused`), the ``k`` = ``bl`` - ``proxied`` others
     aborted in their TLS (``icpt`` of them ``tls_intercepted``; through a proxy's tunnel or
-    directly: :func:`_tunnel_fix`)."""
-    who, them = "these connections", "them"
+    directly: :func:`_tunnel_fix`); the flows counted in the words ("this connection", "1 of
+    these 2 connections … it", break-it 24 F4)."""
+    who = ("this connection" if bl == 1 else f"these {bl} connections" if proxied == bl
+           else f"{proxied} of these {bl} connections")
+    them = "it" if proxied == 1 else "them"
     fix = (f"{who} went through an HTTP proxy that refused or failed {them} (detail: 407 = the proxy wants "
            f"authentication, 403 = its policy denies the target): let the agent reach "
            f"{r.host_mask or 'the documented servers'} on {r.transport.upper()} {r.port_text} through the proxy "
            "(a CONNECT, or a plain HTTP request), or exempt it from the proxy")
     if not k:
         return fix
-    other = f"{k} of them"
+    other = "the other one" if k == 1 else f"the {k} others"
     if px and px.tunnel:
         return f"{fix}; " + _tunnel_fix(r, k, icpt, px, other)
     return (f"{fix}; {other} reached the server (the TCP handshake completed), then the TLS handshake failed: a "

@@ -5,6 +5,7 @@
 - an interception inside the tunnel: the capture shows TCP to the proxy only, so no "reached the
   server … the port is open"; the proxy (named) made the connection and most likely inspects it
   itself (F3);
+- one flow is "this connection … it", not "these connections" (cosmetics).
 
 Captures built here with scapy (test_proxy_connect's helpers: real TLS 1.2 handshakes)."""
 from __future__ import annotations
@@ -79,7 +80,17 @@ def test_refused_and_intercepted_counted_apart(tmp_path):
     flows = analyze(str(_write(tmp_path, recs)))
     assert sorted(flows[flows.proto == "tcp"].reason) == ["rejected", "tls_intercepted"]
     status, fix = _fixes(flows)
-    assert fix == f"these connections {REFUSED.format('them')}; 1 of them {TUNNEL}{INSPECTS}", fix
+    assert fix == f"1 of these 2 connections {REFUSED.format('it')}; the other one {TUNNEL}{INSPECTS}", fix
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_refused_connection_is_this_connection(tmp_path, n):
+    answer = ("s", b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    recs = sum((_records([_connect(), answer], port=50000 + i, t0=100 + i) for i in range(n)), [])
+    flows = analyze(str(_write(tmp_path, recs)))
+    status, fix = _fixes(flows)
+    assert fix == ("this connection " + REFUSED.format("it") if n == 1 else
+                   "these 2 connections " + REFUSED.format("them")), fix
 
 
 def test_tables_fed_to_readiness_count_what_the_proxy_answered():
@@ -89,10 +100,10 @@ def test_tables_fed_to_readiness_count_what_the_proxy_answered():
             "proxy_target": "eu1.ksc.kaspersky.com:23101", "detail": ""}
     flows = pd.DataFrame([dict(base, reason="rejected"), dict(base, reason="tls_intercepted")])
     status, fix = _fixes(flows)
-    assert fix == f"these connections {REFUSED.format('them')}; 1 of them {TUNNEL}{INSPECTS}", fix
+    assert fix == f"1 of these 2 connections {REFUSED.format('it')}; the other one {TUNNEL}{INSPECTS}", fix
     # the same with http_status: 407 refused, 200 passed; a tls_failed after 200 is no refusal either
     flows = pd.DataFrame([dict(base, reason="rejected", http_status="407"),
                           dict(base, reason="tls_failed", http_status="200")])
     status, fix = _fixes(flows)
-    assert fix.startswith(f"these connections {REFUSED.format('them')}; 1 of them {TUNNEL}, then the TLS "
+    assert fix.startswith(f"1 of these 2 connections {REFUSED.format('it')}; the other one {TUNNEL}, then the TLS "
                           "handshake failed"), fix

@@ -295,12 +295,13 @@ def test_readiness_says_the_proxy_refused(tmp_path):
         assert row.status == "blocked"
         # (each kind of flow counted, each with its advice: the intercepted one's is not the proxy's;
         # newcomer 21 F1; the certificate refused inside the tunnel is blocked, newcomer 23 F2)
+        # (the refused ones counted: 5 of the 6; break-it 24 F4)
         assert row.fix.startswith("1 of 8 flows ok, 6 blocked, 1 unexpected (1 host_mismatch). "
-                                  "For the blocked ones: these connections went through an HTTP proxy that "
+                                  "For the blocked ones: 5 of these 6 connections went through an HTTP proxy that "
                                   "refused or failed them"), row.fix
         # (the intercepted one went through the proxy's tunnel: the proxy, named, made the connection
         # and most likely inspects it itself; not "reached the server"; break-it 24 F3)
-        assert ("; 1 of them went through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel (a 2xx "
+        assert ("; the other one went through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel (a 2xx "
                 "answer; the capture shows TCP to the proxy only: the proxy made the connection to the server), "
                 "then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's "
                 "detail): the proxy 10.0.0.1:3128 most likely inspects it itself: exempt *.ksc.kaspersky.com from "
