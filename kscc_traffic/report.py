@@ -749,7 +749,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``not_unicast`` ones among ``un_reasons`` (TCP to a broadcast or multicast address) get
     :func:`_group_address_fix`, not the rule's firewall advice; ``proxy_paths`` the flows through
     explicit proxies (:class:`ProxyPaths`; None: not known): the TLS advice of flows inside a
-    proxy's tunnel names the proxy (:func:`_tunnel_fix`)."""
+    proxy's tunnel names the proxy (:func:`_tunnel_fix`), and blocked flows all direct while the
+    ok ones went through a proxy get :func:`_path_split`."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -926,6 +927,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
+        if status == "blocked" and _path_split(ok, bl, proxy_paths):
+            split, fix = _path_split(ok, bl, proxy_paths), _direct_fix(fix)
         fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
@@ -992,16 +995,24 @@ class ProxyPaths(NamedTuple):
     proxy opened the CONNECT tunnel (a 2xx answer) and whose TLS then failed inside it
     (``tls_failed``, ``tls_intercepted``, a filter's HTTP refusal of the ClientHello: counted in
     ``bl_tls`` too), ``tunnel_icpt`` of them ``tls_intercepted``, ``tunnel_at`` their proxies
-    (``address:port``, sorted, distinct, at most :data:`MAX_CLOSED_AT`). The capture holds only
-    the TCP connection to the proxy for a proxied flow: the proxy made the one to the server."""
+    (``address:port``, sorted, distinct, at most :data:`MAX_CLOSED_AT`), ``ok_proxied`` ok
+    flows through a proxy, ``ok_at`` their proxies (as ``tunnel_at``), ``bl_direct`` blocked
+    flows through no proxy. The capture holds only the TCP connection to the proxy for a
+    proxied flow: the proxy made the one to the server."""
     tunnel: int = 0
     tunnel_icpt: int = 0
     tunnel_at: tuple[str, ...] = ()
+    ok_proxied: int = 0
+    ok_at: tuple[str, ...] = ()
+    bl_direct: int = 0
 
     def merged(self, other: "ProxyPaths") -> "ProxyPaths":
         """The counts of both (the proxies united, sorted, at most :data:`MAX_CLOSED_AT`)."""
         return ProxyPaths(self.tunnel + other.tunnel, self.tunnel_icpt + other.tunnel_icpt,
-                          tuple(sorted(set(self.tunnel_at) | set(other.tunnel_at)))[:MAX_CLOSED_AT])
+                          tuple(sorted(set(self.tunnel_at) | set(other.tunnel_at)))[:MAX_CLOSED_AT],
+                          self.ok_proxied + other.ok_proxied,
+                          tuple(sorted(set(self.ok_at) | set(other.ok_at)))[:MAX_CLOSED_AT],
+                          self.bl_direct + other.bl_direct)
 
 
 def _proxy_passed(flows: pd.DataFrame) -> np.ndarray:
@@ -1050,29 +1061,35 @@ def _proxies(flows: pd.DataFrame, at: np.ndarray) -> tuple[str, ...]:
 def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     """:class:`ProxyPaths` per ``purpose`` of a flow table (columns ``purpose``, ``verdict``,
     ``reason``; ``proxy_target``, ``http_status``, ``detail``, ``resp_h``, ``resp_p`` when
-    present), for the purposes with a flow through a proxy; {} without
+    present), for the purposes with a flow through a proxy or a blocked one (the blocked direct
+    ones counted in every table: a :class:`TableSummary` adds batches up); {} without
     ``proxy_target`` (nothing is known of proxies: no advice about them). Only those rows are
     looked at one by one (a capture's other flows cost a comparison)."""
     if "proxy_target" not in flows or not len(flows):
         return {}
     via = flows["proxy_target"].to_numpy(dtype=object) != ""
-    if not via.any():
+    keep = via | (flows["verdict"].to_numpy(dtype=object) == "blocked")
+    if not keep.any():
         return {}
-    sub = flows[via]
+    sub = flows[keep]
+    via = via[keep]
     verdict = sub["verdict"].to_numpy(dtype=object)
     first = np.array([str(x).split(",")[0] for x in sub["reason"].tolist()], dtype=object)
     tls = np.isin(first, ("tls_failed", "tls_intercepted"))
     if "detail" in sub:
         tls |= sub["detail"].astype(str).str.startswith(FILTER_ANSWER).to_numpy()
-    connect = np.array([not str(t).startswith(_ABSOLUTE) for t in sub["proxy_target"].tolist()], bool)
+    connect = via & np.array([not str(t).startswith(_ABSOLUTE) for t in sub["proxy_target"].tolist()], bool)
     tunnel = (verdict == "blocked") & connect & _proxy_passed(sub) & tls
+    proxied_ok = (verdict == "ok") & via
+    direct = (verdict == "blocked") & ~via
     out = {}
     for p, idx in sub.groupby("purpose", sort=False).indices.items():
         m = np.zeros(len(sub), bool)
         m[idx] = True
         out[p] = ProxyPaths(int(np.count_nonzero(tunnel & m)),
                             int(np.count_nonzero(tunnel & m & (first == "tls_intercepted"))),
-                            _proxies(sub, tunnel & m))
+                            _proxies(sub, tunnel & m), int(np.count_nonzero(proxied_ok & m)),
+                            _proxies(sub, proxied_ok & m), int(np.count_nonzero(direct & m)))
     return out
 
 
@@ -1150,6 +1167,22 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
     return (f"{fix}; {other} reached the server (the TCP handshake completed), then the TLS handshake failed: a "
             "proxy, TLS inspection or an application-aware firewall in the path (see each flow's detail): let the "
             f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected" + _intercepted_note(icpt))
+
+
+def _path_split(ok: int, bl: int, px: ProxyPaths | None) -> str:
+    """The split of a purpose's ``ok`` and ``bl`` (blocked) flows when every blocked one went
+    direct and every ok one through an explicit proxy (break-it 24 F4): the proxy path works,
+    the direct one is blocked (as :func:`_family_split` says for IPv4 and IPv6); else ''."""
+    if not px or not ok or not bl or px.bl_direct != bl or px.ok_proxied != ok:
+        return ""
+    return (f"all blocked direct, the ok ones through {_proxy_names(px.ok_at)}: the proxy path works, the direct "
+            "path is blocked")
+
+
+def _direct_fix(fix: str) -> str:
+    """The advice after :func:`_path_split`: use the proxy for every connection, or open the direct path."""
+    return ("configure the agent (Network Agent's proxy settings) to use the proxy for all its connections, or "
+            f"open the direct path: {fix}")
 
 
 def _not_this_purpose(r, k: int, failed: int = 0) -> str:

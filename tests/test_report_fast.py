@@ -115,22 +115,28 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         proxied = sum(1 for v, t, c, x in zip(sub["verdict"], sub["proxy_target"], statuses, sub["reason"])
                       if v == "blocked" and t != "" and not passed(t, c, x)) \
             if len(sub) and "proxy_target" in sub else 0
-        # (break-it 24 F2, F3: the blocked flows whose TLS failed inside a proxy's tunnel)
+        # (break-it 24 F2-F4: the blocked flows whose TLS failed inside a proxy's tunnel, the ok ones
+        # through a proxy, the blocked ones direct)
         px = None
         if "proxy_target" in flows:
-            tun = []
+            tun, ok_px, direct = [], [], 0
             for i in range(len(sub)):
                 row = sub.iloc[i]
                 t, x = row["proxy_target"], row["reason"].split(",")[0]
                 c = row["http_status"] if "http_status" in sub else ""
                 at = old_endpoint(row["resp_h"], row["resp_p"]) if "resp_p" in sub else ""
+                if row["verdict"] == "ok" and t != "":
+                    ok_px.append(at)
+                if row["verdict"] == "blocked" and t == "":
+                    direct += 1
                 if row["verdict"] == "blocked" and t != "" and not t.startswith(("http://", "https://")) \
                         and passed(t, c, row["reason"]) \
                         and (x in ("tls_failed", "tls_intercepted")
                              or str(row.get("detail", "")).startswith("the server answered HTTP ")):
                     tun.append((at, x == "tls_intercepted"))
             px = report.ProxyPaths(len(tun), sum(1 for _, y in tun if y),
-                                   tuple(sorted({a for a, _ in tun if a}))[:8])
+                                   tuple(sorted({a for a, _ in tun if a}))[:8], len(ok_px),
+                                   tuple(sorted({a for a in ok_px if a}))[:8], direct)
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
             if len(sub) else 0
         # (newcomer 20 F6: a filter's HTTP refusal of the ClientHello counts as a failed TLS)
@@ -467,6 +473,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 why = "the others worked: compare clients, addresses and ports"
             if status != "blocked":
                 why = ""
+            if status == "blocked" and px and bl == px.bl_direct and ok == px.ok_proxied:
+                why, fix = report._path_split(ok, bl, px), report._direct_fix(fix)
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
