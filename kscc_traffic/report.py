@@ -1126,8 +1126,8 @@ def _tunnel_fix(r, k: int, icpt: int, px: ProxyPaths, subject: str) -> str:
             f"proxy most likely inspects {'it' if px.tunnel_icpt == 1 else 'them'} itself)" if px.tunnel_icpt else "")
     direct_icpt = icpt - px.tunnel_icpt
     return (f"{subject} {got}, then the TLS handshake failed (see each flow's detail): inside the "
-            f"tunnel{'s' if px.tunnel > 1 else ''}, the proxy itself (its SSL inspection, or its own connection "
-            f"to the server failing) or a firewall or TLS inspection behind it"
+            f"tunnel{'s' if px.tunnel > 1 else ''}, the proxy itself (its SSL inspection or policy, or its own "
+            f"connection to the server failing) or a firewall or TLS inspection behind it"
             + ("" if px.tunnel >= k else "; on the direct path, a proxy, TLS inspection or an application-aware "
                "firewall")
             + f": let the agent's TLS to {where} through uninspected ({inspect}, if it inspects) and check that "

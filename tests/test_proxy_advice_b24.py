@@ -62,9 +62,9 @@ def test_tls_failed_after_the_proxy_said_200_is_not_a_proxy_refusal(tmp_path, ma
     status, fix = _fixes(flows)
     assert status == "blocked"
     assert fix == (f"this connection {TUNNEL}, then the TLS handshake failed (see each flow's detail): inside the "
-                   "tunnel, the proxy itself (its SSL inspection, or its own connection to the server failing) or a "
-                   "firewall or TLS inspection behind it: let the agent's TLS to *.ksc.kaspersky.com through "
-                   "uninspected (exempt *.ksc.kaspersky.com from that proxy's SSL inspection, if it inspects) and "
+                   "tunnel, the proxy itself (its SSL inspection or policy, or its own connection to the server "
+                   "failing) or a firewall or TLS inspection behind it: let the agent's TLS to *.ksc.kaspersky.com "
+                   "through uninspected (exempt *.ksc.kaspersky.com from that proxy's SSL inspection, if it inspects) and "
                    f"check that the proxy {PROXY} reaches *.ksc.kaspersky.com on TCP 23100-23199"), fix
     assert "refused or failed" not in fix
 
@@ -180,3 +180,17 @@ def test_table_report_batches_add_the_paths_up(tmp_path):
     assert batched == whole
     assert whole.startswith("1 of 3 flows ok, 2 blocked (the others worked"), whole
     assert f"; 1 of them {TUNNEL}{INSPECTS}" in whole, whole
+
+
+def test_http_refusal_inside_the_tunnel_is_the_tunnel_advice(tmp_path):
+    # CONNECT -> 200, then a 403 in HTTP answers the ClientHello inside the tunnel: the proxy passed
+    # the CONNECT on; what refused the TLS is inside (the proxy's policy on the name it read, or a
+    # filter behind it): not "a proxy that refused or failed it"
+    refusal = ("s", b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    flows = analyze(str(_write(tmp_path, _records([_connect(), OK_200, _tls(tmp_path)[0], refusal], close="s"))))
+    row = flows[flows.proto == "tcp"].iloc[0]
+    assert (row.http_status, row.verdict, row.reason) == ("200", "blocked", "rejected")
+    status, fix = _fixes(flows)
+    assert fix.startswith(f"this connection {TUNNEL}, then the TLS handshake failed (see each flow's detail): inside "
+                          "the tunnel, the proxy itself (its SSL inspection or policy"), fix
+    assert "refused or failed" not in fix
