@@ -14,7 +14,7 @@ import csv
 import functools
 import io
 import re
-from typing import IO, Iterable
+from typing import IO, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from rich.text import Text
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
+from .classify import _ABSOLUTE
 from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
@@ -732,7 +733,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
-                   un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None) -> dict:
+                   un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
+                   proxy_paths: ProxyPaths | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -782,7 +784,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     (:func:`icmp_kinds`: a routing loop, extension headers dropped, the source address refused…;
     their advice replaces opening the port: :func:`_icmp_fix`); the
     ``not_unicast`` ones among ``un_reasons`` (TCP to a broadcast or multicast address) get
-    :func:`_group_address_fix`, not the rule's firewall advice."""
+    :func:`_group_address_fix`, not the rule's firewall advice; ``proxy_paths`` the flows through
+    explicit proxies (:class:`ProxyPaths`; None: not known): the TLS advice of flows inside a
+    proxy's tunnel names the proxy (:func:`_tunnel_fix`), and blocked flows all direct while the
+    ok ones went through a proxy get :func:`_path_split`."""
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = r.fix
@@ -832,6 +837,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
                + _intercepted_note(bl_icpt))
+    if status == "blocked" and bl == bl_tls and bl != proxied and proxy_paths and proxy_paths.tunnel:
+        fix = _tunnel_fix(r, bl, bl_icpt, proxy_paths, "this connection" if bl == 1 else f"these {bl} connections")
     if status == "blocked" and bl == bl_stale:
         # the SYNs reached something that still holds an old connection: the port is not closed
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
@@ -841,12 +848,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "device's TCP timeouts); no port is to be opened")
     if status == "blocked" and bl_handshake:
         fix = _handshake_fix(r, bl, bl_handshake, fix)
-    if status == "blocked" and proxied and bl - bl_icpt == proxied:
-        fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
-               f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
-               f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
-               f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
-               "from the proxy")
+    if status == "blocked" and proxied and bl - proxied == bl_tls:
+        fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
     if status == "blocked" and bl_forged:
         # a port unreachable carrying a cloud server's own address: nobody here can check a
         # service on Kaspersky's cloud; a firewall's reject rule answers in the blocked address's
@@ -934,13 +937,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
                     f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}): allow {where} "
                     "in its URL filter")
-    if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale):
-        # some of the blocked flows reached the server, then their TLS failed: that advice too
-        fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
-                "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-                f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                "through uninspected"
-                + _intercepted_note(bl_icpt))
+    if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls):
+        # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
+        fix += _tls_part(r, bl_tls, bl_icpt, proxy_paths)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
         fix = _group_address_fix(r, un, un_reasons["not_unicast"], fix)
     if status == "unexpected":
@@ -967,6 +966,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
+        if status == "blocked" and _path_split(ok, bl, proxy_paths):
+            split, fix = _path_split(ok, bl, proxy_paths), _direct_fix(fix)
         fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
@@ -1025,6 +1026,202 @@ def _intercepted_note(k: int) -> str:
     proxy's certificate ('' when none)."""
     return (f" ({k} of them aborted on a TLS-inspecting proxy's certificate: exclude these names from inspection)"
             if k else "")
+
+
+class ProxyPaths(NamedTuple):
+    """How the flows of one purpose went through explicit HTTP proxies (``proxy_target``), for
+    :func:`_readiness_row` (:func:`proxy_paths` counts them): ``tunnel`` blocked flows whose
+    proxy opened the CONNECT tunnel (a 2xx answer) and whose TLS then failed inside it
+    (``tls_failed``, ``tls_intercepted``, a filter's HTTP refusal of the ClientHello: counted in
+    ``bl_tls`` too), ``tunnel_icpt`` of them ``tls_intercepted``, ``tunnel_at`` their proxies
+    (``address:port``, sorted, distinct, at most :data:`MAX_CLOSED_AT`), ``ok_proxied`` ok
+    flows through a proxy, ``ok_at`` their proxies (as ``tunnel_at``), ``bl_direct`` blocked
+    flows through no proxy. The capture holds only the TCP connection to the proxy for a
+    proxied flow: the proxy made the one to the server."""
+    tunnel: int = 0
+    tunnel_icpt: int = 0
+    tunnel_at: tuple[str, ...] = ()
+    ok_proxied: int = 0
+    ok_at: tuple[str, ...] = ()
+    bl_direct: int = 0
+
+    def merged(self, other: "ProxyPaths") -> "ProxyPaths":
+        """The counts of both (the proxies united, sorted, at most :data:`MAX_CLOSED_AT`)."""
+        return ProxyPaths(self.tunnel + other.tunnel, self.tunnel_icpt + other.tunnel_icpt,
+                          tuple(sorted(set(self.tunnel_at) | set(other.tunnel_at)))[:MAX_CLOSED_AT],
+                          self.ok_proxied + other.ok_proxied,
+                          tuple(sorted(set(self.ok_at) | set(other.ok_at)))[:MAX_CLOSED_AT],
+                          self.bl_direct + other.bl_direct)
+
+
+def _proxy_passed(flows: pd.DataFrame) -> np.ndarray:
+    """bool per flow: it went through an explicit proxy (``proxy_target``) that passed it on, as
+    :func:`kscc_traffic.classify._proxy_answer` decides: ``http_status`` 2xx (the CONNECT tunnel
+    opened), or 3xx for a request in absolute-form (``http://…``: the target's redirect passed
+    on); also a ``tls_intercepted`` one (a certificate inside a tunnel: a table without
+    ``http_status``). False without a ``proxy_target`` column."""
+    if "proxy_target" not in flows or not len(flows):
+        return np.zeros(len(flows), bool)
+    target = flows["proxy_target"].to_numpy(dtype=object)
+    status = flows["http_status"].to_numpy(dtype=object) if "http_status" in flows else np.full(len(flows), "")
+    reason = flows["reason"].to_numpy(dtype=object) if "reason" in flows else np.full(len(flows), "")
+    return np.fromiter(((t != "" and t is not None)
+                        and (str(c or "")[:1] == "2" or (str(t).startswith(_ABSOLUTE) and str(c or "")[:1] == "3")
+                             or str(x).split(",")[0] == "tls_intercepted")
+                        for t, c, x in zip(target.tolist(), status.tolist(), reason.tolist())), bool, len(flows))
+
+
+def proxy_refused(flows: pd.DataFrame) -> np.ndarray:
+    """bool per flow: ``blocked`` through an explicit HTTP proxy (``proxy_target``) that did
+    not pass it on (:func:`_proxy_passed`: no 2xx; a 407, 403, 502, a close or silence): the
+    flows whose advice is the proxy's (:func:`_proxy_fix`). A flow whose proxy answered 2xx
+    and whose TLS then failed in the tunnel is not one: its advice is the TLS one. All False
+    without a ``proxy_target`` column."""
+    out = np.zeros(len(flows), bool)
+    if "proxy_target" not in flows or not len(flows):
+        return out
+    at = np.flatnonzero((flows["verdict"].to_numpy(dtype=object) == "blocked")
+                        & (flows["proxy_target"].to_numpy(dtype=object) != ""))
+    if len(at):
+        out[at] = ~_proxy_passed(flows.iloc[at])
+    return out
+
+
+def _proxies(flows: pd.DataFrame, at: np.ndarray) -> tuple[str, ...]:
+    """The proxies (``resp_h``:``resp_p``, :func:`endpoint_text`) of the flows where ``at``,
+    sorted, distinct, at most :data:`MAX_CLOSED_AT` (() without those columns)."""
+    if not at.any() or "resp_h" not in flows or "resp_p" not in flows:
+        return ()
+    hosts = flows["resp_h"].to_numpy(dtype=object)[at].tolist()
+    ports = flows["resp_p"].to_numpy()[at].tolist()
+    return tuple(sorted({endpoint_text(h, p) for h, p in zip(hosts, ports)}))[:MAX_CLOSED_AT]
+
+
+def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
+    """:class:`ProxyPaths` per ``purpose`` of a flow table (columns ``purpose``, ``verdict``,
+    ``reason``; ``proxy_target``, ``http_status``, ``detail``, ``resp_h``, ``resp_p`` when
+    present), for the purposes with a flow through a proxy or a blocked one (the blocked direct
+    ones counted in every table: a :class:`TableSummary` adds batches up); {} without
+    ``proxy_target`` (nothing is known of proxies: no advice about them). Only those rows are
+    looked at one by one (a capture's other flows cost a comparison)."""
+    if "proxy_target" not in flows or not len(flows):
+        return {}
+    via = flows["proxy_target"].to_numpy(dtype=object) != ""
+    keep = via | (flows["verdict"].to_numpy(dtype=object) == "blocked")
+    if not keep.any():
+        return {}
+    sub = flows[keep]
+    via = via[keep]
+    verdict = sub["verdict"].to_numpy(dtype=object)
+    first = np.array([str(x).split(",")[0] for x in sub["reason"].tolist()], dtype=object)
+    tls = np.isin(first, ("tls_failed", "tls_intercepted"))
+    if "detail" in sub:
+        tls |= sub["detail"].astype(str).str.startswith(FILTER_ANSWER).to_numpy()
+    connect = via & np.array([not str(t).startswith(_ABSOLUTE) for t in sub["proxy_target"].tolist()], bool)
+    tunnel = (verdict == "blocked") & connect & _proxy_passed(sub) & tls
+    proxied_ok = (verdict == "ok") & via
+    direct = (verdict == "blocked") & ~via
+    out = {}
+    for p, idx in sub.groupby("purpose", sort=False).indices.items():
+        m = np.zeros(len(sub), bool)
+        m[idx] = True
+        out[p] = ProxyPaths(int(np.count_nonzero(tunnel & m)),
+                            int(np.count_nonzero(tunnel & m & (first == "tls_intercepted"))),
+                            _proxies(sub, tunnel & m), int(np.count_nonzero(proxied_ok & m)),
+                            _proxies(sub, proxied_ok & m), int(np.count_nonzero(direct & m)))
+    return out
+
+
+def _proxy_names(at: tuple[str, ...]) -> str:
+    """``the proxy 198.51.100.1:3128``, ``the proxies A and B``, ``the proxy`` when unknown."""
+    if not at:
+        return "the proxy"
+    return f"the proxy {at[0]}" if len(at) == 1 else f"the proxies {_list_text(at, 'proxie')}"
+
+
+def _tunnel_fix(r, k: int, icpt: int, px: ProxyPaths, subject: str) -> str:
+    """The advice for ``k`` blocked flows of rule ``r`` whose TLS failed (``icpt`` of them
+    ``tls_intercepted``), ``px.tunnel`` of them inside a proxy's CONNECT tunnel (the proxy
+    answered 2xx): the capture shows TCP to the proxy only, so nothing says the port to the
+    server is open from here; an interception there is most likely the proxy's own SSL
+    inspection (break-it 24 F2, F3). ``subject`` starts it (``this connection``, ``the other
+    one``…). Without a tunnel: ''."""
+    if not px.tunnel:
+        return ""
+    where = r.host_mask or "the documented servers"
+    names = _proxy_names(px.tunnel_at)
+    if px.tunnel >= k:
+        got = (f"went through {names}, which opened the CONNECT tunnel (a 2xx answer; the capture shows TCP to "
+               "the proxy only: the proxy made the connection to the server)")
+    else:
+        got = (f"got through: {k - px.tunnel} reached the server directly (the TCP handshake completed: the port "
+               f"is open), {px.tunnel} went through {names}, which opened the CONNECT tunnel (a 2xx answer)")
+    inspect = f"exempt {where} from {'that proxy' if len(px.tunnel_at) <= 1 else 'those proxies'}'s SSL inspection"
+    if icpt == k and px.tunnel_icpt == px.tunnel:
+        return (f"{subject} {got}, then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see "
+                f"each flow's detail): {names} most likely inspects {'it' if k == 1 else 'them'} itself: {inspect}"
+                + ("" if px.tunnel >= k else f"; for the direct ones, exclude these names from inspection ({where})"))
+    note = (f" ({px.tunnel_icpt} of those through the proxy aborted on a TLS-inspecting proxy's certificate: the "
+            f"proxy most likely inspects {'it' if px.tunnel_icpt == 1 else 'them'} itself)" if px.tunnel_icpt else "")
+    direct_icpt = icpt - px.tunnel_icpt
+    return (f"{subject} {got}, then the TLS handshake failed (see each flow's detail): inside the "
+            f"tunnel{'s' if px.tunnel > 1 else ''}, the proxy itself (its SSL inspection or policy, or its own "
+            f"connection to the server failing) or a firewall or TLS inspection behind it"
+            + ("" if px.tunnel >= k else "; on the direct path, a proxy, TLS inspection or an application-aware "
+               "firewall")
+            + f": let the agent's TLS to {where} through uninspected ({inspect}, if it inspects) and check that "
+            f"{names} reaches {where} on {r.transport.upper()} {r.port_text}{note}" + _intercepted_note(direct_icpt))
+
+
+def _tls_part(r, k: int, icpt: int, px: ProxyPaths | None) -> str:
+    """``; k of them …``: the advice added for ``k`` of a purpose's blocked flows whose TLS
+    failed (``icpt`` of them ``tls_intercepted``), the others blocked otherwise; through a
+    proxy's tunnel, :func:`_tunnel_fix`."""
+    if px and px.tunnel:
+        return "; " + _tunnel_fix(r, k, icpt, px, f"{k} of them")
+    return (f"; {k} of them reached the server (the TCP handshake completed), then the TLS "
+            "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+            f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
+            "through uninspected" + _intercepted_note(icpt))
+
+
+def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | None) -> str:
+    """The advice for ``bl`` blocked flows of rule ``r``, ``proxied`` of them refused or failed by
+    an explicit HTTP proxy (:func:`proxy_refused`), the ``k`` = ``bl`` - ``proxied`` others
+    aborted in their TLS (``icpt`` of them ``tls_intercepted``; through a proxy's tunnel or
+    directly: :func:`_tunnel_fix`); the flows counted in the words ("this connection", "1 of
+    these 2 connections … it", break-it 24 F4)."""
+    who = ("this connection" if bl == 1 else f"these {bl} connections" if proxied == bl
+           else f"{proxied} of these {bl} connections")
+    them = "it" if proxied == 1 else "them"
+    fix = (f"{who} went through an HTTP proxy that refused or failed {them} (detail: 407 = the proxy wants "
+           f"authentication, 403 = its policy denies the target): let the agent reach "
+           f"{r.host_mask or 'the documented servers'} on {r.transport.upper()} {r.port_text} through the proxy "
+           "(a CONNECT, or a plain HTTP request), or exempt it from the proxy")
+    if not k:
+        return fix
+    other = "the other one" if k == 1 else f"the {k} others"
+    if px and px.tunnel:
+        return f"{fix}; " + _tunnel_fix(r, k, icpt, px, other)
+    return (f"{fix}; {other} reached the server (the TCP handshake completed), then the TLS handshake failed: a "
+            "proxy, TLS inspection or an application-aware firewall in the path (see each flow's detail): let the "
+            f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected" + _intercepted_note(icpt))
+
+
+def _path_split(ok: int, bl: int, px: ProxyPaths | None) -> str:
+    """The split of a purpose's ``ok`` and ``bl`` (blocked) flows when every blocked one went
+    direct and every ok one through an explicit proxy (break-it 24 F4): the proxy path works,
+    the direct one is blocked (as :func:`_family_split` says for IPv4 and IPv6); else ''."""
+    if not px or not ok or not bl or px.bl_direct != bl or px.ok_proxied != ok:
+        return ""
+    return (f"all blocked direct, the ok ones through {_proxy_names(px.ok_at)}: the proxy path works, the direct "
+            "path is blocked")
+
+
+def _direct_fix(fix: str) -> str:
+    """The advice after :func:`_path_split`: use the proxy for every connection, or open the direct path."""
+    return ("configure the agent (Network Agent's proxy settings) to use the proxy for all its connections, or "
+            f"open the direct path: {fix}")
 
 
 def _not_this_purpose(r, k: int, failed: int = 0) -> str:
@@ -1277,7 +1474,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
-    verdict = reason = None
+    verdict = reason = refused = None
+    paths = proxy_paths(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
@@ -1323,10 +1521,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                             flows["server_name"].to_numpy(dtype=object)[at]))) if "server_name" in flows else 0
                         un_failed = (int(np.count_nonzero(failed)), vendor_failed)
             if bl and "proxy_target" in flows:
-                # (not a TLS-inspecting proxy's certificate refused inside the tunnel: the proxy let it through)
-                intercepted = np.array([x.split(",")[0] == "tls_intercepted" for x in reason[at].tolist()], bool)
-                proxied = int(np.count_nonzero((flows["proxy_target"].to_numpy(dtype=object)[at] != "")
-                                               & (v == "blocked") & ~intercepted))
+                # (not a flow whose proxy answered 2xx: what failed inside the tunnel is its advice)
+                refused = proxy_refused(flows) if refused is None else refused
+                proxied = int(np.count_nonzero(refused[at]))
             reasons = sorted({x.split(",")[0] for x in set(reason[at].tolist()) if x and x != "partial"})
             one_way = sum(1 for x in reason[at][v == "unclassified"].tolist() if x.split(",")[0] == "one_way")
             if ok and "server_name" in flows:
@@ -1370,7 +1567,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
-                                   bl_icmp=bl_icmp))
+                                   bl_icmp=bl_icmp,
+                                   proxy_paths=paths.get(r.id) if "proxy_target" in flows else None))
     return pd.DataFrame(rows)
 
 
@@ -1491,7 +1689,9 @@ class TableSummary:
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
         self.other_hosts: dict[str, int] = {}    # purpose -> unexpected flows of NOT_THIS_PURPOSE
-        self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
+        self.proxied: dict[str, int] = {}        # purpose -> blocked flows an HTTP proxy refused (proxy_refused)
+        self.proxy_paths: dict[str, ProxyPaths] = {}  # purpose -> flows through proxies (proxy_paths)
+        self.proxy_seen = False                  # (a table with a proxy_target column was added)
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -1644,10 +1844,12 @@ class TableSummary:
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
         if "proxy_target" in flows:
-            px = flows[(flows["verdict"] == "blocked") & (flows["proxy_target"] != "")
-                       & (flows["reason"].astype(str).str.split(",").str[0] != "tls_intercepted")]
+            self.proxy_seen = True
+            px = flows[proxy_refused(flows)]
             for p, n in px.groupby("purpose", sort=False).size().items():
                 self.proxied[p] = self.proxied.get(p, 0) + int(n)
+            for p, paths in proxy_paths(flows).items():
+                self.proxy_paths[p] = self.proxy_paths.get(p, ProxyPaths()).merged(paths)
         for key, n in _dns_error_counts(flows).items():
             if key in self.dns_error_counts or len(self.dns_error_counts) < MAX_DNS_ERROR_KEYS:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
@@ -1687,7 +1889,9 @@ class TableSummary:
                                        self.bl_forged.get(r.id, 0),
                                        (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
                                        self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0),
-                                       bl_icmp=self.bl_icmp.get(r.id, {})))
+                                       bl_icmp=self.bl_icmp.get(r.id, {}),
+                                       proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
+                                       if self.proxy_seen else None))
         return pd.DataFrame(rows)
 
 

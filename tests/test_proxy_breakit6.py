@@ -298,7 +298,7 @@ def test_readiness_says_the_proxy_refused_the_crl_download(tmp_path):
         # (after the count of each kind of flow; the host_mismatch one did not work: no "the others
         # worked", and its own advice; newcomer 21 F1)
         assert row.fix.startswith("3 of 7 flows ok, 3 blocked, 1 unexpected (1 host_mismatch). For the blocked "
-                                  "ones: these connections went through an HTTP proxy that refused or failed "
+                                  "ones: these 3 connections went through an HTTP proxy that refused or failed "
                                   "them"), row.fix
         # (dnl-03.geo.kaspersky.com: a Kaspersky update server, not a wrong Administration Server
         # address; newcomer 23 F7)

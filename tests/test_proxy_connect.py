@@ -295,22 +295,27 @@ def test_readiness_says_the_proxy_refused(tmp_path):
         assert row.status == "blocked"
         # (each kind of flow counted, each with its advice: the intercepted one's is not the proxy's;
         # newcomer 21 F1; the certificate refused inside the tunnel is blocked, newcomer 23 F2)
+        # (the refused ones counted: 5 of the 6; break-it 24 F4)
         assert row.fix.startswith("1 of 8 flows ok, 6 blocked, 1 unexpected (1 host_mismatch). "
-                                  "For the blocked ones: these connections went through an HTTP proxy that "
+                                  "For the blocked ones: 5 of these 6 connections went through an HTTP proxy that "
                                   "refused or failed them"), row.fix
-        assert ("; 1 of them reached the server (the TCP handshake completed), then the TLS handshake failed: a "
-                "proxy, TLS inspection or an application-aware firewall in the path (see each flow's detail): let "
-                "the agent's TLS to *.ksc.kaspersky.com through uninspected (1 of them aborted on a TLS-inspecting "
-                "proxy's certificate: exclude these names from inspection). For the unexpected one: these flows on "
+        # (the intercepted one went through the proxy's tunnel: the proxy, named, made the connection
+        # and most likely inspects it itself; not "reached the server"; break-it 24 F3)
+        assert ("; the other one went through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel (a 2xx "
+                "answer; the capture shows TCP to the proxy only: the proxy made the connection to the server), "
+                "then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's "
+                "detail): the proxy 10.0.0.1:3128 most likely inspects it itself: exempt *.ksc.kaspersky.com from "
+                "that proxy's SSL inspection. For the unexpected one: these flows on "
                 "TCP 23100-23199 went to names outside *.ksc.kaspersky.com") in row.fix, row.fix
+        assert "reached the server" not in row.fix
     # a direct connection blocked as well: the rule's own fix
     direct = refused.head(1).assign(proxy_target="")
     both = pd.concat([flows, direct], ignore_index=True)
     for chk in (readiness(both, RULES), TableSummary.of(both).readiness(RULES)):
         fix = chk.set_index("rule").loc["agent_connection", "fix"]
         assert fix.startswith("1 of 9 flows ok, 7 blocked, 1 unexpected (1 host_mismatch). For "
-                              "the blocked ones: " + RULES.by_id("agent_connection").fix + "; 1 of them reached the "
-                              "server"), fix
+                              "the blocked ones: " + RULES.by_id("agent_connection").fix + "; 1 of them went "
+                              "through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel"), fix
         assert "through an HTTP proxy" not in fix
 
 

@@ -106,10 +106,38 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "data), but the capture holds none of the server's packets (a mirror port or tap that sees one "
                    "direction, or asymmetric routing), so it shows that the server answered, not what it said. To "
                    f"verify, capture both directions (on the agent itself); what it needs: {r.fix}")
-        # (newcomer 23 F2: not a certificate refused inside the tunnel, tls_intercepted)
-        proxied = int(((sub["verdict"] == "blocked") & (sub["proxy_target"] != "")
-                       & (sub["reason"].str.split(",").str[0] != "tls_intercepted")).sum()) \
+        # (newcomer 23 F2: not a certificate refused inside the tunnel, tls_intercepted; break-it 24 F2:
+        # nor any flow its proxy passed on, a 2xx, a 3xx to a request in absolute-form)
+        def passed(t, c, x):
+            return t != "" and (str(c)[:1] == "2" or str(t).startswith(("http://", "https://")) and str(c)[:1] == "3"
+                                or x.split(",")[0] == "tls_intercepted")
+
+        statuses = (sub["http_status"] if "http_status" in sub else [""] * len(sub)) if len(sub) else []
+        proxied = sum(1 for v, t, c, x in zip(sub["verdict"], sub["proxy_target"], statuses, sub["reason"])
+                      if v == "blocked" and t != "" and not passed(t, c, x)) \
             if len(sub) and "proxy_target" in sub else 0
+        # (break-it 24 F2-F4: the blocked flows whose TLS failed inside a proxy's tunnel, the ok ones
+        # through a proxy, the blocked ones direct)
+        px = None
+        if "proxy_target" in flows:
+            tun, ok_px, direct = [], [], 0
+            for i in range(len(sub)):
+                row = sub.iloc[i]
+                t, x = row["proxy_target"], row["reason"].split(",")[0]
+                c = row["http_status"] if "http_status" in sub else ""
+                at = old_endpoint(row["resp_h"], row["resp_p"]) if "resp_p" in sub else ""
+                if row["verdict"] == "ok" and t != "":
+                    ok_px.append(at)
+                if row["verdict"] == "blocked" and t == "":
+                    direct += 1
+                if row["verdict"] == "blocked" and t != "" and not t.startswith(("http://", "https://")) \
+                        and passed(t, c, row["reason"]) \
+                        and (x in ("tls_failed", "tls_intercepted")
+                             or str(row.get("detail", "")).startswith("the server answered HTTP ")):
+                    tun.append((at, x == "tls_intercepted"))
+            px = report.ProxyPaths(len(tun), sum(1 for _, y in tun if y),
+                                   tuple(sorted({a for a, _ in tun if a}))[:8], len(ok_px),
+                                   tuple(sorted({a for a in ok_px if a}))[:8], direct)
         bl_tls = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")).sum()) \
             if len(sub) else 0
         # (newcomer 20 F6: a filter's HTTP refusal of the ClientHello counts as a failed TLS)
@@ -134,6 +162,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
+        if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
+            fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
         bl_stale = int(((sub["verdict"] == "blocked")
                         & sub["detail"].str.startswith("no connection was made: the SYN was answered ")).sum()) \
@@ -144,12 +174,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "SYN-ACK for another sequence number), which the agent reset: a firewall, NAT or the server "
                    "still holds a stale connection on that address and port. Clear it there (or shorten the "
                    "device's TCP timeouts); no port is to be opened")
-        if status == "blocked" and proxied and bl - bl_icpt == proxied:
-            fix = (f"these connections went through an HTTP proxy that refused or failed them (detail: "
-                   f"407 = the proxy wants authentication, 403 = its policy denies the target): let the "
-                   f"agent reach {r.host_mask or 'the documented servers'} on {r.transport.upper()} "
-                   f"{r.port_text} through the proxy (a CONNECT, or a plain HTTP request), or exempt it "
-                   "from the proxy")
+        if status == "blocked" and proxied and bl - proxied == bl_tls:
+            fix = report._proxy_fix(r, bl, proxied, bl_tls, bl_icpt, px)
         # (newcomer 23 F1: a distribution point's port towards a cloud name, host_mismatch)
         onprem = int(((sub["verdict"] == "unexpected") & sub["detail"].astype(str).str.startswith(
             "the agent uses an on-premises Administration Server/distribution point port against the cloud "
@@ -387,7 +413,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                         f"filter or transparent proxy (the port is open for {'it' if len(http) == 1 else 'them'}): "
                         f"allow {r.host_mask or 'the documented servers'} in its URL filter")
         # newcomer 21 F1: some blocked flows completed the TCP handshake, then their TLS failed
-        if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale:
+        if status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale and px and px.tunnel \
+                and bl != proxied + bl_tls:
+            fix += "; " + report._tunnel_fix(r, bl_tls, bl_icpt, px, f"{bl_tls} of them")
+        elif status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale and bl != proxied + bl_tls:
             fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
                     "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                     f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
@@ -455,6 +484,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 why = "the others worked: compare clients, addresses and ports"
             if status != "blocked":
                 why = ""
+            if status == "blocked" and px and bl == px.bl_direct and ok == px.ok_proxied:
+                why, fix = report._path_split(ok, bl, px), report._direct_fix(fix)
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
