@@ -19,7 +19,9 @@ Verdicts and reasons (first match wins, in this order):
   long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
   detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
   ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
-  who closed first and after what (:func:`_who_closed`). ``tls_intercepted`` (below) whose
+  who closed first and after what (:func:`_who_closed`); also the client's certificate alert
+  after a public CA's certificate for the name asked (:func:`public_ca`: the agent's root
+  certificates or clock, :func:`_untrusted_public`, not a proxy). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
   certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
@@ -698,6 +700,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     client rejecting the certificate with a cleartext alert (:data:`_CERT_REJECTED`) after a
     ClientHello that was seen (``service`` ssl, or ``unread``: cut by the snaplen); a certificate
     issued by a TLS-inspection product's CA (:func:`inspection_product` of ``cert_issuer``).
+    A certificate for the name asked (SNI, else ``dns_name``) issued by a public CA
+    (:func:`public_ca`) that the client rejects (a certificate alert, certificate_expired too) is
+    no proxy's: ``blocked``/``tls_failed``, the agent's root certificates or clock
+    (:func:`_untrusted_public`).
 
     The verdict is ``blocked`` when the handshake was aborted (:func:`_aborted`: not established,
     and an alert or the connection closed: the client refused the certificate, so the agent cannot
@@ -717,6 +723,13 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
     hello = row.get("service") in _SSL_SERVICES or unread
     alert = row.get("tls_alert") or ""
+    named = asked or ("" if target else row.get("dns_name") or "")
+    if not detail and not product and hello and certs and named and alert.startswith("client:") \
+            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+        public = public_ca(issuer)
+        if public:
+            # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
+            return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -730,6 +743,61 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: the TLS alert certificate_expired (RFC 8446 §6.2): after a public CA's certificate for the
+#: name asked, the client's clock (or a stale certificate), :func:`_untrusted_public`
+_CERT_EXPIRED = (" (45)",)
+
+#: (marker, CA) of public certificate authorities, as whole words of a ``cert_issuer``'s CN, O or
+#: OU (lower case; matched as :func:`inspection_product` does): a certificate for the name asked
+#: issued by one is the server's own, not a TLS-inspecting proxy's (:func:`public_ca`)
+PUBLIC_CAS: tuple[tuple[str, str], ...] = (
+    ("digicert", "DigiCert"), ("geotrust", "DigiCert (GeoTrust)"), ("thawte", "DigiCert (Thawte)"),
+    ("rapidssl", "DigiCert (RapidSSL)"), ("globalsign", "GlobalSign"), ("sectigo", "Sectigo"),
+    ("comodo", "Sectigo (Comodo)"), ("comodo ca limited", "Sectigo (Comodo)"), ("usertrust", "Sectigo (USERTrust)"),
+    ("let's encrypt", "Let's Encrypt"), ("entrust", "Entrust"), ("godaddy", "GoDaddy"), ("go daddy", "GoDaddy"),
+    ("starfield", "Starfield"), ("google trust services", "Google Trust Services"), ("amazon", "Amazon"),
+    ("identrust", "IdenTrust"), ("certum", "Certum"), ("buypass", "Buypass"), ("quovadis", "QuoVadis"),
+    ("actalis", "Actalis"), ("harica", "HARICA"), ("ssl.com", "SSL.com"), ("zerossl", "ZeroSSL"),
+)
+
+
+def public_ca(issuer: str) -> str:
+    """The public certificate authority that issued a certificate (:data:`PUBLIC_CAS`), from its
+    issuer text (``cert_issuer``, RFC 4514): a marker found as whole words in its CN, O or OU;
+    '' when none is, or when the issuer also names a TLS-inspection product
+    (:func:`inspection_product`). (Only the issuer's text is read: a proxy copying a public CA's
+    name cannot be told apart without checking the signature.)"""
+    if not issuer or inspection_product(issuer):
+        return ""
+    text = " | ".join(v.lower() for v in _ISSUER_NAMES.findall(issuer))
+    return next((ca for marker, ca in PUBLIC_CAS
+                 if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
+
+
+#: how the detail of a handshake aborted by the client on a public CA's certificate for the name
+#: asked starts (``tls_failed``: the agent's root certificates or clock, :func:`_untrusted_public`)
+UNTRUSTED_PUBLIC = "the client rejected the server's own certificate"
+
+
+def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
+    """The detail of a TLS handshake the client aborted with a certificate alert (``alert``,
+    ``unknown_ca (48)``...) after a certificate for the name asked (``name``, its first) issued by
+    a public CA (``issuer``, the ``cert_issuer`` text; ``ca`` from :func:`public_ca`): the agent's
+    trust store lacks the root, or its clock is wrong; starts with :data:`UNTRUSTED_PUBLIC`."""
+    digicert = ca.startswith("DigiCert")
+    if alert.endswith("(45)"):
+        why = ("the agent's system time is probably wrong (check the device's clock and time "
+               "synchronisation), or the certificate was out of date")
+    else:
+        why = (f"the agent's device does not trust {ca}'s root: check its root certificates"
+               + (" (DigiCert Global Root G2 among them)" if digicert else "") + " and its system time")
+    if digicert:
+        why += ("; the page documents TCP 80 to *.digicert.com for checking the validity of KSC certificates "
+                "(CRL, OCSP): allow it too")
+    return (f"{UNTRUSTED_PUBLIC} ({alert}) for {name}, issued by {issuer} (a public CA, {ca}, not a "
+            f"TLS-inspection product): {why}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
 
 
 #: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
