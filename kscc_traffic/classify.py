@@ -330,8 +330,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if reason == "tls_failed" and row.get("hello_split"):
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
-                      "fail on a ClientHello split across segments (a post-quantum key share, X25519MLKEM768, "
-                      "makes it this large)")
+                      f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
@@ -1012,8 +1011,28 @@ def _silent_close(row: dict, target: str) -> str | None:
     return f"TLS handshake not completed: the server sent nothing for {wait:.1f} s after the client's {flight}, {then}"
 
 
+#: a ClientHello record at least this long (bytes) is said to be made so by a post-quantum key
+#: share (X25519MLKEM768's alone is 1,216 bytes; a ClientHello without one is some 250-750)
+PQ_HELLO_BYTES = 1300
+
+
+def _pq_note(split: str) -> str:
+    """What the detail of a split ClientHello (``hello_split``: ``"1,555 bytes in 2 segments"``)
+    adds about its size: the post-quantum key share when the record is at least
+    :data:`PQ_HELLO_BYTES` long, else ''."""
+    try:
+        size = int(split.split(" bytes", 1)[0].replace(",", ""))
+    except ValueError:
+        return ""
+    return " (a post-quantum key share, X25519MLKEM768, makes it this large)" if size >= PQ_HELLO_BYTES else ""
+
+
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+#: ... when the client's first segments, all that are inspected, end before its ClientHello does
+#: (``hello_split`` "… in more than …"), no server byte after them to read acknowledgements from
+_UNREAD_SEGMENTS = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
+                    "judged from the TCP packets")
 #: ... when the client's inspected segments ended before the server's answer (``blind_window``)
 _UNREAD_WINDOW = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
                   "judged from the TCP packets and the server's acknowledgements")
@@ -1027,7 +1046,8 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s``, ``blind_server_next``,
     ``blind_client_alert``, ``blind_window`` (:func:`.inspect.inspect_flows`; with ``blind_window``,
     the client's inspected segments ending before the server's answer, the details say so instead
-    of the snaplen).
+    of the snaplen; likewise with ``hello_split`` "… in more than …": the ClientHello longer than
+    the client's inspected segments, no snaplen involved, break-it 24 F8).
 
     - the client closed first right after sending, past the server's last flight, fewer bytes than
       any encrypted record (a cleartext alert: a certificate rejected, also after a
@@ -1047,8 +1067,9 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
       without the bytes)."""
     state = row.get("conn_state", "")
-    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD
-    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") \
+    segments = " in more than " in str(row.get("hello_split") or "")
+    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _UNREAD
+    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") or segments \
         else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
