@@ -32,7 +32,8 @@ Verdicts and reasons (first match wins, in this order):
   the handshake completed: the client accepted it; also for TLS seen on TCP 1443, KSN),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
-  failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
+  failing gateway's, :data:`FILTER_STATUSES`, or a redirect, :data:`REDIRECT_STATUSES`, its
+  ``Location`` named: a captive portal or web filter; the client's own cleartext quoted,
   :func:`_client_cleartext`),
   ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
   server the client asked for by a cloud Administration Server name, not at a local address:
@@ -522,6 +523,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
+            if status[:3] in REDIRECT_STATUSES:
+                # (a redirect instead of a ServerHello: the agent cannot connect; a captive portal
+                # or web filter sends the browser to its page)
+                where = row.get("http_location") or ""
+                to = f" to {where}" if where else " (its Location not read)"
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                            f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
             cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to the ClientHello{inside} where TLS is documented{cut}")
@@ -1466,6 +1474,13 @@ def _responder_closed_first(history: str) -> str:
 FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
 
 
+#: answers to a ClientHello that redirect (RFC 9110 §15.4: 301, 302, 303, 307, 308): what a
+#: captive portal or web filter sends instead of a ServerHello; ``blocked``/``rejected`` as
+#: :data:`FILTER_STATUSES` are (another cleartext answer, a 400 from a transparent proxy or a
+#: web server, stays ``unexpected``/``not_tls``: something else answers on the port)
+REDIRECT_STATUSES = ("301", "302", "303", "307", "308")
+
+
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
@@ -1559,7 +1574,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary")
+                  "client_head", "client_binary", "http_location")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1569,7 +1584,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary")
+                     "client_head", "client_binary", "http_location")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1579,7 +1594,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1588,7 +1603,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary")
+                 "client_head", "client_binary", "http_location")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -1152,6 +1152,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise: a TCP reset whose TTL is not its sender's, a device on the path sent it: the hint
     # for the detail, '' where not: _reset_hints)
     cols["reset_hint"] = _reset_hints(ft, n)
+    # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
+    # Location of that answer, escaped, '' where none: http.response_location)
+    cols["http_location"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -2256,6 +2259,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     for f, s0, s1 in zip(*(x[pos][skind[pos] == "http"].tolist() for x in (fidx, sst, sen))):
         status = http.exchange(b"", mv[s0:s1])[0]
         cols["http_status"][f] = "" if status is None else str(status)
+        cols["http_location"][f] = http.response_location(mv[s0:s1]) or ""
     first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     rest = np.nonzero(~is_tls)[0]
     tunnels: list[tuple[int, ...]] = []
@@ -2350,6 +2354,7 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     for row, start, stop in zip(*(x[sk == "http"].tolist() for x in (f, s0, s1))):
         status = http.exchange(b"", buf[start:stop].tobytes())[0]
         cols["tunnel_http_status"][row] = "" if status is None else str(status)
+        cols["http_location"][row] = http.response_location(buf[start:stop].tobytes()) or ""
     tl = np.flatnonzero((ck == "tls") | (sk == "tls"))
     if not len(tl):
         return

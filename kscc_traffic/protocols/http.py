@@ -22,6 +22,7 @@ __all__ = [
     "looks_like_http_request",
     "looks_like_http_response",
     "response_status",
+    "response_location",
     "head_length",
     "connect_target",
     "proxy_target",
@@ -237,6 +238,40 @@ def response_status(data: bytes | bytearray | memoryview) -> int | None:
         m = _STATUS_LINE.match(bytes(data[:32]))
         return int(m.group(1)) if m else None
     except Exception:  # pragma: no cover
+        return None
+
+
+#: at most this many characters of a ``Location`` are kept (:func:`response_location`)
+LOCATION_CHARS = 200
+
+
+def response_location(data: bytes | bytearray | memoryview) -> str | None:
+    """The ``Location`` header (RFC 9110 §10.2.2) of the first final (non-1xx) response at the
+    start of ``data``, as escaped text (:func:`.dns.text_from_bytes`; at most
+    :data:`LOCATION_CHARS` characters, ``…`` added when longer); None when ``data`` starts with no
+    status line, the head has no such header, or its line is cut. Never raises."""
+    try:
+        buf = bytes(data[:_LIMIT])
+        pos = 0
+        while True:
+            code = response_status(buf[pos:pos + 32])
+            if code is None:
+                return None
+            hl = head_length(buf[pos:])
+            head = buf[pos:pos + hl] if hl is not None else buf[pos:]
+            if code >= 200 or hl is None:
+                break
+            pos += hl
+        lines = head.split(b"\n")[1:]
+        if hl is None:
+            lines.pop()                  # (after the last line end: a line cut, or nothing)
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if colon and name.strip().lower() == b"location":
+                text = text_from_bytes(value.strip(b" \t\r"))
+                return text if len(text) <= LOCATION_CHARS else text[:LOCATION_CHARS] + "…"
+        return None
+    except Exception:  # pragma: no cover - defensive
         return None
 
 
