@@ -620,7 +620,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not (row.get("payload_cut") and row.get("first_bytes_cut", True)))
                  or "http" in (cproto, sproto)):
-        said = _client_cleartext(row) if cproto and cproto != "tls" and not partial else ""
+        said = _client_cleartext(row, target) if cproto and cproto != "tls" and not partial else ""
         if said:
             return done("unexpected", "not_tls", said)
         return done("unexpected", "not_tls",
@@ -935,12 +935,14 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
 CLIENT_CLEARTEXT = "the client sent cleartext, not a TLS ClientHello, where TLS is documented"
 
 
-def _client_cleartext(row: dict) -> str:
+def _client_cleartext(row: dict, target: str = "") -> str:
     """The detail of a TCP connection to a TLS purpose whose client's first bytes are cleartext
     (``client_proto`` http or other): it starts with :data:`CLIENT_CLEARTEXT` and quotes those
     bytes (internal columns ``client_head``, escaped text, or ``client_binary``, the first 8 in
     hex: :func:`.inspect._first_bytes_text`); '' when neither was read (the start of the client's
-    stream not captured)."""
+    stream not captured). ``target``: the bytes were inside the tunnel of ``CONNECT <target>``
+    (after the proxy's 2xx), which the detail names, with the HTTP status of the answer in the
+    tunnel (``tunnel_http_status``) when one was read."""
     head = str(row.get("client_head") or "")
     binary = str(row.get("client_binary") or "")
     what = "an HTTP request" if row.get("client_proto") == "http" else "bytes that are no valid TLS record nor HTTP"
@@ -950,7 +952,12 @@ def _client_cleartext(row: dict) -> str:
         quoted = f"first bytes {binary}"
     else:
         return ""
-    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted} (not an agent's TLS: another program, or "
+    where = ""
+    if target:
+        answer = str(row.get("tunnel_http_status") or "")
+        where = (f", inside the tunnel of CONNECT {target} through the proxy {row['resp_h']}:{int(row['resp_p'])}"
+                 + (f" (answered HTTP {answer} in it)" if answer else ""))
+    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted}{where} (not an agent's TLS: another program, or "
             "something on the way rewriting the agent's connection)")
 
 
@@ -1844,7 +1851,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         np.where(asks | http_answer, v["http_status"], ""),
-        np.where(http_answer, v["tunnel_http_status"], ""),
+        # (and through a proxy: the answer in the tunnel to the client's cleartext, quoted)
+        np.where(http_answer | connect, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
         np.where(close_wait >= 0, close_wait, -1.0),

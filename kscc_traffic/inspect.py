@@ -989,6 +989,17 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray, client: bool = False) ->
     return texts, binary
 
 
+def _quoted(raw: bytes, more: bool) -> tuple[str, str]:
+    """A stream's first bytes ``raw`` (at most :data:`HEAD_BYTES`; ``more``: the stream went on)
+    as :func:`_first_bytes_text` gives them: (escaped text with ``…`` when it went on, '') when
+    they are text (:func:`_text_head`), else ('', the first 8 in hex)."""
+    head = _text_head(raw)
+    if head is None:
+        return "", raw[:8].hex(" ")
+    more = more or len(head) < len(raw)
+    return dns.text_from_bytes(head if more else head.rstrip(b"\r\n")) + ("…" if more else ""), ""
+
+
 def _text_head(raw: bytes) -> bytes | None:
     """``raw`` (a server's first bytes) when they are text, else None: at least 90 % printable
     ASCII, tab, CR, LF (a banner, a status line), or valid UTF-8 whose characters are at least
@@ -2351,6 +2362,11 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
     cols["client_proto"][f] = ck
     cols["server_proto"][f] = sk
+    # (the client's cleartext in the tunnel, where a ClientHello would be: quoted by classify as
+    # a direct connection's client_head is)
+    for row, start, stop in zip(*(x[(ck == "http") | (ck == "other")].tolist() for x in (f, c0, c1))):
+        cols["client_head"][row], cols["client_binary"][row] = _quoted(
+            bytes(buf[start:min(stop, start + HEAD_BYTES)]), stop - start > HEAD_BYTES)
     for row, start, stop in zip(*(x[sk == "http"].tolist() for x in (f, s0, s1))):
         status = http.exchange(b"", buf[start:stop].tobytes())[0]
         cols["tunnel_http_status"][row] = "" if status is None else str(status)

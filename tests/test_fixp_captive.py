@@ -66,3 +66,23 @@ def test_other_cleartext_answers_stay_not_tls(tmp_path):
 ])
 def test_response_location(data, want):
     assert response_location(data) == want
+
+
+@pytest.mark.parametrize("inside, answer, quoted, said", [
+    (b"GET / HTTP/1.1\r\nHost: eu1.ksc.kaspersky.com\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+     'an HTTP request, "GET / HTTP/1.1\\x0d\\x0aHost: eu1.ksc.kaspersky.…"', " (answered HTTP 400 in it)"),
+    (b"hello\x1b[31m", None, 'bytes that are no valid TLS record nor HTTP, "hello\\x1b[31m"', ""),
+])
+def test_cleartext_inside_a_tunnel_is_quoted(tmp_path, inside, answer, quoted, said):
+    """Break-it 24 F9: the client's cleartext inside the CONNECT tunnel gets the quoted detail of
+    a direct connection, naming the tunnel and the answer in it."""
+    parts = [_connect(), OK_200, ("c", inside)] + ([("s", answer)] if answer else [])
+    records = _records(parts, close="s")
+    r = _one(tmp_path, records)
+    assert (r["verdict"], r["reason"], r["http_status"]) == ("unexpected", "not_tls", "200")
+    assert r["detail"] == (f"the client sent cleartext, not a TLS ClientHello, where TLS is documented: {quoted}, "
+                           f"inside the tunnel of CONNECT {TARGET} through the proxy 10.0.0.1:3128{said} (not an "
+                           "agent's TLS: another program, or something on the way rewriting the agent's connection)")
+    path = _write(tmp_path, records, name="again.pcap")
+    assert_same(path, [1024, 4096])
+    assert_same_as_reference(analyze(str(path)), RULES)
