@@ -18,7 +18,7 @@ DIRECT = ("203.0.113.10", 23101)
 
 
 @pytest.mark.parametrize("status", ["301", "302", "303", "307", "308"])
-def test_a_redirect_to_the_client_hello_is_a_refusal(tmp_path, status):
+def test_a_redirect_to_the_client_hello_is_a_refusal(tmp_path, monkeypatch, status):
     hello = _tls(tmp_path)[0]
     answer = (f"HTTP/1.1 {status} Moved\r\nLocation: http://portal.example/login?x=\x1b[31m\r\n"
               "Content-Length: 0\r\n\r\n").encode()
@@ -30,6 +30,8 @@ def test_a_redirect_to_the_client_hello_is_a_refusal(tmp_path, status):
     path = _write(tmp_path, records, name="again.pcap")
     assert_same(path, [1024, 4096])
     assert_same_as_reference(analyze(str(path)), RULES)
+    from test_live_session import assert_live_same
+    assert_live_same(path, monkeypatch, step=2)
 
 
 def test_a_redirect_inside_the_tunnel_and_without_location(tmp_path):
@@ -73,7 +75,7 @@ def test_response_location(data, want):
      'an HTTP request, "GET / HTTP/1.1\\x0d\\x0aHost: eu1.ksc.kaspersky.…"', " (answered HTTP 400 in it)"),
     (b"hello\x1b[31m", None, 'bytes that are no valid TLS record nor HTTP, "hello\\x1b[31m"', ""),
 ])
-def test_cleartext_inside_a_tunnel_is_quoted(tmp_path, inside, answer, quoted, said):
+def test_cleartext_inside_a_tunnel_is_quoted(tmp_path, monkeypatch, inside, answer, quoted, said):
     """Break-it 24 F9: the client's cleartext inside the CONNECT tunnel gets the quoted detail of
     a direct connection, naming the tunnel and the answer in it."""
     parts = [_connect(), OK_200, ("c", inside)] + ([("s", answer)] if answer else [])
@@ -86,3 +88,5 @@ def test_cleartext_inside_a_tunnel_is_quoted(tmp_path, inside, answer, quoted, s
     path = _write(tmp_path, records, name="again.pcap")
     assert_same(path, [1024, 4096])
     assert_same_as_reference(analyze(str(path)), RULES)
+    from test_live_session import assert_live_same
+    assert_live_same(path, monkeypatch, step=2)
