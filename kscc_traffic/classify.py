@@ -19,7 +19,9 @@ Verdicts and reasons (first match wins, in this order):
   long, or the capture going on (``quiet_s``); on a connection closed after such a silence, the
   detail keeps it with who closed (internal columns ``tls_close``/``tls_close_wait_s``:
   ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
-  who closed first and after what (:func:`_who_closed`). ``tls_intercepted`` (below) whose
+  who closed first and after what (:func:`_who_closed`); also the client's certificate alert
+  after a public CA's certificate for the name asked (:func:`public_ca`: the agent's root
+  certificates or clock, :func:`_untrusted_public`, not a proxy). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
   certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
@@ -30,7 +32,8 @@ Verdicts and reasons (first match wins, in this order):
   the handshake completed: the client accepted it; also for TLS seen on TCP 1443, KSN),
   ``not_tls`` (cleartext where the rule documents TLS/HTTPS; a ClientHello answered in HTTP, its
   status quoted; ``blocked``/``rejected`` instead when that status is a filter's refusal or a
-  failing gateway's, :data:`FILTER_STATUSES`; the client's own cleartext quoted,
+  failing gateway's, :data:`FILTER_STATUSES`, or a redirect, :data:`REDIRECT_STATUSES`, its
+  ``Location`` named: a captive portal or web filter; the client's own cleartext quoted,
   :func:`_client_cleartext`),
   ``host_mismatch`` (a known name outside the rule's host mask; a distribution point's port whose
   server the client asked for by a cloud Administration Server name, not at a local address:
@@ -334,8 +337,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if reason == "tls_failed" and row.get("hello_split"):
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
-                      "fail on a ClientHello split across segments (a post-quantum key share, X25519MLKEM768, "
-                      "makes it this large)")
+                      f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
@@ -530,6 +532,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
+            if status[:3] in REDIRECT_STATUSES:
+                # (a redirect instead of a ServerHello: the agent cannot connect; a captive portal
+                # or web filter sends the browser to its page)
+                where = row.get("http_location") or ""
+                to = f" to {where}" if where else " (its Location not read)"
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                            f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
             cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to the ClientHello{inside} where TLS is documented{cut}")
@@ -620,7 +629,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if tls_rule and cleartext and in_tunnel \
             and ((not partial and not (row.get("payload_cut") and row.get("first_bytes_cut", True)))
                  or "http" in (cproto, sproto)):
-        said = _client_cleartext(row) if cproto and cproto != "tls" and not partial else ""
+        said = _client_cleartext(row, target) if cproto and cproto != "tls" and not partial else ""
         if said:
             return done("unexpected", "not_tls", said)
         return done("unexpected", "not_tls",
@@ -707,6 +716,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     client rejecting the certificate with a cleartext alert (:data:`_CERT_REJECTED`) after a
     ClientHello that was seen (``service`` ssl, or ``unread``: cut by the snaplen); a certificate
     issued by a TLS-inspection product's CA (:func:`inspection_product` of ``cert_issuer``).
+    A certificate for the name asked (SNI, else ``dns_name``) issued by a public CA
+    (:func:`public_ca`) that the client rejects (a certificate alert, certificate_expired too) is
+    no proxy's: ``blocked``/``tls_failed``, the agent's root certificates or clock
+    (:func:`_untrusted_public`).
 
     The verdict is ``blocked`` when the handshake was aborted (:func:`_aborted`: not established,
     and an alert or the connection closed: the client refused the certificate, so the agent cannot
@@ -726,6 +739,13 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
     hello = row.get("service") in _SSL_SERVICES or unread
     alert = row.get("tls_alert") or ""
+    named = asked or ("" if target else row.get("dns_name") or "")
+    if not detail and not product and hello and certs and named and alert.startswith("client:") \
+            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+        public = public_ca(issuer)
+        if public:
+            # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
+            return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -739,6 +759,61 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: the TLS alert certificate_expired (RFC 8446 §6.2): after a public CA's certificate for the
+#: name asked, the client's clock (or a stale certificate), :func:`_untrusted_public`
+_CERT_EXPIRED = (" (45)",)
+
+#: (marker, CA) of public certificate authorities, as whole words of a ``cert_issuer``'s CN, O or
+#: OU (lower case; matched as :func:`inspection_product` does): a certificate for the name asked
+#: issued by one is the server's own, not a TLS-inspecting proxy's (:func:`public_ca`)
+PUBLIC_CAS: tuple[tuple[str, str], ...] = (
+    ("digicert", "DigiCert"), ("geotrust", "DigiCert (GeoTrust)"), ("thawte", "DigiCert (Thawte)"),
+    ("rapidssl", "DigiCert (RapidSSL)"), ("globalsign", "GlobalSign"), ("sectigo", "Sectigo"),
+    ("comodo", "Sectigo (Comodo)"), ("comodo ca limited", "Sectigo (Comodo)"), ("usertrust", "Sectigo (USERTrust)"),
+    ("let's encrypt", "Let's Encrypt"), ("entrust", "Entrust"), ("godaddy", "GoDaddy"), ("go daddy", "GoDaddy"),
+    ("starfield", "Starfield"), ("google trust services", "Google Trust Services"), ("amazon", "Amazon"),
+    ("identrust", "IdenTrust"), ("certum", "Certum"), ("buypass", "Buypass"), ("quovadis", "QuoVadis"),
+    ("actalis", "Actalis"), ("harica", "HARICA"), ("ssl.com", "SSL.com"), ("zerossl", "ZeroSSL"),
+)
+
+
+def public_ca(issuer: str) -> str:
+    """The public certificate authority that issued a certificate (:data:`PUBLIC_CAS`), from its
+    issuer text (``cert_issuer``, RFC 4514): a marker found as whole words in its CN, O or OU;
+    '' when none is, or when the issuer also names a TLS-inspection product
+    (:func:`inspection_product`). (Only the issuer's text is read: a proxy copying a public CA's
+    name cannot be told apart without checking the signature.)"""
+    if not issuer or inspection_product(issuer):
+        return ""
+    text = " | ".join(v.lower() for v in _ISSUER_NAMES.findall(issuer))
+    return next((ca for marker, ca in PUBLIC_CAS
+                 if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
+
+
+#: how the detail of a handshake aborted by the client on a public CA's certificate for the name
+#: asked starts (``tls_failed``: the agent's root certificates or clock, :func:`_untrusted_public`)
+UNTRUSTED_PUBLIC = "the client rejected the server's own certificate"
+
+
+def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
+    """The detail of a TLS handshake the client aborted with a certificate alert (``alert``,
+    ``unknown_ca (48)``...) after a certificate for the name asked (``name``, its first) issued by
+    a public CA (``issuer``, the ``cert_issuer`` text; ``ca`` from :func:`public_ca`): the agent's
+    trust store lacks the root, or its clock is wrong; starts with :data:`UNTRUSTED_PUBLIC`."""
+    digicert = ca.startswith("DigiCert")
+    if alert.endswith("(45)"):
+        why = ("the agent's system time is probably wrong (check the device's clock and time "
+               "synchronisation), or the certificate was out of date")
+    else:
+        why = (f"the agent's device does not trust {ca}'s root: check its root certificates"
+               + (" (DigiCert Global Root G2 among them)" if digicert else "") + " and its system time")
+    if digicert:
+        why += ("; the page documents TCP 80 to *.digicert.com for checking the validity of KSC certificates "
+                "(CRL, OCSP): allow it too")
+    return (f"{UNTRUSTED_PUBLIC} ({alert}) for {name}, issued by {issuer} (a public CA, {ca}, not a "
+            f"TLS-inspection product): {why}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
 
 
 #: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
@@ -880,12 +955,14 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
 CLIENT_CLEARTEXT = "the client sent cleartext, not a TLS ClientHello, where TLS is documented"
 
 
-def _client_cleartext(row: dict) -> str:
+def _client_cleartext(row: dict, target: str = "") -> str:
     """The detail of a TCP connection to a TLS purpose whose client's first bytes are cleartext
     (``client_proto`` http or other): it starts with :data:`CLIENT_CLEARTEXT` and quotes those
     bytes (internal columns ``client_head``, escaped text, or ``client_binary``, the first 8 in
     hex: :func:`.inspect._first_bytes_text`); '' when neither was read (the start of the client's
-    stream not captured)."""
+    stream not captured). ``target``: the bytes were inside the tunnel of ``CONNECT <target>``
+    (after the proxy's 2xx), which the detail names, with the HTTP status of the answer in the
+    tunnel (``tunnel_http_status``) when one was read."""
     head = str(row.get("client_head") or "")
     binary = str(row.get("client_binary") or "")
     what = "an HTTP request" if row.get("client_proto") == "http" else "bytes that are no valid TLS record nor HTTP"
@@ -895,7 +972,12 @@ def _client_cleartext(row: dict) -> str:
         quoted = f"first bytes {binary}"
     else:
         return ""
-    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted} (not an agent's TLS: another program, or "
+    where = ""
+    if target:
+        answer = str(row.get("tunnel_http_status") or "")
+        where = (f", inside the tunnel of CONNECT {target} through the proxy {row['resp_h']}:{int(row['resp_p'])}"
+                 + (f" (answered HTTP {answer} in it)" if answer else ""))
+    return (f"{CLIENT_CLEARTEXT}: {what}, {quoted}{where} (not an agent's TLS: another program, or "
             "something on the way rewriting the agent's connection)")
 
 
@@ -987,8 +1069,28 @@ def _silent_close(row: dict, target: str) -> str | None:
     return f"TLS handshake not completed: the server sent nothing for {wait:.1f} s after the client's {flight}, {then}"
 
 
+#: a ClientHello record at least this long (bytes) is said to be made so by a post-quantum key
+#: share (X25519MLKEM768's alone is 1,216 bytes; a ClientHello without one is some 250-750)
+PQ_HELLO_BYTES = 1300
+
+
+def _pq_note(split: str) -> str:
+    """What the detail of a split ClientHello (``hello_split``: ``"1,555 bytes in 2 segments"``)
+    adds about its size: the post-quantum key share when the record is at least
+    :data:`PQ_HELLO_BYTES` long, else ''."""
+    try:
+        size = int(split.split(" bytes", 1)[0].replace(",", ""))
+    except ValueError:
+        return ""
+    return " (a post-quantum key share, X25519MLKEM768, makes it this large)" if size >= PQ_HELLO_BYTES else ""
+
+
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+#: ... when the client's first segments, all that are inspected, end before its ClientHello does
+#: (``hello_split`` "… in more than …"), no server byte after them to read acknowledgements from
+_UNREAD_SEGMENTS = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
+                    "judged from the TCP packets")
 #: ... when the client's inspected segments ended before the server's answer (``blind_window``)
 _UNREAD_WINDOW = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
                   "judged from the TCP packets and the server's acknowledgements")
@@ -1002,7 +1104,8 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     columns ``blind_client_next``, ``blind_closer``, ``blind_wait_s``, ``blind_server_next``,
     ``blind_client_alert``, ``blind_window`` (:func:`.inspect.inspect_flows`; with ``blind_window``,
     the client's inspected segments ending before the server's answer, the details say so instead
-    of the snaplen).
+    of the snaplen; likewise with ``hello_split`` "… in more than …": the ClientHello longer than
+    the client's inspected segments, no snaplen involved, break-it 24 F8).
 
     - the client closed first right after sending, past the server's last flight, fewer bytes than
       any encrypted record (a cleartext alert: a certificate rejected, also after a
@@ -1022,8 +1125,9 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       TLS 1.3 or resumed session's close_notify cannot be told from a TLS 1.2 server's refusal
       without the bytes)."""
     state = row.get("conn_state", "")
-    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD
-    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") \
+    segments = " in more than " in str(row.get("hello_split") or "")
+    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _UNREAD
+    cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") or segments \
         else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
@@ -1436,6 +1540,13 @@ def _responder_closed_first(history: str) -> str:
 FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
 
 
+#: answers to a ClientHello that redirect (RFC 9110 §15.4: 301, 302, 303, 307, 308): what a
+#: captive portal or web filter sends instead of a ServerHello; ``blocked``/``rejected`` as
+#: :data:`FILTER_STATUSES` are (another cleartext answer, a 400 from a transparent proxy or a
+#: web server, stays ``unexpected``/``not_tls``: something else answers on the port)
+REDIRECT_STATUSES = ("301", "302", "303", "307", "308")
+
+
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
@@ -1529,7 +1640,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1539,7 +1650,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1549,7 +1660,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1558,7 +1669,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary")
+                 "client_head", "client_binary", "http_location")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -1811,7 +1922,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         np.where(asks | http_answer, v["http_status"], ""),
-        np.where(http_answer, v["tunnel_http_status"], ""),
+        # (and through a proxy: the answer in the tunnel to the client's cleartext, quoted)
+        np.where(http_answer | connect, v["tunnel_http_status"], ""),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
         np.where(close_wait >= 0, close_wait, -1.0),

@@ -495,16 +495,28 @@ def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
 RESET_TTL_HOPS = 3
 
 
+def _hops(ttl: np.ndarray) -> np.ndarray:
+    """Hops a packet came over, guessed from its TTL (hop limit) ``ttl`` (int64 array): the
+    smallest usual initial value (32, 64, 128, 255) not below it, less it."""
+    initial = np.select([ttl <= 32, ttl <= 64, ttl <= 128], [32, 64, 128], 255)
+    return initial - ttl
+
+
 def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): a hint that a TCP reset came from a
     device on the path (a firewall or IPS ending the connection, a DPI reset injection), not from
-    the endpoint whose address it carries. A side's first RST is compared with that side's first
-    packet (the SYN, the SYN-ACK): when the first packet is no RST and the two TTLs (IPv6: hop
-    limits) differ by :data:`RESET_TTL_HOPS` or more, the hint gives both values, and says
-    whether that side went on sending data after the reset (among its first
-    ``MAX_SEGMENTS + 1`` data segments: what every analysis, chunked or live, keeps; the first
-    packet and the first RST of each direction are kept too, so all give the same answer).
-    Packets without a known TTL (``ttl`` -1, or no such column) give no hint."""
+    the endpoint whose address it carries. A side's first RST is compared with that side's data
+    packet nearest before it (among its first ``MAX_SEGMENTS + 1`` data segments: what every
+    analysis, chunked or live, keeps), else, when it sent none before, with its first packet (the
+    SYN, the SYN-ACK; the first packet and the first RST of each direction are kept too, so all
+    analyses give the same answer): when that packet is no RST and the two TTLs (IPv6: hop limits)
+    differ by :data:`RESET_TTL_HOPS` or more, the hint gives both values, and says whether that
+    side went on sending data after the reset. When the server's SYN-ACK's TTL differs as much
+    from its data's and says it came from nearer (:func:`_hops`: a SYN proxy, a firewall answering
+    the handshake for the server, break-it 24 F5), the hint says so too, also when the reset is
+    the server's own (its data's TTL); data from nearer than the SYN-ACK (injected by a device on
+    the path, as its reset) is not compared: the reset is compared with the first packet. Packets
+    without a known TTL (``ttl`` -1, or no such column) give no hint."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -522,28 +534,65 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     head = rows[start[np.cumsum(first) - 1]]            # per row: its group's first packet
     is_rst = rst[rows]
     _, at = np.unique(grp[is_rst], return_index=True)
-    r = rows[is_rst][at]                                 # each group's first RST
-    g, h = grp[is_rst][at], head[is_rst][at]
+    p_rst = np.flatnonzero(is_rst)[at]                   # each group's first RST (its position)
+    r = rows[p_rst]
+    g, h = grp[p_rst], head[p_rst]
+    # each side's first MAX_SEGMENTS + 1 data segments (as kept by every analysis), those no RST:
+    # the one nearest before the side's first RST (the same group, an earlier position)
+    d = np.flatnonzero(c["payload_len"][rows] > 0)
+    if len(d):
+        dg = grp[d]
+        dfirst = np.r_[True, dg[1:] != dg[:-1]]
+        rank = np.arange(len(d)) - np.flatnonzero(dfirst)[np.cumsum(dfirst) - 1]
+        d = d[(rank <= MAX_SEGMENTS) & ~is_rst[d]]
+    i = np.searchsorted(d, p_rst) - 1
+    near = (i >= 0) & (grp[d[np.maximum(i, 0)]] == g) if len(d) else np.zeros(len(g), bool)
+    data = np.where(near, rows[d[np.maximum(i, 0)]] if len(d) else h, h)
     ttl = c["ttl"]
-    t_rst, t_head = ttl[r].astype(np.int64), ttl[h].astype(np.int64)
-    keep = ~rst[h] & (t_rst >= 0) & (t_head >= 0) & (np.abs(t_rst - t_head) >= RESET_TTL_HOPS)
+    t_rst, t_data, t_head = ttl[r].astype(np.int64), ttl[data].astype(np.int64), ttl[h].astype(np.int64)
+    # the server's SYN-ACK from nearer than its data (fewer hops from the initial TTL its value
+    # suggests): a SYN proxy answered the handshake, the data is the server's; data from nearer
+    # than the SYN-ACK is a device's on the path injecting it (the SYN-ACK is then the server's)
+    odd = (near & (t_head >= 0) & (t_data >= 0) & (np.abs(t_head - t_data) >= RESET_TTL_HOPS))
+    proxy = (odd & (g % 2 == 1) & ((c["tcp_flags"][h] & (SYN | ACK)) == (SYN | ACK))
+             & (_hops(t_head) < _hops(t_data)))
+    near &= ~odd | proxy
+    ref = np.where(near, data, h)
+    t_ref = ttl[ref].astype(np.int64)
+    keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS)
     lo = np.searchsorted(grp, g)
     parts: dict[int, list[str]] = {}
-    for k in np.flatnonzero(keep).tolist():
+    notes: dict[int, str] = {}
+    for k in np.flatnonzero(keep | proxy).tolist():
         gk, rk, hk = int(g[k]), int(r[k]), int(h[k])
         side = "client" if gk % 2 == 0 else "server"
-        first_pkt = ("SYN" if side == "client" else "SYN-ACK") if c["tcp_flags"][hk] & SYN else "first packet"
         field_name = "hop limit" if int(c["ipver"][rk]) == 6 else "TTL"
+        synproxy = (f"the server's SYN-ACK came with {field_name} {int(t_head[k])}, its data with "
+                    f"{int(t_data[k])}: a SYN proxy (a firewall answering the handshake for the server) is on the path")
+        if not keep[k]:
+            notes[gk // 2] = f"{synproxy}; its reset came with {int(t_rst[k])}, as its data: the server's own"
+            continue
+        if near[k] and t_ref[k] != t_head[k]:   # (the same TTL as its first packet: that one named)
+            first_pkt, t_said = "data", int(t_ref[k])
+        else:
+            first_pkt = ("SYN" if side == "client" else "SYN-ACK") if c["tcp_flags"][hk] & SYN else "first packet"
+            t_said = int(t_head[k])
         mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
         mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
         after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
         parts.setdefault(gk // 2, []).append(f"the {side}'s reset came with {field_name} {int(t_rst[k])}, "
-                                             f"its {first_pkt} with {int(t_head[k])}{after}")
-    for f, said in parts.items():
-        who = "by the server" if len(said) == 1 and said[0].startswith("the server") else \
-            "by the client" if len(said) == 1 else "by the endpoints"
-        out[f] = (f"{' and '.join(said)}: probably sent by a device on the path (a firewall or IPS "
-                  f"ending the connection), not {who}")
+                                             f"its {first_pkt} with {t_said}{after}")
+        if proxy[k]:
+            notes[gk // 2] = synproxy
+    for f in set(parts) | set(notes):
+        said = parts.get(f, [])
+        text = ""
+        if said:
+            who = "by the server" if len(said) == 1 and said[0].startswith("the server") else \
+                "by the client" if len(said) == 1 else "by the endpoints"
+            text = (f"{' and '.join(said)}: probably sent by a device on the path (a firewall or IPS "
+                    f"ending the connection), not {who}")
+        out[f] = "; ".join(x for x in (text, notes.get(f, "")) if x)
     return out
 
 
@@ -947,6 +996,17 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray, client: bool = False) ->
     return texts, binary
 
 
+def _quoted(raw: bytes, more: bool) -> tuple[str, str]:
+    """A stream's first bytes ``raw`` (at most :data:`HEAD_BYTES`; ``more``: the stream went on)
+    as :func:`_first_bytes_text` gives them: (escaped text with ``…`` when it went on, '') when
+    they are text (:func:`_text_head`), else ('', the first 8 in hex)."""
+    head = _text_head(raw)
+    if head is None:
+        return "", raw[:8].hex(" ")
+    more = more or len(head) < len(raw)
+    return dns.text_from_bytes(head if more else head.rstrip(b"\r\n")) + ("…" if more else ""), ""
+
+
 def _text_head(raw: bytes) -> bytes | None:
     """``raw`` (a server's first bytes) when they are text, else None: at least 90 % printable
     ASCII, tab, CR, LF (a banner, a status line), or valid UTF-8 whose characters are at least
@@ -1113,6 +1173,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise: a TCP reset whose TTL is not its sender's, a device on the path sent it: the hint
     # for the detail, '' where not: _reset_hints)
     cols["reset_hint"] = _reset_hints(ft, n)
+    # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
+    # Location of that answer, escaped, '' where none: http.response_location)
+    cols["http_location"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -2220,6 +2283,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     for f, s0, s1 in zip(*(x[pos][skind[pos] == "http"].tolist() for x in (fidx, sst, sen))):
         status = http.exchange(b"", mv[s0:s1])[0]
         cols["http_status"][f] = "" if status is None else str(status)
+        cols["http_location"][f] = http.response_location(mv[s0:s1]) or ""
     first_data = _first_data_packets(ft, fidx[~is_tls & dns_tcp])
     rest = np.nonzero(~is_tls)[0]
     tunnels: list[tuple[int, ...]] = []
@@ -2311,9 +2375,15 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
     cols["client_proto"][f] = ck
     cols["server_proto"][f] = sk
+    # (the client's cleartext in the tunnel, where a ClientHello would be: quoted by classify as
+    # a direct connection's client_head is)
+    for row, start, stop in zip(*(x[(ck == "http") | (ck == "other")].tolist() for x in (f, c0, c1))):
+        cols["client_head"][row], cols["client_binary"][row] = _quoted(
+            bytes(buf[start:min(stop, start + HEAD_BYTES)]), stop - start > HEAD_BYTES)
     for row, start, stop in zip(*(x[sk == "http"].tolist() for x in (f, s0, s1))):
         status = http.exchange(b"", buf[start:stop].tobytes())[0]
         cols["tunnel_http_status"][row] = "" if status is None else str(status)
+        cols["http_location"][row] = http.response_location(buf[start:stop].tobytes()) or ""
     tl = np.flatnonzero((ck == "tls") | (sk == "tls"))
     if not len(tl):
         return

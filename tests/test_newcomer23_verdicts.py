@@ -237,13 +237,15 @@ def test_the_clients_cleartext_is_quoted(tmp_path, data, quoted):
 
 
 def test_a_server_answering_a_client_hello_in_http_keeps_its_detail(tmp_path):
-    """s40 (not the client's cleartext): unchanged, the server's answer quoted."""
+    """s40 (not the client's cleartext): the server's answer quoted (a redirect: blocked/rejected,
+    break-it 24 F12)."""
     c, _, _ = _tls12(tmp_path)
     flows, _ = _flows(tmp_path, _session([("c", c[0]), ("s", b"HTTP/1.1 302 Found\r\nLocation: x\r\n\r\n")],
                                          close="s"))
     r = flows.iloc[0]
-    assert (r["verdict"], r["reason"]) == ("unexpected", "not_tls")
-    assert r["detail"] == "the server answered HTTP (302) to the ClientHello where TLS is documented"
+    assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
+    assert r["detail"] == ("the server answered HTTP 302 to the ClientHello where TLS is documented: a redirect to x "
+                           "(a captive portal or web filter?)")
 
 
 # --- F1: a distribution point's port towards the cloud ------------------------------------------

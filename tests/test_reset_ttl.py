@@ -177,3 +177,46 @@ def test_ttl_column_fast_equals_slow(tmp_path):
     assert fast["ttl"].tolist() == [64, 50, 64, 64, 50, 250, 50, 64] * 2
     assert fast["ttl"].dtype == np.int16
     assert decode(read_frames(path), fast=False)["ttl"].tolist() == fast["ttl"].tolist()
+
+
+def _synproxy(synack_ttl: int, data_ttl: int, rst_ttl: int):
+    """Handshake answered with ``synack_ttl``, ClientHello, the server's first flight with
+    ``data_ttl``, then the client's next flight and a reset "from the server" with ``rst_ttl``."""
+    k = Conn()
+    k.up(1.0, flags="S", seq=ISN_C)
+    k.dn(1.01, ttl=synack_ttl, flags="SA", seq=ISN_S, ack=ISN_C + 1)
+    k.up(1.02, flags="A", seq=ISN_C + 1, ack=ISN_S + 1)
+    k.up(1.03, HELLO, flags="PA", seq=ISN_C + 1, ack=ISN_S + 1)
+    c = ISN_C + 1 + len(HELLO)
+    k.dn(1.04, SERVER_FLIGHT, ttl=data_ttl, flags="PA", seq=ISN_S + 1, ack=c)
+    s = ISN_S + 1 + len(SERVER_FLIGHT)
+    k.up(1.05, b"\x16\x03\x03\x00\x05" + bytes(5), flags="PA", seq=c, ack=s)
+    k.dn(1.06, ttl=rst_ttl, flags="R", seq=s)
+    return k.recs
+
+
+SYNPROXY = ("the server's SYN-ACK came with TTL 255, its data with 50: a SYN proxy (a firewall answering the "
+            "handshake for the server) is on the path")
+
+
+def test_a_syn_proxy_then_the_servers_own_reset(tmp_path, monkeypatch):
+    """Break-it 24 F5: the SYN-ACK from a SYN proxy (TTL 255), the server's data and reset with
+    TTL 50: the reset is compared with the data before it, the server's own; the SYN proxy named."""
+    path = write(tmp_path, _synproxy(255, 50, 50), name="synproxy.pcap")
+    hint = f"{SYNPROXY}; its reset came with 50, as its data: the server's own"
+    assert "device on the path" not in _tcp_row(path)["detail"]
+    _check(path, tmp_path, monkeypatch, hint)
+
+
+def test_a_syn_proxy_and_a_reset_from_a_device(tmp_path, monkeypatch):
+    path = write(tmp_path, _synproxy(255, 50, 250), name="synproxy_inj.pcap")
+    hint = f"the server's reset came with TTL 250, its data with 50: {WHERE}, not by the server; {SYNPROXY}"
+    _check(path, tmp_path, monkeypatch, hint)
+
+
+def test_data_injected_with_the_reset_compares_with_the_synack(tmp_path, monkeypatch):
+    """A device on the path answers with data and a reset of its own TTL (nearer than the
+    server's SYN-ACK): no SYN proxy; the reset is compared with the SYN-ACK."""
+    path = write(tmp_path, _synproxy(50, 255, 255), name="inj_data.pcap")
+    hint = f"the server's reset came with TTL 255, its SYN-ACK with 50: {WHERE}, not by the server"
+    _check(path, tmp_path, monkeypatch, hint)

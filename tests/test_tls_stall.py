@@ -192,7 +192,8 @@ def test_live_reports_the_hanging_handshakes_and_ends_as_the_file(tmp_path, monk
 def test_clienthello_answered_in_http(tmp_path):
     """A web server (or captive portal) on the TLS port answers the ClientHello ``400`` and
     closes: cleartext HTTP where TLS is documented (not a TLS failure), with its status; the
-    same when it answers ``100 Continue`` first and leaves the connection open."""
+    same when it answers ``100 Continue`` first and leaves the connection open (a redirect then:
+    a captive portal's, blocked/rejected, its Location after the 1xx read)."""
     hello = client_hello("eu1.ksc.kaspersky.com")
     bad = b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     a = _Conv(T0, 50021).send(T0 + 0.03, "c", hello).send(T0 + 0.05, "s", bad)
@@ -208,4 +209,5 @@ def test_clienthello_answered_in_http(tmp_path):
         == ["tls", "http", "400", "unexpected", "not_tls",
             "the server answered HTTP (400) to the ClientHello where TLS is documented"]
     assert rows.loc[50022, ["http_status", "verdict", "reason", "detail"]].tolist() \
-        == ["302", "unexpected", "not_tls", "the server answered HTTP (302) to the ClientHello where TLS is documented"]
+        == ["302", "blocked", "rejected", "the server answered HTTP 302 to the ClientHello where TLS is documented: a "
+            "redirect to http://portal.example/ (a captive portal or web filter?)"]   # (break-it 24 F12)

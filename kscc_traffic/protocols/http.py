@@ -1,7 +1,8 @@
 """HTTP/1.x request lines and Host headers (RFC 9112 message syntax, RFC 9110 semantics).
 
 Only a real request line is recognised: a known method, one space, a target of visible bytes, one
-space, ``HTTP/1.0`` or ``HTTP/1.1``, then CRLF (a bare LF is tolerated). TLS records, SSH banners
+space, ``HTTP/1.0`` or ``HTTP/1.1``, then CRLF (a bare LF is tolerated); a CONNECT's target may
+also hold spaces and control bytes other than CR and LF (hostile text, kept escaped to be judged). TLS records, SSH banners
 and binary protocols therefore never look like HTTP. Parsers are total (partial result or None,
 never an exception) and look at no more than the first 64 KiB.
 
@@ -10,6 +11,7 @@ Text (method, target, header names/values, host) is decoded with
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ __all__ = [
     "looks_like_http_request",
     "looks_like_http_response",
     "response_status",
+    "response_location",
     "head_length",
     "connect_target",
     "proxy_target",
@@ -39,6 +42,10 @@ _MAX_HEADERS = 256
 _REQ_LINE = re.compile(
     rb"(" + b"|".join(m.encode() for m in METHODS) + rb") ([\x21-\x7e\x80-\xff]{1,16384}) "
     rb"(HTTP/1\.[01])\r?\n")
+#: a CONNECT request line whose target holds what no authority has (spaces, control bytes, not
+#: CR or LF): kept, to be judged as the hostile text it is (break-it 24 F10); the line still
+#: ends in `` HTTP/1.x`` and CRLF
+_CONNECT_LINE = re.compile(rb"(CONNECT) ([^\r\n ][^\r\n]{0,16383}) (HTTP/1\.[01])\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9])[ \r\n]")
 _PORT = re.compile(r"[0-9]{1,5}\Z")
 
@@ -74,7 +81,8 @@ class HttpRequest:
 
 def split_host_port(authority: str) -> tuple[str | None, int | None]:
     """``host[:port]`` / ``[v6]:port`` -> ``(host, port)``; a bare IPv6 literal without brackets
-    is taken whole. Invalid ports give ``None``; an empty host gives None. Userinfo (``user@``)
+    is taken whole; a leading ``[`` is an IPv6 literal's only when it parses as one
+    (:func:`_bracketed_v6`: ``[bold]x.example:443`` is the host ``[bold]x.example``). Invalid ports give ``None``; an empty host gives None. Userinfo (``user@``)
     is kept in the host: a Host header and a CONNECT target cannot carry it (RFC 9110 §7.2,
     §9.3.6), so the text is shown as the packet has it (and is no host name); an absolute-form
     URI's userinfo is dropped by its caller. The host's characters above U+007F are written as
@@ -83,7 +91,7 @@ def split_host_port(authority: str) -> tuple[str | None, int | None]:
     s = ascii_text(authority.strip())
     host: str | None
     port: int | None = None
-    if s.startswith("["):
+    if s.startswith("[") and _bracketed_v6(s):
         close = s.find("]")
         if close < 0:
             return (s[1:] or None), None
@@ -102,6 +110,21 @@ def split_host_port(authority: str) -> tuple[str | None, int | None]:
     return (host or None), port
 
 
+def _bracketed_v6(s: str) -> bool:
+    """Whether ``s`` (starting with ``[``) is an IPv6 literal in brackets, maybe followed by
+    ``:port``: what is inside the brackets parses as an IPv6 address and nothing but a colon
+    follows them (else ``[bold]eu1…`` is text, not an address; an unclosed ``[`` is kept as
+    the literal it starts)."""
+    close = s.find("]")
+    if close < 0:
+        return True
+    try:
+        ok = ipaddress.ip_address(s[1:close]).version == 6
+    except ValueError:
+        return False
+    return ok and (close + 1 == len(s) or s[close + 1] == ":")
+
+
 def _target_authority(target: str) -> str | None:
     """Authority of an absolute-form (``scheme://authority/...``) target."""
     i = target.find("://")
@@ -118,7 +141,8 @@ def _target_authority(target: str) -> str | None:
 def looks_like_http_request(data: bytes | bytearray | memoryview) -> bool:
     """True when ``data`` starts with a complete HTTP/1.x request line."""
     try:
-        return _REQ_LINE.match(bytes(data[:_LIMIT])) is not None
+        buf = bytes(data[:_LIMIT])
+        return _REQ_LINE.match(buf) is not None or _CONNECT_LINE.match(buf) is not None
     except Exception:  # pragma: no cover
         return False
 
@@ -133,7 +157,7 @@ def parse_request(data: bytes | bytearray | memoryview) -> HttpRequest | None:
 
 
 def _parse_request(buf: bytes) -> HttpRequest | None:
-    m = _REQ_LINE.match(buf)
+    m = _REQ_LINE.match(buf) or _CONNECT_LINE.match(buf)
     if m is None:
         return None
     req = HttpRequest(method=m.group(1).decode("ascii"), target=text_from_bytes(m.group(2)),
@@ -237,6 +261,40 @@ def response_status(data: bytes | bytearray | memoryview) -> int | None:
         m = _STATUS_LINE.match(bytes(data[:32]))
         return int(m.group(1)) if m else None
     except Exception:  # pragma: no cover
+        return None
+
+
+#: at most this many characters of a ``Location`` are kept (:func:`response_location`)
+LOCATION_CHARS = 200
+
+
+def response_location(data: bytes | bytearray | memoryview) -> str | None:
+    """The ``Location`` header (RFC 9110 §10.2.2) of the first final (non-1xx) response at the
+    start of ``data``, as escaped text (:func:`.dns.text_from_bytes`; at most
+    :data:`LOCATION_CHARS` characters, ``…`` added when longer); None when ``data`` starts with no
+    status line, the head has no such header, or its line is cut. Never raises."""
+    try:
+        buf = bytes(data[:_LIMIT])
+        pos = 0
+        while True:
+            code = response_status(buf[pos:pos + 32])
+            if code is None:
+                return None
+            hl = head_length(buf[pos:])
+            head = buf[pos:pos + hl] if hl is not None else buf[pos:]
+            if code >= 200 or hl is None:
+                break
+            pos += hl
+        lines = head.split(b"\n")[1:]
+        if hl is None:
+            lines.pop()                  # (after the last line end: a line cut, or nothing)
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if colon and name.strip().lower() == b"location":
+                text = text_from_bytes(value.strip(b" \t\r"))
+                return text if len(text) <= LOCATION_CHARS else text[:LOCATION_CHARS] + "…"
+        return None
+    except Exception:  # pragma: no cover - defensive
         return None
 
 
