@@ -385,6 +385,23 @@ def test_ipv6_fragments_reassembled():
     assert p.payload(0) == b"z" * 300 and p["ip_len"][0] == 40 + 308
 
 
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_ipv6_later_fragment_next_header_does_not_count(order, fast):
+    """RFC 8200 §4.5: only the offset-0 fragment's Next Header counts (Linux keys reassembly on
+    (id, src, dst)): a later fragment saying 59 (No Next Header) still completes the datagram."""
+    big = V6 / IPv6ExtHdrFragment(id=79) / UDP(sport=53, dport=5000) / Raw(b"n" * 300)
+    frags = fragment6(big, 250)
+    assert len(frags) == 2
+    frags[1][IPv6ExtHdrFragment].nh = 59
+    items = [eth(f) for f in (frags if order == "in order" else frags[::-1])]
+    p = decode(frames(*items), fast=fast)
+    assert len(p) == 1 and p["frame"][0] == 1 and not p["unreassembled"][0]
+    assert (p["proto"][0], p["sport"][0], p["dport"][0], p["payload_len"][0]) == (17, 53, 5000, 300)
+    assert p.payload(0) == b"n" * 300
+    assert not any("fragment" in w for w in p.stats.warnings)
+
+
 def test_ipv4_fragments_reverse_order_dns_answer():
     dns = DNS(id=7, qr=1, qd=DNSQR(qname="example.com"),
               an=DNSRR(rrname="example.com", rdata="192.0.2.1") / DNSRR(

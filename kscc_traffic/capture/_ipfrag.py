@@ -1,6 +1,8 @@
 """IP fragment reassembly for the decoder's slow path (IPv4 and IPv6).
 
-A bounded table of datagrams in progress, keyed by ``(ipver, src, dst, proto, id, vlan)``.
+A bounded table of datagrams in progress, keyed by what the caller gives: ``(4, src, dst, proto,
+id, vlan)`` for IPv4 (RFC 791), ``(6, src, dst, id, vlan)`` for IPv6 (RFC 8200 §4.5: the Next
+Header of the fragments after the first does not count, as in Linux's key).
 Fragments may arrive in any order. Each fragment's *declared* byte range (from its IP header)
 decides completeness; its *captured* bytes (snaplen may cut a fragment) fill the reassembled
 buffer, so a datagram whose fragments were cut is complete but only its contiguous captured

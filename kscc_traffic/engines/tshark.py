@@ -47,6 +47,11 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   two passes (``tshark -2``) so that early fragments know where they are completed. Fragments
   never completed give one row each (counted in the builtin decoder's warning line), of the
   protocol their fragment header names (``ipv6.fraghdr.nxt``, not 44), with their bytes.
+  Where Wireshark (4.0) differs from the builtin decoder, this engine follows Wireshark: an
+  IPv6 datagram whose later fragment names another Next Header than the first (RFC 8200 §4.5:
+  only the offset-0 fragment's counts; the builtin decoder and Linux key on (id, src, dst)) is
+  reassembled but dissected by the completing fragment's Next Header (59: a row of protocol 44
+  with the data, the transport inside unread).
 - ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
