@@ -139,6 +139,14 @@ def _next_header_59(frags):
     return frags
 
 
+def _overlapping(frags):
+    fh = frags[1][IPv6ExtHdrFragment]
+    data = bytes(fh.payload)
+    evil = IPv6(src=R6, dst=A6) / IPv6ExtHdrFragment(nh=17, id=900, offset=fh.offset - 2, m=0) \
+        / Raw(b"\xee" * 16 + data)
+    return [frags[0], evil]
+
+
 def test_ipv6_later_fragment_next_header_ignored(tmp_path):
     """RFC 8200 §4.5 (break-it 25 F8): the second fragment's Next Header (59) does not count: the
     answer is reassembled and read (builtin; Wireshark 4.0 dissects the reassembled datagram
@@ -151,4 +159,20 @@ def test_ipv6_later_fragment_next_header_ignored(tmp_path):
     assert (dns.verdict, dns.dns_rcode, dns.dns_answers, dns.resp_pkts) == ("ok", "NOERROR", S6, 1)
     assert f[f.proto == "tcp"].iloc[0].dns_name == NAME
     assert not any("fragment" in w for w in a.warnings)
+    assert_same(path, [1500, 4000])
+
+
+def test_ipv6_overlapping_fragments_answer_not_delivered(tmp_path):
+    """RFC 5722 (break-it 25 F9): the receiver drops an IPv6 datagram whose fragments overlap:
+    the answer never reached the agent (builtin; Wireshark reassembles it, first copy kept)."""
+    path = write(tmp_path, _v6_answer_capture(_overlapping))
+    a = analyze_file(path, RULES)
+    f = a.flows
+    dns = f[(f.proto == "udp") & (f.resp_p == 53)].iloc[0]
+    assert (dns.verdict, dns.reason, dns.dns_rcode, dns.dns_answers) == ("blocked", "no_answer", "", "")
+    assert (dns.resp_pkts, dns.resp_bytes) == (1, 1224)      # the first fragment (1232 - UDP 8)
+    assert f[f.proto == "tcp"].iloc[0].dns_name == ""
+    assert any("1 IPv6 datagram had overlapping fragments and was dropped whole" in w
+               for w in a.warnings), a.warnings
+    assert any("2 IP fragments could not be reassembled" in w for w in a.warnings), a.warnings
     assert_same(path, [1500, 4000])

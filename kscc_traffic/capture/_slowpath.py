@@ -1018,10 +1018,11 @@ class SlowDecoder:
         else:
             row = self._row(hdr, ctx, nh, -1, -1, -1, -1, 0, 0, 0, dgend - q, q, dend, base)
         # (no Next Header in the key: only the offset-0 fragment's counts, RFC 8200 §4.5, as
-        # Linux keys on (id, src, dst))
+        # Linux keys on (id, src, dst); overlapping fragments drop the datagram, RFC 5722)
         key = (6, shi, slo, dhi, dlo, ident, ctx.vlan)
         done = self.frag.add(key, ctx.ts, fo, more, dgend - q, bytes(d[q:dend]),
-                             (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None)
+                             (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None,
+                             drop_overlaps=True)
         return PENDING if done is None else self._reassembled(done, ctx, depth)
 
     @staticmethod

@@ -51,7 +51,9 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   IPv6 datagram whose later fragment names another Next Header than the first (RFC 8200 §4.5:
   only the offset-0 fragment's counts; the builtin decoder and Linux key on (id, src, dst)) is
   reassembled but dissected by the completing fragment's Next Header (59: a row of protocol 44
-  with the data, the transport inside unread).
+  with the data, the transport inside unread); an IPv6 datagram whose fragments overlap is
+  reassembled by Wireshark (first copy kept, ``ipv6.fragment.overlap``) where the builtin
+  decoder drops it whole as the receiver does (RFC 5722).
 - ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
