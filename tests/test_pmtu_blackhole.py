@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 
 from chunkcmp import assert_same, whole, write
@@ -309,4 +309,31 @@ def test_few_resends_without_a_close_get_no_hint(tmp_path, monkeypatch, case):
         recs, _ = _upload(None, resends=1 if case == "one-resend" else 2, first=.2 if case == "one-resend" else .25)
     path = write(tmp_path, recs, name=f"{case}.pcap")
     assert "black hole" not in _tcp_row(path)["detail"]
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def test_sender_fin_then_a_long_capture_same_in_every_reading(tmp_path, monkeypatch):
+    """The server's full-size segment sent 7 times, the client sending data of its own between
+    (so its duplicate acknowledgement is neither first nor last of its time slot), the server's
+    FIN and its copies, then 60 s more of another flow: a chunked analysis summarises the
+    connection after the FIN and keeps the duplicate acknowledgement all the same (the client's
+    first packet after the server's furthest data segment)."""
+    k = Conn()
+    c, s, t = k.opened()
+    payload = bytes(range(256)) * 8
+    k.dn(t, payload[:1448], flags="A", seq=s, ack=c)
+    k.dn(t + .001, payload[:600], flags="PA", seq=s + 1448, ack=c)
+    k.up(t + .002, flags="A", seq=c, ack=s)
+    for n in range(6):
+        k.dn(t + .2 * 2 ** n, payload[:1448], flags="A", seq=s, ack=c)
+        k.up(t + .2 * 2 ** n + .001, b"y" * 50, flags="PA", seq=c, ack=s)
+        c += 50
+        k.dn(t + .2 * 2 ** n + .002, flags="A", seq=s + 2048, ack=c)
+    for j in range(20):
+        k.dn(t + 15 + j, flags="FA", seq=s + 2048, ack=c)
+    other = eth(ip_of("192.0.2.77", "198.51.100.9") / UDP(sport=5000, dport=5001) / (b"u" * 100))
+    recs = sorted(k.recs + [(t + 15 + j * .3, bytes(other)) for j in range(200)], key=lambda r: r[0])
+    path = write(tmp_path, recs, name="fin_long.pcap")
+    hint = _hint("server", 1448, 257)
+    assert _tcp_row(path)["detail"].endswith(hint)
     _check_same(path, tmp_path, monkeypatch)
