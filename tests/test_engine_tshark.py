@@ -634,3 +634,65 @@ def test_fcs_length_longer_than_the_frames_both_engines_read_them(tmp_path):
         f = a.flows
         assert sorted(f.orig_pkts.tolist()) == [1, 3], engine
         assert f.loc[f.resp_p == 13000, "conn_state"].tolist() == ["S0"], engine
+
+
+def _big_segments_pcap(mode: str, snaplen: int = 262144) -> bytes:
+    """Raw IPv6 (link type 101): a TCP connection whose server sends 3 segments of 70,000 bytes
+    with payload length 0: ``mode`` 'hbh' with a hop-by-hop Jumbo Payload option (RFC 2675),
+    'bigtcp' without one (Linux BIG TCP / GSO as captured on the host). ``snaplen``: bytes kept
+    of each frame (the records give the original length)."""
+    import struct
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    c, s = "2001:db8:1::10", "2001:db8:2::20"
+
+    def seg(src, dst, sp, dp, fl, seq, ack, data=b""):
+        return bytes(IPv6(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=fl, seq=seq, ack=ack) / data)
+    recs = [seg(c, s, 50001, 23101, "S", 100, 0), seg(s, c, 23101, 50001, "SA", 900, 101),
+            seg(c, s, 50001, 23101, "A", 101, 901)]
+    seq = 901
+    for _ in range(3):
+        raw = bytearray(seg(s, c, 23101, 50001, "A", seq, 101)) + b"J" * 70000   # (checksum not redone)
+        raw[4:6] = b"\0\0"
+        if mode == "hbh":
+            nh = raw[6]
+            raw[6] = 0
+            raw[40:40] = bytes([nh, 0, 0xC2, 4]) + struct.pack(">I", len(raw) - 40 + 8)
+        recs.append(bytes(raw))
+        seq += 70000
+    recs += [seg(c, s, 50001, 23101, "A", 101, seq), seg(c, s, 50001, 23101, "FA", 101, seq),
+             seg(s, c, 23101, 50001, "FA", seq, 102), seg(c, s, 50001, 23101, "A", 102, seq + 1)]
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 101)]
+    for k, r in enumerate(recs):
+        cap = r[:snaplen]
+        out.append(struct.pack("<IIII", 1000, k * 1000, len(cap), len(r)) + cap)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("snaplen", [262144, 200])
+@pytest.mark.parametrize("mode", ["hbh", "bigtcp"])
+def test_payload_length_zero_read_as_the_builtin(tmp_path, mode, snaplen):
+    """Break-it 25 F7 (a, b): an IPv6 jumbogram's size is its Jumbo Payload option's (not 40 +
+    a payload length of 0); a BIG TCP segment (payload length 0, no option) is the rest of the
+    frame (ipv6.tso_support), one flow, as the builtin decoder reads them."""
+    path = tmp_path / f"{mode}_{snaplen}.pcap"
+    path.write_bytes(_big_segments_pcap(mode, snaplen))
+    _compare(path)
+    f = analyze_file(path, RULES, engine="tshark").flows
+    assert len(f) == 1
+    r = f.iloc[0]
+    extra = 8 if mode == "hbh" else 0
+    assert (r.resp_pkts, r.resp_bytes) == (5, 3 * 70000)
+    assert r.resp_ip_bytes == 3 * (40 + extra + 20 + 70000) + 2 * 60     # (+ SYN-ACK, FIN)
+
+
+def test_an_optional_preference_tshark_does_not_know_is_dropped(tmp_path, monkeypatch):
+    """An older tshark without one of OPTIONAL_PREFS: the file is read without it."""
+    from kscc_traffic.engines import tshark as ts
+    monkeypatch.setattr(ts, "OPTIONAL_PREFS", ["-o", "ipv6.kscc_no_such_pref:TRUE", *ts.OPTIONAL_PREFS])
+    monkeypatch.setattr(ts, "_unknown_prefs", set())
+    path = tmp_path / "bigtcp.pcap"
+    path.write_bytes(_big_segments_pcap("bigtcp"))
+    f = analyze_file(path, RULES, engine="tshark").flows
+    assert ts._unknown_prefs == {"ipv6.kscc_no_such_pref"}
+    assert len(f) == 1 and f.iloc[0].resp_pkts == 5          # ipv6.tso_support still used

@@ -143,6 +143,15 @@ PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
                     "-o", "wlan.check_checksum:TRUE", "-o", "eth.check_fcs:TRUE",
                     "-o", "eth.fcs:Never"]
 
+#: tshark preferences for reading files that older tshark versions may not know: each is
+#: dropped (and tshark run again) when tshark says it does not (:func:`_dissect`).
+#: ``ipv6.tso_support``: an IPv6 payload length of 0 without a Jumbo Payload option (Linux BIG
+#: TCP, TSO/GSO as captured on the sending host) is the rest of the frame, as the builtin
+#: decoder reads it (without it Wireshark calls the packet malformed and reads no TCP header)
+OPTIONAL_PREFS: list[str] = ["-o", "ipv6.tso_support:TRUE"]
+#: names of :data:`OPTIONAL_PREFS` the installed tshark said it does not know
+_unknown_prefs: set[str] = set()
+
 #: dissectors tshark is told to use where it would not by itself ("Decode As"): VXLAN on Linux's
 #: default port 8472, as the builtin decoder reads it (only what passes its checks is taken for
 #: VXLAN: :func:`_vxlan_fits`; other datagrams there stay UDP)
@@ -158,7 +167,7 @@ FIELDS: list[str] = [
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.hlim", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
-    "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
+    "ipv6.dstopts.len_oct", "ipv6.opt.jumbo", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
     "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
     "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
@@ -589,6 +598,11 @@ class PacketBuilder:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
             dst = _routing_final(protos, f, ip_idx) or dst
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
+            if plen6 == 0 and ip_idx + 1 < len(protos) and protos[ip_idx + 1] == "ipv6.hopopts" \
+                    and f.get("ipv6.opt.jumbo"):
+                # a jumbogram (RFC 2675): the Jumbo Payload option's length (this layer's
+                # hop-by-hop header directly after it: the last option dissected)
+                plen6 = max(_int(f["ipv6.opt.jumbo"][-1], 0), 0)
             reas = f.get("ipv6.reassembled.length")
             ip_id = -1
             ttl = _int(_at(f, "ipv6.hlim", occ), -1)
@@ -989,7 +1003,10 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
 
 # ---------------------------------------------------------------------------------- files
 def _tshark_args(tshark: str, path: str) -> list[str]:
-    args = [tshark, "-2", "-r", path, "-n", *PREFS, *DECODE_AS, "-T", "fields", "-E", "occurrence=a",
+    extra = [x for i in range(0, len(OPTIONAL_PREFS), 2)
+             if OPTIONAL_PREFS[i + 1].split(":", 1)[0] not in _unknown_prefs
+             for x in OPTIONAL_PREFS[i:i + 2]]
+    args = [tshark, "-2", "-r", path, "-n", *PREFS, *extra, *DECODE_AS, "-T", "fields", "-E", "occurrence=a",
             "-E", "aggregator=,", "-E", "separator=/t", "-E", "quote=n"]
     for name in FIELDS:
         args += ["-e", name]
@@ -1088,6 +1105,13 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
         proc.stdout.close()
         proc.stderr.close()
     err = "".join(err_chunks)
+    if rc != 0 and b.records == 0 and "unknown preference" in err:
+        # (an older tshark without one of the optional preferences: run again without it)
+        for i in range(1, len(OPTIONAL_PREFS), 2):
+            name = OPTIONAL_PREFS[i].split(":", 1)[0]
+            if name not in _unknown_prefs and f'"{OPTIONAL_PREFS[i]}"' in err:
+                _unknown_prefs.add(name)
+                return _dissect(exe, path)
     if str(path):
         # (tshark quotes the file name as given: a name with a newline would split its message,
         # and a control character in it would reach the terminal)
