@@ -696,3 +696,47 @@ def test_an_optional_preference_tshark_does_not_know_is_dropped(tmp_path, monkey
     f = analyze_file(path, RULES, engine="tshark").flows
     assert ts._unknown_prefs == {"ipv6.kscc_no_such_pref"}
     assert len(f) == 1 and f.iloc[0].resp_pkts == 5          # ipv6.tso_support still used
+
+
+def _raw_mixed(linktype: int) -> Path:
+    """Records of raw IP link type ``linktype`` (228: IPv4, 229: IPv6) holding an IPv6 DNS
+    exchange and an IPv4 TCP connection (a tool that wrote the wrong raw type)."""
+    from pcapbuild import pcap_bytes
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6
+    c6, r6, c4, s4 = "2001:db8:1::10", "2001:db8:1::53", "192.0.2.10", "203.0.113.10"
+    q = DNS(id=5, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    pk = [IPv6(src=c6, dst=r6) / UDP(sport=55000, dport=53) / q,
+          IPv6(src=r6, dst=c6) / UDP(sport=53, dport=55000) / DNS(id=5, qr=1, qd=q.qd),
+          IP(src=c4, dst=s4) / TCP(sport=50002, dport=23101, flags="S", seq=1),
+          IP(src=s4, dst=c4) / TCP(sport=23101, dport=50002, flags="SA", seq=9, ack=2),
+          IP(src=c4, dst=s4) / TCP(sport=50002, dport=23101, flags="A", seq=2, ack=10)]
+    return pcap_bytes([(1000.0 + k * .01, p) for k, p in enumerate(pk)], linktype=linktype)
+
+
+def test_ipv6_under_the_raw_ipv4_link_type_is_no_tunnel(tmp_path):
+    """Break-it 25 F7 (d): IPv6 packets under LINKTYPE_IPV4 (228), which Wireshark's IPv4
+    dissector hands to IPv6 by their version: read as the builtin reads them, no 'IP-in-IP'
+    tunnel said."""
+    path = tmp_path / "raw228.pcap"
+    path.write_bytes(_raw_mixed(228))
+    _compare(path)
+    a = analyze_file(path, RULES, engine="tshark")
+    assert sorted(a.flows["proto"]) == ["tcp", "udp"]
+    assert not [w for w in a.warnings if "tunnel" in w], a.warnings
+
+
+def test_ipv4_under_the_raw_ipv6_link_type_is_said(tmp_path):
+    """Break-it 25 F7 (c): IPv4 packets under LINKTYPE_IPV6 (229), which tshark 4.0 reads as
+    malformed IPv6: the builtin reads them; the tshark engine counts them in a warning instead
+    of losing them silently."""
+    path = tmp_path / "raw229.pcap"
+    path.write_bytes(_raw_mixed(229))
+    assert sorted(analyze_file(path, RULES).flows["proto"]) == ["tcp", "udp"]
+    a = analyze_file(path, RULES, engine="tshark")
+    assert sorted(a.flows["proto"]) == ["udp"]
+    assert ("raw229.pcap: 3 frames of the raw IPv6 link type (229) hold an IPv4 packet, which tshark "
+            "reads as a malformed IPv6 header: they are missing from the flows of this engine; the "
+            "builtin engine (the default, without --engine tshark) reads them by their version "
+            "nibble") in a.warnings, a.warnings

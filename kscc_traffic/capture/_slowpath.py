@@ -427,8 +427,9 @@ class SlowDecoder:
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
         if lt in (101, 12, 14, 228, 229):
-            # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IP dissector
-            # does: a tool that wrote the wrong raw type loses nothing)
+            # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IPv4 dissector
+            # does under 228 (its IPv6 one, 4.0, calls IPv4 under 229 malformed): a tool that
+            # wrote the wrong raw type loses nothing)
             return self._ip(d, pos, end, 0, ctx, 0, 0)
         if lt in (0, 108):                              # NULL (host order), LOOP (network order)
             if end - pos < 4:

@@ -163,6 +163,7 @@ _VXLAN_LINUX_PORT = 8472
 FIELDS: list[str] = [
     "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
     "eth.dst", "sll.pkttype", "wlan.da", "wlan.qos.amsdupresent", "vlan.id", "ieee8021ad.id",
+    "ip.version", "ipv6.version",
     "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf", "ip.ttl",
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.hlim", "ipv6.reassembled.in",
@@ -351,6 +352,10 @@ class PacketBuilder:
         #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
         #: in ``malformed``): an Ethernet pseudowire without control word, most likely
         self.mpls_misread = 0
+        #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
+        #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
+        #: ``malformed``): not read by this engine, the builtin one reads them
+        self.v4_as_v6 = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -426,6 +431,14 @@ class PacketBuilder:
             self.malformed += 1
             self.bad_v4_options += 1
             return False
+        if protos[:1] in ([], ["ipv6"]) and _at(f, "ipv6.version", 0) == "4":
+            # LINKTYPE_IPV6 (229) holding IPv4: Wireshark reads an IPv6 header of version 4
+            # (and, the dissection stopped by it, lists no protocols for the frame)
+            self.malformed += 1
+            self.v4_as_v6 += 1
+            return False
+        if "ipv6" in protos and f.get("ip.version"):
+            protos = _without_version_handoffs(protos, f)
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -930,6 +943,22 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False
     return out
 
 
+def _without_version_handoffs(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[str]:
+    """``protos`` without each ``ip`` layer that only handed an IPv6 packet on (Wireshark's IPv4
+    dissector, given a packet of version 6 — the raw IPv4 link type 228 holding IPv6 —, shows
+    an ``ip`` layer with ``ip.version`` 6 and nothing else, then the ``ipv6`` layer): it is no
+    IP-in-IP tunnel. ``ip.version`` has one value per ``ip`` layer, in order."""
+    vers = f.get("ip.version") or ()
+    k = -1
+    drop = set()
+    for i, name in enumerate(protos):
+        if name == "ip":
+            k += 1
+            if k < len(vers) and vers[k] == "6" and i + 1 < len(protos) and protos[i + 1] == "ipv6":
+                drop.add(i)
+    return [x for i, x in enumerate(protos) if i not in drop] if drop else protos
+
+
 def _beyond_frame(f: Mapping[str, Sequence[str]], ipn: str, claimed: int) -> int:
     """Bytes the IP length (``claimed``: IPv4 total length, IPv6 payload length) says beyond
     what the frame holds, from Wireshark's expert message on the last ``ipn`` layer flagged
@@ -1354,6 +1383,13 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
                    "IPv4 header of a bogus length (most likely an Ethernet pseudowire without "
                    "control word whose destination MAC begins with 4) could not be read by this "
                    "engine: the builtin engine (the default, without --engine tshark) reads them")
+    if b.v4_as_v6:
+        k = b.v4_as_v6
+        stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
+                   f"{'hold' if k != 1 else 'holds'} an IPv4 packet, which tshark reads as a "
+                   f"malformed IPv6 header: {'they are' if k != 1 else 'it is'} missing from the "
+                   "flows of this engine; the builtin engine (the default, without --engine "
+                   "tshark) reads them by their version nibble")
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
