@@ -50,7 +50,7 @@ from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
-from .flows import ACK, CLOSE_DELAY_NS, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
+from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
@@ -533,8 +533,9 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       the byte counts read: :func:`~kscc_traffic.flows.seq_extents`), and each direction's
       first acknowledgement (the other direction's start when none of its packets was
       captured); and each direction's
-      first packet after the other direction's first reaching its furthest sequence end (a
-      duplicate acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
+      first packet after the other direction's first reaching its furthest sequence end, and
+      after its first data segment reaching its furthest data byte (a duplicate
+      acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
 
     TCP payload bytes are kept only for the first MAX_SEGMENTS + 1 payload packets per direction
     and the packets at the flow's last timestamp. So a flow costs at most about two packets per BUCKET_NS after
@@ -675,6 +676,16 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         np.maximum.at(top_end, fd, s_end)
         reach = np.full(len(top_end), n, np.int64)
         at = (s_end >= 0) & (s_end == top_end[fd])
+        np.minimum.at(reach, fd[at], idx[at])
+        keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
+        # and after the other's first data segment reaching its furthest data byte (the
+        # same where it sent no FIN after it; inspect._mtu_holes, a sender that gave up)
+        d_end = np.where((c["payload_len"][rows] > 0) & (s_end >= 0),
+                         s_end - ((fl_ & FIN) != 0), -1)
+        top_end.fill(-1)
+        np.maximum.at(top_end, fd, d_end)
+        reach.fill(n)
+        at = (d_end >= 0) & (d_end == top_end[fd])
         np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
     syn = ev[:, 0]

@@ -51,6 +51,16 @@ ALERT_SEALED = 2 + 1 + 16
 #: (:func:`_mtu_holes`): below any Ethernet MTU's segment (1500), above any a 1280-byte IPv6
 #: link's MTU lets through once the headers are taken off (1220 bytes of payload)
 FULL_SIZE_BYTES = 1200
+#: sendings at least (the first and its retransmissions) of a full-size segment never
+#: acknowledged, over at least :data:`MTU_RESEND_NS`, for :func:`_mtu_holes` to call it a path-MTU
+#: black hole from the sender's side whoever closed (or if nobody did): an ordinary loss is
+#: recovered by the first retransmission (a lost segment sent twice and the capture ending is
+#: no black hole); three sendings over a second are two retransmission timeouts (RFC 6298's
+#: minimum RTO is 1 s, Linux's 200 ms doubling)
+MTU_RESENDS = 3
+#: nanoseconds at least from the first to the last sending of that segment (see
+#: :data:`MTU_RESENDS`)
+MTU_RESEND_NS = 1_000_000_000
 #: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
 MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
             "arrived: full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation "
@@ -1647,9 +1657,9 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
 
     By sequence numbers (:func:`.flows.seq_extents`), per direction, the sender X and the
     receiver Y: X's furthest data byte lies past Y's furthest acknowledgement ``a`` (bytes never
-    acknowledged), and Y closed (its first FIN or RST) after X's furthest packet (the first one
-    reaching X's furthest sequence end): Y lost those bytes, the capture was not merely cut. And
-    the capture shows that later bytes arrived, either way:
+    acknowledged). Then either Y closed (its first FIN or RST) after X's furthest packet (the
+    first one reaching X's furthest sequence end): Y lost those bytes, the capture was not merely
+    cut; and the capture shows that later bytes arrived, either way:
 
     - seen where Y is: no captured X segment holds byte ``a`` while a later one was captured:
       the first :data:`FULL_SIZE_BYTES` or more bytes from ``a`` never came;
@@ -1658,6 +1668,14 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
       is a duplicate acknowledgement (no payload, no SYN/FIN/RST, acknowledging ``a`` again):
       a later segment reached it.
 
+    Or, seen where X is, whoever closed and whether anyone did (X gave up with a RST or a FIN,
+    or the capture ends with X still trying; not Y closing before X's furthest packet): X sent
+    the segment holding byte ``a`` :data:`MTU_RESENDS` times or more, each of
+    :data:`FULL_SIZE_BYTES` IP bytes or more, the first and the last :data:`MTU_RESEND_NS` or
+    more apart, and Y's first packet after X's furthest *data* segment (the first reaching X's
+    furthest data byte) is a duplicate acknowledgement: the smaller later bytes reached Y, the
+    full-size ones never did however often they were sent.
+
     The size quoted is the bytes from ``a`` to the first captured later segment (the first way)
     or to the end of the last segment holding byte ``a`` (the second); the offset is 1-based, as
     Wireshark's relative sequence numbers.
@@ -1665,8 +1683,9 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
     Only for directions with at most :data:`~kscc_traffic.streams.MAX_SEGMENTS` data segments and
     flows none of whose TCP headers was cut: reads those segments, the first packet of each
     direction reaching its furthest sequence end and acknowledgement, the first FIN and RST per
-    direction and each direction's first packet after the other's furthest packet, all of which
-    a chunked or live analysis keeps, so all readings agree. ``sides`` (bool (len(flows), 2):
+    direction and each direction's first packet after the other's furthest packet and after the
+    other's furthest data segment, all of which a chunked or live analysis keeps, so all
+    readings agree. ``sides`` (bool (len(flows), 2):
     originator, responder; None: all True): the directions to look at as the sender."""
     out = np.full(len(flows), "", object)
     v = _seq_view(ft, flows) if len(flows) else None
@@ -1677,6 +1696,7 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
     f, plen, flags, end, acked = v.f, v.plen, v.flags, v.end, v.acked
     pos = np.arange(len(f))
     iplen = c["ip_len"][v.rows].astype(np.int64)
+    ts = v.ts
     cut = np.zeros(n_f, bool)
     cut[f[plen < 0]] = True
     fl = np.asarray(flows, np.int64)
@@ -1724,8 +1744,27 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
         dup = (nxt < big) & (plen[k] == 0) & ((flags[k] & (SYN | FIN | RST)) == 0) \
             & ((flags[k] & ACK) != 0) & (acked[k] == a) & (first_a < nxt)
         sent = (n_hold >= 2) & big_hold & dup
+        # X still sending the full-size segment holding a, again and again, whoever closed: Y's
+        # first packet after X's furthest data segment a duplicate acknowledgement
+        p_xd = np.full(n_f, big, np.int64)
+        reach_d = data & (dend == top_d[f])
+        np.minimum.at(p_xd, f[reach_d], pos[reach_d])
+        nxt_d = np.full(n_f, big, np.int64)
+        later_d = y & (pos > p_xd[f])
+        np.minimum.at(nxt_d, f[later_d], pos[later_d])
+        kd = np.clip(nxt_d, 0, len(f) - 1)
+        dup_d = (nxt_d < big) & (plen[kd] == 0) & ((flags[kd] & (SYN | FIN | RST)) == 0) \
+            & ((flags[kd] & ACK) != 0) & (acked[kd] == a) & (first_a < nxt_d)
+        full = holds & (iplen >= FULL_SIZE_BYTES)
+        n_full = np.bincount(f[full], minlength=n_f)
+        t0 = np.full(n_f, big, np.int64)
+        np.minimum.at(t0, f[full], ts[full])
+        t1 = np.full(n_f, -1, np.int64)
+        np.maximum.at(t1, f[full], ts[full])
+        again = few & ~cut & (a >= 0) & (top_d > a) & (p_x < big) & ((q_y == big) | (q_y > p_x)) \
+            & (n_full == n_hold) & (n_full >= MTU_RESENDS) & (t1 - t0 >= MTU_RESEND_NS) & dup_d
         size = np.where(gap, s_min - a, np.where(last_hold >= 0, dend[np.maximum(last_hold, 0)] - a, 0))
-        hit = (ok & (gap | sent))[fl] & (out == "") & look[:, int(responder)]
+        hit = (ok & (gap | sent) | again)[fl] & (out == "") & look[:, int(responder)]
         side = "server" if responder else "client"
         for i in np.flatnonzero(hit).tolist():
             out[i] = MTU_HINT.format(side=side, size=int(size[fl[i]]), at=int(a[fl[i]]) + 1)

@@ -385,6 +385,71 @@ def test_ipv6_fragments_reassembled():
     assert p.payload(0) == b"z" * 300 and p["ip_len"][0] == 40 + 308
 
 
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_ipv6_later_fragment_next_header_does_not_count(order, fast):
+    """RFC 8200 §4.5: only the offset-0 fragment's Next Header counts (Linux keys reassembly on
+    (id, src, dst)): a later fragment saying 59 (No Next Header) still completes the datagram."""
+    big = V6 / IPv6ExtHdrFragment(id=79) / UDP(sport=53, dport=5000) / Raw(b"n" * 300)
+    frags = fragment6(big, 250)
+    assert len(frags) == 2
+    frags[1][IPv6ExtHdrFragment].nh = 59
+    items = [eth(f) for f in (frags if order == "in order" else frags[::-1])]
+    p = decode(frames(*items), fast=fast)
+    assert len(p) == 1 and p["frame"][0] == 1 and not p["unreassembled"][0]
+    assert (p["proto"][0], p["sport"][0], p["dport"][0], p["payload_len"][0]) == (17, 53, 5000, 300)
+    assert p.payload(0) == b"n" * 300
+    assert not any("fragment" in w for w in p.stats.warnings)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_ipv6_overlapping_fragments_drop_the_datagram(fast):
+    """RFC 5722: an IPv6 datagram with overlapping fragments is dropped whole by the receiver:
+    no reassembled row, each fragment its own row marked unreassembled, without payload; a
+    later fragment of it starts afresh (never completed here); counted and warned about."""
+    big = V6 / IPv6ExtHdrFragment(id=80) / UDP(sport=53, dport=5000) / Raw(b"o" * 300)
+    f0, f1 = fragment6(big, 250)
+    fh = f1[IPv6ExtHdrFragment]
+    data = bytes(fh.payload)
+    evil = V6 / IPv6ExtHdrFragment(nh=17, id=80, offset=fh.offset - 1, m=0) / Raw(b"E" * 8 + data)
+    p = decode(frames(eth(f0), eth(evil), eth(f1)), fast=fast)
+    assert p["frame"].tolist() == [0, 1, 2]
+    assert p["unreassembled"].tolist() == [True, True, True]
+    assert p["sport"].tolist() == [53, -1, -1] and (p["pl_cap"] == 0).all()
+    w = p.stats.warnings
+    assert ("decode: 1 IPv6 datagram had overlapping fragments and was dropped whole, as the "
+            "receiver does (RFC 5722): nothing in it reached an application (its fragments are "
+            "counted below as not reassembled)") in w, w
+    assert any(x.startswith("decode: 3 IP fragments could not be reassembled") for x in w), w
+    assert not any("first copy" in x for x in w)
+    # the same fragments without the overlapping one: reassembled
+    p = decode(frames(eth(f0), eth(f1)), fast=fast)
+    assert len(p) == 1 and p.payload(0) == b"o" * 300
+
+
+def test_ipv6_exact_duplicate_fragment_is_not_an_overlap():
+    big = V6 / IPv6ExtHdrFragment(id=81) / UDP(sport=53, dport=5000) / Raw(b"d" * 300)
+    f0, f1 = fragment6(big, 250)
+    p = dec(frames(eth(f0), eth(f0), eth(f1)))
+    assert p["frame"].tolist() == [2] and p.payload(0) == b"d" * 300
+    assert any("1 duplicate IP fragments ignored" in w for w in p.stats.warnings)
+    assert not any("overlapping" in w for w in p.stats.warnings)
+
+
+def test_ipv6_fragments_ending_the_datagram_twice_drop_it():
+    """Two last fragments (M clear) that end the datagram at different lengths: an overlap."""
+    big = V6 / IPv6ExtHdrFragment(id=82) / UDP(sport=53, dport=5000) / Raw(b"t" * 300)
+    f0, f1 = fragment6(big, 250)
+    fh = f1[IPv6ExtHdrFragment]
+    short = V6 / IPv6ExtHdrFragment(nh=17, id=82, offset=fh.offset + 4, m=0) / Raw(b"s" * 8)
+    p = dec(frames(eth(f0), eth(f1), eth(short)))
+    assert p["frame"].tolist() == [1, 2] and p.payload(0) == b"t" * 300   # complete before
+    assert p["unreassembled"].tolist() == [False, True]   # (a new datagram, never completed)
+    p = dec(frames(eth(short), eth(f1), eth(f0)))
+    assert p["unreassembled"].tolist() == [True, True, True]
+    assert any("1 IPv6 datagram had overlapping" in w for w in p.stats.warnings)
+
+
 def test_ipv4_fragments_reverse_order_dns_answer():
     dns = DNS(id=7, qr=1, qd=DNSQR(qname="example.com"),
               an=DNSRR(rrname="example.com", rdata="192.0.2.1") / DNSRR(

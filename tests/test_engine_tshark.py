@@ -635,3 +635,109 @@ def test_fcs_length_longer_than_the_frames_both_engines_read_them(tmp_path):
         f = a.flows
         assert sorted(f.orig_pkts.tolist()) == [1, 3], engine
         assert f.loc[f.resp_p == 13000, "conn_state"].tolist() == ["S0"], engine
+
+
+def _big_segments_pcap(mode: str, snaplen: int = 262144) -> bytes:
+    """Raw IPv6 (link type 101): a TCP connection whose server sends 3 segments of 70,000 bytes
+    with payload length 0: ``mode`` 'hbh' with a hop-by-hop Jumbo Payload option (RFC 2675),
+    'bigtcp' without one (Linux BIG TCP / GSO as captured on the host). ``snaplen``: bytes kept
+    of each frame (the records give the original length)."""
+    import struct
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    c, s = "2001:db8:1::10", "2001:db8:2::20"
+
+    def seg(src, dst, sp, dp, fl, seq, ack, data=b""):
+        return bytes(IPv6(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=fl, seq=seq, ack=ack) / data)
+    recs = [seg(c, s, 50001, 23101, "S", 100, 0), seg(s, c, 23101, 50001, "SA", 900, 101),
+            seg(c, s, 50001, 23101, "A", 101, 901)]
+    seq = 901
+    for _ in range(3):
+        raw = bytearray(seg(s, c, 23101, 50001, "A", seq, 101)) + b"J" * 70000   # (checksum not redone)
+        raw[4:6] = b"\0\0"
+        if mode == "hbh":
+            nh = raw[6]
+            raw[6] = 0
+            raw[40:40] = bytes([nh, 0, 0xC2, 4]) + struct.pack(">I", len(raw) - 40 + 8)
+        recs.append(bytes(raw))
+        seq += 70000
+    recs += [seg(c, s, 50001, 23101, "A", 101, seq), seg(c, s, 50001, 23101, "FA", 101, seq),
+             seg(s, c, 23101, 50001, "FA", seq, 102), seg(c, s, 50001, 23101, "A", 102, seq + 1)]
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 101)]
+    for k, r in enumerate(recs):
+        cap = r[:snaplen]
+        out.append(struct.pack("<IIII", 1000, k * 1000, len(cap), len(r)) + cap)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("snaplen", [262144, 200])
+@pytest.mark.parametrize("mode", ["hbh", "bigtcp"])
+def test_payload_length_zero_read_as_the_builtin(tmp_path, mode, snaplen):
+    """Break-it 25 F7 (a, b): an IPv6 jumbogram's size is its Jumbo Payload option's (not 40 +
+    a payload length of 0); a BIG TCP segment (payload length 0, no option) is the rest of the
+    frame (ipv6.tso_support), one flow, as the builtin decoder reads them."""
+    path = tmp_path / f"{mode}_{snaplen}.pcap"
+    path.write_bytes(_big_segments_pcap(mode, snaplen))
+    _compare(path)
+    f = analyze_file(path, RULES, engine="tshark").flows
+    assert len(f) == 1
+    r = f.iloc[0]
+    extra = 8 if mode == "hbh" else 0
+    assert (r.resp_pkts, r.resp_bytes) == (5, 3 * 70000)
+    assert r.resp_ip_bytes == 3 * (40 + extra + 20 + 70000) + 2 * 60     # (+ SYN-ACK, FIN)
+
+
+def test_an_optional_preference_tshark_does_not_know_is_dropped(tmp_path, monkeypatch):
+    """An older tshark without one of OPTIONAL_PREFS: the file is read without it."""
+    from kscc_traffic.engines import tshark as ts
+    monkeypatch.setattr(ts, "OPTIONAL_PREFS", ["-o", "ipv6.kscc_no_such_pref:TRUE", *ts.OPTIONAL_PREFS])
+    monkeypatch.setattr(ts, "_unknown_prefs", set())
+    path = tmp_path / "bigtcp.pcap"
+    path.write_bytes(_big_segments_pcap("bigtcp"))
+    f = analyze_file(path, RULES, engine="tshark").flows
+    assert ts._unknown_prefs == {"ipv6.kscc_no_such_pref"}
+    assert len(f) == 1 and f.iloc[0].resp_pkts == 5          # ipv6.tso_support still used
+
+
+def _raw_mixed(linktype: int) -> Path:
+    """Records of raw IP link type ``linktype`` (228: IPv4, 229: IPv6) holding an IPv6 DNS
+    exchange and an IPv4 TCP connection (a tool that wrote the wrong raw type)."""
+    from pcapbuild import pcap_bytes
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6
+    c6, r6, c4, s4 = "2001:db8:1::10", "2001:db8:1::53", "192.0.2.10", "203.0.113.10"
+    q = DNS(id=5, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    pk = [IPv6(src=c6, dst=r6) / UDP(sport=55000, dport=53) / q,
+          IPv6(src=r6, dst=c6) / UDP(sport=53, dport=55000) / DNS(id=5, qr=1, qd=q.qd),
+          IP(src=c4, dst=s4) / TCP(sport=50002, dport=23101, flags="S", seq=1),
+          IP(src=s4, dst=c4) / TCP(sport=23101, dport=50002, flags="SA", seq=9, ack=2),
+          IP(src=c4, dst=s4) / TCP(sport=50002, dport=23101, flags="A", seq=2, ack=10)]
+    return pcap_bytes([(1000.0 + k * .01, p) for k, p in enumerate(pk)], linktype=linktype)
+
+
+def test_ipv6_under_the_raw_ipv4_link_type_is_no_tunnel(tmp_path):
+    """Break-it 25 F7 (d): IPv6 packets under LINKTYPE_IPV4 (228), which Wireshark's IPv4
+    dissector hands to IPv6 by their version: read as the builtin reads them, no 'IP-in-IP'
+    tunnel said."""
+    path = tmp_path / "raw228.pcap"
+    path.write_bytes(_raw_mixed(228))
+    _compare(path)
+    a = analyze_file(path, RULES, engine="tshark")
+    assert sorted(a.flows["proto"]) == ["tcp", "udp"]
+    assert not [w for w in a.warnings if "tunnel" in w], a.warnings
+
+
+def test_ipv4_under_the_raw_ipv6_link_type_is_said(tmp_path):
+    """Break-it 25 F7 (c): IPv4 packets under LINKTYPE_IPV6 (229), which tshark 4.0 reads as
+    malformed IPv6: the builtin reads them; the tshark engine counts them in a warning instead
+    of losing them silently."""
+    path = tmp_path / "raw229.pcap"
+    path.write_bytes(_raw_mixed(229))
+    assert sorted(analyze_file(path, RULES).flows["proto"]) == ["tcp", "udp"]
+    a = analyze_file(path, RULES, engine="tshark")
+    assert sorted(a.flows["proto"]) == ["udp"]
+    assert ("raw229.pcap: 3 frames of the raw IPv6 link type (229) hold an IPv4 packet, which tshark "
+            "reads as a malformed IPv6 header: they are missing from the flows of this engine; the "
+            "builtin engine (the default, without --engine tshark) reads them by their version "
+            "nibble") in a.warnings, a.warnings

@@ -120,3 +120,59 @@ def test_udp_reply_in_part_is_no_reply(tmp_path, engine):
     whole = IP(src="192.0.2.50", dst=AGENT, id=300) / UDP(sport=15111, dport=40000) / Raw(b"r" * 30)
     f = analyze_file(write(tmp_path, recs + [(T0 + 3, eth(whole))], "b.pcap"), RULES, engine=engine).flows.iloc[0]
     assert (f.verdict, f.detail) == ("ok", "")
+
+
+def _v6_answer_capture(tamper):
+    """The agent asks NAME over IPv6; the answer comes in 2 fragments changed by ``tamper``
+    (fragments -> fragments sent); then the agent connects to the address in the answer."""
+    q = DNS(id=9, rd=1, qd=DNSQR(qname=NAME, qtype="AAAA"))
+    big = IPv6(src=R6, dst=A6) / IPv6ExtHdrFragment(id=900) / UDP(sport=53, dport=53200) / _answer(True, 9)
+    frags = fragment6(big, 1280)
+    assert len(frags) == 2
+    recs = [(T0, eth(IPv6(src=A6, dst=R6) / UDP(sport=53200, dport=53) / q))]
+    recs += [(T0 + 0.01 + i * 0.001, eth(f)) for i, f in enumerate(tamper(frags))]
+    return recs + tcp_session((A6, 50600), (S6, 23101), t0=T0 + 1, c_data=b"\x16\x03\x01" + bytes(40))
+
+
+def _next_header_59(frags):
+    frags[1][IPv6ExtHdrFragment].nh = 59
+    return frags
+
+
+def _overlapping(frags):
+    fh = frags[1][IPv6ExtHdrFragment]
+    data = bytes(fh.payload)
+    evil = IPv6(src=R6, dst=A6) / IPv6ExtHdrFragment(nh=17, id=900, offset=fh.offset - 2, m=0) \
+        / Raw(b"\xee" * 16 + data)
+    return [frags[0], evil]
+
+
+def test_ipv6_later_fragment_next_header_ignored(tmp_path):
+    """RFC 8200 §4.5 (break-it 25 F8): the second fragment's Next Header (59) does not count: the
+    answer is reassembled and read (builtin; Wireshark 4.0 dissects the reassembled datagram
+    by the completing fragment's Next Header: see engines/tshark.py)."""
+    path = write(tmp_path, _v6_answer_capture(_next_header_59))
+    a = analyze_file(path, RULES)
+    f = a.flows
+    assert sorted(f.proto) == ["tcp", "udp"]                  # no flow of protocol 59
+    dns = f[f.resp_p == 53].iloc[0]
+    assert (dns.verdict, dns.dns_rcode, dns.dns_answers, dns.resp_pkts) == ("ok", "NOERROR", S6, 1)
+    assert f[f.proto == "tcp"].iloc[0].dns_name == NAME
+    assert not any("fragment" in w for w in a.warnings)
+    assert_same(path, [1500, 4000])
+
+
+def test_ipv6_overlapping_fragments_answer_not_delivered(tmp_path):
+    """RFC 5722 (break-it 25 F9): the receiver drops an IPv6 datagram whose fragments overlap:
+    the answer never reached the agent (builtin; Wireshark reassembles it, first copy kept)."""
+    path = write(tmp_path, _v6_answer_capture(_overlapping))
+    a = analyze_file(path, RULES)
+    f = a.flows
+    dns = f[(f.proto == "udp") & (f.resp_p == 53)].iloc[0]
+    assert (dns.verdict, dns.reason, dns.dns_rcode, dns.dns_answers) == ("blocked", "no_answer", "", "")
+    assert (dns.resp_pkts, dns.resp_bytes) == (1, 1224)      # the first fragment (1232 - UDP 8)
+    assert f[f.proto == "tcp"].iloc[0].dns_name == ""
+    assert any("1 IPv6 datagram had overlapping fragments and was dropped whole" in w
+               for w in a.warnings), a.warnings
+    assert any("2 IP fragments could not be reassembled" in w for w in a.warnings), a.warnings
+    assert_same(path, [1500, 4000])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 
 from chunkcmp import assert_same, whole, write
@@ -68,11 +68,12 @@ class Conn:
 
 
 def _download(side: str, v6: bool = False, big: int = 1448, small: int = 600, recovered: bool = False,
-              closed: bool = True, dup: bool = True):
+              closed: bool = True, dup: bool = True, resends: int = 5, closer: str = "client"):
     """The server answers with a ``big``-byte segment and a ``small`` one; the big one never
     arrives. ``side``: where the capture is, 'client' (the big segment not in it) or 'server'
-    (it is, sent again 5 times). ``recovered``: the big one gets through at its 2nd sending
-    (acknowledged). ``closed``: the client closes 12 s later (else the capture ends).
+    (it is, sent again ``resends`` times, 0.2 s after the first then doubling). ``recovered``:
+    the big one gets through at its 2nd sending (acknowledged). ``closed``: ``closer`` closes
+    12 s later ('client': FIN; 'server': FIN, 'server-rst': RST) (else the capture ends).
     ``dup``: the client sends a duplicate acknowledgement when the small one arrives."""
     k = Conn(v6)
     c, s, t = k.opened()
@@ -90,11 +91,15 @@ def _download(side: str, v6: bool = False, big: int = 1448, small: int = 600, re
         k.up(t + 1.02, flags="A", seq=c + 1, ack=s + big + small + 1)
         return k.recs
     if side == "server":
-        for n in range(5):
+        for n in range(resends):
             k.dn(t + .2 * 2 ** n, payload[:big], flags="A", seq=s, ack=c)
-    if closed:
+    if closed and closer == "client":
         k.up(t + 12, flags="FA", seq=c, ack=s)
         k.dn(t + 12.05, flags="A", seq=s + big + small, ack=c + 1)
+    elif closed and closer == "server":
+        k.dn(t + 12, flags="FA", seq=s + big + small, ack=c)
+    elif closed:
+        k.dn(t + 12, flags="RA", seq=s + big + small, ack=c)
     return k.recs
 
 
@@ -231,4 +236,104 @@ def test_no_hint(tmp_path, monkeypatch, case):
     path = write(tmp_path, recs, name=f"{case}.pcap")
     r = _tcp_row(path)
     assert "black hole" not in r["detail"], r["detail"]
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def _upload(closer, v6=True, resends=4, first=.3):
+    """Break-it 25 F2 (s07 flow C): the client's 1,795-byte ClientHello in a full-size segment
+    and a smaller one, seen where the client is; the server acknowledges its old point again
+    when the smaller one arrives; the full-size one is sent ``resends`` more times (``first``
+    seconds after, then doubling), never acknowledged; then ``closer`` closes 9 s after the
+    start: 'client-rst', 'client-fin', 'server-rst' or None (the capture ends)."""
+    k = Conn(v6)
+    hello = b"\x16\x03\x01\x07\x03\x01\x00\x06\xff\x03\x03" + bytes(1795 - 11)
+    mss = 1440 if v6 else 1460
+    k.up(1.0, flags="S", seq=ISN_C)
+    k.dn(1.03, flags="SA", seq=ISN_S, ack=ISN_C + 1)
+    k.up(1.0302, flags="A", seq=ISN_C + 1, ack=ISN_S + 1)
+    c, s = ISN_C + 1, ISN_S + 1
+    k.up(1.031, hello[:mss], flags="PA", seq=c, ack=s)
+    k.up(1.0311, hello[mss:], flags="PA", seq=c + mss, ack=s)
+    k.dn(1.06, flags="A", seq=s, ack=c)
+    for n in range(resends):
+        k.up(1.031 + first * 2 ** n, hello[:mss], flags="PA", seq=c, ack=s)
+    end = c + len(hello)
+    if closer == "client-rst":
+        k.up(10, flags="RA", seq=end, ack=s)
+    elif closer == "client-fin":
+        k.up(10, flags="FA", seq=end, ack=s)
+    elif closer == "server-rst":
+        k.dn(10, flags="RA", seq=s, ack=c)
+    return k.recs, mss
+
+
+@pytest.mark.parametrize("closer", ["client-rst", "client-fin", "server-rst", None])
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_upload_black_hole_whoever_closes(tmp_path, monkeypatch, closer, v6):
+    """The full-size segment sent 5 times, never acknowledged, the smaller later one
+    acknowledged (a duplicate acknowledgement): the hint, whether the client gives up (RST, FIN),
+    the server resets or nobody closes (break-it 25 F2: only the server's reset got it)."""
+    recs, mss = _upload(closer, v6)
+    path = write(tmp_path, recs, name=f"up_{closer}_{int(v6)}.pcap")
+    hint = _hint("client", mss, 1)
+    r = _tcp_row(path)
+    # (the capture ending 4.5 s after the ClientHello with nobody closing: not judged failed)
+    assert (r["verdict"], r["reason"]) == (("ok", "") if closer is None else ("blocked", "tls_failed"))
+    assert r["detail"].endswith(hint), r["detail"]
+    _assert_only_hint_added(path, hint)
+    _check_same(path, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("closer", ["server", "server-rst"])
+@pytest.mark.parametrize("closed", [True, False])
+def test_download_black_hole_sender_closes_or_nobody(tmp_path, monkeypatch, closer, closed):
+    """The other direction, seen where the server is: its full-size segment sent 6 times, the
+    client's duplicate acknowledgement after the smaller one; the server gives up (FIN, RST)
+    or the capture ends."""
+    path = write(tmp_path, _download("server", closed=closed, closer=closer),
+                 name=f"dn_{closer}_{int(closed)}.pcap")
+    hint = _hint("server", 1448, 257)
+    assert _tcp_row(path)["detail"].endswith(hint)
+    _assert_only_hint_added(path, hint)
+    _check_same(path, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("case", ["one-resend", "two-resends-fast", "one-resend-download"])
+def test_few_resends_without_a_close_get_no_hint(tmp_path, monkeypatch, case):
+    """Where the receiver did not close: a full-size segment sent twice (one retransmission),
+    or three times within less than a second, is an ordinary loss the capture ended on, not a
+    black hole."""
+    if case == "one-resend-download":
+        recs = _download("server", closed=False, resends=1)
+    else:
+        recs, _ = _upload(None, resends=1 if case == "one-resend" else 2, first=.2 if case == "one-resend" else .25)
+    path = write(tmp_path, recs, name=f"{case}.pcap")
+    assert "black hole" not in _tcp_row(path)["detail"]
+    _check_same(path, tmp_path, monkeypatch)
+
+
+def test_sender_fin_then_a_long_capture_same_in_every_reading(tmp_path, monkeypatch):
+    """The server's full-size segment sent 7 times, the client sending data of its own between
+    (so its duplicate acknowledgement is neither first nor last of its time slot), the server's
+    FIN and its copies, then 60 s more of another flow: a chunked analysis summarises the
+    connection after the FIN and keeps the duplicate acknowledgement all the same (the client's
+    first packet after the server's furthest data segment)."""
+    k = Conn()
+    c, s, t = k.opened()
+    payload = bytes(range(256)) * 8
+    k.dn(t, payload[:1448], flags="A", seq=s, ack=c)
+    k.dn(t + .001, payload[:600], flags="PA", seq=s + 1448, ack=c)
+    k.up(t + .002, flags="A", seq=c, ack=s)
+    for n in range(6):
+        k.dn(t + .2 * 2 ** n, payload[:1448], flags="A", seq=s, ack=c)
+        k.up(t + .2 * 2 ** n + .001, b"y" * 50, flags="PA", seq=c, ack=s)
+        c += 50
+        k.dn(t + .2 * 2 ** n + .002, flags="A", seq=s + 2048, ack=c)
+    for j in range(20):
+        k.dn(t + 15 + j, flags="FA", seq=s + 2048, ack=c)
+    other = eth(ip_of("192.0.2.77", "198.51.100.9") / UDP(sport=5000, dport=5001) / (b"u" * 100))
+    recs = sorted(k.recs + [(t + 15 + j * .3, bytes(other)) for j in range(200)], key=lambda r: r[0])
+    path = write(tmp_path, recs, name="fin_long.pcap")
+    hint = _hint("server", 1448, 257)
+    assert _tcp_row(path)["detail"].endswith(hint)
     _check_same(path, tmp_path, monkeypatch)

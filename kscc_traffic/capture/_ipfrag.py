@@ -1,14 +1,22 @@
 """IP fragment reassembly for the decoder's slow path (IPv4 and IPv6).
 
-A bounded table of datagrams in progress, keyed by ``(ipver, src, dst, proto, id, vlan)``.
+A bounded table of datagrams in progress, keyed by what the caller gives: ``(4, src, dst, proto,
+id, vlan)`` for IPv4 (RFC 791), ``(6, src, dst, id, vlan)`` for IPv6 (RFC 8200 §4.5: the Next
+Header of the fragments after the first does not count, as in Linux's key).
 Fragments may arrive in any order. Each fragment's *declared* byte range (from its IP header)
 decides completeness; its *captured* bytes (snaplen may cut a fragment) fill the reassembled
 buffer, so a datagram whose fragments were cut is complete but only its contiguous captured
 prefix is returned as payload.
 
-Overlapping fragments: the first copy of each byte wins; the datagram is flagged and counted
-once in :attr:`Reassembler.overlapping`. An exact repeat of a fragment already held (same
-range, same bytes: e.g. a duplicated frame) is dropped and counted in ``duplicates``.
+Overlapping fragments: by default (IPv4, where Windows and Linux differ) the first copy of each
+byte wins; the datagram is flagged and counted once in :attr:`Reassembler.overlapping`. With
+``drop_overlaps`` (IPv6: RFC 5722 §4, RFC 8200 §4.5) the whole datagram is given up on instead,
+the fragment that overlaps included: its fragments are flushed as standalone rows (counted in
+``incomplete``) and the datagram once in :attr:`Reassembler.overlap_dropped`; a fragment of it
+that comes later starts a new datagram (as Linux does once it has dropped the queue). Two last
+fragments (More Fragments clear) that end the datagram at different lengths count as an overlap.
+An exact repeat of a fragment already held (same range, same bytes: e.g. a duplicated frame) is
+dropped and counted in ``duplicates`` either way (RFC 5722 lets a node drop exact duplicates).
 
 Fragments that never complete a datagram (end of capture, table full, timeout, too many
 fragments) are handed back as their *standalone rows* (computed by the caller when the fragment
@@ -74,7 +82,8 @@ class Reassembler:
         self.table: dict[tuple, _Datagram] = {}
         self.held = 0                     # captured bytes held in the table
         self.flushed: list[Any] = []      # standalone rows of fragments given up on
-        self.overlapping = 0              # datagrams with overlapping fragments
+        self.overlapping = 0              # datagrams with overlapping fragments (first copy kept)
+        self.overlap_dropped = 0          # datagrams given up on for overlapping fragments
         self.duplicates = 0               # exact repeats of a held fragment, dropped
         self.reassembled = 0              # datagrams completed
         self.incomplete = 0               # fragments flushed without reassembly
@@ -86,12 +95,14 @@ class Reassembler:
         self.incomplete += len(dg.frags)
 
     def add(self, key: tuple, ts: int, offset: int, more: bool, length: int, data: bytes,
-            row: Any, head: Any) -> Completed | None:
+            row: Any, head: Any, drop_overlaps: bool = False) -> Completed | None:
         """Add one fragment; return the datagram if this fragment completed it.
 
         ``offset``/``length``: the fragment's place in the payload (bytes, from its header);
         ``data``: its captured bytes; ``row``: its standalone row; ``head``: header info kept
-        from the offset-0 fragment (``None`` for the others).
+        from the offset-0 fragment (``None`` for the others); ``drop_overlaps``: a fragment
+        that overlaps another of the datagram (not an exact repeat) gives the whole datagram
+        up (RFC 5722), else the first copy of each byte is kept.
         """
         dg = self.table.get(key)
         if dg is not None and ts - dg.first_ts > self.timeout_ns:
@@ -108,22 +119,30 @@ class Reassembler:
                     break
             dg = self.table[key] = _Datagram(first_ts=ts)
         end = offset + length
+        overlap = False
         for f in dg.frags:
             if offset < f.offset + f.length and f.offset < end:
                 if f.offset == offset and f.length == length and f.data == data and \
                         (more or dg.total == end):
                     self.duplicates += 1
                     return None
-                if not dg.overlap:
-                    dg.overlap = True
-                    self.overlapping += 1
+                overlap = True
                 break
         if not more:
             if dg.total is None:
                 dg.total = end
-            elif dg.total != end and not dg.overlap:
-                dg.overlap = True
-                self.overlapping += 1
+            elif dg.total != end:
+                overlap = True
+        if overlap and drop_overlaps:
+            dg.frags.append(_Frag(offset, length, data, row))
+            dg.held += len(data)
+            self.held += len(data)
+            self._flush(key)
+            self.overlap_dropped += 1
+            return None
+        if overlap and not dg.overlap:
+            dg.overlap = True
+            self.overlapping += 1
         if offset == 0 and dg.head is None:
             dg.head = head
         dg.frags.append(_Frag(offset, length, data, row))

@@ -427,8 +427,9 @@ class SlowDecoder:
             ctx.bcast, ctx.out = d[pos + 10] == 1, d[pos + 10] == 4
             return self._sll_proto(_u16(d, pos)[0], d, pos + 20, end, ctx)
         if lt in (101, 12, 14, 228, 229):
-            # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IP dissector
-            # does: a tool that wrote the wrong raw type loses nothing)
+            # (228/229 say IPv4/IPv6; the version nibble decides, as Wireshark's IPv4 dissector
+            # does under 228 (its IPv6 one, 4.0, calls IPv4 under 229 malformed): a tool that
+            # wrote the wrong raw type loses nothing)
             return self._ip(d, pos, end, 0, ctx, 0, 0)
         if lt in (0, 108):                              # NULL (host order), LOOP (network order)
             if end - pos < 4:
@@ -1017,9 +1018,12 @@ class SlowDecoder:
                 row = self._row(hdr, ctx, nh, -1, -1, -1, -1, 0, 0, 0, dgend - q, q, dend, base)
         else:
             row = self._row(hdr, ctx, nh, -1, -1, -1, -1, 0, 0, 0, dgend - q, q, dend, base)
-        key = (6, shi, slo, dhi, dlo, nh, ident, ctx.vlan)
+        # (no Next Header in the key: only the offset-0 fragment's counts, RFC 8200 §4.5, as
+        # Linux keys on (id, src, dst); overlapping fragments drop the datagram, RFC 5722)
+        key = (6, shi, slo, dhi, dlo, ident, ctx.vlan)
         done = self.frag.add(key, ctx.ts, fo, more, dgend - q, bytes(d[q:dend]),
-                             (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None)
+                             (ctx.frame, row), (6, hdr, p - pos, nh) if fo == 0 else None,
+                             drop_overlaps=True)
         return PENDING if done is None else self._reassembled(done, ctx, depth)
 
     @staticmethod

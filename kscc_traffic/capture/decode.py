@@ -96,8 +96,8 @@ frames skipped as damaged (the capture's bad-FCS / CRC-error marks, an FCS that 
 than the decoder reads (:func:`too_deep_note`; also in ``malformed``), encrypted (Protected) 802.11 data frames and encrypted MACsec frames (both
 also counted in ``non_ip``), tunnels (packets decoded as their inner packet, each frame once,
 by its outermost tunnel's kind: a tunnel whose payload was not IP or was malformed is not
-counted), overlapping and
-unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
+counted), overlapping fragments (IPv4: the first copy of each byte kept; IPv6: the datagram
+dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
 encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed``; one that is
 not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
 subtype other than the timestamp) leaves the frame not IP (shims) or the outer UDP datagram as
@@ -394,6 +394,16 @@ def damaged_note(marked: int, mismatch: int) -> str:
             "the good retransmission, when captured, is read)")
 
 
+def overlap_dropped_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` IPv6 datagrams whose fragments
+    overlapped, given up on as RFC 5722 says a receiver does."""
+    s = "s" if k != 1 else ""
+    return (f"decode: {k} IPv6 datagram{s} had overlapping fragments and {'were' if k != 1 else 'was'} "
+            "dropped whole, as the receiver does (RFC 5722): nothing in "
+            f"{'them' if k != 1 else 'it'} reached an application (its fragments are counted "
+            "below as not reassembled)")
+
+
 def dot11_fragments_note(lost: int) -> str:
     """The warning line (without the capture's name) for ``lost`` 802.11 fragments dropped
     because their MSDU could not be reassembled (a fragment missing from the capture)."""
@@ -463,7 +473,11 @@ class DecodeCounters:
     malformed: int = 0
     unsupported: dict = dc_field(default_factory=dict)   # link type -> frames
     tunnels: dict = dc_field(default_factory=dict)       # tunnel kind -> packets
+    #: IP datagrams with overlapping fragments reassembled, the first copy of each byte kept (IPv4)
     overlapping: int = 0
+    #: IPv6 datagrams given up on for overlapping fragments (RFC 5722; their fragments are also
+    #: in ``incomplete``)
+    overlap_dropped: int = 0
     frag_duplicates: int = 0
     incomplete: int = 0
     #: 802.11 data frames with the Protected bit (encrypted: WEP, WPA2/3), not readable
@@ -501,6 +515,7 @@ class DecodeCounters:
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         self.overlapping += other.overlapping
+        self.overlap_dropped += other.overlap_dropped
         self.frag_duplicates += other.frag_duplicates
         self.incomplete += other.incomplete
         self.protected += other.protected
@@ -521,6 +536,7 @@ class DecodeCounters:
         for k, v in sd.tunnels.items():
             self.tunnels[k] = self.tunnels.get(k, 0) + v
         self.overlapping += sd.frag.overlapping
+        self.overlap_dropped += sd.frag.overlap_dropped
         self.frag_duplicates += sd.frag.duplicates
         self.incomplete += sd.frag.incomplete
         self.protected += sd.protected
@@ -568,6 +584,8 @@ class DecodeCounters:
         if self.overlapping:
             out.append(f"decode: {self.overlapping} IP datagrams had overlapping fragments "
                        "(first copy of each byte kept)")
+        if self.overlap_dropped:
+            out.append(overlap_dropped_note(self.overlap_dropped))
         if self.frag_duplicates:
             out.append(f"decode: {self.frag_duplicates} duplicate IP fragments ignored")
         if self.incomplete:

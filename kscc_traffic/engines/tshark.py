@@ -47,6 +47,13 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   two passes (``tshark -2``) so that early fragments know where they are completed. Fragments
   never completed give one row each (counted in the builtin decoder's warning line), of the
   protocol their fragment header names (``ipv6.fraghdr.nxt``, not 44), with their bytes.
+  Where Wireshark (4.0) differs from the builtin decoder, this engine follows Wireshark: an
+  IPv6 datagram whose later fragment names another Next Header than the first (RFC 8200 §4.5:
+  only the offset-0 fragment's counts; the builtin decoder and Linux key on (id, src, dst)) is
+  reassembled but dissected by the completing fragment's Next Header (59: a row of protocol 44
+  with the data, the transport inside unread); an IPv6 datagram whose fragments overlap is
+  reassembled by Wireshark (first copy kept, ``ipv6.fragment.overlap``) where the builtin
+  decoder drops it whole as the receiver does (RFC 5722).
 - ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
@@ -136,6 +143,15 @@ PREFS: list[str] = ["-o", "tcp.relative_sequence_numbers:FALSE",
                     "-o", "wlan.check_checksum:TRUE", "-o", "eth.check_fcs:TRUE",
                     "-o", "eth.fcs:Never"]
 
+#: tshark preferences for reading files that older tshark versions may not know: each is
+#: dropped (and tshark run again) when tshark says it does not (:func:`_dissect`).
+#: ``ipv6.tso_support``: an IPv6 payload length of 0 without a Jumbo Payload option (Linux BIG
+#: TCP, TSO/GSO as captured on the sending host) is the rest of the frame, as the builtin
+#: decoder reads it (without it Wireshark calls the packet malformed and reads no TCP header)
+OPTIONAL_PREFS: list[str] = ["-o", "ipv6.tso_support:TRUE"]
+#: names of :data:`OPTIONAL_PREFS` the installed tshark said it does not know
+_unknown_prefs: set[str] = set()
+
 #: dissectors tshark is told to use where it would not by itself ("Decode As"): VXLAN on Linux's
 #: default port 8472, as the builtin decoder reads it (only what passes its checks is taken for
 #: VXLAN: :func:`_vxlan_fits`; other datagrams there stay UDP)
@@ -147,11 +163,12 @@ _VXLAN_LINUX_PORT = 8472
 FIELDS: list[str] = [
     "frame.number", "frame.time_epoch", "frame.protocols", "frame.cap_len",
     "eth.dst", "sll.pkttype", "wlan.da", "wlan.qos.amsdupresent", "vlan.id", "ieee8021ad.id",
+    "ip.version", "ipv6.version",
     "ip.src", "ip.dst", "ip.proto", "ip.id", "ip.len", "ip.hdr_len", "ip.flags.mf", "ip.ttl",
     "ip.frag_offset", "ip.reassembled_in", "ip.reassembled.length",
     "ipv6.src", "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.hlim", "ipv6.reassembled.in",
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
-    "ipv6.dstopts.len_oct", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
+    "ipv6.dstopts.len_oct", "ipv6.opt.jumbo", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
     "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
     "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
     "ah.next_header", "ah.length",
@@ -335,6 +352,10 @@ class PacketBuilder:
         #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
         #: in ``malformed``): an Ethernet pseudowire without control word, most likely
         self.mpls_misread = 0
+        #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
+        #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
+        #: ``malformed``): not read by this engine, the builtin one reads them
+        self.v4_as_v6 = 0
         #: frames that are a whole file of a kind that holds no packets (JSON, an image…:
         #: :data:`_NOT_PACKETS`), and what the last one is
         self.not_capture = 0
@@ -410,6 +431,14 @@ class PacketBuilder:
             self.malformed += 1
             self.bad_v4_options += 1
             return False
+        if protos[:1] in ([], ["ipv6"]) and _at(f, "ipv6.version", 0) == "4":
+            # LINKTYPE_IPV6 (229) holding IPv4: Wireshark reads an IPv6 header of version 4
+            # (and, the dissection stopped by it, lists no protocols for the frame)
+            self.malformed += 1
+            self.v4_as_v6 += 1
+            return False
+        if "ipv6" in protos and f.get("ip.version"):
+            protos = _without_version_handoffs(protos, f)
         starts = _subframes(protos, f)
         rows = []
         counts = self.non_ip, self.malformed
@@ -582,6 +611,11 @@ class PacketBuilder:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
             dst = _routing_final(protos, f, ip_idx) or dst
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
+            if plen6 == 0 and ip_idx + 1 < len(protos) and protos[ip_idx + 1] == "ipv6.hopopts" \
+                    and f.get("ipv6.opt.jumbo"):
+                # a jumbogram (RFC 2675): the Jumbo Payload option's length (this layer's
+                # hop-by-hop header directly after it: the last option dissected)
+                plen6 = max(_int(f["ipv6.opt.jumbo"][-1], 0), 0)
             reas = f.get("ipv6.reassembled.length")
             ip_id = -1
             ttl = _int(_at(f, "ipv6.hlim", occ), -1)
@@ -909,6 +943,22 @@ def _first_fragment_fields(data: bytes, proto: int, ip_pl: int, v6: bool = False
     return out
 
 
+def _without_version_handoffs(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[str]:
+    """``protos`` without each ``ip`` layer that only handed an IPv6 packet on (Wireshark's IPv4
+    dissector, given a packet of version 6 — the raw IPv4 link type 228 holding IPv6 —, shows
+    an ``ip`` layer with ``ip.version`` 6 and nothing else, then the ``ipv6`` layer): it is no
+    IP-in-IP tunnel. ``ip.version`` has one value per ``ip`` layer, in order."""
+    vers = f.get("ip.version") or ()
+    k = -1
+    drop = set()
+    for i, name in enumerate(protos):
+        if name == "ip":
+            k += 1
+            if k < len(vers) and vers[k] == "6" and i + 1 < len(protos) and protos[i + 1] == "ipv6":
+                drop.add(i)
+    return [x for i, x in enumerate(protos) if i not in drop] if drop else protos
+
+
 def _beyond_frame(f: Mapping[str, Sequence[str]], ipn: str, claimed: int) -> int:
     """Bytes the IP length (``claimed``: IPv4 total length, IPv6 payload length) says beyond
     what the frame holds, from Wireshark's expert message on the last ``ipn`` layer flagged
@@ -1009,7 +1059,10 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
 
 # ---------------------------------------------------------------------------------- files
 def _tshark_args(tshark: str, path: str) -> list[str]:
-    args = [tshark, "-2", "-r", path, "-n", *PREFS, *DECODE_AS, "-T", "fields", "-E", "occurrence=a",
+    extra = [x for i in range(0, len(OPTIONAL_PREFS), 2)
+             if OPTIONAL_PREFS[i + 1].split(":", 1)[0] not in _unknown_prefs
+             for x in OPTIONAL_PREFS[i:i + 2]]
+    args = [tshark, "-2", "-r", path, "-n", *PREFS, *extra, *DECODE_AS, "-T", "fields", "-E", "occurrence=a",
             "-E", "aggregator=,", "-E", "separator=/t", "-E", "quote=n"]
     for name in FIELDS:
         args += ["-e", name]
@@ -1108,6 +1161,13 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
         proc.stdout.close()
         proc.stderr.close()
     err = "".join(err_chunks)
+    if rc != 0 and b.records == 0 and "unknown preference" in err:
+        # (an older tshark without one of the optional preferences: run again without it)
+        for i in range(1, len(OPTIONAL_PREFS), 2):
+            name = OPTIONAL_PREFS[i].split(":", 1)[0]
+            if name not in _unknown_prefs and f'"{OPTIONAL_PREFS[i]}"' in err:
+                _unknown_prefs.add(name)
+                return _dissect(exe, path)
     if str(path):
         # (tshark quotes the file name as given: a name with a newline would split its message,
         # and a control character in it would reach the terminal)
@@ -1350,6 +1410,13 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
                    "IPv4 header of a bogus length (most likely an Ethernet pseudowire without "
                    "control word whose destination MAC begins with 4) could not be read by this "
                    "engine: the builtin engine (the default, without --engine tshark) reads them")
+    if b.v4_as_v6:
+        k = b.v4_as_v6
+        stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
+                   f"{'hold' if k != 1 else 'holds'} an IPv4 packet, which tshark reads as a "
+                   f"malformed IPv6 header: {'they are' if k != 1 else 'it is'} missing from the "
+                   "flows of this engine; the builtin engine (the default, without --engine "
+                   "tshark) reads them by their version nibble")
     if b.damaged_marked or b.fcs_mismatch:
         from ..capture.decode import damaged_note
         stats.warn(f"{name}: {damaged_note(b.damaged_marked, b.fcs_mismatch)}")
