@@ -14,7 +14,7 @@ import pandas as pd
 
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
-from .capture.folders import CAPTURE_MAGICS, expand_folders
+from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
@@ -419,7 +419,7 @@ def _check_source(path, magic: bool = True) -> None:
         raise CaptureError(f"{shown}: not a regular file (a pipe or device); save the capture to a file first")
     try:
         with open(p, "rb") as fh:
-            head = fh.read(64)
+            head = fh.read(KNOWN_HEAD_BYTES)   # (enough to tell a tar archive)
     except OSError as e:
         raise CaptureAccessError(f"{shown}: cannot read: {e.strerror or e}") from None
     if magic and len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):

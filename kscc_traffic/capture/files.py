@@ -59,6 +59,7 @@ import numpy as np
 from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
+from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -275,12 +276,13 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int, int, str]] = {
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: the hint for a capture format Wireshark reads and the built-in reader does not
 _TSHARK_READS = ", which the built-in reader does not read: use --engine tshark, or convert it: editcap -F pcapng IN OUT"
-_OTHER_MAGICS = {  # hints for the UnsupportedFormat message
-    b"PK\x03\x04": "a zip archive (extract it first)",
-    b"RTSS": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
-    b"GMBU": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
-    b"snoop\0\0\0": "a snoop file (Solaris, Check Point fw monitor)" + _TSHARK_READS,
-    b"TRSNIFF data": "a Sniffer file" + _TSHARK_READS,
+#: what the UnsupportedFormat message says of a format Wireshark reads (by kind of
+#: :func:`~kscc_traffic.capture.folders.known_format`; an archive: "a zip archive: extract it first")
+_TSHARK_HINTS = {
+    "netmon1": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
+    "netmon2": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
+    "snoop": "a snoop file (Solaris, Check Point fw monitor)" + _TSHARK_READS,
+    "sniffer": "a Sniffer file" + _TSHARK_READS,
 }
 
 #: what a line about a file damaged by a text-mode transfer says (FTP ASCII mode writes each LF
@@ -1149,7 +1151,8 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
         raise TruncatedCapture(f"{name}: file ends inside the capture header "
                                f"({len(head)} bytes: {head.hex(' ')})")
     _text_mode_header(head, name)
-    hint = next((v for k, v in _OTHER_MAGICS.items() if head.startswith(k)), None)
+    known = known_format(head)
+    hint = None if known is None else _TSHARK_HINTS.get(known[0], f"{known[1]}: {known[2]}")
     if hint is None:
         # (a compressed file is read decompressed: these first bytes are of a second layer)
         hint = next((f"compressed twice, the inner layer {codec}: decompress it once first"
@@ -1323,6 +1326,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     at_eof = reader.eof()
     if reader.problem and not data:
         raise TruncatedCapture(f"{name}: {reader.problem}; no capture data")
+    if not at_eof and len(data) < KNOWN_HEAD_BYTES and not data.startswith((*_PCAP_MAGICS, _PCAPNG_MAGIC)):
+        # no capture: enough bytes for the error to tell what it is (a tar archive's ustar at 257)
+        data += reader.read(KNOWN_HEAD_BYTES - len(data))
+        at_eof = reader.eof()
     parser = _sniff(data, name, at_eof)
     first_parser = parser          # (FTP ASCII-mode damage is looked for under it, once)
     base = 0                       # file offset of data[0]
