@@ -102,13 +102,25 @@ class _ReportConsole(Console):
         raise BrokenPipeError(32, "Broken pipe")
 
 
+#: the width (columns) of tables written to a pipe or file when nothing says one (``COLUMNS``)
+PIPE_WIDTH = 200
+
+
+def _columns_env() -> Optional[int]:
+    """The width the ``COLUMNS`` environment variable gives (a positive whole number), else None."""
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def _console(file=None) -> Console:
-    """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
-    (rich's default of 80 would fold every table). A closed pipe raises :class:`BrokenPipeError`
-    (:class:`_ReportConsole`)."""
+    """A console for reports: the width ``COLUMNS`` gives when it is set (``COLUMNS=80
+    kscc-traffic analyze … | less``), else the terminal's width on a terminal, and
+    :data:`PIPE_WIDTH` columns in a pipe or file (rich's default of 80 would fold every table).
+    A closed pipe raises :class:`BrokenPipeError` (:class:`_ReportConsole`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
+    width = _columns_env() or (None if tty else PIPE_WIDTH)
+    return _ReportConsole(file=file, width=width, emoji=False)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,

@@ -519,3 +519,21 @@ def test_fail_on_blocked_ignores_unexpected_flows(fmt, tmp_path):
     assert run("report", unexpected, "--html", tmp_path / "r.html").returncode == 1
     bad = run("analyze", unexpected, "--fail-on", "never")
     assert bad.returncode == 2 and "'never' is not one of 'flagged', 'blocked'" in bad.stderr
+
+
+def test_an_explicit_columns_sets_the_width_of_tables_in_a_pipe():
+    """Newcomer 26: `COLUMNS=80 kscc-traffic analyze … | less` printed tables 200 columns wide;
+    COLUMNS is the width asked for (in a pipe too); 200 only when nothing says one."""
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+    def widest(**extra):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", SAMPLES / "blocked_agent.pcap"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT, env={**env, **extra})
+        assert p.returncode == 1, p.stderr
+        return max(len(line) for line in p.stdout.splitlines())
+
+    assert widest(COLUMNS="80") <= 80
+    assert widest(COLUMNS="100") <= 100
+    assert 100 < widest() <= 200
+    assert 100 < widest(COLUMNS="wide") <= 200      # (not a number: as if not set)
