@@ -78,6 +78,11 @@ class FileSetMode(str, Enum):
     separate = "separate"
 
 
+#: the CAPTURE argument of analyze and report
+_CAPTURE_HELP = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
+                 "files in each (not its subfolders); a ring buffer's or file set's files are one capture "
+                 "(--file-set)")
+
 #: the --file-set option of analyze and report
 _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
                   "tcpdump -C: x.pcap, x.pcap1…) are read one after the other as one capture; join: all "
@@ -240,7 +245,7 @@ _interrupted_said = False
 
 @app.command()
 def analyze(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
@@ -613,7 +618,7 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",

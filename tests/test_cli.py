@@ -537,3 +537,27 @@ def test_an_explicit_columns_sets_the_width_of_tables_in_a_pipe():
     assert widest(COLUMNS="100") <= 100
     assert 100 < widest() <= 200
     assert 100 < widest(COLUMNS="wide") <= 200      # (not a number: as if not set)
+
+
+def test_help_and_readme_synopses_say_what_is_taken():
+    """Newcomer 26: --help said CAPTURE is "pcap or pcapng files" though folders (ring buffers,
+    file sets) are taken, and README's synopsis of report lacked --fail-on: each synopsis names
+    every option of its command."""
+    import os
+    import re
+    import typer
+    from kscc_traffic.cli import app
+    env = {**os.environ, "COLUMNS": "250"}
+    for cmd in ("analyze", "report"):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", cmd, "--help"], capture_output=True,
+                           text=True, timeout=60, cwd=ROOT, env=env)
+        assert p.returncode == 0
+        assert "or folders: the capture files in each (not its subfolders)" in p.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = typer.main.get_command(app).commands
+    for cmd in ("analyze", "report"):
+        m = re.search(rf"```(?:sh)?\nkscc-traffic {cmd} CAPTURE(.*?)```", readme, re.S)
+        assert m, cmd
+        for param in commands[cmd].params:
+            if param.param_type_name == "option" and "--help" not in param.opts:
+                assert any(o in m.group(1) for o in param.opts), (cmd, param.opts)
