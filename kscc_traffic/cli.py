@@ -264,6 +264,17 @@ def analyze(
                                        "more memory (16: ~265-290 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
     fail_on: FailOn = _fail_on_option(),
+    verdict: List[str] = typer.Option([], "--verdict", metavar="VERDICT[,…]", help=(
+        "write only the flows with these verdicts (repeatable, or a comma list): ok, blocked, unexpected, "
+        "unclassified. With --purpose and --reason: the rows that pass all three. The JSONL/CSV rows and the "
+        "table's flagged flows are filtered; the table's counts, the readiness checklist and the exit status "
+        "stay those of all flows (the whole capture's verdict)")),
+    purpose: List[str] = typer.Option([], "--purpose", metavar="PURPOSE[,…]", help=(
+        "write only the flows of these purposes: a rule id (kscc-traffic rules), dns, or none (no purpose)")),
+    reason: List[str] = typer.Option([], "--reason", metavar="REASON[,…]", help=(
+        "write only the flows with one of these reasons: no_answer, rejected, icmp_unreachable, tls_failed, "
+        "tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast, one_way, "
+        "partial, or none (no reason)")),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
@@ -279,6 +290,7 @@ def analyze(
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
+    keep = _flow_filter(verdict, purpose, reason, ruleset)
 
     # what cannot be read at all fails before any output is written
     units, warnings = _readable_units(captures, engine.value, file_set.value, skip_or_fail)
@@ -289,7 +301,7 @@ def analyze(
     _terminate_cleanly()
     target = _open_output(output)
     out = target.stream if target else sys.stdout
-    sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+    sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None), keep=keep)
     try:
         with _progress(units) as advance:
             for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
@@ -333,6 +345,32 @@ def analyze(
         if target:
             target.discard()              # nothing left to do after a commit
     raise typer.Exit(EXIT_FLAGGED if sink.fails(fail_on.value) else EXIT_OK)
+
+
+def _flow_filter(verdicts: List[str], purposes: List[str], reasons: List[str], ruleset):
+    """The :class:`~kscc_traffic.output.FlowFilter` of ``--verdict``, ``--purpose`` and
+    ``--reason`` (each given any number of times, each value a comma list), None when none is
+    given; an unknown value is a usage error (``Error: Invalid value for '--verdict': …``, the
+    valid values listed; status 2)."""
+    from .output import NONE, REASONS, VERDICTS, FlowFilter
+
+    def values(option: str, given: List[str], valid) -> frozenset:
+        out = {v.strip() for g in given for v in g.split(",") if v.strip()}
+        if given and not out:
+            raise _click_exceptions().BadParameter(f"give one or more of: {', '.join(valid)}",
+                                                   param_hint=f"'{option}'")
+        bad = sorted(out - set(valid))
+        if bad:
+            raise _click_exceptions().BadParameter(
+                f"unknown {option[2:]} {', '.join(repr(escape_terminal(b)) for b in bad)}; valid: {', '.join(valid)}",
+                param_hint=f"'{option}'")
+        return frozenset(out)
+
+    ids = [r.id for r in ruleset.rules]
+    keep = FlowFilter(values("--verdict", verdicts, VERDICTS),
+                      values("--purpose", purposes, [*ids, *(["dns"] if "dns" not in ids else []), NONE]),
+                      values("--reason", reasons, [*REASONS, NONE]))
+    return keep or None
 
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
