@@ -85,3 +85,32 @@ def test_no_wrong_interface_hint_when_reading_stopped_at_damage():
     st = ReadStats(records=3, non_ip=3)
     st.warn_no_ip("x.pcap")
     assert "wrong interface" in st.warnings[0]
+
+
+def test_a_capture_that_cannot_be_read_is_named_by_its_path_as_given(tmp_path):
+    """Newcomer 26: the API said `empty.pcap: empty file` (the reader's name) but
+    `/tmp/…/notes.pcap: not a pcap…` (the check before reading); errors found while reading
+    (an ASCII-mode pcap whose damage lies past the first record) named the file name on the
+    command line too. One text: the path as given, escaped."""
+    import kscc_traffic
+    from kscc_traffic.errors import CaptureError, TruncatedCapture
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(TruncatedCapture) as e:
+        kscc_traffic.analyze(str(empty))
+    assert str(e.value) == f"{empty}: empty file (0 bytes), no capture header"
+    # damage found past the first record: the check before reading passes, the analysis fails
+    from pcapbuild import pcap_bytes
+    from kscc_traffic.analyze import check_capture
+    data = pcap_bytes([(1000.0 + i, b"\x00" * 60 + (b"\n" * 3 if i >= 5 else b"")) for i in range(12)])
+    cap = tmp_path / "later\x1b.pcap"
+    cap.write_bytes(_crlf(data))
+    check_capture(cap)     # (its first records read right: the check before reading passes)
+    shown = str(tmp_path) + "/later\\x1b.pcap"
+    with pytest.raises(CaptureError) as e:
+        kscc_traffic.analyze(cap)
+    assert str(e.value).startswith(f"{shown}: {ASCII_MODE_TEXT} (its records stop following one another at offset ")
+    for jobs in ("1", "2"):
+        p = run("analyze", "-j", jobs, cap, SAMPLES / "blocked_agent.pcap")
+        assert p.returncode == 2
+        assert p.stderr.startswith(f"Error: {shown}: {ASCII_MODE_TEXT}"), p.stderr
