@@ -14,7 +14,7 @@ import pandas as pd
 
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
-from .capture.folders import CAPTURE_MAGICS, expand_folders
+from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
@@ -421,7 +421,7 @@ def _check_source(path, magic: bool = True) -> None:
         raise CaptureError(f"{shown}: not a regular file (a pipe or device); save the capture to a file first")
     try:
         with open(p, "rb") as fh:
-            head = fh.read(64)
+            head = fh.read(KNOWN_HEAD_BYTES)   # (enough to tell a tar archive)
     except OSError as e:
         raise CaptureAccessError(f"{shown}: cannot read: {e.strerror or e}") from None
     if magic and len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
@@ -583,15 +583,35 @@ def open_analysis(path: str | os.PathLike, rules: RuleSet, engine: str = "builti
     if name is None:
         name = capture_names([path])[0]
     if engine == "tshark":
-        return _WholeFile(_tshark_packets(path, name), rules, name)
+        try:
+            packets = _tshark_packets(path, name)
+        except CaptureError as e:
+            raise as_given(e, name, path) from None
+        return _WholeFile(packets, rules, name)
     if engine != "builtin":
         from .errors import EngineError
         raise EngineError(f"unknown engine {engine!r} (choose builtin or tshark)")
     from .chunked import CHUNK_BYTES, ChunkedAnalysis
     run = ChunkedAnalysis(path, rules, name, chunk_bytes=chunk_bytes or CHUNK_BYTES, progress=progress,
                           worker=worker, render=render)
-    run.first_chunk()  # reading errors (not a capture, cut header) raise here, not mid-iteration
+    try:
+        run.first_chunk()  # reading errors (not a capture, cut header) raise here, not mid-iteration
+    except CaptureError as e:
+        raise as_given(e, name, path) from None
     return run
+
+
+def as_given(e: CaptureError, name: str, path) -> CaptureError:
+    """``e`` (raised by the reader, which names the capture ``name``: its file name) naming
+    ``path`` as it was given instead (:func:`kscc_traffic.text.path_text`), as the checks
+    before reading (:func:`check_capture`) and the command line's ``Error:`` lines name it: one
+    file, one text, whichever step found the problem (newcomer 26: ``empty.pcap: empty file``
+    beside ``/tmp/…/notes.pcap: not a pcap…``). The same exception class; ``e`` itself when
+    its text does not start with ``name``."""
+    text, shown = str(e), path_text(path)
+    if not name or shown == name or not text.startswith(name + ": "):
+        return e
+    return type(e)(shown + text[len(name):])
 
 
 def _tshark_packets(path, name: str):

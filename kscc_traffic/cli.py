@@ -78,6 +78,11 @@ class FileSetMode(str, Enum):
     separate = "separate"
 
 
+#: the CAPTURE argument of analyze and report
+_CAPTURE_HELP = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
+                 "files in each (not its subfolders); a ring buffer's or file set's files are one capture "
+                 "(--file-set)")
+
 #: the --file-set option of analyze and report
 _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
                   "tcpdump -C: x.pcap, x.pcap1…) are read one after the other as one capture; join: all "
@@ -102,13 +107,25 @@ class _ReportConsole(Console):
         raise BrokenPipeError(32, "Broken pipe")
 
 
+#: the width (columns) of tables written to a pipe or file when nothing says one (``COLUMNS``)
+PIPE_WIDTH = 200
+
+
+def _columns_env() -> Optional[int]:
+    """The width the ``COLUMNS`` environment variable gives (a positive whole number), else None."""
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def _console(file=None) -> Console:
-    """A console for reports: the terminal's width on a terminal, 200 columns in a pipe or file
-    (rich's default of 80 would fold every table). A closed pipe raises :class:`BrokenPipeError`
-    (:class:`_ReportConsole`)."""
+    """A console for reports: the width ``COLUMNS`` gives when it is set (``COLUMNS=80
+    kscc-traffic analyze … | less``), else the terminal's width on a terminal, and
+    :data:`PIPE_WIDTH` columns in a pipe or file (rich's default of 80 would fold every table).
+    A closed pipe raises :class:`BrokenPipeError` (:class:`_ReportConsole`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
-    return _ReportConsole(file=file, width=None if tty else 200, emoji=False)
+    width = _columns_env() or (None if tty else PIPE_WIDTH)
+    return _ReportConsole(file=file, width=width, emoji=False)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
@@ -228,7 +245,7 @@ _interrupted_said = False
 
 @app.command()
 def analyze(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
@@ -247,6 +264,17 @@ def analyze(
                                        "more memory (16: ~265-290 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
     fail_on: FailOn = _fail_on_option(),
+    verdict: List[str] = typer.Option([], "--verdict", metavar="VERDICT[,…]", help=(
+        "write only the flows with these verdicts (repeatable, or a comma list): ok, blocked, unexpected, "
+        "unclassified. With --purpose and --reason: the rows that pass all three. The JSONL/CSV rows and the "
+        "table's flagged flows are filtered; the table's counts, the readiness checklist and the exit status "
+        "stay those of all flows (the whole capture's verdict)")),
+    purpose: List[str] = typer.Option([], "--purpose", metavar="PURPOSE[,…]", help=(
+        "write only the flows of these purposes: a rule id (kscc-traffic rules), dns, or none (no purpose)")),
+    reason: List[str] = typer.Option([], "--reason", metavar="REASON[,…]", help=(
+        "write only the flows with one of these reasons: no_answer, rejected, icmp_unreachable, tls_failed, "
+        "tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast, one_way, "
+        "partial, or none (no reason)")),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
@@ -262,6 +290,7 @@ def analyze(
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
+    keep = _flow_filter(verdict, purpose, reason, ruleset)
 
     # what cannot be read at all fails before any output is written
     units, warnings = _readable_units(captures, engine.value, file_set.value, skip_or_fail)
@@ -272,7 +301,7 @@ def analyze(
     _terminate_cleanly()
     target = _open_output(output)
     out = target.stream if target else sys.stdout
-    sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None))
+    sink = FlowSink(format.value, out, ruleset, lambda o: _console(o if output else None), keep=keep)
     try:
         with _progress(units) as advance:
             for result in analyze_each(units, ruleset, engine.value, jobs, progress=advance,
@@ -316,6 +345,32 @@ def analyze(
         if target:
             target.discard()              # nothing left to do after a commit
     raise typer.Exit(EXIT_FLAGGED if sink.fails(fail_on.value) else EXIT_OK)
+
+
+def _flow_filter(verdicts: List[str], purposes: List[str], reasons: List[str], ruleset):
+    """The :class:`~kscc_traffic.output.FlowFilter` of ``--verdict``, ``--purpose`` and
+    ``--reason`` (each given any number of times, each value a comma list), None when none is
+    given; an unknown value is a usage error (``Error: Invalid value for '--verdict': …``, the
+    valid values listed; status 2)."""
+    from .output import NONE, REASONS, VERDICTS, FlowFilter
+
+    def values(option: str, given: List[str], valid) -> frozenset:
+        out = {v.strip() for g in given for v in g.split(",") if v.strip()}
+        if given and not out:
+            raise _click_exceptions().BadParameter(f"give one or more of: {', '.join(valid)}",
+                                                   param_hint=f"'{option}'")
+        bad = sorted(out - set(valid))
+        if bad:
+            raise _click_exceptions().BadParameter(
+                f"unknown {option[2:]} {', '.join(repr(escape_terminal(b)) for b in bad)}; valid: {', '.join(valid)}",
+                param_hint=f"'{option}'")
+        return frozenset(out)
+
+    ids = [r.id for r in ruleset.rules]
+    keep = FlowFilter(values("--verdict", verdicts, VERDICTS),
+                      values("--purpose", purposes, [*ids, *(["dns"] if "dns" not in ids else []), NONE]),
+                      values("--reason", reasons, [*REASONS, NONE]))
+    return keep or None
 
 
 #: the exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT), as a shell reports it
@@ -601,7 +656,7 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help="pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4)"),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
     html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",

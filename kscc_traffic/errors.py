@@ -6,7 +6,7 @@
     ├── CaptureError                 a capture file cannot be used at all (exit status 2)
     │   ├── UnsupportedFormat        not a pcap/pcapng file (wrong magic), or an unknown version
     │   ├── TruncatedCapture         the file ends inside its header, before any record
-    │   ├── CorruptCapture           the header itself is damaged
+    │   ├── CorruptCapture           the header itself is damaged, or the file by a text-mode transfer
     │   └── CaptureAccessError       the file is there but cannot be opened or read (permissions, I/O)
     ├── RulesError                   a rules file cannot be loaded; names file, rule id and field
     ├── EngineError                  an optional engine (tshark, scapy live capture) is unusable
@@ -38,7 +38,8 @@ class TruncatedCapture(CaptureError):
 
 
 class CorruptCapture(CaptureError):
-    """The file header is damaged beyond use."""
+    """The file header is damaged beyond use, or the whole file by a text-mode transfer (FTP
+    ASCII mode: each LF byte written as CR LF; :mod:`kscc_traffic.capture.files`)."""
 
 
 class CaptureAccessError(CaptureError):

@@ -15,7 +15,16 @@ import pandas as pd
 
 from .rules import RuleSet
 
-__all__ = ["FlowSink", "Render", "Rendered"]
+__all__ = ["FlowFilter", "FlowSink", "Render", "Rendered", "REASONS", "VERDICTS"]
+
+#: the verdicts a flow can get (column ``verdict``)
+VERDICTS = ("ok", "blocked", "unexpected", "unclassified")
+#: the reasons a flow can get (column ``reason``: one of them, or several joined by commas,
+#: ``partial`` added when the start was not captured; README's column table)
+REASONS = ("no_answer", "rejected", "icmp_unreachable", "tls_failed", "tls_intercepted", "not_tls",
+           "host_mismatch", "wrong_direction", "undocumented_port", "not_unicast", "one_way", "partial")
+#: how a filter names an empty purpose or reason
+NONE = "none"
 
 #: verdicts that make the run's exit status say "something to look at"
 FLAGGED_VERDICTS = ("blocked", "unexpected")
@@ -40,27 +49,69 @@ def fails(verdicts, fail_on: str = "flagged") -> bool:
 
 
 @dataclass(frozen=True)
+class FlowFilter:
+    """Which flows' rows a report writes (``analyze --verdict/--purpose/--reason``): those whose
+    ``verdict`` is in ``verdicts``, whose ``purpose`` is in ``purposes`` and one of whose
+    comma-separated ``reason`` parts is in ``reasons`` (:data:`NONE` stands for an empty purpose
+    or reason); an empty set lets any value through. Values are not checked here (the command
+    line checks them against :data:`VERDICTS`, the rules' purposes and :data:`REASONS`).
+    Picklable (applied in a worker process by :class:`Render`)."""
+
+    verdicts: frozenset = frozenset()
+    purposes: frozenset = frozenset()
+    reasons: frozenset = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.verdicts or self.purposes or self.reasons)
+
+    def __call__(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``flows`` (a flow table with ``verdict``, ``purpose`` and ``reason``) that
+        pass, in their order (``flows`` itself when the filter is empty or every row passes)."""
+        if not self or not len(flows):
+            return flows
+        keep = pd.Series(True, index=flows.index)
+        if self.verdicts:
+            keep &= flows["verdict"].isin(self.verdicts)
+        if self.purposes:
+            keep &= flows["purpose"].replace("", NONE).isin(self.purposes)
+        if self.reasons:
+            parts = flows["reason"].astype(str).replace("", NONE).str.split(",")
+            keep &= parts.map(lambda rs: any(r in self.reasons for r in rs)).astype(bool)
+        return flows if keep.all() else flows[keep.to_numpy()]
+
+    def text(self) -> str:
+        """The filter as its options: ``--verdict blocked --purpose ksn``."""
+        return " ".join(f"--{opt} {','.join(sorted(vals))}" for opt, vals in
+                        (("verdict", self.verdicts), ("purpose", self.purposes), ("reason", self.reasons)) if vals)
+
+
+@dataclass(frozen=True)
 class Rendered:
     """One batch of flows as report text (:class:`Render`): ``format`` (``jsonl`` or ``csv``),
-    ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows), ``flagged`` (the
-    verdicts of :data:`FLAGGED_VERDICTS` among them: frozenset of str)."""
+    ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows written), ``flagged``
+    (the verdicts of :data:`FLAGGED_VERDICTS` among all the batch's flows, those a
+    :class:`FlowFilter` left out too: frozenset of str), ``flagged_rows`` (flows of those
+    verdicts, written or not)."""
 
     format: str
     text: str
     rows: int
     flagged: frozenset
+    flagged_rows: int = 0
 
 
 @dataclass(frozen=True)
 class Render:
     """``Render(format)(flows) -> Rendered``: a batch's JSON Lines or CSV text, made where the batch
     is finished (a worker process: :class:`kscc_traffic.finishing.Finisher`), so the process that
-    reads the capture only writes it out. ``format``: ``jsonl`` or ``csv``.
+    reads the capture only writes it out.
+    ``format``: ``jsonl`` or ``csv``; ``keep``: the rows written (:class:`FlowFilter`; None: all).
 
     :raises ValueError: another format (the table needs the flows themselves).
     """
 
     format: str
+    keep: FlowFilter | None = None
 
     def __post_init__(self) -> None:
         if self.format not in ("jsonl", "csv"):
@@ -69,8 +120,14 @@ class Render:
     def __call__(self, flows: pd.DataFrame) -> Rendered:
         from .report import write_csv, write_jsonl
         buf = io.StringIO()
-        (write_jsonl if self.format == "jsonl" else write_csv)(flows, buf)
-        return Rendered(self.format, buf.getvalue(), len(flows), flagged_verdicts(flows))
+        shown = self.keep(flows) if self.keep else flows
+        (write_jsonl if self.format == "jsonl" else write_csv)(shown, buf)
+        return Rendered(self.format, buf.getvalue(), len(shown), flagged_verdicts(flows), _flagged_rows(flows))
+
+
+def _flagged_rows(flows: pd.DataFrame) -> int:
+    """How many of ``flows`` are blocked or unexpected."""
+    return int(flows["verdict"].isin(FLAGGED_VERDICTS).sum()) if len(flows) else 0
 
 
 class FlowSink:
@@ -83,12 +140,19 @@ class FlowSink:
     :param capture_filter: a custom capture filter the flows were captured with (``live
         --filter``): the table says which purposes not seen it leaves out
         (:func:`kscc_traffic.report.print_summary`).
+    :param keep: the flows whose rows are written (:class:`FlowFilter`: JSONL and CSV rows, the
+        table's flagged flows, with a line saying how many of the flagged flows it shows); the
+        table's counts and readiness checklist, and :meth:`fails`, are of all flows. None: all.
     """
 
     def __init__(self, format: str, out: IO[str], rules: RuleSet, console: Callable,
-                 capture_filter: str | None = None) -> None:
+                 capture_filter: str | None = None, keep: FlowFilter | None = None) -> None:
         from .report import TableSummary
         self.capture_filter = capture_filter
+        self.keep = keep if keep else None
+        #: blocked or unexpected flows among all flows added (a filter's line says how many it shows)
+        self.flagged_all = 0
+        self._shown = TableSummary() if format == "table" and self.keep else None
         self.format = format
         self.out = out
         self.rules = rules
@@ -114,7 +178,7 @@ class FlowSink:
     def render(self) -> Render | None:
         """What a batch can be made into before it reaches :meth:`add` (in the process that
         finishes it): :class:`Render` of this report's format, None for the table."""
-        return Render(self.format) if self.format in ("jsonl", "csv") else None
+        return Render(self.format, self.keep) if self.format in ("jsonl", "csv") else None
 
     def add(self, flows: Union[pd.DataFrame, Rendered]) -> None:
         """Write (or count) one batch of flows (columns :data:`kscc_traffic.analyze.COLUMNS`), or
@@ -129,6 +193,15 @@ class FlowSink:
             return
         if len(self.verdicts) < len(FLAGGED_VERDICTS):
             self.verdicts |= flagged_verdicts(flows)
+        if self.keep:
+            self.flagged_all += _flagged_rows(flows)
+            if self.summary is not None:
+                self.summary.add(flows)           # (counts and checklist: every flow)
+                shown = self.keep(flows)
+                self._shown.add(shown[shown["verdict"].isin(FLAGGED_VERDICTS)] if len(shown) else shown)
+                self.rows += len(shown)
+                return
+            flows = self.keep(flows)
         self.writing = self.format != "table" and len(flows) > 0
         if self.format == "jsonl":
             write_jsonl(flows, self.out)
@@ -152,6 +225,7 @@ class FlowSink:
         if r.format != self.format:
             raise ValueError(f"a {r.format} batch given to the {self.format} report")
         self.verdicts |= r.flagged
+        self.flagged_all += r.flagged_rows
         text = r.text
         if self.format == "csv":
             if self._header:
@@ -173,4 +247,12 @@ class FlowSink:
             from .analyze import _schema
             self.add(_schema(pd.DataFrame()))
         if self.summary is not None:
-            print_summary(self.summary, self.rules, self.console(self.out), self.capture_filter)
+            if self._shown is not None:   # the flagged flows kept, the counts of all
+                self.summary.flagged = self._shown.flagged
+                self.summary.flagged_total = self._shown.flagged_total
+            console = self.console(self.out)
+            print_summary(self.summary, self.rules, console, self.capture_filter)
+            if self._shown is not None:
+                from rich.text import Text
+                console.print(Text(f"Flagged flows shown: {self._shown.flagged_total} of {self.flagged_all} "
+                                   f"({self.keep.text()}); the counts and the checklist are of all flows"))

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional
 import pandas as pd
 
 from .capture.stats import ReadStats
-from .errors import KsccTrafficError, TemporaryFolderError
+from .errors import CaptureError, KsccTrafficError, TemporaryFolderError
 from .finishing import temp_folder_error
 from .rules import RuleSet
 from .text import path_text
@@ -70,7 +70,11 @@ class FileResult:
             finally:
                 _unlink(src)
             return
-        yield from src.batches()                    # analysed here, chunk by chunk
+        try:
+            yield from src.batches()                # analysed here, chunk by chunk
+        except CaptureError as e:                   # (named as given, as before reading)
+            from .analyze import as_given
+            raise as_given(e, self.name, self.path) from None
         self.stats, self.duplicates = src.stats, src.duplicates
 
 
@@ -83,7 +87,12 @@ def default_jobs(n_files: int) -> int:
     return max(1, min(n_files, cores))
 
 
-def _message(path, e: BaseException) -> str:
+def _message(path, e: BaseException, name: str | None = None) -> str:
+    """The one-line error of a capture that failed (a reading error naming the capture ``name``
+    names ``path`` as given, :func:`kscc_traffic.analyze.as_given`)."""
+    if isinstance(e, CaptureError) and name:
+        from .analyze import as_given
+        return str(as_given(e, name, path))
     if isinstance(e, KsccTrafficError):
         return str(e)
     if isinstance(e, OSError):
@@ -195,7 +204,7 @@ def _work(path: str, rules: RuleSet, engine: str, tmpdir: str, chunk_bytes: int 
     except BaseException as e:  # noqa: BLE001
         if spool:
             spool.discard()
-        return path, _message(path, e), None, 0, None, isinstance(e, TemporaryFolderError)
+        return path, _message(path, e, name), None, 0, None, isinstance(e, TemporaryFolderError)
     finally:
         _BUSY = False
 

@@ -1,11 +1,18 @@
 """Shared test set-up: the tests folder is importable (pcapbuild), and the shared corpus path."""
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from pathlib import Path
 
 import pytest
+
+# GNU readline (imported by pytest's pdb support) exports the terminal's width as COLUMNS to the
+# processes started from here (80 without a terminal), though os.environ does not show it; the
+# command line's tables take COLUMNS in a pipe: without it they are the pipe's 200 columns, as a
+# user's run gets them. A test that wants a width gives COLUMNS itself.
+os.unsetenv("COLUMNS")
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

@@ -519,3 +519,94 @@ def test_fail_on_blocked_ignores_unexpected_flows(fmt, tmp_path):
     assert run("report", unexpected, "--html", tmp_path / "r.html").returncode == 1
     bad = run("analyze", unexpected, "--fail-on", "never")
     assert bad.returncode == 2 and "'never' is not one of 'flagged', 'blocked'" in bad.stderr
+
+
+def test_an_explicit_columns_sets_the_width_of_tables_in_a_pipe():
+    """Newcomer 26: `COLUMNS=80 kscc-traffic analyze … | less` printed tables 200 columns wide;
+    COLUMNS is the width asked for (in a pipe too); 200 only when nothing says one."""
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+    def widest(**extra):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", SAMPLES / "blocked_agent.pcap"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT, env={**env, **extra})
+        assert p.returncode == 1, p.stderr
+        return max(len(line) for line in p.stdout.splitlines())
+
+    assert widest(COLUMNS="80") <= 80
+    assert widest(COLUMNS="100") <= 100
+    assert 100 < widest() <= 200
+    assert 100 < widest(COLUMNS="wide") <= 200      # (not a number: as if not set)
+
+
+def test_help_and_readme_synopses_say_what_is_taken():
+    """Newcomer 26: --help said CAPTURE is "pcap or pcapng files" though folders (ring buffers,
+    file sets) are taken, and README's synopsis of report lacked --fail-on: each synopsis names
+    every option of its command."""
+    import os
+    import re
+    import typer
+    from kscc_traffic.cli import app
+    env = {**os.environ, "COLUMNS": "250"}
+    for cmd in ("analyze", "report"):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", cmd, "--help"], capture_output=True,
+                           text=True, timeout=60, cwd=ROOT, env=env)
+        assert p.returncode == 0
+        assert "or folders: the capture files in each (not its subfolders)" in p.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = typer.main.get_command(app).commands
+    for cmd in ("analyze", "report"):
+        m = re.search(rf"```(?:sh)?\nkscc-traffic {cmd} CAPTURE(.*?)```", readme, re.S)
+        assert m, cmd
+        for param in commands[cmd].params:
+            if param.param_type_name == "option" and "--help" not in param.opts:
+                assert any(o in m.group(1) for o in param.opts), (cmd, param.opts)
+
+
+def test_verdict_purpose_and_reason_filter_the_rows_written_not_the_checklist(tmp_path):
+    """Newcomer 26: 71 browser host_mismatch rows hid the KSC ones, and no option chose the rows.
+    --verdict/--purpose/--reason (repeatable or comma lists) filter the JSONL/CSV rows and the
+    table's flagged flows; the counts, the checklist and the exit status stay those of the
+    whole capture."""
+    cap = SAMPLES / "blocked_agent.pcap"
+    every = [json.loads(line) for line in run("analyze", cap, "-f", "jsonl").stdout.splitlines()]
+    blocked = [r for r in every if r["verdict"] == "blocked"]
+    assert len(every) == 11 and len(blocked) == 7
+    for jobs in ("1", "2"):    # (2: rows rendered in a second process)
+        p = run("analyze", cap, "-f", "jsonl", "-j", jobs, "--verdict", "blocked")
+        assert p.returncode == 1, p.stderr
+        assert [json.loads(line) for line in p.stdout.splitlines()] == blocked
+    p = run("analyze", cap, "-f", "jsonl", "--verdict", "ok", "--verdict", "unclassified,blocked",
+            "--purpose", "dns")
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert rows == [r for r in every if r["purpose"] == "dns"] and len(rows) == 5
+    assert p.returncode == 1           # (the capture's verdict: flows left out are blocked)
+    p = run("analyze", cap, "-f", "csv", "--reason", "rejected,icmp_unreachable")
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert sorted(r["reason"] for r in rows) == ["icmp_unreachable", "icmp_unreachable", "rejected", "rejected"]
+    p = run("analyze", cap, "-f", "csv", "--purpose", "ksn", "--reason", "none")
+    assert p.stdout.count("\n") == 1 and p.stdout.startswith("ts,uid,")    # (the header only)
+    p = run("analyze", cap, "--verdict", "ok")
+    assert p.returncode == 1
+    assert "Flagged flows (" not in p.stdout
+    assert "│ §A      │ klsctunnel          │ tcp 29200-29299     │ blocked" in p.stdout
+    assert "11 flows: 4 ok, 7 blocked, 0 unexpected, 0 unclassified" in p.stdout
+    assert "Flagged flows shown: 0 of 7 (--verdict ok); the counts and the checklist are of all flows" in p.stdout
+    p = run("analyze", cap, "--reason", "rejected")
+    assert "Flagged flows (2)" in p.stdout and "no_answer" not in p.stdout.split("Flagged flows (2)")[1]
+    assert "Flagged flows shown: 2 of 7 (--reason rejected)" in p.stdout
+
+
+@pytest.mark.parametrize("option, value, valid", [
+    ("--verdict", "blocke", "ok, blocked, unexpected, unclassified"),
+    ("--purpose", "ksn,agent", "agent_connection, mobile_connection"),
+    ("--reason", "timeout", "no_answer, rejected, icmp_unreachable"),
+])
+def test_an_unknown_filter_value_is_a_usage_error_listing_the_valid_ones(option, value, valid):
+    p = run("analyze", SAMPLES / "blocked_agent.pcap", option, value)
+    assert p.returncode == 2 and p.stdout == ""
+    first = p.stderr.splitlines()[0]
+    bad = [v for v in value.split(",") if v not in ("ksn",)]
+    assert first.startswith(f"Error: Invalid value for '{option}': unknown {option[2:]} "
+                            f"{', '.join(repr(b) for b in bad)}; valid: "), first
+    assert valid in first and first.endswith(", none") == (option != "--verdict")

@@ -300,3 +300,31 @@ def test_lenient_skips_a_folder_without_captures(tmp_path):
     html = tmp_path / "r.html"
     r = _cli("report", "--lenient", empty, BASELINE, "--html", html)
     assert r.returncode == 0 and f"skipped {why}" in html.read_text(encoding="utf-8")
+
+
+def test_an_archive_given_by_name_is_named_as_in_a_folder(tmp_path):
+    """Newcomer 26 #6: a tar or tar.gz given by name said "looks like text 'blocked_'" (its first
+    file's name) where the folder scan says "a tar archive"; a zip said "(a zip archive (extract
+    it first))". One test (known_format) for both, the same words."""
+    import gzip
+    from kscc_traffic.capture.folders import known_format
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(BLOCKED, arcname="blocked_agent.pcap")    # (the archive starts with the name)
+    (tmp_path / "a.tar").write_bytes(buf.getvalue())
+    (tmp_path / "a.tar.gz").write_bytes(gzip.compress(buf.getvalue()))
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
+        z.write(BLOCKED, "blocked_agent.pcap")
+    assert known_format(buf.getvalue()[:262]) == ("tar", "a tar archive", "extract it first")
+    assert known_format(buf.getvalue()[:200]) is None      # (ustar is at 257)
+    head = buf.getvalue()[:4].hex(" ")
+    for name, magic in (("a.tar", head), ("a.tar.gz", head), ("a.zip", "50 4b 03 04")):
+        kind = "zip" if name.endswith("zip") else "tar"
+        p = _cli("analyze", tmp_path / name)
+        assert p.returncode == 2
+        assert p.stderr == (f"Error: {tmp_path / name}: not a pcap or pcapng capture: magic bytes {magic} "
+                            f"(a {kind} archive: extract it first)\n")
+    p = _cli("analyze", "-f", "jsonl", tmp_path)
+    assert p.stderr == (f"Error: {tmp_path}: is a directory with no capture file in it (pcap, pcapng, compressed); "
+                        "not read: a.zip (a zip archive: extract it first); 2 tar archives (a.tar, a.tar.gz: "
+                        "extract them first)\n")

@@ -28,7 +28,12 @@ ends inside its header raises :class:`TruncatedCapture`; a damaged file header r
 before the damage and reads on where whole records start again (:mod:`.resync`: a run of
 plausible records or blocks, as ``pcapfix`` finds them), counting the bytes skipped in
 ``stats.skipped_bytes`` / ``stats.skipped_records`` with one warning line; when none starts
-again it stops there and sets ``stats.damage_offset`` too. pcap record headers that are all
+again it stops there and sets ``stats.damage_offset`` too. One exception: a file damaged by a
+text-mode transfer (FTP ASCII mode wrote each LF byte as CR LF, shifting every record after the
+first LF; or a line break added before the file header) raises :class:`CorruptCapture` saying
+so, when a pcap's first damage lies in its first :data:`ASCII_PROBE_BYTES` and its records read
+right with each CR LF read as LF (:func:`_ascii_mode_pcap`; not repaired: the file must be
+fetched again). pcap record headers that are all
 zeros (a zero-filled region) are not records: they are counted in one warning line. A pcapng packet block that is well framed
 (length and trailing length agree) but unusable (unknown interface, captured length beyond the
 block) is skipped and counted in ``stats.malformed``; reading goes on after it. Oddities that do
@@ -54,6 +59,7 @@ import numpy as np
 from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
+from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -270,13 +276,23 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int, int, str]] = {
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: the hint for a capture format Wireshark reads and the built-in reader does not
 _TSHARK_READS = ", which the built-in reader does not read: use --engine tshark, or convert it: editcap -F pcapng IN OUT"
-_OTHER_MAGICS = {  # hints for the UnsupportedFormat message
-    b"PK\x03\x04": "a zip archive (extract it first)",
-    b"RTSS": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
-    b"GMBU": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
-    b"snoop\0\0\0": "a snoop file (Solaris, Check Point fw monitor)" + _TSHARK_READS,
-    b"TRSNIFF data": "a Sniffer file" + _TSHARK_READS,
+#: what the UnsupportedFormat message says of a format Wireshark reads (by kind of
+#: :func:`~kscc_traffic.capture.folders.known_format`; an archive: "a zip archive: extract it first")
+_TSHARK_HINTS = {
+    "netmon1": "a Microsoft Network Monitor 1.x file" + _TSHARK_READS,
+    "netmon2": "a Microsoft Network Monitor 2.x file" + _TSHARK_READS,
+    "snoop": "a snoop file (Solaris, Check Point fw monitor)" + _TSHARK_READS,
+    "sniffer": "a Sniffer file" + _TSHARK_READS,
 }
+
+#: what a line about a file damaged by a text-mode transfer says (FTP ASCII mode writes each LF
+#: byte as CR LF: a pcapng file's first bytes, a pcap file's records, are no longer where they were)
+ASCII_MODE_TEXT = ("the file looks transferred in FTP ASCII mode (each LF byte became CR LF): "
+                   "transfer it again in binary mode")
+#: bytes of the start of a pcap file kept to tell that damage (:func:`_ascii_mode_pcap`)
+ASCII_PROBE_BYTES = 1 << 18
+#: records that must follow one another after the damage once CR LF is read as LF
+_ASCII_CHAIN = 4
 
 
 class _PcapParser:
@@ -1134,7 +1150,9 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
     if len(head) < 4 and any(k.startswith(head) for k in (*_PCAP_MAGICS, _PCAPNG_MAGIC)):
         raise TruncatedCapture(f"{name}: file ends inside the capture header "
                                f"({len(head)} bytes: {head.hex(' ')})")
-    hint = next((v for k, v in _OTHER_MAGICS.items() if head.startswith(k)), None)
+    _text_mode_header(head, name)
+    known = known_format(head)
+    hint = None if known is None else _TSHARK_HINTS.get(known[0], f"{known[1]}: {known[2]}")
     if hint is None:
         # (a compressed file is read decompressed: these first bytes are of a second layer)
         hint = next((f"compressed twice, the inner layer {codec}: decompress it once first"
@@ -1146,6 +1164,84 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
             "neither pcap nor pcapng, plain or compressed; if Wireshark opens it, use --engine tshark"
     raise UnsupportedFormat(f"{name}: not a pcap or pcapng capture: magic bytes "
                             f"{head[:4].hex(' ')} ({hint})")
+
+
+def _text_mode_header(head: bytes, name: str) -> None:
+    """Raise :class:`CorruptCapture` naming a text-mode transfer when the first bytes of a file
+    that are no capture magic are one changed by it: a pcapng Section Header Block's ``0a 0d 0d
+    0a`` with each LF written as CR LF (``0d 0a 0d 0d 0d 0a``: FTP ASCII mode from Unix to
+    Windows) or each CR LF as LF (``0a 0d 0a``: the other way), or a line break (CR LF or LF)
+    before a pcap or pcapng file header (a transfer or a web upload that added one). The data is
+    not repaired: the file must be fetched again."""
+    magics = (*_PCAP_MAGICS, _PCAPNG_MAGIC)
+    if head.startswith(b"\r\n\r\r\r\n"):
+        raise CorruptCapture(f"{name}: {ASCII_MODE_TEXT} (magic bytes {head[:6].hex(' ')}: a pcapng "
+                             "file starts 0a 0d 0d 0a)")
+    if head.startswith(b"\n\r\n") and not head.startswith(_PCAPNG_MAGIC):
+        raise CorruptCapture(f"{name}: the file looks transferred in ASCII mode (each CR LF became LF): "
+                             f"transfer it again in binary mode (magic bytes {head[:4].hex(' ')}: a pcapng "
+                             "file starts 0a 0d 0d 0a)")
+    for brk, text in ((b"\r\n", "CR LF"), (b"\n", "LF")):
+        if head.startswith(brk) and head[len(brk):len(brk) + 4] in magics:
+            raise CorruptCapture(f"{name}: a line break ({text}) before the capture's file header (magic bytes "
+                                 f"{head[:4].hex(' ')}): the file was changed in transfer (FTP ASCII mode, or "
+                                 "a web upload that added a line break): transfer it again in binary mode")
+
+
+def _ascii_mode_pcap(head: bytes, damage: int, complete: bool) -> bool:
+    """Whether the pcap file starting with ``head`` (its first bytes, the file header on), whose
+    records stop following one another at file offset ``damage`` (a length beyond the bound, a
+    record running past the end), reads right once every CR LF after the magic is read as LF:
+    FTP ASCII mode wrote each LF byte as CR LF, shifting every record after the first LF in a
+    record or header. Right: the file header is a pcap 2.x header and the records from it on
+    are plausible (as :mod:`.resync` judges one: a length within the bound and at most the
+    original length, a fraction below a second, times within :data:`~.resync.WINDOW_S` of
+    the first) and follow one another past where ``damage`` lies once undone, for
+    :data:`_ASCII_CHAIN` records or to the very end of the file (``complete``: ``head`` is the
+    whole file). False when no CR LF comes before the damaged record's header ends."""
+    from .resync import WINDOW_S
+
+    if damage > len(head) or b"\r\n" not in head[4:damage + 24]:
+        return False
+    fixed = head[:4] + head[4:].replace(b"\r\n", b"\n")
+    if len(fixed) < 24:
+        return False
+    try:
+        p = _PcapParser(fixed[:24], "")
+    except CaptureError:
+        return False
+    at = damage - head[4:damage].count(b"\r\n")     # the damaged record's place once undone
+    hdr = struct.Struct(p.order + "IIII").unpack_from
+    frac_max = 10**9 if p.mult == 1 else 10**6
+    pos, after, first = 24, 0, None
+    while pos + p.hdr_len <= len(fixed):
+        sec, frac, cl, ol = hdr(fixed, pos)
+        first = sec if first is None else first
+        if not (0 < cl <= p.bound and cl <= ol <= 16 << 20 and frac < frac_max and abs(sec - first) <= WINDOW_S):
+            return False
+        after += pos >= at
+        pos += p.hdr_len + cl
+        if after >= _ASCII_CHAIN:
+            return True
+    return complete and after > 0 and pos == len(fixed)
+
+
+class _Probe:
+    """A reader (as :func:`_run` takes) that keeps a copy of the first :data:`ASCII_PROBE_BYTES`
+    bytes read through it (``head``), for :func:`_ascii_mode_pcap`."""
+
+    def __init__(self, reader) -> None:
+        self._reader = reader
+        self.head = bytearray()
+
+    def read(self, n: int) -> bytes:
+        b = self._reader.read(n)
+        if len(self.head) < ASCII_PROBE_BYTES:
+            self.head += b[:ASCII_PROBE_BYTES - len(self.head)]
+        return b
+
+    def __getattr__(self, key):
+        return getattr(self._reader, key)
 
 
 def _frames_from(buf: bytes, w: _Walk, stats: ReadStats) -> Frames:
@@ -1225,11 +1321,17 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
          chunk_bytes: int) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames."""
     stats = ReadStats()
+    reader = probe = _Probe(reader)
     data = reader.read(max(chunk_bytes, 64))
     at_eof = reader.eof()
     if reader.problem and not data:
         raise TruncatedCapture(f"{name}: {reader.problem}; no capture data")
+    if not at_eof and len(data) < KNOWN_HEAD_BYTES and not data.startswith((*_PCAP_MAGICS, _PCAPNG_MAGIC)):
+        # no capture: enough bytes for the error to tell what it is (a tar archive's ustar at 257)
+        data += reader.read(KNOWN_HEAD_BYTES - len(data))
+        at_eof = reader.eof()
     parser = _sniff(data, name, at_eof)
+    first_parser = parser          # (FTP ASCII-mode damage is looked for under it, once)
     base = 0                       # file offset of data[0]
     pos = parser.start
     yielded = False
@@ -1315,6 +1417,16 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             kind = "record" if parser.kind == "pcap" else "block"
             w.stop = _Stop(w.stop.offset, f"damaged {kind} at offset {w.stop.offset} (its length runs past the "
                            f"end of the file: {w.stop.what.split(': ', 1)[-1]})", w.stop.records)
+        if w.stop is not None and parser is first_parser and isinstance(parser, _PcapParser):
+            first_parser = None
+            if b"\r\n" in probe.head[4:w.stop.offset + 24]:
+                if not at_eof and len(probe.head) < ASCII_PROBE_BYTES:
+                    data = bytes(data) + reader.read(ASCII_PROBE_BYTES - len(probe.head))
+                    at_eof = reader.eof()
+                complete = at_eof and len(probe.head) == base + len(data)
+                if _ascii_mode_pcap(bytes(probe.head), w.stop.offset, complete):
+                    raise CorruptCapture(f"{name}: {ASCII_MODE_TEXT} (its records stop following one another at "
+                                         f"offset {w.stop.offset} and read right with each CR LF read as LF)")
         if w.stop is not None and not w.stop.cut:
             # damage: read on where whole records start again (the records before it wait)
             seeking, pending, pos = w.stop, w.cols, w.stop.offset - base + 1
@@ -1455,7 +1567,9 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
         The file ends inside its file header (pcap: 24 bytes; pcapng: the first Section Header
         Block, draft-ietf-opsawg-pcapng §4.1), including a 0-byte file.
     CorruptCapture
-        The first pcapng Section Header Block has a bad byte-order magic.
+        The first pcapng Section Header Block has a bad byte-order magic; the file was damaged by
+        a text-mode transfer (FTP ASCII mode; a line break before the file header: see the
+        module docstring).
     OSError
         The path cannot be read.
 

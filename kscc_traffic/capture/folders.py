@@ -26,7 +26,7 @@ from ..errors import CaptureError
 from ..text import name_text, path_text
 from .compressed import CODEC_MAGICS, open_decompressing
 
-__all__ = ["CAPTURE_MAGICS", "expand_folders", "folder_captures"]
+__all__ = ["CAPTURE_MAGICS", "KNOWN_HEAD_BYTES", "expand_folders", "folder_captures", "known_format"]
 
 #: first bytes of the files read as captures: pcap (µs, ns, both orders, "modified"), pcapng, compressed
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
@@ -48,6 +48,24 @@ _KNOWN: tuple[tuple[bytes, int, str, str, str, tuple[str, str]], ...] = (
     (b"snoop\0\0\0", 0, "snoop", "a snoop file", "snoop files", _TSHARK),
     (b"TRSNIFF data", 0, "sniffer", "a Sniffer file", "Sniffer files", _TSHARK),
 )
+#: the first bytes of a file that :func:`known_format` needs (a tar header's ``ustar`` at 257)
+KNOWN_HEAD_BYTES = 262
+
+
+def known_format(head: bytes) -> tuple[str, str, str] | None:
+    """What a file that is no capture is, from its first bytes ``head`` (at least
+    :data:`KNOWN_HEAD_BYTES` of them to tell a tar archive; a compressed file's decompressed
+    ones: a ``.tar.gz`` is a tar archive): ``(kind, what one is, what to do with it)``, e.g.
+    ``("tar", "a tar archive", "extract it first")``, or None for none of the archives (zip, 7z,
+    rar, cab, tar) and capture formats only ``--engine tshark`` reads (Network Monitor, snoop,
+    Sniffer) known here. One test for a folder's entries and for a file given by name
+    (:func:`kscc_traffic.capture.files.read_frames`'s error)."""
+    for magic, at, kind, one, _, todo in _KNOWN:
+        if head[at:at + len(magic)] == magic:
+            return kind, one, todo[0]
+    return None
+
+
 #: the other reasons an entry is not read: kind -> (what one is, what several are, what to do)
 _OTHER = {
     "folder": ("a folder", "folders", ("give it as its own argument", "give each as its own argument")),
@@ -79,14 +97,14 @@ def _kind_of(entry: os.DirEntry) -> str | None:
         return "special"                   # (never opened: a FIFO would wait for a writer)
     try:
         with open(entry.path, "rb") as f:
-            head = f.read(262)
+            head = f.read(KNOWN_HEAD_BYTES)
             if not head:
                 return "empty"
             if any(head.startswith(m) for m in CODEC_MAGICS):
                 # compressed: what is inside (a .tar.gz is an archive, a .log.gz no capture)
                 f.seek(0)
                 inner = open_decompressing(f, head)
-                data = inner.read(262)
+                data = inner.read(KNOWN_HEAD_BYTES)
                 if any(data.startswith(m) for m in CODEC_MAGICS):
                     return "nested"        # (compressed twice: the reader takes one layer)
                 if inner.problem is not None or any(data.startswith(m) for m in CAPTURE_MAGICS):
@@ -98,10 +116,8 @@ def _kind_of(entry: os.DirEntry) -> str | None:
         return None
     if any(head.startswith(m) for m in CAPTURE_MAGICS):
         return None
-    for magic, at, kind, *_ in _KNOWN:
-        if head[at:at + len(magic)] == magic:
-            return kind
-    return "other"
+    known = known_format(head)
+    return known[0] if known else "other"
 
 
 def _describe(kind: str, names: list[str]) -> str:

@@ -103,11 +103,18 @@ class ReadStats:
 
     def warn_no_ip(self, name: str) -> None:
         """The one warning line about a capture whose frames hold no IP packet at all (a capture on
-        the wrong interface, a link type written wrong in the header), if so."""
+        the wrong interface, a link type written wrong in the header), if so. When reading stopped
+        early at damage (``damage_offset``), the frames read before it are no sign of the wrong
+        interface (the damage line says what was not read): the line says so, without that hint."""
         if self.non_ip and not self.ip_packets:
             k = self.records
             bad = f", {self.malformed} malformed" if self.malformed else ""
-            self.warn(f"{name}: no IP packet among its {k} frame{'s' if k != 1 else ''} ({self.non_ip} "
+            frames = f"{k} frame{'s' if k != 1 else ''}"
+            if self.damage_offset is not None:
+                self.warn(f"{name}: no IP packet among the {frames} read before the damage at offset "
+                          f"{self.damage_offset} ({self.non_ip} non-IP{bad}): nothing to analyse")
+                return
+            self.warn(f"{name}: no IP packet among its {frames} ({self.non_ip} "
                       f"non-IP{bad}): nothing to analyse (a capture on the wrong interface, or of another link type?)")
 
     def warn_short_packets(self, name: str, short: int) -> None:
