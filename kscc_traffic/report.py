@@ -966,8 +966,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
-        if status == "blocked" and _path_split(ok, bl, proxy_paths):
-            split, fix = _path_split(ok, bl, proxy_paths), _direct_fix(fix)
+        if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
+            split, fix = path, _direct_fix(fix)
         fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
