@@ -390,10 +390,11 @@ def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = Non
     rows come back as a plain DataFrame (index 0…n-1; its HTML is escaped by pandas), without
     colours, with one :class:`UserWarning` saying so.
 
-    :param columns: columns to show (default: section, rule, transport, ports, status, flows, ok,
-        blocked, unexpected, reasons, fix).
+    :param columns: columns to show (default: section, rule, transport, ports, status,
+        status_note, flows, ok, blocked, unexpected, reasons, fix; a column the checklist lacks is
+        left out).
     """
-    cols = list(columns or ["section", "rule", "transport", "ports", "status", "flows", "ok",
+    cols = list(columns or ["section", "rule", "transport", "ports", "status", "status_note", "flows", "ok",
                             "blocked", "unexpected", "reasons", "fix"])
     t = checklist[[c for c in cols if c in checklist.columns]]
     try:

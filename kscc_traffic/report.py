@@ -30,7 +30,7 @@ from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, HANDSHAKE_CLOSE, HANDSHAKE_RESET
+from .classify import CLOUD_OPENER, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 
@@ -667,6 +667,54 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
                      + [f"{k} of them: {text}" for k, text in kinds])
 
 
+#: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
+#: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
+#: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
+CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, maybe before an answer could come")
+
+#: why a ``no_answer`` flow was flagged when the capture's end cut it short (the HTML report's
+#: "Why flagged", instead of :data:`REASON_TEXT`'s "a firewall drops it")
+CUT_SHORT_REASON = (f"the attempt began less than {END_MARGIN_S:g} s before the capture ended and got no answer in it: maybe "
+                    "before an answer could come (nothing shows a block: capture longer)")
+
+#: the ``status_note`` of a purpose whose blocked flows are all attempts the capture's end cut short
+CUT_SHORT_NOTE = "the capture ended before an answer could come"
+
+
+def cut_short(reasons, details) -> np.ndarray:
+    """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
+    that began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last
+    packet (its detail carries :data:`CUT_SHORT`): it may have had no time to get its answer."""
+    reasons, details = list(reasons), list(details)
+    return np.fromiter((str(r).split(",")[0] == "no_answer" and CUT_SHORT.search(str(d)) is not None
+                        for r, d in zip(reasons, details)), bool, len(reasons))
+
+
+def cut_short_fix(r, k: int) -> str:
+    """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
+    capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
+    longer."""
+    return (f"{'this attempt on' if k == 1 else f'these {k} attempts on'} {r.transport.upper()} {r.port_text} "
+            f"{'was' if k == 1 else 'were'} unanswered when the capture ended, less than "
+            f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (see the flow's detail): "
+            "nothing shows a block, the answer may simply not be in the capture. Capture longer (go on a few "
+            "seconds after the agent connects) and analyse again")
+
+
+def status_text(status: str, note: str = "") -> str:
+    """A checklist row's status as people read it: ``blocked``, or with its ``status_note``
+    ``blocked (the capture ended before an answer could come)``."""
+    return f"{status} ({note})" if note else status
+
+
+def _cut_short_more(k: int) -> str:
+    """``; k more …``: the ``k`` blocked attempts the capture's end cut short, beside other blocked
+    flows whose advice is given (the cut ones are not counted in it)."""
+    return (f"; {k} more {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
+            f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (maybe before an answer could come: "
+            "not counted in this advice)")
+
+
 #: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
 #: them through; something else answered or looked into them): their "what to change" is
 #: :data:`REASON_TEXT`'s, not the rule's firewall advice
@@ -699,7 +747,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
-                   un_inbound: int = 0, bl_handshake: int = 0) -> dict:
+                   un_inbound: int = 0, bl_handshake: int = 0, bl_cut: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -746,10 +794,24 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     connection right after the handshake (detail :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or
     :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`: the port is open, :func:`_handshake_fix`); the
     ``not_unicast`` ones among ``un_reasons`` (TCP to a broadcast or multicast address) get
-    :func:`_group_address_fix`, not the rule's firewall advice."""
+    :func:`_group_address_fix`, not the rule's firewall advice. ``bl_cut``: of the blocked ones,
+    ``no_answer`` attempts the capture's end cut short (:func:`cut_short`): when they are all the
+    blocked ones the advice is to capture longer (:func:`cut_short_fix`, ``status_note``
+    :data:`CUT_SHORT_NOTE`), never to open a port; else the advice is the other blocked flows'
+    (counted without them) and says how many more were cut short.
+
+    :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
+    bl_all = bl
+    note = ""
+    if bl_cut and bl_cut >= bl:
+        # every blocked flow an attempt the capture's end cut short: nothing shows a block
+        v6, note = None, CUT_SHORT_NOTE
+    elif bl_cut:
+        # advised from the other blocked flows; the cut ones said apart
+        bl, v6 = bl - bl_cut, None
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
-    fix = r.fix
+    fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
         fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
@@ -914,12 +976,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({_name_sources(r, True)}): "
                f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
                f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+    if status == "blocked" and bl_cut and not note:
+        fix += _cut_short_more(bl_cut)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
-        fix = (f"{ok} of {n} flows ok, {bl} blocked, {un} unexpected"
+        fix = (f"{ok} of {n} flows ok, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
@@ -928,11 +992,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
-        fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+        split = _family_split(ok, bl, v6, others_ok=ok + bl_all == n and not note, path=not bad_family) \
+            if status == "blocked" else ""
+        fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-            "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
-            "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
+            "purpose_text": r.purpose, "status": status, "status_note": note if status == "blocked" else "",
+            "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
 #: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
@@ -1140,14 +1205,23 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
     return "the others worked: compare clients, addresses and ports" if others_ok else ""
 
 
-def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None) -> str:
+def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
+            cut: tuple[int, int] = (0, 0)) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
     needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
     ``rejected``) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
     by a TCP reset, detail :data:`~kscc_traffic.classify.DNS_TCP_RESET`) and ``error_answers``
     (an error or sinkhole answer for a name the agent needs); None: not counted (both are
-    advised)."""
+    advised). ``cut``: (of the blocked ``no_answer`` ones those sent less than
+    :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture ended, :func:`cut_short`; all
+    the blocked ``no_answer`` ones): when they are all cut short, "allow DNS" is not advised for
+    them, the advice says to capture longer."""
     out = []
+    k, no_answer = cut
+    reasons = set(reasons)
+    if k:
+        if k >= no_answer:
+            reasons.discard("no_answer")
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if "rejected" in reasons:
@@ -1159,6 +1233,11 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(("a TCP reset to DNS over TCP: allow TCP 53" if resets is None else
                         f"{resets} DNS over TCP quer{'y was' if resets == 1 else 'ies were'} answered by a TCP "
                         "reset: allow TCP 53 to the resolver (answers too large for UDP need it)"))
+    if k:
+        out.append(f"{'1 query was' if k == 1 else f'{k} queries were'} unanswered when the capture ended, less than "
+                   f"{END_MARGIN_S:g} s after {'it was' if k == 1 else 'they were'} sent (maybe before an answer "
+                   "could come): capture longer (go on a few seconds after the agent starts) to tell"
+                   + (" (not counted in the advice before)" if out else ""))
     return "; ".join(out) or "check name resolution from the clients"
 
 
@@ -1218,8 +1297,10 @@ def _service_check(r) -> str:
 
 def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
-    (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
-    ``blocked``, ``unexpected``,
+    (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`),
+    ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
+    blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
+    longer, not to open a port), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
@@ -1247,7 +1328,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
         bl_reset = un_failed = (0, 0)
         un_inbound = 0
-        bl_handshake = 0
+        bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
         http_statuses: tuple[str, ...] = ()
@@ -1320,6 +1401,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
+                    bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
@@ -1329,7 +1411,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
-                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake))
+                                   bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
+                                   bl_cut=bl_cut))
     return pd.DataFrame(rows)
 
 
@@ -1453,6 +1536,7 @@ class TableSummary:
         self.proxied: dict[str, int] = {}        # purpose -> blocked flows through an HTTP proxy
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
+        self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
@@ -1465,6 +1549,8 @@ class TableSummary:
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
+        self.dns_no_answer = 0                   # blocked DNS flows no_answer (of them the capture's end cut
+        #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
@@ -1517,6 +1603,8 @@ class TableSummary:
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
                 if v == "blocked" and r.split(",")[0] == "tls_intercepted":
                     self.bl_icpt[p] = self.bl_icpt.get(p, 0) + int(n)
+                if v == "blocked" and p == "dns" and r.split(",")[0] == "no_answer":
+                    self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
@@ -1571,6 +1659,9 @@ class TableSummary:
             for p, g in status[status.notna()].groupby(blocked["purpose"][status.notna()], sort=False):
                 self.bl_http[p] = self.bl_http.get(p, 0) + len(g)
                 self.http_statuses.setdefault(p, set()).update(g.tolist())
+            cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
+            for p, n in cut.groupby("purpose", sort=False).size().items():
+                self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
@@ -1639,7 +1730,8 @@ class TableSummary:
                                        self.bl_icpt.get(r.id, 0), self.un_onprem.get(r.id, 0),
                                        self.bl_forged.get(r.id, 0),
                                        (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
-                                       self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0)))
+                                       self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0),
+                                       bl_cut=self.bl_cut.get(r.id, 0)))
         return pd.DataFrame(rows)
 
 
@@ -1668,12 +1760,13 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     if not len(chk):
         return out
     labels = [x.label() for x in rules.rules]
-    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": chk["status"].tolist(),
+    statuses = _status_texts(chk)
+    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": statuses,
              "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
     if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
         return out   # (every cell on one line)
-    status, reasons = max(_longest_word(chk["status"]), 6), max(_longest_word(chk["reasons"]), 7)
+    status, reasons = max(_longest_word(statuses), 6), max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
@@ -1687,6 +1780,12 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
     return out
+
+
+def _status_texts(chk: pd.DataFrame) -> list[str]:
+    """Each checklist row's :func:`status_text` (a table without ``status_note``: the status)."""
+    notes = chk["status_note"].tolist() if "status_note" in chk else [""] * len(chk)
+    return [status_text(x, y) for x, y in zip(chk["status"].tolist(), notes)]
 
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
@@ -1727,7 +1826,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]),
+                                (f" ({r.status_note})" if r.status_note else "")),
+                  str(r.flows), Text(escape_terminal(why)))
     console.print(c)
     if capture_filter is not None:
         gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
@@ -1747,10 +1848,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}"
+                                           f"{'; ' + r.status_note if r.status_note else ''}): {r.fix}")))
     if dns_blocked:
         why = sorted(summary.reasons.get("dns", ()))
-        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else ()))
+        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else (None, None)),
+                      cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
         console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))

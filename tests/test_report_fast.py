@@ -407,6 +407,19 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 
         if status == "unexpected":
             fix = answered_fix(reasons, False) or fix
+        # (newcomer 26 F1: no_answer attempts the capture's end cut short: said apart from the others'
+        # advice; all of them: capture longer)
+        cut = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "no_answer")
+                   & sub["detail"].astype(str).str.contains("maybe before an answer could come", regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        note = ""
+        if status == "blocked" and cut >= bl:
+            note = "the capture ended before an answer could come"
+            fix = (f"{'this attempt on' if bl == 1 else f'these {bl} attempts on'} {r.transport.upper()} "
+                   f"{r.port_text} {'was' if bl == 1 else 'were'} unanswered when the capture ended, less than 1 s "
+                   f"after {'it' if bl == 1 else 'they'} began (see the flow's detail): nothing shows a block, the "
+                   "answer may simply not be in the capture. Capture longer (go on a few seconds after the agent "
+                   "connects) and analyse again")
         bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
         if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
@@ -427,6 +440,12 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
             if fam:   # (no path to check: the DP on the client's subnet answered)
                 why = why.split(":")[0]
+        if note or cut:   # (no address family told from attempts the capture's end cut short)
+            why = ""
+        if status == "blocked" and cut and cut < bl:
+            fix += (f"; {cut} more {'was' if cut == 1 else 'were'} unanswered when the capture ended less than 1 s "
+                    f"after {'it' if cut == 1 else 'they'} began (maybe before an answer could come: not counted "
+                    "in this advice)")
         if status == "blocked" and un:
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
@@ -440,13 +459,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    + f". For the unexpected one{'s' if un != 1 else ''}: "
                    + (un_fix or "see each flow's detail (what answered instead of the documented server)"))
         elif ok and status in ("blocked", "unexpected"):
-            if status == "blocked" and not why and ok + bl == len(sub):
+            if status == "blocked" and not why and ok + bl == len(sub) and not note:
                 why = "the others worked: compare clients, addresses and ports"
             if status != "blocked":
                 why = ""
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-                     "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
+                     "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
     return pd.DataFrame(rows)
 
@@ -478,7 +497,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         c.add_column(col)
     for r in chk.itertuples(index=False):
         c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
+                  str(r.flows), r.reasons)
     console.print(c)
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
@@ -486,7 +506,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}"
+                           f"{'; ' + r.status_note if r.status_note else ''}): {r.fix}"))
     if len(dns_bl):
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
@@ -495,7 +516,12 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             rejected = dns_bl[dns_bl["reason"].str.split(",").str[0] == "rejected"]
             resets = int((rejected["detail"] == "DNS over TCP rejected with RST").sum())
             counts = (resets, len(rejected) - resets)
-        console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why, *counts)}"))
+        # (newcomer 26 F1: queries the capture's end cut short)
+        no_answer = dns_bl[dns_bl["reason"].str.split(",").str[0] == "no_answer"]
+        cut = int(no_answer["detail"].astype(str).str.contains("maybe before an answer could come",
+                                                                regex=False).sum()) if "detail" in flows else 0
+        console.print(Text(f"  dns (blocked: {', '.join(why)}): "
+                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}"))
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
@@ -863,3 +889,19 @@ def test_generated_checklists_like_the_reference(rows, pandas_text, names, detai
     pd.testing.assert_frame_equal(report.readiness(flows, RULES), old_readiness(flows, RULES))
     summary = report.TableSummary.of(flows.assign(ts_ns=0))
     pd.testing.assert_frame_equal(summary.readiness(RULES), old_readiness(flows, RULES))
+
+
+def test_cut_short_attempts_write_like_the_reference(tmp_path):
+    # newcomer 26 F1: a SYN that is the capture's last packet, alone and beside a real block
+    from scapy.all import IP, TCP
+    from pcapbuild import eth, pcap_bytes
+    syn = lambda sp, port, t: (t, eth(IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=sp, dport=port,  # noqa: E731
+                                                                                      flags="S", seq=7)))
+    for name, recs in (("alone.pcap", [syn(50000, 23101, 1000.0)]),
+                       ("beside.pcap", [syn(50001, 27201, 990.0), syn(50001, 27201, 991.0),
+                                        syn(50000, 23101, 995.0), syn(50002, 23102, 1000.0)])):
+        path = tmp_path / name
+        path.write_bytes(pcap_bytes(recs))
+        flows = analyze_file(path, RULES).flows
+        assert flows["detail"].str.contains("maybe before an answer could come").any()
+        assert_same_report(flows)

@@ -1,0 +1,128 @@
+"""Newcomer of session 26 (a support engineer): what the readiness checklist says of a capture cut
+short, of a table read back from the tool's own CSV, of several captures, of nameless traffic of
+other programs on 443, and advice said twice. Each test builds small captures and checks the
+checklist (readiness() and the streamed TableSummary), the table report and the HTML report."""
+from __future__ import annotations
+
+import html as h
+import re
+
+from scapy.all import IP, TCP
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+from kscc_traffic import analyze, load_rules, readiness
+from kscc_traffic.html_report import render_html
+from kscc_traffic.report import CUT_SHORT_NOTE, TableSummary, render_table
+from conftest import ROOT
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, udp
+
+RULES = load_rules()
+
+
+def _write(tmp_path, name, records):
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(sorted(records, key=lambda x: x[0])))
+    return path
+
+
+def _text(html_text):
+    return h.unescape(re.sub(r"<[^>]+>", " ", html_text))
+
+
+def _rows(flows):
+    """readiness() and the streamed summary's, each indexed by rule: both must say the same."""
+    return [readiness(flows, RULES).set_index("rule"), TableSummary.of(flows).readiness(RULES).set_index("rule")]
+
+
+def _finding(flows, rule):
+    page = render_html(flows, RULES, charts=False)
+    return _text(re.search(rf'id="purpose-{rule}">(.*?)</article>', page, re.S).group(1))
+
+
+def _checklist_html(flows):
+    page = render_html(flows, RULES, charts=False)
+    return page, _text(re.search(r'<section id="checklist">(.*?)</section>', page, re.S).group(1))
+
+
+def _dns(name, address, t, port=41000):
+    """The resolver's answer ``name`` -> ``address`` to the client."""
+    ans = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
+    return udp(("192.0.2.53", 53), ("192.0.2.10", port), bytes(ans), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
+
+
+def _query(name, t, port=42000):
+    """A DNS query for ``name`` from the client (no answer follows)."""
+    return udp(("192.0.2.10", port), ("192.0.2.53", 53), bytes(DNS(id=port, rd=1, qd=DNSQR(qname=name))), t=t)
+
+
+def _syn(client_port, server, port, t):
+    return (t, eth(IP(src="192.0.2.10", dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7)))
+
+
+# --- 1: a capture that ends right after a SYN / a DNS query ------------------------------------------
+def test_a_capture_cut_right_after_a_syn_asks_for_a_longer_capture_not_an_open_port(tmp_path):
+    # the name resolved, then the agent's SYN is the capture's last packet (cut_after_syn1.pcap)
+    flows = analyze(_write(tmp_path, "cut.pcap", [_dns("eu1.ksc.kaspersky.com", "203.0.113.10", 1000.0),
+                                                  _syn(50000, "203.0.113.10", 23101, 1000.05)]), RULES)
+    f = flows[flows.purpose == "agent_connection"].iloc[0]
+    # the flow keeps its verdict (Zeek's S0), its detail says the capture ended
+    assert (f.verdict, f.reason) == ("blocked", "no_answer")
+    assert "the capture ended 0.000 s after its first packet" in f.detail
+    for row in _rows(flows):
+        r = row.loc["agent_connection"]
+        assert (r.status, r.status_note, r.blocked) == ("blocked", CUT_SHORT_NOTE, 1)
+        assert "allow outbound" not in r.fix and "firewall" not in r.fix
+        assert r.fix.startswith("this attempt on TCP 23100-23199 was unanswered when the capture ended, less "
+                                "than 1 s after it began")
+        assert "Capture longer" in r.fix
+        assert row.loc["activation", "status_note"] == ""
+    text = render_table(flows, RULES, width=200)
+    assert "blocked (the capture ended before an answer could come)" in text
+    assert "allow outbound" not in text
+    assert "agent_connection (blocked: no_answer; the capture ended before an answer could come): this attempt" \
+        in " ".join(text.split())
+    page, chk = _checklist_html(flows)
+    assert "allow outbound" not in page
+    assert "✕ blocked the capture ended before an answer could come" in " ".join(chk.split())
+    why = " ".join(_finding(flows, "agent_connection").split())
+    assert "a firewall drops it" not in why and "began less than 1 s before the capture ended" in why
+
+
+def test_other_blocked_flows_of_the_purpose_are_advised_the_cut_one_said_apart(tmp_path):
+    # a SYN sent 3 times without an answer 10 s before the end (a real block), and one cut short
+    syns = [_syn(50001, "203.0.113.10", 23102, 990.0 + k) for k in (0, 1, 3)]
+    flows = analyze(_write(tmp_path, "mixed.pcap", [_dns("eu1.ksc.kaspersky.com", "203.0.113.10", 989.0),
+                                                    *syns, _syn(50000, "203.0.113.10", 23101, 1000.05)]), RULES)
+    for row in _rows(flows):
+        r = row.loc["agent_connection"]
+        assert (r.status, r.status_note, r.blocked) == ("blocked", "", 2)
+        assert r.fix.startswith("allow outbound TCP 23100-23199 to *.ksc.kaspersky.com")
+        assert r.fix.endswith("; 1 more was unanswered when the capture ended less than 1 s after it began "
+                              "(maybe before an answer could come: not counted in this advice)")
+
+
+def test_the_ok_ones_are_not_called_the_others_that_worked_beside_a_cut_attempt(tmp_path):
+    # the sample's agent connection worked, then a SYN of another is the capture's last packet:
+    # not "the others worked: compare clients, addresses and ports"
+    from scapy.utils import rdpcap
+    base = [(float(p.time), bytes(p)) for p in rdpcap(str(ROOT / "samples" / "captures" / "baseline_agent.pcap"))]
+    end = max(t for t, _ in base)
+    flows = analyze(_write(tmp_path, "ok_cut.pcap", [*base, _syn(50000, "203.0.113.10", 23101, end + 0.05)]), RULES)
+    for row in _rows(flows):
+        r = row.loc["agent_connection"]
+        assert (r.ok, r.blocked, r.status_note) == (1, 1, CUT_SHORT_NOTE)
+        assert r.fix.startswith("1 of 2 flows ok, 1 blocked: this attempt on TCP 23100-23199 was unanswered")
+        assert "compare clients" not in r.fix and "allow outbound" not in r.fix
+
+
+def test_a_dns_query_the_capture_cut_short_asks_for_a_longer_capture(tmp_path):
+    flows = analyze(_write(tmp_path, "dnscut.pcap", [_dns("eu1.ksc.kaspersky.com", "203.0.113.10", 1000.0),
+                                                     _query("eu1.ksc.kaspersky.com", 1000.2)]), RULES)
+    f = flows[(flows.purpose == "dns") & (flows.verdict == "blocked")].iloc[0]
+    assert f.reason == "no_answer" and "the capture ended" in f.detail
+    text = " ".join(render_table(flows, RULES, width=200).split())
+    assert "dns (blocked: no_answer): 1 query was unanswered when the capture ended, less than 1 s after it " \
+           "was sent (maybe before an answer could come): capture longer" in text
+    assert "allow DNS" not in text
+    why = " ".join(_finding(flows, "dns").split())
+    assert "allow DNS" not in why and "capture longer" in why
