@@ -1295,8 +1295,30 @@ def _service_check(r) -> str:
             f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
 
 
-def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
+#: the columns :func:`readiness` cannot do without (the others it reads are used when present)
+READINESS_COLUMNS = ("purpose", "verdict", "reason")
+
+#: the text columns :func:`readiness` reads: a missing value (``NaN``, as ``pd.read_csv`` gives for
+#: an empty cell of the tool's own CSV) is taken as empty text
+_READINESS_TEXT = ("purpose", "verdict", "reason", "detail", "server_name", "proxy_target", "resp_h", "capture")
+
+
+def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
+    """``flows`` with each of ``columns`` it has that holds a missing value (``NaN``, ``None``,
+    ``pd.NA``: what ``pd.read_csv`` gives for an empty cell) filled with '' and made text; the
+    same frame when none does (no copy)."""
+    filled = {}
+    for c in columns:
+        if c in flows and flows[c].isna().any():
+            col = flows[c].astype(object)   # (a column of empty cells only reads as float64)
+            filled[c] = col.where(col.notna(), "").astype(str).astype(object)
+    return flows.assign(**filled) if filled else flows
+
+
+def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
+    """One row per documented purpose: ``rule`` (id), ``transport`` (``tcp``/``udp``), ``ports``
+    (``23100-23199``), ``section`` (``§A``…), ``purpose_text`` (what the port is for, the vendor
+    page's sentence in English), ``status``
     (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`),
     ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
     blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
@@ -1316,7 +1338,28 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     verified purpose stays verified), and then ``fix`` says what they are, not to open the
     firewall (:data:`NOT_THIS_PURPOSE`). ``tls_intercepted`` and ``not_tls`` flows were answered
     on the port: their ``fix`` is what the reason calls for (:data:`REASON_TEXT`: exclude the
-    names from TLS inspection…), not to open the firewall (:data:`ANSWERED_UNEXPECTED`)."""
+    names from TLS inspection…), not to open the firewall (:data:`ANSWERED_UNEXPECTED`).
+
+    :param flows: a flow table of :func:`kscc_traffic.analyze` (columns :data:`kscc_traffic.COLUMNS`),
+        also one read back from its CSV with ``pd.read_csv`` (a missing text value is taken as
+        empty text); it needs ``purpose``, ``verdict`` and ``reason`` (:data:`READINESS_COLUMNS`),
+        the others it reads (``detail``, ``server_name``, ``resp_h``, ``resp_pkts``,
+        ``orig_bytes``, ``resp_bytes``, ``proxy_target``, ``capture``…) refine the advice when
+        present.
+    :param rules: the documented purposes (default: the bundled rules, :func:`kscc_traffic.load_rules`).
+    :returns: DataFrame, one row per rule in the rules' order.
+    :raises ValueError: ``flows`` lacks a column of :data:`READINESS_COLUMNS` (the message names
+        them), e.g. an empty ``pd.DataFrame()`` (an empty flow table of :func:`kscc_traffic.analyze`
+        has every column, and gives every purpose "not seen").
+    """
+    missing = [c for c in READINESS_COLUMNS if c not in flows]
+    if missing:
+        raise ValueError(f"readiness: the flow table has no column {', '.join(map(repr, missing))} (it needs "
+                         f"{', '.join(READINESS_COLUMNS)}: a table of kscc_traffic.analyze, see kscc_traffic.COLUMNS)")
+    if rules is None:
+        from .rules import load_rules
+        rules = load_rules()
+    flows = text_filled(flows, _READINESS_TEXT)
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}

@@ -126,3 +126,71 @@ def test_a_dns_query_the_capture_cut_short_asks_for_a_longer_capture(tmp_path):
     assert "allow DNS" not in text
     why = " ".join(_finding(flows, "dns").split())
     assert "allow DNS" not in why and "capture longer" in why
+
+
+# --- 2: the public helpers on a table read back from the tool's own CSV -------------------------------
+SAMPLES = ROOT / "samples" / "captures"
+
+
+def _csv_round_trip(flows):
+    import io
+
+    import pandas as pd
+
+    from kscc_traffic.report import write_csv
+    buf = io.StringIO()
+    write_csv(flows, buf)
+    buf.seek(0)
+    return pd.read_csv(buf)
+
+
+def test_readiness_and_server_names_read_the_tools_own_csv_back():
+    flows = analyze([SAMPLES / "blocked_agent.pcap", SAMPLES / "hostile_names.pcap",
+                     SAMPLES / "intercepted_tls12.pcap"], RULES)
+    back = _csv_round_trip(flows)
+    assert back["sni"].isna().any() and back["detail"].isna().any()   # (empty cells: NaN)
+    # readiness(): an AttributeError 'float' object has no attribute 'split' before; now the same
+    # checklist as the table's, and the rules may be left out (the bundled ones)
+    want = readiness(flows, RULES)
+    for got in (readiness(back, RULES), readiness(back)):
+        assert got.to_dict("records") == want.to_dict("records")
+    assert "blocked" in set(want["status"])
+    # server_names(): a TypeError "sequence item 0: expected str instance, float found" before
+    import kscc_traffic
+    names, names_back = kscc_traffic.server_names(flows, RULES), kscc_traffic.server_names(back, RULES)
+    assert len(names_back) == len(names) > 0
+    cols = ["purpose", "name_source", "addresses", "flows", "ok", "blocked", "unexpected"]
+    assert names_back[cols].to_dict("records") == names[cols].to_dict("records")
+    assert "eu1.ksc.kaspersky.com" in set(names_back["server_name"])
+    assert not names_back["server_name"].isna().any()
+
+
+def test_readiness_of_a_table_without_its_columns_says_which():
+    import pandas as pd
+    import pytest
+    with pytest.raises(ValueError, match=r"no column 'purpose', 'verdict', 'reason'"):
+        readiness(pd.DataFrame(), RULES)      # 15 × "not seen" before
+    with pytest.raises(ValueError, match=r"no column 'reason' \(it needs purpose, verdict, reason"):
+        readiness(pd.DataFrame({"purpose": ["discovery"], "verdict": ["ok"]}))
+    import kscc_traffic
+    with pytest.raises(ValueError, match=r"server_names: the flow table has no column 'query'"):
+        kscc_traffic.server_names(pd.DataFrame({"purpose": ["dns"], "verdict": ["ok"], "server_name": [""],
+                                                "name_source": [""], "resp_h": ["192.0.2.53"]}))
+    # an empty flow table of analyze() has its columns: every purpose "not seen"
+    empty = pd.DataFrame({c: [] for c in kscc_traffic.COLUMNS})
+    assert set(readiness(empty)["status"]) == {"not seen"}
+
+
+def test_the_public_docs_say_what_readiness_takes_and_where_the_columns_are_described():
+    import pydoc
+
+    import kscc_traffic
+    doc = kscc_traffic.readiness.__doc__
+    assert ":raises ValueError:" in doc and "``transport``" in doc and "``purpose_text``" in doc
+    assert "``status_note``" in doc
+    style = kscc_traffic.style_readiness.__doc__
+    assert "Now the same" not in style and "raised ``AttributeError" not in style
+    # help(kscc_traffic.COLUMNS) showed dict's help: now the columns' own type says what they hold
+    text = pydoc.render_doc(kscc_traffic.COLUMNS, renderer=pydoc.plaintext)
+    assert "name -> (dtype, unit, description)" in text and "The flow table" in text
+    assert isinstance(kscc_traffic.COLUMNS, dict) and kscc_traffic.COLUMNS["verdict"][0] == "object"
