@@ -46,7 +46,7 @@ from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
-                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names,
+                     readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
@@ -277,7 +277,9 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
             f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')
 
 
-def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
+def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
+    """The readiness checklist section; ``captures``: how many captures the flows come from (more
+    than one: a line says the checklist is over them all)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -304,6 +306,7 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
             f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
             '"not seen" means the capture holds no such flow (not necessarily a problem: '
             "some ports are only needed in some set-ups).</p>"
+            + (f"<p>{_e(several_captures_note(captures))}</p>" if captures > 1 else "") +
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
@@ -602,7 +605,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
-        _checklist(chk, rules),
+        _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules) if charts else "",
         _hosts(flows, rules),

@@ -747,7 +747,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_http: int = 0, http_statuses: tuple[str, ...] = (), un_vendor: int = 0,
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
-                   un_inbound: int = 0, bl_handshake: int = 0, bl_cut: int = 0) -> dict:
+                   un_inbound: int = 0, bl_handshake: int = 0, bl_cut: int = 0,
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -798,7 +799,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     ``no_answer`` attempts the capture's end cut short (:func:`cut_short`): when they are all the
     blocked ones the advice is to capture longer (:func:`cut_short_fix`, ``status_note``
     :data:`CUT_SHORT_NOTE`), never to open a port; else the advice is the other blocked flows'
-    (counted without them) and says how many more were cut short.
+    (counted without them) and says how many more were cut short. ``caps``: when the flows come
+    from several captures, (the captures of the flagged ones: the blocked ones, else the
+    unexpected ones; of the ok ones, in order seen; whether some ok one is in a capture of the
+    flagged ones), else None: the advice then names the captures of the flagged flows, and "the
+    others worked" says when they were in other captures (:func:`_captures_text`).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -983,6 +988,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
+        split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
         fix = (f"{ok} of {n} flows ok, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
@@ -992,9 +998,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                   or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        split = _family_split(ok, bl, v6, others_ok=ok + bl_all == n and not note, path=not bad_family) \
-            if status == "blocked" else ""
+        others_ok = status == "blocked" and ok + bl_all == n and not note
+        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family) if status == "blocked" else ""
+        if caps is not None and split.startswith(OTHERS_WORKED):
+            split = ""   # (said with the captures)
+        split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
         fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+    elif caps is not None and status in ("blocked", "unexpected"):
+        fix = f"{status} {_captures_text(caps, 0)}: {fix}"
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "status_note": note if status == "blocked" else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
@@ -1202,7 +1213,32 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
                     return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
-    return "the others worked: compare clients, addresses and ports" if others_ok else ""
+    return OTHERS_WORKED if others_ok else ""
+
+
+#: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)
+OTHERS_WORKED = "the others worked: compare clients, addresses and ports"
+
+
+def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
+                   others_ok: bool = False) -> str:
+    """Where the flagged flows of a purpose are when the flows come from several captures
+    (``caps``: the captures of the flagged flows, those of the ok ones, whether some ok one is
+    in a capture of the flagged ones; None: one capture, ''): ``in b.pcap``, and with
+    ``others_ok`` (every flow not flagged was ok) where the ``ok`` ones worked: ``in b.pcap; the
+    others worked, in 4 other captures: compare the machines, addresses and ports`` or, some in
+    the same capture, ``in b.pcap; the others worked (some in the same capture): compare clients,
+    addresses and ports``."""
+    if caps is None:
+        return ""
+    flagged, good, shared = caps
+    where = f"in {_list_text(flagged, 'capture')}"
+    if not (others_ok and ok):
+        return where
+    if not shared:
+        return (f"{where}; the others worked, in {'another capture' if len(good) == 1 else f'{len(good)} other captures'}"
+                ": compare the machines, addresses and ports")
+    return f"{where}; the others worked (some in the same capture): compare clients, addresses and ports"
 
 
 def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
@@ -1360,6 +1396,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         from .rules import load_rules
         rules = load_rules()
     flows = text_filled(flows, _READINESS_TEXT)
+    # (several captures: the advice names where the flagged flows are)
+    captures = flows["capture"].to_numpy(dtype=object) if "capture" in flows and flows["capture"].nunique() > 1 \
+        else None
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
@@ -1377,11 +1416,17 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
+        caps = None
         if len(at):
             if verdict is None:
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            if captures is not None and (bl or un):
+                cap = captures[at]
+                flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
+                good = tuple(dict.fromkeys(cap[v == "ok"].tolist()))
+                caps = (flagged, good, bool(set(flagged) & set(good)))
             if un:
                 un_kinds = [x.split(",")[0] for x in reason[at][v == "unexpected"].tolist() if x and x != "partial"]
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
@@ -1455,7 +1500,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_tls, bl_named, bl_stale, un_reasons, bl_closed, one_way, bl_reset,
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
-                                   bl_cut=bl_cut))
+                                   bl_cut=bl_cut, caps=caps))
     return pd.DataFrame(rows)
 
 
@@ -1613,6 +1658,7 @@ class TableSummary:
         self.flagged_total = 0
         self.total = 0
         self.captures: dict[str, int] = {}
+        self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.v6_seen = False                     # (a table with a resp_h column was added)
@@ -1632,6 +1678,9 @@ class TableSummary:
         if "capture" in flows:
             for c, n in flows.groupby("capture", sort=False).size().items():
                 self.captures[c] = self.captures.get(c, 0) + int(n)
+            judged = flows[flows["verdict"].isin(["ok", "blocked", "unexpected"])]
+            for p, v, c in judged.groupby(["purpose", "verdict", "capture"], sort=False).size().index:
+                self.verdict_captures.setdefault((p, v), {})[c] = None
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
@@ -1750,6 +1799,14 @@ class TableSummary:
         """As :func:`dns_errors`, from the counts."""
         return _dns_error_frame(self.dns_error_counts)
 
+    def _captures(self, purpose: str, bl: int, un: int) -> tuple[tuple[str, ...], tuple[str, ...], bool] | None:
+        """``caps`` of :func:`_readiness_row` for ``purpose`` (None: one capture, or nothing flagged)."""
+        if len(self.captures) < 2 or not (bl or un):
+            return None
+        flagged = tuple(self.verdict_captures.get((purpose, "blocked" if bl else "unexpected"), {}))
+        good = tuple(self.verdict_captures.get((purpose, "ok"), {}))
+        return flagged, good, bool(set(flagged) & set(good))
+
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
@@ -1774,7 +1831,7 @@ class TableSummary:
                                        self.bl_forged.get(r.id, 0),
                                        (self.un_failed.get(r.id, 0), self.un_failed_vendor.get(r.id, 0)),
                                        self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0),
-                                       bl_cut=self.bl_cut.get(r.id, 0)))
+                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un)))
         return pd.DataFrame(rows)
 
 
@@ -1825,6 +1882,14 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     return out
 
 
+def several_captures_note(k: int) -> str:
+    """What the checklist of ``k`` > 1 captures is: one over them all (the table report's line
+    under it, the HTML report's)."""
+    return (f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is blocked when a flow of any of them "
+            "is; its advice names the captures of the flagged flows (analyse a capture on its own for its own "
+            "checklist).")
+
+
 def _status_texts(chk: pd.DataFrame) -> list[str]:
     """Each checklist row's :func:`status_text` (a table without ``status_note``: the status)."""
     notes = chk["status_note"].tolist() if "status_note" in chk else [""] * len(chk)
@@ -1873,6 +1938,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                                 (f" ({r.status_note})" if r.status_note else "")),
                   str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    if len(summary.captures) > 1:
+        console.print(Text(several_captures_note(len(summary.captures)), style="italic"))
     if capture_filter is not None:
         gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
         head = f"Note: captured with a custom filter ({capture_filter!r}): "

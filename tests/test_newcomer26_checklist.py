@@ -194,3 +194,50 @@ def test_the_public_docs_say_what_readiness_takes_and_where_the_columns_are_desc
     text = pydoc.render_doc(kscc_traffic.COLUMNS, renderer=pydoc.plaintext)
     assert "name -> (dtype, unit, description)" in text and "The flow table" in text
     assert isinstance(kscc_traffic.COLUMNS, dict) and kscc_traffic.COLUMNS["verdict"][0] == "object"
+
+
+# --- 3: several captures, one checklist: the advice names where the flagged flows are ---------------
+def test_several_captures_name_the_capture_of_the_blocked_flows():
+    files = [SAMPLES / "baseline_agent.pcap", SAMPLES / "blocked_agent.pcap"]
+    flows = analyze(files, RULES)
+    for row in _rows(flows):
+        # "1 of 2 flows ok, 1 blocked (the others worked: compare clients, addresses and ports)" before,
+        # the ok one being in the other capture
+        assert row.loc["activation", "fix"].startswith(
+            "1 of 2 flows ok, 1 blocked (in blocked_agent.pcap; the others worked, in another capture: compare the "
+            "machines, addresses and ports): allow outbound TCP 27200-27299")
+        # a purpose blocked in one capture only, nothing ok: where, then the advice
+        assert row.loc["dp_ksn_proxy_tcp", "fix"].startswith("blocked in blocked_agent.pcap: this connection attempt")
+        assert "compare clients" not in " ".join(row["fix"])
+    text = " ".join(render_table(flows, RULES, width=200).split())
+    assert ("The checklist is over both captures together: a purpose is blocked when a flow of any of them is"
+            in text)
+    page, chk = _checklist_html(flows)
+    assert "The checklist is over both captures together" in " ".join(chk.split())
+    assert "in blocked_agent.pcap; the others worked, in another capture" in " ".join(_finding(flows, "activation").split())
+    # one capture: as before, no capture named, no note
+    one = analyze(files[1:], RULES)
+    for row in _rows(one):
+        assert "blocked_agent.pcap" not in " ".join(row["fix"])
+    assert "The checklist is over" not in render_table(one, RULES, width=200)
+
+
+def test_blocked_and_ok_flows_in_the_same_capture_are_told_so():
+    # the same blocked capture twice (two names): each purpose's ok and blocked flows in both
+    import shutil
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        a, b = Path(d) / "a.pcap", Path(d) / "b.pcap"
+        shutil.copy(SAMPLES / "baseline_agent.pcap", a)
+        shutil.copy(SAMPLES / "blocked_agent.pcap", b)
+        flows = analyze([a, b], RULES)
+    # the blocked capture's agent_connection: one tls_failed, so ok ones elsewhere only; a copy of
+    # the table with the blocked one moved to a.pcap has its ok one in the same capture
+    moved = flows.copy()
+    moved.loc[(moved.purpose == "activation") & (moved.verdict == "blocked"), "capture"] = "a.pcap"
+    moved.loc[(moved.purpose == "activation") & (moved.verdict == "ok"), "capture"] = "a.pcap"
+    for row in _rows(moved):
+        assert row.loc["activation", "fix"].startswith(
+            "1 of 2 flows ok, 1 blocked (in a.pcap; the others worked (some in the same capture): compare clients, "
+            "addresses and ports): allow outbound")

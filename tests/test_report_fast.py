@@ -85,6 +85,7 @@ def old_write_csv(flows: pd.DataFrame, out) -> None:
 
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     rows = []
+    several = "capture" in flows and flows["capture"].nunique() > 1
     for r in rules.rules:
         sub = flows[flows["purpose"] == r.id] if len(flows) else flows
         counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
@@ -446,7 +447,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fix += (f"; {cut} more {'was' if cut == 1 else 'were'} unanswered when the capture ended less than 1 s "
                     f"after {'it' if cut == 1 else 'they'} began (maybe before an answer could come: not counted "
                     "in this advice)")
+        # (newcomer 26 F4: several captures: where the flagged flows are, whether the ok ones were elsewhere)
+        where, shared, good = "", False, []
+        if several and (bl or un):
+            names = list(dict.fromkeys(sub.loc[sub["verdict"] == ("blocked" if bl else "unexpected"), "capture"]))
+            good = list(dict.fromkeys(sub.loc[sub["verdict"] == "ok", "capture"]))
+            shared = bool(set(names) & set(good))
+            where = "in " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+                             if len(names) <= 3 else
+                             f"{', '.join(names[:3])} and {len(names) - 3} more capture{'s' if len(names) > 4 else ''}")
         if status == "blocked" and un:
+            why = "; ".join(x for x in (where, why) if x)
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
             kinds = unx["reason"].str.split(",").str[0].value_counts().sort_index()
@@ -459,11 +470,23 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    + f". For the unexpected one{'s' if un != 1 else ''}: "
                    + (un_fix or "see each flow's detail (what answered instead of the documented server)"))
         elif ok and status in ("blocked", "unexpected"):
-            if status == "blocked" and not why and ok + bl == len(sub) and not note:
+            others = status == "blocked" and ok + bl == len(sub) and not note
+            if status == "blocked" and not why and others:
                 why = "the others worked: compare clients, addresses and ports"
             if status != "blocked":
                 why = ""
+            if where:
+                if why.startswith("the others worked"):
+                    why = ""
+                if others and not shared:
+                    where += (f"; the others worked, in {'another capture' if len(good) == 1 else f'{len(good)} other captures'}"
+                              ": compare the machines, addresses and ports")
+                elif others:
+                    where += "; the others worked (some in the same capture): compare clients, addresses and ports"
+                why = "; ".join(x for x in (where, why) if x)
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
+        elif where and status in ("blocked", "unexpected"):
+            fix = f"{status} {where}: {fix}"
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -500,6 +523,11 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                   Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
                   str(r.flows), r.reasons)
     console.print(c)
+    if len(flows) and flows["capture"].nunique() > 1:
+        k = flows["capture"].nunique()
+        console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
+                           "blocked when a flow of any of them is; its advice names the captures of the flagged "
+                           "flows (analyse a capture on its own for its own checklist).", style="italic"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
