@@ -680,6 +680,10 @@ CUT_SHORT_REASON = (f"the attempt began less than {END_MARGIN_S:g} s before the 
 #: the ``status_note`` of a purpose whose blocked flows are all attempts the capture's end cut short
 CUT_SHORT_NOTE = "the capture ended before an answer could come"
 
+#: the ``status_note`` of a purpose on a shared port (443, 80) whose blocked flows name no server:
+#: another program's traffic as likely as the agent's
+NAMELESS_NOTE = "no name seen on the blocked flows: maybe another program's"
+
 
 def cut_short(reasons, details) -> np.ndarray:
     """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
@@ -976,11 +980,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
             or fix
-    if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
-        # failed, but nothing names a server under the mask on a port every browser uses
-        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({_name_sources(r, True)}): "
-               f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
-               f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+    # failed, but nothing names a server under the mask on a port every browser uses: said first
+    # (before the counts of the other flows too) and in the status note
+    nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
     if status == "blocked" and bl_cut and not note:
         fix += _cut_short_more(bl_cut)
     if status == "blocked" and un:
@@ -1006,6 +1008,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
+    if nameless:
+        them = "this server" if bl_all == 1 else "these servers"
+        if ok or un:
+            them = "the blocked flow's server" if bl_all == 1 else "the blocked flows' servers"
+        fix = (f"no name was seen for {them} ({_name_sources(r, True)}): {'it' if bl_all == 1 else 'they'} may be "
+               "another program's, or the agent's with its DNS answer cached (capture from the agent's start to "
+               f"tell); if the agent's: {fix}")
+        note = "; ".join(x for x in (NAMELESS_NOTE, note) if x)
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
             "purpose_text": r.purpose, "status": status, "status_note": note if status == "blocked" else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
@@ -1358,7 +1368,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`),
     ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
     blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
-    longer, not to open a port), ``flows``, ``ok``, ``blocked``, ``unexpected``,
+    longer, not to open a port; :data:`NAMELESS_NOTE` when, on a port every browser uses (443, 80),
+    none of them named a server: they may be another program's, as ``fix`` says first), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
@@ -1958,8 +1969,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}"
-                                           f"{'; ' + r.status_note if r.status_note else ''}): {r.fix}")))
+        # (not the status note: the advice begins with what it says)
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
         why = sorted(summary.reasons.get("dns", ()))
         fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else (None, None)),

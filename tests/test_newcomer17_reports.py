@@ -119,9 +119,11 @@ def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
     assert ok and bl
     chk = readiness(flows, RULES).set_index("rule")
     assert chk.loc["agent_connection", "status"] == "blocked"
-    # (its blocked flows are tls_failed: the port is open, the advice is not to open it; newcomer 18 #5)
+    # (its blocked flows are tls_failed: the port is open, the advice is not to open it; newcomer 18 #5;
+    # two captures: where the blocked flows are, the ok ones in the other, newcomer 26 F4)
     assert chk.loc["agent_connection", "fix"] == (
-        f"{ok} of {n} flows ok, {bl} blocked (the others worked: compare clients, addresses and ports): "
+        f"{ok} of {n} flows ok, {bl} blocked (in blocked_agent.pcap; the others worked, in another capture: "
+        "compare the machines, addresses and ports): "
         f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on TCP 23100-23199 "
         "(the TCP handshake completed: the port is open), then the TLS handshake failed: a proxy, TLS "
         "inspection or an application-aware firewall in the path (see each flow's detail): let the agent's "

@@ -25,6 +25,17 @@ def _write(tmp_path, name, records):
     return path
 
 
+def _write_tmp(name, records):
+    """``records`` as a pcap in a fresh temporary folder (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, d, True)
+    return _write(d, name, records)
+
+
 def _text(html_text):
     return h.unescape(re.sub(r"<[^>]+>", " ", html_text))
 
@@ -79,7 +90,7 @@ def test_a_capture_cut_right_after_a_syn_asks_for_a_longer_capture_not_an_open_p
     text = render_table(flows, RULES, width=200)
     assert "blocked (the capture ended before an answer could come)" in text
     assert "allow outbound" not in text
-    assert "agent_connection (blocked: no_answer; the capture ended before an answer could come): this attempt" \
+    assert "agent_connection (blocked: no_answer): this attempt" \
         in " ".join(text.split())
     page, chk = _checklist_html(flows)
     assert "allow outbound" not in page
@@ -241,3 +252,33 @@ def test_blocked_and_ok_flows_in_the_same_capture_are_told_so():
         assert row.loc["activation", "fix"].startswith(
             "1 of 2 flows ok, 1 blocked (in a.pcap; the others worked (some in the same capture): compare clients, "
             "addresses and ports): allow outbound")
+
+
+# --- 4: nameless traffic of other programs on 443: the caveat in the row and first in the advice -----
+def test_nameless_blocked_flows_on_443_say_so_in_the_row_and_first():
+    from pcapbuild import tcp_session
+
+    from kscc_traffic.report import NAMELESS_NOTE
+    nameless = [_syn(50000, "198.51.100.7", 443, 1000.0 + k) for k in (0, 1, 3)]
+    alone = analyze(_write_tmp("alone.pcap", nameless), RULES)
+    for row in _rows(alone):
+        r = row.loc["discovery"]
+        assert (r.status, r.status_note) == ("blocked", NAMELESS_NOTE)
+        assert r.fix.startswith("no name was seen for this server (no DNS answer, SNI or certificate): it may be "
+                                "another program's")
+    # beside another program's named HTTPS (host_mismatch): the caveat first, not after "For the blocked one"
+    other = tcp_session(("192.0.2.10", 50001), ("198.51.100.8", 443), t0=1001.0)
+    both = analyze(_write_tmp("both.pcap", [_dns("www.example.org", "198.51.100.8", 1000.5), *nameless, *other]),
+                   RULES)
+    for row in _rows(both):
+        r = row.loc["discovery"]
+        assert (r.status, r.status_note, r.blocked, r.unexpected) == ("blocked", NAMELESS_NOTE, 1, 1)
+        assert r.fix.startswith("no name was seen for the blocked flow's server (no DNS answer, SNI or certificate): "
+                                "it may be another program's, or the agent's with its DNS answer cached (capture "
+                                "from the agent's start to tell); if the agent's: 0 of 2 flows ok, 1 blocked, "
+                                "1 unexpected (1 host_mismatch). For the blocked one: allow outbound HTTPS")
+    text = " ".join(render_table(both, RULES, width=200).split())
+    assert "blocked (no name seen on the blocked flows: maybe another program's)" in text
+    page, chk = _checklist_html(both)
+    assert "blocked no name seen on the blocked flows: maybe another program's" in " ".join(chk.split())
+

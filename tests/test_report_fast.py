@@ -423,12 +423,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "connects) and analyse again")
         bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
-        if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
-            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
-                    else "no DNS answer, SNI or certificate")
-            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({seen}): "
-                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
-                   f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+        # (newcomer 26 F5: said first, before the counts of the other flows too, and in the status note)
+        nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < 1024
         why = ""
         if ok and bl:
             six = sub["resp_h"].astype(str).str.contains(":", regex=False)
@@ -487,6 +483,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         elif where and status in ("blocked", "unexpected"):
             fix = f"{status} {where}: {fix}"
+        if nameless:
+            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
+                    else "no DNS answer, SNI or certificate")
+            them = ('this server' if bl == 1 else 'these servers') if not (ok or un) else \
+                ("the blocked flow's server" if bl == 1 else "the blocked flows' servers")
+            fix = (f"no name was seen for {them} ({seen}): "
+                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
+                   f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+            note = "; ".join(x for x in ("no name seen on the blocked flows: maybe another program's", note) if x)
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
@@ -516,8 +521,11 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     console.print(t)
     chk = old_readiness(flows, rules)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
+    # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
+    # than the console, which then takes report's column widths)
+    widths = report._checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col)
+        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     for r in chk.itertuples(index=False):
         c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
                   Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
@@ -534,8 +542,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}"
-                           f"{'; ' + r.status_note if r.status_note else ''}): {r.fix}"))
+        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
     if len(dns_bl):
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
