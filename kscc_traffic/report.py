@@ -995,9 +995,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, onprem=un_onprem,
-                                  failed=un_failed, inbound=(un_inbound, kinds.get("wrong_direction", 0)))
-                  or "see each flow's detail (what answered instead of the documented server)"))
+               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor,
+                                                    onprem=un_onprem, failed=un_failed,
+                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)))
+                       or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
         others_ok = status == "blocked" and ok + bl_all == n and not note
@@ -1066,6 +1067,23 @@ def _group_address_fix(r, un: int, k: int, fix: str) -> str:
     if k >= un:
         return f"{'this flow was' if un == 1 else f'these {un} flows were'} {text}"
     return f"{fix}; {k} of them were {text}"
+
+
+#: what the advice says of flows that met a TLS-inspecting proxy (:data:`REASON_TEXT`'s and
+#: :func:`_intercepted_note`'s)
+EXCLUDE_TEXT = "exclude these names from inspection"
+
+
+def _once(blocked_fix: str, bl: int, un_fix: str) -> str:
+    """The unexpected flows' advice ``un_fix`` beside the ``bl`` blocked flows' ``blocked_fix``:
+    when both advise excluding the names from TLS inspection (:data:`EXCLUDE_TEXT`: blocked and
+    unexpected ``tls_intercepted`` flows), the unexpected ones' ``tls_intercepted: …`` text is
+    replaced by a pointer to the blocked ones', so that it is said once."""
+    if EXCLUDE_TEXT not in blocked_fix:
+        return un_fix
+    said = re.compile(r"tls_intercepted: " + re.escape(REASON_TEXT["tls_intercepted"]) + r"(?: \([^()]*\))?")
+    return said.sub(f"tls_intercepted: a TLS-inspecting proxy's certificate, as for the blocked "
+                    f"one{'s' if bl != 1 else ''} (see there)", un_fix)
 
 
 def _intercepted_note(k: int) -> str:

@@ -282,3 +282,18 @@ def test_nameless_blocked_flows_on_443_say_so_in_the_row_and_first():
     page, chk = _checklist_html(both)
     assert "blocked no name seen on the blocked flows: maybe another program's" in " ".join(chk.split())
 
+
+# --- 5: "exclude these names from inspection" said once for blocked and unexpected intercepted flows ---
+def test_the_inspection_exclusion_is_said_once():
+    flows = analyze(SAMPLES / "intercepted_tls12.pcap", RULES)
+    for row in _rows(flows):
+        fix = row.loc["activation", "fix"]
+        assert fix.startswith("0 of 2 flows ok, 1 blocked, 1 unexpected (1 tls_intercepted). For the blocked one:")
+        assert fix.count("exclude these names from inspection") == 1
+        assert fix.count("a TLS-inspecting proxy sits in the path") == 1
+        assert fix.endswith("For the unexpected one: this connection on TCP 27200-27299 was answered (the port is "
+                            "open for it): tls_intercepted: a TLS-inspecting proxy's certificate, as for the blocked "
+                            "one (see there)")
+    text = " ".join(render_table(flows, RULES, width=200).split())
+    assert text.count("exclude these names from inspection") == 1
+    assert " ".join(_finding(flows, "activation").split()).count("exclude these names from inspection (*.ksc") == 1

@@ -460,6 +460,12 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             un_fix = answered_fix(list(kinds.index), True)
             if un_fix is None and un == other:
                 un_fix = other_fix(set(kinds.index))
+            if un_fix and "exclude these names from inspection" in fix:
+                # (newcomer 26, duplicated advice: the exclusion said once, for the blocked ones)
+                said = f"tls_intercepted: {report.REASON_TEXT['tls_intercepted']}" + (
+                    f" ({r.host_mask})" if r.host_mask else "")
+                un_fix = un_fix.replace(said, "tls_intercepted: a TLS-inspecting proxy's certificate, as for the "
+                                              f"blocked one{'s' if bl != 1 else ''} (see there)")
             fix = (f"{ok} of {len(sub)} flows ok, {bl} blocked, {un} unexpected"
                    + (f" ({', '.join(f'{c} {x}' for x, c in kinds.items())})" if len(kinds) else "")
                    + f". For the blocked one{'s' if bl != 1 else ''}{f' ({why})' if why else ''}: {fix}"
