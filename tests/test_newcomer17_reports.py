@@ -97,7 +97,8 @@ def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall
         "reached the server on TCP 27200-27299 (the TCP handshake completed: the port is open, nothing to open "
         "in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each "
         f"flow's detail): tls_intercepted: {intercepted}. For the unexpected one: this connection on TCP "
-        f"27200-27299 was answered (the port is open for it): tls_intercepted: {intercepted}")
+        "27200-27299 was answered (the port is open for it): tls_intercepted: a TLS-inspecting proxy's "
+        "certificate, as for the blocked one (see there)")   # (said once: newcomer 26, duplicated advice)
     fixes = _fixes(analyze(SAMPLES / "unexpected_agent.pcap", RULES))
     # (a cleartext answer may be a filter's refusal: no "nothing to open"; newcomer 19 F19)
     assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open): "
