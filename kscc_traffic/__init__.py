@@ -6,7 +6,7 @@ The public API (everything else is private and may change)::
     analyze(path_or_paths, rules=None) -> pandas.DataFrame   # one row per flow, see COLUMNS (files or folders)
     analyze_files(paths, rules=None) -> Analysis             # flows + reader statistics
     load_rules(path=None) -> RuleSet                          # the documented purposes
-    readiness(flows, rules) -> pandas.DataFrame               # one row per documented purpose
+    readiness(flows, rules=None) -> pandas.DataFrame          # one row per documented purpose
     read_frames / decode / build_flows / classify             # the pipeline's stages
     purpose_breakdown, host_status, server_names, attempts_over_time   # tables for pictures
     chart_verdicts, chart_volume, chart_timeline, chart_host_failures  # matplotlib figures

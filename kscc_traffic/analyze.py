@@ -27,12 +27,27 @@ from .text import name_text, path_text
 from .unreachable import attach, find_errors, packet_evidence
 
 #: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
-COLUMNS: dict[str, tuple[str, str, str]] = {
+class Columns(dict):
+    """The flow table's columns, in order: ``name -> (dtype, unit, description)``, a ``dict``.
+
+    ``dtype`` is the pandas dtype of the column in :func:`kscc_traffic.analyze`'s table
+    (``object`` for text, ``int64``, ``float64``, ``bool``), ``unit`` its unit ('' when none:
+    ``s``, ``s, epoch``, ``bytes``, ``packets``…), ``description`` one sentence on what it holds. Read one with
+    ``kscc_traffic.COLUMNS["verdict"][2]``, or all with
+    ``pd.DataFrame.from_dict(kscc_traffic.COLUMNS, orient="index", columns=["dtype", "unit",
+    "description"])``; the README's "The flow table" section describes each column at length
+    (Zeek ``conn.log`` names and meanings, then what kscc-traffic adds)."""
+
+    __slots__ = ()
+
+
+#: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
+COLUMNS: Columns = Columns({
     **FLOW_COLUMNS, **APP_COLUMNS, **NAME_COLUMNS, **CLASS_COLUMNS,
     "capture": ("object", "", "name of the capture the flow was read from: its file name, or the "
                 "shortest end of its path that tells it from the other captures of the same run "
                 "(capture_names), escaped (kscc_traffic.text.name_text)"),
-}
+})
 #: the text columns of :data:`COLUMNS`, in order
 _TEXT_NAMES = [k for k, (dtype, _, _) in COLUMNS.items() if dtype == "object"]
 

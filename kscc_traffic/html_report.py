@@ -44,9 +44,9 @@ import pandas as pd
 from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET, INBOUND
-from .report import (REASON_TEXT, clip_ts, dns_answer_meaning, dns_error_verdicts, dns_errors,
+from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
-                     readiness, rejected_reason_text, time_texts, undocumented_fix, vendor_names,
+                     readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
@@ -277,7 +277,9 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
             f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')
 
 
-def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
+def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
+    """The readiness checklist section; ``captures``: how many captures the flows come from (more
+    than one: a line says the checklist is over them all)."""
     by_id = {r.id: r for r in rules.rules}
     rows = []
     for r in chk.itertuples(index=False):
@@ -287,10 +289,13 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
         fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
+        # (what qualifies the status: the capture ended before an answer could come…)
+        note = (f'<br><span class="muted status-note">{_e(r.status_note)}</span>'
+                if getattr(r, "status_note", "") else "")
         rows.append(
             f'<tr data-rule="{_e(r.rule)}" data-status="{_e(r.status)}">'
             f'<td>{_e(r.section)}</td><td>{link}</td><td class="nowrap">{_e(ports)}</td>'
-            f"<td>{_e(r.purpose_text)}{cond}</td><td>{_status_badge(r.status)}</td>"
+            f"<td>{_e(r.purpose_text)}{cond}</td><td>{_status_badge(r.status)}{note}</td>"
             f'<td class="num">{r.flows}</td><td class="num">{r.ok}</td><td class="num">{r.blocked}</td>'
             f'<td class="num">{r.unexpected}</td><td>{_e(r.reasons)}</td><td>{fix}</td></tr>')
     n = chk["status"].value_counts()
@@ -301,6 +306,7 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet) -> str:
             f'<p>Every purpose the vendor documents, judged on this traffic: {_e(line)}. '
             '"not seen" means the capture holds no such flow (not necessarily a problem: '
             "some ports are only needed in some set-ups).</p>"
+            + (f"<p>{_e(several_captures_note(captures))}</p>" if captures > 1 else "") +
             '<table class="checklist"><thead><tr><th>section</th><th>purpose</th><th>ports</th>'
             '<th>what for</th><th>status</th><th class="num">flows</th><th class="num">ok</th>'
             '<th class="num">blocked</th><th class="num">unexpected</th><th>reasons</th>'
@@ -443,6 +449,9 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     forged = int((icmp & sub["detail"].astype(str).str.contains(CLOUD_FORGED, regex=False)).sum())
     if closed or forged:  # (a port unreachable from the destination itself: nothing listens there)
         texts = {**REASON_TEXT, "icmp_unreachable": icmp_reason_text(int(icmp.sum()), closed, forged)}
+    no_answer = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "no_answer")
+    cut = int(cut_short(sub["reason"].astype(str).tolist(), sub["detail"].astype(str).tolist()).sum()) \
+        if no_answer.any() else 0
     rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
     if rejected.any() and purpose != "dns":   # (what answered: a reset, an HTTP refusal, a proxy…)
         texts = {**texts, "rejected": rejected_reason_text(sub.loc[rejected, "detail"].astype(str).tolist())}
@@ -471,11 +480,15 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         texts = dns_reason_texts(reasons, *counts)
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
               "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
-              f'<dt>What to change</dt><dd class="fix">{_e(dns_fix(reasons, *counts))}</dd>')
+              f'<dt>What to change</dt><dd class="fix">'
+              f'{_e(dns_fix(reasons, *counts, cut=(cut, int(no_answer.sum()))))}</dd>')
     else:
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
               f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
+    if cut and cut >= int(no_answer.sum()):
+        # (every unanswered attempt began right before the capture ended: not "a firewall drops it")
+        texts = {**texts, "no_answer": CUT_SHORT_REASON}
     return (f'<article class="finding f-{worst}" id="purpose-{_e(_slug(purpose or "none"))}">'
             f"<h3>{head} {_status_badge(worst)} <span class=\"muted\">{n} flagged flow{'s' if n != 1 else ''}"
             f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons, texts)}</dd></dl>"
@@ -592,7 +605,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
 
     body = "".join([
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
-        _checklist(chk, rules),
+        _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1),
         _dns_errors(errs, dns_error_verdicts(flows)),
         _charts(flows, rules) if charts else "",
         _hosts(flows, rules),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
-from .report import clip_ts
+from .report import clip_ts, text_filled
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -142,11 +142,20 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     for; ``''`` when none was seen), ``name_source`` (``sni``/``http_host``/``dns``, joined with
     ``,`` when several), ``addresses`` (distinct responder addresses, ``,``-joined, at most 5 then
     ``…``), ``flows``, ``ok``, ``blocked``, ``unexpected`` (counts). For ``dns`` flows the name is
-    the query. Strings are untrusted packet text.
+    the query. Strings are untrusted packet text. A table read back from the tool's CSV with
+    ``pd.read_csv`` works as well: a missing text value is taken as empty text.
 
     :returns: DataFrame, rows in purpose order then by flow count (descending).
+    :raises ValueError: ``flows`` lacks a column it reads (``purpose``, ``verdict``,
+        ``server_name``, ``query``, ``name_source``, ``resp_h``; the message names them).
     """
     cols = ["purpose", "server_name", "name_source", "addresses", "flows", "ok", "blocked", "unexpected"]
+    missing = [c for c in ("purpose", "verdict", "server_name", "query", "name_source", "resp_h") if c not in flows]
+    if missing:
+        raise ValueError(f"server_names: the flow table has no column {', '.join(map(repr, missing))} (a table of "
+                         "kscc_traffic.analyze, see kscc_traffic.COLUMNS)")
+    # (a table read back from the tool's CSV: an empty cell is NaN there, empty text here)
+    flows = text_filled(flows, ("purpose", "verdict", "server_name", "query", "name_source", "resp_h"))
     f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
     if not len(f):
         return pd.DataFrame(columns=cols)
@@ -385,15 +394,18 @@ def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = Non
     ``status`` cell coloured (green verified, red blocked, orange unexpected, grey not seen), rows
     in the checklist's order, every cell HTML-escaped.
 
-    A ``Styler`` needs ``jinja2`` (``pip install 'kscc-traffic[notebook]'``); without it pandas
-    raised ``AttributeError: The '.style' accessor requires jinja2``. Now the same columns and
-    rows come back as a plain DataFrame (index 0…n-1; its HTML is escaped by pandas), without
-    colours, with one :class:`UserWarning` saying so.
+    A ``Styler`` needs ``jinja2`` (``pip install 'kscc-traffic[notebook]'``); without it the same
+    columns and rows come back as a plain DataFrame (index 0…n-1; its HTML is escaped by pandas),
+    without colours, with one :class:`UserWarning` saying so.
 
-    :param columns: columns to show (default: section, rule, transport, ports, status, flows, ok,
-        blocked, unexpected, reasons, fix).
+    :param checklist: the table of :func:`kscc_traffic.readiness`.
+
+    :param columns: columns to show (default: section, rule, transport, ports, status,
+        status_note, flows, ok, blocked, unexpected, reasons, fix; a column the checklist lacks is
+        left out).
+    :returns: a ``pandas.io.formats.style.Styler``, or without jinja2 a DataFrame.
     """
-    cols = list(columns or ["section", "rule", "transport", "ports", "status", "flows", "ok",
+    cols = list(columns or ["section", "rule", "transport", "ports", "status", "status_note", "flows", "ok",
                             "blocked", "unexpected", "reasons", "fix"])
     t = checklist[[c for c in cols if c in checklist.columns]]
     try:

@@ -31,7 +31,7 @@ from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, HANDSHAKE_CLOSE, HANDSHAKE_RESET
+from .classify import CLOUD_OPENER, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, not_refusal
 
@@ -701,6 +701,58 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
                      + [f"{k} of them: {text}" for k, text in kinds])
 
 
+#: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
+#: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
+#: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
+CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, maybe before an answer could come")
+
+#: why a ``no_answer`` flow was flagged when the capture's end cut it short (the HTML report's
+#: "Why flagged", instead of :data:`REASON_TEXT`'s "a firewall drops it")
+CUT_SHORT_REASON = (f"the attempt began less than {END_MARGIN_S:g} s before the capture ended and got no answer in it: maybe "
+                    "before an answer could come (nothing shows a block: capture longer)")
+
+#: the ``status_note`` of a purpose whose blocked flows are all attempts the capture's end cut short
+CUT_SHORT_NOTE = "the capture ended before an answer could come"
+
+#: the ``status_note`` of a purpose on a shared port (443, 80) whose blocked flows name no server:
+#: another program's traffic as likely as the agent's
+NAMELESS_NOTE = "no name seen on the blocked flows: maybe another program's"
+
+
+def cut_short(reasons, details) -> np.ndarray:
+    """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
+    that began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last
+    packet (its detail carries :data:`CUT_SHORT`): it may have had no time to get its answer."""
+    reasons, details = list(reasons), list(details)
+    return np.fromiter((str(r).split(",")[0] == "no_answer" and CUT_SHORT.search(str(d)) is not None
+                        for r, d in zip(reasons, details)), bool, len(reasons))
+
+
+def cut_short_fix(r, k: int) -> str:
+    """The advice for ``k`` blocked flows of rule ``r`` that are all ``no_answer`` attempts the
+    capture's end cut short (:func:`cut_short`): no port to open (nothing shows a block), capture
+    longer."""
+    return (f"{'this attempt on' if k == 1 else f'these {k} attempts on'} {r.transport.upper()} {r.port_text} "
+            f"{'was' if k == 1 else 'were'} unanswered when the capture ended, less than "
+            f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (see the flow's detail): "
+            "nothing shows a block, the answer may simply not be in the capture. Capture longer (go on a few "
+            "seconds after the agent connects) and analyse again")
+
+
+def status_text(status: str, note: str = "") -> str:
+    """A checklist row's status as people read it: ``blocked``, or with its ``status_note``
+    ``blocked (the capture ended before an answer could come)``."""
+    return f"{status} ({note})" if note else status
+
+
+def _cut_short_more(k: int) -> str:
+    """``; k more …``: the ``k`` blocked attempts the capture's end cut short, beside other blocked
+    flows whose advice is given (the cut ones are not counted in it)."""
+    return (f"; {k} more {'was' if k == 1 else 'were'} unanswered when the capture ended less than "
+            f"{END_MARGIN_S:g} s after {'it' if k == 1 else 'they'} began (maybe before an answer could come: "
+            "not counted in this advice)")
+
+
 #: reasons of ``unexpected`` flows that were answered on the documented port (the firewall let
 #: them through; something else answered or looked into them): their "what to change" is
 #: :data:`REASON_TEXT`'s, not the rule's firewall advice
@@ -734,7 +786,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    ok_data: int | None = None, bl_icpt: int = 0,
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
-                   proxy_paths: ProxyPaths | None = None) -> dict:
+                   proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -787,10 +840,28 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :func:`_group_address_fix`, not the rule's firewall advice; ``proxy_paths`` the flows through
     explicit proxies (:class:`ProxyPaths`; None: not known): the TLS advice of flows inside a
     proxy's tunnel names the proxy (:func:`_tunnel_fix`), and blocked flows all direct while the
-    ok ones went through a proxy get :func:`_path_split`."""
+    ok ones went through a proxy get :func:`_path_split`. ``bl_cut``: of the blocked ones,
+    ``no_answer`` attempts the capture's end cut short (:func:`cut_short`): when they are all the
+    blocked ones the advice is to capture longer (:func:`cut_short_fix`, ``status_note``
+    :data:`CUT_SHORT_NOTE`), never to open a port; else the advice is the other blocked flows'
+    (counted without them) and says how many more were cut short. ``caps``: when the flows come
+    from several captures, (the captures of the flagged ones: the blocked ones, else the
+    unexpected ones; of the ok ones, in order seen; whether some ok one is in a capture of the
+    flagged ones), else None: the advice then names the captures of the flagged flows, and "the
+    others worked" says when they were in other captures (:func:`_captures_text`).
+
+    :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
+    bl_all = bl
+    note = ""
+    if bl_cut and bl_cut >= bl:
+        # every blocked flow an attempt the capture's end cut short: nothing shows a block
+        v6, note = None, CUT_SHORT_NOTE
+    elif bl_cut:
+        # advised from the other blocked flows; the cut ones said apart
+        bl, v6 = bl - bl_cut, None
     status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
-    fix = r.fix
+    fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
         fix = (f"{one_way} connection{'s' if one_way != 1 else ''} on {r.transport.upper()} {r.port_text} seen in "
@@ -946,32 +1017,48 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
             or fix
-    if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < SHARED_PORTS_BELOW:
-        # failed, but nothing names a server under the mask on a port every browser uses
-        fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({_name_sources(r, True)}): "
-               f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its DNS "
-               f"answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+    # failed, but nothing names a server under the mask on a port every browser uses: said first
+    # (before the counts of the other flows too) and in the status note
+    nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
+    if status == "blocked" and bl_cut and not note:
+        fix += _cut_short_more(bl_cut)
     if status == "blocked" and un:
         # blocked and unexpected flows: each kind counted, each with its own advice (an intercepted
         # flow's is not to open a port); the others did not all work
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
-        fix = (f"{ok} of {n} flows ok, {bl} blocked, {un} unexpected"
+        split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
+        fix = (f"{ok} of {n} flows ok, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + (_unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, onprem=un_onprem,
-                                  failed=un_failed, inbound=(un_inbound, kinds.get("wrong_direction", 0)))
-                  or "see each flow's detail (what answered instead of the documented server)"))
+               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor,
+                                                    onprem=un_onprem, failed=un_failed,
+                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)))
+                       or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
-        split = _family_split(ok, bl, v6, others_ok=ok + bl == n, path=not bad_family) if status == "blocked" else ""
+        others_ok = status == "blocked" and ok + bl_all == n and not note
+        split = _family_split(ok, bl, v6, others_ok=others_ok, path=not bad_family) if status == "blocked" else ""
         if status == "blocked" and (path := _path_split(ok, bl, proxy_paths)):
             split, fix = path, _direct_fix(fix)
-        fix = f"{ok} of {n} flows ok, {bl or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+        if caps is not None and split.startswith(OTHERS_WORKED):
+            split = ""   # (said with the captures)
+        split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
+        fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+    elif caps is not None and status in ("blocked", "unexpected"):
+        fix = f"{status} {_captures_text(caps, 0)}: {fix}"
+    if nameless:
+        them = "this server" if bl_all == 1 else "these servers"
+        if ok or un:
+            them = "the blocked flow's server" if bl_all == 1 else "the blocked flows' servers"
+        fix = (f"no name was seen for {them} ({_name_sources(r, True)}): {'it' if bl_all == 1 else 'they'} may be "
+               "another program's, or the agent's with its DNS answer cached (capture from the agent's start to "
+               f"tell); if the agent's: {fix}")
+        note = "; ".join(x for x in (NAMELESS_NOTE, note) if x)
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-            "purpose_text": r.purpose, "status": status, "flows": n, "ok": ok,
-            "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
+            "purpose_text": r.purpose, "status": status, "status_note": note if status == "blocked" else "",
+            "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
 #: what Kaspersky names outside a purpose's mask are (newcomer 23 F7: dnl-03.geo.kaspersky.com:80,
@@ -1019,6 +1106,23 @@ def _group_address_fix(r, un: int, k: int, fix: str) -> str:
     if k >= un:
         return f"{'this flow was' if un == 1 else f'these {un} flows were'} {text}"
     return f"{fix}; {k} of them were {text}"
+
+
+#: what the advice says of flows that met a TLS-inspecting proxy (:data:`REASON_TEXT`'s and
+#: :func:`_intercepted_note`'s)
+EXCLUDE_TEXT = "exclude these names from inspection"
+
+
+def _once(blocked_fix: str, bl: int, un_fix: str) -> str:
+    """The unexpected flows' advice ``un_fix`` beside the ``bl`` blocked flows' ``blocked_fix``:
+    when both advise excluding the names from TLS inspection (:data:`EXCLUDE_TEXT`: blocked and
+    unexpected ``tls_intercepted`` flows), the unexpected ones' ``tls_intercepted: …`` text is
+    replaced by a pointer to the blocked ones', so that it is said once."""
+    if EXCLUDE_TEXT not in blocked_fix:
+        return un_fix
+    said = re.compile(r"tls_intercepted: " + re.escape(REASON_TEXT["tls_intercepted"]) + r"(?: \([^()]*\))?")
+    return said.sub(f"tls_intercepted: a TLS-inspecting proxy's certificate, as for the blocked "
+                    f"one{'s' if bl != 1 else ''} (see there)", un_fix)
 
 
 def _intercepted_note(k: int) -> str:
@@ -1372,17 +1476,51 @@ def _family_split(ok: int, bl: int, v6: tuple[int, int] | None, others_ok: bool 
                     return f"all blocked over {bad}, the ok ones over {good}"
                 return (f"all blocked over {bad}, the ok ones over {good}: the {bad} path is blocked; allow "
                         f"the ports for {bad} too, or check its routes; a dual-stack agent tries IPv6 first")
-    return "the others worked: compare clients, addresses and ports" if others_ok else ""
+    return OTHERS_WORKED if others_ok else ""
 
 
-def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None) -> str:
+#: the hint of a purpose whose flows not blocked all worked (:func:`_family_split`)
+OTHERS_WORKED = "the others worked: compare clients, addresses and ports"
+
+
+def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, ok: int,
+                   others_ok: bool = False) -> str:
+    """Where the flagged flows of a purpose are when the flows come from several captures
+    (``caps``: the captures of the flagged flows, those of the ok ones, whether some ok one is
+    in a capture of the flagged ones; None: one capture, ''): ``in b.pcap``, and with
+    ``others_ok`` (every flow not flagged was ok) where the ``ok`` ones worked: ``in b.pcap; the
+    others worked, in 4 other captures: compare the machines, addresses and ports`` or, some in
+    the same capture, ``in b.pcap; the others worked (some in the same capture): compare clients,
+    addresses and ports``."""
+    if caps is None:
+        return ""
+    flagged, good, shared = caps
+    where = f"in {_list_text(flagged, 'capture')}"
+    if not (others_ok and ok):
+        return where
+    if not shared:
+        return (f"{where}; the others worked, in {'another capture' if len(good) == 1 else f'{len(good)} other captures'}"
+                ": compare the machines, addresses and ports")
+    return f"{where}; the others worked (some in the same capture): compare clients, addresses and ports"
+
+
+def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
+            cut: tuple[int, int] = (0, 0)) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
     needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
     ``rejected``) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
     by a TCP reset, detail :data:`~kscc_traffic.classify.DNS_TCP_RESET`) and ``error_answers``
     (an error or sinkhole answer for a name the agent needs); None: not counted (both are
-    advised)."""
+    advised). ``cut``: (of the blocked ``no_answer`` ones those sent less than
+    :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture ended, :func:`cut_short`; all
+    the blocked ``no_answer`` ones): when they are all cut short, "allow DNS" is not advised for
+    them, the advice says to capture longer."""
     out = []
+    k, no_answer = cut
+    reasons = set(reasons)
+    if k:
+        if k >= no_answer:
+            reasons.discard("no_answer")
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if "rejected" in reasons:
@@ -1394,6 +1532,11 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(("a TCP reset to DNS over TCP: allow TCP 53" if resets is None else
                         f"{resets} DNS over TCP quer{'y was' if resets == 1 else 'ies were'} answered by a TCP "
                         "reset: allow TCP 53 to the resolver (answers too large for UDP need it)"))
+    if k:
+        out.append(f"{'1 query was' if k == 1 else f'{k} queries were'} unanswered when the capture ended, less than "
+                   f"{END_MARGIN_S:g} s after {'it was' if k == 1 else 'they were'} sent (maybe before an answer "
+                   "could come): capture longer (go on a few seconds after the agent starts) to tell"
+                   + (" (not counted in the advice before)" if out else ""))
     return "; ".join(out) or "check name resolution from the clients"
 
 
@@ -1451,10 +1594,35 @@ def _service_check(r) -> str:
             f"{r.port_text} there ({r.purpose[:1].lower()}{r.purpose[1:].rstrip('.')})")
 
 
-def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    """One row per documented purpose: ``rule`` (id), ``ports``, ``section``, ``status``
-    (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`), ``flows``, ``ok``,
-    ``blocked``, ``unexpected``,
+#: the columns :func:`readiness` cannot do without (the others it reads are used when present)
+READINESS_COLUMNS = ("purpose", "verdict", "reason")
+
+#: the text columns :func:`readiness` reads: a missing value (``NaN``, as ``pd.read_csv`` gives for
+#: an empty cell of the tool's own CSV) is taken as empty text
+_READINESS_TEXT = ("purpose", "verdict", "reason", "detail", "server_name", "proxy_target", "resp_h", "capture")
+
+
+def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
+    """``flows`` with each of ``columns`` it has that holds a missing value (``NaN``, ``None``,
+    ``pd.NA``: what ``pd.read_csv`` gives for an empty cell) filled with '' and made text; the
+    same frame when none does (no copy)."""
+    filled = {}
+    for c in columns:
+        if c in flows and flows[c].isna().any():
+            col = flows[c].astype(object)   # (a column of empty cells only reads as float64)
+            filled[c] = col.where(col.notna(), "").astype(str).astype(object)
+    return flows.assign(**filled) if filled else flows
+
+
+def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
+    """One row per documented purpose: ``rule`` (id), ``transport`` (``tcp``/``udp``), ``ports``
+    (``23100-23199``), ``section`` (``§A``…), ``purpose_text`` (what the port is for, the vendor
+    page's sentence in English), ``status``
+    (verified / blocked / unexpected / port open / seen one-way / not seen: :data:`STATUS_ORDER`),
+    ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
+    blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
+    longer, not to open a port; :data:`NAMELESS_NOTE` when, on a port every browser uses (443, 80),
+    none of them named a server: they may be another program's, as ``fix`` says first), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
@@ -1470,7 +1638,31 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     verified purpose stays verified), and then ``fix`` says what they are, not to open the
     firewall (:data:`NOT_THIS_PURPOSE`). ``tls_intercepted`` and ``not_tls`` flows were answered
     on the port: their ``fix`` is what the reason calls for (:data:`REASON_TEXT`: exclude the
-    names from TLS inspection…), not to open the firewall (:data:`ANSWERED_UNEXPECTED`)."""
+    names from TLS inspection…), not to open the firewall (:data:`ANSWERED_UNEXPECTED`).
+
+    :param flows: a flow table of :func:`kscc_traffic.analyze` (columns :data:`kscc_traffic.COLUMNS`),
+        also one read back from its CSV with ``pd.read_csv`` (a missing text value is taken as
+        empty text); it needs ``purpose``, ``verdict`` and ``reason`` (:data:`READINESS_COLUMNS`),
+        the others it reads (``detail``, ``server_name``, ``resp_h``, ``resp_pkts``,
+        ``orig_bytes``, ``resp_bytes``, ``proxy_target``, ``capture``…) refine the advice when
+        present.
+    :param rules: the documented purposes (default: the bundled rules, :func:`kscc_traffic.load_rules`).
+    :returns: DataFrame, one row per rule in the rules' order.
+    :raises ValueError: ``flows`` lacks a column of :data:`READINESS_COLUMNS` (the message names
+        them), e.g. an empty ``pd.DataFrame()`` (an empty flow table of :func:`kscc_traffic.analyze`
+        has every column, and gives every purpose "not seen").
+    """
+    missing = [c for c in READINESS_COLUMNS if c not in flows]
+    if missing:
+        raise ValueError(f"readiness: the flow table has no column {', '.join(map(repr, missing))} (it needs "
+                         f"{', '.join(READINESS_COLUMNS)}: a table of kscc_traffic.analyze, see kscc_traffic.COLUMNS)")
+    if rules is None:
+        from .rules import load_rules
+        rules = load_rules()
+    flows = text_filled(flows, _READINESS_TEXT)
+    # (several captures: the advice names where the flagged flows are)
+    captures = flows["capture"].to_numpy(dtype=object) if "capture" in flows and flows["capture"].nunique() > 1 \
+        else None
     rows = []
     # the rows of each purpose, found once (a filter per rule would copy the table per rule)
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
@@ -1483,18 +1675,24 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
         bl_reset = un_failed = (0, 0)
         un_inbound = 0
-        bl_handshake = 0
+        bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = 0
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
+        caps = None
         if len(at):
             if verdict is None:
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            if captures is not None and (bl or un):
+                cap = captures[at]
+                flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
+                good = tuple(dict.fromkeys(cap[v == "ok"].tolist()))
+                caps = (flagged, good, bool(set(flagged) & set(good)))
             if un:
                 un_kinds = [x.split(",")[0] for x in reason[at][v == "unexpected"].tolist() if x and x != "partial"]
                 other = sum(1 for x in reason[at][v == "unexpected"].tolist()
@@ -1557,6 +1755,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
+                    bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
@@ -1568,7 +1767,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
                                    closed_at, bl_route, bl_http, http_statuses, un_vendor, ok_data,
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
                                    bl_icmp=bl_icmp,
-                                   proxy_paths=paths.get(r.id) if "proxy_target" in flows else None))
+                                   proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
+                                   bl_cut=bl_cut, caps=caps))
     return pd.DataFrame(rows)
 
 
@@ -1694,6 +1894,7 @@ class TableSummary:
         self.proxy_seen = False                  # (a table with a proxy_target column was added)
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
+        self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
@@ -1707,6 +1908,8 @@ class TableSummary:
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
+        self.dns_no_answer = 0                   # blocked DNS flows no_answer (of them the capture's end cut
+        #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
         self.detail_seen = False                 # (a table with a detail column was added)
@@ -1726,6 +1929,7 @@ class TableSummary:
         self.flagged_total = 0
         self.total = 0
         self.captures: dict[str, int] = {}
+        self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.v6_seen = False                     # (a table with a resp_h column was added)
@@ -1745,6 +1949,9 @@ class TableSummary:
         if "capture" in flows:
             for c, n in flows.groupby("capture", sort=False).size().items():
                 self.captures[c] = self.captures.get(c, 0) + int(n)
+            judged = flows[flows["verdict"].isin(["ok", "blocked", "unexpected"])]
+            for p, v, c in judged.groupby(["purpose", "verdict", "capture"], sort=False).size().index:
+                self.verdict_captures.setdefault((p, v), {})[c] = None
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
@@ -1759,6 +1966,8 @@ class TableSummary:
                     self.bl_tls[p] = self.bl_tls.get(p, 0) + int(n)
                 if v == "blocked" and r.split(",")[0] == "tls_intercepted":
                     self.bl_icpt[p] = self.bl_icpt.get(p, 0) + int(n)
+                if v == "blocked" and p == "dns" and r.split(",")[0] == "no_answer":
+                    self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
         if "server_name" in flows:
@@ -1813,6 +2022,9 @@ class TableSummary:
             for p, g in status[status.notna()].groupby(blocked["purpose"][status.notna()], sort=False):
                 self.bl_http[p] = self.bl_http.get(p, 0) + len(g)
                 self.http_statuses.setdefault(p, set()).update(g.tolist())
+            cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
+            for p, n in cut.groupby("purpose", sort=False).size().items():
+                self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
@@ -1865,6 +2077,14 @@ class TableSummary:
         """As :func:`dns_errors`, from the counts."""
         return _dns_error_frame(self.dns_error_counts)
 
+    def _captures(self, purpose: str, bl: int, un: int) -> tuple[tuple[str, ...], tuple[str, ...], bool] | None:
+        """``caps`` of :func:`_readiness_row` for ``purpose`` (None: one capture, or nothing flagged)."""
+        if len(self.captures) < 2 or not (bl or un):
+            return None
+        flagged = tuple(self.verdict_captures.get((purpose, "blocked" if bl else "unexpected"), {}))
+        good = tuple(self.verdict_captures.get((purpose, "ok"), {}))
+        return flagged, good, bool(set(flagged) & set(good))
+
     def readiness(self, rules: RuleSet) -> pd.DataFrame:
         """As :func:`readiness`, from the counts."""
         rows = []
@@ -1891,7 +2111,8 @@ class TableSummary:
                                        self.un_inbound.get(r.id, 0), bl_handshake=self.bl_handshake.get(r.id, 0),
                                        bl_icmp=self.bl_icmp.get(r.id, {}),
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
-                                       if self.proxy_seen else None))
+                                       if self.proxy_seen else None,
+                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un)))
         return pd.DataFrame(rows)
 
 
@@ -1920,12 +2141,13 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     if not len(chk):
         return out
     labels = [x.label() for x in rules.rules]
-    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": chk["status"].tolist(),
+    statuses = _status_texts(chk)
+    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": statuses,
              "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
     if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
         return out   # (every cell on one line)
-    status, reasons = max(_longest_word(chk["status"]), 6), max(_longest_word(chk["reasons"]), 7)
+    status, reasons = max(_longest_word(statuses), 6), max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
@@ -1939,6 +2161,20 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
     return out
+
+
+def several_captures_note(k: int) -> str:
+    """What the checklist of ``k`` > 1 captures is: one over them all (the table report's line
+    under it, the HTML report's)."""
+    return (f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is blocked when a flow of any of them "
+            "is; its advice names the captures of the flagged flows (analyse a capture on its own for its own "
+            "checklist).")
+
+
+def _status_texts(chk: pd.DataFrame) -> list[str]:
+    """Each checklist row's :func:`status_text` (a table without ``status_note``: the status)."""
+    notes = chk["status_note"].tolist() if "status_note" in chk else [""] * len(chk)
+    return [status_text(x, y) for x, y in zip(chk["status"].tolist(), notes)]
 
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
@@ -1979,8 +2215,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), Text(escape_terminal(why)))
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]),
+                                (f" ({r.status_note})" if r.status_note else "")),
+                  str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    if len(summary.captures) > 1:
+        console.print(Text(several_captures_note(len(summary.captures)), style="italic"))
     if capture_filter is not None:
         gone = sum(1 for r in chk.itertuples(index=False) if r.status == "not seen" and r.rule in (outside or ()))
         head = f"Note: captured with a custom filter ({capture_filter!r}): "
@@ -1999,10 +2239,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
+        # (not the status note: the advice begins with what it says)
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
         why = sorted(summary.reasons.get("dns", ()))
-        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else ()))
+        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else (None, None)),
+                      cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
         console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))

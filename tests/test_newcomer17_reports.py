@@ -97,7 +97,8 @@ def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall
         "reached the server on TCP 27200-27299 (the TCP handshake completed: the port is open, nothing to open "
         "in the firewall), then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each "
         f"flow's detail): tls_intercepted: {intercepted}. For the unexpected one: this connection on TCP "
-        f"27200-27299 was answered (the port is open for it): tls_intercepted: {intercepted}")
+        "27200-27299 was answered (the port is open for it): tls_intercepted: a TLS-inspecting proxy's "
+        "certificate, as for the blocked one (see there)")   # (said once: newcomer 26, duplicated advice)
     fixes = _fixes(analyze(SAMPLES / "unexpected_agent.pcap", RULES))
     # (a cleartext answer may be a filter's refusal: no "nothing to open"; newcomer 19 F19)
     assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open): "
@@ -119,9 +120,11 @@ def test_a_partly_blocked_purpose_says_how_many_flows_were_ok():
     assert ok and bl
     chk = readiness(flows, RULES).set_index("rule")
     assert chk.loc["agent_connection", "status"] == "blocked"
-    # (its blocked flows are tls_failed: the port is open, the advice is not to open it; newcomer 18 #5)
+    # (its blocked flows are tls_failed: the port is open, the advice is not to open it; newcomer 18 #5;
+    # two captures: where the blocked flows are, the ok ones in the other, newcomer 26 F4)
     assert chk.loc["agent_connection", "fix"] == (
-        f"{ok} of {n} flows ok, {bl} blocked (the others worked: compare clients, addresses and ports): "
+        f"{ok} of {n} flows ok, {bl} blocked (in blocked_agent.pcap; the others worked, in another capture: "
+        "compare the machines, addresses and ports): "
         f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on TCP 23100-23199 "
         "(the TCP handshake completed: the port is open), then the TLS handshake failed: a proxy, TLS "
         "inspection or an application-aware firewall in the path (see each flow's detail): let the agent's "

@@ -70,7 +70,7 @@ def test_style_readiness_without_jinja2_is_a_plain_table(monkeypatch):
     monkeypatch.setitem(sys.modules, "jinja2", None)      # import jinja2 -> ImportError
     with pytest.warns(UserWarning, match="jinja2 is not installed"):
         t = kscc_traffic.style_readiness(checklist)
-    assert list(t.columns) == ["section", "rule", "transport", "ports", "status", "flows", "ok",
+    assert list(t.columns) == ["section", "rule", "transport", "ports", "status", "status_note", "flows", "ok",
                                "blocked", "unexpected", "reasons", "fix"]
     assert t["rule"].tolist() == checklist["rule"].tolist()
     assert t["status"].tolist() == checklist["status"].tolist()

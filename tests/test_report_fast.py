@@ -86,6 +86,7 @@ def old_write_csv(flows: pd.DataFrame, out) -> None:
 
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     rows = []
+    several = "capture" in flows and flows["capture"].nunique() > 1
     for r in rules.rules:
         sub = flows[flows["purpose"] == r.id] if len(flows) else flows
         counts = sub["verdict"].value_counts() if len(sub) else pd.Series(dtype=int)
@@ -447,14 +448,23 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
 
         if status == "unexpected":
             fix = answered_fix(reasons, False) or fix
+        # (newcomer 26 F1: no_answer attempts the capture's end cut short: said apart from the others'
+        # advice; all of them: capture longer)
+        cut = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "no_answer")
+                   & sub["detail"].astype(str).str.contains("maybe before an answer could come", regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        note = ""
+        if status == "blocked" and cut >= bl:
+            note = "the capture ended before an answer could come"
+            fix = (f"{'this attempt on' if bl == 1 else f'these {bl} attempts on'} {r.transport.upper()} "
+                   f"{r.port_text} {'was' if bl == 1 else 'were'} unanswered when the capture ended, less than 1 s "
+                   f"after {'it' if bl == 1 else 'they'} began (see the flow's detail): nothing shows a block, the "
+                   "answer may simply not be in the capture. Capture longer (go on a few seconds after the agent "
+                   "connects) and analyse again")
         bl_named = int(((sub["verdict"] == "blocked") & real).sum()) \
             if len(sub) and "server_name" in sub else None
-        if status == "blocked" and bl_named == 0 and r.host_mask and r.port_hi < 1024:
-            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
-                    else "no DNS answer, SNI or certificate")
-            fix = (f"no name was seen for {'this server' if bl == 1 else 'these servers'} ({seen}): "
-                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
-                   f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+        # (newcomer 26 F5: said first, before the counts of the other flows too, and in the status note)
+        nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < 1024
         why = ""
         if ok and bl:
             six = sub["resp_h"].astype(str).str.contains(":", regex=False)
@@ -467,28 +477,71 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                        "for IPv4 too, or check its routes; a dual-stack agent tries IPv6 first")
             if fam:   # (no path to check: the DP on the client's subnet answered)
                 why = why.split(":")[0]
+        if note or cut:   # (no address family told from attempts the capture's end cut short)
+            why = ""
+        if status == "blocked" and cut and cut < bl:
+            fix += (f"; {cut} more {'was' if cut == 1 else 'were'} unanswered when the capture ended less than 1 s "
+                    f"after {'it' if cut == 1 else 'they'} began (maybe before an answer could come: not counted "
+                    "in this advice)")
+        # (newcomer 26 F4: several captures: where the flagged flows are, whether the ok ones were elsewhere)
+        where, shared, good = "", False, []
+        if several and (bl or un):
+            names = list(dict.fromkeys(sub.loc[sub["verdict"] == ("blocked" if bl else "unexpected"), "capture"]))
+            good = list(dict.fromkeys(sub.loc[sub["verdict"] == "ok", "capture"]))
+            shared = bool(set(names) & set(good))
+            where = "in " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+                             if len(names) <= 3 else
+                             f"{', '.join(names[:3])} and {len(names) - 3} more capture{'s' if len(names) > 4 else ''}")
         if status == "blocked" and un:
+            why = "; ".join(x for x in (where, why) if x)
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
             kinds = unx["reason"].str.split(",").str[0].value_counts().sort_index()
             un_fix = answered_fix(list(kinds.index), True)
             if un_fix is None and un == other:
                 un_fix = other_fix(set(kinds.index))
+            if un_fix and "exclude these names from inspection" in fix:
+                # (newcomer 26, duplicated advice: the exclusion said once, for the blocked ones)
+                said = f"tls_intercepted: {report.REASON_TEXT['tls_intercepted']}" + (
+                    f" ({r.host_mask})" if r.host_mask else "")
+                un_fix = un_fix.replace(said, "tls_intercepted: a TLS-inspecting proxy's certificate, as for the "
+                                              f"blocked one{'s' if bl != 1 else ''} (see there)")
             fix = (f"{ok} of {len(sub)} flows ok, {bl} blocked, {un} unexpected"
                    + (f" ({', '.join(f'{c} {x}' for x, c in kinds.items())})" if len(kinds) else "")
                    + f". For the blocked one{'s' if bl != 1 else ''}{f' ({why})' if why else ''}: {fix}"
                    + f". For the unexpected one{'s' if un != 1 else ''}: "
                    + (un_fix or "see each flow's detail (what answered instead of the documented server)"))
         elif ok and status in ("blocked", "unexpected"):
-            if status == "blocked" and not why and ok + bl == len(sub):
+            others = status == "blocked" and ok + bl == len(sub) and not note
+            if status == "blocked" and not why and others:
                 why = "the others worked: compare clients, addresses and ports"
             if status != "blocked":
                 why = ""
             if status == "blocked" and px and bl == px.bl_direct and ok == px.ok_proxied:
                 why, fix = report._path_split(ok, bl, px), report._direct_fix(fix)
+            if where:
+                if why.startswith("the others worked"):
+                    why = ""
+                if others and not shared:
+                    where += (f"; the others worked, in {'another capture' if len(good) == 1 else f'{len(good)} other captures'}"
+                              ": compare the machines, addresses and ports")
+                elif others:
+                    where += "; the others worked (some in the same capture): compare clients, addresses and ports"
+                why = "; ".join(x for x in (where, why) if x)
             fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
+        elif where and status in ("blocked", "unexpected"):
+            fix = f"{status} {where}: {fix}"
+        if nameless:
+            seen = ("no DNS answer or host name in an HTTP Host header" if r.app_protocol == "http"
+                    else "no DNS answer, SNI or certificate")
+            them = ('this server' if bl == 1 else 'these servers') if not (ok or un) else \
+                ("the blocked flow's server" if bl == 1 else "the blocked flows' servers")
+            fix = (f"no name was seen for {them} ({seen}): "
+                   f"{'it' if bl == 1 else 'they'} may be another program's, or the agent's with its "
+                   f"DNS answer cached (capture from the agent's start to tell); if the agent's: {fix}")
+            note = "; ".join(x for x in ("no name seen on the blocked flows: maybe another program's", note) if x)
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-                     "purpose_text": r.purpose, "status": status, "flows": len(sub), "ok": ok,
+                     "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
     return pd.DataFrame(rows)
 
@@ -516,12 +569,21 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     console.print(t)
     chk = old_readiness(flows, rules)
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
+    # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
+    # than the console, which then takes report's column widths)
+    widths = report._checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col)
+        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     for r in chk.itertuples(index=False):
         c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
-                  Text(r.status, style=_STATUS_STYLE[r.status]), str(r.flows), r.reasons)
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
+                  str(r.flows), r.reasons)
     console.print(c)
+    if len(flows) and flows["capture"].nunique() > 1:
+        k = flows["capture"].nunique()
+        console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
+                           "blocked when a flow of any of them is; its advice names the captures of the flagged "
+                           "flows (analyse a capture on its own for its own checklist).", style="italic"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
@@ -537,7 +599,12 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             rejected = dns_bl[dns_bl["reason"].str.split(",").str[0] == "rejected"]
             resets = int((rejected["detail"] == "DNS over TCP rejected with RST").sum())
             counts = (resets, len(rejected) - resets)
-        console.print(Text(f"  dns (blocked: {', '.join(why)}): {report.dns_fix(why, *counts)}"))
+        # (newcomer 26 F1: queries the capture's end cut short)
+        no_answer = dns_bl[dns_bl["reason"].str.split(",").str[0] == "no_answer"]
+        cut = int(no_answer["detail"].astype(str).str.contains("maybe before an answer could come",
+                                                                regex=False).sum()) if "detail" in flows else 0
+        console.print(Text(f"  dns (blocked: {', '.join(why)}): "
+                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}"))
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
@@ -905,3 +972,19 @@ def test_generated_checklists_like_the_reference(rows, pandas_text, names, detai
     pd.testing.assert_frame_equal(report.readiness(flows, RULES), old_readiness(flows, RULES))
     summary = report.TableSummary.of(flows.assign(ts_ns=0))
     pd.testing.assert_frame_equal(summary.readiness(RULES), old_readiness(flows, RULES))
+
+
+def test_cut_short_attempts_write_like_the_reference(tmp_path):
+    # newcomer 26 F1: a SYN that is the capture's last packet, alone and beside a real block
+    from scapy.all import IP, TCP
+    from pcapbuild import eth, pcap_bytes
+    syn = lambda sp, port, t: (t, eth(IP(src="192.0.2.10", dst="203.0.113.10") / TCP(sport=sp, dport=port,  # noqa: E731
+                                                                                      flags="S", seq=7)))
+    for name, recs in (("alone.pcap", [syn(50000, 23101, 1000.0)]),
+                       ("beside.pcap", [syn(50001, 27201, 990.0), syn(50001, 27201, 991.0),
+                                        syn(50000, 23101, 995.0), syn(50002, 23102, 1000.0)])):
+        path = tmp_path / name
+        path.write_bytes(pcap_bytes(recs))
+        flows = analyze_file(path, RULES).flows
+        assert flows["detail"].str.contains("maybe before an answer could come").any()
+        assert_same_report(flows)
