@@ -2032,6 +2032,9 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
 #: have had no time to get its answer: its detail says so (an RTT to the cloud is well below it,
 #: and a SYN's first retransmission comes after 1 s on Linux, 3 s on Windows)
 END_MARGIN_S = 1.0
+#: the end of the note :func:`classify` adds to such an attempt's detail, after "the capture ended
+#: N s after its first packet, " (N seconds, 3 decimals; :data:`kscc_traffic.report.CUT_SHORT` finds it)
+CUT_SHORT_TAIL = "maybe before an answer could come"
 
 
 def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None) -> pd.DataFrame:
@@ -2069,4 +2072,4 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
     for i in near.tolist():
         if str(res[i, 2]).split(",")[0] == "no_answer":
             res[i, 3] = (f"{res[i, 3]}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
-                         "first packet, maybe before an answer could come")
+                         f"first packet, {CUT_SHORT_TAIL}")

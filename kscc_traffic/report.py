@@ -31,7 +31,7 @@ from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, not_refusal
 
@@ -704,7 +704,7 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
 #: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
 #: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
 #: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
-CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, maybe before an answer could come")
+CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL))
 
 #: why a ``no_answer`` flow was flagged when the capture's end cut it short (the HTML report's
 #: "Why flagged", instead of :data:`REASON_TEXT`'s "a firewall drops it")
