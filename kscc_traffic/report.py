@@ -168,11 +168,34 @@ def _clean_frame(flows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _epoch_ns(flows: pd.DataFrame) -> pd.DataFrame:
+    """``flows`` with its datetime and timedelta columns (a user's, e.g. ``pd.to_datetime(ts_ns)``
+    added in a notebook) as nullable ``Int64`` nanoseconds since the epoch (UTC) / nanoseconds, and
+    a plain range index: the numbers pandas' ``date_format="epoch"`` writes with ``date_unit="ns"``
+    (NaT as null), without its deprecation warning (pandas 3 warns that the default becomes ISO
+    text; ``orient="records"`` writes no index, but a datetime index alone draws the warning)."""
+    kinds = [j for j, dt in enumerate(flows.dtypes) if dt.kind in "mM"]
+    if not kinds and flows.index.dtype.kind not in "mM" and flows.columns.dtype.kind not in "mM":
+        return flows
+    out = flows.reset_index(drop=True)
+    if out.columns.dtype.kind in "mM":
+        out.columns = [str(c) for c in out.columns]
+    for j in kinds:
+        col = out.iloc[:, j]
+        if getattr(col.dt, "tz", None) is not None:
+            col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = col.to_numpy().astype("datetime64[ns]" if col.dtype.kind == "M" else "timedelta64[ns]")
+        missing = col.isna().to_numpy()
+        out.isetitem(j, pd.arrays.IntegerArray(np.where(missing, 0, values.view(np.int64)), missing))
+    return out
+
+
 def _write_jsonl_pandas(flows: pd.DataFrame, out: IO[str]) -> None:
     """pandas' ``to_json(orient="records", lines=True)`` of ``flows`` (already cleaned), made
     ``_CHUNK_ROWS`` rows at a time: the ``orient="records"`` text of the slice with each ``},{``
     between records replaced by a newline when it occurs nowhere else (its count says so; else
     that slice is written by ``lines=True``, which finds the separators one character at a time)."""
+    flows = _epoch_ns(flows)
     for lo in range(0, len(flows), _CHUNK_ROWS):
         part = flows.iloc[lo:lo + _CHUNK_ROWS]
         text = part.to_json(orient="records", **_JSON_ARGS)
