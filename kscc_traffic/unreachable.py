@@ -168,7 +168,8 @@ def traceroute_probe(text: str) -> str:
 #: it means in a flow's detail, what to change). The checklist gives their advice instead of
 #: opening the port (report.readiness); a refusal (administratively prohibited 3/9, 3/10, 3/13,
 #: 1/1; a port unreachable from a router) and network/host unreachable (routing or a firewall's
-#: reject: report.ROUTE_ICMP) are not among them
+#: reject: report.ROUTE_ICMP) are not among them, nor protocol unreachable (3/2: most likely a
+#: reject rule's, :data:`REJECTS`)
 NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
     "loop": (re.compile(r"by ICMP (?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)"),
              "time exceeded in transit",
@@ -199,6 +200,15 @@ NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
                      "a router holds a reject route for the server's prefix, not a firewall rule for the port",
                      "a router holds a reject (null) route for the server's prefix: check that router's routes "
                      "for the server's prefix (a route left from a block list or an old network)"),
+    "precedence": (re.compile(r"by ICMP (?:host precedence violation \(3/14\)|precedence cutoff in effect "
+                              r"\(3/15\))"),
+                   "precedence errors (host precedence violation 3/14, precedence cutoff 3/15)",
+                   "a router refuses the IP precedence the packet was sent with (the top 3 bits of its ToS / DSCP "
+                   "byte, RFC 1812 §5.3.3.3), not the port",
+                   "a router refused the IP precedence the agent's packets carry (RFC 1812 §5.3.3.3: a precedence "
+                   "not allowed for this source, destination and port, 3/14, or one below the cutoff the network "
+                   "requires, 3/15): check the DSCP / ToS marking the agent's host gives them (a QoS policy, a VPN "
+                   "or security client) and the precedence policy of the router that answered"),
     "source_route": (re.compile(r"by ICMP (?:error in source routing header \(1/7\)|source route failed "
                                 r"\(3/5\))"),
                      "source route errors (error in source routing header 1/7, source route failed 3/5)",
@@ -208,6 +218,32 @@ NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
                      "a router could not follow: find what adds it on the agent's side (a VPN or SD-WAN client, "
                      "segment routing) and stop it"),
 }
+
+
+#: ICMP errors that are most likely a firewall's reject rule although their words say otherwise,
+#: by kind, with the same layout as :data:`NOT_REFUSALS`: the checklist adds their advice to
+#: opening the port (report.readiness). Protocol unreachable (3/2, RFC 1122 §3.2.2.1) says the
+#: destination host carries no such transport protocol: no host that serves a TCP or UDP port
+#: sends it for TCP or UDP, a reject rule set to answer with it does (iptables ``REJECT
+#: --reject-with icmp-proto-unreachable``)
+REJECTS: dict[str, tuple[re.Pattern, str, str, str]] = {
+    "protocol": (re.compile(r"by ICMP protocol unreachable \(3/2\)"),
+                 "protocol unreachable (3/2)",
+                 "no host that serves the port sends it for TCP or UDP: most likely a firewall's reject rule "
+                 "answering with it (such as iptables --reject-with icmp-proto-unreachable)",
+                 "a host that serves the port never sends it for TCP or UDP: most likely a firewall's reject rule "
+                 "answering with it (such as iptables REJECT --reject-with icmp-proto-unreachable) on the device "
+                 "that sent it or behind it: that rule is the one to change"),
+}
+
+
+def icmp_kind(detail: str) -> str:
+    """The kind (a key of :data:`NOT_REFUSALS` or of :data:`REJECTS`) of the ICMP error a flow's
+    ``detail`` tells of, '' when it tells of none such."""
+    kind = not_refusal(detail)
+    if kind or "by ICMP" not in str(detail):
+        return kind
+    return next((k for k, (rx, *_rest) in REJECTS.items() if rx.search(str(detail))), "")
 
 
 def not_refusal(detail: str) -> str:
@@ -223,12 +259,13 @@ def what_it_means(text: str) -> str:
     """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
     for a detail: '' for destination unreachable from a router; :data:`NOT_LISTENING` for a port
     unreachable from the destination itself; for an error that refuses nothing its meaning
-    (:data:`NOT_REFUSALS`)."""
+    (:data:`NOT_REFUSALS`), for one most likely a firewall's in other words its meaning too
+    (:data:`REJECTS`)."""
     if text.endswith(FROM_DESTINATION):
         return ": " + NOT_LISTENING
-    kind = not_refusal("by ICMP " + text)
+    kind = icmp_kind("by ICMP " + text)
     if kind:
-        return ": " + NOT_REFUSALS[kind][2]
+        return ": " + {**NOT_REFUSALS, **REJECTS}[kind][2]
     if "unrecognized Next Header" in text:
         return ": " + NOT_REFUSALS["headers"][2]
     return ""
