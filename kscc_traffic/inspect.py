@@ -16,7 +16,7 @@ from .flows import (ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, histo
                     seq_extents)
 from .protocols import dns, dns_batch, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
-from .unreachable import TRACEROUTE_MAX_TTL
+from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
 #: client flight, for a handshake cut from view to count as gone on (:func:`_went_on`): more than
@@ -64,8 +64,7 @@ MTU_RESENDS = 3
 MTU_RESEND_NS = 1_000_000_000
 #: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
 MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
-            "arrived: full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation "
-            "needed'/'packet too big' filtered)")
+            "arrived: full-size segments lost, a path-MTU black hole?" + MTU_FILTERED)
 #: distinct addresses kept in a flow's ``dns_answers`` (the first ones, in order of arrival): a
 #: client's lookups give a few; a flow with more (a forwarder's long-lived 53-to-53 flow) would
 #: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end

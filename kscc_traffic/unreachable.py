@@ -152,6 +152,27 @@ def too_big_note(text: str) -> str:
     return ""
 
 
+#: how the hint of a path-MTU black hole ends (:data:`kscc_traffic.inspect.MTU_HINT`): the path's
+#: ICMP errors asking for smaller packets filtered (:func:`mtu_hint` says so otherwise)
+MTU_FILTERED = " (ICMP 'fragmentation needed'/'packet too big' filtered)"
+#: how :func:`mtu_hint` ends that hint when such an error of the flow's was captured
+MTU_SEEN = " (ICMP {part} was captured: not filtered before the capture point)"
+
+
+def mtu_hint(hint: str, text: str) -> str:
+    """A flow's path-MTU black hole hint (``hint``, :data:`kscc_traffic.inspect.MTU_HINT`) told
+    with its ``icmp_unreachable`` text: when that holds a path-MTU error (:data:`TOO_BIG_PART`),
+    the hint ends :data:`MTU_SEEN` naming it instead of :data:`MTU_FILTERED` (the error reached the
+    capture point; :func:`too_big_note` says when its sender still sent packets as large);
+    ``hint`` unchanged otherwise ('' for a missing one)."""
+    hint = hint if isinstance(hint, str) else ""
+    part = next((p for p in str(text or "").split("; ") if TOO_BIG_PART.match(p)), "")
+    if not part or not hint.endswith(MTU_FILTERED):
+        return hint
+    kept = _KEPT.search(part)
+    return hint[:-len(MTU_FILTERED)] + MTU_SEEN.format(part=part[:kept.start()] if kept else part)
+
+
 def traceroute_probe(text: str) -> str:
     """The detail of a flow whose ``icmp_unreachable`` text is a time exceeded quoting a
     traceroute probe (:data:`PROBE`: its first packet was sent with a TTL / hop limit of at most

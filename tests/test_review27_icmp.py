@@ -53,3 +53,64 @@ def test_no_reset_hint_on_a_traceroute_probe(tmp_path):
     assert tcp["icmp_unreachable"].tolist() == ["TTL exceeded in transit (11/0) from 192.0.2.1, sent with TTL 3 "
                                                 "(a traceroute probe)"]
     assert "reset came with" not in tcp["detail"].iloc[0], tcp["detail"].iloc[0]
+
+
+def _black_hole(tmp_path, with_error: bool):
+    """Break-it 25 s07 B (with ``with_error``) and C: a 1440-byte segment and the rest of a large
+    ClientHello; the server acknowledges nothing of it (a duplicate ACK after the rest); the big
+    segment sent again 4 times over 4.5 s, each time answered by ICMPv6 packet too big (or not at
+    all); the client resets after 9 s."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+    from chunkcmp import write
+    from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+    c, r, s = "2001:db8:1::10", "2001:db8:1::1", "2001:db8:cc::40"
+    back = dict(src=SERVER_MAC, dst=CLIENT_MAC)
+    hello = b"\x16\x03\x01\x07\x00\x01\x00\x06\xfc\x03\x03" + bytes(1789)
+    recs = []
+
+    def up(t, seq, flags="PA", data=b""):
+        p = IPv6(src=c, dst=s) / TCP(sport=52000, dport=23101, flags=flags, seq=seq, ack=5001) / data
+        recs.append((t, bytes(eth(p))))
+        return p
+
+    def err(t, pkt):
+        if with_error:
+            recs.append((t, bytes(eth(IPv6(src=r, dst=c) / ICMPv6PacketTooBig(mtu=1280) / bytes(pkt)[:1232],
+                                      **back))))
+
+    recs.append((1000.0, bytes(eth(IPv6(src=c, dst=s) / TCP(sport=52000, dport=23101, flags="S", seq=1000)))))
+    recs.append((1000.03, bytes(eth(IPv6(src=s, dst=c) / TCP(sport=23101, dport=52000, flags="SA", seq=5000,
+                                                             ack=1001), **back))))
+    up(1000.031, 1001, "A")
+    big = up(1000.032, 1001, data=hello[:1440])
+    up(1000.0321, 2441, data=hello[1440:])
+    err(1000.033, big)
+    recs.append((1000.06, bytes(eth(IPv6(src=s, dst=c) / TCP(sport=23101, dport=52000, flags="A", seq=5001,
+                                                             ack=1001), **back))))
+    for dt in (0.3, 0.9, 2.1, 4.5):
+        up(1000.0 + dt, 1001, data=hello[:1440])
+        err(1000.001 + dt, big)
+    up(1009.0, 1001 + len(hello), "RA")
+    return write(tmp_path, recs)
+
+
+@pytest.mark.parametrize("with_error", [True, False], ids=["error-seen", "error-filtered"])
+def test_black_hole_hint_names_the_error_captured(tmp_path, with_error):
+    """Break-it 25 s07 B: the black hole's hint no longer says the path-MTU errors were filtered
+    when one of the flow's was captured (C, none captured, keeps it)."""
+    from chunkcmp import assert_same
+    from kscc_traffic.unreachable import MTU_FILTERED
+    path = _black_hole(tmp_path, with_error)
+    assert_same(path, [400, 1500, 4096])
+    flows, _ = whole(path)
+    detail = flows[flows["proto"] == "tcp"]["detail"].iloc[0]
+    hole = "the client's 1440 bytes from offset 1 were never acknowledged though later bytes arrived"
+    assert hole in detail, detail
+    if with_error:
+        assert MTU_FILTERED not in detail
+        assert ("full-size segments lost, a path-MTU black hole? (ICMP packet too big (2/0) from 2001:db8:1::1 "
+                "was captured: not filtered before the capture point); ICMP packet too big (2/0) from "
+                "2001:db8:1::1 reached the capture point, yet the client still sent 1500-byte packets") in detail
+    else:
+        assert f"full-size segments lost, a path-MTU black hole?{MTU_FILTERED}" in detail
