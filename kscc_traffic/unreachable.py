@@ -47,6 +47,7 @@ class IcmpError:
     text: str         # e.g. "administratively prohibited (3/13)"
     too_big: bool = False   # path MTU discovery (ICMP 3/4, ICMPv6 2): informational
     length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
+    fragment: bool = False  # the quote is of a later fragment (no transport header: ports -1)
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
@@ -73,7 +74,7 @@ def find_errors(packets: Packets) -> list[IcmpError]:
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
                              -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
-                             icmp.is_too_big(ver, t, code), int(q.length)))
+                             icmp.is_too_big(ver, t, code), int(q.length), bool(q.fragment)))
     return out
 
 
@@ -99,15 +100,20 @@ CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule ans
 #: what an ``icmp_unreachable`` text says after the sender of an error whose quote stopped before
 #: the ports (matched by its addresses and protocol: :func:`attach`)
 NO_PORTS = " (its quote stops before the ports: the only {proto} flow between these addresses then)"
+#: the same for an error quoting a fragment other than the first (which carries no ports: it is
+#: not cut, and a firewall may drop such fragments alone)
+LATER_FRAGMENT = (" (it quotes a later fragment of a datagram, which carries no ports: the only {proto} flow "
+                  "between these addresses then)")
 
 
 def error_text(e: IcmpError) -> str:
     """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
-    (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports, plus
+    (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports (or
+    :data:`LATER_FRAGMENT` for a quote of a fragment other than the first), plus
     :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3, ICMPv6 1/4) sent by the quoted
     datagram's destination itself (a router's refusal, 3/13 or another sender, is not)."""
     own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
-    cut = NO_PORTS.format(proto=e.proto.upper()) if e.sport < 0 else ""
+    cut = (LATER_FRAGMENT if e.fragment else NO_PORTS).format(proto=e.proto.upper()) if e.sport < 0 else ""
     return f"{e.text} from {e.sender}{cut}{FROM_DESTINATION if own else ''}"
 
 

@@ -114,3 +114,36 @@ def test_black_hole_hint_names_the_error_captured(tmp_path, with_error):
                 "2001:db8:1::1 reached the capture point, yet the client still sent 1500-byte packets") in detail
     else:
         assert f"full-size segments lost, a path-MTU black hole?{MTU_FILTERED}" in detail
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_error_quoting_a_later_fragment_is_not_called_cut(tmp_path, v6):
+    """An ICMP error quoting the second fragment of a UDP datagram: no ports (it is no transport
+    header), yet the quote is whole: the text says it quotes a later fragment, not that it stops
+    before the ports; it goes to the one UDP flow between the addresses."""
+    from scapy.all import fragment
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6, IPv6ExtHdrFragment, fragment6
+    from chunkcmp import write
+    from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+    from test_icmp_errors_breakit25 import _check_same
+    from kscc_traffic.unreachable import LATER_FRAGMENT
+    c, s, r = ("2001:db8:1::10", "2001:db8:cc::40", "2001:db8:1::1") if v6 else \
+        ("192.0.2.10", "203.0.113.40", "192.0.2.1")
+    if v6:
+        big = IPv6(src=c, dst=s) / IPv6ExtHdrFragment(id=777) / UDP(sport=43000, dport=15111) / (b"x" * 3000)
+        frags = fragment6(big, 1280)
+        err = IPv6(src=r, dst=c) / ICMPv6DestUnreach(code=1) / bytes(frags[1])[:1232]
+    else:
+        big = IP(src=c, dst=s, id=777) / UDP(sport=43000, dport=15111) / (b"x" * 3000)
+        frags = fragment(big, fragsize=1400)
+        err = IP(src=r, dst=c) / ICMP(type=3, code=13) / bytes(frags[1])[:28]
+    recs = [(1000.0 + i * 1e-4, bytes(eth(f))) for i, f in enumerate(frags)]
+    recs.append((1000.01, bytes(eth(err, src=SERVER_MAC, dst=CLIENT_MAC))))
+    path = write(tmp_path, recs)
+    _check_same(path)
+    flows, _ = whole(path)
+    assert flows["proto"].tolist() == ["udp"]
+    name = "administratively prohibited (1/1)" if v6 else "administratively prohibited (3/13)"
+    assert flows["icmp_unreachable"].iloc[0] == f"{name} from {r}" + LATER_FRAGMENT.format(proto="UDP")
+    assert "its quote stops before the ports" not in flows["detail"].iloc[0]
