@@ -125,10 +125,11 @@ TOO_BIG_PART = re.compile(r"^(?:fragmentation needed and DF set \(3/4\)|packet t
 KEPT_SENDING = ", after which the {side} still sent {size}-byte packets"
 _KEPT = re.compile(r", after which the (client|server) still sent (\d+)-byte packets$")
 #: how an ``icmp_unreachable`` text goes on after a time exceeded quoting a traceroute probe
-#: (:func:`packet_evidence`)
+#: (:func:`packet_evidence`; after :data:`NO_PORTS` or :data:`LATER_FRAGMENT` when the quote has
+#: no ports)
 PROBE = ", sent with {field} {ttl} (a traceroute probe)"
 _PROBE = re.compile(r"^((?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)) from (\S+)"
-                    r", sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
+                    r"(?: \([^()]*\))?, sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
 
 
 def delivery_error(text: str) -> str:

@@ -147,3 +147,19 @@ def test_error_quoting_a_later_fragment_is_not_called_cut(tmp_path, v6):
     name = "administratively prohibited (1/1)" if v6 else "administratively prohibited (3/13)"
     assert flows["icmp_unreachable"].iloc[0] == f"{name} from {r}" + LATER_FRAGMENT.format(proto="UDP")
     assert "its quote stops before the ports" not in flows["detail"].iloc[0]
+
+
+def test_traceroute_probe_with_a_quote_cut_before_the_ports(tmp_path):
+    """A probe's time exceeded whose quote holds the IP header only: still a traceroute probe
+    (unclassified), not a routing loop's 'a traceroute probe): a routing loop …'."""
+    from scapy.layers.inet import IP, TCP
+    from chunkcmp import write
+    from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+    syn = IP(src="192.0.2.10", dst="203.0.113.40", ttl=3) / TCP(sport=42000, dport=23101, flags="S", seq=1000)
+    err = IP(src="192.0.2.1", dst="192.0.2.10") / ICMP(type=11, code=0) / bytes(syn)[:20]
+    flows, _ = whole(write(tmp_path, [(1000.0, bytes(eth(syn))),
+                                      (1000.01, bytes(eth(err, src=SERVER_MAC, dst=CLIENT_MAC)))]))
+    assert flows["proto"].tolist() == ["tcp"]
+    assert flows["verdict"].tolist() == ["unclassified"]
+    assert flows["detail"].iloc[0] == ("a traceroute probe: its TTL (3) ran out at 192.0.2.1 (ICMP TTL exceeded in "
+                                       "transit (11/0)): it shows the path, not whether the port is open")
