@@ -48,6 +48,7 @@ class IcmpError:
     too_big: bool = False   # path MTU discovery (ICMP 3/4, ICMPv6 2): informational
     length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
     fragment: bool = False  # the quote is of a later fragment (no transport header: ports -1)
+    seq: int = -1           # the quoted TCP segment's sequence number (-1 unknown, not TCP)
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
@@ -74,7 +75,8 @@ def find_errors(packets: Packets) -> list[IcmpError]:
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
                              -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
-                             icmp.is_too_big(ver, t, code), int(q.length), bool(q.fragment)))
+                             icmp.is_too_big(ver, t, code), int(q.length), bool(q.fragment),
+                             int(q.seq)))
     return out
 
 
@@ -421,6 +423,13 @@ def _open_between(flows: pd.DataFrame, cands: list[int], vlans: list, e: IcmpErr
     return open_ if len(open_) == 1 else []
 
 
+def _resent(seq: int, quoted: int) -> bool:
+    """Whether a TCP segment starting at ``seq`` sends the byte at ``quoted`` (a quoted segment's
+    sequence number) again: it starts at or before it (modulo 2**32, RFC 9293 §3.4); True when
+    ``quoted`` is unknown (-1)."""
+    return quoted < 0 or ((quoted - seq) & 0xFFFFFFFF) < 0x80000000
+
+
 def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[tuple[int, int]],
                     packets: Packets, pkt_flow: np.ndarray) -> pd.DataFrame:
     """``flows`` with the ``icmp_unreachable`` texts :func:`attach` made told more from the
@@ -428,7 +437,9 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
     :func:`attach` gives it):
 
     - a path-MTU error (ICMP 3/4, ICMPv6 packet too big) after which the quoted datagram's sender
-      sent its next datagram (TCP: its next segment with payload) as large as the quoted one or
+      sent its next datagram (TCP: its next segment with payload, which must send the quoted
+      segment's first byte again, :attr:`IcmpError.seq`: new data may have left the sender before
+      the error reached it when the capture is taken on the path) as large as the quoted one or
       larger (:attr:`IcmpError.length`, the quote's IP length, which the MTU announced is below)
       gets :data:`KEPT_SENDING` (:func:`too_big_note` tells it in the detail);
     - a time exceeded in transit (ICMP 11/0, ICMPv6 3/0) that is the flow's error, whose quoted
@@ -489,6 +500,8 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
             side = side_of(f, e)
             nxt = next((r for r in rows if c["ts_ns"][r] > e.ts_ns and from_side(f, r, side)
                         and (proto[f] != "tcp" or c["payload_len"][r] > 0)), None)
+            if nxt is not None and proto[f] == "tcp" and not _resent(int(c["seq"][nxt]), e.seq):
+                continue    # new data, maybe sent before the error reached the sender (capture mid-path)
             if nxt is not None and int(c["ip_len"][nxt]) >= e.length:
                 parts[-1] += KEPT_SENDING.format(side=side, size=int(c["ip_len"][nxt]))
                 break

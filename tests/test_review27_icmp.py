@@ -163,3 +163,43 @@ def test_traceroute_probe_with_a_quote_cut_before_the_ports(tmp_path):
     assert flows["verdict"].tolist() == ["unclassified"]
     assert flows["detail"].iloc[0] == ("a traceroute probe: its TTL (3) ran out at 192.0.2.1 (ICMP TTL exceeded in "
                                        "transit (11/0)): it shows the path, not whether the port is open")
+
+
+def test_too_big_then_data_in_flight_is_not_ignoring_it(tmp_path):
+    """A capture taken on the path, 10 ms from the client: a router beyond it answers the first
+    of a burst of 1440-byte segments with packet too big; the segments the client sent before
+    the error reached it pass the capture point after the error; then the client sends the data
+    again in smaller segments. It honoured the error: no 'still sent … packets' (it said so from
+    the new data in flight), as the quoted segment was never sent again as large."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+    from chunkcmp import write
+    from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+    from test_icmp_errors_breakit25 import _check_same
+    c, r, s = "2001:db8:1::10", "2001:db8:2::1", "2001:db8:cc::40"
+    back = dict(src=SERVER_MAC, dst=CLIENT_MAC)
+
+    def seg(src, dst, sp, dp, flags, seq, ack, data=b""):
+        return IPv6(src=src, dst=dst) / TCP(sport=sp, dport=dp, flags=flags, seq=seq, ack=ack) / data
+
+    body = b"\x16\x03\x01\x40\x00\x01\x00\x3f\xfc\x03\x03" + bytes(1429 + 1440 * 30)
+    recs = [(1000.0, bytes(eth(seg(c, s, 52000, 23101, "S", 1000, 0)))),
+            (1000.03, bytes(eth(seg(s, c, 23101, 52000, "SA", 5000, 1001), **back))),
+            (1000.05, bytes(eth(seg(c, s, 52000, 23101, "A", 1001, 5001))))]
+    first = None
+    for i in range(20):
+        p = seg(c, s, 52000, 23101, "A", 1001 + i * 1440, 5001, body[i * 1440:(i + 1) * 1440])
+        first = first or p
+        recs.append((1000.06 + i * .001, bytes(eth(p))))
+    recs.append((1000.0605, bytes(eth(IPv6(src=r, dst=c) / ICMPv6PacketTooBig(mtu=1280) / bytes(first)[:1232],
+                                      **back))))
+    for i in range(24):
+        recs.append((1000.081 + i * .001, bytes(eth(seg(c, s, 52000, 23101, "A", 1001 + i * 1220, 5001,
+                                                        body[i * 1220:(i + 1) * 1220])))))
+    recs.append((1000.2, bytes(eth(seg(s, c, 23101, 52000, "A", 5001, 1001 + 24 * 1220), **back))))
+    recs.sort(key=lambda x: x[0])
+    path = write(tmp_path, recs)
+    _check_same(path)
+    flows, _ = whole(path)
+    assert flows["icmp_unreachable"].tolist() == [f"packet too big (2/0) from {r}"]
+    assert "reached the capture point" not in flows["detail"].iloc[0]

@@ -1061,7 +1061,8 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
         sp = _int(_at(f, f"{tn}.srcport", kt))
         dp = _int(_at(f, f"{tn}.dstport", kt))
         if 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF:
-            return outer + head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + bytes(4)
+            seq = _int(_at(f, "tcp.seq", kt), 0) & 0xFFFFFFFF if tn == "tcp" else 0
+            return outer + head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + seq.to_bytes(4, "big")
     return outer + head
 
 

@@ -54,7 +54,8 @@ class Quoted:
     IPv6 40 + payload length; of a tunnel's inner packet: the inner one's), -1 when unknown (an
     IPv6 jumbogram's 0). ``fragment``: the quoted (innermost) datagram is a fragment other than
     the first (IPv4 fragment offset, IPv6 fragment header's offset not 0): it carries no
-    transport header, so no ports.
+    transport header, so no ports. ``seq``: the quoted TCP segment's sequence number when its
+    first 8 bytes are present, else -1.
     """
 
     ipver: int
@@ -66,6 +67,11 @@ class Quoted:
     length: int = field(default=-1, compare=False)
     tunnel: tuple = field(default=(), compare=False)
     fragment: bool = field(default=False, compare=False)
+    seq: int = field(default=-1, compare=False)
+
+
+def _seq(data: bytes, off: int, proto: int) -> int:
+    return int.from_bytes(data[off + 4:off + 8], "big") if proto == 6 and off + 8 <= len(data) else -1
 
 
 def _ports(data: bytes, off: int, proto: int) -> tuple[int | None, int | None]:
@@ -109,6 +115,7 @@ def _quoted_v4(b: bytes, depth: int = 0) -> Quoted | None:
         if proto in _TUNNEL_PROTOS:
             return _inner(q, b, ihl, proto, depth)
         q.sport, q.dport = _ports(b, ihl, proto)
+        q.seq = _seq(b, ihl, proto)
     return q
 
 
@@ -150,6 +157,7 @@ def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
             if nh in _TUNNEL_PROTOS:
                 return _inner(q, b, off, nh, depth)
             q.sport, q.dport = _ports(b, off, nh)
+            q.seq = _seq(b, off, nh)
             return q
         nh = nxt
         off += ln
