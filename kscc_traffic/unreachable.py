@@ -313,13 +313,6 @@ def answered_by(text: str, cloud: bool = False) -> str:
     return f"answered by ICMP {text}{what_it_means(text)}"
 
 
-def from_destination(detail: str) -> bool:
-    """Whether a flow's ``detail`` tells of a port unreachable sent from its destination's own
-    address (:data:`NOT_LISTENING` or, for a cloud server, :data:`CLOUD_FORGED`)."""
-    detail = str(detail)
-    return NOT_LISTENING in detail or CLOUD_FORGED in detail
-
-
 def attach(flows: pd.DataFrame, errors: list[IcmpError],
            matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
     """Fill ``icmp_unreachable`` of the flows the errors quote: the flow with the quoted 5-tuple on
