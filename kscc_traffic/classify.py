@@ -117,7 +117,7 @@ from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
-from .unreachable import answered_by, delivery_error, too_big_note, traceroute_probe, what_it_means
+from .unreachable import answered_by, delivery_error, mtu_hint, too_big_note, traceroute_probe, what_it_means
 
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
@@ -220,12 +220,13 @@ def _agent_name(name: str, rules: RuleSet) -> bool:
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
     :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
-    :func:`.inspect._mtu_holes`) and that of a reset sent by a device on the path (``reset_hint``,
+    :func:`.inspect._mtu_holes`; naming a path-MTU error of the flow's the capture holds:
+    :func:`.unreachable.mtu_hint`) and that of a reset sent by a device on the path (``reset_hint``,
     :func:`.inspect._reset_hints`) appended to the detail of a TCP flow that has one, and that of a
     path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
-    for hint in (row.get("mtu_hint"), row.get("reset_hint")):
+    for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint")):
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")

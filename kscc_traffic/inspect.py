@@ -16,6 +16,7 @@ from .flows import (ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, histo
                     seq_extents)
 from .protocols import dns, dns_batch, http, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
+from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
 #: client flight, for a handshake cut from view to count as gone on (:func:`_went_on`): more than
@@ -63,8 +64,7 @@ MTU_RESENDS = 3
 MTU_RESEND_NS = 1_000_000_000
 #: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
 MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
-            "arrived: full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation "
-            "needed'/'packet too big' filtered)")
+            "arrived: full-size segments lost, a path-MTU black hole?" + MTU_FILTERED)
 #: distinct addresses kept in a flow's ``dns_answers`` (the first ones, in order of arrival): a
 #: client's lookups give a few; a flow with more (a forwarder's long-lived 53-to-53 flow) would
 #: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end
@@ -526,7 +526,9 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     the handshake for the server, break-it 24 F5), the hint says so too, also when the reset is
     the server's own (its data's TTL); data from nearer than the SYN-ACK (injected by a device on
     the path, as its reset) is not compared: the reset is compared with the first packet. Packets
-    without a known TTL (``ttl`` -1, or no such column) give no hint."""
+    without a known TTL (``ttl`` -1, or no such column) give no hint, nor does a client's reset
+    compared with its first packet sent with a TTL (hop limit) of at most
+    :data:`~kscc_traffic.unreachable.TRACEROUTE_MAX_TTL` (a traceroute probe's)."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -570,6 +572,9 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     ref = np.where(near, data, h)
     t_ref = ttl[ref].astype(np.int64)
     keep = ~rst[ref] & (t_rst >= 0) & (t_ref >= 0) & (np.abs(t_rst - t_ref) >= RESET_TTL_HOPS)
+    # the originator's first packet sent with a traceroute probe's TTL (tcptraceroute's SYN with TTL
+    # 3, answered by time exceeded): its own stack's reset after it carries its usual TTL
+    keep &= ~((g % 2 == 0) & (ref == h) & (t_ref >= 1) & (t_ref <= TRACEROUTE_MAX_TTL))
     lo = np.searchsorted(grp, g)
     parts: dict[int, list[str]] = {}
     notes: dict[int, str] = {}

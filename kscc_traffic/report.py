@@ -33,7 +33,7 @@ from .names import is_ip_literal
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, not_refusal
+from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -564,11 +564,12 @@ ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|d
 
 
 def icmp_kinds(details) -> dict[str, int]:
-    """Of blocked flows' ``details``: how many tell of an ICMP error that refuses nothing, per
-    kind (:func:`kscc_traffic.unreachable.not_refusal`; kinds with none left out)."""
+    """Of blocked flows' ``details``: how many tell of an ICMP error that refuses nothing, or
+    that is most likely a reject rule's in other words (protocol unreachable), per kind
+    (:func:`kscc_traffic.unreachable.icmp_kind`; kinds with none left out)."""
     out: dict[str, int] = {}
     for x in details:
-        k = not_refusal(x)
+        k = icmp_kind(x)
         if k:
             out[k] = out.get(k, 0) + 1
     return out
@@ -577,7 +578,17 @@ def icmp_kinds(details) -> dict[str, int]:
 def _icmp_fix(bl: int, kinds: dict[str, int], fix: str) -> str:
     """The advice of a blocked purpose ``bl`` of whose flows were answered by ICMP errors that
     refuse nothing (``kinds``: :func:`icmp_kinds`): when they all were, those errors' advice
-    (:data:`~kscc_traffic.unreachable.NOT_REFUSALS`), no port to open; else ``fix`` and theirs."""
+    (:data:`~kscc_traffic.unreachable.NOT_REFUSALS`), no port to open; else ``fix`` and theirs.
+    Those most likely a reject rule's (:data:`~kscc_traffic.unreachable.REJECTS`: protocol
+    unreachable) keep ``fix``, their advice said with it."""
+    rejects = {k: n for k, n in kinds.items() if n and k in REJECTS}
+    if rejects:
+        fix = _icmp_fix(bl, {k: n for k, n in kinds.items() if k not in REJECTS}, fix)
+        if len(rejects) == 1 and sum(rejects.values()) >= bl:
+            return (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP "
+                    f"{REJECTS[next(iter(rejects))][1]}: {REJECTS[next(iter(rejects))][3]}: {fix}")
+        return fix + "".join(f"; {n} of them {'was' if n == 1 else 'were'} answered by ICMP {REJECTS[k][1]}: "
+                             f"{REJECTS[k][3]}" for k, n in rejects.items())
     kinds = {k: n for k, n in kinds.items() if n and k in NOT_REFUSALS}
     total = sum(kinds.values())
     if not total:

@@ -47,6 +47,8 @@ class IcmpError:
     text: str         # e.g. "administratively prohibited (3/13)"
     too_big: bool = False   # path MTU discovery (ICMP 3/4, ICMPv6 2): informational
     length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
+    fragment: bool = False  # the quote is of a later fragment (no transport header: ports -1)
+    seq: int = -1           # the quoted TCP segment's sequence number (-1 unknown, not TCP)
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
@@ -73,7 +75,8 @@ def find_errors(packets: Packets) -> list[IcmpError]:
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
                              -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
-                             icmp.is_too_big(ver, t, code), int(q.length)))
+                             icmp.is_too_big(ver, t, code), int(q.length), bool(q.fragment),
+                             int(q.seq)))
     return out
 
 
@@ -99,15 +102,20 @@ CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule ans
 #: what an ``icmp_unreachable`` text says after the sender of an error whose quote stopped before
 #: the ports (matched by its addresses and protocol: :func:`attach`)
 NO_PORTS = " (its quote stops before the ports: the only {proto} flow between these addresses then)"
+#: the same for an error quoting a fragment other than the first (which carries no ports: it is
+#: not cut, and a firewall may drop such fragments alone)
+LATER_FRAGMENT = (" (it quotes a later fragment of a datagram, which carries no ports: the only {proto} flow "
+                  "between these addresses then)")
 
 
 def error_text(e: IcmpError) -> str:
     """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
-    (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports, plus
+    (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports (or
+    :data:`LATER_FRAGMENT` for a quote of a fragment other than the first), plus
     :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3, ICMPv6 1/4) sent by the quoted
     datagram's destination itself (a router's refusal, 3/13 or another sender, is not)."""
     own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
-    cut = NO_PORTS.format(proto=e.proto.upper()) if e.sport < 0 else ""
+    cut = (LATER_FRAGMENT if e.fragment else NO_PORTS).format(proto=e.proto.upper()) if e.sport < 0 else ""
     return f"{e.text} from {e.sender}{cut}{FROM_DESTINATION if own else ''}"
 
 
@@ -119,10 +127,11 @@ TOO_BIG_PART = re.compile(r"^(?:fragmentation needed and DF set \(3/4\)|packet t
 KEPT_SENDING = ", after which the {side} still sent {size}-byte packets"
 _KEPT = re.compile(r", after which the (client|server) still sent (\d+)-byte packets$")
 #: how an ``icmp_unreachable`` text goes on after a time exceeded quoting a traceroute probe
-#: (:func:`packet_evidence`)
+#: (:func:`packet_evidence`; after :data:`NO_PORTS` or :data:`LATER_FRAGMENT` when the quote has
+#: no ports)
 PROBE = ", sent with {field} {ttl} (a traceroute probe)"
 _PROBE = re.compile(r"^((?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)) from (\S+)"
-                    r", sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
+                    r"(?: \([^()]*\))?, sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
 
 
 def delivery_error(text: str) -> str:
@@ -152,6 +161,27 @@ def too_big_note(text: str) -> str:
     return ""
 
 
+#: how the hint of a path-MTU black hole ends (:data:`kscc_traffic.inspect.MTU_HINT`): the path's
+#: ICMP errors asking for smaller packets filtered (:func:`mtu_hint` says so otherwise)
+MTU_FILTERED = " (ICMP 'fragmentation needed'/'packet too big' filtered)"
+#: how :func:`mtu_hint` ends that hint when such an error of the flow's was captured
+MTU_SEEN = " (ICMP {part} was captured: not filtered before the capture point)"
+
+
+def mtu_hint(hint: str, text: str) -> str:
+    """A flow's path-MTU black hole hint (``hint``, :data:`kscc_traffic.inspect.MTU_HINT`) told
+    with its ``icmp_unreachable`` text: when that holds a path-MTU error (:data:`TOO_BIG_PART`),
+    the hint ends :data:`MTU_SEEN` naming it instead of :data:`MTU_FILTERED` (the error reached the
+    capture point; :func:`too_big_note` says when its sender still sent packets as large);
+    ``hint`` unchanged otherwise ('' for a missing one)."""
+    hint = hint if isinstance(hint, str) else ""
+    part = next((p for p in str(text or "").split("; ") if TOO_BIG_PART.match(p)), "")
+    if not part or not hint.endswith(MTU_FILTERED):
+        return hint
+    kept = _KEPT.search(part)
+    return hint[:-len(MTU_FILTERED)] + MTU_SEEN.format(part=part[:kept.start()] if kept else part)
+
+
 def traceroute_probe(text: str) -> str:
     """The detail of a flow whose ``icmp_unreachable`` text is a time exceeded quoting a
     traceroute probe (:data:`PROBE`: its first packet was sent with a TTL / hop limit of at most
@@ -168,7 +198,8 @@ def traceroute_probe(text: str) -> str:
 #: it means in a flow's detail, what to change). The checklist gives their advice instead of
 #: opening the port (report.readiness); a refusal (administratively prohibited 3/9, 3/10, 3/13,
 #: 1/1; a port unreachable from a router) and network/host unreachable (routing or a firewall's
-#: reject: report.ROUTE_ICMP) are not among them
+#: reject: report.ROUTE_ICMP) are not among them, nor protocol unreachable (3/2: most likely a
+#: reject rule's, :data:`REJECTS`)
 NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
     "loop": (re.compile(r"by ICMP (?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)"),
              "time exceeded in transit",
@@ -199,6 +230,15 @@ NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
                      "a router holds a reject route for the server's prefix, not a firewall rule for the port",
                      "a router holds a reject (null) route for the server's prefix: check that router's routes "
                      "for the server's prefix (a route left from a block list or an old network)"),
+    "precedence": (re.compile(r"by ICMP (?:host precedence violation \(3/14\)|precedence cutoff in effect "
+                              r"\(3/15\))"),
+                   "precedence errors (host precedence violation 3/14, precedence cutoff 3/15)",
+                   "a router refuses the IP precedence the packet was sent with (the top 3 bits of its ToS / DSCP "
+                   "byte, RFC 1812 §5.3.3.3), not the port",
+                   "a router refused the IP precedence the agent's packets carry (RFC 1812 §5.3.3.3: a precedence "
+                   "not allowed for this source, destination and port, 3/14, or one below the cutoff the network "
+                   "requires, 3/15): check the DSCP / ToS marking the agent's host gives them (a QoS policy, a VPN "
+                   "or security client) and the precedence policy of the router that answered"),
     "source_route": (re.compile(r"by ICMP (?:error in source routing header \(1/7\)|source route failed "
                                 r"\(3/5\))"),
                      "source route errors (error in source routing header 1/7, source route failed 3/5)",
@@ -208,6 +248,32 @@ NOT_REFUSALS: dict[str, tuple[re.Pattern, str, str, str]] = {
                      "a router could not follow: find what adds it on the agent's side (a VPN or SD-WAN client, "
                      "segment routing) and stop it"),
 }
+
+
+#: ICMP errors that are most likely a firewall's reject rule although their words say otherwise,
+#: by kind, with the same layout as :data:`NOT_REFUSALS`: the checklist adds their advice to
+#: opening the port (report.readiness). Protocol unreachable (3/2, RFC 1122 §3.2.2.1) says the
+#: destination host carries no such transport protocol: no host that serves a TCP or UDP port
+#: sends it for TCP or UDP, a reject rule set to answer with it does (iptables ``REJECT
+#: --reject-with icmp-proto-unreachable``)
+REJECTS: dict[str, tuple[re.Pattern, str, str, str]] = {
+    "protocol": (re.compile(r"by ICMP protocol unreachable \(3/2\)"),
+                 "protocol unreachable (3/2)",
+                 "no host that serves the port sends it for TCP or UDP: most likely a firewall's reject rule "
+                 "answering with it (such as iptables --reject-with icmp-proto-unreachable)",
+                 "a host that serves the port never sends it for TCP or UDP: most likely a firewall's reject rule "
+                 "answering with it (such as iptables REJECT --reject-with icmp-proto-unreachable) on the device "
+                 "that sent it or behind it: that rule is the one to change"),
+}
+
+
+def icmp_kind(detail: str) -> str:
+    """The kind (a key of :data:`NOT_REFUSALS` or of :data:`REJECTS`) of the ICMP error a flow's
+    ``detail`` tells of, '' when it tells of none such."""
+    kind = not_refusal(detail)
+    if kind or "by ICMP" not in str(detail):
+        return kind
+    return next((k for k, (rx, *_rest) in REJECTS.items() if rx.search(str(detail))), "")
 
 
 def not_refusal(detail: str) -> str:
@@ -223,12 +289,13 @@ def what_it_means(text: str) -> str:
     """What an attached ICMP error (``icmp_unreachable`` text) tells beyond a firewall's refusal,
     for a detail: '' for destination unreachable from a router; :data:`NOT_LISTENING` for a port
     unreachable from the destination itself; for an error that refuses nothing its meaning
-    (:data:`NOT_REFUSALS`)."""
+    (:data:`NOT_REFUSALS`), for one most likely a firewall's in other words its meaning too
+    (:data:`REJECTS`)."""
     if text.endswith(FROM_DESTINATION):
         return ": " + NOT_LISTENING
-    kind = not_refusal("by ICMP " + text)
+    kind = icmp_kind("by ICMP " + text)
     if kind:
-        return ": " + NOT_REFUSALS[kind][2]
+        return ": " + {**NOT_REFUSALS, **REJECTS}[kind][2]
     if "unrecognized Next Header" in text:
         return ": " + NOT_REFUSALS["headers"][2]
     return ""
@@ -244,13 +311,6 @@ def answered_by(text: str, cloud: bool = False) -> str:
     if cloud and text.endswith(FROM_DESTINATION):
         return f"answered by ICMP {text[:-len(FROM_DESTINATION)]}{CLOUD_ADDRESS}: {CLOUD_FORGED}"
     return f"answered by ICMP {text}{what_it_means(text)}"
-
-
-def from_destination(detail: str) -> bool:
-    """Whether a flow's ``detail`` tells of a port unreachable sent from its destination's own
-    address (:data:`NOT_LISTENING` or, for a cloud server, :data:`CLOUD_FORGED`)."""
-    detail = str(detail)
-    return NOT_LISTENING in detail or CLOUD_FORGED in detail
 
 
 def attach(flows: pd.DataFrame, errors: list[IcmpError],
@@ -356,6 +416,13 @@ def _open_between(flows: pd.DataFrame, cands: list[int], vlans: list, e: IcmpErr
     return open_ if len(open_) == 1 else []
 
 
+def _resent(seq: int, quoted: int) -> bool:
+    """Whether a TCP segment starting at ``seq`` sends the byte at ``quoted`` (a quoted segment's
+    sequence number) again: it starts at or before it (modulo 2**32, RFC 9293 §3.4); True when
+    ``quoted`` is unknown (-1)."""
+    return quoted < 0 or ((quoted - seq) & 0xFFFFFFFF) < 0x80000000
+
+
 def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[tuple[int, int]],
                     packets: Packets, pkt_flow: np.ndarray) -> pd.DataFrame:
     """``flows`` with the ``icmp_unreachable`` texts :func:`attach` made told more from the
@@ -363,7 +430,9 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
     :func:`attach` gives it):
 
     - a path-MTU error (ICMP 3/4, ICMPv6 packet too big) after which the quoted datagram's sender
-      sent its next datagram (TCP: its next segment with payload) as large as the quoted one or
+      sent its next datagram (TCP: its next segment with payload, which must send the quoted
+      segment's first byte again, :attr:`IcmpError.seq`: new data may have left the sender before
+      the error reached it when the capture is taken on the path) as large as the quoted one or
       larger (:attr:`IcmpError.length`, the quote's IP length, which the MTU announced is below)
       gets :data:`KEPT_SENDING` (:func:`too_big_note` tells it in the detail);
     - a time exceeded in transit (ICMP 11/0, ICMPv6 3/0) that is the flow's error, whose quoted
@@ -424,6 +493,8 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
             side = side_of(f, e)
             nxt = next((r for r in rows if c["ts_ns"][r] > e.ts_ns and from_side(f, r, side)
                         and (proto[f] != "tcp" or c["payload_len"][r] > 0)), None)
+            if nxt is not None and proto[f] == "tcp" and not _resent(int(c["seq"][nxt]), e.seq):
+                continue    # new data, maybe sent before the error reached the sender (capture mid-path)
             if nxt is not None and int(c["ip_len"][nxt]) >= e.length:
                 parts[-1] += KEPT_SENDING.format(side=side, size=int(c["ip_len"][nxt]))
                 break

@@ -29,7 +29,7 @@ from kscc_traffic.errors import CaptureError
 from kscc_traffic.names import is_ip_literal
 from kscc_traffic.flows import carried_data
 from kscc_traffic.report import clean_utf8, escape_csv, escape_terminal
-from kscc_traffic.unreachable import NOT_REFUSALS
+from kscc_traffic.unreachable import NOT_REFUSALS, REJECTS
 
 
 def _carried(sub):
@@ -391,7 +391,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         kinds: dict = {}
         if len(sub) and "detail" in sub:
             for x in sub["detail"][sub["verdict"] == "blocked"].astype(str):
-                k = next((k for k, v in NOT_REFUSALS.items() if "by ICMP" in x and v[0].search(x)), "")
+                k = next((k for k, v in {**NOT_REFUSALS, **REJECTS}.items() if "by ICMP" in x and v[0].search(x)), "")
                 if k:
                     kinds[k] = kinds.get(k, 0) + 1
         if status == "blocked" and kinds:

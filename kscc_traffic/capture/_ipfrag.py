@@ -14,7 +14,9 @@ byte wins; the datagram is flagged and counted once in :attr:`Reassembler.overla
 the fragment that overlaps included: its fragments are flushed as standalone rows (counted in
 ``incomplete``) and the datagram once in :attr:`Reassembler.overlap_dropped`; a fragment of it
 that comes later starts a new datagram (as Linux does once it has dropped the queue). Two last
-fragments (More Fragments clear) that end the datagram at different lengths count as an overlap.
+fragments (More Fragments clear) that end the datagram at different lengths count as an overlap;
+with ``drop_overlaps`` so does a fragment reaching past the end the last fragment sets (either
+arriving first), as Linux drops such a datagram as corrupt.
 An exact repeat of a fragment already held (same range, same bytes: e.g. a duplicated frame) is
 dropped and counted in ``duplicates`` either way (RFC 5722 lets a node drop exact duplicates).
 
@@ -133,6 +135,12 @@ class Reassembler:
                 dg.total = end
             elif dg.total != end:
                 overlap = True
+        if drop_overlaps and not overlap:
+            # bytes past the end the last fragment sets (Linux: corruption, the datagram dropped)
+            if more:
+                overlap = dg.total is not None and end > dg.total
+            else:
+                overlap = any(f.offset + f.length > end for f in dg.frags)
         if overlap and drop_overlaps:
             dg.frags.append(_Frag(offset, length, data, row))
             dg.held += len(data)

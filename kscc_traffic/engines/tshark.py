@@ -1048,12 +1048,21 @@ def _quoted(protos: list[str], f: Mapping[str, Sequence[str]], icmp_idx: int) ->
         plen = _int(_at(f, "ipv6.plen", k), 0) & 0xFFFF
         head = bytes([0x60, 0, 0, 0]) + plen.to_bytes(2, "big") + bytes([proto, 64]) \
             + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
+        fh = next((i for i in range(q + 1, t) if protos[i] == "ipv6.fraghdr"), -1)
+        if fh >= 0 and _int(_at(f, "ipv6.fraghdr.offset", protos[:fh].count("ipv6.fraghdr")), 0):
+            # a later fragment quoted: its fragment header rebuilt (no transport header in it)
+            kf = protos[:fh].count("ipv6.fraghdr")
+            off6 = _int(_at(f, "ipv6.fraghdr.offset", kf), 0) & 0x1FFF
+            head = head[:6] + bytes([44]) + head[7:] + bytes([_int(_at(f, "ipv6.fraghdr.nxt", kf), 0) & 0xFF, 0]) \
+                + (off6 << 3).to_bytes(2, "big") + bytes(4)
+            return outer + head
     if tn in ("tcp", "udp"):
         kt = protos[:t].count(tn)
         sp = _int(_at(f, f"{tn}.srcport", kt))
         dp = _int(_at(f, f"{tn}.dstport", kt))
         if 0 <= sp <= 0xFFFF and 0 <= dp <= 0xFFFF:
-            return outer + head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + bytes(4)
+            seq = _int(_at(f, "tcp.seq", kt), 0) & 0xFFFFFFFF if tn == "tcp" else 0
+            return outer + head + sp.to_bytes(2, "big") + dp.to_bytes(2, "big") + seq.to_bytes(4, "big")
     return outer + head
 
 

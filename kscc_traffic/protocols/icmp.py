@@ -52,7 +52,10 @@ class Quoted:
     transport bytes are present and the datagram is not a non-first fragment, else None.
     ``length``: the quoted (innermost) IP datagram's length from its header (IPv4 total length,
     IPv6 40 + payload length; of a tunnel's inner packet: the inner one's), -1 when unknown (an
-    IPv6 jumbogram's 0).
+    IPv6 jumbogram's 0). ``fragment``: the quoted (innermost) datagram is a fragment other than
+    the first (IPv4 fragment offset, IPv6 fragment header's offset not 0): it carries no
+    transport header, so no ports. ``seq``: the quoted TCP segment's sequence number when its
+    first 8 bytes are present, else -1.
     """
 
     ipver: int
@@ -63,6 +66,12 @@ class Quoted:
     dport: int | None = None
     length: int = field(default=-1, compare=False)
     tunnel: tuple = field(default=(), compare=False)
+    fragment: bool = field(default=False, compare=False)
+    seq: int = field(default=-1, compare=False)
+
+
+def _seq(data: bytes, off: int, proto: int) -> int:
+    return int.from_bytes(data[off + 4:off + 8], "big") if proto == 6 and off + 8 <= len(data) else -1
 
 
 def _ports(data: bytes, off: int, proto: int) -> tuple[int | None, int | None]:
@@ -101,10 +110,12 @@ def _quoted_v4(b: bytes, depth: int = 0) -> Quoted | None:
     q = Quoted(4, str(ipaddress.IPv4Address(b[12:16])), str(ipaddress.IPv4Address(b[16:20])),
                proto, length=(b[2] << 8) | b[3])
     frag_off = ((b[6] & 0x1F) << 8) | b[7]
+    q.fragment = frag_off != 0
     if frag_off == 0 and len(b) >= ihl:
         if proto in _TUNNEL_PROTOS:
             return _inner(q, b, ihl, proto, depth)
         q.sport, q.dport = _ports(b, ihl, proto)
+        q.seq = _seq(b, ihl, proto)
     return q
 
 
@@ -134,6 +145,7 @@ def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
             frag_off = ((b[off + 2] << 8) | b[off + 3]) >> 3
             if frag_off != 0:
                 q.proto = b[off]
+                q.fragment = True
                 return q  # non-first fragment: no transport header
             nxt, ln = b[off], 8
         elif nh == _V6_AH:
@@ -145,6 +157,7 @@ def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
             if nh in _TUNNEL_PROTOS:
                 return _inner(q, b, off, nh, depth)
             q.sport, q.dport = _ports(b, off, nh)
+            q.seq = _seq(b, off, nh)
             return q
         nh = nxt
         off += ln
