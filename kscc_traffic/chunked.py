@@ -476,10 +476,14 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     and its protocol's inactivity timeout (ns; a DNS flow's :data:`~kscc_traffic.flows.DNS_IDLE_NS`)."""
     # (a FIN+RST packet's letter I/i is both, as build_flows' split reads its flags:
     # flows.history_plain)
-    hist = [history_plain(str(h)) for h in flows["history"].tolist()]
+    # (judged once per distinct history: most flows of a batch share a few)
+    h_codes, h_names = pd.factorize(flows["history"].to_numpy(dtype=object), use_na_sentinel=False)
+    plain = [history_plain(str(h)) for h in h_names.tolist()]
+    closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in plain], bool)[h_codes] \
+        if len(plain) else np.zeros(len(h_codes), bool)
+    hist = h_codes
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
-    closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist], bool)
     # (numpy on the few distinct protocol names: pandas' map/fillna cost more than the rest)
     codes, names = pd.factorize(proto)
     by_name = _idle_by_name()
