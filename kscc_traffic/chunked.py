@@ -267,6 +267,7 @@ class ChunkedAnalysis:
         prev_ts = None                      # the last record's timestamp (steps back)
         prev_max = None                     # the latest timestamp so far (jumps forward)
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
+        shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
 
         def then_end():
             # (no name here keeps a chunk handed out: the caller frees its bytes when done)
@@ -304,7 +305,11 @@ class ChunkedAnalysis:
                     self.jumps_forward += k
                     self.largest_jump_ns = max(self.largest_jump_ns, big)
                 if tail is not None:
-                    frames, tail = _join(tail, frames), None
+                    # (the carried packets' bytes first: the batch's buffer is then this one)
+                    prefix = carry.buf if carry is not None and len(carry) else b""
+                    frames, tail = _join(tail, frames, prefix), None
+                    if len(prefix):
+                        shared = (carry, frames.buf)
             full = frames
             cut = len(full)
             if not last:
@@ -355,7 +360,11 @@ class ChunkedAnalysis:
                 late = int(np.count_nonzero(pk.cols["ts_ns"] < prev_clock))
                 if late:
                     self.late_packets += late
-            batch = Packets.concat([carry, pk] if carry is not None else [pk])
+            if shared is not None and shared[0] is carry and pk.buf is shared[1] and len(pk):
+                batch = Packets.concat_shared(carry, pk)    # (pk.buf starts with carry.buf's bytes)
+            else:
+                batch = Packets.concat([carry, pk] if carry is not None else [pk])
+            shared = None
             # the chunk's bytes are held by the batch alone (a copy when packets were carried):
             # the records that wait for the next chunk take theirs out of it
             if tail is not None:
@@ -401,8 +410,11 @@ class ChunkedAnalysis:
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any():
-                one_way += one_way_counts(flows[final])
-                yield (flows[final] if not final.all() else flows), (end if last else None)
+                # (the leaving rows taken once: a boolean take of every column)
+                out = flows[final] if not final.all() else flows
+                one_way += one_way_counts(out)
+                yield out, (end if last else None)
+                del out
             if last:
                 carry = None
                 if self.progress is not None and reader_stats is not None:
@@ -476,10 +488,14 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     and its protocol's inactivity timeout (ns; a DNS flow's :data:`~kscc_traffic.flows.DNS_IDLE_NS`)."""
     # (a FIN+RST packet's letter I/i is both, as build_flows' split reads its flags:
     # flows.history_plain)
-    hist = [history_plain(str(h)) for h in flows["history"].tolist()]
+    # (judged once per distinct history: most flows of a batch share a few)
+    h_codes, h_names = pd.factorize(flows["history"].to_numpy(dtype=object), use_na_sentinel=False)
+    plain = [history_plain(str(h)) for h in h_names.tolist()]
+    closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in plain], bool)[h_codes] \
+        if len(plain) else np.zeros(len(h_codes), bool)
+    hist = h_codes
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
-    closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in hist], bool)
     # (numpy on the few distinct protocol names: pandas' map/fillna cost more than the rest)
     codes, names = pd.factorize(proto)
     by_name = _idle_by_name()
@@ -900,18 +916,22 @@ def _own(frames: Frames) -> Frames:
     return replace(frames, buf=buf, offset=start)
 
 
-def _join(head: Frames, frames: Frames) -> Frames:
+def _join(head: Frames, frames: Frames, prefix=b"") -> Frames:
     """``head``'s records (copied out of their chunk's buffer) followed by ``frames``' (numbers
-    joined too when both have them)."""
+    joined too when both have them), in one new buffer that starts with the bytes of ``prefix``
+    (bytes-like; no record points into them): the buffer of the packets carried to the batch,
+    so that :meth:`~kscc_traffic.capture.packets.Packets.concat_shared` need not copy the chunk
+    once more."""
     head = _own(head)
-    part = bytes(head.buf)
-    buf = part + bytes(frames.buf)
+    part = head.buf
+    base = len(prefix)
+    buf = b"".join((prefix, part, frames.buf))
     cat = np.concatenate
     number = None
     if head.number is not None and frames.number is not None:
         number = cat([head.number, frames.number])
     return Frames(buf, cat([head.ts_ns, frames.ts_ns]), cat([head.linktype, frames.linktype]),
-                  cat([head.offset, frames.offset + len(part)]), cat([head.caplen, frames.caplen]),
+                  cat([head.offset + base, frames.offset + (base + len(part))]), cat([head.caplen, frames.caplen]),
                   cat([head.wirelen, frames.wirelen]), frames.stats, number=number)
 
 

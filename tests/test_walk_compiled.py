@@ -70,6 +70,55 @@ def test_pcap_offsets_same_as_python(order, hdr_len, pieces, cut, start):
     assert (list(got[0]), got[1], got[2]) == (list(want[0]), want[1], want[2])
 
 
+def _walk_result(p: _PcapParser, buf: bytes, start: int, at_eof: bool, pure: bool):
+    """``p.walk``'s position, need, stop and columns, with the compiled walk or without it."""
+    saved = files._walk
+    if pure:
+        files._walk = None
+    try:
+        w = p.walk(buf, start, at_eof, 100)
+    finally:
+        files._walk = saved
+    return (w.pos, w.need, w.stop, {k: (v.dtype.str, v.tolist()) for k, v in w.cols.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(order=st.sampled_from("<>"), hdr_len=st.sampled_from((16, 24)),
+       pieces=st.lists(pcap_piece, max_size=12), cut=st.integers(0, 4000), start=st.integers(0, 30),
+       at_eof=st.booleans(), stamps=st.lists(st.integers(0, 2**32 - 1), min_size=4, max_size=4))
+def test_pcap_records_same_as_python(order, hdr_len, pieces, cut, start, at_eof, stamps):
+    # the header fields the compiled walk reads on its way (pcap_records) are the ones the
+    # Python reader gathers afterwards: the same columns, dtypes included, from any bytes
+    p = _pcap_parser(order, hdr_len)
+    buf = bytearray(_pcap_bytes(order, hdr_len, pieces))
+    pos = 0
+    for kind, v in pieces:     # (other times and original lengths than _pcap_bytes writes)
+        if kind != "raw":
+            struct.pack_into(order + "II", buf, pos, stamps[0] ^ v, stamps[1])
+            struct.pack_into(order + "I", buf, pos + 12, stamps[2] if v % 3 else stamps[3])
+            pos += hdr_len + min(v, 300)
+        else:
+            pos += len(v)
+    buf = bytes(buf[:cut])
+    start = min(start, len(buf))        # (the reader never walks from past its buffer)
+    fast = _walk_result(p, buf, start, at_eof, pure=False)
+    assert fast == _walk_result(p, buf, start, at_eof, pure=True)
+
+
+def test_pcap_records_reads_the_header_fields():
+    p = _pcap_parser(">")
+    rec = struct.pack(">IIII", 1_700_000_000, 999_999, 4, 2**31 + 5) + b"abcd"
+    # a last record overrunning the buffer is in the offsets (the walk takes it back); its
+    # original length, past the end, reads 0
+    offs, heads, pos, cl = p._records(rec + rec[:14], 0)
+    assert (list(offs), pos, cl) == ([0, 20], 40, -1)
+    assert heads.tolist() == [[1_700_000_000, 999_999, 4, 2**31 + 5], [1_700_000_000, 999_999, 4, 0]]
+    w = p.walk(rec + rec, 0, True, 0)
+    assert w.cols["ts_ns"].tolist() == [1_700_000_000_999_999_000] * 2
+    assert w.cols["wirelen"].tolist() == [2**31 - 1] * 2       # clamped to int32
+    assert p.notes["wirelen_clamped"] == 2
+
+
 def test_pcap_offsets_stops_at_damage_and_past_end():
     p = _pcap_parser("<")
     rec = struct.pack("<IIII", 1, 2, 4, 4) + b"abcd"

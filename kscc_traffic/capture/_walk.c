@@ -11,6 +11,13 @@
  *       not in offsets).  A last record whose data overruns the buffer IS in offsets, and `pos`
  *       is then past the end: the caller takes it back, as the Python loop does.
  *
+ *   pcap_records(buf, pos, hdr_len, bound, big_endian) -> (offsets, heads, pos, caplen)
+ *       pcap_offsets, and the four 32-bit fields of each record header in `heads` (native
+ *       uint32 values, 4 per record: ts seconds, ts fraction, captured length, original length)
+ *       read while the walk is at the record, which files.py would otherwise gather from the
+ *       buffer afterwards (_PcapParser._columns).  A field past the end of the buffer (only
+ *       possible for a last record that overruns it, which the caller takes back) reads 0.
+ *
  *   pcapng_epb_run(buf, pos, max_block, big_endian) -> (offsets, pos)
  *       pcapng: the run of well-framed Enhanced Packet Blocks from `pos` on (type 6,
  *       32 <= length <= max_block, length % 4 == 0, trailing length == length, and the 12 bytes
@@ -22,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline uint32_t
 rd32(const unsigned char *p, int big)
@@ -104,6 +112,62 @@ pcap_offsets(PyObject *self, PyObject *args)
 }
 
 static PyObject *
+pcap_records(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, hdr_len;
+    long long bound;
+    int big;
+    if (!PyArg_ParseTuple(args, "y*nnLp", &view, &pos, &hdr_len, &bound, &big))
+        return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    vec offs = {NULL, 0, 0};
+    /* the header fields, two uint32 per int64 slot: (sec, frac), (caplen, wirelen) */
+    vec heads = {NULL, 0, 0};
+    long long stop_cl = -1;
+    if (pos < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos < 0");
+        return NULL;
+    }
+    while (pos <= end - 12) {
+        uint32_t cl = rd32(buf + pos + 8, big);
+        if ((long long)cl > bound) {
+            stop_cl = cl;
+            break;
+        }
+        uint32_t f[4];
+        f[0] = rd32(buf + pos, big);
+        f[1] = rd32(buf + pos + 4, big);
+        f[2] = cl;
+        f[3] = pos <= end - 16 ? rd32(buf + pos + 12, big) : 0;
+        int64_t w0, w1;
+        memcpy(&w0, f, 8);
+        memcpy(&w1, f + 2, 8);
+        if (vec_push(&offs, pos) < 0 || vec_push(&heads, w0) < 0 || vec_push(&heads, w1) < 0) {
+            PyMem_Free(offs.v);
+            PyMem_Free(heads.v);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        pos += hdr_len + (Py_ssize_t)cl;
+    }
+    PyBuffer_Release(&view);
+    PyObject *b = vec_bytes(&offs);
+    if (b == NULL) {
+        PyMem_Free(heads.v);
+        return NULL;
+    }
+    PyObject *h = vec_bytes(&heads);
+    if (h == NULL) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    return Py_BuildValue("NNnL", b, h, pos, stop_cl);
+}
+
+static PyObject *
 pcapng_epb_run(PyObject *self, PyObject *args)
 {
     Py_buffer view;
@@ -150,6 +214,10 @@ static PyMethodDef methods[] = {
     {"pcap_offsets", pcap_offsets, METH_VARARGS,
      "pcap_offsets(buf, pos, hdr_len, bound, big_endian) -> (offsets: bytes of int64, pos, caplen)\n\n"
      "Record offsets of a classic pcap buffer from pos on (see the module source)."},
+    {"pcap_records", pcap_records, METH_VARARGS,
+     "pcap_records(buf, pos, hdr_len, bound, big_endian) -> (offsets: bytes of int64, heads: bytes of\n"
+     "uint32 (4 per record), pos, caplen)\n\n"
+     "pcap_offsets with each record header's four fields (see the module source)."},
     {"pcapng_epb_run", pcapng_epb_run, METH_VARARGS,
      "pcapng_epb_run(buf, pos, max_block, big_endian) -> (offsets: bytes of int64, pos)\n\n"
      "Offsets of the run of well-framed Enhanced Packet Blocks from pos on."},

@@ -333,7 +333,7 @@ class _PcapParser:
         end = len(buf)
         hdr_len = self.hdr_len
         caplen_at = self._caplen_at
-        offs, pos, cl = self._offsets(buf, pos)
+        offs, heads, pos, cl = self._records(buf, pos)
         stop: _Stop | None = None
         if cl >= 0:
             stop = _Stop(base + pos, f"damaged record at offset {base + pos} "
@@ -351,7 +351,21 @@ class _PcapParser:
             if at_eof:
                 stop = _Stop(base + pos, f"file cut mid-record at offset {base + pos}: "
                              f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
-        return _Walk(pos, need, stop, self._columns(buf, offs))
+        return _Walk(pos, need, stop, self._columns(buf, offs, heads))
+
+    def _records(self, buf: bytes, pos: int) -> tuple[array, np.ndarray | None, int, int]:
+        """:meth:`_offsets`, with the record headers' fields when the compiled walk read them on
+        the way: ``(offsets, heads, pos, caplen)``, ``heads`` a uint32 array (records, 4) of
+        ts seconds, ts fraction, captured and original length (a row past the offsets' end is
+        a record taken back), or None (:meth:`_columns` then gathers them from ``buf``)."""
+        records = getattr(_walk, "pcap_records", None)
+        if records is None:
+            offs, pos, cl = self._offsets(buf, pos)
+            return offs, None, pos, cl
+        raw, heads, pos, cl = records(buf, pos, self.hdr_len, self.bound, self.order == ">")
+        offs = array("q")
+        offs.frombytes(raw)
+        return offs, np.frombuffer(heads, np.uint32).reshape(-1, 4), pos, cl
 
     def _offsets(self, buf: bytes, pos: int) -> tuple[array, int, int]:
         """The record offsets from ``pos`` on: (offsets, position where the walk stopped, the
@@ -386,16 +400,23 @@ class _PcapParser:
             pass
         return offs, pos, -1
 
-    def _columns(self, buf: bytes, offs: array) -> dict[str, np.ndarray]:
+    def _columns(self, buf: bytes, offs: array, heads: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The frame columns of the records at ``offs``: their header fields taken from
+        ``heads`` (:meth:`_records`, rows beyond ``len(offs)`` ignored) or, when None, gathered
+        from ``buf`` (the same values)."""
         n = len(offs)
         if n == 0:
             return _empty_cols()
         o = np.frombuffer(offs, np.int64)
-        v = _u32_view(buf, self.order)
-        sec = v[o]
-        frac = v[o + 4]
-        cl = v[o + 8]
-        wl = v[o + 12]
+        if heads is not None:
+            h = heads[:n]
+            sec, frac, cl, wl = h[:, 0], h[:, 1], h[:, 2], h[:, 3]
+        else:
+            v = _u32_view(buf, self.order)
+            sec = v[o]
+            frac = v[o + 4]
+            cl = v[o + 8]
+            wl = v[o + 12]
         notes = self.notes
         ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
         nfrac = int(np.count_nonzero(frac >= 1_000_000_000 // self.mult))

@@ -112,6 +112,18 @@ class Packets:
         return Packets(data, cols, self.stats)
 
     @classmethod
+    def concat_shared(cls, head: "Packets", rest: "Packets") -> "Packets":
+        """What ``concat([head, rest])`` gives (rows of ``head``, then of ``rest``; ``rest``'s
+        stats), without copying a buffer, when ``rest.buf`` begins with the bytes of
+        ``head.buf`` (the caller's promise, not checked: ``head``'s ``pl_off`` are used as they
+        are): the result's buffer is ``rest.buf``. Both must have rows."""
+        if not len(head) or not len(rest):
+            raise ValueError("concat_shared: both parts must have rows")
+        cols = {k: np.concatenate([head.cols[k], rest.cols[k]]).astype(PACKET_COLUMNS[k], copy=False)
+                for k in PACKET_COLUMNS}
+        return cls(rest.buf, cols, rest.stats)
+
+    @classmethod
     def concat(cls, parts: "list[Packets]", stats: ReadStats | None = None) -> "Packets":
         """Rows of ``parts`` one after the other, in one buffer (each part's ``pl_off`` shifted
         by the length of the buffers before it)."""
@@ -129,6 +141,7 @@ class Packets:
                     v = np.where(v >= 0, v + shift, v)
                 cols[k].append(v)
             shift += len(p.buf)
-        buf = b"".join(bytes(p.buf) if not isinstance(p.buf, bytes) else p.buf for p in parts)
+        # (join takes any bytes-like part as it is: a memoryview part copied once, not twice)
+        buf = b"".join(p.buf for p in parts)
         return cls(buf, {k: np.concatenate(v).astype(PACKET_COLUMNS[k], copy=False) for k, v in cols.items()},
                    stats or parts[-1].stats)
