@@ -389,22 +389,44 @@ def many_interfaces_pcapng(n: int, per_iface: int = 1) -> bytes:
     return b"".join(parts)
 
 
+def _best_of(runs: int, fn) -> float:
+    """The shortest of ``runs`` timings of ``fn()`` (s): the run least slowed by other load."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def test_pcapng_20000_interfaces_read_in_linear_time(tmp_path: Path) -> None:
     """20,000 IDBs before the first packet: the pre-check (check_capture, 64-byte chunks) rebuilt
     the table of all interfaces at every walk, quadratic (16 s here, 96 s on a loaded machine);
-    now about 0.2 s."""
+    now about 0.2 s. A complexity check, not a speed goal: 4 times the interfaces must cost well
+    under 16 times the time (linear: ~4; the quadratic rebuild: ~16), whatever the machine's
+    speed or load (the best of 3 runs each)."""
     from kscc_traffic.analyze import check_capture
+    small, big = tmp_path / "idbs_5000.pcapng", tmp_path / "idbs_20000.pcapng"
+    small.write_bytes(many_interfaces_pcapng(5_000))
+    big.write_bytes(many_interfaces_pcapng(20_000))
+    ratio = _best_of(3, lambda: check_capture(big)) / _best_of(3, lambda: check_capture(small))
+    assert ratio < 9.0, f"check_capture: 4x the interfaces took {ratio:.1f}x the time"
+    small, big = tmp_path / "idbs_500.pcapng", tmp_path / "idbs_2000.pcapng"
+    small.write_bytes(many_interfaces_pcapng(500))
+    big.write_bytes(many_interfaces_pcapng(2_000))
+    ratio = (_best_of(2, lambda: list(iter_frames(big, 64)))
+             / _best_of(2, lambda: list(iter_frames(small, 64))))
+    assert ratio < 9.0, f"iter_frames (64-byte chunks): 4x the interfaces took {ratio:.1f}x the time"
+    assert_same_records(list(iter_frames(big, 64)), read_frames(big))
+
+
+def test_pcapng_20000_interfaces_read_in_chunks_as_whole(tmp_path: Path) -> None:
+    """The 20,000-IDB file read in 64 KiB chunks gives the records of one whole read; each
+    interface's link type and if_tsoffset applied to its own record."""
     n = 20_000
     path = tmp_path / "many_idbs.pcapng"
     path.write_bytes(many_interfaces_pcapng(n))
-    t0 = time.perf_counter()
-    check_capture(path)
-    took = time.perf_counter() - t0
-    assert took < 4.0, f"check_capture took {took:.1f} s on {n:,} interfaces"
-    t0 = time.perf_counter()
-    chunks = list(iter_frames(path, 64))
-    took = time.perf_counter() - t0
-    assert took < 20.0, f"iter_frames (64-byte chunks) took {took:.1f} s on {n:,} interfaces"
+    chunks = list(iter_frames(path, 1 << 16))
     whole = read_frames(path)
     assert_same_records(chunks, whole)
     j = np.arange(n)
