@@ -2310,7 +2310,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     vc: dict[str, int] = {}
     for (_, v), n in summary.counts.items():
         vc[v] = vc.get(v, 0) + n
-    console.print(Text(f"{summary.total} flows: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
+    console.print(Text(f"{summary.total} flow{'s' if summary.total != 1 else ''}: " + ", ".join(f"{vc.get(v, 0)} {v}" for v in
                                                              ("ok", "blocked", "unexpected", "unclassified"))))
     if len(summary.captures) > 1:
         console.print(Text("Captures: " + ", ".join(f"{escape_terminal(c)} ({n} flow{'s' if n != 1 else ''})"

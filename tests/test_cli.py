@@ -610,3 +610,13 @@ def test_an_unknown_filter_value_is_a_usage_error_listing_the_valid_ones(option,
     assert first.startswith(f"Error: Invalid value for '{option}': unknown {option[2:]} "
                             f"{', '.join(repr(b) for b in bad)}; valid: "), first
     assert valid in first and first.endswith(", none") == (option != "--verdict")
+
+
+def test_one_flow_summary_is_singular(tmp_path):
+    """newcomer 27 F8: the table's last line read "1 flows: …"."""
+    from pcapbuild import pcap_bytes, udp
+    cap = tmp_path / "one.pcap"
+    cap.write_bytes(pcap_bytes([udp(("192.0.2.10", 40000), ("192.0.2.20", 9))]))
+    p = run("analyze", cap)
+    assert "1 flow: 0 ok, 0 blocked, 0 unexpected, 1 unclassified" in p.stdout, p.stdout + p.stderr
+    assert "1 flows" not in p.stdout
