@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .addresses import ipv4_forms
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
 from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
@@ -259,6 +260,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used = DnsAnswers()
         # only the answers that can name one of these flows (a long capture's store is large)
         pairs = set(zip(flows["orig_h"].tolist(), flows["resp_h"].tolist()))
+        # (and those for the other forms of the IPv4 address one carries: NAT64, mapped)
+        forms = {a: ipv4_forms(a) for a in {a for _, a in pairs if isinstance(a, str)}}
+        pairs |= {(c, f) for c, a in pairs for f in forms.get(a, ())}
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)

@@ -207,6 +207,15 @@ DNS_TCP_RESET = "DNS over TCP rejected with RST"
 STALE_ANSWER = "no connection was made: the SYN was answered "
 
 
+#: the detail's end of a DNS flow asked over IPv6 whose only error answers were to AAAA questions
+#: for a name the agent needs (break-it 25 F10: on an IPv6-only network, DNS64 failing, the agent
+#: had no address to use and the run said nothing was wrong); asked over IPv4 it stays ``ok``
+AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent needs this name: a host "
+                  "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
+                  "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
+                  "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+
+
 def _agent_name(name: str, rules: RuleSet) -> bool:
     """Is ``name`` one the agent needs: a host name (:func:`is_host_name`: no name holding
     other characters, ``=cmd|'…'!A0.ksc.kaspersky.com`` or an escaped byte, was asked by an
@@ -284,6 +293,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if refused and not usable_address(row.get("dns_answers") or "") \
                 and _agent_name(row.get("query") or "", rules):
             if row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
+                if ":" in str(row.get("orig_h") or ""):
+                    # asked over IPv6: the host may have no IPv4 to use an A answer with
+                    return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                            f"{refused}: {AAAA_OVER_IPV6}")
                 # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
                 # (a separate query, often from another source port: another flow)
                 return ("dns", "ok", "partial" if partial else "",
@@ -1909,7 +1922,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     codes, seen = pd.factorize(v["dns_answers"])
     hole = np.array([sinkhole_address(a) for a in seen.tolist()] + [""], object)[codes]
     usable = np.array([usable_address(a) for a in seen.tolist()] + [False], bool)[codes]
+    # (an error to AAAA questions only, asked over IPv6: blocked, not ok; AAAA_OVER_IPV6)
+    aaaa_v6 = np.zeros(n, bool)
+    at = np.flatnonzero(dns_error & (v["dns_error_aaaa_only"] == True))  # noqa: E712 (an object column)
+    if len(at):
+        aaaa_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
+        aaaa_v6,
         np.where(dns_error | (hole != ""), v["query"], ""),
         hole,
         (dns_error | (hole != "")) & usable,
