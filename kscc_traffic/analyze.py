@@ -25,7 +25,7 @@ from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
-from .unreachable import attach, find_errors, packet_evidence
+from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
 class Columns(dict):
@@ -220,6 +220,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_flow = ft.pkt_flow.copy()
     matched: list[tuple[int, int]] = []
     flows, unmatched = attach(ft.flows, errors, matched)
+    if unmatched:   # (a quote a NAT did not translate back: break-it 24 F11)
+        flows, unmatched = attach_nat_quotes(flows, unmatched, packets, matched)
     for row, f in matched:
         pkt_flow[row] = f
     # (what the flows' own packets tell of their errors: a traceroute probe, a too-big ignored)

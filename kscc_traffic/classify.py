@@ -229,12 +229,13 @@ def _agent_name(name: str, rules: RuleSet) -> bool:
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
     :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
-    :func:`.inspect._mtu_holes`) and that of a reset sent by a device on the path (``reset_hint``,
-    :func:`.inspect._reset_hints`) appended to the detail of a TCP flow that has one, and that of a
+    :func:`.inspect._mtu_holes`), that of a reset sent by a device on the path (``reset_hint``,
+    :func:`.inspect._reset_hints`) and that of two different ClientHellos for the same bytes
+    (``hello_copies``, :func:`.inspect._hello_copies`) appended to the detail of a TCP flow that has one, and that of a
     path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
-    for hint in (row.get("mtu_hint"), row.get("reset_hint")):
+    for hint in (row.get("mtu_hint"), row.get("reset_hint"), row.get("hello_copies")):
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")
@@ -1651,7 +1652,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
@@ -1661,7 +1662,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 
@@ -1672,7 +1673,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -1681,7 +1682,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
+                 "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
