@@ -81,6 +81,11 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     answer = _answers_for(resp, orig, t, answers.address, answers.client, ts, frame)
     missing = np.flatnonzero(answer < 0)
     if len(missing):
+        # (a translated match needs a translated text on one side at least: a flow to an IPv4
+        # address no answer named can only be named by a mapped or NAT64 answer, and so on)
+        if not any(map(_translated, answers.address)):
+            missing = missing[np.fromiter(map(_translated, [resp[i] for i in missing.tolist()]), bool, len(missing))]
+    if len(missing):
         v4 = [embedded_ipv4(a) for a in answers.address]
         sel = [i for i, k in enumerate(v4) if k is not None]
         if sel:
@@ -94,6 +99,14 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     names = np.array(answers.name, dtype=object)
     out[found] = names[answer[found]]
     return out
+
+
+#: how the texts of the addresses that carry an IPv4 address start (:func:`.addresses.embedded_ipv4`)
+_TRANSLATED = ("::ffff:", "64:ff9b::")
+
+
+def _translated(text) -> bool:
+    return isinstance(text, str) and text.startswith(_TRANSLATED)
 
 
 def _answers_for(flow_addr_keys: list, flow_clients: np.ndarray, t: np.ndarray, ans_addr_keys: list,
