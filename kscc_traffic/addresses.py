@@ -1,25 +1,70 @@
 """Address text as Wireshark writes it.
 
-IPv4 in dotted quads; IPv6 by RFC 5952 (``ipaddress``), except that an IPv4-mapped IPv6 address
-ends in a dotted quad (``::ffff:198.51.100.7``; Python before 3.13 writes ``::ffff:c633:6407``).
+IPv4 in dotted quads; IPv6 by RFC 5952 (``ipaddress``), except that the addresses RFC 4291
+marks as carrying an IPv4 address end in a dotted quad (RFC 5952 §5), as Wireshark (glibc's
+``inet_ntop``) writes them: an IPv4-mapped address (``::ffff:198.51.100.7``; Python before 3.13
+writes ``::ffff:c633:6407``) and an IPv4-compatible one, the first 96 bits zero and the 16 bits
+after them not (``::192.0.2.11``; ``::1``, ``::2``, ``::100`` stay hexadecimal). Other prefixes
+(IPv4-translated ``::ffff:0:0:0/96``, NAT64 ``64:ff9b::/96``, ISATAP) stay hexadecimal, as
+Wireshark writes them (break-it 25 F11).
 An IPv6 packet whose addresses are IPv4-mapped (SIIT/NAT46 boxes, some tunnels) is not the IPv4
 packet of the same numbers: its text keeps the ``::ffff:`` prefix.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import numpy as np
 
-__all__ = ["ipv6_text", "endpoint_text", "dotted_quads"]
+__all__ = ["ipv6_text", "endpoint_text", "dotted_quads", "embedded_ipv4", "ipv4_forms", "NAT64_PREFIX"]
+
+#: the well-known NAT64 prefix 64:ff9b::/96 (RFC 6052 §2.1): what DNS64 synthesises AAAA answers
+#: in and a NAT64 (or a 464XLAT CLAT) sends an IPv4 destination to, its last 32 bits the IPv4 address
+NAT64_PREFIX = 0x0064_FF9B << 96
 
 
 def ipv6_text(value: int | bytes) -> str:
-    """The text of an IPv6 address (a 128-bit integer or 16 bytes, network order)."""
+    """The text of an IPv6 address (a 128-bit integer or 16 bytes, network order), as the module
+    docstring says: ``::ffff:192.0.2.1`` (mapped), ``::192.0.2.11`` (compatible), else RFC 5952."""
     n = int.from_bytes(value, "big") if isinstance(value, (bytes, bytearray, memoryview)) else int(value)
     if n >> 32 == 0xFFFF:
         return "::ffff:" + str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    if n >> 32 == 0 and n >> 16:
+        return "::" + str(ipaddress.IPv4Address(n))
     return str(ipaddress.IPv6Address(n))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def embedded_ipv4(text: str) -> str | None:
+    """The IPv4 address (dotted-quad text) an address text stands for: the address itself when it
+    is IPv4; the last 32 bits of an IPv4-mapped IPv6 address (``::ffff:203.0.113.5``: SIIT, a
+    resolver's mapped AAAA answer) or of one in the NAT64 well-known prefix
+    (``64:ff9b::cb00:7105``, :data:`NAT64_PREFIX`: a DNS64-synthesised AAAA answer, a flow through
+    NAT64 or 464XLAT); None for any other text (another IPv6 address, not an address at all).
+    Network-specific NAT64 prefixes are not known from the address alone and give None."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if a.version == 4:
+        return str(a)
+    n = int(a)
+    if n >> 32 == 0xFFFF or n >> 32 == NAT64_PREFIX >> 32:
+        return str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def ipv4_forms(text: str) -> tuple[str, ...]:
+    """The texts of every address that stands for the same IPv4 address as ``text`` (see
+    :func:`embedded_ipv4`): ``(a.b.c.d, ::ffff:a.b.c.d, 64:ff9b::xxxx:xxxx)``, written as
+    :func:`ipv6_text` writes them; ``()`` when ``text`` stands for no IPv4 address."""
+    v4 = embedded_ipv4(text)
+    if v4 is None:
+        return ()
+    n = int(ipaddress.IPv4Address(v4))
+    return (v4, "::ffff:" + v4, ipv6_text(NAT64_PREFIX | n))
 
 
 def endpoint_text(host, port) -> str:

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .addresses import ipv4_forms
 from .capture.files import iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
 from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
@@ -24,7 +25,7 @@ from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
-from .unreachable import attach, find_errors, packet_evidence
+from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
 #: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
 class Columns(dict):
@@ -219,6 +220,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     pkt_flow = ft.pkt_flow.copy()
     matched: list[tuple[int, int]] = []
     flows, unmatched = attach(ft.flows, errors, matched)
+    if unmatched:   # (a quote a NAT did not translate back: break-it 24 F11)
+        flows, unmatched = attach_nat_quotes(flows, unmatched, packets, matched)
     for row, f in matched:
         pkt_flow[row] = f
     # (what the flows' own packets tell of their errors: a traceroute probe, a too-big ignored)
@@ -259,6 +262,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         used = DnsAnswers()
         # only the answers that can name one of these flows (a long capture's store is large)
         pairs = set(zip(flows["orig_h"].tolist(), flows["resp_h"].tolist()))
+        # (and those for the other forms of the IPv4 address one carries: NAT64, mapped)
+        forms = {a: ipv4_forms(a) for a in {a for _, a in pairs if isinstance(a, str)}}
+        pairs |= {(c, f) for c, a in pairs for f in forms.get(a, ())}
         used.extend(prior_answers.select({a for _, a in pairs}, pairs))
         used.extend(answers)
     flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)

@@ -207,6 +207,15 @@ DNS_TCP_RESET = "DNS over TCP rejected with RST"
 STALE_ANSWER = "no connection was made: the SYN was answered "
 
 
+#: the detail's end of a DNS flow asked over IPv6 whose only error answers were to AAAA questions
+#: for a name the agent needs (break-it 25 F10: on an IPv6-only network, DNS64 failing, the agent
+#: had no address to use and the run said nothing was wrong); asked over IPv4 it stays ``ok``
+AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent needs this name: a host "
+                  "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
+                  "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
+                  "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+
+
 def _agent_name(name: str, rules: RuleSet) -> bool:
     """Is ``name`` one the agent needs: a host name (:func:`is_host_name`: no name holding
     other characters, ``=cmd|'…'!A0.ksc.kaspersky.com`` or an escaped byte, was asked by an
@@ -221,12 +230,14 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
     :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
     :func:`.inspect._mtu_holes`; naming a path-MTU error of the flow's the capture holds:
-    :func:`.unreachable.mtu_hint`) and that of a reset sent by a device on the path (``reset_hint``,
-    :func:`.inspect._reset_hints`) appended to the detail of a TCP flow that has one, and that of a
+    :func:`.unreachable.mtu_hint`), that of a reset sent by a device on the path (``reset_hint``,
+    :func:`.inspect._reset_hints`) and that of two different ClientHellos for the same bytes
+    (``hello_copies``, :func:`.inspect._hello_copies`) appended to the detail of a TCP flow that has one, and that of a
     path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
-    for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint")):
+    for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint"),
+                 row.get("hello_copies")):
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")
@@ -285,6 +296,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if refused and not usable_address(row.get("dns_answers") or "") \
                 and _agent_name(row.get("query") or "", rules):
             if row.get("dns_error_aaaa_only") and row.get("dns_rcode") not in DNS_NO_ERROR:
+                if ":" in str(row.get("orig_h") or ""):
+                    # asked over IPv6: the host may have no IPv4 to use an A answer with
+                    return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                            f"{refused}: {AAAA_OVER_IPV6}")
                 # only the IPv6 address was refused: an agent connects over IPv4 with its A answer
                 # (a separate query, often from another source port: another flow)
                 return ("dns", "ok", "partial" if partial else "",
@@ -1639,7 +1654,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
@@ -1649,7 +1664,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 
@@ -1660,7 +1675,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "unreassembled",
+                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
@@ -1669,7 +1684,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "cast", "history", "client_proto", "server_proto", "cert_names", "sni", "tls_alert", "query",
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                 "syn_answer", "hello_split", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
+                 "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
@@ -1910,7 +1925,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     codes, seen = pd.factorize(v["dns_answers"])
     hole = np.array([sinkhole_address(a) for a in seen.tolist()] + [""], object)[codes]
     usable = np.array([usable_address(a) for a in seen.tolist()] + [False], bool)[codes]
+    # (an error to AAAA questions only, asked over IPv6: blocked, not ok; AAAA_OVER_IPV6)
+    aaaa_v6 = np.zeros(n, bool)
+    at = np.flatnonzero(dns_error & (v["dns_error_aaaa_only"] == True))  # noqa: E712 (an object column)
+    if len(at):
+        aaaa_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
+        aaaa_v6,
         np.where(dns_error | (hole != ""), v["query"], ""),
         hole,
         (dns_error | (hole != "")) & usable,

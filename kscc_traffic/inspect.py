@@ -1163,6 +1163,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise, "<bytes> bytes in <n> segments" for a ClientHello record longer than the
     # client's first data segment; '' where not: _hello_split)
     cols["hello_split"] = repeated("", n)
+    # (likewise, two different ClientHellos sent for the same bytes: the hint for the detail,
+    # naming both SNIs, '' where not: _hello_copies)
+    cols["hello_copies"] = repeated("", n)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
     # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
@@ -1393,7 +1396,67 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
                               & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0))
         if len(cand):
             cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
+    # two different ClientHellos for the same bytes (a DPI-evasion decoy): _hello_copies
+    hello = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["sni"] != ""))
+    if len(hello):
+        cols["hello_copies"][hello] = _hello_copies(ft, hello)
     return _with_columns(flows, service, cols), answers
+
+
+#: the hint :func:`_hello_copies` gives (``hello_copies``; classify appends it to the detail)
+HELLO_COPIES = ("two different ClientHellos were sent for the same bytes: the first copy (TTL {ttl_a}) names "
+                "{sni_a}, a later one (TTL {ttl_b}) {sni_b}; the SNI read is the first copy's, as Zeek "
+                "(rexmit_inconsistency) and Wireshark reassemble the stream: a DPI-evasion tool's decoy (a copy "
+                "whose small TTL expires before the server) or a forged segment")
+
+
+def _hello_copies(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose client sent a ClientHello
+    with an SNI): :data:`HELLO_COPIES` filled in when the client's data segments hold two
+    different ClientHellos for the same sequence numbers, naming other SNIs
+    (:func:`kscc_traffic.protocols.tls.hello_copies`; break-it 24 F7: a decoy with a small TTL
+    and another SNI, then the real one, and the first copy silently won), else '' (object array
+    of str). Only flows where two of the client's first ``MAX_SEGMENTS + 1`` data segments
+    (capture order, what every analysis keeps) start at the same sequence number are read."""
+    out = np.full(len(flows), "", object)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    rows = _tcp_rows_of(ft, flows, (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool))
+    if len(rows) < 2:
+        return out
+    f = pf[rows].astype(np.int64)
+    o = np.lexsort((rows, f))                        # by flow, capture order
+    rows, f = rows[o], f[o]
+    first = np.r_[True, f[1:] != f[:-1]]
+    k = np.arange(len(rows))
+    rank = k - np.maximum.accumulate(np.where(first, k, 0))
+    keep = rank <= MAX_SEGMENTS
+    rows, f = rows[keep], f[keep]
+    seq = c["seq"][rows].astype(np.int64)
+    pair = np.lexsort((seq, f))
+    again = (f[pair][1:] == f[pair][:-1]) & (seq[pair][1:] == seq[pair][:-1])
+    cand = np.unique(f[pair][1:][again])
+    if not len(cand):
+        return out
+    where = {int(x): i for i, x in enumerate(flows.tolist())}
+    content = content_rows(c, rows)
+    ttl = c["ttl"] if "ttl" in c else None
+    pkts = ft.packets
+    for fl in cand.tolist():
+        rs = rows[(f == fl) & content]
+        if len(rs) < 2:
+            continue
+        base = int(c["seq"][rs[0]])
+        segs = []
+        for r in rs.tolist():
+            off = (int(c["seq"][r]) - base) & 0xFFFFFFFF
+            if off < 1 << 31:
+                segs.append((off, pkts.payload(r), int(ttl[r]) if ttl is not None else -1))
+        found = tls.hello_copies(segs)
+        if found is not None:
+            sni_a, ttl_a, sni_b, ttl_b = found
+            out[where[fl]] = HELLO_COPIES.format(sni_a=sni_a, ttl_a=ttl_a if ttl_a >= 0 else "unknown",
+                                                 sni_b=sni_b, ttl_b=ttl_b if ttl_b >= 0 else "unknown")
+    return out
 
 
 def _tcp_rows_by_flow(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> dict[int, list[int]]:

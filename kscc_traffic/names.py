@@ -3,7 +3,8 @@
 ``server_name`` is the name the client asked for; ``name_source`` says where it came from
 (``sni``, ``http_host``, ``dns`` or ``''``). For DNS, an address maps to the name at the head of
 the CNAME chain that led to it (the name the client looked up), taken from the latest answer
-received before the flow started, preferring answers received by the flow's own originator.
+received before the flow started, preferring answers received by the flow's own originator; an
+address no answer names is named through the IPv4 address it carries (NAT64, DNS64, mapped).
 Names are untrusted text from packets; they are stored as they are and escaped on output.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from itertools import repeat
 import numpy as np
 import pandas as pd
 
+from .addresses import embedded_ipv4
 from .flows import repeated
 from .inspect import DnsAnswers
 
@@ -59,36 +61,78 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any.
     Of answers received at the same time, the later in the capture (``frame_no``) counts.
 
+    A flow no answer for its very address names is then named as one to the IPv4 address its
+    address stands for (:func:`kscc_traffic.addresses.embedded_ipv4`): a flow to
+    ``64:ff9b::cb00:7105`` (NAT64, 464XLAT) by the A answer 203.0.113.5, a flow to 203.0.113.5 by
+    a mapped AAAA answer ``::ffff:203.0.113.5`` or a DNS64 one ``64:ff9b::cb00:7105`` (break-it 25
+    F12), by the same rules.
+
     Addresses and clients are joined as integer codes and the answer's name is carried as its
     position in ``answers``: the same rows as joining the text, without building text columns."""
     n = len(flows)
     out = repeated("", n)
     if n == 0 or not answers.address:
         return out
-    m = len(answers.address)
-    addr_id = _ids(answers.address)
-    ans_addr = np.fromiter(map(addr_id.__getitem__, answers.address), np.int64, m)
-    flow_addr = np.fromiter(map(addr_id.get, flows["resp_h"].tolist(), repeat(-1)), np.int64, n)
-    wanted = flow_addr >= 0
-    if not wanted.any():
-        return out
-    client_id = _ids(answers.client)
-    ans_client = np.fromiter(map(client_id.__getitem__, answers.client), np.int64, m)
-    flow_client = np.fromiter(map(client_id.get, flows["orig_h"].to_numpy(dtype=object)[wanted].tolist(),
-                                  repeat(-1)), np.int64)
-    rows = np.nonzero(wanted)[0]
-    t = flows["ts_ns"].to_numpy()[wanted].astype(np.int64) + DNS_SLACK_NS
+    resp = flows["resp_h"].tolist()
+    orig = flows["orig_h"].to_numpy(dtype=object)
+    t = flows["ts_ns"].to_numpy().astype(np.int64) + DNS_SLACK_NS
     ts = np.array(answers.ts_ns, np.int64)
     frame = np.array(answers.frames(), np.int64)
-    # the same client's latest answer for the address, else any client's
-    pair = np.where(flow_client >= 0, flow_addr[wanted] * len(client_id) + flow_client, -1)
-    answer = _latest_before(pair, t,
-                            ans_addr * len(client_id) + ans_client, ts, frame)
-    answer = np.where(answer >= 0, answer, _latest_before(flow_addr[wanted], t, ans_addr, ts, frame))
+    answer = _answers_for(resp, orig, t, answers.address, answers.client, ts, frame)
+    missing = np.flatnonzero(answer < 0)
+    if len(missing):
+        # (a translated match needs a translated text on one side at least: a flow to an IPv4
+        # address no answer named can only be named by a mapped or NAT64 answer, and so on)
+        if not any(map(_translated, answers.address)):
+            missing = missing[np.fromiter(map(_translated, [resp[i] for i in missing.tolist()]), bool, len(missing))]
+    if len(missing):
+        v4 = [embedded_ipv4(a) for a in answers.address]
+        sel = [i for i, k in enumerate(v4) if k is not None]
+        if sel:
+            flow_v4 = [embedded_ipv4(resp[i]) if isinstance(resp[i], str) else None for i in missing.tolist()]
+            at = np.array(sel, np.int64)
+            clients = answers.client
+            found = _answers_for(flow_v4, orig[missing], t[missing], [v4[i] for i in sel],
+                                 [clients[i] for i in sel], ts[at], frame[at])
+            answer[missing] = np.where(found >= 0, at[np.maximum(found, 0)], -1)
     found = answer >= 0
     names = np.array(answers.name, dtype=object)
-    out[rows[found]] = names[answer[found]]
+    out[found] = names[answer[found]]
     return out
+
+
+#: how the texts of the addresses that carry an IPv4 address start (:func:`.addresses.embedded_ipv4`)
+_TRANSLATED = ("::ffff:", "64:ff9b::")
+
+
+def _translated(text) -> bool:
+    return isinstance(text, str) and text.startswith(_TRANSLATED)
+
+
+def _answers_for(flow_addr_keys: list, flow_clients: np.ndarray, t: np.ndarray, ans_addr_keys: list,
+                 ans_clients: list, ts: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """For each flow (address key, client text, time ns): the position of the answer (address
+    key, client, time, frame) that names it (:func:`_dns_names`), or -1. A flow key not among
+    the answers' (or None) gets -1."""
+    n = len(flow_addr_keys)
+    m = len(ans_addr_keys)
+    addr_id = _ids(ans_addr_keys)
+    ans_addr = np.fromiter(map(addr_id.__getitem__, ans_addr_keys), np.int64, m)
+    flow_addr = np.fromiter(map(addr_id.get, flow_addr_keys, repeat(-1)), np.int64, n)
+    result = np.full(n, -1, np.int64)
+    wanted = flow_addr >= 0
+    if not wanted.any():
+        return result
+    client_id = _ids(ans_clients)
+    ans_client = np.fromiter(map(client_id.__getitem__, ans_clients), np.int64, m)
+    flow_client = np.fromiter(map(client_id.get, flow_clients[wanted].tolist(), repeat(-1)), np.int64)
+    tw = t[wanted]
+    # the same client's latest answer for the address, else any client's
+    pair = np.where(flow_client >= 0, flow_addr[wanted] * len(client_id) + flow_client, -1)
+    answer = _latest_before(pair, tw, ans_addr * len(client_id) + ans_client, ts, frame)
+    answer = np.where(answer >= 0, answer, _latest_before(flow_addr[wanted], tw, ans_addr, ts, frame))
+    result[wanted] = answer
+    return result
 
 
 def _latest_before(key: np.ndarray, t: np.ndarray, ans_key: np.ndarray, ans_t: np.ndarray,

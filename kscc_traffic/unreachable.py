@@ -21,6 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .addresses import endpoint_text
 from .capture.packets import Packets
 from .flows import ICMP, ICMP6, address_text
 from .protocols import icmp
@@ -502,3 +503,74 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
     out = flows.copy()
     out["icmp_unreachable"] = text
     return out
+
+
+#: what an ``icmp_unreachable`` text says after the sender of an error whose quote carries another
+#: source than the flow's originator, the NAT's outside address (:func:`attach_nat_quotes`)
+NAT_QUOTE = (", its quote carrying the source {quoted} instead of the client's {client}: a NAT's outside "
+             "address (the NAT passed the error back without translating the quoted header)")
+
+
+def attach_nat_quotes(flows: pd.DataFrame, errors: list[IcmpError], packets: Packets,
+                      matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
+    """Attach the errors :func:`attach` left unmatched that quote a datagram a NAT translated and
+    did not translate back (break-it 24 F11): the quote's protocol, destination address and port
+    are those of the flow's responder, the error was sent to the flow's originator, but the
+    quoted source (address, and port too behind a PAT) is the NAT's outside one. Such an error
+    goes to the one flow (same VLAN rule as :func:`attach`) of that originator, protocol,
+    responder address and port open at its time (from :data:`SLACK_NS` before its first packet
+    to :data:`SLACK_NS` after its last), if there is exactly one; its text is
+    :func:`error_text`'s with :data:`NAT_QUOTE` after the sender (before
+    :data:`FROM_DESTINATION`). Path-MTU errors (``too_big``) and quotes cut before the ports are
+    left alone. Only flows without an ``icmp_unreachable`` text yet are given one.
+
+    :param packets: the packets the errors' rows index (the error's own destination address).
+    :param matched: as :func:`attach`'s: ``(packet row, flow row)`` appended per error attached.
+    :returns: (the flows, the errors still unmatched).
+    """
+    if not errors or len(flows) == 0:
+        return flows, list(errors)
+    todo = [e for e in errors if not e.too_big and e.sport >= 0]
+    if not todo:
+        return flows, list(errors)
+    c = packets.cols
+    rows = np.array([e.row for e in todo], np.int64)
+    to = address_text(c["dst_hi"][rows], c["dst_lo"][rows], c["ipver"][rows] == 6).tolist()
+    index: dict[tuple, list[int]] = {}
+    for f, key in enumerate(zip(flows["proto"].tolist(), flows["orig_h"].tolist(), flows["resp_h"].tolist(),
+                                flows["resp_p"].tolist())):
+        index.setdefault(key, []).append(f)
+    vlans = flows["vlan"].tolist()
+    first_ts = flows["ts_ns"].to_numpy()
+    last_ts = first_ts + np.round(flows["duration"].to_numpy(dtype=float) * 1e9).astype(np.int64)
+    orig_h, orig_p = flows["orig_h"].tolist(), flows["orig_p"].tolist()
+    text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
+    done = set()
+    for e, client in zip(todo, to):
+        if e.src == client:
+            continue            # (the quote's source is the client's own: not a NAT's)
+        cands = [f for f in index.get((e.proto, client, e.dst, e.dport), [])
+                 if int(first_ts[f]) - SLACK_NS <= e.ts_ns <= int(last_ts[f]) + SLACK_NS]
+        same = [f for f in cands if vlans[f] == e.vlan]
+        if not same and len({vlans[f] for f in cands}) == 1:
+            same = cands
+        if len(same) != 1:
+            continue
+        f = same[0]
+        done.add(id(e))
+        if matched is not None:
+            matched.append((e.row, f))
+        if text[f]:
+            continue
+        base = error_text(e)
+        own = base.endswith(FROM_DESTINATION)
+        core = base[:-len(FROM_DESTINATION)] if own else base
+        quoted = endpoint_text(e.src, e.sport)
+        mine = endpoint_text(orig_h[f], orig_p[f]) if e.sport != orig_p[f] else orig_h[f]
+        quoted = quoted if e.sport != orig_p[f] else e.src
+        text[f] = core + NAT_QUOTE.format(quoted=quoted, client=mine) + (FROM_DESTINATION if own else "")
+    if not done:
+        return flows, list(errors)
+    out = flows.copy()
+    out["icmp_unreachable"] = text
+    return out, [e for e in errors if id(e) not in done]

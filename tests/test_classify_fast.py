@@ -19,6 +19,7 @@ from kscc_traffic import load_rules
 from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _verdict_groups, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
+from kscc_traffic.addresses import embedded_ipv4
 from kscc_traffic.names import DNS_SLACK_NS, assign_names
 
 analyze_module = importlib.import_module("kscc_traffic.analyze")
@@ -62,6 +63,7 @@ def reference_assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataF
     """assign_names as it was: DNS answers joined on the address and client text."""
     n = len(flows)
     dns_name = np.full(n, "", dtype=object)
+    found = np.zeros(n, bool)       # (named by an answer, its name maybe '')
     if n and answers.address:
         table = answers.frame()
         wanted = flows["resp_h"].isin(set(table["address"]))
@@ -71,6 +73,21 @@ def reference_assign_names(flows: pd.DataFrame, answers: DnsAnswers) -> pd.DataF
                                  "address": flows["resp_h"].to_numpy()[w],
                                  "client": flows["orig_h"].to_numpy()[w]}).sort_values("t", kind="stable")
             right = table.rename(columns={"ts_ns": "t"}).sort_values("t", kind="stable")
+            same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
+            any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
+            name = same["name"].where(same["name"].notna(), any_["name"].to_numpy())
+            dns_name[left["row"].to_numpy()] = name.fillna("").to_numpy(dtype=object)
+            found[left["row"].to_numpy()] = name.notna().to_numpy()
+        # then the flows no answer named, by the IPv4 address their address and the answers' carry
+        # (NAT64 64:ff9b::/96, IPv4-mapped; break-it 25 F12), joined the same way
+        v4 = table["address"].map(lambda a: embedded_ipv4(a) if isinstance(a, str) else None)
+        flow_v4 = flows["resp_h"].map(lambda a: embedded_ipv4(a) if isinstance(a, str) else None)
+        w = ~found & flow_v4.notna().to_numpy() & flow_v4.isin(set(v4.dropna())).to_numpy()
+        if w.any():
+            left = pd.DataFrame({"row": np.nonzero(w)[0], "t": flows["ts_ns"].to_numpy()[w] + DNS_SLACK_NS,
+                                 "address": flow_v4.to_numpy()[w],
+                                 "client": flows["orig_h"].to_numpy()[w]}).sort_values("t", kind="stable")
+            right = table.assign(address=v4)[v4.notna()].rename(columns={"ts_ns": "t"}).sort_values("t", kind="stable")
             same = pd.merge_asof(left, right, on="t", by=["address", "client"], direction="backward")
             any_ = pd.merge_asof(left, right.drop(columns="client"), on="t", by="address", direction="backward")
             name = same["name"].where(same["name"].notna(), any_["name"].to_numpy())
@@ -412,7 +429,9 @@ def test_unanswered_client_hellos_keep_their_own_duration(cases):
     assert_same(flows)
 
 
-ADDRESSES = ["203.0.113.10", "203.0.113.11", "2001:db8::10", "192.0.2.20"]
+ADDRESSES = ["203.0.113.10", "203.0.113.11", "2001:db8::10", "192.0.2.20",
+             # (the same IPv4 addresses through NAT64 and mapped: named through them, break-it 25 F12)
+             "64:ff9b::cb00:710a", "::ffff:203.0.113.11"]
 CLIENTS = ["192.0.2.10", "192.0.2.11", "2001:db8::1"]
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "looks_like_tls",
     "parse_client_hello",
     "parse_server_hello",
+    "hello_copies",
     "summarize",
     "certificate_names",
     "name_matches",
@@ -326,6 +327,57 @@ def parse_client_hello(client_stream: bytes | bytearray | memoryview) -> ClientH
         return _client_hello_body(body, complete=len(body) == ln)
     except Exception:  # pragma: no cover - defensive
         return None
+
+
+#: bytes of the client's stream :func:`hello_copies` compares (what streams.MAX_BYTES keeps)
+HELLO_COPIES_BYTES = 16384
+
+
+def hello_copies(segments) -> tuple[str, int, str, int] | None:
+    """Two different ClientHellos sent for the same bytes of a TCP stream (break-it 24 F7).
+
+    ``segments``: the client's data segments in the order read, each ``(offset, payload, ttl)``
+    (``offset``: sequence number relative to the stream's first byte, int >= 0; ``payload``:
+    bytes; ``ttl``: the IP TTL or hop limit, -1 unknown). The stream is read twice, from its
+    first byte up to its first gap (at most :data:`HELLO_COPIES_BYTES`): keeping the first copy
+    of each byte (as Zeek and Wireshark reassemble, and the ``sni`` column reads), and with each
+    later copy of other bytes written over it. When both give a ClientHello whose SNIs differ:
+    ``(first SNI, TTL of the first copy, other SNI, TTL of the later copy)`` (the TTLs of the
+    segments holding the first differing byte; SNIs escaped as the ``sni`` column is), else None.
+    A DPI-evasion tool sends a decoy this way: a copy with another SNI and a TTL too small to
+    reach the server, then the real one (Zeek raises ``rexmit_inconsistency`` for it)."""
+    first = bytearray(HELLO_COPIES_BYTES)
+    later = bytearray(HELLO_COPIES_BYTES)
+    seen = bytearray(HELLO_COPIES_BYTES)       # (1 where a byte was captured)
+    placed = []
+    for k, (off, data, _ttl) in enumerate(segments):
+        if off < 0 or off >= HELLO_COPIES_BYTES or not data:
+            continue
+        data = bytes(data[:HELLO_COPIES_BYTES - off])
+        end = off + len(data)
+        if not any(seen[off:end]):
+            first[off:end] = data
+            seen[off:end] = b"\x01" * len(data)
+        else:
+            for i in range(off, end):            # (an overlap: byte by byte, few flows and bytes)
+                if not seen[i]:
+                    seen[i] = 1
+                    first[i] = data[i - off]
+        later[off:end] = data
+        placed.append((off, end, k))
+    n = seen.find(0)
+    n = HELLO_COPIES_BYTES if n < 0 else n
+    if n == 0 or first[:n] == later[:n]:
+        return None
+    a, b = parse_client_hello(bytes(first[:n])), parse_client_hello(bytes(later[:n]))
+    if a is None or b is None or not a.sni or not b.sni or a.sni == b.sni:
+        return None
+    d = next(i for i in range(n) if first[i] != later[i])
+    cover = [k for off, end, k in placed if off <= d < end]
+    ttl_a = int(segments[cover[0]][2])
+    ttl_b = next((int(segments[k][2]) for k in reversed(cover)
+                  if bytes(segments[k][1])[d - segments[k][0]] != first[d]), -1)
+    return a.sni, ttl_a, b.sni, ttl_b
 
 
 # --------------------------------------------------------------------------- ServerHello
