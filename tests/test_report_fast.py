@@ -627,7 +627,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
     total = len(flows)
     counts = flows["verdict"].value_counts() if total else {}
-    console.print(Text(f"{total} flows: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
+    console.print(Text(f"{total} flow{'s' if total != 1 else ''}: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                                      ("ok", "blocked", "unexpected", "unclassified"))))
 
 
