@@ -54,6 +54,7 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
+from .classify import AUTH_RETRY_S, PROXY_RETRY, _proxy_passed_on
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -253,6 +254,7 @@ class ChunkedAnalysis:
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
+        auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
@@ -400,9 +402,12 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any():
-                one_way += one_way_counts(flows[final])
-                yield (flows[final] if not final.all() else flows), (end if last else None)
+            if final.any() or auth.held:
+                out = flows[final] if not final.all() else flows
+                one_way += one_way_counts(out)
+                out = auth.release(auth.hold(out, clock), flows[~final], clock, last)
+                if len(out):
+                    yield out, (end if last else None)
             if last:
                 carry = None
                 if self.progress is not None and reader_stats is not None:
@@ -469,6 +474,94 @@ class ChunkedAnalysis:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
         self.stats = st
+
+
+#: passed-on requests to proxies remembered per (client, proxy, port, target) for the 407s of
+#: flows still open (:class:`_AuthRounds`): at most this many each, for at most this long (ns)
+AUTH_PASSES_KEPT = 64
+AUTH_PASSES_NS = 3600 * 10**9
+
+
+class _AuthRounds:
+    """A proxy's 407 whose retry on another connection the proxy accepted is an authentication
+    round (:func:`kscc_traffic.classify.proxy_auth_retries`), also when the two flows leave with
+    different batches. A leaving TCP flow through a proxy answered 407 is held back until no
+    retry can still come: the capture's clock past its end plus
+    :data:`~kscc_traffic.classify.AUTH_RETRY_S`, and no flow of the same client to the same proxy
+    begun in that window still open (its answer is not known until it leaves); it then leaves
+    with that batch, its :data:`~kscc_traffic.classify.PROXY_RETRY` column naming a retry seen in
+    any batch. The requests the proxies passed on are remembered for that (at most
+    :data:`AUTH_PASSES_KEPT` per client, proxy and target, begun less than
+    :data:`AUTH_PASSES_NS` before the clock: a 407 connection open longer than that before
+    its retry left is judged on the retries of its own batch only). The last batch releases
+    every held row."""
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        self.passes: dict[tuple, list[tuple[int, str]]] = {}   # key -> [(ts_ns, uid)] passed on
+
+    @staticmethod
+    def _key(r) -> tuple:
+        return (r["orig_h"], r["resp_h"], int(r["resp_p"]), r["proxy_target"])
+
+    def hold(self, flows: pd.DataFrame, clock: Optional[int]) -> pd.DataFrame:
+        """The rows of ``flows`` (the leaving ones, unfinished) that leave now, with the held
+        rows that may leave: in time order of first packet (``flows`` itself when none is held
+        nor released)."""
+        if "proxy_target" in flows.columns and len(flows):
+            via = (flows["proxy_target"].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+            sub = flows[via]
+            for _, r in sub.iterrows():
+                if _proxy_passed_on(str(r["proxy_target"]), str(r["http_status"] or "")):
+                    got = self.passes.setdefault(self._key(r), [])
+                    got.append((int(r["ts_ns"]), str(r["uid"])))
+                    del got[:-AUTH_PASSES_KEPT]
+            ask = np.zeros(len(flows), bool)
+            ask[np.flatnonzero(via)] = (sub["http_status"].to_numpy(dtype=object) == "407")
+            if ask.any():
+                self.held.append(flows[ask])
+                flows = flows[~ask]
+        if clock is not None:
+            for k in [k for k, v in self.passes.items() if v[-1][0] < clock - AUTH_PASSES_NS]:
+                del self.passes[k]
+        return flows
+
+    def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
+                last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with the held rows no retry can still come for (every one
+        when ``last``), their :data:`~kscc_traffic.classify.PROXY_RETRY` filled in; in time order
+        of first packet. ``open_flows``: the batch's flows that stay open (flow columns)."""
+        if not self.held:
+            return flows
+        held = pd.concat(self.held, ignore_index=True)
+        window = AUTH_RETRY_S * 1e9
+        end = held["ts_ns"].to_numpy(np.int64) + (held["duration"].to_numpy(float) * 1e9).astype(np.int64) \
+            + int(window)
+        go = np.full(len(held), bool(last))
+        if not last and clock is not None:
+            go = end < clock
+            if go.any() and len(open_flows):
+                o = open_flows
+                still = set(zip(o["orig_h"].tolist(), o["resp_h"].tolist(), o["resp_p"].astype(int).tolist()))
+                starts = {}
+                for k, t in zip(zip(o["orig_h"].tolist(), o["resp_h"].tolist(), o["resp_p"].astype(int).tolist()),
+                                o["ts_ns"].tolist()):
+                    starts.setdefault(k, []).append(int(t))
+                for i, r in enumerate(held.itertuples(index=False)):
+                    k = (r.orig_h, r.resp_h, int(r.resp_p))
+                    if go[i] and k in still and any(int(r.ts_ns) < t <= end[i] for t in starts[k]):
+                        go[i] = False
+        if not go.any():
+            return flows
+        out = held[go].copy()
+        retry = []
+        for i, (_, r) in zip(np.flatnonzero(go).tolist(), out.iterrows()):
+            cand = [(t, u) for t, u in self.passes.get(self._key(r), ()) if int(r["ts_ns"]) < t <= end[i]]
+            retry.append(min(cand)[1] if cand else "")
+        out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
+        self.held = [held[~go]] if (~go).any() else []
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
