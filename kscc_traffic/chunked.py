@@ -494,27 +494,25 @@ class _AuthRounds:
     :data:`AUTH_PASSES_KEPT` per client, proxy and target, begun less than
     :data:`AUTH_PASSES_NS` before the clock: a 407 connection open longer than that before
     its retry left is judged on the retries of its own batch only). The last batch releases
-    every held row."""
+    every held row. A 407 held behind a long connection of its client to the proxy (any one begun
+    in its window may be the retry) leaves when that connection does: later, with its verdict."""
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
         self.passes: dict[tuple, list[tuple[int, str]]] = {}   # key -> [(ts_ns, uid)] passed on
 
-    @staticmethod
-    def _key(r) -> tuple:
-        return (r["orig_h"], r["resp_h"], int(r["resp_p"]), r["proxy_target"])
-
     def hold(self, flows: pd.DataFrame, clock: Optional[int]) -> pd.DataFrame:
-        """The rows of ``flows`` (the leaving ones, unfinished) that leave now, with the held
-        rows that may leave: in time order of first packet (``flows`` itself when none is held
-        nor released)."""
+        """``flows`` (the leaving rows, unfinished) less the proxy 407s among them, which are
+        held (:meth:`release` lets them go); the requests the proxies passed on among them are
+        remembered. ``clock``: the capture's clock (ns), for forgetting old ones (None: kept)."""
         if "proxy_target" in flows.columns and len(flows):
             via = (flows["proxy_target"].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
             sub = flows[via]
-            for _, r in sub.iterrows():
-                if _proxy_passed_on(str(r["proxy_target"]), str(r["http_status"] or "")):
-                    got = self.passes.setdefault(self._key(r), [])
-                    got.append((int(r["ts_ns"]), str(r["uid"])))
+            for oh, rh, rp, tg, st, ts, uid in zip(*(sub[c].tolist() for c in (
+                    "orig_h", "resp_h", "resp_p", "proxy_target", "http_status", "ts_ns", "uid"))):
+                if _proxy_passed_on(str(tg), str(st or "")):
+                    got = self.passes.setdefault((oh, rh, int(rp), tg), [])
+                    got.append((int(ts), str(uid)))
                     del got[:-AUTH_PASSES_KEPT]
             ask = np.zeros(len(flows), bool)
             ask[np.flatnonzero(via)] = (sub["http_status"].to_numpy(dtype=object) == "407")
@@ -535,28 +533,27 @@ class _AuthRounds:
             return flows
         held = pd.concat(self.held, ignore_index=True)
         window = AUTH_RETRY_S * 1e9
-        end = held["ts_ns"].to_numpy(np.int64) + (held["duration"].to_numpy(float) * 1e9).astype(np.int64) \
-            + int(window)
+        dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+        end = held["ts_ns"].to_numpy(np.int64) + (dur * 1e9).astype(np.int64) + int(window)
         go = np.full(len(held), bool(last))
         if not last and clock is not None:
             go = end < clock
             if go.any() and len(open_flows):
-                o = open_flows
-                still = set(zip(o["orig_h"].tolist(), o["resp_h"].tolist(), o["resp_p"].astype(int).tolist()))
-                starts = {}
-                for k, t in zip(zip(o["orig_h"].tolist(), o["resp_h"].tolist(), o["resp_p"].astype(int).tolist()),
-                                o["ts_ns"].tolist()):
-                    starts.setdefault(k, []).append(int(t))
-                for i, r in enumerate(held.itertuples(index=False)):
-                    k = (r.orig_h, r.resp_h, int(r.resp_p))
-                    if go[i] and k in still and any(int(r.ts_ns) < t <= end[i] for t in starts[k]):
+                o = open_flows[open_flows["proto"].to_numpy(dtype=object) == "tcp"]
+                starts: dict[tuple, list[int]] = {}
+                for oh, rh, rp, t in zip(*(o[c].tolist() for c in ("orig_h", "resp_h", "resp_p", "ts_ns"))):
+                    starts.setdefault((oh, rh, int(rp)), []).append(int(t))
+                for i, (oh, rh, rp, ts) in enumerate(zip(*(held[c].tolist() for c in (
+                        "orig_h", "resp_h", "resp_p", "ts_ns")))):
+                    if go[i] and any(int(ts) < t <= end[i] for t in starts.get((oh, rh, int(rp)), ())):
                         go[i] = False
         if not go.any():
             return flows
         out = held[go].copy()
         retry = []
-        for i, (_, r) in zip(np.flatnonzero(go).tolist(), out.iterrows()):
-            cand = [(t, u) for t, u in self.passes.get(self._key(r), ()) if int(r["ts_ns"]) < t <= end[i]]
+        for i, oh, rh, rp, tg, ts in zip(np.flatnonzero(go).tolist(), *(out[c].tolist() for c in (
+                "orig_h", "resp_h", "resp_p", "proxy_target", "ts_ns"))):
+            cand = [(t, u) for t, u in self.passes.get((oh, rh, int(rp), tg), ()) if int(ts) < t <= end[i]]
             retry.append(min(cand)[1] if cand else "")
         out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []

@@ -66,7 +66,10 @@ An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by it
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
 other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
 answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
-is judged as a direct connection's (see :func:`_proxy_refusal`).
+is judged as a direct connection's (see :func:`_proxy_refusal`). The one judgement that reads
+other rows: a ``407`` whose client then got the same target through the same proxy on another
+connection begun at most :data:`AUTH_RETRY_S` after it ended is ``ok``, an authentication round
+(:func:`proxy_auth_retries`, :data:`PROXY_AUTH_ROUND`), as a 407 answered on the same connection is.
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``rejected``, nor ``no_answer`` unless the responder sent nothing at all while the originator's
@@ -1644,7 +1647,8 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
         if _proxy_passed_on(str(target[i]), c):
             passed.setdefault(key(i), []).append(i)
     for i in asked:
-        end = int(ts[i]) + int(max(float(dur[i]), 0.0) * 1e9) + int(AUTH_RETRY_S * 1e9)
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(AUTH_RETRY_S * 1e9)
         later = [j for j in passed.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
         if later:
             out[i] = str(uid[min(later, key=lambda j: (int(ts[j]), str(uid[j])))])
@@ -2149,7 +2153,9 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
     Flows that agree on everything the judgement reads are judged once (see
-    :func:`_verdict_groups`); the result is the same as calling :func:`_judge` on every row.
+    :func:`_verdict_groups`); the result is the same as calling :func:`_judge` on every row,
+    then :func:`_note_auth_rounds` on the table (a proxy's 407 whose retry on another
+    connection of the table was accepted: ``ok``).
 
     :param flows: a flow table with the flow, application and name columns
         (``kscc_traffic.flows.FLOW_COLUMNS``, ``inspect.APP_COLUMNS``, ``names.NAME_COLUMNS``).

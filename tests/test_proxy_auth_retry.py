@@ -144,3 +144,16 @@ def test_live_session_judges_the_407_as_the_file_analysis(tmp_path, monkeypatch)
     assert (snap.at[0, "verdict"], snap.at[0, "detail"]) == ("ok", _round(snap.at[1, "uid"]))
     final = _tcp(s.final())
     assert (final.at[0, "verdict"], final.at[0, "reason"], final.at[0, "detail"]) == ("ok", "", _round(final.at[1, "uid"]))
+
+
+def test_retry_whose_tls_then_fails_still_makes_the_407_a_round(tmp_path):
+    """The proxy passed the retry on (200); the TLS inside its tunnel then met an inspecting
+    proxy's certificate: that failure is the retry's own row (tls_intercepted, the TLS advice),
+    the 407 was the login that let it through."""
+    recs = (_records([_connect(), ("s", b"HTTP/1.1 407 Auth\r\nContent-Length: 0\r\n\r\n")], port=50000)
+            + _records([_with_auth(), OK_200, *_tls(tmp_path, verify=True)], port=50001, t0=100.5))
+    t = _tcp(analyze(str(_write(tmp_path, recs))))
+    assert list(zip(t["verdict"], t["reason"])) == [("ok", ""), ("blocked", "tls_intercepted")]
+    assert t.at[0, "detail"] == _round(t.at[1, "uid"])
+    fix = readiness(t, RULES).set_index("rule").loc["agent_connection", "fix"]
+    assert fix.startswith("1 of 2 flows ok, 1 blocked") and "refused or failed" not in fix, fix
