@@ -506,7 +506,8 @@ class _AuthRounds:
         held (:meth:`release` lets them go); the requests the proxies passed on among them are
         remembered. ``clock``: the capture's clock (ns), for forgetting old ones (None: kept)."""
         if "proxy_target" in flows.columns and len(flows):
-            via = (flows["proxy_target"].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+            via = ((flows["proxy_target"].to_numpy(dtype=object) != "")
+                   & (flows["proto"].to_numpy(dtype=object) == "tcp"))
             sub = flows[via]
             for oh, rh, rp, tg, st, ts, uid in zip(*(sub[c].tolist() for c in (
                     "orig_h", "resp_h", "resp_p", "proxy_target", "http_status", "ts_ns", "uid"))):

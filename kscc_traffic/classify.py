@@ -1591,7 +1591,6 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     return None
 
 
-
 #: a proxy's ``407 Proxy Authentication Required`` whose client asked the same proxy for the same
 #: target again on another connection starting at most this long (s) after the 407's connection
 #: ended, and got it passed on, was a round of the proxy's authentication (NTLM and Negotiate
@@ -1671,14 +1670,17 @@ def auth_round_detail(row: dict, retry: str) -> str:
 def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
     """Judge again (``res`` rows, in place) each 407 of a proxy that :func:`proxy_auth_retries`
     finds answered by an accepted retry on another connection: ``ok``, reason '' (as a 407
-    answered on the same connection is: its flow's last answer is the 2xx), the detail from
-    :func:`auth_round_detail`. A 407 judged otherwise than ``blocked``/``rejected`` (a target
-    outside the mask, an undocumented port) keeps its verdict."""
+    answered on the same connection is: its flow's last answer is the 2xx; ``partial`` when its
+    start was not captured), the detail from :func:`auth_round_detail`. A 407 judged otherwise
+    than ``blocked``/``rejected`` (a target outside the mask, an undocumented port) keeps its
+    verdict."""
     retry = proxy_auth_retries(flows)
     for i in np.flatnonzero(retry != "").tolist():
-        if res[i, 1] == "blocked" and str(res[i, 2]).split(",")[0] == "rejected":
+        parts = str(res[i, 2]).split(",")
+        if res[i, 1] == "blocked" and parts[0] == "rejected":
             row = {c: flows[c].iat[i] for c in ("resp_h", "resp_p", "proxy_target")}
-            res[i, 1], res[i, 2], res[i, 3] = "ok", "", auth_round_detail(row, str(retry[i]))
+            res[i, 1], res[i, 2] = "ok", "partial" if "partial" in parts else ""
+            res[i, 3] = auth_round_detail(row, str(retry[i]))
 
 
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
@@ -1698,6 +1700,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = pd.Series(res[:, j], dtype=object, index=out.index)
     return out
+
 
 #: (marker, product): a certificate whose issuer's CN, O or OU holds the marker as whole words
 #: (lower case) was made by a TLS-inspecting firewall or proxy, which re-signs each server's

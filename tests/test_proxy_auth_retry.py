@@ -143,7 +143,8 @@ def test_live_session_judges_the_407_as_the_file_analysis(tmp_path, monkeypatch)
     snap = _tcp(s.snapshot())
     assert (snap.at[0, "verdict"], snap.at[0, "detail"]) == ("ok", _round(snap.at[1, "uid"]))
     final = _tcp(s.final())
-    assert (final.at[0, "verdict"], final.at[0, "reason"], final.at[0, "detail"]) == ("ok", "", _round(final.at[1, "uid"]))
+    assert (final.at[0, "verdict"], final.at[0, "reason"]) == ("ok", "")
+    assert final.at[0, "detail"] == _round(final.at[1, "uid"])
 
 
 def test_retry_whose_tls_then_fails_still_makes_the_407_a_round(tmp_path):
@@ -157,3 +158,14 @@ def test_retry_whose_tls_then_fails_still_makes_the_407_a_round(tmp_path):
     assert t.at[0, "detail"] == _round(t.at[1, "uid"])
     fix = readiness(t, RULES).set_index("rule").loc["agent_connection", "fix"]
     assert fix.startswith("1 of 2 flows ok, 1 blocked") and "refused or failed" not in fix, fix
+
+
+def test_partial_407_keeps_partial_in_its_reason(tmp_path):
+    """A 407 connection whose handshake was not captured (partial): ok, reason 'partial' (as every
+    ok flow whose start was not seen), the round's detail."""
+    recs = (_records([_connect(), CHALLENGE], port=50000, close="s")[3:]
+            + _records([_with_auth(), OK_200, *_tls(tmp_path)], port=50001, t0=100.5))
+    t = _tcp(analyze(str(_write(tmp_path, recs))))
+    assert t["partial"].tolist() == [True, False]
+    assert list(zip(t["verdict"], t["reason"])) == [("ok", "partial"), ("ok", "")]
+    assert t.at[0, "detail"] == _round(t.at[1, "uid"])
