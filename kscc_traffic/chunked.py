@@ -368,6 +368,9 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
+                    if auth.held:   # (a proxy's 407s held for a retry: none came)
+                        yield auth.release(pd.DataFrame(), pd.DataFrame(), None, True), \
+                            capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)

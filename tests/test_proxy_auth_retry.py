@@ -169,3 +169,16 @@ def test_partial_407_keeps_partial_in_its_reason(tmp_path):
     assert t["partial"].tolist() == [True, False]
     assert list(zip(t["verdict"], t["reason"])) == [("ok", "partial"), ("ok", "")]
     assert t.at[0, "detail"] == _round(t.at[1, "uid"])
+
+
+def test_chunked_held_407_not_lost_when_the_last_batch_is_empty(tmp_path):
+    """The 407 leaves while its retry window is open and nothing else is: the capture goes on
+    with ARP frames only (no IP packet, no open flow), so the end batch holds no packet; the
+    held 407 still comes out, judged as in the whole file."""
+    from scapy.layers.l2 import ARP
+    arp = [(100.1 + 0.25 * i, Ether(src="02:00:00:00:00:30", dst="ff:ff:ff:ff:ff:ff")
+            / ARP(psrc="192.0.2.60", pdst="192.0.2.61") / (b"\0" * 400)) for i in range(80)]
+    path = _write(tmp_path, _records([_connect(), CHALLENGE], port=50000, close="s") + arp)
+    w = assert_same(path, [4096])
+    assert len(w) == 1
+    assert (w.at[0, "verdict"], w.at[0, "reason"], w.at[0, "detail"]) == ("blocked", "rejected", REFUSED)
