@@ -286,7 +286,9 @@ def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
     """Rows of an unfinished :attr:`Batch.flows` (``analyze_batch(finish=False)``) -> output
     rows: classified (:func:`kscc_traffic.classify.classify` with ``capture_end_ns``), the
     ``capture`` column ``name``, exactly :data:`COLUMNS` with their dtypes (a new frame, index
-    0..n-1). A row's output depends on that row alone, so any subset of a batch gets what
+    0..n-1). A row's output depends on that row alone (but a proxy's 407, judged with the
+    accepted retry on another connection among ``flows``, or named in its ``proxy_retry``
+    column: :func:`kscc_traffic.classify.proxy_auth_retries`), so any subset of a batch gets what
     classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
     it in a worker process: :mod:`kscc_traffic.finishing`)."""
     flows = classify(flows.reset_index(drop=True), rules, capture_end_ns)
@@ -298,7 +300,9 @@ def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | No
                    judged: np.ndarray) -> pd.DataFrame:
     """``classify(flows)`` where ``judged`` (bool, one per row) is True, '' in the
     :data:`~kscc_traffic.classify.CLASS_COLUMNS` of the other rows. A row's verdict depends on
-    that row alone, so the judged rows get what classifying the whole table gives them."""
+    that row alone (but a proxy's 407, judged with the judged rows: the retry of a chunked
+    reading's 407 is found by :mod:`kscc_traffic.chunked`), so the judged rows get what
+    classifying the whole table gives them."""
     if judged.all():
         return classify(flows, rules, capture_end_ns)
     at = np.flatnonzero(judged)

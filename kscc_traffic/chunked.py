@@ -54,6 +54,7 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import dns_response_rows
 from .answer_store import AnswerStore
+from .classify import AUTH_RETRY_S, PROXY_RETRY, _proxy_passed_on
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -253,6 +254,7 @@ class ChunkedAnalysis:
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
+        auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
@@ -375,6 +377,9 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
+                    if auth.held:   # (a proxy's 407s held for a retry: none came)
+                        yield auth.release(pd.DataFrame(), pd.DataFrame(), None, True), \
+                            capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -409,11 +414,17 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any():
+            if final.any() or auth.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                yield out, (end if last else None)
+                out = auth.hold(out, clock)
+                if auth.held:
+                    # (of the flows staying open, only what tells a retry still possible)
+                    out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
+                                       clock, last)
+                if len(out):
+                    yield out, (end if last else None)
                 del out
             if last:
                 carry = None
@@ -481,6 +492,92 @@ class ChunkedAnalysis:
             st.warn(f"{self.name}: {self.duplicates} duplicated frame{'s' if self.duplicates != 1 else ''} "
                     "counted once")
         self.stats = st
+
+
+#: passed-on requests to proxies remembered per (client, proxy, port, target) for the 407s of
+#: flows still open (:class:`_AuthRounds`): at most this many each, for at most this long (ns)
+AUTH_PASSES_KEPT = 64
+AUTH_PASSES_NS = 3600 * 10**9
+
+
+class _AuthRounds:
+    """A proxy's 407 whose retry on another connection the proxy accepted is an authentication
+    round (:func:`kscc_traffic.classify.proxy_auth_retries`), also when the two flows leave with
+    different batches. A leaving TCP flow through a proxy answered 407 is held back until no
+    retry can still come: the capture's clock past its end plus
+    :data:`~kscc_traffic.classify.AUTH_RETRY_S`, and no flow of the same client to the same proxy
+    begun in that window still open (its answer is not known until it leaves); it then leaves
+    with that batch, its :data:`~kscc_traffic.classify.PROXY_RETRY` column naming a retry seen in
+    any batch. The requests the proxies passed on are remembered for that (at most
+    :data:`AUTH_PASSES_KEPT` per client, proxy and target, begun less than
+    :data:`AUTH_PASSES_NS` before the clock: a 407 connection open longer than that before
+    its retry left is judged on the retries of its own batch only). The last batch releases
+    every held row. A 407 held behind a long connection of its client to the proxy (any one begun
+    in its window may be the retry) leaves when that connection does: later, with its verdict."""
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        self.passes: dict[tuple, list[tuple[int, str]]] = {}   # key -> [(ts_ns, uid)] passed on
+
+    def hold(self, flows: pd.DataFrame, clock: Optional[int]) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less the proxy 407s among them, which are
+        held (:meth:`release` lets them go); the requests the proxies passed on among them are
+        remembered. ``clock``: the capture's clock (ns), for forgetting old ones (None: kept)."""
+        if "proxy_target" in flows.columns and len(flows):
+            via = ((flows["proxy_target"].to_numpy(dtype=object) != "")
+                   & (flows["proto"].to_numpy(dtype=object) == "tcp"))
+            sub = flows[via]
+            for oh, rh, rp, tg, st, ts, uid in zip(*(sub[c].tolist() for c in (
+                    "orig_h", "resp_h", "resp_p", "proxy_target", "http_status", "ts_ns", "uid"))):
+                if _proxy_passed_on(str(tg), str(st or "")):
+                    got = self.passes.setdefault((oh, rh, int(rp), tg), [])
+                    got.append((int(ts), str(uid)))
+                    del got[:-AUTH_PASSES_KEPT]
+            ask = np.zeros(len(flows), bool)
+            ask[np.flatnonzero(via)] = (sub["http_status"].to_numpy(dtype=object) == "407")
+            if ask.any():
+                self.held.append(flows[ask])
+                flows = flows[~ask]
+        if clock is not None:
+            for k in [k for k, v in self.passes.items() if v[-1][0] < clock - AUTH_PASSES_NS]:
+                del self.passes[k]
+        return flows
+
+    def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
+                last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with the held rows no retry can still come for (every one
+        when ``last``), their :data:`~kscc_traffic.classify.PROXY_RETRY` filled in; in time order
+        of first packet. ``open_flows``: the batch's flows that stay open (flow columns)."""
+        if not self.held:
+            return flows
+        held = pd.concat(self.held, ignore_index=True)
+        window = AUTH_RETRY_S * 1e9
+        dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+        end = held["ts_ns"].to_numpy(np.int64) + (dur * 1e9).astype(np.int64) + int(window)
+        go = np.full(len(held), bool(last))
+        if not last and clock is not None:
+            go = end < clock
+            if go.any() and len(open_flows):
+                o = open_flows[open_flows["proto"].to_numpy(dtype=object) == "tcp"]
+                starts: dict[tuple, list[int]] = {}
+                for oh, rh, rp, t in zip(*(o[c].tolist() for c in ("orig_h", "resp_h", "resp_p", "ts_ns"))):
+                    starts.setdefault((oh, rh, int(rp)), []).append(int(t))
+                for i, (oh, rh, rp, ts) in enumerate(zip(*(held[c].tolist() for c in (
+                        "orig_h", "resp_h", "resp_p", "ts_ns")))):
+                    if go[i] and any(int(ts) < t <= end[i] for t in starts.get((oh, rh, int(rp)), ())):
+                        go[i] = False
+        if not go.any():
+            return flows
+        out = held[go].copy()
+        retry = []
+        for i, oh, rh, rp, tg, ts in zip(np.flatnonzero(go).tolist(), *(out[c].tolist() for c in (
+                "orig_h", "resp_h", "resp_p", "proxy_target", "ts_ns"))):
+            cand = [(t, u) for t, u in self.passes.get((oh, rh, int(rp), tg), ()) if int(ts) < t <= end[i]]
+            retry.append(min(cand)[1] if cand else "")
+        out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
+        self.held = [held[~go]] if (~go).any() else []
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

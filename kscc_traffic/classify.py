@@ -66,7 +66,10 @@ An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by it
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
 other than 2xx, or the proxy closing/resetting before any answer, is ``blocked``/``rejected``, no
 answer for :data:`TLS_SILENCE_S` ``blocked``/``no_answer``; after a 2xx the TLS inside the tunnel
-is judged as a direct connection's (see :func:`_proxy_refusal`).
+is judged as a direct connection's (see :func:`_proxy_refusal`). The one judgement that reads
+other rows: a ``407`` whose client then got the same target through the same proxy on another
+connection begun at most :data:`AUTH_RETRY_S` after it ended is ``ok``, an authentication round
+(:func:`proxy_auth_retries`, :data:`PROXY_AUTH_ROUND`), as a 407 answered on the same connection is.
 
 A TCP flow whose start was not captured (``partial``) is judged on what was seen: it cannot be
 ``rejected``, nor ``no_answer`` unless the responder sent nothing at all while the originator's
@@ -1603,6 +1606,117 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     return None
 
 
+#: a proxy's ``407 Proxy Authentication Required`` whose client asked the same proxy for the same
+#: target again on another connection starting at most this long (s) after the 407's connection
+#: ended, and got it passed on, was a round of the proxy's authentication (NTLM and Negotiate
+#: take 2-3 connections when the proxy closes after each 407): :func:`proxy_auth_retries`
+AUTH_RETRY_S = 30.0
+#: how the detail of such a 407 starts (its verdict ``ok``, reason '')
+PROXY_AUTH_ROUND = "proxy authentication round"
+#: the internal column that may name, per flow, the uid of a retry found outside the table
+#: (:mod:`kscc_traffic.chunked`: the retry left with another batch); '' elsewhere
+PROXY_RETRY = "proxy_retry"
+
+
+def _proxy_passed_on(target: str, status: str) -> bool:
+    """Whether a proxy passed a request on (as :func:`_proxy_answer` decides): ``status`` 2xx,
+    or 3xx for a request in absolute-form (``target`` ``http://…``)."""
+    return status[:1] == "2" or (target.startswith(_ABSOLUTE) and status[:1] == "3")
+
+
+def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
+    """Per flow (object array of ``str``): the uid of the connection on which a proxy's 407 was
+    answered by a retry the proxy accepted, '' where none. A TCP flow whose ``http_status`` is
+    ``407`` through an explicit proxy (``proxy_target``) gets the uid of the first other TCP
+    flow of the same client (``orig_h``) to the same proxy (``resp_h``, ``resp_p``) for the same
+    ``proxy_target`` (and ``capture``, when the table has one) that began after it and at most
+    :data:`AUTH_RETRY_S` after it ended (``ts_ns`` + ``duration`` s) and that the proxy passed
+    on (:func:`_proxy_passed_on`). Reads ``proto``, ``uid``, ``ts_ns``, ``duration``,
+    ``orig_h``, ``resp_h``, ``resp_p``, ``proxy_target``, ``http_status``; all '' when one is
+    missing. A non-empty :data:`PROXY_RETRY` column of the table counts as found (a retry seen
+    in another batch)."""
+    n = len(flows)
+    out = np.full(n, "", dtype=object)
+    need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "proxy_target", "http_status")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    target = flows["proxy_target"].to_numpy(dtype=object)
+    proto = flows["proto"].to_numpy(dtype=object)
+    via = np.flatnonzero((target != "") & (proto == "tcp") & pd.notna(target))
+    if not len(via):
+        return out
+    status = [str(x or "") for x in flows["http_status"].to_numpy(dtype=object)[via].tolist()]
+    asked = [i for i, c in zip(via.tolist(), status) if c == "407"]
+    if not asked:
+        return out
+    cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(n, "", object)
+    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    rp, ts = flows["resp_p"].to_numpy(), flows["ts_ns"].to_numpy(np.int64)
+    dur, uid = flows["duration"].to_numpy(dtype=float), flows["uid"].to_numpy(dtype=object)
+
+    def key(i: int) -> tuple:
+        return (cap[i], oh[i], rh[i], int(rp[i]), target[i])
+    passed: dict[tuple, list[int]] = {}
+    for i, c in zip(via.tolist(), status):
+        if _proxy_passed_on(str(target[i]), c):
+            passed.setdefault(key(i), []).append(i)
+    for i in asked:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(AUTH_RETRY_S * 1e9)
+        later = [j for j in passed.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
+        if later:
+            out[i] = str(uid[min(later, key=lambda j: (int(ts[j]), str(uid[j])))])
+    if PROXY_RETRY in flows.columns:
+        given = flows[PROXY_RETRY].to_numpy(dtype=object)
+        for i in asked:
+            if not out[i] and isinstance(given[i], str) and given[i]:
+                out[i] = given[i]
+    return out
+
+
+def auth_round_detail(row: dict, retry: str) -> str:
+    """The detail of a 407 that was a proxy authentication round (:func:`proxy_auth_retries`):
+    ``proxy authentication round; the retry on <uid> was accepted (the proxy <h>:<p> answered
+    407 to CONNECT <target>)``. Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
+    return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy {row['resp_h']}:"
+            f"{int(row['resp_p'])} answered 407 to {_proxy_request(str(row['proxy_target']))})")
+
+
+def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each 407 of a proxy that :func:`proxy_auth_retries`
+    finds answered by an accepted retry on another connection: ``ok``, reason '' (as a 407
+    answered on the same connection is: its flow's last answer is the 2xx; ``partial`` when its
+    start was not captured), the detail from :func:`auth_round_detail`. A 407 judged otherwise
+    than ``blocked``/``rejected`` (a target outside the mask, an undocumented port) keeps its
+    verdict."""
+    retry = proxy_auth_retries(flows)
+    for i in np.flatnonzero(retry != "").tolist():
+        parts = str(res[i, 2]).split(",")
+        if res[i, 1] == "blocked" and parts[0] == "rejected":
+            row = {c: flows[c].iat[i] for c in ("resp_h", "resp_p", "proxy_target")}
+            res[i, 1], res[i, 2] = "ok", "partial" if "partial" in parts else ""
+            res[i, 3] = auth_round_detail(row, str(retry[i]))
+
+
+def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
+    """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
+    accepted retry on another connection answered judged again as :func:`classify` judges it
+    (:func:`_note_auth_rounds`): for a table whose rows were classified apart (the live
+    session's flows, each classified when it changed). A copy when a row changed, else
+    ``flows`` itself."""
+    if not len(flows) or any(c not in flows.columns for c in CLASS_COLUMNS):
+        return flows
+    res = np.column_stack([flows[k].to_numpy(dtype=object) for k in CLASS_COLUMNS])
+    before = res.copy()
+    _note_auth_rounds(flows, res)
+    if (res == before).all():
+        return flows
+    out = flows.copy()
+    for j, k in enumerate(CLASS_COLUMNS):
+        out[k] = pd.Series(res[:, j], dtype=object, index=out.index)
+    return out
+
+
 #: (marker, product): a certificate whose issuer's CN, O or OU holds the marker as whole words
 #: (lower case) was made by a TLS-inspecting firewall or proxy, which re-signs each server's
 #: certificate with its own CA, keeping the names (the markers are in those products' default CA
@@ -2063,7 +2177,9 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
     Flows that agree on everything the judgement reads are judged once (see
-    :func:`_verdict_groups`); the result is the same as calling :func:`_judge` on every row.
+    :func:`_verdict_groups`); the result is the same as calling :func:`_judge` on every row,
+    then :func:`_note_auth_rounds` on the table (a proxy's 407 whose retry on another
+    connection of the table was accepted: ``ok``).
 
     :param flows: a flow table with the flow, application and name columns
         (``kscc_traffic.flows.FLOW_COLUMNS``, ``inspect.APP_COLUMNS``, ``names.NAME_COLUMNS``).
@@ -2076,6 +2192,8 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     out = _copy(flows)
     n = len(out)
     res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
+    if n:
+        _note_auth_rounds(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
-from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _verdict_groups, classify
+from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _verdict_groups, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
 from kscc_traffic.addresses import embedded_ipv4
@@ -37,6 +37,10 @@ def reference_classify(flows: pd.DataFrame, rules) -> pd.DataFrame:
     cols = [out[c].tolist() for c in needed]
     for i, values in enumerate(zip(*cols)):
         res[i] = _judge(dict(zip(needed, values)), rules)
+    # (the one judgement across rows, a proxy's 407 answered by a retry on another connection:
+    # after the per-row ones, as classify does)
+    if n:
+        _note_auth_rounds(out, res)
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)  # text: object
     return out

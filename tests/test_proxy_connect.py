@@ -234,7 +234,9 @@ def test_hostile_connect_target_is_escaped_text(tmp_path):
 def _all_cases(tmp_path):
     recs, port, t = [], 50000, 100.0
     cases = [([_connect(), OK_200, *_tls(tmp_path)], "c"),
-             ([_connect(), ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")], "c"),
+             # (another target than the later tunnels: a 407 whose client got the same target
+             # through the same proxy soon after was an authentication round, not a refusal)
+             ([_connect(f"{SNI}:23102"), ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")], "c"),
              ([_connect(), ("s", b"HTTP/1.0 403 Forbidden\r\n\r\n")], "s"),
              ([_connect()], "s"), ([_connect()], "r"), ([_connect(), ("w", 4.0)], "c"),
              ([_connect(), OK_200, *_tls(tmp_path, verify=True)], "c"),

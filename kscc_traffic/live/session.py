@@ -59,7 +59,7 @@ import pandas as pd
 
 from ..analyze import COLUMNS, _schema, analyze_packets
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify
+from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      HistoryState, address_text, both_sides_closed, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
@@ -882,7 +882,8 @@ class LiveSession:
         act["verdict"] = self._live_verdicts(act, self.now_ns)
         done = self.log.frame()
         out = pd.concat([done, act], ignore_index=True) if len(done) else act
-        return out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        # (a proxy's 407 and the accepted retry on another connection: classified apart here)
+        return note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
@@ -913,7 +914,9 @@ class LiveSession:
         # (a flow that turns blocked or unexpected only now, --count stopping the capture before
         # a tick saw it: its line too, as every other such flow had, before the report)
         self._finalize(list(self.active.values()))
-        return self.log.frame()
+        # (a proxy's 407 answered by an accepted retry on another connection: each flow was
+        # classified when it changed, the two apart; judged across the table as classify does)
+        return note_auth_rounds(self.log.frame())
 
     def close(self) -> None:
         """Release the spill file."""
