@@ -1250,8 +1250,8 @@ def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
             head = fh.read(8)
     except OSError:
         return None
-    if not head.startswith((b"\x0a\x0d\x0d\x0a", *_PCAP_MAGICS, *CODEC_MAGICS)):
-        return None
+    if head and not head.startswith((b"\x0a\x0d\x0d\x0a", *_PCAP_MAGICS, *CODEC_MAGICS)):
+        return None                 # (an empty file: the reader's "empty file (0 bytes)" error)
     try:
         next(iter_frames(path, 64, name=name), None)
     except CaptureError as e:
@@ -1347,6 +1347,11 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     if name is None:
         name = name_text(p.name)
     exe = tshark or find_tool("tshark")
+    if p.stat().st_size == 0:
+        # an empty file is an error, as with the built-in engine (tshark reads it as no frames)
+        err = _builtin_refusal(p, name)
+        if err is not None:
+            raise err
     b, rc, msg = _dissect(exe, p)
     err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
     if err is not None or (rc != 0 and b.records == 0):
@@ -1480,9 +1485,10 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     lost = have and f"after {have} frame{'s' if have != 1 else ''}" or "at its first frame"
     if why.startswith("(") and why.endswith(")"):
         why = why[1:-1]
+    said = ("what that reader skipped is said above" if stats.warnings else
+            "that reader reads the file whole, skipping nothing")
     stats.warn(f"{name}: tshark stopped reading {lost}: {why}; it dissected instead a copy of "
-               f"the {b.records} records the built-in reader reads in the file (what that reader "
-               "skipped is said above)")
+               f"the {b.records} records the built-in reader reads in the file ({said})")
     return _finish(b, stats, p, name, rc)
 
 
