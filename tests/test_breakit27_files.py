@@ -251,3 +251,21 @@ def test_tshark_engine_empty_file_is_an_error(tmp_path):
         read_packets(p)
     with pytest.raises(CaptureError, match=r"empty file \(0 bytes\)"):
         read_frames(p)
+
+
+# --- F5: pcap seconds of 2^31 and more are unsigned, with either engine ---------------------
+
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark not installed")
+def test_tshark_engine_reads_pcap_seconds_unsigned(tmp_path):
+    from kscc_traffic.engines.tshark import read_packets
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    secs = [T, T + 1, 0xFFFFFFFF]               # (the last with µs 0xffffffff too)
+    recs = b"".join(struct.pack("<IIII", s, s if s == 0xFFFFFFFF else 0, len(_eth(i)), len(_eth(i))) + _eth(i)
+                    for i, s in enumerate(secs))
+    p = tmp_path / "allones.pcap"
+    p.write_bytes(head + recs)
+    pk = read_packets(p)
+    last = 0xFFFFFFFF * 10**9 + 0xFFFFFFFF * 1000
+    assert sorted(int(x) for x in read_frames(p).ts_ns) == [T * 10**9, (T + 1) * 10**9, last]
+    assert sorted(int(x) for x in pk.cols["ts_ns"]) == [T * 10**9, (T + 1) * 10**9, last]
+    assert any("tshark gives 1 of the 3 packets times before 1970" in w for w in pk.stats.warnings)

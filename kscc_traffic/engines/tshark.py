@@ -1096,8 +1096,14 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
     hardware capture cards; break-it 18 F6). When some differ by more than
     :data:`_TS_TOLERANCE_NS`, the rows take the built-in reader's times (epoch ns, the file's
     ``if_tsresol``/``if_tsoffset``) and the warning line saying so is returned; None when they
-    agree, or when the two readers do not read the same number of records (nothing changed)."""
-    if not b.rows["frame"] or not _is_pcapng(p):
+    agree, or when the two readers do not read the same number of records (nothing changed).
+    A pcap file is compared too when tshark gives a time before 1970: the format's seconds are
+    unsigned (draft-ietf-opsawg-pcap), and tshark gives 1833 for seconds and µs both 0xffffffff
+    (2106 and 4295 s, as the built-in reader reads them: break-it 27 F5)."""
+    if not b.rows["frame"]:
+        return None
+    pcapng = _is_pcapng(p)
+    if not pcapng and min(b.rows["ts_ns"]) >= 0:
         return None
     from ..capture.files import iter_frames
     try:
@@ -1120,6 +1126,11 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
     b.rows["ts_ns"] = want.tolist()
     b.latest_ns = int(ts.max())
     n = len(frames)
+    if not pcapng:
+        return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} times before 1970 "
+                "where the record headers say later (pcap seconds are unsigned, and a fraction of a "
+                "second or more adds to them): the built-in reader's times "
+                "are used")
     return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} other times than "
             f"the file's interface timestamps say (by up to {worst / 1e9:.6f} s; tshark 4.0 "
             "misreads a pcapng if_tsresol finer than a nanosecond): the built-in reader's times "
