@@ -120,10 +120,12 @@ def test_damaged_idb_leading_length_counts_the_packets_lost():
 
 # --- F2: a second SHB with a damaged byte-order magic, the other order than section 1 -------
 
-def test_second_shb_bad_bom_order_from_lengths():
+@pytest.mark.parametrize("chunk", [None, 32, 302])
+def test_second_shb_bad_bom_order_from_lengths(chunk):
     data = (_shb(">") + _idb(">") + _epbs(0, 3, ">") + _shb("<", bom=b"\0\0\0\0") + _idb()
             + _epbs(3, 6))
-    fr = read_frames(data, name="f2")
+    fr = (read_frames(data, name="f2") if chunk is None
+          else _joined(iter_frames(data, chunk, name="f2")))
     assert len(fr) == 6
     assert fr.stats.skipped_records == 0 and fr.stats.damage_offset is None
     assert any(w == "f2: 1 Section Header Block with a damaged byte-order magic (first at offset 300) "
@@ -269,3 +271,13 @@ def test_tshark_engine_reads_pcap_seconds_unsigned(tmp_path):
     assert sorted(int(x) for x in read_frames(p).ts_ns) == [T * 10**9, (T + 1) * 10**9, last]
     assert sorted(int(x) for x in pk.cols["ts_ns"]) == [T * 10**9, (T + 1) * 10**9, last]
     assert any("tshark gives 1 of the 3 packets times before 1970" in w for w in pk.stats.warnings)
+
+
+def test_bad_bom_shb_not_all_read_yet_reads_on():
+    from kscc_traffic.capture.files import _PcapngParser
+    data = (_shb(">") + _idb(">") + _epbs(0, 3, ">") + _shb("<", bom=b"\0\0\0\0") + _idb()
+            + _epbs(3, 6))
+    part = data[:320]                                    # (the second SHB, at 300, cut)
+    p = _PcapngParser(part, "f2c", False)
+    w = p.walk(part, 0, False, 0)
+    assert (w.pos, w.stop, w.need >= 12) == (300, None, True)

@@ -892,8 +892,12 @@ class _PcapngParser:
                     fits = []
                     for o in ("<", ">"):
                         (n,) = struct.unpack_from(o + "I", buf, pos + 4)
-                        if 28 <= n <= min(left, maxb) and not n & 3 \
-                                and struct.unpack_from(o + "I", buf, pos + n - 4)[0] == n:
+                        if not 28 <= n <= maxb or n & 3:
+                            continue
+                        if n > left:
+                            if not at_eof:      # (not all read yet: read on first)
+                                fits.append((o, n, (None, 12)))
+                        elif struct.unpack_from(o + "I", buf, pos + n - 4)[0] == n:
                             fits.append((o, n, self._framed_at(buf, pos + n, at_eof, o)))
                     if any(f[2][0] is None for f in fits):
                         need = max(f[1] + f[2][1] for f in fits)
