@@ -281,3 +281,21 @@ def test_bad_bom_shb_not_all_read_yet_reads_on():
     p = _PcapngParser(part, "f2c", False)
     w = p.walk(part, 0, False, 0)
     assert (w.pos, w.stop, w.need >= 12) == (300, None, True)
+
+
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark not installed")
+def test_tshark_engine_reads_frames_without_the_claimed_fcs(tmp_path):
+    from kscc_traffic.engines.tshark import read_packets
+    p = tmp_path / "claim.pcap"
+    p.write_bytes(_pcap_fcs([_padded(i) for i in range(6)]))
+    pk = read_packets(p)
+    assert sorted(int(x) for x in pk.cols["sport"]) == list(range(10000, 10006))
+    assert pk.stats.malformed == 0
+    assert any(w.startswith("claim.pcap: decode: 6 frames the file says end with a 4-byte FCS")
+               for w in pk.stats.warnings)
+    # a genuine bad FCS among good ones: skipped, as the built-in engine does
+    g = tmp_path / "genuine.pcap"
+    g.write_bytes(_pcap_fcs([_padded(i) + (_fcs(_padded(i)) if i != 2 else b"\1\2\3\4") for i in range(5)]))
+    pg = read_packets(g)
+    assert sorted(int(x) for x in pg.cols["sport"]) == [10000, 10001, 10003, 10004]
+    assert pg.stats.malformed == 1

@@ -419,6 +419,24 @@ def _ip_ends_frame(mv, o: int, c: int) -> bool:
     return False
 
 
+def fcs_absent_frames(frames: Frames) -> np.ndarray:
+    """bool, one per record of ``frames``: the frames whose file claims a 4-byte FCS
+    (:data:`~.frames.LT_FCS`) that :func:`decode` reads without one, the claim taken as wrong
+    (:func:`_file_flags`); the tshark engine drops the claim for them in its copy."""
+    lt = np.asarray(frames.linktype, np.int64)
+    has = (lt > 0) & ((lt & LT_FCS) != 0) & ((lt & LT_DAMAGED) == 0)
+    if not has.any():
+        return np.zeros(len(lt), bool)
+    off, cap = np.asarray(frames.offset, np.int64), np.asarray(frames.caplen, np.int64)
+    wire = np.asarray(frames.wirelen, np.int64)
+    bad = (off < 0) | (cap < 0) | (off + cap > len(frames.buf))
+    _, cap2, _, damaged, _, _, absent = _file_flags(frames.buf, off, cap, wire, lt, bad)
+    if not absent:
+        return np.zeros(len(lt), bool)
+    return (has & ~bad & ~damaged & (cap2 == cap) & (cap >= 4) & (wire <= cap)
+            & np.isin(lt & LT_MASK, _FCS_CHECKED))
+
+
 def fcs_absent_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` frames whose file claims an FCS
     (pcap header FCS bits, pcapng ``if_fcslen`` / ``epb_flags``) they do not carry."""

@@ -1187,7 +1187,7 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
 
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
-                   fcs_overlong: bool = False) -> ReadStats | None:
+                   fcs_overlong: bool = False, fcs_absent: bool = False) -> ReadStats | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1195,20 +1195,30 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     ``name``). None, and nothing written, when it reads no more than ``have`` records and read
     past no damage, or cannot read the file at all. ``fcs_overlong``: instead, None when no record
     has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
+    ``fcs_absent``: instead, None when the built-in decoder reads no frame without the FCS its
+    file claims (:func:`~kscc_traffic.capture.decode.fcs_absent_frames`); those frames lose the
+    claim in the copy (and ``stats.fcs_absent`` is set to their count).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
+    from ..capture.decode import fcs_absent_frames
     from ..capture.files import iter_frames
     try:
-        n, lo = 0, 0
+        n, lo, absent = 0, 0, 0
         stats = None
         for fr in iter_frames(path, name=name):
             stats = fr.stats
             n += len(fr)
             if len(fr):
                 lo = min(lo, int(fr.ts_ns.min()))
+                if fcs_absent:
+                    absent += int(fcs_absent_frames(fr).sum())
     except (CaptureError, OSError):
         return None
+    if fcs_absent:
+        if not absent:
+            return None
+        stats.fcs_absent = absent
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
     read_past = stats is not None and stats.damage_offset is None and stats.skipped_bytes > 0
@@ -1216,7 +1226,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif stats is None or (n <= have and not read_past):
+    elif not fcs_absent and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -1236,6 +1246,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         for fr in iter_frames(path, name=name):
             parts = []
             lts = fr.linktype.tolist()
+            if fcs_absent:
+                nofcs = fcs_absent_frames(fr)
+                if nofcs.any():
+                    lts = np.where(nofcs, fr.linktype & ~LT_FCS, fr.linktype).tolist()
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
@@ -1384,6 +1398,12 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
         if copied is not None:
             return copied
+    if rc == 0 and b.fcs_mismatch:
+        # frames whose FCS does not match: when the built-in decoder reads some of them as
+        # carrying none (the file's claim wrong: break-it 27 F3), the copy without the claim
+        copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
+        if copied is not None:
+            return copied
     if rc != 0 and b.records == 0:
         text = f"{name}: tshark cannot read it: {msg or f'exit status {rc}'}"
         if "format" in msg or "isn't a capture file" in msg or "understands" in msg:
@@ -1460,17 +1480,20 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
-               fcs_overlong: bool = False) -> Packets | None:
+               fcs_overlong: bool = False, fcs_absent: bool = False) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
     read the file to its end, but records have an FCS length longer than themselves: dissect the
-    copy when the built-in reader finds such records (else None)."""
+    copy when the built-in reader finds such records (else None). ``fcs_absent``: tshark found
+    frames whose FCS does not match: dissect the copy when the built-in decoder reads some of
+    them without the FCS their file claims (a wrong claim: break-it 27 F3), the claim dropped
+    for those (else None)."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong)
+        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
         if rstats is None:
             return None
         b, rc, msg = _dissect(exe, Path(tmp))
@@ -1488,6 +1511,13 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     for line in rstats.warnings:
         if line not in cut.warnings:
             stats.warn(line)
+    if fcs_absent:
+        from ..capture.decode import fcs_absent_note
+        stats.warn(f"{name}: {fcs_absent_note(rstats.fcs_absent)}")
+        stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
+                   f"instead a copy of the {b.records} records the built-in reader reads in the file, "
+                   "without that claim for them, so both engines read them")
+        return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
                    f"malformed: it dissected instead a copy of the {b.records} records the built-in "
