@@ -10,7 +10,7 @@ import pytest
 
 from kscc_traffic.capture.decode import decode
 from kscc_traffic.capture.files import iter_frames, read_frames
-from kscc_traffic.capture.frames import LT_FCS, LT_MASK
+from kscc_traffic.capture.frames import LT_FCS
 
 T = 1_764_000_000
 

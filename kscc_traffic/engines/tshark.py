@@ -1122,7 +1122,6 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
     k = int(bad.sum())
     if not k:
         return None
-    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
     b.rows["ts_ns"] = want.tolist()
     b.latest_ns = int(ts.max())
     n = len(frames)
@@ -1131,6 +1130,7 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
                 "where the record headers say later (pcap seconds are unsigned, and a fraction of a "
                 "second or more adds to them): the built-in reader's times "
                 "are used")
+    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
     return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} other times than "
             f"the file's interface timestamps say (by up to {worst / 1e9:.6f} s; tshark 4.0 "
             "misreads a pcapng if_tsresol finer than a nanosecond): the built-in reader's times "
