@@ -107,17 +107,6 @@ def test_idb_bad_trailer_and_garbage_after_still_stops():
                             "2576980377 != block length 20)") for w in fr.stats.warnings)
 
 
-def test_damaged_idb_leading_length_counts_the_packets_lost():
-    # leading length 24 (4 bytes into the first EPB): not read, but the count says what is lost
-    b = bytearray(_idb())
-    struct.pack_into("<I", b, 4, 24)
-    fr = read_frames(_shb() + bytes(b) + _epbs(0, 5), name="f1d")
-    assert len(fr) == 0 and fr.stats.skipped_records == 5
-    assert fr.stats.warnings == ["f1d: damaged Interface Description Block at offset 28 (trailing length 6 "
-                                 "!= block length 24); reading stopped there: 5 records and the 440 bytes "
-                                 "from there on skipped"]
-
-
 # --- F2: a second SHB with a damaged byte-order magic, the other order than section 1 -------
 
 @pytest.mark.parametrize("chunk", [None, 32, 302])

@@ -480,9 +480,6 @@ _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
 
-#: bytes after a damaged pcapng block looked at for the packet blocks a stop there loses
-_COUNT_SCAN = 1 << 16
-
 #: an Interface Statistics Block time under a ns if_tsresol earlier than this (epoch ns: 1973-03)
 #: is µs (a dumpcap 4.0 capture: 2026 in µs reads as 1970-01-21 in ns)
 _ISB_US_BEFORE_NS = 10**17
@@ -761,35 +758,6 @@ class _PcapngParser:
         if q + n > end:
             return (False, 0) if at_eof else (None, n)
         return struct.unpack_from(order + "I", buf, q + n - 4)[0] == n, 0
-
-    def packet_blocks_from(self, buf: bytes, q: int) -> int:
-        """The packet blocks (EPB, SPB, obsolete PB) in the chain of blocks from the damaged
-        block at ``buf[q]`` (itself included when its leading length leads to a well-framed
-        block; else from the next well-framed block on the 4-byte boundary) while each block
-        is well framed (:meth:`_framed_at`) in the section's byte order, up to a new section:
-        the records a stop there loses (as far as the bytes tell)."""
-        end, order = len(buf), self.order
-        if q + 8 > end:
-            return 0
-        btype, n = struct.unpack_from(order + "II", buf, q)
-        k = int(btype in _PACKET_BLOCKS)
-        if n < 12 or n & 3 or q + n > end or not self._framed_at(buf, q + n, True, order)[0]:
-            # its length is damaged too: the next well-framed block on the 4-byte boundary,
-            # within _COUNT_SCAN bytes
-            k = 0
-            n = next((p - q for p in range(q + 4, min(end - 11, q + _COUNT_SCAN), 4)
-                      if struct.unpack_from(order + "I", buf, p)[0] in _BLOCK_NAMES
-                      and self._framed_at(buf, p, True, order)[0]), 0)
-            if not n:
-                return 0
-        q += n
-        while q + 12 <= end and self._framed_at(buf, q, True, order)[0]:
-            btype, n = struct.unpack_from(order + "II", buf, q)
-            if btype == _SHB:
-                break
-            k += btype in _PACKET_BLOCKS
-            q += n
-        return k
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
@@ -1509,12 +1477,6 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 pos = 0
                 continue
             else:   # no whole record after the damage: reading stops there, as before
-                if isinstance(parser, _PcapngParser):
-                    # (the packet blocks lost, counted where the blocks after it are well
-                    # framed: never "0 records" for bytes that hold packets, break-it 27 F1)
-                    k = parser.packet_blocks_from(data, seeking.offset - base)
-                    if k > seeking.records:
-                        seeking = _Stop(seeking.offset, seeking.what, k, seeking.cut)
                 w = _Walk(len(data), stop=seeking, cols=_empty_cols())
                 seeking = None
                 if pending is not None:
