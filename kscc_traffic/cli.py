@@ -449,6 +449,11 @@ def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None]) -> 
 
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
+    if "-" in captures and not os.path.lexists("-"):
+        # (``tcpdump -w - | kscc-traffic analyze -``: break-it 27 F8; a file named "-" is read)
+        raise _fail("-: standard input is not read; save the capture to a file first (tcpdump -w "
+                    "cap.pcap …, then kscc-traffic analyze cap.pcap), or capture with "
+                    "kscc-traffic live")
     try:
         return expand_folders(captures, skip_or_fail)
     except KsccTrafficError as e:

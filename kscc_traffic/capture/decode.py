@@ -243,7 +243,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     damaged = None
     if lt0 > LT_MASK if uniform else bool((lt > LT_MASK).any()):
         # what the file says of the frames: an FCS at their end, damaged (Frames.linktype)
-        lt, cap, wire, damaged, marked, mismatch = _file_flags(buf, off, cap, frames.wirelen, lt, bad)
+        lt, cap, wire, damaged, marked, mismatch, absent = _file_flags(buf, off, cap, frames.wirelen, lt, bad)
         lt0 = int(lt[0])
         uniform = bool((lt == lt0).all())
     if uniform:                                     # one link type: the usual case
@@ -339,6 +339,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     if damaged is not None:
         mine.damaged_marked += marked
         mine.fcs_mismatch += mismatch
+        mine.fcs_absent += absent
     if counters is None:
         stats.warnings.extend(mine.warnings())
     return Packets(buf, result, stats)
@@ -354,28 +355,96 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
     """Read the flag bits of ``Frames.linktype`` (:data:`~.frames.LT_FCS`,
     :data:`~.frames.LT_DAMAGED`). Returns (link types without the bits, captured lengths and
     original lengths without the FCS (int64), the mask of damaged frames, how many the capture
-    marks damaged, how many whose FCS does not match). The FCS of an Ethernet or plain 802.11
+    marks damaged, how many whose FCS does not match, how many read without the FCS the file
+    claims). The FCS of an Ethernet or plain 802.11
     frame captured whole is checked (CRC-32, one ``zlib.crc32`` per frame: only the frames of
-    a file that says they carry one); a frame the snaplen cut keeps it unchecked."""
+    a file that says they carry one); a frame the snaplen cut keeps it unchecked.
+
+    A header that claims an FCS the frames do not carry (break-it 27 F3: tshark reads them) is
+    told from frames damaged in the air: a frame that fails the check and whose IP packet ends
+    exactly at the end of the captured bytes (nothing left for an FCS), or every frame checked
+    failing (at least :data:`_FCS_ALL_FAIL` of them, or one with that evidence), is read without
+    the FCS and counted (the last value) instead of skipped."""
     flags = np.where(lt > 0, lt & ~LT_MASK, 0)
     base = np.where(lt > 0, lt & LT_MASK, lt)
     damaged = (flags & LT_DAMAGED) != 0
     marked = int(np.count_nonzero(damaged & ~bad))
     wire = np.asarray(wirelen, np.int64)
     fcs = ((flags & LT_FCS) != 0) & ~damaged & ~bad & np.isin(base, _FCS_CHECKED) & (cap >= 4)
-    mismatch = 0
+    mismatch = absent = 0
     if fcs.any():
         mv = memoryview(buf)
         whole = fcs & (wire <= cap)
-        for i in np.flatnonzero(whole).tolist():
+        checked = np.flatnonzero(whole).tolist()
+        failed = []
+        for i in checked:
             o, c = int(off[i]), int(cap[i])
             if zlib.crc32(mv[o:o + c - 4]) != int.from_bytes(mv[o + c - 4:o + c], "little"):
-                damaged[i] = True
-                mismatch += 1
+                failed.append(i)
+        if failed:
+            exact = [i for i in failed if base[i] == 1 and _ip_ends_frame(mv, int(off[i]), int(cap[i]))]
+            if len(failed) == len(checked) and (exact or len(checked) >= _FCS_ALL_FAIL):
+                exact = failed
+            nofcs = np.array(exact, np.int64)
+            fcs[nofcs] = False
+            rest = np.setdiff1d(np.array(failed, np.int64), nofcs)
+            damaged[rest] = True
+            mismatch, absent = len(rest), len(nofcs)
         missing = np.maximum(wire - cap, 0)
         cap = np.where(fcs, cap - np.clip(4 - missing, 0, 4), cap)
         wire = np.where(fcs, np.maximum(wire - 4, cap), wire)
-    return base, cap, wire, damaged, marked, mismatch
+    return base, cap, wire, damaged, marked, mismatch, absent
+
+
+#: frames checked, all failing their FCS, from which the file's FCS claim is taken as wrong
+#: (read without it) even with no frame showing that its IP packet fills it (:func:`_file_flags`)
+_FCS_ALL_FAIL = 3
+
+
+def _ip_ends_frame(mv, o: int, c: int) -> bool:
+    """The Ethernet frame ``mv[o:o + c]`` (up to two VLAN tags) holds an IPv4 or IPv6 packet
+    whose length field ends it exactly at ``c``: its last 4 bytes are the packet's, not an FCS."""
+    h = 12
+    et = int.from_bytes(mv[o + h:o + h + 2], "big") if c >= h + 2 else 0
+    for _ in range(2):
+        if et in (0x8100, 0x88A8) and c >= h + 6:
+            h += 4
+            et = int.from_bytes(mv[o + h:o + h + 2], "big")
+    h += 2
+    if et == 0x0800 and c >= h + 20 and mv[o + h] >> 4 == 4:
+        return h + int.from_bytes(mv[o + h + 2:o + h + 4], "big") == c
+    if et == 0x86DD and c >= h + 40 and mv[o + h] >> 4 == 6:
+        n = int.from_bytes(mv[o + h + 4:o + h + 6], "big")
+        return n > 0 and h + 40 + n == c
+    return False
+
+
+def fcs_absent_frames(frames: Frames) -> np.ndarray:
+    """bool, one per record of ``frames``: the frames whose file claims a 4-byte FCS
+    (:data:`~.frames.LT_FCS`) that :func:`decode` reads without one, the claim taken as wrong
+    (:func:`_file_flags`); the tshark engine drops the claim for them in its copy."""
+    lt = np.asarray(frames.linktype, np.int64)
+    has = (lt > 0) & ((lt & LT_FCS) != 0) & ((lt & LT_DAMAGED) == 0)
+    if not has.any():
+        return np.zeros(len(lt), bool)
+    off, cap = np.asarray(frames.offset, np.int64), np.asarray(frames.caplen, np.int64)
+    wire = np.asarray(frames.wirelen, np.int64)
+    bad = (off < 0) | (cap < 0) | (off + cap > len(frames.buf))
+    _, cap2, _, damaged, _, _, absent = _file_flags(frames.buf, off, cap, wire, lt, bad)
+    if not absent:
+        return np.zeros(len(lt), bool)
+    return (has & ~bad & ~damaged & (cap2 == cap) & (cap >= 4) & (wire <= cap)
+            & np.isin(lt & LT_MASK, _FCS_CHECKED))
+
+
+def fcs_absent_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` frames whose file claims an FCS
+    (pcap header FCS bits, pcapng ``if_fcslen`` / ``epb_flags``) they do not carry."""
+    s = "s" if k != 1 else ""
+    return (f"decode: {k} frame{s} the file says end{'s' if k == 1 else ''} with a 4-byte FCS (pcap "
+            f"header FCS bits, pcapng if_fcslen or epb_flags) carr{'ies' if k == 1 else 'y'} none "
+            "(the check fails and the packet fills the frame, or every frame fails it): the header's "
+            "claim taken as wrong, read without an FCS")
 
 
 def damaged_note(marked: int, mismatch: int) -> str:
@@ -498,6 +567,8 @@ class DecodeCounters:
     #: FCS, PPI FCS invalid, pcapng epb_flags CRC error) / their FCS does not match
     damaged_marked: int = 0
     fcs_mismatch: int = 0
+    #: frames read without the FCS their file claims (:func:`_file_flags`; not skipped)
+    fcs_absent: int = 0
     #: 802.11 fragments dropped, their MSDU never completed (also in ``non_ip``)
     dot11_frag_lost: int = 0
     #: frame indices (of the last decode call) holding fragments of datagrams still incomplete
@@ -526,6 +597,7 @@ class DecodeCounters:
         self.too_deep += other.too_deep
         self.damaged_marked += other.damaged_marked
         self.fcs_mismatch += other.fcs_mismatch
+        self.fcs_absent += other.fcs_absent
         self.dot11_frag_lost += other.dot11_frag_lost
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
@@ -568,6 +640,8 @@ class DecodeCounters:
                  - self.too_deep)
         if self.damaged_marked or self.fcs_mismatch:
             out.append(damaged_note(self.damaged_marked, self.fcs_mismatch))
+        if self.fcs_absent:
+            out.append(fcs_absent_note(self.fcs_absent))
         if self.dot11_frag_lost:
             out.append(dot11_fragments_note(self.dot11_frag_lost))
         if other > 0:

@@ -216,11 +216,13 @@ EPB_CRC_ERROR = 1 << 24
 
 
 def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarray,
-                   order: str) -> tuple[np.ndarray, np.ndarray]:
+                   order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``Frames.linktype`` flag bits (int32, one per block) the ``epb_flags`` option of the
     Enhanced Packet Blocks at ``p`` gives: :data:`~.frames.LT_DAMAGED` for a CRC error (bit
     24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option;
-    and that FCS length (int32 bytes, one per block; 0: none given).
+    and that FCS length (int32 bytes, one per block; 0: none given); and the offsets in the
+    buffer (int64) of the options whose length runs past their block (the rest of that
+    block's options ignored, its packet kept).
     ``v``: the buffer's uint32 view at every byte (:func:`_u32_view`) in the section's byte
     order; ``cl``/``blen``: the blocks' captured and block lengths (a block whose captured
     length runs past its end has no options). The options (code, length, value padded to 4 bytes)
@@ -229,8 +231,9 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
     n = len(p)
     bits = np.zeros(n, np.int32)
     fcs = np.zeros(n, np.int32)
+    overrun = []
     if not n:
-        return bits, fcs
+        return bits, fcs, np.zeros(0, np.int64)
     cl = cl.astype(np.int64)
     q = p + 28 + ((cl + 3) & ~3)
     end = p + blen - 4
@@ -249,9 +252,26 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
                 | np.where(((val >> 5) & 0xF) == 4, LT_FCS, 0)
             bits[act[fl]] = b
             fcs[act[fl]] = (val >> 5) & 0xF
+        over = (code != 0) & (q + 4 + olen > end)
+        if over.any():
+            overrun.append(q[over])
         more = (code != 0) & ~fl & (nxt + 4 <= end)
         act, q, end = act[more], nxt[more], end[more]
-    return bits, fcs
+    return bits, fcs, (np.concatenate(overrun) if overrun else np.zeros(0, np.int64))
+
+
+def _option_overrun(buf: bytes, p: int, end: int, order: str) -> int | None:
+    """The offset in ``buf`` of the first option in ``buf[p:end]`` (§3.5: code, length, value
+    padded to 4 bytes, up to opt_endofopt) whose length runs past ``end``, or None."""
+    opt = struct.Struct(order + "HH").unpack_from
+    while p + 4 <= end:
+        code, olen = opt(buf, p)
+        if code == 0:
+            return None
+        if p + 4 + olen > end:
+            return p
+        p += 4 + ((olen + 3) & ~3)
+    return None
 
 
 def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
@@ -735,6 +755,31 @@ class _PcapngParser:
             p += 4 + ((olen + 3) & ~3)
         return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
+    def _framed_at(self, buf: bytes, q: int, at_eof: bool, order: str) -> tuple[bool | None, int]:
+        """Whether a well-framed block starts at ``buf[q]`` (§3.1: a known block type, a sane
+        length repeated after its body; a Section Header Block in its own byte order) or the
+        file ends there: ``(True|False, 0)``, or ``(None, bytes needed from q)`` when ``buf``
+        ends before it can be told and more of the file follows."""
+        end = len(buf)
+        if q == end:
+            return (True, 0) if at_eof else (None, 12)
+        if q + 12 > end:
+            return (False, 0) if at_eof else (None, 12)
+        btype, n = struct.unpack_from(order + "II", buf, q)
+        if btype == _SHB:
+            bom = buf[q + 8:q + 12]
+            if bom not in (_BOM_LE, _BOM_BE):
+                return False, 0
+            order = "<" if bom == _BOM_LE else ">"
+            (n,) = struct.unpack_from(order + "I", buf, q + 4)
+        elif btype not in _BLOCK_NAMES and btype not in (9,):
+            return False, 0
+        if n < 12 or n & 3 or n > MAX_BLOCK_BYTES:
+            return False, 0
+        if q + n > end:
+            return (False, 0) if at_eof else (None, n)
+        return struct.unpack_from(order + "I", buf, q + n - 4)[0] == n, 0
+
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
         capture's buffer (``isb_osdrop``) dropped, kept per interface as the largest count seen
@@ -831,10 +876,30 @@ class _PcapngParser:
             if btype == _SHB:
                 bom = buf[pos + 8:pos + 12]
                 if bom not in (_BOM_LE, _BOM_BE):
-                    stop = _Stop(base + pos, f"damaged Section Header Block at offset {base + pos}"
-                                 f" (byte-order magic {bom.hex(' ')})", 0)
-                    break
-                new_order = "<" if bom == _BOM_LE else ">"
+                    # a damaged byte-order magic: the order in which the block's leading and
+                    # trailing lengths agree and the next block is well framed (break-it 27 F2)
+                    fits = []
+                    for o in ("<", ">"):
+                        (n,) = struct.unpack_from(o + "I", buf, pos + 4)
+                        if not 28 <= n <= maxb or n & 3:
+                            continue
+                        if n > left:
+                            if not at_eof:      # (not all read yet: read on first)
+                                fits.append((o, n, (None, 12)))
+                        elif struct.unpack_from(o + "I", buf, pos + n - 4)[0] == n:
+                            fits.append((o, n, self._framed_at(buf, pos + n, at_eof, o)))
+                    if any(f[2][0] is None for f in fits):
+                        need = max(f[1] + f[2][1] for f in fits)
+                        break
+                    fits = [f for f in fits if f[2][0]]
+                    if len(fits) != 1:
+                        stop = _Stop(base + pos, f"damaged Section Header Block at offset {base + pos}"
+                                     f" (byte-order magic {bom.hex(' ')})", 0)
+                        break
+                    new_order = fits[0][0]
+                    self._note("bad_bom_le" if new_order == "<" else "bad_bom_be", base + pos)
+                else:
+                    new_order = "<" if bom == _BOM_LE else ">"
                 (blen,) = struct.unpack_from(new_order + "I", buf, pos + 4)
             lost = 1 if btype in _PACKET_BLOCKS else 0
             bad = None
@@ -856,9 +921,19 @@ class _PcapngParser:
                 break
             (trail,) = struct.unpack_from(new_order + "I", buf, pos + blen - 4)
             if trail != blen:
-                stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} (trailing "
-                             f"length {trail} != block length {blen})", lost)
-                break
+                # an Interface Description Block whose trailing length alone is wrong (its
+                # leading length leads to a well-framed block) is read, with a warning: the
+                # packets after it need it (break-it 27 F1; Wireshark-tolerant readers do so)
+                ok, more = (self._framed_at(buf, pos + blen, at_eof, self.order)
+                            if btype == _IDB and blen >= 20 else (False, 0))
+                if ok is None:
+                    need = blen + more
+                    break
+                if not ok:
+                    stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} (trailing "
+                                 f"length {trail} != block length {blen})", lost)
+                    break
+                self._note("idb_trailer", base + pos)
             if btype == _EPB:
                 if blen < 32:
                     self._note("malformed_block", base + pos)
@@ -911,6 +986,9 @@ class _PcapngParser:
                 if new_order != self.order:
                     self._set_order(new_order)
                     u32, hdr = self._u32, self._hdr
+                at = _option_overrun(buf, pos + 24, pos + blen - 4, new_order)
+                if at is not None:
+                    self._note("shb_option_overrun", base + at)
                 sec_base, sec_n = len(ifaces), 0
                 self.sections += 1
                 if seg_i0[-1] == len(epbs):
@@ -988,7 +1066,9 @@ class _PcapngParser:
             order = ">" if s_big[0] else "<"
             v = _u32_view(buf, order)
             fields = [v[p + a] for a in at]
-            ltbits, efcs = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
+            ltbits, efcs, over = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
+            if len(over):
+                self._note("epb_option_overrun", base + int(over.min()), len(over))
         else:
             fields = [np.empty(n, np.uint32) for _ in at]
             ltbits, efcs = np.empty(n, np.int32), np.empty(n, np.int32)
@@ -998,8 +1078,10 @@ class _PcapngParser:
                 ps = p[sel]
                 for col, a in zip(fields, at):
                     col[sel] = v[ps + a]
-                ltbits[sel], efcs[sel] = _epb_flag_bits(v, ps, fields[4][sel],
-                                                        fields[0][sel].astype(np.int64), order)
+                ltbits[sel], efcs[sel], over = _epb_flag_bits(v, ps, fields[4][sel],
+                                                              fields[0][sel].astype(np.int64), order)
+                if len(over):
+                    self._note("epb_option_overrun", base + int(over.min()), len(over))
         blen_u, ifid_u, hi, lo, cl, wl = fields
         blen, ifid = blen_u.astype(np.int64), ifid_u.astype(np.int64)
         known = ifid < sn
@@ -1100,10 +1182,26 @@ class _PcapngParser:
         if n.get("short_idb"):
             out.append(f"{_plural(n['short_idb'], 'Interface Description Block')} too short to read "
                        f"(first at offset {f['short_idb']}); their packets skipped")
+        if n.get("idb_trailer"):
+            out.append(f"{_plural(n['idb_trailer'], 'Interface Description Block')} with a damaged "
+                       f"trailing length (first at offset {f['idb_trailer']}) read by "
+                       f"{'its' if n['idb_trailer'] == 1 else 'their'} leading length (the blocks "
+                       "after it are well framed)")
+        for key, order in (("bad_bom_le", "little"), ("bad_bom_be", "big")):
+            if n.get(key):
+                out.append(f"{_plural(n[key], 'Section Header Block')} with a damaged byte-order "
+                           f"magic (first at offset {f[key]}) read as {order}-endian, the order in "
+                           "which its block lengths agree")
         if n.get("option_overrun"):
             out.append(f"{_plural(n['option_overrun'], 'interface option')} "
                        f"{'overruns its' if n['option_overrun'] == 1 else 'overrun their'} block (first at "
                        f"offset {f['option_overrun']}); the rest of those options ignored")
+        for key, what in (("epb_option_overrun", "Enhanced Packet Block option"),
+                          ("shb_option_overrun", "Section Header Block option")):
+            if n.get(key):
+                out.append(f"{_plural(n[key], what)} {'overruns its' if n[key] == 1 else 'overrun their'} "
+                           f"block (first at offset {f[key]}); the rest of those options ignored"
+                           + (" (the packets are read)" if key[0] == "e" else ""))
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than their interface's snaplen "
                        "(kept)")
@@ -1317,6 +1415,21 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
                              last_sec=None if last_ns is None else last_ns // 10**9)
 
 
+#: the pcap header's link-type field bits that are reserved (draft-ietf-opsawg-pcap §4: 10 bits
+#: above the link type, and the bit between the P flag and the FCS length)
+_PCAP_LT_RESERVED = 0x0BFF_0000
+
+
+def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str) -> str | None:
+    """The warning line for a pcap header whose link-type field sets reserved bits (read as the
+    link type in its low 16 bits, as tshark does), or None."""
+    (field,) = struct.unpack_from(parser.order + "I", head, 20)
+    if not field & _PCAP_LT_RESERVED:
+        return None
+    return (f"{name}: the pcap header's link-type field 0x{field:08x} sets reserved bits "
+            f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
+
+
 def _note_resync(stats: ReadStats, st: _Stop, resumed: int, name: str) -> None:
     """Damage read past: the bytes skipped and one warning line."""
     k = resumed - st.offset
@@ -1352,6 +1465,10 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         data += reader.read(KNOWN_HEAD_BYTES - len(data))
         at_eof = reader.eof()
     parser = _sniff(data, name, at_eof)
+    if isinstance(parser, _PcapParser):
+        line = _reserved_link_bits(parser, data, name)
+        if line:
+            stats.warn(line)
     first_parser = parser          # (FTP ASCII-mode damage is looked for under it, once)
     base = 0                       # file offset of data[0]
     pos = parser.start

@@ -1105,8 +1105,14 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
     hardware capture cards; break-it 18 F6). When some differ by more than
     :data:`_TS_TOLERANCE_NS`, the rows take the built-in reader's times (epoch ns, the file's
     ``if_tsresol``/``if_tsoffset``) and the warning line saying so is returned; None when they
-    agree, or when the two readers do not read the same number of records (nothing changed)."""
-    if not b.rows["frame"] or not _is_pcapng(p):
+    agree, or when the two readers do not read the same number of records (nothing changed).
+    A pcap file is compared too when tshark gives a time before 1970: the format's seconds are
+    unsigned (draft-ietf-opsawg-pcap), and tshark gives 1833 for seconds and µs both 0xffffffff
+    (2106 and 4295 s, as the built-in reader reads them: break-it 27 F5)."""
+    if not b.rows["frame"]:
+        return None
+    pcapng = _is_pcapng(p)
+    if not pcapng and min(b.rows["ts_ns"]) >= 0:
         return None
     from ..capture.files import iter_frames
     try:
@@ -1125,10 +1131,15 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
     k = int(bad.sum())
     if not k:
         return None
-    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
     b.rows["ts_ns"] = want.tolist()
     b.latest_ns = int(ts.max())
     n = len(frames)
+    if not pcapng:
+        return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} times before 1970 "
+                "where the record headers say later (pcap seconds are unsigned, and a fraction of a "
+                "second or more adds to them): the built-in reader's times "
+                "are used")
+    worst = max(abs(int(x) - int(y)) for x, y in zip(got[bad].tolist(), want[bad].tolist()))
     return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} other times than "
             f"the file's interface timestamps say (by up to {worst / 1e9:.6f} s; tshark 4.0 "
             "misreads a pcapng if_tsresol finer than a nanosecond): the built-in reader's times "
@@ -1185,7 +1196,7 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
 
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
-                   fcs_overlong: bool = False) -> ReadStats | None:
+                   fcs_overlong: bool = False, fcs_absent: bool = False) -> ReadStats | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
@@ -1193,20 +1204,30 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     ``name``). None, and nothing written, when it reads no more than ``have`` records and read
     past no damage, or cannot read the file at all. ``fcs_overlong``: instead, None when no record
     has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
+    ``fcs_absent``: instead, None when the built-in decoder reads no frame without the FCS its
+    file claims (:func:`~kscc_traffic.capture.decode.fcs_absent_frames`); those frames lose the
+    claim in the copy (and ``stats.fcs_absent`` is set to their count).
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
+    from ..capture.decode import fcs_absent_frames
     from ..capture.files import iter_frames
     try:
-        n, lo = 0, 0
+        n, lo, absent = 0, 0, 0
         stats = None
         for fr in iter_frames(path, name=name):
             stats = fr.stats
             n += len(fr)
             if len(fr):
                 lo = min(lo, int(fr.ts_ns.min()))
+                if fcs_absent:
+                    absent += int(fcs_absent_frames(fr).sum())
     except (CaptureError, OSError):
         return None
+    if fcs_absent:
+        if not absent:
+            return None
+        stats.fcs_absent = absent
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
     read_past = stats is not None and stats.damage_offset is None and stats.skipped_bytes > 0
@@ -1214,7 +1235,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         from ..capture.files import FCS_OVERLONG_TEXT
         if stats is None or not any(FCS_OVERLONG_TEXT in w for w in stats.warnings):
             return None
-    elif stats is None or (n <= have and not read_past):
+    elif not fcs_absent and (stats is None or (n <= have and not read_past)):
         return None
     # times before 1970 (if_tsoffset < 0): an interface offset so that every raw time is >= 0
     off_s = -((-lo + 999_999_999) // 1_000_000_000) if lo < 0 else 0
@@ -1234,6 +1255,10 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
         for fr in iter_frames(path, name=name):
             parts = []
             lts = fr.linktype.tolist()
+            if fcs_absent:
+                nofcs = fcs_absent_frames(fr)
+                if nofcs.any():
+                    lts = np.where(nofcs, fr.linktype & ~LT_FCS, fr.linktype).tolist()
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
@@ -1259,8 +1284,8 @@ def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
             head = fh.read(8)
     except OSError:
         return None
-    if not head.startswith((b"\x0a\x0d\x0d\x0a", *_PCAP_MAGICS, *CODEC_MAGICS)):
-        return None
+    if head and not head.startswith((b"\x0a\x0d\x0d\x0a", *_PCAP_MAGICS, *CODEC_MAGICS)):
+        return None                 # (an empty file: the reader's "empty file (0 bytes)" error)
     try:
         next(iter_frames(path, 64, name=name), None)
     except CaptureError as e:
@@ -1356,6 +1381,11 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     if name is None:
         name = name_text(p.name)
     exe = tshark or find_tool("tshark")
+    if p.stat().st_size == 0:
+        # an empty file is an error, as with the built-in engine (tshark reads it as no frames)
+        err = _builtin_refusal(p, name)
+        if err is not None:
+            raise err
     b, rc, msg = _dissect(exe, p)
     err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
     if err is not None or (rc != 0 and b.records == 0):
@@ -1375,6 +1405,12 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         # malformed (nothing above the link layer), the built-in reader without an FCS
         # (break-it 22 F6): the copy of the records the built-in reader reads is dissected
         copied = _read_copy(exe, p, name, b.records, "", fcs_overlong=True)
+        if copied is not None:
+            return copied
+    if rc == 0 and b.fcs_mismatch:
+        # frames whose FCS does not match: when the built-in decoder reads some of them as
+        # carrying none (the file's claim wrong: break-it 27 F3), the copy without the claim
+        copied = _read_copy(exe, p, name, b.records, "", fcs_absent=True)
         if copied is not None:
             return copied
     if rc != 0 and b.records == 0:
@@ -1453,17 +1489,20 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
 
 
 def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
-               fcs_overlong: bool = False) -> Packets | None:
+               fcs_overlong: bool = False, fcs_absent: bool = False) -> Packets | None:
     """tshark stopped after ``have`` frames (``why``: its message): dissect the copy of the
     records the built-in reader reads (:func:`_readable_copy`) when it holds more; None when it
     does not, or when tshark cannot read the copy to its end either. ``fcs_overlong``: tshark
     read the file to its end, but records have an FCS length longer than themselves: dissect the
-    copy when the built-in reader finds such records (else None)."""
+    copy when the built-in reader finds such records (else None). ``fcs_absent``: tshark found
+    frames whose FCS does not match: dissect the copy when the built-in decoder reads some of
+    them without the FCS their file claims (a wrong claim: break-it 27 F3), the claim dropped
+    for those (else None)."""
     import tempfile
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong)
+        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
         if rstats is None:
             return None
         b, rc, msg = _dissect(exe, Path(tmp))
@@ -1481,6 +1520,13 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     for line in rstats.warnings:
         if line not in cut.warnings:
             stats.warn(line)
+    if fcs_absent:
+        from ..capture.decode import fcs_absent_note
+        stats.warn(f"{name}: {fcs_absent_note(rstats.fcs_absent)}")
+        stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
+                   f"instead a copy of the {b.records} records the built-in reader reads in the file, "
+                   "without that claim for them, so both engines read them")
+        return _finish(b, stats, p, name, rc)
     if fcs_overlong:
         stats.warn(f"{name}: tshark reads the frames whose FCS length is longer than themselves as "
                    f"malformed: it dissected instead a copy of the {b.records} records the built-in "
@@ -1489,9 +1535,10 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     lost = have and f"after {have} frame{'s' if have != 1 else ''}" or "at its first frame"
     if why.startswith("(") and why.endswith(")"):
         why = why[1:-1]
+    said = ("what that reader skipped is said above" if stats.warnings else
+            "that reader reads the file whole, skipping nothing")
     stats.warn(f"{name}: tshark stopped reading {lost}: {why}; it dissected instead a copy of "
-               f"the {b.records} records the built-in reader reads in the file (what that reader "
-               "skipped is said above)")
+               f"the {b.records} records the built-in reader reads in the file ({said})")
     return _finish(b, stats, p, name, rc)
 
 
