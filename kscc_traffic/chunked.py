@@ -52,7 +52,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import dns_response_rows
+from .inspect import address_ttls, dns_response_rows
 from .answer_store import AnswerStore
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
@@ -254,6 +254,7 @@ class ChunkedAnalysis:
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
+        ttls: dict = {}                     # each address's first packet that is no reset (inspect.address_ttls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
         counters = DecodeCounters()
@@ -395,8 +396,9 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              broadcasts=broadcasts, judge=leaving, finish=False)
+                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls)
             broadcasts = broadcast_evidence(batch.cols, broadcasts)
+            ttls = address_ttls(batch.cols, ttls)
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]

@@ -112,7 +112,7 @@ import pandas as pd
 
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import SMALLEST_SEALED, split_cert_names
+from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -227,6 +227,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint")):
+        if isinstance(hint, str) and REFUSED_OWN in hint and detail.startswith(DP_RESET_ITSELF):
+            # (a distribution point's own reset on the client's subnet: the detail says so already)
+            hint = "; ".join(x for x in hint.split("; ") if not x.startswith(REFUSED_OWN))
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")

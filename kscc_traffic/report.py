@@ -34,6 +34,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
+from .inspect import REFUSED_NEARER, REFUSED_OWN
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -653,6 +654,15 @@ REJECTED_TEXT: dict[str, str] = {
 }
 
 
+def refused_counts(details) -> tuple[int, int]:
+    """Of blocked flows' ``details``, (those whose SYN a device nearer than the server reset,
+    those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` and
+    :data:`~kscc_traffic.inspect.REFUSED_OWN` in the detail, not a distribution point's reset
+    (:data:`~kscc_traffic.classify.DP_RESET`: advised as such)."""
+    details = [str(x) for x in details if not str(x).startswith(DP_RESET)]
+    return (sum(1 for x in details if REFUSED_NEARER in x), sum(1 for x in details if REFUSED_OWN in x))
+
+
 def rejected_kind(detail: str) -> str:
     """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
@@ -821,7 +831,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
-                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None) -> dict:
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
+                   bl_refused: tuple[int, int] = (0, 0)) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -883,6 +894,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     unexpected ones; of the ok ones, in order seen; whether some ok one is in a capture of the
     flagged ones), else None: the advice then names the captures of the flagged flows, and "the
     others worked" says when they were in other captures (:func:`_captures_text`).
+    ``bl_refused``: of the blocked ones whose SYN was answered by a reset (not a distribution
+    point's, ``bl_reset``), those whose reset came from a device nearer than the server and those
+    with the server's own TTL (detail :data:`~kscc_traffic.inspect.REFUSED_NEARER`,
+    :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
+    connections): the first are a firewall's refusal, the second the server's own (nothing
+    listens on the port there: the advice is the agent's port, not the firewall).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1012,6 +1029,31 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+    nearer, own_rst = bl_refused
+    if status == "blocked" and own_rst:
+        # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
+        where = f"{r.transport.upper()} {r.port_text}"
+        if bl == own_rst:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   "answered by a TCP reset with the server's own TTL (as its packets on other connections): the "
+                   "server itself refused — nothing listens on this port there (a wrong port? the service down?); "
+                   "no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   "Server's address and port in the agent's settings or installation package: the documented "
+                   f"ones are {where}, the server's own port within them); if it is right, the service is not "
+                   "running there")
+        else:
+            fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
+                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong "
+                    "port? the service down?): check the port in the agent's settings")
+    if status == "blocked" and nearer:
+        # the reset came from fewer hops away than the server's own packets: a firewall's
+        if bl == nearer:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   "answered by a TCP reset from a device nearer than the server (fewer hops than the server's own "
+                   f"packets on other connections): a firewall refuses the port: {fix}")
+        else:
+            fix += (f"; {nearer} of them {'was' if nearer == 1 else 'were'} answered by a TCP reset from a device "
+                    "nearer than the server: a firewall refuses the port")
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
         route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
@@ -1707,7 +1749,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
-        bl_reset = un_failed = (0, 0)
+        bl_reset = un_failed = bl_refused = (0, 0)
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -1787,6 +1829,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
+                    bl_refused = refused_counts(details)
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
@@ -1802,7 +1845,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
-                                   bl_cut=bl_cut, caps=caps))
+                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused))
     return pd.DataFrame(rows)
 
 
@@ -1942,6 +1985,7 @@ class TableSummary:
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
+        self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
         self.dns_no_answer = 0                   # blocked DNS flows no_answer (of them the capture's end cut
         #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
@@ -2084,6 +2128,12 @@ class TableSummary:
                 failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
+            if detail.str.contains(REFUSED_NEARER, regex=False).any() or \
+                    detail.str.contains(REFUSED_OWN, regex=False).any():
+                for p, g in detail.groupby(blocked["purpose"], sort=False):
+                    a, b = refused_counts(g.tolist())
+                    x, y = self.bl_refused.get(p, (0, 0))
+                    self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
@@ -2146,7 +2196,8 @@ class TableSummary:
                                        bl_icmp=self.bl_icmp.get(r.id, {}),
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
-                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un)))
+                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_refused=self.bl_refused.get(r.id, (0, 0))))
         return pd.DataFrame(rows)
 
 
