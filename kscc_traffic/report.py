@@ -832,7 +832,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
-                   bl_refused: tuple[int, int] = (0, 0)) -> dict:
+                   bl_refused: tuple[int, int] = (0, 0),
+                   un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -900,6 +901,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
     connections): the first are a firewall's refusal, the second the server's own (nothing
     listens on the port there: the advice is the agent's port, not the firewall).
+    ``un_elsewhere``: (of the unexpected ``host_mismatch`` ones, those on a KSC-only port to a name
+    not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
+    another Administration Server — they make the purpose ``unexpected`` (not another program's
+    traffic: counted out of ``other`` for the status) and their advice comes first.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -910,7 +915,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif bl_cut:
         # advised from the other blocked flows; the cut ones said apart
         bl, v6 = bl - bl_cut, None
-    status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
+    mine = other - un_elsewhere[0]     # (not this purpose's: not the agent's own flows elsewhere)
+    status = ("blocked" if bl else "unexpected" if un > mine or (mine and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
@@ -1091,7 +1097,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _group_address_fix(r, un, un_reasons["not_unicast"], fix)
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
-                              failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
+                              failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
+                              elsewhere=un_elsewhere) \
             or fix
     # failed, but nothing names a server under the mask on a port every browser uses: said first
     # (before the counts of the other flows too) and in the status note
@@ -1110,7 +1117,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + f". For the unexpected one{'s' if un != 1 else ''}: "
                + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor,
                                                     onprem=un_onprem, failed=un_failed,
-                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)))
+                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)),
+                                                    elsewhere=un_elsewhere)
                        or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -1431,9 +1439,47 @@ def _onprem_fix(r, k: int) -> str:
             f"{'it' if k == 1 else 'them'}")
 
 
+#: names of flows to another Administration Server a purpose's advice names (the first ones seen)
+MAX_ELSEWHERE_NAMES = 3
+
+
+def ksc_only(r) -> bool:
+    """Is rule ``r`` on ports only a KSC agent uses (TCP 23100-23199, 23700-23799, 27200-27299,
+    29200-29299: a host mask under kaspersky.com, ports from 1024 up), not shared with every
+    browser (443, 80) nor a distribution point's: a flow there to another name is the agent's,
+    pointed at another Administration Server."""
+    mask = str(r.host_mask or "").lower()
+    return (r.transport == "tcp" and r.port_lo >= SHARED_PORTS_BELOW and r.opener != "agent_to_dp"
+            and mask.endswith("." + VENDOR_DOMAIN))
+
+
+def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
+    """Per flow (bool array): an unexpected ``host_mismatch`` flow of rule ``r`` on a KSC-only
+    port (:func:`ksc_only`) to a name not under kaspersky.com (:func:`vendor_names`): the agent
+    configured with another Administration Server address. ``reason``, ``verdict``, ``names``
+    (``server_name``): the flows' columns as arrays. ``r`` None: any rule (the caller checks
+    :func:`ksc_only` itself)."""
+    n = len(verdict)
+    if (r is not None and not ksc_only(r)) or not n:
+        return np.zeros(n, bool)
+    mism = np.array([str(x).split(",")[0] == "host_mismatch" for x in reason], bool)
+    return mism & (np.asarray(verdict) == "unexpected") & ~vendor_names(np.asarray(names, dtype=object))
+
+
+def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
+    """What to change for ``k`` flows of a KSC-only rule ``r`` to other names (:func:`elsewhere_rows`),
+    ``names`` the first of them (escaped here: untrusted text from packets)."""
+    said = _list_text([escape_terminal(x) for x in names], "name") if names else "another name"
+    return (f"the agent is configured with another Administration Server address ({said}, on "
+            f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
+            f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / installation "
+            f"package (it must be a name under {r.host_mask})")
+
+
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
                     onprem: int = 0, failed: tuple[int, int] = (0, 0),
-                    inbound: tuple[int, int] = (0, 0)) -> str | None:
+                    inbound: tuple[int, int] = (0, 0),
+                    elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
@@ -1445,7 +1491,16 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     failed (:data:`~kscc_traffic.classify.MISMATCH_FAILED`): said, and Kaspersky's other services
     that failed are not told "nothing to change" (audit s25). ``inbound``: (of the
     ``wrong_direction`` ones those opened from outside towards a local address, detail
-    :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones)."""
+    :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones). ``elsewhere``: (of the
+    ``host_mismatch`` ones, those on a KSC-only port to a name not under kaspersky.com, the first
+    names: :func:`elsewhere_rows`): the agent's own, pointed at another Administration Server,
+    said first (:func:`_elsewhere_fix`); the others' advice after it."""
+    k_else, else_names = elsewhere
+    if k_else:
+        head = _elsewhere_fix(r, k_else, else_names)
+        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor, onprem, failed,
+                               inbound) if un > k_else else None
+        return head + (f". For the other {un - k_else}: {rest}" if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:
@@ -1750,6 +1805,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ok_named = ok_answered = v6 = bl_named = ok_data = None
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
         bl_reset = un_failed = bl_refused = (0, 0)
+        un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -1777,6 +1833,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool) \
                     if "host_mismatch" in un_reasons else None
                 if "server_name" in flows and "host_mismatch" in un_reasons:
+                    names = flows["server_name"].to_numpy(dtype=object)[at]
+                    away = elsewhere_rows(r, reason[at], v, names)
+                    if away.any():
+                        un_elsewhere = (int(np.count_nonzero(away)),
+                                        tuple(dict.fromkeys(names[away].tolist()))[:MAX_ELSEWHERE_NAMES])
                     un_vendor = int(np.count_nonzero(
                         vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
                 if "detail" in flows:
@@ -1845,7 +1906,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
-                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused))
+                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
     return pd.DataFrame(rows)
 
 
@@ -1986,6 +2047,8 @@ class TableSummary:
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
         self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
+        self.un_elsewhere: dict[str, int] = {}   # purpose -> unexpected flows to another server (elsewhere_rows)
+        self.elsewhere_names: dict[str, dict[str, None]] = {}  # ... their first names (MAX_ELSEWHERE_NAMES)
         self.dns_no_answer = 0                   # blocked DNS flows no_answer (of them the capture's end cut
         #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
@@ -2059,6 +2122,7 @@ class TableSummary:
                 self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
             mism = ((flows["verdict"] == "unexpected") & (flows["reason"].str.split(",").str[0] == "host_mismatch"))
             if mism.any():
+                self._add_elsewhere(flows[mism.to_numpy()])
                 vendor = flows[mism.to_numpy() & vendor_names(flows["server_name"].to_numpy(dtype=object))]
                 for p, n in vendor.groupby("purpose", sort=False).size().items():
                     self.un_vendor[p] = self.un_vendor.get(p, 0) + int(n)
@@ -2157,6 +2221,20 @@ class TableSummary:
             both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
             self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
 
+    def _add_elsewhere(self, flows: pd.DataFrame) -> None:
+        """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
+        rule: :meth:`readiness` keeps the KSC-only ones), per purpose, and keep their first names."""
+        for p, g in flows.groupby("purpose", sort=False):
+            names = g["server_name"].to_numpy(dtype=object)
+            away = elsewhere_rows(None, g["reason"].tolist(), g["verdict"].to_numpy(), names)
+            if away.any():
+                self.un_elsewhere[p] = self.un_elsewhere.get(p, 0) + int(np.count_nonzero(away))
+                kept = self.elsewhere_names.setdefault(p, {})
+                for x in names[away].tolist():
+                    if len(kept) >= MAX_ELSEWHERE_NAMES:
+                        break
+                    kept[x] = None
+
     def dns_errors(self) -> pd.DataFrame:
         """As :func:`dns_errors`, from the counts."""
         return _dns_error_frame(self.dns_error_counts)
@@ -2197,7 +2275,10 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
-                                       bl_refused=self.bl_refused.get(r.id, (0, 0))))
+                                       bl_refused=self.bl_refused.get(r.id, (0, 0)),
+                                       un_elsewhere=(self.un_elsewhere.get(r.id, 0),
+                                                     tuple(self.elsewhere_names.get(r.id, {})))
+                                       if ksc_only(r) else (0, ())))
         return pd.DataFrame(rows)
 
 

@@ -36,14 +36,14 @@ def _dn(t, sport, dport, ttl=63, src=SERVER, data=b"", **kw):
                         src=SERVER_MAC, dst=CLIENT_MAC))
 
 
-def _ok(t, cport, sport=23101, ttl=63):
+def _ok(t, cport, sport=23101, ttl=63, server=SERVER):
     """A connection the server (``ttl`` on its packets) answered, closed (a bare handshake)."""
-    return [_up(t, cport, sport, flags="S", seq=100),
-            _dn(t + 0.01, sport, cport, ttl=ttl, flags="SA", seq=500, ack=101),
-            _up(t + 0.02, cport, sport, flags="A", seq=101, ack=501),
-            _up(t + 0.05, cport, sport, flags="FA", seq=101, ack=501),
-            _dn(t + 0.06, sport, cport, ttl=ttl, flags="FA", seq=501, ack=102),
-            _up(t + 0.07, cport, sport, flags="A", seq=102, ack=502)]
+    return [_up(t, cport, sport, flags="S", seq=100, dst=server),
+            _dn(t + 0.01, sport, cport, ttl=ttl, flags="SA", seq=500, ack=101, src=server),
+            _up(t + 0.02, cport, sport, flags="A", seq=101, ack=501, dst=server),
+            _up(t + 0.05, cport, sport, flags="FA", seq=101, ack=501, dst=server),
+            _dn(t + 0.06, sport, cport, ttl=ttl, flags="FA", seq=501, ack=102, src=server),
+            _up(t + 0.07, cport, sport, flags="A", seq=102, ack=502, dst=server)]
 
 
 def _rej(t, cport, sport, rst_ttl):
@@ -131,3 +131,52 @@ def test_corpus_blocked_agent_resets():
     text = render_table(flows, RULES, width=400)
     assert "a firewall refuses the port: allow outbound TCP 29200-29299" in text
     assert "no firewall is to be opened" in text
+
+
+def _answer(name, address, t, port=41000):
+    """The resolver's answer ``name`` -> ``address`` to the agent (a query before it)."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from pcapbuild import udp
+    q = udp((AGENT, port), ("192.0.2.53", 53), bytes(DNS(id=port, rd=1, qd=DNSQR(qname=name))), t=t - 0.001)
+    a = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
+    r = udp(("192.0.2.53", 53), (AGENT, port), bytes(a), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
+    return [(q[0], bytes(q[1])), (r[0], bytes(r[1]))]
+
+
+def _other_server(tmp_path, name="ksc-eu1.example.net", ok_too=True):
+    """The agent resolving ``name`` and connecting to it on 23101 (answered); with ``ok_too`` also
+    a working connection to eu1.ksc.kaspersky.com."""
+    recs = _answer(name, "203.0.113.66", 0.5, 41001)
+    recs += _ok(1.0, 40010, server="203.0.113.66")
+    if ok_too:
+        recs += _answer("eu1.ksc.kaspersky.com", SERVER, 1.9, 41002) + _ok(2.0, 40011)
+    return write(tmp_path, sorted(recs, key=lambda x: x[0]), name="other.pcap")
+
+
+def test_agent_pointed_at_another_server(tmp_path):
+    """A flow to a non-Kaspersky name on a KSC-only port (23101) is the agent's, pointed at another
+    Administration Server: the purpose is unexpected even beside a working flow, and its advice
+    names the address first (ports 443/80 are not KSC-only: there such a flow stays another program's)."""
+    path = _other_server(tmp_path)
+    flows = analyze(path)
+    r = flows[flows["resp_h"] == "203.0.113.66"].iloc[0]
+    assert (r["server_name"], r["verdict"], r["reason"]) == ("ksc-eu1.example.net", "unexpected", "host_mismatch")
+    fix = _checklist(flows)["agent_connection"]
+    assert readiness(flows, RULES).set_index("rule").loc["agent_connection", "status"] == "unexpected"
+    assert ("the agent is configured with another Administration Server address (ksc-eu1.example.net, on TCP "
+            "23100-23199, ports only a KSC agent uses; 1 flow): check the address in the agent's settings / "
+            "installation package") in fix
+    assert "not this purpose's traffic" not in fix
+
+
+def test_corpus_unexpected_agent_other_server():
+    path = shared_corpus("ksc") / "ns_unexpected_agent.pcap"
+    flows = analyze(path)
+    fix = _checklist(flows)["agent_connection"]
+    assert fix.startswith("1 of 3 flows ok, 2 unexpected: the agent is configured with another Administration "
+                          "Server address (ksc-eu1.example.net,")
+    assert "more went to names outside" not in fix
+    # the harmless CRL flow on 80 keeps its advice (another program's, maybe)
+    assert "If an agent made them" in _checklist(flows)["cert_check"]
+    text = render_table(flows, RULES, width=400)
+    assert "configured with another Administration Server address (ksc-eu1.example.net" in text
