@@ -1554,6 +1554,38 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     return None
 
 
+#: the headline of a report whose flows show no KSC agent traffic (:func:`no_ksc_traffic`)
+NO_KSC_TRAFFIC = ("this capture shows no KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): "
+                  "captured on the wrong machine, or at the wrong time?")
+
+
+def ksc_purposes(rules: RuleSet) -> set[str]:
+    """The ids of ``rules``' purposes on ports no browser shares (from 1024 up: the agent's
+    23100-23199…, a distribution point's 13000…, 15000, KSN's 1443): a flow there is KSC traffic
+    whatever its name."""
+    return {r.id for r in rules.rules if r.port_lo >= SHARED_PORTS_BELOW}
+
+
+def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
+    """Per flow (bool array): KSC agent traffic — a purpose of :func:`ksc_purposes`, or a
+    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`)."""
+    out = flows["purpose"].isin(ksc_purposes(rules)).to_numpy() if "purpose" in flows else np.zeros(len(flows), bool)
+    for col in ("server_name", "query"):
+        if col in flows:
+            out = out | vendor_names(flows[col].to_numpy(dtype=object))
+    return out
+
+
+def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
+    """The headline :data:`NO_KSC_TRAFFIC` (``these captures show`` for several) when ``total``
+    flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
+    (nothing seen at all says so itself). The exit status is unchanged (README: it is the
+    flagged flows')."""
+    if not total or ksc:
+        return ""
+    return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("this capture shows", "these captures show", 1)
+
+
 def vendor_names(names) -> np.ndarray:
     """bool per ``server_name`` text: a name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
     (case and a trailing dot ignored)."""
@@ -2072,6 +2104,7 @@ class TableSummary:
         self.captures: dict[str, int] = {}
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
+        self.vendor_seen = 0                     # flows with a Kaspersky server_name or DNS query (ksc_flows)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
@@ -2111,6 +2144,10 @@ class TableSummary:
                     self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
+        if not self.vendor_seen:
+            for col in ("server_name", "query"):
+                if col in flows:
+                    self.vendor_seen += int(np.count_nonzero(vendor_names(flows[col].to_numpy(dtype=object))))
         if "server_name" in flows:
             self.named_seen = True
             has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
@@ -2235,6 +2272,12 @@ class TableSummary:
                         break
                     kept[x] = None
 
+    def no_ksc_headline(self, rules: RuleSet) -> str:
+        """:func:`no_ksc_traffic` of the flows added ('' when some is KSC agent traffic)."""
+        ids = ksc_purposes(rules)
+        ksc = self.vendor_seen + sum(n for (p, _), n in self.counts.items() if p in ids)
+        return no_ksc_traffic(self.total, ksc, len(self.captures))
+
     def dns_errors(self) -> pd.DataFrame:
         """As :func:`dns_errors`, from the counts."""
         return _dns_error_frame(self.dns_error_counts)
@@ -2349,7 +2392,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     the totals. ``capture_filter``: a custom capture filter the flows were captured with
     (``live --filter``): the purposes "not seen" that it leaves out
     (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
-    under the checklist says "not seen" may mean filtered out."""
+    under the checklist says "not seen" may mean filtered out. A headline first when no flow is
+    KSC agent traffic (:meth:`TableSummary.no_ksc_headline`)."""
+    headline = summary.no_ksc_headline(rules)
+    if headline:
+        console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         # (a narrow terminal: cells fold, never cut with an ellipsis)

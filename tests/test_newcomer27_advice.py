@@ -180,3 +180,34 @@ def test_corpus_unexpected_agent_other_server():
     assert "If an agent made them" in _checklist(flows)["cert_check"]
     text = render_table(flows, RULES, width=400)
     assert "configured with another Administration Server address (ksc-eu1.example.net" in text
+
+
+HEADLINE = ("this capture shows no KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): captured on "
+            "the wrong machine, or at the wrong time?")
+
+
+def test_no_ksc_traffic_headline(tmp_path):
+    """A browser's HTTPS to www.example.com only: the terminal and HTML reports say first that the
+    capture shows no KSC agent traffic; a capture with one KSC flow (or a Kaspersky name) does not."""
+    web = _answer("www.example.com", "198.51.100.80", 0.5, 41003) + _ok(1.0, 40020, sport=443,
+                                                                          server="198.51.100.80")
+    flows = analyze(write(tmp_path, sorted(web), name="web.pcap"))
+    assert set(flows["purpose"]) == {"dns", "discovery"}
+    text = render_table(flows, RULES, width=400)
+    assert text.lstrip().startswith(f"No KSC agent traffic: {HEADLINE}")
+    page = h.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, RULES, charts=False)))
+    assert HEADLINE in page
+    # one flow to a KSC-only port (no name at all), or a DNS lookup of a Kaspersky name: KSC traffic
+    ksc = web + _rej(3.0, 40021, 23101, 63)
+    flows = analyze(write(tmp_path, sorted(ksc), name="ksc.pcap"))
+    assert "No KSC agent traffic" not in render_table(flows, RULES, width=400)
+    assert HEADLINE not in render_html(flows, RULES, charts=False)
+    named = web + _answer("eu1.ksc.kaspersky.com", SERVER, 3.0, 41004)
+    flows = analyze(write(tmp_path, sorted(named), name="named.pcap"))
+    assert "No KSC agent traffic" not in render_table(flows, RULES, width=400)
+
+
+def test_corpus_public_capture_without_ksc_traffic():
+    path = shared_corpus("public") / "synretx-unanswered_443-80_mixed.pcap"
+    assert HEADLINE in render_table(analyze(path), RULES, width=400)
+    assert HEADLINE not in render_table(analyze(shared_corpus("ksc") / "ns_blocked_agent.pcap"), RULES, width=400)
