@@ -207,6 +207,12 @@ DNS_TCP_RESET = "DNS over TCP rejected with RST"
 STALE_ANSWER = "no connection was made: the SYN was answered "
 
 
+#: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies
+NOT_TCP_UDP_DETAIL = "neither TCP nor UDP: no documented KSC port applies; not judged"
+#: the detail of a TCP or UDP flow on no documented port (either side), to no Kaspersky name
+NO_RULE_DETAIL = "no documented KSC port, no Kaspersky name: not judged"
+
+
 def _agent_name(name: str, rules: RuleSet) -> bool:
     """Is ``name`` one the agent needs: a host name (:func:`is_host_name`: no name holding
     other characters, ``=cmd|'…'!A0.ksc.kaspersky.com`` or an escaped byte, was asked by an
@@ -250,7 +256,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     not checked: how the connection itself went, :func:`_failed_note`)."""
     proto = row["proto"]
     if proto not in ("tcp", "udp"):
-        return "", "unclassified", "", ""
+        return "", "unclassified", "", NOT_TCP_UDP_DETAIL
     resp_p, orig_p = int(row["resp_p"]), int(row["orig_p"])
     if resp_p < 0 and orig_p < 0:
         return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
@@ -314,7 +320,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return ("", "unexpected", "undocumented_port",
                         f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
                         "to a Kaspersky name; no rule documents this port")
-            return "", "unclassified", "", ""
+            return "", "unclassified", "", NO_RULE_DETAIL
     else:
         rule = rules.match(proto, resp_p, row["cast"])
     if rule is None:
@@ -332,7 +338,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return "", "unclassified", "", QUIC_DETAIL
             return ("", "unexpected", "undocumented_port",
                     f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port")
-        return "", "unclassified", "", ""
+        return "", "unclassified", "", NO_RULE_DETAIL
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and icmp_text and "ICMP" not in detail:

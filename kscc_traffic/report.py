@@ -2100,6 +2100,9 @@ class TableSummary:
         self.un_reasons: dict[str, dict[str, int]] = {}  # purpose -> unexpected flows per reason
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
+        #: the verdicts whose flows ``flagged`` lists: blocked and unexpected, and those a
+        #: ``--verdict`` filter asks for (``analyze --verdict unclassified`` lists those flows)
+        self.listed: tuple[str, ...] = ("blocked", "unexpected")
         self.total = 0
         self.captures: dict[str, int] = {}
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
@@ -2252,7 +2255,7 @@ class TableSummary:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
             else:
                 self.dns_errors_dropped += n
-        fl = flows[flows["verdict"].isin(["blocked", "unexpected"])]
+        fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
             both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
@@ -2469,7 +2472,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total})", title_justify="left")
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
@@ -2501,12 +2504,19 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 FLAGGED_TABLE_MIN_WIDTH = 120
 
 
+def _listed_title(summary: TableSummary) -> str:
+    """The title of the flows listed: ``Flagged flows``, or ``Flagged and unclassified flows``
+    when a ``--verdict`` filter asked for more (:attr:`TableSummary.listed`)."""
+    more = [v for v in summary.listed if v not in ("blocked", "unexpected")]
+    return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
+
+
 def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
-    console.print(Text(f"Flagged flows ({summary.flagged_total})", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total})", style="italic"))
     for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
         head = Text(f"{t}  ")
         if several:

@@ -211,3 +211,24 @@ def test_corpus_public_capture_without_ksc_traffic():
     path = shared_corpus("public") / "synretx-unanswered_443-80_mixed.pcap"
     assert HEADLINE in render_table(analyze(path), RULES, width=400)
     assert HEADLINE not in render_table(analyze(shared_corpus("ksc") / "ns_blocked_agent.pcap"), RULES, width=400)
+
+
+def test_verdict_unclassified_lists_those_flows(tmp_path):
+    """``analyze --verdict unclassified`` lists the unclassified flows (not "0 of 0"), each with a
+    detail saying why nothing applies."""
+    import subprocess
+    import sys
+    from scapy.all import ICMP, UDP
+    from conftest import ROOT
+    recs = [(1.0, bytes(eth(IP(src=AGENT, dst="192.0.2.1") / ICMP(type=8, id=1, seq=1)))),
+            (1.5, bytes(eth(IP(src=AGENT, dst="224.0.0.252", ttl=1) / UDP(sport=50000, dport=5355) / b"llmnr")))]
+    path = write(tmp_path, recs, name="uncl.pcap")
+    flows = analyze(path)
+    assert sorted(flows["detail"]) == ["neither TCP nor UDP: no documented KSC port applies; not judged",
+                                       "no documented KSC port, no Kaspersky name: not judged"]
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(path), "--verdict", "unclassified"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env={"COLUMNS": "250", "PATH": ""})
+    assert p.returncode == 0, p.stderr
+    assert "Flagged and unclassified flows (2)" in p.stdout
+    assert "Flagged and unclassified flows shown: 2 of 2 (--verdict unclassified)" in p.stdout
+    assert "no documented KSC port, no Kaspersky name" in p.stdout
