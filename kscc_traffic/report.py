@@ -1466,10 +1466,19 @@ def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
     return mism & (np.asarray(verdict) == "unexpected") & ~vendor_names(np.asarray(names, dtype=object))
 
 
+def csv_unquoted(text: str) -> str:
+    """``text`` without the ``'`` :func:`escape_csv` puts before a formula start: the same name
+    whether the table is the analysis' own or read back from its CSV."""
+    text = str(text)
+    if text.startswith("'") and text[1:].lstrip(_CELL_SPACES).startswith(_FORMULA_START):
+        return text[1:]
+    return text
+
+
 def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
     """What to change for ``k`` flows of a KSC-only rule ``r`` to other names (:func:`elsewhere_rows`),
     ``names`` the first of them (escaped here: untrusted text from packets)."""
-    said = _list_text([escape_terminal(x) for x in names], "name") if names else "another name"
+    said = _list_text([escape_terminal(csv_unquoted(x)) for x in names], "name") if names else "another name"
     return (f"the agent is configured with another Administration Server address ({said}, on "
             f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
             f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / installation "

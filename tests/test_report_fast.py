@@ -269,7 +269,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names) + failed_text(rest)
 
         def away_fix(k):
-            said = report._list_text([escape_terminal(x) for x in away_names], "name")
+            said = report._list_text([escape_terminal(x[1:] if x.startswith("'") and x[1:].lstrip(" \u3000").startswith(
+                report._FORMULA_START) else x) for x in away_names], "name")
             return (f"the agent is configured with another Administration Server address ({said}, on "
                     f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
                     f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / "
