@@ -85,7 +85,7 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                     answers_out: DnsAnswers | None = None,
                     capture_end_ns: int | None = None,
                     observed_until_ns: int | None = None,
-                    internal: bool = False) -> tuple[pd.DataFrame, int]:
+                    internal: bool = False, ttls: dict | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -98,9 +98,11 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     :param capture_end_ns: the capture's last timestamp (ns) when these are its last packets
         (:func:`kscc_traffic.classify.classify`); also ``observed_until_ns`` when that is None.
     :param observed_until_ns: see :func:`analyze_batch`.
+    :param ttls: see :func:`analyze_batch` (a live session's: the first packet each address sent).
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
-                      observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns)
+                      observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns,
+                      ttls=ttls)
     if answers_out is not None:
         answers_out.extend(b.answers)
     if internal and b.internal is not None and len(b.internal.columns):
@@ -146,7 +148,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
                   observed_until_ns: int | None = None, carried: np.ndarray | None = None,
                   copies: np.ndarray | None = None, broadcasts: dict[int, int] | None = None,
                   judge: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
-                  finish: bool = True) -> Batch:
+                  finish: bool = True, ttls: dict | None = None) -> Batch:
     """Decoded packets -> :class:`Batch` (the classified flows and which flow each packet is in).
 
     :param prior_answers: DNS answers seen before these packets, used for names together with
@@ -194,6 +196,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         and ``capture``, plus the ones classify reads), in no fixed dtype; :func:`finish_flows`
         turns any of its rows into output rows (a chunked reading does that for the flows that
         leave, maybe in another process). ``Batch.internal`` is None.
+    :param ttls: the first packet each address sent in earlier batches of the capture
+        (:func:`kscc_traffic.inspect.address_ttls`), for the hint of a SYN answered by a reset
+        (whose TTL is compared with the address's earlier packets); None: none.
     """
     errors = find_errors(packets)
     exclude = np.zeros(len(packets), bool)
@@ -250,7 +255,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         leave = np.asarray(judge(flows if extra is None else _in_order(flows, extra.flows, order), last_ts), bool)
         # only the flows judged are inspected, and every DNS flow: its answers name the others
         look = (leave if extra is None else leave[rank[:len(flows)]]) | dns_flows(flows)
-    flows, answers = inspect_flows(replace(ft, flows=flows), look)
+    flows, answers = inspect_flows(replace(ft, flows=flows), look, ttls=ttls)
     if extra is not None:
         # (inspected as the others are: no payload, so every application column at its default,
         # not NaN, which reads as True in a bool column)

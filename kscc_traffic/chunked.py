@@ -52,7 +52,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import dns_response_rows
+from .inspect import address_ttls, dns_response_rows
 from .answer_store import AnswerStore
 from .classify import AUTH_RETRY_S, PROXY_RETRY, _proxy_passed_on
 from .finishing import Finisher
@@ -256,6 +256,7 @@ class ChunkedAnalysis:
         store = AnswerStore()
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
+        ttls: dict = {}                     # each address's first packet that is no reset (inspect.address_ttls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
         counters = DecodeCounters()
@@ -409,8 +410,9 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              broadcasts=broadcasts, judge=leaving, finish=False)
+                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls)
             broadcasts = broadcast_evidence(batch.cols, broadcasts)
+            ttls = address_ttls(batch.cols, ttls)
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]

@@ -115,7 +115,7 @@ import pandas as pd
 
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import SMALLEST_SEALED, split_cert_names
+from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -217,6 +217,10 @@ AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent nee
                   "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
                   "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
                   "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+#: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies
+NOT_TCP_UDP_DETAIL = "neither TCP nor UDP: no documented KSC port applies; not judged"
+#: the detail of a TCP or UDP flow on no documented port (either side), to no Kaspersky name
+NO_RULE_DETAIL = "no documented KSC port, no Kaspersky name: not judged"
 
 
 def _agent_name(name: str, rules: RuleSet) -> bool:
@@ -241,6 +245,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint"),
                  row.get("hello_copies")):
+        if isinstance(hint, str) and REFUSED_OWN in hint and detail.startswith(DP_RESET_ITSELF):
+            # (a distribution point's own reset on the client's subnet: the detail says so already)
+            hint = "; ".join(x for x in hint.split("; ") if not x.startswith(REFUSED_OWN))
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")
@@ -261,7 +268,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     not checked: how the connection itself went, :func:`_failed_note`)."""
     proto = row["proto"]
     if proto not in ("tcp", "udp"):
-        return "", "unclassified", "", ""
+        return "", "unclassified", "", NOT_TCP_UDP_DETAIL
     resp_p, orig_p = int(row["resp_p"]), int(row["orig_p"])
     if resp_p < 0 and orig_p < 0:
         return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
@@ -329,7 +336,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return ("", "unexpected", "undocumented_port",
                         f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
                         "to a Kaspersky name; no rule documents this port")
-            return "", "unclassified", "", ""
+            return "", "unclassified", "", NO_RULE_DETAIL
     else:
         rule = rules.match(proto, resp_p, row["cast"])
     if rule is None:
@@ -347,7 +354,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return "", "unclassified", "", QUIC_DETAIL
             return ("", "unexpected", "undocumented_port",
                     f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port")
-        return "", "unclassified", "", ""
+        return "", "unclassified", "", NO_RULE_DETAIL
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:
         if reason == "tls_failed" and icmp_text and "ICMP" not in detail:

@@ -39,6 +39,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from . import plots
@@ -47,7 +48,7 @@ from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text)
+                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -271,7 +272,11 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
            + ('<a href="#charts">Charts</a>' if charts else "")
            + '<a href="#hosts">Clients and server names</a><a href="#flagged">Flagged flows</a>'
            '<a href="#flows">All flows</a></nav>')
-    return (f"<header><h1>{_e(title)}</h1>"
+    # (no flow of KSC agent traffic at all: said first, report.no_ksc_traffic)
+    head = no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))) if len(flows) else 0,
+                          len(captures))
+    head = f'<p class="warn headline"><b>No KSC agent traffic:</b> {_e(head)}</p>' if head else ""
+    return (f"<header><h1>{_e(title)}</h1>{head}"
             f'<p class="meta">Captures: {cap}</p>'
             f'<p class="meta">Rules: {_e(rules_text)} · generated {_e(generated)} · times in UTC</p>'
             f'<div class="cards">{"".join(cards)}</div>{warn}{nav}</header>')

@@ -611,6 +611,93 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     return out
 
 
+#: addresses whose first packet :func:`address_ttls` keeps (beyond: new addresses not kept, so a
+#: reset from one of them gets no hint: bounded memory in a chunked or live analysis)
+MAX_TTL_ADDRESSES = 65_536
+#: how the hint of a SYN answered by a reset from a device nearer than the server begins (after
+#: the hop count; report.readiness counts such flows: :data:`REFUSED_NEARER` is in their detail)
+REFUSED_NEARER = "nearer than the server ("
+#: ... and that of a reset with the server's own TTL (hop limit): the server itself refused
+REFUSED_OWN = "the reset came with the server's own "
+
+
+def address_ttls(cols: dict[str, np.ndarray], prior: dict | None = None) -> dict:
+    """The first TCP packet that is no reset each source address sent, among the packets of
+    ``cols`` (a :class:`Packets`' columns, any flow or none), merged with ``prior`` (the same from
+    earlier batches of the capture: the earlier packet wins): ``(ipver, src_hi, src_lo)`` (ints)
+    -> ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). Packets without a known TTL (-1, or
+    no ``ttl`` column) are left out; at most :data:`MAX_TTL_ADDRESSES` addresses (the later ones
+    not added). What :func:`_refused_hints` compares a refused SYN's reset with."""
+    out = dict(prior) if prior else {}
+    if "ttl" not in cols or not len(cols["ttl"]):
+        return out
+    m = (cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0) & (cols["ttl"] >= 0)
+    if not m.any():
+        return out
+    ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
+    ts, ttl = cols["ts_ns"][m].astype(np.int64), cols["ttl"][m].astype(np.int64)
+    o = np.lexsort((ts, lo, hi, ver))
+    ver, hi, lo, ts, ttl = ver[o], hi[o], lo[o], ts[o], ttl[o]
+    head = np.r_[True, (ver[1:] != ver[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])]
+    for key in zip(ver[head].tolist(), hi[head].tolist(), lo[head].tolist(), ts[head].tolist(),
+                   ttl[head].tolist()):
+        k, v = key[:3], key[3:]
+        old = out.get(k)
+        if old is None:
+            if len(out) < MAX_TTL_ADDRESSES:
+                out[k] = v
+        elif v[0] < old[0]:
+            out[k] = v
+    return out
+
+
+def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarray:
+    """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
+    only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
+    TTL (IPv6: hop limit) against the first packet that is no reset the same address sent before
+    it on any flow (:func:`address_ttls` of these packets and ``prior``: a SYN-ACK, data): fewer
+    hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
+    the same TTL — the server's own stack: nothing listens on the port there. No hint when the
+    address sent nothing else before the reset (a chunked or live analysis may have let the flow go
+    before a later packet of the address is read: only earlier ones count, so every analysis gives
+    the same answer), nor for a reset from farther or with another initial TTL at the same
+    distance (nothing said)."""
+    out = repeated("", n)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if "ttl" not in c or not n:
+        return out
+    tcp = (pf >= 0) & (c["proto"] == TCP)
+    rst = tcp & ((c["tcp_flags"] & RST) != 0)
+    resp = tcp & ~np.asarray(ft.pkt_from_orig, bool)
+    if not (rst & resp).any():
+        return out
+    # flows whose responder sent resets and nothing else
+    other = np.zeros(len(ft.flows) + 1, bool)
+    other[pf[resp & ~rst]] = True
+    rows = np.flatnonzero(rst & resp & ~other[pf])
+    if not len(rows):
+        return out
+    rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
+    rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
+    ttls = address_ttls(c, prior)
+    for r in rows.tolist():
+        t = int(c["ttl"][r])
+        ref = ttls.get((int(c["ipver"][r]), int(c["src_hi"][r]), int(c["src_lo"][r])))
+        if t < 0 or ref is None or ref[0] >= int(c["ts_ns"][r]):
+            continue
+        t_ref = ref[1]
+        field_name = "hop limit" if int(c["ipver"][r]) == 6 else "TTL"
+        h, h_ref = (int(x) for x in _hops(np.array([t, t_ref], np.int64)))
+        if t == t_ref:
+            out[pf[r]] = (f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): the server "
+                          "itself refused — nothing listens on this port there (a wrong port? the service down?)")
+        elif h < h_ref:
+            k = h_ref - h
+            out[pf[r]] = (f"the reset came from a device {k} hop{'s' if k != 1 else ''} {REFUSED_NEARER}{field_name} "
+                          f"{t} vs {t_ref} on the server's packets on other connections): a firewall refuses the port")
+    return out
+
+
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
                  service: np.ndarray) -> None:
     """Fill the TLS columns (and ``service`` = ssl when there is a ClientHello) of flow rows
@@ -1125,7 +1212,8 @@ def dns_flows(flows: pd.DataFrame) -> np.ndarray:
             & ((proto == "udp") | (proto == "tcp")))
 
 
-def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
+def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
+                  ttls: dict | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture).
 
@@ -1135,6 +1223,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
         their defaults ('' / False / -1 / 0), ``service`` and the counters as ``ft.flows`` has
         them; no DNS answer of theirs. Every column of a flow is found from its own packets and
         row, so the flows inspected get what inspecting every flow gives them. None: every flow.
+    :param ttls: the first packet each address sent in earlier batches of the capture
+        (:func:`address_ttls`), for the hint of a SYN answered by a reset (:func:`_refused_hints`); None: none.
     """
     if only is not None:
         # (the appended False: a packet of no flow, pkt_flow -1, stays -1)
@@ -1191,6 +1281,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None) -> tuple[pd.Dat
     # (likewise: a TCP reset whose TTL is not its sender's, a device on the path sent it: the hint
     # for the detail, '' where not: _reset_hints)
     cols["reset_hint"] = _reset_hints(ft, n)
+    # (and, for a SYN answered by a reset, whose it is: the TTL of the address's other packets)
+    refused = _refused_hints(ft, n, ttls)
+    if refused.any():
+        cols["reset_hint"] = np.array(["; ".join(x for x in (a, b) if x) for a, b in
+                                       zip(cols["reset_hint"].tolist(), refused.tolist())], object)
     # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
     # Location of that answer, escaped, '' where none: http.response_location)
     cols["http_location"] = repeated("", n)

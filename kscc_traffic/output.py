@@ -125,9 +125,9 @@ class Render:
         return Rendered(self.format, buf.getvalue(), len(shown), flagged_verdicts(flows), _flagged_rows(flows))
 
 
-def _flagged_rows(flows: pd.DataFrame) -> int:
-    """How many of ``flows`` are blocked or unexpected."""
-    return int(flows["verdict"].isin(FLAGGED_VERDICTS).sum()) if len(flows) else 0
+def _flagged_rows(flows: pd.DataFrame, listed: tuple = FLAGGED_VERDICTS) -> int:
+    """How many of ``flows`` are blocked or unexpected (or of another verdict of ``listed``)."""
+    return int(flows["verdict"].isin(listed).sum()) if len(flows) else 0
 
 
 class FlowSink:
@@ -153,6 +153,12 @@ class FlowSink:
         #: blocked or unexpected flows among all flows added (a filter's line says how many it shows)
         self.flagged_all = 0
         self._shown = TableSummary() if format == "table" and self.keep else None
+        #: the verdicts whose flows the table lists: the flagged ones, and those ``--verdict``
+        #: asks for explicitly (``--verdict unclassified``: those flows, not "0 of 0")
+        self.listed = FLAGGED_VERDICTS + tuple(sorted(v for v in (self.keep.verdicts if self.keep else ())
+                                                      if v not in FLAGGED_VERDICTS))
+        if self._shown is not None:
+            self._shown.listed = self.listed
         self.format = format
         self.out = out
         self.rules = rules
@@ -194,11 +200,11 @@ class FlowSink:
         if len(self.verdicts) < len(FLAGGED_VERDICTS):
             self.verdicts |= flagged_verdicts(flows)
         if self.keep:
-            self.flagged_all += _flagged_rows(flows)
+            self.flagged_all += _flagged_rows(flows, self.listed)
             if self.summary is not None:
                 self.summary.add(flows)           # (counts and checklist: every flow)
                 shown = self.keep(flows)
-                self._shown.add(shown[shown["verdict"].isin(FLAGGED_VERDICTS)] if len(shown) else shown)
+                self._shown.add(shown[shown["verdict"].isin(self.listed)] if len(shown) else shown)
                 self.rows += len(shown)
                 return
             flows = self.keep(flows)
@@ -250,9 +256,12 @@ class FlowSink:
             if self._shown is not None:   # the flagged flows kept, the counts of all
                 self.summary.flagged = self._shown.flagged
                 self.summary.flagged_total = self._shown.flagged_total
+                self.summary.listed = self._shown.listed
             console = self.console(self.out)
             print_summary(self.summary, self.rules, console, self.capture_filter)
             if self._shown is not None:
                 from rich.text import Text
-                console.print(Text(f"Flagged flows shown: {self._shown.flagged_total} of {self.flagged_all} "
+                what = "Flagged flows" if self.listed == FLAGGED_VERDICTS else \
+                    f"Flagged and {' and '.join(self.listed[len(FLAGGED_VERDICTS):])} flows"
+                console.print(Text(f"{what} shown: {self._shown.flagged_total} of {self.flagged_all} "
                                    f"({self.keep.text()}); the counts and the checklist are of all flows"))

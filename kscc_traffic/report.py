@@ -34,6 +34,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
+from .inspect import REFUSED_NEARER, REFUSED_OWN
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -653,6 +654,15 @@ REJECTED_TEXT: dict[str, str] = {
 }
 
 
+def refused_counts(details) -> tuple[int, int]:
+    """Of blocked flows' ``details``, (those whose SYN a device nearer than the server reset,
+    those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` and
+    :data:`~kscc_traffic.inspect.REFUSED_OWN` in the detail, not a distribution point's reset
+    (:data:`~kscc_traffic.classify.DP_RESET`: advised as such)."""
+    details = [str(x) for x in details if not str(x).startswith(DP_RESET)]
+    return (sum(1 for x in details if REFUSED_NEARER in x), sum(1 for x in details if REFUSED_OWN in x))
+
+
 def rejected_kind(detail: str) -> str:
     """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
@@ -821,7 +831,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
-                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None) -> dict:
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
+                   bl_refused: tuple[int, int] = (0, 0),
+                   un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -883,6 +895,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     unexpected ones; of the ok ones, in order seen; whether some ok one is in a capture of the
     flagged ones), else None: the advice then names the captures of the flagged flows, and "the
     others worked" says when they were in other captures (:func:`_captures_text`).
+    ``bl_refused``: of the blocked ones whose SYN was answered by a reset (not a distribution
+    point's, ``bl_reset``), those whose reset came from a device nearer than the server and those
+    with the server's own TTL (detail :data:`~kscc_traffic.inspect.REFUSED_NEARER`,
+    :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
+    connections): the first are a firewall's refusal, the second the server's own (nothing
+    listens on the port there: the advice is the agent's port, not the firewall).
+    ``un_elsewhere``: (of the unexpected ``host_mismatch`` ones, those on a KSC-only port to a name
+    not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
+    another Administration Server — they make the purpose ``unexpected`` (not another program's
+    traffic: counted out of ``other`` for the status) and their advice comes first.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -893,7 +915,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif bl_cut:
         # advised from the other blocked flows; the cut ones said apart
         bl, v6 = bl - bl_cut, None
-    status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
+    mine = other - un_elsewhere[0]     # (not this purpose's: not the agent's own flows elsewhere)
+    status = ("blocked" if bl else "unexpected" if un > mine or (mine and not ok)
               else "verified" if ok else "seen one-way" if one_way else "not seen")
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
@@ -1012,6 +1035,31 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+    nearer, own_rst = bl_refused
+    if status == "blocked" and own_rst:
+        # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
+        where = f"{r.transport.upper()} {r.port_text}"
+        if bl == own_rst:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   "answered by a TCP reset with the server's own TTL (as its packets on other connections): the "
+                   "server itself refused — nothing listens on this port there (a wrong port? the service down?); "
+                   "no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   "Server's address and port in the agent's settings or installation package: the documented "
+                   f"ones are {where}, the server's own port within them); if it is right, the service is not "
+                   "running there")
+        else:
+            fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
+                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong "
+                    "port? the service down?): check the port in the agent's settings")
+    if status == "blocked" and nearer:
+        # the reset came from fewer hops away than the server's own packets: a firewall's
+        if bl == nearer:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   "answered by a TCP reset from a device nearer than the server (fewer hops than the server's own "
+                   f"packets on other connections): a firewall refuses the port: {fix}")
+        else:
+            fix += (f"; {nearer} of them {'was' if nearer == 1 else 'were'} answered by a TCP reset from a device "
+                    "nearer than the server: a firewall refuses the port")
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
         route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
@@ -1049,7 +1097,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _group_address_fix(r, un, un_reasons["not_unicast"], fix)
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
-                              failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0))) \
+                              failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
+                              elsewhere=un_elsewhere) \
             or fix
     # failed, but nothing names a server under the mask on a port every browser uses: said first
     # (before the counts of the other flows too) and in the status note
@@ -1068,7 +1117,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + f". For the unexpected one{'s' if un != 1 else ''}: "
                + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor,
                                                     onprem=un_onprem, failed=un_failed,
-                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)))
+                                                    inbound=(un_inbound, kinds.get("wrong_direction", 0)),
+                                                    elsewhere=un_elsewhere)
                        or "see each flow's detail (what answered instead of the documented server)"))
     elif ok and status in ("blocked", "unexpected"):
         # one failing flow makes the purpose blocked (or unexpected) however many worked: say so
@@ -1389,9 +1439,56 @@ def _onprem_fix(r, k: int) -> str:
             f"{'it' if k == 1 else 'them'}")
 
 
+#: names of flows to another Administration Server a purpose's advice names (the first ones seen)
+MAX_ELSEWHERE_NAMES = 3
+
+
+def ksc_only(r) -> bool:
+    """Is rule ``r`` on ports only a KSC agent uses (TCP 23100-23199, 23700-23799, 27200-27299,
+    29200-29299: a host mask under kaspersky.com, ports from 1024 up), not shared with every
+    browser (443, 80) nor a distribution point's: a flow there to another name is the agent's,
+    pointed at another Administration Server."""
+    mask = str(r.host_mask or "").lower()
+    return (r.transport == "tcp" and r.port_lo >= SHARED_PORTS_BELOW and r.opener != "agent_to_dp"
+            and mask.endswith("." + VENDOR_DOMAIN))
+
+
+def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
+    """Per flow (bool array): an unexpected ``host_mismatch`` flow of rule ``r`` on a KSC-only
+    port (:func:`ksc_only`) to a name not under kaspersky.com (:func:`vendor_names`): the agent
+    configured with another Administration Server address. ``reason``, ``verdict``, ``names``
+    (``server_name``): the flows' columns as arrays. ``r`` None: any rule (the caller checks
+    :func:`ksc_only` itself)."""
+    n = len(verdict)
+    if (r is not None and not ksc_only(r)) or not n:
+        return np.zeros(n, bool)
+    mism = np.array([str(x).split(",")[0] == "host_mismatch" for x in reason], bool)
+    return mism & (np.asarray(verdict) == "unexpected") & ~vendor_names(np.asarray(names, dtype=object))
+
+
+def csv_unquoted(text: str) -> str:
+    """``text`` without the ``'`` :func:`escape_csv` puts before a formula start: the same name
+    whether the table is the analysis' own or read back from its CSV."""
+    text = str(text)
+    if text.startswith("'") and text[1:].lstrip(_CELL_SPACES).startswith(_FORMULA_START):
+        return text[1:]
+    return text
+
+
+def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
+    """What to change for ``k`` flows of a KSC-only rule ``r`` to other names (:func:`elsewhere_rows`),
+    ``names`` the first of them (escaped here: untrusted text from packets)."""
+    said = _list_text([escape_terminal(csv_unquoted(x)) for x in names], "name") if names else "another name"
+    return (f"the agent is configured with another Administration Server address ({said}, on "
+            f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
+            f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / installation "
+            f"package (it must be a name under {r.host_mask})")
+
+
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
                     onprem: int = 0, failed: tuple[int, int] = (0, 0),
-                    inbound: tuple[int, int] = (0, 0)) -> str | None:
+                    inbound: tuple[int, int] = (0, 0),
+                    elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
@@ -1403,7 +1500,16 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     failed (:data:`~kscc_traffic.classify.MISMATCH_FAILED`): said, and Kaspersky's other services
     that failed are not told "nothing to change" (audit s25). ``inbound``: (of the
     ``wrong_direction`` ones those opened from outside towards a local address, detail
-    :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones)."""
+    :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones). ``elsewhere``: (of the
+    ``host_mismatch`` ones, those on a KSC-only port to a name not under kaspersky.com, the first
+    names: :func:`elsewhere_rows`): the agent's own, pointed at another Administration Server,
+    said first (:func:`_elsewhere_fix`); the others' advice after it."""
+    k_else, else_names = elsewhere
+    if k_else:
+        head = _elsewhere_fix(r, k_else, else_names)
+        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor, onprem, failed,
+                               inbound) if un > k_else else None
+        return head + (f". For the other {un - k_else}: {rest}" if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:
@@ -1455,6 +1561,38 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                 + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
                    else f"{names.split(':')[0]} or {reverse}") + _failed_text(failed_all))
     return None
+
+
+#: the headline of a report whose flows show no KSC agent traffic (:func:`no_ksc_traffic`)
+NO_KSC_TRAFFIC = ("this capture shows no KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): "
+                  "captured on the wrong machine, or at the wrong time?")
+
+
+def ksc_purposes(rules: RuleSet) -> set[str]:
+    """The ids of ``rules``' purposes on ports no browser shares (from 1024 up: the agent's
+    23100-23199…, a distribution point's 13000…, 15000, KSN's 1443): a flow there is KSC traffic
+    whatever its name."""
+    return {r.id for r in rules.rules if r.port_lo >= SHARED_PORTS_BELOW}
+
+
+def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
+    """Per flow (bool array): KSC agent traffic — a purpose of :func:`ksc_purposes`, or a
+    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`)."""
+    out = flows["purpose"].isin(ksc_purposes(rules)).to_numpy() if "purpose" in flows else np.zeros(len(flows), bool)
+    for col in ("server_name", "query"):
+        if col in flows:
+            out = out | vendor_names(flows[col].to_numpy(dtype=object))
+    return out
+
+
+def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
+    """The headline :data:`NO_KSC_TRAFFIC` (``these captures show`` for several) when ``total``
+    flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
+    (nothing seen at all says so itself). The exit status is unchanged (README: it is the
+    flagged flows')."""
+    if not total or ksc:
+        return ""
+    return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("this capture shows", "these captures show", 1)
 
 
 def vendor_names(names) -> np.ndarray:
@@ -1707,7 +1845,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ok = bl = un = other = proxied = 0
         ok_named = ok_answered = v6 = bl_named = ok_data = None
         bl_tls = bl_stale = bl_closed = bl_forged = one_way = bl_icpt = un_onprem = 0
-        bl_reset = un_failed = (0, 0)
+        bl_reset = un_failed = bl_refused = (0, 0)
+        un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
@@ -1735,6 +1874,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 mism = np.array([x.split(",")[0] == "host_mismatch" for x in reason[at].tolist()], bool) \
                     if "host_mismatch" in un_reasons else None
                 if "server_name" in flows and "host_mismatch" in un_reasons:
+                    names = flows["server_name"].to_numpy(dtype=object)[at]
+                    away = elsewhere_rows(r, reason[at], v, names)
+                    if away.any():
+                        un_elsewhere = (int(np.count_nonzero(away)),
+                                        tuple(dict.fromkeys(names[away].tolist()))[:MAX_ELSEWHERE_NAMES])
                     un_vendor = int(np.count_nonzero(
                         vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
                 if "detail" in flows:
@@ -1787,6 +1931,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
                                 sum(1 for x in details if str(x).startswith(DP_RESET_ITSELF)))
+                    bl_refused = refused_counts(details)
                     # (a filter's HTTP refusal of the ClientHello: the port is open, as for tls_failed)
                     bl_tls += sum(1 for x in details if str(x).startswith(FILTER_ANSWER))
                     bl_cut = int(np.count_nonzero(cut_short(reason[at][v == "blocked"].tolist(), details)))
@@ -1802,7 +1947,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
-                                   bl_cut=bl_cut, caps=caps))
+                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
     return pd.DataFrame(rows)
 
 
@@ -1942,6 +2087,9 @@ class TableSummary:
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
         self.bl_reset_own: dict[str, int] = {}   # ... of them on the client's subnet
+        self.bl_refused: dict[str, tuple[int, int]] = {}  # purpose -> refused_counts of its blocked flows
+        self.un_elsewhere: dict[str, int] = {}   # purpose -> unexpected flows to another server (elsewhere_rows)
+        self.elsewhere_names: dict[str, dict[str, None]] = {}  # ... their first names (MAX_ELSEWHERE_NAMES)
         self.dns_no_answer = 0                   # blocked DNS flows no_answer (of them the capture's end cut
         #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
@@ -1961,10 +2109,14 @@ class TableSummary:
         self.un_reasons: dict[str, dict[str, int]] = {}  # purpose -> unexpected flows per reason
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
+        #: the verdicts whose flows ``flagged`` lists: blocked and unexpected, and those a
+        #: ``--verdict`` filter asks for (``analyze --verdict unclassified`` lists those flows)
+        self.listed: tuple[str, ...] = ("blocked", "unexpected")
         self.total = 0
         self.captures: dict[str, int] = {}
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
+        self.vendor_seen = 0                     # flows with a Kaspersky server_name or DNS query (ksc_flows)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
@@ -2004,6 +2156,10 @@ class TableSummary:
                     self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
+        if not self.vendor_seen:
+            for col in ("server_name", "query"):
+                if col in flows:
+                    self.vendor_seen += int(np.count_nonzero(vendor_names(flows[col].to_numpy(dtype=object))))
         if "server_name" in flows:
             self.named_seen = True
             has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
@@ -2015,6 +2171,7 @@ class TableSummary:
                 self.bl_named[p] = self.bl_named.get(p, 0) + int(n)
             mism = ((flows["verdict"] == "unexpected") & (flows["reason"].str.split(",").str[0] == "host_mismatch"))
             if mism.any():
+                self._add_elsewhere(flows[mism.to_numpy()])
                 vendor = flows[mism.to_numpy() & vendor_names(flows["server_name"].to_numpy(dtype=object))]
                 for p, n in vendor.groupby("purpose", sort=False).size().items():
                     self.un_vendor[p] = self.un_vendor.get(p, 0) + int(n)
@@ -2084,6 +2241,12 @@ class TableSummary:
                 failed = failed[vendor_names(failed["server_name"].to_numpy(dtype=object))]
                 for p, n in failed.groupby("purpose", sort=False).size().items():
                     self.un_failed_vendor[p] = self.un_failed_vendor.get(p, 0) + int(n)
+            if detail.str.contains(REFUSED_NEARER, regex=False).any() or \
+                    detail.str.contains(REFUSED_OWN, regex=False).any():
+                for p, g in detail.groupby(blocked["purpose"], sort=False):
+                    a, b = refused_counts(g.tolist())
+                    x, y = self.bl_refused.get(p, (0, 0))
+                    self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
@@ -2101,11 +2264,31 @@ class TableSummary:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
             else:
                 self.dns_errors_dropped += n
-        fl = flows[flows["verdict"].isin(["blocked", "unexpected"])]
+        fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
             both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
             self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
+
+    def _add_elsewhere(self, flows: pd.DataFrame) -> None:
+        """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
+        rule: :meth:`readiness` keeps the KSC-only ones), per purpose, and keep their first names."""
+        for p, g in flows.groupby("purpose", sort=False):
+            names = g["server_name"].to_numpy(dtype=object)
+            away = elsewhere_rows(None, g["reason"].tolist(), g["verdict"].to_numpy(), names)
+            if away.any():
+                self.un_elsewhere[p] = self.un_elsewhere.get(p, 0) + int(np.count_nonzero(away))
+                kept = self.elsewhere_names.setdefault(p, {})
+                for x in names[away].tolist():
+                    if len(kept) >= MAX_ELSEWHERE_NAMES:
+                        break
+                    kept[x] = None
+
+    def no_ksc_headline(self, rules: RuleSet) -> str:
+        """:func:`no_ksc_traffic` of the flows added ('' when some is KSC agent traffic)."""
+        ids = ksc_purposes(rules)
+        ksc = self.vendor_seen + sum(n for (p, _), n in self.counts.items() if p in ids)
+        return no_ksc_traffic(self.total, ksc, len(self.captures))
 
     def dns_errors(self) -> pd.DataFrame:
         """As :func:`dns_errors`, from the counts."""
@@ -2146,7 +2329,11 @@ class TableSummary:
                                        bl_icmp=self.bl_icmp.get(r.id, {}),
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
-                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un)))
+                                       bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_refused=self.bl_refused.get(r.id, (0, 0)),
+                                       un_elsewhere=(self.un_elsewhere.get(r.id, 0),
+                                                     tuple(self.elsewhere_names.get(r.id, {})))
+                                       if ksc_only(r) else (0, ())))
         return pd.DataFrame(rows)
 
 
@@ -2217,7 +2404,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     the totals. ``capture_filter``: a custom capture filter the flows were captured with
     (``live --filter``): the purposes "not seen" that it leaves out
     (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
-    under the checklist says "not seen" may mean filtered out."""
+    under the checklist says "not seen" may mean filtered out. A headline first when no flow is
+    KSC agent traffic (:meth:`TableSummary.no_ksc_headline`)."""
+    headline = summary.no_ksc_headline(rules)
+    if headline:
+        console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         # (a narrow terminal: cells fold, never cut with an ellipsis)
@@ -2290,7 +2481,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"Flagged flows ({summary.flagged_total})", title_justify="left")
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total})", title_justify="left")
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
@@ -2322,12 +2513,19 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 FLAGGED_TABLE_MIN_WIDTH = 120
 
 
+def _listed_title(summary: TableSummary) -> str:
+    """The title of the flows listed: ``Flagged flows``, or ``Flagged and unclassified flows``
+    when a ``--verdict`` filter asked for more (:attr:`TableSummary.listed`)."""
+    more = [v for v in summary.listed if v not in ("blocked", "unexpected")]
+    return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
+
+
 def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
-    console.print(Text(f"Flagged flows ({summary.flagged_total})", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total})", style="italic"))
     for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
         head = Text(f"{t}  ")
         if several:

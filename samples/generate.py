@@ -751,7 +751,8 @@ class Tcp(Flow):
         self.last = side
 
     def seg(self, side: str, flags: str, payload: bytes = b"", delay: int | None = None,
-            seq: int | None = None, ack: int | None = None, options=None, window: int | None = None) -> bytes:
+            seq: int | None = None, ack: int | None = None, options=None, window: int | None = None,
+            ttl: int | None = None) -> bytes:
         self._advance(side, delay)
         src, sport, dst, dport = self.ends(side)
         if seq is None:
@@ -768,7 +769,7 @@ class Tcp(Flow):
         if payload:
             tcp = tcp / Raw(payload)
         self._stamp(self.t)
-        raw = self.cap.emit(self.t, src, dst, tcp, self.iface)
+        raw = self.cap.emit(self.t, src, dst, tcp, self.iface, ttl=ttl)
         self.packets.append(raw)
         grow = len(payload) + (1 if "S" in flags else 0) + (1 if "F" in flags else 0)
         if seq == self.nxt[side]:
@@ -1173,7 +1174,8 @@ def build_blocked_agent(pki: PKI) -> Capture:
     b.dns(AGENT, eu1, [KSC_EU1.ip], 9.0)
     tcp = b.tcp(AGENT, KSC_EU1, 29201, 9.05)
     tcp.syn()
-    tcp.seg("s", "RA", seq=0, ack=tcp.isn["c"] + 1, window=0)
+    # (the agent's gateway sends it: the TTL of a device next to the agent, not the server's 52)
+    tcp.seg("s", "RA", seq=0, ack=tcp.isn["c"] + 1, window=0, ttl=64)
     cap.label(tcp, "klsctunnel", "blocked_rejected_rst", None,
               "firewall rejects with a TCP reset (RST-ACK spoofed from the server address) "
               "(client intended eu1.ksc.kaspersky.com)")

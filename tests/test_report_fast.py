@@ -97,7 +97,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # newcomer 22 F2: TCP connections captured one way only (reason one_way) and nothing else
         one_way = int(((sub["verdict"] == "unclassified") & (sub["reason"].str.split(",").str[0] == "one_way")).sum()) \
             if len(sub) else 0
-        status = ("blocked" if bl else "unexpected" if un > other or (other and not ok)
+        # (newcomer 27 F3: a non-Kaspersky name on a KSC-only port: the agent pointed at another server)
+        ksc_only = (r.transport == "tcp" and r.port_lo >= 1024 and r.opener != "agent_to_dp"
+                    and str(r.host_mask or "").lower().endswith(".kaspersky.com"))
+        away = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+                & ~sub["server_name"].str.lower().str.rstrip(".").map(
+                    lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com")).astype(bool)) \
+            if ksc_only and len(sub) and "server_name" in sub else pd.Series(False, index=sub.index, dtype=bool)
+        k_away = int(away.sum())
+        away_names = list(dict.fromkeys(sub.loc[away, "server_name"]))[:3] if k_away else []
+        status = ("blocked" if bl else "unexpected" if un > other - k_away or (other - k_away and not ok)
                   else "verified" if ok else "seen one-way" if one_way else "not seen")
         reasons = sorted({x.split(",")[0] for x in sub["reason"] if x and x != "partial"}) if len(sub) else []
         fix = r.fix
@@ -259,8 +268,28 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 reverse if kinds == {"wrong_direction"}
                 else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names) + failed_text(rest)
 
+        def away_fix(k):
+            said = report._list_text([escape_terminal(x[1:] if x.startswith("'") and x[1:].lstrip(" \u3000").startswith(
+                report._FORMULA_START) else x) for x in away_names], "name")
+            return (f"the agent is configured with another Administration Server address ({said}, on "
+                    f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
+                    f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / "
+                    f"installation package (it must be a name under {r.host_mask})")
+
+        def with_away(make):
+            # (the others' advice, counted without the flows elsewhere; the flows elsewhere said first)
+            nonlocal un, other
+            if not k_away:
+                return make()
+            un, other = un - k_away, other - k_away
+            try:
+                rest = make() if un else None
+            finally:
+                un, other = un + k_away, other + k_away
+            return away_fix(k_away) + (f". For the other {un - k_away}: {rest}" if rest else "")
+
         if status == "unexpected" and un == other:
-            fix = other_fix(reasons)
+            fix = with_away(lambda: other_fix(reasons) if un == other else None) or fix
         # ok flows none of which names a server, on a port below 1024 that browsers share: not proof
         # newcomer 23 F4: an IP literal (Host: 198.51.100.99) names no server
         real = sub["server_name"].map(lambda n: n != "" and not is_ip_literal(n)) \
@@ -370,6 +399,31 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                         f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
+        # newcomer 27 F1: a refused SYN's reset told by the TTL of its address's other packets
+        plain = blocked_rows & ~dp_detail.str.startswith("the SYN was answered by a TCP reset from the distribution "
+                                                         "point") if len(dp_detail) else pd.Series(dtype=bool)
+        own_rst = int((plain & dp_detail.str.contains("the reset came with the server's own ", regex=False)).sum()) \
+            if len(dp_detail) else 0
+        nearer = int((plain & dp_detail.str.contains("nearer than the server (", regex=False)).sum()) \
+            if len(dp_detail) else 0
+        them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
+        if status == "blocked" and own_rst and bl == own_rst:
+            fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
+                   "the server itself refused — nothing listens on this port there (a wrong port? the service "
+                   "down?); no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   "Server's address and port in the agent's settings or installation package: the documented ones "
+                   f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
+                   "the service is not running there")
+        elif status == "blocked" and own_rst:
+            fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
+                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong port? "
+                    "the service down?): check the port in the agent's settings")
+        if status == "blocked" and nearer and bl == nearer:
+            fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
+                   f"server's own packets on other connections): a firewall refuses the port: {fix}")
+        elif status == "blocked" and nearer:
+            fix += (f"; {nearer} of them {'was' if nearer == 1 else 'were'} answered by a TCP reset from a device "
+                    "nearer than the server: a firewall refuses the port")
         # newcomer 23 F13: network/host unreachable (no route) from a router: a routing hint
         bl_route = int(((sub["verdict"] == "blocked") & sub["detail"].astype(str).str.contains(
             r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) \(3/\d+\)"
@@ -447,7 +501,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             return out
 
         if status == "unexpected":
-            fix = answered_fix(reasons, False) or fix
+            fix = with_away(lambda: answered_fix(reasons, False) or (other_fix(reasons) if k_away and un == other
+                                                                    else None)) or fix
         # (newcomer 26 F1: no_answer attempts the capture's end cut short: said apart from the others'
         # advice; all of them: capture longer)
         cut = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "no_answer")
@@ -497,9 +552,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
             unx = sub[(sub["verdict"] == "unexpected") & (sub["reason"] != "") & (sub["reason"] != "partial")]
             kinds = unx["reason"].str.split(",").str[0].value_counts().sort_index()
-            un_fix = answered_fix(list(kinds.index), True)
-            if un_fix is None and un == other:
-                un_fix = other_fix(set(kinds.index))
+            un_fix = with_away(lambda: answered_fix(list(kinds.index), True)
+                               or (other_fix(set(kinds.index)) if un == other else None))
             if un_fix and "exclude these names from inspection" in fix:
                 # (newcomer 26, duplicated advice: the exclusion said once, for the blocked ones)
                 said = f"tls_intercepted: {report.REASON_TEXT['tls_intercepted']}" + (
@@ -557,6 +611,15 @@ def old_endpoint(host, port) -> str:
 
 
 def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
+    # (newcomer 27 F2: no flow of KSC agent traffic at all: a headline first)
+    high = {r.id for r in rules.rules if r.port_lo >= 1024}
+    vendor = any(str(n).lower().rstrip(".") == "kaspersky.com" or str(n).lower().rstrip(".").endswith(".kaspersky.com")
+                 for col in ("server_name", "query") if col in flows for n in flows[col])
+    if len(flows) and not vendor and not flows["purpose"].isin(high).any():
+        several = "capture" in flows and flows["capture"].nunique() > 1
+        console.print(Text(f"No KSC agent traffic: {'these captures show' if several else 'this capture shows'} no "
+                           "KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): captured on the wrong "
+                           "machine, or at the wrong time?", style="bold yellow"))
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ..analyze import COLUMNS, _schema, analyze_packets
+from ..inspect import address_ttls
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
@@ -398,6 +399,9 @@ class LiveSession:
         self.now_ns = 0
         #: when the capture ended (epoch ns), set by :meth:`final`: the last analyses read it
         self._end_ns: int | None = None
+        #: each address's first TCP packet that is no reset (inspect.address_ttls): what a SYN
+        #: answered by a reset is compared with, whatever flows were evicted since
+        self._ttls: dict = {}
 
     # ------------------------------------------------------------------------- ingest
     def ingest(self, packets: Packets) -> None:
@@ -406,6 +410,7 @@ class LiveSession:
         if n == 0:
             return
         c = packets.cols
+        self._ttls = address_ttls(c, self._ttls)
         order = np.argsort(c["frame"], kind="stable")
         recs = np.empty(n, _REC)
         for k in PACKET_COLUMNS:
@@ -670,7 +675,7 @@ class LiveSession:
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
                                    answers_out=learnt, capture_end_ns=self._end_ns,
-                                   observed_until_ns=self._observed(), internal=True)
+                                   observed_until_ns=self._observed(), internal=True, ttls=self._ttls)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
