@@ -1564,7 +1564,7 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
 
 
 #: the headline of a report whose flows show no KSC agent traffic (:func:`no_ksc_traffic`)
-NO_KSC_TRAFFIC = ("this capture shows no KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): "
+NO_KSC_TRAFFIC = ("no flow in this capture goes to a Kaspersky name or a KSC-only port: "
                   "captured on the wrong machine, or at the wrong time?")
 
 
@@ -1586,13 +1586,13 @@ def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
 
 
 def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
-    """The headline :data:`NO_KSC_TRAFFIC` (``these captures show`` for several) when ``total``
+    """The headline :data:`NO_KSC_TRAFFIC` (``in these captures`` for several) when ``total``
     flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
     (nothing seen at all says so itself). The exit status is unchanged (README: it is the
     flagged flows')."""
     if not total or ksc:
         return ""
-    return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("this capture shows", "these captures show", 1)
+    return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
 
 
 def vendor_names(names) -> np.ndarray:

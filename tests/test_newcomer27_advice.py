@@ -182,7 +182,7 @@ def test_corpus_unexpected_agent_other_server():
     assert "configured with another Administration Server address (ksc-eu1.example.net" in text
 
 
-HEADLINE = ("this capture shows no KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): captured on "
+HEADLINE = ("no flow in this capture goes to a Kaspersky name or a KSC-only port: captured on "
             "the wrong machine, or at the wrong time?")
 
 

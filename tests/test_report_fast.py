@@ -617,8 +617,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                  for col in ("server_name", "query") if col in flows for n in flows[col])
     if len(flows) and not vendor and not flows["purpose"].isin(high).any():
         several = "capture" in flows and flows["capture"].nunique() > 1
-        console.print(Text(f"No KSC agent traffic: {'these captures show' if several else 'this capture shows'} no "
-                           "KSC agent traffic (no flow to a Kaspersky name or a KSC-only port): captured on the wrong "
+        console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
+                           "to a Kaspersky name or a KSC-only port: captured on the wrong "
                            "machine, or at the wrong time?", style="bold yellow"))
     t = Table(title="Flows per purpose", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
