@@ -103,11 +103,14 @@ def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall
     # (a cleartext answer may be a filter's refusal: no "nothing to open"; newcomer 19 F19)
     assert fixes["dp_agent_connection"] == ("this connection on TCP 13000 was answered (the port is open): "
                                             "not_tls: " + REASON_TEXT["not_tls"])
+    # (the flow to ksc-eu1.example.net on 23101, a KSC-only port, is the agent's own: pointed at
+    # another server, said first; newcomer 27 F3)
     assert fixes["agent_connection"] == (
-        "1 of 3 flows ok, 2 unexpected: this connection on TCP 23100-23199 was answered (the port is open): "
-        "not_tls: " + REASON_TEXT["not_tls"] + "; 1 more went to names "
-        "outside *.ksc.kaspersky.com or had the documented port on the side that opened the connection: "
-        "not this purpose's traffic")
+        "1 of 3 flows ok, 2 unexpected: the agent is configured with another Administration Server address "
+        "(ksc-eu1.example.net, on TCP 23100-23199, ports only a KSC agent uses; 1 flow): check the address in "
+        "the agent's settings / installation package (it must be a name under *.ksc.kaspersky.com). For the "
+        "other 1: this connection on TCP 23100-23199 was answered (the port is open): not_tls: "
+        + REASON_TEXT["not_tls"])
     assert not any("allow" in f for r, f in fixes.items() if r in ("dp_agent_connection", "agent_connection"))
 
 

@@ -307,8 +307,9 @@ def test_readiness_says_the_proxy_refused(tmp_path):
                 "answer; the capture shows TCP to the proxy only: the proxy made the connection to the server), "
                 "then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's "
                 "detail): the proxy 10.0.0.1:3128 most likely inspects it itself: exempt *.ksc.kaspersky.com from "
-                "that proxy's SSL inspection. For the unexpected one: these flows on "
-                "TCP 23100-23199 went to names outside *.ksc.kaspersky.com") in row.fix, row.fix
+                "that proxy's SSL inspection. For the unexpected one: the agent is configured with another "
+                "Administration Server address (x.example, on TCP 23100-23199, ports only a KSC agent uses; "
+                "1 flow)") in row.fix, row.fix   # (a KSC-only port: the agent's own; newcomer 27 F3)
         assert "reached the server" not in row.fix
     # a direct connection blocked as well: the rule's own fix
     direct = refused.head(1).assign(proxy_target="")
