@@ -1509,7 +1509,7 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
         head = _elsewhere_fix(r, k_else, else_names)
         rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor, onprem, failed,
                                inbound) if un > k_else else None
-        return head + (f". For the other {un - k_else}: {rest}" if rest else "")
+        return head + ((f". For the other {'one' if un - k_else == 1 else un - k_else}: {rest}") if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
     if answered:

@@ -109,7 +109,7 @@ def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall
         "1 of 3 flows ok, 2 unexpected: the agent is configured with another Administration Server address "
         "(ksc-eu1.example.net, on TCP 23100-23199, ports only a KSC agent uses; 1 flow): check the address in "
         "the agent's settings / installation package (it must be a name under *.ksc.kaspersky.com). For the "
-        "other 1: this connection on TCP 23100-23199 was answered (the port is open): not_tls: "
+        "other one: this connection on TCP 23100-23199 was answered (the port is open): not_tls: "
         + REASON_TEXT["not_tls"])
     assert not any("allow" in f for r, f in fixes.items() if r in ("dp_agent_connection", "agent_connection"))
 

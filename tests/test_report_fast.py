@@ -286,7 +286,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 rest = make() if un else None
             finally:
                 un, other = un + k_away, other + k_away
-            return away_fix(k_away) + (f". For the other {un - k_away}: {rest}" if rest else "")
+            return away_fix(k_away) + ((f". For the other {'one' if un - k_away == 1 else un - k_away}: {rest}") if rest else "")
 
         if status == "unexpected" and un == other:
             fix = with_away(lambda: other_fix(reasons) if un == other else None) or fix
