@@ -679,10 +679,15 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
         return out
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
-    ttls = address_ttls(c, prior)
+    # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
+    mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
+    here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
     for r in rows.tolist():
         t = int(c["ttl"][r])
-        ref = ttls.get((int(c["ipver"][r]), int(c["src_hi"][r]), int(c["src_lo"][r])))
+        key = (int(c["ipver"][r]), int(c["src_hi"][r]), int(c["src_lo"][r]))
+        # (the earlier of this batch's first packet and the earlier batches')
+        refs = [x for x in (here.get(key), (prior or {}).get(key)) if x is not None]
+        ref = min(refs) if refs else None
         if t < 0 or ref is None or ref[0] >= int(c["ts_ns"][r]):
             continue
         t_ref = ref[1]
