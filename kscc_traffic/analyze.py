@@ -456,9 +456,9 @@ def _check_source(path, magic: bool = True) -> None:
         raise CaptureAccessError(f"{shown}: cannot read: {e.strerror or e}") from None
     if magic and len(head) >= 4 and not any(head.startswith(m) for m in _MAGICS):
         try:
-            read_frames(head)  # raises UnsupportedFormat with the magic seen
+            read_frames(head, name=shown)  # raises UnsupportedFormat with the magic seen
         except CaptureError as e:
-            raise type(e)(str(e).replace("<bytes>", shown, 1)) from None
+            raise type(e)(str(e)) from None
         raise CaptureError(f"{shown}: not a pcap or pcapng file")
 
 

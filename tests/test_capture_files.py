@@ -967,3 +967,20 @@ def test_corpus_ksc_files_read_cleanly() -> None:
     for p in files:
         fr = read_frames(p)
         assert len(fr) > 0 and fr.stats.warnings == [], p.name
+
+
+def test_an_etl_file_is_named_with_its_conversion(tmp_path: Path) -> None:
+    """newcomer 27 F8: a pktmon/netsh .etl trace got the generic 'neither pcap nor pcapng' hint,
+    not the conversion the README gives."""
+    from kscc_traffic.errors import UnsupportedFormat
+    etl = tmp_path / "agent.ETL"
+    etl.write_bytes(b"\x00\x00\x01\x00\x02\x00\x05\x00" + bytes(range(256)) * 4)
+    with pytest.raises(UnsupportedFormat) as e:
+        read_frames(etl)
+    assert "a Windows event trace (.etl from pktmon or netsh trace)" in str(e.value)
+    assert "pktmon etl2pcap FILE.etl --out FILE.pcapng" in str(e.value)
+    other = tmp_path / "agent.bin"
+    other.write_bytes(etl.read_bytes())
+    with pytest.raises(UnsupportedFormat) as e:
+        read_frames(other)
+    assert "pktmon" not in str(e.value)

@@ -622,3 +622,15 @@ def test_one_flow_summary_is_singular(tmp_path):
     p = run("analyze", cap)
     assert "1 flow: 0 ok, 0 blocked, 0 unexpected, 1 unclassified" in p.stdout, p.stdout + p.stderr
     assert "1 flows" not in p.stdout
+
+
+def test_an_etl_trace_gets_its_conversion_hint(tmp_path):
+    """newcomer 27 F8: the command line's pre-check read the first bytes under the name
+    '<bytes>', so a .etl trace got the generic hint, not pktmon's conversion."""
+    etl = tmp_path / "agent.etl"
+    etl.write_bytes(b"\x00\x00\x01\x00\x02\x00\x05\x00" + bytes(range(256)) * 4)
+    p = run("analyze", etl)
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"Error: {etl}: not a pcap or pcapng capture: magic bytes 00 00 01 00 "
+                               "(a Windows event trace (.etl from pktmon or netsh trace)"), p.stderr
+    assert "pktmon etl2pcap" in p.stderr

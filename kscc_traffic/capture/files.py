@@ -1276,6 +1276,10 @@ def _sniff(head: bytes, name: str, at_eof: bool) -> _PcapParser | _PcapngParser:
         # (a compressed file is read decompressed: these first bytes are of a second layer)
         hint = next((f"compressed twice, the inner layer {codec}: decompress it once first"
                      for k, codec in CODEC_MAGICS.items() if head.startswith(k)), None)
+    if hint is None and name.lower().endswith(".etl"):
+        # (an ETW trace has no fixed magic: its name tells it; newcomer 27 F8)
+        hint = ("a Windows event trace (.etl from pktmon or netsh trace), not a capture: convert it first, "
+                "`pktmon etl2pcap FILE.etl --out FILE.pcapng` (netsh trace files: Microsoft's etl2pcapng)")
     if hint is None:
         text = head[:8].decode("latin-1")
         printable = all(32 <= ord(c) < 127 or c in "\r\n\t" for c in text)
