@@ -1,0 +1,50 @@
+"""Review of session 28 (session 27's new advice read again): the hint of a SYN answered by a
+reset (REJ), told by the TTL of the address's packets on other connections
+(inspect.address_ttls, _refused_hints); the agent pointed at another Administration Server
+(report.elsewhere_rows). Captures are built with scapy (and Python's ssl) here."""
+from __future__ import annotations
+
+from scapy.all import IP, TCP
+
+from chunkcmp import assert_same, whole, write
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+
+AGENT, SERVER = "192.0.2.10", "203.0.113.10"
+
+
+def _up(t, sport, dport, **kw):
+    return t, bytes(eth(IP(src=AGENT, dst=SERVER, ttl=64) / TCP(sport=sport, dport=dport, **kw)))
+
+
+def _dn(t, sport, dport, ttl, data=b"", **kw):
+    return t, bytes(eth(IP(src=SERVER, dst=AGENT, ttl=ttl) / TCP(sport=sport, dport=dport, **kw) / data,
+                        src=SERVER_MAC, dst=CLIENT_MAC))
+
+
+def _detail(flows, port):
+    (d,) = flows.loc[flows["resp_p"] == port, "detail"].tolist()
+    return d
+
+
+def test_syn_proxy_synack_is_not_the_servers_ttl(tmp_path):
+    """A SYN proxy (a firewall answering the handshake for the server, TTL 254) in front of a server
+    whose own packets come with TTL 50; the firewall then refuses 29201 with a reset of its own TTL
+    (254). Compared with the SYN-ACK (the address's first packet) the reset looked like the
+    server's own ('nothing listens on this port there'); it is a device 13 hops nearer than the
+    server's data: a firewall refusing the port."""
+    recs = [_up(1.00, 40000, 23101, flags="S", seq=100),
+            _dn(1.01, 23101, 40000, 254, flags="SA", seq=500, ack=101),
+            _up(1.02, 40000, 23101, flags="A", seq=101, ack=501),
+            _dn(1.04, 23101, 40000, 50, flags="PA", seq=501, ack=101, data=b"x" * 10),
+            _up(1.05, 40000, 23101, flags="FA", seq=101, ack=511),
+            _dn(1.06, 23101, 40000, 50, flags="FA", seq=511, ack=102),
+            _up(1.07, 40000, 23101, flags="A", seq=102, ack=512),
+            _up(8.00, 40001, 29201, flags="S", seq=900),
+            _dn(8.001, 29201, 40001, 254, flags="RA", seq=0, ack=901)]
+    path = write(tmp_path, recs, name="synproxy.pcap")
+    flows, _ = whole(path)
+    assert _detail(flows, 29201) == (
+        "the SYN was answered by a TCP reset; the reset came from a device 13 hops nearer than the server (TTL 254 "
+        "vs 50 on the server's packets on other connections): a firewall refuses the port")
+    assert_same(path, [300, 700])
+
