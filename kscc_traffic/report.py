@@ -1458,12 +1458,16 @@ def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
     port (:func:`ksc_only`) to a name not under kaspersky.com (:func:`vendor_names`): the agent
     configured with another Administration Server address. ``reason``, ``verdict``, ``names``
     (``server_name``): the flows' columns as arrays. ``r`` None: any rule (the caller checks
-    :func:`ksc_only` itself)."""
+    :func:`ksc_only` itself). A flow with no name (``server_name`` '': no SNI, Host or DNS answer,
+    judged by the server's certificate alone, a TLS-inspecting proxy's) names no address the agent
+    was given: not one of them."""
     n = len(verdict)
     if (r is not None and not ksc_only(r)) or not n:
         return np.zeros(n, bool)
     mism = np.array([str(x).split(",")[0] == "host_mismatch" for x in reason], bool)
-    return mism & (np.asarray(verdict) == "unexpected") & ~vendor_names(np.asarray(names, dtype=object))
+    names = np.asarray(names, dtype=object)
+    named = np.fromiter((isinstance(x, str) and x != "" for x in names.tolist()), bool, n)
+    return mism & named & (np.asarray(verdict) == "unexpected") & ~vendor_names(names)
 
 
 def csv_unquoted(text: str) -> str:

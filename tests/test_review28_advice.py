@@ -4,10 +4,14 @@ reset (REJ), told by the TTL of the address's packets on other connections
 (report.elsewhere_rows). Captures are built with scapy (and Python's ssl) here."""
 from __future__ import annotations
 
+import pytest
 from scapy.all import IP, TCP
 
 from chunkcmp import assert_same, whole, write
+from kscc_traffic import analyze, load_rules, readiness
+from kscc_traffic.report import TableSummary
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+from test_proxy_connect import _records, _tls, _write
 
 AGENT, SERVER = "192.0.2.10", "203.0.113.10"
 
@@ -48,3 +52,31 @@ def test_syn_proxy_synack_is_not_the_servers_ttl(tmp_path):
         "vs 50 on the server's packets on other connections): a firewall refuses the port")
     assert_same(path, [300, 700])
 
+
+@pytest.mark.parametrize("cert", ["klserver.corp.example", "FortiGate SSL Inspection"])
+def test_no_name_asked_is_not_another_administration_server(tmp_path, cert):
+    """TLS on TCP 23101 with no SNI and no DNS answer (an agent set up with an IP address, a
+    TLS-inspecting proxy's certificate): host_mismatch from the server's certificate alone, but
+    no name the agent was configured with. The advice does not say the agent is configured with
+    another Administration Server address ('(, on TCP 23100-23199' with an empty name); it keeps
+    the advice on other names."""
+    recs = _records(_tls(tmp_path, names=(cert,), sni=None), port=50000, proxy=("203.0.113.10", 23101))
+    flows = analyze(str(_write(tmp_path, recs, name="nosni.pcap")))
+    (r,) = flows.to_dict("records")
+    assert (r["server_name"], r["verdict"], r["reason"]) == ("", "unexpected", "host_mismatch")
+    rules = load_rules()
+    a = readiness(flows, rules).set_index("rule").loc["agent_connection", "fix"]
+    b = TableSummary.of(flows).readiness(rules).set_index("rule").loc["agent_connection", "fix"]
+    assert a == b
+    assert "another Administration Server address" not in a and "(," not in a, a
+    assert a.startswith("these flows on TCP 23100-23199 went to names outside *.ksc.kaspersky.com"), a
+
+
+def test_a_name_asked_elsewhere_is_still_named(tmp_path):
+    """The same with the SNI the agent was set up with (ksc.corp.example): named first, as before."""
+    recs = _records(_tls(tmp_path, names=("ksc.corp.example",), sni="ksc.corp.example"), port=50000,
+                    proxy=("203.0.113.10", 23101))
+    flows = analyze(str(_write(tmp_path, recs, name="sni.pcap")))
+    fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
+    assert fix.startswith("the agent is configured with another Administration Server address (ksc.corp.example, "
+                          "on TCP 23100-23199"), fix
