@@ -100,7 +100,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (newcomer 27 F3: a non-Kaspersky name on a KSC-only port: the agent pointed at another server)
         ksc_only = (r.transport == "tcp" and r.port_lo >= 1024 and r.opener != "agent_to_dp"
                     and str(r.host_mask or "").lower().endswith(".kaspersky.com"))
+        # (review 28: a flow with a name: '' is one judged by the server's certificate alone)
         away = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+                & (sub["server_name"] != "")
                 & ~sub["server_name"].str.lower().str.rstrip(".").map(
                     lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com")).astype(bool)) \
             if ksc_only and len(sub) and "server_name" in sub else pd.Series(False, index=sub.index, dtype=bool)
@@ -1019,7 +1021,8 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS),
-                          st.sampled_from(["", "eu1.ksc.kaspersky.com", "dnl-03.geo.kaspersky.com"]),
+                          st.sampled_from(["", "eu1.ksc.kaspersky.com", "dnl-03.geo.kaspersky.com",
+                                           "ksc.corp.example"]),
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL,
