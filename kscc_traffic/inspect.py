@@ -699,7 +699,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
         h, h_ref = (int(x) for x in _hops(np.array([t, t_ref], np.int64)))
         if t == t_ref:
             out[pf[r]] = (f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): the server "
-                          "itself refused — nothing listens on this port there (a wrong port? the service down?)")
+                          "itself refused — nothing listens on this port there, or its own firewall rejects "
+                          "it (a wrong port? the service down?)")
         elif h < h_ref:
             k = h_ref - h
             out[pf[r]] = (f"the reset came from a device {k} hop{'s' if k != 1 else ''} {REFUSED_NEARER}{field_name} "

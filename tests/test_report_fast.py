@@ -411,15 +411,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
         if status == "blocked" and own_rst and bl == own_rst:
             fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   "the server itself refused — nothing listens on this port there (a wrong port? the service "
-                   "down?); no firewall is to be opened: check the port the agent is set to use (the Administration "
-                   "Server's address and port in the agent's settings or installation package: the documented ones "
-                   f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
-                   "the service is not running there")
+                   "the server itself refused — nothing listens on this port there, or its own firewall rejects it "
+                   "(a wrong port? the service down?); no firewall is to be opened: check the port the agent is set "
+                   "to use (the Administration Server's address and port in the agent's settings or installation "
+                   f"package: the documented ones are {r.transport.upper()} {r.port_text}, the server's own port "
+                   "within them); if it is right, the service is not running there or the server's own firewall "
+                   "rejects it")
         elif status == "blocked" and own_rst:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong port? "
-                    "the service down?): check the port in the agent's settings")
+                    "server's own TTL: the server itself refused — nothing listens on that port there, or its own "
+                    "firewall rejects it (a wrong port? the service down?): check the port in the agent's settings")
         if status == "blocked" and nearer and bl == nearer:
             fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
                    f"server's own packets on other connections): a firewall refuses the port: {fix}")

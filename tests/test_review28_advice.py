@@ -80,3 +80,23 @@ def test_a_name_asked_elsewhere_is_still_named(tmp_path):
     fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
     assert fix.startswith("the agent is configured with another Administration Server address (ksc.corp.example, "
                           "on TCP 23100-23199"), fix
+
+
+def test_own_ttl_reset_may_be_the_servers_own_firewall(tmp_path):
+    """A reset with the server's own TTL is its stack's, which also answers for a host firewall's
+    reject rule (iptables/nftables 'reject with tcp reset', ufw reject): the hint does not say
+    flatly that nothing listens there (as the distribution point's reset already does not)."""
+    recs = [_up(1.00, 40000, 23101, flags="S", seq=100),
+            _dn(1.01, 23101, 40000, 50, flags="SA", seq=500, ack=101),
+            _up(1.02, 40000, 23101, flags="A", seq=101, ack=501),
+            _dn(1.04, 23101, 40000, 50, flags="PA", seq=501, ack=101, data=b"x" * 10),
+            _up(8.00, 40001, 23199, flags="S", seq=900),
+            _dn(8.001, 23199, 40001, 50, flags="RA", seq=0, ack=901)]
+    flows, _ = whole(write(tmp_path, recs, name="own.pcap"))
+    assert _detail(flows, 23199) == (
+        "the SYN was answered by a TCP reset; the reset came with the server's own TTL (50, as its packets on "
+        "other connections): the server itself refused — nothing listens on this port there, or its own firewall "
+        "rejects it (a wrong port? the service down?)")
+    fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
+    assert "nothing listens on this port there, or its own firewall rejects it" in fix, fix
+    assert "if it is right, the service is not running there or the server's own firewall rejects it" in fix, fix
