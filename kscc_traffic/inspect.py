@@ -622,16 +622,19 @@ REFUSED_OWN = "the reset came with the server's own "
 
 
 def address_ttls(cols: dict[str, np.ndarray], prior: dict | None = None) -> dict:
-    """The first TCP packet that is no reset each source address sent, among the packets of
-    ``cols`` (a :class:`Packets`' columns, any flow or none), merged with ``prior`` (the same from
-    earlier batches of the capture: the earlier packet wins): ``(ipver, src_hi, src_lo)`` (ints)
+    """The first TCP packet that is no reset nor SYN-ACK each source address sent, among the
+    packets of ``cols`` (a :class:`Packets`' columns, any flow or none), merged with ``prior`` (the
+    same from earlier batches of the capture: the earlier packet wins): ``(ipver, src_hi, src_lo)`` (ints)
     -> ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). Packets without a known TTL (-1, or
     no ``ttl`` column) are left out; at most :data:`MAX_TTL_ADDRESSES` addresses (the later ones
     not added). What :func:`_refused_hints` compares a refused SYN's reset with."""
     out = dict(prior) if prior else {}
     if "ttl" not in cols or not len(cols["ttl"]):
         return out
-    m = (cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0) & (cols["ttl"] >= 0)
+    # (no SYN-ACK: a SYN proxy's, a firewall answering the handshake for the server, comes with
+    # the firewall's TTL, which its own resets share; the server's ACKs and data come with its own)
+    m = ((cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0)
+         & ((cols["tcp_flags"] & (SYN | ACK)) != (SYN | ACK)) & (cols["ttl"] >= 0))
     if not m.any():
         return out
     ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
@@ -655,7 +658,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
     TTL (IPv6: hop limit) against the first packet that is no reset the same address sent before
-    it on any flow (:func:`address_ttls` of these packets and ``prior``: a SYN-ACK, data): fewer
+    it on any flow (:func:`address_ttls` of these packets and ``prior``: an ACK, data; no SYN-ACK,
+    which a SYN proxy may have sent for the server with its own resets' TTL): fewer
     hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
     the same TTL — the server's own stack: nothing listens on the port there. No hint when the
     address sent nothing else before the reset (a chunked or live analysis may have let the flow go
@@ -695,7 +699,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
         h, h_ref = (int(x) for x in _hops(np.array([t, t_ref], np.int64)))
         if t == t_ref:
             out[pf[r]] = (f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): the server "
-                          "itself refused — nothing listens on this port there (a wrong port? the service down?)")
+                          "itself refused — nothing listens on this port there, or its own firewall rejects "
+                          "it (a wrong port? the service down?)")
         elif h < h_ref:
             k = h_ref - h
             out[pf[r]] = (f"the reset came from a device {k} hop{'s' if k != 1 else ''} {REFUSED_NEARER}{field_name} "

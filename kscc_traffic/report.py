@@ -1042,15 +1042,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         if bl == own_rst:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    "answered by a TCP reset with the server's own TTL (as its packets on other connections): the "
-                   "server itself refused — nothing listens on this port there (a wrong port? the service down?); "
+                   "server itself refused — nothing listens on this port there, or its own firewall rejects it (a "
+                   "wrong port? the service down?); "
                    "no firewall is to be opened: check the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented "
                    f"ones are {where}, the server's own port within them); if it is right, the service is not "
-                   "running there")
+                   "running there or the server's own firewall rejects it")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong "
-                    "port? the service down?): check the port in the agent's settings")
+                    "server's own TTL: the server itself refused — nothing listens on that port there, or its own "
+                    "firewall rejects it (a wrong port? the service down?): check the port in the agent's settings")
     if status == "blocked" and nearer:
         # the reset came from fewer hops away than the server's own packets: a firewall's
         if bl == nearer:
@@ -1458,12 +1459,16 @@ def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
     port (:func:`ksc_only`) to a name not under kaspersky.com (:func:`vendor_names`): the agent
     configured with another Administration Server address. ``reason``, ``verdict``, ``names``
     (``server_name``): the flows' columns as arrays. ``r`` None: any rule (the caller checks
-    :func:`ksc_only` itself)."""
+    :func:`ksc_only` itself). A flow with no name (``server_name`` '': no SNI, Host or DNS answer,
+    judged by the server's certificate alone, a TLS-inspecting proxy's) names no address the agent
+    was given: not one of them."""
     n = len(verdict)
     if (r is not None and not ksc_only(r)) or not n:
         return np.zeros(n, bool)
     mism = np.array([str(x).split(",")[0] == "host_mismatch" for x in reason], bool)
-    return mism & (np.asarray(verdict) == "unexpected") & ~vendor_names(np.asarray(names, dtype=object))
+    names = np.asarray(names, dtype=object)
+    named = np.fromiter((isinstance(x, str) and x != "" for x in names.tolist()), bool, n)
+    return mism & named & (np.asarray(verdict) == "unexpected") & ~vendor_names(names)
 
 
 def csv_unquoted(text: str) -> str:

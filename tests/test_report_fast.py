@@ -100,7 +100,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (newcomer 27 F3: a non-Kaspersky name on a KSC-only port: the agent pointed at another server)
         ksc_only = (r.transport == "tcp" and r.port_lo >= 1024 and r.opener != "agent_to_dp"
                     and str(r.host_mask or "").lower().endswith(".kaspersky.com"))
+        # (review 28: a flow with a name: '' is one judged by the server's certificate alone)
         away = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "host_mismatch")
+                & (sub["server_name"] != "")
                 & ~sub["server_name"].str.lower().str.rstrip(".").map(
                     lambda n: n == "kaspersky.com" or n.endswith(".kaspersky.com")).astype(bool)) \
             if ksc_only and len(sub) and "server_name" in sub else pd.Series(False, index=sub.index, dtype=bool)
@@ -409,15 +411,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
         if status == "blocked" and own_rst and bl == own_rst:
             fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   "the server itself refused — nothing listens on this port there (a wrong port? the service "
-                   "down?); no firewall is to be opened: check the port the agent is set to use (the Administration "
-                   "Server's address and port in the agent's settings or installation package: the documented ones "
-                   f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
-                   "the service is not running there")
+                   "the server itself refused — nothing listens on this port there, or its own firewall rejects it "
+                   "(a wrong port? the service down?); no firewall is to be opened: check the port the agent is set "
+                   "to use (the Administration Server's address and port in the agent's settings or installation "
+                   f"package: the documented ones are {r.transport.upper()} {r.port_text}, the server's own port "
+                   "within them); if it is right, the service is not running there or the server's own firewall "
+                   "rejects it")
         elif status == "blocked" and own_rst:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong port? "
-                    "the service down?): check the port in the agent's settings")
+                    "server's own TTL: the server itself refused — nothing listens on that port there, or its own "
+                    "firewall rejects it (a wrong port? the service down?): check the port in the agent's settings")
         if status == "blocked" and nearer and bl == nearer:
             fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
                    f"server's own packets on other connections): a firewall refuses the port: {fix}")
@@ -1019,7 +1022,8 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PURPOSES), st.sampled_from(VERDICTS), st.sampled_from(REASONS),
-                          st.sampled_from(["", "eu1.ksc.kaspersky.com", "dnl-03.geo.kaspersky.com"]),
+                          st.sampled_from(["", "eu1.ksc.kaspersky.com", "dnl-03.geo.kaspersky.com",
+                                           "ksc.corp.example"]),
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
                           st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL,
