@@ -84,6 +84,9 @@ TEREDO_PORT = 3544
 #: GTP-U (3GPP TS 29.281), either port; VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe), destination port
 GTPU_PORT = 2152
 VXLAN_GPE_PORT = 4790
+#: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
+_TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
+                               GTPU_PORT, VXLAN_GPE_PORT))
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -1196,7 +1199,8 @@ class SlowDecoder:
                 sport, dport = _hh(d, p)
             ulen = _u16(d, p + 4)[0] if avail >= 6 else -1
             plen = ulen - 8 if 8 <= ulen <= ip_pl else max(0, ip_pl - 8)
-            if tunnels and avail >= 8:
+            if tunnels and avail >= 8 and (dport in _TUNNEL_UDP_PORTS
+                                           or sport in _TUNNEL_UDP_PORTS):
                 r = self._udp_tunnel(d, p, dend, base, ctx, depth, sport, dport, plen)
                 if r is not None and not (r == MALFORMED and dend < p + 8 + plen):
                     return r
