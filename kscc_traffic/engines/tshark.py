@@ -357,6 +357,8 @@ class PacketBuilder:
         #: Ethernet pseudowire whose inner destination MAC does not begin with 0, or whose
         #: control word Wireshark guessed wrong, most likely
         self.mpls_unread = 0
+        #: BSD loopback frames whose address family Wireshark left as data (also in ``non_ip``)
+        self.loop_unread = 0
         #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
         #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
         #: ``malformed``): not read by this engine, the builtin one reads them
@@ -559,6 +561,11 @@ class PacketBuilder:
                 # whose inner destination MAC begins with another nibble (b4:96:…) is lost
                 # (the builtin decoder reads it: _slowpath.SlowDecoder._pw_not_ip)
                 self.mpls_unread += 1
+            elif protos[start:] == ["null", "data"]:
+                # a BSD loopback header whose address family Wireshark does not know: under
+                # LINKTYPE_LOOP (108, big-endian by definition) a family some writers put in
+                # little-endian order (the builtin decoder reads either order: decode._link)
+                self.loop_unread += 1
             return None
         number = _at(f, "frame.number", 0)
         # a fragment whose datagram is completed in a later frame gives no row of its own
@@ -1519,6 +1526,12 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.mpls_unread:
         k = b.mpls_unread
         stats.warn(f"{name}: {mpls_unread_note(k)}")
+    if b.loop_unread:
+        k = b.loop_unread
+        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} whose address family tshark "
+                   "does not read (LINKTYPE_LOOP is big-endian; a family written in little-endian "
+                   "order, most likely) could not be read by this engine: the builtin engine (the "
+                   "default, without --engine tshark) reads either byte order")
     if b.v4_as_v6:
         k = b.v4_as_v6
         stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
