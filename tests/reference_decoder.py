@@ -237,12 +237,25 @@ def _fields(ts: int, ip: Any) -> tuple:
     src, dst = str(ipaddress.ip_address(ip.src)), str(ipaddress.ip_address(ip.dst))
     if type(ip) is not S.IP:
         dst = _final_destination(ip) or dst
+        src = _home_address(ip) or src
     return (ts, src, dst, proto, sport, dport, flags, ip_len)
+
+
+def _home_address(ip: Any) -> str | None:
+    """The home address of a Mobile IPv6 Home Address option (RFC 6275 §6.3) in a Destination
+    Options header, the source the receiver's transport layer sees; None otherwise."""
+    S = _scapy()
+    do = ip.getlayer(S.IPv6ExtHdrDestOpt)
+    for opt in (do.options if do is not None else ()):
+        if isinstance(opt, S.HAO):
+            return str(ipaddress.ip_address(opt.hoa))
+    return None
 
 
 def _final_destination(ip: Any) -> str | None:
     """The final destination an IPv6 routing header with segments left names (type 0: its last
-    address; type 4, SRv6: Segment List[0]), as Zeek keys the connection; None otherwise."""
+    address; type 2, Mobile IPv6: its home address; type 4, SRv6: Segment List[0]), as Zeek
+    keys the connection; None otherwise."""
     S = _scapy()
     for cls in (S.IPv6ExtHdrRouting, S.IPv6ExtHdrSegmentRouting):
         rh = ip.getlayer(cls)
@@ -252,6 +265,8 @@ def _final_destination(ip: Any) -> str | None:
             return str(ipaddress.ip_address(rh.addresses[0]))
         if rh.type == 0:
             return str(ipaddress.ip_address(rh.addresses[-1]))
+        if rh.type == 2 and rh.segleft == 1 and len(rh.addresses) == 1:   # Mobile IPv6
+            return str(ipaddress.ip_address(rh.addresses[0]))
     return None
 
 

@@ -77,9 +77,10 @@ def _dst(p, i=0):
     (lambda: _rh0(1), S6), (lambda: _srh(1), S6),
     # no segment left: the header's destination is the final one already
     (lambda: _rh0(0), SID), (lambda: _srh(0), SID),
-    # Mobile IPv6 (type 2) keeps the header's: its home address goes with the other direction's
-    # Home Address option, which is not read either
-    (lambda: IPv6ExtHdrRouting(type=2, addresses=[S6], segleft=1), SID),
+    # Mobile IPv6 (type 2, one segment left): its home address, as Wireshark's conversations
+    # and Zeek key it (the other direction's Home Address option is read too: break-it 28)
+    (lambda: IPv6ExtHdrRouting(type=2, addresses=[S6], segleft=1), S6),
+    (lambda: IPv6ExtHdrRouting(type=2, addresses=[S6], segleft=0), SID),
 ])
 def test_decoder_final_destination(tmp_path, rh, final):
     pkt = eth(IPv6(src=C6, dst=SID) / rh() / TCP(sport=50000, dport=23101, flags="S"))

@@ -84,6 +84,9 @@ TEREDO_PORT = 3544
 #: GTP-U (3GPP TS 29.281), either port; VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe), destination port
 GTPU_PORT = 2152
 VXLAN_GPE_PORT = 4790
+#: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
+_TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
+                               GTPU_PORT, VXLAN_GPE_PORT))
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -176,13 +179,16 @@ def routing_final(d: Any, p: int, end: int) -> tuple[int, int] | None:
 
     Only while segments are left (``Segments Left`` > 0) does the header's destination differ
     from the final one: for type 0 (RFC 2460 §4.4, deprecated by RFC 5095 but still seen) the
-    last address of its list, for type 4 (a Segment Routing Header, RFC 8754 §2: the list in
-    reverse order) ``Segment List[0]``. This is the address the destination's transport layer
-    sees (the checksum pseudo-header, RFC 8200 §8.1) and the one Zeek keys the connection on
-    (``IPv6_Hdr_Chain::ProcessRoutingHeader``), so the two directions of a connection with a
-    routing header on one of them are one flow. Other types (2, Mobile IPv6, whose home address
-    goes with the Home Address option of the other direction; 3, RPL's compressed addresses)
-    and a header the snaplen cut before the address keep the header's destination."""
+    last address of its list, for type 2 (Mobile IPv6, RFC 6275 §6.4: a correspondent's packet
+    to a mobile node's care-of address, one segment left) its home address, for type 4 (a
+    Segment Routing Header, RFC 8754 §2: the list in reverse order) ``Segment List[0]``. This
+    is the address the destination's transport layer sees (the checksum pseudo-header, RFC 8200
+    §8.1, RFC 6275 §6.1) and the one Zeek keys the connection on
+    (``IPv6_Hdr_Chain::ProcessRoutingHeader``) and Wireshark's conversations show, so the two
+    directions of a connection with a routing header on one of them are one flow (the mobile
+    node's own packets name the home address in a Home Address option: :func:`home_address`).
+    Other types (3, RPL's compressed addresses) and a header the snaplen cut before the address
+    keep the header's destination."""
     if end - p < 8 or d[p + 3] == 0:
         return None
     t = d[p + 2]
@@ -192,11 +198,39 @@ def routing_final(d: Any, p: int, end: int) -> tuple[int, int] | None:
     elif t == 4:
         n = d[p + 1] >> 1
         at = p + 8
+    elif t == 2:
+        n = 1 if d[p + 1] == 2 and d[p + 3] == 1 else 0
+        at = p + 8
     else:
         return None
     if n < 1 or at + 16 > end:
         return None
     return _qq(d, at)
+
+
+def home_address(d: Any, p: int, end: int) -> tuple[int, int] | None:
+    """The home address ``(hi, lo)`` in a Home Address option (type 0xC9, 16 bytes: RFC 6275
+    §6.3) of the IPv6 Destination Options header at ``p`` (captured up to ``end``), else
+    ``None``. A mobile node away from home sends from its care-of address with this option; the
+    receiver's transport layer sees the home address as the source (RFC 6275 §9.3.1), as Zeek
+    keys the connection and Wireshark's conversations show it (the correspondent's answers
+    reach the home address through a type 2 routing header: :func:`routing_final`)."""
+    if end - p < 2:
+        return None
+    hend = min(end, p + ((d[p + 1] + 1) << 3))
+    q = p + 2
+    while q < hend:
+        t = d[q]
+        if t == 0:                              # Pad1
+            q += 1
+            continue
+        if q + 2 > hend:
+            return None
+        ln = d[q + 1]
+        if t == 0xC9:
+            return _qq(d, q + 2) if ln == 16 and q + 18 <= hend else None
+        q += 2 + ln
+    return None
 
 
 def vlan_value(tags: list[int]) -> int:
@@ -1003,9 +1037,11 @@ class SlowDecoder:
         r = self._v6chain(d, pos + 40, dend, dgend, nh)
         if type(r) is int:
             return r
-        nh, p, fr, final = r
+        nh, p, fr, final, home = r
         if final is not None:           # a routing header: the final destination (RFC 8200 §8.1)
             dhi, dlo = final
+        if home is not None:            # a Mobile IPv6 Home Address option (RFC 6275 §9.3.1)
+            shi, slo = home
         hdr = (6, shi, slo, dhi, dlo, -1, tot, d[pos + 7])
         if fr is None:
             return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, True)
@@ -1054,21 +1090,23 @@ class SlowDecoder:
     def _v6chain(d: Any, p: int, dend: int, dgend: int, nh: int) -> Any:
         """Walk IPv6 extension headers from ``p``.
 
-        Returns ``(next_header, position, fragment, final)``: ``fragment`` is ``(offset, more,
-        id)`` when a (non-atomic) fragment header sits at ``position``, else ``None``; ``final``
-        is the final destination ``(hi, lo)`` a routing header gives (:func:`routing_final`),
-        else ``None``. A chain cut by the snaplen stops where the capture ends (the upper layer
+        Returns ``(next_header, position, fragment, final, home)``: ``fragment`` is ``(offset,
+        more, id)`` when a (non-atomic) fragment header sits at ``position``, else ``None``;
+        ``final`` is the final destination ``(hi, lo)`` a routing header gives
+        (:func:`routing_final`), else ``None``; ``home`` the source's home address a
+        Destination Options header's Home Address option gives (:func:`home_address`), else
+        ``None``. A chain cut by the snaplen stops where the capture ends (the upper layer
         is then the header type reached). MALFORMED when a header claims to run past the
         datagram.
         """
-        final = None
+        final = home = None
         while nh in IPV6_EXT:
             if nh == 44:
                 if dend - p < 8:
                     break
                 fo_m = _u16(d, p + 2)[0]
                 if fo_m & 0xFFF9:                   # offset != 0 or M set: a real fragment
-                    return d[p], p, (fo_m & 0xFFF8, bool(fo_m & 1), _u32(d, p + 4)[0]), final
+                    return d[p], p, (fo_m & 0xFFF8, bool(fo_m & 1), _u32(d, p + 4)[0]), final, home
                 hl = 8                              # atomic fragment: just skip it
             else:
                 if dend - p < 2:
@@ -1078,9 +1116,11 @@ class SlowDecoder:
                 return MALFORMED
             if nh == 43 and final is None:
                 final = routing_final(d, p, min(dend, p + hl))
+            elif nh == 60 and home is None:
+                home = home_address(d, p, min(dend, p + hl))
             nh = d[p]
             p += hl
-        return nh, p, None, final
+        return nh, p, None, final, home
 
     def _l6upper(self, d: Any, p: int, dend: int, dgend: int, base: int, nh: int, hdr: tuple,
                  ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -1088,9 +1128,11 @@ class SlowDecoder:
         r = self._v6chain(d, p, dend, dgend, nh)
         if type(r) is int:
             return r
-        nh, p, fr, final = r
+        nh, p, fr, final, home = r
         if final is not None:           # (a routing header after a fragment header: unusual)
             hdr = hdr[:3] + final + hdr[5:]
+        if home is not None:
+            hdr = hdr[:1] + home + hdr[3:]
         if fr is not None:              # a fragment header inside a fragment: give up there
             return self._row(hdr, ctx, 44, -1, -1, -1, -1, 0, 0, 0, dgend - p, p, dend, base)
         return self._l4(d, p, dend, base, nh, dgend - p, hdr, ctx, depth, tunnels)
@@ -1157,43 +1199,13 @@ class SlowDecoder:
                 sport, dport = _hh(d, p)
             ulen = _u16(d, p + 4)[0] if avail >= 6 else -1
             plen = ulen - 8 if 8 <= ulen <= ip_pl else max(0, ip_pl - 8)
-            if tunnels and avail >= 8:
-                if dport == VXLAN_PORT:
-                    r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
-                                    depth)
-                    if r is not None:
-                        return r
-                if dport == VXLAN_LINUX_PORT:
-                    r = self._vxlan_linux(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base,
-                                          ctx, depth)
-                    if r is not None:
-                        return r
-                if dport == GENEVE_PORT:
-                    r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if r is not None:
-                        return r
-                if dport == VXLAN_GPE_PORT:
-                    r = self._vxlan_gpe(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if r is not None:
-                        return r
-                if sport == GTPU_PORT or dport == GTPU_PORT:
-                    r = self._gtpu(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if r is not None:
-                        return r
-                if sport == L2TP_PORT or dport == L2TP_PORT:
-                    # (between two 1701 ports, a tunnel's control and PPP link messages are not
-                    # IP; with one only, only an IP packet inside makes it L2TP: a client port of
-                    # 1701, behind a NAT or in an old dynamic range, is ordinary UDP whatever its
-                    # first bytes)
-                    r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
-                    if type(r) is tuple or (type(r) is int and r == PENDING) or \
-                            (r is not None and sport == dport):
-                        return r
-                if sport == TEREDO_PORT or dport == TEREDO_PORT:
-                    r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
-                                     depth)
-                    if r is not None:
-                        return r
+            if tunnels and avail >= 8 and (dport in _TUNNEL_UDP_PORTS
+                                           or sport in _TUNNEL_UDP_PORTS):
+                r = self._udp_tunnel(d, p, dend, base, ctx, depth, sport, dport, plen)
+                if r is not None and not (r == MALFORMED and dend < p + 8 + plen):
+                    return r
+                # (a tunnel whose inner packet the snaplen cut before its headers end: the
+                # outer datagram is the row, as Wireshark's conversations keep it)
             return self._row(hdr, ctx, 17, sport, dport, -1, -1, 0, 0, 0, plen, p + 8, dend,
                              base, _u16(d, p + 6)[0] if avail >= 8 else -1)
         if proto == 1 or proto == 58:
@@ -1210,6 +1222,49 @@ class SlowDecoder:
             if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
                 return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
         return self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, ip_pl, p, dend, base)
+
+    def _udp_tunnel(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int,
+                    sport: int, dport: int, plen: int) -> Any:
+        """The packet inside the UDP datagram at ``p`` (header captured; ``plen``: its payload
+        length) when its ports name a tunnel and its payload is one (a row, or PENDING /
+        MALFORMED / NONIP / TOO_DEEP), else None (the datagram is the row)."""
+        if dport == VXLAN_PORT:
+            r = self._vxlan(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                            depth)
+            if r is not None:
+                return r
+        if dport == VXLAN_LINUX_PORT:
+            r = self._vxlan_linux(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base,
+                                  ctx, depth)
+            if r is not None:
+                return r
+        if dport == GENEVE_PORT:
+            r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+            if r is not None:
+                return r
+        if dport == VXLAN_GPE_PORT:
+            r = self._vxlan_gpe(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+            if r is not None:
+                return r
+        if sport == GTPU_PORT or dport == GTPU_PORT:
+            r = self._gtpu(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+            if r is not None:
+                return r
+        if sport == L2TP_PORT or dport == L2TP_PORT:
+            # (between two 1701 ports, a tunnel's control and PPP link messages are not
+            # IP; with one only, only an IP packet inside makes it L2TP: a client port of
+            # 1701, behind a NAT or in an old dynamic range, is ordinary UDP whatever its
+            # first bytes)
+            r = self._l2tp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+            if type(r) is tuple or (type(r) is int and r == PENDING) or \
+                    (r is not None and sport == dport):
+                return r
+        if sport == TEREDO_PORT or dport == TEREDO_PORT:
+            r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                             depth)
+            if r is not None:
+                return r
+        return None
 
     # ------------------------------------------------------------------ tunnels
     def _tunnel(self, name: str, fn: Any, d: Any, pos: int, end: int, base: int, ctx: _Ctx,

@@ -62,9 +62,13 @@ Rules both paths share (units: bytes):
   header cut keeps ``payload_len`` from the IP length (ip payload - 8);
 - ``tcp_flags``: TCP byte 13, plus the NS bit (byte 12 bit 0) as 0x100;
 - IPv6 ``dst_hi``/``dst_lo``: the final destination when a routing header still has segments
-  left (type 0: the last address of its list; type 4, an SRv6 Segment Routing Header: Segment
-  List[0]; :func:`._slowpath.routing_final`), the address the destination's transport layer
-  sees (RFC 8200 §8.1) and Zeek keys the connection on; else the header's destination;
+  left (type 0: the last address of its list; type 2, Mobile IPv6: its home address; type 4,
+  an SRv6 Segment Routing Header: Segment List[0]; :func:`._slowpath.routing_final`), the
+  address the destination's transport layer sees (RFC 8200 §8.1) and Zeek keys the connection
+  on; else the header's destination. ``src_hi``/``src_lo``: the home address of a Mobile IPv6
+  Home Address option in a Destination Options header (:func:`._slowpath.home_address`: a
+  mobile node away from home, RFC 6275 §9.3.1, as Wireshark's conversations show it), else the
+  header's source;
 - ``vlan``: see :func:`._slowpath.vlan_value`; ``l2_bcast``: Ethernet/802.11 destination
   ff:ff:ff:ff:ff:ff, or SLL/SLL2 packet type 1; ``l2_out``: SLL/SLL2 packet type 4 (sent by
   the capturing host: the cooked header records no destination), False for other link layers
@@ -98,7 +102,9 @@ also counted in ``non_ip``), tunnels (packets decoded as their inner packet, eac
 by its outermost tunnel's kind: a tunnel whose payload was not IP or was malformed is not
 counted), overlapping fragments (IPv4: the first copy of each byte kept; IPv6: the datagram
 dropped whole, RFC 5722: :func:`overlap_dropped_note`) and unreassembled fragments, and IPsec ESP packets (rows of protocol 50, kept: their payload is
-encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed``; one that is
+encrypted, the connections inside cannot be seen; :func:`esp_note`). A damaged or cut shim or tunnel header is ``malformed`` (but a UDP tunnel's datagram
+whose inner packet the snaplen cut before its headers end is the outer UDP row, as Wireshark's
+conversations keep it); one that is
 not what its ethertype or port suggests (another GTP message, VXLAN-GPE carrying NSH, an Arista
 subtype other than the timestamp) leaves the frame not IP (shims) or the outer UDP datagram as
 the row (UDP tunnels), as Wireshark shows it.

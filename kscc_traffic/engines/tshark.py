@@ -170,7 +170,8 @@ FIELDS: list[str] = [
     "ipv6.reassembled.length", "ipv6.hopopts.len_oct", "ipv6.routing.len_oct",
     "ipv6.dstopts.len_oct", "ipv6.opt.jumbo", "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.nxt",
     "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.len", "ipv6.routing.src.addr",
-    "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry",
+    "ipv6.routing.srh.addr", "ipv6.routing.srh.last_entry", "ipv6.routing.mipv6.home_address",
+    "ipv6.opt.mipv6.home_address",
     "ah.next_header", "ah.length",
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.payload",
     "tcp.window_size_value", "tcp.hdr_len",
@@ -352,6 +353,12 @@ class PacketBuilder:
         #: MPLS frames whose payload Wireshark read as an IPv4 header of a bogus length (also
         #: in ``malformed``): an Ethernet pseudowire without control word, most likely
         self.mpls_misread = 0
+        #: MPLS frames whose payload Wireshark left as bare data (also in ``non_ip``): an
+        #: Ethernet pseudowire whose inner destination MAC does not begin with 0, or whose
+        #: control word Wireshark guessed wrong, most likely
+        self.mpls_unread = 0
+        #: BSD loopback frames whose address family Wireshark left as data (also in ``non_ip``)
+        self.loop_unread = 0
         #: frames of a raw IPv6 link (LINKTYPE_IPV6, 229) holding an IPv4 packet, which
         #: Wireshark 4.0 reads as a malformed IPv6 header ("Bogus IPv6 version"; also in
         #: ``malformed``): not read by this engine, the builtin one reads them
@@ -535,8 +542,30 @@ class PacketBuilder:
             protos = protos[:v]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
+        if prev >= 0 and "udp" in protos[prev + 1:ip_idx]:
+            occ = protos[:ip_idx].count(protos[ip_idx])
+            if not _at(f, protos[ip_idx] + ".src", occ) or not _at(f, protos[ip_idx] + ".dst", occ):
+                # a UDP tunnel (VXLAN, Geneve, GTP-U…) whose inner IP header the snaplen cut
+                # before its addresses end: the outer datagram is the row, as the builtin
+                # decoder keeps it (_slowpath.SlowDecoder._l4) and Wireshark's conversations do
+                protos = protos[:protos.index("udp", prev + 1) + 1]
+                cut = min(cut, len(protos))
+                ip_idx = prev
         if ip_idx < 0:
             self.non_ip += 1
+            if "mpls" in protos[start:] and protos[-1] == "data":
+                # Wireshark 4.0 reads an MPLS payload as an Ethernet pseudowire only when its
+                # first nibble is 0 (and then guesses the control word: a destination MAC like
+                # 02:00:… reads as one), as IPv4/IPv6 on 4/6, else as bare data: a pseudowire
+                # whose inner destination MAC begins with another nibble (b4:96:…) is lost
+                # (the builtin decoder reads it: _slowpath.SlowDecoder._pw_not_ip)
+                self.mpls_unread += 1
+            elif protos[start:] == ["null", "data"]:
+                # a BSD loopback header whose address family Wireshark does not know: under
+                # LINKTYPE_LOOP (108, big-endian by definition) a family some writers put in
+                # little-endian order (the builtin decoder reads either order: decode._link)
+                self.loop_unread += 1
             return None
         number = _at(f, "frame.number", 0)
         # a fragment whose datagram is completed in a later frame gives no row of its own
@@ -610,6 +639,7 @@ class PacketBuilder:
         else:
             src, dst = _at(f, "ipv6.src", occ), _at(f, "ipv6.dst", occ)
             dst = _routing_final(protos, f, ip_idx) or dst
+            src = _home_address(protos, f, ip_idx) or src
             plen6 = _int(_at(f, "ipv6.plen", occ), 0)
             if plen6 == 0 and ip_idx + 1 < len(protos) and protos[ip_idx + 1] == "ipv6.hopopts" \
                     and f.get("ipv6.opt.jumbo"):
@@ -728,21 +758,35 @@ class PacketBuilder:
         return row
 
 
+def mpls_unread_note(k: int) -> str:
+    """The warning line (without the capture's name) about ``k`` MPLS frames whose payload
+    tshark left as bare data (``_Builder.mpls_unread``)."""
+    return (f"{k} MPLS frame{'s' if k != 1 else ''} whose payload tshark could not read past the "
+            "label stack (most likely an Ethernet pseudowire: Wireshark reads one only when the "
+            "inner destination MAC begins with 0, and may guess its control word wrong) "
+            f"{'are' if k != 1 else 'is'} missing from the flows of this engine: the builtin "
+            "engine (the default, without --engine tshark) reads Ethernet pseudowires with or "
+            "without control word")
+
+
 def _routing_final(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> str:
     """The final destination (address text) that a routing header of the IPv6 layer at
     ``ip_idx`` names while segments are left, as the builtin decoder keys the flow
-    (``_slowpath.routing_final``: type 0, the last address of its list; type 4, an SRv6 Segment
-    Routing Header, ``Segment List[0]``, its first address); '' when there is none (the
-    header's ``ipv6.dst`` is the final destination). Wireshark 4.0 has no field for it: it is
-    read from ``ipv6.routing.src.addr`` / ``ipv6.routing.srh.addr``, whose occurrences are those
-    of every routing header of the frame one after the other (counted with
-    ``ipv6.routing.len`` / ``ipv6.routing.srh.last_entry``)."""
+    (``_slowpath.routing_final``: type 0, the last address of its list; type 2, Mobile IPv6,
+    its home address when one segment is left; type 4, an SRv6 Segment Routing Header,
+    ``Segment List[0]``, its first address); '' when there is none (the header's ``ipv6.dst``
+    is the final destination). Wireshark 4.0 has no field for it: it is read from
+    ``ipv6.routing.src.addr`` / ``ipv6.routing.mipv6.home_address`` /
+    ``ipv6.routing.srh.addr``, whose occurrences are those of every routing header of the frame
+    one after the other (counted with ``ipv6.routing.len`` / one per type 2 header /
+    ``ipv6.routing.srh.last_entry``)."""
     j = ip_idx + 1
     while j < len(protos) and protos[j].startswith("ipv6."):
         if protos[j] == "ipv6.routing":
             k = protos[:j].count("ipv6.routing")
             t = _int(_at(f, "ipv6.routing.type", k))
-            if t not in (0, 4) or _int(_at(f, "ipv6.routing.segleft", k), 0) <= 0:
+            segleft = _int(_at(f, "ipv6.routing.segleft", k), 0)
+            if t not in (0, 2, 4) or segleft <= 0:
                 return ""
             # the addresses of the routing headers of this type before this one
             types = [_int(_at(f, "ipv6.routing.type", i)) for i in range(k)]
@@ -750,9 +794,33 @@ def _routing_final(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: in
                 before = sum(_int(_at(f, "ipv6.routing.len", i), 0) >> 1 for i in range(k) if types[i] == 0)
                 n = _int(_at(f, "ipv6.routing.len", k), 0) >> 1
                 return _at(f, "ipv6.routing.src.addr", before + n - 1) if n > 0 else ""
+            if t == 2:
+                if segleft != 1 or _int(_at(f, "ipv6.routing.len", k), 0) != 2:
+                    return ""
+                return _at(f, "ipv6.routing.mipv6.home_address", types.count(2))
             srh = [i for i in range(k) if types[i] == 4]
             before = sum(_int(_at(f, "ipv6.routing.srh.last_entry", m), -1) + 1 for m in range(len(srh)))
             return _at(f, "ipv6.routing.srh.addr", before)
+        j += 1
+    return ""
+
+
+def _home_address(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int) -> str:
+    """The home address (text) of a Mobile IPv6 Home Address option (RFC 6275 §6.3) in a
+    Destination Options header of the IPv6 layer at ``ip_idx``: the source its transport layer
+    sees, as the builtin decoder keys the flow (``_slowpath.home_address``); '' when there is
+    none. Read from ``ipv6.opt.mipv6.home_address`` when the frame has one such option per
+    Destination Options header (its occurrence then that header's), or a single one and a
+    single Destination Options header."""
+    hao = f.get("ipv6.opt.mipv6.home_address") or ()
+    if not hao:
+        return ""
+    j = ip_idx + 1
+    while j < len(protos) and protos[j].startswith("ipv6."):
+        if protos[j] == "ipv6.dstopts":
+            if len(hao) == protos.count("ipv6.dstopts"):
+                return _at(f, "ipv6.opt.mipv6.home_address", protos[:j].count("ipv6.dstopts"))
+            return ""
         j += 1
     return ""
 
@@ -1455,6 +1523,15 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
                    "IPv4 header of a bogus length (most likely an Ethernet pseudowire without "
                    "control word whose destination MAC begins with 4) could not be read by this "
                    "engine: the builtin engine (the default, without --engine tshark) reads them")
+    if b.mpls_unread:
+        k = b.mpls_unread
+        stats.warn(f"{name}: {mpls_unread_note(k)}")
+    if b.loop_unread:
+        k = b.loop_unread
+        stats.warn(f"{name}: {k} loopback frame{'s' if k != 1 else ''} whose address family tshark "
+                   "does not read (LINKTYPE_LOOP is big-endian; a family written in little-endian "
+                   "order, most likely) could not be read by this engine: the builtin engine (the "
+                   "default, without --engine tshark) reads either byte order")
     if b.v4_as_v6:
         k = b.v4_as_v6
         stats.warn(f"{name}: {k} frame{'s' if k != 1 else ''} of the raw IPv6 link type (229) "
