@@ -116,7 +116,7 @@ import pandas as pd
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
-from .names import _copy, is_ip_literal
+from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
@@ -1856,6 +1856,8 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), values
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
+    if not other.any():
+        return codes, values[:1].copy()
     c, u = pd.factorize(values[other], use_na_sentinel=False)
     codes[other] = c + 1
     uniques = np.empty(len(u) + 1, dtype=object)
@@ -2218,7 +2220,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         # (object columns, as every text column of the table: a bare array would become a
         # pandas ``str`` column, converted there and back again by the schema)
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
-    return out
+    return _labels_back(out, flows)
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

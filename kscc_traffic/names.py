@@ -53,6 +53,14 @@ def _copy(flows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _labels_back(out: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
+    """``out`` (made from :func:`_copy` of ``flows``) with its column labels in the dtype of
+    ``flows``' again, as adding the columns to ``flows`` itself leaves them (in place)."""
+    if out.columns.dtype != flows.columns.dtype:
+        out.columns = out.columns.astype(flows.columns.dtype)
+    return out
+
+
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
 
 
@@ -202,4 +210,4 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
     source = _SOURCES[np.where(has_sni, 0, np.where(has_host, 1, np.where(has_dns, 2, 3)))]
     for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name)):
         out[k] = pd.Series(v, dtype=object, index=out.index)   # (object, not pandas str)
-    return out
+    return _labels_back(out, flows)
