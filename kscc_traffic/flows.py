@@ -1101,37 +1101,43 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)
     partial = is_tcp_flow & ~syn_o  # the originator's SYN was not captured
 
-    text = object_columns(nflows)
-    flows = pd.DataFrame({
-        "ts": first_ts / 1e9,
-        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
-        "orig_h": text(address_text(o_hi, o_lo, fv6)),
-        "orig_p": o_p.astype(np.int64),
-        "resp_h": text(address_text(r_hi, r_lo, fv6)),
-        "resp_p": r_p.astype(np.int64),
-        "proto": text(_proto_names(fproto)),
-        "service": text(""),
-        "duration": (dur_end - first_ts) / 1e9,
-        "orig_pkts": orig_pkts,
-        "orig_bytes": orig_bytes,
-        "resp_pkts": resp_pkts,
-        "resp_bytes": resp_bytes,
-        "conn_state": text(state),
-        "history": text(history),
-        "orig_ip_bytes": orig_ipb,
-        "resp_ip_bytes": resp_ipb,
-        "vlan": vlan[order][starts].astype(np.int64),
-        "cast": text(cast),
-        "partial": partial,
-        "icmp_unreachable": text(""),
-        "ts_ns": first_ts,
-    })
-    flows.columns = label_index(flows.columns)
-    # flows in time order of their first packet
+    # flows in time order of their first packet (each column taken in that order)
     time_order = np.argsort(first_ts, kind="stable")
     rank = np.empty(nflows, np.int64)
     rank[time_order] = np.arange(nflows)
-    flows = flows.iloc[time_order].reset_index(drop=True)
+    by_time = object_columns(nflows)
+
+    def text(values) -> pd.Series:
+        return by_time(values if isinstance(values, str) else values[time_order])
+
+    def num(values: np.ndarray) -> np.ndarray:
+        return values[time_order]
+
+    flows = pd.DataFrame({
+        "ts": num(first_ts / 1e9),
+        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
+        "orig_h": text(address_text(o_hi, o_lo, fv6)),
+        "orig_p": num(o_p.astype(np.int64)),
+        "resp_h": text(address_text(r_hi, r_lo, fv6)),
+        "resp_p": num(r_p.astype(np.int64)),
+        "proto": text(_proto_names(fproto)),
+        "service": text(""),
+        "duration": num((dur_end - first_ts) / 1e9),
+        "orig_pkts": num(orig_pkts),
+        "orig_bytes": num(orig_bytes),
+        "resp_pkts": num(resp_pkts),
+        "resp_bytes": num(resp_bytes),
+        "conn_state": text(state),
+        "history": text(history),
+        "orig_ip_bytes": num(orig_ipb),
+        "resp_ip_bytes": num(resp_ipb),
+        "vlan": num(vlan[order][starts].astype(np.int64)),
+        "cast": text(cast),
+        "partial": num(partial),
+        "icmp_unreachable": text(""),
+        "ts_ns": num(first_ts),
+    })
+    flows.columns = label_index(flows.columns)
     if seq_bytes is not None:
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[at] = rank[flow_of]
