@@ -656,7 +656,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     and the packets at the flow's last timestamp. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
-    from .flows import history_codes, history_events, seq_extents, state_event_rows
+    from .flows import first_rows, history_codes, history_events, seq_extents, state_event_rows
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
@@ -695,8 +695,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         out = np.zeros(n, bool)
         at = np.nonzero(mask)[0]
         if len(at):
-            _, first = np.unique(key[at], return_index=True)
-            out[at[first]] = True
+            out[first_rows(key, at)[1]] = True
         return out
 
     fd = f * 2 + d
@@ -806,8 +805,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]
-        _, last = np.unique(fd[at], return_index=True)
-        keep[at[last]] = True
+        keep[first_rows(fd, at)[1]] = True
         # the first packet of each direction after each SYN: a SYN from the side that sent
         # nothing since the SYN before it is a simultaneous open, not a new connection
         # (flows._simultaneous_open); rows are in (flow, time) order, so a row's last SYN is in

@@ -116,7 +116,7 @@ import pandas as pd
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
-from .names import _copy, is_ip_literal
+from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
@@ -1856,6 +1856,8 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), values
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
+    if not other.any():
+        return codes, values[:1].copy()
     c, u = pd.factorize(values[other], use_na_sentinel=False)
     codes[other] = c + 1
     uniques = np.empty(len(u) + 1, dtype=object)
@@ -1879,7 +1881,7 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     return codes, len(u) + 1
 
 
-def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
+def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = None) -> np.ndarray | None:
     """For each flow, the number of its group of flows that :func:`_judge` cannot tell apart (the
     same result for all), groups numbered in order of first appearance; None when the table is
     not of the usual column types (the caller then judges row by row).
@@ -1899,7 +1901,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
     ``detail`` quotes it then), ``http_status`` only through a proxy or for a ClientHello
     answered in HTTP. A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
-    '' everywhere."""
+    '' everywhere. ``series``: the table's columns already read (:func:`_judge_columns`), if
+    the caller has them."""
     if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
     proto = flows["proto"]
@@ -1912,7 +1915,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     rows = np.flatnonzero(tu)
     n = len(rows)
     blank = pd.Series(repeated("", len(flows)), index=flows.index)
-    cols = {c: _key_values(flows[c] if c in flows.columns else blank, rows, c in _TEXT_COLUMNS,
+    if series is None:
+        series = _judge_columns(flows)
+    cols = {c: _key_values(series.get(c, blank), rows, c in _TEXT_COLUMNS,
                            c in _CODED_COLUMNS)
             for c in _JUDGE_COLUMNS}
     if any(x is None for x in cols.values()):
@@ -2142,6 +2147,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray | None:
     return pd.factorize(full)[0]
 
 
+def _judge_columns(flows: pd.DataFrame) -> dict:
+    """The table's columns :func:`_judge` reads (those of :data:`_JUDGE_COLUMNS` it has), each read
+    once (``flows[name]``: a Series, or a frame for a duplicated name) for both the grouping and
+    the judging."""
+    return {c: flows[c] for c in _JUDGE_COLUMNS if c in flows.columns}
+
+
 def _values_at(s: pd.Series, rows: np.ndarray) -> list:
     """The values of column ``s`` at positions ``rows`` as :meth:`pandas.Series.tolist` gives
     them (a numpy column taken from its array, without building the frame of those rows)."""
@@ -2156,15 +2168,16 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     unusual."""
     n = len(flows)
     needed = [c for c in _JUDGE_COLUMNS if c in flows.columns]
-    groups = _verdict_groups(flows, rules)
+    series = _judge_columns(flows)
+    groups = _verdict_groups(flows, rules, series)
     if groups is None:
-        cols = [flows[c].tolist() for c in needed]
+        cols = [series[c].tolist() for c in needed]
         res = np.empty((n, 4), dtype=object)
         for i, values in enumerate(zip(*cols)):
             res[i] = _judge(dict(zip(needed, values)), rules)
         return res
     _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
-    cols = [_values_at(flows[c], first) for c in needed]
+    cols = [_values_at(series[c], first) for c in needed]
     table = np.empty((len(first), 4), dtype=object)
     for i, values in enumerate(zip(*cols)):
         table[i] = _judge(dict(zip(needed, values)), rules)
@@ -2207,7 +2220,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         # (object columns, as every text column of the table: a bare array would become a
         # pandas ``str`` column, converted there and back again by the schema)
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
-    return out
+    return _labels_back(out, flows)
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

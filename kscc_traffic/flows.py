@@ -388,13 +388,29 @@ def _sent_cast(cast: np.ndarray, cand: np.ndarray, o_lo: np.ndarray, r_lo: np.nd
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
 
 
+_GOLDEN, _MUL1, _MUL2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S2, _S6, _S27, _S30, _S31 = (np.uint64(k) for k in (2, 6, 27, 30, 31))
+
+
 def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """One splitmix64 round folding ``v`` into ``h`` (uint64, wrapping arithmetic)."""
+    """One splitmix64 round folding ``v`` into ``h`` (uint64, wrapping arithmetic): a new array,
+    ``h ^ (v + golden + (h << 6) + (h >> 2))`` then splitmix64's finalizer, computed in place in
+    two arrays (the temporaries of the plain expression cost more than the arithmetic)."""
+    z = v.astype(np.uint64)      # (a copy: worked on in place)
+    t = h << _S6
     with np.errstate(over="ignore"):
-        z = h ^ (v.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) + (h << np.uint64(6)) + (h >> np.uint64(2)))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        z += _GOLDEN
+        z += t
+        np.right_shift(h, _S2, out=t)
+        z += t
+        z ^= h
+        for shift, mul in ((_S30, _MUL1), (_S27, _MUL2)):
+            np.right_shift(z, shift, out=t)
+            z ^= t
+            z *= mul
+        np.right_shift(z, _S31, out=t)
+        z ^= t
+    return z
 
 
 def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
@@ -620,8 +636,7 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
             return
         # only the first such row of each flow: the rows after it belong to the new connection,
         # whose own state is known only in the next round
-        _, first = np.unique(flow_of[cand], return_index=True)
-        new_flow[cand[first]] = True
+        new_flow[first_rows(flow_of, cand)[1]] = True
 
 
 def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
@@ -682,6 +697,24 @@ def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: n
     from_q_side = np.where(from_a[qa], a_between, (qa - pa - 1) - a_between)
     out[at] = from_q_side == 0
     return out
+
+
+def first_rows(key: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the rows ``at`` (positions into ``key``, in any order), the first one (in the order of
+    ``at``) with each distinct value of ``key``: ``(values, rows)``, two arrays by increasing
+    value; the same as ``v, i = np.unique(key[at], return_index=True); (v, at[i])``.
+
+    For integer keys that are small non-negative numbers (flow or flow-and-direction numbers:
+    below 4 per row plus 4096) one slot per value, written in reverse order (a repeated index
+    keeps the last value assigned), instead of sorting; else ``np.unique``."""
+    k = key[at]
+    if len(k) == 0 or k.dtype.kind not in "iu" or k.min() < 0 or k.max() >= 4 * len(k) + 4096:
+        v, i = np.unique(k, return_index=True)
+        return v, at[i]
+    slot = np.full(int(k.max()) + 1, -1, np.int64)
+    slot[k[::-1]] = at[::-1]
+    v = np.flatnonzero(slot >= 0)
+    return v.astype(k.dtype, copy=False), slot[v]
 
 
 def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
@@ -946,15 +979,15 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     has_syn = np.zeros(nflows, bool)
     has_synack = np.zeros(nflows, bool)
     if len(syn_rows):
-        f, first = np.unique(flow_of[syn_rows], return_index=True)
-        orig_is_a[f] = o_src_first[syn_rows[first]]
+        f, first = first_rows(flow_of, syn_rows)
+        orig_is_a[f] = o_src_first[first]
         decided[f] = True
         has_syn[f] = True
     if len(synack_rows):
-        f, first = np.unique(flow_of[synack_rows], return_index=True)
+        f, first = first_rows(flow_of, synack_rows)
         has_synack[f] = True
         m = ~decided[f]
-        orig_is_a[f[m]] = ~o_src_first[synack_rows[first[m]]]
+        orig_is_a[f[m]] = ~o_src_first[first[m]]
         decided[f[m]] = True
     # port heuristics for the rest
     fa_p = a_p[order][starts]
@@ -1068,37 +1101,43 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     uid_proto = np.where(fv6 & _mapped(fa_hi, fa_lo) & _mapped(fb_hi, fb_lo), fproto | 0x600, fproto)
     partial = is_tcp_flow & ~syn_o  # the originator's SYN was not captured
 
-    text = object_columns(nflows)
-    flows = pd.DataFrame({
-        "ts": first_ts / 1e9,
-        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
-        "orig_h": text(address_text(o_hi, o_lo, fv6)),
-        "orig_p": o_p.astype(np.int64),
-        "resp_h": text(address_text(r_hi, r_lo, fv6)),
-        "resp_p": r_p.astype(np.int64),
-        "proto": text(_proto_names(fproto)),
-        "service": text(""),
-        "duration": (dur_end - first_ts) / 1e9,
-        "orig_pkts": orig_pkts,
-        "orig_bytes": orig_bytes,
-        "resp_pkts": resp_pkts,
-        "resp_bytes": resp_bytes,
-        "conn_state": text(state),
-        "history": text(history),
-        "orig_ip_bytes": orig_ipb,
-        "resp_ip_bytes": resp_ipb,
-        "vlan": vlan[order][starts].astype(np.int64),
-        "cast": text(cast),
-        "partial": partial,
-        "icmp_unreachable": text(""),
-        "ts_ns": first_ts,
-    })
-    flows.columns = label_index(flows.columns)
-    # flows in time order of their first packet
+    # flows in time order of their first packet (each column taken in that order)
     time_order = np.argsort(first_ts, kind="stable")
     rank = np.empty(nflows, np.int64)
     rank[time_order] = np.arange(nflows)
-    flows = flows.iloc[time_order].reset_index(drop=True)
+    by_time = object_columns(nflows)
+
+    def text(values) -> pd.Series:
+        return by_time(values if isinstance(values, str) else values[time_order])
+
+    def num(values: np.ndarray) -> np.ndarray:
+        return values[time_order]
+
+    flows = pd.DataFrame({
+        "ts": num(first_ts / 1e9),
+        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
+        "orig_h": text(address_text(o_hi, o_lo, fv6)),
+        "orig_p": num(o_p.astype(np.int64)),
+        "resp_h": text(address_text(r_hi, r_lo, fv6)),
+        "resp_p": num(r_p.astype(np.int64)),
+        "proto": text(_proto_names(fproto)),
+        "service": text(""),
+        "duration": num((dur_end - first_ts) / 1e9),
+        "orig_pkts": num(orig_pkts),
+        "orig_bytes": num(orig_bytes),
+        "resp_pkts": num(resp_pkts),
+        "resp_bytes": num(resp_bytes),
+        "conn_state": text(state),
+        "history": text(history),
+        "orig_ip_bytes": num(orig_ipb),
+        "resp_ip_bytes": num(resp_ipb),
+        "vlan": num(vlan[order][starts].astype(np.int64)),
+        "cast": text(cast),
+        "partial": num(partial),
+        "icmp_unreachable": text(""),
+        "ts_ns": num(first_ts),
+    })
+    flows.columns = label_index(flows.columns)
     if seq_bytes is not None:
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[at] = rank[flow_of]
@@ -1242,11 +1281,11 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     have = np.zeros(len(base), bool)
     at = np.flatnonzero(syn)[::-1]
     if len(at):
-        u, last = np.unique(g[at], return_index=True)
-        base[u] = sq[at[last]] + 1
-        base_at[u] = at[last]
+        u, last = first_rows(g, at)                  # (the first in reverse order: the last)
+        base[u] = sq[last] + 1
+        base_at[u] = last
         have[u] = True
-    u, first = np.unique(g, return_index=True)
+    u, first = first_rows(g, np.arange(len(g)))
     nosyn = ~have[u]
     base[u[nosyn]] = sq[first[nosyn]]
     base_at[u[nosyn]] = first[nosyn]
@@ -1266,9 +1305,9 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     seen[g_all] = True
     at = np.flatnonzero(acking & ~have[g ^ 1] & ~seen[g ^ 1])
     if len(at):
-        u, first = np.unique(g[at] ^ 1, return_index=True)
-        base[u] = ak[at[first]]
-        base_at[u] = at[first] - 1     # (that acknowledgement itself counts: 0 bytes)
+        u, first = first_rows(g ^ 1, at)
+        base[u] = ak[first]
+        base_at[u] = first - 1         # (that acknowledgement itself counts: 0 bytes)
         have[u] = True
     half, mod = 1 << 31, (1 << 32) - 1
 
@@ -1312,8 +1351,7 @@ def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
     for m in kinds:
         at = np.nonzero(m)[0]
         if len(at):
-            _, first = np.unique(fd[at], return_index=True)
-            keep[at[first]] = True
+            keep[first_rows(fd, at)[1]] = True
     close_o = tcp & from_orig & (fin | rst)
     if close_o.any():
         nf = int(flow_of.max()) + 1
@@ -1321,8 +1359,7 @@ def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
         np.minimum.at(first_close, flow_of[close_o], np.nonzero(close_o)[0])
         at = np.nonzero(kinds[4] & ~from_orig & (np.arange(n) > first_close[flow_of]))[0]
         if len(at):
-            _, first = np.unique(flow_of[at], return_index=True)
-            keep[at[first]] = True
+            keep[first_rows(flow_of, at)[1]] = True
     return keep
 
 
@@ -1510,8 +1547,8 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     for j in (2, 3, 6, 7):
         at = np.flatnonzero(ev[:, j])
         if len(at):
-            _, first = np.unique(fd[at], return_index=True)
-            code[at[first]] = j + len(_LETTERS) * d[at[first]]
+            first = first_rows(fd, at)[1]
+            code[first] = j + len(_LETTERS) * d[first]
     # S/H, F, R: the first of the kind and every one whose sequence number changed
     single = (ev[:, 0] | ev[:, 1], ev[:, 4] & ~ev[:, 5] & ~ev[:, 7], ev[:, 5] & ~ev[:, 4] & ~ev[:, 7])
     sq = np.asarray(seq, np.int64) & 0xFFFF_FFFF

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import embedded_ipv4
-from .flows import repeated
+from .flows import label_index, repeated
 from .inspect import DnsAnswers
 
 NAME_COLUMNS: dict[str, tuple[str, str, str]] = {
@@ -44,8 +44,21 @@ def is_ip_literal(name: str) -> bool:
 
 def _copy(flows: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``flows`` to add columns to: shallow under pandas' copy-on-write (pandas 3, where
-    a later change to either frame copies the data first), a deep copy before."""
-    return flows.copy(deep=not _COPY_ON_WRITE)
+    a later change to either frame copies the data first), a deep copy before; its column labels
+    an ``object`` Index (:func:`~kscc_traffic.flows.label_index`: the same labels, read and added
+    to faster than pandas 3's ``str`` labels a concatenation gives)."""
+    out = flows.copy(deep=not _COPY_ON_WRITE)
+    if out.columns.dtype != object:
+        out.columns = label_index(out.columns)
+    return out
+
+
+def _labels_back(out: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
+    """``out`` (made from :func:`_copy` of ``flows``) with its column labels in the dtype of
+    ``flows``' again, as adding the columns to ``flows`` itself leaves them (in place)."""
+    if out.columns.dtype != flows.columns.dtype:
+        out.columns = out.columns.astype(flows.columns.dtype)
+    return out
 
 
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
@@ -83,7 +96,7 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     if len(missing):
         # (a translated match needs a translated text on one side at least: a flow to an IPv4
         # address no answer named can only be named by a mapped or NAT64 answer, and so on)
-        if not any(map(_translated, answers.address)):
+        if not _any_translated(answers.address):
             missing = missing[np.fromiter(map(_translated, [resp[i] for i in missing.tolist()]), bool, len(missing))]
     if len(missing):
         v4 = [embedded_ipv4(a) for a in answers.address]
@@ -107,6 +120,19 @@ _TRANSLATED = ("::ffff:", "64:ff9b::")
 
 def _translated(text) -> bool:
     return isinstance(text, str) and text.startswith(_TRANSLATED)
+
+
+def _any_translated(texts: list) -> bool:
+    """``any(map(_translated, texts))``: one join of the texts and a search for each start of
+    :data:`_TRANSLATED` after a NUL, when every text is a ``str`` without NUL (address texts); else
+    one test per text."""
+    try:
+        joined = "\x00" + "\x00".join(texts)
+    except TypeError:
+        return any(map(_translated, texts))
+    if joined.count("\x00") != len(texts):
+        return any(map(_translated, texts))
+    return any("\x00" + start in joined for start in _TRANSLATED)
 
 
 def _answers_for(flow_addr_keys: list, flow_clients: np.ndarray, t: np.ndarray, ans_addr_keys: list,
@@ -184,4 +210,4 @@ def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = 
     source = _SOURCES[np.where(has_sni, 0, np.where(has_host, 1, np.where(has_dns, 2, 3)))]
     for k, v in (("server_name", name), ("name_source", source), ("dns_name", dns_name)):
         out[k] = pd.Series(v, dtype=object, index=out.index)   # (object, not pandas str)
-    return out
+    return _labels_back(out, flows)

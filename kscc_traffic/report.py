@@ -233,9 +233,15 @@ def _json_strings(values: list[str]) -> list[str]:
 def _json_keys(names: tuple[str, ...]) -> tuple[str, ...] | None:
     """pandas' text of each column name as a key (``"name"``; a frame of that one column, as pandas
     writes keys its own way: it cuts a name at its first NUL), with the ``{`` or ``,`` before it
-    and the ``:`` after; None when that text is not found."""
+    and the ``:`` after; None when that text is not found. A name of printable ASCII but '"',
+    '\\', '/' is written as itself (when :func:`_json_ok`, which tries such a key): no frame."""
     keys = []
+    plain = _json_ok()
     for j, name in enumerate(names):
+        if plain and name and name.isascii() and \
+                len(name.encode("ascii").translate(None, _JSON_SPECIAL_BYTES)) == len(name):
+            keys.append(("{" if j == 0 else ",") + f'"{name}":')
+            continue
         text = pd.DataFrame({name: [0]}).to_json(orient="records", **_JSON_ARGS)
         if not (text.startswith('[{"') and text.endswith('":0}]')):
             return None
@@ -351,6 +357,28 @@ class _JsonRun:
 _JSON_SAMPLE = 256
 
 
+def _json_factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values)``: (codes, distinct values in order of first appearance; -1 for a
+    missing value). For a text column starting with a ``str``, only the cells that differ from
+    the first are hashed (most text columns hold one value in most rows, often all)."""
+    first = values[0] if len(values) and values.dtype == object else None
+    if not isinstance(first, str):
+        return pd.factorize(values)
+    try:
+        other = np.asarray(values != first, dtype=bool)
+    except (TypeError, ValueError):  # (a cell whose comparison is no bool: an array…)
+        return pd.factorize(values)
+    codes = np.zeros(len(values), np.int64)
+    if not other.any():
+        return codes, values[:1].copy()
+    c, u = pd.factorize(values[other])
+    codes[other] = np.where(c >= 0, c + 1, -1)
+    distinct = np.empty(len(u) + 1, dtype=object)
+    distinct[0] = first
+    distinct[1:] = np.asarray(u, dtype=object)
+    return codes, distinct
+
+
 def _json_pieces(columns: list[tuple[np.ndarray, str, str, bool]]) -> list[list[str]] | None:
     """The texts each row is the join of, for the slices of the table's ``(values, kind, key,
     clean)`` columns (:func:`_json_texts` for ``clean``): one per run of adjacent columns of few
@@ -369,7 +397,7 @@ def _json_pieces(columns: list[tuple[np.ndarray, str, str, bool]]) -> list[list[
             if kind == "float" or len(set(values[:_JSON_SAMPLE].tolist())) > _JSON_SAMPLE * 3 // 4:
                 coded.append((None, values))
                 continue
-            codes, distinct = pd.factorize(values)
+            codes, distinct = _json_factorize(values)
         except TypeError:  # unhashable cells (lists, dicts…) in a text column
             return None
         if len(codes) and codes.min() < 0:  # missing values (None, NaN…) in a text column
