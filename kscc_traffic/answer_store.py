@@ -199,6 +199,13 @@ class AnswerStore:
                     multi[address] = left
         self._addr, self._multi = addr, multi
 
+    def known(self, addresses) -> set:
+        """The addresses among ``addresses`` (an iterable of address texts) the store holds an
+        answer for (what :meth:`select` can find anything for)."""
+        recent = {r[3] for r in self._recent}
+        has = self._addr
+        return {a for a in addresses if a in has or a in recent}
+
     def select(self, addresses, pairs=None) -> DnsAnswers:
         """The answers that can name a flow to ``addresses`` (a set of address texts): the
         latest before the cutoff per address and per (client, address) of ``pairs`` (an iterable
