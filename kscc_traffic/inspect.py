@@ -7,6 +7,7 @@ results spread over the packets with numpy.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -621,37 +622,111 @@ REFUSED_NEARER = "nearer than the server ("
 REFUSED_OWN = "the reset came with the server's own "
 
 
-def address_ttls(cols: dict[str, np.ndarray], prior: dict | None = None) -> dict:
+class AddressTtls(Mapping):
+    """What :func:`address_ttls` returns: the first TCP packet that is no reset each source
+    address sent, a read-only mapping ``(ipver, src_hi, src_lo)`` (ints) -> ``(ts_ns, ttl)``
+    (ints: epoch ns, TTL or IPv6 hop limit). Kept as five arrays, one row per address in
+    (ipver, src_hi, src_lo) order: ``ver`` int64, ``hi`` and ``lo`` uint64 (the address's
+    halves, as the packet columns), ``ts`` int64 and ``ttl`` int64, so that a batch's packets
+    are merged in (:meth:`merged`) and looked up (:meth:`find`) by whole columns."""
+
+    __slots__ = ("ver", "hi", "lo", "ts", "ttl")
+
+    def __init__(self, ver=None, hi=None, lo=None, ts=None, ttl=None) -> None:
+        self.ver = np.zeros(0, np.int64) if ver is None else ver
+        self.hi = np.zeros(0, np.uint64) if hi is None else hi
+        self.lo = np.zeros(0, np.uint64) if lo is None else lo
+        self.ts = np.zeros(0, np.int64) if ts is None else ts
+        self.ttl = np.zeros(0, np.int64) if ttl is None else ttl
+
+    @classmethod
+    def of(cls, prior) -> "AddressTtls":
+        """``prior`` as an :class:`AddressTtls`: itself, or a new one from a mapping
+        ``(ipver, src_hi, src_lo) -> (ts_ns, ttl)`` (a dict); None: empty."""
+        if isinstance(prior, AddressTtls):
+            return prior
+        if not prior:
+            return cls()
+        keys = sorted(prior)
+        ver, hi, lo = (np.array(x, dt) for x, dt in zip(zip(*keys), (np.int64, np.uint64, np.uint64)))
+        ts, ttl = (np.array(x, np.int64) for x in zip(*(prior[k] for k in keys)))
+        return cls(ver, hi, lo, ts, ttl)
+
+    def __len__(self) -> int:
+        return len(self.ver)
+
+    def __iter__(self):
+        return zip(self.ver.tolist(), self.hi.tolist(), self.lo.tolist())
+
+    def __getitem__(self, key) -> tuple[int, int]:
+        ver, hi, lo = key
+        i = int(self.find(np.array([ver], np.int64), np.array([hi], np.uint64), np.array([lo], np.uint64))[0])
+        if i < 0:
+            raise KeyError(key)
+        return int(self.ts[i]), int(self.ttl[i])
+
+    def find(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Per address of ``ver`` (int64), ``hi``, ``lo`` (uint64; equal lengths): its row
+        here (int64 array), -1 where none. One sort of both sets of keys together."""
+        n, m = len(self), len(ver)
+        out = np.full(m, -1, np.int64)
+        if not n or not m:
+            return out
+        query = np.r_[np.zeros(n, bool), np.ones(m, bool)]
+        o = np.lexsort((query, np.r_[self.lo, lo], np.r_[self.hi, hi], np.r_[self.ver, ver]))
+        # (each row of this table sorts before the queries of its key: the last row of the table
+        # at or before a query's position is the only one that can be its key)
+        last = np.maximum.accumulate(np.where(query[o], -1, o))
+        at = np.flatnonzero(query[o])
+        row, q = last[at], o[at] - n
+        r = np.maximum(row, 0)
+        hit = (row >= 0) & (self.ver[r] == ver[q]) & (self.hi[r] == hi[q]) & (self.lo[r] == lo[q])
+        out[q[hit]] = row[hit]
+        return out
+
+    def merged(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray,
+               ttl: np.ndarray) -> "AddressTtls":
+        """A new table: this one with the first packets ``ver``, ``hi``, ``lo``, ``ts``, ``ttl``
+        (arrays as the columns, one row per address, in address order) merged in: the earlier
+        packet wins (a tie: the one kept), and new addresses are added in address order while
+        there are fewer than :data:`MAX_TTL_ADDRESSES`."""
+        at = self.find(ver, hi, lo)
+        old = np.flatnonzero(at >= 0)
+        won = old[ts[old] < self.ts[at[old]]]
+        t, tt = self.ts.copy(), self.ttl.copy()
+        t[at[won]], tt[at[won]] = ts[won], ttl[won]
+        new = np.flatnonzero(at < 0)[:max(0, MAX_TTL_ADDRESSES - len(self))]
+        if not len(new):
+            return AddressTtls(self.ver, self.hi, self.lo, t, tt)
+        V, H, L = np.r_[self.ver, ver[new]], np.r_[self.hi, hi[new]], np.r_[self.lo, lo[new]]
+        o = np.lexsort((L, H, V))
+        return AddressTtls(V[o], H[o], L[o], np.r_[t, ts[new]][o], np.r_[tt, ttl[new]][o])
+
+
+def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     """The first TCP packet that is no reset nor SYN-ACK each source address sent, among the
     packets of ``cols`` (a :class:`Packets`' columns, any flow or none), merged with ``prior`` (the
-    same from earlier batches of the capture: the earlier packet wins): ``(ipver, src_hi, src_lo)`` (ints)
-    -> ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). Packets without a known TTL (-1, or
+    same from earlier batches of the capture, an :class:`AddressTtls` or a dict as it maps, or None: the
+    earlier packet wins): an :class:`AddressTtls`, ``(ipver, src_hi, src_lo)`` (ints) ->
+    ``(ts_ns, ttl)`` of that packet (TTL, IPv6 hop limit). Packets without a known TTL (-1, or
     no ``ttl`` column) are left out; at most :data:`MAX_TTL_ADDRESSES` addresses (the later ones
-    not added). What :func:`_refused_hints` compares a refused SYN's reset with."""
-    out = dict(prior) if prior else {}
+    not added). What :func:`_refused_hints` compares a refused SYN's reset with. ``prior`` is
+    not changed."""
+    table = AddressTtls.of(prior)
     if "ttl" not in cols or not len(cols["ttl"]):
-        return out
+        return table
     # (no SYN-ACK: a SYN proxy's, a firewall answering the handshake for the server, comes with
     # the firewall's TTL, which its own resets share; the server's ACKs and data come with its own)
     m = ((cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0)
          & ((cols["tcp_flags"] & (SYN | ACK)) != (SYN | ACK)) & (cols["ttl"] >= 0))
     if not m.any():
-        return out
+        return table
     ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
     ts, ttl = cols["ts_ns"][m].astype(np.int64), cols["ttl"][m].astype(np.int64)
     o = np.lexsort((ts, lo, hi, ver))
     ver, hi, lo, ts, ttl = ver[o], hi[o], lo[o], ts[o], ttl[o]
     head = np.r_[True, (ver[1:] != ver[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])]
-    for key in zip(ver[head].tolist(), hi[head].tolist(), lo[head].tolist(), ts[head].tolist(),
-                   ttl[head].tolist()):
-        k, v = key[:3], key[3:]
-        old = out.get(k)
-        if old is None:
-            if len(out) < MAX_TTL_ADDRESSES:
-                out[k] = v
-        elif v[0] < old[0]:
-            out[k] = v
-    return out
+    return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
 
 
 def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarray:
@@ -686,11 +761,13 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
     mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
     here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
-    for r in rows.tolist():
+    before = AddressTtls.of(prior)
+    key = (c["ipver"][rows].astype(np.int64), c["src_hi"][rows].astype(np.uint64), c["src_lo"][rows].astype(np.uint64))
+    at_here, at_before = here.find(*key), before.find(*key)
+    for r, i, j in zip(rows.tolist(), at_here.tolist(), at_before.tolist()):
         t = int(c["ttl"][r])
-        key = (int(c["ipver"][r]), int(c["src_hi"][r]), int(c["src_lo"][r]))
         # (the earlier of this batch's first packet and the earlier batches')
-        refs = [x for x in (here.get(key), (prior or {}).get(key)) if x is not None]
+        refs = [(int(x.ts[k]), int(x.ttl[k])) for x, k in ((here, i), (before, j)) if k >= 0]
         ref = min(refs) if refs else None
         if t < 0 or ref is None or ref[0] >= int(c["ts_ns"][r]):
             continue
@@ -1292,10 +1369,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # for the detail, '' where not: _reset_hints)
     cols["reset_hint"] = _reset_hints(ft, n)
     # (and, for a SYN answered by a reset, whose it is: the TTL of the address's other packets)
+    # (appended to the reset's hint, "; " between: only the few flows with one are joined)
     refused = _refused_hints(ft, n, ttls)
-    if refused.any():
-        cols["reset_hint"] = np.array(["; ".join(x for x in (a, b) if x) for a, b in
-                                       zip(cols["reset_hint"].tolist(), refused.tolist())], object)
+    hint = cols["reset_hint"]
+    for i in np.flatnonzero(refused.astype(bool)).tolist():
+        hint[i] = f"{hint[i]}; {refused[i]}" if hint[i] else refused[i]
     # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
     # Location of that answer, escaped, '' where none: http.response_location)
     cols["http_location"] = repeated("", n)
@@ -1467,9 +1545,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     hist_all = flows["history"].to_numpy(dtype=object)
     opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
     cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
-                          & (flows["resp_pkts"].to_numpy() > 0)
-                          & np.fromiter((str(h).startswith("S") and "D" not in str(h) and "d" not in str(h)
-                                         for h in hist_all), bool, n))
+                          & (flows["resp_pkts"].to_numpy() > 0))
+    # (the history read only for those: a SYN first, no data either way)
+    cand = cand[np.fromiter((str(h).startswith("S") and "D" not in str(h) and "d" not in str(h)
+                             for h in hist_all[cand].tolist()), bool, len(cand))]
     if len(cand):
         cols["syn_answer"][cand] = _syn_answers(ft, cand)
         # (no connection, no payload: the sequence-number byte counts read the foreign
