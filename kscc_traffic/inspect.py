@@ -630,9 +630,13 @@ class AddressTtls(Mapping):
     halves, as the packet columns), ``ts`` int64 and ``ttl`` int64, so that a batch's packets
     are merged in (:meth:`merged`) and looked up (:meth:`find`) by whole columns."""
 
-    __slots__ = ("ver", "hi", "lo", "ts", "ttl")
+    __slots__ = ("ver", "hi", "lo", "ts", "ttl", "_keys")
+
+    #: the three key columns as one structured row (compared field by field, as they are sorted)
+    _KEY = np.dtype([("ver", np.int64), ("hi", np.uint64), ("lo", np.uint64)])
 
     def __init__(self, ver=None, hi=None, lo=None, ts=None, ttl=None) -> None:
+        self._keys = None
         self.ver = np.zeros(0, np.int64) if ver is None else ver
         self.hi = np.zeros(0, np.uint64) if hi is None else hi
         self.lo = np.zeros(0, np.uint64) if lo is None else lo
@@ -672,6 +676,16 @@ class AddressTtls(Mapping):
         out = np.full(m, -1, np.int64)
         if not n or not m:
             return out
+        if m <= 64:
+            # a few keys (a batch's refused resets): binary searches in the table's keys, which
+            # cost less than sorting the table with them
+            if self._keys is None:
+                self._keys = self._rows(self.ver, self.hi, self.lo)
+            want = self._rows(ver, hi, lo)
+            i = np.searchsorted(self._keys, want)
+            hit = (i < n) & (self._keys[np.minimum(i, n - 1)] == want)
+            out[hit] = i[hit]
+            return out
         query = np.r_[np.zeros(n, bool), np.ones(m, bool)]
         o = np.lexsort((query, np.r_[self.lo, lo], np.r_[self.hi, hi], np.r_[self.ver, ver]))
         # (each row of this table sorts before the queries of its key: the last row of the table
@@ -683,6 +697,12 @@ class AddressTtls(Mapping):
         hit = (row >= 0) & (self.ver[r] == ver[q]) & (self.hi[r] == hi[q]) & (self.lo[r] == lo[q])
         out[q[hit]] = row[hit]
         return out
+
+    @classmethod
+    def _rows(cls, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        rows = np.empty(len(ver), cls._KEY)
+        rows["ver"], rows["hi"], rows["lo"] = ver, hi, lo
+        return rows
 
     def merged(self, ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray,
                ttl: np.ndarray) -> "AddressTtls":
@@ -729,6 +749,19 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
 
 
+#: what :func:`_first_of` gives where an address has no row (later than any time, any TTL)
+_NO_ROW = np.iinfo(np.int64).max
+
+
+def _first_of(table: AddressTtls, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The time (epoch ns) and TTL (int64 arrays) of rows ``at`` of ``table`` (from
+    :meth:`AddressTtls.find`), :data:`_NO_ROW` where ``at`` is -1."""
+    if not len(table):
+        return np.full(len(at), _NO_ROW), np.full(len(at), _NO_ROW)
+    k = np.maximum(at, 0)
+    return np.where(at >= 0, table.ts[k], _NO_ROW), np.where(at >= 0, table.ttl[k], _NO_ROW)
+
+
 def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
@@ -760,28 +793,33 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
     # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
     mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
+    # (and of those, what address_ttls reads: TCP, no reset, a TTL)
+    mine &= (c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0)
     here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
     before = AddressTtls.of(prior)
-    key = (c["ipver"][rows].astype(np.int64), c["src_hi"][rows].astype(np.uint64), c["src_lo"][rows].astype(np.uint64))
-    at_here, at_before = here.find(*key), before.find(*key)
-    for r, i, j in zip(rows.tolist(), at_here.tolist(), at_before.tolist()):
-        t = int(c["ttl"][r])
-        # (the earlier of this batch's first packet and the earlier batches')
-        refs = [(int(x.ts[k]), int(x.ttl[k])) for x, k in ((here, i), (before, j)) if k >= 0]
-        ref = min(refs) if refs else None
-        if t < 0 or ref is None or ref[0] >= int(c["ts_ns"][r]):
-            continue
-        t_ref = ref[1]
-        field_name = "hop limit" if int(c["ipver"][r]) == 6 else "TTL"
-        h, h_ref = (int(x) for x in _hops(np.array([t, t_ref], np.int64)))
-        if t == t_ref:
-            out[pf[r]] = (f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): the server "
-                          "itself refused — nothing listens on this port there, or its own firewall rejects "
-                          "it (a wrong port? the service down?)")
-        elif h < h_ref:
-            k = h_ref - h
-            out[pf[r]] = (f"the reset came from a device {k} hop{'s' if k != 1 else ''} {REFUSED_NEARER}{field_name} "
-                          f"{t} vs {t_ref} on the server's packets on other connections): a firewall refuses the port")
+    ver = c["ipver"][rows].astype(np.int64)
+    key = (ver, c["src_hi"][rows].astype(np.uint64), c["src_lo"][rows].astype(np.uint64))
+    # per reset, the earlier (time, TTL) of this batch's first packet of its sender and the
+    # earlier batches' (_NO_ROW: no such packet)
+    ts_h, ttl_h = _first_of(here, here.find(*key))
+    ts_b, ttl_b = _first_of(before, before.find(*key))
+    earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
+    ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
+    t = c["ttl"][rows].astype(np.int64)
+    said = (t >= 0) & (ts_ref < c["ts_ns"][rows].astype(np.int64))      # (_NO_ROW is never earlier)
+    t_ref = np.where(said, t_ref, t)
+    h, h_ref = _hops(t), _hops(t_ref)
+    for k in np.flatnonzero(said & ((t == t_ref) | (h < h_ref))).tolist():
+        f, tk, tr = int(pf[rows[k]]), int(t[k]), int(t_ref[k])
+        field_name = "hop limit" if ver[k] == 6 else "TTL"
+        if tk == tr:
+            out[f] = (f"{REFUSED_OWN}{field_name} ({tk}, as its packets on other connections): the server "
+                      "itself refused — nothing listens on this port there, or its own firewall rejects "
+                      "it (a wrong port? the service down?)")
+        else:
+            d = int(h_ref[k] - h[k])
+            out[f] = (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
+                      f"{tk} vs {tr} on the server's packets on other connections): a firewall refuses the port")
     return out
 
 
