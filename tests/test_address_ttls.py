@@ -9,9 +9,11 @@ from kscc_traffic.inspect import AddressTtls, DnsAnswers, address_ttls
 
 
 def _reference(cols, prior, cap):
-    """The dict loop address_ttls was before (main 13cefd9), with a cap of ``cap`` addresses."""
+    """The dict loop address_ttls was before (main 82d4ca0: no reset, no SYN-ACK), with a cap of
+    ``cap`` addresses."""
     out = dict(prior)
-    m = (cols["proto"] == 6) & ((cols["tcp_flags"] & 4) == 0) & (cols["ttl"] >= 0)
+    m = ((cols["proto"] == 6) & ((cols["tcp_flags"] & 4) == 0) & ((cols["tcp_flags"] & 18) != 18)
+         & (cols["ttl"] >= 0))
     rows = sorted(np.flatnonzero(m).tolist(),
                   key=lambda i: (int(cols["ipver"][i]), int(cols["src_hi"][i]), int(cols["src_lo"][i]),
                                  int(cols["ts_ns"][i]), i))
@@ -54,12 +56,16 @@ def test_chained_batches_match_the_dict_loop(monkeypatch, cap):
 
 
 def test_mapping_and_find():
-    t = address_ttls({"proto": np.array([6, 6, 6, 6]), "tcp_flags": np.array([2, 18, 4, 16]),
+    t = address_ttls({"proto": np.array([6, 6, 6, 6]), "tcp_flags": np.array([2, 16, 4, 16]),
                       "ttl": np.array([64, 57, 250, 128]), "ipver": np.array([4, 6, 4, 4], np.uint8),
                       "src_hi": np.array([0, 2**64 - 1, 0, 0], np.uint64),
                       "src_lo": np.array([10, 11, 12, 10], np.uint64),
                       "ts_ns": np.array([5, 6, 7, 4])})
     # (the reset of 4/0/12 left out; 4/0/10's earlier packet, at 4, wins)
+    assert address_ttls({k: v[1:2] for k, v in {"proto": np.array([6, 6]), "tcp_flags": np.array([16, 18]),
+                                                 "ttl": np.array([64, 57]), "ipver": np.array([4, 4], np.uint8),
+                                                 "src_hi": np.zeros(2, np.uint64), "src_lo": np.ones(2, np.uint64),
+                                                 "ts_ns": np.array([1, 2])}.items()}) == {}   # (a SYN-ACK: no)
     assert dict(t) == {(4, 0, 10): (4, 128), (6, 2**64 - 1, 11): (6, 57)}
     assert t.get((4, 0, 12)) is None and (4, 0, 10) in t and t[(6, 2**64 - 1, 11)] == (6, 57)
     # both lookups (binary searches for a few keys, one sort for many) agree
