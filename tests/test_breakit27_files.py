@@ -287,3 +287,16 @@ def test_tshark_engine_reads_frames_without_the_claimed_fcs(tmp_path):
     pg = read_packets(g)
     assert sorted(int(x) for x in pg.cols["sport"]) == [10000, 10001, 10003, 10004]
     assert pg.stats.malformed == 1
+
+
+# --- leftover: the "reading stopped there" line after a damaged region read past ------------
+
+def test_stop_after_a_damaged_region_counts_what_was_read():
+    # a damaged region read past, then damage with nothing whole after it: the line said
+    # "0 records and the 60 bytes…" as if nothing had been read; it counts the records read
+    data = _shb() + _idb() + _epbs(0, 5) + b"\xff" * 37 + _epbs(5, 10) + b"\xee" * 60
+    for fr in (read_frames(data, name="s"), list(iter_frames(data, 64, name="s"))[-1]):
+        assert fr.stats.records == 10
+        assert fr.stats.warnings[-1] == (
+            "s: damaged block type 0xeeeeeeee at offset 925 (block length 4008636142 is not a multiple "
+            "of 4); reading stopped there: the 60 bytes from there on skipped (10 records read before it)")

@@ -1502,13 +1502,16 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
 _PCAP_LT_RESERVED = 0x0BFF_0000
 
 
-def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str) -> str | None:
-    """The warning line for a pcap header whose link-type field sets reserved bits (read as the
+def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: int = 0) -> str | None:
+    """The warning line for a pcap header (``head``, its 24 bytes; at file ``offset``: a second
+    header of captures joined with ``cat``) whose link-type field sets reserved bits (read as the
     link type in its low 16 bits, as tshark does), or None."""
     (field,) = struct.unpack_from(parser.order + "I", head, 20)
     if not field & _PCAP_LT_RESERVED:
         return None
-    return (f"{name}: the pcap header's link-type field 0x{field:08x} sets reserved bits "
+    what = (f"the pcap header's link-type field 0x{field:08x}" if not offset else
+            f"the link-type field 0x{field:08x} of the pcap header at offset {offset}")
+    return (f"{name}: {what} sets reserved bits "
             f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
 
 
@@ -1621,6 +1624,9 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 parser = parser_next
                 stats.warn(f"{name}: a second pcap file header at offset {base + q} (captures joined with "
                            f"'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})")
+                line = _reserved_link_bits(parser, head, name, base + q)   # (each header's, not the first's alone)
+                if line:
+                    stats.warn(line)
                 pos = q + 24
                 continue
         stats.malformed += parser.malformed - malformed_before
