@@ -81,7 +81,7 @@ class FileSetMode(str, Enum):
 #: the CAPTURE argument of analyze and report
 _CAPTURE_HELP = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
                  "files in each (not its subfolders); a ring buffer's or file set's files are one capture "
-                 "(--file-set)")
+                 "(--file-set); - alone: standard input (tcpdump -w - … | kscc-traffic analyze -)")
 
 #: the --file-set option of analyze and report
 _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
