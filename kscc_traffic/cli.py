@@ -459,7 +459,8 @@ def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None],
 
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
-    if "-" in captures:
+    from .capture.files import is_stdin
+    if any(c == "-" or is_stdin(c) for c in captures):
         return [_stdin_capture(captures, engine)], []
     try:
         return expand_folders(captures, skip_or_fail)
@@ -473,19 +474,20 @@ def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
     What needs a file that can be read again is an ``Error:`` line saying so (status 2): another
     capture beside it, the tshark engine; and standard input that is a terminal or closed."""
     from .analyze import _check_source
-    from .capture.files import STDIN
+    from .capture.files import STDIN, is_stdin
 
-    if captures != ["-"]:
-        raise _fail("-: standard input is analysed only on its own, not beside other captures (each "
+    given = next(c for c in captures if c == "-" or is_stdin(c))    # (-, or /dev/stdin by name)
+    if len(captures) != 1:
+        raise _fail(f"{path_text(given)}: standard input is analysed only on its own, not beside other captures (each "
                     "is checked before any is analysed, so read twice; a pipe is read once): save it to "
                     "a file first (… > cap.pcap) to analyse them together")
     if engine == "tshark":
-        raise _fail("-: --engine tshark reads a file, not standard input (tshark's passes read it more "
+        raise _fail(f"{path_text(given)}: --engine tshark reads a file, not standard input (tshark's passes read it more "
                     "than once); save the capture to a file first (… > cap.pcap), or use the built-in engine")
     try:
         _check_source(STDIN)
     except KsccTrafficError as e:
-        raise _fail(f"-: {e}")
+        raise _fail(f"{path_text(given)}: {e}")
     return Path(STDIN)
 
 

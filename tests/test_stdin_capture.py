@@ -187,3 +187,13 @@ def test_interrupted_while_waiting_on_the_pipe(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(
         f"Interrupted: {out} not written (stopped after 0 flows; no file made); to stop a capture piped in")
     assert not out.exists()
+
+
+def test_dev_stdin_by_name_is_the_same_stream():
+    data = (SAMPLES / "blocked_agent.pcap").read_bytes()
+    dash = run("analyze", "-", "-f", "jsonl", input=data)
+    named = run("analyze", "/dev/stdin", "-f", "jsonl", input=data)
+    assert named.returncode == dash.returncode == 1
+    assert named.stdout == dash.stdout and named.stdout.count(b"\n") > 5
+    line = _error_line(run("analyze", "/dev/stdin", SAMPLES / "blocked_agent.pcap", input=b""))
+    assert line.startswith("Error: /dev/stdin: standard input is analysed only on its own")
