@@ -305,8 +305,9 @@ def _iter_stdin(chunk_bytes: int, name: str | None) -> Iterator[Frames]:
         first = next(chunks, None)
     except CaptureError as e:
         text = str(e)
-        if text.startswith(name + ": "):
-            text = text[len(name) + 2:]
+        if not text.startswith(name + ": "):
+            raise                                   # (it names standard input already: closed)
+        text = text[len(name) + 2:]
         if text.startswith("empty file"):
             text = ("empty: nothing came in (did the capturing program fail? its own error is above; "
                     "tcpdump writes to a pipe with -w -)")
