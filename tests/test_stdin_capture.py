@@ -197,3 +197,24 @@ def test_dev_stdin_by_name_is_the_same_stream():
     assert named.stdout == dash.stdout and named.stdout.count(b"\n") > 5
     line = _error_line(run("analyze", "/dev/stdin", SAMPLES / "blocked_agent.pcap", input=b""))
     assert line.startswith("Error: /dev/stdin: standard input is analysed only on its own")
+
+
+def test_a_pipe_that_gives_a_few_bytes_at_a_time(tmp_path):
+    # (ssh, a slow link: reads give what has come; the compressed format is told from the first
+    # bytes all the same, and records across the pieces are read whole)
+    src = tmp_path / "src.gz"
+    src.write_bytes(gzip.compress((SAMPLES / "blocked_agent.pcap").read_bytes()))
+    trickle = ("import os, sys, time\n"
+               f"d = open({str(src)!r}, 'rb').read()\n"
+               "for i in range(0, len(d), 7):\n"
+               "    os.write(1, d[i:i + 7])\n"
+               "    if i < 64: time.sleep(0.05)\n")
+    writer = subprocess.Popen([sys.executable, "-c", trickle], stdout=subprocess.PIPE)
+    p = run("analyze", "-", "-f", "jsonl", stdin=writer.stdout)
+    writer.stdout.close()
+    assert writer.wait(timeout=60) == 0
+    f = tmp_path / "stdin"
+    shutil.copy(src, f)
+    by_path = run("analyze", f, "-f", "jsonl")
+    assert p.returncode == by_path.returncode == 1, p.stderr
+    assert p.stdout == by_path.stdout and p.stdout.count(b"\n") > 5
