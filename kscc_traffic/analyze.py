@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import ipv4_forms
-from .capture.files import iter_frames, read_frames
+from .capture.files import STDIN_TEXT, is_stdin, iter_frames, read_frames
 from .capture.filesets import FileSet, group_file_sets
 from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
@@ -454,8 +454,20 @@ def _check_source(path, magic: bool = True) -> None:
     pcap/pcapng/gzip magic (not with the tshark engine, which reads every format Wireshark reads:
     snoop, Network Monitor, NetScaler, ERF…).
 
+    :data:`~kscc_traffic.capture.files.STDIN` (the command line's ``-``) is read as a stream,
+    nothing of it before: refused only when it is closed or a terminal (nobody piped a capture).
+
     :raises CaptureError: with a one-line message naming the file.
     """
+    if is_stdin(path):
+        try:
+            os.fstat(0)
+        except OSError:
+            raise CaptureAccessError(f"{STDIN_TEXT}: cannot read: it is closed") from None
+        if os.isatty(0):
+            raise CaptureError(f"{STDIN_TEXT} is a terminal: pipe a capture in (tcpdump -w - … | "
+                               "kscc-traffic analyze -), or give a capture file")
+        return
     p = Path(path)
     shown = path_text(path)
     try:

@@ -81,7 +81,7 @@ class FileSetMode(str, Enum):
 #: the CAPTURE argument of analyze and report
 _CAPTURE_HELP = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
                  "files in each (not its subfolders); a ring buffer's or file set's files are one capture "
-                 "(--file-set)")
+                 "(--file-set); - alone: standard input (tcpdump -w - … | kscc-traffic analyze -)")
 
 #: the --file-set option of analyze and report
 _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
@@ -286,7 +286,7 @@ def analyze(
     from .parallel import analyze_each
 
     skip_or_fail = _skip_or_fail(lenient)
-    captures, folder_notes = _capture_paths(captures, skip_or_fail)
+    captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     ruleset = _load_rules(rules)
@@ -340,7 +340,12 @@ def analyze(
         except OSError as e:
             raise _write_failed(e, output)
     except KeyboardInterrupt:             # Ctrl-C, SIGTERM: say what became of the report
-        raise _interrupted(target, sink)
+        from .capture.files import is_stdin
+        # (Ctrl-C on a pipeline stops the capturing program too: how to have its capture analysed)
+        hint = ("; to stop a capture piped in and have it analysed, stop the capturing program alone "
+                "(tcpdump -c COUNT, timeout 60 tcpdump …): the analysis ends with its pipe"
+                if any(is_stdin(u) for u in units) else "")
+        raise _interrupted(target, sink, hint)
     finally:
         if target:
             target.discard()              # nothing left to do after a commit
@@ -389,11 +394,14 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     20 F11: the connections across it were judged blocked, exit 1). Returns (units, warning lines)."""
     from .analyze import check_capture
     from .errors import CaptureAccessError
+    from .capture.files import is_stdin
     from .capture.filesets import FileSet, group_file_sets
 
     def problem(path) -> tuple[Optional[str], bool]:
         """(the one-line message, None: it can be read; whether the file cannot be opened or read,
         not its content)"""
+        if is_stdin(path):    # (read once: its errors come from its first chunk, before any output)
+            return None, False
         try:
             check_capture(path, engine)
             return None, False
@@ -434,7 +442,8 @@ def _readable_units(captures, engine: str, mode: str, skip_or_fail):
     return out, warnings
 
 
-def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None]) -> tuple[List[Path], List[str]]:
+def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None],
+                   engine: str = "builtin") -> tuple[List[Path], List[str]]:
     """The capture arguments as paths, and the warning lines of the folders among them; an empty
     one (``analyze "$CAP"`` with ``CAP`` unset) is an ``Error:`` line and status 2 (pathlib would
     make it ``.``, the current folder). A folder stands for the capture files in it (not in its
@@ -444,20 +453,42 @@ def _capture_paths(captures: List[str], skip_or_fail: Callable[[str], None]) -> 
     ``--lenient``). What else the folder holds is named in one warning line per folder
     (:func:`kscc_traffic.capture.folders.folder_captures`). A folder with no capture, or one that
     cannot be listed goes to ``skip_or_fail`` (:func:`_skip_or_fail`: an ``Error:`` line, or
-    with ``--lenient`` a ``Warning: skipped …`` line)."""
+    with ``--lenient`` a ``Warning: skipped …`` line). ``-`` is standard input
+    (:func:`_stdin_capture`, ``engine`` the one it is read with)."""
     from .capture.folders import expand_folders
 
     if any(c == "" for c in captures):
         raise _fail("an empty capture name (an unset shell variable?); give a pcap or pcapng file")
-    if "-" in captures and not os.path.lexists("-"):
-        # (``tcpdump -w - | kscc-traffic analyze -``: break-it 27 F8; a file named "-" is read)
-        raise _fail("-: standard input is not read; save the capture to a file first (tcpdump -w "
-                    "cap.pcap …, then kscc-traffic analyze cap.pcap), or capture with "
-                    "kscc-traffic live")
+    from .capture.files import is_stdin
+    if any(c == "-" or is_stdin(c) for c in captures):
+        return [_stdin_capture(captures, engine)], []
     try:
         return expand_folders(captures, skip_or_fail)
     except KsccTrafficError as e:
         raise _fail(str(e))
+
+
+def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
+    """The capture ``-``: standard input, read as a stream (``tcpdump -w - | kscc-traffic analyze
+    -``; a file named ``-`` is given as ``./-``), as :data:`~kscc_traffic.capture.files.STDIN`.
+    What needs a file that can be read again is an ``Error:`` line saying so (status 2): another
+    capture beside it, the tshark engine; and standard input that is a terminal or closed."""
+    from .analyze import _check_source
+    from .capture.files import STDIN, is_stdin
+
+    given = next(c for c in captures if c == "-" or is_stdin(c))    # (-, or /dev/stdin by name)
+    if len(captures) != 1:
+        raise _fail(f"{path_text(given)}: standard input is analysed only on its own, not beside other captures (each "
+                    "is checked before any is analysed, so read twice; a pipe is read once): save it to "
+                    "a file first (… > cap.pcap) to analyse them together")
+    if engine == "tshark":
+        raise _fail(f"{path_text(given)}: --engine tshark reads a file, not standard input (tshark's passes read it more "
+                    "than once); save the capture to a file first (… > cap.pcap), or use the built-in engine")
+    try:
+        _check_source(STDIN)
+    except KsccTrafficError as e:
+        raise _fail(f"{path_text(given)}: {e}")
+    return Path(STDIN)
 
 
 def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None) -> Callable[[str], None]:
@@ -583,8 +614,12 @@ class _progress:
         capture); a file set with a compressed file gets none (read in one process, its bytes read
         are counted decompressed)."""
         from .capture.compressed import codec_of
+        from .capture.files import is_stdin
         total = 0
         for u in units:
+            if is_stdin(u):    # (its size is not known)
+                total = None
+                break
             paths = getattr(u, "paths", None)
             for p in paths if paths is not None else (u,):
                 try:

@@ -322,7 +322,7 @@ def test_pcap_absurd_length_stops_fast_without_big_allocation() -> None:
     assert fr.stats.damage_offset == off and fr.stats.skipped_bytes == 16 + 1000
     assert fr.stats.warnings == [
         f"<bytes>: damaged record at offset {off} (caplen {0xFFFFFF00} > 262144); reading "
-        "stopped there: 1 record and the 1016 bytes from there on skipped"]
+        "stopped there: 1 record and the 1016 bytes from there on skipped (3 records read before it)"]
 
 
 def test_pcap_header_only_and_wirelen_clamp() -> None:

@@ -56,7 +56,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
+from ..errors import CaptureAccessError, CaptureError, CorruptCapture, TruncatedCapture, UnsupportedFormat
 from ..text import name_text
 from .compressed import CODEC_MAGICS, DecompressingReader, open_decompressing
 from .folders import KNOWN_HEAD_BYTES, known_format
@@ -70,7 +70,8 @@ try:   # the record-walk loops compiled (optional: the Python loops below give t
 except ImportError:  # pragma: no cover - depends on the build
     _walk = None
 
-__all__ = ["read_frames", "iter_frames", "MAX_RECORD_BYTES", "MAX_SNAPLEN_BYTES", "MAX_BLOCK_BYTES"]
+__all__ = ["read_frames", "iter_frames", "MAX_RECORD_BYTES", "MAX_SNAPLEN_BYTES", "MAX_BLOCK_BYTES",
+           "STDIN", "is_stdin"]
 
 #: A record may always be this long (bytes), whatever the header's snaplen (libpcap's maximum).
 MAX_RECORD_BYTES = 262144
@@ -144,6 +145,83 @@ class _FileReader:
             while b := self._f.read(1 << 20):
                 n += len(b)
             return n
+
+
+#: the path that stands for standard input (the command line's ``-``): :func:`iter_frames` reads
+#: file descriptor 0 front to back as a stream, chunk by chunk (a pipe: ``tcpdump -w - |
+#: kscc-traffic analyze -``, ``zcat x.pcap.gz | …``), never seeking and never reading it twice
+STDIN = "/dev/stdin"
+#: how a stream read from standard input is named in error lines
+STDIN_TEXT = "standard input"
+
+
+def is_stdin(source) -> bool:
+    """Whether ``source`` (a str or path; anything else: False) is :data:`STDIN`."""
+    return isinstance(source, (str, os.PathLike)) and os.fspath(source) == STDIN
+
+
+class _Stream:
+    """Standard input as a binary file read front to back (a pipe, a socket, a terminal or a
+    file): ``read(n)`` returns ``n`` bytes unless the stream ends first (a pipe's reads, which give
+    what has come so far, are repeated), ``peek(1)`` at least one byte, b"" at its end; ``tell``
+    and ``seek`` raise :class:`io.UnsupportedOperation` (an ``OSError``), as for any pipe, so that
+    the readers never count on reading a byte twice. ``head``: the first bytes, already read (to
+    tell the format), given back first."""
+
+    def __init__(self, f: BinaryIO, head: bytes) -> None:
+        self._f, self._head = f, head
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._f.read(n)
+        if n < 0:
+            out, self._head = self._head + self._f.read(), b""
+            return out
+        out, self._head = self._head[:n], self._head[n:]
+        if len(out) < n:
+            out += self._f.read(n - len(out))
+        return out
+
+    def peek(self, n: int = 1) -> bytes:
+        return self._head or self._f.peek(n)  # type: ignore[attr-defined]
+
+    def tell(self) -> int:
+        raise io.UnsupportedOperation(f"{STDIN_TEXT} cannot seek")
+
+    def seek(self, *args) -> int:
+        raise io.UnsupportedOperation(f"{STDIN_TEXT} cannot seek")
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "_Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _open_stdin() -> tuple[_Stream, _FileReader | DecompressingReader]:
+    """Standard input (a copy of file descriptor 0, so that closing it leaves fd 0 open) as a
+    :class:`_Stream` and its reader (decompressing when its first bytes are a compressed
+    format's).
+
+    :raises CaptureAccessError: standard input is closed (``<&-``) or cannot be read.
+    """
+    try:
+        f = open(os.dup(0), "rb", buffering=1 << 20)
+    except OSError as e:
+        raise CaptureAccessError(f"{STDIN_TEXT}: cannot read: it is closed ({e.strerror or e})") from None
+    try:
+        head = f.read(8)       # (a pipe may give fewer at a time: read() waits for 8 or the end)
+    except OSError as e:
+        f.close()
+        raise CaptureAccessError(f"{STDIN_TEXT}: cannot read: {e.strerror or e}") from None
+    s = _Stream(f, head)
+    return s, open_decompressing(s, head) or _FileReader(s)
 
 
 def _source_name(source: str | os.PathLike[str] | bytes) -> str:
@@ -1424,13 +1502,16 @@ def _seek_records(parser, data, start: int, at_eof: bool, base: int, last_ns: in
 _PCAP_LT_RESERVED = 0x0BFF_0000
 
 
-def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str) -> str | None:
-    """The warning line for a pcap header whose link-type field sets reserved bits (read as the
+def _reserved_link_bits(parser: "_PcapParser", head: bytes, name: str, offset: int = 0) -> str | None:
+    """The warning line for a pcap header (``head``, its 24 bytes; at file ``offset``: a second
+    header of captures joined with ``cat``) whose link-type field sets reserved bits (read as the
     link type in its low 16 bits, as tshark does), or None."""
     (field,) = struct.unpack_from(parser.order + "I", head, 20)
     if not field & _PCAP_LT_RESERVED:
         return None
-    return (f"{name}: the pcap header's link-type field 0x{field:08x} sets reserved bits "
+    what = (f"the pcap header's link-type field 0x{field:08x}" if not offset else
+            f"the link-type field 0x{field:08x} of the pcap header at offset {offset}")
+    return (f"{name}: {what} sets reserved bits "
             f"(0x{field & _PCAP_LT_RESERVED:08x}): read as link type {parser.linktype}")
 
 
@@ -1456,8 +1537,9 @@ def _drop_zero_headers(w: _Walk) -> int:
 
 
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
-         chunk_bytes: int) -> Iterator[Frames]:
-    """The one record walk behind read_frames and iter_frames."""
+         chunk_bytes: int, stream: bool = False) -> Iterator[Frames]:
+    """The one record walk behind read_frames and iter_frames (``stream``: ``reader`` reads
+    standard input, :data:`STDIN`)."""
     stats = ReadStats()
     reader = probe = _Probe(reader)
     data = reader.read(max(chunk_bytes, 64))
@@ -1509,7 +1591,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 n = len(w.cols["ts_ns"])
                 if zeros:
                     stats.warn(_zero_note(name, zeros, parser.hdr_len))
-                _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain())
+                _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
                 yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
                 return
         malformed_before = parser.malformed
@@ -1542,6 +1624,9 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 parser = parser_next
                 stats.warn(f"{name}: a second pcap file header at offset {base + q} (captures joined with "
                            f"'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})")
+                line = _reserved_link_bits(parser, head, name, base + q)   # (each header's, not the first's alone)
+                if line:
+                    stats.warn(line)
                 pos = q + 24
                 continue
         stats.malformed += parser.malformed - malformed_before
@@ -1597,7 +1682,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         if zeros:
             stats.warn(_zero_note(name, zeros, parser.hdr_len))
         if w.stop is not None:
-            _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain())
+            _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
         else:
             stats.bytes_read = base + w.pos - stats.skipped_bytes
         yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
@@ -1653,8 +1738,10 @@ def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> Non
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))
 
 
-def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) -> None:
-    """Put a damage / cut stop into the stats (one warning line)."""
+def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, stream: bool = False) -> None:
+    """Put a damage / cut stop into the stats (one warning line, saying how many records were read
+    before it); ``total``: the file's size (bytes); ``stream``: read from standard input (a cut
+    is the stream's end, not the file's)."""
     if st.offset == 0 and st.cut and kind == "pcapng":
         raise TruncatedCapture(f"{name}: file ends inside the pcapng Section Header Block "
                                f"({st.what})")
@@ -1663,14 +1750,23 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int) 
     stats.skipped_bytes += total - st.offset
     stats.skipped_records += st.records
     lost = f"{st.records} record{'s' if st.records != 1 else ''}"
-    if st.cut:
+    read = f"{_records(stats.records)} read before it"
+    if st.cut and stream:
+        # (a pipe that ended mid-record: the capturing program stopped, or the connection broke)
+        what = st.what.replace("file cut", f"{STDIN_TEXT} ended", 1)
+        stats.warn(f"{name}: {what}; {lost} skipped" + (f" ({read}, all analysed)" if stats.records else ""))
+    elif st.cut:
         stats.warn(f"{name}: {st.what}; {lost} skipped")
     else:
-        stats.warn(f"{name}: {st.what}; reading stopped there: {lost} and the "
-                   f"{total - st.offset} bytes from there on skipped")
+        # (what was read is counted: "0 records" alone read as if nothing was, break-it 27)
+        lost = f"{lost} and the " if st.records else "the "
+        stats.warn(f"{name}: {st.what}; reading stopped there: {lost}{total - st.offset} bytes from "
+                   f"there on skipped ({read})")
 
 
 def _open_path(path: str | os.PathLike[str]) -> tuple[BinaryIO, _FileReader | DecompressingReader]:
+    if is_stdin(path):
+        return _open_stdin()
     f = open(path, "rb")
     return f, open_decompressing(f, f.peek(8)[:8]) or _FileReader(f)
 
@@ -1758,7 +1854,12 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
     Parameters
     ----------
     source : str, os.PathLike or bytes
-        As for :func:`read_frames` (compressed captures decompressed on the fly).
+        As for :func:`read_frames` (compressed captures decompressed on the fly). :data:`STDIN`
+        (``/dev/stdin``) reads file descriptor 0 as a stream, front to back, in chunks (a pipe;
+        memory as above): the same records as the same bytes in a file give, a stream that ends
+        mid-record said as such, with the number of records read before it; damage in a
+        compressed stream loses up to 64 KiB before it (a file is read again near the damage, a
+        pipe cannot be). :class:`CaptureAccessError` when it is closed.
     chunk_bytes : int
         Target chunk size in bytes (default 64 MiB; values below 64 are raised to 64).
     name : str, optional
@@ -1770,11 +1871,12 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
         packed = open_decompressing(io.BytesIO(data), data[:8])
         yield from _run(packed or _BytesReader(data), name, max(chunk_bytes, 64))
         return
+    stream = is_stdin(source)
     f, reader = _open_path(source)
     with f:
         if not isinstance(reader, DecompressingReader):
-            yield from _run(reader, name, max(chunk_bytes, 64))
+            yield from _run(reader, name, max(chunk_bytes, 64), stream)
             return
-        for fr in _run(reader, name, max(chunk_bytes, 64)):
+        for fr in _run(reader, name, max(chunk_bytes, 64), stream):
             fr.stats.file_bytes_read = reader.file_pos()    # (the progress bar's: break-it 21 F9)
             yield fr

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CaptureError
+from ..errors import CaptureError, CorruptCapture
 from ..text import name_text, path_text
-from .files import iter_frames
+from .files import STDIN, STDIN_TEXT, is_stdin, iter_frames
 from .frames import Frames
 from .stats import ReadStats
 
@@ -243,8 +243,13 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
     I/O error) keeps those chunks' counters in the stats, with a warning line saying after how
     many records and bytes it stopped; the set's next file is read on.
 
+    ``source`` :data:`~.files.STDIN` reads standard input as a stream (:func:`_iter_stdin`).
+
     :raises kscc_traffic.errors.CaptureError: as :func:`~.files.iter_frames` (first ``next()``).
     """
+    if is_stdin(source):
+        yield from _iter_stdin(chunk_bytes, name)
+        return
     if not isinstance(source, FileSet):
         yield from iter_frames(source, chunk_bytes, name=name)
         return
@@ -287,6 +292,35 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
             raise first_error
         return
     _sum_into(total, done, None)   # (the stats of every file, complete now)
+
+
+def _iter_stdin(chunk_bytes: int, name: str | None) -> Iterator[Frames]:
+    """:func:`~.files.iter_frames` of standard input (:data:`~.files.STDIN`), its first chunk
+    judged as a file is before it is read (``analyze.check_capture``, which reads a file's first
+    record and then the file again: a stream is read once): damage before its first record is
+    an error. Its errors name it ``standard input`` (an empty one: nothing came in)."""
+    name = name or "stdin"
+    chunks = iter_frames(STDIN, chunk_bytes, name=name)
+    try:
+        first = next(chunks, None)
+    except CaptureError as e:
+        text = str(e)
+        if not text.startswith(name + ": "):
+            raise                                   # (it names standard input already: closed)
+        text = text[len(name) + 2:]
+        if text.startswith("empty file"):
+            text = ("empty: nothing came in (did the capturing program fail? its own error is above; "
+                    "tcpdump writes to a pipe with -w -)")
+        raise type(e)(f"{STDIN_TEXT}: {text}") from None
+    if first is None:
+        return
+    st = first.stats
+    if st.records == 0 and st.damage_offset is not None:
+        # (as check_capture says of a file: nothing of it can be analysed)
+        why = st.warnings[0].split(": ", 1)[-1] if st.warnings else f"damage at offset {st.damage_offset}"
+        raise CorruptCapture(f"{STDIN_TEXT}: no packet could be read: {why}")
+    yield first
+    yield from chunks
 
 
 def _sum_into(total: ReadStats, done: ReadStats, current: ReadStats | None) -> None:

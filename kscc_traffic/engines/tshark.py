@@ -281,7 +281,9 @@ def _ts_ns(text: str) -> int:
     sec = int(s) if s not in ("", "-") else 0
     if sec >= 1 << 63:                      # an unsigned rendering of a negative time
         sec -= 1 << 64
-    ns = int((frac + "000000000")[:9]) if frac else 0
+    # (a pcap record's ts_usec ≥ 10^6: tshark prints its nanoseconds, 10^9 or more, in full:
+    # "1764000001.1500000000" is 1.5 s after the second, as the built-in reader keeps it)
+    ns = (int(frac) if len(frac) > 9 else int((frac + "000000000")[:9])) if frac else 0
     v = sec * 1_000_000_000 - ns if neg else sec * 1_000_000_000 + ns
     return max(min(v, TS_MAX_NS), TS_MIN_NS)
 
@@ -336,6 +338,8 @@ class PacketBuilder:
         self._no_ts_run = 0         # frames without a time since that frame
         #: frames timed beyond the int64 nanosecond range (clamped to it)
         self.ts_clamped = 0
+        #: records whose fraction of a second is a second or more (pcap ts_usec ≥ 10^6)
+        self.frac_over = 0
         #: frames whose original length is 2**31 - 1 or more (a damaged length field Wireshark
         #: clamps: ``frame.len`` 2147483647; not counted as cut by the snaplen)
         self.wirelen_clamped = 0
@@ -402,8 +406,10 @@ class PacketBuilder:
                 ts_ns = min(self._last_ts + self._no_ts_run, TS_MAX_NS)
         else:
             if ts_ns is None:
-                ts_ns = _ts_ns(_at(f, "frame.time_epoch", 0))
+                text = _at(f, "frame.time_epoch", 0)
+                ts_ns = _ts_ns(text)
                 self.ts_clamped += ts_ns in _INT64
+                self.frac_over += len(text.partition(".")[2]) > 9
             self._last_ts, self._no_ts_run = ts_ns, 0
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
         wirelen = _int(_at(f, "frame.len", 0), 0)
@@ -1264,17 +1270,18 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
 
 
 def _readable_copy(path: Path, name: str, have: int, dest: Path,
-                   fcs_overlong: bool = False, fcs_absent: bool = False) -> ReadStats | None:
+                   fcs_overlong: bool = False, fcs_absent: bool = False) -> tuple[ReadStats, int] | None:
     """Write to ``dest`` a pcapng holding the records the built-in reader reads in ``path``
     (:func:`kscc_traffic.capture.files.iter_frames`: past the blocks it skips, such as a packet
     block naming an undefined interface), with their times (ns, ``if_tsresol`` 9) and link
     types (one interface per link type); return the reader's stats (its warnings name
-    ``name``). None, and nothing written, when it reads no more than ``have`` records and read
+    ``name``, its fields alone) and the number of frames read without the FCS their file claims
+    (0 unless ``fcs_absent``). None, and nothing written, when it reads no more than ``have`` records and read
     past no damage, or cannot read the file at all. ``fcs_overlong``: instead, None when no record
     has an FCS length longer than itself (:func:`~kscc_traffic.capture.files.fcs_overlong_note`).
     ``fcs_absent``: instead, None when the built-in decoder reads no frame without the FCS its
     file claims (:func:`~kscc_traffic.capture.decode.fcs_absent_frames`); those frames lose the
-    claim in the copy (and ``stats.fcs_absent`` is set to their count).
+    claim in the copy.
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
@@ -1292,10 +1299,8 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                     absent += int(fcs_absent_frames(fr).sum())
     except (CaptureError, OSError):
         return None
-    if fcs_absent:
-        if not absent:
-            return None
-        stats.fcs_absent = absent
+    if fcs_absent and not absent:
+        return None
     # (more records, or damage read past: tshark may have counted a zero-filled region's
     # headers as frames, and stopped at the misaligned record after it)
     read_past = stats is not None and stats.damage_offset is None and stats.skipped_bytes > 0
@@ -1337,7 +1342,7 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
                 d = fr.data(i)
                 parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(d), wls[i]) + d))
             out.write(b"".join(parts))
-    return stats
+    return stats, absent
 
 
 def _builtin_refusal(path: Path, name: str) -> CaptureError | None:
@@ -1496,6 +1501,15 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     return _finish(b, stats, p, name, rc, check_times=True)
 
 
+def _pcap_ns(p: Path) -> bool:
+    """Whether ``p`` begins as a pcap file with nanosecond times (magic a1b23c4d, either order)."""
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) in (b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
+    except OSError:
+        return False
+
+
 def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
             check_times: bool = False) -> Packets:
     if check_times:         # (the file itself, not a copy the engine wrote with ns times)
@@ -1505,6 +1519,11 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} {TS_RANGE_TEXT} (clamped)")
+    if b.frac_over:         # (the built-in reader's line: break-it 27 leftover, none was said)
+        unit = "ts_nsec ≥ 1000000000" if _pcap_ns(p) else "ts_usec ≥ 1000000"
+        line = f"{name}: {b.frac_over} record{'s' if b.frac_over != 1 else ''} with {unit} (kept as read)"
+        if line not in stats.warnings:      # (already the built-in reader's, for a copy)
+            stats.warn(line)
     if b.wirelen_clamped:
         k = b.wirelen_clamped
         line = (f"{name}: {k} record{'s' if k != 1 else ''} with an original length above "
@@ -1579,9 +1598,10 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
     fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcapng")
     os.close(fd)
     try:
-        rstats = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
-        if rstats is None:
+        copied = _readable_copy(p, name, have, Path(tmp), fcs_overlong, fcs_absent)
+        if copied is None:
             return None
+        rstats, absent = copied
         b, rc, msg = _dissect(exe, Path(tmp))
         if rc != 0 or b.records != rstats.records:
             return None
@@ -1599,7 +1619,7 @@ def _read_copy(exe: str, p: Path, name: str, have: int, why: str,
             stats.warn(line)
     if fcs_absent:
         from ..capture.decode import fcs_absent_note
-        stats.warn(f"{name}: {fcs_absent_note(rstats.fcs_absent)}")
+        stats.warn(f"{name}: {fcs_absent_note(absent)}")
         stats.warn(f"{name}: tshark checks the FCS the file claims on those frames: it dissected "
                    f"instead a copy of the {b.records} records the built-in reader reads in the file, "
                    "without that claim for them, so both engines read them")
