@@ -54,7 +54,7 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import address_ttls, dns_response_rows
 from .answer_store import AnswerStore
-from .classify import AUTH_RETRY_S, PROXY_RETRY, _proxy_passed_on
+from .classify import AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, _agent_name, _proxy_passed_on, usable_address
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -255,6 +255,7 @@ class ChunkedAnalysis:
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
         store = AnswerStore()
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
+        nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: dict = {}                     # each address's first packet that is no reset (inspect.address_ttls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -378,9 +379,9 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held:   # (a proxy's 407s held for a retry: none came)
-                        yield auth.release(pd.DataFrame(), pd.DataFrame(), None, True), \
-                            capture_end(cap_end, reader_stats)
+                    if auth.held or nodata.held:   # (a proxy's 407s held for a retry: none came)
+                        out = auth.release(pd.DataFrame(), pd.DataFrame(), None, True) if auth.held else pd.DataFrame()
+                        yield nodata.release(out, True), capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -416,15 +417,17 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held:
+            if final.any() or auth.held or nodata.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                out = auth.hold(out, clock)
+                out = nodata.hold(auth.hold(out, clock))
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
                                        clock, last)
+                if nodata.held and last:
+                    out = nodata.release(out, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -579,6 +582,65 @@ class _AuthRounds:
         out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
         both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _NoAddress:
+    """A DNS flow answered NOERROR with no address for a name the agent needs is ``blocked``
+    only when no lookup of that name in the whole capture got an address
+    (:func:`kscc_traffic.classify._note_resolved`; newcomer 28 F2), so such a flow is held back
+    to the capture's end, then leaves with the last batch, its
+    :data:`~kscc_traffic.classify.DNS_RESOLVED` column True when a lookup in any batch got a
+    usable address for its name. Only the needed names that got one are remembered."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        self.resolved: set[str] = set()         # needed names some lookup got an address for
+        self._needed: dict[str, bool] = {}      # name -> needed (_agent_name), found once
+
+    def _need(self, name: str) -> bool:
+        if name not in self._needed:
+            self._needed[name] = _agent_name(name, self.rules)
+        return self._needed[name]
+
+    def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less the DNS flows answered NOERROR with no
+        address for a needed name, which are held (:meth:`release`); the needed names the others
+        got an address for are remembered."""
+        if not len(flows) or "query" not in flows.columns or "dns_answers" not in flows.columns:
+            return flows
+        query = flows["query"].to_numpy(dtype=object)
+        asked = np.flatnonzero(query != "")
+        if not len(asked):
+            return flows
+        answers = flows["dns_answers"].to_numpy(dtype=object)[asked]
+        rcode = flows["dns_rcode"].to_numpy(dtype=object)[asked]
+        empty = answers == ""
+        # (each distinct name and answer looked at once: most DNS flows repeat a few)
+        for q, a in set(zip(query[asked][~empty].tolist(), answers[~empty].tolist())):
+            name = str(q).lower().rstrip(".")
+            if name not in self.resolved and isinstance(a, str) and usable_address(a) and self._need(name):
+                self.resolved.add(name)
+        keep = np.zeros(len(flows), bool)
+        at = asked[empty & (rcode == "NOERROR")]
+        if len(at):
+            keep[at] = [self._need(str(q).lower().rstrip(".")) for q in query[at].tolist()]
+        if keep.any():
+            self.held.append(flows[keep])
+            flows = flows[~keep]
+        return flows
+
+    def release(self, flows: pd.DataFrame, last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with every held row when ``last`` (else ``flows``), their
+        :data:`~kscc_traffic.classify.DNS_RESOLVED` filled in; in time order of first packet."""
+        if not self.held or not last:
+            return flows
+        held = pd.concat(self.held, ignore_index=True)
+        self.held = []
+        held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
+                                       dtype=object, index=held.index)
+        both = pd.concat([flows, held], ignore_index=True) if len(flows) else held
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 

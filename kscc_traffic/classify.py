@@ -50,7 +50,9 @@ Verdicts and reasons (first match wins, in this order):
   ``detail``: ``DNS answer NXDOMAIN for <query>``; for a name the agent needs (under a rule's
   host mask or kaspersky.com, :func:`_agent_name`) such an answer is ``blocked``/``rejected``
   instead when no response of the flow gave a usable address (:func:`usable_address`): the
-  agent cannot connect.
+  agent cannot connect. So is a NOERROR answer with no address (NODATA) for such a name when no
+  lookup of it in the capture got one (detail :data:`DNS_NO_ADDRESS`; the one DNS judgement that
+  reads other rows: :func:`_note_resolved`).
 - ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
   responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
@@ -217,6 +219,52 @@ AAAA_OVER_IPV6 = ("its AAAA (IPv6 address) query, asked over IPv6; the agent nee
                   "without IPv4 (an IPv6-only network) cannot use the A answer and cannot connect. The "
                   "name needs an AAAA record, or the resolver's DNS64 (with a NAT64 gateway) to synthesise "
                   "one: fix the resolver (a dual-stack host connects over IPv4 with the A answer)")
+#: how the detail of a DNS flow starts whose answers, NOERROR, held no address (NODATA) for a name
+#: the agent needs, when no lookup of that name in the capture got one (newcomer 28 F2: an
+#: IPv6-only agent asking AAAA, a resolver with no A record for it; :func:`_note_resolved`)
+DNS_NO_ADDRESS = "DNS answer NOERROR with no address for "
+#: the internal column a chunked reading fills for such a flow held back to the capture's end
+#: (:class:`kscc_traffic.chunked._NoAddress`): True when another lookup of its name got an address
+DNS_RESOLVED = "dns_resolved"
+
+
+def no_address_detail(query: str, over_v6: bool) -> str:
+    """The detail of a DNS flow answered NOERROR with no address for ``query``, a name the agent
+    needs (:data:`DNS_NO_ADDRESS`); ``over_v6``: asked over IPv6 (the agent may have no IPv4)."""
+    return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address (the DNS server gives no "
+            "IPv4/IPv6 address for it: no A or AAAA record, as it answers); the agent needs this name: without "
+            "its address it cannot connect (fix the resolver or the DNS filter"
+            + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
+               else "") + ")")
+
+
+def _name_key(name) -> str:
+    return str(name or "").lower().rstrip(".")
+
+
+def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each DNS flow judged ``blocked`` for no address
+    (:data:`DNS_NO_ADDRESS`) whose name another lookup in the table (same ``capture``) got a
+    usable address for (:func:`usable_address`; or its :data:`DNS_RESOLVED` column True: seen in
+    another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
+    its A answer)."""
+    at = [i for i in range(len(res)) if res[i, 1] == "blocked" and str(res[i, 3]).startswith(DNS_NO_ADDRESS)]
+    if not at or "query" not in flows.columns:
+        return
+    cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
+    query = flows["query"].to_numpy(dtype=object)
+    answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else None
+    got = set()
+    if answers is not None:
+        for i in np.flatnonzero(answers != "").tolist():
+            if isinstance(answers[i], str) and usable_address(answers[i]):
+                got.add((cap[i], _name_key(query[i])))
+    given = flows[DNS_RESOLVED].to_numpy(dtype=object) if DNS_RESOLVED in flows.columns else None
+    for i in at:
+        if (cap[i], _name_key(query[i])) in got or (given is not None and isinstance(given[i], (bool, np.bool_)) and bool(given[i])):
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "partial" if "partial" in str(res[i, 2]).split(",") else "", ""
+
+
 #: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies
 NOT_TCP_UDP_DETAIL = "neither TCP nor UDP: no documented KSC port applies; not judged"
 #: the detail of a TCP or UDP flow on no documented port (either side), to no Kaspersky name
@@ -318,6 +366,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
                     "(fix the resolver or the DNS filter)")
+        if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
+                and _agent_name(row.get("query") or "", rules):
+            # NODATA for a needed name: blocked unless another lookup of it got an address
+            # (_note_resolved, across the table)
+            return ("dns", "blocked", "rejected,partial" if partial else "rejected",
+                    no_address_detail(row.get("query") or "", ":" in str(row.get("orig_h") or "")))
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
@@ -1708,7 +1762,8 @@ def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
-    (:func:`_note_auth_rounds`): for a table whose rows were classified apart (the live
+    (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
+    got one for (:func:`_note_resolved`): for a table whose rows were classified apart (the live
     session's flows, each classified when it changed). A copy when a row changed, else
     ``flows`` itself."""
     if not len(flows) or any(c not in flows.columns for c in CLASS_COLUMNS):
@@ -1716,6 +1771,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     res = np.column_stack([flows[k].to_numpy(dtype=object) for k in CLASS_COLUMNS])
     before = res.copy()
     _note_auth_rounds(flows, res)
+    _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
     if (res == before).all():
         return flows
     out = flows.copy()
@@ -2056,9 +2112,21 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
     at = np.flatnonzero(dns_error & (v["dns_error_aaaa_only"] == True))  # noqa: E712 (an object column)
     if len(at):
         aaaa_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
+    # (NOERROR with no address: the query and the family it was asked over are in the detail)
+    # (only for a name the agent needs, found once per distinct name; a table without the
+    # dns_answers column tells nothing of the addresses)
+    nodata = (v["dns_rcode"] == "NOERROR") & (v["dns_answers"] == "") if "dns_answers" in flows.columns \
+        else np.zeros(n, bool)
+    nodata_v6 = np.zeros(n, bool)
+    at = np.flatnonzero(nodata)
+    if len(at):
+        q_codes, q_names = pd.factorize(v["query"][at])
+        nodata[at] = np.array([_agent_name(str(q), rules) for q in q_names.tolist()] + [False], bool)[q_codes]
+        at = np.flatnonzero(nodata)
+        nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
-        aaaa_v6,
-        np.where(dns_error | (hole != ""), v["query"], ""),
+        aaaa_v6, nodata_v6,
+        np.where(dns_error | (hole != "") | nodata, v["query"], ""),
         hole,
         (dns_error | (hole != "")) & usable,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
@@ -2214,6 +2282,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
     if n:
         _note_auth_rounds(out, res)
+        _note_resolved(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):

@@ -1006,6 +1006,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _handshake_fix(r, bl, bl_handshake, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
         fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
+    elif status == "blocked" and proxied:
+        # refused by the proxy (the agent's configured path), and others blocked otherwise (the
+        # agent trying direct next): the proxy's advice first, then theirs (newcomer 28 F1)
+        k = bl - proxied - bl_tls
+        other = (f"{k} of them" if bl_tls else "the other one" if k == 1 else f"the {k} others")
+        direct = bool(proxy_paths and proxy_paths.bl_direct >= k)
+        fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; {other} "
+               + (f"{'was' if k == 1 else 'were'} blocked going direct (through no proxy)" if direct
+                  else f"{'was' if k == 1 else 'were'} blocked") + f": {fix}")
     if status == "blocked" and bl_forged:
         # a port unreachable carrying a cloud server's own address: nobody here can check a
         # service on Kaspersky's cloud; a firewall's reject rule answers in the blocked address's
@@ -1253,7 +1262,10 @@ class ProxyPaths(NamedTuple):
     ``bl_tls`` too), ``tunnel_icpt`` of them ``tls_intercepted``, ``tunnel_at`` their proxies
     (``address:port``, sorted, distinct, at most :data:`MAX_CLOSED_AT`), ``ok_proxied`` ok
     flows through a proxy, ``ok_at`` their proxies (as ``tunnel_at``), ``bl_direct`` blocked
-    flows through no proxy. The capture holds only the TCP connection to the proxy for a
+    flows through no proxy, ``refused_status`` the ``http_status`` values (sorted, distinct;
+    '' for a close or silence, ``?`` for a table without that column) of the blocked flows the
+    proxy did not pass on (:func:`proxy_refused`): their advice says what a 407 or a 403 calls for
+    (:func:`_proxy_fix`). The capture holds only the TCP connection to the proxy for a
     proxied flow: the proxy made the one to the server."""
     tunnel: int = 0
     tunnel_icpt: int = 0
@@ -1261,6 +1273,7 @@ class ProxyPaths(NamedTuple):
     ok_proxied: int = 0
     ok_at: tuple[str, ...] = ()
     bl_direct: int = 0
+    refused_status: tuple[str, ...] = ()
 
     def merged(self, other: "ProxyPaths") -> "ProxyPaths":
         """The counts of both (the proxies united, sorted, at most :data:`MAX_CLOSED_AT`)."""
@@ -1268,7 +1281,8 @@ class ProxyPaths(NamedTuple):
                           tuple(sorted(set(self.tunnel_at) | set(other.tunnel_at)))[:MAX_CLOSED_AT],
                           self.ok_proxied + other.ok_proxied,
                           tuple(sorted(set(self.ok_at) | set(other.ok_at)))[:MAX_CLOSED_AT],
-                          self.bl_direct + other.bl_direct)
+                          self.bl_direct + other.bl_direct,
+                          tuple(sorted(set(self.refused_status) | set(other.refused_status))))
 
 
 def _proxy_passed(flows: pd.DataFrame) -> np.ndarray:
@@ -1335,9 +1349,14 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     if "detail" in sub:
         tls |= sub["detail"].astype(str).str.startswith(FILTER_ANSWER).to_numpy()
     connect = via & np.array([not str(t).startswith(_ABSOLUTE) for t in sub["proxy_target"].tolist()], bool)
-    tunnel = (verdict == "blocked") & connect & _proxy_passed(sub) & tls
+    passed = _proxy_passed(sub)
+    tunnel = (verdict == "blocked") & connect & passed & tls
     proxied_ok = (verdict == "ok") & via
     direct = (verdict == "blocked") & ~via
+    refused = (verdict == "blocked") & via & ~passed     # (as proxy_refused)
+    # (a status read back from CSV may be a number, 407.0, or NaN for none)
+    said = (np.array(["" if x is None or x != x else str(x).removesuffix(".0") for x in sub["http_status"].tolist()],
+                     dtype=object) if "http_status" in sub else np.full(len(sub), "?", dtype=object))
     out = {}
     for p, idx in sub.groupby("purpose", sort=False).indices.items():
         m = np.zeros(len(sub), bool)
@@ -1345,7 +1364,8 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
         out[p] = ProxyPaths(int(np.count_nonzero(tunnel & m)),
                             int(np.count_nonzero(tunnel & m & (first == "tls_intercepted"))),
                             _proxies(sub, tunnel & m), int(np.count_nonzero(proxied_ok & m)),
-                            _proxies(sub, proxied_ok & m), int(np.count_nonzero(direct & m)))
+                            _proxies(sub, proxied_ok & m), int(np.count_nonzero(direct & m)),
+                            tuple(sorted(set(said[refused & m].tolist()))))
     return out
 
 
@@ -1407,14 +1427,36 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
     an explicit HTTP proxy (:func:`proxy_refused`), the ``k`` = ``bl`` - ``proxied`` others
     aborted in their TLS (``icpt`` of them ``tls_intercepted``; through a proxy's tunnel or
     directly: :func:`_tunnel_fix`); the flows counted in the words ("this connection", "1 of
-    these 2 connections … it", break-it 24 F4)."""
+    these 2 connections … it", break-it 24 F4). What the proxy answered (``px.refused_status``)
+    says what to do: a 407, the proxy account in the agent's proxy settings; a 403, the target
+    allowed on the proxy; else (a 502, a close, silence) to let the agent through the proxy
+    (newcomer 28 F8). Unknown (no ``http_status``): the general advice, 407 and 403 explained."""
     who = ("this connection" if bl == 1 else f"these {bl} connections" if proxied == bl
            else f"{proxied} of these {bl} connections")
     them = "it" if proxied == 1 else "them"
-    fix = (f"{who} went through an HTTP proxy that refused or failed {them} (detail: 407 = the proxy wants "
-           f"authentication, 403 = its policy denies the target): let the agent reach "
-           f"{r.host_mask or 'the documented servers'} on {r.transport.upper()} {r.port_text} through the proxy "
-           "(a CONNECT, or a plain HTTP request), or exempt it from the proxy")
+    where = r.host_mask or "the documented servers"
+    reach = (f"let the agent reach {where} on {r.transport.upper()} {r.port_text} through the proxy (a CONNECT, or a "
+             "plain HTTP request), or exempt it from the proxy")
+    said = set(px.refused_status) if px else set()
+    if not said or "?" in said:
+        fix = (f"{who} went through an HTTP proxy that refused or failed {them} (detail: 407 = the proxy wants "
+               f"authentication, 403 = its policy denies the target): {reach}")
+    else:
+        parts = []
+        if "407" in said:
+            parts.append("407 (the proxy wants authentication): set the proxy account (user name and password) in the "
+                         "agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
+                         "settings, in its properties or its policy), or let the proxy allow the agent without "
+                         f"authentication for {where}")
+        if "403" in said:
+            parts.append(f"403 (the proxy's policy denies the target): allow {where}:{r.port_text} on the proxy")
+        rest = said - {"407", "403"}
+        if rest:
+            codes = "/".join(sorted(x for x in rest if x))
+            silent = "no HTTP answer (a close or silence; " if "" in rest else ""
+            parts.append(f"{codes}{' or ' if codes and silent else ''}{silent}{'' if silent else ' ('}see each flow's "
+                         f"detail): {reach}")
+        fix = f"{who} went through an HTTP proxy that refused or failed {them}: " + "; ".join(parts)
     if not k:
         return fix
     other = "the other one" if k == 1 else f"the {k} others"

@@ -28,6 +28,13 @@ ALLOW = RULES.by_id("agent_connection").fix
 REFUSED = ("went through an HTTP proxy that refused or failed {} (detail: 407 = the proxy wants authentication, "
            "403 = its policy denies the target): let the agent reach *.ksc.kaspersky.com on TCP 23100-23199 "
            "through the proxy (a CONNECT, or a plain HTTP request), or exempt it from the proxy")
+# (what the proxy answered known: the advice for it; newcomer 28 F8)
+REFUSED_403 = ("went through an HTTP proxy that refused or failed {}: 403 (the proxy's policy denies the target): "
+               "allow *.ksc.kaspersky.com:23100-23199 on the proxy")
+REFUSED_407 = ("went through an HTTP proxy that refused or failed {}: 407 (the proxy wants authentication): set the "
+               "proxy account (user name and password) in the agent's proxy settings (Kaspersky Security Center: the "
+               "Network Agent's proxy server settings, in its properties or its policy), or let the proxy allow the "
+               "agent without authentication for *.ksc.kaspersky.com")
 TUNNEL = (f"went through the proxy {PROXY}, which opened the CONNECT tunnel (a 2xx answer; the capture shows TCP to "
           "the proxy only: the proxy made the connection to the server)")
 INSPECTS = (", then the TLS handshake was aborted on a TLS-inspecting proxy's certificate (see each flow's detail): "
@@ -87,7 +94,7 @@ def test_refused_and_intercepted_counted_apart(tmp_path):
     flows = analyze(str(_write(tmp_path, recs)))
     assert sorted(flows[flows.proto == "tcp"].reason) == ["rejected", "tls_intercepted"]
     status, fix = _fixes(flows)
-    assert fix == f"1 of these 2 connections {REFUSED.format('it')}; the other one {TUNNEL}{INSPECTS}", fix
+    assert fix == f"1 of these 2 connections {REFUSED_403.format('it')}; the other one {TUNNEL}{INSPECTS}", fix
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -96,8 +103,8 @@ def test_one_refused_connection_is_this_connection(tmp_path, n):
     recs = sum((_records([_connect(), answer], port=50000 + i, t0=100 + i) for i in range(n)), [])
     flows = analyze(str(_write(tmp_path, recs)))
     status, fix = _fixes(flows)
-    assert fix == ("this connection " + REFUSED.format("it") if n == 1 else
-                   "these 2 connections " + REFUSED.format("them")), fix
+    assert fix == ("this connection " + REFUSED_403.format("it") if n == 1 else
+                   "these 2 connections " + REFUSED_403.format("them")), fix
 
 
 def _syns(dst="203.0.113.10", port=50700, times=(200.0, 201.0, 203.0, 207.0)):
@@ -157,7 +164,7 @@ def test_tables_fed_to_readiness_count_what_the_proxy_answered():
     flows = pd.DataFrame([dict(base, reason="rejected", http_status="407"),
                           dict(base, reason="tls_failed", http_status="200")])
     status, fix = _fixes(flows)
-    assert fix.startswith(f"1 of these 2 connections {REFUSED.format('it')}; the other one {TUNNEL}, then the TLS "
+    assert fix.startswith(f"1 of these 2 connections {REFUSED_407.format('it')}; the other one {TUNNEL}, then the TLS "
                           "handshake failed"), fix
 
 

@@ -85,7 +85,12 @@ def test_407_without_an_accepted_retry_stays_blocked(tmp_path, monkeypatch, case
     assert t.at[0, "detail"] == REFUSED.replace("407", status)
     r = readiness(t, RULES).set_index("rule").loc["agent_connection"]
     assert r.status == "blocked"
-    assert "407 = the proxy wants authentication" in r.fix
+    # (the advice for what the proxy answered: its account for a 407, the target allowed for a 403;
+    # newcomer 28 F8)
+    assert (("403 (the proxy's policy denies the target): allow *.ksc.kaspersky.com:23100-23199 on the proxy"
+             if case == "403" else "407 (the proxy wants authentication): set the proxy account (user name and "
+             "password) in the agent's proxy settings") in r.fix), r.fix
+    assert "407 = the proxy wants authentication" not in r.fix
 
 
 def _filler(t0, t1, step=0.5):

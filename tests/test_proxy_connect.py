@@ -311,15 +311,17 @@ def test_readiness_says_the_proxy_refused(tmp_path):
                 "Administration Server address (x.example, on TCP 23100-23199, ports only a KSC agent uses; "
                 "1 flow)") in row.fix, row.fix   # (a KSC-only port: the agent's own; newcomer 27 F3)
         assert "reached the server" not in row.fix
-    # a direct connection blocked as well: the rule's own fix
+    # a direct connection blocked as well: the proxy's advice first (the agent's configured path),
+    # then the rule's own fix for the direct one (not the rule's fix alone: newcomer 28 F1)
     direct = refused.head(1).assign(proxy_target="")
     both = pd.concat([flows, direct], ignore_index=True)
     for chk in (readiness(both, RULES), TableSummary.of(both).readiness(RULES)):
         fix = chk.set_index("rule").loc["agent_connection", "fix"]
         assert fix.startswith("1 of 9 flows ok, 7 blocked, 1 unexpected (1 host_mismatch). For "
-                              "the blocked ones: " + RULES.by_id("agent_connection").fix + "; 1 of them went "
-                              "through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel"), fix
-        assert "through an HTTP proxy" not in fix
+                              "the blocked ones: 5 of these 7 connections went through an HTTP proxy that refused "
+                              "or failed them: "), fix
+        assert ("; 1 of them was blocked going direct (through no proxy): " + RULES.by_id("agent_connection").fix
+                + "; 1 of them went through the proxy 10.0.0.1:3128, which opened the CONNECT tunnel") in fix, fix
 
 
 def _sub(tmp_path, name):
