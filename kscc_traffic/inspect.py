@@ -595,7 +595,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
         mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
         after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
-        parts.setdefault(gk // 2, []).append(f"the {side}'s reset came with {field_name} {int(t_rst[k])}, "
+        parts.setdefault(gk // 2, []).append(f"the reset in the {side}'s name came with {field_name} {int(t_rst[k])}, "
                                              f"its {first_pkt} with {t_said}{after}")
         if proxy[k]:
             notes[gk // 2] = synproxy
@@ -603,7 +603,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         said = parts.get(f, [])
         text = ""
         if said:
-            who = "by the server" if len(said) == 1 and said[0].startswith("the server") else \
+            who = "by the server" if len(said) == 1 and said[0].startswith("the reset in the server's") else \
                 "by the client" if len(said) == 1 else "by the endpoints"
             text = (f"{' and '.join(said)}: probably sent by a device on the path (a firewall or IPS "
                     f"ending the connection), not {who}")
@@ -617,8 +617,13 @@ MAX_TTL_ADDRESSES = 65_536
 #: how the hint of a SYN answered by a reset from a device nearer than the server begins (after
 #: the hop count; report.readiness counts such flows: :data:`REFUSED_NEARER` is in their detail)
 REFUSED_NEARER = "nearer than the server ("
-#: ... and that of a reset with the server's own TTL (hop limit): the server itself refused
+#: ... and that of a reset with the server's own TTL (hop limit): most likely the server's own answer
 REFUSED_OWN = "the reset came with the server's own "
+#: what such a reset most likely means (after the TTL; hedged: a host firewall on the server, or a
+#: firewall on the path that copies the server's TTL, answers the same: newcomer 28 F6)
+REFUSED_OWN_MEANS = ("most likely the server's own answer: nothing listens on this port there (a wrong port? the "
+                     "service down?), or its host firewall rejects it (a firewall on the path that copies the "
+                     "server's TTL looks the same)")
 
 
 def address_ttls(cols: dict[str, np.ndarray], prior: dict | None = None) -> dict:
@@ -657,7 +662,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     TTL (IPv6: hop limit) against the first packet that is no reset the same address sent before
     it on any flow (:func:`address_ttls` of these packets and ``prior``: a SYN-ACK, data): fewer
     hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
-    the same TTL — the server's own stack: nothing listens on the port there. No hint when the
+    the same TTL — most likely the server's own stack (:data:`REFUSED_OWN_MEANS`: nothing listens on
+    the port there, or its host firewall). No hint when the
     address sent nothing else before the reset (a chunked or live analysis may have let the flow go
     before a later packet of the address is read: only earlier ones count, so every analysis gives
     the same answer), nor for a reset from farther or with another initial TTL at the same
@@ -694,8 +700,7 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
         field_name = "hop limit" if int(c["ipver"][r]) == 6 else "TTL"
         h, h_ref = (int(x) for x in _hops(np.array([t, t_ref], np.int64)))
         if t == t_ref:
-            out[pf[r]] = (f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): the server "
-                          "itself refused — nothing listens on this port there (a wrong port? the service down?)")
+            out[pf[r]] = f"{REFUSED_OWN}{field_name} ({t}, as its packets on other connections): {REFUSED_OWN_MEANS}"
         elif h < h_ref:
             k = h_ref - h
             out[pf[r]] = (f"the reset came from a device {k} hop{'s' if k != 1 else ''} {REFUSED_NEARER}{field_name} "

@@ -34,7 +34,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
-from .inspect import REFUSED_NEARER, REFUSED_OWN
+from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -899,8 +899,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     point's, ``bl_reset``), those whose reset came from a device nearer than the server and those
     with the server's own TTL (detail :data:`~kscc_traffic.inspect.REFUSED_NEARER`,
     :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
-    connections): the first are a firewall's refusal, the second the server's own (nothing
-    listens on the port there: the advice is the agent's port, not the firewall).
+    connections): the first are a firewall's refusal, the second most likely the server's own
+    (nothing listens on the port there, or its host firewall: the advice checks the agent's port first).
     ``un_elsewhere``: (of the unexpected ``host_mismatch`` ones, those on a KSC-only port to a name
     not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
     another Administration Server — they make the purpose ``unexpected`` (not another program's
@@ -1041,16 +1041,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         where = f"{r.transport.upper()} {r.port_text}"
         if bl == own_rst:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
-                   "answered by a TCP reset with the server's own TTL (as its packets on other connections): the "
-                   "server itself refused — nothing listens on this port there (a wrong port? the service down?); "
-                   "no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
+                   f"{REFUSED_OWN_MEANS}. Check first the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented "
                    f"ones are {where}, the server's own port within them); if it is right, the service is not "
-                   "running there")
+                   "running there or a firewall rejects the port (the server's own, or one on the path)")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong "
-                    "port? the service down?): check the port in the agent's settings")
+                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    "or its host firewall rejects it): check the port in the agent's settings")
     if status == "blocked" and nearer:
         # the reset came from fewer hops away than the server's own packets: a firewall's
         if bl == nearer:
@@ -2400,7 +2399,8 @@ def _status_texts(chk: pd.DataFrame) -> list[str]:
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
-    checklist, what to change, the DNS names answered with an error, the first flagged flows,
+    checklist, what to change, what to verify (the purposes seen one-way: what the capture does not
+    show, as the HTML checklist says), the DNS names answered with an error, the first flagged flows,
     the totals. ``capture_filter``: a custom capture filter the flows were captured with
     (``live --filter``): the purposes "not seen" that it leaves out
     (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
@@ -2474,6 +2474,13 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
+    seen = chk[chk.status == "seen one-way"]
+    if len(seen):
+        # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
+        # nothing to change, what to check: not under "What to change")
+        console.print(Text("To verify:", style="bold"))
+    for r in seen.itertuples(index=False):
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:

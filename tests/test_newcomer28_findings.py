@@ -54,3 +54,74 @@ def test_live_start_line_summarises_the_default_filter(tmp_path, verbose):
         assert "portrange" not in first and len(first) < 300, first
         assert first.endswith(f"({len(bpf):,} characters: `kscc-traffic rules --bpf` prints it, "
                               "`live -v` shows it here)"), first
+
+
+# --- F6/F7: what a reset's TTL says, said once and hedged ----------------------------------------
+
+def test_reset_from_nearer_is_not_said_to_be_the_servers(tmp_path):
+    """fw_reset_23101: the server's SYN-ACK came with TTL 52, a reset after the ClientHello with 63
+    (a device on the path): the detail no longer says "the server reset the connection", then that
+    the server did not send it (newcomer 28 F7)."""
+    from chunkcmp import whole, write
+    from test_decode_more_encaps import client_hello
+    from scapy.all import IP, TCP
+    from pcapbuild import eth
+    from test_newcomer27_advice import AGENT, SERVER, _dn, _up
+    hello = client_hello("eu1.ksc.kaspersky.com")
+    recs = [_up(1.0, 50000, 23101, flags="S", seq=100),
+            _dn(1.02, 23101, 50000, ttl=52, flags="SA", seq=500, ack=101),
+            _up(1.03, 50000, 23101, flags="A", seq=101, ack=501),
+            (1.04, bytes(eth(IP(src=AGENT, dst=SERVER, ttl=64) / TCP(sport=50000, dport=23101, flags="PA", seq=101,
+                                                                     ack=501) / hello))),
+            _dn(1.043, 23101, 50000, ttl=63, flags="R", seq=501)]
+    flows, _ = whole(write(tmp_path, recs, name="fwreset.pcap"))
+    (d,) = flows.loc[flows["resp_p"] == 23101, "detail"].tolist()
+    assert d.startswith("TLS handshake aborted: a reset in the server's name ended the connection (RST, RSTR) "), d
+    assert "the server reset the connection" not in d and "the server's reset" not in d
+    assert d.endswith("the reset in the server's name came with TTL 63, its SYN-ACK with 52: probably sent by a "
+                      "device on the path (a firewall or IPS ending the connection), not by the server")
+
+
+def test_distribution_points_reset_across_subnets_says_its_ttl_once(tmp_path):
+    """A distribution point on another subnet (198.51.100.20) answered 13000 with TTL 126 and
+    resets 13111 with TTL 126: the detail says what may answer once (its own stack or firewall, or one
+    between the subnets) and what the TTL adds (most likely its own), not "the server itself
+    refused — nothing listens" a second time (newcomer 28 F7)."""
+    from chunkcmp import whole, write
+    from test_newcomer27_advice import _dn, _ok, _up
+    dp = "198.51.100.20"
+    recs = _ok(1.0, 40000, sport=13000, ttl=126, server=dp) + [
+        _up(2.0, 40001, 13111, flags="S", seq=900, dst=dp),
+        _dn(2.001, 13111, 40001, ttl=126, flags="RA", seq=0, ack=901, src=dp)]
+    flows, _ = whole(write(tmp_path, recs, name="dprst.pcap"))
+    (d,) = flows.loc[flows["resp_p"] == 13111, "detail"].tolist()
+    assert d == ("the SYN was answered by a TCP reset from the distribution point's address (198.51.100.20): "
+                 "nothing listens on the port there (the service is not running or not enabled), or a firewall "
+                 "rejects it (its own, or one between the subnets); its TTL is that of the distribution point's "
+                 "packets on other connections: most likely its own answer (no listener, or its host firewall), "
+                 "not a firewall between the subnets")
+    assert d.count("nothing listens") == 1 and "server itself refused" not in d
+
+
+# --- F3: a multicast seen one-way: the terminal says what the HTML report says --------------------
+
+def test_terminal_says_what_a_one_way_multicast_does_not_show(tmp_path):
+    """dp_multicast_on_dp: 15001 datagrams to 239.192.0.15 captured on the distribution point: the
+    checklist's "seen one-way" comes with the same note as in the HTML report ("sent, not
+    received … check on a receiving device"), under "To verify:", not "What to change"."""
+    from chunkcmp import whole, write
+    from pcapbuild import udp
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import render_table
+    recs = [udp(("192.0.2.20", 15001), ("239.192.0.15", 15001), b"x" * 120, t=1000.0 + 10 * i,
+                dst_mac="01:00:5e:40:00:0f") for i in range(5)]
+    recs = [(t, bytes(p)) for t, p in recs]
+    flows, _ = whole(write(tmp_path, recs, name="mc.pcap"))
+    rules = load_rules()
+    text = " ".join(render_table(flows, rules, width=400).split())
+    assert "What to change" not in text
+    assert ("To verify: dp_multicast (seen one-way): 1 flow on UDP 15001 seen, none answered (no answer is "
+            "expected): this capture shows that they were sent, not that they were received") in text
+    assert "To verify, check on a receiving device" in text
+    page = render_html(flows, rules)
+    assert "this capture shows that they were sent, not that they were received" in page

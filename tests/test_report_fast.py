@@ -409,15 +409,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
         if status == "blocked" and own_rst and bl == own_rst:
             fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   "the server itself refused — nothing listens on this port there (a wrong port? the service "
-                   "down?); no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   "most likely the server's own answer: nothing listens on this port there (a wrong port? the "
+                   "service down?), or its host firewall rejects it (a firewall on the path that copies the server's "
+                   "TTL looks the same). Check first the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented ones "
                    f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
-                   "the service is not running there")
+                   "the service is not running there or a firewall rejects the port (the server's own, or one on "
+                   "the path)")
         elif status == "blocked" and own_rst:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there (a wrong port? "
-                    "the service down?): check the port in the agent's settings")
+                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    "or its host firewall rejects it): check the port in the agent's settings")
         if status == "blocked" and nearer and bl == nearer:
             fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
                    f"server's own packets on other connections): a firewall refuses the port: {fix}")
@@ -671,6 +673,11 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
+    seen = chk[chk.status == "seen one-way"]     # (newcomer 28 F3)
+    if len(seen):
+        console.print(Text("To verify:", style="bold"))
+    for r in seen.itertuples(index=False):
+        console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
