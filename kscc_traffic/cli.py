@@ -156,7 +156,9 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filt
         if target:
             target.discard()
     from .output import fails, flagged_verdicts
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
+    from .report import any_ksc
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
+                     else EXIT_OK)
 
 
 def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
@@ -734,7 +736,9 @@ def report(
         _say("Interrupted", f"{path_text(html)} {state}")
         raise typer.Exit(EXIT_INTERRUPTED)
     from .output import fails, flagged_verdicts
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
+    from .report import any_ksc
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
+                     else EXIT_OK)
 
 
 @app.command()

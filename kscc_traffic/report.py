@@ -762,6 +762,25 @@ CUT_SHORT_NOTE = "the capture ended before an answer could come"
 #: another program's traffic as likely as the agent's
 NAMELESS_NOTE = "no name seen on the blocked flows: maybe another program's"
 
+#: the ``status_note`` of a purpose "not seen" whose port carried flows when no flow of the capture is
+#: KSC agent traffic (:func:`no_ksc_traffic`): they are other programs' (a browser's HTTPS on 443), no
+#: evidence about the agent's purpose (newcomer 28 F4)
+NOT_KSC_NOTE = "no KSC flow: its port's flows are other programs'"
+#: what to change for flagged flows when no flow is KSC agent traffic (the HTML report's findings)
+NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent traffic (see the headline: "
+               "capture on a device with the agent, while it connects)")
+
+
+def not_ksc_row(row: dict) -> dict:
+    """A checklist row (:func:`_readiness_row`) when no flow is KSC agent traffic
+    (:func:`no_ksc_traffic`'s headline): a purpose with flows becomes "not seen" with
+    :data:`NOT_KSC_NOTE`, no reasons and no advice (the flows, counted in ``flows``, ``ok``,
+    ``blocked``, ``unexpected``, are other programs': nothing to change for KSC); other rows as
+    they are."""
+    if not row["flows"] or row["status"] == "not seen":
+        return row
+    return {**row, "status": "not seen", "status_note": NOT_KSC_NOTE, "reasons": "", "fix": ""}
+
 
 def cut_short(reasons, details) -> np.ndarray:
     """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
@@ -1584,11 +1603,22 @@ def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     return out
 
 
+def any_ksc(flows: pd.DataFrame, rules: RuleSet) -> bool:
+    """Whether a flow of ``flows`` is KSC agent traffic (:func:`ksc_flows`), the KSC-only ports
+    looked at first (vectorised: a KSC capture is told at once, the names are read only when no
+    flow is on such a port)."""
+    if "purpose" in flows and flows["purpose"].isin(ksc_purposes(rules)).any():
+        return True
+    return bool(len(flows)) and bool(ksc_flows(flows, rules).any())
+
+
 def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
     """The headline :data:`NO_KSC_TRAFFIC` (``in these captures`` for several) when ``total``
     flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
-    (nothing seen at all says so itself). The exit status is unchanged (README: it is the
-    flagged flows')."""
+    (nothing seen at all says so itself). Then the checklist judges no purpose on those flows
+    (:func:`not_ksc_row`), the table report gives no advice built on them, and the exit status is 0
+    whatever they are (:func:`kscc_traffic.output.fails`: README, "Reading the report in one
+    minute"; newcomer 28 F4)."""
     if not total or ksc:
         return ""
     return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
@@ -1793,7 +1823,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
     blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
     longer, not to open a port; :data:`NAMELESS_NOTE` when, on a port every browser uses (443, 80),
-    none of them named a server: they may be another program's, as ``fix`` says first), ``flows``, ``ok``, ``blocked``, ``unexpected``,
+    none of them named a server: they may be another program's, as ``fix`` says first; on a "not seen"
+    purpose, :data:`NOT_KSC_NOTE` when no flow at all is KSC agent traffic (:func:`no_ksc_traffic`)
+    and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
@@ -1947,6 +1979,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
+    if len(flows) and not any_ksc(flows, rules):
+        rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     return pd.DataFrame(rows)
 
 
@@ -2333,6 +2367,8 @@ class TableSummary:
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
                                        if ksc_only(r) else (0, ())))
+        if self.no_ksc_headline(rules):
+            rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         return pd.DataFrame(rows)
 
 
@@ -2459,8 +2495,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
             what = "it lets through ports of every purpose not seen"
         console.print(Text(escape_terminal(head + what), style="yellow"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
-    dns_blocked = summary.counts.get(("dns", "blocked"), 0)
-    undocumented = summary.counts.get(("", "unexpected"), 0)
+    # (no flow is KSC agent traffic: no advice built on other programs' DNS or ports, newcomer 28 F4)
+    dns_blocked = summary.counts.get(("dns", "blocked"), 0) if not headline else 0
+    undocumented = summary.counts.get(("", "unexpected"), 0) if not headline else 0
     if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
@@ -2484,11 +2521,12 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
-        _print_flagged_compact(summary, console)
+        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total})", title_justify="left")
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
+                  title_justify="left")
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
@@ -2515,6 +2553,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                                                     for c, n in summary.captures.items())))
 
 
+#: after the flagged flows' title when no flow is KSC agent traffic (the headline): their verdicts
+#: are the rules', about other programs' traffic
+NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
+
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
 #: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
 FLAGGED_TABLE_MIN_WIDTH = 120
@@ -2527,12 +2569,12 @@ def _listed_title(summary: TableSummary) -> str:
     return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
 
 
-def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
+def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "") -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
-    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total})", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
     for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
         head = Text(f"{t}  ")
         if several:

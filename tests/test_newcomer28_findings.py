@@ -125,3 +125,60 @@ def test_terminal_says_what_a_one_way_multicast_does_not_show(tmp_path):
     assert "To verify, check on a receiving device" in text
     page = render_html(flows, rules)
     assert "this capture shows that they were sent, not that they were received" in page
+
+
+# --- F4: no KSC agent traffic: no advice, checklist or exit status built on other programs' flows --
+
+def _run(path, *args):
+    import subprocess
+    from conftest import ROOT
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(path), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "250", "PATH": ""})
+
+
+def test_no_ksc_traffic_judges_no_purpose_on_other_programs_flows(tmp_path):
+    """A browser's HTTPS: nameless 443 attempts never answered (discovery "blocked (no name
+    seen…)", advice to allow 443 to *.ksc.kaspersky.com) and a DNS lookup of www.example.com never
+    answered (dns blocked): under the "No KSC agent traffic" headline the checklist says discovery
+    "not seen (no KSC flow …)", no advice is given, the flagged flows are said to be other
+    programs', and the exit status is 0 (table, JSONL, --fail-on blocked); one KSC flow more and
+    all of that is as before (exit 1)."""
+    import html as h
+    import re
+    from chunkcmp import write
+    from kscc_traffic import analyze, readiness
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import TableSummary, render_table
+    from test_newcomer27_advice import _rej, _up
+    rules = load_rules()
+    web = [_up(1.0 + k, 40030 + k, 443, flags="S", seq=100, dst=f"198.51.100.{80 + k}") for k in range(3)]
+    from pcapbuild import udp
+    web += [(t, bytes(p)) for t, p in [udp(("192.0.2.10", 41000), ("192.0.2.53", 53),
+                                           bytes.fromhex("12340100000100000000000003777777076578616d706c6503636f6d0000010001"),
+                                           t=0.5)]]
+    path = write(tmp_path, sorted(web), name="web.pcap")
+    flows = analyze(path)
+    assert sorted(set(zip(flows["purpose"], flows["verdict"]))) == [("discovery", "blocked"), ("dns", "blocked")]
+    for chk in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        row = chk.set_index("rule").loc["discovery"]
+        assert (row["status"], row["status_note"], row["reasons"], row["fix"], row["flows"], row["blocked"]) == \
+            ("not seen", "no KSC flow: its port's flows are other programs'", "", "", 3, 3)
+        assert set(chk["status"]) == {"not seen"}
+    text = " ".join(render_table(flows, rules, width=400).split())
+    assert text.startswith("No KSC agent traffic:")
+    assert "not seen (no KSC flow: its port's flows are other programs')" in text
+    assert "What to change" not in text and "allow outbound" not in text and "allow DNS" not in text
+    assert ("Flagged flows (4): other programs' flows, not KSC agent traffic (see the headline)") in text
+    page = h.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, rules, charts=False)))
+    assert "No KSC agent traffic" in page and "allow outbound HTTPS" not in page
+    for args in ((), ("--format", "jsonl"), ("--fail-on", "blocked")):
+        p = _run(path, *args)
+        assert p.returncode == 0, (args, p.stdout[-2000:], p.stderr)
+    # one KSC flow (a refused SYN to 23101): judged as before, exit 1
+    path = write(tmp_path, sorted(web + _rej(5.0, 40040, 23101, 63)), name="ksc.pcap")
+    flows = analyze(path)
+    row = readiness(flows, rules).set_index("rule").loc["discovery"]
+    assert row["status"] == "blocked" and "allow outbound HTTPS (TCP 443)" in row["fix"]
+    for args in ((), ("--format", "jsonl")):
+        p = _run(path, *args)
+        assert p.returncode == 1, (args, p.stderr)

@@ -599,7 +599,19 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
+    # (newcomer 28 F4: no flow of KSC agent traffic: no purpose judged on other programs' flows)
+    if len(flows) and not _old_ksc(flows, rules):
+        rows = [{**x, "status": "not seen", "status_note": "no KSC flow: its port's flows are other programs'",
+                 "reasons": "", "fix": ""} if x["flows"] and x["status"] != "not seen" else x for x in rows]
     return pd.DataFrame(rows)
+
+
+def _old_ksc(flows, rules) -> bool:
+    """A flow to a KSC-only port or a Kaspersky name (newcomer 27 F2)."""
+    high = {r.id for r in rules.rules if r.port_lo >= 1024}
+    vendor = any(str(n).lower().rstrip(".") == "kaspersky.com" or str(n).lower().rstrip(".").endswith(".kaspersky.com")
+                 for col in ("server_name", "query") if col in flows for n in flows[col])
+    return vendor or bool(flows["purpose"].isin(high).any())
 
 
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
@@ -614,10 +626,8 @@ def old_endpoint(host, port) -> str:
 
 def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     # (newcomer 27 F2: no flow of KSC agent traffic at all: a headline first)
-    high = {r.id for r in rules.rules if r.port_lo >= 1024}
-    vendor = any(str(n).lower().rstrip(".") == "kaspersky.com" or str(n).lower().rstrip(".").endswith(".kaspersky.com")
-                 for col in ("server_name", "query") if col in flows for n in flows[col])
-    if len(flows) and not vendor and not flows["purpose"].isin(high).any():
+    headline = bool(len(flows)) and not _old_ksc(flows, rules)
+    if headline:
         several = "capture" in flows and flows["capture"].nunique() > 1
         console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
                            "to a Kaspersky name or a KSC-only port: captured on the wrong "
@@ -652,6 +662,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
+    if headline:   # (newcomer 28 F4: no advice built on other programs' flows)
+        dns_bl, undoc = dns_bl.iloc[:0], undoc.iloc[:0]
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
@@ -681,7 +693,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
-        f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
+        note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
+        f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left")
         for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for r in flagged.head(max_flagged).itertuples(index=False):
