@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE)
+                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -292,7 +292,8 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
         rule = by_id.get(r.rule)
         cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
         flagged = r.status in ("blocked", "unexpected")
-        fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
+        fix = (f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way")
+               or getattr(r, "status_note", "") == JOINED_NOTE else "")
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         # (what qualifies the status: the capture ended before an answer could come…)

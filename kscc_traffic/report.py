@@ -771,6 +771,50 @@ NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent 
                "capture on a device with the agent, while it connects)")
 
 
+#: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
+#: (:func:`group_joins`: IGMP/MLD membership reports) — the datagrams did not reach it (newcomer 28 F3)
+JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
+#: at most this many groups named by :func:`joined_row`
+MAX_JOIN_GROUPS = 5
+#: where IGMP/MLD reports go that name no group themselves (IGMPv3, MLDv2), and IGMP's all-hosts and
+#: all-routers groups (queries, leaves)
+_REPORT_DESTS = ("224.0.0.22", "ff02::16")
+_NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
+
+
+def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
+    """IGMP/MLD membership reports among ``flows`` (a device joining multicast groups): (flows,
+    the groups they name, sorted, at most :data:`MAX_JOIN_GROUPS`). IGMP flows (``proto`` igmp)
+    not to the all-hosts/all-routers groups (224.0.0.1, .2), and ICMPv6 to ff02::16 (MLDv2
+    reports); an IGMPv2 report goes to its group (``resp_h``, named), an IGMPv3 one to 224.0.0.22
+    with its groups inside (not read: none named). (0, ()) when the table lacks ``proto`` or
+    ``resp_h``."""
+    if not len(flows) or "proto" not in flows or "resp_h" not in flows:
+        return 0, ()
+    proto, dst = flows["proto"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    igmp = (proto == "igmp") & ~np.isin(dst, ["224.0.0.1", "224.0.0.2"])
+    mld = (proto == "icmp") & (dst == "ff02::16")
+    groups = tuple(sorted({str(x) for x in dst[igmp].tolist() if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
+    return int(np.count_nonzero(igmp | mld)), groups
+
+
+def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
+    """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
+    holds ``joins`` > 0 IGMP/MLD membership reports (:func:`group_joins`): :data:`JOINED_NOTE`
+    and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
+    device; other rows as they are."""
+    if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
+        return row
+    named = f": {', '.join(groups)}" if groups else ""
+    fix = (f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this device "
+           f"joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but no "
+           f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
+           "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
+           "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "
+           f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
+    return {**row, "status_note": JOINED_NOTE, "fix": fix}
+
+
 def not_ksc_row(row: dict) -> dict:
     """A checklist row (:func:`_readiness_row`) when no flow is KSC agent traffic
     (:func:`no_ksc_traffic`'s headline): a purpose with flows becomes "not seen" with
@@ -1981,6 +2025,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
+    elif len(flows):
+        joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
+        rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
     return pd.DataFrame(rows)
 
 
@@ -2151,6 +2198,8 @@ class TableSummary:
         self.named_seen = False                  # (a table with a server_name column was added)
         self.vendor_seen = 0                     # flows with a Kaspersky server_name or DNS query (ksc_flows)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
+        self.joins = 0                           # IGMP/MLD membership reports (group_joins)
+        self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
     @classmethod
@@ -2189,6 +2238,12 @@ class TableSummary:
                     self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
+        if "proto" in flows and (flows["proto"] != "tcp").any():
+            n, groups = group_joins(flows)
+            self.joins += n
+            for g in groups:
+                if len(self.join_groups) < 4 * MAX_JOIN_GROUPS:
+                    self.join_groups.add(g)
         if not self.vendor_seen:
             for col in ("server_name", "query"):
                 if col in flows:
@@ -2369,6 +2424,9 @@ class TableSummary:
                                        if ksc_only(r) else (0, ())))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
+        else:
+            groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
+            rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return pd.DataFrame(rows)
 
 
@@ -2511,7 +2569,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
-    seen = chk[chk.status == "seen one-way"]
+    seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")

@@ -182,3 +182,69 @@ def test_no_ksc_traffic_judges_no_purpose_on_other_programs_flows(tmp_path):
     for args in ((), ("--format", "jsonl")):
         p = _run(path, *args)
         assert p.returncode == 1, (args, p.stderr)
+
+
+# --- F3: the agent joined the group (IGMP/MLD), no 15001 datagram came ------------------------------
+
+def _joins(kind):
+    """(t, frame) of a device at 192.0.2.10 / 2001:db8::10 joining 239.192.0.15 / ff15::15 three times."""
+    from scapy.all import IP, Ether
+    from scapy.contrib.igmp import IGMP
+    from scapy.contrib.igmpv3 import IGMPv3, IGMPv3gr, IGMPv3mr
+    from scapy.layers.inet6 import ICMPv6MLDMultAddrRec, ICMPv6MLReport2, IPv6, IPv6ExtHdrHopByHop, RouterAlert
+    out = []
+    for k in range(3):
+        if kind == "igmpv3":
+            p = (Ether(src="02:00:00:00:00:10", dst="01:00:5e:00:00:16")
+                 / IP(src="192.0.2.10", dst="224.0.0.22", ttl=1, options=[b"\x94\x04\x00\x00"])
+                 / IGMPv3(type=0x22) / IGMPv3mr(records=[IGMPv3gr(rtype=4, maddr="239.192.0.15")]))
+        elif kind == "igmpv2":
+            p = (Ether(src="02:00:00:00:00:10", dst="01:00:5e:40:00:0f")
+                 / IP(src="192.0.2.10", dst="239.192.0.15", ttl=1) / IGMP(type=0x16, gaddr="239.192.0.15"))
+        else:
+            p = (Ether(src="02:00:00:00:00:10", dst="33:33:00:00:00:16")
+                 / IPv6(src="2001:db8::10", dst="ff02::16", hlim=1) / IPv6ExtHdrHopByHop(options=[RouterAlert()])
+                 / ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec(rtype=4, dst="ff15::15")]))
+        out.append((1030.0 + 30 * k, bytes(p)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["igmpv3", "igmpv2", "mldv2"])
+def test_joined_the_group_but_no_multicast_datagram(tmp_path, kind):
+    """dp_multicast_agent_igmp: a working agent (23101) that joins the group, no 15001 datagram in
+    the capture: dp_multicast stays "not seen" with the note that the device joined a group and
+    received nothing, and the advice (multicast routing, IGMP snooping), in the terminal (under "To
+    verify:") and the HTML report; an IGMPv2 report names its group; with a 15001 datagram there,
+    nothing of it."""
+    import html as h
+    import re
+    from chunkcmp import write
+    from kscc_traffic import analyze, readiness
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import TableSummary, render_table
+    from pcapbuild import udp
+    from test_newcomer27_advice import _ok
+    rules = load_rules()
+    base = _ok(1.0, 40000)
+    flows = analyze(write(tmp_path, sorted(base + _joins(kind)), name=f"{kind}.pcap"))
+    for chk in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        row = chk.set_index("rule").loc["dp_multicast"]
+        assert (row["status"], row["status_note"], row["flows"]) == \
+            ("not seen", "joined a multicast group by IGMP/MLD, no datagram received", 0)
+        named = ": 239.192.0.15" if kind == "igmpv2" else ""
+        assert row["fix"].startswith(f"the capture holds IGMP/MLD membership reports (1 flow: this device joined "
+                                     f"multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) "
+                                     "but no UDP 15001 multicast datagram"), row["fix"]
+        assert "check the multicast routing and IGMP snooping" in row["fix"]
+    text = " ".join(render_table(flows, rules, width=400).split())
+    assert "not seen (joined a multicast group by IGMP/MLD, no datagram received)" in text
+    assert "To verify: dp_multicast (not seen): the capture holds IGMP/MLD membership reports" in text
+    page = " ".join(h.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, rules, charts=False))).split())
+    assert "joined a multicast group by IGMP/MLD, no datagram received" in page
+    assert "check the multicast routing and IGMP snooping" in page
+    # the datagram came: dp_multicast is seen, no join note
+    dgram = [(t, bytes(p)) for t, p in [udp(("198.51.100.20", 15001), ("239.192.0.15", 15001), b"x" * 50, t=1100.0,
+                                            dst_mac="01:00:5e:40:00:0f")]]
+    flows = analyze(write(tmp_path, sorted(base + _joins(kind) + dgram), name=f"{kind}_dg.pcap"))
+    row = readiness(flows, rules).set_index("rule").loc["dp_multicast"]
+    assert row["status"] != "not seen" and row["status_note"] == ""

@@ -603,6 +603,22 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     if len(flows) and not _old_ksc(flows, rules):
         rows = [{**x, "status": "not seen", "status_note": "no KSC flow: its port's flows are other programs'",
                  "reasons": "", "fix": ""} if x["flows"] and x["status"] != "not seen" else x for x in rows]
+    elif len(flows):
+        # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
+        igmp = (flows["proto"] == "igmp") & ~flows["resp_h"].isin(["224.0.0.1", "224.0.0.2"])
+        joins = int((igmp | ((flows["proto"] == "icmp") & (flows["resp_h"] == "ff02::16"))).sum())
+        groups = sorted(set(flows.loc[igmp, "resp_h"]) - {"224.0.0.1", "224.0.0.2", "224.0.0.22"})[:5]
+        for i, (x, r) in enumerate(zip(rows, rules.rules)):
+            if joins and x["status"] == "not seen" and not x["flows"] and r.cast == "multicast":
+                named = f": {', '.join(groups)}" if groups else ""
+                rows[i] = {**x, "status_note": "joined a multicast group by IGMP/MLD, no datagram received", "fix": (
+                    f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this "
+                    f"device joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but "
+                    f"no {r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent "
+                    "of a distribution point that sends by multicast, the datagrams did not reach it: check the "
+                    "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
+                    "point and this device, and that the distribution point sends them (a capture there); what it "
+                    f"needs: {r.fix}")}
     return pd.DataFrame(rows)
 
 
@@ -685,7 +701,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
-    seen = chk[chk.status == "seen one-way"]     # (newcomer 28 F3)
+    seen = chk[(chk.status == "seen one-way")
+               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
