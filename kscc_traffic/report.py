@@ -1869,7 +1869,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     longer, not to open a port; :data:`NAMELESS_NOTE` when, on a port every browser uses (443, 80),
     none of them named a server: they may be another program's, as ``fix`` says first; on a "not seen"
     purpose, :data:`NOT_KSC_NOTE` when no flow at all is KSC agent traffic (:func:`no_ksc_traffic`)
-    and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`), ``flows``, ``ok``, ``blocked``, ``unexpected``,
+    and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`; on a "not seen"
+    multicast purpose, :data:`JOINED_NOTE` when the device joined multicast groups (IGMP/MLD
+    membership reports: :func:`joined_row`, whose ``fix`` is then what to check)), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
