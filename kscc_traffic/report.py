@@ -776,9 +776,8 @@ NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent 
 JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
 #: at most this many groups named by :func:`joined_row`
 MAX_JOIN_GROUPS = 5
-#: where IGMP/MLD reports go that name no group themselves (IGMPv3, MLDv2), and IGMP's all-hosts and
-#: all-routers groups (queries, leaves)
-_REPORT_DESTS = ("224.0.0.22", "ff02::16")
+#: destinations of IGMP flows that are no group joined: the all-hosts and all-routers groups
+#: (queries, leaves) and the IGMPv3 reports' address (the groups are inside)
 _NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
 
 
@@ -791,11 +790,17 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     ``resp_h``."""
     if not len(flows) or "proto" not in flows or "resp_h" not in flows:
         return 0, ()
-    proto, dst = flows["proto"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
-    igmp = (proto == "igmp") & ~np.isin(dst, ["224.0.0.1", "224.0.0.2"])
-    mld = (proto == "icmp") & (dst == "ff02::16")
-    groups = tuple(sorted({str(x) for x in dst[igmp].tolist() if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
-    return int(np.count_nonzero(igmp | mld)), groups
+    proto = flows["proto"].to_numpy(dtype=object)
+    igmp, icmp = proto == "igmp", proto == "icmp"
+    if not igmp.any() and not icmp.any():
+        return 0, ()
+    dst = flows["resp_h"].to_numpy(dtype=object)
+    at = np.flatnonzero(igmp)
+    dests = dst[at].tolist()
+    joined = [x for x in dests if x not in ("224.0.0.1", "224.0.0.2")]
+    mld = int(np.count_nonzero(dst[np.flatnonzero(icmp)] == "ff02::16"))
+    groups = tuple(sorted({str(x) for x in joined if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
+    return len(joined) + mld, groups
 
 
 def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
