@@ -603,7 +603,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     if len(flows) and not _old_ksc(flows, rules):
         rows = [{**x, "status": "not seen", "status_note": "no KSC flow: its port's flows are other programs'",
                  "reasons": "", "fix": ""} if x["flows"] and x["status"] != "not seen" else x for x in rows]
-    elif len(flows):
+    elif len(flows) and "proto" in flows and "resp_h" in flows:
         # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
         igmp = (flows["proto"] == "igmp") & ~flows["resp_h"].isin(["224.0.0.1", "224.0.0.2"])
         joins = int((igmp | ((flows["proto"] == "icmp") & (flows["resp_h"] == "ff02::16"))).sum())
