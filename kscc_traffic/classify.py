@@ -291,11 +291,24 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
-    for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), row.get("reset_hint"),
+    reset_hint = row.get("reset_hint")
+    if isinstance(reset_hint, str) and reset_hint:
+        # a reset a device on the path probably sent in an endpoint's name: the detail does not say
+        # that endpoint reset the connection, then that it did not (newcomer 28 F7)
+        for side in ("server", "client"):
+            if f"not by the {side}" in reset_hint or "not by the endpoints" in reset_hint:
+                detail = detail.replace(f"the {side} reset the connection",
+                                        f"a reset in the {side}'s name ended the connection")
+    for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), reset_hint,
                  row.get("hello_copies")):
         if isinstance(hint, str) and REFUSED_OWN in hint and detail.startswith(DP_RESET_ITSELF):
             # (a distribution point's own reset on the client's subnet: the detail says so already)
             hint = "; ".join(x for x in hint.split("; ") if not x.startswith(REFUSED_OWN))
+        elif isinstance(hint, str) and REFUSED_OWN in hint and detail.startswith(DP_RESET):
+            # (across subnets the detail names the DP's own answer or a firewall between: the
+            # TTL tells which is likelier, said once, not "nothing listens" again: newcomer 28 F7)
+            hint = "; ".join(DP_OWN_TTL.format(field=x[len(REFUSED_OWN):].split(" (")[0])
+                             if x.startswith(REFUSED_OWN) else x for x in hint.split("; "))
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
     ignored = too_big_note(row.get("icmp_unreachable") or "")
@@ -1306,6 +1319,10 @@ def _partial_silence(row: dict) -> tuple[str, str, str]:
 DP_RESET = "the SYN was answered by a TCP reset from the distribution point"
 #: ... and goes on when the client is on the distribution point's subnet (no router between)
 DP_RESET_ITSELF = DP_RESET + " itself"
+#: the TTL hint of such a reset from another subnet that came with the distribution point's own
+#: TTL (:data:`~kscc_traffic.inspect.REFUSED_OWN` replaced: the detail already says what may answer)
+DP_OWN_TTL = ("its {field} is that of the distribution point's packets on other connections: most likely its own "
+              "answer (no listener, or its host firewall), not a firewall between the subnets")
 
 
 def same_subnet(a: str, b: str) -> bool:

@@ -156,7 +156,9 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filt
         if target:
             target.discard()
     from .output import fails, flagged_verdicts
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
+    from .report import any_ksc
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
+                     else EXIT_OK)
 
 
 def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
@@ -769,7 +771,9 @@ def report(
         _say("Interrupted", f"{path_text(html)} {state}")
         raise typer.Exit(EXIT_INTERRUPTED)
     from .output import fails, flagged_verdicts
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value) else EXIT_OK)
+    from .report import any_ksc
+    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
+                     else EXIT_OK)
 
 
 @app.command()
@@ -799,6 +803,9 @@ def live(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
     fail_on: FailOn = _fail_on_option(),
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
+                                 help="print the whole default capture filter at the start (else: how many "
+                                      "ports it covers; rules --bpf prints it)"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
     from .live.sources import default_interface
@@ -833,7 +840,7 @@ def live(
         raise _fail(f"--idle-timeout: {e}")
     opts = LiveOptions(rules=ruleset, interface=interface, duration=duration, count=count, write=write,
                        engine=engine.value, bpf=bpf, no_answer_timeout=no_answer_timeout, timeouts=timeouts,
-                       proxy_ports=tuple(proxy_port))
+                       proxy_ports=tuple(proxy_port), show_filter=verbose)
     # (the final report goes through a temporary file; SIGTERM while the report is built, after
     # the capture stopped: like Ctrl-C)
     _terminate_cleanly()

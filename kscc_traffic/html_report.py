@@ -36,6 +36,7 @@ import hashlib
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -48,7 +49,7 @@ from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic)
+                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -291,7 +292,8 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
         rule = by_id.get(r.rule)
         cond = f'<br><span class="muted">{_e(rule.condition)}</span>' if rule and rule.condition else ""
         flagged = r.status in ("blocked", "unexpected")
-        fix = f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way") else ""
+        fix = (f'<span class="fix">{_e(r.fix)}</span>' if flagged or r.status in ("port open", "seen one-way")
+               or getattr(r, "status_note", "") == JOINED_NOTE else "")
         link = (f'<a href="#purpose-{_e(_slug(r.rule))}">{_e(r.rule)}</a>' if flagged else _e(r.rule))
         ports = rule.label() if rule else f"{r.transport} {r.ports}"   # (the cast shown: udp 15000 broadcast)
         # (what qualifies the status: the capture ended before an answer could come…)
@@ -441,9 +443,11 @@ def _flagged_rows(sub: pd.DataFrame) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None) -> str:
+def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None = None,
+             not_ksc: bool = False) -> str:
     """One purpose's flagged flows; ``fix``: its "what to change" (the readiness checklist's,
-    so both say the same; default: the rule's)."""
+    so both say the same; default: the rule's); ``not_ksc``: no flow is KSC agent traffic (the
+    headline): "what to change" is :data:`~kscc_traffic.report.NOT_KSC_FIX`, whatever the purpose."""
     worst = "blocked" if (sub["verdict"] == "blocked").any() else "unexpected"
     n = len(sub)
     reasons = _split_reasons(sub["reason"])
@@ -491,6 +495,9 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"
               f'<dt>What to change</dt><dd class="fix">{_e(undocumented_fix(n))}</dd>')
+    if not_ksc:   # (other programs' flows: no advice built on them, newcomer 28 F4)
+        dl = re.sub(r'<dt>What to change</dt><dd class="fix">.*?</dd>',
+                    lambda m: f'<dt>What to change</dt><dd class="fix">{_e(NOT_KSC_FIX)}</dd>', dl, flags=re.S)
     if cut and cut >= int(no_answer.sum()):
         # (every unanswered attempt began right before the capture ended: not "a firewall drops it")
         texts = {**texts, "no_answer": CUT_SHORT_REASON}
@@ -507,11 +514,13 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
     else:
         by_id = {r.id: r for r in rules.rules}
         fixes = dict(zip(chk["rule"], chk["fix"])) if chk is not None and len(chk) else {}
+        # (no flow is KSC agent traffic: the checklist judged none of them, newcomer 28 F4)
+        not_ksc = chk is not None and "status_note" in chk and bool((chk["status_note"] == NOT_KSC_NOTE).any())
         purposes = plots.purpose_order(flagged, rules)
         parts = []
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
-            parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key)))
+            parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key), not_ksc))
         body = "".join(parts)
     return ('<section id="flagged"><h2>Flagged flows: what the documentation says and what to change</h2>'
             f"{body}</section>")

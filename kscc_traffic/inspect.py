@@ -596,7 +596,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         mine = rows[lo[k]:np.searchsorted(grp, gk, side="right")]
         mine = mine[c["payload_len"][mine] > 0][:MAX_SEGMENTS + 1]
         after = " (it went on sending data after it)" if np.any(c["ts_ns"][mine] > c["ts_ns"][rk]) else ""
-        parts.setdefault(gk // 2, []).append(f"the {side}'s reset came with {field_name} {int(t_rst[k])}, "
+        parts.setdefault(gk // 2, []).append(f"the reset in the {side}'s name came with {field_name} {int(t_rst[k])}, "
                                              f"its {first_pkt} with {t_said}{after}")
         if proxy[k]:
             notes[gk // 2] = synproxy
@@ -604,7 +604,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
         said = parts.get(f, [])
         text = ""
         if said:
-            who = "by the server" if len(said) == 1 and said[0].startswith("the server") else \
+            who = "by the server" if len(said) == 1 and said[0].startswith("the reset in the server's") else \
                 "by the client" if len(said) == 1 else "by the endpoints"
             text = (f"{' and '.join(said)}: probably sent by a device on the path (a firewall or IPS "
                     f"ending the connection), not {who}")
@@ -618,8 +618,13 @@ MAX_TTL_ADDRESSES = 65_536
 #: how the hint of a SYN answered by a reset from a device nearer than the server begins (after
 #: the hop count; report.readiness counts such flows: :data:`REFUSED_NEARER` is in their detail)
 REFUSED_NEARER = "nearer than the server ("
-#: ... and that of a reset with the server's own TTL (hop limit): the server itself refused
+#: ... and that of a reset with the server's own TTL (hop limit): most likely the server's own answer
 REFUSED_OWN = "the reset came with the server's own "
+#: what such a reset most likely means (after the TTL; hedged: a host firewall on the server, or a
+#: firewall on the path that copies the server's TTL, answers the same: newcomer 28 F6)
+REFUSED_OWN_MEANS = ("most likely the server's own answer: nothing listens on this port there (a wrong port? the "
+                     "service down?), or its host firewall rejects it (a firewall on the path that copies the "
+                     "server's TTL looks the same)")
 
 
 class AddressTtls(Mapping):
@@ -769,7 +774,8 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     it on any flow (:func:`address_ttls` of these packets and ``prior``: an ACK, data; no SYN-ACK,
     which a SYN proxy may have sent for the server with its own resets' TTL): fewer
     hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
-    the same TTL — the server's own stack: nothing listens on the port there. No hint when the
+    the same TTL — most likely the server's own stack (:data:`REFUSED_OWN_MEANS`: nothing listens on
+    the port there, or its host firewall). No hint when the
     address sent nothing else before the reset (a chunked or live analysis may have let the flow go
     before a later packet of the address is read: only earlier ones count, so every analysis gives
     the same answer), nor for a reset from farther or with another initial TTL at the same
@@ -813,9 +819,7 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
         f, tk, tr = int(pf[rows[k]]), int(t[k]), int(t_ref[k])
         field_name = "hop limit" if ver[k] == 6 else "TTL"
         if tk == tr:
-            out[f] = (f"{REFUSED_OWN}{field_name} ({tk}, as its packets on other connections): the server "
-                      "itself refused — nothing listens on this port there, or its own firewall rejects "
-                      "it (a wrong port? the service down?)")
+            out[f] = f"{REFUSED_OWN}{field_name} ({tk}, as its packets on other connections): {REFUSED_OWN_MEANS}"
         else:
             d = int(h_ref[k] - h[k])
             out[f] = (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "

@@ -42,10 +42,26 @@ def flagged_verdicts(flows: pd.DataFrame) -> frozenset:
     return frozenset(v for v in FLAGGED_VERDICTS if (flows["verdict"] == v).any())
 
 
-def fails(verdicts, fail_on: str = "flagged") -> bool:
+def fails(verdicts, fail_on: str = "flagged", ksc: bool = True) -> bool:
     """Whether flagged ``verdicts`` (:func:`flagged_verdicts`) make the exit status 1 under
-    ``--fail-on fail_on`` (a key of :data:`FAIL_ON`; KeyError for another)."""
-    return any(v in verdicts for v in FAIL_ON[fail_on])
+    ``--fail-on fail_on`` (a key of :data:`FAIL_ON`; KeyError for another). ``ksc`` False: no flow
+    is KSC agent traffic (the report's "No KSC agent traffic" headline,
+    :func:`kscc_traffic.report.no_ksc_traffic`): the flagged flows are other programs', never a
+    failure (newcomer 28 F4)."""
+    return ksc and any(v in verdicts for v in FAIL_ON[fail_on])
+
+
+def ksc_seen(flows: pd.DataFrame, purposes: frozenset) -> bool:
+    """Whether a flow of ``flows`` is KSC agent traffic (:func:`kscc_traffic.report.ksc_flows`):
+    its ``purpose`` among ``purposes`` (:func:`kscc_traffic.report.ksc_purposes`, looked at first:
+    vectorised), else a ``server_name`` or ``query`` under kaspersky.com (read only then)."""
+    if not len(flows):
+        return False
+    if "purpose" in flows and flows["purpose"].isin(purposes).any():
+        return True
+    from .report import vendor_names
+    return any(bool(vendor_names(flows[c].to_numpy(dtype=object)).any()) for c in ("server_name", "query")
+               if c in flows)
 
 
 @dataclass(frozen=True)
@@ -91,13 +107,15 @@ class Rendered:
     ``text`` (JSON Lines, or CSV with its header line), ``rows`` (flows written), ``flagged``
     (the verdicts of :data:`FLAGGED_VERDICTS` among all the batch's flows, those a
     :class:`FlowFilter` left out too: frozenset of str), ``flagged_rows`` (flows of those
-    verdicts, written or not)."""
+    verdicts, written or not), ``ksc`` (a flow of the batch, written or not, is KSC agent traffic:
+    :func:`ksc_seen`; True when not known)."""
 
     format: str
     text: str
     rows: int
     flagged: frozenset
     flagged_rows: int = 0
+    ksc: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,13 +123,16 @@ class Render:
     """``Render(format)(flows) -> Rendered``: a batch's JSON Lines or CSV text, made where the batch
     is finished (a worker process: :class:`kscc_traffic.finishing.Finisher`), so the process that
     reads the capture only writes it out.
-    ``format``: ``jsonl`` or ``csv``; ``keep``: the rows written (:class:`FlowFilter`; None: all).
+    ``format``: ``jsonl`` or ``csv``; ``keep``: the rows written (:class:`FlowFilter`; None: all);
+    ``ksc_purposes``: the rules' KSC-only purposes (:func:`kscc_traffic.report.ksc_purposes`), for
+    :attr:`Rendered.ksc` (None: not told, True).
 
     :raises ValueError: another format (the table needs the flows themselves).
     """
 
     format: str
     keep: FlowFilter | None = None
+    ksc_purposes: frozenset | None = None
 
     def __post_init__(self) -> None:
         if self.format not in ("jsonl", "csv"):
@@ -122,7 +143,8 @@ class Render:
         buf = io.StringIO()
         shown = self.keep(flows) if self.keep else flows
         (write_jsonl if self.format == "jsonl" else write_csv)(shown, buf)
-        return Rendered(self.format, buf.getvalue(), len(shown), flagged_verdicts(flows), _flagged_rows(flows))
+        return Rendered(self.format, buf.getvalue(), len(shown), flagged_verdicts(flows), _flagged_rows(flows),
+                        True if self.ksc_purposes is None else ksc_seen(flows, self.ksc_purposes))
 
 
 def _flagged_rows(flows: pd.DataFrame, listed: tuple = FLAGGED_VERDICTS) -> int:
@@ -170,6 +192,10 @@ class FlowSink:
         self.verdicts: set = set()
         self.summary = TableSummary() if format == "table" else None
         self._header = False
+        #: a flow added so far is KSC agent traffic (:func:`ksc_seen`): else :meth:`fails` is False
+        self.ksc = False
+        from .report import ksc_purposes
+        self._ksc_purposes = frozenset(ksc_purposes(rules))
 
     @property
     def flagged(self) -> bool:
@@ -178,13 +204,13 @@ class FlowSink:
 
     def fails(self, fail_on: str = "flagged") -> bool:
         """Whether the flows written so far make the exit status 1 under ``--fail-on fail_on``
-        (:func:`fails`)."""
-        return fails(self.verdicts, fail_on)
+        (:func:`fails`: never when none of them is KSC agent traffic)."""
+        return fails(self.verdicts, fail_on, self.ksc)
 
     def render(self) -> Render | None:
         """What a batch can be made into before it reaches :meth:`add` (in the process that
         finishes it): :class:`Render` of this report's format, None for the table."""
-        return Render(self.format, self.keep) if self.format in ("jsonl", "csv") else None
+        return Render(self.format, self.keep, self._ksc_purposes) if self.format in ("jsonl", "csv") else None
 
     def add(self, flows: Union[pd.DataFrame, Rendered]) -> None:
         """Write (or count) one batch of flows (columns :data:`kscc_traffic.analyze.COLUMNS`), or
@@ -199,6 +225,8 @@ class FlowSink:
             return
         if len(self.verdicts) < len(FLAGGED_VERDICTS):
             self.verdicts |= flagged_verdicts(flows)
+        if not self.ksc:
+            self.ksc = ksc_seen(flows, self._ksc_purposes)
         if self.keep:
             self.flagged_all += _flagged_rows(flows, self.listed)
             if self.summary is not None:
@@ -231,6 +259,7 @@ class FlowSink:
         if r.format != self.format:
             raise ValueError(f"a {r.format} batch given to the {self.format} report")
         self.verdicts |= r.flagged
+        self.ksc = self.ksc or r.ksc
         self.flagged_all += r.flagged_rows
         text = r.text
         if self.format == "csv":

@@ -34,7 +34,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
-from .inspect import REFUSED_NEARER, REFUSED_OWN
+from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -790,6 +790,74 @@ CUT_SHORT_NOTE = "the capture ended before an answer could come"
 #: another program's traffic as likely as the agent's
 NAMELESS_NOTE = "no name seen on the blocked flows: maybe another program's"
 
+#: the ``status_note`` of a purpose "not seen" whose port carried flows when no flow of the capture is
+#: KSC agent traffic (:func:`no_ksc_traffic`): they are other programs' (a browser's HTTPS on 443), no
+#: evidence about the agent's purpose (newcomer 28 F4)
+NOT_KSC_NOTE = "no KSC flow: its port's flows are other programs'"
+#: what to change for flagged flows when no flow is KSC agent traffic (the HTML report's findings)
+NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent traffic (see the headline: "
+               "capture on a device with the agent, while it connects)")
+
+
+#: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
+#: (:func:`group_joins`: IGMP/MLD membership reports) — the datagrams did not reach it (newcomer 28 F3)
+JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
+#: at most this many groups named by :func:`joined_row`
+MAX_JOIN_GROUPS = 5
+#: destinations of IGMP flows that are no group joined: the all-hosts and all-routers groups
+#: (queries, leaves) and the IGMPv3 reports' address (the groups are inside)
+_NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
+
+
+def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
+    """IGMP/MLD membership reports among ``flows`` (a device joining multicast groups): (flows,
+    the groups they name, sorted, at most :data:`MAX_JOIN_GROUPS`). IGMP flows (``proto`` igmp)
+    not to the all-hosts/all-routers groups (224.0.0.1, .2), and ICMPv6 to ff02::16 (MLDv2
+    reports); an IGMPv2 report goes to its group (``resp_h``, named), an IGMPv3 one to 224.0.0.22
+    with its groups inside (not read: none named). (0, ()) when the table lacks ``proto`` or
+    ``resp_h``."""
+    if not len(flows) or "proto" not in flows or "resp_h" not in flows:
+        return 0, ()
+    proto = flows["proto"].to_numpy(dtype=object)
+    igmp, icmp = proto == "igmp", proto == "icmp"
+    if not igmp.any() and not icmp.any():
+        return 0, ()
+    dst = flows["resp_h"].to_numpy(dtype=object)
+    at = np.flatnonzero(igmp)
+    dests = dst[at].tolist()
+    joined = [x for x in dests if x not in ("224.0.0.1", "224.0.0.2")]
+    mld = int(np.count_nonzero(dst[np.flatnonzero(icmp)] == "ff02::16"))
+    groups = tuple(sorted({str(x) for x in joined if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
+    return len(joined) + mld, groups
+
+
+def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
+    """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
+    holds ``joins`` > 0 IGMP/MLD membership reports (:func:`group_joins`): :data:`JOINED_NOTE`
+    and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
+    device; other rows as they are."""
+    if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
+        return row
+    named = f": {', '.join(groups)}" if groups else ""
+    fix = (f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this device "
+           f"joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but no "
+           f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
+           "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
+           "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "
+           f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
+    return {**row, "status_note": JOINED_NOTE, "fix": fix}
+
+
+def not_ksc_row(row: dict) -> dict:
+    """A checklist row (:func:`_readiness_row`) when no flow is KSC agent traffic
+    (:func:`no_ksc_traffic`'s headline): a purpose with flows becomes "not seen" with
+    :data:`NOT_KSC_NOTE`, no reasons and no advice (the flows, counted in ``flows``, ``ok``,
+    ``blocked``, ``unexpected``, are other programs': nothing to change for KSC); other rows as
+    they are."""
+    if not row["flows"] or row["status"] == "not seen":
+        return row
+    return {**row, "status": "not seen", "status_note": NOT_KSC_NOTE, "reasons": "", "fix": ""}
+
 
 def cut_short(reasons, details) -> np.ndarray:
     """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
@@ -927,8 +995,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     point's, ``bl_reset``), those whose reset came from a device nearer than the server and those
     with the server's own TTL (detail :data:`~kscc_traffic.inspect.REFUSED_NEARER`,
     :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
-    connections): the first are a firewall's refusal, the second the server's own (nothing
-    listens on the port there: the advice is the agent's port, not the firewall).
+    connections): the first are a firewall's refusal, the second most likely the server's own
+    (nothing listens on the port there, or its host firewall: the advice checks the agent's port first).
     ``un_elsewhere``: (of the unexpected ``host_mismatch`` ones, those on a KSC-only port to a name
     not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
     another Administration Server — they make the purpose ``unexpected`` (not another program's
@@ -1078,17 +1146,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         where = f"{r.transport.upper()} {r.port_text}"
         if bl == own_rst:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
-                   "answered by a TCP reset with the server's own TTL (as its packets on other connections): the "
-                   "server itself refused — nothing listens on this port there, or its own firewall rejects it (a "
-                   "wrong port? the service down?); "
-                   "no firewall is to be opened: check the port the agent is set to use (the Administration "
+                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
+                   f"{REFUSED_OWN_MEANS}. Check first the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented "
                    f"ones are {where}, the server's own port within them); if it is right, the service is not "
-                   "running there or the server's own firewall rejects it")
+                   "running there or a firewall rejects the port (the server's own, or one on the path)")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there, or its own "
-                    "firewall rejects it (a wrong port? the service down?): check the port in the agent's settings")
+                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    "or its host firewall rejects it): check the port in the agent's settings")
     if status == "blocked" and nearer:
         # the reset came from fewer hops away than the server's own packets: a firewall's
         if bl == nearer:
@@ -1660,11 +1726,22 @@ def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     return out
 
 
+def any_ksc(flows: pd.DataFrame, rules: RuleSet) -> bool:
+    """Whether a flow of ``flows`` is KSC agent traffic (:func:`ksc_flows`), the KSC-only ports
+    looked at first (vectorised: a KSC capture is told at once, the names are read only when no
+    flow is on such a port)."""
+    if "purpose" in flows and flows["purpose"].isin(ksc_purposes(rules)).any():
+        return True
+    return bool(len(flows)) and bool(ksc_flows(flows, rules).any())
+
+
 def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
     """The headline :data:`NO_KSC_TRAFFIC` (``in these captures`` for several) when ``total``
     flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
-    (nothing seen at all says so itself). The exit status is unchanged (README: it is the
-    flagged flows')."""
+    (nothing seen at all says so itself). Then the checklist judges no purpose on those flows
+    (:func:`not_ksc_row`), the table report gives no advice built on them, and the exit status is 0
+    whatever they are (:func:`kscc_traffic.output.fails`: README, "Reading the report in one
+    minute"; newcomer 28 F4)."""
     if not total or ksc:
         return ""
     return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
@@ -1869,7 +1946,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     ``status_note`` (what qualifies a ``blocked`` status, '' else: :data:`CUT_SHORT_NOTE` when the
     blocked flows are all attempts the capture's end cut short, whose ``fix`` is then to capture
     longer, not to open a port; :data:`NAMELESS_NOTE` when, on a port every browser uses (443, 80),
-    none of them named a server: they may be another program's, as ``fix`` says first), ``flows``, ``ok``, ``blocked``, ``unexpected``,
+    none of them named a server: they may be another program's, as ``fix`` says first; on a "not seen"
+    purpose, :data:`NOT_KSC_NOTE` when no flow at all is KSC agent traffic (:func:`no_ksc_traffic`)
+    and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`; on a "not seen"
+    multicast purpose, :data:`JOINED_NOTE` when the device joined multicast groups (IGMP/MLD
+    membership reports: :func:`joined_row`, whose ``fix`` is then what to check)), ``flows``, ``ok``, ``blocked``, ``unexpected``,
     ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
@@ -2023,6 +2104,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
+    if len(flows) and not any_ksc(flows, rules):
+        rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
+    elif len(flows):
+        joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
+        rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
     return pd.DataFrame(rows)
 
 
@@ -2193,6 +2279,8 @@ class TableSummary:
         self.named_seen = False                  # (a table with a server_name column was added)
         self.vendor_seen = 0                     # flows with a Kaspersky server_name or DNS query (ksc_flows)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
+        self.joins = 0                           # IGMP/MLD membership reports (group_joins)
+        self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
     @classmethod
@@ -2231,6 +2319,12 @@ class TableSummary:
                     self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
+        if "proto" in flows and (flows["proto"] != "tcp").any():
+            n, groups = group_joins(flows)
+            self.joins += n
+            for g in groups:
+                if len(self.join_groups) < 4 * MAX_JOIN_GROUPS:
+                    self.join_groups.add(g)
         if not self.vendor_seen:
             for col in ("server_name", "query"):
                 if col in flows:
@@ -2409,6 +2503,11 @@ class TableSummary:
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
                                        if ksc_only(r) else (0, ())))
+        if self.no_ksc_headline(rules):
+            rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
+        else:
+            groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
+            rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return pd.DataFrame(rows)
 
 
@@ -2475,7 +2574,8 @@ def _status_texts(chk: pd.DataFrame) -> list[str]:
 
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
-    checklist, what to change, the DNS names answered with an error, the first flagged flows,
+    checklist, what to change, what to verify (the purposes seen one-way: what the capture does not
+    show, as the HTML checklist says), the DNS names answered with an error, the first flagged flows,
     the totals. ``capture_filter``: a custom capture filter the flows were captured with
     (``live --filter``): the purposes "not seen" that it leaves out
     (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
@@ -2534,8 +2634,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
             what = "it lets through ports of every purpose not seen"
         console.print(Text(escape_terminal(head + what), style="yellow"))
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
-    dns_blocked = summary.counts.get(("dns", "blocked"), 0)
-    undocumented = summary.counts.get(("", "unexpected"), 0)
+    # (no flow is KSC agent traffic: no advice built on other programs' DNS or ports, newcomer 28 F4)
+    dns_blocked = summary.counts.get(("dns", "blocked"), 0) if not headline else 0
+    undocumented = summary.counts.get(("", "unexpected"), 0) if not headline else 0
     if len(todo) or dns_blocked or undocumented:
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
@@ -2549,14 +2650,22 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
         console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
+    seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
+    if len(seen):
+        # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
+        # nothing to change, what to check: not under "What to change")
+        console.print(Text("To verify:", style="bold"))
+    for r in seen.itertuples(index=False):
+        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
-        _print_flagged_compact(summary, console)
+        _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
         several = len(summary.captures) > 1
-        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total})", title_justify="left")
+        f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
+                  title_justify="left")
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
@@ -2583,6 +2692,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                                                     for c, n in summary.captures.items())))
 
 
+#: after the flagged flows' title when no flow is KSC agent traffic (the headline): their verdicts
+#: are the rules', about other programs' traffic
+NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
+
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
 #: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
 FLAGGED_TABLE_MIN_WIDTH = 120
@@ -2595,12 +2708,12 @@ def _listed_title(summary: TableSummary) -> str:
     return f"Flagged and {' and '.join(more)} flows" if more else "Flagged flows"
 
 
-def _print_flagged_compact(summary: TableSummary, console: Console) -> None:
+def _print_flagged_compact(summary: TableSummary, console: Console, note: str = "") -> None:
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
-    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total})", style="italic"))
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
     for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
         head = Text(f"{t}  ")
         if several:

@@ -23,9 +23,9 @@ RULES = load_rules()
 AGENT, SERVER = "192.0.2.10", "203.0.113.10"
 NEARER = ("the reset came from a device 1 hop nearer than the server (TTL 64 vs 63 on the server's packets on "
           "other connections): a firewall refuses the port")
-OWN = ("the reset came with the server's own TTL (63, as its packets on other connections): the server itself "
-       "refused — nothing listens on this port there, or its own firewall rejects it (a wrong port? the service "
-       "down?)")
+OWN = ("the reset came with the server's own TTL (63, as its packets on other connections): most likely the "
+       "server's own answer: nothing listens on this port there (a wrong port? the service down?), or its host "
+       "firewall rejects it (a firewall on the path that copies the server's TTL looks the same)")
 
 
 def _up(t, sport, dport, ttl=64, dst=SERVER, **kw):
@@ -83,9 +83,14 @@ def test_refused_syn_told_by_the_servers_ttl_on_other_flows(tmp_path):
     assert "a firewall refuses the port: allow outbound TCP 29200-29299" in fix["klsctunnel"]
     own = fix["agent_connection"]
     assert own.startswith("1 of 2 flows ok, 1 blocked")
-    assert ("the server itself refused — nothing listens on this port there, or its own firewall rejects it (a wrong "
-            "port? the service down?)") in own
-    assert "no firewall is to be opened" in own and "allow outbound" not in own
+    # (newcomer 28 F6: hedged as the ICMP-from-the-server advice: a host firewall on the server, or
+    # a firewall copying its TTL, answers the same; the agent's port is checked first)
+    assert ("most likely the server's own answer: nothing listens on this port there (a wrong port? the service "
+            "down?), or its host firewall rejects it") in own
+    assert "the server itself refused" not in own and "no firewall is to be opened" not in own
+    assert own.endswith("if it is right, the service is not running there or a firewall rejects the port (the "
+                        "server's own, or one on the path)")
+    assert "allow outbound" not in own
     # chunked (the server's SYN-ACK in an earlier batch than the resets) = whole
     assert_same(path, [300, 700, 1500])
 
@@ -113,8 +118,8 @@ def test_refused_syn_html_report(tmp_path):
     recs = _ok(1.0, 40000) + _rej(8.0, 40001, 29201, 64) + _rej(8.1, 40002, 23199, 63)
     flows = analyze(write(tmp_path, recs, name="rejh.pcap"))
     page = h.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, RULES, charts=False)))
-    assert ("nothing listens on this port there, or its own firewall rejects it (a wrong port? the service "
-            "down?)") in page
+    assert ("most likely the server's own answer: nothing listens on this port there (a wrong port? the "
+            "service down?), or its host firewall rejects it") in page
     assert "a firewall refuses the port" in page
 
 
@@ -133,7 +138,7 @@ def test_corpus_blocked_agent_resets():
     assert "server's own TTL" not in _detail(flows, 13111)
     text = render_table(flows, RULES, width=400)
     assert "a firewall refuses the port: allow outbound TCP 29200-29299" in text
-    assert "no firewall is to be opened" in " ".join(text.split())     # (the advice's lines wrapped at 400)
+    assert "Check first the port the agent is set to use" in text
 
 
 def _answer(name, address, t, port=41000):

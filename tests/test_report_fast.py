@@ -411,16 +411,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
         if status == "blocked" and own_rst and bl == own_rst:
             fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   "the server itself refused — nothing listens on this port there, or its own firewall rejects it "
-                   "(a wrong port? the service down?); no firewall is to be opened: check the port the agent is set "
-                   "to use (the Administration Server's address and port in the agent's settings or installation "
-                   f"package: the documented ones are {r.transport.upper()} {r.port_text}, the server's own port "
-                   "within them); if it is right, the service is not running there or the server's own firewall "
-                   "rejects it")
+                   "most likely the server's own answer: nothing listens on this port there (a wrong port? the "
+                   "service down?), or its host firewall rejects it (a firewall on the path that copies the server's "
+                   "TTL looks the same). Check first the port the agent is set to use (the Administration "
+                   "Server's address and port in the agent's settings or installation package: the documented ones "
+                   f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
+                   "the service is not running there or a firewall rejects the port (the server's own, or one on "
+                   "the path)")
         elif status == "blocked" and own_rst:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
-                    "server's own TTL: the server itself refused — nothing listens on that port there, or its own "
-                    "firewall rejects it (a wrong port? the service down?): check the port in the agent's settings")
+                    "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
+                    "or its host firewall rejects it): check the port in the agent's settings")
         if status == "blocked" and nearer and bl == nearer:
             fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
                    f"server's own packets on other connections): a firewall refuses the port: {fix}")
@@ -600,7 +601,35 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         rows.append({"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
                      "purpose_text": r.purpose, "status": status, "status_note": note, "flows": len(sub), "ok": ok,
                      "blocked": bl, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix})
+    # (newcomer 28 F4: no flow of KSC agent traffic: no purpose judged on other programs' flows)
+    if len(flows) and not _old_ksc(flows, rules):
+        rows = [{**x, "status": "not seen", "status_note": "no KSC flow: its port's flows are other programs'",
+                 "reasons": "", "fix": ""} if x["flows"] and x["status"] != "not seen" else x for x in rows]
+    elif len(flows) and "proto" in flows and "resp_h" in flows:
+        # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
+        igmp = (flows["proto"] == "igmp") & ~flows["resp_h"].isin(["224.0.0.1", "224.0.0.2"])
+        joins = int((igmp | ((flows["proto"] == "icmp") & (flows["resp_h"] == "ff02::16"))).sum())
+        groups = sorted(set(flows.loc[igmp, "resp_h"]) - {"224.0.0.1", "224.0.0.2", "224.0.0.22"})[:5]
+        for i, (x, r) in enumerate(zip(rows, rules.rules)):
+            if joins and x["status"] == "not seen" and not x["flows"] and r.cast == "multicast":
+                named = f": {', '.join(groups)}" if groups else ""
+                rows[i] = {**x, "status_note": "joined a multicast group by IGMP/MLD, no datagram received", "fix": (
+                    f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this "
+                    f"device joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but "
+                    f"no {r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent "
+                    "of a distribution point that sends by multicast, the datagrams did not reach it: check the "
+                    "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
+                    "point and this device, and that the distribution point sends them (a capture there); what it "
+                    f"needs: {r.fix}")}
     return pd.DataFrame(rows)
+
+
+def _old_ksc(flows, rules) -> bool:
+    """A flow to a KSC-only port or a Kaspersky name (newcomer 27 F2)."""
+    high = {r.id for r in rules.rules if r.port_lo >= 1024}
+    vendor = any(str(n).lower().rstrip(".") == "kaspersky.com" or str(n).lower().rstrip(".").endswith(".kaspersky.com")
+                 for col in ("server_name", "query") if col in flows for n in flows[col])
+    return vendor or bool(flows["purpose"].isin(high).any())
 
 
 _STATUS_STYLE = {"verified": "green", "blocked": "bold red", "unexpected": "yellow", "port open": "cyan",
@@ -615,10 +644,8 @@ def old_endpoint(host, port) -> str:
 
 def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     # (newcomer 27 F2: no flow of KSC agent traffic at all: a headline first)
-    high = {r.id for r in rules.rules if r.port_lo >= 1024}
-    vendor = any(str(n).lower().rstrip(".") == "kaspersky.com" or str(n).lower().rstrip(".").endswith(".kaspersky.com")
-                 for col in ("server_name", "query") if col in flows for n in flows[col])
-    if len(flows) and not vendor and not flows["purpose"].isin(high).any():
+    headline = bool(len(flows)) and not _old_ksc(flows, rules)
+    if headline:
         several = "capture" in flows and flows["capture"].nunique() > 1
         console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
                            "to a Kaspersky name or a KSC-only port: captured on the wrong "
@@ -653,6 +680,8 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     todo = chk[chk.status.isin(["blocked", "unexpected", "port open"])]
     dns_bl = flows[(flows["purpose"] == "dns") & (flows["verdict"] == "blocked")] if len(flows) else flows
     undoc = flows[(flows["purpose"] == "") & (flows["verdict"] == "unexpected")] if len(flows) else flows
+    if headline:   # (newcomer 28 F4: no advice built on other programs' flows)
+        dns_bl, undoc = dns_bl.iloc[:0], undoc.iloc[:0]
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
@@ -674,10 +703,17 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
+    seen = chk[(chk.status == "seen one-way")
+               | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
+    if len(seen):
+        console.print(Text("To verify:", style="bold"))
+    for r in seen.itertuples(index=False):
+        console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     if len(flagged):
-        f = Table(title=f"Flagged flows ({len(flagged)})", title_justify="left")
+        note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
+        f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left")
         for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for r in flagged.head(max_flagged).itertuples(index=False):

@@ -95,8 +95,9 @@ def test_own_ttl_reset_may_be_the_servers_own_firewall(tmp_path):
     flows, _ = whole(write(tmp_path, recs, name="own.pcap"))
     assert _detail(flows, 23199) == (
         "the SYN was answered by a TCP reset; the reset came with the server's own TTL (50, as its packets on "
-        "other connections): the server itself refused — nothing listens on this port there, or its own firewall "
-        "rejects it (a wrong port? the service down?)")
+        "other connections): most likely the server's own answer: nothing listens on this port there (a wrong "
+        "port? the service down?), or its host firewall rejects it (a firewall on the path that copies the "
+        "server's TTL looks the same)")
     fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
-    assert "nothing listens on this port there, or its own firewall rejects it" in fix, fix
-    assert "if it is right, the service is not running there or the server's own firewall rejects it" in fix, fix
+    assert "nothing listens on this port there (a wrong port? the service down?), or its host firewall rejects it" in fix, fix
+    assert "if it is right, the service is not running there or a firewall rejects the port (the server's own" in fix, fix

@@ -31,7 +31,7 @@ from .session import LiveSession, Timeouts
 from .sources import Batch, default_interface, open_source
 from .view import LiveView
 
-__all__ = ["LiveOptions", "LiveResult", "run_live", "default_filter"]
+__all__ = ["LiveOptions", "LiveResult", "run_live", "default_filter", "default_filter_summary"]
 
 
 def default_filter(rules: RuleSet, proxy_ports: tuple = ()) -> str:
@@ -39,6 +39,25 @@ def default_filter(rules: RuleSet, proxy_ports: tuple = ()) -> str:
     and IPv6 extension headers, untagged, 802.1Q/802.1ad-tagged and QinQ (double-tagged), plus
     ``tcp port N`` per proxy port (:func:`kscc_traffic.rules.bpf_filter`)."""
     return bpf_filter(rules, proxy_ports=proxy_ports)
+
+
+def default_filter_summary(rules: RuleSet, proxy_ports: tuple = (), vlan: bool = True, chars: int = 0) -> str:
+    """What the start line of ``live`` says of the default capture filter (:func:`default_filter`,
+    ``chars`` characters long; 0: not said) instead of printing it whole (~2,000 characters:
+    newcomer 28 F9): how many distinct rule ports and port ranges it covers, the proxy ports added,
+    DNS, ICMP and IP fragments, tagged frames or not (``vlan`` False: the untagged form used on
+    links without Ethernet headers), and where to see it whole (``rules --bpf``, ``live -v``)."""
+    ports = {(r.transport, r.port_range) for r in rules.rules}
+    tcp = [r.port_range for r in rules.rules if r.transport == "tcp"]
+    extra = sorted({int(p) for p in proxy_ports if not any(lo <= int(p) <= hi for lo, hi in tcp)})
+    n = len(ports)
+    return (f"the default: the rules' {n} port{'s' if n != 1 else ''}/range{'s' if n != 1 else ''}"
+            + (f", proxy port{'s' if len(extra) != 1 else ''} {', '.join(map(str, extra))}" if extra else "")
+            + ", DNS, ICMP, IP fragments"
+            + (", untagged, VLAN and QinQ frames" if vlan else ", untagged frames only")
+            + (f" ({chars:,} characters" if chars else " (")
+            + ": `kscc-traffic rules --bpf" + "".join(f" --proxy-port {p}" for p in extra)
+            + "` prints it, `live -v` shows it here)")
 
 
 @dataclass
@@ -63,6 +82,9 @@ class LiveOptions:
     refresh: float = 1.0
     max_flows: int = 20_000
     proxy_ports: tuple = ()
+    #: the start line shows the default capture filter whole (``live -v``), not its summary
+    #: (:func:`default_filter_summary`); a ``--filter`` given is always shown whole
+    show_filter: bool = False
 
 
 @dataclass
@@ -142,7 +164,9 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
             source.start()
         if opts.write is not None:
             writer = PcapngWriter(opts.write, interface=iface)
-        view.started(iface, source.engine, bpf, str(opts.write) if opts.write else None)
+        shown = bpf if opts.bpf is not None or opts.show_filter else default_filter_summary(
+            opts.rules, opts.proxy_ports, vlan="vlan and" in bpf, chars=len(bpf))
+        view.started(iface, source.engine, shown, str(opts.write) if opts.write else None)
         t0 = time.monotonic()
         next_tick = t0 + opts.refresh
         last_count, last_t = 0, t0

@@ -130,7 +130,9 @@ class LiveView:
         self._live: Optional[Live] = None
 
     def started(self, interface: str, engine: str, bpf: str, write: Optional[str]) -> None:
-        """The capture is running."""
+        """The capture is running: one line with ``interface``, ``engine``, the ``write`` file and
+        ``bpf``, the capture filter as it is to be shown (a summary of the default one unless ``live
+        -v``: :func:`kscc_traffic.live.run.default_filter_summary`)."""
         self.console.print(
             Text(f"Capturing on {interface} (engine {engine}"
                  f"{', writing ' + write if write else ''}); filter: {bpf or '(none)'}"),
