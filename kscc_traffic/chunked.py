@@ -39,7 +39,7 @@ an ICMP flow of its own, as when the quoted flow was never seen).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -257,7 +257,7 @@ class ChunkedAnalysis:
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
-        ttls: dict = {}                     # each address's first packet that is no reset (inspect.address_ttls)
+        ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
         counters = DecodeCounters()

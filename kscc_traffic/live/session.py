@@ -52,7 +52,7 @@ import pickle
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -399,9 +399,10 @@ class LiveSession:
         self.now_ns = 0
         #: when the capture ended (epoch ns), set by :meth:`final`: the last analyses read it
         self._end_ns: int | None = None
-        #: each address's first TCP packet that is no reset (inspect.address_ttls): what a SYN
-        #: answered by a reset is compared with, whatever flows were evicted since
-        self._ttls: dict = {}
+        #: each address's first TCP packet that is no reset nor SYN-ACK (inspect.AddressTtls, from
+        #: inspect.address_ttls): what a SYN answered by a reset is compared with, whatever flows
+        #: were evicted since
+        self._ttls: Mapping = {}
 
     # ------------------------------------------------------------------------- ingest
     def ingest(self, packets: Packets) -> None:
