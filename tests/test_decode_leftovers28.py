@@ -1,0 +1,77 @@
+"""Decoder leftovers of session 28: the file's FCS decision held across chunks, snaplen-cut
+IP-protocol tunnels (GRE, IP-in-IP, 6in4) keep the outer datagram, and a quoted IPv6 packet's
+Home Address option in ICMPv6 errors. Captures are built here with scapy."""
+import struct
+
+import pytest
+
+scapy = pytest.importorskip("scapy.all")
+from scapy.all import GRE, IP, IPv6, UDP, Ether, Raw  # noqa: E402
+
+from kscc_traffic.capture.decode import decode  # noqa: E402
+from kscc_traffic.capture.files import read_frames  # noqa: E402
+
+T = 1_700_000_000
+
+
+def _pcap(frames: list[bytes], lt: int = 1, snaplen: int = 65535, wire=None) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, lt)
+    for i, f in enumerate(frames):
+        w = len(f) if wire is None else wire[i]
+        out += struct.pack("<IIII", T + i, 0, len(f), w) + f
+    return out
+
+
+# --- 1. the FCS claim decided for the file, not per chunk ------------------------------------
+
+def _no_fcs_frame(i: int) -> bytes:
+    # an Ethernet frame without an FCS, 4 bytes of padding after the IP packet (so no frame
+    # shows by itself that the packet fills it): only "every frame fails" tells the claim wrong
+    p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="198.51.100.2") \
+        / UDP(sport=10000 + i, dport=5353) / Raw(b"q" * 30)
+    return bytes(p) + b"\0\0\0\0"
+
+
+def _chunked_ports(path, chunk: int):
+    import pandas as pd
+
+    from kscc_traffic.chunked import ChunkedAnalysis
+    from kscc_traffic.rules import load_rules
+    run = ChunkedAnalysis(path, load_rules(), path.name, chunk_bytes=chunk)
+    parts = list(run.batches())
+    flows = pd.concat(parts, ignore_index=True) if parts else None
+    return (sorted(flows["orig_p"].tolist()) if flows is not None else []), run.stats.warnings
+
+
+def test_fcs_claim_decided_once_for_the_file(tmp_path):
+    fcs_lt = 1 | (1 << 26) | (2 << 28)              # pcap header FCS bits: 4 bytes
+    frames = [_no_fcs_frame(i) for i in range(6)]
+    path = tmp_path / "claim.pcap"
+    path.write_bytes(_pcap(frames, fcs_lt))
+    whole = decode(read_frames(path.read_bytes(), name="c"))
+    assert sorted(whole.cols["sport"].tolist()) == list(range(10000, 10006))
+    rec = 16 + len(frames[0])
+    for chunk in (1 << 20, 2 * rec + 8, rec + 4):     # whole, ~2 frames a chunk, ~1
+        ports, warnings = _chunked_ports(path, chunk)
+        assert ports == list(range(10000, 10006)), (chunk, ports, warnings)
+        assert [w for w in warnings if "4-byte FCS" in w and "carr" in w], warnings
+        assert not [w for w in warnings if "does not match" in w], warnings
+
+
+def test_fcs_claim_true_keeps_failing_frames_skipped_in_chunks(tmp_path):
+    """Frames that do carry the FCS, one damaged: skipped whole and chunked alike."""
+    import zlib
+    fcs_lt = 1 | (1 << 26) | (2 << 28)
+    frames = []
+    for i in range(6):
+        f = _no_fcs_frame(i)[:-4]
+        fcs = struct.pack("<I", zlib.crc32(f))
+        frames.append(f + (b"\1\2\3\4" if i == 4 else fcs))
+    path = tmp_path / "good.pcap"
+    path.write_bytes(_pcap(frames, fcs_lt))
+    rec = 16 + len(frames[0])
+    for chunk in (1 << 20, 2 * rec + 8):
+        ports, warnings = _chunked_ports(path, chunk)
+        assert ports == [10000, 10001, 10002, 10003, 10005], (chunk, ports)
+        assert [w for w in warnings if "1 with an FCS that does not match" in w], warnings
+
