@@ -75,3 +75,29 @@ def test_fcs_claim_true_keeps_failing_frames_skipped_in_chunks(tmp_path):
         assert ports == [10000, 10001, 10002, 10003, 10005], (chunk, ports)
         assert [w for w in warnings if "1 with an FCS that does not match" in w], warnings
 
+
+# --- 3. a quoted IPv6 packet's Home Address option ------------------------------------------
+
+def test_quoted_v6_home_address_is_the_source():
+    from scapy.all import HAO, TCP, IPv6ExtHdrDestOpt
+
+    from kscc_traffic.protocols.icmp import quoted_datagram
+    inner = IPv6(src="2001:db8:c0::7", dst="2001:db8:5::1") \
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa="2001:db8:4::9")]) / TCP(sport=40001, dport=443)
+    q = quoted_datagram(bytes(inner), 6)
+    assert (q.src, q.dst, q.proto, q.sport, q.dport) == ("2001:db8:4::9", "2001:db8:5::1", 6, 40001, 443)
+    # no option: the packet's own source
+    plain = IPv6(src="2001:db8:c0::7", dst="2001:db8:5::1") / IPv6ExtHdrDestOpt() / TCP(sport=40001, dport=443)
+    assert quoted_datagram(bytes(plain), 6).src == "2001:db8:c0::7"
+    # the option cut by the quote's end: not read, the packet's source kept
+    cut = bytes(inner)[:40 + 12]
+    assert quoted_datagram(cut, 6).src == "2001:db8:c0::7"
+    # the decoder keys the same packet by the home address too
+    fr = read_frames(_pcap([bytes(Ether() / inner)]), name="hao")
+    import ipaddress
+    home = int(ipaddress.IPv6Address("2001:db8:4::9"))
+    for fast in (True, False):
+        p = decode(fr, fast=fast)
+        assert p.cols["sport"].tolist() == [40001]
+        assert (int(p.cols["src_hi"][0]) << 64 | int(p.cols["src_lo"][0])) == home
+
