@@ -101,3 +101,67 @@ def test_quoted_v6_home_address_is_the_source():
         assert p.cols["sport"].tolist() == [40001]
         assert (int(p.cols["src_hi"][0]) << 64 | int(p.cols["src_lo"][0])) == home
 
+
+# --- 2. IP-protocol tunnels whose inner header the snaplen cut --------------------------------
+
+def _tunnel_frames(kind: str) -> list[bytes]:
+    """A TCP handshake (3 packets) from 192.0.2.10 / 2001:db8::10 carried between 198.51.100.1
+    and 198.51.100.2 in GRE, IP-in-IP or 6in4."""
+    from scapy.all import TCP
+    eth = Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02")
+    out = []
+    for fl in ("S", "SA", "A"):
+        tcp = TCP(sport=50000, dport=13000, flags=fl)
+        if kind == "gre":
+            p = eth / IP(src="198.51.100.1", dst="198.51.100.2") / GRE() \
+                / IP(src="192.0.2.10", dst="203.0.113.10") / tcp
+        elif kind == "ipip":
+            p = eth / IP(src="198.51.100.1", dst="198.51.100.2", proto=4) \
+                / IP(src="192.0.2.10", dst="203.0.113.10") / tcp
+        else:
+            p = eth / IP(src="198.51.100.1", dst="198.51.100.2", proto=41) \
+                / IPv6(src="2001:db8::10", dst="2001:db8::20") / tcp
+        out.append(bytes(p))
+    return out
+
+
+def _tshark_conv_ip(path) -> list[tuple[str, str, int]]:
+    import subprocess
+    out = subprocess.run(["tshark", "-r", str(path), "-q", "-z", "conv,ip"], capture_output=True,
+                         text=True, timeout=120).stdout
+    rows = []
+    for line in out.splitlines():
+        if "<->" in line:
+            a, _, b, *rest = line.split()
+            rows.append((a, b, int(rest[6])))        # the total frames ("0 0 bytes 3 234 bytes 3")
+    return rows
+
+
+@pytest.mark.parametrize("kind,snaplen,proto,inner", [
+    ("gre", 46, "gre", False),      # the inner IPv4 header cut at 8 of its 20 bytes
+    ("ipip", 42, "4", False),       # the same, IP-in-IP
+    ("6in4", 50, "41", False),      # the inner IPv6 header cut at 16 of its 40 bytes
+    ("gre", 70, "tcp", True),       # the inner headers whole: the inner packet is the row
+    ("6in4", 90, "tcp", True),
+])
+def test_ip_protocol_tunnel_cut_inside_stays_the_outer_datagram(tmp_path, kind, snaplen, proto, inner):
+    import shutil
+
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    frames = _tunnel_frames(kind)
+    path = tmp_path / f"{kind}{snaplen}.pcap"
+    path.write_bytes(_pcap([f[:snaplen] for f in frames], snaplen=snaplen, wire=[len(f) for f in frames]))
+    tshark = shutil.which("tshark") is not None
+    want = ("192.0.2.10" if kind != "6in4" else "2001:db8::10") if inner else "198.51.100.1"
+    for engine in ("builtin", "tshark") if tshark else ("builtin",):
+        a = analyze_file(path, load_rules(), engine=engine)
+        f = a.flows
+        assert len(f) == 1, (engine, f[["proto", "orig_h", "resp_h"]])
+        assert (str(f.iloc[0]["proto"]), f.iloc[0]["orig_h"], int(f.iloc[0]["orig_pkts"])) == \
+            (proto, want, 3), engine
+        warn = [w for st in a.stats.values() for w in st.warnings]
+        assert not [w for w in warn if "malformed" in w], (engine, warn)
+    if tshark and not inner:
+        # tshark's conversations: the outer pair only, all three frames
+        assert _tshark_conv_ip(path) == [("198.51.100.1", "198.51.100.2", 3)]
