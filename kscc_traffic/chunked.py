@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .analyze import analyze_batch, capture_end, one_way_counts
-from .capture.decode import DecodeCounters, decode
+from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
 from .capture.filesets import iter_capture
 from .capture.frames import Frames
 from .capture.packets import Packets, short_payloads
@@ -272,6 +272,7 @@ class ChunkedAnalysis:
         prev_max = None                     # the latest timestamp so far (jumps forward)
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
         shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
+        fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
 
         def then_end():
             # (no name here keeps a chunk handed out: the caller frees its bytes when done)
@@ -329,15 +330,21 @@ class ChunkedAnalysis:
                     cut = j
             now = np.arange(cut)                # the records of full decoded now
             frames = _take(full, now) if cut < len(full) else full
+            if not last and len(full) <= HOLD_FRAMES and fcs_waiting(frames, fcs_claim):
+                # too few frames checked yet to decide the file's FCS claim (decode.FcsClaim):
+                # they wait for the next chunk's, as the whole file reads them
+                tail = full
+                continue
             mine = DecodeCounters()
-            pk = decode(frames, counters=mine)
+            pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
             if not last:
                 wait = np.arange(cut, len(full))
                 if mine.open_fragments:
                     # datagrams whose fragments straddle the chunk boundary: their frames (only
                     # those) are decoded again with the next chunk, keeping their numbers
                     clock_now = _clock(recent_read) - REORDER_NS if len(recent_read) else None
-                    now, held, pk, mine, dropped = _hold_fragments(full, now, pk, mine, clock_now)
+                    now, held, pk, mine, dropped = _hold_fragments(full, now, pk, mine, clock_now,
+                                                                       fcs_claim=fcs_claim)
                     self.fragments_not_held += dropped
                     if len(held):
                         frames = _take(full, now)
@@ -1095,7 +1102,8 @@ def _join(head: Frames, frames: Frames, prefix=b"") -> Frames:
 
 
 def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,
-                    clock: Optional[int], limit: Optional[int] = None):
+                    clock: Optional[int], limit: Optional[int] = None,
+                    fcs_claim: Optional[FcsClaim] = None):
     """Take out of a chunk's decode the frames holding fragments of datagrams it left incomplete,
     so that they are decoded again with the next chunk (and reassembled there, or given up on as
     the whole-file decode does: the decoder's rows are the same, their frame numbers kept).
@@ -1143,5 +1151,5 @@ def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCoun
         now = np.setdiff1d(now, new, assume_unique=True)
         frames = _take(full, now)
         mine = DecodeCounters()
-        pk = decode(frames, counters=mine)
+        pk = decode(frames, counters=mine, fcs_claim=fcs_claim)
     return now, held, pk, mine, len(dropped)

@@ -1213,12 +1213,17 @@ class SlowDecoder:
             ic = d[p + 1] if avail >= 2 else -1
             return self._row(hdr, ctx, proto, -1, -1, it, ic, 0, 0, 0, max(0, ip_pl - 8), p + 8,
                              dend, base, _u16(d, p + 2)[0] if avail >= 4 else -1)
-        if tunnels:
+        if tunnels and (proto == 47 or proto == 4 or proto == 41):
             if proto == 47:
-                return self._gre(d, p, dend, base, ctx, depth)
-            if proto == 4 or proto == 41:
-                return self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
-                                    4 if proto == 4 else 6)
+                r = self._gre(d, p, dend, base, ctx, depth)
+            else:
+                r = self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
+                                 4 if proto == 4 else 6)
+            if not (r == MALFORMED and dend < p + ip_pl):
+                return r
+            # (a tunnel whose inner packet the snaplen cut before its headers end: the outer
+            # datagram is the row, as Wireshark's conversations keep it; as for UDP tunnels)
+        elif tunnels:
             if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
                 return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
         return self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, ip_pl, p, dend, base)

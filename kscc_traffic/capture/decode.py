@@ -205,7 +205,8 @@ def _be(m: np.ndarray, col: int, fmt: str) -> np.ndarray:
     return m.view(_fdt(m.shape[1], col, fmt))["f"][:, 0]
 
 
-def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | None" = None) -> Packets:
+def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | None" = None,
+           fcs_claim: "FcsClaim | None" = None) -> Packets:
     """Decode every frame down to IP and transport headers.
 
     Parameters
@@ -219,6 +220,10 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         When given (a capture decoded chunk by chunk), the decoder's counts of what it skipped
         are added to it and its warning lines are left out of ``stats`` (see
         :meth:`DecodeCounters.warnings`).
+    fcs_claim:
+        When given (a capture decoded chunk by chunk), whether the file's FCS claim is taken as
+        wrong is decided once, on the first frames checked, and kept for the following chunks
+        (:class:`FcsClaim`), so the chunks read the frames as the whole file does.
 
     Returns
     -------
@@ -249,7 +254,8 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
     damaged = None
     if lt0 > LT_MASK if uniform else bool((lt > LT_MASK).any()):
         # what the file says of the frames: an FCS at their end, damaged (Frames.linktype)
-        lt, cap, wire, damaged, marked, mismatch, absent = _file_flags(buf, off, cap, frames.wirelen, lt, bad)
+        lt, cap, wire, damaged, marked, mismatch, absent = _file_flags(buf, off, cap, frames.wirelen, lt, bad,
+                                                                           fcs_claim)
         lt0 = int(lt[0])
         uniform = bool((lt == lt0).all())
     if uniform:                                     # one link type: the usual case
@@ -356,8 +362,25 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
 _FCS_CHECKED = (1, 105)
 
 
+class FcsClaim:
+    """Whether a capture's FCS claim (:data:`~.frames.LT_FCS`) is taken as wrong, decided once
+    for the file (:func:`_file_flags`) and carried from chunk to chunk.
+
+    ``wrong``: None while not decided (no frame checked yet, or fewer than
+    :data:`_FCS_ALL_FAIL` checked, all failing, none with the packet filling the frame: then
+    ``waiting`` is True and the chunked reader holds those frames for the next chunk); True: every
+    frame failing the check is read without the FCS; False: only those whose IP packet fills
+    the frame are."""
+
+    __slots__ = ("wrong", "waiting")
+
+    def __init__(self) -> None:
+        self.wrong: "bool | None" = None
+        self.waiting = False
+
+
 def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: np.ndarray,
-                bad: np.ndarray) -> tuple:
+                bad: np.ndarray, claim: "FcsClaim | None" = None) -> tuple:
     """Read the flag bits of ``Frames.linktype`` (:data:`~.frames.LT_FCS`,
     :data:`~.frames.LT_DAMAGED`). Returns (link types without the bits, captured lengths and
     original lengths without the FCS (int64), the mask of damaged frames, how many the capture
@@ -368,9 +391,12 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
 
     A header that claims an FCS the frames do not carry (break-it 27 F3: tshark reads them) is
     told from frames damaged in the air: a frame that fails the check and whose IP packet ends
-    exactly at the end of the captured bytes (nothing left for an FCS), or every frame checked
-    failing (at least :data:`_FCS_ALL_FAIL` of them, or one with that evidence), is read without
-    the FCS and counted (the last value) instead of skipped."""
+    exactly at the end of the captured bytes (nothing left for an FCS) is read without the FCS
+    and counted (the last value) instead of skipped; so is every failing frame when the file's
+    first checked frames all fail (:data:`_FCS_ALL_FAIL` of them, or fewer with one such
+    frame among them, or all the file has). That decision is the file's: with ``claim``
+    (:class:`FcsClaim`, a capture read in chunks) it is made on the first chunk that checks
+    frames (or left waiting, ``claim.waiting``) and kept for the following ones."""
     flags = np.where(lt > 0, lt & ~LT_MASK, 0)
     base = np.where(lt > 0, lt & LT_MASK, lt)
     damaged = (flags & LT_DAMAGED) != 0
@@ -387,10 +413,24 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
             o, c = int(off[i]), int(cap[i])
             if zlib.crc32(mv[o:o + c - 4]) != int.from_bytes(mv[o + c - 4:o + c], "little"):
                 failed.append(i)
+
+        def fills(i):
+            return base[i] == 1 and _ip_ends_frame(mv, int(off[i]), int(cap[i]))
+        wrong = claim.wrong if claim is not None else None
+        if wrong is None and checked:
+            first = checked[:_FCS_ALL_FAIL]
+            if failed[:len(first)] != first:
+                wrong = False
+            elif len(first) >= _FCS_ALL_FAIL or any(fills(i) for i in first):
+                wrong = True
+            elif claim is None:
+                wrong = False               # all the file has: too few, no evidence
+            else:
+                claim.waiting = True        # the next chunk's frames decide
+            if claim is not None and wrong is not None:
+                claim.wrong, claim.waiting = wrong, False
         if failed:
-            exact = [i for i in failed if base[i] == 1 and _ip_ends_frame(mv, int(off[i]), int(cap[i]))]
-            if len(failed) == len(checked) and (exact or len(checked) >= _FCS_ALL_FAIL):
-                exact = failed
+            exact = failed if wrong else [i for i in failed if fills(i)]
             nofcs = np.array(exact, np.int64)
             fcs[nofcs] = False
             rest = np.setdiff1d(np.array(failed, np.int64), nofcs)
@@ -400,6 +440,23 @@ def _file_flags(buf, off: np.ndarray, cap: np.ndarray, wirelen: np.ndarray, lt: 
         cap = np.where(fcs, cap - np.clip(4 - missing, 0, 4), cap)
         wire = np.where(fcs, np.maximum(wire - 4, cap), wire)
     return base, cap, wire, damaged, marked, mismatch, absent
+
+
+def fcs_waiting(frames: Frames, claim: FcsClaim) -> bool:
+    """True when ``frames`` (a chunk of a capture read in chunks) leave the file's FCS decision
+    (:class:`FcsClaim`) still open: fewer than :data:`_FCS_ALL_FAIL` frames checked, all
+    failing, none whose packet fills the frame; the reader then holds them for the next chunk.
+    ``claim`` is not changed."""
+    if claim.wrong is not None or not len(frames):
+        return False
+    lt = np.asarray(frames.linktype, np.int64)
+    if not ((lt > 0) & ((lt & LT_FCS) != 0)).any():
+        return False
+    off, cap = np.asarray(frames.offset, np.int64), np.asarray(frames.caplen, np.int64)
+    bad = (off < 0) | (cap < 0) | (off + cap > len(frames.buf))
+    probe = FcsClaim()
+    _file_flags(frames.buf, off, cap, frames.wirelen, lt, bad, probe)
+    return probe.waiting
 
 
 #: frames checked, all failing their FCS, from which the file's FCS claim is taken as wrong
@@ -425,10 +482,11 @@ def _ip_ends_frame(mv, o: int, c: int) -> bool:
     return False
 
 
-def fcs_absent_frames(frames: Frames) -> np.ndarray:
+def fcs_absent_frames(frames: Frames, claim: "FcsClaim | None" = None) -> np.ndarray:
     """bool, one per record of ``frames``: the frames whose file claims a 4-byte FCS
     (:data:`~.frames.LT_FCS`) that :func:`decode` reads without one, the claim taken as wrong
-    (:func:`_file_flags`); the tshark engine drops the claim for them in its copy."""
+    (:func:`_file_flags`); the tshark engine drops the claim for them in its copy. ``claim``:
+    the file's decision carried over its chunks (:class:`FcsClaim`), as :func:`decode` takes it."""
     lt = np.asarray(frames.linktype, np.int64)
     has = (lt > 0) & ((lt & LT_FCS) != 0) & ((lt & LT_DAMAGED) == 0)
     if not has.any():
@@ -436,7 +494,7 @@ def fcs_absent_frames(frames: Frames) -> np.ndarray:
     off, cap = np.asarray(frames.offset, np.int64), np.asarray(frames.caplen, np.int64)
     wire = np.asarray(frames.wirelen, np.int64)
     bad = (off < 0) | (cap < 0) | (off + cap > len(frames.buf))
-    _, cap2, _, damaged, _, _, absent = _file_flags(frames.buf, off, cap, wire, lt, bad)
+    _, cap2, _, damaged, _, _, absent = _file_flags(frames.buf, off, cap, wire, lt, bad, claim)
     if not absent:
         return np.zeros(len(lt), bool)
     return (has & ~bad & ~damaged & (cap2 == cap) & (cap >= 4) & (wire <= cap)

@@ -549,13 +549,15 @@ class PacketBuilder:
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
-        if prev >= 0 and "udp" in protos[prev + 1:ip_idx]:
+        between = protos[prev + 1:ip_idx]
+        if prev >= 0 and ("udp" in between or all(x == "gre" for x in between)):
             occ = protos[:ip_idx].count(protos[ip_idx])
             if not _at(f, protos[ip_idx] + ".src", occ) or not _at(f, protos[ip_idx] + ".dst", occ):
-                # a UDP tunnel (VXLAN, Geneve, GTP-U…) whose inner IP header the snaplen cut
-                # before its addresses end: the outer datagram is the row, as the builtin
-                # decoder keeps it (_slowpath.SlowDecoder._l4) and Wireshark's conversations do
-                protos = protos[:protos.index("udp", prev + 1) + 1]
+                # a UDP tunnel (VXLAN, Geneve, GTP-U…) or an IP-protocol one (GRE, IP-in-IP,
+                # 6in4) whose inner IP header the snaplen cut before its addresses end: the
+                # outer datagram is the row, as the builtin decoder keeps it
+                # (_slowpath.SlowDecoder._l4) and Wireshark's conversations do
+                protos = protos[:protos.index("udp", prev + 1) + 1] if "udp" in between else protos[:ip_idx]
                 cut = min(cut, len(protos))
                 ip_idx = prev
         if ip_idx < 0:
@@ -1285,18 +1287,19 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     An interface whose frames end with a 4-byte FCS keeps ``if_fcslen`` 4 in the copy; the others
     have none."""
     import struct
-    from ..capture.decode import fcs_absent_frames
+    from ..capture.decode import FcsClaim, fcs_absent_frames
     from ..capture.files import iter_frames
     try:
         n, lo, absent = 0, 0, 0
         stats = None
+        claim = FcsClaim()                  # the file's FCS decision, carried over the chunks
         for fr in iter_frames(path, name=name):
             stats = fr.stats
             n += len(fr)
             if len(fr):
                 lo = min(lo, int(fr.ts_ns.min()))
                 if fcs_absent:
-                    absent += int(fcs_absent_frames(fr).sum())
+                    absent += int(fcs_absent_frames(fr, claim).sum())
     except (CaptureError, OSError):
         return None
     if fcs_absent and not absent:
@@ -1324,12 +1327,13 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
     ifaces: dict[int, int] = {}
     epb = struct.Struct("<IIIII").pack
     with open(dest, "wb") as out:
+        claim = FcsClaim()
         out.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
         for fr in iter_frames(path, name=name):
             parts = []
             lts = fr.linktype.tolist()
             if fcs_absent:
-                nofcs = fcs_absent_frames(fr)
+                nofcs = fcs_absent_frames(fr, claim)
                 if nofcs.any():
                     lts = np.where(nofcs, fr.linktype & ~LT_FCS, fr.linktype).tolist()
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()

@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ..addresses import ipv6_text
-from ..capture._slowpath import routing_final
+from ..capture._slowpath import home_address, routing_final
 
 __all__ = ["Quoted", "quoted_datagram", "is_unreachable", "is_too_big", "describe"]
 
@@ -127,7 +127,7 @@ def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
     nh = b[6]
     off = 40
     n = len(b)
-    final = False
+    final = home = False
     for _ in range(_MAX_EXT):
         if nh in _V6_EXT_GENERIC:
             if off + 2 > n:
@@ -139,6 +139,13 @@ def _quoted_v6(b: bytes, depth: int = 0) -> Quoted | None:
                 if at is not None:
                     q.dst = ipv6_text(((at[0] << 64) | at[1]).to_bytes(16, "big"))
                     final = True
+            elif nh == 60 and not home:
+                # a Home Address option (Mobile IPv6): the source is the home address, as the
+                # decoder keys the datagram (the slow path's home_address)
+                at = home_address(b, off, min(n, off + ln))
+                if at is not None:
+                    q.src = ipv6_text(((at[0] << 64) | at[1]).to_bytes(16, "big"))
+                    home = True
         elif nh == _V6_FRAGMENT:
             if off + 8 > n:
                 break
