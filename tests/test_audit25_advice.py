@@ -168,20 +168,29 @@ def test_an_answered_kaspersky_name_keeps_nothing_to_change_and_another_name_cou
 # --- 3: cert_check is plain HTTP: its "port open" speaks of an HTTP request, not a TLS handshake ---
 def test_cert_check_port_open_and_no_name_speak_of_http(tmp_path):
     from test_newcomer23_advice import _http
-    flows = analyze(_write(tmp_path, "lit.pcap", _http("198.51.100.99", 1000.0)), RULES)
+    from kscc_traffic.report import NOT_KSC_NOTE
+    # alone, such a flow is no KSC agent traffic: no purpose is judged on it (newcomer 28 F4) ...
+    alone = analyze(_write(tmp_path, "alone.pcap", _http("198.51.100.99", 1000.0)), RULES)
+    for row in _rows(alone):
+        assert (row.loc["cert_check", "status"], row.loc["cert_check", "status_note"],
+                row.loc["cert_check", "fix"]) == ("not seen", NOT_KSC_NOTE, "")
+    # ... beside an agent's connection (a KSC-only port), it is judged and its advice worded
+    agent = tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=990.0,
+                        c_data=b"\x16\x03\x01\x00\x05hello", s_data=b"\x16\x03\x03\x00\x05there")
+    flows = analyze(_write(tmp_path, "lit.pcap", agent + _http("198.51.100.99", 1000.0)), RULES)
     for row in _rows(flows):
         assert (row.loc["cert_check", "status"], row.loc["cert_check", "fix"]) == ("port open", (
             "1 flow on TCP 80 answered, but none named a server (no host name in an HTTP Host header or DNS answer "
             "seen): they may be another program's traffic. To verify the purpose, capture from the agent's start "
             "(its DNS lookup and HTTP request to *.digicert.com)"))
-    blocked = analyze(_write(tmp_path, "syn80.pcap", _syns(50000, "198.51.100.98", 80, 1000.0)), RULES)
+    blocked = analyze(_write(tmp_path, "syn80.pcap", agent + _syns(50000, "198.51.100.98", 80, 1000.0)), RULES)
     for row in _rows(blocked):
         assert row.loc["cert_check", "fix"].startswith(
             "no name was seen for this server (no DNS answer or host name in an HTTP Host header): it may be")
     # discovery (HTTPS on 443) keeps the TLS wording
-    tls = analyze(_write(tmp_path, "443.pcap", tcp_session(("192.0.2.10", 50002), ("198.51.100.97", 443),
-                                                            c_data=b"\x16\x03\x01\x00\x05hello",
-                                                            s_data=b"\x16\x03\x03\x00\x05there")), RULES)
+    tls = analyze(_write(tmp_path, "443.pcap", agent + tcp_session(("192.0.2.10", 50002), ("198.51.100.97", 443),
+                                                                    c_data=b"\x16\x03\x01\x00\x05hello",
+                                                                    s_data=b"\x16\x03\x03\x00\x05there")), RULES)
     for row in _rows(tls):
         assert row.loc["discovery", "fix"].endswith("(no SNI, DNS answer or certificate seen): they may be another "
                                                     "program's traffic. To verify the purpose, capture from the "
