@@ -54,14 +54,14 @@ def fails(verdicts, fail_on: str = "flagged", ksc: bool = True) -> bool:
 def ksc_seen(flows: pd.DataFrame, purposes: frozenset) -> bool:
     """Whether a flow of ``flows`` is KSC agent traffic (:func:`kscc_traffic.report.ksc_flows`):
     its ``purpose`` among ``purposes`` (:func:`kscc_traffic.report.ksc_purposes`, looked at first:
-    vectorised), else a ``server_name`` or ``query`` under kaspersky.com (read only then)."""
+    vectorised), else a name that says so (:func:`kscc_traffic.report.ksc_named`: under
+    kaspersky.com, or accepted by its purpose's host mask; read only then)."""
     if not len(flows):
         return False
     if "purpose" in flows and flows["purpose"].isin(purposes).any():
         return True
-    from .report import vendor_names
-    return any(bool(vendor_names(flows[c].to_numpy(dtype=object)).any()) for c in ("server_name", "query")
-               if c in flows)
+    from .report import ksc_named
+    return bool(ksc_named(flows).any())
 
 
 @dataclass(frozen=True)

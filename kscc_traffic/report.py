@@ -1717,12 +1717,29 @@ def ksc_purposes(rules: RuleSet) -> set[str]:
 
 
 def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
-    """Per flow (bool array): KSC agent traffic — a purpose of :func:`ksc_purposes`, or a
-    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`)."""
+    """Per flow (bool array): KSC agent traffic — a purpose of :func:`ksc_purposes`, or a name
+    that says so (:func:`ksc_named`)."""
     out = flows["purpose"].isin(ksc_purposes(rules)).to_numpy() if "purpose" in flows else np.zeros(len(flows), bool)
+    return out | ksc_named(flows)
+
+
+def ksc_named(flows: pd.DataFrame) -> np.ndarray:
+    """Per flow (bool array): its name makes it KSC agent traffic whatever its port: a
+    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`), or a
+    ``server_name`` its purpose's host mask accepted (a host name, no IP literal, on a flow with a
+    ``purpose`` whose ``reason`` has no ``host_mismatch``: ``ocsp.digicert.com`` on TCP 80 is the
+    agent's certificate check). Empty and missing cells (NaN of a CSV read back) are no name."""
+    n = len(flows)
+    out = np.zeros(n, bool)
     for col in ("server_name", "query"):
         if col in flows:
-            out = out | vendor_names(flows[col].to_numpy(dtype=object))
+            out |= vendor_names(flows[col].to_numpy(dtype=object))
+    if n and "server_name" in flows and "purpose" in flows:
+        text = lambda c: [x if isinstance(x, str) else "" for x in flows[c].tolist()]  # noqa: E731
+        purpose = np.array(text("purpose"), dtype=object)
+        reason = text("reason") if "reason" in flows else [""] * n
+        judged = (purpose != "") & (purpose != "dns") & np.fromiter(("host_mismatch" not in r for r in reason), bool, n)
+        out |= judged & _names_a_server(text("server_name"))
     return out
 
 
@@ -2277,7 +2294,7 @@ class TableSummary:
         self.captures: dict[str, int] = {}
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
-        self.vendor_seen = 0                     # flows with a Kaspersky server_name or DNS query (ksc_flows)
+        self.vendor_seen = 0                     # flows whose name makes them KSC agent traffic (ksc_named)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
@@ -2326,9 +2343,7 @@ class TableSummary:
                 if len(self.join_groups) < 4 * MAX_JOIN_GROUPS:
                     self.join_groups.add(g)
         if not self.vendor_seen:
-            for col in ("server_name", "query"):
-                if col in flows:
-                    self.vendor_seen += int(np.count_nonzero(vendor_names(flows[col].to_numpy(dtype=object))))
+            self.vendor_seen += int(np.count_nonzero(ksc_named(flows)))
         if "server_name" in flows:
             self.named_seen = True
             has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)

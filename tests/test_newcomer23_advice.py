@@ -108,8 +108,13 @@ def _http(host, t0, port=80, status=b"200 OK", server="198.51.100.99", cport=507
 
 
 def test_an_ip_literal_in_the_host_header_does_not_verify_cert_check(tmp_path):
-    literal = analyze(_write(tmp_path, "lit.pcap", _http("198.51.100.99", 1000.0)), RULES)
-    assert list(zip(literal.purpose, literal.verdict, literal.server_name)) == [("cert_check", "ok", "198.51.100.99")]
+    # (beside an agent's connection on a KSC-only port: alone, a flow named by no host name is no KSC
+    # agent traffic and no purpose is judged on it, newcomer 28 F4: test_audit25_advice)
+    from pcapbuild import tcp_session
+    agent = tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=990.0)
+    literal = analyze(_write(tmp_path, "lit.pcap", agent + _http("198.51.100.99", 1000.0)), RULES)
+    web = literal[literal.resp_p == 80]
+    assert list(zip(web.purpose, web.verdict, web.server_name)) == [("cert_check", "ok", "198.51.100.99")]
     named = analyze(_write(tmp_path, "named.pcap", _http("crl3.digicert.com", 1000.0)), RULES)
     assert list(zip(named.purpose, named.verdict, named.server_name)) == [("cert_check", "ok", "crl3.digicert.com")]
     for row in _rows(literal):

@@ -260,7 +260,10 @@ def test_nameless_blocked_flows_on_443_say_so_in_the_row_and_first():
 
     from kscc_traffic.report import NAMELESS_NOTE
     nameless = [_syn(50000, "198.51.100.7", 443, 1000.0 + k) for k in (0, 1, 3)]
-    alone = analyze(_write_tmp("alone.pcap", nameless), RULES)
+    # (beside an agent's connection on a KSC-only port: with no KSC agent traffic at all, no purpose
+    # is judged on other programs' flows, newcomer 28 F4)
+    agent = tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=990.0)
+    alone = analyze(_write_tmp("alone.pcap", agent + nameless), RULES)
     for row in _rows(alone):
         r = row.loc["discovery"]
         assert (r.status, r.status_note) == ("blocked", NAMELESS_NOTE)
@@ -268,8 +271,8 @@ def test_nameless_blocked_flows_on_443_say_so_in_the_row_and_first():
                                 "another program's")
     # beside another program's named HTTPS (host_mismatch): the caveat first, not after "For the blocked one"
     other = tcp_session(("192.0.2.10", 50001), ("198.51.100.8", 443), t0=1001.0)
-    both = analyze(_write_tmp("both.pcap", [_dns("www.example.org", "198.51.100.8", 1000.5), *nameless, *other]),
-                   RULES)
+    both = analyze(_write_tmp("both.pcap", [*agent, _dns("www.example.org", "198.51.100.8", 1000.5), *nameless,
+                                            *other]), RULES)
     for row in _rows(both):
         r = row.loc["discovery"]
         assert (r.status, r.status_note, r.blocked, r.unexpected) == ("blocked", NAMELESS_NOTE, 1, 1)
@@ -281,6 +284,9 @@ def test_nameless_blocked_flows_on_443_say_so_in_the_row_and_first():
     assert "blocked (no name seen on the blocked flows: maybe another program's)" in text
     page, chk = _checklist_html(both)
     assert "blocked no name seen on the blocked flows: maybe another program's" in " ".join(chk.split())
+    from kscc_traffic.report import NOT_KSC_NOTE
+    for row in _rows(analyze(_write_tmp("other.pcap", nameless), RULES)):
+        assert (row.loc["discovery", "status"], row.loc["discovery", "status_note"]) == ("not seen", NOT_KSC_NOTE)
 
 
 # --- 5: "exclude these names from inspection" said once for blocked and unexpected intercepted flows ---
