@@ -364,8 +364,12 @@ def _json_factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = values[0] if len(values) and values.dtype == object else None
     if not isinstance(first, str):
         return pd.factorize(values)
+    # (compared as a Python object: numpy would make ``first`` a numpy string, which drops
+    # trailing NULs, so that "\x00" and "" compare equal)
+    probe = np.empty((), dtype=object)
+    probe[()] = first
     try:
-        other = np.asarray(values != first, dtype=bool)
+        other = np.asarray(values != probe, dtype=bool)
     except (TypeError, ValueError):  # (a cell whose comparison is no bool: an array…)
         return pd.factorize(values)
     codes = np.zeros(len(values), np.int64)
