@@ -188,8 +188,17 @@ def test_unnamed_failures_on_a_shared_port_say_no_name_was_seen(tmp_path):
     from scapy.all import DNS, DNSQR, DNSRR, IP, TCP
     syns = [(1000.0 + k, eth(IP(src="192.0.2.10", dst="198.51.100.77") / TCP(sport=50000, dport=443, flags="S", seq=7)))
             for k in (0, 1, 3)]
+    # alone in a capture they are no KSC agent traffic: no purpose is judged on them (newcomer 28 F4) ...
+    from pcapbuild import tcp_session
+    from kscc_traffic.report import NOT_KSC_NOTE
+    alone = tmp_path / "alone.pcap"
+    alone.write_bytes(pcap_bytes(syns))
+    row = readiness(analyze(alone, RULES), RULES).set_index("rule").loc["discovery"]
+    assert (row["status"], row["status_note"], row["fix"]) == ("not seen", NOT_KSC_NOTE, "")
+    # ... beside an agent's connection (a KSC-only port) they are discovery's, blocked, nameless
+    agent = tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=990.0)
     path = tmp_path / "unnamed.pcap"
-    path.write_bytes(pcap_bytes(syns))
+    path.write_bytes(pcap_bytes(agent + syns))
     fix = readiness(analyze(path, RULES), RULES).set_index("rule").loc["discovery", "fix"]
     assert fix == ("no name was seen for this server (no DNS answer, SNI or certificate): it may be another program's, "
                    "or the agent's with its DNS answer cached (capture from the agent's start to tell); if the "

@@ -243,8 +243,10 @@ def test_dns_errors_section_lists_error_answers_and_sinkholes(kernel_env, tmp_pa
         ("eu1.ksc.kaspersky.com", "NOERROR", "0.0.0.0", "blocked", "rejected"),
         ("eu2.ksc.kaspersky.com", "NOERROR", "127.0.0.1", "blocked", "rejected"),
         ("eu3.ksc.kaspersky.com", "NOERROR", "::", "blocked", "rejected"),
+        # a needed name whose every lookup got no address (NODATA: newcomer 28 F2)
+        ("eu5.ksc.kaspersky.com", "NOERROR", "", "blocked", "rejected"),
         ("nul\\x00tab\\x09cr\\x0dlf\\x0a.example.net", "NXDOMAIN", "", "ok", "")])  # another name
-    assert [r[3] for r in got] == ["blocked"] * 9 + ["ok"]                       # blocked first
+    assert [r[3] for r in got] == ["blocked"] * 10 + ["ok"]                      # blocked first
     out = _text(_tagged(nb, "dns-errors")[0])
     assert "the agent needs this name" in out and "a sinkhole address" in out
 
