@@ -29,7 +29,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import Counter
-from typing import Any
+from typing import Any, Iterator
 
 from ._ipfrag import Completed, Reassembler
 
@@ -215,8 +215,19 @@ def home_address(d: Any, p: int, end: int) -> tuple[int, int] | None:
     receiver's transport layer sees the home address as the source (RFC 6275 §9.3.1), as Zeek
     keys the connection and Wireshark's conversations show it (the correspondent's answers
     reach the home address through a type 2 routing header: :func:`routing_final`)."""
+    for t, q, ln, whole in v6_options(d, p, end):
+        if t == 0xC9:
+            return _qq(d, q) if ln == 16 and whole else None
+    return None
+
+
+def v6_options(d: Any, p: int, end: int) -> Iterator[tuple[int, int, int, bool]]:
+    """The TLV options of the IPv6 Hop-by-Hop or Destination Options header at ``p`` (captured up
+    to ``end``; RFC 8200 §4.2), in order: ``(type, data offset, data length, whole)``, ``whole``
+    when the data lies within the header and the capture. Pad1 is skipped; the walk ends at
+    the header's end or an option whose length byte was not captured."""
     if end - p < 2:
-        return None
+        return
     hend = min(end, p + ((d[p + 1] + 1) << 3))
     q = p + 2
     while q < hend:
@@ -225,12 +236,10 @@ def home_address(d: Any, p: int, end: int) -> tuple[int, int] | None:
             q += 1
             continue
         if q + 2 > hend:
-            return None
+            return
         ln = d[q + 1]
-        if t == 0xC9:
-            return _qq(d, q + 2) if ln == 16 and q + 18 <= hend else None
+        yield t, q + 2, ln, q + 2 + ln <= hend
         q += 2 + ln
-    return None
 
 
 def vlan_value(tags: list[int]) -> int:
@@ -1070,20 +1079,10 @@ class SlowDecoder:
         p = pos + 40
         if nh != 0 or end - p < 8:
             return -1
-        hend = min(end, p + ((d[p + 1] + 1) << 3))
-        q = p + 2
-        while q < hend:
-            t = d[q]
-            if t == 0:                                  # Pad1
-                q += 1
-                continue
-            if q + 2 > hend:
-                break
-            ln = d[q + 1]
-            if t == 0xC2 and ln == 4 and q + 6 <= hend:
-                v = _u32(d, q + 2)[0]           # ip_len must fit the int32 column
+        for t, q, ln, whole in v6_options(d, p, end):
+            if t == 0xC2 and ln == 4 and whole:
+                v = _u32(d, q)[0]               # ip_len must fit the int32 column
                 return v if 8 <= v <= 0x7FFFFFFF - 40 else -1
-            q += 2 + ln
         return -1
 
     @staticmethod
