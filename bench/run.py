@@ -246,15 +246,25 @@ PEERS = [
 ]
 
 
-def kscc_argv(capture: Path, override: str | None, extra: str = "") -> list[str]:
+def kscc_argv(capture: Path, override: str | None, extra: str = "", output: Path | str = "/dev/null") -> list[str]:
     """The installed console script beside this interpreter (not a pyenv shim, whose start-up
-    would be timed too), else ``python -m kscc_traffic``; ``extra``: more options of analyze."""
+    would be timed too), else ``python -m kscc_traffic``; ``extra``: more options of analyze;
+    ``output``: where the JSON Lines go (one line per flow; the peers write their tables too)."""
     if override:
         base = shlex.split(override)
     else:
         script = Path(sys.executable).with_name("kscc-traffic")
         base = [str(script)] if script.exists() else [sys.executable, "-m", "kscc_traffic"]
-    return base + ["analyze", str(capture), "--format", "jsonl", "--output", "/dev/null", *shlex.split(extra)]
+    return base + ["analyze", str(capture), "--format", "jsonl", "--output", str(output), *shlex.split(extra)]
+
+
+def count_lines(path: Path) -> int | None:
+    """Lines in ``path`` (kscc-traffic's JSON Lines: one per flow), None when it is missing."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
 
 
 def byte_compile() -> str | None:
@@ -419,8 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         note = byte_compile()
         if note:
             print(f"warning: {note}", flush=True)
-    k_argv = kscc_argv(capture, a.kscc, a.kscc_args)
-    k_label = "kscc-traffic analyze --format jsonl --output /dev/null"
+    k_out = work / "kscc-traffic.flows.jsonl"
+    k_argv = kscc_argv(capture, a.kscc, a.kscc_args, k_out)
+    k_label = "kscc-traffic analyze --format jsonl --output FILE"
     jobs: list[tuple[str, str, list[str], Peer | None]] = [("kscc-traffic", k_label, k_argv, None)]
     rows: dict[str, dict] = {"kscc-traffic": {"tool": "kscc-traffic", "label": k_label,
                                               "command": " ".join(k_argv), "runs": []}}
@@ -449,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                               work / f"{name}.rusage")
             ok_codes = (0, 1) if p is None else (0,)  # kscc-traffic: 1 = something is blocked
             text = out_path.read_text(errors="replace") if p is not None else ""
-            flows, info = p.flows(text) if p is not None else (None, {})
+            flows, info = p.flows(text) if p is not None else (count_lines(k_out), {})
             if run.timed_out or run.status not in ok_codes:
                 err = err_path.read_text(errors="replace").strip().splitlines()[-3:]
                 row.update(status="failed", error=("timed out" if run.timed_out else f"exit {run.status}: ")
