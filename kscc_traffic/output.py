@@ -55,7 +55,7 @@ def ksc_seen(flows: pd.DataFrame, purposes: frozenset) -> bool:
     """Whether a flow of ``flows`` is KSC agent traffic (:func:`kscc_traffic.report.ksc_flows`):
     its ``purpose`` among ``purposes`` (:func:`kscc_traffic.report.ksc_purposes`, looked at first:
     vectorised), else a name that says so (:func:`kscc_traffic.report.ksc_named`: under
-    kaspersky.com, or accepted by its purpose's host mask; read only then)."""
+    kaspersky.com; read only then)."""
     if not len(flows):
         return False
     if "purpose" in flows and flows["purpose"].isin(purposes).any():

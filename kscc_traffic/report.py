@@ -1729,21 +1729,15 @@ def ksc_flows(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
 
 def ksc_named(flows: pd.DataFrame) -> np.ndarray:
     """Per flow (bool array): its name makes it KSC agent traffic whatever its port: a
-    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`), or a
-    ``server_name`` its purpose's host mask accepted (a host name, no IP literal, on a flow with a
-    ``purpose`` whose ``reason`` has no ``host_mismatch``: ``ocsp.digicert.com`` on TCP 80 is the
-    agent's certificate check). Empty and missing cells (NaN of a CSV read back) are no name."""
-    n = len(flows)
-    out = np.zeros(n, bool)
+    ``server_name`` (or DNS ``query``) under kaspersky.com (:func:`vendor_names`). A name a
+    third party's host mask accepts does not: every browser and Windows itself ask
+    ``ocsp.digicert.com`` on TCP 80 (the certificate check's mask), so a capture of browsing with
+    one such request is no KSC agent traffic (newcomer 29 F1). Empty and missing cells (NaN of a
+    CSV read back) are no name."""
+    out = np.zeros(len(flows), bool)
     for col in ("server_name", "query"):
         if col in flows:
             out |= vendor_names(flows[col].to_numpy(dtype=object))
-    if n and "server_name" in flows and "purpose" in flows:
-        text = lambda c: [x if isinstance(x, str) else "" for x in flows[c].tolist()]  # noqa: E731
-        purpose = np.array(text("purpose"), dtype=object)
-        reason = text("reason") if "reason" in flows else [""] * n
-        judged = (purpose != "") & (purpose != "dns") & np.fromiter(("host_mismatch" not in r for r in reason), bool, n)
-        out |= judged & _names_a_server(text("server_name"))
     return out
 
 

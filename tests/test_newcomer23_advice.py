@@ -115,8 +115,9 @@ def test_an_ip_literal_in_the_host_header_does_not_verify_cert_check(tmp_path):
     literal = analyze(_write(tmp_path, "lit.pcap", agent + _http("198.51.100.99", 1000.0)), RULES)
     web = literal[literal.resp_p == 80]
     assert list(zip(web.purpose, web.verdict, web.server_name)) == [("cert_check", "ok", "198.51.100.99")]
-    named = analyze(_write(tmp_path, "named.pcap", _http("crl3.digicert.com", 1000.0)), RULES)
-    assert list(zip(named.purpose, named.verdict, named.server_name)) == [("cert_check", "ok", "crl3.digicert.com")]
+    named = analyze(_write(tmp_path, "named.pcap", agent + _http("crl3.digicert.com", 1000.0)), RULES)
+    web = named[named.resp_p == 80]
+    assert list(zip(web.purpose, web.verdict, web.server_name)) == [("cert_check", "ok", "crl3.digicert.com")]
     for row in _rows(literal):
         assert row.loc["cert_check", "status"] == "port open"
         assert row.loc["cert_check", "fix"].startswith("1 flow on TCP 80 answered, but none named a server")
@@ -213,17 +214,27 @@ def test_which_icmp_errors_count_as_routing():
 
 # --- F5: a web filter's 403 on port 80: the URL filter, and no "TCP reset" in the HTML -------------
 def test_a_web_filters_403_on_port_80_is_advised_as_its_url_policy(tmp_path):
-    flows = analyze(_write(tmp_path, "f403.pcap", _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
-                                                       server="198.18.0.81")), RULES)
+    # (beside an agent's connection on a KSC-only port: alone, a certificate check is any program's,
+    # ocsp.digicert.com being every browser's, and judges no purpose: newcomer 29 F1)
+    from pcapbuild import tcp_session
+    agent = tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=990.0)
+    everything = analyze(_write(tmp_path, "f403.pcap", agent + _http("ocsp.digicert.com", 1000.0,
+                                                                     status=b"403 Forbidden", server="198.18.0.81")), RULES)
+    flows = everything[everything.resp_p == 80]
     assert list(zip(flows.purpose, flows.verdict, flows.reason, flows.detail)) == [
         ("cert_check", "blocked", "rejected", "the server 198.18.0.81:80 answered 403 to the request for "
          "http://ocsp.digicert.com:80 (a transparent web filter, or the server refusing it)")]
     want = ("this request was answered HTTP 403 on TCP 80, which is open: a web filter or transparent proxy refused "
             "it by policy: allow *.digicert.com in its URL filter (the agent's plain HTTP requests there); no port "
             "is to be opened")
-    for row in _rows(flows):
+    for row in _rows(everything):
         assert row.loc["cert_check", "fix"] == want
-    page = render_html(flows, RULES, charts=False)
+    alone = analyze(_write(tmp_path, "alone.pcap", _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
+                                                         server="198.18.0.81")), RULES)
+    for row in _rows(alone):
+        assert (row.loc["cert_check", "status"], row.loc["cert_check", "status_note"], row.loc["cert_check", "fix"]) == (
+            "not seen", "no KSC flow: its port's flows are other programs'", "")
+    page = render_html(everything, RULES, charts=False)
     finding = _text(re.search(r'id="purpose-cert_check">(.*?)</article>', page, re.S).group(1))
     assert "rejected : an HTTP answer refused the request (403, 451, 511: a web filter, transparent proxy or " \
            "captive portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP " \
@@ -236,8 +247,8 @@ def test_a_web_filters_403_on_port_80_is_advised_as_its_url_policy(tmp_path):
     dns = udp(("192.0.2.53", 53), ("192.0.2.10", 41000), bytes(DNS(id=1, qr=1, qd=DNSQR(qname="crl4.digicert.com"),
                                                                     an=_a("crl4.digicert.com", "198.18.0.82"))),
               t=1009.0, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
-    both = analyze(_write(tmp_path, "both.pcap", _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
-                                                       server="198.18.0.81") + [dns] + rst), RULES)
+    both = analyze(_write(tmp_path, "both.pcap", agent + _http("ocsp.digicert.com", 1000.0, status=b"403 Forbidden",
+                                                               server="198.18.0.81") + [dns] + rst), RULES)
     assert sorted(both.loc[both.purpose == "cert_check", "reason"]) == ["rejected", "rejected"]
     for row in _rows(both):
         assert row.loc["cert_check", "fix"] == (

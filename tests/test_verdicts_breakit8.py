@@ -18,7 +18,7 @@ from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
 from kscc_traffic.live.session import LiveSession  # noqa: E402
 from kscc_traffic.report import readiness  # noqa: E402
 from kscc_traffic.rules import load_rules  # noqa: E402
-from pcapbuild import pcap_bytes  # noqa: E402
+from pcapbuild import pcap_bytes, tcp_session  # noqa: E402
 
 RULES = load_rules()
 AGENT, CLOUD, CRL, DNS_SRV = "192.0.2.10", "198.51.100.7", "198.51.100.90", "192.0.2.53"
@@ -181,6 +181,9 @@ def test_direct_http_refused_by_a_web_filter_is_blocked(tmp_path):
     # answers of the server reached, not of a filter: the CRL is not there, the server failed
     recs += _get(57005, T0 + 3.2, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
     recs += _get(57006, T0 + 3.4, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+    # (beside an agent's connection on a KSC-only port: a certificate check alone is any program's,
+    # ocsp/crl *.digicert.com being every browser's, and judges no purpose: newcomer 29 F1)
+    recs += tcp_session(("192.0.2.10", 50100), ("203.0.113.10", 23101), t0=T0 - 0.5)
     flows = _three(tmp_path, recs + _ticks(T0 + 4, 2), "http403.pcap")
     r = _row(flows, 57001)
     assert (r["purpose"], r["verdict"], r["reason"], r["http_status"]) == ("cert_check", "blocked", "rejected", "403")
