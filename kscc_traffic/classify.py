@@ -548,10 +548,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if blind and not partial:
         return done(*_one_way(row, rule.app_protocol in ("tls", "https")))
     if proto == "tcp" and not partial:
-        if state == "REJ" and _handshake_end(str(row.get("history") or "")) in ("aborted", "reset"):
+        if state == "REJ" and _bare_handshake_end(row) in ("aborted", "reset"):
             # (Zeek's REJ also when both sides reset a handshake that completed, nothing sent: the
             # SYN was answered, the port is open; who reset first tells what happened: break-it 23 F3)
-            return done(*_reset_handshake(_handshake_end(str(row.get("history") or ""))))
+            return done(*_reset_handshake(_bare_handshake_end(row)))
         if state == "REJ":
             if rule.opener == "agent_to_dp":
                 # (a LAN purpose: the reset is the distribution point's own answer when no router
@@ -574,7 +574,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
             return done("blocked", "no_answer",
                         f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
-        after = _handshake_end(str(row.get("history") or ""))
+        after = _bare_handshake_end(row)
         if after == "unacked" and int(row["orig_pkts"]) >= 2 \
                 and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
             n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
@@ -1439,6 +1439,18 @@ def _handshake_end(history: str) -> str:
     return "closed" if first == "f" else ""
 
 
+def _bare_handshake_end(row: dict) -> str:
+    """:func:`_handshake_end` of a TCP flow row's ``history``, but '' for ``reset``, ``closed``
+    and ``aborted`` when the originator sent payload all the same (:func:`_orig_sent_data`: a
+    TCP Fast Open SYN carrying the ClientHello, RFC 7413, for which Zeek writes no ``D``): the
+    connection did not end "before any data", and the TLS or HTTP rules judge it (break-it 29).
+    Reads ``history``, ``orig_bytes``, ``partial``."""
+    end = _handshake_end(str(row.get("history") or ""))
+    if end in ("reset", "closed", "aborted") and _orig_sent_data(row):
+        return ""
+    return end
+
+
 #: how the detail of a connection the responder reset right after the handshake starts (report
 #: counts such ``blocked`` flows: the port is open, what answered has no server behind it)
 HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"
@@ -2080,6 +2092,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
     unasked = np.array([_unasked_synack(h) if isinstance(h, str) else False for h in hist_values.tolist()],
                        dtype=bool)[hist_codes]
     hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
+    # (per row, as _bare_handshake_end: no such end when the originator sent payload on its SYN)
+    hs_end = hs_end[hist_codes]
+    hs_end = np.where(np.isin(hs_end, ("reset", "closed", "aborted")) & sent, "", hs_end)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     one_way = (proto == "tcp") & ~answered & (v["acked_unseen"] == "resp")
     # a SYN to a distribution point answered by a reset: the detail names it, and says whether the
@@ -2191,17 +2206,17 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         closes_kind[hist_codes],
         # (a handshake the originator never acknowledged, or one the responder reset before any
         # data: _handshake_end; the counts quoted)
-        hs_end[hist_codes],
-        np.where(hs_end[hist_codes] == "unacked", v["orig_pkts"], -1),
-        np.where(hs_end[hist_codes] == "unacked", v["resp_pkts"], -1),
+        hs_end,
+        np.where(hs_end == "unacked", v["orig_pkts"], -1),
+        np.where(hs_end == "unacked", v["resp_pkts"], -1),
         # (a UDP flow whose datagrams all arrived in part: the counts quoted)
         np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
         np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
-        (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
+        (hs_end == "unacked") & (duration + quiet >= TLS_SILENCE_S),
         # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
         np.where((proto == "tcp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
         # (a responder's FIN right after the handshake: judged only within TLS_SILENCE_S)
-        (hs_end[hist_codes] == "closed") & (duration < TLS_SILENCE_S),
+        (hs_end == "closed") & (duration < TLS_SILENCE_S),
         # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
         # show quoted, whether it sent data, closed, waited)
         np.where(one_way, v["resp_bytes"], -1),
