@@ -115,6 +115,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
@@ -401,7 +402,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if rule is None:
             if named and not is_ip_literal(named) and _under_domain(named, VENDOR_DOMAIN):
                 return ("", "unexpected", "undocumented_port",
-                        f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
+                        f"{_proxy_request(target)} through the proxy {endpoint_text(row['resp_h'], resp_p)}: "
+                        f"TCP {port} "
                         "to a Kaspersky name; no rule documents this port")
             return "", "unclassified", "", NO_RULE_DETAIL
     else:
@@ -414,7 +416,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 and resp_p >= WELL_KNOWN_PORTS:
             return (back.id, "unexpected", "wrong_direction",
                     f"connection opened from the documented port {orig_p} ({back.id}) towards "
-                    f"{row['resp_h']}:{resp_p}")
+                    f"{endpoint_text(row['resp_h'], resp_p)}")
         if name and not is_ip_literal(name) and _under_domain(name, VENDOR_DOMAIN):
             if proto == "udp" and resp_p == 443 and row.get("service") == "quic":
                 # HTTP/3: a browser's (it falls back to TCP 443); the agent speaks TCP
@@ -749,9 +751,9 @@ INBOUND = "an inbound connection: opened from outside"
 def inbound_detail(orig: str, resp: str, port: int, rule_id: str) -> str:
     """The detail of a TCP connection opened from the address ``orig`` (not local) to the local
     address ``resp`` on a cloud server's port ``port`` (rule ``rule_id``): it starts with
-    :data:`INBOUND`."""
-    return (f"{INBOUND} ({orig}, not a local address) to {resp}:{port}, a local address, on a port the cloud "
-            f"server listens on ({rule_id}): the cloud server is never at a local address and never connects to "
+    :data:`INBOUND` (an IPv6 ``resp`` in brackets before its port)."""
+    return (f"{INBOUND} ({orig}, not a local address) to {endpoint_text(resp, port)}, a local address, on a port "
+            f"the cloud server listens on ({rule_id}): the cloud server is never at a local address and never connects to "
             "agents, so this is not an agent's connection to the cloud (a port forwarding to this host, or another "
             "program listening on the port?)")
 
@@ -1068,7 +1070,8 @@ def _client_cleartext(row: dict, target: str = "") -> str:
     where = ""
     if target:
         answer = str(row.get("tunnel_http_status") or "")
-        where = (f", inside the tunnel of CONNECT {target} through the proxy {row['resp_h']}:{int(row['resp_p'])}"
+        where = (f", inside the tunnel of CONNECT {target} through the proxy "
+                 f"{endpoint_text(row['resp_h'], int(row['resp_p']))}"
                  + (f" (answered HTTP {answer} in it)" if answer else ""))
     return (f"{CLIENT_CLEARTEXT}: {what}, {quoted}{where} (not an agent's TLS: another program, or "
             "something on the way rewriting the agent's connection)")
@@ -1668,7 +1671,7 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     only the answers of :data:`FILTER_STATUSES` refuse it, the detail names the server, and an
     answer without a status line is not judged here (None: its bytes may not have been
     captured)."""
-    proxy = f"the {'server' if direct else 'proxy'} {row['resp_h']}:{int(row['resp_p'])}"
+    proxy = f"the {'server' if direct else 'proxy'} {endpoint_text(row['resp_h'], int(row['resp_p']))}"
     request = _proxy_request(target)
     status = row.get("http_status") or ""
     if status:
@@ -1767,9 +1770,11 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
 def auth_round_detail(row: dict, retry: str) -> str:
     """The detail of a 407 that was a proxy authentication round (:func:`proxy_auth_retries`):
     ``proxy authentication round; the retry on <uid> was accepted (the proxy <h>:<p> answered
-    407 to CONNECT <target>)``. Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
-    return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy {row['resp_h']}:"
-            f"{int(row['resp_p'])} answered 407 to {_proxy_request(str(row['proxy_target']))})")
+    407 to CONNECT <target>)``, an IPv6 proxy's address in brackets (``[2001:db8::1]:3128``).
+    Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
+    return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy "
+            f"{endpoint_text(row['resp_h'], int(row['resp_p']))} answered 407 to "
+            f"{_proxy_request(str(row['proxy_target']))})")
 
 
 def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:

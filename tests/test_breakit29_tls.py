@@ -8,6 +8,10 @@ F2. Once accepted, the same connection reset (or closed) by the responder was "r
 the handshake, before any data (a SYN proxy ...)": Zeek writes no ``D`` for a SYN's payload, so
 the history says nothing was sent, but ``orig_bytes`` and the SNI say the ClientHello was: it is
 a TLS handshake aborted after the ClientHello, as when the ClientHello rides its own segment.
+F3. An IPv6 proxy's address and port were written ``2001:db8:1::1:3128`` in the details (a 403/407
+refusal, an authentication round, a tunnel, a wrong direction, an inbound connection): that reads
+as one IPv6 address; it is ``[2001:db8:1::1]:3128`` (RFC 3986, as ``addresses.endpoint_text``
+writes it and the report's advice already did).
 
 Captures built with scapy; each compared whole-file vs. chunked, and the grouped judgement with
 the per-row one."""
@@ -17,6 +21,7 @@ import struct
 
 import pandas as pd
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from chunkcmp import assert_same, row, write
@@ -25,7 +30,7 @@ from test_newcomer23_verdicts import _internal
 from test_tls_batch import client_hello, ext, rec, sni_ext
 from test_tls_view_cut import _write
 
-from kscc_traffic.classify import classify
+from kscc_traffic.classify import classify, inbound_detail
 from kscc_traffic.rules import load_rules
 
 RULES = load_rules()
@@ -123,3 +128,50 @@ def test_the_grouped_judgement_keys_the_syn_payload(tmp_path):
     got = classify(rows, RULES)
     assert got["reason"].tolist() == ["tls_failed", "rejected"]
     assert got["detail"].iloc[1].startswith("the responder reset the connection right after the handshake, before any data")
+
+
+# --- F3: an IPv6 proxy's address and port ---------------------------------------------------------
+
+P6, A6 = ("2001:db8:1::1", 3128), "2001:db8:1::10"
+REQ = b"CONNECT eu1.ksc.kaspersky.com:23101 HTTP/1.1\r\nHost: eu1.ksc.kaspersky.com:23101\r\n\r\n"
+
+
+def _v6(t, side, flags, seq, ack=0, data=b"", sport=50806):
+    src, dst = ((A6, sport), P6) if side == "c" else (P6, (A6, sport))
+    return t, bytes(Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01") / IPv6(src=src[0], dst=dst[0])
+                    / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack) / data)
+
+
+def _asked(t, answer, sport, req=REQ):
+    """A CONNECT to the IPv6 proxy answered ``answer``, then both sides' FIN."""
+    c, s = 1000, 9000
+    return [_v6(t, "c", "S", c - 1, sport=sport), _v6(t + .01, "s", "SA", s - 1, c, sport=sport),
+            _v6(t + .02, "c", "A", c, s, sport=sport), _v6(t + .03, "c", "PA", c, s, req, sport=sport),
+            _v6(t + .04, "s", "PA", s, c + len(req), answer, sport=sport),
+            _v6(t + .05, "c", "FA", c + len(req), s + len(answer), sport=sport),
+            _v6(t + .06, "s", "FA", s + len(answer), c + len(req) + 1, sport=sport),
+            _v6(t + .07, "c", "A", c + len(req) + 1, s + len(answer) + 1, sport=sport)]
+
+
+def test_an_ipv6_proxys_refusal_brackets_its_address(tmp_path):
+    w = assert_same(write(tmp_path, _asked(100.0, b"HTTP/1.1 403 Forbidden\r\n\r\n", 50806)), [300])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
+    assert r["detail"] == "the proxy [2001:db8:1::1]:3128 answered 403 to CONNECT eu1.ksc.kaspersky.com:23101"
+
+
+def test_an_ipv6_proxys_authentication_round_brackets_its_address(tmp_path):
+    auth = REQ[:-2] + b"Proxy-Authorization: Basic eDp5\r\n\r\n"
+    recs = (_asked(100.0, b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=x\r\n\r\n",
+                   50806)
+            + _asked(101.0, b"HTTP/1.1 200 Connection established\r\n\r\n", 50807, auth))
+    w = assert_same(write(tmp_path, recs), [400])
+    r = row(w, orig_p=50806).to_dict()
+    assert r["verdict"] == "ok"
+    assert r["detail"].endswith("(the proxy [2001:db8:1::1]:3128 answered 407 to CONNECT eu1.ksc.kaspersky.com:23101)")
+    assert "2001:db8:1::1:3128" not in r["detail"]
+
+
+def test_an_inbound_connection_to_an_ipv6_address_brackets_it():
+    d = inbound_detail("2001:db8:9::5", "fd00::10", 23101, "agent_connection")
+    assert " to [fd00::10]:23101, a local address, on a port the cloud server listens on (agent_connection)" in d
