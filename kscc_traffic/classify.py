@@ -115,6 +115,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
@@ -401,7 +402,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if rule is None:
             if named and not is_ip_literal(named) and _under_domain(named, VENDOR_DOMAIN):
                 return ("", "unexpected", "undocumented_port",
-                        f"{_proxy_request(target)} through the proxy {row['resp_h']}:{resp_p}: TCP {port} "
+                        f"{_proxy_request(target)} through the proxy {endpoint_text(row['resp_h'], resp_p)}: "
+                        f"TCP {port} "
                         "to a Kaspersky name; no rule documents this port")
             return "", "unclassified", "", NO_RULE_DETAIL
     else:
@@ -414,7 +416,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 and resp_p >= WELL_KNOWN_PORTS:
             return (back.id, "unexpected", "wrong_direction",
                     f"connection opened from the documented port {orig_p} ({back.id}) towards "
-                    f"{row['resp_h']}:{resp_p}")
+                    f"{endpoint_text(row['resp_h'], resp_p)}")
         if name and not is_ip_literal(name) and _under_domain(name, VENDOR_DOMAIN):
             if proto == "udp" and resp_p == 443 and row.get("service") == "quic":
                 # HTTP/3: a browser's (it falls back to TCP 443); the agent speaks TCP
@@ -548,10 +550,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if blind and not partial:
         return done(*_one_way(row, rule.app_protocol in ("tls", "https")))
     if proto == "tcp" and not partial:
-        if state == "REJ" and _handshake_end(str(row.get("history") or "")) in ("aborted", "reset"):
+        if state == "REJ" and _bare_handshake_end(row) in ("aborted", "reset"):
             # (Zeek's REJ also when both sides reset a handshake that completed, nothing sent: the
             # SYN was answered, the port is open; who reset first tells what happened: break-it 23 F3)
-            return done(*_reset_handshake(_handshake_end(str(row.get("history") or ""))))
+            return done(*_reset_handshake(_bare_handshake_end(row)))
         if state == "REJ":
             if rule.opener == "agent_to_dp":
                 # (a LAN purpose: the reset is the distribution point's own answer when no router
@@ -574,7 +576,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
             return done("blocked", "no_answer",
                         f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
-        after = _handshake_end(str(row.get("history") or ""))
+        after = _bare_handshake_end(row)
         if after == "unacked" and int(row["orig_pkts"]) >= 2 \
                 and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
             n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
@@ -749,9 +751,9 @@ INBOUND = "an inbound connection: opened from outside"
 def inbound_detail(orig: str, resp: str, port: int, rule_id: str) -> str:
     """The detail of a TCP connection opened from the address ``orig`` (not local) to the local
     address ``resp`` on a cloud server's port ``port`` (rule ``rule_id``): it starts with
-    :data:`INBOUND`."""
-    return (f"{INBOUND} ({orig}, not a local address) to {resp}:{port}, a local address, on a port the cloud "
-            f"server listens on ({rule_id}): the cloud server is never at a local address and never connects to "
+    :data:`INBOUND` (an IPv6 ``resp`` in brackets before its port)."""
+    return (f"{INBOUND} ({orig}, not a local address) to {endpoint_text(resp, port)}, a local address, on a port "
+            f"the cloud server listens on ({rule_id}): the cloud server is never at a local address and never connects to "
             "agents, so this is not an agent's connection to the cloud (a port forwarding to this host, or another "
             "program listening on the port?)")
 
@@ -1068,7 +1070,8 @@ def _client_cleartext(row: dict, target: str = "") -> str:
     where = ""
     if target:
         answer = str(row.get("tunnel_http_status") or "")
-        where = (f", inside the tunnel of CONNECT {target} through the proxy {row['resp_h']}:{int(row['resp_p'])}"
+        where = (f", inside the tunnel of CONNECT {target} through the proxy "
+                 f"{endpoint_text(row['resp_h'], int(row['resp_p']))}"
                  + (f" (answered HTTP {answer} in it)" if answer else ""))
     return (f"{CLIENT_CLEARTEXT}: {what}, {quoted}{where} (not an agent's TLS: another program, or "
             "something on the way rewriting the agent's connection)")
@@ -1439,6 +1442,18 @@ def _handshake_end(history: str) -> str:
     return "closed" if first == "f" else ""
 
 
+def _bare_handshake_end(row: dict) -> str:
+    """:func:`_handshake_end` of a TCP flow row's ``history``, but '' for ``reset``, ``closed``
+    and ``aborted`` when the originator sent payload all the same (:func:`_orig_sent_data`: a
+    TCP Fast Open SYN carrying the ClientHello, RFC 7413, for which Zeek writes no ``D``): the
+    connection did not end "before any data", and the TLS or HTTP rules judge it (break-it 29).
+    Reads ``history``, ``orig_bytes``, ``partial``."""
+    end = _handshake_end(str(row.get("history") or ""))
+    if end in ("reset", "closed", "aborted") and _orig_sent_data(row):
+        return ""
+    return end
+
+
 #: how the detail of a connection the responder reset right after the handshake starts (report
 #: counts such ``blocked`` flows: the port is open, what answered has no server behind it)
 HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"
@@ -1656,7 +1671,7 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     only the answers of :data:`FILTER_STATUSES` refuse it, the detail names the server, and an
     answer without a status line is not judged here (None: its bytes may not have been
     captured)."""
-    proxy = f"the {'server' if direct else 'proxy'} {row['resp_h']}:{int(row['resp_p'])}"
+    proxy = f"the {'server' if direct else 'proxy'} {endpoint_text(row['resp_h'], int(row['resp_p']))}"
     request = _proxy_request(target)
     status = row.get("http_status") or ""
     if status:
@@ -1755,9 +1770,11 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
 def auth_round_detail(row: dict, retry: str) -> str:
     """The detail of a 407 that was a proxy authentication round (:func:`proxy_auth_retries`):
     ``proxy authentication round; the retry on <uid> was accepted (the proxy <h>:<p> answered
-    407 to CONNECT <target>)``. Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
-    return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy {row['resp_h']}:"
-            f"{int(row['resp_p'])} answered 407 to {_proxy_request(str(row['proxy_target']))})")
+    407 to CONNECT <target>)``, an IPv6 proxy's address in brackets (``[2001:db8::1]:3128``).
+    Reads ``resp_h``, ``resp_p``, ``proxy_target``."""
+    return (f"{PROXY_AUTH_ROUND}; the retry on {retry} was accepted (the proxy "
+            f"{endpoint_text(row['resp_h'], int(row['resp_p']))} answered 407 to "
+            f"{_proxy_request(str(row['proxy_target']))})")
 
 
 def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
@@ -2080,6 +2097,9 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
     unasked = np.array([_unasked_synack(h) if isinstance(h, str) else False for h in hist_values.tolist()],
                        dtype=bool)[hist_codes]
     hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
+    # (per row, as _bare_handshake_end: no such end when the originator sent payload on its SYN)
+    hs_end = hs_end[hist_codes]
+    hs_end = np.where(np.isin(hs_end, ("reset", "closed", "aborted")) & sent, "", hs_end)
     dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
     one_way = (proto == "tcp") & ~answered & (v["acked_unseen"] == "resp")
     # a SYN to a distribution point answered by a reset: the detail names it, and says whether the
@@ -2191,17 +2211,17 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         closes_kind[hist_codes],
         # (a handshake the originator never acknowledged, or one the responder reset before any
         # data: _handshake_end; the counts quoted)
-        hs_end[hist_codes],
-        np.where(hs_end[hist_codes] == "unacked", v["orig_pkts"], -1),
-        np.where(hs_end[hist_codes] == "unacked", v["resp_pkts"], -1),
+        hs_end,
+        np.where(hs_end == "unacked", v["orig_pkts"], -1),
+        np.where(hs_end == "unacked", v["resp_pkts"], -1),
         # (a UDP flow whose datagrams all arrived in part: the counts quoted)
         np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
         np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
-        (hs_end[hist_codes] == "unacked") & (duration + quiet >= TLS_SILENCE_S),
+        (hs_end == "unacked") & (duration + quiet >= TLS_SILENCE_S),
         # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
         np.where((proto == "tcp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
         # (a responder's FIN right after the handshake: judged only within TLS_SILENCE_S)
-        (hs_end[hist_codes] == "closed") & (duration < TLS_SILENCE_S),
+        (hs_end == "closed") & (duration < TLS_SILENCE_S),
         # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
         # show quoted, whether it sent data, closed, waited)
         np.where(one_way, v["resp_bytes"], -1),

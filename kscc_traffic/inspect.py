@@ -1842,12 +1842,15 @@ def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     challenge ACK: the server, or a firewall or NAT on the way, still holds an old connection on
     this address and port), 'synack' when such a first packet is a SYN-ACK acknowledging
     another number than the SYN's (some of them may be 'ack'); '' otherwise (a SYN acknowledged,
-    a reset, no answer). Reads each SYN and the responder's first packet after it, which a
-    chunked or live analysis keeps (object array of str)."""
+    a reset, no answer). A SYN carrying data (TCP Fast Open, RFC 7413 §4.2: a ClientHello in the
+    SYN) is acknowledged by its sequence number + 1 (the data refused) or + 1 + its payload
+    length (the data accepted): either is its own answer. Reads each SYN and the responder's
+    first packet after it, which a chunked or live analysis keeps (object array of str)."""
     out = np.full(len(flows), "", object)
     c = ft.packets.cols
     where = {int(x): k for k, x in enumerate(flows.tolist())}
     flags, seq, ack, orig = c["tcp_flags"], c["seq"], c["ack"], ft.pkt_from_orig
+    plen = c["payload_len"]
     for fl, rs in _tcp_rows_by_flow(ft, flows).items():
         kinds = set()
         syn_seq = None
@@ -1856,10 +1859,11 @@ def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
             if orig[r]:
                 if fg & SYN and not fg & ACK:
                     syn_seq = (int(seq[r]) + 1) & 0xFFFFFFFF
+                    syn_end = (syn_seq + max(int(plen[r]), 0)) & 0xFFFFFFFF   # (TFO: its data accepted)
                 continue
             if syn_seq is None:
                 continue
-            if fg & RST or not fg & ACK or (int(ack[r]) & 0xFFFFFFFF) == syn_seq:
+            if fg & RST or not fg & ACK or (int(ack[r]) & 0xFFFFFFFF) in (syn_seq, syn_end):
                 kinds = {"no"}          # (reset, or the SYN acknowledged: not this case)
                 break
             kinds.add("synack" if fg & SYN else "ack")
