@@ -647,8 +647,8 @@ class SlowDecoder:
             if type(r) is int:
                 return r
             et, pos, end = r
-        if et == 0x0800:
-            return self._ip(d, pos, end, base, ctx, 4, depth)
+        if et == 0x0800:                                # an IPv6 packet here is read as IPv6,
+            return self._ip(d, pos, end, base, ctx, 0, depth)   # as Wireshark and Zeek do
         if et == 0x86DD:
             return self._ip(d, pos, end, base, ctx, 6, depth)
         if et < 0x600 or et == JUMBO_LLC:               # 802.3 length field (or 0x8870): LLC
