@@ -35,6 +35,7 @@ from pcapbuild import pcap_bytes  # noqa: E402
 RULES = kscc_traffic.load_rules()
 TSHARK = shutil.which("tshark")
 C, S = "192.0.2.10", "203.0.113.10"
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def write(tmp_path, name, frames, linktype=1):
@@ -64,7 +65,7 @@ def handshake() -> list:
 
 # ---------------------------------------------------------------------------- 0x8870 LLC
 def jumbo_llc(ip_pkt, oui: bytes = b"\x00\x00\x00", ethertype: int = 0x0800) -> bytes:
-    return (bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x8870))
+    return (bytes(Ether(type=0x8870, **MACS))
             + b"\xaa\xaa\x03" + oui + struct.pack("!H", ethertype) + bytes(ip_pkt))
 
 
@@ -84,7 +85,7 @@ def test_jumbo_llc_ethertype_carries_ip(tmp_path):
 def test_jumbo_llc_not_snap_is_not_ip(tmp_path):
     """An 0x8870 frame of another LLC (STP's 42 42 03) stays a non-IP frame, as after an
     802.3 length field."""
-    stp = bytes(Ether(type=0x8870)) + b"\x42\x42\x03" + b"\x00" * 35
+    stp = bytes(Ether(type=0x8870, **MACS)) + b"\x42\x42\x03" + b"\x00" * 35
     path = write(tmp_path, "jumbo_stp.pcap", [stp, jumbo_llc(handshake()[0])])
     assert len(decoded(path)) == 1
     a = analyze_file(path, RULES)
@@ -101,7 +102,7 @@ def test_ipv6_packet_under_the_ipv4_ethertype_is_read_by_its_version(tmp_path):
     c6, s6 = "2001:db8:1::10", "2001:db8:2::10"
     pk = [IPv6(src=c6, dst=s6) / TCP(sport=50001, dport=13000, flags="S", seq=100),
           IPv6(src=s6, dst=c6) / TCP(sport=13000, dport=50001, flags="SA", seq=500, ack=101)]
-    frames = [bytes(Ether(type=0x0800) / p) for p in pk]
+    frames = [bytes(Ether(type=0x0800, **MACS) / p) for p in pk]
     path = write(tmp_path, "v6_as_v4.pcap", frames)
     assert len(decoded(path)) == 2
     a = analyze_file(path, RULES)
@@ -110,7 +111,7 @@ def test_ipv6_packet_under_the_ipv4_ethertype_is_read_by_its_version(tmp_path):
     assert (r["orig_h"], r["resp_h"], r["orig_pkts"], r["resp_pkts"], r["conn_state"]) == \
         (c6, s6, 1, 1, "S1")
     assert not [w for st in a.stats.values() for w in st.warnings if "malformed" in w]
-    v4 = [bytes(Ether(type=0x86DD) / p) for p in handshake()[:2]]
+    v4 = [bytes(Ether(type=0x86DD, **MACS) / p) for p in handshake()[:2]]
     path = write(tmp_path, "v4_as_v6.pcap", v4)
     assert len(decoded(path)) == 0
     warn = [w for st in analyze_file(path, RULES).stats.values() for w in st.warnings]
@@ -145,9 +146,9 @@ def _pcapng(idb_options: bytes, frames: list[bytes], ts: list[int]) -> bytes:
     # an if_tsresol too short to hold a value is no first one: the next counts
     (_opt(9, b"") + _opt(9, b"\x03"), [1_700_000_000_000, 1_700_000_000_250],
      1_700_000_000_000_000_000),
-])
+], ids=["tsresol", "tsoffset", "empty-tsresol-then-one"])
 def test_idb_option_given_twice_the_first_counts(tmp_path, options, ts, first_ns):
-    frames = [bytes(Ether() / p) for p in handshake()[:2]]
+    frames = [bytes(Ether(**MACS) / p) for p in handshake()[:2]]
     path = tmp_path / "twice.pcapng"
     path.write_bytes(_pcapng(options, frames, ts))
     fr = read_frames(path)
