@@ -156,3 +156,23 @@ def test_idb_option_given_twice_the_first_counts(tmp_path, options, ts, first_ns
     f = analyze_file(path, RULES).flows
     assert len(f) == 1 and f.iloc[0]["ts_ns"] == first_ns
     assert f.iloc[0]["duration"] == pytest.approx(0.25)
+
+
+# ---------------------------------------------------------------------------- all blocks malformed
+def test_only_malformed_packet_blocks_are_not_called_an_empty_capture(tmp_path):
+    """Simple Packet Blocks whose original length claims more than the block holds (no IDB
+    snaplen to explain it; tshark: "total block length 68 of an SPB is too small for 84 bytes
+    of packet data"): each is skipped with a count. The capture then has no packet, but it
+    is not "no packets in the capture ... a capture filter that matched nothing" (that hint
+    contradicted the line before it)."""
+    frames = [bytes(Ether(**MACS) / p) for p in handshake()]
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0))
+    spbs = b"".join(_block(3, struct.pack("<I", len(f)) + f[:50]) for f in frames)
+    path = tmp_path / "spb_cut.pcapng"
+    path.write_bytes(shb + idb + spbs)
+    a = analyze_file(path, RULES)
+    warn = [w for st in a.stats.values() for w in st.warnings]
+    assert [w for w in warn if ": 4 malformed packet blocks (captured length beyond the block" in w], warn
+    assert not [w for w in warn if "no packets in the capture" in w], warn
+    assert len(a.flows) == 0
