@@ -56,6 +56,9 @@ TOO_DEEP = -5
 TCP_HDR_CUT = -1
 
 TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
+#: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
+#: follows the ethertype as it follows an 802.3 length field
+JUMBO_LLC = 0x8870
 #: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart)
 IPV6_EXT = frozenset((0, 43, 44, 60, 51, 135, 139, 140))
 #: AF_INET6 in DLT_NULL / DLT_LOOP headers: Linux, Windows, NetBSD/OpenBSD, FreeBSD, Darwin
@@ -644,11 +647,11 @@ class SlowDecoder:
             if type(r) is int:
                 return r
             et, pos, end = r
-        if et == 0x0800:
-            return self._ip(d, pos, end, base, ctx, 4, depth)
+        if et == 0x0800:                                # an IPv6 packet here is read as IPv6,
+            return self._ip(d, pos, end, base, ctx, 0, depth)   # as Wireshark and Zeek do
         if et == 0x86DD:
             return self._ip(d, pos, end, base, ctx, 6, depth)
-        if et < 0x600:                                  # 802.3 length field: LLC follows
+        if et < 0x600 or et == JUMBO_LLC:               # 802.3 length field (or 0x8870): LLC
             return self._llc(d, pos, end, base, ctx, depth)
         if et == 0x8864:                                # PPPoE session
             if end - pos < 8:

@@ -117,8 +117,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, L2_SHIMS,
-                        L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
+from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, JUMBO_LLC,
+                        L2_SHIMS, L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
                         ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -176,6 +176,7 @@ _ETCLASS = np.full(65536, 3, np.int8)
 _ETCLASS[:0x600] = 0
 _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
 _ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
+_ETCLASS[JUMBO_LLC] = 0                     # LLC/SNAP without a length field
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
@@ -811,7 +812,7 @@ def _classify(et: np.ndarray, l3: np.ndarray, c: np.ndarray, H: np.ndarray | Non
     kind = np.where(full & (cls == 1), 4, np.where(full & (cls == 2), 6, 0)).astype(np.int8)
     nonip = full & (cls == 3)
     if H is not None:
-        llc = et < 0x600
+        llc = (et < 0x600) | (et == JUMBO_LLC)
         if llc.any():
             L3 = _rows_at(H, np.minimum(l3, _WH - 3), 3)
             snap = (L3[:, 0] == 0xAA) & (L3[:, 1] == 0xAA) & (L3[:, 2] == 0x03)

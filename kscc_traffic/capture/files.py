@@ -814,6 +814,7 @@ class _PcapngParser:
         oddity = None
         p, end = 8, len(body)
         opt = struct.Struct(order + "HH").unpack_from
+        seen: set[int] = set()
         while p + 4 <= end:                       # options (§3.5): code, length, value, pad
             code, olen = opt(body, p)
             if code == 0:                         # opt_endofopt
@@ -821,13 +822,18 @@ class _PcapngParser:
             if p + 4 + olen > end:
                 oddity = ("option_overrun", p + 8)
                 break
-            if code == 9 and olen >= 1:           # if_tsresol
+            # (each option at most once, §4.2; one given again is ignored: the first counts,
+            # as in Wireshark)
+            if code == 9 and olen >= 1 and code not in seen:      # if_tsresol
                 v = body[p + 4]
                 res_base, res_exp = (2, v & 0x7F) if v & 0x80 else (10, v)
-            elif code == 14 and olen >= 8:        # if_tsoffset, signed seconds
+                seen.add(code)
+            elif code == 14 and olen >= 8 and code not in seen:   # if_tsoffset, signed seconds
                 (offset_s,) = struct.unpack_from(order + "q", body, p + 4)
-            elif code == 13 and olen >= 1:        # if_fcslen, bytes
+                seen.add(code)
+            elif code == 13 and olen >= 1 and code not in seen:   # if_fcslen, bytes
                 fcslen = body[p + 4]
+                seen.add(code)
                 if fcslen == 4 and linktype <= LT_MASK:
                     lt = linktype | LT_FCS        # if_fcslen 4: the frames end with an FCS
             p += 4 + ((olen + 3) & ~3)

@@ -96,8 +96,10 @@ class ReadStats:
     def warn_empty(self, name: str) -> None:
         """The one warning line about a capture that holds no packet at all (a header-only pcap,
         a pcapng without packet blocks: a capture filter that matched nothing, a capture stopped
-        at once), if so; nothing when records were skipped as damaged (that warning says it)."""
-        if not self.records and not self.skipped_records and self.damage_offset is None:
+        at once), if so; nothing when records were skipped as damaged or packet blocks as
+        malformed (``malformed``: that warning says it; there were packets, none readable)."""
+        if (not self.records and not self.skipped_records and not self.malformed
+                and self.damage_offset is None):
             self.warn(f"{name + ': ' if name else ''}no packets in the capture: nothing to analyse "
                       "(a capture filter that matched nothing, or a capture stopped at once?)")
 
