@@ -118,7 +118,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -229,11 +229,31 @@ DNS_NO_ADDRESS = "DNS answer NOERROR with no address for "
 DNS_RESOLVED = "dns_resolved"
 
 
-def no_address_detail(query: str, over_v6: bool) -> str:
+def no_address_counts(asked, over_v6: bool) -> bool:
+    """Does a DNS flow answered NOERROR with no address (NODATA) tell that its name has no address
+    the agent can use? ``asked``: the flow's ``dns_asked`` (:data:`~kscc_traffic.inspect.DNS_ASKED_A`
+    / :data:`~kscc_traffic.inspect.DNS_ASKED_AAAA` bits of the questions its responses answered;
+    None or '' when the table has no such column: not known, taken as an address question);
+    ``over_v6``: asked over IPv6. Yes for an A question; for an AAAA one only asked over IPv6 (an
+    agent that may have no IPv4: over IPv4 the A record it did not ask for here is what it
+    connects with, and most names have no AAAA); no for any other question (HTTPS, SVCB, TXT…:
+    no address was asked for)."""
+    if isinstance(asked, (bool, np.bool_)) or not isinstance(asked, (int, np.integer)):
+        return True
+    return bool(asked & DNS_ASKED_A) or (bool(asked & DNS_ASKED_AAAA) and over_v6)
+
+
+def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
     """The detail of a DNS flow answered NOERROR with no address for ``query``, a name the agent
-    needs (:data:`DNS_NO_ADDRESS`); ``over_v6``: asked over IPv6 (the agent may have no IPv4)."""
+    needs (:data:`DNS_NO_ADDRESS`); ``over_v6``: asked over IPv6 (the agent may have no IPv4);
+    ``asked``: its ``dns_asked`` bits (:func:`no_address_counts`), which say the records named
+    (A, AAAA, or both when not known)."""
+    a = isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
+    family, records = (("IPv4/IPv6", "A or AAAA") if not a or (asked & DNS_ASKED_A and asked & DNS_ASKED_AAAA
+                                                                 and over_v6)
+                       else ("IPv4", "A") if asked & DNS_ASKED_A else ("IPv6", "AAAA"))
     return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address (the DNS server gives no "
-            "IPv4/IPv6 address for it: no A or AAAA record, as it answers); the agent needs this name: without "
+            f"{family} address for it: no {records} record, as it answers); the agent needs this name: without "
             "its address it cannot connect (fix the resolver or the DNS filter"
             + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
                else "") + ")")
@@ -380,12 +400,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
                     "(fix the resolver or the DNS filter)")
+        over_v6 = ":" in str(row.get("orig_h") or "")
         if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
+                and no_address_counts(row.get("dns_asked"), over_v6) \
                 and _agent_name(row.get("query") or "", rules):
-            # NODATA for a needed name: blocked unless another lookup of it got an address
-            # (_note_resolved, across the table)
+            # NODATA for a needed name (asked for an address it needs): blocked unless another
+            # lookup of it got an address (_note_resolved, across the table)
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                    no_address_detail(row.get("query") or "", ":" in str(row.get("orig_h") or "")))
+                    no_address_detail(row.get("query") or "", over_v6, row.get("dns_asked")))
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
@@ -1865,7 +1887,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
                   "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
-                  "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
+                  "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
@@ -1875,7 +1897,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
+                     "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
 
@@ -1886,7 +1908,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_established", "tls_alert", "dns_rcode", "payload_cut", "proxy_target", "orig_resent",
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
-                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "hello_split", "hello_copies", "unreassembled",
+                  "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")

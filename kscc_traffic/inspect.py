@@ -1387,6 +1387,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["hello_copies"] = repeated("", n)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
+    # (likewise, the address types its matched responses answered questions for: DNS_ASKED_A,
+    # DNS_ASKED_AAAA bits, 0 where none: _udp_dns, and below for DNS over TCP)
+    cols["dns_asked"] = np.zeros(n, np.int64)
     # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
     # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
     cols["dns_mismatch"] = repeated("", n)
@@ -1474,7 +1477,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
-             cols["dns_error_aaaa_only"], cols["dns_mismatch"])
+             cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"])
     _udp_quic(ft, service)
 
     # headers only: a direction's first data not captured at all was not inspected
@@ -2239,7 +2242,8 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
 
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
              rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
-             aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None) -> None:
+             aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None,
+             asked: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -2257,7 +2261,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     answers in more than one response. ``query``/``service``/``rcode``/``addresses``: object
     arrays (n_flows,); ``answers`` is assumed empty. ``aaaa_only`` (when given; bool (n_flows,)):
     True for the flows whose every response with an error code answered an AAAA question (the
-    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others.
+    IPv6 address only: :data:`.dns.TYPE_AAAA`), False for the others. ``asked`` (when given;
+    int64 (n_flows,)): OR-ed in, :data:`DNS_ASKED_A` / :data:`DNS_ASKED_AAAA` for the flows with a
+    response to an A / AAAA question (:func:`asked_bits`).
 
     A response that matches no query of its flow (:func:`stray_responses`: its transaction ID or
     question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
@@ -2308,6 +2314,8 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
             if aaaa_only is not None:
                 aaaa_only[f[bad]] = True
                 aaaa_only[f[bad[m.qtype[kid[bad]] != dns.TYPE_AAAA]]] = False
+    if asked is not None and len(resp):
+        np.bitwise_or.at(asked, f[resp], asked_bits(m.qtype[kid[resp]]))
     count = m.n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -2450,6 +2458,20 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     return m
 
 
+#: ``dns_asked`` bit: a response of the flow answered an A (IPv4 address) question
+DNS_ASKED_A = 1
+#: ``dns_asked`` bit: a response of the flow answered an AAAA (IPv6 address) question
+DNS_ASKED_AAAA = 2
+
+
+def asked_bits(qtypes: np.ndarray) -> np.ndarray:
+    """int64 array (len(qtypes),): for each DNS question type of ``qtypes`` (ints; -1: no
+    question), :data:`DNS_ASKED_A` for an A question, :data:`DNS_ASKED_AAAA` for an AAAA one, 0
+    for any other (HTTPS, SVCB, TXT, PTR…, which ask for no address)."""
+    q = np.asarray(qtypes, np.int64)
+    return np.where(q == dns.TYPE_A, DNS_ASKED_A, np.where(q == dns.TYPE_AAAA, DNS_ASKED_AAAA, 0)).astype(np.int64)
+
+
 def flow_rcode(rcodes) -> str:
     """The ``dns_rcode`` of a flow whose responses had the header RCODEs ``rcodes`` (ints, in
     order of arrival): Zeek's rcode_name (:func:`.dns.rcode_name`) of the first that is not
@@ -2500,7 +2522,8 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     capture order) whose flows are ``flow`` (int array, same length), the DNS responses that
     :func:`_udp_dns` reads for ``dns_rcode`` and ``dns_answers``: per flow its first response,
     its first response that is not NOERROR (and its first such to another question than
-    AAAA: ``dns_error_aaaa_only``), and each response that brings one of its
+    AAAA: ``dns_error_aaaa_only``), its first to an A and to an AAAA question (``dns_asked``),
+    and each response that brings one of its
     ``dns_answers`` addresses first (:func:`flow_addresses`). Those columns are the same from
     these rows alone (what :mod:`kscc_traffic.chunked` carries for a flow still open: at most
     :data:`MAX_DNS_ANSWERS` + 2 responses per flow), less the responses matching no query of
@@ -2548,6 +2571,12 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
         if len(bad):
             _, first = np.unique(f[bad], return_index=True)
             out[at[bad[first]]] = True
+    # (and its first response to an A and to an AAAA question: dns_asked)
+    for t in (dns.TYPE_A, dns.TYPE_AAAA):
+        to = resp[m.qtype[m.kid[resp]] == t]
+        if len(to):
+            _, first = np.unique(f[to], return_index=True)
+            out[at[to[first]]] = True
     ans = resp[m.n_res[m.kid[resp]] > 0]
     if len(ans):
         _, need = flow_addresses(f[ans], m.kid[ans], m.addrs)
@@ -2658,6 +2687,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                     resolved = dns.resolved_names(msg)
                     got.append((ts, fno, side, len(got), msg.rcode,
                                 tuple(dict.fromkeys(a for a, _ in resolved))))
+                    if msg.questions:
+                        cols["dns_asked"][f] |= int(asked_bits(np.array([msg.questions[0][1]]))[0])
                     answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a

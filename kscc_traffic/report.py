@@ -811,6 +811,20 @@ MAX_JOIN_GROUPS = 5
 #: destinations of IGMP flows that are no group joined: the all-hosts and all-routers groups
 #: (queries, leaves) and the IGMPv3 reports' address (the groups are inside)
 _NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
+#: groups every operating system joins for its own services, never a distribution point's: SSDP
+#: (239.255.255.250, Windows and UPnP devices) and SLP (239.255.255.253); the Local Network
+#: Control Block 224.0.0.0/24 (mDNS 224.0.0.251, LLMNR 224.0.0.252…) is never routed, so
+#: no distribution point on another subnet sends there either (:func:`os_group`)
+_OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253"})
+
+
+def os_group(group) -> bool:
+    """Whether an IGMPv2 report's group (``resp_h`` text) is one the operating system joins for
+    its own services (:data:`_OS_GROUPS`, or in 224.0.0.0/24 but for 224.0.0.22, where IGMPv3
+    reports go with their groups inside): a report for it says nothing of a distribution point's
+    multicast (:func:`group_joins`)."""
+    g = str(group)
+    return g in _OS_GROUPS or (g.startswith("224.0.0.") and g != "224.0.0.22")
 
 
 def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
@@ -818,8 +832,10 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     the groups they name, sorted, at most :data:`MAX_JOIN_GROUPS`). IGMP flows (``proto`` igmp)
     not to the all-hosts/all-routers groups (224.0.0.1, .2), and ICMPv6 to ff02::16 (MLDv2
     reports); an IGMPv2 report goes to its group (``resp_h``, named), an IGMPv3 one to 224.0.0.22
-    with its groups inside (not read: none named). (0, ()) when the table lacks ``proto`` or
-    ``resp_h``."""
+    with its groups inside (not read: none named). An IGMPv2 report for a group the operating
+    system joins for its own services (:func:`os_group`: SSDP, mDNS, LLMNR…) is not counted: a
+    Windows host's SSDP join is no sign of a distribution point's multicast. (0, ()) when the
+    table lacks ``proto`` or ``resp_h``."""
     if not len(flows) or "proto" not in flows or "resp_h" not in flows:
         return 0, ()
     proto = flows["proto"].to_numpy(dtype=object)
@@ -829,7 +845,7 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     dst = flows["resp_h"].to_numpy(dtype=object)
     at = np.flatnonzero(igmp)
     dests = dst[at].tolist()
-    joined = [x for x in dests if x not in ("224.0.0.1", "224.0.0.2")]
+    joined = [x for x in dests if not os_group(x)]
     mld = int(np.count_nonzero(dst[np.flatnonzero(icmp)] == "ff02::16"))
     groups = tuple(sorted({str(x) for x in joined if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
     return len(joined) + mld, groups

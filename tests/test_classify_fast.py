@@ -207,6 +207,9 @@ ROW_FIELDS = {
     "tls_alert": st.sampled_from(["", "", "server: handshake_failure (40)"]),
     "query": NAMES,
     "dns_rcode": st.sampled_from(["", "", "NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL", "\x1b[31m"]),
+    # (NODATA judged by the question's type: dns_asked's A / AAAA bits; review 29)
+    "dns_answers": st.sampled_from(["", "", "", "203.0.113.10", "0.0.0.0"]),
+    "dns_asked": st.sampled_from([0, 1, 2, 3]),
     "payload_cut": st.booleans(),
     "proxy_target": st.sampled_from(["", "", "", "eu1.ksc.kaspersky.com:23101", "[2001:db8::1]:443", "a:b",
                                      "x.kaspersky.com:3128", "http://crl.digicert.com:80"]),
@@ -294,7 +297,7 @@ NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "o
                  "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
                  "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64",
-                 "tls_close_wait_s": "float64", "tls_close_served": "int64"}
+                 "tls_close_wait_s": "float64", "tls_close_served": "int64", "dns_asked": "int64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:

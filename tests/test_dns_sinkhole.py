@@ -64,7 +64,7 @@ def test_answers_and_sinkholes_whole_chunked_and_over_tcp(tmp_path):
         50003: ("203.0.113.10;203.0.113.11", "ok", ""),             # distinct, in answer order
         # (NOERROR with no address, the only lookup of a needed name: blocked; newcomer 28 F2)
         50004: ("", "blocked", "DNS answer NOERROR with no address for eu5.ksc.kaspersky.com: no lookup of it in the "
-                "capture got an address (the DNS server gives no IPv4/IPv6 address for it: no A or AAAA record, as "
+                "capture got an address (the DNS server gives no IPv4 address for it: no A record, as "
                 "it answers); the agent needs this name: without its address it cannot connect (fix the resolver or "
                 "the DNS filter)"),
         51000: ("0.0.0.0", "blocked", "DNS answer 0.0.0.0 for eu1.ksc.kaspersky.com" + hole + need),

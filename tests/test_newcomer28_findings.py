@@ -248,3 +248,37 @@ def test_joined_the_group_but_no_multicast_datagram(tmp_path, kind):
     flows = analyze(write(tmp_path, sorted(base + _joins(kind) + dgram), name=f"{kind}_dg.pcap"))
     row = readiness(flows, rules).set_index("rule").loc["dp_multicast"]
     assert row["status"] != "not seen" and row["status_note"] == ""
+
+
+def test_joins_of_the_systems_own_groups_make_no_multicast_note(tmp_path):
+    """IGMPv2 reports for the groups every operating system joins for its own services (SSDP
+    239.255.255.250, SLP, mDNS 224.0.0.251, LLMNR 224.0.0.252: a Windows host's) beside a working
+    agent: dp_multicast is "not seen" with no join note (review 29: they made the note and its
+    multicast-routing advice on ordinary captures); the KSC-looking group beside them still makes it,
+    named alone."""
+    from scapy.all import IP, Ether
+    from scapy.contrib.igmp import IGMP
+    from chunkcmp import write
+    from kscc_traffic import analyze, readiness
+    from kscc_traffic.report import TableSummary, group_joins, os_group
+    from test_newcomer27_advice import _ok
+
+    def report(group, t):
+        return (t, bytes(Ether(src="02:00:00:00:00:10") / IP(src="192.0.2.10", dst=group, ttl=1)
+                         / IGMP(type=0x16, gaddr=group)))
+
+    assert [os_group(g) for g in ("239.255.255.250", "224.0.0.251", "224.0.0.22", "239.192.0.15")] == \
+        [True, True, False, False]
+    rules = load_rules()
+    own = [report(g, 1030.0 + i) for i, g in enumerate(("239.255.255.250", "239.255.255.253", "224.0.0.251",
+                                                          "224.0.0.252"))]
+    flows = analyze(write(tmp_path, sorted(_ok(1.0, 40000) + own), name="own.pcap"))
+    assert group_joins(flows) == (0, ())
+    for chk in (readiness(flows, rules), TableSummary.of(flows).readiness(rules)):
+        row = chk.set_index("rule").loc["dp_multicast"]
+        assert (row["status"], row["status_note"]) == ("not seen", "")
+    flows = analyze(write(tmp_path, sorted(_ok(1.0, 40000) + own + [report("239.192.0.15", 1040.0)]),
+                          name="both.pcap"))
+    assert group_joins(flows) == (1, ("239.192.0.15",))
+    row = readiness(flows, rules).set_index("rule").loc["dp_multicast"]
+    assert row["status_note"] == "joined a multicast group by IGMP/MLD, no datagram received"

@@ -607,7 +607,12 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                  "reasons": "", "fix": ""} if x["flows"] and x["status"] != "not seen" else x for x in rows]
     elif len(flows) and "proto" in flows and "resp_h" in flows:
         # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
-        igmp = (flows["proto"] == "igmp") & ~flows["resp_h"].isin(["224.0.0.1", "224.0.0.2"])
+        # (not the groups the system joins for its own services: 224.0.0.0/24 but the IGMPv3
+        # reports' 224.0.0.22, SSDP, SLP; review 29)
+        dest = flows["resp_h"].astype(str)
+        own = (dest.str.startswith("224.0.0.") & (dest != "224.0.0.22")) | dest.isin(["239.255.255.250",
+                                                                                    "239.255.255.253"])
+        igmp = (flows["proto"] == "igmp") & ~own
         joins = int((igmp | ((flows["proto"] == "icmp") & (flows["resp_h"] == "ff02::16"))).sum())
         groups = sorted(set(flows.loc[igmp, "resp_h"]) - {"224.0.0.1", "224.0.0.2", "224.0.0.22"})[:5]
         for i, (x, r) in enumerate(zip(rows, rules.rules)):

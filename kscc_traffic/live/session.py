@@ -136,7 +136,7 @@ class Timeouts:
 class _Flow:
     __slots__ = ("fid", "key", "tkey", "proto", "first_ts", "last_ts", "recs", "pays", "npay",
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
-                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "fr", "plain0", "quiet_at",
+                 "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
                  "fafter")
 
@@ -166,6 +166,7 @@ class _Flow:
         self.dns_resp = False         # a DNS response datagram is among the kept packets
         self.dns_err = False          # ... one whose RCODE is not NOERROR
         self.dns_addrs: dict[str, None] = {}  # the answer addresses of those kept (dns_answers)
+        self.dns_kept: set = set()    # ... kinds of them kept: ("err", not AAAA), ("q", A or AAAA)
         self.fr = [False, False]      # a FIN or RST sent, per direction
         # a TCP packet without SYN/FIN/RST or payload kept, per direction: the first, and the
         # first after the other direction's FIN/RST (what Zeek's endpoint state machine reads:
@@ -195,13 +196,24 @@ class _Flow:
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
         ``dns_answers`` that the responses kept so far do not (its first response, its first
-        that is not NOERROR, an address not yet answered, up to
-        :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS`: what
+        that is not NOERROR and its first such to another question than AAAA
+        (``dns_error_aaaa_only``), its first to an A and to an AAAA question (``dns_asked``), an
+        address not yet answered, up to :data:`~kscc_traffic.inspect.MAX_DNS_ANSWERS`: what
         :func:`kscc_traffic.inspect.dns_response_rows` keeps); counts it as kept if so."""
         brings = not self.dns_resp
         self.dns_resp = True
         if msg.rcode and not self.dns_err:
             brings = self.dns_err = True
+        qtype = msg.questions[0][1] if msg.questions else -1
+        kinds = []
+        if msg.rcode and qtype != dns.TYPE_AAAA:
+            kinds.append(("err", 0))
+        if qtype in (dns.TYPE_A, dns.TYPE_AAAA):
+            kinds.append(("q", qtype))
+        for k in kinds:
+            if k not in self.dns_kept:
+                self.dns_kept.add(k)
+                brings = True
         have = self.dns_addrs
         if len(have) < MAX_DNS_ANSWERS:
             for a, _ in dns.resolved_names(msg):
