@@ -52,19 +52,54 @@ class Format(str, Enum):
     csv = "csv"
 
 
-class FailOn(str, Enum):
-    flagged = "flagged"
-    blocked = "blocked"
-
-
 #: ``--fail-on``, one option object for analyze, report and live
-_FAIL_ON_HELP = ("exit status 1 when a flow is: flagged (blocked or unexpected; default) or "
-                 "blocked (unexpected flows, such as a browser's HTTPS to other hosts on 443, "
-                 "cleartext on a TLS port (not_tls) or a name outside the host mask, then give 0)")
+_FAIL_ON_HELP = ("exit status 1 when (repeatable, or a comma list; any one that holds fails): flagged, a flow is "
+                 "blocked or unexpected (the default); blocked, a flow is blocked (unexpected flows, such as a "
+                 "browser's HTTPS to other hosts on 443, cleartext on a TLS port (not_tls) or a name outside the "
+                 "host mask, then give 0); no-ksc, no flow is KSC agent traffic (the report's 'No KSC agent "
+                 "traffic' headline, or nothing captured: the wrong machine or the wrong time), over all the "
+                 "captures given. E.g. --fail-on flagged,no-ksc")
 
 
 def _fail_on_option():
-    return typer.Option(FailOn.flagged, "--fail-on", help=_FAIL_ON_HELP)
+    return typer.Option([], "--fail-on", metavar="WHAT[,…]", help=_FAIL_ON_HELP)
+
+
+def _fail_on(given: List[str]) -> frozenset:
+    """The conditions of ``--fail-on`` (each given any number of times, each value a comma list;
+    :func:`kscc_traffic.output.fail_on_set`), ``{"flagged"}`` when none is given; an unknown
+    value is a usage error (``Error: Invalid value for '--fail-on': …``, the valid values
+    listed; status 2)."""
+    from .output import FAIL_ON_CHOICES, fail_on_set
+    out = fail_on_set(given)
+    if given and not out:
+        raise _click_exceptions().BadParameter(f"give one or more of: {', '.join(FAIL_ON_CHOICES)}",
+                                               param_hint="'--fail-on'")
+    bad = sorted(out - set(FAIL_ON_CHOICES))
+    if bad:
+        raise _click_exceptions().BadParameter(
+            f"unknown condition {', '.join(repr(escape_terminal(b)) for b in bad)}; valid: {', '.join(FAIL_ON_CHOICES)}",
+            param_hint="'--fail-on'")
+    return out or frozenset({"flagged"})
+
+
+#: the stderr line of a run that ends with status 1 because no flow is KSC agent traffic
+#: (``--fail-on no-ksc``): said also when the report goes to a file (JSON Lines, CSV, HTML)
+NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or a KSC-only port "
+               "(captured on the wrong machine, or at the wrong time?): exit status 1 (--fail-on no-ksc)")
+
+
+def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> int:
+    """The run's exit status from its flagged ``verdicts``
+    (:func:`kscc_traffic.output.flagged_verdicts`), the ``--fail-on`` conditions and whether a
+    flow is KSC agent traffic (``ksc``, over all ``captures``): :data:`EXIT_FLAGGED` or
+    :data:`EXIT_OK`. When ``no-ksc`` is what fails the run, one ``Warning:`` line on stderr
+    (:data:`NO_KSC_LINE`) says so."""
+    from .output import NO_KSC, fails
+    failed = fails(verdicts, fail_on, ksc)
+    if failed and not ksc and NO_KSC in fail_on:
+        _say("Warning", NO_KSC_LINE.format(what="in the capture" if captures <= 1 else "in these captures"))
+    return EXIT_FLAGGED if failed else EXIT_OK
 
 
 class FileEngine(str, Enum):
@@ -129,9 +164,10 @@ def _console(file=None) -> Console:
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
-          hint: str = "", fail_on: "FailOn" = FailOn.flagged) -> None:
+          hint: str = "", fail_on: frozenset = frozenset({"flagged"})) -> None:
     """Write the final report (table, JSONL or CSV; to ``output`` or stdout) and exit with the
-    verdict's status: 1 when a flow is blocked or unexpected (``fail_on`` blocked: blocked), else 0. ``capture_filter``: a
+    verdict's status (:func:`_exit_status` under the ``--fail-on`` conditions ``fail_on``: by default 1
+    when a flow is blocked or unexpected, else 0). ``capture_filter``: a
     custom filter the flows were captured with (the table says what it left out). Ctrl-C or
     SIGTERM while writing: the ``Interrupted:`` line of :func:`_interrupted` (``hint`` added to
     it) and :data:`EXIT_INTERRUPTED`."""
@@ -155,10 +191,9 @@ def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filt
     finally:
         if target:
             target.discard()
-    from .output import fails, flagged_verdicts
+    from .output import flagged_verdicts
     from .report import any_ksc
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
-                     else EXIT_OK)
+    raise typer.Exit(_exit_status(flagged_verdicts(flows), fail_on, any_ksc(flows, ruleset)))
 
 
 def _write_failed(e: OSError, output: Optional[Path]) -> "typer.Exit":
@@ -265,7 +300,7 @@ def analyze(
                                   help="MiB of a capture read at a time: more is faster and takes "
                                        "more memory (16: ~265-290 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
-    fail_on: FailOn = _fail_on_option(),
+    fail_on: List[str] = _fail_on_option(),
     verdict: List[str] = typer.Option([], "--verdict", metavar="VERDICT[,…]", help=(
         "write only the flows with these verdicts (repeatable, or a comma list): ok, blocked, unexpected, "
         "unclassified. With --purpose and --reason: the rows that pass all three. The JSONL/CSV rows and the "
@@ -287,6 +322,7 @@ def analyze(
     from .output import FlowSink
     from .parallel import analyze_each
 
+    fail_on = _fail_on(fail_on)
     skip_or_fail = _skip_or_fail(lenient)
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
     output = _stdout_dash(output)
@@ -351,7 +387,7 @@ def analyze(
     finally:
         if target:
             target.discard()              # nothing left to do after a commit
-    raise typer.Exit(EXIT_FLAGGED if sink.fails(fail_on.value) else EXIT_OK)
+    raise typer.Exit(_exit_status(sink.verdicts, fail_on, sink.ksc, analysed))
 
 
 def _flow_filter(verdicts: List[str], purposes: List[str], reasons: List[str], ruleset):
@@ -704,7 +740,7 @@ def report(
     lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
     file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
-    fail_on: FailOn = _fail_on_option(),
+    fail_on: List[str] = _fail_on_option(),
 ) -> None:
     """Write one self-contained HTML report of the captures.
 
@@ -714,6 +750,7 @@ def report(
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
+    fail_on = _fail_on(fail_on)
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
     skip_or_fail = _skip_or_fail(lenient, skipped)
     captures, folder_notes = _capture_paths(captures, skip_or_fail)
@@ -770,10 +807,9 @@ def report(
                  if regular else "is incomplete")
         _say("Interrupted", f"{path_text(html)} {state}")
         raise typer.Exit(EXIT_INTERRUPTED)
-    from .output import fails, flagged_verdicts
+    from .output import flagged_verdicts
     from .report import any_ksc
-    raise typer.Exit(EXIT_FLAGGED if fails(flagged_verdicts(flows), fail_on.value, any_ksc(flows, ruleset))
-                     else EXIT_OK)
+    raise typer.Exit(_exit_status(flagged_verdicts(flows), fail_on, any_ksc(flows, ruleset), len(read)))
 
 
 @app.command()
@@ -802,7 +838,7 @@ def live(
     format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
-    fail_on: FailOn = _fail_on_option(),
+    fail_on: List[str] = _fail_on_option(),
     verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
                                  help="print the whole default capture filter at the start (else: how many "
                                       "ports it covers; rules --bpf prints it)"),
@@ -811,6 +847,7 @@ def live(
     from .live.sources import default_interface
     from .live.sources import list_interfaces as interfaces
 
+    fail_on = _fail_on(fail_on)
     if list_interfaces:
         default = default_interface()
         for name in interfaces():

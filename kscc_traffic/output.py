@@ -32,6 +32,20 @@ FLAGGED_VERDICTS = ("blocked", "unexpected")
 #: asks "is anything blocked?" on a workstation capture, whose browser traffic on 80/443 to
 #: other hosts is ``unexpected``/``host_mismatch``)
 FAIL_ON = {"flagged": FLAGGED_VERDICTS, "blocked": ("blocked",)}
+#: the ``--fail-on`` condition that holds when no flow is KSC agent traffic (the report's "No KSC
+#: agent traffic" headline, no flow at all included: a capture taken on the wrong machine, a
+#: ``live`` run that captured nothing)
+NO_KSC = "no-ksc"
+#: every ``--fail-on`` condition, in the order the help gives them
+FAIL_ON_CHOICES = (*FAIL_ON, NO_KSC)
+
+
+def fail_on_set(fail_on) -> frozenset:
+    """The ``--fail-on`` conditions of ``fail_on``: one name, a comma list (``"flagged,no-ksc"``)
+    or an iterable of either; a frozenset of names of :data:`FAIL_ON_CHOICES` (not checked here:
+    :func:`fails` raises KeyError for another)."""
+    parts = [fail_on] if isinstance(fail_on, str) else list(fail_on)
+    return frozenset(v.strip() for x in parts for v in x.split(",") if v.strip())
 
 
 def flagged_verdicts(flows: pd.DataFrame) -> frozenset:
@@ -42,13 +56,18 @@ def flagged_verdicts(flows: pd.DataFrame) -> frozenset:
     return frozenset(v for v in FLAGGED_VERDICTS if (flows["verdict"] == v).any())
 
 
-def fails(verdicts, fail_on: str = "flagged", ksc: bool = True) -> bool:
+def fails(verdicts, fail_on="flagged", ksc: bool = True) -> bool:
     """Whether flagged ``verdicts`` (:func:`flagged_verdicts`) make the exit status 1 under
-    ``--fail-on fail_on`` (a key of :data:`FAIL_ON`; KeyError for another). ``ksc`` False: no flow
-    is KSC agent traffic (the report's "No KSC agent traffic" headline,
-    :func:`kscc_traffic.report.no_ksc_traffic`): the flagged flows are other programs', never a
-    failure (newcomer 28 F4)."""
-    return ksc and any(v in verdicts for v in FAIL_ON[fail_on])
+    ``--fail-on fail_on`` (its conditions, :func:`fail_on_set`: keys of :data:`FAIL_ON` and
+    :data:`NO_KSC`, any one that holds fails; KeyError for another). ``ksc`` False: no flow is KSC
+    agent traffic (the report's "No KSC agent traffic" headline,
+    :func:`kscc_traffic.report.no_ksc_traffic`, or no flow at all): the flagged flows are other
+    programs', never a failure (newcomer 28 F4), and only :data:`NO_KSC` fails (newcomer 28 F5)."""
+    wanted = fail_on_set(fail_on)
+    listed = [FAIL_ON[w] for w in sorted(wanted - {NO_KSC})]
+    if not ksc:
+        return NO_KSC in wanted
+    return any(v in verdicts for vs in listed for v in vs)
 
 
 def ksc_seen(flows: pd.DataFrame, purposes: frozenset) -> bool:
@@ -202,9 +221,9 @@ class FlowSink:
         """A flow written so far is blocked or unexpected."""
         return bool(self.verdicts)
 
-    def fails(self, fail_on: str = "flagged") -> bool:
+    def fails(self, fail_on="flagged") -> bool:
         """Whether the flows written so far make the exit status 1 under ``--fail-on fail_on``
-        (:func:`fails`: never when none of them is KSC agent traffic)."""
+        (:func:`fails`: when none of them is KSC agent traffic, only with :data:`NO_KSC`)."""
         return fails(self.verdicts, fail_on, self.ksc)
 
     def render(self) -> Render | None:
