@@ -1,8 +1,9 @@
 """The ``kscc-traffic`` command line. Thin: each command calls the library once and maps our
 exceptions to exit codes here, and only here.
 
-Exit status: 0 nothing blocked or unexpected; 1 something is; 2 the input is unusable (missing
-file, not a capture, bad rules file) — with a one-line ``Error: …`` on stderr, never a traceback.
+Exit status: 0 nothing blocked or unexpected; 1 something is (or another ``--fail-on`` condition
+holds: ``no-ksc``, no KSC agent traffic); 2 the input is unusable (missing file, not a capture, bad
+rules file) — with a one-line ``Error: …`` on stderr, never a traceback.
 """
 from __future__ import annotations
 

@@ -518,7 +518,7 @@ def test_fail_on_blocked_ignores_unexpected_flows(fmt, tmp_path):
     assert run("report", unexpected, "--html", tmp_path / "r.html", "--fail-on", "blocked").returncode == 0
     assert run("report", unexpected, "--html", tmp_path / "r.html").returncode == 1
     bad = run("analyze", unexpected, "--fail-on", "never")
-    assert bad.returncode == 2 and "'never' is not one of 'flagged', 'blocked'" in bad.stderr
+    assert bad.returncode == 2 and "unknown condition 'never'; valid: flagged, blocked, no-ksc" in bad.stderr
 
 
 def test_an_explicit_columns_sets_the_width_of_tables_in_a_pipe():
