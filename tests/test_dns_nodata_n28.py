@@ -84,3 +84,64 @@ def test_names_the_agent_does_not_need_stay_ok_and_are_told_apart(tmp_path):
     d = _dns(assert_same(write(tmp_path, recs), [2048]))
     by = dict(zip(d["query"], d["verdict"]))
     assert by == {"www.example.com": "ok", NAME: "blocked"}
+
+
+# --- NODATA only for an address question (newc-a, session 28) -------------------------------------
+# A NOERROR answer with no address to an HTTPS (type 65) question, as browsers and
+# systemd-resolved ask beside A/AAAA, says nothing of the name's addresses: the flow carries
+# dns_other_qtypes (no response of it answered an A or AAAA question) and stays ok.
+
+HTTPS = 65
+
+
+def _cli(path, *args):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(path), "-f", "jsonl", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def _cli_dns(path, *args):
+    import json
+    p = _cli(path, *args)
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    return p.returncode, [(r["query"], r["verdict"], r["reason"]) for r in rows if r["purpose"] == "dns"]
+
+
+@pytest.mark.parametrize("ip", [V4, V6])
+def test_https_question_without_an_address_alone_is_not_blocked(tmp_path, monkeypatch, ip):
+    recs = sum((_lookup(100.0 + 2 * i, HTTPS, 53060 + i, ip, qid=0x200 + i) for i in range(3)), [])
+    path = write(tmp_path, recs + _filler(90.0, 120.0))
+    w = assert_same(path, [4096, 16384])
+    assert_live_same(path, monkeypatch, step=7)
+    d = _dns(w)
+    assert d.verdict.tolist() == ["ok"] * 3 and d.reason.tolist() == [""] * 3 and d.detail.tolist() == [""] * 3
+    assert d.dns_rcode.tolist() == ["NOERROR"] * 3 and d.dns_answers.tolist() == [""] * 3
+    for chunk in ((), ("--chunk-mib", "1"), ("-j", "2")):
+        assert _cli_dns(path, *chunk) == (0, [(NAME, "ok", "")] * 3)
+
+
+def test_an_a_question_without_an_address_beside_https_ones_is_still_blocked(tmp_path, monkeypatch):
+    # one flow (the same source port, as a stub resolver asks): 30 HTTPS lookups with no
+    # address, then an A lookup with none either, then three HTTPS lookups more: the A response
+    # is past the packets a chunked or live reading keeps of any flow (its first packets, its
+    # first streams.MAX_SEGMENTS + 1 with payload per direction) and must be carried to the
+    # flow's end in later chunks (inspect.dns_response_rows, live _Flow.dns_brings); and a flow
+    # of its own with an HTTPS lookup only (ok)
+    recs = sum((_lookup(100.0 + 0.3 * i, HTTPS, 53070, V4, qid=0x300 + i) for i in range(30)), [])
+    recs += _lookup(109.5, "A", 53070, V4, qid=0x340)
+    recs += sum((_lookup(110.0 + i, HTTPS, 53070, V4, qid=0x341 + i) for i in range(3)), [])
+    recs += _lookup(101.0, HTTPS, 53071, V4, qid=0x320)
+    path = write(tmp_path, recs + _filler(90.0, 130.0))
+    w = assert_same(path, [4096, 16384])
+    assert_live_same(path, monkeypatch, step=5)
+    d = _dns(w)
+    by = dict(zip(d.orig_p, zip(d.verdict, d.reason)))
+    assert by == {53070: ("blocked", "rejected"), 53071: ("ok", "")}
+    (detail,) = d.loc[d.orig_p == 53070, "detail"]
+    assert detail.startswith(f"{DNS_NO_ADDRESS}{NAME}: no lookup of it in the capture got an address")
+    for chunk in ((), ("--chunk-mib", "1")):
+        rc, got = _cli_dns(path, *chunk)
+        assert (rc, sorted(got)) == (1, [(NAME, "blocked", "rejected"), (NAME, "ok", "")])
+

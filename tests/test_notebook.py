@@ -228,8 +228,15 @@ def test_dns_errors_section_lists_error_answers_and_sinkholes(kernel_env, tmp_pa
     import test_dns_sinkhole
     (tmp_path / "r").mkdir()
     (tmp_path / "s").mkdir()
+    # (and a needed name's HTTPS (type 65) lookups answered with no address: no NODATA for its
+    # addresses, not listed; newc-a, session 28)
+    import test_dns_nodata_n28 as nd
+    from chunkcmp import write
+    (tmp_path / "h").mkdir()
+    https = write(tmp_path / "h", sum((nd._lookup(50.0 + i, nd.HTTPS, 53090 + i, name="eu6.ksc.kaspersky.com",
+                                                  qid=i) for i in range(2)), []), name="https.pcap")
     caps = [test_dns_rcode._capture(tmp_path / "r"), test_dns_sinkhole._capture(tmp_path / "s"),
-            ROOT / "samples" / "captures" / "hostile_names.pcap"]
+            ROOT / "samples" / "captures" / "hostile_names.pcap", https]
     nb = _run(caps)
     flows = kscc_traffic.analyze(caps)
     got = _check_dns_errors(nb, flows)
@@ -247,6 +254,7 @@ def test_dns_errors_section_lists_error_answers_and_sinkholes(kernel_env, tmp_pa
         ("eu5.ksc.kaspersky.com", "NOERROR", "", "blocked", "rejected"),
         ("nul\\x00tab\\x09cr\\x0dlf\\x0a.example.net", "NXDOMAIN", "", "ok", "")])  # another name
     assert [r[3] for r in got] == ["blocked"] * 10 + ["ok"]                      # blocked first
+    assert (flows["query"] == "eu6.ksc.kaspersky.com").sum() == 2       # (analysed, not listed)
     out = _text(_tagged(nb, "dns-errors")[0])
     assert "the agent needs this name" in out and "a sinkhole address" in out
 
