@@ -767,19 +767,23 @@ def _first_of(table: AddressTtls, at: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(at >= 0, table.ts[k], _NO_ROW), np.where(at >= 0, table.ttl[k], _NO_ROW)
 
 
-def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarray:
+def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
+                   waiting: np.ndarray | None = None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
-    TTL (IPv6: hop limit) against the first packet that is no reset the same address sent before
-    it on any flow (:func:`address_ttls` of these packets and ``prior``: an ACK, data; no SYN-ACK,
-    which a SYN proxy may have sent for the server with its own resets' TTL): fewer
-    hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
-    the same TTL — most likely the server's own stack (:data:`REFUSED_OWN_MEANS`: nothing listens on
-    the port there, or its host firewall). No hint when the
-    address sent nothing else before the reset (a chunked or live analysis may have let the flow go
-    before a later packet of the address is read: only earlier ones count, so every analysis gives
-    the same answer), nor for a reset from farther or with another initial TTL at the same
-    distance (nothing said)."""
+    TTL (IPv6: hop limit) against the first packet that is no reset the same address sent on any
+    flow, before or after the reset (:func:`address_ttls` of these packets and ``prior``: an ACK,
+    data; no SYN-ACK, which a SYN proxy may have sent for the server with its own resets' TTL):
+    :func:`refused_hint` (fewer hops, a firewall refusing the port; the same TTL, most likely the
+    server's own stack). No hint when the address sent nothing else in these packets nor
+    ``prior``, nor for a reset from farther or with another initial TTL at the same distance
+    (nothing said). Packet order does not matter (newcomer 29 F2: an agent tries 23101 first and
+    443 later, or the other way round): a chunked or live analysis whose flow leaves before the
+    address's later packets are read holds it back (:data:`REFUSED_WAIT`).
+
+    :param waiting: an object array of ``n`` (filled in place) or None: where the address sent
+        nothing else in these packets nor ``prior`` (a refused flow whose reset has a TTL),
+        ``(ipver, src_hi, src_lo, ttl)`` of its reset (ints), for :func:`refused_hint_later`."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -812,19 +816,54 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
     ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
     t = c["ttl"][rows].astype(np.int64)
-    said = (t >= 0) & (ts_ref < c["ts_ns"][rows].astype(np.int64))      # (_NO_ROW is never earlier)
+    said = (t >= 0) & (ts_ref != _NO_ROW)      # (before or after the reset: newcomer 29 F2)
+    if waiting is not None:
+        for k in np.flatnonzero((t >= 0) & (ts_ref == _NO_ROW)).tolist():
+            waiting[int(pf[rows[k]])] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k]))
     t_ref = np.where(said, t_ref, t)
     h, h_ref = _hops(t), _hops(t_ref)
     for k in np.flatnonzero(said & ((t == t_ref) | (h < h_ref))).tolist():
-        f, tk, tr = int(pf[rows[k]]), int(t[k]), int(t_ref[k])
-        field_name = "hop limit" if ver[k] == 6 else "TTL"
-        if tk == tr:
-            out[f] = f"{REFUSED_OWN}{field_name} ({tk}, as its packets on other connections): {REFUSED_OWN_MEANS}"
-        else:
-            d = int(h_ref[k] - h[k])
-            out[f] = (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
-                      f"{tk} vs {tr} on the server's packets on other connections): a firewall refuses the port")
+        out[int(pf[rows[k]])] = refused_hint(int(ver[k]), int(t[k]), int(t_ref[k]))
     return out
+
+
+def refused_hint(ver: int, ttl: int, ref: int) -> str:
+    """The hint of a SYN answered by a reset of TTL (IPv6: hop limit) ``ttl`` from an address
+    whose first packet that is no reset came with ``ref`` (ints; ``ver`` 4 or 6): the same,
+    :data:`REFUSED_OWN` (most likely the server's own answer); from fewer hops (:func:`_hops`),
+    a device :data:`REFUSED_NEARER` (a firewall refusing the port); else '' (farther, or
+    another initial TTL at the same distance)."""
+    field_name = "hop limit" if ver == 6 else "TTL"
+    if ttl == ref:
+        return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {REFUSED_OWN_MEANS}"
+    h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
+    if h >= h_ref:
+        return ""
+    d = h_ref - h
+    return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
+            f"{ttl} vs {ref} on the server's packets on other connections): a firewall refuses the port")
+
+
+#: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl)`` ints) of a SYN answered
+#: by a reset whose sender sent no other packet in the packets read so far (:func:`_refused_hints`):
+#: a chunked or live analysis holds such a flow until one comes or the capture ends, then gives
+#: it :func:`refused_hint_later` (newcomer 29 F2)
+REFUSED_WAIT = "refused_wait"
+
+
+def refused_hint_later(wait, ttls) -> str:
+    """The hint of a held refused flow (its :data:`REFUSED_WAIT` value ``wait``) from ``ttls``
+    (:func:`address_ttls` of the capture so far: an :class:`AddressTtls` or a dict as it maps):
+    as :func:`refused_hint` with its sender's first packet; '' when ``ttls`` holds none (or
+    ``wait`` is not a tuple)."""
+    if not isinstance(wait, tuple):
+        return ""
+    ver, hi, lo, ttl = wait
+    try:
+        _, ref = AddressTtls.of(ttls)[(ver, hi, lo)]
+    except KeyError:
+        return ""
+    return refused_hint(ver, ttl, ref)
 
 
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
@@ -1412,7 +1451,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["reset_hint"] = _reset_hints(ft, n)
     # (and, for a SYN answered by a reset, whose it is: the TTL of the address's other packets)
     # (appended to the reset's hint, "; " between: only the few flows with one are joined)
-    refused = _refused_hints(ft, n, ttls)
+    # (and for a chunked or live analysis, not for classify: such a flow whose reset's sender sent
+    # nothing else yet, REFUSED_WAIT)
+    cols[REFUSED_WAIT] = np.full(n, None, object)
+    refused = _refused_hints(ft, n, ttls, cols[REFUSED_WAIT])
     hint = cols["reset_hint"]
     for i in np.flatnonzero(refused.astype(bool)).tolist():
         hint[i] = f"{hint[i]}; {refused[i]}" if hint[i] else refused[i]
