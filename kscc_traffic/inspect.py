@@ -1852,12 +1852,26 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     client's first ``MAX_SEGMENTS + 1`` data segments, all that are read, end before it), else
     ''. A ClientHello that large
     (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
-    on. Reads the client's first data segments, which a chunked or live analysis keeps."""
+    on. Reads the client's first data segments, which a chunked or live analysis keeps.
+
+    When the server, having sent no data, acknowledged some of the record's segments but never
+    its rest, which the client sent again (newcomer 29 F6), the text goes on with
+    :data:`HELLO_UNACKED` and what that tells: something on the path drops the later segment, an
+    MTU/MSS problem when it is larger than every one delivered (the server's furthest
+    acknowledgement and its first data segment are kept by every analysis)."""
     out = np.full(len(flows), "", object)
     c = ft.packets.cols
     where = {int(x): k for k, x in enumerate(flows.tolist())}
     buf = ft.packets.buf
     also = (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool)
+    # (the server's packets acknowledging something, and whether it sent data)
+    back = ~np.asarray(ft.pkt_from_orig, bool) & ((c["tcp_flags"] & ACK) != 0)
+    acks: dict[int, list[int]] = {}
+    talked: set[int] = set()
+    for fl, rs in _tcp_rows_by_flow(ft, flows, back).items():
+        acks[fl] = [int(c["ack"][r]) for r in rs]       # (relative below, modulo 2**32)
+        if any(int(c["payload_len"][r]) > 0 for r in rs):
+            talked.add(fl)
     for fl, rs in _tcp_rows_by_flow(ft, flows, also).items():
         r0 = rs[0]
         o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
@@ -1873,8 +1887,35 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
             more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
-            out[where[fl]] = f"{size:,} bytes in {more}{k} segments"
+            out[where[fl]] = f"{size:,} bytes in {more}{k} segments" + _unacked_rest(
+                size, rel, [int(c["payload_len"][r]) for r in rs],
+                max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
+                if fl not in talked else -1)
     return out
+
+
+#: what follows ``"<n> bytes in <k> segments"`` (``hello_split``) when the server acknowledged only
+#: the first part of a split ClientHello (:func:`_hello_split`; classify words the detail on it)
+HELLO_UNACKED = ", of which the server acknowledged only the first "
+
+
+def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str:
+    """The rest of ``hello_split`` for a ClientHello record of ``size`` bytes sent in segments at
+    ``rel`` (sequence offsets from its first byte) of ``plen`` bytes, of which the server
+    acknowledged up to ``acked`` (-1: unknown, or the server sent data): when 0 < ``acked`` <
+    ``size`` and the segment at ``acked`` was sent again, :data:`HELLO_UNACKED` and what it tells;
+    else ''."""
+    if not 0 < acked < size or sum(1 for x in rel if x == acked) < 2:
+        return ""
+    lost = max(n for x, n in zip(rel, plen) if x >= acked and x < size)
+    got = max((n for x, n in zip(rel, plen) if x + n <= acked), default=0)
+    why = (f"the later, larger segment ({lost:,} bytes vs {got:,} delivered): an MTU/MSS problem (a tunnel or "
+           "PPPoE link whose ICMP 'fragmentation needed' is filtered), or a firewall failing on it"
+           if lost > got else
+           f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
+           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)")
+    return (f"{HELLO_UNACKED}{acked:,} bytes; the rest ({size - acked:,} bytes), sent again, was never acknowledged: "
+            f"something on the path drops {why}")
 
 
 def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
