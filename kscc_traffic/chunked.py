@@ -675,8 +675,12 @@ class _Refused:
         sender, which are held (:meth:`release`) while fewer than :data:`MAX_HELD` are."""
         if not len(flows) or REFUSED_WAIT not in flows.columns or self._count >= self.MAX_HELD:
             return flows
+        # (None, or a tuple: compared as objects, no Python loop over a batch's rows; then the few
+        # others looked at: a tuple, not a NaN of a row that lacked the column)
         wait = flows[REFUSED_WAIT].to_numpy(dtype=object)
-        keep = np.fromiter((isinstance(w, tuple) for w in wait.tolist()), bool, len(wait))
+        keep = np.asarray(wait != None, bool)  # noqa: E711
+        for i in np.flatnonzero(keep).tolist():
+            keep[i] = isinstance(wait[i], tuple)
         if not keep.any():
             return flows
         at = np.flatnonzero(keep)[:self.MAX_HELD - self._count]
@@ -692,15 +696,15 @@ class _Refused:
         row when ``last``, their ``reset_hint`` completed; in time order of first packet."""
         if not self.held:
             return flows
-        held = pd.concat(self.held, ignore_index=True)
-        texts = [refused_hint_later(w, ttls) for w in held[REFUSED_WAIT].tolist()]
-        found = np.fromiter(((w[:3] in ttls) for w in held[REFUSED_WAIT].tolist()), bool, len(held))
-        go = found | bool(last)
+        waits = [w for part in self.held for w in part[REFUSED_WAIT].tolist()]
+        go = np.fromiter((bool(last) or (isinstance(w, tuple) and w[:3] in ttls) for w in waits), bool, len(waits))
         if not go.any():
             return flows
+        held = pd.concat(self.held, ignore_index=True)
         out = held[go].copy()
         hint = out["reset_hint"].to_numpy(dtype=object).copy()
-        for i, t in enumerate(np.asarray(texts, dtype=object)[go].tolist()):
+        for i, w in enumerate(w for w, g in zip(waits, go.tolist()) if g):
+            t = refused_hint_later(w, ttls)
             if t:
                 hint[i] = f"{hint[i]}; {t}" if hint[i] else t
         out["reset_hint"] = pd.Series(hint, dtype=object, index=out.index)
