@@ -247,3 +247,9 @@ def test_split_hello_acknowledged_whole_keeps_its_wording(tmp_path):
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed"), r["detail"]
     assert r["detail"].startswith("ClientHello not answered: no byte from the server for "), r["detail"]
     assert "acknowledged only" not in r["detail"] and "the ClientHello was 1,810 bytes in 2 segments" in r["detail"]
+
+
+def test_split_hello_live_equals_whole(tmp_path, monkeypatch):
+    """A live session keeping few packets per flow words the split ClientHello as analyze does."""
+    from test_live_session import assert_live_same
+    assert_live_same(write(tmp_path, _split_hello(1400)), monkeypatch, step=3)
