@@ -1540,9 +1540,10 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
         if "403" in said:
             ips = px.refused_ip if px else ()
             one = len(ips) == 1
-            also = (f"; the agent asked it for {_list_text(ips, 'target')}, {'an address' if one else 'addresses'}, not "
-                    f"a name, which a rule for the names does not cover: allow {'that address and port' if one else 'those'} "
-                    "too (or set the agent to connect by name)" if ips else "")
+            also = (f"; the agent asked it for {_list_text(ips, 'target')}, {'an address' if one else 'addresses'}, "
+                    "not a name, which a rule for the names does not cover: allow "
+                    f"{'that address and port' if one else 'those'} too (or set the agent to connect by name)"
+                    if ips else "")
             parts.append(f"403 (the proxy's policy denies the target): allow {where}:{r.port_text} on the proxy{also}")
         rest = said - {"407", "403"}
         if rest:
