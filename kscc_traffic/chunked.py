@@ -52,7 +52,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import address_ttls, dns_response_rows
+from .inspect import REFUSED_WAIT, address_ttls, dns_response_rows, refused_hint_later
 from .answer_store import AnswerStore
 from .classify import AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, _agent_name, _proxy_passed_on, usable_address
 from .finishing import Finisher
@@ -256,6 +256,7 @@ class ChunkedAnalysis:
         store = AnswerStore()
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
+        refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -386,9 +387,9 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held:   # (a proxy's 407s held for a retry: none came)
+                    if auth.held or nodata.held or refused.held:   # (a proxy's 407s held for a retry: none came)
                         out = auth.release(pd.DataFrame(), pd.DataFrame(), None, True) if auth.held else pd.DataFrame()
-                        yield nodata.release(out, True), capture_end(cap_end, reader_stats)
+                        yield refused.release(nodata.release(out, True), ttls, True), capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -424,17 +425,19 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held:
+            if final.any() or auth.held or nodata.held or refused.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                out = nodata.hold(auth.hold(out, clock))
+                out = refused.hold(nodata.hold(auth.hold(out, clock)))
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
                                        clock, last)
                 if nodata.held and last:
                     out = nodata.release(out, last)
+                if refused.held:
+                    out = refused.release(out, ttls, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -648,6 +651,67 @@ class _NoAddress:
         held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
                                        dtype=object, index=held.index)
         both = pd.concat([flows, held], ignore_index=True) if len(flows) else held
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _Refused:
+    """A SYN answered by a reset (Zeek's REJ) is told by its reset's TTL against the first other
+    packet its sender sent anywhere in the capture, before or after it
+    (:func:`kscc_traffic.inspect._refused_hints`; newcomer 29 F2). Such a flow whose sender sent
+    nothing else in the batches read so far (its :data:`~kscc_traffic.inspect.REFUSED_WAIT`
+    column) is held back until a later batch brings a packet of that sender, or to the capture's
+    end, then leaves with the hint that packet gives (``reset_hint``). At most
+    :data:`MAX_HELD` rows are held (beyond, they leave without waiting: no hint)."""
+
+    #: rows held at most (a scan refused by thousands of hosts never heard otherwise: bounded memory)
+    MAX_HELD = 65_536
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        self._count = 0
+
+    def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less those waiting for a packet of their reset's
+        sender, which are held (:meth:`release`) while fewer than :data:`MAX_HELD` are."""
+        if not len(flows) or REFUSED_WAIT not in flows.columns or self._count >= self.MAX_HELD:
+            return flows
+        # (None, or a tuple: compared as objects, no Python loop over a batch's rows; then the few
+        # others looked at: a tuple, not a NaN of a row that lacked the column)
+        wait = flows[REFUSED_WAIT].to_numpy(dtype=object)
+        keep = np.asarray(wait != None, bool)  # noqa: E711
+        for i in np.flatnonzero(keep).tolist():
+            keep[i] = isinstance(wait[i], tuple)
+        if not keep.any():
+            return flows
+        at = np.flatnonzero(keep)[:self.MAX_HELD - self._count]
+        keep[:] = False
+        keep[at] = True
+        self.held.append(flows[keep])
+        self._count += len(at)
+        return flows[~keep]
+
+    def release(self, flows: pd.DataFrame, ttls: Mapping, last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with the held rows whose reset's sender ``ttls`` (the first packet
+        of each address so far, :func:`kscc_traffic.inspect.address_ttls`) now holds, every held
+        row when ``last``, their ``reset_hint`` completed; in time order of first packet."""
+        if not self.held:
+            return flows
+        waits = [w for part in self.held for w in part[REFUSED_WAIT].tolist()]
+        go = np.fromiter((bool(last) or (isinstance(w, tuple) and w[:3] in ttls) for w in waits), bool, len(waits))
+        if not go.any():
+            return flows
+        held = pd.concat(self.held, ignore_index=True)
+        out = held[go].copy()
+        hint = out["reset_hint"].to_numpy(dtype=object).copy()
+        for i, w in enumerate(w for w, g in zip(waits, go.tolist()) if g):
+            t = refused_hint_later(w, ttls)
+            if t:
+                hint[i] = f"{hint[i]}; {t}" if hint[i] else t
+        out["reset_hint"] = pd.Series(hint, dtype=object, index=out.index)
+        out[REFUSED_WAIT] = pd.Series([None] * len(out), dtype=object, index=out.index)
+        self.held = [held[~go]] if (~go).any() else []
+        self._count = int(np.count_nonzero(~go))
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 

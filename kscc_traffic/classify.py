@@ -118,7 +118,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -451,7 +451,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if reason == "tls_failed" and icmp_text and "ICMP" not in detail:
             # (an ICMP error quoting the connection's data: a firewall filtering by content)
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
-        if reason == "tls_failed" and row.get("hello_split"):
+        if reason == "tls_failed" and row.get("hello_split") and HELLO_UNACKED not in detail:
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
@@ -677,6 +677,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         f"{refused} bytes, an encrypted alert's size, and closed the connection ({state}): it "
                         "refused the client after the handshake (certificate_required: a client certificate "
                         "it asks for and did not get, e.g. through a TLS-inspecting proxy)")
+        split = str(row.get("hello_split") or "")
+        if hello and not row.get("tls_established") and not unread and not target and HELLO_UNACKED in split \
+                and not row.get("tls_alert"):
+            # the server acknowledged the ClientHello's first segment(s), never the rest sent again:
+            # a path dropping the later segment (newcomer 29 F6), not a server that did not answer
+            closed = f"; then the connection closed ({state})" if state in _CLOSED_STATES else ""
+            return done("blocked", "tls_failed", f"ClientHello never wholly received: it was {split}"
+                        f"{_pq_note(split)}{closed}")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
                     and state in _CLOSED_STATES:
@@ -1714,7 +1722,8 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     # (a client closing a plain HTTP request sooner is no proof: it may have cancelled it)
     if not direct and any(ch in "FR" for ch in history_plain(str(row.get("history") or "")).lstrip("^")):
         return ("blocked", "no_answer",
-                f"{proxy} did not answer {request}; the client gave up after {duration:.1f} s")
+                f"{proxy} did not answer {request}; the client gave up after "
+                f"{f'{duration:.3f}'.rstrip('0') if 0 < duration < 0.95 else f'{duration:.1f}'} s")
     if duration + _quiet(row) >= TLS_SILENCE_S:
         return ("blocked", "no_answer", f"{proxy} did not answer {request} for {TLS_SILENCE_S:g} s "
                 "or more, the capture going on")
@@ -2354,10 +2363,18 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:
     """Add to the detail (``res[:, 3]``, in place) of each ``no_answer`` flow that began less
     than :data:`END_MARGIN_S` before ``end_ns`` how soon after its first packet the capture
-    ended."""
+    ended; not to a TCP connection both sides closed (a FIN from each, or a RST in its
+    history, as :func:`kscc_traffic.flows.history_plain` reads it): nothing more could come on
+    it, whenever the capture ended (newcomer 29 F5)."""
     after = end_ns - flows["ts_ns"].to_numpy(np.int64)
     near = np.flatnonzero(after < int(END_MARGIN_S * 1e9))
+    history = flows["history"].to_numpy(dtype=object) if "history" in flows.columns else None
+    proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else None
     for i in near.tolist():
+        if history is not None and proto is not None and proto[i] == "tcp":
+            h = history_plain(str(history[i] or "")).lstrip("^")
+            if "R" in h or "r" in h or ("F" in h and "f" in h):
+                continue
         if str(res[i, 2]).split(",")[0] == "no_answer":
             res[i, 3] = (f"{res[i, 3]}; the capture ended {max(after[i], 0) / 1e9:.3f} s after its "
                          f"first packet, {CUT_SHORT_TAIL}")

@@ -767,19 +767,23 @@ def _first_of(table: AddressTtls, at: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(at >= 0, table.ts[k], _NO_ROW), np.where(at >= 0, table.ttl[k], _NO_ROW)
 
 
-def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarray:
+def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
+                   waiting: np.ndarray | None = None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
     only resets (a SYN answered by a reset, Zeek's REJ), which device sent the reset, told by its
-    TTL (IPv6: hop limit) against the first packet that is no reset the same address sent before
-    it on any flow (:func:`address_ttls` of these packets and ``prior``: an ACK, data; no SYN-ACK,
-    which a SYN proxy may have sent for the server with its own resets' TTL): fewer
-    hops (:func:`_hops`) — a device N hop(s) nearer than the server, a firewall refusing the port;
-    the same TTL — most likely the server's own stack (:data:`REFUSED_OWN_MEANS`: nothing listens on
-    the port there, or its host firewall). No hint when the
-    address sent nothing else before the reset (a chunked or live analysis may have let the flow go
-    before a later packet of the address is read: only earlier ones count, so every analysis gives
-    the same answer), nor for a reset from farther or with another initial TTL at the same
-    distance (nothing said)."""
+    TTL (IPv6: hop limit) against the first packet that is no reset the same address sent on any
+    flow, before or after the reset (:func:`address_ttls` of these packets and ``prior``: an ACK,
+    data; no SYN-ACK, which a SYN proxy may have sent for the server with its own resets' TTL):
+    :func:`refused_hint` (fewer hops, a firewall refusing the port; the same TTL, most likely the
+    server's own stack). No hint when the address sent nothing else in these packets nor
+    ``prior``, nor for a reset from farther or with another initial TTL at the same distance
+    (nothing said). Packet order does not matter (newcomer 29 F2: an agent tries 23101 first and
+    443 later, or the other way round): a chunked or live analysis whose flow leaves before the
+    address's later packets are read holds it back (:data:`REFUSED_WAIT`).
+
+    :param waiting: an object array of ``n`` (filled in place) or None: where the address sent
+        nothing else in these packets nor ``prior`` (a refused flow whose reset has a TTL),
+        ``(ipver, src_hi, src_lo, ttl)`` of its reset (ints), for :func:`refused_hint_later`."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -812,19 +816,54 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None) -> np.ndarr
     earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
     ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
     t = c["ttl"][rows].astype(np.int64)
-    said = (t >= 0) & (ts_ref < c["ts_ns"][rows].astype(np.int64))      # (_NO_ROW is never earlier)
+    said = (t >= 0) & (ts_ref != _NO_ROW)      # (before or after the reset: newcomer 29 F2)
+    if waiting is not None:
+        for k in np.flatnonzero((t >= 0) & (ts_ref == _NO_ROW)).tolist():
+            waiting[int(pf[rows[k]])] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k]))
     t_ref = np.where(said, t_ref, t)
     h, h_ref = _hops(t), _hops(t_ref)
     for k in np.flatnonzero(said & ((t == t_ref) | (h < h_ref))).tolist():
-        f, tk, tr = int(pf[rows[k]]), int(t[k]), int(t_ref[k])
-        field_name = "hop limit" if ver[k] == 6 else "TTL"
-        if tk == tr:
-            out[f] = f"{REFUSED_OWN}{field_name} ({tk}, as its packets on other connections): {REFUSED_OWN_MEANS}"
-        else:
-            d = int(h_ref[k] - h[k])
-            out[f] = (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
-                      f"{tk} vs {tr} on the server's packets on other connections): a firewall refuses the port")
+        out[int(pf[rows[k]])] = refused_hint(int(ver[k]), int(t[k]), int(t_ref[k]))
     return out
+
+
+def refused_hint(ver: int, ttl: int, ref: int) -> str:
+    """The hint of a SYN answered by a reset of TTL (IPv6: hop limit) ``ttl`` from an address
+    whose first packet that is no reset came with ``ref`` (ints; ``ver`` 4 or 6): the same,
+    :data:`REFUSED_OWN` (most likely the server's own answer); from fewer hops (:func:`_hops`),
+    a device :data:`REFUSED_NEARER` (a firewall refusing the port); else '' (farther, or
+    another initial TTL at the same distance)."""
+    field_name = "hop limit" if ver == 6 else "TTL"
+    if ttl == ref:
+        return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {REFUSED_OWN_MEANS}"
+    h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
+    if h >= h_ref:
+        return ""
+    d = h_ref - h
+    return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
+            f"{ttl} vs {ref} on the server's packets on other connections): a firewall refuses the port")
+
+
+#: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl)`` ints) of a SYN answered
+#: by a reset whose sender sent no other packet in the packets read so far (:func:`_refused_hints`):
+#: a chunked or live analysis holds such a flow until one comes or the capture ends, then gives
+#: it :func:`refused_hint_later` (newcomer 29 F2)
+REFUSED_WAIT = "refused_wait"
+
+
+def refused_hint_later(wait, ttls) -> str:
+    """The hint of a held refused flow (its :data:`REFUSED_WAIT` value ``wait``) from ``ttls``
+    (:func:`address_ttls` of the capture so far: an :class:`AddressTtls` or a dict as it maps):
+    as :func:`refused_hint` with its sender's first packet; '' when ``ttls`` holds none (or
+    ``wait`` is not a tuple)."""
+    if not isinstance(wait, tuple):
+        return ""
+    ver, hi, lo, ttl = wait
+    try:
+        _, ref = AddressTtls.of(ttls)[(ver, hi, lo)]
+    except KeyError:
+        return ""
+    return refused_hint(ver, ttl, ref)
 
 
 def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.ndarray],
@@ -1415,7 +1454,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["reset_hint"] = _reset_hints(ft, n)
     # (and, for a SYN answered by a reset, whose it is: the TTL of the address's other packets)
     # (appended to the reset's hint, "; " between: only the few flows with one are joined)
-    refused = _refused_hints(ft, n, ttls)
+    # (and for a chunked or live analysis, not for classify: such a flow whose reset's sender sent
+    # nothing else yet, REFUSED_WAIT)
+    cols[REFUSED_WAIT] = np.full(n, None, object)
+    refused = _refused_hints(ft, n, ttls, cols[REFUSED_WAIT])
     hint = cols["reset_hint"]
     for i in np.flatnonzero(refused.astype(bool)).tolist():
         hint[i] = f"{hint[i]}; {refused[i]}" if hint[i] else refused[i]
@@ -1813,12 +1855,26 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     client's first ``MAX_SEGMENTS + 1`` data segments, all that are read, end before it), else
     ''. A ClientHello that large
     (a post-quantum key share, X25519MLKEM768, adds 1,216 bytes) is what some middleboxes fail
-    on. Reads the client's first data segments, which a chunked or live analysis keeps."""
+    on. Reads the client's first data segments, which a chunked or live analysis keeps.
+
+    When the server, having sent no data, acknowledged some of the record's segments but never
+    its rest, which the client sent again (newcomer 29 F6), the text goes on with
+    :data:`HELLO_UNACKED` and what that tells: something on the path drops the later segment, an
+    MTU/MSS problem when it is larger than every one delivered (the server's furthest
+    acknowledgement and its first data segment are kept by every analysis)."""
     out = np.full(len(flows), "", object)
     c = ft.packets.cols
     where = {int(x): k for k, x in enumerate(flows.tolist())}
     buf = ft.packets.buf
     also = (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool)
+    # (the server's packets acknowledging something, and whether it sent data)
+    back = ~np.asarray(ft.pkt_from_orig, bool) & ((c["tcp_flags"] & ACK) != 0)
+    acks: dict[int, list[int]] = {}
+    talked: set[int] = set()
+    for fl, rs in _tcp_rows_by_flow(ft, flows, back).items():
+        acks[fl] = [int(c["ack"][r]) for r in rs]       # (relative below, modulo 2**32)
+        if any(int(c["payload_len"][r]) > 0 for r in rs):
+            talked.add(fl)
     for fl, rs in _tcp_rows_by_flow(ft, flows, also).items():
         r0 = rs[0]
         o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
@@ -1834,8 +1890,35 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
             more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
-            out[where[fl]] = f"{size:,} bytes in {more}{k} segments"
+            out[where[fl]] = f"{size:,} bytes in {more}{k} segments" + _unacked_rest(
+                size, rel, [int(c["payload_len"][r]) for r in rs],
+                max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
+                if fl not in talked else -1)
     return out
+
+
+#: what follows ``"<n> bytes in <k> segments"`` (``hello_split``) when the server acknowledged only
+#: the first part of a split ClientHello (:func:`_hello_split`; classify words the detail on it)
+HELLO_UNACKED = ", of which the server acknowledged only the first "
+
+
+def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str:
+    """The rest of ``hello_split`` for a ClientHello record of ``size`` bytes sent in segments at
+    ``rel`` (sequence offsets from its first byte) of ``plen`` bytes, of which the server
+    acknowledged up to ``acked`` (-1: unknown, or the server sent data): when 0 < ``acked`` <
+    ``size`` and the segment at ``acked`` was sent again, :data:`HELLO_UNACKED` and what it tells;
+    else ''."""
+    if not 0 < acked < size or sum(1 for x in rel if x == acked) < 2:
+        return ""
+    lost = max(n for x, n in zip(rel, plen) if x >= acked and x < size)
+    got = max((n for x, n in zip(rel, plen) if x + n <= acked), default=0)
+    why = (f"the later, larger segment ({lost:,} bytes vs {got:,} delivered): an MTU/MSS problem (a tunnel or "
+           "PPPoE link whose ICMP 'fragmentation needed' is filtered), or a firewall failing on it"
+           if lost > got else
+           f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
+           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)")
+    return (f"{HELLO_UNACKED}{acked:,} bytes; the rest ({size - acked:,} bytes), sent again, was never acknowledged: "
+            f"something on the path drops {why}")
 
 
 def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:

@@ -1360,6 +1360,10 @@ class ProxyPaths(NamedTuple):
     ok_at: tuple[str, ...] = ()
     bl_direct: int = 0
     refused_status: tuple[str, ...] = ()
+    #: the targets (``address:port``, sorted, distinct, at most :data:`MAX_CLOSED_AT`) of the CONNECTs
+    #: to an IP address, not a name, a proxy refused with 403: allowing the names on the proxy does
+    #: not cover them, the advice names them (newcomer 29 F5)
+    refused_ip: tuple[str, ...] = ()
 
     def merged(self, other: "ProxyPaths") -> "ProxyPaths":
         """The counts of both (the proxies united, sorted, at most :data:`MAX_CLOSED_AT`)."""
@@ -1368,7 +1372,8 @@ class ProxyPaths(NamedTuple):
                           self.ok_proxied + other.ok_proxied,
                           tuple(sorted(set(self.ok_at) | set(other.ok_at)))[:MAX_CLOSED_AT],
                           self.bl_direct + other.bl_direct,
-                          tuple(sorted(set(self.refused_status) | set(other.refused_status))))
+                          tuple(sorted(set(self.refused_status) | set(other.refused_status))),
+                          tuple(sorted(set(self.refused_ip) | set(other.refused_ip)))[:MAX_CLOSED_AT])
 
 
 def _proxy_passed(flows: pd.DataFrame) -> np.ndarray:
@@ -1443,6 +1448,9 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     # (a status read back from CSV may be a number, 407.0, or NaN for none)
     said = (np.array(["" if x is None or x != x else str(x).removesuffix(".0") for x in sub["http_status"].tolist()],
                      dtype=object) if "http_status" in sub else np.full(len(sub), "?", dtype=object))
+    # (a CONNECT to an IP address the proxy refused with 403: named in the advice)
+    target = sub["proxy_target"].to_numpy(dtype=object)
+    to_ip = refused & (said == "403") & np.array([_ip_target(t) for t in target.tolist()], bool)
     out = {}
     for p, idx in sub.groupby("purpose", sort=False).indices.items():
         m = np.zeros(len(sub), bool)
@@ -1451,8 +1459,19 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
                             int(np.count_nonzero(tunnel & m & (first == "tls_intercepted"))),
                             _proxies(sub, tunnel & m), int(np.count_nonzero(proxied_ok & m)),
                             _proxies(sub, proxied_ok & m), int(np.count_nonzero(direct & m)),
-                            tuple(sorted(set(said[refused & m].tolist()))))
+                            tuple(sorted(set(said[refused & m].tolist()))),
+                            tuple(sorted({str(t) for t in target[to_ip & m].tolist()}))[:MAX_CLOSED_AT])
     return out
+
+
+def _ip_target(target) -> bool:
+    """Whether a ``proxy_target`` is a CONNECT's ``address:port`` with an IP address (``[v6]:port``
+    too), not a name nor a request in absolute-form."""
+    t = str(target or "")
+    if not t or t.startswith(_ABSOLUTE):
+        return False
+    host = t.rsplit(":", 1)[0] if t.count(":") == 1 or t.startswith("[") else t
+    return is_ip_literal(host.strip("[]"))
 
 
 def _proxy_names(at: tuple[str, ...]) -> str:
@@ -1535,7 +1554,13 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
                          "settings, in its properties or its policy), or let the proxy allow the agent without "
                          f"authentication for {where}")
         if "403" in said:
-            parts.append(f"403 (the proxy's policy denies the target): allow {where}:{r.port_text} on the proxy")
+            ips = px.refused_ip if px else ()
+            one = len(ips) == 1
+            also = (f"; the agent asked it for {_list_text(ips, 'target')}, {'an address' if one else 'addresses'}, "
+                    "not a name, which a rule for the names does not cover: allow "
+                    f"{'that address and port' if one else 'those'} too (or set the agent to connect by name)"
+                    if ips else "")
+            parts.append(f"403 (the proxy's policy denies the target): allow {where}:{r.port_text} on the proxy{also}")
         rest = said - {"407", "403"}
         if rest:
             codes = "/".join(sorted(x for x in rest if x))

@@ -103,15 +103,20 @@ def test_refused_syn_live_equals_whole(tmp_path, monkeypatch):
     assert_live_same(path, monkeypatch, step=2)
 
 
-def test_no_hint_without_an_earlier_packet_of_the_address(tmp_path):
-    """The reset before any other packet of its address (the server heard only later), or from
-    farther than the server: nothing said, the detail as before (every analysis gives the same)."""
+def test_hint_from_a_later_packet_of_the_address_none_from_farther(tmp_path):
+    """The reset before any other packet of its address (the server heard only later): told by
+    that later packet as by an earlier one (newcomer 29 F2: the order does not matter; every
+    analysis gives the same); from farther than the server: nothing said, the detail as before."""
     recs = _rej(1.0, 40001, 29201, 64) + _ok(2.0, 40000) + _rej(8.0, 40003, 29202, 50)
     path = write(tmp_path, recs, name="late.pcap")
     flows = assert_same(path, [300, 900])
-    assert _detail(flows, 29201) == "the SYN was answered by a TCP reset"
+    assert _detail(flows, 29201) == (
+        "the SYN was answered by a TCP reset; the reset came from a device 1 hop nearer than the server (TTL 64 vs 63 "
+        "on the server's packets on other connections): a firewall refuses the port")
     assert _detail(flows, 29202) == "the SYN was answered by a TCP reset"
     assert _checklist(flows)["klsctunnel"].startswith("allow outbound TCP 29200-29299")
+    assert _checklist(flows)["klsctunnel"].endswith(
+        "1 of them was answered by a TCP reset from a device nearer than the server: a firewall refuses the port")
 
 
 def test_refused_syn_html_report(tmp_path):

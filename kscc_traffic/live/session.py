@@ -825,7 +825,43 @@ class LiveSession:
         done = [f for f in self.active.values()
                 if (f.closed and now - f.last_ts > close_ns)
                 or now - f.last_ts > self.timeouts.idle_ns(f.proto, (f.key[6], f.key[7]))]
-        self._finalize(done)
+        self._finalize(self._refused_wait(done))
+
+    #: refused flows (REJ) kept active at most while they wait for their reset's sender's other packet
+    MAX_REFUSED_WAITING = 4096
+
+    def _refused_wait(self, done: list) -> list:
+        """``done`` (flows to finalise) less the refused ones (conn_state REJ) whose reset's sender
+        sent no other packet yet (:attr:`_ttls`): they stay active, judged again once one comes or
+        the capture ends (:func:`kscc_traffic.inspect._refused_hints` compares the reset's TTL
+        with that packet's, before or after it: newcomer 29 F2), at most
+        :data:`MAX_REFUSED_WAITING` of them (the oldest are evicted as any flow). The refused
+        ones whose sender is known now are analysed again before they go."""
+        if not done or not len(self.table):
+            return done
+        t = self.table
+        rej = t["conn_state"].to_numpy(dtype=object) == "REJ"
+        if not rej.any():
+            return done
+        resp = dict(zip(t["_fid"].to_numpy()[rej].tolist(), t["resp_h"].to_numpy(dtype=object)[rej].tolist()))
+        waiting = sum(1 for f in self.active.values() if f.fid in resp) - sum(1 for f in done if f.fid in resp)
+        out = []
+        for f in done:
+            h = resp.get(f.fid)
+            if h is None:
+                out.append(f)
+                continue
+            try:
+                key = (6 if ":" in h else 4, *_addr_ints(h))
+            except ValueError:
+                out.append(f)
+                continue
+            if key in self._ttls or waiting >= self.MAX_REFUSED_WAITING:
+                f.dirty = True          # (its sender's packet may have come since it was analysed)
+                out.append(f)
+            else:
+                waiting += 1
+        return out
 
     # ------------------------------------------------------------------------- live view
     def _observed(self) -> int:
@@ -924,9 +960,11 @@ class LiveSession:
         """
         self._end_ns = end_ns if end_ns is not None else self.now_ns
         late = self._end_ns - int(END_MARGIN_S * 1e9)
+        rej = set(self.table["_fid"].to_numpy()[self.table["conn_state"].to_numpy(dtype=object) == "REJ"].tolist()) \
+            if len(self.table) else set()
         for f in self.active.values():
-            if f.first_ts >= late:
-                f.dirty = True       # analysed again, now that the end is known
+            if f.first_ts >= late or f.fid in rej:
+                f.dirty = True       # analysed again, now that the end (and every packet: a REJ's hint) is known
         self._mark_quiet(self._end_ns + int(TLS_SILENCE_S * 1e9))   # (whatever the end says)
         self._refresh()
         # (a flow that turns blocked or unexpected only now, --count stopping the capture before
