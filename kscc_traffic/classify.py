@@ -2003,27 +2003,40 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = None) -> np.ndarray | None:
-    """For each flow, the number of its group of flows that :func:`_judge` cannot tell apart (the
-    same result for all), groups numbered in order of first appearance; None when the table is
-    not of the usual column types (the caller then judges row by row).
+    """For each flow, the number of its group (see :func:`_verdict_keys`); None when the table is
+    not of the usual column types (the caller then judges row by row)."""
+    found = _verdict_keys(flows, rules, series)
+    return None if found is None else found[0]
+
+
+def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = None) -> tuple | None:
+    """``(groups, rows, keys)``: for each flow, the number of its group of flows that
+    :func:`_judge` cannot tell apart (the same result for all), groups numbered in order of first
+    appearance; None when the table is not of the usual column types (the caller then judges
+    row by row).
 
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
     client port only when a rule documents it (or it is 53), the responder address only then
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
-    HTTP port (its Host, answer, history and duration too), the responder's packet and byte
+    HTTP port (its Host, answer, history and duration as the detail prints it, to 0.1 s, and
+    whether it reached :data:`TLS_SILENCE_S`), the responder's packet and byte
     counts as "any?", the originator's packet count only for an unanswered no-answer state or a
     partial TCP flow with nothing back (with "sent data?" (:func:`_orig_sent_data`, also keyed
     for a ClientHello the snaplen cut, a partial flow answered by resets, a flow seen one way)
     and "quiet for TLS_SILENCE_S?" then),
-    the duration only for a ClientHello without handshake nor answer byte lasting at least
-    :data:`TLS_SILENCE_S` (and the wait after the client's next flight, ``duration`` less
+    the duration (so printed) only for a ClientHello without handshake nor answer byte lasting at
+    least :data:`TLS_SILENCE_S` (and the wait after the client's next flight, ``duration`` less
     ``tls_wait_from_s``, likewise), the history as
     "starts with S" / "is S", the DNS query name only where ``dns_rcode`` is an error (the
     ``detail`` quotes it then), ``http_status`` only through a proxy or for a ClientHello
     answered in HTTP. A column of :data:`_OPTIONAL_COLUMNS` the table lacks counts as
     '' everywhere. ``series``: the table's columns already read (:func:`_judge_columns`), if
-    the caller has them."""
+    the caller has them.
+
+    ``rows``: the positions of the TCP/UDP flows; ``keys``: the key's parts, each an array of one
+    value per flow of ``rows`` (a coded column's values): two TCP/UDP flows, of this table or
+    another with the same columns and dtypes, whose parts are all equal are judged alike."""
     if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
     proto = flows["proto"]
@@ -2035,9 +2048,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
     tu = (proto == "tcp") | (proto == "udp")
     rows = np.flatnonzero(tu)
     n = len(rows)
-    blank = pd.Series(repeated("", len(flows)), index=flows.index)
     if series is None:
         series = _judge_columns(flows)
+    # (a column of _OPTIONAL_COLUMNS the table lacks: '' everywhere; made only then)
+    blank = pd.Series(repeated("", len(flows)), index=flows.index) if len(series) < len(_JUDGE_COLUMNS) else None
     cols = {c: _key_values(series.get(c, blank), rows, c in _TEXT_COLUMNS,
                            c in _CODED_COLUMNS)
             for c in _JUDGE_COLUMNS}
@@ -2050,7 +2064,7 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         if c in flows.columns and v[c].dtype.kind not in "iu":
             return None     # (int() of another type in _orig_sent_data, _served_before_close: row by row)
     if n == 0:
-        return np.zeros(len(flows), np.int64)
+        return np.zeros(len(flows), np.int64), rows, []
     proto, orig_p, state = v["proto"], v["orig_p"], v["conn_state"]
     documented = np.zeros(n, bool)
     for r in rules.rules:
@@ -2192,6 +2206,13 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         nodata[at] = np.array([_agent_name(str(q), rules) for q in q_names.tolist()] + [False], bool)[q_codes]
         at = np.flatnonzero(nodata)
         nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
+    # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
+    # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
+    printed = repeated("", n)
+    at = np.flatnonzero(asks | (hello_silent & (duration >= TLS_SILENCE_S)))
+    if len(at):
+        printed[at] = [f"{d:.1f}" for d in duration[at].tolist()]
+    printed_long = (printed != "") & (duration >= TLS_SILENCE_S)
     keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
         aaaa_v6, nodata_v6,
         np.where(dns_error | (hole != "") | nodata, v["query"], ""),
@@ -2200,8 +2221,10 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
         np.where(documented | asks, v["resp_h"], ""),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
-        # the client gave up sooner)
-        np.where(asks | (hello_silent & (duration >= TLS_SILENCE_S)), duration, 0.0),
+        # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against
+        # TLS_SILENCE_S)
+        printed,
+        printed_long,
         (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
@@ -2280,7 +2303,8 @@ def _verdict_groups(flows: pd.DataFrame, rules: RuleSet, series: dict | None = N
         code, card = code * m + c, card * m
     full = np.zeros(len(flows), np.int64)
     full[rows] = code + 1
-    return pd.factorize(full)[0]
+    return pd.factorize(full)[0], rows, [v[c] if cols[c][1] is not None else k
+                                         for c, k in zip(_EXACT_COLUMNS, keys)] + keys[len(_EXACT_COLUMNS):]
 
 
 def _judge_columns(flows: pd.DataFrame) -> dict:
@@ -2305,13 +2329,14 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
     n = len(flows)
     needed = [c for c in _JUDGE_COLUMNS if c in flows.columns]
     series = _judge_columns(flows)
-    groups = _verdict_groups(flows, rules, series)
-    if groups is None:
+    found = _verdict_keys(flows, rules, series)
+    if found is None:
         cols = [series[c].tolist() for c in needed]
         res = np.empty((n, 4), dtype=object)
         for i, values in enumerate(zip(*cols)):
             res[i] = _judge(dict(zip(needed, values)), rules)
         return res
+    groups = found[0]
     _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
     cols = [_values_at(series[c], first) for c in needed]
     table = np.empty((len(first), 4), dtype=object)
