@@ -20,7 +20,7 @@ from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
-from .flows import FLOW_COLUMNS, build_flows, repeated, resent, tcp_payload_bytes
+from .flows import FLOW_COLUMNS, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -316,8 +316,10 @@ def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
     classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
     it in a worker process: :mod:`kscc_traffic.finishing`)."""
     flows = classify(flows.reset_index(drop=True), rules, capture_end_ns)
-    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-    return _schema(flows)
+    if not flows.columns.is_unique:
+        flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
+        return _schema(flows)
+    return _schema(flows, {"capture": repeated(name, len(flows))})
 
 
 def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
@@ -422,22 +424,38 @@ def _add_weights(ft, weights: np.ndarray) -> None:
             flows[col] = v
 
 
-def _schema(flows: pd.DataFrame) -> pd.DataFrame:
+def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
     """``flows`` with exactly :data:`COLUMNS`, in order, with their dtypes (text columns
     ``object`` with '' for missing values; absent columns filled with '' / 0). A new frame.
+    ``extra``: columns (name -> 1-D array of ``len(flows)`` values) put in place of those of
+    ``flows``, as if assigned to it first (``flows``' column labels must then be unique).
 
     The text columns go through one 2-D object array (one scan finds whether any cell is not
     text; only then are the missing ones looked for), and the frame is built from two blocks:
-    per-column work on a few thousand rows costs more in pandas' overhead than in the data."""
+    per-column work on a few thousand rows costs more in pandas' overhead than in the data.
+    Only the columns of :data:`COLUMNS` are read (a batch has ~35 others), through ``object``
+    labels when they are unique (pandas 3's ``str`` labels cost more per column read)."""
     n = len(flows)
-    got = dict(flows.items())
+    if flows.columns.is_unique:
+        if flows.columns.dtype != object:
+            flows = flows.copy(deep=False)          # (shallow: only the labels change)
+            flows.columns = label_index(flows.columns)
+        have = set(flows.columns.tolist())
+        got = {k: flows[k] for k in COLUMNS if k in have and (extra is None or k not in extra)}
+    else:
+        if extra:
+            raise ValueError("extra columns for a table whose column labels are not unique")
+        got = dict(flows.items())
+    if extra:
+        got.update(extra)
     text = np.empty((len(_TEXT_NAMES), n), dtype=object)
     for i, k in enumerate(_TEXT_NAMES):
         col = got.get(k)
-        text[i] = col.to_numpy(dtype=object) if col is not None else ""
+        text[i] = "" if col is None else col if isinstance(col, np.ndarray) else col.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(text.reshape(-1), skipna=False) not in ("string", "empty"):
         text[pd.isna(text)] = ""
-    numbers = {k: (got[k].to_numpy().astype(dtype, copy=False) if k in got else np.zeros(n, dtype))
+    numbers = {k: ((got[k] if isinstance(got[k], np.ndarray) else got[k].to_numpy()).astype(dtype, copy=False)
+                   if k in got else np.zeros(n, dtype))
                for k, (dtype, _, _) in COLUMNS.items() if dtype != "object"}
     both = pd.concat([pd.DataFrame(numbers),
                       pd.DataFrame(text.T, columns=_TEXT_NAMES, dtype=object, copy=False)], axis=1)
