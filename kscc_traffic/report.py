@@ -443,7 +443,12 @@ def _write_jsonl_columns(flows: pd.DataFrame, out: IO[str]) -> bool:
     if not names or not all(isinstance(c, str) for c in names) or len(set(names)) != len(names) \
             or not _json_ok():
         return False
-    series = [s for _, s in flows.items()]
+    view = flows
+    if flows.columns.dtype != object:
+        # (read through ``object`` labels: pandas 3's ``str`` labels cost more per column read)
+        view = flows.copy(deep=False)
+        view.columns = pd.Index(names, dtype=object)
+    series = [s for _, s in view.items()]
     kinds = [_json_column_kind(s) for s in series]
     if None in kinds:
         return False
