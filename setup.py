@@ -1,7 +1,8 @@
 """Only the optional compiled part; everything else is in pyproject.toml.
 
-``kscc_traffic.capture._walk`` (the pcap / pcapng record-walk loops in C) and
-``kscc_traffic.capture._ranges`` (the many-ranges byte copies of the payload gathers) are optional:
+``kscc_traffic.capture._walk`` (the pcap / pcapng record-walk loops in C),
+``kscc_traffic.capture._ranges`` (the many-ranges byte copies of the payload gathers) and
+``kscc_traffic._tcpstate`` (the TCP endpoint state machine of ``flows._endpoint_states``) are optional:
 where they cannot be built (no C compiler), the install goes on and the same loops run in Python
 (same results, slower).
 """
@@ -10,4 +11,6 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("kscc_traffic.capture._walk", ["kscc_traffic/capture/_walk.c"],
                              optional=True),
                    Extension("kscc_traffic.capture._ranges", ["kscc_traffic/capture/_ranges.c"],
+                             optional=True),
+                   Extension("kscc_traffic._tcpstate", ["kscc_traffic/_tcpstate.c"],
                              optional=True)])

@@ -122,9 +122,7 @@ class AnswerStore:
         self._recent = [r for r in self._recent if r[0] >= cutoff]
         old.sort(key=itemgetter(0, 1))      # time order, capture order within a time
         # (the last of each pair and address in that order is its latest: see _fold's >=)
-        fold = self._fold
-        for row in old:
-            fold(row)
+        self._fold_all(old)
         self._prune()
 
     def _slot(self, ts: int, frame: int, client: str, name: str) -> int:
@@ -159,6 +157,44 @@ class AnswerStore:
             return                              # (older than its pair's: older than the address's)
         if p != s and (ts, frame) >= (T[s], F[s]):
             self._addr[address] = p
+
+    def _fold_all(self, rows: list) -> None:
+        """:meth:`_fold` of each of ``rows`` in turn: the same steps, written out in one loop with
+        the store's containers bound to locals (the bench capture's chunked run folds ~65,000
+        answers, each a method call and a dozen attribute reads in :meth:`_fold`)."""
+        T, F, C, N = self._ts, self._frame, self._client, self._name
+        addr, multi = self._addr, self._multi
+        addr_get, multi_get = addr.get, multi.get
+        t_append, f_append, c_append, n_append = T.append, F.append, C.append, N.append
+        for ts, frame, client, address, name in rows:
+            s = addr_get(address)
+            if s is None:                       # (_slot)
+                t_append(ts)
+                f_append(frame)
+                c_append(client)
+                n_append(name)
+                addr[address] = len(T) - 1
+                continue
+            by_client = multi_get(address)
+            if by_client is None:
+                if C[s] == client:              # the address's one pair
+                    if (ts, frame) >= (T[s], F[s]):
+                        T[s], F[s], N[s] = ts, frame, name
+                    continue
+                by_client = multi[address] = {C[s]: s}
+            p = by_client.get(client)
+            if p is None:
+                t_append(ts)
+                f_append(frame)
+                c_append(client)
+                n_append(name)
+                p = by_client[client] = len(T) - 1
+            elif (ts, frame) >= (T[p], F[p]):
+                T[p], F[p], N[p] = ts, frame, name
+            else:
+                continue                        # (older than its pair's: older than the address's)
+            if p != s and (ts, frame) >= (T[s], F[s]):
+                addr[address] = p
 
     def _prune(self) -> None:
         """Past :attr:`max_pairs` pairs: forget those whose latest answer is older than what

@@ -38,6 +38,11 @@ from .addresses import dotted_quads, ipv6_text
 from .capture.files import TS_MAX_NS
 from .capture.packets import Packets
 
+try:  # the endpoint state machine's loop in C (setup.py builds it; optional)
+    from . import _tcpstate
+except ImportError:  # pragma: no cover - not built: the same steps in numpy
+    _tcpstate = None
+
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -1372,12 +1377,29 @@ def _endpoint_states(flow_of, from_orig, flags, is_tcp, plen, nflows) -> tuple[n
 
     Not modelled: Zeek's SYN/SYN-ACK reversal (a responder's SYN with the ISN of an originator
     that sent a SYN-ACK makes Zeek flip the roles); the originator here is the one
-    :func:`build_flows` chose."""
+    :func:`build_flows` chose.
+
+    Compiled (:mod:`._tcpstate`, the events run one by one) when built, else
+    :func:`_endpoint_states_py` (the same states: ``tests/test_tcpstate.py``)."""
+    ev = np.nonzero(state_event_rows(flow_of, from_orig, flags, is_tcp, plen))[0]
+    if _tcpstate is None or len(ev) == 0:
+        return _endpoint_states_py(flow_of, from_orig, flags, plen, nflows, ev)
+    os_ = np.zeros(nflows, np.int8)
+    rs_ = np.zeros(nflows, np.int8)
+    _tcpstate.endpoint_states(np.ascontiguousarray(flow_of[ev], np.int64),
+                              np.asarray(from_orig, bool)[ev].astype(np.int64),
+                              np.ascontiguousarray(np.asarray(flags)[ev], np.int64),
+                              np.ascontiguousarray(np.asarray(plen)[ev], np.int64), os_, rs_)
+    return os_, rs_
+
+
+def _endpoint_states_py(flow_of, from_orig, flags, plen, nflows, ev) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_endpoint_states` in numpy steps (step k: every flow's k-th event of ``ev``, the
+    rows :func:`state_event_rows` picks): the fallback of :mod:`._tcpstate`."""
     os_ = np.zeros(nflows, np.int8)   # state
     rs_ = np.zeros(nflows, np.int8)
     op_ = np.zeros(nflows, np.int8)   # prev_state (TCP_Endpoint::SetState keeps it)
     rp_ = np.zeros(nflows, np.int8)
-    ev = np.nonzero(state_event_rows(flow_of, from_orig, flags, is_tcp, plen))[0]
     if len(ev) == 0:
         return os_, rs_
     fl_all = flow_of[ev]

@@ -1557,13 +1557,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     wait = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
                           & ~cols["payload_cut"].astype(bool))
-    wait = wait[[not any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[wait].tolist()))]]
+    wait = wait[~_history_has(hist[wait], "FfRr")]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
     shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
-    shut = shut[[any(ch in h for ch in "FfRr") for h in map(history_plain, map(str, hist[shut].tolist()))]]
+    shut = shut[_history_has(hist[shut], "FfRr")]
     if len(shut):
         cols["tls_close"][shut], cols["tls_close_wait_s"][shut], cols["tls_close_served"][shut] = \
             _close_waits(ft, shut)
@@ -1613,8 +1613,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     if len(cand):
         who, when = _first_close(ft, cand)
         hist = flows["history"].to_numpy(dtype=object)[cand]
-        server_closed = np.fromiter((("f" in p) or ("r" in p) for p in map(history_plain, map(str, hist))), bool,
-                                    len(cand))
+        server_closed = _history_has(hist, "fr")
         pick = (who == "server") | ((who == "client") & server_closed)
         cand, when, client_first = cand[pick], when[pick], (who == "client")[pick]
     if len(cand):
@@ -2155,14 +2154,28 @@ def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None
     return out
 
 
+def _history_has(hist: np.ndarray, letters: str) -> np.ndarray:
+    """Bool array: per flow ``history`` (an object array; a non-text taken as ``str`` of it),
+    whether its :func:`~kscc_traffic.flows.history_plain` has one of ``letters`` (a FIN+RST
+    packet's letter I/i is both). Judged once per distinct history (most flows of a batch share
+    a few)."""
+    texts = list(map(str, hist.tolist()))
+    memo = {h: any(ch in p for ch in letters) for h in set(texts) for p in (history_plain(h),)}
+    return np.fromiter(map(memo.__getitem__, texts), bool, len(texts))
+
+
 def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:
     """A new frame: ``flows`` with ``service`` replaced and the columns ``cols`` (name -> array
     (len(flows),)) set, each with the dtype of its array (object stays object). The new columns
     are joined in one step when none of them is in ``flows`` yet (one column at a time costs
     more than the rest of this)."""
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
-        extra = pd.DataFrame({k: pd.Series(v, dtype=v.dtype, index=flows.index) for k, v in cols.items()},
-                             index=flows.index)
+        # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
+        # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
+        # otherwise infer as its str dtype)
+        idx = flows.index
+        extra = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=idx)
+                              for k, v in cols.items()}, index=idx)
         out = pd.concat([flows, extra], axis=1)
     else:
         out = flows.copy()

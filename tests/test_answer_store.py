@@ -162,3 +162,24 @@ def test_a_chunked_analysis_under_the_cap_names_as_whole_and_over_it_warns(tmp_p
     got, warned = names(2048)
     assert got[1] == "h29.example" and got[0] in (None, "")    # h0's answer was forgotten
     assert len(warned) == 1 and warned[0].startswith("dns.pcap: ") and "at most 8 pairs" in warned[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3), st.sampled_from(["c1", "c2", "c3"]),
+                          st.sampled_from(["a1", "a2", "a3"]), st.sampled_from(["n1", "n2", "n3"])),
+                max_size=40),
+       st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3), st.sampled_from(["c1", "c2", "c4"]),
+                          st.sampled_from(["a1", "a2", "a4"]), st.sampled_from(["n1", "n4"])),
+                max_size=20))
+def test_fold_all_leaves_the_store_as_folding_each_row_does(first, then):
+    """advance's one loop (_fold_all) gives the very state (slots, their order, the address and
+    per-client maps) that _fold row by row gives, also on a store holding slots already."""
+    def state(s):
+        return (list(s._ts), list(s._frame), s._client, s._name, s._addr, s._multi,
+                [list(d) for d in s._multi.values()], list(s._addr))
+    a, b = AnswerStore(), AnswerStore()
+    for rows in (sorted(first), sorted(then)):
+        a._fold_all(rows)
+        for r in rows:
+            b._fold(r)
+        assert state(a) == state(b)

@@ -1,0 +1,194 @@
+/* Zeek's TCP endpoint state machine over a batch's state events: the loop of
+ * kscc_traffic/flows.py's _endpoint_states, compiled.
+ *
+ *   endpoint_states(flow, from_orig, flags, plen, os, rs) -> None
+ *       flow, from_orig, flags, plen: C-contiguous buffers of native int64 of the same length, one
+ *       entry per state event (flows.state_event_rows), sorted by flow, then time; from_orig 0
+ *       or 1.  os, rs: writable C-contiguous int8 buffers (one entry per flow, every flow number
+ *       below their length), the originator's and the responder's final state, updated in place
+ *       (their prior states: INACTIVE).  A flow number outside them raises ValueError naming
+ *       its index, and nothing is changed.
+ *
+ * The events are run one by one in their order (each flow's in time order), as the Python
+ * fallback runs them in steps (every flow's k-th event at step k): flows do not interact, so
+ * both give the same states; tests/test_tcpstate.py compares them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* flows.py: INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7) */
+enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
+/* TCP flag bits (flows.py: FIN, SYN, RST, ACK) */
+enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_ACK = 0x10 };
+
+static int
+get_int64s(PyObject *obj, Py_buffer *view, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    const uint16_t one = 1;
+    if (*f == '@' || *f == '=' || (*f == '<' && *(const unsigned char *)&one == 1))
+        f++;
+    if (view->itemsize != 8 || (strcmp(f, "l") != 0 && strcmp(f, "q") != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s: an array of native int64 expected (format %s)", what,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+get_int8s(PyObject *obj, Py_buffer *view, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<' || *f == '>' || *f == '!')
+        f++;
+    if (view->itemsize != 1 || strcmp(f, "b") != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: a writable array of int8 expected (format %s)", what,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* TCP_Endpoint::SetState: the previous state kept when the state changes */
+#define SET(st, prev, v) do { if ((st) != (v)) { (prev) = (st); (st) = (v); } } while (0)
+
+static PyObject *
+endpoint_states(PyObject *self, PyObject *args)
+{
+    PyObject *fl_o, *io_o, *fg_o, *ln_o, *os_o, *rs_o;
+    Py_buffer fl, io, fg, ln, os, rs;
+    PyObject *result = NULL;
+    int8_t *op = NULL, *rp = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOOOO:endpoint_states", &fl_o, &io_o, &fg_o, &ln_o, &os_o, &rs_o))
+        return NULL;
+    if (get_int64s(fl_o, &fl, "flow") < 0)
+        return NULL;
+    if (get_int64s(io_o, &io, "from_orig") < 0)
+        goto release_fl;
+    if (get_int64s(fg_o, &fg, "flags") < 0)
+        goto release_io;
+    if (get_int64s(ln_o, &ln, "plen") < 0)
+        goto release_fg;
+    if (get_int8s(os_o, &os, "os") < 0)
+        goto release_ln;
+    if (get_int8s(rs_o, &rs, "rs") < 0)
+        goto release_os;
+
+    Py_ssize_t n = fl.len / 8, nf = os.len;
+    if (io.len / 8 != n || fg.len / 8 != n || ln.len / 8 != n || rs.len != nf) {
+        PyErr_SetString(PyExc_ValueError, "endpoint_states: arrays of different lengths");
+        goto release_rs;
+    }
+    const int64_t *F = fl.buf, *IO = io.buf, *FG = fg.buf, *LN = ln.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (F[i] < 0 || F[i] >= nf) {
+            PyErr_Format(PyExc_ValueError, "endpoint_states: flow number %lld (event %zd) outside 0..%zd",
+                         (long long)F[i], i, nf - 1);
+            goto release_rs;
+        }
+    }
+    op = calloc(nf ? nf : 1, 1);     /* prev_state per endpoint */
+    rp = calloc(nf ? nf : 1, 1);
+    if (op == NULL || rp == NULL) {
+        PyErr_NoMemory();
+        goto release_rs;
+    }
+    int8_t *OS = os.buf, *RS = rs.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t f = (Py_ssize_t)F[i];
+        int orig = IO[i] != 0;
+        int64_t g = FG[i];
+        int syn = (g & F_SYN) != 0, ack = (g & F_ACK) != 0, fin = (g & F_FIN) != 0, rst = (g & F_RST) != 0;
+        /* e: this packet's sender's endpoint, p: its peer */
+        int e = orig ? OS[f] : RS[f], ep = orig ? op[f] : rp[f];
+        int p = orig ? RS[f] : OS[f], pp = orig ? rp[f] : op[f];
+        int e0 = e;
+        if (e0 == INACTIVE) {                                   /* UpdateInactiveState */
+            if (syn && orig)
+                SET(e, ep, ack ? SYN_ACK_SENT : SYN_SENT);
+            if (syn && !orig && p == SYN_SENT)
+                SET(p, pp, ESTABLISHED);
+            if (syn && !orig)
+                SET(e, ep, ESTABLISHED);
+            if (fin)
+                SET(e, ep, CLOSED);
+            if (rst)
+                SET(e, ep, RESET);
+            if (e == INACTIVE) {
+                /* a responder's pure ACK while the originator is in SYN_SENT leaves it INACTIVE */
+                int skip = !orig && LN[i] <= 0 && p == SYN_SENT;
+                if (!skip)
+                    SET(e, ep, (ack && p == ESTABLISHED) ? ESTABLISHED : PARTIAL);
+            }
+        } else if (e0 == SYN_SENT || e0 == SYN_ACK_SENT) {     /* UpdateSYN_SentState */
+            if (fin)
+                SET(e, ep, CLOSED);
+            if (rst)
+                SET(e, ep, RESET);
+        } else if (e0 == ESTABLISHED || e0 == PARTIAL) {        /* UpdateEstablishedState */
+            if (syn && !ack && e == PARTIAL && p == INACTIVE)
+                SET(e, ep, SYN_SENT);
+            if (fin && !rst) {
+                SET(e, ep, CLOSED);
+                if (p == RESET && pp == CLOSED)                 /* the peer's FIN then RST */
+                    SET(p, pp, CLOSED);
+            }
+            if (rst)
+                SET(e, ep, RESET);
+        } else if (e0 == CLOSED) {                              /* UpdateClosedState */
+            if (rst && p != CLOSED)
+                SET(e, ep, RESET);
+        }                                                       /* (UpdateResetState: nothing) */
+        if (orig) {
+            OS[f] = (int8_t)e; op[f] = (int8_t)ep; RS[f] = (int8_t)p; rp[f] = (int8_t)pp;
+        } else {
+            RS[f] = (int8_t)e; rp[f] = (int8_t)ep; OS[f] = (int8_t)p; op[f] = (int8_t)pp;
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+release_rs:
+    free(op);
+    free(rp);
+    PyBuffer_Release(&rs);
+release_os:
+    PyBuffer_Release(&os);
+release_ln:
+    PyBuffer_Release(&ln);
+release_fg:
+    PyBuffer_Release(&fg);
+release_io:
+    PyBuffer_Release(&io);
+release_fl:
+    PyBuffer_Release(&fl);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"endpoint_states", endpoint_states, METH_VARARGS,
+     "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_tcpstate",
+    "Zeek's TCP endpoint state machine over state events (kscc_traffic.flows._endpoint_states), compiled.",
+    -1, methods
+};
+
+PyMODINIT_FUNC
+PyInit__tcpstate(void)
+{
+    return PyModule_Create(&module);
+}
