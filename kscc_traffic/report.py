@@ -2031,6 +2031,37 @@ def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
     return flows.assign(**filled) if filled else flows
 
 
+def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
+    """(the reasons of the blocked DNS flows, sorted; their advice: :func:`dns_fix`) from a
+    :class:`TableSummary`'s counts."""
+    why = sorted(summary.reasons.get("dns", ()))
+    return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
+                               else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
+
+
+def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None:
+    """What to change for name resolution, as the terminal report's "What to change" says it after
+    the checklist's rows (DNS is no port of the vendor's page, so no row of :func:`readiness`, but
+    the agent connects to nothing it cannot resolve): a dict with the keys of :func:`readiness`'s
+    columns (``rule`` ``dns``, ``transport`` ``udp/tcp``, ``ports`` ``53``, ``status`` ``blocked``,
+    ``reasons`` the blocked DNS flows' reasons, ``fix`` :func:`dns_fix`'s advice…), or None when no
+    DNS flow is blocked, or no flow is KSC agent traffic (:func:`no_ksc_traffic`: no advice built
+    on other programs' lookups). ``rules``: None, the bundled rules."""
+    from .rules import load_rules
+    rules = rules if rules is not None else load_rules()
+    summary = TableSummary.of(flows)
+    bl = summary.counts.get(("dns", "blocked"), 0)
+    if not bl or summary.no_ksc_headline(rules):
+        return None
+    why, fix = _dns_advice(summary)
+    ok, un = summary.counts.get(("dns", "ok"), 0), summary.counts.get(("dns", "unexpected"), 0)
+    return {"rule": "dns", "transport": "udp/tcp", "ports": "53", "section": "",
+            "purpose_text": "name resolution (not in the vendor's port list, but needed to connect at all)",
+            "status": "blocked", "status_note": "", "flows": sum(c for (p, _), c in summary.counts.items()
+                                                                 if p == "dns"),
+            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix}
+
+
 def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``transport`` (``tcp``/``udp``), ``ports``
     (``23100-23199``), ``section`` (``§A``…), ``purpose_text`` (what the port is for, the vendor
@@ -2753,9 +2784,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         # (not the status note: the advice begins with what it says)
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
-        why = sorted(summary.reasons.get("dns", ()))
-        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else (None, None)),
-                      cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
+        why, fix = _dns_advice(summary)
         console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))

@@ -135,3 +135,31 @@ def test_readme_tells_the_cloud_consoles_names_on_another_port_apart():
     text = _flat((ROOT / "README.md").read_text())
     assert "the Cloud Console's own names, `eu1.ksc.kaspersky.com` on 80 say, are told as the Cloud Console " \
            "server on a port the page does not document for it" in text
+
+
+# --- F8: DNS advice: the table, the HTML report and the notebook say the same -----------------------
+
+def test_dns_advice_is_the_tables_and_the_html_reports(tmp_path):
+    """Newcomer 29 F8: DNS has no checklist row but advice under "What to change"; the notebook's
+    advice table lacked it. kscc_traffic.dns_advice gives the same advice (the notebook shows it:
+    tests/test_notebook.py)."""
+    import kscc_traffic
+    from scapy.all import DNS, DNSQR
+    from pcapbuild import udp
+    q = DNS(id=9, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    recs = [udp((CLIENT, 41000), ("192.0.2.53", 53), bytes(q), t=999.0)]
+    recs += tcp_session((CLIENT, 50100), (SERVER, 23101), t0=1000.0)
+    path = tmp_path / "dns.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = analyze(str(path))
+    adv = kscc_traffic.dns_advice(flows)
+    assert adv is not None and (adv["rule"], adv["status"], adv["reasons"]) == ("dns", "blocked", "no_answer")
+    assert adv["fix"].startswith("allow DNS (UDP and TCP 53) from the clients to their resolver"), adv["fix"]
+    assert set(adv) >= set(readiness(flows, RULES).columns)
+    table = _flat(render_table(flows, RULES, width=400))
+    assert f"dns (blocked: no_answer): {adv['fix']}" in table
+    import html as h
+    assert h.escape(adv["fix"]) in render_html(flows, RULES)
+    # nothing blocked in DNS: None
+    ok = flows[flows["purpose"] != "dns"]
+    assert kscc_traffic.dns_advice(ok, RULES) is None
