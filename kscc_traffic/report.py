@@ -2798,7 +2798,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
     _print_dns_errors(summary, console)
 
-    if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
+    if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH
+                                  or _flagged_table_width(summary) > console.width):
+        # (narrow, or the table's columns would cut an address or a name mid-token: newcomer 29 F9)
         _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
@@ -2836,8 +2838,31 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
 
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
-#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
+#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17);
+#: wider ones too when the table's columns would still cut a value (:func:`_flagged_table_width`:
+#: IPv6 addresses and long names at 125-170 columns, newcomer 29 F9)
 FLAGGED_TABLE_MIN_WIDTH = 120
+
+
+def _flagged_table_width(summary: TableSummary) -> int:
+    """The terminal columns the flagged flows' table needs for no value but the detail to be cut:
+    every other column as wide as its longest value (the widest of them would be shrunk first,
+    cutting it mid-token: ``eu1.ksc.kasper|sky.com``, ``[2001:db8:fff|f::10]``), the detail at
+    least as wide as they are and its longest word, and the borders (3 a column, and 1)."""
+    from rich.cells import cell_len
+    several = len(summary.captures) > 1
+    heads = ["time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+             "verdict", "reason"]
+    widths = [cell_len(h) for h in heads]
+    longest_word = cell_len("detail")
+    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        cells = [t, *((escape_terminal(r.capture),) if several else ()),
+                 escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
+                 f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
+                 escape_terminal(r.server_name or r.query), r.purpose or "-", r.verdict, r.reason]
+        widths = [max(w, cell_len(c)) for w, c in zip(widths, cells)]
+        longest_word = max([longest_word, *map(cell_len, escape_terminal(r.detail).split())])
+    return sum(widths) + max(longest_word, *widths) + 3 * (len(widths) + 1) + 1
 
 
 def _listed_title(summary: TableSummary) -> str:

@@ -163,3 +163,61 @@ def test_dns_advice_is_the_tables_and_the_html_reports(tmp_path):
     # nothing blocked in DNS: None
     ok = flows[flows["purpose"] != "dns"]
     assert kscc_traffic.dns_advice(ok, RULES) is None
+
+
+# --- F9: no address or name cut mid-word between 120 and ~175 columns ----------------------------
+
+def _v6_blocked(tmp_path):
+    """eu1.ksc.kaspersky.com over IPv6: a SYN to [2001:db8:ffff::10]:23101 never answered."""
+    from scapy.all import DNS, DNSQR, DNSRR, IPv6, TCP
+    from pcapbuild import eth, udp
+    dns = DNS(id=3, qr=1, rd=1, ra=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com", qtype="AAAA"),
+              an=DNSRR(rrname="eu1.ksc.kaspersky.com", type="AAAA", rdata="2001:db8:ffff::10", ttl=60))
+    recs = [udp(("192.0.2.53", 53), (CLIENT, 41000), bytes(dns), t=999.0)]
+    recs += [(1000.0 + k, eth(IPv6(src="2001:db8::10", dst="2001:db8:ffff::10")
+                               / TCP(sport=50555, dport=23101, flags="S", seq=7), ) ) for k in (0, 1, 3, 7)]
+    path = tmp_path / "v6.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+@pytest.mark.parametrize("columns", [125, 160])
+def test_the_flagged_flows_never_cut_an_address_or_a_name(tmp_path, columns):
+    """Newcomer 29 F9: at 125 and 160 columns the table printed ``eu1.ksc.kasper|sky.com`` and
+    ``[2001:db8:fff|f::10]:23101``: one block per flow instead, every value whole on its line."""
+    p = _run(_v6_blocked(tmp_path), columns=columns)
+    assert p.returncode == 1, p.stderr
+    out = p.stdout
+    assert max(map(len, out.splitlines())) <= columns
+    assert "┏━" not in out.split("Flagged flows")[1], out
+    lines = out.split("Flagged flows (1)")[1].splitlines()
+    assert "[2001:db8::10]:50555 -> tcp [2001:db8:ffff::10]:23101  eu1.ksc.kaspersky.com" in lines[1], lines
+    assert lines[2].split() == ["agent_connection", "blocked", "no_answer"], lines
+
+
+def test_a_wide_terminal_keeps_the_table_whole(tmp_path):
+    p = _run(_v6_blocked(tmp_path), columns=250)
+    part = p.stdout.split("Flagged flows (1)")[1]
+    assert "┏━" in part
+    row = next(x for x in part.splitlines() if "2001:db8::10" in x)
+    assert [c.strip() for c in row.split("│")[2:8]] == [
+        "[2001:db8::10]:50555", "tcp [2001:db8:ffff::10]:23101", "eu1.ksc.kaspersky.com", "agent_connection",
+        "blocked", "no_answer"]
+
+
+# --- F10: --help is a flag; the live section says to wait for "Capturing on" ------------------------
+
+@pytest.mark.parametrize("command", [[], ["analyze"], ["report"], ["live"], ["rules"]])
+def test_help_shows_no_value_placeholder(command):
+    """Newcomer 29 F10: ``kscc-traffic --help`` listed ``--help <bool>``."""
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", *command, "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120, env={"COLUMNS": "120", "PATH": ""})
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if "--help" in x)
+    assert "<bool>" not in p.stdout and "BOOLEAN" not in line, line
+    assert line.split("│")[1].split() == ["--help", "Show", "this", "message", "and", "exit."], line
+
+
+def test_readme_says_to_wait_for_capturing_on():
+    text = _flat((ROOT / "README.md").read_text())
+    assert "Wait for that line before starting the agent (or the traffic to test)" in text
