@@ -252,7 +252,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             other_kl = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, "
                         "KSN, licensing…)")
             rest = failed_all
-            if vendor and vendor >= un and failed_vendor:
+            # newcomer 29 F7: the Cloud Console's own names (*.ksc.kaspersky.com) on a port not theirs
+            console = int((mism & sub["server_name"].str.lower().str.rstrip(".").map(
+                lambda n: n == "ksc.kaspersky.com" or n.endswith(".ksc.kaspersky.com"))).sum()) if vendor else 0
+            if console and console >= un:
+                names = ("went to the Cloud Console server (*.ksc.kaspersky.com) on a port the KSC Cloud Console "
+                         "port page does not document for it: not this purpose's servers, and no port the agent "
+                         "needs for the Cloud Console. If an agent made them, check the Administration Server port "
+                         "it is set to use; else they are another program's traffic")
+            elif vendor and vendor >= un and failed_vendor:
                 names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; "
                          f"{failed_vendor} of them failed (no answer, a reset, an ICMP error or an aborted TLS "
                          "handshake: see each flow's detail): a firewall or proxy on the path blocks that Kaspersky "
