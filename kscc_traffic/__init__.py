@@ -7,6 +7,7 @@ The public API (everything else is private and may change)::
     analyze_files(paths, rules=None) -> Analysis             # flows + reader statistics
     load_rules(path=None) -> RuleSet                          # the documented purposes
     readiness(flows, rules=None) -> pandas.DataFrame          # one row per documented purpose
+    dns_advice(flows, rules=None) -> dict | None              # what to change for DNS (no checklist row)
     read_frames / decode / build_flows / classify             # the pipeline's stages
     purpose_breakdown, host_status, server_names, attempts_over_time   # tables for pictures
     chart_verdicts, chart_volume, chart_timeline, chart_host_failures  # matplotlib figures
@@ -39,12 +40,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _LAZY
     from .flows import FLOW_COLUMNS, build_flows
     from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts,
                         chart_volume, host_status, purpose_breakdown, server_names, style_readiness)
-    from .report import readiness
+    from .report import dns_advice, readiness
     from .rules import RuleSet, load_rules
 
 __all__ = [
     "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
-    "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
+    "read_frames", "build_flows", "classify", "readiness", "dns_advice", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
@@ -62,7 +63,7 @@ _LAZY = {
     **dict.fromkeys(("attempts_over_time", "chart_host_failures", "chart_timeline", "chart_verdicts",
                      "chart_volume", "host_status", "purpose_breakdown", "server_names",
                      "style_readiness"), ".plots"),
-    "readiness": ".report",
+    **dict.fromkeys(("readiness", "dns_advice"), ".report"),
     **dict.fromkeys(("RuleSet", "load_rules"), ".rules"),
 }
 

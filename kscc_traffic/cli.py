@@ -21,9 +21,35 @@ from . import _startup
 from .errors import KsccTrafficError, TemporaryFolderError
 from .text import escape_terminal, path_text
 
+def _quiet_help(cmd, ctx) -> None:
+    """Show ``--help`` of ``cmd`` (a click command, with ``ctx``'s help option names) without a
+    value placeholder: a flag, not ``--help <bool>`` (newcomer 29 F10)."""
+    opt = cmd.get_help_option(ctx)
+    if opt is not None:
+        opt.metavar = ""
+
+
+class _Group(typer.core.TyperGroup):
+    """The command group: its ``--help`` and each command's shown as a flag (:func:`_quiet_help`)."""
+
+    def get_help_option(self, ctx):
+        """The help option, without a value placeholder."""
+        opt = super().get_help_option(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    def get_command(self, ctx, cmd_name):
+        """The command ``cmd_name`` (None: no such command), its help option without a placeholder."""
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            _quiet_help(cmd, ctx)
+        return cmd
+
+
 # markdown: the help's paragraphs are reflowed to the terminal (docstrings keep their line breaks
 # in rich mode); usage errors are one line of ours (:func:`main`), not rich's box
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown", cls=_Group,
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
 # emoji off: rich would turn ':x:' in a file name into an emoji (markup is off per print)
 err = Console(stderr=True, highlight=False, emoji=False)

@@ -47,7 +47,7 @@ from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
-                     dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
+                     console_names, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
@@ -467,7 +467,8 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     mism = sub["reason"].astype(str).str.split(",").str[0] == "host_mismatch"
     if mism.any() and "server_name" in sub:   # (Kaspersky's other services: not "not Kaspersky's")
         vendor = int((mism.to_numpy() & vendor_names(sub["server_name"].tolist())).sum())
-        texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor)}
+        console = int((mism.to_numpy() & console_names(sub["server_name"].tolist())).sum()) if vendor else 0
+        texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor, console)}
     wrong = sub["reason"].astype(str).str.split(",").str[0] == "wrong_direction"
     if wrong.any():   # (opened from outside towards a local address: not a source port in the range)
         inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND)).sum())

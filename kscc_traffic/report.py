@@ -647,6 +647,11 @@ def _icmp_fix(bl: int, kinds: dict[str, int], fix: str) -> str:
 #: refused by an HTTP answer reads (a transparent web filter's 403, a captive portal's 511, a
 #: gateway's 502…; :func:`kscc_traffic.classify._proxy_refusal` with ``direct``): group 1 the status
 HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request for \S+ \(a transparent web filter")
+#: how the detail of a ClientHello answered by an HTTP redirect reads (a captive portal or web
+#: filter sending the client to its page: :data:`~kscc_traffic.classify.REDIRECT_STATUSES`,
+#: ``blocked``/``rejected``; directly or inside a CONNECT tunnel): group 1 the status
+REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to the ClientHello(?: inside the CONNECT tunnel)? "
+                             r"where TLS is documented: a redirect\b")
 #: how the detail of a request an explicit HTTP proxy refused or failed starts
 PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
 
@@ -680,6 +685,9 @@ REJECTED_TEXT: dict[str, str] = {
     "http": ("an HTTP answer refused the request (403, 451, 511: a web filter, transparent proxy or captive "
              "portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP port "
              "is open"),
+    "redirect": ("a redirect (301, 302, 303, 307, 308) sent the ClientHello to a captive portal's or web filter's "
+                 "page instead of a TLS handshake: the agent cannot connect; authenticate this network in the "
+                 "portal, or exempt the agent's traffic from the portal or filter (the TCP port is open)"),
     "proxy": "the HTTP proxy refused or failed the request (407: it wants authentication, 403: its policy denies "
              "the target)",
     "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
@@ -703,11 +711,14 @@ def refused_counts(details) -> tuple[int, int]:
 def rejected_kind(detail: str) -> str:
     """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
-    :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
+    :data:`~kscc_traffic.classify.FILTER_ANSWER`), ``redirect`` (a ClientHello answered by an HTTP
+    redirect: :data:`REDIRECT_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
     (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``handshake`` (the server's side reset or closed
     the connection right after the handshake: :data:`~kscc_traffic.classify.HANDSHAKE_RESET`,
     :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`), else ``reset`` (a TCP reset)."""
     detail = str(detail)
+    if REDIRECT_ANSWER.match(detail):
+        return "redirect"
     if detail.startswith(FILTER_ANSWER) or HTTP_REFUSAL.match(detail):
         return "http"
     if PROXY_REFUSAL.match(detail):
@@ -733,9 +744,17 @@ def rejected_reason_text(details) -> str:
                      sorted(counts.items(), key=lambda kv: list(REJECTED_TEXT).index(kv[0])))
 
 
-def host_mismatch_reason_text(n: int, vendor: int) -> str:
+def host_mismatch_reason_text(n: int, vendor: int, console: int = 0) -> str:
     """Why ``n`` ``host_mismatch`` flows matter, ``vendor`` of them to a name under kaspersky.com
-    (:data:`VENDOR_OTHER`): :data:`REASON_TEXT`'s when none is, else that too."""
+    (:data:`VENDOR_OTHER`): :data:`REASON_TEXT`'s when none is, else that too; ``console`` of the
+    ``vendor`` ones to the Cloud Console server's own names (:func:`console_names`: said as
+    :data:`CONSOLE_ELSEWHERE`, not as Kaspersky's other services)."""
+    if console and console >= vendor:
+        head = f"the server name is outside the documented host mask: {CONSOLE_ELSEWHERE}"
+        return head if console >= n else f"{REASON_TEXT['host_mismatch']}; {console} of them: {CONSOLE_ELSEWHERE}"
+    if console:
+        return (f"{REASON_TEXT['host_mismatch']}; {vendor} of them: {VENDOR_OTHER} ({console} of those: "
+                f"{CONSOLE_ELSEWHERE})")
     if not vendor:
         return REASON_TEXT["host_mismatch"]
     if vendor >= n:
@@ -954,7 +973,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
                    bl_refused: tuple[int, int] = (0, 0),
-                   un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> dict:
+                   un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
+                   bl_redirect: dict[str, int] | None = None, un_console: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1026,6 +1046,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
     another Administration Server — they make the purpose ``unexpected`` (not another program's
     traffic: counted out of ``other`` for the status) and their advice comes first.
+    ``bl_redirect``: of the blocked ones whose ClientHello an HTTP redirect answered (detail
+    :data:`REDIRECT_ANSWER`: a captive portal or web filter; counted in ``bl_tls`` too), how many per
+    status (None: none): their advice is the portal's (:func:`_redirect_fix`), not TLS inspection's.
+    ``un_console``: of the ``un_vendor`` ones, those to the Cloud Console server's own names
+    (:func:`console_names`; :func:`_unexpected_fix`'s ``console``).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1086,6 +1111,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
                + _intercepted_note(bl_icpt))
+    # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
+    redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
+    if status == "blocked" and redirects and bl == redirects and not proxied:
+        # a captive portal or web filter answered the ClientHello with its page (newcomer 29 F4)
+        fix = _redirect_fix(r, bl, bl_redirect, fix, alone=True)
     if status == "blocked" and bl == bl_tls and bl != proxied and proxy_paths and proxy_paths.tunnel:
         fix = _tunnel_fix(r, bl, bl_icpt, proxy_paths, "this connection" if bl == 1 else f"these {bl} connections")
     if status == "blocked" and bl == bl_stale:
@@ -1219,13 +1249,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
                     f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}): allow {where} "
                     "in its URL filter")
-    if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls):
+    if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
+            and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        fix += _tls_part(r, bl_tls, bl_icpt, proxy_paths)
+        fix += _tls_part(r, bl_tls - redirects, bl_icpt, proxy_paths)
+    if status == "blocked" and redirects and (bl != redirects or proxied):
+        fix = _redirect_fix(r, bl, bl_redirect, fix, alone=False)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
         fix = _group_address_fix(r, un, un_reasons["not_unicast"], fix)
     if status == "unexpected":
         fix = _unexpected_fix(r, un, other, reasons, blocked_too=False, vendor=un_vendor, onprem=un_onprem,
+                              console=un_console,
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
@@ -1244,7 +1278,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
-               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor,
+               + _once(fix, bl_all, _unexpected_fix(r, un, other, sorted(kinds), blocked_too=True, vendor=un_vendor, console=un_console,
                                                     onprem=un_onprem, failed=un_failed,
                                                     inbound=(un_inbound, kinds.get("wrong_direction", 0)),
                                                     elsewhere=un_elsewhere)
@@ -1278,6 +1312,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 #: ds.kaspersky.com:443 are update and other services, not a wrong Administration Server address)
 VENDOR_OTHER = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, KSN, "
                 "licensing…)")
+
+#: the domain of the Cloud Console server's own names (the default rules' ``*.ksc.kaspersky.com``):
+#: such a name outside a purpose's mask is the Cloud Console contacted on a port the page does not
+#: document for it, not another Kaspersky service (newcomer 29 F7)
+CONSOLE_DOMAIN = "ksc.kaspersky.com"
+#: what a ``host_mismatch`` flow to a name under :data:`CONSOLE_DOMAIN` is
+CONSOLE_ELSEWHERE = (f"the Cloud Console server (*.{CONSOLE_DOMAIN}) on a port the KSC Cloud Console port page "
+                     "does not document for it")
 
 
 def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
@@ -1520,6 +1562,27 @@ def _tunnel_fix(r, k: int, icpt: int, px: ProxyPaths, subject: str) -> str:
             f"{names} reaches {where} on {r.transport.upper()} {r.port_text}{note}" + _intercepted_note(direct_icpt))
 
 
+def _redirect_fix(r, bl: int, redirects: dict[str, int], fix: str, alone: bool) -> str:
+    """The advice for rule ``r``'s ``bl`` blocked flows, of which those in ``redirects`` (status ->
+    count: :data:`REDIRECT_ANSWER`) had their ClientHello answered by an HTTP redirect: a captive
+    portal or web filter (authenticate the network in it, or exempt the agent's traffic), not TLS
+    inspection. ``alone``: they are all the blocked flows (the advice replaces ``fix``), else it is
+    added to ``fix`` for them."""
+    k = sum(redirects.values())
+    said = f"an HTTP redirect ({'/'.join(sorted(redirects))})"
+    where = f"{r.host_mask + ', ' if r.host_mask else ''}{r.transport.upper()} {r.port_text}"
+    todo = ("Authenticate this network in the portal (or have its owner do it), or exempt the agent's traffic "
+            f"({where}) from the portal or filter")
+    if alone:
+        return (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then {said} "
+                f"answered {'its' if bl == 1 else 'their'} ClientHello instead of the TLS handshake: a captive "
+                f"portal or web filter in the path sends {'it' if bl == 1 else 'them'} to its own page (see each "
+                f"flow's detail). {todo}; no port is to be opened")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered by {said}: a captive portal or web filter "
+            f"in the path sends {'it' if k == 1 else 'them'} to its own page. {todo}")
+
+
 def _tls_part(r, k: int, icpt: int, px: ProxyPaths | None) -> str:
     """``; k of them …``: the advice added for ``k`` of a purpose's blocked flows whose TLS
     failed (``icpt`` of them ``tls_intercepted``), the others blocked otherwise; through a
@@ -1679,7 +1742,7 @@ def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
                     onprem: int = 0, failed: tuple[int, int] = (0, 0),
                     inbound: tuple[int, int] = (0, 0),
-                    elsewhere: tuple[int, tuple[str, ...]] = (0, ())) -> str | None:
+                    elsewhere: tuple[int, tuple[str, ...]] = (0, ()), console: int = 0) -> str | None:
     """What to change for the ``un`` unexpected flows of rule ``r``, ``other`` of them with a reason
     of :data:`NOT_THIS_PURPOSE`, ``kinds`` their reasons, ``vendor`` of them ``host_mismatch`` to a
     name under kaspersky.com (:data:`VENDOR_OTHER`): answered flows (:data:`ANSWERED_UNEXPECTED`)
@@ -1694,7 +1757,10 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     :data:`~kscc_traffic.classify.INBOUND`; all the ``wrong_direction`` ones). ``elsewhere``: (of the
     ``host_mismatch`` ones, those on a KSC-only port to a name not under kaspersky.com, the first
     names: :func:`elsewhere_rows`): the agent's own, pointed at another Administration Server,
-    said first (:func:`_elsewhere_fix`); the others' advice after it."""
+    said first (:func:`_elsewhere_fix`); the others' advice after it. ``console``: of the ``vendor``
+    ones, those to the Cloud Console server's own names (:func:`console_names`): when they are all
+    the unexpected ones, said as the Cloud Console on a port not documented for it
+    (:data:`CONSOLE_ELSEWHERE`), not as Kaspersky's other services."""
     k_else, else_names = elsewhere
     if k_else:
         head = _elsewhere_fix(r, k_else, else_names)
@@ -1725,7 +1791,12 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
         names = (f"went to names outside {r.host_mask}: not this purpose's servers. If an agent made "
                  "them, check the Administration Server address, DNS and proxy it uses; else they are "
                  "another program's traffic")
-        if vendor and vendor >= un and failed_vendor:
+        if console and console >= un:
+            # (the Cloud Console server itself, on a port the page does not document for it)
+            names = (f"went to {CONSOLE_ELSEWHERE}: not this purpose's servers, and no port the agent needs for "
+                     f"the Cloud Console. If an agent made them, check the Administration Server port it is set "
+                     "to use; else they are another program's traffic")
+        elif vendor and vendor >= un and failed_vendor:
             # (a connection to Kaspersky's other services that failed: not "nothing to change")
             names = (f"went to names outside {r.host_mask}: {VENDOR_OTHER}, not this purpose's servers; "
                      f"{failed_vendor} of them failed (no answer, a reset, an ICMP error or an aborted TLS "
@@ -1806,6 +1877,13 @@ def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
     if not total or ksc:
         return ""
     return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
+
+
+def console_names(names) -> np.ndarray:
+    """bool per ``server_name`` text: a name under :data:`CONSOLE_DOMAIN` (the Cloud Console
+    server's; case and a trailing dot ignored)."""
+    names = list(names)
+    return np.fromiter((_under_domain(str(x), CONSOLE_DOMAIN) for x in names), bool, len(names))
 
 
 def vendor_names(names) -> np.ndarray:
@@ -1999,6 +2077,37 @@ def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
     return flows.assign(**filled) if filled else flows
 
 
+def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
+    """(the reasons of the blocked DNS flows, sorted; their advice: :func:`dns_fix`) from a
+    :class:`TableSummary`'s counts."""
+    why = sorted(summary.reasons.get("dns", ()))
+    return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
+                               else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
+
+
+def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None:
+    """What to change for name resolution, as the terminal report's "What to change" says it after
+    the checklist's rows (DNS is no port of the vendor's page, so no row of :func:`readiness`, but
+    the agent connects to nothing it cannot resolve): a dict with the keys of :func:`readiness`'s
+    columns (``rule`` ``dns``, ``transport`` ``udp/tcp``, ``ports`` ``53``, ``status`` ``blocked``,
+    ``reasons`` the blocked DNS flows' reasons, ``fix`` :func:`dns_fix`'s advice…), or None when no
+    DNS flow is blocked, or no flow is KSC agent traffic (:func:`no_ksc_traffic`: no advice built
+    on other programs' lookups). ``rules``: None, the bundled rules."""
+    from .rules import load_rules
+    rules = rules if rules is not None else load_rules()
+    summary = TableSummary.of(flows)
+    bl = summary.counts.get(("dns", "blocked"), 0)
+    if not bl or summary.no_ksc_headline(rules):
+        return None
+    why, fix = _dns_advice(summary)
+    ok, un = summary.counts.get(("dns", "ok"), 0), summary.counts.get(("dns", "unexpected"), 0)
+    return {"rule": "dns", "transport": "udp/tcp", "ports": "53", "section": "",
+            "purpose_text": "name resolution (not in the vendor's port list, but needed to connect at all)",
+            "status": "blocked", "status_note": "", "flows": sum(c for (p, _), c in summary.counts.items()
+                                                                 if p == "dns"),
+            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix}
+
+
 def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
     """One row per documented purpose: ``rule`` (id), ``transport`` (``tcp``/``udp``), ``ports``
     (``23100-23199``), ``section`` (``§A``…), ``purpose_text`` (what the port is for, the vendor
@@ -2070,6 +2179,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_route = bl_http = un_vendor = 0
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
+        bl_redirect: dict[str, int] = {}
+        un_console = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         caps = None
@@ -2098,6 +2209,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                         tuple(dict.fromkeys(names[away].tolist()))[:MAX_ELSEWHERE_NAMES])
                     un_vendor = int(np.count_nonzero(
                         vendor_names(flows["server_name"].to_numpy(dtype=object)[at]) & mism & (v == "unexpected")))
+                    if un_vendor:
+                        un_console = int(np.count_nonzero(
+                            console_names(names) & mism & (v == "unexpected")))
                 if "detail" in flows:
                     un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
                                     if str(x).startswith(ONPREM_PORT))
@@ -2141,6 +2255,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
+                    for m in filter(None, map(REDIRECT_ANSWER.match, map(str, details))):
+                        bl_redirect[m.group(1)] = bl_redirect.get(m.group(1), 0) + 1
                     if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
                         closed = np.array([CLOUD_FORGED in str(x) for x in details], bool)
                         blocked_at = np.asarray(at)[v == "blocked"][closed]
@@ -2164,7 +2280,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icpt, un_onprem, bl_forged, un_failed, un_inbound, bl_handshake=bl_handshake,
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
-                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere))
+                                   bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_redirect=bl_redirect, un_console=un_console))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2303,7 +2420,9 @@ class TableSummary:
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
+        self.bl_redirect: dict[str, dict[str, int]] = {}  # purpose -> status -> ClientHellos redirected
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
+        self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
@@ -2403,6 +2522,9 @@ class TableSummary:
                 vendor = flows[mism.to_numpy() & vendor_names(flows["server_name"].to_numpy(dtype=object))]
                 for p, n in vendor.groupby("purpose", sort=False).size().items():
                     self.un_vendor[p] = self.un_vendor.get(p, 0) + int(n)
+                console = vendor[console_names(vendor["server_name"].to_numpy(dtype=object))]
+                for p, n in console.groupby("purpose", sort=False).size().items():
+                    self.un_console[p] = self.un_console.get(p, 0) + int(n)
         if "resp_h" in flows:
             self.v6_seen = True
             six = flows[_is_v6(flows["resp_h"].to_numpy(dtype=object))]
@@ -2441,6 +2563,11 @@ class TableSummary:
             for p, g in status[status.notna()].groupby(blocked["purpose"][status.notna()], sort=False):
                 self.bl_http[p] = self.bl_http.get(p, 0) + len(g)
                 self.http_statuses.setdefault(p, set()).update(g.tolist())
+            status = detail.str.extract(REDIRECT_ANSWER, expand=False)
+            for (p, code), n in status[status.notna()].groupby(
+                    [blocked["purpose"][status.notna()], status[status.notna()]], sort=False).size().items():
+                into = self.bl_redirect.setdefault(p, {})
+                into[code] = into.get(code, 0) + int(n)
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
@@ -2561,7 +2688,8 @@ class TableSummary:
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
-                                       if ksc_only(r) else (0, ())))
+                                       if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
+                                       un_console=self.un_console.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
@@ -2702,9 +2830,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         # (not the status note: the advice begins with what it says)
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
     if dns_blocked:
-        why = sorted(summary.reasons.get("dns", ()))
-        fix = dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen else (None, None)),
-                      cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
+        why, fix = _dns_advice(summary)
         console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
@@ -2718,7 +2844,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
     _print_dns_errors(summary, console)
 
-    if summary.flagged_total and console.width < FLAGGED_TABLE_MIN_WIDTH:
+    if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH
+                                  or _flagged_table_width(summary) > console.width):
+        # (narrow, or the table's columns would cut an address or a name mid-token: newcomer 29 F9)
         _print_flagged_compact(summary, console, NOT_KSC_FLAGGED if headline else "")
     elif summary.flagged_total:
         # several captures: which one each flow is from (names escaped as packet names are)
@@ -2756,8 +2884,31 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
 
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
-#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17)
+#: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17);
+#: wider ones too when the table's columns would still cut a value (:func:`_flagged_table_width`:
+#: IPv6 addresses and long names at 125-170 columns, newcomer 29 F9)
 FLAGGED_TABLE_MIN_WIDTH = 120
+
+
+def _flagged_table_width(summary: TableSummary) -> int:
+    """The terminal columns the flagged flows' table needs for no value but the detail to be cut:
+    every other column as wide as its longest value (the widest of them would be shrunk first,
+    cutting it mid-token: ``eu1.ksc.kasper|sky.com``, ``[2001:db8:fff|f::10]``), the detail at
+    least as wide as they are and its longest word, and the borders (3 a column, and 1)."""
+    from rich.cells import cell_len
+    several = len(summary.captures) > 1
+    heads = ["time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+             "verdict", "reason"]
+    widths = [cell_len(h) for h in heads]
+    longest_word = cell_len("detail")
+    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        cells = [t, *((escape_terminal(r.capture),) if several else ()),
+                 escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
+                 f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
+                 escape_terminal(r.server_name or r.query), r.purpose or "-", r.verdict, r.reason]
+        widths = [max(w, cell_len(c)) for w, c in zip(widths, cells)]
+        longest_word = max([longest_word, *map(cell_len, escape_terminal(r.detail).split())])
+    return sum(widths) + max(longest_word, *widths) + 3 * (len(widths) + 1) + 1
 
 
 def _listed_title(summary: TableSummary) -> str:

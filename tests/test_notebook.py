@@ -203,6 +203,12 @@ def _check(nb, capture: Path):
     for rule, status in expected.items():
         if status == "blocked":
             assert html.escape(fix_of[rule].split(" (")[0]) in fixes, rule
+    # DNS (no checklist row) too, when lookups failed: the terminal report's advice (newcomer 29 F8)
+    dns = kscc_traffic.dns_advice(flows, rules)
+    rows = {r[0]: r for r in _table_rows(_tagged(nb, "fixes")[0])}
+    assert ("dns" in rows) is (dns is not None) is bool((flows.purpose.eq("dns") & flows.verdict.eq("blocked")).any())
+    if dns is not None:
+        assert rows["dns"][1:] == ["53", "blocked", dns["reasons"], dns["fix"]], rows["dns"]
     names = _text(_tagged(nb, "names")[0])
     for n in set(flows.loc[flows.name_source == "sni", "server_name"]):
         assert n in names

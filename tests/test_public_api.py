@@ -7,7 +7,7 @@ from conftest import ROOT
 
 EXPECTED_API = {
     "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
-    "read_frames", "build_flows", "classify", "readiness", "load_rules", "RuleSet",
+    "read_frames", "build_flows", "classify", "readiness", "dns_advice", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -251,7 +252,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             other_kl = ("Kaspersky names not on the KSC Cloud Console port page (its other services: updates, "
                         "KSN, licensing…)")
             rest = failed_all
-            if vendor and vendor >= un and failed_vendor:
+            # newcomer 29 F7: the Cloud Console's own names (*.ksc.kaspersky.com) on a port not theirs
+            console = int((mism & sub["server_name"].str.lower().str.rstrip(".").map(
+                lambda n: n == "ksc.kaspersky.com" or n.endswith(".ksc.kaspersky.com"))).sum()) if vendor else 0
+            if console and console >= un:
+                names = ("went to the Cloud Console server (*.ksc.kaspersky.com) on a port the KSC Cloud Console "
+                         "port page does not document for it: not this purpose's servers, and no port the agent "
+                         "needs for the Cloud Console. If an agent made them, check the Administration Server port "
+                         "it is set to use; else they are another program's traffic")
+            elif vendor and vendor >= un and failed_vendor:
                 names = (f"went to names outside {r.host_mask}: {other_kl}, not this purpose's servers; "
                          f"{failed_vendor} of them failed (no answer, a reset, an ICMP error or an aborted TLS "
                          "handshake: see each flow's detail): a firewall or proxy on the path blocks that Kaspersky "
@@ -717,7 +726,25 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
-    if len(flagged):
+    rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3], old_endpoint(r.orig_h, r.orig_p),
+             f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
+             r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
+    # (newcomer 29 F9: one block per flow when the columns would cut a value: each column but the
+    # detail as wide as its longest value, the detail at least as wide as they and its longest word)
+    widths = [max([len(h), *(len(x[k]) for x in rows)]) for k, h in
+              enumerate(("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason"))]
+    words = [len(w) for d in flagged.head(max_flagged)["detail"] for w in escape_terminal(d).split()] if len(rows) else []
+    if len(flagged) and sum(widths) + max([6, *words, *widths]) + 25 > console.width:
+        note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
+        console.print(Text(f"Flagged flows ({len(flagged)}){note}", style="italic"))
+        for x, r in zip(rows, flagged.head(max_flagged).itertuples(index=False)):
+            console.print(Text(f"{x[0]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
+            console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
+            if r.detail:
+                console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
+        if len(flagged) > max_flagged:
+            console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
+    elif len(flagged):
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
         f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left")
         for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):

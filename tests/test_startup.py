@@ -33,7 +33,7 @@ HOME = {
     **dict.fromkeys(("attempts_over_time", "chart_host_failures", "chart_timeline", "chart_verdicts",
                      "chart_volume", "host_status", "purpose_breakdown", "server_names", "style_readiness"),
                     "kscc_traffic.plots"),
-    "readiness": "kscc_traffic.report",
+    **dict.fromkeys(("readiness", "dns_advice"), "kscc_traffic.report"),
     **dict.fromkeys(("RuleSet", "load_rules"), "kscc_traffic.rules"),
 }
 
