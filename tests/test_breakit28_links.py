@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import struct
 
-import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -31,10 +30,7 @@ from scapy.contrib.mpls import MPLS  # noqa: E402
 import kscc_traffic  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.capture._slowpath import home_address, routing_final  # noqa: E402
-from kscc_traffic.capture.decode import decode  # noqa: E402
-from kscc_traffic.capture.files import read_frames  # noqa: E402
-from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
-from pcapbuild import pcap_bytes  # noqa: E402
+from decodecheck import decoded, write  # noqa: E402
 
 RULES = kscc_traffic.load_rules()
 TSHARK = shutil.which("tshark")
@@ -51,20 +47,8 @@ def client_hello(name: str = SNI) -> bytes:
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
-def write(tmp_path, name, frames, linktype=1):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes([(1_700_000_000 + k * 0.01, f) for k, f in enumerate(frames)],
-                                linktype))
-    return path
 
 
-def decoded(path):
-    """Packets of ``path``; the fast and the slow path must agree column for column."""
-    fr = read_frames(path)
-    p, q = decode(fr), decode(fr, fast=False)
-    for k in PACKET_COLUMNS:
-        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
-    return p
 
 
 # ---------------------------------------------------------------------------- Mobile IPv6

@@ -15,7 +15,6 @@ import shutil
 import struct
 import zlib
 
-import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -26,9 +25,7 @@ from scapy.layers.ipsec import AH  # noqa: E402
 
 import kscc_traffic  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
-from kscc_traffic.capture.decode import decode  # noqa: E402
-from kscc_traffic.capture.files import read_frames  # noqa: E402
-from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
+from decodecheck import decoded, write  # noqa: E402
 from pcapbuild import pcap_bytes  # noqa: E402
 
 RULES = kscc_traffic.load_rules()
@@ -89,23 +86,8 @@ def ip_bytes(pkts, from_client: bool, ah: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------------- helpers
-def write(tmp_path, name: str, frames: list[bytes], linktype: int = 1):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes([(1_700_000_000 + k * 0.01, f) for k, f in enumerate(frames)],
-                                linktype))
-    return path
 
 
-def decoded(path):
-    """Packets of ``path``, fast path checked against the slow path (identical columns)."""
-    fr = read_frames(path)
-    p, q = decode(fr), decode(fr, fast=False)
-    for k in PACKET_COLUMNS:
-        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
-    assert bytes(p.buf) == bytes(q.buf)
-    assert (p.stats.non_ip, p.stats.malformed, p.stats.warnings) == \
-        (q.stats.non_ip, q.stats.malformed, q.stats.warnings)
-    return p
 
 
 #: flow columns compared between the builtin and the tshark engine
