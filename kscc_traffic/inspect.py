@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
+from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
                     seq_extents)
-from .protocols import dns, dns_batch, http, tls, tls_batch
+from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
@@ -71,6 +71,9 @@ MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged 
 #: otherwise make a cell, and the responses a chunked analysis carries for it, grow without end
 MAX_DNS_ANSWERS = 64
 
+#: groups named in a flow's ``mcast_groups`` at most (the first ones, in order of first report)
+MAX_MCAST_GROUPS = 16
+
 #: name -> (dtype, unit, meaning) of the application columns added by :func:`inspect_flows`
 APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "query": ("object", "", "DNS flows: the first query name"),
@@ -111,6 +114,11 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                      "proxy): an explicit proxy (escaped text as http_host), '' otherwise. When a CONNECT "
                      "was answered 2xx, the TLS columns and client_proto/server_proto describe the bytes "
                      "inside the tunnel"),
+    "mcast_groups": ("object", "", "IGMP and MLD flows: the multicast groups the flow's membership reports join, "
+                     "';'-joined in order of first report (IGMPv1/v2 and MLDv1 reports; the joining group records "
+                     "of IGMPv3 and MLDv2 reports: EXCLUDE mode, new sources allowed, INCLUDE mode with sources; "
+                     "not a leave), read from each direction's first MAX_SEGMENTS + 1 messages, at most "
+                     f"{MAX_MCAST_GROUPS} groups; '' otherwise (protocols.mcast.joined_groups)"),
 }
 
 
@@ -1372,6 +1380,40 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
+def _mcast_groups(ft: FlowTable, out: np.ndarray) -> None:
+    """Fill ``out`` (object array, one per flow, in place) with the groups the flow's IGMP/MLD
+    membership reports join (:func:`kscc_traffic.protocols.mcast.joined_groups`), ';'-joined in
+    order of first report, at most :data:`MAX_MCAST_GROUPS`; flows with none keep ''. Only each
+    direction's first ``MAX_SEGMENTS + 1`` messages with payload (in time order) are read: what a
+    chunked reading carries of a flow (:func:`kscc_traffic.chunked._summarise`), so every
+    reading gets the same groups."""
+    c = ft.packets.cols
+    proto = c["proto"]
+    cand = np.flatnonzero(((proto == 2) | (proto == ICMP6)) & (ft.pkt_flow >= 0))
+    if not len(cand) or not ((proto[cand] == 2) | np.isin(c["icmp_type"][cand], (131, 143))).any():
+        return
+    cand = cand[content_rows(c, cand)]
+    # (ranked among each direction's messages with payload, in time order, as chunked ranks them)
+    fd = ft.pkt_flow[cand].astype(np.int64) * 2 + (~ft.pkt_from_orig[cand]).astype(np.int64)
+    o = np.lexsort((cand, c["ts_ns"][cand], fd))
+    cand, fd = cand[o], fd[o]
+    start = np.r_[True, fd[1:] != fd[:-1]]
+    k = np.arange(len(cand))
+    rank = k - np.maximum.accumulate(np.where(start, k, 0))
+    cand = cand[(rank <= MAX_SEGMENTS) & ((proto[cand] == 2) | np.isin(c["icmp_type"][cand], (131, 143)))]
+    cand = cand[np.lexsort((cand, c["ts_ns"][cand]))]     # (time order: the groups' order of first report)
+    found: dict[int, dict[str, None]] = {}
+    for i in cand.tolist():
+        groups = mcast.joined_groups(int(c["ipver"][i]), ft.packets.payload(i), int(c["icmp_type"][i]))
+        if groups:
+            seen = found.setdefault(int(ft.pkt_flow[i]), {})
+            for g in groups:
+                if len(seen) < MAX_MCAST_GROUPS:
+                    seen[g] = None
+    for f, seen in found.items():
+        out[f] = ";".join(seen)
+
+
 def dns_flows(flows: pd.DataFrame) -> np.ndarray:
     """Per flow of ``flows`` (bool array): a DNS flow, UDP or TCP with port 53 on either side
     (:func:`inspect_flows` reads its DNS messages; their answers name other flows)."""
@@ -1521,6 +1563,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
              cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"])
     _udp_quic(ft, service)
+    _mcast_groups(ft, cols["mcast_groups"])
 
     # headers only: a direction's first data not captured at all was not inspected
     blind = _first_data_uncaptured(ft, n) & (proto == "tcp")

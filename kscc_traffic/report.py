@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import ipaddress
 import re
 from typing import IO, Iterable, NamedTuple
 
@@ -840,51 +841,77 @@ _NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
 #: Control Block 224.0.0.0/24 (mDNS 224.0.0.251, LLMNR 224.0.0.252…) is never routed, so
 #: no distribution point on another subnet sends there either (:func:`os_group`)
 _OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253"})
+#: IPv6 group IDs (the low 112 bits) IANA assigns in every scope that an operating system
+#: joins for its own services: SSDP (ff0X::c: Windows joins ff02::c and ff05::c) and mDNS (ff0X::fb)
+_OS_GROUP_IDS6 = frozenset({0xC, 0xFB})
 
 
 def os_group(group) -> bool:
-    """Whether an IGMPv2 report's group (``resp_h`` text) is one the operating system joins for
-    its own services (:data:`_OS_GROUPS`, or in 224.0.0.0/24 but for 224.0.0.22, where IGMPv3
-    reports go with their groups inside): a report for it says nothing of a distribution point's
-    multicast (:func:`group_joins`)."""
+    """Whether a multicast group (address text: a report's group, or an IGMPv2 report's
+    ``resp_h``) is one the operating system joins for its own services, so a report for it says
+    nothing of a distribution point's multicast (:func:`group_joins`). IPv4: :data:`_OS_GROUPS`,
+    or in 224.0.0.0/24 but for 224.0.0.22, where IGMPv3 reports go with their groups inside.
+    IPv6: a scope of at most link-local (ffX0::, ffX1::, ffX2::/16: mDNS ff02::fb, LLMNR ff02::1:3,
+    SSDP ff02::c, the solicited-node groups ff02::1:ffXX:XXXX; never routed, while a
+    distribution point on another subnet reaches a device only by a routed group), or an
+    SSDP/mDNS group of any scope (:data:`_OS_GROUP_IDS6`). Text that is no multicast address is
+    not an OS group."""
     g = str(group)
-    return g in _OS_GROUPS or (g.startswith("224.0.0.") and g != "224.0.0.22")
+    if ":" not in g:
+        return g in _OS_GROUPS or (g.startswith("224.0.0.") and g != "224.0.0.22")
+    try:
+        n = int(ipaddress.IPv6Address(g.split("%")[0]))
+    except ValueError:
+        return False
+    if n >> 120 != 0xFF:
+        return False
+    return (n >> 112) & 0xF <= 2 or (n & ((1 << 112) - 1)) in _OS_GROUP_IDS6
 
 
 def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
-    """IGMP/MLD membership reports among ``flows`` (a device joining multicast groups): (flows,
-    the groups they name, sorted, at most :data:`MAX_JOIN_GROUPS`). IGMP flows (``proto`` igmp)
-    not to the all-hosts/all-routers groups (224.0.0.1, .2), and ICMPv6 to ff02::16 (MLDv2
-    reports); an IGMPv2 report goes to its group (``resp_h``, named), an IGMPv3 one to 224.0.0.22
-    with its groups inside (not read: none named). An IGMPv2 report for a group the operating
-    system joins for its own services (:func:`os_group`: SSDP, mDNS, LLMNR…) is not counted: a
-    Windows host's SSDP join is no sign of a distribution point's multicast. (0, ()) when the
+    """IGMP/MLD membership reports among ``flows`` that join a group not the operating system's
+    own (a device joining a distribution point's multicast, maybe): (such flows, the groups they
+    name, sorted, at most :data:`MAX_JOIN_GROUPS`). A flow's groups are its ``mcast_groups``
+    (:func:`kscc_traffic.inspect._mcast_groups`: IGMPv1/v2 and MLDv1 reports, the joining
+    records of IGMPv3 and MLDv2 reports; a leave names none); those the operating system joins
+    for its own services (:func:`os_group`: SSDP, mDNS, LLMNR, solicited-node…) do not count:
+    every Windows or Linux host's IGMPv3/MLDv2 reports name them, no sign of a distribution
+    point's multicast. A table without ``mcast_groups`` (one made elsewhere): an IGMP flow's
+    ``resp_h`` where it is a group (an IGMPv1/v2 report goes to its group; queries, leaves and
+    IGMPv3 reports to :data:`_NOT_GROUPS`, whose groups cannot be read then). (0, ()) when the
     table lacks ``proto`` or ``resp_h``."""
     if not len(flows) or "proto" not in flows or "resp_h" not in flows:
         return 0, ()
     proto = flows["proto"].to_numpy(dtype=object)
-    igmp, icmp = proto == "igmp", proto == "icmp"
-    if not igmp.any() and not icmp.any():
+    at = np.flatnonzero((proto == "igmp") | (proto == "icmp"))
+    if not len(at):
         return 0, ()
-    dst = flows["resp_h"].to_numpy(dtype=object)
-    at = np.flatnonzero(igmp)
-    dests = dst[at].tolist()
-    joined = [x for x in dests if not os_group(x)]
-    mld = int(np.count_nonzero(dst[np.flatnonzero(icmp)] == "ff02::16"))
-    groups = tuple(sorted({str(x) for x in joined if x not in _NOT_GROUPS}))[:MAX_JOIN_GROUPS]
-    return len(joined) + mld, groups
+    if "mcast_groups" in flows:
+        cells = flows["mcast_groups"].to_numpy(dtype=object)[at]
+        named = [str(x).split(";") for x in cells.tolist() if isinstance(x, str) and x]
+    else:
+        dst = flows["resp_h"].to_numpy(dtype=object)[at[proto[at] == "igmp"]]
+        named = [[str(x)] for x in dst.tolist() if str(x) not in _NOT_GROUPS]
+    joins, groups = 0, set()
+    for gs in named:
+        mine = [g for g in gs if g and not os_group(g)]
+        if mine:
+            joins += 1
+            groups.update(mine)
+    return joins, tuple(sorted(groups))[:MAX_JOIN_GROUPS]
 
 
 def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
     """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
-    holds ``joins`` > 0 IGMP/MLD membership reports (:func:`group_joins`): :data:`JOINED_NOTE`
+    holds ``joins`` > 0 IGMP/MLD membership reports joining a group not the operating system's own
+    (:func:`group_joins`): :data:`JOINED_NOTE`
     and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
     device; other rows as they are."""
     if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
         return row
     named = f": {', '.join(groups)}" if groups else ""
     fix = (f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this device "
-           f"joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but no "
+           f"joined multicast groups{named}) but no "
            f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
            "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
            "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "

@@ -618,18 +618,25 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
         # (not the groups the system joins for its own services: 224.0.0.0/24 but the IGMPv3
         # reports' 224.0.0.22, SSDP, SLP; review 29)
-        dest = flows["resp_h"].astype(str)
-        own = (dest.str.startswith("224.0.0.") & (dest != "224.0.0.22")) | dest.isin(["239.255.255.250",
-                                                                                    "239.255.255.253"])
-        igmp = (flows["proto"] == "igmp") & ~own
-        joins = int((igmp | ((flows["proto"] == "icmp") & (flows["resp_h"] == "ff02::16"))).sum())
-        groups = sorted(set(flows.loc[igmp, "resp_h"]) - {"224.0.0.1", "224.0.0.2", "224.0.0.22"})[:5]
+        # (session 29: the groups a flow's reports join, mcast_groups, IGMPv3/MLDv2 records
+        # included; not the system's own, IPv6 of link-local scope and SSDP/mDNS of any scope too;
+        # a table without the column: an IGMP flow's resp_h)
+        from kscc_traffic.report import os_group
+        mc = (flows["proto"].isin(["igmp", "icmp"]))
+        if "mcast_groups" in flows:
+            cells = [str(x).split(";") for x in flows.loc[mc, "mcast_groups"] if x]
+        else:
+            cells = [[str(x)] for x in flows.loc[mc & (flows["proto"] == "igmp"), "resp_h"]
+                     if str(x) not in ("224.0.0.1", "224.0.0.2", "224.0.0.22")]
+        mine = [[g for g in c if not os_group(g)] for c in cells]
+        joins = sum(1 for m in mine if m)
+        groups = sorted({g for m in mine for g in m})[:5]
         for i, (x, r) in enumerate(zip(rows, rules.rules)):
             if joins and x["status"] == "not seen" and not x["flows"] and r.cast == "multicast":
                 named = f": {', '.join(groups)}" if groups else ""
                 rows[i] = {**x, "status_note": "joined a multicast group by IGMP/MLD, no datagram received", "fix": (
                     f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this "
-                    f"device joined multicast groups{named}; the groups of an IGMPv3/MLDv2 report are not read) but "
+                    f"device joined multicast groups{named}) but "
                     f"no {r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent "
                     "of a distribution point that sends by multicast, the datagrams did not reach it: check the "
                     "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
