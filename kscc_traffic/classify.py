@@ -288,6 +288,12 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
 
 #: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies
 NOT_TCP_UDP_DETAIL = "neither TCP nor UDP: no documented KSC port applies; not judged"
+#: what the detail of an IGMP/MLD flow whose membership reports join groups says after
+#: :data:`NOT_TCP_UDP_DETAIL` (internal column ``mcast_groups``, :func:`.inspect._mcast_groups`),
+#: the groups ", "-joined; :func:`kscc_traffic.report.group_joins` reads them there (:data:`MCAST_JOINS_RE`)
+MCAST_JOINS = "IGMP/MLD membership reports join {groups}"
+#: the groups of :data:`MCAST_JOINS` in a detail (group 1: them, ", "-joined)
+MCAST_JOINS_RE = re.compile(r"\bIGMP/MLD membership reports join ([0-9A-Fa-f.:]+(?:, [0-9A-Fa-f.:]+)*)")
 #: the detail of a TCP or UDP flow on no documented port (either side), to no Kaspersky name
 NO_RULE_DETAIL = "no documented KSC port, no Kaspersky name: not judged"
 
@@ -1898,7 +1904,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1908,7 +1914,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1927,7 +1933,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location")
+                 "client_head", "client_binary", "http_location", "mcast_groups")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -2376,6 +2382,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     if n:
         _note_auth_rounds(out, res)
         _note_resolved(out, res)
+        _note_mcast_groups(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
@@ -2383,6 +2390,21 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         # pandas ``str`` column, converted there and back again by the schema)
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
     return _labels_back(out, flows)
+
+
+def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each flow neither TCP nor UDP whose
+    membership reports join multicast groups (internal column ``mcast_groups``,
+    :func:`.inspect._mcast_groups`; none without it) :data:`MCAST_JOINS` naming them."""
+    if "mcast_groups" not in flows.columns or "proto" not in flows.columns:
+        return
+    groups = flows["mcast_groups"].to_numpy(dtype=object)
+    proto = flows["proto"].to_numpy(dtype=object)
+    for i in np.flatnonzero((groups != "") & (proto != "tcp") & (proto != "udp")).tolist():
+        g = groups[i]
+        if isinstance(g, str) and g:
+            said = MCAST_JOINS.format(groups=g.replace(";", ", "))
+            res[i, 3] = f"{res[i, 3]}; {said}" if res[i, 3] else said
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

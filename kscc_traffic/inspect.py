@@ -114,11 +114,6 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                      "proxy): an explicit proxy (escaped text as http_host), '' otherwise. When a CONNECT "
                      "was answered 2xx, the TLS columns and client_proto/server_proto describe the bytes "
                      "inside the tunnel"),
-    "mcast_groups": ("object", "", "IGMP and MLD flows: the multicast groups the flow's membership reports join, "
-                     "';'-joined in order of first report (IGMPv1/v2 and MLDv1 reports; the joining group records "
-                     "of IGMPv3 and MLDv2 reports: EXCLUDE mode, new sources allowed, INCLUDE mode with sources; "
-                     "not a leave), read from each direction's first MAX_SEGMENTS + 1 messages, at most "
-                     f"{MAX_MCAST_GROUPS} groups; '' otherwise (protocols.mcast.joined_groups)"),
 }
 
 
@@ -1547,6 +1542,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["blind_client_alert"] = np.zeros(n, np.int64)
     # (and whether the server never acknowledged the client's furthest data byte)
     cols["blind_unacked"] = np.zeros(n, bool)
+    # (for classify, not a column of the output: an IGMP/MLD flow's groups its membership reports
+    # join, ';'-joined, '' where none: _mcast_groups; classify says them in the detail)
+    cols["mcast_groups"] = repeated("", n)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:

@@ -28,6 +28,7 @@ from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .classify import _ABSOLUTE
+from .classify import MCAST_JOINS_RE
 from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
@@ -871,24 +872,27 @@ def os_group(group) -> bool:
 def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     """IGMP/MLD membership reports among ``flows`` that join a group not the operating system's
     own (a device joining a distribution point's multicast, maybe): (such flows, the groups they
-    name, sorted, at most :data:`MAX_JOIN_GROUPS`). A flow's groups are its ``mcast_groups``
-    (:func:`kscc_traffic.inspect._mcast_groups`: IGMPv1/v2 and MLDv1 reports, the joining
-    records of IGMPv3 and MLDv2 reports; a leave names none); those the operating system joins
-    for its own services (:func:`os_group`: SSDP, mDNS, LLMNR, solicited-node…) do not count:
-    every Windows or Linux host's IGMPv3/MLDv2 reports name them, no sign of a distribution
-    point's multicast. A table without ``mcast_groups`` (one made elsewhere): an IGMP flow's
-    ``resp_h`` where it is a group (an IGMPv1/v2 report goes to its group; queries, leaves and
-    IGMPv3 reports to :data:`_NOT_GROUPS`, whose groups cannot be read then). (0, ()) when the
-    table lacks ``proto`` or ``resp_h``."""
+    name, sorted, at most :data:`MAX_JOIN_GROUPS`). A flow's groups are those its ``detail`` names
+    (:data:`~kscc_traffic.classify.MCAST_JOINS`: classify says there what its reports join,
+    :func:`kscc_traffic.inspect._mcast_groups`: IGMPv1/v2 and MLDv1 reports, the joining records
+    of IGMPv3 and MLDv2 reports; a leave names none); those the operating system joins for its
+    own services (:func:`os_group`: SSDP, mDNS, LLMNR, solicited-node…) do not count: every
+    Windows or Linux host's IGMPv3/MLDv2 reports name them, no sign of a distribution point's
+    multicast. A table without ``detail``: an IGMP flow's ``resp_h`` where it is a group (an
+    IGMPv1/v2 report goes to its group; queries, leaves and IGMPv3 reports to
+    :data:`_NOT_GROUPS`). (0, ()) when the table lacks ``proto`` or ``resp_h``."""
     if not len(flows) or "proto" not in flows or "resp_h" not in flows:
         return 0, ()
     proto = flows["proto"].to_numpy(dtype=object)
     at = np.flatnonzero((proto == "igmp") | (proto == "icmp"))
     if not len(at):
         return 0, ()
-    if "mcast_groups" in flows:
-        cells = flows["mcast_groups"].to_numpy(dtype=object)[at]
-        named = [str(x).split(";") for x in cells.tolist() if isinstance(x, str) and x]
+    if "detail" in flows:
+        named = []
+        for d in flows["detail"].to_numpy(dtype=object)[at].tolist():
+            m = MCAST_JOINS_RE.search(d) if isinstance(d, str) and d else None
+            if m:
+                named.append(m.group(1).split(", "))
     else:
         dst = flows["resp_h"].to_numpy(dtype=object)[at[proto[at] == "igmp"]]
         named = [[str(x)] for x in dst.tolist() if str(x) not in _NOT_GROUPS]

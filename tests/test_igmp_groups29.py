@@ -117,8 +117,7 @@ def test_os_groups_of_ipv6():
 def test_windows_reports_beside_a_working_agent_make_no_note(tmp_path):
     """A working agent connection and a Windows host's IGMPv3 and MLDv2/MLDv1 reports of its own
     groups (SSDP, mDNS, LLMNR, solicited-node): dp_multicast is "not seen" with no join note, in
-    every reading (whole file, summary, chunks of 1 KiB, HTML); the groups are in the flows'
-    ``mcast_groups``."""
+    every reading (whole file, summary, chunks of 1 KiB, HTML); the flows' details name the groups.""" 
     from chunkcmp import write
     from kscc_traffic.html_report import render_html
     from kscc_traffic.report import group_joins
@@ -126,10 +125,10 @@ def test_windows_reports_beside_a_working_agent_make_no_note(tmp_path):
     rules = load_rules()
     path = write(tmp_path, sorted(_ok(1.0, 40000) + _windows(1030.0)), name="windows.pcap")
     w, checks = _readings(path, rules)
-    v3 = w[w["resp_h"] == "224.0.0.22"]
-    assert v3["mcast_groups"].tolist() == ["239.255.255.250;224.0.0.251;224.0.0.252"]
-    assert w.loc[w["resp_h"] == "ff02::16", "mcast_groups"].tolist() == \
-        ["ff02::c;ff05::c;ff02::fb;ff02::1:3;ff02::1:ff00:10"]
+    head = "neither TCP nor UDP: no documented KSC port applies; not judged; IGMP/MLD membership reports join "
+    assert w.loc[w["resp_h"] == "224.0.0.22", "detail"].tolist() == [head + "239.255.255.250, 224.0.0.251, 224.0.0.252"]
+    assert w.loc[w["resp_h"] == "ff02::16", "detail"].tolist() == \
+        [head + "ff02::c, ff05::c, ff02::fb, ff02::1:3, ff02::1:ff00:10"]
     assert group_joins(w) == (0, ())
     for name, chk in checks:
         row = chk.set_index("rule").loc["dp_multicast"]
@@ -184,14 +183,16 @@ def test_a_leave_makes_no_note(tmp_path):
         assert chk.set_index("rule").loc["dp_multicast"]["status_note"] == "", name
 
 
-def test_old_tables_without_the_column():
-    """A table without ``mcast_groups`` (made elsewhere): an IGMP flow to a routed group (an
-    IGMPv2 report) still counts, one to 224.0.0.22 (groups unreadable) or to the system's groups
-    does not, nor an MLDv2 report to ff02::16."""
+def test_tables_with_and_without_details():
+    """The groups are read from the details (a leave's flow, a TCP flow saying the same: none); a
+    table without ``detail`` (made elsewhere): an IGMP flow to a routed group (an IGMPv2 report)
+    counts, one to 224.0.0.22 (groups unreadable) or to the system's groups does not, nor an MLDv2
+    report to ff02::16."""
     import pandas as pd
     from kscc_traffic.report import group_joins
-    flows = pd.DataFrame({"proto": ["igmp", "igmp", "igmp", "icmp"],
-                          "resp_h": ["224.0.0.22", "239.255.255.250", "239.192.0.15", "ff02::16"]})
+    flows = pd.DataFrame({"proto": ["igmp", "igmp", "igmp", "icmp", "tcp"],
+                          "resp_h": ["224.0.0.22", "239.255.255.250", "239.192.0.15", "ff02::16", "198.51.100.1"]})
     assert group_joins(flows) == (1, ("239.192.0.15",))
-    assert group_joins(flows.assign(mcast_groups=["239.1.2.3;ff02::fb", "", "", "ff15::15"])) == \
-        (2, ("239.1.2.3", "ff15::15"))
+    said = "x; IGMP/MLD membership reports join "
+    assert group_joins(flows.assign(detail=[said + "239.1.2.3, ff02::fb", "x", "", said + "ff15::15",
+                                            said + "239.9.9.9"])) == (2, ("239.1.2.3", "ff15::15"))

@@ -618,13 +618,15 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (newcomer 28 F3: IGMP/MLD joins, no multicast datagram of the purpose)
         # (not the groups the system joins for its own services: 224.0.0.0/24 but the IGMPv3
         # reports' 224.0.0.22, SSDP, SLP; review 29)
-        # (session 29: the groups a flow's reports join, mcast_groups, IGMPv3/MLDv2 records
+        # (session 29: the groups a flow's reports join, named in its detail, IGMPv3/MLDv2 records
         # included; not the system's own, IPv6 of link-local scope and SSDP/mDNS of any scope too;
-        # a table without the column: an IGMP flow's resp_h)
+        # a table without details: an IGMP flow's resp_h)
         from kscc_traffic.report import os_group
         mc = (flows["proto"].isin(["igmp", "icmp"]))
-        if "mcast_groups" in flows:
-            cells = [str(x).split(";") for x in flows.loc[mc, "mcast_groups"] if x]
+        if "detail" in flows:
+            found = flows.loc[mc, "detail"].astype(str).str.extract(
+                r"IGMP/MLD membership reports join ([0-9A-Fa-f.:]+(?:, [0-9A-Fa-f.:]+)*)")[0]
+            cells = [str(x).split(", ") for x in found.dropna()]
         else:
             cells = [[str(x)] for x in flows.loc[mc & (flows["proto"] == "igmp"), "resp_h"]
                      if str(x) not in ("224.0.0.1", "224.0.0.2", "224.0.0.22")]
