@@ -130,6 +130,10 @@ def test_windows_reports_beside_a_working_agent_make_no_note(tmp_path):
     assert w.loc[w["resp_h"] == "ff02::16", "detail"].tolist() == \
         [head + "ff02::c, ff05::c, ff02::fb, ff02::1:3, ff02::1:ff00:10"]
     assert group_joins(w) == (0, ())
+    # (the tshark engine rebuilds the reports from Wireshark's igmp/icmpv6.mldr fields: the same details)
+    from kscc_traffic.analyze import analyze_file
+    ts = analyze_file(path, rules, engine="tshark").flows
+    assert sorted(ts["detail"]) == sorted(w["detail"])
     for name, chk in checks:
         row = chk.set_index("rule").loc["dp_multicast"]
         assert (row["status"], row["status_note"]) == ("not seen", ""), name

@@ -178,6 +178,8 @@ FIELDS: list[str] = [
     "udp.srcport", "udp.dstport", "udp.length", "udp.payload", "tcp.checksum", "udp.checksum",
     "icmp.checksum", "icmpv6.checksum",
     "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "data.data", "frame.len",
+    "igmp.type", "igmp.maddr", "igmp.record_type", "igmp.num_src", "icmpv6.mld.multicast_address",
+    "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.nb_sources", "icmpv6.mldr.mar.multicast_address",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
     "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
@@ -301,6 +303,50 @@ def _hex(text: str) -> bytes:
         return bytes.fromhex(text.replace(":", ""))
     except ValueError:
         return b""
+
+
+def _group_records(types, counts, groups, width: int) -> bytes:
+    """Group records (RFC 3376 §4.2.4, RFC 3810 §5.2.4) rebuilt from Wireshark's fields: record
+    type, the number of sources, the group; the sources zeros, no aux data (what
+    :func:`kscc_traffic.protocols.mcast.joined_groups` reads of them)."""
+    out = b""
+    for rt, ns, g in zip(types, counts, groups):
+        try:
+            addr = ipaddress.ip_address(g).packed
+        except ValueError:
+            return out
+        n = _int(ns, 0)
+        out += bytes([_int(rt, 0) & 0xFF, 0, (n >> 8) & 0xFF, n & 0xFF]) + addr + bytes(n * width)
+    return out
+
+
+def _igmp_report(f: Mapping[str, Sequence[str]]) -> bytes:
+    """The IGMP membership report of the frame as the builtin decoder's payload would hold it
+    (the whole message; rebuilt from ``igmp.*`` fields, checksum and sources zeros: what
+    :mod:`kscc_traffic.protocols.mcast` reads), b"" for any other IGMP message."""
+    t = _int(_at(f, "igmp.type", 0), -1)
+    if t in (0x12, 0x16):
+        try:
+            return bytes([t, 0, 0, 0]) + ipaddress.IPv4Address(_at(f, "igmp.maddr", 0)).packed
+        except ValueError:
+            return b""
+    if t == 0x22:
+        types = f.get("igmp.record_type") or ()
+        recs = _group_records(types, f.get("igmp.num_src") or (), f.get("igmp.maddr") or (), 4)
+        return bytes([0x22, 0, 0, 0, 0, 0, (len(types) >> 8) & 0xFF, len(types) & 0xFF]) + recs
+    return b""
+
+
+def _mld_report(f: Mapping[str, Sequence[str]], it: int) -> bytes:
+    """What follows the 8-byte ICMPv6 header of an MLDv1 (131) or MLDv2 (143) report, rebuilt from
+    ``icmpv6.mld*`` fields (sources zeros, no aux data), as the builtin decoder's payload holds it."""
+    if it == 131:
+        try:
+            return ipaddress.IPv6Address(_at(f, "icmpv6.mld.multicast_address", 0)).packed
+        except ValueError:
+            return b""
+    return _group_records(f.get("icmpv6.mldr.mar.record_type") or (), f.get("icmpv6.mldr.mar.nb_sources") or (),
+                          f.get("icmpv6.mldr.mar.multicast_address") or (), 16)
 
 
 def _at(f: Mapping[str, Sequence[str]], name: str, k: int, default: str = "") -> str:
@@ -756,9 +802,13 @@ class PacketBuilder:
             quote = b""
             if it in _QUOTING[t]:
                 quote = _quoted(protos, f, j)[:plen]
+            elif t == "icmpv6" and it in (131, 143):
+                quote = _mld_report(f, it)[:plen]
             self._unseen(row, plen, missing, quote)
         elif data:                  # a protocol Wireshark shows as data: its bytes
             row["pl_off"], row["pl_cap"] = self._payload(data[:ip_pl])
+        elif t == "igmp" and proto == 2:
+            self._unseen(row, ip_pl, missing, _igmp_report(f)[:ip_pl])
         else:
             self._unseen(row, ip_pl, missing)
         if fragment:            # (a first fragment Wireshark dissected: no payload all the same)
