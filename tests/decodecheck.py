@@ -19,8 +19,8 @@ def write(tmp_path, name: str, frames: list[bytes], linktype: int = 1):
 
 
 def decoded(path):
-    """Packets of ``path``, the fast path checked against the slow path: identical columns,
-    payload buffer and counters (non-IP, malformed, warnings)."""
+    """Packets of ``path`` (a capture file, or its bytes), the fast path checked against the slow
+    path: identical columns, payload buffer and counters (non-IP, malformed, warnings)."""
     fr = read_frames(path)
     p, q = decode(fr), decode(fr, fast=False)
     for k in PACKET_COLUMNS:

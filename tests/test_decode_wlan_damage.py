@@ -19,7 +19,6 @@ import shutil
 import struct
 import zlib
 
-import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -29,7 +28,7 @@ from scapy.all import IP, TCP, UDP, Raw  # noqa: E402
 from kscc_traffic.capture.decode import DecodeCounters, decode  # noqa: E402
 from kscc_traffic.capture.files import read_frames  # noqa: E402
 from kscc_traffic.capture.frames import LT_DAMAGED, LT_FCS, LT_MASK  # noqa: E402
-from kscc_traffic.capture.packets import PACKET_COLUMNS  # noqa: E402
+from decodecheck import decoded  # noqa: E402
 from pcapbuild import pcap_bytes  # noqa: E402
 
 AP = bytes.fromhex("02000000000a")
@@ -78,16 +77,6 @@ def pcap_file(records: list[bytes], linktype: int) -> bytes:
     return pcap_bytes([(1_700_000_000 + k * 0.001, r) for k, r in enumerate(records)], linktype)
 
 
-def decoded(data: bytes):
-    """Packets of a capture file's bytes; fast and slow paths give identical columns."""
-    fr = read_frames(data)
-    p, q = decode(fr), decode(fr, fast=False)
-    for k in PACKET_COLUMNS:
-        np.testing.assert_array_equal(p.cols[k], q.cols[k], err_msg=k)
-    assert bytes(p.buf) == bytes(q.buf)
-    assert (p.stats.non_ip, p.stats.malformed, p.stats.warnings) == \
-        (q.stats.non_ip, q.stats.malformed, q.stats.warnings)
-    return p
 
 
 def tshark_packets(tmp_path, data: bytes, name: str = "t.pcap"):
