@@ -218,3 +218,37 @@ def test_a_pipe_that_gives_a_few_bytes_at_a_time(tmp_path):
     by_path = run("analyze", f, "-f", "jsonl")
     assert p.returncode == by_path.returncode == 1, p.stderr
     assert p.stdout == by_path.stdout and p.stdout.count(b"\n") > 5
+
+
+def test_check_capture_of_stdin_reads_nothing_of_a_live_pipe():
+    """``check_capture(STDIN)`` read the stream's first chunk: the bytes it read were missing from
+    the analysis that followed, and on a pipe that stays open (a live ``tcpdump -w -``) it waited
+    for more. It now reads none: every byte written is still there for the reader after it."""
+    data = (SAMPLES / "blocked_agent.pcap").read_bytes()
+    child = ("import hashlib, os, sys\n"
+             "from kscc_traffic.analyze import check_capture\n"
+             "from kscc_traffic.capture.files import STDIN\n"
+             "check_capture(STDIN)\n"
+             "print('checked', flush=True)\n"
+             "got = b''\n"
+             f"while len(got) < {len(data)}:\n"
+             f"    b = os.read(0, {len(data)} - len(got))\n"
+             "    if not b: break\n"
+             "    got += b\n"
+             "print(len(got), hashlib.md5(got).hexdigest(), flush=True)\n")
+    r, w = os.pipe()
+    p = subprocess.Popen([sys.executable, "-c", child], stdin=r, stdout=subprocess.PIPE, text=True,
+                         cwd=ROOT, env=ENV)
+    os.close(r)
+    try:
+        os.write(w, data)          # (and the pipe stays open: a capture still running)
+        try:
+            p.wait(timeout=90)     # (it waited here for more until the pipe was closed)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        os.close(w)
+        p.wait(timeout=60)
+    lines = p.stdout.read().split("\n")
+    p.stdout.close()
+    assert lines == ["checked", f"{len(data)} {hashlib.md5(data).hexdigest()}", ""]
