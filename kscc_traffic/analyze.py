@@ -514,7 +514,8 @@ def _check_source(path, magic: bool = True) -> None:
 def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
     """Fail now if ``path`` cannot be analysed at all (missing, a directory or device, not a
     capture, its file header cut, damage before its first record), reading no more than its
-    first record. With the ``tshark``
+    first record; :data:`~kscc_traffic.capture.files.STDIN` is not read at all (only refused
+    when closed or a terminal). With the ``tshark``
     engine, whether it is a regular file and, when it is no pcap/pcapng/compressed file, that
     tshark does not read it as a file holding no packets (JSON, an image…: its first frame is
     dissected); tshark reads formats the built-in reader does not, and says itself what it
@@ -536,6 +537,11 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
                 errors.append(e)
         raise errors[0]
     _check_source(path, magic=engine != "tshark")
+    if is_stdin(path):
+        # (a stream is read once: its first bytes read here would be missing from the analysis,
+        # and on a live pipe this would wait for a first record; its first chunk is judged as it
+        # is read, filesets._iter_stdin)
+        return
     if engine == "tshark":
         # (a JSON document, an image… that tshark opens as one frame: not a capture)
         from .engines.tshark import check_is_capture

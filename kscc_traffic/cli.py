@@ -310,20 +310,22 @@ _interrupted_said = False
 @app.command()
 def analyze(
     captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table, jsonl or csv"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    format: Format = typer.Option(Format.table, "--format", "-f", metavar="FORMAT", help="table, jsonl or csv"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                          help="write here instead of stdout"),
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE",
+                                         help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
-    engine: FileEngine = typer.Option(FileEngine.builtin, "--engine",
+    engine: FileEngine = typer.Option(FileEngine.builtin, "--engine", metavar="ENGINE",
                                       help="builtin (default) or tshark (Wireshark's dissectors)"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
                                        help="processes at once (default: one per core, one per capture): captures analysed "
                                             "in parallel; one capture with 2: a second process classifies "
                                             "its flows while it is read (~10 % faster, ~100 MiB more; more with many "
                                             "small flows); each process takes the memory of one capture"),
-    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
-    chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096,
+    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", metavar="MODE", help=_FILE_SET_HELP),
+    chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096, metavar="MIB",
                                   help="MiB of a capture read at a time: more is faster and takes "
                                        "more memory (16: ~265-290 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
@@ -725,7 +727,7 @@ def rules_cmd(
     proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="with --bpf: also match TCP port N, repeatable (an HTTP "
                                               "proxy the agents CONNECT through, e.g. 3128 or 8080)"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled)"),
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE", help="rules file (default: bundled)"),
 ) -> None:
     """List the documented purposes (or print a BPF capture filter for them)."""
     from .rules import bpf_filter
@@ -762,11 +764,12 @@ def _print_rules(ruleset) -> None:
 @app.command()
 def report(
     captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
-    html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
+    html: Path = typer.Option(..., "--html", metavar="FILE", help="write the self-contained HTML report here"),
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE",
+                                         help="rules file (default: bundled KSC Cloud rules)"),
     lenient: bool = typer.Option(False, "--lenient", metavar="",
                                  help="skip captures that cannot be read at all (warning) instead of exit 2"),
-    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", help=_FILE_SET_HELP),
+    file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", metavar="MODE", help=_FILE_SET_HELP),
     fail_on: List[str] = _fail_on_option(),
 ) -> None:
     """Write one self-contained HTML report of the captures.
@@ -841,29 +844,31 @@ def report(
 
 @app.command()
 def live(
-    interface: Optional[str] = typer.Option(None, "--interface", "-i",
+    interface: Optional[str] = typer.Option(None, "--interface", "-i", metavar="INTERFACE",
                                             help="interface to capture on (default: the default route's)"),
-    duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="stop after SECONDS"),
-    count: Optional[int] = typer.Option(None, "--count", "-c", min=1, help="stop after N packets"),
-    write: Optional[Path] = typer.Option(None, "--write", "-w", help="also keep every captured packet in this pcapng file"),
-    engine: LiveEngine = typer.Option(LiveEngine.scapy, "--engine",
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.0, metavar="SECONDS", help="stop after SECONDS"),
+    count: Optional[int] = typer.Option(None, "--count", "-c", min=1, metavar="N", help="stop after N packets"),
+    write: Optional[Path] = typer.Option(None, "--write", "-w", metavar="FILE", help="also keep every captured packet in this pcapng file"),
+    engine: LiveEngine = typer.Option(LiveEngine.scapy, "--engine", metavar="ENGINE",
                                       help="scapy (default, no Wireshark needed) or tshark (pyshark/dumpcap)"),
-    bpf: Optional[str] = typer.Option(None, "--filter",
+    bpf: Optional[str] = typer.Option(None, "--filter", metavar="BPF",
                                       help="capture filter, tcpdump syntax (default: the rules' ports, DNS, ICMP "
                                            "and IP fragments, as rules --bpf)"),
     proxy_port: List[int] = typer.Option([], "--proxy-port", min=1, max=65535, metavar="N",
                                          help="add TCP port N to the default filter, repeatable (an HTTP proxy the "
                                               "agents CONNECT through, e.g. 3128 or 8080; not with --filter)"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="rules file (default: bundled KSC Cloud rules)"),
-    no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0,
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE",
+                                         help="rules file (default: bundled KSC Cloud rules)"),
+    no_answer_timeout: float = typer.Option(3.0, "--no-answer-timeout", min=0.0, metavar="SECONDS",
                                             help="report an unanswered connection attempt as blocked after SECONDS"),
     idle_timeout: List[str] = typer.Option([], "--idle-timeout", metavar="NAME=SECONDS",
                                            help="when flows are summarised and evicted, the option once per NAME: tcp (300), "
                                                 "udp (60), dns (10, UDP to or from port 53, 137, 5353, 5355), icmp (60), other (60), close (5, "
                                                 "after FIN/RST), e.g. "
                                                 "--idle-timeout tcp=600 --idle-timeout close=2"),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="final report: table, jsonl or csv"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the final report here instead of stdout"),
+    format: Format = typer.Option(Format.table, "--format", "-f", metavar="FORMAT", help="final report: table, jsonl or csv"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                          help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
     fail_on: List[str] = _fail_on_option(),
     verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
@@ -961,11 +966,27 @@ def usage_error_text(e) -> str:
     return f"Error: {escape_terminal(' '.join(text.split()))}"
 
 
+class _Argument(typer.core.TyperArgument):
+    """A positional argument whose help names it by its metavar alone (``CAPTURE``): typer 0.29
+    also shows its Python type there (``CAPTURE <list[str]>``)."""
+
+    def display_type_rich(self, ctx):
+        """The help's type label: none when a metavar names the argument, else typer's."""
+        return None if self.metavar else super().display_type_rich(ctx)
+
+
 class _OnceCommand(typer.core.TyperCommand):
     """A command whose options that take one value may be given only once: click keeps the last
     value silently (``--rules a.toml --rules b.toml`` analysed with b alone); here that is a
     usage error, ``Error: --rules given twice (…)``, status 2. Flags (``--lenient``,
-    ``--vlan/--no-vlan``) and repeatable options (``--proxy-port``) are not concerned."""
+    ``--vlan/--no-vlan``) and repeatable options (``--proxy-port``) are not concerned.
+    Its positional arguments are :class:`_Argument` (help: ``CAPTURE``, no type label)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        for param in self.params:   # (typer builds them; it has no class option for arguments)
+            if type(param) is typer.core.TyperArgument:
+                param.__class__ = _Argument
 
     def parse_args(self, ctx, args):
         if args and not ctx.resilient_parsing:

@@ -240,6 +240,28 @@ def run_in(ns: str, args: list[str], timeout: float = STEP_TIMEOUT, check: bool 
     return _run(["ip", "netns", "exec", ns, *args], timeout=timeout, check=check, **kw)
 
 
+def live_on_idle_lo(workdir: Path, *args: str, timeout: float = 90.0) -> tuple[int, str]:
+    """Run ``python -m kscc_traffic live -i lo --duration 1 --format jsonl ARGS`` (this checkout's)
+    in a network namespace of its own, where nothing is sent (0 packets captured, unless ``ARGS``
+    sends some); its report goes to ``workdir/out.jsonl``, its standard error to
+    ``workdir/err.txt``. Returns (exit status, standard error text). The process is stopped and
+    the namespace deleted whatever happens; ``timeout`` (seconds) bounds the run
+    (:class:`subprocess.TimeoutExpired`)."""
+    ns = new_ns("lo")
+    err = workdir / "err.txt"
+    try:
+        with open(err, "w") as fe, open(workdir / "out.jsonl", "w") as fo:
+            p = popen_in(ns, [sys.executable, "-m", "kscc_traffic", "live", "-i", "lo", "--duration", "1",
+                              "--format", "jsonl", *args], stdout=fo, stderr=fe, cwd=HERE.parent)
+        try:
+            rc = p.wait(timeout)
+        finally:
+            stop_process(p)
+    finally:
+        delete_ns(ns)
+    return rc, err.read_text()
+
+
 def make_cert(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for *.ksc.kaspersky.com (and the other names the client
     asks for); returns (cert, key) PEM paths."""

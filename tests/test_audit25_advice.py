@@ -2,41 +2,18 @@
 each test builds a small capture and checks what the flow's detail, the checklist and the HTML say."""
 from __future__ import annotations
 
-import html as h
-import re
-
 import pytest
 from scapy.all import ICMP, IP, TCP
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet6 import IPv6
 
 from kscc_traffic import analyze, load_rules, readiness
-from kscc_traffic.html_report import render_html
-from kscc_traffic.report import TableSummary, icmp_reason_text, render_table
+from kscc_traffic.report import icmp_reason_text, render_table
 from conftest import ROOT
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, tcp_session, udp
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session, udp
+from checklistcheck import checklists as _rows, finding as _finding, write as _write
 
 RULES = load_rules()
-
-
-def _write(tmp_path, name, records):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes(records))
-    return path
-
-
-def _text(html_text):
-    return h.unescape(re.sub(r"<[^>]+>", " ", html_text))
-
-
-def _rows(flows):
-    """readiness() and the streamed summary's, each indexed by rule: both must say the same."""
-    return [readiness(flows, RULES).set_index("rule"), TableSummary.of(flows).readiness(RULES).set_index("rule")]
-
-
-def _finding(flows, rule):
-    page = render_html(flows, RULES, charts=False)
-    return _text(re.search(rf'id="purpose-{rule}">(.*?)</article>', page, re.S).group(1))
 
 
 def _syn_icmp(client_port, server, port, sender, code, t, client="192.0.2.10"):

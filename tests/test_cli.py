@@ -357,6 +357,50 @@ def test_help_is_reflowed_and_names_the_capture_argument():
     assert "--lenient" in run("report", "--help").stdout
 
 
+def _command_names() -> list[str]:
+    import typer
+    from kscc_traffic.cli import app
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_every_option_that_takes_a_value_has_a_metavar():
+    """--help showed typer's type labels (``--jobs <int range> [x>=1]``, ``--filter <str>``,
+    ``CAPTURE <list[str]>``) where no metavar was given: each option that takes a value names it
+    (N, SECONDS, FILE, BPF…), flags show none."""
+    import typer
+    from kscc_traffic.cli import app
+    commands = typer.main.get_command(app).commands
+    assert set(commands) >= {"analyze", "report", "live", "rules"}
+    for name, cmd in commands.items():
+        for param in cmd.params:
+            if param.param_type_name == "option" and not param.is_flag:
+                assert param.metavar and param.metavar.lstrip("[{").isupper(), (name, param.opts, param.metavar)
+            elif param.param_type_name == "argument":
+                assert param.metavar == "CAPTURE", (name, param.name)
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in _command_names())])
+def test_help_shows_no_raw_type_label(command):
+    """No ``<list[str]>``, ``<str>``, ``<path>``, ``<int range>``, ``<table|jsonl|csv>`` in any help:
+    the value column is the metavar (wide terminal: nothing cut)."""
+    import os
+    import re
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", *command, "--help"], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT, env={**os.environ, "COLUMNS": "300"})
+    assert p.returncode == 0, p.stderr
+    assert re.findall(r"<[^<>\s]*>", p.stdout) == []
+    rows = {line.split("│")[1].split()[0]: line.split("│")[1] for line in p.stdout.splitlines()
+            if line.startswith("│ ") and line.split("│")[1].split()}
+    if command == ["analyze"]:
+        assert rows["--jobs"].split()[:4] == ["--jobs", "-j", "N", "[x>=1]"]
+        assert rows["--rules"].split()[:3] == ["--rules", "FILE", "rules"]
+        assert rows["*"].split()[:3] == ["*", "CAPTURE", "pcap"]
+    if command == ["live"]:
+        assert rows["--filter"].split()[:3] == ["--filter", "BPF", "capture"]
+        assert rows["--duration"].split()[:2] == ["--duration", "SECONDS"]
+        assert rows["--interface"].split()[:3] == ["--interface", "-i", "INTERFACE"]
+
+
 def test_report_lenient_skips_what_cannot_be_read(tmp_path):
     out = tmp_path / "r.html"
     missing = tmp_path / "nope.pcap"

@@ -116,32 +116,13 @@ def test_unknown_fail_on_condition_is_a_usage_error(caps, bad, said):
         assert p.stderr.startswith(f"Error: Invalid value for '--fail-on': {said}\n"), p.stderr
 
 
-def _live(tmp_path, *args):
-    """(status, stderr) of ``live -i lo --duration 1 -f jsonl ARGS`` in a network namespace of its
-    own: nothing is sent there, 0 packets are captured."""
-    import netns
-    ns = netns.new_ns("lo")
-    err = tmp_path / "err.txt"
-    try:
-        with open(err, "w") as fe, open(tmp_path / "out.jsonl", "w") as fo:
-            p = netns.popen_in(ns, [sys.executable, "-m", "kscc_traffic", "live", "-i", "lo", "--duration", "1",
-                                    "--format", "jsonl", *args], stdout=fo, stderr=fe)
-        try:
-            rc = p.wait(90)
-        finally:
-            netns.stop_process(p)
-    finally:
-        netns.delete_ns(ns)
-    return rc, err.read_text()
-
-
 def test_live_that_captured_nothing_fails_under_no_ksc(tmp_path):
     import netns
     if netns.why_unavailable() is not None:
         pytest.skip(netns.why_unavailable())
-    rc, text = _live(tmp_path)
+    rc, text = netns.live_on_idle_lo(tmp_path)
     assert rc == 0 and "Warning: no KSC agent traffic" not in text, text
-    rc, text = _live(tmp_path, "--fail-on", "flagged,no-ksc")
+    rc, text = netns.live_on_idle_lo(tmp_path, "--fail-on", "flagged,no-ksc")
     lines = text.splitlines(keepends=True)
     assert rc == 1, text
     assert lines[-2].startswith("Captured 0 packets on lo (scapy)") and lines[-1] == LINE, text

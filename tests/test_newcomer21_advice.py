@@ -10,16 +10,11 @@ from conftest import ROOT
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.html_report import render_html
 from kscc_traffic.report import REASON_TEXT, TableSummary, render_table
-from pcapbuild import eth, pcap_bytes, tcp_session
+from pcapbuild import eth, tcp_session
+from checklistcheck import write as _write
 
 SAMPLES = ROOT / "samples" / "captures"
 RULES = load_rules()
-
-
-def _write(tmp_path, name, records):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes(records))
-    return path
 
 
 def _html_fixes(text):

@@ -1,34 +1,19 @@
 """Newcomer 23: the advice, checklist and report texts say what happened (see each test)."""
 from __future__ import annotations
 
-import html as h
 import re
 import warnings
 
 from scapy.all import ICMP, IP, TCP
 from scapy.layers.dns import DNS, DNSQR
 
-from kscc_traffic import analyze, load_rules, readiness
+from kscc_traffic import analyze, load_rules
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import TableSummary, render_table
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, tcp_session, udp
+from kscc_traffic.report import render_table
+from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session, udp
+from checklistcheck import checklists as _rows, page_text as _text, write as _write
 
 RULES = load_rules()
-
-
-def _write(tmp_path, name, records):
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes(records))
-    return path
-
-
-def _text(html_text):
-    return h.unescape(re.sub(r"<[^>]+>", " ", html_text))
-
-
-def _rows(flows):
-    """readiness() and the streamed summary's, each indexed by rule: both must say the same."""
-    return [readiness(flows, RULES).set_index("rule"), TableSummary.of(flows).readiness(RULES).set_index("rule")]
 
 
 # --- F6: the HTML's DNS-error sentence follows the verdicts ---------------------------------------

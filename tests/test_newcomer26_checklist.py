@@ -4,7 +4,6 @@ other programs on 443, and advice said twice. Each test builds small captures an
 checklist (readiness() and the streamed TableSummary), the table report and the HTML report."""
 from __future__ import annotations
 
-import html as h
 import re
 
 from scapy.all import IP, TCP
@@ -12,9 +11,10 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.html_report import render_html
-from kscc_traffic.report import CUT_SHORT_NOTE, TableSummary, render_table
+from kscc_traffic.report import CUT_SHORT_NOTE, render_table
 from conftest import ROOT
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, pcap_bytes, udp
+from checklistcheck import checklists as _rows, finding as _finding, page_text as _text
 
 RULES = load_rules()
 
@@ -34,20 +34,6 @@ def _write_tmp(name, records):
     d = Path(tempfile.mkdtemp())
     atexit.register(shutil.rmtree, d, True)
     return _write(d, name, records)
-
-
-def _text(html_text):
-    return h.unescape(re.sub(r"<[^>]+>", " ", html_text))
-
-
-def _rows(flows):
-    """readiness() and the streamed summary's, each indexed by rule: both must say the same."""
-    return [readiness(flows, RULES).set_index("rule"), TableSummary.of(flows).readiness(RULES).set_index("rule")]
-
-
-def _finding(flows, rule):
-    page = render_html(flows, RULES, charts=False)
-    return _text(re.search(rf'id="purpose-{rule}">(.*?)</article>', page, re.S).group(1))
 
 
 def _checklist_html(flows):

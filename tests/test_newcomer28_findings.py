@@ -32,20 +32,9 @@ def test_default_filter_summary_counts_the_rules_ports():
 @pytest.mark.parametrize("verbose", [False, True])
 def test_live_start_line_summarises_the_default_filter(tmp_path, verbose):
     """The ``Capturing on lo`` line: the filter's summary, or (``-v``) the filter itself."""
-    ns = netns.new_ns("lo")
-    err = tmp_path / "err.txt"
-    try:
-        with open(err, "w") as fe, open(tmp_path / "out.jsonl", "w") as fo:
-            p = netns.popen_in(ns, [sys.executable, "-m", "kscc_traffic", "live", "-i", "lo", "--duration", "1",
-                                    "--format", "jsonl", *(["-v"] if verbose else [])], stdout=fo, stderr=fe)
-        try:
-            rc = p.wait(60)
-        finally:
-            netns.stop_process(p)
-    finally:
-        netns.delete_ns(ns)
-    first = err.read_text().splitlines()[0]
-    assert rc == 0, err.read_text()
+    rc, text = netns.live_on_idle_lo(tmp_path, *(["-v"] if verbose else []))
+    first = text.splitlines()[0]
+    assert rc == 0, text
     assert first.startswith("Capturing on lo (engine scapy); filter: ")
     bpf = default_filter(load_rules())
     if verbose:
