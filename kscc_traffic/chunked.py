@@ -47,7 +47,7 @@ import pandas as pd
 from .analyze import analyze_batch, capture_end, one_way_counts
 from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
 from .capture.filesets import iter_capture
-from .capture.frames import Frames
+from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
@@ -1164,18 +1164,8 @@ def _join(head: Frames, frames: Frames, prefix=b"") -> Frames:
     joined too when both have them), in one new buffer that starts with the bytes of ``prefix``
     (bytes-like; no record points into them): the buffer of the packets carried to the batch,
     so that :meth:`~kscc_traffic.capture.packets.Packets.concat_shared` need not copy the chunk
-    once more."""
-    head = _own(head)
-    part = head.buf
-    base = len(prefix)
-    buf = b"".join((prefix, part, frames.buf))
-    cat = np.concatenate
-    number = None
-    if head.number is not None and frames.number is not None:
-        number = cat([head.number, frames.number])
-    return Frames(buf, cat([head.ts_ns, frames.ts_ns]), cat([head.linktype, frames.linktype]),
-                  cat([head.offset + base, frames.offset + (base + len(part))]), cat([head.caplen, frames.caplen]),
-                  cat([head.wirelen, frames.wirelen]), frames.stats, number=number)
+    once more. ``last`` is False (a joined chunk's own flag is set by the caller)."""
+    return replace(concat_frames([_own(head), frames], prefix), last=False)
 
 
 def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,

@@ -62,3 +62,32 @@ class Frames:
         """A Frames object with no records."""
         return cls(b"", np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64),
                    np.zeros(0, np.int32), np.zeros(0, np.int32), stats or ReadStats())
+
+
+def concat_frames(parts: "list[Frames]", prefix=b"") -> Frames:
+    """The records of ``parts`` one after the other, in one new buffer that starts with the bytes
+    of ``prefix`` (bytes-like; no record points into them).
+
+    Columns are joined in order and the offsets moved to the new buffer; ``stats`` and ``last`` are
+    the last part's; ``number`` is joined when every part has it, else None. One part and no
+    prefix: that part itself (no copy). Each part's whole ``buf`` is copied, so parts whose
+    records are a few of a large buffer are best made to own theirs first.
+
+    :raises ValueError: ``parts`` is empty.
+    """
+    if not parts:
+        raise ValueError("concat_frames: no parts")
+    if len(parts) == 1 and not len(prefix):
+        return parts[0]
+    bases, at = [], len(prefix)
+    for p in parts:
+        bases.append(at)
+        at += len(p.buf)
+    cat = np.concatenate
+    numbers = [p.number for p in parts]
+    return Frames(b"".join([prefix, *(p.buf for p in parts)]),
+                  cat([p.ts_ns for p in parts]), cat([p.linktype for p in parts]),
+                  cat([np.asarray(p.offset, np.int64) + b for p, b in zip(parts, bases)]),
+                  cat([p.caplen for p in parts]), cat([p.wirelen for p in parts]),
+                  parts[-1].stats, last=parts[-1].last,
+                  number=cat(numbers) if all(n is not None for n in numbers) else None)
