@@ -1341,18 +1341,48 @@ def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
     packet with payload; plus, from the responder, the first packet without flags or payload after
     the originator's first FIN or RST (Zeek keeps a responder INACTIVE on a pure ACK while the
     originator is in SYN_SENT; the next one after that counts). A packet whose TCP header was
-    cut by the snaplen (``plen`` < 0) is none of these (Zeek skips it: ``truncated_header``)."""
+    cut by the snaplen (``plen`` < 0) is none of these (Zeek skips it: ``truncated_header``).
+
+    :param flow_of: flow number per row (integers).
+    :param from_orig: per row, whether the originator sent it: a bool or any integer array (non-zero
+        is true).
+    :param flags: TCP flags per row (integers); ``is_tcp``: bool or integer array (non-zero: TCP);
+        ``plen``: payload bytes per row (integers, -1 for a cut header). All of the same length.
+    :returns: a bool array of that length.
+
+    Compiled (:mod:`._tcpstate`'s ``event_rows``, one pass) when built and every flow number is
+    non-negative, else :func:`state_event_rows_py` (the same rows: ``tests/test_tcpstate.py``)."""
     n = len(flow_of)
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
+    flow_of = np.asarray(flow_of)
+    if _tcpstate is None or int(flow_of.min()) < 0:
+        return state_event_rows_py(flow_of, from_orig, flags, is_tcp, plen)
+    _tcpstate.event_rows(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+                         np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+                         np.ascontiguousarray(plen, np.int64), keep)
+    return keep
+
+
+def state_event_rows_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                        plen: np.ndarray) -> np.ndarray:
+    """:func:`state_event_rows` in numpy (the fallback of :mod:`._tcpstate`'s ``event_rows``);
+    the same arguments and result."""
+    n = len(flow_of)
+    keep = np.zeros(n, bool)
+    if n == 0:
+        return keep
+    flow_of = np.asarray(flow_of)
     flags = np.asarray(flags, np.int64)
-    tcp = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)   # (a cut TCP header: no event)
+    plen = np.asarray(plen)
+    from_orig = np.asarray(from_orig, bool)    # (an int8 0/1 array too: ~ and & on it are not logical)
+    tcp = np.asarray(is_tcp, bool) & (plen >= 0)   # (a cut TCP header: no event)
     syn, ack = (flags & SYN) != 0, (flags & ACK) != 0
     fin, rst = (flags & FIN) != 0, (flags & RST) != 0
     plain = tcp & ~syn & ~fin & ~rst
     kinds = (tcp & syn & ~ack, tcp & syn & ack, tcp & fin, tcp & rst, plain & (plen <= 0), plain & (plen > 0))
-    fd = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    fd = flow_of.astype(np.int64) * 2 + (~from_orig).astype(np.int64)
     for m in kinds:
         at = np.nonzero(m)[0]
         if len(at):
