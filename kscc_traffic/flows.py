@@ -42,6 +42,10 @@ try:  # the endpoint state machine's loop in C (setup.py builds it; optional)
     from . import _tcpstate
 except ImportError:  # pragma: no cover - not built: the same steps in numpy
     _tcpstate = None
+try:  # the flow-key hash rounds and uid digits in C (setup.py builds it; optional)
+    from . import _keyhash
+except ImportError:  # pragma: no cover - not built: the same arithmetic in numpy
+    _keyhash = None
 
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -398,6 +402,17 @@ _S2, _S6, _S27, _S30, _S31 = (np.uint64(k) for k in (2, 6, 27, 30, 31))
 
 
 def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One splitmix64 round folding ``v`` into ``h``: a new uint64 array of their length (``h``:
+    uint64; ``v``: uint64 or int64, read as uint64; neither changed). Compiled
+    (:mod:`._keyhash`) when built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
+    if _keyhash is None:
+        return _mix_py(h, v)
+    out = np.empty(len(h), np.uint64)
+    _keyhash.mix(np.ascontiguousarray(h), np.ascontiguousarray(v), out)
+    return out
+
+
+def _mix_py(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One splitmix64 round folding ``v`` into ``h`` (uint64, wrapping arithmetic): a new array,
     ``h ^ (v + golden + (h << 6) + (h >> 2))`` then splitmix64's finalizer, computed in place in
     two arrays (the temporaries of the plain expression cost more than the arithmetic)."""
@@ -426,9 +441,23 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
     h1 = np.full(n, s & 0xFFFFFFFFFFFFFFFF, np.uint64)
     h2 = np.full(n, s >> 64, np.uint64)
     for p in parts:
-        v = p.astype(np.int64).view(np.uint64) if p.dtype.kind != "u" else p.astype(np.uint64)
+        v = p.astype(np.int64, copy=False).view(np.uint64) if p.dtype.kind != "u" \
+            else p.astype(np.uint64, copy=False)
         h1 = _mix(h1, v)
         h2 = _mix(h2, v ^ np.uint64(0x5DEECE66D))
+    if _keyhash is None:
+        chars = _base62_py(h1, h2)
+    else:
+        chars = np.empty((n, 18), np.uint8)
+        _keyhash.base62(h1, h2, chars)
+    return chars.view("S18").ravel().astype(str).astype(object)
+
+
+def _base62_py(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """:func:`_uid`'s characters (uint8, shape (n, 18)) from its two hashes (uint64, n each): 'C',
+    the 11 base62 digits of ``h1`` (least significant first), the 6 lowest of ``h2``. The
+    fallback of :mod:`._keyhash`'s ``base62``."""
+    n = len(h1)
     chars = np.empty((n, 18), np.uint8)
     chars[:, 0] = ord("C")
     for i in range(11):  # 62**11 > 2**64
@@ -437,14 +466,15 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
     for i in range(6):
         chars[:, 12 + i] = _B62[(h2 % np.uint64(62)).astype(np.intp)]
         h2 = h2 // np.uint64(62)
-    return chars.view("S18").ravel().astype(str).astype(object)
+    return chars
 
 
 def _key_hash(cols, n: int) -> np.ndarray:
     """One 64-bit hash (uint64 per row) of the integer columns ``cols`` (``n`` rows)."""
     h = np.zeros(n, np.uint64)
     for k in cols:
-        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+        h = _mix(h, k.astype(np.int64, copy=False).view(np.uint64) if k.dtype.kind != "u"
+                 else k.astype(np.uint64, copy=False))
     return h
 
 
