@@ -7,13 +7,13 @@
  *       int64: read as uint64); out: a writable C-contiguous buffer of 8-byte integers (may be h
  *       itself); all of the same length, else ValueError (out unchanged).
  *
- *   base62(h1, h2, out) -> None
- *       out (a writable C-contiguous buffer of 18 * len(h1) bytes): per row 'C', the 11 base62
- *       digits of h1[i] (least significant first), then the 6 least significant base62 digits of
- *       h2[i] (the alphabet 0-9A-Za-z): flows._uid's characters.  Lengths that do not match
- *       raise ValueError (out unchanged).
+ *   uids(h1, h2) -> list of str
+ *       per row an 18-character str: 'C', the 11 base62 digits of h1[i] (least significant
+ *       first), then the 6 least significant base62 digits of h2[i] (the alphabet 0-9A-Za-z):
+ *       flows._uid's texts.  h1, h2: C-contiguous buffers of 8-byte integers (read as uint64) of
+ *       the same length, else ValueError.
  *
- * The numpy versions (flows._mix_py, flows._base62_py) are the fallback when this module is not
+ * The numpy versions (flows._mix_py, flows._uids_py) are the fallback when this module is not
  * built; tests/test_keyhash.py checks that both give the same numbers and characters.
  */
 #define PY_SSIZE_T_CLEAN
@@ -91,39 +91,42 @@ release_h:
 static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 static PyObject *
-base62(PyObject *self, PyObject *args)
+uids(PyObject *self, PyObject *args)
 {
-    PyObject *h1_o, *h2_o, *out_o;
-    Py_buffer h1, h2, out;
+    PyObject *h1_o, *h2_o;
+    Py_buffer h1, h2;
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "OOO:base62", &h1_o, &h2_o, &out_o))
+    if (!PyArg_ParseTuple(args, "OO:uids", &h1_o, &h2_o))
         return NULL;
     if (get_u64s(h1_o, &h1, "h1", 0) < 0)
         return NULL;
     if (get_u64s(h2_o, &h2, "h2", 0) < 0)
         goto release_h1;
-    if (PyObject_GetBuffer(out_o, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        goto release_h2;
     Py_ssize_t n = h1.len / 8;
-    if (h2.len != h1.len || out.len != 18 * n) {
-        PyErr_SetString(PyExc_ValueError, "base62: arrays of different lengths (out: 18 bytes per row)");
-        goto release_out;
+    if (h2.len != h1.len) {
+        PyErr_SetString(PyExc_ValueError, "uids: arrays of different lengths");
+        goto release_h2;
     }
+    result = PyList_New(n);
+    if (result == NULL)
+        goto release_h2;
     const uint64_t *A = h1.buf, *B = h2.buf;
-    unsigned char *O = out.buf;
-    for (Py_ssize_t i = 0; i < n; i++, O += 18) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyUnicode_New(18, 127);
+        if (t == NULL) {
+            Py_CLEAR(result);
+            goto release_h2;
+        }
+        Py_UCS1 *O = PyUnicode_1BYTE_DATA(t);
         uint64_t a = A[i], b = B[i];
         O[0] = 'C';
         for (int k = 0; k < 11; k++, a /= 62)
-            O[1 + k] = (unsigned char)B62[a % 62];
+            O[1 + k] = (Py_UCS1)B62[a % 62];
         for (int k = 0; k < 6; k++, b /= 62)
-            O[12 + k] = (unsigned char)B62[b % 62];
+            O[12 + k] = (Py_UCS1)B62[b % 62];
+        PyList_SET_ITEM(result, i, t);
     }
-    Py_INCREF(Py_None);
-    result = Py_None;
-release_out:
-    PyBuffer_Release(&out);
 release_h2:
     PyBuffer_Release(&h2);
 release_h1:
@@ -133,13 +136,13 @@ release_h1:
 
 static PyMethodDef methods[] = {
     {"mix", mix, METH_VARARGS, "mix(h, v, out): one splitmix64 round folding v into h, into out"},
-    {"base62", base62, METH_VARARGS, "base62(h1, h2, out): the 18 uid characters per row, into out"},
+    {"uids", uids, METH_VARARGS, "uids(h1, h2): the uid text (18 characters) per row, a list of str"},
     {NULL, NULL, 0, NULL}
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_keyhash",
-    "The flow-key hashes of kscc_traffic.flows (_mix, _uid's base62 digits), compiled.",
+    "The flow-key hashes of kscc_traffic.flows (_mix, _uid's base62 texts), compiled.",
     -1, methods
 };
 

@@ -446,17 +446,16 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
         h1 = _mix(h1, v)
         h2 = _mix(h2, v ^ np.uint64(0x5DEECE66D))
     if _keyhash is None:
-        chars = _base62_py(h1, h2)
-    else:
-        chars = np.empty((n, 18), np.uint8)
-        _keyhash.base62(h1, h2, chars)
-    return chars.view("S18").ravel().astype(str).astype(object)
+        return _uids_py(h1, h2)
+    out = np.empty(n, object)
+    out[:] = _keyhash.uids(h1, h2)
+    return out
 
 
-def _base62_py(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-    """:func:`_uid`'s characters (uint8, shape (n, 18)) from its two hashes (uint64, n each): 'C',
-    the 11 base62 digits of ``h1`` (least significant first), the 6 lowest of ``h2``. The
-    fallback of :mod:`._keyhash`'s ``base62``."""
+def _uids_py(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """:func:`_uid`'s texts (object array of str, 18 characters each) from its two hashes
+    (uint64, n each): 'C', the 11 base62 digits of ``h1`` (least significant first), the 6
+    lowest of ``h2``. The fallback of :mod:`._keyhash`'s ``uids``."""
     n = len(h1)
     chars = np.empty((n, 18), np.uint8)
     chars[:, 0] = ord("C")
@@ -466,7 +465,7 @@ def _base62_py(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
     for i in range(6):
         chars[:, 12 + i] = _B62[(h2 % np.uint64(62)).astype(np.intp)]
         h2 = h2 // np.uint64(62)
-    return chars
+    return chars.view("S18").ravel().astype(str).astype(object)
 
 
 def _key_hash(cols, n: int) -> np.ndarray:
