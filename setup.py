@@ -2,7 +2,8 @@
 
 ``kscc_traffic.capture._walk`` (the pcap / pcapng record-walk loops in C),
 ``kscc_traffic.capture._ranges`` (the many-ranges byte copies of the payload gathers) and
-``kscc_traffic._tcpstate`` (the TCP endpoint state machine of ``flows._endpoint_states``) are optional:
+``kscc_traffic._tcpstate`` (the TCP endpoint state machine of ``flows._endpoint_states``) and
+``kscc_traffic._keyhash`` (the flow-key hash rounds and uid digits of ``flows._mix`` / ``flows._uid``) are optional:
 where they cannot be built (no C compiler), the install goes on and the same loops run in Python
 (same results, slower).
 """
@@ -13,4 +14,6 @@ setup(ext_modules=[Extension("kscc_traffic.capture._walk", ["kscc_traffic/captur
                    Extension("kscc_traffic.capture._ranges", ["kscc_traffic/capture/_ranges.c"],
                              optional=True),
                    Extension("kscc_traffic._tcpstate", ["kscc_traffic/_tcpstate.c"],
+                             optional=True),
+                   Extension("kscc_traffic._keyhash", ["kscc_traffic/_keyhash.c"],
                              optional=True)])

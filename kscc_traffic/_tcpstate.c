@@ -12,6 +12,16 @@
  * The events are run one by one in their order (each flow's in time order), as the Python
  * fallback runs them in steps (every flow's k-th event at step k): flows do not interact, so
  * both give the same states; tests/test_tcpstate.py compares them.
+ *
+ *   event_rows(flow, from_orig, flags, is_tcp, plen, keep) -> None
+ *       flows.state_event_rows in one pass: flow, flags, plen: C-contiguous buffers of native
+ *       int64; from_orig, is_tcp: C-contiguous bool (or other 1-byte: non-zero is true) buffers;
+ *       keep: a writable C-contiguous 1-byte buffer (numpy bool), all of the same length, one
+ *       entry per packet in time order within each flow.  keep[i] is set to 1 for every row the
+ *       endpoint state machine reads (the first of each kind per flow and direction, and the
+ *       responder's first pure ACK after the originator's first FIN or RST); other entries are
+ *       left as they are.  A negative flow number raises ValueError (nothing is changed).
+ *       tests/test_tcpstate.py compares it with the numpy version (flows.state_event_rows_py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -175,9 +185,115 @@ release_fl:
     return result;
 }
 
+/* A C-contiguous buffer of 1-byte items (numpy bool, int8, uint8); writable if asked. */
+static int
+get_bytes1(PyObject *obj, Py_buffer *view, const char *what, int writable)
+{
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    if (view->itemsize != 1) {
+        PyErr_Format(PyExc_TypeError, "%s: an array of 1-byte items (bool) expected (format %s)", what,
+                     view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* per flow: bits 0..5 the originator's kinds seen, 6..11 the responder's, then: */
+#define CLOSED_O 0x1000     /* the originator sent a FIN or RST */
+#define POST_R   0x2000     /* the responder's pure ACK after it was taken */
+
+static PyObject *
+event_rows(PyObject *self, PyObject *args)
+{
+    PyObject *fl_o, *io_o, *fg_o, *tc_o, *ln_o, *kp_o;
+    Py_buffer fl, io, fg, tc, ln, kp;
+    PyObject *result = NULL;
+    uint16_t *seen = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOOOO:event_rows", &fl_o, &io_o, &fg_o, &tc_o, &ln_o, &kp_o))
+        return NULL;
+    if (get_int64s(fl_o, &fl, "flow") < 0)
+        return NULL;
+    if (get_bytes1(io_o, &io, "from_orig", 0) < 0)
+        goto release_fl;
+    if (get_int64s(fg_o, &fg, "flags") < 0)
+        goto release_io;
+    if (get_bytes1(tc_o, &tc, "is_tcp", 0) < 0)
+        goto release_fg;
+    if (get_int64s(ln_o, &ln, "plen") < 0)
+        goto release_tc;
+    if (get_bytes1(kp_o, &kp, "keep", 1) < 0)
+        goto release_ln;
+
+    Py_ssize_t n = fl.len / 8;
+    if (io.len != n || fg.len / 8 != n || tc.len != n || ln.len / 8 != n || kp.len != n) {
+        PyErr_SetString(PyExc_ValueError, "event_rows: arrays of different lengths");
+        goto release_kp;
+    }
+    const int64_t *F = fl.buf, *FG = fg.buf, *LN = ln.buf;
+    const unsigned char *IO = io.buf, *TC = tc.buf;
+    unsigned char *K = kp.buf;
+    int64_t nf = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (F[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "event_rows: flow number %lld (row %zd) negative",
+                         (long long)F[i], i);
+            goto release_kp;
+        }
+        if (F[i] >= nf)
+            nf = F[i] + 1;
+    }
+    seen = calloc(nf ? (size_t)nf : 1, sizeof(uint16_t));
+    if (seen == NULL) {
+        PyErr_NoMemory();
+        goto release_kp;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)                /* not TCP, or a cut TCP header: no event */
+            continue;
+        int64_t g = FG[i];
+        int syn = (g & F_SYN) != 0, ack = (g & F_ACK) != 0, fin = (g & F_FIN) != 0, rst = (g & F_RST) != 0;
+        int plain = !syn && !fin && !rst;
+        unsigned kinds = (syn && !ack ? 1u : 0u) | (syn && ack ? 2u : 0u) | (fin ? 4u : 0u)
+                         | (rst ? 8u : 0u) | (plain && LN[i] <= 0 ? 16u : 0u) | (plain && LN[i] > 0 ? 32u : 0u);
+        int orig = IO[i] != 0;
+        uint16_t *s = &seen[F[i]];
+        unsigned mine = orig ? kinds : kinds << 6;
+        if (mine & ~(unsigned)*s)
+            K[i] = 1;
+        *s |= (uint16_t)mine;
+        if (!orig && (kinds & 16u) && (*s & CLOSED_O) && !(*s & POST_R)) {
+            K[i] = 1;
+            *s |= POST_R;
+        }
+        if (orig && (fin || rst))
+            *s |= CLOSED_O;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+release_kp:
+    free(seen);
+    PyBuffer_Release(&kp);
+release_ln:
+    PyBuffer_Release(&ln);
+release_tc:
+    PyBuffer_Release(&tc);
+release_fg:
+    PyBuffer_Release(&fg);
+release_io:
+    PyBuffer_Release(&io);
+release_fl:
+    PyBuffer_Release(&fl);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"endpoint_states", endpoint_states, METH_VARARGS,
      "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
+    {"event_rows", event_rows, METH_VARARGS,
+     "event_rows(flow, from_orig, flags, is_tcp, plen, keep): the rows the state machine reads, set in keep"},
     {NULL, NULL, 0, NULL}
 };
 

@@ -42,6 +42,10 @@ try:  # the endpoint state machine's loop in C (setup.py builds it; optional)
     from . import _tcpstate
 except ImportError:  # pragma: no cover - not built: the same steps in numpy
     _tcpstate = None
+try:  # the flow-key hash rounds and uid digits in C (setup.py builds it; optional)
+    from . import _keyhash
+except ImportError:  # pragma: no cover - not built: the same arithmetic in numpy
+    _keyhash = None
 
 TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -398,6 +402,17 @@ _S2, _S6, _S27, _S30, _S31 = (np.uint64(k) for k in (2, 6, 27, 30, 31))
 
 
 def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One splitmix64 round folding ``v`` into ``h``: a new uint64 array of their length (``h``:
+    uint64; ``v``: uint64 or int64, read as uint64; neither changed). Compiled
+    (:mod:`._keyhash`) when built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
+    if _keyhash is None:
+        return _mix_py(h, v)
+    out = np.empty(len(h), np.uint64)
+    _keyhash.mix(np.ascontiguousarray(h), np.ascontiguousarray(v), out)
+    return out
+
+
+def _mix_py(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One splitmix64 round folding ``v`` into ``h`` (uint64, wrapping arithmetic): a new array,
     ``h ^ (v + golden + (h << 6) + (h >> 2))`` then splitmix64's finalizer, computed in place in
     two arrays (the temporaries of the plain expression cost more than the arithmetic)."""
@@ -426,9 +441,22 @@ def _uid(seed: str, *parts: np.ndarray) -> np.ndarray:
     h1 = np.full(n, s & 0xFFFFFFFFFFFFFFFF, np.uint64)
     h2 = np.full(n, s >> 64, np.uint64)
     for p in parts:
-        v = p.astype(np.int64).view(np.uint64) if p.dtype.kind != "u" else p.astype(np.uint64)
+        v = p.astype(np.int64, copy=False).view(np.uint64) if p.dtype.kind != "u" \
+            else p.astype(np.uint64, copy=False)
         h1 = _mix(h1, v)
         h2 = _mix(h2, v ^ np.uint64(0x5DEECE66D))
+    if _keyhash is None:
+        return _uids_py(h1, h2)
+    out = np.empty(n, object)
+    out[:] = _keyhash.uids(h1, h2)
+    return out
+
+
+def _uids_py(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """:func:`_uid`'s texts (object array of str, 18 characters each) from its two hashes
+    (uint64, n each): 'C', the 11 base62 digits of ``h1`` (least significant first), the 6
+    lowest of ``h2``. The fallback of :mod:`._keyhash`'s ``uids``."""
+    n = len(h1)
     chars = np.empty((n, 18), np.uint8)
     chars[:, 0] = ord("C")
     for i in range(11):  # 62**11 > 2**64
@@ -444,7 +472,8 @@ def _key_hash(cols, n: int) -> np.ndarray:
     """One 64-bit hash (uint64 per row) of the integer columns ``cols`` (``n`` rows)."""
     h = np.zeros(n, np.uint64)
     for k in cols:
-        h = _mix(h, k.astype(np.int64).view(np.uint64) if k.dtype.kind != "u" else k.astype(np.uint64))
+        h = _mix(h, k.astype(np.int64, copy=False).view(np.uint64) if k.dtype.kind != "u"
+                 else k.astype(np.uint64, copy=False))
     return h
 
 
@@ -1341,18 +1370,48 @@ def state_event_rows(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarr
     packet with payload; plus, from the responder, the first packet without flags or payload after
     the originator's first FIN or RST (Zeek keeps a responder INACTIVE on a pure ACK while the
     originator is in SYN_SENT; the next one after that counts). A packet whose TCP header was
-    cut by the snaplen (``plen`` < 0) is none of these (Zeek skips it: ``truncated_header``)."""
+    cut by the snaplen (``plen`` < 0) is none of these (Zeek skips it: ``truncated_header``).
+
+    :param flow_of: flow number per row (integers).
+    :param from_orig: per row, whether the originator sent it: a bool or any integer array (non-zero
+        is true).
+    :param flags: TCP flags per row (integers); ``is_tcp``: bool or integer array (non-zero: TCP);
+        ``plen``: payload bytes per row (integers, -1 for a cut header). All of the same length.
+    :returns: a bool array of that length.
+
+    Compiled (:mod:`._tcpstate`'s ``event_rows``, one pass) when built and every flow number is
+    non-negative, else :func:`state_event_rows_py` (the same rows: ``tests/test_tcpstate.py``)."""
     n = len(flow_of)
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
+    flow_of = np.asarray(flow_of)
+    if _tcpstate is None or int(flow_of.min()) < 0:
+        return state_event_rows_py(flow_of, from_orig, flags, is_tcp, plen)
+    _tcpstate.event_rows(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+                         np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+                         np.ascontiguousarray(plen, np.int64), keep)
+    return keep
+
+
+def state_event_rows_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                        plen: np.ndarray) -> np.ndarray:
+    """:func:`state_event_rows` in numpy (the fallback of :mod:`._tcpstate`'s ``event_rows``);
+    the same arguments and result."""
+    n = len(flow_of)
+    keep = np.zeros(n, bool)
+    if n == 0:
+        return keep
+    flow_of = np.asarray(flow_of)
     flags = np.asarray(flags, np.int64)
-    tcp = np.asarray(is_tcp, bool) & (np.asarray(plen) >= 0)   # (a cut TCP header: no event)
+    plen = np.asarray(plen)
+    from_orig = np.asarray(from_orig, bool)    # (an int8 0/1 array too: ~ and & on it are not logical)
+    tcp = np.asarray(is_tcp, bool) & (plen >= 0)   # (a cut TCP header: no event)
     syn, ack = (flags & SYN) != 0, (flags & ACK) != 0
     fin, rst = (flags & FIN) != 0, (flags & RST) != 0
     plain = tcp & ~syn & ~fin & ~rst
     kinds = (tcp & syn & ~ack, tcp & syn & ack, tcp & fin, tcp & rst, plain & (plen <= 0), plain & (plen > 0))
-    fd = flow_of.astype(np.int64) * 2 + (~np.asarray(from_orig, bool)).astype(np.int64)
+    fd = flow_of.astype(np.int64) * 2 + (~from_orig).astype(np.int64)
     for m in kinds:
         at = np.nonzero(m)[0]
         if len(at):

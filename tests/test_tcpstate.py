@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kscc_traffic import flows
-from kscc_traffic.flows import ACK, FIN, RST, SYN, _endpoint_states, _endpoint_states_py
+from kscc_traffic.flows import (ACK, FIN, RST, SYN, _endpoint_states, _endpoint_states_py, state_event_rows,
+                                state_event_rows_py)
 
 _tcpstate = pytest.importorskip("kscc_traffic._tcpstate")
 
@@ -67,3 +68,59 @@ def test_bad_arguments_raise_and_change_nothing():
         _tcpstate.endpoint_states(np.array([0, 1], np.int64), np.ones(1, np.int64), one, np.zeros(1, np.int64),
                                   os_, rs_)
     assert os_.tolist() == [0, 0] and rs_.tolist() == [0, 0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.sampled_from(_FLAGS + [0x118]),
+                          st.integers(-1, 3), st.booleans()), max_size=80),
+       st.booleans(), st.sampled_from([bool, np.int8, np.int64]))
+def test_compiled_event_rows_are_the_numpy_rows(rows, by_flow, orig_type):
+    """Any rows (sorted by flow or not; TCP or not; cut headers, plen -1): the compiled one-pass
+    event_rows keeps exactly the rows of the numpy state_event_rows_py, whatever the integer or
+    bool type of from_orig and is_tcp."""
+    if by_flow:
+        rows = sorted(rows, key=lambda r: r[0])
+    flow = np.array([r[0] for r in rows], np.int64)
+    orig = np.array([r[1] for r in rows], bool).astype(orig_type)
+    flags = np.array([r[2] for r in rows], np.int64)
+    plen = np.array([r[3] for r in rows], np.int64)
+    tcp = np.array([r[4] for r in rows], bool).astype(orig_type)
+    want = state_event_rows_py(flow, orig.astype(bool), flags, tcp.astype(bool), plen)
+    assert state_event_rows_py(flow, orig, flags, tcp, plen).tolist() == want.tolist()
+    assert state_event_rows(flow, orig, flags, tcp, plen).tolist() == want.tolist()
+
+
+def test_event_rows_known_rows_and_int8_from_orig(monkeypatch):
+    """Flow 0: SYN, SYN-ACK, ACK, ACK with data, a second data packet (not read), the
+    originator's FIN, the responder's pure ACK after it (read: it may move the responder), a
+    second such ACK (not read), the originator's RST (read); flow 1: a UDP row (never read).
+    from_orig as int8 0/1 (it used to index rows by fancy indexing: a ValueError once the
+    originator closed twice), and the same without the module."""
+    flow = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1], np.int64)
+    orig = np.array([1, 0, 1, 1, 1, 1, 0, 0, 1, 1], np.int8)
+    flags = np.array([SYN, SYN | ACK, ACK, ACK, ACK, FIN | ACK, ACK, ACK, RST, 0], np.int64)
+    plen = np.array([0, 0, 0, 5, 5, 0, 0, 0, 0, 9], np.int64)
+    tcp = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 0], bool)
+    want = [True, True, True, True, False, True, True, False, True, False]
+    assert state_event_rows(flow, orig, flags, tcp, plen).tolist() == want
+    monkeypatch.setattr(flows, "_tcpstate", None)
+    assert state_event_rows(flow, orig, flags, tcp, plen).tolist() == want
+    assert state_event_rows(flow, orig.astype(bool), flags, tcp, plen).tolist() == want
+
+
+def test_event_rows_bad_arguments_raise_and_change_nothing():
+    keep = np.zeros(1, bool)
+    one = np.array([SYN], np.int64)
+    with pytest.raises(ValueError, match="negative"):
+        _tcpstate.event_rows(np.array([-1], np.int64), np.ones(1, bool), one, np.ones(1, bool),
+                             np.zeros(1, np.int64), keep)
+    with pytest.raises(ValueError, match="lengths"):
+        _tcpstate.event_rows(np.array([0, 0], np.int64), np.ones(1, bool), one, np.ones(1, bool),
+                             np.zeros(1, np.int64), keep)
+    with pytest.raises(TypeError, match="1-byte"):
+        _tcpstate.event_rows(np.array([0], np.int64), np.ones(1, np.int64), one, np.ones(1, bool),
+                             np.zeros(1, np.int64), keep)
+    assert keep.tolist() == [False]
+    # (a negative flow number: the numpy version, through state_event_rows)
+    assert state_event_rows(np.array([-1, -1]), np.array([1, 1], bool), np.array([SYN, SYN]),
+                            np.ones(2, bool), np.zeros(2, np.int64)).tolist() == [True, False]
