@@ -26,7 +26,10 @@ Memory per active flow is bounded:
   ``inspect._mtu_holes`` reads). Of the other TCP packets, per direction, the one
   that reaches furthest in the sequence space and the one that acknowledges furthest are held
   (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
-  as in the analysis of the file. The other packets only add to counters (packets, payload
+  as in the analysis of the file. The packet before one that comes more than half the flow's
+  idle timeout after its last kept packet is kept too (at most
+  :data:`MAX_BRIDGED`): the flow built again from the kept packets is split only where the
+  capture had such a gap (``_Flow.bridge_gap``). The other packets only add to counters (packets, payload
   bytes, IP bytes per direction, last time) which are added to the flow's row afterwards; DNS
   answers in them are parsed on arrival.
 - TCP payload kept per segment is cut at :data:`~kscc_traffic.streams.MAX_BYTES`.
@@ -61,7 +64,7 @@ from ..analyze import COLUMNS, _schema, analyze_packets
 from ..inspect import address_ttls
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
-from ..flows import (_SEQ_TRUST, ACK, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
+from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
                      HistoryState, address_text, both_sides_closed, icmp_ports)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
@@ -73,6 +76,10 @@ __all__ = ["Timeouts", "LiveSession", "FlowLog", "HEAD_PACKETS", "LIVE_VERDICTS"
 
 #: packets kept whole at the start of every flow
 HEAD_PACKETS = 64
+#: packets of a flow kept at most to bridge a gap between two kept ones
+#: (``_Flow.bridge_gap``: one each half idle timeout of a long flow, ~17,000 a day for DNS, ~580 for TCP); past
+#: them such a gap splits the flow built again from the kept packets, as before
+MAX_BRIDGED = 4096
 #: SYN/FIN/RST packets kept after the head, per flow
 MAX_FLAG_PACKETS = 32
 #: ICMP errors kept per flow
@@ -138,7 +145,7 @@ class _Flow:
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
-                 "fafter")
+                 "fafter", "kept_ts", "bridge", "nbridge")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -192,6 +199,16 @@ class _Flow:
         self.top_end: list[Optional[int]] = [None, None]
         self.after_top = [False, False]
         self.fafter: list[Optional[list]] = [None, None]
+        # the time of the last packet kept, and the last packet not kept since then that only
+        # counts (in ``extra``; not one held for TCP sequence numbers), as
+        # [time, record, payload, direction, payload bytes, IP bytes]:
+        # kept too (:meth:`bridge_gap`) when the next packet comes more than half the idle
+        # timeout after the last kept one, so that the flow built again from the kept packets
+        # has no gap longer than its idle timeout that the capture did not have (a DNS flow, or
+        # a TCP connection kept up by keep-alives, split there: review of session 29)
+        self.kept_ts = ts
+        self.bridge: Optional[list] = None
+        self.nbridge = 0              # packets kept so (at most MAX_BRIDGED)
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -223,6 +240,29 @@ class _Flow:
                     if len(have) >= MAX_DNS_ANSWERS:
                         break
         return brings
+
+    def bridge_gap(self, t: int, half_idle: int) -> None:
+        """Keep the packet held in :attr:`bridge` (moved from the counters ``extra`` to the kept
+        records) when a packet at ``t`` (ns) comes more than ``half_idle`` (ns) after the last
+        kept one: between two kept packets of the flow there is then no gap longer than
+        ``half_idle`` but one the capture itself had (the packet before the second is kept)."""
+        b = self.bridge
+        if b is None or t - self.kept_ts <= half_idle:
+            return
+        self.bridge = None
+        self.nbridge += 1
+        bt, rec, payload, d, plen, iplen = b
+        self.recs.append(rec)
+        self.pays.append(payload)
+        self.kept_ts = bt
+        if plen > 0:
+            self.ndata[d] += 1
+            if payload:
+                self.npay[d] += 1
+        e = self.extra
+        e[3 * d] -= 1
+        e[3 * d + 1] -= max(plen, 0)
+        e[3 * d + 2] -= iplen
 
     @property
     def closed(self) -> bool:
@@ -513,6 +553,8 @@ class LiveSession:
                     fl.rst = True
                 if fg & (FIN | RST):
                     fl.fr[d] = True
+            if fl.bridge is not None and fl.nbridge < MAX_BRIDGED:
+                fl.bridge_gap(t, self._half_idle(pr, a_p[i], b_p[i]))
             # a packet that writes a history letter in its direction (Zeek's rules: the first S/H,
             # F, R and each one at another sequence number, the first A, D, I, Q: flows.HistoryState)
             letter = fl.hist.step(d, fg, is_tcp, seq[i], plen[i]) >= 0
@@ -560,6 +602,8 @@ class LiveSession:
                 rec = srt[i * size:(i + 1) * size]
                 fl.recs.append(rec)
                 fl.pays.append(payload)
+                fl.kept_ts = t
+                fl.bridge = None
             else:
                 last = fl.last_sig
                 # a copy is proven by an IP id or a real transport checksum (as build_flows)
@@ -588,6 +632,10 @@ class LiveSession:
                         e[3 * d] += 1
                         e[3 * d + 1] += max(plen[i], 0)
                         e[3 * d + 2] += iplen[i]
+                        # (a TCP payload past the segments the streams read is kept empty, as
+                        # when the packet is kept for another reason)
+                        fl.bridge = [t, srt[i * size:(i + 1) * size], b"" if is_tcp else payload, d,
+                                     plen[i], iplen[i]]
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
                         self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
@@ -862,6 +910,15 @@ class LiveSession:
             else:
                 waiting += 1
         return out
+
+    def _half_idle(self, proto: int, pa: int, pb: int) -> int:
+        """Half the shorter of a flow's idle timeouts (ns): the session's (:class:`Timeouts`) and
+        the one :func:`~kscc_traffic.flows.build_flows` splits the kept packets at
+        (:data:`~kscc_traffic.flows.DNS_IDLE_NS` for a UDP flow on a DNS port, else
+        :data:`~kscc_traffic.flows.IDLE_TIMEOUT_NS`); ``pa``, ``pb``: its ports."""
+        dns_port = proto == UDP and (pa in DNS_PORTS or pb in DNS_PORTS)
+        split = DNS_IDLE_NS if dns_port else IDLE_TIMEOUT_NS.get(proto, DEFAULT_IDLE_NS)
+        return min(split, self.timeouts.idle_ns(proto, (pa, pb))) // 2
 
     # ------------------------------------------------------------------------- live view
     def _observed(self) -> int:
