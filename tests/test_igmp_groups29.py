@@ -200,3 +200,21 @@ def test_tables_with_and_without_details():
     said = "x; IGMP/MLD membership reports join "
     assert group_joins(flows.assign(detail=[said + "239.1.2.3, ff02::fb", "x", "", said + "ff15::15",
                                             said + "239.9.9.9"])) == (2, ("239.1.2.3", "ff15::15"))
+
+
+def test_tshark_rebuild_of_group_records_is_bounded():
+    """A record claiming 65,535 sources (hostile, or cut by the snaplen) is rebuilt with at most
+    an IP payload's bytes of zeros (review 30 F3: 200 such records cost 200 MiB under
+    --engine tshark); small records are rebuilt byte for byte as before."""
+    import tracemalloc
+    from kscc_traffic.engines.tshark import _group_records
+    small = _group_records(["4", "2"], ["2", "1"], ["239.1.2.3", "239.1.2.4"], 4)
+    assert small == bytes([4, 0, 0, 2, 239, 1, 2, 3]) + bytes(8) + bytes([2, 0, 0, 1, 239, 1, 2, 4]) + bytes(4)
+    tracemalloc.start()
+    try:
+        big = _group_records(["4"] * 200, ["65535"] * 200, ["ff02::1:3"] * 200, 16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(big) == 65535 and big[:4] == bytes([4, 0, 0xFF, 0xFF])
+    assert peak < 1 << 20

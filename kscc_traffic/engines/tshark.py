@@ -305,19 +305,24 @@ def _hex(text: str) -> bytes:
         return b""
 
 
-def _group_records(types, counts, groups, width: int) -> bytes:
+def _group_records(types, counts, groups, width: int, limit: int = 65535) -> bytes:
     """Group records (RFC 3376 §4.2.4, RFC 3810 §5.2.4) rebuilt from Wireshark's fields: record
     type, the number of sources, the group; the sources zeros, no aux data (what
-    :func:`kscc_traffic.protocols.mcast.joined_groups` reads of them)."""
-    out = b""
+    :func:`kscc_traffic.protocols.mcast.joined_groups` reads of them). At most ``limit`` bytes:
+    the callers cut it to the IP payload's length, and a record claiming 65,535 sources of a
+    short packet (hostile) would otherwise cost 1 MiB of zeros each."""
+    out = bytearray()
     for rt, ns, g in zip(types, counts, groups):
+        if len(out) >= limit:
+            break
         try:
             addr = ipaddress.ip_address(g).packed
         except ValueError:
-            return out
-        n = _int(ns, 0)
-        out += bytes([_int(rt, 0) & 0xFF, 0, (n >> 8) & 0xFF, n & 0xFF]) + addr + bytes(n * width)
-    return out
+            break
+        n = _int(ns, 0) & 0xFFFF
+        out += bytes([_int(rt, 0) & 0xFF, 0, (n >> 8) & 0xFF, n & 0xFF]) + addr
+        out += bytes(max(0, min(n * width, limit - len(out))))
+    return bytes(out[:limit])
 
 
 def _igmp_report(f: Mapping[str, Sequence[str]]) -> bytes:
