@@ -344,6 +344,24 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return purpose, verdict, reason, detail
 
 
+#: what a ``host_mismatch`` detail adds when the SNI came with an encrypted_client_hello extension
+#: (draft-ietf-tls-esni): real ECH sends the provider's public name outside and the name
+#: asked encrypted; a browser's GREASE ECH looks the same on the wire (its SNI is the name asked)
+ECH_NOTE = ("; the ClientHello carries an Encrypted ClientHello (ECH) extension: {sni} may be only the "
+            "ECH provider's public (outer) name, the name asked being encrypted (or the extension is a "
+            "browser's GREASE, and {sni} is the name asked)")
+
+
+def ech_note(sni: str, dns_name: str, mask: str) -> str:
+    """What a ``host_mismatch`` detail on the SNI ``sni`` adds for a ClientHello with ECH (text
+    starting "; "): :data:`ECH_NOTE`, and when the address was looked up as ``dns_name`` under
+    ``mask`` (the host mask of the rule), that the encrypted name may be that one."""
+    note = ECH_NOTE.format(sni=sni)
+    if dns_name and not is_ip_literal(dns_name) and under_mask(dns_name, mask):
+        note += f"; the address was looked up as {dns_name}, under {mask}: the encrypted name may be that one"
+    return note
+
+
 #: the flow casts of group delivery (a rule's cast among them is what the page documents)
 _GROUP_CASTS = ("broadcast", "multicast")
 #: IPv6 has no broadcast: its all-nodes group is where a broadcast goes (RFC 4291 §2.7.1)
@@ -535,6 +553,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         "holding characters no host name has: forged or damaged)")
         # (no name asked, none resolved: say where the name came from, as the name column is empty)
         source = " (from the server's certificate)" if from_cert else ""
+        if row.get("tls_ech") and not from_cert and check == (row.get("sni") or ""):
+            source += ech_note(check, str(row.get("dns_name") or ""), rule.host_mask)
         return mismatch(f"{what}{check}{where} is not under {rule.host_mask}{source}")
 
     # blocked
@@ -1904,7 +1924,8 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                  "tls_ech")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1914,7 +1935,8 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                     "tls_ech")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1924,7 +1946,8 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
+                  "tls_ech")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path

@@ -880,6 +880,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     ch = b.client_hello
     service[rows[ch]] = "ssl"
     cols["sni"][rows[ch]] = np.array([s or "" for s in b.sni[ch].tolist()], object)
+    cols["tls_ech"][rows] = b.ech & ch
     u, inv = np.unique(b.version, return_inverse=True)
     cols["tls_version"][rows] = np.array([_version_text(None if v < 0 else v) for v in u.tolist()],
                                          object)[inv]
@@ -1461,6 +1462,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise, two different ClientHellos sent for the same bytes: the hint for the detail,
     # naming both SNIs, '' where not: _hello_copies)
     cols["hello_copies"] = repeated("", n)
+    # (likewise, the ClientHello carries an encrypted_client_hello extension: its SNI may be the
+    # ECH provider's public name, the name asked being encrypted; classify says so)
+    cols["tls_ech"] = np.zeros(n, bool)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
     # (likewise, the address types its matched responses answered questions for: DNS_ASKED_A,
