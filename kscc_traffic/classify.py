@@ -118,7 +118,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -477,7 +477,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
         if reason == "tls_failed" and row.get("hello_split") and HELLO_UNACKED not in detail:
             # (a large ClientHello over several segments: what some middleboxes fail on)
-            detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
+            detail = (f"{detail}; the ClientHello was {split_text(str(row.get('hello_split')))[0]}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
@@ -709,7 +709,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # the server acknowledged the ClientHello's first segment(s), never the rest sent again:
             # a path dropping the later segment (newcomer 29 F6), not a server that did not answer
             closed = f"; then the connection closed ({state})" if state in _CLOSED_STATES else ""
-            return done("blocked", "tls_failed", f"ClientHello never wholly received: it was {split}"
+            return done("blocked", "tls_failed", f"ClientHello never wholly received: it was {split_text(split)[0]}"
                         f"{_pq_note(split)}{closed}")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
@@ -1226,15 +1226,28 @@ def _silent_close(row: dict, target: str) -> str | None:
 PQ_HELLO_BYTES = 1300
 
 
+def split_text(split: str) -> tuple[str, str]:
+    """``hello_split`` (:func:`.inspect._hello_split`) as ``(text, group)``: the text a detail shows
+    (``"1,555 bytes in 2 segments"``…) and the post-quantum key share group its ClientHello
+    carries (``"X25519MLKEM768"``, from the ``"pq:<group>:"`` start, :data:`.inspect.HELLO_PQ`),
+    '' when none was seen."""
+    if split.startswith(HELLO_PQ):
+        group, _, rest = split[len(HELLO_PQ):].partition(":")
+        return rest, group
+    return split, ""
+
+
 def _pq_note(split: str) -> str:
-    """What the detail of a split ClientHello (``hello_split``: ``"1,555 bytes in 2 segments"``)
-    adds about its size: the post-quantum key share when the record is at least
-    :data:`PQ_HELLO_BYTES` long, else ''."""
+    """What the detail of a split ClientHello (``hello_split``, see :func:`split_text`) adds about
+    its size: the post-quantum key share when the ClientHello carries one and the record is at
+    least :data:`PQ_HELLO_BYTES` long, else '' (a ClientHello padded, or large for other
+    extensions, is not said to be so for a key share it does not have)."""
+    text, group = split_text(split)
     try:
-        size = int(split.split(" bytes", 1)[0].replace(",", ""))
+        size = int(text.split(" bytes", 1)[0].replace(",", ""))
     except ValueError:
         return ""
-    return " (a post-quantum key share, X25519MLKEM768, makes it this large)" if size >= PQ_HELLO_BYTES else ""
+    return f" (a post-quantum key share, {group}, makes it this large)" if group and size >= PQ_HELLO_BYTES else ""
 
 
 #: how a detail says that the handshake was judged without its bytes

@@ -1934,11 +1934,40 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
             more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
-            out[where[fl]] = f"{size:,} bytes in {more}{k} segments" + _unacked_rest(
+            pq = _pq_share(buf, [(x, int(c["pl_off"][r]), int(c["pl_cap"][r])) for x, r in zip(rel, rs)], size)
+            out[where[fl]] = f"{pq}{size:,} bytes in {more}{k} segments" + _unacked_rest(
                 size, rel, [int(c["payload_len"][r]) for r in rs],
                 max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
                 if fl not in talked else -1)
     return out
+
+
+#: post-quantum (hybrid) key exchange groups a ClientHello's key share may carry (IANA TLS
+#: Supported Groups): its key share is what makes a ClientHello larger than one segment
+PQ_GROUPS = {0x11EC: "X25519MLKEM768", 0x11EB: "SecP256r1MLKEM768", 0x11ED: "SecP384r1MLKEM1024",
+             0x6399: "X25519Kyber768Draft00", 0x0200: "MLKEM512", 0x0201: "MLKEM768", 0x0202: "MLKEM1024"}
+#: how ``hello_split`` starts when the ClientHello's key share carries a group of :data:`PQ_GROUPS`:
+#: ``"pq:<group name>:"`` (classify reads it off, :func:`.classify.split_text`)
+HELLO_PQ = "pq:"
+
+
+def _pq_share(buf: np.ndarray, segs: list[tuple[int, int, int]], size: int) -> str:
+    """:data:`HELLO_PQ` + the group's name + ":" when the ClientHello record of ``size`` bytes,
+    from its segments ``segs`` ((offset from its first byte, payload offset in ``buf``, bytes
+    captured)), has a key share of a group of :data:`PQ_GROUPS` in its captured start (the bytes
+    up to the first one not captured); else '' (none, or the key share not captured whole)."""
+    data = bytearray(size)
+    have = np.zeros(size, bool)
+    for rel, off, cap in segs:
+        if off < 0 or rel >= size or cap <= 0:
+            continue
+        n = min(cap, size - rel)
+        data[rel:rel + n] = bytes(buf[off:off + n])
+        have[rel:rel + n] = True
+    gap = np.flatnonzero(~have)
+    ch = tls.parse_client_hello(bytes(data[:int(gap[0]) if len(gap) else size]))
+    found = [PQ_GROUPS[g] for g in (ch.key_share_groups if ch is not None else []) if g in PQ_GROUPS]
+    return f"{HELLO_PQ}{found[0]}:" if found else ""
 
 
 #: what follows ``"<n> bytes in <k> segments"`` (``hello_split``) when the server acknowledged only

@@ -6,6 +6,8 @@ public name as its SNI, the name asked being encrypted: such a flow on a KSC por
 (the parser saw the extension, nothing carried it to the judgement). The detail now says so
 (hedged: a browser's GREASE ECH looks the same), and names the DNS name the address was looked
 up as when it is under the mask. The vectorised TLS path reports ``ech`` as the reference does.
+F2. A split ClientHello of 1,300 bytes or more was said to be that large for an X25519MLKEM768
+key share, whatever it held: now only when its key share has a post-quantum group (named).
 
 Captures built with scapy; each compared whole-file vs. chunked."""
 from __future__ import annotations
@@ -16,7 +18,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from chunkcmp import assert_same, row, write
+from chunkcmp import assert_same, row, whole, write
 from test_tls_batch import assert_same as assert_batch_same
 from test_tls_batch import client_hello, ext, rec, server_hello, sni_ext
 
@@ -89,3 +91,57 @@ def test_the_batch_path_reports_ech_as_the_reference():
     assert b.ech.tolist() == [True, True, False, True]
     assert b.sni.tolist() == ["x.example", "x.example", "x.example", "a.example"]
     assert not b.fallback.any()
+
+
+# F2. A ClientHello split across segments was said to be "this large" for "a post-quantum key
+# share, X25519MLKEM768" whenever it had 1,300 bytes or more, whatever made it large (padding, a
+# long session ticket, ECH): only a key share of a post-quantum group found in it says so now,
+# and names that group.
+
+def _split_unacked(share: bytes, pad: int = 0, port: int = 23101) -> list:
+    """A ClientHello (key share ``share``, padding ``pad`` bytes) in 1,000-byte segments; the
+    server acknowledges the first, never the rest, which the client sends again twice."""
+    exts = [sni_ext([(0, b"eu1.ksc.kaspersky.com")]), ext(43, b"\x02\x03\x04"),
+            ext(51, struct.pack("!H", len(share)) + share)] + ([ext(21, bytes(pad))] if pad else [])
+    h = rec(22, client_hello(exts, ciphers=b"\x13\x01"), 0x0301)
+
+    def up(t, flags, seq, data=b""):
+        return t, bytes(Ether(src=MC, dst=MS) / IP(src=C, dst=S) / TCP(sport=50100, dport=port, flags=flags,
+                                                                      seq=seq, ack=5001) / data)
+    recs = [up(1.0, "S", 1000), (1.01, bytes(Ether(src=MS, dst=MC) / IP(src=S, dst=C, ttl=54) / TCP(
+        sport=port, dport=50100, flags="SA", seq=5000, ack=1001))), up(1.02, "A", 1001)]
+    parts = [(1001 + k, h[k:k + 1000]) for k in range(0, len(h), 1000)]
+    recs += [up(1.03 + i / 1000, "PA", seq, d) for i, (seq, d) in enumerate(parts)]
+    recs.append((1.05, bytes(Ether(src=MS, dst=MC) / IP(src=S, dst=C, ttl=54) / TCP(
+        sport=port, dport=50100, flags="A", seq=5001, ack=2001))))
+    recs += [up(1.5 + i, "PA", seq, d) for i in range(2) for seq, d in parts[1:]]
+    return recs
+
+
+X25519 = struct.pack("!HH", 29, 32) + bytes(32)
+
+
+def test_a_split_hello_with_a_pq_key_share_says_so(tmp_path):
+    w = assert_same(write(tmp_path, _split_unacked(struct.pack("!HH", 0x11EC, 1216) + bytes(1216) + X25519)),
+                    [300, 1500])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"].startswith("ClientHello never wholly received: it was 1,351 bytes in 2 segments, of which")
+    assert r["detail"].endswith("(a post-quantum key share, X25519MLKEM768, makes it this large)")
+
+
+def test_a_split_hello_names_its_pq_group(tmp_path):
+    share = struct.pack("!HH", 0x11EB, 1249) + bytes(1249)
+    r = row(whole_flows(tmp_path, _split_unacked(share)), proto="tcp").to_dict()
+    assert r["detail"].endswith("(a post-quantum key share, SecP256r1MLKEM768, makes it this large)")
+
+
+def test_a_padded_split_hello_is_not_said_to_have_a_pq_key_share(tmp_path):
+    r = row(whole_flows(tmp_path, _split_unacked(X25519, pad=1300)), proto="tcp").to_dict()
+    assert r["detail"].startswith("ClientHello never wholly received: it was 1,435 bytes in 2 segments, of which")
+    assert "post-quantum" not in r["detail"]
+
+
+def whole_flows(tmp_path, recs):
+    """The whole-file flows of ``recs``."""
+    return whole(write(tmp_path, recs))[0]
