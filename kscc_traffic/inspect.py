@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
                     seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, initial_streams
+from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -1149,6 +1149,7 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
     short = np.zeros((2, nflows), bool)
+    start_lost = np.zeros((2, nflows), bool)
     # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c)
                       & (c["sport"] >= 0))[0]
@@ -1181,7 +1182,51 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
         maybe[d, f] = m
         seen[d, f] = True
         short[d, f] = cap < np.minimum(c["payload_len"][rows], HEAD_WHOLE)
-    return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1]
+        lost, later = _start_off(ft, key, _data_seq(c, rows))
+        # (a segment sent before the first one captured: its stream is looked at from its start)
+        maybe[d[later], f[later]] = True
+        start_lost[d[lost], f[lost]] = True
+    return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1], start_lost
+
+
+def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (flow, direction) groups ``key`` (flow row * 2 + 1 for the responder) whose earliest
+    data segment starts at ``first_seq``: ``(lost, later)`` bool arrays like ``key``. Both only
+    where the direction's SYN (the client's SYN, the server's SYN-ACK) was captured and that
+    segment does not start at its sequence number + 1 (the stream's first byte): ``lost`` when no
+    captured data segment of the direction starts there (the stream's start was not captured: a
+    capture drop, its bytes neither TLS nor cleartext to anyone), ``later`` when one does (sent
+    earlier, captured later: reordered on the way to the capture)."""
+    lost = np.zeros(len(key), bool)
+    later = np.zeros(len(key), bool)
+    srows, sgrp = _syn_rows(ft)
+    if not len(srows) or not len(key):
+        return lost, later
+    c = ft.packets.cols
+    anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
+    first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
+    has_syn = np.isin(key, sgrp)
+    off = has_syn & ~np.isin(first, anchor)
+    if not off.any():
+        return lost, later
+    # (the groups' data segments that start at a SYN's sequence number + 1)
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
+    g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
+    sel = np.isin(g, key[off])
+    at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
+    starts = g[sel][np.isin(at, anchor)]
+    there = np.isin(key, starts)
+    return off & ~there, off & there
+
+
+#: sequence numbers (mod 2**32) combined with a group number into one int64 key
+_SEQ_SPACE = 1 << 32
+
+
+def _data_seq(c: dict, rows: np.ndarray) -> np.ndarray:
+    """int64 array: the sequence number of the first data byte of packet ``rows`` (a SYN's data,
+    TCP Fast Open, starts at its sequence number + 1)."""
+    return c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & SYN) != 0)
 
 
 #: bytes of the responder's first data shown by :func:`_first_bytes_text`
@@ -1571,9 +1616,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     blind = _first_data_uncaptured(ft, n) & (proto == "tcp")
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
-    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"] = _first_segment_hints(ft, n)
-    cols["client_proto"][seen_c & ~maybe_c] = "other"
-    cols["server_proto"][seen_s & ~maybe_s] = "other"
+    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"], start_lost = _first_segment_hints(ft, n)
+    cols["client_proto"][seen_c & ~maybe_c & ~start_lost[0]] = "other"
+    cols["server_proto"][seen_s & ~maybe_s & ~start_lost[1]] = "other"
     deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
     # a slice of flows at a time: their streams (up to 2 x MAX_BYTES each) are in memory together
     deep_idx = np.nonzero(deep)[0]
@@ -1581,6 +1626,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    # a direction whose first bytes were not captured (its SYN was, no data segment starts after
+    # it): what it sent is not known, not "other" (break-it 30 F3)
+    for side, col in ((0, "client_proto"), (1, "server_proto")):
+        lost = start_lost[side] & ~np.isin(cols[col], ("tls", "http"))
+        cols[col][lost] = ""
+        cols["payload_cut"][lost] = True
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))

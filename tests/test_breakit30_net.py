@@ -145,3 +145,67 @@ def test_a_padded_split_hello_is_not_said_to_have_a_pq_key_share(tmp_path):
 def whole_flows(tmp_path, recs):
     """The whole-file flows of ``recs``."""
     return whole(write(tmp_path, recs))[0]
+
+
+# F3. A ClientHello whose first segment was captured after a later one (reordered on the way to
+# the capture), the server resetting the connection, was "not_tls: cleartext where TLS is
+# documented": the first data segment *in time* (the ClientHello's middle) decided the client's
+# bytes were "other", and no deeper look followed (the server sent nothing). Likewise a stream
+# whose first segment was never captured (a capture drop; the server acknowledged it and answered
+# in TLS) read as cleartext. Now a direction whose earliest data segment does not start right
+# after its SYN is looked at from its start (reordered), or its bytes are unknown ('' and
+# ``payload_cut``: judged from the packets) when no captured segment starts there.
+
+def _hello_in_segments(order: list[int], answer: str) -> list:
+    """A 1,537-byte ClientHello in 300-byte segments sent in ``order`` (indices; a missing one
+    never captured), then the server's ``answer``: 'rst' or 'tls' (a ServerHello and data)."""
+    h = rec(22, client_hello([sni_ext([(0, b"eu1.ksc.kaspersky.com")])] + KEYS + [ext(21, bytes(1400))],
+                             ciphers=b"\x13\x01"), 0x0301)
+    sport, port = 50200, 23101
+
+    def up(t, flags, seq, ack=0, data=b""):
+        return t, bytes(Ether(src=MC, dst=MS) / IP(src=C, dst=S) / TCP(sport=sport, dport=port, flags=flags,
+                                                                      seq=seq, ack=ack) / data)
+
+    def dn(t, flags, seq, ack, data=b""):
+        return t, bytes(Ether(src=MS, dst=MC) / IP(src=S, dst=C, ttl=54) / TCP(sport=port, dport=sport, flags=flags,
+                                                                              seq=seq, ack=ack) / data)
+    recs = [up(1.0, "S", 1000), dn(1.01, "SA", 5000, 1001), up(1.02, "A", 1001, 5001)]
+    recs += [up(1.03 + k / 1000, "PA", 1001 + i * 300, 5001, h[i * 300:(i + 1) * 300]) for k, i in enumerate(order)]
+    end = 1001 + len(h)
+    if answer == "rst":
+        return recs + [dn(1.05, "RA", 5001, end)]
+    sh = rec(22, server_hello([ext(43, b"\x03\x04")])) + rec(23, bytes(300))
+    return recs + [dn(1.05, "PA", 5001, end, sh), up(1.06, "PA", end, 5001 + len(sh), rec(23, bytes(60)))]
+
+
+def test_a_reordered_client_hello_is_read_from_its_start(tmp_path):
+    w = assert_same(write(tmp_path, _hello_in_segments([1, 0, 2, 3, 4, 5], "rst")), [300, 1000])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["client_proto"], r["sni"], r["payload_cut"]) == ("tls", "eu1.ksc.kaspersky.com", False)
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"] == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.02 s after the "
+                           "ClientHello, before the server sent a byte")
+
+
+def test_a_stream_whose_start_was_not_captured_is_not_cleartext(tmp_path):
+    w = assert_same(write(tmp_path, _hello_in_segments([1, 2, 3, 4, 5], "tls")), [300, 1000])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["client_proto"], r["server_proto"], r["payload_cut"]) == ("", "tls", True)
+    assert (r["verdict"], r["reason"]) == ("ok", "")
+
+
+def test_a_stream_whose_start_was_not_captured_then_reset(tmp_path):
+    r = row(whole_flows(tmp_path, _hello_in_segments([1, 2, 3, 4, 5], "rst")), proto="tcp").to_dict()
+    assert (r["client_proto"], r["payload_cut"]) == ("", True)
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+
+
+def test_cleartext_from_the_start_is_still_cleartext(tmp_path):
+    # (the control: a client whose first segment, right after its SYN, is not TLS)
+    recs = _hello_in_segments([], "rst")
+    t, syn = recs[2]
+    recs.insert(3, (1.03, bytes(Ether(src=MC, dst=MS) / IP(src=C, dst=S) / TCP(sport=50200, dport=23101, flags="PA",
+                                                                              seq=1001, ack=5001) / b"hello there\r\n")))
+    r = row(whole_flows(tmp_path, recs), proto="tcp").to_dict()
+    assert (r["client_proto"], r["verdict"], r["reason"]) == ("other", "unexpected", "not_tls")
