@@ -209,3 +209,14 @@ def test_cleartext_from_the_start_is_still_cleartext(tmp_path):
                                                                               seq=1001, ack=5001) / b"hello there\r\n")))
     r = row(whole_flows(tmp_path, recs), proto="tcp").to_dict()
     assert (r["client_proto"], r["verdict"], r["reason"]) == ("other", "unexpected", "not_tls")
+
+
+def test_a_real_capture_whose_server_start_was_not_captured():
+    # skype_many-flows.pcap, 192.168.1.34:50036 -> 157.56.52.44:443: the server's first 79 bytes
+    # are not in the capture (Wireshark: "Previous segment(s) not captured"); its FIN segment
+    # from byte 80 on is no "other" protocol's start
+    from conftest import shared_corpus
+    path = shared_corpus("public") / "skype_many-flows.pcap"
+    w = whole(path)[0]
+    r = row(w, orig_p=50036, resp_p=443).to_dict()
+    assert (r["client_proto"], r["server_proto"], r["payload_cut"]) == ("tls", "", True)
