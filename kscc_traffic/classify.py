@@ -118,7 +118,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -344,6 +344,24 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     return purpose, verdict, reason, detail
 
 
+#: what a ``host_mismatch`` detail adds when the SNI came with an encrypted_client_hello extension
+#: (draft-ietf-tls-esni): real ECH sends the provider's public name outside and the name
+#: asked encrypted; a browser's GREASE ECH looks the same on the wire (its SNI is the name asked)
+ECH_NOTE = ("; the ClientHello carries an Encrypted ClientHello (ECH) extension: {sni} may be only the "
+            "ECH provider's public (outer) name, the name asked being encrypted (or the extension is a "
+            "browser's GREASE, and {sni} is the name asked)")
+
+
+def ech_note(sni: str, dns_name: str, mask: str) -> str:
+    """What a ``host_mismatch`` detail on the SNI ``sni`` adds for a ClientHello with ECH (text
+    starting "; "): :data:`ECH_NOTE`, and when the address was looked up as ``dns_name`` under
+    ``mask`` (the host mask of the rule), that the encrypted name may be that one."""
+    note = ECH_NOTE.format(sni=sni)
+    if dns_name and not is_ip_literal(dns_name) and under_mask(dns_name, mask):
+        note += f"; the address was looked up as {dns_name}, under {mask}: the encrypted name may be that one"
+    return note
+
+
 #: the flow casts of group delivery (a rule's cast among them is what the page documents)
 _GROUP_CASTS = ("broadcast", "multicast")
 #: IPv6 has no broadcast: its all-nodes group is where a broadcast goes (RFC 4291 §2.7.1)
@@ -459,7 +477,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
         if reason == "tls_failed" and row.get("hello_split") and HELLO_UNACKED not in detail:
             # (a large ClientHello over several segments: what some middleboxes fail on)
-            detail = (f"{detail}; the ClientHello was {row.get('hello_split')}: some firewalls and proxies "
+            detail = (f"{detail}; the ClientHello was {split_text(str(row.get('hello_split')))[0]}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
         if reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
@@ -535,6 +553,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         "holding characters no host name has: forged or damaged)")
         # (no name asked, none resolved: say where the name came from, as the name column is empty)
         source = " (from the server's certificate)" if from_cert else ""
+        if row.get("tls_ech") and not from_cert and check == (row.get("sni") or ""):
+            source += ech_note(check, str(row.get("dns_name") or ""), rule.host_mask)
         return mismatch(f"{what}{check}{where} is not under {rule.host_mask}{source}")
 
     # blocked
@@ -689,7 +709,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # the server acknowledged the ClientHello's first segment(s), never the rest sent again:
             # a path dropping the later segment (newcomer 29 F6), not a server that did not answer
             closed = f"; then the connection closed ({state})" if state in _CLOSED_STATES else ""
-            return done("blocked", "tls_failed", f"ClientHello never wholly received: it was {split}"
+            return done("blocked", "tls_failed", f"ClientHello never wholly received: it was {split_text(split)[0]}"
                         f"{_pq_note(split)}{closed}")
         if hello and not row.get("tls_established") and not (unread and row.get("went_on")):
             if (unread or (row.get("payload_cut") and not target)) and not row.get("tls_alert") \
@@ -1206,15 +1226,28 @@ def _silent_close(row: dict, target: str) -> str | None:
 PQ_HELLO_BYTES = 1300
 
 
+def split_text(split: str) -> tuple[str, str]:
+    """``hello_split`` (:func:`.inspect._hello_split`) as ``(text, group)``: the text a detail shows
+    (``"1,555 bytes in 2 segments"``…) and the post-quantum key share group its ClientHello
+    carries (``"X25519MLKEM768"``, from the ``"pq:<group>:"`` start, :data:`.inspect.HELLO_PQ`),
+    '' when none was seen."""
+    if split.startswith(HELLO_PQ):
+        group, _, rest = split[len(HELLO_PQ):].partition(":")
+        return rest, group
+    return split, ""
+
+
 def _pq_note(split: str) -> str:
-    """What the detail of a split ClientHello (``hello_split``: ``"1,555 bytes in 2 segments"``)
-    adds about its size: the post-quantum key share when the record is at least
-    :data:`PQ_HELLO_BYTES` long, else ''."""
+    """What the detail of a split ClientHello (``hello_split``, see :func:`split_text`) adds about
+    its size: the post-quantum key share when the ClientHello carries one and the record is at
+    least :data:`PQ_HELLO_BYTES` long, else '' (a ClientHello padded, or large for other
+    extensions, is not said to be so for a key share it does not have)."""
+    text, group = split_text(split)
     try:
-        size = int(split.split(" bytes", 1)[0].replace(",", ""))
+        size = int(text.split(" bytes", 1)[0].replace(",", ""))
     except ValueError:
         return ""
-    return " (a post-quantum key share, X25519MLKEM768, makes it this large)" if size >= PQ_HELLO_BYTES else ""
+    return f" (a post-quantum key share, {group}, makes it this large)" if group and size >= PQ_HELLO_BYTES else ""
 
 
 #: how a detail says that the handshake was judged without its bytes
@@ -1904,7 +1937,8 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                  "tls_ech")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1914,7 +1948,8 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups")
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                     "tls_ech")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1924,7 +1959,8 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location")
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
+                  "tls_ech")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path

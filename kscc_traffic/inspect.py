@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
                     seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, initial_streams
+from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -880,6 +880,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     ch = b.client_hello
     service[rows[ch]] = "ssl"
     cols["sni"][rows[ch]] = np.array([s or "" for s in b.sni[ch].tolist()], object)
+    cols["tls_ech"][rows] = b.ech & ch
     u, inv = np.unique(b.version, return_inverse=True)
     cols["tls_version"][rows] = np.array([_version_text(None if v < 0 else v) for v in u.tolist()],
                                          object)[inv]
@@ -1148,6 +1149,7 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
     short = np.zeros((2, nflows), bool)
+    start_lost = np.zeros((2, nflows), bool)
     # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c)
                       & (c["sport"] >= 0))[0]
@@ -1180,7 +1182,51 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
         maybe[d, f] = m
         seen[d, f] = True
         short[d, f] = cap < np.minimum(c["payload_len"][rows], HEAD_WHOLE)
-    return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1]
+        lost, later = _start_off(ft, key, _data_seq(c, rows))
+        # (a segment sent before the first one captured: its stream is looked at from its start)
+        maybe[d[later], f[later]] = True
+        start_lost[d[lost], f[lost]] = True
+    return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1], start_lost
+
+
+def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (flow, direction) groups ``key`` (flow row * 2 + 1 for the responder) whose earliest
+    data segment starts at ``first_seq``: ``(lost, later)`` bool arrays like ``key``. Both only
+    where the direction's SYN (the client's SYN, the server's SYN-ACK) was captured and that
+    segment does not start at its sequence number + 1 (the stream's first byte): ``lost`` when no
+    captured data segment of the direction starts there (the stream's start was not captured: a
+    capture drop, its bytes neither TLS nor cleartext to anyone), ``later`` when one does (sent
+    earlier, captured later: reordered on the way to the capture)."""
+    lost = np.zeros(len(key), bool)
+    later = np.zeros(len(key), bool)
+    srows, sgrp = _syn_rows(ft)
+    if not len(srows) or not len(key):
+        return lost, later
+    c = ft.packets.cols
+    anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
+    first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
+    has_syn = np.isin(key, sgrp)
+    off = has_syn & ~np.isin(first, anchor)
+    if not off.any():
+        return lost, later
+    # (the groups' data segments that start at a SYN's sequence number + 1)
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
+    g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
+    sel = np.isin(g, key[off])
+    at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
+    starts = g[sel][np.isin(at, anchor)]
+    there = np.isin(key, starts)
+    return off & ~there, off & there
+
+
+#: sequence numbers (mod 2**32) combined with a group number into one int64 key
+_SEQ_SPACE = 1 << 32
+
+
+def _data_seq(c: dict, rows: np.ndarray) -> np.ndarray:
+    """int64 array: the sequence number of the first data byte of packet ``rows`` (a SYN's data,
+    TCP Fast Open, starts at its sequence number + 1)."""
+    return c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & SYN) != 0)
 
 
 #: bytes of the responder's first data shown by :func:`_first_bytes_text`
@@ -1461,6 +1507,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise, two different ClientHellos sent for the same bytes: the hint for the detail,
     # naming both SNIs, '' where not: _hello_copies)
     cols["hello_copies"] = repeated("", n)
+    # (likewise, the ClientHello carries an encrypted_client_hello extension: its SNI may be the
+    # ECH provider's public name, the name asked being encrypted; classify says so)
+    cols["tls_ech"] = np.zeros(n, bool)
     # (likewise, a DNS flow whose every error answer was to an AAAA question: _udp_dns)
     cols["dns_error_aaaa_only"] = np.zeros(n, bool)
     # (likewise, the address types its matched responses answered questions for: DNS_ASKED_A,
@@ -1567,9 +1616,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     blind = _first_data_uncaptured(ft, n) & (proto == "tcp")
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
-    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"] = _first_segment_hints(ft, n)
-    cols["client_proto"][seen_c & ~maybe_c] = "other"
-    cols["server_proto"][seen_s & ~maybe_s] = "other"
+    maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"], start_lost = _first_segment_hints(ft, n)
+    cols["client_proto"][seen_c & ~maybe_c & ~start_lost[0]] = "other"
+    cols["server_proto"][seen_s & ~maybe_s & ~start_lost[1]] = "other"
     deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
     # a slice of flows at a time: their streams (up to 2 x MAX_BYTES each) are in memory together
     deep_idx = np.nonzero(deep)[0]
@@ -1577,6 +1626,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         part = np.zeros(n, bool)
         part[deep_idx[k:k + STREAM_SLICE]] = True
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
+    # a direction whose first bytes were not captured (its SYN was, no data segment starts after
+    # it): what it sent is not known, not "other" (break-it 30 F3)
+    for side, col in ((0, "client_proto"), (1, "server_proto")):
+        lost = start_lost[side] & ~np.isin(cols[col], ("tls", "http"))
+        cols[col][lost] = ""
+        cols["payload_cut"][lost] = True
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
@@ -1930,11 +1985,40 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
             more = "more than " if len(rs) > MAX_SEGMENTS and reach < size else ""
-            out[where[fl]] = f"{size:,} bytes in {more}{k} segments" + _unacked_rest(
+            pq = _pq_share(buf, [(x, int(c["pl_off"][r]), int(c["pl_cap"][r])) for x, r in zip(rel, rs)], size)
+            out[where[fl]] = f"{pq}{size:,} bytes in {more}{k} segments" + _unacked_rest(
                 size, rel, [int(c["payload_len"][r]) for r in rs],
                 max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
                 if fl not in talked else -1)
     return out
+
+
+#: post-quantum (hybrid) key exchange groups a ClientHello's key share may carry (IANA TLS
+#: Supported Groups): its key share is what makes a ClientHello larger than one segment
+PQ_GROUPS = {0x11EC: "X25519MLKEM768", 0x11EB: "SecP256r1MLKEM768", 0x11ED: "SecP384r1MLKEM1024",
+             0x6399: "X25519Kyber768Draft00", 0x0200: "MLKEM512", 0x0201: "MLKEM768", 0x0202: "MLKEM1024"}
+#: how ``hello_split`` starts when the ClientHello's key share carries a group of :data:`PQ_GROUPS`:
+#: ``"pq:<group name>:"`` (classify reads it off, :func:`.classify.split_text`)
+HELLO_PQ = "pq:"
+
+
+def _pq_share(buf: np.ndarray, segs: list[tuple[int, int, int]], size: int) -> str:
+    """:data:`HELLO_PQ` + the group's name + ":" when the ClientHello record of ``size`` bytes,
+    from its segments ``segs`` ((offset from its first byte, payload offset in ``buf``, bytes
+    captured)), has a key share of a group of :data:`PQ_GROUPS` in its captured start (the bytes
+    up to the first one not captured); else '' (none, or the key share not captured whole)."""
+    data = bytearray(size)
+    have = np.zeros(size, bool)
+    for rel, off, cap in segs:
+        if off < 0 or rel >= size or cap <= 0:
+            continue
+        n = min(cap, size - rel)
+        data[rel:rel + n] = bytes(buf[off:off + n])
+        have[rel:rel + n] = True
+    gap = np.flatnonzero(~have)
+    ch = tls.parse_client_hello(bytes(data[:int(gap[0]) if len(gap) else size]))
+    found = [PQ_GROUPS[g] for g in (ch.key_share_groups if ch is not None else []) if g in PQ_GROUPS]
+    return f"{HELLO_PQ}{found[0]}:" if found else ""
 
 
 #: what follows ``"<n> bytes in <k> segments"`` (``hello_split``) when the server acknowledged only

@@ -225,8 +225,8 @@ def test_split_hello_whose_later_segment_is_never_acknowledged(tmp_path):
         "ClientHello never wholly received: it was 1,810 bytes in 2 segments, of which the server acknowledged only "
         "the first 1,400 bytes; the rest (410 bytes), sent again, was never acknowledged: something on the path "
         "drops the later segment: a firewall or proxy failing on a ClientHello split across segments (that "
-        "segment, 410 bytes, is no larger than the 1,400 delivered: no MTU problem) (a post-quantum key share, "
-        "X25519MLKEM768, makes it this large); then the connection closed (RSTO)")
+        "segment, 410 bytes, is no larger than the 1,400 delivered: no MTU problem); then the connection closed "
+        "(RSTO)")   # (no post-quantum note: this ClientHello is padded, it has no key share; break-it 30 F2)
 
 
 def test_split_hello_whose_larger_segment_is_lost_names_the_mtu(tmp_path):

@@ -72,7 +72,9 @@ class TlsBatch:
     ``version``/``cipher``: int32 wire values or -1; ``client_alert``/``server_alert``: int16
     ``(n, 2)`` (level, description) or (-1, -1); ``server_hello``, ``hello_retry``,
     ``client_encrypted_alert``, ``client_app_data``, ``server_app_data``, ``client_ccs``,
-    ``server_ccs``, ``established``: bool. ``certificates``: row -> DER certificates, only for
+    ``server_ccs``, ``established``: bool; ``ech``: bool, the ClientHello carries an
+    encrypted_client_hello extension (``ClientHello.ech``: real ECH or its GREASE, alike on the
+    wire). ``certificates``: row -> DER certificates, only for
     rows with a non-empty list (TLS <= 1.2 flows, always from the reference parser).
     ``fallback``: bool, the row was computed by :func:`.tls.summarize`.
 
@@ -95,6 +97,11 @@ class TlsBatch:
     established: np.ndarray
     fallback: np.ndarray
     certificates: dict[int, list[bytes]] = field(default_factory=dict)
+    ech: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.ech is None:
+            self.ech = np.zeros(len(self.version), bool)
 
     @classmethod
     def empty(cls, n: int) -> TlsBatch:
@@ -116,6 +123,7 @@ class TlsBatch:
         ch = s.client_hello
         self.client_hello[i] = ch is not None
         self.sni[i] = ch.sni if ch is not None else None
+        self.ech[i] = ch is not None and ch.ech
         self.version[i] = -1 if s.version is None else s.version
         self.cipher[i] = -1 if s.cipher is None else s.cipher
         self.server_hello[i] = s.server_hello
@@ -437,7 +445,8 @@ def _vectorised(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, 
     has_ch = np.zeros(m, bool)
     has_ch[r] = True
     out.client_hello[sl] = has_ch
-    sni_rows, sni_off, sni_len = _client_hello_sni(cbuf, p + 4, mlen, r, fb)
+    sni_rows, sni_off, sni_len, ech_rows = _client_hello_sni(cbuf, p + 4, mlen, r, fb)
+    out.ech[base + ech_rows] = True
     mv = memoryview(cbuf).cast("B")
     raws = [mv[a:b].tobytes() for a, b in zip(sni_off.tolist(), (sni_off + sni_len).tolist())]
     del mv
@@ -513,12 +522,15 @@ def _next_extension(buf: np.ndarray, p: np.ndarray, j: np.ndarray, i: np.ndarray
 
 
 def _client_hello_sni(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.ndarray,
-                      fb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      fb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The server name of whole ClientHello bodies (at ``p``, ``n`` >= 2 bytes), like
     ``tls._client_hello_body``: the first server_name extension whose list yields a host_name.
-    Returns ``(rows, offset, length)`` of the name bytes for the rows that have one; rows whose
-    walk exceeds the caps are set in ``fb``."""
+    Returns ``(rows, offset, length, ech_rows)``: the name bytes for the rows that have one, and
+    the rows with an encrypted_client_hello extension (``ClientHello.ech``); rows whose walk
+    exceeds the caps are set in ``fb``."""
     none = np.zeros(0, np.int64)
+    named = np.zeros(len(rows), bool)   # (the walk goes on after the name, for ECH)
+    ech = np.zeros(len(rows), bool)
     j = np.nonzero(n >= 35)[0]
     i = 35 + _u8(buf, p[j] + 34)  # legacy_session_id
     keep = i + 2 <= n[j]
@@ -536,21 +548,20 @@ def _client_hello_sni(buf: np.ndarray, p: np.ndarray, n: np.ndarray, rows: np.nd
         j, i, ext_end, q, et, ln = _next_extension(buf, p, j, i, ext_end)
         if not len(j):
             break
-        s = np.nonzero(et == tls.EXT_SERVER_NAME)[0]
+        ech[j[et == tls.EXT_ECH]] = True
+        s = np.nonzero((et == tls.EXT_SERVER_NAME) & ~named[j])[0]
         if len(s):
             hit, off, length, over = _sni_list(buf, q[s] + 4, ln[s])
             fb[rows[j[s[over]]]] = True
             found_j.append(j[s[hit]])
             found_off.append(off)
             found_len.append(length)
-            done = np.zeros(len(j), bool)
-            done[s[hit | over]] = True
-            j, i, ext_end, ln = j[~done], i[~done], ext_end[~done], ln[~done]
+            named[j[s[hit | over]]] = True
         i = i + 4 + ln
     else:
         fb[rows[j[i + 4 <= ext_end]]] = True
     fj = np.concatenate(found_j)
-    return rows[fj], np.concatenate(found_off), np.concatenate(found_len)
+    return rows[fj], np.concatenate(found_off), np.concatenate(found_len), rows[ech]
 
 
 def _sni_list(buf: np.ndarray, q: np.ndarray,
