@@ -6,8 +6,8 @@ of up to :data:`MAX_VLAN_TAGS` (20) tags, link-layer shims before the ethertype 
 timestamp, integrity-only MACsec: :data:`L2_SHIMS`, at most 8 a frame), 802.3 LLC/SNAP, PPPoE,
 MPLS (up to :data:`MAX_MPLS_LABELS` labels), 802.11 (with or without radiotap), PPP, IPv4 options and fragments, IPv4 and IPv6
 authentication headers (AH, walked to the transport inside), IPv6 extension headers and
-fragments, tunnels (GRE incl. PPTP, transparent Ethernet bridging, ERSPAN II/III and WCCP
-redirection, VXLAN (also on Linux's port 8472), VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP,
+fragments, tunnels (GRE incl. PPTP, RFC 1701 source routing, transparent Ethernet bridging, ERSPAN
+II/III and WCCP redirection, the Network Service Header (RFC 8300: ethertype 0x894F), VXLAN (also on Linux's port 8472), VXLAN-GPE, Geneve, GTP-U, L2TPv2, IP-in-IP,
 Ethernet in IP (protocol 143, SRv6 L2 services), Teredo, Ethernet over MPLS, 802.1ah PBB), and cut (snaplen) headers. Header layouts follow Wireshark's dissectors (named
 where each is read).
 
@@ -100,6 +100,8 @@ _TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_P
 L2_SHIMS = frozenset((0x8909, 0x8926, 0x893F, 0xD28B, 0x88E5, 0x88E7))
 #: shims walked at most in one frame (beyond: :data:`TOO_DEEP`)
 MAX_L2_SHIMS = 8
+#: ethertype of the Network Service Header (RFC 8300), read by :meth:`SlowDecoder._nsh`
+NSH_ETHERTYPE = 0x894F
 #: Arista timestamp header versions: 64-bit (8-byte) and 48-bit (6-byte) timestamps (TAI/UTC,
 #: and their "J2" variants)
 _ARISTA_TS64 = frozenset((0x0010, 0x0110, 0x0011, 0x0111))
@@ -379,6 +381,22 @@ class _Ctx:
         return self._vlan
 
 
+
+def _gre_sre_end(d: Any, q: int, dend: int) -> int:
+    """Where the Source Route Entries of a GRE header with the R bit set (RFC 1701 §2.1; ``q``:
+    the first entry, after the optional fields) end: each entry is address family (2 bytes),
+    SRE offset (1), SRE length (1) and that many bytes of routing information, the list ends
+    with an entry of family 0 and length 0 (as Wireshark's packet-gre.c reads them); -1 when
+    the captured bytes (up to ``dend``) end first. Bounded: each entry moves ``q`` on by at
+    least 4 bytes."""
+    while dend - q >= 4:
+        af, n = _u16(d, q)[0], d[q + 3]
+        q += 4
+        if af == 0 and n == 0:
+            return q
+        q += n
+    return -1
+
 class SlowDecoder:
     """Decode frames one at a time. Collect rows in :attr:`rows` as ``(frame, row)``."""
 
@@ -653,6 +671,8 @@ class SlowDecoder:
             return self._ip(d, pos, end, base, ctx, 6, depth)
         if et < 0x600 or et == JUMBO_LLC:               # 802.3 length field (or 0x8870): LLC
             return self._llc(d, pos, end, base, ctx, depth)
+        if et == NSH_ETHERTYPE:                         # Network Service Header (RFC 8300)
+            return self._nsh(d, pos, end, base, ctx, depth)
         if et == 0x8864:                                # PPPoE session
             if end - pos < 8:
                 return MALFORMED
@@ -1305,9 +1325,14 @@ class SlowDecoder:
         flags, ptype = _hh(d, p)
         ver = flags & 7
         if ver == 0:
-            if flags & 0x4000:                          # source routing (obsolete)
-                return NONIP
-            h = 4 + 4 * ((flags >> 15) + ((flags >> 13) & 1) + ((flags >> 12) & 1))
+            # the checksum and offset field is there when the C or the R bit is set
+            h = 4 + 4 * (((flags >> 15) | ((flags >> 14) & 1)) + ((flags >> 13) & 1)
+                         + ((flags >> 12) & 1))
+            if flags & 0x4000:                          # source routing (RFC 1701, obsolete)
+                h = _gre_sre_end(d, p + h, dend)
+                if h < 0:
+                    return MALFORMED
+                h -= p
             lim = dend
         elif ver == 1:                                  # PPTP enhanced GRE
             if dend - p < 8:
@@ -1345,6 +1370,31 @@ class SlowDecoder:
             return self._tunnel("GRE", self._ether, d, q + 12 + (8 if d[q + 11] & 1 else 0),
                                 lim, base, ctx, depth)
         return self._tunnel("GRE", self._gre_ethertype, d, q, lim, base, ctx, depth, ptype)
+
+    def _nsh(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """A Network Service Header (RFC 8300: service function chaining; ethertype 0x894F, also
+        as a GRE protocol type) at ``pos``: version 0, its length (6 bits, in 4-byte words, at
+        least the 8-byte base and service path headers) and next protocol: 1 IPv4, 2 IPv6, 3
+        Ethernet, 5 MPLS, as Wireshark's packet-nsh.c reads them; the packet after it is the
+        row, counted as tunnelled under "NSH" (an Ethernet frame inside gives its VLAN tags and
+        destination, IP inside none). Another version or next protocol (NSH in NSH, experimental
+        ones) is not IP; a header cut before its length ends is malformed."""
+        if end - pos < 8:
+            return MALFORMED
+        if d[pos] >> 6:
+            return NONIP
+        hlen = (d[pos + 1] & 0x3F) * 4
+        nxt = d[pos + 3]
+        if hlen < 8 or end - pos < hlen:
+            return MALFORMED
+        q = pos + hlen
+        if nxt == 1 or nxt == 2:
+            return self._tunnel("NSH", self._ip, d, q, end, base, ctx, depth, 4 if nxt == 1 else 6)
+        if nxt == 3:
+            return self._tunnel("NSH", self._ether, d, q, end, base, ctx, depth)
+        if nxt == 5:
+            return self._tunnel("NSH", self._gre_ethertype, d, q, end, base, ctx, depth, 0x8847)
+        return NONIP
 
     def _gre_ethertype(self, d: Any, pos: int, end: int, base: int, ctx: _Ctx, ptype: int,
                        depth: int) -> Any:

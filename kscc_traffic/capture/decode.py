@@ -119,6 +119,7 @@ import numpy as np
 
 from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, JUMBO_LLC,
                         L2_SHIMS, L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
+                        NSH_ETHERTYPE,
                         ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -177,6 +178,7 @@ _ETCLASS[:0x600] = 0
 _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
 _ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
 _ETCLASS[JUMBO_LLC] = 0                     # LLC/SNAP without a length field
+_ETCLASS[NSH_ETHERTYPE] = 0                 # NSH (RFC 8300): the slow path reads it
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)

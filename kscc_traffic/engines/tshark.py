@@ -210,7 +210,7 @@ _IP = ("ip", "ipv6")
 _TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
             "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP"}
 _LINK_TUNNELS = {"ieee8021ah": "PBB", "pwethheuristic": "MPLS-PW", "pwethcw": "MPLS-PW",
-                 "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW"}
+                 "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW", "nsh": "NSH"}
 
 
 #: UDP destination ports of tunnels Wireshark leaves out of ``frame.protocols`` (VXLAN-GPE)
