@@ -4,6 +4,7 @@ documents.
 The public API (everything else is private and may change)::
 
     analyze(path_or_paths, rules=None) -> pandas.DataFrame   # one row per flow, see COLUMNS (files or folders)
+    analyze_file(path, rules=None, engine="builtin") -> Analysis   # one capture; engine "tshark" too
     analyze_files(paths, rules=None) -> Analysis             # flows + reader statistics
     load_rules(path=None) -> RuleSet                          # the documented purposes
     readiness(flows, rules=None) -> pandas.DataFrame          # one row per documented purpose

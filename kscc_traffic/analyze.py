@@ -57,7 +57,15 @@ WELL_KNOWN_LIMIT = 1024
 
 @dataclass
 class Analysis:
-    """Result of analysing captures: the flow table, reader statistics per capture."""
+    """Result of analysing captures (:func:`analyze_file`, :func:`analyze_files`).
+
+    ``flows``: the flow table, one row per flow, exactly the columns of :data:`COLUMNS` in order
+    with their dtypes (the same with no row: an empty capture gives an empty table of those
+    columns), index 0…n-1, rows in order of ``ts_ns`` within each capture.
+    ``stats``: :class:`~kscc_traffic.capture.stats.ReadStats` per capture (records read, skipped,
+    warning lines…), keyed by the path as given (``str(path)``; ``""`` for the notes on what a
+    folder held that was not read).
+    ``duplicates``: duplicated frames counted once (a span port's copies), over all captures."""
 
     flows: pd.DataFrame
     stats: dict[str, ReadStats] = field(default_factory=dict)
@@ -65,6 +73,8 @@ class Analysis:
 
     @property
     def warnings(self) -> list[str]:
+        """Every warning line of :attr:`stats`, in order (what :func:`analyze` issues as
+        :class:`~kscc_traffic.errors.CaptureWarning` s and the command line prints)."""
         return [w for s in self.stats.values() for w in s.warnings]
 
 
@@ -624,6 +634,10 @@ def analyze_file(path: str | os.PathLike, rules: RuleSet | None = None, engine: 
         escaped); :func:`analyze_files` names each of several captures by :func:`capture_names`.
     ``path`` may be a :class:`~kscc_traffic.capture.filesets.FileSet` (files read one after
     the other as one capture; ``stats`` then keyed by ``str(path)``).
+
+    :returns: :class:`Analysis`: ``flows`` with the columns and dtypes of :data:`COLUMNS`
+        (whichever engine, however many chunks the file was read in, and with no row for a
+        capture without IP flows), ``stats`` keyed by ``str(path)``.
     """
     rules = rules or load_rules()
     parts: list[pd.DataFrame] = []
@@ -801,6 +815,8 @@ def analyze_files(paths, rules: RuleSet | None = None, engine: str = "builtin", 
     (:func:`kscc_traffic.capture.filesets.group_file_sets`; its warnings go into ``stats``
     under ``""``).
 
+    :returns: :class:`Analysis`: ``flows`` the captures' tables one after the other (index
+        0…n-1, the columns and dtypes of :data:`COLUMNS`), ``stats`` per capture.
     :raises ValueError: an unknown ``file_sets`` mode.
     :raises kscc_traffic.errors.CaptureError: a capture cannot be read at all, a folder cannot be
         listed or holds no capture file (the message names what it holds).

@@ -60,6 +60,12 @@ def _purposes(flows: pd.DataFrame) -> pd.Series:
     return flows["purpose"].fillna("").astype(str).replace("", NO_PURPOSE)
 
 
+def _text_index(name: str) -> pd.Index:
+    """An empty index of text labels named ``name``, of the dtype a table's text column gives
+    once made text (``str`` under pandas 3, ``object`` before)."""
+    return pd.Index(pd.Series([], dtype=object).astype(str), name=name)
+
+
 def purpose_order(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> list[str]:
     """Purposes present in ``flows``: the rules' order first (as on the vendor page), then any
     other purpose alphabetically, then ``dns``, then :data:`NO_PURPOSE`.
@@ -79,11 +85,15 @@ def purpose_breakdown(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd
     :returns: DataFrame indexed by purpose (order of :func:`purpose_order`), columns ``flows``
         (count), ``ok``, ``blocked``, ``unexpected``, ``unclassified`` (flow counts per verdict),
         ``orig_bytes``, ``resp_bytes``, ``bytes`` (payload bytes sent by the originator, by the
-        responder, both), ``clients`` (distinct originator addresses).
+        responder, both), ``clients`` (distinct originator addresses); every column ``int64``,
+        the index of text labels (``str`` under pandas 3), named ``purpose``; the same columns,
+        dtypes and index type with no row (no flows).
+    :raises KeyError: ``flows`` lacks ``purpose``, ``verdict``, ``orig_h``, ``orig_bytes`` or
+        ``resp_bytes``.
     """
     cols = ["flows", *VERDICTS, "orig_bytes", "resp_bytes", "bytes", "clients"]
-    if not len(flows):
-        return pd.DataFrame(columns=cols, dtype="int64").rename_axis("purpose")
+    if not len(flows):   # (the index's dtype as with rows: labels made text as _purposes makes them)
+        return pd.DataFrame({c: np.zeros(0, np.int64) for c in cols}, index=_text_index("purpose"))
     f = flows.assign(purpose=_purposes(flows))
     counts = f.groupby("purpose")["verdict"].value_counts().unstack(fill_value=0)
     counts = counts.reindex(columns=list(VERDICTS), fill_value=0)
@@ -110,12 +120,14 @@ def host_status(flows: pd.DataFrame, rules: "RuleSet | None" = None, *,
 
     :param failing_only: keep only clients with at least one blocked or unexpected flow, and only
         purposes where some client failed.
-    :returns: DataFrame of strings, shape (clients, purposes); rows sorted by number of failing
-        flows (descending), then address.
+    :returns: DataFrame of strings, shape (clients, purposes), index named ``client``, columns
+        named ``purpose`` (both text labels; shape (0, 0) when no client qualifies); rows sorted by
+        number of failing flows (descending), then address.
+    :raises KeyError: ``flows`` lacks ``purpose``, ``verdict`` or ``orig_h``.
     """
     f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
     if not len(f):
-        return pd.DataFrame(dtype=object).rename_axis(index="client", columns="purpose")
+        return pd.DataFrame(index=_text_index("client"), columns=_text_index("purpose"), dtype=object)
     f = f.assign(sev=f["verdict"].map(_SEVERITY).fillna(0).astype(int),
                  failing=f["verdict"].isin(["blocked", "unexpected"]))
     worst = f.groupby(["orig_h", "purpose"])["sev"].max().unstack()
@@ -145,7 +157,9 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     the query. Strings are untrusted packet text. A table read back from the tool's CSV with
     ``pd.read_csv`` works as well: a missing text value is taken as empty text.
 
-    :returns: DataFrame, rows in purpose order then by flow count (descending).
+    :returns: DataFrame, index 0…n-1, rows in purpose order then by flow count (descending);
+        the four text columns text (``str`` under pandas 3), the counts ``int64``, also with no
+        row.
     :raises ValueError: ``flows`` lacks a column it reads (``purpose``, ``verdict``,
         ``server_name``, ``query``, ``name_source``, ``resp_h``; the message names them).
     """
@@ -157,8 +171,9 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     # (a table read back from the tool's CSV: an empty cell is NaN there, empty text here)
     flows = text_filled(flows, ("purpose", "verdict", "server_name", "query", "name_source", "resp_h"))
     f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
-    if not len(f):
-        return pd.DataFrame(columns=cols)
+    if not len(f):   # (the dtypes as with rows: text, then int64 counts)
+        return pd.DataFrame({c: pd.Series([], dtype=object).astype(str) if i < 4 else np.zeros(0, np.int64)
+                             for i, c in enumerate(cols)})
     name = f["server_name"].where(f["server_name"] != "", f["query"])
     f = f.assign(name=name.fillna(""))
 
@@ -187,27 +202,45 @@ def attempts_over_time(flows: pd.DataFrame, rules: "RuleSet | int | None" = None
     :param rules: taken as by the other helpers (``attempts_over_time(flows, rules)``) and not
         used: the counts are per verdict over every flow, whatever its purpose. An ``int`` here
         is ``bins`` (this function's earlier signature was ``(flows, bins)``).
-    :param bins: number of equal-width bins over the capture's span (at least 1).
-    :returns: DataFrame indexed by bin start (``pandas.Timestamp``, UTC, naive), columns the
-        :data:`VERDICTS` (flow counts); empty when there are no flows.
+    :param bins: number of equal-width bins over the capture's span, from the first flow's
+        first packet to the last flow's (at least 1; a span of 0 is taken as 1 s).
+    :returns: DataFrame indexed by bin start (a ``DatetimeIndex`` named ``time``, dtype
+        ``datetime64[ns, UTC]``, exact nanoseconds from ``ts_ns``: the first bin starts at the
+        first flow's ``ts_ns``), columns the :data:`VERDICTS` (``int64`` flow counts); with no
+        flows, no rows and the same index type, columns and dtypes. For bins of a fixed length
+        (flows per minute) resample instead: ``flows.set_index(pd.to_datetime(flows["ts_ns"],
+        unit="ns", utc=True)).resample("1min").size()``.
     """
     if isinstance(rules, (int, np.integer)) and not isinstance(rules, bool):
         bins = int(rules)
+    bins = max(1, int(bins))
     if not len(flows):
-        return pd.DataFrame(columns=list(VERDICTS))
-    ts = flows["ts"].to_numpy(float)
-    lo, hi = float(ts.min()), float(ts.max())
+        out = pd.DataFrame({v: np.zeros(0, np.int64) for v in VERDICTS},
+                           index=pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="time"))
+        return out
+    ts = _ts_ns(flows)
+    lo, hi = int(ts.min()), int(ts.max())
     if hi <= lo:
-        hi = lo + 1.0
-    edges = np.linspace(lo, hi, max(1, bins) + 1)
-    idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, len(edges) - 2)
+        hi = lo + 10**9
+    # (integer edges: the float seconds of an epoch time carry ~0.2 µs of rounding, which showed
+    # as bin starts such as 09:00:00.200000048)
+    span = hi - lo
+    edges = np.array([lo + span * k // bins for k in range(bins + 1)], dtype=np.int64)
+    idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, bins - 1)
     out = pd.DataFrame({"bin": idx, "verdict": flows["verdict"].to_numpy()}) \
         .groupby("bin")["verdict"].value_counts().unstack(fill_value=0)
-    out = out.reindex(index=range(len(edges) - 1), columns=list(VERDICTS), fill_value=0)
-    out.index = pd.to_datetime(clip_ts(edges[:-1]), unit="s")
-    out.index.name = "time"
+    out = out.reindex(index=range(bins), columns=list(VERDICTS), fill_value=0).astype("int64")
+    out.index = pd.DatetimeIndex(pd.to_datetime(edges[:-1], unit="ns", utc=True), name="time")
     out.columns.name = None
     return out
+
+
+def _ts_ns(flows: pd.DataFrame) -> np.ndarray:
+    """The flows' first-packet times as int64 nanoseconds since the epoch: ``ts_ns`` (exact),
+    else ``ts`` (float seconds, clipped to what pandas can show) for a table without it."""
+    if "ts_ns" in flows:
+        return np.maximum(flows["ts_ns"].to_numpy(np.int64), np.iinfo(np.int64).min + 1)
+    return np.round(clip_ts(flows["ts"].to_numpy(float)) * 1e9).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +273,12 @@ def _empty(fig: "Figure", text: str = "no flows") -> "Figure":
 
 def chart_verdicts(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure":
     """Stacked horizontal bars: flows per purpose, split by verdict (ok / blocked / unexpected /
-    unclassified). Size about 9 × (1.2 + 0.32 per purpose) inches."""
+    unclassified). Size about 9 × (1.2 + 0.32 per purpose) inches.
+
+    :returns: a :class:`matplotlib.figure.Figure` (a text "no flows" on an empty table).
+    :raises ImportError: matplotlib is not installed (``pip install 'kscc-traffic[notebook]'``).
+    :raises KeyError: ``flows`` lacks ``purpose``, ``verdict``, ``orig_h``, ``orig_bytes`` or
+        ``resp_bytes`` (as :func:`purpose_breakdown`)."""
     b = purpose_breakdown(flows, rules)
     fig = _figure(9, 1.4 + 0.32 * max(len(b), 1))
     if not len(b):
@@ -265,7 +303,9 @@ def chart_verdicts(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figu
 
 def chart_volume(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure":
     """Two panels side by side, one bar per purpose: flows (count) and payload bytes (sent by the
-    originator / by the responder, stacked; log-scaled when the values span > 3 decades)."""
+    originator / by the responder, stacked; log-scaled when the values span > 3 decades).
+
+    :returns: a :class:`matplotlib.figure.Figure`; raises as :func:`chart_verdicts`."""
     b = purpose_breakdown(flows, rules)
     fig = _figure(10, 1.4 + 0.32 * max(len(b), 1))
     if not len(b):
@@ -299,6 +339,11 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
     blocked ✕ (red), unexpected ▲ (orange), unclassified · (grey). Bottom panel: attempts per
     time bin (``bins`` bins over the capture), stacked by verdict — a firewall change or an outage
     shows as the moment the red begins.
+
+    :returns: a :class:`matplotlib.figure.Figure` (x axis: UTC times of ``ts``; the bins of
+        :func:`attempts_over_time`).
+    :raises ImportError: matplotlib is not installed.
+    :raises KeyError: ``flows`` lacks ``purpose``, ``verdict`` or ``ts``.
     """
     order = purpose_order(flows, rules)
     fig = _figure(10, 2.6 + 0.3 * max(len(order), 1))
@@ -325,7 +370,7 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
     counts = attempts_over_time(flows, rules, bins)
-    x = mdates.date2num(counts.index.to_numpy())
+    x = mdates.date2num(counts.index.tz_convert(None).to_numpy())   # (UTC, as naive times)
     width = (x[1] - x[0]) if len(x) > 1 else 1 / 86400
     bottom = np.zeros(len(counts))
     for v in VERDICTS:
@@ -352,7 +397,11 @@ def chart_host_failures(flows: pd.DataFrame, rules: "RuleSet | None" = None, max
     """Grid of clients (rows, originator address) × purposes (columns): the worst verdict of the
     client's flows for the purpose, coloured (red blocked, orange unexpected, green ok), with the
     number of failing flows in the cell. Only clients and purposes with a failure; at most
-    ``max_clients`` clients (those with the most failing flows)."""
+    ``max_clients`` clients (those with the most failing flows).
+
+    :returns: a :class:`matplotlib.figure.Figure` (a text on a table without failures).
+    :raises ImportError: matplotlib is not installed.
+    :raises KeyError: ``flows`` lacks ``purpose``, ``verdict`` or ``orig_h``."""
     table = host_status(flows, rules, failing_only=True)
     shown = table.head(max_clients)
     fig = _figure(max(7.0, 2.2 + 0.6 * len(shown.columns)), 2.2 + 0.3 * max(len(shown), 1))
@@ -392,7 +441,8 @@ def chart_host_failures(flows: pd.DataFrame, rules: "RuleSet | None" = None, max
 def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = None) -> "Styler | pd.DataFrame":
     """The readiness checklist (:func:`kscc_traffic.readiness`) as a pandas ``Styler``: the
     ``status`` cell coloured (green verified, red blocked, orange unexpected, grey not seen), rows
-    in the checklist's order, every cell HTML-escaped.
+    in the checklist's order, every cell HTML-escaped and no ``$…$`` in it read as mathematics by
+    Jupyter's MathJax (each ``$`` is shown as itself: names from packets are untrusted text).
 
     A ``Styler`` needs ``jinja2`` (``pip install 'kscc-traffic[notebook]'``); without it the same
     columns and rows come back as a plain DataFrame (index 0…n-1; its HTML is escaped by pandas),
@@ -421,7 +471,20 @@ def style_readiness(checklist: pd.DataFrame, columns: Iterable[str] | None = Non
         c = STATUS_COLORS.get(v)
         return f"background-color: {c}; color: white; font-weight: bold" if c else ""
 
-    st = t.style.format(escape="html").hide(axis="index")
+    # every cell HTML-escaped, then each "$" in an element of its own: Jupyter typesets the HTML
+    # output with MathJax, which read "$…$" of a name from packets as mathematics (the text then
+    # shows as something else: "$x^2$" as x²); MathJax pairs delimiters only within one run of
+    # text, so a "$" alone in its <span> stays a "$". The table also carries MathJax's classes
+    # for content not to typeset (pandas' option styler.html.mathjax = False), which not every
+    # front end reads
+    st = t.style.format(_no_maths, escape="html").hide(axis="index")
+    st = st.set_table_attributes('class="tex2jax_ignore mathjax_ignore"')
     if "status" in t.columns:
         st = st.map(colour, subset=["status"])
     return st.set_table_styles([{"selector": "td, th", "props": [("text-align", "left")]}], overwrite=False)
+
+
+def _no_maths(value) -> str:
+    """A cell's text (already HTML-escaped) with each ``$`` in a ``<span>`` of its own, which
+    MathJax cannot pair with another ``$`` into mathematics."""
+    return str(value).replace("$", "<span>$</span>")
