@@ -2445,10 +2445,73 @@ def _values_at(s: pd.Series, rows: np.ndarray) -> list:
     return s.iloc[rows].tolist()
 
 
-def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
+#: most judgements a :class:`JudgementCache` holds (each ~2 KiB: the key's ~115 parts and the
+#: result); the 1 M packet benchmark has 269 distinct ones
+JUDGED_MOST = 4096
+
+
+class JudgementCache:
+    """The judgements (:func:`_judge` results) of one analysis, kept from batch to batch: a group
+    of flows (:func:`_verdict_keys`) whose key parts, columns and dtypes equal those of a group
+    judged before gets its result without judging again. Owned by what runs one analysis (a
+    :class:`kscc_traffic.finishing.Finisher`) and handed to :func:`classify`: never shared
+    between analyses. It holds judgements for one :class:`~kscc_traffic.rules.RuleSet` (another
+    rules object empties it first) and at most ``most`` of them (the oldest dropped first).
+
+    ``hits`` and ``misses`` count the groups found and judged (for tests and profiles).
+    """
+
+    def __init__(self, most: int = JUDGED_MOST) -> None:
+        if most < 1:
+            raise ValueError(f"a judgement cache holds at least one judgement, not {most}")
+        self.most = most
+        self.hits = self.misses = 0
+        self._rules: RuleSet | None = None
+        self._held: dict[tuple, tuple] = {}
+        self._tables: dict[tuple, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def clear(self) -> None:
+        """Forget every judgement."""
+        self._held.clear()
+        self._tables.clear()
+
+    def _table(self, rules: RuleSet, series: dict) -> int:
+        """The number of the table kind (its columns' names and dtypes) under ``rules`` (another
+        rules object than the last: every judgement forgotten first)."""
+        if rules is not self._rules:
+            self.clear()
+            self._rules = rules
+        kind = tuple((c, s.dtype) for c, s in series.items())
+        return self._tables.setdefault(kind, len(self._tables))
+
+    def get(self, key: tuple):
+        """The result held for ``key`` (None when there is none)."""
+        found = self._held.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: tuple, result: tuple) -> None:
+        """Hold ``result`` for ``key``, dropping the oldest judgement when ``most`` are held."""
+        while len(self._held) >= self.most:
+            del self._held[next(iter(self._held))]
+        self._held[key] = result
+
+
+def _part_values(part, at: np.ndarray) -> list:
+    """A key part's values (:func:`_verdict_keys`) at positions ``at``, as Python objects."""
+    return part.at(at) if isinstance(part, _Coded) else part[at].tolist()
+
+
+def _judge_all(flows: pd.DataFrame, rules: RuleSet, judged: JudgementCache | None = None) -> np.ndarray:
     """(n, 4) object array of :func:`_judge` results: one call per group of
-    :func:`_verdict_groups` (its first flow speaks for all), or one per row when the table is
-    unusual."""
+    :func:`_verdict_groups` (its first flow speaks for all; a group ``judged`` holds is not
+    judged again), or one per row when the table is unusual."""
     n = len(flows)
     needed = [c for c in _JUDGE_COLUMNS if c in flows.columns]
     series = _judge_columns(flows)
@@ -2459,12 +2522,32 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
         for i, values in enumerate(zip(*cols)):
             res[i] = _judge(dict(zip(needed, values)), rules)
         return res
-    groups = found[0]
+    groups, rows, keys = found
     _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
-    cols = [_values_at(series[c], first) for c in needed]
     table = np.empty((len(first), 4), dtype=object)
-    for i, values in enumerate(zip(*cols)):
-        table[i] = _judge(dict(zip(needed, values)), rules)
+    todo = np.ones(len(first), bool)    # (the groups to judge)
+    group_keys: dict[int, tuple] = {}
+    if judged is not None and len(rows):
+        # (the group of flows neither TCP nor UDP is not keyed: judged in each table)
+        at = np.searchsorted(rows, first)
+        keyed = np.flatnonzero(rows[np.minimum(at, len(rows) - 1)] == first)
+        table_kind = judged._table(rules, series)
+        parts = [_part_values(k, at[keyed]) for k in keys]
+        for g, key in zip(keyed.tolist(), zip(*parts)):
+            key = (table_kind, key)
+            res = judged.get(key)
+            if res is None:
+                group_keys[g] = key
+            else:
+                table[g] = res
+                todo[g] = False
+    todo = np.flatnonzero(todo)
+    if len(todo):
+        cols = [_values_at(series[c], first[todo]) for c in needed]
+        for g, values in zip(todo.tolist(), zip(*cols)):
+            res = table[g] = _judge(dict(zip(needed, values)), rules)
+            if g in group_keys:
+                judged.put(group_keys[g], res)
     return table[groups]
 
 
@@ -2477,7 +2560,8 @@ END_MARGIN_S = 1.0
 CUT_SHORT_TAIL = "maybe before an answer could come"
 
 
-def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None) -> pd.DataFrame:
+def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
+             judged: JudgementCache | None = None) -> pd.DataFrame:
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
     Flows that agree on everything the judgement reads are judged once (see
@@ -2492,10 +2576,12 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         are the last of it: a ``no_answer`` flow that began less than :data:`END_MARGIN_S`
         before it keeps its verdict (Zeek's S0 is S0 too) and its ``detail`` says how soon the
         capture ended.
+    :param judged: the judgements of the analysis these flows are part of (its other batches),
+        used and added to: the result is the same without (:class:`JudgementCache`).
     """
     out = _copy(flows)
     n = len(out)
-    res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
+    res = _judge_all(out, rules, judged) if n else np.empty((0, 4), dtype=object)
     if n:
         _note_auth_rounds(out, res)
         _note_resolved(out, res)
