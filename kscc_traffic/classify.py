@@ -2262,8 +2262,10 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
                 kinds[a] = (_is_address(a), local_address(a))
             return kinds[a]
         starts = np.array([isinstance(h, str) and h.startswith("S") for h in hist_values.tolist()], bool)[hist_codes]
-        inbound[at] = [bool(s) and kind(str(rh))[1] and kind(str(oh))[0] and not kind(str(oh))[1]
-                       for s, oh, rh in zip(starts[at].tolist(), v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
+        # (a local responder first, once per distinct responder: most cloud servers are not)
+        r_codes, r_seen = pd.factorize(v["resp_h"][at], use_na_sentinel=False)
+        at = at[starts[at] & np.array([kind(str(rh))[1] for rh in r_seen.tolist()], bool)[r_codes]]
+        inbound[at] = [kind(str(oh))[0] and not kind(str(oh))[1] for oh in v["orig_h"][at].tolist()]
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
