@@ -2047,9 +2047,10 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Equal values -> equal integer codes in ``range(count)``: ``(codes, count)``. The first
     value's rows get 0 and only the others are hashed (most columns are mostly one value). A
-    bool array is its own code (False 0, True 1; count 2): nothing to hash."""
+    bool array is its own code (False 0, True 1; count 2, or 1 when all False): nothing to hash
+    nor convert."""
     if values.dtype == bool:
-        return values.astype(np.int64), 2
+        return values, 2 if values.any() else 1
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
     if not other.any():
