@@ -1958,10 +1958,6 @@ class _Coded(NamedTuple):
         """The values at positions ``rows`` (a list of Python objects)."""
         return self.distinct[self.codes[rows]].tolist()
 
-    def of(self, fn, dtype=object) -> np.ndarray:
-        """``fn(value)`` for each flow, called once per distinct value (an array of ``dtype``)."""
-        return np.array([fn(x) for x in self.distinct.tolist()], dtype=dtype)[self.codes]
-
     def where(self, mask: np.ndarray, other) -> "_Coded":
         """As ``np.where(mask, values, other)``, coded (``other`` a distinct value of its own
         unless one of the values equals it: the same grouping as the values)."""
@@ -2093,8 +2089,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     the caller has them.
 
     ``rows``: the positions of the TCP/UDP flows; ``keys``: the key's parts, each an array of one
-    value per flow of ``rows`` (a coded column's values): two TCP/UDP flows, of this table or
-    another with the same columns and dtypes, whose parts are all equal are judged alike."""
+    value per flow of ``rows`` or a :class:`_Coded` of them (:func:`_part_values` reads either):
+    two TCP/UDP flows, of this table or another with the same columns and dtypes, whose parts
+    are all equal are judged alike (:class:`JudgementCache` relies on it)."""
     if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
     proto = flows["proto"]
