@@ -316,7 +316,7 @@ def _prior_for(flows: pd.DataFrame, prior) -> DnsAnswers:
 
 
 def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
-                 capture_end_ns: int | None = None) -> pd.DataFrame:
+                 capture_end_ns: int | None = None, judged=None) -> pd.DataFrame:
     """Rows of an unfinished :attr:`Batch.flows` (``analyze_batch(finish=False)``) -> output
     rows: classified (:func:`kscc_traffic.classify.classify` with ``capture_end_ns``), the
     ``capture`` column ``name``, exactly :data:`COLUMNS` with their dtypes (a new frame, index
@@ -324,8 +324,10 @@ def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
     accepted retry on another connection among ``flows``, or named in its ``proxy_retry``
     column: :func:`kscc_traffic.classify.proxy_auth_retries`), so any subset of a batch gets what
     classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
-    it in a worker process: :mod:`kscc_traffic.finishing`)."""
-    flows = classify(flows.reset_index(drop=True), rules, capture_end_ns)
+    it in a worker process: :mod:`kscc_traffic.finishing`). ``judged``: the analysis's
+    :class:`~kscc_traffic.classify.JudgementCache` (its earlier batches' judgements), if any."""
+    flows = classify(flows.reset_index(drop=True), rules, capture_end_ns) if judged is None else \
+        classify(flows.reset_index(drop=True), rules, capture_end_ns, judged=judged)
     if not flows.columns.is_unique:
         flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
         return _schema(flows)

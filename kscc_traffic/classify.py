@@ -111,6 +111,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -1976,52 +1977,98 @@ _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 _KEY_LIMIT = 1 << 62
 
 
-def _key_values(s: pd.Series, rows: np.ndarray, text: bool, coded: bool = True):
-    """A column at ``rows`` for the grouping key: ``(values, codes, count, distinct)`` where equal
-    values have equal ``codes`` in ``range(count)`` and ``distinct[codes]`` is ``values`` (codes
-    and distinct None for a number column, whose values are used as they are, and for an object
-    column when not ``coded``: one the key holds only reduced, coded then). None when the
-    column holds something else than numbers, ``str`` only or (when not ``text``) ``bool`` only:
-    a duplicated name, missing values, mixed objects, other dtypes; the caller then falls back to
-    the per-row :func:`_judge`.
+class _Coded(NamedTuple):
+    """A key part or column as codes: equal values have equal ``codes`` (int64, one per flow) in
+    ``range(count)``, and ``distinct[codes]`` (object array) are the values."""
 
-    A text column is hashed once (pandas' text dtype without making Python strings) and its
-    values are the distinct ones taken back by code: no string is built per row."""
+    codes: np.ndarray
+    count: int
+    distinct: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        """The values, one per flow (``distinct[codes]``)."""
+        return self.distinct[self.codes]
+
+    def at(self, rows: np.ndarray) -> list:
+        """The values at positions ``rows`` (a list of Python objects)."""
+        return self.distinct[self.codes[rows]].tolist()
+
+    def where(self, mask: np.ndarray, other) -> "_Coded":
+        """As ``np.where(mask, values, other)``, coded (``other`` a distinct value of its own
+        unless one of the values equals it: the same grouping as the values)."""
+        same = np.flatnonzero(self.distinct == other)
+        if len(same):
+            return _Coded(np.where(mask, self.codes, same[0]), self.count, self.distinct)
+        distinct = np.empty(self.count + 1, dtype=object)
+        distinct[:self.count] = self.distinct
+        distinct[self.count] = other
+        return _Coded(np.where(mask, self.codes, self.count), self.count + 1, distinct)
+
+
+def _recode(codes: np.ndarray, values: np.ndarray) -> _Coded:
+    """``values[codes]`` coded (``values``: one per code of a coded column; equal ones merged)."""
+    c, u = pd.factorize(values, use_na_sentinel=False)
+    return _Coded(c[codes], max(len(u), 1), np.asarray(u, dtype=object))
+
+
+def _key_values(s: pd.Series, rows: np.ndarray | None, text: bool, coded: bool = True):
+    """A column at ``rows`` (None: all its rows) for the grouping key: ``(values, coded)``:
+    ``coded`` a :class:`_Coded` of the values (None for a number column, whose values are
+    used as they are, and for an object column when not ``coded``: one the key holds only
+    reduced, coded then), ``values`` the values (None when ``coded``: ``coded.values`` has
+    them). None when the column holds something else than numbers, ``str`` only or (when not
+    ``text``) ``bool`` only: a duplicated name, missing values, mixed objects, other dtypes; the
+    caller then falls back to the per-row :func:`_judge`.
+
+    A text column is hashed once (pandas' text dtype without making Python strings), and only
+    its values that differ from its first one: no string is built per row."""
     if isinstance(s, pd.DataFrame):
         return None
     if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
-        return None if text else (s.to_numpy()[rows], None, 0, None)
-    if s.dtype == object and not coded:
-        # only the kind of its values is checked (one pass, no hashing)
-        values = s.to_numpy()[rows]
-        kind = pd.api.types.infer_dtype(values, skipna=False)
-        if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
+        if text:
             return None
-        return values, None, 0, None
+        a = s.to_numpy()
+        return (a if rows is None else a[rows]), None
     if s.dtype == object:
-        codes, uniques = _factorize(s.to_numpy()[rows])
+        a = s.to_numpy()
+        values = a if rows is None else a[rows]
+        if not coded:
+            # only the kind of its values is checked (one pass, no hashing)
+            kind = pd.api.types.infer_dtype(values, skipna=False)
+            if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
+                return None
+            return values, None
+        found = _factorize(values)
+        if found is None:
+            return None     # (a missing value: not str nor bool)
+        codes, uniques = found
     else:
         codes, uniques = pd.factorize(s, use_na_sentinel=False)
-        codes = codes[rows]
+        if rows is not None:
+            codes = codes[rows]
         uniques = np.asarray(uniques, dtype=object)
     # a str never equals another type, so these hold only str when the distinct values do; a
     # bool column may have merged True with 1 (or False with 0): the same truth value for _judge
     kind = pd.api.types.infer_dtype(uniques[np.bincount(codes, minlength=len(uniques)) > 0], skipna=False)
     if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
         return None
-    return uniques[codes], codes, max(len(uniques), 1), uniques
+    return None, _Coded(codes, max(len(uniques), 1), uniques)
 
 
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` of an object array (NaN kept as a value), hashing only the values that
-    differ from the first one (most columns are mostly one value)."""
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize`` of an object array, hashing only the values that differ from the first
+    one (most columns are mostly one value); None when a value is missing (None, NaN, NA, NaT:
+    such a column is not one of ``str`` or ``bool``)."""
     if len(values) == 0:
         return np.zeros(0, np.int64), values
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
     if not other.any():
         return codes, values[:1].copy()
-    c, u = pd.factorize(values[other], use_na_sentinel=False)
+    c, u = pd.factorize(values[other])     # (a missing value: code -1, no NA pass over the array)
+    if len(c) and c.min() < 0:
+        return None
     codes[other] = c + 1
     uniques = np.empty(len(u) + 1, dtype=object)
     uniques[0] = values[0]
@@ -2032,9 +2079,10 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Equal values -> equal integer codes in ``range(count)``: ``(codes, count)``. The first
     value's rows get 0 and only the others are hashed (most columns are mostly one value). A
-    bool array is its own code (False 0, True 1; count 2): nothing to hash."""
+    bool array is its own code (False 0, True 1; count 2, or 1 when all False): nothing to hash
+    nor convert."""
     if values.dtype == bool:
-        return values.astype(np.int64), 2
+        return values, 2 if values.any() else 1
     codes = np.zeros(len(values), np.int64)
     other = values != values[0]
     if not other.any():
@@ -2077,8 +2125,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     the caller has them.
 
     ``rows``: the positions of the TCP/UDP flows; ``keys``: the key's parts, each an array of one
-    value per flow of ``rows`` (a coded column's values): two TCP/UDP flows, of this table or
-    another with the same columns and dtypes, whose parts are all equal are judged alike."""
+    value per flow of ``rows`` or a :class:`_Coded` of them (:func:`_part_values` reads either):
+    two TCP/UDP flows, of this table or another with the same columns and dtypes, whose parts
+    are all equal are judged alike (:class:`JudgementCache` relies on it)."""
     if any(c not in flows.columns for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS):
         return None
     proto = flows["proto"]
@@ -2094,12 +2143,16 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         series = _judge_columns(flows)
     # (a column of _OPTIONAL_COLUMNS the table lacks: '' everywhere; made only then)
     blank = pd.Series(repeated("", len(flows)), index=flows.index) if len(series) < len(_JUDGE_COLUMNS) else None
-    cols = {c: _key_values(series.get(c, blank), rows, c in _TEXT_COLUMNS,
+    # (every flow TCP/UDP, the usual case: the columns as they are, not taken at rows)
+    at_rows = None if n == len(flows) else rows
+    cols = {c: _key_values(series.get(c, blank), at_rows, c in _TEXT_COLUMNS,
                            c in _CODED_COLUMNS)
             for c in _JUDGE_COLUMNS}
     if any(x is None for x in cols.values()):
         return None
-    v = {c: x[0] for c, x in cols.items()}
+    # the coded columns (their values made only where needed: v[c]), the others' values
+    K = {c: x[1] for c, x in cols.items() if x[1] is not None}
+    v = _Values({c: x[0] for c, x in cols.items() if x[1] is None}, K)
     if any(v[c].dtype.kind not in "iu" for c in _INT_COLUMNS) or v["duration"].dtype.kind not in "iuf":
         return None
     for c in ("orig_bytes", "tls_close_served"):
@@ -2107,42 +2160,62 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
             return None     # (int() of another type in _orig_sent_data, _served_before_close: row by row)
     if n == 0:
         return np.zeros(len(flows), np.int64), rows, []
-    proto, orig_p, state = v["proto"], v["orig_p"], v["conn_state"]
+
+    def eq(c: str, value) -> np.ndarray:
+        """``v[c] == value``, compared once per distinct value of a coded column."""
+        k = K.get(c)
+        return v[c] == value if k is None else (k.distinct == value)[k.codes]
+
+    def isin(c: str, values) -> np.ndarray:
+        """``np.isin(v[c], values)``, once per distinct value of a coded column."""
+        k = K.get(c)
+        return np.isin(v[c], list(values)) if k is None else np.isin(k.distinct, list(values))[k.codes]
+
+    def masked(mask: np.ndarray, c: str):
+        """``np.where(mask, v[c], "")`` as a key part (a text column: coded, only its values at
+        ``mask`` hashed)."""
+        return _masked(mask, v[c], "") if c not in K else K[c].where(mask, "")
+
+    # (each protocol a rule names, compared once)
+    on = {t: eq("proto", t) for t in {"tcp", "udp"} | {r.transport for r in rules.rules}}
+    tcp = on["tcp"]
+    orig_p, resp_p = v["orig_p"], v["resp_p"]
+    partial = v["partial"].astype(bool)
     documented = np.zeros(n, bool)
     for r in rules.rules:
-        documented |= (proto == r.transport) & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
+        documented |= on[r.transport] & (orig_p >= r.port_lo) & (orig_p <= r.port_hi)
     answered = v["resp_pkts"] > 0
     # a request through a proxy (TCP; a CONNECT or one in absolute-form): judged on its answer,
     # its history and duration too, and its detail names the proxy (rare: such flows are keyed on
     # all of those)
-    connect = (v["proxy_target"] != "") & (proto == "tcp")
+    no_proxy = eq("proxy_target", "")
+    connect = ~no_proxy & tcp
     # plain HTTP sent straight to a port a rule documents for HTTP: judged on its answer as a
     # request to a proxy is (_proxy_answer), its detail naming the server and the Host
-    resp_p = v["resp_p"]
     http_port = np.zeros(n, bool)
     for r in rules.rules:
         if r.app_protocol == "http":
-            http_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
-    direct = http_port & (proto == "tcp") & (v["proxy_target"] == "") & ~v["partial"].astype(bool) \
-        & (v["client_proto"] == "http")
+            http_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    direct = http_port & tcp & no_proxy & ~partial & eq("client_proto", "http")
     asks = connect | direct
-    _, hist_codes, _, hist_values = cols["history"]
+    history = K["history"]
+    hist_codes, hist_values = history.codes, history.distinct
     hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
     # the originator sent payload (_orig_sent_data): a D in its history, or orig_bytes above 0
     # (above 1 in a partial flow: a keep-alive's size), its payload on a SYN or FIN
     ob = v["orig_bytes"]
-    least = np.where(v["partial"].astype(bool), 1, 0)
+    least = np.where(partial, 1, 0)
     sent = hist_data[hist_codes] | ((ob > least) if ob.dtype.kind in "iu" else np.zeros(n, bool))
     # a ClientHello the snaplen cut before it could be read: judged as one that was (a superset
     # of _judge's ``unread``: keyed apart on "sent data?")
-    unread = (proto == "tcp") & v["payload_cut"].astype(bool) & sent
+    unread = tcp & v["payload_cut"].astype(bool) & sent
     bn = v["blind_server_next"]
     blind_next = bn.astype(np.int64) if bn.dtype.kind in "iu" else np.zeros(n, np.int64)
     bw = v["blind_wait_s"]
     blind_wait = bw.astype(float) if bw.dtype.kind in "iuf" else np.full(n, -1.0)
     # the ClientHello-without-answer test reads the duration (and prints it to 0.1 s)
-    hello_silent = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
-                    & (v["resp_bytes"] == 0))
+    hello = (isin("service", _SSL_SERVICES) | unread) & ~v["tls_established"].astype(bool)
+    hello_silent = hello & (v["resp_bytes"] == 0)
     duration = v["duration"].astype(float)
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
     tb = v["tunnel_resp_bytes"]
@@ -2151,8 +2224,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     # tls_wait_from_s) against TLS_SILENCE_S, printed to 0.1 s
     tw = v["tls_wait_from_s"]
     waited = tw.astype(float) if tw.dtype.kind in "iuf" else np.full(n, -1.0)
-    waiting = ((np.isin(v["service"], list(_SSL_SERVICES)) | unread) & ~v["tls_established"].astype(bool)
-               & (waited >= 0))
+    waiting = hello & (waited >= 0)
     gap = duration - waited
     cw = v["tls_close_wait_s"]
     cs = v["tls_close_served"]
@@ -2167,35 +2239,37 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     closed_r = np.array([_closed_by(h, True) if isinstance(h, str) else False for h in hist_values.tolist()])
     closed_o = np.array([_closed_by(h, False) if isinstance(h, str) else False for h in hist_values.tolist()])
     silent_closed = np.where(stall_side == 1, closed_r[hist_codes], closed_o[hist_codes])
-    stalling = (proto == "tcp") & (stall_from >= 0) & ~silent_closed
+    stalling = tcp & (stall_from >= 0) & ~silent_closed
     stall_gap = duration - stall_from
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
-    http_answer = (v["client_proto"] == "tls") & (v["server_proto"] == "http")
-    hist = np.array([int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") + 4 * (h.lstrip("^") == "Q")
-                     if isinstance(h, str) else 0
-                     for h in hist_values.tolist()], dtype=np.int64)  # (a value not at rows may be NaN)
+    http_answer = eq("client_proto", "tls") & eq("server_proto", "http")
+    hist = _recode(hist_codes, np.array(
+        [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") + 4 * (h.lstrip("^") == "Q")
+         if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)
-    part_silent = (proto == "tcp") & v["partial"].astype(bool) & ~answered
+    part_silent = tcp & partial & ~answered
     # a partial TCP flow whose responder sent only resets or FINs (:func:`_partial_closes`)
-    closes_kind = np.array([_responder_only_closes(h) if isinstance(h, str) else "" for h in hist_values.tolist()],
-                           dtype=object)
-    part_closes = (proto == "tcp") & v["partial"].astype(bool) & (closes_kind[hist_codes] != "")
+    closes_kind = _recode(hist_codes, np.array(
+        [_responder_only_closes(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object))
+    part_closes = tcp & partial & ~(closes_kind.distinct == "")[closes_kind.codes]
     unasked = np.array([_unasked_synack(h) if isinstance(h, str) else False for h in hist_values.tolist()],
                        dtype=bool)[hist_codes]
-    hs_end = np.array([_handshake_end(h) if isinstance(h, str) else "" for h in hist_values.tolist()], dtype=object)
+    hs_end = _recode(hist_codes, np.array([_handshake_end(h) if isinstance(h, str) else ""
+                                           for h in hist_values.tolist()], dtype=object))
     # (per row, as _bare_handshake_end: no such end when the originator sent payload on its SYN)
-    hs_end = hs_end[hist_codes]
-    hs_end = np.where(np.isin(hs_end, ("reset", "closed", "aborted")) & sent, "", hs_end)
-    dns_error = ~np.isin(v["dns_rcode"], list(DNS_NO_ERROR))
-    one_way = (proto == "tcp") & ~answered & (v["acked_unseen"] == "resp")
+    hs_end = hs_end.where(~(np.isin(hs_end.distinct, ("reset", "closed", "aborted"))[hs_end.codes] & sent), "")
+    hs_unacked = (hs_end.distinct == "unacked")[hs_end.codes]
+    hs_closed = (hs_end.distinct == "closed")[hs_end.codes]
+    dns_error = ~isin("dns_rcode", DNS_NO_ERROR)
+    one_way = tcp & ~answered & eq("acked_unseen", "resp")
     # a SYN to a distribution point answered by a reset: the detail names it, and says whether the
     # client is on its subnet (dp_reset_detail)
     dp_port = np.zeros(n, bool)
     for r in rules.rules:
         if r.opener == "agent_to_dp":
-            dp_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
-    dp_reset = dp_port & (state == "REJ")
+            dp_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    dp_reset = dp_port & eq("conn_state", "REJ")
     near = np.zeros(n, bool)
     at = np.flatnonzero(dp_reset)
     if len(at):
@@ -2212,8 +2286,8 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     cloud_port = np.zeros(n, bool)
     for r in rules.rules:
         if r.opener == CLOUD_OPENER and r.port_lo >= WELL_KNOWN_PORTS:
-            cloud_port |= (proto == r.transport) & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
-    at = np.flatnonzero(cloud_port & (proto == "tcp") & (v["proxy_target"] == "") & ~v["partial"].astype(bool))
+            cloud_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    at = np.flatnonzero(cloud_port & tcp & no_proxy & ~partial)
     if len(at):
         kinds: dict[str, tuple[bool, bool]] = {}
 
@@ -2222,24 +2296,27 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
                 kinds[a] = (_is_address(a), local_address(a))
             return kinds[a]
         starts = np.array([isinstance(h, str) and h.startswith("S") for h in hist_values.tolist()], bool)[hist_codes]
-        inbound[at] = [bool(s) and kind(str(rh))[1] and kind(str(oh))[0] and not kind(str(oh))[1]
-                       for s, oh, rh in zip(starts[at].tolist(), v["orig_h"][at].tolist(), v["resp_h"][at].tolist())]
+        # (a local responder first, once per distinct responder: most cloud servers are not)
+        r_codes, r_seen = pd.factorize(v["resp_h"][at], use_na_sentinel=False)
+        at = at[starts[at] & np.array([kind(str(rh))[1] for rh in r_seen.tolist()], bool)[r_codes]]
+        inbound[at] = [kind(str(oh))[0] and not kind(str(oh))[1] for oh in v["orig_h"][at].tolist()]
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
     # with such an address, the others are keyed '' whatever their answers)
-    codes, seen = pd.factorize(v["dns_answers"])
-    hole = np.array([sinkhole_address(a) for a in seen.tolist()] + [""], object)[codes]
-    usable = np.array([usable_address(a) for a in seen.tolist()] + [False], bool)[codes]
+    codes, seen = _factorize(v["dns_answers"])     # (text: no missing value)
+    hole = _recode(codes, np.array([sinkhole_address(a) for a in seen.tolist()], object))
+    holed = ~(hole.distinct == "")[hole.codes]
+    usable = np.array([usable_address(a) for a in seen.tolist()], bool)[codes]
     # (an error to AAAA questions only, asked over IPv6: blocked, not ok; AAAA_OVER_IPV6)
     aaaa_v6 = np.zeros(n, bool)
-    at = np.flatnonzero(dns_error & (v["dns_error_aaaa_only"] == True))  # noqa: E712 (an object column)
+    at = np.flatnonzero(dns_error & eq("dns_error_aaaa_only", True))
     if len(at):
         aaaa_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     # (NOERROR with no address: the query and the family it was asked over are in the detail)
     # (only for a name the agent needs, found once per distinct name; a table without the
     # dns_answers column tells nothing of the addresses)
-    nodata = (v["dns_rcode"] == "NOERROR") & (v["dns_answers"] == "") if "dns_answers" in flows.columns \
+    nodata = eq("dns_rcode", "NOERROR") & (seen == "")[codes] if "dns_answers" in flows.columns \
         else np.zeros(n, bool)
     nodata_v6 = np.zeros(n, bool)
     at = np.flatnonzero(nodata)
@@ -2250,18 +2327,19 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
     # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
-    printed = repeated("", n)
     at = np.flatnonzero(asks | (hello_silent & (duration >= TLS_SILENCE_S)))
-    if len(at):
-        printed[at] = [f"{d:.1f}" for d in duration[at].tolist()]
-    printed_long = (printed != "") & (duration >= TLS_SILENCE_S)
-    keys = [cols[c][1:3] if cols[c][1] is not None else v[c] for c in _EXACT_COLUMNS] + [
+    printed = _masked_at(n, at, np.array([f"{d:.1f}" for d in duration[at].tolist()], dtype=object), "")
+    printed_long = np.zeros(n, bool)
+    printed_long[at] = duration[at] >= TLS_SILENCE_S
+    unreassembled = ~eq("unreassembled", "")
+    group_cast = isin("cast", _GROUP_CASTS)
+    keys = [K[c] if c in K else v[c] for c in _EXACT_COLUMNS] + [
         aaaa_v6, nodata_v6,
-        np.where(dns_error | (hole != "") | nodata, v["query"], ""),
+        masked(dns_error | holed | nodata, "query"),
         hole,
-        (dns_error | (hole != "")) & usable,
+        (dns_error | holed) & usable,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
-        np.where(documented | asks, v["resp_h"], ""),
+        masked(documented | asks, "resp_h"),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
         # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against
         # TLS_SILENCE_S)
@@ -2270,9 +2348,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
-        np.where(asks | http_answer, v["http_status"], ""),
+        masked(asks | http_answer, "http_status"),
         # (and through a proxy: the answer in the tunnel to the client's cleartext, quoted)
-        np.where(http_answer | connect, v["tunnel_http_status"], ""),
+        masked(http_answer | connect, "tunnel_http_status"),
         np.where(waiting & (gap >= TLS_SILENCE_S), gap, 0.0),
         # (a handshake whose server was silent before the close: the wait quoted, _silent_close)
         np.where(close_wait >= 0, close_wait, -1.0),
@@ -2283,12 +2361,12 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
         np.where(stalling, stall_side, 0),
         stalling & (stall_gap + quiet >= TLS_SILENCE_S),
-        np.where(asks, v["history"], ""),
-        np.where(direct, v["http_host"], ""),
+        history.where(asks, ""),
+        masked(direct, "http_host"),
         answered,
         v["resp_bytes"] > 0,
-        np.where(np.isin(state, list(_NO_ANSWER_STATES)) & ~answered | part_silent, v["orig_pkts"], 0),
-        hist[hist_codes],
+        np.where(isin("conn_state", _NO_ANSWER_STATES) & ~answered | part_silent, v["orig_pkts"], 0),
+        hist,
         (part_silent | unread | part_closes) & sent,
         part_silent & (duration + quiet >= TLS_SILENCE_S),
         # (a ClientHello not read, the client closing after its next flight: the wait quoted)
@@ -2297,27 +2375,27 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (and the server's whole answer, when shorter than any encrypted record: quoted)
         np.where(unread & (v["resp_bytes"] < SMALLEST_SEALED), v["resp_bytes"], -1),
         # (a binary answer to the ClientHello: the server's byte count quoted, _binary_text)
-        np.where(v["server_binary"] != "", v["resp_bytes"], -1),
+        np.where(~eq("server_binary", ""), v["resp_bytes"], -1),
         # (a partial TCP flow with only the responder's packets: not judged, its count quoted)
-        np.where((proto == "tcp") & v["partial"].astype(bool) & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
+        np.where(tcp & partial & (v["orig_pkts"] == 0), v["resp_pkts"], -1),
         # (a partial TCP flow whose responder sent only resets or FINs: both counts quoted)
         unasked,
         np.where(part_closes, v["orig_pkts"], -1),
         np.where(part_closes, v["resp_pkts"], -1),
-        closes_kind[hist_codes],
+        closes_kind,
         # (a handshake the originator never acknowledged, or one the responder reset before any
         # data: _handshake_end; the counts quoted)
         hs_end,
-        np.where(hs_end == "unacked", v["orig_pkts"], -1),
-        np.where(hs_end == "unacked", v["resp_pkts"], -1),
+        np.where(hs_unacked, v["orig_pkts"], -1),
+        np.where(hs_unacked, v["resp_pkts"], -1),
         # (a UDP flow whose datagrams all arrived in part: the counts quoted)
-        np.where(v["unreassembled"] != "", v["resp_pkts"], -1),
-        np.where(v["unreassembled"] != "", v["orig_pkts"], -1),
-        (hs_end == "unacked") & (duration + quiet >= TLS_SILENCE_S),
+        np.where(unreassembled, v["resp_pkts"], -1),
+        np.where(unreassembled, v["orig_pkts"], -1),
+        hs_unacked & (duration + quiet >= TLS_SILENCE_S),
         # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
-        np.where((proto == "tcp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
+        masked(tcp & group_cast, "resp_h"),
         # (a responder's FIN right after the handshake: judged only within TLS_SILENCE_S)
-        (hs_end == "closed") & (duration < TLS_SILENCE_S),
+        hs_closed & (duration < TLS_SILENCE_S),
         # (a flow seen one way, _one_way and _partial_silence: the bytes its acknowledgements
         # show quoted, whether it sent data, closed, waited)
         np.where(one_way, v["resp_bytes"], -1),
@@ -2325,28 +2403,67 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         one_way & closed_o[hist_codes],
         one_way & (duration + quiet >= TLS_SILENCE_S),
         # (only the responder's packets, its SYN-ACK among them: not "started mid-connection")
-        np.where((proto == "tcp") & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
-        np.where(dp_reset, v["resp_h"], ""),
+        np.where(tcp & (v["orig_pkts"] == 0), has_synack[hist_codes], 0),
+        masked(dp_reset, "resp_h"),
         near,
         local,
         # (opened from outside to a cloud server's port on a local address: both addresses quoted)
-        np.where(inbound, v["orig_h"], ""),
-        np.where(inbound, v["resp_h"], ""),
+        masked(inbound, "orig_h"),
+        masked(inbound, "resp_h"),
         # (a UDP datagram to a group: its address is in the detail when the page documents the
         # other kind of group delivery for the port)
-        np.where((proto == "udp") & np.isin(v["cast"], _GROUP_CASTS), v["resp_h"], ""),
+        masked(on["udp"] & group_cast, "resp_h"),
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:
-        c, m = k if isinstance(k, tuple) else _codes(k)
+        c, m = (k.codes, k.count) if isinstance(k, _Coded) else _codes(k)
+        if m == 1:
+            continue    # (one value: it splits nothing)
         if card * m >= _KEY_LIMIT:  # renumber the combined key densely before it could overflow
             code, seen = pd.factorize(code)
             card = max(len(seen), 1)
         code, card = code * m + c, card * m
     full = np.zeros(len(flows), np.int64)
     full[rows] = code + 1
-    return pd.factorize(full)[0], rows, [v[c] if cols[c][1] is not None else k
-                                         for c, k in zip(_EXACT_COLUMNS, keys)] + keys[len(_EXACT_COLUMNS):]
+    return pd.factorize(full)[0], rows, keys
+
+
+class _Values(dict):
+    """The key's columns by name (:func:`_verdict_keys`): the values of a coded column
+    (:class:`_Coded`, in ``coded``) made the first time they are asked for."""
+
+    def __init__(self, values: dict, coded: dict) -> None:
+        super().__init__(values)
+        self.coded = coded
+
+    def __missing__(self, name: str) -> np.ndarray:
+        values = self[name] = self.coded[name].values
+        return values
+
+
+def _masked(mask: np.ndarray, values: np.ndarray, other) -> "_Coded | np.ndarray":
+    """``np.where(mask, values, other)`` coded (:class:`_Coded`), only the values at ``mask``
+    hashed; the plain array when one of those is missing (None, NaN: not hashed as a value)."""
+    at = np.flatnonzero(mask)
+    return _masked_at(len(mask), at, values[at], other, lambda: np.where(mask, values, other))
+
+
+def _masked_at(n: int, at: np.ndarray, sub: np.ndarray, other, plain=None) -> "_Coded | np.ndarray":
+    """``n`` values, ``sub`` at positions ``at`` and ``other`` elsewhere, coded (:class:`_Coded`);
+    ``plain()`` (or an error) when one of ``sub`` is missing."""
+    if not len(at):
+        return _Coded(np.zeros(n, np.int64), 1, np.array([other], dtype=object))
+    both = np.empty(len(at) + 1, dtype=object)
+    both[0] = other
+    both[1:] = sub
+    c, u = pd.factorize(both)
+    if c.min() < 0:
+        if plain is None:
+            raise ValueError("a missing value among the coded ones")
+        return plain()
+    codes = np.zeros(n, np.int64)
+    codes[at] = c[1:]
+    return _Coded(codes, len(u), np.asarray(u, dtype=object))
 
 
 def _judge_columns(flows: pd.DataFrame) -> dict:
@@ -2364,10 +2481,73 @@ def _values_at(s: pd.Series, rows: np.ndarray) -> list:
     return s.iloc[rows].tolist()
 
 
-def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
+#: most judgements a :class:`JudgementCache` holds (each ~2 KiB: the key's ~115 parts and the
+#: result); the 1 M packet benchmark has 269 distinct ones
+JUDGED_MOST = 4096
+
+
+class JudgementCache:
+    """The judgements (:func:`_judge` results) of one analysis, kept from batch to batch: a group
+    of flows (:func:`_verdict_keys`) whose key parts, columns and dtypes equal those of a group
+    judged before gets its result without judging again. Owned by what runs one analysis (a
+    :class:`kscc_traffic.finishing.Finisher`) and handed to :func:`classify`: never shared
+    between analyses. It holds judgements for one :class:`~kscc_traffic.rules.RuleSet` (another
+    rules object empties it first) and at most ``most`` of them (the oldest dropped first).
+
+    ``hits`` and ``misses`` count the groups found and judged (for tests and profiles).
+    """
+
+    def __init__(self, most: int = JUDGED_MOST) -> None:
+        if most < 1:
+            raise ValueError(f"a judgement cache holds at least one judgement, not {most}")
+        self.most = most
+        self.hits = self.misses = 0
+        self._rules: RuleSet | None = None
+        self._held: dict[tuple, tuple] = {}
+        self._tables: dict[tuple, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def clear(self) -> None:
+        """Forget every judgement."""
+        self._held.clear()
+        self._tables.clear()
+
+    def _table(self, rules: RuleSet, series: dict) -> int:
+        """The number of the table kind (its columns' names and dtypes) under ``rules`` (another
+        rules object than the last: every judgement forgotten first)."""
+        if rules is not self._rules:
+            self.clear()
+            self._rules = rules
+        kind = tuple((c, s.dtype) for c, s in series.items())
+        return self._tables.setdefault(kind, len(self._tables))
+
+    def get(self, key: tuple):
+        """The result held for ``key`` (None when there is none)."""
+        found = self._held.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: tuple, result: tuple) -> None:
+        """Hold ``result`` for ``key``, dropping the oldest judgement when ``most`` are held."""
+        while len(self._held) >= self.most:
+            del self._held[next(iter(self._held))]
+        self._held[key] = result
+
+
+def _part_values(part, at: np.ndarray) -> list:
+    """A key part's values (:func:`_verdict_keys`) at positions ``at``, as Python objects."""
+    return part.at(at) if isinstance(part, _Coded) else part[at].tolist()
+
+
+def _judge_all(flows: pd.DataFrame, rules: RuleSet, judged: JudgementCache | None = None) -> np.ndarray:
     """(n, 4) object array of :func:`_judge` results: one call per group of
-    :func:`_verdict_groups` (its first flow speaks for all), or one per row when the table is
-    unusual."""
+    :func:`_verdict_groups` (its first flow speaks for all; a group ``judged`` holds is not
+    judged again), or one per row when the table is unusual."""
     n = len(flows)
     needed = [c for c in _JUDGE_COLUMNS if c in flows.columns]
     series = _judge_columns(flows)
@@ -2378,12 +2558,32 @@ def _judge_all(flows: pd.DataFrame, rules: RuleSet) -> np.ndarray:
         for i, values in enumerate(zip(*cols)):
             res[i] = _judge(dict(zip(needed, values)), rules)
         return res
-    groups = found[0]
+    groups, rows, keys = found
     _, first = np.unique(groups, return_index=True)  # groups are numbered by first appearance
-    cols = [_values_at(series[c], first) for c in needed]
     table = np.empty((len(first), 4), dtype=object)
-    for i, values in enumerate(zip(*cols)):
-        table[i] = _judge(dict(zip(needed, values)), rules)
+    todo = np.ones(len(first), bool)    # (the groups to judge)
+    group_keys: dict[int, tuple] = {}
+    if judged is not None and len(rows):
+        # (the group of flows neither TCP nor UDP is not keyed: judged in each table)
+        at = np.searchsorted(rows, first)
+        keyed = np.flatnonzero(rows[np.minimum(at, len(rows) - 1)] == first)
+        table_kind = judged._table(rules, series)
+        parts = [_part_values(k, at[keyed]) for k in keys]
+        for g, key in zip(keyed.tolist(), zip(*parts)):
+            key = (table_kind, key)
+            res = judged.get(key)
+            if res is None:
+                group_keys[g] = key
+            else:
+                table[g] = res
+                todo[g] = False
+    todo = np.flatnonzero(todo)
+    if len(todo):
+        cols = [_values_at(series[c], first[todo]) for c in needed]
+        for g, values in zip(todo.tolist(), zip(*cols)):
+            res = table[g] = _judge(dict(zip(needed, values)), rules)
+            if g in group_keys:
+                judged.put(group_keys[g], res)
     return table[groups]
 
 
@@ -2396,7 +2596,8 @@ END_MARGIN_S = 1.0
 CUT_SHORT_TAIL = "maybe before an answer could come"
 
 
-def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None) -> pd.DataFrame:
+def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = None,
+             judged: JudgementCache | None = None) -> pd.DataFrame:
     """Return a copy of ``flows`` with the :data:`CLASS_COLUMNS` columns added.
 
     Flows that agree on everything the judgement reads are judged once (see
@@ -2411,10 +2612,12 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         are the last of it: a ``no_answer`` flow that began less than :data:`END_MARGIN_S`
         before it keeps its verdict (Zeek's S0 is S0 too) and its ``detail`` says how soon the
         capture ended.
+    :param judged: the judgements of the analysis these flows are part of (its other batches),
+        used and added to: the result is the same without (:class:`JudgementCache`).
     """
     out = _copy(flows)
     n = len(out)
-    res = _judge_all(out, rules) if n else np.empty((0, 4), dtype=object)
+    res = _judge_all(out, rules, judged) if n else np.empty((0, 4), dtype=object)
     if n:
         _note_auth_rounds(out, res)
         _note_resolved(out, res)

@@ -37,9 +37,9 @@ MAX_WAITING = 2
 
 
 def _finish(flows: pd.DataFrame, rules: RuleSet, name: str, capture_end_ns: Optional[int],
-            render: Optional[Callable]):
+            render: Optional[Callable], judged=None):
     from .analyze import finish_flows
-    out = finish_flows(flows, rules, name, capture_end_ns)
+    out = finish_flows(flows, rules, name, capture_end_ns, judged)
     return render(out) if render is not None else out
 
 
@@ -131,6 +131,10 @@ class Finisher:
     def __init__(self, rules: RuleSet, name: str = "", render: Optional[Callable] = None,
                  worker: bool = False) -> None:
         self.rules, self.name, self.render = rules, name, None
+        #: this analysis's judgements, kept from batch to batch (:func:`kscc_traffic.classify.classify`)
+        #: when finishing here (a worker gets its batches pickled one by one: it judges each anew)
+        from .classify import JudgementCache
+        self.judged = JudgementCache()
         self._waiting: deque[Future] = deque()
         self._pool: Optional[ProcessPoolExecutor] = None
         self._folder: Optional[str] = None
@@ -150,7 +154,7 @@ class Finisher:
             :class:`kscc_traffic.errors.WorkerError` when the worker died (killed, out of memory).
         """
         if self._pool is None:
-            yield _finish(flows, self.rules, self.name, capture_end_ns, self.render)
+            yield _finish(flows, self.rules, self.name, capture_end_ns, self.render, self.judged)
             return
         try:
             self._waiting.append(self._pool.submit(_finish_to_file, self._folder, flows, self.rules,

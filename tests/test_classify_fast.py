@@ -115,12 +115,15 @@ def _check_pipeline(paths: list[Path], monkeypatch) -> int:
     table the pipeline passes; returns how many tables with flows were checked."""
     checked = []
 
-    def checking(flows, rules, capture_end_ns=None):
+    def checking(flows, rules, capture_end_ns=None, judged=None):
         assert_same(flows, rules)
         if len(flows):
             assert _verdict_groups(flows, rules) is not None, "the grouped path was not taken"
             checked.append(len(flows))
-        return classify(flows, rules, capture_end_ns)
+        out = classify(flows, rules, capture_end_ns)
+        if judged is not None:  # (the analysis's judgements of its earlier batches: the same result)
+            pd.testing.assert_frame_equal(classify(flows, rules, capture_end_ns, judged=judged), out)
+        return out
 
     def checking_names(flows, answers, known=None):
         fast = assign_names(flows, answers, known)
