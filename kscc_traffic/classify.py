@@ -1693,6 +1693,12 @@ def _orig_sent_data(row: dict) -> bool:
     return _number(row, "orig_bytes", int, 0) > (1 if row.get("partial") else 0)
 
 
+def _seconds_text(d: float) -> str:
+    """A duration (seconds) as the details print it: to the millisecond below 0.95 s ("0.064"),
+    else to a tenth ("12.3"); :func:`_verdict_keys` groups flows by this same text."""
+    return f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
+
+
 def _quiet(row: dict) -> float:
     """``quiet_s`` of a flow row: seconds the capture is known to have gone on after the flow's
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
@@ -1762,8 +1768,7 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     # (a client closing a plain HTTP request sooner is no proof: it may have cancelled it)
     if not direct and any(ch in "FR" for ch in history_plain(str(row.get("history") or "")).lstrip("^")):
         return ("blocked", "no_answer",
-                f"{proxy} did not answer {request}; the client gave up after "
-                f"{f'{duration:.3f}'.rstrip('0') if 0 < duration < 0.95 else f'{duration:.1f}'} s")
+                f"{proxy} did not answer {request}; the client gave up after {_seconds_text(duration)} s")
     if duration + _quiet(row) >= TLS_SILENCE_S:
         return ("blocked", "no_answer", f"{proxy} did not answer {request} for {TLS_SILENCE_S:g} s "
                 "or more, the capture going on")
@@ -2328,7 +2333,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
     # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
     at = np.flatnonzero(asks | (hello_silent & (duration >= TLS_SILENCE_S)))
-    printed = _masked_at(n, at, np.array([f"{d:.1f}" for d in duration[at].tolist()], dtype=object), "")
+    printed = _masked_at(n, at, np.array([_seconds_text(d) for d in duration[at].tolist()], dtype=object), "")
     printed_long = np.zeros(n, bool)
     printed_long[at] = duration[at] >= TLS_SILENCE_S
     unreassembled = ~eq("unreassembled", "")
