@@ -1889,6 +1889,29 @@ def ksc_named(flows: pd.DataFrame) -> np.ndarray:
     return out
 
 
+#: :func:`flagged_rank`'s ranks: blocked, KSC agent traffic (:func:`ksc_flows`), the rest
+FLAGGED_RANKS = ("blocked", "KSC agent traffic", "other flows")
+
+
+def flagged_rank(flows: pd.DataFrame, ksc: Iterable[str]) -> np.ndarray:
+    """Per flow (int8 array): the rank it is listed in among the flagged flows, the most important
+    first, as an expert system lists its most severe findings first: 0 blocked, 1 another flow of
+    KSC agent traffic (its purpose in ``ksc``, the ids of :func:`ksc_purposes`, or a Kaspersky name:
+    :func:`ksc_named`), 2 the rest (other programs' flows on shared ports: a browser's
+    ``host_mismatch``). The table report lists the flagged flows by rank, in time order inside
+    each, so that a cut list never hides a blocked flow behind a workstation's browsing
+    (newcomer 30 F2); the HTML report's flow table keeps them in the same order when it is cut."""
+    rank = np.full(len(flows), 2, np.int8)
+    if not len(flows):
+        return rank
+    ksc_rows = ksc_named(flows)
+    if "purpose" in flows:
+        ksc_rows |= flows["purpose"].isin(list(ksc)).to_numpy()
+    rank[ksc_rows] = 1
+    rank[(flows["verdict"] == "blocked").to_numpy()] = 0
+    return rank
+
+
 def any_ksc(flows: pd.DataFrame, rules: RuleSet) -> bool:
     """Whether a flow of ``flows`` is KSC agent traffic (:func:`ksc_flows`), the KSC-only ports
     looked at first (vectorised: a KSC capture is told at once, the names are read only when no
@@ -2414,7 +2437,7 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
                 max_flagged: int = 40) -> None:
     """The default human report: flows per purpose, the readiness checklist, the flagged flows
     (:func:`print_summary` of the whole table)."""
-    print_summary(TableSummary.of(flows, max_flagged), rules, console)
+    print_summary(TableSummary.of(flows, max_flagged, rules), rules, console)
 
 
 def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
@@ -2426,14 +2449,20 @@ def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
 
 class TableSummary:
     """What the table report needs of a flow table, gathered batch by batch in bounded memory:
-    flow counts per (purpose, verdict), the reasons seen per purpose, the earliest
-    ``max_flagged`` flagged (blocked or unexpected) flows plus their total count, and the flows
+    flow counts per (purpose, verdict), the reasons seen per purpose, the first
+    ``max_flagged`` flagged (blocked or unexpected) flows by :func:`flagged_rank` (blocked, then KSC
+    agent traffic, then other flows; in time order inside each) plus their total count, and the flows
     per DNS name and error answer (:func:`dns_errors`; at most :data:`MAX_DNS_ERROR_KEYS`
     pairs, the flows of later pairs in ``dns_errors_dropped``), and the flows per capture
     (``captures``: name -> flows, in the order seen)."""
 
-    def __init__(self, max_flagged: int = 40) -> None:
+    def __init__(self, max_flagged: int = 40, rules: RuleSet | None = None) -> None:
         self.max_flagged = max_flagged
+        #: the purposes on KSC-only ports (:func:`ksc_purposes` of the ``rules`` given, default the
+        #: bundled ones): what :func:`flagged_rank` puts before other programs' flows
+        self._ksc_purposes: frozenset | None = frozenset(ksc_purposes(rules)) if rules is not None else None
+        self.flagged_rank = np.zeros(0, np.int8)  # per row of ``flagged``: its :func:`flagged_rank`
+        self.flagged_blocked = 0                  # blocked flows among the listed ones (flagged_total)
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
@@ -2495,9 +2524,9 @@ class TableSummary:
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
     @classmethod
-    def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
-        """The summary of a whole flow table."""
-        s = cls(max_flagged)
+    def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
+        """The summary of a whole flow table (``rules``: as for the constructor)."""
+        s = cls(max_flagged, rules)
         s.add(flows)
         return s
 
@@ -2653,8 +2682,39 @@ class TableSummary:
         fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
-            both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
-            self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
+            if self._ksc_purposes is None:
+                from .rules import load_rules
+                self._ksc_purposes = frozenset(ksc_purposes(load_rules()))
+            rank = flagged_rank(fl, self._ksc_purposes)
+            self.flagged_blocked += int(np.count_nonzero(rank == 0))
+            first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
+            fl, rank = fl.iloc[first], rank[first]
+            both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
+            ranks = np.concatenate([self.flagged_rank, rank])
+            # (the most important first, in time order inside each rank; ties in the order added)
+            keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
+            self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+
+    def listed_from(self, other: "TableSummary") -> None:
+        """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
+        filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
+        ``flagged_blocked``, ``listed``."""
+        self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
+        self.listed = other.listed
+
+    def flagged_more(self) -> str:
+        """The line under the listed flows when there are more than ``max_flagged`` ('' else): how
+        many are left out, how many of them are blocked (then ``--verdict blocked`` lists those), and
+        where all of them are (``--format csv or jsonl``)."""
+        more = self.flagged_total - len(self.flagged)
+        if more <= 0:
+            return ""
+        hidden = self.flagged_blocked - int(np.count_nonzero(self.flagged_rank == 0))
+        if hidden > 0:
+            return (f"… {more} more flagged flows, {hidden} of them blocked (--verdict blocked lists the blocked "
+                    "ones; all of them: --format csv or jsonl)")
+        return f"… {more} more flagged flows (use --format csv or jsonl)"
 
     def _add_elsewhere(self, flows: pd.DataFrame) -> None:
         """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
@@ -2897,9 +2957,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)))
         console.print(f)
-        if summary.flagged_total > summary.max_flagged:
-            console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
-                          "(use --format csv or jsonl)")
+        if summary.flagged_more():
+            console.print(summary.flagged_more())
     vc: dict[str, int] = {}
     for (_, v), n in summary.counts.items():
         vc[v] = vc.get(v, 0) + n
@@ -2974,9 +3033,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         console.print(what)
         if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
             console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
-    if summary.flagged_total > summary.max_flagged:
-        console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
-                      "(use --format csv or jsonl)")
+    if summary.flagged_more():
+        console.print(summary.flagged_more())
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:
