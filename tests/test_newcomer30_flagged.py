@@ -18,7 +18,7 @@ from kscc_traffic import analyze, readiness  # noqa: E402
 from kscc_traffic.html_report import render_html  # noqa: E402
 from kscc_traffic.report import TableSummary, print_table  # noqa: E402
 from kscc_traffic.rules import load_rules  # noqa: E402
-from pcapbuild import eth, ip_of, pcap_bytes, tcp_session  # noqa: E402
+from pcapbuild import eth, ip_of, pcap_bytes, tcp_session, udp  # noqa: E402
 from scapy.layers.inet import TCP  # noqa: E402
 from test_decode_more_encaps import client_hello  # noqa: E402
 
@@ -120,3 +120,51 @@ def test_html_flow_table_cut_keeps_the_blocked_flows(tmp_path):
     table = page[page.index('id="flows"'):]
     assert table.count(f"{CLOUD}:23101") == 2, table[:3000]
     assert "Showing 5 of" in page
+
+
+# --- F6: broadcasts to the distribution point's multicast port ----------------------------------
+
+def _dp_casts(tmp_path, multicast=True, broadcasts=8):
+    """A distribution point's multicast to 239.255.0.1:15001 (when ``multicast``) and ``broadcasts``
+    agents' broadcasts to 192.0.2.255:15001."""
+    recs = []
+    if multicast:
+        recs.append(udp(("192.0.2.20", 40000), ("239.255.0.1", 15001), t=1000.0, dst_mac="01:00:5e:7f:00:01"))
+    for i in range(broadcasts):
+        recs.append(udp((f"192.0.2.{100 + i}", 40001 + i), ("192.0.2.255", 15001), t=1001.0 + i,
+                        dst_mac="ff:ff:ff:ff:ff:ff"))
+    path = tmp_path / "dp.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+def _checklists(flows):
+    return [readiness(flows, RULES).set_index("rule"), TableSummary.of(flows).readiness(RULES).set_index("rule")]
+
+
+def test_broadcasts_to_15001_are_counted_apart_from_the_multicast(tmp_path):
+    """Newcomer 30 F6: "seen one-way, 9 flows on UDP 15001" counted 1 multicast and 8 broadcasts
+    as the distribution point's multicast; the broadcasts are not the documented delivery."""
+    flows = analyze(str(_dp_casts(tmp_path)))
+    dp = flows[flows["purpose"] == "dp_multicast"]
+    assert sorted(dp["cast"].tolist()) == ["broadcast"] * 8 + ["multicast"]
+    for chk in _checklists(flows):
+        row = chk.loc["dp_multicast"]
+        assert (row["status"], row["flows"]) == ("seen one-way", 9)
+        assert row["fix"].startswith(
+            "1 flow on UDP 15001 multicast seen, none answered (no answer is expected; 8 other flows on the port "
+            "were sent as broadcasts, not the multicast the page documents: another application's datagrams?, "
+            "not counted here): "), row["fix"]
+
+
+def test_broadcasts_alone_to_15001_do_not_make_the_multicast_advice(tmp_path):
+    """Only broadcasts on 15001: the multicast purpose is not seen (a note says what was), and
+    no IGMP-snooping advice follows from them."""
+    flows = analyze(str(_dp_casts(tmp_path, multicast=False, broadcasts=1)))
+    for chk in _checklists(flows):
+        row = chk.loc["dp_multicast"]
+        assert (row["status"], row["status_note"], row["flows"]) == (
+            "not seen", "1 broadcast to the port, not the documented multicast", 1)
+    text = " ".join(_table(flows).split())
+    assert "not seen (1 broadcast to the port, not the documented multicast)" in text, text
+    assert "IGMP snooping" not in text and "To verify" not in text, text
