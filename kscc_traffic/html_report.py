@@ -49,7 +49,8 @@ from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE)
+                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
+                     flagged_rank, ksc_purposes)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -541,10 +542,15 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
     note = ""
     if total > max_rows:
         bad = flows["verdict"].isin(["blocked", "unexpected"])
-        keep = flows[bad].head(max_rows)
+        # (more flagged flows than rows: the terminal table's choice, blocked ones first, then the
+        # KSC agent traffic, time order inside each: flagged_rank, newcomer 30 F2)
+        flagged = flows[bad]
+        keep = flagged.iloc[np.lexsort((np.arange(len(flagged)), flagged_rank(flagged, ksc_purposes(rules))))
+                            [:max_rows]]
         keep = pd.concat([keep, flows[~bad].head(max_rows - len(keep))]).sort_values("ts", kind="stable")
         f = keep
-        note = (f'<p class="warn">Showing {len(f)} of {total} flows (all flagged flows first); '
+        note = (f'<p class="warn">Showing {len(f)} of {total} flows (all flagged flows first; of them, when they '
+                'are more, the blocked ones first, then the KSC agent traffic); '
                 "use <code>kscc-traffic analyze --format csv</code> for all of them.</p>")
     flagged_purposes = set(flows.loc[flows["verdict"].isin(["blocked", "unexpected"]), "purpose"]) if total else set()
     times = _times(f)

@@ -193,7 +193,7 @@ class FlowSink:
         self.keep = keep if keep else None
         #: blocked or unexpected flows among all flows added (a filter's line says how many it shows)
         self.flagged_all = 0
-        self._shown = TableSummary() if format == "table" and self.keep else None
+        self._shown = TableSummary(rules=rules) if format == "table" and self.keep else None
         #: the verdicts whose flows the table lists: the flagged ones, and those ``--verdict``
         #: asks for explicitly (``--verdict unclassified``: those flows, not "0 of 0")
         self.listed = FLAGGED_VERDICTS + tuple(sorted(v for v in (self.keep.verdicts if self.keep else ())
@@ -209,7 +209,7 @@ class FlowSink:
         self.writing = False
         #: the verdicts of :data:`FLAGGED_VERDICTS` written so far (set of str): :meth:`fails`
         self.verdicts: set = set()
-        self.summary = TableSummary() if format == "table" else None
+        self.summary = TableSummary(rules=rules) if format == "table" else None
         self._header = False
         #: a flow added so far is KSC agent traffic (:func:`ksc_seen`): else :meth:`fails` is False
         self.ksc = False
@@ -302,9 +302,7 @@ class FlowSink:
             self.add(_schema(pd.DataFrame()))
         if self.summary is not None:
             if self._shown is not None:   # the flagged flows kept, the counts of all
-                self.summary.flagged = self._shown.flagged
-                self.summary.flagged_total = self._shown.flagged_total
-                self.summary.listed = self._shown.listed
+                self.summary.listed_from(self._shown)
             console = self.console(self.out)
             print_summary(self.summary, self.rules, console, self.capture_filter)
             if self._shown is not None:

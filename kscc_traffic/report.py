@@ -829,6 +829,32 @@ NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent 
                "capture on a device with the agent, while it connects)")
 
 
+#: the end of the detail of a datagram to a broadcast or multicast purpose's port sent as the other
+#: kind (:mod:`kscc_traffic.classify`: "sent as a broadcast (to 192.0.2.255), where the page
+#: documents UDP 15001 as a multicast: another application's datagram on this port?")
+OTHER_CAST = "another application's datagram on this port?"
+
+
+def other_cast_note(r, k: int) -> str:
+    """The ``status_note`` of a broadcast or multicast purpose (rule ``r``) "not seen" whose port
+    carried only ``k`` datagrams of the other kind (:data:`OTHER_CAST`): ``8 broadcasts to the
+    port, not the documented multicast``."""
+    other = "broadcast" if r.cast == "multicast" else "multicast"
+    return f"{k} {other}{'s' if k != 1 else ''} to the port, not the documented {r.cast}"
+
+
+def _other_cast_text(r, k: int) -> str:
+    """What a ``seen one-way`` row's advice says of the ``k`` ok datagrams of the other kind
+    (:data:`OTHER_CAST`) it does not count: '' when there are none."""
+    if not k:
+        return ""
+    other = "broadcast" if r.cast == "multicast" else "multicast"
+    return (f"; {k} other flow{'s' if k != 1 else ''} on the port {'were' if k != 1 else 'was'} sent as "
+            f"{f'{other}s' if k != 1 else f'a {other}'}, not the {r.cast} the page documents: another "
+            "application's datagram"
+            f"{'s' if k != 1 else ''}?, not counted here")
+
+
 #: the ``status_note`` of a multicast purpose not seen while the device joined multicast groups
 #: (:func:`group_joins`: IGMP/MLD membership reports) — the datagrams did not reach it (newcomer 28 F3)
 JOINED_NOTE = "joined a multicast group by IGMP/MLD, no datagram received"
@@ -1005,7 +1031,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
-                   bl_redirect: dict[str, int] | None = None, un_console: int = 0) -> dict:
+                   bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1082,6 +1108,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     status (None: none): their advice is the portal's (:func:`_redirect_fix`), not TLS inspection's.
     ``un_console``: of the ``un_vendor`` ones, those to the Cloud Console server's own names
     (:func:`console_names`; :func:`_unexpected_fix`'s ``console``).
+    ``ok_other_cast``: of the ok ones, datagrams to a broadcast or multicast purpose's port sent as
+    the other kind (detail :data:`OTHER_CAST`: a broadcast to the distribution point's multicast
+    port 15001): not the documented delivery, so they verify nothing and feed no advice (the
+    multicast's IGMP snooping); the row counts them apart (:func:`_other_cast_text`), and when
+    they are all the purpose's flows it is "not seen" with the note :func:`other_cast_note`
+    (newcomer 30 F6).
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1093,8 +1125,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # advised from the other blocked flows; the cut ones said apart
         bl, v6 = bl - bl_cut, None
     mine = other - un_elsewhere[0]     # (not this purpose's: not the agent's own flows elsewhere)
+    doc_ok = ok - ok_other_cast        # (the ok ones the documented delivery: newcomer 30 F6)
     status = ("blocked" if bl else "unexpected" if un > mine or (mine and not ok)
-              else "verified" if ok else "seen one-way" if one_way else "not seen")
+              else "verified" if doc_ok else "seen one-way" if one_way else "not seen")
+    if status == "not seen" and ok_other_cast:
+        note = other_cast_note(r, ok_other_cast)
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
@@ -1121,8 +1156,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "verified" and ok_answered == 0 and r.transport == "udp":
         # datagrams that expect no answer (broadcasts, multicasts): sent, but received?
         status = "seen one-way"
-        fix = (f"{ok} flow{'s' if ok != 1 else ''} on UDP {r.port_text} seen, none answered (no answer is "
-               "expected): this capture shows that they were sent, not that they were received (one taken on a "
+        fix = (f"{doc_ok} flow{'s' if doc_ok != 1 else ''} on UDP {r.port_text}"
+               f"{f' {r.cast}' if ok_other_cast else ''} seen, none answered (no answer is "
+               f"expected{_other_cast_text(r, ok_other_cast)}): this capture shows that they were sent, not that they were received (one taken on a "
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {r.fix}")
@@ -1335,7 +1371,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"tell); if the agent's: {fix}")
         note = "; ".join(x for x in (NAMELESS_NOTE, note) if x)
     return {"rule": r.id, "transport": r.transport, "ports": r.port_text, "section": r.section,
-            "purpose_text": r.purpose, "status": status, "status_note": note if status == "blocked" else "",
+            "purpose_text": r.purpose, "status": status,
+            "status_note": note if status == "blocked" or (status == "not seen" and ok_other_cast) else "",
             "flows": n, "ok": ok, "blocked": bl_all, "unexpected": un, "reasons": ", ".join(reasons), "fix": fix}
 
 
@@ -1889,6 +1926,29 @@ def ksc_named(flows: pd.DataFrame) -> np.ndarray:
     return out
 
 
+#: :func:`flagged_rank`'s ranks: blocked, KSC agent traffic (:func:`ksc_flows`), the rest
+FLAGGED_RANKS = ("blocked", "KSC agent traffic", "other flows")
+
+
+def flagged_rank(flows: pd.DataFrame, ksc: Iterable[str]) -> np.ndarray:
+    """Per flow (int8 array): the rank it is listed in among the flagged flows, the most important
+    first, as an expert system lists its most severe findings first: 0 blocked, 1 another flow of
+    KSC agent traffic (its purpose in ``ksc``, the ids of :func:`ksc_purposes`, or a Kaspersky name:
+    :func:`ksc_named`), 2 the rest (other programs' flows on shared ports: a browser's
+    ``host_mismatch``). The table report lists the flagged flows by rank, in time order inside
+    each, so that a cut list never hides a blocked flow behind a workstation's browsing
+    (newcomer 30 F2); the HTML report's flow table keeps them in the same order when it is cut."""
+    rank = np.full(len(flows), 2, np.int8)
+    if not len(flows):
+        return rank
+    ksc_rows = ksc_named(flows)
+    if "purpose" in flows:
+        ksc_rows |= flows["purpose"].isin(list(ksc)).to_numpy()
+    rank[ksc_rows] = 1
+    rank[(flows["verdict"] == "blocked").to_numpy()] = 0
+    return rank
+
+
 def any_ksc(flows: pd.DataFrame, rules: RuleSet) -> bool:
     """Whether a flow of ``flows`` is KSC agent traffic (:func:`ksc_flows`), the KSC-only ports
     looked at first (vectorised: a KSC capture is told at once, the names are read only when no
@@ -2211,7 +2271,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = 0
+        un_console = ok_other_cast = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         caps = None
@@ -2271,6 +2331,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 ok_answered = int(np.count_nonzero((flows["resp_pkts"].to_numpy()[at] > 0) & (v == "ok")))
             if ok and "orig_bytes" in flows and "resp_bytes" in flows:
                 ok_data = int(np.count_nonzero(_carried(flows)[at] & (v == "ok")))
+            if ok and r.cast in ("broadcast", "multicast") and "detail" in flows:
+                ok_other_cast = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "ok"].tolist()
+                                    if OTHER_CAST in str(x))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 # (a TLS-inspecting proxy's certificate refused: the port is open, as for tls_failed)
@@ -2312,7 +2375,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
-                                   bl_redirect=bl_redirect, un_console=un_console))
+                                   bl_redirect=bl_redirect, un_console=un_console,
+                                   ok_other_cast=ok_other_cast))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2414,7 +2478,7 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
                 max_flagged: int = 40) -> None:
     """The default human report: flows per purpose, the readiness checklist, the flagged flows
     (:func:`print_summary` of the whole table)."""
-    print_summary(TableSummary.of(flows, max_flagged), rules, console)
+    print_summary(TableSummary.of(flows, max_flagged, rules), rules, console)
 
 
 def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
@@ -2426,14 +2490,20 @@ def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
 
 class TableSummary:
     """What the table report needs of a flow table, gathered batch by batch in bounded memory:
-    flow counts per (purpose, verdict), the reasons seen per purpose, the earliest
-    ``max_flagged`` flagged (blocked or unexpected) flows plus their total count, and the flows
+    flow counts per (purpose, verdict), the reasons seen per purpose, the first
+    ``max_flagged`` flagged (blocked or unexpected) flows by :func:`flagged_rank` (blocked, then KSC
+    agent traffic, then other flows; in time order inside each) plus their total count, and the flows
     per DNS name and error answer (:func:`dns_errors`; at most :data:`MAX_DNS_ERROR_KEYS`
     pairs, the flows of later pairs in ``dns_errors_dropped``), and the flows per capture
     (``captures``: name -> flows, in the order seen)."""
 
-    def __init__(self, max_flagged: int = 40) -> None:
+    def __init__(self, max_flagged: int = 40, rules: RuleSet | None = None) -> None:
         self.max_flagged = max_flagged
+        #: the purposes on KSC-only ports (:func:`ksc_purposes` of the ``rules`` given, default the
+        #: bundled ones): what :func:`flagged_rank` puts before other programs' flows
+        self._ksc_purposes: frozenset | None = frozenset(ksc_purposes(rules)) if rules is not None else None
+        self.flagged_rank = np.zeros(0, np.int8)  # per row of ``flagged``: its :func:`flagged_rank`
+        self.flagged_blocked = 0                  # blocked flows among the listed ones (flagged_total)
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
@@ -2455,6 +2525,7 @@ class TableSummary:
         self.un_vendor: dict[str, int] = {}      # purpose -> unexpected host_mismatch flows to Kaspersky names
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
+        self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
@@ -2495,9 +2566,9 @@ class TableSummary:
         self.v6_seen = False                     # (a table with a resp_h column was added)
 
     @classmethod
-    def of(cls, flows: pd.DataFrame, max_flagged: int = 40) -> "TableSummary":
-        """The summary of a whole flow table."""
-        s = cls(max_flagged)
+    def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
+        """The summary of a whole flow table (``rules``: as for the constructor)."""
+        s = cls(max_flagged, rules)
         s.add(flows)
         return s
 
@@ -2610,6 +2681,10 @@ class TableSummary:
                     for k, n in icmp_kinds(g.tolist()).items():
                         kinds = self.bl_icmp.setdefault(p, {})
                         kinds[k] = kinds.get(k, 0) + n
+            good = flows[flows["verdict"] == "ok"]
+            other_cast = good[good["detail"].astype(str).str.contains(OTHER_CAST, regex=False)]
+            for p, n in other_cast.groupby("purpose", sort=False).size().items():
+                self.ok_other_cast[p] = self.ok_other_cast.get(p, 0) + int(n)
             unexpected = flows[flows["verdict"] == "unexpected"]
             onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
             for p, n in onprem.groupby("purpose", sort=False).size().items():
@@ -2653,8 +2728,39 @@ class TableSummary:
         fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
-            both = pd.concat([self.flagged, fl.head(self.max_flagged)]) if len(self.flagged) else fl
-            self.flagged = both.sort_values("ts_ns", kind="stable").head(self.max_flagged)
+            if self._ksc_purposes is None:
+                from .rules import load_rules
+                self._ksc_purposes = frozenset(ksc_purposes(load_rules()))
+            rank = flagged_rank(fl, self._ksc_purposes)
+            self.flagged_blocked += int(np.count_nonzero(rank == 0))
+            first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
+            fl, rank = fl.iloc[first], rank[first]
+            both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
+            ranks = np.concatenate([self.flagged_rank, rank])
+            # (the most important first, in time order inside each rank; ties in the order added)
+            keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
+            self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+
+    def listed_from(self, other: "TableSummary") -> None:
+        """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
+        filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
+        ``flagged_blocked``, ``listed``."""
+        self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
+        self.listed = other.listed
+
+    def flagged_more(self) -> str:
+        """The line under the listed flows when there are more than ``max_flagged`` ('' else): how
+        many are left out, how many of them are blocked (then ``--verdict blocked`` lists those), and
+        where all of them are (``--format csv or jsonl``)."""
+        more = self.flagged_total - len(self.flagged)
+        if more <= 0:
+            return ""
+        hidden = self.flagged_blocked - int(np.count_nonzero(self.flagged_rank == 0))
+        if hidden > 0:
+            return (f"… {more} more flagged flows, {hidden} of them blocked (--verdict blocked lists the blocked "
+                    "ones; all of them: --format csv or jsonl)")
+        return f"… {more} more flagged flows (use --format csv or jsonl)"
 
     def _add_elsewhere(self, flows: pd.DataFrame) -> None:
         """Count the ``flows`` (unexpected ``host_mismatch`` ones) of :func:`elsewhere_rows` (any
@@ -2720,7 +2826,8 @@ class TableSummary:
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
-                                       un_console=self.un_console.get(r.id, 0)))
+                                       un_console=self.un_console.get(r.id, 0),
+                                       ok_other_cast=self.ok_other_cast.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
@@ -2897,9 +3004,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)))
         console.print(f)
-        if summary.flagged_total > summary.max_flagged:
-            console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
-                          "(use --format csv or jsonl)")
+        if summary.flagged_more():
+            console.print(summary.flagged_more())
     vc: dict[str, int] = {}
     for (_, v), n in summary.counts.items():
         vc[v] = vc.get(v, 0) + n
@@ -2974,9 +3080,8 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         console.print(what)
         if r.detail:   # (indented, wrapped at spaces; a token longer than the line folded)
             console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
-    if summary.flagged_total > summary.max_flagged:
-        console.print(f"… {summary.flagged_total - summary.max_flagged} more flagged flows "
-                      "(use --format csv or jsonl)")
+    if summary.flagged_more():
+        console.print(summary.flagged_more())
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:

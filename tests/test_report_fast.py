@@ -735,6 +735,21 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
+    # (newcomer 30 F2: blocked first, then KSC agent traffic — a KSC-only port or a Kaspersky
+    # name —, then the rest, in time order inside each; the cut line counts the blocked left out)
+    ksc_ids = {r.id for r in rules.rules if r.port_lo >= 1024}
+
+    def kaspersky(name) -> bool:
+        name = name.lower().rstrip(".") if isinstance(name, str) else ""
+        return name == "kaspersky.com" or name.endswith(".kaspersky.com")
+
+    rank = np.array([0 if r.verdict == "blocked" else 1 if r.purpose in ksc_ids or kaspersky(r.server_name)
+                     or kaspersky(r.query) else 2 for r in flagged.itertuples(index=False)], int)
+    flagged = flagged.iloc[np.lexsort((flagged["ts_ns"].to_numpy(), rank))] if len(flagged) else flagged
+    hidden_blocked = max(int((rank == 0).sum()) - max_flagged, 0)
+    more_line = (f"… {len(flagged) - max_flagged} more flagged flows, {hidden_blocked} of them blocked (--verdict "
+                 "blocked lists the blocked ones; all of them: --format csv or jsonl)" if hidden_blocked else
+                 f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
     rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3], old_endpoint(r.orig_h, r.orig_p),
              f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
              r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
@@ -752,7 +767,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             if r.detail:
                 console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
         if len(flagged) > max_flagged:
-            console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
+            console.print(more_line)
     elif len(flagged):
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
         f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left")
@@ -768,7 +783,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(r.reason), Text(escape_terminal(r.detail)))
         console.print(f)
         if len(flagged) > max_flagged:
-            console.print(f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
+            console.print(more_line)
     total = len(flows)
     counts = flows["verdict"].value_counts() if total else {}
     console.print(Text(f"{total} flow{'s' if total != 1 else ''}: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
