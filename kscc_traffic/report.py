@@ -1164,9 +1164,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # refused by the proxy (the agent's configured path), and others blocked otherwise (the
         # agent trying direct next): the proxy's advice first, then theirs (newcomer 28 F1)
         k = bl - proxied - bl_tls
-        other = (f"{k} of them" if bl_tls else "the other one" if k == 1 else f"the {k} others")
+        # (not ``other``: that is the count of unexpected flows of other purposes, used below)
+        rest = (f"{k} of them" if bl_tls else "the other one" if k == 1 else f"the {k} others")
         direct = bool(proxy_paths and proxy_paths.bl_direct >= k)
-        fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; {other} "
+        fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; {rest} "
                + (f"{'was' if k == 1 else 'were'} blocked going direct (through no proxy)" if direct
                   else f"{'was' if k == 1 else 'were'} blocked") + f": {fix}")
     if status == "blocked" and bl_forged:
@@ -1795,8 +1796,11 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     k_else, else_names = elsewhere
     if k_else:
         head = _elsewhere_fix(r, k_else, else_names)
-        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor, onprem, failed,
-                               inbound) if un > k_else else None
+        # (the failed ones of the others: at most as many as they are; which of the flows elsewhere
+        # failed is not counted, so a failed flow elsewhere is not said again as one of the others')
+        rest_failed = (min(failed[0], un - k_else), failed[1])
+        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor=vendor, onprem=onprem,
+                               failed=rest_failed, inbound=inbound, console=console) if un > k_else else None
         return head + ((f". For the other {'one' if un - k_else == 1 else un - k_else}: {rest}") if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
