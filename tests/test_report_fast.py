@@ -275,9 +275,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                          f"{other_kl}). If an agent made the others, check the Administration Server address, DNS "
                          "and proxy it uses; else they are another program's traffic")
             kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
-            return f"these flows on {r.transport.upper()} {r.port_text} " + (
+            text = f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
                 else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names) + failed_text(rest)
+            if un == 1:   # newcomer 30 F5: one flow said in the singular
+                for many, one in (("these flows on", "this flow on"), ("went to names outside", "went to a name outside"),
+                                  ("If an agent made them", "If an agent made it"), ("else they are", "else it is"),
+                                  ("nothing to open for them", "nothing to open for it"),
+                                  ("were opened from", "was opened from"), ("1 of them failed", "it failed")):
+                    text = text.replace(many, one)
+            return text
 
         def away_fix(k):
             said = report._list_text([escape_terminal(x[1:] if x.startswith("'") and x[1:].lstrip(" \u3000").startswith(
