@@ -1919,7 +1919,10 @@ def ksc_named(flows: pd.DataFrame) -> np.ndarray:
     out = np.zeros(len(flows), bool)
     for col in ("server_name", "query"):
         if col in flows:
-            out |= vendor_names(flows[col].to_numpy(dtype=object))
+            # (the domain alone, not vendor_names: a forged or damaged name under kaspersky.com still
+            # makes the capture one of KSC traffic, as before newcomer 30 F5)
+            names = flows[col].to_numpy(dtype=object).tolist()
+            out |= np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) for x in names), bool, len(names))
     return out
 
 
