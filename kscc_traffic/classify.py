@@ -901,7 +901,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
-                  + (f" {resigned}" if product else ": a TLS-inspecting proxy whose CA the client does not trust?"))
+                  + (f" {resigned}" if product else
+                     # (the issuer named: which device inspects; RFC 4514 text, escaped; newcomer 30 F7)
+                     (f" issued by {_bounded(issuer)}" if issuer else "")
+                     + ": a TLS-inspecting proxy whose CA the client does not trust?"))
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}"
     if not detail and product:
         detail = f"certificate for {certs[0]} {resigned}"
@@ -911,6 +914,16 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: the most characters of a certificate's issuer text a detail quotes (:func:`_bounded`)
+MAX_ISSUER_TEXT = 120
+
+
+def _bounded(issuer: str) -> str:
+    """``issuer`` (``cert_issuer``: RFC 4514 text, already escaped) cut to :data:`MAX_ISSUER_TEXT`
+    characters, ``…`` ending a cut one (a certificate may carry an issuer of kilobytes)."""
+    return issuer if len(issuer) <= MAX_ISSUER_TEXT else issuer[:MAX_ISSUER_TEXT - 1] + "…"
 
 
 #: the TLS alert certificate_expired (RFC 8446 §6.2): after a public CA's certificate for the

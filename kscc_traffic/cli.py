@@ -406,6 +406,9 @@ def analyze(
                 out.flush()
         except OSError as e:
             raise _write_failed(e, output)
+        except Exception as e:  # a bug of ours (in the summary, the advice): status 2, not 1 ("flagged")
+            raise _fail(f"internal error while writing the report ({type(e).__name__}: {e}); "
+                        "please report it with the capture")
     except KeyboardInterrupt:             # Ctrl-C, SIGTERM: say what became of the report
         from .capture.files import is_stdin
         # (Ctrl-C on a pipeline stops the capturing program too: how to have its capture analysed)
@@ -1091,6 +1094,9 @@ def _main(args: Optional[List[str]]) -> None:
     except KeyboardInterrupt:
         err.print("Interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # a bug of ours a command did not map: status 2 (1 reads as "flagged")
+        _say("Error", f"internal error ({type(e).__name__}: {e}); please report it")
+        sys.exit(EXIT_UNUSABLE)
     if code == EXIT_INTERRUPTED and not _interrupted_said:
         # typer ends a command stopped by a KeyboardInterrupt with status 130 and no word
         err.print("Interrupted", markup=False)

@@ -32,6 +32,7 @@ from .classify import MCAST_JOINS_RE
 from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
+from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
@@ -1200,9 +1201,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # refused by the proxy (the agent's configured path), and others blocked otherwise (the
         # agent trying direct next): the proxy's advice first, then theirs (newcomer 28 F1)
         k = bl - proxied - bl_tls
-        other = (f"{k} of them" if bl_tls else "the other one" if k == 1 else f"the {k} others")
+        # (not ``other``: that is the count of unexpected flows of other purposes, used below)
+        rest = (f"{k} of them" if bl_tls else "the other one" if k == 1 else f"the {k} others")
         direct = bool(proxy_paths and proxy_paths.bl_direct >= k)
-        fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; {other} "
+        fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; {rest} "
                + (f"{'was' if k == 1 else 'were'} blocked going direct (through no proxy)" if direct
                   else f"{'was' if k == 1 else 'were'} blocked") + f": {fix}")
     if status == "blocked" and bl_forged:
@@ -1799,12 +1801,24 @@ def csv_unquoted(text: str) -> str:
 
 def _elsewhere_fix(r, k: int, names: tuple[str, ...]) -> str:
     """What to change for ``k`` flows of a KSC-only rule ``r`` to other names (:func:`elsewhere_rows`),
-    ``names`` the first of them (escaped here: untrusted text from packets)."""
-    said = _list_text([escape_terminal(csv_unquoted(x)) for x in names], "name") if names else "another name"
-    return (f"the agent is configured with another Administration Server address ({said}, on "
-            f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
-            f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / installation "
-            f"package (it must be a name under {r.host_mask})")
+    ``names`` the first of them (escaped here: untrusted text from packets). A name that is no host
+    name (:func:`~kscc_traffic.protocols.tls.is_host_name`: control or bidi characters, ``<``, ``=``)
+    is said as each such flow's detail says it, forged or damaged, not as an address the agent was
+    given (newcomer 30 F5)."""
+    shown = [csv_unquoted(x) for x in names]
+    good = [escape_terminal(x) for x in shown if is_host_name(x)]
+    bad = [escape_terminal(x) for x in shown if not is_host_name(x)]
+    flows = "1 flow" if k == 1 else f"{k} flows"
+    where = f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses"
+    forged = (f"{_list_text(bad, 'name')} {'is not a host name' if len(bad) == 1 else 'are not host names'} "
+              "(an SNI or DNS name holding characters no host name has: forged or damaged, see each flow's detail)")
+    if bad and not good:
+        return (f"{flows} on {where}: {forged}: no Administration Server address an agent is given; look for "
+                "a device on the path that alters the traffic, or the program that sent it")
+    said = _list_text(good, "name") if good else "another name"
+    return (f"the agent is configured with another Administration Server address ({said}, on {where}; "
+            f"{flows}): check the address in the agent's settings / installation "
+            f"package (it must be a name under {r.host_mask})" + (f"; {forged}" if bad else ""))
 
 
 def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: int = 0,
@@ -1832,8 +1846,11 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
     k_else, else_names = elsewhere
     if k_else:
         head = _elsewhere_fix(r, k_else, else_names)
-        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor, onprem, failed,
-                               inbound) if un > k_else else None
+        # (the failed ones of the others: at most as many as they are; which of the flows elsewhere
+        # failed is not counted, so a failed flow elsewhere is not said again as one of the others')
+        rest_failed = (min(failed[0], un - k_else), failed[1])
+        rest = _unexpected_fix(r, un - k_else, other - k_else, kinds, blocked_too, vendor=vendor, onprem=onprem,
+                               failed=rest_failed, inbound=inbound, console=console) if un > k_else else None
         return head + ((f". For the other {'one' if un - k_else == 1 else un - k_else}: {rest}") if rest else "")
     failed_all, failed_vendor = failed
     answered = [x for x in ANSWERED_UNEXPECTED if x in kinds]
@@ -1887,10 +1904,27 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                        "not wanted)")
         elif k:
             reverse += f" ({k} of them {INBOUND_TEXT})"
-        return (f"these flows on {r.transport.upper()} {r.port_text} "
+        text = (f"these flows on {r.transport.upper()} {r.port_text} "
                 + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
                    else f"{names.split(':')[0]} or {reverse}") + _failed_text(failed_all))
+        return _one_flow(text) if un == 1 else text
     return None
+
+
+#: (plural, singular) of the words :func:`_unexpected_fix`'s advice for the flows outside a purpose
+#: changes for one flow
+_ONE_FLOW = (("these flows on", "this flow on"), ("went to names outside", "went to a name outside"),
+             ("If an agent made them", "If an agent made it"), ("else they are", "else it is"),
+             ("nothing to open for them", "nothing to open for it"), ("were opened from", "was opened from"),
+             ("1 of them failed", "it failed"))
+
+
+def _one_flow(text: str) -> str:
+    """``text`` (:func:`_unexpected_fix`'s advice for the flows outside a purpose) for one flow:
+    "this flow … made it", not "these flows … made them" (newcomer 30 F5)."""
+    for many, one in _ONE_FLOW:
+        text = text.replace(many, one)
+    return text
 
 
 #: the headline of a report whose flows show no KSC agent traffic (:func:`no_ksc_traffic`)
@@ -1922,7 +1956,10 @@ def ksc_named(flows: pd.DataFrame) -> np.ndarray:
     out = np.zeros(len(flows), bool)
     for col in ("server_name", "query"):
         if col in flows:
-            out |= vendor_names(flows[col].to_numpy(dtype=object))
+            # (the domain alone, not vendor_names: a forged or damaged name under kaspersky.com still
+            # makes the capture one of KSC traffic, as before newcomer 30 F5)
+            names = flows[col].to_numpy(dtype=object).tolist()
+            out |= np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) for x in names), bool, len(names))
     return out
 
 
@@ -1971,17 +2008,22 @@ def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
 
 
 def console_names(names) -> np.ndarray:
-    """bool per ``server_name`` text: a name under :data:`CONSOLE_DOMAIN` (the Cloud Console
-    server's; case and a trailing dot ignored)."""
+    """bool per ``server_name`` text: a host name under :data:`CONSOLE_DOMAIN` (the Cloud Console
+    server's; case and a trailing dot ignored; no host name, e.g. ``\\xe2\\x80\\xaeeu1.ksc.kaspersky.com``
+    with a right-to-left override, is not one: :func:`vendor_names`)."""
     names = list(names)
-    return np.fromiter((_under_domain(str(x), CONSOLE_DOMAIN) for x in names), bool, len(names))
+    return np.fromiter((_under_domain(str(x), CONSOLE_DOMAIN) and is_host_name(csv_unquoted(x)) for x in names),
+                       bool, len(names))
 
 
 def vendor_names(names) -> np.ndarray:
-    """bool per ``server_name`` text: a name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
-    (case and a trailing dot ignored)."""
+    """bool per ``server_name`` text: a host name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
+    (case and a trailing dot ignored). A name that only ends like one but is no host name
+    (:func:`~kscc_traffic.protocols.tls.is_host_name`: an RLO or control character, ``<``…; its
+    flow's detail says "forged or damaged") is not Kaspersky's (newcomer 30 F5)."""
     names = list(names)
-    return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) for x in names), bool, len(names))
+    return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) and is_host_name(csv_unquoted(x)) for x in names),
+                       bool, len(names))
 
 
 def _carried(flows: pd.DataFrame) -> np.ndarray:

@@ -97,9 +97,9 @@ def test_icmp_reason_text_counts_each_kind():
 
 
 # --- 2: a connection to a Kaspersky name outside the mask that failed: not "nothing to change" -----
-FAILED_ADVICE = ("these flows on TCP 80 went to names outside *.digicert.com: Kaspersky names not on the KSC Cloud "
-                 "Console port page (its other services: updates, KSN, licensing…), not this purpose's servers; 1 of "
-                 "them failed (no answer, a reset, an ICMP error or an aborted TLS handshake: see each flow's detail): "
+FAILED_ADVICE = ("this flow on TCP 80 went to a name outside *.digicert.com: Kaspersky names not on the KSC Cloud "
+                 "Console port page (its other services: updates, KSN, licensing…), not this purpose's servers; it "
+                 "failed (no answer, a reset, an ICMP error or an aborted TLS handshake: see each flow's detail): "
                  "a firewall or proxy on the path blocks that Kaspersky service, which the agent may need: allow it as "
                  "that service's own port list says (it is not a Cloud Console port)")
 
@@ -240,9 +240,9 @@ def test_a_connection_from_outside_to_a_cloud_port_on_a_local_address_is_wrong_d
         ("agent_connection", "unexpected", "wrong_direction", INBOUND_DETAIL)]
     for row in _rows(flows):
         assert (row.loc["agent_connection", "status"], row.loc["agent_connection", "fix"]) == ("unexpected", (
-            "these flows on TCP 23100-23199 were opened from outside towards a local address on a cloud server's port "
+            "this flow on TCP 23100-23199 was opened from outside towards a local address on a cloud server's port "
             "(an inbound connection: the cloud server is never at a local address and never connects to agents): a "
-            "port forwarding to that host, or another program listening there; nothing to open for them (close such "
+            "port forwarding to that host, or another program listening there; nothing to open for it (close such "
             "a port forwarding if it is not wanted)"))
     assert ("wrong_direction : the connection was opened from outside towards a local address on a cloud server's "
             "port") in _finding(flows, "agent_connection")

@@ -46,7 +46,8 @@ def test_a_public_cas_certificate_for_the_name_rejected_is_the_trust_store(tmp_p
 @pytest.mark.parametrize("org, cn, names, detail_start", [
     # an unknown private CA: a TLS-inspecting proxy's, maybe
     ("Example Corp", "Corp Inspection CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
-     f"for {SNI}: a TLS-inspecting proxy whose CA the client does not trust?"),
+     f"for {SNI} issued by CN=Corp Inspection CA,O=Example Corp: a TLS-inspecting proxy whose CA the client does "
+     "not trust?"),
     # an inspection product's CA
     ("Fortinet", "FortiGate CA", None, "the client rejected the server's certificate (unknown_ca (48)) "
      f"for {SNI} issued by CN=FortiGate CA,O=Fortinet: a Fortinet FortiGate re-signs"),

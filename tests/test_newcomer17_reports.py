@@ -84,7 +84,7 @@ def test_html_flagged_section_gives_the_checklists_advice():
     assert set(shown) >= {"discovery", "cert_check", "agent_connection", "dp_agent_connection"}
     for rule, text in shown.items():
         assert h.unescape(text) == fixes[rule], rule
-    assert fixes["discovery"].startswith("these flows on TCP 443 went to names outside *.ksc.kaspersky.com")
+    assert fixes["discovery"].startswith("this flow on TCP 443 went to a name outside *.ksc.kaspersky.com")
 
 
 def test_intercepted_and_cleartext_flows_get_the_reasons_advice_not_the_firewall():

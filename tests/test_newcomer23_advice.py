@@ -255,7 +255,7 @@ def test_kaspersky_names_outside_the_mask_are_told_as_kasperskys_other_services(
     upd = analyze(_write(tmp_path, "upd.pcap", _http("dnl-03.geo.kaspersky.com", 1000.0, server="198.18.1.3")),
                   RULES)
     assert list(zip(upd.purpose, upd.verdict, upd.reason)) == [("cert_check", "unexpected", "host_mismatch")]
-    want = ("these flows on TCP 80 went to names outside *.digicert.com: Kaspersky names not on the KSC Cloud "
+    want = ("this flow on TCP 80 went to a name outside *.digicert.com: Kaspersky names not on the KSC Cloud "
             "Console port page (its other services: updates, KSN, licensing…), not this purpose's servers; nothing "
             "to change for the Cloud Console (those services have their own port list)")
     for row in _rows(upd):

@@ -115,8 +115,9 @@ def test_a_certificate_the_client_rejects_is_blocked_intercepted(tmp_path):
     r = flows.iloc[0]
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_intercepted")
     assert r["tls_alert"] == "client: unknown_ca (48)" and not r["tls_established"]
-    assert r["detail"] == (f"the client rejected the server's certificate (unknown_ca (48)) for {SNI}: a "
-                           "TLS-inspecting proxy whose CA the client does not trust?; the handshake was aborted "
+    # (the issuer named, newcomer 30 F7: this self-signed certificate's own name)
+    assert r["detail"] == (f"the client rejected the server's certificate (unknown_ca (48)) for {SNI} issued by "
+                           f"CN={SNI}: a TLS-inspecting proxy whose CA the client does not trust?; the handshake was aborted "
                            "and never completed: the agent cannot connect this way")
     # --fail-on blocked now says so
     assert fails(flagged_verdicts(flows), "blocked")

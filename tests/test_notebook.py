@@ -324,3 +324,15 @@ def test_notebook_reads_a_folder_as_the_command_line(kernel_env, tmp_path):
     said = "".join(o.get("text", "") for o in head.outputs if o.get("name") == "stderr")
     assert (f"CaptureWarning: {d}: not read: pc2/ (a folder: give it as its own argument); "
             "notes.txt (not a capture)") in said, said
+
+
+def test_notebook_runs_on_a_proxy_refusal_direct_attempt_and_another_server(kernel_env, tmp_path):
+    """Newcomer 30 F1: the capture whose advice raised a TypeError (a proxy's 403, a direct SYN
+    unanswered, TLS to another server's name and to another Kaspersky name on 23102): the notebook
+    runs, its checklist and fixes are the library's."""
+    from test_newcomer30_findings import FOUR, _capture
+    capture = Path(_capture(tmp_path, FOUR))
+    nb = _run(capture)
+    _check(nb, capture)
+    fixes = html.unescape(_text(_tagged(nb, "fixes")[0]))
+    assert "the agent is configured with another Administration Server address (ksc.other.example" in fixes

@@ -302,7 +302,7 @@ def test_readiness_says_the_proxy_refused_the_crl_download(tmp_path):
                                   "them"), row.fix
         # (dnl-03.geo.kaspersky.com: a Kaspersky update server, not a wrong Administration Server
         # address; newcomer 23 F7)
-        assert row.fix.endswith(". For the unexpected one: these flows on TCP 80 went to names outside "
+        assert row.fix.endswith(". For the unexpected one: this flow on TCP 80 went to a name outside "
                                 "*.digicert.com: Kaspersky names not on the KSC Cloud Console port page (its "
                                 "other services: updates, KSN, licensing…), not this purpose's servers; nothing "
                                 "to change for the Cloud Console (those services have their own port list)"), row.fix

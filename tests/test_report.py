@@ -104,7 +104,7 @@ def test_flows_to_other_hosts_on_a_shared_port_do_not_undo_a_verified_purpose():
         assert chk.loc["cert_check", "unexpected"] == 1
         assert chk.loc["cert_check", "reasons"] == "host_mismatch"
         assert chk.loc["discovery", "status"] == "unexpected"         # nothing else seen
-        assert chk.loc["discovery", "fix"].startswith("these flows on TCP 443 went to names outside "
+        assert chk.loc["discovery", "fix"].startswith("this flow on TCP 443 went to a name outside "
                                                       "*.ksc.kaspersky.com")
     # a host_mismatch next to a cleartext answer: the advice of not_tls (answered: not the
     # firewall; newcomer 17 #5), the host_mismatch flow counted apart, and how many were ok
@@ -139,7 +139,7 @@ def test_wrong_direction_flows_do_not_undo_a_verified_purpose(tmp_path):
     assert row["status"] == "verified" and row["unexpected"] == 1 and "wrong_direction" in row["reasons"]
     alone = readiness(odd, rules).set_index("rule").loc["agent_connection"]
     assert alone["status"] == "unexpected"
-    assert alone["fix"].startswith("these flows on TCP 23100-23199 had the documented port on the side that "
+    assert alone["fix"].startswith("this flow on TCP 23100-23199 had the documented port on the side that "
                                    "opened the connection")
     assert "allow outbound" not in alone["fix"]
 

@@ -275,17 +275,36 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                          f"{other_kl}). If an agent made the others, check the Administration Server address, DNS "
                          "and proxy it uses; else they are another program's traffic")
             kinds = set(kinds) & {"host_mismatch", "wrong_direction"}
-            return f"these flows on {r.transport.upper()} {r.port_text} " + (
+            text = f"these flows on {r.transport.upper()} {r.port_text} " + (
                 reverse if kinds == {"wrong_direction"}
                 else f"{names.split(':')[0]} or {reverse}" if len(kinds) == 2 else names) + failed_text(rest)
+            if un == 1:   # newcomer 30 F5: one flow said in the singular
+                for many, one in (("these flows on", "this flow on"), ("went to names outside", "went to a name outside"),
+                                  ("If an agent made them", "If an agent made it"), ("else they are", "else it is"),
+                                  ("nothing to open for them", "nothing to open for it"),
+                                  ("were opened from", "was opened from"), ("1 of them failed", "it failed")):
+                    text = text.replace(many, one)
+            return text
 
         def away_fix(k):
-            said = report._list_text([escape_terminal(x[1:] if x.startswith("'") and x[1:].lstrip(" \u3000").startswith(
-                report._FORMULA_START) else x) for x in away_names], "name")
-            return (f"the agent is configured with another Administration Server address ({said}, on "
-                    f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses; "
+            from kscc_traffic.protocols.tls import is_host_name
+            shown = [x[1:] if x.startswith("'") and x[1:].lstrip(" \u3000").startswith(report._FORMULA_START) else x
+                     for x in away_names]
+            good = [escape_terminal(x) for x in shown if is_host_name(x)]
+            bad = [escape_terminal(x) for x in shown if not is_host_name(x)]
+            where = f"{r.transport.upper()} {r.port_text}, ports only a KSC agent uses"
+            # newcomer 30 F5: a name that is no host name is said forged or damaged
+            forged = (f"{report._list_text(bad, 'name')} {'is not a host name' if len(bad) == 1 else 'are not host names'}"
+                      " (an SNI or DNS name holding characters no host name has: forged or damaged, see each flow's "
+                      "detail)")
+            if bad and not good:
+                return (f"{'1 flow' if k == 1 else f'{k} flows'} on {where}: {forged}: no Administration Server "
+                        "address an agent is given; look for a device on the path that alters the traffic, or the "
+                        "program that sent it")
+            said = report._list_text(good, "name") if good else "another name"
+            return (f"the agent is configured with another Administration Server address ({said}, on {where}; "
                     f"{'1 flow' if k == 1 else f'{k} flows'}): check the address in the agent's settings / "
-                    f"installation package (it must be a name under {r.host_mask})")
+                    f"installation package (it must be a name under {r.host_mask})" + (f"; {forged}" if bad else ""))
 
         def with_away(make):
             # (the others' advice, counted without the flows elsewhere; the flows elsewhere said first)

@@ -69,7 +69,7 @@ def test_no_name_asked_is_not_another_administration_server(tmp_path, cert):
     b = TableSummary.of(flows).readiness(rules).set_index("rule").loc["agent_connection", "fix"]
     assert a == b
     assert "another Administration Server address" not in a and "(," not in a, a
-    assert a.startswith("these flows on TCP 23100-23199 went to names outside *.ksc.kaspersky.com"), a
+    assert a.startswith("this flow on TCP 23100-23199 went to a name outside *.ksc.kaspersky.com"), a
 
 
 def test_a_name_asked_elsewhere_is_still_named(tmp_path):
