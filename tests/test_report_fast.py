@@ -914,6 +914,17 @@ def test_many_chunks_of_rows():
         assert_same_output(flows)
 
 
+def test_json_lines_joins_rows_as_the_row_by_row_join():
+    """``_json_lines`` (one join of a list filled piece by piece) gives each row the join of its
+    pieces' texts then ``}\\n``, as a tuple and a join per row did: empty texts, one row, one piece."""
+    pieces = [['{"a":1', '{"a":22', '{"a":"'], ["", ',"b":"x}"', ""], [',"c":false', ',"c":true', ',"c":null']]
+    want = "".join("".join(row) + "}\n" for row in zip(*pieces))
+    assert report._json_lines(pieces) == want
+    assert want == '{"a":1,"c":false}\n{"a":22,"b":"x}","c":true}\n{"a":","c":null}\n'
+    assert report._json_lines([["{"]]) == "{}\n"
+    assert report._json_lines([['{"a":1', '{"a":2'], [',"b":3', ',"b":4']]) == '{"a":1,"b":3}\n{"a":2,"b":4}\n'
+
+
 def test_cells_that_are_no_text_in_a_text_column():
     """A slice whose object column holds something else than ``str`` (missing values, numbers,
     bytes, lists, dicts: pandas writes each its own way) is written by pandas; the other slices
