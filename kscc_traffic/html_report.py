@@ -545,8 +545,11 @@ def _flow_table(flows: pd.DataFrame, rules: RuleSet, max_rows: int) -> str:
         # (more flagged flows than rows: the terminal table's choice, blocked ones first, then the
         # KSC agent traffic, time order inside each: flagged_rank, newcomer 30 F2)
         flagged = flows[bad]
-        keep = flagged.iloc[np.lexsort((np.arange(len(flagged)), flagged_rank(flagged, ksc_purposes(rules))))
-                            [:max_rows]]
+        # (time order inside a rank, as the terminal table's TableSummary: the rows are not in time
+        # order when a chunked reading wrote each flow as it ended, or for several captures)
+        when = flagged["ts_ns"] if "ts_ns" in flagged else flagged["ts"]
+        keep = flagged.iloc[np.lexsort((np.arange(len(flagged)), when.to_numpy(),
+                                        flagged_rank(flagged, ksc_purposes(rules))))[:max_rows]]
         keep = pd.concat([keep, flows[~bad].head(max_rows - len(keep))]).sort_values("ts", kind="stable")
         f = keep
         note = (f'<p class="warn">Showing {len(f)} of {total} flows (all flagged flows first; of them, when they '

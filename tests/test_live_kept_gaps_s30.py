@@ -115,3 +115,34 @@ def test_a_connection_kept_up_by_keep_alives_stays_one(tmp_path):
     assert got["conn_state"].tolist() == ["SF"], got[["ts", "conn_state", "history"]].to_string()
     assert got["history"].tolist() == ["ShADdaFf"]
     _assert_same(path, got)
+
+
+@pytest.mark.parametrize("gap", [160.0, 290.0])
+def test_a_connection_sending_data_less_often_than_its_idle_timeout_stays_one(tmp_path, gap):
+    """A TCP connection that sends a few bytes each way every ``gap`` s (more than half the 300 s
+    TCP idle timeout, less than all of it) past the packets kept whole, then closes: one SF
+    connection, live as analyze. Its data segments past the head are held for the sequence
+    numbers (each replacing the one before), not counted only: they were never bridged, and the
+    flow built again from the kept packets was split in two at the gap before the held ones."""
+    from scapy.all import TCP, Raw
+
+    def up(t, flags, seq, ack, data=b""):
+        return t, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50000, dport=13000, flags=flags, seq=seq, ack=ack)
+                      / Raw(data))
+
+    def dn(t, flags, seq, ack, data=b""):
+        return t, eth(IP(src="203.0.113.10", dst=AGENT) / TCP(sport=13000, dport=50000, flags=flags, seq=seq, ack=ack)
+                      / Raw(data), src=SERVER_MAC, dst=CLIENT_MAC)
+
+    recs = [up(0, "S", 100, 0), dn(.01, "SA", 500, 101), up(.02, "A", 101, 501)]
+    cs, ss, t = 101, 501, 1.0
+    for _ in range(HEAD_PACKETS // 2 + 10):
+        recs += [up(t, "PA", cs, ss, b"x" * 10), dn(t + .01, "PA", ss, cs + 10, b"y" * 10)]
+        cs, ss = cs + 10, ss + 10
+        t += gap
+    recs += [up(t, "FA", cs, ss), dn(t + .01, "FA", ss, cs + 1), up(t + .02, "A", cs + 1, ss + 1)]
+    path = write(tmp_path, recs)
+    got = _live(path, step=5)
+    assert got["conn_state"].tolist() == ["SF"], got[["ts", "conn_state", "history"]].to_string()
+    assert got["orig_bytes"].tolist() == [10 * (HEAD_PACKETS // 2 + 10)]
+    _assert_same(path, got)

@@ -168,3 +168,18 @@ def test_broadcasts_alone_to_15001_do_not_make_the_multicast_advice(tmp_path):
     text = " ".join(_table(flows).split())
     assert "not seen (1 broadcast to the port, not the documented multicast)" in text, text
     assert "IGMP snooping" not in text and "To verify" not in text, text
+
+
+def test_html_flow_table_cut_keeps_the_earliest_of_a_rank_whatever_the_row_order(tmp_path):
+    """The flagged flows of one rank that the HTML flow table keeps when cut are the earliest, as the
+    terminal table's (flagged_rank, time order inside each rank), also when the table's rows are not
+    in time order (a chunked reading writes a flow when it ends; several captures): they were the
+    first rows of the table."""
+    flows = analyze(str(_workstation(tmp_path, blocked=0, browsing=12)))
+    backwards = flows.iloc[::-1].reset_index(drop=True)
+    page = render_html(backwards, RULES, max_rows=4, charts=False)
+    table = page[page.index('id="flows"'):]
+    # (the KSC flow on 23101 first, then the three earliest browser connections)
+    assert table.count(f"{CLOUD}:23101") == 1, table[:3000]
+    kept = [i for i in range(1, 13) if f"198.18.0.{i}:443" in table]
+    assert kept == [1, 2, 3], kept

@@ -199,9 +199,9 @@ class _Flow:
         self.top_end: list[Optional[int]] = [None, None]
         self.after_top = [False, False]
         self.fafter: list[Optional[list]] = [None, None]
-        # the time of the last packet kept, and the last packet not kept since then that only
-        # counts (in ``extra``; not one held for TCP sequence numbers), as
-        # [time, record, payload, direction, payload bytes, IP bytes]:
+        # the time of the last packet kept, and the last packet not kept since then (counted in
+        # ``extra``, or held for TCP sequence numbers: ``fend``/``fack``/``fafter``), as
+        # [time, record, payload, direction, payload bytes, IP bytes, the held list or None]:
         # kept too (:meth:`bridge_gap`) when the next packet comes more than half the idle
         # timeout after the last kept one, so that the flow built again from the kept packets
         # has no gap longer than its idle timeout that the capture did not have (a DNS flow, or
@@ -251,7 +251,7 @@ class _Flow:
             return
         self.bridge = None
         self.nbridge += 1
-        bt, rec, payload, d, plen, iplen = b
+        bt, rec, payload, d, plen, iplen, held = b
         self.recs.append(rec)
         self.pays.append(payload)
         self.kept_ts = bt
@@ -259,6 +259,14 @@ class _Flow:
             self.ndata[d] += 1
             if payload:
                 self.npay[d] += 1
+        if held is not None and any(held is x for x in (*self.fend, *self.fack, *self.fafter)):
+            # (a TCP packet still held for the sequence numbers (:meth:`float_tcp`,
+            # :meth:`hold_after`): kept now, so held no more and never counted)
+            for slots in (self.fend, self.fack, self.fafter):
+                for k in (0, 1):
+                    if slots[k] is held:
+                        slots[k] = None
+            return
         e = self.extra
         e[3 * d] -= 1
         e[3 * d + 1] -= max(plen, 0)
@@ -632,10 +640,12 @@ class LiveSession:
                         e[3 * d] += 1
                         e[3 * d + 1] += max(plen[i], 0)
                         e[3 * d + 2] += iplen[i]
-                        # (a TCP payload past the segments the streams read is kept empty, as
-                        # when the packet is kept for another reason)
-                        fl.bridge = [t, srt[i * size:(i + 1) * size], b"" if is_tcp else payload, d,
-                                     plen[i], iplen[i]]
+                    # (a TCP payload past the segments the streams read is kept empty, as when the
+                    # packet is kept for another reason; a packet held for the sequence numbers
+                    # is bridged too: a connection sending data each 160 s, more than half the
+                    # TCP idle timeout, was split where the capture had no gap)
+                    fl.bridge = [t, srt[i * size:(i + 1) * size], b"" if is_tcp else payload, d,
+                                 plen[i], iplen[i], held]
                     if pr == UDP and payload and (a_p[i] == 53 or b_p[i] == 53):
                         self._dns_payload(t, self._dst_text(recs, i), payload, msg)
             fl.last_sig = (sig, t)
