@@ -10,7 +10,7 @@ packet before the one kept is kept too (LiveSession: ``_Flow.bridge``)."""
 from __future__ import annotations
 
 import pytest
-from scapy.all import DNS, DNSQR, DNSRR, IP, UDP
+from scapy.all import DNS, DNSQR, DNSRR, IP, TCP, UDP, Raw
 
 from chunkcmp import write
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
@@ -21,6 +21,18 @@ from kscc_traffic.rules import load_rules
 RULES = load_rules()
 AGENT, RESOLVER = "192.0.2.10", "198.51.100.53"
 NAME = "eu1.ksc.kaspersky.com"
+
+
+def _up(t, flags, seq, ack, data=b""):
+    """(t, frame) of the agent's connection to 203.0.113.10:13000, agent to server."""
+    return t, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50000, dport=13000, flags=flags, seq=seq, ack=ack)
+                  / Raw(data))
+
+
+def _dn(t, flags, seq, ack, data=b""):
+    """(t, frame) of the same connection, server to agent."""
+    return t, eth(IP(src="203.0.113.10", dst=AGENT) / TCP(sport=13000, dport=50000, flags=flags, seq=seq, ack=ack)
+                  / Raw(data), src=SERVER_MAC, dst=CLIENT_MAC)
 
 
 def _lookups(kinds, answers=None):
@@ -88,16 +100,7 @@ def test_a_connection_kept_up_by_keep_alives_stays_one(tmp_path):
     keep-alive each 60 s for 20 minutes, then closed: one SF connection, live as analyze (the
     keep-alives after the packets kept whole add only to counters: the close came 1,150 s after
     the last kept packet, more than the 300 s TCP idle timeout, and made a second, partial flow)."""
-    from scapy.all import TCP, Raw
-
-    def up(t, flags, seq, ack, data=b""):
-        return t, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50000, dport=13000, flags=flags, seq=seq, ack=ack)
-                      / Raw(data))
-
-    def dn(t, flags, seq, ack, data=b""):
-        return t, eth(IP(src="203.0.113.10", dst=AGENT) / TCP(sport=13000, dport=50000, flags=flags, seq=seq, ack=ack)
-                      / Raw(data), src=SERVER_MAC, dst=CLIENT_MAC)
-
+    up, dn = _up, _dn
     recs = [up(0, "S", 100, 0), dn(.01, "SA", 500, 101), up(.02, "A", 101, 501)]
     cs, ss, t = 101, 501, 1.0
     for _ in range(40):
@@ -124,16 +127,7 @@ def test_a_connection_sending_data_less_often_than_its_idle_timeout_stays_one(tm
     connection, live as analyze. Its data segments past the head are held for the sequence
     numbers (each replacing the one before), not counted only: they were never bridged, and the
     flow built again from the kept packets was split in two at the gap before the held ones."""
-    from scapy.all import TCP, Raw
-
-    def up(t, flags, seq, ack, data=b""):
-        return t, eth(IP(src=AGENT, dst="203.0.113.10") / TCP(sport=50000, dport=13000, flags=flags, seq=seq, ack=ack)
-                      / Raw(data))
-
-    def dn(t, flags, seq, ack, data=b""):
-        return t, eth(IP(src="203.0.113.10", dst=AGENT) / TCP(sport=13000, dport=50000, flags=flags, seq=seq, ack=ack)
-                      / Raw(data), src=SERVER_MAC, dst=CLIENT_MAC)
-
+    up, dn = _up, _dn
     recs = [up(0, "S", 100, 0), dn(.01, "SA", 500, 101), up(.02, "A", 101, 501)]
     cs, ss, t = 101, 501, 1.0
     for _ in range(HEAD_PACKETS // 2 + 10):
