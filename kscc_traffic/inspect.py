@@ -1149,7 +1149,7 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
     short = np.zeros((2, nflows), bool)
-    start_lost = np.zeros((2, nflows), bool)
+    start_lost = np.zeros((2, nflows), np.int8)
     # (not a fragment after the first, nor a header cut before its ports: sport -1, no segment)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c)
                       & (c["sport"] >= 0))[0]
@@ -1182,16 +1182,17 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
         maybe[d, f] = m
         seen[d, f] = True
         short[d, f] = cap < np.minimum(c["payload_len"][rows], HEAD_WHOLE)
-        lost, later = _start_off(ft, key, _data_seq(c, rows))
+        lost, later, acked = _start_off(ft, key, _data_seq(c, rows))
         # (a segment sent before the first one captured: its stream is looked at from its start)
         maybe[d[later], f[later]] = True
-        start_lost[d[lost], f[lost]] = True
+        start_lost[d[lost], f[lost]] = np.where(acked[lost], 2, 1)
     return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1], start_lost
 
 
 def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For (flow, direction) groups ``key`` (flow row * 2 + 1 for the responder) whose earliest
-    data segment starts at ``first_seq``: ``(lost, later)`` bool arrays like ``key``. Both only
+    data segment starts at ``first_seq``: ``(lost, later, acked)`` bool arrays like ``key``
+    (``acked``: :func:`_start_acked`). Both only
     where the direction's SYN (the client's SYN, the server's SYN-ACK) was captured and that
     segment does not start at its sequence number + 1 (the stream's first byte): ``lost`` when no
     captured data segment of the direction starts there (the stream's start was not captured: a
@@ -1201,14 +1202,14 @@ def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[n
     later = np.zeros(len(key), bool)
     srows, sgrp = _syn_rows(ft)
     if not len(srows) or not len(key):
-        return lost, later
+        return lost, later, lost
     c = ft.packets.cols
     anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
     first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
     has_syn = np.isin(key, sgrp)
     off = has_syn & ~np.isin(first, anchor)
     if not off.any():
-        return lost, later
+        return lost, later, lost
     # (the groups' data segments that start at a SYN's sequence number + 1)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
     g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
@@ -1216,7 +1217,30 @@ def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[n
     at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
     starts = g[sel][np.isin(at, anchor)]
     there = np.isin(key, starts)
-    return off & ~there, off & there
+    return off & ~there, off & there, _start_acked(ft, key, srows, sgrp)
+
+
+def _start_acked(ft: FlowTable, key: np.ndarray, srows: np.ndarray, sgrp: np.ndarray) -> np.ndarray:
+    """bool array like ``key`` ((flow, direction) groups: flow row * 2 + 1 for the responder):
+    the other side acknowledged a byte past the direction's first (an ACK number after its SYN's
+    sequence number + 1, mod 2**32, within 2**31), given its SYN packets ``srows`` of groups
+    ``sgrp`` (:func:`kscc_traffic.streams._syn_rows`)."""
+    c = ft.packets.cols
+    rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & ACK) != 0)
+                      & (c["sport"] >= 0))[0]
+    # (an ACK of the originator acknowledges the responder's bytes, and the other way round)
+    g = ft.pkt_flow[rows].astype(np.int64) * 2 + np.asarray(ft.pkt_from_orig[rows], bool)
+    sel = np.isin(g, key)
+    rows, g = rows[sel], g[sel]
+    if not len(rows):
+        return np.zeros(len(key), bool)
+    order = np.argsort(sgrp, kind="stable")
+    sg, sv = sgrp[order], (c["seq"][srows[order]].astype(np.int64) + 1) % _SEQ_SPACE
+    at = np.minimum(np.searchsorted(sg, g), len(sg) - 1)
+    mine = sg[at] == g
+    delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) % _SEQ_SPACE
+    acked = g[mine][(delta > 0) & (delta < 1 << 31)]
+    return np.isin(key, acked)
 
 
 #: sequence numbers (mod 2**32) combined with a group number into one int64 key
@@ -1617,8 +1641,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"], start_lost = _first_segment_hints(ft, n)
-    cols["client_proto"][seen_c & ~maybe_c & ~start_lost[0]] = "other"
-    cols["server_proto"][seen_s & ~maybe_s & ~start_lost[1]] = "other"
+    cols["client_proto"][seen_c & ~maybe_c & (start_lost[0] == 0)] = "other"
+    cols["server_proto"][seen_s & ~maybe_s & (start_lost[1] == 0)] = "other"
     deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
     # a slice of flows at a time: their streams (up to 2 x MAX_BYTES each) are in memory together
     deep_idx = np.nonzero(deep)[0]
@@ -1628,10 +1652,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         _deep_look(ft, part, flows, cols, service, answers, dns_flow, proto)
     # a direction whose first bytes were not captured (its SYN was, no data segment starts after
     # it): what it sent is not known, not "other" (break-it 30 F3)
+    # Only a start the peer acknowledged was lost by the capture alone (payload_cut: judged from
+    # the packets); one it never acknowledged was lost on the path (a path-MTU black hole, the
+    # peer's acknowledgements stuck before it: the packets tell that story themselves)
     for side, col in ((0, "client_proto"), (1, "server_proto")):
-        lost = start_lost[side] & ~np.isin(cols[col], ("tls", "http"))
+        lost = (start_lost[side] > 0) & ~np.isin(cols[col], ("tls", "http"))
         cols[col][lost] = ""
-        cols["payload_cut"][lost] = True
+        cols["payload_cut"][lost & (start_lost[side] == 2)] = True
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
