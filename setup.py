@@ -11,9 +11,9 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("kscc_traffic.capture._walk", ["kscc_traffic/capture/_walk.c"],
                              optional=True),
-                   Extension("kscc_traffic.capture._ranges", ["kscc_traffic/capture/_ranges.c"],
+                   Extension("kscc_traffic.capture._ranges", ["kscc_traffic/capture/_ranges.c"], depends=["kscc_traffic/_buffers.h"],
                              optional=True),
-                   Extension("kscc_traffic._tcpstate", ["kscc_traffic/_tcpstate.c"],
+                   Extension("kscc_traffic._tcpstate", ["kscc_traffic/_tcpstate.c"], depends=["kscc_traffic/_buffers.h"],
                              optional=True),
-                   Extension("kscc_traffic._keyhash", ["kscc_traffic/_keyhash.c"],
+                   Extension("kscc_traffic._keyhash", ["kscc_traffic/_keyhash.c"], depends=["kscc_traffic/_buffers.h"],
                              optional=True)])

@@ -18,29 +18,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_buffers.h"
 #include <stdint.h>
 #include <string.h>
-
-/* A C-contiguous buffer of 8-byte integers in native order (numpy int64 or uint64: format l, q,
- * L or Q, perhaps prefixed by "@", "=" or, on a little-endian host, "<"). */
-static int
-get_u64s(PyObject *obj, Py_buffer *view, const char *what, int writable)
-{
-    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    const char *f = view->format ? view->format : "B";
-    const uint16_t one = 1;
-    if (*f == '@' || *f == '=' || (*f == '<' && *(const unsigned char *)&one == 1))
-        f++;
-    if (view->itemsize != 8 || (strcmp(f, "l") != 0 && strcmp(f, "q") != 0 && strcmp(f, "L") != 0
-                                && strcmp(f, "Q") != 0)) {
-        PyErr_Format(PyExc_TypeError, "%s: an array of native 8-byte integers expected (format %s)", what,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 static PyObject *
 mix(PyObject *self, PyObject *args)
@@ -51,11 +31,11 @@ mix(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "OOO:mix", &h_o, &v_o, &out_o))
         return NULL;
-    if (get_u64s(h_o, &h, "h", 0) < 0)
+    if (get_8byte_ints(h_o, &h, "h", 0, 1) < 0)
         return NULL;
-    if (get_u64s(v_o, &v, "v", 0) < 0)
+    if (get_8byte_ints(v_o, &v, "v", 0, 1) < 0)
         goto release_h;
-    if (get_u64s(out_o, &out, "out", 1) < 0)
+    if (get_8byte_ints(out_o, &out, "out", 1, 1) < 0)
         goto release_v;
     if (v.len != h.len || out.len != h.len) {
         PyErr_SetString(PyExc_ValueError, "mix: arrays of different lengths");
@@ -99,9 +79,9 @@ uids(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "OO:uids", &h1_o, &h2_o))
         return NULL;
-    if (get_u64s(h1_o, &h1, "h1", 0) < 0)
+    if (get_8byte_ints(h1_o, &h1, "h1", 0, 1) < 0)
         return NULL;
-    if (get_u64s(h2_o, &h2, "h2", 0) < 0)
+    if (get_8byte_ints(h2_o, &h2, "h2", 0, 1) < 0)
         goto release_h1;
     Py_ssize_t n = h1.len / 8;
     if (h2.len != h1.len) {

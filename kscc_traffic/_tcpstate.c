@@ -25,6 +25,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_buffers.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,24 +34,6 @@
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* TCP flag bits (flows.py: FIN, SYN, RST, ACK) */
 enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_ACK = 0x10 };
-
-static int
-get_int64s(PyObject *obj, Py_buffer *view, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    const char *f = view->format ? view->format : "B";
-    const uint16_t one = 1;
-    if (*f == '@' || *f == '=' || (*f == '<' && *(const unsigned char *)&one == 1))
-        f++;
-    if (view->itemsize != 8 || (strcmp(f, "l") != 0 && strcmp(f, "q") != 0)) {
-        PyErr_Format(PyExc_TypeError, "%s: an array of native int64 expected (format %s)", what,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 static int
 get_int8s(PyObject *obj, Py_buffer *view, const char *what)
@@ -82,13 +65,13 @@ endpoint_states(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "OOOOOO:endpoint_states", &fl_o, &io_o, &fg_o, &ln_o, &os_o, &rs_o))
         return NULL;
-    if (get_int64s(fl_o, &fl, "flow") < 0)
+    if (get_8byte_ints(fl_o, &fl, "flow", 0, 0) < 0)
         return NULL;
-    if (get_int64s(io_o, &io, "from_orig") < 0)
+    if (get_8byte_ints(io_o, &io, "from_orig", 0, 0) < 0)
         goto release_fl;
-    if (get_int64s(fg_o, &fg, "flags") < 0)
+    if (get_8byte_ints(fg_o, &fg, "flags", 0, 0) < 0)
         goto release_io;
-    if (get_int64s(ln_o, &ln, "plen") < 0)
+    if (get_8byte_ints(ln_o, &ln, "plen", 0, 0) < 0)
         goto release_fg;
     if (get_int8s(os_o, &os, "os") < 0)
         goto release_ln;
@@ -214,15 +197,15 @@ event_rows(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "OOOOOO:event_rows", &fl_o, &io_o, &fg_o, &tc_o, &ln_o, &kp_o))
         return NULL;
-    if (get_int64s(fl_o, &fl, "flow") < 0)
+    if (get_8byte_ints(fl_o, &fl, "flow", 0, 0) < 0)
         return NULL;
     if (get_bytes1(io_o, &io, "from_orig", 0) < 0)
         goto release_fl;
-    if (get_int64s(fg_o, &fg, "flags") < 0)
+    if (get_8byte_ints(fg_o, &fg, "flags", 0, 0) < 0)
         goto release_io;
     if (get_bytes1(tc_o, &tc, "is_tcp", 0) < 0)
         goto release_fg;
-    if (get_int64s(ln_o, &ln, "plen") < 0)
+    if (get_8byte_ints(ln_o, &ln, "plen", 0, 0) < 0)
         goto release_tc;
     if (get_bytes1(kp_o, &kp, "keep", 1) < 0)
         goto release_ln;

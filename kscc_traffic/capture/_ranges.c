@@ -17,28 +17,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "../_buffers.h"
 #include <stdint.h>
 #include <string.h>
-
-/* An int64 array argument: a C-contiguous buffer of 8-byte signed integers in native order
- * (numpy int64: format "l" or "q", perhaps prefixed by "@", "=" or, on a little-endian host, "<"). */
-static int
-get_int64s(PyObject *obj, Py_buffer *view, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    const char *f = view->format ? view->format : "B";
-    const uint16_t one = 1;
-    if (*f == '@' || *f == '=' || (*f == '<' && *(const unsigned char *)&one == 1))
-        f++;
-    if (view->itemsize != 8 || (strcmp(f, "l") != 0 && strcmp(f, "q") != 0)) {
-        PyErr_Format(PyExc_TypeError, "%s: an array of native int64 expected (format %s)", what,
-                     view->format ? view->format : "B");
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
 
 static PyObject *
 copy_ranges(PyObject *self, PyObject *args)
@@ -53,11 +34,11 @@ copy_ranges(PyObject *self, PyObject *args)
         return NULL;
     if (PyObject_GetBuffer(src_o, &src, PyBUF_C_CONTIGUOUS) < 0)
         goto release_dst;
-    if (get_int64s(dst_at_o, &da, "dst_at") < 0)
+    if (get_8byte_ints(dst_at_o, &da, "dst_at", 0, 0) < 0)
         goto release_src;
-    if (get_int64s(src_at_o, &sa, "src_at") < 0)
+    if (get_8byte_ints(src_at_o, &sa, "src_at", 0, 0) < 0)
         goto release_da;
-    if (get_int64s(len_o, &ln, "length") < 0)
+    if (get_8byte_ints(len_o, &ln, "length", 0, 0) < 0)
         goto release_sa;
 
     Py_ssize_t k = ln.len / 8;
@@ -108,9 +89,9 @@ gather(PyObject *self, PyObject *args)
         return NULL;
     if (PyObject_GetBuffer(src_o, &src, PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
-    if (get_int64s(src_at_o, &sa, "src_at") < 0)
+    if (get_8byte_ints(src_at_o, &sa, "src_at", 0, 0) < 0)
         goto release_src;
-    if (get_int64s(len_o, &ln, "length") < 0)
+    if (get_8byte_ints(len_o, &ln, "length", 0, 0) < 0)
         goto release_sa;
 
     Py_ssize_t k = ln.len / 8, i;
