@@ -828,6 +828,8 @@ def report(
             _say("Warning", w)
         try:
             write_html(html, flows, ruleset, captures=read, warnings=skipped + warnings)
+        except BrokenPipeError:   # (--html /dev/stdout | head: closed by its reader, as analyze)
+            raise typer.Exit(EXIT_PIPE_CLOSED)
         except OSError as e:
             raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
         except Exception as e:  # a bug of ours

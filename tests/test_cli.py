@@ -294,6 +294,14 @@ def test_a_report_into_a_closed_pipe_still_ends_with_141():
     assert (p.returncode, p.stderr) == (141, "")
 
 
+def test_html_report_into_a_closed_pipe_ends_with_141():
+    # `report --html /dev/stdout | head`: the HTML written into standard output whose reader went
+    # away said "Error: /dev/stdout: cannot write the report (Broken pipe)" with status 2 (session 30
+    # review); now quiet with 141 as analyze --output /dev/stdout
+    p = _run_into_closed_pipe(("report", SAMPLES / "baseline_agent.pcap", "--html", "/dev/stdout"))
+    assert (p.returncode, p.stderr) == (141, "")
+
+
 @pytest.mark.parametrize("args, names", [
     (("analyze", SAMPLES / "baseline_agent.pcap", "--rules", ROOT / "rules" / "kscc-cloud.toml",
       "--rules", ROOT / "rules" / "kscc-cloud.toml"), "--rules"),
