@@ -85,7 +85,8 @@ _FAIL_ON_HELP = ("exit status 1 when (repeatable, or a comma list; any one that 
                  "browser's HTTPS to other hosts on 443, cleartext on a TLS port (not_tls) or a name outside the "
                  "host mask, then give 0); no-ksc, no flow is KSC agent traffic (the report's 'No KSC agent "
                  "traffic' headline, or nothing captured: the wrong machine or the wrong time), over all the "
-                 "captures given. E.g. --fail-on flagged,no-ksc")
+                 "captures given. Without KSC agent traffic in the captures, blocked and unexpected flows are other "
+                 "programs' and fail nothing (a Note: line says so). E.g. --fail-on flagged,no-ksc")
 
 
 def _fail_on_option():
@@ -107,9 +108,22 @@ def _fail_on(given: List[str]) -> frozenset:
         raise _click_exceptions().BadParameter(
             f"unknown condition {', '.join(repr(escape_terminal(b)) for b in bad)}; valid: {', '.join(FAIL_ON_CHOICES)}",
             param_hint="'--fail-on'")
-    return out or frozenset({"flagged"})
+    chosen = FailOn(out or {"flagged"})
+    chosen.explicit = bool(given)
+    return chosen
 
 
+class FailOn(frozenset):
+    """The ``--fail-on`` conditions (a frozenset of names) and whether the user gave them
+    (``explicit``; False: the default ``{"flagged"}``)."""
+    explicit = False
+
+
+#: the stderr line of a run given ``--fail-on`` whose flagged flows are none of them KSC agent
+#: traffic: they don't count, the exit status is 0 (:func:`kscc_traffic.output.fails`)
+IGNORED_LINE = ("{verdicts} flows in {what}, but no flow is KSC agent traffic (none goes to a Kaspersky name or "
+                "a KSC-only port): they are other programs' and do not fail the run: exit status 0 "
+                "(--fail-on no-ksc fails a run without KSC agent traffic)")
 #: the stderr line of a run that ends with status 1 because no flow is KSC agent traffic
 #: (``--fail-on no-ksc``): said also when the report goes to a file (JSON Lines, CSV, HTML)
 NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or a KSC-only port "
@@ -122,10 +136,16 @@ def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> 
     flow is KSC agent traffic (``ksc``, over all ``captures``): :data:`EXIT_FLAGGED` or
     :data:`EXIT_OK`. When ``no-ksc`` is what fails the run, one ``Warning:`` line on stderr
     (:data:`NO_KSC_LINE`) says so."""
-    from .output import NO_KSC, fails
+    from .output import FAIL_ON, NO_KSC, fails
     failed = fails(verdicts, fail_on, ksc)
     if failed and not ksc and NO_KSC in fail_on:
         _say("Warning", NO_KSC_LINE.format(what="in the capture" if captures <= 1 else "in these captures"))
+    elif not failed and not ksc and getattr(fail_on, "explicit", False) and fails(verdicts, fail_on, True):
+        # (`--fail-on blocked` on a capture whose blocked flows are all other programs': a script
+        # asking "is anything blocked?" must hear why the answer is 0; newcomer 31 F2)
+        ignored = sorted(v for w in fail_on if w in FAIL_ON for v in FAIL_ON[w] if v in verdicts)
+        _say("Note", IGNORED_LINE.format(verdicts=" and ".join(ignored),
+                                         what="the capture" if captures <= 1 else "these captures"))
     return EXIT_FLAGGED if failed else EXIT_OK
 
 
