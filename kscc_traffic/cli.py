@@ -870,7 +870,7 @@ def report(
 @app.command()
 def live(
     interface: Optional[str] = typer.Option(None, "--interface", "-i", metavar="INTERFACE",
-                                            help="interface to capture on (default: the default route's)"),
+                                            help="interface to capture on (default: the default route's; without one, the first interface up; --list-interfaces says which)"),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.0, metavar="SECONDS", help="stop after SECONDS"),
     count: Optional[int] = typer.Option(None, "--count", "-c", min=1, metavar="N", help="stop after N packets"),
     write: Optional[Path] = typer.Option(None, "--write", "-w", metavar="FILE", help="also keep every captured packet in this pcapng file"),
@@ -901,14 +901,14 @@ def live(
                                       "ports it covers; rules --bpf prints it)"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
-    from .live.sources import default_interface
+    from .live.sources import default_interface_why
     from .live.sources import list_interfaces as interfaces
 
     fail_on = _fail_on(fail_on)
     if list_interfaces:
-        default = default_interface()
-        for name in interfaces():
-            typer.echo(f"{name}{'  (default route)' if name == default else ''}")
+        default, why = default_interface_why()
+        for name in interfaces():  # (names from the kernel: escaped all the same)
+            typer.echo(f"{escape_terminal(name)}{f'  (default: {why})' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
     output = _stdout_dash(output)
     if write is not None and str(write) == "-":
