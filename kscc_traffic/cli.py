@@ -954,7 +954,7 @@ def live(
         if result.note:
             _say("Warning", result.note)
         drops = "unknown" if result.dropped is None else str(result.dropped)
-        err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+        err.print(escape_terminal(f"Captured {result.captured} packet{'' if result.captured == 1 else 's'} on {result.interface} ({result.engine}), "
                                   f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
                   + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
     except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)
