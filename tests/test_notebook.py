@@ -23,9 +23,10 @@ import pytest
 import kscc_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
+from conftest import SHARED  # noqa: E402
 NOTEBOOK = ROOT / "notebooks" / "traffic_breakdown.ipynb"
 SAMPLE = ROOT / "samples" / "captures" / "blocked_agent.pcap"
-CORPUS = ROOT.parent / "shared" / "corpus" / "ksc" / "ns_blocked_agent.pcap"
+CORPUS = SHARED / "corpus" / "ksc" / "ns_blocked_agent.pcap"
 KERNEL = "kscc-traffic-test"
 
 
