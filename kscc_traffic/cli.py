@@ -769,11 +769,38 @@ def rules_cmd(
         raise _write_failed(e, None)
 
 
+#: below this many columns ``rules`` prints one block per purpose, not a table (a 9-column table
+#: folded its purpose text 6 characters wide at 80 columns; newcomer 31 F9)
+RULES_TABLE_MIN_WIDTH = 120
+
+
 def _print_rules(ruleset) -> None:
-    """The table of documented purposes on standard output."""
+    """The table of documented purposes on standard output; below
+    :data:`RULES_TABLE_MIN_WIDTH` columns one block per purpose (its id, transport, ports, cast,
+    protocol, opener and section on one line, the host mask and the purpose text under it)."""
     from rich.table import Table
     from rich.text import Text
 
+    console = _console()
+    if console.width < RULES_TABLE_MIN_WIDTH:
+        import textwrap
+        width = max(console.width, 40)
+        out = Text(f"{len(ruleset.rules)} documented purposes\n", style="bold")
+        for r in ruleset.rules:   # (a rules file is the user's text: escaped, no markup)
+            out.append("\n")
+            out.append(escape_terminal(r.id), style="bold")
+            head = (f"{r.transport.upper()} {r.port_text} {r.cast}, {r.app_protocol}, "
+                    f"opened {r.opener.replace('_', ' ')}, {r.section}")
+            out.append("\n" + textwrap.fill(escape_terminal(head), width, initial_indent="  ",
+                                            subsequent_indent="    "))
+            if r.host_mask:
+                out.append("\n" + textwrap.fill(escape_terminal(f"host mask: {r.host_mask}"), width,
+                                                initial_indent="  ", subsequent_indent="    "))
+            text = r.purpose + (f" ({r.condition})" if r.condition else "")
+            out.append("\n" + textwrap.fill(escape_terminal(text), width, initial_indent="  ",
+                                            subsequent_indent="  ") + "\n")
+        console.print(out, soft_wrap=True)
+        return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "cast", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
@@ -781,7 +808,7 @@ def _print_rules(ruleset) -> None:
         t.add_row(*(Text(escape_terminal(v)) for v in (
             r.id, r.section, r.transport, r.port_text, r.cast, r.app_protocol, r.opener, r.host_mask or "-",
             r.purpose + (f" ({r.condition})" if r.condition else ""))))
-    _console().print(t)
+    console.print(t)
 
 
 @app.command()
