@@ -2921,12 +2921,17 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
     if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
         return out   # (every cell on one line)
-    status, reasons = max(_longest_word(statuses), 6), max(_longest_word(chk["reasons"]), 7)
+    reasons = max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
-    left = width - frame - purpose - status - reasons - flows
-    if left < section + ports:
+    # (the status whole when it fits, "not seen" on one line: the table half as high at 80
+    # columns; newcomer 31 F10), else at least its longest word
+    for status in (max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)):
+        left = width - frame - purpose - status - reasons - flows
+        if left >= section + ports:
+            break
+    else:
         return out
     # (section: its header "section" whole when there is room, else folded; ports get the rest)
     section = max(section, min(len("section"), left - max(ports, len("transport/"))))
@@ -2935,6 +2940,10 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
     return out
+
+
+#: the checklist's headers when their column is narrower than the header (:func:`_checklist_widths`)
+_NARROW_HEADERS = {"section": "§", "transport/ports": "ports"}
 
 
 def several_captures_note(k: int) -> str:
@@ -2988,7 +2997,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # status and reasons cells keep their longest word whole when the width allows)
     widths = _checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
+        # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
+        room = widths.get(col, {}).get("max_width")
+        header = _NARROW_HEADERS.get(col, col) if room is not None and room < len(col) else col
+        c.add_column(header, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
