@@ -2290,7 +2290,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ``orig_bytes``, ``resp_bytes``, ``proxy_target``, ``capture``…) refine the advice when
         present.
     :param rules: the documented purposes (default: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: DataFrame, one row per rule in the rules' order.
+    :returns: DataFrame, one row per rule in the rules' order (index 0…n-1), the columns above in
+        that order: ``flows``, ``ok``, ``blocked``, ``unexpected`` ``int64`` (flow counts), the
+        others text, ``object`` columns of Python ``str`` (``''`` when empty), as the flow table's
+        (not pandas 3's ``str`` dtype); the same columns and dtypes for an empty flow table.
     :raises ValueError: ``flows`` lacks a column of :data:`READINESS_COLUMNS` (the message names
         them), e.g. an empty ``pd.DataFrame()`` (an empty flow table of :func:`kscc_traffic.analyze`
         has every column, and gives every purpose "not seen").
@@ -2436,7 +2439,15 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     elif len(flows):
         joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
         rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
-    return pd.DataFrame(rows)
+    return checklist_frame(rows)
+
+
+def checklist_frame(rows: list[dict]) -> pd.DataFrame:
+    """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
+    counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
+    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    t = pd.DataFrame(rows)
+    return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 
 #: (name, rcode) pairs a :class:`TableSummary` counts one by one; flows of further pairs are
@@ -2887,7 +2898,7 @@ class TableSummary:
         else:
             groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
             rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
-        return pd.DataFrame(rows)
+        return checklist_frame(rows)
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out
