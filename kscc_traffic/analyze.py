@@ -20,27 +20,13 @@ from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .columns import Columns
 from .flows import FLOW_COLUMNS, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
-
-#: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
-class Columns(dict):
-    """The flow table's columns, in order: ``name -> (dtype, unit, description)``, a ``dict``.
-
-    ``dtype`` is the pandas dtype of the column in :func:`kscc_traffic.analyze`'s table
-    (``object`` for text, ``int64``, ``float64``, ``bool``), ``unit`` its unit ('' when none:
-    ``s``, ``s, epoch``, ``bytes``, ``packets``…), ``description`` one sentence on what it holds. Read one with
-    ``kscc_traffic.COLUMNS["verdict"][2]``, or all with
-    ``pd.DataFrame.from_dict(kscc_traffic.COLUMNS, orient="index", columns=["dtype", "unit",
-    "description"])``; the README's "The flow table" section describes each column at length
-    (Zeek ``conn.log`` names and meanings, then what kscc-traffic adds)."""
-
-    __slots__ = ()
-
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
 COLUMNS: Columns = Columns({

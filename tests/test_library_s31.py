@@ -39,3 +39,16 @@ def test_readiness_text_columns_are_object_as_the_flow_table(flows, rows):
     assert all(type(v) is str for c in CHECKLIST_TEXT for v in chk[c])
     assert (chk["status"] == "blocked").sum() == (6 if rows else 0)
 
+
+def test_flow_columns_documents_itself_in_help():
+    # help(kscc_traffic.FLOW_COLUMNS) showed dict's own help ("dict() -> new empty dictionary"):
+    # now the same documented type as COLUMNS, still a dict, the first columns of COLUMNS
+    for table in (kt.FLOW_COLUMNS, kt.COLUMNS):
+        text = pydoc.render_doc(table, renderer=pydoc.plaintext)
+        assert "name -> (dtype, unit, description)" in text and "new empty dictionary" not in text
+        assert "FLOW_COLUMNS" in text and "build_flows" in text
+        assert isinstance(table, dict) and type(table).__name__ == "Columns"
+    assert list(kt.COLUMNS)[:len(kt.FLOW_COLUMNS)] == list(kt.FLOW_COLUMNS)
+    assert kt.FLOW_COLUMNS["ts_ns"] == ("int64", "ns, epoch", "time of the flow's first packet, exact")
+    assert dict(kt.FLOW_COLUMNS) == {k: kt.COLUMNS[k] for k in kt.FLOW_COLUMNS}
+
