@@ -2237,7 +2237,21 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
     columns (``rule`` ``dns``, ``transport`` ``udp/tcp``, ``ports`` ``53``, ``status`` ``blocked``,
     ``reasons`` the blocked DNS flows' reasons, ``fix`` :func:`dns_fix`'s advice…), or None when no
     DNS flow is blocked, or no flow is KSC agent traffic (:func:`no_ksc_traffic`: no advice built
-    on other programs' lookups). ``rules``: None, the bundled rules."""
+    on other programs' lookups).
+
+    :param flows: a flow table of :func:`kscc_traffic.analyze`, also one read back from its CSV
+        with ``pd.read_csv``; the columns it reads (``purpose``, ``verdict``, ``reason``,
+        ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
+        ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
+    :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
+    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+        (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
+        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``unexpected`` ``int``: the DNS flows' counts), so that
+        ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
+    :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
+        installation).
+    """
     from .rules import load_rules
     rules = rules if rules is not None else load_rules()
     summary = TableSummary.of(flows)

@@ -52,3 +52,9 @@ def test_flow_columns_documents_itself_in_help():
     assert kt.FLOW_COLUMNS["ts_ns"] == ("int64", "ns, epoch", "time of the flow's first packet, exact")
     assert dict(kt.FLOW_COLUMNS) == {k: kt.COLUMNS[k] for k in kt.FLOW_COLUMNS}
 
+
+@pytest.mark.parametrize("name", ["classify", "dns_advice"])
+def test_classify_and_dns_advice_say_what_they_return_and_raise(name):
+    doc = getattr(kt, name).__doc__
+    assert ":returns:" in doc and ":raises" in doc, name
+
