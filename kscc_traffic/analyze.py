@@ -837,9 +837,15 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
     :param file_sets: how a list's files are grouped into captures (``auto``: a ring buffer's or
         file set's files are one capture; ``join``; ``separate``): :func:`analyze_files`.
     :param rules: a rules file, a loaded :class:`RuleSet`, or None for the bundled KSC Cloud rules.
-    :returns: DataFrame, one row per flow, columns :data:`COLUMNS` (Zeek conn.log names: ``ts``
-        float epoch seconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets; plus
-        ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…).
+    :returns: DataFrame, one row per flow (index 0…n-1, in order of ``ts_ns`` within each
+        capture, the captures one after the other), exactly the columns of :data:`COLUMNS` in
+        order with their dtypes (Zeek conn.log names: ``ts`` float epoch seconds, ``ts_ns``
+        int64 epoch nanoseconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets;
+        plus ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…): text
+        columns ``object`` of Python ``str`` (``''`` when empty, never NaN), counts ``int64``, no
+        categorical or nullable dtype; the same columns and dtypes with no row (a capture without
+        IP flows, an empty list).
+    :raises ValueError: an unknown ``file_sets`` mode.
     :raises kscc_traffic.errors.CaptureError: a file cannot be read at all (also one in a folder
         given: ``Permission denied``), a folder holds no capture file or cannot be listed.
     :raises kscc_traffic.errors.RulesError: the rules file is invalid.

@@ -59,6 +59,29 @@ def test_classify_and_dns_advice_say_what_they_return_and_raise(name):
     assert ":returns:" in doc and ":raises" in doc, name
 
 
+
+@pytest.mark.parametrize("which", ["file set", "IPv6 only", "no flow"])
+def test_analyze_table_is_as_its_docstring_says(which):
+    # analyze's :returns: now says index, order, dtypes and the empty case: hold it to them
+    caps = {"file set": [SAMPLE, ROOT / "samples" / "captures" / "ipv6_agent.pcap"],
+            "IPv6 only": ROOT / "samples" / "captures" / "ipv6_agent.pcap", "no flow": []}[which]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", kt.CaptureWarning)
+        f = kt.analyze(caps)
+    doc = kt.analyze.__doc__
+    assert "index 0…n-1" in doc and "``object`` of Python ``str``" in doc and ":raises ValueError:" in doc
+    assert list(f.columns) == list(kt.COLUMNS)
+    assert {c: str(t) for c, t in f.dtypes.items()} == {c: v[0] for c, v in kt.COLUMNS.items()}
+    assert f.index.equals(pd.RangeIndex(len(f)))
+    assert len(f) == {"file set": 18, "IPv6 only": 7, "no flow": 0}[which]
+    text = [c for c, v in kt.COLUMNS.items() if v[0] == "object"]
+    assert all(type(v) is str for c in text for v in f[c])
+    for _, g in f.groupby("capture", sort=False):
+        assert g["ts_ns"].is_monotonic_increasing
+    if which == "IPv6 only":
+        assert f["orig_h"].str.contains(":").all() and f["resp_h"].str.contains(":").all()
+
+
 # --- tables shown in Jupyter: names from packets stay text ------------------------------------------
 #: names as a ClientHello's SNI and a DNS query carry them (bytes), each with MathJax's delimiters
 #: or markup: "$x^2$" typeset would show x², "$$…$$" a displayed formula
