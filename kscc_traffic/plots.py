@@ -158,8 +158,9 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     ``pd.read_csv`` works as well: a missing text value is taken as empty text.
 
     :returns: DataFrame, index 0…n-1, rows in purpose order then by flow count (descending);
-        the four text columns text (``str`` under pandas 3), the counts ``int64``, also with no
-        row.
+        the four text columns ``object`` of Python ``str``, as the flow table's and
+        :func:`kscc_traffic.readiness`'s (not pandas 3's ``str`` dtype), the counts ``int64``,
+        also with no row.
     :raises ValueError: ``flows`` lacks a column it reads (``purpose``, ``verdict``,
         ``server_name``, ``query``, ``name_source``, ``resp_h``; the message names them).
     """
@@ -172,7 +173,7 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     flows = text_filled(flows, ("purpose", "verdict", "server_name", "query", "name_source", "resp_h"))
     f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
     if not len(f):   # (the dtypes as with rows: text, then int64 counts)
-        return pd.DataFrame({c: pd.Series([], dtype=object).astype(str) if i < 4 else np.zeros(0, np.int64)
+        return pd.DataFrame({c: pd.Series([], dtype=object) if i < 4 else np.zeros(0, np.int64)
                              for i, c in enumerate(cols)})
     name = f["server_name"].where(f["server_name"] != "", f["query"])
     f = f.assign(name=name.fillna(""))
@@ -190,7 +191,7 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
                      "addresses": addrs(g["resp_h"]), "flows": len(g),
                      "ok": int(v.get("ok", 0)), "blocked": int(v.get("blocked", 0)),
                      "unexpected": int(v.get("unexpected", 0))})
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols).astype(dict.fromkeys(cols[:4], object))
     out["_o"] = out["purpose"].map(order)
     return out.sort_values(["_o", "flows", "server_name"], ascending=[True, False, True]) \
         .drop(columns="_o").reset_index(drop=True)

@@ -40,6 +40,17 @@ def test_readiness_text_columns_are_object_as_the_flow_table(flows, rows):
     assert (chk["status"] == "blocked").sum() == (6 if rows else 0)
 
 
+
+@pytest.mark.parametrize("rows", [True, False])
+def test_server_names_text_columns_are_object_too(flows, rows):
+    # as readiness's: server_names gave pandas 3's "str" for its text columns
+    t = kt.server_names(flows if rows else flows.iloc[:0])
+    assert {c: str(d) for c, d in t.dtypes.items()} == {
+        "purpose": "object", "server_name": "object", "name_source": "object", "addresses": "object",
+        "flows": "int64", "ok": "int64", "blocked": "int64", "unexpected": "int64"}
+    assert len(t) == (9 if rows else 0) and all(type(v) is str for v in t["server_name"])
+
+
 def test_flow_columns_documents_itself_in_help():
     # help(kscc_traffic.FLOW_COLUMNS) showed dict's own help ("dict() -> new empty dictionary"):
     # now the same documented type as COLUMNS, still a dict, the first columns of COLUMNS
