@@ -211,6 +211,8 @@ def attempts_over_time(flows: pd.DataFrame, rules: "RuleSet | int | None" = None
         flows, no rows and the same index type, columns and dtypes. For bins of a fixed length
         (flows per minute) resample instead: ``flows.set_index(pd.to_datetime(flows["ts_ns"],
         unit="ns", utc=True)).resample("1min").size()``.
+    :raises KeyError: ``flows`` (with a row) lacks ``verdict``, or both ``ts_ns`` and ``ts`` (a
+        table without ``ts_ns``, an older CSV read back, is binned by its float ``ts``).
     """
     if isinstance(rules, (int, np.integer)) and not isinstance(rules, bool):
         bins = int(rules)
