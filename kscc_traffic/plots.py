@@ -555,7 +555,8 @@ def style_table(table: pd.DataFrame, *, max_rows: int | None = -1, max_colwidth:
     shown.columns = shown.columns.set_names([None if n is None else text(n) for n in shown.columns.names])
     st = shown.style
     if textual:
-        st = st.format(text, subset=pd.IndexSlice[:, shown.columns[textual]])
+        # (a missing value, NaN in a table read back from CSV, shown as pandas shows it)
+        st = st.format(text, subset=pd.IndexSlice[:, shown.columns[textual]], na_rep="NaN")
     st = st.format_index(text, axis=0).format_index(text, axis=1)
     if hide_index:
         st = st.hide(axis="index")

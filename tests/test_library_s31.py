@@ -189,6 +189,8 @@ def test_style_table_labels_numbers_rows_and_empty_tables(hostile_flows):
     out = kt.style_table(t).to_html()
     assert not maths_runs(out) and "<b>" not in out and "<i>" not in out and "<u>" not in out
     assert _cells(out) == ["<b>$x$</b>", "3", "0.500000", "y", "4", "1.250000"]
+    # a missing text value (a CSV read back) as pandas shows it
+    assert _cells(kt.style_table(pd.DataFrame({"q": ["$a$", float("nan")]})).to_html()) == ["$a$", "NaN"]
     # rows cut to max_rows (a caption says so), cells to max_colwidth; pandas' options by default
     f = hostile_flows
     out = kt.style_table(f[["server_name"]], max_rows=3, max_colwidth=10).to_html()
