@@ -2632,6 +2632,21 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         capture ended.
     :param judged: the judgements of the analysis these flows are part of (its other batches),
         used and added to: the result is the same without (:class:`JudgementCache`).
+    :returns: a new DataFrame: the rows and index of ``flows`` (same order), its columns, then
+        the four of :data:`CLASS_COLUMNS` (replaced where ``flows`` had them): ``purpose`` (rule
+        id, ``dns`` or ''), ``verdict`` (``ok``/``blocked``/``unexpected``/``unclassified``),
+        ``reason`` and ``detail``, ``object`` columns of ``str``; no row for an empty table.
+        ``flows`` itself is not changed. Columns the judgement reads that a table of
+        :func:`kscc_traffic.analyze` does not keep (``orig_resent``, ``quiet_s``… of
+        ``_JUDGE_COLUMNS``: what the packets showed) are taken as absent, so classifying such a
+        table again judges with less evidence than ``analyze`` had: a ``detail`` may say less (a
+        TCP reset's hop count), and a verdict resting on that evidence may differ (how long the
+        capture went on after an unanswered ClientHello).
+    :raises KeyError: ``flows`` lacks a column the judgement cannot do without (``proto``,
+        ``resp_p``, ``orig_p``, ``resp_h``, ``orig_h``…: a table with the flow columns has them);
+        missing application and name columns (``sni``, ``server_name``…) are taken as empty.
+    :raises AttributeError: ``rules`` is not a :class:`~kscc_traffic.rules.RuleSet` (None
+        included: :func:`kscc_traffic.load_rules` gives the bundled one).
     """
     out = _copy(flows)
     n = len(out)

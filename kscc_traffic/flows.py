@@ -37,6 +37,7 @@ import pandas as pd
 from .addresses import dotted_quads, ipv6_text
 from .capture.files import TS_MAX_NS
 from .capture.packets import Packets
+from .columns import Columns
 
 try:  # the endpoint state machine's loop in C (setup.py builds it; optional)
     from . import _tcpstate
@@ -99,8 +100,8 @@ def content_rows(cols, rows=slice(None)) -> np.ndarray:
 PROTO_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "icmp", 132: "sctp", 47: "gre",
                50: "esp", 51: "ah", 2: "igmp", 89: "ospf", 112: "vrrp"}
 
-#: name -> (dtype, unit, meaning) of every column of the flow table, in output order
-FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
+#: name -> (dtype, unit, meaning) of the flow table's first columns (build_flows'), in output order
+FLOW_COLUMNS: Columns = Columns({
     "ts": ("float64", "s, epoch", "time of the flow's first packet"),
     "uid": ("object", "", "unique flow id, stable for the same capture ('C' + 17 base62)"),
     "orig_h": ("object", "", "originator address (the side that opened the flow)"),
@@ -126,7 +127,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
     "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
-}
+})
 
 
 @dataclass

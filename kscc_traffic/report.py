@@ -2237,7 +2237,21 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
     columns (``rule`` ``dns``, ``transport`` ``udp/tcp``, ``ports`` ``53``, ``status`` ``blocked``,
     ``reasons`` the blocked DNS flows' reasons, ``fix`` :func:`dns_fix`'s advice…), or None when no
     DNS flow is blocked, or no flow is KSC agent traffic (:func:`no_ksc_traffic`: no advice built
-    on other programs' lookups). ``rules``: None, the bundled rules."""
+    on other programs' lookups).
+
+    :param flows: a flow table of :func:`kscc_traffic.analyze`, also one read back from its CSV
+        with ``pd.read_csv``; the columns it reads (``purpose``, ``verdict``, ``reason``,
+        ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
+        ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
+    :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
+    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+        (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
+        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``unexpected`` ``int``: the DNS flows' counts), so that
+        ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
+    :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
+        installation).
+    """
     from .rules import load_rules
     rules = rules if rules is not None else load_rules()
     summary = TableSummary.of(flows)
@@ -2290,7 +2304,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ``orig_bytes``, ``resp_bytes``, ``proxy_target``, ``capture``…) refine the advice when
         present.
     :param rules: the documented purposes (default: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: DataFrame, one row per rule in the rules' order.
+    :returns: DataFrame, one row per rule in the rules' order (index 0…n-1), the columns above in
+        that order: ``flows``, ``ok``, ``blocked``, ``unexpected`` ``int64`` (flow counts), the
+        others text, ``object`` columns of Python ``str`` (``''`` when empty), as the flow table's
+        (not pandas 3's ``str`` dtype); the same columns and dtypes for an empty flow table.
     :raises ValueError: ``flows`` lacks a column of :data:`READINESS_COLUMNS` (the message names
         them), e.g. an empty ``pd.DataFrame()`` (an empty flow table of :func:`kscc_traffic.analyze`
         has every column, and gives every purpose "not seen").
@@ -2436,7 +2453,15 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     elif len(flows):
         joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
         rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
-    return pd.DataFrame(rows)
+    return checklist_frame(rows)
+
+
+def checklist_frame(rows: list[dict]) -> pd.DataFrame:
+    """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
+    counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
+    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    t = pd.DataFrame(rows)
+    return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 
 #: (name, rcode) pairs a :class:`TableSummary` counts one by one; flows of further pairs are
@@ -2887,7 +2912,7 @@ class TableSummary:
         else:
             groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
             rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
-        return pd.DataFrame(rows)
+        return checklist_frame(rows)
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out

@@ -663,7 +663,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
                     "point and this device, and that the distribution point sends them (a capture there); what it "
                     f"needs: {r.fix}")}
-    return pd.DataFrame(rows)
+    # (the text columns object, as the flow table's: session 31)
+    t = pd.DataFrame(rows)
+    return t.astype({c: object for c in t.columns if t[c].dtype != "int64"})
 
 
 def _old_ksc(flows, rules) -> bool:
