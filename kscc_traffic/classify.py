@@ -2128,7 +2128,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
 
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
-    client port only when a rule documents it (or it is 53), the responder address only then
+    client port only when a rule documents it (or it is 53; else whether it is unknown, -1), the responder address only then
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
     HTTP port (its Host, answer, history and duration as the detail prints it, to 0.1 s, and
     whether it reached :data:`TLS_SILENCE_S`), the responder's packet and byte
@@ -2359,7 +2359,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         masked(dns_error | holed | nodata, "query"),
         hole,
         (dns_error | holed) & usable,
-        np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
+        np.where(documented, orig_p, np.where(orig_p == 53, 53, np.where(orig_p < 0, -2, -1))),
         masked(documented | asks, "resp_h"),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
         # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import importlib
 
+import pandas as pd
 from scapy.layers.inet import IP, TCP
 
 import chunkcmp
+from conftest import ROOT
+from kscc_traffic import load_rules
+from kscc_traffic.analyze import analyze_file
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
 
 classify_module = importlib.import_module("kscc_traffic.classify")
@@ -52,3 +56,32 @@ def test_connect_given_up_on_loopback_speed_says_so(tmp_path):
         "did not answer CONNECT eu1.ksc.kaspersky.com:443; the client gave up after less than 0.001 s")
     small, _ = chunkcmp.chunked(p, 600)
     assert small[small["resp_p"] == 3128]["detail"].tolist() == asked["detail"].tolist()
+
+
+def _no_ports_pair():
+    """Two TCP flows of a sample capture's table, alike but for the client port: one with no port
+    known (-1, as the responder's), one with an undocumented client port and no server port."""
+    rules = load_rules()
+    flows = analyze_file(ROOT / "samples" / "captures" / "baseline_agent.pcap", rules).flows.drop(columns=list(classify_module.CLASS_COLUMNS))
+    one = flows[flows["proto"] == "tcp"].head(1)
+    both = pd.concat([one, one], ignore_index=True)
+    both["resp_p"] = -1
+    both.loc[0, "orig_p"] = 40001
+    both.loc[1, "orig_p"] = -1
+    return both, rules
+
+
+def test_unknown_client_port_is_keyed_apart():
+    """The judgement says "ports unknown" only when both ports are -1, but the grouping key held an
+    undocumented client port and -1 alike (-1): judged once for both (grouped, and by the
+    JudgementCache from one batch to the next). Fails on 9ea40cb: the second flow got the first's
+    'no documented KSC port' detail."""
+    both, rules = _no_ports_pair()
+    one_by_one = [classify_module._judge(row, rules) for row in both.to_dict("records")]
+    assert one_by_one[1][3].startswith("no packet of this flow kept its TCP header")
+    assert not one_by_one[0][3].startswith("no packet of this flow kept its TCP header")
+    assert [tuple(r) for r in classify_module._judge_all(both, rules)] == one_by_one
+    judged = classify_module.JudgementCache()
+    first = classify_module._judge_all(both.iloc[[0]].reset_index(drop=True), rules, judged)
+    second = classify_module._judge_all(both.iloc[[1]].reset_index(drop=True), rules, judged)
+    assert [tuple(first[0]), tuple(second[0])] == one_by_one
