@@ -1,9 +1,12 @@
 """Review of session 30's work (session 31): findings with a test each."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 
+import numpy as np
 import pandas as pd
+from hypothesis import given, settings, strategies as st
 from scapy.layers.inet import IP, TCP
 
 import chunkcmp
@@ -13,6 +16,7 @@ from kscc_traffic.analyze import analyze_file
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
 
 classify_module = importlib.import_module("kscc_traffic.classify")
+flows_module = importlib.import_module("kscc_traffic.flows")
 
 A, P = "192.0.2.10", "198.51.100.1"
 REQ = b"CONNECT eu1.ksc.kaspersky.com:443 HTTP/1.1\r\nHost: eu1.ksc.kaspersky.com:443\r\n\r\n"
@@ -85,3 +89,58 @@ def test_unknown_client_port_is_keyed_apart():
     first = classify_module._judge_all(both.iloc[[0]].reset_index(drop=True), rules, judged)
     second = classify_module._judge_all(both.iloc[[1]].reset_index(drop=True), rules, judged)
     assert [tuple(first[0]), tuple(second[0])] == one_by_one
+
+
+_EVENT_FLAGS = [0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00, 0x118]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans(), st.sampled_from(_EVENT_FLAGS), st.integers(-1, 3),
+                          st.booleans()), max_size=60),
+       st.sampled_from(["<i8", ">i8", "<i4", ">u2", "u1"]), st.booleans())
+def test_event_rows_any_layout_is_the_numpy_rows(rows, dtype, strided):
+    """state_event_rows (the compiled pass when built) on arrays of another byte order, width or
+    a strided view (every other element of a longer array) keeps the rows the numpy version
+    keeps on plain int64/bool arrays: the wrapper makes the compiled part's C-contiguous native
+    buffers."""
+    flow = np.array([r[0] for r in rows], np.int64)
+    orig = np.array([r[1] for r in rows], bool)
+    flags = np.array([r[2] for r in rows], np.int64)
+    plen = np.array([r[3] for r in rows], np.int64)
+    tcp = np.array([r[4] for r in rows], bool)
+    want = flows_module.state_event_rows_py(flow, orig, flags, tcp, plen).tolist()
+
+    def lay(a, dt):
+        a = a.astype(dt)
+        if not strided:
+            return a
+        wide = np.zeros(2 * len(a), a.dtype)
+        wide[::2] = a
+        return wide[::2]
+    signed = dtype if dtype[-2] == "i" else "<i8"     # (plen holds -1)
+    got = flows_module.state_event_rows(lay(flow, dtype), lay(orig, "u1"), lay(flags, dtype if dtype != "u1" else ">u2"),
+                                        lay(tcp, "u1"), lay(plen, signed))
+    assert got.dtype == bool and got.tolist() == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=40), st.sampled_from(["<u8", ">u8", "<i8"]), st.booleans())
+def test_uid_parts_of_any_layout(values, dtype, strided):
+    """_uid of a part of another byte order or a strided view gives the texts of the plain uint64
+    part, compiled or not."""
+    plain = np.array(values, np.uint64)
+    part = plain.astype(dtype) if dtype[1] == "u" else plain.view(np.int64).astype(dtype)
+    if strided:
+        wide = np.zeros(2 * len(part), part.dtype)
+        wide[::2] = part
+        part = wide[::2]
+    assert flows_module._uid("a.pcap", part).tolist() == flows_module._uid("a.pcap", plain).tolist()
+    assert flows_module._uids_py(*_hashes(plain)).tolist() == flows_module._uid("a.pcap", plain).tolist()
+
+
+def _hashes(plain):
+    """The two hashes _uid makes of one uint64 part, by the numpy rounds (flows._mix_py)."""
+    s = int.from_bytes(hashlib.blake2b(b"a.pcap", digest_size=16).digest(), "big")
+    h1 = np.full(len(plain), s & 0xFFFFFFFFFFFFFFFF, np.uint64)
+    h2 = np.full(len(plain), s >> 64, np.uint64)
+    return flows_module._mix_py(h1, plain), flows_module._mix_py(h2, plain ^ np.uint64(0x5DEECE66D))
