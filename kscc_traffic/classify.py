@@ -1708,9 +1708,9 @@ def _orig_sent_data(row: dict) -> bool:
 
 def _seconds_text(d: float) -> str:
     """A duration (seconds) as the details print it: to the millisecond below 0.95 s ("0.064"),
-    "less than 0.001" below half a millisecond (0 too: a proxy on the same host; not "0."),
-    else to a tenth ("12.3"); :func:`_verdict_keys` groups flows by this same text."""
-    if 0 <= d < 0.0005:
+    "less than 0.001" when above 0 but below half a millisecond (a proxy on the same host; not
+    "0."), else to a tenth ("12.3", "0.0"); :func:`_verdict_keys` groups flows by this same text."""
+    if 0 < d < 0.0005:
         return "less than 0.001"
     return f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
 

@@ -42,10 +42,10 @@ def _given_up_within(gone: float):
 
 def test_seconds_text_never_a_bare_point():
     """A duration below half a millisecond printed "0." (f"{d:.3f}".rstrip("0")): it says
-    "less than 0.001" (fails on 9ea40cb: '0.'); the others as before."""
+    "less than 0.001" (fails on 9ea40cb: '0.'); the others, 0 among them, as before."""
     text = classify_module._seconds_text
     assert text(0.0003) == "less than 0.001"
-    assert text(0.0) == "less than 0.001"
+    assert text(0.0) == "0.0"     # (as before: test_classify_fast's CONNECT of duration 0)
     assert [text(d) for d in (0.0006, 0.064, 0.1, 0.9, 12.34)] == ["0.001", "0.064", "0.1", "0.9", "12.3"]
 
 
