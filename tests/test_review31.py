@@ -144,3 +144,15 @@ def _hashes(plain):
     h1 = np.full(len(plain), s & 0xFFFFFFFFFFFFFFFF, np.uint64)
     h2 = np.full(len(plain), s >> 64, np.uint64)
     return flows_module._mix_py(h1, plain), flows_module._mix_py(h2, plain ^ np.uint64(0x5DEECE66D))
+
+
+def test_mix_of_a_big_endian_part_is_the_numpy_mix():
+    """flows._mix on uint64/int64 arrays stored big-endian (as its docstring allows: uint64 or
+    int64) gives _mix_py's numbers; the compiled call raised TypeError ('native 8-byte integers'
+    expected) on 9ea40cb while the numpy fallback read them."""
+    h = np.array([1, 2**63 + 5, 2**64 - 1], np.uint64)
+    v = np.array([7, 2**40, 2**64 - 2], np.uint64)
+    want = flows_module._mix_py(h, v).tolist()
+    assert flows_module._mix(h.astype(">u8"), v.astype(">u8")).tolist() == want
+    assert flows_module._mix(h, v.view(np.int64).astype(">i8")).tolist() == want
+    assert flows_module._mix_py(h.astype(">u8"), v.astype(">u8")).tolist() == want
