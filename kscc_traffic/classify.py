@@ -1708,7 +1708,10 @@ def _orig_sent_data(row: dict) -> bool:
 
 def _seconds_text(d: float) -> str:
     """A duration (seconds) as the details print it: to the millisecond below 0.95 s ("0.064"),
-    else to a tenth ("12.3"); :func:`_verdict_keys` groups flows by this same text."""
+    "less than 0.001" when above 0 but below half a millisecond (a proxy on the same host; not
+    "0."), else to a tenth ("12.3", "0.0"); :func:`_verdict_keys` groups flows by this same text."""
+    if 0 < d < 0.0005:
+        return "less than 0.001"
     return f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
 
 
@@ -2125,7 +2128,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
 
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
-    client port only when a rule documents it (or it is 53), the responder address only then
+    client port only when a rule documents it (or it is 53; else whether it is unknown, -1), the responder address only then
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
     HTTP port (its Host, answer, history and duration as the detail prints it, to 0.1 s, and
     whether it reached :data:`TLS_SILENCE_S`), the responder's packet and byte
@@ -2356,7 +2359,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         masked(dns_error | holed | nodata, "query"),
         hole,
         (dns_error | holed) & usable,
-        np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
+        np.where(documented, orig_p, np.where(orig_p == 53, 53, np.where(orig_p < 0, -2, -1))),
         masked(documented | asks, "resp_h"),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
         # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against

@@ -404,13 +404,20 @@ _S2, _S6, _S27, _S30, _S31 = (np.uint64(k) for k in (2, 6, 27, 30, 31))
 
 def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One splitmix64 round folding ``v`` into ``h``: a new uint64 array of their length (``h``:
-    uint64; ``v``: uint64 or int64, read as uint64; neither changed). Compiled
-    (:mod:`._keyhash`) when built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
+    uint64; ``v``: uint64 or int64, read as uint64; of either byte order, any strides; neither
+    changed). Compiled (:mod:`._keyhash`, given C-contiguous native copies where needed) when
+    built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
     if _keyhash is None:
         return _mix_py(h, v)
     out = np.empty(len(h), np.uint64)
-    _keyhash.mix(np.ascontiguousarray(h), np.ascontiguousarray(v), out)
+    _keyhash.mix(_native(h), _native(v), out)
     return out
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous array of its dtype in the machine's byte order (itself when it is)."""
+    a = np.ascontiguousarray(a)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 def _mix_py(h: np.ndarray, v: np.ndarray) -> np.ndarray:

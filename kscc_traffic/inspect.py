@@ -1144,7 +1144,13 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     the direction sent data at all. Decided on whole columns; only "maybe" flows are parsed.
     Also, per flow: whether a direction's first data segment kept fewer bytes than
     :data:`HEAD_WHOLE` (or than it had) captured: its first bytes were cut by the snaplen, so
-    they cannot tell cleartext from TLS (``first_bytes_cut``)."""
+    they cannot tell cleartext from TLS (``first_bytes_cut``).
+
+    Returns ``(maybe_c, maybe_s, seen_c, seen_s, first_bytes_cut, start_lost)``: bool arrays of
+    ``nflows``, and ``start_lost`` int8 ``(2, nflows)`` (row 0 the client's direction, 1 the
+    server's): 0, or the direction's stream start was not captured (:func:`_start_off`'s
+    ``lost``), 1 never acknowledged by the peer (lost on the path), 2 acknowledged (lost by the
+    capture)."""
     c = ft.packets.cols
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
@@ -1189,10 +1195,12 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1], start_lost
 
 
-def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _start_off(ft: FlowTable, key: np.ndarray,
+               first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For (flow, direction) groups ``key`` (flow row * 2 + 1 for the responder) whose earliest
     data segment starts at ``first_seq``: ``(lost, later, acked)`` bool arrays like ``key``
-    (``acked``: :func:`_start_acked`). Both only
+    (``acked``: :func:`_start_acked`, read only where ``lost``; all False when no group is
+    ``lost`` nor ``later``). ``lost`` and ``later`` only
     where the direction's SYN (the client's SYN, the server's SYN-ACK) was captured and that
     segment does not start at its sequence number + 1 (the stream's first byte): ``lost`` when no
     captured data segment of the direction starts there (the stream's start was not captured: a
