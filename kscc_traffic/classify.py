@@ -619,6 +619,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if wrong == "ack" else
                 "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
                 "answering for an old connection on this address and port, or a broken SYN proxy)"))
+        shut = row.get("window_closed") or ""
+        if shut:
+            # (a tarpit: the SYN answered, the window never opened: nothing can be sent)
+            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
@@ -1155,6 +1159,14 @@ def _lost(row: dict, what: str) -> str:
             f"the packet that came back was an IP fragment of {'an' if what[0] == 'a' else 'a'} {what}")
     return (f"{came} never captured whole, which the client could not reassemble (fragments dropped on "
             "the way? a firewall or path that drops IP fragments: large answers need them)")
+
+
+#: the detail of a TCP connection whose server held its receive window at zero from its SYN-ACK on
+#: and took no byte while the client went on probing it (internal column ``window_closed``,
+#: :func:`.inspect._window_closed`; Zeek: history with ``W``): ``blocked``/``no_answer``
+WINDOW_CLOSED = ("the SYN was answered, but the server's TCP window stayed closed (0) from its SYN-ACK on: "
+                 "it took no byte in {s} s of the client's zero-window probes (a tarpit, or a server too "
+                 "loaded to read)")
 
 
 def _stall(row: dict) -> str | None:
@@ -1957,7 +1969,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                  "tls_ech")
+                  "tls_ech", "window_closed")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1968,7 +1980,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                     "tls_ech")
+                     "tls_ech", "window_closed")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1979,7 +1991,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
-                  "tls_ech")
+                  "tls_ech", "window_closed")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1988,7 +2000,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "mcast_groups")
+                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

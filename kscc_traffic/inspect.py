@@ -1618,6 +1618,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (for classify, not a column of the output: an IGMP/MLD flow's groups its membership reports
     # join, ';'-joined, '' where none: _mcast_groups; classify says them in the detail)
     cols["mcast_groups"] = repeated("", n)
+    # (for classify, not a column of the output: a TCP connection whose responder held its receive
+    # window at zero from its SYN-ACK on and took no byte, while the originator went on trying
+    # (a tarpit): the seconds from the SYN-ACK to the originator's last packet as the detail
+    # prints them, '' where not: _window_closed)
+    cols["window_closed"] = repeated("", n)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -1748,6 +1753,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
         refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
+    # a responder that never opened its receive window (a tarpit): by the SYN-ACK and the last
+    # packets (no data either way by the byte counts, the originator's packets after its ACK)
+    cand = np.flatnonzero((proto == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+                          & (flows["orig_pkts"].to_numpy() >= 3) & (flows["resp_pkts"].to_numpy() > 0)
+                          & (flows["resp_bytes"].to_numpy() == 0))
+    if len(cand):
+        cols["window_closed"][cand] = _window_closed(ft, cand)
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
     # foreign acknowledgement number of such an answer puts anywhere)
@@ -2181,6 +2193,49 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     if alive.any():
         first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
         out[alive] = (t_first[fl][alive] - first[alive]) / 1e9
+    return out
+
+
+def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
+    ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
+    last packet when the responder held its receive window closed all that time and took nothing:
+    its SYN-ACK and its last packet (no FIN nor RST) advertise a zero window, it acknowledged no
+    byte of the originator's and sent none of its own, and the originator sent a packet after its
+    first ACK (a zero-window probe: RFC 9293 §3.8.6.1; Windows puts one byte of its data in it,
+    Linux none). A tarpit (iptables TARPIT, LaBrea) or a server too loaded to read answers so;
+    Zeek's history has a ``W`` (zero window) then. '' where not (also where a packet's window
+    field was not captured). Reads the packets a chunked or live analysis keeps (each direction's
+    first and last packets, the first SYN-ACK, the first packet reaching each furthest sequence
+    end and acknowledgement), so all readings agree."""
+    out = repeated("", len(flows))
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    n_f = len(ft.flows)
+    f, fo = v.f, v.fo
+    idx = np.arange(len(f))
+    synack = ~fo & ((v.flags & (SYN | ACK)) == (SYN | ACK))
+    first_sa = np.full(n_f, -1, np.int64)           # the responder's first SYN-ACK (rows in time order)
+    at = np.flatnonzero(synack)[::-1]
+    first_sa[f[at]] = at
+    last_r = np.full(n_f, -1, np.int64)             # the responder's last packet
+    np.maximum.at(last_r, f[~fo], idx[~fo])
+    last_o = np.full(n_f, -1, np.int64)             # the originator's last packet
+    np.maximum.at(last_o, f[fo], idx[fo])
+    first_ack = np.full(n_f, len(f), np.int64)      # the originator's first ACK (its handshake's end)
+    oa = fo & ((v.flags & ACK) != 0) & ((v.flags & SYN) == 0)
+    np.minimum.at(first_ack, f[oa], idx[oa])
+    took = np.full(n_f, -1, np.int64)               # the responder's furthest acknowledgement, data end
+    np.maximum.at(took, f[~fo], np.maximum(v.acked[~fo], v.end[~fo]))
+    fl = np.asarray(flows, np.int64)
+    sa, lr, lo = first_sa[fl], last_r[fl], last_o[fl]
+    ok = (sa >= 0) & (lr >= 0) & (lo > first_ack[fl]) & (lo > sa) & (took[fl] <= 0)
+    sa, lr, lo = np.maximum(sa, 0), np.maximum(lr, 0), np.maximum(lo, 0)
+    ok &= (v.win[sa] == 0) & (v.win[lr] == 0) & ((v.flags[lr] & (FIN | RST)) == 0)
+    for i in np.flatnonzero(ok).tolist():
+        d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
+        out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
     return out
 
 

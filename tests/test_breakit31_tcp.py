@@ -1,0 +1,141 @@
+"""Break-it 31 (TCP connectivity failures of real stacks): findings fixed.
+
+F1. A server that holds its TCP receive window at zero from its SYN-ACK on (a tarpit: iptables
+TARPIT, LaBrea, a server too loaded to read) was ``ok`` for a Linux client (its zero-window
+probes carry no byte: history ShAa, conn_state S1) and ``unexpected``/``not_tls`` "first bytes 16"
+for a Windows one (its probes carry the ClientHello's first byte). The agent could send nothing:
+now ``blocked``/``no_answer`` with :data:`~kscc_traffic.classify.WINDOW_CLOSED` (Zeek shows a ``W``
+in the history). A window that opens later, or a server that took bytes, is not such a flow.
+
+Captures built with scapy (each compared whole-file vs. chunked) and, where it can run, from a
+real Linux client in network namespaces (:mod:`netns`) against a server whose window an nftables
+rule rewrites to zero."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+import netns
+from chunkcmp import assert_same, row, whole, write
+from test_tls_batch import client_hello, ext, rec, sni_ext
+
+from kscc_traffic.classify import WINDOW_CLOSED
+
+MC, MS = "02:00:00:00:00:10", "02:00:00:00:00:01"
+C, S = "192.0.2.10", "203.0.113.10"
+HELLO = rec(22, client_hello([sni_ext([(0, b"eu1.ksc.kaspersky.com")]), ext(43, b"\x02\x03\x04")]), 0x0301)
+
+
+def _up(t, flags, seq, ack=0, data=b"", win=64240, port=23101):
+    return t, bytes(Ether(src=MC, dst=MS) / IP(src=C, dst=S) / TCP(sport=50001, dport=port, flags=flags, seq=seq,
+                                                                    ack=ack, window=win) / data)
+
+
+def _dn(t, flags, seq, ack, data=b"", win=65535, port=23101):
+    return t, bytes(Ether(src=MS, dst=MC) / IP(src=S, dst=C, ttl=54) / TCP(sport=port, dport=50001, flags=flags,
+                                                                           seq=seq, ack=ack, window=win) / data)
+
+
+def _tarpit(probe: bytes, opens: bool = False, port: int = 23101) -> list:
+    """Handshake with a zero-window SYN-ACK, then six probes (``probe``: their payload) each
+    answered by a zero-window ACK, at 0.5, 1, 2 … 16 s; ``opens``: the last answer opens the
+    window."""
+    recs = [_up(0, "S", 1000, port=port), _dn(.01, "SA", 5000, 1001, win=0, port=port),
+            _up(.02, "A", 1001, 5001, port=port)]
+    t = .5
+    for i in range(6):
+        recs.append(_up(t, "PA" if probe else "A", 1001 if probe else 1000, 5001, probe, port=port))
+        recs.append(_dn(t + .01, "A", 5001, 1001, win=65535 if opens and i == 5 else 0, port=port))
+        t *= 2
+    return recs
+
+
+def test_windows_one_byte_probes_are_a_closed_window(tmp_path):
+    # (fails on 9ea40cb: unexpected/not_tls "... first bytes 16 ...")
+    w = assert_same(write(tmp_path, _tarpit(HELLO[:1])), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "no_answer", "S1")
+    assert r["detail"] == WINDOW_CLOSED.format(s="16.0")
+    assert "window stayed closed (0)" in r["detail"]
+
+
+def test_linux_empty_probes_are_a_closed_window(tmp_path):
+    # (fails on 9ea40cb: ok, no detail)
+    w = assert_same(write(tmp_path, _tarpit(b"")), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer")
+    assert r["detail"] == WINDOW_CLOSED.format(s="16.0")
+
+
+def test_a_window_that_opens_is_no_tarpit(tmp_path):
+    w, _ = whole(write(tmp_path, _tarpit(b"", opens=True)))
+    r = row(w, proto="tcp").to_dict()
+    assert r["verdict"] == "ok" and "window" not in r["detail"]
+
+
+def test_a_reset_after_the_closed_window_is_not_said_closed(tmp_path):
+    recs = _tarpit(b"")[:5] + [_dn(1.2, "R", 5001, 0, win=0)]
+    w, _ = whole(write(tmp_path, recs))
+    r = row(w, proto="tcp").to_dict()
+    assert "window stayed closed" not in r["detail"]
+
+
+def test_handshake_only_is_not_said_closed(tmp_path):
+    # (no probe after the handshake: the client had nothing to send; judged as before)
+    recs = _tarpit(b"")[:3]
+    w, _ = whole(write(tmp_path, recs))
+    r = row(w, proto="tcp").to_dict()
+    assert "window stayed closed" not in r["detail"]
+
+
+# ------------------------------------------------------------------ real stacks in namespaces
+_WHY = netns.why_unavailable()
+_SERVER = ("import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+           "s.bind(('0.0.0.0',23101));s.listen(5);print('ready',flush=True)\nc=[]\nend=time.time()+30\n"
+           "while time.time()<end:\n s.settimeout(1)\n try: c.append(s.accept())\n except OSError: pass\n")
+_CLIENT = ("import socket,time,sys\ns=socket.create_connection(('203.0.113.10',23101),5)\ns.setblocking(False)\n"
+           "try: s.send(bytes.fromhex(sys.argv[1]))\nexcept BlockingIOError: pass\ntime.sleep(6)\ns.close()\n")
+
+
+@pytest.mark.skipif(_WHY is not None, reason=str(_WHY))
+def test_real_tarpit_is_blocked(tmp_path):
+    """A real Linux client's ClientHello to a server whose every packet an nftables rule gives a
+    zero window (its SYN-ACK's too): tcpdump on the client's side."""
+    lab = netns.Lab(tmp_path)
+    cap = tmp_path / "tarpit.pcap"
+    procs = []
+    try:
+        lab.client, lab.server = netns.new_ns("c"), netns.new_ns("s")
+        netns._run(["ip", "-n", lab.client, "link", "add", "kc0", "type", "veth", "peer", "name", "ks0",
+                    "netns", lab.server])
+        for ns, dev, addr in ((lab.client, "kc0", netns.CLIENT_ADDR), (lab.server, "ks0", netns.SERVER_ADDR)):
+            netns._run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev])
+            netns._run(["ip", "-n", ns, "link", "set", dev, "up"])
+        netns._run(["ip", "-n", lab.client, "route", "add", "203.0.113.0/24", "dev", "kc0"])
+        netns._run(["ip", "-n", lab.server, "route", "add", "192.0.2.0/24", "dev", "ks0"])
+        netns.run_in(lab.server, ["nft", "-f", "-"], input=(
+            "table inet s31tarpit {\n chain o {\n  type filter hook output priority 0; policy accept;\n"
+            "  tcp sport 23101 tcp window set 0\n }\n}\n"))
+        srv = netns.popen_in(lab.server, [sys.executable, "-c", _SERVER])
+        procs.append(srv)
+        assert srv.stdout.readline().decode().strip() == "ready"
+        dump = netns.popen_in(lab.client, ["tcpdump", "-U", "-n", "-s", "0", "-i", "kc0", "-w", str(cap)])
+        procs.append(dump)
+        time.sleep(1.0)
+        netns.run_in(lab.client, [sys.executable, "-c", _CLIENT, HELLO.hex()], timeout=20)
+        time.sleep(0.3)
+        dump.send_signal(subprocess.signal.SIGINT)
+        dump.wait(5)
+    finally:
+        for p in procs:
+            netns.stop_process(p)
+        lab.down()
+    w, _ = whole(cap)
+    r = row(w, proto="tcp", resp_p=23101).to_dict()
+    assert (r["verdict"], r["reason"]) == ("blocked", "no_answer"), r["detail"]
+    assert r["detail"].startswith("the SYN was answered, but the server's TCP window stayed closed (0)")
