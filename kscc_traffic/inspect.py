@@ -1445,6 +1445,26 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
+def _data_uncaptured(ft: FlowTable, flows: pd.DataFrame, acked_unseen: np.ndarray) -> np.ndarray:
+    """bool array (2, len(flows)): per TCP flow not ``partial``, whether its originator's (row 0)
+    or responder's (row 1) bytes were all lost by the capture: by sequence numbers the direction
+    sent bytes (``seq_bytes`` above 0: its own later packets or the peer's acknowledgements show
+    them) while no captured packet carried any (``byte_sums`` 0), its SYN (SYN-ACK) captured.
+    Not a direction none of whose packets was captured (``acked_unseen`` 'orig'/'resp': one
+    direction captured, said otherwise)."""
+    n = len(flows)
+    out = np.zeros((2, n), bool)
+    if ft.seq_bytes is None or not n:
+        return out
+    tcp = (flows["proto"].to_numpy(dtype=object) == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+    hist = flows["history"].to_numpy(dtype=object)
+    for side, syn, unseen in ((0, "S", "orig"), (1, "h", "resp")):
+        cand = tcp & (ft.seq_bytes[:, side] > 0) & (ft.byte_sums[:, side] == 0) & (acked_unseen != unseen)
+        at = np.flatnonzero(cand)
+        out[side, at] = [syn in str(h) for h in hist[at].tolist()]
+    return out
+
+
 def _mcast_groups(ft: FlowTable, out: np.ndarray) -> None:
     """Fill ``out`` (object array, one per flow, in place) with the groups the flow's IGMP/MLD
     membership reports join (:func:`kscc_traffic.protocols.mcast.joined_groups`), ';'-joined in
@@ -1623,6 +1643,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (a tarpit): the seconds from the SYN-ACK to the originator's last packet as the detail
     # prints them, '' where not: _window_closed)
     cols["window_closed"] = repeated("", n)
+    # (likewise: the direction(s) whose first bytes the capture lost, the peer acknowledging them,
+    # 'orig', 'resp' or 'both', '' where not; payload_cut then: judged from the packets, and the
+    # details say the capture lost them, not the snaplen)
+    cols["start_lost"] = repeated("", n)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -1660,10 +1684,19 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # Only a start the peer acknowledged was lost by the capture alone (payload_cut: judged from
     # the packets); one it never acknowledged was lost on the path (a path-MTU black hole, the
     # peer's acknowledgements stuck before it: the packets tell that story themselves)
+    # A direction of which no data segment was captured at all, while the peer acknowledged its
+    # bytes (its SYN captured, not a direction seen only by the peer's acknowledgements:
+    # acked_unseen), lost them to the capture too
+    gone = _data_uncaptured(ft, flows, cols["acked_unseen"])
+    lost_by = np.zeros((2, n), bool)
     for side, col in ((0, "client_proto"), (1, "server_proto")):
         lost = (start_lost[side] > 0) & ~np.isin(cols[col], ("tls", "http"))
         cols[col][lost] = ""
-        cols["payload_cut"][lost & (start_lost[side] == 2)] = True
+        lost_by[side] = (lost & (start_lost[side] == 2)) | gone[side]
+        cols["payload_cut"][lost_by[side]] = True
+    cols["start_lost"][lost_by[0]] = "orig"
+    cols["start_lost"][lost_by[1]] = "resp"
+    cols["start_lost"][lost_by[0] & lost_by[1]] = "both"
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))

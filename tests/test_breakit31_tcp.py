@@ -6,12 +6,21 @@ probes carry no byte: history ShAa, conn_state S1) and ``unexpected``/``not_tls`
 for a Windows one (its probes carry the ClientHello's first byte). The agent could send nothing:
 now ``blocked``/``no_answer`` with :data:`~kscc_traffic.classify.WINDOW_CLOSED` (Zeek shows a ``W``
 in the history). A window that opens later, or a server that took bytes, is not such a flow.
-
+F2. A TLS connection whose ClientHello start the *capture* lost (the server acknowledged it), the
+server then closing, said "the handshake cut by the snaplen": no snaplen was involved. The
+details now say the capture lost the client's (or the server's) first bytes (internal column
+``start_lost``).
+F3. A ClientHello the capture lost whole (no client data segment captured, the server
+acknowledging its bytes) was ``ok`` whatever the server did: silent for 20 s, a reset, a FIN, a
+handshake_failure alert. Zeek shows such a flow as S1/RSTR/SF with missed bytes; the packets are
+now judged as for a ClientHello the capture cut (``payload_cut``): ``blocked``/``tls_failed``,
+the detail saying the capture lost it. A lost ClientHello answered by a ServerHello stays ``ok``.
 Captures built with scapy (each compared whole-file vs. chunked) and, where it can run, from a
 real Linux client in network namespaces (:mod:`netns`) against a server whose window an nftables
 rule rewrites to zero."""
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import time
@@ -25,6 +34,7 @@ from chunkcmp import assert_same, row, whole, write
 from test_tls_batch import client_hello, ext, rec, sni_ext
 
 from kscc_traffic.classify import WINDOW_CLOSED
+from test_tls_batch import server_hello
 
 MC, MS = "02:00:00:00:00:10", "02:00:00:00:00:01"
 C, S = "192.0.2.10", "203.0.113.10"
@@ -91,6 +101,96 @@ def test_handshake_only_is_not_said_closed(tmp_path):
     w, _ = whole(write(tmp_path, recs))
     r = row(w, proto="tcp").to_dict()
     assert "window stayed closed" not in r["detail"]
+
+
+# F2, F3: the client's first bytes lost by the capture
+LOST = ("the client's first bytes lost by the capture, the server acknowledging them: judged from the TCP packets")
+
+
+def _lost_hello(tail, keep_from: int | None = 60) -> list:
+    """A handshake, the ClientHello of which only bytes ``keep_from``.. were captured (None:
+    none), the server acknowledging all of it, then ``tail(n)`` (n: the ClientHello's size)."""
+    n = len(HELLO)
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001), _up(.02, "A", 1001, 5001)]
+    if keep_from is not None:
+        recs.append(_up(.031, "PA", 1001 + keep_from, 5001, HELLO[keep_from:]))
+    return recs + [_dn(.05, "A", 5001, 1001 + n)] + tail(n)
+
+
+def _rst(n):
+    return [_dn(.06, "RA", 5001, 1001 + n)]
+
+
+def _fin(n):
+    return [_dn(.06, "FA", 5001, 1001 + n), _up(.07, "FA", 1001 + n, 5002), _dn(.08, "A", 5002, 1002 + n)]
+
+
+def _silent(n):
+    return [_dn(20.06, "A", 5001, 1001 + n)]
+
+
+def _alert(n):
+    al = rec(21, b"\x02\x28")
+    return [_dn(.06, "PA", 5001, 1001 + n, al), _dn(.07, "FA", 5001 + len(al), 1001 + n),
+            _up(.08, "RA", 1001 + n, 5002 + len(al))]
+
+
+def _answered(n):
+    sh = rec(22, server_hello([ext(43, b"\x03\x04")])) + rec(23, bytes(200))
+    return [_dn(.06, "PA", 5001, 1001 + n, sh), _up(.07, "PA", 1001 + n, 5001 + len(sh), rec(23, bytes(50))),
+            _dn(.08, "A", 5001 + len(sh), 1001 + n + 55)]
+
+
+@pytest.mark.parametrize("keep_from", [60, None])
+@pytest.mark.parametrize("tail,state", [(_rst, "RSTR"), (_fin, "SF")])
+def test_a_start_the_capture_lost_is_not_said_cut_by_the_snaplen(tmp_path, tail, state, keep_from):
+    # (fails on 9ea40cb: "... (the handshake cut by the snaplen: judged from the TCP packets)" with
+    # a segment captured; ok, no detail, with none)
+    w = assert_same(write(tmp_path, _lost_hello(tail, keep_from)), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", state)
+    assert r["detail"] == f"TLS handshake aborted: connection closed ({state}) before the server sent a byte ({LOST})"
+    assert "snaplen" not in r["detail"]
+
+
+@pytest.mark.parametrize("keep_from", [60, None])
+def test_a_lost_client_hello_never_answered_is_blocked(tmp_path, keep_from):
+    # (fails on 9ea40cb with keep_from None: ok, no detail)
+    w = assert_same(write(tmp_path, _lost_hello(_silent, keep_from)), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", "S1")
+    assert r["detail"] == "ClientHello not answered for 20.1 s (the ClientHello lost by the capture: the server acknowledged it)"
+
+
+def test_a_lost_client_hello_refused_by_an_alert_is_blocked(tmp_path):
+    # (fails on 9ea40cb: ok, no detail)
+    w = assert_same(write(tmp_path, _lost_hello(_alert, None)), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
+    assert r["detail"] == ("TLS handshake aborted: server: handshake_failure (40) (the ClientHello lost by the capture: "
+                           "judged from the TCP packets, which show no handshake that went on)")
+
+
+@pytest.mark.parametrize("keep_from", [60, None])
+def test_a_lost_client_hello_answered_stays_ok(tmp_path, keep_from):
+    w = assert_same(write(tmp_path, _lost_hello(_answered, keep_from)), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["detail"]) == ("ok", "", "")
+
+
+def test_a_handshake_cut_by_the_snaplen_still_says_so(tmp_path):
+    # (the control: every byte of the ClientHello on the wire, a 54-byte snaplen keeping none)
+    n = len(HELLO)
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001), _up(.02, "A", 1001, 5001),
+            _up(.03, "PA", 1001, 5001, HELLO), _dn(.05, "A", 5001, 1001 + n)] + _rst(n)
+    path = tmp_path / "cut.pcap"
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 54, 1)]
+    for t, frame in recs:
+        us = round(t * 1e6)
+        out.append(struct.pack("<IIII", us // 1_000_000, us % 1_000_000, min(len(frame), 54), len(frame)) + frame[:54])
+    path.write_bytes(b"".join(out))
+    r = row(whole(path)[0], proto="tcp").to_dict()
+    assert r["detail"].endswith("(the handshake cut by the snaplen: judged from the TCP packets)")
 
 
 # ------------------------------------------------------------------ real stacks in namespaces
