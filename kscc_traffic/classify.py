@@ -1113,6 +1113,11 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         # its certificate maybe not yet)
         return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
                 f"the {how}, more after it), sending nothing itself, no alert either")
+    if who == "client" and row.get("tls_hrr"):
+        # (TLS 1.3: the server asked for a key share of another group, RFC 8446 §4.1.4)
+        return (f"{did} after the server's HelloRetryRequest, sending no second ClientHello, no alert either{after}: "
+                "the server asked for a key share of a group the ClientHello did not carry one for, and the "
+                "client (or a middlebox on the way) would not go on")
     if who == "client":
         flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
                   else "the server's last answer")
@@ -1987,7 +1992,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                  "tls_ech", "window_closed", "start_lost")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1998,7 +2003,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                     "tls_ech", "window_closed", "start_lost")
+                     "tls_ech", "window_closed", "start_lost", "tls_hrr")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -2009,7 +2014,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
-                  "tls_ech", "window_closed", "start_lost")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path

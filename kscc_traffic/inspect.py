@@ -905,6 +905,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     hrr, sh = np.asarray(b.hello_retry, bool), np.asarray(b.server_hello, bool)
     ccs12 = sh & np.asarray(b.client_ccs, bool) & (b.version >= 0) & (b.version != tls.TLS1_3)
     cols["tls_wait_after"][rows] = _CLIENT_FLIGHTS[np.where(hrr & ~sh, 1, np.where(ccs12, 2, 0))]
+    cols["tls_hrr"][rows] = hrr & ~sh
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
@@ -1647,6 +1648,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # 'orig', 'resp' or 'both', '' where not; payload_cut then: judged from the packets, and the
     # details say the capture lost them, not the snaplen)
     cols["start_lost"] = repeated("", n)
+    # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
+    # after it; classify names it when the client then closed)
+    cols["tls_hrr"] = np.zeros(n, bool)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:

@@ -15,6 +15,10 @@ acknowledging its bytes) was ``ok`` whatever the server did: silent for 20 s, a 
 handshake_failure alert. Zeek shows such a flow as S1/RSTR/SF with missed bytes; the packets are
 now judged as for a ClientHello the capture cut (``payload_cut``): ``blocked``/``tls_failed``,
 the detail saying the capture lost it. A lost ClientHello answered by a ServerHello stays ``ok``.
+F4. A client resetting the connection right after the server's TLS 1.3 HelloRetryRequest was
+"the client reset the connection … after the server's last answer": the detail now names the
+HelloRetryRequest and the missing second ClientHello (internal column ``tls_hrr``).
+
 Captures built with scapy (each compared whole-file vs. chunked) and, where it can run, from a
 real Linux client in network namespaces (:mod:`netns`) against a server whose window an nftables
 rule rewrites to zero."""
@@ -191,6 +195,35 @@ def test_a_handshake_cut_by_the_snaplen_still_says_so(tmp_path):
     path.write_bytes(b"".join(out))
     r = row(whole(path)[0], proto="tcp").to_dict()
     assert r["detail"].endswith("(the handshake cut by the snaplen: judged from the TCP packets)")
+
+
+# F4: a reset after a HelloRetryRequest
+def _hrr_then(rest) -> list:
+    n = len(HELLO)
+    hrr = rec(22, server_hello([ext(43, b"\x03\x04"), ext(51, b"\x00\x18")], hrr=True))
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001), _up(.02, "A", 1001, 5001),
+            _up(.03, "PA", 1001, 5001, HELLO), _dn(.05, "PA", 5001, 1001 + n, hrr)]
+    return recs + rest(n, 5001 + len(hrr))
+
+
+def test_a_reset_after_a_hello_retry_request_names_it(tmp_path):
+    # (fails on 9ea40cb: "... after the server's last answer, sending nothing after it, no alert either")
+    w = assert_same(write(tmp_path, _hrr_then(lambda n, s: [_up(.06, "RA", 1001 + n, s)])), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", "RSTO")
+    assert r["detail"] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's "
+                           "HelloRetryRequest, sending no second ClientHello, no alert either: the server asked for a "
+                           "key share of a group the ClientHello did not carry one for, and the client (or a "
+                           "middlebox on the way) would not go on")
+
+
+def test_a_hello_retry_request_round_that_went_on_is_not_named(tmp_path):
+    def rest(n, s):
+        sh = rec(22, server_hello([ext(43, b"\x03\x04")])) + rec(23, bytes(200))
+        return [_up(.06, "PA", 1001 + n, s, HELLO), _dn(.07, "PA", s, 1001 + 2 * n, sh),
+                _up(.08, "PA", 1001 + 2 * n, s + len(sh), rec(23, bytes(50))), _up(.09, "RA", 1056 + 2 * n, s + len(sh))]
+    r = row(whole(write(tmp_path, _hrr_then(rest)))[0], proto="tcp").to_dict()
+    assert "HelloRetryRequest" not in r["detail"]
 
 
 # ------------------------------------------------------------------ real stacks in namespaces
