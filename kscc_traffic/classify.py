@@ -750,17 +750,18 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             duration = float(row.get("duration", 0))
             lost = (" (the ClientHello lost by the capture: the server acknowledged it)"
                     if unread and row.get("start_lost") in ("orig", "both") else "")
+            if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
+                    and row.get("orig_resent"):
+                # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way (before
+                # the silence: a ClientHello never received is no server's silence; break-it 31 F5)
+                return done("blocked", "tls_failed",
+                            "ClientHello sent again, never acknowledged by the server")
             if silent and duration >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed", f"ClientHello not answered for {duration:.1f} s{lost}")
             if silent and duration + _quiet(row) >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed",
                             f"ClientHello not answered: no byte from the server for {TLS_SILENCE_S:g} s "
                             f"or more, the capture going on{lost}")
-            if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
-                    and row.get("orig_resent"):
-                # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
-                return done("blocked", "tls_failed",
-                            "ClientHello sent again, never acknowledged by the server")
             # the server answered, the client sent its next flight (a second ClientHello after a
             # HelloRetryRequest, its key exchange and Finished…) and the server said nothing since
             waited = _number(row, "tls_wait_from_s", float, -1.0)

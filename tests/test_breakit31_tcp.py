@@ -18,6 +18,10 @@ the detail saying the capture lost it. A lost ClientHello answered by a ServerHe
 F4. A client resetting the connection right after the server's TLS 1.3 HelloRetryRequest was
 "the client reset the connection … after the server's last answer": the detail now names the
 HelloRetryRequest and the missing second ClientHello (internal column ``tls_hrr``).
+F5. A ClientHello in one full-size segment that a path-MTU black hole drops (the router's ICMP
+"fragmentation needed" filtered), sent again 7 times over 20 s and never acknowledged, was
+"ClientHello not answered for 23.1 s" (a server's silence) once the flow lasted 3 s: the check
+for a ClientHello never acknowledged (it never reached the server) now comes first.
 
 Captures built with scapy (each compared whole-file vs. chunked) and, where it can run, from a
 real Linux client in network namespaces (:mod:`netns`) against a server whose window an nftables
@@ -224,6 +228,24 @@ def test_a_hello_retry_request_round_that_went_on_is_not_named(tmp_path):
                 _up(.08, "PA", 1001 + 2 * n, s + len(sh), rec(23, bytes(50))), _up(.09, "RA", 1056 + 2 * n, s + len(sh))]
     r = row(whole(write(tmp_path, _hrr_then(rest)))[0], proto="tcp").to_dict()
     assert "HelloRetryRequest" not in r["detail"]
+
+
+# F5: a ClientHello sent again and never acknowledged for longer than the silence
+def test_a_client_hello_never_acknowledged_for_long_is_not_a_server_silence(tmp_path):
+    # (fails on 9ea40cb: "ClientHello not answered for 20.5 s"; as a real Linux client sent it
+    # through a router with a 1,280-byte MTU whose "fragmentation needed" was dropped)
+    big = rec(22, client_hello([sni_ext([(0, b"eu1.ksc.kaspersky.com")]), ext(43, b"\x02\x03\x04"),
+                                ext(21, bytes(1200))]), 0x0301)
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001), _up(.02, "A", 1001, 5001)]
+    t = .03
+    for k in range(7):
+        recs.append(_up(t, "PA", 1001, 5001, big))
+        t += .2 * 2 ** k
+    recs.append(_up(20.5, "PA", 1001, 5001, big))
+    w = assert_same(write(tmp_path, recs), [300, 2000])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", "S1")
+    assert r["detail"] == "ClientHello sent again, never acknowledged by the server"
 
 
 # ------------------------------------------------------------------ real stacks in namespaces
