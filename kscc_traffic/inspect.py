@@ -905,6 +905,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     hrr, sh = np.asarray(b.hello_retry, bool), np.asarray(b.server_hello, bool)
     ccs12 = sh & np.asarray(b.client_ccs, bool) & (b.version >= 0) & (b.version != tls.TLS1_3)
     cols["tls_wait_after"][rows] = _CLIENT_FLIGHTS[np.where(hrr & ~sh, 1, np.where(ccs12, 2, 0))]
+    cols["tls_hrr"][rows] = hrr & ~sh
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
@@ -1453,6 +1454,26 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
+def _data_uncaptured(ft: FlowTable, flows: pd.DataFrame, acked_unseen: np.ndarray) -> np.ndarray:
+    """bool array (2, len(flows)): per TCP flow not ``partial``, whether its originator's (row 0)
+    or responder's (row 1) bytes were all lost by the capture: by sequence numbers the direction
+    sent bytes (``seq_bytes`` above 0: its own later packets or the peer's acknowledgements show
+    them) while no captured packet carried any (``byte_sums`` 0), its SYN (SYN-ACK) captured.
+    Not a direction none of whose packets was captured (``acked_unseen`` 'orig'/'resp': one
+    direction captured, said otherwise)."""
+    n = len(flows)
+    out = np.zeros((2, n), bool)
+    if ft.seq_bytes is None or not n:
+        return out
+    tcp = (flows["proto"].to_numpy(dtype=object) == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+    hist = flows["history"].to_numpy(dtype=object)
+    for side, syn, unseen in ((0, "S", "orig"), (1, "h", "resp")):
+        cand = tcp & (ft.seq_bytes[:, side] > 0) & (ft.byte_sums[:, side] == 0) & (acked_unseen != unseen)
+        at = np.flatnonzero(cand)
+        out[side, at] = [syn in str(h) for h in hist[at].tolist()]
+    return out
+
+
 def _mcast_groups(ft: FlowTable, out: np.ndarray) -> None:
     """Fill ``out`` (object array, one per flow, in place) with the groups the flow's IGMP/MLD
     membership reports join (:func:`kscc_traffic.protocols.mcast.joined_groups`), ';'-joined in
@@ -1626,6 +1647,18 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (for classify, not a column of the output: an IGMP/MLD flow's groups its membership reports
     # join, ';'-joined, '' where none: _mcast_groups; classify says them in the detail)
     cols["mcast_groups"] = repeated("", n)
+    # (for classify, not a column of the output: a TCP connection whose responder held its receive
+    # window at zero from its SYN-ACK on and took no byte, while the originator went on trying
+    # (a tarpit): the seconds from the SYN-ACK to the originator's last packet as the detail
+    # prints them, '' where not: _window_closed)
+    cols["window_closed"] = repeated("", n)
+    # (likewise: the direction(s) whose first bytes the capture lost, the peer acknowledging them,
+    # 'orig', 'resp' or 'both', '' where not; payload_cut then: judged from the packets, and the
+    # details say the capture lost them, not the snaplen)
+    cols["start_lost"] = repeated("", n)
+    # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
+    # after it; classify names it when the client then closed)
+    cols["tls_hrr"] = np.zeros(n, bool)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -1663,10 +1696,19 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # Only a start the peer acknowledged was lost by the capture alone (payload_cut: judged from
     # the packets); one it never acknowledged was lost on the path (a path-MTU black hole, the
     # peer's acknowledgements stuck before it: the packets tell that story themselves)
+    # A direction of which no data segment was captured at all, while the peer acknowledged its
+    # bytes (its SYN captured, not a direction seen only by the peer's acknowledgements:
+    # acked_unseen), lost them to the capture too
+    gone = _data_uncaptured(ft, flows, cols["acked_unseen"])
+    lost_by = np.zeros((2, n), bool)
     for side, col in ((0, "client_proto"), (1, "server_proto")):
         lost = (start_lost[side] > 0) & ~np.isin(cols[col], ("tls", "http"))
         cols[col][lost] = ""
-        cols["payload_cut"][lost & (start_lost[side] == 2)] = True
+        lost_by[side] = (lost & (start_lost[side] == 2)) | gone[side]
+        cols["payload_cut"][lost_by[side]] = True
+    cols["start_lost"][lost_by[0]] = "orig"
+    cols["start_lost"][lost_by[1]] = "resp"
+    cols["start_lost"][lost_by[0] & lost_by[1]] = "both"
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
@@ -1756,6 +1798,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
         refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
+    # a responder that never opened its receive window (a tarpit): by the SYN-ACK and the last
+    # packets (no data either way by the byte counts, the originator's packets after its ACK)
+    cand = np.flatnonzero((proto == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+                          & (flows["orig_pkts"].to_numpy() >= 3) & (flows["resp_pkts"].to_numpy() > 0)
+                          & (flows["resp_bytes"].to_numpy() == 0))
+    if len(cand):
+        cols["window_closed"][cand] = _window_closed(ft, cand)
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
     # foreign acknowledgement number of such an answer puts anywhere)
@@ -2189,6 +2238,49 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     if alive.any():
         first = ft.flows["ts_ns"].to_numpy(np.int64)[fl]
         out[alive] = (t_first[fl][alive] - first[alive]) / 1e9
+    return out
+
+
+def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
+    ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
+    last packet when the responder held its receive window closed all that time and took nothing:
+    its SYN-ACK and its last packet (no FIN nor RST) advertise a zero window, it acknowledged no
+    byte of the originator's and sent none of its own, and the originator sent a packet after its
+    first ACK (a zero-window probe: RFC 9293 §3.8.6.1; Windows puts one byte of its data in it,
+    Linux none). A tarpit (iptables TARPIT, LaBrea) or a server too loaded to read answers so;
+    Zeek's history has a ``W`` (zero window) then. '' where not (also where a packet's window
+    field was not captured). Reads the packets a chunked or live analysis keeps (each direction's
+    first and last packets, the first SYN-ACK, the first packet reaching each furthest sequence
+    end and acknowledgement), so all readings agree."""
+    out = repeated("", len(flows))
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    n_f = len(ft.flows)
+    f, fo = v.f, v.fo
+    idx = np.arange(len(f))
+    synack = ~fo & ((v.flags & (SYN | ACK)) == (SYN | ACK))
+    first_sa = np.full(n_f, -1, np.int64)           # the responder's first SYN-ACK (rows in time order)
+    at = np.flatnonzero(synack)[::-1]
+    first_sa[f[at]] = at
+    last_r = np.full(n_f, -1, np.int64)             # the responder's last packet
+    np.maximum.at(last_r, f[~fo], idx[~fo])
+    last_o = np.full(n_f, -1, np.int64)             # the originator's last packet
+    np.maximum.at(last_o, f[fo], idx[fo])
+    first_ack = np.full(n_f, len(f), np.int64)      # the originator's first ACK (its handshake's end)
+    oa = fo & ((v.flags & ACK) != 0) & ((v.flags & SYN) == 0)
+    np.minimum.at(first_ack, f[oa], idx[oa])
+    took = np.full(n_f, -1, np.int64)               # the responder's furthest acknowledgement, data end
+    np.maximum.at(took, f[~fo], np.maximum(v.acked[~fo], v.end[~fo]))
+    fl = np.asarray(flows, np.int64)
+    sa, lr, lo = first_sa[fl], last_r[fl], last_o[fl]
+    ok = (sa >= 0) & (lr >= 0) & (lo > first_ack[fl]) & (lo > sa) & (took[fl] <= 0)
+    sa, lr, lo = np.maximum(sa, 0), np.maximum(lr, 0), np.maximum(lo, 0)
+    ok &= (v.win[sa] == 0) & (v.win[lr] == 0) & ((v.flags[lr] & (FIN | RST)) == 0)
+    for i in np.flatnonzero(ok).tolist():
+        d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
+        out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
     return out
 
 
