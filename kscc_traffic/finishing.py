@@ -53,9 +53,9 @@ def _finish_to_file(folder: str, flows: pd.DataFrame, rules: Optional[RuleSet], 
                     capture_end_ns: Optional[int], render: Optional[Callable]) -> str:
     """In the worker: :func:`_finish`, its result pickled to a new file in ``folder``; returns the
     file's path. ``rules`` None: the worker's own (:data:`_worker_state`), judged with its
-    judgements of the earlier batches (the same results as judging each batch anew). (A result of megabytes sent back through the executor's pipe by a worker killed
-    half-way through would leave the reading side waiting forever for the rest; a path is one
-    small write.)
+    judgements of the earlier batches (the same results as judging each batch anew). (A result
+    of megabytes sent back through the executor's pipe by a worker killed half-way through would
+    leave the reading side waiting forever for the rest; a path is one small write.)
 
     :raises kscc_traffic.errors.TemporaryFolderError: the file cannot be written (a full or small
         temporary folder, a file size limit), said as such, not as the report's output failing.
