@@ -2019,6 +2019,9 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
                   "tls_ech", "window_closed", "start_lost", "tls_hrr")
+#: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
+#: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
+_QUOTED_COLUMNS = ("client_head", "client_binary")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -2255,6 +2258,21 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
             http_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
     direct = http_port & tcp & no_proxy & ~partial & eq("client_proto", "http")
     asks = connect | direct
+    # (a direct request answered 2xx or 3xx is the server reached: _proxy_answer returns before
+    # reading its history, duration, Host or responder; only the others are keyed on them, so
+    # such requests, each with its own duration and history, are judged once)
+    direct_read = direct.copy()
+    at = np.flatnonzero(direct)
+    if len(at):
+        direct_read[at] = [s[:1] not in ("2", "3") for s in v["http_status"][at].tolist()]
+    asks_read = connect | direct_read
+    # (the client's first bytes are quoted only on a TLS purpose, _client_cleartext: a flow to a
+    # port no TLS rule documents, not through a proxy, is keyed '' there)
+    tls_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.app_protocol in ("tls", "https"):
+            tls_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    quoted = tls_port | ~no_proxy
     history = K["history"]
     hist_codes, hist_values = history.codes, history.distinct
     hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
@@ -2384,25 +2402,26 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
     # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
-    at = np.flatnonzero(asks | (hello_silent & (duration >= TLS_SILENCE_S)))
+    at = np.flatnonzero(asks_read | (hello_silent & (duration >= TLS_SILENCE_S)))
     printed = _masked_at(n, at, np.array([_seconds_text(d) for d in duration[at].tolist()], dtype=object), "")
     printed_long = np.zeros(n, bool)
     printed_long[at] = duration[at] >= TLS_SILENCE_S
     unreassembled = ~eq("unreassembled", "")
     group_cast = isin("cast", _GROUP_CASTS)
-    keys = [K[c] if c in K else v[c] for c in _EXACT_COLUMNS] + [
+    keys = [K[c].where(quoted, "") if c in _QUOTED_COLUMNS else K[c] if c in K else v[c]
+            for c in _EXACT_COLUMNS] + [
         aaaa_v6, nodata_v6,
         masked(dns_error | holed | nodata, "query"),
         hole,
         (dns_error | holed) & usable,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, np.where(orig_p < 0, -2, -1))),
-        masked(documented | asks, "resp_h"),
+        masked(documented | asks_read, "resp_h"),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
         # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against
         # TLS_SILENCE_S)
         printed,
         printed_long,
-        (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
+        (hello_silent | asks_read) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         masked(asks | http_answer, "http_status"),
@@ -2418,8 +2437,8 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
         np.where(stalling, stall_side, 0),
         stalling & (stall_gap + quiet >= TLS_SILENCE_S),
-        history.where(asks, ""),
-        masked(direct, "http_host"),
+        history.where(asks_read, ""),
+        masked(direct_read, "http_host"),
         answered,
         v["resp_bytes"] > 0,
         np.where(isin("conn_state", _NO_ANSWER_STATES) & ~answered | part_silent, v["orig_pkts"], 0),
