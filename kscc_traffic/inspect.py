@@ -318,6 +318,15 @@ def _version_text(v) -> str:
 
 
 
+def _member(values: np.ndarray, of: np.ndarray, size: int) -> np.ndarray:
+    """``np.isin(values, of)`` (bool array like ``values``) for ints that are flow rows or (flow,
+    direction) groups: ``of`` in ``[0, size)``, ``values`` in ``[-1, size)`` (-1, a packet of no
+    flow: never a member), by a table of ``size + 1`` flags rather than a sort."""
+    table = np.zeros(size + 1, bool)
+    table[of] = True
+    return table[values]
+
+
 def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
     """Rows (int array, in capture order) of the TCP packets of ``ft`` in the flows ``flows``
     (flow numbers), and where ``also`` (bool per packet) when given."""
@@ -541,7 +550,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     rst = tcp & ((c["tcp_flags"] & RST) != 0)
     if not rst.any():
         return out
-    rows = np.flatnonzero(tcp & np.isin(pf, np.unique(pf[rst])))
+    rows = np.flatnonzero(tcp & _member(pf, pf[rst], len(ft.flows)))
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
     o = np.lexsort((rows, c["ts_ns"][rows], grp))
     rows, grp = rows[o], grp[o]
@@ -747,14 +756,34 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     # the firewall's TTL, which its own resets share; the server's ACKs and data come with its own)
     m = ((cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0)
          & ((cols["tcp_flags"] & (SYN | ACK)) != (SYN | ACK)) & (cols["ttl"] >= 0))
-    if not m.any():
+    at = np.flatnonzero(m)
+    if not len(at):
         return table
-    ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
-    ts, ttl = cols["ts_ns"][m].astype(np.int64), cols["ttl"][m].astype(np.int64)
-    o = np.lexsort((ts, lo, hi, ver))
-    ver, hi, lo, ts, ttl = ver[o], hi[o], lo[o], ts[o], ttl[o]
-    head = np.r_[True, (ver[1:] != ver[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])]
+    # (one index for the five columns: a boolean mask is read again for each)
+    ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
+                   for k in ("ipver", "src_hi", "src_lo"))
+    ts, ttl = cols["ts_ns"][at].astype(np.int64, copy=False), cols["ttl"][at].astype(np.int64, copy=False)
+    head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
+
+
+def _first_per_address(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Positions (int array, in (ver, hi, lo) order, one per distinct address): each address's
+    earliest packet, the first of equal times (``ver`` int64, ``hi``/``lo`` uint64, ``ts`` int64
+    epoch ns, equal lengths, > 0). What a stable sort by (ver, hi, lo, ts) takes first per address;
+    without a sort of the packets when they are in time order (the usual case) and ``lo`` alone
+    tells the addresses apart (one hash of it: the distinct addresses are sorted, not the
+    packets)."""
+    if bool((ts[1:] >= ts[:-1]).all()):
+        code = pd.factorize(lo)[0]
+        # (codes are numbered in order of first appearance: an address's first packet is where
+        # its code first shows, the earliest as the times do not go back)
+        first = np.flatnonzero(np.r_[True, code[1:] > np.maximum.accumulate(code)[:-1]])
+        if bool((ver == ver[first][code]).all()) and bool((hi == hi[first][code]).all()):
+            return first[np.lexsort((lo[first], hi[first], ver[first]))]
+    o = np.lexsort((ts, lo, hi, ver))
+    v, h, low = ver[o], hi[o], lo[o]
+    return o[np.r_[True, (v[1:] != v[:-1]) | (h[1:] != h[:-1]) | (low[1:] != low[:-1])]]
 
 
 #: what :func:`_first_of` gives where an address has no row (later than any time, any TTL)
@@ -805,9 +834,11 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
     # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
-    mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
-    # (and of those, what address_ttls reads: TCP, no reset, a TTL)
-    mine &= (c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0)
+    # (of what address_ttls reads: TCP, no reset, a TTL; those conditions first, the addresses
+    # then looked up on fewer rows, and one index taken of the columns)
+    mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
+    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
+    mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
     here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
     before = AddressTtls.of(prior)
     ver = c["ipver"][rows].astype(np.int64)
@@ -1206,17 +1237,18 @@ def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[n
     c = ft.packets.cols
     anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
     first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
-    has_syn = np.isin(key, sgrp)
+    size = 2 * len(ft.flows)
+    has_syn = _member(key, sgrp, size)
     off = has_syn & ~np.isin(first, anchor)
     if not off.any():
         return lost, later, lost
     # (the groups' data segments that start at a SYN's sequence number + 1)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
     g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
-    sel = np.isin(g, key[off])
+    sel = _member(g, key[off], size)
     at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
     starts = g[sel][np.isin(at, anchor)]
-    there = np.isin(key, starts)
+    there = _member(key, starts, size)
     return off & ~there, off & there, _start_acked(ft, key, srows, sgrp)
 
 
@@ -1230,7 +1262,8 @@ def _start_acked(ft: FlowTable, key: np.ndarray, srows: np.ndarray, sgrp: np.nda
                       & (c["sport"] >= 0))[0]
     # (an ACK of the originator acknowledges the responder's bytes, and the other way round)
     g = ft.pkt_flow[rows].astype(np.int64) * 2 + np.asarray(ft.pkt_from_orig[rows], bool)
-    sel = np.isin(g, key)
+    size = 2 * len(ft.flows)
+    sel = _member(g, key, size)
     rows, g = rows[sel], g[sel]
     if not len(rows):
         return np.zeros(len(key), bool)
@@ -1240,7 +1273,7 @@ def _start_acked(ft: FlowTable, key: np.ndarray, srows: np.ndarray, sgrp: np.nda
     mine = sg[at] == g
     delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) % _SEQ_SPACE
     acked = g[mine][(delta > 0) & (delta < 1 << 31)]
-    return np.isin(key, acked)
+    return _member(key, acked, size)
 
 
 #: sequence numbers (mod 2**32) combined with a group number into one int64 key
