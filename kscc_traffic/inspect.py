@@ -318,6 +318,20 @@ def _version_text(v) -> str:
 
 
 
+#: ``x & _SEQ_MASK`` is ``x % 2**32`` of an integer array (two's complement: negative ones
+#: too), some 20 times faster than numpy's remainder of int64 (an integer division per element)
+_SEQ_MASK = (1 << 32) - 1
+
+
+def _member(values: np.ndarray, of: np.ndarray, size: int) -> np.ndarray:
+    """``np.isin(values, of)`` (bool array like ``values``) for ints that are flow rows or (flow,
+    direction) groups: ``of`` in ``[0, size)``, ``values`` in ``[-1, size)`` (-1, a packet of no
+    flow: never a member), by a table of ``size + 1`` flags rather than a sort."""
+    table = np.zeros(size + 1, bool)
+    table[of] = True
+    return table[values]
+
+
 def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
     """Rows (int array, in capture order) of the TCP packets of ``ft`` in the flows ``flows``
     (flow numbers), and where ``also`` (bool per packet) when given."""
@@ -382,8 +396,8 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     keep = rank <= MAX_SEGMENTS
     rows, grp, first, rank = rows[keep], grp[keep], first[keep], rank[keep]
     gid = np.cumsum(first) - 1
-    seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
-    end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) % (1 << 32)
+    seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) & _SEQ_MASK
+    end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) & _SEQ_MASK
     end = np.where(end < 1 << 31, end, 0)           # (before the first segment: nothing new)
     ts = c["ts_ns"][rows].astype(np.int64)
     ack = c["ack"][rows].astype(np.int64)
@@ -422,14 +436,14 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         ok = at >= 0
         rel = np.full(n_f, -1, np.int64)
         a = at[ok]
-        r = (ack[a] - base[other_grp[ok]]) % (1 << 32)
+        r = (ack[a] - base[other_grp[ok]]) & _SEQ_MASK
         rel[ok] = np.where(r < 1 << 31, r, -1)
         return rel
 
     fl = np.arange(n_f, dtype=np.int64)
     # each row's acknowledgement relative to the other direction's first data byte (-1: none, or
     # before it)
-    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) % (1 << 32)
+    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) & _SEQ_MASK
     has_other = np.zeros(2 * n_f + 2, bool)
     has_other[grp[first]] = True
     ack_ok = has_other[np.where(client, flow * 2 + 1, flow * 2)] & ((c["tcp_flags"][rows] & 0x10) != 0)
@@ -461,7 +475,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         early = client & (ts <= s1[flow])
         np.maximum.at(had, flow[early], end[early])
         srv = server_data & past[flow] & ((c["tcp_flags"][rows] & ACK) != 0)
-        got = (ack - base[flow * 2]) % (1 << 32)
+        got = (ack - base[flow * 2]) & _SEQ_MASK
         got = np.where(srv & (got < 1 << 31), got - had[flow], -1)   # client bytes acknowledged past `had`
         heard = np.full(n_f, -1, np.int64)
         np.maximum.at(heard, flow[srv], got[srv])
@@ -541,7 +555,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     rst = tcp & ((c["tcp_flags"] & RST) != 0)
     if not rst.any():
         return out
-    rows = np.flatnonzero(tcp & np.isin(pf, np.unique(pf[rst])))
+    rows = np.flatnonzero(tcp & _member(pf, pf[rst], len(ft.flows)))
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
     o = np.lexsort((rows, c["ts_ns"][rows], grp))
     rows, grp = rows[o], grp[o]
@@ -747,14 +761,34 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     # the firewall's TTL, which its own resets share; the server's ACKs and data come with its own)
     m = ((cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0)
          & ((cols["tcp_flags"] & (SYN | ACK)) != (SYN | ACK)) & (cols["ttl"] >= 0))
-    if not m.any():
+    at = np.flatnonzero(m)
+    if not len(at):
         return table
-    ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
-    ts, ttl = cols["ts_ns"][m].astype(np.int64), cols["ttl"][m].astype(np.int64)
-    o = np.lexsort((ts, lo, hi, ver))
-    ver, hi, lo, ts, ttl = ver[o], hi[o], lo[o], ts[o], ttl[o]
-    head = np.r_[True, (ver[1:] != ver[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])]
+    # (one index for the five columns: a boolean mask is read again for each)
+    ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
+                   for k in ("ipver", "src_hi", "src_lo"))
+    ts, ttl = cols["ts_ns"][at].astype(np.int64, copy=False), cols["ttl"][at].astype(np.int64, copy=False)
+    head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
+
+
+def _first_per_address(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Positions (int array, in (ver, hi, lo) order, one per distinct address): each address's
+    earliest packet, the first of equal times (``ver`` int64, ``hi``/``lo`` uint64, ``ts`` int64
+    epoch ns, equal lengths, > 0). What a stable sort by (ver, hi, lo, ts) takes first per address;
+    without a sort of the packets when they are in time order (the usual case) and ``lo`` alone
+    tells the addresses apart (one hash of it: the distinct addresses are sorted, not the
+    packets)."""
+    if bool((ts[1:] >= ts[:-1]).all()):
+        code = pd.factorize(lo)[0]
+        # (codes are numbered in order of first appearance: an address's first packet is where
+        # its code first shows, the earliest as the times do not go back)
+        first = np.flatnonzero(np.r_[True, code[1:] > np.maximum.accumulate(code)[:-1]])
+        if bool((ver == ver[first][code]).all()) and bool((hi == hi[first][code]).all()):
+            return first[np.lexsort((lo[first], hi[first], ver[first]))]
+    o = np.lexsort((ts, lo, hi, ver))
+    v, h, low = ver[o], hi[o], lo[o]
+    return o[np.r_[True, (v[1:] != v[:-1]) | (h[1:] != h[:-1]) | (low[1:] != low[:-1])]]
 
 
 #: what :func:`_first_of` gives where an address has no row (later than any time, any TTL)
@@ -805,9 +839,11 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
     # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
-    mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
-    # (and of those, what address_ttls reads: TCP, no reset, a TTL)
-    mine &= (c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0)
+    # (of what address_ttls reads: TCP, no reset, a TTL; those conditions first, the addresses
+    # then looked up on fewer rows, and one index taken of the columns)
+    mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
+    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
+    mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
     here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
     before = AddressTtls.of(prior)
     ver = c["ipver"][rows].astype(np.int64)
@@ -1213,19 +1249,20 @@ def _start_off(ft: FlowTable, key: np.ndarray,
     if not len(srows) or not len(key):
         return lost, later, lost
     c = ft.packets.cols
-    anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
-    first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
-    has_syn = np.isin(key, sgrp)
+    anchor = sgrp * _SEQ_SPACE + ((c["seq"][srows].astype(np.int64) + 1) & _SEQ_MASK)
+    first = key * _SEQ_SPACE + (first_seq.astype(np.int64) & _SEQ_MASK)
+    size = 2 * len(ft.flows)
+    has_syn = _member(key, sgrp, size)
     off = has_syn & ~np.isin(first, anchor)
     if not off.any():
         return lost, later, lost
     # (the groups' data segments that start at a SYN's sequence number + 1)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
     g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
-    sel = np.isin(g, key[off])
-    at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
+    sel = _member(g, key[off], size)
+    at = g[sel] * _SEQ_SPACE + (_data_seq(c, rows[sel]) & _SEQ_MASK)
     starts = g[sel][np.isin(at, anchor)]
-    there = np.isin(key, starts)
+    there = _member(key, starts, size)
     return off & ~there, off & there, _start_acked(ft, key, srows, sgrp)
 
 
@@ -1239,17 +1276,18 @@ def _start_acked(ft: FlowTable, key: np.ndarray, srows: np.ndarray, sgrp: np.nda
                       & (c["sport"] >= 0))[0]
     # (an ACK of the originator acknowledges the responder's bytes, and the other way round)
     g = ft.pkt_flow[rows].astype(np.int64) * 2 + np.asarray(ft.pkt_from_orig[rows], bool)
-    sel = np.isin(g, key)
+    size = 2 * len(ft.flows)
+    sel = _member(g, key, size)
     rows, g = rows[sel], g[sel]
     if not len(rows):
         return np.zeros(len(key), bool)
     order = np.argsort(sgrp, kind="stable")
-    sg, sv = sgrp[order], (c["seq"][srows[order]].astype(np.int64) + 1) % _SEQ_SPACE
+    sg, sv = sgrp[order], (c["seq"][srows[order]].astype(np.int64) + 1) & _SEQ_MASK
     at = np.minimum(np.searchsorted(sg, g), len(sg) - 1)
     mine = sg[at] == g
-    delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) % _SEQ_SPACE
+    delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) & _SEQ_MASK
     acked = g[mine][(delta > 0) & (delta < 1 << 31)]
-    return np.isin(key, acked)
+    return _member(key, acked, size)
 
 
 #: sequence numbers (mod 2**32) combined with a group number into one int64 key
@@ -2424,9 +2462,10 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
         # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
         # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
-        # otherwise infer as its str dtype)
+        # otherwise infer as its str dtype; that Series not a copy, copy=False: the frame copies
+        # each column into its block of columns of one dtype anyway, ~25% of this step)
         idx = flows.index
-        extra = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=idx)
+        extra = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=idx, copy=False)
                               for k, v in cols.items()}, index=idx)
         out = pd.concat([flows, extra], axis=1)
     else:
