@@ -181,7 +181,7 @@ FIELDS: list[str] = [
     "igmp.type", "igmp.maddr", "igmp.record_type", "igmp.num_src", "icmpv6.mld.multicast_address",
     "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.nb_sources", "icmpv6.mldr.mar.multicast_address",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
+    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
@@ -208,13 +208,15 @@ _IP = ("ip", "ipv6")
 #: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
 _TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
-            "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP"}
+            "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP", "lisp-data": "LISP"}
 _LINK_TUNNELS = {"ieee8021ah": "PBB", "pwethheuristic": "MPLS-PW", "pwethcw": "MPLS-PW",
                  "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW", "nsh": "NSH"}
 
 
 #: UDP destination ports of tunnels Wireshark leaves out of ``frame.protocols`` (VXLAN-GPE)
 _UDP_TUNNEL_PORTS = {4790: "VXLAN-GPE", 4789: "VXLAN", 8472: "VXLAN", 6081: "Geneve"}
+#: MPLS in UDP (RFC 7510), either port: Wireshark shows ``udp:mpls``
+_MPLS_UDP_PORT = 6635
 
 
 def _tunnel_kind(protos: list[str], f: Mapping[str, Sequence[str]], start: int, ip_idx: int) -> str:
@@ -231,6 +233,9 @@ def _tunnel_kind(protos: list[str], f: Mapping[str, Sequence[str]], start: int, 
     if not kind and "udp" in inner:
         k = protos[:start + outer + 1 + inner.index("udp")].count("udp")
         kind = _UDP_TUNNEL_PORTS.get(_int(_at(f, "udp.dstport", k), -1), "")
+        if not kind and _MPLS_UDP_PORT in (_int(_at(f, "udp.dstport", k)),
+                                           _int(_at(f, "udp.srcport", k))):
+            kind = "MPLS-in-UDP"
     return kind or ("Ethernet-in-IP" if "eth" in inner else "IP-in-IP")
 _V6_EXT = {"ipv6.hopopts": "ipv6.hopopts.len_oct", "ipv6.routing": "ipv6.routing.len_oct",
            "ipv6.dstopts": "ipv6.dstopts.len_oct", "ipv6.fraghdr": None}
@@ -592,6 +597,15 @@ class PacketBuilder:
             protos = protos[:ip_idx - 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        u = ip_idx - 2
+        if u > 0 and protos[u] == "udp" and protos[u + 1] in ("lisp-data", "mpls") \
+                and not _udp_ip_fits(protos, f, u, ip_idx):
+            # Wireshark reads any IP-looking payload on UDP port 4341 / 6635 as LISP / MPLS; the
+            # builtin decoder asks the IP packet's header to be captured and its datagram to fit
+            # the UDP one (_slowpath.SlowDecoder._ip_fits): else it stays UDP
+            protos = protos[:u + 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         v = max((i for i in range(start, ip_idx) if protos[i] == "vxlan"), default=-1)
         if v > 0 and not _vxlan_fits(protos, f, v):
             # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
@@ -902,6 +916,32 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
     if f.get("teredo.orig.port"):
         hdr += 8
     return ulen - 8 - hdr == 40 + plen
+
+
+def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_idx: int) -> bool:
+    """The IP layer at ``ip_idx``, after the ``udp`` layer at ``u`` and one ``lisp-data`` (8
+    bytes) or ``mpls`` layer (its labels, 4 bytes each), is what the builtin decoder takes for
+    a LISP or MPLS-in-UDP packet (``_slowpath.SlowDecoder._ip_fits``): IPv4 with a header length
+    of at least 20 and a total length of at least that, IPv6 with a payload length not 0, the
+    datagram within the UDP datagram. An ``mpls`` layer not on port 6635 (VXLAN-GPE's next
+    protocol 5) is taken as Wireshark reads it."""
+    k = protos[:u].count("udp")
+    if protos[u + 1] == "mpls":
+        if _MPLS_UDP_PORT not in (_int(_at(f, "udp.dstport", k)), _int(_at(f, "udp.srcport", k))):
+            return True
+        if protos[:u].count("mpls"):
+            return True                 # (MPLS in UDP under another MPLS stack: as Wireshark reads it)
+        labels = next((i + 1 for i, b in enumerate(f.get("mpls.bottom", ())) if b in ("1", "True")), 0)
+        hdr = 4 * labels
+    else:
+        hdr = 8
+    room = _int(_at(f, "udp.length", k), 0) - 8 - hdr
+    occ = protos[:ip_idx].count(protos[ip_idx])
+    if protos[ip_idx] == "ip":
+        ihl, tot = _int(_at(f, "ip.hdr_len", occ), 0), _int(_at(f, "ip.len", occ), 0)
+        return 20 <= ihl <= tot <= room
+    plen = _int(_at(f, "ipv6.plen", occ), 0)
+    return 0 < plen and 40 + plen <= room
 
 
 def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:

@@ -1,0 +1,189 @@
+"""Break-it 31, encapsulations tshark's conversations read and the builtin decoder did not.
+
+- LISP data plane (UDP 4341, RFC 9300): an 8-byte header, then the IPv4/IPv6 packet between the
+  endpoint identifiers. The decoder kept the outer UDP datagram between the tunnel routers (the
+  connection inside, the one to classify, never appeared); Wireshark (packet-lisp-data.c, on
+  either port) dissects the inner packet.
+- MPLS in UDP (UDP 6635, RFC 7510) and VXLAN-GPE with next protocol 5 (MPLS): likewise the outer
+  datagram was the row; Wireshark (packet-mpls.c) reads the label stack and the packet after it.
+- An Ethernet frame after ethertype 0x6558 (Linux's ETH_P_TEB): the LINUX_SLL/SLL2 header of a
+  capture on a GRE device whose tunnel carries Ethernet (hatype 778, ARPHRD_IPGRE) gives it:
+  every frame was "not IP" (a capture of nothing but such frames: "no IP packet ... nothing to
+  analyse"); Wireshark reads the frame (its ethertype table maps 0x6558 to Ethernet).
+
+For LISP and MPLS in UDP the port alone is no proof (a client's ephemeral port may be 4341 or
+6635): the inner IP header must be captured whole and its datagram fit the UDP one, else the
+datagram stays UDP (with both engines).
+
+Captures are built here with scapy and struct (addresses from the documentation ranges).
+"""
+from __future__ import annotations
+
+import shutil
+import struct
+
+import pytest
+
+pytest.importorskip("scapy")
+
+from scapy.all import ARP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw  # noqa: E402
+
+import kscc_traffic  # noqa: E402
+from kscc_traffic.analyze import analyze_file  # noqa: E402
+from decodecheck import decoded, write  # noqa: E402
+
+RULES = kscc_traffic.load_rules()
+TSHARK = shutil.which("tshark")
+ENGINES = ("builtin", "tshark") if TSHARK else ("builtin",)
+C4, S4 = "192.0.2.10", "203.0.113.10"
+C6, S6 = "2001:db8::10", "2001:db8:1::10"
+RTR1, RTR2 = "198.51.100.1", "198.51.100.2"
+OUTER_MAC = dict(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02")
+INNER_MAC = dict(src="00:1b:21:3a:4f:10", dst="00:50:56:aa:bb:cc")
+#: LISP data header: N and L flags, nonce 1, locator status bits 1
+LISP = bytes([0x88, 0, 0, 1, 0, 0, 0, 1])
+
+
+def handshake(v6: bool = False, port: int = 13000) -> list[bytes]:
+    """A TCP handshake client -> server:``port`` and 3 bytes of data: 3 packets up, 1 down."""
+    ip, c, s = (IPv6, C6, S6) if v6 else (IP, C4, S4)
+    return [bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="S", seq=1)),
+            bytes(ip(src=s, dst=c) / TCP(sport=port, dport=50000, flags="SA", seq=9, ack=2)),
+            bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="A", seq=2, ack=10)),
+            bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="PA", seq=2, ack=10)
+                  / Raw(b"abc"))]
+
+
+def flows_of(path, engine: str = "builtin"):
+    a = analyze_file(path, RULES, engine=engine)
+    rows = sorted((r.proto, r.orig_h, int(r.orig_p), r.resp_h, int(r.resp_p), int(r.orig_pkts),
+                   int(r.resp_pkts)) for r in a.flows.itertuples())
+    return rows, [w for st in a.stats.values() for w in st.warnings]
+
+
+def tunnel_lines(warnings: list[str]) -> list[str]:
+    return [w.split(": ", 1)[1] for w in warnings if "tunnelled packets" in w]
+
+
+def in_udp(body: bytes, port: int, up: bool = True) -> bytes:
+    """``body`` in UDP between the two tunnel routers: to ``port`` (``up``), else from it (the
+    reply direction: Wireshark reads either port)."""
+    o = IP(src=RTR1, dst=RTR2) / UDP(sport=61000, dport=port) if up else \
+        IP(src=RTR2, dst=RTR1) / UDP(sport=port, dport=61000)
+    return bytes(Ether(**OUTER_MAC) / o / Raw(body))
+
+
+def mpls(p: bytes, labels: int = 2) -> bytes:
+    """``p`` after ``labels`` MPLS labels (the last with the bottom-of-stack bit)."""
+    return b"".join(struct.pack("!I", ((100 + k) << 12) | ((k == labels - 1) << 8) | 64)
+                    for k in range(labels)) + p
+
+
+def gpe(p: bytes, nxt: int) -> bytes:
+    """A VXLAN-GPE header (P flag, next protocol ``nxt``, VNI 1) then ``p``."""
+    return bytes([0x0C, 0, 0, nxt, 0, 0, 1, 0]) + p
+
+
+# ---------------------------------------------------------------------------- UDP tunnels
+TUNNELS = {
+    "lisp": (lambda p, up: in_udp(LISP + p, 4341, up), "LISP"),
+    "mpls_udp": (lambda p, up: in_udp(mpls(p), 6635, up), "MPLS-in-UDP"),
+    "gpe_mpls": (lambda p, up: in_udp(gpe(mpls(p, 1), 5), 4790), "VXLAN-GPE"),
+}
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+@pytest.mark.parametrize("kind", sorted(TUNNELS))
+def test_udp_tunnel_gives_the_inner_connection(tmp_path, kind, v6):
+    """Before (9ea40cb): one UDP flow between the routers, no tunnel line; after: the TCP
+    connection inside, with both engines, and the tunnel counted under its name."""
+    wrap, name = TUNNELS[kind]
+    # (the server's reply comes back from the tunnel port: the other direction of the tunnel)
+    frames = [wrap(p, k != 1) for k, p in enumerate(handshake(v6))]
+    path = write(tmp_path, f"{kind}.pcap", frames)
+    p = decoded(path)
+    assert len(p) == 4 and p.stats.non_ip == 0 and p.stats.malformed == 0
+    assert set(p.cols["vlan"].tolist()) == {0} and not p.cols["l2_bcast"].any()
+    c, s = (C6, S6) if v6 else (C4, S4)
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert rows == [("tcp", c, 50000, s, 13000, 3, 1)], engine
+        assert tunnel_lines(warn) == ["decode: 4 tunnelled packets decoded as their inner packet, "
+                                      f"outer headers dropped ({name} 4)"], (engine, warn)
+
+
+def _too_long(p: bytes) -> bytes:
+    """``p`` (IPv4) with a total length beyond the bytes that follow it."""
+    b = bytearray(p)
+    b[2:4] = struct.pack("!H", len(p) + 100)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("port,body", [
+    (4341, LISP + _too_long(handshake()[0])),             # the inner datagram does not fit
+    (4341, LISP + handshake()[0][:16]),                   # its header cut short
+    (4341, LISP + bytes(Ether(**INNER_MAC) / Raw(handshake()[0]))),   # not IP after the header
+    (4341, b"\x45" * 40),                                 # plain data that begins like IPv4
+    (6635, mpls(_too_long(handshake()[0]))),
+    (6635, struct.pack("!I", 100 << 12) * 6),             # labels without a bottom of stack
+    (6635, mpls(bytes(Ether(**INNER_MAC) / Raw(handshake()[0])))),   # a pseudowire: stays UDP
+    (6635, b"ordinary datagram to port 6635, nothing like MPLS"),
+], ids=["lisp_too_long", "lisp_cut", "lisp_ether", "lisp_data", "mpls_too_long", "mpls_no_bos",
+        "mpls_pw", "mpls_data"])
+def test_port_alone_is_no_tunnel(tmp_path, port, body):
+    """Traffic on 4341/6635 whose payload is no LISP/MPLS packet carrying IP that fits stays the
+    UDP datagram (with both engines), as the LISP control port 4342 does."""
+    frames = [in_udp(body, port), in_udp(LISP + handshake()[0], 4342)]
+    path = write(tmp_path, "udp.pcap", frames)
+    p = decoded(path)
+    assert len(p) == 2 and p.cols["proto"].tolist() == [17, 17]
+    assert p.cols["dport"].tolist() == [port, 4342]
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert [r[:5] for r in rows] == sorted([("udp", RTR1, 61000, RTR2, port),
+                                                ("udp", RTR1, 61000, RTR2, 4342)]), engine
+        assert tunnel_lines(warn) == [], (engine, warn)
+
+
+# ---------------------------------------------------------------------------- ethertype 0x6558
+def sll(p: bytes, pkttype: int = 0, v2: bool = False) -> bytes:
+    """``p`` (an Ethernet frame) under a LINUX_SLL (or SLL2) header of a GRE device: hatype 778,
+    protocol 0x6558, no address."""
+    if v2:
+        return struct.pack("!HHIHBB8s", 0x6558, 0, 3, 778, pkttype, 0, bytes(8)) + p
+    return struct.pack("!HHH8sH", pkttype, 778, 0, bytes(8), 0x6558) + p
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["sll", "sll2"])
+def test_sll_of_a_gre_device_carrying_ethernet(tmp_path, v2):
+    """Before (9ea40cb): every frame not IP, nothing analysed; after: the connection, the inner
+    frame's VLAN tag and broadcast destination, the SLL's 'sent by this host'."""
+    frames = []
+    for k, p in enumerate(handshake()):
+        mac = dict(src=INNER_MAC["src"], dst="ff:ff:ff:ff:ff:ff" if k == 3 else INNER_MAC["dst"])
+        frames.append(sll(bytes(Ether(**mac) / Dot1Q(vlan=30, type=0x0800) / Raw(p)), 4 if k != 1 else 0, v2))
+    frames.append(sll(bytes(Ether(**INNER_MAC) / ARP()), 0, v2))
+    frames.append(sll(b"\x00\x50\x56", 0, v2))              # a frame cut in its addresses
+    path = write(tmp_path, "gre_dev.pcap", frames, linktype=276 if v2 else 113)
+    p = decoded(path)
+    assert len(p) == 4 and (p.stats.non_ip, p.stats.malformed) == (1, 1)
+    native = decoded(write(tmp_path, "native.pcap", [bytes(Ether(**INNER_MAC) / Dot1Q(vlan=30)
+                                                           / IP(src=C4, dst=S4) / TCP())]))
+    assert p.cols["vlan"].tolist() == [int(native.cols["vlan"][0])] * 4
+    assert p.cols["l2_bcast"].tolist() == [False, False, False, True]
+    assert p.cols["l2_out"].tolist() == [True, False, True, True]
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert rows == [("tcp", C4, 50000, S4, 13000, 3, 1)], engine
+        assert tunnel_lines(warn) == [], (engine, warn)
+
+
+def test_ethernet_in_ethernet_nesting_is_bounded(tmp_path):
+    """Ethertype 0x6558 frames inside one another: read to a depth of 16, beyond that the frame
+    is too deep (counted, no recursion without end)."""
+    def nest(k: int) -> bytes:
+        return (bytes(Ether(**OUTER_MAC, type=0x6558)) * k
+                + bytes(Ether(**INNER_MAC) / IP(src=C4, dst=S4) / TCP(sport=50000, dport=13000)))
+    p = decoded(write(tmp_path, "nest.pcap", [nest(16), nest(17), nest(2000)]))
+    assert p.cols["frame"].tolist() == [0]
+    assert p.stats.malformed == 2 and any("nested deeper" in w for w in p.stats.warnings)
