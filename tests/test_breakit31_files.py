@@ -187,3 +187,73 @@ def test_ethernet_in_ethernet_nesting_is_bounded(tmp_path):
     p = decoded(write(tmp_path, "nest.pcap", [nest(16), nest(17), nest(2000)]))
     assert p.cols["frame"].tolist() == [0]
     assert p.stats.malformed == 2 and any("nested deeper" in w for w in p.stats.warnings)
+
+
+# ---------------------------------------------------------------------------- GRE keepalives
+def test_gre_keepalive_is_the_gre_packet(tmp_path):
+    """A Cisco GRE keepalive (router 1 -> 2: GRE carrying the IPv4 packet 2 -> 1 that carries a
+    GRE header of protocol type 0, which router 2 sends back as it is) and an empty GRE packet
+    of type 0. Before (9ea40cb): "malformed" (the empty protocol 0 read as an LLC header) or not
+    IP, no row; after: the GRE packet (2 -> 1 for the keepalive) is the row, as tshark shows it."""
+    out = IP(src=RTR1, dst=RTR2, proto=47) / Raw(struct.pack("!HH", 0, 0x0800))
+    back = IP(src=RTR2, dst=RTR1, proto=47) / Raw(struct.pack("!HH", 0, 0))
+    frames = [bytes(Ether(**OUTER_MAC) / out / back), bytes(Ether(**OUTER_MAC) / back)]
+    path = write(tmp_path, "keepalive.pcap", frames)
+    p = decoded(path)
+    assert len(p) == 2 and (p.stats.non_ip, p.stats.malformed) == (0, 0)
+    assert p.cols["proto"].tolist() == [47, 47] and p.cols["payload_len"].tolist() == [4, 4]
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert rows == [("gre", RTR2, -1, RTR1, -1, 2, 0)], (engine, rows)
+        assert tunnel_lines(warn) == ["decode: 1 tunnelled packets decoded as their inner packet, "
+                                      "outer headers dropped (GRE 1)"], (engine, warn)
+
+
+# ---------------------------------------------------------------------------- tshark engine
+def _vxlan(p: bytes, dport: int = 4789) -> bytes:
+    return in_udp(bytes([0x08, 0, 0, 0, 0, 0, 1, 0]) + p, dport)
+
+
+@pytest.mark.skipif(not TSHARK, reason="tshark is not installed")
+def test_tunnel_carrying_no_ip_is_not_ip_with_both_engines(tmp_path):
+    """ARP in VXLAN, GRE and Geneve, an ARP in VXLAN-GPE: the builtin decoder drops a tunnelled
+    packet's outer headers, so the frame is not IP; the tshark engine kept the outer datagram as
+    a row (before, 9ea40cb: a UDP flow to 4789 ... and a GRE flow with this engine only)."""
+    arp = bytes(Ether(**INNER_MAC) / ARP())
+    frames = [_vxlan(arp),
+              bytes(Ether(**OUTER_MAC) / IP(src=RTR1, dst=RTR2, proto=47)
+                    / Raw(struct.pack("!HH", 0, 0x6558) + arp)),
+              bytes(Ether(**OUTER_MAC) / IP(src=RTR1, dst=RTR2, proto=47)
+                    / Raw(struct.pack("!HH", 0, 0x0806) + bytes(28))),
+              in_udp(bytes([0, 0, 0x65, 0x58, 0, 0, 1, 0]) + arp, 6081),
+              in_udp(gpe(arp, 3), 4790),
+              _vxlan(bytes(Ether(**INNER_MAC, type=0x0800) / Raw(handshake()[0])))]    # (IP inside: a row)
+    path = write(tmp_path, "no_ip.pcap", frames)
+    p = decoded(path)
+    assert len(p) == 1 and p.stats.non_ip == 5
+    for engine in ENGINES:
+        rows, _ = flows_of(path, engine)
+        assert rows == [("tcp", C4, 50000, S4, 13000, 1, 0)], (engine, rows)
+
+
+@pytest.mark.skipif(not TSHARK, reason="tshark is not installed")
+@pytest.mark.parametrize("v6", [False, True], ids=["ipip", "ip6ip6"])
+def test_inner_packet_of_a_reassembled_outer_datagram(tmp_path, v6):
+    """IP-in-IP whose outer datagram was fragmented (the inner one whole once reassembled): the
+    tshark engine gave the inner packet the reassembled outer length (before, 9ea40cb: ip_len
+    288 or 348 instead of the inner datagram's 248 / 328)."""
+    from scapy.all import IPv6ExtHdrFragment, fragment, fragment6
+    if v6:
+        inner = IPv6(src=C6, dst=S6) / UDP(sport=40002, dport=53) / Raw(b"y" * 200)
+        frags = fragment6(IPv6(src="2001:db8:ff::1", dst="2001:db8:ff::2") / IPv6ExtHdrFragment()
+                          / inner, 150)
+    else:
+        inner = IP(src=C4, dst=S4) / UDP(sport=40002, dport=53) / Raw(b"y" * 300)
+        frags = fragment(IP(src=RTR1, dst=RTR2, proto=4) / inner, 120)
+    path = write(tmp_path, "frag.pcap", [bytes(Ether(**OUTER_MAC) / f) for f in frags])
+    p = decoded(path)
+    assert p.cols["ip_len"].tolist() == [len(inner)]
+    from kscc_traffic.engines.tshark import read_packets
+    t = read_packets(path)
+    assert t.cols["ip_len"].tolist() == [len(inner)]
+    assert t.cols["payload_len"].tolist() == p.cols["payload_len"].tolist()

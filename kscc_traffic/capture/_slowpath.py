@@ -1257,10 +1257,11 @@ class SlowDecoder:
             else:
                 r = self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
                                  4 if proto == 4 else 6)
-            if not (r == MALFORMED and dend < p + ip_pl):
+            if r is not None and not (r == MALFORMED and dend < p + ip_pl):
                 return r
             # (a tunnel whose inner packet the snaplen cut before its headers end: the outer
-            # datagram is the row, as Wireshark's conversations keep it; as for UDP tunnels)
+            # datagram is the row, as Wireshark's conversations keep it; as for UDP tunnels;
+            # so is a GRE packet that carries none: _gre gives None)
         elif tunnels:
             if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
                 return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
@@ -1345,6 +1346,8 @@ class SlowDecoder:
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """The packet inside the GRE header at ``p`` (a row, or a status), or None when the
+        GRE packet carries none (protocol type 0: a keepalive): the GRE datagram is the row."""
         if dend - p < 4:
             return MALFORMED
         flags, ptype = _hh(d, p)
@@ -1372,6 +1375,11 @@ class SlowDecoder:
         q = p + h
         if q > dend:
             return MALFORMED
+        if ptype == 0:
+            # protocol type 0 (reserved): no packet inside; a Cisco GRE keepalive (the reply
+            # an endpoint sends back, itself inside a GRE packet to it) or an empty GRE packet.
+            # The GRE datagram is the row, as Wireshark shows it (gre, then data if any)
+            return None
         if ptype == 0x6558:                             # transparent Ethernet bridging
             return self._tunnel("GRE", self._ether, d, q, lim, base, ctx, depth)
         if ptype == 0x880B:                             # PPP (PPTP)

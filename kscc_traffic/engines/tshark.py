@@ -79,6 +79,13 @@ as every fragment of a datagram never completed, it is ``unreassembled`` and car
 VXLAN on Linux's default port 8472, which Wireshark does not read by itself, is asked for with
 ``-d udp.port==8472,vxlan`` (:data:`DECODE_AS`); a datagram there is taken as VXLAN only when it
 passes the builtin decoder's checks (:func:`_vxlan_fits`), else it stays the UDP datagram.
+LISP data (``lisp-data``, UDP 4341) and MPLS in UDP (``udp:mpls`` on port 6635), which Wireshark
+reads for any IP-looking payload on the port, are taken as the builtin decoder takes them: the
+inner IP header whole and its datagram within the UDP one (:func:`_udp_ip_fits`), else the
+datagram stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE, VXLAN to 4789,
+Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
+frame not IP, as with the builtin decoder (:func:`_tunnel_without_ip`); a GRE keepalive (protocol
+type 0) is the GRE packet.
 IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
 (``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
 2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
@@ -181,7 +188,7 @@ FIELDS: list[str] = [
     "igmp.type", "igmp.maddr", "igmp.record_type", "igmp.num_src", "icmpv6.mld.multicast_address",
     "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.nb_sources", "icmpv6.mldr.mar.multicast_address",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom",
+    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom", "gre.proto",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
@@ -625,6 +632,12 @@ class PacketBuilder:
                 protos = protos[:protos.index("udp", prev + 1) + 1] if "udp" in between else protos[:ip_idx]
                 cut = min(cut, len(protos))
                 ip_idx = prev
+        if ip_idx >= 0 and _tunnel_without_ip(protos, f, ip_idx, cut):
+            # a tunnel whose inner frame is no IP packet (ARP in VXLAN, a PPTP acknowledgement):
+            # the builtin decoder drops the outer headers of a tunnelled packet, and with
+            # nothing inside to show the frame is not IP
+            self.non_ip += 1
+            return None
         if ip_idx < 0:
             self.non_ip += 1
             if "mpls" in protos[start:] and protos[-1] == "data":
@@ -702,8 +715,10 @@ class PacketBuilder:
             reas = f.get("ip.reassembled.length")
             fragment = (_at(f, "ip.flags.mf", occ) in ("1", "True")
                         or _int(_at(f, "ip.frag_offset", occ), 0) != 0)
-            if reas:
-                total = hdr + _int(reas[0], 0)
+            if reas and fragment:
+                # (this layer's datagram was reassembled: the last reassembly dissected; an
+                # outer datagram reassembled around a whole inner one leaves the inner as it is)
+                total = hdr + _int(reas[-1], 0)
                 fragment = False
             ip_pl = max(total - hdr - ext_bytes, 0)
             if ah_next >= 0:
@@ -724,13 +739,14 @@ class PacketBuilder:
             ttl = _int(_at(f, "ipv6.hlim", occ), -1)
             ipver = 6
             fragment = frag6
-            if reas:
+            if reas and frag6:
                 # (the builtin decoder's: the headers before the fragment header and the
-                # reassembled payload, whose extension headers and AH come off ip_pl)
+                # reassembled payload, whose extension headers and AH come off ip_pl; only
+                # when this layer's datagram is the one reassembled, as for IPv4)
                 before = pre_frag if pre_frag >= 0 else ext_bytes
-                total = 40 + before + _int(reas[0], 0)
+                total = 40 + before + _int(reas[-1], 0)
                 after = ext_bytes - before - (8 if pre_frag >= 0 else 0)
-                ip_pl = max(_int(reas[0], 0) - after - ah_bytes, 0)
+                ip_pl = max(_int(reas[-1], 0) - after - ah_bytes, 0)
                 fragment = False
             else:
                 total = 40 + plen6
@@ -916,6 +932,29 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
     if f.get("teredo.orig.port"):
         hdr += 8
     return ulen - 8 - hdr == 40 + plen
+
+
+def _tunnel_without_ip(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int,
+                       cut: int) -> bool:
+    """The layers after the packet's IP layer at ``ip_idx`` (up to ``cut``, an ICMP layer or
+    the end; no IP layer among them) are a tunnel the builtin decoder reads whatever it
+    carries, that carries no IP packet: GRE with a protocol type other than 0 (0: a keepalive,
+    the GRE packet is the row), VXLAN to port 4789 with the I flag, Geneve to 6081, VXLAN-GPE
+    to 4790 carrying Ethernet or MPLS. The builtin decoder counts such a frame as not IP.
+    False for a frame the snaplen cut, or whose IP length says more than the frame holds (the
+    builtin decoder then keeps the outer datagram)."""
+    after = protos[ip_idx + 1:cut]
+    if not after or _int(_at(f, "frame.cap_len", 0)) < _int(_at(f, "frame.len", 0)) \
+            or any(f.get(name) for name in _BEYOND_FIELD.values()):
+        return False
+    if after[0] == "gre":
+        return _int(_at(f, "gre.proto", protos[:ip_idx].count("gre")), 0) != 0
+    if after[0] != "udp" or len(after) < 2:
+        return False
+    dport = _int(_at(f, "udp.dstport", protos[:ip_idx].count("udp")))
+    if after[1] == "vxlan" and dport == 4789:
+        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800)
+    return (after[1] == "geneve" and dport == 6081) or (after[1] in ("eth", "mpls") and dport == 4790)
 
 
 def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_idx: int) -> bool:
