@@ -257,3 +257,36 @@ def test_inner_packet_of_a_reassembled_outer_datagram(tmp_path, v6):
     t = read_packets(path)
     assert t.cols["ip_len"].tolist() == [len(inner)]
     assert t.cols["payload_len"].tolist() == p.cols["payload_len"].tolist()
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def _epb(p: bytes, t_us: int, opts: bytes = b"") -> bytes:
+    pad = b"\0" * (-len(p) % 4)
+    return _block(6, struct.pack("<IIIII", 0, t_us >> 32, t_us & 0xFFFFFFFF, len(p), len(p)) + p
+                  + pad + opts)
+
+
+@pytest.mark.skipif(not TSHARK, reason="tshark is not installed")
+def test_damaged_mark_survives_the_tshark_engines_copy(tmp_path):
+    """A pcapng whose first packet the capture marks damaged (epb_flags: CRC error) and whose
+    second carries an epb_flags option of a wrong length: tshark stops at the second, so the
+    engine dissects a copy of what the built-in reader reads. Before (9ea40cb) the copy lost
+    the damage mark: the damaged frame was a flow with this engine only."""
+    t0 = 1_700_000_000_000_000
+    frames = [bytes(Ether(**INNER_MAC) / IP(src=C4, dst=S4) / TCP(sport=50000 + k, dport=13000,
+                                                                   flags="S")) for k in range(2)]
+    crc = struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)
+    bad = struct.pack("<HH", 2, 12) + bytes(12) + struct.pack("<HH", 0, 0)
+    path = tmp_path / "flags.pcapng"
+    path.write_bytes(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+                     + _block(1, struct.pack("<HHI", 1, 0, 0))
+                     + _epb(frames[0], t0, crc) + _epb(frames[1], t0 + 1000, bad))
+    expect = [("tcp", C4, 50001, S4, 13000, 1, 0)]
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert rows == expect, (engine, rows)
+        assert sum("marks as damaged" in w for w in warn) == 1, (engine, warn)

@@ -128,7 +128,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..capture.frames import LT_FCS
+from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
@@ -1473,12 +1473,18 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
+                # (a frame the file marks damaged keeps the mark: epb_flags with the CRC error
+                # bit, which tshark shows as frame.packet_flags_crc_error)
+                damaged, lt = lt & LT_DAMAGED, lt & ~LT_DAMAGED
                 if lt not in ifaces:
                     ifaces[lt] = len(ifaces)
                     fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
-                parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(d), wls[i]) + d))
+                d += b"\0" * (-len(d) % 4)
+                if damaged:
+                    d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
+                parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(fr.data(i)), wls[i]) + d))
             out.write(b"".join(parts))
     return stats, absent
 
