@@ -290,3 +290,24 @@ def test_damaged_mark_survives_the_tshark_engines_copy(tmp_path):
         rows, warn = flows_of(path, engine)
         assert rows == expect, (engine, rows)
         assert sum("marks as damaged" in w for w in warn) == 1, (engine, warn)
+
+
+@pytest.mark.skipif(not TSHARK, reason="tshark is not installed")
+def test_tunnel_ports_as_source_port_only_stay_udp(tmp_path):
+    """A datagram from port 4789, 6081 or 4790 to another port (a service on that port
+    answering, say) that looks like VXLAN, Geneve or VXLAN-GPE carrying IP: the builtin decoder
+    reads these tunnels by their destination port only, so it stays UDP; Wireshark reads them
+    by either port, and the tshark engine took the inner packet (before, 9ea40cb)."""
+    syn = handshake()[0]
+    frame = bytes(Ether(**INNER_MAC, type=0x0800) / Raw(syn))
+    bodies = [(4789, bytes([0x08, 0, 0, 0, 0, 0, 1, 0]) + frame),
+              (6081, bytes([0, 0, 0x65, 0x58, 0, 0, 1, 0]) + frame),
+              (4790, gpe(syn, 1))]
+    path = write(tmp_path, "sport.pcap", [in_udp(b, port, up=False) for port, b in bodies])
+    p = decoded(path)
+    assert p.cols["proto"].tolist() == [17, 17, 17]
+    for engine in ENGINES:
+        rows, warn = flows_of(path, engine)
+        assert [r[:5] for r in rows] == sorted(("udp", RTR2, port, RTR1, 61000)
+                                               for port, _ in bodies), (engine, rows)
+        assert tunnel_lines(warn) == [], (engine, warn)

@@ -620,6 +620,13 @@ class PacketBuilder:
             protos = protos[:v]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        u = _by_source_port(protos, f, start, ip_idx)
+        if u > 0:
+            # Geneve or VXLAN-GPE Wireshark read for the datagram's source port only: the
+            # builtin decoder looks at the destination port, the datagram stays UDP
+            protos = protos[:u + 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
         between = protos[prev + 1:ip_idx]
         if prev >= 0 and ("udp" in between or all(x == "gre" for x in between)):
@@ -957,6 +964,25 @@ def _tunnel_without_ip(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx
     return (after[1] == "geneve" and dport == 6081) or (after[1] in ("eth", "mpls") and dport == 4790)
 
 
+def _by_source_port(protos: list[str], f: Mapping[str, Sequence[str]], start: int,
+                    ip_idx: int) -> int:
+    """The index of the ``udp`` layer before the packet's IP layer at ``ip_idx`` when Wireshark
+    read the tunnel after it for its source port only (a Geneve layer from port 6081, a
+    VXLAN-GPE payload, shown right after ``udp``, from 4790, to another port), else -1."""
+    prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
+    if prev < 0 or "udp" not in protos[prev + 1:ip_idx]:
+        return -1
+    u = protos.index("udp", prev + 1)
+    k = protos[:u].count("udp")
+    sport, dport = _int(_at(f, "udp.srcport", k)), _int(_at(f, "udp.dstport", k))
+    nxt = protos[u + 1]
+    if nxt == "geneve" and sport == 6081 and dport != 6081:
+        return u
+    if nxt in ("eth", "ip", "ipv6", "mpls") and sport == 4790 and dport != 4790:
+        return u
+    return -1
+
+
 def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_idx: int) -> bool:
     """The IP layer at ``ip_idx``, after the ``udp`` layer at ``u`` and one ``lisp-data`` (8
     bytes) or ``mpls`` layer (its labels, 4 bytes each), is what the builtin decoder takes for
@@ -991,16 +1017,18 @@ def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bo
     Ethernet frame (with VLAN tags or not) holding an IPv4 header (header length at least 20,
     total length at least that) or an IPv6 header (payload length not 0) whose datagram fits
     in the UDP datagram. False also for a datagram Wireshark read as VXLAN for its source port
-    8472 only (the builtin decoder looks at the destination port). Datagrams to 4789 are taken
-    as Wireshark reads them."""
+    8472 or 4789 only (the builtin decoder looks at the destination port). Datagrams to 4789 are
+    taken as Wireshark reads them."""
     u = protos[:v].count("udp") - 1
     if v < 1 or protos[v - 1] != "udp" or u < 0:
         return True
     sport, dport = _int(_at(f, "udp.srcport", u)), _int(_at(f, "udp.dstport", u))
-    if dport == 4789 or _VXLAN_LINUX_PORT not in (sport, dport):
+    if dport == 4789:
         return True
     if dport != _VXLAN_LINUX_PORT:
-        return False
+        # (read by Wireshark for its source port only: the builtin decoder looks at the
+        # destination port, for 4789 as for 8472)
+        return sport not in (4789, _VXLAN_LINUX_PORT)
     k = protos[:v].count("vxlan")
     # (bytes 2-3 are ``vxlan.gbp`` to Wireshark 4.0 whatever the G flag says; with the G flag,
     # the Group Based Policy extension, byte 1 may hold its D and A flags and bytes 2-3 the policy)
