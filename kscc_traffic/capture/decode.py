@@ -21,9 +21,11 @@ Two paths fill the same per-frame columns:
   (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN
   (UDP 4789, and 8472 when it passes :meth:`._slowpath.SlowDecoder._vxlan_linux`'s checks),
   VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Ethernet in IP (protocol 143: SRv6 End.DX2/End.DT2),
-  Teredo, Ethernet over MPLS, 802.1ah PBB: the inner packet is emitted), cut headers, and every
+  Teredo, LISP data (UDP 4341), MPLS in UDP (6635), Ethernet over MPLS, 802.1ah PBB: the inner
+  packet is emitted; an Ethernet frame after ethertype 0x6558, as a LINUX_SLL header of a GRE
+  device gives it, is read as the frame's own link layer), cut headers, and every
   frame the fast path is unsure of (UDP to or from the tunnel ports 4789, 8472, 4790, 6081,
-  2152, 1701, 3544 included). These frames are rare: the
+  2152, 1701, 3544, 4341, 6635 included). These frames are rare: the
   fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
@@ -117,9 +119,9 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, JUMBO_LLC,
-                        L2_SHIMS, L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
-                        NSH_ETHERTYPE,
+from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT,
+                        JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
+                        MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE,
                         ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
@@ -179,6 +181,7 @@ _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
 _ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
 _ETCLASS[JUMBO_LLC] = 0                     # LLC/SNAP without a length field
 _ETCLASS[NSH_ETHERTYPE] = 0                 # NSH (RFC 8300): the slow path reads it
+_ETCLASS[ETH_BRIDGED] = 0                   # an Ethernet frame (SLL of a GRE device)
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
@@ -947,7 +950,9 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
                      | (dport == VXLAN_LINUX_PORT)
                      | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
                      | (dport == GTPU_PORT) | (sport == GTPU_PORT)
-                     | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))
+                     | (dport == TEREDO_PORT) | (sport == TEREDO_PORT)
+                     | (dport == LISP_DATA_PORT) | (sport == LISP_DATA_PORT)
+                     | (dport == MPLS_UDP_PORT) | (sport == MPLS_UDP_PORT))
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
     tcp &= ok
