@@ -22,6 +22,14 @@
  *       responder's first pure ACK after the originator's first FIN or RST); other entries are
  *       left as they are.  A negative flow number raises ValueError (nothing is changed).
  *       tests/test_tcpstate.py compares it with the numpy version (flows.state_event_rows_py).
+ *
+ *   seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked) -> None
+ *       flows.seq_extents in three passes: flow, flags, seq, ack, plen: C-contiguous buffers of
+ *       native int64; from_orig, is_tcp: 1-byte buffers (non-zero is true); end, acked: writable
+ *       int64 buffers; all of the same length, one entry per packet in (flow, time) order.  Every
+ *       entry of end and acked is written (-1 where not applicable).  A negative flow number
+ *       raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
+ *       numpy version (flows.seq_extents_py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -272,11 +280,142 @@ release_fl:
     return result;
 }
 
+/* (v - b) modulo 2^32 when below 2^31 (v at or after b in sequence space), else -1 */
+static inline int64_t
+rel32(int64_t v, int64_t b)
+{
+    uint64_t r = ((uint64_t)v - (uint64_t)b) & 0xFFFFFFFFu;
+    return r < 0x80000000u ? (int64_t)r : -1;
+}
+
+static PyObject *
+seq_extents(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Py_buffer v[9];
+    int held = 0;
+    PyObject *result = NULL;
+    int64_t *base = NULL, *base_at = NULL;
+    unsigned char *have = NULL, *seen = NULL;
+    static const char *names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
+    static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
+
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO:seq_extents", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &o[8]))
+        return NULL;
+    for (; held < 9; held++) {
+        int wr = held >= 7;
+        if ((one_byte[held] ? get_bytes1(o[held], &v[held], names[held], wr)
+                            : get_8byte_ints(o[held], &v[held], names[held], wr, 0)) < 0)
+            goto done;
+    }
+    Py_ssize_t n = v[0].len / 8;
+    for (int k = 1; k < 9; k++) {
+        if (v[k].len / v[k].itemsize != n) {
+            PyErr_SetString(PyExc_ValueError, "seq_extents: arrays of different lengths");
+            goto done;
+        }
+    }
+    const int64_t *F = v[0].buf, *FG = v[2].buf, *SQ = v[4].buf, *AK = v[5].buf, *LN = v[6].buf;
+    const unsigned char *IO = v[1].buf, *TC = v[3].buf;
+    int64_t *END = v[7].buf, *ACKED = v[8].buf;
+    int64_t gmax = -1, gall = -1;            /* the largest group: of the rows used, of all TCP rows */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (F[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) negative",
+                         (long long)F[i], i);
+            goto done;
+        }
+        if (!TC[i])
+            continue;
+        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
+        if (g > gall)
+            gall = g;
+        if (LN[i] >= 0 && g > gmax)
+            gmax = g;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        END[i] = ACKED[i] = -1;
+    if (gmax < 0) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    size_t nb = (size_t)gmax + 2, ns = (size_t)(gall + 1 > (int64_t)nb ? gall + 1 : (int64_t)nb);
+    base = calloc(nb, sizeof(int64_t));
+    base_at = calloc(nb, sizeof(int64_t));
+    have = calloc(nb, 1);
+    seen = calloc(ns, 1);
+    if (!base || !base_at || !have || !seen) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the start of each (flow, direction): its last SYN's seq + 1, else its first packet's seq
+     * (positions counted along the rows used: TCP with a header, plen >= 0) */
+    int64_t pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i])
+            continue;
+        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
+        seen[g] = 1;
+        if (LN[i] < 0)
+            continue;
+        if (FG[i] & F_SYN) {
+            base[g] = (int64_t)((uint64_t)SQ[i] + 1);
+            base_at[g] = pos;
+            have[g] = 2;                      /* (2: set by a SYN, which a later first packet keeps) */
+        } else if (!have[g]) {
+            base[g] = SQ[i];
+            base_at[g] = pos;
+            have[g] = 1;
+        }
+        pos++;
+    }
+    /* a direction none of whose packets was captured: the other side's first acknowledgement */
+    pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)
+            continue;
+        int64_t fl = FG[i], u = (F[i] * 2 + (IO[i] ? 0 : 1)) ^ 1;
+        if (!(fl & F_RST) && (fl & F_ACK) && AK[i] != 0 && !seen[u] && !have[u]) {
+            base[u] = AK[i];
+            base_at[u] = pos - 1;             /* (that acknowledgement itself counts: 0 bytes) */
+            have[u] = 1;
+        }
+        pos++;
+    }
+    pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)
+            continue;
+        int64_t fl = FG[i], g = F[i] * 2 + (IO[i] ? 0 : 1), peer = g ^ 1;
+        int ok = (fl & F_RST) == 0;
+        uint64_t e = (uint64_t)SQ[i] + ((fl & F_SYN) != 0) + (uint64_t)LN[i] + ((fl & F_FIN) != 0);
+        END[i] = ok && pos >= base_at[g] ? rel32((int64_t)e, base[g]) : -1;
+        int acking = ok && (fl & F_ACK) && AK[i] != 0;
+        ACKED[i] = acking && have[peer] && pos > base_at[peer] ? rel32(AK[i], base[peer]) : -1;
+        pos++;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(base);
+    free(base_at);
+    free(have);
+    free(seen);
+    while (held > 0)
+        PyBuffer_Release(&v[--held]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"endpoint_states", endpoint_states, METH_VARARGS,
      "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
     {"event_rows", event_rows, METH_VARARGS,
      "event_rows(flow, from_orig, flags, is_tcp, plen, keep): the rows the state machine reads, set in keep"},
+    {"seq_extents", seq_extents, METH_VARARGS,
+     "seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked): flows.seq_extents, "
+     "written into end and acked"},
     {NULL, NULL, 0, NULL}
 };
 

@@ -1296,7 +1296,27 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     last SYN, or else the first packet, of each (flow, direction) sets its start; an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
+
+    Compiled (:mod:`._tcpstate`'s ``seq_extents``, three passes over the rows) when built and
+    every flow number is non-negative, else :func:`seq_extents_py` (the same numbers:
+    ``tests/test_tcpstate.py``).
     """
+    n = len(flow_of)
+    if _tcpstate is None or n == 0 or int(np.min(flow_of)) < 0:
+        return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
+    end = np.empty(n, np.int64)
+    acked = np.empty(n, np.int64)
+    _tcpstate.seq_extents(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+                          np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+                          np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(ack, np.int64),
+                          np.ascontiguousarray(plen, np.int64), end, acked)
+    return end, acked
+
+
+def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                   seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`seq_extents` in numpy (the fallback of :mod:`._tcpstate`'s ``seq_extents``); the
+    same arguments and result."""
     n = len(flow_of)
     end = np.full(n, -1, np.int64)
     acked = np.full(n, -1, np.int64)

@@ -124,3 +124,64 @@ def test_event_rows_bad_arguments_raise_and_change_nothing():
     # (a negative flow number: the numpy version, through state_event_rows)
     assert state_event_rows(np.array([-1, -1]), np.array([1, 1], bool), np.array([SYN, SYN]),
                             np.ones(2, bool), np.zeros(2, np.int64)).tolist() == [True, False]
+
+
+_SEQ = st.one_of(st.integers(0, 40), st.integers(2**32 - 20, 2**32 - 1), st.integers(2**31 - 10, 2**31 + 10),
+                 st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3, 7, 40]), st.booleans(), st.sampled_from(_FLAGS + [0x118]),
+                          _SEQ, st.one_of(st.just(0), _SEQ), st.integers(-1, 30), st.booleans()), max_size=80),
+       st.booleans(), st.sampled_from([(bool, np.int64, np.int64), (np.int8, np.uint16, np.int32)]))
+def test_compiled_seq_extents_are_the_numpy_extents(rows, by_flow, types):
+    """Any rows (by flow or not; TCP or not; cut headers, plen -1; SYNs sent again with another
+    ISN; acknowledgement numbers 0; sequence numbers wrapping past 2**32 or half of it; one
+    direction not captured; flow numbers with gaps), any integer types: the compiled
+    seq_extents gives exactly the numpy seq_extents_py's ends and acknowledgements."""
+    orig_type, flags_type, plen_type = types
+    if by_flow:
+        rows = sorted(rows, key=lambda r: r[0])
+    flow = np.array([r[0] for r in rows], np.int64)
+    orig = np.array([r[1] for r in rows], bool).astype(orig_type)
+    flags = np.array([r[2] for r in rows], np.int64).astype(flags_type)
+    seq = np.array([r[3] for r in rows], np.int64)
+    ack = np.array([r[4] for r in rows], np.int64)
+    plen = np.array([r[5] for r in rows], np.int64).astype(plen_type)
+    tcp = np.array([r[6] for r in rows], bool).astype(orig_type)
+    want_end, want_acked = flows.seq_extents_py(flow, orig.astype(bool), flags, tcp.astype(bool), seq, ack, plen)
+    got_end, got_acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+    assert got_end.dtype == got_acked.dtype == np.int64
+    assert got_end.tolist() == want_end.tolist() and got_acked.tolist() == want_acked.tolist()
+
+
+def test_seq_extents_known_values_with_and_without_the_module(monkeypatch):
+    """A connection: SYN (ISN 1000), SYN-ACK (ISN 2**32 - 2, its space wraps), the client's
+    ACK with 10 bytes, the server's 5 bytes, the client's FIN; then a flow whose originator's
+    packets were not captured (its server's first ACK, 700, starts that space) and a UDP row.
+    Ends and acknowledgements are relative to each direction's ISN + 1 (the SYN's own end: 0)."""
+    flow = np.array([0, 0, 0, 0, 0, 1, 1, 2], np.int64)
+    orig = np.array([1, 0, 1, 0, 1, 0, 0, 1], bool)
+    flags = np.array([SYN, SYN | ACK, ACK, ACK, FIN | ACK, ACK, ACK, 0], np.int64)
+    seq = np.array([1000, 2**32 - 2, 1001, 2**32 - 1, 1011, 50, 60, 0], np.int64)
+    ack = np.array([0, 1001, 2**32 - 1, 1011, 4, 700, 710, 0], np.int64)
+    plen = np.array([0, 0, 10, 5, 0, 10, 0, 9], np.int64)
+    tcp = np.array([1, 1, 1, 1, 1, 1, 1, 0], bool)
+    want_end = [0, 0, 10, 5, 11, 10, 10, -1]
+    want_acked = [-1, 0, 0, 10, 5, 0, 10, -1]
+    for module in (flows._tcpstate, None):
+        monkeypatch.setattr(flows, "_tcpstate", module)
+        end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+        assert end.tolist() == want_end and acked.tolist() == want_acked
+
+
+def test_seq_extents_bad_arguments_raise():
+    one = np.ones(1, np.int64)
+    out = [np.zeros(1, np.int64), np.zeros(1, np.int64)]
+    with pytest.raises(ValueError, match="negative"):
+        _tcpstate.seq_extents(-one, np.ones(1, bool), one, np.ones(1, bool), one, one, one, *out)
+    with pytest.raises(ValueError, match="lengths"):
+        _tcpstate.seq_extents(np.zeros(2, np.int64), np.ones(1, bool), one, np.ones(1, bool), one, one, one, *out)
+    with pytest.raises(TypeError):
+        _tcpstate.seq_extents(one, np.ones(1, np.int64), one, np.ones(1, bool), one, one, one, *out)
+    assert [o.tolist() for o in out] == [[0], [0]]
