@@ -8,7 +8,9 @@ Two paths fill the same per-frame columns:
   ICMP, ICMPv6 or any other protocol but tunnels and AH, headers fully captured; it also counts the
   common non-IP Ethernet frames (ARP, LLDP, STP ...). Per chunk of frames it copies the first
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
-  copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
+  copy is a memcpy), then reads every field as a strided big-endian view of that matrix
+  (``_chunk``); when built, the same decode runs as one C loop over the frames instead
+  (:mod:`._headers`, ``capture/_headers.c``: the same rows, ``tests/test_headers_compiled.py``);
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
   FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
