@@ -1635,7 +1635,27 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     from that of the direction's previous packet of the kind (at most
     :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
     packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
-    ``I``, ``Q``, ``D``, ``A`` only once per direction."""
+    ``I``, ``Q``, ``D``, ``A`` only once per direction.
+
+    Compiled (:mod:`._tcpstate`'s ``history_codes``, two passes over the rows) when built and
+    every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
+    ``tests/test_tcpstate.py``)."""
+    n = len(flow_of)
+    if _tcpstate is None or n == 0 or int(np.min(flow_of)) < 0:
+        return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
+    code = np.empty(n, np.int64)
+    keep = np.empty(n, bool)
+    _tcpstate.history_codes(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+                            np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+                            np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(plen, np.int64),
+                            MAX_HISTORY_REPEATS, code, keep)
+    return code, keep
+
+
+def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                     seq: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`history_codes` in numpy (the fallback of :mod:`._tcpstate`'s ``history_codes``);
+    the same arguments and result."""
     n = len(flow_of)
     code = np.full(n, -1, np.int64)
     keep = np.zeros(n, bool)
