@@ -1302,14 +1302,16 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     ``tests/test_tcpstate.py``).
     """
     n = len(flow_of)
-    if _tcpstate is None or n == 0 or int(np.min(flow_of)) < 0:
+    # (getattr: a _tcpstate built before it had seq_extents runs the numpy version)
+    compiled = getattr(_tcpstate, "seq_extents", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
         return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     end = np.empty(n, np.int64)
     acked = np.empty(n, np.int64)
-    _tcpstate.seq_extents(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
-                          np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
-                          np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(ack, np.int64),
-                          np.ascontiguousarray(plen, np.int64), end, acked)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(ack, np.int64),
+             np.ascontiguousarray(plen, np.int64), end, acked)
     return end, acked
 
 
@@ -1641,14 +1643,16 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
     ``tests/test_tcpstate.py``)."""
     n = len(flow_of)
-    if _tcpstate is None or n == 0 or int(np.min(flow_of)) < 0:
+    # (getattr: a _tcpstate built before it had history_codes runs the numpy version)
+    compiled = getattr(_tcpstate, "history_codes", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
         return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
     code = np.empty(n, np.int64)
     keep = np.empty(n, bool)
-    _tcpstate.history_codes(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
-                            np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
-                            np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(plen, np.int64),
-                            MAX_HISTORY_REPEATS, code, keep)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(plen, np.int64),
+             MAX_HISTORY_REPEATS, code, keep)
     return code, keep
 
 
