@@ -1304,7 +1304,29 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     last SYN, or else the first packet, of each (flow, direction) sets its start; an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
+
+    Compiled (:mod:`._tcpstate`'s ``seq_extents``, three passes over the rows) when built and
+    every flow number is non-negative, else :func:`seq_extents_py` (the same numbers:
+    ``tests/test_tcpstate.py``).
     """
+    n = len(flow_of)
+    # (getattr: a _tcpstate built before it had seq_extents runs the numpy version)
+    compiled = getattr(_tcpstate, "seq_extents", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+        return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
+    end = np.empty(n, np.int64)
+    acked = np.empty(n, np.int64)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(ack, np.int64),
+             np.ascontiguousarray(plen, np.int64), end, acked)
+    return end, acked
+
+
+def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                   seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`seq_extents` in numpy (the fallback of :mod:`._tcpstate`'s ``seq_extents``); the
+    same arguments and result."""
     n = len(flow_of)
     end = np.full(n, -1, np.int64)
     acked = np.full(n, -1, np.int64)
@@ -1623,7 +1645,29 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     from that of the direction's previous packet of the kind (at most
     :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
     packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
-    ``I``, ``Q``, ``D``, ``A`` only once per direction."""
+    ``I``, ``Q``, ``D``, ``A`` only once per direction.
+
+    Compiled (:mod:`._tcpstate`'s ``history_codes``, two passes over the rows) when built and
+    every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
+    ``tests/test_tcpstate.py``)."""
+    n = len(flow_of)
+    # (getattr: a _tcpstate built before it had history_codes runs the numpy version)
+    compiled = getattr(_tcpstate, "history_codes", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+        return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
+    code = np.empty(n, np.int64)
+    keep = np.empty(n, bool)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(plen, np.int64),
+             MAX_HISTORY_REPEATS, code, keep)
+    return code, keep
+
+
+def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                     seq: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`history_codes` in numpy (the fallback of :mod:`._tcpstate`'s ``history_codes``);
+    the same arguments and result."""
     n = len(flow_of)
     code = np.full(n, -1, np.int64)
     keep = np.zeros(n, bool)

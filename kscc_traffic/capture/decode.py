@@ -8,7 +8,9 @@ Two paths fill the same per-frame columns:
   ICMP, ICMPv6 or any other protocol but tunnels and AH, headers fully captured; it also counts the
   common non-IP Ethernet frames (ARP, LLDP, STP ...). Per chunk of frames it copies the first
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
-  copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
+  copy is a memcpy), then reads every field as a strided big-endian view of that matrix
+  (``_chunk``); when built, the same decode runs as one C loop over the frames instead
+  (:mod:`._headers`, ``capture/_headers.c``: the same rows, ``tests/test_headers_compiled.py``);
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
   FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
@@ -127,6 +129,11 @@ from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_E
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
 
+try:   # the fast path's header decode compiled (optional: _chunk's numpy gives the same rows)
+    from . import _headers
+except ImportError:  # pragma: no cover - depends on the build
+    _headers = None
+
 __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "esp_note"]
 
 #: IP protocol number of IPsec ESP (RFC 4303): its payload is encrypted
@@ -190,6 +197,16 @@ _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow pa
 _V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
+# (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as
+# destination and as source, and the Ethernet type/length values of an LLC header)
+_DPORT_SLOW = np.zeros(65536, bool)
+_DPORT_SLOW[[VXLAN_PORT, GENEVE_PORT, VXLAN_LINUX_PORT, L2TP_PORT, VXLAN_GPE_PORT, GTPU_PORT,
+             TEREDO_PORT]] = True
+_SPORT_SLOW = np.zeros(65536, bool)
+_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT]] = True
+_LLC = np.zeros(65536, bool)
+_LLC[:0x600] = True
+_LLC[JUMBO_LLC] = True
 _FAM = np.zeros(256, np.int8)               # NULL/LOOP address family -> IP version
 _FAM[2] = 4
 _FAM[list(AF_INET6)] = 6
@@ -742,6 +759,10 @@ class DecodeCounters:
 
 
 # ---------------------------------------------------------------------------- fast path
+#: use the compiled header decode (:mod:`._headers`) when built; False: _chunk's numpy (the
+#: fallback; tests compare the two)
+_compiled = True
+
 def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows: np.ndarray,
           out: dict[str, np.ndarray], has_row: np.ndarray) -> tuple[int, np.ndarray]:
     """Vectorised decode of the frames in mask ``rows``; fills ``out``/``has_row`` in place.
@@ -753,6 +774,11 @@ def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows:
     nonip_mask = np.zeros(n, bool)
     if not rows.any():
         return 0, nonip_mask
+    if _headers is not None and _compiled:
+        # one C loop over the frames, the same rows as the chunks below (tests/test_headers_compiled.py)
+        _headers.fast_rows(b, off, cap, lt, rows, tuple(out[k] for k in ROW_FIELDS), has_row, nonip_mask,
+                           _ETCLASS, _TPID, _V4_SLOW, _V6_SLOW, _FAM, _DPORT_SLOW, _SPORT_SLOW, _LLC)
+        return int(nonip_mask.sum()), nonip_mask
     counts = np.bincount(np.clip(lt[rows], 0, _MAX_LT - 1), minlength=_MAX_LT)
     lts = np.flatnonzero(counts).tolist()
     uniform = len(lts) == 1 and bool(rows.all())
