@@ -199,11 +199,12 @@ _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
 # (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as
 # destination and as source, and the Ethernet type/length values of an LLC header)
+# (one table for both paths: _chunk's numpy reads them too)
 _DPORT_SLOW = np.zeros(65536, bool)
 _DPORT_SLOW[[VXLAN_PORT, GENEVE_PORT, VXLAN_LINUX_PORT, L2TP_PORT, VXLAN_GPE_PORT, GTPU_PORT,
-             TEREDO_PORT]] = True
+             TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT]] = True
 _SPORT_SLOW = np.zeros(65536, bool)
-_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT]] = True
+_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT]] = True
 _LLC = np.zeros(65536, bool)
 _LLC[:0x600] = True
 _LLC[JUMBO_LLC] = True
@@ -972,13 +973,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     doff = (T[:, 12] >> 4).astype(np.int64) << 2
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
-    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
-                     | (dport == VXLAN_LINUX_PORT)
-                     | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
-                     | (dport == GTPU_PORT) | (sport == GTPU_PORT)
-                     | (dport == TEREDO_PORT) | (sport == TEREDO_PORT)
-                     | (dport == LISP_DATA_PORT) | (sport == LISP_DATA_PORT)
-                     | (dport == MPLS_UDP_PORT) | (sport == MPLS_UDP_PORT))
+    # (the tunnel ports left to the slow path: the tables the compiled decode reads too)
+    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | _DPORT_SLOW[dport] | _SPORT_SLOW[sport])
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
     tcp &= ok
