@@ -267,6 +267,14 @@ def _figure(width: float, height: float) -> "Figure":
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _whole_numbers(axis) -> None:
+    """Ticks of a count axis (flows, attempts) at whole numbers only: no "0.5 flows" tick when
+    the counts are small (newcomer 31 F14); ``axis``: a matplotlib ``Axis``."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _empty(fig: "Figure", text: str = "no flows") -> "Figure":
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
@@ -297,6 +305,7 @@ def chart_verdicts(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figu
     ax.set_yticks(y, [_label(p) for p in b.index])
     ax.invert_yaxis()
     ax.set_xlabel("flows")
+    _whole_numbers(ax.xaxis)
     ax.set_title("Flows per purpose and verdict", loc="left")
     fig.legend(loc="outside right upper", fontsize="small", frameon=False)
     ax.grid(axis="x", alpha=0.3)
@@ -319,6 +328,7 @@ def chart_volume(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure
     ax1.set_yticks(y, [_label(p) for p in b.index])
     ax1.invert_yaxis()
     ax1.set_xlabel("flows")
+    _whole_numbers(ax1.xaxis)
     ax1.set_title("Flows per purpose", loc="left")
     ax2.barh(y, b["orig_bytes"], color="#1e88e5", height=0.7, label="sent by client (originator)")
     ax2.barh(y, b["resp_bytes"], left=b["orig_bytes"], color="#90caf9", height=0.7,
@@ -383,6 +393,7 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
                     linewidth=0)
         bottom += n
     axh.set_ylabel("attempts")
+    _whole_numbers(axh.yaxis)
     axh.grid(axis="y", alpha=0.3)
     axh.set_axisbelow(True)
     loc = mdates.AutoDateLocator()

@@ -2997,7 +2997,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     headline = summary.no_ksc_headline(rules)
     if headline:
         console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
-    t = Table(title="Flows per purpose", title_justify="left")
+    chk = summary.readiness(rules)
+    # (no KSC agent traffic: the counts are other programs' flows on the purposes' ports, as the
+    # checklist's "not seen" and the flagged flows' title say, newcomer 31 F3)
+    t = Table(title=f"Flows per purpose{NOT_KSC_PURPOSES if headline else ''}", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         # (a narrow terminal: cells fold, never cut with an ellipsis)
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
@@ -3010,8 +3013,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         t.add_row(Text(escape_terminal(purpose)), str(sum(row.values())),
                   *(str(row.get(v, 0)) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
+    one_way = one_way_ok_note(chk, per)
+    if one_way:
+        console.print(Text(escape_terminal(one_way), style="italic"))
 
-    chk = summary.readiness(rules)
     outside: list[str] | None = []
     if capture_filter is not None:
         from .live.filtercheck import purposes_outside
@@ -3085,7 +3090,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        ranks = summary.flagged_rank.tolist()
+        groups = flagged_groups_text(ranks)
+        if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
+            f.caption, f.caption_justify = groups, "left"
+        for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -3093,7 +3102,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)))
+                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
         console.print(f)
         if summary.flagged_more():
             console.print(summary.flagged_more())
@@ -3110,6 +3120,39 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 #: after the flagged flows' title when no flow is KSC agent traffic (the headline): their verdicts
 #: are the rules', about other programs' traffic
 NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
+
+#: after the flows per purpose's title when no flow is KSC agent traffic (the headline): the
+#: counts are of other programs' flows on the ports of the purposes (newcomer 31 F3)
+NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
+
+
+def flagged_groups_text(ranks: Iterable[int]) -> str:
+    """The line under the flagged flows when they are listed in more than one group of
+    :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
+    in order with their counts of rows listed, ``In groups (a line between them): KSC agent
+    traffic (4), then other flows (1); time order inside each group``, so that a later group's
+    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group."""
+    counts: dict[int, int] = {}
+    for k in ranks:
+        counts[int(k)] = counts.get(int(k), 0) + 1
+    if len(counts) < 2:
+        return ""
+    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({n})" for k, n in sorted(counts.items()))
+    return f"In groups (a line between them): {parts}; time order inside each group"
+
+
+def one_way_ok_note(chk: pd.DataFrame, per: dict[str, dict[str, int]]) -> str:
+    """The line under the flows per purpose when a purpose the checklist says ``seen one-way``
+    has ``ok`` flows (``chk``: :func:`readiness`'s table; ``per``: purpose -> verdict -> flows):
+    ``ok`` is the rules' verdict on each flow (sent as documented), the checklist's status is
+    about the purpose (nothing came back, the capture cannot show the flows were received), so the
+    two do not contradict (newcomer 31 F13); '' when no such purpose."""
+    names = [r for r, st in zip(chk["rule"].tolist(), chk["status"].tolist())
+             if st == "seen one-way" and per.get(r, {}).get("ok", 0)] if len(chk) else []
+    if not names:
+        return ""
+    return (f"{', '.join(names)}: ok = each flow is as the rules document it; the checklist's seen one-way = the "
+            "capture holds one direction only, so it cannot show that the other side received them (see To verify)")
 
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
 #: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17);
@@ -3152,7 +3195,13 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
-    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+    ranks = summary.flagged_rank.tolist()
+    groups = flagged_groups_text(ranks)
+    if groups:   # (the order of the groups, then each group's name before its first flow)
+        console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
+    for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+        if groups and (i == 0 or ranks[i] != ranks[i - 1]):
+            console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
         head = Text(f"{t}  ")
         if several:
             head.append(f"[{escape_terminal(r.capture)}]  ")
