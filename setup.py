@@ -1,8 +1,10 @@
 """Only the optional compiled part; everything else is in pyproject.toml.
 
 ``kscc_traffic.capture._walk`` (the pcap / pcapng record-walk loops in C),
-``kscc_traffic.capture._ranges`` (the many-ranges byte copies of the payload gathers) and
-``kscc_traffic._tcpstate`` (the TCP endpoint state machine of ``flows._endpoint_states``) and
+``kscc_traffic.capture._ranges`` (the many-ranges byte copies of the payload gathers),
+``kscc_traffic.capture._headers`` (the fast path's fixed-offset header decode of ``decode._chunk``),
+``kscc_traffic._tcpstate`` (the TCP endpoint state machine of ``flows._endpoint_states``, and
+``flows.seq_extents`` / ``flows.history_codes``) and
 ``kscc_traffic._keyhash`` (the flow-key hash rounds and uid digits of ``flows._mix`` / ``flows._uid``) are optional:
 where they cannot be built (no C compiler), the install goes on and the same loops run in Python
 (same results, slower).
@@ -10,6 +12,8 @@ where they cannot be built (no C compiler), the install goes on and the same loo
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("kscc_traffic.capture._walk", ["kscc_traffic/capture/_walk.c"],
+                             optional=True),
+                   Extension("kscc_traffic.capture._headers", ["kscc_traffic/capture/_headers.c"],
                              optional=True),
                    Extension("kscc_traffic.capture._ranges", ["kscc_traffic/capture/_ranges.c"], depends=["kscc_traffic/_buffers.h"],
                              optional=True),

@@ -13,6 +13,7 @@ The public API (everything else is private and may change)::
     purpose_breakdown, host_status, server_names, attempts_over_time   # tables for pictures
     chart_verdicts, chart_volume, chart_timeline, chart_host_failures  # matplotlib figures
     style_readiness(checklist)                                # the checklist as a styled table
+    style_table(table)                                        # any table, names from packets as text
 
 The names are loaded on first use (PEP 562): ``import kscc_traffic`` alone costs a few
 milliseconds, not the ~0.5 s of pandas, pyarrow and pydantic, so the command line starts at
@@ -40,7 +41,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _LAZY
     from .classify import classify
     from .flows import FLOW_COLUMNS, build_flows
     from .plots import (attempts_over_time, chart_host_failures, chart_timeline, chart_verdicts,
-                        chart_volume, host_status, purpose_breakdown, server_names, style_readiness)
+                        chart_volume, host_status, purpose_breakdown, server_names, style_readiness,
+                        style_table)
     from .report import dns_advice, readiness
     from .rules import RuleSet, load_rules
 
@@ -50,7 +52,7 @@ __all__ = [
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
-    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
+    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness", "style_table",
 ]
 __version__ = "0.1.0"
 
@@ -63,7 +65,7 @@ _LAZY = {
     **dict.fromkeys(("FLOW_COLUMNS", "build_flows"), ".flows"),
     **dict.fromkeys(("attempts_over_time", "chart_host_failures", "chart_timeline", "chart_verdicts",
                      "chart_volume", "host_status", "purpose_breakdown", "server_names",
-                     "style_readiness"), ".plots"),
+                     "style_readiness", "style_table"), ".plots"),
     **dict.fromkeys(("readiness", "dns_advice"), ".report"),
     **dict.fromkeys(("RuleSet", "load_rules"), ".rules"),
 }

@@ -22,6 +22,21 @@
  *       responder's first pure ACK after the originator's first FIN or RST); other entries are
  *       left as they are.  A negative flow number raises ValueError (nothing is changed).
  *       tests/test_tcpstate.py compares it with the numpy version (flows.state_event_rows_py).
+ *
+ *   seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked) -> None
+ *       flows.seq_extents in three passes: flow, flags, seq, ack, plen: C-contiguous buffers of
+ *       native int64; from_orig, is_tcp: 1-byte buffers (non-zero is true); end, acked: writable
+ *       int64 buffers; all of the same length, one entry per packet in (flow, time) order.  Every
+ *       entry of end and acked is written (-1 where not applicable).  A negative flow number
+ *       raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
+ *       numpy version (flows.seq_extents_py).
+ *
+ *   history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep) -> None
+ *       flows.history_codes in two passes: flow, flags, seq, plen: C-contiguous native int64;
+ *       from_orig, is_tcp: 1-byte buffers (non-zero is true); code: writable int64, keep:
+ *       writable 1-byte (numpy bool); all of the same length.  Every entry of code (-1: no
+ *       letter) and keep is written.  A negative flow number raises ValueError (nothing is
+ *       written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -272,11 +287,262 @@ release_fl:
     return result;
 }
 
+/* (v - b) modulo 2^32 when below 2^31 (v at or after b in sequence space), else -1 */
+static inline int64_t
+rel32(int64_t v, int64_t b)
+{
+    uint64_t r = ((uint64_t)v - (uint64_t)b) & 0xFFFFFFFFu;
+    return r < 0x80000000u ? (int64_t)r : -1;
+}
+
+static PyObject *
+seq_extents(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Py_buffer v[9];
+    int held = 0;
+    PyObject *result = NULL;
+    int64_t *base = NULL, *base_at = NULL;
+    unsigned char *have = NULL, *seen = NULL;
+    static const char *names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
+    static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
+
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO:seq_extents", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &o[8]))
+        return NULL;
+    for (; held < 9; held++) {
+        int wr = held >= 7;
+        if ((one_byte[held] ? get_bytes1(o[held], &v[held], names[held], wr)
+                            : get_8byte_ints(o[held], &v[held], names[held], wr, 0)) < 0)
+            goto done;
+    }
+    Py_ssize_t n = v[0].len / 8;
+    for (int k = 1; k < 9; k++) {
+        if (v[k].len / v[k].itemsize != n) {
+            PyErr_SetString(PyExc_ValueError, "seq_extents: arrays of different lengths");
+            goto done;
+        }
+    }
+    const int64_t *F = v[0].buf, *FG = v[2].buf, *SQ = v[4].buf, *AK = v[5].buf, *LN = v[6].buf;
+    const unsigned char *IO = v[1].buf, *TC = v[3].buf;
+    int64_t *END = v[7].buf, *ACKED = v[8].buf;
+    int64_t gmax = -1, gall = -1;            /* the largest group: of the rows used, of all TCP rows */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (F[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) negative",
+                         (long long)F[i], i);
+            goto done;
+        }
+        if (!TC[i])
+            continue;
+        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
+        if (g > gall)
+            gall = g;
+        if (LN[i] >= 0 && g > gmax)
+            gmax = g;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        END[i] = ACKED[i] = -1;
+    if (gmax < 0) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    size_t nb = (size_t)gmax + 2, ns = (size_t)(gall + 1 > (int64_t)nb ? gall + 1 : (int64_t)nb);
+    base = calloc(nb, sizeof(int64_t));
+    base_at = calloc(nb, sizeof(int64_t));
+    have = calloc(nb, 1);
+    seen = calloc(ns, 1);
+    if (!base || !base_at || !have || !seen) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the start of each (flow, direction): its last SYN's seq + 1, else its first packet's seq
+     * (positions counted along the rows used: TCP with a header, plen >= 0) */
+    int64_t pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i])
+            continue;
+        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
+        seen[g] = 1;
+        if (LN[i] < 0)
+            continue;
+        if (FG[i] & F_SYN) {
+            base[g] = (int64_t)((uint64_t)SQ[i] + 1);
+            base_at[g] = pos;
+            have[g] = 2;                      /* (2: set by a SYN, which a later first packet keeps) */
+        } else if (!have[g]) {
+            base[g] = SQ[i];
+            base_at[g] = pos;
+            have[g] = 1;
+        }
+        pos++;
+    }
+    /* a direction none of whose packets was captured: the other side's first acknowledgement */
+    pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)
+            continue;
+        int64_t fl = FG[i], u = (F[i] * 2 + (IO[i] ? 0 : 1)) ^ 1;
+        if (!(fl & F_RST) && (fl & F_ACK) && AK[i] != 0 && !seen[u] && !have[u]) {
+            base[u] = AK[i];
+            base_at[u] = pos - 1;             /* (that acknowledgement itself counts: 0 bytes) */
+            have[u] = 1;
+        }
+        pos++;
+    }
+    pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)
+            continue;
+        int64_t fl = FG[i], g = F[i] * 2 + (IO[i] ? 0 : 1), peer = g ^ 1;
+        int ok = (fl & F_RST) == 0;
+        uint64_t e = (uint64_t)SQ[i] + ((fl & F_SYN) != 0) + (uint64_t)LN[i] + ((fl & F_FIN) != 0);
+        END[i] = ok && pos >= base_at[g] ? rel32((int64_t)e, base[g]) : -1;
+        int acking = ok && (fl & F_ACK) && AK[i] != 0;
+        ACKED[i] = acking && have[peer] && pos > base_at[peer] ? rel32(AK[i], base[peer]) : -1;
+        pos++;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(base);
+    free(base_at);
+    free(have);
+    free(seen);
+    while (held > 0)
+        PyBuffer_Release(&v[--held]);
+    return result;
+}
+
+static PyObject *
+history_codes(PyObject *self, PyObject *args)
+{
+    PyObject *o[8];
+    Py_buffer v[8];
+    long long max_repeats;
+    int held = 0;
+    PyObject *result = NULL;
+    int64_t *last_at = NULL, *last_v = NULL, *count = NULL;
+    unsigned char *once = NULL;
+    static const char *names[8] = {"flow", "from_orig", "flags", "is_tcp", "seq", "plen", "code", "keep"};
+    static const int one_byte[8] = {0, 1, 0, 1, 0, 0, 0, 1};
+
+    if (!PyArg_ParseTuple(args, "OOOOOOLOO:history_codes", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &max_repeats, &o[6], &o[7]))
+        return NULL;
+    for (; held < 8; held++) {
+        int wr = held >= 6;
+        if ((one_byte[held] ? get_bytes1(o[held], &v[held], names[held], wr)
+                            : get_8byte_ints(o[held], &v[held], names[held], wr, 0)) < 0)
+            goto done;
+    }
+    Py_ssize_t n = v[0].len / 8;
+    for (int k = 1; k < 8; k++) {
+        if (v[k].len / v[k].itemsize != n) {
+            PyErr_SetString(PyExc_ValueError, "history_codes: arrays of different lengths");
+            goto done;
+        }
+    }
+    const int64_t *F = v[0].buf, *FG = v[2].buf, *SQ = v[4].buf, *LN = v[5].buf;
+    const unsigned char *IO = v[1].buf, *TC = v[3].buf;
+    int64_t *CODE = v[6].buf;
+    unsigned char *KEEP = v[7].buf;
+    int64_t fmax = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (F[i] < 0) {
+            PyErr_Format(PyExc_ValueError, "history_codes: flow number %lld (row %zd) negative",
+                         (long long)F[i], i);
+            goto done;
+        }
+        if (F[i] > fmax)
+            fmax = F[i];
+    }
+    size_t ng = (size_t)(fmax + 1) * 2;       /* (flow, direction) groups */
+    size_t cells = ng > 0 ? ng * 3 : 1;       /* (group, kind) cells */
+    last_at = malloc(cells * sizeof(int64_t));
+    last_v = calloc(cells, sizeof(int64_t));
+    count = calloc(cells, sizeof(int64_t));
+    once = calloc(ng > 0 ? ng : 1, 1);
+    if (!last_at || !last_v || !count || !once) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t k = 0; k < cells; k++)
+        last_at[k] = -1;
+    /* each row's kind of single letter (S/H 0, F 1, R 2; -1 none), and the last row of each
+     * (group, kind) */
+#define KIND(fl, tcp) \
+    (!(tcp) ? -1 : ((((fl) & F_SYN) != 0) + (((fl) & F_FIN) != 0) + (((fl) & F_RST) != 0)) != 1 ? -1 \
+     : ((fl) & F_SYN) ? 0 : ((fl) & F_FIN) ? 1 : 2)
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int kind = KIND(FG[i], TC[i]);
+        if (kind >= 0)
+            last_at[((size_t)F[i] * 2 + (IO[i] ? 0 : 1)) * 3 + kind] = i;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t fl = FG[i];
+        int tcp = TC[i] != 0, d = IO[i] ? 0 : 1;
+        size_t g = (size_t)F[i] * 2 + d;
+        int syn = (fl & F_SYN) != 0, ack = (fl & F_ACK) != 0, fin = (fl & F_FIN) != 0, rst = (fl & F_RST) != 0;
+        int bits = syn + fin + rst;
+        int none = tcp && bits == 0;
+        int64_t code = -1;
+        int keep = 0;
+        /* A, D, I, Q: once per direction (history_events' columns 2, 3, 6, 7) */
+        int j = none && ack && LN[i] <= 0 ? 2 : (none || !tcp) && LN[i] > 0 ? 3
+                : tcp && fin && rst ? 6 : tcp && bits > 1 ? 7 : -1;
+        if (j >= 0 && !(once[g] & (1u << (j & 7)))) {
+            once[g] |= (unsigned char)(1u << (j & 7));
+            code = j + 8 * d;
+        }
+        int kind = KIND(fl, tcp);
+        if (kind >= 0) {
+            size_t k = g * 3 + kind;
+            uint64_t val = (uint64_t)SQ[i] & 0xFFFFFFFFu;
+            if (kind == 1)
+                val = (val + (uint64_t)(LN[i] > 0 ? LN[i] : 0)) & 0xFFFFFFFFu;
+            int writes = count[k] == 0 ? 1 : (int64_t)val != last_v[k];
+            /* (count[k] == 0: the group's first row; every first row writes, so a group with
+             * rows has count >= 1 after it) */
+            last_v[k] = (int64_t)val;
+            if (writes)
+                count[k]++;
+            int within = count[k] <= 1 + max_repeats;
+            if (writes && within) {
+                code = (kind == 0 ? (ack ? 1 : 0) : kind == 1 ? 4 : 5) + 8 * d;
+                keep = 1;
+            }
+            if (last_at[k] == i && within)
+                keep = 1;
+        }
+        CODE[i] = code;
+        KEEP[i] = (unsigned char)(keep || code >= 0);
+    }
+#undef KIND
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(last_at);
+    free(last_v);
+    free(count);
+    free(once);
+    while (held > 0)
+        PyBuffer_Release(&v[--held]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"endpoint_states", endpoint_states, METH_VARARGS,
      "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
     {"event_rows", event_rows, METH_VARARGS,
      "event_rows(flow, from_orig, flags, is_tcp, plen, keep): the rows the state machine reads, set in keep"},
+    {"seq_extents", seq_extents, METH_VARARGS,
+     "seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked): flows.seq_extents, "
+     "written into end and acked"},
+    {"history_codes", history_codes, METH_VARARGS,
+     "history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep): "
+     "flows.history_codes, written into code and keep"},
     {NULL, NULL, 0, NULL}
 };
 

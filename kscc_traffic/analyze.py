@@ -20,27 +20,13 @@ from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .columns import Columns
 from .flows import FLOW_COLUMNS, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
 from .text import name_text, path_text
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
-
-#: every column of the table :func:`analyze` returns: name -> (dtype, unit, meaning)
-class Columns(dict):
-    """The flow table's columns, in order: ``name -> (dtype, unit, description)``, a ``dict``.
-
-    ``dtype`` is the pandas dtype of the column in :func:`kscc_traffic.analyze`'s table
-    (``object`` for text, ``int64``, ``float64``, ``bool``), ``unit`` its unit ('' when none:
-    ``s``, ``s, epoch``, ``bytes``, ``packets``…), ``description`` one sentence on what it holds. Read one with
-    ``kscc_traffic.COLUMNS["verdict"][2]``, or all with
-    ``pd.DataFrame.from_dict(kscc_traffic.COLUMNS, orient="index", columns=["dtype", "unit",
-    "description"])``; the README's "The flow table" section describes each column at length
-    (Zeek ``conn.log`` names and meanings, then what kscc-traffic adds)."""
-
-    __slots__ = ()
-
 
 #: the flow table's columns (:class:`Columns`: name -> (dtype, unit, description))
 COLUMNS: Columns = Columns({
@@ -851,9 +837,15 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
     :param file_sets: how a list's files are grouped into captures (``auto``: a ring buffer's or
         file set's files are one capture; ``join``; ``separate``): :func:`analyze_files`.
     :param rules: a rules file, a loaded :class:`RuleSet`, or None for the bundled KSC Cloud rules.
-    :returns: DataFrame, one row per flow, columns :data:`COLUMNS` (Zeek conn.log names: ``ts``
-        float epoch seconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets; plus
-        ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…).
+    :returns: DataFrame, one row per flow (index 0…n-1, in order of ``ts_ns`` within each
+        capture, the captures one after the other), exactly the columns of :data:`COLUMNS` in
+        order with their dtypes (Zeek conn.log names: ``ts`` float epoch seconds, ``ts_ns``
+        int64 epoch nanoseconds, ``duration`` seconds, ``*_bytes`` bytes, ``*_pkts`` packets;
+        plus ``server_name``, ``name_source``, ``purpose``, ``verdict``, ``reason``…): text
+        columns ``object`` of Python ``str`` (``''`` when empty, never NaN), counts ``int64``, no
+        categorical or nullable dtype; the same columns and dtypes with no row (a capture without
+        IP flows, an empty list).
+    :raises ValueError: an unknown ``file_sets`` mode.
     :raises kscc_traffic.errors.CaptureError: a file cannot be read at all (also one in a folder
         given: ``Permission denied``), a folder holds no capture file or cannot be listed.
     :raises kscc_traffic.errors.RulesError: the rules file is invalid.

@@ -619,6 +619,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if wrong == "ack" else
                 "by a SYN-ACK acknowledging another sequence number than the SYN's (a middlebox "
                 "answering for an old connection on this address and port, or a broken SYN proxy)"))
+        shut = row.get("window_closed") or ""
+        if shut:
+            # (a tarpit: the SYN answered, the window never opened: nothing can be sent)
+            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
@@ -683,7 +687,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 to = f" to {where}" if where else " (its Location not read)"
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
                             f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
-            cut = " (its status line cut by the snaplen)" if not status and row.get("payload_cut") else ""
+            cut = (" (its status line lost by the capture)" if row.get("start_lost") in ("resp", "both")
+                   else " (its status line cut by the snaplen)") if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to the ClientHello{inside} where TLS is documented{cut}")
         head = row.get("server_head") or ""
@@ -728,8 +733,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
                     or f"connection closed ({state})"
-                cut = (" (the ClientHello cut by the snaplen: judged from the TCP packets, which show "
-                       "no handshake that went on)") if unread else ""
+                cut = (f" (the ClientHello {'lost by the capture' if row.get('start_lost') else 'cut by the snaplen'}"
+                       ": judged from the TCP packets, which show no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
             answer = int(row.get("resp_bytes", 0))
             if unread and not row.get("tls_alert") and not row.get("blind_client_next") \
@@ -738,22 +743,25 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # or encrypted record (the alert's bytes cut): a cleartext alert, nothing after it
                 return done("blocked", "tls_failed", f"TLS handshake aborted: the server answered the "
                             f"ClientHello with {answer} bytes, a cleartext alert's size, and the client "
-                            f"sent nothing more ({_UNREAD})")
+                            f"sent nothing more ({_unread_how(row)})")
             # (inside a tunnel: no byte after the proxy's answer, captured or acknowledged)
             silent = (not sproto and _number(row, "tunnel_resp_bytes", int, 0) <= 0) if target \
                 else int(row.get("resp_bytes", 0)) == 0
             duration = float(row.get("duration", 0))
+            lost = (" (the ClientHello lost by the capture: the server acknowledged it)"
+                    if unread and row.get("start_lost") in ("orig", "both") else "")
+            if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
+                    and row.get("orig_resent"):
+                # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way (before
+                # the silence: a ClientHello never received is no server's silence; break-it 31 F5)
+                return done("blocked", "tls_failed",
+                            "ClientHello sent again, never acknowledged by the server")
             if silent and duration >= TLS_SILENCE_S:
-                return done("blocked", "tls_failed", f"ClientHello not answered for {duration:.1f} s")
+                return done("blocked", "tls_failed", f"ClientHello not answered for {duration:.1f} s{lost}")
             if silent and duration + _quiet(row) >= TLS_SILENCE_S:
                 return done("blocked", "tls_failed",
                             f"ClientHello not answered: no byte from the server for {TLS_SILENCE_S:g} s "
-                            "or more, the capture going on")
-            if int(row.get("resp_bytes", 0)) == 0 and int(row.get("resp_pkts", 0)) <= 1 \
-                    and row.get("orig_resent"):
-                # SYN-ACK, then not even an ACK of the ClientHello sent again: dropped on its way
-                return done("blocked", "tls_failed",
-                            "ClientHello sent again, never acknowledged by the server")
+                            f"or more, the capture going on{lost}")
             # the server answered, the client sent its next flight (a second ClientHello after a
             # HelloRetryRequest, its key exchange and Finished…) and the server said nothing since
             waited = _number(row, "tls_wait_from_s", float, -1.0)
@@ -1106,6 +1114,11 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         # its certificate maybe not yet)
         return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
                 f"the {how}, more after it), sending nothing itself, no alert either")
+    if who == "client" and row.get("tls_hrr"):
+        # (TLS 1.3: the server asked for a key share of another group, RFC 8446 §4.1.4)
+        return (f"{did} after the server's HelloRetryRequest, sending no second ClientHello, no alert either{after}: "
+                "the server asked for a key share of a group the ClientHello did not carry one for, and the "
+                "client (or a middlebox on the way) would not go on")
     if who == "client":
         flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
                   else "the server's last answer")
@@ -1155,6 +1168,14 @@ def _lost(row: dict, what: str) -> str:
             f"the packet that came back was an IP fragment of {'an' if what[0] == 'a' else 'a'} {what}")
     return (f"{came} never captured whole, which the client could not reassemble (fragments dropped on "
             "the way? a firewall or path that drops IP fragments: large answers need them)")
+
+
+#: the detail of a TCP connection whose server held its receive window at zero from its SYN-ACK on
+#: and took no byte while the client went on probing it (internal column ``window_closed``,
+#: :func:`.inspect._window_closed`; Zeek: history with ``W``): ``blocked``/``no_answer``
+WINDOW_CLOSED = ("the SYN was answered, but the server's TCP window stayed closed (0) from its SYN-ACK on: "
+                 "it took no byte in {s} s of the client's zero-window probes (a tarpit, or a server too "
+                 "loaded to read)")
 
 
 def _stall(row: dict) -> str | None:
@@ -1266,6 +1287,21 @@ def _pq_note(split: str) -> str:
 
 #: how a detail says that the handshake was judged without its bytes
 _UNREAD = "the handshake cut by the snaplen: judged from the TCP packets"
+#: ... when the capture lost the client's first bytes, the server acknowledging them (internal
+#: column ``start_lost``: 'orig' or 'both'; the server's: 'resp'), no snaplen involved
+_UNREAD_LOST = ("the client's first bytes lost by the capture, the server acknowledging them: judged from the "
+                "TCP packets")
+_UNREAD_LOST_RESP = ("the server's first bytes lost by the capture, the client acknowledging them: judged from the "
+                     "TCP packets")
+
+
+def _unread_how(row: dict) -> str:
+    """How a detail says that a TCP flow's handshake was judged without its bytes: the capture
+    lost them (internal column ``start_lost``), else the snaplen cut them (:data:`_UNREAD`)."""
+    lost = row.get("start_lost") or ""
+    return _UNREAD_LOST if lost in ("orig", "both") else _UNREAD_LOST_RESP if lost == "resp" else _UNREAD
+
+
 #: ... when the client's first segments, all that are inspected, end before its ClientHello does
 #: (``hello_split`` "… in more than …"), no server byte after them to read acknowledgements from
 _UNREAD_SEGMENTS = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
@@ -1305,9 +1341,9 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
       without the bytes)."""
     state = row.get("conn_state", "")
     segments = " in more than " in str(row.get("hello_split") or "")
-    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _UNREAD
+    how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _unread_how(row)
     cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") or segments \
-        else "the snaplen cut the handshake"
+        else "the capture lost the handshake's first bytes" if row.get("start_lost") else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
@@ -1708,7 +1744,10 @@ def _orig_sent_data(row: dict) -> bool:
 
 def _seconds_text(d: float) -> str:
     """A duration (seconds) as the details print it: to the millisecond below 0.95 s ("0.064"),
-    else to a tenth ("12.3"); :func:`_verdict_keys` groups flows by this same text."""
+    "less than 0.001" when above 0 but below half a millisecond (a proxy on the same host; not
+    "0."), else to a tenth ("12.3", "0.0"); :func:`_verdict_keys` groups flows by this same text."""
+    if 0 < d < 0.0005:
+        return "less than 0.001"
     return f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
 
 
@@ -1957,7 +1996,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                  "tls_ech")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -1968,7 +2007,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                     "tls_ech")
+                     "tls_ech", "window_closed", "start_lost", "tls_hrr")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -1979,7 +2018,10 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
-                  "tls_ech")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
+#: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
+#: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
+_QUOTED_COLUMNS = ("client_head", "client_binary")
 #: flow columns that _judge turns into an integer with int(): they must be integers for the fast path
 _INT_COLUMNS = ("resp_p", "orig_p", "resp_pkts", "orig_pkts", "resp_bytes")
 #: flow columns _judge uses as text: they must hold only ``str`` for the fast path
@@ -1988,7 +2030,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "mcast_groups")
+                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -2125,7 +2167,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
 
     Flows of another protocol than TCP/UDP form one group. For the others the key holds every
     column :func:`_judge` reads, each reduced to what the judgement uses: a
-    client port only when a rule documents it (or it is 53), the responder address only then
+    client port only when a rule documents it (or it is 53; else whether it is unknown, -1), the responder address only then
     (for the wrong_direction detail) or for a request to a proxy or plain HTTP to a documented
     HTTP port (its Host, answer, history and duration as the detail prints it, to 0.1 s, and
     whether it reached :data:`TLS_SILENCE_S`), the responder's packet and byte
@@ -2216,6 +2258,21 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
             http_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
     direct = http_port & tcp & no_proxy & ~partial & eq("client_proto", "http")
     asks = connect | direct
+    # (a direct request answered 2xx or 3xx is the server reached: _proxy_answer returns before
+    # reading its history, duration, Host or responder; only the others are keyed on them, so
+    # such requests, each with its own duration and history, are judged once)
+    direct_read = direct.copy()
+    at = np.flatnonzero(direct)
+    if len(at):
+        direct_read[at] = [s[:1] not in ("2", "3") for s in v["http_status"][at].tolist()]
+    asks_read = connect | direct_read
+    # (the client's first bytes are quoted only on a TLS purpose, _client_cleartext: a flow to a
+    # port no TLS rule documents, not through a proxy, is keyed '' there)
+    tls_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.app_protocol in ("tls", "https"):
+            tls_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    quoted = tls_port | ~no_proxy
     history = K["history"]
     hist_codes, hist_values = history.codes, history.distinct
     hist_data = np.array([isinstance(h, str) and "D" in h for h in hist_values.tolist()], bool)
@@ -2345,25 +2402,26 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
     # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
     # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
-    at = np.flatnonzero(asks | (hello_silent & (duration >= TLS_SILENCE_S)))
+    at = np.flatnonzero(asks_read | (hello_silent & (duration >= TLS_SILENCE_S)))
     printed = _masked_at(n, at, np.array([_seconds_text(d) for d in duration[at].tolist()], dtype=object), "")
     printed_long = np.zeros(n, bool)
     printed_long[at] = duration[at] >= TLS_SILENCE_S
     unreassembled = ~eq("unreassembled", "")
     group_cast = isin("cast", _GROUP_CASTS)
-    keys = [K[c] if c in K else v[c] for c in _EXACT_COLUMNS] + [
+    keys = [K[c].where(quoted, "") if c in _QUOTED_COLUMNS else K[c] if c in K else v[c]
+            for c in _EXACT_COLUMNS] + [
         aaaa_v6, nodata_v6,
         masked(dns_error | holed | nodata, "query"),
         hole,
         (dns_error | holed) & usable,
-        np.where(documented, orig_p, np.where(orig_p == 53, 53, -1)),
-        masked(documented | asks, "resp_h"),
+        np.where(documented, orig_p, np.where(orig_p == 53, 53, np.where(orig_p < 0, -2, -1))),
+        masked(documented | asks_read, "resp_h"),
         # (a request to a proxy or a direct HTTP request: the detail prints its duration also when
         # the client gave up sooner; _judge reads it only as that text, to 0.1 s, and against
         # TLS_SILENCE_S)
         printed,
         printed_long,
-        (hello_silent | asks) & (duration + quiet >= TLS_SILENCE_S),
+        (hello_silent | asks_read) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
         hello_silent & (v["resp_pkts"] <= 1),
         masked(asks | http_answer, "http_status"),
@@ -2379,8 +2437,8 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         np.where(stalling & (stall_gap >= TLS_SILENCE_S), stall_gap, 0.0),
         np.where(stalling, stall_side, 0),
         stalling & (stall_gap + quiet >= TLS_SILENCE_S),
-        history.where(asks, ""),
-        masked(direct, "http_host"),
+        history.where(asks_read, ""),
+        masked(direct_read, "http_host"),
         answered,
         v["resp_bytes"] > 0,
         np.where(isin("conn_state", _NO_ANSWER_STATES) & ~answered | part_silent, v["orig_pkts"], 0),
@@ -2632,6 +2690,21 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         capture ended.
     :param judged: the judgements of the analysis these flows are part of (its other batches),
         used and added to: the result is the same without (:class:`JudgementCache`).
+    :returns: a new DataFrame: the rows and index of ``flows`` (same order), its columns, then
+        the four of :data:`CLASS_COLUMNS` (replaced where ``flows`` had them): ``purpose`` (rule
+        id, ``dns`` or ''), ``verdict`` (``ok``/``blocked``/``unexpected``/``unclassified``),
+        ``reason`` and ``detail``, ``object`` columns of ``str``; no row for an empty table.
+        ``flows`` itself is not changed. Columns the judgement reads that a table of
+        :func:`kscc_traffic.analyze` does not keep (``orig_resent``, ``quiet_s``… of
+        ``_JUDGE_COLUMNS``: what the packets showed) are taken as absent, so classifying such a
+        table again judges with less evidence than ``analyze`` had: a ``detail`` may say less (a
+        TCP reset's hop count), and a verdict resting on that evidence may differ (how long the
+        capture went on after an unanswered ClientHello).
+    :raises KeyError: ``flows`` lacks a column the judgement cannot do without (``proto``,
+        ``resp_p``, ``orig_p``, ``resp_h``, ``orig_h``…: a table with the flow columns has them);
+        missing application and name columns (``sni``, ``server_name``…) are taken as empty.
+    :raises AttributeError: ``rules`` is not a :class:`~kscc_traffic.rules.RuleSet` (None
+        included: :func:`kscc_traffic.load_rules` gives the bundled one).
     """
     out = _copy(flows)
     n = len(out)

@@ -85,7 +85,8 @@ _FAIL_ON_HELP = ("exit status 1 when (repeatable, or a comma list; any one that 
                  "browser's HTTPS to other hosts on 443, cleartext on a TLS port (not_tls) or a name outside the "
                  "host mask, then give 0); no-ksc, no flow is KSC agent traffic (the report's 'No KSC agent "
                  "traffic' headline, or nothing captured: the wrong machine or the wrong time), over all the "
-                 "captures given. E.g. --fail-on flagged,no-ksc")
+                 "captures given. Without KSC agent traffic in the captures, blocked and unexpected flows are other "
+                 "programs' and fail nothing (a Note: line says so). E.g. --fail-on flagged,no-ksc")
 
 
 def _fail_on_option():
@@ -107,9 +108,22 @@ def _fail_on(given: List[str]) -> frozenset:
         raise _click_exceptions().BadParameter(
             f"unknown condition {', '.join(repr(escape_terminal(b)) for b in bad)}; valid: {', '.join(FAIL_ON_CHOICES)}",
             param_hint="'--fail-on'")
-    return out or frozenset({"flagged"})
+    chosen = FailOn(out or {"flagged"})
+    chosen.explicit = bool(given)
+    return chosen
 
 
+class FailOn(frozenset):
+    """The ``--fail-on`` conditions (a frozenset of names) and whether the user gave them
+    (``explicit``; False: the default ``{"flagged"}``)."""
+    explicit = False
+
+
+#: the stderr line of a run given ``--fail-on`` whose flagged flows are none of them KSC agent
+#: traffic: they don't count, the exit status is 0 (:func:`kscc_traffic.output.fails`)
+IGNORED_LINE = ("{verdicts} flows in {what}, but no flow is KSC agent traffic (none goes to a Kaspersky name or "
+                "a KSC-only port): they are other programs' and do not fail the run: exit status 0 "
+                "(--fail-on no-ksc fails a run without KSC agent traffic)")
 #: the stderr line of a run that ends with status 1 because no flow is KSC agent traffic
 #: (``--fail-on no-ksc``): said also when the report goes to a file (JSON Lines, CSV, HTML)
 NO_KSC_LINE = ("no KSC agent traffic: no flow {what} goes to a Kaspersky name or a KSC-only port "
@@ -122,10 +136,16 @@ def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> 
     flow is KSC agent traffic (``ksc``, over all ``captures``): :data:`EXIT_FLAGGED` or
     :data:`EXIT_OK`. When ``no-ksc`` is what fails the run, one ``Warning:`` line on stderr
     (:data:`NO_KSC_LINE`) says so."""
-    from .output import NO_KSC, fails
+    from .output import FAIL_ON, NO_KSC, fails
     failed = fails(verdicts, fail_on, ksc)
     if failed and not ksc and NO_KSC in fail_on:
         _say("Warning", NO_KSC_LINE.format(what="in the capture" if captures <= 1 else "in these captures"))
+    elif not failed and not ksc and getattr(fail_on, "explicit", False) and fails(verdicts, fail_on, True):
+        # (`--fail-on blocked` on a capture whose blocked flows are all other programs': a script
+        # asking "is anything blocked?" must hear why the answer is 0; newcomer 31 F2)
+        ignored = sorted(v for w in fail_on if w in FAIL_ON for v in FAIL_ON[w] if v in verdicts)
+        _say("Note", IGNORED_LINE.format(verdicts=" and ".join(ignored),
+                                         what="the capture" if captures <= 1 else "these captures"))
     return EXIT_FLAGGED if failed else EXIT_OK
 
 
@@ -327,7 +347,7 @@ def analyze(
     file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", metavar="MODE", help=_FILE_SET_HELP),
     chunk_mib: int = typer.Option(16, "--chunk-mib", min=1, max=4096, metavar="MIB",
                                   help="MiB of a capture read at a time: more is faster and takes "
-                                       "more memory (16: ~265-290 MiB peak at any capture size; "
+                                       "more memory (16: ~200-240 MiB peak at any capture size; "
                                        "8: ~1/3 slower, ~25 MiB less; 32: ~10 % faster, >300 MiB)"),
     fail_on: List[str] = _fail_on_option(),
     verdict: List[str] = typer.Option([], "--verdict", metavar="VERDICT[,…]", help=(
@@ -749,11 +769,38 @@ def rules_cmd(
         raise _write_failed(e, None)
 
 
+#: below this many columns ``rules`` prints one block per purpose, not a table (a 9-column table
+#: folded its purpose text 6 characters wide at 80 columns; newcomer 31 F9)
+RULES_TABLE_MIN_WIDTH = 120
+
+
 def _print_rules(ruleset) -> None:
-    """The table of documented purposes on standard output."""
+    """The table of documented purposes on standard output; below
+    :data:`RULES_TABLE_MIN_WIDTH` columns one block per purpose (its id, transport, ports, cast,
+    protocol, opener and section on one line, the host mask and the purpose text under it)."""
     from rich.table import Table
     from rich.text import Text
 
+    console = _console()
+    if console.width < RULES_TABLE_MIN_WIDTH:
+        import textwrap
+        width = max(console.width, 40)
+        out = Text(f"{len(ruleset.rules)} documented purposes\n", style="bold")
+        for r in ruleset.rules:   # (a rules file is the user's text: escaped, no markup)
+            out.append("\n")
+            out.append(escape_terminal(r.id), style="bold")
+            head = (f"{r.transport.upper()} {r.port_text} {r.cast}, {r.app_protocol}, "
+                    f"opened {r.opener.replace('_', ' ')}, {r.section}")
+            out.append("\n" + textwrap.fill(escape_terminal(head), width, initial_indent="  ",
+                                            subsequent_indent="    "))
+            if r.host_mask:
+                out.append("\n" + textwrap.fill(escape_terminal(f"host mask: {r.host_mask}"), width,
+                                                initial_indent="  ", subsequent_indent="    "))
+            text = r.purpose + (f" ({r.condition})" if r.condition else "")
+            out.append("\n" + textwrap.fill(escape_terminal(text), width, initial_indent="  ",
+                                            subsequent_indent="  ") + "\n")
+        console.print(out, soft_wrap=True)
+        return
     t = Table(title=f"{len(ruleset.rules)} documented purposes")
     for col in ("id", "section", "transport", "ports", "cast", "protocol", "opened by", "host mask", "purpose"):
         t.add_column(col, overflow="fold")
@@ -761,7 +808,7 @@ def _print_rules(ruleset) -> None:
         t.add_row(*(Text(escape_terminal(v)) for v in (
             r.id, r.section, r.transport, r.port_text, r.cast, r.app_protocol, r.opener, r.host_mask or "-",
             r.purpose + (f" ({r.condition})" if r.condition else ""))))
-    _console().print(t)
+    console.print(t)
 
 
 @app.command()
@@ -828,6 +875,8 @@ def report(
             _say("Warning", w)
         try:
             write_html(html, flows, ruleset, captures=read, warnings=skipped + warnings)
+        except BrokenPipeError:   # (--html /dev/stdout | head: closed by its reader, as analyze)
+            raise typer.Exit(EXIT_PIPE_CLOSED)
         except OSError as e:
             raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
         except Exception as e:  # a bug of ours
@@ -848,7 +897,7 @@ def report(
 @app.command()
 def live(
     interface: Optional[str] = typer.Option(None, "--interface", "-i", metavar="INTERFACE",
-                                            help="interface to capture on (default: the default route's)"),
+                                            help="interface to capture on (default: the default route's; without one, the first interface up; --list-interfaces says which)"),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.0, metavar="SECONDS", help="stop after SECONDS"),
     count: Optional[int] = typer.Option(None, "--count", "-c", min=1, metavar="N", help="stop after N packets"),
     write: Optional[Path] = typer.Option(None, "--write", "-w", metavar="FILE", help="also keep every captured packet in this pcapng file"),
@@ -879,14 +928,14 @@ def live(
                                       "ports it covers; rules --bpf prints it)"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
-    from .live.sources import default_interface
+    from .live.sources import default_interface_why
     from .live.sources import list_interfaces as interfaces
 
     fail_on = _fail_on(fail_on)
     if list_interfaces:
-        default = default_interface()
-        for name in interfaces():
-            typer.echo(f"{name}{'  (default route)' if name == default else ''}")
+        default, why = default_interface_why()
+        for name in interfaces():  # (names from the kernel: escaped all the same)
+            typer.echo(f"{escape_terminal(name)}{f'  (default: {why})' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
     output = _stdout_dash(output)
     if write is not None and str(write) == "-":
@@ -932,7 +981,7 @@ def live(
         if result.note:
             _say("Warning", result.note)
         drops = "unknown" if result.dropped is None else str(result.dropped)
-        err.print(escape_terminal(f"Captured {result.captured} packets on {result.interface} ({result.engine}), "
+        err.print(escape_terminal(f"Captured {result.captured} packet{'' if result.captured == 1 else 's'} on {result.interface} ({result.engine}), "
                                   f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
                   + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
     except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)

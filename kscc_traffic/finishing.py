@@ -43,17 +43,27 @@ def _finish(flows: pd.DataFrame, rules: RuleSet, name: str, capture_end_ns: Opti
     return render(out) if render is not None else out
 
 
-def _finish_to_file(folder: str, flows: pd.DataFrame, rules: RuleSet, name: str,
+#: in the worker process: the analysis's rules (inherited when it was forked: one object from batch
+#: to batch) and its judgements (:class:`kscc_traffic.classify.JudgementCache`), kept from batch to
+#: batch as :class:`Finisher` keeps them when finishing at once (:func:`_worker_start`)
+_worker_state: dict = {}
+
+
+def _finish_to_file(folder: str, flows: pd.DataFrame, rules: Optional[RuleSet], name: str,
                     capture_end_ns: Optional[int], render: Optional[Callable]) -> str:
     """In the worker: :func:`_finish`, its result pickled to a new file in ``folder``; returns the
-    file's path. (A result of megabytes sent back through the executor's pipe by a worker killed
-    half-way through would leave the reading side waiting forever for the rest; a path is one
-    small write.)
+    file's path. ``rules`` None: the worker's own (:data:`_worker_state`), judged with its
+    judgements of the earlier batches (the same results as judging each batch anew). (A result
+    of megabytes sent back through the executor's pipe by a worker killed half-way through would
+    leave the reading side waiting forever for the rest; a path is one small write.)
 
     :raises kscc_traffic.errors.TemporaryFolderError: the file cannot be written (a full or small
         temporary folder, a file size limit), said as such, not as the report's output failing.
     """
-    out = _finish(flows, rules, name, capture_end_ns, render)
+    judged = None
+    if rules is None:
+        rules, judged = _worker_state["rules"], _worker_state["judged"]
+    out = _finish(flows, rules, name, capture_end_ns, render, judged)
     path = None
     try:
         fd, path = tempfile.mkstemp(prefix="batch-", suffix=".pickle", dir=folder)
@@ -76,16 +86,20 @@ def temp_folder_error(name: str, folder: str, e: OSError, who: str) -> Temporary
                                 f"({e.strerror or e}); make room there (TMPDIR chooses the folder) or analyse with -j 1")
 
 
-def _worker_start(folder: str, parent: int) -> None:
+def _worker_start(folder: str, parent: int, rules: Optional[RuleSet] = None) -> None:
     """In the worker, first: as :func:`kscc_traffic.parallel._worker_init` (it dies with its
     parent, Ctrl-C is the parent's); and when the parent is gone (killed: ``PR_SET_PDEATHSIG``
     sends SIGTERM: :func:`_dead`), the batches' folder goes with the worker, as nobody else can
     remove it; a SIGTERM while the parent lives (sent to the process group) leaves it to the
-    parent."""
+    parent. ``rules``: the analysis's (the parent's object, inherited by the fork), kept in
+    :data:`_worker_state` with an empty judgement cache for :func:`_finish_to_file`."""
     import signal
     import time
+    from .classify import JudgementCache
     from .parallel import _worker_init
     _worker_init()
+    if rules is not None:
+        _worker_state.update(rules=rules, judged=JudgementCache())
 
     def stop(signum, frame):
         # (not getppid(): the parent's other threads, still exiting, stand in for it a moment)
@@ -132,7 +146,7 @@ class Finisher:
                  worker: bool = False) -> None:
         self.rules, self.name, self.render = rules, name, None
         #: this analysis's judgements, kept from batch to batch (:func:`kscc_traffic.classify.classify`)
-        #: when finishing here (a worker gets its batches pickled one by one: it judges each anew)
+        #: when finishing here (a worker keeps its own: :func:`_worker_start`)
         from .classify import JudgementCache
         self.judged = JudgementCache()
         self._waiting: deque[Future] = deque()
@@ -141,7 +155,8 @@ class Finisher:
         if worker and "fork" in multiprocessing.get_all_start_methods():
             self._folder = tempfile.mkdtemp(prefix="kscc-traffic-")
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
-                                             initializer=_worker_start, initargs=(self._folder, os.getpid()))
+                                             initializer=_worker_start,
+                                             initargs=(self._folder, os.getpid(), rules))
             self._pool.submit(int)      # (forked now: what this process holds at this moment is shared)
             self.render = render
 
@@ -157,7 +172,8 @@ class Finisher:
             yield _finish(flows, self.rules, self.name, capture_end_ns, self.render, self.judged)
             return
         try:
-            self._waiting.append(self._pool.submit(_finish_to_file, self._folder, flows, self.rules,
+            # (the rules not sent: the worker has them from the fork, and keeps its judgements)
+            self._waiting.append(self._pool.submit(_finish_to_file, self._folder, flows, None,
                                                    self.name, capture_end_ns, self.render))
         except BrokenProcessPool as e:
             raise self._stopped() from e

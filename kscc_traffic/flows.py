@@ -3,12 +3,15 @@
 A flow is keyed by the 5-tuple (plus the VLAN stack and the IP version: an IPv6 packet between
 IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both directions. Within one
 key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
-reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`) and after
+reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`), at a SYN with the
+same ISN sent again after a RST and accepted (:func:`_answered_retry`), and after
 an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
 ends by a rule that looks only backwards in time, so a capture can be analysed in chunks and a
-flow summarised once it can no longer grow (:mod:`kscc_traffic.chunked`).
+flow summarised once it can no longer grow (:mod:`kscc_traffic.chunked`). (The accepted retry
+reads the answer after the SYN: a closed flow is held until :data:`CLOSE_DELAY_NS` after its last
+packet, the retried SYN, so an answer within that delay is seen.)
 
 The originator is, in this order: the sender of the flow's first SYN; the receiver of its first
 SYN-ACK; for flows whose start was not captured, the side whose port is not a server port (a
@@ -37,6 +40,7 @@ import pandas as pd
 from .addresses import dotted_quads, ipv6_text
 from .capture.files import TS_MAX_NS
 from .capture.packets import Packets
+from .columns import Columns
 
 try:  # the endpoint state machine's loop in C (setup.py builds it; optional)
     from . import _tcpstate
@@ -99,8 +103,8 @@ def content_rows(cols, rows=slice(None)) -> np.ndarray:
 PROTO_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "icmp", 132: "sctp", 47: "gre",
                50: "esp", 51: "ah", 2: "igmp", 89: "ospf", 112: "vrrp"}
 
-#: name -> (dtype, unit, meaning) of every column of the flow table, in output order
-FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
+#: name -> (dtype, unit, meaning) of the flow table's first columns (build_flows'), in output order
+FLOW_COLUMNS: Columns = Columns({
     "ts": ("float64", "s, epoch", "time of the flow's first packet"),
     "uid": ("object", "", "unique flow id, stable for the same capture ('C' + 17 base62)"),
     "orig_h": ("object", "", "originator address (the side that opened the flow)"),
@@ -126,7 +130,7 @@ FLOW_COLUMNS: dict[str, tuple[str, str, str]] = {
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
     "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
-}
+})
 
 
 @dataclass
@@ -403,13 +407,20 @@ _S2, _S6, _S27, _S30, _S31 = (np.uint64(k) for k in (2, 6, 27, 30, 31))
 
 def _mix(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One splitmix64 round folding ``v`` into ``h``: a new uint64 array of their length (``h``:
-    uint64; ``v``: uint64 or int64, read as uint64; neither changed). Compiled
-    (:mod:`._keyhash`) when built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
+    uint64; ``v``: uint64 or int64, read as uint64; of either byte order, any strides; neither
+    changed). Compiled (:mod:`._keyhash`, given C-contiguous native copies where needed) when
+    built, else :func:`_mix_py` (the same numbers: tests/test_keyhash.py)."""
     if _keyhash is None:
         return _mix_py(h, v)
     out = np.empty(len(h), np.uint64)
-    _keyhash.mix(np.ascontiguousarray(h), np.ascontiguousarray(v), out)
+    _keyhash.mix(_native(h), _native(v), out)
     return out
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """``a`` as a C-contiguous array of its dtype in the machine's byte order (itself when it is)."""
+    a = np.ascontiguousarray(a)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 def _mix_py(h: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -650,8 +661,8 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
     Unlike Zeek (``TCPSessionAdapter::IsReuse``), a SYN with the *same* sequence number after a
     FIN or RST does not start a new connection: it is the same connection attempt retried (a
     Windows client retries a SYN answered by a RST twice, from the same port with the same ISN),
-    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three; unless a
-    SYN-ACK answers the retry (:func:`_answered_retry`: then it is a new flow, as in Zeek). A SYN
+    one flow ``REJ`` with its three SYNs, as Wireshark shows it, rather than three; unless the
+    retry is accepted (:func:`_answered_retry`: then it is a new flow, as in Zeek). A SYN
     with another ISN does start one (see the port-reuse rule in :func:`build_flows`)."""
     fin = is_tcp & ((flags & FIN) != 0)
     rst = is_tcp & ((flags & RST) != 0)
@@ -674,36 +685,63 @@ def _split_after_close(new_flow: np.ndarray, ts: np.ndarray, flags: np.ndarray, 
 
 
 def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
-                    is_tcp: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+                    is_tcp: np.ndarray, from_a: np.ndarray, seq: np.ndarray, ack: np.ndarray,
+                    bound: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, ``p`` the SYN without ACK before each; ``new``:
-    already a new connection by its ISN) sent again with the same ISN after a RST from the other
-    side (rows between ``p`` and ``q``: the SYN refused) are answered by a SYN-ACK from the other side (before the next SYN of the
-    5-tuple): a connection attempt that was refused, then retried and accepted (a Windows client
-    retries a refused SYN with the same ISN). That retry starts a new flow, as Zeek's
-    ``IsReuse`` does for any SYN after a RST: the refused attempt stays ``REJ`` and the accepted
-    one ends as it did (``SF``), the same rows whether the retry came within
-    :data:`CLOSE_DELAY_NS` or later. Retries never answered by a SYN-ACK stay one flow with the
-    attempt they retry (``REJ`` with its SYNs). Bool array like ``q``."""
+    already a new connection by its ISN) sent again with the same ISN after a RST (from either
+    side, rows between ``p`` and ``q``: a refused SYN, or the client's own reset of a stale
+    answer, an RFC 5961 challenge ACK or a SYN-ACK for another number) were accepted: before the
+    5-tuple's next RST or next flow start (``bound``, bool per row: a key's first row, an idle
+    gap, a SYN with another ISN), the other side answered with a SYN-ACK acknowledging the SYN
+    (ISN + 1), or the SYN's sender went on with a packet that acknowledges something, neither
+    SYN nor RST, from ISN + 1 on (it had a SYN-ACK, lost by the capture; in SYN-SENT a TCP
+    sends only resets). A SYN sent again meanwhile without a RST (the SYN-ACK lost on the path)
+    does not end the wait. Such a retry starts a new flow, as Zeek's ``IsReuse`` does for any
+    SYN after a RST: the attempt before it stays ``REJ`` or ``RSTO`` and the accepted one ends
+    as it did (``SF``), the same rows whether the retry came within :data:`CLOSE_DELAY_NS` or
+    later. Retries never accepted stay one flow with the attempt they retry (``REJ`` with its
+    SYNs, as Wireshark shows it). ``seq``/``ack`` per row (int64, 32-bit values). Bool array
+    like ``q``."""
+    out = np.zeros(len(q), bool)
     n = len(flags)
     if not len(q):
-        return np.zeros(0, bool)
+        return out
     fl = np.asarray(flags, np.int64)
-    rst = np.asarray(is_tcp, bool) & ((fl & RST) != 0)
-    synack = np.asarray(is_tcp, bool) & ((fl & (SYN | ACK)) == (SYN | ACK))
-    # (a RST from the side the SYN went to: a refusal; the client's own resets of a wrong
-    # answer, a SYN-ACK of another number, keep its retries in one flow)
+    tcp = np.asarray(is_tcp, bool)
+    rst = tcp & ((fl & RST) != 0)
+    rc = np.cumsum(rst)
+    cand = (key_id[q] == key_id[p]) & ~new & ((rc[q - 1] - rc[p]) > 0)
+    if not cand.any():
+        return out
+    at = np.flatnonzero(cand)
+    qc = q[at]
+    # the wait ends at the next RST or flow start after the SYN
+    stops = np.flatnonzero(rst | np.asarray(bound, bool))
+    k = np.searchsorted(stops, qc, "right")
+    end = np.where(k < len(stops), stops[np.minimum(k, len(stops) - 1)], n)
     fa = np.asarray(from_a, bool)
-    rc_a, rc_b = np.cumsum(rst & fa), np.cumsum(rst & ~fa)
-    other = np.where(fa[q], rc_b[q - 1] - rc_b[p], rc_a[q - 1] - rc_a[p])
-    had_rst = other > 0
-    pos = np.arange(n)
-    nxt_sa = np.minimum.accumulate(np.where(synack, pos, n)[::-1])[::-1]
-    sa = nxt_sa[q]
-    next_syn = np.r_[q[1:], n]          # (the next SYN without ACK after q, any key)
-    ok = sa < np.minimum(next_syn, n)
-    sa_c = np.minimum(sa, n - 1)
-    answered = ok & (key_id[sa_c] == key_id[q]) & (from_a[sa_c] != from_a[q])
-    return (key_id[q] == key_id[p]) & ~new & had_rst & answered
+    want = (np.asarray(seq, np.int64)[qc] + 1) & 0xFFFF_FFFF
+    synack = tcp & ((fl & (SYN | ACK)) == (SYN | ACK))
+    went_on = tcp & ((fl & (SYN | RST | ACK)) == ACK)
+    ok = np.zeros(len(qc), bool)
+    # (the first such packet after the SYN, of the other side / of the SYN's sender)
+    for mask, other, good in ((synack, True, lambda r, w: np.asarray(ack, np.int64)[r] == w),
+                              (went_on, False,
+                               lambda r, w: ((np.asarray(seq, np.int64)[r] - w) & 0xFFFF_FFFF) < (1 << 31))):
+        for side in (True, False):
+            m = (fa[qc] != side) if other else (fa[qc] == side)
+            if not m.any():
+                continue
+            rows = np.flatnonzero(mask & (fa == side))
+            if not len(rows):
+                continue
+            j = np.searchsorted(rows, qc[m], "right")
+            r = rows[np.minimum(j, len(rows) - 1)]
+            hit = (j < len(rows)) & (r < end[m])
+            hit[hit] = good(r[hit], want[m][hit])
+            ok[np.flatnonzero(m)[hit]] = True
+    out[at] = ok
+    return out
 
 
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
@@ -999,7 +1037,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new = (key_id[q] == key_id[p]) & (o_seq[q] != o_seq[p])   # (a retransmission keeps the ISN)
             simul = _simultaneous_open(p, q, new, o_src_first)
             new_flow[q[new & ~simul]] = True
-            new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
+            new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first, o_seq,
+                                       c["ack"][at], new_flow)]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
@@ -1296,7 +1335,29 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     last SYN, or else the first packet, of each (flow, direction) sets its start; an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
+
+    Compiled (:mod:`._tcpstate`'s ``seq_extents``, three passes over the rows) when built and
+    every flow number is non-negative, else :func:`seq_extents_py` (the same numbers:
+    ``tests/test_tcpstate.py``).
     """
+    n = len(flow_of)
+    # (getattr: a _tcpstate built before it had seq_extents runs the numpy version)
+    compiled = getattr(_tcpstate, "seq_extents", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+        return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
+    end = np.empty(n, np.int64)
+    acked = np.empty(n, np.int64)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(ack, np.int64),
+             np.ascontiguousarray(plen, np.int64), end, acked)
+    return end, acked
+
+
+def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                   seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`seq_extents` in numpy (the fallback of :mod:`._tcpstate`'s ``seq_extents``); the
+    same arguments and result."""
     n = len(flow_of)
     end = np.full(n, -1, np.int64)
     acked = np.full(n, -1, np.int64)
@@ -1615,7 +1676,29 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     from that of the direction's previous packet of the kind (at most
     :data:`MAX_HISTORY_REPEATS` times); FIN+RST writes ``I``, SYN with FIN or RST ``Q``; a
     packet with none of them writes ``D`` when it carries payload, else ``A`` when it has ACK;
-    ``I``, ``Q``, ``D``, ``A`` only once per direction."""
+    ``I``, ``Q``, ``D``, ``A`` only once per direction.
+
+    Compiled (:mod:`._tcpstate`'s ``history_codes``, two passes over the rows) when built and
+    every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
+    ``tests/test_tcpstate.py``)."""
+    n = len(flow_of)
+    # (getattr: a _tcpstate built before it had history_codes runs the numpy version)
+    compiled = getattr(_tcpstate, "history_codes", None)
+    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+        return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
+    code = np.empty(n, np.int64)
+    keep = np.empty(n, bool)
+    compiled(np.ascontiguousarray(flow_of, np.int64), np.ascontiguousarray(from_orig, bool),
+             np.ascontiguousarray(flags, np.int64), np.ascontiguousarray(is_tcp, bool),
+             np.ascontiguousarray(seq, np.int64), np.ascontiguousarray(plen, np.int64),
+             MAX_HISTORY_REPEATS, code, keep)
+    return code, keep
+
+
+def history_codes_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
+                     seq: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`history_codes` in numpy (the fallback of :mod:`._tcpstate`'s ``history_codes``);
+    the same arguments and result."""
     n = len(flow_of)
     code = np.full(n, -1, np.int64)
     keep = np.zeros(n, bool)

@@ -63,6 +63,17 @@ _STATUS_SYMBOL = {"verified": "✓", "blocked": "✕", "unexpected": "!", "port 
                   "not seen": "–"}
 _VERDICT_SYMBOL = {"ok": "✓", "blocked": "✕", "unexpected": "!", "unclassified": "·"}
 
+#: the badge of a flagged purpose's heading when no flow is KSC agent traffic (the headline), instead
+#: of the red "blocked" the checklist does not say (newcomer 31 F3)
+NOT_KSC_BADGE = "other programs' flows"
+#: the line above the charts then
+NOT_KSC_CHARTS = ("No flow is KSC agent traffic (see the headline): what the charts show per purpose are other "
+                  "programs' flows on the purposes' ports.")
+#: the line above the flagged purposes then
+NOT_KSC_SECTION = ("No flow is KSC agent traffic (see the headline): the flows below are other programs' flows on "
+                   "the purposes' ports. Their verdicts are the rules' (a blocked flow here is another program's "
+                   "connection that failed), not the readiness of KSC: the checklist says the purposes were not seen.")
+
 _CSS = (":root{" + "".join(f"--{k}:{c};" for k, c in plots.VERDICT_COLORS.items())
         + "--fg:#1d2327;--muted:#5f6b73;--line:#d9dee2;--bg2:#f5f7f8}") + """
 *{box-sizing:border-box}
@@ -101,6 +112,7 @@ figure{margin:10px 0 22px}figure img{max-width:100%;height:auto;border:1px solid
 figcaption{color:var(--muted)}
 .finding{border:1px solid var(--line);border-left:6px solid var(--blocked);border-radius:6px;padding:12px 16px;margin:14px 0}
 .finding.f-unexpected{border-left-color:var(--unexpected)}
+.finding.f-not-ksc{border-left-color:#9aa5ab}
 .finding dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0 0 10px}
 .finding dt{color:var(--muted)}.finding dd{margin:0}
 blockquote{margin:0;padding:0 0 0 10px;border-left:3px solid var(--line);font-style:italic}
@@ -364,7 +376,9 @@ def _dns_errors(errs: pd.DataFrame, verdicts: Mapping[str, int] | None = None) -
             f'<th>meaning</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{note}</section>')
 
 
-def _charts(flows: pd.DataFrame, rules: RuleSet) -> str:
+def _charts(flows: pd.DataFrame, rules: RuleSet, not_ksc: bool = False) -> str:
+    """The charts section; ``not_ksc``: no flow is KSC agent traffic (the headline), a line above the
+    charts says what they show per purpose are other programs' flows (newcomer 31 F3)."""
     figs = [
         (plots.chart_verdicts, "chart-verdicts", "Flows per purpose, stacked by verdict",
          "Flows per purpose and verdict: green ok, red blocked, orange unexpected, grey unclassified."),
@@ -380,7 +394,8 @@ def _charts(flows: pd.DataFrame, rules: RuleSet) -> str:
     for fn, ident, alt, caption in figs:
         fig = fn(flows, rules)
         parts.append(_figure(fig, alt, caption, ident))
-    return f'<section id="charts"><h2>Charts</h2>{"".join(parts)}</section>'
+    note = f'<p class="warn">{_e(NOT_KSC_CHARTS)}</p>' if not_ksc else ""
+    return f'<section id="charts"><h2>Charts</h2>{note}{"".join(parts)}</section>'
 
 
 def _hosts(flows: pd.DataFrame, rules: RuleSet) -> str:
@@ -503,10 +518,24 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     if cut and cut >= int(no_answer.sum()):
         # (every unanswered attempt began right before the capture ended: not "a firewall drops it")
         texts = {**texts, "no_answer": CUT_SHORT_REASON}
-    return (f'<article class="finding f-{worst}" id="purpose-{_e(_slug(purpose or "none"))}">'
-            f"<h3>{head} {_status_badge(worst)} <span class=\"muted\">{n} flagged flow{'s' if n != 1 else ''}"
+    if not_ksc:
+        # (the checklist says "not seen" of them: no red "blocked" badge on other programs' flows,
+        # newcomer 31 F3; the rows keep their verdicts)
+        cls, badge = "not-ksc", f'<span class="status s-not-seen">{_e(NOT_KSC_BADGE)}</span>'
+        count = f"{n} flagged flow{'s' if n != 1 else ''}{' on its port' if purpose else ''}, not KSC agent traffic"
+    else:
+        cls, badge = worst, _status_badge(worst)
+        count = f"{n} flagged flow{'s' if n != 1 else ''}"
+    return (f'<article class="finding f-{cls}" id="purpose-{_e(_slug(purpose or "none"))}">'
+            f"<h3>{head} {badge} <span class=\"muted\">{count}"
             f"</span></h3><dl>{dl}<dt>Why flagged</dt><dd>{_reason_list(reasons, texts)}</dd></dl>"
             f"{_flagged_rows(sub)}</article>")
+
+
+def _not_ksc(chk: pd.DataFrame | None) -> bool:
+    """Whether the checklist ``chk`` (:func:`readiness`) judged no purpose because no flow is KSC
+    agent traffic and a purpose's port carried other programs' flows (:data:`NOT_KSC_NOTE`)."""
+    return chk is not None and "status_note" in chk and bool((chk["status_note"] == NOT_KSC_NOTE).any())
 
 
 def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = None) -> str:
@@ -517,13 +546,15 @@ def _flagged(flows: pd.DataFrame, rules: RuleSet, chk: pd.DataFrame | None = Non
         by_id = {r.id: r for r in rules.rules}
         fixes = dict(zip(chk["rule"], chk["fix"])) if chk is not None and len(chk) else {}
         # (no flow is KSC agent traffic: the checklist judged none of them, newcomer 28 F4)
-        not_ksc = chk is not None and "status_note" in chk and bool((chk["status_note"] == NOT_KSC_NOTE).any())
+        not_ksc = _not_ksc(chk)
         purposes = plots.purpose_order(flagged, rules)
         parts = []
         for p in purposes:
             key = "" if p == plots.NO_PURPOSE else p
             parts.append(_finding(key, flagged[flagged["purpose"] == key], by_id.get(key), fixes.get(key), not_ksc))
         body = "".join(parts)
+        if not_ksc:
+            body = f'<p class="warn">{_e(NOT_KSC_SECTION)}</p>{body}'
     return ('<section id="flagged"><h2>Flagged flows: what the documentation says and what to change</h2>'
             f"{body}</section>")
 
@@ -631,7 +662,7 @@ def render_html(flows: pd.DataFrame, rules: RuleSet, *, captures: Mapping[str, o
         _summary(flows, rules, cap_counts, list(warnings), title, generated, charts, bool(len(errs))),
         _checklist(chk, rules, flows["capture"].nunique() if len(flows) and "capture" in flows else 1),
         _dns_errors(errs, dns_error_verdicts(flows)),
-        _charts(flows, rules) if charts else "",
+        _charts(flows, rules, _not_ksc(chk)) if charts else "",
         _hosts(flows, rules),
         _flagged(flows, rules, chk),
         _flow_table(flows, rules, max_rows),

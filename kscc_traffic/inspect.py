@@ -318,6 +318,20 @@ def _version_text(v) -> str:
 
 
 
+#: ``x & _SEQ_MASK`` is ``x % 2**32`` of an integer array (two's complement: negative ones
+#: too), some 20 times faster than numpy's remainder of int64 (an integer division per element)
+_SEQ_MASK = (1 << 32) - 1
+
+
+def _member(values: np.ndarray, of: np.ndarray, size: int) -> np.ndarray:
+    """``np.isin(values, of)`` (bool array like ``values``) for ints that are flow rows or (flow,
+    direction) groups: ``of`` in ``[0, size)``, ``values`` in ``[-1, size)`` (-1, a packet of no
+    flow: never a member), by a table of ``size + 1`` flags rather than a sort."""
+    table = np.zeros(size + 1, bool)
+    table[of] = True
+    return table[values]
+
+
 def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
     """Rows (int array, in capture order) of the TCP packets of ``ft`` in the flows ``flows``
     (flow numbers), and where ``also`` (bool per packet) when given."""
@@ -382,8 +396,8 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     keep = rank <= MAX_SEGMENTS
     rows, grp, first, rank = rows[keep], grp[keep], first[keep], rank[keep]
     gid = np.cumsum(first) - 1
-    seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) % (1 << 32)
-    end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) % (1 << 32)
+    seq0 = (c["seq"][rows].astype(np.int64) + ((c["tcp_flags"][rows] & 0x02) != 0)) & _SEQ_MASK
+    end = (seq0 + np.maximum(c["payload_len"][rows].astype(np.int64), 0) - seq0[first][gid]) & _SEQ_MASK
     end = np.where(end < 1 << 31, end, 0)           # (before the first segment: nothing new)
     ts = c["ts_ns"][rows].astype(np.int64)
     ack = c["ack"][rows].astype(np.int64)
@@ -422,14 +436,14 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         ok = at >= 0
         rel = np.full(n_f, -1, np.int64)
         a = at[ok]
-        r = (ack[a] - base[other_grp[ok]]) % (1 << 32)
+        r = (ack[a] - base[other_grp[ok]]) & _SEQ_MASK
         rel[ok] = np.where(r < 1 << 31, r, -1)
         return rel
 
     fl = np.arange(n_f, dtype=np.int64)
     # each row's acknowledgement relative to the other direction's first data byte (-1: none, or
     # before it)
-    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) % (1 << 32)
+    ack_rel = (ack - base[np.where(client, flow * 2 + 1, flow * 2)]) & _SEQ_MASK
     has_other = np.zeros(2 * n_f + 2, bool)
     has_other[grp[first]] = True
     ack_ok = has_other[np.where(client, flow * 2 + 1, flow * 2)] & ((c["tcp_flags"][rows] & 0x10) != 0)
@@ -461,7 +475,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
         early = client & (ts <= s1[flow])
         np.maximum.at(had, flow[early], end[early])
         srv = server_data & past[flow] & ((c["tcp_flags"][rows] & ACK) != 0)
-        got = (ack - base[flow * 2]) % (1 << 32)
+        got = (ack - base[flow * 2]) & _SEQ_MASK
         got = np.where(srv & (got < 1 << 31), got - had[flow], -1)   # client bytes acknowledged past `had`
         heard = np.full(n_f, -1, np.int64)
         np.maximum.at(heard, flow[srv], got[srv])
@@ -541,7 +555,7 @@ def _reset_hints(ft: FlowTable, n: int) -> np.ndarray:
     rst = tcp & ((c["tcp_flags"] & RST) != 0)
     if not rst.any():
         return out
-    rows = np.flatnonzero(tcp & np.isin(pf, np.unique(pf[rst])))
+    rows = np.flatnonzero(tcp & _member(pf, pf[rst], len(ft.flows)))
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
     o = np.lexsort((rows, c["ts_ns"][rows], grp))
     rows, grp = rows[o], grp[o]
@@ -747,14 +761,34 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     # the firewall's TTL, which its own resets share; the server's ACKs and data come with its own)
     m = ((cols["proto"] == TCP) & ((cols["tcp_flags"] & RST) == 0)
          & ((cols["tcp_flags"] & (SYN | ACK)) != (SYN | ACK)) & (cols["ttl"] >= 0))
-    if not m.any():
+    at = np.flatnonzero(m)
+    if not len(at):
         return table
-    ver, hi, lo = (cols[k][m].astype(np.int64 if k == "ipver" else np.uint64) for k in ("ipver", "src_hi", "src_lo"))
-    ts, ttl = cols["ts_ns"][m].astype(np.int64), cols["ttl"][m].astype(np.int64)
-    o = np.lexsort((ts, lo, hi, ver))
-    ver, hi, lo, ts, ttl = ver[o], hi[o], lo[o], ts[o], ttl[o]
-    head = np.r_[True, (ver[1:] != ver[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])]
+    # (one index for the five columns: a boolean mask is read again for each)
+    ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
+                   for k in ("ipver", "src_hi", "src_lo"))
+    ts, ttl = cols["ts_ns"][at].astype(np.int64, copy=False), cols["ttl"][at].astype(np.int64, copy=False)
+    head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
+
+
+def _first_per_address(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Positions (int array, in (ver, hi, lo) order, one per distinct address): each address's
+    earliest packet, the first of equal times (``ver`` int64, ``hi``/``lo`` uint64, ``ts`` int64
+    epoch ns, equal lengths, > 0). What a stable sort by (ver, hi, lo, ts) takes first per address;
+    without a sort of the packets when they are in time order (the usual case) and ``lo`` alone
+    tells the addresses apart (one hash of it: the distinct addresses are sorted, not the
+    packets)."""
+    if bool((ts[1:] >= ts[:-1]).all()):
+        code = pd.factorize(lo)[0]
+        # (codes are numbered in order of first appearance: an address's first packet is where
+        # its code first shows, the earliest as the times do not go back)
+        first = np.flatnonzero(np.r_[True, code[1:] > np.maximum.accumulate(code)[:-1]])
+        if bool((ver == ver[first][code]).all()) and bool((hi == hi[first][code]).all()):
+            return first[np.lexsort((lo[first], hi[first], ver[first]))]
+    o = np.lexsort((ts, lo, hi, ver))
+    v, h, low = ver[o], hi[o], lo[o]
+    return o[np.r_[True, (v[1:] != v[:-1]) | (h[1:] != h[:-1]) | (low[1:] != low[:-1])]]
 
 
 #: what :func:`_first_of` gives where an address has no row (later than any time, any TTL)
@@ -805,9 +839,11 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
     # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
-    mine = np.isin(c["src_lo"], np.unique(c["src_lo"][rows])) & np.isin(c["src_hi"], np.unique(c["src_hi"][rows]))
-    # (and of those, what address_ttls reads: TCP, no reset, a TTL)
-    mine &= (c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0)
+    # (of what address_ttls reads: TCP, no reset, a TTL; those conditions first, the addresses
+    # then looked up on fewer rows, and one index taken of the columns)
+    mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
+    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
+    mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
     here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
     before = AddressTtls.of(prior)
     ver = c["ipver"][rows].astype(np.int64)
@@ -905,6 +941,7 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     hrr, sh = np.asarray(b.hello_retry, bool), np.asarray(b.server_hello, bool)
     ccs12 = sh & np.asarray(b.client_ccs, bool) & (b.version >= 0) & (b.version != tls.TLS1_3)
     cols["tls_wait_after"][rows] = _CLIENT_FLIGHTS[np.where(hrr & ~sh, 1, np.where(ccs12, 2, 0))]
+    cols["tls_hrr"][rows] = hrr & ~sh
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
@@ -1144,7 +1181,13 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     the direction sent data at all. Decided on whole columns; only "maybe" flows are parsed.
     Also, per flow: whether a direction's first data segment kept fewer bytes than
     :data:`HEAD_WHOLE` (or than it had) captured: its first bytes were cut by the snaplen, so
-    they cannot tell cleartext from TLS (``first_bytes_cut``)."""
+    they cannot tell cleartext from TLS (``first_bytes_cut``).
+
+    Returns ``(maybe_c, maybe_s, seen_c, seen_s, first_bytes_cut, start_lost)``: bool arrays of
+    ``nflows``, and ``start_lost`` int8 ``(2, nflows)`` (row 0 the client's direction, 1 the
+    server's): 0, or the direction's stream start was not captured (:func:`_start_off`'s
+    ``lost``), 1 never acknowledged by the peer (lost on the path), 2 acknowledged (lost by the
+    capture)."""
     c = ft.packets.cols
     maybe = np.zeros((2, nflows), bool)
     seen = np.zeros((2, nflows), bool)
@@ -1189,10 +1232,12 @@ def _first_segment_hints(ft: FlowTable, nflows: int):
     return maybe[0], maybe[1], seen[0], seen[1], short[0] | short[1], start_lost
 
 
-def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _start_off(ft: FlowTable, key: np.ndarray,
+               first_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For (flow, direction) groups ``key`` (flow row * 2 + 1 for the responder) whose earliest
     data segment starts at ``first_seq``: ``(lost, later, acked)`` bool arrays like ``key``
-    (``acked``: :func:`_start_acked`). Both only
+    (``acked``: :func:`_start_acked`, read only where ``lost``; all False when no group is
+    ``lost`` nor ``later``). ``lost`` and ``later`` only
     where the direction's SYN (the client's SYN, the server's SYN-ACK) was captured and that
     segment does not start at its sequence number + 1 (the stream's first byte): ``lost`` when no
     captured data segment of the direction starts there (the stream's start was not captured: a
@@ -1204,19 +1249,20 @@ def _start_off(ft: FlowTable, key: np.ndarray, first_seq: np.ndarray) -> tuple[n
     if not len(srows) or not len(key):
         return lost, later, lost
     c = ft.packets.cols
-    anchor = sgrp * _SEQ_SPACE + (c["seq"][srows].astype(np.int64) + 1) % _SEQ_SPACE
-    first = key * _SEQ_SPACE + first_seq.astype(np.int64) % _SEQ_SPACE
-    has_syn = np.isin(key, sgrp)
+    anchor = sgrp * _SEQ_SPACE + ((c["seq"][srows].astype(np.int64) + 1) & _SEQ_MASK)
+    first = key * _SEQ_SPACE + (first_seq.astype(np.int64) & _SEQ_MASK)
+    size = 2 * len(ft.flows)
+    has_syn = _member(key, sgrp, size)
     off = has_syn & ~np.isin(first, anchor)
     if not off.any():
         return lost, later, lost
     # (the groups' data segments that start at a SYN's sequence number + 1)
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == TCP) & content_rows(c) & (c["sport"] >= 0))[0]
     g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
-    sel = np.isin(g, key[off])
-    at = g[sel] * _SEQ_SPACE + _data_seq(c, rows[sel]) % _SEQ_SPACE
+    sel = _member(g, key[off], size)
+    at = g[sel] * _SEQ_SPACE + (_data_seq(c, rows[sel]) & _SEQ_MASK)
     starts = g[sel][np.isin(at, anchor)]
-    there = np.isin(key, starts)
+    there = _member(key, starts, size)
     return off & ~there, off & there, _start_acked(ft, key, srows, sgrp)
 
 
@@ -1230,17 +1276,18 @@ def _start_acked(ft: FlowTable, key: np.ndarray, srows: np.ndarray, sgrp: np.nda
                       & (c["sport"] >= 0))[0]
     # (an ACK of the originator acknowledges the responder's bytes, and the other way round)
     g = ft.pkt_flow[rows].astype(np.int64) * 2 + np.asarray(ft.pkt_from_orig[rows], bool)
-    sel = np.isin(g, key)
+    size = 2 * len(ft.flows)
+    sel = _member(g, key, size)
     rows, g = rows[sel], g[sel]
     if not len(rows):
         return np.zeros(len(key), bool)
     order = np.argsort(sgrp, kind="stable")
-    sg, sv = sgrp[order], (c["seq"][srows[order]].astype(np.int64) + 1) % _SEQ_SPACE
+    sg, sv = sgrp[order], (c["seq"][srows[order]].astype(np.int64) + 1) & _SEQ_MASK
     at = np.minimum(np.searchsorted(sg, g), len(sg) - 1)
     mine = sg[at] == g
-    delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) % _SEQ_SPACE
+    delta = (c["ack"][rows[mine]].astype(np.int64) - sv[at[mine]]) & _SEQ_MASK
     acked = g[mine][(delta > 0) & (delta < 1 << 31)]
-    return np.isin(key, acked)
+    return _member(key, acked, size)
 
 
 #: sequence numbers (mod 2**32) combined with a group number into one int64 key
@@ -1445,6 +1492,26 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
     return out
 
 
+def _data_uncaptured(ft: FlowTable, flows: pd.DataFrame, acked_unseen: np.ndarray) -> np.ndarray:
+    """bool array (2, len(flows)): per TCP flow not ``partial``, whether its originator's (row 0)
+    or responder's (row 1) bytes were all lost by the capture: by sequence numbers the direction
+    sent bytes (``seq_bytes`` above 0: its own later packets or the peer's acknowledgements show
+    them) while no captured packet carried any (``byte_sums`` 0), its SYN (SYN-ACK) captured.
+    Not a direction none of whose packets was captured (``acked_unseen`` 'orig'/'resp': one
+    direction captured, said otherwise)."""
+    n = len(flows)
+    out = np.zeros((2, n), bool)
+    if ft.seq_bytes is None or not n:
+        return out
+    tcp = (flows["proto"].to_numpy(dtype=object) == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+    hist = flows["history"].to_numpy(dtype=object)
+    for side, syn, unseen in ((0, "S", "orig"), (1, "h", "resp")):
+        cand = tcp & (ft.seq_bytes[:, side] > 0) & (ft.byte_sums[:, side] == 0) & (acked_unseen != unseen)
+        at = np.flatnonzero(cand)
+        out[side, at] = [syn in str(h) for h in hist[at].tolist()]
+    return out
+
+
 def _mcast_groups(ft: FlowTable, out: np.ndarray) -> None:
     """Fill ``out`` (object array, one per flow, in place) with the groups the flow's IGMP/MLD
     membership reports join (:func:`kscc_traffic.protocols.mcast.joined_groups`), ';'-joined in
@@ -1618,6 +1685,18 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (for classify, not a column of the output: an IGMP/MLD flow's groups its membership reports
     # join, ';'-joined, '' where none: _mcast_groups; classify says them in the detail)
     cols["mcast_groups"] = repeated("", n)
+    # (for classify, not a column of the output: a TCP connection whose responder held its receive
+    # window at zero from its SYN-ACK on and took no byte, while the originator went on trying
+    # (a tarpit): the seconds from the SYN-ACK to the originator's last packet as the detail
+    # prints them, '' where not: _window_closed)
+    cols["window_closed"] = repeated("", n)
+    # (likewise: the direction(s) whose first bytes the capture lost, the peer acknowledging them,
+    # 'orig', 'resp' or 'both', '' where not; payload_cut then: judged from the packets, and the
+    # details say the capture lost them, not the snaplen)
+    cols["start_lost"] = repeated("", n)
+    # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
+    # after it; classify names it when the client then closed)
+    cols["tls_hrr"] = np.zeros(n, bool)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -1655,10 +1734,19 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # Only a start the peer acknowledged was lost by the capture alone (payload_cut: judged from
     # the packets); one it never acknowledged was lost on the path (a path-MTU black hole, the
     # peer's acknowledgements stuck before it: the packets tell that story themselves)
+    # A direction of which no data segment was captured at all, while the peer acknowledged its
+    # bytes (its SYN captured, not a direction seen only by the peer's acknowledgements:
+    # acked_unseen), lost them to the capture too
+    gone = _data_uncaptured(ft, flows, cols["acked_unseen"])
+    lost_by = np.zeros((2, n), bool)
     for side, col in ((0, "client_proto"), (1, "server_proto")):
         lost = (start_lost[side] > 0) & ~np.isin(cols[col], ("tls", "http"))
         cols[col][lost] = ""
-        cols["payload_cut"][lost & (start_lost[side] == 2)] = True
+        lost_by[side] = (lost & (start_lost[side] == 2)) | gone[side]
+        cols["payload_cut"][lost_by[side]] = True
+    cols["start_lost"][lost_by[0]] = "orig"
+    cols["start_lost"][lost_by[1]] = "resp"
+    cols["start_lost"][lost_by[0] & lost_by[1]] = "both"
     # a ClientHello spread over several TCP segments, its handshake not completed
     split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
                            & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
@@ -1748,6 +1836,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         # (and looks like one: asked for a certificate, at once, not an answer: _tls13_refusals)
         refused[refused] = _tls13_refusals(ft, cand[refused], c2[refused], client_first[refused])
         cols["tls13_refused"][cand[refused]] = srv[refused]
+    # a responder that never opened its receive window (a tarpit): by the SYN-ACK and the last
+    # packets (no data either way by the byte counts, the originator's packets after its ACK)
+    cand = np.flatnonzero((proto == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+                          & (flows["orig_pkts"].to_numpy() >= 3) & (flows["resp_pkts"].to_numpy() > 0)
+                          & (flows["resp_bytes"].to_numpy() == 0))
+    if len(cand):
+        cols["window_closed"][cand] = _window_closed(ft, cand)
     # SYNs answered by packets that acknowledge something else (no handshake, no data)
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
     # foreign acknowledgement number of such an answer puts anywhere)
@@ -2184,6 +2279,49 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     return out
 
 
+def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
+    ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
+    last packet when the responder held its receive window closed all that time and took nothing:
+    its SYN-ACK and its last packet (no FIN nor RST) advertise a zero window, it acknowledged no
+    byte of the originator's and sent none of its own, and the originator sent a packet after its
+    first ACK (a zero-window probe: RFC 9293 §3.8.6.1; Windows puts one byte of its data in it,
+    Linux none). A tarpit (iptables TARPIT, LaBrea) or a server too loaded to read answers so;
+    Zeek's history has a ``W`` (zero window) then. '' where not (also where a packet's window
+    field was not captured). Reads the packets a chunked or live analysis keeps (each direction's
+    first and last packets, the first SYN-ACK, the first packet reaching each furthest sequence
+    end and acknowledgement), so all readings agree."""
+    out = repeated("", len(flows))
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    n_f = len(ft.flows)
+    f, fo = v.f, v.fo
+    idx = np.arange(len(f))
+    synack = ~fo & ((v.flags & (SYN | ACK)) == (SYN | ACK))
+    first_sa = np.full(n_f, -1, np.int64)           # the responder's first SYN-ACK (rows in time order)
+    at = np.flatnonzero(synack)[::-1]
+    first_sa[f[at]] = at
+    last_r = np.full(n_f, -1, np.int64)             # the responder's last packet
+    np.maximum.at(last_r, f[~fo], idx[~fo])
+    last_o = np.full(n_f, -1, np.int64)             # the originator's last packet
+    np.maximum.at(last_o, f[fo], idx[fo])
+    first_ack = np.full(n_f, len(f), np.int64)      # the originator's first ACK (its handshake's end)
+    oa = fo & ((v.flags & ACK) != 0) & ((v.flags & SYN) == 0)
+    np.minimum.at(first_ack, f[oa], idx[oa])
+    took = np.full(n_f, -1, np.int64)               # the responder's furthest acknowledgement, data end
+    np.maximum.at(took, f[~fo], np.maximum(v.acked[~fo], v.end[~fo]))
+    fl = np.asarray(flows, np.int64)
+    sa, lr, lo = first_sa[fl], last_r[fl], last_o[fl]
+    ok = (sa >= 0) & (lr >= 0) & (lo > first_ack[fl]) & (lo > sa) & (took[fl] <= 0)
+    sa, lr, lo = np.maximum(sa, 0), np.maximum(lr, 0), np.maximum(lo, 0)
+    ok &= (v.win[sa] == 0) & (v.win[lr] == 0) & ((v.flags[lr] & (FIN | RST)) == 0)
+    for i in np.flatnonzero(ok).tolist():
+        d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
+        out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
+    return out
+
+
 def _mtu_holes(ft: FlowTable, flows: np.ndarray, sides: np.ndarray | None = None) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose SYN was captured): the
     :data:`MTU_HINT` text ('' where not) when one side's bytes were lost as a path-MTU black
@@ -2324,9 +2462,10 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
         # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
         # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
-        # otherwise infer as its str dtype)
+        # otherwise infer as its str dtype; that Series not a copy, copy=False: the frame copies
+        # each column into its block of columns of one dtype anyway, ~25% of this step)
         idx = flows.index
-        extra = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=idx)
+        extra = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=idx, copy=False)
                               for k, v in cols.items()}, index=idx)
         out = pd.concat([flows, extra], axis=1)
     else:

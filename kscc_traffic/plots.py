@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "VERDICTS", "VERDICT_COLORS", "STATUS_COLORS", "NO_PURPOSE",
     "purpose_order", "purpose_breakdown", "host_status", "server_names", "attempts_over_time",
-    "chart_verdicts", "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
+    "chart_verdicts", "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness", "style_table",
 ]
 
 #: verdicts in display order (worst first after ok, so stacked bars read ok → problems)
@@ -158,8 +158,9 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     ``pd.read_csv`` works as well: a missing text value is taken as empty text.
 
     :returns: DataFrame, index 0…n-1, rows in purpose order then by flow count (descending);
-        the four text columns text (``str`` under pandas 3), the counts ``int64``, also with no
-        row.
+        the four text columns ``object`` of Python ``str``, as the flow table's and
+        :func:`kscc_traffic.readiness`'s (not pandas 3's ``str`` dtype), the counts ``int64``,
+        also with no row.
     :raises ValueError: ``flows`` lacks a column it reads (``purpose``, ``verdict``,
         ``server_name``, ``query``, ``name_source``, ``resp_h``; the message names them).
     """
@@ -172,7 +173,7 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
     flows = text_filled(flows, ("purpose", "verdict", "server_name", "query", "name_source", "resp_h"))
     f = flows[_purposes(flows) != NO_PURPOSE] if len(flows) else flows
     if not len(f):   # (the dtypes as with rows: text, then int64 counts)
-        return pd.DataFrame({c: pd.Series([], dtype=object).astype(str) if i < 4 else np.zeros(0, np.int64)
+        return pd.DataFrame({c: pd.Series([], dtype=object) if i < 4 else np.zeros(0, np.int64)
                              for i, c in enumerate(cols)})
     name = f["server_name"].where(f["server_name"] != "", f["query"])
     f = f.assign(name=name.fillna(""))
@@ -190,7 +191,7 @@ def server_names(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> pd.Data
                      "addresses": addrs(g["resp_h"]), "flows": len(g),
                      "ok": int(v.get("ok", 0)), "blocked": int(v.get("blocked", 0)),
                      "unexpected": int(v.get("unexpected", 0))})
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols).astype(dict.fromkeys(cols[:4], object))
     out["_o"] = out["purpose"].map(order)
     return out.sort_values(["_o", "flows", "server_name"], ascending=[True, False, True]) \
         .drop(columns="_o").reset_index(drop=True)
@@ -210,6 +211,8 @@ def attempts_over_time(flows: pd.DataFrame, rules: "RuleSet | int | None" = None
         flows, no rows and the same index type, columns and dtypes. For bins of a fixed length
         (flows per minute) resample instead: ``flows.set_index(pd.to_datetime(flows["ts_ns"],
         unit="ns", utc=True)).resample("1min").size()``.
+    :raises KeyError: ``flows`` (with a row) lacks ``verdict``, or both ``ts_ns`` and ``ts`` (a
+        table without ``ts_ns``, an older CSV read back, is binned by its float ``ts``).
     """
     if isinstance(rules, (int, np.integer)) and not isinstance(rules, bool):
         bins = int(rules)
@@ -264,6 +267,14 @@ def _figure(width: float, height: float) -> "Figure":
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _whole_numbers(axis) -> None:
+    """Ticks of a count axis (flows, attempts) at whole numbers only: no "0.5 flows" tick when
+    the counts are small (newcomer 31 F14); ``axis``: a matplotlib ``Axis``."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _empty(fig: "Figure", text: str = "no flows") -> "Figure":
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
@@ -294,6 +305,7 @@ def chart_verdicts(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figu
     ax.set_yticks(y, [_label(p) for p in b.index])
     ax.invert_yaxis()
     ax.set_xlabel("flows")
+    _whole_numbers(ax.xaxis)
     ax.set_title("Flows per purpose and verdict", loc="left")
     fig.legend(loc="outside right upper", fontsize="small", frameon=False)
     ax.grid(axis="x", alpha=0.3)
@@ -316,6 +328,7 @@ def chart_volume(flows: pd.DataFrame, rules: "RuleSet | None" = None) -> "Figure
     ax1.set_yticks(y, [_label(p) for p in b.index])
     ax1.invert_yaxis()
     ax1.set_xlabel("flows")
+    _whole_numbers(ax1.xaxis)
     ax1.set_title("Flows per purpose", loc="left")
     ax2.barh(y, b["orig_bytes"], color="#1e88e5", height=0.7, label="sent by client (originator)")
     ax2.barh(y, b["resp_bytes"], left=b["orig_bytes"], color="#90caf9", height=0.7,
@@ -380,6 +393,7 @@ def chart_timeline(flows: pd.DataFrame, rules: "RuleSet | None" = None, bins: in
                     linewidth=0)
         bottom += n
     axh.set_ylabel("attempts")
+    _whole_numbers(axh.yaxis)
     axh.grid(axis="y", alpha=0.3)
     axh.set_axisbelow(True)
     loc = mdates.AutoDateLocator()
@@ -488,3 +502,77 @@ def _no_maths(value) -> str:
     """A cell's text (already HTML-escaped) with each ``$`` in a ``<span>`` of its own, which
     MathJax cannot pair with another ``$`` into mathematics."""
     return str(value).replace("$", "<span>$</span>")
+
+
+def style_table(table: pd.DataFrame, *, max_rows: int | None = -1, max_colwidth: int | None = -1,
+                hide_index: bool = False) -> "Styler | pd.DataFrame":
+    """Any table (the flow table or rows and columns of it, :func:`server_names`, a part of the
+    checklist…) as a pandas ``Styler`` for Jupyter that shows names from packets as text: every
+    text cell, row label and column label HTML-escaped and each ``$`` in it in an element of its
+    own, so that no ``$…$`` of an SNI, DNS query or HTTP Host is typeset as mathematics by
+    Jupyter's MathJax, also in a front end that ignores the ``tex2jax_ignore mathjax_ignore``
+    classes the table carries (JupyterLab 4 has been reported to: jupyterlab/jupyterlab#17935;
+    ``pd.set_option("display.html.use_mathjax", False)`` gives pandas' own tables only the
+    classes). Numbers, times and booleans are formatted as the ``Styler`` does (floats to
+    ``styler.format.precision`` decimals, 6 by default); the values themselves are not changed.
+
+    A ``Styler`` needs ``jinja2`` (``pip install 'kscc-traffic[notebook]'``); without it the
+    same rows and columns come back as a DataFrame (whose HTML pandas escapes, its ``$`` left to
+    the classes), with one :class:`UserWarning` saying so.
+
+    :param table: a DataFrame; not changed.
+    :param max_rows: show at most this many rows, the first ones, with a caption saying how many
+        there are (a ``Styler`` writes every row it is given: 100 000 flows would make a page
+        the browser cannot show); None: every row; default (-1): pandas' ``display.max_rows``
+        option, as pandas' own table.
+    :param max_colwidth: cut a text cell longer than this many characters to that many, the
+        last one ``…``; None: never; default (-1): pandas' ``display.max_colwidth`` option.
+    :param hide_index: leave the row labels out (the index 0…n-1 of a table says nothing).
+    :returns: a ``pandas.io.formats.style.Styler`` of ``min(len(table), max_rows)`` rows and the
+        table's columns (shape (0, n) for an empty table), or without jinja2 a DataFrame of those.
+    :raises TypeError: ``table`` is not a DataFrame (a Series: ``series.to_frame()``).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"style_table: a pandas DataFrame, not {type(table).__name__} "
+                        "(a Series: series.to_frame())")
+    if max_rows == -1:
+        max_rows = pd.get_option("display.max_rows")
+    if max_colwidth == -1:
+        max_colwidth = pd.get_option("display.max_colwidth")
+    total = len(table)
+    shown = table if max_rows is None or total <= max_rows else table.head(max(int(max_rows), 0))
+    try:
+        import jinja2  # noqa: F401  (pandas' Styler renders with it)
+    except ImportError:
+        import warnings
+        warnings.warn("style_table: jinja2 is not installed, the table is a plain DataFrame "
+                      "(pip install jinja2, or 'kscc-traffic[notebook]')", UserWarning, stacklevel=2)
+        return shown
+
+    def text(value) -> str:
+        import html
+
+        s = str(value)
+        if max_colwidth is not None and len(s) > max_colwidth:
+            s = s[:max(int(max_colwidth) - 1, 0)] + "…"
+        return _no_maths(html.escape(s))
+
+    textual = [j for j, d in enumerate(shown.dtypes)
+               if d == object or isinstance(d, (pd.StringDtype, pd.CategoricalDtype))]
+    # the axes' names ("client", "purpose"; any text in a table of one's own): pandas' Styler
+    # writes them into the HTML as they are, neither escaped nor formatted
+    shown = shown.copy(deep=False)
+    shown.index = shown.index.set_names([None if n is None else text(n) for n in shown.index.names])
+    shown.columns = shown.columns.set_names([None if n is None else text(n) for n in shown.columns.names])
+    st = shown.style
+    if textual:
+        # (a missing value, NaN in a table read back from CSV, shown as pandas shows it)
+        st = st.format(text, subset=pd.IndexSlice[:, shown.columns[textual]], na_rep="NaN")
+    st = st.format_index(text, axis=0).format_index(text, axis=1)
+    if hide_index:
+        st = st.hide(axis="index")
+    if len(shown) < total:
+        st = st.set_caption(f"the first {len(shown)} of {total} rows")
+    st = st.set_table_attributes('class="tex2jax_ignore mathjax_ignore"')
+    return st.set_table_styles([{"selector": "td, th", "props": [("text-align", "left"), ("vertical-align", "top")]}],
+                               overwrite=False)

@@ -2237,7 +2237,21 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
     columns (``rule`` ``dns``, ``transport`` ``udp/tcp``, ``ports`` ``53``, ``status`` ``blocked``,
     ``reasons`` the blocked DNS flows' reasons, ``fix`` :func:`dns_fix`'s advice…), or None when no
     DNS flow is blocked, or no flow is KSC agent traffic (:func:`no_ksc_traffic`: no advice built
-    on other programs' lookups). ``rules``: None, the bundled rules."""
+    on other programs' lookups).
+
+    :param flows: a flow table of :func:`kscc_traffic.analyze`, also one read back from its CSV
+        with ``pd.read_csv``; the columns it reads (``purpose``, ``verdict``, ``reason``,
+        ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
+        ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
+    :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
+    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+        (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
+        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``unexpected`` ``int``: the DNS flows' counts), so that
+        ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
+    :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
+        installation).
+    """
     from .rules import load_rules
     rules = rules if rules is not None else load_rules()
     summary = TableSummary.of(flows)
@@ -2290,7 +2304,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         ``orig_bytes``, ``resp_bytes``, ``proxy_target``, ``capture``…) refine the advice when
         present.
     :param rules: the documented purposes (default: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: DataFrame, one row per rule in the rules' order.
+    :returns: DataFrame, one row per rule in the rules' order (index 0…n-1), the columns above in
+        that order: ``flows``, ``ok``, ``blocked``, ``unexpected`` ``int64`` (flow counts), the
+        others text, ``object`` columns of Python ``str`` (``''`` when empty), as the flow table's
+        (not pandas 3's ``str`` dtype); the same columns and dtypes for an empty flow table.
     :raises ValueError: ``flows`` lacks a column of :data:`READINESS_COLUMNS` (the message names
         them), e.g. an empty ``pd.DataFrame()`` (an empty flow table of :func:`kscc_traffic.analyze`
         has every column, and gives every purpose "not seen").
@@ -2436,7 +2453,15 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     elif len(flows):
         joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
         rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
-    return pd.DataFrame(rows)
+    return checklist_frame(rows)
+
+
+def checklist_frame(rows: list[dict]) -> pd.DataFrame:
+    """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
+    counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
+    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    t = pd.DataFrame(rows)
+    return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 
 #: (name, rcode) pairs a :class:`TableSummary` counts one by one; flows of further pairs are
@@ -2887,7 +2912,7 @@ class TableSummary:
         else:
             groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
             rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
-        return pd.DataFrame(rows)
+        return checklist_frame(rows)
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out
@@ -2921,12 +2946,17 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
     if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
         return out   # (every cell on one line)
-    status, reasons = max(_longest_word(statuses), 6), max(_longest_word(chk["reasons"]), 7)
+    reasons = max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
-    left = width - frame - purpose - status - reasons - flows
-    if left < section + ports:
+    # (the status whole when it fits, "not seen" on one line: the table half as high at 80
+    # columns; newcomer 31 F10), else at least its longest word
+    for status in (max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)):
+        left = width - frame - purpose - status - reasons - flows
+        if left >= section + ports:
+            break
+    else:
         return out
     # (section: its header "section" whole when there is room, else folded; ports get the rest)
     section = max(section, min(len("section"), left - max(ports, len("transport/"))))
@@ -2935,6 +2965,10 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})
     return out
+
+
+#: the checklist's headers when their column is narrower than the header (:func:`_checklist_widths`)
+_NARROW_HEADERS = {"section": "§", "transport/ports": "ports"}
 
 
 def several_captures_note(k: int) -> str:
@@ -2963,7 +2997,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     headline = summary.no_ksc_headline(rules)
     if headline:
         console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
-    t = Table(title="Flows per purpose", title_justify="left")
+    chk = summary.readiness(rules)
+    # (no KSC agent traffic: the counts are other programs' flows on the purposes' ports, as the
+    # checklist's "not seen" and the flagged flows' title say, newcomer 31 F3)
+    t = Table(title=f"Flows per purpose{NOT_KSC_PURPOSES if headline else ''}", title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         # (a narrow terminal: cells fold, never cut with an ellipsis)
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
@@ -2976,8 +3013,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         t.add_row(Text(escape_terminal(purpose)), str(sum(row.values())),
                   *(str(row.get(v, 0)) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
+    one_way = one_way_ok_note(chk, per)
+    if one_way:
+        console.print(Text(escape_terminal(one_way), style="italic"))
 
-    chk = summary.readiness(rules)
     outside: list[str] | None = []
     if capture_filter is not None:
         from .live.filtercheck import purposes_outside
@@ -2988,7 +3027,10 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # status and reasons cells keep their longest word whole when the width allows)
     widths = _checklist_widths(chk, rules, console.width)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
-        c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
+        # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
+        room = widths.get(col, {}).get("max_width")
+        header = _NARROW_HEADERS.get(col, col) if room is not None and room < len(col) else col
+        c.add_column(header, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
     for r in chk.itertuples(index=False):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
@@ -3048,7 +3090,11 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+        ranks = summary.flagged_rank.tolist()
+        groups = flagged_groups_text(ranks)
+        if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
+            f.caption, f.caption_justify = groups, "left"
+        for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -3056,7 +3102,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)))
+                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
         console.print(f)
         if summary.flagged_more():
             console.print(summary.flagged_more())
@@ -3073,6 +3120,39 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
 #: after the flagged flows' title when no flow is KSC agent traffic (the headline): their verdicts
 #: are the rules', about other programs' traffic
 NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headline)"
+
+#: after the flows per purpose's title when no flow is KSC agent traffic (the headline): the
+#: counts are of other programs' flows on the ports of the purposes (newcomer 31 F3)
+NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
+
+
+def flagged_groups_text(ranks: Iterable[int]) -> str:
+    """The line under the flagged flows when they are listed in more than one group of
+    :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
+    in order with their counts of rows listed, ``In groups (a line between them): KSC agent
+    traffic (4), then other flows (1); time order inside each group``, so that a later group's
+    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group."""
+    counts: dict[int, int] = {}
+    for k in ranks:
+        counts[int(k)] = counts.get(int(k), 0) + 1
+    if len(counts) < 2:
+        return ""
+    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({n})" for k, n in sorted(counts.items()))
+    return f"In groups (a line between them): {parts}; time order inside each group"
+
+
+def one_way_ok_note(chk: pd.DataFrame, per: dict[str, dict[str, int]]) -> str:
+    """The line under the flows per purpose when a purpose the checklist says ``seen one-way``
+    has ``ok`` flows (``chk``: :func:`readiness`'s table; ``per``: purpose -> verdict -> flows):
+    ``ok`` is the rules' verdict on each flow (sent as documented), the checklist's status is
+    about the purpose (nothing came back, the capture cannot show the flows were received), so the
+    two do not contradict (newcomer 31 F13); '' when no such purpose."""
+    names = [r for r, st in zip(chk["rule"].tolist(), chk["status"].tolist())
+             if st == "seen one-way" and per.get(r, {}).get("ok", 0)] if len(chk) else []
+    if not names:
+        return ""
+    return (f"{', '.join(names)}: ok = each flow is as the rules document it; the checklist's seen one-way = the "
+            "capture holds one direction only, so it cannot show that the other side received them (see To verify)")
 
 #: terminals narrower than this get the flagged flows one block per flow instead of a table of 8
 #: columns, whose cells would break addresses and names mid-token (an 80-column console: newcomer 23 F17);
@@ -3115,7 +3195,13 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
     several = len(summary.captures) > 1
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
-    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+    ranks = summary.flagged_rank.tolist()
+    groups = flagged_groups_text(ranks)
+    if groups:   # (the order of the groups, then each group's name before its first flow)
+        console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
+    for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+        if groups and (i == 0 or ranks[i] != ranks[i - 1]):
+            console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
         head = Text(f"{t}  ")
         if several:
             head.append(f"[{escape_terminal(r.capture)}]  ")

@@ -64,6 +64,9 @@ MAX_SEGMENTS = 24
 MAX_BYTES = 16384
 
 _MOD = 1 << 32
+#: ``x & _MASK`` is ``x % _MOD`` of an integer array (two's complement: negative ones too),
+#: some 20 times faster than numpy's remainder of int64 (an integer division per element)
+_MASK = _MOD - 1
 
 
 class StreamMap(Mapping):
@@ -234,7 +237,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
         gs = np.nonzero(first)[0]
     n, ng = len(rows), len(gs)
     gid = np.cumsum(first) - 1                      # group of each row
-    seqs = (c["seq"][rows] + ((c["tcp_flags"][rows] & 0x02) != 0)) % _MOD
+    seqs = (c["seq"][rows] + ((c["tcp_flags"][rows] & 0x02) != 0)) & _MASK
     lens = c["pl_cap"][rows].astype(np.int64)
     offs = c["pl_off"][rows].astype(np.int64)
     if "payload_len" in c:      # a segment cut short by the snaplen
@@ -248,14 +251,14 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # simple group: every segment continues the previous one; payload inside the buffer; offsets
     # small enough that _reassemble would not read them as negative (always true in practice)
     bad = (offs + lens > len(mv)) | (before >= 1 << 31)
-    bad[1:] |= ~first[1:] & (seqs[1:] != (seqs[:-1] + lens[:-1]) % _MOD)
+    bad[1:] |= ~first[1:] & (seqs[1:] != (seqs[:-1] + lens[:-1]) & _MASK)
     slow = np.zeros(ng, bool)
     slow[gid[bad]] = True
     # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
     # before that (old data, or forged) goes through _reassemble, which leaves those bytes out;
     # one after it (the first data segments not captured) too: MAX_BYTES counts from the anchor
     anchor = _anchors(ft, grp[gs], seqs[gs])
-    slow |= (anchor >= 0) & ((seqs[gs] - anchor) % _MOD != 0)
+    slow |= (anchor >= 0) & (((seqs[gs] - anchor) & _MASK) != 0)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
     total = np.add.reduceat(lens, gs)
@@ -387,8 +390,8 @@ def _anchors(ft: FlowTable, groups: np.ndarray, first_seq: np.ndarray) -> np.nda
     mine = groups[at] == grp
     rows, at = rows[mine], at[mine]
     c = ft.packets.cols
-    v = (c["seq"][rows].astype(np.int64) + 1) % _MOD
-    d = (np.asarray(first_seq, np.int64)[at] - v) % _MOD
+    v = (c["seq"][rows].astype(np.int64) + 1) & _MASK
+    d = (np.asarray(first_seq, np.int64)[at] - v) & _MASK
     d = np.abs(np.where(d >= 1 << 31, d - _MOD, d))
     near = d <= ANCHOR_RANGE
     rows, at, v, d = rows[near], at[near], v[near], d[near]

@@ -16,7 +16,9 @@ os.unsetenv("COLUMNS")
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-SHARED = ROOT.parent / "shared"
+#: the shared folder (corpus, acceptance tool): beside the checkout, or where KSCC_SHARED says
+#: (a checkout elsewhere: ``KSCC_SHARED=/work/shared python -m pytest``)
+SHARED = Path(os.environ.get("KSCC_SHARED") or ROOT.parent / "shared")
 sys.path.insert(0, str(TESTS))
 
 

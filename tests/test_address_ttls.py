@@ -92,3 +92,27 @@ def test_answer_store_known():
     assert s.known({"198.51.100.7", "203.0.113.9", "::ffff:198.51.100.7", "64:ff9b::c633:6407"}) == \
         {"198.51.100.7", "203.0.113.9"}
     assert s.known([]) == set()
+
+
+@pytest.mark.parametrize("lo_alone", [True, False])
+def test_time_ordered_packets_match_the_dict_loop(lo_alone):
+    """Packets in time order (ties included) take _first_per_address's path without a sort of
+    the packets when ``src_lo`` alone tells the addresses apart, the sort otherwise (session 31):
+    both as the dict loop, and the first positions as a stable sort by (ver, hi, lo, ts) gives."""
+    rng = np.random.default_rng(31)
+    ref, table = {}, {}
+    for k in range(12):
+        cols = _batch(rng, 400, k * 10)
+        cols["ts_ns"] = np.sort(cols["ts_ns"])          # (equal times kept: ties by position)
+        if lo_alone:    # (one version and upper half per lower half)
+            cols["ipver"] = np.where(cols["src_lo"] % np.uint64(2) == 0, 4, 6).astype(np.uint8)
+            cols["src_hi"] = (cols["src_lo"] % np.uint64(3)) * np.uint64(2**63 + 5)
+        ref = _reference(cols, ref, 10_000)
+        table = address_ttls(cols, table)
+        assert dict(table.items()) == ref
+        ver, hi, lo = cols["ipver"].astype(np.int64), cols["src_hi"], cols["src_lo"]
+        ts = cols["ts_ns"].astype(np.int64)
+        o = np.lexsort((ts, lo, hi, ver))
+        head = np.r_[True, (ver[o][1:] != ver[o][:-1]) | (hi[o][1:] != hi[o][:-1]) | (lo[o][1:] != lo[o][:-1])]
+        assert ins._first_per_address(ver, hi, lo, ts).tolist() == o[head].tolist()
+    assert len(ref) == (40 if lo_alone else 240)

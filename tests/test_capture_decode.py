@@ -30,7 +30,7 @@ from kscc_traffic.capture.packets import PACKET_COLUMNS, Packets  # noqa: E402
 from reference_decoder import (  # noqa: E402
     decoded_fields, frames_from_records, link_fields, link_reference, read_capture, reference)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from conftest import SHARED  # noqa: E402
 CORPUS = SHARED / "corpus"
 TS = 1_700_000_000_000_000_000
 M1, M2 = "02:00:00:00:00:01", "02:00:00:00:00:02"

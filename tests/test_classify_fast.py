@@ -395,6 +395,38 @@ def test_many_alike_flows_are_judged_once_per_group():
     assert_same(flows)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 12), st.sampled_from(["ShADadFf", "ShADadfF", "ShADar", "ShAD", "ShADR"]),
+                          st.sampled_from(["", "200", "204", "302", "304", "403", "404", "503"]),
+                          st.sampled_from(["crl3.digicert.com", "crl3.digicert.com:8080", "", "[2001:db8::1]:80"]),
+                          st.sampled_from(["203.0.113.10", "192.0.2.20", "10.0.0.5"]),
+                          st.sampled_from(["", "GET /a HTTP/1.1…", "GET /b HTTP/1.1…"]),
+                          st.sampled_from([0, 120])),
+                min_size=1, max_size=30))
+def test_direct_http_answered_2xx_3xx_is_grouped_apart_from_what_it_never_reads(cases):
+    """Plain HTTP sent straight to a documented HTTP port and answered 2xx/3xx: the server was
+    reached, its duration, history, Host, responder and first bytes are not read (session 31: the
+    1 M-packet benchmark's 1,917 certificate checks were judged one by one); a refusal (403, 503)
+    or no answer prints them, so those stay in the key."""
+    flows = pd.DataFrame([
+        dict(proto="tcp", resp_p=80, orig_p=49152 + i, resp_h=resp_h, server_name="crl3.digicert.com",
+             dns_name="", partial=False, conn_state="SF", resp_bytes=resp_bytes if not status else 120,
+             duration=duration,
+             resp_pkts=4, orig_pkts=4, icmp_unreachable="", service="http", cast="unicast", history=history,
+             client_proto="http", server_proto="http" if status else "", cert_names="", sni="",
+             tls_established=False, tls_alert="", http_status=status, http_host=host, client_head=head)
+        for i, (duration, history, status, host, resp_h, head, resp_bytes) in enumerate(cases)])
+    assert_same(flows)
+    groups = _verdict_groups(flows, RULES)
+    status = flows["http_status"].to_numpy(dtype=object)
+    passed = flows["http_status"].str[:1].isin(["2", "3"]).to_numpy()
+    # (the requests answered one 2xx/3xx status are one group, whatever their duration, history,
+    # Host, responder or first bytes)
+    for s in set(status[passed].tolist()):
+        assert len(set(groups[status == s].tolist())) == 1
+    assert not set(groups[passed].tolist()) & set(groups[~passed].tolist())
+
+
 def test_dns_error_answers_are_grouped_by_their_name_only():
     """The query name is in the key only where the answer is an error (the detail quotes it):
     answered NOERROR lookups of many names stay one group; tables without the DNS columns (made

@@ -108,6 +108,26 @@ def test_rules_list_and_bpf():
     assert "portrange 23100-23199" in bpf.stdout and "port 53" in bpf.stdout and "icmp6" in bpf.stdout
 
 
+def test_rules_below_120_columns_print_one_block_per_purpose():
+    # COLUMNS=80 kscc-traffic rules: the 9-column table folded the purpose text 6 characters wide
+    # (~350 lines, 'Admini/strati/on'; newcomer 31 F9); now a block per purpose, no line over 80
+    import os
+    env = {**os.environ, "COLUMNS": "80"}
+    p = subprocess.run([sys.executable, "-m", "kscc_traffic", "rules"], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT, env=env)
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and max(map(len, lines)) <= 80
+    start = lines.index("agent_connection")
+    assert lines[start + 1:start + 4] == ["  TCP 23100-23199 unicast, tls, opened client to cloud, §A",
+                                          "  host mask: *.ksc.kaspersky.com",
+                                          "  The cloud Administration Server receives connections from Administration"]
+    assert "Admini" not in p.stdout.replace("Administration", "")
+    env["COLUMNS"] = "200"
+    wide = subprocess.run([sys.executable, "-m", "kscc_traffic", "rules"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=env).stdout
+    assert "┃ id " in wide and "agent_connection" in wide
+
+
 def test_every_public_capture_is_analysed_without_traceback():
     """The shared public captures (other link types, tunnels, damaged files) in one run each:
     exit 0 or 1, never a traceback, and a warning naming what was skipped for the damaged ones;
@@ -291,6 +311,14 @@ def test_no_arguments_help_into_a_closed_pipe_keeps_the_usage_status():
 def test_a_report_into_a_closed_pipe_still_ends_with_141():
     # only help and version texts end with 0: a report cut short is 141 (as README says)
     p = _run_into_closed_pipe(("rules",))
+    assert (p.returncode, p.stderr) == (141, "")
+
+
+def test_html_report_into_a_closed_pipe_ends_with_141():
+    # `report --html /dev/stdout | head`: the HTML written into standard output whose reader went
+    # away said "Error: /dev/stdout: cannot write the report (Broken pipe)" with status 2 (session 30
+    # review); now quiet with 141 as analyze --output /dev/stdout
+    p = _run_into_closed_pipe(("report", SAMPLES / "baseline_agent.pcap", "--html", "/dev/stdout"))
     assert (p.returncode, p.stderr) == (141, "")
 
 

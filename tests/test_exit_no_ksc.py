@@ -24,6 +24,9 @@ from test_newcomer27_advice import _rej, _up
 LINE = ("Warning: no KSC agent traffic: no flow in the capture goes to a Kaspersky name or a KSC-only port "
         "(captured on the wrong machine, or at the wrong time?): exit status 1 (--fail-on no-ksc)\n")
 LINES = LINE.replace("in the capture", "in these captures")
+NOTE = ("Note: {} flows in the capture, but no flow is KSC agent traffic (none goes to a Kaspersky name or a "
+        "KSC-only port): they are other programs' and do not fail the run: exit status 0 (--fail-on no-ksc fails "
+        "a run without KSC agent traffic)\n")
 #: a DNS query for www.example.com (A), never answered
 QUERY = bytes.fromhex("12340100000100000000000003777777076578616d706c6503636f6d0000010001")
 
@@ -52,10 +55,12 @@ def caps(tmp_path):
 @pytest.mark.parametrize("mode", [("-f", "table"), ("-f", "jsonl", "-j", "2"), ("-f", "csv", "--chunk-mib", "1")])
 def test_analyze_fails_on_no_ksc_traffic_only_when_asked(caps, mode):
     web, web2, ksc = caps
-    # today's statuses: other programs' flagged flows never fail (F4); the KSC capture's do
-    for args, rc in (((), 0), (("--fail-on", "blocked"), 0)):
+    # today's statuses: other programs' flagged flows never fail (F4); the KSC capture's do;
+    # a --fail-on given says on stderr why its flagged flows gave 0 (newcomer 31 F2: it was silent)
+    for args, said in (((), ""), (("--fail-on", "blocked"), NOTE.format("blocked")),
+                       (("--fail-on", "flagged"), NOTE.format("blocked"))):
         p = _run("analyze", web, *mode, *args)
-        assert (p.returncode, p.stderr) == (rc, ""), (args, p.stderr)
+        assert (p.returncode, p.stderr) == (0, said), (args, p.stderr)
     for given in (("--fail-on", "no-ksc"), ("--fail-on", "blocked", "--fail-on", "no-ksc"),
                   ("--fail-on", " no-ksc , flagged ")):
         p = _run("analyze", web, *mode, *given)
@@ -80,6 +85,8 @@ def test_several_captures_fail_only_when_none_shows_ksc_traffic(caps):
         assert len(p.stdout.splitlines()) == 8
         p = _run("analyze", web, ksc, "-f", "jsonl", "-j", jobs, "--fail-on", "no-ksc")
         assert (p.returncode, p.stderr) == (0, "")
+        p = _run("analyze", web, web2, "-f", "jsonl", "-j", jobs, "--fail-on", "blocked")
+        assert (p.returncode, p.stderr) == (0, NOTE.format("blocked").replace("the capture", "these captures"))
 
 
 def test_report_fails_on_no_ksc_traffic(caps, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 
-from conftest import ROOT
+from conftest import ROOT, SHARED
 from pcapbuild import eth, pcap_bytes, tcp_session
 
 from kscc_traffic.analyze import analyze_file, analyze_files, capture_names
@@ -207,7 +207,7 @@ def _split_and_compare(capture: Path, tmp_path: Path) -> None:
 
 def _split_cases():
     caps = sorted(p for p in (ROOT / "samples" / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))
-    shared = ROOT.parent / "shared" / "corpus"
+    shared = SHARED / "corpus"
     caps += sorted(p for p in shared.glob("*/*") if p.suffix in (".pcap", ".pcapng")
                    and not p.name.startswith(("bad_", "empty_", "cut-")))
     return caps

@@ -124,6 +124,32 @@ def test_stopping_early_stops_the_worker():
     assert _children() <= before
 
 
+class _Judged:
+    """A render that hands out, from the worker, its judgement cache's counts with the batch."""
+
+    def __call__(self, flows):
+        from kscc_traffic.finishing import _worker_state
+        judged = _worker_state["judged"]
+        return flows, judged.hits, judged.misses, _worker_state["rules"] == RULES
+
+
+@needs_fork
+def test_the_worker_keeps_its_judgements_from_batch_to_batch():
+    # (the flows of a capture not finished yet, analyze_batch(finish=False) rows, in one batch)
+    run = ChunkedAnalysis(CAPS / "baseline_agent.pcap", RULES, "b")
+    (unfinished, end), = list(run._leaving())
+    first, = Finisher(RULES, "b").put(unfinished.copy(), end)
+    with Finisher(RULES, "b", render=_Judged(), worker=True) as fin:
+        # (the same batch twice)
+        got = list(fin.put(unfinished.copy(), end)) + list(fin.put(unfinished.copy(), end)) + list(fin.drain())
+    (a, hits_a, misses_a, same_a), (b, hits_b, misses_b, same_b) = got
+    assert same_a and same_b                    # (the parent's rules, inherited by the fork)
+    assert misses_a > 1 and hits_a == 0         # the first batch judged ...
+    assert misses_b == misses_a and hits_b == misses_a  # ... the second found every group judged
+    pd.testing.assert_frame_equal(a, first)
+    pd.testing.assert_frame_equal(b, first)
+
+
 def test_without_a_worker_nothing_is_forked_nor_rendered():
     before = _children()
     fin = Finisher(RULES, "x", render=Render("jsonl"))

@@ -11,7 +11,7 @@ EXPECTED_API = {
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",
     "purpose_breakdown", "host_status", "server_names", "attempts_over_time", "chart_verdicts",
-    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness",
+    "chart_volume", "chart_timeline", "chart_host_failures", "style_readiness", "style_table",
 }
 
 

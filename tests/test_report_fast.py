@@ -663,7 +663,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
                     "point and this device, and that the distribution point sends them (a capture there); what it "
                     f"needs: {r.fix}")}
-    return pd.DataFrame(rows)
+    # (the text columns object, as the flow table's: session 31)
+    t = pd.DataFrame(rows)
+    return t.astype({c: object for c in t.columns if t[c].dtype != "int64"})
 
 
 def _old_ksc(flows, rules) -> bool:
@@ -693,17 +695,27 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
                            "to a Kaspersky name or a KSC-only port: captured on the wrong "
                            "machine, or at the wrong time?", style="bold yellow"))
-    t = Table(title="Flows per purpose", title_justify="left")
+    # (newcomer 31 F3: no KSC agent traffic: the title says whose flows the counts are)
+    t = Table(title="Flows per purpose" + (": other programs' flows on the purposes' ports, not KSC agent traffic "
+                                           "(see the headline)" if headline else ""), title_justify="left")
     for col in ("purpose", "flows", "ok", "blocked", "unexpected", "unclassified"):
         t.add_column(col, justify="left" if col == "purpose" else "right")
+    oks = {}
     if len(flows):
         g = flows.assign(purpose=flows["purpose"].replace("", "(none)")) \
             .groupby("purpose")["verdict"].value_counts().unstack(fill_value=0)
         for purpose, row in g.iterrows():
+            oks[purpose] = int(row.get("ok", 0))
             t.add_row(Text(escape_terminal(purpose)), str(int(row.sum())),
                       *(str(int(row.get(v, 0))) for v in ("ok", "blocked", "unexpected", "unclassified")))
     console.print(t)
     chk = old_readiness(flows, rules)
+    # (newcomer 31 F13: ok flows of a purpose seen one-way: a line says what each word means)
+    one_way = [r.rule for r in chk.itertuples(index=False) if r.status == "seen one-way" and oks.get(r.rule)]
+    if one_way:
+        console.print(Text(f"{', '.join(one_way)}: ok = each flow is as the rules document it; the checklist's "
+                           "seen one-way = the capture holds one direction only, so it cannot show that the other "
+                           "side received them (see To verify)", style="italic"))
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
     # than the console, which then takes report's column widths)
@@ -764,7 +776,14 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
 
     rank = np.array([0 if r.verdict == "blocked" else 1 if r.purpose in ksc_ids or kaspersky(r.server_name)
                      or kaspersky(r.query) else 2 for r in flagged.itertuples(index=False)], int)
-    flagged = flagged.iloc[np.lexsort((flagged["ts_ns"].to_numpy(), rank))] if len(flagged) else flagged
+    order = np.lexsort((flagged["ts_ns"].to_numpy(), rank)) if len(flagged) else np.zeros(0, int)
+    flagged = flagged.iloc[order] if len(flagged) else flagged
+    # (newcomer 31 F12: the groups listed, when more than one, are named)
+    shown = rank[order][:max_flagged].tolist()
+    names = ("blocked", "KSC agent traffic", "other flows")
+    kinds = sorted(set(shown))
+    groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({shown.count(k)})" for k in kinds)
+              + "; time order inside each group") if len(kinds) > 1 else ""
     hidden_blocked = max(int((rank == 0).sum()) - max_flagged, 0)
     more_line = (f"… {len(flagged) - max_flagged} more flagged flows, {hidden_blocked} of them blocked (--verdict "
                  "blocked lists the blocked ones; all of them: --format csv or jsonl)" if hidden_blocked else
@@ -780,7 +799,11 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(flagged) and sum(widths) + max([6, *words, *widths]) + 25 > console.width:
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
         console.print(Text(f"Flagged flows ({len(flagged)}){note}", style="italic"))
-        for x, r in zip(rows, flagged.head(max_flagged).itertuples(index=False)):
+        if groups:
+            console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
+        for i, (x, r) in enumerate(zip(rows, flagged.head(max_flagged).itertuples(index=False))):
+            if groups and (i == 0 or shown[i] != shown[i - 1]):
+                console.print(Text(f"— {names[shown[i]]} —", style="bold"))
             console.print(Text(f"{x[0]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
             console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
             if r.detail:
@@ -789,17 +812,19 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
             console.print(more_line)
     elif len(flagged):
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
-        f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left")
+        f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left",
+                  **({"caption": groups, "caption_justify": "left"} if groups else {}))
         for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
-        for r in flagged.head(max_flagged).itertuples(index=False):
+        for i, r in enumerate(flagged.head(max_flagged).itertuples(index=False)):
             f.add_row(pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3],
                       Text(old_endpoint(r.orig_h, r.orig_p)),
                       Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),
                       Text(r.purpose or "-"),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
-                      Text(r.reason), Text(escape_terminal(r.detail)))
+                      Text(r.reason), Text(escape_terminal(r.detail)),
+                      end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
         console.print(f)
         if len(flagged) > max_flagged:
             console.print(more_line)

@@ -25,9 +25,10 @@ from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.utils import PcapNgReader, RawPcapNgReader, RawPcapReader, rdpcap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+from conftest import SHARED  # noqa: E402
 GENERATOR = ROOT / "samples" / "generate.py"
 COMMITTED = ROOT / "samples" / "captures"
-ACCEPTANCE = ROOT.parent / "shared" / "tools" / "acceptance.py"
+ACCEPTANCE = SHARED / "tools" / "acceptance.py"
 
 LABEL_FIELDS = ["client_ip", "client_port", "server_ip", "server_port", "transport",
                 "expected_purpose", "expected_verdict", "sni_or_host", "notes", "expected_reason"]

@@ -124,3 +124,116 @@ def test_event_rows_bad_arguments_raise_and_change_nothing():
     # (a negative flow number: the numpy version, through state_event_rows)
     assert state_event_rows(np.array([-1, -1]), np.array([1, 1], bool), np.array([SYN, SYN]),
                             np.ones(2, bool), np.zeros(2, np.int64)).tolist() == [True, False]
+
+
+_SEQ = st.one_of(st.integers(0, 40), st.integers(2**32 - 20, 2**32 - 1), st.integers(2**31 - 10, 2**31 + 10),
+                 st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3, 7, 40]), st.booleans(), st.sampled_from(_FLAGS + [0x118]),
+                          _SEQ, st.one_of(st.just(0), _SEQ), st.integers(-1, 30), st.booleans()), max_size=80),
+       st.booleans(), st.sampled_from([(bool, np.int64, np.int64), (np.int8, np.uint16, np.int32)]))
+def test_compiled_seq_extents_are_the_numpy_extents(rows, by_flow, types):
+    """Any rows (by flow or not; TCP or not; cut headers, plen -1; SYNs sent again with another
+    ISN; acknowledgement numbers 0; sequence numbers wrapping past 2**32 or half of it; one
+    direction not captured; flow numbers with gaps), any integer types: the compiled
+    seq_extents gives exactly the numpy seq_extents_py's ends and acknowledgements."""
+    orig_type, flags_type, plen_type = types
+    if by_flow:
+        rows = sorted(rows, key=lambda r: r[0])
+    flow = np.array([r[0] for r in rows], np.int64)
+    orig = np.array([r[1] for r in rows], bool).astype(orig_type)
+    flags = np.array([r[2] for r in rows], np.int64).astype(flags_type)
+    seq = np.array([r[3] for r in rows], np.int64)
+    ack = np.array([r[4] for r in rows], np.int64)
+    plen = np.array([r[5] for r in rows], np.int64).astype(plen_type)
+    tcp = np.array([r[6] for r in rows], bool).astype(orig_type)
+    want_end, want_acked = flows.seq_extents_py(flow, orig.astype(bool), flags, tcp.astype(bool), seq, ack, plen)
+    got_end, got_acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+    assert got_end.dtype == got_acked.dtype == np.int64
+    assert got_end.tolist() == want_end.tolist() and got_acked.tolist() == want_acked.tolist()
+
+
+def test_seq_extents_known_values_with_and_without_the_module(monkeypatch):
+    """A connection: SYN (ISN 1000), SYN-ACK (ISN 2**32 - 2, its space wraps), the client's
+    ACK with 10 bytes, the server's 5 bytes, the client's FIN; then a flow whose originator's
+    packets were not captured (its server's first ACK, 700, starts that space) and a UDP row.
+    Ends and acknowledgements are relative to each direction's ISN + 1 (the SYN's own end: 0)."""
+    flow = np.array([0, 0, 0, 0, 0, 1, 1, 2], np.int64)
+    orig = np.array([1, 0, 1, 0, 1, 0, 0, 1], bool)
+    flags = np.array([SYN, SYN | ACK, ACK, ACK, FIN | ACK, ACK, ACK, 0], np.int64)
+    seq = np.array([1000, 2**32 - 2, 1001, 2**32 - 1, 1011, 50, 60, 0], np.int64)
+    ack = np.array([0, 1001, 2**32 - 1, 1011, 4, 700, 710, 0], np.int64)
+    plen = np.array([0, 0, 10, 5, 0, 10, 0, 9], np.int64)
+    tcp = np.array([1, 1, 1, 1, 1, 1, 1, 0], bool)
+    want_end = [0, 0, 10, 5, 11, 10, 10, -1]
+    want_acked = [-1, 0, 0, 10, 5, 0, 10, -1]
+    for module in (flows._tcpstate, None):
+        monkeypatch.setattr(flows, "_tcpstate", module)
+        end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+        assert end.tolist() == want_end and acked.tolist() == want_acked
+
+
+def test_seq_extents_bad_arguments_raise():
+    one = np.ones(1, np.int64)
+    out = [np.zeros(1, np.int64), np.zeros(1, np.int64)]
+    with pytest.raises(ValueError, match="negative"):
+        _tcpstate.seq_extents(-one, np.ones(1, bool), one, np.ones(1, bool), one, one, one, *out)
+    with pytest.raises(ValueError, match="lengths"):
+        _tcpstate.seq_extents(np.zeros(2, np.int64), np.ones(1, bool), one, np.ones(1, bool), one, one, one, *out)
+    with pytest.raises(TypeError):
+        _tcpstate.seq_extents(one, np.ones(1, np.int64), one, np.ones(1, bool), one, one, one, *out)
+    assert [o.tolist() for o in out] == [[0], [0]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 33]), st.booleans(),
+                          st.sampled_from(_FLAGS + [0x118, RST | FIN | ACK, SYN | FIN | RST, FIN | ACK, FIN | ACK, RST]),
+                          st.one_of(st.integers(0, 9), st.integers(2**32 - 3, 2**32 + 2)), st.integers(-1, 4),
+                          st.sampled_from([True, True, True, False])),
+                max_size=120),
+       st.booleans(), st.sampled_from([(bool, np.int64, np.int64), (np.int8, np.uint16, np.int32)]))
+def test_compiled_history_codes_are_the_numpy_codes(rows, by_flow, types):
+    """Any rows (by flow or not; TCP or not; cut headers; SYNs, FINs and RSTs repeated with the
+    same or another sequence number, past MAX_HISTORY_REPEATS; sequence numbers around 2**32; flow
+    numbers with gaps), any integer types: the compiled history_codes gives exactly the numpy
+    history_codes_py's letters and kept rows."""
+    orig_type, flags_type, plen_type = types
+    # (bursts: a few rows sent 7 times more with new sequence numbers, past MAX_HISTORY_REPEATS)
+    rows = rows + [(r[0], r[1], r[2], r[3] + k, r[4], r[5]) for r in rows[:4] for k in range(1, 8)]
+    if by_flow:
+        rows = sorted(rows, key=lambda r: r[0])
+    rows = rows + rows[: len(rows) // 2]                   # (repeats: the same packets again)
+    flow = np.array([r[0] for r in rows], np.int64)
+    orig = np.array([r[1] for r in rows], bool).astype(orig_type)
+    flags = np.array([r[2] for r in rows], np.int64).astype(flags_type)
+    seq = np.array([r[3] for r in rows], np.int64)
+    plen = np.array([r[4] for r in rows], np.int64).astype(plen_type)
+    tcp = np.array([r[5] for r in rows], bool).astype(orig_type)
+    want_code, want_keep = flows.history_codes_py(flow, orig.astype(bool), flags, tcp.astype(bool), seq, plen)
+    code, keep = flows.history_codes(flow, orig, flags, tcp, seq, plen)
+    assert code.dtype == np.int64 and keep.dtype == bool
+    assert code.tolist() == want_code.tolist() and keep.tolist() == want_keep.tolist()
+
+
+def test_history_codes_known_letters_with_and_without_the_module(monkeypatch):
+    """A flow: SYN, SYN again (same ISN: no letter, but the last SYN is kept), SYN-ACK, ACK, data,
+    more data (no letter), the originator's FIN, then its FIN sent six times more with new
+    sequence numbers (letters up to MAX_HISTORY_REPEATS repeats: 'F' five times in all; the last
+    two FINs neither write nor are kept), and a UDP datagram of another flow ('D')."""
+    f = [0] * 13 + [1]
+    orig = [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    flags = [SYN, SYN, SYN | ACK, ACK, ACK, ACK, FIN | ACK] + [FIN | ACK] * 6 + [0]
+    seq = [9, 9, 70, 10, 10, 15, 20] + [21 + k for k in range(6)] + [0]
+    plen = [0, 0, 0, 0, 5, 5, 0] + [0] * 6 + [3]
+    tcp = [1] * 13 + [0]
+    args = (np.array(f, np.int64), np.array(orig, bool), np.array(flags, np.int64), np.array(tcp, bool),
+            np.array(seq, np.int64), np.array(plen, np.int64))
+    letters = "SHADFRIQ" + "shadfriq"
+    for module in (flows._tcpstate, None):
+        monkeypatch.setattr(flows, "_tcpstate", module)
+        code, keep = flows.history_codes(*args)
+        assert "".join(letters[c] for c in code if c >= 0) == "ShADFFFFFD"
+        assert keep.tolist() == [True, True, True, True, True, False, True, True, True, True, True,
+                                 False, False, True]

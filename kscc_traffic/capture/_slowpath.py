@@ -87,9 +87,20 @@ TEREDO_PORT = 3544
 #: GTP-U (3GPP TS 29.281), either port; VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe), destination port
 GTPU_PORT = 2152
 VXLAN_GPE_PORT = 4790
+#: LISP data plane (RFC 9300 §5.1; either port, as Wireshark's packet-lisp-data.c reads it): an
+#: 8-byte header, then an IPv4 or IPv6 packet; 4342 is LISP's control port
+LISP_DATA_PORT = 4341
+LISP_CONTROL_PORT = 4342
+#: MPLS in UDP (RFC 7510; either port, as Wireshark's packet-mpls.c reads it): a label stack,
+#: then the packet
+MPLS_UDP_PORT = 6635
+#: the ethertype of an Ethernet frame carried as a packet (Linux's ETH_P_TEB, "transparent
+#: Ethernet bridging"): in a LINUX_SLL/SLL2 header of a GRE device (ARPHRD_IPGRE 778) whose
+#: tunnel carries Ethernet, as Wireshark's ethertype table reads it (packet-eth.c)
+ETH_BRIDGED = 0x6558
 #: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
 _TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
-                               GTPU_PORT, VXLAN_GPE_PORT))
+                               GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT))
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -665,6 +676,11 @@ class SlowDecoder:
             if type(r) is int:
                 return r
             et, pos, end = r
+        if et == ETH_BRIDGED:                           # an Ethernet frame: its own tags and
+            if depth >= MAX_TUNNEL_DEPTH:               # destination (the outer ones dropped,
+                return TOO_DEEP                         # as for a tunnel), not counted as one
+            ctx.tags, ctx._vlan = [], None
+            return self._ether(d, pos, end, base, ctx, depth + 1)
         if et == 0x0800:                                # an IPv6 packet here is read as IPv6,
             return self._ip(d, pos, end, base, ctx, 0, depth)   # as Wireshark and Zeek do
         if et == 0x86DD:
@@ -1241,10 +1257,11 @@ class SlowDecoder:
             else:
                 r = self._tunnel("IP-in-IP", self._ip, d, p, dend, base, ctx, depth,
                                  4 if proto == 4 else 6)
-            if not (r == MALFORMED and dend < p + ip_pl):
+            if r is not None and not (r == MALFORMED and dend < p + ip_pl):
                 return r
             # (a tunnel whose inner packet the snaplen cut before its headers end: the outer
-            # datagram is the row, as Wireshark's conversations keep it; as for UDP tunnels)
+            # datagram is the row, as Wireshark's conversations keep it; as for UDP tunnels;
+            # so is a GRE packet that carries none: _gre gives None)
         elif tunnels:
             if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
                 return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
@@ -1286,6 +1303,15 @@ class SlowDecoder:
             if type(r) is tuple or (type(r) is int and r == PENDING) or \
                     (r is not None and sport == dport):
                 return r
+        if (sport == LISP_DATA_PORT or dport == LISP_DATA_PORT) and dport != LISP_CONTROL_PORT:
+            r = self._lisp(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx, depth)
+            if r is not None:
+                return r
+        if sport == MPLS_UDP_PORT or dport == MPLS_UDP_PORT:
+            r = self._mpls_udp(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
+                               depth)
+            if r is not None:
+                return r
         if sport == TEREDO_PORT or dport == TEREDO_PORT:
             r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
                              depth)
@@ -1320,6 +1346,8 @@ class SlowDecoder:
         return r
 
     def _gre(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """The packet inside the GRE header at ``p`` (a row, or a status), or None when the
+        GRE packet carries none (protocol type 0: a keepalive): the GRE datagram is the row."""
         if dend - p < 4:
             return MALFORMED
         flags, ptype = _hh(d, p)
@@ -1347,6 +1375,11 @@ class SlowDecoder:
         q = p + h
         if q > dend:
             return MALFORMED
+        if ptype == 0:
+            # protocol type 0 (reserved): no packet inside; a Cisco GRE keepalive (the reply
+            # an endpoint sends back, itself inside a GRE packet to it) or an empty GRE packet.
+            # The GRE datagram is the row, as Wireshark shows it (gre, then data if any)
+            return None
         if ptype == 0x6558:                             # transparent Ethernet bridging
             return self._tunnel("GRE", self._ether, d, q, lim, base, ctx, depth)
         if ptype == 0x880B:                             # PPP (PPTP)
@@ -1465,11 +1498,63 @@ class SlowDecoder:
             return plen != 0 and p + 40 + plen <= uend
         return False
 
+    @staticmethod
+    def _ip_fits(d: Any, p: int, lim: int, uend: int) -> int:
+        """The IP version (4 or 6) of the header at ``p`` when it was captured whole (``lim``:
+        the captured end) and its datagram fits before ``uend`` (where the UDP length says the
+        datagram carrying it ends): IPv4 with a header length of at least 20 and a total length
+        of at least that, IPv6 with a payload length not 0; else 0."""
+        if lim - p < 20:
+            return 0
+        v = d[p] >> 4
+        if v == 4:
+            ihl = (d[p] & 15) << 2
+            tot = _u16(d, p + 2)[0]
+            return 4 if 20 <= ihl <= tot and p + tot <= uend else 0
+        if v == 6 and lim - p >= 40:
+            plen = _u16(d, p + 4)[0]
+            return 6 if plen and p + 40 + plen <= uend else 0
+        return 0
+
+    def _lisp(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """LISP data header at ``q`` (UDP payload; ``uend``: where the UDP length says it ends,
+        ``lim``: its captured end): 8 bytes (flags, nonce or map version, instance ID or
+        locator status bits), then an IPv4 or IPv6 packet, as Wireshark reads it by its first
+        nibble. None (the UDP datagram stays as it is) unless that packet's header was captured
+        and its length fits the datagram (:meth:`_ip_fits`), so other traffic on the port (a
+        client's ephemeral port 4341) is not taken for LISP."""
+        v = self._ip_fits(d, q + 8, lim, uend)
+        if not v:
+            return None
+        return self._tunnel("LISP", self._ip, d, q + 8, lim, base, ctx, depth, v)
+
+    def _mpls_udp(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx,
+                  depth: int) -> Any:
+        """MPLS in UDP (RFC 7510) at ``q``: a label stack (up to :data:`MAX_MPLS_LABELS`
+        labels, the last with the bottom-of-stack bit), then an IPv4 or IPv6 packet, read as
+        MPLS after an ethertype is. None (the UDP datagram stays as it is) unless that packet's
+        header was captured and fits the datagram (:meth:`_ip_fits`; a pseudowire or anything
+        else there stays UDP), so other traffic on the port is not taken for MPLS."""
+        p = q
+        for _ in range(MAX_MPLS_LABELS):
+            if lim - p < 4:
+                return None
+            p += 4
+            if d[p - 2] & 1:
+                break
+        else:
+            return None
+        if not self._ip_fits(d, p, lim, uend):
+            return None
+        return self._tunnel("MPLS-in-UDP", self._gre_ethertype, d, q, lim, base, ctx, depth,
+                            0x8847)
+
     def _vxlan_gpe(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """VXLAN-GPE header at ``q`` (UDP payload, draft-ietf-nvo3-vxlan-gpe): flags (version
         0, the P bit: next protocol present), 2 reserved bytes, next protocol, VNI, reserved: 8
-        bytes, then an IPv4 (next protocol 1), IPv6 (2) or Ethernet (3) packet. None (the UDP
-        datagram stays as it is) for anything else (NSH, MPLS, another version)."""
+        bytes, then an IPv4 (next protocol 1), IPv6 (2) or Ethernet (3) packet, or an MPLS label
+        stack (5) and its packet. None (the UDP datagram stays as it is) for anything else (NSH,
+        another version)."""
         if lim - q < 8 or d[q] & 0x30 or not d[q] & 0x04:
             return None
         nxt = d[q + 3]
@@ -1478,6 +1563,9 @@ class SlowDecoder:
         if nxt == 1 or nxt == 2:
             return self._tunnel("VXLAN-GPE", self._ip, d, q + 8, lim, base, ctx, depth,
                                 4 if nxt == 1 else 6)
+        if nxt == 5:                                    # MPLS: a label stack, then its packet
+            return self._tunnel("VXLAN-GPE", self._gre_ethertype, d, q + 8, lim, base, ctx,
+                                depth, 0x8847)
         return None
 
     def _gtpu(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:

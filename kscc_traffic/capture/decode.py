@@ -8,7 +8,9 @@ Two paths fill the same per-frame columns:
   ICMP, ICMPv6 or any other protocol but tunnels and AH, headers fully captured; it also counts the
   common non-IP Ethernet frames (ARP, LLDP, STP ...). Per chunk of frames it copies the first
   96 bytes of each frame with one gather (overlapping 96-byte records over the buffer, so each
-  copy is a memcpy), then reads every field as a strided big-endian view of that matrix;
+  copy is a memcpy), then reads every field as a strided big-endian view of that matrix
+  (``_chunk``); when built, the same decode runs as one C loop over the frames instead
+  (:mod:`._headers`, ``capture/_headers.c``: the same rows, ``tests/test_headers_compiled.py``);
 - a per-frame pure-Python **slow path** (:mod:`._slowpath`) for everything else: other link types
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
   FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
@@ -21,9 +23,11 @@ Two paths fill the same per-frame columns:
   (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN
   (UDP 4789, and 8472 when it passes :meth:`._slowpath.SlowDecoder._vxlan_linux`'s checks),
   VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Ethernet in IP (protocol 143: SRv6 End.DX2/End.DT2),
-  Teredo, Ethernet over MPLS, 802.1ah PBB: the inner packet is emitted), cut headers, and every
+  Teredo, LISP data (UDP 4341), MPLS in UDP (6635), Ethernet over MPLS, 802.1ah PBB: the inner
+  packet is emitted; an Ethernet frame after ethertype 0x6558, as a LINUX_SLL header of a GRE
+  device gives it, is read as the frame's own link layer), cut headers, and every
   frame the fast path is unsure of (UDP to or from the tunnel ports 4789, 8472, 4790, 6081,
-  2152, 1701, 3544 included). These frames are rare: the
+  2152, 1701, 3544, 4341, 6635 included). These frames are rare: the
   fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
@@ -117,13 +121,18 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT, JUMBO_LLC,
-                        L2_SHIMS, L2TP_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS, MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS,
-                        NSH_ETHERTYPE,
+from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT,
+                        JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
+                        MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE,
                         ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
+
+try:   # the fast path's header decode compiled (optional: _chunk's numpy gives the same rows)
+    from . import _headers
+except ImportError:  # pragma: no cover - depends on the build
+    _headers = None
 
 __all__ = ["decode", "SUPPORTED_LINKTYPES", "LINKTYPE_NAMES", "esp_note"]
 
@@ -179,6 +188,7 @@ _ETCLASS[[0x8100, 0x88A8, 0x9100, 0x8864, 0x8847, 0x8848]] = 0
 _ETCLASS[list(L2_SHIMS)] = 0                # CMD, VN-Tag, E-Tag, Arista, MACsec, PBB
 _ETCLASS[JUMBO_LLC] = 0                     # LLC/SNAP without a length field
 _ETCLASS[NSH_ETHERTYPE] = 0                 # NSH (RFC 8300): the slow path reads it
+_ETCLASS[ETH_BRIDGED] = 0                   # an Ethernet frame (SLL of a GRE device)
 _ETCLASS[0x0800] = 1
 _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
@@ -187,6 +197,17 @@ _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow pa
 _V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
+# (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as
+# destination and as source, and the Ethernet type/length values of an LLC header)
+# (one table for both paths: _chunk's numpy reads them too)
+_DPORT_SLOW = np.zeros(65536, bool)
+_DPORT_SLOW[[VXLAN_PORT, GENEVE_PORT, VXLAN_LINUX_PORT, L2TP_PORT, VXLAN_GPE_PORT, GTPU_PORT,
+             TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT]] = True
+_SPORT_SLOW = np.zeros(65536, bool)
+_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT]] = True
+_LLC = np.zeros(65536, bool)
+_LLC[:0x600] = True
+_LLC[JUMBO_LLC] = True
 _FAM = np.zeros(256, np.int8)               # NULL/LOOP address family -> IP version
 _FAM[2] = 4
 _FAM[list(AF_INET6)] = 6
@@ -739,6 +760,10 @@ class DecodeCounters:
 
 
 # ---------------------------------------------------------------------------- fast path
+#: use the compiled header decode (:mod:`._headers`) when built; False: _chunk's numpy (the
+#: fallback; tests compare the two)
+_compiled = True
+
 def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows: np.ndarray,
           out: dict[str, np.ndarray], has_row: np.ndarray) -> tuple[int, np.ndarray]:
     """Vectorised decode of the frames in mask ``rows``; fills ``out``/``has_row`` in place.
@@ -750,6 +775,11 @@ def _fast(b: np.ndarray, off: np.ndarray, cap: np.ndarray, lt: np.ndarray, rows:
     nonip_mask = np.zeros(n, bool)
     if not rows.any():
         return 0, nonip_mask
+    if _headers is not None and _compiled:
+        # one C loop over the frames, the same rows as the chunks below (tests/test_headers_compiled.py)
+        _headers.fast_rows(b, off, cap, lt, rows, tuple(out[k] for k in ROW_FIELDS), has_row, nonip_mask,
+                           _ETCLASS, _TPID, _V4_SLOW, _V6_SLOW, _FAM, _DPORT_SLOW, _SPORT_SLOW, _LLC)
+        return int(nonip_mask.sum()), nonip_mask
     counts = np.bincount(np.clip(lt[rows], 0, _MAX_LT - 1), minlength=_MAX_LT)
     lts = np.flatnonzero(counts).tolist()
     uniform = len(lts) == 1 and bool(rows.all())
@@ -943,11 +973,8 @@ def _chunk(b, WH, o, c, L, rows, ltv, lts, s, out, has_row, nonip_mask) -> None:
     doff = (T[:, 12] >> 4).astype(np.int64) << 2
     ulen = _be(T, 4, ">u2").astype(np.int64)
     tcp_bad = tcp & ((l4cap < 20) | (doff < 20) | (doff > ip_pl))
-    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | (dport == VXLAN_PORT) | (dport == GENEVE_PORT)
-                     | (dport == VXLAN_LINUX_PORT)
-                     | (dport == L2TP_PORT) | (sport == L2TP_PORT) | (dport == VXLAN_GPE_PORT)
-                     | (dport == GTPU_PORT) | (sport == GTPU_PORT)
-                     | (dport == TEREDO_PORT) | (sport == TEREDO_PORT))
+    # (the tunnel ports left to the slow path: the tables the compiled decode reads too)
+    udp_bad = udp & ((l4cap < 8) | (ip_pl < 8) | _DPORT_SLOW[dport] | _SPORT_SLOW[sport])
     icmp_bad = icmp & ((l4cap < 8) | (ip_pl < 8))
     ok &= ~(tcp_bad | udp_bad | icmp_bad)
     tcp &= ok

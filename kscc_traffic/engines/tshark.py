@@ -79,6 +79,13 @@ as every fragment of a datagram never completed, it is ``unreassembled`` and car
 VXLAN on Linux's default port 8472, which Wireshark does not read by itself, is asked for with
 ``-d udp.port==8472,vxlan`` (:data:`DECODE_AS`); a datagram there is taken as VXLAN only when it
 passes the builtin decoder's checks (:func:`_vxlan_fits`), else it stays the UDP datagram.
+LISP data (``lisp-data``, UDP 4341) and MPLS in UDP (``udp:mpls`` on port 6635), which Wireshark
+reads for any IP-looking payload on the port, are taken as the builtin decoder takes them: the
+inner IP header whole and its datagram within the UDP one (:func:`_udp_ip_fits`), else the
+datagram stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE, VXLAN to 4789,
+Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
+frame not IP, as with the builtin decoder (:func:`_tunnel_without_ip`); a GRE keepalive (protocol
+type 0) is the GRE packet.
 IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
 (``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
 2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
@@ -121,7 +128,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..capture.frames import LT_FCS
+from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
@@ -181,7 +188,7 @@ FIELDS: list[str] = [
     "igmp.type", "igmp.maddr", "igmp.record_type", "igmp.num_src", "icmpv6.mld.multicast_address",
     "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.nb_sources", "icmpv6.mldr.mar.multicast_address",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8",
+    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom", "gre.proto",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
@@ -208,13 +215,15 @@ _IP = ("ip", "ipv6")
 #: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
 _TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
-            "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP"}
+            "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP", "lisp-data": "LISP"}
 _LINK_TUNNELS = {"ieee8021ah": "PBB", "pwethheuristic": "MPLS-PW", "pwethcw": "MPLS-PW",
                  "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW", "nsh": "NSH"}
 
 
 #: UDP destination ports of tunnels Wireshark leaves out of ``frame.protocols`` (VXLAN-GPE)
 _UDP_TUNNEL_PORTS = {4790: "VXLAN-GPE", 4789: "VXLAN", 8472: "VXLAN", 6081: "Geneve"}
+#: MPLS in UDP (RFC 7510), either port: Wireshark shows ``udp:mpls``
+_MPLS_UDP_PORT = 6635
 
 
 def _tunnel_kind(protos: list[str], f: Mapping[str, Sequence[str]], start: int, ip_idx: int) -> str:
@@ -231,6 +240,9 @@ def _tunnel_kind(protos: list[str], f: Mapping[str, Sequence[str]], start: int, 
     if not kind and "udp" in inner:
         k = protos[:start + outer + 1 + inner.index("udp")].count("udp")
         kind = _UDP_TUNNEL_PORTS.get(_int(_at(f, "udp.dstport", k), -1), "")
+        if not kind and _MPLS_UDP_PORT in (_int(_at(f, "udp.dstport", k)),
+                                           _int(_at(f, "udp.srcport", k))):
+            kind = "MPLS-in-UDP"
     return kind or ("Ethernet-in-IP" if "eth" in inner else "IP-in-IP")
 _V6_EXT = {"ipv6.hopopts": "ipv6.hopopts.len_oct", "ipv6.routing": "ipv6.routing.len_oct",
            "ipv6.dstopts": "ipv6.dstopts.len_oct", "ipv6.fraghdr": None}
@@ -592,11 +604,27 @@ class PacketBuilder:
             protos = protos[:ip_idx - 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        u = ip_idx - 2
+        if u > 0 and protos[u] == "udp" and protos[u + 1] in ("lisp-data", "mpls") \
+                and not _udp_ip_fits(protos, f, u, ip_idx):
+            # Wireshark reads any IP-looking payload on UDP port 4341 / 6635 as LISP / MPLS; the
+            # builtin decoder asks the IP packet's header to be captured and its datagram to fit
+            # the UDP one (_slowpath.SlowDecoder._ip_fits): else it stays UDP
+            protos = protos[:u + 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         v = max((i for i in range(start, ip_idx) if protos[i] == "vxlan"), default=-1)
         if v > 0 and not _vxlan_fits(protos, f, v):
             # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
             # carrying IP, as the builtin decoder asks: it stays UDP
             protos = protos[:v]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        u = _by_source_port(protos, f, start, ip_idx)
+        if u > 0:
+            # Geneve or VXLAN-GPE Wireshark read for the datagram's source port only: the
+            # builtin decoder looks at the destination port, the datagram stays UDP
+            protos = protos[:u + 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
@@ -611,6 +639,12 @@ class PacketBuilder:
                 protos = protos[:protos.index("udp", prev + 1) + 1] if "udp" in between else protos[:ip_idx]
                 cut = min(cut, len(protos))
                 ip_idx = prev
+        if ip_idx >= 0 and _tunnel_without_ip(protos, f, ip_idx, cut):
+            # a tunnel whose inner frame is no IP packet (ARP in VXLAN, a PPTP acknowledgement):
+            # the builtin decoder drops the outer headers of a tunnelled packet, and with
+            # nothing inside to show the frame is not IP
+            self.non_ip += 1
+            return None
         if ip_idx < 0:
             self.non_ip += 1
             if "mpls" in protos[start:] and protos[-1] == "data":
@@ -688,8 +722,10 @@ class PacketBuilder:
             reas = f.get("ip.reassembled.length")
             fragment = (_at(f, "ip.flags.mf", occ) in ("1", "True")
                         or _int(_at(f, "ip.frag_offset", occ), 0) != 0)
-            if reas:
-                total = hdr + _int(reas[0], 0)
+            if reas and fragment:
+                # (this layer's datagram was reassembled: the last reassembly dissected; an
+                # outer datagram reassembled around a whole inner one leaves the inner as it is)
+                total = hdr + _int(reas[-1], 0)
                 fragment = False
             ip_pl = max(total - hdr - ext_bytes, 0)
             if ah_next >= 0:
@@ -710,13 +746,14 @@ class PacketBuilder:
             ttl = _int(_at(f, "ipv6.hlim", occ), -1)
             ipver = 6
             fragment = frag6
-            if reas:
+            if reas and frag6:
                 # (the builtin decoder's: the headers before the fragment header and the
-                # reassembled payload, whose extension headers and AH come off ip_pl)
+                # reassembled payload, whose extension headers and AH come off ip_pl; only
+                # when this layer's datagram is the one reassembled, as for IPv4)
                 before = pre_frag if pre_frag >= 0 else ext_bytes
-                total = 40 + before + _int(reas[0], 0)
+                total = 40 + before + _int(reas[-1], 0)
                 after = ext_bytes - before - (8 if pre_frag >= 0 else 0)
-                ip_pl = max(_int(reas[0], 0) - after - ah_bytes, 0)
+                ip_pl = max(_int(reas[-1], 0) - after - ah_bytes, 0)
                 fragment = False
             else:
                 total = 40 + plen6
@@ -904,6 +941,74 @@ def _teredo_fits(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int)
     return ulen - 8 - hdr == 40 + plen
 
 
+def _tunnel_without_ip(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int,
+                       cut: int) -> bool:
+    """The layers after the packet's IP layer at ``ip_idx`` (up to ``cut``, an ICMP layer or
+    the end; no IP layer among them) are a tunnel the builtin decoder reads whatever it
+    carries, that carries no IP packet: GRE with a protocol type other than 0 (0: a keepalive,
+    the GRE packet is the row), VXLAN to port 4789 with the I flag, Geneve to 6081, VXLAN-GPE
+    to 4790 carrying Ethernet or MPLS. The builtin decoder counts such a frame as not IP.
+    False for a frame the snaplen cut, or whose IP length says more than the frame holds (the
+    builtin decoder then keeps the outer datagram)."""
+    after = protos[ip_idx + 1:cut]
+    if not after or _int(_at(f, "frame.cap_len", 0)) < _int(_at(f, "frame.len", 0)) \
+            or any(f.get(name) for name in _BEYOND_FIELD.values()):
+        return False
+    if after[0] == "gre":
+        return _int(_at(f, "gre.proto", protos[:ip_idx].count("gre")), 0) != 0
+    if after[0] != "udp" or len(after) < 2:
+        return False
+    dport = _int(_at(f, "udp.dstport", protos[:ip_idx].count("udp")))
+    if after[1] == "vxlan" and dport == 4789:
+        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800)
+    return (after[1] == "geneve" and dport == 6081) or (after[1] in ("eth", "mpls") and dport == 4790)
+
+
+def _by_source_port(protos: list[str], f: Mapping[str, Sequence[str]], start: int,
+                    ip_idx: int) -> int:
+    """The index of the ``udp`` layer before the packet's IP layer at ``ip_idx`` when Wireshark
+    read the tunnel after it for its source port only (a Geneve layer from port 6081, a
+    VXLAN-GPE payload, shown right after ``udp``, from 4790, to another port), else -1."""
+    prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
+    if prev < 0 or "udp" not in protos[prev + 1:ip_idx]:
+        return -1
+    u = protos.index("udp", prev + 1)
+    k = protos[:u].count("udp")
+    sport, dport = _int(_at(f, "udp.srcport", k)), _int(_at(f, "udp.dstport", k))
+    nxt = protos[u + 1]
+    if nxt == "geneve" and sport == 6081 and dport != 6081:
+        return u
+    if nxt in ("eth", "ip", "ipv6", "mpls") and sport == 4790 and dport != 4790:
+        return u
+    return -1
+
+
+def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_idx: int) -> bool:
+    """The IP layer at ``ip_idx``, after the ``udp`` layer at ``u`` and one ``lisp-data`` (8
+    bytes) or ``mpls`` layer (its labels, 4 bytes each), is what the builtin decoder takes for
+    a LISP or MPLS-in-UDP packet (``_slowpath.SlowDecoder._ip_fits``): IPv4 with a header length
+    of at least 20 and a total length of at least that, IPv6 with a payload length not 0, the
+    datagram within the UDP datagram. An ``mpls`` layer not on port 6635 (VXLAN-GPE's next
+    protocol 5) is taken as Wireshark reads it."""
+    k = protos[:u].count("udp")
+    if protos[u + 1] == "mpls":
+        if _MPLS_UDP_PORT not in (_int(_at(f, "udp.dstport", k)), _int(_at(f, "udp.srcport", k))):
+            return True
+        if protos[:u].count("mpls"):
+            return True                 # (MPLS in UDP under another MPLS stack: as Wireshark reads it)
+        labels = next((i + 1 for i, b in enumerate(f.get("mpls.bottom", ())) if b in ("1", "True")), 0)
+        hdr = 4 * labels
+    else:
+        hdr = 8
+    room = _int(_at(f, "udp.length", k), 0) - 8 - hdr
+    occ = protos[:ip_idx].count(protos[ip_idx])
+    if protos[ip_idx] == "ip":
+        ihl, tot = _int(_at(f, "ip.hdr_len", occ), 0), _int(_at(f, "ip.len", occ), 0)
+        return 20 <= ihl <= tot <= room
+    plen = _int(_at(f, "ipv6.plen", occ), 0)
+    return 0 < plen and 40 + plen <= room
+
+
 def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:
     """The ``vxlan`` layer at ``v`` is VXLAN as the builtin decoder reads it. Only a datagram
     to port 8472 (:data:`DECODE_AS`) is checked, as ``_slowpath.SlowDecoder._vxlan_linux``
@@ -912,16 +1017,18 @@ def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bo
     Ethernet frame (with VLAN tags or not) holding an IPv4 header (header length at least 20,
     total length at least that) or an IPv6 header (payload length not 0) whose datagram fits
     in the UDP datagram. False also for a datagram Wireshark read as VXLAN for its source port
-    8472 only (the builtin decoder looks at the destination port). Datagrams to 4789 are taken
-    as Wireshark reads them."""
+    8472 or 4789 only (the builtin decoder looks at the destination port). Datagrams to 4789 are
+    taken as Wireshark reads them."""
     u = protos[:v].count("udp") - 1
     if v < 1 or protos[v - 1] != "udp" or u < 0:
         return True
     sport, dport = _int(_at(f, "udp.srcport", u)), _int(_at(f, "udp.dstport", u))
-    if dport == 4789 or _VXLAN_LINUX_PORT not in (sport, dport):
+    if dport == 4789:
         return True
     if dport != _VXLAN_LINUX_PORT:
-        return False
+        # (read by Wireshark for its source port only: the builtin decoder looks at the
+        # destination port, for 4789 as for 8472)
+        return sport not in (4789, _VXLAN_LINUX_PORT)
     k = protos[:v].count("vxlan")
     # (bytes 2-3 are ``vxlan.gbp`` to Wireshark 4.0 whatever the G flag says; with the G flag,
     # the Group Based Policy extension, byte 1 may hold its D and A flags and bytes 2-3 the policy)
@@ -1394,12 +1501,18 @@ def _readable_copy(path: Path, name: str, have: int, dest: Path,
             tss = (fr.ts_ns.astype(object) - off_ns).tolist() if off_ns else fr.ts_ns.tolist()
             wls = fr.wirelen.tolist()
             for i, (lt, ts) in enumerate(zip(lts, tss)):
+                # (a frame the file marks damaged keeps the mark: epb_flags with the CRC error
+                # bit, which tshark shows as frame.packet_flags_crc_error)
+                damaged, lt = lt & LT_DAMAGED, lt & ~LT_DAMAGED
                 if lt not in ifaces:
                     ifaces[lt] = len(ifaces)
                     fcs4 = struct.pack("<HH", 13, 1) + b"\x04\0\0\0" if lt & LT_FCS else b""  # if_fcslen 4
                     parts.append(block(1, struct.pack("<HHI", lt & 0xFFFF, 0, 0) + fcs4 + idb_opts))
                 d = fr.data(i)
-                parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(d), wls[i]) + d))
+                d += b"\0" * (-len(d) % 4)
+                if damaged:
+                    d += struct.pack("<HHIHH", 2, 4, 1 << 24, 0, 0)   # epb_flags, opt_endofopt
+                parts.append(block(6, epb(ifaces[lt], ts >> 32, ts & 0xFFFFFFFF, len(fr.data(i)), wls[i]) + d))
             out.write(b"".join(parts))
     return stats, absent
 

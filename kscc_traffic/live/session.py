@@ -3,7 +3,9 @@
 Packets arrive in batches (:meth:`LiveSession.ingest`, ``Packets`` whose ``frame`` column is the
 capture-wide frame index). The session keys them into flows exactly as
 :func:`kscc_traffic.flows.build_flows` does — 5-tuple + VLAN stack, both directions; a new flow
-after an idle gap or at a SYN with a new ISN on a used 5-tuple — and keeps, per *active* flow,
+after an idle gap or at a SYN with a new ISN on a used 5-tuple (a SYN with the same ISN sent again
+after a RST and accepted is one too: one active flow here, whose connection state starts again
+there, :meth:`_Flow.retry_step`, and two rows) — and keeps, per *active* flow,
 the packet rows (as compact numpy records) and payload bytes the analysis needs. Every
 :meth:`LiveSession.tick` (once a second in ``kscc-traffic live``) re-runs the shared pipeline
 (:func:`kscc_traffic.analyze.analyze_packets`) on the flows that changed, so flags, names and
@@ -82,6 +84,10 @@ HEAD_PACKETS = 64
 MAX_BRIDGED = 4096
 #: SYN/FIN/RST packets kept after the head, per flow
 MAX_FLAG_PACKETS = 32
+#: packets of a TCP flow kept after its first RST (a same-ISN SYN retried there and accepted
+#: starts a new flow: :meth:`_Flow.retry_step`; the attempt before it is then a flow of its own,
+#: with no packet summarised into the counters of the flow after it; as chunked.AFTER_CLOSE)
+MAX_AFTER_RESET = 64
 #: ICMP errors kept per flow
 MAX_ICMP_ERRORS = 16
 #: DNS answers remembered per address (for names of flows that start later)
@@ -145,7 +151,7 @@ class _Flow:
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
-                 "fafter", "kept_ts", "bridge", "nbridge")
+                 "fafter", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -209,6 +215,11 @@ class _Flow:
         self.kept_ts = ts
         self.bridge: Optional[list] = None
         self.nbridge = 0              # packets kept so (at most MAX_BRIDGED)
+        # a same-ISN SYN sent again after a RST, waiting to be accepted (:meth:`retry_step`):
+        # [direction, ISN + 1, the other side's first SYN-ACK seen, the sender's first ACK seen]
+        self.rst_since_syn = False    # a RST since the last SYN without ACK
+        self.retry: Optional[list] = None
+        self.nreset = 0               # packets kept after a RST (at most MAX_AFTER_RESET)
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -275,6 +286,61 @@ class _Flow:
     @property
     def closed(self) -> bool:
         return self.rst or (self.fin[0] and self.fin[1])
+
+    def retry_step(self, d: int, fg: int, seq: int, ack: int) -> bool:
+        """:func:`kscc_traffic.flows._answered_retry` packet by packet, for a TCP packet of
+        direction ``d`` (flags ``fg``, sequence and acknowledgement numbers ``seq``/``ack``),
+        before :attr:`syn_seq` takes a SYN's number: a SYN without ACK with the ISN of the one
+        before, after a RST, waits for an answer until the next RST; the first SYN-ACK of the
+        other side acknowledging it (ISN + 1), or the first packet of its sender that
+        acknowledges something, neither SYN nor RST, from ISN + 1 on, accepts it. The analysis
+        of the kept packets then starts a new flow at that SYN: the connection state here starts
+        again (:meth:`_restart`), so the attempt's RST neither closes the accepted connection
+        (summarised 5 s after its last packet) nor keeps its packets from being kept. True when
+        accepted."""
+        if fg & RST:
+            self.rst_since_syn = True
+            self.retry = None
+            return False
+        if (fg & (SYN | ACK)) == SYN:
+            if self.rst_since_syn and self.syn_seq is not None and seq == self.syn_seq:
+                self.retry = [d, (seq + 1) & 0xFFFF_FFFF, False, False]
+            self.rst_since_syn = False
+            return False
+        r = self.retry
+        if r is None:
+            return False
+        ok = False
+        if d != r[0] and (fg & (SYN | ACK)) == (SYN | ACK) and not r[2]:
+            r[2] = True
+            ok = ack == r[1]
+        elif d == r[0] and (fg & (SYN | RST | ACK)) == ACK and not r[3]:
+            r[3] = True
+            ok = ((seq - r[1]) & 0xFFFF_FFFF) < (1 << 31)
+        if ok:
+            self._restart()
+        return ok
+
+    def _restart(self) -> None:
+        """A new connection on this 5-tuple (an accepted retry, :meth:`retry_step`): its close,
+        history letters, first plain ACKs, payload segments and sequence extents are counted
+        from here; the packets held for the sequence numbers so far are kept (they belong to the
+        attempt before, a flow of its own in the analysis)."""
+        self.retry = None
+        self.rst = False
+        self.fin = [False, False]
+        self.fr = [False, False]
+        self.plain0 = [0, 0]
+        self.hist = HistoryState()
+        self.npay = [0, 0]
+        self.ndata = [0, 0]
+        self.nreset = 0
+        for x in self.floating():
+            self.recs.append(x[1])
+            self.pays.append(b"")
+        self.fend, self.fack, self.fafter = [None, None], [None, None], [None, None]
+        self.top_end = [None, None]
+        self.after_top = [False, False]
 
     @property
     def has_extra(self) -> bool:
@@ -548,6 +614,8 @@ class LiveSession:
             if fl is None:
                 fl = self._new_flow(key, t)
             first_since_syn = False
+            if is_tcp:
+                fl.retry_step(d, fg, seq[i], ack[i])
             if syn_only:
                 fl.syn_seq = seq[i]
                 fl.syn_dir = d
@@ -585,6 +653,9 @@ class LiveSession:
             if not keep and fg & (SYN | FIN | RST) and fl.nflag < MAX_FLAG_PACKETS:
                 keep = True
                 fl.nflag += 1
+            if not keep and is_tcp and fl.rst and fl.nreset < MAX_AFTER_RESET:
+                keep = True
+                fl.nreset += 1
             if not keep and plen[i] > 0 and (fl.npay[d] <= MAX_SEGMENTS or fl.ndata[d] <= MAX_SEGMENTS):
                 keep = True   # (one more than the streams read: Streams.cut; inspect._went_on)
             msg = None

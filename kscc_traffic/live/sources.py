@@ -49,7 +49,7 @@ from typing import Optional
 from ..errors import EngineError
 
 __all__ = ["Frame", "Batch", "Source", "ScapySource", "TsharkSource", "list_interfaces",
-           "default_interface", "check_interface", "permission_hint", "open_source"]
+           "default_interface", "default_interface_why", "check_interface", "permission_hint", "open_source"]
 
 Frame = tuple  # (ts_ns: int, linktype: int, data: bytes, wirelen: int)
 
@@ -96,20 +96,28 @@ def list_interfaces() -> list[str]:
 
 
 def default_interface() -> str:
-    """The interface of the IPv4 default route (``/proc/net/route``), else of the IPv6 one,
-    else the first interface that is up and not loopback, else ``lo``."""
+    """The interface ``live`` captures on without ``--interface``: :func:`default_interface_why`'s
+    name."""
+    return default_interface_why()[0]
+
+
+def default_interface_why() -> tuple[str, str]:
+    """(interface, why it is the default): the interface of the IPv4 default route
+    (``/proc/net/route``; why ``"the default route"``), else of the IPv6 one (``"the IPv6 default
+    route"``), else the first interface that is up and not loopback (``"no default route: the
+    first interface up"``), else ``lo`` (``"no default route, no other interface up"``)."""
     try:
         for line in Path("/proc/net/route").read_text().splitlines()[1:]:
             parts = line.split()
             if len(parts) > 2 and parts[1] == "00000000" and int(parts[3], 16) & 1:
-                return parts[0]
-    except OSError:
+                return parts[0], "the default route"
+    except (OSError, ValueError):
         pass
     try:
         for line in Path("/proc/net/ipv6_route").read_text().splitlines():
             parts = line.split()
             if len(parts) >= 10 and parts[0] == "0" * 32 and parts[1] == "00" and parts[9] != "lo":
-                return parts[9]
+                return parts[9], "the IPv6 default route"
     except OSError:
         pass
     for name in list_interfaces():
@@ -117,10 +125,10 @@ def default_interface() -> str:
             continue
         try:
             if Path(f"/sys/class/net/{name}/operstate").read_text().strip() in ("up", "unknown"):
-                return name
+                return name, "no default route: the first interface up"
         except OSError:
             continue
-    return "lo"
+    return "lo", "no default route, no other interface up"
 
 
 def check_interface(name: str) -> None:
