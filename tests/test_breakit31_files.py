@@ -31,6 +31,7 @@ from scapy.all import ARP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw  # noqa: E402
 import kscc_traffic  # noqa: E402
 from kscc_traffic.analyze import analyze_file  # noqa: E402
 from decodecheck import decoded, write  # noqa: E402
+from test_breakit30_files import handshake  # noqa: E402  (the same TCP exchange)
 
 RULES = kscc_traffic.load_rules()
 TSHARK = shutil.which("tshark")
@@ -42,16 +43,6 @@ OUTER_MAC = dict(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02")
 INNER_MAC = dict(src="00:1b:21:3a:4f:10", dst="00:50:56:aa:bb:cc")
 #: LISP data header: N and L flags, nonce 1, locator status bits 1
 LISP = bytes([0x88, 0, 0, 1, 0, 0, 0, 1])
-
-
-def handshake(v6: bool = False, port: int = 13000) -> list[bytes]:
-    """A TCP handshake client -> server:``port`` and 3 bytes of data: 3 packets up, 1 down."""
-    ip, c, s = (IPv6, C6, S6) if v6 else (IP, C4, S4)
-    return [bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="S", seq=1)),
-            bytes(ip(src=s, dst=c) / TCP(sport=port, dport=50000, flags="SA", seq=9, ack=2)),
-            bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="A", seq=2, ack=10)),
-            bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=port, flags="PA", seq=2, ack=10)
-                  / Raw(b"abc"))]
 
 
 def flows_of(path, engine: str = "builtin"):

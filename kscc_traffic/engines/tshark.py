@@ -1000,9 +1000,15 @@ def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_i
         hdr = 4 * labels
     else:
         hdr = 8
-    room = _int(_at(f, "udp.length", k), 0) - 8 - hdr
-    occ = protos[:ip_idx].count(protos[ip_idx])
-    if protos[ip_idx] == "ip":
+    return _ip_fits(protos, f, ip_idx, _int(_at(f, "udp.length", k), 0) - 8 - hdr)
+
+
+def _ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], j: int, room: int) -> bool:
+    """The IP layer at ``j`` (``ip`` or ``ipv6``) as the builtin decoder takes a tunnelled
+    datagram: IPv4 with a header length of at least 20 bytes and a total length of at least
+    that, IPv6 with a payload length not 0, the datagram within ``room`` bytes."""
+    occ = protos[:j].count(protos[j])
+    if protos[j] == "ip":
         ihl, tot = _int(_at(f, "ip.hdr_len", occ), 0), _int(_at(f, "ip.len", occ), 0)
         return 20 <= ihl <= tot <= room
     plen = _int(_at(f, "ipv6.plen", occ), 0)
@@ -1047,13 +1053,7 @@ def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bo
         j += 1
     if j >= len(protos) or protos[j] not in _IP:
         return False
-    room = _int(_at(f, "udp.length", u), 0) - 8 - 8 - 14 - 4 * tags   # the IP datagram's
-    occ = protos[:j].count(protos[j])
-    if protos[j] == "ip":
-        hdr, tot = _int(_at(f, "ip.hdr_len", occ), 0), _int(_at(f, "ip.len", occ), 0)
-        return 20 <= hdr <= tot <= room
-    plen = _int(_at(f, "ipv6.plen", occ), 0)
-    return 0 < plen and 40 + plen <= room
+    return _ip_fits(protos, f, j, _int(_at(f, "udp.length", u), 0) - 8 - 8 - 14 - 4 * tags)
 
 
 def _subframes(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[int]:
