@@ -65,6 +65,12 @@ SCENARIOS = [
      "server_proto": "", "partial": False, "proxy_target": "", "resp_bytes": 0, "resp_pkts": 1,
      "duration": 25.0, "history": "ShADad", "orig_bytes": 300, "start_lost": "orig",
      "tls_established": False},
+    # (a client reset after the server's HelloRetryRequest, its answer served: _who_closed)
+    {"proto": "tcp", "resp_p": 23101, "service": "ssl", "client_proto": "tls", "server_proto": "tls",
+     "partial": False, "proxy_target": "", "payload_cut": False, "resp_bytes": 120, "resp_pkts": 2,
+     "history": "ShADadR", "conn_state": "RSTO", "tls_established": False, "tls_alert": "",
+     "tls_close": "client RST", "tls_close_wait_s": -1.0, "tls_close_served": 120, "tls_hrr": True,
+     "start_lost": "", "window_closed": "", "duration": 0.25},
 ]
 
 
@@ -75,8 +81,10 @@ def base_table() -> pd.DataFrame:
                    for n in ("baseline_agent.pcap", "blocked_agent.pcap", "unexpected_agent.pcap")],
                   ignore_index=True)
     t = t[t["proto"].isin(["tcp", "udp"])].reset_index(drop=True)
-    for c in ("client_head", "client_binary", "window_closed", "start_lost", "tunnel_http_status"):
+    for c in ("client_head", "client_binary", "window_closed", "start_lost", "tunnel_http_status", "tls_close"):
         t[c] = pd.Series([""] * len(t), dtype=object)
+    t["tls_close_wait_s"] = np.full(len(t), -1.0)
+    t["tls_close_served"] = np.zeros(len(t), np.int64)
     t["tls_hrr"] = np.zeros(len(t), bool)
     t["quiet_s"] = np.zeros(len(t), float)
     assert set(VALUES) | {k for s in SCENARIOS for k in s} <= set(t.columns)
@@ -137,3 +145,4 @@ def test_one_column_apart_is_judged_as_each_row_alone():
     assert any(d.startswith(C.CLIENT_CLEARTEXT) for d in details)
     assert any("http://crl3.digicert.com" in d for d in details)
     assert any("lost by the capture" in d for d in details)
+    assert any("HelloRetryRequest" in d for d in details)
