@@ -1115,9 +1115,11 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
                 f"the {how}, more after it), sending nothing itself, no alert either")
     if who == "client" and row.get("tls_hrr"):
-        # (TLS 1.3: the server asked for a key share of another group, RFC 8446 §4.1.4)
+        # (TLS 1.3: the server asked for the ClientHello again, with a key share of another group
+        # or with its cookie, RFC 8446 §4.1.4: not said which, the HelloRetryRequest not parsed further)
         return (f"{did} after the server's HelloRetryRequest, sending no second ClientHello, no alert either{after}: "
-                "the server asked for a key share of a group the ClientHello did not carry one for, and the "
+                "the server asked for the ClientHello again (with a key share of another group, or its cookie: "
+                "RFC 8446 §4.1.4), and the "
                 "client (or a middlebox on the way) would not go on")
     if who == "client":
         flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs

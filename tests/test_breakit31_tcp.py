@@ -216,9 +216,9 @@ def test_a_reset_after_a_hello_retry_request_names_it(tmp_path):
     r = row(w, proto="tcp").to_dict()
     assert (r["verdict"], r["reason"], r["conn_state"]) == ("blocked", "tls_failed", "RSTO")
     assert r["detail"] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's "
-                           "HelloRetryRequest, sending no second ClientHello, no alert either: the server asked for a "
-                           "key share of a group the ClientHello did not carry one for, and the client (or a "
-                           "middlebox on the way) would not go on")
+                           "HelloRetryRequest, sending no second ClientHello, no alert either: the server asked for the "
+                           "ClientHello again (with a key share of another group, or its cookie: RFC 8446 §4.1.4), and "
+                           "the client (or a middlebox on the way) would not go on")
 
 
 def test_a_hello_retry_request_round_that_went_on_is_not_named(tmp_path):
