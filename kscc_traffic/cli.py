@@ -86,7 +86,7 @@ _FAIL_ON_HELP = ("exit status 1 when (repeatable, or a comma list; any one that 
                  "host mask, then give 0); no-ksc, no flow is KSC agent traffic (the report's 'No KSC agent "
                  "traffic' headline, or nothing captured: the wrong machine or the wrong time), over all the "
                  "captures given. Without KSC agent traffic in the captures, blocked and unexpected flows are other "
-                 "programs' and fail nothing (a Note: line says so). E.g. --fail-on flagged,no-ksc")
+                 "programs' and fail nothing (given --fail-on, a Note: line says so). E.g. --fail-on flagged,no-ksc")
 
 
 def _fail_on_option():
