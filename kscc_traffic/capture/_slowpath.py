@@ -90,6 +90,8 @@ VXLAN_GPE_PORT = 4790
 #: LISP data plane (RFC 9300 §5.1; either port, as Wireshark's packet-lisp-data.c reads it): an
 #: 8-byte header, then an IPv4 or IPv6 packet; 4342 is LISP's control port
 LISP_DATA_PORT = 4341
+#: the protocol types of a Geneve payload read (Ethernet, IPv4, IPv6, MPLS, NSH); others: not Geneve
+_GENEVE_TYPES = frozenset((0x6558, 0x0800, 0x86DD, 0x8847, 0x8848, 0x894F))
 LISP_CONTROL_PORT = 4342
 #: MPLS in UDP (RFC 7510; either port, as Wireshark's packet-mpls.c reads it): a label stack,
 #: then the packet
@@ -1607,15 +1609,18 @@ class SlowDecoder:
     def _geneve(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """Geneve header at ``q`` (UDP payload, RFC 8926): 8 bytes + Opt Len * 4 bytes of
         options, then the payload of its protocol type (0x6558 Ethernet, else an ethertype:
-        IPv4, IPv6 ...). None when it is not Geneve version 0 after all."""
-        if lim - q < 8 or d[q] >> 6:
+        IPv4, IPv6 ...). None when it is not Geneve version 0 after all: its reserved bits set
+        (RFC 8926 §3.4: zero when sent), a protocol type it does not carry here, or options
+        running past the datagram — other traffic on port 6081 (a DNS answer to a client port
+        6081 was lost as malformed: newcomer 2 31 F5) stays the UDP datagram it is."""
+        if lim - q < 8 or d[q] >> 6 or d[q + 1] & 0x3F or d[q + 7]:
             return None
         ptype = _u16(d, q + 2)[0]
-        if ptype < 0x600:
+        if ptype not in _GENEVE_TYPES:
             return None
         h = 8 + ((d[q] & 0x3F) << 2)
         if q + h > lim:
-            return MALFORMED
+            return None
         if ptype == 0x6558:
             return self._tunnel("Geneve", self._ether, d, q + h, lim, base, ctx, depth)
         return self._tunnel("Geneve", self._gre_ethertype, d, q + h, lim, base, ctx, depth, ptype)
