@@ -702,7 +702,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if intercepted is not None:
             return done(*intercepted)
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
-        hello = row.get("service") in _SSL_SERVICES or unread
+        # (or its ClientHello lost, the client's captured bytes starting with a cleartext alert
+        # answering the server's TLS: as aborted as with the ClientHello read; newcomer2 31 F2)
+        hello = row.get("service") in _SSL_SERVICES or unread \
+            or (not partial and cproto == "tls" and sproto == "tls" and bool(row.get("tls_alert")))
         refused = _number(row, "tls13_refused", int, 0)
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "

@@ -2279,12 +2279,20 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     return out
 
 
+#: seconds a responder must have held its window closed from its SYN-ACK before a FIN or RST of
+#: its own for :func:`_window_closed` to still call it closed (classify's TLS_SILENCE_S): a reset
+#: sooner is a server refusing the connection, not a tarpit giving up (newcomer2 31 F1)
+CLOSED_THEN_SHUT_S = 3.0
+
+
 def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
     ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
     last packet when the responder held its receive window closed all that time and took nothing:
-    its SYN-ACK and its last packet (no FIN nor RST) advertise a zero window, it acknowledged no
-    byte of the originator's and sent none of its own, and the originator sent a packet after its
+    its SYN-ACK and its last packet advertise a zero window (a last RST's window not read: a
+    tarpit may end with a reset, or a FIN, :data:`CLOSED_THEN_SHUT_S` or more after its SYN-ACK),
+    it acknowledged no byte of the originator's and sent
+    none of its own (its FIN octet aside), and the originator sent a packet after its
     first ACK (a zero-window probe: RFC 9293 §3.8.6.1; Windows puts one byte of its data in it,
     Linux none). A tarpit (iptables TARPIT, LaBrea) or a server too loaded to read answers so;
     Zeek's history has a ``W`` (zero window) then. '' where not (also where a packet's window
@@ -2310,12 +2318,17 @@ def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     oa = fo & ((v.flags & ACK) != 0) & ((v.flags & SYN) == 0)
     np.minimum.at(first_ack, f[oa], idx[oa])
     took = np.full(n_f, -1, np.int64)               # the responder's furthest acknowledgement, data end
-    np.maximum.at(took, f[~fo], np.maximum(v.acked[~fo], v.end[~fo]))
+    data_end = v.end - ((v.flags & FIN) != 0)       # (its FIN octet no data: a tarpit may close so)
+    np.maximum.at(took, f[~fo], np.maximum(v.acked[~fo], data_end[~fo]))
     fl = np.asarray(flows, np.int64)
     sa, lr, lo = first_sa[fl], last_r[fl], last_o[fl]
     ok = (sa >= 0) & (lr >= 0) & (lo > first_ack[fl]) & (lo > sa) & (took[fl] <= 0)
     sa, lr, lo = np.maximum(sa, 0), np.maximum(lr, 0), np.maximum(lo, 0)
-    ok &= (v.win[sa] == 0) & (v.win[lr] == 0) & ((v.flags[lr] & (FIN | RST)) == 0)
+    # (a last RST's window field means nothing: a tarpit ending in a reset or a FIN is still one
+    # when it held the window closed CLOSED_THEN_SHUT_S or more before; sooner, a server refusing)
+    shut = (v.flags[lr] & (FIN | RST)) != 0
+    ok &= (v.win[sa] == 0) & ((v.win[lr] == 0) | ((v.flags[lr] & RST) != 0))
+    ok &= ~shut | ((v.ts[lr].astype(np.int64) - v.ts[sa].astype(np.int64)) >= int(CLOSED_THEN_SHUT_S * 1e9))
     for i in np.flatnonzero(ok).tolist():
         d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
         out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
