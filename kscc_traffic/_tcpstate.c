@@ -198,6 +198,29 @@ get_bytes1(PyObject *obj, Py_buffer *view, const char *what, int writable)
     return 0;
 }
 
+/* The buffers `v` of the `count` arrays `o` (1-byte items where `one_byte`, else 8-byte
+ * integers; writable from index `first_writable` on), all of one length: that length, or -1 with
+ * an error set.  `*held` counts the buffers taken, for the caller to release. */
+static Py_ssize_t
+get_columns(PyObject **o, Py_buffer *v, int count, const char *const *names, const int *one_byte,
+            int first_writable, const char *fname, int *held)
+{
+    for (*held = 0; *held < count; (*held)++) {
+        int k = *held, wr = k >= first_writable;
+        if ((one_byte[k] ? get_bytes1(o[k], &v[k], names[k], wr)
+                         : get_8byte_ints(o[k], &v[k], names[k], wr, 0)) < 0)
+            return -1;
+    }
+    Py_ssize_t n = v[0].len / v[0].itemsize;
+    for (int k = 1; k < count; k++) {
+        if (v[k].len / v[k].itemsize != n) {
+            PyErr_Format(PyExc_ValueError, "%s: arrays of different lengths", fname);
+            return -1;
+        }
+    }
+    return n;
+}
+
 /* per flow: bits 0..5 the originator's kinds seen, 6..11 the responder's, then: */
 #define CLOSED_O 0x1000     /* the originator sent a FIN or RST */
 #define POST_R   0x2000     /* the responder's pure ACK after it was taken */
@@ -304,25 +327,15 @@ seq_extents(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     int64_t *base = NULL, *base_at = NULL;
     unsigned char *have = NULL, *seen = NULL;
-    static const char *names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
+    static const char *const names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
     static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
 
     if (!PyArg_ParseTuple(args, "OOOOOOOOO:seq_extents", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
                           &o[7], &o[8]))
         return NULL;
-    for (; held < 9; held++) {
-        int wr = held >= 7;
-        if ((one_byte[held] ? get_bytes1(o[held], &v[held], names[held], wr)
-                            : get_8byte_ints(o[held], &v[held], names[held], wr, 0)) < 0)
-            goto done;
-    }
-    Py_ssize_t n = v[0].len / 8;
-    for (int k = 1; k < 9; k++) {
-        if (v[k].len / v[k].itemsize != n) {
-            PyErr_SetString(PyExc_ValueError, "seq_extents: arrays of different lengths");
-            goto done;
-        }
-    }
+    Py_ssize_t n = get_columns(o, v, 9, names, one_byte, 7, "seq_extents", &held);
+    if (n < 0)
+        goto done;
     const int64_t *F = v[0].buf, *FG = v[2].buf, *SQ = v[4].buf, *AK = v[5].buf, *LN = v[6].buf;
     const unsigned char *IO = v[1].buf, *TC = v[3].buf;
     int64_t *END = v[7].buf, *ACKED = v[8].buf;
@@ -425,25 +438,15 @@ history_codes(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     int64_t *last_at = NULL, *last_v = NULL, *count = NULL;
     unsigned char *once = NULL;
-    static const char *names[8] = {"flow", "from_orig", "flags", "is_tcp", "seq", "plen", "code", "keep"};
+    static const char *const names[8] = {"flow", "from_orig", "flags", "is_tcp", "seq", "plen", "code", "keep"};
     static const int one_byte[8] = {0, 1, 0, 1, 0, 0, 0, 1};
 
     if (!PyArg_ParseTuple(args, "OOOOOOLOO:history_codes", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
                           &max_repeats, &o[6], &o[7]))
         return NULL;
-    for (; held < 8; held++) {
-        int wr = held >= 6;
-        if ((one_byte[held] ? get_bytes1(o[held], &v[held], names[held], wr)
-                            : get_8byte_ints(o[held], &v[held], names[held], wr, 0)) < 0)
-            goto done;
-    }
-    Py_ssize_t n = v[0].len / 8;
-    for (int k = 1; k < 8; k++) {
-        if (v[k].len / v[k].itemsize != n) {
-            PyErr_SetString(PyExc_ValueError, "history_codes: arrays of different lengths");
-            goto done;
-        }
-    }
+    Py_ssize_t n = get_columns(o, v, 8, names, one_byte, 6, "history_codes", &held);
+    if (n < 0)
+        goto done;
     const int64_t *F = v[0].buf, *FG = v[2].buf, *SQ = v[4].buf, *LN = v[5].buf;
     const unsigned char *IO = v[1].buf, *TC = v[3].buf;
     int64_t *CODE = v[6].buf;
