@@ -206,3 +206,40 @@ def test_summarize_at_with_and_without_the_module(monkeypatch):
     for name in FIELDS:
         assert (getattr(with_c, name) == getattr(without, name)).all(), name
     assert with_c.certificates.keys() == without.certificates.keys()
+
+
+def test_names_through_the_cache(monkeypatch):
+    """Server names come from the cache (bytes -> text) when there, else are made (escaped) and
+    added to it; an empty cached text is made again, as the numpy path's ``get(x) or ...``."""
+    cs = [rec(22, client_hello([sni_ext([(0, n)])])) for n in (b"a.example", b"b\xff.example", b"c.example")]
+    cbuf, cstart, cend = tight(cs)
+    sbuf, sstart, send = tight([b""] * 3)
+    cache = {b"a.example": "from-cache", b"c.example": ""}
+    out = tls_batch.TlsBatch.empty(3)
+    assert tls_batch._compiled(out, 0, cbuf, cstart, cend, sbuf, sstart, send, cache)
+    assert out.sni.tolist() == ["from-cache", "b\\xff.example", "c.example"]
+    assert cache == {b"a.example": "from-cache", b"b\xff.example": "b\\xff.example", b"c.example": "c.example"}
+    # the same name twice in one batch: made once
+    calls = []
+    monkeypatch.setattr(tls_batch, "_name_text", lambda raw, names: calls.append(raw) or names.setdefault(raw, "t"))
+    cbuf, cstart, cend = tight([cs[0], cs[0], cs[2]])
+    assert tls_batch._compiled(out, 0, cbuf, cstart, cend, sbuf, sstart, send, {})
+    assert calls == [b"a.example", b"c.example"] and out.sni.tolist() == ["t", "t", "t"]
+    sni = np.array([[0], [3]], np.int64)
+    made = []
+
+    def make(raw):
+        made.append(raw)
+        return "made"
+    for rows in ([1], [-1]):
+        with pytest.raises(ValueError):
+            _tlswalk.names(cbuf, sni, np.array(rows, np.int64), {}, make)
+    with pytest.raises(ValueError):        # bytes past the buffer's end
+        _tlswalk.names(cbuf, np.array([[len(cbuf) - 1], [3]], np.int64), np.array([0], np.int64), {}, make)
+    with pytest.raises(TypeError):
+        _tlswalk.names(cbuf, sni, np.array([0], np.int64), {}, lambda raw: raw)
+    assert made == []
+    head = bytes(cbuf[:3])
+    assert _tlswalk.names(cbuf, sni, np.array([0, 0], np.int64), {head: "x"}, make) == ["x", "x"]
+    assert _tlswalk.names(cbuf, sni, np.array([0, 0], np.int64), {}, make) == ["made", "made"]
+    assert made == [head, head]            # (this make does not fill the cache)

@@ -14,6 +14,9 @@
  *       ValueError (res and sni unchanged) when the lengths differ or a range is not inside its
  *       buffer (0 <= start <= end <= len); TypeError for a buffer of another item size/format.
  *
+ *   names(cbuf, sni, rows, cache, make) -> list of str
+ *       the server names of those rows, through a dict bytes -> text (see names below).
+ *
  * Every read is inside the flow's own stream (the checks are those of the numpy version). The
  * numpy version (tls_batch._vectorised_numpy) is the fallback when this module is not built;
  * tests/test_tlswalk_compiled.py checks that both give the same results.
@@ -406,6 +409,80 @@ done:
     return result;
 }
 
+/* names(cbuf, sni, rows, cache, make) -> list of str
+ *     for row rows[j], the text of its server name bytes cbuf[sni[0][r]:sni[0][r] + sni[1][r]]:
+ *     the dict cache's (bytes -> text) where it holds a non-empty str for them, else make(bytes)
+ *     (which is to add it to the cache: a name seen again is then found there). sni as filled
+ *     by summarize (2 x n int64); rows: C-contiguous int64 row numbers, each in [0, n) with
+ *     sni[1][r] >= 0 and its bytes inside cbuf, else ValueError; make's errors pass through;
+ *     TypeError when make gives something else than a str. */
+static PyObject *
+names(PyObject *self, PyObject *args)
+{
+    PyObject *buf_o, *sni_o, *rows_o, *cache, *make;
+    Py_buffer b, s, r;
+    PyObject *values = NULL, *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOO!O:names", &buf_o, &sni_o, &rows_o, &PyDict_Type, &cache, &make))
+        return NULL;
+    if (get_items(buf_o, &b, "cbuf", 1, "Bbc?", 0) < 0)
+        return NULL;
+    if (get_8byte_ints(sni_o, &s, "sni", 0, 0) < 0)
+        goto release_b;
+    if (get_8byte_ints(rows_o, &r, "rows", 0, 0) < 0)
+        goto release_s;
+    Py_ssize_t n = s.len / 16, k = r.len / 8;
+    if (s.len != 16 * n) {
+        PyErr_SetString(PyExc_ValueError, "names: sni must hold 2 x n items");
+        goto release_r;
+    }
+    const int64_t *off = s.buf, *len = (const int64_t *)s.buf + n, *rows = r.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        int64_t i = rows[j];
+        if (!(0 <= i && i < n && len[i] >= 0 && off[i] >= 0 && off[i] + len[i] <= b.len)) {
+            PyErr_Format(PyExc_ValueError, "names: row %zd has no name inside cbuf", j);
+            goto release_r;
+        }
+    }
+    values = PyList_New(k);
+    if (values == NULL)
+        goto release_r;
+    const char *cb = b.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        int64_t i = rows[j];
+        PyObject *raw = PyBytes_FromStringAndSize(cb + off[i], (Py_ssize_t)len[i]);
+        if (raw == NULL)
+            goto fail;
+        PyObject *text = PyDict_GetItemWithError(cache, raw);  /* borrowed */
+        if (text != NULL && PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0)
+            Py_INCREF(text);
+        else if (text == NULL && PyErr_Occurred())
+            text = NULL;
+        else {
+            text = PyObject_CallOneArg(make, raw);
+            if (text != NULL && !PyUnicode_Check(text)) {
+                PyErr_SetString(PyExc_TypeError, "names: make did not give a str");
+                Py_CLEAR(text);
+            }
+        }
+        Py_DECREF(raw);
+        if (text == NULL)
+            goto fail;
+        PyList_SET_ITEM(values, j, text);
+    }
+    result = values;
+    values = NULL;
+fail:
+    Py_XDECREF(values);
+release_r:
+    PyBuffer_Release(&r);
+release_s:
+    PyBuffer_Release(&s);
+release_b:
+    PyBuffer_Release(&b);
+    return result;
+}
+
 static PyObject *
 constants(PyObject *self, PyObject *unused)
 {
@@ -418,6 +495,8 @@ static PyMethodDef methods[] = {
     {"summarize", summarize, METH_VARARGS,
      "summarize(cbuf, cstart, cend, sbuf, sstart, send, res, sni): tls_batch's record walk of n flows "
      "into res (int32, NCOL x n) and sni (int64, 2 x n: offset, length or -1)"},
+    {"names", names, METH_VARARGS,
+     "names(cbuf, sni, rows, cache, make): the server names of rows, from the cache or make(bytes)"},
     {"constants", constants, METH_NOARGS, "the caps and NCOL compiled in, as a dict"},
     {NULL, NULL, 0, NULL}
 };

@@ -38,6 +38,7 @@ mutated handshakes.
 from __future__ import annotations
 
 import io
+from functools import partial
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -408,7 +409,10 @@ def _compiled(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, ce
         else:
             col[sl] = res[i]
     rows = np.flatnonzero(sni[1] >= 0)
-    _set_names(out, base, cbuf, rows, sni[0, rows], sni[1, rows], names)
+    if len(names) > 65536:
+        names.clear()
+    out.sni[base + rows] = np.array(_tlswalk.names(cbuf, sni, rows, names, partial(_name_text, names=names)),
+                                    object)
     return True
 
 
