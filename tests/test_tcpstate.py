@@ -300,3 +300,19 @@ def test_large_flow_numbers_below_the_limit_still_work():
     assert acked.tolist() == want[1].tolist() == [-1, 0, -1, -1]
     code, _ = flows.history_codes(flow, orig, flags, tcp, seq, plen)
     assert "".join("SHADFRIQshadfriq"[c] for c in code if c >= 0) == "ShSr"
+
+
+def test_flow_numbers_above_the_compiled_limit_run_the_numpy_versions():
+    """flows.history_codes / seq_extents hand flow numbers above COMPILED_MAX_FLOW to the numpy
+    versions (the compiled ones raise ValueError there): history_codes_py needs no per-flow table,
+    so its letters come; seq_extents_py's tables cannot be allocated (an error, no crash)."""
+    flow = np.array([0, 0, flows.COMPILED_MAX_FLOW + 1], np.int64)
+    orig = np.array([1, 0, 1], bool)
+    flags = np.array([SYN, SYN | ACK, SYN], np.int64)
+    seq = np.array([5, 9, 7], np.int64)
+    plen = np.zeros(3, np.int64)
+    tcp = np.ones(3, bool)
+    code, keep = flows.history_codes(flow, orig, flags, tcp, seq, plen)
+    assert "".join("SHADFRIQshadfriq"[c] for c in code if c >= 0) == "ShS" and keep.all()
+    with pytest.raises((MemoryError, ValueError)):
+        flows.seq_extents(flow, orig, flags, tcp, seq, seq, plen)
