@@ -128,6 +128,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture._slowpath import GENEVE_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -613,6 +614,15 @@ class PacketBuilder:
             protos = protos[:u + 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        g = next((i for i in range(start + 1, cut) if protos[i] == "geneve" and protos[i - 1] == "udp"), -1)
+        if g > 0 and not _geneve_fits(protos, f, g):
+            # Wireshark reads any datagram to (or from) UDP port 6081 as Geneve; the builtin
+            # decoder asks its header to be one (_slowpath.SlowDecoder._geneve: reserved bits
+            # zero, a protocol type it carries, options within the datagram): else it stays
+            # UDP (a KSN answer from a distribution point to a client port 6081 was lost)
+            protos = protos[:g]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         v = max((i for i in range(start, ip_idx) if protos[i] == "vxlan"), default=-1)
         if v > 0 and not _vxlan_fits(protos, f, v):
             # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
@@ -1013,6 +1023,20 @@ def _ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], j: int, room: in
         return 20 <= ihl <= tot <= room
     plen = _int(_at(f, "ipv6.plen", occ), 0)
     return 0 < plen and 40 + plen <= room
+
+
+def _geneve_fits(protos: list[str], f: Mapping[str, Sequence[str]], g: int) -> bool:
+    """Whether the ``geneve`` layer at ``g`` (after a ``udp`` layer) is what the builtin decoder
+    takes for Geneve: a datagram to port 6081 whose captured payload (``udp.payload``) passes
+    :meth:`._slowpath.SlowDecoder.geneve_header`'s checks (version 0, reserved bits zero, a
+    protocol type it carries, options within the bytes). A datagram from 6081 to another port
+    is left to :func:`_by_source_port` (True here)."""
+    k = protos[:g - 1].count("udp")
+    if _int(_at(f, "udp.dstport", k)) != GENEVE_PORT:
+        return True
+    pls = f.get("udp.payload") or ()
+    data = _hex(pls[k]) if k < len(pls) else b""
+    return SlowDecoder.geneve_header(data, 0, len(data)) > 0
 
 
 def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:
