@@ -968,9 +968,13 @@ def _tunnel_without_ip(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx
         return _int(_at(f, "gre.proto", protos[:ip_idx].count("gre")), 0) != 0
     if after[0] != "udp" or len(after) < 2:
         return False
-    dport = _int(_at(f, "udp.dstport", protos[:ip_idx].count("udp")))
+    k = protos[:ip_idx].count("udp")
+    dport = _int(_at(f, "udp.dstport", k))
     if after[1] == "vxlan" and dport == 4789:
-        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800)
+        # (a payload shorter than the 8-byte VXLAN header, which Wireshark reads all the same, is
+        # no VXLAN to the builtin decoder: the UDP datagram is the row, _slowpath's _vxlan)
+        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800) \
+            and len(_hex(_at(f, "udp.payload", k))) >= 8
     return (after[1] == "geneve" and dport == 6081) or (after[1] in ("eth", "mpls") and dport == 4790)
 
 
