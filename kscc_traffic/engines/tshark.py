@@ -82,8 +82,11 @@ passes the builtin decoder's checks (:func:`_vxlan_fits`), else it stays the UDP
 LISP data (``lisp-data``, UDP 4341) and MPLS in UDP (``udp:mpls`` on port 6635), which Wireshark
 reads for any IP-looking payload on the port, are taken as the builtin decoder takes them: the
 inner IP header whole and its datagram within the UDP one (:func:`_udp_ip_fits`), else the
-datagram stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE, VXLAN to 4789,
-Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
+datagram stays UDP. A datagram to 6081 Wireshark reads as Geneve is one only when its header
+passes the builtin decoder's checks (:func:`_geneve_fits`: version 0, reserved bits zero, a
+protocol type it carries, options within the bytes), and one to 4789 only with the 8-byte VXLAN
+header captured; else it stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE,
+VXLAN to 4789, Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
 frame not IP, as with the builtin decoder (:func:`_tunnel_without_ip`); a GRE keepalive (protocol
 type 0) is the GRE packet.
 IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
