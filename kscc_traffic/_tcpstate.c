@@ -20,23 +20,24 @@
  *       entry per packet in time order within each flow.  keep[i] is set to 1 for every row the
  *       endpoint state machine reads (the first of each kind per flow and direction, and the
  *       responder's first pure ACK after the originator's first FIN or RST); other entries are
- *       left as they are.  A negative flow number raises ValueError (nothing is changed).
+ *       left as they are.  A flow number negative or above MAX_FLOW (PY_SSIZE_T_MAX / 64)
+ *       raises ValueError (nothing is changed).
  *       tests/test_tcpstate.py compares it with the numpy version (flows.state_event_rows_py).
  *
  *   seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked) -> None
  *       flows.seq_extents in three passes: flow, flags, seq, ack, plen: C-contiguous buffers of
  *       native int64; from_orig, is_tcp: 1-byte buffers (non-zero is true); end, acked: writable
  *       int64 buffers; all of the same length, one entry per packet in (flow, time) order.  Every
- *       entry of end and acked is written (-1 where not applicable).  A negative flow number
- *       raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
+ *       entry of end and acked is written (-1 where not applicable).  A flow number negative
+ *       or above MAX_FLOW raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
  *       numpy version (flows.seq_extents_py).
  *
  *   history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep) -> None
  *       flows.history_codes in two passes: flow, flags, seq, plen: C-contiguous native int64;
  *       from_orig, is_tcp: 1-byte buffers (non-zero is true); code: writable int64, keep:
  *       writable 1-byte (numpy bool); all of the same length.  Every entry of code (-1: no
- *       letter) and keep is written.  A negative flow number raises ValueError (nothing is
- *       written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
+ *       letter) and keep is written.  A flow number negative or above MAX_FLOW raises
+ *       ValueError (nothing is written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +50,12 @@
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* TCP flag bits (flows.py: FIN, SYN, RST, ACK) */
 enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_ACK = 0x10 };
+
+/* The largest flow number event_rows, seq_extents and history_codes take: their tables have
+ * a few cells of up to 8 bytes per flow (history_codes: 6 int64 per flow), so (flow + 1) * 48
+ * bytes must not wrap a size_t, nor flow * 2 + 1 an int64 (a larger one wrote outside the
+ * tables: a crash or heap corruption).  Larger ones raise ValueError. */
+#define MAX_FLOW ((int64_t)(PY_SSIZE_T_MAX / 64))
 
 static int
 get_int8s(PyObject *obj, Py_buffer *view, const char *what)
@@ -258,9 +265,9 @@ event_rows(PyObject *self, PyObject *args)
     unsigned char *K = kp.buf;
     int64_t nf = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "event_rows: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "event_rows: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto release_kp;
         }
         if (F[i] >= nf)
@@ -341,9 +348,9 @@ seq_extents(PyObject *self, PyObject *args)
     int64_t *END = v[7].buf, *ACKED = v[8].buf;
     int64_t gmax = -1, gall = -1;            /* the largest group: of the rows used, of all TCP rows */
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto done;
         }
         if (!TC[i])
@@ -453,9 +460,9 @@ history_codes(PyObject *self, PyObject *args)
     unsigned char *KEEP = v[7].buf;
     int64_t fmax = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "history_codes: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "history_codes: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto done;
         }
         if (F[i] > fmax)

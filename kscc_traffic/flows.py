@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -1315,6 +1316,13 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     return size[0::2], size[1::2]
 
 
+#: the largest flow number :mod:`._tcpstate`'s seq_extents and history_codes take (their tables
+#: have cells per flow number up to the largest; above it they raise ValueError, and
+#: :func:`seq_extents` / :func:`history_codes` run the numpy versions): ``sys.maxsize // 64``, as
+#: _tcpstate.c's MAX_FLOW
+COMPILED_MAX_FLOW = sys.maxsize // 64
+
+
 def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                 seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per packet, where it puts its endpoint's sequence space, as Zeek's ``TCP_Endpoint::Size``
@@ -1337,13 +1345,14 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
 
     Compiled (:mod:`._tcpstate`'s ``seq_extents``, three passes over the rows) when built and
-    every flow number is non-negative, else :func:`seq_extents_py` (the same numbers:
-    ``tests/test_tcpstate.py``).
+    every flow number is non-negative and at most :data:`COMPILED_MAX_FLOW`, else
+    :func:`seq_extents_py` (the same numbers: ``tests/test_tcpstate.py``; it raises MemoryError
+    or ValueError for a flow number too large for its per-flow tables).
     """
     n = len(flow_of)
     # (getattr: a _tcpstate built before it had seq_extents runs the numpy version)
     compiled = getattr(_tcpstate, "seq_extents", None)
-    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+    if compiled is None or n == 0 or not 0 <= int(np.min(flow_of)) <= int(np.max(flow_of)) <= COMPILED_MAX_FLOW:
         return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     end = np.empty(n, np.int64)
     acked = np.empty(n, np.int64)
@@ -1679,12 +1688,12 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     ``I``, ``Q``, ``D``, ``A`` only once per direction.
 
     Compiled (:mod:`._tcpstate`'s ``history_codes``, two passes over the rows) when built and
-    every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
-    ``tests/test_tcpstate.py``)."""
+    every flow number is non-negative and at most :data:`COMPILED_MAX_FLOW`, else
+    :func:`history_codes_py` (the same codes and mask: ``tests/test_tcpstate.py``)."""
     n = len(flow_of)
     # (getattr: a _tcpstate built before it had history_codes runs the numpy version)
     compiled = getattr(_tcpstate, "history_codes", None)
-    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+    if compiled is None or n == 0 or not 0 <= int(np.min(flow_of)) <= int(np.max(flow_of)) <= COMPILED_MAX_FLOW:
         return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
     code = np.empty(n, np.int64)
     keep = np.empty(n, bool)

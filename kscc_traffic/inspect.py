@@ -2287,7 +2287,8 @@ CLOSED_THEN_SHUT_S = 3.0
 
 def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
-    ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
+    ("12.0"; to the millisecond below 0.95 s, "less than 0.001" below half a millisecond, as
+    ``classify._seconds_text``), from the responder's SYN-ACK to the originator's
     last packet when the responder held its receive window closed all that time and took nothing:
     its SYN-ACK and its last packet advertise a zero window (a last RST's window not read: a
     tarpit may end with a reset, or a FIN, :data:`CLOSED_THEN_SHUT_S` or more after its SYN-ACK),
@@ -2331,7 +2332,10 @@ def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     ok &= ~shut | ((v.ts[lr].astype(np.int64) - v.ts[sa].astype(np.int64)) >= int(CLOSED_THEN_SHUT_S * 1e9))
     for i in np.flatnonzero(ok).tolist():
         d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
-        out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
+        # (as classify._seconds_text prints a duration: below half a millisecond "0.000" would
+        # lose its zeros to "0.", a probe on loopback right after the ACK)
+        out[i] = ("less than 0.001" if 0 < d < 0.0005 else f"{d:.3f}".rstrip("0") if 0 < d < 0.95
+                  else f"{d:.1f}")
     return out
 
 
