@@ -46,7 +46,8 @@
  *       collision).  h: C-contiguous 8-byte integers (read as uint64); o: C-contiguous native
  *       int64, every entry in [0, len(h)); cols: a sequence of C-contiguous 8-byte integer
  *       buffers of h's length; out: writable int64 of o's length (not o); start: writable 1-byte
- *       of o's length.  Else ValueError (or TypeError), out and start unchanged.
+ *       of o's length; fewer than 2**31 rows (its tables: int32, ~36 bytes a row at most).  Else
+ *       ValueError (or TypeError), out and start unchanged.
  *       tests/test_flow_order_compiled.py compares it with the numpy steps.
  *
  *   quad_texts(a) -> list of str
@@ -568,7 +569,7 @@ key_order(PyObject *self, PyObject *args)
     Py_buffer *cv = NULL;
     Py_ssize_t held = 0, nc = 0;
     PyObject *result = NULL;
-    Py_ssize_t *table = NULL, *grep = NULL, *gcount = NULL, *row_group = NULL;
+    int32_t *table = NULL, *grep = NULL, *gcount = NULL, *row_group = NULL;   /* (rows < 2**31) */
     uint64_t *sorted = NULL;
 
     if (!PyArg_ParseTuple(args, "OOOOO:key_order", &h_o, &o_o, &cols_o, &out_o, &st_o))
@@ -588,6 +589,10 @@ key_order(PyObject *self, PyObject *args)
     }
     if (out.buf == o.buf && n) {
         PyErr_SetString(PyExc_ValueError, "key_order: out is o");
+        goto release_st;
+    }
+    if (n >= INT32_MAX || m >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "key_order: 2**31 rows or more");
         goto release_st;
     }
     seq = PySequence_Fast(cols_o, "key_order: cols must be a sequence");
@@ -621,10 +626,10 @@ key_order(PyObject *self, PyObject *args)
     size_t cap = 16;
     while (cap < 2 * (size_t)n)
         cap <<= 1;
-    table = malloc(cap * sizeof(Py_ssize_t));
-    grep = malloc(((size_t)n + 1) * sizeof(Py_ssize_t));
-    gcount = malloc(((size_t)n + 1) * sizeof(Py_ssize_t));
-    row_group = malloc(((size_t)n + 1) * sizeof(Py_ssize_t));
+    table = malloc(cap * sizeof(int32_t));
+    grep = malloc(((size_t)n + 1) * sizeof(int32_t));
+    gcount = malloc(((size_t)n + 1) * sizeof(int32_t));
+    row_group = malloc(((size_t)n + 1) * sizeof(int32_t));
     sorted = malloc(((size_t)n + 1) * sizeof(uint64_t));
     if (!table || !grep || !gcount || !row_group || !sorted) {
         PyErr_NoMemory();
@@ -635,13 +640,13 @@ key_order(PyObject *self, PyObject *args)
     const uint64_t mask = cap - 1;
     for (size_t s = 0; s < cap; s++)
         table[s] = -1;
-    Py_ssize_t ng = 0;
+    int32_t ng = 0;
     /* each row's group (its hash), in time order; a row's key compared with its group's first */
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t r = (Py_ssize_t)O[i];
+        int32_t r = (int32_t)O[i];
         uint64_t k = H[r];
         size_t s = (size_t)(k & mask);
-        Py_ssize_t g;
+        int32_t g;
         for (;;) {
             g = table[s];
             if (g < 0) {
@@ -658,7 +663,7 @@ key_order(PyObject *self, PyObject *args)
         gcount[g]++;
         row_group[i] = g;
         if (!differ) {
-            Py_ssize_t f = grep[g];
+            int32_t f = grep[g];
             for (Py_ssize_t c = 0; c < nc; c++) {
                 const uint64_t *K = cv[c].buf;
                 if (K[r] != K[f]) {
@@ -669,18 +674,18 @@ key_order(PyObject *self, PyObject *args)
         }
     }
     /* groups by increasing hash: each group's first position (in gcount's place) */
-    for (Py_ssize_t g = 0; g < ng; g++)
+    for (int32_t g = 0; g < ng; g++)
         sorted[g] = H[grep[g]];
     qsort(sorted, (size_t)ng, sizeof(uint64_t), cmp_u64);
-    Py_ssize_t at = 0;
+    int32_t at = 0;
     memset(S, 0, (size_t)n);
-    for (Py_ssize_t j = 0; j < ng; j++) {
+    for (int32_t j = 0; j < ng; j++) {
         uint64_t k = sorted[j];
         size_t s = (size_t)(k & mask);
         while (H[grep[table[s]]] != k)
             s = (s + 1) & mask;
-        Py_ssize_t g = table[s];
-        Py_ssize_t c = gcount[g];
+        int32_t g = table[s];
+        int32_t c = gcount[g];
         gcount[g] = at;
         S[at] = 1;
         at += c;

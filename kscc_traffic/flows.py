@@ -554,10 +554,12 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
 
 def _compiled_order(key_cols, o: np.ndarray) -> bool:
     """Whether :func:`_flow_order` sorts by hash and checks for collisions with
-    :mod:`._tcpstate`'s ``key_order``: built (with it), ``o`` (the time
-    order) native int64 and every key column a C-contiguous native array of 8-byte integers.
-    Else the numpy steps (the same order and answer: tests/test_flow_order_compiled.py)."""
-    if _tcpstate is None or not hasattr(_tcpstate, "key_order") or o.dtype != np.int64:
+    :mod:`._tcpstate`'s ``key_order``: built (with it), ``o`` (the time order) native int64 of
+    fewer than 2**31 - 1 rows and every key column a C-contiguous native array of 8-byte
+    integers. Else the numpy steps (the same order and answer: tests/test_flow_order_compiled.py)."""
+    if _tcpstate is None or not hasattr(_tcpstate, "key_order"):
+        return False
+    if o.dtype != np.int64 or len(o) >= 2**31 - 1:
         return False
     return all(k.dtype.kind in "iu" and k.dtype.itemsize == 8 and k.dtype.isnative
                and k.flags.c_contiguous for k in key_cols)
