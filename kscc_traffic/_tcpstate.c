@@ -38,6 +38,24 @@
  *       writable 1-byte (numpy bool); all of the same length.  Every entry of code (-1: no
  *       letter) and keep is written.  A flow number negative or above MAX_FLOW raises
  *       ValueError (nothing is written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
+ *
+ *   key_order(h, o, cols, out, start) -> bool
+ *       flows._flow_order's sort by key hash and its collision check, in two passes over the
+ *       rows (a table of the distinct hashes, sorted): out = o[numpy.argsort(h[o],
+ *       kind="stable")]; start[i] = 1 where out[i] begins a run of equal hashes, else 0; the
+ *       result: whether some column of cols differs between two rows of one hash (a hash
+ *       collision).  h: C-contiguous 8-byte integers (read as uint64); o: C-contiguous native
+ *       int64, every entry in [0, len(h)); cols: a sequence of C-contiguous 8-byte integer
+ *       buffers of h's length; out: writable int64 of o's length (not o); start: writable 1-byte
+ *       of o's length; fewer than 2**31 rows (its tables: int32, ~36 bytes a row at most).  Else
+ *       ValueError (or TypeError), out and start unchanged.
+ *       tests/test_flow_order_compiled.py compares it with the numpy steps.
+ *
+ *   quad_texts(a) -> list of str
+ *       addresses.dotted_quads for flows.address_text: the dotted-quad text of each a[i] (as
+ *       str(ipaddress.IPv4Address(a[i])), "198.51.100.7").  a: C-contiguous 8-byte integers
+ *       read as uint64, each at most 2**32-1 (else ValueError).  tests/test_flow_order_compiled.py
+ *       compares it with dotted_quads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -542,7 +560,219 @@ done:
     return result;
 }
 
+/* key_order's groups sorted by hash (distinct within the batch) */
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *
+key_order(PyObject *self, PyObject *args)
+{
+    PyObject *h_o, *o_o, *cols_o, *out_o, *st_o, *seq = NULL;
+    Py_buffer h, o, out, st;
+    Py_buffer *cv = NULL;
+    Py_ssize_t held = 0, nc = 0;
+    PyObject *result = NULL;
+    int32_t *table = NULL, *grep = NULL, *gcount = NULL, *row_group = NULL;   /* (rows < 2**31) */
+    uint64_t *sorted = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOOO:key_order", &h_o, &o_o, &cols_o, &out_o, &st_o))
+        return NULL;
+    if (get_8byte_ints(h_o, &h, "h", 0, 1) < 0)
+        return NULL;
+    if (get_8byte_ints(o_o, &o, "o", 0, 0) < 0)
+        goto release_h;
+    if (get_8byte_ints(out_o, &out, "out", 1, 0) < 0)
+        goto release_o;
+    if (PyObject_GetBuffer(st_o, &st, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        goto release_out;
+    Py_ssize_t n = o.len / 8, m = h.len / 8;
+    if (out.len != o.len || st.itemsize != 1 || st.len != n) {
+        PyErr_SetString(PyExc_ValueError, "key_order: out (int64) and start (1-byte) must have o's length");
+        goto release_st;
+    }
+    if (out.buf == o.buf && n) {
+        PyErr_SetString(PyExc_ValueError, "key_order: out is o");
+        goto release_st;
+    }
+    if (n >= INT32_MAX || m >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "key_order: 2**31 rows or more");
+        goto release_st;
+    }
+    seq = PySequence_Fast(cols_o, "key_order: cols must be a sequence");
+    if (seq == NULL)
+        goto release_st;
+    nc = PySequence_Fast_GET_SIZE(seq);
+    cv = PyMem_Calloc(nc ? (size_t)nc : 1, sizeof(Py_buffer));
+    if (cv == NULL) {
+        PyErr_NoMemory();
+        goto release_seq;
+    }
+    while (held < nc) {
+        if (get_8byte_ints(PySequence_Fast_GET_ITEM(seq, held), &cv[held], "cols", 0, 1) < 0)
+            goto release_cols;
+        held++;
+        if (cv[held - 1].len / 8 != m) {
+            PyErr_SetString(PyExc_ValueError, "key_order: a column of another length than h");
+            goto release_cols;
+        }
+    }
+    const uint64_t *H = h.buf;
+    const int64_t *O = o.buf;
+    int64_t *R = out.buf;
+    unsigned char *S = st.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (O[i] < 0 || O[i] >= m) {
+            PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", i, (long long)O[i]);
+            goto release_cols;
+        }
+    }
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n)
+        cap <<= 1;
+    table = malloc(cap * sizeof(int32_t));
+    grep = malloc(((size_t)n + 1) * sizeof(int32_t));
+    gcount = malloc(((size_t)n + 1) * sizeof(int32_t));
+    row_group = malloc(((size_t)n + 1) * sizeof(int32_t));
+    sorted = malloc(((size_t)n + 1) * sizeof(uint64_t));
+    if (!table || !grep || !gcount || !row_group || !sorted) {
+        PyErr_NoMemory();
+        goto release_cols;
+    }
+    int differ = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t mask = cap - 1;
+    for (size_t s = 0; s < cap; s++)
+        table[s] = -1;
+    int32_t ng = 0;
+    /* each row's group (its hash), in time order; a row's key compared with its group's first */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t r = (int32_t)O[i];
+        uint64_t k = H[r];
+        size_t s = (size_t)(k & mask);
+        int32_t g;
+        for (;;) {
+            g = table[s];
+            if (g < 0) {
+                g = ng++;
+                table[s] = g;
+                grep[g] = r;
+                gcount[g] = 0;
+                break;
+            }
+            if (H[grep[g]] == k)
+                break;
+            s = (s + 1) & mask;
+        }
+        gcount[g]++;
+        row_group[i] = g;
+        if (!differ) {
+            int32_t f = grep[g];
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                const uint64_t *K = cv[c].buf;
+                if (K[r] != K[f]) {
+                    differ = 1;
+                    break;
+                }
+            }
+        }
+    }
+    /* groups by increasing hash: each group's first position (in gcount's place) */
+    for (int32_t g = 0; g < ng; g++)
+        sorted[g] = H[grep[g]];
+    qsort(sorted, (size_t)ng, sizeof(uint64_t), cmp_u64);
+    int32_t at = 0;
+    memset(S, 0, (size_t)n);
+    for (int32_t j = 0; j < ng; j++) {
+        uint64_t k = sorted[j];
+        size_t s = (size_t)(k & mask);
+        while (H[grep[table[s]]] != k)
+            s = (s + 1) & mask;
+        int32_t g = table[s];
+        int32_t c = gcount[g];
+        gcount[g] = at;
+        S[at] = 1;
+        at += c;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        R[gcount[row_group[i]]++] = O[i];
+    Py_END_ALLOW_THREADS
+    result = PyBool_FromLong(differ);
+release_cols:
+    free(table);
+    free(grep);
+    free(gcount);
+    free(row_group);
+    free(sorted);
+    while (held > 0)
+        PyBuffer_Release(&cv[--held]);
+    PyMem_Free(cv);
+release_seq:
+    Py_XDECREF(seq);
+release_st:
+    PyBuffer_Release(&st);
+release_out:
+    PyBuffer_Release(&out);
+release_o:
+    PyBuffer_Release(&o);
+release_h:
+    PyBuffer_Release(&h);
+    return result;
+}
+
+static PyObject *
+quad_texts(PyObject *self, PyObject *args)
+{
+    PyObject *a_o;
+    Py_buffer a;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "O:quad_texts", &a_o))
+        return NULL;
+    if (get_8byte_ints(a_o, &a, "a", 0, 1) < 0)
+        return NULL;
+    Py_ssize_t n = a.len / 8;
+    const uint64_t *A = a.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (A[i] > 0xFFFFFFFFu) {
+            PyErr_Format(PyExc_ValueError, "quad_texts: a[%zd] is no IPv4 address", i);
+            goto release_a;
+        }
+    }
+    result = PyList_New(n);
+    if (result == NULL)
+        goto release_a;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char buf[16];
+        int len = 0;
+        for (int s = 24; s >= 0; s -= 8) {
+            unsigned v = (unsigned)(A[i] >> s) & 0xFFu;
+            if (v >= 100)
+                buf[len++] = (char)('0' + v / 100);
+            if (v >= 10)
+                buf[len++] = (char)('0' + v / 10 % 10);
+            buf[len++] = (char)('0' + v % 10);
+            if (s)
+                buf[len++] = '.';
+        }
+        PyObject *t = PyUnicode_FromStringAndSize(buf, len);
+        if (t == NULL) {
+            Py_CLEAR(result);
+            goto release_a;
+        }
+        PyList_SET_ITEM(result, i, t);
+    }
+release_a:
+    PyBuffer_Release(&a);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+
+
     {"endpoint_states", endpoint_states, METH_VARARGS,
      "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
     {"event_rows", event_rows, METH_VARARGS,
@@ -553,6 +783,11 @@ static PyMethodDef methods[] = {
     {"history_codes", history_codes, METH_VARARGS,
      "history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep): "
      "flows.history_codes, written into code and keep"},
+    {"key_order", key_order, METH_VARARGS,
+     "key_order(h, o, cols, out, start): o ordered stably by h[o] into out, each hash's first "
+     "position set in start; whether cols differ within a hash"},
+    {"quad_texts", quad_texts, METH_VARARGS,
+     "quad_texts(a): the dotted-quad text of each IPv4 address (0 ... 2**32-1), a list of str"},
     {NULL, NULL, 0, NULL}
 };
 
