@@ -622,7 +622,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         shut = row.get("window_closed") or ""
         if shut:
             # (a tarpit: the SYN answered, the window never opened: nothing can be sent)
-            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut))
+            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut) + window_close_end(state))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
@@ -671,6 +671,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         intercepted = _interception(row, split_cert_names(row.get("cert_names") or ""), target, False)
         if intercepted is not None:
             return done(*intercepted)
+    if tls_rule and proto == "tcp" and cproto == "tls" and not sproto and not partial and not target \
+            and not row.get("payload_cut") and row.get("client_binary"):
+        # the client's whole stream 1-4 bytes that start a TLS record header (a lone 16): too few
+        # bytes to tell a ClientHello, not cleartext (Wireshark: a segment of a PDU never finished)
+        return done(*_record_start(row, state))
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
@@ -1165,6 +1170,33 @@ def _client_cleartext(row: dict, target: str = "") -> str:
             "something on the way rewriting the agent's connection)")
 
 
+#: how the detail of a TCP connection to a TLS purpose whose client sent only the first 1-4 bytes
+#: of a TLS record header (``16``, ``16 03 01``…) and nothing more goes on after "the client
+#: sent only …" (:func:`_record_start`)
+TLS_RECORD_START = "the start of a TLS record header, too few bytes to tell whether a ClientHello would follow"
+
+
+def _record_start(row: dict, state: str) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP connection to a TLS purpose whose client's whole stream
+    is 1-4 bytes starting a TLS record header (internal column ``client_binary``: those bytes in
+    hex, set so by :func:`.inspect._deep_look`), the server having sent no byte. Not ``not_tls``:
+    such bytes are no cleartext (Wireshark shows a segment of a PDU never finished, Zeek no
+    service). Closed by either side (internal column ``tls_close``: who, FIN or RST):
+    ``blocked``/``tls_failed`` ``TLS handshake aborted: …``, as a ClientHello so closed is;
+    still open: ``ok``, the detail saying what was sent (:data:`TLS_RECORD_START`)."""
+    got = str(row.get("client_binary") or "")
+    n = len(got.split())
+    sent = f"the client sent only {n} byte{'s' if n != 1 else ''} ({got}), {TLS_RECORD_START}"
+    close = str(row.get("tls_close") or "").split()
+    if len(close) >= 2 and close[0] in ("client", "server"):
+        who, how = close[0], close[1]
+        did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
+        return "blocked", "tls_failed", f"TLS handshake aborted: {did}; {sent}, and the server sent no byte"
+    if state in _CLOSED_STATES:
+        return "blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}); {sent}"
+    return "ok", "", f"{sent}; nothing more came from either side (the connection still open)"
+
+
 def _lost(row: dict, what: str) -> str:
     """How a UDP flow's answers were lost when each packet of its responder was a fragment of an
     IP datagram never captured whole (internal column ``unreassembled``)."""
@@ -1181,6 +1213,18 @@ def _lost(row: dict, what: str) -> str:
 WINDOW_CLOSED = ("the SYN was answered, but the server's TCP window stayed closed (0) from its SYN-ACK on: "
                  "it took no byte in {s} s of the client's zero-window probes (a tarpit, or a server too "
                  "loaded to read)")
+
+
+def window_close_end(state: str) -> str:
+    """What the detail :data:`WINDOW_CLOSED` adds of how a tarpit's connection ended, from its
+    Zeek ``state`` (conn_state): ``"; then the server reset the connection (RSTR)"`` (a FIN:
+    ``closed``, S3; the client's: RSTO, S2; both FINs: SF), '' when it is still open (S1) or
+    ended otherwise."""
+    ends = {"RSTR": "the server reset the connection (RSTR)", "S3": "the server closed the connection (FIN, S3)",
+            "RSTO": "the client reset the connection (RSTO)", "S2": "the client closed the connection (FIN, S2)",
+            "SF": "the connection was closed (FIN both ways, SF)"}
+    end = ends.get(state, f"the connection closed ({state})" if state in _CLOSED_STATES else "")
+    return f"; then {end}" if end else ""
 
 
 def _stall(row: dict) -> str | None:

@@ -928,14 +928,17 @@ def live(
                                       "ports it covers; rules --bpf prints it)"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
-    from .live.sources import default_interface_why
+    from .live.sources import default_interface_why, interface_state
     from .live.sources import list_interfaces as interfaces
 
     fail_on = _fail_on(fail_on)
     if list_interfaces:
         default, why = default_interface_why()
         for name in interfaces():  # (names from the kernel: escaped all the same)
-            typer.echo(f"{escape_terminal(name)}{f'  (default: {why})' if name == default else ''}")
+            # (an interface down or without carrier marked so: capturing on it sees nothing)
+            state = interface_state(name)
+            typer.echo(f"{escape_terminal(name)}{f'  ({state})' if state else ''}"
+                       f"{f'  (default: {why})' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
     output = _stdout_dash(output)
     if write is not None and str(write) == "-":

@@ -87,7 +87,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing, "
-                     "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind)"),
+                     "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind); a "
+                     "client's whole stream of 1-4 bytes starting a TLS handshake record header (16 03 01): tls"),
     "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto)"),
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
@@ -199,6 +200,16 @@ _STATUS_TEMPLATE = (b"H", b"T", b"T", b"P", b"/", b"1", b".", b"01", b" ", b"123
                     b"0123456789", b" \r\n")
 
 
+def tls_record_start(data: bytes) -> bool:
+    """Whether ``data`` (bytes) is a prefix of a TLS record header too short to be one whole:
+    1-4 bytes, content type 20-24, major version 3, minor 0-4 (``16``, ``16 03``, ``16 03 01``…).
+    Such bytes cannot be told from a record whose rest never came: Wireshark waits for the rest
+    of the PDU ("TCP segment of a reassembled PDU"), Zeek names no service; neither calls them
+    cleartext."""
+    n = len(data)
+    return 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4)
+
+
 def _cut_kind(data: bytes) -> str:
     """:func:`_kind` of the first bytes of a direction whose data went on beyond them (cut by
     the snaplen), when they are too few to be sure: ``tls`` for a prefix of a TLS record header
@@ -206,7 +217,7 @@ def _cut_kind(data: bytes) -> str:
     for a prefix of an HTTP/1.x status line or a request method and a space with the line not
     ended, else what :func:`_kind` says."""
     n = len(data)
-    if 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4):
+    if tls_record_start(data):
         return "tls"
     if 0 < n < 13 and all(data[i] in _STATUS_TEMPLATE[i] for i in range(n)):
         return "http"
@@ -1772,7 +1783,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
-    shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
+    shut = np.flatnonzero((proto == "tcp") & (np.isin(service, ("ssl", "http,ssl"))
+                                              | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
     shut = shut[_history_has(hist[shut], "FfRr")]
     if len(shut):
@@ -3039,6 +3051,15 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     for kind, st, en in ((ckind, cst, cen), (skind, sst, sen)):
         for i in np.flatnonzero(cutf & (kind == "other")).tolist():
             kind[i] = _cut_kind(mv[st[i]:en[i]].tobytes())
+    # a whole client stream of 1-4 bytes that starts a TLS handshake record's header (a lone 16,
+    # 16 03 01…: what a ClientHello starts with): a record never finished, too few bytes to call
+    # cleartext (client_proto tls; the bytes in client_binary, which classify quotes: its
+    # ``TLS_RECORD_START`` details)
+    for i in np.flatnonzero(~cutf & (ckind == "other")).tolist():
+        data = mv[cst[i]:cen[i]].tobytes()
+        if data[:1] == b"\x16" and tls_record_start(data):
+            ckind[i] = "tls"
+            cols["client_binary"][fidx[i]] = data.hex(" ")
     cols["client_proto"][fidx] = ckind
     cols["server_proto"][fidx] = skind
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below

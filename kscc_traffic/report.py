@@ -11,11 +11,12 @@ Every string that comes from packets (SNI, HTTP Host, DNS names) is untrusted:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 import io
 import ipaddress
 import re
-from typing import IO, Iterable, NamedTuple
+from typing import IO, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -2583,6 +2584,13 @@ class TableSummary:
         self._ksc_purposes: frozenset | None = frozenset(ksc_purposes(rules)) if rules is not None else None
         self.flagged_rank = np.zeros(0, np.int8)  # per row of ``flagged``: its :func:`flagged_rank`
         self.flagged_blocked = 0                  # blocked flows among the listed ones (flagged_total)
+        #: per rank of :func:`flagged_rank` (0-2): the flows of the group among the listed ones
+        #: (``flagged_total``), shown or not (``flagged_groups_text`` says both when cut)
+        self.flagged_group_total = [0, 0, 0]
+        #: the earliest and latest ``ts_ns`` of all flows added (int, ns since the epoch; None before
+        #: any): whether the flagged flows' times need their date (:func:`flagged_time_texts`)
+        self.ts_first_ns: int | None = None
+        self.ts_last_ns: int | None = None
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
@@ -2656,6 +2664,11 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
+        if "ts_ns" in flows:
+            ts = flows["ts_ns"].to_numpy(dtype=np.int64)
+            lo, hi = int(ts.min()), int(ts.max())
+            self.ts_first_ns = lo if self.ts_first_ns is None else min(self.ts_first_ns, lo)
+            self.ts_last_ns = hi if self.ts_last_ns is None else max(self.ts_last_ns, hi)
         if "capture" in flows:
             for c, n in flows.groupby("capture", sort=False).size().items():
                 self.captures[c] = self.captures.get(c, 0) + int(n)
@@ -2812,6 +2825,8 @@ class TableSummary:
                 self._ksc_purposes = frozenset(ksc_purposes(load_rules()))
             rank = flagged_rank(fl, self._ksc_purposes)
             self.flagged_blocked += int(np.count_nonzero(rank == 0))
+            for k, n in enumerate(np.bincount(rank, minlength=3).tolist()[:3]):
+                self.flagged_group_total[k] += int(n)
             first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
             fl, rank = fl.iloc[first], rank[first]
             both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
@@ -2823,8 +2838,9 @@ class TableSummary:
     def listed_from(self, other: "TableSummary") -> None:
         """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
         filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
-        ``flagged_blocked``, ``listed``."""
+        ``flagged_blocked``, ``flagged_group_total``, ``listed``."""
         self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_group_total = list(other.flagged_group_total)
         self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
         self.listed = other.listed
 
@@ -2925,7 +2941,42 @@ def _longest_word(texts) -> int:
     return max((len(w) for t in texts for w in str(t).split()), default=0)
 
 
-def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str, dict]:
+def _checklist_cells(chk: pd.DataFrame, rules: RuleSet) -> dict[str, list[str]]:
+    """The checklist's cells per column but the purpose (``section``, ``transport/ports``: each
+    rule's label, ``status``: :func:`_status_texts`, ``flows``, ``reasons``)."""
+    return {"section": chk["section"].tolist(), "transport/ports": [x.label() for x in rules.rules],
+            "status": _status_texts(chk), "flows": chk["flows"].astype(str).tolist(),
+            "reasons": chk["reasons"].tolist()}
+
+
+def _checklist_one_line(chk: pd.DataFrame, rules: RuleSet, width: int) -> bool:
+    """Whether the checklist fits in ``width`` columns with every cell on one line (status notes
+    inline)."""
+    purpose = max((len(x.id) for x in rules.rules), default=7)
+    frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
+    cells = _checklist_cells(chk, rules)
+    return frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width
+
+
+def checklist_status_notes(chk: pd.DataFrame, rules: RuleSet, width: int) -> tuple[list[str], list[str]]:
+    """``(suffixes, notes)``: what follows each checklist row's status in its cell (str, per row of
+    ``chk``) and the footnotes under the table. When the table fits in ``width`` columns with every
+    cell on one line (:func:`_checklist_one_line`), or no row has a ``status_note``: each note
+    inline, `` (no KSC flow: …)``, no footnote. Else (a narrow terminal, where a long note in the
+    status column ran ~10 lines at 80 columns: session 32) each note as a marker, `` [1]``, the same
+    number for the same note, and the footnotes ``[1] no KSC flow: …`` in order."""
+    got = chk["status_note"].tolist() if "status_note" in chk else [""] * len(chk)
+    if not any(got) or _checklist_one_line(chk, rules, width):
+        return [f" ({x})" if x else "" for x in got], []
+    numbers: dict[str, int] = {}
+    for x in got:
+        if x and x not in numbers:
+            numbers[x] = len(numbers) + 1
+    return [f" [{numbers[x]}]" if x else "" for x in got], [f"[{k}] {x}" for x, k in numbers.items()]
+
+
+def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
+                      suffixes: list[str] | None = None) -> dict[str, dict]:
     """The width settings (``no_wrap``, ``min_width``, ``max_width``: keyword arguments of
     :meth:`rich.table.Table.add_column` per column header) of the checklist's columns on a console
     ``width`` columns wide: the ``purpose`` id always whole (its longest id). When the table does
@@ -2934,25 +2985,29 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     count, ``section`` and ``transport/ports`` at most what is left (their headers fold, their
     words, ``§A`` and ``23100-23199``, whole) when all of that fits in ``width`` (rich then narrows
     ``reasons`` alone, at spaces); else nothing more (every cell but the purpose then folds:
-    nothing is cut, but a word may break)."""
+    nothing is cut, but a word may break). ``suffixes``: what follows each status in its cell
+    (:func:`checklist_status_notes`; default each note inline): a status with its footnote
+    marker (``not seen [1]``) is kept on one line first when it fits."""
     purpose = max((len(x.id) for x in rules.rules), default=7)
     out: dict[str, dict] = {"purpose": {"no_wrap": True, "min_width": purpose}}
     if not len(chk):
         return out
     labels = [x.label() for x in rules.rules]
-    statuses = _status_texts(chk)
-    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": statuses,
-             "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
-    if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
+    if _checklist_one_line(chk, rules, width):
         return out   # (every cell on one line)
+    statuses = _status_texts(chk) if suffixes is None else \
+        [f"{x}{y}" for x, y in zip(chk["status"].tolist(), suffixes)]
     reasons = max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
     # (the status whole when it fits, "not seen" on one line: the table half as high at 80
-    # columns; newcomer 31 F10), else at least its longest word
-    for status in (max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)):
+    # columns; newcomer 31 F10), else at least its longest word; with its footnote marker first
+    tries = [max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)]
+    if suffixes is not None:
+        tries.insert(0, max(len(x) for x in statuses))
+    for status in tries:
         left = width - frame - purpose - status - reasons - flows
         if left >= section + ports:
             break
@@ -3025,21 +3080,24 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others wrap at
     # spaces and fold a word longer than the cell, never cut with an ellipsis: "icmp_unrea…"; the
     # status and reasons cells keep their longest word whole when the width allows)
-    widths = _checklist_widths(chk, rules, console.width)
+    # (a narrow terminal: the status notes as footnotes under the table, session 32)
+    suffixes, notes = checklist_status_notes(chk, rules, console.width)
+    widths = _checklist_widths(chk, rules, console.width, suffixes)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
         room = widths.get(col, {}).get("max_width")
         header = _NARROW_HEADERS.get(col, col) if room is not None and room < len(col) else col
         c.add_column(header, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
-    for r in chk.itertuples(index=False):
+    for r, suffix in zip(chk.itertuples(index=False), suffixes):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
-                  Text.assemble((r.status, _STATUS_STYLE[r.status]),
-                                (f" ({r.status_note})" if r.status_note else "")),
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), suffix),
                   str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    for note in notes:
+        console.print(Text(escape_terminal(note), style="italic"))
     if len(summary.captures) > 1:
         console.print(Text(several_captures_note(len(summary.captures)), style="italic"))
     if capture_filter is not None:
@@ -3087,14 +3145,15 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         several = len(summary.captures) > 1
         f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
                   title_justify="left")
-        for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+        heading, times, _ = flagged_time_texts(summary)   # (the date when not today's: session 32)
+        for col in (heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         ranks = summary.flagged_rank.tolist()
-        groups = flagged_groups_text(ranks)
+        groups = flagged_groups_text(ranks, summary.flagged_group_total)
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
-        for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+        for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -3126,18 +3185,25 @@ NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headl
 NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
 
 
-def flagged_groups_text(ranks: Iterable[int]) -> str:
+def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None) -> str:
     """The line under the flagged flows when they are listed in more than one group of
     :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
     in order with their counts of rows listed, ``In groups (a line between them): KSC agent
     traffic (4), then other flows (1); time order inside each group``, so that a later group's
-    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group."""
+    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group.
+    ``totals`` (per rank 0-2, the flows of the group, listed or not:
+    :attr:`TableSummary.flagged_group_total`): a group the list cut says both, ``other flows
+    (32 of 75 shown)`` (session 32)."""
     counts: dict[int, int] = {}
     for k in ranks:
         counts[int(k)] = counts.get(int(k), 0) + 1
     if len(counts) < 2:
         return ""
-    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({n})" for k, n in sorted(counts.items()))
+
+    def count(k: int, n: int) -> str:
+        total = int(totals[k]) if totals is not None and k < len(totals) else n
+        return f"{n} of {total} shown" if total > n else str(n)
+    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({count(k, n)})" for k, n in sorted(counts.items()))
     return f"In groups (a line between them): {parts}; time order inside each group"
 
 
@@ -3161,6 +3227,28 @@ def one_way_ok_note(chk: pd.DataFrame, per: dict[str, dict[str, int]]) -> str:
 FLAGGED_TABLE_MIN_WIDTH = 120
 
 
+def flagged_time_texts(summary: TableSummary, today: str | None = None) -> tuple[str, list[str], list[str]]:
+    """``(heading, times, dates)`` of the flagged flows listed (``summary.flagged``), UTC, as the
+    table report shows them: ``times`` per row ``HH:MM:SS.mmm`` (:func:`time_texts`) and
+    ``dates`` per row its ISO date, ``2026-03-02`` ('' each when not shown), heading ``time (UTC)``.
+
+    The date is shown (Wireshark's "Date and Time of Day" is what its users read a time with)
+    unless all the flows added (``ts_first_ns`` … ``ts_last_ns``) are of one day, ``today``
+    (ISO date; default: today's UTC date): the listed rows all of one date, the heading holds it
+    on a second line (``time (UTC)\n2026-03-02``, the column no wider); of several, each time is
+    ``2026-03-02 11:06:44.074``."""
+    full = time_texts(summary.flagged["ts_ns"], "%Y-%m-%d %H:%M:%S.%f") if len(summary.flagged) else []
+    times, days = [t[11:] for t in full], [t[:10] for t in full]
+    today = today or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    ends = set(days) if summary.ts_first_ns is None else \
+        {t[:10] for t in time_texts([summary.ts_first_ns, summary.ts_last_ns], "%Y-%m-%d %H:%M:%S.%f")}
+    if not days or ends | set(days) == {today}:
+        return "time (UTC)", times, [""] * len(times)
+    if len(set(days)) == 1:
+        return f"time (UTC)\n{days[0]}", times, days
+    return "time (UTC)", full, days
+
+
 def _flagged_table_width(summary: TableSummary) -> int:
     """The terminal columns the flagged flows' table needs for no value but the detail to be cut:
     every other column as wide as its longest value (the widest of them would be shrunk first,
@@ -3168,11 +3256,12 @@ def _flagged_table_width(summary: TableSummary) -> int:
     least as wide as they are and its longest word, and the borders (3 a column, and 1)."""
     from rich.cells import cell_len
     several = len(summary.captures) > 1
-    heads = ["time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+    heading, times, _ = flagged_time_texts(summary)
+    heads = [heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
              "verdict", "reason"]
-    widths = [cell_len(h) for h in heads]
+    widths = [max(map(cell_len, h.split("\n"))) for h in heads]
     longest_word = cell_len("detail")
-    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+    for t, r in zip(times, summary.flagged.itertuples(index=False)):
         cells = [t, *((escape_terminal(r.capture),) if several else ()),
                  escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
                  f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
@@ -3196,12 +3285,19 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     several = len(summary.captures) > 1
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
     ranks = summary.flagged_rank.tolist()
-    groups = flagged_groups_text(ranks)
+    groups = flagged_groups_text(ranks, summary.flagged_group_total)
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
-    for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+    _, times, days = flagged_time_texts(summary)
+    times = [t[-12:] for t in times]   # (the date on a line of its own, below)
+    day = ""
+    for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
+            day = ""
+        if days[i] != day:   # (the date when not today's, once per group and where it changes)
+            day = days[i]
+            console.print(Text(f"{day} (UTC)", style="bold"))
         head = Text(f"{t}  ")
         if several:
             head.append(f"[{escape_terminal(r.capture)}]  ")

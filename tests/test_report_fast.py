@@ -719,14 +719,18 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
     # than the console, which then takes report's column widths)
-    widths = report._checklist_widths(chk, rules, console.width)
+    # (session 32: on a narrow console the notes are footnotes, "[1]" in the cell)
+    suffixes, notes = report.checklist_status_notes(chk, rules, console.width)
+    widths = report._checklist_widths(chk, rules, console.width, suffixes)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
-    for r in chk.itertuples(index=False):
+    for r, suffix in zip(chk.itertuples(index=False), suffixes):
         c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
-                  Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), suffix),
                   str(r.flows), r.reasons)
     console.print(c)
+    for note in notes:
+        console.print(Text(note, style="italic"))
     if len(flows) and flows["capture"].nunique() > 1:
         k = flows["capture"].nunique()
         console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
@@ -782,13 +786,27 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     shown = rank[order][:max_flagged].tolist()
     names = ("blocked", "KSC agent traffic", "other flows")
     kinds = sorted(set(shown))
-    groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({shown.count(k)})" for k in kinds)
+    # (session 32: a group the list cut says how many it has, "2 of 6 shown")
+    def count(k):
+        n, total = shown.count(k), int((rank == k).sum())
+        return f"{n} of {total} shown" if total > n else str(n)
+    groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({count(k)})" for k in kinds)
               + "; time order inside each group") if len(kinds) > 1 else ""
     hidden_blocked = max(int((rank == 0).sum()) - max_flagged, 0)
     more_line = (f"… {len(flagged) - max_flagged} more flagged flows, {hidden_blocked} of them blocked (--verdict "
                  "blocked lists the blocked ones; all of them: --format csv or jsonl)" if hidden_blocked else
                  f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
-    rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3], old_endpoint(r.orig_h, r.orig_p),
+    # (session 32: the date, unless every flow is of today (UTC): in the heading when the rows
+    # listed are of one date, else with each time; the compact list a date line per group)
+    day_of = lambda ns: pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%d")  # noqa: E731
+    days = [day_of(r.ts_ns) for r in flagged.head(max_flagged).itertuples(index=False)]
+    today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    ends = {day_of(flows["ts_ns"].min()), day_of(flows["ts_ns"].max())} if len(flows) else set()
+    dated = bool(days) and (ends | set(days)) != {today}
+    heading = f"time (UTC)\n{days[0]}" if dated and len(set(days)) == 1 else "time (UTC)"
+    full = dated and len(set(days)) > 1
+    rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%Y-%m-%d %H:%M:%S.%f" if full else "%H:%M:%S.%f")[:-3],
+             old_endpoint(r.orig_h, r.orig_p),
              f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
              r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
     # (newcomer 29 F9: one block per flow when the columns would cut a value: each column but the
@@ -801,10 +819,15 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"Flagged flows ({len(flagged)}){note}", style="italic"))
         if groups:
             console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
+        day = ""
         for i, (x, r) in enumerate(zip(rows, flagged.head(max_flagged).itertuples(index=False))):
             if groups and (i == 0 or shown[i] != shown[i - 1]):
                 console.print(Text(f"— {names[shown[i]]} —", style="bold"))
-            console.print(Text(f"{x[0]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
+                day = ""
+            if dated and days[i] != day:
+                day = days[i]
+                console.print(Text(f"{day} (UTC)", style="bold"))
+            console.print(Text(f"{x[0][-12:]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
             console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
             if r.detail:
                 console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
@@ -814,10 +837,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
         f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left",
                   **({"caption": groups, "caption_justify": "left"} if groups else {}))
-        for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
+        for col in (heading, "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for i, r in enumerate(flagged.head(max_flagged).itertuples(index=False)):
-            f.add_row(pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3],
+            f.add_row(rows[i][0],
                       Text(old_endpoint(r.orig_h, r.orig_p)),
                       Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),
