@@ -119,7 +119,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -248,11 +248,23 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
     """The detail of a DNS flow answered NOERROR with no address for ``query``, a name the agent
     needs (:data:`DNS_NO_ADDRESS`); ``over_v6``: asked over IPv6 (the agent may have no IPv4);
     ``asked``: its ``dns_asked`` bits (:func:`no_address_counts`), which say the records named
-    (A, AAAA, or both when not known)."""
+    (A, AAAA, or both when not known), and with :data:`~kscc_traffic.inspect.DNS_UNREADABLE` that
+    a response held records whose names could not be read (a malformed answer, said instead)."""
     a = isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
     family, records = (("IPv4/IPv6", "A or AAAA") if not a or (asked & DNS_ASKED_A and asked & DNS_ASKED_AAAA
                                                                  and over_v6)
                        else ("IPv4", "A") if asked & DNS_ASKED_A else ("IPv6", "AAAA"))
+    if a and asked & DNS_UNREADABLE:
+        # (records dropped because a name in them breaks the DNS rules: no statement on the
+        # server's records can be made; the answer itself is broken, break-it 32 F2)
+        return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address: the answer is "
+                "malformed, records in it could not be read (a name breaking the DNS rules: a compression pointer "
+                "that loops or points forward, a reserved label type; or a record running past the message's end), "
+                "and a resolver drops such an answer (a broken DNS server, or a device on the path rewriting DNS "
+                "answers); the agent "
+                "needs this name: without its address it cannot connect (fix the resolver or the DNS filter"
+                + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
+                   else "") + ")")
     return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address (the DNS server gives no "
             f"{family} address for it: no {records} record, as it answers); the agent needs this name: without "
             "its address it cannot connect (fix the resolver or the DNS filter"

@@ -2732,6 +2732,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
                 aaaa_only[f[bad[m.qtype[kid[bad]] != dns.TYPE_AAAA]]] = False
     if asked is not None and len(resp):
         np.bitwise_or.at(asked, f[resp], asked_bits(m.qtype[kid[resp]]))
+        bad = resp[m.unreadable[kid[resp]]]
+        if len(bad):
+            asked[f[bad]] |= DNS_UNREADABLE
     count = m.n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -2789,6 +2792,8 @@ class _DnsMessages:
     name_flat: list
     #: per key: its first question's QTYPE (int64), -1 without a question
     qtype: np.ndarray | None = None
+    #: per key: a response holding a name the parser rejected (:data:`DNS_UNREADABLE`)
+    unreadable: np.ndarray | None = None
 
 
 def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
@@ -2813,7 +2818,7 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
-                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64))
+                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64), np.zeros(nk, bool))
     # the common shape of all of them at once (dns_batch), the others one by one
     s = dns_batch.parse_simple(buf, off[first], end[first]) if DNS_BATCH else None
     pair_key: list = []
@@ -2849,6 +2854,9 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
         if msg.is_response:
             m.is_resp[k] = True
             m.rc[k] = msg.rcode
+            # (records not read: a name the parser rejected, or the message stops being readable
+            # before its records end though the whole datagram was captured)
+            m.unreadable[k] = msg.bad_names > 0 or (msg.partial and c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]])
             for a, nm in dns.resolved_names(msg):
                 keys_h.append(k)
                 addr_h.append(a)
@@ -2878,6 +2886,12 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
 DNS_ASKED_A = 1
 #: ``dns_asked`` bit: a response of the flow answered an AAAA (IPv6 address) question
 DNS_ASKED_AAAA = 2
+#: ``dns_asked`` bit: a response of the flow was malformed: it held a record or question whose
+#: name breaks the DNS rules (:func:`.dns.parse_message`'s ``bad_names``: a compression pointer
+#: that loops or points forward), or stopped being readable before its records ended though the
+#: whole datagram was captured (its ``partial``: a reserved label type, a record running past the
+#: end); those records were not read, and a resolver drops such an answer (break-it 32 F2)
+DNS_UNREADABLE = 4
 
 
 def asked_bits(qtypes: np.ndarray) -> np.ndarray:
@@ -2987,9 +3001,10 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
         if len(bad):
             _, first = np.unique(f[bad], return_index=True)
             out[at[bad[first]]] = True
-    # (and its first response to an A and to an AAAA question: dns_asked)
-    for t in (dns.TYPE_A, dns.TYPE_AAAA):
-        to = resp[m.qtype[m.kid[resp]] == t]
+    # (and its first response to an A and to an AAAA question, and its first response holding a
+    # name the parser rejected: dns_asked)
+    for to in (resp[m.qtype[m.kid[resp]] == dns.TYPE_A], resp[m.qtype[m.kid[resp]] == dns.TYPE_AAAA],
+               resp[m.unreadable[m.kid[resp]]]):
         if len(to):
             _, first = np.unique(f[to], return_index=True)
             out[at[to[first]]] = True
@@ -3114,6 +3129,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                                 tuple(dict.fromkeys(a for a, _ in resolved))))
                     if msg.questions:
                         cols["dns_asked"][f] |= int(asked_bits(np.array([msg.questions[0][1]]))[0])
+                    if msg.bad_names:       # (a cut stream's last message is partial: not this)
+                        cols["dns_asked"][f] |= DNS_UNREADABLE
                     answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a

@@ -833,7 +833,13 @@ class PacketBuilder:
             if plen > 0:
                 pls = f.get("tcp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
-                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+                if not data and row["tcp_flags"] & 0x04:
+                    # a RST's payload (RFC 1122 §4.2.2.12, "Connection reset by policy"): Wireshark
+                    # shows it as tcp.reset_cause text, no tcp.payload; its bytes are in the frame
+                    # (not cut), and nothing reads them (a RST's payload is no data, break-it 23 F1)
+                    self._unseen(row, plen, 0)
+                else:
+                    row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
         elif t == "udp" and proto == 17:
             k = protos[:j].count("udp")
             row["sport"] = _int(_at(f, "udp.srcport", k))
