@@ -1972,7 +1972,10 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
         return out
     detail = res[:, 3]
     proto = flows["proto"].to_numpy(dtype=object)
-    stale = [i for i in np.flatnonzero(proto == "tcp").tolist() if _stale_reset(res[i])]
+    tcp = proto == "tcp"
+    # (the few blocked or unexpected TCP rows looked at one by one, not every row of a batch)
+    stale = [i for i in np.flatnonzero(tcp & ((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist()
+             if _stale_reset(res[i])]
     if not stale:
         return out
     given = flows[STALE_RETRY].to_numpy(dtype=object) if STALE_RETRY in flows.columns else None
@@ -1987,7 +1990,8 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
         return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))
     wanted = {key(i) for i in stale}
     retries: dict[tuple, list[int]] = {}
-    for j in np.flatnonzero(proto == "tcp").tolist():
+    ports = np.fromiter({int(op[i]) for i in stale}, np.int64)
+    for j in np.flatnonzero(tcp & np.isin(op, ports)).tolist():
         if key(j) in wanted and STALE_ANSWER not in str(detail[j]) and retry_connected(
                 cols["conn_state"][j], cols["history"][j], answer[j] if answer is not None else ""):
             retries.setdefault(key(j), []).append(j)
