@@ -1982,6 +1982,133 @@ def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
             res[i, 3] = auth_round_detail(row, str(retry[i]))
 
 
+#: a SYN answered by a stale connection (:data:`STALE_ANSWER`), reset by the client, whose retry on
+#: the same 5-tuple (the same ISN where both are known) began at most this long (s) after the
+#: reset attempt ended and connected, was a stale connection cleared, not a failure: the kernel's
+#: own SYN retransmission within one connect() (Linux waits 1+2+4+8… s, Windows 3+6+12 s):
+#: :func:`stale_retries`
+STALE_RETRY_S = 30.0
+#: how the detail of such a reset attempt starts (its verdict ``ok``, reason ''); a ``host_mismatch``
+#: flow keeps its verdict and says this instead of :data:`MISMATCH_FAILED`
+STALE_CLEARED = "stale connection cleared"
+#: the internal column that may give, per flow, the retry found outside the table (a tuple
+#: ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another batch); None elsewhere
+STALE_RETRY = "stale_retry"
+#: the states of a retry that connected (a handshake's SYN-ACK acknowledged, however it ended)
+_CONNECTED_STATES = frozenset(("SF", "S1", "S2", "S3", "RSTO", "RSTR"))
+
+
+def retry_connected(conn_state: str, history: str, syn_answer: str) -> bool:
+    """Whether a TCP flow is a connection attempt that connected, as :func:`stale_retries`
+    wants of a retry: its history starts with the originator's SYN (:func:`history_plain`), its
+    ``conn_state`` is one of an established connection (``SF``, ``S1``, ``S2``, ``S3``,
+    ``RSTO``, ``RSTR``) and its SYN was not itself answered by a stale connection
+    (``syn_answer`` '': :func:`kscc_traffic.inspect._syn_answers`)."""
+    return (str(conn_state) in _CONNECTED_STATES and not syn_answer
+            and history_plain(str(history or "")).lstrip("^").startswith("S"))
+
+
+def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
+    """Per flow (list, None where none): ``(ts_ns, uid)`` of the retry that cleared a stale
+    connection, for each TCP flow judged ``blocked``/``rejected`` because its SYN was answered
+    by a stale connection (``res[i, 3]`` starting with :data:`STALE_ANSWER`), or
+    ``unexpected``/``host_mismatch`` saying so after :data:`MISMATCH_FAILED`: the first later
+    TCP flow on the same 5-tuple (``orig_h``, ``orig_p``, ``resp_h``, ``resp_p``; and ``vlan``,
+    ``capture`` when the table has them) that began after it and at most :data:`STALE_RETRY_S`
+    after it ended (``ts_ns`` + ``duration`` s), whose ``syn_isn`` equals its own when the table
+    has that column (a SYN sent again: the same connect()), and that connected
+    (:func:`retry_connected`; ``syn_answer`` read where the table has it, and no
+    :data:`STALE_ANSWER` in its ``res`` detail). A non-empty :data:`STALE_RETRY` column counts
+    as found (the retry left with another batch of a chunked reading). ``res``: rows
+    ``(purpose, verdict, reason, detail)`` as :func:`classify` fills them."""
+    n = len(flows)
+    out: list = [None] * n
+    need = ("proto", "uid", "ts_ns", "duration", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    detail = res[:, 3]
+    proto = flows["proto"].to_numpy(dtype=object)
+    tcp = proto == "tcp"
+    # (the few blocked or unexpected TCP rows looked at one by one, not every row of a batch)
+    stale = [i for i in np.flatnonzero(tcp & ((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist()
+             if _stale_reset(res[i])]
+    if not stale:
+        return out
+    given = flows[STALE_RETRY].to_numpy(dtype=object) if STALE_RETRY in flows.columns else None
+    cols = {c: flows[c].to_numpy(dtype=object) for c in ("orig_h", "resp_h", "conn_state", "history", "uid")}
+    op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
+    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    isn = flows["syn_isn"].to_numpy(np.int64) if "syn_isn" in flows.columns else None
+    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+
+    def key(i: int) -> tuple:
+        return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))
+    wanted = {key(i) for i in stale}
+    retries: dict[tuple, list[int]] = {}
+    ports = np.fromiter({int(op[i]) for i in stale}, np.int64)
+    for j in np.flatnonzero(tcp & np.isin(op, ports)).tolist():
+        if key(j) in wanted and STALE_ANSWER not in str(detail[j]) and retry_connected(
+                cols["conn_state"][j], cols["history"][j], answer[j] if answer is not None else ""):
+            retries.setdefault(key(j), []).append(j)
+    for i in stale:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(STALE_RETRY_S * 1e9)
+        later = [j for j in retries.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end
+                 and (isn is None or (int(isn[i]) >= 0 and int(isn[j]) == int(isn[i])))]
+        if later:
+            j = min(later, key=lambda j: (int(ts[j]), str(cols["uid"][j])))
+            out[i] = (int(ts[j]), str(cols["uid"][j]))
+        elif given is not None and isinstance(given[i], tuple):
+            out[i] = given[i]
+    return out
+
+
+def _stale_reset(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN answered by a stale
+    connection: ``blocked``/``rejected`` with a detail starting with :data:`STALE_ANSWER`, or a
+    ``host_mismatch`` whose connection failed so (:data:`MISMATCH_FAILED`)."""
+    reason = str(r[2]).split(",")[0]
+    if r[1] == "blocked" and reason == "rejected":
+        return str(r[3]).startswith(STALE_ANSWER)
+    return r[1] == "unexpected" and reason == "host_mismatch" and \
+        f"; {MISMATCH_FAILED} (rejected): {STALE_ANSWER}" in str(r[3])
+
+
+def stale_cleared_detail(ts_ns: int, retry: tuple) -> str:
+    """The detail of a reset attempt a retry cleared (:func:`stale_retries`): ``stale connection
+    cleared: the client reset the old connection's answer to its SYN and the SYN sent again at
+    08:38:53.777 UTC (3.061 s later, on <uid>) connected``. ``ts_ns``: the attempt's start;
+    ``retry``: ``(ts_ns, uid)`` of the retry."""
+    at, uid = int(retry[0]), str(retry[1])
+    sec, ns = divmod(at, 10**9)
+    clock = pd.Timestamp(sec, unit="s").strftime("%H:%M:%S") if abs(sec) < 9.2e9 else "?"
+    return (f"{STALE_CLEARED}: the client reset the old connection's answer to its SYN and the SYN sent "
+            f"again at {clock}.{ns // 10**6:03d} UTC ({_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later, "
+            f"on {uid}) connected")
+
+
+def _note_stale_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each SYN answered by a stale connection whose retry
+    connected (:func:`stale_retries`): ``blocked``/``rejected`` becomes ``ok``, reason '', the
+    detail :func:`stale_cleared_detail` (as a proxy's 407 answered by an accepted retry:
+    :func:`_note_auth_rounds`); a ``host_mismatch`` keeps its verdict, its detail saying that
+    instead of the failure. A reset attempt whose retry did not connect keeps its verdict."""
+    found = stale_retries(flows, res)
+    if not any(x is not None for x in found):
+        return
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    for i, retry in enumerate(found):
+        if retry is None:
+            continue
+        said = stale_cleared_detail(int(ts[i]), retry)
+        if res[i, 1] == "blocked":
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "", said
+        else:
+            head = str(res[i, 3]).split(f"; {MISMATCH_FAILED} (rejected): {STALE_ANSWER}", 1)[0]
+            res[i, 3] = f"{head}; {said}"
+
+
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
@@ -1994,6 +2121,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     res = np.column_stack([flows[k].to_numpy(dtype=object) for k in CLASS_COLUMNS])
     before = res.copy()
     _note_auth_rounds(flows, res)
+    _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
     if (res == before).all():
         return flows
@@ -2772,6 +2900,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     res = _judge_all(out, rules, judged) if n else np.empty((0, 4), dtype=object)
     if n:
         _note_auth_rounds(out, res)
+        _note_stale_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
     if n and capture_end_ns is not None:

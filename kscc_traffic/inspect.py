@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
-                    seq_extents)
+from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
+                    repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -1708,6 +1708,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
     # after it; classify names it when the client then closed)
     cols["tls_hrr"] = np.zeros(n, bool)
+    # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
+    # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
+    cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -2177,6 +2180,24 @@ def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str
            f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)")
     return (f"{HELLO_UNACKED}{acked:,} bytes; the rest ({size - acked:,} bytes), sent again, was never acknowledged: "
             f"something on the path drops {why}")
+
+
+def _syn_isns(ft: FlowTable) -> np.ndarray:
+    """Per flow of ``ft`` (int64 array, len(ft.flows)): the sequence number (32-bit value) of
+    the originator's first SYN without ACK among the flow's packets (in their row order), -1
+    for a flow without one (not TCP, its SYN not captured). A chunked or live analysis keeps a
+    flow's first packets, so its SYN is there. Packets outside every flow (``pkt_flow`` -1) are
+    not read."""
+    out = np.full(len(ft.flows), -1, np.int64)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if not len(pf):
+        return out
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & (SYN | ACK)) == SYN)
+                          & np.asarray(ft.pkt_from_orig, bool))
+    if len(rows):
+        fl, first = first_rows(pf.astype(np.int64, copy=False), rows)
+        out[fl] = c["seq"][first].astype(np.int64) & 0xFFFFFFFF
+    return out
 
 
 def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
