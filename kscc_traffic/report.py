@@ -607,6 +607,16 @@ SHARED_PORTS_BELOW = 1024
 TLS_PROTOCOLS = ("tls", "https")
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
+#: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
+#: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
+MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
+#: the advice for flows whose TLS failed on such lost segments: not an inspecting proxy
+MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (a path-MTU "
+           "black hole; see each flow's detail): let ICMPv6 packet too big (type 2) and ICMP fragmentation "
+           "needed (type 3 code 4) through every firewall on the path (RFC 4890 §4.3.1), or lower the MTU / "
+           "clamp the TCP MSS on the tunnel or link that is smaller")
+
+
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
 #: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
 #: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
@@ -1041,7 +1051,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
-                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
@@ -1128,6 +1138,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     they are all the purpose's flows it is "not seen" with the note :func:`other_cast_note`
     (newcomer 30 F6).
 
+    ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
+    hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1191,6 +1204,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
                + _intercepted_note(bl_icpt))
+        if bl_mtu and bl_mtu == bl and not bl_icpt:
+            # the TLS failed because the server's large segments never arrived (break-it v6 32)
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {MTU_FIX}")
+        elif bl_mtu:
+            fix += f"; {bl_mtu} of them: {MTU_FIX}"
     # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
     redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
     if status == "blocked" and redirects and bl == redirects and not proxied:
@@ -1333,7 +1353,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        fix += _tls_part(r, bl_tls - redirects, bl_icpt, proxy_paths)
+        if bl_tls - redirects > bl_mtu:
+            fix += _tls_part(r, bl_tls - redirects - bl_mtu, bl_icpt, proxy_paths)
+        if bl_mtu:
+            fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
+                    f"failed: {MTU_FIX}")
     if status == "blocked" and redirects and (bl != redirects or proxied):
         fix = _redirect_fix(r, bl, bl_redirect, fix, alone=False)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
@@ -2338,7 +2362,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = 0
+        bl_route = bl_http = un_vendor = bl_mtu = 0
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -2417,6 +2441,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
                     bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
+                                 if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2446,6 +2472,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_mtu=bl_mtu,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast))
     if len(flows) and not any_ksc(flows, rules):
@@ -2597,6 +2624,7 @@ class TableSummary:
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
@@ -2755,6 +2783,10 @@ class TableSummary:
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, n in routed.groupby("purpose", sort=False).size().items():
                 self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
+            holed = blocked[detail.str.contains(MTU_HOLE, regex=False)
+                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
+            for p, n in holed.groupby("purpose", sort=False).size().items():
+                self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -2901,6 +2933,7 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_mtu=self.bl_mtu.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
