@@ -6,18 +6,24 @@ path-MTU black hole?") was advised in the checklist as "a proxy, TLS inspection 
 application-aware firewall in the path: let the agent's TLS through uninspected": the advice now
 says what the detail says (let ICMPv6 type 2 / ICMP 3/4 through, or fix the MTU / clamp the MSS),
 alone or beside other blocked flows, the same from readiness() and the streamed summary.
+F2. A SYN answered by ICMPv6 address unreachable (1/3) or no route (1/0), or ICMP host unreachable
+(3/1), sent from the server's own address (``nft … reject with icmpv6 type addr-unreachable`` on the
+server, or a firewall answering in its name) was advised "answered … from a router: no route to the
+destination, an ARP/neighbour failure …": a router answers from its own address. The advice now
+says it came from the server's own address (a reject rule); from another address as before.
 
 Captures built with scapy (IPv6, 2001:db8::/32)."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import TCP
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
 
 from checklistcheck import checklists, write
 from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, ip_of
 from test_tls_batch import client_hello, rec, sni_ext
 from kscc_traffic.analyze import analyze_file
-from kscc_traffic.report import MTU_FIX
+from kscc_traffic.report import MTU_FIX, ROUTE_OWN
 
 C, S = "2001:db8:1::21", "2001:db8:2::17"
 HELLO = rec(22, client_hello([sni_ext([(0, b"discovery.ksc.kaspersky.com")])]), 0x0301)
@@ -80,3 +86,39 @@ def test_black_hole_beside_a_reset_is_named_apart(tmp_path):
     assert "; 2 of them reached the server (the TCP handshake completed), then the TLS handshake failed: " \
            + MTU_FIX in fix
     assert "uninspected" not in fix
+
+
+def _unreachable(sport: int, server: str, sender: str, code: int, t0: float, dport: int = 29201) -> list:
+    """A SYN to ``server``:``dport`` answered by an ICMP(v6) destination unreachable ``code``
+    (ICMPv6 type 1, ICMP type 3) from ``sender``, quoting it."""
+    syn = ip_of(C if ":" in server else "192.0.2.20", server) / TCP(sport=sport, dport=dport, flags="S", seq=7)
+    if ":" in server:
+        err = IPv6(src=sender, dst=C) / ICMPv6DestUnreach(code=code) / bytes(syn)
+    else:
+        err = IP(src=sender, dst="192.0.2.20") / ICMP(type=3, code=code) / bytes(syn)
+    return [(t0, bytes(eth(syn))), (t0 + 0.01, bytes(eth(err, src=SERVER_MAC, dst=CLIENT_MAC)))]
+
+
+@pytest.mark.parametrize("server,code", [("2001:db8:2::15", 3), ("2001:db8:2::14", 0), ("203.0.113.10", 1)],
+                         ids=["v6-addr-unreach", "v6-no-route", "v4-host-unreach"])
+def test_route_error_from_the_server_itself_is_a_reject_rule(tmp_path, server, code):
+    flows, fix = _fixes(tmp_path, "own.pcap", _unreachable(50001, server, server, code, 100.0), "klsctunnel")
+    tcp = flows[flows["proto"] == "tcp"].iloc[0]
+    assert (tcp["verdict"], tcp["reason"]) == ("blocked", "icmp_unreachable")
+    assert tcp["detail"].endswith(f"({1 if ':' in server else 3}/{code}) from {server}")
+    assert fix.startswith(f"this flow was answered by ICMP network, host or address unreachable (or no route) "
+                          f"{ROUTE_OWN}: allow outbound TCP 29200-29299")
+    assert "from a router" not in fix
+
+
+def test_route_error_from_a_router_and_from_the_server_said_apart(tmp_path):
+    recs = sorted(_unreachable(50001, "2001:db8:2::15", "2001:db8:2::15", 3, 100.0)
+                  + _unreachable(50002, "2001:db8:2::16", "2001:db8:1::1", 3, 101.0))
+    _, fix = _fixes(tmp_path, "both.pcap", recs, "klsctunnel")
+    assert "; 1 of them was answered by ICMP network or host unreachable (or no route) from a router: " in fix
+    assert fix.endswith(f"; 1 of them was answered by ICMP network, host or address unreachable (or no route) "
+                        f"{ROUTE_OWN}")
+    # from a router alone: as before
+    _, fix = _fixes(tmp_path, "router.pcap", _unreachable(50002, "2001:db8:2::16", "2001:db8:1::1", 3, 101.0),
+                    "klsctunnel")
+    assert fix.startswith("this flow was answered by ICMP network or host unreachable (or no route) from a router")
