@@ -608,12 +608,48 @@ SHARED_PORTS_BELOW = 1024
 TLS_PROTOCOLS = ("tls", "https")
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
+#: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
+#: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
+MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
+#: the advice for flows whose TLS failed on such lost segments: not an inspecting proxy
+MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (a path-MTU "
+           "black hole; see each flow's detail): let ICMPv6 packet too big (type 2) and ICMP fragmentation "
+           "needed (type 3 code 4) through every firewall on the path (RFC 4890 §4.3.1), or lower the MTU / "
+           "clamp the TCP MSS on the tunnel or link that is smaller")
+
+
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
 #: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
 #: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
 ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) "
                         r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
                         r"\(1/3\))")
+#: the sender of such an error in a detail (``… (1/3) from 2001:db8::10``)
+_ROUTE_FROM = re.compile(f"(?:{ROUTE_ICMP.pattern}) from ([^\\s,;()]+)")
+#: what the advice says of such an error sent from the flow's server's own address: no router
+#: speaks for a destination it cannot reach in that destination's name; a reject rule does
+#: (``ip6tables -j REJECT --reject-with icmp6-addr-unreachable``, ``nft reject with icmpv6 type
+#: no-route``: the server's host firewall, or one on the path answering in its name)
+ROUTE_OWN = ("from the server's own address: not a router that cannot deliver (a router answers from its own "
+             "address) but a reject rule answering in the server's name (its host firewall, or a firewall on "
+             "the path)")
+
+
+def route_counts(details, servers) -> tuple[int, int]:
+    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, same order): how
+    many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`) from
+    another address than the server's (a router: routing), and how many from the server's own
+    address (:data:`ROUTE_OWN`: a reject rule). (An address told in another spelling counts as
+    another's.)"""
+    other = own = 0
+    for d, h in zip(details, servers):
+        m = _ROUTE_FROM.search(str(d))
+        if m:
+            if m.group(1) == str(h):
+                own += 1
+            else:
+                other += 1
+    return other, own
 
 
 
@@ -1042,7 +1078,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
-                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
+                   bl_route_own: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
@@ -1129,6 +1166,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     they are all the purpose's flows it is "not seen" with the note :func:`other_cast_note`
     (newcomer 30 F6).
 
+    ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
+    hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
+    ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
+    unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1192,6 +1234,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
                + _intercepted_note(bl_icpt))
+        if bl_mtu and bl_mtu == bl and not bl_icpt:
+            # the TLS failed because the server's large segments never arrived (break-it v6 32)
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {MTU_FIX}")
+        elif bl_mtu:
+            fix += f"; {bl_mtu} of them: {MTU_FIX}"
     # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
     redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
     if status == "blocked" and redirects and bl == redirects and not proxied:
@@ -1313,6 +1362,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
                     f"unreachable (or no route) from a router: {route}")
+    if status == "blocked" and bl_route_own:
+        if bl == bl_route_own:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network, host or "
+                   f"address unreachable (or no route) {ROUTE_OWN}: {fix}")
+        else:
+            fix += (f"; {bl_route_own} of them {'was' if bl_route_own == 1 else 'were'} answered by ICMP network, "
+                    f"host or address unreachable (or no route) {ROUTE_OWN}")
     if status == "blocked" and bl_icmp:
         fix = _icmp_fix(bl, bl_icmp, fix)
     if status == "blocked" and bl_http:
@@ -1334,7 +1390,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        fix += _tls_part(r, bl_tls - redirects, bl_icpt, proxy_paths)
+        if bl_tls - redirects > bl_mtu:
+            fix += _tls_part(r, bl_tls - redirects - bl_mtu, bl_icpt, proxy_paths)
+        if bl_mtu:
+            fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
+                    f"failed: {MTU_FIX}")
     if status == "blocked" and redirects and (bl != redirects or proxied):
         fix = _redirect_fix(r, bl, bl_redirect, fix, alone=False)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
@@ -2339,7 +2399,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -2417,7 +2477,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
-                    bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    bl_route, bl_route_own = route_counts(
+                        details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                        if "resp_h" in flows else [None] * len(details))
+                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
+                                 if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2447,6 +2511,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast))
     if len(flows) and not any_ksc(flows, rules):
@@ -2605,6 +2670,8 @@ class TableSummary:
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
+        self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
@@ -2766,8 +2833,14 @@ class TableSummary:
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
-            for p, n in routed.groupby("purpose", sort=False).size().items():
-                self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
+            for p, g in routed.groupby("purpose", sort=False):
+                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
+                self.bl_route[p] = self.bl_route.get(p, 0) + a
+                self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
+            holed = blocked[detail.str.contains(MTU_HOLE, regex=False)
+                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
+            for p, n in holed.groupby("purpose", sort=False).size().items():
+                self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -2917,6 +2990,7 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))

@@ -175,6 +175,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
+        # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
+        bl_mtu = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
+                      & sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu == bl and not bl_icpt:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {report.MTU_FIX}")
+        elif status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu:
+            fix += f"; {bl_mtu} of them: {report.MTU_FIX}"
         if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
             fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
@@ -461,6 +471,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) \(3/\d+\)"
             r"|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))")).sum()) \
             if len(sub) and "detail" in sub else 0
+        # break-it v6 32 F2: such an error from the server's own address: a reject rule's, not a router's
+        own = 0
+        if bl_route:
+            for x, h in zip(sub["detail"][sub["verdict"] == "blocked"].astype(str),
+                            sub["resp_h"][sub["verdict"] == "blocked"].astype(str)):
+                m = re.search(r"\) from ([^\s,;()]+)", x[x.find("by ICMP"):]) if "by ICMP" in x else None
+                own += bool(m and m.group(1) == h and re.search(
+                    r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) "
+                    r"\(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))", x))
+            bl_route -= own
         if status == "blocked" and bl_route:
             route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
                      "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
@@ -472,6 +492,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
                         f"host unreachable (or no route) from a router: {route}")
+        if status == "blocked" and own:
+            if bl == own:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network, host or "
+                       f"address unreachable (or no route) {report.ROUTE_OWN}: {fix}")
+            else:
+                fix += (f"; {own} of them {'was' if own == 1 else 'were'} answered by ICMP network, host or address "
+                        f"unreachable (or no route) {report.ROUTE_OWN}")
         # break-it 25 F1: ICMP errors that are not a firewall's refusal (a routing loop, extension
         # headers dropped, the source address refused…): their advice, not opening the port
         kinds: dict = {}
@@ -504,10 +531,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 and bl != proxied + bl_tls:
             fix += "; " + report._tunnel_fix(r, bl_tls, bl_icpt, px, f"{bl_tls} of them")
         elif status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale and bl != proxied + bl_tls:
-            fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
-                    "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-                    f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                    "through uninspected" + icpt_note)
+            if bl_tls > bl_mtu:
+                fix += (f"; {bl_tls - bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
+                        "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+                        f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
+                        "through uninspected" + icpt_note)
+            if bl_mtu:
+                fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
+                        f"handshake failed: {report.MTU_FIX}")
 
         def answered_fix(kinds, blocked_too):
             # newcomer 17 #5: answered but unexpected flows get their reason's advice
