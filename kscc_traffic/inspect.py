@@ -3083,10 +3083,12 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             cols["client_binary"][fidx[i]] = data.hex(" ")
     # a whole client stream that is a TLS handshake record's header and less than the body it
     # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
-    # the snaplen): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
+    # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    sent = ft.seq_bytes
     for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
         n = int(cen[i] - cst[i])
-        if n >= 5 and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
             cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
     # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
     # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in

@@ -118,3 +118,15 @@ def test_a_server_answering_other_bytes_stays_not_tls(tmp_path):
            "TLS handshake aborted: the server reset the connection (RST, RSTR) after its own answer to the "
            "ClientHello, before the client's next flight; the server answered with bytes that are not TLS "
            "(3 bytes: 00 01 02)")
+
+
+@pytest.mark.parametrize("k", [5, 9])
+def test_a_record_whose_rest_the_capture_lost_is_not_cut_by_the_client(tmp_path, k):
+    # the server acknowledged the whole ClientHello, the capture kept only its first k bytes: not
+    # "cut short by the client" (what it is then judged stays as before this branch)
+    n = 1001 + len(HELLO)
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001), _up(.02, "A", 1001, 5001),
+            _up(.03, "PA", 1001, 5001, HELLO[:k]), _dn(.05, "A", 5001, n), _dn(1.0, "R", 5001, 0)]
+    r = row(assert_same(write(tmp_path, recs), [300]), proto="tcp")
+    assert r["conn_state"] == "RSTR"
+    assert TLS_RECORD_CUT not in r["detail"] and "the client sent only" not in r["detail"]
