@@ -89,7 +89,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing, "
                      "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind); a "
                      "client's whole stream of 1-4 bytes starting a TLS handshake record header (16 03 01): tls"),
-    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto)"),
+    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto); "
+                     "a whole answer to a ClientHello of 1-4 bytes starting a TLS record header (16, 15 03 03): tls"),
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
