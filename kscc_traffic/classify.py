@@ -119,7 +119,8 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import (DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
+                      split_cert_names, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -492,7 +493,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {split_text(str(row.get('hello_split')))[0]}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
-        if reason == "tls_failed" and row.get("server_binary"):
+        if row.get("server_binary") and row.get("server_proto") == "tls":
+            # (the server's whole answer 1-4 bytes starting a TLS record header: TLS, too few to tell)
+            got = str(row.get("server_binary"))
+            n = len(got.split())
+            note = (f"the server answered with only {n} byte{'s' if n != 1 else ''} ({got}), "
+                    f"{TLS_RECORD_START_SERVER}")
+            detail = f"{detail}; {note}" if detail else note
+        elif reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
             detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
@@ -684,7 +692,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if intercepted is not None:
             return done(*intercepted)
     if tls_rule and proto == "tcp" and cproto == "tls" and not sproto and not partial and not target \
-            and not row.get("payload_cut") and row.get("client_binary"):
+            and not row.get("payload_cut") and row.get("client_binary") and row.get("service") not in _SSL_SERVICES:
         # the client's whole stream 1-4 bytes that start a TLS record header (a lone 16): too few
         # bytes to tell a ClientHello, not cleartext (Wireshark: a segment of a PDU never finished)
         return done(*_record_start(row, state))
@@ -1188,6 +1196,16 @@ def _client_cleartext(row: dict, target: str = "") -> str:
 TLS_RECORD_START = "the start of a TLS record header, too few bytes to tell whether a ClientHello would follow"
 
 
+#: what the detail of a client whose whole stream is a TLS handshake record never finished (its
+#: 5-byte header alone, or a ClientHello cut short by the client) says after the bytes sent
+TLS_RECORD_CUT = "the record never finished, a ClientHello cut short by the client (not by the capture)"
+
+
+#: how the note on a server whose whole answer to a ClientHello is 1-4 bytes starting a TLS
+#: record header (``16``, ``15 03 03``…) goes on after "the server answered with only …"
+TLS_RECORD_START_SERVER = "the start of a TLS record header, too few bytes to tell what the server would send"
+
+
 def _record_start(row: dict, state: str) -> tuple[str, str, str]:
     """(verdict, reason, detail) of a TCP connection to a TLS purpose whose client's whole stream
     is 1-4 bytes starting a TLS record header (internal column ``client_binary``: those bytes in
@@ -1195,10 +1213,22 @@ def _record_start(row: dict, state: str) -> tuple[str, str, str]:
     such bytes are no cleartext (Wireshark shows a segment of a PDU never finished, Zeek no
     service). Closed by either side (internal column ``tls_close``: who, FIN or RST):
     ``blocked``/``tls_failed`` ``TLS handshake aborted: …``, as a ClientHello so closed is;
-    still open: ``ok``, the detail saying what was sent (:data:`TLS_RECORD_START`)."""
+    still open: ``ok``, the detail saying what was sent (:data:`TLS_RECORD_START`). The same for a
+    whole stream that is a TLS handshake record never finished, its 5-byte header alone or more
+    but less than the body it announces (``client_binary`` then as
+    :func:`.inspect.tls_record_cut_text`; :data:`TLS_RECORD_CUT`), unless Zeek-like parsing named
+    the flow ``ssl`` (enough of the ClientHello read: judged as a ClientHello)."""
     got = str(row.get("client_binary") or "")
-    n = len(got.split())
-    sent = f"the client sent only {n} byte{'s' if n != 1 else ''} ({got}), {TLS_RECORD_START}"
+    cut = tls_record_cut_parse(got)
+    if cut is None:
+        n = len(got.split())
+        sent = f"the client sent only {n} byte{'s' if n != 1 else ''} ({got}), {TLS_RECORD_START}"
+    elif cut[1] == 5:
+        sent = (f"the client sent only the header (5 bytes: {cut[0]}) of a TLS handshake record announcing "
+                f"{cut[2]:,} bytes, none of its body: {TLS_RECORD_CUT}")
+    else:
+        sent = (f"the client sent only {cut[1]:,} bytes ({cut[0]}) of a TLS handshake record of {cut[2] + 5:,} bytes "
+                f"(a {cut[2]:,}-byte body after its 5-byte header): {TLS_RECORD_CUT}")
     close = str(row.get("tls_close") or "").split()
     if len(close) >= 2 and close[0] in ("client", "server"):
         who, how = close[0], close[1]

@@ -89,7 +89,8 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing, "
                      "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind); a "
                      "client's whole stream of 1-4 bytes starting a TLS handshake record header (16 03 01): tls"),
-    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto)"),
+    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto); "
+                     "a whole answer to a ClientHello of 1-4 bytes starting a TLS record header (16, 15 03 03): tls"),
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
@@ -208,6 +209,27 @@ def tls_record_start(data: bytes) -> bool:
     cleartext."""
     n = len(data)
     return 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4)
+
+
+def tls_record_cut_text(head: bytes, n: int) -> str:
+    """The internal ``client_binary`` text of a client's whole stream of ``n`` bytes (int, 5 or
+    more) that is a TLS record never finished, ``head`` its first bytes (at most 8): their hex,
+    then `` …`` when ``n`` is more, then `` /n`` (``"16 03 01 00 54 /5"``,
+    ``"16 03 01 00 54 01 00 00 … /9"``); read back by :func:`tls_record_cut_parse`."""
+    return f"{head.hex(' ')}{' …' if n > len(head) else ''} /{n}"
+
+
+def tls_record_cut_parse(text: str) -> tuple[str, int, int] | None:
+    """(the bytes shown as text, the stream's length in bytes, the record body's announced length
+    in bytes) of a :func:`tls_record_cut_text` text; None for any other text (1-4 bytes' hex, a
+    cleartext's first bytes)."""
+    shown, sep, n = str(text).rpartition(" /")
+    parts = shown.split()
+    hexed = [b for b in parts if b != "…"]
+    if not sep or not n.isdigit() or len(hexed) < 5 or parts[:2] != ["16", "03"] \
+            or not all(len(b) == 2 and all(c in "0123456789abcdef" for c in b) for b in hexed):
+        return None
+    return shown, int(n), int(parts[3], 16) << 8 | int(parts[4], 16)
 
 
 def _cut_kind(data: bytes) -> str:
@@ -3096,6 +3118,23 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         if data[:1] == b"\x16" and tls_record_start(data):
             ckind[i] = "tls"
             cols["client_binary"][fidx[i]] = data.hex(" ")
+    # a whole client stream that is a TLS handshake record's header and less than the body it
+    # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
+    # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
+    # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    sent = ft.seq_bytes
+    for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
+        n = int(cen[i] - cst[i])
+        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+            cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
+    # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
+    # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in
+    # server_binary, which classify then quotes as such)
+    for i in np.flatnonzero(~cutf & (skind == "other") & (ckind == "tls")).tolist():
+        data = mv[sst[i]:sen[i]].tobytes()
+        if tls_record_start(data):
+            skind[i] = "tls"
+            cols["server_binary"][fidx[i]] = data.hex(" ")
     cols["client_proto"][fidx] = ckind
     cols["server_proto"][fidx] = skind
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
