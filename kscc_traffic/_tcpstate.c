@@ -49,8 +49,7 @@
  *       buffers of h's length; out: writable int64 of o's length (not o); start: writable 1-byte
  *       of o's length; out and start sharing no memory with h, o, cols or each other; fewer
  *       than 2**31 rows (its tables: ~44 bytes a row at most).  Else ValueError (or
- *       TypeError), out and start unchanged.  (o written by another thread during the call so
- *       that an entry leaves [0, len(h)): ValueError, out and start perhaps written.)
+ *       TypeError), out and start unchanged.
  *       tests/test_flow_order_compiled.py compares it with the numpy steps.
  *
  *   quad_texts(a) -> list of str
@@ -641,12 +640,6 @@ key_order(PyObject *self, PyObject *args)
     const int64_t *O = o.buf;
     int64_t *R = out.buf;
     unsigned char *S = st.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (O[i] < 0 || O[i] >= m) {
-            PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", i, (long long)O[i]);
-            goto release_cols;
-        }
-    }
     size_t cap = 16;
     while (cap < 2 * (size_t)n)
         cap <<= 1;
@@ -661,6 +654,7 @@ key_order(PyObject *self, PyObject *args)
     }
     int differ = 0;
     Py_ssize_t bad = -1;
+    int64_t bad_value = 0;
     Py_BEGIN_ALLOW_THREADS
     const uint64_t mask = cap - 1;
     for (size_t s = 0; s < cap; s++)
@@ -668,9 +662,10 @@ key_order(PyObject *self, PyObject *args)
     int32_t ng = 0;
     /* each row's group (its hash), in time order; a row's key compared with its group's first */
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t oi = O[i];   /* read once, checked again: another thread may write o meanwhile */
+        int64_t oi = O[i];   /* checked where it is used (another thread may write o meanwhile) */
         if (oi < 0 || oi >= m) {
             bad = i;
+            bad_value = oi;
             break;
         }
         int32_t r = (int32_t)oi;
@@ -724,7 +719,7 @@ key_order(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     if (bad >= 0)
-        PyErr_Format(PyExc_ValueError, "key_order: o[%zd] changed during the call", bad);
+        PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", bad, (long long)bad_value);
     else
         result = PyBool_FromLong(differ);
 release_cols:
