@@ -47,8 +47,9 @@
  *       collision).  h: C-contiguous 8-byte integers (read as uint64); o: C-contiguous native
  *       int64, every entry in [0, len(h)); cols: a sequence of C-contiguous 8-byte integer
  *       buffers of h's length; out: writable int64 of o's length (not o); start: writable 1-byte
- *       of o's length; fewer than 2**31 rows (its tables: int32, ~36 bytes a row at most).  Else
- *       ValueError (or TypeError), out and start unchanged.
+ *       of o's length; out and start sharing no memory with h, o, cols or each other; fewer
+ *       than 2**31 rows (its tables: ~44 bytes a row at most).  Else ValueError (or
+ *       TypeError), out and start unchanged.
  *       tests/test_flow_order_compiled.py compares it with the numpy steps.
  *
  *   quad_texts(a) -> list of str
@@ -560,12 +561,22 @@ done:
     return result;
 }
 
-/* key_order's groups sorted by hash (distinct within the batch) */
+/* key_order's groups, sorted by hash (distinct within the batch): the hash with its group, so
+ * that placing the groups reads neither h again nor the table (h may be written meanwhile: by
+ * another thread, the GIL being released, and it must not send a probe to an empty slot) */
+struct group_hash {
+    uint64_t hash;
+    int32_t group;
+};
+
 static int
-cmp_u64(const void *a, const void *b)
+cmp_group_hash(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+    uint64_t x = ((const struct group_hash *)a)->hash, y = ((const struct group_hash *)b)->hash;
+    if (x != y)
+        return (x > y) - (x < y);
+    int32_t g = ((const struct group_hash *)a)->group, k = ((const struct group_hash *)b)->group;
+    return (g > k) - (g < k);
 }
 
 static PyObject *
@@ -577,7 +588,7 @@ key_order(PyObject *self, PyObject *args)
     Py_ssize_t held = 0, nc = 0;
     PyObject *result = NULL;
     int32_t *table = NULL, *grep = NULL, *gcount = NULL, *row_group = NULL;   /* (rows < 2**31) */
-    uint64_t *sorted = NULL;
+    struct group_hash *sorted = NULL;
 
     if (!PyArg_ParseTuple(args, "OOOOO:key_order", &h_o, &o_o, &cols_o, &out_o, &st_o))
         return NULL;
@@ -594,29 +605,34 @@ key_order(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "key_order: out (int64) and start (1-byte) must have o's length");
         goto release_st;
     }
-    if (out.buf == o.buf && n) {
-        PyErr_SetString(PyExc_ValueError, "key_order: out is o");
+    if (buffers_overlap(&out, &o) || buffers_overlap(&out, &h) || buffers_overlap(&st, &o)
+        || buffers_overlap(&st, &h) || buffers_overlap(&st, &out)) {
+        PyErr_SetString(PyExc_ValueError, "key_order: out or start shares memory with o, h or each other");
         goto release_st;
     }
     if (n >= INT32_MAX || m >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "key_order: 2**31 rows or more");
         goto release_st;
     }
-    seq = PySequence_Fast(cols_o, "key_order: cols must be a sequence");
+    seq = PySequence_Tuple(cols_o);   /* (a copy: a list could change while its buffers are taken) */
     if (seq == NULL)
         goto release_st;
-    nc = PySequence_Fast_GET_SIZE(seq);
+    nc = PyTuple_GET_SIZE(seq);
     cv = PyMem_Calloc(nc ? (size_t)nc : 1, sizeof(Py_buffer));
     if (cv == NULL) {
         PyErr_NoMemory();
         goto release_seq;
     }
     while (held < nc) {
-        if (get_8byte_ints(PySequence_Fast_GET_ITEM(seq, held), &cv[held], "cols", 0, 1) < 0)
+        if (get_8byte_ints(PyTuple_GET_ITEM(seq, held), &cv[held], "cols", 0, 1) < 0)
             goto release_cols;
         held++;
         if (cv[held - 1].len / 8 != m) {
             PyErr_SetString(PyExc_ValueError, "key_order: a column of another length than h");
+            goto release_cols;
+        }
+        if (buffers_overlap(&cv[held - 1], &out) || buffers_overlap(&cv[held - 1], &st)) {
+            PyErr_SetString(PyExc_ValueError, "key_order: out or start shares memory with a column");
             goto release_cols;
         }
     }
@@ -624,12 +640,6 @@ key_order(PyObject *self, PyObject *args)
     const int64_t *O = o.buf;
     int64_t *R = out.buf;
     unsigned char *S = st.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (O[i] < 0 || O[i] >= m) {
-            PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", i, (long long)O[i]);
-            goto release_cols;
-        }
-    }
     size_t cap = 16;
     while (cap < 2 * (size_t)n)
         cap <<= 1;
@@ -637,12 +647,14 @@ key_order(PyObject *self, PyObject *args)
     grep = malloc(((size_t)n + 1) * sizeof(int32_t));
     gcount = malloc(((size_t)n + 1) * sizeof(int32_t));
     row_group = malloc(((size_t)n + 1) * sizeof(int32_t));
-    sorted = malloc(((size_t)n + 1) * sizeof(uint64_t));
+    sorted = malloc(((size_t)n + 1) * sizeof(struct group_hash));
     if (!table || !grep || !gcount || !row_group || !sorted) {
         PyErr_NoMemory();
         goto release_cols;
     }
     int differ = 0;
+    Py_ssize_t bad = -1;
+    int64_t bad_value = 0;
     Py_BEGIN_ALLOW_THREADS
     const uint64_t mask = cap - 1;
     for (size_t s = 0; s < cap; s++)
@@ -650,7 +662,13 @@ key_order(PyObject *self, PyObject *args)
     int32_t ng = 0;
     /* each row's group (its hash), in time order; a row's key compared with its group's first */
     for (Py_ssize_t i = 0; i < n; i++) {
-        int32_t r = (int32_t)O[i];
+        int64_t oi = O[i];   /* checked where it is used (another thread may write o meanwhile) */
+        if (oi < 0 || oi >= m) {
+            bad = i;
+            bad_value = oi;
+            break;
+        }
+        int32_t r = (int32_t)oi;
         uint64_t k = H[r];
         size_t s = (size_t)(k & mask);
         int32_t g;
@@ -681,26 +699,29 @@ key_order(PyObject *self, PyObject *args)
         }
     }
     /* groups by increasing hash: each group's first position (in gcount's place) */
-    for (int32_t g = 0; g < ng; g++)
-        sorted[g] = H[grep[g]];
-    qsort(sorted, (size_t)ng, sizeof(uint64_t), cmp_u64);
-    int32_t at = 0;
-    memset(S, 0, (size_t)n);
-    for (int32_t j = 0; j < ng; j++) {
-        uint64_t k = sorted[j];
-        size_t s = (size_t)(k & mask);
-        while (H[grep[table[s]]] != k)
-            s = (s + 1) & mask;
-        int32_t g = table[s];
-        int32_t c = gcount[g];
-        gcount[g] = at;
-        S[at] = 1;
-        at += c;
+    if (bad < 0) {
+        for (int32_t g = 0; g < ng; g++) {
+            sorted[g].hash = H[grep[g]];
+            sorted[g].group = g;
+        }
+        qsort(sorted, (size_t)ng, sizeof(struct group_hash), cmp_group_hash);
+        int32_t at = 0;
+        memset(S, 0, (size_t)n);
+        for (int32_t j = 0; j < ng; j++) {
+            int32_t g = sorted[j].group;
+            int32_t c = gcount[g];
+            gcount[g] = at;
+            S[at] = 1;
+            at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            R[gcount[row_group[i]]++] = O[i];
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        R[gcount[row_group[i]]++] = O[i];
     Py_END_ALLOW_THREADS
-    result = PyBool_FromLong(differ);
+    if (bad >= 0)
+        PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", bad, (long long)bad_value);
+    else
+        result = PyBool_FromLong(differ);
 release_cols:
     free(table);
     free(grep);

@@ -110,7 +110,7 @@ def test_key_order_bad_arguments_raise_and_change_nothing():
     with pytest.raises(ValueError, match="length"):
         _tcpstate.key_order(h, np.arange(3, dtype=np.int64), cols, np.zeros(2, np.int64), start)
     o = np.arange(3, dtype=np.int64)
-    with pytest.raises(ValueError, match="out is o"):
+    with pytest.raises(ValueError, match="out or start shares memory with o"):
         _tcpstate.key_order(h, o, cols, o, start)
     with pytest.raises(TypeError, match="int64"):
         _tcpstate.key_order(h, np.arange(3, dtype=np.int32), cols, out, start)  # (int64 expected)

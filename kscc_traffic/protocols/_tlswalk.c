@@ -11,8 +11,10 @@
  *       description or -1, and 0/1 flags); sni: a writable C-contiguous int64 buffer of 2 * n
  *       items, filled as two rows of n: the absolute offset of the server name's bytes in cbuf
  *       and their length, or -1 / -1 where the flow has none.
- *       ValueError (res and sni unchanged) when the lengths differ or a range is not inside its
- *       buffer (0 <= start <= end <= len); TypeError for a buffer of another item size/format.
+ *       ValueError (res and sni unchanged) when the lengths differ, a range is not inside its
+ *       buffer (0 <= start <= end <= len) or res or sni shares memory with another argument;
+ *       TypeError for a buffer of another item size/format.  (A range that another thread makes
+ *       bad during the call: ValueError, res and sni partly written.)
  *
  *   names(cbuf, sni, rows, cache, make) -> list of str
  *       the server names of those rows, through a dict bytes -> text (see names below).
@@ -386,6 +388,14 @@ summarize(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "summarize: res must hold %d x %zd and sni 2 x %zd items", NCOL, n, n);
         goto done;
     }
+    /* res and sni are written row by row while the inputs are read: sharing bytes with a range
+     * array would change a range after its check (a read outside the buffer) */
+    for (int w = 6; w < 8; w++)
+        for (int k = 0; k < 8; k++)
+            if (k != w && buffers_overlap(&v[w], &v[k])) {
+                PyErr_Format(PyExc_ValueError, "summarize: %s shares memory with %s", names[w], names[k]);
+                goto done;
+            }
     const int64_t *cs = v[1].buf, *ce = v[2].buf, *ss = v[4].buf, *se = v[5].buf;
     const int64_t clen = v[0].len, slen = v[3].len;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -397,10 +407,23 @@ summarize(PyObject *self, PyObject *args)
     const unsigned char *cb = v[0].buf, *sb = v[3].buf;
     int32_t *res = v[6].buf;
     int64_t *sni = v[7].buf;
+    Py_ssize_t bad = -1;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++)
-        one_flow(cb, cs[i], ce[i], sb, ss[i], se[i], res, n, i, sni);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* each range read once and checked again where it is used: another thread may write the
+         * range arrays while the GIL is released */
+        int64_t a = cs[i], b = ce[i], c = ss[i], d = se[i];
+        if (!(0 <= a && a <= b && b <= clen && 0 <= c && c <= d && d <= slen)) {
+            bad = i;
+            break;
+        }
+        one_flow(cb, a, b, sb, c, d, res, n, i, sni);
+    }
     Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "summarize: the ranges of row %zd changed during the call", bad);
+        goto done;
+    }
     Py_INCREF(Py_None);
     result = Py_None;
 done:
@@ -439,7 +462,7 @@ names(PyObject *self, PyObject *args)
     const int64_t *off = s.buf, *len = (const int64_t *)s.buf + n, *rows = r.buf;
     for (Py_ssize_t j = 0; j < k; j++) {
         int64_t i = rows[j];
-        if (!(0 <= i && i < n && len[i] >= 0 && off[i] >= 0 && off[i] + len[i] <= b.len)) {
+        if (!(0 <= i && i < n && len[i] >= 0 && off[i] >= 0 && off[i] <= b.len && len[i] <= b.len - off[i])) {
             PyErr_Format(PyExc_ValueError, "names: row %zd has no name inside cbuf", j);
             goto release_r;
         }
@@ -449,8 +472,13 @@ names(PyObject *self, PyObject *args)
         goto release_r;
     const char *cb = b.buf;
     for (Py_ssize_t j = 0; j < k; j++) {
+        /* checked again where used: make (Python code) may have written sni or rows since */
         int64_t i = rows[j];
-        PyObject *raw = PyBytes_FromStringAndSize(cb + off[i], (Py_ssize_t)len[i]);
+        if (!(0 <= i && i < n && len[i] >= 0 && off[i] >= 0 && off[i] <= b.len && len[i] <= b.len - off[i])) {
+            PyErr_Format(PyExc_ValueError, "names: row %zd has no name inside cbuf (sni or rows changed during the call)", j);
+            goto fail;
+        }
+        PyObject *raw = PyBytes_FromStringAndSize(cb + off[i], (Py_ssize_t)len[i]);  /* (off, len: checked) */
         if (raw == NULL)
             goto fail;
         PyObject *text = PyDict_GetItemWithError(cache, raw);  /* borrowed */
