@@ -41,3 +41,80 @@ def test_a_client_refusing_a_late_answer_is_not_the_server_unreachable(tmp_path)
     assert delivery_error(slow.icmp_unreachable + "; packet too big (2/0) from 2001:db8::1") == ""
     assert delivery_error("port unreachable (3/3) from 198.51.100.54" + FROM_DESTINATION) \
         == "port unreachable (3/3) from 198.51.100.54" + FROM_DESTINATION
+
+
+# --- F2: an L2TP data message carrying PPP LCP (no IP) stays on the outer UDP flow ---------------
+def test_l2tp_ppp_lcp_stays_on_the_outer_udp_flow(tmp_path):
+    """Between two 1701 ports: a control message (ZLB), two data messages carrying PPP LCP echo
+    request/reply (protocol 0xC021, no IP) and one carrying IPv4 (a DNS query inside). The LCP
+    frames are counted on the tunnel's UDP flow (as tshark does), not dropped; the IP one is
+    decoded as its inner packet."""
+    a, b = "198.51.100.1", "198.51.100.2"
+    ctrl = b"\xc8\x02\x00\x0c\x00\x01\x00\x00\x00\x00\x00\x00"
+    lcp_req = b"\x00\x02\x00\x01\x00\x02" + b"\xff\x03\xc0\x21" + b"\x09\x01\x00\x08\x00\x00\x00\x00"
+    lcp_rep = b"\x00\x02\x00\x01\x00\x02" + b"\xff\x03\xc0\x21" + b"\x0a\x01\x00\x08\x00\x00\x00\x00"
+    inner = IP(src="192.0.2.10", dst="192.0.2.53") / UDP(sport=40000, dport=53) / DNS(id=1, qd=DNSQR(qname="a.example"))
+    data = b"\x00\x02\x00\x01\x00\x02" + b"\xff\x03\x00\x21" + bytes(inner)
+    recs = [(1000.0, eth(IP(src=a, dst=b) / UDP(sport=1701, dport=1701) / ctrl)),
+            (1001.0, eth(IP(src=a, dst=b) / UDP(sport=1701, dport=1701) / lcp_req)),
+            (1001.1, eth(IP(src=b, dst=a) / UDP(sport=1701, dport=1701) / lcp_rep)),
+            (1002.0, eth(IP(src=a, dst=b) / UDP(sport=1701, dport=1701) / data))]
+    flows = analyze(_write(tmp_path, "l2tp.pcap", recs), RULES).set_index("resp_p")
+    tun = flows.loc[1701]
+    assert (tun.orig_h, tun.orig_pkts, tun.orig_bytes, tun.resp_pkts, tun.resp_bytes) == (a, 2, 30, 1, 18)
+    assert round(float(tun.duration), 3) == 1.1
+    assert flows.loc[53].orig_h == "192.0.2.10"
+
+
+# --- F3: a missing capture fails before the heavy imports ----------------------------------------
+def test_a_missing_capture_fails_before_pandas_is_imported(tmp_path):
+    """``analyze``/``report`` of one capture that does not exist: the same ``Error:`` line and
+    status 2 as before, without importing pandas, numpy or the classifier (~2 s of CPU)."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONWARNINGS", None)
+    for args in (["analyze", "nope.pcap"], ["report", "nope.pcap", "--html", "r.html"]):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "kscc_traffic", *args], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        lines = r.stderr.splitlines()
+        imported = {x.rsplit("|", 1)[1].strip() for x in lines if x.startswith("import time:")}
+        assert (r.returncode, [x for x in lines if not x.startswith("import time:")]) == \
+            (2, ["Error: nope.pcap: no such file"])
+        assert not {m for m in imported if m.split(".")[0] in ("pandas", "numpy")}
+        assert "kscc_traffic.classify" not in imported
+        assert not (tmp_path / "r.html").exists()
+
+
+# --- F4: the default capture filter passes IGMP (IPv4 multicast group joins) ---------------------
+def test_default_filter_passes_igmp_reports(tmp_path):
+    """An IGMPv2 membership report (IP protocol 2, router alert option) to 239.255.255.250 and an
+    IGMPv3 report to 224.0.0.22 pass the default filter (libpcap through tcpdump, and scapy's
+    compile: the text compiles); TCP 22 does not."""
+    import shutil
+    import subprocess
+    import pytest
+    from scapy.all import Ether, TCP, rdpcap, wrpcap
+    from scapy.arch.common import compile_filter
+    from scapy.contrib.igmp import IGMP
+    from scapy.layers.inet import IPOption_Router_Alert
+    from kscc_traffic.rules import bpf_filter
+    expr = bpf_filter(RULES)
+    assert " or igmp or " in expr and compile_filter(expr, linktype=1).bf_len > 0
+    tcpdump = shutil.which("tcpdump")
+    if not tcpdump:
+        pytest.skip("tcpdump not installed")
+    frames = [Ether() / IP(src="192.0.2.10", dst="239.255.255.250", ttl=1, options=[IPOption_Router_Alert()])
+              / IGMP(type=0x16, gaddr="239.255.255.250"),
+              Ether() / IP(src="192.0.2.10", dst="224.0.0.22", ttl=1, proto=2, options=[IPOption_Router_Alert()])
+              / bytes.fromhex("2200f9fb0000000104000000efffffa"  "0"),
+              Ether() / IP(src="192.0.2.10", dst="192.0.2.20") / TCP(sport=50000, dport=22, flags="S")]
+    for i, f in enumerate(frames):
+        f.time = 1772442000 + i
+    src, dst = tmp_path / "in.pcap", tmp_path / "out.pcap"
+    wrpcap(str(src), frames)
+    r = subprocess.run([tcpdump, "-r", str(src), "-w", str(dst), expr], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(int(p.time) - 1772442000 for p in rdpcap(str(dst))) == [0, 1]
