@@ -2280,7 +2280,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`; on a "not seen"
     multicast purpose, :data:`JOINED_NOTE` when the device joined multicast groups (IGMP/MLD
     membership reports: :func:`joined_row`, whose ``fix`` is then what to check)), ``flows``, ``ok``, ``blocked``, ``unexpected``,
-    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
+    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule), ``purpose``
+    (the same id as ``rule``, under the flow table's column name: ``flows.merge(checklist,
+    on="purpose")``; ``rule`` is kept for existing code).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
@@ -2459,8 +2461,12 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
 def checklist_frame(rows: list[dict]) -> pd.DataFrame:
     """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
     counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
-    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    whatever pandas' default string dtype (``str`` under pandas 3). A last column ``purpose``
+    repeats ``rule`` (the purpose's id): the flow table's name for it, so that
+    ``flows.merge(checklist, on="purpose")`` works; ``rule`` stays (newcomer 32 F5)."""
     t = pd.DataFrame(rows)
+    if "rule" in t.columns:
+        t["purpose"] = t["rule"]
     return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 

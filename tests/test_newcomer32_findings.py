@@ -118,3 +118,18 @@ def test_default_filter_passes_igmp_reports(tmp_path):
     r = subprocess.run([tcpdump, "-r", str(src), "-w", str(dst), expr], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert sorted(int(p.time) - 1772442000 for p in rdpcap(str(dst))) == [0, 1]
+
+
+# --- F5: the checklist names a purpose's id `purpose`, as the flow table; `rule` kept ------------
+def test_readiness_has_a_purpose_column_for_a_merge(tmp_path):
+    from conftest import ROOT
+    from kscc_traffic import readiness
+    flows = analyze(ROOT / "samples" / "captures" / "blocked_agent.pcap", RULES)
+    for chk in (readiness(flows, RULES), readiness(flows.iloc[:0], RULES)):
+        assert chk["purpose"].tolist() == chk["rule"].tolist() == [r.id for r in RULES.rules]
+        assert str(chk["purpose"].dtype) == "object"
+    chk = readiness(flows, RULES)
+    both = flows.merge(chk[["purpose", "status"]], on="purpose")
+    known = flows[flows.purpose.isin(chk.purpose)]
+    assert len(both) == len(known) > 0
+    assert set(both.loc[both.verdict == "blocked", "status"]) == {"blocked"}
