@@ -2458,6 +2458,22 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     return checklist_frame(rows)
 
 
+#: where an entry of "What to change" / "To verify" starts, and where its continuation lines do
+#: (a hanging indent: each entry is told apart from the next; newcomer 32 F6)
+ENTRY_INDENT, ENTRY_HANG = 2, 4
+
+
+def print_entry(console: Console, text: str) -> None:
+    """Print one entry of the table report's "What to change" or "To verify" list: ``text`` (one
+    paragraph, already escaped) wrapped to the console's width with its first line indented
+    :data:`ENTRY_INDENT` columns and its continuation lines :data:`ENTRY_HANG` (a word longer
+    than a line is folded)."""
+    width = max(console.width - ENTRY_HANG, 10)
+    for i, line in enumerate(Text(text, overflow="fold").wrap(console, width)):
+        line.rstrip()
+        console.print(Text(" " * (ENTRY_HANG if i else ENTRY_INDENT)) + line, overflow="fold", crop=False)
+
+
 def checklist_frame(rows: list[dict]) -> pd.DataFrame:
     """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
     counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
@@ -3068,20 +3084,20 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         # (not the status note: the advice begins with what it says)
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
     if dns_blocked:
         why, fix = _dns_advice(summary)
-        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
+        print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
-        console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
+        print_entry(console, escape_terminal(f"(none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
     seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}): {r.fix}"))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH

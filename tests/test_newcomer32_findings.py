@@ -133,3 +133,21 @@ def test_readiness_has_a_purpose_column_for_a_merge(tmp_path):
     known = flows[flows.purpose.isin(chk.purpose)]
     assert len(both) == len(known) > 0
     assert set(both.loc[both.verdict == "blocked", "status"]) == {"blocked"}
+
+
+# --- F6: "What to change" entries wrap with a hanging indent --------------------------------------
+def test_advice_entries_wrap_with_a_hanging_indent():
+    """At 80 and 200 columns each entry starts 2 columns in, its continuation lines 4: no line of
+    the lists starts at column 0, and every entry (one per purpose) starts with its purpose."""
+    from conftest import ROOT
+    from kscc_traffic.report import render_table
+    flows = analyze(ROOT / "samples" / "captures" / "blocked_agent.pcap", RULES)
+    for width in (80, 200):
+        text = render_table(flows, RULES, width=width).splitlines()
+        at = text.index("What to change:")
+        end = next(i for i in range(at + 1, len(text)) if not text[i].startswith(" "))
+        block = text[at + 1:end]
+        starts = [x for x in block if not x.startswith("    ")]
+        assert [x.split(" (")[0].strip() for x in starts][:3] == ["agent_connection", "activation", "klsctunnel"]
+        assert all(x.startswith("  ") and x[2] != " " for x in starts)
+        assert len(block) > len(starts) and all(len(x) <= width for x in block)
