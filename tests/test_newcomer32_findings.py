@@ -151,3 +151,30 @@ def test_advice_entries_wrap_with_a_hanging_indent():
         assert [x.split(" (")[0].strip() for x in starts][:3] == ["agent_connection", "activation", "klsctunnel"]
         assert all(x.startswith("  ") and x[2] != " " for x in starts)
         assert len(block) > len(starts) and all(len(x) <= width for x in block)
+
+
+# --- F7: an output file whose extension names another format: a warning --------------------------
+def test_output_extension_naming_another_format_warns(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    sample = ROOT / "samples" / "captures" / "blocked_agent.pcap"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(sample), *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+    out = tmp_path / "x.csv"
+    r = run("-f", "jsonl", "-o", str(out))
+    assert (r.returncode, r.stderr) == (1, f"Warning: {out}: its extension .csv names csv, but --output gets jsonl "
+                                           "(--format jsonl); --format csv writes that\n")
+    assert json.loads(out.read_text().splitlines()[0])["orig_h"] == "192.0.2.10"
+    r = run("-f", "csv", "-o", str(out))
+    assert (r.returncode, r.stderr) == (1, "")
+    page = tmp_path / "x.html"
+    r = run("-o", str(page))
+    assert r.returncode == 1 and r.stderr == (
+        f"Warning: {page}: its extension .html names html, but --output gets table (--format table); the HTML "
+        "report is `kscc-traffic report CAPTURE --html FILE`\n")
