@@ -665,7 +665,8 @@ HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request 
 #: how the detail of a ClientHello answered by an HTTP redirect reads (a captive portal or web
 #: filter sending the client to its page: :data:`~kscc_traffic.classify.REDIRECT_STATUSES`,
 #: ``blocked``/``rejected``; directly or inside a CONNECT tunnel): group 1 the status
-REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to the ClientHello(?: inside the CONNECT tunnel)? "
+REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to (?:the ClientHello|the client's TLS-looking bytes)"
+                             r"(?: inside the CONNECT tunnel)? "
                              r"where TLS is documented: a redirect\b")
 #: how the detail of a request an explicit HTTP proxy refused or failed starts
 PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")

@@ -178,3 +178,23 @@ def test_output_extension_naming_another_format_warns(tmp_path):
     assert r.returncode == 1 and r.stderr == (
         f"Warning: {page}: its extension .html names html, but --output gets table (--format table); the HTML "
         "report is `kscc-traffic report CAPTURE --html FILE`\n")
+
+
+# --- F8: TLS-looking bytes that hold no ClientHello are not called one --------------------------
+def test_http_answer_to_bytes_that_are_no_client_hello(tmp_path):
+    """A bogus record (16 03 01, 16 bytes of 0xff: no ClientHello can be read) answered HTTP 400:
+    "to the client's TLS-looking bytes"; a real ClientHello answered so keeps "to the ClientHello"."""
+    from scapy.layers.tls.all import TLS, TLSClientHello
+    from scapy.layers.tls.extensions import ServerName, TLS_Ext_ServerName
+    from pcapbuild import tcp_session
+    ans = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    bogus = b"\x16\x03\x01\x00\x10" + b"\xff" * 16
+    hello = bytes(TLS(msg=[TLSClientHello(ext=[TLS_Ext_ServerName(
+        servernames=[ServerName(servername=b"x.ksc.kaspersky.com")])])]))
+    recs = (tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), c_data=bogus, s_data=ans)
+            + tcp_session(("192.0.2.10", 50001), ("203.0.113.10", 23101), t0=1001.0, c_data=hello, s_data=ans))
+    flows = analyze(_write(tmp_path, "tls400.pcap", recs), RULES).set_index("orig_p")
+    assert flows.loc[50000, "detail"] == ("the server answered HTTP (400) to the client's TLS-looking bytes where "
+                                          "TLS is documented")
+    assert flows.loc[50001, "detail"] == "the server answered HTTP (400) to the ClientHello where TLS is documented"
+    assert list(flows.verdict) == ["unexpected", "unexpected"]
