@@ -185,8 +185,9 @@ def _walk(pkt: Any) -> tuple[Any, tuple[list[int], bool]]:
         elif type(layer) in (S.Dot1Q, S.Dot1AD):
             link = (link[0] + [layer.vlan], link[1])
         elif isinstance(layer, tunnels):
+            ppp = layer.payload.payload if isinstance(layer.payload, S.HDLC) else layer.payload
             if isinstance(layer, L2TP) and (bytes(layer)[:1] >= b"\x80" or (
-                    isinstance(layer.payload, S.PPP) and layer.payload.proto not in (0x21, 0x57))):
+                    isinstance(ppp, S.PPP) and ppp.proto not in (0x21, 0x57))):
                 pass        # an L2TP control message, or PPP carrying no IP (LCP, IPCP, ...): plain UDP
             else:
                 found = None
