@@ -2245,9 +2245,9 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
         ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
         ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
     :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+    :returns: None, or a dict of 14 items, the keys of :func:`readiness`'s columns in its order
         (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
-        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``status_note``, ``reasons``, ``fix``, ``purpose`` (``dns``, as ``rule``) ``str``; ``flows``, ``ok``, ``blocked``,
         ``unexpected`` ``int``: the DNS flows' counts), so that
         ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
     :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
@@ -2265,7 +2265,7 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
             "purpose_text": "name resolution (not in the vendor's port list, but needed to connect at all)",
             "status": "blocked", "status_note": "", "flows": sum(c for (p, _), c in summary.counts.items()
                                                                  if p == "dns"),
-            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix}
+            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix, "purpose": "dns"}
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
