@@ -665,6 +665,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     f"needs: {r.fix}")}
     # (the text columns object, as the flow table's: session 31)
     t = pd.DataFrame(rows)
+    t["purpose"] = t["rule"]        # (newcomer 32 F5: the flow table's name for the id, last)
     return t.astype({c: object for c in t.columns if t[c].dtype != "int64"})
 
 
