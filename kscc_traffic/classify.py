@@ -205,6 +205,9 @@ def _dns_error_detail(row: dict) -> str:
 #: how the detail of a ClientHello refused in HTTP by a filter (a 403…) starts: the TCP port is
 #: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
 FILTER_ANSWER = "the server answered HTTP "
+#: what a detail calls the client's first bytes answered in HTTP when they start like a TLS
+#: record (0x16 0x03 …) but no ClientHello could be read from them (service not ssl)
+NO_HELLO = "the client's TLS-looking bytes"
 
 #: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
 #: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
@@ -702,20 +705,23 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # the port (in a tunnel, http_status is the proxy's answer: the answer in it is quoted)
             status = str(row.get("tunnel_http_status") or "") if target else str(row.get("http_status") or "")
             inside = " inside the CONNECT tunnel" if target else ""
+            # (bytes that start like a TLS record but hold no ClientHello that could be read: not
+            # called one; newcomer 32 F8)
+            hello = "the ClientHello" if row.get("service") in _SSL_SERVICES else NO_HELLO
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
-                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
             if status[:3] in REDIRECT_STATUSES:
                 # (a redirect instead of a ServerHello: the agent cannot connect; a captive portal
                 # or web filter sends the browser to its page)
                 where = row.get("http_location") or ""
                 to = f" to {where}" if where else " (its Location not read)"
-                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
             cut = (" (its status line lost by the capture)" if row.get("start_lost") in ("resp", "both")
                    else " (its status line cut by the snaplen)") if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
-                        f"to the ClientHello{inside} where TLS is documented{cut}")
+                        f"to {hello}{inside} where TLS is documented{cut}")
         head = row.get("server_head") or ""
         if cproto == "tls" and sproto == "other" and head and not partial and not row.get("tls_established") \
                 and not (row.get("payload_cut") and row.get("first_bytes_cut", True)):

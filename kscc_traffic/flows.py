@@ -129,7 +129,7 @@ FLOW_COLUMNS: Columns = Columns({
     "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
-    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
+    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there), or ', sent by the client itself, refusing the server's late answer (the client had stopped listening)' when that destination is the flow's originator (no delivery error: judged by the answer): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
 })
 

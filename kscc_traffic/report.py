@@ -702,7 +702,8 @@ HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request 
 #: how the detail of a ClientHello answered by an HTTP redirect reads (a captive portal or web
 #: filter sending the client to its page: :data:`~kscc_traffic.classify.REDIRECT_STATUSES`,
 #: ``blocked``/``rejected``; directly or inside a CONNECT tunnel): group 1 the status
-REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to the ClientHello(?: inside the CONNECT tunnel)? "
+REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to (?:the ClientHello|the client's TLS-looking bytes)"
+                             r"(?: inside the CONNECT tunnel)? "
                              r"where TLS is documented: a redirect\b")
 #: how the detail of a request an explicit HTTP proxy refused or failed starts
 PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
@@ -2305,9 +2306,9 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
         ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
         ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
     :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+    :returns: None, or a dict of 14 items, the keys of :func:`readiness`'s columns in its order
         (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
-        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``status_note``, ``reasons``, ``fix``, ``purpose`` (``dns``, as ``rule``) ``str``; ``flows``, ``ok``, ``blocked``,
         ``unexpected`` ``int``: the DNS flows' counts), so that
         ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
     :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
@@ -2325,7 +2326,7 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
             "purpose_text": "name resolution (not in the vendor's port list, but needed to connect at all)",
             "status": "blocked", "status_note": "", "flows": sum(c for (p, _), c in summary.counts.items()
                                                                  if p == "dns"),
-            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix}
+            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix, "purpose": "dns"}
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
@@ -2341,7 +2342,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`; on a "not seen"
     multicast purpose, :data:`JOINED_NOTE` when the device joined multicast groups (IGMP/MLD
     membership reports: :func:`joined_row`, whose ``fix`` is then what to check)), ``flows``, ``ok``, ``blocked``, ``unexpected``,
-    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
+    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule), ``purpose``
+    (the same id as ``rule``, under the flow table's column name: ``flows.merge(checklist,
+    on="purpose")``; ``rule`` is kept for existing code).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
@@ -2522,11 +2525,31 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     return checklist_frame(rows)
 
 
+#: where an entry of "What to change" / "To verify" starts, and where its continuation lines do
+#: (a hanging indent: each entry is told apart from the next; newcomer 32 F6)
+ENTRY_INDENT, ENTRY_HANG = 2, 4
+
+
+def print_entry(console: Console, text: str) -> None:
+    """Print one entry of the table report's "What to change" or "To verify" list: ``text`` (one
+    paragraph, already escaped) wrapped to the console's width with its first line indented
+    :data:`ENTRY_INDENT` columns and its continuation lines :data:`ENTRY_HANG` (a word longer
+    than a line is folded)."""
+    width = max(console.width - ENTRY_HANG, 10)
+    for i, line in enumerate(Text(text, overflow="fold").wrap(console, width)):
+        line.rstrip()
+        console.print(Text(" " * (ENTRY_HANG if i else ENTRY_INDENT)) + line, overflow="fold", crop=False)
+
+
 def checklist_frame(rows: list[dict]) -> pd.DataFrame:
     """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
     counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
-    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    whatever pandas' default string dtype (``str`` under pandas 3). A last column ``purpose``
+    repeats ``rule`` (the purpose's id): the flow table's name for it, so that
+    ``flows.merge(checklist, on="purpose")`` works; ``rule`` stays (newcomer 32 F5)."""
     t = pd.DataFrame(rows)
+    if "rule" in t.columns:
+        t["purpose"] = t["rule"]
     return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 
@@ -3194,20 +3217,20 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         # (not the status note: the advice begins with what it says)
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
     if dns_blocked:
         why, fix = _dns_advice(summary)
-        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
+        print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
-        console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
+        print_entry(console, escape_terminal(f"(none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
     seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}): {r.fix}"))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH

@@ -696,6 +696,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     f"needs: {r.fix}")}
     # (the text columns object, as the flow table's: session 31)
     t = pd.DataFrame(rows)
+    t["purpose"] = t["rule"]        # (newcomer 32 F5: the flow table's name for the id, last)
     return t.astype({c: object for c in t.columns if t[c].dtype != "int64"})
 
 
@@ -775,7 +776,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        report.print_entry(console, f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")
     if len(dns_bl):
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
@@ -788,17 +789,17 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         no_answer = dns_bl[dns_bl["reason"].str.split(",").str[0] == "no_answer"]
         cut = int(no_answer["detail"].astype(str).str.contains("maybe before an answer could come",
                                                                 regex=False).sum()) if "detail" in flows else 0
-        console.print(Text(f"  dns (blocked: {', '.join(why)}): "
-                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}"))
+        report.print_entry(console, f"dns (blocked: {', '.join(why)}): "
+                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}")
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
-        console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
+        report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")
     seen = chk[(chk.status == "seen one-way")
                | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
+        report.print_entry(console, f"{r.rule} ({r.status}): {r.fix}")
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     # (newcomer 30 F2: blocked first, then KSC agent traffic — a KSC-only port or a Kaspersky

@@ -1654,7 +1654,10 @@ class SlowDecoder:
         return self._tunnel("Teredo", self._ip, d, p, lim, base, ctx, depth, 6)
 
     def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
-        """L2TPv2 data message at ``q``; None for control messages and anything else."""
+        """L2TPv2 data message at ``q``: its inner IP packet; None for control messages, data
+        messages whose PPP frame carries no IP (LCP, IPCP, CHAP, ...: the tunnel's own link
+        traffic, which stays on the outer UDP flow, as tshark counts it; newcomer 32 F2) and
+        anything else."""
         if lim - q < 6:
             return None
         flags = _u16(d, q)[0]
@@ -1667,4 +1670,5 @@ class SlowDecoder:
             h += 2 + _u16(d, q + h)[0]
         if q + h > lim:
             return MALFORMED
-        return self._tunnel("L2TP", self._ppp, d, q + h, lim, base, ctx, depth)
+        r = self._tunnel("L2TP", self._ppp, d, q + h, lim, base, ctx, depth)
+        return None if type(r) is int and r == NONIP else r
