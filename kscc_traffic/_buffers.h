@@ -32,4 +32,13 @@ get_8byte_ints(PyObject *obj, Py_buffer *view, const char *what, int writable, i
     return 0;
 }
 
+/* Whether the memory of two buffers overlaps (a writable output must not share bytes with an
+ * input the code reads offsets or indexes from: a write would change them after their check). */
+static inline int
+buffers_overlap(const Py_buffer *a, const Py_buffer *b)
+{
+    const char *a0 = a->buf, *b0 = b->buf;
+    return a->len > 0 && b->len > 0 && a0 < b0 + b->len && b0 < a0 + a->len;
+}
+
 #endif

@@ -20,23 +20,43 @@
  *       entry per packet in time order within each flow.  keep[i] is set to 1 for every row the
  *       endpoint state machine reads (the first of each kind per flow and direction, and the
  *       responder's first pure ACK after the originator's first FIN or RST); other entries are
- *       left as they are.  A negative flow number raises ValueError (nothing is changed).
+ *       left as they are.  A flow number negative or above MAX_FLOW (PY_SSIZE_T_MAX / 64)
+ *       raises ValueError (nothing is changed).
  *       tests/test_tcpstate.py compares it with the numpy version (flows.state_event_rows_py).
  *
  *   seq_extents(flow, from_orig, flags, is_tcp, seq, ack, plen, end, acked) -> None
  *       flows.seq_extents in three passes: flow, flags, seq, ack, plen: C-contiguous buffers of
  *       native int64; from_orig, is_tcp: 1-byte buffers (non-zero is true); end, acked: writable
  *       int64 buffers; all of the same length, one entry per packet in (flow, time) order.  Every
- *       entry of end and acked is written (-1 where not applicable).  A negative flow number
- *       raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
+ *       entry of end and acked is written (-1 where not applicable).  A flow number negative
+ *       or above MAX_FLOW raises ValueError (nothing is written).  tests/test_tcpstate.py compares it with the
  *       numpy version (flows.seq_extents_py).
  *
  *   history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep) -> None
  *       flows.history_codes in two passes: flow, flags, seq, plen: C-contiguous native int64;
  *       from_orig, is_tcp: 1-byte buffers (non-zero is true); code: writable int64, keep:
  *       writable 1-byte (numpy bool); all of the same length.  Every entry of code (-1: no
- *       letter) and keep is written.  A negative flow number raises ValueError (nothing is
- *       written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
+ *       letter) and keep is written.  A flow number negative or above MAX_FLOW raises
+ *       ValueError (nothing is written).  tests/test_tcpstate.py compares it with flows.history_codes_py.
+ *
+ *   key_order(h, o, cols, out, start) -> bool
+ *       flows._flow_order's sort by key hash and its collision check, in two passes over the
+ *       rows (a table of the distinct hashes, sorted): out = o[numpy.argsort(h[o],
+ *       kind="stable")]; start[i] = 1 where out[i] begins a run of equal hashes, else 0; the
+ *       result: whether some column of cols differs between two rows of one hash (a hash
+ *       collision).  h: C-contiguous 8-byte integers (read as uint64); o: C-contiguous native
+ *       int64, every entry in [0, len(h)); cols: a sequence of C-contiguous 8-byte integer
+ *       buffers of h's length; out: writable int64 of o's length (not o); start: writable 1-byte
+ *       of o's length; out and start sharing no memory with h, o, cols or each other; fewer
+ *       than 2**31 rows (its tables: ~44 bytes a row at most).  Else ValueError (or
+ *       TypeError), out and start unchanged.
+ *       tests/test_flow_order_compiled.py compares it with the numpy steps.
+ *
+ *   quad_texts(a) -> list of str
+ *       addresses.dotted_quads for flows.address_text: the dotted-quad text of each a[i] (as
+ *       str(ipaddress.IPv4Address(a[i])), "198.51.100.7").  a: C-contiguous 8-byte integers
+ *       read as uint64, each at most 2**32-1 (else ValueError).  tests/test_flow_order_compiled.py
+ *       compares it with dotted_quads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +69,12 @@
 enum { INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET };
 /* TCP flag bits (flows.py: FIN, SYN, RST, ACK) */
 enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_ACK = 0x10 };
+
+/* The largest flow number event_rows, seq_extents and history_codes take: their tables have
+ * a few cells of up to 8 bytes per flow (history_codes: 6 int64 per flow), so (flow + 1) * 48
+ * bytes must not wrap a size_t, nor flow * 2 + 1 an int64 (a larger one wrote outside the
+ * tables: a crash or heap corruption).  Larger ones raise ValueError. */
+#define MAX_FLOW ((int64_t)(PY_SSIZE_T_MAX / 64))
 
 static int
 get_int8s(PyObject *obj, Py_buffer *view, const char *what)
@@ -258,9 +284,9 @@ event_rows(PyObject *self, PyObject *args)
     unsigned char *K = kp.buf;
     int64_t nf = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "event_rows: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "event_rows: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto release_kp;
         }
         if (F[i] >= nf)
@@ -341,9 +367,9 @@ seq_extents(PyObject *self, PyObject *args)
     int64_t *END = v[7].buf, *ACKED = v[8].buf;
     int64_t gmax = -1, gall = -1;            /* the largest group: of the rows used, of all TCP rows */
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "seq_extents: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto done;
         }
         if (!TC[i])
@@ -453,9 +479,9 @@ history_codes(PyObject *self, PyObject *args)
     unsigned char *KEEP = v[7].buf;
     int64_t fmax = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (F[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "history_codes: flow number %lld (row %zd) negative",
-                         (long long)F[i], i);
+        if (F[i] < 0 || F[i] > MAX_FLOW) {
+            PyErr_Format(PyExc_ValueError, "history_codes: flow number %lld (row %zd) %s",
+                         (long long)F[i], i, F[i] < 0 ? "negative" : "too large");
             goto done;
         }
         if (F[i] > fmax)
@@ -535,7 +561,239 @@ done:
     return result;
 }
 
+/* key_order's groups, sorted by hash (distinct within the batch): the hash with its group, so
+ * that placing the groups reads neither h again nor the table (h may be written meanwhile: by
+ * another thread, the GIL being released, and it must not send a probe to an empty slot) */
+struct group_hash {
+    uint64_t hash;
+    int32_t group;
+};
+
+static int
+cmp_group_hash(const void *a, const void *b)
+{
+    uint64_t x = ((const struct group_hash *)a)->hash, y = ((const struct group_hash *)b)->hash;
+    if (x != y)
+        return (x > y) - (x < y);
+    int32_t g = ((const struct group_hash *)a)->group, k = ((const struct group_hash *)b)->group;
+    return (g > k) - (g < k);
+}
+
+static PyObject *
+key_order(PyObject *self, PyObject *args)
+{
+    PyObject *h_o, *o_o, *cols_o, *out_o, *st_o, *seq = NULL;
+    Py_buffer h, o, out, st;
+    Py_buffer *cv = NULL;
+    Py_ssize_t held = 0, nc = 0;
+    PyObject *result = NULL;
+    int32_t *table = NULL, *grep = NULL, *gcount = NULL, *row_group = NULL;   /* (rows < 2**31) */
+    struct group_hash *sorted = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOOOO:key_order", &h_o, &o_o, &cols_o, &out_o, &st_o))
+        return NULL;
+    if (get_8byte_ints(h_o, &h, "h", 0, 1) < 0)
+        return NULL;
+    if (get_8byte_ints(o_o, &o, "o", 0, 0) < 0)
+        goto release_h;
+    if (get_8byte_ints(out_o, &out, "out", 1, 0) < 0)
+        goto release_o;
+    if (PyObject_GetBuffer(st_o, &st, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        goto release_out;
+    Py_ssize_t n = o.len / 8, m = h.len / 8;
+    if (out.len != o.len || st.itemsize != 1 || st.len != n) {
+        PyErr_SetString(PyExc_ValueError, "key_order: out (int64) and start (1-byte) must have o's length");
+        goto release_st;
+    }
+    if (buffers_overlap(&out, &o) || buffers_overlap(&out, &h) || buffers_overlap(&st, &o)
+        || buffers_overlap(&st, &h) || buffers_overlap(&st, &out)) {
+        PyErr_SetString(PyExc_ValueError, "key_order: out or start shares memory with o, h or each other");
+        goto release_st;
+    }
+    if (n >= INT32_MAX || m >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "key_order: 2**31 rows or more");
+        goto release_st;
+    }
+    seq = PySequence_Tuple(cols_o);   /* (a copy: a list could change while its buffers are taken) */
+    if (seq == NULL)
+        goto release_st;
+    nc = PyTuple_GET_SIZE(seq);
+    cv = PyMem_Calloc(nc ? (size_t)nc : 1, sizeof(Py_buffer));
+    if (cv == NULL) {
+        PyErr_NoMemory();
+        goto release_seq;
+    }
+    while (held < nc) {
+        if (get_8byte_ints(PyTuple_GET_ITEM(seq, held), &cv[held], "cols", 0, 1) < 0)
+            goto release_cols;
+        held++;
+        if (cv[held - 1].len / 8 != m) {
+            PyErr_SetString(PyExc_ValueError, "key_order: a column of another length than h");
+            goto release_cols;
+        }
+        if (buffers_overlap(&cv[held - 1], &out) || buffers_overlap(&cv[held - 1], &st)) {
+            PyErr_SetString(PyExc_ValueError, "key_order: out or start shares memory with a column");
+            goto release_cols;
+        }
+    }
+    const uint64_t *H = h.buf;
+    const int64_t *O = o.buf;
+    int64_t *R = out.buf;
+    unsigned char *S = st.buf;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n)
+        cap <<= 1;
+    table = malloc(cap * sizeof(int32_t));
+    grep = malloc(((size_t)n + 1) * sizeof(int32_t));
+    gcount = malloc(((size_t)n + 1) * sizeof(int32_t));
+    row_group = malloc(((size_t)n + 1) * sizeof(int32_t));
+    sorted = malloc(((size_t)n + 1) * sizeof(struct group_hash));
+    if (!table || !grep || !gcount || !row_group || !sorted) {
+        PyErr_NoMemory();
+        goto release_cols;
+    }
+    int differ = 0;
+    Py_ssize_t bad = -1;
+    int64_t bad_value = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t mask = cap - 1;
+    for (size_t s = 0; s < cap; s++)
+        table[s] = -1;
+    int32_t ng = 0;
+    /* each row's group (its hash), in time order; a row's key compared with its group's first */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t oi = O[i];   /* checked where it is used (another thread may write o meanwhile) */
+        if (oi < 0 || oi >= m) {
+            bad = i;
+            bad_value = oi;
+            break;
+        }
+        int32_t r = (int32_t)oi;
+        uint64_t k = H[r];
+        size_t s = (size_t)(k & mask);
+        int32_t g;
+        for (;;) {
+            g = table[s];
+            if (g < 0) {
+                g = ng++;
+                table[s] = g;
+                grep[g] = r;
+                gcount[g] = 0;
+                break;
+            }
+            if (H[grep[g]] == k)
+                break;
+            s = (s + 1) & mask;
+        }
+        gcount[g]++;
+        row_group[i] = g;
+        if (!differ) {
+            int32_t f = grep[g];
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                const uint64_t *K = cv[c].buf;
+                if (K[r] != K[f]) {
+                    differ = 1;
+                    break;
+                }
+            }
+        }
+    }
+    /* groups by increasing hash: each group's first position (in gcount's place) */
+    if (bad < 0) {
+        for (int32_t g = 0; g < ng; g++) {
+            sorted[g].hash = H[grep[g]];
+            sorted[g].group = g;
+        }
+        qsort(sorted, (size_t)ng, sizeof(struct group_hash), cmp_group_hash);
+        int32_t at = 0;
+        memset(S, 0, (size_t)n);
+        for (int32_t j = 0; j < ng; j++) {
+            int32_t g = sorted[j].group;
+            int32_t c = gcount[g];
+            gcount[g] = at;
+            S[at] = 1;
+            at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            R[gcount[row_group[i]]++] = O[i];
+    }
+    Py_END_ALLOW_THREADS
+    if (bad >= 0)
+        PyErr_Format(PyExc_ValueError, "key_order: o[%zd] = %lld out of range", bad, (long long)bad_value);
+    else
+        result = PyBool_FromLong(differ);
+release_cols:
+    free(table);
+    free(grep);
+    free(gcount);
+    free(row_group);
+    free(sorted);
+    while (held > 0)
+        PyBuffer_Release(&cv[--held]);
+    PyMem_Free(cv);
+release_seq:
+    Py_XDECREF(seq);
+release_st:
+    PyBuffer_Release(&st);
+release_out:
+    PyBuffer_Release(&out);
+release_o:
+    PyBuffer_Release(&o);
+release_h:
+    PyBuffer_Release(&h);
+    return result;
+}
+
+static PyObject *
+quad_texts(PyObject *self, PyObject *args)
+{
+    PyObject *a_o;
+    Py_buffer a;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "O:quad_texts", &a_o))
+        return NULL;
+    if (get_8byte_ints(a_o, &a, "a", 0, 1) < 0)
+        return NULL;
+    Py_ssize_t n = a.len / 8;
+    const uint64_t *A = a.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (A[i] > 0xFFFFFFFFu) {
+            PyErr_Format(PyExc_ValueError, "quad_texts: a[%zd] is no IPv4 address", i);
+            goto release_a;
+        }
+    }
+    result = PyList_New(n);
+    if (result == NULL)
+        goto release_a;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char buf[16];
+        int len = 0;
+        for (int s = 24; s >= 0; s -= 8) {
+            unsigned v = (unsigned)(A[i] >> s) & 0xFFu;
+            if (v >= 100)
+                buf[len++] = (char)('0' + v / 100);
+            if (v >= 10)
+                buf[len++] = (char)('0' + v / 10 % 10);
+            buf[len++] = (char)('0' + v % 10);
+            if (s)
+                buf[len++] = '.';
+        }
+        PyObject *t = PyUnicode_FromStringAndSize(buf, len);
+        if (t == NULL) {
+            Py_CLEAR(result);
+            goto release_a;
+        }
+        PyList_SET_ITEM(result, i, t);
+    }
+release_a:
+    PyBuffer_Release(&a);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+
+
     {"endpoint_states", endpoint_states, METH_VARARGS,
      "endpoint_states(flow, from_orig, flags, plen, os, rs): Zeek's TCP endpoint states, in place"},
     {"event_rows", event_rows, METH_VARARGS,
@@ -546,6 +804,11 @@ static PyMethodDef methods[] = {
     {"history_codes", history_codes, METH_VARARGS,
      "history_codes(flow, from_orig, flags, is_tcp, seq, plen, max_repeats, code, keep): "
      "flows.history_codes, written into code and keep"},
+    {"key_order", key_order, METH_VARARGS,
+     "key_order(h, o, cols, out, start): o ordered stably by h[o] into out, each hash's first "
+     "position set in start; whether cols differ within a hash"},
+    {"quad_texts", quad_texts, METH_VARARGS,
+     "quad_texts(a): the dotted-quad text of each IPv4 address (0 ... 2**32-1), a list of str"},
     {NULL, NULL, 0, NULL}
 };
 

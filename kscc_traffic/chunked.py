@@ -54,7 +54,8 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
-from .classify import AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, _agent_name, _proxy_passed_on, usable_address
+from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STALE_RETRY_S, _agent_name,
+                       _proxy_passed_on, retry_connected, usable_address)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -257,6 +258,7 @@ class ChunkedAnalysis:
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet
+        stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -387,9 +389,10 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held:   # (a proxy's 407s held for a retry: none came)
+                    if auth.held or nodata.held or refused.held or stale.held:   # (a proxy's 407s held for a retry: none came)
                         out = auth.release(pd.DataFrame(), pd.DataFrame(), None, True) if auth.held else pd.DataFrame()
-                        yield refused.release(nodata.release(out, True), ttls, True), capture_end(cap_end, reader_stats)
+                        out = refused.release(nodata.release(out, True), ttls, True)
+                        yield stale.release(out, pd.DataFrame(), None, True), capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -425,11 +428,11 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held or refused.held:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                out = refused.hold(nodata.hold(auth.hold(out, clock)))
+                out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))))
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
@@ -438,6 +441,10 @@ class ChunkedAnalysis:
                     out = nodata.release(out, last)
                 if refused.held:
                     out = refused.release(out, ttls, last)
+                if stale.held:
+                    # (of the flows staying open, only what tells a retry still possible)
+                    out = stale.release(out, flows.loc[~final, list(_StaleRetries.KEY) + ["proto", "ts_ns"]],
+                                        clock, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -724,6 +731,120 @@ class _Refused:
         out[REFUSED_WAIT] = pd.Series([None] * len(out), dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
         self._count = int(np.count_nonzero(~go))
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _StaleRetries:
+    """A SYN answered by a stale connection, reset by the client, whose retry on the same 5-tuple
+    connected is a stale connection cleared (:func:`kscc_traffic.classify.stale_retries`), also
+    when the two flows leave with different batches (a retry after the close delay). A leaving
+    TCP flow whose SYN was answered so (``syn_answer``) is held back until its retry is known:
+    one that connected left (and no other flow on its 5-tuple begun between them is still open),
+    or the capture's clock is past its end plus :data:`~kscc_traffic.classify.STALE_RETRY_S`
+    and no flow on its 5-tuple begun in that window is still open; it then leaves with that
+    batch, its :data:`~kscc_traffic.classify.STALE_RETRY` column giving ``(ts_ns, uid)`` of that
+    retry (None: none). The retry never leaves before the attempt (it begins after the
+    attempt's reset, and a closed flow leaves :data:`~kscc_traffic.flows.CLOSE_DELAY_NS` after
+    its last packet at the soonest), so only the leaving flows on a held row's 5-tuple are
+    remembered. The last batch releases every held row; at most :data:`MAX_HELD` rows are
+    held (beyond, they leave without waiting: judged with the retries of their own batch)."""
+
+    #: rows held at most (bounded memory: a scan answered by stale connections everywhere)
+    MAX_HELD = 65_536
+    #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one per run)
+    KEY = ("orig_h", "orig_p", "resp_h", "resp_p", "vlan")
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        self.keys: dict[tuple, int] = {}        # 5-tuple of a held row -> rows held on it
+        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # 5-tuple -> [(ts_ns, uid, syn_isn)] connected
+
+    @classmethod
+    def _key(cls, values) -> tuple:
+        oh, op, rh, rp, vl = values
+        return (oh, int(op), rh, int(rp), str(vl))
+
+    def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less the TCP flows whose SYN a stale connection
+        answered (``syn_answer``), which are held (:meth:`release`); the flows among them that
+        connected on the 5-tuple of a held row are remembered as retries."""
+        if not len(flows) or "syn_answer" not in flows.columns or any(c not in flows.columns for c in self.KEY):
+            return flows
+        answer = flows["syn_answer"].to_numpy(dtype=object)
+        keep = (answer != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+        if keep.any() and sum(self.keys.values()) < self.MAX_HELD:
+            at = np.flatnonzero(keep)[:self.MAX_HELD - sum(self.keys.values())]
+            keep[:] = False
+            keep[at] = True
+            self.held.append(flows[keep])
+            for k in zip(*(flows[c].to_numpy(dtype=object)[at].tolist() for c in self.KEY)):
+                k = self._key(k)
+                self.keys[k] = self.keys.get(k, 0) + 1
+        else:
+            keep[:] = False
+        if self.keys:
+            ports = np.fromiter({k[1] for k in self.keys}, np.int64)
+            cand = np.flatnonzero(np.isin(flows["orig_p"].to_numpy(), ports) & ~keep
+                                  & (flows["proto"].to_numpy(dtype=object) == "tcp"))
+            if len(cand):
+                sub = flows.iloc[cand]
+                isn = sub["syn_isn"].to_numpy(np.int64) if "syn_isn" in sub.columns else np.full(len(sub), -1)
+                for values, ts, uid, cs, h, a, s in zip(
+                        zip(*(sub[c].to_numpy(dtype=object).tolist() for c in self.KEY)), sub["ts_ns"].tolist(),
+                        sub["uid"].tolist(), sub["conn_state"].tolist(), sub["history"].tolist(),
+                        sub["syn_answer"].tolist(), isn.tolist()):
+                    k = self._key(values)
+                    if k in self.keys and retry_connected(cs, h, a):
+                        self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
+        return flows[~keep] if keep.any() else flows
+
+    def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
+                last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with the held rows whose retry is known (every one when
+        ``last``), their :data:`~kscc_traffic.classify.STALE_RETRY` filled in; in time order of
+        first packet. ``open_flows``: the batch's flows that stay open (``KEY``, ``proto``,
+        ``ts_ns``)."""
+        if not self.held:
+            return flows
+        held = pd.concat(self.held, ignore_index=True)
+        dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+        ts = held["ts_ns"].to_numpy(np.int64)
+        end = ts + (dur * 1e9).astype(np.int64) + int(STALE_RETRY_S * 1e9)
+        isn = held["syn_isn"].to_numpy(np.int64) if "syn_isn" in held.columns else np.full(len(held), -1)
+        keys = [self._key(v) for v in zip(*(held[c].to_numpy(dtype=object).tolist() for c in self.KEY))]
+        starts: dict[tuple, list[int]] = {}
+        if len(open_flows):
+            o = open_flows[open_flows["proto"].to_numpy(dtype=object) == "tcp"]
+            for v, t in zip(zip(*(o[c].to_numpy(dtype=object).tolist() for c in self.KEY)), o["ts_ns"].tolist()):
+                k = self._key(v)
+                if k in self.keys:
+                    starts.setdefault(k, []).append(int(t))
+        go = np.full(len(held), bool(last))
+        found: list = [None] * len(held)
+        for i, k in enumerate(keys):
+            cand = [(t, u) for t, u, s in self.retries.get(k, ()) if ts[i] < t <= end[i] and s == isn[i] >= 0]
+            if cand:
+                found[i] = min(cand)
+            if last:
+                continue
+            # (a flow on the 5-tuple still open that began before the retry found, or in the
+            # window when none was: it may be the first retry, its state not known yet)
+            if found[i] is not None:
+                waiting = any(ts[i] < t < found[i][0] for t in starts.get(k, ()))
+            else:
+                waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
+            go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
+        if not go.any():
+            return flows
+        out = held[go].copy()
+        out[STALE_RETRY] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
+        for i in np.flatnonzero(go).tolist():
+            self.keys[keys[i]] -= 1
+            if not self.keys[keys[i]]:
+                del self.keys[keys[i]]
+                self.retries.pop(keys[i], None)
+        self.held = [held[~go]] if (~go).any() else []
         both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 

@@ -119,7 +119,8 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import DNS_ASKED_A, DNS_ASKED_AAAA, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED, split_cert_names
+from .inspect import (DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
+                      split_cert_names, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -204,6 +205,9 @@ def _dns_error_detail(row: dict) -> str:
 #: how the detail of a ClientHello refused in HTTP by a filter (a 403…) starts: the TCP port is
 #: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
 FILTER_ANSWER = "the server answered HTTP "
+#: what a detail calls the client's first bytes answered in HTTP when they start like a TLS
+#: record (0x16 0x03 …) but no ClientHello could be read from them (service not ssl)
+NO_HELLO = "the client's TLS-looking bytes"
 
 #: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
 #: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
@@ -248,11 +252,23 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
     """The detail of a DNS flow answered NOERROR with no address for ``query``, a name the agent
     needs (:data:`DNS_NO_ADDRESS`); ``over_v6``: asked over IPv6 (the agent may have no IPv4);
     ``asked``: its ``dns_asked`` bits (:func:`no_address_counts`), which say the records named
-    (A, AAAA, or both when not known)."""
+    (A, AAAA, or both when not known), and with :data:`~kscc_traffic.inspect.DNS_UNREADABLE` that
+    a response held records whose names could not be read (a malformed answer, said instead)."""
     a = isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
     family, records = (("IPv4/IPv6", "A or AAAA") if not a or (asked & DNS_ASKED_A and asked & DNS_ASKED_AAAA
                                                                  and over_v6)
                        else ("IPv4", "A") if asked & DNS_ASKED_A else ("IPv6", "AAAA"))
+    if a and asked & DNS_UNREADABLE:
+        # (records dropped because a name in them breaks the DNS rules: no statement on the
+        # server's records can be made; the answer itself is broken, break-it 32 F2)
+        return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address: the answer is "
+                "malformed, records in it could not be read (a name breaking the DNS rules: a compression pointer "
+                "that loops or points forward, a reserved label type; or a record running past the message's end), "
+                "and a resolver drops such an answer (a broken DNS server, or a device on the path rewriting DNS "
+                "answers); the agent "
+                "needs this name: without its address it cannot connect (fix the resolver or the DNS filter"
+                + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
+                   else "") + ")")
     return (f"{DNS_NO_ADDRESS}{query}: no lookup of it in the capture got an address (the DNS server gives no "
             f"{family} address for it: no {records} record, as it answers); the agent needs this name: without "
             "its address it cannot connect (fix the resolver or the DNS filter"
@@ -480,7 +496,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {split_text(str(row.get('hello_split')))[0]}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")
-        if reason == "tls_failed" and row.get("server_binary"):
+        if row.get("server_binary") and row.get("server_proto") == "tls":
+            # (the server's whole answer 1-4 bytes starting a TLS record header: TLS, too few to tell)
+            got = str(row.get("server_binary"))
+            n = len(got.split())
+            note = (f"the server answered with only {n} byte{'s' if n != 1 else ''} ({got}), "
+                    f"{TLS_RECORD_START_SERVER}")
+            detail = f"{detail}; {note}" if detail else note
+        elif reason == "tls_failed" and row.get("server_binary"):
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
             detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
@@ -622,7 +645,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         shut = row.get("window_closed") or ""
         if shut:
             # (a tarpit: the SYN answered, the window never opened: nothing can be sent)
-            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut))
+            return done("blocked", "no_answer", WINDOW_CLOSED.format(s=shut) + window_close_end(state))
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
@@ -671,26 +694,34 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         intercepted = _interception(row, split_cert_names(row.get("cert_names") or ""), target, False)
         if intercepted is not None:
             return done(*intercepted)
+    if tls_rule and proto == "tcp" and cproto == "tls" and not sproto and not partial and not target \
+            and not row.get("payload_cut") and row.get("client_binary") and row.get("service") not in _SSL_SERVICES:
+        # the client's whole stream 1-4 bytes that start a TLS record header (a lone 16): too few
+        # bytes to tell a ClientHello, not cleartext (Wireshark: a segment of a PDU never finished)
+        return done(*_record_start(row, state))
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
             # the port (in a tunnel, http_status is the proxy's answer: the answer in it is quoted)
             status = str(row.get("tunnel_http_status") or "") if target else str(row.get("http_status") or "")
             inside = " inside the CONNECT tunnel" if target else ""
+            # (bytes that start like a TLS record but hold no ClientHello that could be read: not
+            # called one; newcomer 32 F8)
+            hello = "the ClientHello" if row.get("service") in _SSL_SERVICES else NO_HELLO
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
-                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
             if status[:3] in REDIRECT_STATUSES:
                 # (a redirect instead of a ServerHello: the agent cannot connect; a captive portal
                 # or web filter sends the browser to its page)
                 where = row.get("http_location") or ""
                 to = f" to {where}" if where else " (its Location not read)"
-                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to the ClientHello{inside} "
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
             cut = (" (its status line lost by the capture)" if row.get("start_lost") in ("resp", "both")
                    else " (its status line cut by the snaplen)") if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
-                        f"to the ClientHello{inside} where TLS is documented{cut}")
+                        f"to {hello}{inside} where TLS is documented{cut}")
         head = row.get("server_head") or ""
         if cproto == "tls" and sproto == "other" and head and not partial and not row.get("tls_established") \
                 and not (row.get("payload_cut") and row.get("first_bytes_cut", True)):
@@ -1165,6 +1196,55 @@ def _client_cleartext(row: dict, target: str = "") -> str:
             "something on the way rewriting the agent's connection)")
 
 
+#: how the detail of a TCP connection to a TLS purpose whose client sent only the first 1-4 bytes
+#: of a TLS record header (``16``, ``16 03 01``…) and nothing more goes on after "the client
+#: sent only …" (:func:`_record_start`)
+TLS_RECORD_START = "the start of a TLS record header, too few bytes to tell whether a ClientHello would follow"
+
+
+#: what the detail of a client whose whole stream is a TLS handshake record never finished (its
+#: 5-byte header alone, or a ClientHello cut short by the client) says after the bytes sent
+TLS_RECORD_CUT = "the record never finished, a ClientHello cut short by the client (not by the capture)"
+
+
+#: how the note on a server whose whole answer to a ClientHello is 1-4 bytes starting a TLS
+#: record header (``16``, ``15 03 03``…) goes on after "the server answered with only …"
+TLS_RECORD_START_SERVER = "the start of a TLS record header, too few bytes to tell what the server would send"
+
+
+def _record_start(row: dict, state: str) -> tuple[str, str, str]:
+    """(verdict, reason, detail) of a TCP connection to a TLS purpose whose client's whole stream
+    is 1-4 bytes starting a TLS record header (internal column ``client_binary``: those bytes in
+    hex, set so by :func:`.inspect._deep_look`), the server having sent no byte. Not ``not_tls``:
+    such bytes are no cleartext (Wireshark shows a segment of a PDU never finished, Zeek no
+    service). Closed by either side (internal column ``tls_close``: who, FIN or RST):
+    ``blocked``/``tls_failed`` ``TLS handshake aborted: …``, as a ClientHello so closed is;
+    still open: ``ok``, the detail saying what was sent (:data:`TLS_RECORD_START`). The same for a
+    whole stream that is a TLS handshake record never finished, its 5-byte header alone or more
+    but less than the body it announces (``client_binary`` then as
+    :func:`.inspect.tls_record_cut_text`; :data:`TLS_RECORD_CUT`), unless Zeek-like parsing named
+    the flow ``ssl`` (enough of the ClientHello read: judged as a ClientHello)."""
+    got = str(row.get("client_binary") or "")
+    cut = tls_record_cut_parse(got)
+    if cut is None:
+        n = len(got.split())
+        sent = f"the client sent only {n} byte{'s' if n != 1 else ''} ({got}), {TLS_RECORD_START}"
+    elif cut[1] == 5:
+        sent = (f"the client sent only the header (5 bytes: {cut[0]}) of a TLS handshake record announcing "
+                f"{cut[2]:,} bytes, none of its body: {TLS_RECORD_CUT}")
+    else:
+        sent = (f"the client sent only {cut[1]:,} bytes ({cut[0]}) of a TLS handshake record of {cut[2] + 5:,} bytes "
+                f"(a {cut[2]:,}-byte body after its 5-byte header): {TLS_RECORD_CUT}")
+    close = str(row.get("tls_close") or "").split()
+    if len(close) >= 2 and close[0] in ("client", "server"):
+        who, how = close[0], close[1]
+        did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
+        return "blocked", "tls_failed", f"TLS handshake aborted: {did}; {sent}, and the server sent no byte"
+    if state in _CLOSED_STATES:
+        return "blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}); {sent}"
+    return "ok", "", f"{sent}; nothing more came from either side (the connection still open)"
+
+
 def _lost(row: dict, what: str) -> str:
     """How a UDP flow's answers were lost when each packet of its responder was a fragment of an
     IP datagram never captured whole (internal column ``unreassembled``)."""
@@ -1181,6 +1261,18 @@ def _lost(row: dict, what: str) -> str:
 WINDOW_CLOSED = ("the SYN was answered, but the server's TCP window stayed closed (0) from its SYN-ACK on: "
                  "it took no byte in {s} s of the client's zero-window probes (a tarpit, or a server too "
                  "loaded to read)")
+
+
+def window_close_end(state: str) -> str:
+    """What the detail :data:`WINDOW_CLOSED` adds of how a tarpit's connection ended, from its
+    Zeek ``state`` (conn_state): ``"; then the server reset the connection (RSTR)"`` (a FIN:
+    ``closed``, S3; the client's: RSTO, S2; both FINs: SF), '' when it is still open (S1) or
+    ended otherwise."""
+    ends = {"RSTR": "the server reset the connection (RSTR)", "S3": "the server closed the connection (FIN, S3)",
+            "RSTO": "the client reset the connection (RSTO)", "S2": "the client closed the connection (FIN, S2)",
+            "SF": "the connection was closed (FIN both ways, SF)"}
+    end = ends.get(state, f"the connection closed ({state})" if state in _CLOSED_STATES else "")
+    return f"; then {end}" if end else ""
 
 
 def _stall(row: dict) -> str | None:
@@ -1926,6 +2018,133 @@ def _note_auth_rounds(flows: pd.DataFrame, res: np.ndarray) -> None:
             res[i, 3] = auth_round_detail(row, str(retry[i]))
 
 
+#: a SYN answered by a stale connection (:data:`STALE_ANSWER`), reset by the client, whose retry on
+#: the same 5-tuple (the same ISN where both are known) began at most this long (s) after the
+#: reset attempt ended and connected, was a stale connection cleared, not a failure: the kernel's
+#: own SYN retransmission within one connect() (Linux waits 1+2+4+8… s, Windows 3+6+12 s):
+#: :func:`stale_retries`
+STALE_RETRY_S = 30.0
+#: how the detail of such a reset attempt starts (its verdict ``ok``, reason ''); a ``host_mismatch``
+#: flow keeps its verdict and says this instead of :data:`MISMATCH_FAILED`
+STALE_CLEARED = "stale connection cleared"
+#: the internal column that may give, per flow, the retry found outside the table (a tuple
+#: ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another batch); None elsewhere
+STALE_RETRY = "stale_retry"
+#: the states of a retry that connected (a handshake's SYN-ACK acknowledged, however it ended)
+_CONNECTED_STATES = frozenset(("SF", "S1", "S2", "S3", "RSTO", "RSTR"))
+
+
+def retry_connected(conn_state: str, history: str, syn_answer: str) -> bool:
+    """Whether a TCP flow is a connection attempt that connected, as :func:`stale_retries`
+    wants of a retry: its history starts with the originator's SYN (:func:`history_plain`), its
+    ``conn_state`` is one of an established connection (``SF``, ``S1``, ``S2``, ``S3``,
+    ``RSTO``, ``RSTR``) and its SYN was not itself answered by a stale connection
+    (``syn_answer`` '': :func:`kscc_traffic.inspect._syn_answers`)."""
+    return (str(conn_state) in _CONNECTED_STATES and not syn_answer
+            and history_plain(str(history or "")).lstrip("^").startswith("S"))
+
+
+def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
+    """Per flow (list, None where none): ``(ts_ns, uid)`` of the retry that cleared a stale
+    connection, for each TCP flow judged ``blocked``/``rejected`` because its SYN was answered
+    by a stale connection (``res[i, 3]`` starting with :data:`STALE_ANSWER`), or
+    ``unexpected``/``host_mismatch`` saying so after :data:`MISMATCH_FAILED`: the first later
+    TCP flow on the same 5-tuple (``orig_h``, ``orig_p``, ``resp_h``, ``resp_p``; and ``vlan``,
+    ``capture`` when the table has them) that began after it and at most :data:`STALE_RETRY_S`
+    after it ended (``ts_ns`` + ``duration`` s), whose ``syn_isn`` equals its own when the table
+    has that column (a SYN sent again: the same connect()), and that connected
+    (:func:`retry_connected`; ``syn_answer`` read where the table has it, and no
+    :data:`STALE_ANSWER` in its ``res`` detail). A non-empty :data:`STALE_RETRY` column counts
+    as found (the retry left with another batch of a chunked reading). ``res``: rows
+    ``(purpose, verdict, reason, detail)`` as :func:`classify` fills them."""
+    n = len(flows)
+    out: list = [None] * n
+    need = ("proto", "uid", "ts_ns", "duration", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "history")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    detail = res[:, 3]
+    proto = flows["proto"].to_numpy(dtype=object)
+    tcp = proto == "tcp"
+    # (the few blocked or unexpected TCP rows looked at one by one, not every row of a batch)
+    stale = [i for i in np.flatnonzero(tcp & ((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist()
+             if _stale_reset(res[i])]
+    if not stale:
+        return out
+    given = flows[STALE_RETRY].to_numpy(dtype=object) if STALE_RETRY in flows.columns else None
+    cols = {c: flows[c].to_numpy(dtype=object) for c in ("orig_h", "resp_h", "conn_state", "history", "uid")}
+    op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
+    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    isn = flows["syn_isn"].to_numpy(np.int64) if "syn_isn" in flows.columns else None
+    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+
+    def key(i: int) -> tuple:
+        return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))
+    wanted = {key(i) for i in stale}
+    retries: dict[tuple, list[int]] = {}
+    ports = np.fromiter({int(op[i]) for i in stale}, np.int64)
+    for j in np.flatnonzero(tcp & np.isin(op, ports)).tolist():
+        if key(j) in wanted and STALE_ANSWER not in str(detail[j]) and retry_connected(
+                cols["conn_state"][j], cols["history"][j], answer[j] if answer is not None else ""):
+            retries.setdefault(key(j), []).append(j)
+    for i in stale:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(STALE_RETRY_S * 1e9)
+        later = [j for j in retries.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end
+                 and (isn is None or (int(isn[i]) >= 0 and int(isn[j]) == int(isn[i])))]
+        if later:
+            j = min(later, key=lambda j: (int(ts[j]), str(cols["uid"][j])))
+            out[i] = (int(ts[j]), str(cols["uid"][j]))
+        elif given is not None and isinstance(given[i], tuple):
+            out[i] = given[i]
+    return out
+
+
+def _stale_reset(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN answered by a stale
+    connection: ``blocked``/``rejected`` with a detail starting with :data:`STALE_ANSWER`, or a
+    ``host_mismatch`` whose connection failed so (:data:`MISMATCH_FAILED`)."""
+    reason = str(r[2]).split(",")[0]
+    if r[1] == "blocked" and reason == "rejected":
+        return str(r[3]).startswith(STALE_ANSWER)
+    return r[1] == "unexpected" and reason == "host_mismatch" and \
+        f"; {MISMATCH_FAILED} (rejected): {STALE_ANSWER}" in str(r[3])
+
+
+def stale_cleared_detail(ts_ns: int, retry: tuple) -> str:
+    """The detail of a reset attempt a retry cleared (:func:`stale_retries`): ``stale connection
+    cleared: the client reset the old connection's answer to its SYN and the SYN sent again at
+    08:38:53.777 UTC (3.061 s later, on <uid>) connected``. ``ts_ns``: the attempt's start;
+    ``retry``: ``(ts_ns, uid)`` of the retry."""
+    at, uid = int(retry[0]), str(retry[1])
+    sec, ns = divmod(at, 10**9)
+    clock = pd.Timestamp(sec, unit="s").strftime("%H:%M:%S") if abs(sec) < 9.2e9 else "?"
+    return (f"{STALE_CLEARED}: the client reset the old connection's answer to its SYN and the SYN sent "
+            f"again at {clock}.{ns // 10**6:03d} UTC ({_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later, "
+            f"on {uid}) connected")
+
+
+def _note_stale_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each SYN answered by a stale connection whose retry
+    connected (:func:`stale_retries`): ``blocked``/``rejected`` becomes ``ok``, reason '', the
+    detail :func:`stale_cleared_detail` (as a proxy's 407 answered by an accepted retry:
+    :func:`_note_auth_rounds`); a ``host_mismatch`` keeps its verdict, its detail saying that
+    instead of the failure. A reset attempt whose retry did not connect keeps its verdict."""
+    found = stale_retries(flows, res)
+    if not any(x is not None for x in found):
+        return
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    for i, retry in enumerate(found):
+        if retry is None:
+            continue
+        said = stale_cleared_detail(int(ts[i]), retry)
+        if res[i, 1] == "blocked":
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "", said
+        else:
+            head = str(res[i, 3]).split(f"; {MISMATCH_FAILED} (rejected): {STALE_ANSWER}", 1)[0]
+            res[i, 3] = f"{head}; {said}"
+
+
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
@@ -1938,6 +2157,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     res = np.column_stack([flows[k].to_numpy(dtype=object) for k in CLASS_COLUMNS])
     before = res.copy()
     _note_auth_rounds(flows, res)
+    _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
     if (res == before).all():
         return flows
@@ -2716,6 +2936,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     res = _judge_all(out, rules, judged) if n else np.empty((0, 4), dtype=object)
     if n:
         _note_auth_rounds(out, res)
+        _note_stale_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
     if n and capture_end_ns is not None:

@@ -290,6 +290,29 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
                         f"file name for {option}, writing there would destroy {'it' if role != 'an input' else 'the input'}")
 
 
+#: the format a report file's extension names (what a reader of the file expects), for
+#: :func:`_extension_warning`
+EXTENSION_FORMATS = {".csv": "csv", ".json": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl", ".html": "html",
+                     ".htm": "html", ".txt": "table"}
+
+
+def _extension_warning(output: Optional[Path], fmt: str, option: str = "--output") -> None:
+    """A ``Warning:`` line (not an error: the file is written as asked) when ``output``'s
+    extension names another format than the one written (``-f jsonl -o x.csv``:
+    :data:`EXTENSION_FORMATS`), saying what the file will hold and what its name suggests
+    (newcomer 32 F7). Nothing for an extension of no format or for standard output."""
+    if output is None:
+        return
+    named = EXTENSION_FORMATS.get(output.suffix.lower())
+    if named is None or named == fmt:
+        return
+    how = {"html": "the HTML report is `kscc-traffic report CAPTURE --html FILE`",
+           "table": "--format table writes the text report"}.get(named, f"--format {named} writes that")
+    wrote = "the HTML report" if fmt == "html" else f"{fmt} (--format {fmt})"
+    _say("Warning", f"{path_text(output)}: its extension {output.suffix} names {named}, but {option} gets "
+                    f"{wrote}; {how}")
+
+
 def _load_rules(path: Optional[Path]):
     """The rules of ``--rules`` (None: the bundled ones), or an ``Error:`` line and status 2 for
     a file that cannot be used, and for a directory (the option takes one file)."""
@@ -305,6 +328,25 @@ def _load_rules(path: Optional[Path]):
         return load_rules(path)
     except KsccTrafficError as e:
         raise _fail(str(e))
+
+
+def _fail_if_missing(captures: List[str], lenient: bool) -> None:
+    """An ``Error: <capture>: no such file`` line and status 2 at once, before the heavy modules
+    load (pandas and the classifier: ~2 s of CPU for nothing; newcomer 32 F3), when the one capture
+    given does not exist: the line :func:`kscc_traffic.analyze.check_capture` gives it later
+    (same path text). Nothing is checked with ``--lenient`` (a ``Warning: skipped …`` line
+    then), for ``-`` or standard input, or among several captures: a missing file there may be
+    one of a file set's (a warning; :func:`_readable_units`), and which error comes first follows
+    the captures' units. Any other problem (a folder, no permission, not a capture) is left to the
+    usual checks."""
+    if lenient or len(captures) != 1 or captures[0] in ("", "-", "/dev/stdin"):
+        return
+    try:
+        os.stat(captures[0])
+    except FileNotFoundError:
+        raise _fail(f"{path_text(Path(captures[0]))}: no such file") from None
+    except (OSError, ValueError):       # (said as usual: a name too long, a NUL byte…)
+        return
 
 
 def _fail(message: str) -> "typer.Exit":
@@ -368,6 +410,7 @@ def analyze(
     size fits; several captures are analysed in parallel (one process per core) and reported
     together, file by file. The files of one ring buffer or file set are one capture (--file-set).
     """
+    _fail_if_missing(captures, lenient)
     from .output import FlowSink
     from .parallel import analyze_each
 
@@ -376,6 +419,7 @@ def analyze(
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
+    _extension_warning(output, format.value)
     ruleset = _load_rules(rules)
     keep = _flow_filter(verdict, purpose, reason, ruleset)
 
@@ -827,6 +871,7 @@ def report(
     The readiness checklist, charts, the flagged flows with what to change, and a sortable,
     filterable flow table, in one file that needs no network. Exit status as for `analyze`.
     """
+    _fail_if_missing(captures, lenient)
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
 
@@ -845,6 +890,7 @@ def report(
         raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
                     f"{path_text(html.absolute().parent)})")
     _check_output(html, [*captures, rules], "--html")
+    _extension_warning(html, "html", "--html")
     import pandas as pd
 
     _terminate_cleanly()
@@ -928,14 +974,17 @@ def live(
                                       "ports it covers; rules --bpf prints it)"),
 ) -> None:
     """Capture live, show what is blocked as it happens, then print the same report as analyze."""
-    from .live.sources import default_interface_why
+    from .live.sources import default_interface_why, interface_state
     from .live.sources import list_interfaces as interfaces
 
     fail_on = _fail_on(fail_on)
     if list_interfaces:
         default, why = default_interface_why()
         for name in interfaces():  # (names from the kernel: escaped all the same)
-            typer.echo(f"{escape_terminal(name)}{f'  (default: {why})' if name == default else ''}")
+            # (an interface down or without carrier marked so: capturing on it sees nothing)
+            state = interface_state(name)
+            typer.echo(f"{escape_terminal(name)}{f'  ({state})' if state else ''}"
+                       f"{f'  (default: {why})' if name == default else ''}")
         raise typer.Exit(EXIT_OK)
     output = _stdout_dash(output)
     if write is not None and str(write) == "-":

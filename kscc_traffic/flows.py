@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -128,7 +129,7 @@ FLOW_COLUMNS: Columns = Columns({
     "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
-    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
+    "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there), or ', sent by the client itself, refusing the server's late answer (the client had stopped listening)' when that destination is the flow's originator (no delivery error: judged by the answer): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
     "ts_ns": ("int64", "ns, epoch", "time of the flow's first packet, exact"),
 })
 
@@ -163,8 +164,14 @@ class FlowTable:
 def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
     """Bool array: UDP (``proto`` 17) with either port in :data:`DNS_PORTS` (the flows whose
     inactivity timeout is :data:`DNS_IDLE_NS`)."""
-    ports = np.array(DNS_PORTS)
-    return (np.asarray(proto) == UDP) & (np.isin(port_a, ports) | np.isin(port_b, ports))
+    # (a comparison per port: np.isin's set-up costs more than these on a batch's packets)
+    port_a, port_b = np.asarray(port_a), np.asarray(port_b)
+    out = np.asarray(proto) == UDP
+    on = np.zeros(out.shape, bool)
+    for p in DNS_PORTS:
+        on |= port_a == p
+        on |= port_b == p
+    return out & on
 
 
 def _default_server_port(proto: np.ndarray, port: np.ndarray) -> np.ndarray:
@@ -222,11 +229,23 @@ def address_text(hi: np.ndarray, lo: np.ndarray, v6: np.ndarray | None = None) -
     four = _mapped(uhi, ulo)
     texts = np.empty(len(ulo), dtype=object)
     if four.any():
-        texts[four] = dotted_quads(ulo[four] & np.uint64(0xFFFFFFFF))
+        texts[four] = _quads(ulo[four] & np.uint64(0xFFFFFFFF))
     if not four.all():
         other = np.flatnonzero(~four)
         texts[other] = [_one_address(h, l) for h, l in zip(uhi[other].tolist(), ulo[other].tolist())]
     return texts[inv.reshape(-1)]
+
+
+def _quads(a: np.ndarray) -> np.ndarray:
+    """IPv4 addresses (uint64 array, each below 2**32) -> object array of their dotted-quad
+    texts: :mod:`._tcpstate`'s ``quad_texts`` (one C loop) when built, else
+    :func:`kscc_traffic.addresses.dotted_quads` (the same texts: tests/test_flow_order_compiled.py)."""
+    compiled = getattr(_tcpstate, "quad_texts", None)
+    if compiled is None:
+        return dotted_quads(a)
+    out = np.empty(len(a), object)
+    out[:] = compiled(np.ascontiguousarray(a, np.uint64))
+    return out
 
 
 def repeated(value, n: int) -> np.ndarray:
@@ -491,7 +510,8 @@ def _key_hash(cols, n: int) -> np.ndarray:
 def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     """Sort packets by flow key, then time, then content (for equal timestamps).
 
-    Sorting on one 64-bit hash of the key (two cheap stable argsorts) instead of a lexsort over
+    Sorting on one 64-bit hash of the key (a stable argsort by time, then by hash: compiled, one
+    pass filling a table of the distinct hashes and one placing the rows) instead of a lexsort over
     every key column; rows whose key and time tie are ordered by ``tie_keys`` (least significant
     first). A hash collision is detected (key columns differ inside a run of equal hashes) and
     answered with the exact lexsort.
@@ -506,16 +526,21 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     n = len(ts)
     h = _key_hash(key_cols, n)
     o = np.argsort(ts, kind="stable")
-    o = o[np.argsort(h[o], kind="stable")]
-    hs = h[o]
-    start = np.r_[True, hs[1:] != hs[:-1]] if n else np.zeros(0, bool)
-    same_hash = ~start[1:]
-    for k in key_cols:
-        ko = k[o]
-        if np.any(same_hash & (ko[1:] != ko[:-1])):  # collision: fall back to the exact sort
-            o = np.lexsort((ts,) + tuple(reversed(key_cols)))
-            start = _group_starts([k[o] for k in key_cols])
-            break
+    if _compiled_order(key_cols, o):
+        # (the same order, starts and answer as the numpy steps below, from a table of the
+        # distinct hashes: tests/test_flow_order_compiled.py)
+        by_hash, start = np.empty(n, np.int64), np.empty(n, bool)
+        collision = _tcpstate.key_order(h, o, key_cols, by_hash, start)
+        o = by_hash
+    else:
+        o = o[np.argsort(h[o], kind="stable")]
+        hs = h[o]
+        start = np.r_[True, hs[1:] != hs[:-1]] if n else np.zeros(0, bool)
+        same_hash = ~start[1:]
+        collision = any(np.any(same_hash & (ko[1:] != ko[:-1])) for ko in (k[o] for k in key_cols))
+    if collision:                                  # collision: fall back to the exact sort
+        o = np.lexsort((ts,) + tuple(reversed(key_cols)))
+        start = _group_starts([k[o] for k in key_cols])
     tss = ts[o]
     tie = ~start[1:] & (tss[1:] == tss[:-1])
     if tie.any():
@@ -526,6 +551,19 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
         keys = tuple(k(o, start, rows) if callable(k) else k[sub] for k in tie_keys)
         o[rows] = sub[np.lexsort(keys + (gid[rows],))]
     return o, start
+
+
+def _compiled_order(key_cols, o: np.ndarray) -> bool:
+    """Whether :func:`_flow_order` sorts by hash and checks for collisions with
+    :mod:`._tcpstate`'s ``key_order``: built (with it), ``o`` (the time order) native int64 of
+    fewer than 2**31 - 1 rows and every key column a C-contiguous native array of 8-byte
+    integers. Else the numpy steps (the same order and answer: tests/test_flow_order_compiled.py)."""
+    if _tcpstate is None or not hasattr(_tcpstate, "key_order"):
+        return False
+    if o.dtype != np.int64 or len(o) >= 2**31 - 1:
+        return False
+    return all(k.dtype.kind in "iu" and k.dtype.itemsize == 8 and k.dtype.isnative
+               and k.flags.c_contiguous for k in key_cols)
 
 
 def _port_client_side(proto: np.ndarray, a_p: np.ndarray, b_p: np.ndarray,
@@ -1063,12 +1101,13 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         orig_is_a[f[m]] = ~o_src_first[first[m]]
         decided[f[m]] = True
     # port heuristics for the rest
-    fa_p = a_p[order][starts]
-    fb_p = b_p[order][starts]
+    heads = order[starts]                    # (each flow's first packet, of the used ones)
+    fa_p = a_p[heads]
+    fb_p = b_p[heads]
     fproto = o_proto[starts]
     first_from_a = o_src_first[starts]
-    fa_hi, fa_lo = a_hi[order][starts], a_lo[order][starts]
-    fb_hi, fb_lo = b_hi[order][starts], b_lo[order][starts]
+    fa_hi, fa_lo = a_hi[heads], a_lo[heads]
+    fb_hi, fb_lo = b_hi[heads], b_lo[heads]
     fv6 = c["ipver"][at[starts]] == 6
     # a broadcast/multicast address is never the originator
     a_group = _cast(fa_hi, fa_lo, np.zeros(nflows, bool), fv6) != "unicast"
@@ -1188,7 +1227,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     flows = pd.DataFrame({
         "ts": num(first_ts / 1e9),
-        "uid": text(_uid(seed, vlan[order][starts], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
+        "uid": text(_uid(seed, vlan[heads], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
         "orig_h": text(address_text(o_hi, o_lo, fv6)),
         "orig_p": num(o_p.astype(np.int64)),
         "resp_h": text(address_text(r_hi, r_lo, fv6)),
@@ -1204,7 +1243,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         "history": text(history),
         "orig_ip_bytes": num(orig_ipb),
         "resp_ip_bytes": num(resp_ipb),
-        "vlan": num(vlan[order][starts].astype(np.int64)),
+        "vlan": num(vlan[heads].astype(np.int64)),
         "cast": text(cast),
         "partial": num(partial),
         "icmp_unreachable": text(""),
@@ -1315,6 +1354,13 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     return size[0::2], size[1::2]
 
 
+#: the largest flow number :mod:`._tcpstate`'s seq_extents and history_codes take (their tables
+#: have cells per flow number up to the largest; above it they raise ValueError, and
+#: :func:`seq_extents` / :func:`history_codes` run the numpy versions): ``sys.maxsize // 64``, as
+#: _tcpstate.c's MAX_FLOW
+COMPILED_MAX_FLOW = sys.maxsize // 64
+
+
 def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,
                 seq: np.ndarray, ack: np.ndarray, plen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per packet, where it puts its endpoint's sequence space, as Zeek's ``TCP_Endpoint::Size``
@@ -1337,13 +1383,14 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
 
     Compiled (:mod:`._tcpstate`'s ``seq_extents``, three passes over the rows) when built and
-    every flow number is non-negative, else :func:`seq_extents_py` (the same numbers:
-    ``tests/test_tcpstate.py``).
+    every flow number is non-negative and at most :data:`COMPILED_MAX_FLOW`, else
+    :func:`seq_extents_py` (the same numbers: ``tests/test_tcpstate.py``; it raises MemoryError
+    or ValueError for a flow number too large for its per-flow tables).
     """
     n = len(flow_of)
     # (getattr: a _tcpstate built before it had seq_extents runs the numpy version)
     compiled = getattr(_tcpstate, "seq_extents", None)
-    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+    if compiled is None or n == 0 or not 0 <= int(np.min(flow_of)) <= int(np.max(flow_of)) <= COMPILED_MAX_FLOW:
         return seq_extents_py(flow_of, from_orig, flags, is_tcp, seq, ack, plen)
     end = np.empty(n, np.int64)
     acked = np.empty(n, np.int64)
@@ -1679,12 +1726,12 @@ def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray,
     ``I``, ``Q``, ``D``, ``A`` only once per direction.
 
     Compiled (:mod:`._tcpstate`'s ``history_codes``, two passes over the rows) when built and
-    every flow number is non-negative, else :func:`history_codes_py` (the same codes and mask:
-    ``tests/test_tcpstate.py``)."""
+    every flow number is non-negative and at most :data:`COMPILED_MAX_FLOW`, else
+    :func:`history_codes_py` (the same codes and mask: ``tests/test_tcpstate.py``)."""
     n = len(flow_of)
     # (getattr: a _tcpstate built before it had history_codes runs the numpy version)
     compiled = getattr(_tcpstate, "history_codes", None)
-    if compiled is None or n == 0 or int(np.min(flow_of)) < 0:
+    if compiled is None or n == 0 or not 0 <= int(np.min(flow_of)) <= int(np.max(flow_of)) <= COMPILED_MAX_FLOW:
         return history_codes_py(flow_of, from_orig, flags, is_tcp, seq, plen)
     code = np.empty(n, np.int64)
     keep = np.empty(n, bool)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, history_plain, repeated, resent,
-                    seq_extents)
+from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
+                    repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -87,8 +87,10 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
     "sni": ("object", "", "TLS ClientHello server name (the outer name under ECH)"),
     "http_host": ("object", "", "HTTP request Host header (or absolute-form target host)"),
     "client_proto": ("object", "", "what the originator's first bytes are: tls, http, other, or '' (sent nothing, "
-                     "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind)"),
-    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto)"),
+                     "or no byte of it captured); a few bytes cut by the snaplen: what they start (inspect._cut_kind); a "
+                     "client's whole stream of 1-4 bytes starting a TLS handshake record header (16 03 01): tls"),
+    "server_proto": ("object", "", "what the responder's first bytes are: tls, http, other, or '' (as client_proto); "
+                     "a whole answer to a ClientHello of 1-4 bytes starting a TLS record header (16, 15 03 03): tls"),
     "payload_cut": ("bool", "", "TCP: the first bytes inspected stop before a direction's data did (an inspection "
                     "limit, a segment cut by the snaplen, or one not captured), so a handshake not seen "
                     "to its end was not seen, rather than failed (see streams.initial_streams)"),
@@ -199,6 +201,37 @@ _STATUS_TEMPLATE = (b"H", b"T", b"T", b"P", b"/", b"1", b".", b"01", b" ", b"123
                     b"0123456789", b" \r\n")
 
 
+def tls_record_start(data: bytes) -> bool:
+    """Whether ``data`` (bytes) is a prefix of a TLS record header too short to be one whole:
+    1-4 bytes, content type 20-24, major version 3, minor 0-4 (``16``, ``16 03``, ``16 03 01``…).
+    Such bytes cannot be told from a record whose rest never came: Wireshark waits for the rest
+    of the PDU ("TCP segment of a reassembled PDU"), Zeek names no service; neither calls them
+    cleartext."""
+    n = len(data)
+    return 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4)
+
+
+def tls_record_cut_text(head: bytes, n: int) -> str:
+    """The internal ``client_binary`` text of a client's whole stream of ``n`` bytes (int, 5 or
+    more) that is a TLS record never finished, ``head`` its first bytes (at most 8): their hex,
+    then `` …`` when ``n`` is more, then `` /n`` (``"16 03 01 00 54 /5"``,
+    ``"16 03 01 00 54 01 00 00 … /9"``); read back by :func:`tls_record_cut_parse`."""
+    return f"{head.hex(' ')}{' …' if n > len(head) else ''} /{n}"
+
+
+def tls_record_cut_parse(text: str) -> tuple[str, int, int] | None:
+    """(the bytes shown as text, the stream's length in bytes, the record body's announced length
+    in bytes) of a :func:`tls_record_cut_text` text; None for any other text (1-4 bytes' hex, a
+    cleartext's first bytes)."""
+    shown, sep, n = str(text).rpartition(" /")
+    parts = shown.split()
+    hexed = [b for b in parts if b != "…"]
+    if not sep or not n.isdigit() or len(hexed) < 5 or parts[:2] != ["16", "03"] \
+            or not all(len(b) == 2 and all(c in "0123456789abcdef" for c in b) for b in hexed):
+        return None
+    return shown, int(n), int(parts[3], 16) << 8 | int(parts[4], 16)
+
+
 def _cut_kind(data: bytes) -> str:
     """:func:`_kind` of the first bytes of a direction whose data went on beyond them (cut by
     the snaplen), when they are too few to be sure: ``tls`` for a prefix of a TLS record header
@@ -206,7 +239,7 @@ def _cut_kind(data: bytes) -> str:
     for a prefix of an HTTP/1.x status line or a request method and a space with the line not
     ended, else what :func:`_kind` says."""
     n = len(data)
-    if 0 < n < 5 and 20 <= data[0] <= 24 and (n < 2 or data[1] == 3) and (n < 3 or data[2] <= 4):
+    if tls_record_start(data):
         return "tls"
     if 0 < n < 13 and all(data[i] in _STATUS_TEMPLATE[i] for i in range(n)):
         return "http"
@@ -1697,6 +1730,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
     # after it; classify names it when the client then closed)
     cols["tls_hrr"] = np.zeros(n, bool)
+    # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
+    # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
+    cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
     service = flows["service"].to_numpy(dtype=object).copy() if n else np.zeros(0, object)
     answers = DnsAnswers()
     if n == 0:
@@ -1772,7 +1808,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
-    shut = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
+    shut = np.flatnonzero((proto == "tcp") & (np.isin(service, ("ssl", "http,ssl"))
+                                              | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
     shut = shut[_history_has(hist[shut], "FfRr")]
     if len(shut):
@@ -2167,6 +2204,24 @@ def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str
             f"something on the path drops {why}")
 
 
+def _syn_isns(ft: FlowTable) -> np.ndarray:
+    """Per flow of ``ft`` (int64 array, len(ft.flows)): the sequence number (32-bit value) of
+    the originator's first SYN without ACK among the flow's packets (in their row order), -1
+    for a flow without one (not TCP, its SYN not captured). A chunked or live analysis keeps a
+    flow's first packets, so its SYN is there. Packets outside every flow (``pkt_flow`` -1) are
+    not read."""
+    out = np.full(len(ft.flows), -1, np.int64)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if not len(pf):
+        return out
+    rows = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & (SYN | ACK)) == SYN)
+                          & np.asarray(ft.pkt_from_orig, bool))
+    if len(rows):
+        fl, first = first_rows(pf.astype(np.int64, copy=False), rows)
+        out[fl] = c["seq"][first].astype(np.int64) & 0xFFFFFFFF
+    return out
+
+
 def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows with an originator's SYN and no
     data): 'ack' when the responder's first packet after each of the originator's SYNs (those
@@ -2287,7 +2342,8 @@ CLOSED_THEN_SHUT_S = 3.0
 
 def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     """Per flow row of ``flows`` (int array, distinct; TCP flows): the seconds, as text to a tenth
-    ("12.0"; to the millisecond below 0.95 s), from the responder's SYN-ACK to the originator's
+    ("12.0"; to the millisecond below 0.95 s, "less than 0.001" below half a millisecond, as
+    ``classify._seconds_text``), from the responder's SYN-ACK to the originator's
     last packet when the responder held its receive window closed all that time and took nothing:
     its SYN-ACK and its last packet advertise a zero window (a last RST's window not read: a
     tarpit may end with a reset, or a FIN, :data:`CLOSED_THEN_SHUT_S` or more after its SYN-ACK),
@@ -2331,7 +2387,10 @@ def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     ok &= ~shut | ((v.ts[lr].astype(np.int64) - v.ts[sa].astype(np.int64)) >= int(CLOSED_THEN_SHUT_S * 1e9))
     for i in np.flatnonzero(ok).tolist():
         d = (int(v.ts[lo[i]]) - int(v.ts[sa[i]])) / 1e9
-        out[i] = f"{d:.3f}".rstrip("0") if 0 < d < 0.95 else f"{d:.1f}"
+        # (as classify._seconds_text prints a duration: below half a millisecond "0.000" would
+        # lose its zeros to "0.", a probe on loopback right after the ACK)
+        out[i] = ("less than 0.001" if 0 < d < 0.0005 else f"{d:.3f}".rstrip("0") if 0 < d < 0.95
+                  else f"{d:.1f}")
     return out
 
 
@@ -2716,6 +2775,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
                 aaaa_only[f[bad[m.qtype[kid[bad]] != dns.TYPE_AAAA]]] = False
     if asked is not None and len(resp):
         np.bitwise_or.at(asked, f[resp], asked_bits(m.qtype[kid[resp]]))
+        bad = resp[m.unreadable[kid[resp]]]
+        if len(bad):
+            asked[f[bad]] |= DNS_UNREADABLE
     count = m.n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -2773,6 +2835,8 @@ class _DnsMessages:
     name_flat: list
     #: per key: its first question's QTYPE (int64), -1 without a question
     qtype: np.ndarray | None = None
+    #: per key: a response holding a name the parser rejected (:data:`DNS_UNREADABLE`)
+    unreadable: np.ndarray | None = None
 
 
 def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
@@ -2797,7 +2861,7 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
-                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64))
+                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64), np.zeros(nk, bool))
     # the common shape of all of them at once (dns_batch), the others one by one
     s = dns_batch.parse_simple(buf, off[first], end[first]) if DNS_BATCH else None
     pair_key: list = []
@@ -2833,6 +2897,9 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
         if msg.is_response:
             m.is_resp[k] = True
             m.rc[k] = msg.rcode
+            # (records not read: a name the parser rejected, or the message stops being readable
+            # before its records end though the whole datagram was captured)
+            m.unreadable[k] = msg.bad_names > 0 or (msg.partial and c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]])
             for a, nm in dns.resolved_names(msg):
                 keys_h.append(k)
                 addr_h.append(a)
@@ -2862,6 +2929,12 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
 DNS_ASKED_A = 1
 #: ``dns_asked`` bit: a response of the flow answered an AAAA (IPv6 address) question
 DNS_ASKED_AAAA = 2
+#: ``dns_asked`` bit: a response of the flow was malformed: it held a record or question whose
+#: name breaks the DNS rules (:func:`.dns.parse_message`'s ``bad_names``: a compression pointer
+#: that loops or points forward), or stopped being readable before its records ended though the
+#: whole datagram was captured (its ``partial``: a reserved label type, a record running past the
+#: end); those records were not read, and a resolver drops such an answer (break-it 32 F2)
+DNS_UNREADABLE = 4
 
 
 def asked_bits(qtypes: np.ndarray) -> np.ndarray:
@@ -2971,9 +3044,10 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
         if len(bad):
             _, first = np.unique(f[bad], return_index=True)
             out[at[bad[first]]] = True
-    # (and its first response to an A and to an AAAA question: dns_asked)
-    for t in (dns.TYPE_A, dns.TYPE_AAAA):
-        to = resp[m.qtype[m.kid[resp]] == t]
+    # (and its first response to an A and to an AAAA question, and its first response holding a
+    # name the parser rejected: dns_asked)
+    for to in (resp[m.qtype[m.kid[resp]] == dns.TYPE_A], resp[m.qtype[m.kid[resp]] == dns.TYPE_AAAA],
+               resp[m.unreadable[m.kid[resp]]]):
         if len(to):
             _, first = np.unique(f[to], return_index=True)
             out[at[to[first]]] = True
@@ -3035,6 +3109,32 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     for kind, st, en in ((ckind, cst, cen), (skind, sst, sen)):
         for i in np.flatnonzero(cutf & (kind == "other")).tolist():
             kind[i] = _cut_kind(mv[st[i]:en[i]].tobytes())
+    # a whole client stream of 1-4 bytes that starts a TLS handshake record's header (a lone 16,
+    # 16 03 01…: what a ClientHello starts with): a record never finished, too few bytes to call
+    # cleartext (client_proto tls; the bytes in client_binary, which classify quotes: its
+    # ``TLS_RECORD_START`` details)
+    for i in np.flatnonzero(~cutf & (ckind == "other")).tolist():
+        data = mv[cst[i]:cen[i]].tobytes()
+        if data[:1] == b"\x16" and tls_record_start(data):
+            ckind[i] = "tls"
+            cols["client_binary"][fidx[i]] = data.hex(" ")
+    # a whole client stream that is a TLS handshake record's header and less than the body it
+    # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
+    # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
+    # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    sent = ft.seq_bytes
+    for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
+        n = int(cen[i] - cst[i])
+        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+            cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
+    # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
+    # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in
+    # server_binary, which classify then quotes as such)
+    for i in np.flatnonzero(~cutf & (skind == "other") & (ckind == "tls")).tolist():
+        data = mv[sst[i]:sen[i]].tobytes()
+        if tls_record_start(data):
+            skind[i] = "tls"
+            cols["server_binary"][fidx[i]] = data.hex(" ")
     cols["client_proto"][fidx] = ckind
     cols["server_proto"][fidx] = skind
     # TLS: all flows at once (protocols.tls_batch); DNS over TCP and HTTP flow by flow below
@@ -3089,6 +3189,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                                 tuple(dict.fromkeys(a for a, _ in resolved))))
                     if msg.questions:
                         cols["dns_asked"][f] |= int(asked_bits(np.array([msg.questions[0][1]]))[0])
+                    if msg.bad_names:       # (a cut stream's last message is partial: not this)
+                        cols["dns_asked"][f] |= DNS_UNREADABLE
                     answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a

@@ -11,11 +11,12 @@ Every string that comes from packets (SNI, HTTP Host, DNS names) is untrusted:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 import io
 import ipaddress
 import re
-from typing import IO, Iterable, NamedTuple
+from typing import IO, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -607,12 +608,48 @@ SHARED_PORTS_BELOW = 1024
 TLS_PROTOCOLS = ("tls", "https")
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
+#: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
+#: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
+MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
+#: the advice for flows whose TLS failed on such lost segments: not an inspecting proxy
+MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (a path-MTU "
+           "black hole; see each flow's detail): let ICMPv6 packet too big (type 2) and ICMP fragmentation "
+           "needed (type 3 code 4) through every firewall on the path (RFC 4890 §4.3.1), or lower the MTU / "
+           "clamp the TCP MSS on the tunnel or link that is smaller")
+
+
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
 #: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
 #: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
 ROUTE_ICMP = re.compile(r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) "
                         r"unknown) \(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable "
                         r"\(1/3\))")
+#: the sender of such an error in a detail (``… (1/3) from 2001:db8::10``)
+_ROUTE_FROM = re.compile(f"(?:{ROUTE_ICMP.pattern}) from ([^\\s,;()]+)")
+#: what the advice says of such an error sent from the flow's server's own address: no router
+#: speaks for a destination it cannot reach in that destination's name; a reject rule does
+#: (``ip6tables -j REJECT --reject-with icmp6-addr-unreachable``, ``nft reject with icmpv6 type
+#: no-route``: the server's host firewall, or one on the path answering in its name)
+ROUTE_OWN = ("from the server's own address: not a router that cannot deliver (a router answers from its own "
+             "address) but a reject rule answering in the server's name (its host firewall, or a firewall on "
+             "the path)")
+
+
+def route_counts(details, servers) -> tuple[int, int]:
+    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, same order): how
+    many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`) from
+    another address than the server's (a router: routing), and how many from the server's own
+    address (:data:`ROUTE_OWN`: a reject rule). (An address told in another spelling counts as
+    another's.)"""
+    other = own = 0
+    for d, h in zip(details, servers):
+        m = _ROUTE_FROM.search(str(d))
+        if m:
+            if m.group(1) == str(h):
+                own += 1
+            else:
+                other += 1
+    return other, own
 
 
 
@@ -665,7 +702,8 @@ HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request 
 #: how the detail of a ClientHello answered by an HTTP redirect reads (a captive portal or web
 #: filter sending the client to its page: :data:`~kscc_traffic.classify.REDIRECT_STATUSES`,
 #: ``blocked``/``rejected``; directly or inside a CONNECT tunnel): group 1 the status
-REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to the ClientHello(?: inside the CONNECT tunnel)? "
+REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to (?:the ClientHello|the client's TLS-looking bytes)"
+                             r"(?: inside the CONNECT tunnel)? "
                              r"where TLS is documented: a redirect\b")
 #: how the detail of a request an explicit HTTP proxy refused or failed starts
 PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
@@ -1041,7 +1079,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_onprem: int = 0, bl_forged: int = 0, un_failed: tuple[int, int] = (0, 0),
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
-                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None,
+                   caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
+                   bl_route_own: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
@@ -1128,6 +1167,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     they are all the purpose's flows it is "not seen" with the note :func:`other_cast_note`
     (newcomer 30 F6).
 
+    ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
+    hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
+    ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
+    unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1191,6 +1235,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "(see each flow's detail): let the agent's TLS to "
                f"{r.host_mask or 'the documented servers'} through uninspected"
                + _intercepted_note(bl_icpt))
+        if bl_mtu and bl_mtu == bl and not bl_icpt:
+            # the TLS failed because the server's large segments never arrived (break-it v6 32)
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {MTU_FIX}")
+        elif bl_mtu:
+            fix += f"; {bl_mtu} of them: {MTU_FIX}"
     # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
     redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
     if status == "blocked" and redirects and bl == redirects and not proxied:
@@ -1312,6 +1363,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         else:
             fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or host "
                     f"unreachable (or no route) from a router: {route}")
+    if status == "blocked" and bl_route_own:
+        if bl == bl_route_own:
+            fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network, host or "
+                   f"address unreachable (or no route) {ROUTE_OWN}: {fix}")
+        else:
+            fix += (f"; {bl_route_own} of them {'was' if bl_route_own == 1 else 'were'} answered by ICMP network, "
+                    f"host or address unreachable (or no route) {ROUTE_OWN}")
     if status == "blocked" and bl_icmp:
         fix = _icmp_fix(bl, bl_icmp, fix)
     if status == "blocked" and bl_http:
@@ -1333,7 +1391,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        fix += _tls_part(r, bl_tls - redirects, bl_icpt, proxy_paths)
+        if bl_tls - redirects > bl_mtu:
+            fix += _tls_part(r, bl_tls - redirects - bl_mtu, bl_icpt, proxy_paths)
+        if bl_mtu:
+            fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
+                    f"failed: {MTU_FIX}")
     if status == "blocked" and redirects and (bl != redirects or proxied):
         fix = _redirect_fix(r, bl, bl_redirect, fix, alone=False)
     if status == "unexpected" and (un_reasons or {}).get("not_unicast"):
@@ -2244,9 +2306,9 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
         ``detail``, ``dns_rcode``…) are taken as empty when absent, so a table without
         ``purpose`` and ``verdict`` (an empty ``pd.DataFrame()``) gives None.
     :param rules: the documented purposes (None: the bundled rules, :func:`kscc_traffic.load_rules`).
-    :returns: None, or a dict of 13 items, the keys of :func:`readiness`'s columns in its order
+    :returns: None, or a dict of 14 items, the keys of :func:`readiness`'s columns in its order
         (``rule``, ``transport``, ``ports``, ``section``, ``purpose_text``, ``status``,
-        ``status_note``, ``reasons``, ``fix`` ``str``; ``flows``, ``ok``, ``blocked``,
+        ``status_note``, ``reasons``, ``fix``, ``purpose`` (``dns``, as ``rule``) ``str``; ``flows``, ``ok``, ``blocked``,
         ``unexpected`` ``int``: the DNS flows' counts), so that
         ``pd.concat([checklist, pd.DataFrame([advice])])`` adds it as a row.
     :raises RulesError: ``rules`` is None and the bundled rules cannot be loaded (a damaged
@@ -2264,7 +2326,7 @@ def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None
             "purpose_text": "name resolution (not in the vendor's port list, but needed to connect at all)",
             "status": "blocked", "status_note": "", "flows": sum(c for (p, _), c in summary.counts.items()
                                                                  if p == "dns"),
-            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix}
+            "ok": ok, "blocked": bl, "unexpected": un, "reasons": ", ".join(why), "fix": fix, "purpose": "dns"}
 
 
 def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame:
@@ -2280,7 +2342,9 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     and its port carried other programs' flows, judged on nothing: :func:`not_ksc_row`; on a "not seen"
     multicast purpose, :data:`JOINED_NOTE` when the device joined multicast groups (IGMP/MLD
     membership reports: :func:`joined_row`, whose ``fix`` is then what to check)), ``flows``, ``ok``, ``blocked``, ``unexpected``,
-    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule).
+    ``reasons`` (the distinct reasons seen), ``fix`` (what to change, from the rule), ``purpose``
+    (the same id as ``rule``, under the flow table's column name: ``flows.merge(checklist,
+    on="purpose")``; ``rule`` is kept for existing code).
 
     One blocked flow makes the purpose ``blocked`` however many of its flows were ok (else one
     unexpected flow makes it ``unexpected``); ``fix`` then starts with how many were ok
@@ -2338,7 +2402,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -2416,7 +2480,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
-                    bl_route = sum(1 for x in details if ROUTE_ICMP.search(str(x)))
+                    bl_route, bl_route_own = route_counts(
+                        details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                        if "resp_h" in flows else [None] * len(details))
+                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
+                                 if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2446,6 +2514,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
+                                   bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast))
     if len(flows) and not any_ksc(flows, rules):
@@ -2456,11 +2525,31 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     return checklist_frame(rows)
 
 
+#: where an entry of "What to change" / "To verify" starts, and where its continuation lines do
+#: (a hanging indent: each entry is told apart from the next; newcomer 32 F6)
+ENTRY_INDENT, ENTRY_HANG = 2, 4
+
+
+def print_entry(console: Console, text: str) -> None:
+    """Print one entry of the table report's "What to change" or "To verify" list: ``text`` (one
+    paragraph, already escaped) wrapped to the console's width with its first line indented
+    :data:`ENTRY_INDENT` columns and its continuation lines :data:`ENTRY_HANG` (a word longer
+    than a line is folded)."""
+    width = max(console.width - ENTRY_HANG, 10)
+    for i, line in enumerate(Text(text, overflow="fold").wrap(console, width)):
+        line.rstrip()
+        console.print(Text(" " * (ENTRY_HANG if i else ENTRY_INDENT)) + line, overflow="fold", crop=False)
+
+
 def checklist_frame(rows: list[dict]) -> pd.DataFrame:
     """The checklist's rows (dicts of :func:`_readiness_row`) as :func:`readiness`'s table: the
     counts ``int64``, the text columns ``object`` (Python ``str`` values), as the flow table's,
-    whatever pandas' default string dtype (``str`` under pandas 3)."""
+    whatever pandas' default string dtype (``str`` under pandas 3). A last column ``purpose``
+    repeats ``rule`` (the purpose's id): the flow table's name for it, so that
+    ``flows.merge(checklist, on="purpose")`` works; ``rule`` stays (newcomer 32 F5)."""
     t = pd.DataFrame(rows)
+    if "rule" in t.columns:
+        t["purpose"] = t["rule"]
     return t.astype({c: object for c in t.columns if not pd.api.types.is_integer_dtype(t[c])})
 
 
@@ -2583,6 +2672,13 @@ class TableSummary:
         self._ksc_purposes: frozenset | None = frozenset(ksc_purposes(rules)) if rules is not None else None
         self.flagged_rank = np.zeros(0, np.int8)  # per row of ``flagged``: its :func:`flagged_rank`
         self.flagged_blocked = 0                  # blocked flows among the listed ones (flagged_total)
+        #: per rank of :func:`flagged_rank` (0-2): the flows of the group among the listed ones
+        #: (``flagged_total``), shown or not (``flagged_groups_text`` says both when cut)
+        self.flagged_group_total = [0, 0, 0]
+        #: the earliest and latest ``ts_ns`` of all flows added (int, ns since the epoch; None before
+        #: any): whether the flagged flows' times need their date (:func:`flagged_time_texts`)
+        self.ts_first_ns: int | None = None
+        self.ts_last_ns: int | None = None
         self.dns_error_counts: dict[tuple[str, str], int] = {}
         self.dns_errors_dropped = 0
         self.counts: dict[tuple[str, str], int] = {}
@@ -2597,6 +2693,8 @@ class TableSummary:
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
+        self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
+        self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
@@ -2656,6 +2754,11 @@ class TableSummary:
         if not len(flows):
             return
         self.total += len(flows)
+        if "ts_ns" in flows:
+            ts = flows["ts_ns"].to_numpy(dtype=np.int64)
+            lo, hi = int(ts.min()), int(ts.max())
+            self.ts_first_ns = lo if self.ts_first_ns is None else min(self.ts_first_ns, lo)
+            self.ts_last_ns = hi if self.ts_last_ns is None else max(self.ts_last_ns, hi)
         if "capture" in flows:
             for c, n in flows.groupby("capture", sort=False).size().items():
                 self.captures[c] = self.captures.get(c, 0) + int(n)
@@ -2753,8 +2856,14 @@ class TableSummary:
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
-            for p, n in routed.groupby("purpose", sort=False).size().items():
-                self.bl_route[p] = self.bl_route.get(p, 0) + int(n)
+            for p, g in routed.groupby("purpose", sort=False):
+                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
+                self.bl_route[p] = self.bl_route.get(p, 0) + a
+                self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
+            holed = blocked[detail.str.contains(MTU_HOLE, regex=False)
+                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
+            for p, n in holed.groupby("purpose", sort=False).size().items():
+                self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -2812,6 +2921,8 @@ class TableSummary:
                 self._ksc_purposes = frozenset(ksc_purposes(load_rules()))
             rank = flagged_rank(fl, self._ksc_purposes)
             self.flagged_blocked += int(np.count_nonzero(rank == 0))
+            for k, n in enumerate(np.bincount(rank, minlength=3).tolist()[:3]):
+                self.flagged_group_total[k] += int(n)
             first = np.lexsort((fl["ts_ns"].to_numpy(), rank))[:self.max_flagged]   # (bounded memory)
             fl, rank = fl.iloc[first], rank[first]
             both = pd.concat([self.flagged, fl]) if len(self.flagged) else fl
@@ -2823,8 +2934,9 @@ class TableSummary:
     def listed_from(self, other: "TableSummary") -> None:
         """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
         filter kept), keeping this summary's counts: ``flagged`` and its ranks, ``flagged_total``,
-        ``flagged_blocked``, ``listed``."""
+        ``flagged_blocked``, ``flagged_group_total``, ``listed``."""
         self.flagged, self.flagged_rank = other.flagged, other.flagged_rank
+        self.flagged_group_total = list(other.flagged_group_total)
         self.flagged_total, self.flagged_blocked = other.flagged_total, other.flagged_blocked
         self.listed = other.listed
 
@@ -2901,6 +3013,7 @@ class TableSummary:
                                        proxy_paths=self.proxy_paths.get(r.id, ProxyPaths())
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
+                                       bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))
@@ -2925,7 +3038,42 @@ def _longest_word(texts) -> int:
     return max((len(w) for t in texts for w in str(t).split()), default=0)
 
 
-def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str, dict]:
+def _checklist_cells(chk: pd.DataFrame, rules: RuleSet) -> dict[str, list[str]]:
+    """The checklist's cells per column but the purpose (``section``, ``transport/ports``: each
+    rule's label, ``status``: :func:`_status_texts`, ``flows``, ``reasons``)."""
+    return {"section": chk["section"].tolist(), "transport/ports": [x.label() for x in rules.rules],
+            "status": _status_texts(chk), "flows": chk["flows"].astype(str).tolist(),
+            "reasons": chk["reasons"].tolist()}
+
+
+def _checklist_one_line(chk: pd.DataFrame, rules: RuleSet, width: int) -> bool:
+    """Whether the checklist fits in ``width`` columns with every cell on one line (status notes
+    inline)."""
+    purpose = max((len(x.id) for x in rules.rules), default=7)
+    frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
+    cells = _checklist_cells(chk, rules)
+    return frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width
+
+
+def checklist_status_notes(chk: pd.DataFrame, rules: RuleSet, width: int) -> tuple[list[str], list[str]]:
+    """``(suffixes, notes)``: what follows each checklist row's status in its cell (str, per row of
+    ``chk``) and the footnotes under the table. When the table fits in ``width`` columns with every
+    cell on one line (:func:`_checklist_one_line`), or no row has a ``status_note``: each note
+    inline, `` (no KSC flow: …)``, no footnote. Else (a narrow terminal, where a long note in the
+    status column ran ~10 lines at 80 columns: session 32) each note as a marker, `` [1]``, the same
+    number for the same note, and the footnotes ``[1] no KSC flow: …`` in order."""
+    got = chk["status_note"].tolist() if "status_note" in chk else [""] * len(chk)
+    if not any(got) or _checklist_one_line(chk, rules, width):
+        return [f" ({x})" if x else "" for x in got], []
+    numbers: dict[str, int] = {}
+    for x in got:
+        if x and x not in numbers:
+            numbers[x] = len(numbers) + 1
+    return [f" [{numbers[x]}]" if x else "" for x in got], [f"[{k}] {x}" for x, k in numbers.items()]
+
+
+def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
+                      suffixes: list[str] | None = None) -> dict[str, dict]:
     """The width settings (``no_wrap``, ``min_width``, ``max_width``: keyword arguments of
     :meth:`rich.table.Table.add_column` per column header) of the checklist's columns on a console
     ``width`` columns wide: the ``purpose`` id always whole (its longest id). When the table does
@@ -2934,25 +3082,29 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int) -> dict[str
     count, ``section`` and ``transport/ports`` at most what is left (their headers fold, their
     words, ``§A`` and ``23100-23199``, whole) when all of that fits in ``width`` (rich then narrows
     ``reasons`` alone, at spaces); else nothing more (every cell but the purpose then folds:
-    nothing is cut, but a word may break)."""
+    nothing is cut, but a word may break). ``suffixes``: what follows each status in its cell
+    (:func:`checklist_status_notes`; default each note inline): a status with its footnote
+    marker (``not seen [1]``) is kept on one line first when it fits."""
     purpose = max((len(x.id) for x in rules.rules), default=7)
     out: dict[str, dict] = {"purpose": {"no_wrap": True, "min_width": purpose}}
     if not len(chk):
         return out
     labels = [x.label() for x in rules.rules]
-    statuses = _status_texts(chk)
-    cells = {"section": chk["section"].tolist(), "transport/ports": labels, "status": statuses,
-             "flows": chk["flows"].astype(str).tolist(), "reasons": chk["reasons"].tolist()}
     frame = 7 + 6 * 2   # (the borders between and around 6 columns, a space of padding each side)
-    if frame + purpose + sum(max(len(k), *(len(str(x)) for x in v)) for k, v in cells.items()) <= width:
+    if _checklist_one_line(chk, rules, width):
         return out   # (every cell on one line)
+    statuses = _status_texts(chk) if suffixes is None else \
+        [f"{x}{y}" for x, y in zip(chk["status"].tolist(), suffixes)]
     reasons = max(_longest_word(chk["reasons"]), 7)
     flows = max(_longest_word(chk["flows"].astype(str)), 5)
     section = max(_longest_word(chk["section"]), 1)
     ports = max(_longest_word(labels), 1)
     # (the status whole when it fits, "not seen" on one line: the table half as high at 80
-    # columns; newcomer 31 F10), else at least its longest word
-    for status in (max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)):
+    # columns; newcomer 31 F10), else at least its longest word; with its footnote marker first
+    tries = [max(len(str(x)) for x in chk["status"]), max(_longest_word(statuses), 6)]
+    if suffixes is not None:
+        tries.insert(0, max(len(x) for x in statuses))
+    for status in tries:
         left = width - frame - purpose - status - reasons - flows
         if left >= section + ports:
             break
@@ -3025,21 +3177,24 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     # (a narrow terminal: the purpose id whole, never cut to "agent_connect…"; the others wrap at
     # spaces and fold a word longer than the cell, never cut with an ellipsis: "icmp_unrea…"; the
     # status and reasons cells keep their longest word whole when the width allows)
-    widths = _checklist_widths(chk, rules, console.width)
+    # (a narrow terminal: the status notes as footnotes under the table, session 32)
+    suffixes, notes = checklist_status_notes(chk, rules, console.width)
+    widths = _checklist_widths(chk, rules, console.width, suffixes)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         # (a header narrower than its cells' room is shortened, not folded: "sec/tio/n" -> "§")
         room = widths.get(col, {}).get("max_width")
         header = _NARROW_HEADERS.get(col, col) if room is not None and room < len(col) else col
         c.add_column(header, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
     labels = {x.id: x.label() for x in rules.rules}   # (the cast shown: udp 15000 broadcast)
-    for r in chk.itertuples(index=False):
+    for r, suffix in zip(chk.itertuples(index=False), suffixes):
         why = FILTERED_OUT if r.status == "not seen" and r.rule in (outside or ()) else r.reasons
         c.add_row(Text(escape_terminal(r.section)), Text(escape_terminal(r.rule)),
                   Text(escape_terminal(labels.get(r.rule, f"{r.transport} {r.ports}"))),
-                  Text.assemble((r.status, _STATUS_STYLE[r.status]),
-                                (f" ({r.status_note})" if r.status_note else "")),
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), suffix),
                   str(r.flows), Text(escape_terminal(why)))
     console.print(c)
+    for note in notes:
+        console.print(Text(escape_terminal(note), style="italic"))
     if len(summary.captures) > 1:
         console.print(Text(several_captures_note(len(summary.captures)), style="italic"))
     if capture_filter is not None:
@@ -3062,20 +3217,20 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         # (not the status note: the advice begins with what it says)
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
     if dns_blocked:
         why, fix = _dns_advice(summary)
-        console.print(Text(escape_terminal(f"  dns (blocked: {', '.join(why)}): {fix}")))
+        print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
-        console.print(Text(escape_terminal(f"  (none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}")))
+        print_entry(console, escape_terminal(f"(none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
     seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
         # nothing to change, what to check: not under "What to change")
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
-        console.print(Text(escape_terminal(f"  {r.rule} ({r.status}): {r.fix}")))
+        print_entry(console, escape_terminal(f"{r.rule} ({r.status}): {r.fix}"))
     _print_dns_errors(summary, console)
 
     if summary.flagged_total and (console.width < FLAGGED_TABLE_MIN_WIDTH
@@ -3087,14 +3242,15 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         several = len(summary.captures) > 1
         f = Table(title=f"{_listed_title(summary)} ({summary.flagged_total}){NOT_KSC_FLAGGED if headline else ''}",
                   title_justify="left")
-        for col in ("time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+        heading, times, _ = flagged_time_texts(summary)   # (the date when not today's: session 32)
+        for col in (heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
                     "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         ranks = summary.flagged_rank.tolist()
-        groups = flagged_groups_text(ranks)
+        groups = flagged_groups_text(ranks, summary.flagged_group_total)
         if groups:   # (the groups marked: a line between them, the order said under, newcomer 31 F12)
             f.caption, f.caption_justify = groups, "left"
-        for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+        for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
             f.add_row(t,
                       *((Text(escape_terminal(r.capture)),) if several else ()),
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
@@ -3126,18 +3282,25 @@ NOT_KSC_FLAGGED = ": other programs' flows, not KSC agent traffic (see the headl
 NOT_KSC_PURPOSES = ": other programs' flows on the purposes' ports, not KSC agent traffic (see the headline)"
 
 
-def flagged_groups_text(ranks: Iterable[int]) -> str:
+def flagged_groups_text(ranks: Iterable[int], totals: Sequence[int] | None = None) -> str:
     """The line under the flagged flows when they are listed in more than one group of
     :func:`flagged_rank` (``ranks``: the rank of each row listed, in list order, 0-2): the groups
     in order with their counts of rows listed, ``In groups (a line between them): KSC agent
     traffic (4), then other flows (1); time order inside each group``, so that a later group's
-    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group."""
+    earlier time does not read as a list out of time order (newcomer 31 F12); '' for one group.
+    ``totals`` (per rank 0-2, the flows of the group, listed or not:
+    :attr:`TableSummary.flagged_group_total`): a group the list cut says both, ``other flows
+    (32 of 75 shown)`` (session 32)."""
     counts: dict[int, int] = {}
     for k in ranks:
         counts[int(k)] = counts.get(int(k), 0) + 1
     if len(counts) < 2:
         return ""
-    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({n})" for k, n in sorted(counts.items()))
+
+    def count(k: int, n: int) -> str:
+        total = int(totals[k]) if totals is not None and k < len(totals) else n
+        return f"{n} of {total} shown" if total > n else str(n)
+    parts = ", then ".join(f"{FLAGGED_RANKS[k]} ({count(k, n)})" for k, n in sorted(counts.items()))
     return f"In groups (a line between them): {parts}; time order inside each group"
 
 
@@ -3161,6 +3324,28 @@ def one_way_ok_note(chk: pd.DataFrame, per: dict[str, dict[str, int]]) -> str:
 FLAGGED_TABLE_MIN_WIDTH = 120
 
 
+def flagged_time_texts(summary: TableSummary, today: str | None = None) -> tuple[str, list[str], list[str]]:
+    """``(heading, times, dates)`` of the flagged flows listed (``summary.flagged``), UTC, as the
+    table report shows them: ``times`` per row ``HH:MM:SS.mmm`` (:func:`time_texts`) and
+    ``dates`` per row its ISO date, ``2026-03-02`` ('' each when not shown), heading ``time (UTC)``.
+
+    The date is shown (Wireshark's "Date and Time of Day" is what its users read a time with)
+    unless all the flows added (``ts_first_ns`` … ``ts_last_ns``) are of one day, ``today``
+    (ISO date; default: today's UTC date): the listed rows all of one date, the heading holds it
+    on a second line (``time (UTC)\n2026-03-02``, the column no wider); of several, each time is
+    ``2026-03-02 11:06:44.074``."""
+    full = time_texts(summary.flagged["ts_ns"], "%Y-%m-%d %H:%M:%S.%f") if len(summary.flagged) else []
+    times, days = [t[11:] for t in full], [t[:10] for t in full]
+    today = today or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    ends = set(days) if summary.ts_first_ns is None else \
+        {t[:10] for t in time_texts([summary.ts_first_ns, summary.ts_last_ns], "%Y-%m-%d %H:%M:%S.%f")}
+    if not days or ends | set(days) == {today}:
+        return "time (UTC)", times, [""] * len(times)
+    if len(set(days)) == 1:
+        return f"time (UTC)\n{days[0]}", times, days
+    return "time (UTC)", full, days
+
+
 def _flagged_table_width(summary: TableSummary) -> int:
     """The terminal columns the flagged flows' table needs for no value but the detail to be cut:
     every other column as wide as its longest value (the widest of them would be shrunk first,
@@ -3168,11 +3353,12 @@ def _flagged_table_width(summary: TableSummary) -> int:
     least as wide as they are and its longest word, and the borders (3 a column, and 1)."""
     from rich.cells import cell_len
     several = len(summary.captures) > 1
-    heads = ["time (UTC)", *(("capture",) if several else ()), "client", "server", "name", "purpose",
+    heading, times, _ = flagged_time_texts(summary)
+    heads = [heading, *(("capture",) if several else ()), "client", "server", "name", "purpose",
              "verdict", "reason"]
-    widths = [cell_len(h) for h in heads]
+    widths = [max(map(cell_len, h.split("\n"))) for h in heads]
     longest_word = cell_len("detail")
-    for t, r in zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False)):
+    for t, r in zip(times, summary.flagged.itertuples(index=False)):
         cells = [t, *((escape_terminal(r.capture),) if several else ()),
                  escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
                  f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
@@ -3196,12 +3382,19 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     several = len(summary.captures) > 1
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
     ranks = summary.flagged_rank.tolist()
-    groups = flagged_groups_text(ranks)
+    groups = flagged_groups_text(ranks, summary.flagged_group_total)
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
-    for i, (t, r) in enumerate(zip(time_texts(summary.flagged["ts_ns"]), summary.flagged.itertuples(index=False))):
+    _, times, days = flagged_time_texts(summary)
+    times = [t[-12:] for t in times]   # (the date on a line of its own, below)
+    day = ""
+    for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):
         if groups and (i == 0 or ranks[i] != ranks[i - 1]):
             console.print(Text(f"— {FLAGGED_RANKS[ranks[i]]} —", style="bold"))
+            day = ""
+        if days[i] != day:   # (the date when not today's, once per group and where it changes)
+            day = days[i]
+            console.print(Text(f"{day} (UTC)", style="bold"))
         head = Text(f"{t}  ")
         if several:
             head.append(f"[{escape_terminal(r.capture)}]  ")

@@ -602,7 +602,10 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
 
     One ``tcp|udp port N`` / ``tcp|udp portrange A-B`` per distinct rule port (sorted), plus DNS
     (``udp port 53 or tcp port 53``, for the name lookups of the host masks) and ``icmp or icmp6``
-    (unreachable / fragmentation-needed errors explain blocked flows). ``port`` matches either
+    (unreachable / fragmentation-needed errors explain blocked flows) ``or igmp`` (an IPv4 host
+    joining a multicast group: the checklist's "joined a multicast group by IGMP/MLD" note; MLD
+    is ICMPv6 behind a hop-by-hop header, passed by ``icmp6`` and the extension-header test);
+    ``icmp=False`` leaves out all three. ``port`` matches either
     direction, so replies are captured too. ``proxy_ports``: ``tcp port N`` each (an explicit
     HTTP proxy the agents CONNECT through, e.g. 3128 or 8080; sorted, duplicates dropped).
 
@@ -622,7 +625,7 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
     after it in the whole expression by 4 bytes, hence the repeated, nested expression. On a live
     Linux interface the kernel strips the outer tag into the packet's metadata; libpcap's first
     ``vlan`` tests that metadata too, the second one the tag left in the frame. Size (libpcap
-    1.10, bundled rules): 138 / 282 / 490 BPF instructions offline, 730 / 1255 at depth 1 / 2 on
+    1.10, bundled rules): 139 / 286 / 496 BPF instructions offline, 733 / 1260 at depth 1 / 2 on
     a live Linux handle (the metadata test doubles the branches); the kernel's limit is 4096.
     Raises ValueError for another depth.
     """
@@ -646,7 +649,7 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
             if extra not in parts:
                 parts.append(extra)
     if icmp:
-        parts.extend(["icmp", "icmp6"])
+        parts.extend(["icmp", "icmp6", "igmp"])
     if fragments and parts:
         parts.append("(ip[6:2] & 0x1fff != 0)")
         parts.append("ip proto 51")

@@ -109,15 +109,27 @@ LATER_FRAGMENT = (" (it quotes a later fragment of a datagram, which carries no 
                   "between these addresses then)")
 
 
-def error_text(e: IcmpError) -> str:
+#: what ends the ``icmp_unreachable`` text of a port unreachable (ICMP 3/3, ICMPv6 1/4) sent by the
+#: flow's own originator about a datagram of the responder's (a DNS client that asked two
+#: resolvers, took the first answer and refuses the slower one's: newcomer 32 F1): the server
+#: answered, the client no longer listened; it says nothing of the server being unreachable
+#: (:func:`delivery_error` leaves it out, classify judges the flow by its answer)
+FROM_ORIGINATOR = (", sent by the client itself, refusing the server's late answer (the client had stopped "
+                   "listening)")
+
+
+def error_text(e: IcmpError, reverse: bool = False) -> str:
     """The ``icmp_unreachable`` text of an error: what it is and who sent it (``port unreachable
     (3/3) from 198.51.100.10``), plus :data:`NO_PORTS` for a quote cut before the ports (or
     :data:`LATER_FRAGMENT` for a quote of a fragment other than the first), plus
     :data:`FROM_DESTINATION` for a port unreachable (ICMP 3/3, ICMPv6 1/4) sent by the quoted
-    datagram's destination itself (a router's refusal, 3/13 or another sender, is not)."""
+    datagram's destination itself (a router's refusal, 3/13 or another sender, is not), or
+    :data:`FROM_ORIGINATOR` instead when ``reverse`` (the quoted datagram went from the flow's
+    responder to its originator: the destination that refused it is the flow's own client)."""
     own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
     cut = (LATER_FRAGMENT if e.fragment else NO_PORTS).format(proto=e.proto.upper()) if e.sport < 0 else ""
-    return f"{e.text} from {e.sender}{cut}{FROM_DESTINATION if own else ''}"
+    tail = (FROM_ORIGINATOR if reverse else FROM_DESTINATION) if own else ""
+    return f"{e.text} from {e.sender}{cut}{tail}"
 
 
 #: an ``icmp_unreachable`` part that is path MTU discovery's (ICMP 3/4, ICMPv6 2), not an
@@ -138,11 +150,12 @@ _PROBE = re.compile(r"^((?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)) fr
 def delivery_error(text: str) -> str:
     """The part of an ``icmp_unreachable`` text that says the datagram did not arrive (what
     classify judges), without any path-MTU error (:data:`TOO_BIG_PART`: it asks for smaller
-    packets, the destination is reachable); '' when there is none."""
+    packets, the destination is reachable) nor a client's refusal of the server's late answer
+    (:data:`FROM_ORIGINATOR`: the server answered); '' when there is none."""
     text = str(text or "")
-    if "; " not in text and not TOO_BIG_PART.match(text):
+    if "; " not in text and not TOO_BIG_PART.match(text) and not text.endswith(FROM_ORIGINATOR):
         return text
-    return "; ".join(p for p in text.split("; ") if not TOO_BIG_PART.match(p))
+    return "; ".join(p for p in text.split("; ") if not TOO_BIG_PART.match(p) and not p.endswith(FROM_ORIGINATOR))
 
 
 def too_big_note(text: str) -> str:
@@ -355,6 +368,8 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
     too_big = [""] * len(flows)
     resp_h = flows["resp_h"].tolist()
+    resp_p = flows["resp_p"].tolist()
+    orig_h, orig_p = flows["orig_h"].tolist(), flows["orig_p"].tolist()
     host = []                       # flows whose destination itself sent an error about them
     unmatched = []
     for e in errors:
@@ -382,7 +397,11 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
                 too_big[best] = error_text(e)
             continue
         if not text[best]:
-            text[best] = error_text(e)
+            # (a quote of the responder's datagram to the originator, refused by the originator:
+            # the flow's own client refusing an answer; the quoted source is the responder)
+            reverse = ((e.src, e.dst) == (resp_h[best], orig_h[best])
+                       and ((e.sport, e.dport) == (resp_p[best], orig_p[best]) if e.sport >= 0 else e.src != e.dst))
+            text[best] = error_text(e, reverse)
         if e.sender == resp_h[best]:
             host.append(best)
     for f, t in enumerate(too_big):

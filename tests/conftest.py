@@ -21,6 +21,16 @@ ROOT = TESTS.parent
 SHARED = Path(os.environ.get("KSCC_SHARED") or ROOT.parent / "shared")
 sys.path.insert(0, str(TESTS))
 
+#: the user documentation: the README (the short guide) and the reference pages it points to
+DOCS = (ROOT / "README.md", ROOT / "docs" / "analyze.md", ROOT / "docs" / "flow-table.md", ROOT / "docs" / "live.md",
+        ROOT / "docs" / "performance.md")
+
+
+def documentation() -> str:
+    """The text of the README and of the reference pages under docs/ (:data:`DOCS`), one after the
+    other: what a test about the documented behaviour reads (the README holds the short version)."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in DOCS)
+
 
 def shared_corpus(sub: str) -> Path:
     """``../shared/corpus/<sub>`` or a pytest skip saying why (a user's fresh clone has no

@@ -185,8 +185,10 @@ def _walk(pkt: Any) -> tuple[Any, tuple[list[int], bool]]:
         elif type(layer) in (S.Dot1Q, S.Dot1AD):
             link = (link[0] + [layer.vlan], link[1])
         elif isinstance(layer, tunnels):
-            if isinstance(layer, L2TP) and bytes(layer)[:1] >= b"\x80":
-                pass        # an L2TP control message is plain UDP, not a tunnelled packet
+            ppp = layer.payload.payload if isinstance(layer.payload, S.HDLC) else layer.payload
+            if isinstance(layer, L2TP) and (bytes(layer)[:1] >= b"\x80" or (
+                    isinstance(ppp, S.PPP) and ppp.proto not in (0x21, 0x57))):
+                pass        # an L2TP control message, or PPP carrying no IP (LCP, IPCP, ...): plain UDP
             else:
                 found = None
         elif (type(layer) is S.UDP and TEREDO_PORT in (layer.sport, layer.dport)

@@ -29,7 +29,7 @@ RULE_PARTS = ("tcp port 80 or tcp port 443 or tcp port 1443 or tcp port 13000 or
               "tcp port 13295 or tcp port 17111 or tcp portrange 23100-23199 or tcp portrange 23700-23799 or "
               "tcp portrange 27200-27299 or tcp portrange 29200-29299 or udp port 15000 or udp port 15001 or "
               "udp port 15111")
-TAIL = ("udp port 53 or tcp port 53 or icmp or icmp6 or (ip[6:2] & 0x1fff != 0) or ip proto 51 or "
+TAIL = ("udp port 53 or tcp port 53 or icmp or icmp6 or igmp or (ip[6:2] & 0x1fff != 0) or ip proto 51 or "
         "(ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60)")
 CLI = [sys.executable, "-m", "kscc_traffic"]
 
@@ -58,7 +58,7 @@ def test_filter_text_with_proxy_ports(rs):
 
 def test_filter_without_fragments_is_the_old_text(rs):
     assert bpf_filter(rs, vlan_depth=0, fragments=False) == (
-        f"({RULE_PARTS} or udp port 53 or tcp port 53 or icmp or icmp6)")
+        f"({RULE_PARTS} or udp port 53 or tcp port 53 or icmp or icmp6 or igmp)")
 
 
 @pytest.mark.parametrize("port", [0, 65536, -1])

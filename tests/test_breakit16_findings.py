@@ -68,10 +68,14 @@ def test_a_syn_answered_by_a_packet_that_does_not_acknowledge_it_is_blocked(tmp_
 def test_a_retry_that_gets_a_real_syn_ack_is_ok(tmp_path):
     """The retry (same ISN) accepted is a flow of its own, ok (session 31: it was one flow
     ``SaRhAD``, whose RST made a TLS handshake after it "aborted by the client"); the attempt
-    the stale connection answered stays what it was."""
+    the stale connection answered keeps its state and, its retry connected, is ``ok`` too: a
+    stale connection cleared (session 32: it stayed ``blocked``/``rejected``)."""
     path = write(tmp_path, _wrong_answers("ack", rounds=1, then_ok=True))
-    got = [(r["conn_state"], r["history"], r["verdict"], r["reason"]) for r in whole(path)[0].to_dict("records")]
-    assert got == [("RSTOS0", "SaR", "blocked", "rejected"), ("S1", "ShADa", "ok", "")]
+    rows = whole(path)[0].to_dict("records")
+    got = [(r["conn_state"], r["history"], r["verdict"], r["reason"]) for r in rows]
+    assert got == [("RSTOS0", "SaR", "ok", ""), ("S1", "ShADa", "ok", "")]
+    assert rows[0]["detail"].startswith("stale connection cleared: ") and rows[0]["detail"].endswith(
+        f"on {rows[1]['uid']}) connected"), rows[0]["detail"]
 
 
 def test_a_half_open_scan_stays_ok(tmp_path):

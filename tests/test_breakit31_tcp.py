@@ -294,3 +294,16 @@ def test_real_tarpit_is_blocked(tmp_path):
     r = row(w, proto="tcp", resp_p=23101).to_dict()
     assert (r["verdict"], r["reason"]) == ("blocked", "no_answer"), r["detail"]
     assert r["detail"].startswith("the SYN was answered, but the server's TCP window stayed closed (0)")
+
+
+def test_a_closed_window_shorter_than_half_a_millisecond_prints_as_the_details_do(tmp_path):
+    """The client's ACK and its FIN 0.1 and 0.3 ms after a zero-window SYN-ACK (loopback): the
+    time is 'less than 0.001' s, as classify._seconds_text prints durations (was '0.' s: '0.000'
+    with its zeros stripped, on 649be23)."""
+    recs = [_up(0, "S", 1000), _dn(.01, "SA", 5000, 1001, win=0), _up(.0101, "A", 1001, 5001),
+            _up(.0103, "FA", 1001, 5001)]
+    w = assert_same(write(tmp_path, recs), [300, 700])
+    r = row(w, proto="tcp").to_dict()
+    assert (r["verdict"], r["reason"], r["history"]) == ("blocked", "no_answer", "ShAF")
+    assert r["detail"].startswith(WINDOW_CLOSED.format(s="less than 0.001"))
+    assert " 0. s" not in r["detail"]

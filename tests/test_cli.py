@@ -448,7 +448,8 @@ def test_readme_idle_timeout_examples_are_accepted():
     # every example there gives one NAME=SECONDS per option, and the command line takes it
     import re
     import shlex
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    from conftest import documentation
+    readme = documentation()
     examples = [c for c in re.findall(r"`([^`]*--idle-timeout [^`]*)`", readme)]
     assert examples
     for ex in examples:

@@ -15,7 +15,8 @@ import kscc_traffic as kt
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "captures" / "blocked_agent.pcap"
-CHECKLIST_TEXT = ["rule", "transport", "ports", "section", "purpose_text", "status", "status_note", "reasons", "fix"]
+CHECKLIST_TEXT = ["rule", "transport", "ports", "section", "purpose_text", "status", "status_note", "reasons", "fix",
+                  "purpose"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_readiness_text_columns_are_object_as_the_flow_table(flows, rows):
     # `checklist.dtypes` disagreed with the flow table's
     chk = kt.readiness(flows if rows else flows.iloc[:0])
     assert list(chk.columns) == ["rule", "transport", "ports", "section", "purpose_text", "status",
-                                 "status_note", "flows", "ok", "blocked", "unexpected", "reasons", "fix"]
+                                 "status_note", "flows", "ok", "blocked", "unexpected", "reasons", "fix", "purpose"]
     assert {c: str(chk[c].dtype) for c in CHECKLIST_TEXT} == dict.fromkeys(CHECKLIST_TEXT, "object")
     assert {c: str(chk[c].dtype) for c in ("flows", "ok", "blocked", "unexpected")} == dict.fromkeys(
         ("flows", "ok", "blocked", "unexpected"), "int64")

@@ -36,7 +36,8 @@ def test_default_interface_label_says_why():
         assert _list(a) == ["kd0  (default: the default route)", "lo"]
         # nothing up but loopback
         netns._run(["ip", "-n", a, "link", "set", "kd0", "down"])
-        assert _list(a) == ["kd0", "lo  (default: no default route, no other interface up)"]
+        # (session 32: an interface down is marked so, test_fixdetails_s32)
+        assert _list(a) == ["kd0  (down)", "lo  (default: no default route, no other interface up)"]
     finally:
         for ns in (a, b):
             netns.kill_ns_processes(ns)

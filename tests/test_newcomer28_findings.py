@@ -22,7 +22,7 @@ def test_default_filter_summary_counts_the_rules_ports():
     bpf = default_filter(rules, (8080, 23101))
     text = default_filter_summary(rules, (8080, 23101), vlan=True, chars=len(bpf))
     # (23101 is in a rule's range: nothing added; 8080 is)
-    assert text == (f"the default: the rules' {len(ports)} ports/ranges, proxy port 8080, DNS, ICMP, IP fragments, "
+    assert text == (f"the default: the rules' {len(ports)} ports/ranges, proxy port 8080, DNS, ICMP, IGMP, IP fragments, "
                     f"untagged, VLAN and QinQ frames ({len(bpf):,} characters: "
                     "`kscc-traffic rules --bpf --proxy-port 8080` prints it, `live -v` shows it here)")
     assert len(ports) == 14 and len(text) < 250 < len(bpf)

@@ -163,7 +163,8 @@ def test_readme_says_what_jsonl_writes_for_ts_and_duration():
     buf = io.StringIO()
     write_jsonl(pd.DataFrame({"ts": [1772442000.05], "duration": [0.0]}), buf)
     assert buf.getvalue() == '{"ts":1772442000.05,"duration":0.0}\n'
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    from conftest import documentation
+    readme = " ".join(documentation().split())
     assert "at most 6 decimals and no trailing zeros (`1772442000.05`, `0.0`;" in readme
 
 

@@ -175,6 +175,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
                    "(see each flow's detail): let the agent's TLS to "
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
+        # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
+        bl_mtu = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
+                      & sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)).sum()) \
+            if len(sub) and "detail" in sub else 0
+        if status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu == bl and not bl_icpt:
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
+                   f"TLS handshake failed: {report.MTU_FIX}")
+        elif status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu:
+            fix += f"; {bl_mtu} of them: {report.MTU_FIX}"
         if status == "blocked" and bl == bl_tls and bl != proxied and px and px.tunnel:
             fix = report._tunnel_fix(r, bl, bl_icpt, px, "this connection" if bl == 1 else f"these {bl} connections")
         # break-it 16 F2: SYNs answered by an old connection's packets: clear it, no port to open
@@ -461,6 +471,16 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) \(3/\d+\)"
             r"|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))")).sum()) \
             if len(sub) and "detail" in sub else 0
+        # break-it v6 32 F2: such an error from the server's own address: a reject rule's, not a router's
+        own = 0
+        if bl_route:
+            for x, h in zip(sub["detail"][sub["verdict"] == "blocked"].astype(str),
+                            sub["resp_h"][sub["verdict"] == "blocked"].astype(str)):
+                m = re.search(r"\) from ([^\s,;()]+)", x[x.find("by ICMP"):]) if "by ICMP" in x else None
+                own += bool(m and m.group(1) == h and re.search(
+                    r"by ICMP (?:(?:network|host) unreachable(?: for TOS)?|destination (?:network|host) unknown) "
+                    r"\(3/\d+\)|by ICMP (?:no route to destination \(1/0\)|address unreachable \(1/3\))", x))
+            bl_route -= own
         if status == "blocked" and bl_route:
             route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
                      "outage: check the routes (default gateway, VPN split tunnel) and that the router reaches "
@@ -472,6 +492,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             else:
                 fix += (f"; {bl_route} of them {'was' if bl_route == 1 else 'were'} answered by ICMP network or "
                         f"host unreachable (or no route) from a router: {route}")
+        if status == "blocked" and own:
+            if bl == own:
+                fix = (f"{'this flow was' if bl == 1 else f'these {bl} flows were'} answered by ICMP network, host or "
+                       f"address unreachable (or no route) {report.ROUTE_OWN}: {fix}")
+            else:
+                fix += (f"; {own} of them {'was' if own == 1 else 'were'} answered by ICMP network, host or address "
+                        f"unreachable (or no route) {report.ROUTE_OWN}")
         # break-it 25 F1: ICMP errors that are not a firewall's refusal (a routing loop, extension
         # headers dropped, the source address refused…): their advice, not opening the port
         kinds: dict = {}
@@ -504,10 +531,14 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 and bl != proxied + bl_tls:
             fix += "; " + report._tunnel_fix(r, bl_tls, bl_icpt, px, f"{bl_tls} of them")
         elif status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale and bl != proxied + bl_tls:
-            fix += (f"; {bl_tls} of them reached the server (the TCP handshake completed), then the TLS "
-                    "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-                    f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                    "through uninspected" + icpt_note)
+            if bl_tls > bl_mtu:
+                fix += (f"; {bl_tls - bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
+                        "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
+                        f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
+                        "through uninspected" + icpt_note)
+            if bl_mtu:
+                fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
+                        f"handshake failed: {report.MTU_FIX}")
 
         def answered_fix(kinds, blocked_too):
             # newcomer 17 #5: answered but unexpected flows get their reason's advice
@@ -665,6 +696,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     f"needs: {r.fix}")}
     # (the text columns object, as the flow table's: session 31)
     t = pd.DataFrame(rows)
+    t["purpose"] = t["rule"]        # (newcomer 32 F5: the flow table's name for the id, last)
     return t.astype({c: object for c in t.columns if t[c].dtype != "int64"})
 
 
@@ -719,14 +751,18 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
     # than the console, which then takes report's column widths)
-    widths = report._checklist_widths(chk, rules, console.width)
+    # (session 32: on a narrow console the notes are footnotes, "[1]" in the cell)
+    suffixes, notes = report.checklist_status_notes(chk, rules, console.width)
+    widths = report._checklist_widths(chk, rules, console.width, suffixes)
     for col in ("section", "purpose", "transport/ports", "status", "flows", "reasons"):
         c.add_column(col, **({} if col == "purpose" else {"overflow": "fold"}), **widths.get(col, {}))
-    for r in chk.itertuples(index=False):
+    for r, suffix in zip(chk.itertuples(index=False), suffixes):
         c.add_row(r.section, r.rule, rules.by_id(r.rule).label(),   # (the cast shown: newcomer 23 F15)
-                  Text.assemble((r.status, _STATUS_STYLE[r.status]), f" ({r.status_note})" if r.status_note else ""),
+                  Text.assemble((r.status, _STATUS_STYLE[r.status]), suffix),
                   str(r.flows), r.reasons)
     console.print(c)
+    for note in notes:
+        console.print(Text(note, style="italic"))
     if len(flows) and flows["capture"].nunique() > 1:
         k = flows["capture"].nunique()
         console.print(Text(f"The checklist is over {'both' if k == 2 else f'all {k}'} captures together: a purpose is "
@@ -740,7 +776,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     if len(todo) or len(dns_bl) or len(undoc):
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        report.print_entry(console, f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}")
     if len(dns_bl):
         why = sorted({x.split(",")[0] for x in flows.loc[flows["purpose"] == "dns", "reason"]
                       if x and x != "partial"})
@@ -753,17 +789,17 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         no_answer = dns_bl[dns_bl["reason"].str.split(",").str[0] == "no_answer"]
         cut = int(no_answer["detail"].astype(str).str.contains("maybe before an answer could come",
                                                                 regex=False).sum()) if "detail" in flows else 0
-        console.print(Text(f"  dns (blocked: {', '.join(why)}): "
-                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}"))
+        report.print_entry(console, f"dns (blocked: {', '.join(why)}): "
+                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}")
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
-        console.print(Text(f"  (none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}"))
+        report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")
     seen = chk[(chk.status == "seen one-way")
                | (chk.status_note == "joined a multicast group by IGMP/MLD, no datagram received")]   # (newcomer 28 F3)
     if len(seen):
         console.print(Text("To verify:", style="bold"))
     for r in seen.itertuples(index=False):
-        console.print(Text(f"  {r.rule} ({r.status}): {r.fix}"))
+        report.print_entry(console, f"{r.rule} ({r.status}): {r.fix}")
     old_print_dns_errors(flows, console)
     flagged = flows[flows["verdict"].isin(["blocked", "unexpected"])] if len(flows) else flows
     # (newcomer 30 F2: blocked first, then KSC agent traffic — a KSC-only port or a Kaspersky
@@ -782,13 +818,27 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     shown = rank[order][:max_flagged].tolist()
     names = ("blocked", "KSC agent traffic", "other flows")
     kinds = sorted(set(shown))
-    groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({shown.count(k)})" for k in kinds)
+    # (session 32: a group the list cut says how many it has, "2 of 6 shown")
+    def count(k):
+        n, total = shown.count(k), int((rank == k).sum())
+        return f"{n} of {total} shown" if total > n else str(n)
+    groups = ("In groups (a line between them): " + ", then ".join(f"{names[k]} ({count(k)})" for k in kinds)
               + "; time order inside each group") if len(kinds) > 1 else ""
     hidden_blocked = max(int((rank == 0).sum()) - max_flagged, 0)
     more_line = (f"… {len(flagged) - max_flagged} more flagged flows, {hidden_blocked} of them blocked (--verdict "
                  "blocked lists the blocked ones; all of them: --format csv or jsonl)" if hidden_blocked else
                  f"… {len(flagged) - max_flagged} more flagged flows (use --format csv or jsonl)")
-    rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3], old_endpoint(r.orig_h, r.orig_p),
+    # (session 32: the date, unless every flow is of today (UTC): in the heading when the rows
+    # listed are of one date, else with each time; the compact list a date line per group)
+    day_of = lambda ns: pd.Timestamp(int(ns), unit="ns").strftime("%Y-%m-%d")  # noqa: E731
+    days = [day_of(r.ts_ns) for r in flagged.head(max_flagged).itertuples(index=False)]
+    today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    ends = {day_of(flows["ts_ns"].min()), day_of(flows["ts_ns"].max())} if len(flows) else set()
+    dated = bool(days) and (ends | set(days)) != {today}
+    heading = f"time (UTC)\n{days[0]}" if dated and len(set(days)) == 1 else "time (UTC)"
+    full = dated and len(set(days)) > 1
+    rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%Y-%m-%d %H:%M:%S.%f" if full else "%H:%M:%S.%f")[:-3],
+             old_endpoint(r.orig_h, r.orig_p),
              f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
              r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
     # (newcomer 29 F9: one block per flow when the columns would cut a value: each column but the
@@ -801,10 +851,15 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"Flagged flows ({len(flagged)}){note}", style="italic"))
         if groups:
             console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
+        day = ""
         for i, (x, r) in enumerate(zip(rows, flagged.head(max_flagged).itertuples(index=False))):
             if groups and (i == 0 or shown[i] != shown[i - 1]):
                 console.print(Text(f"— {names[shown[i]]} —", style="bold"))
-            console.print(Text(f"{x[0]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
+                day = ""
+            if dated and days[i] != day:
+                day = days[i]
+                console.print(Text(f"{day} (UTC)", style="bold"))
+            console.print(Text(f"{x[0][-12:]}  {x[1]} -> {x[2]}" + (f"  {x[3]}" if x[3] else "")))
             console.print(Text("    " + "  ".join(filter(None, x[4:7]))))
             if r.detail:
                 console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
@@ -814,10 +869,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         note = ": other programs' flows, not KSC agent traffic (see the headline)" if headline else ""
         f = Table(title=f"Flagged flows ({len(flagged)}){note}", title_justify="left",
                   **({"caption": groups, "caption_justify": "left"} if groups else {}))
-        for col in ("time (UTC)", "client", "server", "name", "purpose", "verdict", "reason", "detail"):
+        for col in (heading, "client", "server", "name", "purpose", "verdict", "reason", "detail"):
             f.add_column(col, overflow="fold")
         for i, r in enumerate(flagged.head(max_flagged).itertuples(index=False)):
-            f.add_row(pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%H:%M:%S.%f")[:-3],
+            f.add_row(rows[i][0],
                       Text(old_endpoint(r.orig_h, r.orig_p)),
                       Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),

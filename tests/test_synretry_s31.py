@@ -86,9 +86,10 @@ def _capture(hosts=V4, retry=3.0, synack="ok", stale="ack", pause=8.0, server_rs
     return recs
 
 
-#: the reset attempt: SYN, the stale ACK, the client's RST
+#: the reset attempt: SYN, the stale ACK, the client's RST (``ok`` since session 32: its retry
+#: connected, a stale connection cleared; tests/test_stale_retry_s32.py)
 RESET = {"conn_state": "RSTOS0", "history": "SaR", "orig_pkts": 2, "resp_pkts": 1, "orig_bytes": 0,
-         "resp_bytes": 0, "verdict": "blocked", "reason": "rejected"}
+         "resp_bytes": 0, "verdict": "ok", "reason": ""}
 #: the accepted retry, read whole
 ACCEPTED = {"conn_state": "SF", "orig_bytes": len(CH) + len(FINISHED13), "resp_bytes": len(SH),
             "tls_established": True, "sni": NAME, "verdict": "ok", "reason": ""}
@@ -132,9 +133,9 @@ def test_an_accepted_same_isn_retry_after_a_reset_is_a_flow_of_its_own(tmp_path,
     path = write(tmp_path, _capture(**kw))
     w = assert_same(path, [150, 300, 600, 1200])
     assert _rows(w) == _want(case)
-    assert w.iloc[0]["detail"].startswith("no connection was made: the SYN was answered only by an ACK of another "
-                                          if kw.get("stale") != "synack" else
-                                          "no connection was made: the SYN was answered by a SYN-ACK acknowledging")
+    assert w.iloc[0]["detail"].startswith("stale connection cleared: the client reset the old connection's answer "
+                                          "to its SYN and the SYN sent again at ")
+    assert w.iloc[0]["detail"].endswith(f"on {w.iloc[1]['uid']}) connected")
     assert w.iloc[1]["detail"] == ""
 
 

@@ -237,3 +237,82 @@ def test_history_codes_known_letters_with_and_without_the_module(monkeypatch):
         assert "".join(letters[c] for c in code if c >= 0) == "ShADFFFFFD"
         assert keep.tolist() == [True, True, True, True, True, False, True, True, True, True, True,
                                  False, False, True]
+
+
+#: a run of the compiled functions on two rows, flow 0 and the given flow number, in a child
+#: process (a write outside the tables crashes it, not the test run): prints the error raised
+_HUGE_FLOW = """
+import sys, numpy as np
+from kscc_traffic import _tcpstate
+F = np.array([0, int(sys.argv[2])], np.int64)
+one, tcp = np.ones(2, bool), np.ones(2, bool)
+flags, seq = np.array([2, 16], np.int64), np.array([100, 101], np.int64)
+ack, plen = np.array([0, 5], np.int64), np.zeros(2, np.int64)
+a, b = np.full(2, 7, np.int64), np.full(2, 7, np.int64)
+try:
+    if sys.argv[1] == "seq_extents":
+        _tcpstate.seq_extents(F, one, flags, tcp, seq, ack, plen, a, b)
+    elif sys.argv[1] == "history_codes":
+        _tcpstate.history_codes(F, one, flags, tcp, seq, plen, 4, a, np.zeros(2, bool))
+    else:
+        _tcpstate.event_rows(F, one, flags, tcp, plen, np.zeros(2, bool))
+except Exception as e:
+    print(type(e).__name__, e, a.tolist(), b.tolist())
+"""
+
+
+@pytest.mark.parametrize("func, flow", [
+    ("seq_extents", 2**62),             # flow * 2 wraps negative: seen[g] written before the tables
+    ("seq_extents", 2**63 - 1),
+    ("history_codes", 2**63 - 1),       # (flow + 1) * 6 cells wraps a size_t: heap corruption
+    ("history_codes", 3074457345618258602),
+    ("event_rows", 2**63 - 1),          # flow + 1 overflows an int64
+])
+def test_huge_flow_numbers_raise_instead_of_writing_outside_the_tables(func, flow):
+    """A flow number whose tables' size would wrap (the C code sized them from the largest flow
+    number, (flow + 1) * 2 groups, * 3 cells: wrapped to a few bytes, or flow * 2 negative) raises
+    ValueError 'too large' and writes nothing (was a segmentation fault or 'double free or
+    corruption' on 649be23)."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
+    r = subprocess.run([sys.executable, "-c", _HUGE_FLOW, func, str(flow)], capture_output=True, text=True,
+                       timeout=120, env=env, cwd=root)
+    assert r.returncode == 0, (r.returncode, r.stderr[-300:])
+    assert r.stdout.startswith(f"ValueError {func}: flow number {flow} (row 1) too large"), r.stdout
+    assert r.stdout.rstrip().endswith("[7, 7] [7, 7]")     # (nothing written)
+
+
+def test_large_flow_numbers_below_the_limit_still_work():
+    """Gaps in flow numbers stay allowed: flow 1000 beside flow 0 gives the numpy version's values."""
+    flow = np.array([0, 0, 1000, 1000], np.int64)
+    orig = np.array([1, 0, 1, 0], bool)
+    flags = np.array([SYN, SYN | ACK, SYN, RST | ACK], np.int64)
+    seq = np.array([5, 90, 7, 0], np.int64)
+    ack = np.array([0, 6, 0, 8], np.int64)
+    plen = np.zeros(4, np.int64)
+    tcp = np.ones(4, bool)
+    end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+    want = flows.seq_extents_py(flow, orig, flags, tcp, seq, ack, plen)
+    assert end.tolist() == want[0].tolist() == [0, 0, 0, -1]
+    assert acked.tolist() == want[1].tolist() == [-1, 0, -1, -1]
+    code, _ = flows.history_codes(flow, orig, flags, tcp, seq, plen)
+    assert "".join("SHADFRIQshadfriq"[c] for c in code if c >= 0) == "ShSr"
+
+
+def test_flow_numbers_above_the_compiled_limit_run_the_numpy_versions():
+    """flows.history_codes / seq_extents hand flow numbers above COMPILED_MAX_FLOW to the numpy
+    versions (the compiled ones raise ValueError there): history_codes_py needs no per-flow table,
+    so its letters come; seq_extents_py's tables cannot be allocated (an error, no crash)."""
+    flow = np.array([0, 0, flows.COMPILED_MAX_FLOW + 1], np.int64)
+    orig = np.array([1, 0, 1], bool)
+    flags = np.array([SYN, SYN | ACK, SYN], np.int64)
+    seq = np.array([5, 9, 7], np.int64)
+    plen = np.zeros(3, np.int64)
+    tcp = np.ones(3, bool)
+    code, keep = flows.history_codes(flow, orig, flags, tcp, seq, plen)
+    assert "".join("SHADFRIQshadfriq"[c] for c in code if c >= 0) == "ShS" and keep.all()
+    with pytest.raises((MemoryError, ValueError)):
+        flows.seq_extents(flow, orig, flags, tcp, seq, seq, plen)

@@ -1606,6 +1606,20 @@ class SlowDecoder:
             return None
         return self._tunnel("GTP-U", self._ip, d, q + h, end, base, ctx, depth, v)
 
+    @staticmethod
+    def geneve_header(d: Any, q: int, lim: int) -> int:
+        """The length in bytes (8 + its options) of the Geneve header at ``q`` (``d``: bytes or
+        a buffer, ``lim``: the captured end of the UDP payload), or 0 when it is not Geneve
+        version 0: its reserved bits set (RFC 8926 §3.4: zero when sent), a protocol type not in
+        :data:`_GENEVE_TYPES`, or options past ``lim``. (The tshark engine asks the same of a
+        datagram Wireshark reads as Geneve.)"""
+        if lim - q < 8 or d[q] >> 6 or d[q + 1] & 0x3F or d[q + 7]:
+            return 0
+        if _u16(d, q + 2)[0] not in _GENEVE_TYPES:
+            return 0
+        h = 8 + ((d[q] & 0x3F) << 2)
+        return h if q + h <= lim else 0
+
     def _geneve(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """Geneve header at ``q`` (UDP payload, RFC 8926): 8 bytes + Opt Len * 4 bytes of
         options, then the payload of its protocol type (0x6558 Ethernet, else an ethertype:
@@ -1613,14 +1627,10 @@ class SlowDecoder:
         (RFC 8926 §3.4: zero when sent), a protocol type it does not carry here, or options
         running past the datagram — other traffic on port 6081 (a DNS answer to a client port
         6081 was lost as malformed: newcomer 2 31 F5) stays the UDP datagram it is."""
-        if lim - q < 8 or d[q] >> 6 or d[q + 1] & 0x3F or d[q + 7]:
+        h = self.geneve_header(d, q, lim)
+        if not h:
             return None
         ptype = _u16(d, q + 2)[0]
-        if ptype not in _GENEVE_TYPES:
-            return None
-        h = 8 + ((d[q] & 0x3F) << 2)
-        if q + h > lim:
-            return None
         if ptype == 0x6558:
             return self._tunnel("Geneve", self._ether, d, q + h, lim, base, ctx, depth)
         return self._tunnel("Geneve", self._gre_ethertype, d, q + h, lim, base, ctx, depth, ptype)
@@ -1644,7 +1654,10 @@ class SlowDecoder:
         return self._tunnel("Teredo", self._ip, d, p, lim, base, ctx, depth, 6)
 
     def _l2tp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
-        """L2TPv2 data message at ``q``; None for control messages and anything else."""
+        """L2TPv2 data message at ``q``: its inner IP packet; None for control messages, data
+        messages whose PPP frame carries no IP (LCP, IPCP, CHAP, ...: the tunnel's own link
+        traffic, which stays on the outer UDP flow, as tshark counts it; newcomer 32 F2) and
+        anything else."""
         if lim - q < 6:
             return None
         flags = _u16(d, q)[0]
@@ -1657,4 +1670,5 @@ class SlowDecoder:
             h += 2 + _u16(d, q + h)[0]
         if q + h > lim:
             return MALFORMED
-        return self._tunnel("L2TP", self._ppp, d, q + h, lim, base, ctx, depth)
+        r = self._tunnel("L2TP", self._ppp, d, q + h, lim, base, ctx, depth)
+        return None if type(r) is int and r == NONIP else r

@@ -82,8 +82,11 @@ passes the builtin decoder's checks (:func:`_vxlan_fits`), else it stays the UDP
 LISP data (``lisp-data``, UDP 4341) and MPLS in UDP (``udp:mpls`` on port 6635), which Wireshark
 reads for any IP-looking payload on the port, are taken as the builtin decoder takes them: the
 inner IP header whole and its datagram within the UDP one (:func:`_udp_ip_fits`), else the
-datagram stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE, VXLAN to 4789,
-Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
+datagram stays UDP. A datagram to 6081 Wireshark reads as Geneve is one only when its header
+passes the builtin decoder's checks (:func:`_geneve_fits`: version 0, reserved bits zero, a
+protocol type it carries, options within the bytes), and one to 4789 only with the 8-byte VXLAN
+header captured; else it stays UDP. A tunnel the builtin decoder reads whatever it carries (GRE,
+VXLAN to 4789, Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
 frame not IP, as with the builtin decoder (:func:`_tunnel_without_ip`); a GRE keepalive (protocol
 type 0) is the GRE packet.
 IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
@@ -128,6 +131,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
+from ..capture._slowpath import GENEVE_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -613,6 +617,15 @@ class PacketBuilder:
             protos = protos[:u + 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        g = next((i for i in range(start + 1, cut) if protos[i] == "geneve" and protos[i - 1] == "udp"), -1)
+        if g > 0 and not _geneve_fits(protos, f, g):
+            # Wireshark reads any datagram to (or from) UDP port 6081 as Geneve; the builtin
+            # decoder asks its header to be one (_slowpath.SlowDecoder._geneve: reserved bits
+            # zero, a protocol type it carries, options within the datagram): else it stays
+            # UDP (a KSN answer from a distribution point to a client port 6081 was lost)
+            protos = protos[:g]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         v = max((i for i in range(start, ip_idx) if protos[i] == "vxlan"), default=-1)
         if v > 0 and not _vxlan_fits(protos, f, v):
             # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
@@ -820,7 +833,13 @@ class PacketBuilder:
             if plen > 0:
                 pls = f.get("tcp.payload") or ()
                 data = _hex(pls[min(k, len(pls) - 1)]) if pls else b""
-                row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
+                if not data and row["tcp_flags"] & 0x04:
+                    # a RST's payload (RFC 1122 §4.2.2.12, "Connection reset by policy"): Wireshark
+                    # shows it as tcp.reset_cause text, no tcp.payload; its bytes are in the frame
+                    # (not cut), and nothing reads them (a RST's payload is no data, break-it 23 F1)
+                    self._unseen(row, plen, 0)
+                else:
+                    row["pl_off"], row["pl_cap"] = self._payload(data[:plen])
         elif t == "udp" and proto == 17:
             k = protos[:j].count("udp")
             row["sport"] = _int(_at(f, "udp.srcport", k))
@@ -958,9 +977,13 @@ def _tunnel_without_ip(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx
         return _int(_at(f, "gre.proto", protos[:ip_idx].count("gre")), 0) != 0
     if after[0] != "udp" or len(after) < 2:
         return False
-    dport = _int(_at(f, "udp.dstport", protos[:ip_idx].count("udp")))
+    k = protos[:ip_idx].count("udp")
+    dport = _int(_at(f, "udp.dstport", k))
     if after[1] == "vxlan" and dport == 4789:
-        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800)
+        # (a payload shorter than the 8-byte VXLAN header, which Wireshark reads all the same, is
+        # no VXLAN to the builtin decoder: the UDP datagram is the row, _slowpath's _vxlan)
+        return bool(_int(_at(f, "vxlan.flags", protos[:ip_idx].count("vxlan")), 0) & 0x0800) \
+            and len(_hex(_at(f, "udp.payload", k))) >= 8
     return (after[1] == "geneve" and dport == 6081) or (after[1] in ("eth", "mpls") and dport == 4790)
 
 
@@ -1013,6 +1036,20 @@ def _ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], j: int, room: in
         return 20 <= ihl <= tot <= room
     plen = _int(_at(f, "ipv6.plen", occ), 0)
     return 0 < plen and 40 + plen <= room
+
+
+def _geneve_fits(protos: list[str], f: Mapping[str, Sequence[str]], g: int) -> bool:
+    """Whether the ``geneve`` layer at ``g`` (after a ``udp`` layer) is what the builtin decoder
+    takes for Geneve: a datagram to port 6081 whose captured payload (``udp.payload``) passes
+    :meth:`._slowpath.SlowDecoder.geneve_header`'s checks (version 0, reserved bits zero, a
+    protocol type it carries, options within the bytes). A datagram from 6081 to another port
+    is left to :func:`_by_source_port` (True here)."""
+    k = protos[:g - 1].count("udp")
+    if _int(_at(f, "udp.dstport", k)) != GENEVE_PORT:
+        return True
+    pls = f.get("udp.payload") or ()
+    data = _hex(pls[k]) if k < len(pls) else b""
+    return SlowDecoder.geneve_header(data, 0, len(data)) > 0
 
 
 def _vxlan_fits(protos: list[str], f: Mapping[str, Sequence[str]], v: int) -> bool:

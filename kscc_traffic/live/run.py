@@ -35,7 +35,7 @@ __all__ = ["LiveOptions", "LiveResult", "run_live", "default_filter", "default_f
 
 
 def default_filter(rules: RuleSet, proxy_ports: tuple = ()) -> str:
-    """The capture filter used without ``--filter``: every rule's port, DNS, ICMP, IP fragments
+    """The capture filter used without ``--filter``: every rule's port, DNS, ICMP, IGMP, IP fragments
     and IPv6 extension headers, untagged, 802.1Q/802.1ad-tagged and QinQ (double-tagged), plus
     ``tcp port N`` per proxy port (:func:`kscc_traffic.rules.bpf_filter`)."""
     return bpf_filter(rules, proxy_ports=proxy_ports)
@@ -45,7 +45,7 @@ def default_filter_summary(rules: RuleSet, proxy_ports: tuple = (), vlan: bool =
     """What the start line of ``live`` says of the default capture filter (:func:`default_filter`,
     ``chars`` characters long; 0: not said) instead of printing it whole (~2,000 characters:
     newcomer 28 F9): how many distinct rule ports and port ranges it covers, the proxy ports added,
-    DNS, ICMP and IP fragments, tagged frames or not (``vlan`` False: the untagged form used on
+    DNS, ICMP, IGMP and IP fragments, tagged frames or not (``vlan`` False: the untagged form used on
     links without Ethernet headers), and where to see it whole (``rules --bpf``, ``live -v``)."""
     ports = {(r.transport, r.port_range) for r in rules.rules}
     tcp = [r.port_range for r in rules.rules if r.transport == "tcp"]
@@ -53,7 +53,7 @@ def default_filter_summary(rules: RuleSet, proxy_ports: tuple = (), vlan: bool =
     n = len(ports)
     return (f"the default: the rules' {n} port{'s' if n != 1 else ''}/range{'s' if n != 1 else ''}"
             + (f", proxy port{'s' if len(extra) != 1 else ''} {', '.join(map(str, extra))}" if extra else "")
-            + ", DNS, ICMP, IP fragments"
+            + ", DNS, ICMP, IGMP, IP fragments"
             + (", untagged, VLAN and QinQ frames" if vlan else ", untagged frames only")
             + (f" ({chars:,} characters" if chars else " (")
             + ": `kscc-traffic rules --bpf" + "".join(f" --proxy-port {p}" for p in extra)

@@ -48,7 +48,7 @@ from typing import Optional
 
 from ..errors import EngineError
 
-__all__ = ["Frame", "Batch", "Source", "ScapySource", "TsharkSource", "list_interfaces",
+__all__ = ["Frame", "Batch", "Source", "ScapySource", "TsharkSource", "list_interfaces", "interface_state",
            "default_interface", "default_interface_why", "check_interface", "permission_hint", "open_source"]
 
 Frame = tuple  # (ts_ns: int, linktype: int, data: bytes, wirelen: int)
@@ -93,6 +93,31 @@ def list_interfaces() -> list[str]:
         return sorted(n for _, n in socket.if_nameindex())
     except OSError:  # pragma: no cover - no netlink
         return sorted(p.name for p in Path("/sys/class/net").iterdir())
+
+
+#: ``/sys/class/net/NAME/operstate`` values of an interface that is up but cannot pass packets
+#: (RFC 2863 ifOperStatus: no carrier, its lower layer down — a veth whose peer is down —, absent)
+_NO_CARRIER = ("down", "lowerlayerdown", "notpresent")
+
+
+def interface_state(name: str) -> str:
+    """What ``live --list-interfaces`` marks an interface ``name`` with (str): ``"down"`` when it
+    is administratively down (``ip link set NAME down``: IFF_UP not set in
+    ``/sys/class/net/NAME/flags``), ``"no carrier"`` when it is up but its ``operstate`` says it
+    cannot pass packets (:data:`_NO_CARRIER`: a cable out, a veth whose peer is down), '' when it
+    is up (``operstate`` ``up``, or ``unknown`` as loopback's) or its state cannot be read (no
+    such file: another OS, or ``name`` unsafe as a path part)."""
+    if not name or "/" in name or name in (".", ".."):
+        return ""
+    base = Path("/sys/class/net") / name
+    try:
+        flags = int((base / "flags").read_text().strip(), 16)
+        oper = (base / "operstate").read_text().strip()
+    except (OSError, ValueError):
+        return ""
+    if not flags & 0x1:     # IFF_UP
+        return "down"
+    return "no carrier" if oper in _NO_CARRIER else ""
 
 
 def default_interface() -> str:

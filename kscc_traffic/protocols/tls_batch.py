@@ -8,7 +8,10 @@ over the record index *k* whose body works on every flow that still has a *k*-th
 ClientHello extension walk (looking for server_name) and the ServerHello extension walk
 (supported_versions) are loops over the extension index. No Python object per record or per
 flow, except the server name text (decoded once per distinct name). Every read is guarded by the
-stream's own bounds, so nothing past a stream's end is looked at.
+stream's own bounds, so nothing past a stream's end is looked at. Where the optional C module
+:mod:`._tlswalk` is built (setup.py), the same steps run compiled, one flow at a time
+(:func:`_compiled`); the numpy walk (:func:`_vectorised_numpy`) is its fallback, with the same
+results (``tests/test_tlswalk_compiled.py``).
 
 Only the common shape is done this way. A flow goes to the reference :func:`.tls.summarize`
 ("fallback", ``TlsBatch.fallback``) when its streams show anything else:
@@ -35,6 +38,7 @@ mutated handshakes.
 from __future__ import annotations
 
 import io
+from functools import partial
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +46,11 @@ import numpy as np
 
 from . import tls
 from .dns import host_text
+
+try:  # the record walk in C (setup.py builds it; optional)
+    from . import _tlswalk
+except ImportError:  # pragma: no cover - not built: the same walk in numpy
+    _tlswalk = None
 
 __all__ = ["TlsBatch", "looks_like_tls_at", "looks_like_tls_many", "summarize_at", "summarize_many",
            "summarize_reference",
@@ -353,9 +362,65 @@ def _alerts(buf: np.ndarray, rows: np.ndarray, ct: np.ndarray, body: np.ndarray,
 def _vectorised(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, cend: np.ndarray,
                 sbuf: np.ndarray, sstart: np.ndarray, send: np.ndarray, names: dict[bytes, str]) -> None:
     """Rows ``base .. base+len(cstart)`` of ``out`` from the streams at ``cbuf[cstart:cend]`` and
-    ``sbuf[sstart:send]``. Rows the vectorised walk does not do are only marked in
-    ``out.fallback`` (their other fields are then meaningless); ``names`` caches the text of
-    server names by their bytes."""
+    ``sbuf[sstart:send]``. Rows the walk does not do are only marked in ``out.fallback`` (their
+    other fields are then meaningless); ``names`` caches the text of server names by their
+    bytes. Compiled (:mod:`._tlswalk`, one flow at a time) when built and the buffers suit it,
+    else :func:`_vectorised_numpy` (the same results: tests/test_tlswalk_compiled.py)."""
+    if (_tlswalk is None or _caps() != _COMPILED_CAPS
+            or not _compiled(out, base, cbuf, cstart, cend, sbuf, sstart, send, names)):
+        _vectorised_numpy(out, base, cbuf, cstart, cend, sbuf, sstart, send, names)
+
+
+def _caps() -> tuple[int, ...]:
+    """The caps the walk uses now (as :mod:`._tlswalk`'s ``constants()`` names them)."""
+    return MAX_RECORDS, MAX_EXTENSIONS, MAX_NAMES, tls.MAX_ALERTS, tls.MAX_RECORD
+
+
+#: the caps compiled into :mod:`._tlswalk` (it is used only while they are those of :func:`_caps`)
+_COMPILED_CAPS = () if _tlswalk is None else tuple(
+    _tlswalk.constants()[k] for k in ("MAX_RECORDS", "MAX_EXTENSIONS", "MAX_NAMES", "MAX_ALERTS", "MAX_RECORD"))
+
+#: the rows of the ``res`` array of ``_tlswalk.summarize`` (its COL_ enum), in order
+_COLUMNS = ("version", "cipher", "server_hello", "hello_retry", "server_alert", None, "client_alert",
+            None, "server_app_data", "server_ccs", "client_app_data", "client_ccs",
+            "client_encrypted_alert", "established", "client_hello", "ech", "fallback")
+
+
+def _compiled(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, cend: np.ndarray,
+              sbuf: np.ndarray, sstart: np.ndarray, send: np.ndarray, names: dict[bytes, str]) -> bool:
+    """:func:`_vectorised` by :mod:`._tlswalk`; False (``out`` unchanged) where it cannot take
+    these buffers (not C-contiguous bytes, or a range outside its buffer): the numpy walk then
+    does them."""
+    m = len(cstart)
+    res = np.empty((len(_COLUMNS), m), np.int32)
+    sni = np.empty((2, m), np.int64)
+    try:
+        _tlswalk.summarize(cbuf, *(np.ascontiguousarray(x, np.int64) for x in (cstart, cend)),
+                           sbuf, *(np.ascontiguousarray(x, np.int64) for x in (sstart, send)), res, sni)
+    except (TypeError, ValueError, BufferError):
+        return False
+    sl = slice(base, base + m)
+    for i, name in enumerate(_COLUMNS):
+        if name is None:
+            continue
+        col = getattr(out, name)
+        if col.ndim == 2:
+            col[sl, 0], col[sl, 1] = res[i], res[i + 1]
+        else:
+            col[sl] = res[i]
+    rows = np.flatnonzero(sni[1] >= 0)
+    if len(names) > 65536:
+        names.clear()
+    out.sni[base + rows] = np.array(_tlswalk.names(cbuf, sni, rows, names, partial(_name_text, names=names)),
+                                    object)
+    return True
+
+
+def _vectorised_numpy(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, cend: np.ndarray,
+                      sbuf: np.ndarray, sstart: np.ndarray, send: np.ndarray, names: dict[bytes, str]) -> None:
+    """:func:`_vectorised` on whole arrays with numpy: the record walk is a loop over the record
+    index whose body works on every flow that still has such a record (the fallback of
+    :mod:`._tlswalk`)."""
     m = len(cstart)
     sl = slice(base, base + m)
     fb = np.zeros(m, bool)
@@ -447,13 +512,21 @@ def _vectorised(out: TlsBatch, base: int, cbuf: np.ndarray, cstart: np.ndarray, 
     out.client_hello[sl] = has_ch
     sni_rows, sni_off, sni_len, ech_rows = _client_hello_sni(cbuf, p + 4, mlen, r, fb)
     out.ech[base + ech_rows] = True
+    _set_names(out, base, cbuf, sni_rows, sni_off, sni_len, names)
+    out.fallback[sl] = fb
+
+
+def _set_names(out: TlsBatch, base: int, cbuf: np.ndarray, rows: np.ndarray, off: np.ndarray,
+               length: np.ndarray, names: dict[bytes, str]) -> None:
+    """``out.sni[base + rows]`` := the text of the server names at ``cbuf[off:off + length]``
+    (int64 arrays of one length), through the cache ``names`` (bytes -> text; emptied past
+    65,536 entries)."""
     mv = memoryview(cbuf).cast("B")
-    raws = [mv[a:b].tobytes() for a, b in zip(sni_off.tolist(), (sni_off + sni_len).tolist())]
+    raws = [mv[a:b].tobytes() for a, b in zip(off.tolist(), (off + length).tolist())]
     del mv
     if len(names) > 65536:
         names.clear()
-    out.sni[base + sni_rows] = np.array([names.get(x) or _name_text(x, names) for x in raws], object)
-    out.fallback[sl] = fb
+    out.sni[base + rows] = np.array([names.get(x) or _name_text(x, names) for x in raws], object)
 
 
 def _name_text(raw: bytes, names: dict[bytes, str]) -> str:
