@@ -18,8 +18,8 @@ _CLASS_DOC = """A table's columns, in order: ``name -> (dtype, unit, description
     ``conn.log``-like ones :func:`kscc_traffic.build_flows` makes (``ts`` … ``ts_ns``). Read one
     with ``kscc_traffic.COLUMNS["verdict"][2]``, or all with
     ``pd.DataFrame.from_dict(kscc_traffic.COLUMNS, orient="index", columns=["dtype", "unit",
-    "description"])``. docs/flow-table.md describes each column at length (Zeek ``conn.log``
-    names and meanings, then what kscc-traffic adds); the README lists them.
+    "description"])``. The README's "The flow table" section lists them, and docs/flow-table.md
+    describes each at length (Zeek ``conn.log`` names and meanings, then what kscc-traffic adds).
 
     A table's own ``__doc__`` (what ``help(kscc_traffic.FLOW_COLUMNS)`` shows) is this text followed
     by :meth:`Columns.describe`: its columns, made from the table's entries when asked."""
