@@ -40,7 +40,6 @@ import io
 import os
 import re
 import pydoc
-import shutil
 import sys
 
 import pytest
@@ -49,6 +48,7 @@ from rich.console import Console
 import netns
 from chunkcmp import RULES, assert_same, row, write
 from test_breakit31_tcp import HELLO, _dn, _tarpit, _up
+from test_fixverdicts_s31 import _check
 from conftest import ROOT
 from test_newcomer30_flagged import _workstation
 from test_newcomer31_present import _web
@@ -57,25 +57,8 @@ import kscc_traffic as kt
 from kscc_traffic import analyze
 from kscc_traffic.columns import Columns
 from kscc_traffic.live.sources import interface_state
-from kscc_traffic.analyze import analyze_file
 from kscc_traffic.classify import TLS_RECORD_START, WINDOW_CLOSED, window_close_end
 from kscc_traffic.report import NOT_KSC_NOTE, checklist_status_notes, flagged_groups_text, print_table, render_table
-
-HAVE_TSHARK = shutil.which("tshark") is not None
-
-
-def _check(tmp_path, recs, want: tuple, detail: str) -> None:
-    """The capture ``recs`` judged ``want`` (verdict, reason, conn_state) with ``detail``, whole,
-    in chunks and (when installed) by the tshark engine."""
-    p = write(tmp_path, recs)
-    w = assert_same(p, [300, 700])
-    r = row(w, proto="tcp").to_dict()
-    assert (r["verdict"], r["reason"], r["conn_state"]) == want
-    assert r["detail"] == detail
-    if HAVE_TSHARK:
-        t = row(analyze_file(p, RULES, engine="tshark").flows, proto="tcp").to_dict()
-        assert (t["verdict"], t["reason"], t["conn_state"], t["detail"]) == want + (detail,)
-
 
 # F1 ------------------------------------------------------------------------------------------
 
