@@ -55,7 +55,7 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STALE_RETRY_S, _agent_name,
-                       _proxy_passed_on, retry_connected, usable_address)
+                       _proxy_passed_on, _str_codes, retry_connected, usable_address)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -855,7 +855,9 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     # (a FIN+RST packet's letter I/i is both, as build_flows' split reads its flags:
     # flows.history_plain)
     # (judged once per distinct history: most flows of a batch share a few)
-    h_codes, h_names = pd.factorize(flows["history"].to_numpy(dtype=object), use_na_sentinel=False)
+    history = flows["history"].to_numpy(dtype=object)
+    found = _str_codes(history)     # (compiled when built: the same codes as pandas for str)
+    h_codes, h_names = found if found is not None else pd.factorize(history, use_na_sentinel=False)
     plain = [history_plain(str(h)) for h in h_names.tolist()]
     closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in plain], bool)[h_codes] \
         if len(plain) else np.zeros(len(h_codes), bool)
@@ -863,7 +865,8 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
     # (numpy on the few distinct protocol names: pandas' map/fillna cost more than the rest)
-    codes, names = pd.factorize(proto)
+    found = _str_codes(proto)
+    codes, names = found if found is not None else pd.factorize(proto)
     by_name = _idle_by_name()
     per_name = np.array([by_name.get(p, DEFAULT_IDLE_NS) for p in names.tolist()] + [DEFAULT_IDLE_NS], np.int64)
     idle = per_name[codes]          # (code -1, a missing name: the last entry, the default)
@@ -937,8 +940,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     d = (~b.pkt_from_orig[rows]).astype(np.int64)
     proto = c["proto"][rows]
     tcp = proto == TCP
-    err = ((proto == ICMP) | (proto == ICMP6)) & np.isin(
-        b.flows["proto"].to_numpy(dtype=object)[f], ("tcp", "udp"))
+    err = (proto == ICMP) | (proto == ICMP6)
+    if err.any():   # (an ICMP error attached to a TCP/UDP flow; the flows' protocols compared once each)
+        fp = b.flows["proto"].to_numpy(dtype=object)
+        err &= ((fp == "tcp") | (fp == "udp"))[f]
     start = np.r_[True, f[1:] != f[:-1]]
     end = np.r_[f[1:] != f[:-1], True]
     idx = np.arange(n)
@@ -1109,7 +1114,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]
     keep |= fs_start | fs_end
-    w = weights[rows].copy()
+    w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
         pl = np.maximum(c["payload_len"][rows][gone].astype(np.int64), 0)

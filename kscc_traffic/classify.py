@@ -127,6 +127,11 @@ from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 from .unreachable import answered_by, delivery_error, mtu_hint, too_big_note, traceroute_probe, what_it_means
 
+try:
+    from . import _textcodes
+except ImportError:     # (not built: _str_codes_py, the same codes)
+    _textcodes = None
+
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
@@ -2324,6 +2329,10 @@ def _key_values(s: pd.Series, rows: np.ndarray | None, text: bool, coded: bool =
             if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
                 return None
             return values, None
+        found = _str_codes(values) if len(values) else None
+        if found is not None:   # (all str: every distinct value is used, the kind is known)
+            codes, uniques = found
+            return None, _Coded(codes, max(len(uniques), 1), uniques)
         found = _factorize(values)
         if found is None:
             return None     # (a missing value: not str nor bool)
@@ -2341,14 +2350,50 @@ def _key_values(s: pd.Series, rows: np.ndarray | None, text: bool, coded: bool =
     return None, _Coded(codes, max(len(uniques), 1), uniques)
 
 
+def _str_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize(values)`` of an object array whose cells are all ``str`` (exactly: no
+    subclass): ``(codes, distinct)``, int64 codes numbering the distinct texts in order of first
+    appearance, the texts an object array; None when a cell is anything else (the caller's own
+    way then). Compiled (:mod:`._textcodes`: one pass, no hashing of a cell that is the object
+    of the cell before it) when built, else :func:`_str_codes_py` (the same codes and texts:
+    tests/test_textcodes.py)."""
+    if _textcodes is None:
+        return _str_codes_py(values)
+    codes = np.empty(len(values), np.int64)
+    distinct = _textcodes.codes(values.tolist(), codes)
+    if distinct is None:
+        return None
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = distinct
+    return codes, out
+
+
+def _str_codes_py(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_str_codes` in numpy and pandas (the fallback of :mod:`._textcodes`)."""
+    if not all(type(v) is str for v in values.tolist()):
+        return None
+    codes, distinct = pd.factorize(values)
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = list(distinct)
+    return codes.astype(np.int64, copy=False), out
+
+
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``pd.factorize`` of an object array, hashing only the values that differ from the first
-    one (most columns are mostly one value); None when a value is missing (None, NaN, NA, NaT:
-    such a column is not one of ``str`` or ``bool``)."""
+    """``pd.factorize`` of an object array (:func:`_str_codes` when all its cells are ``str``,
+    else hashing only the values that differ from the first one: most columns are mostly one
+    value); None when a value is missing (None, NaN, NA, NaT: such a column is not one of
+    ``str`` or ``bool``)."""
     if len(values) == 0:
         return np.zeros(0, np.int64), values
+    found = _str_codes(values)
+    if found is not None:
+        return found
     codes = np.zeros(len(values), np.int64)
-    other = values != values[0]
+    # (compared as a Python object: numpy would make a str ``values[0]`` a numpy string, which
+    # drops trailing NULs, so that "a\x00" and "a" compare equal)
+    probe = np.empty((), dtype=object)
+    probe[()] = values[0]
+    other = np.asarray(values != probe, dtype=bool)
     if not other.any():
         return codes, values[:1].copy()
     c, u = pd.factorize(values[other])     # (a missing value: code -1, no NA pass over the array)

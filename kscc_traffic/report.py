@@ -28,7 +28,7 @@ from rich.text import Text
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
-from .classify import _ABSOLUTE
+from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE
 from .outfile import write_all
 from .flows import carried_data
@@ -364,10 +364,14 @@ _JSON_SAMPLE = 256
 def _json_factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize(values)``: (codes, distinct values in order of first appearance; -1 for a
     missing value). For a text column starting with a ``str``, only the cells that differ from
-    the first are hashed (most text columns hold one value in most rows, often all)."""
+    the first are hashed (most text columns hold one value in most rows, often all); one
+    holding only ``str`` is coded by :func:`~kscc_traffic.classify._str_codes` (compiled)."""
     first = values[0] if len(values) and values.dtype == object else None
     if not isinstance(first, str):
         return pd.factorize(values)
+    found = _str_codes(values)
+    if found is not None:
+        return found
     # (compared as a Python object: numpy would make ``first`` a numpy string, which drops
     # trailing NULs, so that "\x00" and "" compare equal)
     probe = np.empty((), dtype=object)
