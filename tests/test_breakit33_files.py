@@ -52,8 +52,8 @@ def erf(payload: bytes, typ: int, ext: int = 0, pad_to: int = 8, wlen: int | Non
 
 def erf_times(frames: list[bytes]) -> list[bytes]:
     """The records of :func:`erf` stamped with the times ``decodecheck.write`` gives their pcap
-    records (1_700_000_000 s + 10 ms each): Wireshark takes a frame's time from its ERF header,
-    the builtin reader from the pcap record (the same time in the files cards write)."""
+    records (1_700_000_000 s + 10 ms each), as the files DAG cards write them (both readers take
+    a pcap ERF record's time from its ERF header: :func:`test_erf_time_is_the_erf_headers`)."""
     out = []
     for k, f in enumerate(frames):
         ts = (1_700_000_000 << 32) | round(k * 0.01 * 2**32)
@@ -149,18 +149,66 @@ def test_non_ip_and_damaged_records_of_the_new_link_types(tmp_path):
             assert getattr(p.stats, counter) == 1, (lt, counter)
 
 
-def test_erf_record_padding_and_length_bound(tmp_path):
-    """The record length bounds the frame: bytes past it (another writer's trailer) are not
-    read as the datagram's; the padding a card adds inside the record is a trailer after the
-    datagram, as Ethernet padding: the flow's IP bytes are the datagram's."""
+def test_erf_record_padding_and_a_record_length_written_wrong(tmp_path):
+    """The padding a card adds to a record (and bytes after it) is a trailer after the
+    datagram, as Ethernet padding: the flow's IP bytes are the datagram's. The header's record
+    length is not read: a writer that put the packet's length there (opapacketcapture before
+    its fix, cornelisnetworks/opa-ff#3) loses nothing, as in Wireshark; a bound at the record
+    length cut every frame 16 bytes short ("captured shorter than its IP length says")."""
     pkts = conversation()
     frames = [erf(b"\x00\x00" + with_fcs(ether(bytes(p), False)), 2, pad_to=64) + b"\xee" * 7
               for _, p in pkts]
-    path = write(tmp_path, "erfpad.pcap", erf_times(frames), 197)
-    r = check_tls_flow(path, pkts)
+    r = check_tls_flow(write(tmp_path, "erfpad.pcap", erf_times(frames), 197), pkts)
     assert r["conn_state"] == "SF"
-    flows = analyze_file(path, RULES).flows
-    assert len(flows) == 1
+    short = []
+    for f in erf_times(frames):
+        b = bytearray(f)
+        struct.pack_into(">H", b, 10, struct.unpack_from(">H", b, 14)[0])   # rlen := wlen
+        short.append(bytes(b))
+    path = write(tmp_path, "erfrlen.pcap", short, 197)
+    check_tls_flow(path, pkts)
+    assert not any("shorter" in w for w in analyze_file(path, RULES).stats[str(path)].warnings)
+
+
+def test_erf_time_is_the_erf_headers(tmp_path):
+    """A pcap record of link type ERF is timed by its ERF header (2^-32 s units), as Wireshark
+    does: a writer that stamped the pcap records with whole seconds only (or a wrong fraction,
+    opa-ff#3) gave every packet of a connection one time. Each engine gives the ERF times
+    (ts, duration and uid equal); in a pcapng file the block's own time stays (as Wireshark)."""
+    pkts = conversation()
+    base = 1_700_000_000
+    recs = []
+    for k, (_, p) in enumerate(pkts):
+        f = erf(b"\x00\x00" + ether(bytes(p), False), 2)
+        erf_ts = (base << 32) | round((0.25 + k * 0.0375) * 2**32)
+        recs.append(struct.pack("<IIII", base, 0, len(f), len(f)) + struct.pack("<Q", erf_ts) + f[8:])
+    path = tmp_path / "erfsec.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 197) + b"".join(recs))
+    r = check_tls_flow(path, pkts)
+    assert r["ts_ns"] == base * 10**9 + 250_000_000
+    control = tmp_path / "erfcontrol.pcap"                  # the same, pcap records at the ERF times
+    control.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 197) + b"".join(
+        struct.pack("<IIII", base, 250_000 + k * 37_500, len(x) - 16, len(x) - 16) + x[16:]
+        for k, x in enumerate(recs)))
+    c = check_tls_flow(control, pkts)
+    assert (r["ts_ns"], r["duration"]) == (c["ts_ns"], c["duration"])   # (uids draw on the name)
+    assert r["duration"] > 0.2
+    from kscc_traffic.capture.files import read_frames
+    ts = read_frames(path).ts_ns.tolist()
+    assert ts[0] == base * 10**9 + 250_000_000 and ts[1] == base * 10**9 + 287_500_000
+    # pcapng: the Enhanced Packet Block's time, not the ERF header's
+    def blk(t, body):
+        body += b"\x00" * (-len(body) % 4)
+        return struct.pack("<II", t, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    ng = blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + blk(1, struct.pack("<HHI", 197, 0, 0))
+    for k, rec in enumerate(recs):
+        us = (base + 100 + k) * 10**6
+        data = rec[16:]
+        ng += blk(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(data), len(data)) + data)
+    ngp = tmp_path / "erf.pcapng"
+    ngp.write_bytes(ng)
+    assert read_frames(ngp).ts_ns.tolist()[:2] == [(base + 100) * 10**9, (base + 101) * 10**9]
+    check_tls_flow(ngp, pkts)
 
 
 # ---------------------------------------------------------------------------- F2: tunnels

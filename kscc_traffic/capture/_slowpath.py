@@ -630,15 +630,13 @@ class SlowDecoder:
         top bit announces (8 bytes each, bit 7 of each one's first byte: another follows), then
         by type: Ethernet (2, 11, 16, 20: 2 bytes of offset/pad first), PPP or Cisco HDLC over
         SONET (1, 10, 15, 19), IPv4 (22), IPv6 (23); other types (ATM cells, multichannel,
-        InfiniBand, counters, meta records) are not IP. The record length bounds the frame
-        (records are padded); the frame's FCS, when the card kept it, is a trailer after the
-        IP datagram, as Ethernet padding is."""
+        InfiniBand, counters, meta records) are not IP. The header's record length is not
+        read (as in Wireshark: some writers put the packet's length there); the record's
+        padding and the frame's FCS, when the card kept it, are a trailer after the IP
+        datagram, as Ethernet padding is."""
         if end - pos < 16:
             return MALFORMED
         typ = d[pos + 8]
-        rlen = _u16(d, pos + 10)[0]
-        if rlen >= 16:
-            end = min(end, pos + rlen)
         p = pos + 16
         if typ & 0x80:                                  # extension headers
             while True:
