@@ -264,3 +264,26 @@ def test_eoip_keepalive_and_cut_tunnel(tmp_path):
     cut = bytes(Ether() / IP(src="198.51.100.1", dst="198.51.100.2", proto=97) / b"\x30")
     p = decoded(write(tmp_path, "cut.pcap", [cut]))
     assert p.cols["proto"].tolist() == [97] and p.cols["payload_len"].tolist() == [1]
+
+
+def test_erf_capture_read_in_chunks_is_the_whole(tmp_path):
+    """ERF times come from the records' bytes, whatever the chunk a record falls in: a capture of
+    several connections (pcap record times whole seconds, the ERF headers the real ones) read in
+    chunks of 256 bytes to 4 KiB gives the flows of one whole read."""
+    from chunkcmp import assert_same
+    recs = []
+    for c in range(6):
+        for k, (_, p) in enumerate(conversation()):
+            p = p.copy()
+            p[TCP].sport += c if p[TCP].sport == 50000 else 0
+            p[TCP].dport += c if p[TCP].dport == 50000 else 0
+            t = 0.5 + c * 0.3 + k * 0.011
+            f = erf(b"\x00\x00" + ether(bytes(p), False), 2)
+            recs.append(struct.pack("<IIII", 1_700_000_000, 0, len(f), len(f))
+                        + struct.pack("<Q", (1_700_000_000 << 32) | round(t * 2**32)) + f[8:])
+    path = tmp_path / "erfchunks.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 197) + b"".join(recs))
+    assert_same(path, [256, 1000, 4096])
+    flows = analyze_file(path, RULES).flows
+    assert len(flows) == 6 and sorted(flows["orig_p"].tolist()) == list(range(50000, 50006))
+    assert sorted(flows["ts_ns"].tolist())[1] - sorted(flows["ts_ns"].tolist())[0] == 300_000_000
