@@ -9,6 +9,14 @@ over Fibre Channel (122) and Frame Relay (107, RFC 2427 NLPID/SNAP and Cisco enc
 Each now gives the TLS connection
 behind it, value by value, the fast path equal to the slow one and, with tshark installed, the
 tshark engine equal to the builtin one.
+
+F2. MikroTik EoIP (GRE version 1, protocol 0x6400) and EtherIP (IP protocol 97) carry Ethernet
+frames: every EoIP frame was "not IP", every EtherIP packet a protocol-97 flow between the
+tunnel ends; Wireshark reads the connection inside, now the builtin decoder too.
+
+F3. A pcap record of link type ERF is timed by its ERF header, as Wireshark does (the record
+header's time of some writers is wrong or whole seconds); the ERF record length is not a bound
+on the frame (some writers put the packet's length there).
 """
 from __future__ import annotations
 
