@@ -263,6 +263,32 @@ class _Walk:
     cols: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+#: LINKTYPE_ERF: each record begins with an Endace ERF header, whose first 8 bytes are its time
+LINKTYPE_ERF = 197
+
+
+def _erf_times(buf, data_off: np.ndarray, caplen: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The times (int64 ns) of pcap records of link type ERF: the ERF header's timestamp (64
+    bits little-endian: seconds in the high 32, a binary fraction of a second in the low 32,
+    rounded to the nearest ns), which Wireshark reads for such records in a pcap file rather
+    than the record header's (some writers put a wrong fraction there, or only microseconds);
+    ``ts`` (the record headers' times) where the record is too short to hold an ERF header.
+    ``data_off``: int64 offsets of the records' data in ``buf``; ``caplen``: their lengths."""
+    ok = np.asarray(caplen) >= 16
+    if not ok.any():
+        return ts
+    b = np.frombuffer(buf, np.uint8)
+    at = data_off[ok]
+    raw = np.zeros(len(at), np.uint64)
+    for k in range(8):
+        raw |= b[at + k].astype(np.uint64) << np.uint64(8 * k)
+    frac = raw & np.uint64(0xFFFF_FFFF)
+    ns = (frac * np.uint64(1_000_000_000) + np.uint64(1 << 31)) >> np.uint64(32)
+    out = ts.copy()
+    out[ok] = (raw >> np.uint64(32)).astype(np.int64) * 1_000_000_000 + ns.astype(np.int64)
+    return out
+
+
 def _empty_cols() -> dict[str, np.ndarray]:
     return {"ts_ns": np.zeros(0, np.int64), "linktype": np.zeros(0, np.int32),
             "offset": np.zeros(0, np.int64), "caplen": np.zeros(0, np.int32),
@@ -517,6 +543,8 @@ class _PcapParser:
             wl = v[o + 12]
         notes = self.notes
         ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
+        if self.linktype == LINKTYPE_ERF:
+            ts = _erf_times(buf, o + self.hdr_len, cl, ts)
         nfrac = int(np.count_nonzero(frac >= 1_000_000_000 // self.mult))
         if nfrac:
             notes["frac_over"] = notes.get("frac_over", 0) + nfrac
