@@ -150,3 +150,42 @@ def test_stale_retries_takes_the_retry_another_batch_found():
     both = pd.concat([flows_, pd.DataFrame([dict(retry, **{STALE_RETRY: None})])], ignore_index=True)
     res2 = np.vstack([res, [["agent", "ok", "", ""]]]).astype(object)
     assert stale_retries(both, res2) == [(10**12 + 2 * 10**9, "Cc"), None]
+
+
+def test_a_stale_attempts_retry_held_back_by_another_hold_is_remembered(tmp_path, monkeypatch):
+    """chunked: the retry of a stale connection's reset attempt is looked for among every row
+    leaving a batch, also those another hold keeps back (here a proxy's 407, held by _AuthRounds
+    for its own retry): the attempt leaves with the 407 connection's (ts_ns, uid) in its
+    ``stale_retry`` column, as the whole file pairs them (it was None: the 407 never passed
+    through _StaleRetries.hold). (The attempt to a proxy port is ``unclassified``, its verdict
+    the same either way with today's rules.)"""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    import kscc_traffic.chunked as ch
+    from kscc_traffic.classify import STALE_RETRY
+    from test_proxy_auth_retry import CHALLENGE
+    from test_proxy_connect import CLIENT, PROXY, _connect, _records, _write
+
+    def pkt(t, up, flags, seq, ack=0):
+        src, dst = ((CLIENT, 50000), PROXY) if up else (PROXY, (CLIENT, 50000))
+        macs = ("02:00:00:00:00:10", "02:00:00:00:00:01") if up else ("02:00:00:00:00:01", "02:00:00:00:00:10")
+        return (t, Ether(src=macs[0], dst=macs[1]) / IP(src=src[0], dst=dst[0])
+                / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack))
+    # (_records' client ISN is 1000: the retry's SYN the attempt's)
+    recs = [pkt(100.0, True, "S", 1000), pkt(100.02, False, "A", 777, 123456789), pkt(100.021, True, "R", 123456789)]
+    recs += _records([_connect(), CHALLENGE], port=50000, t0=103.0, close="s")
+    path = _write(tmp_path, recs)
+    left = []
+    release = ch._StaleRetries.release
+
+    def spy(self, flows, open_flows, clock, last):
+        out = release(self, flows, open_flows, clock, last)
+        if STALE_RETRY in out.columns:
+            left.extend(x for x in out[STALE_RETRY].tolist() if isinstance(x, tuple) or x is None)
+        return out
+    monkeypatch.setattr(ch._StaleRetries, "release", spy)
+    w = assert_same(path, [300, 1000])
+    retry = w[(w.proto == "tcp") & (w.http_status == "407")].iloc[0]
+    # (one release of the attempt per chunked run: at least the whole-size, 300 and 1000 ones)
+    assert len(left) >= 3 and set(left) == {(int(retry.ts_ns), retry.uid)}, left

@@ -60,7 +60,7 @@ def test_the_retry_in_a_later_batch_matches_whole_file_at_every_chunk_size(tmp_p
     w = assert_same(path, list(range(100, 1700, 100)))
     _cleared(w, 13.0)
     from kscc_traffic import chunked as ch
-    monkeypatch.setattr(ch._StaleRetries, "hold", lambda self, flows: flows)
+    monkeypatch.setattr(ch._StaleRetries, "hold", lambda self, flows, seen=None: flows)
     parts = list(ch.ChunkedAnalysis(path, RULES, path.name, chunk_bytes=300).batches())
     assert [len(p) for p in parts] == [1, 1]
     assert (parts[0].iloc[0].conn_state, parts[0].iloc[0].verdict) == ("RSTOS0", "blocked")
