@@ -189,3 +189,23 @@ def test_a_stale_attempts_retry_held_back_by_another_hold_is_remembered(tmp_path
     retry = w[(w.proto == "tcp") & (w.http_status == "407")].iloc[0]
     # (one release of the attempt per chunked run: at least the whole-size, 300 and 1000 ones)
     assert len(left) >= 3 and set(left) == {(int(retry.ts_ns), retry.uid)}, left
+
+
+def test_live_lines_judge_a_stale_attempt_alone_the_report_with_its_retry(tmp_path):
+    """What docs/live.md says: the live session's line (its event) for a stale connection's reset
+    attempt says ``blocked``/``rejected`` (judged alone, when it closed), its final table ``ok``
+    (judged with the retry that connected 13 s later)."""
+    from conftest import documentation
+
+    from kscc_traffic.classify import STALE_ANSWER, STALE_CLEARED
+    from kscc_traffic.live import session as live
+    from test_synretry_s31 import _capture
+    path = write(tmp_path, _capture(retry=13.0))
+    s = live.LiveSession(RULES, name=path.name)
+    _replay_ticking(path, s)
+    first = [e for e in s.events if e["detail"].startswith(STALE_ANSWER)]
+    assert [(e["verdict"], e["reason"]) for e in first] == [("blocked", "rejected")]
+    f = s.final().sort_values("ts_ns").reset_index(drop=True)
+    assert (f.iloc[0].verdict, f.iloc[0].uid) == ("ok", first[0]["uid"]) and f.iloc[0].detail.startswith(STALE_CLEARED)
+    text = " ".join(documentation().split())
+    assert "a SYN answered by a stale connection whose same-ISN retry connected" in text
