@@ -432,7 +432,9 @@ class ChunkedAnalysis:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))))
+                # (the retries of held stale attempts looked for among every leaving row: also
+                # those the other holds keep back, a 407 or a DNS flow answered NODATA)
+                out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))), out)
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
@@ -765,11 +767,14 @@ class _StaleRetries:
         oh, op, rh, rp, vl = values
         return (oh, int(op), rh, int(rp), str(vl))
 
-    def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
+    def hold(self, flows: pd.DataFrame, seen: Optional[pd.DataFrame] = None) -> pd.DataFrame:
         """``flows`` (the leaving rows, unfinished) less the TCP flows whose SYN a stale connection
-        answered (``syn_answer``), which are held (:meth:`release`); the flows among them that
-        connected on the 5-tuple of a held row are remembered as retries."""
+        answered (``syn_answer``), which are held (:meth:`release`); the flows of ``seen`` (every
+        row leaving now, those other holds keep back included; default ``flows``) that connected
+        on the 5-tuple of a held row are remembered as retries."""
+        seen = flows if seen is None else seen
         if not len(flows) or "syn_answer" not in flows.columns or any(c not in flows.columns for c in self.KEY):
+            self._remember(seen)
             return flows
         answer = flows["syn_answer"].to_numpy(dtype=object)
         keep = (answer != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
@@ -783,12 +788,18 @@ class _StaleRetries:
                 self.keys[k] = self.keys.get(k, 0) + 1
         else:
             keep[:] = False
-        if self.keys:
+        self._remember(seen)
+        return flows[~keep] if keep.any() else flows
+
+    def _remember(self, seen: pd.DataFrame) -> None:
+        """The flows of ``seen`` that connected on the 5-tuple of a held row, remembered as
+        retries (a held row itself never connected: its SYN was answered by a stale connection)."""
+        if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "syn_answer", "proto")):
             ports = np.fromiter({k[1] for k in self.keys}, np.int64)
-            cand = np.flatnonzero(np.isin(flows["orig_p"].to_numpy(), ports) & ~keep
-                                  & (flows["proto"].to_numpy(dtype=object) == "tcp"))
+            cand = np.flatnonzero(np.isin(seen["orig_p"].to_numpy(), ports)
+                                  & (seen["proto"].to_numpy(dtype=object) == "tcp"))
             if len(cand):
-                sub = flows.iloc[cand]
+                sub = seen.iloc[cand]
                 isn = sub["syn_isn"].to_numpy(np.int64) if "syn_isn" in sub.columns else np.full(len(sub), -1)
                 for values, ts, uid, cs, h, a, s in zip(
                         zip(*(sub[c].to_numpy(dtype=object).tolist() for c in self.KEY)), sub["ts_ns"].tolist(),
@@ -797,7 +808,6 @@ class _StaleRetries:
                     k = self._key(values)
                     if k in self.keys and retry_connected(cs, h, a):
                         self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
-        return flows[~keep] if keep.any() else flows
 
     def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
                 last: bool) -> pd.DataFrame:

@@ -2035,6 +2035,10 @@ STALE_CLEARED = "stale connection cleared"
 #: the internal column that may give, per flow, the retry found outside the table (a tuple
 #: ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another batch); None elsewhere
 STALE_RETRY = "stale_retry"
+#: the columns outside :data:`_JUDGE_COLUMNS` that :func:`note_auth_rounds` reads besides them
+#: (the ISN that pairs a stale connection's reset attempt with its retry: :func:`stale_retries`),
+#: kept with a table classified apart (``analyze_packets(internal=True)``: the live session)
+_RETRY_COLUMNS = ("syn_isn",)
 #: the states of a retry that connected (a handshake's SYN-ACK acknowledged, however it ended)
 _CONNECTED_STATES = frozenset(("SF", "S1", "S2", "S3", "RSTO", "RSTR"))
 
@@ -2080,7 +2084,8 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
     ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
     extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
-    isn = flows["syn_isn"].to_numpy(np.int64) if "syn_isn" in flows.columns else None
+    # (-1 where not known: a row of a table concatenated with one that had no such column)
+    isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
     answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
 
     def key(i: int) -> tuple:

@@ -2132,14 +2132,19 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     for fl, rs in _tcp_rows_by_flow(ft, flows, also).items():
         r0 = rs[0]
         o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
-        if o < 0 or cap < 5 or buf[o] != 0x16:
-            continue
-        size = 5 + int.from_bytes(bytes(buf[o + 3:o + 5]), "big")
-        if size <= plen:
+        if o < 0 or cap < 1 or buf[o] != 0x16:
             continue
         start = int(c["seq"][r0])
         rs = rs[:MAX_SEGMENTS + 1]                  # (what every analysis keeps)
         rel = [(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs]
+        # the record header's 5 bytes, from the segments that hold them (a first segment of 1-4
+        # bytes: the header itself split, as DPI-evasion tools split a ClientHello at byte 1 or 2)
+        head = _stream_head(buf, c, rs, rel, 5)
+        if head is None:
+            continue
+        size = 5 + int.from_bytes(head[3:5], "big")
+        if size <= plen:
+            continue
         k = sum(1 for x in set(rel) if x < size)
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
@@ -2150,6 +2155,23 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
                 max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
                 if fl not in talked else -1)
     return out
+
+
+def _stream_head(buf, c: dict, rs: list[int], rel: list[int], n: int) -> bytes | None:
+    """The first ``n`` bytes (bytes) of a direction's stream from its data segments ``rs`` (packet
+    rows) at ``rel`` (their offsets in the stream, relative sequence numbers), each byte from any
+    segment holding it captured; None when one of them is not captured."""
+    got: list[int | None] = [None] * n
+    for x, r in zip(rel, rs):
+        if x >= n:
+            continue
+        o, cap = int(c["pl_off"][r]), int(c["pl_cap"][r])
+        if o < 0:
+            continue
+        for k in range(x, min(n, x + cap)):
+            if got[k] is None:
+                got[k] = int(buf[o + k - x])
+    return None if any(b is None for b in got) else bytes(got)
 
 
 #: post-quantum (hybrid) key exchange groups a ClientHello's key share may carry (IANA TLS
@@ -2185,6 +2207,11 @@ def _pq_share(buf: np.ndarray, segs: list[tuple[int, int, int]], size: int) -> s
 HELLO_UNACKED = ", of which the server acknowledged only the first "
 
 
+#: the TCP payload every path carries in one segment (bytes): RFC 9293 §3.7.1's default send MSS
+#: (576-byte IPv4 datagrams; IPv6's 1,280 carry more): a lost segment no larger is no MTU problem
+MIN_MSS = 536
+
+
 def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str:
     """The rest of ``hello_split`` for a ClientHello record of ``size`` bytes sent in segments at
     ``rel`` (sequence offsets from its first byte) of ``plen`` bytes, of which the server
@@ -2197,11 +2224,13 @@ def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str
     got = max((n for x, n in zip(rel, plen) if x + n <= acked), default=0)
     why = (f"the later, larger segment ({lost:,} bytes vs {got:,} delivered): an MTU/MSS problem (a tunnel or "
            "PPPoE link whose ICMP 'fragmentation needed' is filtered), or a firewall failing on it"
-           if lost > got else
+           if lost > max(got, MIN_MSS) else
            f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
-           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)")
-    return (f"{HELLO_UNACKED}{acked:,} bytes; the rest ({size - acked:,} bytes), sent again, was never acknowledged: "
-            f"something on the path drops {why}")
+           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)" if lost <= got else
+           f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
+           f"{lost:,} bytes, is no larger than the {MIN_MSS} bytes every path carries: no MTU problem)")
+    return (f"{HELLO_UNACKED}{acked:,} byte{'s' if acked != 1 else ''}; the rest ({size - acked:,} bytes), sent "
+            f"again, was never acknowledged: something on the path drops {why}")
 
 
 def _syn_isns(ft: FlowTable) -> np.ndarray:
