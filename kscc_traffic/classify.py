@@ -21,11 +21,13 @@ Verdicts and reasons (first match wins, in this order):
   ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
   who closed first and after what (:func:`_who_closed`); also the client's certificate alert
   after a public CA's certificate for the name asked (:func:`public_ca`: the agent's root
-  certificates or clock, :func:`_untrusted_public`, not a proxy). ``tls_intercepted`` (below) whose
+  certificates or clock, :func:`_untrusted_public`, not a proxy), and any certificate alert in
+  TLS 1.3, whose certificate is encrypted (:data:`TLS13_HIDDEN`: a proxy's or the server's own
+  cannot be told). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
   certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
-  the name asked; or the client rejected the certificate with a cleartext alert
+  the name asked; or the client rejected the certificate, seen (up to TLS 1.2), with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
   proxy with a certificate for the right name from a CA the client does not trust; or its
   issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names;
@@ -119,7 +121,7 @@ import pandas as pd
 from .addresses import endpoint_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import (DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
                       split_cert_names, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -772,6 +774,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
                     or f"connection closed ({state})"
+                if why == ENCRYPTED_ALERT:
+                    # (sent after the server's flight, before the client's Finished: most often the
+                    # certificate refused, which TLS 1.3 hides; break-it net 33 F3)
+                    why += (": an alert a client sends there most often refuses the server's certificate; "
+                            + TLS13_HIDDEN)
                 cut = (f" (the ClientHello {'lost by the capture' if row.get('start_lost') else 'cut by the snaplen'}"
                        ": judged from the TCP packets, which show no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
@@ -945,6 +952,13 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
         if public:
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
             return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
+    if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REJECTED) \
+            and row.get("tls_version") == "TLS 1.3":
+        # (TLS 1.3 encrypts the certificate: a proxy's is not told from the server's own that the
+        # agent does not trust, its root missing or its clock wrong: no interception said; break-it
+        # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a proxy)
+        return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
+                                         f"{TLS13_HIDDEN}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -1026,6 +1040,14 @@ def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
                 "(CRL, OCSP): allow it too")
     return (f"{UNTRUSTED_PUBLIC} ({alert}) for {name}, issued by {issuer} (a public CA, {ca}, not a "
             f"TLS-inspection product): {why}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
+
+
+#: what the detail of a TLS 1.3 handshake the client ended on the server's certificate says (the
+#: certificate encrypted: whose it was cannot be seen; report.readiness counts such ``tls_failed``
+#: flows, by this text, and advises on both possibilities)
+TLS13_HIDDEN = ("TLS 1.3 encrypts the certificate, so the capture cannot show whose it was: a TLS-inspecting "
+                "proxy's, whose CA the agent does not trust, or the server's own, whose root the agent's device "
+                "lacks (or its system time is wrong)")
 
 
 #: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
@@ -1161,10 +1183,26 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
                 "RFC 8446 §4.1.4), and the "
                 "client (or a middlebox on the way) would not go on")
     if who == "client":
-        flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
+        issuer = str(row.get("cert_issuer") or "") if certs else ""
+        # (the issuer named: which device inspects, or the public CA whose root the agent lacks;
+        # break-it net 33 F1: the detail of a silent refusal named no issuer)
+        by = f" issued by {_bounded(issuer)}" if issuer else ""
+        flight = (f"the server's last flight (its certificate, for {certs[0]}{by}, seen)" if certs
                   else "the server's last answer")
-        why = (": how an agent refuses a certificate it does not trust without saying so (a TLS-inspecting "
-               "proxy's?)" if certs else "")
+        why = ""
+        if certs:
+            public = public_ca(issuer)
+            named = row.get("sni") or row.get("dns_name") or ""
+            why = (": how an agent refuses a certificate it does not trust without saying so ("
+                   + (f"a public CA's, {public}, for the name asked: the agent's root certificates or system "
+                      "time?)" if public and named and any(name_matches(named, c) for c in certs) else
+                      "a TLS-inspecting proxy's?)"))
+        elif row.get("tls_version") == "TLS 1.3" and not after and not row.get("mtu_hint"):
+            # (the server's flight held its certificate, encrypted: the client sent no Finished; not
+            # when segments of that flight were lost on the way, a path-MTU black hole: the client
+            # may have waited for them)
+            flight = "the server's last flight"
+            why = f": how an agent refuses a certificate it does not trust without saying so; {TLS13_HIDDEN}"
         return f"{did} after {flight}, sending nothing after it, no alert either{after}{why}"
     return f"{did} after its own answer to the ClientHello, before the client's next flight{after}"
 
@@ -2231,7 +2269,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -2242,7 +2280,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                     "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                     "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -2253,7 +2291,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -2265,7 +2303,8 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost")
+                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost",
+                 "tls_version")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

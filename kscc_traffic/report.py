@@ -27,7 +27,7 @@ from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
+    ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE
 from .outfile import write_all
@@ -622,6 +622,47 @@ MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (
            "clamp the TCP MSS on the tunnel or link that is smaller")
 
 
+def cert_counts(details, reasons) -> tuple[int, int]:
+    """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
+    many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
+    (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`) and how many on a certificate TLS 1.3
+    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`): ``(public, hidden)``, for
+    :func:`cert_fix` (break-it net 33 F6: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = 0
+    for d, r in zip(details, reasons):
+        if str(r).split(",")[0] != "tls_failed":
+            continue
+        d = str(d)
+        if d.startswith(UNTRUSTED_PUBLIC):
+            public += 1
+        elif TLS13_HIDDEN in d:
+            hidden += 1
+    return public, hidden
+
+
+def cert_fix(r, bl_cert: tuple[int, int], alone: bool = False) -> str:
+    """The advice for blocked ``tls_failed`` flows the client ended on the server's certificate
+    (``bl_cert``, :func:`cert_counts`; rule ``r`` for its host mask): the agent's root
+    certificates and clock for a public CA's certificate, both those and TLS inspection for one
+    TLS 1.3 hid; each kind's part starts with how many flows it is about ("2 of them: ") unless
+    ``alone`` (they are all the blocked flows, of one kind); '' when ``bl_cert`` counts none."""
+    public, hidden = bl_cert
+    alone = alone and not (public and hidden)
+    mask = r.host_mask or "the documented servers"
+    roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
+             "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
+             "certificates' validity (CRL, OCSP): allow it too")
+    parts = []
+    if public:
+        parts.append(("" if alone else f"{public} of them: ") + "the client refused the server's own certificate, "
+                     f"from a public CA (see each flow's detail): {roots}")
+    if hidden:
+        parts.append(("" if alone else f"{hidden} of them: ") + "the client refused the server's certificate, "
+                     "which TLS 1.3 hides (see each flow's detail): if a TLS-inspecting proxy is in the path, "
+                     f"exclude {mask} from inspection; else {roots}")
+    return "; ".join(parts)
+
+
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
 #: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
 #: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
@@ -1087,7 +1128,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_route_own: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
-                   bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
+                   bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
+                   bl_cert: tuple[int, int] = (0, 0)) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1173,6 +1215,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
+    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden)`` ended by the client on the
+    server's certificate (:func:`cert_counts`): advised :func:`cert_fix`, the agent's root
+    certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
 
@@ -1246,6 +1291,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    f"TLS handshake failed: {MTU_FIX}")
         elif bl_mtu:
             fix += f"; {bl_mtu} of them: {MTU_FIX}"
+        if sum(bl_cert) and sum(bl_cert) == bl and not bl_icpt and not bl_mtu:
+            # the client refused the server's certificate: the agent's trust store or clock, or an
+            # inspecting proxy TLS 1.3 hides (break-it net 33 F6)
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing "
+                   f"to open in the firewall), then {cert_fix(r, bl_cert, alone=True)}")
+        elif sum(bl_cert):
+            fix += f"; {cert_fix(r, bl_cert)}"
     # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
     redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
     if status == "blocked" and redirects and bl == redirects and not proxied:
@@ -1395,8 +1448,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        if bl_tls - redirects > bl_mtu:
-            fix += _tls_part(r, bl_tls - redirects - bl_mtu, bl_icpt, proxy_paths)
+        if bl_tls - redirects > bl_mtu + sum(bl_cert):
+            fix += _tls_part(r, bl_tls - redirects - bl_mtu - sum(bl_cert), bl_icpt, proxy_paths)
+        if sum(bl_cert):
+            fix += f"; {cert_fix(r, bl_cert)}"
         if bl_mtu:
             fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
                     f"failed: {MTU_FIX}")
@@ -2407,6 +2462,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
+        bl_cert = (0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -2489,6 +2545,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                         if "resp_h" in flows else [None] * len(details))
                     bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
                                  if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
+                    bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2520,7 +2577,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
-                                   ok_other_cast=ok_other_cast))
+                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2698,6 +2755,7 @@ class TableSummary:
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
+        self.bl_cert: dict[str, tuple[int, int]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -2868,6 +2926,13 @@ class TableSummary:
                             & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
+            certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
+                            & (detail.str.startswith(UNTRUSTED_PUBLIC)
+                               | detail.str.contains(TLS13_HIDDEN, regex=False))]
+            for p, g in certs.groupby("purpose", sort=False):
+                a, b = cert_counts(g["detail"].tolist(), g["reason"].tolist())
+                had = self.bl_cert.get(p, (0, 0))
+                self.bl_cert[p] = (had[0] + a, had[1] + b)
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -3023,7 +3088,8 @@ class TableSummary:
                                                      tuple(self.elsewhere_names.get(r.id, {})))
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
-                                       ok_other_cast=self.ok_other_cast.get(r.id, 0)))
+                                       ok_other_cast=self.ok_other_cast.get(r.id, 0),
+                                       bl_cert=self.bl_cert.get(r.id, (0, 0))))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
