@@ -3122,10 +3122,21 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
     # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
     # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    # (on whole arrays: the streams of 5 bytes or more whose header says 16 03 and a body longer
+    # than the rest; only those few are then written one by one)
     sent = ft.seq_bytes
-    for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
-        n = int(cen[i] - cst[i])
-        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+    tls_c = np.flatnonzero(~cutf & (ckind == "tls"))
+    tls_n = (cen[tls_c] - cst[tls_c]).astype(np.int64)
+    five = tls_n >= 5
+    tls_c, tls_n = tls_c[five], tls_n[five]
+    if len(tls_c):
+        s0 = cst[tls_c].astype(np.int64)
+        b = np.asarray(buf, np.uint8)
+        body = b[s0 + 3].astype(np.int64) << 8 | b[s0 + 4]
+        hit = (b[s0] == 0x16) & (b[s0 + 1] == 3) & (tls_n < 5 + body)
+        if sent is not None:
+            hit &= sent[fidx[tls_c], 0] <= tls_n
+        for i, n in zip(tls_c[hit].tolist(), tls_n[hit].tolist()):
             cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
     # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
     # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in
