@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    repeated, resent, seq_extents)
+                    frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -2531,6 +2531,15 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     (len(flows),)) set, each with the dtype of its array (object stays object). The new columns
     are joined in one step when none of them is in ``flows`` yet (one column at a time costs
     more than the rest of this)."""
+    if flows.index.is_unique and flows.columns.is_unique and not any(k in flows.columns for k in cols) \
+            and "service" in flows.columns \
+            and all(isinstance(t, np.dtype) and t.kind in "biufO" for t in flows.dtypes):
+        # every column a numpy array: one frame of them all at once (flows.frame_of), service
+        # replaced in its place
+        arrays = {k: flows[k].to_numpy() for k in flows.columns}
+        arrays["service"] = np.asarray(service, object)
+        arrays.update(cols)
+        return frame_of(arrays, flows.index)
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
         # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
         # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
