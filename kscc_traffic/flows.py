@@ -1839,7 +1839,11 @@ def _history(flow_of, from_orig, flags, is_tcp, seq, plen, nflows, flipped) -> n
     chars[lead, 0] = ord("^")
     if len(fl):
         chars[fl, lead[fl].astype(np.int64) + rank] = _HISTORY_CHARS[cd]
-    return chars.view(f"S{width}").ravel().astype(str).astype(object)
+    # (each distinct history made text once: a batch's few thousand flows have a few dozen)
+    distinct, inv = np.unique(chars.view(f"S{width}").ravel(), return_inverse=True)
+    texts = np.empty(len(distinct), object)
+    texts[:] = [b.decode("ascii") for b in distinct.tolist()]
+    return texts[inv.reshape(-1)]
 
 
 #: history event code (letter index, + len(_LETTERS) for the responder) -> its byte

@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
                     frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
+from .streams import MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -259,8 +259,10 @@ def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     # space or line end, 13 bytes) on whole arrays: such a stream is neither TLS nor a request
     status = _status_line_at(buf, start[rest], end[rest])
     out[rest[status]] = "http"
+    # (the rest is neither TLS nor a status line: only a request line is left to look for)
     for i in rest[~status].tolist():
-        out[i] = _kind(mv[start[i]:end[i]].tobytes())
+        data = mv[start[i]:end[i]]
+        out[i] = "" if not len(data) else "http" if http.looks_like_http_request(data) else "other"
     return out
 
 
@@ -421,7 +423,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     if not len(rows):
         return none if parts else out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
-    o = np.lexsort((rows, grp))                      # by (flow, direction), capture order
+    o = stable_order(grp)       # by (flow, direction), capture order (rows are ascending)
     rows, grp = rows[o], grp[o]
     first = np.r_[True, grp[1:] != grp[:-1]]
     k = np.arange(len(rows))
