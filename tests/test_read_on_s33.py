@@ -1,8 +1,7 @@
 """Chunked reading of a plain capture file reads each chunk once (session 33 speed work):
 ``capture.files._FileReader.read_on`` reads the start of the record a chunk cut again from the
 file instead of joining it to the next read, giving the bytes ``tail + read(n)`` gives; the
-chunks of :func:`iter_frames` are the records of :func:`read_frames`, whatever the chunk size;
-``_u32_at`` gathers the words ``_u32_view`` gave."""
+chunks of :func:`iter_frames` are the records of :func:`read_frames`, whatever the chunk size."""
 from __future__ import annotations
 
 import io
@@ -79,23 +78,3 @@ def test_read_on_without_seeking_joins(tmp_path):
     r = files._FileReader(NoSeek(b"0123456789"))
     assert r.read(4) == b"0123"
     assert r.read_on(b"23", 3) == b"23456"
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=4, max_size=300), st.data(), st.sampled_from("<>"))
-def test_u32_at_is_the_views_gather(buf, data, order):
-    """capture.files._u32_at (four byte gathers) == _u32_view(buf, order)[at] (a gather of
-    unaligned words): values, dtype, negative offsets, IndexError out of range."""
-    n = len(buf) - 3
-    at = np.array(data.draw(st.lists(st.integers(-n, n - 1), max_size=40)), np.int64)
-    want = files._u32_view(buf, order)[at]
-    got = files._u32_at(buf, order, at)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert got.tolist() == want.tolist()
-    assert got.tolist() == [int.from_bytes(buf[a % n:a % n + 4], "little" if order == "<" else "big")
-                            for a in at.tolist()]
-    for bad in (n, -n - 1):
-        with pytest.raises(IndexError):
-            files._u32_view(buf, order)[np.array([bad])]
-        with pytest.raises(IndexError):
-            files._u32_at(buf, order, np.array([bad]))

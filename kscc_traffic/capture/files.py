@@ -377,25 +377,6 @@ def _u32_view(buf: bytes | memoryview, order: str) -> np.ndarray:
                       strides=(1,))
 
 
-def _u32_at(buf: bytes | memoryview, order: str, at: np.ndarray) -> np.ndarray:
-    """``_u32_view(buf, order)[at]`` (the 32-bit words starting at byte offsets ``at``, int
-    array; same dtype, values and IndexError for an offset out of range) gathered as bytes:
-    numpy's gather from the stride-1 view takes a slow path for unaligned words (a chunk's 31,000
-    record headers: ~1.5 ms, four byte gathers ~0.4 ms)."""
-    at = np.asarray(at, np.int64)
-    n = len(buf) - 3
-    if at.size and (int(at.min()) < -n or int(at.max()) >= n):
-        raise IndexError(f"offset out of range for a {len(buf)}-byte buffer")
-    if at.size and int(at.min()) < 0:
-        at = np.where(at < 0, at + n, at)
-    b = np.frombuffer(buf, np.uint8)
-    shifts = (0, 8, 16, 24) if order == "<" else (24, 16, 8, 0)
-    out = b[at].astype(np.uint32) << shifts[0]
-    for k in (1, 2, 3):
-        out |= b[at + k].astype(np.uint32) << shifts[k]
-    return out.astype(np.dtype(order + "u4"), copy=False)
-
-
 # ---------------------------------------------------------------------------------------------
 # pcap
 
@@ -1186,7 +1167,7 @@ class _PcapngParser:
         if (s_big == s_big[0]).all():               # (one byte order: the usual file)
             order = ">" if s_big[0] else "<"
             v = _u32_view(buf, order)
-            fields = [_u32_at(buf, order, p + a) for a in at]
+            fields = [v[p + a] for a in at]
             ltbits, efcs, over = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
             if len(over):
                 self._note("epb_option_overrun", base + int(over.min()), len(over))
@@ -1524,7 +1505,7 @@ def _pcap_header_at(parser, data: bytes, start: int, w: _Walk) -> int | None:
         return None
     heads = w.cols["offset"] - parser.hdr_len
     if len(heads):
-        hit = np.flatnonzero(np.isin(_u32_at(data, "<", heads), _PCAP_MAGIC_WORDS))
+        hit = np.flatnonzero(np.isin(_u32_view(data, "<")[heads], _PCAP_MAGIC_WORDS))
         if len(hit):
             return int(heads[hit[0]])
     if w.stop is not None:
