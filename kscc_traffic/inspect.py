@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
                     frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
+from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -423,7 +423,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     if not len(rows):
         return none if parts else out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
-    o = stable_order(grp)       # by (flow, direction), capture order (rows are ascending)
+    o = np.lexsort((rows, grp))                      # by (flow, direction), capture order
     rows, grp = rows[o], grp[o]
     first = np.r_[True, grp[1:] != grp[:-1]]
     k = np.arange(len(rows))
