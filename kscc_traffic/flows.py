@@ -257,19 +257,6 @@ def repeated(value, n: int) -> np.ndarray:
     return out
 
 
-def object_columns(n: int):
-    """``f(values) -> pd.Series`` of dtype object and length ``n`` (a scalar is repeated).
-
-    pandas 3 would infer its Arrow-backed ``str`` dtype for text columns; the flow table's text
-    columns are plain ``object`` (see ``COLUMNS``), and converting back and forth per batch costs
-    more than the rest of building the table."""
-    def text(values) -> pd.Series:
-        if isinstance(values, str):
-            values = repeated(values, n)
-        return pd.Series(values, dtype=object)
-    return text
-
-
 def label_index(names) -> pd.Index:
     """Column labels as an ``object`` Index. pandas 3 makes text labels its Arrow-backed
     ``str`` dtype, through which every column read and every column added goes: on a table of
