@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    repeated, resent, seq_extents)
+                    frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -259,8 +259,10 @@ def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     # space or line end, 13 bytes) on whole arrays: such a stream is neither TLS nor a request
     status = _status_line_at(buf, start[rest], end[rest])
     out[rest[status]] = "http"
+    # (the rest is neither TLS nor a status line: only a request line is left to look for)
     for i in rest[~status].tolist():
-        out[i] = _kind(mv[start[i]:end[i]].tobytes())
+        data = mv[start[i]:end[i]]
+        out[i] = "" if not len(data) else "http" if http.looks_like_http_request(data) else "other"
     return out
 
 
@@ -2560,6 +2562,15 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     (len(flows),)) set, each with the dtype of its array (object stays object). The new columns
     are joined in one step when none of them is in ``flows`` yet (one column at a time costs
     more than the rest of this)."""
+    if flows.index.is_unique and flows.columns.is_unique and not any(k in flows.columns for k in cols) \
+            and "service" in flows.columns \
+            and all(isinstance(t, np.dtype) and t.kind in "biufO" for t in flows.dtypes):
+        # every column a numpy array: one frame of them all at once (flows.frame_of), service
+        # replaced in its place
+        arrays = {k: flows[k].to_numpy() for k in flows.columns}
+        arrays["service"] = np.asarray(service, object)
+        arrays.update(cols)
+        return frame_of(arrays, flows.index)
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
         # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
         # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
@@ -3151,10 +3162,21 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
     # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
     # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    # (on whole arrays: the streams of 5 bytes or more whose header says 16 03 and a body longer
+    # than the rest; only those few are then written one by one)
     sent = ft.seq_bytes
-    for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
-        n = int(cen[i] - cst[i])
-        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+    tls_c = np.flatnonzero(~cutf & (ckind == "tls"))
+    tls_n = (cen[tls_c] - cst[tls_c]).astype(np.int64)
+    five = tls_n >= 5
+    tls_c, tls_n = tls_c[five], tls_n[five]
+    if len(tls_c):
+        s0 = cst[tls_c].astype(np.int64)
+        b = np.asarray(buf, np.uint8)
+        body = b[s0 + 3].astype(np.int64) << 8 | b[s0 + 4]
+        hit = (b[s0] == 0x16) & (b[s0 + 1] == 3) & (tls_n < 5 + body)
+        if sent is not None:
+            hit &= sent[fidx[tls_c], 0] <= tls_n
+        for i, n in zip(tls_c[hit].tolist(), tls_n[hit].tolist()):
             cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
     # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
     # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in

@@ -130,6 +130,24 @@ class _FileReader:
     def read(self, n: int) -> bytes:
         return self._f.read(n)
 
+    def read_on(self, tail: bytes, n: int) -> bytes:
+        """``tail + read(n)``, where ``tail`` is the last bytes read (the start of a record the
+        previous chunk cut): read again with them from the file when it can seek, so that the
+        chunk is made once (a copy of a 16 MiB chunk to put a few bytes before it costs more
+        CPU than reading it: a new buffer's pages); the bytes read again must be ``tail``
+        (else, a file rewritten under us, as it was)."""
+        k = len(tail)
+        if k and getattr(self._f, "seekable", lambda: False)():
+            try:
+                self._f.seek(-k, os.SEEK_CUR)
+            except (OSError, ValueError):
+                return tail + self._f.read(n)
+            out = self._f.read(k + n)
+            if out[:k] == tail:
+                return out
+            return tail + out[k:]   # (not the bytes we had: keep ours, then what follows them)
+        return tail + self._f.read(n)
+
     def eof(self) -> bool:
         return not self._f.peek(1)  # type: ignore[attr-defined]
 
@@ -1475,6 +1493,14 @@ class _Probe:
             self.head += b[:ASCII_PROBE_BYTES - len(self.head)]
         return b
 
+    def read_on(self, tail: bytes, n: int) -> bytes:
+        """``tail + read(n)`` (``tail``: the last bytes read), through the reader's ``read_on``
+        when it has one (:meth:`_FileReader.read_on`) and the head is complete."""
+        read_on = getattr(self._reader, "read_on", None)
+        if read_on is None or len(self.head) < ASCII_PROBE_BYTES:
+            return tail + self.read(n)
+        return read_on(tail, n)
+
     def __getattr__(self, key):
         return getattr(self._reader, key)
 
@@ -1708,7 +1734,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             # same records
             grow = chunk_bytes if n else min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
             want = max(grow, w.need) - len(tail)
-            data = tail + reader.read(max(want, 1))
+            data = reader.read_on(tail, max(want, 1))
             at_eof = reader.eof()
             pos = 0
             continue
