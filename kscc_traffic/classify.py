@@ -2987,8 +2987,7 @@ def scan_detail(kind: str, row: dict, purpose: str) -> str:
     if kind == PORT_SCAN:
         what = f"a port scan {SCAN_PROBE}{row['orig_h']}: one of {PORT_SCAN_PORTS} or more ports of {row['resp_h']}"
     else:
-        what = (f"an address scan {SCAN_PROBE}{row['orig_h']}: one of {ADDRESS_SCAN_HOSTS} or more hosts "
-                f"probed on TCP {port} ({row['resp_h']})")
+        what = f"an address scan {SCAN_PROBE}{row['orig_h']}: one of {ADDRESS_SCAN_HOSTS} or more hosts on TCP {port}"
     how = _probe_end(str(row.get("conn_state") or ""), str(row.get("history") or ""),
                      str(row.get("icmp_unreachable") or ""))
     doc = f"; TCP {port} {SCAN_DOCUMENTED}{purpose}," if purpose and purpose != "dns" else ";"

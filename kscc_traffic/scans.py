@@ -22,13 +22,14 @@ A probe is part of a scan when both hold (:func:`scan_kinds`):
   :data:`PORT_SCAN_PORTS` or more distinct ports of its responder (port scan), or to
   :data:`ADDRESS_SCAN_HOSTS` or more distinct hosts on its port (address scan);
 - the originator's TCP attempts (any flow it began with a SYN, whatever became of it) to that
-  host (on that port) that began from :data:`SCAN_WINDOW_S` before the probe to
-  ``CLOSE_DELAY_NS`` (5 s) after its last packet reach the same count. This is what is known when
-  the probe's row leaves a chunked reading (:mod:`kscc_traffic.chunked`: a closed flow leaves 5 s
-  after its last packet at the soonest), so only such probes wait there for the rest of their
-  window, and a capture without scans leaves every row as soon as before. It means the first
-  probes of a very slow scan (more than 5 s between probes) are judged as any flow until the
-  attempts after them reach the count.
+  host (on that port) that began from :data:`SCAN_WINDOW_S` before the probe to 5 s after its
+  last packet (a probe closed by a reset: ``CLOSE_DELAY_NS``) or 300 s after it (an unanswered
+  one: the TCP idle timeout) reach the same count. This is what is known when the probe's row
+  leaves a chunked reading (:mod:`kscc_traffic.chunked`: a flow leaves that long after its last
+  packet at the soonest), so only such probes wait there for the rest of their window, and a
+  capture without scans leaves every row as soon as before. It means the first refused probes
+  of a slow scan (fewer than 15 ports in the 5 s after them: nmap ``-T1``/``-T2``) are judged
+  as any flow.
 
 A probe in both kinds is a port-scan probe. Its row becomes ``unclassified`` (not judged), reason
 ``port_scan`` or ``address_scan``, purpose '' (not KSC traffic), the detail saying how it ended
@@ -43,7 +44,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .flows import CLOSE_DELAY_NS, history_plain
+from .flows import CLOSE_DELAY_NS, IDLE_TIMEOUT_NS, TCP, history_plain
 
 #: the window (s) in which a scan's probes are counted: Zeek's ``Scan::port_scan_interval`` and
 #: ``Scan::addr_scan_interval`` (5 min; "a higher interval will detect slower scanners, but may
@@ -252,10 +253,20 @@ def _in_scan(pr_key, pr_ts, pr_val, q_key, q_ts, threshold: int) -> np.ndarray:
 
 def _leads(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     """Per row ``at``: the latest start (ns) of the attempts the second condition counts: its
-    last packet (ts + duration) plus CLOSE_DELAY_NS."""
+    last packet (ts + duration) plus the time a flow of its kind stays open after its last packet
+    (:mod:`kscc_traffic.chunked`: ``CLOSE_DELAY_NS``, 5 s, for a connection closed by a RST or FINs
+    both ways; the TCP idle timeout, 300 s, for the others: an unanswered SYN)."""
     ts = flows["ts_ns"].to_numpy(np.int64)[at]
     dur = np.nan_to_num(flows["duration"].to_numpy(np.float64)[at], nan=0.0).clip(min=0.0)
-    return ts + (dur * 1e9).astype(np.int64) + CLOSE_DELAY_NS
+    hist = flows["history"].to_numpy(dtype=object)[at]
+    closed = np.fromiter((_closed(str(h) if isinstance(h, str) else "") for h in hist.tolist()), bool, len(at))
+    return ts + (dur * 1e9).astype(np.int64) + np.where(closed, CLOSE_DELAY_NS, IDLE_TIMEOUT_NS[TCP])
+
+
+def _closed(history: str) -> bool:
+    """A TCP history closed as chunked's ``_closed_and_idle`` reads it (a RST, or FINs both ways)."""
+    h = history_plain(history)
+    return "R" in h or "r" in h or ("F" in h and "f" in h)
 
 
 def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
