@@ -2149,8 +2149,9 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
     (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
-    got one for (:func:`_note_resolved`): for a table whose rows were classified apart (the live
-    session's flows, each classified when it changed). A copy when a row changed, else
+    got one for (:func:`_note_resolved`), and the probes of a port or address scan (:func:`_note_scans`):
+    for a table whose rows were classified apart (the live session's flows, each classified when it
+    changed). A copy when a row changed, else
     ``flows`` itself."""
     if not len(flows) or any(c not in flows.columns for c in CLASS_COLUMNS):
         return flows
@@ -2159,6 +2160,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     _note_auth_rounds(flows, res)
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
+    _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
         return flows
     out = flows.copy()
@@ -3001,7 +3003,8 @@ def _note_scans(flows: pd.DataFrame, res: np.ndarray) -> None:
     :func:`scan_detail`."""
     from .scans import scan_kinds
     kinds = scan_kinds(flows)
-    at = np.flatnonzero(kinds != "")
+    # (a row noted already, the live session's table noted again, keeps its detail)
+    at = np.flatnonzero((kinds != "") & (res[:, 2] != kinds))
     if not len(at):
         return
     cols = {c: flows[c].to_numpy(dtype=object) if c in flows.columns else np.full(len(flows), "", object)

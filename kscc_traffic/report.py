@@ -732,6 +732,10 @@ REASON_TEXT: dict[str, str] = {
     "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
                 "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
                 "not judged"),
+    "port_scan": ("a probe of a port scan (one originator's short attempts to 15 or more ports of one host within "
+                  "5 minutes): a scanner's, not KSC traffic; not judged"),
+    "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
+                     "within 5 minutes): a scanner's, not KSC traffic; not judged"),
 }
 
 #: why a ``rejected`` flow matters, by how its detail reads (see :func:`rejected_reason_text`)
@@ -3060,6 +3064,14 @@ MAX_SCAN_LINES = 10
 
 def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'s' if n != 1 else ''}"
+
+
+def scan_lines_of(flows: pd.DataFrame) -> list[str]:
+    """:func:`scan_lines` of a flow table (the HTML report's)."""
+    s = TableSummary()
+    if len(flows) and "reason" in flows and "orig_h" in flows:
+        s._add_scans(flows)
+    return scan_lines(s)
 
 
 def scan_lines(summary: TableSummary) -> list[str]:

@@ -38,6 +38,7 @@ report says each scan once (:func:`scan_lines`).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from typing import Optional
 
@@ -80,7 +81,6 @@ _UNCONNECTED = frozenset(("S0", "SH", "REJ", "RSTOS0", "RSTRH", "SHR", "OTH"))
 _CONNECTED = frozenset(("RSTO", "RSTR", "SF", "S2", "S3"))
 _NEED = ("proto", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history",
          "orig_bytes", "resp_bytes")
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _col(flows: pd.DataFrame, name: str, default, dtype=object) -> np.ndarray:
@@ -99,10 +99,17 @@ def attempt_mask(flows: pd.DataFrame) -> np.ndarray:
     tcp = _col(flows, "proto", "") == "tcp"
     partial = _col(flows, "partial", False, bool) if "partial" in flows.columns else np.zeros(n, bool)
     out = tcp & ~partial
-    h_codes, h_names = pd.factorize(flows["history"].to_numpy(dtype=object), use_na_sentinel=False)
-    starts = np.array([history_plain(str(h) if isinstance(h, str) else "").lstrip("^").startswith("S")
-                       for h in h_names.tolist()] + [False], bool)
-    return out & starts[h_codes]
+    at = np.flatnonzero(out)
+    if not len(at):
+        return out
+    # (each distinct history read once: a batch's flows share a few)
+    seen: dict = {}
+    codes = np.fromiter((seen.setdefault(h, len(seen)) for h in flows["history"].to_numpy(dtype=object)[at].tolist()),
+                        np.int64, len(at))
+    starts = np.array([history_plain(h if isinstance(h, str) else "").lstrip("^").startswith("S") for h in seen],
+                      bool)
+    out[at] = starts[codes]
+    return out
 
 
 def _possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
@@ -136,121 +143,6 @@ def _still_possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
     return _possible(flows, att) & (np.isin(state, list(_UNCONNECTED)) | (dur <= CONNECT_PROBE_S))
 
 
-def _hashes(values: np.ndarray) -> np.ndarray:
-    return pd.util.hash_array(np.asarray([str(v) for v in values.tolist()], dtype=object)) if len(values) \
-        else np.zeros(0, np.uint64)
-
-
-class _Keys:
-    """The key and value arrays of some flows: ``pkey`` (originator, responder, VLAN) and its
-    value ``pval`` (the port), ``akey`` (originator, port, VLAN) and ``aval`` (the responder's
-    hash), ``ts`` (ns), ``named`` (a ``server_name``)."""
-
-    __slots__ = ("pkey", "pval", "akey", "aval", "ts", "named")
-
-    def __init__(self, flows: pd.DataFrame | None = None, at: np.ndarray | None = None) -> None:
-        if flows is None:
-            z = np.zeros(0, np.uint64)
-            self.pkey, self.pval, self.akey, self.aval = z, np.zeros(0, np.int64), z, z
-            self.ts, self.named = np.zeros(0, np.int64), np.zeros(0, bool)
-            return
-        sub = flows.iloc[at] if at is not None else flows
-        oh, rh = _hashes(_col(sub, "orig_h", "")), _hashes(_col(sub, "resp_h", ""))
-        vl = _hashes(_col(sub, "vlan", 0)) if "vlan" in sub.columns else np.zeros(len(sub), np.uint64)
-        port = sub["resp_p"].to_numpy(np.int64)
-        with np.errstate(over="ignore"):
-            base = oh * _MIX + vl
-            self.pkey = (base * _MIX) ^ rh
-            self.akey = (base * _MIX) ^ (port.astype(np.uint64) + np.uint64(1) << np.uint64(40))
-        self.pval, self.aval = port, rh
-        self.ts = sub["ts_ns"].to_numpy(np.int64)
-        named = _col(sub, "server_name", "")
-        self.named = np.fromiter((isinstance(x, str) and x != "" for x in named.tolist()), bool, len(sub))
-
-    def take(self, mask: np.ndarray) -> "_Keys":
-        out = _Keys()
-        for k in self.__slots__:
-            setattr(out, k, getattr(self, k)[mask])
-        return out
-
-    @staticmethod
-    def join(parts: list["_Keys"]) -> "_Keys":
-        out = _Keys()
-        parts = [p for p in parts if len(p.ts)]
-        if parts:
-            for k in _Keys.__slots__:
-                setattr(out, k, np.concatenate([getattr(p, k) for p in parts]))
-        return out
-
-
-def _distinct_enough(key: np.ndarray, val: np.ndarray, wanted: np.ndarray, threshold: int) -> np.ndarray:
-    """The keys of ``wanted`` that have ``threshold`` or more distinct values in all (a bound:
-    only those need a look window by window)."""
-    if not len(key):
-        return np.zeros(0, np.uint64)
-    sel = np.isin(key, wanted)
-    if not sel.any():
-        return np.zeros(0, np.uint64)
-    pairs = pd.DataFrame({"k": key[sel], "v": val[sel]}).drop_duplicates()
-    sizes = pairs.groupby("k", sort=False).size()
-    return sizes.index[sizes.to_numpy() >= threshold].to_numpy(np.uint64)
-
-
-def _warm(att_key, att_ts, att_val, q_key, q_from, q_to, threshold: int) -> np.ndarray:
-    """Per query: ``threshold`` or more distinct values among the attempts of its key begun in
-    [q_from, q_to] (ns)."""
-    out = np.zeros(len(q_key), bool)
-    hot = _distinct_enough(att_key, att_val, np.unique(q_key), threshold)
-    if not len(hot):
-        return out
-    sel = np.isin(att_key, hot)
-    k, t, v = att_key[sel], att_ts[sel], att_val[sel]
-    order = np.lexsort((t, k))
-    k, t, v = k[order], t[order], v[order]
-    for i in np.flatnonzero(np.isin(q_key, hot)).tolist():
-        lo, hi = np.searchsorted(k, q_key[i], "left"), np.searchsorted(k, q_key[i], "right")
-        a = lo + np.searchsorted(t[lo:hi], q_from[i], "left")
-        b = lo + np.searchsorted(t[lo:hi], q_to[i], "right")
-        out[i] = b - a >= threshold and len(np.unique(v[a:b])) >= threshold
-    return out
-
-
-def _scan_starts(t: np.ndarray, v: np.ndarray, threshold: int) -> np.ndarray:
-    """The starts (ns, ascending) of the windows [start, start + SCAN_WINDOW_NS] that begin at a
-    probe (``t`` ascending, ``v`` their values) and hold ``threshold`` or more distinct values."""
-    counts: Counter = Counter()
-    out, r, n = [], 0, len(t)
-    tl, vl = t.tolist(), v.tolist()
-    for i in range(n):
-        while r < n and tl[r] <= tl[i] + SCAN_WINDOW_NS:
-            counts[vl[r]] += 1
-            r += 1
-        if len(counts) >= threshold:
-            out.append(tl[i])
-        counts[vl[i]] -= 1
-        if not counts[vl[i]]:
-            del counts[vl[i]]
-    return np.asarray(out, np.int64)
-
-
-def _in_scan(pr_key, pr_ts, pr_val, q_key, q_ts, threshold: int) -> np.ndarray:
-    """Per query: in a window of SCAN_WINDOW_NS holding ``threshold`` or more distinct values among
-    the probes of its key."""
-    out = np.zeros(len(q_key), bool)
-    hot = _distinct_enough(pr_key, pr_val, np.unique(q_key), threshold)
-    for key in hot.tolist():
-        sel = pr_key == np.uint64(key)
-        order = np.argsort(pr_ts[sel], kind="stable")
-        starts = _scan_starts(pr_ts[sel][order], pr_val[sel][order], threshold)
-        if not len(starts):
-            continue
-        at = np.flatnonzero(q_key == np.uint64(key))
-        j = np.searchsorted(starts, q_ts[at], "right") - 1
-        ok = j >= 0
-        out[at[ok]] = q_ts[at][ok] <= starts[j[ok]] + SCAN_WINDOW_NS
-    return out
-
-
 def _leads(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     """Per row ``at``: the latest start (ns) of the attempts the second condition counts: its
     last packet (ts + duration) plus the time a flow of its kind stays open after its last packet
@@ -269,12 +161,240 @@ def _closed(history: str) -> bool:
     return "R" in h or "r" in h or ("F" in h and "f" in h)
 
 
+def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
+    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named)`` tuples."""
+    if not len(at):
+        return []
+    ts = flows["ts_ns"].to_numpy(np.int64)[at].tolist()
+    oh = flows["orig_h"].to_numpy(dtype=object)[at].tolist()
+    rh = flows["resp_h"].to_numpy(dtype=object)[at].tolist()
+    rp = flows["resp_p"].to_numpy(np.int64)[at].tolist()
+    vl = flows["vlan"].to_numpy(dtype=object)[at].tolist() if "vlan" in flows.columns else [0] * len(at)
+    names = flows["server_name"].to_numpy(dtype=object)[at].tolist() if "server_name" in flows.columns \
+        else [""] * len(at)
+    return [(t, o, r, p, v, isinstance(n, str) and n != "") for t, o, r, p, v, n in zip(ts, oh, rh, rp, vl, names)]
+
+
+def _scan_starts(items: list[tuple[int, object]], threshold: int) -> list[int]:
+    """The starts (ns, ascending) of the windows [start, start + SCAN_WINDOW_NS] that begin at a
+    probe (``items``: (ts_ns, value), any order) and hold ``threshold`` or more distinct values."""
+    items = sorted(items, key=lambda x: x[0])
+    counts: Counter = Counter()
+    out, r, n = [], 0, len(items)
+    for i in range(n):
+        while r < n and items[r][0] <= items[i][0] + SCAN_WINDOW_NS:
+            counts[items[r][1]] += 1
+            r += 1
+        if len(counts) >= threshold:
+            out.append(items[i][0])
+        v = items[i][1]
+        counts[v] -= 1
+        if not counts[v]:
+            del counts[v]
+    return out
+
+
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _hash_of(values: list) -> np.ndarray:
+    """Python's hash of each value (a text's is cached in the object: cheap), as uint64."""
+    return np.fromiter(map(hash, values), np.int64, len(values)).view(np.uint64)
+
+
+class _Attempts:
+    """Attempts as arrays: ``pkey`` (originator, responder, VLAN), ``akey`` (originator, port,
+    VLAN), ``ts`` (ns), ``port``, ``host`` (the responder's hash): what the second condition
+    counts, kept in numpy (every TCP attempt of a capture passes here)."""
+
+    __slots__ = ("pkey", "akey", "ts", "port", "host")
+
+    def __init__(self, rows: list[tuple] | None = None) -> None:
+        rows = rows or []
+        n = len(rows)
+        if n:
+            ts, oh, rh, port, vl, _ = zip(*rows)
+            o, r, v = _hash_of(list(oh)), _hash_of(list(rh)), _hash_of(list(vl))
+            p = np.asarray(port, np.int64)
+            self._keys(o, r, v, p)
+            self.ts, self.port, self.host = np.asarray(ts, np.int64), p, r
+        else:
+            z = np.zeros(0, np.uint64)
+            self.pkey, self.akey, self.host = z, z, z
+            self.ts, self.port = np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame, at: np.ndarray) -> "_Attempts":
+        """The rows ``at`` of ``flows``."""
+        out = cls()
+        if not len(at):
+            return out
+        o = _hash_of(flows["orig_h"].to_numpy(dtype=object)[at].tolist())
+        r = _hash_of(flows["resp_h"].to_numpy(dtype=object)[at].tolist())
+        v = _hash_of(flows["vlan"].to_numpy(dtype=object)[at].tolist()) if "vlan" in flows.columns \
+            else np.zeros(len(at), np.uint64)
+        p = flows["resp_p"].to_numpy(np.int64)[at]
+        out._keys(o, r, v, p)
+        out.ts, out.port, out.host = flows["ts_ns"].to_numpy(np.int64)[at], p, r
+        return out
+
+    def _keys(self, o, r, v, p) -> None:
+        with np.errstate(over="ignore"):
+            base = (o * _K1) ^ (v * _K2)
+            self.pkey = (base * _K2) ^ r
+            self.akey = (base * _K1) ^ p.astype(np.uint64)
+
+    def take(self, mask: np.ndarray) -> "_Attempts":
+        out = _Attempts()
+        for k in self.__slots__:
+            setattr(out, k, getattr(self, k)[mask])
+        return out
+
+    @staticmethod
+    def join(parts: list["_Attempts"]) -> "_Attempts":
+        out = _Attempts()
+        parts = [p for p in parts if len(p.ts)]
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            for k in _Attempts.__slots__:
+                setattr(out, k, np.concatenate([getattr(p, k) for p in parts]))
+        return out
+
+
+def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarray,
+              bound: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per query (probes ``q``): the second condition (module docstring) for a port scan, for an
+    address scan, among the attempts ``att``. ``bound``: per query, at most how many attempts
+    its port-scan and address-scan keys have (fewer than the count: not looked at)."""
+    out = []
+    for j, (key, qkey, val, threshold) in enumerate((("pkey", q.pkey, "port", PORT_SCAN_PORTS),
+                                                     ("akey", q.akey, "host", ADDRESS_SCAN_HOSTS))):
+        res = np.zeros(len(q.ts), bool)
+        if bound is not None:
+            qkey = np.where(bound[j] >= threshold, qkey, np.uint64(0))
+            if not qkey.any():
+                out.append(res)
+                continue
+        akeys = getattr(att, key)
+        sel = np.isin(akeys, qkey)
+        if sel.sum() >= threshold:
+            k, t, v = akeys[sel], att.ts[sel], getattr(att, val)[sel]
+            uk, counts = np.unique(k, return_counts=True)
+            hot = uk[counts >= threshold]
+            for i in np.flatnonzero(np.isin(qkey, hot) & (qkey != 0)).tolist():
+                m = (k == qkey[i]) & (t >= q.ts[i] - SCAN_WINDOW_NS) & (t <= lead[i])
+                res[i] = len(np.unique(v[m])) >= threshold
+        out.append(res)
+    return out[0], out[1] & ~q_named
+
+
+class _Memory:
+    """Probes per key: ``(orig_h, resp_h, vlan)`` -> [(ts_ns, port)] (port scans),
+    ``(orig_h, port, vlan)`` -> [(ts_ns, resp_h)] (address scans, unnamed probes only); and the
+    attempts (:class:`_Attempts`)."""
+
+    def __init__(self) -> None:
+        self.att = _Attempts()
+        self._parts: list[_Attempts] = []
+        # attempts remembered per port-scan and address-scan key, counted in buckets of the key's
+        # low bits (keys sharing a bucket add up: an upper bound, what the look needs)
+        self.count_p = np.zeros(self.BUCKETS, np.int32)
+        self.count_a = np.zeros(self.BUCKETS, np.int32)
+        self.pr_p: dict[tuple, list] = {}
+        self.pr_a: dict[tuple, list] = {}
+        self._starts: dict[tuple, list[int]] = {}
+
+    def attempts(self) -> _Attempts:
+        if self._parts:
+            self.att = _Attempts.join([self.att, *self._parts])
+            self._parts = []
+        return self.att
+
+    #: buckets of the attempt counts (:meth:`bound`)
+    BUCKETS = 1 << 18
+    _MASK = np.uint64(BUCKETS - 1)
+
+    def add_attempts(self, att: _Attempts) -> None:
+        """Remember attempts."""
+        if len(att.ts):
+            self._parts.append(att)
+            np.add.at(self.count_p, (att.pkey & self._MASK).astype(np.int64), 1)
+            np.add.at(self.count_a, (att.akey & self._MASK).astype(np.int64), 1)
+
+    def bound(self, q: _Attempts, opened: _Attempts) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: at least as many as the attempts remembered and open of its port-scan key, of
+        its address-scan key."""
+        bp = self.count_p[(q.pkey & self._MASK).astype(np.int64)].astype(np.int64)
+        ba = self.count_a[(q.akey & self._MASK).astype(np.int64)].astype(np.int64)
+        if len(opened.ts):
+            bp += np.isin(q.pkey, opened.pkey) * len(opened.ts)
+            ba += np.isin(q.akey, opened.akey) * len(opened.ts)
+        return bp, ba
+
+    def add(self, rows: list[tuple], probes: bool) -> None:
+        """Remember ``rows`` (:func:`_rows`) as attempts, or as probes."""
+        if not rows:
+            return
+        if not probes:
+            self.add_attempts(_Attempts(rows))
+            return
+        for t, o, r, port, v, named in rows:
+            self.pr_p.setdefault((o, r, v), []).append((t, port))
+            if not named:
+                self.pr_a.setdefault((o, port, v), []).append((t, r))
+        self._starts.clear()
+
+    def prune(self, cut: int) -> None:
+        """Forget what began before ``cut`` (ns)."""
+        att = self.attempts()
+        gone = att.ts < cut
+        if gone.any():
+            np.subtract.at(self.count_p, (att.pkey[gone] & self._MASK).astype(np.int64), 1)
+            np.subtract.at(self.count_a, (att.akey[gone] & self._MASK).astype(np.int64), 1)
+            self.att = att.take(~gone)
+        for d in (self.pr_p, self.pr_a):
+            for k in [k for k, v in d.items() if v[0][0] < cut or v[-1][0] < cut]:
+                kept = [x for x in d[k] if x[0] >= cut]
+                if kept:
+                    d[k] = kept
+                else:
+                    del d[k]
+        self._starts.clear()
+
+    def in_scan(self, row: tuple) -> tuple[bool, bool]:
+        """The first condition for a port scan, for an address scan, among the probes remembered."""
+        t, o, r, port, v, named = row
+        out = []
+        for kind, d, key, threshold in ((PORT_SCAN, self.pr_p, (o, r, v), PORT_SCAN_PORTS),
+                                        (ADDRESS_SCAN, self.pr_a, (o, port, v), ADDRESS_SCAN_HOSTS)):
+            lst = d.get(key, ())
+            if (kind == ADDRESS_SCAN and named) or len(lst) < threshold:
+                out.append(False)
+                continue
+            starts = self._starts.get((kind, key))
+            if starts is None:
+                starts = self._starts[(kind, key)] = _scan_starts(lst, threshold)
+            j = bisect_right(starts, t) - 1
+            out.append(j >= 0 and t <= starts[j] + SCAN_WINDOW_NS)
+        return out[0], out[1]
+
+
+def _kind(warm: tuple[bool, bool], inscan: tuple[bool, bool]) -> str:
+    if warm[0] and inscan[0]:
+        return PORT_SCAN
+    if warm[1] and inscan[1]:
+        return ADDRESS_SCAN
+    return ""
+
+
 def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
     """Per flow (object array of ``str``): :data:`PORT_SCAN` or :data:`ADDRESS_SCAN` for a probe
     that is part of a scan (module docstring), '' for the others, judged on the whole table
     (one capture: rows of another ``capture`` are other scans). A :data:`SCAN_COLUMN` of the
-    table (a chunked reading's decision, which saw the rows of other batches) is taken where it
-    holds text. All '' when a column of the flow table is missing."""
+    table (a chunked reading's decision, which saw the rows of other batches) is taken instead
+    when the table has one. All '' when a column of the flow table is missing."""
     n = len(flows)
     out = np.full(n, "", dtype=object)
     if not n:
@@ -293,38 +413,15 @@ def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
     probe = probe_mask(flows, att)
     if probe.sum() < PORT_SCAN_PORTS:
         return out
-    a = _Keys(flows, np.flatnonzero(att))
+    mem = _Memory()
+    mem.add_attempts(_Attempts.of(flows, np.flatnonzero(att)))
     at = np.flatnonzero(probe)
-    p = _Keys(flows, at)
-    lead = _leads(flows, at)
-    out[at] = decide(a, p, p, lead, None)
-    return out
-
-
-def _warms(attempts: _Keys, queries: _Keys, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: the second condition (module docstring) for a port scan, for an address scan."""
-    warm_p = _warm(attempts.pkey, attempts.ts, attempts.pval, queries.pkey, queries.ts - SCAN_WINDOW_NS, lead,
-                   PORT_SCAN_PORTS)
-    warm_a = _warm(attempts.akey, attempts.ts, attempts.aval, queries.akey,
-                   queries.ts - SCAN_WINDOW_NS, lead, ADDRESS_SCAN_HOSTS) & ~queries.named
-    return warm_p, warm_a
-
-
-def decide(attempts: _Keys, probes: _Keys, queries: _Keys, lead: np.ndarray, _unused=None) -> np.ndarray:
-    """Per query (probe rows): its kind, '' for none (both conditions, module docstring), the
-    windows taken as complete (the whole table)."""
-    out = np.full(len(queries.ts), "", dtype=object)
-    if not len(queries.ts):
-        return out
-    warm_p, warm_a = _warms(attempts, queries, lead)
-    if warm_p.any():
-        inp = _in_scan(probes.pkey, probes.ts, probes.pval, queries.pkey[warm_p], queries.ts[warm_p], PORT_SCAN_PORTS)
-        out[np.flatnonzero(warm_p)[inp]] = PORT_SCAN
-    rest = warm_a & (out == "")
-    if rest.any():
-        pu = probes.take(~probes.named)
-        ina = _in_scan(pu.akey, pu.ts, pu.aval, queries.akey[rest], queries.ts[rest], ADDRESS_SCAN_HOSTS)
-        out[np.flatnonzero(rest)[ina]] = ADDRESS_SCAN
+    rows = _rows(flows, at)
+    mem.add(rows, True)
+    wp, wa = _warm_all(mem.attempts(), _Attempts(rows), np.fromiter((r[5] for r in rows), bool, len(rows)),
+                       _leads(flows, at))
+    for j in np.flatnonzero(wp | wa).tolist():
+        out[at[j]] = _kind((bool(wp[j]), bool(wa[j])), mem.in_scan(rows[j]))
     return out
 
 
@@ -332,13 +429,13 @@ class ScanWatch:
     """The scans of a capture read in chunks (:mod:`kscc_traffic.chunked`), decided as
     :func:`scan_kinds` decides them on the whole table. Each leaving row gets its
     :data:`SCAN_COLUMN`: '' at once for a row that is no probe, or a probe whose second condition
-    (the attempts up to 5 s after its last packet: all known when it leaves) does not hold; the
-    other probes are held until their kind is known: a window holding them reached the count
-    among the probes that left, or the capture's clock is past their start plus
-    :data:`SCAN_WINDOW_S` and no flow that may still end as a probe of their key, begun in the
-    window, is open (then ''). So the attempts of every flow that left in the last
-    ``KEEP_NS`` are remembered (their keys and start: 40 bytes each) and the probes among them;
-    at most :data:`MAX_HELD` rows are held (beyond, a probe leaves with what is known then)."""
+    (the attempts begun up to its lead: all known when it leaves) does not hold; the other probes
+    are held until their kind is known: a window holding them reached the count among the probes
+    that left, or the capture's clock is past their start plus :data:`SCAN_WINDOW_S` and no flow
+    that may still end as a probe of their key, begun in the window, is open (then ''). So the
+    attempts and probes of the flows that left in the last :attr:`KEEP_NS` are remembered (per
+    key, a tuple each); at most :data:`MAX_HELD` rows are held (beyond, a probe leaves with what
+    is known then)."""
 
     #: rows held at most (bounded memory)
     MAX_HELD = 65_536
@@ -346,114 +443,122 @@ class ScanWatch:
     #: TCP idle timeout (300 s) after its last packet, PROBE_MAX_S after its start, and looks a
     #: window back; the held rows' windows besides
     KEEP_NS = 2 * SCAN_WINDOW_NS + int(PROBE_MAX_S * 1e9) + 360 * 10**9
+    #: batches between two sweeps of what is remembered
+    PRUNE_EVERY = 16
 
     def __init__(self) -> None:
-        self.att = _Keys()
-        self.pr = _Keys()
+        self.mem = _Memory()
         self.held: Optional[pd.DataFrame] = None
-        self.warm = (np.zeros(0, bool), np.zeros(0, bool))
+        self.held_rows: list[tuple] = []
+        self.held_warm: list[tuple[bool, bool]] = []
+        self._steps = 0
 
     @property
     def count(self) -> int:
-        return 0 if self.held is None else len(self.held)
+        return len(self.held_rows)
 
     def step(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
         """``out`` (the leaving rows, unfinished) with :data:`SCAN_COLUMN` set, less the probes
         held, plus the held rows whose kind is now known (every one when ``last``); in time order
         of first packet when a held row joins. ``open_flows``: the batch's flows that stay open
         (flow columns); ``clock``: the capture's clock (ns; None: nothing is known to be over)."""
+        self._steps += 1
         if len(out) and all(c in out.columns for c in _NEED):
-            out = out.copy() if SCAN_COLUMN not in out.columns else out
             col = np.full(len(out), "", dtype=object)
             att = attempt_mask(out)
             probe = probe_mask(out, att)
-            if att.any():
-                self.att = _Keys.join([self.att, _Keys(out, np.flatnonzero(att))])
+            self.mem.add_attempts(_Attempts.of(out, np.flatnonzero(att)))
             keep = np.ones(len(out), bool)
             if probe.any():
                 at = np.flatnonzero(probe)
-                q = _Keys(out, at)
-                self.pr = _Keys.join([self.pr, q])
-                opened = self._open_attempts(open_flows, out["orig_h"].to_numpy(dtype=object)[at], False)
-                wp, wa = _warms(_Keys.join([self.att, opened]), q, _leads(out, at))
-                hold = wp | wa
-                room = self.MAX_HELD - self.count
-                if hold.any() and room > 0:
-                    rows = np.flatnonzero(hold)[:room]
-                    part = out.iloc[at[rows]]
+                rows = _rows(out, at)
+                self.mem.add(rows, True)
+                q = _Attempts(rows)
+                named = np.fromiter((r[5] for r in rows), bool, len(rows))
+                # (the open flows' attempts only for the originators whose remembered attempts and
+                # open flows may reach a count: most probes are an agent's few failed attempts)
+                n_open = self._open_counts(open_flows)
+                bp, ba = self.mem.bound(q, _Attempts())
+                near = [r[1] for r, c1, c2 in zip(rows, bp.tolist(), ba.tolist())
+                        if max(c1 + n_open.get(r[1], 0) - PORT_SCAN_PORTS, c2 + n_open.get(r[1], 0) - ADDRESS_SCAN_HOSTS) >= 0]
+                opened = self._open(open_flows, set(near), False) if near else _Attempts()
+                wp, wa = (_warm_all(_Attempts.join([self.mem.attempts(), opened]), q, named, _leads(out, at),
+                                    self.mem.bound(q, opened))
+                          if near else (np.zeros(len(rows), bool), np.zeros(len(rows), bool)))
+                for j in np.flatnonzero(wp | wa).tolist():
+                    row, warm = rows[j], (bool(wp[j]), bool(wa[j]))
+                    if self.count < self.MAX_HELD:
+                        keep[at[j]] = False
+                        self.held_rows.append(row)
+                        self.held_warm.append(warm)
+                    else:       # (more than MAX_HELD: what is known now)
+                        col[at[j]] = _kind(warm, self.mem.in_scan(row))
+                if not keep.all():
+                    part = out[~keep]
                     self.held = part if self.held is None else pd.concat([self.held, part])
-                    self.warm = (np.concatenate([self.warm[0], wp[rows]]), np.concatenate([self.warm[1], wa[rows]]))
-                    keep[at[rows]] = False
-                    hold[rows] = False
-                if hold.any():      # (more than MAX_HELD: what is known now)
-                    col[at] = decide(self.att, self.pr, q, _leads(out, at))
+            out = out.copy(deep=False)
             out[SCAN_COLUMN] = pd.Series(col, dtype=object, index=out.index)
             if not keep.all():
                 out = out[keep]
-        if self.held is not None:
+        if self.held_rows:
             out = self._release(out, open_flows, clock, last)
-        if clock is not None:
+        if clock is not None and self._steps % self.PRUNE_EVERY == 0:
             cut = clock - self.KEEP_NS
-            if self.held is not None and len(self.held):
-                cut = min(cut, int(self.held["ts_ns"].min()) - SCAN_WINDOW_NS)
-            self.att = self.att.take(self.att.ts >= cut)
-            self.pr = self.pr.take(self.pr.ts >= cut)
+            if self.held_rows:
+                cut = min(cut, min(r[0] for r in self.held_rows) - SCAN_WINDOW_NS)
+            self.mem.prune(cut)
         return out
 
     @staticmethod
-    def _open_attempts(open_flows: pd.DataFrame, origins, possible: bool) -> _Keys:
-        """The keys of the open flows that are attempts (``possible``: that may still end as
-        probes) of the originators ``origins``."""
-        if not len(open_flows) or any(c not in open_flows.columns for c in _NEED):
-            return _Keys()
-        mine = open_flows[open_flows["orig_h"].isin(pd.unique(np.asarray(origins, dtype=object))).to_numpy()]
+    def _open_counts(open_flows: pd.DataFrame) -> Counter:
+        """Open flows per originator (an upper bound of its open attempts)."""
+        if not len(open_flows) or "orig_h" not in open_flows.columns:
+            return Counter()
+        return Counter(open_flows["orig_h"].to_numpy(dtype=object).tolist())
+
+    @staticmethod
+    def _open_rows(open_flows: pd.DataFrame, origins: set, possible: bool) -> list[tuple]:
+        """The open flows of the originators ``origins`` that are attempts (``possible``: that may
+        still end as probes), as :func:`_rows`."""
+        if not len(open_flows) or not origins or any(c not in open_flows.columns for c in _NEED):
+            return []
+        mine = open_flows[open_flows["orig_h"].isin(origins).to_numpy()]
         if not len(mine):
-            return _Keys()
+            return []
         att = attempt_mask(mine)
         if possible:
             att = _still_possible(mine, att)
-        return _Keys(mine, np.flatnonzero(att))
+        return _rows(mine, np.flatnonzero(att))
+
+    def _open(self, open_flows: pd.DataFrame, origins: set, possible: bool) -> _Attempts:
+        return _Attempts(self._open_rows(open_flows, origins, possible))
 
     def _release(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
-        held = self.held
-        q = _Keys(held)
-        wp, wa = self.warm
-        port_yes = np.zeros(len(held), bool)
-        addr_yes = np.zeros(len(held), bool)
-        if wp.any():
-            port_yes[wp] = _in_scan(self.pr.pkey, self.pr.ts, self.pr.pval, q.pkey[wp], q.ts[wp], PORT_SCAN_PORTS)
-        if wa.any():
-            pu = self.pr.take(~self.pr.named)
-            addr_yes[wa] = _in_scan(pu.akey, pu.ts, pu.aval, q.akey[wa], q.ts[wa], ADDRESS_SCAN_HOSTS)
-        if last:
-            over_p = over_a = np.ones(len(held), bool)
-        else:
-            late = (q.ts + SCAN_WINDOW_NS < clock) if clock is not None else np.zeros(len(held), bool)
-            opened = self._open_attempts(open_flows, held["orig_h"].to_numpy(dtype=object), True)
-            over_p = late & ~self._near(opened.pkey, opened.ts, q.pkey, q.ts)
-            over_a = late & ~self._near(opened.akey, opened.ts, q.akey, q.ts)
-        port_done = port_yes | ~wp | over_p
-        addr_done = addr_yes | ~wa | over_a
-        kind = np.full(len(held), "", dtype=object)
-        kind[port_yes] = PORT_SCAN
-        kind[~port_yes & port_done & addr_yes] = ADDRESS_SCAN
-        go = port_yes | (port_done & addr_done)
-        if not go.any():
+        opened: tuple[dict, dict] = ({}, {})
+        for t, o, r, port, v, _ in ([] if last else self._open_rows(open_flows, {r[1] for r in self.held_rows}, True)):
+            opened[0].setdefault((o, r, v), []).append((t, port))
+            opened[1].setdefault((o, port, v), []).append((t, r))
+        go, kinds = [], []
+        for row, warm in zip(self.held_rows, self.held_warm):
+            t, o, r, port, v, _ = row
+            yes = self.mem.in_scan(row)
+            late = last or (clock is not None and t + SCAN_WINDOW_NS < clock)
+            over_p = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[0].get((o, r, v), ()))
+            over_a = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[1].get((o, port, v), ()))
+            port_yes = warm[0] and yes[0]
+            addr_yes = warm[1] and yes[1]
+            port_done = port_yes or not warm[0] or over_p
+            addr_done = addr_yes or not warm[1] or over_a
+            go.append(port_yes or (port_done and addr_done))
+            kinds.append(PORT_SCAN if port_yes else ADDRESS_SCAN if addr_yes else "")
+        go_a = np.asarray(go, bool)
+        if not go_a.any():
             return out
-        leave = held[go].copy()
-        leave[SCAN_COLUMN] = pd.Series(kind[go], dtype=object, index=leave.index)
-        self.held = held[~go] if (~go).any() else None
-        self.warm = (wp[~go], wa[~go])
+        held = self.held
+        leave = held[go_a].copy()
+        leave[SCAN_COLUMN] = pd.Series([k for k, g in zip(kinds, go) if g], dtype=object, index=leave.index)
+        self.held = held[~go_a] if (~go_a).any() else None
+        self.held_rows = [x for x, g in zip(self.held_rows, go) if not g]
+        self.held_warm = [x for x, g in zip(self.held_warm, go) if not g]
         both = pd.concat([out, leave], ignore_index=True) if len(out) else leave.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
-
-    @staticmethod
-    def _near(key: np.ndarray, ts: np.ndarray, q_key: np.ndarray, q_ts: np.ndarray) -> np.ndarray:
-        """Per query: an open flow of its key begun within SCAN_WINDOW_NS of its start."""
-        out = np.zeros(len(q_key), bool)
-        if not len(key):
-            return out
-        for i in np.flatnonzero(np.isin(q_key, key)).tolist():
-            t = ts[key == q_key[i]]
-            out[i] = bool(((t >= q_ts[i] - SCAN_WINDOW_NS) & (t <= q_ts[i] + SCAN_WINDOW_NS)).any())
-        return out

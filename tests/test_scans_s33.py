@@ -247,3 +247,29 @@ def test_tshark_engine_the_same(tmp_path):
 def test_documented():
     docs = documentation()
     assert "port_scan" in docs and "address_scan" in docs and "scan.zeek" in docs
+
+
+def test_html_report_says_each_scan_once(tmp_path):
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.html_report import render_html
+    recs, _ = _port_scan(n=40)
+    flows = analyze_file(write(tmp_path, recs), RULES).flows
+    page = render_html(flows, RULES, generated="x", charts=False)
+    assert page.count("<b>Scans</b>") == 1
+    assert (f"<li>a port scan from {SCANNER}: 40 ports of {VICTIM} in 0.6 s (12 documented KSC ports among them), "
+            f"{SCAN_NOT_KSC} (40 probes, reason port_scan)</li>") in page
+
+
+def test_live_session_the_same(tmp_path):
+    """The live session's final table (each flow classified apart, then the table)."""
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.live import session as live
+    from test_synretry_s31 import _replay_ticking
+    recs, _ = _port_scan(n=30)
+    path = write(tmp_path, recs)
+    s = live.LiveSession(RULES, name=path.name)
+    _replay_ticking(path, s)
+    got = s.final().sort_values("ts_ns").reset_index(drop=True)
+    want = analyze_file(path, RULES).flows.sort_values("ts_ns").reset_index(drop=True)
+    assert set(got.reason) == {"port_scan"} and len(got) == 30
+    assert got.detail.tolist() == want.detail.tolist()
