@@ -2969,7 +2969,9 @@ def _probe_end(state: str, history: str, icmp: str) -> str:
         if "A" in h:
             how = "reset by the responder" if state == "RSTR" else "closed"
             return f"open: connected and {how} at once, no data, a connect() probe"
-        return "open: the prober reset the SYN-ACK, a half-open SYN probe"
+        if "R" in h:
+            return "open: the prober reset the SYN-ACK, a half-open SYN probe"
+        return "open: the prober never acknowledged the SYN-ACK, a half-open SYN probe"
     if icmp:
         return "filtered: an ICMP error answered the SYN"
     if "R" in h:

@@ -10,7 +10,8 @@ scanner) or distinct hosts on one port (an address scan, a sweep: ``masscan -p23
 A *probe* (:func:`probe_mask`) is a TCP flow the originator began with a SYN (its start
 captured), with no payload byte either way, lasting at most :data:`PROBE_MAX_S`, that ended as a
 probe does: unanswered (``S0``, ``SH``), refused (``REJ``), reset by the originator before or
-after the responder's SYN-ACK (``RSTOS0``; ``RSTO`` with history ``ShR``: a half-open SYN scan),
+after the responder's SYN-ACK (``RSTOS0``; ``RSTO`` with history ``ShR``: a half-open SYN scan) or
+never acknowledging it (``S1`` with history ``Sh``: the scanner's reset not captured),
 or connected and closed at once (``RSTO``/``RSTR``/``SF`` within :data:`CONNECT_PROBE_S`: a
 connect() scan). For the address scan the probe also has no ``server_name``: the originator did
 not look the responder up (a sweep goes to addresses; a program behind a proxy or a NAT, a
@@ -130,8 +131,21 @@ def probe_mask(flows: pd.DataFrame, att: np.ndarray | None = None) -> np.ndarray
         return att
     state = _col(flows, "conn_state", "")
     dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
-    ended = np.isin(state, list(_UNCONNECTED)) | (np.isin(state, list(_CONNECTED)) & (dur <= CONNECT_PROBE_S))
+    ended = np.isin(state, list(_UNCONNECTED)) | (np.isin(state, list(_CONNECTED)) & (dur <= CONNECT_PROBE_S)) \
+        | _unacknowledged(flows, state)
     return _possible(flows, att) & ended
+
+
+def _unacknowledged(flows: pd.DataFrame, state: np.ndarray) -> np.ndarray:
+    """Per flow (bool): ``S1`` whose originator never acknowledged the SYN-ACK (history ``Sh``: a
+    half-open probe whose reset was not sent or not captured; a program's connect() acknowledges it)."""
+    out = state == "S1"
+    if out.any():
+        hist = flows["history"].to_numpy(dtype=object)
+        for i in np.flatnonzero(out).tolist():
+            h = history_plain(hist[i] if isinstance(hist[i], str) else "").lstrip("^")
+            out[i] = "A" not in h and "D" not in h
+    return out
 
 
 def _still_possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
@@ -140,7 +154,8 @@ def _still_possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
     than CONNECT_PROBE_S."""
     state = _col(flows, "conn_state", "")
     dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
-    return _possible(flows, att) & (np.isin(state, list(_UNCONNECTED)) | (dur <= CONNECT_PROBE_S))
+    return _possible(flows, att) & (np.isin(state, list(_UNCONNECTED)) | (dur <= CONNECT_PROBE_S)
+                                    | _unacknowledged(flows, state))
 
 
 def _leads(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:

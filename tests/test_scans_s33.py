@@ -273,3 +273,21 @@ def test_live_session_the_same(tmp_path):
     want = analyze_file(path, RULES).flows.sort_values("ts_ns").reset_index(drop=True)
     assert set(got.reason) == {"port_scan"} and len(got) == 30
     assert got.detail.tolist() == want.detail.tolist()
+
+
+def test_corpus_nmap_syn_scan_is_one_port_scan():
+    """nfstream's synscan.pcap (an nmap SYN scan of scanme.nmap.org's top 1,000 ports): every flow a
+    probe; the 12 open ports' SYN-ACKs never acknowledged (``S1``, history ``Sh``) count too."""
+    from conftest import shared_corpus
+    from kscc_traffic.analyze import analyze_file
+    path = shared_corpus("public") / "synscan_2000-flows_rst.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} not in the shared corpus")
+    w = analyze_file(path, RULES).flows
+    assert len(w) == 1994 and set(w.reason) == {"port_scan"}
+    assert w.conn_state.value_counts().to_dict() == {"S0": 1986, "REJ": 5, "S1": 3}
+    s = w[w.conn_state == "S1"].iloc[0]
+    assert "(open: the prober never acknowledged the SYN-ACK, a half-open SYN probe)" in s.detail
+    assert scan_lines(TableSummary.of(w, rules=RULES)) == [
+        "a port scan from 172.16.0.8: 1,000 ports of 64.13.134.52 in 5.1 s (3 documented KSC ports among them), "
+        f"{SCAN_NOT_KSC} (1,994 probes, reason port_scan)"]
