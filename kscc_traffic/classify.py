@@ -62,7 +62,9 @@ Verdicts and reasons (first match wins, in this order):
   header (ports -1; :data:`NO_PORTS_DETAIL`); a TCP flow captured in one direction only, the
   originator's packets acknowledging the responder's SYN-ACK (and data) none of which was
   captured (reason ``one_way``, :func:`_one_way`: the server answered, what it said is not in
-  the capture; the checklist's "seen one-way").
+  the capture; the checklist's "seen one-way"); a probe of a port or address scan (reason
+  ``port_scan``/``address_scan``, purpose '': :mod:`kscc_traffic.scans`, :func:`_note_scans`: not
+  KSC traffic, whatever its port).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
