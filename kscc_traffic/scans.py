@@ -495,7 +495,7 @@ class ScanWatch:
                 n_open = self._open_counts(open_flows)
                 bp, ba = self.mem.bound(q, _Attempts())
                 near = [r[1] for r, c1, c2 in zip(rows, bp.tolist(), ba.tolist())
-                        if max(c1 + n_open.get(r[1], 0) - PORT_SCAN_PORTS, c2 + n_open.get(r[1], 0) - ADDRESS_SCAN_HOSTS) >= 0]
+                        if max(c1 - PORT_SCAN_PORTS, c2 - ADDRESS_SCAN_HOSTS) + n_open.get(r[1], 0) >= 0]
                 opened = self._open(open_flows, set(near), False) if near else _Attempts()
                 wp, wa = (_warm_all(_Attempts.join([self.mem.attempts(), opened]), q, named, _leads(out, at),
                                     self.mem.bound(q, opened))
