@@ -59,6 +59,7 @@ from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STA
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
+from .scans import ScanWatch
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
@@ -259,6 +260,7 @@ class ChunkedAnalysis:
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet
         stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
+        scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -389,8 +391,11 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held or stale.held:   # (a proxy's 407s held for a retry: none came)
-                        out = auth.release(pd.DataFrame(), pd.DataFrame(), None, True) if auth.held else pd.DataFrame()
+                    if auth.held or nodata.held or refused.held or stale.held or scans.count:
+                        # (a proxy's 407s held for a retry: none came)
+                        out = scans.step(pd.DataFrame(), pd.DataFrame(), None, True) if scans.count else pd.DataFrame()
+                        out = stale.hold(refused.hold(nodata.hold(auth.hold(out, None))))
+                        out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         yield stale.release(out, pd.DataFrame(), None, True), capture_end(cap_end, reader_stats)
                     break
@@ -428,12 +433,14 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held or refused.held or stale.held:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held or scans.count:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                # (the retries of held stale attempts looked for among every leaving row: also
+                # (scans first: a probe another holder keeps back is an attempt the others' windows count;
+                # the retries of held stale attempts looked for among every leaving row: also
                 # those the other holds keep back, a 407 or a DNS flow answered NODATA)
+                out = scans.step(out, flows.loc[~final] if not final.all() else flows.iloc[:0], clock, last)
                 out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))), out)
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)

@@ -64,7 +64,9 @@ Verdicts and reasons (first match wins, in this order):
   header (ports -1; :data:`NO_PORTS_DETAIL`); a TCP flow captured in one direction only, the
   originator's packets acknowledging the responder's SYN-ACK (and data) none of which was
   captured (reason ``one_way``, :func:`_one_way`: the server answered, what it said is not in
-  the capture; the checklist's "seen one-way").
+  the capture; the checklist's "seen one-way"); a probe of a port or address scan (reason
+  ``port_scan``/``address_scan``, purpose '': :mod:`kscc_traffic.scans`, :func:`_note_scans`: not
+  KSC traffic, whatever its port).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -137,7 +139,7 @@ except ImportError:     # (not built: _str_codes_py, the same codes)
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); port_scan, address_scan (unclassified: a scanner's probe, not KSC traffic); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 
@@ -2197,8 +2199,9 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
     (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
-    got one for (:func:`_note_resolved`): for a table whose rows were classified apart (the live
-    session's flows, each classified when it changed). A copy when a row changed, else
+    got one for (:func:`_note_resolved`), and the probes of a port or address scan (:func:`_note_scans`):
+    for a table whose rows were classified apart (the live session's flows, each classified when it
+    changed). A copy when a row changed, else
     ``flows`` itself."""
     if not len(flows) or any(c not in flows.columns for c in CLASS_COLUMNS):
         return flows
@@ -2207,6 +2210,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     _note_auth_rounds(flows, res)
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
+    _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
         return flows
     out = flows.copy()
@@ -3028,6 +3032,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         _note_stale_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
+        _note_scans(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
@@ -3035,6 +3040,72 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         # pandas ``str`` column, converted there and back again by the schema)
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
     return _labels_back(out, flows)
+
+
+#: the start of a scan probe's detail after its kind ("a port scan probe from 192.0.2.9: …")
+SCAN_PROBE = "probe from "
+#: in a scan probe's detail: its port is one a rule documents (the report counts them)
+SCAN_DOCUMENTED = "is the documented port of "
+#: the end of a scan probe's detail
+SCAN_NOT_KSC = "not counted as KSC traffic"
+
+
+def _probe_end(state: str, history: str, icmp: str) -> str:
+    """How a scan probe ended, as a scanner reports the port: ``open``, ``closed`` or
+    ``filtered``, and what was seen."""
+    h = history_plain(history).lstrip("^")
+    if state == "REJ" or ("r" in h and "h" not in h):
+        return "closed: the SYN was answered by a reset"
+    if "h" in h:
+        if "A" in h:
+            how = "reset by the responder" if state == "RSTR" else "closed"
+            return f"open: connected and {how} at once, no data, a connect() probe"
+        if "R" in h:
+            return "open: the prober reset the SYN-ACK, a half-open SYN probe"
+        return "open: the prober never acknowledged the SYN-ACK, a half-open SYN probe"
+    if icmp:
+        return "filtered: an ICMP error answered the SYN"
+    if "R" in h:
+        return "filtered: no answer, then the prober's reset"
+    return "filtered: no answer"
+
+
+def scan_detail(kind: str, row: dict, purpose: str) -> str:
+    """The detail of a scan probe (:mod:`kscc_traffic.scans`): ``a port scan probe from
+    192.0.2.9: one of 15 or more ports of 198.51.100.5 probed within 300 s (closed: the SYN was
+    answered by a reset); TCP 23101 is the documented port of agent_connection, not counted as KSC
+    traffic``. ``kind``: ``port_scan`` or ``address_scan``; ``row``: ``orig_h``, ``resp_h``,
+    ``resp_p``, ``conn_state``, ``history``, ``icmp_unreachable``; ``purpose``: the rule the
+    flow's port would have (its judgement before), '' for none."""
+    from .scans import ADDRESS_SCAN_HOSTS, PORT_SCAN, PORT_SCAN_PORTS, SCAN_WINDOW_S
+    port = int(row["resp_p"])
+    if kind == PORT_SCAN:
+        what = f"a port scan {SCAN_PROBE}{row['orig_h']}: one of {PORT_SCAN_PORTS} or more ports of {row['resp_h']}"
+    else:
+        what = f"an address scan {SCAN_PROBE}{row['orig_h']}: one of {ADDRESS_SCAN_HOSTS} or more hosts on TCP {port}"
+    how = _probe_end(str(row.get("conn_state") or ""), str(row.get("history") or ""),
+                     str(row.get("icmp_unreachable") or ""))
+    doc = f"; TCP {port} {SCAN_DOCUMENTED}{purpose}," if purpose and purpose != "dns" else ";"
+    return f"{what} probed within {SCAN_WINDOW_S:g} s ({how}){doc} {SCAN_NOT_KSC}"
+
+
+def _note_scans(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each flow that is a probe of a port or address scan
+    (:func:`kscc_traffic.scans.scan_kinds`): purpose '', ``unclassified`` (not judged: not KSC
+    traffic, whatever its port), reason ``port_scan``/``address_scan``, the detail from
+    :func:`scan_detail`."""
+    from .scans import scan_kinds
+    kinds = scan_kinds(flows)
+    # (a row noted already, the live session's table noted again, keeps its detail)
+    at = np.flatnonzero((kinds != "") & (res[:, 2] != kinds))
+    if not len(at):
+        return
+    cols = {c: flows[c].to_numpy(dtype=object) if c in flows.columns else np.full(len(flows), "", object)
+            for c in ("orig_h", "resp_h", "resp_p", "conn_state", "history", "icmp_unreachable")}
+    for i in at.tolist():
+        row = {c: v[i] for c, v in cols.items()}
+        res[i, 3] = scan_detail(str(kinds[i]), row, str(res[i, 0] or ""))
+        res[i, 0], res[i, 1], res[i, 2] = "", "unclassified", str(kinds[i])
 
 
 def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:

@@ -29,7 +29,8 @@ from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address
 from .classify import _ABSOLUTE, _str_codes
-from .classify import MCAST_JOINS_RE
+from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
+from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
@@ -776,6 +777,10 @@ REASON_TEXT: dict[str, str] = {
     "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
                 "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
                 "not judged"),
+    "port_scan": ("a probe of a port scan (one originator's short attempts to 15 or more ports of one host within "
+                  "5 minutes): a scanner's, not KSC traffic; not judged"),
+    "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
+                     "within 5 minutes): a scanner's, not KSC traffic; not judged"),
 }
 
 #: why a ``rejected`` flow matters, by how its detail reads (see :func:`rejected_reason_text`)
@@ -2803,6 +2808,9 @@ class TableSummary:
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
+        #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
+        #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
+        self.scans: dict[tuple[str, str], list] = {}
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
@@ -2982,6 +2990,8 @@ class TableSummary:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
             else:
                 self.dns_errors_dropped += n
+        if "reason" in flows and "orig_h" in flows:
+            self._add_scans(flows)
         fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
@@ -2999,6 +3009,26 @@ class TableSummary:
             # (the most important first, in time order inside each rank; ties in the order added)
             keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
             self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+
+    def _add_scans(self, flows: pd.DataFrame) -> None:
+        """Count the scan probes of ``flows`` (reason ``port_scan``/``address_scan``) per kind and
+        scanner: :attr:`scans`."""
+        reason = flows["reason"].to_numpy(dtype=object)
+        at = np.flatnonzero((reason == PORT_SCAN) | (reason == ADDRESS_SCAN))
+        if not len(at):
+            return
+        sub = flows.iloc[at]
+        detail = sub["detail"].astype(str).to_numpy(dtype=object) if "detail" in sub else np.full(len(sub), "", object)
+        for (kind, orig), g in sub.groupby([sub["reason"].astype(str), sub["orig_h"].astype(str)], sort=False).indices.items():
+            got = self.scans.setdefault((kind, orig), [0, set(), set(), set(), None, None])
+            ts = sub["ts_ns"].to_numpy(np.int64)[g]
+            ports = sub["resp_p"].to_numpy(np.int64)[g]
+            got[0] += len(g)
+            got[1].update(sub["resp_h"].to_numpy(dtype=object)[g].tolist())
+            got[2].update(ports.tolist())
+            got[3].update(p for p, d in zip(ports.tolist(), detail[g].tolist()) if SCAN_DOCUMENTED in d)
+            got[4] = int(ts.min()) if got[4] is None else min(got[4], int(ts.min()))
+            got[5] = int(ts.max()) if got[5] is None else max(got[5], int(ts.max()))
 
     def listed_from(self, other: "TableSummary") -> None:
         """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
@@ -3096,6 +3126,54 @@ class TableSummary:
             groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
             rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return checklist_frame(rows)
+
+
+#: scans said at most (one line each, the most probes first), then a line for the rest
+MAX_SCAN_LINES = 10
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'s' if n != 1 else ''}"
+
+
+def scan_lines_of(flows: pd.DataFrame) -> list[str]:
+    """:func:`scan_lines` of a flow table (the HTML report's)."""
+    s = TableSummary()
+    if len(flows) and "reason" in flows and "orig_h" in flows:
+        s._add_scans(flows)
+    return scan_lines(s)
+
+
+def scan_lines(summary: TableSummary) -> list[str]:
+    """One line per scan the flows hold (:mod:`kscc_traffic.scans`: reason ``port_scan`` or
+    ``address_scan``), per kind and scanner, the most probes first, at most
+    :data:`MAX_SCAN_LINES` (then how many more): ``a port scan from 192.0.2.9: 1,000 ports of
+    198.51.100.5 in 3.2 s (12 documented KSC ports among them), not counted as KSC traffic``;
+    ``an address scan from 192.0.2.9: 64 hosts on TCP 23101 in 0.6 s (a documented KSC port), not
+    counted as KSC traffic``. Addresses as the flow table writes them (escape the lines for a
+    terminal or HTML as any text)."""
+    out = []
+    items = sorted(summary.scans.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    for (kind, orig), (n, hosts, ports, doc, first, last) in items[:MAX_SCAN_LINES]:
+        secs = f"{max((last or 0) - (first or 0), 0) / 1e9:.1f}"
+        if kind == PORT_SCAN:
+            where = next(iter(hosts)) if len(hosts) == 1 else _count(len(hosts), "host")
+            head = f"a port scan from {orig}: {_count(len(ports), 'port')} of {where}"
+        else:
+            where = f"TCP {next(iter(ports))}" if len(ports) == 1 else f"{_count(len(ports), 'TCP port')}"
+            head = f"an address scan from {orig}: {_count(len(hosts), 'host')} on {where}"
+        if len(ports) == 1 and doc:
+            docs = " (a documented KSC port)"
+        elif doc:
+            docs = f" ({_count(len(doc), 'documented KSC port')} among them)"
+        else:
+            docs = " (no documented KSC port)"
+        out.append(f"{head} in {secs} s{docs}, {SCAN_NOT_KSC} ({_count(n, 'probe')}, reason {kind})")
+    if len(items) > MAX_SCAN_LINES:
+        more = sum(v[0] for _, v in items[MAX_SCAN_LINES:])
+        out.append(f"… and {len(items) - MAX_SCAN_LINES} more scans ({_count(more, 'probe')}; --reason "
+                   f"{PORT_SCAN},{ADDRESS_SCAN} lists them)")
+    return out
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out
@@ -3238,6 +3316,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     one_way = one_way_ok_note(chk, per)
     if one_way:
         console.print(Text(escape_terminal(one_way), style="italic"))
+    for line in scan_lines(summary):
+        console.print(Text(escape_terminal(f"Scan: {line}"), style="yellow"))
 
     outside: list[str] | None = []
     if capture_filter is not None:

@@ -748,6 +748,9 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"{', '.join(one_way)}: ok = each flow is as the rules document it; the checklist's "
                            "seen one-way = the capture holds one direction only, so it cannot show that the other "
                            "side received them (see To verify)", style="italic"))
+    # (session 33: each port or address scan once, under the table: its lines from the flows alone)
+    for line in report.scan_lines_of(flows):
+        console.print(Text(escape_terminal(f"Scan: {line}"), style="yellow"))
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
     # than the console, which then takes report's column widths)
