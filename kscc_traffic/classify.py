@@ -285,6 +285,27 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
                else "") + ")")
 
 
+#: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
+DNS_UNREADABLE_ANSWER = "DNS answer unreadable for "
+
+
+def unreadable_answer(asked) -> bool:
+    """True when ``asked``, a flow's ``dns_asked`` bits (an int; anything else: not known, False),
+    holds :data:`~kscc_traffic.inspect.DNS_UNREADABLE`: a response of the flow was malformed."""
+    return (isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
+            and bool(asked & DNS_UNREADABLE))
+
+
+def dns_unreadable_detail(query: str) -> str:
+    """The detail of a DNS flow answered (NOERROR) with no address read because its answer was
+    malformed (:func:`unreadable_answer`) for ``query``, a name no agent needs (one it needs:
+    :func:`no_address_detail`): the answer is unreadable, not an empty NOERROR."""
+    return (f"{DNS_UNREADABLE_ANSWER}{query or '(no question read)'}: the answer is malformed, records in it "
+            "could not be read (a name breaking the DNS rules: a compression pointer that loops or points "
+            "forward, a reserved label type; or a record running past the message's end), and a resolver "
+            "drops such an answer (a broken DNS server, or a device on the path rewriting DNS answers)")
+
+
 def _name_key(name) -> str:
     return str(name or "").lower().rstrip(".")
 
@@ -458,6 +479,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # lookup of it got an address (_note_resolved, across the table)
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     no_address_detail(row.get("query") or "", over_v6, row.get("dns_asked")))
+        if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
+            # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
+            # answer; newcomer 33)
+            return "dns", "ok", "partial" if partial else "", dns_unreadable_detail(row.get("query") or "")
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
