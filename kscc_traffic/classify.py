@@ -1448,6 +1448,13 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
                 f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
                 f"the connection ({state}): a certificate it rejected? ({how})")
     if int(row.get("resp_bytes", 0)) == 0:
+        # (who closed and when, as for a ClientHello read whole: the packets tell it, not its bytes)
+        silence = _silent_close(row, "")
+        if silence:
+            return "blocked", "tls_failed", f"{silence} ({how})"
+        who = _who_closed(row, state, [])
+        if who:
+            return "blocked", "tls_failed", f"TLS handshake aborted: {who} ({how})"
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
                 f"server sent a byte ({how})")
     if not row.get("blind_client_next"):
