@@ -116,7 +116,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .addresses import endpoint_text
+from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
 from .inspect import (DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS,
@@ -3085,6 +3085,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         _note_refused_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
+        _note_nat64(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
@@ -3107,6 +3108,27 @@ def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:
         if isinstance(g, str) and g:
             said = MCAST_JOINS.format(groups=g.replace(";", ", "))
             res[i, 3] = f"{res[i, 3]}; {said}" if res[i, 3] else said
+
+
+#: how the note on a flagged flow to a NAT64 address goes on after :func:`.addresses.nat64_text`
+NAT64_NOTE = "the path goes through a NAT64 gateway (the AAAA answer synthesised by DNS64): check that gateway too"
+
+
+def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each ``blocked``/``unexpected`` flow whose
+    responder is a NAT64 address (:func:`.addresses.nat64_text`: 64:ff9b::/96, or the local-use
+    64:ff9b:1::/48) which IPv4 address it carries and :data:`NAT64_NOTE`: a support engineer
+    looks for the IPv4 server, and the translator is on the path."""
+    if "resp_h" not in flows.columns:
+        return
+    host = flows["resp_h"].to_numpy(dtype=object)
+    flagged = np.flatnonzero((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))
+    for i in flagged[np.array([str(host[i]).startswith("64:ff9b:") for i in flagged.tolist()], bool)].tolist() \
+            if len(flagged) else []:
+        said = nat64_text(str(host[i]))
+        if said:
+            note = f"{said}: {NAT64_NOTE}"
+            res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

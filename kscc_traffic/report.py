@@ -982,12 +982,26 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     return joins, tuple(sorted(groups))[:MAX_JOIN_GROUPS]
 
 
+def snooping_text(groups) -> str:
+    """What the switches' multicast filtering is called for ``groups`` (address texts): IPv4
+    groups are joined by IGMP, IPv6 ones (``ff05::…``, any ``ff0X::`` scope) by MLD (RFC 3810),
+    and a switch filters each by snooping its own protocol, asking the VLAN's querier of it:
+    ``IGMP snooping (an IGMP querier on the VLAN)``, ``MLD snooping (an MLD querier on the
+    VLAN)``, both named for groups of both families (none: IGMP's, as before)."""
+    six = [":" in str(g) for g in groups]
+    if six and all(six):
+        return "MLD snooping (an MLD querier on the VLAN)"
+    if any(six):
+        return "IGMP/MLD snooping (an IGMP and an MLD querier on the VLAN)"
+    return "IGMP snooping (an IGMP querier on the VLAN)"
+
+
 def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
     """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
     holds ``joins`` > 0 IGMP/MLD membership reports joining a group not the operating system's own
     (:func:`group_joins`): :data:`JOINED_NOTE`
-    and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
-    device; other rows as they are."""
+    and the advice to check the multicast path (routing, IGMP snooping; MLD snooping for IPv6
+    groups: :func:`snooping_text`) between the sender and this device; other rows as they are."""
     if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
         return row
     named = f": {', '.join(groups)}" if groups else ""
@@ -995,7 +1009,7 @@ def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
            f"joined multicast groups{named}) but no "
            f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
            "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
-           "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "
+           f"routing and {snooping_text(groups)} between the distribution point and this "
            f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
     return {**row, "status_note": JOINED_NOTE, "fix": fix}
 

@@ -686,12 +686,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         for i, (x, r) in enumerate(zip(rows, rules.rules)):
             if joins and x["status"] == "not seen" and not x["flows"] and r.cast == "multicast":
                 named = f": {', '.join(groups)}" if groups else ""
+                # (IPv6 groups by MLD, IPv4 ones by IGMP: each filtered by its own snooping)
+                six = {":" in g for g in groups}
+                snooping = ("MLD snooping (an MLD querier on the VLAN)" if six == {True} else
+                            "IGMP/MLD snooping (an IGMP and an MLD querier on the VLAN)" if six == {True, False} else
+                            "IGMP snooping (an IGMP querier on the VLAN)")
                 rows[i] = {**x, "status_note": "joined a multicast group by IGMP/MLD, no datagram received", "fix": (
                     f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this "
                     f"device joined multicast groups{named}) but "
                     f"no {r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent "
                     "of a distribution point that sends by multicast, the datagrams did not reach it: check the "
-                    "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
+                    f"multicast routing and {snooping} between the distribution "
                     "point and this device, and that the distribution point sends them (a capture there); what it "
                     f"needs: {r.fix}")}
     # (the text columns object, as the flow table's: session 31)
