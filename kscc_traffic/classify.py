@@ -1140,8 +1140,8 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         after = (f", and the {other} sent more after it" if served or who == "server" else
                  ", and the server sent its first bytes only after it")
     if not served:
-        then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
-        return f"{did}{then}, before the server sent a byte{after}"
+        then = f" {wait:.2f} s after the ClientHello," if wait >= 0 else ""
+        return f"{did}{then} before the server sent a byte{after}"
     if wait >= 0:
         return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
     if who == "client" and after and _close_served(row) > 0:
