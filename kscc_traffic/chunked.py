@@ -451,10 +451,8 @@ class ChunkedAnalysis:
                 # be retries, not known yet, as the flows staying open)
                 out = retried.hold(out)
                 if retried.held:
-                    cols = list(_RefusedRetries.KEY) + ["proto", "ts_ns"]
-                    out = retried.release(out, pd.concat(
-                        [flows.loc[~final, cols], *(part[cols] for h in (auth, refused, stale) for part in h.held)],
-                        ignore_index=True), clock, last)
+                    out = retried.release(out, [(flows, ~final), *(part for h in (auth, refused, stale)
+                                                                    for part in h.held)], clock, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -842,21 +840,33 @@ class _StaleRetries:
                 last: bool) -> pd.DataFrame:
         """``flows`` (leaving now) with the held rows whose retry is known (every one when
         ``last``), their :attr:`COLUMN` filled in; in time order of first packet. ``open_flows``:
-        the flows that may still be retries, not known yet: the batch's flows that stay open
-        (``KEY``, ``proto``, ``ts_ns``), and rows other holders keep back."""
+        the flows that may still be retries, not known yet (``KEY``, ``proto``, ``ts_ns``): a
+        frame, or a list of frames or ``(frame, bool mask of its rows)``: the batch's flows that
+        stay open, and rows other holders keep back."""
         if not self.held:
             return flows
-        held = pd.concat(self.held, ignore_index=True)
+        # (one frame once held rows were judged: no concatenation of it with itself each batch)
+        held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
         dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
         ts = held["ts_ns"].to_numpy(np.int64)
         end = ts + (dur * 1e9).astype(np.int64) + int(self.WINDOW_S * 1e9)
         isn = held["syn_isn"].to_numpy(np.int64) if "syn_isn" in held.columns else np.full(len(held), -1)
         keys = [self._key(v) for v in zip(*(held[c].to_numpy(dtype=object).tolist() for c in self.KEY))]
         starts: dict[tuple, list[int]] = {}
-        if len(open_flows):
-            # (only the open flows on a held row's port and client: numpy first, the keys then)
-            o = open_flows[self._near(open_flows) & (open_flows["proto"].to_numpy(dtype=object) == "tcp")]
-            for v, t in zip(zip(*(o[c].to_numpy(dtype=object).tolist() for c in self.KEY)), o["ts_ns"].tolist()):
+        for part in (open_flows if isinstance(open_flows, list) else [(open_flows, None)]):
+            o, mask = part if isinstance(part, tuple) else (part, None)
+            if not len(o):
+                continue
+            # (only the open flows on a held row's port and client: numpy first, the keys then;
+            # no copy of the frame)
+            at = self._near(o) & (o["proto"].to_numpy(dtype=object) == "tcp")
+            if mask is not None:
+                at &= mask
+            at = np.flatnonzero(at)
+            if not len(at):
+                continue
+            for v, t in zip(zip(*(o[c].to_numpy(dtype=object)[at].tolist() for c in self.KEY)),
+                            o["ts_ns"].to_numpy()[at].tolist()):
                 k = self._key(v)
                 if k in self.keys:
                     starts.setdefault(k, []).append(int(t))
@@ -877,6 +887,7 @@ class _StaleRetries:
                 waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
             go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
         if not go.any():
+            self.held = [held]
             return flows
         out = held[go].copy()
         out[self.COLUMN] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)

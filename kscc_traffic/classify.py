@@ -2219,12 +2219,13 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     def key(i: int) -> tuple:
         return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
     wanted = {key(i) for i in refused}
-    # (connections to the refused attempts' servers and ports: numpy first, the keys then)
-    cand = tcp & np.isin(state, list(_CONNECTED_STATES)) & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)) \
-        & pd.Series(rh).isin({rh[i] for i in refused}).to_numpy()
+    # (connections to the refused attempts' ports: numpy first; their servers and the keys then)
+    cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
+    servers = {rh[i] for i in refused}
     retries: dict[tuple, list[int]] = {}
-    for j in np.flatnonzero(cand).tolist():
-        if key(j) in wanted and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
+    for j in cand.tolist():
+        if state[j] in _CONNECTED_STATES and rh[j] in servers and key(j) in wanted \
+                and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
                 state[j], history[j], answer[j] if answer is not None else ""):
             retries.setdefault(key(j), []).append(j)
     for i in refused:
