@@ -54,8 +54,9 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STALE_RETRY_S, _agent_name,
-                       _proxy_passed_on, _str_codes, retry_connected, usable_address)
+from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
+                       STALE_RETRY_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, retry_connected,
+                       usable_address)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -261,6 +262,7 @@ class ChunkedAnalysis:
         refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet
         stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
         scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
+        retried = _RefusedRetries()         # refused SYNs (REJ): held until a later connection's state is known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -433,7 +435,7 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held or refused.held or stale.held or scans.count:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
@@ -454,6 +456,13 @@ class ChunkedAnalysis:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = stale.release(out, flows.loc[~final, list(_StaleRetries.KEY) + ["proto", "ts_ns"]],
                                         clock, last)
+                # (after the other holders: a REJ row the hint holder let go now is held here, and
+                # every leaving row is seen once as a possible retry; the rows they still hold may
+                # be retries, not known yet, as the flows staying open)
+                out = retried.hold(out)
+                if retried.held:
+                    out = retried.release(out, [(flows, ~final), *(part for h in (auth, refused, stale)
+                                                                    for part in h.held)], clock, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -757,34 +766,58 @@ class _StaleRetries:
     attempt's reset, and a closed flow leaves :data:`~kscc_traffic.flows.CLOSE_DELAY_NS` after
     its last packet at the soonest), so only the leaving flows on a held row's 5-tuple are
     remembered. The last batch releases every held row; at most :data:`MAX_HELD` rows are
-    held (beyond, they leave without waiting: judged with the retries of their own batch)."""
+    held (beyond, they leave without waiting: judged with the retries of their own batch).
+    :class:`_RefusedRetries` does the same for a refused SYN and any later connection of its
+    client to the same server and port."""
 
     #: rows held at most (bounded memory: a scan answered by stale connections everywhere)
     MAX_HELD = 65_536
     #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one per run)
     KEY = ("orig_h", "orig_p", "resp_h", "resp_p", "vlan")
+    #: where in KEY the port whose flows may be retries is (first a numpy look at leaving flows)
+    PORT = 1
+    #: the window after a held row's end in which a retry may begin (s)
+    WINDOW_S = STALE_RETRY_S
+    #: the internal column that gives the retry found
+    COLUMN = STALE_RETRY
+    #: whether a retry sends the held SYN again (the same ``syn_isn``)
+    SAME_ISN = True
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
-        self.keys: dict[tuple, int] = {}        # 5-tuple of a held row -> rows held on it
-        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # 5-tuple -> [(ts_ns, uid, syn_isn)] connected
+        self.keys: dict[tuple, int] = {}        # key of a held row -> rows held on it
+        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # key -> [(ts_ns, uid, syn_isn)] connected
 
     @classmethod
     def _key(cls, values) -> tuple:
-        oh, op, rh, rp, vl = values
-        return (oh, int(op), rh, int(rp), str(vl))
+        return tuple(str(v) if c == "vlan" else int(v) if c.endswith("_p") else v for c, v in zip(cls.KEY, values))
+
+    def _near(self, flows: pd.DataFrame) -> np.ndarray:
+        """Per row of ``flows``, bool: its port (:attr:`PORT` of :attr:`KEY`) and ``orig_h`` are a
+        held row's (the rows whose key may be a held one's, found in numpy)."""
+        ports = np.fromiter({k[self.PORT] for k in self.keys}, np.int64)
+        near = np.isin(flows[self.KEY[self.PORT]].to_numpy(), ports)
+        if near.any():
+            near &= pd.Series(flows["orig_h"].to_numpy(dtype=object)).isin({k[0] for k in self.keys}).to_numpy()
+        return near
+
+    def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
+        """Per leaving row, bool: held (a TCP flow whose SYN a stale connection answered); None
+        when the table cannot tell (no ``syn_answer``)."""
+        if "syn_answer" not in flows.columns:
+            return None
+        return (flows["syn_answer"].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
 
     def hold(self, flows: pd.DataFrame, seen: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-        """``flows`` (the leaving rows, unfinished) less the TCP flows whose SYN a stale connection
-        answered (``syn_answer``), which are held (:meth:`release`); the flows of ``seen`` (every
-        row leaving now, those other holds keep back included; default ``flows``) that connected
-        on the 5-tuple of a held row are remembered as retries."""
+        """``flows`` (the leaving rows, unfinished) less the rows to hold (:meth:`_holds`), which
+        are held (:meth:`release`); the flows of ``seen`` (every row leaving now, those other holds
+        keep back included; default ``flows``) that connected on the key of a held row are
+        remembered as retries."""
         seen = flows if seen is None else seen
-        if not len(flows) or "syn_answer" not in flows.columns or any(c not in flows.columns for c in self.KEY):
+        keep = self._holds(flows) if len(flows) and all(c in flows.columns for c in self.KEY) else None
+        if keep is None:
             self._remember(seen)
             return flows
-        answer = flows["syn_answer"].to_numpy(dtype=object)
-        keep = (answer != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
         if keep.any() and sum(self.keys.values()) < self.MAX_HELD:
             at = np.flatnonzero(keep)[:self.MAX_HELD - sum(self.keys.values())]
             keep[:] = False
@@ -799,19 +832,22 @@ class _StaleRetries:
         return flows[~keep] if keep.any() else flows
 
     def _remember(self, seen: pd.DataFrame) -> None:
-        """The flows of ``seen`` that connected on the 5-tuple of a held row, remembered as
-        retries (a held row itself never connected: its SYN was answered by a stale connection)."""
-        if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "syn_answer", "proto")):
-            ports = np.fromiter({k[1] for k in self.keys}, np.int64)
-            cand = np.flatnonzero(np.isin(seen["orig_p"].to_numpy(), ports)
-                                  & (seen["proto"].to_numpy(dtype=object) == "tcp"))
+        """The flows of ``seen`` that connected on the key of a held row, remembered as retries
+        (a held row itself never connected: its SYN was answered by a stale connection or refused)."""
+        if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "proto")):
+            cand = self._near(seen) & (seen["proto"].to_numpy(dtype=object) == "tcp")
+            if "conn_state" in seen.columns:
+                # (of a connection that connected: retry_connected reads it again)
+                cand &= np.isin(seen["conn_state"].to_numpy(dtype=object), list(_CONNECTED_STATES))
+            cand = np.flatnonzero(cand)
             if len(cand):
                 sub = seen.iloc[cand]
                 isn = sub["syn_isn"].to_numpy(np.int64) if "syn_isn" in sub.columns else np.full(len(sub), -1)
+                answer = sub["syn_answer"].tolist() if "syn_answer" in sub.columns else [""] * len(sub)
                 for values, ts, uid, cs, h, a, s in zip(
                         zip(*(sub[c].to_numpy(dtype=object).tolist() for c in self.KEY)), sub["ts_ns"].tolist(),
                         sub["uid"].tolist(), sub["conn_state"].tolist(), sub["history"].tolist(),
-                        sub["syn_answer"].tolist(), isn.tolist()):
+                        answer, isn.tolist()):
                     k = self._key(values)
                     if k in self.keys and retry_connected(cs, h, a):
                         self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
@@ -819,33 +855,47 @@ class _StaleRetries:
     def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
                 last: bool) -> pd.DataFrame:
         """``flows`` (leaving now) with the held rows whose retry is known (every one when
-        ``last``), their :data:`~kscc_traffic.classify.STALE_RETRY` filled in; in time order of
-        first packet. ``open_flows``: the batch's flows that stay open (``KEY``, ``proto``,
-        ``ts_ns``)."""
+        ``last``), their :attr:`COLUMN` filled in; in time order of first packet. ``open_flows``:
+        the flows that may still be retries, not known yet (``KEY``, ``proto``, ``ts_ns``): a
+        frame, or a list of frames or ``(frame, bool mask of its rows)``: the batch's flows that
+        stay open, and rows other holders keep back."""
         if not self.held:
             return flows
-        held = pd.concat(self.held, ignore_index=True)
+        # (one frame once held rows were judged: no concatenation of it with itself each batch)
+        held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
         dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
         ts = held["ts_ns"].to_numpy(np.int64)
-        end = ts + (dur * 1e9).astype(np.int64) + int(STALE_RETRY_S * 1e9)
+        end = ts + (dur * 1e9).astype(np.int64) + int(self.WINDOW_S * 1e9)
         isn = held["syn_isn"].to_numpy(np.int64) if "syn_isn" in held.columns else np.full(len(held), -1)
         keys = [self._key(v) for v in zip(*(held[c].to_numpy(dtype=object).tolist() for c in self.KEY))]
         starts: dict[tuple, list[int]] = {}
-        if len(open_flows):
-            o = open_flows[open_flows["proto"].to_numpy(dtype=object) == "tcp"]
-            for v, t in zip(zip(*(o[c].to_numpy(dtype=object).tolist() for c in self.KEY)), o["ts_ns"].tolist()):
+        for part in (open_flows if isinstance(open_flows, list) else [(open_flows, None)]):
+            o, mask = part if isinstance(part, tuple) else (part, None)
+            if not len(o):
+                continue
+            # (only the open flows on a held row's port and client: numpy first, the keys then;
+            # no copy of the frame)
+            at = self._near(o) & (o["proto"].to_numpy(dtype=object) == "tcp")
+            if mask is not None:
+                at &= mask
+            at = np.flatnonzero(at)
+            if not len(at):
+                continue
+            for v, t in zip(zip(*(o[c].to_numpy(dtype=object)[at].tolist() for c in self.KEY)),
+                            o["ts_ns"].to_numpy()[at].tolist()):
                 k = self._key(v)
                 if k in self.keys:
                     starts.setdefault(k, []).append(int(t))
         go = np.full(len(held), bool(last))
         found: list = [None] * len(held)
         for i, k in enumerate(keys):
-            cand = [(t, u) for t, u, s in self.retries.get(k, ()) if ts[i] < t <= end[i] and s == isn[i] >= 0]
+            cand = [(t, u) for t, u, s in self.retries.get(k, ())
+                    if ts[i] < t <= end[i] and (not self.SAME_ISN or s == isn[i] >= 0)]
             if cand:
                 found[i] = min(cand)
             if last:
                 continue
-            # (a flow on the 5-tuple still open that began before the retry found, or in the
+            # (a flow on the key still open that began before the retry found, or in the
             # window when none was: it may be the first retry, its state not known yet)
             if found[i] is not None:
                 waiting = any(ts[i] < t < found[i][0] for t in starts.get(k, ()))
@@ -853,9 +903,10 @@ class _StaleRetries:
                 waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
             go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
         if not go.any():
+            self.held = [held]
             return flows
         out = held[go].copy()
-        out[STALE_RETRY] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
+        out[self.COLUMN] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
         for i in np.flatnonzero(go).tolist():
             self.keys[keys[i]] -= 1
             if not self.keys[keys[i]]:
@@ -864,6 +915,30 @@ class _StaleRetries:
         self.held = [held[~go]] if (~go).any() else []
         both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _RefusedRetries(_StaleRetries):
+    """A SYN answered by a TCP reset (Zeek's ``REJ``) that a connection of the same client to the
+    same server address and port followed is a passing refusal
+    (:func:`kscc_traffic.classify.refused_retries`), also when the two flows leave with
+    different batches: a leaving ``REJ`` flow is held back as :class:`_StaleRetries` holds a
+    stale connection's reset attempt, keyed by client, server address and port (any source
+    port: an application's retry is a new connect()), for
+    :data:`~kscc_traffic.classify.REFUSED_RETRY_S`, its
+    :data:`~kscc_traffic.classify.REFUSED_RETRY` column then giving ``(ts_ns, uid)`` of the
+    first such connection that connected (None: none)."""
+
+    KEY = ("orig_h", "resp_h", "resp_p", "vlan")
+    PORT = 2
+    WINDOW_S = REFUSED_RETRY_S
+    COLUMN = REFUSED_RETRY
+    SAME_ISN = False
+
+    def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
+        """Per leaving row, bool: held (a TCP flow in Zeek's ``REJ`` state)."""
+        if "conn_state" not in flows.columns:
+            return None
+        return (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
 
 
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

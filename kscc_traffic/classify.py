@@ -120,10 +120,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .addresses import endpoint_text
+from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ,
+                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
                       split_cert_names, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -1193,8 +1194,8 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         after = (f", and the {other} sent more after it" if served or who == "server" else
                  ", and the server sent its first bytes only after it")
     if not served:
-        then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
-        return f"{did}{then}, before the server sent a byte{after}"
+        then = f" {wait:.2f} s after the ClientHello," if wait >= 0 else ""
+        return f"{did}{then} before the server sent a byte{after}"
     if wait >= 0:
         return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
     if who == "client" and after and _close_served(row) > 0:
@@ -1517,6 +1518,13 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
                 f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
                 f"the connection ({state}): a certificate it rejected? ({how})")
     if int(row.get("resp_bytes", 0)) == 0:
+        # (who closed and when, as for a ClientHello read whole: the packets tell it, not its bytes)
+        silence = _silent_close(row, "")
+        if silence:
+            return "blocked", "tls_failed", f"{silence} ({how})"
+        who = _who_closed(row, state, [])
+        if who:
+            return "blocked", "tls_failed", f"TLS handshake aborted: {who} ({how})"
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
                 f"server sent a byte ({how})")
     if not row.get("blind_client_next"):
@@ -2220,6 +2228,143 @@ def _note_stale_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
             res[i, 3] = f"{head}; {said}"
 
 
+#: how the detail of a SYN answered by a TCP reset starts (Zeek's ``REJ``, ``blocked``/``rejected``;
+#: a distribution point's reset too: :data:`DP_RESET` starts so)
+REJ_DETAIL = "the SYN was answered by a TCP reset"
+#: a SYN answered by a TCP reset (:data:`REJ_DETAIL`) followed by a connection from the same client
+#: to the same server address and port (another source port: a new connect()) that began at most
+#: this long (s) after the refused attempt ended and connected: the refusal was real but passing
+#: (the service restarting, a load balancer briefly without a backend), the port is open:
+#: :func:`refused_retries`
+REFUSED_RETRY_S = 30.0
+#: how the detail of such a refused attempt starts (its verdict ``ok``, reason ''; a
+#: ``host_mismatch`` flow keeps its verdict and says this instead of :data:`MISMATCH_FAILED`)
+REFUSED_CLEARED = "refused at "
+#: the internal column that may give, per flow, the retry of a refused attempt found outside the
+#: table (a tuple ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another
+#: batch); None elsewhere
+REFUSED_RETRY = "refused_retry"
+
+
+def _refused_attempt(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN answered by a TCP reset:
+    ``blocked``/``rejected`` with a detail starting with :data:`REJ_DETAIL`, or a
+    ``host_mismatch`` whose connection failed so (:data:`MISMATCH_FAILED`)."""
+    reason = str(r[2]).split(",")[0]
+    if r[1] == "blocked" and reason == "rejected":
+        return str(r[3]).startswith(REJ_DETAIL)
+    return r[1] == "unexpected" and reason == "host_mismatch" and \
+        f"; {MISMATCH_FAILED} (rejected): {REJ_DETAIL}" in str(r[3])
+
+
+def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
+    """Per flow (list, None where none): ``(ts_ns, uid)`` of the connection that followed a
+    refused attempt, for each TCP flow in Zeek's ``REJ`` state judged ``blocked``/``rejected``
+    because its SYN was answered by a TCP reset (``res[i, 3]`` starting with :data:`REJ_DETAIL`),
+    or ``unexpected``/``host_mismatch`` saying so after :data:`MISMATCH_FAILED`: the first later
+    TCP flow from the same client to the same server address and port (``orig_h``, ``resp_h``,
+    ``resp_p``; and ``vlan``, ``capture`` when the table has them; any source port: an
+    application's retry is a new connect()) that began after it and at most
+    :data:`REFUSED_RETRY_S` after it ended (``ts_ns`` + ``duration`` s) and connected
+    (:func:`retry_connected`; ``syn_answer`` read where the table has it, and no
+    :data:`STALE_ANSWER` in its ``res`` detail). A refused attempt followed only by refused ones
+    gets None. A non-empty :data:`REFUSED_RETRY` column counts as found (the retry left with
+    another batch of a chunked reading). ``res``: rows ``(purpose, verdict, reason, detail)`` as
+    :func:`classify` fills them."""
+    n = len(flows)
+    out: list = [None] * n
+    need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    state = flows["conn_state"].to_numpy(dtype=object)
+    tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+    # (the few REJ rows judged blocked or unexpected looked at one by one)
+    refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (
+        (res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist() if _refused_attempt(res[i])]
+    if not refused:
+        return out
+    given = flows[REFUSED_RETRY].to_numpy(dtype=object) if REFUSED_RETRY in flows.columns else None
+    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    rp = flows["resp_p"].to_numpy()
+    history, uid = flows["history"].to_numpy(dtype=object), flows["uid"].to_numpy(dtype=object)
+    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+
+    def key(i: int) -> tuple:
+        return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
+    wanted = {key(i) for i in refused}
+    # (connections to the refused attempts' ports: numpy first; their servers and the keys then)
+    cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
+    servers = {rh[i] for i in refused}
+    retries: dict[tuple, list[int]] = {}
+    for j in cand.tolist():
+        if state[j] in _CONNECTED_STATES and rh[j] in servers and key(j) in wanted \
+                and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
+                state[j], history[j], answer[j] if answer is not None else ""):
+            retries.setdefault(key(j), []).append(j)
+    for i in refused:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(REFUSED_RETRY_S * 1e9)
+        later = [j for j in retries.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
+        if later:
+            j = min(later, key=lambda j: (int(ts[j]), str(uid[j])))
+            out[i] = (int(ts[j]), str(uid[j]))
+        elif given is not None and isinstance(given[i], tuple):
+            out[i] = given[i]
+    return out
+
+
+def refused_cleared_detail(ts_ns: int, retry: tuple, detail: str = "") -> str:
+    """The detail of a refused attempt a later connection followed (:func:`refused_retries`):
+    ``refused at 08:38:53.777 UTC, the retry 3.061 s later connected (on <uid>): the SYN was
+    answered by a TCP reset, a later connection from this client to the same address and port
+    worked (the service restarting, a load balancer briefly without a backend?)``, then the hints
+    of the attempt's own ``detail`` (which device sent the reset: :func:`.inspect.refused_hint`;
+    "nothing listens on this port", wrong here, left out). ``ts_ns``: the attempt's start (its
+    SYN); ``retry``: ``(ts_ns, uid)`` of the retry."""
+    at, uid = int(retry[0]), str(retry[1])
+    said = (f"{REFUSED_CLEARED}{_clock_text(int(ts_ns))} UTC, the retry "
+            f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later connected (on {uid}): {REJ_DETAIL}, a later "
+            "connection from this client to the same address and port worked (the service restarting, a load "
+            "balancer briefly without a backend?)")
+    hints = []
+    for h in str(detail).split("; ")[1:]:
+        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
+            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        if h and not h.startswith(MISMATCH_FAILED):
+            hints.append(h)
+    return "; ".join([said, *hints])
+
+
+def _clock_text(ns: int) -> str:
+    """Epoch ``ns`` as the details print a moment: ``08:38:53.777`` (UTC; ``?`` out of range)."""
+    sec, frac = divmod(int(ns), 10**9)
+    clock = pd.Timestamp(sec, unit="s").strftime("%H:%M:%S") if abs(sec) < 9.2e9 else "?"
+    return f"{clock}.{frac // 10**6:03d}"
+
+
+def _note_refused_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each SYN answered by a TCP reset that a connection
+    from the same client to the same address and port followed (:func:`refused_retries`):
+    ``blocked``/``rejected`` becomes ``ok``, reason '', the detail :func:`refused_cleared_detail`
+    (as a stale connection's reset attempt whose retry connected: :func:`_note_stale_retries`);
+    a ``host_mismatch`` keeps its verdict, its detail saying that instead of the failure. A
+    refused attempt followed only by refused ones (or by nothing) keeps its verdict."""
+    found = refused_retries(flows, res)
+    if not any(x is not None for x in found):
+        return
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    for i, retry in enumerate(found):
+        if retry is None:
+            continue
+        if res[i, 1] == "blocked":
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "", refused_cleared_detail(int(ts[i]), retry, str(res[i, 3]))
+        else:
+            head, failed = str(res[i, 3]).split(f"; {MISMATCH_FAILED} (rejected): ", 1)
+            res[i, 3] = f"{head}; {refused_cleared_detail(int(ts[i]), retry, failed)}"
+
+
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
@@ -2234,6 +2379,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     before = res.copy()
     _note_auth_rounds(flows, res)
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
+    _note_refused_retries(flows, res)   # (a refused attempt, a later connection worked)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
     _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
@@ -3055,9 +3201,11 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     if n:
         _note_auth_rounds(out, res)
         _note_stale_retries(out, res)
+        _note_refused_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
         _note_scans(out, res)
+        _note_nat64(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
@@ -3146,6 +3294,27 @@ def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:
         if isinstance(g, str) and g:
             said = MCAST_JOINS.format(groups=g.replace(";", ", "))
             res[i, 3] = f"{res[i, 3]}; {said}" if res[i, 3] else said
+
+
+#: how the note on a flagged flow to a NAT64 address goes on after :func:`.addresses.nat64_text`
+NAT64_NOTE = "the path goes through a NAT64 gateway (the AAAA answer synthesised by DNS64): check that gateway too"
+
+
+def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each ``blocked``/``unexpected`` flow whose
+    responder is a NAT64 address (:func:`.addresses.nat64_text`: 64:ff9b::/96, or the local-use
+    64:ff9b:1::/48) which IPv4 address it carries and :data:`NAT64_NOTE`: a support engineer
+    looks for the IPv4 server, and the translator is on the path."""
+    if "resp_h" not in flows.columns:
+        return
+    host = flows["resp_h"].to_numpy(dtype=object)
+    flagged = np.flatnonzero((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))
+    for i in flagged[np.array([str(host[i]).startswith("64:ff9b:") for i in flagged.tolist()], bool)].tolist() \
+            if len(flagged) else []:
+        said = nat64_text(str(host[i]))
+        if said:
+            note = f"{said}: {NAT64_NOTE}"
+            res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

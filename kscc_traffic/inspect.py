@@ -1813,6 +1813,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     shut = np.flatnonzero((proto == "tcp") & (np.isin(service, ("ssl", "http,ssl"))
                                               | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
+    # (and a ClientHello the capture cut or lost before it could be read, the server silent: who
+    # closed and when is in its packets, by sequence numbers, as for one read whole)
+    blind = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
+                           & np.isin(cols["client_proto"], ("", "tls")) & np.isin(cols["server_proto"], ("", "tls"))
+                           & (flows["resp_bytes"].to_numpy() == 0) & (flows["orig_bytes"].to_numpy() > 0)
+                           & (cols["proxy_target"] == ""))
+    shut = np.union1d(shut, blind)
     shut = shut[_history_has(hist[shut], "FfRr")]
     if len(shut):
         cols["tls_close"][shut], cols["tls_close_wait_s"][shut], cols["tls_close_served"][shut] = \

@@ -1032,12 +1032,26 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     return joins, tuple(sorted(groups))[:MAX_JOIN_GROUPS]
 
 
+def snooping_text(groups) -> str:
+    """What the switches' multicast filtering is called for ``groups`` (address texts): IPv4
+    groups are joined by IGMP, IPv6 ones (``ff05::…``, any ``ff0X::`` scope) by MLD (RFC 3810),
+    and a switch filters each by snooping its own protocol, asking the VLAN's querier of it:
+    ``IGMP snooping (an IGMP querier on the VLAN)``, ``MLD snooping (an MLD querier on the
+    VLAN)``, both named for groups of both families (none: IGMP's, as before)."""
+    six = [":" in str(g) for g in groups]
+    if six and all(six):
+        return "MLD snooping (an MLD querier on the VLAN)"
+    if any(six):
+        return "IGMP/MLD snooping (an IGMP and an MLD querier on the VLAN)"
+    return "IGMP snooping (an IGMP querier on the VLAN)"
+
+
 def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
     """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
     holds ``joins`` > 0 IGMP/MLD membership reports joining a group not the operating system's own
     (:func:`group_joins`): :data:`JOINED_NOTE`
-    and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
-    device; other rows as they are."""
+    and the advice to check the multicast path (routing, IGMP snooping; MLD snooping for IPv6
+    groups: :func:`snooping_text`) between the sender and this device; other rows as they are."""
     if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
         return row
     named = f": {', '.join(groups)}" if groups else ""
@@ -1045,7 +1059,7 @@ def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
            f"joined multicast groups{named}) but no "
            f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
            "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
-           "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "
+           f"routing and {snooping_text(groups)} between the distribution point and this "
            f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
     return {**row, "status_note": JOINED_NOTE, "fix": fix}
 
@@ -1118,6 +1132,14 @@ def _first_exchange(r) -> str:
     return "HTTP request" if r.app_protocol == "http" else "TLS handshake"
 
 
+def ok_of_text(ok: int, n: int, partial: int = 0) -> str:
+    """How the advice counts a purpose's ok flows among its ``n``: ``395 of 436 flows ok``, and
+    when ``partial`` of the ok ones began before the capture (no SYN seen: reason ``partial``)
+    ``395 of 436 flows ok (12 of them started before the capture)``."""
+    started = f" ({partial} of them started before the capture)" if partial else ""
+    return f"{ok} of {n} flows ok{started}"
+
+
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
@@ -1134,7 +1156,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
-                   bl_cert: tuple[int, int] = (0, 0)) -> dict:
+                   bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1225,6 +1247,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
+
+    ``ok_partial``: of the ok ones, those whose start the capture missed (reason ``partial``: begun
+    before it, no SYN seen, judged on what was seen): still counted among the ok and the flows, as
+    Zeek's conn.log and Wireshark's conversations count such connections, but the advice's figure
+    says how many (:func:`ok_of_text`): they show a connection that worked, not a new one opened.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1481,7 +1508,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
-        fix = (f"{ok} of {n} flows ok, {bl_all} blocked, {un} unexpected"
+        fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
@@ -1499,7 +1526,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         if caps is not None and split.startswith(OTHERS_WORKED):
             split = ""   # (said with the captures)
         split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
-        fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+        fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
     if nameless:
@@ -2471,7 +2498,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = 0
+        un_console = ok_other_cast = ok_partial = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         caps = None
@@ -2480,6 +2507,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            ok_partial = sum(1 for x in reason[at][v == "ok"].tolist() if "partial" in str(x).split(",")) if ok else 0
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -2582,7 +2610,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
-                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert))
+                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2753,6 +2781,7 @@ class TableSummary:
         self.proxy_paths: dict[str, ProxyPaths] = {}  # purpose -> flows through proxies (proxy_paths)
         self.proxy_seen = False                  # (a table with a proxy_target column was added)
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
+        self.ok_partial: dict[str, int] = {}     # purpose -> ok flows begun before the capture (partial)
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -2838,6 +2867,8 @@ class TableSummary:
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
+            if v == "ok" and "partial" in str(r).split(","):
+                self.ok_partial[p] = self.ok_partial.get(p, 0) + int(n)
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected":
@@ -3119,7 +3150,8 @@ class TableSummary:
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
-                                       bl_cert=self.bl_cert.get(r.id, (0, 0))))
+                                       bl_cert=self.bl_cert.get(r.id, (0, 0)),
+                                       ok_partial=self.ok_partial.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
