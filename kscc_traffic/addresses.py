@@ -17,11 +17,15 @@ import ipaddress
 
 import numpy as np
 
-__all__ = ["ipv6_text", "endpoint_text", "dotted_quads", "embedded_ipv4", "ipv4_forms", "NAT64_PREFIX"]
+__all__ = ["ipv6_text", "endpoint_text", "dotted_quads", "embedded_ipv4", "ipv4_forms", "nat64_text", "NAT64_PREFIX",
+           "NAT64_LOCAL_PREFIX"]
 
 #: the well-known NAT64 prefix 64:ff9b::/96 (RFC 6052 §2.1): what DNS64 synthesises AAAA answers
 #: in and a NAT64 (or a 464XLAT CLAT) sends an IPv4 destination to, its last 32 bits the IPv4 address
 NAT64_PREFIX = 0x0064_FF9B << 96
+#: the local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215): an operator's own translator, the IPv4
+#: address in its last 32 bits when (as usual) a /96 of it is the translator's prefix
+NAT64_LOCAL_PREFIX = 0x0064_FF9B_0001 << 80
 
 
 def ipv6_text(value: int | bytes) -> str:
@@ -53,6 +57,30 @@ def embedded_ipv4(text: str) -> str | None:
     if n >> 32 == 0xFFFF or n >> 32 == NAT64_PREFIX >> 32:
         return str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
     return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def nat64_text(text: str) -> str:
+    """What an address text is when it is a NAT64 address, with the IPv4 address it carries, as
+    a detail names it: ``64:ff9b::cb00:7105 is a NAT64 address (64:ff9b::/96, RFC 6052) of the
+    IPv4 address 203.0.113.5``; in the local-use prefix 64:ff9b:1::/48 (RFC 8215), ``… (the
+    local-use prefix 64:ff9b:1::/48, RFC 8215) of the IPv4 address 203.0.113.5 if its translator's
+    prefix is a /96`` (the prefix length is the operator's: the last 32 bits hold the IPv4 address
+    only in a /96); '' for any other text."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return ""
+    if a.version != 6:
+        return ""
+    n = int(a)
+    v4 = str(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    if n >> 32 == NAT64_PREFIX >> 32:
+        return f"{ipv6_text(n)} is a NAT64 address (64:ff9b::/96, RFC 6052) of the IPv4 address {v4}"
+    if n >> 80 == NAT64_LOCAL_PREFIX >> 80:
+        return (f"{ipv6_text(n)} is a NAT64 address (the local-use prefix 64:ff9b:1::/48, RFC 8215) of the IPv4 "
+                f"address {v4} if its translator's prefix is a /96")
+    return ""
 
 
 @functools.lru_cache(maxsize=1 << 14)

@@ -19,7 +19,7 @@ from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
-from .classify import _JUDGE_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .columns import Columns
 from .flows import FLOW_COLUMNS, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
@@ -273,7 +273,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-    keep = [c for c in _JUDGE_COLUMNS if c not in COLUMNS and c in flows.columns]
+    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS) if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
 

@@ -54,11 +54,13 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STALE_RETRY_S, _agent_name,
-                       _proxy_passed_on, retry_connected, usable_address)
+from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
+                       STALE_RETRY_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, retry_connected,
+                       usable_address)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
+from .scans import ScanWatch
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
@@ -259,6 +261,8 @@ class ChunkedAnalysis:
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet
         stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
+        scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
+        retried = _RefusedRetries()         # refused SYNs (REJ): held until a later connection's state is known
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -389,8 +393,11 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held or stale.held:   # (a proxy's 407s held for a retry: none came)
-                        out = auth.release(pd.DataFrame(), pd.DataFrame(), None, True) if auth.held else pd.DataFrame()
+                    if auth.held or nodata.held or refused.held or stale.held or scans.count:
+                        # (a proxy's 407s held for a retry: none came)
+                        out = scans.step(pd.DataFrame(), pd.DataFrame(), None, True) if scans.count else pd.DataFrame()
+                        out = stale.hold(refused.hold(nodata.hold(auth.hold(out, None))))
+                        out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         yield stale.release(out, pd.DataFrame(), None, True), capture_end(cap_end, reader_stats)
                     break
@@ -428,11 +435,15 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held or refused.held or stale.held:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))))
+                # (scans first: a probe another holder keeps back is an attempt the others' windows count;
+                # the retries of held stale attempts looked for among every leaving row: also
+                # those the other holds keep back, a 407 or a DNS flow answered NODATA)
+                out = scans.step(out, flows.loc[~final] if not final.all() else flows.iloc[:0], clock, last)
+                out = stale.hold(refused.hold(nodata.hold(auth.hold(out, clock))), out)
                 if auth.held:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = auth.release(out, flows.loc[~final, ["proto", "orig_h", "resp_h", "resp_p", "ts_ns"]],
@@ -445,6 +456,13 @@ class ChunkedAnalysis:
                     # (of the flows staying open, only what tells a retry still possible)
                     out = stale.release(out, flows.loc[~final, list(_StaleRetries.KEY) + ["proto", "ts_ns"]],
                                         clock, last)
+                # (after the other holders: a REJ row the hint holder let go now is held here, and
+                # every leaving row is seen once as a possible retry; the rows they still hold may
+                # be retries, not known yet, as the flows staying open)
+                out = retried.hold(out)
+                if retried.held:
+                    out = retried.release(out, [(flows, ~final), *(part for h in (auth, refused, stale)
+                                                                    for part in h.held)], clock, last)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -748,31 +766,58 @@ class _StaleRetries:
     attempt's reset, and a closed flow leaves :data:`~kscc_traffic.flows.CLOSE_DELAY_NS` after
     its last packet at the soonest), so only the leaving flows on a held row's 5-tuple are
     remembered. The last batch releases every held row; at most :data:`MAX_HELD` rows are
-    held (beyond, they leave without waiting: judged with the retries of their own batch)."""
+    held (beyond, they leave without waiting: judged with the retries of their own batch).
+    :class:`_RefusedRetries` does the same for a refused SYN and any later connection of its
+    client to the same server and port."""
 
     #: rows held at most (bounded memory: a scan answered by stale connections everywhere)
     MAX_HELD = 65_536
     #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one per run)
     KEY = ("orig_h", "orig_p", "resp_h", "resp_p", "vlan")
+    #: where in KEY the port whose flows may be retries is (first a numpy look at leaving flows)
+    PORT = 1
+    #: the window after a held row's end in which a retry may begin (s)
+    WINDOW_S = STALE_RETRY_S
+    #: the internal column that gives the retry found
+    COLUMN = STALE_RETRY
+    #: whether a retry sends the held SYN again (the same ``syn_isn``)
+    SAME_ISN = True
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
-        self.keys: dict[tuple, int] = {}        # 5-tuple of a held row -> rows held on it
-        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # 5-tuple -> [(ts_ns, uid, syn_isn)] connected
+        self.keys: dict[tuple, int] = {}        # key of a held row -> rows held on it
+        self.retries: dict[tuple, list[tuple[int, str, int]]] = {}   # key -> [(ts_ns, uid, syn_isn)] connected
 
     @classmethod
     def _key(cls, values) -> tuple:
-        oh, op, rh, rp, vl = values
-        return (oh, int(op), rh, int(rp), str(vl))
+        return tuple(str(v) if c == "vlan" else int(v) if c.endswith("_p") else v for c, v in zip(cls.KEY, values))
 
-    def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
-        """``flows`` (the leaving rows, unfinished) less the TCP flows whose SYN a stale connection
-        answered (``syn_answer``), which are held (:meth:`release`); the flows among them that
-        connected on the 5-tuple of a held row are remembered as retries."""
-        if not len(flows) or "syn_answer" not in flows.columns or any(c not in flows.columns for c in self.KEY):
+    def _near(self, flows: pd.DataFrame) -> np.ndarray:
+        """Per row of ``flows``, bool: its port (:attr:`PORT` of :attr:`KEY`) and ``orig_h`` are a
+        held row's (the rows whose key may be a held one's, found in numpy)."""
+        ports = np.fromiter({k[self.PORT] for k in self.keys}, np.int64)
+        near = np.isin(flows[self.KEY[self.PORT]].to_numpy(), ports)
+        if near.any():
+            near &= pd.Series(flows["orig_h"].to_numpy(dtype=object)).isin({k[0] for k in self.keys}).to_numpy()
+        return near
+
+    def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
+        """Per leaving row, bool: held (a TCP flow whose SYN a stale connection answered); None
+        when the table cannot tell (no ``syn_answer``)."""
+        if "syn_answer" not in flows.columns:
+            return None
+        return (flows["syn_answer"].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+
+    def hold(self, flows: pd.DataFrame, seen: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less the rows to hold (:meth:`_holds`), which
+        are held (:meth:`release`); the flows of ``seen`` (every row leaving now, those other holds
+        keep back included; default ``flows``) that connected on the key of a held row are
+        remembered as retries."""
+        seen = flows if seen is None else seen
+        keep = self._holds(flows) if len(flows) and all(c in flows.columns for c in self.KEY) else None
+        if keep is None:
+            self._remember(seen)
             return flows
-        answer = flows["syn_answer"].to_numpy(dtype=object)
-        keep = (answer != "") & (flows["proto"].to_numpy(dtype=object) == "tcp")
         if keep.any() and sum(self.keys.values()) < self.MAX_HELD:
             at = np.flatnonzero(keep)[:self.MAX_HELD - sum(self.keys.values())]
             keep[:] = False
@@ -783,52 +828,74 @@ class _StaleRetries:
                 self.keys[k] = self.keys.get(k, 0) + 1
         else:
             keep[:] = False
-        if self.keys:
-            ports = np.fromiter({k[1] for k in self.keys}, np.int64)
-            cand = np.flatnonzero(np.isin(flows["orig_p"].to_numpy(), ports) & ~keep
-                                  & (flows["proto"].to_numpy(dtype=object) == "tcp"))
+        self._remember(seen)
+        return flows[~keep] if keep.any() else flows
+
+    def _remember(self, seen: pd.DataFrame) -> None:
+        """The flows of ``seen`` that connected on the key of a held row, remembered as retries
+        (a held row itself never connected: its SYN was answered by a stale connection or refused)."""
+        if self.keys and len(seen) and all(c in seen.columns for c in (*self.KEY, "proto")):
+            cand = self._near(seen) & (seen["proto"].to_numpy(dtype=object) == "tcp")
+            if "conn_state" in seen.columns:
+                # (of a connection that connected: retry_connected reads it again)
+                cand &= np.isin(seen["conn_state"].to_numpy(dtype=object), list(_CONNECTED_STATES))
+            cand = np.flatnonzero(cand)
             if len(cand):
-                sub = flows.iloc[cand]
+                sub = seen.iloc[cand]
                 isn = sub["syn_isn"].to_numpy(np.int64) if "syn_isn" in sub.columns else np.full(len(sub), -1)
+                answer = sub["syn_answer"].tolist() if "syn_answer" in sub.columns else [""] * len(sub)
                 for values, ts, uid, cs, h, a, s in zip(
                         zip(*(sub[c].to_numpy(dtype=object).tolist() for c in self.KEY)), sub["ts_ns"].tolist(),
                         sub["uid"].tolist(), sub["conn_state"].tolist(), sub["history"].tolist(),
-                        sub["syn_answer"].tolist(), isn.tolist()):
+                        answer, isn.tolist()):
                     k = self._key(values)
                     if k in self.keys and retry_connected(cs, h, a):
                         self.retries.setdefault(k, []).append((int(ts), str(uid), int(s)))
-        return flows[~keep] if keep.any() else flows
 
     def release(self, flows: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int],
                 last: bool) -> pd.DataFrame:
         """``flows`` (leaving now) with the held rows whose retry is known (every one when
-        ``last``), their :data:`~kscc_traffic.classify.STALE_RETRY` filled in; in time order of
-        first packet. ``open_flows``: the batch's flows that stay open (``KEY``, ``proto``,
-        ``ts_ns``)."""
+        ``last``), their :attr:`COLUMN` filled in; in time order of first packet. ``open_flows``:
+        the flows that may still be retries, not known yet (``KEY``, ``proto``, ``ts_ns``): a
+        frame, or a list of frames or ``(frame, bool mask of its rows)``: the batch's flows that
+        stay open, and rows other holders keep back."""
         if not self.held:
             return flows
-        held = pd.concat(self.held, ignore_index=True)
+        # (one frame once held rows were judged: no concatenation of it with itself each batch)
+        held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
         dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
         ts = held["ts_ns"].to_numpy(np.int64)
-        end = ts + (dur * 1e9).astype(np.int64) + int(STALE_RETRY_S * 1e9)
+        end = ts + (dur * 1e9).astype(np.int64) + int(self.WINDOW_S * 1e9)
         isn = held["syn_isn"].to_numpy(np.int64) if "syn_isn" in held.columns else np.full(len(held), -1)
         keys = [self._key(v) for v in zip(*(held[c].to_numpy(dtype=object).tolist() for c in self.KEY))]
         starts: dict[tuple, list[int]] = {}
-        if len(open_flows):
-            o = open_flows[open_flows["proto"].to_numpy(dtype=object) == "tcp"]
-            for v, t in zip(zip(*(o[c].to_numpy(dtype=object).tolist() for c in self.KEY)), o["ts_ns"].tolist()):
+        for part in (open_flows if isinstance(open_flows, list) else [(open_flows, None)]):
+            o, mask = part if isinstance(part, tuple) else (part, None)
+            if not len(o):
+                continue
+            # (only the open flows on a held row's port and client: numpy first, the keys then;
+            # no copy of the frame)
+            at = self._near(o) & (o["proto"].to_numpy(dtype=object) == "tcp")
+            if mask is not None:
+                at &= mask
+            at = np.flatnonzero(at)
+            if not len(at):
+                continue
+            for v, t in zip(zip(*(o[c].to_numpy(dtype=object)[at].tolist() for c in self.KEY)),
+                            o["ts_ns"].to_numpy()[at].tolist()):
                 k = self._key(v)
                 if k in self.keys:
                     starts.setdefault(k, []).append(int(t))
         go = np.full(len(held), bool(last))
         found: list = [None] * len(held)
         for i, k in enumerate(keys):
-            cand = [(t, u) for t, u, s in self.retries.get(k, ()) if ts[i] < t <= end[i] and s == isn[i] >= 0]
+            cand = [(t, u) for t, u, s in self.retries.get(k, ())
+                    if ts[i] < t <= end[i] and (not self.SAME_ISN or s == isn[i] >= 0)]
             if cand:
                 found[i] = min(cand)
             if last:
                 continue
-            # (a flow on the 5-tuple still open that began before the retry found, or in the
+            # (a flow on the key still open that began before the retry found, or in the
             # window when none was: it may be the first retry, its state not known yet)
             if found[i] is not None:
                 waiting = any(ts[i] < t < found[i][0] for t in starts.get(k, ()))
@@ -836,9 +903,10 @@ class _StaleRetries:
                 waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
             go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
         if not go.any():
+            self.held = [held]
             return flows
         out = held[go].copy()
-        out[STALE_RETRY] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
+        out[self.COLUMN] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
         for i in np.flatnonzero(go).tolist():
             self.keys[keys[i]] -= 1
             if not self.keys[keys[i]]:
@@ -849,13 +917,39 @@ class _StaleRetries:
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
+class _RefusedRetries(_StaleRetries):
+    """A SYN answered by a TCP reset (Zeek's ``REJ``) that a connection of the same client to the
+    same server address and port followed is a passing refusal
+    (:func:`kscc_traffic.classify.refused_retries`), also when the two flows leave with
+    different batches: a leaving ``REJ`` flow is held back as :class:`_StaleRetries` holds a
+    stale connection's reset attempt, keyed by client, server address and port (any source
+    port: an application's retry is a new connect()), for
+    :data:`~kscc_traffic.classify.REFUSED_RETRY_S`, its
+    :data:`~kscc_traffic.classify.REFUSED_RETRY` column then giving ``(ts_ns, uid)`` of the
+    first such connection that connected (None: none)."""
+
+    KEY = ("orig_h", "resp_h", "resp_p", "vlan")
+    PORT = 2
+    WINDOW_S = REFUSED_RETRY_S
+    COLUMN = REFUSED_RETRY
+    SAME_ISN = False
+
+    def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
+        """Per leaving row, bool: held (a TCP flow in Zeek's ``REJ`` state)."""
+        if "conn_state" not in flows.columns:
+            return None
+        return (flows["conn_state"].to_numpy(dtype=object) == "REJ") & (flows["proto"].to_numpy(dtype=object) == "tcp")
+
+
 def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per flow: whether it is a closed TCP connection (FIN both ways, or RST, in its history),
     and its protocol's inactivity timeout (ns; a DNS flow's :data:`~kscc_traffic.flows.DNS_IDLE_NS`)."""
     # (a FIN+RST packet's letter I/i is both, as build_flows' split reads its flags:
     # flows.history_plain)
     # (judged once per distinct history: most flows of a batch share a few)
-    h_codes, h_names = pd.factorize(flows["history"].to_numpy(dtype=object), use_na_sentinel=False)
+    history = flows["history"].to_numpy(dtype=object)
+    found = _str_codes(history)     # (compiled when built: the same codes as pandas for str)
+    h_codes, h_names = found if found is not None else pd.factorize(history, use_na_sentinel=False)
     plain = [history_plain(str(h)) for h in h_names.tolist()]
     closed = np.array([("R" in h or "r" in h or ("F" in h and "f" in h)) for h in plain], bool)[h_codes] \
         if len(plain) else np.zeros(len(h_codes), bool)
@@ -863,7 +957,8 @@ def _closed_and_idle(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     proto = flows["proto"].to_numpy(dtype=object)
     tcp = proto == "tcp"
     # (numpy on the few distinct protocol names: pandas' map/fillna cost more than the rest)
-    codes, names = pd.factorize(proto)
+    found = _str_codes(proto)
+    codes, names = found if found is not None else pd.factorize(proto)
     by_name = _idle_by_name()
     per_name = np.array([by_name.get(p, DEFAULT_IDLE_NS) for p in names.tolist()] + [DEFAULT_IDLE_NS], np.int64)
     idle = per_name[codes]          # (code -1, a missing name: the last entry, the default)
@@ -937,8 +1032,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     d = (~b.pkt_from_orig[rows]).astype(np.int64)
     proto = c["proto"][rows]
     tcp = proto == TCP
-    err = ((proto == ICMP) | (proto == ICMP6)) & np.isin(
-        b.flows["proto"].to_numpy(dtype=object)[f], ("tcp", "udp"))
+    err = (proto == ICMP) | (proto == ICMP6)
+    if err.any():   # (an ICMP error attached to a TCP/UDP flow; the flows' protocols compared once each)
+        fp = b.flows["proto"].to_numpy(dtype=object)
+        err &= ((fp == "tcp") | (fp == "udp"))[f]
     start = np.r_[True, f[1:] != f[:-1]]
     end = np.r_[f[1:] != f[:-1], True]
     idx = np.arange(n)
@@ -1109,7 +1206,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     fs_start = start | np.r_[True, slot[1:] != slot[:-1]]
     fs_end = end | np.r_[slot[1:] != slot[:-1], True]
     keep |= fs_start | fs_end
-    w = weights[rows].copy()
+    w = np.take(weights, rows, axis=0)     # (a copy; faster than weights[rows] for 2-D rows)
     gone = ~keep
     if gone.any():
         pl = np.maximum(c["payload_len"][rows][gone].astype(np.int64), 0)

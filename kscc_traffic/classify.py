@@ -21,11 +21,13 @@ Verdicts and reasons (first match wins, in this order):
   ``inspect._close_waits``, :func:`_silent_close`); closed sooner without an alert, the detail says
   who closed first and after what (:func:`_who_closed`); also the client's certificate alert
   after a public CA's certificate for the name asked (:func:`public_ca`: the agent's root
-  certificates or clock, :func:`_untrusted_public`, not a proxy). ``tls_intercepted`` (below) whose
+  certificates or clock, :func:`_untrusted_public`, not a proxy), and any certificate alert in
+  TLS 1.3, whose certificate is encrypted (:data:`TLS13_HIDDEN`: a proxy's or the server's own
+  cannot be told). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
   certificate) is ``blocked`` too: the agent cannot connect.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
-  the name asked; or the client rejected the certificate with a cleartext alert
+  the name asked; or the client rejected the certificate, seen (up to TLS 1.2), with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
   proxy with a certificate for the right name from a CA the client does not trust; or its
   issuer is the CA of a TLS-inspection product, :data:`INSPECTION_CAS`: one that keeps the names;
@@ -62,7 +64,9 @@ Verdicts and reasons (first match wins, in this order):
   header (ports -1; :data:`NO_PORTS_DETAIL`); a TCP flow captured in one direction only, the
   originator's packets acknowledging the responder's SYN-ACK (and data) none of which was
   captured (reason ``one_way``, :func:`_one_way`: the server answered, what it said is not in
-  the capture; the checklist's "seen one-way").
+  the capture; the checklist's "seen one-way"); a probe of a port or address scan (reason
+  ``port_scan``/``address_scan``, purpose '': :mod:`kscc_traffic.scans`, :func:`_note_scans`: not
+  KSC traffic, whatever its port).
 
 An HTTP ``CONNECT`` through an explicit proxy (``proxy_target``) is judged by its target: the
 rule of the target port, the host mask on the target host; the proxy's answer (``http_status``)
@@ -116,10 +120,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .addresses import endpoint_text
+from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated
 from .streams import MAX_SEGMENTS
-from .inspect import (DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ, HELLO_UNACKED, REFUSED_OWN, SMALLEST_SEALED,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ,
+                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
                       split_cert_names, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -127,10 +132,15 @@ from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 from .unreachable import answered_by, delivery_error, mtu_hint, too_big_note, traceroute_probe, what_it_means
 
+try:
+    from . import _textcodes
+except ImportError:     # (not built: _str_codes_py, the same codes)
+    _textcodes = None
+
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); port_scan, address_scan (unclassified: a scanner's probe, not KSC traffic); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 
@@ -274,6 +284,27 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
             "its address it cannot connect (fix the resolver or the DNS filter"
             + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
                else "") + ")")
+
+
+#: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
+DNS_UNREADABLE_ANSWER = "DNS answer unreadable for "
+
+
+def unreadable_answer(asked) -> bool:
+    """True when ``asked``, a flow's ``dns_asked`` bits (an int; anything else: not known, False),
+    holds :data:`~kscc_traffic.inspect.DNS_UNREADABLE`: a response of the flow was malformed."""
+    return (isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
+            and bool(asked & DNS_UNREADABLE))
+
+
+def dns_unreadable_detail(query: str) -> str:
+    """The detail of a DNS flow answered (NOERROR) with no address read because its answer was
+    malformed (:func:`unreadable_answer`) for ``query``, a name no agent needs (one it needs:
+    :func:`no_address_detail`): the answer is unreadable, not an empty NOERROR."""
+    return (f"{DNS_UNREADABLE_ANSWER}{query or '(no question read)'}: the answer is malformed, records in it "
+            "could not be read (a name breaking the DNS rules: a compression pointer that loops or points "
+            "forward, a reserved label type; or a record running past the message's end), and a resolver "
+            "drops such an answer (a broken DNS server, or a device on the path rewriting DNS answers)")
 
 
 def _name_key(name) -> str:
@@ -449,6 +480,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # lookup of it got an address (_note_resolved, across the table)
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     no_address_detail(row.get("query") or "", over_v6, row.get("dns_asked")))
+        if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
+            # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
+            # answer; newcomer 33)
+            return "dns", "ok", "partial" if partial else "", dns_unreadable_detail(row.get("query") or "")
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
@@ -767,6 +802,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
                     or f"connection closed ({state})"
+                if why == ENCRYPTED_ALERT:
+                    # (sent after the server's flight, before the client's Finished: most often the
+                    # certificate refused, which TLS 1.3 hides; break-it net 33 F3)
+                    why += (": an alert a client sends there most often refuses the server's certificate; "
+                            + TLS13_HIDDEN)
                 cut = (f" (the ClientHello {'lost by the capture' if row.get('start_lost') else 'cut by the snaplen'}"
                        ": judged from the TCP packets, which show no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
@@ -940,6 +980,13 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
         if public:
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
             return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
+    if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REJECTED) \
+            and row.get("tls_version") == "TLS 1.3":
+        # (TLS 1.3 encrypts the certificate: a proxy's is not told from the server's own that the
+        # agent does not trust, its root missing or its clock wrong: no interception said; break-it
+        # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a proxy)
+        return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
+                                         f"{TLS13_HIDDEN}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -1021,6 +1068,14 @@ def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
                 "(CRL, OCSP): allow it too")
     return (f"{UNTRUSTED_PUBLIC} ({alert}) for {name}, issued by {issuer} (a public CA, {ca}, not a "
             f"TLS-inspection product): {why}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
+
+
+#: what the detail of a TLS 1.3 handshake the client ended on the server's certificate says (the
+#: certificate encrypted: whose it was cannot be seen; report.readiness counts such ``tls_failed``
+#: flows, by this text, and advises on both possibilities)
+TLS13_HIDDEN = ("TLS 1.3 encrypts the certificate, so the capture cannot show whose it was: a TLS-inspecting "
+                "proxy's, whose CA the agent does not trust, or the server's own, whose root the agent's device "
+                "lacks (or its system time is wrong)")
 
 
 #: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
@@ -1139,8 +1194,8 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         after = (f", and the {other} sent more after it" if served or who == "server" else
                  ", and the server sent its first bytes only after it")
     if not served:
-        then = f" {wait:.2f} s after the ClientHello" if wait >= 0 else ""
-        return f"{did}{then}, before the server sent a byte{after}"
+        then = f" {wait:.2f} s after the ClientHello," if wait >= 0 else ""
+        return f"{did}{then} before the server sent a byte{after}"
     if wait >= 0:
         return f"{did} {wait:.2f} s after the client's next flight, which the server had not answered{after}"
     if who == "client" and after and _close_served(row) > 0:
@@ -1156,10 +1211,26 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
                 "RFC 8446 §4.1.4), and the "
                 "client (or a middlebox on the way) would not go on")
     if who == "client":
-        flight = (f"the server's last flight (its certificate, for {certs[0]}, seen)" if certs
+        issuer = str(row.get("cert_issuer") or "") if certs else ""
+        # (the issuer named: which device inspects, or the public CA whose root the agent lacks;
+        # break-it net 33 F1: the detail of a silent refusal named no issuer)
+        by = f" issued by {_bounded(issuer)}" if issuer else ""
+        flight = (f"the server's last flight (its certificate, for {certs[0]}{by}, seen)" if certs
                   else "the server's last answer")
-        why = (": how an agent refuses a certificate it does not trust without saying so (a TLS-inspecting "
-               "proxy's?)" if certs else "")
+        why = ""
+        if certs:
+            public = public_ca(issuer)
+            named = row.get("sni") or row.get("dns_name") or ""
+            why = (": how an agent refuses a certificate it does not trust without saying so ("
+                   + (f"a public CA's, {public}, for the name asked: the agent's root certificates or system "
+                      "time?)" if public and named and any(name_matches(named, c) for c in certs) else
+                      "a TLS-inspecting proxy's?)"))
+        elif row.get("tls_version") == "TLS 1.3" and not after and not row.get("mtu_hint"):
+            # (the server's flight held its certificate, encrypted: the client sent no Finished; not
+            # when segments of that flight were lost on the way, a path-MTU black hole: the client
+            # may have waited for them)
+            flight = "the server's last flight"
+            why = f": how an agent refuses a certificate it does not trust without saying so; {TLS13_HIDDEN}"
         return f"{did} after {flight}, sending nothing after it, no alert either{after}{why}"
     return f"{did} after its own answer to the ClientHello, before the client's next flight{after}"
 
@@ -1447,6 +1518,13 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
                 f"sent {final} bytes, a cleartext alert's size (no encrypted record is that short), and closed "
                 f"the connection ({state}): a certificate it rejected? ({how})")
     if int(row.get("resp_bytes", 0)) == 0:
+        # (who closed and when, as for a ClientHello read whole: the packets tell it, not its bytes)
+        silence = _silent_close(row, "")
+        if silence:
+            return "blocked", "tls_failed", f"{silence} ({how})"
+        who = _who_closed(row, state, [])
+        if who:
+            return "blocked", "tls_failed", f"TLS handshake aborted: {who} ({how})"
         return ("blocked", "tls_failed", f"TLS handshake aborted: connection closed ({state}) before the "
                 f"server sent a byte ({how})")
     if not row.get("blind_client_next"):
@@ -2030,6 +2108,10 @@ STALE_CLEARED = "stale connection cleared"
 #: the internal column that may give, per flow, the retry found outside the table (a tuple
 #: ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another batch); None elsewhere
 STALE_RETRY = "stale_retry"
+#: the columns outside :data:`_JUDGE_COLUMNS` that :func:`note_auth_rounds` reads besides them
+#: (the ISN that pairs a stale connection's reset attempt with its retry: :func:`stale_retries`),
+#: kept with a table classified apart (``analyze_packets(internal=True)``: the live session)
+_RETRY_COLUMNS = ("syn_isn",)
 #: the states of a retry that connected (a handshake's SYN-ACK acknowledged, however it ended)
 _CONNECTED_STATES = frozenset(("SF", "S1", "S2", "S3", "RSTO", "RSTR"))
 
@@ -2075,7 +2157,8 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
     ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
     extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
-    isn = flows["syn_isn"].to_numpy(np.int64) if "syn_isn" in flows.columns else None
+    # (-1 where not known: a row of a table concatenated with one that had no such column)
+    isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
     answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
 
     def key(i: int) -> tuple:
@@ -2145,12 +2228,150 @@ def _note_stale_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
             res[i, 3] = f"{head}; {said}"
 
 
+#: how the detail of a SYN answered by a TCP reset starts (Zeek's ``REJ``, ``blocked``/``rejected``;
+#: a distribution point's reset too: :data:`DP_RESET` starts so)
+REJ_DETAIL = "the SYN was answered by a TCP reset"
+#: a SYN answered by a TCP reset (:data:`REJ_DETAIL`) followed by a connection from the same client
+#: to the same server address and port (another source port: a new connect()) that began at most
+#: this long (s) after the refused attempt ended and connected: the refusal was real but passing
+#: (the service restarting, a load balancer briefly without a backend), the port is open:
+#: :func:`refused_retries`
+REFUSED_RETRY_S = 30.0
+#: how the detail of such a refused attempt starts (its verdict ``ok``, reason ''; a
+#: ``host_mismatch`` flow keeps its verdict and says this instead of :data:`MISMATCH_FAILED`)
+REFUSED_CLEARED = "refused at "
+#: the internal column that may give, per flow, the retry of a refused attempt found outside the
+#: table (a tuple ``(ts_ns, uid)``: :mod:`kscc_traffic.chunked`, the retry left with another
+#: batch); None elsewhere
+REFUSED_RETRY = "refused_retry"
+
+
+def _refused_attempt(r) -> bool:
+    """Whether a ``res`` row (purpose, verdict, reason, detail) is a SYN answered by a TCP reset:
+    ``blocked``/``rejected`` with a detail starting with :data:`REJ_DETAIL`, or a
+    ``host_mismatch`` whose connection failed so (:data:`MISMATCH_FAILED`)."""
+    reason = str(r[2]).split(",")[0]
+    if r[1] == "blocked" and reason == "rejected":
+        return str(r[3]).startswith(REJ_DETAIL)
+    return r[1] == "unexpected" and reason == "host_mismatch" and \
+        f"; {MISMATCH_FAILED} (rejected): {REJ_DETAIL}" in str(r[3])
+
+
+def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
+    """Per flow (list, None where none): ``(ts_ns, uid)`` of the connection that followed a
+    refused attempt, for each TCP flow in Zeek's ``REJ`` state judged ``blocked``/``rejected``
+    because its SYN was answered by a TCP reset (``res[i, 3]`` starting with :data:`REJ_DETAIL`),
+    or ``unexpected``/``host_mismatch`` saying so after :data:`MISMATCH_FAILED`: the first later
+    TCP flow from the same client to the same server address and port (``orig_h``, ``resp_h``,
+    ``resp_p``; and ``vlan``, ``capture`` when the table has them; any source port: an
+    application's retry is a new connect()) that began after it and at most
+    :data:`REFUSED_RETRY_S` after it ended (``ts_ns`` + ``duration`` s) and connected
+    (:func:`retry_connected`; ``syn_answer`` read where the table has it, and no
+    :data:`STALE_ANSWER` in its ``res`` detail). A refused attempt followed only by refused ones
+    gets None. A non-empty :data:`REFUSED_RETRY` column counts as found (the retry left with
+    another batch of a chunked reading). ``res``: rows ``(purpose, verdict, reason, detail)`` as
+    :func:`classify` fills them."""
+    n = len(flows)
+    out: list = [None] * n
+    need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history")
+    if not n or any(c not in flows.columns for c in need):
+        return out
+    state = flows["conn_state"].to_numpy(dtype=object)
+    tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+    # (the few REJ rows judged blocked or unexpected looked at one by one)
+    refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (
+        (res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist() if _refused_attempt(res[i])]
+    if not refused:
+        return out
+    given = flows[REFUSED_RETRY].to_numpy(dtype=object) if REFUSED_RETRY in flows.columns else None
+    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    rp = flows["resp_p"].to_numpy()
+    history, uid = flows["history"].to_numpy(dtype=object), flows["uid"].to_numpy(dtype=object)
+    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+
+    def key(i: int) -> tuple:
+        return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
+    wanted = {key(i) for i in refused}
+    # (connections to the refused attempts' ports: numpy first; their servers and the keys then)
+    cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
+    servers = {rh[i] for i in refused}
+    retries: dict[tuple, list[int]] = {}
+    for j in cand.tolist():
+        if state[j] in _CONNECTED_STATES and rh[j] in servers and key(j) in wanted \
+                and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
+                state[j], history[j], answer[j] if answer is not None else ""):
+            retries.setdefault(key(j), []).append(j)
+    for i in refused:
+        d = float(dur[i])
+        end = int(ts[i]) + int((d if d > 0 else 0.0) * 1e9) + int(REFUSED_RETRY_S * 1e9)
+        later = [j for j in retries.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
+        if later:
+            j = min(later, key=lambda j: (int(ts[j]), str(uid[j])))
+            out[i] = (int(ts[j]), str(uid[j]))
+        elif given is not None and isinstance(given[i], tuple):
+            out[i] = given[i]
+    return out
+
+
+def refused_cleared_detail(ts_ns: int, retry: tuple, detail: str = "") -> str:
+    """The detail of a refused attempt a later connection followed (:func:`refused_retries`):
+    ``refused at 08:38:53.777 UTC, the retry 3.061 s later connected (on <uid>): the SYN was
+    answered by a TCP reset, a later connection from this client to the same address and port
+    worked (the service restarting, a load balancer briefly without a backend?)``, then the hints
+    of the attempt's own ``detail`` (which device sent the reset: :func:`.inspect.refused_hint`;
+    "nothing listens on this port", wrong here, left out). ``ts_ns``: the attempt's start (its
+    SYN); ``retry``: ``(ts_ns, uid)`` of the retry."""
+    at, uid = int(retry[0]), str(retry[1])
+    said = (f"{REFUSED_CLEARED}{_clock_text(int(ts_ns))} UTC, the retry "
+            f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later connected (on {uid}): {REJ_DETAIL}, a later "
+            "connection from this client to the same address and port worked (the service restarting, a load "
+            "balancer briefly without a backend?)")
+    hints = []
+    for h in str(detail).split("; ")[1:]:
+        if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:
+            h = h.split(f"): {REFUSED_OWN_MEANS}", 1)[0] + ")"
+        if h and not h.startswith(MISMATCH_FAILED):
+            hints.append(h)
+    return "; ".join([said, *hints])
+
+
+def _clock_text(ns: int) -> str:
+    """Epoch ``ns`` as the details print a moment: ``08:38:53.777`` (UTC; ``?`` out of range)."""
+    sec, frac = divmod(int(ns), 10**9)
+    clock = pd.Timestamp(sec, unit="s").strftime("%H:%M:%S") if abs(sec) < 9.2e9 else "?"
+    return f"{clock}.{frac // 10**6:03d}"
+
+
+def _note_refused_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each SYN answered by a TCP reset that a connection
+    from the same client to the same address and port followed (:func:`refused_retries`):
+    ``blocked``/``rejected`` becomes ``ok``, reason '', the detail :func:`refused_cleared_detail`
+    (as a stale connection's reset attempt whose retry connected: :func:`_note_stale_retries`);
+    a ``host_mismatch`` keeps its verdict, its detail saying that instead of the failure. A
+    refused attempt followed only by refused ones (or by nothing) keeps its verdict."""
+    found = refused_retries(flows, res)
+    if not any(x is not None for x in found):
+        return
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    for i, retry in enumerate(found):
+        if retry is None:
+            continue
+        if res[i, 1] == "blocked":
+            res[i, 1], res[i, 2], res[i, 3] = "ok", "", refused_cleared_detail(int(ts[i]), retry, str(res[i, 3]))
+        else:
+            head, failed = str(res[i, 3]).split(f"; {MISMATCH_FAILED} (rejected): ", 1)
+            res[i, 3] = f"{head}; {refused_cleared_detail(int(ts[i]), retry, failed)}"
+
+
 def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
     (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
-    got one for (:func:`_note_resolved`): for a table whose rows were classified apart (the live
-    session's flows, each classified when it changed). A copy when a row changed, else
+    got one for (:func:`_note_resolved`), and the probes of a port or address scan (:func:`_note_scans`):
+    for a table whose rows were classified apart (the live session's flows, each classified when it
+    changed). A copy when a row changed, else
     ``flows`` itself."""
     if not len(flows) or any(c not in flows.columns for c in CLASS_COLUMNS):
         return flows
@@ -2158,7 +2379,9 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     before = res.copy()
     _note_auth_rounds(flows, res)
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
+    _note_refused_retries(flows, res)   # (a refused attempt, a later connection worked)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
+    _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
         return flows
     out = flows.copy()
@@ -2221,7 +2444,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -2232,7 +2455,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
-                     "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                     "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -2243,7 +2466,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr")
+                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -2255,7 +2478,8 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost")
+                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost",
+                 "tls_version")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -2324,6 +2548,10 @@ def _key_values(s: pd.Series, rows: np.ndarray | None, text: bool, coded: bool =
             if not (kind in ("string", "empty") or (kind == "boolean" and not text)):
                 return None
             return values, None
+        found = _str_codes(values) if len(values) else None
+        if found is not None:   # (all str: every distinct value is used, the kind is known)
+            codes, uniques = found
+            return None, _Coded(codes, max(len(uniques), 1), uniques)
         found = _factorize(values)
         if found is None:
             return None     # (a missing value: not str nor bool)
@@ -2341,14 +2569,50 @@ def _key_values(s: pd.Series, rows: np.ndarray | None, text: bool, coded: bool =
     return None, _Coded(codes, max(len(uniques), 1), uniques)
 
 
+def _str_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize(values)`` of an object array whose cells are all ``str`` (exactly: no
+    subclass): ``(codes, distinct)``, int64 codes numbering the distinct texts in order of first
+    appearance, the texts an object array; None when a cell is anything else (the caller's own
+    way then). Compiled (:mod:`._textcodes`: one pass, no hashing of a cell that is the object
+    of the cell before it) when built, else :func:`_str_codes_py` (the same codes and texts:
+    tests/test_textcodes.py)."""
+    if _textcodes is None:
+        return _str_codes_py(values)
+    codes = np.empty(len(values), np.int64)
+    distinct = _textcodes.codes(values.tolist(), codes)
+    if distinct is None:
+        return None
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = distinct
+    return codes, out
+
+
+def _str_codes_py(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_str_codes` in numpy and pandas (the fallback of :mod:`._textcodes`)."""
+    if not all(type(v) is str for v in values.tolist()):
+        return None
+    codes, distinct = pd.factorize(values)
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = list(distinct)
+    return codes.astype(np.int64, copy=False), out
+
+
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``pd.factorize`` of an object array, hashing only the values that differ from the first
-    one (most columns are mostly one value); None when a value is missing (None, NaN, NA, NaT:
-    such a column is not one of ``str`` or ``bool``)."""
+    """``pd.factorize`` of an object array (:func:`_str_codes` when all its cells are ``str``,
+    else hashing only the values that differ from the first one: most columns are mostly one
+    value); None when a value is missing (None, NaN, NA, NaT: such a column is not one of
+    ``str`` or ``bool``)."""
     if len(values) == 0:
         return np.zeros(0, np.int64), values
+    found = _str_codes(values)
+    if found is not None:
+        return found
     codes = np.zeros(len(values), np.int64)
-    other = values != values[0]
+    # (compared as a Python object: numpy would make a str ``values[0]`` a numpy string, which
+    # drops trailing NULs, so that "a\x00" and "a" compare equal)
+    probe = np.empty((), dtype=object)
+    probe[()] = values[0]
+    other = np.asarray(values != probe, dtype=bool)
     if not other.any():
         return codes, values[:1].copy()
     c, u = pd.factorize(values[other])     # (a missing value: code -1, no NA pass over the array)
@@ -2937,8 +3201,11 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
     if n:
         _note_auth_rounds(out, res)
         _note_stale_retries(out, res)
+        _note_refused_retries(out, res)
         _note_resolved(out, res)
         _note_mcast_groups(out, res)
+        _note_scans(out, res)
+        _note_nat64(out, res)
     if n and capture_end_ns is not None:
         _note_capture_end(out, res, capture_end_ns)
     for j, k in enumerate(CLASS_COLUMNS):
@@ -2946,6 +3213,72 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         # pandas ``str`` column, converted there and back again by the schema)
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)
     return _labels_back(out, flows)
+
+
+#: the start of a scan probe's detail after its kind ("a port scan probe from 192.0.2.9: …")
+SCAN_PROBE = "probe from "
+#: in a scan probe's detail: its port is one a rule documents (the report counts them)
+SCAN_DOCUMENTED = "is the documented port of "
+#: the end of a scan probe's detail
+SCAN_NOT_KSC = "not counted as KSC traffic"
+
+
+def _probe_end(state: str, history: str, icmp: str) -> str:
+    """How a scan probe ended, as a scanner reports the port: ``open``, ``closed`` or
+    ``filtered``, and what was seen."""
+    h = history_plain(history).lstrip("^")
+    if state == "REJ" or ("r" in h and "h" not in h):
+        return "closed: the SYN was answered by a reset"
+    if "h" in h:
+        if "A" in h:
+            how = "reset by the responder" if state == "RSTR" else "closed"
+            return f"open: connected and {how} at once, no data, a connect() probe"
+        if "R" in h:
+            return "open: the prober reset the SYN-ACK, a half-open SYN probe"
+        return "open: the prober never acknowledged the SYN-ACK, a half-open SYN probe"
+    if icmp:
+        return "filtered: an ICMP error answered the SYN"
+    if "R" in h:
+        return "filtered: no answer, then the prober's reset"
+    return "filtered: no answer"
+
+
+def scan_detail(kind: str, row: dict, purpose: str) -> str:
+    """The detail of a scan probe (:mod:`kscc_traffic.scans`): ``a port scan probe from
+    192.0.2.9: one of 15 or more ports of 198.51.100.5 probed within 300 s (closed: the SYN was
+    answered by a reset); TCP 23101 is the documented port of agent_connection, not counted as KSC
+    traffic``. ``kind``: ``port_scan`` or ``address_scan``; ``row``: ``orig_h``, ``resp_h``,
+    ``resp_p``, ``conn_state``, ``history``, ``icmp_unreachable``; ``purpose``: the rule the
+    flow's port would have (its judgement before), '' for none."""
+    from .scans import ADDRESS_SCAN_HOSTS, PORT_SCAN, PORT_SCAN_PORTS, SCAN_WINDOW_S
+    port = int(row["resp_p"])
+    if kind == PORT_SCAN:
+        what = f"a port scan {SCAN_PROBE}{row['orig_h']}: one of {PORT_SCAN_PORTS} or more ports of {row['resp_h']}"
+    else:
+        what = f"an address scan {SCAN_PROBE}{row['orig_h']}: one of {ADDRESS_SCAN_HOSTS} or more hosts on TCP {port}"
+    how = _probe_end(str(row.get("conn_state") or ""), str(row.get("history") or ""),
+                     str(row.get("icmp_unreachable") or ""))
+    doc = f"; TCP {port} {SCAN_DOCUMENTED}{purpose}," if purpose and purpose != "dns" else ";"
+    return f"{what} probed within {SCAN_WINDOW_S:g} s ({how}){doc} {SCAN_NOT_KSC}"
+
+
+def _note_scans(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each flow that is a probe of a port or address scan
+    (:func:`kscc_traffic.scans.scan_kinds`): purpose '', ``unclassified`` (not judged: not KSC
+    traffic, whatever its port), reason ``port_scan``/``address_scan``, the detail from
+    :func:`scan_detail`."""
+    from .scans import scan_kinds
+    kinds = scan_kinds(flows)
+    # (a row noted already, the live session's table noted again, keeps its detail)
+    at = np.flatnonzero((kinds != "") & (res[:, 2] != kinds))
+    if not len(at):
+        return
+    cols = {c: flows[c].to_numpy(dtype=object) if c in flows.columns else np.full(len(flows), "", object)
+            for c in ("orig_h", "resp_h", "resp_p", "conn_state", "history", "icmp_unreachable")}
+    for i in at.tolist():
+        row = {c: v[i] for c, v in cols.items()}
+        res[i, 3] = scan_detail(str(kinds[i]), row, str(res[i, 0] or ""))
+        res[i, 0], res[i, 1], res[i, 2] = "", "unclassified", str(kinds[i])
 
 
 def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:
@@ -2961,6 +3294,27 @@ def _note_mcast_groups(flows: pd.DataFrame, res: np.ndarray) -> None:
         if isinstance(g, str) and g:
             said = MCAST_JOINS.format(groups=g.replace(";", ", "))
             res[i, 3] = f"{res[i, 3]}; {said}" if res[i, 3] else said
+
+
+#: how the note on a flagged flow to a NAT64 address goes on after :func:`.addresses.nat64_text`
+NAT64_NOTE = "the path goes through a NAT64 gateway (the AAAA answer synthesised by DNS64): check that gateway too"
+
+
+def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Add to the detail (``res[:, 3]``, in place) of each ``blocked``/``unexpected`` flow whose
+    responder is a NAT64 address (:func:`.addresses.nat64_text`: 64:ff9b::/96, or the local-use
+    64:ff9b:1::/48) which IPv4 address it carries and :data:`NAT64_NOTE`: a support engineer
+    looks for the IPv4 server, and the translator is on the path."""
+    if "resp_h" not in flows.columns:
+        return
+    host = flows["resp_h"].to_numpy(dtype=object)
+    flagged = np.flatnonzero((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))
+    for i in flagged[np.array([str(host[i]).startswith("64:ff9b:") for i in flagged.tolist()], bool)].tolist() \
+            if len(flagged) else []:
+        said = nat64_text(str(host[i]))
+        if said:
+            note = f"{said}: {NAT64_NOTE}"
+            res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

@@ -50,7 +50,7 @@ from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answ
                      console_names, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
-                     flagged_rank, ksc_purposes)
+                     flagged_rank, ksc_purposes, scan_lines_of)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
 
@@ -290,6 +290,9 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
     head = no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))) if len(flows) else 0,
                           len(captures))
     head = f'<p class="warn headline"><b>No KSC agent traffic:</b> {_e(head)}</p>' if head else ""
+    scans = scan_lines_of(flows)
+    if scans:   # (each scan once, its probes not KSC traffic: kscc_traffic.scans)
+        head += ('<div class="warn"><b>Scans</b><ul>' + "".join(f"<li>{_e(x)}</li>" for x in scans) + "</ul></div>")
     return (f"<header><h1>{_e(title)}</h1>{head}"
             f'<p class="meta">Captures: {cap}</p>'
             f'<p class="meta">Rules: {_e(rules_text)} · generated {_e(generated)} · times in UTC</p>'

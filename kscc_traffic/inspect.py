@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    repeated, resent, seq_extents)
+                    frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -259,8 +259,10 @@ def _kinds(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     # space or line end, 13 bytes) on whole arrays: such a stream is neither TLS nor a request
     status = _status_line_at(buf, start[rest], end[rest])
     out[rest[status]] = "http"
+    # (the rest is neither TLS nor a status line: only a request line is left to look for)
     for i in rest[~status].tolist():
-        out[i] = _kind(mv[start[i]:end[i]].tobytes())
+        data = mv[start[i]:end[i]]
+        out[i] = "" if not len(data) else "http" if http.looks_like_http_request(data) else "other"
     return out
 
 
@@ -1811,6 +1813,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     shut = np.flatnonzero((proto == "tcp") & (np.isin(service, ("ssl", "http,ssl"))
                                               | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
+    # (and a ClientHello the capture cut or lost before it could be read, the server silent: who
+    # closed and when is in its packets, by sequence numbers, as for one read whole)
+    blind = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
+                           & np.isin(cols["client_proto"], ("", "tls")) & np.isin(cols["server_proto"], ("", "tls"))
+                           & (flows["resp_bytes"].to_numpy() == 0) & (flows["orig_bytes"].to_numpy() > 0)
+                           & (cols["proxy_target"] == ""))
+    shut = np.union1d(shut, blind)
     shut = shut[_history_has(hist[shut], "FfRr")]
     if len(shut):
         cols["tls_close"][shut], cols["tls_close_wait_s"][shut], cols["tls_close_served"][shut] = \
@@ -2132,14 +2141,19 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     for fl, rs in _tcp_rows_by_flow(ft, flows, also).items():
         r0 = rs[0]
         o, cap, plen = int(c["pl_off"][r0]), int(c["pl_cap"][r0]), int(c["payload_len"][r0])
-        if o < 0 or cap < 5 or buf[o] != 0x16:
-            continue
-        size = 5 + int.from_bytes(bytes(buf[o + 3:o + 5]), "big")
-        if size <= plen:
+        if o < 0 or cap < 1 or buf[o] != 0x16:
             continue
         start = int(c["seq"][r0])
         rs = rs[:MAX_SEGMENTS + 1]                  # (what every analysis keeps)
         rel = [(int(c["seq"][r]) - start) & 0xFFFFFFFF for r in rs]
+        # the record header's 5 bytes, from the segments that hold them (a first segment of 1-4
+        # bytes: the header itself split, as DPI-evasion tools split a ClientHello at byte 1 or 2)
+        head = _stream_head(buf, c, rs, rel, 5)
+        if head is None:
+            continue
+        size = 5 + int.from_bytes(head[3:5], "big")
+        if size <= plen:
+            continue
         k = sum(1 for x in set(rel) if x < size)
         reach = max(x + int(c["payload_len"][r]) for x, r in zip(rel, rs) if x < 1 << 31)
         if k >= 2:
@@ -2150,6 +2164,23 @@ def _hello_split(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
                 max((x for x in ((a - start) & 0xFFFFFFFF for a in acks.get(fl, ())) if x < 1 << 31), default=-1)
                 if fl not in talked else -1)
     return out
+
+
+def _stream_head(buf, c: dict, rs: list[int], rel: list[int], n: int) -> bytes | None:
+    """The first ``n`` bytes (bytes) of a direction's stream from its data segments ``rs`` (packet
+    rows) at ``rel`` (their offsets in the stream, relative sequence numbers), each byte from any
+    segment holding it captured; None when one of them is not captured."""
+    got: list[int | None] = [None] * n
+    for x, r in zip(rel, rs):
+        if x >= n:
+            continue
+        o, cap = int(c["pl_off"][r]), int(c["pl_cap"][r])
+        if o < 0:
+            continue
+        for k in range(x, min(n, x + cap)):
+            if got[k] is None:
+                got[k] = int(buf[o + k - x])
+    return None if any(b is None for b in got) else bytes(got)
 
 
 #: post-quantum (hybrid) key exchange groups a ClientHello's key share may carry (IANA TLS
@@ -2185,6 +2216,11 @@ def _pq_share(buf: np.ndarray, segs: list[tuple[int, int, int]], size: int) -> s
 HELLO_UNACKED = ", of which the server acknowledged only the first "
 
 
+#: the TCP payload every path carries in one segment (bytes): RFC 9293 §3.7.1's default send MSS
+#: (576-byte IPv4 datagrams; IPv6's 1,280 carry more): a lost segment no larger is no MTU problem
+MIN_MSS = 536
+
+
 def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str:
     """The rest of ``hello_split`` for a ClientHello record of ``size`` bytes sent in segments at
     ``rel`` (sequence offsets from its first byte) of ``plen`` bytes, of which the server
@@ -2197,11 +2233,13 @@ def _unacked_rest(size: int, rel: list[int], plen: list[int], acked: int) -> str
     got = max((n for x, n in zip(rel, plen) if x + n <= acked), default=0)
     why = (f"the later, larger segment ({lost:,} bytes vs {got:,} delivered): an MTU/MSS problem (a tunnel or "
            "PPPoE link whose ICMP 'fragmentation needed' is filtered), or a firewall failing on it"
-           if lost > got else
+           if lost > max(got, MIN_MSS) else
            f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
-           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)")
-    return (f"{HELLO_UNACKED}{acked:,} bytes; the rest ({size - acked:,} bytes), sent again, was never acknowledged: "
-            f"something on the path drops {why}")
+           f"{lost:,} bytes, is no larger than the {got:,} delivered: no MTU problem)" if lost <= got else
+           f"the later segment: a firewall or proxy failing on a ClientHello split across segments (that segment, "
+           f"{lost:,} bytes, is no larger than the {MIN_MSS} bytes every path carries: no MTU problem)")
+    return (f"{HELLO_UNACKED}{acked:,} byte{'s' if acked != 1 else ''}; the rest ({size - acked:,} bytes), sent "
+            f"again, was never acknowledged: something on the path drops {why}")
 
 
 def _syn_isns(ft: FlowTable) -> np.ndarray:
@@ -2531,6 +2569,15 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
     (len(flows),)) set, each with the dtype of its array (object stays object). The new columns
     are joined in one step when none of them is in ``flows`` yet (one column at a time costs
     more than the rest of this)."""
+    if flows.index.is_unique and flows.columns.is_unique and not any(k in flows.columns for k in cols) \
+            and "service" in flows.columns \
+            and all(isinstance(t, np.dtype) and t.kind in "biufO" for t in flows.dtypes):
+        # every column a numpy array: one frame of them all at once (flows.frame_of), service
+        # replaced in its place
+        arrays = {k: flows[k].to_numpy() for k in flows.columns}
+        arrays["service"] = np.asarray(service, object)
+        arrays.update(cols)
+        return frame_of(arrays, flows.index)
     if flows.index.is_unique and not any(k in flows.columns for k in cols):
         # (a numeric or bool array goes in as it is, keeping its dtype: a Series of each first
         # costs ~40% more; an object array as a Series of dtype object, which pandas 3 would
@@ -3122,10 +3169,21 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     # announces (16 03 01 00 54 and nothing more, or a ClientHello cut short by the client, not by
     # the snaplen, nor by the capture: the server acknowledged no byte beyond them, by sequence
     # numbers): client_binary ``tls_record_cut_text`` (the classify details of _record_start)
+    # (on whole arrays: the streams of 5 bytes or more whose header says 16 03 and a body longer
+    # than the rest; only those few are then written one by one)
     sent = ft.seq_bytes
-    for i in np.flatnonzero(~cutf & (ckind == "tls")).tolist():
-        n = int(cen[i] - cst[i])
-        if n >= 5 and (sent is None or sent[fidx[i], 0] <= n) and mv[cst[i]] == 0x16 and mv[cst[i] + 1] == 3 and n < 5 + (mv[cst[i] + 3] << 8 | mv[cst[i] + 4]):
+    tls_c = np.flatnonzero(~cutf & (ckind == "tls"))
+    tls_n = (cen[tls_c] - cst[tls_c]).astype(np.int64)
+    five = tls_n >= 5
+    tls_c, tls_n = tls_c[five], tls_n[five]
+    if len(tls_c):
+        s0 = cst[tls_c].astype(np.int64)
+        b = np.asarray(buf, np.uint8)
+        body = b[s0 + 3].astype(np.int64) << 8 | b[s0 + 4]
+        hit = (b[s0] == 0x16) & (b[s0 + 1] == 3) & (tls_n < 5 + body)
+        if sent is not None:
+            hit &= sent[fidx[tls_c], 0] <= tls_n
+        for i, n in zip(tls_c[hit].tolist(), tls_n[hit].tolist()):
             cols["client_binary"][fidx[i]] = tls_record_cut_text(mv[cst[i]:cst[i] + min(n, 8)].tobytes(), n)
     # a whole server stream of 1-4 bytes starting a TLS record header (16, 15 03 03…) after a
     # ClientHello: TLS too few bytes to tell, not cleartext (server_proto tls, the bytes in

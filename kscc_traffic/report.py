@@ -27,9 +27,10 @@ from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    ONPREM_PORT, STALE_ANSWER, VENDOR_DOMAIN, _under_domain, sinkhole_address
-from .classify import _ABSOLUTE
-from .classify import MCAST_JOINS_RE
+    ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address
+from .classify import _ABSOLUTE, _str_codes
+from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
+from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import carried_data
 from .names import is_ip_literal
@@ -364,10 +365,14 @@ _JSON_SAMPLE = 256
 def _json_factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize(values)``: (codes, distinct values in order of first appearance; -1 for a
     missing value). For a text column starting with a ``str``, only the cells that differ from
-    the first are hashed (most text columns hold one value in most rows, often all)."""
+    the first are hashed (most text columns hold one value in most rows, often all); one
+    holding only ``str`` is coded by :func:`~kscc_traffic.classify._str_codes` (compiled)."""
     first = values[0] if len(values) and values.dtype == object else None
     if not isinstance(first, str):
         return pd.factorize(values)
+    found = _str_codes(values)
+    if found is not None:
+        return found
     # (compared as a Python object: numpy would make ``first`` a numpy string, which drops
     # trailing NULs, so that "\x00" and "" compare equal)
     probe = np.empty((), dtype=object)
@@ -618,6 +623,47 @@ MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (
            "clamp the TCP MSS on the tunnel or link that is smaller")
 
 
+def cert_counts(details, reasons) -> tuple[int, int]:
+    """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
+    many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
+    (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`) and how many on a certificate TLS 1.3
+    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`): ``(public, hidden)``, for
+    :func:`cert_fix` (break-it net 33 F6: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = 0
+    for d, r in zip(details, reasons):
+        if str(r).split(",")[0] != "tls_failed":
+            continue
+        d = str(d)
+        if d.startswith(UNTRUSTED_PUBLIC):
+            public += 1
+        elif TLS13_HIDDEN in d:
+            hidden += 1
+    return public, hidden
+
+
+def cert_fix(r, bl_cert: tuple[int, int], alone: bool = False) -> str:
+    """The advice for blocked ``tls_failed`` flows the client ended on the server's certificate
+    (``bl_cert``, :func:`cert_counts`; rule ``r`` for its host mask): the agent's root
+    certificates and clock for a public CA's certificate, both those and TLS inspection for one
+    TLS 1.3 hid; each kind's part starts with how many flows it is about ("2 of them: ") unless
+    ``alone`` (they are all the blocked flows, of one kind); '' when ``bl_cert`` counts none."""
+    public, hidden = bl_cert
+    alone = alone and not (public and hidden)
+    mask = r.host_mask or "the documented servers"
+    roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
+             "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
+             "certificates' validity (CRL, OCSP): allow it too")
+    parts = []
+    if public:
+        parts.append(("" if alone else f"{public} of them: ") + "the client refused the server's own certificate, "
+                     f"from a public CA (see each flow's detail): {roots}")
+    if hidden:
+        parts.append(("" if alone else f"{hidden} of them: ") + "the client refused the server's certificate, "
+                     "which TLS 1.3 hides (see each flow's detail): if a TLS-inspecting proxy is in the path, "
+                     f"exclude {mask} from inspection; else {roots}")
+    return "; ".join(parts)
+
+
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
 #: unreachable or unknown, also for TOS: 3/0, 3/1, 3/6, 3/7, 3/11, 3/12; ICMPv6 no route 1/0 and
 #: address unreachable 1/3): routing, an ARP/neighbour failure, an upstream outage (newcomer 23 F13)
@@ -731,6 +777,10 @@ REASON_TEXT: dict[str, str] = {
     "one_way": ("only one direction of the connection was captured: the agent's packets acknowledge the server's, "
                 "which are not in the capture (a mirror port or tap that sees one direction, or asymmetric routing); "
                 "not judged"),
+    "port_scan": ("a probe of a port scan (one originator's short attempts to 15 or more ports of one host within "
+                  "5 minutes): a scanner's, not KSC traffic; not judged"),
+    "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
+                     "within 5 minutes): a scanner's, not KSC traffic; not judged"),
 }
 
 #: why a ``rejected`` flow matters, by how its detail reads (see :func:`rejected_reason_text`)
@@ -982,12 +1032,26 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     return joins, tuple(sorted(groups))[:MAX_JOIN_GROUPS]
 
 
+def snooping_text(groups) -> str:
+    """What the switches' multicast filtering is called for ``groups`` (address texts): IPv4
+    groups are joined by IGMP, IPv6 ones (``ff05::…``, any ``ff0X::`` scope) by MLD (RFC 3810),
+    and a switch filters each by snooping its own protocol, asking the VLAN's querier of it:
+    ``IGMP snooping (an IGMP querier on the VLAN)``, ``MLD snooping (an MLD querier on the
+    VLAN)``, both named for groups of both families (none: IGMP's, as before)."""
+    six = [":" in str(g) for g in groups]
+    if six and all(six):
+        return "MLD snooping (an MLD querier on the VLAN)"
+    if any(six):
+        return "IGMP/MLD snooping (an IGMP and an MLD querier on the VLAN)"
+    return "IGMP snooping (an IGMP querier on the VLAN)"
+
+
 def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
     """A checklist row of a multicast purpose (``r.cast`` multicast) "not seen" while the capture
     holds ``joins`` > 0 IGMP/MLD membership reports joining a group not the operating system's own
     (:func:`group_joins`): :data:`JOINED_NOTE`
-    and the advice to check the multicast path (routing, IGMP snooping) between the sender and this
-    device; other rows as they are."""
+    and the advice to check the multicast path (routing, IGMP snooping; MLD snooping for IPv6
+    groups: :func:`snooping_text`) between the sender and this device; other rows as they are."""
     if not joins or row["status"] != "not seen" or row["flows"] or getattr(r, "cast", "") != "multicast":
         return row
     named = f": {', '.join(groups)}" if groups else ""
@@ -995,7 +1059,7 @@ def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
            f"joined multicast groups{named}) but no "
            f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
            "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
-           "routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution point and this "
+           f"routing and {snooping_text(groups)} between the distribution point and this "
            f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
     return {**row, "status_note": JOINED_NOTE, "fix": fix}
 
@@ -1068,6 +1132,14 @@ def _first_exchange(r) -> str:
     return "HTTP request" if r.app_protocol == "http" else "TLS handshake"
 
 
+def ok_of_text(ok: int, n: int, partial: int = 0) -> str:
+    """How the advice counts a purpose's ok flows among its ``n``: ``395 of 436 flows ok``, and
+    when ``partial`` of the ok ones began before the capture (no SYN seen: reason ``partial``)
+    ``395 of 436 flows ok (12 of them started before the capture)``."""
+    started = f" ({partial} of them started before the capture)" if partial else ""
+    return f"{ok} of {n} flows ok{started}"
+
+
 def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, proxied: int = 0,
                    ok_named: int | None = None, ok_answered: int | None = None,
                    v6: tuple[int, int] | None = None, bl_tls: int = 0, bl_named: int | None = None,
@@ -1083,7 +1155,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_route_own: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
-                   bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0) -> dict:
+                   bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
+                   bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1169,8 +1242,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
+    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden)`` ended by the client on the
+    server's certificate (:func:`cert_counts`): advised :func:`cert_fix`, the agent's root
+    certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
+
+    ``ok_partial``: of the ok ones, those whose start the capture missed (reason ``partial``: begun
+    before it, no SYN seen, judged on what was seen): still counted among the ok and the flows, as
+    Zeek's conn.log and Wireshark's conversations count such connections, but the advice's figure
+    says how many (:func:`ok_of_text`): they show a connection that worked, not a new one opened.
 
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
@@ -1242,6 +1323,14 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    f"TLS handshake failed: {MTU_FIX}")
         elif bl_mtu:
             fix += f"; {bl_mtu} of them: {MTU_FIX}"
+        if sum(bl_cert) and sum(bl_cert) == bl and not bl_icpt and not bl_mtu:
+            # the client refused the server's certificate: the agent's trust store or clock, or an
+            # inspecting proxy TLS 1.3 hides (break-it net 33 F6)
+            fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
+                   f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open, nothing "
+                   f"to open in the firewall), then {cert_fix(r, bl_cert, alone=True)}")
+        elif sum(bl_cert):
+            fix += f"; {cert_fix(r, bl_cert)}"
     # (redirects inside a proxy's tunnel: advised with the tunnel's TLS)
     redirects = 0 if proxy_paths and proxy_paths.tunnel else sum((bl_redirect or {}).values())
     if status == "blocked" and redirects and bl == redirects and not proxied:
@@ -1391,8 +1480,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
-        if bl_tls - redirects > bl_mtu:
-            fix += _tls_part(r, bl_tls - redirects - bl_mtu, bl_icpt, proxy_paths)
+        if bl_tls - redirects > bl_mtu + sum(bl_cert):
+            fix += _tls_part(r, bl_tls - redirects - bl_mtu - sum(bl_cert), bl_icpt, proxy_paths)
+        if sum(bl_cert):
+            fix += f"; {cert_fix(r, bl_cert)}"
         if bl_mtu:
             fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS handshake "
                     f"failed: {MTU_FIX}")
@@ -1417,7 +1508,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         kinds = un_reasons if un_reasons is not None else {}
         split = _family_split(ok, bl, v6, others_ok=False, path=not bad_family) if ok else ""
         split = "; ".join(x for x in (_captures_text(caps, ok), split) if x)
-        fix = (f"{ok} of {n} flows ok, {bl_all} blocked, {un} unexpected"
+        fix = (f"{ok_of_text(ok, n, ok_partial)}, {bl_all} blocked, {un} unexpected"
                + (f" ({', '.join(f'{c} {x}' for x, c in sorted(kinds.items()))})" if kinds else "")
                + f". For the blocked one{'s' if bl != 1 else ''}{f' ({split})' if split else ''}: {fix}"
                + f". For the unexpected one{'s' if un != 1 else ''}: "
@@ -1435,7 +1526,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         if caps is not None and split.startswith(OTHERS_WORKED):
             split = ""   # (said with the captures)
         split = "; ".join(x for x in (_captures_text(caps, ok, others_ok), split) if x)
-        fix = f"{ok} of {n} flows ok, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
+        fix = f"{ok_of_text(ok, n, ok_partial)}, {bl_all or un} {status}" + (f" ({split})" if split else "") + f": {fix}"
     elif caps is not None and status in ("blocked", "unexpected"):
         fix = f"{status} {_captures_text(caps, 0)}: {fix}"
     if nameless:
@@ -2403,10 +2494,11 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_handshake = bl_cut = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
+        bl_cert = (0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
-        un_console = ok_other_cast = 0
+        un_console = ok_other_cast = ok_partial = 0
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         caps = None
@@ -2415,6 +2507,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
+            ok_partial = sum(1 for x in reason[at][v == "ok"].tolist() if "partial" in str(x).split(",")) if ok else 0
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -2485,6 +2578,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                         if "resp_h" in flows else [None] * len(details))
                     bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
                                  if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
+                    bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2516,7 +2610,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
-                                   ok_other_cast=ok_other_cast))
+                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2687,6 +2781,7 @@ class TableSummary:
         self.proxy_paths: dict[str, ProxyPaths] = {}  # purpose -> flows through proxies (proxy_paths)
         self.proxy_seen = False                  # (a table with a proxy_target column was added)
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
+        self.ok_partial: dict[str, int] = {}     # purpose -> ok flows begun before the capture (partial)
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
@@ -2694,6 +2789,7 @@ class TableSummary:
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
+        self.bl_cert: dict[str, tuple[int, int]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -2741,6 +2837,9 @@ class TableSummary:
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
+        #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
+        #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
+        self.scans: dict[tuple[str, str], list] = {}
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
@@ -2768,6 +2867,8 @@ class TableSummary:
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
+            if v == "ok" and "partial" in str(r).split(","):
+                self.ok_partial[p] = self.ok_partial.get(p, 0) + int(n)
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected":
@@ -2864,6 +2965,13 @@ class TableSummary:
                             & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
+            certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
+                            & (detail.str.startswith(UNTRUSTED_PUBLIC)
+                               | detail.str.contains(TLS13_HIDDEN, regex=False))]
+            for p, g in certs.groupby("purpose", sort=False):
+                a, b = cert_counts(g["detail"].tolist(), g["reason"].tolist())
+                had = self.bl_cert.get(p, (0, 0))
+                self.bl_cert[p] = (had[0] + a, had[1] + b)
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -2913,6 +3021,8 @@ class TableSummary:
                 self.dns_error_counts[key] = self.dns_error_counts.get(key, 0) + n
             else:
                 self.dns_errors_dropped += n
+        if "reason" in flows and "orig_h" in flows:
+            self._add_scans(flows)
         fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
@@ -2930,6 +3040,26 @@ class TableSummary:
             # (the most important first, in time order inside each rank; ties in the order added)
             keep = np.lexsort((both["ts_ns"].to_numpy(), ranks))[:self.max_flagged]
             self.flagged, self.flagged_rank = both.iloc[keep], ranks[keep]
+
+    def _add_scans(self, flows: pd.DataFrame) -> None:
+        """Count the scan probes of ``flows`` (reason ``port_scan``/``address_scan``) per kind and
+        scanner: :attr:`scans`."""
+        reason = flows["reason"].to_numpy(dtype=object)
+        at = np.flatnonzero((reason == PORT_SCAN) | (reason == ADDRESS_SCAN))
+        if not len(at):
+            return
+        sub = flows.iloc[at]
+        detail = sub["detail"].astype(str).to_numpy(dtype=object) if "detail" in sub else np.full(len(sub), "", object)
+        for (kind, orig), g in sub.groupby([sub["reason"].astype(str), sub["orig_h"].astype(str)], sort=False).indices.items():
+            got = self.scans.setdefault((kind, orig), [0, set(), set(), set(), None, None])
+            ts = sub["ts_ns"].to_numpy(np.int64)[g]
+            ports = sub["resp_p"].to_numpy(np.int64)[g]
+            got[0] += len(g)
+            got[1].update(sub["resp_h"].to_numpy(dtype=object)[g].tolist())
+            got[2].update(ports.tolist())
+            got[3].update(p for p, d in zip(ports.tolist(), detail[g].tolist()) if SCAN_DOCUMENTED in d)
+            got[4] = int(ts.min()) if got[4] is None else min(got[4], int(ts.min()))
+            got[5] = int(ts.max()) if got[5] is None else max(got[5], int(ts.max()))
 
     def listed_from(self, other: "TableSummary") -> None:
         """Take the listed flows of ``other`` (the flows a ``--verdict``/``--purpose``/``--reason``
@@ -3019,13 +3149,63 @@ class TableSummary:
                                                      tuple(self.elsewhere_names.get(r.id, {})))
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
-                                       ok_other_cast=self.ok_other_cast.get(r.id, 0)))
+                                       ok_other_cast=self.ok_other_cast.get(r.id, 0),
+                                       bl_cert=self.bl_cert.get(r.id, (0, 0)),
+                                       ok_partial=self.ok_partial.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
             groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
             rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return checklist_frame(rows)
+
+
+#: scans said at most (one line each, the most probes first), then a line for the rest
+MAX_SCAN_LINES = 10
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'s' if n != 1 else ''}"
+
+
+def scan_lines_of(flows: pd.DataFrame) -> list[str]:
+    """:func:`scan_lines` of a flow table (the HTML report's)."""
+    s = TableSummary()
+    if len(flows) and "reason" in flows and "orig_h" in flows:
+        s._add_scans(flows)
+    return scan_lines(s)
+
+
+def scan_lines(summary: TableSummary) -> list[str]:
+    """One line per scan the flows hold (:mod:`kscc_traffic.scans`: reason ``port_scan`` or
+    ``address_scan``), per kind and scanner, the most probes first, at most
+    :data:`MAX_SCAN_LINES` (then how many more): ``a port scan from 192.0.2.9: 1,000 ports of
+    198.51.100.5 in 3.2 s (12 documented KSC ports among them), not counted as KSC traffic``;
+    ``an address scan from 192.0.2.9: 64 hosts on TCP 23101 in 0.6 s (a documented KSC port), not
+    counted as KSC traffic``. Addresses as the flow table writes them (escape the lines for a
+    terminal or HTML as any text)."""
+    out = []
+    items = sorted(summary.scans.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    for (kind, orig), (n, hosts, ports, doc, first, last) in items[:MAX_SCAN_LINES]:
+        secs = f"{max((last or 0) - (first or 0), 0) / 1e9:.1f}"
+        if kind == PORT_SCAN:
+            where = next(iter(hosts)) if len(hosts) == 1 else _count(len(hosts), "host")
+            head = f"a port scan from {orig}: {_count(len(ports), 'port')} of {where}"
+        else:
+            where = f"TCP {next(iter(ports))}" if len(ports) == 1 else f"{_count(len(ports), 'TCP port')}"
+            head = f"an address scan from {orig}: {_count(len(hosts), 'host')} on {where}"
+        if len(ports) == 1 and doc:
+            docs = " (a documented KSC port)"
+        elif doc:
+            docs = f" ({_count(len(doc), 'documented KSC port')} among them)"
+        else:
+            docs = " (no documented KSC port)"
+        out.append(f"{head} in {secs} s{docs}, {SCAN_NOT_KSC} ({_count(n, 'probe')}, reason {kind})")
+    if len(items) > MAX_SCAN_LINES:
+        more = sum(v[0] for _, v in items[MAX_SCAN_LINES:])
+        out.append(f"… and {len(items) - MAX_SCAN_LINES} more scans ({_count(more, 'probe')}; --reason "
+                   f"{PORT_SCAN},{ADDRESS_SCAN} lists them)")
+    return out
 
 
 #: the reasons cell of a purpose not seen that a custom capture filter leaves out
@@ -3168,6 +3348,8 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     one_way = one_way_ok_note(chk, per)
     if one_way:
         console.print(Text(escape_terminal(one_way), style="italic"))
+    for line in scan_lines(summary):
+        console.print(Text(escape_terminal(f"Scan: {line}"), style="yellow"))
 
     outside: list[str] | None = []
     if capture_filter is not None:

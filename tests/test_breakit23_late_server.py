@@ -107,8 +107,8 @@ def test_server_flight_sent_again_after_the_clients_reset_is_no_more(tmp_path, h
                                                          (0.3, "s", "PA", flight, 5001)])
     assert (hist, served) == ("ShADdR", len(flight))
     assert got[2] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's last "
-                      "flight (its certificate, for eu1.ksc.kaspersky.com, seen), sending nothing after it, no alert "
-                      "either: how an agent refuses a certificate it does not trust without saying so (a "
+                      "flight (its certificate, for eu1.ksc.kaspersky.com issued by CN=eu1.ksc.kaspersky.com, seen), "
+                      "sending nothing after it, no alert either: how an agent refuses a certificate it does not trust without saying so (a "
                       "TLS-inspecting proxy's?)")
 
 
@@ -133,8 +133,8 @@ def test_finrst_after_the_servers_flight_is_the_clients_reset(tmp_path, hello_an
     hist, served, got = _judged(tmp_path, _hello(ch) + [(0.05, "s", "PA", flight), (0.06, "c", "FRA", b"")])
     assert (hist, served) == ("ShADdI", len(flight))
     assert got[2] == ("TLS handshake aborted: the client reset the connection (RST, RSTO) after the server's last "
-                      "flight (its certificate, for eu1.ksc.kaspersky.com, seen), sending nothing after it, no alert "
-                      "either: how an agent refuses a certificate it does not trust without saying so (a "
+                      "flight (its certificate, for eu1.ksc.kaspersky.com issued by CN=eu1.ksc.kaspersky.com, seen), "
+                      "sending nothing after it, no alert either: how an agent refuses a certificate it does not trust without saying so (a "
                       "TLS-inspecting proxy's?)")
 
 

@@ -143,7 +143,10 @@ def test_refused_then_same_isn_retry_accepted_is_rej_then_sf(tmp_path, gap):
     recs += [up(gap + 0.1, "FA", c, s), down(gap + 0.11, "FA", s, c + 1), up(gap + 0.12, "A", c + 1, s + 1)]
     w = assert_same(write(tmp_path, recs), [150, 300])
     assert [(r.conn_state, r.history) for r in w.itertuples()] == [("REJ", "Sr"), ("SF", "ShADdFf")]
-    assert list(w.verdict)[0] == "blocked" and list(w.verdict)[1] != "blocked"
+    # (session 33: the refused attempt whose retry connected is a passing refusal, ok, its detail
+    # naming the retry; it was blocked)
+    assert (list(w.verdict)[0], list(w.reason)[0]) == ("ok", "") and list(w.verdict)[1] != "blocked"
+    assert w.iloc[0].detail.startswith("refused at ") and f"connected (on {w.iloc[1].uid})" in w.iloc[0].detail
 
 
 def test_refused_retries_stay_one_rej(tmp_path):

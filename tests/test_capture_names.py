@@ -40,10 +40,16 @@ def jsonl(p) -> list[dict]:
 
 @pytest.fixture
 def twins(tmp_path):
-    """d1/blocked_agent.pcap and d2/blocked_agent.pcap: the same file name and the same bytes."""
+    """d1/blocked_agent.pcap and d2/blocked_agent.pcap: the same file name and the same packets
+    (d2's header's unused ``sigfigs`` field set: the same bytes would be one capture given twice,
+    read once, newcomer 33 #3)."""
     for d in ("d1", "d2"):
         (tmp_path / d).mkdir()
         shutil.copy(SAMPLE, tmp_path / d / SAMPLE.name)
+    data = bytearray(SAMPLE.read_bytes())
+    assert data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4") and data[12:16] == bytes(4)
+    data[12] = 1
+    (tmp_path / "d2" / SAMPLE.name).write_bytes(bytes(data))
     return tmp_path
 
 
@@ -203,20 +209,20 @@ def test_evil_path_in_error_lines(tmp_path):
 
 # --- decoder warnings name their capture -----------------------------------------------------------
 
-def _gre_capture(path) -> None:
+def _gre_capture(path, port: int = 50000) -> None:
     scapy = pytest.importorskip("scapy.all")
     from pcapbuild import pcap_bytes, tcp_session
     recs = []
-    for t, pkt in tcp_session(("10.0.0.5", 50000), ("203.0.113.10", 23100), c_data=b"hello"):
+    for t, pkt in tcp_session(("10.0.0.5", port), ("203.0.113.10", 23100), c_data=b"hello"):
         outer = scapy.Ether() / scapy.IP(src="198.51.100.1", dst="198.51.100.2") / scapy.GRE() / pkt[scapy.IP]
         recs.append((t, outer))
     path.write_bytes(pcap_bytes(recs))
 
 
 def test_decoder_warnings_name_their_capture(tmp_path):
-    for d in ("a", "b"):
+    for d, port in (("a", 50000), ("b", 50001)):      # (not the same bytes: newcomer 33 #3)
         (tmp_path / d).mkdir()
-        _gre_capture(tmp_path / d / "gre.pcap")
+        _gre_capture(tmp_path / d / "gre.pcap", port)
     shutil.copy(SAMPLE, tmp_path / "plain.pcap")
     for jobs in (1, 2):
         p = cli("analyze", "a/gre.pcap", "plain.pcap", "b/gre.pcap", "-j", jobs, cwd=tmp_path)

@@ -30,7 +30,9 @@ def test_a_client_hello_in_too_many_segments_is_not_cut_by_the_snaplen(tmp_path)
     (r,) = flows.to_dict("records")
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     assert r["detail"] == (
-        "TLS handshake aborted: connection closed (RSTR) before the server sent a byte (the ClientHello in more "
+        # (who closed and when, as for a ClientHello read whole: session 33)
+        "TLS handshake aborted: the server reset the connection (RST, RSTR) 0.02 s after the ClientHello, before the "
+        "server sent a byte (the ClientHello in more "
         f"than {MAX_SEGMENTS} TCP segments, more than are inspected: judged from the TCP packets); the "
         f"ClientHello was {len(hello)} bytes in more than {MAX_SEGMENTS + 1} segments: some firewalls and proxies "
         "fail on a ClientHello split across segments")

@@ -130,8 +130,8 @@ def test_one_way_flow_whose_data_rode_only_on_its_syn(tmp_path):
 
 # --- a ClientHello the snaplen cut (classify's ``unread``) ----------------------------------------
 
-UNREAD = ("blocked", "tls_failed", "TLS handshake aborted: connection closed (SF) before the server sent a byte "
-          "(the handshake cut by the snaplen: judged from the TCP packets)")
+#: (session 33: who closed and when told as for a ClientHello read whole, then how it was judged)
+HOW = "(the handshake cut by the snaplen: judged from the TCP packets)"
 
 
 def test_cut_clienthello_on_the_fin_is_judged_from_the_tcp_packets(tmp_path):
@@ -142,7 +142,8 @@ def test_cut_clienthello_on_the_fin_is_judged_from_the_tcp_packets(tmp_path):
             (104.05, _pkt("s", "FA", 5001, 1307)), (104.06, _pkt("c", "A", 1307, 5002))]
     hist, sent, got = _judged(tmp_path, recs, "fin.pcap", snaplen=56)
     assert (hist, sent) == ("ShAFaf", len(HELLO))
-    assert got == UNREAD
+    assert got == ("blocked", "tls_failed", "TLS handshake aborted: the client closed the connection (FIN, SF) before "
+                   f"the server sent a byte {HOW}")
 
 
 def test_cut_clienthello_on_the_syn_is_judged_from_the_tcp_packets(tmp_path):
@@ -156,7 +157,8 @@ def test_cut_clienthello_on_the_syn_is_judged_from_the_tcp_packets(tmp_path):
             (104.07, _pkt("s", "A", 5002, 1001 + n))]
     hist, sent, got = _judged(tmp_path, recs, "syn.pcap", snaplen=56)
     assert "D" not in hist and sent == n
-    assert got == UNREAD
+    assert got == ("blocked", "tls_failed", f"ClientHello not answered: no byte from the server for 4.0 s, then the "
+                   f"server closed {HOW}")
 
 
 def test_grouped_judgement_keys_partial_resets_on_data_sent(tmp_path):

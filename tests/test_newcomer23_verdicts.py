@@ -186,7 +186,7 @@ def test_the_client_closing_after_the_servers_certificate_is_told(tmp_path):
     r = flows.iloc[0]
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     assert r["detail"] == ("TLS handshake aborted: the client closed the connection (FIN, SF) after the server's "
-                           "last flight (its certificate, for *.ksc.kaspersky.com, seen), sending nothing after it, "
+                           "last flight (its certificate, for *.ksc.kaspersky.com issued by CN=*.ksc.kaspersky.com, seen), sending nothing after it, "
                            "no alert either: how an agent refuses a certificate it does not trust without saying "
                            "so (a TLS-inspecting proxy's?)")
     assert_same(_internal(path))

@@ -610,6 +610,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             where = "in " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
                              if len(names) <= 3 else
                              f"{', '.join(names[:3])} and {len(names) - 3} more capture{'s' if len(names) > 4 else ''}")
+        # (session 33: the ok ones whose start the capture missed, reason partial, said apart)
+        k = int(((sub["verdict"] == "ok") & sub["reason"].str.split(",").apply(lambda x: "partial" in x)).sum())
+        started = f" ({k} of them started before the capture)" if k else ""
         if status == "blocked" and un:
             why = "; ".join(x for x in (where, why) if x)
             # newcomer 21 F1: blocked and unexpected flows, each kind counted with its own advice
@@ -623,7 +626,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                     f" ({r.host_mask})" if r.host_mask else "")
                 un_fix = un_fix.replace(said, "tls_intercepted: a TLS-inspecting proxy's certificate, as for the "
                                               f"blocked one{'s' if bl != 1 else ''} (see there)")
-            fix = (f"{ok} of {len(sub)} flows ok, {bl} blocked, {un} unexpected"
+            fix = (f"{ok} of {len(sub)} flows ok{started}, {bl} blocked, {un} unexpected"
                    + (f" ({', '.join(f'{c} {x}' for x, c in kinds.items())})" if len(kinds) else "")
                    + f". For the blocked one{'s' if bl != 1 else ''}{f' ({why})' if why else ''}: {fix}"
                    + f". For the unexpected one{'s' if un != 1 else ''}: "
@@ -645,7 +648,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 elif others:
                     where += "; the others worked (some in the same capture): compare clients, addresses and ports"
                 why = "; ".join(x for x in (where, why) if x)
-            fix = (f"{ok} of {len(sub)} flows ok, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
+            fix = (f"{ok} of {len(sub)} flows ok{started}, {bl or un} {status}" + (f" ({why})" if why else "") + f": {fix}")
         elif where and status in ("blocked", "unexpected"):
             fix = f"{status} {where}: {fix}"
         if nameless:
@@ -686,12 +689,17 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         for i, (x, r) in enumerate(zip(rows, rules.rules)):
             if joins and x["status"] == "not seen" and not x["flows"] and r.cast == "multicast":
                 named = f": {', '.join(groups)}" if groups else ""
+                # (IPv6 groups by MLD, IPv4 ones by IGMP: each filtered by its own snooping)
+                six = {":" in g for g in groups}
+                snooping = ("MLD snooping (an MLD querier on the VLAN)" if six == {True} else
+                            "IGMP/MLD snooping (an IGMP and an MLD querier on the VLAN)" if six == {True, False} else
+                            "IGMP snooping (an IGMP querier on the VLAN)")
                 rows[i] = {**x, "status_note": "joined a multicast group by IGMP/MLD, no datagram received", "fix": (
                     f"the capture holds IGMP/MLD membership reports ({joins} flow{'s' if joins != 1 else ''}: this "
                     f"device joined multicast groups{named}) but "
                     f"no {r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent "
                     "of a distribution point that sends by multicast, the datagrams did not reach it: check the "
-                    "multicast routing and IGMP snooping (an IGMP querier on the VLAN) between the distribution "
+                    f"multicast routing and {snooping} between the distribution "
                     "point and this device, and that the distribution point sends them (a capture there); what it "
                     f"needs: {r.fix}")}
     # (the text columns object, as the flow table's: session 31)
@@ -748,6 +756,9 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         console.print(Text(f"{', '.join(one_way)}: ok = each flow is as the rules document it; the checklist's "
                            "seen one-way = the capture holds one direction only, so it cannot show that the other "
                            "side received them (see To verify)", style="italic"))
+    # (session 33: each port or address scan once, under the table: its lines from the flows alone)
+    for line in report.scan_lines_of(flows):
+        console.print(Text(escape_terminal(f"Scan: {line}"), style="yellow"))
     c = Table(title="Readiness checklist (documented purposes)", title_justify="left")
     # (the layout, not the content: a long status note, newcomer 26 F5, makes the checklist wider
     # than the console, which then takes report's column widths)

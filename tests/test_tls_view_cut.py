@@ -176,7 +176,8 @@ def test_real_failures_stay_failures(tmp_path):
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
     # (who closed, newcomer 23 F20)
     assert r["detail"].startswith("TLS handshake aborted: the client closed the connection (FIN, SF) after the "
-                                  "server's last flight (its certificate, for *.ksc.kaspersky.com, seen)")
+                                  "server's last flight (its certificate, for *.ksc.kaspersky.com issued by "
+                                  "CN=*.ksc.kaspersky.com, seen)")
     # the server never sends a byte: the ClientHello's segments beyond what is inspected do not
     # make that a "not seen"
     hello = c[0]

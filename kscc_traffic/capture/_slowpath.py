@@ -81,6 +81,8 @@ VXLAN_LINUX_PORT = 8472
 #: IP protocol number of an Ethernet frame carried directly in IP (RFC 8986 §10.1: the SRv6
 #: L2 services End.DX2 / End.DT2, after a Segment Routing Header or without one)
 IPPROTO_ETHERNET = 143
+#: IP protocol number of EtherIP (RFC 3378: a 2-byte header, then an Ethernet frame)
+IPPROTO_ETHERIP = 97
 GENEVE_PORT = 6081
 L2TP_PORT = 1701
 TEREDO_PORT = 3544
@@ -162,6 +164,11 @@ _qq = struct.Struct("!QQ").unpack_from
 
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
 LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
+#: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
+#: IEEE 1394, IP over FC, Frame Relay)
+_OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107))
+#: Token Ring's broadcast address (all stations, functional form)
+_TR_BCAST = b"\xc0\x00\xff\xff\xff\xff"
 #: NFLOG attribute carrying the packet (NFULA_PAYLOAD)
 NFULA_PAYLOAD = 9
 
@@ -563,7 +570,129 @@ class SlowDecoder:
             return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
         if lt == 100:                                   # ATM_RFC1483: LLC/SNAP, then the packet
             return self._llc(d, pos, end, 0, ctx, 0)
+        if lt in _OTHER_LINKS:
+            return self._other_link(lt, d, pos, end, ctx)
         return self._link_headers(lt, d, pos, end, ctx)
+
+    def _other_link(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """Link types older or rarer than Ethernet whose header is read as Wireshark's
+        dissector reads it, down to the LLC/SNAP header, ethertype or PPP frame that carries
+        the packet: ERF (197, Endace DAG), PPPoE sessions (51), FDDI (10), Token Ring (6),
+        Sun ATM (123), IP over IEEE 1394 (138), IP over Fibre Channel (122), Frame Relay (107)."""
+        if lt == 197:
+            return self._erf(d, pos, end, ctx)
+        if lt == 51:                                    # PPP_ETHER: a PPPoE header, then PPP
+            return self._ethertype(0x8864, d, pos, end, 0, ctx, 0)
+        if lt == 10:                                    # FDDI: FC, destination, source, LLC
+            if end - pos < 13:
+                return MALFORMED
+            if (d[pos] >> 4) & 3 != 1:                  # not an LLC frame (SMT, MAC, token)
+                return NONIP
+            ctx.bcast = d[pos + 1:pos + 7] == _BCAST
+            return self._llc(d, pos + 13, end, 0, ctx, 0)
+        if lt == 6:                                     # Token Ring: AC, FC, dst, src, RIF, LLC
+            if end - pos < 14:
+                return MALFORMED
+            if d[pos + 1] & 0xC0 != 0x40:               # a MAC frame, not LLC
+                return NONIP
+            p = pos + 14
+            if d[pos + 8] & 0x80:                       # routing information present
+                if p >= end:
+                    return MALFORMED
+                rif = d[p] & 0x1F
+                if rif < 2 or p + rif > end:
+                    return MALFORMED
+                p += rif
+            ctx.bcast = d[pos + 2:pos + 8] in (_BCAST, _TR_BCAST)
+            return self._llc(d, p, end, 0, ctx, 0)
+        if lt == 123:                                   # SUNATM: flags, VPI, VCI; then the PDU
+            if end - pos < 4:
+                return MALFORMED
+            kind = d[pos] & 0x0F
+            if kind == 1:                               # LANE: LE header, then Ethernet
+                return self._ether(d, pos + 6, end, 0, ctx, 0) if end - pos >= 6 else MALFORMED
+            if kind == 2 or d[pos + 4:pos + 7] == b"\xaa\xaa\x03":
+                return self._llc(d, pos + 4, end, 0, ctx, 0)
+            return NONIP                                # signalling, OAM, other VCs
+        if lt == 138:                                   # IEEE 1394: dst, src EUI-64, ethertype
+            if end - pos < 18:
+                return MALFORMED
+            return self._ethertype(_u16(d, pos + 16)[0], d, pos + 18, end, 0, ctx, 0)
+        if lt == 122:                                   # IP over FC: NAA dst, src; LLC/SNAP
+            if end - pos < 16:
+                return MALFORMED
+            return self._llc(d, pos + 16, end, 0, ctx, 0)
+        return self._frelay(d, pos, end, ctx)           # 107
+
+    def _erf(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """An ERF record (Endace; pcap/pcapng LINKTYPE_ERF): its 16-byte header (timestamp,
+        type, flags, record length, loss counter, wire length), the extension headers its type's
+        top bit announces (8 bytes each, bit 7 of each one's first byte: another follows), then
+        by type: Ethernet (2, 11, 16, 20: 2 bytes of offset/pad first), PPP or Cisco HDLC over
+        SONET (1, 10, 15, 19), IPv4 (22), IPv6 (23); other types (ATM cells, multichannel,
+        InfiniBand, counters, meta records) are not IP. The header's record length is not
+        read (as in Wireshark: some writers put the packet's length there); the record's
+        padding and the frame's FCS, when the card kept it, are a trailer after the IP
+        datagram, as Ethernet padding is."""
+        if end - pos < 16:
+            return MALFORMED
+        typ = d[pos + 8]
+        p = pos + 16
+        if typ & 0x80:                                  # extension headers
+            while True:
+                if end - p < 8:
+                    return MALFORMED
+                more = d[p] & 0x80
+                p += 8
+                if not more:
+                    break
+        typ &= 0x7F
+        if typ in (2, 11, 16, 20):
+            return self._ether(d, p + 2, end, 0, ctx, 0)
+        if typ in (1, 10, 15, 19):                      # PoS: PPP in HDLC framing, or Cisco HDLC
+            if end - p >= 4 and d[p] in (0x0F, 0x8F) and d[p + 1] == 0:
+                return self._ethertype(_u16(d, p + 2)[0], d, p + 4, end, 0, ctx, 0)
+            return self._ppp(d, p, end, 0, ctx, 0)
+        if typ in (22, 23):
+            return self._ip(d, p, end, 0, ctx, 0, 0)
+        return NONIP
+
+    def _frelay(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """A Frame Relay frame (LINKTYPE_FRELAY): the Q.922 address (2 to 4 bytes, the last
+        with its EA bit set), then RFC 2427 multiprotocol encapsulation (control 0x03, an
+        optional 0x00 pad, the NLPID: 0xCC IPv4, 0x8E IPv6, 0x80 SNAP) or Cisco's (an
+        ethertype straight after the address), told apart as Wireshark's ``fr`` dissector does."""
+        p = pos
+        while True:
+            if p >= end or p - pos >= 4:
+                return MALFORMED
+            ea = d[p] & 1
+            p += 1
+            if ea:
+                break
+        if p - pos < 2 or p >= end:
+            return MALFORMED
+        if d[p] != 0x03:                                # Cisco: an ethertype
+            if end - p < 2:
+                return MALFORMED
+            return self._ethertype(_u16(d, p)[0], d, p + 2, end, 0, ctx, 0)
+        p += 1
+        if p < end and d[p] == 0:                       # pad
+            p += 1
+        if p >= end:
+            return MALFORMED
+        nlpid = d[p]
+        if nlpid == 0xCC:
+            return self._ip(d, p + 1, end, 0, ctx, 4, 0)
+        if nlpid == 0x8E:
+            return self._ip(d, p + 1, end, 0, ctx, 6, 0)
+        if nlpid == 0x80:                               # SNAP: OUI, PID
+            if end - p < 6:
+                return MALFORMED
+            if d[p + 1] or d[p + 2] or d[p + 3]:
+                return NONIP
+            return self._ethertype(_u16(d, p + 4)[0], d, p + 6, end, 0, ctx, 0)
+        return NONIP
 
     def _link_headers(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         """Link types whose header says where the packet starts (and its family): NFLOG,
@@ -1267,6 +1396,10 @@ class SlowDecoder:
         elif tunnels:
             if proto == IPPROTO_ETHERNET:       # an SRv6 L2 service (Wireshark: ip.proto 143)
                 return self._tunnel("Ethernet-in-IP", self._ether, d, p, dend, base, ctx, depth)
+            if proto == IPPROTO_ETHERIP and dend - p >= 2:
+                # EtherIP (RFC 3378): a 2-byte header (version 3), then the frame; read
+                # whatever the version says, as Wireshark's packet-etherip.c does
+                return self._tunnel("EtherIP", self._ether, d, p + 2, dend, base, ctx, depth)
         return self._row(hdr, ctx, proto, -1, -1, -1, -1, 0, 0, 0, ip_pl, p, dend, base)
 
     def _udp_tunnel(self, d: Any, p: int, dend: int, base: int, ctx: _Ctx, depth: int,
@@ -1382,7 +1515,9 @@ class SlowDecoder:
             # an endpoint sends back, itself inside a GRE packet to it) or an empty GRE packet.
             # The GRE datagram is the row, as Wireshark shows it (gre, then data if any)
             return None
-        if ptype == 0x6558:                             # transparent Ethernet bridging
+        if ptype == 0x6558 or (ptype == 0x6400 and ver == 1):
+            # transparent Ethernet bridging; MikroTik EoIP (version 1, the key field holding
+            # the payload length and the tunnel id, as Wireshark's packet-gre.c reads it)
             return self._tunnel("GRE", self._ether, d, q, lim, base, ctx, depth)
         if ptype == 0x880B:                             # PPP (PPTP)
             return self._tunnel("GRE", self._ppp, d, q, lim, base, ctx, depth)

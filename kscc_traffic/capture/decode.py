@@ -15,7 +15,8 @@ Two paths fill the same per-frame columns:
   (802.11 with its fragments reassembled and 802.11s Mesh Control skipped, radiotap with its
   FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
-  PKTAP and PPI with the frame they announce), LLC/SNAP, PPPoE, MPLS, deeper VLAN
+  PKTAP and PPI with the frame they announce; ERF records, PPPoE sessions, FDDI, Token Ring, Sun
+  ATM, IEEE 1394, IP over FC and Frame Relay: ``SlowDecoder._other_link``), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
   0x8909, VN-Tag 0x8926, E-Tag 0x893F, Arista timestamp 0xD28B, integrity-only MACsec 0x88E5:
   :data:`._slowpath.L2_SHIMS`), IPv6 extension headers, IPv4/IPv6 authentication headers (AH:
@@ -121,7 +122,8 @@ from dataclasses import dataclass, field as dc_field, replace
 
 import numpy as np
 
-from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERNET, IPV6_EXT,
+from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_ETHERIP,
+                        IPPROTO_ETHERNET, IPV6_EXT,
                         JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
                         MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE,
                         ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
@@ -164,6 +166,8 @@ LINKTYPE_NAMES: dict[int, str] = {
     228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2", 204: "PPP_WITH_DIR",
     100: "ATM_RFC1483", 104: "C_HDLC", 109: "ENC", 117: "PFLOG", 192: "PPI", 226: "IPNET",
     239: "NFLOG", 258: "PKTAP", 119: "IEEE802_11_PRISM", 163: "IEEE802_11_AVS",
+    197: "ERF", 51: "PPP_ETHER", 10: "FDDI", 6: "IEEE802_5", 123: "SUNATM",
+    138: "APPLE_IP_OVER_IEEE1394", 122: "IP_OVER_FC", 107: "FRELAY",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 _FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
@@ -194,7 +198,7 @@ _ETCLASS[0x86DD] = 2
 _TPID = np.zeros(65536, bool)
 _TPID[[0x8100, 0x88A8, 0x9100]] = True
 _V4_SLOW = np.zeros(256, bool)              # IPv4 protocols left to the slow path (tunnels, AH)
-_V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET]] = True
+_V4_SLOW[[4, 41, 47, 51, IPPROTO_ETHERNET, IPPROTO_ETHERIP]] = True
 _V6_SLOW = _V4_SLOW.copy()                  # ... and IPv6 extension headers
 _V6_SLOW[list(IPV6_EXT)] = True
 # (for the compiled decode, _headers.fast_rows: the UDP ports _chunk leaves to the slow path, as

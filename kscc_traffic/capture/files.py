@@ -130,6 +130,24 @@ class _FileReader:
     def read(self, n: int) -> bytes:
         return self._f.read(n)
 
+    def read_on(self, tail: bytes, n: int) -> bytes:
+        """``tail + read(n)``, where ``tail`` is the last bytes read (the start of a record the
+        previous chunk cut): read again with them from the file when it can seek, so that the
+        chunk is made once (a copy of a 16 MiB chunk to put a few bytes before it costs more
+        CPU than reading it: a new buffer's pages); the bytes read again must be ``tail``
+        (else, a file rewritten under us, as it was)."""
+        k = len(tail)
+        if k and getattr(self._f, "seekable", lambda: False)():
+            try:
+                self._f.seek(-k, os.SEEK_CUR)
+            except (OSError, ValueError):
+                return tail + self._f.read(n)
+            out = self._f.read(k + n)
+            if out[:k] == tail:
+                return out
+            return tail + out[k:]   # (not the bytes we had: keep ours, then what follows them)
+        return tail + self._f.read(n)
+
     def eof(self) -> bool:
         return not self._f.peek(1)  # type: ignore[attr-defined]
 
@@ -261,6 +279,32 @@ class _Walk:
     need: int = 0                         # bytes needed from ``pos`` to go on (0: any)
     stop: _Stop | None = None
     cols: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+#: LINKTYPE_ERF: each record begins with an Endace ERF header, whose first 8 bytes are its time
+LINKTYPE_ERF = 197
+
+
+def _erf_times(buf, data_off: np.ndarray, caplen: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The times (int64 ns) of pcap records of link type ERF: the ERF header's timestamp (64
+    bits little-endian: seconds in the high 32, a binary fraction of a second in the low 32,
+    rounded to the nearest ns), which Wireshark reads for such records in a pcap file rather
+    than the record header's (some writers put a wrong fraction there, or only microseconds);
+    ``ts`` (the record headers' times) where the record is too short to hold an ERF header.
+    ``data_off``: int64 offsets of the records' data in ``buf``; ``caplen``: their lengths."""
+    ok = np.asarray(caplen) >= 16
+    if not ok.any():
+        return ts
+    b = np.frombuffer(buf, np.uint8)
+    at = data_off[ok]
+    raw = np.zeros(len(at), np.uint64)
+    for k in range(8):
+        raw |= b[at + k].astype(np.uint64) << np.uint64(8 * k)
+    frac = raw & np.uint64(0xFFFF_FFFF)
+    ns = (frac * np.uint64(1_000_000_000) + np.uint64(1 << 31)) >> np.uint64(32)
+    out = ts.copy()
+    out[ok] = (raw >> np.uint64(32)).astype(np.int64) * 1_000_000_000 + ns.astype(np.int64)
+    return out
 
 
 def _empty_cols() -> dict[str, np.ndarray]:
@@ -517,6 +561,8 @@ class _PcapParser:
             wl = v[o + 12]
         notes = self.notes
         ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
+        if self.linktype == LINKTYPE_ERF:
+            ts = _erf_times(buf, o + self.hdr_len, cl, ts)
         nfrac = int(np.count_nonzero(frac >= 1_000_000_000 // self.mult))
         if nfrac:
             notes["frac_over"] = notes.get("frac_over", 0) + nfrac
@@ -1447,6 +1493,14 @@ class _Probe:
             self.head += b[:ASCII_PROBE_BYTES - len(self.head)]
         return b
 
+    def read_on(self, tail: bytes, n: int) -> bytes:
+        """``tail + read(n)`` (``tail``: the last bytes read), through the reader's ``read_on``
+        when it has one (:meth:`_FileReader.read_on`) and the head is complete."""
+        read_on = getattr(self._reader, "read_on", None)
+        if read_on is None or len(self.head) < ASCII_PROBE_BYTES:
+            return tail + self.read(n)
+        return read_on(tail, n)
+
     def __getattr__(self, key):
         return getattr(self._reader, key)
 
@@ -1680,7 +1734,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             # same records
             grow = chunk_bytes if n else min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
             want = max(grow, w.need) - len(tail)
-            data = tail + reader.read(max(want, 1))
+            data = reader.read_on(tail, max(want, 1))
             at_eof = reader.eof()
             pos = 0
             continue

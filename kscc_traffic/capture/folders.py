@@ -239,4 +239,125 @@ def _once(paths: list, notes: list[str]) -> tuple[list, list[str]]:
         names = ", ".join(path_text(p) for p in twice[:SHOWN]) + (", …" if len(twice) > SHOWN else "")
         notes.append(f"{len(twice)} capture{'s' if len(twice) != 1 else ''} given more than once "
                      f"(directly or in a folder), read once: {names}")
+    return _same_content(out, notes)
+
+
+#: the bytes read at each end of a file to tell captures of the same size apart
+_END_BLOCK = 1 << 16
+#: the block size of the byte-by-byte comparison of two files whose ends agree
+_CMP_BLOCK = 1 << 20
+#: the pcapng blocks walked looking for a packet block before a file is taken to hold packets
+_BLOCKS_WALKED = 4096
+
+
+def _same_content(paths: list, notes: list[str]) -> tuple[list, list[str]]:
+    """``paths`` without the files whose bytes are those of a file before them (a copy under
+    another name given beside it: ``analyze a.pcap copy_of_a.pcap``; its flows would be counted
+    twice, newcomer 33), a line added to ``notes`` naming each copy and the file it copies.
+
+    Cheap: only regular files (not standard input, a pipe, a device) of the same size holding a
+    packet (:func:`_holds_packets`: a ring buffer's files holding only their headers are the same
+    bytes, and reading them changes nothing) are compared; first a hash of their first and last
+    64 KiB, then, when those agree, the two files block by block, stopping at the first
+    difference (no file is read whole unless it is a copy). A file that cannot be read is kept
+    (it fails, or is skipped, when read)."""
+    by_size: dict[int, list[int]] = {}
+    for i, p in enumerate(paths):
+        if not isinstance(p, (str, os.PathLike)) or os.fspath(p) == "/dev/stdin":
+            continue
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            by_size.setdefault(st.st_size, []).append(i)
+    copies: dict[int, int] = {}
+    for size, idx in by_size.items():
+        if len(idx) < 2:
+            continue
+        firsts: dict[bytes, list[int]] = {}
+        for i in idx:
+            ends = _ends_hash(paths[i], size)
+            if ends is None or not _holds_packets(paths[i], size):
+                continue
+            kept = firsts.setdefault(ends, [])
+            for k in kept:
+                if _same_bytes(paths[k], paths[i]):
+                    copies[i] = k
+                    break
+            else:
+                kept.append(i)
+    if not copies:
+        return paths, notes
+    out = [p for i, p in enumerate(paths) if i not in copies]
+    shown = [f"{path_text(paths[i])} (the bytes of {path_text(paths[k])})" for i, k in sorted(copies.items())]
+    notes.append(f"{len(copies)} capture{'s' if len(copies) != 1 else ''} with the same bytes as another one given "
+                 f"(a copy under another name), read once: {', '.join(shown[:SHOWN])}"
+                 + (", …" if len(shown) > SHOWN else ""))
     return out, notes
+
+
+def _ends_hash(path, size: int) -> bytes | None:
+    """A hash of the first and last :data:`_END_BLOCK` bytes of ``path`` (``size`` bytes long);
+    None when it cannot be read."""
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            h = hashlib.blake2b(f.read(_END_BLOCK), digest_size=16)
+            if size > _END_BLOCK:
+                f.seek(max(_END_BLOCK, size - _END_BLOCK))
+                h.update(f.read(_END_BLOCK))
+            return h.digest()
+    except OSError:
+        return None
+
+
+def _same_bytes(a, b) -> bool:
+    """Whether files ``a`` and ``b`` (of the same size) hold the same bytes: compared block by
+    block, stopping at the first difference; False when either cannot be read."""
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x = fa.read(_CMP_BLOCK)
+                if x != fb.read(_CMP_BLOCK):
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
+def _holds_packets(path, size: int) -> bool:
+    """Whether ``path`` (``size`` bytes) may hold a packet: a pcap file longer than its 24-byte
+    header; a pcapng file with a packet block (enhanced, simple, obsolete) among its first
+    :data:`_BLOCKS_WALKED` blocks (only the block headers are read); any other file (compressed…)
+    True. False for a header-only file (a ring buffer's just-opened file) or one that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] in CAPTURE_MAGICS[:6]:      # (pcap, nanosecond pcap, Kuznetzov's)
+                return size > 24
+            if head[:4] != b"\x0a\x0d\x0d\x0a" or len(head) < 12:
+                return True
+            order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+            at = 0
+            for _ in range(_BLOCKS_WALKED):
+                f.seek(at)
+                h = f.read(8)
+                if len(h) < 8:
+                    return False
+                kind, length = int.from_bytes(h[:4], "little" if order == "<" else "big"), \
+                    int.from_bytes(h[4:8], "little" if order == "<" else "big")
+                if kind == 0x0A0D0D0A:       # (a section: its own byte order)
+                    f.seek(at + 8)
+                    bom = f.read(4)
+                    order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+                    length = int.from_bytes(h[4:8], "little" if order == "<" else "big")
+                if kind in (2, 3, 6):
+                    return True
+                if length < 12:
+                    return True             # (damaged: let the reader say so)
+                at += length
+            return True
+    except OSError:
+        return False

@@ -400,6 +400,12 @@ class _Flow:
         return mine
 
 
+#: the internal column the live table and :class:`FlowLog` keep beside :data:`~kscc_traffic.analyze.COLUMNS`
+#: (the SYN's ISN: a stale connection's reset attempt cleared only by a retry of the same ISN, as
+#: :func:`kscc_traffic.classify.stale_retries` pairs them); left out of what the session returns
+_ISN = "syn_isn"
+
+
 class FlowLog:
     """Rows of summarised (evicted) flows. Up to ``spill_rows`` rows stay in memory; past that
     they are pickled to a temporary file (Zeek writes conn.log; we keep ours to print the final
@@ -414,7 +420,7 @@ class FlowLog:
         self.counts: collections.Counter = collections.Counter()
 
     def add(self, rows: pd.DataFrame) -> None:
-        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`)."""
+        """Append final rows (columns :data:`kscc_traffic.analyze.COLUMNS`, and :data:`_ISN`)."""
         if not len(rows):
             return
         self._parts.append(rows)
@@ -513,7 +519,7 @@ class LiveSession:
         self.active: dict[tuple, _Flow] = {}
         self._by_fid: dict[int, _Flow] = {}
         self._next_fid = 0
-        self.table = _schema(pd.DataFrame()).assign(_fid=pd.Series(dtype="int64"))
+        self.table = _schema(pd.DataFrame()).assign(**{_ISN: pd.Series(dtype="int64"), "_fid": pd.Series(dtype="int64")})
         self._answers: dict[str, collections.deque] = {}
         self._answer_seen: set = set()
         self._announced: dict[str, set] = {}
@@ -853,7 +859,9 @@ class LiveSession:
         adjust = [f for f in flows if f.has_extra]
         if adjust:
             table = self._adjust(table, adjust)
-        return table[list(COLUMNS) + ["_fid"]]
+        if _ISN not in table.columns:
+            table[_ISN] = -1
+        return table[list(COLUMNS) + [_ISN, "_fid"]]
 
     def _adjust(self, table: pd.DataFrame, flows: list[_Flow]) -> pd.DataFrame:
         """Add the counters of packets not kept to each flow's last row, then classify again
@@ -1075,7 +1083,8 @@ class LiveSession:
         done = self.log.frame()
         out = pd.concat([done, act], ignore_index=True) if len(done) else act
         # (a proxy's 407 and the accepted retry on another connection: classified apart here)
-        return note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
+        out = note_auth_rounds(out.sort_values("ts_ns", kind="stable").reset_index(drop=True))
+        return out.drop(columns=[_ISN], errors="ignore")
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(purpose, live verdict) -> flows, summarised and active (cheap: no table copy)."""
@@ -1109,8 +1118,9 @@ class LiveSession:
         # a tick saw it: its line too, as every other such flow had, before the report)
         self._finalize(list(self.active.values()))
         # (a proxy's 407 answered by an accepted retry on another connection: each flow was
-        # classified when it changed, the two apart; judged across the table as classify does)
-        return note_auth_rounds(self.log.frame())
+        # classified when it changed, the two apart; judged across the table as classify does;
+        # a stale connection's reset attempt and its retry by their SYN's ISN: the internal _ISN)
+        return note_auth_rounds(self.log.frame()).drop(columns=[_ISN], errors="ignore")
 
     def close(self) -> None:
         """Release the spill file."""

@@ -208,6 +208,9 @@ def _headers(buf: bytes, pos: int, req: HttpRequest) -> str | None:
 
 #: the bytes of a plain head line: what text_from_bytes leaves as it is, and the line ends
 _PLAIN_LINE_BYTES = PLAIN_BYTES + b"\r\n"
+#: a header line of such a head (CR only before LF): name (not starting with a space or a colon),
+#: colon, value. (Greedy groups without a choice between them: linear in the line's length)
+_PLAIN_HEADER = re.compile(r"^([^ :\r\n][^:\r\n]*):([^\r\n]*)\r?$", re.M)
 
 
 def _plain_headers(buf: bytes, pos: int, req: HttpRequest) -> str | None | bool:
@@ -221,38 +224,32 @@ def _plain_headers(buf: bytes, pos: int, req: HttpRequest) -> str | None | bool:
     # the lines up to the empty one (or every complete line when there is none)
     crlf = buf.find(b"\n\r\n", pos - 1)
     lf = buf.find(b"\n\n", pos - 1)
+    ended = True
     if crlf >= 0 and (lf < 0 or crlf < lf):
         stop = crlf + 3
     elif lf >= 0:
         stop = lf + 2
     else:
         stop = max(buf.rfind(b"\n", pos) + 1, pos)
+        ended = False
     head = buf[pos:stop]
     if head.translate(None, _PLAIN_LINE_BYTES) or head.count(b"\r") != head.count(b"\r\n"):
         return False
-    lines = head.decode("ascii").split("\n")
-    lines.pop()  # (after the last LF: nothing)
-    headers = req.headers
-    host_hdr: str | None = None
-    for line in lines:
-        if len(headers) >= _MAX_HEADERS:
-            break
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line:
-            req.complete = True
-            break
-        if line[0] == " ":
-            continue  # obsolete line folding: ignored
-        colon = line.find(":")
-        if colon <= 0:
-            continue
-        name = line[:colon].strip()
-        value = line[colon + 1:].strip(" ")
-        headers.append((name, value))
-        if host_hdr is None and name.lower() == "host":
-            host_hdr = value
-    return host_hdr
+    # only the last line can be empty (the head stops at the first empty one); a line starting
+    # with a space (folding) or a colon, or without one, is no header: the others are read by
+    # one pattern, at most _MAX_HEADERS of them (the empty line after that many is not reached)
+    found = _PLAIN_HEADER.findall(head.decode("ascii"))
+    if len(found) >= _MAX_HEADERS:
+        del found[_MAX_HEADERS:]
+        ended = False
+    headers = [(name.strip(), value.strip(" ")) for name, value in found]
+    req.headers.extend(headers)
+    if ended:
+        req.complete = True
+    for name, value in headers:
+        if name.lower() == "host":
+            return value
+    return None
 
 
 def response_status(data: bytes | bytearray | memoryview) -> int | None:

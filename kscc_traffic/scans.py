@@ -1,0 +1,579 @@
+"""Port scans and address scans told from the flow table, so that their probes are not judged
+as KSC traffic (newcomer 32 F3: a capture taken while a security scanner ran said "blocked" for
+every documented port the scanner tried).
+
+As Zeek's ``policy/misc/scan.zeek`` (notices ``Scan::Port_Scan`` and ``Scan::Address_Scan``),
+a scan is one originator's failed or empty connection attempts counted per target within a time
+window: distinct responder ports of one host (a port scan: ``nmap -sS``/``-sT``, a vulnerability
+scanner) or distinct hosts on one port (an address scan, a sweep: ``masscan -p23101 10.0.0.0/24``).
+
+A *probe* (:func:`probe_mask`) is a TCP flow the originator began with a SYN (its start
+captured), with no payload byte either way, lasting at most :data:`PROBE_MAX_S`, that ended as a
+probe does: unanswered (``S0``, ``SH``), refused (``REJ``), reset by the originator before or
+after the responder's SYN-ACK (``RSTOS0``; ``RSTO`` with history ``ShR``: a half-open SYN scan) or
+never acknowledging it (``S1`` with history ``Sh``: the scanner's reset not captured),
+or connected and closed at once (``RSTO``/``RSTR``/``SF`` within :data:`CONNECT_PROBE_S`: a
+connect() scan). For the address scan the probe also has no ``server_name``: the originator did
+not look the responder up (a sweep goes to addresses; a program behind a proxy or a NAT, a
+browser, an agent trying the cloud's addresses, connects to names).
+
+A probe is part of a scan when both hold (:func:`scan_kinds`):
+
+- some window of :data:`SCAN_WINDOW_S` holding it holds probes of its originator to
+  :data:`PORT_SCAN_PORTS` or more distinct ports of its responder (port scan), or to
+  :data:`ADDRESS_SCAN_HOSTS` or more distinct hosts on its port (address scan);
+- the originator's TCP attempts (any flow it began with a SYN, whatever became of it) to that
+  host (on that port) that began from :data:`SCAN_WINDOW_S` before the probe to 5 s after its
+  last packet (a probe closed by a reset: ``CLOSE_DELAY_NS``) or 300 s after it (an unanswered
+  one: the TCP idle timeout) reach the same count. This is what is known when the probe's row
+  leaves a chunked reading (:mod:`kscc_traffic.chunked`: a flow leaves that long after its last
+  packet at the soonest), so only such probes wait there for the rest of their window, and a
+  capture without scans leaves every row as soon as before. It means the first refused probes
+  of a slow scan (fewer than 15 ports in the 5 s after them: nmap ``-T1``/``-T2``) are judged
+  as any flow.
+
+A probe in both kinds is a port-scan probe. Its row becomes ``unclassified`` (not judged), reason
+``port_scan`` or ``address_scan``, purpose '' (not KSC traffic), the detail saying how it ended
+and which documented purpose its port has (:func:`kscc_traffic.classify._note_scans`); the
+report says each scan once (:func:`scan_lines`).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .flows import CLOSE_DELAY_NS, IDLE_TIMEOUT_NS, TCP, history_plain
+
+#: the window (s) in which a scan's probes are counted: Zeek's ``Scan::port_scan_interval`` and
+#: ``Scan::addr_scan_interval`` (5 min; "a higher interval will detect slower scanners, but may
+#: also yield more false positives")
+SCAN_WINDOW_S = 300.0
+SCAN_WINDOW_NS = int(SCAN_WINDOW_S * 1e9)
+#: distinct ports of one host probed in the window that make a port scan: Zeek's
+#: ``Scan::port_scan_threshold`` (15). An agent tries a handful of documented ports of a server
+#: (23101, 443, 27201, 29201, 1443 of the cloud; 13000, 13111, 13295, 17111 of a distribution
+#: point: 4-5 each), and retries one port many times (one distinct port): far below
+PORT_SCAN_PORTS = 15
+#: distinct hosts probed on one port in the window that make an address scan: Zeek's
+#: ``Scan::addr_scan_threshold`` (25). Agents connect to a few cloud addresses by name (named
+#: probes do not count), and a distribution point is connected to (the agents are the
+#: originators, each probing one host): never near
+ADDRESS_SCAN_HOSTS = 25
+#: a probe lasts at most this long (s): scanners give up on a port within seconds (nmap's
+#: largest round-trip timeout is 10 s, masscan sends one SYN); a connect() that retries its SYN
+#: for a minute and more (Linux: 63 s, 127 s) is a program's
+PROBE_MAX_S = 30.0
+#: a probe that connected (SYN-ACK acknowledged) closed within this (s) with no data: a
+#: connect() scan closes at once
+CONNECT_PROBE_S = 1.0
+PORT_SCAN = "port_scan"
+ADDRESS_SCAN = "address_scan"
+#: the internal column by which a chunked reading gives each leaving row its scan (a kind, or ''
+#: for none; None where not decided): :class:`ScanWatch`
+SCAN_COLUMN = "scan_probe"
+
+#: states a probe ends in without a connection (no duration limit but :data:`PROBE_MAX_S`)
+_UNCONNECTED = frozenset(("S0", "SH", "REJ", "RSTOS0", "RSTRH", "SHR", "OTH"))
+#: states of a probe that connected (or was answered by a SYN-ACK), closed within CONNECT_PROBE_S
+_CONNECTED = frozenset(("RSTO", "RSTR", "SF", "S2", "S3"))
+_NEED = ("proto", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history",
+         "orig_bytes", "resp_bytes")
+
+
+def _col(flows: pd.DataFrame, name: str, default, dtype=object) -> np.ndarray:
+    if name in flows.columns:
+        return flows[name].to_numpy(dtype=dtype)
+    return np.full(len(flows), default, dtype=dtype)
+
+
+def attempt_mask(flows: pd.DataFrame) -> np.ndarray:
+    """Per flow (bool): a TCP attempt — a TCP flow whose originator began it with a SYN, its start
+    captured (not ``partial``): what the second condition of a scan counts. All False when the
+    table lacks a column of the flow table it reads (``proto``, ``history``…)."""
+    n = len(flows)
+    if not n or any(c not in flows.columns for c in _NEED):
+        return np.zeros(n, bool)
+    tcp = _col(flows, "proto", "") == "tcp"
+    partial = _col(flows, "partial", False, bool) if "partial" in flows.columns else np.zeros(n, bool)
+    out = tcp & ~partial
+    at = np.flatnonzero(out)
+    if not len(at):
+        return out
+    # (each distinct history read once: a batch's flows share a few)
+    seen: dict = {}
+    codes = np.fromiter((seen.setdefault(h, len(seen)) for h in flows["history"].to_numpy(dtype=object)[at].tolist()),
+                        np.int64, len(at))
+    starts = np.array([history_plain(h if isinstance(h, str) else "").lstrip("^").startswith("S") for h in seen],
+                      bool)
+    out[at] = starts[codes]
+    return out
+
+
+def _possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
+    """Per flow (bool): an attempt that carried no payload byte and lasted at most
+    :data:`PROBE_MAX_S` (a probe, or a flow still open that may end as one)."""
+    empty = (_col(flows, "orig_bytes", 0, np.float64) <= 0) & (_col(flows, "resp_bytes", 0, np.float64) <= 0)
+    dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
+    return att & empty & (dur <= PROBE_MAX_S)
+
+
+def probe_mask(flows: pd.DataFrame, att: np.ndarray | None = None) -> np.ndarray:
+    """Per flow (bool): a scan probe's shape (module docstring): an attempt (:func:`attempt_mask`)
+    with no payload either way, at most :data:`PROBE_MAX_S` long, ended unanswered, refused or
+    reset (``S0``, ``SH``, ``REJ``, ``RSTOS0``…), or connected and closed within
+    :data:`CONNECT_PROBE_S` (``RSTO``, ``RSTR``, ``SF``). ``att``: :func:`attempt_mask`, when known."""
+    att = attempt_mask(flows) if att is None else att
+    if not att.any():
+        return att
+    state = _col(flows, "conn_state", "")
+    dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
+    ended = np.isin(state, list(_UNCONNECTED)) | (np.isin(state, list(_CONNECTED)) & (dur <= CONNECT_PROBE_S)) \
+        | _unacknowledged(flows, state)
+    return _possible(flows, att) & ended
+
+
+def _unacknowledged(flows: pd.DataFrame, state: np.ndarray) -> np.ndarray:
+    """Per flow (bool): ``S1`` whose originator never acknowledged the SYN-ACK (history ``Sh``: a
+    half-open probe whose reset was not sent or not captured; a program's connect() acknowledges it)."""
+    out = state == "S1"
+    if out.any():
+        hist = flows["history"].to_numpy(dtype=object)
+        for i in np.flatnonzero(out).tolist():
+            h = history_plain(hist[i] if isinstance(hist[i], str) else "").lstrip("^")
+            out[i] = "A" not in h and "D" not in h
+    return out
+
+
+def _still_possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
+    """Per open flow (bool): may still end as a probe (:func:`probe_mask` of what it will be):
+    an attempt with no payload so far, not longer than PROBE_MAX_S, not connected for longer
+    than CONNECT_PROBE_S."""
+    state = _col(flows, "conn_state", "")
+    dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
+    return _possible(flows, att) & (np.isin(state, list(_UNCONNECTED)) | (dur <= CONNECT_PROBE_S)
+                                    | _unacknowledged(flows, state))
+
+
+def _leads(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
+    """Per row ``at``: the latest start (ns) of the attempts the second condition counts: its
+    last packet (ts + duration) plus the time a flow of its kind stays open after its last packet
+    (:mod:`kscc_traffic.chunked`: ``CLOSE_DELAY_NS``, 5 s, for a connection closed by a RST or FINs
+    both ways; the TCP idle timeout, 300 s, for the others: an unanswered SYN)."""
+    ts = flows["ts_ns"].to_numpy(np.int64)[at]
+    dur = np.nan_to_num(flows["duration"].to_numpy(np.float64)[at], nan=0.0).clip(min=0.0)
+    hist = flows["history"].to_numpy(dtype=object)[at]
+    closed = np.fromiter((_closed(str(h) if isinstance(h, str) else "") for h in hist.tolist()), bool, len(at))
+    return ts + (dur * 1e9).astype(np.int64) + np.where(closed, CLOSE_DELAY_NS, IDLE_TIMEOUT_NS[TCP])
+
+
+def _closed(history: str) -> bool:
+    """A TCP history closed as chunked's ``_closed_and_idle`` reads it (a RST, or FINs both ways)."""
+    h = history_plain(history)
+    return "R" in h or "r" in h or ("F" in h and "f" in h)
+
+
+def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
+    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named)`` tuples."""
+    if not len(at):
+        return []
+    ts = flows["ts_ns"].to_numpy(np.int64)[at].tolist()
+    oh = flows["orig_h"].to_numpy(dtype=object)[at].tolist()
+    rh = flows["resp_h"].to_numpy(dtype=object)[at].tolist()
+    rp = flows["resp_p"].to_numpy(np.int64)[at].tolist()
+    vl = flows["vlan"].to_numpy(dtype=object)[at].tolist() if "vlan" in flows.columns else [0] * len(at)
+    names = flows["server_name"].to_numpy(dtype=object)[at].tolist() if "server_name" in flows.columns \
+        else [""] * len(at)
+    return [(t, o, r, p, v, isinstance(n, str) and n != "") for t, o, r, p, v, n in zip(ts, oh, rh, rp, vl, names)]
+
+
+def _scan_starts(items: list[tuple[int, object]], threshold: int) -> list[int]:
+    """The starts (ns, ascending) of the windows [start, start + SCAN_WINDOW_NS] that begin at a
+    probe (``items``: (ts_ns, value), any order) and hold ``threshold`` or more distinct values."""
+    items = sorted(items, key=lambda x: x[0])
+    counts: Counter = Counter()
+    out, r, n = [], 0, len(items)
+    for i in range(n):
+        while r < n and items[r][0] <= items[i][0] + SCAN_WINDOW_NS:
+            counts[items[r][1]] += 1
+            r += 1
+        if len(counts) >= threshold:
+            out.append(items[i][0])
+        v = items[i][1]
+        counts[v] -= 1
+        if not counts[v]:
+            del counts[v]
+    return out
+
+
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _hash_of(values: list) -> np.ndarray:
+    """Python's hash of each value (a text's is cached in the object: cheap), as uint64."""
+    return np.fromiter(map(hash, values), np.int64, len(values)).view(np.uint64)
+
+
+class _Attempts:
+    """Attempts as arrays: ``pkey`` (originator, responder, VLAN), ``akey`` (originator, port,
+    VLAN), ``ts`` (ns), ``port``, ``host`` (the responder's hash): what the second condition
+    counts, kept in numpy (every TCP attempt of a capture passes here)."""
+
+    __slots__ = ("pkey", "akey", "ts", "port", "host")
+
+    def __init__(self, rows: list[tuple] | None = None) -> None:
+        rows = rows or []
+        n = len(rows)
+        if n:
+            ts, oh, rh, port, vl, _ = zip(*rows)
+            o, r, v = _hash_of(list(oh)), _hash_of(list(rh)), _hash_of(list(vl))
+            p = np.asarray(port, np.int64)
+            self._keys(o, r, v, p)
+            self.ts, self.port, self.host = np.asarray(ts, np.int64), p, r
+        else:
+            z = np.zeros(0, np.uint64)
+            self.pkey, self.akey, self.host = z, z, z
+            self.ts, self.port = np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    @classmethod
+    def of(cls, flows: pd.DataFrame, at: np.ndarray) -> "_Attempts":
+        """The rows ``at`` of ``flows``."""
+        out = cls()
+        if not len(at):
+            return out
+        o = _hash_of(flows["orig_h"].to_numpy(dtype=object)[at].tolist())
+        r = _hash_of(flows["resp_h"].to_numpy(dtype=object)[at].tolist())
+        v = _hash_of(flows["vlan"].to_numpy(dtype=object)[at].tolist()) if "vlan" in flows.columns \
+            else np.zeros(len(at), np.uint64)
+        p = flows["resp_p"].to_numpy(np.int64)[at]
+        out._keys(o, r, v, p)
+        out.ts, out.port, out.host = flows["ts_ns"].to_numpy(np.int64)[at], p, r
+        return out
+
+    def _keys(self, o, r, v, p) -> None:
+        with np.errstate(over="ignore"):
+            base = (o * _K1) ^ (v * _K2)
+            self.pkey = (base * _K2) ^ r
+            self.akey = (base * _K1) ^ p.astype(np.uint64)
+
+    def take(self, mask: np.ndarray) -> "_Attempts":
+        out = _Attempts()
+        for k in self.__slots__:
+            setattr(out, k, getattr(self, k)[mask])
+        return out
+
+    @staticmethod
+    def join(parts: list["_Attempts"]) -> "_Attempts":
+        out = _Attempts()
+        parts = [p for p in parts if len(p.ts)]
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            for k in _Attempts.__slots__:
+                setattr(out, k, np.concatenate([getattr(p, k) for p in parts]))
+        return out
+
+
+def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarray,
+              bound: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per query (probes ``q``): the second condition (module docstring) for a port scan, for an
+    address scan, among the attempts ``att``. ``bound``: per query, at most how many attempts
+    its port-scan and address-scan keys have (fewer than the count: not looked at)."""
+    out = []
+    for j, (key, qkey, val, threshold) in enumerate((("pkey", q.pkey, "port", PORT_SCAN_PORTS),
+                                                     ("akey", q.akey, "host", ADDRESS_SCAN_HOSTS))):
+        res = np.zeros(len(q.ts), bool)
+        if bound is not None:
+            qkey = np.where(bound[j] >= threshold, qkey, np.uint64(0))
+            if not qkey.any():
+                out.append(res)
+                continue
+        akeys = getattr(att, key)
+        sel = np.isin(akeys, qkey)
+        if sel.sum() >= threshold:
+            k, t, v = akeys[sel], att.ts[sel], getattr(att, val)[sel]
+            uk, counts = np.unique(k, return_counts=True)
+            hot = uk[counts >= threshold]
+            for i in np.flatnonzero(np.isin(qkey, hot) & (qkey != 0)).tolist():
+                m = (k == qkey[i]) & (t >= q.ts[i] - SCAN_WINDOW_NS) & (t <= lead[i])
+                res[i] = len(np.unique(v[m])) >= threshold
+        out.append(res)
+    return out[0], out[1] & ~q_named
+
+
+class _Memory:
+    """Probes per key: ``(orig_h, resp_h, vlan)`` -> [(ts_ns, port)] (port scans),
+    ``(orig_h, port, vlan)`` -> [(ts_ns, resp_h)] (address scans, unnamed probes only); and the
+    attempts (:class:`_Attempts`)."""
+
+    def __init__(self) -> None:
+        self.att = _Attempts()
+        self._parts: list[_Attempts] = []
+        # attempts remembered per port-scan and address-scan key, counted in buckets of the key's
+        # low bits (keys sharing a bucket add up: an upper bound, what the look needs)
+        self.count_p = np.zeros(self.BUCKETS, np.int32)
+        self.count_a = np.zeros(self.BUCKETS, np.int32)
+        self.pr_p: dict[tuple, list] = {}
+        self.pr_a: dict[tuple, list] = {}
+        self._starts: dict[tuple, list[int]] = {}
+
+    def attempts(self) -> _Attempts:
+        if self._parts:
+            self.att = _Attempts.join([self.att, *self._parts])
+            self._parts = []
+        return self.att
+
+    #: buckets of the attempt counts (:meth:`bound`)
+    BUCKETS = 1 << 18
+    _MASK = np.uint64(BUCKETS - 1)
+
+    def add_attempts(self, att: _Attempts) -> None:
+        """Remember attempts."""
+        if len(att.ts):
+            self._parts.append(att)
+            np.add.at(self.count_p, (att.pkey & self._MASK).astype(np.int64), 1)
+            np.add.at(self.count_a, (att.akey & self._MASK).astype(np.int64), 1)
+
+    def bound(self, q: _Attempts, opened: _Attempts) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: at least as many as the attempts remembered and open of its port-scan key, of
+        its address-scan key."""
+        bp = self.count_p[(q.pkey & self._MASK).astype(np.int64)].astype(np.int64)
+        ba = self.count_a[(q.akey & self._MASK).astype(np.int64)].astype(np.int64)
+        if len(opened.ts):
+            bp += np.isin(q.pkey, opened.pkey) * len(opened.ts)
+            ba += np.isin(q.akey, opened.akey) * len(opened.ts)
+        return bp, ba
+
+    def add(self, rows: list[tuple], probes: bool) -> None:
+        """Remember ``rows`` (:func:`_rows`) as attempts, or as probes."""
+        if not rows:
+            return
+        if not probes:
+            self.add_attempts(_Attempts(rows))
+            return
+        for t, o, r, port, v, named in rows:
+            self.pr_p.setdefault((o, r, v), []).append((t, port))
+            if not named:
+                self.pr_a.setdefault((o, port, v), []).append((t, r))
+        self._starts.clear()
+
+    def prune(self, cut: int) -> None:
+        """Forget what began before ``cut`` (ns)."""
+        att = self.attempts()
+        gone = att.ts < cut
+        if gone.any():
+            np.subtract.at(self.count_p, (att.pkey[gone] & self._MASK).astype(np.int64), 1)
+            np.subtract.at(self.count_a, (att.akey[gone] & self._MASK).astype(np.int64), 1)
+            self.att = att.take(~gone)
+        for d in (self.pr_p, self.pr_a):
+            for k in [k for k, v in d.items() if v[0][0] < cut or v[-1][0] < cut]:
+                kept = [x for x in d[k] if x[0] >= cut]
+                if kept:
+                    d[k] = kept
+                else:
+                    del d[k]
+        self._starts.clear()
+
+    def in_scan(self, row: tuple) -> tuple[bool, bool]:
+        """The first condition for a port scan, for an address scan, among the probes remembered."""
+        t, o, r, port, v, named = row
+        out = []
+        for kind, d, key, threshold in ((PORT_SCAN, self.pr_p, (o, r, v), PORT_SCAN_PORTS),
+                                        (ADDRESS_SCAN, self.pr_a, (o, port, v), ADDRESS_SCAN_HOSTS)):
+            lst = d.get(key, ())
+            if (kind == ADDRESS_SCAN and named) or len(lst) < threshold:
+                out.append(False)
+                continue
+            starts = self._starts.get((kind, key))
+            if starts is None:
+                starts = self._starts[(kind, key)] = _scan_starts(lst, threshold)
+            j = bisect_right(starts, t) - 1
+            out.append(j >= 0 and t <= starts[j] + SCAN_WINDOW_NS)
+        return out[0], out[1]
+
+
+def _kind(warm: tuple[bool, bool], inscan: tuple[bool, bool]) -> str:
+    if warm[0] and inscan[0]:
+        return PORT_SCAN
+    if warm[1] and inscan[1]:
+        return ADDRESS_SCAN
+    return ""
+
+
+def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
+    """Per flow (object array of ``str``): :data:`PORT_SCAN` or :data:`ADDRESS_SCAN` for a probe
+    that is part of a scan (module docstring), '' for the others, judged on the whole table
+    (one capture: rows of another ``capture`` are other scans). A :data:`SCAN_COLUMN` of the
+    table (a chunked reading's decision, which saw the rows of other batches) is taken instead
+    when the table has one. All '' when a column of the flow table is missing."""
+    n = len(flows)
+    out = np.full(n, "", dtype=object)
+    if not n:
+        return out
+    if SCAN_COLUMN in flows.columns:
+        given = flows[SCAN_COLUMN].to_numpy(dtype=object)
+        for i in np.flatnonzero(given != "").tolist():
+            if isinstance(given[i], str) and given[i] in (PORT_SCAN, ADDRESS_SCAN):
+                out[i] = given[i]
+        return out
+    if "capture" in flows.columns and flows["capture"].nunique() > 1:
+        for _, g in flows.groupby("capture", sort=False).indices.items():
+            out[g] = scan_kinds(flows.iloc[g].drop(columns="capture"))
+        return out
+    att = attempt_mask(flows)
+    probe = probe_mask(flows, att)
+    if probe.sum() < PORT_SCAN_PORTS:
+        return out
+    mem = _Memory()
+    mem.add_attempts(_Attempts.of(flows, np.flatnonzero(att)))
+    at = np.flatnonzero(probe)
+    rows = _rows(flows, at)
+    mem.add(rows, True)
+    wp, wa = _warm_all(mem.attempts(), _Attempts(rows), np.fromiter((r[5] for r in rows), bool, len(rows)),
+                       _leads(flows, at))
+    for j in np.flatnonzero(wp | wa).tolist():
+        out[at[j]] = _kind((bool(wp[j]), bool(wa[j])), mem.in_scan(rows[j]))
+    return out
+
+
+class ScanWatch:
+    """The scans of a capture read in chunks (:mod:`kscc_traffic.chunked`), decided as
+    :func:`scan_kinds` decides them on the whole table. Each leaving row gets its
+    :data:`SCAN_COLUMN`: '' at once for a row that is no probe, or a probe whose second condition
+    (the attempts begun up to its lead: all known when it leaves) does not hold; the other probes
+    are held until their kind is known: a window holding them reached the count among the probes
+    that left, or the capture's clock is past their start plus :data:`SCAN_WINDOW_S` and no flow
+    that may still end as a probe of their key, begun in the window, is open (then ''). So the
+    attempts and probes of the flows that left in the last :attr:`KEEP_NS` are remembered (per
+    key, a tuple each); at most :data:`MAX_HELD` rows are held (beyond, a probe leaves with what
+    is known then)."""
+
+    #: rows held at most (bounded memory)
+    MAX_HELD = 65_536
+    #: how long (ns) the attempts and probes that left are remembered: a probe leaves at most the
+    #: TCP idle timeout (300 s) after its last packet, PROBE_MAX_S after its start, and looks a
+    #: window back; the held rows' windows besides
+    KEEP_NS = 2 * SCAN_WINDOW_NS + int(PROBE_MAX_S * 1e9) + 360 * 10**9
+    #: batches between two sweeps of what is remembered
+    PRUNE_EVERY = 16
+
+    def __init__(self) -> None:
+        self.mem = _Memory()
+        self.held: Optional[pd.DataFrame] = None
+        self.held_rows: list[tuple] = []
+        self.held_warm: list[tuple[bool, bool]] = []
+        self._steps = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.held_rows)
+
+    def step(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
+        """``out`` (the leaving rows, unfinished) with :data:`SCAN_COLUMN` set, less the probes
+        held, plus the held rows whose kind is now known (every one when ``last``); in time order
+        of first packet when a held row joins. ``open_flows``: the batch's flows that stay open
+        (flow columns); ``clock``: the capture's clock (ns; None: nothing is known to be over)."""
+        self._steps += 1
+        if len(out) and all(c in out.columns for c in _NEED):
+            col = np.full(len(out), "", dtype=object)
+            att = attempt_mask(out)
+            probe = probe_mask(out, att)
+            self.mem.add_attempts(_Attempts.of(out, np.flatnonzero(att)))
+            keep = np.ones(len(out), bool)
+            if probe.any():
+                at = np.flatnonzero(probe)
+                rows = _rows(out, at)
+                self.mem.add(rows, True)
+                q = _Attempts(rows)
+                named = np.fromiter((r[5] for r in rows), bool, len(rows))
+                # (the open flows' attempts only for the originators whose remembered attempts and
+                # open flows may reach a count: most probes are an agent's few failed attempts)
+                n_open = self._open_counts(open_flows)
+                bp, ba = self.mem.bound(q, _Attempts())
+                near = [r[1] for r, c1, c2 in zip(rows, bp.tolist(), ba.tolist())
+                        if max(c1 - PORT_SCAN_PORTS, c2 - ADDRESS_SCAN_HOSTS) + n_open.get(r[1], 0) >= 0]
+                opened = self._open(open_flows, set(near), False) if near else _Attempts()
+                wp, wa = (_warm_all(_Attempts.join([self.mem.attempts(), opened]), q, named, _leads(out, at),
+                                    self.mem.bound(q, opened))
+                          if near else (np.zeros(len(rows), bool), np.zeros(len(rows), bool)))
+                for j in np.flatnonzero(wp | wa).tolist():
+                    row, warm = rows[j], (bool(wp[j]), bool(wa[j]))
+                    if self.count < self.MAX_HELD:
+                        keep[at[j]] = False
+                        self.held_rows.append(row)
+                        self.held_warm.append(warm)
+                    else:       # (more than MAX_HELD: what is known now)
+                        col[at[j]] = _kind(warm, self.mem.in_scan(row))
+                if not keep.all():
+                    part = out[~keep]
+                    self.held = part if self.held is None else pd.concat([self.held, part])
+            out = out.copy(deep=False)
+            out[SCAN_COLUMN] = pd.Series(col, dtype=object, index=out.index)
+            if not keep.all():
+                out = out[keep]
+        if self.held_rows:
+            out = self._release(out, open_flows, clock, last)
+        if clock is not None and self._steps % self.PRUNE_EVERY == 0:
+            cut = clock - self.KEEP_NS
+            if self.held_rows:
+                cut = min(cut, min(r[0] for r in self.held_rows) - SCAN_WINDOW_NS)
+            self.mem.prune(cut)
+        return out
+
+    @staticmethod
+    def _open_counts(open_flows: pd.DataFrame) -> Counter:
+        """Open flows per originator (an upper bound of its open attempts)."""
+        if not len(open_flows) or "orig_h" not in open_flows.columns:
+            return Counter()
+        return Counter(open_flows["orig_h"].to_numpy(dtype=object).tolist())
+
+    @staticmethod
+    def _open_rows(open_flows: pd.DataFrame, origins: set, possible: bool) -> list[tuple]:
+        """The open flows of the originators ``origins`` that are attempts (``possible``: that may
+        still end as probes), as :func:`_rows`."""
+        if not len(open_flows) or not origins or any(c not in open_flows.columns for c in _NEED):
+            return []
+        mine = open_flows[open_flows["orig_h"].isin(origins).to_numpy()]
+        if not len(mine):
+            return []
+        att = attempt_mask(mine)
+        if possible:
+            att = _still_possible(mine, att)
+        return _rows(mine, np.flatnonzero(att))
+
+    def _open(self, open_flows: pd.DataFrame, origins: set, possible: bool) -> _Attempts:
+        return _Attempts(self._open_rows(open_flows, origins, possible))
+
+    def _release(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
+        opened: tuple[dict, dict] = ({}, {})
+        for t, o, r, port, v, _ in ([] if last else self._open_rows(open_flows, {r[1] for r in self.held_rows}, True)):
+            opened[0].setdefault((o, r, v), []).append((t, port))
+            opened[1].setdefault((o, port, v), []).append((t, r))
+        go, kinds = [], []
+        for row, warm in zip(self.held_rows, self.held_warm):
+            t, o, r, port, v, _ = row
+            yes = self.mem.in_scan(row)
+            late = last or (clock is not None and t + SCAN_WINDOW_NS < clock)
+            over_p = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[0].get((o, r, v), ()))
+            over_a = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[1].get((o, port, v), ()))
+            port_yes = warm[0] and yes[0]
+            addr_yes = warm[1] and yes[1]
+            port_done = port_yes or not warm[0] or over_p
+            addr_done = addr_yes or not warm[1] or over_a
+            go.append(port_yes or (port_done and addr_done))
+            kinds.append(PORT_SCAN if port_yes else ADDRESS_SCAN if addr_yes else "")
+        go_a = np.asarray(go, bool)
+        if not go_a.any():
+            return out
+        held = self.held
+        leave = held[go_a].copy()
+        leave[SCAN_COLUMN] = pd.Series([k for k, g in zip(kinds, go) if g], dtype=object, index=leave.index)
+        self.held = held[~go_a] if (~go_a).any() else None
+        self.held_rows = [x for x, g in zip(self.held_rows, go) if not g]
+        self.held_warm = [x for x, g in zip(self.held_warm, go) if not g]
+        both = pd.concat([out, leave], ignore_index=True) if len(out) else leave.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
