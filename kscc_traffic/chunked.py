@@ -51,7 +51,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
+    RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, STALE_RETRY, STALE_RETRY_S, _agent_name,
@@ -752,8 +752,9 @@ class _StaleRetries:
 
     #: rows held at most (bounded memory: a scan answered by stale connections everywhere)
     MAX_HELD = 65_536
-    #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one per run)
-    KEY = ("orig_h", "orig_p", "resp_h", "resp_p", "vlan")
+    #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one
+    #: per run; the whole VLAN stack, the analysis's internal column, not the output's ``vlan``)
+    KEY = ("orig_h", "orig_p", "resp_h", "resp_p", VLAN_STACK)
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
