@@ -21,7 +21,7 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .columns import Columns
-from .flows import FLOW_COLUMNS, build_flows, label_index, repeated, resent, tcp_payload_bytes
+from .flows import FLOW_COLUMNS, VLAN_STACK, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -85,8 +85,9 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
-    :param internal: also the columns classify read that the output has not (after
-        :data:`COLUMNS`: :attr:`Batch.internal`), so some rows can be classified again.
+    :param internal: also the columns classify read that the output has not, and the flows'
+        whole VLAN stacks, ``vlan_stack`` (after :data:`COLUMNS`: :attr:`Batch.internal`), so
+        some rows can be classified again and matched with their packets' keys.
 
     :param prior_answers: DNS answers seen before these packets (e.g. by a live capture that
         already evicted the DNS flows); used for names together with the packets' own answers.
@@ -128,8 +129,10 @@ class Batch:
     pkt_from_orig: np.ndarray | None = None
     last_ts: np.ndarray | None = None
     #: the columns classify read that are not in the output (``orig_resent``, ``went_on``, …:
-    #: classify's judge columns outside :data:`COLUMNS`), one row per row of ``flows``: what a
-    #: caller that changes some counters and classifies again needs (the live session)
+    #: classify's judge columns outside :data:`COLUMNS`) and ``vlan_stack`` (each flow's whole
+    #: VLAN stack, :attr:`kscc_traffic.flows.FlowTable.vlan_stack`), one row per row of
+    #: ``flows``: what a caller that changes some counters and classifies again needs (the live
+    #: session)
     internal: pd.DataFrame | None = None
     dup_of: np.ndarray | None = None
 
@@ -209,6 +212,10 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             np.add.at(weights, ft.dup_of[moved], weights[moved])
             weights[moved] = 0
         _add_weights(ft, weights)
+    # (not a column of the output: the whole VLAN stack, the flow key's, which the output's
+    # vlan and inner_vlan tell only in part; what the ICMP errors, the stale-connection retries
+    # and a live session match flows by)
+    ft.flows[VLAN_STACK] = ft.vlan_stack
     # (for classify, not a column of the output: the originator sent some bytes again)
     ft.flows["orig_resent"] = resent(ft)[:, 0]
     # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)
@@ -233,6 +240,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
         extra = build_flows(packets, exclude=only, seed=name + "#icmp", carried=carried)
+        extra.flows[VLAN_STACK] = extra.vlan_stack
         if weights is not None:
             _add_weights(extra, weights)
         base = len(flows)
@@ -273,7 +281,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS) if c not in COLUMNS and c in flows.columns]
+    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK) if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
 

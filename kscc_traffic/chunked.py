@@ -51,7 +51,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, broadcast_evidence, content_rows, dns_flows, history_plain
+    RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
@@ -772,8 +772,9 @@ class _StaleRetries:
 
     #: rows held at most (bounded memory: a scan answered by stale connections everywhere)
     MAX_HELD = 65_536
-    #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one per run)
-    KEY = ("orig_h", "orig_p", "resp_h", "resp_p", "vlan")
+    #: the columns that tell a 5-tuple apart (as stale_retries reads them, ``capture`` aside: one
+    #: per run; the whole VLAN stack, the analysis's internal column, not the output's ``vlan``)
+    KEY = ("orig_h", "orig_p", "resp_h", "resp_p", VLAN_STACK)
     #: where in KEY the port whose flows may be retries is (first a numpy look at leaving flows)
     PORT = 1
     #: the window after a held row's end in which a retry may begin (s)
@@ -790,7 +791,7 @@ class _StaleRetries:
 
     @classmethod
     def _key(cls, values) -> tuple:
-        return tuple(str(v) if c == "vlan" else int(v) if c.endswith("_p") else v for c, v in zip(cls.KEY, values))
+        return tuple(int(v) if c.endswith("_p") or c == VLAN_STACK else v for c, v in zip(cls.KEY, values))
 
     def _near(self, flows: pd.DataFrame) -> np.ndarray:
         """Per row of ``flows``, bool: its port (:attr:`PORT` of :attr:`KEY`) and ``orig_h`` are a
@@ -928,7 +929,7 @@ class _RefusedRetries(_StaleRetries):
     :data:`~kscc_traffic.classify.REFUSED_RETRY` column then giving ``(ts_ns, uid)`` of the
     first such connection that connected (None: none)."""
 
-    KEY = ("orig_h", "resp_h", "resp_p", "vlan")
+    KEY = ("orig_h", "resp_h", "resp_p", VLAN_STACK)    # (the whole VLAN stack, as _StaleRetries)
     PORT = 2
     WINDOW_S = REFUSED_RETRY_S
     COLUMN = REFUSED_RETRY

@@ -121,7 +121,7 @@ import numpy as np
 import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
-from .flows import history_plain, repeated
+from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
@@ -2131,8 +2131,8 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     connection, for each TCP flow judged ``blocked``/``rejected`` because its SYN was answered
     by a stale connection (``res[i, 3]`` starting with :data:`STALE_ANSWER`), or
     ``unexpected``/``host_mismatch`` saying so after :data:`MISMATCH_FAILED`: the first later
-    TCP flow on the same 5-tuple (``orig_h``, ``orig_p``, ``resp_h``, ``resp_p``; and ``vlan``,
-    ``capture`` when the table has them) that began after it and at most :data:`STALE_RETRY_S`
+    TCP flow on the same 5-tuple (``orig_h``, ``orig_p``, ``resp_h``, ``resp_p``; and the VLAN
+    stack, :func:`kscc_traffic.flows.vlan_key`, and ``capture`` when the table has them) that began after it and at most :data:`STALE_RETRY_S`
     after it ended (``ts_ns`` + ``duration`` s), whose ``syn_isn`` equals its own when the table
     has that column (a SYN sent again: the same connect()), and that connected
     (:func:`retry_connected`; ``syn_answer`` read where the table has it, and no
@@ -2156,7 +2156,9 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     cols = {c: flows[c].to_numpy(dtype=object) for c in ("orig_h", "resp_h", "conn_state", "history", "uid")}
     op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
     ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
-    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    stack = vlan_key(flows)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("capture",) if c in flows.columns] + \
+        ([stack] if stack is not None else [])
     # (-1 where not known: a row of a table concatenated with one that had no such column)
     isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
     answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
@@ -2288,7 +2290,9 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     rp = flows["resp_p"].to_numpy()
     history, uid = flows["history"].to_numpy(dtype=object), flows["uid"].to_numpy(dtype=object)
     ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
-    extra = [flows[c].to_numpy(dtype=object) for c in ("vlan", "capture") if c in flows.columns]
+    stack = vlan_key(flows)
+    extra = [flows[c].to_numpy(dtype=object) for c in ("capture",) if c in flows.columns] + \
+        ([stack] if stack is not None else [])
     answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
 
     def key(i: int) -> tuple:

@@ -126,7 +126,10 @@ FLOW_COLUMNS: Columns = Columns({
     "history": ("object", "", "Zeek history letters (upper case: originator; ^: direction inferred)"),
     "orig_ip_bytes": ("int64", "bytes", "IP bytes from the originator (from the IP length field)"),
     "resp_ip_bytes": ("int64", "bytes", "IP bytes from the responder"),
-    "vlan": ("int64", "", "VLAN stack (0 untagged; outer_id << 12 | inner_id, + 1 << 24)"),
+    "vlan": ("int64", "", "802.1Q/802.1ad VLAN ID of the flow's first packet, outer tag (0..4095; 0 untagged, "
+             "where Zeek leaves the field unset), as Zeek's vlan"),
+    "inner_vlan": ("int64", "", "VLAN ID of the inner tag of a double-tagged (QinQ) first packet, the innermost "
+                   "one of a deeper stack (0 with one tag or none, where Zeek leaves it unset), as Zeek's inner_vlan"),
     "cast": ("object", "", "unicast, broadcast (limited or directed) or multicast"),
     "partial": ("bool", "", "TCP: the originator's SYN was not captured (the flow started before the capture)"),
     "icmp_unreachable": ("object", "", "ICMP/ICMPv6 error quoting this flow, e.g. 'administratively prohibited (3/13) from 203.0.113.1', 'port unreachable (3/3) from 203.0.113.10, the destination itself' (sent by the quoted datagram's destination: nothing listens there), or ', sent by the client itself, refusing the server's late answer (the client had stopped listening)' when that destination is the flow's originator (no delivery error: judged by the answer): destination unreachable, time exceeded in transit, parameter problem; after '; ' (or alone) a path-MTU error, ICMP fragmentation needed (3/4) or ICMPv6 packet too big (2/0), which changes no verdict (unreachable.find_errors)"),
@@ -149,6 +152,11 @@ class FlowTable:
     bytes from sequence numbers (:func:`tcp_payload_bytes`), -1 for other flows (None when there
     is no TCP flow); ``byte_sums``: the same shape, the payload bytes summed packet by packet
     (what ``orig_bytes``/``resp_bytes`` are for the other flows).
+    ``vlan_stack``: int64 array (len(flows)): per flow the whole VLAN stack of its first packet,
+    encoded as the packets' ``vlan`` column (:func:`kscc_traffic.capture._slowpath.vlan_value`),
+    the part of the flow key the ``vlan`` and ``inner_vlan`` columns (:func:`vlan_ids`) tell
+    only in part for three tags or more; None for a table made otherwise (:func:`vlan_key`
+    then rebuilds it from those columns).
     """
 
     flows: pd.DataFrame
@@ -159,6 +167,7 @@ class FlowTable:
     dup_of: np.ndarray | None = None
     seq_bytes: np.ndarray | None = None
     byte_sums: np.ndarray | None = None
+    vlan_stack: np.ndarray | None = None
 
 
 def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
@@ -860,6 +869,56 @@ def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
     return start
 
 
+#: the internal column of the analysis's flow tables (never written out) holding
+#: :attr:`FlowTable.vlan_stack`: read it with :func:`vlan_key`
+VLAN_STACK = "vlan_stack"
+#: the bit a tagged frame's VLAN stack value has (:func:`kscc_traffic.capture._slowpath.vlan_value`)
+VLAN_TAGGED = 1 << 24
+#: the bit offsets of the VLAN IDs in a VLAN stack value, innermost first (12 bits each)
+_VLAN_FIELDS = (0, 12, 25, 37, 49)
+
+
+def vlan_ids(stack) -> tuple[np.ndarray, np.ndarray]:
+    """VLAN stack values (int64 array-like: the packets' ``vlan`` column,
+    :func:`kscc_traffic.capture._slowpath.vlan_value`) -> ``(vlan, inner_vlan)``, two int64 arrays
+    of VLAN IDs (0..4095) as Zeek logs them (``policy/protocols/conn/vlan-logging.zeek``, its
+    VLAN analyzer: the first tag with a VLAN ID other than 0 is ``vlan``, every later tag
+    overwrites ``inner_vlan``): ``vlan`` the outermost tag's ID (a priority tag, VID 0, outside
+    it skipped), ``inner_vlan`` the innermost tag's when the stack has more than that one, else
+    0. 0 stands for Zeek's unset field (802.1Q's VID 0 is no VLAN): an untagged frame is
+    ``(0, 0)``, VLAN 100 alone ``(100, 0)``, QinQ 200 outside 100 ``(200, 100)``, three tags
+    300, 200, 100 ``(300, 100)`` (the tags between are in neither; they stay in the flow key)."""
+    s = np.asarray(stack, dtype=np.int64)
+    fields = [(s >> b) & 4095 for b in reversed(_VLAN_FIELDS)]     # outermost first
+    outer = fields[-1].copy()
+    for f in reversed(fields[:-1]):                                # (the outermost last: it wins)
+        outer = np.where(f != 0, f, outer)
+    out_of_inner = np.zeros(s.shape, bool)
+    for f in fields[:-1]:
+        out_of_inner |= f != 0
+    inner = np.where(out_of_inner, fields[-1], 0)
+    untagged = (s & VLAN_TAGGED) == 0
+    return np.where(untagged, 0, outer), np.where(untagged, 0, inner)
+
+
+def vlan_key(flows: pd.DataFrame) -> np.ndarray | None:
+    """The VLAN part of each flow's key (int64 array, one per row), what the packets' ``vlan``
+    column holds (:func:`kscc_traffic.capture._slowpath.vlan_value`): the table's internal
+    ``vlan_stack`` column when it has one (the analysis adds it: :attr:`FlowTable.vlan_stack`),
+    else made from its ``vlan`` and ``inner_vlan`` columns (0 where ``inner_vlan`` is absent):
+    exact for up to two tags with VLAN IDs other than 0, which is what such a table can tell.
+    None when the table has neither ``vlan_stack`` nor ``vlan``."""
+    if VLAN_STACK in flows.columns:
+        return flows[VLAN_STACK].to_numpy(dtype=np.int64)
+    if "vlan" not in flows.columns:
+        return None
+    outer = flows["vlan"].to_numpy(dtype=np.int64) & 4095
+    inner = flows["inner_vlan"].to_numpy(dtype=np.int64) & 4095 if "inner_vlan" in flows.columns \
+        else np.zeros(len(flows), np.int64)
+    return np.where(inner != 0, VLAN_TAGGED | outer << 12 | inner,
+                    np.where(outer != 0, VLAN_TAGGED | outer, 0))
+
+
 def _one_way_vlans_joined(vlan: np.ndarray, tuple_cols: tuple, src_first: np.ndarray) -> np.ndarray:
     """The VLAN part of each packet's flow key (int64 per packet): its ``vlan``, except where a
     5-tuple (``tuple_cols``) is seen on several VLAN stacks each carrying one direction only,
@@ -926,7 +985,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     use = np.ones(n, bool) if exclude is None else ~exclude
     idx = np.nonzero(use)[0]
     if len(idx) == 0:
-        return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0)
+        return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0, vlan_stack=np.zeros(0, np.int64))
 
     # the used packets' values: every packet's (the columns themselves, read only) when none is left out
     pick = idx if len(idx) < n else slice(None)
@@ -1245,6 +1304,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     def num(values: np.ndarray) -> np.ndarray:
         return values[time_order]
 
+    stack = vlan[heads].astype(np.int64)
+    outer_vlan, inner_vlan = vlan_ids(stack)
     flows = frame_of({
         "ts": num(first_ts / 1e9),
         "uid": text(_uid(seed, vlan[heads], uid_proto, fa_hi, fa_lo, fa_p, fb_hi, fb_lo, fb_p, first_ts)),
@@ -1263,7 +1324,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         "history": text(history),
         "orig_ip_bytes": num(orig_ipb),
         "resp_ip_bytes": num(resp_ipb),
-        "vlan": num(vlan[heads].astype(np.int64)),
+        "vlan": num(outer_vlan),
+        "inner_vlan": num(inner_vlan),
         "cast": text(cast),
         "partial": num(partial),
         "icmp_unreachable": text(""),
@@ -1274,7 +1336,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pkt_flow[at] = rank[flow_of]
     pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced, dup_of, seq_bytes,
-                     byte_sums)
+                     byte_sums, num(stack))
 
 
 def tcp_duration_end(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,

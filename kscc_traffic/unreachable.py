@@ -23,7 +23,7 @@ import pandas as pd
 
 from .addresses import endpoint_text
 from .capture.packets import Packets
-from .flows import ICMP, ICMP6, address_text
+from .flows import ICMP, ICMP6, address_text, vlan_key
 from .protocols import icmp
 
 #: seconds an error may precede the flow's first packet (clock jitter between interfaces)
@@ -330,8 +330,10 @@ def answered_by(text: str, cloud: bool = False) -> str:
 def attach(flows: pd.DataFrame, errors: list[IcmpError],
            matched: list[tuple[int, int]] | None = None) -> tuple[pd.DataFrame, list[IcmpError]]:
     """Fill ``icmp_unreachable`` of the flows the errors quote: the flow with the quoted 5-tuple on
-    the error's VLAN stack, else on the only VLAN stack that has it (an error that came back on
-    another VLAN: a mirror tagging one direction only, a router between VLANs). An error whose
+    the error's VLAN stack (the flows' internal ``vlan_stack`` column, else their ``vlan`` and
+    ``inner_vlan``: :func:`kscc_traffic.flows.vlan_key`), else on the only VLAN stack that has
+    it (an error that came back on another VLAN: a mirror tagging one direction only, a router
+    between VLANs). An error whose
     quote stops before the ports (ports -1) goes to the one flow of its protocol between its two
     addresses (either direction, same VLAN rule) open at its time (from :data:`SLACK_NS` before
     its first packet to :data:`SLACK_NS` after its last), if there is exactly one (:data:`NO_PORTS`
@@ -352,7 +354,7 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     index: dict[tuple, list[int]] = {}
     any_vlan: dict[tuple, list[int]] = {}
     pairs: dict[tuple, list[int]] = {}
-    vlans = flows["vlan"].tolist()
+    vlans = _vlans(flows)
     for f, key in enumerate(zip(vlans, flows["proto"].tolist(), flows["orig_h"].tolist(),
                                 flows["orig_p"].tolist(), flows["resp_h"].tolist(),
                                 flows["resp_p"].tolist())):
@@ -415,6 +417,13 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         cast[at[cast[at] == "broadcast"]] = "unicast"
         out["cast"] = pd.Series(cast, index=out.index, dtype=out["cast"].dtype)
     return out, unmatched
+
+
+def _vlans(flows: pd.DataFrame) -> list[int]:
+    """Each flow's VLAN stack as the errors' ``vlan`` holds it (the packets' ``vlan`` column):
+    :func:`kscc_traffic.flows.vlan_key` (0 for a table without VLAN columns)."""
+    key = vlan_key(flows)
+    return key.tolist() if key is not None else [0] * len(flows)
 
 
 def _open_between(flows: pd.DataFrame, cands: list[int], vlans: list, e: IcmpError) -> list[int]:
@@ -559,7 +568,7 @@ def attach_nat_quotes(flows: pd.DataFrame, errors: list[IcmpError], packets: Pac
     for f, key in enumerate(zip(flows["proto"].tolist(), flows["orig_h"].tolist(), flows["resp_h"].tolist(),
                                 flows["resp_p"].tolist())):
         index.setdefault(key, []).append(f)
-    vlans = flows["vlan"].tolist()
+    vlans = _vlans(flows)
     first_ts = flows["ts_ns"].to_numpy()
     last_ts = first_ts + np.round(flows["duration"].to_numpy(dtype=float) * 1e9).astype(np.int64)
     orig_h, orig_p = flows["orig_h"].tolist(), flows["orig_p"].tolist()

@@ -154,7 +154,7 @@ def test_vlan_tagged_long_connection(tmp_path):
     recs = [(t, Ether(bytes(p)[:12] + b"\x81\x00\x00\x64" + bytes(p)[12:])) for t, p in _long_tcp(n=60)]
     whole = _assert_same(_write(tmp_path, recs), sizes=(700, 2048))
     r = _row(whole, orig_p=40000)
-    assert (r.vlan, r.orig_bytes, r.resp_bytes, r.conn_state) == (1 << 24 | 100, 6000, 18000, "SF")
+    assert (r.vlan, r.inner_vlan, r.orig_bytes, r.resp_bytes, r.conn_state) == (100, 0, 6000, 18000, "SF")
 
 
 def test_broadcast_and_multicast_agent_ports(tmp_path):

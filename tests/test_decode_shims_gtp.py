@@ -138,7 +138,7 @@ def test_shims_stacked_and_with_vlan(tmp_path):
     p = decoded(path)
     assert p.cols["vlan"].tolist() == [FLAG | 7 << 12 | 8] * len(pkts)
     r = check_tls_flow(path, pkts)
-    assert (r["vlan"], r["verdict"], r["reason"]) == (FLAG | 7 << 12 | 8, "blocked", "tls_failed")
+    assert (r["vlan"], r["inner_vlan"], r["verdict"], r["reason"]) == (7, 8, "blocked", "tls_failed")
 
 
 def test_macsec_short_length_and_padding(tmp_path):
@@ -269,10 +269,11 @@ def test_pbb_customer_frame_gives_vlan_and_broadcast(tmp_path, tag, btag):
     assert p.cols["l2_bcast"].tolist() == [b for b, _ in pkts]
     flows = assert_same(path, [300])
     bc = row(flows, proto="udp")
-    assert (bc["cast"], bc["purpose"], bc["verdict"], bc["orig_pkts"], bc["vlan"]) == \
-        ("broadcast", "agent_broadcast", "ok", 2, want)
+    vid = INNER_VLAN if tag else 0              # (the flow table's: the VLAN ID, Zeek's vlan)
+    assert (bc["cast"], bc["purpose"], bc["verdict"], bc["orig_pkts"], bc["vlan"], bc["inner_vlan"]) == \
+        ("broadcast", "agent_broadcast", "ok", 2, vid, 0)
     tcp = row(flows, proto="tcp")
-    assert (tcp["resp_p"], tcp["sni"], tcp["vlan"]) == (13000, SNI, want)
+    assert (tcp["resp_p"], tcp["sni"], tcp["vlan"]) == (13000, SNI, vid)
     same_with_tshark(path, flows)
 
 

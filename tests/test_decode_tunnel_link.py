@@ -111,7 +111,7 @@ def _eompls(f, cw: bool) -> bytes:
 
 
 #: flow columns both engines must agree on
-FLOW_KEYS = ("uid", "vlan", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts",
+FLOW_KEYS = ("uid", "vlan", "inner_vlan", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts",
              "resp_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "cast",
              "sni", "conn_state", "purpose", "verdict", "reason")
 
@@ -157,7 +157,8 @@ def test_inner_ethernet_gives_vlan_and_broadcast(tmp_path, kind, tag):
     assert p.cols["vlan"].tolist() == [want_vlan] * len(pkts)
     assert p.cols["l2_bcast"].tolist() == [b for b, _ in pkts]
     flows = assert_same(path, [300, 700])
-    assert set(flows["vlan"]) == {want_vlan}
+    # (the flow table's columns: the inner frame's VLAN ID, Zeek's vlan; no second tag)
+    assert set(flows["vlan"]) == {INNER_VLAN if tag else 0} and set(flows["inner_vlan"]) == {0}
     tcp = row(flows, proto="tcp")
     assert (tcp["orig_h"], tcp["resp_h"], tcp["resp_p"], tcp["cast"], tcp["sni"]) == \
         (AGENT, DP, 13000, "unicast", SNI)
@@ -188,7 +189,7 @@ def test_same_connection_native_and_mirrored_keys_alike(tmp_path):
     frames = [x for pair in zip(native, mirrored) for x in pair]
     path = write(tmp_path, "native_and_erspan.pcap", frames)
     flows = assert_same(path, [400])
-    assert len(flows) == 2 and set(flows["vlan"]) == {FLAG | INNER_VLAN}
+    assert len(flows) == 2 and set(flows["vlan"]) == {INNER_VLAN}
     bc = row(flows, proto="udp")
     assert (bc["cast"], bc["purpose"], bc["orig_pkts"]) == ("broadcast", "agent_broadcast", 2)
     tcp = row(flows, proto="tcp")
@@ -208,7 +209,7 @@ def test_eompls_without_cw_broadcast(tmp_path):
     assert p.cols["l2_bcast"].tolist() == [True, True]
     assert p.cols["vlan"].tolist() == [FLAG | INNER_VLAN] * 2
     r = row(assert_same(path, [200]), proto="udp")
-    assert (r["cast"], r["purpose"], r["vlan"]) == ("broadcast", "agent_broadcast", FLAG | INNER_VLAN)
+    assert (r["cast"], r["purpose"], r["vlan"]) == ("broadcast", "agent_broadcast", INNER_VLAN)
 
 
 def test_eompls_control_word_or_not(tmp_path):

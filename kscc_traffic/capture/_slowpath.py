@@ -272,15 +272,19 @@ def vlan_value(tags: list[int]) -> int:
 
     0 when untagged or when every tag has VID 0 (priority tags). Otherwise
     ``1 << 24 | outer << 12 | inner`` of the two innermost tags, and any tags further out
-    packed 12 bits each from bit 25 up (innermost of them first; at most 5 tags are encoded).
+    packed 12 bits each from bit 25 up (innermost of them first; at most 5 tags are encoded:
+    of a deeper stack the 3rd and 4th from the inside and the outermost, bits 49-60, so that
+    :func:`kscc_traffic.flows.vlan_ids` reads the outermost tag's VLAN ID as Zeek's ``vlan``).
     """
     if not tags or not any(tags):
         return 0
     v = 1 << 24 | tags[-1]
     if len(tags) > 1:
         v |= tags[-2] << 12
-    for k, t in enumerate(reversed(tags[-5:-2])):
+    for k, t in enumerate(reversed(tags[-4:-2])):
         v |= t << (25 + 12 * k)
+    if len(tags) >= 5:
+        v |= tags[0] << 49
     return v
 
 

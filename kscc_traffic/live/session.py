@@ -67,7 +67,7 @@ from ..inspect import address_ttls
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..classify import END_MARGIN_S, TLS_SILENCE_S, classify, note_auth_rounds
 from ..flows import (_SEQ_TRUST, ACK, DEFAULT_IDLE_NS, DNS_IDLE_NS, DNS_PORTS, FIN, ICMP, ICMP6, IDLE_TIMEOUT_NS, RST, SYN, TCP, UDP,
-                     HistoryState, address_text, both_sides_closed, icmp_ports)
+                     HistoryState, address_text, both_sides_closed, icmp_ports, vlan_key)
 from ..inspect import MAX_DNS_ANSWERS, DnsAnswers
 from ..protocols import dns
 from ..rules import RuleSet
@@ -836,7 +836,7 @@ class LiveSession:
         fids = np.empty(len(table), np.int64)
         protos = {"tcp": TCP, "udp": UDP}
         for r, (vl, pr, oh, op, rh, rp, t) in enumerate(zip(
-                table["vlan"].tolist(), table["proto"].tolist(), table["orig_h"].tolist(),
+                vlan_key(table).tolist(), table["proto"].tolist(), table["orig_h"].tolist(),
                 table["orig_p"].tolist(), table["resp_h"].tolist(), table["resp_p"].tolist(),
                 table["ts_ns"].tolist())):
             if pr == "icmp":
