@@ -37,7 +37,7 @@ from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
+from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
@@ -611,11 +611,23 @@ MAX_CLOSED_AT = 8
 #: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
 #: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
 MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
-#: the advice for flows whose TLS failed on such lost segments: not an inspecting proxy
-MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (a path-MTU "
-           "black hole; see each flow's detail): let ICMPv6 packet too big (type 2) and ICMP fragmentation "
-           "needed (type 3 code 4) through every firewall on the path (RFC 4890 §4.3.1), or lower the MTU / "
-           "clamp the TCP MSS on the tunnel or link that is smaller")
+#: the advice for flows whose TLS failed on such lost segments, or whose detail tells of a path-MTU
+#: error (ICMP 3/4, ICMPv6 packet too big) that reached the capture point while the sender still sent
+#: packets as large (:data:`kscc_traffic.unreachable.TOO_BIG_IGNORED`, newcomer 33 F2): not an
+#: inspecting proxy (:func:`mtu_holed`). RFC 4890 is ICMPv6's filtering; IPv4's is RFC 1191
+MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: smaller ones arrived, or the "
+           "path's ICMP 'fragmentation needed'/'packet too big' was ignored; see each flow's detail): let "
+           "ICMPv6 packet too big (type 2) and ICMP fragmentation needed (type 3 code 4) through every "
+           "firewall on the path and the client's own (IPv6: RFC 4890 §4.3.1, RFC 8201; IPv4: RFC 1191), "
+           "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
+
+
+def mtu_holed(detail: str, reason: str) -> bool:
+    """Whether a blocked flow's ``detail`` (str) and ``reason`` (str, the first of a comma list
+    counts) tell of a path-MTU black hole its TLS failed on: reason ``tls_failed`` with the hint
+    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`); advised :data:`MTU_FIX`."""
+    detail = str(detail)
+    return str(reason).split(",")[0] == "tls_failed" and (MTU_HOLE in detail or TOO_BIG_IGNORED in detail)
 
 
 #: how the ``icmp_unreachable`` detail of a router that cannot deliver reads (ICMP network/host
@@ -2483,8 +2495,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                         if "resp_h" in flows else [None] * len(details))
-                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
-                                 if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
+                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist()) if mtu_holed(x, y))
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
@@ -2860,8 +2871,8 @@ class TableSummary:
                 a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
-            holed = blocked[detail.str.contains(MTU_HOLE, regex=False)
-                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
+            holed = blocked[(detail.str.contains(MTU_HOLE, regex=False) | detail.str.contains(TOO_BIG_IGNORED, regex=False))
+                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]   # (mtu_holed)
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             if detail.str.contains("by ICMP", regex=False).any():

@@ -177,7 +177,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
         # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
         bl_mtu = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
-                      & sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)).sum()) \
+                      & (sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)
+                         # (newcomer 33 F2: a path-MTU error the client ignored, advised the same)
+                         | sub["detail"].astype(str).str.contains(report.TOO_BIG_IGNORED, regex=False))).sum()) \
             if len(sub) and "detail" in sub else 0
         if status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu == bl and not bl_icpt:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
