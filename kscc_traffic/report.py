@@ -608,6 +608,10 @@ SHARED_PORTS_BELOW = 1024
 TLS_PROTOCOLS = ("tls", "https")
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
+#: how the text outputs (the per-purpose table, "What to change", the flagged flows) name a flow no
+#: purpose applies to (an empty ``purpose``; the CSV/JSON cell stays empty): one label, as the
+#: README's guide says (newcomer 33 F5)
+NO_PURPOSE = "(none)"
 #: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
 #: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
 MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
@@ -1418,6 +1422,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
+    if status == "blocked" and not proxied and 0 < bl <= own_rst + bl_tls + bl_stale + bl_handshake \
+            and fix.startswith(f"{r.fix}; "):
+        # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
+        # interception, an old connection's answer, a handshake ended by the server's side): no drop
+        # nor ICMP refusal, so the firewall rule does not lead; the causes seen do (newcomer 33 F6)
+        fix = (f"{'the blocked connection was' if bl == 1 else f'the {bl} blocked connections were'} answered, "
+               f"none dropped (no firewall drop or ICMP refusal seen): {fix[len(r.fix) + 2:]}")
     # failed, but nothing names a server under the mask on a port every browser uses: said first
     # (before the counts of the other flows too) and in the status note
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
@@ -3169,7 +3180,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
     for (p, v), n in summary.counts.items():
-        d = per.setdefault(p or "(none)", {})
+        d = per.setdefault(p or NO_PURPOSE, {})
         d[v] = d.get(v, 0) + n
     for purpose in sorted(per):
         row = per[purpose]
@@ -3234,7 +3245,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
-        print_entry(console, escape_terminal(f"(none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
+        print_entry(console, escape_terminal(f"{NO_PURPOSE} (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
     seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
@@ -3267,7 +3278,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
                       Text(f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}"),
                       Text(escape_terminal(r.server_name or r.query)),
-                      Text(r.purpose or "-"),
+                      Text(r.purpose or NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)),
                       end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
@@ -3373,7 +3384,7 @@ def _flagged_table_width(summary: TableSummary) -> int:
         cells = [t, *((escape_terminal(r.capture),) if several else ()),
                  escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
                  f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
-                 escape_terminal(r.server_name or r.query), r.purpose or "-", r.verdict, r.reason]
+                 escape_terminal(r.server_name or r.query), r.purpose or NO_PURPOSE, r.verdict, r.reason]
         widths = [max(w, cell_len(c)) for w, c in zip(widths, cells)]
         longest_word = max([longest_word, *map(cell_len, escape_terminal(r.detail).split())])
     return sum(widths) + max(longest_word, *widths) + 3 * (len(widths) + 1) + 1
@@ -3416,7 +3427,7 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
             head.append(f"  {escape_terminal(name)}")
         console.print(head)
         what = Text("    ")
-        what.append(r.purpose or "-")
+        what.append(r.purpose or NO_PURPOSE)
         what.append("  ")
         what.append(r.verdict, style=_VERDICT_STYLE.get(r.verdict, ""))
         if r.reason:

@@ -842,7 +842,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%Y-%m-%d %H:%M:%S.%f" if full else "%H:%M:%S.%f")[:-3],
              old_endpoint(r.orig_h, r.orig_p),
              f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
-             r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
+             r.purpose or report.NO_PURPOSE, r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
     # (newcomer 29 F9: one block per flow when the columns would cut a value: each column but the
     # detail as wide as its longest value, the detail at least as wide as they and its longest word)
     widths = [max([len(h), *(len(x[k]) for x in rows)]) for k, h in
@@ -878,7 +878,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(old_endpoint(r.orig_h, r.orig_p)),
                       Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),
-                      Text(r.purpose or "-"),
+                      Text(r.purpose or report.NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)),
                       end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
