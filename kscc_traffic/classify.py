@@ -514,13 +514,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 and resp_p >= WELL_KNOWN_PORTS:
             return (back.id, "unexpected", "wrong_direction",
                     f"connection opened from the documented port {orig_p} ({back.id}) towards "
-                    f"{endpoint_text(row['resp_h'], resp_p)}")
+                    f"{endpoint_text(row['resp_h'], resp_p)}" + _attempt_failed(row, icmp_text, answered, partial))
         if name and not is_ip_literal(name) and _under_domain(name, VENDOR_DOMAIN):
             if proto == "udp" and resp_p == 443 and row.get("service") == "quic":
                 # HTTP/3: a browser's (it falls back to TCP 443); the agent speaks TCP
                 return "", "unclassified", "", QUIC_DETAIL
             return ("", "unexpected", "undocumented_port",
-                    f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port")
+                    f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port"
+                    + _attempt_failed(row, icmp_text, answered, partial))
         return "", "unclassified", "", NO_RULE_DETAIL
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:
@@ -583,7 +584,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # a cloud server's port on a local address, opened from outside: not the agent's outbound
         # connection (the cloud server is never at a local address; it never connects to agents)
         return done("unexpected", "wrong_direction", inbound_detail(str(row.get("orig_h") or ""),
-                                                                    str(row["resp_h"]), resp_p, rule.id))
+                                                                    str(row["resp_h"]), resp_p, rule.id)
+                    + _attempt_failed(row, icmp_text, answered, partial))
 
     def mismatch(detail: str) -> tuple[str, str, str, str]:
         # (not this purpose's traffic, whatever happened to it; a connection that failed says so)
@@ -942,6 +944,33 @@ def _failed_note(row: dict, rules: RuleSet) -> str:
     return f"; {MISMATCH_FAILED} ({reason.split(',')[0]}): {detail}"
 
 
+def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) -> str:
+    """What the detail of an ``undocumented_port`` or ``wrong_direction`` flow (no rule, or not
+    this rule's direction: :func:`_failed_note` cannot judge it) adds when the connection attempt
+    itself failed, as a ``host_mismatch`` one's does (newcomer 33 F5): ``; <MISMATCH_FAILED>
+    (<reason>): <how>`` for an ICMP error that says the datagram did not arrive (``icmp_text``,
+    :func:`.unreachable.delivery_error`), a SYN refused by a reset (REJ), TCP without an answer
+    (S0 and the like) or unicast UDP without a reply (``answered`` False); '' otherwise (answered,
+    or ``partial``: begun before the capture)."""
+    proto, state = row["proto"], row["conn_state"]
+    if partial or (proto == "tcp" and (row.get("acked_unseen") or "") == "resp"):
+        return ""   # (begun before the capture; the server's answers acknowledged, not captured)
+    if icmp_text and not (proto == "tcp" and state not in _NO_ANSWER_STATES | {"REJ"}) \
+            and not (proto == "udp" and answered) and not traceroute_probe(icmp_text):
+        return f"; {MISMATCH_FAILED} (icmp_unreachable): {answered_by(icmp_text, False)}"
+    if proto == "tcp" and state == "REJ" and _bare_handshake_end(row) not in ("aborted", "reset"):
+        return f"; {MISMATCH_FAILED} (rejected): the SYN was answered by a TCP reset"
+    if proto == "tcp" and state in _NO_ANSWER_STATES and not answered:
+        n = int(row["orig_pkts"])
+        how = (f"SYN sent {n} time{'s' if n != 1 else ''}, no answer"
+               if state == "S0" and str(row.get("history") or "").lstrip("^") == "S" else
+               f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
+        return f"; {MISMATCH_FAILED} (no_answer): {how}"
+    if proto == "udp" and not answered and row["cast"] == "unicast":
+        return f"; {MISMATCH_FAILED} (no_answer): UDP request without a reply"
+    return ""
+
+
 def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a TLS connection that shows a TLS-inspecting proxy (reason
     ``tls_intercepted``), else None: the server certificate ``certs`` (its names, visible up to
@@ -971,6 +1000,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     issuer = row.get("cert_issuer") or ""
     product = inspection_product(issuer) if certs else ""
     resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
+    if detail and product:
+        # (a certificate for another name from an inspection product's CA: its own certificate, a
+        # block or login page's: named as a re-signed one is; newcomer 33 F7)
+        detail += f", issued by {_bounded(issuer)}: from {product} (TLS inspection)"
     hello = row.get("service") in _SSL_SERVICES or unread
     alert = row.get("tls_alert") or ""
     named = asked or ("" if target else row.get("dns_name") or "")
@@ -2417,6 +2450,8 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
     ("bitdefender personal ca", "Bitdefender's encrypted web scan on the device"),
     ("kaspersky anti-virus personal root", "a Kaspersky endpoint product's encrypted connections scan on "
                                            "the device"),
+    # (product names only, no vendor that is also a public CA's: not "Symantec"; newcomer 33 F7)
+    ("kaspersky web traffic security", "Kaspersky Web Traffic Security"), ("firepower", "a Cisco Firepower device"),
 )
 
 

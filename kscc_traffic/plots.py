@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
-from .report import clip_ts, text_filled
+from .report import NO_PURPOSE, clip_ts, text_filled
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -44,8 +44,7 @@ VERDICT_COLORS: dict[str, str] = {"ok": "#2e7d32", "blocked": "#c62828", "unexpe
 #: one colour per readiness status
 STATUS_COLORS: dict[str, str] = {"verified": "#2e7d32", "blocked": "#c62828", "unexpected": "#e68a00",
                                  "port open": "#5b9bb5", "seen one-way": "#5b9bb5", "not seen": "#9e9e9e"}
-#: label for flows without a purpose (``purpose == ''``)
-NO_PURPOSE = "(none)"
+# label for flows without a purpose (``purpose == ''``): NO_PURPOSE, report's (one label in every text output)
 
 _MARKERS = {"ok": "o", "blocked": "X", "unexpected": "^", "unclassified": "."}
 _SIZES = {"ok": 22, "blocked": 70, "unexpected": 60, "unclassified": 14}

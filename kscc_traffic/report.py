@@ -38,7 +38,7 @@ from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, icmp_kind
+from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
@@ -613,14 +613,30 @@ SHARED_PORTS_BELOW = 1024
 TLS_PROTOCOLS = ("tls", "https")
 #: servers of the closed flows (:func:`_readiness_row`'s ``closed_at``) kept per purpose
 MAX_CLOSED_AT = 8
+#: how the text outputs (the per-purpose table, "What to change", the flagged flows) name a flow no
+#: purpose applies to (an empty ``purpose``; the CSV/JSON cell stays empty): one label, as the
+#: README's guide says (newcomer 33 F5)
+NO_PURPOSE = "(none)"
 #: what a blocked flow's detail holds when its lost bytes look like a path-MTU black hole
 #: (:data:`kscc_traffic.inspect.MTU_HINT`: full-size segments never acknowledged, later ones were)
 MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
-#: the advice for flows whose TLS failed on such lost segments: not an inspecting proxy
-MTU_FIX = ("full-size segments were lost on the way while smaller ones arrived (a path-MTU "
-           "black hole; see each flow's detail): let ICMPv6 packet too big (type 2) and ICMP fragmentation "
-           "needed (type 3 code 4) through every firewall on the path (RFC 4890 §4.3.1), or lower the MTU / "
-           "clamp the TCP MSS on the tunnel or link that is smaller")
+#: the advice for flows whose TLS failed on such lost segments, or whose detail tells of a path-MTU
+#: error (ICMP 3/4, ICMPv6 packet too big) that reached the capture point while the sender still sent
+#: packets as large (:data:`kscc_traffic.unreachable.TOO_BIG_IGNORED`, newcomer 33 F2): not an
+#: inspecting proxy (:func:`mtu_holed`). RFC 4890 is ICMPv6's filtering; IPv4's is RFC 1191
+MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: smaller ones arrived, or the "
+           "path's ICMP 'fragmentation needed'/'packet too big' was ignored; see each flow's detail): let "
+           "ICMPv6 packet too big (type 2) and ICMP fragmentation needed (type 3 code 4) through every "
+           "firewall on the path and the client's own (IPv6: RFC 4890 §4.3.1, RFC 8201; IPv4: RFC 1191), "
+           "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
+
+
+def mtu_holed(detail: str, reason: str) -> bool:
+    """Whether a blocked flow's ``detail`` (str) and ``reason`` (str, the first of a comma list
+    counts) tell of a path-MTU black hole its TLS failed on: reason ``tls_failed`` with the hint
+    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`); advised :data:`MTU_FIX`."""
+    detail = str(detail)
+    return str(reason).split(",")[0] == "tls_failed" and (MTU_HOLE in detail or TOO_BIG_IGNORED in detail)
 
 
 def cert_counts(details, reasons) -> tuple[int, int]:
@@ -1497,6 +1513,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
+    if status == "blocked" and not proxied and 0 < bl <= own_rst + bl_tls + bl_stale + bl_handshake \
+            and fix.startswith(f"{r.fix}; "):
+        # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
+        # interception, an old connection's answer, a handshake ended by the server's side): no drop
+        # nor ICMP refusal, so the firewall rule does not lead; the causes seen do (newcomer 33 F6)
+        fix = (f"{'the blocked connection was' if bl == 1 else f'the {bl} blocked connections were'} answered, "
+               f"none dropped (no firewall drop or ICMP refusal seen): {fix[len(r.fix) + 2:]}")
     # failed, but nothing names a server under the mask on a port every browser uses: said first
     # (before the counts of the other flows too) and in the status note
     nameless = status == "blocked" and bl_named == 0 and bool(r.host_mask) and r.port_hi < SHARED_PORTS_BELOW
@@ -2576,8 +2599,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                         if "resp_h" in flows else [None] * len(details))
-                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist())
-                                 if MTU_HOLE in str(x) and str(y).split(",")[0] == "tls_failed")
+                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist()) if mtu_holed(x, y))
                     bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
                     bl_icmp = icmp_kinds(details)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
@@ -2961,8 +2983,8 @@ class TableSummary:
                 a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
-            holed = blocked[detail.str.contains(MTU_HOLE, regex=False)
-                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]
+            holed = blocked[(detail.str.contains(MTU_HOLE, regex=False) | detail.str.contains(TOO_BIG_IGNORED, regex=False))
+                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]   # (mtu_holed)
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
@@ -3338,7 +3360,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         t.add_column(col, justify="left" if col == "purpose" else "right", overflow="fold")
     per: dict[str, dict[str, int]] = {}
     for (p, v), n in summary.counts.items():
-        d = per.setdefault(p or "(none)", {})
+        d = per.setdefault(p or NO_PURPOSE, {})
         d[v] = d.get(v, 0) + n
     for purpose in sorted(per):
         row = per[purpose]
@@ -3405,7 +3427,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))
     if undocumented:
         why = sorted(summary.reasons.get("", ()))
-        print_entry(console, escape_terminal(f"(none) (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
+        print_entry(console, escape_terminal(f"{NO_PURPOSE} (unexpected: {', '.join(why)}): {undocumented_fix(undocumented)}"))
     seen = chk[(chk.status == "seen one-way") | (chk.status_note == JOINED_NOTE)]
     if len(seen):
         # (newcomer 28 F3: what the HTML report's checklist says of them, the terminal says too;
@@ -3438,7 +3460,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
                       Text(escape_terminal(endpoint_text(r.orig_h, r.orig_p))),
                       Text(f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}"),
                       Text(escape_terminal(r.server_name or r.query)),
-                      Text(r.purpose or "-"),
+                      Text(r.purpose or NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)),
                       end_section=bool(groups) and i + 1 < len(ranks) and ranks[i + 1] != ranks[i])
@@ -3544,7 +3566,7 @@ def _flagged_table_width(summary: TableSummary) -> int:
         cells = [t, *((escape_terminal(r.capture),) if several else ()),
                  escape_terminal(endpoint_text(r.orig_h, r.orig_p)),
                  f"{r.proto} {escape_terminal(endpoint_text(r.resp_h, r.resp_p))}",
-                 escape_terminal(r.server_name or r.query), r.purpose or "-", r.verdict, r.reason]
+                 escape_terminal(r.server_name or r.query), r.purpose or NO_PURPOSE, r.verdict, r.reason]
         widths = [max(w, cell_len(c)) for w, c in zip(widths, cells)]
         longest_word = max([longest_word, *map(cell_len, escape_terminal(r.detail).split())])
     return sum(widths) + max(longest_word, *widths) + 3 * (len(widths) + 1) + 1
@@ -3587,7 +3609,7 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
             head.append(f"  {escape_terminal(name)}")
         console.print(head)
         what = Text("    ")
-        what.append(r.purpose or "-")
+        what.append(r.purpose or NO_PURPOSE)
         what.append("  ")
         what.append(r.verdict, style=_VERDICT_STYLE.get(r.verdict, ""))
         if r.reason:

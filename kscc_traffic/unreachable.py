@@ -158,6 +158,11 @@ def delivery_error(text: str) -> str:
     return "; ".join(p for p in text.split("; ") if not TOO_BIG_PART.match(p) and not p.endswith(FROM_ORIGINATOR))
 
 
+#: what :func:`too_big_note` says of the packets its sender still sent (the sign, in a flow's
+#: detail, of a path-MTU error ignored: report advises :data:`kscc_traffic.report.MTU_FIX` for it)
+TOO_BIG_IGNORED = "(as large as the one it quoted)"
+
+
 def too_big_note(text: str) -> str:
     """A sentence for a flow's detail when its ``icmp_unreachable`` text holds a path-MTU error
     (ICMP 3/4, ICMPv6 packet too big) after which the quoted datagram's sender still sent
@@ -167,10 +172,13 @@ def too_big_note(text: str) -> str:
         m = _KEPT.search(part) if TOO_BIG_PART.match(part) else None
         if m:
             v6 = part.startswith("packet too big")
-            what = "ICMPv6 type 2" if v6 else "ICMP type 3 code 4"
+            # (RFC 4890 is ICMPv6 filtering only; IPv4's path MTU discovery is RFC 1191: newcomer 33 F2)
+            what = ("ICMPv6 type 2 (RFC 4890 §4.3.1: it must not be filtered; IPv6 path MTU discovery, RFC 8201, "
+                    "depends on it)" if v6 else
+                    "ICMP type 3 code 4 (path MTU discovery, RFC 1191, depends on it)")
             return (f"ICMP {part[:m.start()]} reached the capture point, yet the {m.group(1)} still sent "
-                    f"{m.group(2)}-byte packets after it (as large as the one it quoted): a host firewall on the "
-                    f"{m.group(1)} dropping {what} (RFC 4890 §4.3.1: it must not be filtered), or an MTU/MSS to "
+                    f"{m.group(2)}-byte packets after it {TOO_BIG_IGNORED}: a host firewall on the "
+                    f"{m.group(1)} dropping {what}, or an MTU/MSS to "
                     "fix on a tunnel or link on the path (lower the interface MTU, or clamp the TCP MSS)")
     return ""
 

@@ -175,16 +175,18 @@ def test_too_big_ignored_is_told(tmp_path, v6):
     flows, _ = whole(path)
     assert flows["proto"].tolist() == ["tcp"]         # no ICMP flow of its own
     f = flows.iloc[0]
-    name, what = (("packet too big (2/0)", "ICMPv6 type 2") if v6
-                  else ("fragmentation needed and DF set (3/4)", "ICMP type 3 code 4"))
+    # (newcomer 33 F2: RFC 4890 is cited for ICMPv6 only; IPv4's path MTU discovery is RFC 1191)
+    name, what = (("packet too big (2/0)", "ICMPv6 type 2 (RFC 4890 §4.3.1: it must not be filtered; IPv6 path "
+                   "MTU discovery, RFC 8201, depends on it)") if v6
+                  else ("fragmentation needed and DF set (3/4)", "ICMP type 3 code 4 (path MTU discovery, RFC 1191, "
+                        "depends on it)"))
     sender = R6 if v6 else R4
     assert f["icmp_unreachable"] == f"{name} from {sender}, after which the client still sent {size}-byte packets"
     assert f["verdict"] == "blocked" and f["reason"] != "icmp_unreachable"
     assert f["detail"].endswith(
         f"; ICMP {name} from {sender} reached the capture point, yet the client still sent {size}-byte packets "
-        f"after it (as large as the one it quoted): a host firewall on the client dropping {what} (RFC 4890 "
-        "§4.3.1: it must not be filtered), or an MTU/MSS to fix on a tunnel or link on the path (lower the "
-        "interface MTU, or clamp the TCP MSS)"), f["detail"]
+        f"after it (as large as the one it quoted): a host firewall on the client dropping {what}, or an MTU/MSS "
+        "to fix on a tunnel or link on the path (lower the interface MTU, or clamp the TCP MSS)"), f["detail"]
 
 
 @pytest.mark.parametrize("v6", [True, False], ids=["v6", "v4"])

@@ -177,7 +177,9 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
         # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
         bl_mtu = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
-                      & sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)).sum()) \
+                      & (sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)
+                         # (newcomer 33 F2: a path-MTU error the client ignored, advised the same)
+                         | sub["detail"].astype(str).str.contains(report.TOO_BIG_IGNORED, regex=False))).sum()) \
             if len(sub) and "detail" in sub else 0
         if status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu == bl and not bl_icpt:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -851,7 +853,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     rows = [[pd.Timestamp(int(r.ts_ns), unit="ns").strftime("%Y-%m-%d %H:%M:%S.%f" if full else "%H:%M:%S.%f")[:-3],
              old_endpoint(r.orig_h, r.orig_p),
              f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}", escape_terminal(r.server_name or r.query),
-             r.purpose or "-", r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
+             r.purpose or report.NO_PURPOSE, r.verdict, r.reason] for r in flagged.head(max_flagged).itertuples(index=False)]
     # (newcomer 29 F9: one block per flow when the columns would cut a value: each column but the
     # detail as wide as its longest value, the detail at least as wide as they and its longest word)
     widths = [max([len(h), *(len(x[k]) for x in rows)]) for k, h in
@@ -887,7 +889,7 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
                       Text(old_endpoint(r.orig_h, r.orig_p)),
                       Text(f"{r.proto} {old_endpoint(r.resp_h, r.resp_p)}"),
                       Text(escape_terminal(r.server_name or r.query)),
-                      Text(r.purpose or "-"),
+                      Text(r.purpose or report.NO_PURPOSE),
                       Text(r.verdict, style=_VERDICT_STYLE.get(r.verdict, "")),
                       Text(r.reason), Text(escape_terminal(r.detail)),
                       end_section=bool(groups) and i + 1 < len(shown) and shown[i + 1] != shown[i])
