@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ipaddress
 import re
 
 import numpy as np
@@ -50,6 +51,9 @@ class IcmpError:
     length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
     fragment: bool = False  # the quote is of a later fragment (no transport header: ports -1)
     seq: int = -1           # the quoted TCP segment's sequence number (-1 unknown, not TCP)
+    # the quote cut inside its IP header (a small snaplen): the destination's first bytes (dst ''
+    # until attach matches a flow, then that flow's address); None: the quote's header is whole
+    dst_prefix: bytes | None = None
 
 
 def find_errors(packets: Packets) -> list[IcmpError]:
@@ -57,7 +61,9 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     could be read: destination unreachable (ICMP 3, ICMPv6 1), time exceeded in transit (ICMP
     11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4);
     and those of path MTU discovery (ICMP 3/4, ICMPv6 packet too big 2: ``too_big``). A quote of a
-    TCP or UDP datagram cut before its ports (or of a non-first fragment) gives ports -1."""
+    TCP or UDP datagram cut before its ports (or of a non-first fragment) gives ports -1; one cut
+    inside the quoted IP header after the source address (:func:`~kscc_traffic.protocols.icmp.cut_quote`)
+    gives ``dst`` '' and ``dst_prefix``, the destination's bytes kept (:func:`attach`)."""
     c = packets.cols
     t, k = c["icmp_type"], c["icmp_code"]
     cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k == 0)) | (t == 12)))
@@ -69,7 +75,16 @@ def find_errors(packets: Packets) -> list[IcmpError]:
     for j, i in enumerate(cand.tolist()):
         ver = int(c["ipver"][i])
         q = icmp.quoted_datagram(packets.payload(i), ver)
-        if q is None or q.proto not in (6, 17):
+        if q is None:
+            part = icmp.cut_quote(packets.payload(i), ver)
+            if part is not None and part[1] in (6, 17):
+                t, code = int(c["icmp_type"][i]), int(c["icmp_code"][i])
+                out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
+                                     "tcp" if part[1] == 6 else "udp", part[0], "", -1, -1,
+                                     f"{icmp.describe(ver, t, code)} ({t}/{code})", icmp.is_too_big(ver, t, code),
+                                     int(part[2]), dst_prefix=bytes(part[3])))
+            continue
+        if q.proto not in (6, 17):
             continue
         cut = q.sport is None or q.dport is None
         t, code = int(c["icmp_type"][i]), int(c["icmp_code"][i])
@@ -103,6 +118,10 @@ CLOUD_FORGED = ("most likely forged by a firewall on the path (a reject rule ans
 #: what an ``icmp_unreachable`` text says after the sender of an error whose quote stopped before
 #: the ports (matched by its addresses and protocol: :func:`attach`)
 NO_PORTS = " (its quote stops before the ports: the only {proto} flow between these addresses then)"
+#: the same for an error whose quote the capture cut inside the quoted IP header, after its source
+#: address (a small snaplen): matched by that source, the protocol and the destination's bytes kept
+HEADER_CUT = (" (its quote is cut by the capture inside the quoted IP header, {kept} of the destination address's "
+              "{size} bytes kept, no ports: the only {proto} flow from this source to such an address then)")
 #: the same for an error quoting a fragment other than the first (which carries no ports: it is
 #: not cut, and a firewall may drop such fragments alone)
 LATER_FRAGMENT = (" (it quotes a later fragment of a datagram, which carries no ports: the only {proto} flow "
@@ -128,6 +147,8 @@ def error_text(e: IcmpError, reverse: bool = False) -> str:
     responder to its originator: the destination that refused it is the flow's own client)."""
     own = e.sender == e.dst and (e.text.endswith("(3/3)") or e.text.endswith("(1/4)"))
     cut = (LATER_FRAGMENT if e.fragment else NO_PORTS).format(proto=e.proto.upper()) if e.sport < 0 else ""
+    if e.dst_prefix is not None:
+        cut = HEADER_CUT.format(proto=e.proto.upper(), kept=len(e.dst_prefix), size=4 if ":" not in e.src else 16)
     tail = (FROM_ORIGINATOR if reverse else FROM_DESTINATION) if own else ""
     return f"{e.text} from {e.sender}{cut}{tail}"
 
@@ -383,7 +404,12 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     host = []                       # flows whose destination itself sent an error about them
     unmatched = []
     for e in errors:
-        if e.sport < 0:
+        if e.dst_prefix is not None:
+            cands = _open_between(flows, [f for (pr, a, b), fs in pairs.items() if pr == e.proto and a == e.src
+                                          and _starts(b, e.dst_prefix) for f in fs], vlans, e)
+            if len(cands) == 1:
+                e.dst = orig_h[cands[0]] if orig_h[cands[0]] != e.src else resp_h[cands[0]]
+        elif e.sport < 0:
             cands = _open_between(flows, pairs.get((e.proto, e.src, e.dst), []), vlans, e)
         else:
             cands = index.get((e.vlan, e.proto, e.src, e.sport, e.dst, e.dport), [])
@@ -425,6 +451,14 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
         cast[at[cast[at] == "broadcast"]] = "unicast"
         out["cast"] = pd.Series(cast, index=out.index, dtype=out["cast"].dtype)
     return out, unmatched
+
+
+def _starts(address, prefix: bytes) -> bool:
+    """Whether the address text ``address`` (IPv4 or IPv6) begins with the bytes ``prefix``."""
+    try:
+        return ipaddress.ip_address(str(address)).packed.startswith(prefix)
+    except ValueError:
+        return False
 
 
 def _vlans(flows: pd.DataFrame) -> list[int]:

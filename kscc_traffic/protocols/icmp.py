@@ -193,6 +193,24 @@ def quoted_datagram(icmp_payload: bytes | bytearray | memoryview, ipver: int) ->
         return None
 
 
+def cut_quote(icmp_payload: bytes | bytearray | memoryview, ipver: int) -> tuple[str, int, int, bytes] | None:
+    """A quote :func:`quoted_datagram` cannot read because the capture cut it inside the quoted IP
+    header (a snaplen of 60 keeps 18 bytes of an IPv4 quote behind Ethernet, one of 96 keeps 34 of
+    an IPv6 quote): ``(src, proto, length, dst_prefix)`` when the source address is whole and the
+    destination is not (IPv4: 16 to 19 bytes; IPv6: 24 to 39 bytes): the source's text, the IP
+    protocol (IPv4's protocol field, IPv6's next header), the datagram's IP length (IPv4 total
+    length; IPv6 40 + payload length, -1 for a jumbogram's 0) and the destination's first bytes
+    (0 to 3 of IPv4's 4, 0 to 15 of IPv6's 16). None for anything else (a whole header, a shorter
+    quote, another version, an IPv4 header length below 20)."""
+    b = bytes(icmp_payload)
+    if ipver == 4 and 16 <= len(b) < 20 and b[0] >> 4 == 4 and (b[0] & 0x0F) * 4 >= 20:
+        return str(ipaddress.IPv4Address(b[12:16])), b[9], (b[2] << 8) | b[3], b[16:]
+    if ipver == 6 and 24 <= len(b) < 40 and b[0] >> 4 == 6:
+        plen = (b[4] << 8) | b[5]
+        return ipv6_text(b[8:24]), b[6], 40 + plen if plen else -1, b[24:]
+    return None
+
+
 def is_unreachable(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wire field name
     """True for a destination-unreachable error (ICMP type 3, ICMPv6 type 1) that means the
     destination cannot be reached. ICMP type 3 code 4 (fragmentation needed, RFC 1191 path MTU
