@@ -51,7 +51,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, frame_of, history_plain
+    RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
@@ -616,7 +616,8 @@ class _AuthRounds:
             retry.append(min(cand)[1] if cand else "")
         out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
-        return merge_in_time(flows, out)
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
 class _NoAddress:
@@ -674,37 +675,9 @@ class _NoAddress:
         self.held = []
         held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
                                        dtype=object, index=held.index)
-        return merge_in_time(flows, held)
-
-
-def merge_in_time(flows: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
-    """``flows`` and ``out`` (two flow tables; ``ts_ns`` int64 epoch ns) as one in time order of
-    first packet with a RangeIndex: ``pd.concat`` then a stable sort on ``ts_ns`` (of rows with
-    equal ``ts_ns``, those of ``flows`` first), as each holder's release joins the rows it lets
-    go to the leaving ones (``out`` often with a column more: the holder's answer, NaN in the
-    rows of ``flows`` as pandas fills it). Where both frames are non-empty, their shared columns
-    each of one numpy dtype (kinds b, i, u, f, O) the same in both and a column only one of them
-    has of dtype object, the columns are joined and taken in numpy
-    (:func:`~kscc_traffic.flows.frame_of`; pandas' concat and sort of ~60 columns cost ~7 ms a
-    batch and holder); else by pandas. The same frame either way (tests/test_merge_in_time.py)."""
-    fast = bool(len(flows) and len(out)) and not flows.columns.has_duplicates and not out.columns.has_duplicates
-    if fast:
-        mine, theirs = flows.dtypes.to_dict(), out.dtypes.to_dict()
-        for c, t in mine.items():
-            u = theirs.get(c, np.dtype(object))
-            fast = fast and isinstance(t, np.dtype) and t == u and t.kind in "biufO"
-        fast = fast and all(t == np.dtype(object) for c, t in theirs.items() if c not in mine) \
-            and mine.get("ts_ns", np.dtype(object)).kind in "iu"
-    if not fast:
-        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        both = pd.concat([flows, held], ignore_index=True) if len(flows) else held
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
-    order = np.argsort(np.concatenate([flows["ts_ns"].to_numpy(), out["ts_ns"].to_numpy()]), kind="stable")
-    columns = flows.columns.tolist() + [c for c in out.columns.tolist() if c not in mine]
 
-    def part(frame: pd.DataFrame, c) -> np.ndarray:
-        return frame[c].to_numpy() if c in frame.columns else np.full(len(frame), np.nan, dtype=object)
-
-    return frame_of({c: np.concatenate([part(flows, c), part(out, c)])[order] for c in columns})
 
 class _Refused:
     """A SYN answered by a reset (Zeek's REJ) is told by its reset's TTL against the first other
@@ -776,7 +749,8 @@ class _Refused:
         out[REFUSED_WAIT] = pd.Series([None] * len(out), dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
         self._count = int(np.count_nonzero(~go))
-        return merge_in_time(flows, out)
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
 class _StaleRetries:
@@ -940,7 +914,8 @@ class _StaleRetries:
                 del self.keys[keys[i]]
                 self.retries.pop(keys[i], None)
         self.held = [held[~go]] if (~go).any() else []
-        return merge_in_time(flows, out)
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
 class _RefusedRetries(_StaleRetries):

@@ -575,5 +575,5 @@ class ScanWatch:
         self.held = held[~go_a] if (~go_a).any() else None
         self.held_rows = [x for x, g in zip(self.held_rows, go) if not g]
         self.held_warm = [x for x, g in zip(self.held_warm, go) if not g]
-        from .chunked import merge_in_time     # (chunked imports this module)
-        return merge_in_time(out, leave)
+        both = pd.concat([out, leave], ignore_index=True) if len(out) else leave.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
