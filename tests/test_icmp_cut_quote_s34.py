@@ -100,3 +100,29 @@ def test_servers_the_bytes_kept_tell_apart_each_get_theirs(tmp_path):
     w = assert_same(_v4(tmp_path, 61, servers=(SERVER, "198.51.101.20")), [200])
     tcp = w[w["proto"] == "tcp"]
     assert len(tcp) == 2 and set(tcp["reason"]) == {"icmp_unreachable"}, tcp[["resp_h", "reason"]]
+
+
+def test_a_live_session_attaches_it_too(tmp_path):
+    """The live session (packets fed two frames at a time, as test_capture_end does) gives the
+    flow the same verdict and text as reading the file."""
+    import numpy as np
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.capture.frames import Frames
+    from kscc_traffic.live.session import LiveSession
+    from chunkcmp import RULES
+
+    path = _v4(tmp_path, 60)
+    s = LiveSession(RULES, name=path.name)
+    fr = read_frames(path)
+    for s0 in range(0, len(fr), 2):
+        idx = np.arange(s0, min(s0 + 2, len(fr)))
+        p = decode(Frames(fr.buf, fr.ts_ns[idx], fr.linktype[idx], fr.offset[idx], fr.caplen[idx], fr.wirelen[idx]))
+        p.cols["frame"] = idx[p.cols["frame"]]
+        s.ingest(p)
+        s.tick(int(fr.ts_ns[idx[-1]]))
+    out = s.final(None)
+    assert len(out) == 1
+    r = out.iloc[0]
+    assert (r["proto"], r["verdict"], r["reason"]) == ("tcp", "blocked", "icmp_unreachable")
+    assert r["icmp_unreachable"].endswith(HEADER_CUT.format(kept=2, size=4, proto="TCP"))
