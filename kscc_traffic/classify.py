@@ -2001,7 +2001,7 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     answered (``rejected``), no answer for :data:`TLS_SILENCE_S` or more (``no_answer``), an
     answer that is no HTTP response (``rejected``), the client closing before any answer
     (``no_answer``); None when the tunnel was opened (2xx) or the answer may still come. Reads
-    ``http_status``, ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``. The
+    ``http_status``, ``http_reason`` (its reason phrase, quoted after the code), ``resp_bytes``, ``history``, ``duration``, ``resp_h``, ``resp_p``. The
     detail names the request as :func:`_proxy_request` does (a request in absolute-form too).
     ``direct``: the request went straight to the server (no proxy, see :func:`_proxy_answer`):
     only the answers of :data:`FILTER_STATUSES` refuse it, the detail names the server, and an
@@ -2014,7 +2014,9 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
         if status.startswith("2") or direct and status[:3] not in FILTER_STATUSES:
             return None
         hint = " (a transparent web filter, or the server refusing it)" if direct else ""
-        return "blocked", "rejected", f"{proxy} answered {status} to {request}{hint}"
+        reason = row.get("http_reason") or ""
+        said = f' "{reason}"' if reason else ""
+        return "blocked", "rejected", f"{proxy} answered {status}{said} to {request}{hint}"
     if int(row.get("resp_bytes", 0)) > 0:
         if direct:
             return None
@@ -2482,7 +2484,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
                   "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
@@ -2493,7 +2495,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "mcast_groups",
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
                      "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 
 
@@ -2504,7 +2506,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location",
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason",
                   "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
@@ -2517,7 +2519,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "mcast_groups", "window_closed", "start_lost",
+                 "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "start_lost",
                  "tls_version")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}

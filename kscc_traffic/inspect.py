@@ -1676,6 +1676,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the
     # Location of that answer, escaped, '' where none: http.response_location)
     cols["http_location"] = repeated("", n)
+    # (internal) the reason phrase of a proxy's (or a filter's) answer other than 2xx to a request
+    # through it, escaped: classify quotes it (protocols.http.response_reason)
+    cols["http_reason"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -3276,6 +3279,8 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             status, ch, sh = http.exchange(cs, mv[s0:s1], connect=connect,
                                            proxy=target is not None and not connect)
             cols["http_status"][f] = "" if status is None else str(status)
+            if status is not None and not 200 <= status < 300:
+                cols["http_reason"][f] = http.response_reason(mv[s0:s1], status)
             if target is not None and ch is not None:
                 # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head
                 tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))

@@ -157,7 +157,7 @@ def test_an_ipv6_proxys_refusal_brackets_its_address(tmp_path):
     w = assert_same(write(tmp_path, _asked(100.0, b"HTTP/1.1 403 Forbidden\r\n\r\n", 50806)), [300])
     r = row(w, proto="tcp").to_dict()
     assert (r["verdict"], r["reason"]) == ("blocked", "rejected")
-    assert r["detail"] == "the proxy [2001:db8:1::1]:3128 answered 403 to CONNECT eu1.ksc.kaspersky.com:23101"
+    assert r["detail"] == "the proxy [2001:db8:1::1]:3128 answered 403 \"Forbidden\" to CONNECT eu1.ksc.kaspersky.com:23101"
 
 
 def test_an_ipv6_proxys_authentication_round_brackets_its_address(tmp_path):

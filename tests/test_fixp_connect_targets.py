@@ -61,5 +61,5 @@ def test_a_hostile_connect_target_is_judged_not_a_host_name(tmp_path, target, st
     assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "unexpected", "host_mismatch")
     assert r["detail"] == (f"CONNECT host {shown} is not a host name (characters no host name has: forged or "
                            f"damaged); the connection itself failed (rejected): the proxy 10.0.0.1:3128 answered "
-                           f"{status} to CONNECT {shown}:23101")
+                           f"{status} \"No\" to CONNECT {shown}:23101")
     assert_same_as_reference(analyze(str(_write(tmp_path, records, name="again.pcap"))), RULES)

@@ -207,7 +207,7 @@ def test_a_web_filters_403_on_port_80_is_advised_as_its_url_policy(tmp_path):
                                                                      status=b"403 Forbidden", server="198.18.0.81")), RULES)
     flows = everything[everything.resp_p == 80]
     assert list(zip(flows.purpose, flows.verdict, flows.reason, flows.detail)) == [
-        ("cert_check", "blocked", "rejected", "the server 198.18.0.81:80 answered 403 to the request for "
+        ("cert_check", "blocked", "rejected", "the server 198.18.0.81:80 answered 403 \"Forbidden\" to the request for "
          "http://ocsp.digicert.com:80 (a transparent web filter, or the server refusing it)")]
     want = ("this request was answered HTTP 403 on TCP 80, which is open: a web filter or transparent proxy refused "
             "it by policy: allow *.digicert.com in its URL filter (the agent's plain HTTP requests there); no port "

@@ -22,7 +22,8 @@ from test_proxy_connect import OK_200, RULES, TARGET, _connect, _records, _tls, 
 
 CHALLENGE = ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: NTLM\r\n"
                   b"Connection: close\r\nContent-Length: 0\r\n\r\n")
-REFUSED = "the proxy 10.0.0.1:3128 answered 407 to CONNECT eu1.ksc.kaspersky.com:23101"
+#: (the reason phrase of CHALLENGE quoted after the code)
+REFUSED = "the proxy 10.0.0.1:3128 answered 407 \"Proxy Authentication Required\" to CONNECT eu1.ksc.kaspersky.com:23101"
 
 
 def _with_auth(target=TARGET):
@@ -82,7 +83,7 @@ def test_407_without_an_accepted_retry_stays_blocked(tmp_path, monkeypatch, case
     t = _tcp(analyze(str(_write(tmp_path, recs))))
     status = "403" if case == "403" else "407"
     assert (t.at[0, "http_status"], t.at[0, "verdict"], t.at[0, "reason"]) == (status, "blocked", "rejected")
-    assert t.at[0, "detail"] == REFUSED.replace("407", status)
+    assert t.at[0, "detail"] == (REFUSED if case != "403" else REFUSED.replace('407 "Proxy Authentication Required"', '403 "Forbidden"'))
     r = readiness(t, RULES).set_index("rule").loc["agent_connection"]
     assert r.status == "blocked"
     # (the advice for what the proxy answered: its account for a 407, the target allowed for a 403;

@@ -66,7 +66,7 @@ def test_chunked_body_not_fully_captured_stays_the_refusal(tmp_path):
     r = _one(tmp_path, _records([_connect(), auth], close="s"))
     assert (r["http_status"], r["purpose"], r["verdict"], r["reason"]) == (
         "407", "agent_connection", "blocked", "rejected")
-    assert r["detail"] == f"the proxy 10.0.0.1:3128 answered 407 to CONNECT {TARGET}"
+    assert r["detail"] == f"the proxy 10.0.0.1:3128 answered 407 \"Proxy Authentication Required\" to CONNECT {TARGET}"
 
 
 def test_407_without_length_on_a_keep_alive_connection(tmp_path):
@@ -175,7 +175,7 @@ def test_proxy_refusing_a_get_is_blocked_rejected_naming_the_proxy(tmp_path, sta
     r = _proxied(tmp_path, [_get(), _answer(status, "Nope", b"<html>no</html>")], close="s")
     assert (r["proxy_target"], r["http_status"]) == (CRL_TARGET, str(status))
     assert (r["purpose"], r["verdict"], r["reason"]) == ("cert_check", "blocked", "rejected")
-    assert r["detail"] == f"the proxy 10.0.0.1:8080 answered {status} to the request for {CRL_TARGET}"
+    assert r["detail"] == f"the proxy 10.0.0.1:8080 answered {status} \"Nope\" to the request for {CRL_TARGET}"
 
 
 @pytest.mark.parametrize("status", [301, 302, 304])
@@ -253,7 +253,7 @@ def test_a_direct_origin_form_get_is_unchanged(tmp_path):
     # transparent web filter's 403 is rejected, naming the server)
     assert (r["proxy_target"], r["http_status"], r["purpose"], r["verdict"], r["reason"]) == \
         ("", "403", "cert_check", "blocked", "rejected")
-    assert r["detail"].startswith("the server 198.51.100.7:80 answered 403 to the request for "
+    assert r["detail"].startswith("the server 198.51.100.7:80 answered 403 \"X\" to the request for "
                                   "http://crl3.digicert.com:80")
 
 

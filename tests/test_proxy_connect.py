@@ -137,7 +137,7 @@ def test_refused_connect_is_blocked_rejected_with_the_status(tmp_path, status):
     assert (r["http_status"], r["proxy_target"], r["service"]) == (str(status), TARGET, "http")
     assert (r["server_name"], r["name_source"]) == (SNI, "http_host")
     assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "rejected")
-    assert r["detail"] == f"the proxy 10.0.0.1:3128 answered {status} to CONNECT {TARGET}"
+    assert r["detail"] == f"the proxy 10.0.0.1:3128 answered {status} \"Nope\" to CONNECT {TARGET}"
 
 
 @pytest.mark.parametrize("close, how", [("s", "closed"), ("r", "reset")])

@@ -187,9 +187,9 @@ def test_direct_http_refused_by_a_web_filter_is_blocked(tmp_path):
     flows = _three(tmp_path, recs + _ticks(T0 + 4, 2), "http403.pcap")
     r = _row(flows, 57001)
     assert (r["purpose"], r["verdict"], r["reason"], r["http_status"]) == ("cert_check", "blocked", "rejected", "403")
-    assert r["detail"] == ("the server 198.51.100.90:80 answered 403 to the request for "
+    assert r["detail"] == ("the server 198.51.100.90:80 answered 403 \"Forbidden\" to the request for "
                            "http://crl3.digicert.com:80 (a transparent web filter, or the server refusing it)")
-    assert _row(flows, 57004)["detail"].startswith("the server 198.51.100.90:80 answered 503 to the request for "
+    assert _row(flows, 57004)["detail"].startswith("the server 198.51.100.90:80 answered 503 \"Service Unavailable\" to the request for "
                                                    "http://crl3.digicert.com:80")
     for port in (57002, 57003, 57005, 57006):
         assert (_row(flows, port)["verdict"], _row(flows, port)["reason"]) == ("ok", "")

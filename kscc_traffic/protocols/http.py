@@ -261,6 +261,31 @@ def response_status(data: bytes | bytearray | memoryview) -> int | None:
         return None
 
 
+#: at most this many characters of a reason phrase are kept (:func:`response_reason`)
+REASON_CHARS = 256
+#: a status line at the start of the data or of a line: its code and reason phrase
+_REASON_LINE = re.compile(rb"(?:^|\n)HTTP/1\.[01] ([1-5][0-9][0-9])(?: ([^\r\n]*))?(?:\r?\n|$)")
+
+
+def response_reason(data: bytes | bytearray | memoryview, status: int) -> str:
+    """The reason phrase (RFC 9112 §4) of the last status line with code ``status`` in the first
+    64 KiB of ``data`` (a server's stream: after a 407 and a request asked again, the last
+    answer), as escaped text (:func:`.dns.text_from_bytes`; at most :data:`REASON_CHARS`
+    characters, ``…`` added when longer, spaces at its ends dropped): what a proxy says of its
+    refusal beyond the code (Microsoft TMG/ISA: *Proxy Error ( The specified Secure Sockets
+    Layer (SSL) port is not allowed … )*). '' when there is no such line or its phrase is empty.
+    Never raises."""
+    try:
+        found = b""
+        for m in _REASON_LINE.finditer(bytes(data[:_LIMIT])):
+            if int(m.group(1)) == status:
+                found = m.group(2) or b""
+        text = text_from_bytes(found.strip(b" \t"))
+        return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "\u2026"
+    except Exception:  # pragma: no cover - defensive
+        return ""
+
+
 #: at most this many characters of a ``Location`` are kept (:func:`response_location`)
 LOCATION_CHARS = 200
 
