@@ -1076,8 +1076,20 @@ def joined_row(row: dict, r, joins: int, groups: tuple[str, ...]) -> dict:
            f"{r.transport.upper()} {r.port_text} multicast datagram: if this is a device with the agent of a "
            "distribution point that sends by multicast, the datagrams did not reach it: check the multicast "
            f"routing and {snooping_text(groups)} between the distribution point and this "
-           f"device, and that the distribution point sends them (a capture there); what it needs: {r.fix}")
+           f"device, and that the distribution point sends them (a capture there); what it needs: "
+           f"{family_fix(r.fix, groups)}")
     return {**row, "status_note": JOINED_NOTE, "fix": fix}
+
+
+def family_fix(fix: str, groups) -> str:
+    """A rule's fix text (``rules/kscc-cloud.toml``, the UDP 15001 multicast's "… (IGMP snooping)")
+    for the multicast ``groups`` (address texts) seen joined: "IGMP snooping" named as
+    :func:`snooping_text`'s protocol, "MLD snooping" for IPv6 groups only, "IGMP/MLD snooping" for
+    both; the text unchanged for IPv4 or no groups, or when it names no IGMP snooping."""
+    six = [":" in str(g) for g in groups]
+    if not six or not any(six):
+        return fix
+    return fix.replace("IGMP snooping", "MLD snooping" if all(six) else "IGMP/MLD snooping")
 
 
 def not_ksc_row(row: dict) -> dict:
