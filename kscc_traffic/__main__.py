@@ -3,11 +3,14 @@
 
 Ctrl-C or SIGTERM from here on end the run with one ``Interrupted`` line on stderr and status
 130, never a traceback (:mod:`kscc_traffic._startup`), also while the command line's modules
-load: nothing heavier than :mod:`signal` is imported before the handlers are in place.
+load: nothing heavier than :mod:`signal` is imported before the handlers are in place. Once the
+command has ended they end the process with the command's own status (its output complete),
+also during Python's teardown.
 """
 import sys
 
-from ._startup import exit_at_once_on_signals
+from ._startup import (EXIT_INTERRUPTED, exit_at_once_on_signals, exit_status, exit_with_on_signals,
+                       ignore_signals_at_exit)
 
 
 def leave_out_pyarrow() -> bool:
@@ -27,11 +30,22 @@ def leave_out_pyarrow() -> bool:
 
 def main() -> None:
     """The command line (:func:`kscc_traffic.cli.main`), with Ctrl-C and SIGTERM caught first
-    and pyarrow left out (:func:`leave_out_pyarrow`)."""
+    and pyarrow left out (:func:`leave_out_pyarrow`); once the command has ended, a signal no
+    longer changes its exit status (phase 3 of :mod:`kscc_traffic._startup`)."""
     exit_at_once_on_signals()
+    ignore_signals_at_exit()
     leave_out_pyarrow()
-    from .cli import main as cli_main
-    cli_main()
+    try:
+        from .cli import main as cli_main
+        cli_main()
+        exit_with_on_signals(0)
+    except SystemExit as e:
+        exit_with_on_signals(exit_status(e.code))
+        raise
+    except KeyboardInterrupt:   # a signal in the instant cli.main gave Python's handling back
+        exit_with_on_signals(EXIT_INTERRUPTED)
+        sys.stderr.write("Interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

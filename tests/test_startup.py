@@ -218,3 +218,59 @@ def test_main_says_interrupted_when_a_command_stops_without_a_word(monkeypatch, 
             signal.signal(s, h)
     assert e.value.code == 130
     assert capsys.readouterr().err == "Interrupted\n"
+
+
+# --- signals once the command has ended --------------------------------------------------------------
+
+#: the console script's way in, with a signal sent to itself after the command has ended: while
+#: its SystemExit goes out (``finally``), or from an ``atexit`` callback registered before the
+#: command line's (so called after it), i.e. in Python's teardown
+ENDED = {
+    "exiting": """
+        import os, signal, sys, time
+        from kscc_traffic.__main__ import main
+        try:
+            main()
+        finally:
+            os.kill(os.getpid(), signal.{sig})
+            time.sleep(2)
+        """,
+    "teardown": """
+        import atexit, os, signal, sys, time
+        atexit.register(lambda: (os.kill(os.getpid(), signal.{sig}), time.sleep(0.5)))
+        from kscc_traffic.__main__ import main
+        main()
+        """,
+}
+
+
+@pytest.mark.parametrize("when", sorted(ENDED))
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_command_ended_keeps_its_status_and_output(when, sig, tmp_path):
+    """A signal that comes once the report is written (the run's end, ~1 of 60 times for a
+    signal sent 0.5-1.1 s into a 1 s run) ends the process with the command's own status and
+    its complete output: before, it raised a KeyboardInterrupt (a traceback), or killed the
+    process after Python gave the signals back to their defaults (status -15, no word)."""
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(ENDED[when]).format(sig=sig), "analyze", str(SAMPLE)],
+                       env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (1, "")
+    assert "11 flows: 4 ok, 7 blocked" in r.stdout
+
+
+def test_a_signal_after_the_command_ended_flushes_what_it_printed(tmp_path):
+    """The phase-3 handler ends the process at once: what the command printed (to a pipe, so
+    held in Python's buffer) is flushed first. ``--version`` prints one short line and ends."""
+    code = """
+        import os, signal, sys
+        from kscc_traffic.__main__ import main
+        try:
+            main()
+        finally:
+            sys.stdout.write("not flushed yet")
+            os.kill(os.getpid(), signal.SIGINT)
+            sys.stdout.write(" (never written: the handler has ended the process)")
+        """
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code), "--version"], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == f"kscc-traffic {kscc_traffic.__version__}\nnot flushed yet"
