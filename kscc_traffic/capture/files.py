@@ -885,11 +885,13 @@ class _PcapngParser:
             p += 4 + ((olen + 3) & ~3)
         return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
-    def _framed_at(self, buf: bytes, q: int, at_eof: bool, order: str) -> tuple[bool | None, int]:
+    def _framed_at(self, buf: bytes, q: int, at_eof: bool, order: str,
+                   unpadded: bool = False) -> tuple[bool | None, int]:
         """Whether a well-framed block starts at ``buf[q]`` (§3.1: a known block type, a sane
         length repeated after its body; a Section Header Block in its own byte order) or the
         file ends there: ``(True|False, 0)``, or ``(None, bytes needed from q)`` when ``buf``
-        ends before it can be told and more of the file follows."""
+        ends before it can be told and more of the file follows. ``unpadded``: a length that
+        is not a multiple of 4 is sane too (a writer that leaves out the padding)."""
         end = len(buf)
         if q == end:
             return (True, 0) if at_eof else (None, 12)
@@ -904,11 +906,24 @@ class _PcapngParser:
             (n,) = struct.unpack_from(order + "I", buf, q + 4)
         elif btype not in _BLOCK_NAMES and btype not in (9,):
             return False, 0
-        if n < 12 or n & 3 or n > MAX_BLOCK_BYTES:
+        if n < 12 or (n & 3 and not unpadded) or n > MAX_BLOCK_BYTES:
             return False, 0
         if q + n > end:
             return (False, 0) if at_eof else (None, n)
         return struct.unpack_from(order + "I", buf, q + n - 4)[0] == n, 0
+
+    def _unpadded_at(self, buf: bytes, pos: int, blen: int, at_eof: bool,
+                     order: str) -> tuple[bool | None, int]:
+        """Whether the block at ``buf[pos]``, of length ``blen`` (not a multiple of 4), is framed
+        without its padding: its trailing length is ``blen`` and a block follows at ``pos + blen``
+        (:meth:`_framed_at`, unpadded too) or the file ends there: ``(True|False, 0)``, or
+        ``(None, bytes needed from pos)`` when ``buf`` ends before it can be told."""
+        if pos + blen > len(buf):
+            return (False, 0) if at_eof else (None, blen + 12)
+        if struct.unpack_from(order + "I", buf, pos + blen - 4)[0] != blen:
+            return False, 0
+        ok, more = self._framed_at(buf, pos + blen, at_eof, order, unpadded=True)
+        return ok, (blen + more if ok is None else 0)
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
@@ -1036,6 +1051,18 @@ class _PcapngParser:
             bname = _BLOCK_NAMES.get(btype) or f"block type 0x{btype:08x}"
             if blen < 12 or blen % 4:
                 bad = f"block length {blen} is {'< 12' if blen < 12 else 'not a multiple of 4'}"
+                if blen >= (28 if btype == _SHB else 12) and blen <= maxb:
+                    # a block whose writer left out the padding (§3.1 asks for a length that is
+                    # a multiple of 4; some writers give the body's own length): read when its
+                    # trailing length repeats it and a well-framed block (or the file's end)
+                    # follows it, as every block after it then is; Wireshark refuses the file
+                    ok, more = self._unpadded_at(buf, pos, blen, at_eof, new_order)
+                    if ok is None:
+                        need = more
+                        break
+                    if ok:
+                        bad = None
+                        self._note("unpadded", base + pos)
             elif blen > maxb:
                 bad = f"block length {blen} > {maxb}"
             elif btype == _SHB and blen < 28:
@@ -1312,6 +1339,13 @@ class _PcapngParser:
         if n.get("short_idb"):
             out.append(f"{_plural(n['short_idb'], 'Interface Description Block')} too short to read "
                        f"(first at offset {f['short_idb']}); their packets skipped")
+        if n.get("unpadded"):
+            k = n["unpadded"]
+            out.append(f"{_plural(k, 'block')} without the padding pcapng asks for (a length that is not "
+                       f"a multiple of 4, first at offset {f['unpadded']}) read by "
+                       f"{'its' if k == 1 else 'their'} length, as the blocks after "
+                       f"{'it' if k == 1 else 'them'} are well framed (the tool that wrote the file leaves "
+                       "the padding out; Wireshark refuses such a file)")
         if n.get("idb_trailer"):
             out.append(f"{_plural(n['idb_trailer'], 'Interface Description Block')} with a damaged "
                        f"trailing length (first at offset {f['idb_trailer']}) read by "
