@@ -541,7 +541,8 @@ def fcs_absent_note(k: int) -> str:
 
 def damaged_note(marked: int, mismatch: int) -> str:
     """The warning line (without the capture's name) for frames skipped as damaged: ``marked``
-    that the capture flags (radiotap bad FCS, PPI FCS invalid, pcapng ``epb_flags`` CRC error),
+    that the capture flags (radiotap bad FCS, PPI FCS invalid, pcapng ``epb_flags`` CRC error, an
+    ERF record's RX error),
     ``mismatch`` whose FCS does not match their bytes; both engines say it."""
     k = marked + mismatch
     how = []

@@ -307,6 +307,24 @@ def _erf_times(buf, data_off: np.ndarray, caplen: np.ndarray, ts: np.ndarray) ->
     return out
 
 
+#: an ERF header's flags byte (offset 9): bit 4, "RX error" (the card received the frame with
+#: an error: a CRC error, a frame shorter or longer than allowed)
+ERF_RX_ERROR = 0x10
+
+
+def _erf_rx_errors(buf, data_off: np.ndarray, caplen: np.ndarray) -> np.ndarray:
+    """Per record of link type ERF (bool): its ERF header's flags say "RX error" (:data:`ERF_RX_ERROR`:
+    Wireshark's ``erf.flags.rxe``), i.e. the frame's bytes are not the bytes sent, as a pcapng
+    ``epb_flags`` CRC error says; False for a record too short to hold the flags byte.
+    ``data_off``: int64 offsets of the records' data in ``buf``; ``caplen``: their lengths."""
+    ok = np.asarray(caplen) >= 16
+    out = np.zeros(len(ok), bool)
+    if ok.any():
+        flags = np.frombuffer(buf, np.uint8)[np.asarray(data_off)[ok] + 9]
+        out[ok] = (flags & ERF_RX_ERROR) != 0
+    return out
+
+
 def _empty_cols() -> dict[str, np.ndarray]:
     return {"ts_ns": np.zeros(0, np.int64), "linktype": np.zeros(0, np.int32),
             "offset": np.zeros(0, np.int64), "caplen": np.zeros(0, np.int32),
@@ -561,8 +579,10 @@ class _PcapParser:
             wl = v[o + 12]
         notes = self.notes
         ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
+        lt = np.full(n, self.lt_col, np.int32)
         if self.linktype == LINKTYPE_ERF:
             ts = _erf_times(buf, o + self.hdr_len, cl, ts)
+            lt[_erf_rx_errors(buf, o + self.hdr_len, cl)] |= LT_DAMAGED
         nfrac = int(np.count_nonzero(frac >= 1_000_000_000 // self.mult))
         if nfrac:
             notes["frac_over"] = notes.get("frac_over", 0) + nfrac
@@ -573,7 +593,7 @@ class _PcapParser:
         nshort = int(np.count_nonzero(wl < cl))
         if nshort:
             notes["wirelen_short"] = notes.get("wirelen_short", 0) + nshort
-        return {"ts_ns": ts, "linktype": np.full(n, self.lt_col, np.int32),
+        return {"ts_ns": ts, "linktype": lt,
                 "offset": o + self.hdr_len, "caplen": cl.astype(np.int32),
                 "wirelen": _clamp_wirelen(wl, notes)}
 
@@ -1164,7 +1184,7 @@ class _PcapngParser:
                           np.frombuffer(O_wl, np.uint32), np.frombuffer(O_spb, np.int8) != 0,
                           np.zeros(len(O_if), np.int32),
                           ifaces.take("fcslen", np.frombuffer(O_if, np.int32))))
-        return _Walk(pos, need, stop, self._columns(parts))
+        return _Walk(pos, need, stop, self._columns(parts, buf))
 
     def _epb_run(self, buf: bytes, pos: int, epbs: array) -> int:
         """Append to ``epbs`` the positions of the run of well-framed Enhanced Packet Blocks
@@ -1258,9 +1278,10 @@ class _PcapngParser:
         fcs = np.where(efcs > 0, efcs, self.ifaces.take("fcslen", g))
         return (g.astype(np.int32), raw, p + 28, cl, wl, np.zeros(len(p), bool), ltbits, fcs)
 
-    def _columns(self, parts: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
+    def _columns(self, parts: list[tuple[np.ndarray, ...]], buf) -> dict[str, np.ndarray]:
         """Frames columns from (iface index, raw ts, data offset, caplen, wirelen, is-SPB,
-        link-type flag bits, FCS length) parts, in file order."""
+        link-type flag bits, FCS length) parts, in file order; ``buf``: the bytes the data
+        offsets are in (an ERF record's flags are read there)."""
         if len(parts) == 1:
             gi, raw, off, cl, wl, spb, ltbits, fcs = parts[0]
         else:
@@ -1321,6 +1342,9 @@ class _PcapngParser:
         lt = ifaces.take("linktype", gi)
         if ltbits.any():
             lt = np.where(lt >= 0, lt | ltbits, lt)   # (not an unusable interface's -1)
+        erf = np.flatnonzero((lt & LT_MASK) == LINKTYPE_ERF)
+        if len(erf):
+            lt[erf[_erf_rx_errors(buf, off[erf], cl[erf])]] |= LT_DAMAGED
         return {"ts_ns": ts, "linktype": lt, "offset": off.astype(np.int64),
                 "caplen": cl.astype(np.int32), "wirelen": _clamp_wirelen(wl, self.notes)}
 

@@ -197,12 +197,13 @@ FIELDS: list[str] = [
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
     "radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid", "frame.packet_flags_crc_error",
-    "wlan.fcs.status", "eth.fcs.status",
+    "erf.flags.rxe", "wlan.fcs.status", "eth.fcs.status",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
-#: invalid, pcapng epb_flags CRC error); and those that give an FCS check's result (0: bad)
+#: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
+#: check's result (0: bad)
 _DAMAGE_FLAGS = ("radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid",
-                 "frame.packet_flags_crc_error")
+                 "frame.packet_flags_crc_error", "erf.flags.rxe")
 _FCS_STATUS = ("wlan.fcs.status", "eth.fcs.status")
 _WANTED = frozenset(FIELDS)
 
