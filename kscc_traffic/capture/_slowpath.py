@@ -98,13 +98,16 @@ LISP_CONTROL_PORT = 4342
 #: MPLS in UDP (RFC 7510; either port, as Wireshark's packet-mpls.c reads it): a label stack,
 #: then the packet
 MPLS_UDP_PORT = 6635
+#: GRE in UDP (RFC 8086; either port, as Wireshark's packet-gre.c reads it): a GRE header, then
+#: the packet
+GRE_UDP_PORT = 4754
 #: the ethertype of an Ethernet frame carried as a packet (Linux's ETH_P_TEB, "transparent
 #: Ethernet bridging"): in a LINUX_SLL/SLL2 header of a GRE device (ARPHRD_IPGRE 778) whose
 #: tunnel carries Ethernet, as Wireshark's ethertype table reads it (packet-eth.c)
 ETH_BRIDGED = 0x6558
 #: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
 _TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
-                               GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT))
+                               GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT))
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -1451,6 +1454,10 @@ class SlowDecoder:
                                depth)
             if r is not None:
                 return r
+        if sport == GRE_UDP_PORT or dport == GRE_UDP_PORT:
+            r = self._gre_udp(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx, depth)
+            if r is not None:
+                return r
         if sport == TEREDO_PORT or dport == TEREDO_PORT:
             r = self._teredo(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx,
                              depth)
@@ -1689,6 +1696,38 @@ class SlowDecoder:
             return None
         return self._tunnel("MPLS-in-UDP", self._gre_ethertype, d, q, lim, base, ctx, depth,
                             0x8847)
+
+    def _gre_udp(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """GRE in UDP (RFC 8086) at ``q``: a GRE header of version 0 (no routing, recursion or
+        reserved bit set; the checksum, key and sequence number fields its bits announce), then
+        an IPv4 or IPv6 packet, an MPLS label stack and its packet, or an Ethernet frame
+        (0x6558) of IPv4 or IPv6, read as GRE in IP is (:meth:`_gre`, counted under "GRE").
+        None (the UDP datagram stays as it is) unless that IP packet's header was captured and
+        fits the datagram (:meth:`_ip_fits`), so other traffic on the port is not taken for GRE."""
+        if lim - q < 4:
+            return None
+        flags, ptype = _hh(d, q)
+        if flags & 0x4FFF:
+            return None
+        p = q + 4 + 4 * ((flags >> 15) + ((flags >> 13) & 1) + ((flags >> 12) & 1))
+        if ptype in (0x8847, 0x8848):                   # MPLS: a label stack, then its packet
+            for _ in range(MAX_MPLS_LABELS):
+                if lim - p < 4:
+                    return None
+                p += 4
+                if d[p - 2] & 1:
+                    break
+            else:
+                return None
+        elif ptype == ETH_BRIDGED:
+            if lim - p < 14 or _u16(d, p + 12)[0] not in (0x0800, 0x86DD):
+                return None
+            p += 14
+        elif ptype not in (0x0800, 0x86DD):
+            return None
+        if not self._ip_fits(d, p, lim, uend):
+            return None
+        return self._gre(d, q, lim, base, ctx, depth)
 
     def _vxlan_gpe(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """VXLAN-GPE header at ``q`` (UDP payload, draft-ietf-nvo3-vxlan-gpe): flags (version

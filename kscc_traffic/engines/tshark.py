@@ -131,7 +131,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..capture._slowpath import GENEVE_PORT, SlowDecoder
+from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -192,7 +192,7 @@ FIELDS: list[str] = [
     "igmp.type", "igmp.maddr", "igmp.record_type", "igmp.num_src", "icmpv6.mld.multicast_address",
     "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.nb_sources", "icmpv6.mldr.mar.multicast_address",
     "teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port",
-    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom", "gre.proto",
+    "vxlan.flags", "vxlan.gbp", "vxlan.reserved8", "mpls.bottom", "gre.proto", "gre.flags_and_version",
     "ieee8021ah.isid", "ieee8021ah.cdst", "frame.interface_id", "frame.encap_type",
     "_ws.expert.message", "ip.bogus_ip_length", "ipv6.plen_exceeds_framing", "frame.comment",
     "ip.opt.len.invalid",
@@ -619,6 +619,14 @@ class PacketBuilder:
             protos = protos[:u + 1]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        u = next((i for i in range(start, ip_idx) if protos[i] == "udp" and protos[i + 1] == "gre"), -1)
+        if u >= 0 and not _gre_udp_fits(protos, f, u, ip_idx):
+            # Wireshark reads any datagram on UDP port 4754 as GRE; the builtin decoder asks
+            # for a GRE header of version 0 carrying an IP packet that fits
+            # (_slowpath.SlowDecoder._gre_udp): else it stays UDP
+            protos = protos[:u + 1]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         g = next((i for i in range(start + 1, cut) if protos[i] == "geneve" and protos[i - 1] == "udp"), -1)
         if g > 0 and not _geneve_fits(protos, f, g):
             # Wireshark reads any datagram to (or from) UDP port 6081 as Geneve; the builtin
@@ -1025,6 +1033,37 @@ def _udp_ip_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_i
         hdr = 4 * labels
     else:
         hdr = 8
+    return _ip_fits(protos, f, ip_idx, _int(_at(f, "udp.length", k), 0) - 8 - hdr)
+
+
+def _gre_udp_fits(protos: list[str], f: Mapping[str, Sequence[str]], u: int, ip_idx: int) -> bool:
+    """The ``gre`` layer after the ``udp`` layer at ``u`` is GRE in UDP as the builtin decoder
+    reads it (``_slowpath.SlowDecoder._gre_udp``): version 0 without routing, recursion or
+    reserved bits, and an IP layer at ``ip_idx`` right after it (protocol type IPv4 or IPv6),
+    after its MPLS labels (0x8847/0x8848) or after an Ethernet header (0x6558), captured whole
+    and fitting the UDP datagram. GRE Wireshark read on another UDP port is taken as it reads it."""
+    k = protos[:u].count("udp")
+    if GRE_UDP_PORT not in (_int(_at(f, "udp.dstport", k)), _int(_at(f, "udp.srcport", k))):
+        return True
+    if ip_idx <= u + 1:
+        return False
+    kg = protos[:u + 1].count("gre")
+    fv = _int(_at(f, "gre.flags_and_version", kg), -1)
+    if fv < 0 or fv & 0x4FFF:
+        return False
+    hdr = 4 + 4 * ((fv >> 15) + ((fv >> 13) & 1) + ((fv >> 12) & 1))
+    ptype = _int(_at(f, "gre.proto", kg), -1)
+    inner = protos[u + 2:ip_idx]
+    if ptype in (0x8847, 0x8848):
+        if protos[:u].count("mpls") or set(inner) != {"mpls"}:
+            return False
+        hdr += 4 * next((i + 1 for i, b in enumerate(f.get("mpls.bottom", ())) if b in ("1", "True")), 0)
+    elif ptype == 0x6558:
+        if inner != ["eth", "ethertype"]:
+            return False
+        hdr += 14
+    elif ptype not in (0x0800, 0x86DD) or inner:
+        return False
     return _ip_fits(protos, f, ip_idx, _int(_at(f, "udp.length", k), 0) - 8 - hdr)
 
 
