@@ -7,13 +7,22 @@ captures built with scapy, whole file and in chunks alike.
    ``blocked``/``no_answer`` as any unanswered connection, no address scan (it was one before:
    the probes of a sweep send one SYN per address). A sweep of 30 addresses, one SYN each, stays
    an address scan, beside the agent's retried attempts on the same port.
+2. IPv6 scans: a SYN scan of 200 ports of one IPv6 host, a sweep of 40 hosts of 2001:db8::/64 on
+   23101: told as the IPv4 ones (kind, detail, the report's line; the tshark engine alike).
 """
 from __future__ import annotations
 
+import shutil
+
+import pytest
 from scapy.layers.inet import TCP
 
-from chunkcmp import assert_same, write
+from chunkcmp import RULES, assert_same, write
 from pcapbuild import eth, ip_of
+
+from kscc_traffic.analyze import analyze_file
+from kscc_traffic.report import TableSummary, scan_lines
+from test_scans_s33 import _probe
 
 AGENT = "192.0.2.10"
 
@@ -53,3 +62,48 @@ def test_a_sweep_of_30_addresses_stays_an_address_scan_beside_an_agents_retries(
     assert set(swept.purpose) == {""}
     assert set(tried.reason) == {"no_answer"} and set(tried.verdict) == {"blocked"}
     assert set(tried.purpose) == {"agent_connection"}
+
+
+def test_tshark_engine_the_same_for_the_agent_and_the_sweep(tmp_path):
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    sweep = _tries(30, (0,), 23101, t0=1000.0, gap=0.05, net="198.51.100", sport=41000)
+    agent = _tries(30, (0, 1, 3), 23101, t0=1000.5, gap=8.0)
+    path = write(tmp_path, sorted(sweep + agent, key=lambda r: r[0]))
+    t = analyze_file(path, RULES, engine="tshark").flows
+    b = analyze_file(path, RULES).flows
+    assert t.groupby("reason").size().to_dict() == {"address_scan": 30, "no_answer": 30}
+    assert sorted(t.detail) == sorted(b.detail)
+
+
+S6, V6 = "2001:db8::9", "2001:db8:1::5"
+
+
+def test_ipv6_port_scan_and_address_sweep_as_the_ipv4_ones(tmp_path):
+    recs = []
+    for k, p in enumerate(list(range(1, 190)) + [443, 1443, 13000, 13111, 13295, 17111, 23101, 23102, 23700, 27201,
+                                                29201]):
+        recs += _probe(1000 + k * .016, S6, V6, 40000, p, ("closed", "filtered", "open")[k % 3])
+    w = assert_same(write(tmp_path, sorted(recs, key=lambda r: r[0]), "p6.pcap"), [1500, 6000])
+    assert len(w) == 200 and set(w.reason) == {"port_scan"} and set(w.verdict) == {"unclassified"}
+    assert w[w.resp_p == 23101].detail.iloc[0].startswith(
+        f"a port scan probe from {S6}: one of 15 or more ports of {V6} probed within 300 s (")
+    assert scan_lines(TableSummary.of(w, rules=RULES)) == [
+        f"a port scan from {S6}: 200 ports of {V6} in 3.2 s (12 documented KSC ports among them), not counted as KSC "
+        "traffic (200 probes, reason port_scan)"]
+    recs = []
+    for k in range(40):
+        recs += _probe(1000 + k * .01, S6, f"2001:db8::{k + 0x100:x}", 41000, 23101, ("closed", "filtered")[k % 2])
+    w = assert_same(write(tmp_path, sorted(recs, key=lambda r: r[0]), "a6.pcap"), [1500, 6000])
+    assert len(w) == 40 and set(w.reason) == {"address_scan"} and set(w.purpose) == {""}
+    assert w.detail.iloc[0] == (f"an address scan probe from {S6}: one of 25 or more hosts on TCP 23101 probed within "
+                                "300 s (closed: the SYN was answered by a reset); TCP 23101 is the documented port of "
+                                "agent_connection, not counted as KSC traffic")
+    assert scan_lines(TableSummary.of(w, rules=RULES)) == [
+        f"an address scan from {S6}: 40 hosts on TCP 23101 in 0.4 s (a documented KSC port), not counted as KSC "
+        "traffic (40 probes, reason address_scan)"]
+    if shutil.which("tshark") is not None:
+        for name in ("p6.pcap", "a6.pcap"):
+            t = analyze_file(tmp_path / name, RULES, engine="tshark").flows
+            b = analyze_file(tmp_path / name, RULES).flows
+            assert sorted(t.detail) == sorted(b.detail), name
