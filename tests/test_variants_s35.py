@@ -9,16 +9,23 @@ captures built with scapy, whole file and in chunks alike.
    an address scan, beside the agent's retried attempts on the same port.
 2. IPv6 scans: a SYN scan of 200 ports of one IPv6 host, a sweep of 40 hosts of 2001:db8::/64 on
    23101: told as the IPv4 ones (kind, detail, the report's line; the tshark engine alike).
+4. VLAN tags as switches write them: priority bits (PCP, DEI) differing per direction, a priority
+   tag (VLAN ID 0) on one direction only or inside a VLAN, QinQ as 802.1ad + 802.1Q, 0x9100 +
+   802.1Q and 802.1Q twice, three tags, under Ethernet and Linux cooked captures (SLL, SLL2, the
+   tag put back by libpcap): one flow each, its ``vlan``/``inner_vlan`` as Zeek logs them, both
+   engines alike, IPv4 and IPv6.
 """
 from __future__ import annotations
 
 import shutil
+import struct
 
 import pytest
-from scapy.layers.inet import TCP
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 
 from chunkcmp import RULES, assert_same, write
-from pcapbuild import eth, ip_of
+from pcapbuild import eth, ip_of, pcap_bytes
 
 from kscc_traffic.analyze import analyze_file
 from kscc_traffic.report import TableSummary, scan_lines
@@ -107,3 +114,63 @@ def test_ipv6_port_scan_and_address_sweep_as_the_ipv4_ones(tmp_path):
             t = analyze_file(tmp_path / name, RULES, engine="tshark").flows
             b = analyze_file(tmp_path / name, RULES).flows
             assert sorted(t.detail) == sorted(b.detail), name
+
+
+CMAC, SMAC = bytes.fromhex("02000000000a"), bytes.fromhex("020000000014")
+
+
+def _tagged(ip, tags, up: bool, link: int) -> bytes:
+    """``ip`` in a frame with the 802.1Q-style tags ``((TPID, TCI), …)``, outermost first: Ethernet
+    II (``link`` 1), or LINUX_SLL (113) / LINUX_SLL2 (276) with the tags after its header, as
+    libpcap puts them back (its protocol field the outer TPID)."""
+    tail = 0x86DD if ip.version == 6 else 0x0800
+    types = [t for t, _ in tags] + [tail]
+    body = b"".join(struct.pack("!HH", tci, types[k + 1]) for k, (_, tci) in enumerate(tags)) + bytes(ip)
+    if link == 113:
+        return struct.pack("!HHH8sH", 0 if not up else 4, 1, 6, CMAC + b"\0\0", types[0]) + body
+    if link == 276:
+        return struct.pack("!HHIHBB8s", types[0], 0, 2, 1, 0 if not up else 4, 6, CMAC + b"\0\0") + body
+    return ((SMAC + CMAC) if up else (CMAC + SMAC)) + struct.pack("!H", types[0]) + body
+
+
+def _closed_connection(a, s, up_tags, down_tags, link):
+    ip = IPv6 if ":" in a else IP
+    pk = [(ip(src=a, dst=s) / TCP(sport=50000, dport=23101, flags="S", seq=1000), True),
+          (ip(src=s, dst=a) / TCP(sport=23101, dport=50000, flags="SA", seq=5000, ack=1001), False),
+          (ip(src=a, dst=s) / TCP(sport=50000, dport=23101, flags="A", seq=1001, ack=5001), True),
+          (ip(src=a, dst=s) / TCP(sport=50000, dport=23101, flags="FA", seq=1001, ack=5001), True),
+          (ip(src=s, dst=a) / TCP(sport=23101, dport=50000, flags="FA", seq=5001, ack=1002), False),
+          (ip(src=a, dst=s) / TCP(sport=50000, dport=23101, flags="A", seq=1002, ack=5002), True)]
+    return [(1000.0 + k * .01, _tagged(p, up_tags if up else down_tags, up, link)) for k, (p, up) in enumerate(pk)]
+
+
+_TAGS = [
+    (((0x8100, 0x6000),), (), (0, 0)),                                   # priority tag (PCP 3, VID 0) one way
+    (((0x8100, 0xA000),), ((0x8100, 0x6000),), (0, 0)),                  # priority tags of two priorities
+    (((0x8100, 0xA064),), ((0x8100, 0x1064),), (100, 0)),                # VLAN 100: PCP 5 one way, DEI the other
+    (((0x88A8, 0x20C8), (0x8100, 0xA064)), ((0x88A8, 0xC8), (0x8100, 0x64)), (200, 100)),
+    (((0x9100, 200), (0x8100, 100)),) * 2 + ((200, 100),),
+    (((0x8100, 200), (0x8100, 100)),) * 2 + ((200, 100),),
+    (((0x88A8, 0), (0x8100, 100)),) * 2 + ((100, 0),),                   # a priority S-tag outside
+    (((0x8100, 100), (0x8100, 0x6000)), ((0x8100, 100),), (100, 0)),     # a priority tag inside, one way
+    (((0x88A8, 7), (0x8100, 300), (0x8100, 10)),) * 2 + ((7, 10),),
+]
+_NAMES = ["prio-one-way", "prio-both", "pcp-dei", "qinq-pcp", "qinq-9100", "qinq-8100-twice", "prio-s-tag",
+          "prio-inner-one-way", "three"]
+# (a cooked capture's tags are the interface's: the same both ways)
+_CASES = [pytest.param(*c, link, id=f"{n}-{name}") for link, n in ((1, "ether"), (113, "sll"), (276, "sll2"))
+          for c, name in zip(_TAGS, _NAMES) if link == 1 or c[0] == c[1]]
+
+
+@pytest.mark.parametrize("up,down,ids,link", _CASES)
+def test_vlan_tags_as_switches_write_them(tmp_path, up, down, ids, link):
+    for a, s in (("192.0.2.10", "203.0.113.10"), ("2001:db8::a", "2001:db8:1::14")):
+        path = tmp_path / f"v{len(a)}.pcap"
+        path.write_bytes(pcap_bytes(_closed_connection(a, s, up, down, link), linktype=link))
+        w = assert_same(path, [150, 300])
+        got = [(int(r.vlan), int(r.inner_vlan), r.conn_state, r.history, r.verdict) for r in w.itertuples()]
+        assert got == [(*ids, "SF", "ShAFf", "ok")], (a, got)
+        if shutil.which("tshark") is not None:
+            t = analyze_file(path, RULES, engine="tshark").flows
+            assert [(int(r.vlan), int(r.inner_vlan), r.conn_state, r.history, r.verdict)
+                    for r in t.itertuples()] == got, a
