@@ -201,7 +201,8 @@ def _syn_retried(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
     ``S`` or ``Sr`` with two or more packets from the originator): a program's connect() whose
     system retransmitted the unanswered SYN (Linux 1, 2, 4… s; Windows 1 or 3 s, then twice that).
     Not an address-scan probe: a sweep sends one SYN per address (masscan, zmap; nmap sends a
-    retry as a new probe from another source port)."""
+    retry as a new probe from another source port); one run with ``masscan --retries``, which
+    sends its SYN again from the same port, is judged as any flow."""
     if "orig_pkts" not in flows.columns:
         return np.zeros(len(at), bool)
     out = flows["orig_pkts"].to_numpy(np.float64)[at] >= 2
