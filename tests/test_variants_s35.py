@@ -58,10 +58,11 @@ def test_an_agent_retrying_syns_to_30_cloud_addresses_is_blocked_not_an_address_
 
 
 def test_a_sweep_of_30_addresses_stays_an_address_scan_beside_an_agents_retries(tmp_path):
-    sweep = _tries(30, (0,), 23101, t0=1000.0, gap=0.05, net="198.51.100", sport=41000)
-    agent = _tries(30, (0, 1, 3), 23101, t0=1000.5, gap=8.0)
-    # (the same originator: the sweep's one-SYN probes make the scan, the retried attempts stay blocked)
-    w = assert_same(write(tmp_path, sorted(sweep + agent, key=lambda r: r[0])), [1500, 6000])
+    # (the same originator: the sweep's one-SYN probes make the scan, the retried attempts stay
+    # blocked; a slow sweep interleaved with the agent's tries, across batches)
+    sweep = _tries(30, (0,), 23101, t0=1000.0, gap=4.0, net="198.51.100", sport=41000)
+    agent = _tries(30, (0, 1, 3), 23101, t0=1000.5, gap=4.0)
+    w = assert_same(write(tmp_path, sorted(sweep + agent, key=lambda r: r[0])), [300, 900, 2500, 6000])
     assert len(w) == 60
     swept = w[w.resp_h.str.startswith("198.51.100.")]
     tried = w[w.resp_h.str.startswith("203.0.113.")]
