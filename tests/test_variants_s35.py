@@ -9,6 +9,9 @@ captures built with scapy, whole file and in chunks alike.
    an address scan, beside the agent's retried attempts on the same port.
 2. IPv6 scans: a SYN scan of 200 ports of one IPv6 host, a sweep of 40 hosts of 2001:db8::/64 on
    23101: told as the IPv4 ones (kind, detail, the report's line; the tshark engine alike).
+3. A refused SYN retried from its own source port (a program that binds it: the same 5-tuple),
+   IPv4 and IPv6: ok within REFUSED_RETRY_S as a retry from another port, blocked 31 s later.
+   Scan probes as ``nmap -f`` and ``nmap -6`` with an extension header send them (item 2).
 4. VLAN tags as switches write them: priority bits (PCP, DEI) differing per direction, a priority
    tag (VLAN ID 0) on one direction only or inside a VLAN, QinQ as 802.1ad + 802.1Q, 0x9100 +
    802.1Q and 802.1Q twice, three tags, under Ethernet and Linux cooked captures (SLL, SLL2, the
@@ -175,3 +178,61 @@ def test_vlan_tags_as_switches_write_them(tmp_path, up, down, ids, link):
             t = analyze_file(path, RULES, engine="tshark").flows
             assert [(int(r.vlan), int(r.inner_vlan), r.conn_state, r.history, r.verdict)
                     for r in t.itertuples()] == got, a
+
+
+def test_scan_probes_under_extension_headers_and_in_fragments(tmp_path):
+    """Probes as ``nmap -f`` (IPv4 SYNs in 8-byte fragments) and ``nmap -6`` with a destination
+    options header send them: the port scan as the plain one's, both engines."""
+    from scapy.layers.inet import fragment
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt
+    from pcapbuild import CLIENT_MAC, SERVER_MAC
+    for name, (src, dst) in (("opts6", (S6, V6)), ("frag4", ("192.0.2.9", "198.51.100.5"))):
+        recs = []
+        for k, p in enumerate(range(1, 41)):
+            t = 1000 + k * .02
+            syn = TCP(sport=40000, dport=p, flags="S", seq=7)
+            if name == "opts6":
+                recs.append((t, bytes(eth(IPv6(src=src, dst=dst) / IPv6ExtHdrDestOpt() / syn))))
+            else:
+                recs += [(t + j * 1e-4, bytes(eth(f)))
+                         for j, f in enumerate(fragment(IP(src=src, dst=dst, id=100 + k) / syn, fragsize=8))]
+            recs.append((t + .001, bytes(eth(ip_of(dst, src) / TCP(sport=p, dport=40000, flags="RA", seq=0, ack=8),
+                                             src=SERVER_MAC, dst=CLIENT_MAC))))
+        path = write(tmp_path, recs, name + ".pcap")
+        w = assert_same(path, [600, 2000])
+        assert len(w) == 40 and set(w.conn_state) == {"REJ"} and set(w.reason) == {"port_scan"}, name
+        if shutil.which("tshark") is not None:
+            t = analyze_file(path, RULES, engine="tshark").flows
+            assert sorted(t.detail) == sorted(w.detail), name
+
+
+# 3. refused-then-connected retries: IPv6, and a retry from the refused attempt's own source port
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("retry,ok", [(0.5, True), (13.0, True), (31.0, False)])
+def test_refused_attempt_retried_from_its_own_port_and_over_ipv6(tmp_path, monkeypatch, v6, retry, ok):
+    """A program that binds its source port retries on the same 5-tuple (a new flow after the
+    reset): within REFUSED_RETRY_S ok as a retry from another port, later blocked; IPv6 alike."""
+    import test_refused_retry_s33 as R
+    from kscc_traffic.classify import REFUSED_CLEARED, REJ_DETAIL
+    c, s = ("2001:db8::a", "2001:db8:1::10") if v6 else (R.C, R.S)
+    monkeypatch.setattr(R, "C", c)
+    monkeypatch.setattr(R, "S", s)
+    recs = R._capture(retry=retry, retry_server=s)
+    # (the refused SYN from 50001, the retry from 50100: make it 50001 too)
+    from scapy.layers.l2 import Ether
+    out = []
+    for t, frame in recs:
+        e = Ether(frame)
+        tcp = e[TCP]
+        tcp.sport, tcp.dport = (50001 if tcp.sport == 50100 else tcp.sport), (50001 if tcp.dport == 50100 else tcp.dport)
+        del tcp.chksum
+        out.append((t, bytes(e)))
+    w = assert_same(write(tmp_path, out), [150, 400, 900])
+    assert [(int(r.orig_p), r.conn_state) for r in w.itertuples()] == [(50001, "REJ"), (50001, "SF")]
+    a, b = w.iloc[0], w.iloc[1]
+    assert b.verdict == "ok"
+    if ok:
+        assert (a.verdict, a.reason) == ("ok", "") and a.detail.startswith(REFUSED_CLEARED), a.detail
+        assert f"the retry {retry:.1f} s later connected (on {b.uid})" in a.detail, a.detail
+    else:
+        assert (a.verdict, a.reason) == ("blocked", "rejected") and a.detail.startswith(REJ_DETAIL), a.detail
