@@ -224,7 +224,7 @@ def test_refused_attempt_retried_from_its_own_port_and_over_ipv6(tmp_path, monke
     for t, frame in recs:
         e = Ether(frame)
         tcp = e[TCP]
-        tcp.sport, tcp.dport = (50001 if tcp.sport == 50100 else tcp.sport), (50001 if tcp.dport == 50100 else tcp.dport)
+        tcp.sport, tcp.dport = (50001 if p == 50100 else p for p in (tcp.sport, tcp.dport))
         del tcp.chksum
         out.append((t, bytes(e)))
     w = assert_same(write(tmp_path, out), [150, 400, 900])
