@@ -15,7 +15,10 @@ never acknowledging it (``S1`` with history ``Sh``: the scanner's reset not capt
 or connected and closed at once (``RSTO``/``RSTR``/``SF`` within :data:`CONNECT_PROBE_S`: a
 connect() scan). For the address scan the probe also has no ``server_name``: the originator did
 not look the responder up (a sweep goes to addresses; a program behind a proxy or a NAT, a
-browser, an agent trying the cloud's addresses, connects to names).
+browser, an agent trying the cloud's addresses, connects to names); and its SYN was sent once
+(a sweep sends one SYN per address; an agent behind a blocking firewall, its names cached or
+looked up over HTTPS, tries the cloud's addresses one after the other, its system retrying each
+unanswered SYN: 1, 2, 4… s; those stay ``blocked``).
 
 A probe is part of a scan when both hold (:func:`scan_kinds`):
 
@@ -177,7 +180,8 @@ def _closed(history: str) -> bool:
 
 
 def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
-    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named)`` tuples."""
+    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named)`` tuples; ``named``: not
+    an address-scan probe (a ``server_name``, or a SYN sent again: :func:`_syn_retried`)."""
     if not len(at):
         return []
     ts = flows["ts_ns"].to_numpy(np.int64)[at].tolist()
@@ -187,7 +191,27 @@ def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
     vl = flows["vlan"].to_numpy(dtype=object)[at].tolist() if "vlan" in flows.columns else [0] * len(at)
     names = flows["server_name"].to_numpy(dtype=object)[at].tolist() if "server_name" in flows.columns \
         else [""] * len(at)
-    return [(t, o, r, p, v, isinstance(n, str) and n != "") for t, o, r, p, v, n in zip(ts, oh, rh, rp, vl, names)]
+    again = _syn_retried(flows, at).tolist()
+    return [(t, o, r, p, v, (isinstance(n, str) and n != "") or a)
+            for t, o, r, p, v, n, a in zip(ts, oh, rh, rp, vl, names, again)]
+
+
+def _syn_retried(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
+    """Per row ``at`` (bool): its originator sent nothing but its SYN, more than once (history
+    ``S`` or ``Sr`` with two or more packets from the originator): a program's connect() whose
+    system retransmitted the unanswered SYN (Linux 1, 2, 4… s; Windows 1 or 3 s, then twice that).
+    Not an address-scan probe: a sweep sends one SYN per address (masscan, zmap; nmap sends a
+    retry as a new probe from another source port); one run with ``masscan --retries``, which
+    sends its SYN again from the same port, is judged as any flow."""
+    if "orig_pkts" not in flows.columns:
+        return np.zeros(len(at), bool)
+    out = flows["orig_pkts"].to_numpy(np.float64)[at] >= 2
+    if out.any():
+        hist = flows["history"].to_numpy(dtype=object)[at]
+        for i in np.flatnonzero(out).tolist():
+            h = hist[i] if isinstance(hist[i], str) else ""
+            out[i] = set(ch for ch in history_plain(h) if ch.isupper()) == {"S"}
+    return out
 
 
 def _scan_starts(items: list[tuple[int, object]], threshold: int) -> list[int]:
