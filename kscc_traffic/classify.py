@@ -2457,6 +2457,18 @@ INSPECTION_CAS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: words a CA's own name uses for what it is for, whatever product runs it (an organisation's
+#: "Muster AG SSL Inspection Root", Palo Alto's "Forward-Trust" CA an admin names after the
+#: company): markers as :data:`INSPECTION_CAS`' are, hyphens and underscores read as spaces
+#: ("SSL-Inspection"); none is in a public CA's name
+INSPECTION_WORDS: tuple[str, ...] = (
+    "ssl inspection", "tls inspection", "https inspection", "deep inspection", "ssl decryption",
+    "tls decryption", "https decryption", "ssl decrypt", "tls decrypt", "ssl interception",
+    "tls interception", "https interception", "ssl intercept", "tls intercept", "forward trust",
+)
+#: the product an :data:`INSPECTION_WORDS` CA is named as (after "issued by …:", "from …")
+INSPECTING_DEVICE = "a TLS-inspecting proxy or firewall (as its CA's name says)"
+
 #: the issuer attributes that name a CA's maker: common name, organisation, organisational unit
 _ISSUER_NAMES = re.compile(r"(?:^|,)(?:CN|O|OU)=((?:\\.|[^,\\])*)")
 
@@ -2464,12 +2476,19 @@ _ISSUER_NAMES = re.compile(r"(?:^|,)(?:CN|O|OU)=((?:\\.|[^,\\])*)")
 def inspection_product(issuer: str) -> str:
     """The TLS-inspection product whose CA issued a certificate (:data:`INSPECTION_CAS`), from its
     issuer text (``cert_issuer``, RFC 4514): a marker found as whole words in its CN, O or OU
-    (not inside a word, "Philosophos", nor in a DC or locality); '' when none is known."""
+    (not inside a word, "Philosophos", nor in a DC or locality); else :data:`INSPECTING_DEVICE`
+    when those name the CA for inspection (:data:`INSPECTION_WORDS`: "SSL Inspection Root");
+    '' when none is known."""
     if not issuer:
         return ""
     text = " | ".join(v.lower() for v in _ISSUER_NAMES.findall(issuer))
-    return next((product for marker, product in INSPECTION_CAS
-                 if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
+    product = next((product for marker, product in INSPECTION_CAS
+                    if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
+    if product:
+        return product
+    words = re.sub(r"[-_\s]+", " ", text)
+    return INSPECTING_DEVICE if any(re.search(r"(?<![a-z0-9])" + re.escape(w) + r"(?![a-z0-9])", words)
+                                    for w in INSPECTION_WORDS) else ""
 
 
 #: the flow columns _judge reads
