@@ -773,7 +773,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # (or its ClientHello lost, the client's captured bytes starting with a cleartext alert
         # answering the server's TLS: as aborted as with the ClientHello read; newcomer2 31 F2)
         hello = row.get("service") in _SSL_SERVICES or unread \
-            or (not partial and cproto == "tls" and sproto == "tls" and bool(row.get("tls_alert")))
+            or (not partial and cproto == "tls" and sproto == "tls" and bool(row.get("tls_alert"))) \
+            or _refused_midway(row)
         refused = _number(row, "tls13_refused", int, 0)
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
@@ -971,6 +972,18 @@ def _attempt_failed(row: dict, icmp_text: str, answered: bool, partial: bool) ->
     return ""
 
 
+def _refused_midway(row: dict) -> bool:
+    """A TCP flow whose start was not captured (``partial``: the capture began after the
+    ClientHello) in which the client answered the server's TLS with a cleartext refusal of its
+    certificate (:data:`_CERT_REJECTED`, certificate_expired) and the handshake never completed:
+    aborted as surely as one whose ClientHello was seen, since such an alert is only sent during
+    a handshake (newcomer 35: judged ok, the checklist saying "verified")."""
+    alert = str(row.get("tls_alert") or "")
+    return bool(row.get("partial")) and row.get("client_proto") == "tls" and row.get("server_proto") == "tls" \
+        and not row.get("tls_established") and alert.startswith("client:") \
+        and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED)
+
+
 def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a TLS connection that shows a TLS-inspecting proxy (reason
     ``tls_intercepted``), else None: the server certificate ``certs`` (its names, visible up to
@@ -1004,7 +1017,7 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
         # (a certificate for another name from an inspection product's CA: its own certificate, a
         # block or login page's: named as a re-signed one is; newcomer 33 F7)
         detail += f", issued by {_bounded(issuer)}: from {product} (TLS inspection)"
-    hello = row.get("service") in _SSL_SERVICES or unread
+    hello = row.get("service") in _SSL_SERVICES or unread or _refused_midway(row)
     alert = row.get("tls_alert") or ""
     named = asked or ("" if target else row.get("dns_name") or "")
     if not detail and not product and hello and certs and named and alert.startswith("client:") \

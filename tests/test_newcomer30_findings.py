@@ -187,7 +187,8 @@ def test_two_kaspersky_names_stay_plural(tmp_path):
 
 # ---------------------------------------------------------------------------------------- F7
 @pytest.mark.parametrize("org, cn, shown", [
-    ("Contoso Corp", "Contoso SSL Inspection CA", "CN=Contoso SSL Inspection CA,O=Contoso Corp"),
+    # (a CA's name that says inspection names the device: test_inspection_words_s35)
+    ("Contoso Corp", "Contoso Issuing CA 2", "CN=Contoso Issuing CA 2,O=Contoso Corp"),
     ("O" * 64, "C" * 64, "CN=" + "C" * 64 + ",O=" + "O" * 64),     # (135 characters: cut)
 ], ids=["contoso", "long"])
 def test_the_unknown_issuer_is_named(tmp_path, org, cn, shown):
