@@ -330,6 +330,25 @@ def _load_rules(path: Optional[Path]):
         raise _fail(str(e))
 
 
+def _expand_patterns(captures: List[str]) -> List[str]:
+    """``captures`` with each argument that names no file but is a wildcard pattern (``*``, ``?``,
+    ``[…]``) replaced by the files it matches, in name order: Windows' cmd and PowerShell pass
+    ``*.pcap`` to the program as it is, where a POSIX shell expands it (newcomer 35 F6: ``Error:
+    *.pcap: no such file``). A pattern matching nothing stays as given (its ``no such file``
+    error or warning then); an existing file whose name holds such characters is that file."""
+    import glob
+
+    out: List[str] = []
+    for c in captures:
+        if c and glob.has_magic(c) and not os.path.lexists(c):
+            found = sorted(glob.glob(c))
+            if found:
+                out.extend(found)
+                continue
+        out.append(c)
+    return out
+
+
 def _fail_if_missing(captures: List[str], lenient: bool) -> None:
     """An ``Error: <capture>: no such file`` line and status 2 at once, before the heavy modules
     load (pandas and the classifier: ~2 s of CPU for nothing; newcomer 32 F3), when the one capture
@@ -344,7 +363,9 @@ def _fail_if_missing(captures: List[str], lenient: bool) -> None:
     try:
         os.stat(captures[0])
     except FileNotFoundError:
-        raise _fail(f"{path_text(Path(captures[0]))}: no such file") from None
+        import glob
+        what = "no such file, and no file matches it" if glob.has_magic(captures[0]) else "no such file"
+        raise _fail(f"{path_text(Path(captures[0]))}: {what}") from None
     except (OSError, ValueError):       # (said as usual: a name too long, a NUL byte…)
         return
 
@@ -410,6 +431,7 @@ def analyze(
     size fits; several captures are analysed in parallel (one process per core) and reported
     together, file by file. The files of one ring buffer or file set are one capture (--file-set).
     """
+    captures = _expand_patterns(captures)
     _fail_if_missing(captures, lenient)
     from .output import FlowSink
     from .parallel import analyze_each
@@ -871,6 +893,7 @@ def report(
     The readiness checklist, charts, the flagged flows with what to change, and a sortable,
     filterable flow table, in one file that needs no network. Exit status as for `analyze`.
     """
+    captures = _expand_patterns(captures)
     _fail_if_missing(captures, lenient)
     from .analyze import analyze_file, capture_names
     from .html_report import write_html
