@@ -1288,8 +1288,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # every blocked flow an attempt the capture's end cut short: nothing shows a block
         v6, note = None, CUT_SHORT_NOTE
     elif bl_cut:
-        # advised from the other blocked flows; the cut ones said apart
-        bl, v6 = bl - bl_cut, None
+        # advised from the other blocked flows; the cut ones said apart (the address families
+        # still told when every blocked flow, cut or not, was of one: newcomer 35 F5, a dual-stack
+        # agent's IPv6 attempts unanswered, the last one cut by the capture's end)
+        v6 = (v6[0], v6[1] - bl_cut if v6[1] else 0) if v6 is not None and v6[1] in (0, bl) else None
+        bl = bl - bl_cut
     mine = other - un_elsewhere[0]     # (not this purpose's: not the agent's own flows elsewhere)
     doc_ok = ok - ok_other_cast        # (the ok ones the documented delivery: newcomer 30 F6)
     status = ("blocked" if bl else "unexpected" if un > mine or (mine and not ok)
