@@ -363,8 +363,8 @@ def _fail_if_missing(captures: List[str], lenient: bool) -> None:
     try:
         os.stat(captures[0])
     except FileNotFoundError:
-        import glob
-        what = "no such file, and no file matches it" if glob.has_magic(captures[0]) else "no such file"
+        # (a name with * or ?: a pattern nothing matches; one with brackets alone, ESC [ 31 m, is a name)
+        what = "no such file, and no file matches it" if any(c in captures[0] for c in "*?") else "no such file"
         raise _fail(f"{path_text(Path(captures[0]))}: {what}") from None
     except (OSError, ValueError):       # (said as usual: a name too long, a NUL byte…)
         return
