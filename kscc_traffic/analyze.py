@@ -764,6 +764,11 @@ class _WholeFile:
         self.stats.warn_jumps_forward(self.name, jumps, JUMP_FORWARD_NS, largest)
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
         self.stats.warn_one_way(self.name, *one_way.tolist())
+        from .lookups import LookupsWatch
+        lookups = LookupsWatch()
+        lookups.add(flows)
+        if lookups.line(self.name):
+            self.stats.warn(lookups.line(self.name))
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

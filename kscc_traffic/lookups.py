@@ -1,0 +1,108 @@
+"""Kaspersky names looked up with no connection after them (newcomer 35 F1: a capture of an agent
+whose own host firewall drops its connections holds only its DNS lookups of
+``eu1.ksc.kaspersky.com``: every purpose "not seen", "3 flows: 3 ok", exit status 0).
+
+A host firewall or security product that blocks an outbound connection drops it before the
+capture point of a capture taken on that host (Npcap and libpcap capture below the Windows
+Filtering Platform and netfilter's OUTPUT chain), so the capture shows the lookup and nothing
+after it; so does an IPv6-only host given only IPv4 addresses. :class:`LookupsWatch` follows a
+capture's flows, batch by batch, and says once per capture which Kaspersky names (under
+kaspersky.com) were answered with addresses no captured connection went to, and that no
+connection named them either (SNI, HTTP Host, a proxy's CONNECT target).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .text import escape_terminal
+
+__all__ = ["LookupsWatch", "VENDOR_SUFFIX"]
+
+#: the names followed: Kaspersky's (the vendor's domain and its subdomains)
+VENDOR_SUFFIX = "kaspersky.com"
+#: distinct responder addresses and names remembered per capture at most (bounded memory: past
+#: this, no line is given for the capture)
+MAX_REMEMBERED = 1_000_000
+#: names said at most in the line (the most looked up first)
+MAX_NAMES = 5
+
+
+def _vendor(name: str) -> bool:
+    n = name.lower().rstrip(".")
+    return n == VENDOR_SUFFIX or n.endswith("." + VENDOR_SUFFIX)
+
+
+class LookupsWatch:
+    """Kaspersky names resolved in a capture, and whether a connection followed.
+
+    :meth:`add` takes each batch of flows (a flow table: ``query``, ``dns_answers``, ``resp_h``,
+    ``orig_h``, ``server_name``, ``proxy_target``, ``proto``); :meth:`line` gives the warning line
+    (starting with the capture's name) or None."""
+
+    def __init__(self) -> None:
+        self.lookups: dict[str, int] = {}            # name -> answered lookups (DNS flows)
+        self.addresses: dict[str, set] = {}          # name -> the addresses it was answered with
+        self.v6_clients: dict[str, bool] = {}        # name -> every lookup came from an IPv6 client
+        self.contacted: set = set()                  # responders of flows that are not DNS
+        self.named: set = set()                      # names other flows were for (lower case)
+        self.overflow = False
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
+        if self.overflow or not len(flows) or "query" not in flows.columns or "resp_h" not in flows.columns:
+            return
+        query = flows["query"].to_numpy(dtype=object)
+        dns = np.fromiter((isinstance(q, str) and q != "" for q in query.tolist()), bool, len(query))
+        if dns.any() and "dns_answers" in flows.columns:
+            answers = flows["dns_answers"].to_numpy(dtype=object)[dns].tolist()
+            clients = flows["orig_h"].to_numpy(dtype=object)[dns].tolist() if "orig_h" in flows.columns \
+                else [""] * len(answers)
+            for q, a, c in zip(query[dns].tolist(), answers, clients):
+                if not a or not isinstance(a, str) or not _vendor(q):
+                    continue
+                name = q.lower().rstrip(".")
+                self.lookups[name] = self.lookups.get(name, 0) + 1
+                self.addresses.setdefault(name, set()).update(a.split(";"))
+                self.v6_clients[name] = self.v6_clients.get(name, True) and ":" in str(c)
+        other = ~dns
+        if other.any():
+            self.contacted.update(flows["resp_h"].to_numpy(dtype=object)[other].tolist())
+            for col in ("server_name", "proxy_target", "sni", "http_host"):
+                if col in flows.columns:
+                    self.named.update(str(v).lower().rstrip(".").rsplit(":", 1)[0] if col == "proxy_target"
+                                      else str(v).lower().rstrip(".")
+                                      for v in flows[col].to_numpy(dtype=object)[other].tolist() if v)
+            if len(self.contacted) + len(self.named) > MAX_REMEMBERED:
+                self.overflow = True
+                self.contacted.clear()
+                self.named.clear()
+
+    def unfollowed(self) -> list[str]:
+        """The names looked up (answered) that no connection followed, the most looked up first."""
+        if self.overflow:
+            return []
+        out = [n for n in self.lookups if n not in self.named and not (self.addresses[n] & self.contacted)]
+        return sorted(out, key=lambda n: (-self.lookups[n], n))
+
+    def line(self, capture: str) -> str | None:
+        """The warning line about the names :meth:`unfollowed` (None when there is none)."""
+        names = self.unfollowed()
+        if not names:
+            return None
+        parts = []
+        for n in names[:MAX_NAMES]:
+            k = self.lookups[n]
+            addrs = sorted(self.addresses[n])
+            shown = ", ".join(addrs[:3]) + (f" and {len(addrs) - 3} more" if len(addrs) > 3 else "")
+            parts.append(f"{n} ({k} time{'s' if k != 1 else ''}, to {shown})")
+        more = f" and {len(names) - MAX_NAMES} more names" if len(names) > MAX_NAMES else ""
+        v4only = [n for n in names if self.v6_clients.get(n) and all(":" not in a for a in self.addresses[n])]
+        six = (f"; {', '.join(v4only[:MAX_NAMES])} {'was' if len(v4only) == 1 else 'were'} asked over IPv6 and "
+               "answered with IPv4 addresses only: an IPv6-only host cannot reach them without NAT64/DNS64"
+               if v4only else "")
+        return escape_terminal(
+            f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
+            f"{'; '.join(parts)}{more}. A firewall or security product on this host drops a blocked "
+            "connection before the capture point, so only the lookup shows: check the agent host's own "
+            "firewall and security software (or whether the agent ran and tried to connect)" + six)
