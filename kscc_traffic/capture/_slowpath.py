@@ -1683,19 +1683,23 @@ class SlowDecoder:
         MPLS after an ethertype is. None (the UDP datagram stays as it is) unless that packet's
         header was captured and fits the datagram (:meth:`_ip_fits`; a pseudowire or anything
         else there stays UDP), so other traffic on the port is not taken for MPLS."""
-        p = q
-        for _ in range(MAX_MPLS_LABELS):
-            if lim - p < 4:
-                return None
-            p += 4
-            if d[p - 2] & 1:
-                break
-        else:
-            return None
-        if not self._ip_fits(d, p, lim, uend):
+        p = self._mpls_stack_end(d, q, lim)
+        if p < 0 or not self._ip_fits(d, p, lim, uend):
             return None
         return self._tunnel("MPLS-in-UDP", self._gre_ethertype, d, q, lim, base, ctx, depth,
                             0x8847)
+
+    @staticmethod
+    def _mpls_stack_end(d: Any, p: int, lim: int) -> int:
+        """Where the MPLS label stack at ``p`` ends (after the label with the bottom-of-stack bit,
+        at most :data:`MAX_MPLS_LABELS` labels, captured before ``lim``); -1 when it does not."""
+        for _ in range(MAX_MPLS_LABELS):
+            if lim - p < 4:
+                return -1
+            p += 4
+            if d[p - 2] & 1:
+                return p
+        return -1
 
     def _gre_udp(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx, depth: int) -> Any:
         """GRE in UDP (RFC 8086) at ``q``: a GRE header of version 0 (no routing, recursion or
@@ -1711,13 +1715,8 @@ class SlowDecoder:
             return None
         p = q + 4 + 4 * ((flags >> 15) + ((flags >> 13) & 1) + ((flags >> 12) & 1))
         if ptype in (0x8847, 0x8848):                   # MPLS: a label stack, then its packet
-            for _ in range(MAX_MPLS_LABELS):
-                if lim - p < 4:
-                    return None
-                p += 4
-                if d[p - 2] & 1:
-                    break
-            else:
+            p = self._mpls_stack_end(d, p, lim)
+            if p < 0:
                 return None
         elif ptype == ETH_BRIDGED:
             if lim - p < 14 or _u16(d, p + 12)[0] not in (0x0800, 0x86DD):
