@@ -767,8 +767,7 @@ class _WholeFile:
         from .lookups import LookupsWatch
         lookups = LookupsWatch()
         lookups.add(flows)
-        if lookups.line(self.name):
-            self.stats.warn(lookups.line(self.name))
+        lookups.warn(self.stats, self.name)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

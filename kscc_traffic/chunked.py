@@ -524,8 +524,7 @@ class ChunkedAnalysis:
             st.warn(store.warning(self.name))
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         st.warn_one_way(self.name, *one_way.tolist())
-        if lookups.line(self.name):
-            st.warn(lookups.line(self.name))
+        lookups.warn(st, self.name)
         if self.fragments_not_held:
             k = self.fragments_not_held
             st.warn(f"{self.name}: {k} IP fragment{'s' if k != 1 else ''} of datagrams still incomplete at "

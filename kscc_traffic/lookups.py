@@ -12,25 +12,20 @@ connection named them either (SNI, HTTP Host, a proxy's CONNECT target).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
+from .classify import VENDOR_DOMAIN, _under_domain
 from .text import escape_terminal
 
-__all__ = ["LookupsWatch", "VENDOR_SUFFIX"]
-
-#: the names followed: Kaspersky's (the vendor's domain and its subdomains)
-VENDOR_SUFFIX = "kaspersky.com"
+__all__ = ["LookupsWatch"]
 #: distinct responder addresses and names remembered per capture at most (bounded memory: past
 #: this, no line is given for the capture)
 MAX_REMEMBERED = 1_000_000
 #: names said at most in the line (the most looked up first)
 MAX_NAMES = 5
-
-
-def _vendor(name: str) -> bool:
-    n = name.lower().rstrip(".")
-    return n == VENDOR_SUFFIX or n.endswith("." + VENDOR_SUFFIX)
 
 
 class LookupsWatch:
@@ -53,26 +48,29 @@ class LookupsWatch:
         if self.overflow or not len(flows) or "query" not in flows.columns or "resp_h" not in flows.columns:
             return
         query = flows["query"].to_numpy(dtype=object)
-        dns = np.fromiter((isinstance(q, str) and q != "" for q in query.tolist()), bool, len(query))
+        dns = (query != "") & pd.notna(query)
         if dns.any() and "dns_answers" in flows.columns:
             answers = flows["dns_answers"].to_numpy(dtype=object)[dns].tolist()
-            clients = flows["orig_h"].to_numpy(dtype=object)[dns].tolist() if "orig_h" in flows.columns \
-                else [""] * len(answers)
-            for q, a, c in zip(query[dns].tolist(), answers, clients):
-                if not a or not isinstance(a, str) or not _vendor(q):
+            v6 = (pd.Series(flows["orig_h"].to_numpy(dtype=object)[dns]).astype(str).str.contains(":", regex=False)
+                  .tolist() if "orig_h" in flows.columns else [False] * len(answers))
+            # (each distinct lookup once: a batch repeats a few names and answers)
+            for (q, a, six), k in Counter(zip(query[dns].tolist(), answers, v6)).items():
+                if not a or not isinstance(a, str) or not _under_domain(q, VENDOR_DOMAIN):
                     continue
                 name = q.lower().rstrip(".")
-                self.lookups[name] = self.lookups.get(name, 0) + 1
+                self.lookups[name] = self.lookups.get(name, 0) + k
                 self.addresses.setdefault(name, set()).update(a.split(";"))
-                self.v6_clients[name] = self.v6_clients.get(name, True) and ":" in str(c)
+                self.v6_clients[name] = self.v6_clients.get(name, True) and six
         other = ~dns
         if other.any():
-            self.contacted.update(flows["resp_h"].to_numpy(dtype=object)[other].tolist())
+            # (each distinct value once: a batch's flows share a few responders and names)
+            self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())
             for col in ("server_name", "proxy_target", "sni", "http_host"):
                 if col in flows.columns:
                     self.named.update(str(v).lower().rstrip(".").rsplit(":", 1)[0] if col == "proxy_target"
                                       else str(v).lower().rstrip(".")
-                                      for v in flows[col].to_numpy(dtype=object)[other].tolist() if v)
+                                      for v in pd.unique(flows[col].to_numpy(dtype=object)[other]).tolist()
+                                      if isinstance(v, str) and v)
             if len(self.contacted) + len(self.named) > MAX_REMEMBERED:
                 self.overflow = True
                 self.contacted.clear()
@@ -84,6 +82,12 @@ class LookupsWatch:
             return []
         out = [n for n in self.lookups if n not in self.named and not (self.addresses[n] & self.contacted)]
         return sorted(out, key=lambda n: (-self.lookups[n], n))
+
+    def warn(self, stats, capture: str) -> None:
+        """Add :meth:`line` to ``stats`` (a :class:`~kscc_traffic.capture.stats.ReadStats`), if any."""
+        line = self.line(capture)
+        if line:
+            stats.warn(line)
 
     def line(self, capture: str) -> str | None:
         """The warning line about the names :meth:`unfollowed` (None when there is none)."""
