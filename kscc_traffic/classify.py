@@ -2479,6 +2479,7 @@ INSPECTION_WORDS: tuple[str, ...] = (
     "tls decryption", "https decryption", "ssl decrypt", "tls decrypt", "ssl interception",
     "tls interception", "https interception", "ssl intercept", "tls intercept", "forward trust",
 )
+_INSPECTION_WORDS_RE = re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, INSPECTION_WORDS)) + r")(?![a-z0-9])")
 #: the product an :data:`INSPECTION_WORDS` CA is named as (after "issued by …:", "from …")
 INSPECTING_DEVICE = "a TLS-inspecting proxy or firewall (as its CA's name says)"
 
@@ -2499,9 +2500,7 @@ def inspection_product(issuer: str) -> str:
                     if re.search(r"(?<![a-z0-9])" + re.escape(marker) + r"(?![a-z0-9])", text)), "")
     if product:
         return product
-    words = re.sub(r"[-_\s]+", " ", text)
-    return INSPECTING_DEVICE if any(re.search(r"(?<![a-z0-9])" + re.escape(w) + r"(?![a-z0-9])", words)
-                                    for w in INSPECTION_WORDS) else ""
+    return INSPECTING_DEVICE if _INSPECTION_WORDS_RE.search(re.sub(r"[-_\s]+", " ", text)) else ""
 
 
 #: the flow columns _judge reads
