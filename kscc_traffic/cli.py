@@ -437,7 +437,7 @@ def analyze(
     from .parallel import analyze_each
 
     fail_on = _fail_on(fail_on)
-    skip_or_fail = _skip_or_fail(lenient)
+    skip_or_fail = _skip_or_fail(lenient, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
@@ -647,13 +647,19 @@ def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
     return Path(STDIN)
 
 
-def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None) -> Callable[[str], None]:
+def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None,
+                  several: bool = False) -> Callable[[str], None]:
     """``f(msg)`` for what cannot be read at all: without ``lenient`` an ``Error:`` (exit 2);
     with it a ``Warning: skipped …`` line now, also put into ``into`` (the HTML report's reader
-    warnings) when given."""
+    warnings) when given. With ``several`` (more than one capture given: ``analyze *`` in a
+    folder that also holds notes.txt) the ``Error:`` line says how to analyse the others anyway
+    (newcomer 35 F6b: it named neither ``--lenient`` nor the folder)."""
+    hint = (" (--lenient skips what cannot be read and analyses the others; a folder given "
+            "as such is read for its capture files only)") if several else ""
+
     def skip_or_fail(msg: str) -> None:
         if not lenient:
-            raise _fail(msg)
+            raise _fail(msg + hint)
         _say("Warning", f"skipped {msg}")
         if into is not None:
             into.append(f"skipped {msg}")
@@ -900,7 +906,7 @@ def report(
 
     fail_on = _fail_on(fail_on)
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
-    skip_or_fail = _skip_or_fail(lenient, skipped)
+    skip_or_fail = _skip_or_fail(lenient, skipped, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")

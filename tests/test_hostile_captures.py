@@ -820,7 +820,7 @@ def test_unknown_link_type_in_one_file_is_counted_and_the_other_files_analysed(t
     p = CliRunner().invoke(app, ["analyze", str(odd), str(good), str(mixed), "--format", "jsonl"],
                            catch_exceptions=False)
     assert p.exit_code == 1, p.stderr                 # good.pcap: cleartext on the TLS port
-    assert "3 frames of unsupported link type 220" in p.stderr
+    assert "3 frames of link type 220 (USB: no IP traffic) skipped" in p.stderr
     assert "2 frames of unsupported link type 147" in p.stderr
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert sorted(r["capture"] for r in rows) == ["good.pcap", "mixed.pcapng"]

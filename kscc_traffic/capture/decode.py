@@ -170,6 +170,17 @@ LINKTYPE_NAMES: dict[int, str] = {
     138: "APPLE_IP_OVER_IEEE1394", 122: "IP_OVER_FC", 107: "FRELAY",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
+#: link types that carry no IP at all (a capture of every interface, ``tshark -i any`` on a desktop,
+#: ``dumpcap -i usbmon0 -i eth0``): their frames are skipped without the hint that the tshark
+#: engine reads more link types, which would read nothing there either (newcomer 35 F7);
+#: numbers from tcpdump.org's link-layer header types
+NON_IP_LINKTYPES: dict[int, str] = {
+    **dict.fromkeys((186, 189, 220, 249, 266, 288, 289, 290, 291), "USB"),
+    **dict.fromkeys((187, 201, 251, 254, 255, 256, 272), "Bluetooth"),
+    **dict.fromkeys((190, 227), "CAN bus"),
+    **dict.fromkeys((195, 215, 230, 283), "IEEE 802.15.4"),
+    231: "D-Bus", 253: "Linux netlink",
+}
 _FAST_LINKTYPES = frozenset((0, 1, 12, 14, 101, 108, 113, 228, 229, 276))
 
 #: frames decoded together: few enough that a chunk's header bytes stay in cache (and TLB)
@@ -715,7 +726,9 @@ class DecodeCounters:
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
-        out = [f"decode: {c} frames of unsupported link type {v} skipped (--engine tshark reads more "
+        out = [f"decode: {c} frames of link type {v} ({NON_IP_LINKTYPES[v]}: no IP traffic) skipped"
+               if v in NON_IP_LINKTYPES else
+               f"decode: {c} frames of unsupported link type {v} skipped (--engine tshark reads more "
                "link types)" for v, c in self.unsupported.items()]
         if self.protected:
             k = self.protected
