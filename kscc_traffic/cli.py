@@ -451,6 +451,7 @@ def analyze(
     if not units:
         raise _fail("no capture could be read")
     analysed = 0
+    spans: list = []        # (capture, its ReadStats) of each capture analysed
     _terminate_cleanly()
     target = _open_output(output)
     out = target.stream if target else sys.stdout
@@ -479,9 +480,12 @@ def analyze(
                                  "please report it with the capture")
                     continue
                 warnings.extend(result.stats.warnings if result.stats else [])
+                spans.append((result.path, result.stats))
                 analysed += 1
         if not analysed:
             raise _fail("no capture could be read")
+        if file_set.value == "auto":
+            warnings.extend(_unjoined_pieces(spans))
         for w in warnings:
             _say("Warning", w)
         try:
@@ -506,6 +510,16 @@ def analyze(
         if target:
             target.discard()              # nothing left to do after a commit
     raise typer.Exit(_exit_status(sink.verdicts, fail_on, sink.ksc, analysed))
+
+
+def _unjoined_pieces(spans) -> List[str]:
+    """The warning lines of :func:`~kscc_traffic.capture.filesets.unjoined_pieces` for the
+    captures analysed one by one (a file set read as one is left out): ``spans`` holds
+    (capture, its :class:`~kscc_traffic.capture.stats.ReadStats` or None) per capture."""
+    from .capture.filesets import FileSet, unjoined_pieces
+
+    return unjoined_pieces([(path_text(p), st.first_frame_ns, st.last_frame_ns) for p, st in spans
+                            if st is not None and not isinstance(p, FileSet)])
 
 
 def _flow_filter(verdicts: List[str], purposes: List[str], reasons: List[str], ruleset):
@@ -654,8 +668,7 @@ def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None,
     warnings) when given. With ``several`` (more than one capture given: ``analyze *`` in a
     folder that also holds notes.txt) the ``Error:`` line says how to analyse the others anyway
     (newcomer 35 F6b: it named neither ``--lenient`` nor the folder)."""
-    hint = (" (--lenient skips what cannot be read and analyses the others; a folder given "
-            "as such is read for its capture files only)") if several else ""
+    hint = " (--lenient skips what cannot be read and analyses the others)" if several else ""
 
     def skip_or_fail(msg: str) -> None:
         if not lenient:
@@ -924,7 +937,7 @@ def report(
 
     _terminate_cleanly()
     try:
-        parts, read = [], []
+        parts, read, spans = [], [], []
         # (missing, a directory, not a capture, damaged at once)
         units, warnings = _readable_units(captures, "builtin", file_set.value, skip_or_fail)
         warnings[:0] = folder_notes
@@ -943,8 +956,11 @@ def report(
             parts.append(a.flows)
             warnings.extend(a.warnings)
             read.append(path)
+            spans.extend((path, st) for st in a.stats.values())
         if not parts:
             raise _fail("no capture could be read")
+        if file_set.value == "auto":
+            warnings.extend(_unjoined_pieces(spans))
         flows = pd.concat(parts, ignore_index=True)
         for w in warnings:
             _say("Warning", w)

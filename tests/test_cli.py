@@ -433,7 +433,8 @@ def test_report_lenient_skips_what_cannot_be_read(tmp_path):
     out = tmp_path / "r.html"
     missing = tmp_path / "nope.pcap"
     strict = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out)
-    assert (strict.returncode, strict.stderr) == (2, f"Error: {missing}: no such file\n")
+    assert (strict.returncode, strict.stderr) == (2, f"Error: {missing}: no such file (--lenient skips what "
+                                                    "cannot be read and analyses the others)\n")
     assert not out.exists()
     p = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out, "--lenient")
     assert p.returncode == 1, p.stderr     # blocked_agent: 7 blocked flows

@@ -58,3 +58,67 @@ def test_usb_frames_are_named_and_not_sent_to_tshark(tmp_path):
     assert "--engine tshark" not in p.stderr
     assert NON_IP_LINKTYPES[201] == "Bluetooth" and NON_IP_LINKTYPES[227] == "CAN bus"
     assert 1 not in NON_IP_LINKTYPES and 147 not in NON_IP_LINKTYPES   # (USER0 may carry IP)
+
+
+# --- newcomer 35 F2: pieces of one capture with names no file-set pattern knows ----------------
+
+from kscc_traffic.capture.filesets import PIECE_GAP_NS, unjoined_pieces  # noqa: E402
+
+T0 = 1_764_700_000
+
+
+def _handshake_split(tmp_path: Path, gap: float, names=("x-1.pcap", "x-2.pcap")):
+    """A TLS-port connection whose SYN ends the first file and whose SYN-ACK starts the second."""
+    e = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    r = dict(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+    c2s = IP(src="192.0.2.10", dst="203.0.113.5")
+    s2c = IP(src="203.0.113.5", dst="192.0.2.10")
+    first = [Ether(**e) / c2s / TCP(sport=40000, dport=23101, flags="S", seq=100)]
+    second = [Ether(**r) / s2c / TCP(sport=23101, dport=40000, flags="SA", seq=900, ack=101),
+              Ether(**e) / c2s / TCP(sport=40000, dport=23101, flags="A", seq=101, ack=901),
+              Ether(**e) / c2s / TCP(sport=40000, dport=23101, flags="FA", seq=101, ack=901),
+              Ether(**r) / s2c / TCP(sport=23101, dport=40000, flags="FA", seq=901, ack=102),
+              Ether(**e) / c2s / TCP(sport=40000, dport=23101, flags="A", seq=102, ack=902)]
+    first[0].time = T0
+    for i, p in enumerate(second):
+        p.time = T0 + gap + 0.01 * i
+    wrpcap(str(tmp_path / names[0]), first)
+    wrpcap(str(tmp_path / names[1]), second)
+
+
+def test_adjacent_pieces_with_unknown_names_are_warned_about(tmp_path):
+    """Before: the SYN alone was judged blocked/no_answer, and nothing pointed to --file-set join."""
+    _handshake_split(tmp_path, 0.2)
+    p = _run(["analyze", "x-1.pcap", "x-2.pcap", "-f", "jsonl"], tmp_path)
+    assert ("Warning: x-1.pcap and x-2.pcap look like pieces of one capture (each starts at most "
+            "0.200 s after the one before ends)") in p.stderr
+    assert "give --file-set join to read them as one capture" in p.stderr
+    joined = _run(["analyze", "x-1.pcap", "x-2.pcap", "-f", "jsonl", "--file-set", "join"], tmp_path)
+    assert "look like pieces" not in joined.stderr
+    assert '"conn_state":"SF"' in joined.stdout.replace(" ", "")
+    apart = _run(["analyze", "x-1.pcap", "x-2.pcap", "--file-set", "separate"], tmp_path)
+    assert "look like pieces" not in apart.stderr
+
+
+def test_captures_far_apart_or_overlapping_are_not_pieces(tmp_path):
+    _handshake_split(tmp_path, 5.0)
+    p = _run(["analyze", "x-1.pcap", "x-2.pcap"], tmp_path)
+    assert "look like pieces" not in p.stderr
+
+
+def test_unjoined_pieces_chains_and_gaps():
+    s = 1_000_000_000
+    spans = [("c", 20 * s, 30 * s), ("a", 0, None), ("b", 10 * s, 19 * s + 500_000_000),
+             ("z", 10 * s, 40 * s), ("d", 30 * s + PIECE_GAP_NS, 31 * s), ("e", 40 * s, 50 * s)]
+    out = unjoined_pieces(spans)
+    tail = ("but are analysed one by one: connections across a cut show as partial or blocked; give "
+            "--file-set join to read them as one capture")
+    assert out == ["the 3 captures b .. d look like pieces of one capture (each starts at most 1.000 s "
+                   "after the one before ends), " + tail,
+                   "z and e look like pieces of one capture (each starts at most 0.000 s after the one "
+                   "before ends), " + tail]
+    many = [(f"f{i}", i * 10 * s, i * 10 * s + 9 * s + 500_000_000) for i in range(5000)]
+    assert unjoined_pieces(many[::-1]) == [f"the 5000 captures f0 .. f4999 look like pieces of one capture "
+                                           f"(each starts at most 0.500 s after the one before ends), " + tail]
+    assert unjoined_pieces([("a", 0, 5), ("b", 3, 9)]) == []          # overlapping: two hosts at once
+    assert unjoined_pieces([("a", 5, 5)]) == []

@@ -1574,8 +1574,12 @@ def _count_walk(stats: ReadStats, w: _Walk) -> None:
     stats.records += n
     if n:
         _count_cut(stats, w.cols["caplen"], w.cols["wirelen"])
-        last_ns = int(w.cols["ts_ns"].max())
-        stats.last_frame_ns = last_ns if stats.last_frame_ns is None else max(stats.last_frame_ns, last_ns)
+        ts = w.cols["ts_ns"]
+        if stats.first_frame_ns is None:     # (the earliest of the first chunk with a time)
+            timed = ts[ts > 0]
+            if len(timed):
+                stats.saw_frame(int(timed.min()))
+        stats.saw_frame(int(ts.max()))
 
 
 #: the pcap magics as a little-endian read of their 4 bytes gives them (a record header whose

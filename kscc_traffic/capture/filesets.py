@@ -31,7 +31,7 @@ from .files import STDIN, STDIN_TEXT, is_stdin, iter_frames
 from .frames import Frames, concat_frames
 from .stats import ReadStats
 
-__all__ = ["FileSet", "MODES", "group_file_sets", "iter_capture"]
+__all__ = ["FileSet", "MODES", "PIECE_GAP_NS", "group_file_sets", "iter_capture", "unjoined_pieces"]
 
 #: how the captures of a run are grouped (see :func:`group_file_sets`)
 MODES = ("auto", "join", "separate")
@@ -227,6 +227,52 @@ def group_file_sets(paths: Sequence[Path], mode: str = "auto") -> tuple[list, li
             units.append((first_given[id(set_at[i])], set_at[i]))
     units.sort(key=lambda u: u[0])
     return [u for _, u in units], warnings
+
+
+#: the longest gap (ns) between one capture's last frame and another's first for the two to look
+#: like pieces of one capture (a rotation by time, ``editcap -c``: the next packet; a person
+#: restarting tcpdump takes longer)
+PIECE_GAP_NS = 1_000_000_000
+
+
+def unjoined_pieces(spans: Sequence[tuple[str, int | None, int | None]]) -> list[str]:
+    """Warning lines for captures analysed one by one that look like pieces of one capture: one
+    starts (its earliest frame) at most :data:`PIECE_GAP_NS` after another ends (its latest
+    frame), and not before. Names no file-set pattern knows (``tcpdump -G`` with ``%H%M%S``,
+    files renamed after ``editcap -c``) are read separately, so connections across the cut show
+    as partial, or as blocked (a SYN whose SYN-ACK is in the next file) (newcomer 35 F2):
+    the line points to ``--file-set join``.
+
+    :param spans: (name as shown, first frame epoch ns, last frame epoch ns) per capture; None
+        times (no frame) are left out.
+    :returns: one line per chain of such pieces, in time order; [] when there is none.
+    """
+    timed = sorted((first, last, name) for name, first, last in spans
+                   if first is not None and last is not None and last >= first)
+    # each capture's piece before it: the one that ended latest, at most PIECE_GAP_NS before it began
+    done, open_ = [], []                    # chains; those whose last capture may still be followed
+    for c in timed:
+        # (timed by first frame: a chain that ended more than the gap before c never continues)
+        keep = []
+        for ch in open_:
+            (keep if ch[-1][1] >= c[0] - PIECE_GAP_NS else done).append(ch)
+        open_ = keep
+        before = [ch for ch in open_ if ch[-1][1] <= c[0]]
+        if before:
+            chain = max(before, key=lambda ch: ch[-1][1])
+            chain.append(c)
+        else:
+            open_.append([c])
+    out = []
+    for chain in sorted(done + open_, key=lambda ch: ch[0][0]):
+        if len(chain) > 1:
+            names = (f"{chain[0][2]} and {chain[1][2]}" if len(chain) == 2 else
+                     f"the {len(chain)} captures {chain[0][2]} .. {chain[-1][2]}")
+            gap = max(chain[i + 1][0] - chain[i][1] for i in range(len(chain) - 1)) / 1e9
+            out.append(f"{names} look like pieces of one capture (each starts at most {gap:.3f} s "
+                       "after the one before ends), but are analysed one by one: connections across "
+                       "a cut show as partial or blocked; give --file-set join to read them as one capture")
+    return out
 
 
 def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterator[Frames]:

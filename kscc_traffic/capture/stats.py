@@ -60,6 +60,10 @@ class ReadStats:
     #: epoch ns of the latest frame with a time, IP or not (an ARP request or a frame of a link
     #: type not decoded shows the capture still ran after the last IP packet); None: no frame
     last_frame_ns: int | None = None
+    #: epoch ns of the earliest frame with a time after 1970 (records stamped 0, a NIC without
+    #: hardware time, are left out), IP or not, among the first records read that have one (the
+    #: built-in reader: its first chunk); None: no such frame
+    first_frame_ns: int | None = None
 
     def warn(self, message: str) -> None:
         """Record one warning line (control characters shown as ``\\xNN`` text, so the line stays
@@ -187,7 +191,18 @@ class ReadStats:
             theirs, mine = getattr(other, name), getattr(self, name)
             if theirs is not None:
                 setattr(self, name, theirs if mine is None else max(mine, theirs))
+        if other.first_frame_ns is not None:
+            mine = self.first_frame_ns
+            self.first_frame_ns = other.first_frame_ns if mine is None else min(mine, other.first_frame_ns)
         return self
+
+    def saw_frame(self, ns: int) -> None:
+        """Count a frame time (epoch ns) into ``last_frame_ns``, and into ``first_frame_ns`` when
+        after 1970 and none is set yet or it is earlier."""
+        if ns > 0 and (self.first_frame_ns is None or ns < self.first_frame_ns):
+            self.first_frame_ns = ns
+        if self.last_frame_ns is None or ns > self.last_frame_ns:
+            self.last_frame_ns = ns
 
 
 def _span(ns: int) -> str:

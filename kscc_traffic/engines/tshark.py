@@ -404,6 +404,8 @@ class PacketBuilder:
         self._last_ts = 0           # the time of the last frame that had one
         #: the latest time of any frame, IP or not (ReadStats.last_frame_ns); None: no frame
         self.latest_ns: int | None = None
+        #: the earliest time after 1970 of any frame (ReadStats.first_frame_ns); None: no frame
+        self.earliest_ns: int | None = None
         self._no_ts_run = 0         # frames without a time since that frame
         #: frames timed beyond the int64 nanosecond range (clamped to it)
         self.ts_clamped = 0
@@ -481,6 +483,8 @@ class PacketBuilder:
                 self.frac_over += len(text.partition(".")[2]) > 9
             self._last_ts, self._no_ts_run = ts_ns, 0
             self.latest_ns = ts_ns if self.latest_ns is None else max(self.latest_ns, ts_ns)
+            if ts_ns > 0 and (self.earliest_ns is None or ts_ns < self.earliest_ns):
+                self.earliest_ns = ts_ns
         wirelen = _int(_at(f, "frame.len", 0), 0)
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
         caplen = _int(_at(f, "frame.cap_len", 0), -1)
@@ -567,7 +571,9 @@ class PacketBuilder:
         st.empty_records += self.cut.empty_records
         st.cut_caplen = max(st.cut_caplen, self.cut.cut_caplen)
         if self.latest_ns is not None:
-            st.last_frame_ns = self.latest_ns if st.last_frame_ns is None else max(st.last_frame_ns, self.latest_ns)
+            st.saw_frame(self.latest_ns)
+        if self.earliest_ns is not None:
+            st.saw_frame(self.earliest_ns)
         return Packets(buf, cols, st)
 
     # ------------------------------------------------------------------------------------
@@ -1449,6 +1455,7 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
         return None
     b.rows["ts_ns"] = want.tolist()
     b.latest_ns = int(ts.max())
+    b.earliest_ns = int(ts[ts > 0].min()) if (ts > 0).any() else None
     n = len(frames)
     if not pcapng:
         return (f"{name}: tshark gives {k} of the {n} packet{'s' if n != 1 else ''} times before 1970 "
