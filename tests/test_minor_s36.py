@@ -122,3 +122,19 @@ def test_unjoined_pieces_chains_and_gaps():
                                            f"(each starts at most 0.500 s after the one before ends), " + tail]
     assert unjoined_pieces([("a", 0, 5), ("b", 3, 9)]) == []          # overlapping: two hosts at once
     assert unjoined_pieces([("a", 5, 5)]) == []
+
+
+def test_steps_back_name_interfaces_written_in_batches(tmp_path):
+    """Newcomer 35 F7: a two-port TAP's capture written port by port in batches goes back in time
+    between batches; the warning names that cause besides a clock step."""
+    e = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    pkts = []
+    for i, t in enumerate([10.0, 11.0, 12.0, 10.5, 11.5, 12.5]):      # port A's batch, then port B's
+        p = Ether(**e) / IP(src="192.0.2.10", dst="203.0.113.5") / TCP(sport=40000 + i, dport=23101, flags="S")
+        p.time = T0 + t
+        pkts.append(p)
+    wrpcap(str(tmp_path / "tap.pcap"), pkts)
+    p = _run(["analyze", "tap.pcap"], tmp_path)
+    assert ("the timestamps go back by more than 0.5 s at 1 place (the capturing host's clock stepped back, "
+            "a damaged timestamp, captures appended one after the other, or several interfaces or TAP ports "
+            "written in batches, each in its own time order)") in p.stderr

@@ -141,7 +141,8 @@ class ReadStats:
         if k:
             self.warn(f"{name}: the timestamps go back by more than {step_ns / 1e9:g} s at {k} "
                       f"place{'s' if k != 1 else ''} (the capturing host's clock stepped back, a damaged "
-                      "timestamp, or captures appended one after the other): packets are analysed in time "
+                      "timestamp, captures appended one after the other, or several interfaces or TAP ports "
+                      "written in batches, each in its own time order): packets are analysed in time "
                       "order, so a flow across such a step may show an odd history, or split")
 
     def warn_jumps_forward(self, name: str, k: int, jump_ns: int, largest_ns: int) -> None:
