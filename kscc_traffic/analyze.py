@@ -765,9 +765,13 @@ class _WholeFile:
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
         self.stats.warn_one_way(self.name, *one_way.tolist())
         from .lookups import LookupsWatch
+        from .natpairs import NatWatch
         lookups = LookupsWatch()
         lookups.add(flows)
         lookups.warn(self.stats, self.name)
+        nat = NatWatch()
+        nat.add(flows)
+        nat.warn(self.stats, self.name)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows
 

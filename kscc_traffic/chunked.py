@@ -46,6 +46,7 @@ import pandas as pd
 
 from .analyze import analyze_batch, capture_end, one_way_counts
 from .lookups import LookupsWatch
+from .natpairs import NatWatch
 from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
 from .capture.filesets import iter_capture
 from .capture.frames import Frames, concat_frames
@@ -280,6 +281,7 @@ class ChunkedAnalysis:
         prev_max = None                     # the latest timestamp so far (jumps forward)
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
         lookups = LookupsWatch()            # Kaspersky names resolved, no connection after them
+        nat = NatWatch()                    # connections captured before and after a NAT
         shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
         fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
 
@@ -442,6 +444,7 @@ class ChunkedAnalysis:
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
                 lookups.add(out)
+                nat.add(out)
                 # (scans first: a probe another holder keeps back is an attempt the others' windows count;
                 # the retries of held stale attempts looked for among every leaving row: also
                 # those the other holds keep back, a 407 or a DNS flow answered NODATA)
@@ -525,6 +528,7 @@ class ChunkedAnalysis:
         st.warn_frozen_clock(self.name, ip_packets, cap_end - cap_start if ip_packets else 0)
         st.warn_one_way(self.name, *one_way.tolist())
         lookups.warn(st, self.name)
+        nat.warn(st, self.name)
         if self.fragments_not_held:
             k = self.fragments_not_held
             st.warn(f"{self.name}: {k} IP fragment{'s' if k != 1 else ''} of datagrams still incomplete at "
