@@ -115,6 +115,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import urllib.parse
 from typing import NamedTuple
 
 import numpy as np
@@ -711,7 +712,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return done(*refused)
     elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
         # plain HTTP sent straight to the server: a transparent web filter answers as a proxy does
-        refused = _proxy_answer(row, _direct_target(row), direct=True)
+        refused = _proxy_answer(row, _direct_target(row), direct=True) or _foreign_redirect(row, rule)
         if refused is not None:
             return done(*refused)
 
@@ -1913,6 +1914,40 @@ def _proxy_answer(row: dict, target: str, direct: bool = False) -> tuple[str, st
     if (direct or target.startswith(_ABSOLUTE)) and str(row.get("http_status") or "")[:1] in ("2", "3"):
         return None
     return _proxy_refusal(row, target, direct)
+
+
+def _foreign_redirect(row: dict, rule) -> tuple[str, str, str] | None:
+    """(``blocked``, ``rejected``, detail) of a plain HTTP request sent straight to the server
+    (``rule`` an HTTP purpose: certificate checks on 80) answered by a redirect
+    (:data:`REDIRECT_STATUSES`) to another site: a captive portal or web filter sending the
+    request to its own page (newcomer 36 F6: a 302 to ``http://portal.corp.example/login`` counted
+    as a working CRL download). Another site: the ``Location`` (``http_location``) names a host
+    that is neither the one asked (``http_host``, else the responder's address) nor under the
+    rule's host mask, nor, without a mask, of the same parent domain (``crl3.digicert.com`` to
+    ``crl4.digicert.com``). A relative ``Location``, or none read: None (the site's own
+    redirect). The detail reads as :func:`_proxy_refusal`'s for a filter's refusal, so the
+    report advises it with them (:data:`kscc_traffic.report.HTTP_REFUSAL`)."""
+    status = str(row.get("http_status") or "")
+    where = str(row.get("http_location") or "")
+    if status[:3] not in REDIRECT_STATUSES or "://" not in where[:12]:
+        return None
+    try:
+        to = (urllib.parse.urlsplit(where).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    asked, _ = split_host_port(str(row.get("http_host") or ""))
+    asked = (asked or str(row["resp_h"])).rstrip(".").lower()
+    if not to or to == asked or (rule.host_mask and under_mask(to, rule.host_mask)):
+        return None
+    if not rule.host_mask and not is_ip_literal(to) and not is_ip_literal(asked) \
+            and to.split(".")[-2:] == asked.split(".")[-2:]:
+        return None
+    server = endpoint_text(row["resp_h"], int(row["resp_p"]))
+    reason = row.get("http_reason") or ""
+    said = f' "{reason}"' if reason else ""
+    return ("blocked", "rejected", f"the server {server} answered {status}{said} to the request for "
+            f"{_direct_target(row)} (a transparent web filter or captive portal: a redirect to {where}, "
+            "another site)")
 
 
 def _direct_target(row: dict) -> str:

@@ -3281,6 +3281,9 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             cols["http_status"][f] = "" if status is None else str(status)
             if status is not None and not 200 <= status < 300:
                 cols["http_reason"][f] = http.response_reason(mv[s0:s1], status)
+            if status is not None and 300 <= status < 400 and not connect:
+                # (where a redirect sends the request: a captive portal's page, classify._foreign_redirect)
+                cols["http_location"][f] = http.response_location(mv[s0:s1]) or ""
             if target is not None and ch is not None:
                 # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head
                 tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))

@@ -1496,18 +1496,22 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
         said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
         where = r.host_mask or "the documented servers"
+        # (3xx: a captive portal's or filter's redirect to its own page, classify._foreign_redirect)
+        portal = ("; a redirect (3xx) to another site is a captive portal or filter sending the request to its "
+                  "own page: authenticate this network in the portal, or"
+                  if any(x[:1] == "3" for x in http_statuses) else "")
         if bl == bl_http:
             fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
                    f"{'it' if bl == 1 else 'them'} by policy"
                    + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses)
                       else "")
-                   + ": allow "
+                   + (portal or ":") + " allow "
                    f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
         else:
             fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
-                    f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}): allow {where} "
-                    "in its URL filter")
+                    f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}){portal or ':'} "
+                    f"allow {where} in its URL filter")
     if status == "blocked" and 0 < bl_tls < bl and bl not in (proxied, bl_stale, proxied + bl_tls) \
             and bl_tls > redirects:
         # some of the blocked flows reached the server (or a proxy's tunnel), then their TLS failed
