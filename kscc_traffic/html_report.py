@@ -49,7 +49,7 @@ from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, ksc_flows, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
+                     wrong_direction_reason_text, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, ksc_purposes, scan_lines_of)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING
 from .rules import Rule, RuleSet
@@ -288,7 +288,7 @@ def _summary(flows: pd.DataFrame, rules: RuleSet, captures: Mapping[str, int], w
            '<a href="#flows">All flows</a></nav>')
     # (no flow of KSC agent traffic at all: said first, report.no_ksc_traffic)
     head = no_ksc_traffic(len(flows), int(np.count_nonzero(ksc_flows(flows, rules))) if len(flows) else 0,
-                          len(captures))
+                          len(captures), cut_unnamed(flows))
     head = f'<p class="warn headline"><b>No KSC agent traffic:</b> {_e(head)}</p>' if head else ""
     scans = scan_lines_of(flows)
     if scans:   # (each scan once, its probes not KSC traffic: kscc_traffic.scans)

@@ -2202,7 +2202,20 @@ def any_ksc(flows: pd.DataFrame, rules: RuleSet) -> bool:
     return bool(len(flows)) and bool(ksc_flows(flows, rules).any())
 
 
-def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
+def cut_unnamed(flows: pd.DataFrame) -> int:
+    """How many TCP flows of ``flows`` had their first bytes cut by the snaplen (``payload_cut``)
+    with no server name read (``server_name`` empty): the name that would make them KSC agent
+    traffic (an SNI, a CONNECT target) may be in the bytes not kept (newcomer 36 F5: ``CONNECT
+    eu1.ksc.kaspersky.com:`` cut inside its port got the "No KSC agent traffic" headline)."""
+    if not len(flows) or "payload_cut" not in flows or "proto" not in flows:
+        return 0
+    cut = flows["payload_cut"].to_numpy(dtype=bool) & (flows["proto"].to_numpy(dtype=object) == "tcp")
+    if "server_name" in flows:
+        cut &= flows["server_name"].fillna("").to_numpy(dtype=object) == ""
+    return int(np.count_nonzero(cut))
+
+
+def no_ksc_traffic(total: int, ksc: int, captures: int = 1, cut: int = 0) -> str:
     """The headline :data:`NO_KSC_TRAFFIC` (``in these captures`` for several) when ``total``
     flows were seen and none of them (``ksc``) is KSC agent traffic (:func:`ksc_flows`), else ''
     (nothing seen at all says so itself). Then the checklist judges no purpose on those flows
@@ -2211,7 +2224,12 @@ def no_ksc_traffic(total: int, ksc: int, captures: int = 1) -> str:
     minute"; newcomer 28 F4)."""
     if not total or ksc:
         return ""
-    return NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
+    said = NO_KSC_TRAFFIC if captures <= 1 else NO_KSC_TRAFFIC.replace("in this capture", "in these captures", 1)
+    if cut:     # (``cut``: :func:`cut_unnamed`; the name may be in the bytes the snaplen left out)
+        said += (f" Or a name was lost: {cut} TCP flow{'s' if cut != 1 else ''} had {'their' if cut != 1 else 'its'} "
+                 "first bytes cut by the snaplen before a server name could be read; capture again with the "
+                 "whole packets (tcpdump -s 0) to see the names")
+    return said
 
 
 def console_names(names) -> np.ndarray:
@@ -2874,6 +2892,7 @@ class TableSummary:
         self.verdict_captures: dict[tuple[str, str], dict[str, None]] = {}  # (purpose, verdict) -> its captures
         self.named_seen = False                  # (a table with a server_name column was added)
         self.vendor_seen = 0                     # flows whose name makes them KSC agent traffic (ksc_named)
+        self.cut_unnamed = 0                     # TCP flows cut by the snaplen before a name was read (cut_unnamed)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
@@ -2933,6 +2952,7 @@ class TableSummary:
                     self.join_groups.add(g)
         if not self.vendor_seen:
             self.vendor_seen += int(np.count_nonzero(ksc_named(flows)))
+            self.cut_unnamed += cut_unnamed(flows)
         if "server_name" in flows:
             self.named_seen = True
             has_name = _names_a_server(flows["server_name"].to_numpy(dtype=object))   # (not an IP literal)
@@ -3142,7 +3162,7 @@ class TableSummary:
         """:func:`no_ksc_traffic` of the flows added ('' when some is KSC agent traffic)."""
         ids = ksc_purposes(rules)
         ksc = self.vendor_seen + sum(n for (p, _), n in self.counts.items() if p in ids)
-        return no_ksc_traffic(self.total, ksc, len(self.captures))
+        return no_ksc_traffic(self.total, ksc, len(self.captures), self.cut_unnamed)
 
     def dns_errors(self) -> pd.DataFrame:
         """As :func:`dns_errors`, from the counts."""

@@ -734,9 +734,15 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
     headline = bool(len(flows)) and not _old_ksc(flows, rules)
     if headline:
         several = "capture" in flows and flows["capture"].nunique() > 1
+        # (newcomer 36 F5: flows cut by the snaplen before a name was read, counted row by row)
+        cut = sum(1 for c, p, n in zip(flows["payload_cut"], flows["proto"], flows["server_name"])
+                  if c and p == "tcp" and not n)
+        lost = (f" Or a name was lost: {cut} TCP flow{'s' if cut != 1 else ''} had {'their' if cut != 1 else 'its'} "
+                "first bytes cut by the snaplen before a server name could be read; capture again with the whole "
+                "packets (tcpdump -s 0) to see the names") if cut else ""
         console.print(Text(f"No KSC agent traffic: no flow in {'these captures' if several else 'this capture'} goes "
                            "to a Kaspersky name or a KSC-only port: captured on the wrong "
-                           "machine, or at the wrong time?", style="bold yellow"))
+                           f"machine, or at the wrong time?{lost}", style="bold yellow"))
     # (newcomer 31 F3: no KSC agent traffic: the title says whose flows the counts are)
     t = Table(title="Flows per purpose" + (": other programs' flows on the purposes' ports, not KSC agent traffic "
                                            "(see the headline)" if headline else ""), title_justify="left")
