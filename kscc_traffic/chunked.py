@@ -403,6 +403,7 @@ class ChunkedAnalysis:
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
+                        lookups.add(out)
                         yield out, capture_end(cap_end, reader_stats)
                     break
                 continue
@@ -444,7 +445,6 @@ class ChunkedAnalysis:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                lookups.add(out)
                 # (scans first: a probe another holder keeps back is an attempt the others' windows count;
                 # the retries of held stale attempts looked for among every leaving row: also
                 # those the other holds keep back, a 407 or a DNS flow answered NODATA)
@@ -475,6 +475,8 @@ class ChunkedAnalysis:
                 out = other.hold(out, pending)
                 if other.held:
                     out = other.release(out, pending, last)
+                # (each row once, as it is yielded: a query and its answer from another address together)
+                lookups.add(out)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -940,7 +942,8 @@ class _OtherSource:
     a UDP flow of the same client address and port to or from port 53 of another address whose
     packets so far all went one way, begun no later than
     :data:`~kscc_traffic.classify.OTHER_SOURCE_S` after the held flow's last packet, still open
-    or held by another holder; it then leaves with that batch. No partner can begin later:
+    or held by another holder, and so are the rows of the same client whose windows overlap its
+    own (chained: they leave together); it then leaves with that batch. No partner can begin later:
     a DNS flow leaves :data:`~kscc_traffic.flows.DNS_IDLE_NS` (10 s, more than
     ``OTHER_SOURCE_S``) after its last packet, when the capture's clock is past that. So a flow
     nothing may pair with leaves at once (a plain unanswered query: no change of the batches).
@@ -954,11 +957,11 @@ class _OtherSource:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
 
     @staticmethod
-    def _one_way(flows: pd.DataFrame) -> tuple[np.ndarray, list, np.ndarray]:
+    def _one_way(flows: pd.DataFrame, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, list, np.ndarray]:
         """Per row of ``flows``: a UDP flow with port 53 on one side whose packets so far all went
-        one way (bool); its client (address, port: the side that is not port 53) and server
-        address per row (the rows that are not such a flow: None); and the row's last packet
-        plus :data:`~kscc_traffic.classify.OTHER_SOURCE_S` (ns)."""
+        one way (bool; only among the rows of ``mask`` when given); its client (address, port:
+        the side that is not port 53) and server address per row (the rows that are not such a
+        flow: None); and the row's last packet plus :data:`~kscc_traffic.classify.OTHER_SOURCE_S` (ns)."""
         n = len(flows)
         if not n or not all(c in flows.columns for c in ("proto", "orig_h", "orig_p", "resp_h", "resp_p",
                                                          "orig_pkts", "resp_pkts", "ts_ns", "duration")):
@@ -967,6 +970,8 @@ class _OtherSource:
         opk, rpk = flows["orig_pkts"].to_numpy(np.int64), flows["resp_pkts"].to_numpy(np.int64)
         one = ((flows["proto"].to_numpy(dtype=object) == "udp") & ((op == 53) | (rp == 53))
                & ((opk == 0) | (rpk == 0)))
+        if mask is not None:
+            one &= np.asarray(mask, bool)
         who: list = [None] * n
         at = np.flatnonzero(one)
         if len(at):
@@ -983,38 +988,81 @@ class _OtherSource:
         be its partner."""
         out = np.zeros(len(rows), bool)
         one, who, end = self._one_way(rows)
-        clients: dict[tuple, list[int]] = {}
-        for i in np.flatnonzero(one).tolist():
-            clients.setdefault(who[i][0], []).append(i)
+        clients = {who[i][0] for i in np.flatnonzero(one).tolist()}
         if not clients:
             return out
+        # per client (address, port): the earliest pending flow's (start, server) and the
+        # earliest of another server's (one pass, whatever the number of flows)
+        first: dict[tuple, list] = {}
         for part in pending:
             o, mask = part if isinstance(part, tuple) else (part, None)
             if not len(o):
                 continue
-            o_one, o_who, _ = self._one_way(o)
-            if mask is not None:
-                o_one &= np.asarray(mask, bool)
-            ts = o["ts_ns"].to_numpy(np.int64) if "ts_ns" in o.columns else None
+            o_one, o_who, _ = self._one_way(o, mask)
+            ts = o["ts_ns"].to_numpy(np.int64)
             for j in np.flatnonzero(o_one).tolist():
                 client, server = o_who[j]
-                for i in clients.get(client, ()):
-                    if not out[i] and who[i][1] != server and int(ts[j]) <= end[i]:
-                        out[i] = True
+                if client not in clients:
+                    continue
+                t = int(ts[j])
+                best = first.setdefault(client, [None, None])
+                if best[0] is None or t < best[0][0]:
+                    if best[0] is not None and best[0][1] != server:
+                        best[1] = best[0]
+                    best[0] = (t, server)
+                elif server != best[0][1] and (best[1] is None or t < best[1][0]):
+                    best[1] = (t, server)
+        for i in np.flatnonzero(one).tolist():
+            best = first.get(who[i][0])
+            if best is not None:
+                near = best[0] if best[0][1] != who[i][1] else best[1]
+                out[i] = near is not None and near[0] <= end[i]
         return out
 
+    def _stuck(self, rows: pd.DataFrame, pending: list) -> np.ndarray:
+        """Per row of ``rows`` (held rows and leaving candidates), bool: to hold back. A row a
+        flow of ``pending`` may pair with (:meth:`_waiting`) is, and with it every row of the
+        same client whose window (its first packet to its last plus
+        :data:`~kscc_traffic.classify.OTHER_SOURCE_S`) overlaps its own, chained: rows that may
+        pair leave together."""
+        stuck = self._waiting(rows, pending)
+        one, who, end = self._one_way(rows)
+        ts = rows["ts_ns"].to_numpy(np.int64) if len(rows) else np.zeros(0, np.int64)
+        groups: dict[tuple, list[int]] = {}
+        for i in np.flatnonzero(one).tolist():
+            groups.setdefault(who[i][0], []).append(i)
+        for idx in groups.values():
+            if len(idx) < 2:
+                continue
+            idx.sort(key=lambda i: (int(ts[i]), i))
+            part, reach = [idx[0]], int(end[idx[0]])
+            for i in idx[1:] + [None]:
+                if i is not None and int(ts[i]) <= reach:
+                    part.append(i)
+                    reach = max(reach, int(end[i]))
+                    continue
+                if stuck[part].any():
+                    stuck[part] = True
+                if i is not None:
+                    part, reach = [i], int(end[i])
+        return stuck
+
     def hold(self, flows: pd.DataFrame, pending: list) -> pd.DataFrame:
-        """``flows`` (the leaving rows, unfinished) less those a flow of ``pending`` (see
-        :meth:`_waiting`) may pair with, which are held (:meth:`release`)."""
+        """``flows`` (the leaving rows, unfinished) less those to hold back (:meth:`_stuck`, with
+        the rows held already), which are held (:meth:`release`)."""
         if not len(flows) or DNS_KEYS not in flows.columns:
             return flows
         cand = (flows[DNS_KEYS].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "udp")
         if not cand.any():
             return flows
-        keep = np.zeros(len(flows), bool)
         at = np.flatnonzero(cand)
-        keep[at[self._waiting(flows.iloc[at], pending)]] = True
-        room = self.MAX_HELD - sum(len(h) for h in self.held)
+        rows = flows.iloc[at]
+        k = sum(len(h) for h in self.held)
+        if k:
+            rows = pd.concat([*self.held, rows], ignore_index=True)
+        keep = np.zeros(len(flows), bool)
+        keep[at[self._stuck(rows, pending)[k:]]] = True
+        room = self.MAX_HELD - k
         if keep.any() and room > 0:
             keep[np.flatnonzero(keep)[room:]] = False
             self.held.append(flows[keep])
@@ -1022,12 +1070,12 @@ class _OtherSource:
         return flows
 
     def release(self, flows: pd.DataFrame, pending: list, last: bool) -> pd.DataFrame:
-        """``flows`` (leaving now) with the held rows no flow of ``pending`` may still pair with
-        (every one when ``last``); in time order of first packet."""
+        """``flows`` (leaving now) with the held rows no longer held back (:meth:`_stuck`; every
+        one when ``last``); in time order of first packet."""
         if not self.held:
             return flows
         held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
-        go = np.ones(len(held), bool) if last else ~self._waiting(held, pending)
+        go = np.ones(len(held), bool) if last else ~self._stuck(held, pending)
         if not go.any():
             self.held = [held]
             return flows

@@ -116,6 +116,7 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import re
@@ -127,9 +128,9 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
-                      split_cert_names, tls_record_cut_parse)
+                      _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -3413,7 +3414,6 @@ OTHER_SOURCE_ANSWER = "DNS answer from another address than the client asked"
 def _dns_question_text(key: str) -> str:
     """``ID 0x1a2b for eu1.ksc.kaspersky.com AAAA`` of one :func:`.inspect.dns_key_text` key (its
     name already escaped)."""
-    from .inspect import _qtype_text, split_dns_key
     _, txid, qtype, name = split_dns_key(key)
     return f"ID 0x{txid:04x} for {name} {_qtype_text(qtype)}"
 
@@ -3433,7 +3433,6 @@ def other_source_answers(flows: pd.DataFrame, queries: np.ndarray) -> dict[int, 
     of one of its queries: what the client would have accepted from the address asked. The
     earliest such answer; several queries may share one (the same query sent to two resolvers
     from one port)."""
-    from .inspect import DNS_KEYS
     at = np.flatnonzero(queries)
     if not len(at) or DNS_KEYS not in flows.columns:
         return {}
@@ -3462,21 +3461,53 @@ def other_source_answers(flows: pd.DataFrame, queries: np.ndarray) -> dict[int, 
     out: dict[int, tuple[int, str]] = {}
     if not answers:
         return out
+    starts = {}
+    for client, near in answers.items():
+        near.sort(key=lambda x: (x[0], x[1]))
+        starts[client] = [x[0] for x in near]
     for q in at.tolist():
         if proto[q] != "udp" or rp[q] != 53 or rpk[q] != 0 or not keys[q]:
             continue
-        near = answers.get((oh[q], int(op[q])))
+        client = (oh[q], int(op[q]))
+        near = answers.get(client)
         if not near:
             continue
         asked = [k for k in str(keys[q]).split("\n") if k.startswith("Q ")]
         until = int(ts[q]) + int(dur[q] * 1e9) + int(OTHER_SOURCE_S * 1e9)
-        for t, a, server, got in sorted(near, key=lambda x: (x[0], x[1])):
-            if server == rh[q] or not int(ts[q]) <= t <= until:
+        # (the answers begun in [the query's start, until], earliest first)
+        for j in range(bisect.bisect_left(starts[client], int(ts[q])), len(near)):
+            t, a, server, got = near[j]
+            if t > until:
+                break
+            if server == rh[q]:
                 continue
             hit = next((k for k in asked if k[2:].lower() in got), None)
             if hit is not None:
                 out[q] = (a, hit)
                 break
+    return out
+
+
+def wrong_source_answers(flows: pd.DataFrame) -> np.ndarray:
+    """bool per row of ``flows``: a DNS answer from another address than the client asked, no
+    lookup of its own (:func:`_note_other_source`): in a classified table, ``unclassified`` with
+    reason ``wrong_source``; in one not classified yet (a chunked reading's leaving rows, with
+    :data:`.inspect.DNS_KEYS`), the answers :func:`other_source_answers` pairs with the UDP
+    queries to port 53 that got no datagram back."""
+    n = len(flows)
+    if not n:
+        return np.zeros(0, bool)
+    if "reason" in flows.columns and "verdict" in flows.columns:
+        return ((flows["reason"].to_numpy(dtype=object) == "wrong_source")
+                & (flows["verdict"].to_numpy(dtype=object) == "unclassified"))
+    out = np.zeros(n, bool)
+    if DNS_KEYS not in flows.columns or not all(c in flows.columns for c in ("proto", "resp_p", "resp_pkts")):
+        return out
+    queries = ((flows[DNS_KEYS].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "udp")
+               & (flows["resp_p"].to_numpy(np.int64) == 53) & (flows["resp_pkts"].to_numpy(np.int64) == 0))
+    if queries.any():
+        for a, _ in other_source_answers(flows, queries).values():
+            out[a] = True
     return out
 
 
@@ -3490,7 +3521,6 @@ def _note_other_source(flows: pd.DataFrame, res: np.ndarray) -> None:
     ``wrong_source`` (purpose ``dns``), its detail :data:`OTHER_SOURCE_ANSWER` naming the query
     (and what it said before, an error answer's text), so it is not counted as an answered
     lookup (``ok``) beside the query that got nothing."""
-    from .inspect import DNS_KEYS
     if DNS_KEYS not in flows.columns or "resp_pkts" not in flows.columns:
         return
     queries = (res[:, 0] == "dns") & (res[:, 1] == "blocked") & (res[:, 2] == "no_answer")

@@ -187,3 +187,26 @@ def test_the_tshark_engine_agrees(tmp_path):
     b = analyze_file(path, RULES, engine="tshark").flows[cols].reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert a["reason"].tolist() == ["wrong_source", "wrong_source", "wrong_source", "wrong_source", "no_answer", "", ""]
+
+
+def test_an_answer_from_another_address_resolves_no_name_for_the_lookups_warning(tmp_path):
+    """The answers the client dropped resolved nothing: no "Kaspersky names were resolved but no
+    connection …" warning (which blames the host's own firewall), whole or in chunks; a lookup
+    answered from the address asked still gives it."""
+    recs = []
+    for k in range(6):
+        recs += [_query(V4, 42000 + k, 0x4200 + k, 1000.0 + 3 * k), _answer(V4, 42000 + k, 0x4200 + k, 1000.001 + 3 * k)]
+    recs += _filler(1000.5, 1030.0, step=0.5)
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]), "lookups.pcap")
+
+    def said(a_warnings):
+        return [w for w in a_warnings if "Kaspersky names were resolved" in w]
+    _, a = whole(path)
+    assert said(a.warnings) == []
+    _, run = chunked(path, 400)
+    assert said(run.stats.warnings) == []
+    recs.append(_answer(V4, 42000, 0x4200, 1000.002, src=V4["res"]))
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]), "lookups2.pcap")
+    _, a = whole(path)
+    # (that query answered, its copy from the other address pairs with nothing: both count)
+    assert len(said(a.warnings)) == 1 and "(2 times, to 203.0.113.10)" in said(a.warnings)[0]
