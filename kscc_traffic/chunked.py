@@ -54,10 +54,10 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
+from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
-                       STALE_RETRY_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, retry_connected,
+                       STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, retry_connected,
                        usable_address)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
@@ -265,6 +265,7 @@ class ChunkedAnalysis:
         stale = _StaleRetries()             # SYNs answered by a stale connection: held until their retry is known
         scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
         retried = _RefusedRetries()         # refused SYNs (REJ): held until a later connection's state is known
+        other = _OtherSource()              # one-way DNS flows: held while their answer from another address may come
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -397,13 +398,15 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held or stale.held or scans.count:
+                    if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held:
                         # (a proxy's 407s held for a retry: none came)
                         out = scans.step(pd.DataFrame(), pd.DataFrame(), None, True) if scans.count else pd.DataFrame()
                         out = stale.hold(refused.hold(nodata.hold(auth.hold(out, None))))
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
-                        yield stale.release(out, pd.DataFrame(), None, True), capture_end(cap_end, reader_stats)
+                        out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
+                        lookups.add(out)
+                        yield out, capture_end(cap_end, reader_stats)
                     break
                 continue
             n_new = len(batch) - len(carry_w)
@@ -439,11 +442,11 @@ class ChunkedAnalysis:
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
-            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count:
+            if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count \
+                    or other.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
-                lookups.add(out)
                 nat.add(out)
                 # (scans first: a probe another holder keeps back is an attempt the others' windows count;
                 # the retries of held stale attempts looked for among every leaving row: also
@@ -469,6 +472,14 @@ class ChunkedAnalysis:
                 if retried.held:
                     out = retried.release(out, [(flows, ~final), *(part for h in (auth, refused, stale)
                                                                     for part in h.held)], clock, last)
+                # (last: a DNS query and its answer from another address judged together; after
+                # the others, whose held DNS flows, answered with no address, may be partners)
+                pending = [(flows, ~final), *nodata.held]
+                out = other.hold(out, pending)
+                if other.held:
+                    out = other.release(out, pending, last)
+                # (each row once, as it is yielded: a query and its answer from another address together)
+                lookups.add(out)
                 if len(out):
                     yield out, (end if last else None)
                 del out
@@ -921,6 +932,158 @@ class _StaleRetries:
             if not self.keys[keys[i]]:
                 del self.keys[keys[i]]
                 self.retries.pop(keys[i], None)
+        self.held = [held[~go]] if (~go).any() else []
+        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
+        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _OtherSource:
+    """A UDP DNS query nothing answered and its answer from another address (reason
+    ``wrong_source``: :func:`kscc_traffic.classify._note_other_source`) are judged together,
+    also when the two flows would leave with different batches. A leaving UDP DNS flow whose
+    packets all went one way (its :data:`~kscc_traffic.inspect.DNS_KEYS` column set: queries
+    alone, or answers alone) is held back while a flow that may be its partner has not left:
+    a UDP flow of the same client address and port to or from port 53 of another address whose
+    packets so far all went one way, begun no later than
+    :data:`~kscc_traffic.classify.OTHER_SOURCE_S` after the held flow's last packet, still open
+    or held by another holder, and so are the rows of the same client whose windows overlap its
+    own (chained: they leave together); it then leaves with that batch. No partner can begin later:
+    a DNS flow leaves :data:`~kscc_traffic.flows.DNS_IDLE_NS` (10 s, more than
+    ``OTHER_SOURCE_S``) after its last packet, when the capture's clock is past that. So a flow
+    nothing may pair with leaves at once (a plain unanswered query: no change of the batches).
+    The last batch releases every held row; at most :data:`MAX_HELD` rows are held (beyond,
+    they leave without waiting: judged with the flows of their own batch)."""
+
+    #: rows held at most (bounded memory: a client asking from one port again and again)
+    MAX_HELD = 65_536
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+
+    @staticmethod
+    def _one_way(flows: pd.DataFrame, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, list, np.ndarray]:
+        """Per row of ``flows``: a UDP flow with port 53 on one side whose packets so far all went
+        one way (bool; only among the rows of ``mask`` when given); its client (address, port:
+        the side that is not port 53) and server address per row (the rows that are not such a
+        flow: None); and the row's last packet plus :data:`~kscc_traffic.classify.OTHER_SOURCE_S` (ns)."""
+        n = len(flows)
+        if not n or not all(c in flows.columns for c in ("proto", "orig_h", "orig_p", "resp_h", "resp_p",
+                                                         "orig_pkts", "resp_pkts", "ts_ns", "duration")):
+            return np.zeros(n, bool), [None] * n, np.zeros(n, np.int64)
+        op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
+        opk, rpk = flows["orig_pkts"].to_numpy(np.int64), flows["resp_pkts"].to_numpy(np.int64)
+        one = ((flows["proto"].to_numpy(dtype=object) == "udp") & ((op == 53) | (rp == 53))
+               & ((opk == 0) | (rpk == 0)))
+        if mask is not None:
+            one &= np.asarray(mask, bool)
+        who: list = [None] * n
+        at = np.flatnonzero(one)
+        if len(at):
+            oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+            for i in at.tolist():
+                who[i] = ((rh[i], int(rp[i])), oh[i]) if rp[i] != 53 else ((oh[i], int(op[i])), rh[i])
+        dur = np.nan_to_num(flows["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+        end = flows["ts_ns"].to_numpy(np.int64) + (dur * 1e9).astype(np.int64) + int(OTHER_SOURCE_S * 1e9)
+        return one, who, end
+
+    def _waiting(self, rows: pd.DataFrame, pending: list) -> np.ndarray:
+        """Per row of ``rows`` (held or leaving candidates), bool: a flow of ``pending`` (frames,
+        or ``(frame, bool mask)``: the flows still open, and rows other holders keep back) may
+        be its partner."""
+        out = np.zeros(len(rows), bool)
+        one, who, end = self._one_way(rows)
+        clients = {who[i][0] for i in np.flatnonzero(one).tolist()}
+        if not clients:
+            return out
+        # per client (address, port): the earliest pending flow's (start, server) and the
+        # earliest of another server's (one pass, whatever the number of flows)
+        first: dict[tuple, list] = {}
+        for part in pending:
+            o, mask = part if isinstance(part, tuple) else (part, None)
+            if not len(o):
+                continue
+            o_one, o_who, _ = self._one_way(o, mask)
+            ts = o["ts_ns"].to_numpy(np.int64)
+            for j in np.flatnonzero(o_one).tolist():
+                client, server = o_who[j]
+                if client not in clients:
+                    continue
+                t = int(ts[j])
+                best = first.setdefault(client, [None, None])
+                if best[0] is None or t < best[0][0]:
+                    if best[0] is not None and best[0][1] != server:
+                        best[1] = best[0]
+                    best[0] = (t, server)
+                elif server != best[0][1] and (best[1] is None or t < best[1][0]):
+                    best[1] = (t, server)
+        for i in np.flatnonzero(one).tolist():
+            best = first.get(who[i][0])
+            if best is not None:
+                near = best[0] if best[0][1] != who[i][1] else best[1]
+                out[i] = near is not None and near[0] <= end[i]
+        return out
+
+    def _stuck(self, rows: pd.DataFrame, pending: list) -> np.ndarray:
+        """Per row of ``rows`` (held rows and leaving candidates), bool: to hold back. A row a
+        flow of ``pending`` may pair with (:meth:`_waiting`) is, and with it every row of the
+        same client whose window (its first packet to its last plus
+        :data:`~kscc_traffic.classify.OTHER_SOURCE_S`) overlaps its own, chained: rows that may
+        pair leave together."""
+        stuck = self._waiting(rows, pending)
+        one, who, end = self._one_way(rows)
+        ts = rows["ts_ns"].to_numpy(np.int64) if len(rows) else np.zeros(0, np.int64)
+        groups: dict[tuple, list[int]] = {}
+        for i in np.flatnonzero(one).tolist():
+            groups.setdefault(who[i][0], []).append(i)
+        for idx in groups.values():
+            if len(idx) < 2:
+                continue
+            idx.sort(key=lambda i: (int(ts[i]), i))
+            part, reach = [idx[0]], int(end[idx[0]])
+            for i in idx[1:] + [None]:
+                if i is not None and int(ts[i]) <= reach:
+                    part.append(i)
+                    reach = max(reach, int(end[i]))
+                    continue
+                if stuck[part].any():
+                    stuck[part] = True
+                if i is not None:
+                    part, reach = [i], int(end[i])
+        return stuck
+
+    def hold(self, flows: pd.DataFrame, pending: list) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished) less those to hold back (:meth:`_stuck`, with
+        the rows held already), which are held (:meth:`release`)."""
+        if not len(flows) or DNS_KEYS not in flows.columns:
+            return flows
+        cand = (flows[DNS_KEYS].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "udp")
+        if not cand.any():
+            return flows
+        at = np.flatnonzero(cand)
+        rows = flows.iloc[at]
+        k = sum(len(h) for h in self.held)
+        if k:
+            rows = pd.concat([*self.held, rows], ignore_index=True)
+        keep = np.zeros(len(flows), bool)
+        keep[at[self._stuck(rows, pending)[k:]]] = True
+        room = self.MAX_HELD - k
+        if keep.any() and room > 0:
+            keep[np.flatnonzero(keep)[room:]] = False
+            self.held.append(flows[keep])
+            return flows[~keep]
+        return flows
+
+    def release(self, flows: pd.DataFrame, pending: list, last: bool) -> pd.DataFrame:
+        """``flows`` (leaving now) with the held rows no longer held back (:meth:`_stuck`; every
+        one when ``last``); in time order of first packet."""
+        if not self.held:
+            return flows
+        held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
+        go = np.ones(len(held), bool) if last else ~self._stuck(held, pending)
+        if not go.any():
+            self.held = [held]
+            return flows
+        out = held[go]
         self.held = [held[~go]] if (~go).any() else []
         both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)

@@ -25,7 +25,11 @@ Verdicts and reasons (first match wins, in this order):
   TLS 1.3, whose certificate is encrypted (:data:`TLS13_HIDDEN`: a proxy's or the server's own
   cannot be told). ``tls_intercepted`` (below) whose
   handshake was aborted (:func:`_interception`: the client refused the inspecting proxy's
-  certificate) is ``blocked`` too: the agent cannot connect.
+  certificate) is ``blocked`` too: the agent cannot connect. ``wrong_source``: a UDP DNS query
+  nothing answered whose answer came from another address than the one asked (a multihomed
+  resolver, a DNS redirect/NAT that does not rewrite the source: the client drops it; the one
+  judgement but the 407's and the NODATA's that reads other rows, :func:`_note_other_source`);
+  that answer's own flow is ``unclassified``/``wrong_source``, not an answered lookup.
 - ``unexpected`` — ``tls_intercepted`` (the server certificate, visible up to TLS 1.2, is not for
   the name asked; or the client rejected the certificate, seen (up to TLS 1.2), with a cleartext alert
   bad_certificate, unsupported_certificate, certificate_unknown or unknown_ca: a TLS-inspecting
@@ -112,6 +116,7 @@ judged as the same HTTP sent directly, a 4xx/5xx is ``blocked``/``rejected`` (se
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import re
@@ -124,9 +129,9 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_UNREADABLE, HELLO_PQ,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
-                      split_cert_names, tls_record_cut_parse)
+                      _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
@@ -141,7 +146,7 @@ except ImportError:     # (not built: _str_codes_py, the same codes)
 CLASS_COLUMNS: dict[str, tuple[str, str, str]] = {
     "purpose": ("object", "", "rule id of the documented purpose, 'dns', or '' (none)"),
     "verdict": ("object", "", "ok, blocked, unexpected or unclassified"),
-    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); port_scan, address_scan (unclassified: a scanner's probe, not KSC traffic); 'partial' added when the start was not captured"),
+    "reason": ("object", "", "why: no_answer, rejected, icmp_unreachable, tls_failed, tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast; one_way (unclassified: only one direction captured); port_scan, address_scan (unclassified: a scanner's probe, not KSC traffic); wrong_source (a DNS query answered only from another address than asked, blocked; that answer's own flow unclassified); 'partial' added when the start was not captured"),
     "detail": ("object", "", "one sentence for a human: what was seen"),
 }
 
@@ -3310,6 +3315,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         _note_stale_retries(out, res)
         _note_refused_retries(out, res)
         _note_resolved(out, res)
+        _note_other_source(out, res)
         _note_mcast_groups(out, res)
         _note_scans(out, res)
         _note_nat64(out, res)
@@ -3422,6 +3428,156 @@ def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
         if said:
             note = f"{said}: {NAT64_NOTE}"
             res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
+
+
+#: an answer from another address pairs with a query nothing answered when it came at most this
+#: long (s) after the query flow's last packet (a stub resolver waits 1-5 s before asking again:
+#: Windows 1 s, glibc 5 s); no more than the DNS flows' idle timeout (10 s), which a chunked
+#: reading relies on (:class:`kscc_traffic.chunked._OtherSource`)
+OTHER_SOURCE_S = 5.0
+#: how the detail of a DNS query answered only from another address starts (reason ``wrong_source``)
+OTHER_SOURCE = "DNS query answered from another address"
+#: why that answer is no answer for the client, after the addresses (:data:`OTHER_SOURCE`)
+OTHER_SOURCE_WHY = ("stub resolvers (glibc, Windows) drop an answer from another address than the one asked "
+                    "(\"reply from unexpected source\"), so the name did not resolve: a multihomed resolver "
+                    "answering from its other address, or a DNS redirect/NAT rule that does not rewrite the "
+                    "answer's source back")
+#: how the detail of that answer's own flow starts (``unclassified``, reason ``wrong_source``)
+OTHER_SOURCE_ANSWER = "DNS answer from another address than the client asked"
+
+
+def _dns_question_text(key: str) -> str:
+    """``ID 0x1a2b for eu1.ksc.kaspersky.com AAAA`` of one :func:`.inspect.dns_key_text` key (its
+    name already escaped)."""
+    _, txid, qtype, name = split_dns_key(key)
+    return f"ID 0x{txid:04x} for {name} {_qtype_text(qtype)}"
+
+
+def other_source_answers(flows: pd.DataFrame, queries: np.ndarray) -> dict[int, tuple[int, str]]:
+    """The answers from another address of DNS queries nothing answered: row of ``queries`` ->
+    (row of its answer's flow, the key they share: :func:`.inspect.dns_key_text` of the query).
+
+    :param flows: a flow table with the internal column :data:`.inspect.DNS_KEYS` (none: {}).
+    :param queries: bool per row: the UDP DNS flows to pair (a query nothing answered).
+
+    A query flow (the originator's datagrams to port 53 alone, ``resp_pkts`` 0) pairs with an
+    answer flow (a UDP flow of responses alone from port 53 to the query's originator address
+    and port, from another address than the query's responder) whose first packet came no
+    sooner than the query's and at most :data:`OTHER_SOURCE_S` after its last one, and one of
+    whose responses has the transaction ID and first question (name case-insensitively, type)
+    of one of its queries: what the client would have accepted from the address asked. The
+    earliest such answer; several queries may share one (the same query sent to two resolvers
+    from one port)."""
+    at = np.flatnonzero(queries)
+    if not len(at) or DNS_KEYS not in flows.columns:
+        return {}
+    keys = flows[DNS_KEYS].to_numpy(dtype=object)
+    proto = flows["proto"].to_numpy(dtype=object)
+    cand = np.flatnonzero((keys != "") & (proto == "udp"))
+    if not len(cand):
+        return {}
+    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
+    opk, rpk = flows["orig_pkts"].to_numpy(np.int64), flows["resp_pkts"].to_numpy(np.int64)
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    dur = np.nan_to_num(flows["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+    # the answer flows by their client (address, port): (first packet, row, its response keys)
+    answers: dict[tuple, list] = {}
+    for i in cand.tolist():
+        if opk[i] == 0 and rp[i] == 53:
+            client, server = (oh[i], int(op[i])), rh[i]
+        elif rpk[i] == 0 and op[i] == 53:
+            client, server = (rh[i], int(rp[i])), oh[i]
+        else:
+            continue
+        got = {k[2:].lower() for k in str(keys[i]).split("\n") if k.startswith("R ")}
+        if got:
+            answers.setdefault(client, []).append((int(ts[i]), i, server, got))
+    out: dict[int, tuple[int, str]] = {}
+    if not answers:
+        return out
+    starts = {}
+    for client, near in answers.items():
+        near.sort(key=lambda x: (x[0], x[1]))
+        starts[client] = [x[0] for x in near]
+    for q in at.tolist():
+        if proto[q] != "udp" or rp[q] != 53 or rpk[q] != 0 or not keys[q]:
+            continue
+        client = (oh[q], int(op[q]))
+        near = answers.get(client)
+        if not near:
+            continue
+        asked = [k for k in str(keys[q]).split("\n") if k.startswith("Q ")]
+        until = int(ts[q]) + int(dur[q] * 1e9) + int(OTHER_SOURCE_S * 1e9)
+        # (the answers begun in [the query's start, until], earliest first)
+        for j in range(bisect.bisect_left(starts[client], int(ts[q])), len(near)):
+            t, a, server, got = near[j]
+            if t > until:
+                break
+            if server == rh[q]:
+                continue
+            hit = next((k for k in asked if k[2:].lower() in got), None)
+            if hit is not None:
+                out[q] = (a, hit)
+                break
+    return out
+
+
+def wrong_source_answers(flows: pd.DataFrame) -> np.ndarray:
+    """bool per row of ``flows``: a DNS answer from another address than the client asked, no
+    lookup of its own (:func:`_note_other_source`): in a classified table, ``unclassified`` with
+    reason ``wrong_source``; in one not classified yet (a chunked reading's leaving rows, with
+    :data:`.inspect.DNS_KEYS`), the answers :func:`other_source_answers` pairs with the UDP
+    queries to port 53 that got no datagram back."""
+    n = len(flows)
+    if not n:
+        return np.zeros(0, bool)
+    if "reason" in flows.columns and "verdict" in flows.columns:
+        return ((flows["reason"].to_numpy(dtype=object) == "wrong_source")
+                & (flows["verdict"].to_numpy(dtype=object) == "unclassified"))
+    out = np.zeros(n, bool)
+    if DNS_KEYS not in flows.columns or not all(c in flows.columns for c in ("proto", "resp_p", "resp_pkts")):
+        return out
+    queries = ((flows[DNS_KEYS].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "udp")
+               & (flows["resp_p"].to_numpy(np.int64) == 53) & (flows["resp_pkts"].to_numpy(np.int64) == 0))
+    if queries.any():
+        for a, _ in other_source_answers(flows, queries).values():
+            out[a] = True
+    return out
+
+
+def _note_other_source(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each UDP DNS query nothing answered (``blocked``/
+    ``no_answer``, no datagram back) whose answer came from another address
+    (:func:`other_source_answers`): ``blocked``, reason ``wrong_source``, the detail
+    :data:`OTHER_SOURCE` naming the address the answer came from, then :data:`OTHER_SOURCE_WHY`:
+    the answer arrived, the client dropped it; no firewall rule for DNS is the fix. The answer's
+    own flow (one way, responses alone: no lookup of its own) becomes ``unclassified``, reason
+    ``wrong_source`` (purpose ``dns``), its detail :data:`OTHER_SOURCE_ANSWER` naming the query
+    (and what it said before, an error answer's text), so it is not counted as an answered
+    lookup (``ok``) beside the query that got nothing."""
+    if DNS_KEYS not in flows.columns or "resp_pkts" not in flows.columns:
+        return
+    queries = (res[:, 0] == "dns") & (res[:, 1] == "blocked") & (res[:, 2] == "no_answer")
+    if not queries.any():
+        return
+    pairs = other_source_answers(flows, queries)
+    if not pairs:
+        return
+    cols = {c: flows[c].to_numpy(dtype=object) for c in ("orig_h", "orig_p", "resp_h", "uid")}
+    for q, (a, key) in pairs.items():
+        what = _dns_question_text(key)
+        asker = endpoint_text(cols["orig_h"][q], cols["orig_p"][q])
+        server = cols["resp_h"][a] if str(cols["orig_h"][a]) == str(cols["orig_h"][q]) else cols["orig_h"][a]
+        res[q, 0], res[q, 1], res[q, 2] = "dns", "blocked", "wrong_source"
+        res[q, 3] = (f"{OTHER_SOURCE}: its answer ({what}) came from {server} (flow {cols['uid'][a]}), not from "
+                     f"{cols['resp_h'][q]}, the address asked; {OTHER_SOURCE_WHY}")
+        if res[a, 2] != "wrong_source":
+            before = str(res[a, 3] or "")
+            res[a, 3] = (f"{OTHER_SOURCE_ANSWER}: the answer ({what}) to the query from {asker} to "
+                         f"{cols['resp_h'][q]} (flow {cols['uid'][q]}), which the client drops; judged on that "
+                         f"query's flow, not counted as an answered lookup" + (f"; the answer: {before}" if before else ""))
+            res[a, 0], res[a, 1], res[a, 2] = "dns", "unclassified", "wrong_source"
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

@@ -1644,6 +1644,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
     # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
     cols["dns_mismatch"] = repeated("", n)
+    # (likewise, a UDP DNS flow whose packets all went one way, queries alone or answers alone:
+    # its messages' transaction IDs and questions, dns_keys_text; '' where not: classify pairs a
+    # query nothing answered with its answer from another address, _note_other_source)
+    cols[DNS_KEYS] = repeated("", n)
     # (likewise, a TLS 1.3 connection whose server, after the client's Finished, sent only an
     # encrypted alert's size and closed first: those bytes, 0 where not; see below)
     cols["tls13_refused"] = np.zeros(n, np.int64)
@@ -1752,7 +1756,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
-             cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"])
+             cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"], cols[DNS_KEYS])
     _udp_quic(ft, service)
     _mcast_groups(ft, cols["mcast_groups"])
 
@@ -2752,7 +2756,7 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
              rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
              aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None,
-             asked: np.ndarray | None = None) -> None:
+             asked: np.ndarray | None = None, keys: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -2776,7 +2780,8 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
 
     A response that matches no query of its flow (:func:`stray_responses`: its transaction ID or
     question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
-    given; object array (n_flows,)) says what they were."""
+    given; object array (n_flows,)) says what they were. ``keys`` (when given; object array
+    (n_flows,)): for the flows whose packets all went one way, :func:`one_way_dns_keys`."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -2787,6 +2792,8 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     kid = m.kid
     ok = m.valid[kid]
     f = ft.pkt_flow[rows]
+    if keys is not None:
+        one_way_dns_keys(ft, rows, m, keys)
     service[f[ok]] = "dns"
     # query: the first datagram with a question, per flow (question names are never empty)
     asks = np.nonzero(m.has_q[kid])[0]
@@ -2858,6 +2865,71 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
     answers.address.extend(np.array(m.addr_flat, object)[at].tolist())
     answers.name.extend(np.array(m.name_flat, object)[at].tolist())
     answers.frame_no.extend(np.repeat(c["frame"][pos], count).tolist())
+
+
+#: the internal column of a UDP DNS flow whose packets all went one way (only queries, or only
+#: answers): its messages' keys (:func:`one_way_dns_keys`), '' for the other flows
+DNS_KEYS = "dns_keys"
+
+
+def dns_key_text(is_response: bool, txid: int, qtype: int, qname: str) -> str:
+    """One key of :data:`DNS_KEYS`: ``Q`` (query) or ``R`` (response), the transaction ID in
+    4 hex digits, the first question's type (a number) and name (the escaped text of
+    :func:`.dns.host_text`, as asked: compare it case-insensitively), space-separated:
+    ``Q 1a2b 28 eu1.ksc.kaspersky.com``."""
+    return f"{'R' if is_response else 'Q'} {txid:04x} {qtype} {qname}"
+
+
+def split_dns_key(key: str) -> tuple[bool, int, int, str]:
+    """(is a response, transaction ID, question type, question name) of a :func:`dns_key_text`."""
+    kind, txid, qtype, name = key.split(" ", 3)
+    return kind == "R", int(txid, 16), int(qtype), name
+
+
+def one_way_dns_keys(ft: FlowTable, rows: np.ndarray, m: "_DnsMessages", keys: np.ndarray) -> None:
+    """Fill ``keys`` (object array (n_flows,), in place) for the UDP flows of ``ft`` whose every
+    packet went one way (``orig_pkts`` or ``resp_pkts`` 0, port 53 on either side): the
+    :func:`dns_key_text` of each DNS message with a question among the flow's first
+    :data:`DNS_MATCH_PACKETS` packets (time order, capture order within a time: what a chunked
+    analysis always keeps, :data:`kscc_traffic.chunked.HEAD_PACKETS`), distinct, in that order,
+    ``\n``-joined (a name's text holds no line end: it is escaped). ``rows``: the flows' UDP
+    port 53 datagrams with payload (ascending), ``m`` their :func:`_dns_messages`. A query
+    nothing answered is paired with its answer from another address by these
+    (:func:`kscc_traffic.classify._note_other_source`)."""
+    flows = ft.flows
+    if not len(rows) or not len(flows):
+        return
+    one = (((flows["orig_pkts"].to_numpy() == 0) | (flows["resp_pkts"].to_numpy() == 0))
+           & (flows["proto"].to_numpy(dtype=object) == "udp"))
+    if not one.any():
+        return
+    f = ft.pkt_flow[rows]
+    mine = one[f] & m.valid[m.kid] & m.has_q[m.kid]
+    if not mine.any():
+        return
+    # (the first DNS_MATCH_PACKETS packets of each such flow, every packet of it counted)
+    c = ft.packets.cols
+    every = np.flatnonzero(ft.pkt_flow >= 0)
+    every = every[one[ft.pkt_flow[every]]]
+    fe = ft.pkt_flow[every]
+    o = np.lexsort((every, c["ts_ns"][every], fe))
+    start = np.r_[True, fe[o][1:] != fe[o][:-1]]
+    k = np.arange(len(o))
+    head = np.zeros(len(ft.pkt_flow), bool)
+    head[every[o[(k - np.maximum.accumulate(np.where(start, k, 0))) < DNS_MATCH_PACKETS]]] = True
+    at = np.flatnonzero(mine & head[rows])
+    if not len(at):
+        return
+    # (in time order within a flow, as the head)
+    at = at[np.lexsort((rows[at], c["ts_ns"][rows[at]], f[at]))]
+    b = np.frombuffer(ft.packets.buf, np.uint8) if not isinstance(ft.packets.buf, np.ndarray) else ft.packets.buf
+    off = c["pl_off"][rows[at]].astype(np.int64)
+    tx = (b[off].astype(np.int64) << 8 | b[off + 1].astype(np.int64)).tolist()
+    got: dict[int, dict[str, None]] = {}
+    for fl, t, kd in zip(f[at].tolist(), tx, m.kid[at].tolist()):
+        got.setdefault(fl, {})[dns_key_text(bool(m.is_resp[kd]), t, int(m.qtype[kd]), m.qname[kd])] = None
+    for fl, texts in got.items():
+        keys[fl] = "\n".join(texts)
 
 
 @dataclass

@@ -8,7 +8,9 @@ Filtering Platform and netfilter's OUTPUT chain), so the capture shows the looku
 after it; so does an IPv6-only host given only IPv4 addresses. :class:`LookupsWatch` follows a
 capture's flows, batch by batch, and says once per capture which Kaspersky names (under
 kaspersky.com) were answered with addresses no captured connection went to, and that no
-connection named them either (SNI, HTTP Host, a proxy's CONNECT target).
+connection named them either (SNI, HTTP Host, a proxy's CONNECT target). An answer from another
+address than the client asked (:func:`kscc_traffic.classify.wrong_source_answers`) resolved
+nothing: the client dropped it, and its query is flagged ``wrong_source``, which says why.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .classify import VENDOR_DOMAIN, _under_domain
+from .classify import VENDOR_DOMAIN, _under_domain, wrong_source_answers
 from .text import escape_terminal
 
 __all__ = ["LookupsWatch"]
@@ -49,6 +51,10 @@ class LookupsWatch:
             return
         query = flows["query"].to_numpy(dtype=object)
         dns = (query != "") & pd.notna(query)
+        other = ~dns
+        # (an answer from another address than asked resolved nothing: the client dropped it,
+        # its query is flagged wrong_source)
+        dns &= ~wrong_source_answers(flows)
         if dns.any() and "dns_answers" in flows.columns:
             answers = flows["dns_answers"].to_numpy(dtype=object)[dns].tolist()
             v6 = (pd.Series(flows["orig_h"].to_numpy(dtype=object)[dns]).astype(str).str.contains(":", regex=False)
@@ -61,7 +67,6 @@ class LookupsWatch:
                 self.lookups[name] = self.lookups.get(name, 0) + k
                 self.addresses.setdefault(name, set()).update(a.split(";"))
                 self.v6_clients[name] = self.v6_clients.get(name, True) and six
-        other = ~dns
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)
             self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())

@@ -795,6 +795,9 @@ REASON_TEXT: dict[str, str] = {
                 "not judged"),
     "port_scan": ("a probe of a port scan (one originator's short attempts to 15 or more ports of one host within "
                   "5 minutes): a scanner's, not KSC traffic; not judged"),
+    "wrong_source": ("the DNS answer came from another address than the one asked: clients drop it (a multihomed "
+                     "resolver answering from its other address, or a DNS redirect/NAT rule that does not rewrite "
+                     "the answer's source)"),
     "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
                      "within 5 minutes): a scanner's, not KSC traffic; not judged"),
 }
@@ -2325,11 +2328,21 @@ def _captures_text(caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None, o
     return f"{where}; the others worked (some in the same capture): compare clients, addresses and ports"
 
 
+#: what to change for DNS queries answered from another address than the one asked (reason
+#: ``wrong_source``, :func:`kscc_traffic.classify._note_other_source`): not the firewall
+DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one the clients ask (a multihomed "
+                        "resolver answering from its other address, or a DNS redirect/NAT rule that does not rewrite "
+                        "the answer's source back; the flagged DNS flows name both addresses), and clients drop such "
+                        "answers: make the resolver answer from the address it was asked at (bind it to that "
+                        "address), or make the redirect/NAT rule translate the answers back; the firewall already "
+                        "lets them through")
+
+
 def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
             cut: tuple[int, int] = (0, 0)) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
     needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
-    ``rejected``) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
+    ``rejected``, ``wrong_source``: answered from another address, :data:`DNS_WRONG_SOURCE_FIX`) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
     by a TCP reset, detail :data:`~kscc_traffic.classify.DNS_TCP_RESET`) and ``error_answers``
     (an error or sinkhole answer for a name the agent needs); None: not counted (both are
     advised). ``cut``: (of the blocked ``no_answer`` ones those sent less than
@@ -2344,6 +2357,8 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             reasons.discard("no_answer")
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
+    if "wrong_source" in reasons:
+        out.append(DNS_WRONG_SOURCE_FIX)
     if "rejected" in reasons:
         if error_answers is None or error_answers:
             out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
@@ -2368,7 +2383,10 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
     texts = {"no_answer": "the query got no answer: a firewall drops DNS to the resolver, or the resolver is "
                           "unreachable or down",
              "icmp_unreachable": "an ICMP error answered the query: no resolver listens at that address (port "
-                                 "unreachable from the resolver's address), or a router or firewall refuses it"}
+                                 "unreachable from the resolver's address), or a router or firewall refuses it",
+             "wrong_source": "the answer came from another address than the one asked, and the client drops it (a "
+                             "multihomed resolver answering from its other address, or a DNS redirect/NAT rule that "
+                             "does not rewrite the answer's source): the name does not resolve"}
     rejected = []
     if error_answers is None or error_answers:
         rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "
