@@ -831,32 +831,49 @@ def refused_counts(details) -> tuple[int, int]:
 #: and refused ones each (bounded memory: a capture's servers are few; beyond, a new endpoint is
 #: not remembered and its refusals keep the port advice)
 MAX_ENDPOINTS = 4096
-#: what a server's own refusal of a port that accepted a connection in the capture means (the
-#: advice of :func:`_readiness_row`, after when it was refused and accepted)
+#: what a server's own refusals of a port mean when the port accepted connections only before
+#: them or only after them in the capture (the advice of :func:`_readiness_row`, after when)
 RESTARTED = "the service was down or restarting"
+#: ... and when it accepted connections between them too (the port is right: not a restart alone)
+INTERMITTENT = ("the service refused some connections while it accepted others: overloaded or restarting, a "
+                "load balancer in front of it with a backend that refuses, or a host firewall that rejects some "
+                "clients")
 
 
 class RefusedAccepted:
     """Of the blocked flows whose SYN the server's own reset refused (detail
     :data:`~kscc_traffic.inspect.REFUSED_OWN`, as :func:`refused_counts` counts them), those to a
     server address and TCP port that accepted a connection in the capture (any client, any time:
-    before or after the refusal; too long after to clear it,
-    :data:`~kscc_traffic.classify.REFUSED_RETRY_S`): the port is right and the service listens
-    on it, it was down or restarting when refused. Gathered batch by batch in bounded memory, the
-    same for a whole table and for the batches of a chunked reading (added in any order): per
-    endpoint ``(resp_h, resp_p)`` the first and last ``ts_ns`` of a TCP flow that connected
-    (``conn_state`` of an established connection: ``SF``, ``S1``…; :attr:`accepted`), and per
-    purpose and endpoint the first ``ts_ns`` and the count of such refused flows
-    (:attr:`refused`); at most :data:`MAX_ENDPOINTS` endpoints each."""
+    before or after the refusal, too long after it to clear it:
+    :data:`~kscc_traffic.classify.REFUSED_RETRY_S`): the port is right, the service was down or
+    restarting when refused (or refused some clients while accepting others). Gathered batch by
+    batch in bounded memory, the same for a whole table and for the batches of a chunked reading
+    (added in any order): per endpoint ``(resp_h, resp_p)`` the first and last ``ts_ns`` and the
+    count of the TCP flows to it that connected (``conn_state`` of an established connection:
+    ``SF``, ``S1``…; :attr:`accepted`), and per purpose and endpoint the same of such refused
+    flows (:attr:`refused`); at most :data:`MAX_ENDPOINTS` endpoints each."""
 
     __slots__ = ("accepted", "refused", "_n_refused")
 
     def __init__(self) -> None:
-        #: (resp_h, resp_p) -> [first, last] ts_ns of the TCP flows to it that connected
+        #: (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of the TCP flows to it that connected
         self.accepted: dict[tuple[str, int], list[int]] = {}
-        #: purpose -> (resp_h, resp_p) -> [first ts_ns, flows] of its blocked flows the server's own reset refused
+        #: purpose -> (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of its blocked flows the
+        #: server's own reset refused
         self.refused: dict[str, dict[tuple[str, int], list[int]]] = {}
         self._n_refused = 0
+
+    @staticmethod
+    def _merge(into: dict, key: tuple, lo: int, hi: int, n: int, room: bool) -> bool:
+        """Add ``n`` flows from ``lo`` to ``hi`` (ns) to ``into[key]`` (a new key only when
+        ``room``); whether the key is new."""
+        got = into.get(key)
+        if got is not None:
+            got[0], got[1], got[2] = min(got[0], lo), max(got[1], hi), got[2] + n
+        elif room:
+            into[key] = [lo, hi, n]
+            return True
+        return False
 
     def add(self, flows: pd.DataFrame) -> None:
         """Remember what ``flows`` (a flow table or one batch of it) shows; a table without
@@ -867,16 +884,14 @@ class RefusedAccepted:
         tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
         up = np.flatnonzero(tcp & flows["conn_state"].isin(_CONNECTED_STATES).to_numpy())
         if len(up):
-            ts = flows["ts_ns"].to_numpy(np.int64)[up]
             ends = pd.DataFrame({"h": flows["resp_h"].to_numpy(dtype=object)[up],
-                                 "p": flows["resp_p"].to_numpy(np.int64)[up], "t": ts}) \
-                .groupby(["h", "p"], sort=False)["t"].agg(["min", "max"])
-            for (h, p), lo, hi in zip(ends.index.tolist(), ends["min"].tolist(), ends["max"].tolist()):
-                got = self.accepted.get((h, int(p)))
-                if got is not None:
-                    got[0], got[1] = min(got[0], int(lo)), max(got[1], int(hi))
-                elif len(self.accepted) < MAX_ENDPOINTS:
-                    self.accepted[(h, int(p))] = [int(lo), int(hi)]
+                                 "p": flows["resp_p"].to_numpy(np.int64)[up],
+                                 "t": flows["ts_ns"].to_numpy(np.int64)[up]}) \
+                .groupby(["h", "p"], sort=False)["t"].agg(["min", "max", "size"])
+            for (h, p), lo, hi, n in zip(ends.index.tolist(), ends["min"].tolist(), ends["max"].tolist(),
+                                         ends["size"].tolist()):
+                self._merge(self.accepted, (h, int(p)), int(lo), int(hi), int(n),
+                            len(self.accepted) < MAX_ENDPOINTS)
         if not all(c in flows for c in ("verdict", "detail", "purpose")):
             return
         blocked = np.flatnonzero(tcp & (flows["verdict"].to_numpy(dtype=object) == "blocked"))
@@ -886,33 +901,38 @@ class RefusedAccepted:
         own = [j for j, d in enumerate(detail.tolist())
                if REFUSED_OWN in str(d) and not str(d).startswith(DP_RESET)]
         for i in blocked[own].tolist():
-            key = (flows["resp_h"].iat[i], int(flows["resp_p"].iat[i]))
             t = int(flows["ts_ns"].iat[i])
             mine = self.refused.setdefault(str(flows["purpose"].iat[i]), {})
-            got = mine.get(key)
-            if got is not None:
-                got[0], got[1] = min(got[0], t), got[1] + 1
-            elif self._n_refused < MAX_ENDPOINTS:
-                mine[key] = [t, 1]
-                self._n_refused += 1
+            self._n_refused += self._merge(mine, (flows["resp_h"].iat[i], int(flows["resp_p"].iat[i])), t, t, 1,
+                                           self._n_refused < MAX_ENDPOINTS)
 
     def said(self, purpose: str) -> tuple[int, str]:
         """(how many of ``purpose``'s refused flows went to a server and port that accepted a
-        connection, what the advice says of them: ``the port was refused at 08:38:53.777 UTC and
-        accepted at 08:41:02.100 UTC (203.0.113.10 TCP 23100): the service was down or
-        restarting``, or ``accepted at … and refused at …`` when no connection came after the
-        first refusal; the endpoint refused first, and how many more there were); (0, '') for none."""
+        connection, what the advice says of them), of the endpoint with the most such refusals
+        (then the first refused; how many more endpoints there were): ``the port was refused at
+        08:38:53.777 UTC and accepted at 08:41:02.100 UTC (203.0.113.10 TCP 23100):``
+        :data:`RESTARTED` when every connection came after the refusals (the first named), ``the
+        port was accepted at … and refused at …`` when every one came before them (the last named),
+        else ``the port was refused 12 times from … to … UTC while it accepted 3,000 other
+        connections from … to … UTC (…):`` :data:`INTERMITTENT`; (0, '') for none."""
         from .classify import _clock_text
-        found = sorted((v[0], k, v[1]) for k, v in self.refused.get(purpose, {}).items() if k in self.accepted)
+        found = sorted((-v[2], v[0], k) for k, v in self.refused.get(purpose, {}).items() if k in self.accepted)
         if not found:
             return 0, ""
-        at, (host, port), _ = found[0]
-        first, last = self.accepted[(host, port)]
-        after = first if first > at else last if last > at else None
-        when = (f"refused at {_clock_text(at)} UTC and accepted at {_clock_text(after)} UTC" if after is not None
-                else f"accepted at {_clock_text(first)} UTC and refused at {_clock_text(at)} UTC")
-        more = f"; {len(found) - 1} more server ports alike" if len(found) > 1 else ""
-        return sum(n for _, _, n in found), f"the port was {when} ({host} TCP {port}{more}): {RESTARTED}"
+        host, port = found[0][2]
+        r_lo, r_hi, r_n = self.refused[purpose][(host, port)]
+        a_lo, a_hi, a_n = self.accepted[(host, port)]
+        when = (f"at {_clock_text(r_lo)} UTC" if r_n == 1
+                else f"{r_n:,} times from {_clock_text(r_lo)} to {_clock_text(r_hi)} UTC")
+        where = f"({host} TCP {port}{f' and {len(found) - 1} more' if len(found) > 1 else ''})"
+        if a_lo > r_hi:
+            text = f"the port was refused {when} and accepted at {_clock_text(a_lo)} UTC {where}: {RESTARTED}"
+        elif a_hi < r_lo:
+            text = f"the port was accepted at {_clock_text(a_hi)} UTC and refused {when} {where}: {RESTARTED}"
+        else:
+            text = (f"the port was refused {when} while it accepted {a_n:,} other connection{'s' if a_n != 1 else ''} "
+                    f"from {_clock_text(a_lo)} to {_clock_text(a_hi)} UTC {where}: {INTERMITTENT}")
+        return -sum(n for n, _, _ in found), text
 
 
 def rejected_kind(detail: str) -> str:
@@ -1549,8 +1569,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         if bl == own_rst:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
-                   f"{restart_text} (the port is right): if it recurs, "
-                   "check the service on that server (its log, its restarts and updates)")
+                   f"{restart_text} (the port is right): if it recurs, check the service on that server and "
+                   "what is in front of it (its log, restarts and load; a load balancer's backends)")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
                     f"server's own TTL, but {restart_text}")

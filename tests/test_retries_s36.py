@@ -94,6 +94,21 @@ def test_accepted_first_then_refused_from_another_client(tmp_path):
                 f"{RESTARTED}") in fix, fix
 
 
+def test_refusals_while_the_port_accepted_other_connections_are_no_restart(tmp_path):
+    # (other clients connected before, between and after: not a restart alone, not a wrong port)
+    recs = (_connection(1000.0, C2, S, 40000, 23100) + _refused(1010.0, C, S, 50001, 23100)
+            + _connection(1020.0, C2, S, 40001, 23100) + _refused(1030.0, C, S, 50002, 23100)
+            + _connection(1040.0, C2, S, 40002, 23100))
+    for fix in _fixes(write(tmp_path, recs), [150, 400, 900]):
+        assert "Check first the port" not in fix and RESTARTED not in fix, fix
+        assert ("these 2 connection attempts were answered by a TCP reset with the server's own TTL (as its packets "
+                "on other connections), but the port was refused 2 times from 00:16:50.000 to 00:17:10.000 UTC while "
+                f"it accepted 3 other connections from 00:16:40.000 to 00:17:20.000 UTC ({S} TCP 23100): the service "
+                "refused some connections while it accepted others: overloaded or restarting, a load balancer in "
+                "front of it with a backend that refuses, or a host firewall that rejects some clients (the port is "
+                "right)") in fix, fix
+
+
 def test_a_refusal_whose_server_accepted_only_another_port_keeps_the_port_advice(tmp_path):
     recs = _refused(1000.0, C, S, 50001, 23100) + _connection(1100.0, C, S, 50100, 13000)
     for fix in _fixes(write(tmp_path, recs), [150, 400]):
@@ -161,3 +176,12 @@ def test_a_port_scan_probing_refused_ports_twice_stays_a_port_scan(tmp_path):
     w = assert_same(write(tmp_path, sorted(recs + _later(), key=lambda r: r[0])), [600, 2000])
     w = w[w.resp_h == S]
     assert len(w) == 80 and set(w.reason) == {"port_scan"}
+
+
+def test_documented():
+    from conftest import documentation
+    from kscc_traffic.report import INTERMITTENT
+    text = " ".join(documentation().split())
+    assert RESTARTED in text and INTERMITTENT in text
+    assert "is a program's connect() retry: `blocked`, reason `rejected`; a scanner does not try a refused port again" \
+        in text
