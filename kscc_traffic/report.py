@@ -883,15 +883,19 @@ class RefusedAccepted:
         from .classify import _CONNECTED_STATES
         tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
         up = np.flatnonzero(tcp & flows["conn_state"].isin(_CONNECTED_STATES).to_numpy())
+        hosts, ports, ts = flows["resp_h"].to_numpy(dtype=object), flows["resp_p"].to_numpy(np.int64), \
+            flows["ts_ns"].to_numpy(np.int64)
         if len(up):
-            ends = pd.DataFrame({"h": flows["resp_h"].to_numpy(dtype=object)[up],
-                                 "p": flows["resp_p"].to_numpy(np.int64)[up],
-                                 "t": flows["ts_ns"].to_numpy(np.int64)[up]}) \
-                .groupby(["h", "p"], sort=False)["t"].agg(["min", "max", "size"])
-            for (h, p), lo, hi, n in zip(ends.index.tolist(), ends["min"].tolist(), ends["max"].tolist(),
-                                         ends["size"].tolist()):
-                self._merge(self.accepted, (h, int(p)), int(lo), int(hi), int(n),
-                            len(self.accepted) < MAX_ENDPOINTS)
+            # (per distinct endpoint of the batch, in numpy: its first and last connection, how many)
+            codes, names = pd.factorize(hosts[up])
+            key = codes.astype(np.int64) * 65536 + (ports[up] & 0xFFFF)
+            uk, inv = np.unique(key, return_inverse=True)
+            lo = np.full(len(uk), np.iinfo(np.int64).max, np.int64)
+            hi = np.full(len(uk), np.iinfo(np.int64).min, np.int64)
+            np.minimum.at(lo, inv, ts[up])
+            np.maximum.at(hi, inv, ts[up])
+            for k, a, b, n in zip(uk.tolist(), lo.tolist(), hi.tolist(), np.bincount(inv).tolist()):
+                self._merge(self.accepted, (names[k >> 16], k & 0xFFFF), a, b, n, len(self.accepted) < MAX_ENDPOINTS)
         if not all(c in flows for c in ("verdict", "detail", "purpose")):
             return
         blocked = np.flatnonzero(tcp & (flows["verdict"].to_numpy(dtype=object) == "blocked"))
@@ -900,11 +904,11 @@ class RefusedAccepted:
         detail = flows["detail"].to_numpy(dtype=object)[blocked]
         own = [j for j, d in enumerate(detail.tolist())
                if REFUSED_OWN in str(d) and not str(d).startswith(DP_RESET)]
+        purpose = flows["purpose"].to_numpy(dtype=object)
         for i in blocked[own].tolist():
-            t = int(flows["ts_ns"].iat[i])
-            mine = self.refused.setdefault(str(flows["purpose"].iat[i]), {})
-            self._n_refused += self._merge(mine, (flows["resp_h"].iat[i], int(flows["resp_p"].iat[i])), t, t, 1,
-                                           self._n_refused < MAX_ENDPOINTS)
+            mine = self.refused.setdefault(str(purpose[i]), {})
+            t = int(ts[i])
+            self._n_refused += self._merge(mine, (hosts[i], int(ports[i])), t, t, 1, self._n_refused < MAX_ENDPOINTS)
 
     def said(self, purpose: str) -> tuple[int, str]:
         """(how many of ``purpose``'s refused flows went to a server and port that accepted a
