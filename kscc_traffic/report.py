@@ -830,6 +830,118 @@ def refused_counts(details) -> tuple[int, int]:
     return (sum(1 for x in details if REFUSED_NEARER in x), sum(1 for x in details if REFUSED_OWN in x))
 
 
+#: server endpoints (address, TCP port) a :class:`RefusedAccepted` remembers at most, accepted ones
+#: and refused ones each (bounded memory: a capture's servers are few; beyond, a new endpoint is
+#: not remembered and its refusals keep the port advice)
+MAX_ENDPOINTS = 4096
+#: what a server's own refusals of a port mean when the port accepted connections only before
+#: them or only after them in the capture (the advice of :func:`_readiness_row`, after when)
+RESTARTED = "the service was down or restarting"
+#: ... and when it accepted connections between them too (the port is right: not a restart alone)
+INTERMITTENT = ("the service refused some connections while it accepted others: overloaded or restarting, a "
+                "load balancer in front of it with a backend that refuses, or a host firewall that rejects some "
+                "clients")
+
+
+class RefusedAccepted:
+    """Of the blocked flows whose SYN the server's own reset refused (detail
+    :data:`~kscc_traffic.inspect.REFUSED_OWN`, as :func:`refused_counts` counts them), those to a
+    server address and TCP port that accepted a connection in the capture (any client, any time:
+    before or after the refusal, too long after it to clear it:
+    :data:`~kscc_traffic.classify.REFUSED_RETRY_S`): the port is right, the service was down or
+    restarting when refused (or refused some clients while accepting others). Gathered batch by
+    batch in bounded memory, the same for a whole table and for the batches of a chunked reading
+    (added in any order): per endpoint ``(resp_h, resp_p)`` the first and last ``ts_ns`` and the
+    count of the TCP flows to it that connected (``conn_state`` of an established connection:
+    ``SF``, ``S1``…; :attr:`accepted`), and per purpose and endpoint the same of such refused
+    flows (:attr:`refused`); at most :data:`MAX_ENDPOINTS` endpoints each."""
+
+    __slots__ = ("accepted", "refused", "_n_refused")
+
+    def __init__(self) -> None:
+        #: (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of the TCP flows to it that connected
+        self.accepted: dict[tuple[str, int], list[int]] = {}
+        #: purpose -> (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of its blocked flows the
+        #: server's own reset refused
+        self.refused: dict[str, dict[tuple[str, int], list[int]]] = {}
+        self._n_refused = 0
+
+    @staticmethod
+    def _merge(into: dict, key: tuple, lo: int, hi: int, n: int, room: bool) -> bool:
+        """Add ``n`` flows from ``lo`` to ``hi`` (ns) to ``into[key]`` (a new key only when
+        ``room``); whether the key is new."""
+        got = into.get(key)
+        if got is not None:
+            got[0], got[1], got[2] = min(got[0], lo), max(got[1], hi), got[2] + n
+        elif room:
+            into[key] = [lo, hi, n]
+            return True
+        return False
+
+    def add(self, flows: pd.DataFrame) -> None:
+        """Remember what ``flows`` (a flow table or one batch of it) shows; a table without
+        ``proto``, ``conn_state``, ``resp_h``, ``resp_p`` or ``ts_ns`` shows nothing."""
+        if not len(flows) or any(c not in flows for c in ("proto", "conn_state", "resp_h", "resp_p", "ts_ns")):
+            return
+        from .classify import _CONNECTED_STATES
+        tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+        up = np.flatnonzero(tcp & flows["conn_state"].isin(_CONNECTED_STATES).to_numpy())
+        hosts, ports, ts = flows["resp_h"].to_numpy(dtype=object), flows["resp_p"].to_numpy(np.int64), \
+            flows["ts_ns"].to_numpy(np.int64)
+        if len(up):
+            # (per distinct endpoint of the batch, in numpy: its first and last connection, how many)
+            codes, names = pd.factorize(hosts[up])
+            key = codes.astype(np.int64) * 65536 + (ports[up] & 0xFFFF)
+            uk, inv = np.unique(key, return_inverse=True)
+            lo = np.full(len(uk), np.iinfo(np.int64).max, np.int64)
+            hi = np.full(len(uk), np.iinfo(np.int64).min, np.int64)
+            np.minimum.at(lo, inv, ts[up])
+            np.maximum.at(hi, inv, ts[up])
+            for k, a, b, n in zip(uk.tolist(), lo.tolist(), hi.tolist(), np.bincount(inv).tolist()):
+                self._merge(self.accepted, (names[k >> 16], k & 0xFFFF), a, b, n, len(self.accepted) < MAX_ENDPOINTS)
+        if not all(c in flows for c in ("verdict", "detail", "purpose")):
+            return
+        blocked = np.flatnonzero(tcp & (flows["verdict"].to_numpy(dtype=object) == "blocked"))
+        if not len(blocked):
+            return
+        detail = flows["detail"].to_numpy(dtype=object)[blocked]
+        own = [j for j, d in enumerate(detail.tolist())
+               if REFUSED_OWN in str(d) and not str(d).startswith(DP_RESET)]
+        purpose = flows["purpose"].to_numpy(dtype=object)
+        for i in blocked[own].tolist():
+            mine = self.refused.setdefault(str(purpose[i]), {})
+            t = int(ts[i])
+            self._n_refused += self._merge(mine, (hosts[i], int(ports[i])), t, t, 1, self._n_refused < MAX_ENDPOINTS)
+
+    def said(self, purpose: str) -> tuple[int, str]:
+        """(how many of ``purpose``'s refused flows went to a server and port that accepted a
+        connection, what the advice says of them), of the endpoint with the most such refusals
+        (then the first refused; how many more endpoints there were): ``the port was refused at
+        08:38:53.777 UTC and accepted at 08:41:02.100 UTC (203.0.113.10 TCP 23100):``
+        :data:`RESTARTED` when every connection came after the refusals (the first named), ``the
+        port was accepted at … and refused at …`` when every one came before them (the last named),
+        else ``the port was refused 12 times from … to … UTC while it accepted 3,000 other
+        connections from … to … UTC (…):`` :data:`INTERMITTENT`; (0, '') for none."""
+        from .classify import _clock_text
+        found = sorted((-v[2], v[0], k) for k, v in self.refused.get(purpose, {}).items() if k in self.accepted)
+        if not found:
+            return 0, ""
+        host, port = found[0][2]
+        r_lo, r_hi, r_n = self.refused[purpose][(host, port)]
+        a_lo, a_hi, a_n = self.accepted[(host, port)]
+        when = (f"at {_clock_text(r_lo)} UTC" if r_n == 1
+                else f"{r_n:,} times from {_clock_text(r_lo)} to {_clock_text(r_hi)} UTC")
+        where = f"({host} TCP {port}{f' and {len(found) - 1} more' if len(found) > 1 else ''})"
+        if a_lo > r_hi:
+            text = f"the port was refused {when} and accepted at {_clock_text(a_lo)} UTC {where}: {RESTARTED}"
+        elif a_hi < r_lo:
+            text = f"the port was accepted at {_clock_text(a_hi)} UTC and refused {when} {where}: {RESTARTED}"
+        else:
+            text = (f"the port was refused {when} while it accepted {a_n:,} other connection{'s' if a_n != 1 else ''} "
+                    f"from {_clock_text(a_lo)} to {_clock_text(a_hi)} UTC {where}: {INTERMITTENT}")
+        return -sum(n for n, _, _ in found), text
+
+
 def rejected_kind(detail: str) -> str:
     """Which :data:`REJECTED_TEXT` a ``rejected`` flow's detail calls for: ``http`` (an HTTP
     refusal of a request sent straight to the server, :data:`HTTP_REFUSAL`, or of a ClientHello,
@@ -1187,7 +1299,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
-                   bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0) -> dict:
+                   bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0,
+                   bl_restarted: tuple[int, str] = (0, "")) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1255,6 +1368,10 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.inspect.REFUSED_OWN`: the TTL of the address's packets on other
     connections): the first are a firewall's refusal, the second most likely the server's own
     (nothing listens on the port there, or its host firewall: the advice checks the agent's port first).
+    ``bl_restarted``: of those the server's own reset refused, how many went to a server address and
+    port that accepted a connection in the capture, and what the advice says of them instead of
+    checking the port (:meth:`RefusedAccepted.said`: when the port was refused and accepted, the
+    service down or restarting).
     ``un_elsewhere``: (of the unexpected ``host_mismatch`` ones, those on a KSC-only port to a name
     not under kaspersky.com, their first names: :func:`elsewhere_rows`): the agent pointed at
     another Administration Server — they make the purpose ``unexpected`` (not another program's
@@ -1451,7 +1568,20 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
     nearer, own_rst = bl_refused
-    if status == "blocked" and own_rst:
+    restarted, restart_text = bl_restarted
+    restarted = min(restarted, own_rst)
+    if status == "blocked" and own_rst and restarted == own_rst:
+        # the same server and port accepted a connection in the capture: the port is right, the
+        # service was not running when refused (a restart), nothing to check in the agent's settings
+        if bl == own_rst:
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
+                   f"{restart_text} (the port is right): if it recurs, check the service on that server and "
+                   "what is in front of it (its log, restarts and load; a load balancer's backends)")
+        else:
+            fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
+                    f"server's own TTL, but {restart_text}")
+    elif status == "blocked" and own_rst:
         # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
         where = f"{r.transport.upper()} {r.port_text}"
         if bl == own_rst:
@@ -1465,6 +1595,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
                     "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
                     "or its host firewall rejects it): check the port in the agent's settings")
+        if restarted:
+            fix += f"; {restarted} of them: {restart_text}"
     if status == "blocked" and nearer:
         # the reset came from fewer hops away than the server's own packets: a firewall's
         if bl == nearer:
@@ -2561,6 +2693,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     where = flows.groupby("purpose", sort=False).indices if len(flows) else {}
     verdict = reason = refused = None
     paths = proxy_paths(flows)
+    restarts = RefusedAccepted()
+    restarts.add(flows)
     for r in rules.rules:
         at = where.get(r.id, ())
         ok = bl = un = other = proxied = 0
@@ -2687,7 +2821,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
-                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial))
+                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
+                                   bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, "")))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2918,6 +3053,8 @@ class TableSummary:
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
         #: the scan probes (reason port_scan/address_scan): :func:`scan_lines`
         self.scans: dict[tuple[str, str], list] = {}
+        #: the refused servers and ports that accepted a connection (bounded: :class:`RefusedAccepted`)
+        self.restarts = RefusedAccepted()
 
     @classmethod
     def of(cls, flows: pd.DataFrame, max_flagged: int = 40, rules: RuleSet | None = None) -> "TableSummary":
@@ -3102,6 +3239,7 @@ class TableSummary:
                 self.dns_errors_dropped += n
         if "reason" in flows and "orig_h" in flows:
             self._add_scans(flows)
+        self.restarts.add(flows)
         fl = flows[flows["verdict"].isin(self.listed)]
         if len(fl):
             self.flagged_total += len(fl)
@@ -3230,7 +3368,9 @@ class TableSummary:
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
                                        bl_cert=self.bl_cert.get(r.id, (0, 0)),
-                                       ok_partial=self.ok_partial.get(r.id, 0)))
+                                       ok_partial=self.ok_partial.get(r.id, 0),
+                                       bl_restarted=self.restarts.said(r.id)
+                                       if self.bl_refused.get(r.id, (0, 0))[1] else (0, "")))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:

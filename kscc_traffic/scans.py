@@ -18,7 +18,14 @@ not look the responder up (a sweep goes to addresses; a program behind a proxy o
 browser, an agent trying the cloud's addresses, connects to names); and its SYN was sent once
 (a sweep sends one SYN per address; an agent behind a blocking firewall, its names cached or
 looked up over HTTPS, tries the cloud's addresses one after the other, its system retrying each
-unanswered SYN: 1, 2, 4… s; those stay ``blocked``).
+unanswered SYN: 1, 2, 4… s; those stay ``blocked``); and the originator did not try that host
+and port again within :data:`RETRIED_S` after a refusal (``REJ``), nor was it such a try: an
+agent behind a firewall that refuses with resets tries the cloud's addresses one after the other,
+then again (a program's connect() retry, from another source port), while a scanner does not try
+a refused port again (those stay ``blocked``/``rejected``). The probes a retry could still change
+are not counted until it is known: a chunked reading holds an address-scan probe until the
+retries of the probes in its window are known (RETRIED_S after a refused one, no attempt on its
+host and port begun before it still open).
 
 A probe is part of a scan when both hold (:func:`scan_kinds`):
 
@@ -73,6 +80,13 @@ PROBE_MAX_S = 30.0
 #: a probe that connected (SYN-ACK acknowledged) closed within this (s) with no data: a
 #: connect() scan closes at once
 CONNECT_PROBE_S = 1.0
+#: a host the originator tried again on the same port within this (s) after a refusal (Zeek's
+#: ``REJ``), or before it within this after one, is no address-scan probe: a program's connect()
+#: retry (an agent behind a firewall that refuses with resets, trying the cloud's addresses one
+#: after the other, then again); scanners do not try a refused port again within their window
+#: (nmap retries an unanswered probe, not a refused one; a sweep sends one SYN per address)
+RETRIED_S = SCAN_WINDOW_S
+RETRIED_NS = int(RETRIED_S * 1e9)
 PORT_SCAN = "port_scan"
 ADDRESS_SCAN = "address_scan"
 #: the internal column by which a chunked reading gives each leaving row its scan (a kind, or ''
@@ -180,8 +194,9 @@ def _closed(history: str) -> bool:
 
 
 def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
-    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named)`` tuples; ``named``: not
-    an address-scan probe (a ``server_name``, or a SYN sent again: :func:`_syn_retried`)."""
+    """The rows ``at`` as ``(ts_ns, orig_h, resp_h, resp_p, vlan, named, refused)`` tuples;
+    ``named``: not an address-scan probe (a ``server_name``, or a SYN sent again:
+    :func:`_syn_retried`); ``refused``: its SYN answered by a reset (``REJ``, so far)."""
     if not len(at):
         return []
     ts = flows["ts_ns"].to_numpy(np.int64)[at].tolist()
@@ -192,8 +207,9 @@ def _rows(flows: pd.DataFrame, at: np.ndarray) -> list[tuple]:
     names = flows["server_name"].to_numpy(dtype=object)[at].tolist() if "server_name" in flows.columns \
         else [""] * len(at)
     again = _syn_retried(flows, at).tolist()
-    return [(t, o, r, p, v, (isinstance(n, str) and n != "") or a)
-            for t, o, r, p, v, n, a in zip(ts, oh, rh, rp, vl, names, again)]
+    rej = (_col(flows, "conn_state", "")[at] == "REJ").tolist()
+    return [(t, o, r, p, v, (isinstance(n, str) and n != "") or a, j)
+            for t, o, r, p, v, n, a, j in zip(ts, oh, rh, rp, vl, names, again, rej)]
 
 
 def _syn_retried(flows: pd.DataFrame, at: np.ndarray) -> np.ndarray:
@@ -244,24 +260,27 @@ def _hash_of(values: list) -> np.ndarray:
 
 class _Attempts:
     """Attempts as arrays: ``pkey`` (originator, responder, VLAN), ``akey`` (originator, port,
-    VLAN), ``ts`` (ns), ``port``, ``host`` (the responder's hash): what the second condition
-    counts, kept in numpy (every TCP attempt of a capture passes here)."""
+    VLAN), ``ts`` (ns), ``port``, ``host`` (the responder's hash), ``rej`` (refused: ``REJ``):
+    what the second condition counts, and what tells a refused probe retried
+    (:data:`RETRIED_S`), kept in numpy (every TCP attempt of a capture passes here)."""
 
-    __slots__ = ("pkey", "akey", "ts", "port", "host")
+    __slots__ = ("pkey", "akey", "ts", "port", "host", "rej")
 
     def __init__(self, rows: list[tuple] | None = None) -> None:
         rows = rows or []
         n = len(rows)
         if n:
-            ts, oh, rh, port, vl, _ = zip(*rows)
+            ts, oh, rh, port, vl, _, rej = zip(*rows)
             o, r, v = _hash_of(list(oh)), _hash_of(list(rh)), _hash_of(list(vl))
             p = np.asarray(port, np.int64)
             self._keys(o, r, v, p)
             self.ts, self.port, self.host = np.asarray(ts, np.int64), p, r
+            self.rej = np.asarray(rej, bool)
         else:
             z = np.zeros(0, np.uint64)
             self.pkey, self.akey, self.host = z, z, z
             self.ts, self.port = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            self.rej = np.zeros(0, bool)
 
     @classmethod
     def of(cls, flows: pd.DataFrame, at: np.ndarray) -> "_Attempts":
@@ -276,6 +295,7 @@ class _Attempts:
         p = flows["resp_p"].to_numpy(np.int64)[at]
         out._keys(o, r, v, p)
         out.ts, out.port, out.host = flows["ts_ns"].to_numpy(np.int64)[at], p, r
+        out.rej = _col(flows, "conn_state", "")[at] == "REJ"
         return out
 
     def _keys(self, o, r, v, p) -> None:
@@ -329,10 +349,36 @@ def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarra
     return out[0], out[1] & ~q_named
 
 
+def _akey_of(o, port: int, v) -> np.uint64:
+    """The address-scan key hash (:attr:`_Attempts.akey`) of ``(orig_h, port, vlan)``."""
+    a = _Attempts()
+    a._keys(_hash_of([o]), np.zeros(1, np.uint64), _hash_of([v]), np.asarray([port], np.int64))
+    return a.akey[0]
+
+
+class _Moment:
+    """What is known, at a moment of a chunked reading, of the retries of refused probes
+    (:data:`RETRIED_S`): ``clock`` (ns; None: nothing is known to be over), ``final`` (everything is
+    over: a whole table, a chunked reading's last batch), ``opened`` (the attempts of the flows
+    still open: their starts are known, not their ends); and, per address-scan key, what
+    :meth:`_Memory.address_status` found (a cache for this moment)."""
+
+    __slots__ = ("clock", "final", "opened", "cache")
+
+    def __init__(self, clock: Optional[int] = None, final: bool = True, opened: "_Attempts | None" = None) -> None:
+        self.clock, self.final = clock, final
+        self.opened = opened if opened is not None else _Attempts()
+        self.cache: dict = {}
+
+    def over(self, t: int) -> bool:
+        """Whether the capture's clock is past ``t`` (ns): every attempt begun by then is known."""
+        return self.final or (self.clock is not None and self.clock > t)
+
+
 class _Memory:
     """Probes per key: ``(orig_h, resp_h, vlan)`` -> [(ts_ns, port)] (port scans),
-    ``(orig_h, port, vlan)`` -> [(ts_ns, resp_h)] (address scans, unnamed probes only); and the
-    attempts (:class:`_Attempts`)."""
+    ``(orig_h, port, vlan)`` -> [(ts_ns, resp_h, refused)] (address scans, unnamed probes only);
+    and the attempts (:class:`_Attempts`)."""
 
     def __init__(self) -> None:
         self.att = _Attempts()
@@ -379,10 +425,10 @@ class _Memory:
         if not probes:
             self.add_attempts(_Attempts(rows))
             return
-        for t, o, r, port, v, named in rows:
+        for t, o, r, port, v, named, rej in rows:
             self.pr_p.setdefault((o, r, v), []).append((t, port))
             if not named:
-                self.pr_a.setdefault((o, port, v), []).append((t, r))
+                self.pr_a.setdefault((o, port, v), []).append((t, r, rej))
         self._starts.clear()
 
     def prune(self, cut: int) -> None:
@@ -402,9 +448,12 @@ class _Memory:
                     del d[k]
         self._starts.clear()
 
-    def in_scan(self, row: tuple) -> tuple[bool, bool]:
-        """The first condition for a port scan, for an address scan, among the probes remembered."""
-        t, o, r, port, v, named = row
+    def in_scan(self, row: tuple, moment: Optional[_Moment] = None) -> tuple[bool, bool]:
+        """The first condition for a port scan, for an address scan, among the probes remembered;
+        for an address scan only among the probes not retried (:meth:`address_status`) whose
+        retries are known at ``moment`` (default: everything is over), and never for a probe
+        retried or whose retries are not known yet."""
+        t, o, r, port, v, named, _ = row
         out = []
         for kind, d, key, threshold in ((PORT_SCAN, self.pr_p, (o, r, v), PORT_SCAN_PORTS),
                                         (ADDRESS_SCAN, self.pr_a, (o, port, v), ADDRESS_SCAN_HOSTS)):
@@ -412,12 +461,82 @@ class _Memory:
             if (kind == ADDRESS_SCAN and named) or len(lst) < threshold:
                 out.append(False)
                 continue
-            starts = self._starts.get((kind, key))
-            if starts is None:
-                starts = self._starts[(kind, key)] = _scan_starts(lst, threshold)
+            if kind == ADDRESS_SCAN:
+                moment = moment if moment is not None else _Moment()
+                usable, flags, _, starts = self.address_status(key, moment)
+                excluded, known = flags.get((t, r), (False, True))
+                if excluded or not known or len(usable) < threshold:
+                    out.append(False)
+                    continue
+                if starts is None:
+                    starts = _scan_starts(usable, threshold)
+                    moment.cache[key] = moment.cache[key][:3] + (starts,)
+            else:
+                starts = self._starts.get((kind, key))
+                if starts is None:
+                    starts = self._starts[(kind, key)] = _scan_starts(lst, threshold)
             j = bisect_right(starts, t) - 1
             out.append(j >= 0 and t <= starts[j] + SCAN_WINDOW_NS)
         return out[0], out[1]
+
+    def address_status(self, key: tuple, moment: _Moment) -> tuple:
+        """Of the address-scan key ``key`` (``(orig_h, port, vlan)``) at ``moment``: ``(usable,
+        flags, pending, starts)``: the probes ``(ts_ns, resp_h)`` that count (not retried, known
+        so), per probe ``(ts_ns, resp_h)`` ``(retried, known)``, the sorted starts of the probes
+        not known yet, and None (the window starts of ``usable``, filled in by :meth:`in_scan`).
+
+        A probe is retried (:data:`RETRIED_S`) when it was refused and the originator began another
+        attempt on the same host and port within RETRIED_S after it (one that left, or one still
+        open), or when an attempt on them refused began within RETRIED_S before it. It is known
+        not retried once retried it cannot become: an unrefused one when no attempt on its host
+        and port begun within RETRIED_S before it is still open (it may still be refused), a
+        refused one besides when the clock is past RETRIED_S after it. So what counts at a moment
+        only grows as the reading goes on, and equals the whole table's once everything in its
+        windows is known."""
+        got = moment.cache.get(key)
+        if got is not None:
+            return got
+        lst = self.pr_a.get(key, [])
+        akey = _akey_of(*key)
+        att = self.attempts()
+        sel = np.flatnonzero(att.akey == akey)
+        a_ts, a_host, a_rej = att.ts[sel], att.host[sel], att.rej[sel]
+        op = moment.opened
+        osel = np.flatnonzero(op.akey == akey) if len(op.ts) else sel[:0]
+        o_ts, o_host = op.ts[osel], op.host[osel]
+        hosts = _hash_of([x[1] for x in lst]).tolist()
+        # (the hosts attempted more than once: only their probes may be retried)
+        uh, cnt = np.unique(a_host, return_counts=True)
+        multi = set(uh[cnt >= 2].tolist()) | set(o_host.tolist())
+        part: dict = {}
+        if multi:
+            for i in np.flatnonzero(np.isin(a_host, np.fromiter(multi, np.uint64, len(multi)))).tolist():
+                part.setdefault(int(a_host[i]), ([], []))[0].append((int(a_ts[i]), bool(a_rej[i])))
+            for t, h in zip(o_ts.tolist(), o_host.tolist()):
+                part.setdefault(int(h), ([], []))[1].append(int(t))
+        usable, flags, pending = [], {}, []
+        for (t, r, rej), h in zip(lst, hosts):
+            left, still = part.get(h, ((), ()))
+            later = any(t < x <= t + RETRIED_NS for x, _ in left) or any(t < x <= t + RETRIED_NS for x in still)
+            excluded = (rej and later) or any(j and t - RETRIED_NS <= x < t for x, j in left)
+            known = excluded or (not any(t - RETRIED_NS <= x < t for x in still)
+                                 and (not rej or moment.over(t + RETRIED_NS)))
+            flags[(t, r)] = (excluded, known)
+            if not known:
+                pending.append(t)
+            elif not excluded:
+                usable.append((t, r))
+        got = moment.cache[key] = (usable, flags, sorted(pending), None)
+        return got
+
+    def address_known(self, key: tuple, moment: _Moment, lo: int, hi: int) -> bool:
+        """Whether the retries of every probe of the address-scan key ``key`` begun in
+        [``lo``, ``hi``] (ns) are known at ``moment`` (:meth:`address_status`)."""
+        if key not in self.pr_a:
+            return True
+        pending = self.address_status(key, moment)[2]
+        j = bisect_right(pending, hi) - 1
+        return j < 0 or pending[j] < lo
 
 
 def _kind(warm: tuple[bool, bool], inscan: tuple[bool, bool]) -> str:
@@ -459,8 +578,9 @@ def scan_kinds(flows: pd.DataFrame) -> np.ndarray:
     mem.add(rows, True)
     wp, wa = _warm_all(mem.attempts(), _Attempts(rows), np.fromiter((r[5] for r in rows), bool, len(rows)),
                        _leads(flows, at))
+    moment = _Moment()
     for j in np.flatnonzero(wp | wa).tolist():
-        out[at[j]] = _kind((bool(wp[j]), bool(wa[j])), mem.in_scan(rows[j]))
+        out[at[j]] = _kind((bool(wp[j]), bool(wa[j])), mem.in_scan(rows[j], moment))
     return out
 
 
@@ -471,7 +591,10 @@ class ScanWatch:
     (the attempts begun up to its lead: all known when it leaves) does not hold; the other probes
     are held until their kind is known: a window holding them reached the count among the probes
     that left, or the capture's clock is past their start plus :data:`SCAN_WINDOW_S` and no flow
-    that may still end as a probe of their key, begun in the window, is open (then ''). So the
+    that may still end as a probe of their key, begun in the window, is open, and (an
+    address-scan probe) the retries of the probes of its window are known (:data:`RETRIED_S`;
+    :meth:`_Memory.address_status`: a window counts the probes known not retried, so it only
+    grows) (then ''). So the
     attempts and probes of the flows that left in the last :attr:`KEEP_NS` are remembered (per
     key, a tuple each); at most :data:`MAX_HELD` rows are held (beyond, a probe leaves with what
     is known then)."""
@@ -480,8 +603,9 @@ class ScanWatch:
     MAX_HELD = 65_536
     #: how long (ns) the attempts and probes that left are remembered: a probe leaves at most the
     #: TCP idle timeout (300 s) after its last packet, PROBE_MAX_S after its start, and looks a
-    #: window back; the held rows' windows besides
-    KEEP_NS = 2 * SCAN_WINDOW_NS + int(PROBE_MAX_S * 1e9) + 360 * 10**9
+    #: window back, and its window's probes RETRIED_S further back for their retries; the held
+    #: rows' windows besides
+    KEEP_NS = 2 * SCAN_WINDOW_NS + RETRIED_NS + int(PROBE_MAX_S * 1e9) + 360 * 10**9
     #: batches between two sweeps of what is remembered
     PRUNE_EVERY = 16
 
@@ -524,6 +648,7 @@ class ScanWatch:
                 wp, wa = (_warm_all(_Attempts.join([self.mem.attempts(), opened]), q, named, _leads(out, at),
                                     self.mem.bound(q, opened))
                           if near else (np.zeros(len(rows), bool), np.zeros(len(rows), bool)))
+                now = _Moment()     # (beyond MAX_HELD: what is known now)
                 for j in np.flatnonzero(wp | wa).tolist():
                     row, warm = rows[j], (bool(wp[j]), bool(wa[j]))
                     if self.count < self.MAX_HELD:
@@ -531,7 +656,7 @@ class ScanWatch:
                         self.held_rows.append(row)
                         self.held_warm.append(warm)
                     else:       # (more than MAX_HELD: what is known now)
-                        col[at[j]] = _kind(warm, self.mem.in_scan(row))
+                        col[at[j]] = _kind(warm, self.mem.in_scan(row, now))
                 if not keep.all():
                     part = out[~keep]
                     self.held = part if self.held is None else pd.concat([self.held, part])
@@ -544,7 +669,8 @@ class ScanWatch:
         if clock is not None and self._steps % self.PRUNE_EVERY == 0:
             cut = clock - self.KEEP_NS
             if self.held_rows:
-                cut = min(cut, min(r[0] for r in self.held_rows) - SCAN_WINDOW_NS)
+                # (what tells the held rows' windows, and their probes' retries)
+                cut = min(cut, min(r[0] for r in self.held_rows) - SCAN_WINDOW_NS - RETRIED_NS)
             self.mem.prune(cut)
         return out
 
@@ -574,16 +700,21 @@ class ScanWatch:
 
     def _release(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
         opened: tuple[dict, dict] = ({}, {})
-        for t, o, r, port, v, _ in ([] if last else self._open_rows(open_flows, {r[1] for r in self.held_rows}, True)):
+        origins = {r[1] for r in self.held_rows}
+        for t, o, r, port, v, _, _ in ([] if last else self._open_rows(open_flows, origins, True)):
             opened[0].setdefault((o, r, v), []).append((t, port))
             opened[1].setdefault((o, port, v), []).append((t, r))
+        # (the retries of refused probes known now: every open attempt of the held rows' originators)
+        moment = _Moment(clock, last, None if last else self._open(open_flows, origins, False))
         go, kinds = [], []
         for row, warm in zip(self.held_rows, self.held_warm):
-            t, o, r, port, v, _ = row
-            yes = self.mem.in_scan(row)
+            t, o, r, port, v, _, _ = row
+            yes = self.mem.in_scan(row, moment)
             late = last or (clock is not None and t + SCAN_WINDOW_NS < clock)
             over_p = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[0].get((o, r, v), ()))
-            over_a = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[1].get((o, port, v), ()))
+            over_a = late and not any(abs(x - t) <= SCAN_WINDOW_NS for x, _ in opened[1].get((o, port, v), ())) \
+                and (not warm[1] or self.mem.address_known((o, port, v), moment, t - SCAN_WINDOW_NS,
+                                                           t + SCAN_WINDOW_NS))
             port_yes = warm[0] and yes[0]
             addr_yes = warm[1] and yes[1]
             port_done = port_yes or not warm[0] or over_p
