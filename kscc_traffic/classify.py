@@ -1967,9 +1967,13 @@ def _direct_target(row: dict) -> str:
 
 def _number(row: dict, key: str, kind=float, default=0):
     """``kind(row[key])``, or ``default`` when the column is missing or empty (tables built
-    without the internal columns ``quiet_s``, ``tunnel_resp_bytes``)."""
+    without the internal columns ``quiet_s``, ``tunnel_resp_bytes``). A 0 is a value (a TLS
+    handshake reset 0.00 s after its ClientHello), not an empty cell."""
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value):
+        return default
     try:
-        return kind(row.get(key) or default)
+        return kind(value)
     except (TypeError, ValueError):
         return default
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
+from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
                     frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
@@ -1133,6 +1133,8 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     close_at[fl[closed]] = when[closed]
     pf = ft.pkt_flow
     before = ft.packets.cols["ts_ns"].astype(np.int64) < close_at[pf]
+    if full is not None:
+        before |= _acked_by_close(ft, full, fl[closed], who[closed], close_at)
     ft2 = replace(ft, pkt_flow=np.where(before, pf, -1))
     v = _seq_view(ft2, fl[closed])
     served[closed] = 0
@@ -1152,7 +1154,8 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     np.minimum.at(t_1, f[data_c], ts[data_c])
     since = np.where(mute, t_1, t_c)
     ok = closed & (t_c[fl] < big) & silent[fl]
-    out[ok] = (when[ok] - since[fl][ok]) / 1e9
+    # (not below 0: the client's last data stamped after a close that acknowledges it, _acked_by_close)
+    out[ok] = np.maximum(when[ok] - since[fl][ok], 0) / 1e9
     # the other side's new data after the close: its furthest data end overall past the one before
     if full is not None:
         def tops(view: _SeqView) -> np.ndarray:     # (n_f, 2): each direction's furthest data end
@@ -1164,6 +1167,46 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
         answered = closed & (tops(full)[fl, other] > tops(v)[fl, other])
         close[answered] = close[answered] + " answered"
     return close, out, served
+
+
+def _acked_by_close(ft: FlowTable, v: "_SeqView", fl: np.ndarray, who: np.ndarray,
+                    close_at: np.ndarray) -> np.ndarray:
+    """A mask over the packets of ``ft``: the data segments of the other side of each flow of
+    ``fl`` (int array; ``who`` its first closer, ``client`` or ``server``, ``close_at`` per flow
+    number the time of that close, the last slot for packets of no flow) stamped at or up to
+    :data:`~kscc_traffic.flows.SKEW_MAX_NS` after the closing packet (a FIN or RST) whose
+    acknowledgement covers their bytes: they were sent before it, whatever their stamps say (a
+    capture of two interfaces whose clocks differ slightly: a two-port tap, one direction each;
+    newcomer 36 F4: an IPS's reset 70 µs before the ClientHello it acknowledges). ``v`` is the
+    :class:`_SeqView` of those flows."""
+    out = np.zeros(len(ft.pkt_flow), bool)
+    n_f = len(ft.flows)
+    closer_orig = np.zeros(n_f + 1, bool)
+    closer_orig[fl] = who == "client"
+    t_close = close_at[v.f]
+    # the closing packets (the closer's FIN or RST with ACK at the close's time): what the first
+    # acknowledges (32-bit: seq_extents gives a reset no acknowledgement)
+    c = ft.packets.cols
+    mine = ((v.fo == closer_orig[v.f]) & (v.ts == t_close) & ((v.flags & (FIN | RST)) != 0)
+            & ((v.flags & ACK) != 0))
+    if not mine.any():
+        return out
+    at = np.flatnonzero(mine)
+    at = at[np.r_[True, v.f[at][1:] != v.f[at][:-1]]]
+    has = np.zeros(n_f + 1, bool)
+    has[v.f[at]] = True
+    cack = np.zeros(n_f + 1, np.int64)
+    cack[v.f[at]] = c["ack"][v.rows[at]].astype(np.int64) & 0xFFFFFFFF
+    late = np.flatnonzero(has[v.f] & (v.fo != closer_orig[v.f]) & (v.plen > 0) & (v.ts >= t_close)
+                          & (v.ts - t_close <= SKEW_MAX_NS))
+    if not len(late):
+        return out
+    r = v.rows[late]
+    end = (c["seq"][r].astype(np.int64) + v.plen[late]) & 0xFFFFFFFF
+    # (its end at or before the acknowledgement, in 32-bit sequence space)
+    late = late[((cack[v.f[late]] - end) & 0xFFFFFFFF) < (1 << 31)]
+    out[v.rows[late]] = True
+    return out
 
 
 def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
