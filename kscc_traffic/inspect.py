@@ -1670,6 +1670,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
     cols["syn_answer"] = repeated("", n)
+    # (likewise, a TCP flow whose originator sent its SYN again after correct SYN-ACKs, captured
+    # on its own host (its SYNs with an initial TTL): "TTL 64" (IPv6: "hop limit 64"), '' where
+    # not: _synack_not_taken)
+    cols["synack_not_taken"] = repeated("", n)
     # (likewise, "<bytes> bytes in <n> segments" for a ClientHello record longer than the
     # client's first data segment; '' where not: _hello_split)
     cols["hello_split"] = repeated("", n)
@@ -1943,6 +1947,15 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
     # foreign acknowledgement number of such an answer puts anywhere)
     hist_all = flows["history"].to_numpy(dtype=object)
+    # SYN-ACKs the originator did not take though they reached its host (Zeek's S1, history Sh:
+    # the originator's SYN sent again, its answers never acknowledged)
+    cand = np.flatnonzero((proto == "tcp") & (flows["conn_state"].to_numpy(dtype=object) == "S1")
+                          & ~flows["partial"].to_numpy(dtype=bool) & (flows["orig_pkts"].to_numpy() >= 2)
+                          & (flows["resp_pkts"].to_numpy() > 0))
+    cand = cand[np.fromiter((history_plain(str(h)).lstrip("^") == "Sh" for h in hist_all[cand].tolist()),
+                            bool, len(cand))]
+    if len(cand):
+        cols["synack_not_taken"][cand] = _synack_not_taken(ft, cand)
     opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
     cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
                           & (flows["resp_pkts"].to_numpy() > 0))
@@ -2345,6 +2358,51 @@ def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
             syn_seq = None              # (only the first packet after each SYN)
         if kinds and "no" not in kinds:
             out[where[fl]] = "synack" if "synack" in kinds else "ack"
+    return out
+
+
+#: TTLs (IPv6: hop limits) a host's stack sends its packets with (Linux, macOS 64; Windows 128;
+#: some network stacks 255): a packet captured with one of them left its sender's host and was
+#: not routed yet (:func:`_synack_not_taken`)
+INITIAL_TTLS = (64, 128, 255)
+
+
+def _synack_not_taken(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows, Zeek's S1 with history ``Sh``:
+    SYNs and SYN-ACKs only): "TTL 64" (IPv6: "hop limit 64") when the originator's first SYN
+    carries an initial TTL (:data:`INITIAL_TTLS`: as sent, no router has decremented it, so the
+    capture was taken on the originator's host or its own network segment) and a SYN-ACK that
+    acknowledges the SYN (sequence number + 1, or + 1 + its payload length: TCP Fast Open) came
+    before a later SYN of the originator (its SYN sent again though the answer was there: the
+    originator's host did not take it: its own firewall, security software or filter driver);
+    '' otherwise, or where the TTL is not known. Reads each SYN, the responder's first packet
+    after it and the flow's first packets, which a chunked or live analysis keeps (object array
+    of str)."""
+    out = np.full(len(flows), "", object)
+    c = ft.packets.cols
+    if "ttl" not in c:
+        return out
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    flags, seq, ack, orig, ttl = c["tcp_flags"], c["seq"], c["ack"], ft.pkt_from_orig, c["ttl"]
+    plen = c["payload_len"]
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        first = next((r for r in rs if orig[r] and (int(flags[r]) & (SYN | ACK)) == SYN), None)
+        if first is None or int(ttl[first]) not in INITIAL_TTLS:
+            continue
+        answered = False
+        for r in rs:
+            fg = int(flags[r])
+            if orig[r]:
+                if answered and (fg & (SYN | ACK)) == SYN:
+                    field_name = "hop limit" if int(c["ipver"][first]) == 6 else "TTL"
+                    out[where[fl]] = f"{field_name} {int(ttl[first])}"
+                    break
+                continue
+            if (fg & (SYN | ACK | RST)) == (SYN | ACK):
+                syn_seq = int(seq[first]) + 1
+                answered = (int(ack[r]) & 0xFFFFFFFF) in (syn_seq & 0xFFFFFFFF,
+                                                           (syn_seq + max(int(plen[first]), 0)) & 0xFFFFFFFF) \
+                    or answered
     return out
 
 
