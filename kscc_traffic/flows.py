@@ -636,13 +636,21 @@ def _synack_after_syn(order: np.ndarray, key_start: np.ndarray, o_flags: np.ndar
     # per key (``k`` is sorted: positions along the flow order): the largest lead, and the side
     # behind (the SYN-ACKs' side)
     first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    keys, shift, behind = k[first], np.maximum.reduceat(lead, first), side[first]
-    for kk, sh, bs in zip(keys.tolist(), shift.tolist(), behind.tolist()):
-        lo, hi = int(starts[kk]), int(ends[kk])
-        seg = order[lo:hi]
-        late = src_first[seg] == bs
-        t = ts[seg] + np.where(late, sh, 0)
-        order[lo:hi] = seg[np.lexsort((np.arange(hi - lo), late, t))]
+    keys = k[first]
+    shift = np.zeros(len(starts), np.int64)
+    shift[keys] = np.maximum.reduceat(lead, first)
+    behind = np.zeros(len(starts), bool)
+    behind[keys] = side[first]
+    # those keys' positions (each key's a run along the order), sorted again at once: by key,
+    # then the time with the lead added to the late side's, the SYN's side first, the order
+    span = np.zeros(len(starts), bool)
+    span[keys] = True
+    kid = np.repeat(np.arange(len(starts)), ends - starts)
+    pos = np.flatnonzero(span[kid])
+    seg, kp = order[pos], kid[pos]
+    late = src_first[seg] == behind[kp]
+    t = ts[seg] + np.where(late, shift[kp], 0)
+    order[pos] = seg[np.lexsort((pos, late, t, kp))]
     return True
 
 

@@ -205,3 +205,21 @@ def test_a_reset_acknowledging_the_hello_was_sent_after_it(tmp_path):
     assert row.detail == ref.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s "
                                         "after the ClientHello, before the server sent a byte")
     chunkcmp.assert_same(path, [200, 400])
+
+
+def test_several_tapped_connections_at_once(tmp_path):
+    # four connections in one capture, three stamped with their SYN-ACK before the SYN (the
+    # reordering of several 5-tuples at once), one in order
+    pkts = []
+    for k, skew in enumerate((0.00005, 0.0, 0.001, 0.004)):
+        conn = _rst_after_hello(port=43340 + k)
+        for p in conn:
+            p.time = float(p.time) + 0.01 * k
+        pkts += _tapped(conn, skew)
+    path = _write(tmp_path, pkts)
+    flows = _flows(path).sort_values("orig_p")
+    assert flows.orig_p.tolist() == [43340, 43341, 43342, 43343]
+    assert set(zip(flows.conn_state, flows.verdict, flows.reason)) == {("RSTR", "blocked", "tls_failed")}
+    assert set(flows.detail) == {"TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s after the "
+                                 "ClientHello, before the server sent a byte"}
+    chunkcmp.assert_same(path, [300, 900])
