@@ -1248,7 +1248,7 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     who, how = close[0], close[1]
     other = "server" if who == "client" else "client"
     did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
-    wait = _number(row, "tls_close_wait_s", float, -1.0)
+    wait = _seconds(row, "tls_close_wait_s")
     served = _served_before_close(row)
     after = ""
     if close[2:] == ["answered"]:
@@ -1982,15 +1982,24 @@ def _direct_target(row: dict) -> str:
 
 def _number(row: dict, key: str, kind=float, default=0):
     """``kind(row[key])``, or ``default`` when the column is missing or empty (tables built
-    without the internal columns ``quiet_s``, ``tunnel_resp_bytes``). A 0 is a value (a TLS
-    handshake reset 0.00 s after its ClientHello), not an empty cell."""
-    value = row.get(key)
-    if value is None or (isinstance(value, str) and not value):
-        return default
+    without the internal columns ``quiet_s``, ``tunnel_resp_bytes``)."""
     try:
-        return kind(value)
+        return kind(row.get(key) or default)
     except (TypeError, ValueError):
         return default
+
+
+def _seconds(row: dict, key: str) -> float:
+    """``float(row[key])``, -1.0 when the column is missing or empty: as :func:`_number` with that
+    default, but a 0 is a value (a TLS handshake reset 0.00 s after its ClientHello, its
+    stamps within one clock tick), not an empty cell."""
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value):
+        return -1.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return -1.0
 
 
 def _binary_text(row: dict) -> str:
