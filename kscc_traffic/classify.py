@@ -699,6 +699,15 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if after == "unacked" and int(row["orig_pkts"]) >= 2 \
                 and float(row.get("duration", 0)) + _quiet(row) >= TLS_SILENCE_S:
             n, m = int(row["orig_pkts"]), int(row["resp_pkts"])
+            host = row.get("synack_not_taken") or ""
+            if host:
+                # (captured where the originator sends from: the answers reached its host, which
+                # dropped them; the detail starts with SYNACK_NOT_TAKEN: report.readiness counts it)
+                return done("blocked", "no_answer", SYNACK_NOT_TAKEN + (
+                    f": it sent its SYN {n} times and never acknowledged the {m} SYN-ACKs answering it, though "
+                    f"they were captured where it sends from (its SYNs carry {host}, as sent: no router "
+                    "decremented it, so the capture was taken on its host or its own network segment): its own "
+                    "firewall, security software or a filter driver drops them"))
             return done("blocked", "no_answer", f"the SYN-ACK never reached the originator: it sent its SYN {n} "
                         f"times and never acknowledged the {m} answers (a capture on the server's side of a "
                         "filter dropping that direction?)")
@@ -1239,7 +1248,7 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     who, how = close[0], close[1]
     other = "server" if who == "client" else "client"
     did = f"the {who} {'reset' if how == 'RST' else 'closed'} the connection ({how}, {state})"
-    wait = _number(row, "tls_close_wait_s", float, -1.0)
+    wait = _seconds(row, "tls_close_wait_s")
     served = _served_before_close(row)
     after = ""
     if close[2:] == ["answered"]:
@@ -1800,6 +1809,12 @@ def _bare_handshake_end(row: dict) -> str:
     return end
 
 
+#: how the detail of a TCP attempt starts whose correct SYN-ACKs reached the originator's host (a
+#: capture there: its SYNs carry an initial TTL) while it kept sending its SYN (internal column
+#: ``synack_not_taken``: :func:`.inspect._synack_not_taken`): its own firewall, security software
+#: or filter driver drops them (report.readiness counts such flows: their advice is the agent
+#: host's, not to allow outbound ports; newcomer 36 F2)
+SYNACK_NOT_TAKEN = "the SYN-ACK reached the originator's interface but it did not take it"
 #: how the detail of a connection the responder reset right after the handshake starts (report
 #: counts such ``blocked`` flows: the port is open, what answered has no server behind it)
 HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"
@@ -1972,6 +1987,19 @@ def _number(row: dict, key: str, kind=float, default=0):
         return kind(row.get(key) or default)
     except (TypeError, ValueError):
         return default
+
+
+def _seconds(row: dict, key: str) -> float:
+    """``float(row[key])``, -1.0 when the column is missing or empty: as :func:`_number` with that
+    default, but a 0 is a value (a TLS handshake reset 0.00 s after its ClientHello, its
+    stamps within one clock tick), not an empty cell."""
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value):
+        return -1.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return -1.0
 
 
 def _binary_text(row: dict) -> str:
@@ -2556,7 +2584,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -2567,7 +2595,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                     "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -2578,7 +2606,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason",
-                  "tls_ech", "window_closed", "start_lost", "tls_hrr", "tls_version")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -2590,7 +2618,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "start_lost",
+                 "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
                  "tls_version")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}

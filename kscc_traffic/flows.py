@@ -70,6 +70,10 @@ CLOSE_DELAY_NS = 5 * 10**9
 DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
 DUP_WINDOW_NOID_NS = 1_000_000
+#: a SYN-ACK stamped at most this much before the SYN it acknowledges is taken as sent after it,
+#: its side's clock behind (:func:`_synack_after_syn`): two capture interfaces whose clocks differ
+#: slightly (a two-port tap, a multi-NIC capture merged in time order)
+SKEW_MAX_NS = 5_000_000
 
 #: the time range (epoch ns) of a classic pcap record whose 32-bit seconds field is at its
 #: largest (0xFFFFFFFF: 2106-02-07 06:28:15 UTC), where a device clamps the times it cannot write
@@ -584,6 +588,72 @@ def _flow_order(key_cols, ts, tie_keys) -> tuple[np.ndarray, np.ndarray]:
     return o, start
 
 
+def _synack_after_syn(order: np.ndarray, key_start: np.ndarray, o_flags: np.ndarray, ts: np.ndarray,
+                      seq: np.ndarray, src_first: np.ndarray, cols: dict, idx: np.ndarray) -> bool:
+    """Reorder (in place) ``order``, the flow order of :func:`_flow_order` (``key_start`` its key
+    starts, ``o_flags`` the TCP flags along it), where a SYN-ACK comes before the SYN it answers:
+    a capture of two interfaces whose clocks differ slightly (a two-port tap, one direction on
+    each; a multi-NIC capture merged in time order) stamps an answer before its question, which
+    cannot be (Wireshark's analysis is confused by it; Zeek flips such a connection's roles).
+
+    A SYN-ACK is matched with the next SYN (no ACK) of its 5-tuple after it, from the other side,
+    that it acknowledges (its ack is the SYN's sequence number + 1, or + 1 + the SYN's payload
+    length: TCP Fast Open) and that is stamped at most :data:`SKEW_MAX_NS` later. The clock of
+    the SYN-ACK's side is then behind by at least that much (the largest such lead in the key):
+    the key's packets from that side are ordered as if stamped that much later (the SYN first at
+    an equal time), the rest of the order kept. The times themselves are not changed (each
+    packet keeps its own). ``ts``, ``seq``, ``src_first`` are over the used packets, which are
+    rows ``idx`` of the packet columns ``cols``. Keys without such a pair keep their order.
+    Returns whether ``order`` changed."""
+    if len(order) < 2:
+        return False
+    # (the SYN-ACKs and SYNs first: a few positions, on which the rest is read)
+    anysyn = np.flatnonzero(o_flags & SYN)
+    hs = o_flags[anysyn] & (ACK | RST)
+    sa, syn = anysyn[hs == ACK], anysyn[hs == 0]
+    if not len(sa) or not len(syn):
+        return False
+    j = np.searchsorted(syn, sa)
+    has = j < len(syn)
+    sa, q = sa[has], syn[j[has]]
+    if not len(sa):
+        return False
+    a, b = order[sa], order[q]
+    dt = ts[b] - ts[a]
+    near = (dt > 0) & (dt <= SKEW_MAX_NS) & (src_first[a] != src_first[b])
+    if not near.any():
+        return False
+    sa, q, a, b, dt = sa[near], q[near], a[near], b[near], dt[near]
+    starts = np.flatnonzero(key_start)
+    ends = np.r_[starts[1:], len(order)]
+    key = np.searchsorted(starts, sa, "right") - 1     # (each SYN-ACK's key; the SYN in it too?)
+    off = (cols["ack"][idx[a]].astype(np.int64) - seq[b].astype(np.int64) - 1) & 0xFFFFFFFF
+    ok = ((q < ends[key])
+          & ((off == 0) | (off == np.maximum(cols["payload_len"][idx[b]].astype(np.int64), 0))))
+    if not ok.any():
+        return False
+    k, side, lead = key[ok], src_first[a[ok]], dt[ok]
+    # per key (``k`` is sorted: positions along the flow order): the largest lead, and the side
+    # behind (the SYN-ACKs' side)
+    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    keys = k[first]
+    shift = np.zeros(len(starts), np.int64)
+    shift[keys] = np.maximum.reduceat(lead, first)
+    behind = np.zeros(len(starts), bool)
+    behind[keys] = side[first]
+    # those keys' positions (each key's a run along the order), sorted again at once: by key,
+    # then the time with the lead added to the late side's, the SYN's side first, the order
+    span = np.zeros(len(starts), bool)
+    span[keys] = True
+    kid = np.repeat(np.arange(len(starts)), ends - starts)
+    pos = np.flatnonzero(span[kid])
+    seg, kp = order[pos], kid[pos]
+    late = src_first[seg] == behind[kp]
+    t = ts[seg] + np.where(late, shift[kp], 0)
+    order[pos] = seg[np.lexsort((pos, late, t, kp))]
+    return True
+
+
 def _compiled_order(key_cols, o: np.ndarray) -> bool:
     """Whether :func:`_flow_order` sorts by hash and checks for collisions with
     :mod:`._tcpstate`'s ``key_order``: built (with it), ``o`` (the time order) native int64 of
@@ -1046,8 +1116,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     key_cols = (_one_way_vlans_joined(vlan, (proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p), src_first),
                 proto_v, a_hi, a_lo, b_hi, b_lo, a_p, b_p)
     order, key_start = _flow_order(key_cols, ts, tie_keys)
-    o_ts = ts[order]
     o_flags = flags[order]
+    if _synack_after_syn(order, key_start, o_flags, ts, seq, src_first, c, idx):
+        o_flags = flags[order]
+    o_ts = ts[order]
     o_tcp = is_tcp[order]
     o_seq = seq[order]
     o_src_first = src_first[order]

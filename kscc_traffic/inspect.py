@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, ICMP6, RST, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
+from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
                     frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
@@ -1133,6 +1133,8 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     close_at[fl[closed]] = when[closed]
     pf = ft.pkt_flow
     before = ft.packets.cols["ts_ns"].astype(np.int64) < close_at[pf]
+    if full is not None:
+        before |= _acked_by_close(ft, full, fl[closed], who[closed], close_at)
     ft2 = replace(ft, pkt_flow=np.where(before, pf, -1))
     v = _seq_view(ft2, fl[closed])
     served[closed] = 0
@@ -1152,7 +1154,8 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     np.minimum.at(t_1, f[data_c], ts[data_c])
     since = np.where(mute, t_1, t_c)
     ok = closed & (t_c[fl] < big) & silent[fl]
-    out[ok] = (when[ok] - since[fl][ok]) / 1e9
+    # (not below 0: the client's last data stamped after a close that acknowledges it, _acked_by_close)
+    out[ok] = np.maximum(when[ok] - since[fl][ok], 0) / 1e9
     # the other side's new data after the close: its furthest data end overall past the one before
     if full is not None:
         def tops(view: _SeqView) -> np.ndarray:     # (n_f, 2): each direction's furthest data end
@@ -1164,6 +1167,46 @@ def _close_waits(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarr
         answered = closed & (tops(full)[fl, other] > tops(v)[fl, other])
         close[answered] = close[answered] + " answered"
     return close, out, served
+
+
+def _acked_by_close(ft: FlowTable, v: "_SeqView", fl: np.ndarray, who: np.ndarray,
+                    close_at: np.ndarray) -> np.ndarray:
+    """A mask over the packets of ``ft``: the data segments of the other side of each flow of
+    ``fl`` (int array; ``who`` its first closer, ``client`` or ``server``, ``close_at`` per flow
+    number the time of that close, the last slot for packets of no flow) stamped at or up to
+    :data:`~kscc_traffic.flows.SKEW_MAX_NS` after the closing packet (a FIN or RST) whose
+    acknowledgement covers their bytes: they were sent before it, whatever their stamps say (a
+    capture of two interfaces whose clocks differ slightly: a two-port tap, one direction each;
+    newcomer 36 F4: an IPS's reset 70 µs before the ClientHello it acknowledges). ``v`` is the
+    :class:`_SeqView` of those flows."""
+    out = np.zeros(len(ft.pkt_flow), bool)
+    n_f = len(ft.flows)
+    closer_orig = np.zeros(n_f + 1, bool)
+    closer_orig[fl] = who == "client"
+    t_close = close_at[v.f]
+    # the closing packets (the closer's FIN or RST with ACK at the close's time): what the first
+    # acknowledges (32-bit: seq_extents gives a reset no acknowledgement)
+    c = ft.packets.cols
+    mine = ((v.fo == closer_orig[v.f]) & (v.ts == t_close) & ((v.flags & (FIN | RST)) != 0)
+            & ((v.flags & ACK) != 0))
+    if not mine.any():
+        return out
+    at = np.flatnonzero(mine)
+    at = at[np.r_[True, v.f[at][1:] != v.f[at][:-1]]]
+    has = np.zeros(n_f + 1, bool)
+    has[v.f[at]] = True
+    cack = np.zeros(n_f + 1, np.int64)
+    cack[v.f[at]] = c["ack"][v.rows[at]].astype(np.int64) & 0xFFFFFFFF
+    late = np.flatnonzero(has[v.f] & (v.fo != closer_orig[v.f]) & (v.plen > 0) & (v.ts >= t_close)
+                          & (v.ts - t_close <= SKEW_MAX_NS))
+    if not len(late):
+        return out
+    r = v.rows[late]
+    end = (c["seq"][r].astype(np.int64) + v.plen[late]) & 0xFFFFFFFF
+    # (its end at or before the acknowledgement, in 32-bit sequence space)
+    late = late[((cack[v.f[late]] - end) & 0xFFFFFFFF) < (1 << 31)]
+    out[v.rows[late]] = True
+    return out
 
 
 def _client_last_flight(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1627,6 +1670,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # else: 'ack' (an ACK of another connection, RFC 5961's challenge ACK) or 'synack' (a SYN-ACK
     # acknowledging another number); '' where not: _syn_answers)
     cols["syn_answer"] = repeated("", n)
+    # (likewise, a TCP flow whose originator sent its SYN again after correct SYN-ACKs, captured
+    # on its own host (its SYNs with an initial TTL): "TTL 64" (IPv6: "hop limit 64"), '' where
+    # not: _synack_not_taken)
+    cols["synack_not_taken"] = repeated("", n)
     # (likewise, "<bytes> bytes in <n> segments" for a ClientHello record longer than the
     # client's first data segment; '' where not: _hello_split)
     cols["hello_split"] = repeated("", n)
@@ -1900,6 +1947,15 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (no payload either way, by the history: the byte counts read sequence numbers, which the
     # foreign acknowledgement number of such an answer puts anywhere)
     hist_all = flows["history"].to_numpy(dtype=object)
+    # SYN-ACKs the originator did not take though they reached its host (Zeek's S1, history Sh:
+    # the originator's SYN sent again, its answers never acknowledged)
+    cand = np.flatnonzero((proto == "tcp") & (flows["conn_state"].to_numpy(dtype=object) == "S1")
+                          & ~flows["partial"].to_numpy(dtype=bool) & (flows["orig_pkts"].to_numpy() >= 2)
+                          & (flows["resp_pkts"].to_numpy() > 0))
+    cand = cand[np.fromiter((history_plain(str(h)).lstrip("^") == "Sh" for h in hist_all[cand].tolist()),
+                            bool, len(cand))]
+    if len(cand):
+        cols["synack_not_taken"][cand] = _synack_not_taken(ft, cand)
     opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
     cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
                           & (flows["resp_pkts"].to_numpy() > 0))
@@ -2302,6 +2358,51 @@ def _syn_answers(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
             syn_seq = None              # (only the first packet after each SYN)
         if kinds and "no" not in kinds:
             out[where[fl]] = "synack" if "synack" in kinds else "ack"
+    return out
+
+
+#: TTLs (IPv6: hop limits) a host's stack sends its packets with (Linux, macOS 64; Windows 128;
+#: some network stacks 255): a packet captured with one of them left its sender's host and was
+#: not routed yet (:func:`_synack_not_taken`)
+INITIAL_TTLS = (64, 128, 255)
+
+
+def _synack_not_taken(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows, Zeek's S1 with history ``Sh``:
+    SYNs and SYN-ACKs only): "TTL 64" (IPv6: "hop limit 64") when the originator's first SYN
+    carries an initial TTL (:data:`INITIAL_TTLS`: as sent, no router has decremented it, so the
+    capture was taken on the originator's host or its own network segment) and a SYN-ACK that
+    acknowledges the SYN (sequence number + 1, or + 1 + its payload length: TCP Fast Open) came
+    before a later SYN of the originator (its SYN sent again though the answer was there: the
+    originator's host did not take it: its own firewall, security software or filter driver);
+    '' otherwise, or where the TTL is not known. Reads each SYN, the responder's first packet
+    after it and the flow's first packets, which a chunked or live analysis keeps (object array
+    of str)."""
+    out = np.full(len(flows), "", object)
+    c = ft.packets.cols
+    if "ttl" not in c:
+        return out
+    where = {int(x): k for k, x in enumerate(flows.tolist())}
+    flags, seq, ack, orig, ttl = c["tcp_flags"], c["seq"], c["ack"], ft.pkt_from_orig, c["ttl"]
+    plen = c["payload_len"]
+    for fl, rs in _tcp_rows_by_flow(ft, flows).items():
+        first = next((r for r in rs if orig[r] and (int(flags[r]) & (SYN | ACK)) == SYN), None)
+        if first is None or int(ttl[first]) not in INITIAL_TTLS:
+            continue
+        answered = False
+        for r in rs:
+            fg = int(flags[r])
+            if orig[r]:
+                if answered and (fg & (SYN | ACK)) == SYN:
+                    field_name = "hop limit" if int(c["ipver"][first]) == 6 else "TTL"
+                    out[where[fl]] = f"{field_name} {int(ttl[first])}"
+                    break
+                continue
+            if (fg & (SYN | ACK | RST)) == (SYN | ACK):
+                syn_seq = int(seq[first]) + 1
+                answered = (int(ack[r]) & 0xFFFFFFFF) in (syn_seq & 0xFFFFFFFF,
+                                                           (syn_seq + max(int(plen[first]), 0)) & 0xFFFFFFFF) \
+                    or answered
     return out
 
 

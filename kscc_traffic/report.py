@@ -36,7 +36,7 @@ from .flows import carried_data
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
@@ -1300,7 +1300,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0,
-                   bl_restarted: tuple[int, str] = (0, "")) -> dict:
+                   bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1401,6 +1401,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     Zeek's conn.log and Wireshark's conversations count such connections, but the advice's figure
     says how many (:func:`ok_of_text`): they show a connection that worked, not a new one opened.
 
+    ``bl_host``: of the blocked ones, TCP attempts whose correct SYN-ACKs were captured on the
+    originator's own host (or network segment) while it kept sending its SYN (detail
+    :data:`~kscc_traffic.classify.SYNACK_NOT_TAKEN`): the answers reached that host, whose own
+    firewall, security software or filter driver dropped them; advised :func:`host_drop_fix`, not
+    to allow outbound ports (newcomer 36 F2).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1498,6 +1504,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "device's TCP timeouts); no port is to be opened")
     if status == "blocked" and bl_handshake:
         fix = _handshake_fix(r, bl, bl_handshake, fix)
+    if status == "blocked" and bl_host:
+        fix = host_drop_fix(r, bl, bl_host, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
         fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
     elif status == "blocked" and proxied:
@@ -1732,6 +1740,26 @@ CONSOLE_DOMAIN = "ksc.kaspersky.com"
 #: what a ``host_mismatch`` flow to a name under :data:`CONSOLE_DOMAIN` is
 CONSOLE_ELSEWHERE = (f"the Cloud Console server (*.{CONSOLE_DOMAIN}) on a port the KSC Cloud Console port page "
                      "does not document for it")
+
+
+def host_drop_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` whose correct SYN-ACKs were
+    captured on the originator's own host while it kept sending its SYN (detail
+    :data:`~kscc_traffic.classify.SYNACK_NOT_TAKEN`): the network delivered the answers, the
+    host's own firewall, security software or filter driver dropped them. All of them: that
+    advice alone (no port to open on the network); some: added to ``fix`` (the others')."""
+    host, hosts = (("the connecting host", "the connecting host's") if r.opener == "inbound_to_agent"
+                   else ("the agent's host", "the agent host's"))
+    where = (f"from {r.host_mask} " if r.host_mask else "") + f"on {r.transport.upper()} {r.port_text}"
+    check = (f"check {hosts} own firewall (its rules and log for the agent's program), its security software's "
+             "network protection (an exclusion for the agent) and packet-filter drivers (VPN clients, traffic "
+             f"inspection) for what drops the inbound SYN-ACKs ({where})")
+    if bl == k:
+        return (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} answered: "
+                f"the server's SYN-ACKs reached {host} (the capture, taken there, holds them) but were never taken, "
+                f"the SYN sent again and again: {check}; nothing is to be opened on the network path")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered, the SYN-ACKs reaching {host} but never "
+            f"taken: {check}")
 
 
 def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
@@ -2703,7 +2731,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = 0
+        bl_handshake = bl_cut = bl_host = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_cert = (0, 0)
@@ -2783,6 +2811,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
+                    bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
                     bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
                     bl_route, bl_route_own = route_counts(
@@ -2822,7 +2851,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
-                                   bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, "")))
+                                   bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, ""),
+                                   bl_host=bl_host))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -2995,6 +3025,7 @@ class TableSummary:
         self.bl_stale: dict[str, int] = {}       # purpose -> blocked flows answered by an old connection
         self.ok_partial: dict[str, int] = {}     # purpose -> ok flows begun before the capture (partial)
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
+        self.bl_host: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs the originator's host dropped
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
@@ -3222,6 +3253,7 @@ class TableSummary:
                     self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
+                                   (SYNACK_NOT_TAKEN, self.bl_host),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -3370,7 +3402,8 @@ class TableSummary:
                                        bl_cert=self.bl_cert.get(r.id, (0, 0)),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
-                                       if self.bl_refused.get(r.id, (0, 0))[1] else (0, "")))
+                                       if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),
+                                       bl_host=self.bl_host.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
