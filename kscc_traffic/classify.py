@@ -57,8 +57,11 @@ Verdicts and reasons (first match wins, in this order):
   host mask or kaspersky.com, :func:`_agent_name`) such an answer is ``blocked``/``rejected``
   instead when no response of the flow gave a usable address (:func:`usable_address`): the
   agent cannot connect. So is a NOERROR answer with no address (NODATA) for such a name when no
-  lookup of it in the capture got one (detail :data:`DNS_NO_ADDRESS`; the one DNS judgement that
-  reads other rows: :func:`_note_resolved`).
+  lookup of it in the capture got one (detail :data:`DNS_NO_ADDRESS`; a DNS judgement that
+  reads other rows: :func:`_note_resolved`). A failed lookup (``blocked``: an error answer, no
+  answer, an ICMP error) that a lookup of the same name by the same client made good within
+  :data:`DNS_RETRY_S` (a retry, or Windows' copy of the question to another server) is ``ok``,
+  its detail saying so (:func:`_note_dns_retries`).
 - ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
   responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name

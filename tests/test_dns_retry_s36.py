@@ -9,6 +9,7 @@ lookup made good stays ``blocked``; whole, in small chunks (the two flows leavin
 batches too) and with the tshark engine."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import pandas as pd
@@ -89,9 +90,19 @@ def test_the_report_no_longer_advises_dns(tmp_path):
     from kscc_traffic.cli import app
     from typer.testing import CliRunner
     recs = lookup(40100, 1, 1000.0, rcode=2, addr=None, after=2.0) + lookup(40101, 2, 1002.1)
-    res = CliRunner().invoke(app, ["analyze", str(cap(tmp_path, recs))], env={"COLUMNS": "400"})
+    path = cap(tmp_path, recs)
+    res = CliRunner().invoke(app, ["analyze", str(path)], env={"COLUMNS": "400"})
     assert res.exit_code == 0, res.output
     assert "dns (blocked" not in res.output and "make the resolver answer" not in res.output
+    # (the HTML report's DNS errors: the SERVFAIL listed, its verdict ok for that reason)
+    from checklistcheck import page_text
+    from kscc_traffic.html_report import render_html
+    page = render_html(whole(path)[0], RULES, charts=False)
+    section = page_text(re.search(r'<section id="dns-errors">(.*?)</section>', page, re.S).group(1))
+    assert ("1 DNS flow got an error answer instead of an address. Its verdict: ok (the resolver was reached and "
+            "answered a name the agent does not need, or one it got an address for from another query or a "
+            "retry).") in section
+    assert "Nothing is blocked or unexpected." in page
 
 
 def test_refused_then_another_server_answered(tmp_path):
