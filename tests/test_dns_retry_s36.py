@@ -116,6 +116,22 @@ def test_refused_then_another_server_answered(tmp_path):
                            f"(flow {s['uid']}): {RETRY_TAIL}")
 
 
+def test_a_port_unreachable_then_the_other_server(tmp_path):
+    """The first resolver answered by ICMP port unreachable (its DNS service down), the second
+    gave an address 0.01 s later."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from pcapbuild import eth
+    quoted = IP(src=C, dst=R1) / UDP(sport=40120, dport=53) / DNS(_q(0x21))
+    recs = [query(40120, 0x21, 1000.0),
+            (1000.001, eth(IP(src=R1, dst=C) / ICMP(type=3, code=3) / quoted, src=SERVER_MAC, dst=CLIENT_MAC))]
+    recs += lookup(40121, 0x22, 1000.011, server=R2)
+    fl, _ = whole(cap(tmp_path, recs))
+    f, s = row(fl, orig_p=40120), row(fl, orig_p=40121)
+    assert (f["purpose"], f["verdict"], f["reason"]) == ("dns", "ok", "")
+    assert f["detail"].startswith("DNS query answered by ICMP port unreachable")
+    assert f["detail"].endswith(f"; a retry of {R2} 0.011 s later got an address (flow {s['uid']}): {RETRY_TAIL}")
+
+
 def test_a_lost_query_retried_a_second_later(tmp_path):
     """g5_lost_query_retry: the first query unanswered, the retry 1 s later answered."""
     recs = [query(40110, 0x0b, 1000.0)] + lookup(40111, 0x0c, 1001.0)
