@@ -2464,7 +2464,8 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
     (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
-    got one for (:func:`_note_resolved`), and the probes of a port or address scan (:func:`_note_scans`):
+    got one for (:func:`_note_resolved`), and each failed lookup a lookup of its client made good
+    (:func:`_note_dns_retries`), and the probes of a port or address scan (:func:`_note_scans`):
     for a table whose rows were classified apart (the live session's flows, each classified when it
     changed). A copy when a row changed, else
     ``flows`` itself."""
@@ -3692,11 +3693,10 @@ def dns_retries(flows: pd.DataFrame, failed, good: np.ndarray) -> dict[int, tupl
     wanted = {(cap[i], dns_client(oh[i], rh[i], op[i], rp[i]), _name_key(query[i])) for i in failed}
     found: dict[tuple, list] = {}
     fams: dict[str, int] = {}
-    # (the lookups of the failed ones' clients: numpy first, the few left looked at one by one)
-    cand = np.flatnonzero(good)
-    client = np.where((op[cand] == 53) & (rp[cand] != 53), rh[cand], oh[cand])
-    near = {k[1] for k in wanted}
-    cand = cand[np.fromiter((c in near for c in client.tolist()), bool, len(cand))]
+    # (the lookups of the failed ones' clients: numpy first, on either address, the few left
+    # looked at one by one)
+    clients = {k[1] for k in wanted}
+    cand = np.flatnonzero(good & (_among(oh, clients) | _among(rh, clients)))
     for j in cand.tolist():
         k = (cap[j], dns_client(oh[j], rh[j], op[j], rp[j]), _name_key(query[j]))
         if k in wanted:
@@ -3713,6 +3713,17 @@ def dns_retries(flows: pd.DataFrame, failed, good: np.ndarray) -> dict[int, tupl
         if hit is not None:
             out[i] = hit
     return out
+
+
+def _among(values: np.ndarray, wanted: set) -> np.ndarray:
+    """bool per item of ``values`` (an object array): in ``wanted``; numpy's comparisons when
+    ``wanted`` holds few (no sort of objects of mixed types), a set look-up per item else."""
+    if len(wanted) <= 8:
+        out = np.zeros(len(values), bool)
+        for w in wanted:
+            out |= values == w
+        return out
+    return np.fromiter((v in wanted for v in values.tolist()), bool, len(values))
 
 
 def pick_dns_retry(near, ts_ns: int, end_ns: int, uid: str, need: int):
@@ -3754,8 +3765,11 @@ def _two_way(flows: pd.DataFrame) -> np.ndarray:
     when the table lacks those columns."""
     if "orig_pkts" not in flows.columns or "resp_pkts" not in flows.columns:
         return np.ones(len(flows), bool)
-    return (pd.to_numeric(flows["orig_pkts"], errors="coerce").fillna(0).to_numpy() > 0) \
-        & (pd.to_numeric(flows["resp_pkts"], errors="coerce").fillna(0).to_numpy() > 0)
+    o, r = flows["orig_pkts"].to_numpy(), flows["resp_pkts"].to_numpy()
+    if o.dtype.kind not in "iu" or r.dtype.kind not in "iu":
+        o = pd.to_numeric(flows["orig_pkts"], errors="coerce").fillna(0).to_numpy()
+        r = pd.to_numeric(flows["resp_pkts"], errors="coerce").fillna(0).to_numpy()
+    return (o > 0) & (r > 0)
 
 
 def _note_dns_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
