@@ -56,9 +56,10 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_RESOLVED, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S, STALE_RETRY,
-                       STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes, retry_connected,
-                       usable_address)
+from .classify import (AUTH_RETRY_S, DNS_RESOLVED, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
+                       STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
+                       address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
+                       usable_address, wrong_source_answers)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
@@ -266,6 +267,7 @@ class ChunkedAnalysis:
         scans = ScanWatch()                 # scan probes: held until their scan is known (scans.py)
         retried = _RefusedRetries()         # refused SYNs (REJ): held until a later connection's state is known
         other = _OtherSource()              # one-way DNS flows: held while their answer from another address may come
+        dretry = _DnsRetries()              # failed lookups: held while a lookup that makes them good may come
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
@@ -398,13 +400,14 @@ class ChunkedAnalysis:
                 carry_w, carry_known = np.zeros((0, 3), np.int64), np.full(0, None, object)
                 carry_copy = np.zeros(0, bool)
                 if last:
-                    if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held:
+                    if auth.held or nodata.held or refused.held or stale.held or scans.count or other.held or dretry.held:
                         # (a proxy's 407s held for a retry: none came)
                         out = scans.step(pd.DataFrame(), pd.DataFrame(), None, True) if scans.count else pd.DataFrame()
                         out = stale.hold(refused.hold(nodata.hold(auth.hold(out, None))))
                         out = auth.release(out, pd.DataFrame(), None, True) if auth.held else out
                         out = refused.release(nodata.release(out, True), ttls, True)
                         out = other.release(stale.release(out, pd.DataFrame(), None, True), [], True)
+                        out = dretry.step(out, [], None, True)
                         lookups.add(out)
                         yield out, capture_end(cap_end, reader_stats)
                     break
@@ -443,7 +446,7 @@ class ChunkedAnalysis:
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]
             if final.any() or auth.held or nodata.held or refused.held or stale.held or retried.held or scans.count \
-                    or other.held:
+                    or other.held or dretry.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
                 one_way += one_way_counts(out)
@@ -478,6 +481,9 @@ class ChunkedAnalysis:
                 out = other.hold(out, pending)
                 if other.held:
                     out = other.release(out, pending, last)
+                # (after the query and its answer from another address: a failed lookup held
+                # while the lookup that makes it good may still come)
+                out = dretry.step(out, [(flows, ~final), *other.held], clock, last)
                 # (each row once, as it is yielded: a query and its answer from another address together)
                 lookups.add(out)
                 if len(out):
@@ -1087,6 +1093,284 @@ class _OtherSource:
         self.held = [held[~go]] if (~go).any() else []
         both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
         return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class _Cols:
+    """A frame's columns as numpy arrays, each read once (a column of a wide frame costs tens of
+    µs to read): ``c("orig_p")``; ports, counts and ``ts_ns`` int64, ``duration`` float, the
+    others objects."""
+
+    _TYPES = {"orig_p": np.int64, "resp_p": np.int64, "ts_ns": np.int64, "orig_pkts": np.int64,
+              "resp_pkts": np.int64, "duration": float}
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.got: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def has(self, *names: str) -> bool:
+        """Whether the frame has every column of ``names``."""
+        return all(n in self.frame.columns for n in names)
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self.got:
+            self.got[name] = self.frame[name].to_numpy(self._TYPES.get(name, object))
+        return self.got[name]
+
+
+def _among(values: np.ndarray, wanted: set) -> np.ndarray:
+    """bool per item of ``values`` (an object array): in ``wanted`` (a set; pandas' isin costs
+    ~2 ms to set up for a set of a few hundred addresses, this a few µs per item)."""
+    return np.fromiter((v in wanted for v in values.tolist()), bool, len(values))
+
+
+class _DnsRetries:
+    """A failed lookup (an error answer, none, an ICMP error) that a lookup of the same name by
+    the same client made good is ``ok`` (:func:`kscc_traffic.classify._note_dns_retries`), also
+    when the two flows leave with different batches. A leaving DNS flow with a question and
+    neither a NOERROR answer nor a usable address (a failed lookup as far as its columns tell:
+    the judgement comes later) gets its :data:`~kscc_traffic.classify.DNS_RETRY` column from the
+    lookups remembered (the one found; None: none). A lookup that may make it good has begun by
+    then (it begins at most :data:`~kscc_traffic.classify.DNS_RETRY_S` after the failed flow's
+    last packet, and a DNS flow leaves :data:`~kscc_traffic.flows.DNS_IDLE_NS`, no less, after
+    it), but it may still be open: the failed flow is held back while a DNS flow of its client
+    begun by then has not left (still open, or held by :class:`_OtherSource`), and leaves with
+    the batch after. So a failed lookup with no other DNS flow of its client open leaves at once
+    (no change of the batches). The lookups that got a usable address (their query and answer
+    in the flow: answers alone, from another address than asked, which the client drops, are
+    not counted) are remembered (client, name, first and last packet, uid, server, address
+    types) when their client has a DNS flow still to leave (open, or held), until every flow
+    still to leave began after their last packet. A query paired with its answer from another
+    address (``wrong_source``) is not held (the pair leaves together: :class:`_OtherSource`).
+    The last batch releases every held row; at most :data:`MAX_HELD` rows are held (beyond, they
+    leave at once, with the lookups seen so far) and :data:`MAX_KEPT` lookups remembered
+    (beyond, those that ended first are forgotten)."""
+
+    #: rows held at most (bounded memory: a resolver down, every query failing, a busy client)
+    MAX_HELD = 65_536
+    #: lookups remembered at most (bounded memory: a long DNS flow still open keeps them all)
+    MAX_KEPT = 1 << 18
+
+    def __init__(self) -> None:
+        self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
+        # the lookups remembered, column by column (numpy arrays: client, name, uid, server
+        # objects; first and last packet ns, address types int64)
+        self.kept: dict[str, np.ndarray] = {c: np.zeros(0, np.int64 if c in ("ts", "end", "fam") else object)
+                                            for c in ("client", "name", "ts", "end", "uid", "server", "fam")}
+
+    @staticmethod
+    def _dns(c: "_Cols") -> np.ndarray:
+        """Per row: a DNS flow (port 53 on either side, UDP or TCP)."""
+        if not len(c) or not c.has("proto", "orig_p", "resp_p"):
+            return np.zeros(len(c), bool)
+        proto = c("proto")
+        return ((c("resp_p") == 53) | (c("orig_p") == 53)) & ((proto == "udp") | (proto == "tcp"))
+
+    @staticmethod
+    def _clients(c: "_Cols", at: Optional[np.ndarray] = None) -> np.ndarray:
+        """Per row (of ``at`` when given): its client as a DNS flow
+        (:func:`~kscc_traffic.classify.dns_client`)."""
+        op, rp, oh, rh = c("orig_p"), c("resp_p"), c("orig_h"), c("resp_h")
+        if at is not None:
+            op, rp, oh, rh = op[at], rp[at], oh[at], rh[at]
+        return np.where((op == 53) & (rp != 53), rh, oh)
+
+    @staticmethod
+    def _ends(c: "_Cols", at: Optional[np.ndarray] = None) -> np.ndarray:
+        """Per row (of ``at`` when given): its last packet (ns)."""
+        dur, ts = c("duration"), c("ts_ns")
+        if at is not None:
+            dur, ts = dur[at], ts[at]
+        return ts + (np.nan_to_num(dur, nan=0.0).clip(min=0.0) * 1e9).astype(np.int64)
+
+    def _remember(self, c: "_Cols", dns: np.ndarray, clients: set) -> None:
+        """Remember the lookups of the leaving rows ``c`` (``dns``: their DNS flows) that got a
+        usable address in a flow holding their query too (as
+        :func:`~kscc_traffic.classify._note_dns_retries` counts them: no answer alone, from
+        another address than asked), of the ``clients`` only (those with a DNS flow still to
+        leave: only theirs may be failed lookups these make good)."""
+        if not clients:
+            return
+        query, answers = c("query"), c("dns_answers")
+        at = np.flatnonzero((query != "") & (answers != "") & dns & (c("orig_pkts") > 0) & (c("resp_pkts") > 0))
+        if not len(at):
+            return
+        client = self._clients(c, at)
+        mine = _among(client, clients)
+        at, client = at[mine], client[mine]
+        if not len(at):
+            return
+        bits = np.array([address_families(a) for a in answers[at].tolist()], np.int64)
+        at, client, bits = at[bits > 0], client[bits > 0], bits[bits > 0]
+        if not len(at):
+            return
+        oh = c("orig_h")[at]
+        new = {"client": client, "name": query[at],     # (as asked: compared case-insensitively when looked up)
+               "ts": c("ts_ns")[at], "end": self._ends(c, at), "uid": c("uid")[at],
+               "server": np.where(client == oh, c("resp_h")[at], oh), "fam": bits}
+        self.kept = {k: np.concatenate([self.kept[k], new[k]]) for k in self.kept}
+        if len(self.kept["end"]) > self.MAX_KEPT:
+            keep = np.sort(np.argsort(self.kept["end"], kind="stable")[-self.MAX_KEPT:])
+            self.kept = {k: v[keep] for k, v in self.kept.items()}
+
+    @staticmethod
+    def _failed(c: "_Cols", dns: np.ndarray, paired: np.ndarray) -> np.ndarray:
+        """Per leaving row, bool: a failed lookup as far as its columns tell (a DNS flow with a
+        question, no NOERROR answer, no usable address), not one of ``paired``."""
+        out = (c("query") != "") & dns & ~paired
+        if out.any():
+            out &= c("dns_rcode") != "NOERROR"
+        at = np.flatnonzero(out)
+        if len(at):
+            out[at] = [not (isinstance(a, str) and usable_address(a)) for a in c("dns_answers")[at].tolist()]
+        return out
+
+    def _retries(self, c: "_Cols", at: np.ndarray) -> list:
+        """Per row ``at`` (positions) of ``c`` (failed lookups leaving now): the remembered
+        lookup that makes it good (:func:`~kscc_traffic.classify.pick_dns_retry`), or None."""
+        k = self.kept
+        if not len(k["end"]):
+            return [None] * len(at)
+        client = self._clients(c, at)
+        names = [str(q).lower().rstrip(".") for q in c("query")[at].tolist()]
+        near: dict[tuple, list] = {}
+        sel = np.flatnonzero(_among(k["client"], set(client.tolist())))
+        for cl, n, t, e, u, s, f in zip(*(k[x][sel].tolist() for x in ("client", "name", "ts", "end", "uid",
+                                                                        "server", "fam"))):
+            near.setdefault((cl, str(n).lower().rstrip(".")), []).append((int(e), str(u), int(t), int(f), s))
+        ts, end = c("ts_ns")[at], self._ends(c, at)
+        asked = c("dns_asked")[at].tolist() if c.has("dns_asked") else [None] * len(at)
+        keys = c(DNS_KEYS)[at].tolist() if c.has(DNS_KEYS) else [""] * len(at)
+        out = []
+        for i, (cl, n, u) in enumerate(zip(client.tolist(), names, c("uid")[at].tolist())):
+            got = near.get((cl, n))
+            out.append(pick_dns_retry(got, int(ts[i]), int(end[i]), str(u), asked_families(asked[i], keys[i]))
+                       if got else None)
+        return out
+
+    def _pending(self, pending: list) -> tuple[np.ndarray, np.ndarray]:
+        """(clients, first packets ns) of the DNS flows of ``pending`` (frames, or ``(frame,
+        bool mask)``): those that may still leave later."""
+        clients, starts = [], []
+        for part in pending:
+            o, mask = part if isinstance(part, tuple) else (part, None)
+            if not len(o):
+                continue
+            c = _Cols(o)
+            sel = self._dns(c)
+            if mask is not None:
+                sel &= np.asarray(mask, bool)
+            at = np.flatnonzero(sel)
+            if len(at):
+                clients.append(self._clients(c, at))
+                starts.append(c("ts_ns")[at])
+        if not clients:
+            return np.zeros(0, object), np.zeros(0, np.int64)
+        return np.concatenate(clients), np.concatenate(starts)
+
+    def _waiting(self, c: "_Cols", at: np.ndarray, pend: tuple) -> np.ndarray:
+        """Per row ``at`` (positions) of ``c`` (failed lookups), bool: a DNS flow of ``pend``
+        (:meth:`_pending`) of its client begun at most :data:`~kscc_traffic.classify.DNS_RETRY_S`
+        after its last packet: it may make it good once it leaves."""
+        out = np.zeros(len(at), bool)
+        if not len(at) or not len(pend[0]):
+            return out
+        client = self._clients(c, at)
+        until = self._ends(c, at) + int(DNS_RETRY_S * 1e9)
+        mine = _among(pend[0], set(client.tolist()))
+        first: dict = {}
+        for cl, t in zip(pend[0][mine].tolist(), pend[1][mine].tolist()):
+            if cl not in first or t < first[cl]:
+                first[cl] = t
+        for i, cl in enumerate(client.tolist()):
+            t = first.get(cl)
+            out[i] = t is not None and t <= until[i]
+        return out
+
+    def step(self, flows: pd.DataFrame, pending: list, clock: Optional[int], last: bool) -> pd.DataFrame:
+        """``flows`` (the leaving rows, unfinished), the failed lookups among them with their
+        :data:`~kscc_traffic.classify.DNS_RETRY` filled in (where a lookup made them good), less
+        those a lookup still open may make good, which are held; with the held rows no such
+        lookup can come for any more (every one when ``last``); in time order of first packet
+        when rows were held or released. ``pending``: the flows that may still leave later
+        (frames, or ``(frame, bool mask)``: the flows staying open, the rows :class:`_OtherSource`
+        holds); ``clock``: the capture's clock (ns; None: nothing forgotten)."""
+        c = _Cols(flows)
+        fresh = np.zeros(len(flows), bool)
+        dns = None
+        if len(flows) and c.has("query", "dns_answers", "dns_rcode"):
+            dns = self._dns(c)
+            if dns.any():
+                paired = np.zeros(len(flows), bool)
+                if c.has(DNS_KEYS) and ((c(DNS_KEYS) != "") & (c("orig_pkts") == 0)).any():
+                    # (answers alone in a flow: maybe from another address than asked, paired with
+                    # their query, wrong_source: the query judged with its answer, not held)
+                    dropped = wrong_source_answers(flows)
+                    if dropped.any():
+                        queries = ((c(DNS_KEYS) != "") & (c("proto") == "udp") & (c("resp_p") == 53)
+                                   & (c("resp_pkts") == 0))
+                        paired[list(other_source_answers(flows, queries))] = True
+                fresh = self._failed(c, dns, paired)
+            else:
+                dns = None
+        pend = self._pending(pending) if not last else (np.zeros(0, object), np.zeros(0, np.int64))
+        at = np.flatnonzero(fresh)
+        hold = np.zeros(len(flows), bool)
+        if len(at) and not last:
+            room = self.MAX_HELD - sum(len(h) for h in self.held)
+            wait = np.flatnonzero(self._waiting(c, at, pend))[:max(room, 0)]
+            hold[at[wait]] = True
+        if dns is not None and not last:
+            # (the lookups of clients with a DNS flow still to leave, a held one among them)
+            clients = set(pend[0].tolist())
+            for h in self.held:
+                clients.update(self._clients(_Cols(h)).tolist())
+            if hold.any():
+                clients.update(self._clients(c, np.flatnonzero(hold)).tolist())
+            self._remember(c, dns, clients)
+        out = flows
+        if hold.any():
+            self.held.append(flows[hold])
+            out = flows[~hold]
+            fresh = fresh[~hold]
+        released = None
+        if self.held:
+            rows = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held,
+                                                                                         ignore_index=True)
+            rc = _Cols(rows)
+            go = np.ones(len(rows), bool) if last else ~self._waiting(rc, np.arange(len(rows)), pend)
+            self.held = [rows[~go]] if (~go).any() else []
+            if go.any():
+                released = rows[go].copy()
+                released[DNS_RETRY] = pd.Series(self._retries(rc, np.flatnonzero(go)), dtype=object,
+                                                index=released.index)
+        at = np.flatnonzero(fresh)
+        if len(at):
+            found = self._retries(_Cols(out) if out is not flows else c, at)
+            if any(r is not None for r in found):
+                col = np.full(len(out), None, object)
+                col[at] = found
+                out = out.assign(**{DNS_RETRY: col})
+        self._forget(pend, clock)
+        if released is not None:
+            out = pd.concat([out, released], ignore_index=True) if len(out) else released.reset_index(drop=True)
+        if released is not None or hold.any():
+            out = out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return out
+
+    def _forget(self, pend: tuple, clock: Optional[int]) -> None:
+        """Forget the remembered lookups that ended before every flow that may still leave
+        began: the DNS flows of ``pend`` (:meth:`_pending`) and the rows held, and the capture's
+        ``clock`` (later flows begin after it; None: nothing forgotten)."""
+        if clock is None or not len(self.kept["end"]):
+            return
+        bound = min([int(clock), *([int(pend[1].min())] if len(pend[1]) else []),
+                     *(int(h["ts_ns"].min()) for h in self.held if len(h))])
+        keep = self.kept["end"] >= bound
+        if not keep.all():
+            self.kept = {c: v[keep] for c, v in self.kept.items()}
 
 
 class _RefusedRetries(_StaleRetries):

@@ -57,8 +57,11 @@ Verdicts and reasons (first match wins, in this order):
   host mask or kaspersky.com, :func:`_agent_name`) such an answer is ``blocked``/``rejected``
   instead when no response of the flow gave a usable address (:func:`usable_address`): the
   agent cannot connect. So is a NOERROR answer with no address (NODATA) for such a name when no
-  lookup of it in the capture got one (detail :data:`DNS_NO_ADDRESS`; the one DNS judgement that
-  reads other rows: :func:`_note_resolved`).
+  lookup of it in the capture got one (detail :data:`DNS_NO_ADDRESS`; a DNS judgement that
+  reads other rows: :func:`_note_resolved`). A failed lookup (``blocked``: an error answer, no
+  answer, an ICMP error) that a lookup of the same name by the same client made good within
+  :data:`DNS_RETRY_S` (a retry, or Windows' copy of the question to another server) is ``ok``,
+  its detail saying so (:func:`_note_dns_retries`).
 - ``unclassified`` — no rule covers the flow; or it is not judged: a partial TCP flow the
   responder sent nothing in, too short or without data to call blocked (:func:`_partial_silence`:
   it keeps its purpose but never verifies it), QUIC to UDP 443 of a Kaspersky name
@@ -2489,7 +2492,8 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     """A classified flow table (:data:`CLASS_COLUMNS` filled in) with each proxy's 407 that an
     accepted retry on another connection answered judged again as :func:`classify` judges it
     (:func:`_note_auth_rounds`), and each DNS flow with no address for a name another lookup
-    got one for (:func:`_note_resolved`), and the probes of a port or address scan (:func:`_note_scans`):
+    got one for (:func:`_note_resolved`), and each failed lookup a lookup of its client made good
+    (:func:`_note_dns_retries`), and the probes of a port or address scan (:func:`_note_scans`):
     for a table whose rows were classified apart (the live session's flows, each classified when it
     changed). A copy when a row changed, else
     ``flows`` itself."""
@@ -2501,6 +2505,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_refused_retries(flows, res)   # (a refused attempt, a later connection worked)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
+    _note_dns_retries(flows, res)   # (a failed lookup, a later one of its client got an address)
     _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
         return flows
@@ -3344,6 +3349,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         _note_refused_retries(out, res)
         _note_resolved(out, res)
         _note_other_source(out, res)
+        _note_dns_retries(out, res)
         _note_mcast_groups(out, res)
         _note_scans(out, res)
         _note_nat64(out, res)
@@ -3606,6 +3612,230 @@ def _note_other_source(flows: pd.DataFrame, res: np.ndarray) -> None:
                          f"{cols['resp_h'][q]} (flow {cols['uid'][q]}), which the client drops; judged on that "
                          f"query's flow, not counted as an answered lookup" + (f"; the answer: {before}" if before else ""))
             res[a, 0], res[a, 1], res[a, 2] = "dns", "unclassified", "wrong_source"
+
+
+#: a failed lookup (an error answer, no answer, an ICMP error: ``blocked``) is made good by a
+#: lookup of the same name by the same client that got an address, ended no sooner than the
+#: failed one began and began at most this long (s) after it ended (:func:`dns_retries`). The
+#: stub resolvers ask again well within it: Windows sends a lookup's queries at 0, 1, 2, 4 and
+#: 8 s (the next at most 4 s after one unanswered; its other DNS servers from the second on) and
+#: stops at 10 s, or at once on an error answer; glibc asks the next server, or again, after its
+#: 5 s timeout (``options timeout:5``); an application asking again after a failed lookup does
+#: so at once. No more than the DNS flows' idle timeout (10 s), which a chunked reading relies on
+#: (:class:`kscc_traffic.chunked._DnsRetries`: every lookup that may make a failed one good has
+#: begun when that one leaves, so it is held back only while such a lookup is still open)
+DNS_RETRY_S = 10.0
+#: the internal column a chunked reading fills for a failed lookup it held back
+#: (:class:`kscc_traffic.chunked._DnsRetries`): the lookup that made it good found in any batch,
+#: ``(ts_ns, end_ns, uid, server)`` as :func:`dns_retries` gives it, None when none
+DNS_RETRY = "dns_retry"
+#: what the detail of a failed lookup made good says of the lookup that did
+#: (:func:`dns_retry_detail`)
+DNS_RETRY_GOT = "got an address"
+
+
+def dns_client(orig_h, resp_h, orig_p, resp_p):
+    """The client of a DNS flow: its originator, but the responder of a flow whose originator is
+    the one on port 53 (answers alone captured, the query not)."""
+    return resp_h if int(orig_p) == 53 and int(resp_p) != 53 else orig_h
+
+
+def address_families(answers) -> int:
+    """:data:`~kscc_traffic.inspect.DNS_ASKED_A` when a ``dns_answers`` text holds a usable IPv4
+    address (:func:`usable_address`), :data:`~kscc_traffic.inspect.DNS_ASKED_AAAA` a usable IPv6
+    one, or-ed; 0 for none."""
+    bits = 0
+    for a in str(answers or "").split(";"):
+        if a and a not in _SINKHOLES:
+            bits |= DNS_ASKED_AAAA if ":" in a else DNS_ASKED_A
+    return bits
+
+
+def asked_families(asked, keys) -> int:
+    """The address types a DNS flow asked for: :data:`~kscc_traffic.inspect.DNS_ASKED_A` /
+    :data:`~kscc_traffic.inspect.DNS_ASKED_AAAA` of its ``dns_asked`` (the questions its
+    responses answered) and of the questions of its :data:`~kscc_traffic.inspect.DNS_KEYS` (a
+    query nothing answered), or-ed; 0 when not known or none (an HTTPS, TXT… question)."""
+    bits = int(asked) & (DNS_ASKED_A | DNS_ASKED_AAAA) \
+        if isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_)) else 0
+    for k in str(keys or "").split("\n"):
+        if k.startswith("Q "):
+            qtype = split_dns_key(k)[2]
+            bits |= DNS_ASKED_A if qtype == 1 else DNS_ASKED_AAAA if qtype == 28 else 0
+    return bits
+
+
+def _dns_failed(flows: pd.DataFrame, res: np.ndarray) -> np.ndarray:
+    """The rows (positions) of the failed lookups that a later one may make good: DNS flows
+    judged ``blocked`` with a question (``query``), reason ``no_answer``, ``icmp_unreachable``, or
+    ``rejected`` for an error answer (``dns_rcode`` not NOERROR; not a sinkhole address: a filter
+    blocking the name, nor DNS over TCP refused)."""
+    if "query" not in flows.columns or not len(res):
+        return np.zeros(0, np.int64)
+    at = np.flatnonzero((res[:, 0] == "dns") & (res[:, 1] == "blocked"))
+    if not len(at):
+        return at
+    at = at[flows["query"].to_numpy(dtype=object)[at] != ""]
+    rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns else np.full(len(flows), "", object)
+    keep = []
+    for i in at.tolist():
+        base = str(res[i, 2]).split(",")[0]
+        keep.append(base in ("no_answer", "icmp_unreachable") or (base == "rejected" and rcode[i] not in DNS_NO_ERROR))
+    return at[np.asarray(keep, bool)] if len(at) else at
+
+
+def dns_retries(flows: pd.DataFrame, failed, good: np.ndarray) -> dict[int, tuple]:
+    """The lookups that made failed ones good: row of ``failed`` -> ``(ts_ns, end_ns, uid,
+    server)`` of that lookup's flow.
+
+    :param flows: a flow table with ``query``, ``dns_answers``, ``orig_h``, ``resp_h``,
+        ``orig_p``, ``resp_p``, ``ts_ns``, ``duration``, ``uid`` (and ``dns_asked``,
+        :data:`~kscc_traffic.inspect.DNS_KEYS`, ``capture`` when there).
+    :param failed: positions of the failed lookups (:func:`_dns_failed`).
+    :param good: bool per row: the lookups that may make one good (a question and an address,
+        usable ones only counted, :func:`usable_address`; the query and its answer in the flow:
+        no answer alone, from another address than asked, which the client drops).
+
+    A failed lookup is made good by one of the same client (:func:`dns_client`, same
+    ``capture``) for the same name (``query``, case and a trailing dot ignored) that got an
+    address of a type it asked for (:func:`asked_families`: an A question wants an IPv4 address,
+    an AAAA one an IPv6 address; none known: any), whose flow ended no sooner than the failed
+    one's began (a retry; or the same question asked of another server that answered after it:
+    Windows asks its other DNS servers when the first is slow) and began at most
+    :data:`DNS_RETRY_S` after it ended: the earliest to end (then by uid)."""
+    failed = [int(i) for i in failed]
+    out: dict[int, tuple] = {}
+    if not failed or not good.any():
+        return out
+    n = len(flows)
+    col = (lambda c: flows[c].to_numpy(dtype=object) if c in flows.columns else np.full(n, "", object))
+    oh, rh = col("orig_h"), col("resp_h")
+    op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
+    query, answers, uid, cap = col("query"), col("dns_answers"), col("uid"), col("capture")
+    asked = flows["dns_asked"].to_numpy(dtype=object) if "dns_asked" in flows.columns else np.full(n, None, object)
+    keys = col(DNS_KEYS)
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    dur = np.nan_to_num(flows["duration"].to_numpy(float), nan=0.0).clip(min=0.0) if "duration" in flows.columns \
+        else np.zeros(n)
+    end = ts + (dur * 1e9).astype(np.int64)
+    wanted = {(cap[i], dns_client(oh[i], rh[i], op[i], rp[i]), _name_key(query[i])) for i in failed}
+    found: dict[tuple, list] = {}
+    fams: dict[str, int] = {}
+    # (the lookups of the failed ones' clients: numpy first, on either address, the few left
+    # looked at one by one)
+    clients = {k[1] for k in wanted}
+    cand = np.flatnonzero(good & (_among(oh, clients) | _among(rh, clients)))
+    for j in cand.tolist():
+        k = (cap[j], dns_client(oh[j], rh[j], op[j], rp[j]), _name_key(query[j]))
+        if k in wanted:
+            a = str(answers[j])
+            if a not in fams:
+                fams[a] = address_families(a)
+            if fams[a]:
+                found.setdefault(k, []).append((int(end[j]), str(uid[j]), int(ts[j]), fams[a],
+                                                rh[j] if oh[j] == k[1] else oh[j]))
+    for i in failed:
+        near = found.get((cap[i], dns_client(oh[i], rh[i], op[i], rp[i]), _name_key(query[i])))
+        hit = pick_dns_retry(near, int(ts[i]), int(end[i]), str(uid[i]), asked_families(asked[i], keys[i])) \
+            if near else None
+        if hit is not None:
+            out[i] = hit
+    return out
+
+
+def _among(values: np.ndarray, wanted: set) -> np.ndarray:
+    """bool per item of ``values`` (an object array): in ``wanted``; numpy's comparisons when
+    ``wanted`` holds few (no sort of objects of mixed types), a set look-up per item else."""
+    if len(wanted) <= 8:
+        out = np.zeros(len(values), bool)
+        for w in wanted:
+            out |= values == w
+        return out
+    return np.fromiter((v in wanted for v in values.tolist()), bool, len(values))
+
+
+def pick_dns_retry(near, ts_ns: int, end_ns: int, uid: str, need: int):
+    """Of the lookups ``near`` (``(end_ns, uid, ts_ns, families, server)`` each: the same client's
+    for the same name, with a usable address, ``families`` :func:`address_families`), the one
+    that makes good a failed lookup whose flow began at ``ts_ns``, ended at ``end_ns``, has uid
+    ``uid`` and asked for the address types ``need`` (:func:`asked_families`; 0: any), as
+    :func:`dns_retries` says: ``(ts_ns, end_ns, uid, server)`` of it, or None."""
+    window = int(DNS_RETRY_S * 1e9)
+    hit = [x for x in near if x[0] >= ts_ns and x[2] <= end_ns + window and x[1] != uid and (not need or x[3] & need)]
+    if not hit:
+        return None
+    e, u, t, _, server = min(hit, key=lambda x: (x[0], x[1]))
+    return (t, e, u, server)
+
+
+def dns_retry_detail(head: str, ts_ns: int, retry: tuple, server_asked: str = "") -> str:
+    """The detail of a failed lookup (what failed: ``head``, its first packet ``ts_ns``, the
+    server it asked ``server_asked``) that a lookup ``retry`` (``(ts_ns, end_ns, uid, server)``,
+    :func:`dns_retries`) made good: ``<head>; a retry 2.1 s later got an address (flow <uid>):
+    …`` for one begun after it (``a retry of <server>`` when it asked another server); for one
+    begun first (the question asked of another server too), when it was asked and answered."""
+    at, done, uid, server = int(retry[0]), int(retry[1]), str(retry[2]), str(retry[3])
+    if at > int(ts_ns):
+        of = f" of {server}" if server_asked and server != str(server_asked) else ""
+        said = (f"a retry{of} {_seconds_text((at - int(ts_ns)) / 1e9)} s later {DNS_RETRY_GOT} (flow {uid}): the "
+                "failure passed, the name resolved")
+    else:
+        said = (f"the same name, asked of {server} {_seconds_text((int(ts_ns) - at) / 1e9)} s before, {DNS_RETRY_GOT} "
+                f"{_seconds_text(max(done - int(ts_ns), 0) / 1e9)} s after this query (flow {uid}): the client had its "
+                "answer (Windows asks its other DNS servers the same question when the first is slow)")
+    return f"{head}; {said}"
+
+
+def _two_way(flows: pd.DataFrame) -> np.ndarray:
+    """bool per row: packets both ways (``orig_pkts`` and ``resp_pkts`` above 0): a DNS flow
+    holding its query and its answer, which came from the address asked (answers alone in a
+    flow: from another address, which the client drops, or their query not captured); all True
+    when the table lacks those columns."""
+    if "orig_pkts" not in flows.columns or "resp_pkts" not in flows.columns:
+        return np.ones(len(flows), bool)
+    o, r = flows["orig_pkts"].to_numpy(), flows["resp_pkts"].to_numpy()
+    if o.dtype.kind not in "iu" or r.dtype.kind not in "iu":
+        o = pd.to_numeric(flows["orig_pkts"], errors="coerce").fillna(0).to_numpy()
+        r = pd.to_numeric(flows["resp_pkts"], errors="coerce").fillna(0).to_numpy()
+    return (o > 0) & (r > 0)
+
+
+def _note_dns_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Judge again (``res`` rows, in place) each failed lookup (:func:`_dns_failed`) that a lookup
+    of the same name by the same client made good (:func:`dns_retries`; or its
+    :data:`DNS_RETRY` column: found in another batch, the earlier to end kept): ``ok`` (``partial``
+    kept), the detail :func:`dns_retry_detail` of what failed (an error answer: ``DNS answer
+    SERVFAIL for <name>``, its advice gone; else the detail as it was). A failed lookup nothing
+    made good keeps its verdict (as does a query answered only from another address,
+    ``wrong_source``: the client dropped that answer, the resolver's setup is wrong)."""
+    if any(c not in flows.columns for c in ("query", "ts_ns", "orig_h", "resp_h", "orig_p", "resp_p")):
+        return      # (a table without the columns that tell a lookup's client and time: not judged so)
+    failed = _dns_failed(flows, res)
+    if not len(failed):
+        return
+    n = len(flows)
+    answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else np.full(n, "", object)
+    query = flows["query"].to_numpy(dtype=object)
+    # (a lookup whose query and answer are both in its flow, the answer from the address asked;
+    # usable addresses of the type asked: dns_retries, on the failed ones' clients' lookups only)
+    good = (query != "") & (answers != "") & (res[:, 2] != "wrong_source") & _two_way(flows)
+    found = dns_retries(flows, failed, good)
+    given = flows[DNS_RETRY].to_numpy(dtype=object) if DNS_RETRY in flows.columns else None
+    ts = flows["ts_ns"].to_numpy(np.int64)
+    rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns else np.full(n, "", object)
+    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+    op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
+    for i in failed.tolist():
+        retry = found.get(i)
+        if given is not None and isinstance(given[i], tuple) and (retry is None or (given[i][1], given[i][2]) < (retry[1], retry[2])):
+            retry = given[i]
+        if retry is None:
+            continue
+        reason = str(res[i, 2]).split(",")
+        head = f"DNS answer {rcode[i]} for {query[i]}" if reason[0] == "rejected" else str(res[i, 3])
+        res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""
+        server = rh[i] if dns_client(oh[i], rh[i], op[i], rp[i]) == oh[i] else oh[i]
+        res[i, 3] = dns_retry_detail(head, int(ts[i]), retry, server)
 
 
 def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None:

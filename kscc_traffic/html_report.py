@@ -339,11 +339,13 @@ def _checklist(chk: pd.DataFrame, rules: RuleSet, captures: int = 1) -> str:
 def _dns_error_verdict_text(verdicts: Mapping[str, int]) -> str:
     """What the verdicts of the DNS flows answered with an error say (``verdicts``: verdict ->
     flows, :func:`kscc_traffic.report.dns_error_verdicts`): the blocked ones ask for a name the
-    agent needs, the ok ones for another name (the resolver was reached and answered); e.g.
+    agent needs, the ok ones for another name (the resolver was reached and answered) or for one
+    another query or a retry got an address for; e.g.
     ``"Verdicts: 2 blocked (…), 1 ok (…). "``, ``"Its verdict: blocked (…). "`` for one flow;
     '' when none is counted."""
     meaning = {"blocked": "a name the agent needs: without its address it cannot connect",
-               "ok": "the resolver was reached and answered a name the agent does not need"}
+               "ok": "the resolver was reached and answered a name the agent does not need, or one it "
+                     "got an address for from another query or a retry"}
     counts = {v: int(n) for v, n in verdicts.items() if int(n) > 0}
     if not counts:
         return ""

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
 from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
-    _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, _verdict_groups, classify
+    _note_dns_retries, _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, \
+    _verdict_groups, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
 from kscc_traffic.addresses import embedded_ipv4
@@ -45,6 +46,7 @@ def reference_classify(flows: pd.DataFrame, rules) -> pd.DataFrame:
         _note_stale_retries(out, res)   # (and a stale connection's reset attempt whose retry connected: session 32)
         _note_refused_retries(out, res)     # (and a refused attempt a connection followed: session 33)
         _note_resolved(out, res)    # (and a DNS flow with no address whose name another lookup resolved)
+        _note_dns_retries(out, res)     # (and a failed lookup a later one of its client made good: session 36)
         _note_mcast_groups(out, res)    # (and the groups an IGMP/MLD flow's reports join: session 29)
         _note_scans(out, res)       # (and the probes of a port or address scan: session 33)
         _note_nat64(out, res)           # (and a flagged flow's NAT64 server: session 33)

@@ -132,7 +132,8 @@ def _tcp_msg(m: bytes) -> bytes:
 def test_dns_over_tcp_too(tmp_path):
     recs = tcp_session((C, 51000), (RES, 53), t0=1000.0, c_data=_tcp_msg(_q(NAME, 0x4242)),
                        s_data=_tcp_msg(_r(NAME, 0)))
-    recs += tcp_session((C, 51001), (RES, 53), t0=1001.0, c_data=_tcp_msg(_q(NAME, 0x4343)),
+    # (the good lookup later than DNS_RETRY_S after the bad one: no retry that made it good)
+    recs += tcp_session((C, 51001), (RES, 53), t0=1020.0, c_data=_tcp_msg(_q(NAME, 0x4343)),
                         s_data=_tcp_msg(_r(NAME.upper(), 0x4343)))
     path = write(tmp_path, recs, "tcp.pcap")
     bad, good = _flows(path).to_dict("records")
@@ -144,7 +145,8 @@ def test_dns_over_tcp_too(tmp_path):
 
 def test_the_tshark_engine_agrees(tmp_path):
     recs = _lookup(43117, [(_q(NAME, 0xD1E3), _r(NAME, 0))])
-    recs += _lookup(43108, [(_q(NAME, 7), _r(NAME, 7))], t=1001.0)
+    # (later than DNS_RETRY_S after the first: no retry that made it good)
+    recs += _lookup(43108, [(_q(NAME, 7), _r(NAME, 7))], t=1020.0)
     path = write(tmp_path, sorted(recs, key=lambda x: x[0]), "ts.pcap")
     cols = ["uid", "dns_rcode", "dns_answers", "verdict", "reason", "detail"]
     a = analyze_file(path, RULES).flows[cols].reset_index(drop=True)
