@@ -783,6 +783,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             or (not partial and cproto == "tls" and sproto == "tls" and bool(row.get("tls_alert"))) \
             or _refused_midway(row)
         refused = _number(row, "tls13_refused", int, 0)
+        alert = str(row.get("tls_alert") or "")
+        if refused > 0 and alert.startswith("server: "):
+            # (its alert in the clear, not an encrypted one's size: named; certificate_required
+            # explained, newcomer 36 F3)
+            return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent the alert "
+                        f"{alert[8:]} in the clear and closed the connection ({state}): it refused the client "
+                        "after the handshake" + (CERT_REQUIRED_MEANS if CERT_REQUIRED in alert else ""))
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
                         f"{refused} bytes, an encrypted alert's size, and closed the connection ({state}): it "
@@ -1166,7 +1173,7 @@ def _client_cert_refusal(row: dict, why: str) -> str:
     if alert.startswith("server: "):
         then, refused = f"the server then aborted: {alert[8:]}", alert[8:]
     elif not alert and why.startswith("the server "):
-        then = refused = why                             # ("the server closed the connection (FIN, SF) …")
+        then, refused = f"then {why}", why               # ("the server closed the connection (FIN, SF) …")
     else:
         return why
     if answer == CLIENT_CERT_NONE:
