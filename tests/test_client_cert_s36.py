@@ -87,7 +87,7 @@ UNKNOWN_CA = rec(21, b"\x02\x30")
 
 def session(exchange, server=(DP, 13000), closer_server=True, t0=1000.0, step=0.01, port=50100):
     """(ts, frame) of a TCP connection from the agent: SYN, SYN-ACK, ACK (``step`` s apart), then
-    ``exchange`` [(from the server, bytes)] each ``step`` s apart, then the closer's FIN, the
+    ``exchange`` [(from the server, bytes[, seconds more before it])] each ``step`` s apart, then the closer's FIN, the
     other's FIN and the last ACK."""
     (sh, sp) = server
     up = lambda **kw: eth(ip_of(AGENT, sh) / TCP(sport=port, dport=sp, **kw))  # noqa: E731
@@ -96,7 +96,8 @@ def session(exchange, server=(DP, 13000), closer_server=True, t0=1000.0, step=0.
     out = [(t, up(flags="S", seq=cs - 1)), (t + step, dn(flags="SA", seq=ss - 1, ack=cs)),
            (t + 2 * step, up(flags="A", seq=cs, ack=ss))]
     t += 3 * step
-    for from_server, data in exchange:
+    for from_server, data, *later in exchange:
+        t += later[0] if later else 0.0
         if from_server:
             out.append((t, dn(flags="PA", seq=ss, ack=cs) / data))
             ss += len(data)
@@ -294,11 +295,16 @@ def test_tls13_cleartext_certificate_required_alert(tmp_path):
 
 
 def test_tls13_refusal_on_a_fast_lan(tmp_path):
-    """Newcomer 36 F7: packets 30 µs apart (the round trip 60 µs): the agent's request 30 µs after
-    its Finished, which the server's refusal acknowledges, was read as answered (ok)."""
-    recs = session([(False, HELLO13), (True, FLIGHT13), (False, NO_CERT13), (False, GET13), (True, ALERT13)],
-                   server=(CLOUD, 23101), step=0.00003)
+    """Newcomer 36 F7: packets 30 µs apart (the round trip 60 µs): the agent's request 100 µs after
+    its Finished, which the server's refusal acknowledges, was read as answered (ok); a request
+    sent 20 ms after it (well past any certificate check) still is."""
+    recs = session([(False, HELLO13), (True, FLIGHT13), (False, NO_CERT13), (False, GET13, 0.00007),
+                    (True, ALERT13)], server=(CLOUD, 23101), step=0.00003)
     row, _, path = judged(tmp_path, recs)
     assert (row["verdict"], row["reason"]) == ("blocked", "tls_failed"), row["detail"]
     assert row["detail"].startswith("TLS 1.3: after the client's Finished the server sent only 24 bytes")
     assert_same(path, [300, 900])
+    recs = session([(False, HELLO13), (True, FLIGHT13), (False, NO_CERT13), (False, GET13, 0.02),
+                    (True, ALERT13)], server=(CLOUD, 23101), step=0.00003)
+    row, _, _ = judged(tmp_path, recs, name="late.pcap")
+    assert (row["verdict"], row["reason"], row["detail"]) == ("ok", "", "")
