@@ -134,6 +134,7 @@ from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
+                      CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
@@ -794,6 +795,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             or (not partial and cproto == "tls" and sproto == "tls" and bool(row.get("tls_alert"))) \
             or _refused_midway(row)
         refused = _number(row, "tls13_refused", int, 0)
+        alert = str(row.get("tls_alert") or "")
+        if refused > 0 and alert.startswith("server: "):
+            # (its alert in the clear, not an encrypted one's size: named; certificate_required
+            # explained, newcomer 36 F3)
+            return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent the alert "
+                        f"{alert[8:]} in the clear and closed the connection ({state}): it refused the client "
+                        "after the handshake" + (CERT_REQUIRED_MEANS if CERT_REQUIRED in alert else ""))
         if refused > 0:
             return done("blocked", "tls_failed", f"TLS 1.3: after the client's Finished the server sent only "
                         f"{refused} bytes, an encrypted alert's size, and closed the connection ({state}): it "
@@ -823,6 +831,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
                     or f"connection closed ({state})"
+                # (the server asked for a client certificate and aborted after the client's answer:
+                # the agent's certificate, not the path; newcomer 36 F3)
+                why = _client_cert_refusal(row, why)
                 if why == ENCRYPTED_ALERT:
                     # (sent after the server's flight, before the client's Finished: most often the
                     # certificate refused, which TLS 1.3 hides; break-it net 33 F3)
@@ -1140,6 +1151,48 @@ def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
 TLS13_HIDDEN = ("TLS 1.3 encrypts the certificate, so the capture cannot show whose it was: a TLS-inspecting "
                 "proxy's, whose CA the agent does not trust, or the server's own, whose root the agent's device "
                 "lacks (or its system time is wrong)")
+
+
+#: how the detail of a TLS handshake the server aborted after asking for a client certificate in
+#: cleartext (a TLS <= 1.2 CertificateRequest) names the request (:func:`_client_cert_refusal`);
+#: report.readiness counts such ``tls_failed`` flows by this text, and those whose detail holds
+#: :data:`CERT_REQUIRED`, and advises the agent's own certificate, not TLS inspection
+CLIENT_CERT_ASKED = "the server asked for a client certificate (CertificateRequest)"
+#: the TLS 1.3 alert of a server that asked for a client certificate and got none (RFC 8446
+#: §4.4.2.4, alert 116), as the details name it (the alert's text, or the guess of a TLS 1.3
+#: refusal after the client's Finished: inspect._tls13_refusals)
+CERT_REQUIRED = "certificate_required"
+#: what the detail adds to a server's certificate_required alert (the request itself not seen)
+CERT_REQUIRED_MEANS = ": the server requires a client certificate, and the client sent none it accepts"
+
+
+def _client_cert_refusal(row: dict, why: str) -> str:
+    """``why`` (how an aborted TLS handshake ended, for the detail ``TLS handshake aborted: …``)
+    told as a refusal of the client's certificate where the flow shows one (newcomer 36 F3: such
+    handshakes read as TLS inspection): the server asked for a client certificate in cleartext
+    (internal column ``tls_client_cert``, :data:`~kscc_traffic.inspect.CLIENT_CERT_NONE` /
+    ``_SENT`` / ``_UNSEEN``: a TLS <= 1.2 CertificateRequest and the client's Certificate
+    answering it) and then ended the handshake, with its cleartext alert (``tls_alert``
+    ``server: …``) or, without any alert, by closing or resetting the connection first
+    (``why`` starting ``the server``); or a server's certificate_required alert (TLS 1.3: its
+    request encrypted). Else ``why`` as it is."""
+    alert = str(row.get("tls_alert") or "")
+    answer = row.get("tls_client_cert") or ""
+    if alert.startswith("server: ") and CERT_REQUIRED in alert and not answer:
+        return f"{alert}{CERT_REQUIRED_MEANS}"
+    if answer not in (CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN):
+        return why
+    if alert.startswith("server: "):
+        then, refused = f"the server then aborted: {alert[8:]}", alert[8:]
+    elif not alert and why.startswith("the server "):
+        then, refused = f"then {why}", why               # ("the server closed the connection (FIN, SF) …")
+    else:
+        return why
+    if answer == CLIENT_CERT_NONE:
+        return f"{CLIENT_CERT_ASKED} and the client sent none; {then}"
+    if answer == CLIENT_CERT_SENT:
+        return f"{CLIENT_CERT_ASKED}, the client sent one and the server refused it: {refused}"
+    return f"{CLIENT_CERT_ASKED}, the client's answer not captured; {then}"
 
 
 #: what the detail of an intercepted TLS connection whose handshake was aborted adds (verdict
@@ -2589,7 +2642,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -2600,7 +2653,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
 
 
 #: flow columns whose exact value may change the verdict (compared as they are)
@@ -2611,7 +2664,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -2624,7 +2677,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version")
+                 "tls_version", "tls_client_cert")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

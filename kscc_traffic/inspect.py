@@ -40,6 +40,13 @@ REFUSAL_WITHIN_NS = 3 * 10**9
 #: minutes), whose close_notify is the same 24 bytes
 REFUSAL_RTTS = 3
 REFUSAL_FLOOR_NS = 10**9
+#: client bytes first sent max(the TCP handshake's round trip, this) or more after the client's
+#: TLS 1.3 Finished flight count as sent after it (:func:`_tls13_refusals`: a refusal that
+#: acknowledges them answered them): on a LAN of a few tens of microseconds' round trip, the
+#: agent's request sent 0.1 ms after its Finished reaches the server while it is still checking
+#: the client's certificate (or its absence), and the server's alert then acknowledges it
+#: without having read it (newcomer 36 F7)
+REFUSAL_LATE_NS = 5 * 10**6
 #: record lengths (header left out) of a TLS 1.3 client's encrypted Finished alone: 4-byte
 #: message header, the verify_data (32 bytes, or 48 for TLS_AES_256_GCM_SHA384), the inner content
 #: type and the AEAD tag (16 bytes, or 8 for TLS_AES_128_CCM_8_SHA256), no padding; a client that
@@ -977,10 +984,22 @@ def _tls_columns(rows: np.ndarray, b: tls_batch.TlsBatch, cols: dict[str, np.nda
     ccs12 = sh & np.asarray(b.client_ccs, bool) & (b.version >= 0) & (b.version != tls.TLS1_3)
     cols["tls_wait_after"][rows] = _CLIENT_FLIGHTS[np.where(hrr & ~sh, 1, np.where(ccs12, 2, 0))]
     cols["tls_hrr"][rows] = hrr & ~sh
+    # the server's cleartext CertificateRequest (TLS <= 1.2) and the client's answer to it
+    asked = np.asarray(b.cert_request, bool)
+    if asked.any():
+        k = np.asarray(b.client_certs, np.int64)
+        cols["tls_client_cert"][rows[asked]] = _CLIENT_CERTS[np.minimum(k[asked] + 1, 2)]
     for i, certs in b.certificates.items():
         names = [_cert_name_text(x) for x in tls.certificate_names(certs[0])]
         cols["cert_names"][rows[i]] = ";".join(names)
         cols["cert_issuer"][rows[i]] = tls.certificate_issuer(certs[0])   # (escaped: RFC 4514)
+
+
+#: the internal ``tls_client_cert`` column of a flow whose server sent a cleartext CertificateRequest
+#: (TLS <= 1.2): the client's Certificate answering it not seen, empty, or holding certificates
+#: ('' where no CertificateRequest was seen; classify names them in the detail)
+CLIENT_CERT_UNSEEN, CLIENT_CERT_NONE, CLIENT_CERT_SENT = "asked", "none", "sent"
+_CLIENT_CERTS = np.array([CLIENT_CERT_UNSEEN, CLIENT_CERT_NONE, CLIENT_CERT_SENT], object)
 
 
 #: how a detail names the client's flight that awaits the server's answer (``tls_wait_after``):
@@ -1786,6 +1805,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: the server's answer to the ClientHello was a HelloRetryRequest, no ServerHello
     # after it; classify names it when the client then closed)
     cols["tls_hrr"] = np.zeros(n, bool)
+    # (likewise: the server asked for a client certificate in cleartext, a TLS <= 1.2
+    # CertificateRequest, and what the client answered: CLIENT_CERT_UNSEEN/_NONE/_SENT, '' where
+    # not asked; classify names it when the server then aborted)
+    cols["tls_client_cert"] = repeated("", n)
     # (likewise: the sequence number of the originator's first SYN (without ACK), -1 where none;
     # classify pairs a stale answer's reset attempt with its same-ISN retry: _syn_isns)
     cols["syn_isn"] = _syn_isns(ft) if n else np.full(0, -1, np.int64)
@@ -2087,8 +2110,9 @@ def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray,
       first SYN-ACK (a capture at either end sees a whole round trip there); 0 when not captured
       (the floor applies);
     - it does not acknowledge client bytes first sent a round trip or more after the Finished
-      flight: a refusal sent on reading the Finished cannot have read those (the client's data
-      sent with its Finished can be, and still be refused), so it answered them.
+      flight (and at least :data:`REFUSAL_LATE_NS` after it: the time a server may take to check
+      the client's certificate): a refusal sent on reading the Finished cannot have read those
+      (the client's data sent with its Finished can be, and still be refused), so it answered them.
 
     ``client_first`` (bool array; None: all False): the flows whose client closed first (the
     server closing too); those also need the client to have sent nothing after the server's
@@ -2158,7 +2182,7 @@ def _tls13_refusals(ft: FlowTable, flows: np.ndarray, finished_ns: np.ndarray,
         if first_sealed is None or first_sealed in LONE_FINISHED_LENGTHS:
             continue
         # client bytes first sent a round trip or more after its Finished flight, acknowledged
-        late = [o for o, t in spans if t - fin_ns >= rtt and t < ts[alert]] if rtt > 0 else []
+        late = [o for o, t in spans if t - fin_ns >= max(rtt, REFUSAL_LATE_NS) and t < ts[alert]] if rtt > 0 else []
         acked = (int(c["ack"][rs[alert]]) - isn) & 0xFFFFFFFF
         if late and acked < 0x80000000 and acked > late[0]:
             continue

@@ -27,7 +27,8 @@ from rich.text import Text
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address
+    ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address, \
+    CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .scans import ADDRESS_SCAN, PORT_SCAN
@@ -639,32 +640,51 @@ def mtu_holed(detail: str, reason: str) -> bool:
     return str(reason).split(",")[0] == "tls_failed" and (MTU_HOLE in detail or TOO_BIG_IGNORED in detail)
 
 
-def cert_counts(details, reasons) -> tuple[int, int]:
+def cert_counts(details, reasons) -> tuple[int, int, int, int]:
     """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
-    (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`) and how many on a certificate TLS 1.3
-    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`): ``(public, hidden)``, for
-    :func:`cert_fix` (break-it net 33 F6: such flows were advised as a proxy's TLS inspection)."""
-    public = hidden = 0
+    (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
+    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`), how many the server ended
+    after asking for a client certificate in cleartext (TLS <= 1.2: detail holding
+    :data:`~kscc_traffic.classify.CLIENT_CERT_ASKED`) and how many it ended as one requiring a
+    client certificate does where the request is not seen (TLS 1.3: detail holding
+    :data:`~kscc_traffic.classify.CERT_REQUIRED`): ``(public, hidden, client, client_hidden)``,
+    for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3: such flows were advised as a
+    proxy's TLS inspection)."""
+    public = hidden = client = client_hidden = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
         d = str(d)
-        if d.startswith(UNTRUSTED_PUBLIC):
+        if CLIENT_CERT_ASKED in d:
+            client += 1
+        elif CERT_REQUIRED in d:
+            client_hidden += 1
+        elif d.startswith(UNTRUSTED_PUBLIC):
             public += 1
         elif TLS13_HIDDEN in d:
             hidden += 1
-    return public, hidden
+    return public, hidden, client, client_hidden
 
 
-def cert_fix(r, bl_cert: tuple[int, int], alone: bool = False) -> str:
-    """The advice for blocked ``tls_failed`` flows the client ended on the server's certificate
-    (``bl_cert``, :func:`cert_counts`; rule ``r`` for its host mask): the agent's root
-    certificates and clock for a public CA's certificate, both those and TLS inspection for one
-    TLS 1.3 hid; each kind's part starts with how many flows it is about ("2 of them: ") unless
-    ``alone`` (they are all the blocked flows, of one kind); '' when ``bl_cert`` counts none."""
-    public, hidden = bl_cert
-    alone = alone and not (public and hidden)
+#: what the advice says to check of a server that requires a client certificate and refused the
+#: agent's (none sent, or one it does not trust): :func:`cert_fix`
+CLIENT_CERT_FIX = ("check the agent's own certificate (have it re-issued, or reinstall the agent so that it gets "
+                   "a new one) and the server's client-certificate requirement (the CA it trusts for its clients)")
+
+
+def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
+    """The advice for blocked ``tls_failed`` flows ended on a certificate (``bl_cert``,
+    :func:`cert_counts`; rule ``r`` for its host mask): the agent's root certificates and clock
+    for a public CA's certificate the client refused, both those and TLS inspection for one TLS
+    1.3 hid; the agent's own certificate (:data:`CLIENT_CERT_FIX`) when the server asked for a
+    client certificate and refused the client's answer, not TLS inspection where the request was
+    seen (TLS <= 1.2), and TLS inspection as well where TLS 1.3 hid it (a TLS-inspecting proxy
+    cannot present the agent's certificate). Each kind's part starts with how many flows it is
+    about ("2 of them: ") unless ``alone`` (they are all the blocked flows, of one kind); '' when
+    ``bl_cert`` counts none."""
+    public, hidden, client, client_hidden = (tuple(bl_cert) + (0, 0, 0, 0))[:4]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden) if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -677,6 +697,15 @@ def cert_fix(r, bl_cert: tuple[int, int], alone: bool = False) -> str:
         parts.append(("" if alone else f"{hidden} of them: ") + "the client refused the server's certificate, "
                      "which TLS 1.3 hides (see each flow's detail): if a TLS-inspecting proxy is in the path, "
                      f"exclude {mask} from inspection; else {roots}")
+    if client:
+        parts.append(("" if alone else f"{client} of them: ") + "the server requires a client certificate and "
+                     "refused the agent's (none sent, or one it does not trust; its CertificateRequest seen, see "
+                     f"each flow's detail): {CLIENT_CERT_FIX}; not the firewall, nor TLS inspection")
+    if client_hidden:
+        parts.append(("" if alone else f"{client_hidden} of them: ") + "the server refused the client as one that "
+                     "requires a client certificate does (certificate_required; see each flow's detail): "
+                     f"{CLIENT_CERT_FIX}; TLS 1.3 hides the request and the agent's answer: if a TLS-inspecting "
+                     f"proxy is in the path, it cannot present the agent's certificate: exclude {mask} from inspection")
     return "; ".join(parts)
 
 
@@ -1299,7 +1328,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
-                   bl_cert: tuple[int, int] = (0, 0), ok_partial: int = 0,
+                   bl_cert: tuple[int, ...] = (0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
@@ -1390,8 +1419,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
-    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden)`` ended by the client on the
-    server's certificate (:func:`cert_counts`): advised :func:`cert_fix`, the agent's root
+    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden)`` ended
+    by the client on the server's certificate, or by the server on the client's (:func:`cert_counts`):
+    advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
@@ -2734,7 +2764,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_handshake = bl_cut = bl_host = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
-        bl_cert = (0, 0)
+        bl_cert = (0, 0, 0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -3032,7 +3062,7 @@ class TableSummary:
         self.closed_at: dict[str, tuple] = {}    # ... their (servers, ports) (_closed_at)
         self.bl_route: dict[str, int] = {}       # purpose -> blocked flows: network/host unreachable (ROUTE_ICMP)
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
-        self.bl_cert: dict[str, tuple[int, int]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
+        self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
@@ -3214,11 +3244,13 @@ class TableSummary:
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
                             & (detail.str.startswith(UNTRUSTED_PUBLIC)
-                               | detail.str.contains(TLS13_HIDDEN, regex=False))]
+                               | detail.str.contains(TLS13_HIDDEN, regex=False)
+                               | detail.str.contains(CERT_REQUIRED, regex=False)
+                               | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
-                a, b = cert_counts(g["detail"].tolist(), g["reason"].tolist())
-                had = self.bl_cert.get(p, (0, 0))
-                self.bl_cert[p] = (had[0] + a, had[1] + b)
+                new = cert_counts(g["detail"].tolist(), g["reason"].tolist())
+                had = self.bl_cert.get(p, (0, 0, 0, 0))
+                self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
                     for k, n in icmp_kinds(g.tolist()).items():
@@ -3399,7 +3431,7 @@ class TableSummary:
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
-                                       bl_cert=self.bl_cert.get(r.id, (0, 0)),
+                                       bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0)),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),

@@ -240,6 +240,8 @@ ROW_FIELDS = {
     "cert_issuer": st.sampled_from(["", "", "CN=FortiGate CA,O=Fortinet", "CN=Test CA"]),
     "client_head": st.sampled_from(["", "", "GET / HTTP/1.1\\x0d\\x0a…", "\\x1b[31m"]),
     "client_binary": st.sampled_from(["", "", "01 02 03"]),
+    # (newcomer 36 F3: a client certificate asked for in cleartext, and the client's answer)
+    "tls_client_cert": st.sampled_from(["", "", "none", "sent", "asked"]),
     "uid": st.text(max_size=4),
 }
 #: rows that look like TLS / HTTP / DNS exchanges on documented ports (most random rows match no rule)
@@ -250,7 +252,8 @@ TLS_FIELDS = {**ROW_FIELDS, "proto": st.just("tcp"), "resp_p": st.sampled_from([
               "conn_state": st.sampled_from(["SF", "S1", "RSTO", "RSTR", "OTH", "S0", "REJ"]),
               "partial": st.sampled_from([False, False, True]), "icmp_unreachable": st.just(""),
               "sni": st.sampled_from(GOOD), "server_name": st.sampled_from(GOOD), "dns_name": st.sampled_from(GOOD),
-              "tls_alert": st.sampled_from(["", "client: unknown_ca (48)"]), "resp_pkts": st.sampled_from([0, 2]),
+              "tls_alert": st.sampled_from(["", "client: unknown_ca (48)", "server: handshake_failure (40)",
+                                            "server: certificate_required (116)"]), "resp_pkts": st.sampled_from([0, 2]),
               "payload_cut": st.sampled_from([False, True, True])}
 DNS_FIELDS = {**ROW_FIELDS, "proto": st.sampled_from(["udp", "tcp"]), "resp_p": st.sampled_from([53, 5353, 49152]),
               "orig_p": st.sampled_from([53, 49152]), "service": st.sampled_from(["dns", ""]),

@@ -36,7 +36,7 @@ from test_protocols_tls import pq_client_hello, run_handshake
 SERVER_PORT = server_port_fn(load_rules())
 FIELDS = ["client_hello", "sni", "version", "cipher", "server_hello", "hello_retry", "client_alert",
           "server_alert", "client_encrypted_alert", "client_app_data", "server_app_data",
-          "client_ccs", "server_ccs", "established", "ech"]
+          "client_ccs", "server_ccs", "established", "ech", "cert_request", "client_certs"]
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
 
 

@@ -55,6 +55,7 @@ CT_HEARTBEAT = 24
 HS_CLIENT_HELLO = 1
 HS_SERVER_HELLO = 2
 HS_CERTIFICATE = 11
+HS_CERTIFICATE_REQUEST = 13
 
 EXT_SERVER_NAME = 0
 EXT_SUPPORTED_GROUPS = 10
@@ -479,6 +480,14 @@ class TlsSummary:
     at least 53 bytes.
     ``certificates``: DER certificates from a cleartext Certificate message (TLS ≤ 1.2 only),
     leaf first; with a cut stream only the whole certificates.
+    ``cert_request``: the server's cleartext handshake messages hold a CertificateRequest (RFC
+    5246 §7.4.4: TLS ≤ 1.2, where it is sent in the clear; TLS 1.3 encrypts it): the server asks
+    the client for a certificate.
+    ``client_certificates``: with ``cert_request`` only (else None), the client's answer, its
+    cleartext Certificate message (RFC 5246 §7.4.6) before its ChangeCipherSpec: how many
+    certificates it holds (0: empty, the client has none to send; a list cut by the end of the
+    stream counts its whole certificates, at least 1 when its length says it is not empty);
+    None when no such message was seen.
     """
 
     client_hello: ClientHello | None = None
@@ -496,6 +505,8 @@ class TlsSummary:
     server_ccs: bool = False
     certificates: list[bytes] = field(default_factory=list)
     established: bool = False
+    cert_request: bool = False
+    client_certificates: int | None = None
 
 
 def _certificate_list(body: bytes) -> list[bytes]:
@@ -512,6 +523,17 @@ def _certificate_list(body: bytes) -> list[bytes]:
         out.append(body[i + 3:i + 3 + ln])
         i += 3 + ln
     return out
+
+
+def _certificate_count(body: bytes) -> int | None:
+    """How many certificates a (possibly cut) Certificate message body lists (RFC 5246 §7.4.2):
+    0 for an empty list; the whole ones, at least 1 when the list's length says it is not empty;
+    None when even the 3-byte list length is missing."""
+    if len(body) < 3:
+        return None
+    if _u24(body, 0) == 0:
+        return 0
+    return max(1, len(_certificate_list(body)))
 
 
 def summarize(client_stream: bytes | bytearray | memoryview,
@@ -597,6 +619,8 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
                 elif mt == HS_CERTIFICATE and not cert_seen:
                     cert_seen = True
                     out.certificates = _certificate_list(msg)
+                elif mt == HS_CERTIFICATE_REQUEST:
+                    out.cert_request = True
     # a Certificate message cut by the end of the capture: keep its whole certificates
     if not cert_seen and pos + 4 <= len(hs) and hs[pos] == HS_CERTIFICATE:
         out.certificates = _certificate_list(bytes(hs[pos + 4:]))
@@ -635,6 +659,27 @@ def _summarize_client(data: bytes, out: TlsSummary) -> None:
         elif ct == CT_ALERT:
             if out.client_alert is None and (not out.client_ccs or out.version == TLS1_3):
                 out.client_alert = alert_of(body)
+    if out.cert_request:
+        out.client_certificates = _client_certificate(data)
+
+
+def _client_certificate(data: bytes) -> int | None:
+    """The client's answer to a CertificateRequest in its records ``data``: the certificates of
+    its first cleartext Certificate message among the handshake messages it sent before its
+    ChangeCipherSpec (:func:`_certificate_count`), None when there is none."""
+    hs = bytearray()
+    for ct, _ver, body, _whole in _records(data):
+        if ct == CT_CCS:
+            break
+        if ct == CT_HANDSHAKE:
+            hs += body
+    i, n = 0, len(hs)
+    while i + 4 <= n:
+        mt, ln = hs[i], _u24(hs, i + 1)
+        if mt == HS_CERTIFICATE:
+            return _certificate_count(bytes(hs[i + 4:i + 4 + ln]))
+        i += 4 + ln
+    return None
 
 
 #: cleartext alerts one alert record may hold (RFC 8446 §5.1 lets a record carry several)

@@ -85,6 +85,12 @@ class TlsBatch:
     encrypted_client_hello extension (``ClientHello.ech``: real ECH or its GREASE, alike on the
     wire). ``certificates``: row -> DER certificates, only for
     rows with a non-empty list (TLS <= 1.2 flows, always from the reference parser).
+    ``cert_request``: bool, the server sent a cleartext CertificateRequest (TLS <= 1.2);
+    ``client_certs``: int16, then the certificates of the client's cleartext Certificate
+    message (0: empty), -1 for ``None`` (not asked, or no such message seen). Both only from the
+    reference parser: a CertificateRequest follows the ServerHello in the server's handshake
+    records, which the walk hands over (a flight of several messages, or a second accepted
+    handshake record), so a row it does itself has neither.
     ``fallback``: bool, the row was computed by :func:`.tls.summarize`.
 
     Not reported (no column uses them): the ClientHello's other fields and the ServerHello ALPN.
@@ -107,10 +113,16 @@ class TlsBatch:
     fallback: np.ndarray
     certificates: dict[int, list[bytes]] = field(default_factory=dict)
     ech: np.ndarray | None = None
+    cert_request: np.ndarray | None = None
+    client_certs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.ech is None:
             self.ech = np.zeros(len(self.version), bool)
+        if self.cert_request is None:
+            self.cert_request = np.zeros(len(self.version), bool)
+        if self.client_certs is None:
+            self.client_certs = np.full(len(self.version), -1, np.int16)
 
     @classmethod
     def empty(cls, n: int) -> TlsBatch:
@@ -145,6 +157,8 @@ class TlsBatch:
         self.client_ccs[i] = s.client_ccs
         self.server_ccs[i] = s.server_ccs
         self.established[i] = s.established
+        self.cert_request[i] = s.cert_request
+        self.client_certs[i] = -1 if s.client_certificates is None else min(s.client_certificates, 0x7FFF)
         if s.certificates:
             self.certificates[i] = list(s.certificates)
         else:
