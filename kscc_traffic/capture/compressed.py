@@ -43,6 +43,10 @@ CODEC_MAGICS: dict[bytes, str] = {
     b"BZh": "bzip2",
     b"\x28\xb5\x2f\xfd": "zstd",
     b"\x04\x22\x4d\x18": "lz4",
+    # lz4's legacy frame format (``lz4 -l``): recognised to say how to convert it
+    b"\x02\x21\x4c\x18": "lz4-legacy",
+    # zstd skippable frames (0x184D2A50..5F; pzstd writes one before each frame)
+    **{bytes([0x50 + i]) + b"\x2a\x4d\x18": "zstd" for i in range(16)},
 }
 
 #: compressed bytes given to a decompressor at a time (zstd's decompressor has no output limit:
@@ -56,8 +60,23 @@ _NEAR = 32
 _CHECKPOINT = 8 << 20
 
 
+#: lz4's legacy frame format (``lz4 -l``, old Linux kernels' initramfs)
+_LZ4_LEGACY = b"\x02\x21\x4c\x18"
+
+
+def _is_skippable(head: bytes) -> bool:
+    """True when ``head`` starts with a zstd skippable frame's magic (0x184D2A50..5F, as pzstd
+    writes one before each frame)."""
+    return len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18"
+
+
 def codec_of(head: bytes) -> str | None:
-    """The compression format whose magic ``head`` starts with (:data:`CODEC_MAGICS`), or None."""
+    """The compression format whose magic ``head`` starts with (:data:`CODEC_MAGICS`; a zstd
+    skippable frame counts as zstd, lz4's legacy frame as "lz4-legacy"), or None."""
+    if _is_skippable(head):
+        return "zstd"
+    if head.startswith(_LZ4_LEGACY):
+        return "lz4-legacy"
     return next((name for magic, name in CODEC_MAGICS.items() if head.startswith(magic)), None)
 
 
@@ -97,6 +116,11 @@ class DecompressingReader:
         self._out = bytearray()  # decompressed bytes not yet returned
         self._done = False
         self._member_data = False
+        if codec == "lz4-legacy":
+            self.problem = ("lz4 legacy frame format (lz4 -l) is not read: convert it with "
+                            "'lz4 -d FILE OUT' (then 'lz4 OUT' for the current frame format if wanted)")
+            self._done = True
+            return
         make, package = _FACTORIES[codec]
         try:
             self._new = make()
@@ -150,8 +174,48 @@ class DecompressingReader:
         """True when the decompressor holds output it gives without more input."""
         return self.codec in ("xz", "bzip2", "lz4") and not self._d.needs_input and not self._d.eof
 
+    def _skip_between(self) -> bool:
+        """Before a stream: drop zstd skippable frames and zero padding (xz stream padding)
+        from ``self._in``, reading more as needed. False when the file ends there (or what
+        follows is not a stream: ``problem`` says so)."""
+        while True:
+            if len(self._in) < 8:
+                more = self._read_in(1 << 20)
+                if more:
+                    self._in += more
+                    continue
+                if not self._in.strip(b"\0"):
+                    self._in = b""
+                    return False
+            if self._in[:1] == b"\0":
+                self._in = self._in.lstrip(b"\0")
+                continue
+            if self.codec == "zstd" and _is_skippable(self._in):
+                skip = 8 + int.from_bytes(self._in[4:8], "little")
+                while len(self._in) < skip:
+                    more = self._read_in(max(skip - len(self._in), 1 << 16))
+                    if not more:
+                        self.problem = "zstd skippable frame cut short (file cut short)"
+                        self._in = b""
+                        return False
+                    self._in += more
+                self._in = self._in[skip:]
+                continue
+            break
+        if not self._in.startswith(self._magic):
+            self.problem = f"{self.codec} stream followed by bytes that are not {self.codec} (ignored)"
+            self._in = b""
+            return False
+        self._ok = self._pos - len(self._in)
+        self._ck = (None, self._ok, 0)
+        return True
+
     def _fill(self, want: int) -> None:
         while len(self._out) < want and not self._done:
+            if not self._member_data and self._stream_out == 0 and not self._pending():
+                if not self._skip_between():
+                    self._done = True
+                    break
             if not self._in and not self._pending():
                 self._in = self._read_in(1 << 20)
                 if not self._in:
@@ -180,7 +244,10 @@ class DecompressingReader:
                     rest = self._read_in(1 << 20)
                 if not rest:
                     self._done = True
-                elif rest.startswith(self._magic):     # another stream follows
+                elif rest.startswith(self._magic) or rest[:1] == b"\0" or (
+                        self.codec == "zstd" and _is_skippable(rest)):
+                    # another stream follows (after zero padding: xz stream padding; or zstd
+                    # skippable frames): _skip_between drops them, the file may end there
                     self._d = self._new()
                     self._in = rest
                     self._member_data = False

@@ -1,0 +1,134 @@
+"""Odd real-world capture files (session 38): zstd skippable frames (pzstd), xz stream padding,
+lz4's legacy frame format. Bytes are built in the test."""
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kscc_traffic.capture.compressed import DecompressingReader, codec_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pcap(n: int, port0: int = 40000) -> bytes:
+    """A classic pcap (Ethernet) of ``n`` TCP SYNs 198.51.100.1:port0+i -> 203.0.113.5:13000."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i in range(n):
+        tcp = struct.pack("!HHIIBBHHH", port0 + i, 13000, 1000 + i, 0, 5 << 4, 0x02, 64240, 0, 0)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0,
+                         bytes([198, 51, 100, 1]), bytes([203, 0, 113, 5]))
+        frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
+        out.append(struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def _skippable(payload: bytes, n: int = 0) -> bytes:
+    return struct.pack("<II", 0x184D2A50 + n, len(payload)) + payload
+
+
+def _read_all(data: bytes) -> tuple[bytes, str | None]:
+    r = DecompressingReader(io.BytesIO(data), codec_of(data[:8]))
+    out = bytearray()
+    while True:
+        piece = r.read(4096)
+        if not piece:
+            break
+        out += piece
+    return bytes(out), r.problem
+
+
+def _analyze(tmp_path: Path, name: str, data: bytes) -> subprocess.CompletedProcess:
+    p = tmp_path / name
+    p.write_bytes(data)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(p), "-f", "jsonl",
+                           "-o", str(tmp_path / "out.jsonl")], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def _flows(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _zstd_pzstd_like(parts: list[bytes]) -> bytes:
+    """Each part a zstd frame preceded by a skippable frame of its 4-byte size (as pzstd writes)."""
+    zstandard = pytest.importorskip("zstandard")
+    out = b""
+    for i, part in enumerate(parts):
+        frame = zstandard.ZstdCompressor().compress(part)
+        out += _skippable(struct.pack("<I", len(frame)), i % 16) + frame
+    return out
+
+
+def test_zstd_skippable_frames_read_whole():
+    pcap = _pcap(60)
+    data = _zstd_pzstd_like([pcap[:1000], pcap[1000:2500], pcap[2500:]]) + _skippable(b"trailer", 15)
+    assert codec_of(data[:8]) == "zstd"
+    out, problem = _read_all(data)
+    assert out == pcap
+    assert problem is None
+
+
+def test_zstd_skippable_frame_cut_short_is_named():
+    pcap = _pcap(10)
+    data = _zstd_pzstd_like([pcap]) + struct.pack("<II", 0x184D2A51, 100) + b"x" * 10
+    out, problem = _read_all(data)
+    assert out == pcap
+    assert problem == "zstd skippable frame cut short (file cut short)"
+
+
+def test_zstd_pzstd_capture_analysed(tmp_path):
+    pcap = _pcap(40)
+    r = _analyze(tmp_path, "c.pcap.zst", _zstd_pzstd_like([pcap[:1500], pcap[1500:]]))
+    assert "Error" not in r.stderr, r.stderr   # (exit 1: unanswered SYNs are blocked)
+    flows = _flows(tmp_path)
+    assert len(flows) == 40
+    assert "magic" not in r.stderr
+
+
+def test_xz_stream_padding_and_second_stream():
+    pcap = _pcap(30)
+    a, b = pcap[:1200], pcap[1200:]
+    data = lzma.compress(a) + b"\0" * 8 + lzma.compress(b) + b"\0" * 12
+    out, problem = _read_all(data)
+    assert out == pcap
+    assert problem is None
+
+
+def test_xz_padding_then_garbage_is_named():
+    pcap = _pcap(5)
+    out, problem = _read_all(lzma.compress(pcap) + b"\0" * 4 + b"GARBAGE!")
+    assert out == pcap
+    assert problem == "xz stream followed by bytes that are not xz (ignored)"
+
+
+def test_xz_padded_capture_analysed(tmp_path):
+    pcap = _pcap(25)
+    data = lzma.compress(pcap[:900]) + b"\0" * 4 + lzma.compress(pcap[900:]) + b"\0" * 4
+    r = _analyze(tmp_path, "c.pcap.xz", data)
+    assert "Error" not in r.stderr, r.stderr   # (exit 1: unanswered SYNs are blocked)
+    assert len(_flows(tmp_path)) == 25
+    assert "not xz" not in r.stderr
+
+
+def test_lz4_legacy_clear_error(tmp_path):
+    block = pytest.importorskip("lz4.block")
+    pcap = _pcap(5)
+    comp = block.compress(pcap, store_size=False)
+    data = struct.pack("<I", 0x184C2102) + struct.pack("<I", len(comp)) + comp
+    assert codec_of(data[:8]) == "lz4-legacy"
+    r = _analyze(tmp_path, "c.pcap.lz4", data)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "lz4 legacy frame format (lz4 -l) is not read" in lines[0]
+    assert "'lz4 -d FILE OUT'" in lines[0]
+    assert "Traceback" not in r.stderr
