@@ -132,3 +132,36 @@ def test_lz4_legacy_clear_error(tmp_path):
     assert "lz4 legacy frame format (lz4 -l) is not read" in lines[0]
     assert "'lz4 -d FILE OUT'" in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def _pktap_pcap(linktype: int, n: int, *, hlen: int = 108, type_next: int = 1) -> bytes:
+    """A pcap of link type ``linktype`` (149 USER2 or 258 PKTAP) whose frames are Apple PKTAP
+    headers (pth_length, pth_type_next, pth_dlt = 1 Ethernet, pth_ifname "en0", LE) over the
+    Ethernet frames of :func:`_pcap`."""
+    plain = _pcap(n)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
+    pos = 24
+    while pos < len(plain):
+        ts, us, caplen, wire = struct.unpack_from("<IIII", plain, pos)
+        frame = plain[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        hdr = struct.pack("<III24s", hlen, type_next, 1, b"en0").ljust(hlen, b"\0")
+        out.append(struct.pack("<IIII", ts, us, len(hdr) + caplen, len(hdr) + wire) + hdr + frame)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("linktype", [149, 258])
+def test_pktap_inner_ethernet_read(tmp_path, linktype):
+    r = _analyze(tmp_path, "pktap.pcap", _pktap_pcap(linktype, 12))
+    assert "Error" not in r.stderr, r.stderr
+    flows = _flows(tmp_path)
+    assert len(flows) == 12
+    assert "skipped" not in r.stderr
+
+
+def test_user2_not_pktap_skipped_with_count(tmp_path):
+    # (a USER2 capture whose header is not PKTAP's: its frames are someone's own format)
+    r = _analyze(tmp_path, "user2.pcap", _pktap_pcap(149, 7, type_next=9))
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out.jsonl").exists() or _flows(tmp_path) == []
+    assert "7 frames" in r.stderr, r.stderr

@@ -738,18 +738,23 @@ class SlowDecoder:
             if fam not in (2, 26):
                 return NONIP
             return self._ip(d, pos + 24, end, 0, ctx, 4 if fam == 2 else 6, 0)
-        if lt in (258, 192):                            # PKTAP (Apple), PPI: a header, then a frame
-            if lt == 258:                               # length, type_next, dlt: host order (LE)
+        if lt in (258, 192, 149):                       # PKTAP (Apple), PPI: a header, then a frame
+            if lt != 192:                               # length, type_next, dlt: host order (LE)
                 if end - pos < 12:
                     return MALFORMED
                 hlen, inner = _le32(d, pos)[0], _le32(d, pos + 8)[0]
+                # USER2 (149) is PKTAP as macOS's tcpdump writes it (DLT_PKTAP == DLT_USER2
+                # there): read as PKTAP only when the header is one (pth_length at least the
+                # 108-byte header, pth_type_next 1 = a packet), else it is someone's own format
+                if lt == 149 and (hlen < 108 or _le32(d, pos + 4)[0] != 1):
+                    return NONIP
             else:                                       # version, flags, length, dlt (LE)
                 if end - pos < 8 or d[pos] != 0:
                     return MALFORMED
                 hlen, inner = _le16(d, pos + 2)[0], _le32(d, pos + 4)[0]
-            if hlen < (12 if lt == 258 else 8) or pos + hlen > end:
+            if hlen < (8 if lt == 192 else 12) or pos + hlen > end:
                 return MALFORMED
-            if inner in (258, 192) or inner not in LINK_HEADER_INNER:
+            if inner in (258, 192, 149) or inner not in LINK_HEADER_INNER:
                 return NONIP
             if lt == 192 and inner == 105:              # PPI's 802.11-common flags
                 flags = _ppi_80211_flags(d, pos + 8, pos + hlen, bool(d[pos + 1] & 1))
