@@ -165,3 +165,38 @@ def test_user2_not_pktap_skipped_with_count(tmp_path):
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out.jsonl").exists() or _flows(tmp_path) == []
     assert "7 frames" in r.stderr, r.stderr
+
+
+def _pcapng_overlong(n: int, *, trail_too: bool = False, overlong_idb: bool = False) -> bytes:
+    """A pcapng (SHB, IDB Ethernet, ``n`` EPBs of :func:`_pcap`'s frames) whose EPBs' block
+    lengths are 4 bytes more than the block, as etl2pcapng 1.4.0 writes them (``trail_too``:
+    the trailing length is over-long too; else it is the true length)."""
+    def block(btype: int, body: bytes, over: bool) -> bytes:
+        true = 12 + len(body)
+        lead = true + 4 if over else true
+        trail = lead if (over and trail_too) else true
+        return struct.pack("<II", btype, lead) + body + struct.pack("<I", trail)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1), False),
+           block(1, struct.pack("<HHI", 1, 0, 65535), overlong_idb)]
+    plain = _pcap(n)
+    pos = 24
+    while pos < len(plain):
+        ts, us, caplen, wire = struct.unpack_from("<IIII", plain, pos)
+        frame = plain[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        t = ts * 1_000_000 + us
+        body = struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, caplen, wire) + frame
+        body += b"\0" * (-len(body) % 4)
+        out.append(block(6, body, True))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("trail_too", [False, True])
+def test_pcapng_overlong_blocks_read_with_one_warning(tmp_path, trail_too):
+    r = _analyze(tmp_path, "etl.pcapng", _pcapng_overlong(9, trail_too=trail_too, overlong_idb=True))
+    assert "Error" not in r.stderr, r.stderr
+    assert len(_flows(tmp_path)) == 9
+    warn = [ln for ln in r.stderr.splitlines() if "4 bytes more than the block" in ln]
+    assert len(warn) == 1, r.stderr
+    assert "10 blocks whose block length is 4 bytes more than the block (first at offset 28)" in warn[0]
+    assert "etl2pcapng 1.4.0" in warn[0]

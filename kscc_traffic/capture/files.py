@@ -932,6 +932,27 @@ class _PcapngParser:
             return (False, 0) if at_eof else (None, n)
         return struct.unpack_from(order + "I", buf, q + n - 4)[0] == n, 0
 
+    def _overlong_at(self, buf: bytes, pos: int, blen: int, at_eof: bool,
+                     order: str) -> tuple[bool | None, int]:
+        """Whether the block at ``buf[pos]``, whose length ``blen`` is 4 bytes more than the
+        block: its trailing length (``blen`` or ``blen - 4``) stands at ``pos + blen - 8`` and a
+        well-framed block (or the file's end) at ``pos + blen - 4``: ``(True|False, 0)``, or
+        ``(None, bytes needed from pos + blen)`` when ``buf`` ends before it can be told."""
+        if blen < 16 or pos + blen - 4 > len(buf):
+            return False, 0
+        if struct.unpack_from(order + "I", buf, pos + blen - 8)[0] not in (blen, blen - 4):
+            return False, 0
+        q = pos + blen - 4
+        ok, more = self._framed_at(buf, q, at_eof, order)
+        if ok is False and q + 12 <= len(buf):
+            # (the next block over-long too: its trailing length 4 bytes early as well)
+            btype, n = struct.unpack_from(order + "II", buf, q)
+            if (btype in _BLOCK_NAMES and 16 <= n <= MAX_BLOCK_BYTES and not n & 3):
+                if q + n - 4 > len(buf):
+                    return (False, 0) if at_eof else (None, n)
+                ok = struct.unpack_from(order + "I", buf, q + n - 8)[0] in (n, n - 4)
+        return ok, (max(more - 4, 1) if ok is None else 0)
+
     def _unpadded_at(self, buf: bytes, pos: int, blen: int, at_eof: bool,
                      order: str) -> tuple[bool | None, int]:
         """Whether the block at ``buf[pos]``, of length ``blen`` (not a multiple of 4), is framed
@@ -1090,6 +1111,13 @@ class _PcapngParser:
             if bad:
                 stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} ({bad})", lost)
                 break
+            if blen > left and at_eof and blen - 4 == left and self._overlong_at(buf, pos, blen, True,
+                                                                                    new_order)[0]:
+                blen -= 4                       # the last block 4 bytes over-long (etl2pcapng 1.4.0)
+                self._note("overlong", base + pos)
+                shortened = True
+            else:
+                shortened = False
             if blen > left:
                 need = blen
                 if at_eof:
@@ -1097,6 +1125,20 @@ class _PcapngParser:
                                  f"{left} of {blen} bytes of the {bname} present", lost, cut=True)
                 break
             (trail,) = struct.unpack_from(new_order + "I", buf, pos + blen - 4)
+            if shortened:
+                trail = blen
+            if trail != blen and blen >= 16:
+                # a block whose length is 4 bytes more than the block (etl2pcapng 1.4.0 writes
+                # so): its trailing length 4 bytes early and a well-framed block (or the file's
+                # end) 4 bytes early too; read by the shorter length, counted in one warning
+                ok, more = self._overlong_at(buf, pos, blen, at_eof, new_order)
+                if ok is None:
+                    need = blen + more
+                    break
+                if ok:
+                    blen -= 4
+                    trail = blen
+                    self._note("overlong", base + pos)
             if trail != blen:
                 # an Interface Description Block whose trailing length alone is wrong (its
                 # leading length leads to a well-framed block) is read, with a warning: the
@@ -1370,6 +1412,12 @@ class _PcapngParser:
                        f"{'its' if k == 1 else 'their'} length, as the blocks after "
                        f"{'it' if k == 1 else 'them'} are well framed (the tool that wrote the file leaves "
                        "the padding out; Wireshark refuses such a file)")
+        if n.get("overlong"):
+            k = n["overlong"]
+            out.append(f"{_plural(k, 'block')} whose block length is 4 bytes more than the block "
+                       f"(first at offset {f['overlong']}) read by {'its' if k == 1 else 'their'} "
+                       "trailing length, as the blocks after them are well framed (etl2pcapng 1.4.0 "
+                       "writes such files)")
         if n.get("idb_trailer"):
             out.append(f"{_plural(n['idb_trailer'], 'Interface Description Block')} with a damaged "
                        f"trailing length (first at offset {f['idb_trailer']}) read by "
