@@ -200,3 +200,60 @@ def test_pcapng_overlong_blocks_read_with_one_warning(tmp_path, trail_too):
     assert len(warn) == 1, r.stderr
     assert "10 blocks whose block length is 4 bytes more than the block (first at offset 28)" in warn[0]
     assert "etl2pcapng 1.4.0" in warn[0]
+
+
+def _tzsp_pcap(n: int, *, encap: int = 1) -> bytes:
+    """A pcap whose frames are UDP 192.0.2.9:40001 -> 192.0.2.10:37008 datagrams (a MikroTik
+    sniffer streaming to a collector) carrying TZSP (version 1, type 0, encapsulation ``encap``,
+    a padding tag and the end tag) over :func:`_pcap`'s Ethernet frames."""
+    plain = _pcap(n)
+    out = [plain[:24]]
+    pos = 24
+    while pos < len(plain):
+        ts, us, caplen, wire = struct.unpack_from("<IIII", plain, pos)
+        inner = plain[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        payload = struct.pack("!BBH", 1, 0, encap) + b"\x00\x01" + inner
+        udp = struct.pack("!HHHH", 40001, 37008, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                         bytes([192, 0, 2, 9]), bytes([192, 0, 2, 10]))
+        frame = b"\x06" * 6 + b"\x08" * 6 + b"\x08\x00" + ip + udp
+        out.append(struct.pack("<IIII", ts, us, len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def test_tzsp_ethernet_read_as_tunnel(tmp_path):
+    r = _analyze(tmp_path, "tzsp.pcap", _tzsp_pcap(6))
+    assert "Error" not in r.stderr, r.stderr
+    flows = _flows(tmp_path)
+    assert len(flows) == 6
+    text = json.dumps(flows)
+    assert "203.0.113.5" in text and "37008" not in text
+    assert "decode: 6 tunnelled packets decoded as their inner packet, outer headers dropped (TZSP 6)" \
+        in r.stderr, r.stderr
+
+
+def test_tzsp_80211_stays_udp(tmp_path):
+    r = _analyze(tmp_path, "tzsp11.pcap", _tzsp_pcap(4, encap=18))
+    assert "Error" not in r.stderr, r.stderr
+    flows = _flows(tmp_path)
+    assert len(flows) == 1
+    assert "37008" in json.dumps(flows)
+    assert "TZSP" not in r.stderr
+
+
+def test_tzsp_tshark_engine_agrees(tmp_path):
+    import shutil
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed: the tshark engine cannot be compared")
+    p = tmp_path / "tzsp.pcap"
+    p.write_bytes(_tzsp_pcap(5))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    outs = []
+    for engine in ("builtin", "tshark"):
+        o = tmp_path / f"{engine}.jsonl"
+        r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(p), "--engine", engine,
+                            "-f", "jsonl", "-o", str(o)], capture_output=True, text=True, env=env, timeout=120)
+        assert "(TZSP 5)" in r.stderr, r.stderr
+        outs.append(o.read_text())
+    assert outs[0] == outs[1]

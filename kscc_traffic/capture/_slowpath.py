@@ -105,9 +105,13 @@ GRE_UDP_PORT = 4754
 #: Ethernet bridging"): in a LINUX_SLL/SLL2 header of a GRE device (ARPHRD_IPGRE 778) whose
 #: tunnel carries Ethernet, as Wireshark's ethertype table reads it (packet-eth.c)
 ETH_BRIDGED = 0x6558
+#: TZSP (TaZmen Sniffer Protocol: MikroTik's packet sniffer streams the frames it sees to this
+#: destination port): a 4-byte header and tagged fields, then the frame (read when Ethernet)
+TZSP_PORT = 37008
 #: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
 _TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
-                               GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT))
+                               GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT,
+                               TZSP_PORT))
 #: ethertypes of the headers some switches and taps insert between the source address and the
 #: packet's own ethertype, read as in Wireshark's dissectors: Cisco MetaData / TrustSec SGT
 #: (0x8909: version, length, options, SGT: 6 bytes, then the ethertype; packet-cisco-metadata.c),
@@ -1433,6 +1437,10 @@ class SlowDecoder:
             r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
             if r is not None:
                 return r
+        if dport == TZSP_PORT:
+            r = self._tzsp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+            if r is not None:
+                return r
         if dport == VXLAN_GPE_PORT:
             r = self._vxlan_gpe(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
             if r is not None:
@@ -1618,6 +1626,31 @@ class SlowDecoder:
         if not self._vxlan_ip_inside(d, q, lim, uend):
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
+
+    def _tzsp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
+        """TZSP header at ``q`` (UDP payload to port 37008, ``lim``: its captured end): version
+        1, type 0 (received) or 1 (transmitted), encapsulation 1 (Ethernet), then tagged fields
+        (tag 0: one byte of padding, 1: the end, others: tag, length, value), then the Ethernet
+        frame, read as a tunnel ("TZSP"), as Wireshark's packet-tzsp.c does. None (the datagram
+        stays UDP) for another version, type or encapsulation (802.11 and the like are not read)
+        or fields that run past the datagram."""
+        if lim - q < 5 or d[q] != 1 or d[q + 1] > 1 or _u16(d, q + 2)[0] != 1:
+            return None
+        p = q + 4
+        while True:
+            if p >= lim:
+                return None
+            tag = d[p]
+            if tag == 1:
+                p += 1
+                break
+            if tag == 0:
+                p += 1
+                continue
+            if p + 2 > lim:
+                return None
+            p += 2 + d[p + 1]
+        return self._tunnel("TZSP", self._ether, d, p, lim, base, ctx, depth)
 
     @staticmethod
     def _vxlan_ip_inside(d: Any, q: int, lim: int, uend: int) -> bool:

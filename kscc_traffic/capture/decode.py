@@ -126,7 +126,7 @@ from ._slowpath import (AF_INET6, ETH_BRIDGED, GENEVE_PORT, GTPU_PORT, IPPROTO_E
                         IPPROTO_ETHERNET, IPV6_EXT,
                         JUMBO_LLC, L2_SHIMS, L2TP_PORT, LISP_DATA_PORT, MAX_L2_SHIMS, MAX_MPLS_LABELS,
                         MAX_TUNNEL_DEPTH, MAX_VLAN_TAGS, MPLS_UDP_PORT, NSH_ETHERTYPE, GRE_UDP_PORT,
-                        ROW_FIELDS, TEREDO_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
+                        ROW_FIELDS, TEREDO_PORT, TZSP_PORT, VXLAN_GPE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
                         SlowDecoder)
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
 from .packets import PACKET_COLUMNS, Packets
@@ -217,7 +217,7 @@ _V6_SLOW[list(IPV6_EXT)] = True
 # (one table for both paths: _chunk's numpy reads them too)
 _DPORT_SLOW = np.zeros(65536, bool)
 _DPORT_SLOW[[VXLAN_PORT, GENEVE_PORT, VXLAN_LINUX_PORT, L2TP_PORT, VXLAN_GPE_PORT, GTPU_PORT,
-             TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT]] = True
+             TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT, TZSP_PORT]] = True
 _SPORT_SLOW = np.zeros(65536, bool)
 _SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT]] = True
 _LLC = np.zeros(65536, bool)

@@ -221,7 +221,7 @@ _IP = ("ip", "ipv6")
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
 _TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
             "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP", "lisp-data": "LISP",
-            "etherip": "EtherIP"}
+            "etherip": "EtherIP", "tzsp": "TZSP"}
 _LINK_TUNNELS = {"ieee8021ah": "PBB", "pwethheuristic": "MPLS-PW", "pwethcw": "MPLS-PW",
                  "pwethnocw": "MPLS-PW", "pweth": "MPLS-PW", "nsh": "NSH"}
 
