@@ -7,8 +7,9 @@ its first bytes (:func:`codec_of`), not by the file's name.
 
 Each reader produces at most about ``n`` bytes per ``read(n)`` from bounded pieces of input
 (no decompression bomb takes the memory), reads several concatenated streams or frames (``cat
-a.pcap.gz b.pcap.gz``, pigz, pbzip2 and pzstd output), accepts zero padding after the last one
-(tape blocks), and never raises on damage: a stream cut short or corrupt ends the data where it
+a.pcap.gz b.pcap.gz``, pigz, pbzip2 and pzstd output, zstd skippable frames skipped), accepts
+zero padding between streams and after the last one (xz stream padding, tape blocks), and never
+raises on damage: a stream cut short or corrupt ends the data where it
 breaks and ``problem`` says why, in one line.
 
 Corrupt data: a decompressor raises on the call that meets the damage and that call's output is
@@ -23,6 +24,8 @@ decompressor notices it are given as it decodes them (garbage, as ``zcat`` write
 capture reader reads past them as damage.
 Nothing after the damage is given: a gzip (deflate), xz, zstd or lz4 stream cannot be
 decompressed past it, and bzip2's blocks after it are not searched for (``bzip2recover`` does).
+
+lz4's legacy frame format (``lz4 -l``) is recognised only to say, in ``problem``, how to convert it.
 
 zstd needs the ``zstandard`` package and lz4 the ``lz4`` package (both dependencies of
 kscc-traffic); without them the reader says which package to install.
