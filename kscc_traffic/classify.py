@@ -830,7 +830,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if silence:
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
-                    or f"connection closed ({state})"
+                    or (target and _proxy_closed_tunnel(row, state)) or f"connection closed ({state})"
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
                 why = _client_cert_refusal(row, why)
@@ -2101,6 +2101,22 @@ def _quiet(row: dict) -> float:
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
     :func:`kscc_traffic.analyze.analyze_batch`)."""
     return _number(row, "quiet_s", float, 0.0)
+
+
+def _proxy_closed_tunnel(row: dict, state: str) -> str:
+    """For a ClientHello sent inside a CONNECT tunnel the proxy opened: ``the proxy <h>:<p>
+    closed the tunnel (<state>)`` (``reset`` for a RST) when the proxy's end (the flow's
+    responder) closed first (:func:`_responder_closed_first` on ``history``), so the detail names
+    who ended it (the proxy, or what it relayed from the server: the capture shows only the
+    proxy), ``without a byte from the server`` added when none came through the tunnel; '' when
+    the client closed first or nothing closed. Reads ``history``, ``resp_h``, ``resp_p``,
+    ``server_proto``, ``tunnel_resp_bytes``."""
+    how = _responder_closed_first(str(row.get("history") or ""))
+    if not how or state not in _CLOSED_STATES:
+        return ""
+    silent = not row.get("server_proto") and _number(row, "tunnel_resp_bytes", int, 0) <= 0
+    return (f"the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} {how} the tunnel ({state})"
+            + (" without a byte from the server" if silent else ""))
 
 
 def _responder_closed_first(history: str) -> str:
