@@ -725,7 +725,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return done("blocked", "no_answer", f"UDP request without a reply: {_lost(row, 'reply')}")
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
-        refused = _proxy_answer(row, target)
+        refused = _proxy_answer(row, target) or _empty_tunnel_closed(row, target, state)
         if refused is not None:
             return done(*refused)
     elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
@@ -2101,6 +2101,36 @@ def _quiet(row: dict) -> float:
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
     :func:`kscc_traffic.analyze.analyze_batch`)."""
     return _number(row, "quiet_s", float, 0.0)
+
+
+#: how the detail of a CONNECT tunnel the proxy opened and then closed before the ClientHello
+#: starts (:func:`_empty_tunnel_closed`; not "the proxy …": no refusal of the CONNECT, which
+#: report.PROXY_REFUSAL reads, but a failure inside the opened tunnel, advised as one)
+TUNNEL_CLOSED_EMPTY = "TLS handshake not started"
+
+
+def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, str] | None:
+    """(``blocked``, ``tls_failed``, detail starting with :data:`TUNNEL_CLOSED_EMPTY`) of a CONNECT the proxy answered 2xx, then closed or
+    reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
+    byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
+    and less than :data:`TLS_SILENCE_S` after the connection began (``duration``): the agent
+    never got to send its ClientHello. None otherwise: an idle tunnel closed later (a proxy's
+    idle timeout), the client closing first, a request in absolute-form, bytes the capture cut
+    or lost (``payload_cut``, ``partial``). Reads ``http_status``, ``history``, ``duration``,
+    ``resp_h``, ``resp_p``."""
+    if target.startswith(_ABSOLUTE) or not str(row.get("http_status") or "").startswith("2") \
+            or row.get("client_proto") or row.get("server_proto") or row.get("partial") \
+            or row.get("payload_cut") or state not in _CLOSED_STATES \
+            or _number(row, "tunnel_resp_bytes", int, 0) > 0:
+        return None
+    how = _responder_closed_first(str(row.get("history") or ""))
+    duration = _number(row, "duration", float, 0.0)
+    if not how or duration >= TLS_SILENCE_S:
+        return None
+    return ("blocked", "tls_failed", f"{TUNNEL_CLOSED_EMPTY}: the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} "
+            f"opened the tunnel of {_proxy_request(target)} ({row.get('http_status')}), then {how} it ({state}) "
+            f"{_seconds_text(duration)} s after the connection began, before the client sent its ClientHello "
+            "(the proxy failing to reach the target, or refusing it after all)")
 
 
 def _proxy_closed_tunnel(row: dict, state: str) -> str:
