@@ -132,7 +132,8 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_UNREADABLE, HELLO_PQ,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_TRUNCATED,
+                      DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -294,6 +295,18 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
             "its address it cannot connect (fix the resolver or the DNS filter"
             + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
                else "") + ")")
+
+
+def truncated_detail(query: str) -> str:
+    """The detail of a UDP DNS flow (reason ``dns_truncated``) whose answer for ``query``, a name
+    the agent needs, was truncated (TC flag, :data:`~kscc_traffic.inspect.DNS_TRUNCATED`) with no
+    address in it, when no lookup of the name in the capture got an address (no retry over TCP
+    answered): starts with :data:`DNS_NO_ADDRESS`, so :func:`_note_resolved` makes it ``ok`` when
+    one did."""
+    return (f"{DNS_NO_ADDRESS}{query}: the answer was truncated (TC flag set: too large for UDP) and no lookup of "
+            "it in the capture got an address: the client must ask again over TCP, and no such retry was answered "
+            "(DNS over TCP, port 53/TCP, blocked to the resolver, or not tried); the agent needs this name: without "
+            "its address it cannot connect (allow DNS over TCP, port 53/TCP, from the clients to their resolver)")
 
 
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
@@ -488,8 +501,15 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 and _agent_name(row.get("query") or "", rules):
             # NODATA for a needed name (asked for an address it needs): blocked unless another
             # lookup of it got an address (_note_resolved, across the table)
+            asked = row.get("dns_asked")
+            if str(row.get("proto")) == "udp" and isinstance(asked, (int, np.integer)) \
+                    and not isinstance(asked, (bool, np.bool_)) and asked & DNS_TRUNCATED:
+                # (the answer truncated, TC: the client is to ask again over TCP; no lookup of the
+                # name getting an address, over TCP either, is what _note_resolved leaves blocked)
+                return ("dns", "blocked", "dns_truncated,partial" if partial else "dns_truncated",
+                        truncated_detail(row.get("query") or ""))
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                    no_address_detail(row.get("query") or "", over_v6, row.get("dns_asked")))
+                    no_address_detail(row.get("query") or "", over_v6, asked))
         if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
             # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
             # answer; newcomer 33)
