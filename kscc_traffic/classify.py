@@ -132,7 +132,8 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_UNREADABLE, HELLO_PQ,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_TRUNCATED,
+                      DNS_UNREADABLE, HELLO_PQ,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -294,6 +295,18 @@ def no_address_detail(query: str, over_v6: bool, asked=None) -> str:
             "its address it cannot connect (fix the resolver or the DNS filter"
             + ("; an IPv6-only agent needs an AAAA record, or the resolver's DNS64 with a NAT64 gateway" if over_v6
                else "") + ")")
+
+
+def truncated_detail(query: str) -> str:
+    """The detail of a UDP DNS flow (reason ``dns_truncated``) whose answer for ``query``, a name
+    the agent needs, was truncated (TC flag, :data:`~kscc_traffic.inspect.DNS_TRUNCATED`) with no
+    address in it, when no lookup of the name in the capture got an address (no retry over TCP
+    answered): starts with :data:`DNS_NO_ADDRESS`, so :func:`_note_resolved` makes it ``ok`` when
+    one did."""
+    return (f"{DNS_NO_ADDRESS}{query}: the answer was truncated (TC flag set: too large for UDP) and no lookup of "
+            "it in the capture got an address: the client must ask again over TCP, and no such retry was answered "
+            "(DNS over TCP, port 53/TCP, blocked to the resolver, or not tried); the agent needs this name: without "
+            "its address it cannot connect (allow DNS over TCP, port 53/TCP, from the clients to their resolver)")
 
 
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
@@ -488,8 +501,15 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 and _agent_name(row.get("query") or "", rules):
             # NODATA for a needed name (asked for an address it needs): blocked unless another
             # lookup of it got an address (_note_resolved, across the table)
+            asked = row.get("dns_asked")
+            if str(row.get("proto")) == "udp" and isinstance(asked, (int, np.integer)) \
+                    and not isinstance(asked, (bool, np.bool_)) and asked & DNS_TRUNCATED:
+                # (the answer truncated, TC: the client is to ask again over TCP; no lookup of the
+                # name getting an address, over TCP either, is what _note_resolved leaves blocked)
+                return ("dns", "blocked", "dns_truncated,partial" if partial else "dns_truncated",
+                        truncated_detail(row.get("query") or ""))
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
-                    no_address_detail(row.get("query") or "", over_v6, row.get("dns_asked")))
+                    no_address_detail(row.get("query") or "", over_v6, asked))
         if not refused and row.get("dns_answers", None) == "" and unreadable_answer(row.get("dns_asked")):
             # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
             # answer; newcomer 33)
@@ -725,7 +745,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return done("blocked", "no_answer", f"UDP request without a reply: {_lost(row, 'reply')}")
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
-        refused = _proxy_answer(row, target)
+        refused = _proxy_answer(row, target) or _empty_tunnel_closed(row, target, state)
         if refused is not None:
             return done(*refused)
     elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
@@ -830,7 +850,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if silence:
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
-                    or f"connection closed ({state})"
+                    or (target and _proxy_closed_tunnel(row, state)) or f"connection closed ({state})"
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
                 why = _client_cert_refusal(row, why)
@@ -2101,6 +2121,52 @@ def _quiet(row: dict) -> float:
     last packet, at most :data:`TLS_SILENCE_S` (0 when unknown or absent; see
     :func:`kscc_traffic.analyze.analyze_batch`)."""
     return _number(row, "quiet_s", float, 0.0)
+
+
+#: how the detail of a CONNECT tunnel the proxy opened and then closed before the ClientHello
+#: starts (:func:`_empty_tunnel_closed`; not "the proxy …": no refusal of the CONNECT, which
+#: report.PROXY_REFUSAL reads, but a failure inside the opened tunnel, advised as one)
+TUNNEL_CLOSED_EMPTY = "TLS handshake not started"
+
+
+def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, str] | None:
+    """(``blocked``, ``tls_failed``, detail starting with :data:`TUNNEL_CLOSED_EMPTY`) of a CONNECT the proxy answered 2xx, then closed or
+    reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
+    byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
+    and less than :data:`TLS_SILENCE_S` after the connection began (``duration``): the agent
+    never got to send its ClientHello. None otherwise: an idle tunnel closed later (a proxy's
+    idle timeout), the client closing first, a request in absolute-form, bytes the capture cut
+    or lost (``payload_cut``, ``partial``). Reads ``http_status``, ``history``, ``duration``,
+    ``resp_h``, ``resp_p``."""
+    if target.startswith(_ABSOLUTE) or not str(row.get("http_status") or "").startswith("2") \
+            or row.get("client_proto") or row.get("server_proto") or row.get("partial") \
+            or row.get("payload_cut") or state not in _CLOSED_STATES \
+            or _number(row, "tunnel_resp_bytes", int, 0) > 0:
+        return None
+    how = _responder_closed_first(str(row.get("history") or ""))
+    duration = _number(row, "duration", float, 0.0)
+    if not how or duration >= TLS_SILENCE_S:
+        return None
+    return ("blocked", "tls_failed", f"{TUNNEL_CLOSED_EMPTY}: the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} "
+            f"opened the tunnel of {_proxy_request(target)} ({row.get('http_status')}), then {how} it ({state}) "
+            f"{_seconds_text(duration)} s after the connection began, before the client sent its ClientHello "
+            "(the proxy failing to reach the target, or refusing it after all)")
+
+
+def _proxy_closed_tunnel(row: dict, state: str) -> str:
+    """For a ClientHello sent inside a CONNECT tunnel the proxy opened: ``the proxy <h>:<p>
+    closed the tunnel (<state>)`` (``reset`` for a RST) when the proxy's end (the flow's
+    responder) closed first (:func:`_responder_closed_first` on ``history``), so the detail names
+    who ended it (the proxy, or what it relayed from the server: the capture shows only the
+    proxy), ``without a byte from the server`` added when none came through the tunnel; '' when
+    the client closed first or nothing closed. Reads ``history``, ``resp_h``, ``resp_p``,
+    ``server_proto``, ``tunnel_resp_bytes``."""
+    how = _responder_closed_first(str(row.get("history") or ""))
+    if not how or state not in _CLOSED_STATES:
+        return ""
+    silent = not row.get("server_proto") and _number(row, "tunnel_resp_bytes", int, 0) <= 0
+    return (f"the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} {how} the tunnel ({state})"
+            + (" without a byte from the server" if silent else ""))
 
 
 def _responder_closed_first(history: str) -> str:

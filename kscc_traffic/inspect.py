@@ -2960,6 +2960,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         bad = resp[m.unreadable[kid[resp]]]
         if len(bad):
             asked[f[bad]] |= DNS_UNREADABLE
+        cut = resp[m.tc[kid[resp]]]
+        if len(cut):
+            asked[f[cut]] |= DNS_TRUNCATED
     count = m.n_res[kid[resp]]
     resp, count = resp[count > 0], count[count > 0]
     if not len(resp):
@@ -3084,6 +3087,8 @@ class _DnsMessages:
     qtype: np.ndarray | None = None
     #: per key: a response holding a name the parser rejected (:data:`DNS_UNREADABLE`)
     unreadable: np.ndarray | None = None
+    #: per key: a response with the TC (truncated) flag (:data:`DNS_TRUNCATED`)
+    tc: np.ndarray | None = None
 
 
 def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
@@ -3109,6 +3114,15 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
                      [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64), np.zeros(nk, bool))
+    # the TC flag (bit 0x02 of the flags' first byte, the key's first byte) of each response (QR,
+    # 0x80 of that byte), read from the bytes: the same for the messages parsed either way
+    f0 = off[first] + 2
+    has = end[first] > f0
+    flags0 = np.zeros(nk, np.int64)
+    if has.any():
+        b = np.frombuffer(buf, np.uint8) if isinstance(buf, bytes) else np.asarray(memoryview(buf).cast("B"))
+        flags0[has] = b[f0[has]]
+    m.tc = (flags0 & 0x82) == 0x82
     # the common shape of all of them at once (dns_batch), the others one by one
     s = dns_batch.parse_simple(buf, off[first], end[first]) if DNS_BATCH else None
     pair_key: list = []
@@ -3182,6 +3196,9 @@ DNS_ASKED_AAAA = 2
 #: whole datagram was captured (its ``partial``: a reserved label type, a record running past the
 #: end); those records were not read, and a resolver drops such an answer (break-it 32 F2)
 DNS_UNREADABLE = 4
+#: ``dns_asked`` bit: a response of the flow carried over UDP had the TC (truncated) flag set
+#: (RFC 1035 §4.1.1): the answer did not fit and the client is to ask again over TCP (RFC 7766)
+DNS_TRUNCATED = 8
 
 
 def asked_bits(qtypes: np.ndarray) -> np.ndarray:
@@ -3291,10 +3308,10 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
         if len(bad):
             _, first = np.unique(f[bad], return_index=True)
             out[at[bad[first]]] = True
-    # (and its first response to an A and to an AAAA question, and its first response holding a
-    # name the parser rejected: dns_asked)
+    # (and its first response to an A and to an AAAA question, its first response holding a
+    # name the parser rejected and its first truncated one: dns_asked)
     for to in (resp[m.qtype[m.kid[resp]] == dns.TYPE_A], resp[m.qtype[m.kid[resp]] == dns.TYPE_AAAA],
-               resp[m.unreadable[m.kid[resp]]]):
+               resp[m.unreadable[m.kid[resp]]], resp[m.tc[m.kid[resp]]]):
         if len(to):
             _, first = np.unique(f[to], return_index=True)
             out[at[to[first]]] = True

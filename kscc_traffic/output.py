@@ -23,7 +23,7 @@ VERDICTS = ("ok", "blocked", "unexpected", "unclassified")
 #: ``partial`` added when the start was not captured; README's column table)
 REASONS = ("no_answer", "rejected", "icmp_unreachable", "tls_failed", "tls_intercepted", "not_tls",
            "host_mismatch", "wrong_direction", "undocumented_port", "not_unicast", "one_way", "port_scan",
-           "address_scan", "wrong_source", "partial")
+           "address_scan", "wrong_source", "dns_truncated", "partial")
 #: how a filter names an empty purpose or reason
 NONE = "none"
 

@@ -827,6 +827,8 @@ REASON_TEXT: dict[str, str] = {
     "wrong_source": ("the DNS answer came from another address than the one asked: clients drop it (a multihomed "
                      "resolver answering from its other address, or a DNS redirect/NAT rule that does not rewrite "
                      "the answer's source)"),
+    "dns_truncated": ("the DNS answer was truncated (too large for UDP) and no retry over TCP got an address: "
+                      "DNS over TCP (port 53/TCP) to the resolver is blocked, or the client did not retry"),
     "address_scan": ("a probe of an address scan (one originator's short attempts to 25 or more hosts on one port "
                      "within 5 minutes): a scanner's, not KSC traffic; not judged"),
 }
@@ -2549,6 +2551,9 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if "wrong_source" in reasons:
         out.append(DNS_WRONG_SOURCE_FIX)
+    if "dns_truncated" in reasons:
+        out.append("the resolver's answer was truncated (too large for UDP) and no retry over TCP got an address: "
+                   "allow DNS over TCP (port 53/TCP) from the clients to their resolver")
     if "rejected" in reasons:
         if error_answers is None or error_answers:
             out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
@@ -2576,7 +2581,9 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
                                  "unreachable from the resolver's address), or a router or firewall refuses it",
              "wrong_source": "the answer came from another address than the one asked, and the client drops it (a "
                              "multihomed resolver answering from its other address, or a DNS redirect/NAT rule that "
-                             "does not rewrite the answer's source): the name does not resolve"}
+                             "does not rewrite the answer's source): the name does not resolve",
+             "dns_truncated": "the answer was truncated (too large for UDP) and no retry over TCP got an address: "
+                              "DNS over TCP (port 53/TCP) to the resolver is blocked, or the client did not retry"}
     rejected = []
     if error_answers is None or error_answers:
         rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "

@@ -370,7 +370,7 @@ def test_tunnel_server_closing_before_its_finished_is_a_failure_when_the_flight_
     r = _one(tmp_path, _records([_connect(), OK_200, *parts], close="s"))
     assert r["payload_cut"] and not r["tls_established"]
     assert (r["verdict"], r["reason"]) == ("blocked", "tls_failed")
-    assert r["detail"] == "TLS handshake aborted: connection closed (SF)"
+    assert r["detail"] == "TLS handshake aborted: the proxy 10.0.0.1:3128 closed the tunnel (SF)"
 
 
 @pytest.mark.parametrize("answer, want", [
