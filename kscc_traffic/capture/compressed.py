@@ -63,10 +63,6 @@ _NEAR = 32
 _CHECKPOINT = 8 << 20
 
 
-#: lz4's legacy frame format (``lz4 -l``, old Linux kernels' initramfs)
-_LZ4_LEGACY = b"\x02\x21\x4c\x18"
-
-
 def _is_skippable(head: bytes) -> bool:
     """True when ``head`` starts with a zstd skippable frame's magic (0x184D2A50..5F, as pzstd
     writes one before each frame)."""
@@ -76,10 +72,6 @@ def _is_skippable(head: bytes) -> bool:
 def codec_of(head: bytes) -> str | None:
     """The compression format whose magic ``head`` starts with (:data:`CODEC_MAGICS`; a zstd
     skippable frame counts as zstd, lz4's legacy frame as "lz4-legacy"), or None."""
-    if _is_skippable(head):
-        return "zstd"
-    if head.startswith(_LZ4_LEGACY):
-        return "lz4-legacy"
     return next((name for magic, name in CODEC_MAGICS.items() if head.startswith(magic)), None)
 
 
