@@ -21,7 +21,7 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
 from .columns import Columns
-from .flows import FLOW_COLUMNS, VLAN_STACK, build_flows, label_index, repeated, resent, tcp_payload_bytes
+from .flows import FLOW_COLUMNS, VLAN_STACK, arrays_of, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -447,7 +447,7 @@ def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
             flows = flows.copy(deep=False)          # (shallow: only the labels change)
             flows.columns = label_index(flows.columns)
         have = set(flows.columns.tolist())
-        got = {k: flows[k] for k in COLUMNS if k in have and (extra is None or k not in extra)}
+        got = arrays_of(flows, [k for k in COLUMNS if k in have and (extra is None or k not in extra)])
     else:
         if extra:
             raise ValueError("extra columns for a table whose column labels are not unique")

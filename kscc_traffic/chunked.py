@@ -53,7 +53,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, VLAN_STACK, broadcast_evidence, content_rows, dns_flows, history_plain
+    RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_RESOLVED, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
@@ -64,6 +64,7 @@ from .finishing import Finisher
 from .names import DNS_SLACK_NS
 from .rules import RuleSet
 from .scans import ScanWatch
+from .timeorder import merge_in_time
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
@@ -641,8 +642,7 @@ class _AuthRounds:
             retry.append(min(cand)[1] if cand else "")
         out[PROXY_RETRY] = pd.Series(retry, dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
-        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(flows, out)
 
 
 class _NoAddress:
@@ -700,8 +700,7 @@ class _NoAddress:
         self.held = []
         held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
                                        dtype=object, index=held.index)
-        both = pd.concat([flows, held], ignore_index=True) if len(flows) else held
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(flows, held)
 
 
 class _Refused:
@@ -774,8 +773,7 @@ class _Refused:
         out[REFUSED_WAIT] = pd.Series([None] * len(out), dtype=object, index=out.index)
         self.held = [held[~go]] if (~go).any() else []
         self._count = int(np.count_nonzero(~go))
-        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(flows, out)
 
 
 class _StaleRetries:
@@ -823,8 +821,12 @@ class _StaleRetries:
         held row's (the rows whose key may be a held one's, found in numpy)."""
         ports = np.fromiter({k[self.PORT] for k in self.keys}, np.int64)
         near = np.isin(flows[self.KEY[self.PORT]].to_numpy(), ports)
-        if near.any():
-            near &= pd.Series(flows["orig_h"].to_numpy(dtype=object)).isin({k[0] for k in self.keys}).to_numpy()
+        at = np.flatnonzero(near)
+        if len(at):
+            # (the client looked up only on the rows whose port is a held row's: a few of a batch)
+            hosts = {k[0] for k in self.keys}
+            hs = flows["orig_h"].to_numpy(dtype=object)[at].tolist()
+            near[at] = np.fromiter((h in hosts for h in hs), bool, len(hs))
         return near
 
     def _holds(self, flows: pd.DataFrame) -> Optional[np.ndarray]:
@@ -939,8 +941,7 @@ class _StaleRetries:
                 del self.keys[keys[i]]
                 self.retries.pop(keys[i], None)
         self.held = [held[~go]] if (~go).any() else []
-        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(flows, out)
 
 
 class _OtherSource:
@@ -976,20 +977,22 @@ class _OtherSource:
         if not n or not all(c in flows.columns for c in ("proto", "orig_h", "orig_p", "resp_h", "resp_p",
                                                          "orig_pkts", "resp_pkts", "ts_ns", "duration")):
             return np.zeros(n, bool), [None] * n, np.zeros(n, np.int64)
-        op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
-        opk, rpk = flows["orig_pkts"].to_numpy(np.int64), flows["resp_pkts"].to_numpy(np.int64)
-        one = ((flows["proto"].to_numpy(dtype=object) == "udp") & ((op == 53) | (rp == 53))
+        c = arrays_of(flows, ("proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts", "resp_pkts",
+                              "ts_ns", "duration"))
+        op, rp = c["orig_p"].astype(np.int64, copy=False), c["resp_p"].astype(np.int64, copy=False)
+        opk, rpk = c["orig_pkts"].astype(np.int64, copy=False), c["resp_pkts"].astype(np.int64, copy=False)
+        one = ((c["proto"].astype(object, copy=False) == "udp") & ((op == 53) | (rp == 53))
                & ((opk == 0) | (rpk == 0)))
         if mask is not None:
             one &= np.asarray(mask, bool)
         who: list = [None] * n
         at = np.flatnonzero(one)
         if len(at):
-            oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
+            oh, rh = c["orig_h"].astype(object, copy=False), c["resp_h"].astype(object, copy=False)
             for i in at.tolist():
                 who[i] = ((rh[i], int(rp[i])), oh[i]) if rp[i] != 53 else ((oh[i], int(op[i])), rh[i])
-        dur = np.nan_to_num(flows["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
-        end = flows["ts_ns"].to_numpy(np.int64) + (dur * 1e9).astype(np.int64) + int(OTHER_SOURCE_S * 1e9)
+        dur = np.nan_to_num(c["duration"].astype(float, copy=False), nan=0.0).clip(min=0.0)
+        end = c["ts_ns"].astype(np.int64, copy=False) + (dur * 1e9).astype(np.int64) + int(OTHER_SOURCE_S * 1e9)
         return one, who, end
 
     def _waiting(self, rows: pd.DataFrame, pending: list) -> np.ndarray:
@@ -1091,8 +1094,7 @@ class _OtherSource:
             return flows
         out = held[go]
         self.held = [held[~go]] if (~go).any() else []
-        both = pd.concat([flows, out], ignore_index=True) if len(flows) else out.reset_index(drop=True)
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(flows, out)
 
 
 class _Cols:
@@ -1105,6 +1107,7 @@ class _Cols:
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
+        self.arrays: Optional[dict[str, np.ndarray]] = None
         self.got: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -1116,7 +1119,12 @@ class _Cols:
 
     def __call__(self, name: str) -> np.ndarray:
         if name not in self.got:
-            self.got[name] = self.frame[name].to_numpy(self._TYPES.get(name, object))
+            if self.arrays is None:
+                # (every column taken at once at the first read: ~1 µs each, flows.arrays_of)
+                self.arrays = arrays_of(self.frame) if self.frame.columns.is_unique else {}
+            a = self.arrays.get(name)
+            self.got[name] = (self.frame[name].to_numpy(self._TYPES.get(name, object)) if a is None
+                              else a.astype(self._TYPES.get(name, object), copy=False))
         return self.got[name]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    frame_of, repeated, resent, seq_extents)
+                    arrays_of, frame_of, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -2706,7 +2706,7 @@ def _with_columns(flows: pd.DataFrame, service: np.ndarray, cols: dict[str, np.n
             and all(isinstance(t, np.dtype) and t.kind in "biufO" for t in flows.dtypes):
         # every column a numpy array: one frame of them all at once (flows.frame_of), service
         # replaced in its place
-        arrays = {k: flows[k].to_numpy() for k in flows.columns}
+        arrays = arrays_of(flows)
         arrays["service"] = np.asarray(service, object)
         arrays.update(cols)
         return frame_of(arrays, flows.index)

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import CLOSE_DELAY_NS, IDLE_TIMEOUT_NS, TCP, history_plain
+from .timeorder import merge_in_time
 
 #: the window (s) in which a scan's probes are counted: Zeek's ``Scan::port_scan_interval`` and
 #: ``Scan::addr_scan_interval`` (5 min; "a higher interval will detect slower scanners, but may
@@ -730,5 +731,4 @@ class ScanWatch:
         self.held = held[~go_a] if (~go_a).any() else None
         self.held_rows = [x for x, g in zip(self.held_rows, go) if not g]
         self.held_warm = [x for x, g in zip(self.held_warm, go) if not g]
-        both = pd.concat([out, leave], ignore_index=True) if len(out) else leave.reset_index(drop=True)
-        return both.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        return merge_in_time(out, leave)
