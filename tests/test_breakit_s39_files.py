@@ -98,3 +98,118 @@ def test_fifo_error_with_tshark_engine_does_not_offer_standard_input(tmp_path):
     with pytest.raises(CaptureError, match="not a regular file") as e:
         _check_source(tmp_path / "f", magic=True)
     assert str(e.value).endswith(f"kscc-traffic analyze - < {fifo}")
+
+
+# ------------------------------------------------------------------ compressed, tshark engine
+def _fake_tshark(tmp_path: Path, *, refuse_suffix: str | None = None) -> Path:
+    """A stand-in tshark that notes each run in ``runs.txt``; it refuses (as tshark does a
+    file it cannot open) every file, or only those whose name ends with ``refuse_suffix``,
+    running the real tshark for the others."""
+    runs = tmp_path / "runs.txt"
+    real = shutil.which("tshark") or "/bin/false"
+    script = tmp_path / "tshark"
+    cond = "true" if refuse_suffix is None else f'case "$r" in *{refuse_suffix}) true;; *) false;; esac'
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{runs}"\n'
+        'r=""; prev=""; for a in "$@"; do [ "$prev" = "-r" ] && r="$a"; prev="$a"; done\n'
+        f'if {cond}; then echo "tshark: The file \\"$r\\" isn\'t a capture file in a format TShark '
+        'understands." >&2; exit 2; fi\n'
+        f'exec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def _lz4_legacy(data: bytes) -> bytes:
+    block = pytest.importorskip("lz4.block")
+    comp = block.compress(data, store_size=False)
+    return struct.pack("<II", 0x184C2102, len(comp)) + comp
+
+
+def test_lz4_legacy_refused_by_tshark_engine_itself(tmp_path):
+    from kscc_traffic.engines.tshark import read_packets
+    from kscc_traffic.errors import TruncatedCapture
+    p = tmp_path / "c.pcap.lz4"
+    p.write_bytes(_lz4_legacy(_pcap_of(_syn_frames(5))))
+    fake = _fake_tshark(tmp_path)
+    with pytest.raises(TruncatedCapture) as e:
+        read_packets(p, str(fake))
+    assert str(e.value) == ("c.pcap.lz4: lz4 legacy frame format (lz4 -l) is not read: convert it with "
+                            "'lz4 -d FILE OUT' (then 'lz4 OUT' for the current frame format if wanted); "
+                            "no capture data")
+    assert not (tmp_path / "runs.txt").exists()      # (tshark was not asked)
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+def test_lz4_legacy_same_error_both_engines(tmp_path):
+    p = tmp_path / "c.pcap.lz4"
+    p.write_bytes(_lz4_legacy(_pcap_of(_syn_frames(3))))
+    lines = []
+    for engine in ("builtin", "tshark"):
+        r = _analyze(tmp_path, p, "--engine", engine)
+        assert r.returncode == 2
+        got = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("Running as")]
+        assert len(got) == 1, r.stderr
+        lines.append(got[0])
+    assert lines[0] == lines[1]
+    assert "convert it with 'lz4 -d FILE OUT'" in lines[0]
+
+
+def _compress(codec: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+    if codec == "gzip":
+        return gzip.compress(data)
+    if codec == "xz":
+        return lzma.compress(data)
+    if codec == "bzip2":
+        return bz2.compress(data)
+    if codec == "zstd":
+        return pytest.importorskip("zstandard").ZstdCompressor().compress(data)
+    return pytest.importorskip("lz4.frame").compress(data)
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+@pytest.mark.parametrize("codec", ["gzip", "xz", "bzip2", "zstd", "lz4"])
+def test_compressed_capture_tshark_engine_as_builtin(tmp_path, codec):
+    # (tshark opens gzip, zstd and lz4 itself; xz and bzip2 it does not: the engine decompresses
+    # them first, without a word, as the built-in engine reads them)
+    p = tmp_path / f"c.pcap.{codec}"
+    p.write_bytes(_compress(codec, _pcap_of(_syn_frames(6))))
+    outs = []
+    for engine in ("builtin", "tshark"):
+        r = _analyze(tmp_path, p, "--engine", engine, out=f"{engine}.jsonl")
+        assert "Error" not in r.stderr, r.stderr
+        assert _warnings(r.stderr) == [], r.stderr
+        outs.append((tmp_path / f"{engine}.jsonl").read_text())
+    assert outs[0] == outs[1]
+    assert len(outs[0].splitlines()) == 6
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+def test_xz_cut_short_tshark_engine_says_where_data_ends(tmp_path):
+    from kscc_traffic.engines.tshark import read_packets
+    pcap = _pcap_of(_syn_frames(8))
+    whole = _compress("xz", pcap)
+    p = tmp_path / "cut.pcap.xz"
+    p.write_bytes(whole[:len(whole) - 40])
+    pk = read_packets(p)
+    assert 0 < pk.stats.records < 8
+    ends = [w for w in pk.stats.warnings if "capture data ends at offset" in w]
+    assert len(ends) == 1 and ends[0].startswith("cut.pcap.xz: xz stream ends before its end marker"), \
+        pk.stats.warnings
+    assert not any("kscc-traffic-" in w for w in pk.stats.warnings)   # (no temporary file named)
+    assert pk.stats.bytes_read == p.stat().st_size
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+def test_zstd_with_a_tshark_without_zstd_is_decompressed_first(tmp_path):
+    from kscc_traffic.engines.tshark import read_packets
+    p = tmp_path / "c.pcap.zst"
+    p.write_bytes(_compress("zstd", _pcap_of(_syn_frames(5))))
+    fake = _fake_tshark(tmp_path, refuse_suffix=".zst")
+    pk = read_packets(p, str(fake))
+    assert pk.stats.records == 5
+    assert sorted(pk.cols["sport"].tolist()) == [40000, 40001, 40002, 40003, 40004]
+    assert pk.stats.warnings == []

@@ -1716,7 +1716,18 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         err = _builtin_refusal(p, name)
         if err is not None:
             raise err
+    codec = _codec(p)
+    if codec == "lz4-legacy":
+        # (refused as the built-in reader refuses it, saying how to convert it; tshark is not run)
+        err = _builtin_refusal(p, name)
+        if err is not None:
+            raise err
+    if codec in TSHARK_UNREAD_CODECS:
+        return _read_decompressed(exe, p, name, codec)
     b, rc, msg = _dissect(exe, p)
+    if rc != 0 and b.records == 0 and codec in ("zstd", "lz4"):
+        # (a tshark built without zstd or lz4 support: it says the file is no capture)
+        return _read_decompressed(exe, p, name, codec)
     err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
     if err is not None or (rc != 0 and b.records == 0):
         # (a pcapng cut inside its header is a one-frame "file-pcapng" to tshark: the built-in
@@ -1756,6 +1767,67 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         stats.warn(f"{name}: tshark stopped reading after {b.records} frames: "
                    f"{msg or f'exit status {rc}'}{rest}")
     return _finish(b, stats, p, name, rc, check_times=True)
+
+
+#: compressed formats (:data:`kscc_traffic.capture.compressed.CODEC_MAGICS`) tshark does not open
+#: (Wireshark reads gzip, and zstd and lz4 from 4.0 when built with them): decompressed by
+#: :func:`_read_decompressed` first
+TSHARK_UNREAD_CODECS = frozenset({"xz", "bzip2"})
+
+
+def _codec(p: Path) -> str | None:
+    """The compressed format ``p`` begins with (:func:`kscc_traffic.capture.compressed.codec_of`),
+    or None (not compressed, or unreadable)."""
+    from ..capture.compressed import codec_of
+    try:
+        with open(p, "rb") as fh:
+            return codec_of(fh.read(8))
+    except OSError:
+        return None
+
+
+def _read_decompressed(exe: str, p: Path, name: str, codec: str) -> Packets:
+    """Dissect a capture compressed in a format tshark does not open (``codec``: xz, bzip2, or
+    zstd/lz4 for a tshark built without them): decompressed by the built-in reader's
+    decompressor (:class:`kscc_traffic.capture.compressed.DecompressingReader`: several
+    streams, padding) into a temporary file (as large as the capture uncompressed; removed
+    after), which :func:`read_packets` dissects. The warnings and errors name ``name``, as the
+    built-in engine's do; where the compressed data ends early (cut short, corrupt) the warning
+    line is the built-in reader's (``…; capture data ends at offset N``).
+
+    :raises CaptureError: as :func:`read_packets`; a :class:`~kscc_traffic.errors.TruncatedCapture`
+        (the built-in reader's "…; no capture data") when nothing decompresses.
+    """
+    import tempfile
+    from ..capture.compressed import DecompressingReader
+    from ..errors import TruncatedCapture
+    fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcap")
+    try:
+        made = 0
+        with open(p, "rb") as f, os.fdopen(fd, "wb") as out:
+            reader = DecompressingReader(f, codec)
+            while True:
+                piece = reader.read(1 << 20)
+                if not piece:
+                    break
+                out.write(piece)
+                made += len(piece)
+        problem = reader.problem
+        if problem and not made:
+            raise TruncatedCapture(f"{name}: {problem}; no capture data")
+        shown = path_text(tmp)
+        try:
+            pk = read_packets(tmp, exe, name=name)
+        except CaptureError as e:
+            raise type(e)(str(e).replace(shown, name)) from None
+    finally:
+        os.unlink(tmp)
+    st = pk.stats
+    st.warnings[:] = [w.replace(shown, name) for w in st.warnings]
+    if problem:
+        st.warn(f"{name}: {problem}; capture data ends at offset {made}")
+    st.bytes_read = p.stat().st_size
+    return pk
 
 
 def _pcap_ns(p: Path) -> bool:
