@@ -213,3 +213,67 @@ def test_zstd_with_a_tshark_without_zstd_is_decompressed_first(tmp_path):
     assert pk.stats.records == 5
     assert sorted(pk.cols["sport"].tolist()) == [40000, 40001, 40002, 40003, 40004]
     assert pk.stats.warnings == []
+
+
+# ------------------------------------------------------------------ Apple PKTAP (258, USER2 149)
+def _pktap(frame: bytes, hlen: int = 108, type_next: int = 1, dlt: int = 1, room: int | None = None) -> bytes:
+    """``frame`` after an Apple ``struct pktap_header`` (little-endian: pth_length ``hlen``,
+    pth_type_next, pth_dlt, pth_ifname "en0", the rest zero) of ``room`` bytes (default
+    ``hlen``)."""
+    return struct.pack("<III24s", hlen, type_next, dlt, b"en0").ljust(hlen if room is None else room, b"\0") + frame
+
+
+def _pktap_v2(frame: bytes) -> bytes:
+    """``frame`` after a kernel ``struct pktap_v2_hdr`` (1-byte pth_length 64, offsets of the
+    interface and command names, 16-bit pth_dlt 1, pth_flags with PTH_FLAG_V2_HDR at offset 36)."""
+    h = struct.pack("<BBBBBBHHHHHIIIiiI", 64, 0, 0, 40, 56, 0, 1, 14, 0, 6, 6, 2, 0, 0, 100, 100, 0x80000)
+    return h.ljust(40, b"\0") + b"en0".ljust(16, b"\0") + b"curl".ljust(8, b"\0") + frame
+
+
+def _analysed(path: Path, engine: str = "builtin"):
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    r = analyze_file(path, load_rules(), engine=engine)
+    return r, next(iter(r.stats.values()))
+
+
+@pytest.mark.parametrize("linktype", [258, 149])
+@pytest.mark.parametrize("hlen, type_next", [(40, 1), (107, 1), (108, 0), (108, 2)])
+def test_pktap_header_not_one_gives_no_packet(tmp_path, linktype, hlen, type_next):
+    # (Wireshark: a pth_length under 108 is "Header length is too short", a pth_type_next other
+    # than 1 has no packet after it: nothing is read past the header; the builtin decoder read
+    # the frame after any header of 12 bytes or more, of any type, under link type 258)
+    p = tmp_path / "pktap.pcap"
+    p.write_bytes(_pcap_of([_pktap(f, hlen, type_next) for f in _syn_frames(4)], linktype))
+    r, st = _analysed(p)
+    assert len(r.flows) == 0
+    assert (st.records, st.ip_packets, st.non_ip) == (4, 0, 4)
+
+
+@pytest.mark.parametrize("linktype", [258, 149])
+def test_pktap_156_byte_header_read(tmp_path, linktype):
+    # (recent macOS: pth_flowid, pth_ipproto, pth_tstamp, pth_uuid, pth_euuid after the 108
+    # bytes; the frame starts at pth_length)
+    p = tmp_path / "pktap.pcap"
+    p.write_bytes(_pcap_of([_pktap(f, 156) for f in _syn_frames(3)], linktype))
+    r, st = _analysed(p)
+    assert sorted(r.flows["orig_p"].tolist()) == [40000, 40001, 40002]
+    assert set(r.flows["resp_h"]) == {"203.0.113.5"}
+    assert (st.ip_packets, st.non_ip, st.malformed) == (3, 0, 0)
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="tshark is not installed")
+@pytest.mark.parametrize("linktype", [258, 149])
+def test_pktap_engines_agree(tmp_path, linktype):
+    # (tshark reads an unconfigured USER2 as PKTAP, as macOS's tcpdump writes it)
+    fr = _syn_frames(7)
+    frames = [_pktap(fr[0]), _pktap(fr[1], 156), _pktap(fr[2], 200), _pktap_v2(fr[3]),
+              _pktap(fr[4], type_next=0), _pktap(fr[5], hlen=60), _pktap(fr[6], dlt=101, hlen=108)[:108]
+              + fr[6][14:]]
+    p = tmp_path / "mix.pcap"
+    p.write_bytes(_pcap_of(frames, linktype))
+    (a, sa), (b, sb) = _analysed(p), _analysed(p, "tshark")
+    cols = ["uid", "orig_h", "orig_p", "resp_h", "resp_p", "proto", "conn_state", "history"]
+    assert a.flows.sort_values("uid")[cols].values.tolist() == b.flows.sort_values("uid")[cols].values.tolist()
+    assert sorted(a.flows["orig_p"].tolist()) == [40000, 40001, 40002, 40006]
+    assert (sa.ip_packets, sa.non_ip + sa.malformed) == (sb.ip_packets, sb.non_ip + sb.malformed) == (4, 3)

@@ -169,6 +169,9 @@ _qqqq = struct.Struct("!QQQQ").unpack_from
 _qq = struct.Struct("!QQ").unpack_from
 
 
+#: the shortest Apple PKTAP header (``struct pktap_header`` as first defined: Wireshark's
+#: MIN_PKTAP_HDR_LEN); later ones are longer (156 bytes), the frame starting at pth_length
+PKTAP_MIN_HEADER = 108
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
 LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
@@ -747,10 +750,18 @@ class SlowDecoder:
                 if end - pos < 12:
                     return MALFORMED
                 hlen, inner = _le32(d, pos)[0], _le32(d, pos + 8)[0]
-                # USER2 (149) is PKTAP as macOS's tcpdump writes it (DLT_PKTAP == DLT_USER2
-                # there): read as PKTAP only when the header is one (pth_length at least the
-                # 108-byte header, pth_type_next 1 = a packet), else it is someone's own format
-                if lt == 149 and (hlen < 108 or _le32(d, pos + 4)[0] != 1):
+                # Apple's struct pktap_header (xnu bsd/net/pktap.h; Wireshark's
+                # packet-pktap.c): pth_length u32 (108 bytes in the first version, 156 since
+                # pth_flowid … pth_euuid were added: the frame starts at pth_length), then
+                # pth_type_next u32 (1: a packet follows; 0: nothing), pth_dlt u32, all
+                # little-endian (host order, Apple's hosts are). A header shorter than 108
+                # bytes (Wireshark: "Header length is too short"; also what a kernel
+                # pktap_v2_hdr, a 1-byte length then offsets, reads as) or a record of another
+                # type gives no packet, as Wireshark reads none. USER2 (149) is PKTAP as
+                # macOS's tcpdump writes it (DLT_PKTAP == DLT_USER2 there; Wireshark's
+                # user_dlt reads an unconfigured USER2 as PKTAP): the same test tells a PKTAP
+                # header from someone's own format
+                if hlen < PKTAP_MIN_HEADER or _le32(d, pos + 4)[0] != 1:
                     return NONIP
             else:                                       # version, flags, length, dlt (LE)
                 if end - pos < 8 or d[pos] != 0:
