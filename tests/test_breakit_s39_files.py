@@ -277,3 +277,157 @@ def test_pktap_engines_agree(tmp_path, linktype):
     assert a.flows.sort_values("uid")[cols].values.tolist() == b.flows.sort_values("uid")[cols].values.tolist()
     assert sorted(a.flows["orig_p"].tolist()) == [40000, 40001, 40002, 40006]
     assert (sa.ip_packets, sa.non_ip + sa.malformed) == (sb.ip_packets, sb.non_ip + sb.malformed) == (4, 3)
+
+
+# ------------------------------------------------------------------ TZSP
+def _tzsp_frame(inner: bytes, *, encap: int = 1, sport: int = 40001, dport: int = 37008,
+                tags: bytes = b"\x00\x01", ttype: int = 0, udp_extra: int = 0) -> bytes:
+    """An Ethernet frame (to the collector, VLAN 99) of a UDP datagram 192.0.2.9:sport ->
+    192.0.2.10:dport carrying TZSP (version 1, type ``ttype``, encapsulation ``encap``, the
+    tagged fields ``tags`` ending with the end tag) and ``inner``; ``udp_extra`` bytes of zeros
+    after it (inside the datagram)."""
+    from scapy.all import IP, UDP, Dot1Q, Ether, Raw
+    payload = struct.pack("!BBH", 1, ttype, encap) + tags + inner + b"\0" * udp_extra
+    return bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / Dot1Q(vlan=99)
+                 / IP(src="192.0.2.9", dst="192.0.2.10") / UDP(sport=sport, dport=dport) / Raw(payload))
+
+
+def _inner_conversation():
+    """The agent's frames the sensor saw: a TCP handshake and a byte of data to 203.0.113.5:13000
+    in VLAN 42, and a broadcast UDP datagram to 192.0.2.255:15000."""
+    from scapy.all import IP, TCP, UDP, Dot1Q, Ether, Raw
+    e = Ether(src="00:00:5e:00:53:0a", dst="00:00:5e:00:53:01") / Dot1Q(vlan=42)
+    r = Ether(dst="00:00:5e:00:53:0a", src="00:00:5e:00:53:01") / Dot1Q(vlan=42)
+    a, s = "192.0.2.50", "203.0.113.5"
+    return [bytes(e / IP(src=a, dst=s) / TCP(sport=50001, dport=13000, flags="S", seq=100)),
+            bytes(r / IP(src=s, dst=a) / TCP(sport=13000, dport=50001, flags="SA", seq=900, ack=101)),
+            bytes(e / IP(src=a, dst=s) / TCP(sport=50001, dport=13000, flags="A", seq=101, ack=901)),
+            bytes(e / IP(src=a, dst=s) / TCP(sport=50001, dport=13000, flags="PA", seq=101, ack=901) / Raw(b"x")),
+            bytes(Ether(src="00:00:5e:00:53:0a", dst="ff:ff:ff:ff:ff:ff") / IP(src=a, dst="192.0.2.255")
+                  / UDP(sport=15000, dport=15000) / Raw(b"hello"))]
+
+
+def _write(tmp_path: Path, name: str, frames: list[bytes]) -> Path:
+    p = tmp_path / name
+    p.write_bytes(_pcap_of(frames))
+    return p
+
+
+def _check_all(path: Path):
+    """The frames decoded (fast path = slow path), against the scapy reference decoder (rows
+    and link facts), whole = chunked; returns (packets, flows)."""
+    from chunkcmp import assert_same
+    from decodecheck import decoded
+    from kscc_traffic.capture.files import read_frames
+    from reference_decoder import decoded_fields, link_fields, link_reference, reference
+    pk = decoded(path)
+    fr = read_frames(path)
+    assert decoded_fields(pk) == reference(fr)
+    assert link_fields(pk) == link_reference(fr)
+    flows = assert_same(path, [200, 500])
+    return pk, flows
+
+
+def _same_with_tshark(path: Path, flows) -> list[str]:
+    """The tshark engine's flows (keys, counts, bytes, verdicts) equal ``flows``; the decode
+    warnings of both engines equal (returned)."""
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.rules import load_rules
+    rules = load_rules()
+    a = analyze_file(path, rules)
+    warn = sorted(w for s in a.stats.values() for w in s.warnings if "decode:" in w)
+    if not HAVE_TSHARK:
+        return warn
+    b = analyze_file(path, rules, engine="tshark")
+    assert sorted(w for s in b.stats.values() for w in s.warnings if "decode:" in w) == warn
+    keys = ["uid", "vlan", "proto", "orig_h", "orig_p", "resp_h", "resp_p", "orig_pkts", "resp_pkts",
+            "orig_bytes", "resp_bytes", "orig_ip_bytes", "cast", "conn_state", "purpose", "verdict"]
+    x = flows.sort_values("uid")[keys].values.tolist()
+    y = b.flows.sort_values("uid")[keys].values.tolist()
+    assert x == y
+    return warn
+
+
+@pytest.mark.parametrize("ports", [(40001, 37008), (37008, 40002), (37008, 37008)],
+                         ids=["to_37008", "from_37008", "both_37008"])
+def test_tzsp_ethernet_either_direction(tmp_path, ports):
+    pytest.importorskip("scapy")
+    sport, dport = ports
+    tags = b"\x0a\x01\xc4\x00\x29\x02\x05\xdc\x3c\x06\x00\x00\x5e\x00\x53\x63\x01"   # signal, orig len, sensor
+    frames = [_tzsp_frame(f, sport=sport, dport=dport, tags=tags) for f in _inner_conversation()]
+    path = _write(tmp_path, "tzsp.pcap", frames)
+    pk, flows = _check_all(path)
+    from kscc_traffic.capture._slowpath import vlan_value
+    assert pk.cols["vlan"].tolist() == [vlan_value([42])] * 4 + [0]     # the inner frame's, not 99
+    assert pk.cols["l2_bcast"].tolist() == [False] * 4 + [True]
+    t = flows[flows["proto"] == "tcp"].iloc[0]
+    assert (t["orig_h"], t["orig_p"], t["resp_h"], t["resp_p"], t["orig_bytes"], t["history"]) == \
+        ("192.0.2.50", 50001, "203.0.113.5", 13000, 1, "ShAD")
+    u = flows[flows["proto"] == "udp"].iloc[0]
+    assert (u["resp_h"], u["resp_p"], u["cast"]) == ("192.0.2.255", 15000, "broadcast")
+    assert _same_with_tshark(path, flows) == [
+        "tzsp.pcap: decode: 5 tunnelled packets decoded as their inner packet, outer headers dropped (TZSP 5)"]
+
+
+def test_tzsp_raw_ip(tmp_path):
+    pytest.importorskip("scapy")
+    frames = [_tzsp_frame(f[18:] if len(f) > 60 or f[12:14] == b"\x81\x00" else f[14:], encap=7)
+              for f in _inner_conversation()[:4]]
+    path = _write(tmp_path, "tzsp7.pcap", frames)
+    pk, flows = _check_all(path)
+    assert pk.cols["vlan"].tolist() == [0] * 4
+    assert len(flows) == 1 and flows.iloc[0]["resp_p"] == 13000 and flows.iloc[0]["orig_bytes"] == 1
+    assert _same_with_tshark(path, flows) == [
+        "tzsp7.pcap: decode: 4 tunnelled packets decoded as their inner packet, outer headers dropped (TZSP 4)"]
+
+
+def _dot11_data(ip_packet: bytes) -> bytes:
+    """An 802.11 data frame (ToDS) carrying ``ip_packet`` after LLC/SNAP."""
+    fc = struct.pack("<H", 0x0108)
+    return (fc + b"\0\0" + bytes.fromhex("00005e005301 00005e00530a 00005e005301") + b"\x10\x00"
+            + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip_packet)
+
+
+def test_tzsp_other_encapsulations_counted_and_kept_as_udp(tmp_path):
+    # (802.11 from MikroTik's wireless sniffer, radiotap, PPP: not read by the builtin decoder;
+    # Wireshark dissects the 802.11 frame's packet: the tshark engine keeps the UDP datagram too)
+    pytest.importorskip("scapy")
+    conv = _inner_conversation()
+    ips = [f[18:] for f in conv[:4]]
+    frames = [_tzsp_frame(_dot11_data(ips[0]), encap=18), _tzsp_frame(_dot11_data(ips[1]), encap=18),
+              _tzsp_frame(_dot11_data(ips[2]), encap=18),
+              _tzsp_frame(b"\x00\x00\x08\x00\x00\x00\x00\x00" + _dot11_data(ips[3]), encap=126),
+              _tzsp_frame(b"\xff\x03\x00\x21" + ips[3], encap=4),
+              _tzsp_frame(conv[0])]
+    path = _write(tmp_path, "tzsp_wifi.pcap", frames)
+    pk, flows = _check_all(path)
+    assert sorted(flows["proto"].tolist()) == ["tcp", "udp"]
+    u = flows[flows["proto"] == "udp"].iloc[0]
+    assert (u["orig_h"], u["resp_h"], u["resp_p"], u["orig_pkts"]) == ("192.0.2.9", "192.0.2.10", 37008, 5)
+    warn = _same_with_tshark(path, flows)
+    assert warn == [
+        "tzsp_wifi.pcap: decode: 1 tunnelled packets decoded as their inner packet, outer headers dropped (TZSP 1)",
+        "tzsp_wifi.pcap: decode: 5 TZSP packets carrying frames of a kind not read (802.11 (encapsulation 18) 3, "
+        "PPP (encapsulation 4) 1, 802.11 with radiotap headers (encapsulation 126) 1): the packets in them are "
+        "missing from the flows, only the UDP datagrams to port 37008 are counted (have the sniffer stream "
+        "Ethernet frames: a wired interface, or capture on the host itself)"]
+
+
+def test_udp_from_port_37008_not_tzsp_stays_udp(tmp_path):
+    # a client whose ephemeral port is 37008 (in Linux's 32768-60999): a datagram whose first
+    # bytes pass TZSP's header checks but carry no IP packet that fits stays UDP, as do an
+    # Ethernet frame whose IP datagram runs past the UDP datagram and another encapsulation;
+    # uncounted (only a datagram to 37008 is counted as TZSP)
+    pytest.importorskip("scapy")
+    conv = _inner_conversation()
+    long_ip = bytearray(conv[0])
+    struct.pack_into("!H", long_ip, 18 + 2, 200)       # IPv4 total length past the datagram
+    frames = [_tzsp_frame(b"\x00\x01\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01", sport=37008, dport=53,
+                          tags=b"\x01"),
+              _tzsp_frame(bytes(long_ip), sport=37008, dport=40003),
+              _tzsp_frame(_dot11_data(conv[0][18:]), encap=18, sport=37008, dport=40003)]
+    path = _write(tmp_path, "not_tzsp.pcap", frames)
+    pk, flows = _check_all(path)
+    assert pk.cols["sport"].tolist() == [37008, 37008, 37008]
+    assert sorted(flows["resp_p"].tolist()) == [53, 40003]
+    assert _same_with_tshark(path, flows) == []
