@@ -691,7 +691,8 @@ class PacketBuilder:
             protos = protos[:v]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
-        t = next((i for i in range(start + 1, len(protos)) if protos[i] == "tzsp" and protos[i - 1] == "udp"), -1)
+        t = next((i for i in range(start + 1, len(protos)) if protos[i] == "tzsp" and protos[i - 1] == "udp"),
+                 -1) if "tzsp" in protos else -1
         if t > 0 and not self._tzsp_read(protos, f, t, ip_idx):
             # TZSP the builtin decoder does not read (_slowpath.SlowDecoder._tzsp): another
             # version or type, an encapsulation other than Ethernet and raw IP (counted), or,
