@@ -472,11 +472,23 @@ def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
 _MAGICS = CAPTURE_MAGICS
 
 
+def _shell_word(path) -> str:
+    """``path`` quoted for a POSIX shell (:func:`shlex.quote`), or ``FILE`` when its text has
+    characters :func:`kscc_traffic.text.path_text` escapes (control characters…): a command line
+    shown in an error, never a name to paste blindly."""
+    import shlex
+    text = os.fspath(path)
+    text = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    return shlex.quote(text) if path_text(text) == text else "FILE"
+
+
 def _check_source(path, magic: bool = True) -> None:
     """Refuse what is not a capture before reading it whole: a missing path, a directory, a FIFO
-    or device (``/dev/urandom`` would never end), or (``magic``) a file whose first bytes are no
-    pcap/pcapng/gzip magic (not with the tshark engine, which reads every format Wireshark reads:
-    snoop, Network Monitor, NetScaler, ERF…).
+    or device (``/dev/urandom`` would never end; with the built-in engine, ``magic``, the error
+    says to give it on standard input instead, ``kscc-traffic analyze - < PATH``, which reads a
+    stream once; the tshark engine reads files only), or (``magic``) a file whose first bytes
+    are no pcap/pcapng/gzip magic (not with the tshark engine, which reads every format
+    Wireshark reads: snoop, Network Monitor, NetScaler, ERF…).
 
     :data:`~kscc_traffic.capture.files.STDIN` (the command line's ``-``) is read as a stream,
     nothing of it before: refused only when it is closed or a terminal (nobody piped a capture).
@@ -503,7 +515,9 @@ def _check_source(path, magic: bool = True) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise CaptureError(f"{shown}: is a directory, not a capture file")
     if not stat.S_ISREG(st.st_mode):
-        raise CaptureError(f"{shown}: not a regular file (a pipe or device); save the capture to a file first")
+        raise CaptureError(f"{shown}: not a regular file (a pipe or device); save the capture to a file first"
+                           + (f", or give it on standard input: kscc-traffic analyze - < {_shell_word(path)}"
+                              if magic else ""))
     try:
         with open(p, "rb") as fh:
             head = fh.read(KNOWN_HEAD_BYTES)   # (enough to tell a tar archive)

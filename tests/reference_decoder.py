@@ -24,6 +24,12 @@ What the reference does itself, on top of scapy, because scapy's dissection does
   authentication header and origin indication itself and dissects the IPv6 packet after them when
   it fills the rest of the UDP datagram exactly (the decoder's rule against taking other UDP 3544
   traffic for Teredo);
+- TZSP (UDP port 37008; Wireshark's packet-tzsp.c): scapy leaves it as Raw (unless
+  ``scapy.contrib.tzsp`` was loaded); the reference reads the header itself (version 1, type 0
+  or 1, the tagged fields to the end tag) and dissects the frame after it when it is Ethernet
+  (encapsulation 1) or raw IP (7), for a datagram to 37008; one from 37008 to another port only
+  when that frame holds an IP packet whose length fits in the datagram (the decoder's rule
+  against taking a client's ephemeral port 37008 for TZSP); other encapsulations stay UDP;
 - 802.11 A-MSDU (QoS control "A-MSDU present"): scapy reads the body as one LLC header; the
   reference walks the subframes itself (DA, SA, 2-byte big-endian length, LLC/SNAP + packet,
   padded to 4 bytes but the last) and dissects each as LLC. A frame that holds several packets
@@ -135,6 +141,42 @@ def _teredo(udp: Any) -> Any:
     return S.IPv6(data[p:n])
 
 
+TZSP_PORT = 37008
+
+
+def _tzsp(udp: Any) -> Any:
+    """The frame a TZSP datagram carries, dissected (Ether or IP/IPv6), or None."""
+    S = _scapy()
+    data = bytes(udp.payload)
+    n = min(len(data), udp.len - 8) if udp.len >= 8 else len(data)
+    if n < 5 or data[0] != 1 or data[1] > 1:
+        return None
+    encap = struct.unpack("!H", data[2:4])[0]
+    p = 4
+    while True:
+        if p >= n:
+            return None
+        if data[p] == 1:
+            p += 1
+            break
+        p += 1 if data[p] == 0 else 2 + (data[p + 1] if p + 1 < n else 255)
+    if p > n or encap not in (1, 7):
+        return None
+    frame = data[p:n]
+    inner = S.Ether(frame) if encap == 1 else S.IPv46(frame) if frame[:1] and frame[0] >> 4 in (4, 6) else None
+    if inner is None or udp.dport == TZSP_PORT:
+        return inner
+    ip, room = inner, n - p
+    while type(ip) in (S.Ether, S.Dot1Q, S.Dot1AD):
+        room -= 14 if type(ip) is S.Ether else 4
+        ip = ip.payload
+    if type(ip) is S.IP:
+        return inner if 20 <= ip.ihl * 4 <= ip.len <= room else None
+    if type(ip) is S.IPv6:
+        return inner if ip.plen and 40 + ip.plen <= room else None
+    return None
+
+
 def _dissect(lt: int, data: bytes) -> Any:
     S = _scapy()
     if lt == 0:
@@ -195,6 +237,14 @@ def _walk(pkt: Any) -> tuple[Any, tuple[list[int], bool]]:
               and type(layer.payload) is S.Raw):
             inner = _teredo(layer)
             if inner is not None:
+                layer = inner
+                continue
+        elif (type(layer) is S.UDP and TZSP_PORT in (layer.sport, layer.dport)
+              and type(layer.payload) is S.Raw):
+            inner = _tzsp(layer)
+            if inner is not None:
+                found = None                    # (a tunnel: its packet, or none)
+                link = ([], False)
                 layer = inner
                 continue
         layer = layer.payload

@@ -106,8 +106,15 @@ GRE_UDP_PORT = 4754
 #: tunnel carries Ethernet, as Wireshark's ethertype table reads it (packet-eth.c)
 ETH_BRIDGED = 0x6558
 #: TZSP (TaZmen Sniffer Protocol: MikroTik's packet sniffer streams the frames it sees to this
-#: destination port): a 4-byte header and tagged fields, then the frame (read when Ethernet)
+#: port, and some sensors send from it): a 4-byte header and tagged fields, then the frame
 TZSP_PORT = 37008
+#: TZSP encapsulations (Wireshark's packet-tzsp.c) -> their name; 1 (Ethernet) and 7 (raw IP)
+#: are read, the others counted (:attr:`SlowDecoder.tzsp_unread`), the datagram kept as UDP
+TZSP_ENCAPS = {1: "Ethernet", 2: "Token Ring", 3: "SLIP", 4: "PPP", 5: "FDDI", 7: "raw IP",
+               18: "802.11", 119: "802.11 with Prism headers", 126: "802.11 with radiotap headers",
+               127: "802.11 with AVS headers"}
+#: TZSP encapsulations read: Ethernet, raw IP
+TZSP_READ = frozenset((1, 7))
 #: UDP ports whose datagrams may carry a tunnel (either port: :meth:`SlowDecoder._udp_tunnel`)
 _TUNNEL_UDP_PORTS = frozenset((VXLAN_PORT, VXLAN_LINUX_PORT, GENEVE_PORT, L2TP_PORT, TEREDO_PORT,
                                GTPU_PORT, VXLAN_GPE_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT,
@@ -169,6 +176,9 @@ _qqqq = struct.Struct("!QQQQ").unpack_from
 _qq = struct.Struct("!QQ").unpack_from
 
 
+#: the shortest Apple PKTAP header (``struct pktap_header`` as first defined: Wireshark's
+#: MIN_PKTAP_HDR_LEN); later ones are longer (156 bytes), the frame starting at pth_length
+PKTAP_MIN_HEADER = 108
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
 LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
@@ -452,6 +462,9 @@ class SlowDecoder:
         #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
         #: RFC 1144): not read (counted in ``non_ip`` too)
         self.vj_tcp = 0
+        #: TZSP packets (type 0 or 1) of an encapsulation not read (802.11, PPP…): encapsulation
+        #: -> count (the UDP datagram carrying each is the row)
+        self.tzsp_unread: Counter[int] = Counter()
         #: frames skipped because the capture marks them damaged (radiotap bad-FCS flag, PPI
         #: FCS-invalid flag) / because their FCS does not match (both also in ``malformed``)
         self.bad_fcs = 0
@@ -747,10 +760,18 @@ class SlowDecoder:
                 if end - pos < 12:
                     return MALFORMED
                 hlen, inner = _le32(d, pos)[0], _le32(d, pos + 8)[0]
-                # USER2 (149) is PKTAP as macOS's tcpdump writes it (DLT_PKTAP == DLT_USER2
-                # there): read as PKTAP only when the header is one (pth_length at least the
-                # 108-byte header, pth_type_next 1 = a packet), else it is someone's own format
-                if lt == 149 and (hlen < 108 or _le32(d, pos + 4)[0] != 1):
+                # Apple's struct pktap_header (xnu bsd/net/pktap.h; Wireshark's
+                # packet-pktap.c): pth_length u32 (108 bytes in the first version, 156 since
+                # pth_flowid … pth_euuid were added: the frame starts at pth_length), then
+                # pth_type_next u32 (1: a packet follows; 0: nothing), pth_dlt u32, all
+                # little-endian (host order, Apple's hosts are). A header shorter than 108
+                # bytes (Wireshark: "Header length is too short"; also what a kernel
+                # pktap_v2_hdr, a 1-byte length then offsets, reads as) or a record of another
+                # type gives no packet, as Wireshark reads none. USER2 (149) is PKTAP as
+                # macOS's tcpdump writes it (DLT_PKTAP == DLT_USER2 there; Wireshark's
+                # user_dlt reads an unconfigured USER2 as PKTAP): the same test tells a PKTAP
+                # header from someone's own format
+                if hlen < PKTAP_MIN_HEADER or _le32(d, pos + 4)[0] != 1:
                     return NONIP
             else:                                       # version, flags, length, dlt (LE)
                 if end - pos < 8 or d[pos] != 0:
@@ -1437,8 +1458,9 @@ class SlowDecoder:
             r = self._geneve(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
             if r is not None:
                 return r
-        if dport == TZSP_PORT:
-            r = self._tzsp(d, p + 8, min(dend, p + 8 + plen), base, ctx, depth)
+        if dport == TZSP_PORT or sport == TZSP_PORT:
+            r = self._tzsp(d, p + 8, min(dend, p + 8 + plen), p + 8 + plen, base, ctx, depth,
+                           dport == TZSP_PORT)
             if r is not None:
                 return r
         if dport == VXLAN_GPE_PORT:
@@ -1627,15 +1649,22 @@ class SlowDecoder:
             return None
         return self._tunnel("VXLAN", self._ether, d, q + 8, lim, base, ctx, depth)
 
-    def _tzsp(self, d: Any, q: int, lim: int, base: int, ctx: _Ctx, depth: int) -> Any:
-        """TZSP header at ``q`` (UDP payload to port 37008, ``lim``: its captured end): version
-        1, type 0 (received) or 1 (transmitted), encapsulation 1 (Ethernet), then tagged fields
-        (tag 0: one byte of padding, 1: the end, others: tag, length, value), then the Ethernet
-        frame, read as a tunnel ("TZSP"), as Wireshark's packet-tzsp.c does. None (the datagram
-        stays UDP) for another version, type or encapsulation (802.11 and the like are not read)
-        or fields that run past the datagram."""
-        if lim - q < 5 or d[q] != 1 or d[q + 1] > 1 or _u16(d, q + 2)[0] != 1:
+    def _tzsp(self, d: Any, q: int, lim: int, uend: int, base: int, ctx: _Ctx, depth: int,
+              to_port: bool = True) -> Any:
+        """TZSP header at ``q`` (UDP payload from or to port 37008, ``lim``: its captured end,
+        ``uend``: where the UDP length says it ends), as Wireshark's packet-tzsp.c reads it:
+        version 1, type 0 (received) or 1 (transmitted), a 16-bit encapsulation, then tagged
+        fields (tag 0: one byte of padding, 1: the end, others: tag, length, value), then the
+        frame. Encapsulation 1 (Ethernet) is read as a tunnel ("TZSP"), and 7 (raw IP) by its
+        version nibble; another (802.11, PPP… :data:`TZSP_ENCAPS`) is counted in
+        :attr:`tzsp_unread` and the datagram stays UDP. None (the datagram stays UDP) for
+        another version or type, fields that run past the datagram, and, for a datagram from
+        port 37008 to another port (``to_port`` False: a client's ephemeral port 37008 is
+        ordinary UDP), unless the frame holds an IP packet captured whole that fits in the
+        datagram (:meth:`_vxlan_ip_inside`, :meth:`_ip_fits`)."""
+        if lim - q < 5 or d[q] != 1 or d[q + 1] > 1:
             return None
+        encap = _u16(d, q + 2)[0]
         p = q + 4
         while True:
             if p >= lim:
@@ -1650,7 +1679,21 @@ class SlowDecoder:
             if p + 2 > lim:
                 return None
             p += 2 + d[p + 1]
-        return self._tunnel("TZSP", self._ether, d, p, lim, base, ctx, depth)
+        if p > lim:
+            return None
+        if encap == 1:
+            if not to_port and not self._vxlan_ip_inside(d, p - 8, lim, uend):
+                return None
+            return self._tunnel("TZSP", self._ether, d, p, lim, base, ctx, depth)
+        if encap == 7:
+            v = self._ip_fits(d, p, lim, uend) if not to_port else \
+                {4: 4, 6: 6}.get(d[p] >> 4, 0) if p < lim else 0
+            if not v:
+                return None
+            return self._tunnel("TZSP", self._ip, d, p, lim, base, ctx, depth, v)
+        if to_port:
+            self.tzsp_unread[encap] += 1
+        return None
 
     @staticmethod
     def _vxlan_ip_inside(d: Any, q: int, lim: int, uend: int) -> bool:

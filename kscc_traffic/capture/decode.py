@@ -24,11 +24,11 @@ Two paths fill the same per-frame columns:
   (reassembled, :mod:`._ipfrag`), tunnels (GRE incl. WCCP redirection, PPTP, ERSPAN, VXLAN
   (UDP 4789, and 8472 when it passes :meth:`._slowpath.SlowDecoder._vxlan_linux`'s checks),
   VXLAN-GPE, Geneve, GTP-U, L2TP, IP-in-IP, Ethernet in IP (protocol 143: SRv6 End.DX2/End.DT2),
-  Teredo, LISP data (UDP 4341), MPLS in UDP (6635), Ethernet over MPLS, 802.1ah PBB: the inner
+  Teredo, LISP data (UDP 4341), MPLS in UDP (6635), TZSP (37008), Ethernet over MPLS, 802.1ah PBB: the inner
   packet is emitted; an Ethernet frame after ethertype 0x6558, as a LINUX_SLL header of a GRE
   device gives it, is read as the frame's own link layer), cut headers, and every
   frame the fast path is unsure of (UDP to or from the tunnel ports 4789, 8472, 4790, 6081,
-  2152, 1701, 3544, 4341, 6635 included). These frames are rare: the
+  2152, 1701, 3544, 4341, 6635, 37008 included). These frames are rare: the
   fast path only recognises them and leaves them to the slow path.
 
 ``decode(frames, fast=False)`` sends every frame through the slow path; the result is identical
@@ -219,7 +219,7 @@ _DPORT_SLOW = np.zeros(65536, bool)
 _DPORT_SLOW[[VXLAN_PORT, GENEVE_PORT, VXLAN_LINUX_PORT, L2TP_PORT, VXLAN_GPE_PORT, GTPU_PORT,
              TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT, TZSP_PORT]] = True
 _SPORT_SLOW = np.zeros(65536, bool)
-_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT]] = True
+_SPORT_SLOW[[L2TP_PORT, GTPU_PORT, TEREDO_PORT, LISP_DATA_PORT, MPLS_UDP_PORT, GRE_UDP_PORT, TZSP_PORT]] = True
 _LLC = np.zeros(65536, bool)
 _LLC[:0x600] = True
 _LLC[JUMBO_LLC] = True
@@ -605,6 +605,19 @@ def too_deep_note(k: int) -> str:
             "(--engine tshark reads deeper tunnels and MPLS stacks)")
 
 
+def tzsp_note(unread: dict) -> str:
+    """The warning line (both engines) for TZSP packets whose encapsulation is not read:
+    ``unread`` maps the encapsulation number to the count of such packets."""
+    from ._slowpath import TZSP_ENCAPS
+    k = sum(unread.values())
+    kinds = ", ".join(f"{TZSP_ENCAPS.get(e, 'unknown')} (encapsulation {e}) {n}"
+                      for e, n in sorted(unread.items(), key=lambda x: (-x[1], x[0])))
+    return (f"decode: {k} TZSP packet{'s' if k != 1 else ''} carrying frames of a kind not read "
+            f"({kinds}): the packets in them are missing from the flows, only the UDP datagrams "
+            "to port 37008 are counted (have the sniffer stream Ethernet frames: a wired "
+            "interface, or capture on the host itself)")
+
+
 def vj_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` PPP frames of Van Jacobson
     compressed TCP (PPP protocol 0x002d / 0x002f, RFC 1144), which neither engine reads."""
@@ -664,6 +677,9 @@ class DecodeCounters:
     bad_v4_options: int = 0
     #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
     vj_tcp: int = 0
+    #: TZSP packets of an encapsulation not read (802.11, PPP…): encapsulation -> count (the
+    #: UDP datagram carrying each is the row; :func:`tzsp_note`)
+    tzsp_unread: dict = dc_field(default_factory=dict)
     #: frames nested deeper than the decoder reads (``_slowpath.TOO_DEEP``; also in
     #: ``malformed``)
     too_deep: int = 0
@@ -686,7 +702,8 @@ class DecodeCounters:
     def merge(self, other: "DecodeCounters") -> None:
         """Add ``other``'s counts to these."""
         self.malformed += other.malformed
-        for mine, theirs in ((self.unsupported, other.unsupported), (self.tunnels, other.tunnels)):
+        for mine, theirs in ((self.unsupported, other.unsupported), (self.tunnels, other.tunnels),
+                             (self.tzsp_unread, other.tzsp_unread)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         self.overlapping += other.overlapping
@@ -711,6 +728,8 @@ class DecodeCounters:
             self.unsupported[k] = self.unsupported.get(k, 0) + v
         for k, v in sd.tunnels.items():
             self.tunnels[k] = self.tunnels.get(k, 0) + v
+        for k, v in sd.tzsp_unread.items():
+            self.tzsp_unread[k] = self.tzsp_unread.get(k, 0) + v
         self.overlapping += sd.frag.overlapping
         self.overlap_dropped += sd.frag.overlap_dropped
         self.frag_duplicates += sd.frag.duplicates
@@ -761,6 +780,8 @@ class DecodeCounters:
             out.append(vj_note(self.vj_tcp))
         if self.tunnels:
             out.append(tunnel_note(self.tunnels))
+        if self.tzsp_unread:
+            out.append(tzsp_note(self.tzsp_unread))
         if self.overlapping:
             out.append(f"decode: {self.overlapping} IP datagrams had overlapping fragments "
                        "(first copy of each byte kept)")

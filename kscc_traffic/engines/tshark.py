@@ -89,6 +89,11 @@ header captured; else it stays UDP. A tunnel the builtin decoder reads whatever 
 VXLAN to 4789, Geneve, VXLAN-GPE) that carries no IP packet (ARP in VXLAN, a PPTP acknowledgement) makes the
 frame not IP, as with the builtin decoder (:func:`_tunnel_without_ip`); a GRE keepalive (protocol
 type 0) is the GRE packet.
+TZSP (``tzsp``, UDP port 37008 either way) is read as the builtin decoder reads it
+(:meth:`PacketBuilder._tzsp_read`): Ethernet and raw IP inside; a datagram from 37008 to another
+port only with an IP packet inside that fits; other encapsulations (802.11…, which Wireshark
+dissects) stay the UDP datagram and are counted in the builtin decoder's warning line
+(``capture.decode.tzsp_note``).
 IPsec ESP rows (protocol 50) are counted in the builtin decoder's warning line
 (``capture.decode.esp_note``); a pcap record whose original length Wireshark clamps (``frame.len``
 2147483647) is said as the builtin reader says it, and not counted as cut by the snaplen.
@@ -131,7 +136,7 @@ import numpy as np
 
 from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_note
 from ..capture.packets import PACKET_COLUMNS, Packets
-from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, SlowDecoder
+from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
 from ..capture.stats import WIRELEN_CLAMP, ReadStats
 from ..errors import CaptureError, EngineError, UnsupportedFormat
@@ -198,6 +203,7 @@ FIELDS: list[str] = [
     "ip.opt.len.invalid",
     "radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid", "frame.packet_flags_crc_error",
     "erf.flags.rxe", "wlan.fcs.status", "eth.fcs.status",
+    "tzsp.version", "tzsp.type", "tzsp.encap", "tzsp.option_tag", "tzsp.option_length",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -421,6 +427,9 @@ class PacketBuilder:
         self.bad_v4_options = 0
         #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
         self.vj_tcp = 0
+        #: TZSP packets to port 37008 of an encapsulation the builtin decoder does not read
+        #: (802.11, PPP…): encapsulation -> count; the UDP datagram is the row, as there
+        self.tzsp_unread: dict[int, int] = {}
         #: frames skipped (also in ``malformed``) that the capture marks damaged
         #: (:data:`_DAMAGE_FLAGS`) / whose FCS does not match (:data:`_FCS_STATUS` 0)
         self.damaged_marked = 0
@@ -604,6 +613,39 @@ class PacketBuilder:
         self.buf += data
         return off, len(data)
 
+    def _tzsp_read(self, protos: list[str], f: Mapping[str, Sequence[str]], t: int, ip_idx: int) -> bool:
+        """Whether the ``tzsp`` layer at ``t`` (after a ``udp`` layer) is TZSP as the builtin
+        decoder reads it (``_slowpath.SlowDecoder._tzsp``): version 1, type 0 or 1, encapsulation
+        1 (Ethernet) or 7 (raw IP), and, for a datagram from port 37008 to another port, the IP
+        packet inside captured whole and within the datagram. A packet to 37008 of another
+        encapsulation is counted in :attr:`tzsp_unread`."""
+        k = protos[:t].count("tzsp")
+        u = protos[:t].count("udp") - 1
+        if _int(_at(f, "tzsp.version", k)) != 1 or not 0 <= _int(_at(f, "tzsp.type", k)) <= 1:
+            return False
+        encap = _int(_at(f, "tzsp.encap", k))
+        to_port = _int(_at(f, "udp.dstport", u)) == TZSP_PORT
+        if encap not in (1, 7):
+            if to_port:
+                self.tzsp_unread[encap] = self.tzsp_unread.get(encap, 0) + 1
+            return False
+        if to_port:
+            return True
+        # (the header: 4 bytes, the tags' bytes, a length byte and the value of each tag but
+        # the padding and the end)
+        lens = [_int(x, 0) for x in f.get("tzsp.option_length", ())]
+        room = _int(_at(f, "udp.length", u), 0) - 8 - 4 - len(f.get("tzsp.option_tag", ())) - len(lens) - sum(lens)
+        j = t + 1
+        if encap == 1:
+            if j >= len(protos) or protos[j] != "eth":
+                return False
+            room -= 14
+            j += 1
+            while j < len(protos) and protos[j] in ("ethertype", "vlan", "ieee8021ad"):
+                room -= 4 * (protos[j] != "ethertype")
+                j += 1
+        return j == ip_idx and j < len(protos) and protos[j] in _IP and _ip_fits(protos, f, j, room)
+
     def _row(self, protos: list[str], f: Mapping[str, Sequence[str]], start: int = 0,
              sub: int = -1) -> dict | None:
         """The row of the packet in ``protos[start:]`` (``start`` > 0: A-MSDU subframe ``sub``,
@@ -647,6 +689,15 @@ class PacketBuilder:
             # a datagram to port 8472 (read as VXLAN by DECODE_AS) that is not plainly VXLAN
             # carrying IP, as the builtin decoder asks: it stays UDP
             protos = protos[:v]
+            cut = min(cut, len(protos))
+            ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
+        t = next((i for i in range(start + 1, len(protos)) if protos[i] == "tzsp" and protos[i - 1] == "udp"),
+                 -1) if "tzsp" in protos else -1
+        if t > 0 and not self._tzsp_read(protos, f, t, ip_idx):
+            # TZSP the builtin decoder does not read (_slowpath.SlowDecoder._tzsp): another
+            # version or type, an encapsulation other than Ethernet and raw IP (counted), or,
+            # from port 37008 to another, no IP packet that fits: the datagram stays UDP
+            protos = protos[:t]
             cut = min(cut, len(protos))
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         u = _by_source_port(protos, f, start, ip_idx)
@@ -1716,7 +1767,18 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
         err = _builtin_refusal(p, name)
         if err is not None:
             raise err
+    codec = _codec(p)
+    if codec == "lz4-legacy":
+        # (refused as the built-in reader refuses it, saying how to convert it; tshark is not run)
+        err = _builtin_refusal(p, name)
+        if err is not None:
+            raise err
+    if codec in TSHARK_UNREAD_CODECS:
+        return _read_decompressed(exe, p, name, codec)
     b, rc, msg = _dissect(exe, p)
+    if rc != 0 and b.records == 0 and codec in ("zstd", "lz4"):
+        # (a tshark built without zstd or lz4 support: it says the file is no capture)
+        return _read_decompressed(exe, p, name, codec)
     err = _not_packets_error(name, b)  # (tshark's readers for JSON, images…: the whole file)
     if err is not None or (rc != 0 and b.records == 0):
         # (a pcapng cut inside its header is a one-frame "file-pcapng" to tshark: the built-in
@@ -1758,6 +1820,67 @@ def read_packets(path: str | os.PathLike, tshark: str | None = None, *, name: st
     return _finish(b, stats, p, name, rc, check_times=True)
 
 
+#: compressed formats (:data:`kscc_traffic.capture.compressed.CODEC_MAGICS`) tshark does not open
+#: (Wireshark reads gzip, and zstd and lz4 from 4.0 when built with them): decompressed by
+#: :func:`_read_decompressed` first
+TSHARK_UNREAD_CODECS = frozenset({"xz", "bzip2"})
+
+
+def _codec(p: Path) -> str | None:
+    """The compressed format ``p`` begins with (:func:`kscc_traffic.capture.compressed.codec_of`),
+    or None (not compressed, or unreadable)."""
+    from ..capture.compressed import codec_of
+    try:
+        with open(p, "rb") as fh:
+            return codec_of(fh.read(8))
+    except OSError:
+        return None
+
+
+def _read_decompressed(exe: str, p: Path, name: str, codec: str) -> Packets:
+    """Dissect a capture compressed in a format tshark does not open (``codec``: xz, bzip2, or
+    zstd/lz4 for a tshark built without them): decompressed by the built-in reader's
+    decompressor (:class:`kscc_traffic.capture.compressed.DecompressingReader`: several
+    streams, padding) into a temporary file (as large as the capture uncompressed; removed
+    after), which :func:`read_packets` dissects. The warnings and errors name ``name``, as the
+    built-in engine's do; where the compressed data ends early (cut short, corrupt) the warning
+    line is the built-in reader's (``…; capture data ends at offset N``).
+
+    :raises CaptureError: as :func:`read_packets`; a :class:`~kscc_traffic.errors.TruncatedCapture`
+        (the built-in reader's "…; no capture data") when nothing decompresses.
+    """
+    import tempfile
+    from ..capture.compressed import DecompressingReader
+    from ..errors import TruncatedCapture
+    fd, tmp = tempfile.mkstemp(prefix="kscc-traffic-", suffix=".pcap")
+    try:
+        made = 0
+        with open(p, "rb") as f, os.fdopen(fd, "wb") as out:
+            reader = DecompressingReader(f, codec)
+            while True:
+                piece = reader.read(1 << 20)
+                if not piece:
+                    break
+                out.write(piece)
+                made += len(piece)
+        problem = reader.problem
+        if problem and not made:
+            raise TruncatedCapture(f"{name}: {problem}; no capture data")
+        shown = path_text(tmp)
+        try:
+            pk = read_packets(tmp, exe, name=name)
+        except CaptureError as e:
+            raise type(e)(str(e).replace(shown, name)) from None
+    finally:
+        os.unlink(tmp)
+    st = pk.stats
+    st.warnings[:] = [w.replace(shown, name) for w in st.warnings]
+    if problem:
+        st.warn(f"{name}: {problem}; capture data ends at offset {made}")
+    st.bytes_read = p.stat().st_size
+    return pk
+
+
 def _pcap_ns(p: Path) -> bool:
     """Whether ``p`` begins as a pcap file with nanosecond times (magic a1b23c4d, either order)."""
     try:
@@ -1793,6 +1916,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.vj_tcp:
         from ..capture.decode import vj_note
         stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
+    if b.tzsp_unread:
+        from ..capture.decode import tzsp_note
+        stats.warn(f"{name}: {tzsp_note(b.tzsp_unread)}")
     if b.mpls_misread:
         k = b.mpls_misread
         stats.warn(f"{name}: {k} MPLS frame{'s' if k != 1 else ''} whose payload tshark reads as an "
