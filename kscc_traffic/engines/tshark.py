@@ -129,8 +129,10 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -1520,6 +1522,18 @@ def _check_times(b: PacketBuilder, p: Path, name: str) -> str | None:
             "are used")
 
 
+@contextmanager
+def _clean_profile() -> Iterator[dict]:
+    """The environment tshark runs in: the caller's, with ``WIRESHARK_CONFIG_DIR`` an empty
+    folder made for the run (and removed after it), so that the personal Wireshark settings of
+    whoever runs the analysis (disabled protocols, Decode As entries, user link types,
+    preferences in ``~/.config/wireshark``) cannot change what the engine reads: a personal
+    ``disabled_protos`` holding ``tcp`` made every TCP packet undissected data. The system-wide
+    settings (Wireshark's own folder) still apply."""
+    with tempfile.TemporaryDirectory(prefix="kscc-tshark-") as d:
+        yield {**os.environ, "WIRESHARK_CONFIG_DIR": d}
+
+
 def _error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()
              if ln.strip() and not ln.startswith("Running as user")]
@@ -1530,9 +1544,15 @@ def _dissect(exe: str, path: Path) -> tuple[PacketBuilder, int, str]:
     """Run tshark on ``path``: (the rows built from its lines, its exit status, the last line of
     its stderr). tshark is killed if reading stops early (an exception)."""
     b = PacketBuilder()
+    with _clean_profile() as env:
+        return _dissect_in(exe, path, b, env)
+
+
+def _dissect_in(exe: str, path: Path, b: "PacketBuilder", env: dict) -> tuple[PacketBuilder, int, str]:
+    """:func:`_dissect` in the environment ``env`` (:func:`_clean_profile`)."""
     proc = subprocess.Popen(_tshark_args(exe, str(path)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            encoding="utf-8", errors="surrogateescape")
+                            encoding="utf-8", errors="surrogateescape", env=env)
     import threading
     err_chunks: list[str] = []
     t = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
@@ -1712,10 +1732,11 @@ def check_is_capture(path: str | os.PathLike, tshark: str | None = None, *,
     if not exe:
         return
     try:
-        r = subprocess.run([exe, "-r", str(p), "-n", "-c", "1", "-T", "fields", "-E", "separator=/t",
-                            "-e", "frame.protocols", "-e", "frame.encap_type"],
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
-                           encoding="utf-8", errors="replace")
+        with _clean_profile() as env:
+            r = subprocess.run([exe, "-r", str(p), "-n", "-c", "1", "-T", "fields", "-E", "separator=/t",
+                                "-e", "frame.protocols", "-e", "frame.encap_type"],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+                               encoding="utf-8", errors="replace", env=env)
     except (OSError, subprocess.TimeoutExpired):
         return
     b = PacketBuilder()
