@@ -2133,10 +2133,13 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
     """(``blocked``, ``tls_failed``, detail starting with :data:`TUNNEL_CLOSED_EMPTY`) of a CONNECT the proxy answered 2xx, then closed or
     reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
     byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
-    and less than :data:`TLS_SILENCE_S` after the connection began (``duration``): the agent
-    never got to send its ClientHello. None otherwise: an idle tunnel closed later (a proxy's
-    idle timeout), the client closing first, a request in absolute-form, bytes the capture cut
-    or lost (``payload_cut``, ``partial``). Reads ``http_status``, ``history``, ``duration``,
+    and less than :data:`TLS_SILENCE_S` after the proxy's 2xx answer (internal column
+    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: a slow proxy answering after 5 s and
+    closing at once is named too; a table without it, or -1 there: ``duration``, from the
+    connection's start, which is never shorter): the agent never got to send its ClientHello.
+    None otherwise: an idle tunnel closed later (a proxy's idle timeout), the client closing
+    first, a request in absolute-form, bytes the capture cut or lost (``payload_cut``,
+    ``partial``). Reads ``http_status``, ``history``, ``tunnel_close_s``, ``duration``,
     ``resp_h``, ``resp_p``."""
     if target.startswith(_ABSOLUTE) or not str(row.get("http_status") or "").startswith("2") \
             or row.get("client_proto") or row.get("server_proto") or row.get("partial") \
@@ -2144,12 +2147,14 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
             or _number(row, "tunnel_resp_bytes", int, 0) > 0:
         return None
     how = _responder_closed_first(str(row.get("history") or ""))
-    duration = _number(row, "duration", float, 0.0)
-    if not how or duration >= TLS_SILENCE_S:
+    after = _number(row, "tunnel_close_s", float, -1.0)
+    since, when = (after, "that answer") if after >= 0 else \
+        (_number(row, "duration", float, 0.0), "the connection began")
+    if not how or since >= TLS_SILENCE_S:
         return None
     return ("blocked", "tls_failed", f"{TUNNEL_CLOSED_EMPTY}: the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} "
             f"opened the tunnel of {_proxy_request(target)} ({row.get('http_status')}), then {how} it ({state}) "
-            f"{_seconds_text(duration)} s after the connection began, before the client sent its ClientHello "
+            f"{_seconds_text(since)} s after {when}, before the client sent its ClientHello "
             "(the proxy failing to reach the target, or refusing it after all)")
 
 
@@ -2703,7 +2708,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
+                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "tunnel_close_s", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
@@ -2715,7 +2720,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
-                     "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
+                     "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
@@ -3048,6 +3053,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
     tb = v["tunnel_resp_bytes"]
     tunnel_bytes = tb.astype(np.int64) if tb.dtype.kind in "iu" else np.full(n, -1, np.int64)
+    # (how soon the proxy closed the tunnel after its 2xx: _empty_tunnel_closed, quoted)
+    tc = v["tunnel_close_s"]
+    tunnel_close = tc.astype(float) if tc.dtype.kind in "iuf" else np.full(n, -1.0)
     # a handshake the server left waiting after the client's next flight: the wait (duration less
     # tls_wait_from_s) against TLS_SILENCE_S, printed to 0.1 s
     tw = v["tls_wait_from_s"]
@@ -3176,6 +3184,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         printed_long,
         (hello_silent | asks_read) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
+        np.where(connect, tunnel_close, -1.0),
         hello_silent & (v["resp_pkts"] <= 1),
         masked(asks | http_answer, "http_status"),
         # (and through a proxy: the answer in the tunnel to the client's cleartext, quoted)

@@ -1678,6 +1678,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: the status of an HTTP answer inside a CONNECT tunnel, e.g. a filter's 403 to the
     # ClientHello after the proxy's 200; '' where none)
     cols["tunnel_http_status"] = repeated("", n)
+    # (likewise: seconds from the proxy's 2xx answer to a CONNECT (the server segment that
+    # completed its head) to the flow's first FIN or RST, -1 where no tunnel opened or nothing
+    # closed after it: _tunnel_close)
+    cols["tunnel_close_s"] = np.full(n, -1.0)
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
@@ -3508,11 +3512,39 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         _tunnel_columns(ft, buf, np.array(tunnels, np.int64), cols, service)
 
 
+def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose CONNECT was answered 2xx):
+    seconds (float) from the proxy's answer, the first sending of the server data segment that
+    reached the end of its head (``head``: int array, bytes from the start of the server's
+    stream, 1xx answers included), to the flow's first FIN or RST (:func:`_first_close`, whoever
+    sent it); -1 where the segment is not among the packets or nothing closed at or after it.
+
+    By sequence numbers (:func:`.flows.seq_extents`), so a head split over several segments
+    counts from its last one. Reads the server's first data segments and the first FIN or RST of
+    each direction: what a chunked or live analysis keeps of a flow (all readings agree)."""
+    out = np.full(len(flows), -1.0)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[flows] = np.arange(len(flows))
+    at = pos[v.f]
+    big = np.iinfo(np.int64).max
+    reach = ~v.fo & (v.plen > 0) & (v.end >= np.asarray(head, np.int64)[at])
+    opened = np.full(len(flows), big, np.int64)
+    np.minimum.at(opened, at[reach], v.ts[reach])
+    _, when = _first_close(ft, np.asarray(flows, np.int64))
+    ok = (opened < big) & (when >= opened)
+    out[ok] = (when[ok] - opened[ok]) / 1e9
+    return out
+
+
 def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: dict[str, np.ndarray],
                     service: np.ndarray) -> None:
     """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
     in place: ``client_proto``/``server_proto`` of those bytes (and the internal
-    ``tunnel_http_status``: the status of an HTTP answer in the tunnel) and, when they are TLS, the TLS
+    ``tunnel_http_status``: the status of an HTTP answer in the tunnel; ``tunnel_close_s``: how
+    soon after its 2xx answer the connection was closed, :func:`_tunnel_close`) and, when they are TLS, the TLS
     columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
     the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
     server's first segment past its answer head).
@@ -3522,6 +3554,7 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
         tunnel start, server stream end (offsets into ``buf``), length of the server's answer
         head (bytes)."""
     f, c0, c1, s0, s1, skip = tunnels.T
+    cols["tunnel_close_s"][f] = _tunnel_close(ft, f, skip)
     ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
     cols["client_proto"][f] = ck
     cols["server_proto"][f] = sk
