@@ -309,6 +309,29 @@ def truncated_detail(query: str) -> str:
             "its address it cannot connect (allow DNS over TCP, port 53/TCP, from the clients to their resolver)")
 
 
+#: how the detail of a UDP DNS flow starts whose truncated answer (reason ``dns_truncated`` until
+#: then) another lookup of its name made good (:func:`truncated_resolved_detail`)
+DNS_TRUNCATED_UDP = "DNS answer truncated over UDP for "
+
+
+def truncated_resolved_detail(query: str, over_tcp: bool) -> str:
+    """The detail of a UDP DNS flow whose answer for ``query`` was truncated with no address in
+    it (:func:`truncated_detail`) when a lookup of the name in the capture got an address
+    (:func:`_note_resolved`: verdict ``ok``): ``over_tcp``, one over TCP (the client's retry over
+    TCP, RFC 7766: DNS over TCP works); else only over UDP (no retry over TCP seen: another
+    query, another resolver, or EDNS answered). ``query`` is the ``query`` column's text (escaped
+    as every name read from packets)."""
+    head = f"{DNS_TRUNCATED_UDP}{query} (TC flag set: too large for UDP); "
+    if over_tcp:
+        return head + "a lookup of it over TCP (port 53/TCP) got an address: the retry over TCP works"
+    return head + "another lookup of it in the capture got an address, none over TCP (no retry over TCP seen)"
+
+
+#: the internal column a chunked reading fills beside :data:`DNS_RESOLVED`: True when a lookup
+#: over TCP in any batch got an address for the name (:func:`truncated_resolved_detail`)
+DNS_RESOLVED_TCP = "dns_resolved_tcp"
+
+
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
 DNS_UNREADABLE_ANSWER = "DNS answer unreadable for "
 
@@ -339,22 +362,33 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     (:data:`DNS_NO_ADDRESS`) whose name another lookup in the table (same ``capture``) got a
     usable address for (:func:`usable_address`; or its :data:`DNS_RESOLVED` column True: seen in
     another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
-    its A answer)."""
+    its A answer); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
+    :func:`truncated_resolved_detail`, saying whether a lookup over TCP got the address (a TCP
+    flow of the table, or :data:`DNS_RESOLVED_TCP` True)."""
     at = [i for i in range(len(res)) if res[i, 1] == "blocked" and str(res[i, 3]).startswith(DNS_NO_ADDRESS)]
     if not at or "query" not in flows.columns:
         return
     cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
     query = flows["query"].to_numpy(dtype=object)
     answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else None
-    got = set()
+    proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else np.full(len(flows), "", object)
+    got, got_tcp = set(), set()
     if answers is not None:
         for i in np.flatnonzero(answers != "").tolist():
             if isinstance(answers[i], str) and usable_address(answers[i]):
                 got.add((cap[i], _name_key(query[i])))
-    given = flows[DNS_RESOLVED].to_numpy(dtype=object) if DNS_RESOLVED in flows.columns else None
+                if proto[i] == "tcp":
+                    got_tcp.add((cap[i], _name_key(query[i])))
+
+    def given(column: str, i: int) -> bool:
+        return column in flows.columns and isinstance(v := flows[column].iat[i], (bool, np.bool_)) and bool(v)
     for i in at:
-        if (cap[i], _name_key(query[i])) in got or (given is not None and isinstance(given[i], (bool, np.bool_)) and bool(given[i])):
-            res[i, 1], res[i, 2], res[i, 3] = "ok", "partial" if "partial" in str(res[i, 2]).split(",") else "", ""
+        key = (cap[i], _name_key(query[i]))
+        if key in got or given(DNS_RESOLVED, i):
+            reason = str(res[i, 2]).split(",")
+            res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""
+            res[i, 3] = truncated_resolved_detail(str(query[i]), key in got_tcp or given(DNS_RESOLVED_TCP, i)) \
+                if reason[0] == "dns_truncated" else ""
 
 
 #: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies

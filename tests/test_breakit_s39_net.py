@@ -78,3 +78,47 @@ def test_the_grouped_judgement_equals_the_per_row_one(tmp_path):
     assert list(got["verdict"]) == ["blocked", "blocked", "ok", "blocked", "ok", "blocked", "ok", "blocked"]
     assert got["duration"].iloc[6] == got["duration"].iloc[7]
     assert_same_as_reference(flows.drop(columns=["purpose", "verdict", "reason", "detail"]), load_rules())
+
+
+# --- 2. DNS: a truncated UDP answer made good by another lookup says so -----------------------
+
+RETRIED_TCP = ("DNS answer truncated over UDP for eu1.ksc.kaspersky.com (TC flag set: too large for UDP); "
+               "a lookup of it over TCP (port 53/TCP) got an address: the retry over TCP works")
+RETRIED_UDP = ("DNS answer truncated over UDP for eu1.ksc.kaspersky.com (TC flag set: too large for UDP); "
+               "another lookup of it in the capture got an address, none over TCP (no retry over TCP seen)")
+
+
+def _answered_udp(t, port, qid, name="eu1.ksc.kaspersky.com", ip=("192.0.2.10", "203.0.113.53")):
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    q = Ether() / IP(src=ip[0], dst=ip[1]) / UDP(sport=port, dport=53) / DNS(id=qid, rd=1, qd=DNSQR(qname=name))
+    r = (Ether() / IP(src=ip[1], dst=ip[0]) / UDP(sport=53, dport=port)
+         / DNS(id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, ttl=60, rdata="203.0.113.7")))
+    return [(t, q), (t + 0.02, r)]
+
+
+@pytest.mark.parametrize("tcp", [True, False], ids=["tcp-retry", "udp-lookup"])
+def test_a_truncated_answer_made_good_says_how(tmp_path, monkeypatch, tcp):
+    from chunkcmp import write
+    from test_breakit_s38_net import _filler, _tcp_lookup, _udp_lookup
+    from test_live_session import assert_live_same
+    retry = _tcp_lookup(100.1, 53021, 0x100, True) if tcp else _answered_udp(100.1, 53021, 0x101)
+    # (the filler spreads them over chunks: the retry leaves in a batch before the truncated
+    # answer, held to the end, is judged: DNS_RESOLVED / DNS_RESOLVED_TCP)
+    path = write(tmp_path, _udp_lookup(100.0, 53020, 1, 0x100) + retry + _filler(90.0, 120.0))
+    w = assert_same(path, [4096, 16384])
+    assert_live_same(path, monkeypatch, step=7)
+    d = w[w["purpose"] == "dns"].sort_values("ts_ns")
+    assert list(zip(d["proto"], d["verdict"], d["reason"])) == [("udp", "ok", ""), ("tcp" if tcp else "udp", "ok", "")]
+    assert d["detail"].tolist() == [RETRIED_TCP if tcp else RETRIED_UDP, ""]
+
+
+def test_an_empty_answer_made_good_keeps_no_detail(tmp_path):
+    # (not truncated: a dual-stack host's empty answer beside an answered one stays as it was)
+    from chunkcmp import write
+    from test_breakit_s38_net import _tcp_lookup, _udp_lookup
+    w = assert_same(write(tmp_path, _udp_lookup(100.0, 53020, 0, 0x100) + _tcp_lookup(100.1, 53021, 0x100, True)),
+                    [4096])
+    d = w[w["purpose"] == "dns"].sort_values("ts_ns")
+    assert list(zip(d["verdict"], d["detail"])) == [("ok", ""), ("ok", "")]
