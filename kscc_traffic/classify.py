@@ -230,6 +230,11 @@ FILTER_ANSWER = "the server answered HTTP "
 #: record (0x16 0x03 …) but no ClientHello could be read from them (service not ssl)
 NO_HELLO = "the client's TLS-looking bytes"
 
+#: how the detail of a DNS query whose every response matched none of its queries starts (reason
+#: ``no_answer``), the internal ``dns_mismatch`` text after it
+#: (:func:`.inspect.dns_mismatch_text`: what mismatched, the transaction ID or the question)
+DNS_NOT_ACCEPTED = "DNS query without an answer the client accepts: "
+
 #: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
 #: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
 DNS_TCP_RESET = "DNS over TCP rejected with RST"
@@ -502,7 +507,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # responses matching no query (transaction ID, question): none the client accepts
         stray = row.get("dns_mismatch") or ""
         if stray and not row.get("dns_rcode") and not partial:
-            return ("dns", "blocked", "no_answer", f"DNS query without an answer the client accepts: {stray}: "
+            return ("dns", "blocked", "no_answer", f"{DNS_NOT_ACCEPTED}{stray}: "
                     "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
                     "(the client drops such answers)")
         if icmp_text and not answered:

@@ -2785,6 +2785,12 @@ def _qtype_text(t: int) -> str:
     return _QTYPE_NAMES.get(t, f"type {t}")
 
 
+#: what :func:`dns_mismatch_text` says of a first response matching no query by its transaction
+#: ID, and of one whose ID a query had but not its question (report.dns_blocked_kinds reads them)
+MISMATCH_ID = "a transaction ID no query had"
+MISMATCH_QUESTION = "another question than asked"
+
+
 def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
     """The ``dns_mismatch`` text of a flow: ``unmatched`` its responses that match no query
     (``(id, first question name, its type)``, name '' / type -1 without a question; in order of
@@ -2794,7 +2800,7 @@ def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[i
         return f"ID 0x{t[0]:04x}" + (f" for {t[1]} {_qtype_text(t[2])}" if t[1] else "")
     ids = {t[0] for t in asked}
     first = unmatched[0]
-    why = ("another question than asked" if first[0] in ids else "a transaction ID no query had")
+    why = MISMATCH_QUESTION if first[0] in ids else MISMATCH_ID
     n = len(unmatched)
     queries = ", ".join(one(t) for t in dict.fromkeys(asked[:3]))
     return (f"{n} response{'s' if n != 1 else ''} matching no query of the flow (the first: {one(first)}, "

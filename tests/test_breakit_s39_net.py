@@ -122,3 +122,125 @@ def test_an_empty_answer_made_good_keeps_no_detail(tmp_path):
                     [4096])
     d = w[w["purpose"] == "dns"].sort_values("ts_ns")
     assert list(zip(d["verdict"], d["detail"])) == [("ok", ""), ("ok", "")]
+
+
+# --- 3. DNS advice: REFUSED, SERVFAIL and responses matching no query advised for what they are --
+
+NAME = "eu1.ksc.kaspersky.com"
+
+
+def _lookups(specs, t0=100.0):
+    """UDP lookups of NAME from 192.0.2.10 to 203.0.113.53, one client port each: ``specs`` of
+    ('rcode', n) (answered with that rcode, no address), ('id', 0) (answered with another
+    transaction ID), ('question', 0) (answered for another name, same ID), ('none', 0)
+    (unanswered)."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    out = []
+    for k, (kind, rcode) in enumerate(specs):
+        t, port, qid = t0 + 2 * k, 52000 + k, 0x200 + k
+        up = Ether() / IP(src="192.0.2.10", dst="203.0.113.53") / UDP(sport=port, dport=53)
+        down = Ether() / IP(src="203.0.113.53", dst="192.0.2.10") / UDP(sport=53, dport=port)
+        out.append((t, up / DNS(id=qid, rd=1, qd=DNSQR(qname=NAME))))
+        if kind == "rcode":
+            out.append((t + 0.01, down / DNS(id=qid, qr=1, rd=1, ra=1, rcode=rcode, qd=DNSQR(qname=NAME))))
+        elif kind in ("id", "question"):
+            name = NAME if kind == "id" else "other.example"
+            out.append((t + 0.01, down / DNS(id=qid + 0x1000 if kind == "id" else qid, qr=1, rd=1, ra=1,
+                                             qd=DNSQR(qname=name),
+                                             an=DNSRR(rrname=name, ttl=60, rdata="203.0.113.7"))))
+    # (the capture goes on: nothing is cut short by its end)
+    from test_breakit_s38_net import _filler
+    return out + _filler(t0 - 1, t0 + 2 * len(specs) + 5)
+
+
+def _reports(tmp_path, specs):
+    """(the terminal report's 'dns (blocked: …)' entry, whitespace collapsed; the HTML report's
+    text, tags and whitespace collapsed; dns_advice's fix) of a capture of ``_lookups(specs)``."""
+    import html
+    import re
+    from chunkcmp import write
+    from kscc_traffic.analyze import analyze_file
+    from kscc_traffic.html_report import render_html
+    from kscc_traffic.report import dns_advice, render_table
+    from kscc_traffic.rules import load_rules
+    rules = load_rules()
+    flows = analyze_file(write(tmp_path, _lookups(specs)), rules).flows
+    text = " ".join(render_table(flows, rules, width=400).split())
+    entry = text.split("dns (blocked: ", 1)[1]
+    entry = "dns (blocked: " + re.split(r" (?:To verify:|DNS names answered with an error \(\d+ flows?\)|Flagged flows)", entry)[0]
+    page = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, rules, charts=False))).split())
+    return entry, page, dns_advice(flows, rules)["fix"], flows
+
+
+def test_refused_advises_a_resolver_that_serves_the_client(tmp_path):
+    from kscc_traffic.report import dns_refused_fix
+    entry, page, fix, flows = _reports(tmp_path, [("rcode", 5)])
+    d = flows[flows["purpose"] == "dns"].iloc[0]
+    assert (d["verdict"], d["reason"], d["dns_rcode"]) == ("blocked", "rejected", "REFUSED")
+    want = ("1 query was answered REFUSED: the resolver refuses recursion for this client (it serves only other "
+            "networks, or answers only for its own zones): set the clients to a resolver that serves them, or allow "
+            "them on this one (a DNS filter set to refuse the names it blocks answers so too)")
+    assert dns_refused_fix(1) == want
+    assert entry == f"dns (blocked: rejected): {want}"
+    assert fix == want
+    assert f"What to change {want}" in page
+    assert "the resolver refused the query (REFUSED): it does not serve recursion to this client" in page
+    assert "make the resolver answer the names" not in page + entry and "allow DNS" not in entry
+
+
+def test_servfail_advises_the_resolvers_upstream(tmp_path):
+    entry, page, fix, _ = _reports(tmp_path, [("rcode", 2), ("rcode", 2)])
+    want = ("2 queries were answered SERVFAIL: the resolver failed upstream, it got no answer from the servers it "
+            "asks (its own DNS to the internet or to its forwarders blocked or down, or a DNSSEC validation "
+            "failure): let the resolver's own lookups out (UDP and TCP 53) and check its forwarders")
+    assert entry == f"dns (blocked: rejected): {want}" and fix == want
+    assert f"What to change {want}" in page
+    assert "the resolver failed upstream (SERVFAIL)" in page
+
+
+def test_refused_beside_nxdomain_keeps_the_generic_advice_for_the_other(tmp_path):
+    entry, page, fix, _ = _reports(tmp_path, [("rcode", 5), ("rcode", 3)])
+    assert entry.startswith("dns (blocked: rejected): 1 query was answered REFUSED: the resolver refuses recursion")
+    assert "; make the resolver answer the names the agent needs" in entry and fix in entry
+    assert "the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…)" in page
+
+
+@pytest.mark.parametrize("kind,said,why", [
+    ("id", "1 query was answered only with a transaction ID no query had", "by transaction ID"),
+    ("question", "1 query was answered only for another question than asked (another name or type)", "by question"),
+])
+def test_responses_matching_no_query_say_what_mismatched(tmp_path, kind, said, why):
+    entry, page, fix, flows = _reports(tmp_path, [(kind, 0)])
+    d = flows[(flows["purpose"] == "dns") & (flows["orig_p"] == 52000)].iloc[0]
+    assert (d["verdict"], d["reason"]) == ("blocked", "no_answer")
+    want = (f"{said}, which the client drops (see the flagged DNS flows): a DNS proxy, NAT or firewall on the path "
+            "rewriting DNS (or answering for the resolver) does it, the answers do come back: fix or bypass that "
+            "device, or point the clients at a resolver reached without it")
+    assert entry == f"dns (blocked: no_answer): {want}" and fix == want
+    assert "allow DNS (UDP and TCP 53)" not in entry + page
+    assert f"What to change {want}" in page
+    assert (f"responses came, but none matched its query ({why}), and the client drops them: a DNS proxy, NAT or "
+            "firewall on the path rewriting DNS") in page
+
+
+def test_a_mismatch_beside_an_unanswered_query_advises_both(tmp_path):
+    entry, page, fix, _ = _reports(tmp_path, [("id", 0), ("none", 0)])
+    assert entry.startswith("dns (blocked: no_answer): allow DNS (UDP and TCP 53) from the clients to their "
+                            "resolver, and the resolver's own lookups; 1 query was answered only with a transaction ID")
+    assert "the query got no answer: a firewall drops DNS to the resolver, or the resolver is unreachable or down; " \
+           "or responses came, but none matched its query (by transaction ID)" in page
+
+
+def test_the_kinds_summed_over_batches_equal_the_whole_tables(tmp_path):
+    # (the terminal report's summary is added batch by batch: the same advice as the whole table's)
+    from kscc_traffic.report import TableSummary, _dns_advice, dns_blocked_kinds
+    _, _, fix, flows = _reports(tmp_path, [("rcode", 5), ("rcode", 2), ("id", 0), ("question", 0), ("none", 0),
+                                           ("rcode", 3)])
+    assert dns_blocked_kinds(flows) == {"refused": 1, "servfail": 1, "mismatch_id": 1, "mismatch_question": 1,
+                                        "mismatch_cut": 0, "no_answer": 3}
+    s = TableSummary()
+    for i in range(0, len(flows), 2):
+        s.add(flows.iloc[i:i + 2])
+    assert _dns_advice(s)[1] == fix
