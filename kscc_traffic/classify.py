@@ -335,6 +335,19 @@ def truncated_resolved_detail(query: str, over_tcp: bool) -> str:
 #: the internal column a chunked reading fills beside :data:`DNS_RESOLVED`: True when a lookup
 #: over TCP in any batch got an address for the name (:func:`truncated_resolved_detail`)
 DNS_RESOLVED_TCP = "dns_resolved_tcp"
+#: ... and True when a lookup over TCP in any batch got an answer (a response, whatever it held)
+#: for the name (:func:`truncated_answered_detail`)
+DNS_ANSWERED_TCP = "dns_answered_tcp"
+
+
+def truncated_answered_detail(query: str, over_v6: bool, asked) -> str:
+    """The detail of a UDP DNS flow whose answer for ``query``, a name the agent needs, was
+    truncated with no address (:func:`truncated_detail`) when a lookup of the name over TCP got
+    an answer and no lookup in the capture an address (:func:`_note_resolved`: ``rejected``, not
+    ``dns_truncated``: DNS over TCP works, the name has no address, as that answer says):
+    :func:`no_address_detail` (``over_v6``, ``asked`` as there), then that."""
+    return (f"{no_address_detail(query, over_v6, asked)}; this answer over UDP was truncated (TC flag set), and a "
+            "lookup of it over TCP (port 53/TCP) was answered, with no address either: DNS over TCP works")
 
 
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
@@ -369,7 +382,10 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
     its A answer); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
     :func:`truncated_resolved_detail`, saying whether a lookup over TCP got the address (a TCP
-    flow of the table, or :data:`DNS_RESOLVED_TCP` True)."""
+    flow of the table, or :data:`DNS_RESOLVED_TCP` True). A truncated answer no lookup made good
+    whose name a lookup over TCP got an answer for (a TCP DNS flow of the table with a
+    ``dns_rcode``, or :data:`DNS_ANSWERED_TCP` True) is ``rejected`` instead
+    (:func:`truncated_answered_detail`): the retry over TCP worked, the name has no address."""
     at = [i for i in range(len(res)) if res[i, 1] == "blocked" and str(res[i, 3]).startswith(DNS_NO_ADDRESS)]
     if not at or "query" not in flows.columns:
         return
@@ -384,16 +400,29 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
                 got.add((cap[i], _name_key(query[i])))
                 if proto[i] == "tcp":
                     got_tcp.add((cap[i], _name_key(query[i])))
+    # (the names a lookup over TCP got an answer for: read only when a truncated answer is left)
+    said_tcp: set | None = None
 
     def given(column: str, i: int) -> bool:
         return column in flows.columns and isinstance(v := flows[column].iat[i], (bool, np.bool_)) and bool(v)
     for i in at:
         key = (cap[i], _name_key(query[i]))
+        reason = str(res[i, 2]).split(",")
         if key in got or given(DNS_RESOLVED, i):
-            reason = str(res[i, 2]).split(",")
             res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""
             res[i, 3] = truncated_resolved_detail(str(query[i]), key in got_tcp or given(DNS_RESOLVED_TCP, i)) \
                 if reason[0] == "dns_truncated" else ""
+        elif reason[0] == "dns_truncated":
+            if said_tcp is None:
+                rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns \
+                    else np.full(len(flows), "", object)
+                said_tcp = {(cap[j], _name_key(query[j])) for j in np.flatnonzero(proto == "tcp").tolist()
+                            if isinstance(rcode[j], str) and rcode[j] and query[j]}
+            if key in said_tcp or given(DNS_ANSWERED_TCP, i):
+                res[i, 2] = "rejected,partial" if "partial" in reason else "rejected"
+                oh = flows["orig_h"].iat[i] if "orig_h" in flows.columns else ""
+                asked = flows["dns_asked"].iat[i] if "dns_asked" in flows.columns else None
+                res[i, 3] = truncated_answered_detail(str(query[i]), ":" in str(oh or ""), asked)
 
 
 #: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies

@@ -244,3 +244,90 @@ def test_the_kinds_summed_over_batches_equal_the_whole_tables(tmp_path):
     for i in range(0, len(flows), 2):
         s.add(flows.iloc[i:i + 2])
     assert _dns_advice(s)[1] == fix
+
+
+# --- 4. dns_truncated: where the agent really ends without an address ------------------------
+# (RFC 2181 §9: a truncated answer may hold part of an RRset, and the client is to ignore it and
+# ask again over TCP: glibc, systemd-resolved, c-ares, musl 1.2.4 do; whether a client whose TCP
+# retry failed uses the partial records differs (c-ares' IGNTC, Windows' ACCEPT_TRUNCATED option,
+# old musl): a TC answer with addresses stays ok, not judged by what the client did next. An
+# error answer with TC (NXDOMAIN, SERVFAIL) is judged by its error; a CNAME chain without the
+# address (a long CNAME filling the 512 bytes) is no address.)
+
+def _udp_tc(t, port, qid, rcode=0, an=None, tc=1, name=NAME):
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    q = Ether() / IP(src="192.0.2.10", dst="203.0.113.53") / UDP(sport=port, dport=53) / DNS(id=qid, rd=1,
+                                                                                            qd=DNSQR(qname=name))
+    r = (Ether() / IP(src="203.0.113.53", dst="192.0.2.10") / UDP(sport=53, dport=port)
+         / DNS(id=qid, qr=1, rd=1, ra=1, tc=tc, rcode=rcode, qd=DNSQR(qname=name), an=an or []))
+    return [(t, q), (t + 0.02, r)]
+
+
+def _tcp_answer(t, port, qid, an=None, rcode=0, name=NAME):
+    """A DNS over TCP lookup of ``name`` answered ``rcode`` with the records ``an``."""
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    c, s = "192.0.2.10", "203.0.113.53"
+
+    def p(src, dst, sp, dp, **kw):
+        load = kw.pop("load", b"")
+        return Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, **kw) / load
+    q = bytes(DNS(id=qid, rd=1, qd=DNSQR(qname=name)))
+    a = bytes(DNS(id=qid, qr=1, rd=1, ra=1, rcode=rcode, qd=DNSQR(qname=name), an=an or []))
+    q, a = len(q).to_bytes(2, "big") + q, len(a).to_bytes(2, "big") + a
+    return [(t, p(c, s, port, 53, flags="S", seq=1)), (t + 0.01, p(s, c, 53, port, flags="SA", seq=100, ack=2)),
+            (t + 0.02, p(c, s, port, 53, flags="A", seq=2, ack=101)),
+            (t + 0.03, p(c, s, port, 53, flags="PA", seq=2, ack=101, load=q)),
+            (t + 0.04, p(s, c, 53, port, flags="PA", seq=101, ack=2 + len(q), load=a)),
+            (t + 0.05, p(c, s, port, 53, flags="FA", seq=2 + len(q), ack=101 + len(a))),
+            (t + 0.06, p(s, c, 53, port, flags="FA", seq=101 + len(a), ack=3 + len(q))),
+            (t + 0.07, p(c, s, port, 53, flags="A", seq=3 + len(q), ack=102 + len(a)))]
+
+
+def _dns_rows(tmp_path, recs, monkeypatch=None):
+    from chunkcmp import write
+    from test_breakit_s38_net import _filler
+    path = write(tmp_path, sorted(recs + _filler(90.0, 120.0), key=lambda r: r[0]))
+    w = assert_same(path, [4096, 16384])
+    if monkeypatch is not None:
+        from test_live_session import assert_live_same
+        assert_live_same(path, monkeypatch, step=7)
+    return w[w["purpose"] == "dns"].sort_values("ts_ns")
+
+
+def test_a_truncated_cname_chain_without_the_address_is_dns_truncated(tmp_path):
+    from scapy.layers.dns import DNSRR
+    cname = DNSRR(rrname=NAME, type="CNAME", ttl=60, rdata="a" * 60 + ".edge.example.net")
+    d = _dns_rows(tmp_path, _udp_tc(100.0, 53030, 0x300, an=cname)).iloc[0]
+    assert (d["verdict"], d["reason"], d["dns_answers"]) == ("blocked", "dns_truncated", "")
+
+
+def test_a_truncated_answer_with_part_of_the_addresses_stays_ok(tmp_path):
+    from scapy.layers.dns import DNSRR
+    an = [DNSRR(rrname=NAME, ttl=60, rdata="203.0.113.7"), DNSRR(rrname=NAME, ttl=60, rdata="203.0.113.8")]
+    d = _dns_rows(tmp_path, _udp_tc(100.0, 53031, 0x301, an=an)).iloc[0]
+    assert (d["verdict"], d["reason"], d["dns_answers"]) == ("ok", "", "203.0.113.7;203.0.113.8")
+
+
+@pytest.mark.parametrize("rcode,name", [(3, "NXDOMAIN"), (2, "SERVFAIL")])
+def test_a_truncated_error_answer_is_judged_by_its_error(tmp_path, rcode, name):
+    d = _dns_rows(tmp_path, _udp_tc(100.0, 53032, 0x302, rcode=rcode)).iloc[0]
+    assert (d["verdict"], d["reason"], d["dns_rcode"]) == ("blocked", "rejected", name)
+    assert d["detail"].startswith(f"DNS answer {name} for {NAME}; the agent needs this name")
+
+
+def test_a_tcp_retry_answered_without_an_address_is_no_dns_over_tcp_problem(tmp_path, monkeypatch):
+    # the truncated answer asked again over TCP, answered there NOERROR with no address: DNS over
+    # TCP works, the name has no address: the UDP flow is no dns_truncated (whose advice, allow
+    # TCP 53, would be wrong) but the NODATA the TCP answer shows
+    d = _dns_rows(tmp_path, _udp_tc(100.0, 53033, 0x303) + _tcp_answer(100.1, 53034, 0x303), monkeypatch)
+    assert list(zip(d["proto"], d["verdict"], d["reason"])) == [("udp", "blocked", "rejected"),
+                                                             ("tcp", "blocked", "rejected")]
+    udp, tcp = d["detail"].tolist()
+    assert tcp.startswith(f"DNS answer NOERROR with no address for {NAME}: no lookup of it in the capture got an "
+                          "address (the DNS server gives no IPv4 address for it: no A record, as it answers)")
+    assert udp == (f"{tcp}; this answer over UDP was truncated (TC flag set), and a lookup of it over TCP (port 53/TCP) "
+                   "was answered, with no address either: DNS over TCP works")
