@@ -56,7 +56,7 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain
 from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_RESOLVED, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
+from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED_TCP, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
                        address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
                        usable_address, wrong_source_answers)
@@ -651,12 +651,16 @@ class _NoAddress:
     (:func:`kscc_traffic.classify._note_resolved`; newcomer 28 F2), so such a flow is held back
     to the capture's end, then leaves with the last batch, its
     :data:`~kscc_traffic.classify.DNS_RESOLVED` column True when a lookup in any batch got a
-    usable address for its name. Only the needed names that got one are remembered."""
+    usable address for its name (:data:`~kscc_traffic.classify.DNS_RESOLVED_TCP` when one over
+    TCP did: a truncated answer's retry; :data:`~kscc_traffic.classify.DNS_ANSWERED_TCP` when one
+    over TCP got any answer). Only the needed names that got one are remembered."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
         self.resolved: set[str] = set()         # needed names some lookup got an address for
+        self.resolved_tcp: set[str] = set()     # ... some lookup over TCP got an address for
+        self.answered_tcp: set[str] = set()     # ... some lookup over TCP got an answer for
         self._needed: dict[str, bool] = {}      # name -> needed (_agent_name), found once
 
     def _need(self, name: str) -> bool:
@@ -676,12 +680,21 @@ class _NoAddress:
             return flows
         answers = flows["dns_answers"].to_numpy(dtype=object)[asked]
         rcode = flows["dns_rcode"].to_numpy(dtype=object)[asked]
-        empty = answers == ""
-        # (each distinct name and answer looked at once: most DNS flows repeat a few)
-        for q, a in set(zip(query[asked][~empty].tolist(), answers[~empty].tolist())):
+        tcp = (flows["proto"].to_numpy(dtype=object)[asked] == "tcp") if "proto" in flows.columns \
+            else np.zeros(len(asked), bool)
+        for q in set(query[asked][tcp & (rcode != "")].tolist()):
             name = str(q).lower().rstrip(".")
-            if name not in self.resolved and isinstance(a, str) and usable_address(a) and self._need(name):
+            if name not in self.answered_tcp and self._need(name):
+                self.answered_tcp.add(name)
+        empty = answers == ""
+        # (each distinct name, answer and transport looked at once: most DNS flows repeat a few)
+        for q, a, t in set(zip(query[asked][~empty].tolist(), answers[~empty].tolist(), tcp[~empty].tolist())):
+            name = str(q).lower().rstrip(".")
+            if (name not in self.resolved or (t and name not in self.resolved_tcp)) and isinstance(a, str) \
+                    and usable_address(a) and self._need(name):
                 self.resolved.add(name)
+                if t:
+                    self.resolved_tcp.add(name)
         keep = np.zeros(len(flows), bool)
         at = asked[empty & (rcode == "NOERROR")]
         if len(at):
@@ -700,6 +713,10 @@ class _NoAddress:
         self.held = []
         held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
                                        dtype=object, index=held.index)
+        held[DNS_RESOLVED_TCP] = pd.Series([str(q).lower().rstrip(".") in self.resolved_tcp
+                                            for q in held["query"].tolist()], dtype=object, index=held.index)
+        held[DNS_ANSWERED_TCP] = pd.Series([str(q).lower().rstrip(".") in self.answered_tcp
+                                            for q in held["query"].tolist()], dtype=object, index=held.index)
         return merge_in_time(flows, held)
 
 

@@ -230,6 +230,11 @@ FILTER_ANSWER = "the server answered HTTP "
 #: record (0x16 0x03 …) but no ClientHello could be read from them (service not ssl)
 NO_HELLO = "the client's TLS-looking bytes"
 
+#: how the detail of a DNS query whose every response matched none of its queries starts (reason
+#: ``no_answer``), the internal ``dns_mismatch`` text after it
+#: (:func:`.inspect.dns_mismatch_text`: what mismatched, the transaction ID or the question)
+DNS_NOT_ACCEPTED = "DNS query without an answer the client accepts: "
+
 #: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
 #: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
 DNS_TCP_RESET = "DNS over TCP rejected with RST"
@@ -309,6 +314,42 @@ def truncated_detail(query: str) -> str:
             "its address it cannot connect (allow DNS over TCP, port 53/TCP, from the clients to their resolver)")
 
 
+#: how the detail of a UDP DNS flow starts whose truncated answer (reason ``dns_truncated`` until
+#: then) another lookup of its name made good (:func:`truncated_resolved_detail`)
+DNS_TRUNCATED_UDP = "DNS answer truncated over UDP for "
+
+
+def truncated_resolved_detail(query: str, over_tcp: bool) -> str:
+    """The detail of a UDP DNS flow whose answer for ``query`` was truncated with no address in
+    it (:func:`truncated_detail`) when a lookup of the name in the capture got an address
+    (:func:`_note_resolved`: verdict ``ok``): ``over_tcp``, one over TCP (the client's retry over
+    TCP, RFC 7766: DNS over TCP works); else only over UDP (no retry over TCP seen: another
+    query, another resolver, or EDNS answered). ``query`` is the ``query`` column's text (escaped
+    as every name read from packets)."""
+    head = f"{DNS_TRUNCATED_UDP}{query} (TC flag set: too large for UDP); "
+    if over_tcp:
+        return head + "a lookup of it over TCP (port 53/TCP) got an address: the retry over TCP works"
+    return head + "another lookup of it in the capture got an address, none over TCP (no retry over TCP seen)"
+
+
+#: the internal column a chunked reading fills beside :data:`DNS_RESOLVED`: True when a lookup
+#: over TCP in any batch got an address for the name (:func:`truncated_resolved_detail`)
+DNS_RESOLVED_TCP = "dns_resolved_tcp"
+#: ... and True when a lookup over TCP in any batch got an answer (a response, whatever it held)
+#: for the name (:func:`truncated_answered_detail`)
+DNS_ANSWERED_TCP = "dns_answered_tcp"
+
+
+def truncated_answered_detail(query: str, over_v6: bool, asked) -> str:
+    """The detail of a UDP DNS flow whose answer for ``query``, a name the agent needs, was
+    truncated with no address (:func:`truncated_detail`) when a lookup of the name over TCP got
+    an answer and no lookup in the capture an address (:func:`_note_resolved`: ``rejected``, not
+    ``dns_truncated``: DNS over TCP works, the name has no address, as that answer says):
+    :func:`no_address_detail` (``over_v6``, ``asked`` as there), then that."""
+    return (f"{no_address_detail(query, over_v6, asked)}; this answer over UDP was truncated (TC flag set), and a "
+            "lookup of it over TCP (port 53/TCP) was answered, with no address either: DNS over TCP works")
+
+
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
 DNS_UNREADABLE_ANSWER = "DNS answer unreadable for "
 
@@ -339,22 +380,49 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     (:data:`DNS_NO_ADDRESS`) whose name another lookup in the table (same ``capture``) got a
     usable address for (:func:`usable_address`; or its :data:`DNS_RESOLVED` column True: seen in
     another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
-    its A answer)."""
+    its A answer); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
+    :func:`truncated_resolved_detail`, saying whether a lookup over TCP got the address (a TCP
+    flow of the table, or :data:`DNS_RESOLVED_TCP` True). A truncated answer no lookup made good
+    whose name a lookup over TCP got an answer for (a TCP DNS flow of the table with a
+    ``dns_rcode``, or :data:`DNS_ANSWERED_TCP` True) is ``rejected`` instead
+    (:func:`truncated_answered_detail`): the retry over TCP worked, the name has no address."""
     at = [i for i in range(len(res)) if res[i, 1] == "blocked" and str(res[i, 3]).startswith(DNS_NO_ADDRESS)]
     if not at or "query" not in flows.columns:
         return
     cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
     query = flows["query"].to_numpy(dtype=object)
     answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else None
-    got = set()
+    proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else np.full(len(flows), "", object)
+    got, got_tcp = set(), set()
     if answers is not None:
         for i in np.flatnonzero(answers != "").tolist():
             if isinstance(answers[i], str) and usable_address(answers[i]):
                 got.add((cap[i], _name_key(query[i])))
-    given = flows[DNS_RESOLVED].to_numpy(dtype=object) if DNS_RESOLVED in flows.columns else None
+                if proto[i] == "tcp":
+                    got_tcp.add((cap[i], _name_key(query[i])))
+    # (the names a lookup over TCP got an answer for: read only when a truncated answer is left)
+    said_tcp: set | None = None
+
+    def given(column: str, i: int) -> bool:
+        return column in flows.columns and isinstance(v := flows[column].iat[i], (bool, np.bool_)) and bool(v)
     for i in at:
-        if (cap[i], _name_key(query[i])) in got or (given is not None and isinstance(given[i], (bool, np.bool_)) and bool(given[i])):
-            res[i, 1], res[i, 2], res[i, 3] = "ok", "partial" if "partial" in str(res[i, 2]).split(",") else "", ""
+        key = (cap[i], _name_key(query[i]))
+        reason = str(res[i, 2]).split(",")
+        if key in got or given(DNS_RESOLVED, i):
+            res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""
+            res[i, 3] = truncated_resolved_detail(str(query[i]), key in got_tcp or given(DNS_RESOLVED_TCP, i)) \
+                if reason[0] == "dns_truncated" else ""
+        elif reason[0] == "dns_truncated":
+            if said_tcp is None:
+                rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns \
+                    else np.full(len(flows), "", object)
+                said_tcp = {(cap[j], _name_key(query[j])) for j in np.flatnonzero(proto == "tcp").tolist()
+                            if isinstance(rcode[j], str) and rcode[j] and query[j]}
+            if key in said_tcp or given(DNS_ANSWERED_TCP, i):
+                res[i, 2] = "rejected,partial" if "partial" in reason else "rejected"
+                oh = flows["orig_h"].iat[i] if "orig_h" in flows.columns else ""
+                asked = flows["dns_asked"].iat[i] if "dns_asked" in flows.columns else None
+                res[i, 3] = truncated_answered_detail(str(query[i]), ":" in str(oh or ""), asked)
 
 
 #: the detail of a flow neither TCP nor UDP (ICMP, IGMP…): no documented port applies
@@ -468,7 +536,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # responses matching no query (transaction ID, question): none the client accepts
         stray = row.get("dns_mismatch") or ""
         if stray and not row.get("dns_rcode") and not partial:
-            return ("dns", "blocked", "no_answer", f"DNS query without an answer the client accepts: {stray}: "
+            return ("dns", "blocked", "no_answer", f"{DNS_NOT_ACCEPTED}{stray}: "
                     "a resolver or DNS proxy answering with the wrong transaction ID, or for another question "
                     "(the client drops such answers)")
         if icmp_text and not answered:
@@ -2133,10 +2201,13 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
     """(``blocked``, ``tls_failed``, detail starting with :data:`TUNNEL_CLOSED_EMPTY`) of a CONNECT the proxy answered 2xx, then closed or
     reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
     byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
-    and less than :data:`TLS_SILENCE_S` after the connection began (``duration``): the agent
-    never got to send its ClientHello. None otherwise: an idle tunnel closed later (a proxy's
-    idle timeout), the client closing first, a request in absolute-form, bytes the capture cut
-    or lost (``payload_cut``, ``partial``). Reads ``http_status``, ``history``, ``duration``,
+    and less than :data:`TLS_SILENCE_S` after the proxy's 2xx answer (internal column
+    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: a slow proxy answering after 5 s and
+    closing at once is named too; a table without it, or -1 there: ``duration``, from the
+    connection's start, which is never shorter): the agent never got to send its ClientHello.
+    None otherwise: an idle tunnel closed later (a proxy's idle timeout), the client closing
+    first, a request in absolute-form, bytes the capture cut or lost (``payload_cut``,
+    ``partial``). Reads ``http_status``, ``history``, ``tunnel_close_s``, ``duration``,
     ``resp_h``, ``resp_p``."""
     if target.startswith(_ABSOLUTE) or not str(row.get("http_status") or "").startswith("2") \
             or row.get("client_proto") or row.get("server_proto") or row.get("partial") \
@@ -2144,12 +2215,14 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
             or _number(row, "tunnel_resp_bytes", int, 0) > 0:
         return None
     how = _responder_closed_first(str(row.get("history") or ""))
-    duration = _number(row, "duration", float, 0.0)
-    if not how or duration >= TLS_SILENCE_S:
+    after = _number(row, "tunnel_close_s", float, -1.0)
+    since, when = (after, "that answer") if after >= 0 else \
+        (_number(row, "duration", float, 0.0), "the connection began")
+    if not how or since >= TLS_SILENCE_S:
         return None
     return ("blocked", "tls_failed", f"{TUNNEL_CLOSED_EMPTY}: the proxy {endpoint_text(row['resp_h'], int(row['resp_p']))} "
             f"opened the tunnel of {_proxy_request(target)} ({row.get('http_status')}), then {how} it ({state}) "
-            f"{_seconds_text(duration)} s after the connection began, before the client sent its ClientHello "
+            f"{_seconds_text(since)} s after {when}, before the client sent its ClientHello "
             "(the proxy failing to reach the target, or refusing it after all)")
 
 
@@ -2703,7 +2776,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "payload_cut", "proxy_target", "http_status", "dns_answers", "orig_resent", "quiet_s",
                   "tunnel_resp_bytes", "http_host", "tls_wait_from_s", "tls_wait_after", "went_on", "tcp_hdr_cut",
                   "blind_client_next", "blind_closer", "blind_wait_s", "blind_server_next",
-                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "stall_from_s",
+                  "blind_client_alert", "blind_unacked", "blind_window", "tunnel_http_status", "tunnel_close_s", "stall_from_s",
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
@@ -2715,7 +2788,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "orig_resent", "quiet_s", "tunnel_resp_bytes", "http_host", "tls_wait_from_s",
                      "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                      "blind_wait_s", "blind_server_next", "blind_client_alert", "blind_unacked", "blind_window",
-                     "tunnel_http_status", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
+                     "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
@@ -3048,6 +3121,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     quiet = v["quiet_s"].astype(float) if v["quiet_s"].dtype.kind in "iuf" else np.zeros(n)
     tb = v["tunnel_resp_bytes"]
     tunnel_bytes = tb.astype(np.int64) if tb.dtype.kind in "iu" else np.full(n, -1, np.int64)
+    # (how soon the proxy closed the tunnel after its 2xx: _empty_tunnel_closed, quoted)
+    tc = v["tunnel_close_s"]
+    tunnel_close = tc.astype(float) if tc.dtype.kind in "iuf" else np.full(n, -1.0)
     # a handshake the server left waiting after the client's next flight: the wait (duration less
     # tls_wait_from_s) against TLS_SILENCE_S, printed to 0.1 s
     tw = v["tls_wait_from_s"]
@@ -3176,6 +3252,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         printed_long,
         (hello_silent | asks_read) & (duration + quiet >= TLS_SILENCE_S),
         connect & (tunnel_bytes > 0),
+        np.where(connect, tunnel_close, -1.0),
         hello_silent & (v["resp_pkts"] <= 1),
         masked(asks | http_answer, "http_status"),
         # (and through a proxy: the answer in the tunnel to the client's cleartext, quoted)

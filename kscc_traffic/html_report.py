@@ -47,7 +47,7 @@ from . import plots
 from .addresses import endpoint_text
 from .classify import DNS_TCP_RESET, INBOUND
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
-                     console_names, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
+                     console_names, dns_blocked_kinds, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, ksc_purposes, scan_lines_of)
@@ -508,11 +508,12 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         rejected = (sub["verdict"] == "blocked") & (sub["reason"].astype(str).str.split(",").str[0] == "rejected")
         resets = int((rejected & (sub["detail"].astype(str) == DNS_TCP_RESET)).sum())
         counts = (resets, int(rejected.sum()) - resets)
-        texts = dns_reason_texts(reasons, *counts)
+        kinds = dns_blocked_kinds(sub)
+        texts = dns_reason_texts(reasons, *counts, kinds=kinds)
         dl = ("<dt>What the port is for</dt><dd>Name resolution. Not in the vendor's port list, but "
               "agents must resolve *.ksc.kaspersky.com and the other Kaspersky names to connect at all.</dd>"
               f'<dt>What to change</dt><dd class="fix">'
-              f'{_e(dns_fix(reasons, *counts, cut=(cut, int(no_answer.sum()))))}</dd>')
+              f'{_e(dns_fix(reasons, *counts, cut=(cut, int(no_answer.sum())), kinds=kinds))}</dd>')
     else:
         head = "flows outside the documented purposes"
         dl = ("<dt>What the port is for</dt><dd>No rule of the vendor page documents these flows.</dd>"

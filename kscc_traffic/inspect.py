@@ -1678,6 +1678,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise: the status of an HTTP answer inside a CONNECT tunnel, e.g. a filter's 403 to the
     # ClientHello after the proxy's 200; '' where none)
     cols["tunnel_http_status"] = repeated("", n)
+    # (likewise: seconds from the proxy's 2xx answer to a CONNECT (the server segment that
+    # completed its head) to the flow's first FIN or RST, -1 where no tunnel opened or nothing
+    # closed after it: _tunnel_close)
+    cols["tunnel_close_s"] = np.full(n, -1.0)
     # (for classify, not columns of the output: a TLS handshake left waiting on the server, see
     # _tls_waits; -1 and '' where not)
     cols["tls_wait_from_s"] = np.full(n, -1.0)
@@ -2781,6 +2785,12 @@ def _qtype_text(t: int) -> str:
     return _QTYPE_NAMES.get(t, f"type {t}")
 
 
+#: what :func:`dns_mismatch_text` says of a first response matching no query by its transaction
+#: ID, and of one whose ID a query had but not its question (report.dns_blocked_kinds reads them)
+MISMATCH_ID = "a transaction ID no query had"
+MISMATCH_QUESTION = "another question than asked"
+
+
 def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
     """The ``dns_mismatch`` text of a flow: ``unmatched`` its responses that match no query
     (``(id, first question name, its type)``, name '' / type -1 without a question; in order of
@@ -2790,7 +2800,7 @@ def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[i
         return f"ID 0x{t[0]:04x}" + (f" for {t[1]} {_qtype_text(t[2])}" if t[1] else "")
     ids = {t[0] for t in asked}
     first = unmatched[0]
-    why = ("another question than asked" if first[0] in ids else "a transaction ID no query had")
+    why = MISMATCH_QUESTION if first[0] in ids else MISMATCH_ID
     n = len(unmatched)
     queries = ", ".join(one(t) for t in dict.fromkeys(asked[:3]))
     return (f"{n} response{'s' if n != 1 else ''} matching no query of the flow (the first: {one(first)}, "
@@ -3508,11 +3518,39 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         _tunnel_columns(ft, buf, np.array(tunnels, np.int64), cols, service)
 
 
+def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TCP flows whose CONNECT was answered 2xx):
+    seconds (float) from the proxy's answer, the first sending of the server data segment that
+    reached the end of its head (``head``: int array, bytes from the start of the server's
+    stream, 1xx answers included), to the flow's first FIN or RST (:func:`_first_close`, whoever
+    sent it); -1 where the segment is not among the packets or nothing closed at or after it.
+
+    By sequence numbers (:func:`.flows.seq_extents`), so a head split over several segments
+    counts from its last one. Reads the server's first data segments and the first FIN or RST of
+    each direction: what a chunked or live analysis keeps of a flow (all readings agree)."""
+    out = np.full(len(flows), -1.0)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None:
+        return out
+    pos = np.full(len(ft.flows) + 1, -1, np.int64)
+    pos[flows] = np.arange(len(flows))
+    at = pos[v.f]
+    big = np.iinfo(np.int64).max
+    reach = ~v.fo & (v.plen > 0) & (v.end >= np.asarray(head, np.int64)[at])
+    opened = np.full(len(flows), big, np.int64)
+    np.minimum.at(opened, at[reach], v.ts[reach])
+    _, when = _first_close(ft, np.asarray(flows, np.int64))
+    ok = (opened < big) & (when >= opened)
+    out[ok] = (when[ok] - opened[ok]) / 1e9
+    return out
+
+
 def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: dict[str, np.ndarray],
                     service: np.ndarray) -> None:
     """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
     in place: ``client_proto``/``server_proto`` of those bytes (and the internal
-    ``tunnel_http_status``: the status of an HTTP answer in the tunnel) and, when they are TLS, the TLS
+    ``tunnel_http_status``: the status of an HTTP answer in the tunnel; ``tunnel_close_s``: how
+    soon after its 2xx answer the connection was closed, :func:`_tunnel_close`) and, when they are TLS, the TLS
     columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
     the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
     server's first segment past its answer head).
@@ -3522,6 +3560,7 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
         tunnel start, server stream end (offsets into ``buf``), length of the server's answer
         head (bytes)."""
     f, c0, c1, s0, s1, skip = tunnels.T
+    cols["tunnel_close_s"][f] = _tunnel_close(ft, f, skip)
     ck, sk = _kinds(buf, c0, c1), _kinds(buf, s0, s1)
     cols["client_proto"][f] = ck
     cols["server_proto"][f] = sk

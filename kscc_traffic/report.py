@@ -38,9 +38,10 @@ from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
+from .classify import DNS_NOT_ACCEPTED
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
-from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS
+from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, MISMATCH_ID, MISMATCH_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -2530,8 +2531,84 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
                         "lets them through")
 
 
+#: how the detail of a blocked DNS flow names the error answer advised on its own
+#: (:func:`dns_blocked_kinds`; :func:`kscc_traffic.classify._dns_error_detail`'s ``DNS answer
+#: <rcode> for <query>``)
+_DNS_RCODE_DETAIL = re.compile(r"^DNS answer (REFUSED|SERVFAIL)(?: for |$)")
+#: ... and what mismatched in the responses of a DNS query none of which it accepts
+#: (:data:`~kscc_traffic.classify.DNS_NOT_ACCEPTED`, :func:`kscc_traffic.inspect.dns_mismatch_text`:
+#: the first response's kind; the name before it is escaped packet text, read lazily)
+_DNS_MISMATCH_DETAIL = re.compile("^" + re.escape(DNS_NOT_ACCEPTED) + r"\d+ responses? matching no query of the "
+                                  r"flow \(the first: ID 0x[0-9a-f]+(?: for .*?)?, (" + re.escape(MISMATCH_ID) + "|"
+                                  + re.escape(MISMATCH_QUESTION) + r"); asked: ", re.S)
+#: the keys of :func:`dns_blocked_kinds`
+DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer")
+
+
+def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
+    """How the blocked DNS flows of ``flows`` (``purpose`` ``dns``, ``verdict`` ``blocked``)
+    failed, where the advice differs (:func:`dns_fix`, :func:`dns_reason_texts`), read from
+    ``reason`` and ``detail``: a dict of :data:`DNS_KINDS` to counts (int): ``refused`` and
+    ``servfail``, ``rejected`` ones answered REFUSED / SERVFAIL (detail ``DNS answer REFUSED for
+    …``); ``mismatch_id`` and ``mismatch_question``, ``no_answer`` ones whose responses all matched
+    none of their queries (detail :data:`~kscc_traffic.classify.DNS_NOT_ACCEPTED`), the first by
+    its transaction ID or by its question; ``mismatch_cut``, of those, the ones the capture's end
+    cut short (:data:`~kscc_traffic.classify.CUT_SHORT_TAIL`); ``no_answer``, all the
+    ``no_answer`` ones. All 0 for a table without those columns (or a missing value there)."""
+    out = dict.fromkeys(DNS_KINDS, 0)
+    if not len(flows) or any(c not in flows for c in ("purpose", "verdict", "reason", "detail")):
+        return out
+    bl = flows[(flows["purpose"] == "dns").to_numpy() & (flows["verdict"] == "blocked").to_numpy()]
+    if not len(bl):
+        return out
+    base = bl["reason"].astype(object).where(bl["reason"].notna(), "").astype(str).str.split(",").str[0]
+    detail = bl["detail"].astype(object).where(bl["detail"].notna(), "").astype(str)
+    rej = detail[(base == "rejected").to_numpy()]
+    for code, n in rej.str.extract(_DNS_RCODE_DETAIL, expand=False).value_counts().items():
+        out[str(code).lower()] += int(n)
+    na = detail[(base == "no_answer").to_numpy()]
+    out["no_answer"] = len(na)
+    kind = na.str.extract(_DNS_MISMATCH_DETAIL, expand=False)
+    out["mismatch_id"] = int((kind == MISMATCH_ID).sum())
+    out["mismatch_question"] = int((kind == MISMATCH_QUESTION).sum())
+    out["mismatch_cut"] = int((kind.notna() & na.str.contains(CUT_SHORT_TAIL, regex=False)).sum())
+    return out
+
+
+def _queries_were(n: int) -> str:
+    return "1 query was" if n == 1 else f"{n} queries were"
+
+
+def dns_refused_fix(n: int) -> str:
+    """What to change for ``n`` lookups of names the agent needs answered REFUSED."""
+    return (f"{_queries_were(n)} answered REFUSED: the resolver refuses recursion for this client (it serves "
+            "only other networks, or answers only for its own zones): set the clients to a resolver that serves "
+            "them, or allow them on this one (a DNS filter set to refuse the names it blocks answers so too)")
+
+
+def dns_servfail_fix(n: int) -> str:
+    """What to change for ``n`` lookups of names the agent needs answered SERVFAIL."""
+    return (f"{_queries_were(n)} answered SERVFAIL: the resolver failed upstream, it got no answer from the "
+            "servers it asks (its own DNS to the internet or to its forwarders blocked or down, or a DNSSEC "
+            "validation failure): let the resolver's own lookups out (UDP and TCP 53) and check its forwarders")
+
+
+def dns_mismatch_fix(by_id: int, by_question: int) -> str:
+    """What to change for DNS queries whose every response matched none of them: ``by_id`` with
+    a transaction ID no query had, ``by_question`` for another question than asked."""
+    said = []
+    if by_id:
+        said.append(f"{_queries_were(by_id)} answered only with a transaction ID no query had")
+    if by_question:
+        said.append(f"{_queries_were(by_question)} answered only for another question than asked (another "
+                    "name or type)")
+    return ("; ".join(said) + ", which the client drops (see the flagged DNS flows): a DNS proxy, NAT or firewall "
+            "on the path rewriting DNS (or answering for the resolver) does it, the answers do come back: fix or "
+            "bypass that device, or point the clients at a resolver reached without it")
+
+
 def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
-            cut: tuple[int, int] = (0, 0)) -> str:
+            cut: tuple[int, int] = (0, 0), kinds: dict[str, int] | None = None) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
     needed to connect at all), from their reasons (``no_answer``, ``icmp_unreachable``,
     ``rejected``, ``wrong_source``: answered from another address, :data:`DNS_WRONG_SOURCE_FIX`) and, of the ``rejected`` ones, how many were ``resets`` (DNS over TCP answered
@@ -2540,22 +2617,38 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
     advised). ``cut``: (of the blocked ``no_answer`` ones those sent less than
     :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture ended, :func:`cut_short`; all
     the blocked ``no_answer`` ones): when they are all cut short, "allow DNS" is not advised for
-    them, the advice says to capture longer."""
+    them, the advice says to capture longer. ``kinds``: :func:`dns_blocked_kinds` of those flows
+    (None: not counted): the error answers REFUSED (:func:`dns_refused_fix`: the resolver
+    refuses this client) and SERVFAIL (:func:`dns_servfail_fix`: it failed upstream) advised
+    apart from the others, and queries answered only by responses matching none of them
+    (:func:`dns_mismatch_fix`) apart from those nothing answered: "allow DNS" is not advised for
+    them."""
     out = []
+    kinds = kinds or {}
     k, no_answer = cut
     reasons = set(reasons)
     if k:
         if k >= no_answer:
             reasons.discard("no_answer")
+    by_id, by_question = kinds.get("mismatch_id", 0), kinds.get("mismatch_question", 0)
+    if by_id + by_question and k + by_id + by_question - kinds.get("mismatch_cut", 0) >= kinds.get("no_answer", no_answer):
+        reasons.discard("no_answer")    # (every one answered, by responses the client drops)
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
+    if by_id + by_question:
+        out.append(dns_mismatch_fix(by_id, by_question))
     if "wrong_source" in reasons:
         out.append(DNS_WRONG_SOURCE_FIX)
     if "dns_truncated" in reasons:
         out.append("the resolver's answer was truncated (too large for UDP) and no retry over TCP got an address: "
                    "allow DNS over TCP (port 53/TCP) from the clients to their resolver")
     if "rejected" in reasons:
-        if error_answers is None or error_answers:
+        refused, servfail = kinds.get("refused", 0), kinds.get("servfail", 0)
+        if refused:
+            out.append(dns_refused_fix(refused))
+        if servfail:
+            out.append(dns_servfail_fix(servfail))
+        if error_answers is None or error_answers > refused + servfail:
             out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
                        "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
                        "failure (see the DNS names answered with an error)")
@@ -2571,10 +2664,13 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
     return "; ".join(out) or "check name resolution from the clients"
 
 
-def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | None = None) -> dict[str, str]:
+def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | None = None,
+                     kinds: dict[str, int] | None = None) -> dict[str, str]:
     """Why each reason of blocked DNS flows matters, by what happened (the HTML report's "Why
     flagged" for DNS; :data:`REASON_TEXT` speaks of connections): reason -> one sentence;
-    ``resets``/``error_answers`` as for :func:`dns_fix` (None: not counted, both told)."""
+    ``resets``/``error_answers``/``kinds`` as for :func:`dns_fix` (None: not counted, both told;
+    ``kinds``: REFUSED, SERVFAIL and responses matching no query told apart)."""
+    kinds = kinds or {}
     texts = {"no_answer": "the query got no answer: a firewall drops DNS to the resolver, or the resolver is "
                           "unreachable or down",
              "icmp_unreachable": "an ICMP error answered the query: no resolver listens at that address (port "
@@ -2584,8 +2680,20 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
                              "does not rewrite the answer's source): the name does not resolve",
              "dns_truncated": "the answer was truncated (too large for UDP) and no retry over TCP got an address: "
                               "DNS over TCP (port 53/TCP) to the resolver is blocked, or the client did not retry"}
+    mismatched = kinds.get("mismatch_id", 0) + kinds.get("mismatch_question", 0)
+    if mismatched:
+        what = " or ".join(w for n, w in ((kinds.get("mismatch_id", 0), "by transaction ID"),
+                                          (kinds.get("mismatch_question", 0), "by question")) if n)
+        said = (f"responses came, but none matched its query ({what}), and the client drops them: a DNS proxy, NAT "
+                "or firewall on the path rewriting DNS")
+        texts["no_answer"] = said if mismatched >= kinds.get("no_answer", 0) else f"{texts['no_answer']}; or {said}"
     rejected = []
-    if error_answers is None or error_answers:
+    refused, servfail = kinds.get("refused", 0), kinds.get("servfail", 0)
+    if refused:
+        rejected.append("the resolver refused the query (REFUSED): it does not serve recursion to this client")
+    if servfail:
+        rejected.append("the resolver failed upstream (SERVFAIL): it got no answer from the servers it asks")
+    if error_answers is None or error_answers > refused + servfail:
         rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "
                         "address for a name the agent needs: without its address the agent cannot connect")
     if resets is None or resets:
@@ -2655,7 +2763,8 @@ def _dns_advice(summary: "TableSummary") -> tuple[list[str], str]:
     :class:`TableSummary`'s counts."""
     why = sorted(summary.reasons.get("dns", ()))
     return why, dns_fix(why, *((summary.dns_resets, summary.dns_error_answers) if summary.detail_seen
-                               else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer))
+                               else (None, None)), cut=(summary.bl_cut.get("dns", 0), summary.dns_no_answer),
+                        kinds=summary.dns_kinds if summary.detail_seen else None)
 
 
 def dns_advice(flows: pd.DataFrame, rules: RuleSet | None = None) -> dict | None:
@@ -3090,6 +3199,7 @@ class TableSummary:
         #                                          short: bl_cut["dns"])
         self.dns_resets = 0                      # blocked DNS flows: DNS over TCP answered by a reset
         self.dns_error_answers = 0               # blocked DNS flows rejected by an error or sinkhole answer
+        self.dns_kinds = dict.fromkeys(DNS_KINDS, 0)  # blocked DNS flows: dns_blocked_kinds
         self.detail_seen = False                 # (a table with a detail column was added)
         self.bl_tls: dict[str, int] = {}         # purpose -> blocked flows tls_failed (or tls_intercepted)
         self.bl_icpt: dict[str, int] = {}        # purpose -> blocked flows tls_intercepted
@@ -3219,6 +3329,8 @@ class TableSummary:
             reset = int((rejected & (detail == DNS_TCP_RESET)).sum())
             self.dns_resets += reset
             self.dns_error_answers += int(rejected.sum()) - reset
+            for key, n in dns_blocked_kinds(blocked).items():
+                self.dns_kinds[key] += n
             closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)

@@ -40,7 +40,7 @@ def _cases(tmp_path):
 
 
 EMPTY = ("TLS handshake not started: the proxy 10.0.0.1:3128 opened the tunnel of CONNECT "
-         "eu1.ksc.kaspersky.com:23101 (200), then {how} it ({state}) {t} s after the connection began, "
+         "eu1.ksc.kaspersky.com:23101 (200), then {how} it ({state}) {t} s after that answer, "
          "before the client sent its ClientHello (the proxy failing to reach the target, or refusing it after all)")
 
 
@@ -51,9 +51,10 @@ def test_an_empty_tunnel_closed_by_the_proxy_at_once_is_blocked(tmp_path):
                    (50002, "ok", "", "SF"), (50003, "ok", "", "SF"),
                    (50004, "blocked", "tls_failed", "SF"), (50005, "blocked", "tls_failed", "RSTR")]
     d = w["detail"].tolist()
-    # (1 ms between packets, the duration to the flow's last packet, stamps cut to whole µs: 6.99… ms)
-    assert d[0] == EMPTY.format(how="closed", state="SF", t="0.006")
-    assert d[1] == EMPTY.format(how="reset", state="RSTR", t="0.005")
+    # (1 ms between packets: from the proxy's 200 to its FIN or RST; s39 counts from the 200, not
+    # from the connection's start)
+    assert d[0] == EMPTY.format(how="closed", state="SF", t="0.001")
+    assert d[1] == EMPTY.format(how="reset", state="RSTR", t="0.001")
     assert d[2] == "" and d[3] == ""
     assert d[4].startswith("TLS handshake aborted: the proxy 10.0.0.1:3128 closed the tunnel (SF)")
 

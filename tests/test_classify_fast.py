@@ -237,6 +237,8 @@ ROW_FIELDS = {
     "tls_close": st.sampled_from(["", "", "client FIN", "server RST", "client RST answered"]),
     "tls_close_wait_s": st.sampled_from([-1.0, -1.0, 0.0, 0.25, 3.5]),
     "tls_close_served": st.sampled_from([-1, -1, 0, 0, 384]),
+    # (break-it s39: how soon after its 2xx the proxy closed a CONNECT tunnel, -1 none)
+    "tunnel_close_s": st.sampled_from([-1.0, -1.0, 0.0, 0.001, 2.99, 3.0, 5.0]),
     "cert_issuer": st.sampled_from(["", "", "CN=FortiGate CA,O=Fortinet", "CN=Test CA"]),
     "client_head": st.sampled_from(["", "", "GET / HTTP/1.1\\x0d\\x0a…", "\\x1b[31m"]),
     "client_binary": st.sampled_from(["", "", "01 02 03"]),
@@ -311,7 +313,8 @@ NUMBER_DTYPES = {"resp_p": "int64", "orig_p": "int64", "resp_bytes": "int64", "o
                  "resp_pkts": "int64",
                  "orig_pkts": "int64", "duration": "float64", "partial": "bool", "tls_established": "bool",
                  "payload_cut": "bool", "quiet_s": "float64", "tls_wait_from_s": "float64",
-                 "tls_close_wait_s": "float64", "tls_close_served": "int64", "dns_asked": "int64"}
+                 "tls_close_wait_s": "float64", "tls_close_served": "int64", "dns_asked": "int64",
+                 "tunnel_close_s": "float64"}
 
 
 def _as_pandas_text(flows: pd.DataFrame) -> pd.DataFrame | None:

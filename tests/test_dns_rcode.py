@@ -126,8 +126,14 @@ def test_table_report_lists_error_names(tmp_path):
     # and what to change says both: let DNS through, make the resolver answer the agent's names
     # (the 4 rejected flows are error answers, no TCP reset: no advice about DNS over TCP; newcomer 21 F3)
     # (entries wrap with a hanging indent: compare with the whitespace collapsed)
-    assert " ".join(("dns (blocked: no_answer, rejected): " + report.dns_fix(["no_answer", "rejected"], resets=0,
-                                                                          error_answers=4)).split()) in " ".join(text.split())
+    # (s39: the 2 REFUSED answers advised apart, the resolver refusing this client; the 2 NXDOMAIN
+    # as before)
+    fix = report.dns_fix(["no_answer", "rejected"], resets=0, error_answers=4,
+                         kinds={**report.dns_blocked_kinds(flows)})
+    assert report.dns_blocked_kinds(flows)["refused"] == 2
+    assert fix.startswith("allow DNS (UDP and TCP 53)") and "2 queries were answered REFUSED" in fix \
+        and "make the resolver answer the names the agent needs" in fix
+    assert " ".join(("dns (blocked: no_answer, rejected): " + fix).split()) in " ".join(text.split())
     assert "TCP reset" not in text and "allow TCP 53" not in text
     assert report.dns_fix(["no_answer", "rejected"]).startswith("allow DNS (UDP and TCP 53)") and \
         "make the resolver answer the names the agent needs" in report.dns_fix(["rejected"])

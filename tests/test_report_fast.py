@@ -808,8 +808,10 @@ def old_print_table(flows, rules, console, max_flagged: int = 40) -> None:
         no_answer = dns_bl[dns_bl["reason"].str.split(",").str[0] == "no_answer"]
         cut = int(no_answer["detail"].astype(str).str.contains("maybe before an answer could come",
                                                                 regex=False).sum()) if "detail" in flows else 0
+        # (s39: REFUSED, SERVFAIL and responses matching no query told apart, from the details)
+        kinds = report.dns_blocked_kinds(flows) if "detail" in flows else None
         report.print_entry(console, f"dns (blocked: {', '.join(why)}): "
-                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)))}")
+                           f"{report.dns_fix(why, *(counts or (None, None)), cut=(cut, len(no_answer)), kinds=kinds)}")
     if len(undoc):
         why = sorted({x for r in undoc["reason"] for x in r.split(",") if x})
         report.print_entry(console, f"(none) (unexpected: {', '.join(why)}): {report.undocumented_fix(len(undoc))}")

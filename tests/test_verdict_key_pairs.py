@@ -34,6 +34,7 @@ VALUES = {
     "server_proto": ["http", "tls", ""],
     "http_status": ["", "200", "301", "304", "403", "404", "502"],
     "tunnel_http_status": ["", "200", "403"],
+    "tunnel_close_s": [-1.0, -1.0, 0.001, 2.9, 3.0, 5.0],
     "http_host": ["", "crl3.digicert.com", "evil.example:8080"],
     "resp_h": ["203.0.113.10", "198.51.100.7", "192.0.2.1"],
     "duration": [0.0, 0.0003, 0.25, 3.0, 25.0],
@@ -84,6 +85,7 @@ def base_table() -> pd.DataFrame:
     for c in ("client_head", "client_binary", "window_closed", "start_lost", "tunnel_http_status", "tls_close"):
         t[c] = pd.Series([""] * len(t), dtype=object)
     t["tls_close_wait_s"] = np.full(len(t), -1.0)
+    t["tunnel_close_s"] = np.full(len(t), -1.0)
     t["tls_close_served"] = np.zeros(len(t), np.int64)
     t["tls_hrr"] = np.zeros(len(t), bool)
     t["quiet_s"] = np.zeros(len(t), float)
