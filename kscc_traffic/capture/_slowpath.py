@@ -59,6 +59,10 @@ TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 #: "jumbo frame" LLC (Wireshark's ETHERTYPE_JUMBO_LLC, scapy's ``Ether()/LLC()``): an LLC header
 #: follows the ethertype as it follows an 802.3 length field
 JUMBO_LLC = 0x8870
+#: PPP protocols whose payload is compressed or encrypted (RFC 1962 CCP: 0x00fd, 0x00fb per
+#: link; RFC 1968 ECP: 0x0053, 0x0055 per link): MPPE in a PPTP VPN (RFC 3078) sends every
+#: packet as 0x00fd, so the IP packets inside cannot be read
+PPP_SEALED = frozenset((0x00FD, 0x00FB, 0x0053, 0x0055))
 #: IPv6 extension headers walked to reach the upper layer (44 fragment handled apart)
 IPV6_EXT = frozenset((0, 43, 44, 60, 51, 135, 139, 140))
 #: AF_INET6 in DLT_NULL / DLT_LOOP headers: Linux, Windows, NetBSD/OpenBSD, FreeBSD, Darwin
@@ -462,6 +466,9 @@ class SlowDecoder:
         #: PPP frames of Van Jacobson compressed or uncompressed TCP (protocol 0x002d/0x002f,
         #: RFC 1144): not read (counted in ``non_ip`` too)
         self.vj_tcp = 0
+        #: PPP frames compressed or encrypted (protocol 0x00fd/0x00fb, CCP; 0x0053/0x0055, ECP:
+        #: MPPE in a PPTP VPN): not read (counted in ``non_ip`` too; :func:`~.decode.ppp_sealed_note`)
+        self.ppp_sealed = 0
         #: TZSP packets (type 0 or 1) of an encapsulation not read (802.11, PPP…): encapsulation
         #: -> count (the UDP datagram carrying each is the row)
         self.tzsp_unread: Counter[int] = Counter()
@@ -1178,6 +1185,9 @@ class SlowDecoder:
             return self._ip(d, pos, end, base, ctx, 6, depth)
         if proto in (0x2D, 0x2F):       # Van Jacobson compressed / uncompressed TCP (RFC 1144)
             self.vj_tcp += 1            # (the header is a delta against state not kept here)
+            return NONIP
+        if proto in PPP_SEALED:         # compressed or encrypted datagram (MPPE): unreadable
+            self.ppp_sealed += 1
             return NONIP
         return NONIP                                    # LCP, IPCP, CCP, ...
 

@@ -628,6 +628,17 @@ def vj_note(k: int) -> str:
             "or capture on the host)")
 
 
+def ppp_sealed_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` PPP frames whose payload is
+    compressed or encrypted (PPP protocol 0x00fd/0x00fb, RFC 1962 CCP, or 0x0053/0x0055, RFC 1968
+    ECP): MPPE in a PPTP VPN (GRE version 1) sends every packet so. Neither engine reads them."""
+    s, were = ("s", "were") if k != 1 else ("", "was")
+    return (f"decode: {k} PPP frame{s} compressed or encrypted (PPP protocol 0x00fd/0x0053: MPPE in a "
+            f"PPTP VPN, CCP/ECP) {were} not read: the packets {'they' if k != 1 else 'it'} carried are "
+            "missing from the flows (capture on the VPN's own interface on the host, e.g. ppp0 or "
+            "the VPN adapter, where they are plain IP)")
+
+
 #: UDP port of IPsec NAT traversal (RFC 3948): ESP in UDP, and IKE after the non-ESP marker
 NAT_T_PORT = 4500
 
@@ -677,6 +688,8 @@ class DecodeCounters:
     bad_v4_options: int = 0
     #: PPP frames of Van Jacobson compressed TCP (RFC 1144; also in ``non_ip``): not read
     vj_tcp: int = 0
+    #: PPP frames compressed or encrypted (CCP/ECP: MPPE in a PPTP VPN; also in ``non_ip``): not read
+    ppp_sealed: int = 0
     #: TZSP packets of an encapsulation not read (802.11, PPP…): encapsulation -> count (the
     #: UDP datagram carrying each is the row; :func:`tzsp_note`)
     tzsp_unread: dict = dc_field(default_factory=dict)
@@ -715,6 +728,7 @@ class DecodeCounters:
         self.esp += other.esp
         self.bad_v4_options += other.bad_v4_options
         self.vj_tcp += other.vj_tcp
+        self.ppp_sealed += other.ppp_sealed
         self.too_deep += other.too_deep
         self.damaged_marked += other.damaged_marked
         self.fcs_mismatch += other.fcs_mismatch
@@ -738,6 +752,7 @@ class DecodeCounters:
         self.macsec_encrypted += sd.macsec_encrypted
         self.bad_v4_options += sd.bad_v4_options
         self.vj_tcp += sd.vj_tcp
+        self.ppp_sealed += sd.ppp_sealed
         self.too_deep += sd.too_deep
         self.damaged_marked += sd.bad_fcs
         self.fcs_mismatch += sd.fcs_mismatch
@@ -778,6 +793,8 @@ class DecodeCounters:
             out.append(bad_v4_options_note(self.bad_v4_options))
         if self.vj_tcp:
             out.append(vj_note(self.vj_tcp))
+        if self.ppp_sealed:
+            out.append(ppp_sealed_note(self.ppp_sealed))
         if self.tunnels:
             out.append(tunnel_note(self.tunnels))
         if self.tzsp_unread:

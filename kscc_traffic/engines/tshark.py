@@ -206,6 +206,7 @@ FIELDS: list[str] = [
     "radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid", "frame.packet_flags_crc_error",
     "erf.flags.rxe", "wlan.fcs.status", "eth.fcs.status",
     "tzsp.version", "tzsp.type", "tzsp.encap", "tzsp.option_tag", "tzsp.option_length",
+    "ppp.protocol",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -213,6 +214,19 @@ FIELDS: list[str] = [
 _DAMAGE_FLAGS = ("radiotap.flags.badfcs", "ppi.80211-common.flags.fcs-invalid",
                  "frame.packet_flags_crc_error", "erf.flags.rxe")
 _FCS_STATUS = ("wlan.fcs.status", "eth.fcs.status")
+
+
+def _ppp_sealed(f: Mapping) -> bool:
+    """The frame's last PPP layer (``ppp.protocol``, every occurrence: PPP in PPP) carries a
+    compressed or encrypted datagram (:data:`~kscc_traffic.capture._slowpath.PPP_SEALED`)."""
+    from ..capture._slowpath import PPP_SEALED
+    vals = f.get("ppp.protocol") or []
+    if not vals:
+        return False
+    try:
+        return int(vals[-1], 0) in PPP_SEALED
+    except ValueError:
+        return False
 _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
@@ -429,6 +443,8 @@ class PacketBuilder:
         self.bad_v4_options = 0
         #: PPP frames of Van Jacobson compressed TCP (``vjc``), not read
         self.vj_tcp = 0
+        #: PPP frames compressed or encrypted (``ppp.protocol`` in PPP_SEALED: MPPE), not read
+        self.ppp_sealed = 0
         #: TZSP packets to port 37008 of an encapsulation the builtin decoder does not read
         #: (802.11, PPP…): encapsulation -> count; the UDP datagram is the row, as there
         self.tzsp_unread: dict[int, int] = {}
@@ -519,6 +535,12 @@ class PacketBuilder:
             # builtin decoder does (Wireshark rebuilds no IP header of a compressed one)
             self.non_ip += 1
             self.vj_tcp += 1
+            return False
+        if "ppp" in protos and _ppp_sealed(f):
+            # a compressed or encrypted PPP datagram (MPPE in PPTP: Wireshark's comp_data, or
+            # data under ECP): not read, counted, as the builtin decoder does
+            self.non_ip += 1
+            self.ppp_sealed += 1
             return False
         if f.get("ip.opt.len.invalid") and not any(p in _ICMP for p in protos):
             # IPv4 options that do not parse (Wireshark: "Invalid length for option"; a damaged
@@ -1937,6 +1959,9 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.vj_tcp:
         from ..capture.decode import vj_note
         stats.warn(f"{name}: {vj_note(b.vj_tcp)}")
+    if b.ppp_sealed:
+        from ..capture.decode import ppp_sealed_note
+        stats.warn(f"{name}: {ppp_sealed_note(b.ppp_sealed)}")
     if b.tzsp_unread:
         from ..capture.decode import tzsp_note
         stats.warn(f"{name}: {tzsp_note(b.tzsp_unread)}")
