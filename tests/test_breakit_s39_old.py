@@ -1,0 +1,123 @@
+"""Older leftovers (s39): a late duplicate of a TCP data segment (one datagram captured twice, its
+copy written after later data was acknowledged) is a copy, not a retransmission."""
+from __future__ import annotations
+
+from scapy.layers.inet import IP, TCP
+
+from chunkcmp import assert_same, whole, write
+from pcapbuild import eth
+from test_classify_fast import assert_same as assert_same_as_reference
+from kscc_traffic.flows import DUP_LATE_NS
+from kscc_traffic.rules import load_rules
+
+RULES = load_rules()
+C, S = ("192.0.2.10", 50000), ("198.51.100.20", 23101)
+REC = b"\x17\x03\x03\x00\x3b" + bytes(59)      # a 64-byte TLS record
+
+
+def _up(t, data=b"", ipid=1, **kw):
+    return t, bytes(eth(IP(src=C[0], dst=S[0], id=ipid, flags="DF") / TCP(sport=C[1], dport=S[1], **kw) / data))
+
+
+def _dn(t, data=b"", ipid=1, **kw):
+    return t, bytes(eth(IP(src=S[0], dst=C[0], id=ipid, flags="DF") / TCP(sport=S[1], dport=C[1], **kw) / data,
+                        src="02:00:00:00:00:01", dst="02:00:00:00:00:10"))
+
+
+def _late_copy_capture(copy: str):
+    """Handshake, a request answered, a second request never acknowledged, the server's
+    acknowledgement of the first 10 s later. ``copy``: what comes 0.2 s after the second request:
+    "" nothing, "same" the first request's frame again (same IP id and checksum: captured twice),
+    "resent" the first request sent again by the stack (a new IP id: a spurious retransmission)."""
+    recs = [_up(1.0, flags="S", seq=1000, ipid=10), _dn(1.01, flags="SA", seq=5000, ack=1001, ipid=50),
+            _up(1.02, flags="A", seq=1001, ack=5001, ipid=11)]
+    first = _up(1.03, REC, flags="PA", seq=1001, ack=5001, ipid=12)
+    recs += [first, _dn(1.04, REC, flags="PA", seq=5001, ack=1065, ipid=51),
+             _up(1.05, REC, flags="PA", seq=1065, ack=5065, ipid=13)]
+    if copy == "same":
+        recs.append((1.25, first[1]))
+    elif copy == "resent":
+        recs.append(_up(1.25, REC, flags="PA", seq=1001, ack=5001, ipid=14))
+    recs.append(_dn(11.0, flags="A", seq=5065, ack=1065, ipid=52))
+    return recs
+
+
+def test_a_late_copy_of_acknowledged_data_is_a_duplicate_not_a_retransmission(tmp_path):
+    base, _ = whole(write(tmp_path, _late_copy_capture(""), name="base.pcap"))
+    path = write(tmp_path, _late_copy_capture("same"))
+    flows, a = whole(path)
+    (r,) = flows.to_dict("records")
+    (b,) = base.to_dict("records")
+    # before: counted as the client's 5th packet and "sent again": blocked/no_answer (stalled)
+    assert (r["verdict"], r["reason"], r["detail"]) == (b["verdict"], b["reason"], b["detail"]) == ("ok", "", "")
+    assert (r["orig_pkts"], r["orig_bytes"], r["history"]) == (4, 128, "ShADda") == (
+        b["orig_pkts"], b["orig_bytes"], b["history"])
+    assert a.duplicates == 1
+    assert_same(path, [700, 1024, 4096])
+    assert_same_as_reference(flows, RULES)
+
+
+def test_a_spurious_retransmission_with_a_new_ip_id_stays_one(tmp_path):
+    """The stack sending the acknowledged request again (a new IP id) is a retransmission: counted,
+    and the connection whose last bytes are then never acknowledged is judged as before."""
+    path = write(tmp_path, _late_copy_capture("resent"))
+    flows, a = whole(path)
+    (r,) = flows.to_dict("records")
+    assert a.duplicates == 0 and r["orig_pkts"] == 5
+    assert r["verdict"] == "blocked" and r["reason"] == "no_answer"
+    assert_same(path, [700, 1024, 4096])
+
+
+def _resent_unacknowledged(same_id: bool):
+    """A request sent three times (1, 2 s apart), never acknowledged; the server's keep-alive
+    later. ``same_id``: every sending with one IP id (a stack that keeps it, RFC 6864)."""
+    recs = [_up(1.0, flags="S", seq=1000, ipid=10), _dn(1.01, flags="SA", seq=5000, ack=1001, ipid=50),
+            _up(1.02, flags="A", seq=1001, ack=5001, ipid=11)]
+    t = 1.03
+    for k in range(3):
+        recs.append(_up(t, REC, flags="PA", seq=1001, ack=5001, ipid=12 if same_id else 12 + k))
+        t += 1 + k * 0.5
+    recs.append(_dn(9.0, flags="A", seq=5001, ack=1001, ipid=51))
+    return recs
+
+
+def test_an_equal_segment_never_acknowledged_is_a_retransmission(tmp_path):
+    """The same bytes, IP id and checksum sent again, but not acknowledged before: a real
+    retransmission (the blocked-signal), never taken for a copy, whatever the IP id."""
+    for same in (True, False):
+        path = write(tmp_path, _resent_unacknowledged(same), name=f"r{same}.pcap")
+        flows, a = whole(path)
+        (r,) = flows.to_dict("records")
+        assert a.duplicates == 0 and r["orig_pkts"] == 5
+        assert (r["verdict"], r["reason"]) == ("blocked", "no_answer"), r["detail"]
+        assert_same(path, [700, 2048])
+
+
+def test_late_copies_beyond_the_window_or_first_segments_stay(tmp_path):
+    """A copy more than DUP_LATE_NS after its original, and a copy of a segment past the first 24
+    data segments (a chunked analysis does not carry its payload), are counted as sent again; the
+    ones within are copies: the same whole and in chunks of every size."""
+    recs = [_up(1.0, flags="S", seq=1000, ipid=10), _dn(1.01, flags="SA", seq=5000, ack=1001, ipid=50),
+            _up(1.02, flags="A", seq=1001, ack=5001, ipid=11)]
+    seq, t, sent = 1001, 1.03, []
+    for k in range(30):
+        seg = _up(t, REC, flags="PA", seq=seq, ack=5001, ipid=100 + k)
+        sent.append(seg)
+        recs += [seg, _dn(t + .005, flags="A", seq=5001, ack=seq + len(REC), ipid=200 + k)]
+        seq += len(REC)
+        t += .01
+    late = [(t + .1, sent[0][1]), (t + .2, sent[3][1]), (t + .3, sent[27][1]),
+            (sent[1][0] + DUP_LATE_NS / 1e9 + .5, sent[1][1])]
+    recs += late
+    recs.append(_up(sent[1][0] + DUP_LATE_NS / 1e9 + 1, flags="FA", seq=seq, ack=5001, ipid=300))
+    recs.append(_dn(sent[1][0] + DUP_LATE_NS / 1e9 + 1.01, flags="FA", seq=5001, ack=seq + 1, ipid=301))
+    recs.append(_up(sent[1][0] + DUP_LATE_NS / 1e9 + 1.02, flags="A", seq=seq + 1, ack=5002, ipid=301))
+    recs.sort(key=lambda r: r[0])
+    path = write(tmp_path, recs)
+    flows, a = whole(path)
+    (r,) = flows.to_dict("records")
+    assert a.duplicates == 2                       # sent[0] and sent[3]
+    assert r["orig_pkts"] == 2 + 30 + 2 + 2        # the copies of sent[27] and the late one of sent[1] counted
+    assert r["orig_bytes"] == 30 * len(REC)
+    assert_same(path, [600, 900, 1500, 4096])
+
