@@ -1,5 +1,6 @@
 """Older leftovers (s39): a late duplicate of a TCP data segment (one datagram captured twice, its
-copy written after later data was acknowledged) is a copy, not a retransmission."""
+copy written after later data was acknowledged) is a copy, not a retransmission; the CSV (and
+JSON Lines) output read back with the documented dtypes (``kscc_traffic.read_flows``)."""
 from __future__ import annotations
 
 from scapy.layers.inet import IP, TCP
@@ -121,3 +122,55 @@ def test_late_copies_beyond_the_window_or_first_segments_stay(tmp_path):
     assert r["orig_bytes"] == 30 * len(REC)
     assert_same(path, [600, 900, 1500, 4096])
 
+
+# --- 2. the CSV read back: http_status and the other text columns keep their dtype -----------------
+
+def _proxy_capture(tmp_path):
+    """Two CONNECTs through a proxy, answered 407 and 200, and one flow without HTTP (a DNS
+    query whose name is all digits): ``http_status`` '407', '200' and ''."""
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import UDP
+    from test_proxy_connect import OK_200, _connect, _records
+    from pcapbuild import pcap_bytes
+    recs = _records([_connect(), ("s", b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")], port=50000)
+    recs += _records([_connect(), OK_200], port=50001, t0=110.0)
+    recs.append((120.0, eth(IP(src=C[0], dst="192.0.2.53") / UDP(sport=5353, dport=53)
+                            / DNS(id=7, rd=1, qd=DNSQR(qname="12345")))))
+    path = tmp_path / "proxy.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    return path
+
+
+def _export(tmp_path, path, fmt):
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    out = tmp_path / f"flows.{fmt}"
+    r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(path), "--format", fmt, "-o", str(out)],
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), r.stderr
+    return out
+
+
+def test_http_status_and_text_columns_read_back_with_their_dtypes(tmp_path):
+    import pandas as pd
+    import kscc_traffic
+    path = _proxy_capture(tmp_path)
+    want = kscc_traffic.analyze(str(path))
+    assert sorted(want["http_status"]) == ["", "200", "407"]
+    csv = _export(tmp_path, path, "csv")
+    plain = pd.read_csv(csv)
+    assert str(plain["http_status"].dtype) == "float64"            # what pandas alone makes of it: 407.0, NaN
+    for fmt, src in (("csv", csv), ("jsonl", _export(tmp_path, path, "jsonl"))):
+        got = kscc_traffic.read_flows(src)
+        assert list(got.columns) == list(kscc_traffic.COLUMNS), fmt
+        for k, (dtype, _, _) in kscc_traffic.COLUMNS.items():
+            assert str(got[k].dtype) == dtype, (fmt, k, got[k].dtype)
+        assert sorted(got["http_status"]) == ["", "200", "407"]
+        assert all(type(v) is str for v in got["http_status"]) and all(type(v) is str for v in got["query"])
+        assert (got["query"] == "12345").sum() == 1                 # (digits stay text, not the number 12345)
+        assert (got["proxy_target"] != "").sum() == 2 and (got["tls_alert"] == "").all()
+        pd.testing.assert_frame_equal(got, want, check_exact=False)
+    # and the table helpers read it as the analysis' own
+    pd.testing.assert_frame_equal(kscc_traffic.readiness(kscc_traffic.read_flows(csv)), kscc_traffic.readiness(want))
