@@ -174,3 +174,81 @@ def test_http_status_and_text_columns_read_back_with_their_dtypes(tmp_path):
         pd.testing.assert_frame_equal(got, want, check_exact=False)
     # and the table helpers read it as the analysis' own
     pd.testing.assert_frame_equal(kscc_traffic.readiness(kscc_traffic.read_flows(csv)), kscc_traffic.readiness(want))
+
+
+# --- 3. scans._warm_all: one pass per key instead of every query against every attempt ----------
+
+def _warm_all_before(att, q, q_named, lead, bound=None):
+    """scans._warm_all as it was (every query against the attempts of its key: quadratic on a
+    sweep of one key), the reference the new one must equal."""
+    import numpy as np
+    from kscc_traffic.scans import ADDRESS_SCAN_HOSTS, PORT_SCAN_PORTS, SCAN_WINDOW_NS
+    out = []
+    for j, (key, qkey, val, threshold) in enumerate((("pkey", q.pkey, "port", PORT_SCAN_PORTS),
+                                                     ("akey", q.akey, "host", ADDRESS_SCAN_HOSTS))):
+        res = np.zeros(len(q.ts), bool)
+        if bound is not None:
+            qkey = np.where(bound[j] >= threshold, qkey, np.uint64(0))
+            if not qkey.any():
+                out.append(res)
+                continue
+        akeys = getattr(att, key)
+        sel = np.isin(akeys, qkey)
+        if sel.sum() >= threshold:
+            k, t, v = akeys[sel], att.ts[sel], getattr(att, val)[sel]
+            uk, counts = np.unique(k, return_counts=True)
+            hot = uk[counts >= threshold]
+            for i in np.flatnonzero(np.isin(qkey, hot) & (qkey != 0)).tolist():
+                m = (k == qkey[i]) & (t >= q.ts[i] - SCAN_WINDOW_NS) & (t <= lead[i])
+                res[i] = len(np.unique(v[m])) >= threshold
+        out.append(res)
+    return out[0], out[1] & ~q_named
+
+
+def _sweep_rows(seed):
+    """Attempts of a crafted capture: a sweep of 600 hosts on 443 from one scanner (each probe
+    2-400 ms apart, some hosts probed twice, pauses longer than the window), a port scan of 40
+    ports of one host (some twice), a few agents' ordinary attempts, two VLANs, ties in time."""
+    import random
+    rng = random.Random(seed)
+    rows, t = [], 10**18
+    for i in range(600):
+        t += rng.choice((0, 2, 40, 400)) * 10**6 + (6 * 60 * 10**9 if i in (200, 450) else 0)
+        host = f"10.0.{i % 250 // 1}.{rng.randint(1, 254)}"
+        rows.append((t, "192.0.2.9", host, 443, rng.choice((0, 0, 0, 7)), rng.random() < 0.05, rng.random() < 0.1))
+    t2 = 10**18 + 5 * 10**9
+    for i in range(80):
+        t2 += rng.choice((0, 1, 30)) * 10**6
+        rows.append((t2, "192.0.2.77", "198.51.100.5", rng.randint(20, 60), 0, False, rng.random() < 0.3))
+    for i in range(30):
+        rows.append((10**18 + rng.randint(0, 900) * 10**9, f"192.0.2.{rng.randint(10, 14)}", "203.0.113.1",
+                     rng.choice((13000, 13292, 14000)), 0, True, False))
+    rng.shuffle(rows)
+    return rows
+
+
+def test_warm_all_gives_what_it_gave_before():
+    import numpy as np
+    from kscc_traffic import scans
+    for seed in range(4):
+        rows = _sweep_rows(seed)
+        att = scans._Attempts(rows)
+        q = scans._Attempts(rows[::3])
+        named = np.array([r[5] for r in rows[::3]])
+        rng = np.random.default_rng(seed)
+        lead = q.ts + rng.integers(-10, 400, len(q.ts)) * 10**9          # (some leads before the start)
+        bounds = (None, (rng.integers(0, 60, len(q.ts)), rng.integers(0, 60, len(q.ts))))
+        for bound in bounds:
+            new = scans._warm_all(att, q, named, lead, bound)
+            old = _warm_all_before(att, q, named, lead, bound)
+            assert (new[0] == old[0]).all() and (new[1] == old[1]).all(), seed
+            assert new[1].sum() > 0 and new[0].sum() > 0      # (both scans found: the comparison says something)
+        assert not scans._warm_all(att, scans._Attempts([]), np.zeros(0, bool), np.zeros(0, np.int64))[0].size
+
+
+def test_reach():
+    from kscc_traffic.scans import _reach
+    big = 2**63 - 1
+    assert _reach([1, 1, 2, 3, 3, 4], 3).tolist() == [4, 4, 6, big, big, big]
+    assert _reach([], 2).tolist() == []
+    assert _reach([5], 1).tolist() == [1]
