@@ -272,7 +272,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # only the answers that can name one of these flows (a long capture's store is large)
         used.extend(_prior_for(flows, prior_answers))
         used.extend(answers)
-    flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
+    flows = assign_names(flows, used, known=known_names or None, rules=rules)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False

@@ -11,6 +11,10 @@ string object is shared per distinct client, address and name. Memory grows with
 answers of the last few seconds; a batch's lookup (:meth:`AnswerStore.select`) costs what the
 batch's flows need, not the store's size. Past :data:`MAX_PAIRS` pairs the oldest are forgotten
 (:attr:`AnswerStore.dropped`, warned about by the chunked analysis).
+
+A flow's name under the host mask of a rule documenting its port wins over a later other one
+(:func:`kscc_traffic.names._dns_names`): given the rules' masks (``masks``), the store also keeps,
+per mask, the latest answer under it per (client, address) and per address.
 """
 from __future__ import annotations
 
@@ -39,9 +43,16 @@ class AnswerStore:
     ``len(store)`` and :meth:`select`.
 
     :param max_pairs: (client, address) pairs kept at most (default :data:`MAX_PAIRS`).
+    :param masks: host masks (:func:`kscc_traffic.names.host_masks` of the rules) whose latest
+        answers are kept too, per (client, address, mask) and (address, mask).
     """
 
-    def __init__(self, max_pairs: int | None = None) -> None:
+    def __init__(self, max_pairs: int | None = None, masks: tuple[str, ...] = ()) -> None:
+        self.masks = tuple(masks)
+        # (client, address, mask) -> (ts, frame, name); (address, mask) -> (ts, frame, client, name):
+        # the latest answer before the cutoff whose name is under the mask
+        self._pref_pair: dict[tuple, tuple] = {}
+        self._pref_addr: dict[tuple, tuple] = {}
         # answers at or after the cutoff, in the order added: ts (epoch ns), frame, client,
         # address, name
         self._recent: list[tuple[int, int, str, str, str]] = []
@@ -99,6 +110,7 @@ class AnswerStore:
                 for row in fresh:
                     if row[0] < cutoff:
                         self._fold(row)          # a late answer: only its part in the latest counts
+                        self._fold_masked([row])
                     else:
                         self._recent.append(row)
                 self._prune()
@@ -123,7 +135,31 @@ class AnswerStore:
         old.sort(key=itemgetter(0, 1))      # time order, capture order within a time
         # (the last of each pair and address in that order is its latest: see _fold's >=)
         self._fold_all(old)
+        self._fold_masked(old)
         self._prune()
+
+    def _fold_masked(self, rows: list) -> None:
+        """Of ``rows`` (answers before the cutoff), those whose name is under one of
+        :attr:`masks` replace the latest per (client, address, mask) and (address, mask) when not
+        older (a tie: the one folded last wins, as :meth:`_fold`)."""
+        if not self.masks:
+            return
+        from .names import masks_of
+        pair, addr = self._pref_pair, self._pref_addr
+        seen: dict = {}
+        for ts, frame, client, address, name in rows:
+            ms = seen.get(name)
+            if ms is None:
+                ms = seen[name] = masks_of(name, self.masks)
+            for m in ms:
+                k = (client, address, m)
+                old = pair.get(k)
+                if old is None or (ts, frame) >= old[:2]:
+                    pair[k] = (ts, frame, name)
+                k = (address, m)
+                old = addr.get(k)
+                if old is None or (ts, frame) >= old[:2]:
+                    addr[k] = (ts, frame, client, name)
 
     def _slot(self, ts: int, frame: int, client: str, name: str) -> int:
         self._ts.append(ts)
@@ -234,6 +270,13 @@ class AnswerStore:
                 if len(left) > 1:
                     multi[address] = left
         self._addr, self._multi = addr, multi
+        for d in (self._pref_pair, self._pref_addr):
+            if len(d) > self.max_pairs:         # (the oldest quarter of the masked latest too)
+                t = np.fromiter((v[0] for v in d.values()), np.int64, len(d))
+                keep_n = max(1, self.max_pairs * 3 // 4)
+                cut = int(np.partition(t, len(t) - keep_n)[len(t) - keep_n])
+                for k in [k for k, v in d.items() if v[0] < cut]:
+                    del d[k]
 
     def known(self, addresses) -> set:
         """The addresses among ``addresses`` (an iterable of address texts) the store holds an
@@ -274,6 +317,18 @@ class AnswerStore:
                 if p is not None:
                     rows.append((T[p], F[p], client, address, N[p]))
         rows.sort(key=itemgetter(0, 1))
+        if self._pref_addr:
+            # the latest answers under a mask first (an answer that is also a latest one comes
+            # again after them: the same name either way)
+            masked = [(v[0], v[1], v[2], a, v[3]) for a in addresses for m in self.masks
+                      for v in (self._pref_addr.get((a, m)),) if v is not None]
+            if pairs is None:
+                masked += [(v[0], v[1], c, a, v[2]) for (c, a, m), v in self._pref_pair.items() if a in addresses]
+            else:
+                masked += [(v[0], v[1], c, a, v[2]) for c, a in pairs for m in self.masks
+                           for v in (self._pref_pair.get((c, a, m)),) if v is not None]
+            masked.sort(key=itemgetter(0, 1))
+            rows = masked + rows
         for a in addresses:
             s = addr_of(a)
             if s is not None:

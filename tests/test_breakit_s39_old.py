@@ -252,3 +252,83 @@ def test_reach():
     assert _reach([1, 1, 2, 3, 3, 4], 3).tolist() == [4, 4, 6, big, big, big]
     assert _reach([], 2).tolist() == []
     assert _reach([5], 1).tolist() == [1]
+
+
+# --- 4. an address shared by several names: the documented KSC name looked up before the flow ----
+
+R_DNS, SHARED = "192.0.2.53", "203.0.113.5"
+
+
+def _lookup(t, name, qid, client=C[0], address=SHARED):
+    """A DNS query of ``client`` and its answer (``name`` A ``address``) 10 ms later."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import UDP
+    port = 30000 + qid
+    return [(t, bytes(eth(IP(src=client, dst=R_DNS) / UDP(sport=port, dport=53)
+                          / DNS(id=qid, rd=1, qd=DNSQR(qname=name))))),
+            (t + .01, bytes(eth(IP(src=R_DNS, dst=client) / UDP(sport=53, dport=port)
+                                / DNS(id=qid, qr=1, ra=1, qd=DNSQR(qname=name),
+                                      an=DNSRR(rrname=name, type="A", ttl=300, rdata=address)),
+                                src="02:00:00:00:00:01", dst="02:00:00:00:00:10")))]
+
+
+def _syns(t, port, client=C[0], sport=50000, n=3):
+    """A connection attempt: ``n`` SYNs 1 s apart, unanswered."""
+    return [(t + k, bytes(eth(IP(src=client, dst=SHARED, id=100 + k) / TCP(sport=sport, dport=port, flags="S",
+                                                                         seq=1000))))
+            for k in range(n)]
+
+
+def _filler(t0, t1):
+    """Other traffic between ``t0`` and ``t1`` (s): a DNS exchange every 2 s with another
+    resolver, so that a chunked analysis moves on and keeps only the latest answers."""
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import UDP
+    out, t, k = [], t0, 0
+    while t < t1:
+        out.append((t, bytes(eth(IP(src=C[0], dst="192.0.2.54") / UDP(sport=20000 + k, dport=53)
+                                 / DNS(id=k, rd=1, qd=DNSQR(qname=f"n{k}.example.org"))))))
+        t, k = t + 2, k + 1
+    return out
+
+
+def _names_of(tmp_path, recs, name):
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]), name=name)
+    w = assert_same(path, [300, 900, 2500])
+    return w[w["proto"] == "tcp"].sort_values("orig_p")
+
+
+def test_a_shared_address_keeps_the_ksc_name_looked_up_before_the_flow(tmp_path):
+    """The agent looks up eu1.ksc.kaspersky.com (203.0.113.5), 30 s later a browser on the same
+    host cdn.example.net (the same CDN address), 30 s later the agent's SYNs to 23101 go unanswered:
+    before, the flow was named by the later lookup, unexpected/host_mismatch "cdn.example.net is
+    not under *.ksc.kaspersky.com"; it is the agent's connection, blocked/no_answer. A flow on a
+    port no rule gives a host mask (13000, a distribution point's) keeps the latest name. (A chunked
+    analysis keeps, past its cutoff, the latest answer under each mask besides the latest.)"""
+    recs = (_lookup(1.0, "eu1.ksc.kaspersky.com", 1) + _filler(2.0, 30.0) + _lookup(31.0, "cdn.example.net", 2)
+            + _filler(32.0, 60.0) + _syns(62.0, 23101) + _syns(62.5, 13000, sport=50001, n=1) + _filler(66.0, 70.0))
+    f = _names_of(tmp_path, recs, "shared.pcap")
+    r, dp = f.iloc[0], f.iloc[1]
+    assert (r["dns_name"], r["server_name"], r["name_source"]) == ("eu1.ksc.kaspersky.com",) * 2 + ("dns",)
+    assert (r["purpose"], r["verdict"], r["reason"]) == ("agent_connection", "blocked", "no_answer"), r["detail"]
+    assert dp["resp_p"] == 13000 and dp["dns_name"] == "cdn.example.net"
+
+
+def test_a_ksc_lookup_after_the_flow_or_by_another_host_does_not_rename_it(tmp_path):
+    """The most recent name BEFORE the flow: a KSC lookup after the flow started names only the
+    flows after it; a KSC lookup by another host does not replace the host's own lookup (its
+    browser's flow is no agent's); with no lookup of its own, another host's KSC name wins over
+    another host's later name."""
+    other = "192.0.2.11"
+    recs = (_lookup(1.0, "cdn.example.net", 1) + _syns(2.0, 23101)                   # (a) KSC looked up after
+            + _lookup(2.5, "eu1.ksc.kaspersky.com", 2) + _syns(3.0, 23101, sport=50001)   # (b) after it
+            + _lookup(10.0, "eu2.ksc.kaspersky.com", 3, client=other, address="203.0.113.6")
+            + _lookup(11.0, "cdn2.example.net", 4, address="203.0.113.6")
+            + _lookup(11.5, "cdn3.example.net", 5, client="192.0.2.12", address="203.0.113.6"))
+    # (c) the host's own later cdn2 lookup stands against another host's earlier KSC one
+    recs += [(12.0, bytes(eth(IP(src=C[0], dst="203.0.113.6") / TCP(sport=50002, dport=23101, flags="S"))))]
+    # (d) a host without a lookup: another host's KSC name, not the later cdn3
+    recs += [(12.5, bytes(eth(IP(src="192.0.2.13", dst="203.0.113.6") / TCP(sport=50003, dport=23101, flags="S"))))]
+    f = _names_of(tmp_path, recs + _filler(13.0, 20.0), "order.pcap")
+    assert f["dns_name"].tolist() == ["cdn.example.net", "eu1.ksc.kaspersky.com", "cdn2.example.net",
+                                      "eu2.ksc.kaspersky.com"]
