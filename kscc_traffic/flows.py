@@ -1438,6 +1438,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
                      byte_sums, num(stack))
 
 
+#: odd multipliers of :func:`_late_copies`' hash of a row's flow and direction, sequence number
+_K_G = np.uint64(0x9E3779B97F4A7C15)
+_K_S = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
 def _late_copies(packets: Packets, at: np.ndarray, flow_of: np.ndarray, from_orig: np.ndarray,
                  flags: np.ndarray, is_tcp: np.ndarray, seq: np.ndarray, ts: np.ndarray,
                  carried: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1472,12 +1477,25 @@ def _late_copies(packets: Packets, at: np.ndarray, flow_of: np.ndarray, from_ori
         return None
     ip_id = c["ip_id"][at]
     l4 = c["l4_sum"][at]
-    content = content_rows(c, at)
-    cand = is_tcp & content & ((flags & (SYN | RST)) == 0) & (ip_id > 0) & (l4 > 0)
+    cand = is_tcp & ((flags & (SYN | RST)) == 0) & (ip_id > 0) & (l4 > 0)
     ci = np.flatnonzero(cand)
     if len(ci) < 2:
         return None
     g = flow_of.astype(np.int64) * 2 + ~from_orig
+    # (first the rows whose flow, direction, sequence number, IP id and checksum hash like another's:
+    # in traffic without copies, none; one sort of one column)
+    with np.errstate(over="ignore"):
+        h = ((g[ci].astype(np.uint64) * _K_G) ^ (seq[ci].astype(np.uint64) * _K_S)
+             ^ (ip_id[ci].astype(np.uint64) << np.uint64(16)) ^ l4[ci].astype(np.uint64))
+    hs = np.sort(h)
+    twice = hs[1:][hs[1:] == hs[:-1]]
+    if not len(twice):
+        return None
+    ci = ci[np.isin(h, twice)]
+    ci = ci[content_rows(c, at[ci])]
+    if len(ci) < 2:
+        return None
+    content = content_rows(c, at)
     plen = c["payload_len"][at]
     ack = c["ack"][at]
     cols = (g, seq, ack, flags, c["ip_len"][at], plen, ip_id, l4)
