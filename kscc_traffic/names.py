@@ -88,32 +88,44 @@ def masks_of(name, masks: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in masks if (n.endswith(m[1:]) if m.startswith("*.") else n == m))
 
 
-def _port_masks(flows: pd.DataFrame, rules) -> list[tuple[str, ...]]:
+def _port_masks(flows: pd.DataFrame, rules) -> tuple[np.ndarray, tuple[str, ...]]:
     """Per flow: the host masks of the rules documenting its transport and responder port
-    (``proto``, ``resp_p``), in rule order; () where none has one."""
-    ruled = [r for r in rules.rules if r.host_mask]
-    if not ruled or not len(flows):
-        return [()] * len(flows)
-    cache: dict = {}
-    out = []
-    for proto, port in zip(flows["proto"].tolist(), flows["resp_p"].tolist()):
-        key = (proto, port)
-        got = cache.get(key)
-        if got is None:
-            got = cache[key] = tuple(dict.fromkeys(
-                r.host_mask for r in ruled
-                if r.transport == proto and isinstance(port, (int, np.integer)) and r.port_lo <= port <= r.port_hi))
-        out.append(got)
-    return out
+    (``proto``, ``resp_p``) as bits (int64 array, len(flows): bit ``k`` for the ``k``-th mask of
+    :func:`host_masks`, 0 where no such rule has one), and those masks."""
+    masks = host_masks(rules)
+    bits = np.zeros(len(flows), np.int64)
+    if not masks or not len(flows):
+        return bits, masks
+    proto = flows["proto"].to_numpy(dtype=object)
+    port = flows["resp_p"].to_numpy(np.int64)
+    of: dict = {}
+    for r in rules.rules:
+        if r.host_mask:
+            same = of.get(r.transport)
+            if same is None:
+                same = of[r.transport] = proto == r.transport
+            on = same & (port >= r.port_lo) & (port <= r.port_hi)
+            bits[on] |= 1 << masks.index(r.host_mask)
+    return bits, masks
 
 
-def _dns_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: list | None = None) -> np.ndarray:
+def _name_bits(names: list, masks: tuple[str, ...]) -> np.ndarray:
+    """Per name of ``names``: the masks of ``masks`` it is under (:func:`masks_of`) as bits
+    (int64 array), each distinct name looked at once."""
+    memo: dict = {}
+    for nm in names:
+        if nm not in memo:
+            memo[nm] = sum(1 << masks.index(m) for m in masks_of(nm, masks))
+    return np.fromiter(map(memo.__getitem__, names), np.int64, len(names))
+
+
+def _dns_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: tuple | None = None) -> np.ndarray:
     """For each flow, the name its responder address was last resolved from before the flow
     started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any.
     Of answers received at the same time, the later in the capture (``frame_no``) counts.
 
-    ``port_masks`` (per flow, the host masks of the rules documenting its port:
-    :func:`_port_masks`): where the name so found is under none of its flow's masks, the latest
+    ``port_masks`` (per flow, the host masks of the rules documenting its port, as
+    :func:`_port_masks` gives them): where the name so found is under none of its flow's masks, the latest
     answer before the flow whose name is under one wins, of the same originator when the name
     found was its own (else of any): an address shared by several names (a CDN's: the agent
     looked up ``eu1.ksc.kaspersky.com``, then a browser ``cdn.example.net``, both to it) is named
@@ -161,29 +173,30 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: list | None
     return out
 
 
-def _prefer_documented(answer: np.ndarray, port_masks: list, resp: list, orig: np.ndarray, t: np.ndarray,
+def _prefer_documented(answer: np.ndarray, port_masks: tuple, resp: list, orig: np.ndarray, t: np.ndarray,
                        answers: DnsAnswers, ts: np.ndarray, frame: np.ndarray) -> None:
     """In place: ``answer`` (per flow, the position in ``answers`` of the answer naming it, or -1)
-    replaced by the latest answer under one of the flow's ``port_masks`` before it, where the name
-    found is under none of them (:func:`_dns_names`)."""
-    names, clients = answers.name, answers.client
-    need = [i for i in np.flatnonzero(answer >= 0).tolist()
-            if port_masks[i] and not masks_of(names[answer[i]], port_masks[i])]
-    if not need:
+    replaced by the latest answer under one of the flow's masks (``port_masks``: the bits and
+    masks of :func:`_port_masks`) before it, where the name found is under none of them
+    (:func:`_dns_names`)."""
+    fbits, masks = port_masks
+    cand = np.flatnonzero((answer >= 0) & (fbits != 0))
+    if not len(cand):
         return
-    groups: dict[tuple, list[int]] = {}
-    for i in need:
-        groups.setdefault(port_masks[i], []).append(i)
-    for masks, rows in groups.items():
-        under = {nm: bool(masks_of(nm, masks)) for nm in set(names)}
-        sel = [k for k, nm in enumerate(names) if under[nm]]
-        if not sel:
+    names, clients = answers.name, answers.client
+    abits = _name_bits(names, masks)
+    need = cand[(abits[answer[cand]] & fbits[cand]) == 0]
+    if not len(need):
+        return
+    for b in np.unique(fbits[need]).tolist():
+        rows = need[fbits[need] == b]
+        at = np.flatnonzero(abits & b)
+        if not len(at):
             continue
-        at = np.array(sel, np.int64)
-        rows_a = np.array(rows, np.int64)
-        found = _answers_for([resp[i] for i in rows], orig[rows_a], t[rows_a], [answers.address[k] for k in sel],
+        sel = at.tolist()
+        found = _answers_for([resp[i] for i in rows.tolist()], orig[rows], t[rows], [answers.address[k] for k in sel],
                              [clients[k] for k in sel], ts[at], frame[at])
-        for i, f in zip(rows, found.tolist()):
+        for i, f in zip(rows.tolist(), found.tolist()):
             if f < 0:
                 continue
             k = sel[f]

@@ -3,6 +3,7 @@ copy written after later data was acknowledged) is a copy, not a retransmission;
 JSON Lines) output read back with the documented dtypes (``kscc_traffic.read_flows``)."""
 from __future__ import annotations
 
+import pytest
 from scapy.layers.inet import IP, TCP
 
 from chunkcmp import assert_same, whole, write
@@ -332,3 +333,36 @@ def test_a_ksc_lookup_after_the_flow_or_by_another_host_does_not_rename_it(tmp_p
     f = _names_of(tmp_path, recs + _filler(13.0, 20.0), "order.pcap")
     assert f["dns_name"].tolist() == ["cdn.example.net", "eu1.ksc.kaspersky.com", "cdn2.example.net",
                                       "eu2.ksc.kaspersky.com"]
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_shared_addresses_named_the_same_whole_and_in_chunks(tmp_path, seed):
+    """Random lookups by three hosts of KSC, DigiCert and other names for four shared addresses
+    (some answers written late, out of time order), connection attempts to them on 23101, 80 and
+    13000 from time to time, other traffic between: every flow named the same whole and in
+    chunks of every size (the chunked analysis keeps of the older answers only the latest per
+    (client, address), per address, and per host mask)."""
+    import random
+    rng = random.Random(seed)
+    hosts = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+    addrs = ["203.0.113.5", "203.0.113.6", "203.0.113.7", "203.0.113.8"]
+    names = ["eu1.ksc.kaspersky.com", "eu2.ksc.kaspersky.com", "ocsp.digicert.com", "cdn.example.net",
+             "www.example.org"]
+    recs, t, qid, sport = [], 1.0, 1, 50000
+    for _ in range(70):
+        t += rng.choice((0.5, 2.0, 7.0))
+        if rng.random() < 0.55:
+            lk = _lookup(t, rng.choice(names), qid, client=rng.choice(hosts), address=rng.choice(addrs))
+            qid += 1
+            if rng.random() < 0.1:          # (the answer written 0.3 s late, after later packets)
+                lk = [lk[0], (lk[1][0] + 0.3, lk[1][1])]
+            recs += lk
+        else:
+            recs.append((t, bytes(eth(IP(src=rng.choice(hosts), dst=rng.choice(addrs))
+                                      / TCP(sport=sport, dport=rng.choice((23101, 80, 13000)), flags="S")))))
+            sport += 1
+    recs += _filler(t + 1, t + 20)
+    path = write(tmp_path, sorted(recs, key=lambda r: r[0]), name="mix.pcap")
+    w = assert_same(path, [400, 1100, 3000])
+    tcp = w[w["proto"] == "tcp"]
+    assert (tcp["dns_name"] != "").sum() > 10
