@@ -6,6 +6,7 @@ The public API (everything else is private and may change)::
     analyze(path_or_paths, rules=None) -> pandas.DataFrame   # one row per flow, see COLUMNS (files or folders)
     analyze_file(path, rules=None, engine="builtin") -> Analysis   # one capture; engine "tshark" too
     analyze_files(paths, rules=None) -> Analysis             # flows + reader statistics
+    read_flows(path) -> pandas.DataFrame                      # a --format csv/jsonl table read back, COLUMNS' dtypes
     load_rules(path=None) -> RuleSet                          # the documented purposes
     readiness(flows, rules=None) -> pandas.DataFrame          # one row per documented purpose
     dns_advice(flows, rules=None) -> dict | None              # what to change for DNS (no checklist row)
@@ -35,7 +36,7 @@ from .errors import (CaptureError, CaptureWarning, CorruptCapture, EngineError, 
                      RulesError, TruncatedCapture, UnsupportedFormat)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _LAZY
-    from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files
+    from .analyze import COLUMNS, Analysis, analyze, analyze_file, analyze_files, read_flows
     from .capture.decode import decode
     from .capture.files import read_frames
     from .classify import classify
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _LAZY
     from .rules import RuleSet, load_rules
 
 __all__ = [
-    "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
+    "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "read_flows", "decode",
     "read_frames", "build_flows", "classify", "readiness", "dns_advice", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",
@@ -58,7 +59,7 @@ __version__ = "0.1.0"
 
 #: public name -> the module (relative to this package) that defines it, imported on first use
 _LAZY = {
-    **dict.fromkeys(("COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files"), ".analyze"),
+    **dict.fromkeys(("COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "read_flows"), ".analyze"),
     "decode": ".capture.decode",
     "read_frames": ".capture.files",
     "classify": ".classify",

@@ -272,7 +272,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         # only the answers that can name one of these flows (a long capture's store is large)
         used.extend(_prior_for(flows, prior_answers))
         used.extend(answers)
-    flows = assign_names(flows, used, known=known_names) if known_names else assign_names(flows, used)
+    flows = assign_names(flows, used, known=known_names or None, rules=rules)
     pkt_from_orig = ft.pkt_from_orig.copy()
     if matched:
         pkt_from_orig[[r for r, _ in matched]] = False
@@ -888,3 +888,58 @@ def analyze(path: str | os.PathLike | list, rules: str | os.PathLike | RuleSet |
     for line in result.warnings:
         warnings.warn(line, CaptureWarning, stacklevel=2)
     return result.flows
+
+
+def read_flows(source, format: str | None = None) -> pd.DataFrame:
+    """Read back a flow table written by ``kscc-traffic analyze --format csv`` (or ``jsonl``),
+    each column of :data:`COLUMNS` with its documented dtype, as :func:`analyze` returns it.
+
+    ``pandas.read_csv`` alone infers the dtypes from the cells: ``http_status`` (text, ``'200'``,
+    ``''`` when none) comes back as ``float64`` (``200.0``, ``NaN``), or ``int64`` when every flow
+    has one; any text column empty everywhere (``tls_alert``, ``proxy_target``…) as ``float64``
+    ``NaN``; one whose cells all look like numbers (a ``query`` or ``sni`` of digits) as numbers;
+    and the text columns as pandas 3's ``str``. Here every text column is ``object`` of Python
+    ``str`` (``""`` when empty, never ``NaN``), the numbers ``int64``/``float64`` and the flags
+    ``bool``, so ``flows.http_status == "407"`` and the table helpers work alike on both.
+    Columns that are not in :data:`COLUMNS` are kept as pandas reads them; a column of
+    :data:`COLUMNS` the file lacks is not added. Cells the CSV guarded against spreadsheet
+    formulas keep their leading ``'`` (``'=cmd|…``), as written.
+
+    :param source: a path or a file-like object, as ``pandas.read_csv`` takes.
+    :param format: ``"csv"`` or ``"jsonl"``; default: ``"jsonl"`` for a path ending in
+        ``.jsonl``/``.json``/``.ndjson``, else ``"csv"``.
+    :returns: DataFrame, one row per flow, index 0…n-1, the file's columns in its order.
+    :raises ValueError: ``format`` is neither, or a column of :data:`COLUMNS` holds a value
+        that is not of its dtype (a file that is not the tool's flow table).
+    """
+    if format is None:
+        name = str(source) if isinstance(source, (str, os.PathLike)) else ""
+        format = "jsonl" if name.lower().endswith((".jsonl", ".json", ".ndjson")) else "csv"
+    if format == "csv":
+        text = {k: str for k in _TEXT_NAMES}
+        flows = pd.read_csv(source, dtype=text, keep_default_na=False)
+    elif format == "jsonl":
+        flows = pd.read_json(source, lines=True, dtype=False)
+    else:
+        raise ValueError(f"read_flows: format must be 'csv' or 'jsonl', not {format!r}")
+    cols = {}
+    for k in flows.columns:
+        if k not in COLUMNS:
+            continue
+        dtype = COLUMNS[k][0]
+        col = flows[k]
+        try:
+            if dtype == "object":
+                values = col.to_numpy(dtype=object)
+                missing = pd.isna(values)
+                if missing.any():
+                    values[missing] = ""
+                cols[k] = pd.Series([v if isinstance(v, str) else str(v) for v in values.tolist()],
+                                    index=flows.index, dtype=object)
+            elif dtype == "bool" and col.dtype != bool:
+                cols[k] = col.map({"True": True, "False": False, True: True, False: False}).astype(bool)
+            else:
+                cols[k] = col.astype(dtype)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"read_flows: column {k!r} is not {dtype} ({e})") from None
+    return flows.assign(**cols) if cols else flows

@@ -11,6 +11,13 @@ string object is shared per distinct client, address and name. Memory grows with
 answers of the last few seconds; a batch's lookup (:meth:`AnswerStore.select`) costs what the
 batch's flows need, not the store's size. Past :data:`MAX_PAIRS` pairs the oldest are forgotten
 (:attr:`AnswerStore.dropped`, warned about by the chunked analysis).
+
+A flow's name under the host mask of a rule documenting its port wins over a later other one
+(:func:`kscc_traffic.names._dns_names`): given the rules' masks (``masks``), the store also keeps,
+per mask, the latest answer under it per (client, address) and per address where that is not the
+latest answer itself: an answer under a mask is remembered when a later one not under it takes
+its place (a CDN's other name looked up later), so an address answered under one name all along
+costs nothing more.
 """
 from __future__ import annotations
 
@@ -21,6 +28,13 @@ from operator import itemgetter
 import numpy as np
 
 from .inspect import DnsAnswers
+
+
+def _masks_of(name, masks):
+    """:func:`kscc_traffic.names.masks_of` (imported on first use: names imports this module's
+    users)."""
+    from .names import masks_of
+    return masks_of(name, masks)
 
 __all__ = ["AnswerStore", "MAX_PAIRS"]
 
@@ -39,9 +53,17 @@ class AnswerStore:
     ``len(store)`` and :meth:`select`.
 
     :param max_pairs: (client, address) pairs kept at most (default :data:`MAX_PAIRS`).
+    :param masks: host masks (:func:`kscc_traffic.names.host_masks` of the rules) whose latest
+        answers are kept too, per (client, address, mask) and (address, mask).
     """
 
-    def __init__(self, max_pairs: int | None = None) -> None:
+    def __init__(self, max_pairs: int | None = None, masks: tuple[str, ...] = ()) -> None:
+        self.masks = tuple(masks)
+        # (client, address) -> {mask: (ts, frame, name)}; address -> {mask: (ts, frame, client,
+        # name)}: the latest answer before the cutoff whose name is under the mask
+        self._pref_pair: dict[tuple, dict] = {}
+        self._pref_addr: dict[str, dict] = {}
+        self._masks_of: dict[str, tuple] = {}      # name -> the masks it is under (a cache)
         # answers at or after the cutoff, in the order added: ts (epoch ns), frame, client,
         # address, name
         self._recent: list[tuple[int, int, str, str, str]] = []
@@ -99,6 +121,7 @@ class AnswerStore:
                 for row in fresh:
                     if row[0] < cutoff:
                         self._fold(row)          # a late answer: only its part in the latest counts
+                        self._fold_masked([row])   # (and in the latest under its masks)
                     else:
                         self._recent.append(row)
                 self._prune()
@@ -125,38 +148,59 @@ class AnswerStore:
         self._fold_all(old)
         self._prune()
 
-    def _slot(self, ts: int, frame: int, client: str, name: str) -> int:
-        self._ts.append(ts)
-        self._frame.append(frame)
-        self._client.append(client)
-        self._name.append(name)
-        return len(self._ts) - 1
+    def _left(self, ts: int, frame: int, client: str, address: str, name: str, new: str, pair: bool) -> None:
+        """The answer (``ts``, ``frame``, ``client``, ``address``, ``name``) is no longer its
+        address's latest (and, ``pair``, nor its pair's), an answer named ``new`` taking its place:
+        it stays the latest under each of its masks that ``new`` is not under, when no later one
+        under it was kept (so of each mask the latest answer is kept: the slot's, or this one)."""
+        seen = self._masks_of
+        ms = seen.get(name)
+        if ms is None:
+            ms = seen[name] = _masks_of(name, self.masks)
+        if not ms:
+            return
+        now = seen.get(new)
+        if now is None:
+            now = seen[new] = _masks_of(new, self.masks)
+        for m in ms:
+            if m in now:
+                continue
+            if pair:
+                d = self._pref_pair.setdefault((client, address), {})
+                old = d.get(m)
+                if old is None or (ts, frame) >= old[:2]:
+                    d[m] = (ts, frame, name)
+            d = self._pref_addr.setdefault(address, {})
+            old = d.get(m)
+            if old is None or (ts, frame) >= old[:2]:
+                d[m] = (ts, frame, client, name)
+
+    def _fold_masked(self, rows: list) -> None:
+        """Of ``rows`` (late answers, before the cutoff when they came), those whose name is under
+        one of :attr:`masks` replace the latest under it per (client, address) and per address
+        when not older (a tie: the one folded last wins, as :meth:`_fold`): a late answer older
+        than its pair's latest may still be the latest under a mask."""
+        if not self.masks:
+            return
+        pair, addr, seen, masks = self._pref_pair, self._pref_addr, self._masks_of, self.masks
+        for ts, frame, client, address, name in rows:
+            ms = seen.get(name)
+            if ms is None:
+                ms = seen[name] = _masks_of(name, masks)
+            for m in ms:
+                d = pair.setdefault((client, address), {})
+                old = d.get(m)
+                if old is None or (ts, frame) >= old[:2]:
+                    d[m] = (ts, frame, name)
+                d = addr.setdefault(address, {})
+                old = d.get(m)
+                if old is None or (ts, frame) >= old[:2]:
+                    d[m] = (ts, frame, client, name)
 
     def _fold(self, row: tuple[int, int, str, str, str]) -> None:
         """``row`` replaces its pair's latest and its address's latest when not older (a tie:
         the one folded last wins)."""
-        ts, frame, client, address, name = row
-        T, F = self._ts, self._frame
-        s = self._addr.get(address)
-        if s is None:
-            self._addr[address] = self._slot(ts, frame, client, name)
-            return
-        by_client = self._multi.get(address)
-        if by_client is None:
-            if self._client[s] == client:       # the address's one pair
-                if (ts, frame) >= (T[s], F[s]):
-                    T[s], F[s], self._name[s] = ts, frame, name
-                return
-            by_client = self._multi[address] = {self._client[s]: s}
-        p = by_client.get(client)
-        if p is None:
-            p = by_client[client] = self._slot(ts, frame, client, name)
-        elif (ts, frame) >= (T[p], F[p]):
-            T[p], F[p], self._name[p] = ts, frame, name
-        else:
-            return                              # (older than its pair's: older than the address's)
-        if p != s and (ts, frame) >= (T[s], F[s]):
-            self._addr[address] = p
+        self._fold_all([row])
 
     def _fold_all(self, rows: list) -> None:
         """:meth:`_fold` of each of ``rows`` in turn: the same steps, written out in one loop with
@@ -166,6 +210,9 @@ class AnswerStore:
         addr, multi = self._addr, self._multi
         addr_get, multi_get = addr.get, multi.get
         t_append, f_append, c_append, n_append = T.append, F.append, C.append, N.append
+        masked, left = bool(self.masks), self._left
+        if len(self._masks_of) > 1 << 16:
+            self._masks_of.clear()
         for ts, frame, client, address, name in rows:
             s = addr_get(address)
             if s is None:                       # (_slot)
@@ -179,6 +226,8 @@ class AnswerStore:
             if by_client is None:
                 if C[s] == client:              # the address's one pair
                     if (ts, frame) >= (T[s], F[s]):
+                        if masked and N[s] != name:
+                            left(T[s], F[s], client, address, N[s], name, True)
                         T[s], F[s], N[s] = ts, frame, name
                     continue
                 by_client = multi[address] = {C[s]: s}
@@ -190,10 +239,14 @@ class AnswerStore:
                 n_append(name)
                 p = by_client[client] = len(T) - 1
             elif (ts, frame) >= (T[p], F[p]):
+                if masked and N[p] != name:
+                    left(T[p], F[p], client, address, N[p], name, True)
                 T[p], F[p], N[p] = ts, frame, name
             else:
                 continue                        # (older than its pair's: older than the address's)
             if p != s and (ts, frame) >= (T[s], F[s]):
+                if masked and N[s] != name:     # (s stays its pair's latest)
+                    left(T[s], F[s], C[s], address, N[s], name, False)
                 addr[address] = p
 
     def _prune(self) -> None:
@@ -234,6 +287,13 @@ class AnswerStore:
                 if len(left) > 1:
                     multi[address] = left
         self._addr, self._multi = addr, multi
+        for d in (self._pref_pair, self._pref_addr):
+            if len(d) > self.max_pairs:         # (the oldest quarter of the masked latest too)
+                t = np.fromiter((max(v[0] for v in by.values()) for by in d.values()), np.int64, len(d))
+                keep_n = max(1, self.max_pairs * 3 // 4)
+                cut = int(np.partition(t, len(t) - keep_n)[len(t) - keep_n])
+                for k in [k for k, by in d.items() if max(v[0] for v in by.values()) < cut]:
+                    del d[k]
 
     def known(self, addresses) -> set:
         """The addresses among ``addresses`` (an iterable of address texts) the store holds an
@@ -274,6 +334,25 @@ class AnswerStore:
                 if p is not None:
                     rows.append((T[p], F[p], client, address, N[p]))
         rows.sort(key=itemgetter(0, 1))
+        if self._pref_addr:
+            # the latest answers under a mask first, those that are not a latest answer kept
+            # (which comes after them: it wins a tie)
+            masked = []
+            pref_addr, pref_pair = self._pref_addr.get, self._pref_pair
+            for a in addresses:
+                by = pref_addr(a)
+                if by is not None:
+                    s = addr_of(a)
+                    latest = (T[s], F[s], C[s], N[s]) if s is not None else None
+                    masked.extend([(v[0], v[1], v[2], a, v[3]) for v in by.values() if v != latest])
+            got = pref_pair.get
+            for c, a in (pairs if pairs is not None else [k for k in pref_pair if k[1] in addresses]):
+                by = got((c, a))
+                if by is not None:
+                    masked.extend([(v[0], v[1], c, a, v[2]) for v in by.values()])
+            if masked:
+                masked.sort(key=itemgetter(0, 1))
+                rows = masked + rows
         for a in addresses:
             s = addr_of(a)
             if s is not None:

@@ -61,7 +61,7 @@ from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVE
                        address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
                        usable_address, wrong_source_answers)
 from .finishing import Finisher
-from .names import DNS_SLACK_NS
+from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
 from .scans import ScanWatch
 from .timeorder import merge_in_time
@@ -260,7 +260,7 @@ class ChunkedAnalysis:
         carry_w = np.zeros((0, 3), np.int64)    # per carried packet: what it stands for (analyze_batch weights)
         carry_copy = np.zeros(0, bool)          # per carried packet: a duplicate, counted already
         carry_known = np.full(0, None, object)  # per carried packet: its flow's dns_name, once final
-        store = AnswerStore()
+        store = AnswerStore(masks=host_masks(self.rules))
         auth = _AuthRounds()                # a proxy's 407s held until their retry can be known
         nodata = _NoAddress(self.rules)     # DNS flows with no address for a needed name: held to the end
         refused = _Refused()                # refused SYNs whose reset's sender sent nothing else yet

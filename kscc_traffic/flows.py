@@ -23,6 +23,9 @@ direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported 
 ``FlowTable.duplicates``. Two such packets at one time that is no clock (:func:`no_clock`: 0,
 or clamped) are copies only when the second is the very next frame of the file and an IPv4 id
 proves it: a capture whose clock is frozen keeps its retransmissions.
+A data segment equal to one of the first ones of its flow and direction, IP id and checksum
+included, whose data the peer acknowledged before it came, is such a copy written late
+(:data:`DUP_LATE_NS`, :func:`_late_copies`), not a retransmission.
 
 Everything here works on whole columns (numpy); no Python object per packet.
 """
@@ -70,6 +73,12 @@ CLOSE_DELAY_NS = 5 * 10**9
 DUP_WINDOW_NS = 50_000_000
 #: ... and without an IP id to compare (IPv6, or IPv4 id 0)
 DUP_WINDOW_NOID_NS = 1_000_000
+#: a data segment equal in every header field (a non-zero IPv4 id and the transport checksum
+#: included) and payload to one of its flow and direction before it, whose data the peer had
+#: acknowledged before it came, at most this much later, is the same datagram captured again (a
+#: span port or a second capture interface writing its copy late, other packets between them),
+#: not a retransmission (:func:`_late_copies`)
+DUP_LATE_NS = 2 * 10**9
 #: a SYN-ACK stamped at most this much before the SYN it acknowledges is taken as sent after it,
 #: its side's clock behind (:func:`_synack_after_syn`): two capture interfaces whose clocks differ
 #: slightly (a two-port tap, a multi-NIC capture merged in time order)
@@ -1314,6 +1323,24 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     from_orig = o_src_first == orig_is_a[flow_of]
 
+    # late copies: a data segment written again after its data was acknowledged (a span port's
+    # or a second interface's copy delayed past DUP_WINDOW_NS, other packets between them)
+    n_late = 0
+    late = _late_copies(packets, at, flow_of, from_orig, o_flags, o_tcp, o_seq, o_ts, carried)
+    if late is not None:
+        cp, og = late
+        n_late = len(cp)
+        if dup_of is None:
+            dup_of = np.full(n, -1, np.int64)
+        dup_of[at[cp]] = at[og]
+        left = np.ones(len(order), bool)
+        left[cp] = False          # (never a flow's first row: its original is before it in its flow)
+        order, new_flow, flow_of, from_orig = order[left], new_flow[left], flow_of[left], from_orig[left]
+        o_ts, o_flags, o_tcp, o_seq, o_src_first, o_proto = (o_ts[left], o_flags[left], o_tcp[left],
+                                                             o_seq[left], o_src_first[left], o_proto[left])
+        at = at[left]
+        starts = np.nonzero(new_flow)[0]
+
     # per-flow aggregates
     o_len = c["payload_len"][at].astype(np.int64)
     o_iplen = c["ip_len"][at].astype(np.int64)
@@ -1439,8 +1466,129 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
         seq_bytes, byte_sums = seq_bytes[time_order], byte_sums[time_order]
     pkt_flow[at] = rank[flow_of]
     pkt_from_orig[at] = from_orig
-    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced, dup_of, seq_bytes,
+    return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced + n_late, dup_of, seq_bytes,
                      byte_sums, num(stack))
+
+
+#: odd multipliers of :func:`_late_copies`' hash of a row's flow and direction, sequence number
+_K_G = np.uint64(0x9E3779B97F4A7C15)
+_K_S = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _late_copies(packets: Packets, at: np.ndarray, flow_of: np.ndarray, from_orig: np.ndarray,
+                 flags: np.ndarray, is_tcp: np.ndarray, seq: np.ndarray, ts: np.ndarray,
+                 carried: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Late copies among the kept rows of :func:`build_flows` (``at``: their packet rows in flow
+    order; ``flow_of``, ``from_orig``, ``flags``, ``is_tcp``, ``seq``, ``ts`` per row): ``(copies,
+    originals)``, int arrays of positions in that order (each copy's original before it in its
+    flow), or None when there are none.
+
+    A copy is a TCP data segment (its payload captured; no SYN, no RST) equal to an earlier row of
+    its flow and direction in sequence and acknowledgement numbers, flags, IP and payload lengths,
+    a non-zero IPv4 id and a real (non-zero) transport checksum, and in its captured payload, at
+    most :data:`DUP_LATE_NS` after it, sent when its sender had already sent later data (a
+    furthest sequence end beyond the copy's) and the peer had acknowledged its data (its sequence
+    end, FIN included) in a packet before it. Wireshark calls such a segment a *TCP Spurious
+    Retransmission* (its data acknowledged already) and Zeek writes a ``T`` for it; with the
+    same IP id and checksum (the same TCP options and window) it is the one datagram captured
+    twice, which a stack does not send again: Linux and Windows give each packet they send,
+    retransmissions included, a new id, and a retransmission's TCP timestamp differs. A spurious
+    retransmission with a new id (a sender whose acknowledgements were lost) stays one, and so
+    does an equal segment whose data was not acknowledged before it (a stack that keeps the id,
+    RFC 6864: a real retransmission, the sign of a blocked path, is never taken for a copy).
+
+    The original must be among the first ``MAX_SEGMENTS`` rows with payload of its flow and
+    direction, and not be further back than :data:`DUP_LATE_NS`, so that a chunked or live
+    analysis, which carries those rows of an open flow with their payload and the packets that
+    make each direction's furthest acknowledgement (:func:`kscc_traffic.chunked._summarise`),
+    finds the same copies; a row ``carried`` from an earlier batch was judged there."""
+    from .streams import MAX_SEGMENTS
+    c = packets.cols
+    n = len(at)
+    if n < 2 or "l4_sum" not in c or "ip_id" not in c:
+        return None
+    ip_id = c["ip_id"][at]
+    l4 = c["l4_sum"][at]
+    cand = is_tcp & ((flags & (SYN | RST)) == 0) & (ip_id > 0) & (l4 > 0)
+    ci = np.flatnonzero(cand)
+    if len(ci) < 2:
+        return None
+    g = flow_of.astype(np.int64) * 2 + ~from_orig
+    # (first the rows whose flow, direction, sequence number, IP id and checksum hash like another's:
+    # in traffic without copies, none; one sort of one column)
+    with np.errstate(over="ignore"):
+        h = ((g[ci].astype(np.uint64) * _K_G) ^ (seq[ci].astype(np.uint64) * _K_S)
+             ^ (ip_id[ci].astype(np.uint64) << np.uint64(16)) ^ l4[ci].astype(np.uint64))
+    hs = np.sort(h)
+    twice = hs[1:][hs[1:] == hs[:-1]]
+    if not len(twice):
+        return None
+    ci = ci[np.isin(h, twice)]
+    ci = ci[content_rows(c, at[ci])]
+    if len(ci) < 2:
+        return None
+    content = content_rows(c, at)
+    plen = c["payload_len"][at]
+    ack = c["ack"][at]
+    cols = (g, seq, ack, flags, c["ip_len"][at], plen, ip_id, l4)
+    o = ci[np.lexsort((ci,) + tuple(v[ci] for v in reversed(cols)))]
+    same = np.ones(len(o) - 1, bool)
+    for v in cols:
+        same &= v[o][1:] == v[o][:-1]
+    if not same.any():
+        return None
+    # each row's group's first row (its original: the earliest of equal rows)
+    k = np.arange(len(o))
+    first = o[np.maximum.accumulate(np.where(np.r_[True, ~same], k, 0))]
+    cp, og = o[1:][same], first[1:][same]
+    # (every copy of one original is compared with that original, not with another copy)
+    ok = (ts[cp] - ts[og] >= 0) & (ts[cp] - ts[og] <= DUP_LATE_NS)
+    if carried is not None:
+        ok &= ~carried[at[cp]]
+    cp, og = cp[ok], og[ok]
+    if not len(cp):
+        return None
+    # acknowledged before: the peer's furthest acknowledgement up to the copy reaches its end
+    fl = np.unique(flow_of[cp])
+    rows = np.flatnonzero(np.isin(flow_of, fl))
+    end, acked = seq_extents(flow_of[rows], from_orig[rows], flags[rows], is_tcp[rows], seq[rows],
+                             ack[rows], plen[rows])
+    dense = np.searchsorted(fl, flow_of[rows]).astype(np.int64)
+    span = int(max(end.max(), acked.max(), 0)) + 2
+    top = np.empty((2, len(rows)), np.int64)      # acknowledgements sent by the originator, the responder
+    far = np.empty((2, len(rows)), np.int64)      # sequence ends of the originator, the responder
+    for d, side in enumerate((True, False)):
+        mine = from_orig[rows] == side
+        for out, val in ((top, acked), (far, end)):
+            v = np.where(mine, val, -1) + 1 + dense * span
+            out[d] = np.maximum.accumulate(v) - dense * span - 1
+    at_rows = np.searchsorted(rows, cp)
+    own = np.where(from_orig[cp], 0, 1)
+    e = end[at_rows]
+    # the peer acknowledged its data, and the sender had sent later data (it moved on: the same
+    # bytes sent again at once after their acknowledgement may be a stack's retransmission that
+    # keeps the IP id, RFC 6864)
+    ok = (e >= 0) & (top[1 - own, at_rows] >= e) & (far[own, at_rows] > e)
+    cp, og = cp[ok], og[ok]
+    if len(cp):
+        # the captured payloads equal too
+        eq = np.fromiter((packets.payload(int(a)) == packets.payload(int(b))
+                          for a, b in zip(at[cp].tolist(), at[og].tolist())), bool, len(cp))
+        cp, og = cp[eq], og[eq]
+    if len(cp):
+        # the original's rank among its flow and direction's rows with payload, the copies left
+        # out (as a chunked analysis, which dropped them, counts; a copy before an original is
+        # one of an earlier original, so of a rank below it: a copy too)
+        pos = np.flatnonzero(content)
+        pos = pos[~np.isin(pos, cp)]
+        so = pos[np.argsort(g[pos], kind="stable")]
+        gs = g[so]
+        kk = np.arange(len(so))
+        rank = np.full(n, MAX_SEGMENTS, np.int64)
+        rank[so] = kk - np.maximum.accumulate(np.where(np.r_[True, gs[1:] != gs[:-1]], kk, 0))
+        first = rank[og] < MAX_SEGMENTS
+        cp, og = cp[first], og[first]
+    return (cp, og) if len(cp) else None
 
 
 def tcp_duration_end(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,

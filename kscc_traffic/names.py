@@ -3,8 +3,11 @@
 ``server_name`` is the name the client asked for; ``name_source`` says where it came from
 (``sni``, ``http_host``, ``dns`` or ``''``). For DNS, an address maps to the name at the head of
 the CNAME chain that led to it (the name the client looked up), taken from the latest answer
-received before the flow started, preferring answers received by the flow's own originator; an
-address no answer names is named through the IPv4 address it carries (NAT64, DNS64, mapped).
+received before the flow started, preferring answers received by the flow's own originator; of
+the names an address had (a shared CDN address), one under the host mask of a rule documenting
+the flow's port (``*.ksc.kaspersky.com``), looked up before the flow, wins over a later other
+one; an address no answer names is named through the IPv4 address it carries (NAT64, DNS64,
+mapped).
 Names are untrusted text from packets; they are stored as they are and escaped on output.
 """
 from __future__ import annotations
@@ -69,10 +72,64 @@ def _ids(values: list) -> dict:
     return {v: i for i, v in enumerate(dict.fromkeys(values))}
 
 
-def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
+def host_masks(rules) -> tuple[str, ...]:
+    """The distinct host masks of the rules of ``rules`` (a :class:`~kscc_traffic.rules.RuleSet`)
+    that have one, in rule order."""
+    return tuple(dict.fromkeys(r.host_mask for r in rules.rules if r.host_mask))
+
+
+def masks_of(name, masks: tuple[str, ...]) -> tuple[str, ...]:
+    """The masks of ``masks`` the DNS name ``name`` is under (as
+    :meth:`~kscc_traffic.rules.Rule.matches_host`: ``*.x`` any name ending ``.x``, else the name
+    itself; case and a trailing dot ignored); () for a name that is no ``str`` or empty."""
+    if not masks or not isinstance(name, str) or not name:
+        return ()
+    n = name.lower().rstrip(".")
+    return tuple(m for m in masks if (n.endswith(m[1:]) if m.startswith("*.") else n == m))
+
+
+def _port_masks(flows: pd.DataFrame, rules) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Per flow: the host masks of the rules documenting its transport and responder port
+    (``proto``, ``resp_p``) as bits (int64 array, len(flows): bit ``k`` for the ``k``-th mask of
+    :func:`host_masks`, 0 where no such rule has one), and those masks."""
+    masks = host_masks(rules)
+    bits = np.zeros(len(flows), np.int64)
+    if not masks or not len(flows):
+        return bits, masks
+    proto = flows["proto"].to_numpy(dtype=object)
+    port = flows["resp_p"].to_numpy(np.int64)
+    of: dict = {}
+    for r in rules.rules:
+        if r.host_mask:
+            same = of.get(r.transport)
+            if same is None:
+                same = of[r.transport] = proto == r.transport
+            on = same & (port >= r.port_lo) & (port <= r.port_hi)
+            bits[on] |= 1 << masks.index(r.host_mask)
+    return bits, masks
+
+
+def _name_bits(names: list, masks: tuple[str, ...]) -> np.ndarray:
+    """Per name of ``names``: the masks of ``masks`` it is under (:func:`masks_of`) as bits
+    (int64 array), each distinct name looked at once."""
+    memo: dict = {}
+    for nm in names:
+        if nm not in memo:
+            memo[nm] = sum(1 << masks.index(m) for m in masks_of(nm, masks))
+    return np.fromiter(map(memo.__getitem__, names), np.int64, len(names))
+
+
+def _dns_names(flows: pd.DataFrame, answers: DnsAnswers, port_masks: tuple | None = None) -> np.ndarray:
     """For each flow, the name its responder address was last resolved from before the flow
     started (+ DNS_SLACK_NS): an answer received by the flow's own originator first, else any.
     Of answers received at the same time, the later in the capture (``frame_no``) counts.
+
+    ``port_masks`` (per flow, the host masks of the rules documenting its port, as
+    :func:`_port_masks` gives them): where the name so found is under none of its flow's masks, the latest
+    answer before the flow whose name is under one wins, of the same originator when the name
+    found was its own (else of any): an address shared by several names (a CDN's: the agent
+    looked up ``eu1.ksc.kaspersky.com``, then a browser ``cdn.example.net``, both to it) is named
+    by the one a KSC agent connects to on that port, not by whichever was looked up last.
 
     A flow no answer for its very address names is then named as one to the IPv4 address its
     address stands for (:func:`kscc_traffic.addresses.embedded_ipv4`): a flow to
@@ -92,6 +149,8 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     ts = np.array(answers.ts_ns, np.int64)
     frame = np.array(answers.frames(), np.int64)
     answer = _answers_for(resp, orig, t, answers.address, answers.client, ts, frame)
+    if port_masks is not None:
+        _prefer_documented(answer, port_masks, resp, orig, t, answers, ts, frame)
     missing = np.flatnonzero(answer < 0)
     if len(missing):
         # (a translated match needs a translated text on one side at least: a flow to an IPv4
@@ -112,6 +171,39 @@ def _dns_names(flows: pd.DataFrame, answers: DnsAnswers) -> np.ndarray:
     names = np.array(answers.name, dtype=object)
     out[found] = names[answer[found]]
     return out
+
+
+def _prefer_documented(answer: np.ndarray, port_masks: tuple, resp: list, orig: np.ndarray, t: np.ndarray,
+                       answers: DnsAnswers, ts: np.ndarray, frame: np.ndarray) -> None:
+    """In place: ``answer`` (per flow, the position in ``answers`` of the answer naming it, or -1)
+    replaced by the latest answer under one of the flow's masks (``port_masks``: the bits and
+    masks of :func:`_port_masks`) before it, where the name found is under none of them
+    (:func:`_dns_names`)."""
+    fbits, masks = port_masks
+    cand = np.flatnonzero((answer >= 0) & (fbits != 0))
+    if not len(cand):
+        return
+    names, clients = answers.name, answers.client
+    abits = _name_bits(names, masks)
+    need = cand[(abits[answer[cand]] & fbits[cand]) == 0]
+    if not len(need):
+        return
+    for b in np.unique(fbits[need]).tolist():
+        rows = need[fbits[need] == b]
+        at = np.flatnonzero(abits & b)
+        if not len(at):
+            continue
+        sel = at.tolist()
+        found = _answers_for([resp[i] for i in rows.tolist()], orig[rows], t[rows], [answers.address[k] for k in sel],
+                             [clients[k] for k in sel], ts[at], frame[at])
+        for i, f in zip(rows.tolist(), found.tolist()):
+            if f < 0:
+                continue
+            k = sel[f]
+            # (the name found was the originator's own lookup: only its own lookups replace it)
+            if clients[answer[i]] == orig[i] and clients[k] != orig[i]:
+                continue
+            answer[i] = k
 
 
 #: how the texts of the addresses that carry an IPv4 address start (:func:`.addresses.embedded_ipv4`)
@@ -186,15 +278,19 @@ def _latest_before(key: np.ndarray, t: np.ndarray, ans_key: np.ndarray, ans_t: n
 _SOURCES = np.array(["sni", "http_host", "dns", ""], dtype=object)
 
 
-def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = None) -> pd.DataFrame:
+def assign_names(flows: pd.DataFrame, answers: DnsAnswers, known: dict | None = None,
+                 rules=None) -> pd.DataFrame:
     """Return ``flows`` with :data:`NAME_COLUMNS` added (see module docstring).
 
     :param known: uid -> ``dns_name`` already found for a flow (one that started in an earlier
         batch of a chunked analysis, whose answers may since have been forgotten); used as is.
+    :param rules: the :class:`~kscc_traffic.rules.RuleSet` whose host masks a flow's DNS name is
+        preferred under (:func:`_dns_names`); None: the latest name, whatever it is.
     """
     n = len(flows)
     out = _copy(flows)
-    dns_name = _dns_names(flows, answers)
+    pm = _port_masks(flows, rules) if rules is not None and n and "proto" in flows and "resp_p" in flows else None
+    dns_name = _dns_names(flows, answers, pm)
     if known and n:
         uid = flows["uid"].to_numpy(dtype=object)
         for i, u in enumerate(uid.tolist()):

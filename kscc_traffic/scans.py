@@ -326,8 +326,16 @@ class _Attempts:
 def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarray,
               bound: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per query (probes ``q``): the second condition (module docstring) for a port scan, for an
-    address scan, among the attempts ``att``. ``bound``: per query, at most how many attempts
-    its port-scan and address-scan keys have (fewer than the count: not looked at)."""
+    address scan, among the attempts ``att``: the attempts of the query's key begun from its
+    start less :data:`SCAN_WINDOW_NS` to its ``lead`` (ns, per query, inclusive) hold the count of
+    distinct ports (hosts) or more. ``bound``: per query, at most how many attempts its
+    port-scan and address-scan keys have (fewer than the count: not looked at). Two bool arrays
+    (len(q.ts),); the address scan's False for the named probes (``q_named``).
+
+    O((attempts + queries) log): the attempts of the keys asked sorted by (key, time) once; per
+    key, where a window starting at each attempt first holds the count (:func:`_reach`, one
+    pass), and per query its window's first and last attempt by binary search (a 20,000-host
+    sweep: one key, 20,000 queries, each once, not each against all attempts)."""
     out = []
     for j, (key, qkey, val, threshold) in enumerate((("pkey", q.pkey, "port", PORT_SCAN_PORTS),
                                                      ("akey", q.akey, "host", ADDRESS_SCAN_HOSTS))):
@@ -341,13 +349,55 @@ def _warm_all(att: _Attempts, q: _Attempts, q_named: np.ndarray, lead: np.ndarra
         sel = np.isin(akeys, qkey)
         if sel.sum() >= threshold:
             k, t, v = akeys[sel], att.ts[sel], getattr(att, val)[sel]
-            uk, counts = np.unique(k, return_counts=True)
-            hot = uk[counts >= threshold]
-            for i in np.flatnonzero(np.isin(qkey, hot) & (qkey != 0)).tolist():
-                m = (k == qkey[i]) & (t >= q.ts[i] - SCAN_WINDOW_NS) & (t <= lead[i])
-                res[i] = len(np.unique(v[m])) >= threshold
+            o = np.lexsort((t, k))
+            k, t, v = k[o], t[o], v[o]
+            uk, first, counts = np.unique(k, return_index=True, return_counts=True)
+            hot = counts >= threshold
+            qi = np.flatnonzero(np.isin(qkey, uk[hot]) & (qkey != 0))
+            g = np.searchsorted(uk, qkey[qi])
+            by = np.argsort(g, kind="stable")
+            qi, g = qi[by], g[by]
+            cuts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
+            for c0, c1 in zip(cuts.tolist(), np.r_[cuts[1:], len(g)].tolist()):
+                gi = int(g[c0])
+                s, e = int(first[gi]), int(first[gi] + counts[gi])
+                reach = _reach(v[s:e].tolist(), threshold)
+                qs = qi[c0:c1]
+                a = np.searchsorted(t[s:e], q.ts[qs] - SCAN_WINDOW_NS, "left")
+                b = np.searchsorted(t[s:e], lead[qs], "right")
+                inside = a < e - s
+                res[qs[inside]] = b[inside] >= reach[a[inside]]
         out.append(res)
     return out[0], out[1] & ~q_named
+
+
+def _reach(values: list, threshold: int) -> np.ndarray:
+    """Per start ``a`` in ``values`` (one key's attempts' ports or hosts, in time order): the
+    least end ``r`` (exclusive) such that ``values[a:r]`` holds ``threshold`` distinct values, or
+    the largest int64 where none does (int64 array, len(values)). Non-decreasing in ``a``, so one
+    pass of two pointers."""
+    n = len(values)
+    out = np.full(n, np.iinfo(np.int64).max, np.int64)
+    counts: dict = {}
+    r = distinct = 0
+    for a in range(n):
+        while distinct < threshold and r < n:
+            x = values[r]
+            c = counts.get(x, 0)
+            counts[x] = c + 1
+            distinct += c == 0
+            r += 1
+        if distinct < threshold:
+            break                   # (nor from any later start)
+        out[a] = r
+        x = values[a]
+        c = counts[x] - 1
+        if c:
+            counts[x] = c
+        else:
+            del counts[x]
+            distinct -= 1
+    return out
 
 
 def _akey_of(o, port: int, v) -> np.uint64:

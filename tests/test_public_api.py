@@ -6,7 +6,7 @@ import kscc_traffic
 from conftest import ROOT
 
 EXPECTED_API = {
-    "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "decode",
+    "COLUMNS", "FLOW_COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "read_flows", "decode",
     "read_frames", "build_flows", "classify", "readiness", "dns_advice", "load_rules", "RuleSet",
     "KsccTrafficError", "CaptureError", "UnsupportedFormat", "TruncatedCapture", "CorruptCapture",
     "RulesError", "EngineError", "CaptureWarning",

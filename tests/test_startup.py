@@ -23,7 +23,8 @@ SAMPLE = ROOT / "samples" / "captures" / "blocked_agent.pcap"
 #: where each public name lived when the package imported everything at once (before the lazy
 #: ``__init__``): each name must still be that object
 HOME = {
-    **dict.fromkeys(("COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files"), "kscc_traffic.analyze"),
+    **dict.fromkeys(("COLUMNS", "Analysis", "analyze", "analyze_file", "analyze_files", "read_flows"),
+                    "kscc_traffic.analyze"),
     "decode": "kscc_traffic.capture.decode",
     "read_frames": "kscc_traffic.capture.files",
     "classify": "kscc_traffic.classify",
