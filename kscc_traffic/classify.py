@@ -2202,9 +2202,9 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
     reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
     byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
     and less than :data:`TLS_SILENCE_S` after the proxy's 2xx answer (internal column
-    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: a slow proxy answering after 5 s and
-    closing at once is named too; a table without it, or -1 there: ``duration``, from the
-    connection's start, which is never shorter): the agent never got to send its ClientHello.
+    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: from that answer to the proxy's own first
+    FIN or RST; a slow proxy answering after 5 s and closing at once is named too; a table
+    without it, or -1 there: ``duration``, from the connection's start, which is never shorter): the agent never got to send its ClientHello.
     None otherwise: an idle tunnel closed later (a proxy's idle timeout), the client closing
     first, a request in absolute-form, bytes the capture cut or lost (``payload_cut``,
     ``partial``). Reads ``http_status``, ``history``, ``tunnel_close_s``, ``duration``,

@@ -538,13 +538,15 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
 
 
-def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _first_close(ft: FlowTable, flows: np.ndarray, server_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per flow of ``flows`` (int array): who sent the flow's first FIN or RST (``client``,
-    ``server``, or '' when none: object array) and when (epoch ns, -1 when none)."""
+    ``server``, or '' when none: object array) and when (epoch ns, -1 when none).
+    ``server_only``: the responder's first FIN or RST, whatever the client sent before it."""
     c, pf = ft.packets.cols, ft.pkt_flow
     who = repeated("", len(flows))
     when = np.full(len(flows), -1, np.int64)
-    rows = _tcp_rows_of(ft, flows, (c["tcp_flags"] & (FIN | RST)) != 0)
+    closing = (c["tcp_flags"] & (FIN | RST)) != 0
+    rows = _tcp_rows_of(ft, flows, closing & ~ft.pkt_from_orig if server_only else closing)
     if not len(rows):
         return who, when
     pos = np.full(len(ft.flows) + 1, -1, np.int64)
@@ -3522,8 +3524,9 @@ def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndar
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose CONNECT was answered 2xx):
     seconds (float) from the proxy's answer, the first sending of the server data segment that
     reached the end of its head (``head``: int array, bytes from the start of the server's
-    stream, 1xx answers included), to the flow's first FIN or RST (:func:`_first_close`, whoever
-    sent it); -1 where the segment is not among the packets or nothing closed at or after it.
+    stream, 1xx answers included), to the proxy's own first FIN or RST (the responder's,
+    :func:`_first_close`, whether or not the client closed before it); -1 where the segment is
+    not among the packets or the proxy closed nothing at or after it.
 
     By sequence numbers (:func:`.flows.seq_extents`), so a head split over several segments
     counts from its last one. Reads the server's first data segments and the first FIN or RST of
@@ -3539,7 +3542,7 @@ def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndar
     reach = ~v.fo & (v.plen > 0) & (v.end >= np.asarray(head, np.int64)[at])
     opened = np.full(len(flows), big, np.int64)
     np.minimum.at(opened, at[reach], v.ts[reach])
-    _, when = _first_close(ft, np.asarray(flows, np.int64))
+    _, when = _first_close(ft, np.asarray(flows, np.int64), server_only=True)
     ok = (opened < big) & (when >= opened)
     out[ok] = (when[ok] - opened[ok]) / 1e9
     return out
@@ -3550,8 +3553,8 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
     in place: ``client_proto``/``server_proto`` of those bytes (and the internal
     ``tunnel_http_status``: the status of an HTTP answer in the tunnel; ``tunnel_close_s``: how
-    soon after its 2xx answer the connection was closed, :func:`_tunnel_close`) and, when they are TLS, the TLS
-    columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
+    soon after its 2xx answer the proxy closed or reset the connection, :func:`_tunnel_close`)
+    and, when they are TLS, the TLS columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
     the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
     server's first segment past its answer head).
 
