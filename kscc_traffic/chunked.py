@@ -54,7 +54,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
+from .inspect import DNS_KEYS, DNS_TRUNCATED, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED_TCP, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
@@ -653,7 +653,10 @@ class _NoAddress:
     :data:`~kscc_traffic.classify.DNS_RESOLVED` column True when a lookup in any batch got a
     usable address for its name (:data:`~kscc_traffic.classify.DNS_RESOLVED_TCP` when one over
     TCP did: a truncated answer's retry; :data:`~kscc_traffic.classify.DNS_ANSWERED_TCP` when one
-    over TCP got any answer). Only the needed names that got one are remembered."""
+    over TCP got any answer). A UDP flow whose truncated answer held some address for such a
+    name is held back too, so that its note (no retry over TCP answered,
+    :func:`kscc_traffic.classify._note_truncated_partial`) reads the whole capture. Only the
+    needed names that got one are remembered."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -670,8 +673,9 @@ class _NoAddress:
 
     def hold(self, flows: pd.DataFrame) -> pd.DataFrame:
         """``flows`` (the leaving rows, unfinished) less the DNS flows answered NOERROR with no
-        address for a needed name, which are held (:meth:`release`); the needed names the others
-        got an address for are remembered."""
+        address for a needed name, and the UDP ones whose truncated answer held an address for
+        one, which are held (:meth:`release`); the needed names the others got an address for
+        are remembered."""
         if not len(flows) or "query" not in flows.columns or "dns_answers" not in flows.columns:
             return flows
         query = flows["query"].to_numpy(dtype=object)
@@ -699,6 +703,17 @@ class _NoAddress:
         at = asked[empty & (rcode == "NOERROR")]
         if len(at):
             keep[at] = [self._need(str(q).lower().rstrip(".")) for q in query[at].tolist()]
+        if "dns_asked" in flows.columns:
+            # (a truncated UDP answer holding some address: its note, no retry over TCP answered,
+            # waits for the whole capture too: classify._note_truncated_partial)
+            bits = flows["dns_asked"].to_numpy(dtype=object)[asked]
+            cut = asked[~empty & ~tcp & (rcode == "NOERROR")
+                        & np.array([isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_))
+                                    and bool(b & DNS_TRUNCATED) for b in bits.tolist()], bool)]
+            if len(cut):
+                got = flows["dns_answers"].to_numpy(dtype=object)[cut].tolist()
+                keep[cut] = [isinstance(a, str) and usable_address(a) and self._need(str(q).lower().rstrip("."))
+                             for q, a in zip(query[cut].tolist(), got)]
         if keep.any():
             self.held.append(flows[keep])
             flows = flows[~keep]

@@ -235,6 +235,16 @@ NO_HELLO = "the client's TLS-looking bytes"
 #: (:func:`.inspect.dns_mismatch_text`: what mismatched, the transaction ID or the question)
 DNS_NOT_ACCEPTED = "DNS query without an answer the client accepts: "
 
+#: what the detail of a blocked DNS flow answered with an error for a name the agent needs ends
+#: with, in parentheses, by its ``dns_rcode`` (as the report's advice, report.dns_refused_fix and
+#: dns_servfail_fix: REFUSED is the resolver refusing this client, SERVFAIL its upstream failing);
+#: :data:`DNS_ERROR_FIX` for the others (NXDOMAIN…, a sinkhole address)
+DNS_RCODE_FIX = {"REFUSED": "the resolver refuses recursion for this client: set the client to a resolver that "
+                            "serves it, or allow it on this one",
+                 "SERVFAIL": "the resolver failed upstream, it got no answer from the servers it asks: let the "
+                             "resolver's own lookups out (UDP and TCP 53) and check its forwarders"}
+DNS_ERROR_FIX = "fix the resolver or the DNS filter"
+
 #: the detail of a DNS over TCP query whose SYN was answered by a reset (``rejected``; the other
 #: ``rejected`` DNS flows got an error or sinkhole answer for a name the agent needs)
 DNS_TCP_RESET = "DNS over TCP rejected with RST"
@@ -348,6 +358,58 @@ def truncated_answered_detail(query: str, over_v6: bool, asked) -> str:
     :func:`no_address_detail` (``over_v6``, ``asked`` as there), then that."""
     return (f"{no_address_detail(query, over_v6, asked)}; this answer over UDP was truncated (TC flag set), and a "
             "lookup of it over TCP (port 53/TCP) was answered, with no address either: DNS over TCP works")
+
+
+def truncated_partial_detail(query: str) -> str:
+    """The detail of a UDP DNS flow (verdict ``ok``) whose NOERROR answer for ``query``, a name
+    the agent needs, was truncated (TC flag, :data:`~kscc_traffic.inspect.DNS_TRUNCATED`) and
+    held some addresses (part of them: RFC 2181 §9), when no lookup of the name over TCP got an
+    answer in the capture (:func:`_note_truncated_partial` clears it when one did): the agent
+    may use the partial answer, but glibc and systemd-resolved clients ask again over TCP and
+    fail the lookup when DNS over TCP is blocked. ``query`` is the ``query`` column's text
+    (escaped as every name read from packets)."""
+    return (f"{DNS_TRUNCATED_UDP}{query} (TC flag set: too large for UDP), holding part of the addresses; no "
+            "retry of it over TCP (port 53/TCP) was seen answered: if DNS over TCP is blocked, glibc-based agents "
+            "(and systemd-resolved) fail this lookup, as RFC 2181 §9 has them ask again over TCP; others use the "
+            "partial answer")
+
+
+def _truncated_partial(row: dict, rules: RuleSet) -> bool:
+    """Does ``row`` (a DNS flow's columns, answered NOERROR with no sinkhole) get
+    :func:`truncated_partial_detail`: UDP, a response with the TC flag (``dns_asked`` bit
+    :data:`~kscc_traffic.inspect.DNS_TRUNCATED`), a usable address in ``dns_answers``, for a name
+    the agent needs (``query``)?"""
+    asked = row.get("dns_asked")
+    return str(row.get("proto")) == "udp" and isinstance(asked, (int, np.integer)) \
+        and not isinstance(asked, (bool, np.bool_)) and bool(asked & DNS_TRUNCATED) \
+        and usable_address(row.get("dns_answers") or "") and _agent_name(row.get("query") or "", rules)
+
+
+def _note_truncated_partial(flows: pd.DataFrame, res: np.ndarray) -> None:
+    """Clear (``res`` rows, in place) the detail of each ``ok`` DNS flow whose truncated answer
+    held part of the addresses (:func:`truncated_partial_detail`, that exact text for its
+    ``query``: compared, not parsed) when a lookup of its name over TCP got an answer: a TCP DNS
+    flow of the table (same ``capture``) with a ``dns_rcode``, or its :data:`DNS_ANSWERED_TCP`
+    column True (a chunked reading: seen in another batch). The retry over TCP was made and
+    answered; nothing to say."""
+    if "query" not in flows.columns or "proto" not in flows.columns or not len(res):
+        return
+    query = flows["query"].to_numpy(dtype=object)
+    proto = flows["proto"].to_numpy(dtype=object)
+    at = [i for i in np.flatnonzero((res[:, 1] == "ok") & (proto == "udp")).tolist()
+          if str(res[i, 3]).startswith(DNS_TRUNCATED_UDP) and res[i, 3] == truncated_partial_detail(str(query[i]))]
+    if not at:
+        return
+    cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
+    rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns \
+        else np.full(len(flows), "", object)
+    said_tcp = {(cap[j], _name_key(query[j])) for j in np.flatnonzero(proto == "tcp").tolist()
+                if isinstance(rcode[j], str) and rcode[j] and query[j]}
+    told = flows[DNS_ANSWERED_TCP].to_numpy(dtype=object) if DNS_ANSWERED_TCP in flows.columns else None
+    for i in at:
+        if (cap[i], _name_key(query[i])) in said_tcp or \
+                (told is not None and isinstance(told[i], (bool, np.bool_)) and bool(told[i])):
+            res[i, 3] = ""
 
 
 #: how the detail of a DNS flow whose answer could not be read starts (:func:`dns_unreadable_detail`)
@@ -562,7 +624,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                         "the A answer (an IPv6-only network would need it)")
             return ("dns", "blocked", "rejected,partial" if partial else "rejected",
                     f"{refused}; the agent needs this name: without its address it cannot connect "
-                    "(fix the resolver or the DNS filter)")
+                    f"({DNS_RCODE_FIX.get(row.get('dns_rcode') or '', DNS_ERROR_FIX)})")
         over_v6 = ":" in str(row.get("orig_h") or "")
         if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
                 and no_address_counts(row.get("dns_asked"), over_v6) \
@@ -582,6 +644,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (a name no agent needs: not judged, but an empty NOERROR would hide the broken
             # answer; newcomer 33)
             return "dns", "ok", "partial" if partial else "", dns_unreadable_detail(row.get("query") or "")
+        if not refused and _truncated_partial(row, rules):
+            # (a truncated answer with part of the addresses: ok, the note cleared when a retry
+            # over TCP was answered, _note_truncated_partial, across the table)
+            return "dns", "ok", "partial" if partial else "", truncated_partial_detail(row.get("query") or "")
         return "dns", "ok", "partial" if partial else "", refused
 
     # an explicit proxy: the purpose is that of the target (a CONNECT's, or the URI's of a request
@@ -2202,9 +2268,9 @@ def _empty_tunnel_closed(row: dict, target: str, state: str) -> tuple[str, str, 
     reset (the flow's responder first: :func:`_responder_closed_first`) before the client sent a
     byte through the tunnel (``client_proto`` and ``server_proto`` '', ``tunnel_resp_bytes`` 0)
     and less than :data:`TLS_SILENCE_S` after the proxy's 2xx answer (internal column
-    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: a slow proxy answering after 5 s and
-    closing at once is named too; a table without it, or -1 there: ``duration``, from the
-    connection's start, which is never shorter): the agent never got to send its ClientHello.
+    ``tunnel_close_s``, :func:`.inspect._tunnel_close`: from that answer to the proxy's own first
+    FIN or RST; a slow proxy answering after 5 s and closing at once is named too; a table
+    without it, or -1 there: ``duration``, from the connection's start, which is never shorter): the agent never got to send its ClientHello.
     None otherwise: an idle tunnel closed later (a proxy's idle timeout), the client closing
     first, a request in absolute-form, bytes the capture cut or lost (``payload_cut``,
     ``partial``). Reads ``http_status``, ``history``, ``tunnel_close_s``, ``duration``,
@@ -2697,6 +2763,7 @@ def note_auth_rounds(flows: pd.DataFrame) -> pd.DataFrame:
     _note_stale_retries(flows, res)     # (a stale connection's reset attempt, its retry connected)
     _note_refused_retries(flows, res)   # (a refused attempt, a later connection worked)
     _note_resolved(flows, res)      # (a DNS flow with no address, its name resolved by another)
+    _note_truncated_partial(flows, res)
     _note_dns_retries(flows, res)   # (a failed lookup, a later one of its client got an address)
     _note_scans(flows, res)         # (the probes of a port or address scan)
     if (res == before).all():
@@ -3229,6 +3296,18 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         nodata[at] = np.array([_agent_name(str(q), rules) for q in q_names.tolist()] + [False], bool)[q_codes]
         at = np.flatnonzero(nodata)
         nodata_v6[at] = [":" in str(a) for a in v["orig_h"][at].tolist()]
+    # (a truncated UDP answer with some address for a name the agent needs: the query is in the
+    # detail, truncated_partial_detail)
+    tc_partial = np.zeros(n, bool)
+    at = np.flatnonzero(~dns_error & ~holed & usable & on["udp"])
+    if len(at):
+        da = v["dns_asked"][at]
+        at = at[(da & DNS_TRUNCATED) != 0] if da.dtype.kind in "iu" else \
+            at[np.array([isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+                         and bool(a & DNS_TRUNCATED) for a in da.tolist()], bool)]
+    if len(at):
+        q_codes, q_names = pd.factorize(v["query"][at])
+        tc_partial[at] = np.array([_agent_name(str(q), rules) for q in q_names.tolist()] + [False], bool)[q_codes]
     # (the duration of a request to a proxy, a direct HTTP request or a ClientHello not answered
     # for TLS_SILENCE_S: the text the detail prints, and whether it is that long)
     at = np.flatnonzero(asks_read | (hello_silent & (duration >= TLS_SILENCE_S)))
@@ -3240,7 +3319,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     keys = [K[c].where(quoted, "") if c in _QUOTED_COLUMNS else K[c] if c in K else v[c]
             for c in _EXACT_COLUMNS] + [
         aaaa_v6, nodata_v6,
-        masked(dns_error | holed | nodata, "query"),
+        masked(dns_error | holed | nodata | tc_partial, "query"), tc_partial,
         hole,
         (dns_error | holed) & usable,
         np.where(documented, orig_p, np.where(orig_p == 53, 53, np.where(orig_p < 0, -2, -1))),
@@ -3552,6 +3631,7 @@ def classify(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None = N
         _note_stale_retries(out, res)
         _note_refused_retries(out, res)
         _note_resolved(out, res)
+        _note_truncated_partial(out, res)
         _note_other_source(out, res)
         _note_dns_retries(out, res)
         _note_mcast_groups(out, res)

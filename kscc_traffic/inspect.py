@@ -123,6 +123,10 @@ APP_COLUMNS: dict[str, tuple[str, str, str]] = {
                      "proxy): an explicit proxy (escaped text as http_host), '' otherwise. When a CONNECT "
                      "was answered 2xx, the TLS columns and client_proto/server_proto describe the bytes "
                      "inside the tunnel"),
+    "dns_unmatched": ("object", "", "DNS flows with responses that match none of their queries (by transaction ID "
+                      "and first question; not counted as answers): what the first of them mismatched, 'id' (a "
+                      "transaction ID no query had) or 'question' (a query's ID, another question); '' otherwise. "
+                      "A flow whose every response is so is blocked/no_answer"),
 }
 
 
@@ -538,13 +542,15 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     return (c_new[flows] >= CLIENT_NEXT_BYTES) & (s_new[flows] >= SERVER_NEXT_BYTES)
 
 
-def _first_close(ft: FlowTable, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _first_close(ft: FlowTable, flows: np.ndarray, server_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per flow of ``flows`` (int array): who sent the flow's first FIN or RST (``client``,
-    ``server``, or '' when none: object array) and when (epoch ns, -1 when none)."""
+    ``server``, or '' when none: object array) and when (epoch ns, -1 when none).
+    ``server_only``: the responder's first FIN or RST, whatever the client sent before it."""
     c, pf = ft.packets.cols, ft.pkt_flow
     who = repeated("", len(flows))
     when = np.full(len(flows), -1, np.int64)
-    rows = _tcp_rows_of(ft, flows, (c["tcp_flags"] & (FIN | RST)) != 0)
+    closing = (c["tcp_flags"] & (FIN | RST)) != 0
+    rows = _tcp_rows_of(ft, flows, closing & ~ft.pkt_from_orig if server_only else closing)
     if not len(rows):
         return who, when
     pos = np.full(len(ft.flows) + 1, -1, np.int64)
@@ -1714,6 +1720,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (likewise, a DNS flow with responses that match none of its queries by transaction ID and
     # question, not counted as answers: what they were, dns_mismatch_text; '' where not)
     cols["dns_mismatch"] = repeated("", n)
+    # (... and the public dns_unmatched: the first such response's kind, dns_mismatch_kind)
+    cols["dns_unmatched"] = repeated("", n)
     # (likewise, a UDP DNS flow whose packets all went one way, queries alone or answers alone:
     # its messages' transaction IDs and questions, dns_keys_text; '' where not: classify pairs a
     # query nothing answered with its answer from another address, _note_other_source)
@@ -1830,7 +1838,8 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
     _udp_dns(ft, cols["query"], service, answers, cols["dns_rcode"], cols["dns_answers"],
-             cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"], cols[DNS_KEYS])
+             cols["dns_error_aaaa_only"], cols["dns_mismatch"], cols["dns_asked"], cols[DNS_KEYS],
+             cols["dns_unmatched"])
     _udp_quic(ft, service)
     _mcast_groups(ft, cols["mcast_groups"])
 
@@ -2786,9 +2795,20 @@ def _qtype_text(t: int) -> str:
 
 
 #: what :func:`dns_mismatch_text` says of a first response matching no query by its transaction
-#: ID, and of one whose ID a query had but not its question (report.dns_blocked_kinds reads them)
+#: ID, and of one whose ID a query had but not its question (the detail's text; the report reads
+#: the ``dns_unmatched`` column instead, never the detail: names quoted there could pose as either)
 MISMATCH_ID = "a transaction ID no query had"
 MISMATCH_QUESTION = "another question than asked"
+#: the ``dns_unmatched`` values (:func:`dns_mismatch_kind`): the first response matching no query
+#: of its flow had a transaction ID no query had, or a query's ID with another question
+UNMATCHED_ID, UNMATCHED_QUESTION = "id", "question"
+
+
+def dns_mismatch_kind(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
+    """The ``dns_unmatched`` value of a flow (``unmatched``, ``asked`` as for
+    :func:`dns_mismatch_text`): :data:`UNMATCHED_QUESTION` when the first response matching no
+    query has the transaction ID of one of ``asked``, else :data:`UNMATCHED_ID`."""
+    return UNMATCHED_QUESTION if unmatched[0][0] in {t[0] for t in asked} else UNMATCHED_ID
 
 
 def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[int, str, int]]) -> str:
@@ -2798,9 +2818,8 @@ def dns_mismatch_text(unmatched: list[tuple[int, str, int]], asked: list[tuple[i
     :func:`.dns.host_text`."""
     def one(t: tuple[int, str, int]) -> str:
         return f"ID 0x{t[0]:04x}" + (f" for {t[1]} {_qtype_text(t[2])}" if t[1] else "")
-    ids = {t[0] for t in asked}
     first = unmatched[0]
-    why = MISMATCH_QUESTION if first[0] in ids else MISMATCH_ID
+    why = MISMATCH_QUESTION if dns_mismatch_kind(unmatched, asked) == UNMATCHED_QUESTION else MISMATCH_ID
     n = len(unmatched)
     queries = ", ".join(one(t) for t in dict.fromkeys(asked[:3]))
     return (f"{n} response{'s' if n != 1 else ''} matching no query of the flow (the first: {one(first)}, "
@@ -2811,10 +2830,10 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
                     parsed: tuple[np.ndarray, "_DnsMessages"] | None = None) -> tuple[np.ndarray, dict]:
     """Which of the packet rows ``rows`` of ``p`` (:class:`Packets`, in capture order, every
     packet of their flows ``flow``, an int array of the same length) are DNS responses that match
-    no query of their flow: bool array (len(rows),), and flow -> its ``dns_mismatch`` text
-    (:func:`dns_mismatch_text`). ``parsed``: (packet rows, ascending, and their
-    :func:`_dns_messages`) already parsed, holding every DNS datagram of ``rows`` (None: parsed
-    here).
+    no query of their flow: bool array (len(rows),), and flow -> (its ``dns_mismatch`` text,
+    :func:`dns_mismatch_text`; its ``dns_unmatched`` value, :func:`dns_mismatch_kind`).
+    ``parsed``: (packet rows, ascending, and their :func:`_dns_messages`) already parsed,
+    holding every DNS datagram of ``rows`` (None: parsed here).
 
     A response matches a query with its transaction ID and, when it has a question, the same
     first question (name case-insensitively, as 0x20 case randomisation asks it, and type): what
@@ -2883,15 +2902,17 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
         fi = int(f[mine[0]])
         triple = [(int(tx[i]), m.qname[kid[i]] if qc[i] >= 0 else "", int(m.qtype[kid[i]]) if qc[i] >= 0 else -1)
                   for i in mine.tolist()]
-        texts[fi] = dns_mismatch_text([t for i, t in zip(mine.tolist(), triple) if bad[i]],
-                                      [t for i, t in zip(mine.tolist(), triple) if isq[i]])
+        unmatched = [t for i, t in zip(mine.tolist(), triple) if bad[i]]
+        queries = [t for i, t in zip(mine.tolist(), triple) if isq[i]]
+        texts[fi] = (dns_mismatch_text(unmatched, queries), dns_mismatch_kind(unmatched, queries))
     return out, texts
 
 
 def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: DnsAnswers,
              rcode: np.ndarray | None = None, addresses: np.ndarray | None = None,
              aaaa_only: np.ndarray | None = None, mismatch: np.ndarray | None = None,
-             asked: np.ndarray | None = None, keys: np.ndarray | None = None) -> None:
+             asked: np.ndarray | None = None, keys: np.ndarray | None = None,
+             unmatched: np.ndarray | None = None) -> None:
     """The DNS datagrams of the flows of ``ft`` (UDP with payload, port 53 on either side), in
     place: ``service`` = dns for every flow with a datagram that parses as DNS, ``query`` = the
     first question name of the flow's first datagram that has a question (packet row order),
@@ -2915,8 +2936,10 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
 
     A response that matches no query of its flow (:func:`stray_responses`: its transaction ID or
     question differ; a stub resolver drops it) counts for none of these: ``mismatch`` (when
-    given; object array (n_flows,)) says what they were. ``keys`` (when given; object array
-    (n_flows,)): for the flows whose packets all went one way, :func:`one_way_dns_keys`."""
+    given; object array (n_flows,)) says what they were (:func:`dns_mismatch_text`), ``unmatched``
+    (when given; likewise) what the first of them mismatched (:func:`dns_mismatch_kind`). ``keys``
+    (when given; object array (n_flows,)): for the flows whose packets all went one way,
+    :func:`one_way_dns_keys`."""
     p = ft.packets
     c = p.cols
     rows = np.nonzero((ft.pkt_flow >= 0) & (c["proto"] == UDP) & (c["pl_cap"] > 0)
@@ -2950,9 +2973,11 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         stray = stray[rows]
         if stray.any():
             resp = resp[~stray[resp]]
-            if mismatch is not None:
-                for fi, t in texts.items():
+            for fi, (t, kind) in texts.items():
+                if mismatch is not None:
                     mismatch[fi] = t
+                if unmatched is not None:
+                    unmatched[fi] = kind
     if rcode is not None and len(resp):
         # NOERROR for every flow with a response, then the first other code where there is one
         # (rows are in capture order)
@@ -3487,6 +3512,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                 cols["dns_answers"][f] = ";".join(folded.get(0, ()))
             if stray:
                 cols["dns_mismatch"][f] = dns_mismatch_text(stray, asked)
+                cols["dns_unmatched"][f] = dns_mismatch_kind(stray, asked)
             continue
         req = http.parse_request(cs)
         if req is not None:
@@ -3522,8 +3548,9 @@ def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndar
     """Per flow row of ``flows`` (int array, distinct; TCP flows whose CONNECT was answered 2xx):
     seconds (float) from the proxy's answer, the first sending of the server data segment that
     reached the end of its head (``head``: int array, bytes from the start of the server's
-    stream, 1xx answers included), to the flow's first FIN or RST (:func:`_first_close`, whoever
-    sent it); -1 where the segment is not among the packets or nothing closed at or after it.
+    stream, 1xx answers included), to the proxy's own first FIN or RST (the responder's,
+    :func:`_first_close`, whether or not the client closed before it); -1 where the segment is
+    not among the packets or the proxy closed nothing at or after it.
 
     By sequence numbers (:func:`.flows.seq_extents`), so a head split over several segments
     counts from its last one. Reads the server's first data segments and the first FIN or RST of
@@ -3539,7 +3566,7 @@ def _tunnel_close(ft: FlowTable, flows: np.ndarray, head: np.ndarray) -> np.ndar
     reach = ~v.fo & (v.plen > 0) & (v.end >= np.asarray(head, np.int64)[at])
     opened = np.full(len(flows), big, np.int64)
     np.minimum.at(opened, at[reach], v.ts[reach])
-    _, when = _first_close(ft, np.asarray(flows, np.int64))
+    _, when = _first_close(ft, np.asarray(flows, np.int64), server_only=True)
     ok = (opened < big) & (when >= opened)
     out[ok] = (when[ok] - opened[ok]) / 1e9
     return out
@@ -3550,8 +3577,8 @@ def _tunnel_columns(ft: FlowTable, buf: np.ndarray, tunnels: np.ndarray, cols: d
     """The columns of flows that opened a CONNECT tunnel (answered 2xx), from the bytes inside it,
     in place: ``client_proto``/``server_proto`` of those bytes (and the internal
     ``tunnel_http_status``: the status of an HTTP answer in the tunnel; ``tunnel_close_s``: how
-    soon after its 2xx answer the connection was closed, :func:`_tunnel_close`) and, when they are TLS, the TLS
-    columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
+    soon after its 2xx answer the proxy closed or reset the connection, :func:`_tunnel_close`)
+    and, when they are TLS, the TLS columns as for a direct connection (``service`` becomes ``http,ssl`` when a ClientHello is in
     the tunnel; a handshake whose end is cut from view is judged by :func:`_went_on` from the
     server's first segment past its answer head).
 

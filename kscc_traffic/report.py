@@ -38,10 +38,9 @@ from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
-from .classify import DNS_NOT_ACCEPTED
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
-from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, MISMATCH_ID, MISMATCH_QUESTION
+from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -2531,47 +2530,55 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
                         "lets them through")
 
 
-#: how the detail of a blocked DNS flow names the error answer advised on its own
-#: (:func:`dns_blocked_kinds`; :func:`kscc_traffic.classify._dns_error_detail`'s ``DNS answer
-#: <rcode> for <query>``)
-_DNS_RCODE_DETAIL = re.compile(r"^DNS answer (REFUSED|SERVFAIL)(?: for |$)")
-#: ... and what mismatched in the responses of a DNS query none of which it accepts
-#: (:data:`~kscc_traffic.classify.DNS_NOT_ACCEPTED`, :func:`kscc_traffic.inspect.dns_mismatch_text`:
-#: the first response's kind; the name before it is escaped packet text, read lazily)
-_DNS_MISMATCH_DETAIL = re.compile("^" + re.escape(DNS_NOT_ACCEPTED) + r"\d+ responses? matching no query of the "
-                                  r"flow \(the first: ID 0x[0-9a-f]+(?: for .*?)?, (" + re.escape(MISMATCH_ID) + "|"
-                                  + re.escape(MISMATCH_QUESTION) + r"); asked: ", re.S)
+#: the end of the detail of a ``no_answer`` flow the capture's end may have cut short
+#: (:data:`CUT_SHORT`, anchored at the end, where ``_note_capture_end`` puts it: a name quoted
+#: earlier in the detail cannot make a flow look cut short)
+_CUT_SHORT_END = re.compile("(?:" + CUT_SHORT.pattern + r")\Z")
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer")
 
 
+def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` of ``flows`` as text ('' for a missing value, and for every row when the
+    table has no such column)."""
+    if name not in flows:
+        return pd.Series("", index=flows.index, dtype=object)
+    col = flows[name].astype(object)
+    return col.where(col.notna(), "").astype(str)
+
+
 def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     """How the blocked DNS flows of ``flows`` (``purpose`` ``dns``, ``verdict`` ``blocked``)
-    failed, where the advice differs (:func:`dns_fix`, :func:`dns_reason_texts`), read from
-    ``reason`` and ``detail``: a dict of :data:`DNS_KINDS` to counts (int): ``refused`` and
-    ``servfail``, ``rejected`` ones answered REFUSED / SERVFAIL (detail ``DNS answer REFUSED for
-    …``); ``mismatch_id`` and ``mismatch_question``, ``no_answer`` ones whose responses all matched
-    none of their queries (detail :data:`~kscc_traffic.classify.DNS_NOT_ACCEPTED`), the first by
-    its transaction ID or by its question; ``mismatch_cut``, of those, the ones the capture's end
-    cut short (:data:`~kscc_traffic.classify.CUT_SHORT_TAIL`); ``no_answer``, all the
-    ``no_answer`` ones. All 0 for a table without those columns (or a missing value there)."""
+    failed, where the advice differs (:func:`dns_fix`, :func:`dns_reason_texts`), read from the
+    data columns ``reason``, ``dns_rcode`` and ``dns_unmatched`` (never from packet text quoted
+    in ``detail``): a dict of :data:`DNS_KINDS` to counts (int): ``refused`` and ``servfail``,
+    ``rejected`` ones whose ``dns_rcode`` is REFUSED / SERVFAIL; ``mismatch_id`` and
+    ``mismatch_question``, ``no_answer`` ones whose responses all matched none of their queries
+    (``dns_rcode`` '', ``dns_unmatched`` ``id`` / ``question``: the first by its transaction ID,
+    or by its question); ``mismatch_cut``, of those, the ones the capture's end cut short (their
+    detail ending with :data:`CUT_SHORT`'s note, which no column holds); ``no_answer``, all the
+    ``no_answer`` ones. All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
+    missing value there, or a table without ``dns_rcode`` / ``dns_unmatched``: those kinds 0)."""
     out = dict.fromkeys(DNS_KINDS, 0)
-    if not len(flows) or any(c not in flows for c in ("purpose", "verdict", "reason", "detail")):
+    if not len(flows) or any(c not in flows for c in ("purpose", "verdict", "reason")):
         return out
     bl = flows[(flows["purpose"] == "dns").to_numpy() & (flows["verdict"] == "blocked").to_numpy()]
     if not len(bl):
         return out
-    base = bl["reason"].astype(object).where(bl["reason"].notna(), "").astype(str).str.split(",").str[0]
-    detail = bl["detail"].astype(object).where(bl["detail"].notna(), "").astype(str)
-    rej = detail[(base == "rejected").to_numpy()]
-    for code, n in rej.str.extract(_DNS_RCODE_DETAIL, expand=False).value_counts().items():
-        out[str(code).lower()] += int(n)
-    na = detail[(base == "no_answer").to_numpy()]
-    out["no_answer"] = len(na)
-    kind = na.str.extract(_DNS_MISMATCH_DETAIL, expand=False)
-    out["mismatch_id"] = int((kind == MISMATCH_ID).sum())
-    out["mismatch_question"] = int((kind == MISMATCH_QUESTION).sum())
-    out["mismatch_cut"] = int((kind.notna() & na.str.contains(CUT_SHORT_TAIL, regex=False)).sum())
+    base = _text_column(bl, "reason").str.split(",").str[0].to_numpy(dtype=object)
+    rcode = _text_column(bl, "dns_rcode").to_numpy(dtype=object)
+    rejected = base == "rejected"
+    out["refused"] = int((rejected & (rcode == "REFUSED")).sum())
+    out["servfail"] = int((rejected & (rcode == "SERVFAIL")).sum())
+    na = base == "no_answer"
+    out["no_answer"] = int(na.sum())
+    kind = np.where(na & (rcode == ""), _text_column(bl, "dns_unmatched").to_numpy(dtype=object), "")
+    out["mismatch_id"] = int((kind == UNMATCHED_ID).sum())
+    out["mismatch_question"] = int((kind == UNMATCHED_QUESTION).sum())
+    mism = np.flatnonzero(kind != "")
+    if len(mism):
+        detail = _text_column(bl, "detail").to_numpy(dtype=object)[mism]
+        out["mismatch_cut"] = sum(_CUT_SHORT_END.search(d) is not None for d in detail.tolist())
     return out
 
 

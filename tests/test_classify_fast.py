@@ -459,7 +459,8 @@ def test_dns_error_answers_are_grouped_by_their_name_only():
     assert (out["detail"][:200] == "").all()
     assert out.loc[200, "detail"] == "DNS answer NXDOMAIN for n200.example.org"
     assert out.loc[299, "detail"] == ("DNS answer REFUSED for n299.ksc.kaspersky.com; the agent needs this name: "
-                                      "without its address it cannot connect (fix the resolver or the DNS filter)")
+                                      "without its address it cannot connect (the resolver refuses recursion for this "
+                                      "client: set the client to a resolver that serves it, or allow it on this one)")
     assert_same(flows)
     bare = flows.drop(columns=["query", "dns_rcode"])
     assert _verdict_groups(bare, RULES) is not None and _verdict_groups(bare, RULES).max() == 0

@@ -50,6 +50,11 @@ VALUES = {
     "resp_pkts": [0, 1, 1, 4],
     "quiet_s": [0.0, 20.0],
     "service": ["", "ssl", "http"],
+    # (DNS: a truncated answer with some address for a needed name, s39-net2's note)
+    "query": ["eu1.ksc.kaspersky.com", "eu2.ksc.kaspersky.com", "www.example.org"],
+    "dns_answers": ["203.0.113.7", "203.0.113.7", "", "0.0.0.0"],
+    "dns_asked": [1, 1 | C.DNS_TRUNCATED, 1 | C.DNS_TRUNCATED],
+    "dns_rcode": ["NOERROR", "NOERROR", "SERVFAIL", ""],
 }
 
 #: what a row starts as before its random values: plain HTTP to a documented HTTP port, a
@@ -72,6 +77,9 @@ SCENARIOS = [
      "history": "ShADadR", "conn_state": "RSTO", "tls_established": False, "tls_alert": "",
      "tls_close": "client RST", "tls_close_wait_s": -1.0, "tls_close_served": 120, "tls_hrr": True,
      "start_lost": "", "window_closed": "", "duration": 0.25},
+    {"proto": "udp", "resp_p": 53, "service": "dns", "partial": False, "proxy_target": "", "resp_pkts": 1,
+     "query": "eu1.ksc.kaspersky.com", "dns_rcode": "NOERROR", "dns_answers": "203.0.113.7",
+     "dns_asked": 1 | C.DNS_TRUNCATED, "cast": "unicast", "client_proto": "", "server_proto": ""},
 ]
 
 
@@ -89,6 +97,7 @@ def base_table() -> pd.DataFrame:
     t["tls_close_served"] = np.zeros(len(t), np.int64)
     t["tls_hrr"] = np.zeros(len(t), bool)
     t["quiet_s"] = np.zeros(len(t), float)
+    t["dns_asked"] = np.zeros(len(t), np.int64)
     assert set(VALUES) | {k for s in SCENARIOS for k in s} <= set(t.columns)
     return t
 
@@ -148,3 +157,4 @@ def test_one_column_apart_is_judged_as_each_row_alone():
     assert any("http://crl3.digicert.com" in d for d in details)
     assert any("lost by the capture" in d for d in details)
     assert any("HelloRetryRequest" in d for d in details)
+    assert any(d.startswith(C.DNS_TRUNCATED_UDP) and "holding part of the addresses" in d for d in details)
