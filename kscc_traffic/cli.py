@@ -439,6 +439,8 @@ def analyze(
     fail_on = _fail_on(fail_on)
     skip_or_fail = _skip_or_fail(lenient, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
+    if len(captures) > 1:   # (a folder of several: its damaged file's Error names --lenient too)
+        skip_or_fail = _skip_or_fail(lenient, several=True)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     _extension_warning(output, format.value)
@@ -921,6 +923,8 @@ def report(
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
     skip_or_fail = _skip_or_fail(lenient, skipped, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail)
+    if len(captures) > 1:   # (a folder of several: its damaged file's Error names --lenient too)
+        skip_or_fail = _skip_or_fail(lenient, skipped, several=True)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
