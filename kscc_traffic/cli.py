@@ -292,6 +292,7 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
 
 #: the format a report file's extension names (what a reader of the file expects), for
 #: :func:`_extension_warning`
+HTML_HOW = "kscc-traffic report CAPTURE --html FILE"   # (how the HTML report is written, in hints)
 EXTENSION_FORMATS = {".csv": "csv", ".json": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl", ".html": "html",
                      ".htm": "html", ".txt": "table"}
 
@@ -306,7 +307,7 @@ def _extension_warning(output: Optional[Path], fmt: str, option: str = "--output
     named = EXTENSION_FORMATS.get(output.suffix.lower())
     if named is None or named == fmt:
         return
-    how = {"html": "the HTML report is `kscc-traffic report CAPTURE --html FILE`",
+    how = {"html": f"the HTML report is `{HTML_HOW}`",
            "table": "--format table writes the text report"}.get(named, f"--format {named} writes that")
     wrote = "the HTML report" if fmt == "html" else f"{fmt} (--format {fmt})"
     _say("Warning", f"{path_text(output)}: its extension {output.suffix} names {named}, but {option} gets "
@@ -1113,6 +1114,10 @@ def usage_error_text(e) -> str:
         text = f"No such option: {e.option_name}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
     else:
         text = e.format_message().replace("Value error, ", "")
+        if (getattr(getattr(e, "param", None), "name", None) == "format"
+                and any(f"'{x}'" in text.lower() for x in ("html", "htm"))):
+            # (analyze --format html: newcomer 39, the HTML report is a command of its own)
+            text = text.rstrip(".") + f"; the HTML report is `{HTML_HOW}`"
     return f"Error: {escape_terminal(' '.join(text.split()))}"
 
 
