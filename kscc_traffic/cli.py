@@ -272,6 +272,9 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
         folder_is_dir = parent.is_dir()
     except OSError as e:                  # a name too long (ENAMETOOLONG), a loop of links…
         raise _fail(f"{path_text(output)}: {e.strerror or e}")
+    if is_dir and str(output) == ".":     # (typer makes an empty name the current folder)
+        raise _fail(f"{option} . is the current folder (an empty name, from an unset shell variable?, "
+                    f"is read so too); give a file name for {option}")
     if is_dir:
         raise _fail(f"{path_text(output)}: is a directory; give a file name for {option}")
     if not folder:

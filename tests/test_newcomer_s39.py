@@ -26,3 +26,18 @@ def test_format_html_says_where_the_html_report_is():
         "the HTML report is `kscc-traffic report CAPTURE --html FILE`")
     q = _cli("analyze", BLOCKED, "-f", "xml")
     assert q.returncode == 2 and "HTML report" not in q.stderr
+
+
+def test_an_empty_output_name_is_not_called_a_directory(tmp_path):
+    """`-o "$OUT"` with OUT unset: typer reads the empty name as `.`; the Error said
+    `.: is a directory`, which a user who gave no `.` cannot place. Status 2, nothing written."""
+    for args in (("analyze", BLOCKED, "-f", "csv", "-o", ""), ("report", BLOCKED, "--html", "")):
+        p = subprocess.run([sys.executable, "-m", "kscc_traffic", *map(str, args)], capture_output=True,
+                           text=True, env=ENV, timeout=120, cwd=tmp_path)
+        opt = "--html" if args[0] == "report" else "--output"
+        assert (p.returncode, p.stdout) == (2, "")
+        assert p.stderr == (f"Error: {opt} . is the current folder (an empty name, from an unset shell "
+                            f"variable?, is read so too); give a file name for {opt}\n")
+    assert list(tmp_path.iterdir()) == []
+    d = _cli("analyze", BLOCKED, "-o", tmp_path)     # another folder: named as before
+    assert d.stderr == f"Error: {tmp_path}: is a directory; give a file name for --output\n"
