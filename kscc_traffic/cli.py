@@ -427,7 +427,7 @@ def analyze(
     reason: List[str] = typer.Option([], "--reason", metavar="REASON[,…]", help=(
         "write only the flows with one of these reasons: no_answer, rejected, icmp_unreachable, tls_failed, "
         "tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast, one_way, "
-        "port_scan, address_scan, wrong_source, partial, or none (no reason)")),
+        "port_scan, address_scan, wrong_source, dns_truncated, partial, or none (no reason)")),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 

@@ -41,3 +41,16 @@ def test_an_empty_output_name_is_not_called_a_directory(tmp_path):
     assert list(tmp_path.iterdir()) == []
     d = _cli("analyze", BLOCKED, "-o", tmp_path)     # another folder: named as before
     assert d.stderr == f"Error: {tmp_path}: is a directory; give a file name for --output\n"
+
+
+def test_every_reason_is_in_the_reason_help_and_the_readme():
+    """`analyze --help` listed the --reason values without dns_truncated (which the option
+    accepts), and the README's reason row lacked wrong_source, dns_truncated and the scans."""
+    from kscc_traffic.output import REASONS
+    p = _cli("analyze", "--help")
+    helptext = " ".join(p.stdout.replace("│", " ").split())
+    for r in REASONS:
+        assert r in helptext, r
+    row = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `reason` |"))
+    assert all(f"`{r}`" in row for r in REASONS), [r for r in REASONS if f"`{r}`" not in row]
