@@ -443,7 +443,7 @@ def analyze(
     fail_on = _fail_on(fail_on)
     skip_or_fail = _skip_or_fail(lenient, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
-    if len(captures) > 1:   # (a folder of several: its damaged file's Error names --lenient too)
+    if _several_units(captures, file_set.value):   # (a folder of several captures)
         skip_or_fail = _skip_or_fail(lenient, several=True)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
@@ -665,6 +665,17 @@ def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
     except KsccTrafficError as e:
         raise _fail(f"{path_text(given)}: {e}")
     return Path(STDIN)
+
+
+def _several_units(captures: List[Path], mode: str) -> bool:
+    """Whether the capture paths (folders expanded) are more than one capture once the files of
+    a ring buffer or file set are grouped (``--file-set`` ``mode``): ``analyze DIR`` of several
+    captures, one of them damaged, then has an ``Error:`` line naming ``--lenient`` as
+    ``analyze a.pcap b.pcap`` has (newcomer 39); a ring buffer's folder alone does not."""
+    if len(captures) < 2:
+        return False
+    from .capture.filesets import group_file_sets
+    return len(group_file_sets(captures, mode)[0]) > 1
 
 
 def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None,
@@ -927,7 +938,7 @@ def report(
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
     skip_or_fail = _skip_or_fail(lenient, skipped, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail)
-    if len(captures) > 1:   # (a folder of several: its damaged file's Error names --lenient too)
+    if _several_units(captures, file_set.value):   # (a folder of several captures)
         skip_or_fail = _skip_or_fail(lenient, skipped, several=True)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")

@@ -202,7 +202,8 @@ def test_permission_denied_in_a_folder_and_in_a_ring_buffer(tmp_path):
     _check_unreadable(d / "dp_blocked.pcap", prefix)
     p = _cli("analyze", d, prefix=prefix)
     assert (p.returncode, p.stdout) == (2, "")
-    assert p.stderr == f"Error: {d / 'dp_blocked.pcap'}: cannot read: Permission denied\n"
+    assert p.stderr == (f"Error: {d / 'dp_blocked.pcap'}: cannot read: Permission denied "
+                        "(--lenient skips what cannot be read and analyses the others)\n")   # (newcomer 39)
     p = _cli("analyze", "--lenient", "-f", "jsonl", d, prefix=prefix)
     assert p.returncode == 0 and {r["capture"] for r in _rows(p)} == {"baseline_agent.pcap"}
     assert p.stderr == f"Warning: skipped {d / 'dp_blocked.pcap'}: cannot read: Permission denied\n"
