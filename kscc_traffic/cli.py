@@ -272,6 +272,9 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
         folder_is_dir = parent.is_dir()
     except OSError as e:                  # a name too long (ENAMETOOLONG), a loop of links…
         raise _fail(f"{path_text(output)}: {e.strerror or e}")
+    if is_dir and str(output) == ".":     # (typer makes an empty name the current folder)
+        raise _fail(f"{option} . is the current folder (an empty name, from an unset shell variable?, "
+                    f"is read so too); give a file name for {option}")
     if is_dir:
         raise _fail(f"{path_text(output)}: is a directory; give a file name for {option}")
     if not folder:
@@ -292,6 +295,7 @@ def _check_output(output: Optional[Path], inputs=(), option: str = "--output", r
 
 #: the format a report file's extension names (what a reader of the file expects), for
 #: :func:`_extension_warning`
+HTML_HOW = "kscc-traffic report CAPTURE --html FILE"   # (how the HTML report is written, in hints)
 EXTENSION_FORMATS = {".csv": "csv", ".json": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl", ".html": "html",
                      ".htm": "html", ".txt": "table"}
 
@@ -306,7 +310,7 @@ def _extension_warning(output: Optional[Path], fmt: str, option: str = "--output
     named = EXTENSION_FORMATS.get(output.suffix.lower())
     if named is None or named == fmt:
         return
-    how = {"html": "the HTML report is `kscc-traffic report CAPTURE --html FILE`",
+    how = {"html": f"the HTML report is `{HTML_HOW}`",
            "table": "--format table writes the text report"}.get(named, f"--format {named} writes that")
     wrote = "the HTML report" if fmt == "html" else f"{fmt} (--format {fmt})"
     _say("Warning", f"{path_text(output)}: its extension {output.suffix} names {named}, but {option} gets "
@@ -423,7 +427,7 @@ def analyze(
     reason: List[str] = typer.Option([], "--reason", metavar="REASON[,…]", help=(
         "write only the flows with one of these reasons: no_answer, rejected, icmp_unreachable, tls_failed, "
         "tls_intercepted, not_tls, host_mismatch, wrong_direction, undocumented_port, not_unicast, one_way, "
-        "port_scan, address_scan, wrong_source, partial, or none (no reason)")),
+        "port_scan, address_scan, wrong_source, dns_truncated, partial, or none (no reason)")),
 ) -> None:
     """Analyse captures: flows, documented purposes, verdicts.
 
@@ -439,6 +443,8 @@ def analyze(
     fail_on = _fail_on(fail_on)
     skip_or_fail = _skip_or_fail(lenient, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail, engine.value)
+    if _several_units(captures, file_set.value):   # (a folder of several captures)
+        skip_or_fail = _skip_or_fail(lenient, several=True)
     output = _stdout_dash(output)
     _check_output(output, [*captures, rules])
     _extension_warning(output, format.value)
@@ -659,6 +665,17 @@ def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
     except KsccTrafficError as e:
         raise _fail(f"{path_text(given)}: {e}")
     return Path(STDIN)
+
+
+def _several_units(captures: List[Path], mode: str) -> bool:
+    """Whether the capture paths (folders expanded) are more than one capture once the files of
+    a ring buffer or file set are grouped (``--file-set`` ``mode``): ``analyze DIR`` of several
+    captures, one of them damaged, then has an ``Error:`` line naming ``--lenient`` as
+    ``analyze a.pcap b.pcap`` has (newcomer 39); a ring buffer's folder alone does not."""
+    if len(captures) < 2:
+        return False
+    from .capture.filesets import group_file_sets
+    return len(group_file_sets(captures, mode)[0]) > 1
 
 
 def _skip_or_fail(lenient: bool, into: Optional[List[str]] = None,
@@ -921,6 +938,8 @@ def report(
     skipped: list[str] = []   # (said in the HTML report too: it must not look complete)
     skip_or_fail = _skip_or_fail(lenient, skipped, several=len(captures) > 1)
     captures, folder_notes = _capture_paths(captures, skip_or_fail)
+    if _several_units(captures, file_set.value):   # (a folder of several captures)
+        skip_or_fail = _skip_or_fail(lenient, skipped, several=True)
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
@@ -1109,6 +1128,10 @@ def usage_error_text(e) -> str:
         text = f"No such option: {e.option_name}" + (f" (did you mean {' or '.join(close)}?)" if close else "")
     else:
         text = e.format_message().replace("Value error, ", "")
+        if (getattr(getattr(e, "param", None), "name", None) == "format"
+                and any(f"'{x}'" in text.lower() for x in ("html", "htm"))):
+            # (analyze --format html: newcomer 39, the HTML report is a command of its own)
+            text = text.rstrip(".") + f"; the HTML report is `{HTML_HOW}`"
     return f"Error: {escape_terminal(' '.join(text.split()))}"
 
 

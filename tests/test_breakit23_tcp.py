@@ -174,7 +174,7 @@ def test_tcp_data_offset_below_5_is_malformed(tmp_path, engine):
     assert sorted(a.flows.orig_p) == [50009]
     assert sum(st.malformed for st in a.stats.values()) == 1
     if engine == "builtin":
-        assert any("1 frames too short or inconsistent" in w for st in a.stats.values() for w in st.warnings)
+        assert any("1 frame too short or inconsistent" in w for st in a.stats.values() for w in st.warnings)
 
 
 

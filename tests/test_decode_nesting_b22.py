@@ -149,7 +149,7 @@ def test_too_deep_and_malformed_counted_apart(tmp_path):
     p = _decoded(_write(tmp_path, "mix.pcap", recs))
     assert (len(p), p.stats.malformed) == (0, 2)
     assert p.stats.warnings == [
-        "decode: 1 frames too short or inconsistent to decode (malformed) skipped",
+        "decode: 1 frame too short or inconsistent to decode (malformed) skipped",
         TOO_DEEP.replace("8 frames", "1 frame")]
 
 

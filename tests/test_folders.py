@@ -202,7 +202,8 @@ def test_permission_denied_in_a_folder_and_in_a_ring_buffer(tmp_path):
     _check_unreadable(d / "dp_blocked.pcap", prefix)
     p = _cli("analyze", d, prefix=prefix)
     assert (p.returncode, p.stdout) == (2, "")
-    assert p.stderr == f"Error: {d / 'dp_blocked.pcap'}: cannot read: Permission denied\n"
+    assert p.stderr == (f"Error: {d / 'dp_blocked.pcap'}: cannot read: Permission denied "
+                        "(--lenient skips what cannot be read and analyses the others)\n")   # (newcomer 39)
     p = _cli("analyze", "--lenient", "-f", "jsonl", d, prefix=prefix)
     assert p.returncode == 0 and {r["capture"] for r in _rows(p)} == {"baseline_agent.pcap"}
     assert p.stderr == f"Warning: skipped {d / 'dp_blocked.pcap'}: cannot read: Permission denied\n"
@@ -336,3 +337,26 @@ def test_an_archive_given_by_name_is_named_as_in_a_folder(tmp_path):
     assert p.stderr == (f"Error: {tmp_path}: is a directory with no capture file in it (pcap, pcapng, compressed); "
                         "not read: a.zip (a zip archive: extract it first); 2 tar archives (a.tar, a.tar.gz: "
                         "extract them first)\n")
+
+
+def test_a_damaged_file_in_a_folder_names_lenient(tmp_path):
+    """Newcomer 39: `analyze DIR` (one argument) with one unreadable capture among several in the
+    folder stopped with an Error that did not say --lenient reads the others (it did for
+    `analyze a.pcap b.pcap`); with --lenient the others are analysed."""
+    import struct
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copy(BASELINE, d / "a.pcap")
+    # a pcapng Section Header Block whose trailing length (99) is not its length (28)
+    (d / "b.pcapng").write_bytes(struct.pack("<4sII HHq I", b"\n\r\r\n", 28, 0x1A2B3C4D, 1, 0, -1, 99))
+    strict = _cli("analyze", d)
+    assert strict.returncode == 2
+    assert strict.stderr.startswith(f"Error: {d / 'b.pcapng'}: ")
+    assert strict.stderr.endswith(" (--lenient skips what cannot be read and analyses the others)\n")
+    html = _cli("report", d, "--html", tmp_path / "r.html")
+    assert html.returncode == 2 and html.stderr.endswith("analyses the others)\n")
+    p = _cli("analyze", "--lenient", "-f", "jsonl", d)
+    assert p.returncode == 0 and p.stderr.startswith(f"Warning: skipped {d / 'b.pcapng'}: ")
+    assert {r["capture"] for r in _rows(p)} == {"a.pcap"}
+    alone = _cli("analyze", d / "b.pcapng")     # one file: no "others" to speak of
+    assert alone.returncode == 2 and "--lenient" not in alone.stderr

@@ -785,7 +785,7 @@ class DecodeCounters:
         if self.dot11_frag_lost:
             out.append(dot11_fragments_note(self.dot11_frag_lost))
         if other > 0:
-            out.append(f"decode: {other} frames too short or inconsistent to decode "
+            out.append(f"decode: {other} {'frame' if other == 1 else 'frames'} too short or inconsistent to decode "
                        "(malformed) skipped")
         if self.too_deep:
             out.append(too_deep_note(self.too_deep))
