@@ -92,8 +92,10 @@ def _udp_lookup(t, port, tc, qid, name="eu1.ksc.kaspersky.com", ip=("192.0.2.10"
     return [(t, q), (t + 0.02, r)]
 
 
-def _tcp_lookup(t, port, qid, answered, name="eu1.ksc.kaspersky.com", ip=("192.0.2.10", "203.0.113.53")):
-    """The same question over TCP 53: answered with an address, or refused by a RST."""
+def _tcp_lookup(t, port, qid, answered, name="eu1.ksc.kaspersky.com", ip=("192.0.2.10", "203.0.113.53"),
+                an=None, rcode=0):
+    """The same question over TCP 53: answered (``rcode``, the records ``an``; default one
+    address), or refused by a RST."""
     from scapy.layers.dns import DNS, DNSQR, DNSRR
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -105,7 +107,9 @@ def _tcp_lookup(t, port, qid, answered, name="eu1.ksc.kaspersky.com", ip=("192.0
     if not answered:
         return [(t, p(c, s, port, 53, flags="S", seq=1)), (t + 0.01, p(s, c, 53, port, flags="RA", seq=0, ack=2))]
     q = bytes(DNS(id=qid, rd=1, qd=DNSQR(qname=name)))
-    a = bytes(DNS(id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, ttl=60, rdata="203.0.113.7")))
+    if an is None:
+        an = DNSRR(rrname=name, ttl=60, rdata="203.0.113.7")
+    a = bytes(DNS(id=qid, qr=1, rd=1, ra=1, rcode=rcode, qd=DNSQR(qname=name), an=an))
     q, a = len(q).to_bytes(2, "big") + q, len(a).to_bytes(2, "big") + a
     return [(t, p(c, s, port, 53, flags="S", seq=1)), (t + 0.01, p(s, c, 53, port, flags="SA", seq=100, ack=2)),
             (t + 0.02, p(c, s, port, 53, flags="A", seq=2, ack=101)),

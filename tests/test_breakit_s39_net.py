@@ -267,24 +267,8 @@ def _udp_tc(t, port, qid, rcode=0, an=None, tc=1, name=NAME):
 
 def _tcp_answer(t, port, qid, an=None, rcode=0, name=NAME):
     """A DNS over TCP lookup of ``name`` answered ``rcode`` with the records ``an``."""
-    from scapy.layers.dns import DNS, DNSQR
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.l2 import Ether
-    c, s = "192.0.2.10", "203.0.113.53"
-
-    def p(src, dst, sp, dp, **kw):
-        load = kw.pop("load", b"")
-        return Ether() / IP(src=src, dst=dst) / TCP(sport=sp, dport=dp, **kw) / load
-    q = bytes(DNS(id=qid, rd=1, qd=DNSQR(qname=name)))
-    a = bytes(DNS(id=qid, qr=1, rd=1, ra=1, rcode=rcode, qd=DNSQR(qname=name), an=an or []))
-    q, a = len(q).to_bytes(2, "big") + q, len(a).to_bytes(2, "big") + a
-    return [(t, p(c, s, port, 53, flags="S", seq=1)), (t + 0.01, p(s, c, 53, port, flags="SA", seq=100, ack=2)),
-            (t + 0.02, p(c, s, port, 53, flags="A", seq=2, ack=101)),
-            (t + 0.03, p(c, s, port, 53, flags="PA", seq=2, ack=101, load=q)),
-            (t + 0.04, p(s, c, 53, port, flags="PA", seq=101, ack=2 + len(q), load=a)),
-            (t + 0.05, p(c, s, port, 53, flags="FA", seq=2 + len(q), ack=101 + len(a))),
-            (t + 0.06, p(s, c, 53, port, flags="FA", seq=101 + len(a), ack=3 + len(q))),
-            (t + 0.07, p(c, s, port, 53, flags="A", seq=3 + len(q), ack=102 + len(a)))]
+    from test_breakit_s38_net import _tcp_lookup
+    return _tcp_lookup(t, port, qid, True, name=name, an=an or [], rcode=rcode)
 
 
 def _dns_rows(tmp_path, recs, monkeypatch=None):
