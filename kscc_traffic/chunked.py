@@ -721,17 +721,16 @@ class _NoAddress:
 
     def release(self, flows: pd.DataFrame, last: bool) -> pd.DataFrame:
         """``flows`` (leaving now) with every held row when ``last`` (else ``flows``), their
-        :data:`~kscc_traffic.classify.DNS_RESOLVED` filled in; in time order of first packet."""
+        :data:`~kscc_traffic.classify.DNS_RESOLVED`, ``DNS_RESOLVED_TCP`` and ``DNS_ANSWERED_TCP``
+        filled in; in time order of first packet."""
         if not self.held or not last:
             return flows
         held = pd.concat(self.held, ignore_index=True)
         self.held = []
-        held[DNS_RESOLVED] = pd.Series([str(q).lower().rstrip(".") in self.resolved for q in held["query"].tolist()],
-                                       dtype=object, index=held.index)
-        held[DNS_RESOLVED_TCP] = pd.Series([str(q).lower().rstrip(".") in self.resolved_tcp
-                                            for q in held["query"].tolist()], dtype=object, index=held.index)
-        held[DNS_ANSWERED_TCP] = pd.Series([str(q).lower().rstrip(".") in self.answered_tcp
-                                            for q in held["query"].tolist()], dtype=object, index=held.index)
+        names = [str(q).lower().rstrip(".") for q in held["query"].tolist()]   # (each normalised once)
+        for col, known in ((DNS_RESOLVED, self.resolved), (DNS_RESOLVED_TCP, self.resolved_tcp),
+                           (DNS_ANSWERED_TCP, self.answered_tcp)):
+            held[col] = pd.Series([q in known for q in names], dtype=object, index=held.index)
         return merge_in_time(flows, held)
 
 
