@@ -634,7 +634,7 @@ class _AuthRounds:
                         go[i] = False
         if not go.any():
             return flows
-        out = held[go].copy()
+        out = held[go]          # (a new frame: copy-on-write, pandas >= 3)
         retry = []
         for i, oh, rh, rp, tg, ts in zip(np.flatnonzero(go).tolist(), *(out[c].tolist() for c in (
                 "orig_h", "resp_h", "resp_p", "proxy_target", "ts_ns"))):
@@ -790,7 +790,7 @@ class _Refused:
         if not go.any():
             return flows
         held = pd.concat(self.held, ignore_index=True)
-        out = held[go].copy()
+        out = held[go]          # (a new frame: copy-on-write, pandas >= 3)
         hint = out["reset_hint"].to_numpy(dtype=object).copy()
         rows = np.flatnonzero(go)
         for i, k in enumerate(rows.tolist()):
@@ -964,7 +964,7 @@ class _StaleRetries:
         if not go.any():
             self.held = [held]
             return flows
-        out = held[go].copy()
+        out = held[go]          # (a new frame: copy-on-write, pandas >= 3)
         out[self.COLUMN] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
         for i in np.flatnonzero(go).tolist():
             self.keys[keys[i]] -= 1
@@ -1382,7 +1382,7 @@ class _DnsRetries:
             go = np.ones(len(rows), bool) if last else ~self._waiting(rc, np.arange(len(rows)), pend)
             self.held = [rows[~go]] if (~go).any() else []
             if go.any():
-                released = rows[go].copy()
+                released = rows[go]     # (a new frame: copy-on-write, pandas >= 3)
                 released[DNS_RETRY] = pd.Series(self._retries(rc, np.flatnonzero(go)), dtype=object,
                                                 index=released.index)
         at = np.flatnonzero(fresh)
