@@ -634,7 +634,7 @@ class _AuthRounds:
                         go[i] = False
         if not go.any():
             return flows
-        out = held[go].copy()
+        out = held[go]          # (a new frame: copy-on-write, pandas >= 3)
         retry = []
         for i, oh, rh, rp, tg, ts in zip(np.flatnonzero(go).tolist(), *(out[c].tolist() for c in (
                 "orig_h", "resp_h", "resp_p", "proxy_target", "ts_ns"))):
@@ -790,7 +790,7 @@ class _Refused:
         if not go.any():
             return flows
         held = pd.concat(self.held, ignore_index=True)
-        out = held[go].copy()
+        out = held[go]          # (a new frame: copy-on-write, pandas >= 3)
         hint = out["reset_hint"].to_numpy(dtype=object).copy()
         rows = np.flatnonzero(go)
         for i, k in enumerate(rows.tolist()):
@@ -837,6 +837,8 @@ class _StaleRetries:
     COLUMN = STALE_RETRY
     #: whether a retry sends the held SYN again (the same ``syn_isn``)
     SAME_ISN = True
+    #: held frames (one per batch that held rows) kept apart at most; beyond, joined into one
+    PARTS = 8
 
     def __init__(self) -> None:
         self.held: list[pd.DataFrame] = []      # rows held back (unfinished rows)
@@ -920,13 +922,23 @@ class _StaleRetries:
         stay open, and rows other holders keep back."""
         if not self.held:
             return flows
-        # (one frame once held rows were judged: no concatenation of it with itself each batch)
-        held = self.held[0].reset_index(drop=True) if len(self.held) == 1 else pd.concat(self.held, ignore_index=True)
-        dur = np.nan_to_num(held["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
-        ts = held["ts_ns"].to_numpy(np.int64)
+        # (the held parts read in numpy, not joined: the rows held a batch before mostly leave now
+        # and those held now stay, so most batches take no rows and join no frames; parts of
+        # other columns, or too many, joined into one)
+        parts = self.held
+        if len(parts) > self.PARTS or any(not p.columns.equals(parts[0].columns) for p in parts[1:]):
+            parts = [pd.concat(parts, ignore_index=True)]
+        need = [*self.KEY, "duration", "ts_ns", *(["syn_isn"] if "syn_isn" in parts[0].columns else [])]
+        cols = [arrays_of(p, need) for p in parts]
+
+        def column(c):
+            return np.concatenate([a[c] for a in cols]) if len(cols) > 1 else cols[0][c]
+        n = sum(len(p) for p in parts)
+        dur = np.nan_to_num(np.asarray(column("duration"), float), nan=0.0).clip(min=0.0)
+        ts = np.asarray(column("ts_ns"), np.int64)
         end = ts + (dur * 1e9).astype(np.int64) + int(self.WINDOW_S * 1e9)
-        isn = held["syn_isn"].to_numpy(np.int64) if "syn_isn" in held.columns else np.full(len(held), -1)
-        keys = [self._key(v) for v in zip(*(held[c].to_numpy(dtype=object).tolist() for c in self.KEY))]
+        isn = np.asarray(column("syn_isn"), np.int64) if "syn_isn" in need else np.full(n, -1)
+        keys = [self._key(v) for v in zip(*(column(c).tolist() for c in self.KEY))]
         starts: dict[tuple, list[int]] = {}
         for part in (open_flows if isinstance(open_flows, list) else [(open_flows, None)]):
             o, mask = part if isinstance(part, tuple) else (part, None)
@@ -945,8 +957,8 @@ class _StaleRetries:
                 k = self._key(v)
                 if k in self.keys:
                     starts.setdefault(k, []).append(int(t))
-        go = np.full(len(held), bool(last))
-        found: list = [None] * len(held)
+        go = np.full(n, bool(last))
+        found: list = [None] * n
         for i, k in enumerate(keys):
             cand = [(t, u) for t, u, s in self.retries.get(k, ())
                     if ts[i] < t <= end[i] and (not self.SAME_ISN or s == isn[i] >= 0)]
@@ -962,17 +974,34 @@ class _StaleRetries:
                 waiting = any(ts[i] < t <= end[i] for t in starts.get(k, ()))
             go[i] = not waiting and (found[i] is not None or (clock is not None and end[i] < clock))
         if not go.any():
-            self.held = [held]
+            self.held = parts
             return flows
-        out = held[go].copy()
-        out[self.COLUMN] = pd.Series([found[i] for i in np.flatnonzero(go).tolist()], dtype=object, index=out.index)
+        outs, stay, lo = [], [], 0
+        for p in parts:
+            g, lo = go[lo:lo + len(p)], lo + len(p)
+            if not len(p):
+                continue
+            if g.all():
+                outs.append(p)
+            elif g.any():
+                outs.append(p[g])
+                stay.append(p[~g])
+            else:
+                stay.append(p)
+        # (each part's rows with the column, a frame of their own: copy-on-write, pandas >= 3;
+        # joined to the leaving rows at once, not first to each other)
+        got, at = [found[i] for i in np.flatnonzero(go).tolist()], 0
+        for j, o in enumerate(outs):
+            outs[j] = o = o.copy(deep=False)
+            o[self.COLUMN] = pd.Series(got[at:at + len(o)], dtype=object, index=o.index)
+            at += len(o)
         for i in np.flatnonzero(go).tolist():
             self.keys[keys[i]] -= 1
             if not self.keys[keys[i]]:
                 del self.keys[keys[i]]
                 self.retries.pop(keys[i], None)
-        self.held = [held[~go]] if (~go).any() else []
-        return merge_in_time(flows, out)
+        self.held = stay
+        return merge_in_time(flows, *outs)
 
 
 class _OtherSource:
@@ -1382,7 +1411,7 @@ class _DnsRetries:
             go = np.ones(len(rows), bool) if last else ~self._waiting(rc, np.arange(len(rows)), pend)
             self.held = [rows[~go]] if (~go).any() else []
             if go.any():
-                released = rows[go].copy()
+                released = rows[go]     # (a new frame: copy-on-write, pandas >= 3)
                 released[DNS_RETRY] = pd.Series(self._retries(rc, np.flatnonzero(go)), dtype=object,
                                                 index=released.index)
         at = np.flatnonzero(fresh)

@@ -2677,10 +2677,11 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     wanted = {key(i) for i in refused}
     # (connections to the refused attempts' ports: numpy first; their servers and the keys then)
     cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
-    servers = {rh[i] for i in refused}
+    servers, clients = {rh[i] for i in refused}, {oh[i] for i in refused}
     retries: dict[tuple, list[int]] = {}
     for j in cand.tolist():
-        if state[j] in _CONNECTED_STATES and rh[j] in servers and key(j) in wanted \
+        # (the client and server first: a key is made only for the few candidates of a refused one's)
+        if state[j] in _CONNECTED_STATES and rh[j] in servers and oh[j] in clients and key(j) in wanted \
                 and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
                 state[j], history[j], answer[j] if answer is not None else ""):
             retries.setdefault(key(j), []).append(j)

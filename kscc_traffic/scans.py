@@ -776,7 +776,7 @@ class ScanWatch:
         if not go_a.any():
             return out
         held = self.held
-        leave = held[go_a].copy()
+        leave = held[go_a]      # (a new frame: copy-on-write, pandas >= 3)
         leave[SCAN_COLUMN] = pd.Series([k for k, g in zip(kinds, go) if g], dtype=object, index=leave.index)
         self.held = held[~go_a] if (~go_a).any() else None
         self.held_rows = [x for x, g in zip(self.held_rows, go) if not g]
