@@ -12,13 +12,16 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
 from . import _startup
 from .errors import KsccTrafficError, TemporaryFolderError
 from .text import escape_terminal, path_text
+
+if TYPE_CHECKING:   # (rich is imported where something is printed with it: :class:`_ErrConsole`)
+    from rich.console import Console
 
 def _quiet_help(cmd, ctx) -> None:
     """Show ``--help`` of ``cmd`` (a click command, with ``ctx``'s help option names) without a
@@ -227,7 +230,7 @@ def _columns_env() -> Optional[int]:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def _console(file=None) -> "Console":
+def _console(file=None) -> Console:
     """A console for reports: the width ``COLUMNS`` gives when it is set (``COLUMNS=80
     kscc-traffic analyze … | less``), else the terminal's width on a terminal, and
     :data:`PIPE_WIDTH` columns in a pipe or file (rich's default of 80 would fold every table).
