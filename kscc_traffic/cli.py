@@ -12,14 +12,16 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
-from rich.console import Console
 
 from . import _startup
 from .errors import KsccTrafficError, TemporaryFolderError
 from .text import escape_terminal, path_text
+
+if TYPE_CHECKING:   # (rich is imported where something is printed with it: :class:`_ErrConsole`)
+    from rich.console import Console
 
 def _quiet_help(cmd, ctx) -> None:
     """Show ``--help`` of ``cmd`` (a click command, with ``ctx``'s help option names) without a
@@ -51,8 +53,25 @@ class _Group(typer.core.TyperGroup):
 # in rich mode); usage errors are one line of ours (:func:`main`), not rich's box
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown", cls=_Group,
                   help="Check captured traffic against the ports KSC Cloud Console documents.")
-# emoji off: rich would turn ':x:' in a file name into an emoji (markup is off per print)
-err = Console(stderr=True, highlight=False, emoji=False)
+
+
+class _ErrConsole:
+    """The rich console on stderr (``Error:``/``Warning:`` lines, the progress bar), made on first
+    use: rich costs ~20 ms of start-up that a JSON Lines or CSV report written without a word
+    never needs. Attributes are the console's."""
+
+    _console = None
+
+    def __getattr__(self, name: str):
+        console = _ErrConsole._console
+        if console is None:
+            from rich.console import Console
+            # emoji off: rich would turn ':x:' in a file name into an emoji (markup is off per print)
+            console = _ErrConsole._console = Console(stderr=True, highlight=False, emoji=False)
+        return getattr(console, name)
+
+
+err = _ErrConsole()
 
 
 def _print_version(value: bool) -> None:
@@ -177,16 +196,28 @@ class LiveEngine(str, Enum):
     tshark = "tshark"
 
 
-class _ReportConsole(Console):
-    """A rich console whose failed writes reach the caller: rich's own
+_REPORT_CONSOLE = []      # the class of :func:`_report_console_class`, once made
+
+
+def _report_console_class() -> type:
+    """``_ReportConsole``, a rich console whose failed writes reach the caller: rich's own
     :meth:`~rich.console.Console.on_broken_pipe` ends the program with status 1 when the reader
     of the output goes away, so ``analyze … | head`` (table) would end as "something flagged";
     here the :class:`BrokenPipeError` is raised again (the console goes quiet first) and the
-    command ends with :data:`EXIT_PIPE_CLOSED`, as for csv and jsonl."""
+    command ends with :data:`EXIT_PIPE_CLOSED`, as for csv and jsonl. Made on first use (rich is
+    imported only by a command that prints with it)."""
+    if not _REPORT_CONSOLE:
+        from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError(32, "Broken pipe")
+        class _ReportConsole(Console):
+            __doc__ = _report_console_class.__doc__
+
+            def on_broken_pipe(self) -> None:
+                self.quiet = True
+                raise BrokenPipeError(32, "Broken pipe")
+
+        _REPORT_CONSOLE.append(_ReportConsole)
+    return _REPORT_CONSOLE[0]
 
 
 #: the width (columns) of tables written to a pipe or file when nothing says one (``COLUMNS``)
@@ -203,11 +234,11 @@ def _console(file=None) -> Console:
     """A console for reports: the width ``COLUMNS`` gives when it is set (``COLUMNS=80
     kscc-traffic analyze … | less``), else the terminal's width on a terminal, and
     :data:`PIPE_WIDTH` columns in a pipe or file (rich's default of 80 would fold every table).
-    A closed pipe raises :class:`BrokenPipeError` (:class:`_ReportConsole`)."""
+    A closed pipe raises :class:`BrokenPipeError` (:func:`_report_console_class`)."""
     stream = file or sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
     width = _columns_env() or (None if tty else PIPE_WIDTH)
-    return _ReportConsole(file=file, width=width, emoji=False)
+    return _report_console_class()(file=file, width=width, emoji=False)
 
 
 def _emit(flows, ruleset, format: "Format", output: Optional[Path], capture_filter: Optional[str] = None,
@@ -828,12 +859,13 @@ class _progress:
         self.bar = None
 
     def __enter__(self):
-        if not (err.is_terminal and self.total is not None and self.total >= PROGRESS_MIN_BYTES):
+        # (the size first: a small capture needs no console, :class:`_ErrConsole`)
+        if not (self.total is not None and self.total >= PROGRESS_MIN_BYTES and err.is_terminal):
             return lambda n: None
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                    TransferSpeedColumn)
         self.bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            TimeRemainingColumn(), console=err, transient=True)
+                            TimeRemainingColumn(), console=err._console, transient=True)
         self.bar.start()
         task = self.bar.add_task("read", total=self.total)
         return lambda n: self.bar.advance(task, n)

@@ -13,21 +13,21 @@ batches went in, whichever way.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import shutil
 import tempfile
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import pandas as pd
 
 from .errors import TemporaryFolderError, WorkerError
 from .rules import RuleSet
 from .text import path_text
+
+if TYPE_CHECKING:   # (multiprocessing is imported when a worker is started: a few ms of start-up otherwise)
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 __all__ = ["Finisher", "MAX_WAITING", "temp_folder_error"]
 
@@ -152,6 +152,9 @@ class Finisher:
         self._waiting: deque[Future] = deque()
         self._pool: Optional[ProcessPoolExecutor] = None
         self._folder: Optional[str] = None
+        if worker:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
         if worker and "fork" in multiprocessing.get_all_start_methods():
             self._folder = tempfile.mkdtemp(prefix="kscc-traffic-")
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
@@ -171,6 +174,7 @@ class Finisher:
         if self._pool is None:
             yield _finish(flows, self.rules, self.name, capture_end_ns, self.render, self.judged)
             return
+        from concurrent.futures.process import BrokenProcessPool
         try:
             # (the rules not sent: the worker has them from the fork, and keeps its judgements)
             self._waiting.append(self._pool.submit(_finish_to_file, self._folder, flows, None,
@@ -186,6 +190,7 @@ class Finisher:
             yield self._result(self._waiting.popleft())
 
     def _result(self, fut: Future):
+        from concurrent.futures.process import BrokenProcessPool
         try:
             path = fut.result()
         except BrokenProcessPool as e:

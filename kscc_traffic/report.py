@@ -16,14 +16,13 @@ import functools
 import io
 import ipaddress
 import re
-from typing import IO, Iterable, NamedTuple, Sequence
+from typing import IO, TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines and CSV need none of it)
+    from rich.console import Console
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
@@ -3024,6 +3023,8 @@ def print_entry(console: Console, text: str) -> None:
     paragraph, already escaped) wrapped to the console's width with its first line indented
     :data:`ENTRY_INDENT` columns and its continuation lines :data:`ENTRY_HANG` (a word longer
     than a line is folded)."""
+    from rich.text import Text
+
     width = max(console.width - ENTRY_HANG, 10)
     for i, line in enumerate(Text(text, overflow="fold").wrap(console, width)):
         line.rstrip()
@@ -3140,6 +3141,8 @@ def print_table(flows: pd.DataFrame, rules: RuleSet, console: Console, warnings:
 
 def render_table(flows: pd.DataFrame, rules: RuleSet, width: int = 160) -> str:
     """The table report as plain text (no colour), e.g. for tests and files."""
+    from rich.console import Console
+
     buf = io.StringIO()
     print_table(flows, rules, Console(file=buf, width=width, color_system=None, force_terminal=False))
     return buf.getvalue()
@@ -3736,6 +3739,9 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
     (:func:`kscc_traffic.live.filtercheck.purposes_outside`) say :data:`FILTERED_OUT`, and a note
     under the checklist says "not seen" may mean filtered out. A headline first when no flow is
     KSC agent traffic (:meth:`TableSummary.no_ksc_headline`)."""
+    from rich.table import Table
+    from rich.text import Text
+
     headline = summary.no_ksc_headline(rules)
     if headline:
         console.print(Text(f"No KSC agent traffic: {headline}", style="bold yellow"))
@@ -3971,6 +3977,9 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     """The flagged flows for a narrow terminal: per flow a line ``time  client -> proto server
     name`` (and the capture when there are several), then, indented, purpose, verdict and reason,
     and the detail, each wrapped at spaces by the console; packet texts escaped."""
+    from rich.padding import Padding
+    from rich.text import Text
+
     several = len(summary.captures) > 1
     console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
     ranks = summary.flagged_rank.tolist()
@@ -4012,6 +4021,9 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:
     """The DNS names answered with an error (at most :data:`MAX_DNS_ERRORS_SHOWN`, most flows
     first), names escaped as every packet-derived text; nothing when there are none."""
+    from rich.table import Table
+    from rich.text import Text
+
     errs = summary.dns_errors()
     if not len(errs):
         return
