@@ -2448,10 +2448,17 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     again): seconds from the flow's first packet to the first sending of the originator's last
     new byte when the responder acknowledged none of it (its furthest acknowledgement stops short
     of the originator's furthest sequence end, FIN included) and sent no new byte after it
-    (:func:`_tls_waits`); -1 where not. A connection a firewall dropped in the middle (an idle
-    session timed out, a TLS 1.3 client's Finished never delivered) looks so; classify calls it
-    stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live analysis keeps (the
-    first packet of each direction reaching its furthest sequence end and acknowledgement).
+    (:func:`_tls_waits`), and the originator's last packet taking sequence space (data or FIN)
+    sent unacknowledged bytes again: it ends no further than an earlier packet of its (a
+    retransmission, no new byte) and past the responder's furthest acknowledgement (so past the
+    one it had sent by then: the retransmissions stayed at the end, without progress); -1 where
+    not. A spurious retransmission of bytes acknowledged already (Wireshark's
+    ``tcp.analysis.spurious_retransmission``: a late ACK, an RTO fired too soon) followed by
+    other packets, or new bytes sent last, are no stall. A connection a firewall dropped in the
+    middle (an idle session timed out, a TLS 1.3 client's Finished never delivered) looks so;
+    classify calls it stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live
+    analysis keeps (the first packet of each direction reaching its furthest sequence end and
+    acknowledgement, each direction's last packet taking sequence space).
     ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged).
 
     Not where the silent side's last packet is a bare acknowledgement at its own furthest
@@ -2483,6 +2490,21 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(most, f[~fo], acked[~fo])
     fl = np.asarray(flows, np.int64)
     short = (top[fl] > 0) & (most[fl] < top[fl])
+    # the sender's last packet taking sequence space (data, FIN) sent bytes again that are not
+    # all acknowledged: its end not past an earlier packet's (a retransmission) and past the
+    # silent side's furthest acknowledgement (so past the one it had sent by then); a spurious
+    # retransmission of acknowledged bytes (Wireshark's tcp.analysis.spurious_retransmission),
+    # or new bytes sent last, are no stall
+    idx = np.arange(len(f))
+    occ = fo & (end >= 0) & ((v.plen > 0) | ((v.flags & FIN) != 0))
+    last_occ = np.full(n_f, -1, np.int64)
+    np.maximum.at(last_occ, f[occ], idx[occ])
+    earlier = fo & (end >= 0) & (idx < last_occ[f])
+    before = np.full(n_f, -1, np.int64)             # the furthest end before that packet
+    np.maximum.at(before, f[earlier], end[earlier])
+    lo = last_occ[fl]
+    e_last = np.where(lo >= 0, end[np.maximum(lo, 0)], -1)
+    short &= (lo >= 0) & (e_last <= before[fl]) & (e_last > most[fl])
     # the silent side still answering: its last packet (rows are in (flow, time) order)
     big = np.iinfo(np.int64).max
     t_first = np.full(n_f, big, np.int64)           # the first sending of the sender's last byte
