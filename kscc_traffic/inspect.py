@@ -2448,17 +2448,18 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     again): seconds from the flow's first packet to the first sending of the originator's last
     new byte when the responder acknowledged none of it (its furthest acknowledgement stops short
     of the originator's furthest sequence end, FIN included) and sent no new byte after it
-    (:func:`_tls_waits`), and the originator's last packet taking sequence space (data or FIN)
-    sent unacknowledged bytes again: it ends no further than an earlier packet of its (a
-    retransmission, no new byte) and past the responder's furthest acknowledgement (so past the
-    one it had sent by then: the retransmissions stayed at the end, without progress); -1 where
-    not. A spurious retransmission of bytes acknowledged already (Wireshark's
+    (:func:`_tls_waits`), and the originator's last data packet sent unacknowledged bytes
+    again: it ends no further than an earlier packet of its (a retransmission, no new byte) and
+    past the responder's furthest acknowledgement (so past the one it had sent by then: the
+    retransmissions stayed at the end, without progress), or a FIN without data after it was
+    sent again so (a first FIN after the data, an application closing the connection, is no new
+    byte); -1 where not. A spurious retransmission of bytes acknowledged already (Wireshark's
     ``tcp.analysis.spurious_retransmission``: a late ACK, an RTO fired too soon) followed by
     other packets, or new bytes sent last, are no stall. A connection a firewall dropped in the
     middle (an idle session timed out, a TLS 1.3 client's Finished never delivered) looks so;
     classify calls it stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live
     analysis keeps (the first packet of each direction reaching its furthest sequence end and
-    acknowledgement, each direction's last packet taking sequence space).
+    acknowledgement, each direction's last data packet and last FIN without data).
     ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged).
 
     Not where the silent side's last packet is a bare acknowledgement at its own furthest
@@ -2490,21 +2491,26 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(most, f[~fo], acked[~fo])
     fl = np.asarray(flows, np.int64)
     short = (top[fl] > 0) & (most[fl] < top[fl])
-    # the sender's last packet taking sequence space (data, FIN) sent bytes again that are not
-    # all acknowledged: its end not past an earlier packet's (a retransmission) and past the
-    # silent side's furthest acknowledgement (so past the one it had sent by then); a spurious
-    # retransmission of acknowledged bytes (Wireshark's tcp.analysis.spurious_retransmission),
-    # or new bytes sent last, are no stall
+    # the sender's last data packet sent bytes again that are not all acknowledged: it ends
+    # no further than an earlier packet of its (a retransmission) and past the silent side's
+    # furthest acknowledgement (so past the one it had sent by then); or its last FIN without
+    # data after it, so sent again; a spurious retransmission of acknowledged bytes (Wireshark's
+    # tcp.analysis.spurious_retransmission) or new bytes sent last are no stall (a first FIN
+    # after them is no new byte)
     idx = np.arange(len(f))
-    occ = fo & (end >= 0) & ((v.plen > 0) | ((v.flags & FIN) != 0))
-    last_occ = np.full(n_f, -1, np.int64)
-    np.maximum.at(last_occ, f[occ], idx[occ])
-    earlier = fo & (end >= 0) & (idx < last_occ[f])
-    before = np.full(n_f, -1, np.int64)             # the furthest end before that packet
-    np.maximum.at(before, f[earlier], end[earlier])
-    lo = last_occ[fl]
-    e_last = np.where(lo >= 0, end[np.maximum(lo, 0)], -1)
-    short &= (lo >= 0) & (e_last <= before[fl]) & (e_last > most[fl])
+    sent = fo & (end >= 0)
+    lasts, again = [], []
+    for kind in (sent & (v.plen > 0), sent & (v.plen <= 0) & ((v.flags & FIN) != 0)):
+        last = np.full(n_f, -1, np.int64)
+        np.maximum.at(last, f[kind], idx[kind])
+        earlier = sent & (idx < last[f])
+        before = np.full(n_f, -1, np.int64)         # the furthest end before it
+        np.maximum.at(before, f[earlier], end[earlier])
+        lo = last[fl]
+        e = np.where(lo >= 0, end[np.maximum(lo, 0)], -1)
+        lasts.append(lo)
+        again.append((lo >= 0) & (e <= before[fl]) & (e > most[fl]))
+    short &= np.where(again[1] & (lasts[1] > lasts[0]), True, again[0])
     # the silent side still answering: its last packet (rows are in (flow, time) order)
     big = np.iinfo(np.int64).max
     t_first = np.full(n_f, big, np.int64)           # the first sending of the sender's last byte

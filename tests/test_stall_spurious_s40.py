@@ -107,7 +107,13 @@ def _case(kind: str, ver: int = 4, isn_c: int = 1000, isn_s: int = 5000, ack_lat
       times and never acknowledged (the capture goes on: ``keepalives`` keep-alives of the
       server, 15 s apart, each acknowledged by the client);
     - ``stall_una``: two requests in flight, the first (SND.UNA: what an RTO sends again) sent
-      again 4 times, neither acknowledged.
+      again 4 times, neither acknowledged;
+    - ``stall_close``: as ``stall``, then the client closes (its FIN, sent once after the
+      request's last sending: no new byte), nothing more;
+    - ``fin_resent``: every request acknowledged, the client's FIN sent 4 times, never
+      acknowledged (no byte of data unacknowledged: no stall, as before);
+    - ``fin_after``: a last request sent once, then the client's FIN sent 4 times, neither
+      acknowledged (the FIN octet sent again at the end: a stall).
 
     ``before``: request/answer rounds before the spurious retransmission; ``spurious``: how many
     of them (each of another request)."""
@@ -123,6 +129,19 @@ def _case(kind: str, ver: int = 4, isn_c: int = 1000, isn_s: int = 5000, ack_lat
         cv.request()
         cv.t += 10
         cv.dn(flags="A", seq=cv.s, ack=(cv.c - len(REC)) & M32)
+    elif kind in ("fin_resent", "fin_after"):
+        t_first = cv.t
+        if kind == "fin_after":
+            cv.request()
+        for k in range(4):
+            cv.up(flags="FA", seq=cv.c, ack=cv.s, dt=2 ** (k + 1) if k < 3 else .01)
+        gap = cv.t - .01 - t_first
+    elif kind == "stall_close":
+        t_first = cv.t
+        seq = cv.request()
+        cv.resend(seq, 4)
+        cv.up(flags="FA", seq=cv.c, ack=cv.s)
+        gap = cv.t - .01 - t_first
     elif kind in ("stall", "stall_una"):
         t_first = cv.t             # (the first sending of the last new byte: from it the seconds count)
         seq = cv.request()
@@ -151,14 +170,18 @@ def _want(kind: str, gap: float | None) -> tuple:
         return "ok", "", "", "SF"
     if kind == "tail":
         return "ok", "", "", "S1"
-    return "blocked", "no_answer", STALL.format(gap=f"{gap:.1f}"), "S1"
+    if kind == "fin_resent":
+        return "ok", "", "", "S2"
+    return "blocked", "no_answer", STALL.format(gap=f"{gap:.1f}"), "S2" if kind in ("stall_close", "fin_after") else "S1"
 
 
 CASES = [("close", 4, 1000, 5000), ("tail", 4, 1000, 5000), ("stall", 4, 1000, 5000), ("stall_una", 4, 1000, 5000),
          ("tail", 6, 1000, 5000), ("stall", 6, 1000, 5000),
          # (sequence numbers wrapping past 2^32 in the middle of the requests, and of the answers)
          ("tail", 4, M32 - 150, M32 - 100), ("stall", 4, M32 - 150, M32 - 100),
-         ("stall_una", 6, M32 - 220, M32 - 30), ("close", 6, M32 - 220, M32 - 30)]
+         ("stall_una", 6, M32 - 220, M32 - 30), ("close", 6, M32 - 220, M32 - 30),
+         ("stall_close", 4, 1000, 5000), ("stall_close", 6, M32 - 90, 5000), ("fin_resent", 4, 1000, 5000),
+         ("fin_resent", 6, M32 - 200, 5000), ("fin_after", 4, 1000, 5000), ("fin_after", 6, M32 - 240, M32)]
 
 
 @pytest.mark.parametrize("ack_late", [True, False], ids=["resent-before-the-late-ack", "resent-after-the-ack"])
@@ -178,7 +201,7 @@ def test_spurious_retransmission_is_no_stall_a_true_one_is(tmp_path, kind, ver, 
 
 
 @pytest.mark.parametrize("before, spurious", [(30, 1), (2, 10)], ids=["30-rounds", "10-spurious"])
-@pytest.mark.parametrize("kind", ["tail", "stall", "stall_una"])
+@pytest.mark.parametrize("kind", ["tail", "stall", "stall_una", "stall_close", "fin_after"])
 def test_long_connections_whole_chunked_small_batches_and_live_agree(tmp_path, monkeypatch, kind, before, spurious):
     """More than 25 data segments of the client before the end (more than the packets a
     chunked or live analysis keeps of a flow: the first 8, the first 25 data segments per

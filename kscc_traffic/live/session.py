@@ -28,8 +28,8 @@ Memory per active flow is bounded:
   ``inspect._mtu_holes`` reads). Of the other TCP packets, per direction, the one
   that reaches furthest in the sequence space and the one that acknowledges furthest are held
   (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
-  as in the analysis of the file, and the last one taking sequence space (data or FIN: bytes
-  sent again at the end, ``inspect._stalled``). The packet before one that comes more than half the flow's
+  as in the analysis of the file, and the last data packet and last FIN without data (bytes
+  sent again at the end: ``inspect._stalled``). The packet before one that comes more than half the flow's
   idle timeout after its last kept packet is kept too (at most
   :data:`MAX_BRIDGED`): the flow built again from the kept packets is split only where the
   capture had such a gap (``_Flow.bridge_gap``). The other packets only add to counters (packets, payload
@@ -206,10 +206,10 @@ class _Flow:
         self.top_end: list[Optional[int]] = [None, None]
         self.after_top = [False, False]
         self.fafter: list[Optional[list]] = [None, None]
-        # TCP, per direction: its last packet taking sequence space (data or FIN; no SYN, RST)
-        # when not kept, held as ``fend`` (inspect._stalled: bytes sent again at the end, or new
-        # ones; chunked._summarise keeps it too)
-        self.flast: list[Optional[list]] = [None, None]
+        # TCP, per direction: its last data packet and its last FIN without data (no SYN, RST)
+        # when not kept, held as ``fend`` ([data 0, FIN 0, data 1, FIN 1]; inspect._stalled:
+        # bytes sent again at the end, or new ones; chunked._summarise keeps them too)
+        self.flast: list[Optional[list]] = [None, None, None, None]
         # the time of the last packet kept, and the last packet not kept since then (counted in
         # ``extra``, or held for TCP sequence numbers: ``fend``/``fack``/``fafter``), as
         # [time, record, payload, direction, payload bytes, IP bytes, the held list or None]:
@@ -279,7 +279,7 @@ class _Flow:
             # (a TCP packet still held for the sequence numbers (:meth:`float_tcp`,
             # :meth:`hold_after`, :meth:`hold_last`): kept now, so held no more and never counted)
             for slots in (self.fend, self.fack, self.fafter, self.flast):
-                for k in (0, 1):
+                for k in range(len(slots)):
                     if slots[k] is held:
                         slots[k] = None
             return
@@ -344,7 +344,7 @@ class _Flow:
             self.recs.append(x[1])
             self.pays.append(b"")
         self.fend, self.fack, self.fafter = [None, None], [None, None], [None, None]
-        self.flast = [None, None]
+        self.flast = [None, None, None, None]
         self.top_end = [None, None]
         self.after_top = [False, False]
 
@@ -354,8 +354,8 @@ class _Flow:
 
     def floating(self) -> list[list]:
         """The packets not kept that stand for their direction's sequence extent (``fend``,
-        ``fack``), follow the other direction's furthest packet (``fafter``) or are its last one
-        taking sequence space (``flast``), each once, as [end, record, payload bytes, IP bytes,
+        ``fack``), follow the other direction's furthest packet (``fafter``) or are its last data
+        packet or FIN without data (``flast``), each once, as [end, record, payload bytes, IP bytes,
         ack] lists."""
         out: list[list] = []
         for x in (*self.fend, *self.fack, *self.fafter, *self.flast):
@@ -369,7 +369,7 @@ class _Flow:
         seen: list[list] = []
         for x in old:
             if x is None or x is self.fend[d] or x is self.fack[d] or x is self.fafter[d] \
-                    or x is self.flast[d] or any(x is y for y in seen):
+                    or x is self.flast[2 * d] or x is self.flast[2 * d + 1] or any(x is y for y in seen):
                 continue
             seen.append(x)
             e = self.extra
@@ -384,11 +384,12 @@ class _Flow:
         self.fafter[d] = mine
         self._release(d, [old])
 
-    def hold_last(self, d: int, mine: Optional[list]) -> None:
-        """The last packet of direction ``d`` taking sequence space (data or FIN): held
+    def hold_last(self, d: int, fin: bool, mine: Optional[list]) -> None:
+        """The last data packet of direction ``d`` (``fin``: its last FIN without data): held
         (``mine``, as :meth:`float_tcp` holds one) or kept (None)."""
-        old = self.flast[d]
-        self.flast[d] = mine
+        k = 2 * d + fin
+        old = self.flast[k]
+        self.flast[k] = mine
         self._release(d, [old])
 
     def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> Optional[list]:
@@ -688,11 +689,12 @@ class LiveSession:
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i] if ipid[i] <= 0 else -2,
                    hash(payload))
             occupies = is_tcp and not fg & RST and (plen[i] > 0 or fg & FIN)
+            fin_only = bool(fg & FIN) and plen[i] <= 0
             if keep:
                 if after:
                     fl.hold_after(d, None)   # (kept: a packet held for it before stands for nothing)
                 if occupies:
-                    fl.hold_last(d, None)
+                    fl.hold_last(d, fin_only, None)
                 if is_tcp:
                     fl.paysum[d] += max(plen[i], 0)
                 if plen[i] > 0:
@@ -732,7 +734,7 @@ class LiveSession:
                     if occupies and not fg & SYN:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
-                        fl.hold_last(d, held)
+                        fl.hold_last(d, fin_only, held)
                     if held is None:
                         e = fl.extra
                         e[3 * d] += 1
