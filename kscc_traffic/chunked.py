@@ -1669,6 +1669,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         at = (d_end >= 0) & (d_end == top_end[fd])
         np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
+        keep |= first_of(fd, at)        # (that segment itself: inspect._stalled, a FIN may reach further)
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]

@@ -109,7 +109,7 @@ def _case(kind: str, ver: int = 4, isn_c: int = 1000, isn_s: int = 5000, ack_lat
     - ``stall_una``: two requests in flight, the first (SND.UNA: what an RTO sends again) sent
       again 4 times, neither acknowledged;
     - ``stall_close``: as ``stall``, then the client closes (its FIN, sent once after the
-      request's last sending: no new byte), nothing more;
+      request's last sending: no new byte), then ``keepalives`` - 1 keep-alives;
     - ``fin_resent``: every request acknowledged, the client's FIN sent 4 times, never
       acknowledged (no byte of data unacknowledged: no stall, as before);
     - ``fin_after``: a last request sent once, then the client's FIN sent 4 times, neither
@@ -141,6 +141,10 @@ def _case(kind: str, ver: int = 4, isn_c: int = 1000, isn_s: int = 5000, ack_lat
         seq = cv.request()
         cv.resend(seq, 4)
         cv.up(flags="FA", seq=cv.c, ack=cv.s)
+        for _ in range(keepalives - 1):     # (the server's keep-alives, the client's ACKs)
+            cv.t += 15
+            cv.dn(flags="A", seq=(cv.s - 1) & M32, ack=seq)
+            cv.up(flags="A", seq=(cv.c + 1) & M32, ack=cv.s)
         gap = cv.t - .01 - t_first
     elif kind in ("stall", "stall_una"):
         t_first = cv.t             # (the first sending of the last new byte: from it the seconds count)

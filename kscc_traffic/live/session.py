@@ -28,8 +28,9 @@ Memory per active flow is bounded:
   ``inspect._mtu_holes`` reads). Of the other TCP packets, per direction, the one
   that reaches furthest in the sequence space and the one that acknowledges furthest are held
   (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
-  as in the analysis of the file, and the last data packet and last FIN without data (bytes
-  sent again at the end: ``inspect._stalled``). The packet before one that comes more than half the flow's
+  as in the analysis of the file, and the last data packet, the last FIN without data and
+  the first data packet reaching the furthest data end (bytes sent again at the end:
+  ``inspect._stalled``). The packet before one that comes more than half the flow's
   idle timeout after its last kept packet is kept too (at most
   :data:`MAX_BRIDGED`): the flow built again from the kept packets is split only where the
   capture had such a gap (``_Flow.bridge_gap``). The other packets only add to counters (packets, payload
@@ -152,7 +153,7 @@ class _Flow:
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
-                 "fafter", "flast", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
+                 "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -206,10 +207,12 @@ class _Flow:
         self.top_end: list[Optional[int]] = [None, None]
         self.after_top = [False, False]
         self.fafter: list[Optional[list]] = [None, None]
-        # TCP, per direction: its last data packet and its last FIN without data (no SYN, RST)
-        # when not kept, held as ``fend`` ([data 0, FIN 0, data 1, FIN 1]; inspect._stalled:
+        # TCP, per direction: its last data packet, its last FIN without data (no SYN, RST) and
+        # its first data packet reaching its furthest data end (``top_data``: seq + SYN + payload,
+        # mod 2^32) when not kept, held as ``fend`` (3 slots per direction; inspect._stalled:
         # bytes sent again at the end, or new ones; chunked._summarise keeps them too)
-        self.flast: list[Optional[list]] = [None, None, None, None]
+        self.flast: list[Optional[list]] = [None] * 6
+        self.top_data: list[Optional[int]] = [None, None]
         # the time of the last packet kept, and the last packet not kept since then (counted in
         # ``extra``, or held for TCP sequence numbers: ``fend``/``fack``/``fafter``), as
         # [time, record, payload, direction, payload bytes, IP bytes, the held list or None]:
@@ -344,7 +347,8 @@ class _Flow:
             self.recs.append(x[1])
             self.pays.append(b"")
         self.fend, self.fack, self.fafter = [None, None], [None, None], [None, None]
-        self.flast = [None, None, None, None]
+        self.flast = [None] * 6
+        self.top_data = [None, None]
         self.top_end = [None, None]
         self.after_top = [False, False]
 
@@ -355,7 +359,7 @@ class _Flow:
     def floating(self) -> list[list]:
         """The packets not kept that stand for their direction's sequence extent (``fend``,
         ``fack``), follow the other direction's furthest packet (``fafter``) or are its last data
-        packet or FIN without data (``flast``), each once, as [end, record, payload bytes, IP bytes,
+        packet, last FIN without data or first data packet reaching its furthest data end (``flast``), each once, as [end, record, payload bytes, IP bytes,
         ack] lists."""
         out: list[list] = []
         for x in (*self.fend, *self.fack, *self.fafter, *self.flast):
@@ -369,7 +373,7 @@ class _Flow:
         seen: list[list] = []
         for x in old:
             if x is None or x is self.fend[d] or x is self.fack[d] or x is self.fafter[d] \
-                    or x is self.flast[2 * d] or x is self.flast[2 * d + 1] or any(x is y for y in seen):
+                    or any(x is y for y in self.flast[3 * d:3 * d + 3]) or any(x is y for y in seen):
                 continue
             seen.append(x)
             e = self.extra
@@ -384,10 +388,11 @@ class _Flow:
         self.fafter[d] = mine
         self._release(d, [old])
 
-    def hold_last(self, d: int, fin: bool, mine: Optional[list]) -> None:
-        """The last data packet of direction ``d`` (``fin``: its last FIN without data): held
-        (``mine``, as :meth:`float_tcp` holds one) or kept (None)."""
-        k = 2 * d + fin
+    def hold_last(self, d: int, which: int, mine: Optional[list]) -> None:
+        """The last data packet of direction ``d`` (``which`` 0; 1: its last FIN without data, 2:
+        its first data packet reaching its furthest data end): held (``mine``, as
+        :meth:`float_tcp` holds one) or kept (None)."""
+        k = 3 * d + which
         old = self.flast[k]
         self.flast[k] = mine
         self._release(d, [old])
@@ -662,8 +667,15 @@ class LiveSession:
                     fl.plain0[d] = stage
                     keep = True
             after = is_tcp and fl.after_top[d]
+            further_data = False
             if is_tcp:
                 fl.after_top[d] = False
+                if plen[i] > 0 and not fg & RST:
+                    de = (seq[i] + (1 if fg & SYN else 0) + plen[i]) & 0xFFFF_FFFF
+                    td = fl.top_data[d]
+                    if td is None or fg & SYN or 0 < ((de - td) & 0xFFFF_FFFF) < (1 << 31):
+                        fl.top_data[d] = de
+                        further_data = True
                 if plen[i] >= 0 and not fg & RST:
                     e_ = (seq[i] + (1 if fg & SYN else 0) + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
                     te = fl.top_end[d]
@@ -694,7 +706,9 @@ class LiveSession:
                 if after:
                     fl.hold_after(d, None)   # (kept: a packet held for it before stands for nothing)
                 if occupies:
-                    fl.hold_last(d, fin_only, None)
+                    fl.hold_last(d, int(fin_only), None)
+                if further_data:
+                    fl.hold_last(d, 2, None)
                 if is_tcp:
                     fl.paysum[d] += max(plen[i], 0)
                 if plen[i] > 0:
@@ -734,7 +748,11 @@ class LiveSession:
                     if occupies and not fg & SYN:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
-                        fl.hold_last(d, fin_only, held)
+                        fl.hold_last(d, int(fin_only), held)
+                    if further_data and not fg & SYN:
+                        if held is None:
+                            held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
+                        fl.hold_last(d, 2, held)
                     if held is None:
                         e = fl.extra
                         e[3 * d] += 1
