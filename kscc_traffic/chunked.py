@@ -1533,7 +1533,8 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
       acknowledgement per direction, and every packet at a direction's first timestamp (what
       the byte counts read: :func:`~kscc_traffic.flows.seq_extents`), and each direction's
       first acknowledgement (the other direction's start when none of its packets was
-      captured); and each direction's
+      captured), and its last data packet and last FIN without data (a retransmission at the
+      end: ``inspect._stalled``); and each direction's
       first packet after the other direction's first reaching its furthest sequence end, and
       after its first data segment reaching its furthest data byte (a duplicate
       acknowledgement there tells ``inspect._mtu_holes`` that later bytes arrived).
@@ -1672,6 +1673,13 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         # its packets was captured (seq_extents; inspect's acked_unseen)
         fl_ = c["tcp_flags"][rows].astype(np.int64)
         keep |= first_of(fd, tcp & ((fl_ & ACK) != 0) & ((fl_ & RST) == 0) & (c["ack"][rows] != 0))
+        # each direction's last data packet and last FIN without data (inspect._stalled: bytes
+        # sent again at the end, or new ones)
+        data_ = c["payload_len"][rows] > 0
+        for occ in (data_, ~data_ & ((fl_ & FIN) != 0)):
+            at = np.flatnonzero(occ & (s_end >= 0))[::-1]
+            if len(at):
+                keep[first_rows(fd, at)[1]] = True
         # each direction's first packet after the other's first reaching its furthest sequence
         # end (inspect._mtu_holes: a duplicate acknowledgement, later bytes arrived)
         top_end = np.full(len(top) + 1, -1, np.int64)
@@ -1690,6 +1698,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         at = (d_end >= 0) & (d_end == top_end[fd])
         np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
+        keep |= first_of(fd, at)        # (that segment itself: inspect._stalled, a FIN may reach further)
     syn = ev[:, 0]
     if syn.any():  # last SYN per direction: first_of on the reversed order
         at = np.nonzero(syn)[0][::-1]

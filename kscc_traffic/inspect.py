@@ -2448,10 +2448,19 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     again): seconds from the flow's first packet to the first sending of the originator's last
     new byte when the responder acknowledged none of it (its furthest acknowledgement stops short
     of the originator's furthest sequence end, FIN included) and sent no new byte after it
-    (:func:`_tls_waits`); -1 where not. A connection a firewall dropped in the middle (an idle
-    session timed out, a TLS 1.3 client's Finished never delivered) looks so; classify calls it
-    stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live analysis keeps (the
-    first packet of each direction reaching its furthest sequence end and acknowledgement).
+    (:func:`_tls_waits`), and the originator's last data packet sent unacknowledged bytes
+    again: its data ends no further than an earlier data packet's (a retransmission, no new
+    byte) and past the responder's furthest acknowledgement (so past the one it had sent by then: the
+    retransmissions stayed at the end, without progress), or a FIN without data after it was
+    sent again so (a first FIN after the data, an application closing the connection, is no new
+    byte); -1 where not. A spurious retransmission of bytes acknowledged already (Wireshark's
+    ``tcp.analysis.spurious_retransmission``: a late ACK, an RTO fired too soon) followed by
+    other packets, or new bytes sent last, are no stall. A connection a firewall dropped in the
+    middle (an idle session timed out, a TLS 1.3 client's Finished never delivered) looks so;
+    classify calls it stalled after :data:`TLS_SILENCE_S`. Reads the packets a chunked or live
+    analysis keeps (the first packet of each direction reaching its furthest sequence end and
+    acknowledgement, the first reaching its furthest data end, its last data packet and last FIN
+    without data).
     ``responder``: the same with the roles swapped (the responder's last bytes unacknowledged).
 
     Not where the silent side's last packet is a bare acknowledgement at its own furthest
@@ -2483,6 +2492,29 @@ def _stalled(ft: FlowTable, flows: np.ndarray, responder: bool = False) -> np.nd
     np.maximum.at(most, f[~fo], acked[~fo])
     fl = np.asarray(flows, np.int64)
     short = (top[fl] > 0) & (most[fl] < top[fl])
+    # the sender's last data packet sent bytes again that are not all acknowledged: its data
+    # ends no further than an earlier data packet's (a retransmission) and past the silent
+    # side's furthest acknowledgement (so past the one it had sent by then); or its last FIN
+    # without data after it, so sent again; a spurious retransmission of acknowledged bytes
+    # (Wireshark's tcp.analysis.spurious_retransmission) or new bytes sent last are no stall (a
+    # first FIN after them is no new byte). (Data ends, FIN octet left out: the first packet
+    # reaching the furthest data end is kept, a FIN may reach further after it.)
+    idx = np.arange(len(f))
+    sent = fo & (end >= 0)
+    data = sent & (v.plen > 0)
+    lasts, again = [], []
+    for kind, ends in ((data, np.where(data, end - ((v.flags & FIN) != 0), -1)),
+                       (sent & (v.plen <= 0) & ((v.flags & FIN) != 0), np.where(sent, end, -1))):
+        last = np.full(n_f, -1, np.int64)
+        np.maximum.at(last, f[kind], idx[kind])
+        earlier = (ends >= 0) & (idx < last[f])
+        before = np.full(n_f, -1, np.int64)         # the furthest end before it
+        np.maximum.at(before, f[earlier], ends[earlier])
+        lo = last[fl]
+        e = np.where(lo >= 0, ends[np.maximum(lo, 0)], -1)
+        lasts.append(lo)
+        again.append((lo >= 0) & (e <= before[fl]) & (e > most[fl]))
+    short &= np.where(again[1] & (lasts[1] > lasts[0]), True, again[0])
     # the silent side still answering: its last packet (rows are in (flow, time) order)
     big = np.iinfo(np.int64).max
     t_first = np.full(n_f, big, np.int64)           # the first sending of the sender's last byte

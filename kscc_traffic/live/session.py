@@ -28,7 +28,9 @@ Memory per active flow is bounded:
   ``inspect._mtu_holes`` reads). Of the other TCP packets, per direction, the one
   that reaches furthest in the sequence space and the one that acknowledges furthest are held
   (as records without payload) so that ``orig_bytes``/``resp_bytes`` come from sequence numbers
-  as in the analysis of the file. The packet before one that comes more than half the flow's
+  as in the analysis of the file, and the last data packet, the last FIN without data and
+  the first data packet reaching the furthest data end (bytes sent again at the end:
+  ``inspect._stalled``). The packet before one that comes more than half the flow's
   idle timeout after its last kept packet is kept too (at most
   :data:`MAX_BRIDGED`): the flow built again from the kept packets is split only where the
   capture had such a gap (``_Flow.bridge_gap``). The other packets only add to counters (packets, payload
@@ -151,7 +153,7 @@ class _Flow:
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
-                 "fafter", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
+                 "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -205,6 +207,12 @@ class _Flow:
         self.top_end: list[Optional[int]] = [None, None]
         self.after_top = [False, False]
         self.fafter: list[Optional[list]] = [None, None]
+        # TCP, per direction: its last data packet, its last FIN without data (no SYN, RST) and
+        # its first data packet reaching its furthest data end (``top_data``: seq + SYN + payload,
+        # mod 2^32) when not kept, held as ``fend`` (3 slots per direction; inspect._stalled:
+        # bytes sent again at the end, or new ones; chunked._summarise keeps them too)
+        self.flast: list[Optional[list]] = [None] * 6
+        self.top_data: list[Optional[int]] = [None, None]
         # the time of the last packet kept, and the last packet not kept since then (counted in
         # ``extra``, or held for TCP sequence numbers: ``fend``/``fack``/``fafter``), as
         # [time, record, payload, direction, payload bytes, IP bytes, the held list or None]:
@@ -270,11 +278,11 @@ class _Flow:
             self.ndata[d] += 1
             if payload:
                 self.npay[d] += 1
-        if held is not None and any(held is x for x in (*self.fend, *self.fack, *self.fafter)):
+        if held is not None and any(held is x for x in (*self.fend, *self.fack, *self.fafter, *self.flast)):
             # (a TCP packet still held for the sequence numbers (:meth:`float_tcp`,
-            # :meth:`hold_after`): kept now, so held no more and never counted)
-            for slots in (self.fend, self.fack, self.fafter):
-                for k in (0, 1):
+            # :meth:`hold_after`, :meth:`hold_last`): kept now, so held no more and never counted)
+            for slots in (self.fend, self.fack, self.fafter, self.flast):
+                for k in range(len(slots)):
                     if slots[k] is held:
                         slots[k] = None
             return
@@ -339,6 +347,8 @@ class _Flow:
             self.recs.append(x[1])
             self.pays.append(b"")
         self.fend, self.fack, self.fafter = [None, None], [None, None], [None, None]
+        self.flast = [None] * 6
+        self.top_data = [None, None]
         self.top_end = [None, None]
         self.after_top = [False, False]
 
@@ -348,10 +358,11 @@ class _Flow:
 
     def floating(self) -> list[list]:
         """The packets not kept that stand for their direction's sequence extent (``fend``,
-        ``fack``) or follow the other direction's furthest packet (``fafter``), each once, as
-        [end, record, payload bytes, IP bytes, ack] lists."""
+        ``fack``), follow the other direction's furthest packet (``fafter``) or are its last data
+        packet, last FIN without data or first data packet reaching its furthest data end (``flast``), each once, as [end, record, payload bytes, IP bytes,
+        ack] lists."""
         out: list[list] = []
-        for x in (*self.fend, *self.fack, *self.fafter):
+        for x in (*self.fend, *self.fack, *self.fafter, *self.flast):
             if x is not None and not any(x is y for y in out):
                 out.append(x)
         return out
@@ -362,7 +373,7 @@ class _Flow:
         seen: list[list] = []
         for x in old:
             if x is None or x is self.fend[d] or x is self.fack[d] or x is self.fafter[d] \
-                    or any(x is y for y in seen):
+                    or any(x is y for y in self.flast[3 * d:3 * d + 3]) or any(x is y for y in seen):
                 continue
             seen.append(x)
             e = self.extra
@@ -375,6 +386,15 @@ class _Flow:
         held (``mine``, as :meth:`float_tcp` holds one) or kept (None)."""
         old = self.fafter[d]
         self.fafter[d] = mine
+        self._release(d, [old])
+
+    def hold_last(self, d: int, which: int, mine: Optional[list]) -> None:
+        """The last data packet of direction ``d`` (``which`` 0; 1: its last FIN without data, 2:
+        its first data packet reaching its furthest data end): held (``mine``, as
+        :meth:`float_tcp` holds one) or kept (None)."""
+        k = 3 * d + which
+        old = self.flast[k]
+        self.flast[k] = mine
         self._release(d, [old])
 
     def float_tcp(self, d: int, rec: bytes, end: int, ack: int, plen: int, iplen: int) -> Optional[list]:
@@ -647,8 +667,15 @@ class LiveSession:
                     fl.plain0[d] = stage
                     keep = True
             after = is_tcp and fl.after_top[d]
+            further_data = False
             if is_tcp:
                 fl.after_top[d] = False
+                if plen[i] > 0 and not fg & RST:
+                    de = (seq[i] + (1 if fg & SYN else 0) + plen[i]) & 0xFFFF_FFFF
+                    td = fl.top_data[d]
+                    if td is None or fg & SYN or 0 < ((de - td) & 0xFFFF_FFFF) < (1 << 31):
+                        fl.top_data[d] = de
+                        further_data = True
                 if plen[i] >= 0 and not fg & RST:
                     e_ = (seq[i] + (1 if fg & SYN else 0) + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
                     te = fl.top_end[d]
@@ -673,9 +700,15 @@ class LiveSession:
             # an IP id proves the copy, bytes)
             sig = (d, seq[i], ack[i], fg, iplen[i], plen[i], ipid[i], ityp[i], l4[i] if ipid[i] <= 0 else -2,
                    hash(payload))
+            occupies = is_tcp and not fg & RST and (plen[i] > 0 or fg & FIN)
+            fin_only = bool(fg & FIN) and plen[i] <= 0
             if keep:
                 if after:
                     fl.hold_after(d, None)   # (kept: a packet held for it before stands for nothing)
+                if occupies:
+                    fl.hold_last(d, int(fin_only), None)
+                if further_data:
+                    fl.hold_last(d, 2, None)
                 if is_tcp:
                     fl.paysum[d] += max(plen[i], 0)
                 if plen[i] > 0:
@@ -712,6 +745,14 @@ class LiveSession:
                         if held is None:
                             held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
                         fl.hold_after(d, held)
+                    if occupies and not fg & SYN:
+                        if held is None:
+                            held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
+                        fl.hold_last(d, int(fin_only), held)
+                    if further_data and not fg & SYN:
+                        if held is None:
+                            held = [end_i, srt[i * size:(i + 1) * size], plen[i], iplen[i], ack_i]
+                        fl.hold_last(d, 2, held)
                     if held is None:
                         e = fl.extra
                         e[3 * d] += 1
