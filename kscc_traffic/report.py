@@ -39,7 +39,8 @@ from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
+from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
+                          delivery_error, icmp_kind, too_big_note)
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
@@ -632,12 +633,18 @@ MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: small
            "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
 
 
-def mtu_holed(detail: str, reason: str) -> bool:
+def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
     """Whether a blocked flow's ``detail`` (str) and ``reason`` (str, the first of a comma list
     counts) tell of a path-MTU black hole its TLS failed on: reason ``tls_failed`` with the hint
-    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`); advised :data:`MTU_FIX`."""
+    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`): the latter read from
+    its ``icmp_unreachable`` text ``icmp`` (:func:`kscc_traffic.unreachable.too_big_note` of it, as
+    the detail says it; not the words alone, which a name quoted in the detail could hold);
+    advised :data:`MTU_FIX`."""
     detail = str(detail)
-    return str(reason).split(",")[0] == "tls_failed" and (MTU_HOLE in detail or TOO_BIG_IGNORED in detail)
+    if str(reason).split(",")[0] != "tls_failed":
+        return False
+    ignored = too_big_note(icmp) if isinstance(icmp, str) and icmp else ""
+    return MTU_HOLE in detail or bool(ignored and ignored in detail)
 
 
 def cert_counts(details, reasons) -> tuple[int, int, int, int]:
@@ -726,15 +733,58 @@ ROUTE_OWN = ("from the server's own address: not a router that cannot deliver (a
              "the path)")
 
 
-def route_counts(details, servers) -> tuple[int, int]:
-    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, same order): how
-    many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`) from
-    another address than the server's (a router: routing), and how many from the server's own
-    address (:data:`ROUTE_OWN`: a reject rule). (An address told in another spelling counts as
-    another's.)"""
+def icmp_said(detail, icmp) -> str:
+    """What a flow's ``detail`` (str) says of the flow's own ICMP error, read from its
+    ``icmp_unreachable`` column (``icmp``, str; anything else is none): ``by ICMP <error>`` (the
+    error that says the datagram did not arrive, :func:`kscc_traffic.unreachable.delivery_error`)
+    when the detail says exactly that (as classify writes it: ``answered by ICMP …``, ``its data was
+    answered by ICMP …``), else ''. The report's ICMP advice reads this, never the whole detail,
+    which quotes names from the packets (an SNI, a DNS name) that could hold such words."""
+    text = delivery_error(icmp) if isinstance(icmp, str) and icmp else ""
+    said = f"by ICMP {text}" if text else ""
+    return said if said and said in str(detail) else ""
+
+
+def _icmp_column(flows: pd.DataFrame) -> list:
+    """The ``icmp_unreachable`` values of ``flows`` (a list; '' each without the column)."""
+    return flows["icmp_unreachable"].tolist() if "icmp_unreachable" in flows else [""] * len(flows)
+
+
+def port_unreachable(details, icmp) -> tuple[np.ndarray, np.ndarray]:
+    """Of flows (``detail`` texts and ``icmp_unreachable`` texts, two equal-length sequences):
+    which were judged on a port unreachable from the destination itself (bool array: the detail
+    begins as :func:`kscc_traffic.unreachable.answered_by` writes it, with
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`, also after ``DNS query ``), and which on one
+    carrying a cloud server's own address (bool array: the detail begins with its
+    :data:`~kscc_traffic.unreachable.CLOUD_FORGED` form): ``(closed, forged)``. Decided by the
+    ``icmp_unreachable`` column, the detail only compared with what classify writes from it at its
+    start: a name from the packets quoted in a detail, holding those words, counts for neither."""
+    details, icmp = list(details), list(icmp)
+    closed, forged = np.zeros(len(details), bool), np.zeros(len(details), bool)
+    for i, (d, x) in enumerate(zip(details, icmp)):
+        text = delivery_error(x) if isinstance(x, str) and x else ""
+        if not text.endswith(FROM_DESTINATION):
+            continue
+        d = str(d)
+        own = answered_by(text)
+        closed[i] = d.startswith(own) or d.startswith("DNS query " + own)
+        forged[i] = d.startswith(answered_by(text, True))
+    return closed, forged
+
+
+def route_counts(details, servers, icmp=None) -> tuple[int, int]:
+    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, their
+    ``icmp_unreachable`` texts in ``icmp``, same order; None: no such column, nothing counted):
+    how many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`)
+    from another address than the server's (a router: routing), and how many from the server's
+    own address (:data:`ROUTE_OWN`: a reject rule). Read from what the detail says of the flow's
+    own ICMP error (:func:`icmp_said`), not from names quoted in it. (An address told in another
+    spelling counts as another's.)"""
+    details = list(details)
+    icmp = [""] * len(details) if icmp is None else list(icmp)
     other = own = 0
-    for d, h in zip(details, servers):
-        m = _ROUTE_FROM.search(str(d))
+    for d, h, x in zip(details, servers, icmp):
+        m = _ROUTE_FROM.search(icmp_said(d, x))
         if m:
             if m.group(1) == str(h):
                 own += 1
@@ -744,13 +794,17 @@ def route_counts(details, servers) -> tuple[int, int]:
 
 
 
-def icmp_kinds(details) -> dict[str, int]:
-    """Of blocked flows' ``details``: how many tell of an ICMP error that refuses nothing, or
+def icmp_kinds(details, icmp=None) -> dict[str, int]:
+    """Of blocked flows' ``details`` (and their ``icmp_unreachable`` texts ``icmp``, same order;
+    None: no such column, none counted): how many tell of an ICMP error that refuses nothing, or
     that is most likely a reject rule's in other words (protocol unreachable), per kind
-    (:func:`kscc_traffic.unreachable.icmp_kind`; kinds with none left out)."""
+    (:func:`kscc_traffic.unreachable.icmp_kind` of :func:`icmp_said`: the flow's own error as its
+    detail says it, not names quoted there; kinds with none left out)."""
+    details = list(details)
+    icmp = [""] * len(details) if icmp is None else list(icmp)
     out: dict[str, int] = {}
-    for x in details:
-        k = icmp_kind(x)
+    for x, e in zip(details, icmp):
+        k = icmp_kind(icmp_said(x, e))
         if k:
             out[k] = out.get(k, 0) + 1
     return out
@@ -1069,7 +1123,10 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
 #: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
 #: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
 #: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
-CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+#: the same, anchored at the end of the detail, where ``_note_capture_end`` puts it: a name quoted
+#: earlier in the detail cannot make a flow look cut short
+_CUT_SHORT_END = re.compile("(?:; )(?:" + CUT_SHORT.pattern + r")\Z")
 
 #: why a ``no_answer`` flow was flagged when the capture's end cut it short (the HTML report's
 #: "Why flagged", instead of :data:`REASON_TEXT`'s "a firewall drops it")
@@ -1252,10 +1309,23 @@ def not_ksc_row(row: dict) -> dict:
 def cut_short(reasons, details) -> np.ndarray:
     """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
     that began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last
-    packet (its detail carries :data:`CUT_SHORT`): it may have had no time to get its answer."""
+    packet: it may have had no time to get its answer. Its detail ends with :data:`CUT_SHORT`'s
+    note, where classify puts it last (``_note_capture_end``), saying at most
+    :data:`~kscc_traffic.classify.END_MARGIN_S`: the note anywhere else (a name from the packets
+    quoted in the detail, holding those words) does not count."""
     reasons, details = list(reasons), list(details)
-    return np.fromiter((str(r).split(",")[0] == "no_answer" and CUT_SHORT.search(str(d)) is not None
+    return np.fromiter((str(r).split(",")[0] == "no_answer" and _noted_cut(str(d))
                         for r, d in zip(reasons, details)), bool, len(reasons))
+
+
+def _noted_cut(detail: str) -> bool:
+    m = _CUT_SHORT_END.search(detail)
+    if m is None:
+        return False
+    try:
+        return float(m.group(1)) <= END_MARGIN_S
+    except ValueError:
+        return False
 
 
 def cut_short_fix(r, k: int) -> str:
@@ -2530,10 +2600,6 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
                         "lets them through")
 
 
-#: the end of the detail of a ``no_answer`` flow the capture's end may have cut short
-#: (:data:`CUT_SHORT`, anchored at the end, where ``_note_capture_end`` puts it: a name quoted
-#: earlier in the detail cannot make a flow look cut short)
-_CUT_SHORT_END = re.compile("(?:" + CUT_SHORT.pattern + r")\Z")
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer")
 
@@ -2578,7 +2644,7 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     mism = np.flatnonzero(kind != "")
     if len(mism):
         detail = _text_column(bl, "detail").to_numpy(dtype=object)[mism]
-        out["mismatch_cut"] = sum(_CUT_SHORT_END.search(d) is not None for d in detail.tolist())
+        out["mismatch_cut"] = sum(_noted_cut(str(d)) for d in detail.tolist())
     return out
 
 
@@ -2965,21 +3031,25 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
-                    bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
-                    bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
+                    # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
+                    # could hold its words)
+                    icmp = flows["icmp_unreachable"].to_numpy(dtype=object)[at][v == "blocked"].tolist() \
+                        if "icmp_unreachable" in flows else [""] * len(details)
+                    closed, forged = port_unreachable(details, icmp)
+                    bl_closed, bl_forged = int(np.count_nonzero(closed)), int(np.count_nonzero(forged))
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
-                        if "resp_h" in flows else [None] * len(details))
-                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist()) if mtu_holed(x, y))
+                        if "resp_h" in flows else [None] * len(details), icmp)
+                    bl_mtu = sum(1 for x, y, z in zip(details, reason[at][v == "blocked"].tolist(), icmp)
+                                 if mtu_holed(x, y, z))
                     bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
-                    bl_icmp = icmp_kinds(details)
+                    bl_icmp = icmp_kinds(details, icmp)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     for m in filter(None, map(REDIRECT_ANSWER.match, map(str, details))):
                         bl_redirect[m.group(1)] = bl_redirect.get(m.group(1), 0) + 1
                     if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
-                        closed = np.array([CLOUD_FORGED in str(x) for x in details], bool)
-                        blocked_at = np.asarray(at)[v == "blocked"][closed]
+                        blocked_at = np.asarray(at)[v == "blocked"][forged]
                         closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
@@ -3338,10 +3408,14 @@ class TableSummary:
             self.dns_error_answers += int(rejected.sum()) - reset
             for key, n in dns_blocked_kinds(blocked).items():
                 self.dns_kinds[key] += n
-            closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
+            # (the ICMP advice from the icmp_unreachable column: names quoted in a detail could
+            # hold its words)
+            icmp = _icmp_column(blocked)
+            closed, forged = port_unreachable(detail.tolist(), icmp)
+            closed = blocked[closed]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
-            forged = blocked[detail.str.contains(CLOUD_FORGED, regex=False)]
+            forged = blocked[forged]
             for p, g in forged.groupby("purpose", sort=False):
                 self.bl_forged[p] = self.bl_forged.get(p, 0) + len(g)
                 if "resp_h" in g and "resp_p" in g:
@@ -3361,11 +3435,11 @@ class TableSummary:
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, g in routed.groupby("purpose", sort=False):
-                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
+                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g),
+                                    _icmp_column(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
-            holed = blocked[(detail.str.contains(MTU_HOLE, regex=False) | detail.str.contains(TOO_BIG_IGNORED, regex=False))
-                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]   # (mtu_holed)
+            holed = blocked[[mtu_holed(x, y, z) for x, y, z in zip(detail.tolist(), blocked["reason"].tolist(), icmp)]]
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
@@ -3378,8 +3452,8 @@ class TableSummary:
                 had = self.bl_cert.get(p, (0, 0, 0, 0))
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
-                for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
-                    for k, n in icmp_kinds(g.tolist()).items():
+                for p, g in blocked.groupby("purpose", sort=False):
+                    for k, n in icmp_kinds(g["detail"].tolist(), _icmp_column(g)).items():
                         kinds = self.bl_icmp.setdefault(p, {})
                         kinds[k] = kinds.get(k, 0) + n
             good = flows[flows["verdict"] == "ok"]
