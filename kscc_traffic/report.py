@@ -3439,7 +3439,8 @@ class TableSummary:
                                     _icmp_column(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
-            holed = blocked[[mtu_holed(x, y, z) for x, y, z in zip(detail.tolist(), blocked["reason"].tolist(), icmp)]]
+            holed = blocked[np.array([mtu_holed(x, y, z) for x, y, z in zip(detail.tolist(), blocked["reason"].tolist(), icmp)],
+                                     bool)]   # (a bool array: an empty list would select columns)
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
