@@ -906,6 +906,45 @@ REJECTED_TEXT: dict[str, str] = {
 }
 
 
+#: the columns holding names (or other text) from the packets that a flow's detail may quote
+QUOTED_COLUMNS = ("server_name", "sni", "http_host", "query", "dns_name", "proxy_target", "cert_names", "cert_issuer")
+#: what no quoted text the report's detail checks look for can be: no space (each phrase they
+#: look for has one) and no ``certificate_required`` (:data:`~kscc_traffic.classify.CERT_REQUIRED`)
+_NO_PHRASE = re.compile(r"[^ ]*\Z")
+
+
+def unquoted_details(flows: pd.DataFrame) -> list[str]:
+    """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
+    column) with each value of :data:`QUOTED_COLUMNS` that could hold a phrase of the report's
+    checks (a space in it, or ``certificate_required``: no host name has either) taken out where
+    the detail quotes it: what the report's detail checks read (the verdict kinds the details
+    tell: a failed attempt of a ``host_mismatch`` flow, a certificate request, a reset nearer
+    than the server…), so that a name from the packets holding such words (an SNI, a DNS name,
+    a certificate's names) changes no advice. Details quoting only host names come back as they
+    are."""
+    details = flows["detail"].astype(str).tolist() if "detail" in flows else [""] * len(flows)
+    if not details:
+        return details
+    cols = [c for c in QUOTED_COLUMNS if c in flows]
+    odd = np.zeros(len(details), bool)
+    for c in cols:
+        v = flows[c].astype(str)
+        odd |= (v.str.contains(" ", regex=False) | v.str.contains(CERT_REQUIRED, regex=False)).to_numpy()
+    for i in np.flatnonzero(odd).tolist():
+        d = details[i]
+        values = set()
+        for c in cols:
+            v = flows[c].iat[i]
+            if isinstance(v, str) and v and not (_NO_PHRASE.match(v) and CERT_REQUIRED not in v):
+                values.add(v)
+                if c == "cert_names":
+                    values.update(x for x in v.split(";") if x and not (_NO_PHRASE.match(x) and CERT_REQUIRED not in x))
+        for v in sorted(values, key=len, reverse=True):
+            d = d.replace(v, "\u2026")
+        details[i] = d
+    return details
+
+
 def refused_counts(details) -> tuple[int, int]:
     """Of blocked flows' ``details``, (those whose SYN a device nearer than the server reset,
     those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` and
@@ -2932,6 +2971,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         from .rules import load_rules
         rules = load_rules()
     flows = text_filled(flows, _READINESS_TEXT)
+    # (the details as the checks below read them: names from the packets quoted there taken out)
+    udetail = np.array(unquoted_details(flows), dtype=object) if "detail" in flows else None
     # (several captures: the advice names where the flagged flows are)
     captures = flows["capture"].to_numpy(dtype=object) if "capture" in flows and flows["capture"].nunique() > 1 \
         else None
@@ -2991,17 +3032,17 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                         un_console = int(np.count_nonzero(
                             console_names(names) & mism & (v == "unexpected")))
                 if "detail" in flows:
-                    un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
+                    un_onprem = sum(1 for x in udetail[at][v == "unexpected"].tolist()
                                     if str(x).startswith(ONPREM_PORT))
                     if "wrong_direction" in un_reasons:
-                        un_inbound = sum(1 for x, y in zip(flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"]
+                        un_inbound = sum(1 for x, y in zip(udetail[at][v == "unexpected"]
                                                            .tolist(), reason[at][v == "unexpected"].tolist())
                                          if str(x).startswith(INBOUND) and y.split(",")[0] == "wrong_direction")
                     if "host_mismatch" in un_reasons:
                         # (not the on-premises leftovers: their advice is the agent's settings)
                         failed = mism & (v == "unexpected") & np.array(
                             [MISMATCH_FAILED in str(x) and not str(x).startswith(ONPREM_PORT)
-                             for x in flows["detail"].to_numpy(dtype=object)[at]], bool)
+                             for x in udetail[at]], bool)
                         vendor_failed = int(np.count_nonzero(failed & vendor_names(
                             flows["server_name"].to_numpy(dtype=object)[at]))) if "server_name" in flows else 0
                         un_failed = (int(np.count_nonzero(failed)), vendor_failed)
@@ -3019,7 +3060,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             if ok and "orig_bytes" in flows and "resp_bytes" in flows:
                 ok_data = int(np.count_nonzero(_carried(flows)[at] & (v == "ok")))
             if ok and r.cast in ("broadcast", "multicast") and "detail" in flows:
-                ok_other_cast = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "ok"].tolist()
+                ok_other_cast = sum(1 for x in udetail[at][v == "ok"].tolist()
                                     if OTHER_CAST in str(x))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
@@ -3027,7 +3068,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 bl_icpt = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_intercepted")
                 bl_tls += bl_icpt
                 if "detail" in flows:
-                    details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                    details = udetail[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
@@ -3400,7 +3441,8 @@ class TableSummary:
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
-            detail = blocked["detail"].astype(str)
+            # (the details as the checks below read them: names from the packets quoted there taken out)
+            detail = pd.Series(unquoted_details(blocked), index=blocked.index, dtype=object)
             self.detail_seen = True
             rejected = (blocked["purpose"] == "dns") & (blocked["reason"].str.split(",").str[0] == "rejected")
             reset = int((rejected & (detail == DNS_TCP_RESET)).sum())
@@ -3449,7 +3491,7 @@ class TableSummary:
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
-                new = cert_counts(g["detail"].tolist(), g["reason"].tolist())
+                new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
                 had = self.bl_cert.get(p, (0, 0, 0, 0))
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
@@ -3458,20 +3500,26 @@ class TableSummary:
                         kinds = self.bl_icmp.setdefault(p, {})
                         kinds[k] = kinds.get(k, 0) + n
             good = flows[flows["verdict"] == "ok"]
-            other_cast = good[good["detail"].astype(str).str.contains(OTHER_CAST, regex=False)]
+            good_detail = good["detail"].astype(str)
+            other_cast = good_detail.str.contains(OTHER_CAST, regex=False)
+            if other_cast.any():
+                other_cast = pd.Series(unquoted_details(good), index=good.index, dtype=object) \
+                    .str.contains(OTHER_CAST, regex=False)
+            other_cast = good[other_cast]
             for p, n in other_cast.groupby("purpose", sort=False).size().items():
                 self.ok_other_cast[p] = self.ok_other_cast.get(p, 0) + int(n)
             unexpected = flows[flows["verdict"] == "unexpected"]
-            onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+            un_detail = pd.Series(unquoted_details(unexpected), index=unexpected.index, dtype=object)
+            onprem = unexpected[un_detail.str.startswith(ONPREM_PORT)]
             for p, n in onprem.groupby("purpose", sort=False).size().items():
                 self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
             inbound = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "wrong_direction")
-                                 & unexpected["detail"].astype(str).str.startswith(INBOUND)]
+                                 & un_detail.str.startswith(INBOUND)]
             for p, n in inbound.groupby("purpose", sort=False).size().items():
                 self.un_inbound[p] = self.un_inbound.get(p, 0) + int(n)
             failed = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "host_mismatch")
-                                & unexpected["detail"].astype(str).str.contains(MISMATCH_FAILED, regex=False)
-                                & ~unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+                                & un_detail.str.contains(MISMATCH_FAILED, regex=False)
+                                & ~un_detail.str.startswith(ONPREM_PORT)]
             for p, n in failed.groupby("purpose", sort=False).size().items():
                 self.un_failed[p] = self.un_failed.get(p, 0) + int(n)
             if len(failed) and "server_name" in failed:

@@ -89,7 +89,8 @@ def _checklist_rows(flows, purpose):
 def _html_finding(flows):
     import html
     from kscc_traffic.html_report import render_html
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", render_html(flows, RULES, charts=False))).split())
+    page = re.sub(r"generated [^<]*", "generated", render_html(flows, RULES, charts=False))   # (its clock)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def _wrapped(text):
@@ -227,3 +228,72 @@ def test_a_table_without_the_icmp_column_counts_no_icmp_advice(tmp_path):
     row = readiness(flows.drop(columns=["icmp_unreachable"]), RULES)
     row = row[row["purpose"] == "dp_agent_connection"].iloc[0]
     assert "no port is to be opened" not in row["fix"]
+
+
+def _hello_answered(tmp_path, sni, name="h.pcap"):
+    """A ClientHello to 203.0.113.10:443 the server answers, records going on both ways after it
+    (a handshake that went on), then both close: an unexpected ``host_mismatch`` flow for any
+    name outside the purpose's mask, nothing failed."""
+    from test_decode_more_encaps import client_hello
+    srv = "203.0.113.10"
+
+    def c2s(**kw):
+        return eth(IP(src=AGENT, dst=srv) / TCP(sport=50020, dport=443, **kw))
+
+    def s2c(**kw):
+        return eth(IP(src=srv, dst=AGENT) / TCP(sport=443, dport=50020, **kw))
+    t = T0 + 1
+    hello = client_hello(sni)
+    flight = b"\x16\x03\x03\x00\x40" + bytes(64)
+    app = b"\x17\x03\x03\x00\x60" + bytes(96)
+    c, v = 1001 + len(hello), 5001 + len(flight)
+    recs = [(t, c2s(flags="S", seq=1000)), (t + 0.001, s2c(flags="SA", seq=5000, ack=1001)),
+            (t + 0.002, c2s(flags="A", seq=1001, ack=5001)),
+            (t + 0.003, c2s(flags="PA", seq=1001, ack=5001) / hello),
+            (t + 0.004, s2c(flags="PA", seq=5001, ack=c) / flight),
+            (t + 0.005, c2s(flags="PA", seq=c, ack=v) / app),
+            (t + 0.006, s2c(flags="PA", seq=v, ack=c + len(app)) / app),
+            (t + 0.007, c2s(flags="FA", seq=c + len(app), ack=v + len(app))),
+            (t + 0.008, s2c(flags="FA", seq=v + len(app), ack=c + len(app) + 1)),
+            (t + 0.009, c2s(flags="A", seq=c + len(app) + 1, ack=v + len(app) + 1))]
+    # (and KSC agent traffic: a connection to the cloud server's agent port)
+    recs += tcp_session((AGENT, 50021), (srv, 23101), t0=T0 + 2, c_data=client_hello("eu1.ksc.kaspersky.com"))
+    return _flows(tmp_path, recs, name=name)
+
+
+def test_a_name_holding_the_failed_attempt_words_changes_no_advice(tmp_path):
+    from kscc_traffic.classify import MISMATCH_FAILED
+    plain_name = "www.example"
+    crafted = f"x {MISMATCH_FAILED} (tls_failed): TLS handshake aborted.example"
+    plain = _hello_answered(tmp_path, plain_name, "plain.pcap")
+    forged = _hello_answered(tmp_path, crafted, "crafted.pcap")
+    p = plain[plain["resp_p"] == 443].iloc[0]
+    f = forged[forged["resp_p"] == 443].iloc[0]
+    assert (p.verdict, p.reason) == (f.verdict, f.reason) == ("unexpected", "host_mismatch")
+    assert MISMATCH_FAILED in f.detail and MISMATCH_FAILED not in p.detail
+    want = [{k: str(v).replace(plain_name, "NAME").replace("plain.pcap", "C") for k, v in row.items()}
+            for row in _checklist_rows(plain, p.purpose)]
+    got = [{k: str(v).replace(crafted, "NAME").replace("crafted.pcap", "C") for k, v in row.items()}
+           for row in _checklist_rows(forged, f.purpose)]
+    assert got == want
+
+
+@pytest.mark.parametrize("column,words", [
+    ("cert_names", "the server asked for a client certificate (CertificateRequest)"),
+    ("cert_issuer", "certificate_required"),
+    ("server_name", "the reset came from a device 1 hop nearer than the server (TTL 64 vs 63"),
+    ("sni", "the reset came with the server's own TTL (63, as its packets on other connections)"),
+    ("cert_names", "full-size segments lost, a path-MTU black hole?"),
+])
+def test_names_quoted_in_a_detail_are_taken_out_of_the_checks(tmp_path, column, words):
+    from kscc_traffic.report import unquoted_details
+    flows = _hello_reset(tmp_path)
+    i = flows.index.get_loc(flows.index[flows["resp_p"] == 13000][0])
+    plain = _checklist_rows(flows, "dp_agent_connection")
+    value = f"x.{words}.example"
+    crafted = _quoting(flows, i, words)
+    crafted.at[crafted.index[i], column] = value
+    assert unquoted_details(crafted)[i] == flows.iloc[i]["detail"] + " (for the name …, as sent)"
+    assert unquoted_details(flows) == flows["detail"].tolist()
+    got = [{k: v for k, v in row.items()} for row in _checklist_rows(crafted, "dp_agent_connection")]
+    assert got == list(plain)
