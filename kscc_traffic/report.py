@@ -38,6 +38,7 @@ from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
+from .classify import QUOTED_COLUMNS
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, too_big_note)
@@ -906,8 +907,6 @@ REJECTED_TEXT: dict[str, str] = {
 }
 
 
-#: the columns holding names (or other text) from the packets that a flow's detail may quote
-QUOTED_COLUMNS = ("server_name", "sni", "http_host", "query", "dns_name", "proxy_target", "cert_names", "cert_issuer")
 #: what no quoted text the report's detail checks look for can be: no space (each phrase they
 #: look for has one) and no ``certificate_required`` (:data:`~kscc_traffic.classify.CERT_REQUIRED`)
 _NO_PHRASE = re.compile(r"[^ ]*\Z")
@@ -915,7 +914,7 @@ _NO_PHRASE = re.compile(r"[^ ]*\Z")
 
 def unquoted_details(flows: pd.DataFrame) -> list[str]:
     """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
-    column) with each value of :data:`QUOTED_COLUMNS` that could hold a phrase of the report's
+    column) with each value of :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that could hold a phrase of the report's
     checks (a space in it, or ``certificate_required``: no host name has either) taken out where
     the detail quotes it: what the report's detail checks read (the verdict kinds the details
     tell: a failed attempt of a ``host_mismatch`` flow, a certificate request, a reset nearer

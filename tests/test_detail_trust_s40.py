@@ -297,3 +297,29 @@ def test_names_quoted_in_a_detail_are_taken_out_of_the_checks(tmp_path, column, 
     assert unquoted_details(flows) == flows["detail"].tolist()
     got = [{k: v for k, v in row.items()} for row in _checklist_rows(crafted, "dp_agent_connection")]
     assert got == list(plain)
+
+
+def test_classify_says_leaves_the_quoted_names_out():
+    from kscc_traffic.classify import says
+    row = {"cert_names": "a.example;ICMP x.example", "sni": "ksc-dp.corp.example"}
+    assert not says("the client refused the certificate for a.example;ICMP x.example", row, "ICMP")
+    assert says("the client refused it; its data was answered by ICMP administratively prohibited (3/13)", row, "ICMP")
+    assert says("ICMP x.example (the name) and answered by ICMP host unreachable (3/1)", row, "ICMP")
+    assert not says("no such words", row, "ICMP")
+    assert says("a detail saying ICMP", {}, "ICMP")
+
+
+def test_a_client_hello_refused_by_icmp_still_names_it(tmp_path):
+    # (the note classify adds when the detail does not already tell of an ICMP error)
+    from test_decode_more_encaps import client_hello
+    recs = tcp_session((AGENT, 50030), (DP, 13000), t0=T0 + 1, close=False)
+    hello = IP(src=AGENT, dst=DP) / TCP(sport=50030, dport=13000, flags="PA", seq=1001, ack=5001) \
+        / client_hello("ICMP.corp.example")
+    recs.append((T0 + 1.05, eth(hello)))
+    recs.append((T0 + 1.053, eth(IP(src=ROUTER, dst=AGENT) / ICMP(type=3, code=13) / bytes(hello)[:60])))
+    recs.append((T0 + 1.2, eth(IP(src=AGENT, dst=DP) / TCP(sport=50030, dport=13000, flags="R",
+                                                          seq=1001 + len(hello[TCP].payload)))))
+    r = _flows(tmp_path, recs)
+    r = r[r["resp_p"] == 13000].iloc[0]
+    assert (r.verdict, r.reason, r.sni) == ("blocked", "tls_failed", "ICMP.corp.example")
+    assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 192.0.2.1")
