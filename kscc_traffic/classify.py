@@ -124,7 +124,7 @@ import functools
 import ipaddress
 import re
 import urllib.parse
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -509,6 +509,27 @@ def _agent_name(name: str, rules: RuleSet) -> bool:
                         or any(r.matches_host(n) for r in rules.rules))
 
 
+#: the columns holding names (or other text) from the packets that a flow's detail may quote:
+#: untrusted, so a check of the detail's words leaves them out (:func:`says`; the report's
+#: ``unquoted_details``)
+QUOTED_COLUMNS = ("server_name", "sni", "http_host", "query", "dns_name", "proxy_target", "cert_names", "cert_issuer")
+
+
+def says(detail: str, row: Mapping, words: str) -> bool:
+    """Whether ``detail`` (str) holds ``words`` (str) outside the names from the packets it
+    quotes: the values of :data:`QUOTED_COLUMNS` in ``row`` (a flow's columns; missing ones
+    skipped) that hold ``words`` are taken out first, so that an SNI or DNS name holding them
+    says nothing."""
+    detail = str(detail)
+    if words not in detail:
+        return False
+    for c in QUOTED_COLUMNS:
+        v = row.get(c)
+        if isinstance(v, str) and words in v:
+            detail = detail.replace(v, "")
+    return words in detail
+
+
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     """(purpose, verdict, reason, detail) for one flow given as a dict of its columns: as
     :func:`_judge_flow`, with the hint of a path-MTU black hole (internal column ``mtu_hint``,
@@ -689,10 +710,10 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         return "", "unclassified", "", NO_RULE_DETAIL
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:
-        if reason == "tls_failed" and icmp_text and "ICMP" not in detail:
+        if reason == "tls_failed" and icmp_text and not says(detail, row, "ICMP"):
             # (an ICMP error quoting the connection's data: a firewall filtering by content)
             detail = f"{detail}; its data was answered by ICMP {icmp_text}"
-        if reason == "tls_failed" and row.get("hello_split") and HELLO_UNACKED not in detail:
+        if reason == "tls_failed" and row.get("hello_split") and not says(detail, row, HELLO_UNACKED):
             # (a large ClientHello over several segments: what some middleboxes fail on)
             detail = (f"{detail}; the ClientHello was {split_text(str(row.get('hello_split')))[0]}: some firewalls and proxies "
                       f"fail on a ClientHello split across segments{_pq_note(str(row.get('hello_split')))}")

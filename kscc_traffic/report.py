@@ -37,8 +37,10 @@ from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
+from .classify import QUOTED_COLUMNS
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
-from .unreachable import CLOUD_FORGED, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, icmp_kind
+from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
+                          delivery_error, icmp_kind, too_big_note)
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
@@ -631,12 +633,18 @@ MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: small
            "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
 
 
-def mtu_holed(detail: str, reason: str) -> bool:
+def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
     """Whether a blocked flow's ``detail`` (str) and ``reason`` (str, the first of a comma list
     counts) tell of a path-MTU black hole its TLS failed on: reason ``tls_failed`` with the hint
-    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`); advised :data:`MTU_FIX`."""
+    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`): the latter read from
+    its ``icmp_unreachable`` text ``icmp`` (:func:`kscc_traffic.unreachable.too_big_note` of it, as
+    the detail says it; not the words alone, which a name quoted in the detail could hold);
+    advised :data:`MTU_FIX`."""
     detail = str(detail)
-    return str(reason).split(",")[0] == "tls_failed" and (MTU_HOLE in detail or TOO_BIG_IGNORED in detail)
+    if str(reason).split(",")[0] != "tls_failed":
+        return False
+    ignored = too_big_note(icmp) if isinstance(icmp, str) and icmp else ""
+    return MTU_HOLE in detail or bool(ignored and ignored in detail)
 
 
 def cert_counts(details, reasons) -> tuple[int, int, int, int]:
@@ -725,15 +733,58 @@ ROUTE_OWN = ("from the server's own address: not a router that cannot deliver (a
              "the path)")
 
 
-def route_counts(details, servers) -> tuple[int, int]:
-    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, same order): how
-    many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`) from
-    another address than the server's (a router: routing), and how many from the server's own
-    address (:data:`ROUTE_OWN`: a reject rule). (An address told in another spelling counts as
-    another's.)"""
+def icmp_said(detail, icmp) -> str:
+    """What a flow's ``detail`` (str) says of the flow's own ICMP error, read from its
+    ``icmp_unreachable`` column (``icmp``, str; anything else is none): ``by ICMP <error>`` (the
+    error that says the datagram did not arrive, :func:`kscc_traffic.unreachable.delivery_error`)
+    when the detail says exactly that (as classify writes it: ``answered by ICMP …``, ``its data was
+    answered by ICMP …``), else ''. The report's ICMP advice reads this, never the whole detail,
+    which quotes names from the packets (an SNI, a DNS name) that could hold such words."""
+    text = delivery_error(icmp) if isinstance(icmp, str) and icmp else ""
+    said = f"by ICMP {text}" if text else ""
+    return said if said and said in str(detail) else ""
+
+
+def _icmp_column(flows: pd.DataFrame) -> list:
+    """The ``icmp_unreachable`` values of ``flows`` (a list; '' each without the column)."""
+    return flows["icmp_unreachable"].tolist() if "icmp_unreachable" in flows else [""] * len(flows)
+
+
+def port_unreachable(details, icmp) -> tuple[np.ndarray, np.ndarray]:
+    """Of flows (``detail`` texts and ``icmp_unreachable`` texts, two equal-length sequences):
+    which were judged on a port unreachable from the destination itself (bool array: the detail
+    begins as :func:`kscc_traffic.unreachable.answered_by` writes it, with
+    :data:`~kscc_traffic.unreachable.NOT_LISTENING`, also after ``DNS query ``), and which on one
+    carrying a cloud server's own address (bool array: the detail begins with its
+    :data:`~kscc_traffic.unreachable.CLOUD_FORGED` form): ``(closed, forged)``. Decided by the
+    ``icmp_unreachable`` column, the detail only compared with what classify writes from it at its
+    start: a name from the packets quoted in a detail, holding those words, counts for neither."""
+    details, icmp = list(details), list(icmp)
+    closed, forged = np.zeros(len(details), bool), np.zeros(len(details), bool)
+    for i, (d, x) in enumerate(zip(details, icmp)):
+        text = delivery_error(x) if isinstance(x, str) and x else ""
+        if not text.endswith(FROM_DESTINATION):
+            continue
+        d = str(d)
+        own = answered_by(text)
+        closed[i] = d.startswith(own) or d.startswith("DNS query " + own)
+        forged[i] = d.startswith(answered_by(text, True))
+    return closed, forged
+
+
+def route_counts(details, servers, icmp=None) -> tuple[int, int]:
+    """Of blocked flows' ``details`` (their servers, ``resp_h``, in ``servers``, their
+    ``icmp_unreachable`` texts in ``icmp``, same order; None: no such column, nothing counted):
+    how many tell of an ICMP network/host/address unreachable or no route (:data:`ROUTE_ICMP`)
+    from another address than the server's (a router: routing), and how many from the server's
+    own address (:data:`ROUTE_OWN`: a reject rule). Read from what the detail says of the flow's
+    own ICMP error (:func:`icmp_said`), not from names quoted in it. (An address told in another
+    spelling counts as another's.)"""
+    details = list(details)
+    icmp = [""] * len(details) if icmp is None else list(icmp)
     other = own = 0
-    for d, h in zip(details, servers):
-        m = _ROUTE_FROM.search(str(d))
+    for d, h, x in zip(details, servers, icmp):
+        m = _ROUTE_FROM.search(icmp_said(d, x))
         if m:
             if m.group(1) == str(h):
                 own += 1
@@ -743,13 +794,17 @@ def route_counts(details, servers) -> tuple[int, int]:
 
 
 
-def icmp_kinds(details) -> dict[str, int]:
-    """Of blocked flows' ``details``: how many tell of an ICMP error that refuses nothing, or
+def icmp_kinds(details, icmp=None) -> dict[str, int]:
+    """Of blocked flows' ``details`` (and their ``icmp_unreachable`` texts ``icmp``, same order;
+    None: no such column, none counted): how many tell of an ICMP error that refuses nothing, or
     that is most likely a reject rule's in other words (protocol unreachable), per kind
-    (:func:`kscc_traffic.unreachable.icmp_kind`; kinds with none left out)."""
+    (:func:`kscc_traffic.unreachable.icmp_kind` of :func:`icmp_said`: the flow's own error as its
+    detail says it, not names quoted there; kinds with none left out)."""
+    details = list(details)
+    icmp = [""] * len(details) if icmp is None else list(icmp)
     out: dict[str, int] = {}
-    for x in details:
-        k = icmp_kind(x)
+    for x, e in zip(details, icmp):
+        k = icmp_kind(icmp_said(x, e))
         if k:
             out[k] = out.get(k, 0) + 1
     return out
@@ -849,6 +904,43 @@ REJECTED_TEXT: dict[str, str] = {
                   "connection before any data: a SYN proxy, load balancer or proxy with no server behind it, or a "
                   "service refusing the client"),
 }
+
+
+#: what no quoted text the report's detail checks look for can be: no space (each phrase they
+#: look for has one) and no ``certificate_required`` (:data:`~kscc_traffic.classify.CERT_REQUIRED`)
+_NO_PHRASE = re.compile(r"[^ ]*\Z")
+
+
+def unquoted_details(flows: pd.DataFrame) -> list[str]:
+    """The ``detail`` texts of ``flows`` (a list, one per row, in order; '' each without the
+    column) with each value of :data:`~kscc_traffic.classify.QUOTED_COLUMNS` that could hold a phrase of the report's
+    checks (a space in it, or ``certificate_required``: no host name has either) taken out where
+    the detail quotes it: what the report's detail checks read (the verdict kinds the details
+    tell: a failed attempt of a ``host_mismatch`` flow, a certificate request, a reset nearer
+    than the server…), so that a name from the packets holding such words (an SNI, a DNS name,
+    a certificate's names) changes no advice. Details quoting only host names come back as they
+    are."""
+    details = flows["detail"].astype(str).tolist() if "detail" in flows else [""] * len(flows)
+    if not details:
+        return details
+    cols = [c for c in QUOTED_COLUMNS if c in flows]
+    odd = np.zeros(len(details), bool)
+    for c in cols:
+        v = flows[c].astype(str)
+        odd |= (v.str.contains(" ", regex=False) | v.str.contains(CERT_REQUIRED, regex=False)).to_numpy()
+    for i in np.flatnonzero(odd).tolist():
+        d = details[i]
+        values = set()
+        for c in cols:
+            v = flows[c].iat[i]
+            if isinstance(v, str) and v and not (_NO_PHRASE.match(v) and CERT_REQUIRED not in v):
+                values.add(v)
+                if c == "cert_names":
+                    values.update(x for x in v.split(";") if x and not (_NO_PHRASE.match(x) and CERT_REQUIRED not in x))
+        for v in sorted(values, key=len, reverse=True):
+            d = d.replace(v, "\u2026")
+        details[i] = d
+    return details
 
 
 def refused_counts(details) -> tuple[int, int]:
@@ -1068,7 +1160,10 @@ def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
 #: the note :func:`kscc_traffic.classify.classify` adds to the detail of a ``no_answer`` attempt that
 #: began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last packet
 #: (``_note_capture_end``): the capture's end may have cut it short, before an answer could come
-CUT_SHORT = re.compile(r"\bthe capture ended [0-9.]+ s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+CUT_SHORT = re.compile(r"\bthe capture ended ([0-9.]+) s after its first packet, " + re.escape(CUT_SHORT_TAIL))
+#: the same, anchored at the end of the detail, where ``_note_capture_end`` puts it: a name quoted
+#: earlier in the detail cannot make a flow look cut short
+_CUT_SHORT_END = re.compile("(?:; )(?:" + CUT_SHORT.pattern + r")\Z")
 
 #: why a ``no_answer`` flow was flagged when the capture's end cut it short (the HTML report's
 #: "Why flagged", instead of :data:`REASON_TEXT`'s "a firewall drops it")
@@ -1251,10 +1346,23 @@ def not_ksc_row(row: dict) -> dict:
 def cut_short(reasons, details) -> np.ndarray:
     """bool per flow (``reason`` and ``detail`` texts, one each per flow): a ``no_answer`` attempt
     that began less than :data:`~kscc_traffic.classify.END_MARGIN_S` before the capture's last
-    packet (its detail carries :data:`CUT_SHORT`): it may have had no time to get its answer."""
+    packet: it may have had no time to get its answer. Its detail ends with :data:`CUT_SHORT`'s
+    note, where classify puts it last (``_note_capture_end``), saying at most
+    :data:`~kscc_traffic.classify.END_MARGIN_S`: the note anywhere else (a name from the packets
+    quoted in the detail, holding those words) does not count."""
     reasons, details = list(reasons), list(details)
-    return np.fromiter((str(r).split(",")[0] == "no_answer" and CUT_SHORT.search(str(d)) is not None
+    return np.fromiter((str(r).split(",")[0] == "no_answer" and _noted_cut(str(d))
                         for r, d in zip(reasons, details)), bool, len(reasons))
+
+
+def _noted_cut(detail: str) -> bool:
+    m = _CUT_SHORT_END.search(detail)
+    if m is None:
+        return False
+    try:
+        return float(m.group(1)) <= END_MARGIN_S
+    except ValueError:
+        return False
 
 
 def cut_short_fix(r, k: int) -> str:
@@ -2529,10 +2637,6 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
                         "lets them through")
 
 
-#: the end of the detail of a ``no_answer`` flow the capture's end may have cut short
-#: (:data:`CUT_SHORT`, anchored at the end, where ``_note_capture_end`` puts it: a name quoted
-#: earlier in the detail cannot make a flow look cut short)
-_CUT_SHORT_END = re.compile("(?:" + CUT_SHORT.pattern + r")\Z")
 #: the keys of :func:`dns_blocked_kinds`
 DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer")
 
@@ -2577,7 +2681,7 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     mism = np.flatnonzero(kind != "")
     if len(mism):
         detail = _text_column(bl, "detail").to_numpy(dtype=object)[mism]
-        out["mismatch_cut"] = sum(_CUT_SHORT_END.search(d) is not None for d in detail.tolist())
+        out["mismatch_cut"] = sum(_noted_cut(str(d)) for d in detail.tolist())
     return out
 
 
@@ -2865,6 +2969,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         from .rules import load_rules
         rules = load_rules()
     flows = text_filled(flows, _READINESS_TEXT)
+    # (the details as the checks below read them: names from the packets quoted there taken out)
+    udetail = np.array(unquoted_details(flows), dtype=object) if "detail" in flows else None
     # (several captures: the advice names where the flagged flows are)
     captures = flows["capture"].to_numpy(dtype=object) if "capture" in flows and flows["capture"].nunique() > 1 \
         else None
@@ -2924,17 +3030,17 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                         un_console = int(np.count_nonzero(
                             console_names(names) & mism & (v == "unexpected")))
                 if "detail" in flows:
-                    un_onprem = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"].tolist()
+                    un_onprem = sum(1 for x in udetail[at][v == "unexpected"].tolist()
                                     if str(x).startswith(ONPREM_PORT))
                     if "wrong_direction" in un_reasons:
-                        un_inbound = sum(1 for x, y in zip(flows["detail"].to_numpy(dtype=object)[at][v == "unexpected"]
+                        un_inbound = sum(1 for x, y in zip(udetail[at][v == "unexpected"]
                                                            .tolist(), reason[at][v == "unexpected"].tolist())
                                          if str(x).startswith(INBOUND) and y.split(",")[0] == "wrong_direction")
                     if "host_mismatch" in un_reasons:
                         # (not the on-premises leftovers: their advice is the agent's settings)
                         failed = mism & (v == "unexpected") & np.array(
                             [MISMATCH_FAILED in str(x) and not str(x).startswith(ONPREM_PORT)
-                             for x in flows["detail"].to_numpy(dtype=object)[at]], bool)
+                             for x in udetail[at]], bool)
                         vendor_failed = int(np.count_nonzero(failed & vendor_names(
                             flows["server_name"].to_numpy(dtype=object)[at]))) if "server_name" in flows else 0
                         un_failed = (int(np.count_nonzero(failed)), vendor_failed)
@@ -2952,7 +3058,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             if ok and "orig_bytes" in flows and "resp_bytes" in flows:
                 ok_data = int(np.count_nonzero(_carried(flows)[at] & (v == "ok")))
             if ok and r.cast in ("broadcast", "multicast") and "detail" in flows:
-                ok_other_cast = sum(1 for x in flows["detail"].to_numpy(dtype=object)[at][v == "ok"].tolist()
+                ok_other_cast = sum(1 for x in udetail[at][v == "ok"].tolist()
                                     if OTHER_CAST in str(x))
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
@@ -2960,25 +3066,29 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 bl_icpt = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_intercepted")
                 bl_tls += bl_icpt
                 if "detail" in flows:
-                    details = flows["detail"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
+                    details = udetail[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
-                    bl_closed = sum(1 for x in details if NOT_LISTENING in str(x))
-                    bl_forged = sum(1 for x in details if CLOUD_FORGED in str(x))
+                    # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
+                    # could hold its words)
+                    icmp = flows["icmp_unreachable"].to_numpy(dtype=object)[at][v == "blocked"].tolist() \
+                        if "icmp_unreachable" in flows else [""] * len(details)
+                    closed, forged = port_unreachable(details, icmp)
+                    bl_closed, bl_forged = int(np.count_nonzero(closed)), int(np.count_nonzero(forged))
                     bl_route, bl_route_own = route_counts(
                         details, flows["resp_h"].to_numpy(dtype=object)[at][v == "blocked"].tolist()
-                        if "resp_h" in flows else [None] * len(details))
-                    bl_mtu = sum(1 for x, y in zip(details, reason[at][v == "blocked"].tolist()) if mtu_holed(x, y))
+                        if "resp_h" in flows else [None] * len(details), icmp)
+                    bl_mtu = sum(1 for x, y, z in zip(details, reason[at][v == "blocked"].tolist(), icmp)
+                                 if mtu_holed(x, y, z))
                     bl_cert = cert_counts(details, reason[at][v == "blocked"].tolist())
-                    bl_icmp = icmp_kinds(details)
+                    bl_icmp = icmp_kinds(details, icmp)
                     refusals = [m.group(1) for m in map(HTTP_REFUSAL.match, map(str, details)) if m]
                     bl_http, http_statuses = len(refusals), tuple(sorted(set(refusals)))
                     for m in filter(None, map(REDIRECT_ANSWER.match, map(str, details))):
                         bl_redirect[m.group(1)] = bl_redirect.get(m.group(1), 0) + 1
                     if bl_forged and "resp_h" in flows and "resp_p" in flows:   # (named by the advice)
-                        closed = np.array([CLOUD_FORGED in str(x) for x in details], bool)
-                        blocked_at = np.asarray(at)[v == "blocked"][closed]
+                        blocked_at = np.asarray(at)[v == "blocked"][forged]
                         closed_at = _closed_at(flows["resp_h"].to_numpy(dtype=object)[blocked_at].tolist(),
                                                flows["resp_p"].to_numpy()[blocked_at].tolist())
                     bl_reset = (sum(1 for x in details if str(x).startswith(DP_RESET)),
@@ -3333,7 +3443,8 @@ class TableSummary:
             # (blocked flows told apart by how their detail starts: a stale connection's answer,
             # a filter's HTTP refusal of the ClientHello, which is advised as a failed TLS)
             blocked = flows[flows["verdict"] == "blocked"]
-            detail = blocked["detail"].astype(str)
+            # (the details as the checks below read them: names from the packets quoted there taken out)
+            detail = pd.Series(unquoted_details(blocked), index=blocked.index, dtype=object)
             self.detail_seen = True
             rejected = (blocked["purpose"] == "dns") & (blocked["reason"].str.split(",").str[0] == "rejected")
             reset = int((rejected & (detail == DNS_TCP_RESET)).sum())
@@ -3341,10 +3452,14 @@ class TableSummary:
             self.dns_error_answers += int(rejected.sum()) - reset
             for key, n in dns_blocked_kinds(blocked).items():
                 self.dns_kinds[key] += n
-            closed = blocked[detail.str.contains(NOT_LISTENING, regex=False)]
+            # (the ICMP advice from the icmp_unreachable column: names quoted in a detail could
+            # hold its words)
+            icmp = _icmp_column(blocked)
+            closed, forged = port_unreachable(detail.tolist(), icmp)
+            closed = blocked[closed]
             for p, n in closed.groupby("purpose", sort=False).size().items():
                 self.bl_closed[p] = self.bl_closed.get(p, 0) + int(n)
-            forged = blocked[detail.str.contains(CLOUD_FORGED, regex=False)]
+            forged = blocked[forged]
             for p, g in forged.groupby("purpose", sort=False):
                 self.bl_forged[p] = self.bl_forged.get(p, 0) + len(g)
                 if "resp_h" in g and "resp_p" in g:
@@ -3364,11 +3479,12 @@ class TableSummary:
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, g in routed.groupby("purpose", sort=False):
-                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g))
+                a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g),
+                                    _icmp_column(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
-            holed = blocked[(detail.str.contains(MTU_HOLE, regex=False) | detail.str.contains(TOO_BIG_IGNORED, regex=False))
-                            & (blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")]   # (mtu_holed)
+            holed = blocked[np.array([mtu_holed(x, y, z) for x, y, z in zip(detail.tolist(), blocked["reason"].tolist(), icmp)],
+                                     bool)]   # (a bool array: an empty list would select columns)
             for p, n in holed.groupby("purpose", sort=False).size().items():
                 self.bl_mtu[p] = self.bl_mtu.get(p, 0) + int(n)
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
@@ -3377,29 +3493,35 @@ class TableSummary:
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
-                new = cert_counts(g["detail"].tolist(), g["reason"].tolist())
+                new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
                 had = self.bl_cert.get(p, (0, 0, 0, 0))
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
-                for p, g in blocked["detail"].groupby(blocked["purpose"], sort=False):
-                    for k, n in icmp_kinds(g.tolist()).items():
+                for p, g in blocked.groupby("purpose", sort=False):
+                    for k, n in icmp_kinds(g["detail"].tolist(), _icmp_column(g)).items():
                         kinds = self.bl_icmp.setdefault(p, {})
                         kinds[k] = kinds.get(k, 0) + n
             good = flows[flows["verdict"] == "ok"]
-            other_cast = good[good["detail"].astype(str).str.contains(OTHER_CAST, regex=False)]
+            good_detail = good["detail"].astype(str)
+            other_cast = good_detail.str.contains(OTHER_CAST, regex=False)
+            if other_cast.any():
+                other_cast = pd.Series(unquoted_details(good), index=good.index, dtype=object) \
+                    .str.contains(OTHER_CAST, regex=False)
+            other_cast = good[other_cast]
             for p, n in other_cast.groupby("purpose", sort=False).size().items():
                 self.ok_other_cast[p] = self.ok_other_cast.get(p, 0) + int(n)
             unexpected = flows[flows["verdict"] == "unexpected"]
-            onprem = unexpected[unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+            un_detail = pd.Series(unquoted_details(unexpected), index=unexpected.index, dtype=object)
+            onprem = unexpected[un_detail.str.startswith(ONPREM_PORT)]
             for p, n in onprem.groupby("purpose", sort=False).size().items():
                 self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
             inbound = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "wrong_direction")
-                                 & unexpected["detail"].astype(str).str.startswith(INBOUND)]
+                                 & un_detail.str.startswith(INBOUND)]
             for p, n in inbound.groupby("purpose", sort=False).size().items():
                 self.un_inbound[p] = self.un_inbound.get(p, 0) + int(n)
             failed = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "host_mismatch")
-                                & unexpected["detail"].astype(str).str.contains(MISMATCH_FAILED, regex=False)
-                                & ~unexpected["detail"].astype(str).str.startswith(ONPREM_PORT)]
+                                & un_detail.str.contains(MISMATCH_FAILED, regex=False)
+                                & ~un_detail.str.startswith(ONPREM_PORT)]
             for p, n in failed.groupby("purpose", sort=False).size().items():
                 self.un_failed[p] = self.un_failed.get(p, 0) + int(n)
             if len(failed) and "server_name" in failed:

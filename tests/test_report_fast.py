@@ -176,10 +176,13 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "(see each flow's detail): let the agent's TLS to "
                    f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
         # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
-        bl_mtu = int(((sub["verdict"] == "blocked") & (sub["reason"].str.split(",").str[0] == "tls_failed")
-                      & (sub["detail"].astype(str).str.contains(report.MTU_HOLE, regex=False)
-                         # (newcomer 33 F2: a path-MTU error the client ignored, advised the same)
-                         | sub["detail"].astype(str).str.contains(report.TOO_BIG_IGNORED, regex=False))).sum()) \
+        # (newcomer 33 F2: a path-MTU error the client ignored, advised the same; session 40: read from
+        # the icmp_unreachable column, not from the detail's words)
+        bl_mtu = int(((sub["verdict"] == "blocked").to_numpy()
+                      & np.array([report.mtu_holed(x, y, z) for x, y, z in
+                                  zip(sub["detail"].astype(str), sub["reason"].astype(str),
+                                      sub["icmp_unreachable"] if "icmp_unreachable" in sub else [""] * len(sub))],
+                                 bool)).sum()) \
             if len(sub) and "detail" in sub else 0
         if status == "blocked" and bl == bl_tls and bl != proxied and bl_mtu == bl and not bl_icpt:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
