@@ -524,6 +524,7 @@ class ChunkedAnalysis:
             st.merge(reader_stats)
         st.ip_packets = ip_packets
         st.non_ip += non_ip
+        st.sealed += counters.sealed
         st.malformed += counters.malformed
         for lt, c in counters.unsupported.items():
             st.unsupported_linktypes[lt] = st.unsupported_linktypes.get(lt, 0) + c

@@ -393,6 +393,7 @@ def decode(frames: Frames, *, fast: bool = True, counters: "DecodeCounters | Non
         mine.fcs_absent += absent
     if counters is None:
         stats.warnings.extend(mine.warnings())
+        stats.sealed += mine.sealed
     return Packets(buf, result, stats)
 
 
@@ -757,6 +758,13 @@ class DecodeCounters:
         self.damaged_marked += sd.bad_fcs
         self.fcs_mismatch += sd.fcs_mismatch
         self.dot11_frag_lost += sd.dot11_frag_lost
+
+    @property
+    def sealed(self) -> int:
+        """Frames not read because encrypted or compressed (802.11 Protected, MACsec, PPP CCP/ECP,
+        Van Jacobson TCP): non-IP frames whose warning line says why
+        (:attr:`~.stats.ReadStats.sealed`)."""
+        return self.protected + self.macsec_encrypted + self.ppp_sealed + self.vj_tcp
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""

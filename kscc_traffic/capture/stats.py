@@ -53,6 +53,10 @@ class ReadStats:
     #: records that hold no byte at all (captured length 0: a writer's or a filter's doing, e.g.
     #: pcapng Enhanced Packet Blocks of length 0; not a snaplen cut, not counted in ``cut_frames``)
     empty_records: int = 0
+    #: non-IP frames (also in ``non_ip``) whose own warning line already says why they were not
+    #: read: encrypted or compressed (802.11 Protected, MACsec, PPP CCP/ECP: MPPE), Van Jacobson
+    #: TCP; when they are all of the non-IP frames, :meth:`warn_no_ip` does not blame the interface
+    sealed: int = 0
     #: epoch ns until which the capture ran by its own account (a pcapng Interface Statistics
     #: Block's ``isb_endtime``, else its timestamp: written when the capture stopped), None when
     #: the file does not say; may be later than its last packet
@@ -85,7 +89,7 @@ class ReadStats:
         """The one warning line about the records cut by the snaplen (``cut_frames``), if any."""
         k = self.cut_frames
         if k:
-            self.warn(f"{name}: {k} of the {self.records} frames {'were' if k != 1 else 'was'} cut by the "
+            self.warn(f"{name}: {_of_frames(k, self.records)} cut by the "
                       f"snaplen (at most {self.cut_caplen} bytes kept of a frame): TLS, HTTP and DNS "
                       "checks see only the bytes kept (column payload_cut)")
 
@@ -93,7 +97,7 @@ class ReadStats:
         """The one warning line about the records that hold no byte (``empty_records``), if any."""
         k = self.empty_records
         if k:
-            self.warn(f"{name}: {k} of the {self.records} frames {'were empty records' if k != 1 else 'was an empty record'} "
+            self.warn(f"{name}: {_of_frames(k, self.records)} {'empty records' if k != 1 else 'an empty record'} "
                       "(captured length 0: no byte of the packet kept by the tool that wrote the file; not a snaplen "
                       f"cut): nothing in {'them' if k != 1 else 'it'} to analyse")
 
@@ -120,8 +124,14 @@ class ReadStats:
                 self.warn(f"{name}: no IP packet among the {frames} read before the damage at offset "
                           f"{self.damage_offset} ({self.non_ip} non-IP{bad}): nothing to analyse")
                 return
-            self.warn(f"{name}: no IP packet among its {frames} ({self.non_ip} "
-                      f"non-IP{bad}): nothing to analyse (a capture on the wrong interface, or of another link type?)")
+            sealed = min(self.sealed, self.non_ip)
+            if sealed == self.non_ip:       # (each non-IP frame's line says why: not the interface)
+                self.warn(f"{name}: no readable IP packet among its {frames} ({self.non_ip} encrypted or "
+                          f"compressed, as said above{bad}): nothing to analyse")
+                return
+            why = f", {sealed} of them encrypted or compressed" if sealed else ""
+            self.warn(f"{name}: no IP packet among its {frames} ({self.non_ip} non-IP{why}{bad}): "
+                      "nothing to analyse (a capture on the wrong interface, or of another link type?)")
 
     def warn_short_packets(self, name: str, short: int) -> None:
         """The one warning line about ``short`` IP packets whose captured bytes stop before the
@@ -180,7 +190,7 @@ class ReadStats:
     def merge(self, other: "ReadStats") -> "ReadStats":
         """Add another file's counters into this one (in place) and return self."""
         for name in ("records", "bytes_read", "ip_packets", "non_ip", "malformed",
-                     "skipped_records", "skipped_bytes", "cut_frames", "empty_records"):
+                     "skipped_records", "skipped_bytes", "cut_frames", "empty_records", "sealed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cut_caplen = max(self.cut_caplen, other.cut_caplen)
         for lt, n in other.unsupported_linktypes.items():
@@ -204,6 +214,14 @@ class ReadStats:
             self.first_frame_ns = ns
         if self.last_frame_ns is None or ns > self.last_frame_ns:
             self.last_frame_ns = ns
+
+
+def _of_frames(k: int, n: int) -> str:
+    """``k`` of ``n`` frames as the subject of a warning, with its verb: "2 of the 6 frames
+    were", "all 3 frames were", "the only frame was", "1 of the 6 frames was"."""
+    if k == n:
+        return "the only frame was" if n == 1 else f"all {n} frames were"
+    return f"{k} of the {n} frames {'were' if k != 1 else 'was'}"
 
 
 def _span(ns: int) -> str:

@@ -599,6 +599,7 @@ class PacketBuilder:
         st = stats or ReadStats()
         st.ip_packets = len(cols["frame"])
         st.non_ip += self.non_ip
+        st.sealed += self.vj_tcp + self.ppp_sealed
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
         st.empty_records += self.cut.empty_records
