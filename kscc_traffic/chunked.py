@@ -54,7 +54,7 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain
-from .inspect import DNS_KEYS, DNS_TRUNCATED, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint
+from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint, truncated_answer
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED_TCP, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
@@ -709,8 +709,7 @@ class _NoAddress:
             # waits for the whole capture too: classify._note_truncated_partial)
             bits = flows["dns_asked"].to_numpy(dtype=object)[asked]
             cut = asked[~empty & ~tcp & (rcode == "NOERROR")
-                        & np.array([isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_))
-                                    and bool(b & DNS_TRUNCATED) for b in bits.tolist()], bool)]
+                        & np.array([truncated_answer(b) for b in bits.tolist()], bool)]
             if len(cut):
                 got = flows["dns_answers"].to_numpy(dtype=object)[cut].tolist()
                 keep[cut] = [isinstance(a, str) and usable_address(a) and self._need(str(q).lower().rstrip("."))

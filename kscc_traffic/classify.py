@@ -133,7 +133,7 @@ from .addresses import endpoint_text, nat64_text
 from .flows import arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_TRUNCATED,
-                      DNS_UNREADABLE, HELLO_PQ,
+                      DNS_UNREADABLE, HELLO_PQ, truncated_answer,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -380,8 +380,7 @@ def _truncated_partial(row: dict, rules: RuleSet) -> bool:
     :data:`~kscc_traffic.inspect.DNS_TRUNCATED`), a usable address in ``dns_answers``, for a name
     the agent needs (``query``)?"""
     asked = row.get("dns_asked")
-    return str(row.get("proto")) == "udp" and isinstance(asked, (int, np.integer)) \
-        and not isinstance(asked, (bool, np.bool_)) and bool(asked & DNS_TRUNCATED) \
+    return str(row.get("proto")) == "udp" and truncated_answer(asked) \
         and usable_address(row.get("dns_answers") or "") and _agent_name(row.get("query") or "", rules)
 
 
@@ -653,8 +652,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # NODATA for a needed name (asked for an address it needs): blocked unless another
             # lookup of it got an address (_note_resolved, across the table)
             asked = row.get("dns_asked")
-            if str(row.get("proto")) == "udp" and isinstance(asked, (int, np.integer)) \
-                    and not isinstance(asked, (bool, np.bool_)) and asked & DNS_TRUNCATED:
+            if str(row.get("proto")) == "udp" and truncated_answer(asked):
                 # (the answer truncated, TC: the client is to ask again over TCP; no lookup of the
                 # name getting an address, over TCP either, is what _note_resolved leaves blocked)
                 return ("dns", "blocked", "dns_truncated,partial" if partial else "dns_truncated",
@@ -3325,8 +3323,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     if len(at):
         da = v["dns_asked"][at]
         at = at[(da & DNS_TRUNCATED) != 0] if da.dtype.kind in "iu" else \
-            at[np.array([isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
-                         and bool(a & DNS_TRUNCATED) for a in da.tolist()], bool)]
+            at[np.array([truncated_answer(a) for a in da.tolist()], bool)]
     if len(at):
         q_codes, q_names = pd.factorize(v["query"][at])
         tc_partial[at] = np.array([_agent_name(str(q), rules) for q in q_names.tolist()] + [False], bool)[q_codes]

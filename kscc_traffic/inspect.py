@@ -3268,6 +3268,14 @@ DNS_UNREADABLE = 4
 DNS_TRUNCATED = 8
 
 
+def truncated_answer(asked) -> bool:
+    """Whether a flow's ``dns_asked`` value (an int of bits; anything else, a bool or a missing
+    value from a table read back, is none) has :data:`DNS_TRUNCATED`: a UDP response with the TC
+    flag."""
+    return isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_)) \
+        and bool(asked & DNS_TRUNCATED)
+
+
 def asked_bits(qtypes: np.ndarray) -> np.ndarray:
     """int64 array (len(qtypes),): for each DNS question type of ``qtypes`` (ints; -1: no
     question), :data:`DNS_ASKED_A` for an A question, :data:`DNS_ASKED_AAAA` for an AAAA one, 0
