@@ -50,7 +50,7 @@ from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answ
                      console_names, dns_blocked_kinds, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
                      wrong_direction_reason_text, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
-                     flagged_rank, ksc_purposes, port_unreachable, scan_lines_of)
+                     flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
 __all__ = ["render_html", "write_html", "REASON_TEXT"]
@@ -474,8 +474,7 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
     texts: Mapping[str, str] = REASON_TEXT
     icmp = sub["reason"].astype(str).str.split(",").str[0] == "icmp_unreachable"
     # (from the icmp_unreachable column, not the detail's words: names quoted there could hold them)
-    said = port_unreachable(sub["detail"].astype(str).tolist(), sub["icmp_unreachable"].tolist()
-                            if "icmp_unreachable" in sub else [""] * n)
+    said = port_unreachable(sub["detail"].astype(str).tolist(), icmp_column(sub))
     closed = int((icmp.to_numpy() & said[0]).sum())
     # (one carrying a cloud server's own address: most likely a firewall's, not a service to check)
     forged = int((icmp.to_numpy() & said[1]).sum())

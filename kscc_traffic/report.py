@@ -745,7 +745,7 @@ def icmp_said(detail, icmp) -> str:
     return said if said and said in str(detail) else ""
 
 
-def _icmp_column(flows: pd.DataFrame) -> list:
+def icmp_column(flows: pd.DataFrame) -> list:
     """The ``icmp_unreachable`` values of ``flows`` (a list; '' each without the column)."""
     return flows["icmp_unreachable"].tolist() if "icmp_unreachable" in flows else [""] * len(flows)
 
@@ -906,9 +906,11 @@ REJECTED_TEXT: dict[str, str] = {
 }
 
 
-#: what no quoted text the report's detail checks look for can be: no space (each phrase they
-#: look for has one) and no ``certificate_required`` (:data:`~kscc_traffic.classify.CERT_REQUIRED`)
-_NO_PHRASE = re.compile(r"[^ ]*\Z")
+def _phrase_like(text: str) -> bool:
+    """Whether a quoted name could hold a phrase the report's detail checks look for: a space in
+    it (each phrase they look for has one), or ``certificate_required``
+    (:data:`~kscc_traffic.classify.CERT_REQUIRED`); no host name has either."""
+    return " " in text or CERT_REQUIRED in text
 
 
 def unquoted_details(flows: pd.DataFrame) -> list[str]:
@@ -933,10 +935,10 @@ def unquoted_details(flows: pd.DataFrame) -> list[str]:
         values = set()
         for c in cols:
             v = flows[c].iat[i]
-            if isinstance(v, str) and v and not (_NO_PHRASE.match(v) and CERT_REQUIRED not in v):
+            if isinstance(v, str) and _phrase_like(v):
                 values.add(v)
                 if c == "cert_names":
-                    values.update(x for x in v.split(";") if x and not (_NO_PHRASE.match(x) and CERT_REQUIRED not in x))
+                    values.update(x for x in v.split(";") if _phrase_like(x))
         for v in sorted(values, key=len, reverse=True):
             d = d.replace(v, "\u2026")
         details[i] = d
@@ -2971,6 +2973,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
     flows = text_filled(flows, _READINESS_TEXT)
     # (the details as the checks below read them: names from the packets quoted there taken out)
     udetail = np.array(unquoted_details(flows), dtype=object) if "detail" in flows else None
+    icmp_all = np.array(icmp_column(flows), dtype=object)   # (the ICMP advice's own column)
     # (several captures: the advice names where the flagged flows are)
     captures = flows["capture"].to_numpy(dtype=object) if "capture" in flows and flows["capture"].nunique() > 1 \
         else None
@@ -3072,8 +3075,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
-                    icmp = flows["icmp_unreachable"].to_numpy(dtype=object)[at][v == "blocked"].tolist() \
-                        if "icmp_unreachable" in flows else [""] * len(details)
+                    icmp = icmp_all[at][v == "blocked"].tolist()
                     closed, forged = port_unreachable(details, icmp)
                     bl_closed, bl_forged = int(np.count_nonzero(closed)), int(np.count_nonzero(forged))
                     bl_route, bl_route_own = route_counts(
@@ -3454,7 +3456,7 @@ class TableSummary:
                 self.dns_kinds[key] += n
             # (the ICMP advice from the icmp_unreachable column: names quoted in a detail could
             # hold its words)
-            icmp = _icmp_column(blocked)
+            icmp = icmp_column(blocked)
             closed, forged = port_unreachable(detail.tolist(), icmp)
             closed = blocked[closed]
             for p, n in closed.groupby("purpose", sort=False).size().items():
@@ -3480,7 +3482,7 @@ class TableSummary:
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, g in routed.groupby("purpose", sort=False):
                 a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g),
-                                    _icmp_column(g))
+                                    icmp_column(g))
                 self.bl_route[p] = self.bl_route.get(p, 0) + a
                 self.bl_route_own[p] = self.bl_route_own.get(p, 0) + b
             holed = blocked[np.array([mtu_holed(x, y, z) for x, y, z in zip(detail.tolist(), blocked["reason"].tolist(), icmp)],
@@ -3498,7 +3500,7 @@ class TableSummary:
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked.groupby("purpose", sort=False):
-                    for k, n in icmp_kinds(g["detail"].tolist(), _icmp_column(g)).items():
+                    for k, n in icmp_kinds(g["detail"].tolist(), icmp_column(g)).items():
                         kinds = self.bl_icmp.setdefault(p, {})
                         kinds[k] = kinds.get(k, 0) + n
             good = flows[flows["verdict"] == "ok"]
