@@ -124,7 +124,7 @@ import functools
 import ipaddress
 import re
 import urllib.parse
-from typing import Mapping, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -514,19 +514,38 @@ def _agent_name(name: str, rules: RuleSet) -> bool:
 QUOTED_COLUMNS = ("server_name", "sni", "http_host", "query", "dns_name", "proxy_target", "cert_names", "cert_issuer")
 
 
+def quoted_names(row: Mapping, keep: Callable[[str], bool]) -> list[str]:
+    """The names from the packets that a flow's detail may quote and ``keep`` (str -> bool)
+    accepts: each non-empty str value of :data:`QUOTED_COLUMNS` in ``row`` (a flow's columns as a
+    mapping; missing ones skipped) and, for ``cert_names``, each of its ``;``-separated names
+    too (a detail may quote one of them). Longest first (then by text: the same order every
+    run), each once."""
+    names = set()
+    for c in QUOTED_COLUMNS:
+        v = row.get(c)
+        if isinstance(v, str) and v:
+            names.update(x for x in ((v, *v.split(";")) if c == "cert_names" else (v,)) if x and keep(x))
+    return sorted(names, key=lambda x: (-len(x), x))
+
+
+def without_names(detail: str, names) -> str:
+    """``detail`` (str) with each of ``names`` (str, longest first: :func:`quoted_names`)
+    replaced by an ellipsis, so that words inside a quoted name are no longer read as the
+    detail's own."""
+    for v in names:
+        detail = detail.replace(v, "\u2026")
+    return detail
+
+
 def says(detail: str, row: Mapping, words: str) -> bool:
     """Whether ``detail`` (str) holds ``words`` (str) outside the names from the packets it
-    quotes: the values of :data:`QUOTED_COLUMNS` in ``row`` (a flow's columns; missing ones
-    skipped) that hold ``words`` are taken out first, so that an SNI or DNS name holding them
-    says nothing."""
+    quotes: those of :func:`quoted_names` of ``row`` that hold ``words`` are taken out first
+    (:func:`without_names`), so that an SNI, DNS name or certificate name holding them says
+    nothing."""
     detail = str(detail)
     if words not in detail:
         return False
-    for c in QUOTED_COLUMNS:
-        v = row.get(c)
-        if isinstance(v, str) and words in v:
-            detail = detail.replace(v, "")
-    return words in detail
+    return words in without_names(detail, quoted_names(row, lambda v: words in v))
 
 
 def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:

@@ -37,7 +37,7 @@ from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
-from .classify import QUOTED_COLUMNS
+from .classify import QUOTED_COLUMNS, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, too_big_note)
@@ -931,17 +931,8 @@ def unquoted_details(flows: pd.DataFrame) -> list[str]:
         v = flows[c].astype(str)
         odd |= (v.str.contains(" ", regex=False) | v.str.contains(CERT_REQUIRED, regex=False)).to_numpy()
     for i in np.flatnonzero(odd).tolist():
-        d = details[i]
-        values = set()
-        for c in cols:
-            v = flows[c].iat[i]
-            if isinstance(v, str) and _phrase_like(v):
-                values.add(v)
-                if c == "cert_names":
-                    values.update(x for x in v.split(";") if _phrase_like(x))
-        for v in sorted(values, key=len, reverse=True):
-            d = d.replace(v, "\u2026")
-        details[i] = d
+        row = {c: flows[c].iat[i] for c in cols}
+        details[i] = without_names(details[i], quoted_names(row, _phrase_like))
     return details
 
 

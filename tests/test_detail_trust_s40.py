@@ -323,3 +323,14 @@ def test_a_client_hello_refused_by_icmp_still_names_it(tmp_path):
     r = r[r["resp_p"] == 13000].iloc[0]
     assert (r.verdict, r.reason, r.sni) == ("blocked", "tls_failed", "ICMP.corp.example")
     assert r.detail.endswith("; its data was answered by ICMP administratively prohibited (3/13) from 192.0.2.1")
+
+
+def test_classify_says_leaves_out_one_certificate_name_quoted_alone():
+    # (a detail may quote one of the certificate's names, not the whole ';'-joined cell: session 41)
+    from kscc_traffic.classify import quoted_names, says
+    row = {"cert_names": "a.example;ICMP x.example", "sni": "ksc.example", "query": None}
+    assert not says("the certificate is for 'ICMP x.example', not the name sent", row, "ICMP")
+    assert says("the certificate is for 'ICMP x.example'; answered by ICMP host unreachable (3/1)", row, "ICMP")
+    assert quoted_names(row, lambda v: "ICMP" in v) == ["a.example;ICMP x.example", "ICMP x.example"]
+    assert quoted_names(row, lambda v: "." in v) == ["a.example;ICMP x.example", "ICMP x.example", "ksc.example",
+                                                     "a.example"]
