@@ -2856,8 +2856,8 @@ def text_filled(flows: pd.DataFrame, columns) -> pd.DataFrame:
     filled = {}
     for c in columns:
         if c in flows and flows[c].isna().any():
-            col = flows[c].astype(object)   # (a column of empty cells only reads as float64)
-            filled[c] = col.where(col.notna(), "").astype(str).astype(object)
+            # (a column of empty cells only reads as float64: _text_column goes through object)
+            filled[c] = _text_column(flows, c).astype(object)
     return flows.assign(**filled) if filled else flows
 
 
