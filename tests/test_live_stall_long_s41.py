@@ -204,8 +204,8 @@ def test_live_reports_the_stall_while_capturing(tmp_path, ver, isn_c):
 
 
 def test_live_long_connection_keeps_few_packets(tmp_path, monkeypatch):
-    """Memory stays bounded: of a stalled connection of 400 rounds (1,205 packets) the session
-    keeps about the head and the segments the streams read, yet finds the stall."""
+    """Memory stays bounded: of a stalled connection of 400 rounds (1,208 packets) the session
+    keeps about the head and the segments the streams read (77), yet finds the stall."""
     recs, gap = _conn(400, "stall")
     path = write(tmp_path, recs)
     kept = []
