@@ -81,7 +81,8 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
                     answers_out: DnsAnswers | None = None,
                     capture_end_ns: int | None = None,
                     observed_until_ns: int | None = None,
-                    internal: bool = False, ttls: dict | None = None) -> tuple[pd.DataFrame, int]:
+                    internal: bool = False, ttls: dict | None = None,
+                    weights: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
     """Decoded packets -> classified flow table (columns: :data:`COLUMNS`) and the number of
     duplicated frames dropped.
 
@@ -96,10 +97,12 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
         (:func:`kscc_traffic.classify.classify`); also ``observed_until_ns`` when that is None.
     :param observed_until_ns: see :func:`analyze_batch`.
     :param ttls: see :func:`analyze_batch` (a live session's: the first packet each address sent).
+    :param weights: see :func:`analyze_batch` (a live session's: what each direction's packets
+        not kept stand for, on one kept packet of that direction).
     """
     b = analyze_batch(packets, rules, name, prior_answers=prior_answers, capture_end_ns=capture_end_ns,
                       observed_until_ns=observed_until_ns if observed_until_ns is not None else capture_end_ns,
-                      ttls=ttls)
+                      ttls=ttls, weights=weights)
     if answers_out is not None:
         answers_out.extend(b.answers)
     if internal and b.internal is not None and len(b.internal.columns):

@@ -34,7 +34,10 @@ Memory per active flow is bounded:
   idle timeout after its last kept packet is kept too (at most
   :data:`MAX_BRIDGED`): the flow built again from the kept packets is split only where the
   capture had such a gap (``_Flow.bridge_gap``). The other packets only add to counters (packets, payload
-  bytes, IP bytes per direction, last time) which are added to the flow's row afterwards; DNS
+  bytes, IP bytes per direction, last time); each direction's counters go into the analysis on
+  its last kept packet (``analyze_batch(weights=...)``, as a chunked reading carries them), so
+  inspect and classify see the flow's true counts (the bytes sent again at the end of a long
+  connection: ``inspect._stalled``); the last time stretches the row's duration afterwards. DNS
   answers in them are parsed on arrival.
 - TCP payload kept per segment is cut at :data:`~kscc_traffic.streams.MAX_BYTES`.
 
@@ -153,7 +156,8 @@ class _Flow:
                  "nflag", "nerr", "hist", "extra", "last_sig", "syn_seq", "fin", "rst",
                  "aliases", "dirty", "dns_resp", "dns_err", "dns_addrs", "dns_kept", "fr", "plain0", "quiet_at",
                  "syn_dir", "since_syn", "fend", "fack", "paysum", "ndata", "top_end", "after_top",
-                 "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset")
+                 "fafter", "flast", "top_data", "kept_ts", "bridge", "nbridge", "rst_since_syn", "retry", "nreset",
+                 "stand")
 
     def __init__(self, fid: int, key: tuple, tkey: tuple, ts: int) -> None:
         self.fid = fid
@@ -228,6 +232,12 @@ class _Flow:
         self.rst_since_syn = False    # a RST since the last SYN without ACK
         self.retry: Optional[list] = None
         self.nreset = 0               # packets kept after a RST (at most MAX_AFTER_RESET)
+        # per direction, the index in ``recs`` of its last packet kept (not an ICMP error quoting
+        # the flow, nor a packet kept by :meth:`_restart`; -1: none yet): the stand-in that
+        # carries the counters of that direction's packets not kept (``extra``) into the analysis
+        # (``analyze_batch(weights=...)``, as chunked._summarise's stand-ins), so inspect sees
+        # the flow's true packet and byte counts (bytes sent again: ``inspect._stalled``)
+        self.stand = [-1, -1]
 
     def dns_brings(self, msg: dns.DnsMessage) -> bool:
         """Whether DNS response ``msg`` of this flow brings something to ``dns_rcode`` or
@@ -271,6 +281,7 @@ class _Flow:
         self.bridge = None
         self.nbridge += 1
         bt, rec, payload, d, plen, iplen, held = b
+        self.stand[d] = len(self.recs)
         self.recs.append(rec)
         self.pays.append(payload)
         self.kept_ts = bt
@@ -718,6 +729,7 @@ class LiveSession:
                         payload = payload[:MAX_BYTES] if fl.npay[d] <= MAX_SEGMENTS else b""
                     fl.npay[d] += 1
                 rec = srt[i * size:(i + 1) * size]
+                fl.stand[d] = len(fl.recs)
                 fl.recs.append(rec)
                 fl.pays.append(payload)
                 fl.kept_ts = t
@@ -858,13 +870,15 @@ class LiveSession:
         cols = {k: arr[k].copy() for k in PACKET_COLUMNS}
         cols["pl_off"] = np.where(lens > 0, offs, -1).astype(np.int64)
         cols["pl_cap"] = lens.astype(np.int32)
+        weights, given = self._weights(flows, held, len(pays))
         order = np.argsort(cols["frame"], kind="stable")
         cols = {k: v[order] for k, v in cols.items()}
         packets = Packets(b"".join(pays), cols)
         learnt = DnsAnswers()
         table, _ = analyze_packets(packets, self.rules, self.name, prior_answers=self._prior(flows),
                                    answers_out=learnt, capture_end_ns=self._end_ns,
-                                   observed_until_ns=self._observed(), internal=True, ttls=self._ttls)
+                                   observed_until_ns=self._observed(), internal=True, ttls=self._ttls,
+                                   weights=weights[order] if weights is not None else None)
         self._learn(learnt)
         # rows -> flows: by key (and first packet time), aliases for foreign ICMP errors
         by_key: dict[tuple, list[_Flow]] = {}
@@ -899,15 +913,42 @@ class LiveSession:
         table = table.assign(_fid=fids)
         adjust = [f for f in flows if f.has_extra]
         if adjust:
-            table = self._adjust(table, adjust)
+            table = self._adjust(table, adjust, given)
         if _ISN not in table.columns:
             table[_ISN] = -1
         return table[list(COLUMNS) + [_ISN, "_fid"]]
 
-    def _adjust(self, table: pd.DataFrame, flows: list[_Flow]) -> pd.DataFrame:
-        """Add the counters of packets not kept to each flow's last row, then classify again
-        (``table`` with the columns classify reads that the output has not:
-        ``analyze_packets(internal=True)``)."""
+    @staticmethod
+    def _weights(flows: list[_Flow], held: list[list], n: int) -> tuple[Optional[np.ndarray], dict]:
+        """The weights (:func:`~kscc_traffic.analyze.analyze_batch`) of the ``n`` packets
+        :meth:`_analyze` builds of ``flows`` (each flow's kept records, then its held ones,
+        ``held``; before they are sorted by frame): each direction's counters of packets not kept
+        (``_Flow.extra``: packets, payload bytes, IP bytes) on its stand-in (``_Flow.stand``), so
+        the flows are inspected and classified with their true counts (bytes sent again past the
+        kept segments: ``inspect._stalled``), as in a chunked reading. Returns (the int64 array
+        (n, 3), or None when no flow has such counters; fid -> per direction (0: a->b, 1: b->a),
+        whether its counters are in the weights: :meth:`_adjust` adds the others afterwards)."""
+        w = None
+        given: dict[int, tuple[bool, bool]] = {}
+        base = 0
+        for f, h in zip(flows, held):
+            given[f.fid] = (f.stand[0] >= 0, f.stand[1] >= 0)
+            for d in (0, 1):
+                e = f.extra[3 * d:3 * d + 3]
+                if f.stand[d] >= 0 and any(e):
+                    if w is None:
+                        w = np.zeros((n, 3), np.int64)
+                    w[base + f.stand[d]] = e
+            base += len(f.recs) + len(h)
+        return w, given
+
+    def _adjust(self, table: pd.DataFrame, flows: list[_Flow],
+                given: Optional[Mapping[int, tuple]] = None) -> pd.DataFrame:
+        """Add the counters of packets not kept to each flow's last row (those not given to the
+        analysis as weights: ``given``, :meth:`_weights`), stretch its duration to its last
+        packet, then classify again (``table`` with the columns classify reads that the output
+        has not: ``analyze_packets(internal=True)``; the time since each flow's last packet,
+        ``quiet_s``, from its last packet, kept or not)."""
         rows, done = [], []
         for f in flows:
             idx = np.nonzero(table["_fid"].to_numpy() == f.fid)[0]
@@ -920,7 +961,11 @@ class LiveSession:
             orig_is_a = table.at[i, "orig_h"] == a_text and (
                 f.proto in (ICMP, ICMP6) or int(table.at[i, "orig_p"]) == f.key[6])
             o, r = (0, 3) if orig_is_a else (3, 0)
-            e = f.extra
+            # (the counters of a direction given to the analysis as weights are in the row
+            # already, and so are its TCP bytes and orig_resent: added here only those of a
+            # direction that has no packet kept to carry them, as before s41)
+            g = given.get(f.fid, (False, False)) if given else (False, False)
+            e = [0 if g[k // 3] else x for k, x in enumerate(f.extra)]
             table.at[i, "orig_pkts"] += e[o]
             table.at[i, "orig_ip_bytes"] += e[o + 2]
             table.at[i, "resp_pkts"] += e[r]
@@ -929,11 +974,13 @@ class LiveSession:
                 # (from sequence numbers, the packets held for them included: as the analysis
                 # of the file, which sums the payloads instead past _SEQ_TRUST)
                 for col, dd in (("orig_bytes", 0 if orig_is_a else 1), ("resp_bytes", 1 if orig_is_a else 0)):
-                    if f.paysum[dd] >= _SEQ_TRUST:
+                    if f.paysum[dd] >= _SEQ_TRUST and not g[dd]:
                         table.at[i, col] = f.paysum[dd]
                 # (the originator sent some bytes again: its payloads add up to more than its
                 # sequence numbers span, as analyze_batch's orig_resent)
-                if "orig_resent" in table.columns and f.paysum[0 if orig_is_a else 1] > int(table.at[i, "orig_bytes"]):
+                od = 0 if orig_is_a else 1
+                if "orig_resent" in table.columns and not g[od] \
+                        and f.paysum[od] > int(table.at[i, "orig_bytes"]):
                     table.at[i, "orig_resent"] = True
             else:
                 table.at[i, "orig_bytes"] += e[o + 1]
