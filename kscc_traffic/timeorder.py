@@ -17,7 +17,8 @@ def merge_in_time(flows: pd.DataFrame, rows: pd.DataFrame, *more: pd.DataFrame) 
 
     Plain tables (:func:`_merged_columns`) are joined column by column in numpy (a batch's
     leaving rows and the few a holder lets go: ~1.5 times faster than ``concat`` +
-    ``sort_values``, two copies of every column; each column written once to its rows' places), the others by pandas: the same values and dtypes."""
+    ``sort_values``, two copies of every column; each column written once to its rows'
+    places), the others by pandas: the same values and dtypes."""
     tables = [flows, rows, *more]
     if len(flows):
         both = _merged_columns(tables)
