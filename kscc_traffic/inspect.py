@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    arrays_of, frame_of, repeated, resent, seq_extents)
+                    arrays_of, frame_of, isin_texts, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -1868,7 +1868,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     gone = _data_uncaptured(ft, flows, cols["acked_unseen"])
     lost_by = np.zeros((2, n), bool)
     for side, col in ((0, "client_proto"), (1, "server_proto")):
-        lost = (start_lost[side] > 0) & ~np.isin(cols[col], ("tls", "http"))
+        lost = (start_lost[side] > 0) & ~isin_texts(cols[col], ("tls", "http"))
         cols[col][lost] = ""
         lost_by[side] = (lost & (start_lost[side] == 2)) | gone[side]
         cols["payload_cut"][lost_by[side]] = True
@@ -1885,7 +1885,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         cols["server_head"][odd], cols["server_binary"][odd] = _first_bytes_text(ft, odd)
     # the client's cleartext (HTTP, or other bytes) where a TLS purpose would have a ClientHello:
     # quoted by classify (not a plain HTTP request, which names its Host; not DNS over TCP)
-    clear = np.flatnonzero((proto == "tcp") & np.isin(cols["client_proto"], ("http", "other")) & ~dns_flow
+    clear = np.flatnonzero((proto == "tcp") & isin_texts(cols["client_proto"], ("http", "other")) & ~dns_flow
                            & (cols["proxy_target"] == ""))
     if len(clear):
         cols["client_head"][clear], cols["client_binary"][clear] = _first_bytes_text(ft, clear, client=True)
@@ -1893,20 +1893,20 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # whose inspected bytes are whole
     # (a FIN+RST packet's letter I/i is both: flows.history_plain)
     hist = flows["history"].to_numpy(dtype=object)
-    wait = np.flatnonzero((proto == "tcp") & np.isin(service, ("ssl", "http,ssl"))
+    wait = np.flatnonzero((proto == "tcp") & isin_texts(service, ("ssl", "http,ssl"))
                           & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
                           & ~cols["payload_cut"].astype(bool))
     wait = wait[~_history_has(hist[wait], "FfRr")]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
-    shut = np.flatnonzero((proto == "tcp") & (np.isin(service, ("ssl", "http,ssl"))
+    shut = np.flatnonzero((proto == "tcp") & (isin_texts(service, ("ssl", "http,ssl"))
                                               | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
     # (and a ClientHello the capture cut or lost before it could be read, the server silent: who
     # closed and when is in its packets, by sequence numbers, as for one read whole)
     blind = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
-                           & np.isin(cols["client_proto"], ("", "tls")) & np.isin(cols["server_proto"], ("", "tls"))
+                           & isin_texts(cols["client_proto"], ("", "tls")) & isin_texts(cols["server_proto"], ("", "tls"))
                            & (flows["resp_bytes"].to_numpy() == 0) & (flows["orig_bytes"].to_numpy() > 0)
                            & (cols["proxy_target"] == ""))
     shut = np.union1d(shut, blind)
@@ -1992,7 +1992,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
                             bool, len(cand))]
     if len(cand):
         cols["synack_not_taken"][cand] = _synack_not_taken(ft, cand)
-    opened = np.isin(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
+    opened = isin_texts(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
     cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
                           & (flows["resp_pkts"].to_numpy() > 0))
     # (the history read only for those: a SYN first, no data either way)

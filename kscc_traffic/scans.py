@@ -56,7 +56,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .flows import CLOSE_DELAY_NS, IDLE_TIMEOUT_NS, TCP, history_plain
+from .flows import CLOSE_DELAY_NS, IDLE_TIMEOUT_NS, TCP, history_plain, isin_texts
 from .timeorder import merge_in_time
 
 #: the window (s) in which a scan's probes are counted: Zeek's ``Scan::port_scan_interval`` and
@@ -149,7 +149,7 @@ def probe_mask(flows: pd.DataFrame, att: np.ndarray | None = None) -> np.ndarray
         return att
     state = _col(flows, "conn_state", "")
     dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
-    ended = np.isin(state, list(_UNCONNECTED)) | (np.isin(state, list(_CONNECTED)) & (dur <= CONNECT_PROBE_S)) \
+    ended = isin_texts(state, _UNCONNECTED) | (isin_texts(state, _CONNECTED) & (dur <= CONNECT_PROBE_S)) \
         | _unacknowledged(flows, state)
     return _possible(flows, att) & ended
 
@@ -172,7 +172,7 @@ def _still_possible(flows: pd.DataFrame, att: np.ndarray) -> np.ndarray:
     than CONNECT_PROBE_S."""
     state = _col(flows, "conn_state", "")
     dur = np.nan_to_num(_col(flows, "duration", 0.0, np.float64), nan=0.0)
-    return _possible(flows, att) & (np.isin(state, list(_UNCONNECTED)) | (dur <= CONNECT_PROBE_S)
+    return _possible(flows, att) & (isin_texts(state, _UNCONNECTED) | (dur <= CONNECT_PROBE_S)
                                     | _unacknowledged(flows, state))
 
 
