@@ -196,6 +196,10 @@ def test_unknown_link_type_counted_with_one_warning():
     assert ("decode: 2 frames of unsupported link type 147 skipped (--engine tshark reads more link "
             "types)") in p.stats.warnings
     assert sum("unsupported link type" in w for w in p.stats.warnings) == 2
+    assert ("decode: 1 frame of unsupported link type 9999 skipped (--engine tshark reads more link "
+            "types)") in p.stats.warnings
+    q = dec(frames((220, b"\x00" * 40), (1, eth(V4 / SEG))))
+    assert "decode: 1 frame of link type 220 (USB: no IP traffic) skipped" in q.stats.warnings
 
 
 def test_mixed_link_types_keep_frame_order():
