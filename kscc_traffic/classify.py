@@ -900,13 +900,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 # (captured where the originator sends from: the answers reached its host, which
                 # dropped them; the detail starts with SYNACK_NOT_TAKEN: report.readiness counts it)
                 return done("blocked", "no_answer", SYNACK_NOT_TAKEN + (
-                    f": it sent its SYN {n} times and never acknowledged the {m} SYN-ACKs answering it, though "
-                    f"they were captured where it sends from (its SYNs carry {host}, as sent: no router "
-                    "decremented it, so the capture was taken on its host or its own network segment): its own "
-                    "firewall, security software or a filter driver drops them"))
+                    f": it sent its SYN {n} times and never acknowledged "
+                    f"{'the SYN-ACK' if m == 1 else f'the {m} SYN-ACKs'} answering it, though "
+                    f"{'it was' if m == 1 else 'they were'} captured where it sends from (its SYNs carry {host}, "
+                    "as sent: no router decremented it, so the capture was taken on its host or its own network "
+                    f"segment): its own firewall, security software or a filter driver drops {'it' if m == 1 else 'them'}"))
             return done("blocked", "no_answer", f"the SYN-ACK never reached the originator: it sent its SYN {n} "
-                        f"times and never acknowledged the {m} answers (a capture on the server's side of a "
-                        "filter dropping that direction?)")
+                        f"times and never acknowledged {'the answer' if m == 1 else f'the {m} answers'} (a capture on the "
+                        "server's side of a filter dropping that direction?)")
         if after == "reset":
             return done(*_reset_handshake(after))
         if after == "closed" and float(row.get("duration", 0)) < TLS_SILENCE_S:

@@ -223,3 +223,15 @@ def test_several_tapped_connections_at_once(tmp_path):
     assert set(flows.detail) == {"TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s after the "
                                  "ClientHello, before the server sent a byte"}
     chunkcmp.assert_same(path, [300, 900])
+
+
+@pytest.mark.parametrize("syn_ttl,start", [(64, SYNACK_NOT_TAKEN + ": it sent its SYN 2 times and never acknowledged "
+                                                  "the SYN-ACK answering it, though it was captured where"),
+                                           (57, "the SYN-ACK never reached the originator: it sent its SYN 2 times "
+                                                "and never acknowledged the answer (a capture")])
+def test_one_synack_is_said_in_the_singular(tmp_path, syn_ttl, start):
+    # (session 41: "the 1 SYN-ACKs", "the 1 answers" before) two SYNs, only the first answered
+    pkts = _ignored_synacks(50031, syn_ttl, tries=(0, 3.5))[:-1]
+    d = _flows(_write(tmp_path, pkts)).iloc[0].detail
+    assert d.startswith(start), d
+    assert d.endswith("drops it") if syn_ttl == 64 else d.endswith("dropping that direction?)")
