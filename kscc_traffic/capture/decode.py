@@ -768,10 +768,11 @@ class DecodeCounters:
 
     def warnings(self) -> list[str]:
         """One line per kind of thing skipped, with its count."""
-        out = [f"decode: {c} frames of link type {v} ({NON_IP_LINKTYPES[v]}: no IP traffic) skipped"
+        out = [f"decode: {c} {'frame' if c == 1 else 'frames'} of link type {v} ({NON_IP_LINKTYPES[v]}: "
+               "no IP traffic) skipped"
                if v in NON_IP_LINKTYPES else
-               f"decode: {c} frames of unsupported link type {v} skipped (--engine tshark reads more "
-               "link types)" for v, c in self.unsupported.items()]
+               f"decode: {c} {'frame' if c == 1 else 'frames'} of unsupported link type {v} skipped "
+               "(--engine tshark reads more link types)" for v, c in self.unsupported.items()]
         if self.protected:
             k = self.protected
             out.append(f"decode: {k} 802.11 data frame{'s were' if k != 1 else ' was'} encrypted "
