@@ -53,3 +53,39 @@ def test_one_packet_block_of_an_undefined_interface_is_singular(tmp_path):
     want = (f"Warning: {p.name}: 1 packet block names an interface not defined in its section "
             f"(first at offset {len(shb) + len(idb)}); skipped")
     assert want in r.stderr.splitlines(), r.stderr
+
+
+def test_checklist_keeps_its_right_border_at_every_width(tmp_path):
+    """A capture whose checklist has a status of 12 characters ("seen one-way") and reasons
+    "no_answer, rejected": at 80 columns rich narrowed status below its minimum and then cropped
+    the table's right edge (the reasons cut, no border). Every checklist line now ends with a
+    border and fits the width."""
+    import pytest
+    pytest.importorskip("scapy")
+    from scapy.all import IPv6, TCP, UDP, Ether, Raw, wrpcap
+
+    a, b = "2001:db8::10", "2001:db8::20"
+    ps = [Ether() / IPv6(src=a, dst=b) / TCP(sport=40001, dport=23102, flags="S"),
+          Ether() / IPv6(src=b, dst=a) / TCP(sport=23102, dport=40001, flags="RA", ack=1)]
+    ps += [Ether() / IPv6(src=a, dst="2001:db8::30") / TCP(sport=40002, dport=23103, flags="S")
+           for _ in range(4)]
+    ps.append(Ether(dst="33:33:00:00:00:01") / IPv6(src=a, dst="ff02::1") / UDP(sport=40003, dport=15001)
+              / Raw(b"x" * 20))
+    for i, p in enumerate(ps):
+        p.time = 1_700_000_000 + i
+    cap = tmp_path / "v6.pcap"
+    wrpcap(str(cap), ps)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for width in (60, 70, 78, 79, 80, 81, 82, 90, 100, 130):
+        env["COLUMNS"] = str(width)
+        r = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", str(cap)], capture_output=True,
+                           text=True, env=env, timeout=120)
+        assert r.returncode == 1, r.stderr
+        lines = r.stdout.splitlines()
+        start = lines.index(next(x for x in lines if x.startswith("Readiness checklist")))
+        table = lines[start + 1:]
+        table = table[:next(i for i, x in enumerate(table) if x.startswith("└")) + 1]
+        assert len(table) > 15
+        assert all(len(x) <= width and x[-1] in "┓┃┩│┘" for x in table), (width, table)
+        if width >= 78:        # (narrower, every cell but the purpose folds: "no_a/nswe/r,")
+            assert any("one-way" in x for x in table) and any("no_answer," in x for x in table)
