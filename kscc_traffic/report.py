@@ -3820,7 +3820,13 @@ def _checklist_widths(chk: pd.DataFrame, rules: RuleSet, width: int,
         return out
     # (section: its header "section" whole when there is room, else folded; ports get the rest)
     section = max(section, min(len("section"), left - max(ports, len("transport/"))))
-    out.update({"status": {"min_width": status, "max_width": status}, "reasons": {"min_width": reasons},
+    # (reasons at most what the others leave: rich, when the widest cells do not fit, narrows
+    # the widest wrapping columns first, status with them below its min_width, then widens it
+    # again and crops the table's right edge: "no_answer," cut and no border, newcomer 41)
+    ports_w = min(left - section, max(max(len(x) for x in labels), len("ports")))
+    out.update({"status": {"min_width": status, "max_width": status},
+                "reasons": {"min_width": reasons,
+                            "max_width": max(reasons, width - frame - purpose - status - flows - section - ports_w)},
                 "flows": {"min_width": flows, "max_width": flows},
                 "section": {"min_width": section, "max_width": section},
                 "transport/ports": {"max_width": left - section}})

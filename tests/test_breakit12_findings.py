@@ -163,7 +163,7 @@ def test_undefined_interface_tshark_reads_on_through_a_copy(tmp_path, monkeypatc
     tmpd = tmp_path / "tmpd"
     tmpd.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmpd))      # (where the copy is written)
-    skipped = (f"{path.name}: 1 packet block names an interface not defined in their section "
+    skipped = (f"{path.name}: 1 packet block names an interface not defined in its section "
                "(first at offset 316); skipped")
     b = analyze_file(path, RULES, "builtin")
     t = analyze_file(path, RULES, "tshark")

@@ -1397,7 +1397,7 @@ class _PcapngParser:
         if n.get("unknown_iface"):
             out.append(f"{_plural(n['unknown_iface'], 'packet block')} "
                        f"{'names' if n['unknown_iface'] == 1 else 'name'} an interface not defined in "
-                       f"their section (first at offset {f['unknown_iface']}); skipped")
+                       f"{'its' if n['unknown_iface'] == 1 else 'their'} section (first at offset {f['unknown_iface']}); skipped")
         if n.get("malformed_block"):
             out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
