@@ -68,6 +68,19 @@ def test_bad_idle_timeout():
     assert "--idle-timeout" in line
 
 
+@pytest.mark.parametrize("value,said", [
+    ("tcp=inf", "--idle-timeout: timeout tcp: at most 31536000 seconds (365 days): a flow idle that long has ended"),
+    ("udp=1e300", "--idle-timeout: timeout udp: at most 31536000 seconds (365 days)"),
+    ("tcp=nan", "--idle-timeout: timeout tcp: must be more than 0 seconds"),
+    ("tcp", "--idle-timeout: timeout tcp: give it as NAME=SECONDS, e.g. tcp=600"),
+])
+def test_an_idle_timeout_without_end_is_refused_at_start(value, said):
+    # (session 41: `tcp=inf` was taken, and the capture ended in an internal OverflowError; `tcp`
+    # alone said "'' is not a number of seconds") refused before any capture is opened
+    line = _one_error_line(_run(LIVE + ["-i", "lo", "--duration", "1", "--idle-timeout", value]))
+    assert said in line, line
+
+
 def test_scapy_missing_says_how_to_install_it_from_a_clone_too():
     # `pip install -e .` (the Quick start) has no scapy: the hint names the extra for an
     # installed package and for a clone (README: Live capture)

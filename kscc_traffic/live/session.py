@@ -107,6 +107,11 @@ _DUP_WINDOW_NS = 50_000_000
 _DUP_WINDOW_NOID_NS = 1_000_000
 
 
+#: the longest idle timeout ``--idle-timeout`` takes (s: 365 days; ``inf`` and larger numbers are
+#: refused at start-up, not met as an overflow when a flow's end is computed in ns)
+MAX_TIMEOUT_S = 365 * 86400
+
+
 @dataclass
 class Timeouts:
     """Inactivity timeouts, seconds (Zeek's defaults: tcp 300, udp 60, icmp 60, and dns 10 for UDP
@@ -133,20 +138,26 @@ class Timeouts:
     def parse(cls, items: Iterable[str]) -> "Timeouts":
         """From ``NAME=SECONDS`` strings (names: tcp, udp, icmp, other, close, dns).
 
-        :raises ValueError: unknown name or a value that is not a positive number.
+        :raises ValueError: unknown name, no ``=``, or a value that is not a number of seconds
+            more than 0 and at most :data:`MAX_TIMEOUT_S` (``inf`` included: a flow must end).
         """
         t = cls()
         for item in items:
-            name, _, val = item.partition("=")
+            name, eq, val = item.partition("=")
             name = name.strip().lower()
             if name not in ("tcp", "udp", "icmp", "other", "close", "dns"):
                 raise ValueError(f"unknown timeout {name!r} (tcp, udp, icmp, other, close, dns)")
+            if not eq:
+                raise ValueError(f"timeout {name}: give it as NAME=SECONDS, e.g. {name}=600")
             try:
                 v = float(val)
             except ValueError:
                 raise ValueError(f"timeout {name}: {val!r} is not a number of seconds") from None
             if not v > 0:
                 raise ValueError(f"timeout {name}: must be more than 0 seconds")
+            if not v <= MAX_TIMEOUT_S:
+                raise ValueError(f"timeout {name}: at most {MAX_TIMEOUT_S} seconds (365 days): a flow idle that "
+                                 "long has ended")
             setattr(t, name, v)
         return t
 
