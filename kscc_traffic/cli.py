@@ -681,20 +681,20 @@ def _stdin_capture(captures: List[str], engine: str = "builtin") -> Path:
     What needs a file that can be read again is an ``Error:`` line saying so (status 2): another
     capture beside it, the tshark engine; and standard input that is a terminal or closed."""
     from .analyze import _check_source
-    from .capture.files import STDIN, is_stdin
+    from .capture.files import STDIN, STDIN_TEXT
 
-    given = next(c for c in captures if c == "-" or is_stdin(c))    # (-, or /dev/stdin by name)
+    # (the lines name it "standard input", as the reader's own do, not "-" or "/dev/stdin")
     if len(captures) != 1:
-        raise _fail(f"{path_text(given)}: standard input is analysed only on its own, not beside other captures (each "
+        raise _fail(f"{STDIN_TEXT} is analysed only on its own, not beside other captures (each "
                     "is checked before any is analysed, so read twice; a pipe is read once): save it to "
                     "a file first (… > cap.pcap) to analyse them together")
     if engine == "tshark":
-        raise _fail(f"{path_text(given)}: --engine tshark reads a file, not standard input (tshark's passes read it more "
+        raise _fail(f"{STDIN_TEXT}: --engine tshark reads only a file (tshark's passes read it more "
                     "than once); save the capture to a file first (… > cap.pcap), or use the built-in engine")
     try:
         _check_source(STDIN)
-    except KsccTrafficError as e:
-        raise _fail(f"{path_text(given)}: {e}")
+    except KsccTrafficError as e:        # (closed, a terminal: its text names standard input)
+        raise _fail(str(e))
     return Path(STDIN)
 
 

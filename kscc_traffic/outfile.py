@@ -60,8 +60,8 @@ class ReportFile:
                 fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path)[:200] + ".",
                                                  suffix=".tmp", dir=folder)
             except OSError as e:
-                if self._mode is None or isinstance(e, FileNotFoundError):
-                    raise
+                if self._mode is None or e.errno == errno.ENOENT:
+                    raise _no_new_file(e, folder, self._mode is not None) from e
                 # an existing file in a folder where no file can be made (a writable file in a
                 # read-only folder): written in place, as before
                 self.atomic = False
@@ -117,6 +117,31 @@ class ReportFile:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _no_new_file(e: OSError, folder: str, replacing: bool) -> OSError:
+    """The error of a temporary file that cannot be made in ``folder``, its ``strerror`` saying
+    why in words (the caller puts it after ``PATH: cannot write:``) rather than the bare system
+    text, which names no folder and misleads for a kernel file system: ``/proc`` answers
+    ENOENT ("No such file or directory") to the creation of any file, also beside an existing
+    one (``-o /proc/version``). ``replacing``: the path names an existing regular file (which
+    is replaced by the new file, so that is said too). Same errno as ``e``."""
+    from .text import path_text
+
+    where = path_text(folder)
+    if e.errno == errno.ENOENT and not os.path.isdir(folder):
+        why = f"folder {where} does not exist"
+    elif e.errno == errno.ENOENT:        # the folder is there: a file system that makes no files
+        why = f"folder {where} does not allow creating a file"
+    elif e.errno == errno.EACCES:
+        why = f"no permission to create a file in folder {where}"
+    elif e.errno == errno.EROFS:
+        why = f"folder {where} is on a read-only file system"
+    else:                                # EPERM (an immutable folder), ENOSPC, EDQUOT, EMFILE…
+        why = f"cannot create a file in folder {where}: {e.strerror or e}"
+    if replacing:
+        why += "; the report replaces the file with a new one written beside it"
+    return OSError(e.errno, why)
 
 
 def write_all(out: IO[str], text: str) -> None:

@@ -226,7 +226,7 @@ def test_analyze_dash_reads_standard_input(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = CliRunner().invoke(app, ["analyze", "-", "--engine", "tshark"], input=b"")
     assert p.exit_code == 2
-    assert p.stderr.startswith("Error: -: --engine tshark reads a file, not standard input")
+    assert p.stderr.startswith("Error: standard input: --engine tshark reads only a file")
 
 
 # --- F4: an empty file, tshark engine as the built-in one ------------------------------------

@@ -87,7 +87,7 @@ def test_pipe_ending_mid_record_warns_and_analyses_what_came(tmp_path):
     assert piped.returncode == by_path.returncode
     assert piped.stdout == by_path.stdout and piped.stdout.count(b"\n") >= 5
     assert piped.stderr.decode().splitlines() == [
-        "Warning: stdin: standard input ended mid-record at offset 29154: 846 of 1530 bytes present; "
+        "Warning: standard input ended mid-record at offset 29154: 846 of 1530 bytes present; "
         "1 record skipped (66 records read before it, all analysed)"]
     assert by_path.stderr.decode().startswith("Warning: stdin: file cut mid-record at offset 29154")
 
@@ -118,7 +118,7 @@ def test_not_a_capture_and_cut_header_on_stdin():
 def test_closed_stdin():
     p = subprocess.run([sys.executable, "-c", "import os, sys; os.close(0); from kscc_traffic.cli import main; "
                         "main(['analyze', '-'])"], capture_output=True, cwd=ROOT, timeout=120)
-    assert _error_line(p) == "Error: -: standard input: cannot read: it is closed"
+    assert _error_line(p) == "Error: standard input: cannot read: it is closed"
 
 
 def test_terminal_stdin_is_refused_not_waited_on():
@@ -129,14 +129,14 @@ def test_terminal_stdin_is_refused_not_waited_on():
     finally:
         os.close(master)
         os.close(slave)
-    assert _error_line(p).startswith("Error: -: standard input is a terminal: pipe a capture in")
+    assert _error_line(p).startswith("Error: standard input is a terminal: pipe a capture in")
 
 
 def test_what_needs_a_file_is_said_in_one_line():
     line = _error_line(run("analyze", "-", SAMPLES / "blocked_agent.pcap", input=b""))
-    assert line.startswith("Error: -: standard input is analysed only on its own, not beside other captures")
+    assert line.startswith("Error: standard input is analysed only on its own, not beside other captures")
     line = _error_line(run("analyze", "-", "--engine", "tshark", input=b""))
-    assert line.startswith("Error: -: --engine tshark reads a file, not standard input")
+    assert line.startswith("Error: standard input: --engine tshark reads only a file (tshark's passes read it more than once)")
 
 
 def test_a_file_named_dash_is_given_as_dot_slash(tmp_path):
@@ -196,7 +196,7 @@ def test_dev_stdin_by_name_is_the_same_stream():
     assert named.returncode == dash.returncode == 1
     assert named.stdout == dash.stdout and named.stdout.count(b"\n") > 5
     line = _error_line(run("analyze", "/dev/stdin", SAMPLES / "blocked_agent.pcap", input=b""))
-    assert line.startswith("Error: /dev/stdin: standard input is analysed only on its own")
+    assert line.startswith("Error: standard input is analysed only on its own")
 
 
 def test_a_pipe_that_gives_a_few_bytes_at_a_time(tmp_path):

@@ -619,6 +619,26 @@ def tzsp_note(unread: dict) -> str:
             "interface, or capture on the host itself)")
 
 
+def protected_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` 802.11 data frames with the
+    Protected bit (WEP, WPA2/3: the body encrypted), which neither engine reads (the tshark engine
+    those tshark did not decrypt)."""
+    return (f"decode: {k} 802.11 data frame{'s were' if k != 1 else ' was'} encrypted "
+            f"(Protected) and could not be read: the packets {'they' if k != 1 else 'it'} "
+            "carried are missing from the flows (capture on the wired side, or decrypt "
+            "first: Wireshark's 802.11 decryption keys, then File > Export)")
+
+
+def macsec_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` MACsec (IEEE 802.1AE) frames
+    whose data is encrypted (SecTAG E or C bit), which neither engine reads (the tshark engine
+    those tshark did not decrypt)."""
+    return (f"decode: {k} MACsec frame{'s were' if k != 1 else ' was'} encrypted and "
+            f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
+            "missing from the flows (capture where the traffic is not encrypted: on "
+            "the host, or on the other side of the MACsec link)")
+
+
 def vj_note(k: int) -> str:
     """The warning line (without the capture's name) for ``k`` PPP frames of Van Jacobson
     compressed TCP (PPP protocol 0x002d / 0x002f, RFC 1144), which neither engine reads."""
@@ -773,17 +793,9 @@ class DecodeCounters:
                f"decode: {c} {'frame' if c == 1 else 'frames'} of unsupported link type {v} skipped (--engine "
                "tshark reads more link types)" for v, c in self.unsupported.items()]
         if self.protected:
-            k = self.protected
-            out.append(f"decode: {k} 802.11 data frame{'s were' if k != 1 else ' was'} encrypted "
-                       f"(Protected) and could not be read: the packets {'they' if k != 1 else 'it'} "
-                       "carried are missing from the flows (capture on the wired side, or decrypt "
-                       "first: Wireshark's 802.11 decryption keys, then File > Export)")
+            out.append(protected_note(self.protected))
         if self.macsec_encrypted:
-            k = self.macsec_encrypted
-            out.append(f"decode: {k} MACsec frame{'s were' if k != 1 else ' was'} encrypted and "
-                       f"could not be read: the packets {'they' if k != 1 else 'it'} carried are "
-                       "missing from the flows (capture where the traffic is not encrypted: on "
-                       "the host, or on the other side of the MACsec link)")
+            out.append(macsec_note(self.macsec_encrypted))
         other = (self.malformed - self.bad_v4_options - self.damaged_marked - self.fcs_mismatch
                  - self.too_deep)
         if self.damaged_marked or self.fcs_mismatch:

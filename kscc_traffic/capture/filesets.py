@@ -380,7 +380,9 @@ def _iter_stdin(chunk_bytes: int, name: str | None) -> Iterator[Frames]:
     st = first.stats
     if st.records == 0 and st.damage_offset is not None:
         # (as check_capture says of a file: nothing of it can be analysed)
-        why = st.warnings[0].split(": ", 1)[-1] if st.warnings else f"damage at offset {st.damage_offset}"
+        why = st.warnings[0] if st.warnings else f"damage at offset {st.damage_offset}"
+        if not why.startswith(STDIN_TEXT):        # (a cut names standard input, damage the capture)
+            why = why.split(": ", 1)[-1]
         raise CorruptCapture(f"{STDIN_TEXT}: no packet could be read: {why}")
     yield first
     yield from chunks

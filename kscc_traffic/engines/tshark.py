@@ -117,8 +117,9 @@ its first nibble is 0 (4 or 6 when the IP length does not fit; other nibbles, a 
 destination say, it shows as data); the builtin decoder looks at the ethertype instead
 (``_slowpath.SlowDecoder._pw_without_cw``), and for a first nibble of 4 or 6 also at an IP
 header that is shorter than the frame, or has a bad checksum (``_pw_not_ip``). Protected
-(encrypted) 802.11 data frames and encrypted MACsec frames are counted in a warning by the
-builtin engine only. IPv4 options that do not parse are malformed for both engines; the builtin
+(encrypted) 802.11 data frames and encrypted MACsec frames of the capture's link are counted in
+a warning, as by the builtin engine (:func:`_link_sealed`), unless tshark decrypted them (keys in
+the user's Wireshark profile): then they are read. IPv4 options that do not parse are malformed for both engines; the builtin
 decoder checks the generic option layout (``_slowpath.v4_options_ok``), Wireshark also each known
 option's own length rules (``ip.opt.len.invalid``), so an option of a valid layout but a length
 wrong for its kind is malformed with this engine only.
@@ -207,6 +208,8 @@ FIELDS: list[str] = [
     "erf.flags.rxe", "wlan.fcs.status", "eth.fcs.status",
     "tzsp.version", "tzsp.type", "tzsp.encap", "tzsp.option_tag", "tzsp.option_length",
     "ppp.protocol",
+    "wlan.fc.version", "wlan.fc.type", "wlan.fc.subtype", "wlan.fc.protected",
+    "macsec.TCI.V", "macsec.TCI.E", "macsec.TCI.C",
 ]
 #: fields by which the capture marks a frame damaged (radiotap's bad-FCS flag, PPI's FCS
 #: invalid, pcapng epb_flags CRC error, an ERF record's RX error); and those that give an FCS
@@ -227,6 +230,28 @@ def _ppp_sealed(f: Mapping) -> bool:
         return int(vals[-1], 0) in PPP_SEALED
     except ValueError:
         return False
+def _link_sealed(protos: Sequence[str], f: Mapping) -> str:
+    """``"wlan"``: the frame is an 802.11 data frame (version 0, a subtype that carries data)
+    with the Protected bit; ``"macsec"``: a MACsec frame (SecTAG version 0) with the E or C bit
+    (its data encrypted or changed); ``""``: neither. Only the frame's own link (no IP layer
+    before the ``wlan`` / ``macsec`` one: 802.11 in TZSP is counted there, :attr:`PacketBuilder.tzsp_unread`)
+    and only when tshark did not decrypt it (no IP layer at all), as the builtin decoder
+    counts them (``_slowpath.SlowDecoder._dot11``, ``_macsec``)."""
+    if "ip" in protos or "ipv6" in protos:
+        return ""
+    if "wlan" in protos:
+        if ("udp" not in protos[:protos.index("wlan")] and _at(f, "wlan.fc.version", 0) == "0"
+                and _at(f, "wlan.fc.type", 0) == "2" and not _int(_at(f, "wlan.fc.subtype", 0), 0) & 4
+                and _at(f, "wlan.fc.protected", 0) in ("1", "True")):
+            return "wlan"
+        return ""
+    if "macsec" in protos and "udp" not in protos[:protos.index("macsec")]:
+        if (_int(_at(f, "macsec.TCI.V", 0), 1) == 0
+                and any(_at(f, k, 0) in ("1", "True") for k in ("macsec.TCI.E", "macsec.TCI.C"))):
+            return "macsec"
+    return ""
+
+
 _WANTED = frozenset(FIELDS)
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "sctp": 132,
@@ -445,6 +470,10 @@ class PacketBuilder:
         self.vj_tcp = 0
         #: PPP frames compressed or encrypted (``ppp.protocol`` in PPP_SEALED: MPPE), not read
         self.ppp_sealed = 0
+        #: 802.11 data frames with the Protected bit that tshark did not decrypt, not read
+        self.protected = 0
+        #: MACsec frames whose data is encrypted (E or C bit) that tshark did not decrypt, not read
+        self.macsec_encrypted = 0
         #: TZSP packets to port 37008 of an encapsulation the builtin decoder does not read
         #: (802.11, PPP…): encapsulation -> count; the UDP datagram is the row, as there
         self.tzsp_unread: dict[int, int] = {}
@@ -542,6 +571,16 @@ class PacketBuilder:
             self.non_ip += 1
             self.ppp_sealed += 1
             return False
+        sealed = _link_sealed(protos, f)
+        if sealed:
+            # an encrypted 802.11 data frame (Protected bit) or MACsec frame (E or C bit) of the
+            # link, which tshark did not decrypt: not read, counted, as the builtin decoder does
+            self.non_ip += 1
+            if sealed == "wlan":
+                self.protected += 1
+            else:
+                self.macsec_encrypted += 1
+            return False
         if f.get("ip.opt.len.invalid") and not any(p in _ICMP for p in protos):
             # IPv4 options that do not parse (Wireshark: "Invalid length for option"; a damaged
             # header length reads the transport header as options): malformed, as the builtin
@@ -599,7 +638,7 @@ class PacketBuilder:
         st = stats or ReadStats()
         st.ip_packets = len(cols["frame"])
         st.non_ip += self.non_ip
-        st.sealed += self.vj_tcp + self.ppp_sealed
+        st.sealed += self.vj_tcp + self.ppp_sealed + self.protected + self.macsec_encrypted
         st.malformed += self.malformed
         st.cut_frames += self.cut.cut_frames
         st.empty_records += self.cut.empty_records
@@ -1954,6 +1993,12 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
                 f"{WIRELEN_CLAMP} (clamped to it)")
         if line not in stats.warnings:      # (already the built-in reader's, for a copy)
             stats.warn(line)
+    if b.protected:         # (the builtin decoder's lines, in its order)
+        from ..capture.decode import protected_note
+        stats.warn(f"{name}: {protected_note(b.protected)}")
+    if b.macsec_encrypted:
+        from ..capture.decode import macsec_note
+        stats.warn(f"{name}: {macsec_note(b.macsec_encrypted)}")
     if b.bad_v4_options:
         from ..capture.decode import bad_v4_options_note
         stats.warn(f"{name}: {bad_v4_options_note(b.bad_v4_options)}")
