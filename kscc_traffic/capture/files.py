@@ -1925,7 +1925,8 @@ def _record_stop(stats: ReadStats, st: _Stop, name: str, kind: str, total: int, 
         # (a pipe that ended mid-record: the capturing program stopped, or the connection broke)
         # (the line names it standard input alone: "stdin: standard input ended…" said it twice)
         what = st.what.replace("file cut", f"{STDIN_TEXT} ended", 1)
-        stats.warn(f"{what if what.startswith(STDIN_TEXT) else f'{name}: {what}'}; {lost} skipped" + (f" ({read}, all analysed)" if stats.records else ""))
+        line = what if what.startswith(STDIN_TEXT) else f"{name}: {what}"
+        stats.warn(f"{line}; {lost} skipped" + (f" ({read}, all analysed)" if stats.records else ""))
     elif st.cut:
         stats.warn(f"{name}: {st.what}; {lost} skipped")
     else:

@@ -230,6 +230,8 @@ def _ppp_sealed(f: Mapping) -> bool:
         return int(vals[-1], 0) in PPP_SEALED
     except ValueError:
         return False
+
+
 def _link_sealed(protos: Sequence[str], f: Mapping) -> str:
     """``"wlan"``: the frame is an 802.11 data frame (version 0, a subtype that carries data)
     with the Protected bit; ``"macsec"``: a MACsec frame (SecTAG version 0) with the E or C bit
