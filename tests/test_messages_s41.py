@@ -167,19 +167,7 @@ def test_standard_input_beside_another_capture():
     assert error_line(run("report", "-", CAP, "--html", "/dev/null", input=b"")) == want
 
 
-def test_closed_and_terminal_standard_input():
-    p = subprocess.run([sys.executable, "-c", "import os; os.close(0); from kscc_traffic.cli import main; "
-                        "main(['analyze', '-'])"], capture_output=True, cwd=ROOT, env=ENV, timeout=120)
-    assert error_line(p) == "Error: standard input: cannot read: it is closed"
-    import pty
-    master, slave = pty.openpty()
-    try:
-        p = run("analyze", "-", stdin=slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-    assert error_line(p) == ("Error: standard input is a terminal: pipe a capture in (tcpdump -w - … | "
-                             "kscc-traffic analyze -), or give a capture file")
+# (standard input closed or a terminal: tests/test_stdin_capture.py)
 
 
 def test_a_pipe_cut_mid_record_is_named_once():

@@ -129,7 +129,8 @@ def test_terminal_stdin_is_refused_not_waited_on():
     finally:
         os.close(master)
         os.close(slave)
-    assert _error_line(p).startswith("Error: standard input is a terminal: pipe a capture in")
+    assert _error_line(p) == ("Error: standard input is a terminal: pipe a capture in (tcpdump -w - … | "
+                              "kscc-traffic analyze -), or give a capture file")
 
 
 def test_what_needs_a_file_is_said_in_one_line():
