@@ -975,13 +975,6 @@ def report(
     if str(html) == "-":
         raise _fail("--html -: the HTML report is one file; give its name (e.g. --html report.html)")
     ruleset = _load_rules(rules)
-    try:
-        folder = html.absolute().parent.is_dir()
-    except OSError as e:                  # a name too long (ENAMETOOLONG)…
-        raise _fail(f"{path_text(html)}: cannot write the report ({e.strerror or e})")
-    if not folder:
-        raise _fail(f"{path_text(html)}: cannot write the report (no such directory: "
-                    f"{path_text(html.absolute().parent)})")
     _check_output(html, [*captures, rules], "--html")
     _extension_warning(html, "html", "--html")
     import pandas as pd

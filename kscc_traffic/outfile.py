@@ -20,7 +20,7 @@ import stat
 import tempfile
 from typing import IO, Optional
 
-__all__ = ["ReportFile", "write_all", "LARGE_WRITE"]
+__all__ = ["ReportFile", "write_all", "LARGE_WRITE", "kernel_file_system", "KERNEL_FILE_SYSTEMS"]
 
 #: texts at least this long are written by :func:`write_all` straight to the binary buffer
 LARGE_WRITE = 8192
@@ -52,7 +52,15 @@ class ReportFile:
         self.stream: Optional[IO[str]] = None
 
     def open(self, newline: Optional[str] = "") -> IO[str]:
-        """A text stream (UTF-8) to write the report to."""
+        """A text stream (UTF-8) to write the report to.
+
+        :raises OSError: for an existing file this process may not write, what opening it for
+            writing says (EACCES: ``0444``, or another user's; a shell's ``>`` refuses it too,
+            although the folder would let the new file be renamed over it; EROFS, EPERM: an
+            immutable file); the errors of making the file (see the class).
+        """
+        if self._mode is not None:
+            self._check_writable()
         if self.atomic:
             folder = os.path.dirname(self.path) or "."
             try:
@@ -62,6 +70,10 @@ class ReportFile:
             except OSError as e:
                 if self._mode is None or e.errno == errno.ENOENT:
                     raise _no_new_file(e, folder, self._mode is not None) from e
+                kind = kernel_file_system(folder)
+                if kind is not None:     # (root: /sys refuses new files, but its own take writes)
+                    raise OSError(e.errno, f"folder {_where(folder)} is on {kind}, a kernel file system: its "
+                                           "files are the kernel's settings, not reports") from e
                 # an existing file in a folder where no file can be made (a writable file in a
                 # read-only folder): written in place, as before
                 self.atomic = False
@@ -76,6 +88,17 @@ class ReportFile:
         else:
             self.stream = open(self.path, "w", encoding="utf-8", newline=newline)
         return self.stream
+
+    def _check_writable(self) -> None:
+        """Open the existing regular file for writing and close it again (not truncated: its
+        content stays), so that what would stop a shell's ``>`` stops the report before any work."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC))
+        except OSError as e:
+            if e.errno == errno.EACCES:
+                raise OSError(e.errno, f"no permission to write the file (its permissions: "
+                                       f"{self._mode:04o}); remove it or make it writable first") from e
+            raise OSError(e.errno, e.strerror) from e
 
     def commit(self) -> None:
         """The report is complete: flush, close, and (atomic) give the temporary file the
@@ -119,6 +142,35 @@ class ReportFile:
                 pass
 
 
+#: file system types (``/proc/self/mountinfo``) whose files are the kernel's settings or views
+KERNEL_FILE_SYSTEMS = frozenset(("sysfs", "proc", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+                                 "configfs", "bpf", "pstore", "efivarfs", "fusectl", "binfmt_misc", "selinuxfs"))
+
+
+def kernel_file_system(folder: str) -> Optional[str]:
+    """The type of the file system ``folder`` is on (e.g. ``"sysfs"``) when it is one of
+    :data:`KERNEL_FILE_SYSTEMS`, else None (also where Linux's ``/proc/self/mountinfo`` cannot be
+    read, or ``folder`` cannot be stat'ed). Read only on an error path: one file read."""
+    try:
+        dev = os.stat(folder).st_dev
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == want and " - " in line:
+            kind = line.split(" - ", 1)[1].split()[0]
+            return kind if kind in KERNEL_FILE_SYSTEMS else None
+    return None
+
+
+def _where(folder: str) -> str:
+    from .text import path_text
+    return path_text(folder)
+
+
 def _no_new_file(e: OSError, folder: str, replacing: bool) -> OSError:
     """The error of a temporary file that cannot be made in ``folder``, its ``strerror`` saying
     why in words (the caller puts it after ``PATH: cannot write:``) rather than the bare system
@@ -126,9 +178,7 @@ def _no_new_file(e: OSError, folder: str, replacing: bool) -> OSError:
     ENOENT ("No such file or directory") to the creation of any file, also beside an existing
     one (``-o /proc/version``). ``replacing``: the path names an existing regular file (which
     is replaced by the new file, so that is said too). Same errno as ``e``."""
-    from .text import path_text
-
-    where = path_text(folder)
+    where = _where(folder)
     if e.errno == errno.ENOENT and not os.path.isdir(folder):
         why = f"folder {where} does not exist"
     elif e.errno == errno.ENOENT:        # the folder is there: a file system that makes no files

@@ -3326,6 +3326,7 @@ class TableSummary:
         self.v6: dict[tuple[str, str], int] = {}  # (purpose, verdict) -> flows over IPv6
         self.reasons: dict[str, set] = {}
         self.un_reasons: dict[str, dict[str, int]] = {}  # purpose -> unexpected flows per reason
+        self.bl_reasons: dict[str, set] = {}     # purpose -> the reasons of its blocked flows
         self.flagged = pd.DataFrame()
         self.flagged_total = 0
         #: the verdicts whose flows ``flagged`` lists: blocked and unexpected, and those a
@@ -3377,6 +3378,8 @@ class TableSummary:
                 self.ok_partial[p] = self.ok_partial.get(p, 0) + int(n)
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
+                if v == "blocked":
+                    self.bl_reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "unexpected":
                     kinds = self.un_reasons.setdefault(p, {})
                     kinds[r.split(",")[0]] = kinds.get(r.split(",")[0], 0) + int(n)
@@ -3851,6 +3854,22 @@ def _status_texts(chk: pd.DataFrame) -> list[str]:
     return [status_text(x, y) for x, y in zip(chk["status"].tolist(), notes)]
 
 
+def _status_reasons(summary: TableSummary, rule: str, status: str, reasons: str) -> str:
+    """The head of a purpose's "What to change" entry: its ``status`` and ``reasons`` (the
+    checklist's cell: every reason of its flagged flows), the reasons only its unexpected flows
+    have said apart when the status is ``blocked`` (``blocked: no_answer, rejected; unexpected:
+    host_mismatch``), so that no unexpected flow's reason reads as a cause of the blocking."""
+    if not reasons:
+        return status
+    said = reasons.split(", ")
+    blocked = summary.bl_reasons.get(rule, set())
+    un = [x for x in said if x in summary.un_reasons.get(rule, {}) and x not in blocked]
+    if status != "blocked" or not un:
+        return f"{status}: {reasons}"
+    bl = [x for x in said if x not in un]
+    return f"blocked: {', '.join(bl)}; unexpected: {', '.join(un)}" if bl else f"blocked; unexpected: {', '.join(un)}"
+
+
 def print_summary(summary: TableSummary, rules: RuleSet, console: Console, capture_filter: str | None = None) -> None:
     """The default human report from a :class:`TableSummary`: flows per purpose, the readiness
     checklist, what to change, what to verify (the purposes seen one-way: what the capture does not
@@ -3936,7 +3955,7 @@ def print_summary(summary: TableSummary, rules: RuleSet, console: Console, captu
         console.print(Text("What to change:", style="bold"))
     for r in todo.itertuples(index=False):
         # (not the status note: the advice begins with what it says)
-        print_entry(console, escape_terminal(f"{r.rule} ({r.status}{': ' + r.reasons if r.reasons else ''}): {r.fix}"))
+        print_entry(console, escape_terminal(f"{r.rule} ({_status_reasons(summary, r.rule, r.status, r.reasons)}): {r.fix}"))
     if dns_blocked:
         why, fix = _dns_advice(summary)
         print_entry(console, escape_terminal(f"dns (blocked: {', '.join(why)}): {fix}"))

@@ -25,7 +25,7 @@ from ..capture.frames import Frames
 from ..capture.packets import Packets
 from ..errors import EngineError
 from ..rules import RuleSet, bpf_filter
-from ..text import name_text
+from ..text import name_text, path_text
 from .pcapng_writer import PcapngWriter
 from .session import LiveSession, Timeouts
 from .sources import Batch, default_interface, open_source
@@ -130,7 +130,7 @@ def run_live(opts: LiveOptions, view: Optional[LiveView] = None) -> LiveResult:
     if opts.write is not None:
         parent = Path(opts.write).absolute().parent
         if not parent.is_dir():
-            raise EngineError(f"{opts.write}: cannot write the capture (no such directory: {parent})")
+            raise EngineError(f"{path_text(opts.write)}: folder {path_text(parent)} does not exist")
     source = open_source(opts.engine, iface, bpf)
     stop = threading.Event()
     reason = ["source"]
