@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
                     arrays_of, frame_of, isin_texts, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, _syn_rows, initial_streams
+from .streams import MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -378,6 +378,15 @@ def _member(values: np.ndarray, of: np.ndarray, size: int) -> np.ndarray:
     return table[values]
 
 
+def _in_sorted(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(values, of)`` (bool array like ``values``) for ``of`` sorted ascending (ints of
+    any range, one dtype with ``values``): by binary search, without sorting ``values``."""
+    if not len(of):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(of, values), len(of) - 1)
+    return of[at] == values
+
+
 def _tcp_rows_of(ft: FlowTable, flows: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
     """Rows (int array, in capture order) of the TCP packets of ``ft`` in the flows ``flows``
     (flow numbers), and where ``also`` (bool per packet) when given."""
@@ -434,7 +443,7 @@ def _went_on(ft: FlowTable, flows: np.ndarray, server_skip: np.ndarray | None = 
     if not len(rows):
         return none if parts else out
     grp = pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
-    o = np.lexsort((rows, grp))                      # by (flow, direction), capture order
+    o = stable_order(grp)                            # by (flow, direction), capture order
     rows, grp = rows[o], grp[o]
     first = np.r_[True, grp[1:] != grp[:-1]]
     k = np.arange(len(rows))
@@ -1356,7 +1365,8 @@ def _start_off(ft: FlowTable, key: np.ndarray,
     first = key * _SEQ_SPACE + (first_seq.astype(np.int64) & _SEQ_MASK)
     size = 2 * len(ft.flows)
     has_syn = _member(key, sgrp, size)
-    off = has_syn & ~np.isin(first, anchor)
+    anchor = np.sort(anchor)
+    off = has_syn & ~_in_sorted(first, anchor)
     if not off.any():
         return lost, later, lost
     # (the groups' data segments that start at a SYN's sequence number + 1)
@@ -1364,7 +1374,7 @@ def _start_off(ft: FlowTable, key: np.ndarray,
     g = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
     sel = _member(g, key[off], size)
     at = g[sel] * _SEQ_SPACE + (_data_seq(c, rows[sel]) & _SEQ_MASK)
-    starts = g[sel][np.isin(at, anchor)]
+    starts = g[sel][_in_sorted(at, anchor)]
     there = _member(key, starts, size)
     return off & ~there, off & there, _start_acked(ft, key, srows, sgrp)
 
@@ -1441,42 +1451,48 @@ def _first_bytes_text(ft: FlowTable, flows: np.ndarray, client: bool = False) ->
     # (each flow's first MAX_SEGMENTS data segments in capture order, then in time order: a
     # chunked or live analysis keeps them with their bytes, and one more, which says the quote
     # ends there)
-    segs: dict[int, list[int]] = {}
-    extra: set[int] = set()
-    for r in rows[np.argsort(ft.pkt_flow[rows], kind="stable")].tolist():
-        got = segs.setdefault(int(ft.pkt_flow[r]), [])
-        if len(got) < MAX_SEGMENTS:
-            got.append(r)
-        else:
-            extra.add(int(ft.pkt_flow[r]))
-    for fl, got in segs.items():
-        got.sort(key=lambda r: (int(c["ts_ns"][r]), r))
+    pf = ft.pkt_flow
+    rows = rows[stable_order(pf[rows])]             # (by flow, capture order)
+    fl = pf[rows]
+    head = np.r_[True, fl[1:] != fl[:-1]] if len(rows) else np.zeros(0, bool)
+    k = np.arange(len(rows))
+    rank = k - np.maximum.accumulate(np.where(head, k, 0))
+    extra = set(fl[rank == MAX_SEGMENTS].tolist())
+    rows, fl = rows[rank < MAX_SEGMENTS], fl[rank < MAX_SEGMENTS]
+    by_time = np.lexsort((rows, c["ts_ns"][rows], fl))
+    rows, fl = rows[by_time], fl[by_time]
+    # (flow -> the range of its segments in these rows, and their columns as lists)
+    lo = np.flatnonzero(np.r_[True, fl[1:] != fl[:-1]]) if len(rows) else np.zeros(0, np.int64)
+    segs = dict(zip(fl[lo].tolist(), zip(lo.tolist(), np.r_[lo[1:], len(rows)].astype(np.int64).tolist())))
+    seq_l = (c["seq"][rows].astype(np.int64) & 0xFFFFFFFF).tolist()
+    cap_l, plen_l = c["pl_cap"][rows].tolist(), c["payload_len"][rows].tolist()
+    off_l = c["pl_off"][rows].tolist()
     synack = np.nonzero(mine & ((c["tcp_flags"] & (SYN | ACK)) == (SYN if client else SYN | ACK)))[0]
     start = {int(ft.pkt_flow[r]): (int(c["seq"][r]) + 1) & 0xFFFFFFFF for r in synack[want[ft.pkt_flow[synack]]].tolist()}
     buf = ft.packets.buf
     texts, binary = [], []
     for f in flows.tolist():
-        mine_rows = segs.get(int(f), [])
+        a, b = segs.get(int(f), (0, 0))
         expect = start.get(int(f))
-        if not mine_rows or expect != int(c["seq"][mine_rows[0]]) & 0xFFFFFFFF:
+        if a == b or expect != seq_l[a]:
             texts.append("")
             binary.append("")
             continue
         raw, more = b"", False
-        for r in mine_rows:
-            seq, cap, plen = int(c["seq"][r]) & 0xFFFFFFFF, int(c["pl_cap"][r]), int(c["payload_len"][r])
+        for j in range(a, b):
+            seq, cap, plen = seq_l[j], cap_l[j], plen_l[j]
             if seq != expect:
                 if (seq - expect) & 0xFFFFFFFF < 0x80000000:
                     more = True     # (a gap: bytes not captured follow)
                     break
                 continue            # (a retransmission of bytes already read)
-            o = int(c["pl_off"][r])
+            o = off_l[j]
             raw += bytes(buf[o:o + min(cap, HEAD_BYTES - len(raw) + 1)])
             expect = (expect + max(plen, cap)) & 0xFFFFFFFF
             if len(raw) > HEAD_BYTES or cap < plen:
                 more = True
                 break
-        more = more or len(raw) > HEAD_BYTES or mine_rows[-1] != r or int(f) in extra
+        more = more or len(raw) > HEAD_BYTES or j != b - 1 or int(f) in extra
         raw = raw[:HEAD_BYTES]
         head = _text_head(raw)
         if head is None:
@@ -1587,9 +1603,13 @@ def _first_data_uncaptured(ft: FlowTable, nflows: int) -> np.ndarray:
         return out      # (every data segment has bytes: the usual capture)
     rows = np.flatnonzero(data)
     key = ft.pkt_flow[rows] * 2 + (~ft.pkt_from_orig[rows]).astype(np.int64)
-    order = np.lexsort((c["ts_ns"][rows], key))
-    rows, key = rows[order], key[order]
-    first = rows[np.r_[True, key[1:] != key[:-1]]]
+    ts = c["ts_ns"][rows]
+    if bool((ts[1:] >= ts[:-1]).all()):
+        first = rows[first_rows(key, np.arange(len(key)))[1]]   # (in time order: each key's first, its earliest)
+    else:
+        order = np.lexsort((ts, key))
+        rows, key = rows[order], key[order]
+        first = rows[np.r_[True, key[1:] != key[:-1]]]
     blind = (c["pl_cap"][first] <= 0) | (c["pl_off"][first] < 0)
     out[ft.pkt_flow[first[blind]]] = True
     return out
@@ -1834,6 +1854,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
 
     proto = flows["proto"].to_numpy()
     dns_flow = dns_flows(flows)
+    # (read once: the flows' protocol and partial flag do not change below)
+    tcp = proto == "tcp"
+    partial = flows["partial"].to_numpy(dtype=bool)
 
     # DNS datagrams (UDP): each distinct message parsed once, the rest on whole columns;
     # DNS over TCP from the reassembled streams (_deep_look)
@@ -1844,13 +1867,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     _mcast_groups(ft, cols["mcast_groups"])
 
     # headers only: a direction's first data not captured at all was not inspected
-    blind = _first_data_uncaptured(ft, n) & (proto == "tcp")
+    blind = _first_data_uncaptured(ft, n) & tcp
     cols["payload_cut"][blind] = True
     # a cheap look at each direction's first data segment decides which flows need a deep look
     maybe_c, maybe_s, seen_c, seen_s, cols["first_bytes_cut"], start_lost = _first_segment_hints(ft, n)
     cols["client_proto"][seen_c & ~maybe_c & (start_lost[0] == 0)] = "other"
     cols["server_proto"][seen_s & ~maybe_s & (start_lost[1] == 0)] = "other"
-    deep = maybe_c | maybe_s | (dns_flow & (proto == "tcp"))
+    deep = maybe_c | maybe_s | (dns_flow & tcp)
     # a slice of flows at a time: their streams (up to 2 x MAX_BYTES each) are in memory together
     deep_idx = np.nonzero(deep)[0]
     for k in range(0, len(deep_idx), STREAM_SLICE):
@@ -1876,16 +1899,16 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["start_lost"][lost_by[1]] = "resp"
     cols["start_lost"][lost_by[0] & lost_by[1]] = "both"
     # a ClientHello spread over several TCP segments, its handshake not completed
-    split = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls")
-                           & ~cols["tls_established"].astype(bool) & ~flows["partial"].to_numpy(dtype=bool))
+    split = np.flatnonzero(tcp & (cols["client_proto"] == "tls")
+                           & ~cols["tls_established"].astype(bool) & ~partial)
     if len(split):
         cols["hello_split"][split] = _hello_split(ft, split)
-    odd = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
+    odd = np.flatnonzero(tcp & (cols["client_proto"] == "tls") & (cols["server_proto"] == "other"))
     if len(odd):
         cols["server_head"][odd], cols["server_binary"][odd] = _first_bytes_text(ft, odd)
     # the client's cleartext (HTTP, or other bytes) where a TLS purpose would have a ClientHello:
     # quoted by classify (not a plain HTTP request, which names its Host; not DNS over TCP)
-    clear = np.flatnonzero((proto == "tcp") & isin_texts(cols["client_proto"], ("http", "other")) & ~dns_flow
+    clear = np.flatnonzero(tcp & isin_texts(cols["client_proto"], ("http", "other")) & ~dns_flow
                            & (cols["proxy_target"] == ""))
     if len(clear):
         cols["client_head"][clear], cols["client_binary"][clear] = _first_bytes_text(ft, clear, client=True)
@@ -1893,19 +1916,19 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # whose inspected bytes are whole
     # (a FIN+RST packet's letter I/i is both: flows.history_plain)
     hist = flows["history"].to_numpy(dtype=object)
-    wait = np.flatnonzero((proto == "tcp") & isin_texts(service, ("ssl", "http,ssl"))
+    wait = np.flatnonzero(tcp & isin_texts(service, ("ssl", "http,ssl"))
                           & (cols["tls_wait_after"] != "") & ~cols["tls_established"].astype(bool)
                           & ~cols["payload_cut"].astype(bool))
     wait = wait[~_history_has(hist[wait], "FfRr")]
     cols["tls_wait_from_s"][wait] = _tls_waits(ft, wait)
     # the same on a closed connection: the server's silence up to the first FIN or RST (a
     # ClientHello never answered, a next flight never answered, then one side gave up)
-    shut = np.flatnonzero((proto == "tcp") & (isin_texts(service, ("ssl", "http,ssl"))
+    shut = np.flatnonzero(tcp & (isin_texts(service, ("ssl", "http,ssl"))
                                               | ((cols["client_proto"] == "tls") & (cols["client_binary"] != "")))
                           & ~cols["tls_established"].astype(bool) & ~cols["payload_cut"].astype(bool))
     # (and a ClientHello the capture cut or lost before it could be read, the server silent: who
     # closed and when is in its packets, by sequence numbers, as for one read whole)
-    blind = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
+    blind = np.flatnonzero(tcp & cols["payload_cut"].astype(bool)
                            & isin_texts(cols["client_proto"], ("", "tls")) & isin_texts(cols["server_proto"], ("", "tls"))
                            & (flows["resp_bytes"].to_numpy() == 0) & (flows["orig_bytes"].to_numpy() > 0)
                            & (cols["proxy_target"] == ""))
@@ -1917,7 +1940,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols["tls_wait_after"][(cols["tls_wait_from_s"] < 0) & (cols["tls_close_wait_s"] < 0)] = ""
     # a TCP flow whose payload was cut, not seen established, not a CONNECT tunnel (judged with
     # the proxy's answer skipped: _tunnel_columns): what its packets show of a handshake
-    cand = np.flatnonzero((proto == "tcp") & cols["payload_cut"].astype(bool)
+    cand = np.flatnonzero(tcp & cols["payload_cut"].astype(bool)
                           & ~cols["tls_established"].astype(bool) & (cols["proxy_target"] == ""))
     if len(cand):
         nxt, srv, c2, cols["blind_window"][cand] = _went_on(ft, cand, parts=True)
@@ -1954,9 +1977,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # health check's close is the client's first. Also when the client closed first, the server
     # closing too, and the client had sent nothing after its flight (no close_notify of its
     # own: a client that reads a fatal alert sends none; who closes first is a race there)
-    cand = np.flatnonzero((proto == "tcp") & cols["tls_established"].astype(bool)
+    cand = np.flatnonzero(tcp & cols["tls_established"].astype(bool)
                           & (cols["tls_version"] == "TLS 1.3") & ~cols["payload_cut"].astype(bool)
-                          & (cols["proxy_target"] == "") & ~flows["partial"].to_numpy(dtype=bool))
+                          & (cols["proxy_target"] == "") & ~partial)
     if len(cand):
         who, when = _first_close(ft, cand)
         hist = flows["history"].to_numpy(dtype=object)[cand]
@@ -1974,7 +1997,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         cols["tls13_refused"][cand[refused]] = srv[refused]
     # a responder that never opened its receive window (a tarpit): by the SYN-ACK and the last
     # packets (no data either way by the byte counts, the originator's packets after its ACK)
-    cand = np.flatnonzero((proto == "tcp") & ~flows["partial"].to_numpy(dtype=bool)
+    cand = np.flatnonzero(tcp & ~partial
                           & (flows["orig_pkts"].to_numpy() >= 3) & (flows["resp_pkts"].to_numpy() > 0)
                           & (flows["resp_bytes"].to_numpy() == 0))
     if len(cand):
@@ -1985,15 +2008,15 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     hist_all = flows["history"].to_numpy(dtype=object)
     # SYN-ACKs the originator did not take though they reached its host (Zeek's S1, history Sh:
     # the originator's SYN sent again, its answers never acknowledged)
-    cand = np.flatnonzero((proto == "tcp") & (flows["conn_state"].to_numpy(dtype=object) == "S1")
-                          & ~flows["partial"].to_numpy(dtype=bool) & (flows["orig_pkts"].to_numpy() >= 2)
+    cand = np.flatnonzero(tcp & (flows["conn_state"].to_numpy(dtype=object) == "S1")
+                          & ~partial & (flows["orig_pkts"].to_numpy() >= 2)
                           & (flows["resp_pkts"].to_numpy() > 0))
     cand = cand[np.fromiter((history_plain(str(h)).lstrip("^") == "Sh" for h in hist_all[cand].tolist()),
                             bool, len(cand))]
     if len(cand):
         cols["synack_not_taken"][cand] = _synack_not_taken(ft, cand)
     opened = isin_texts(flows["conn_state"].to_numpy(dtype=object), ("S1", "SF", "S2", "S3", "REJ"))
-    cand = np.flatnonzero((proto == "tcp") & ~opened & ~flows["partial"].to_numpy(dtype=bool)
+    cand = np.flatnonzero(tcp & ~opened & ~partial
                           & (flows["resp_pkts"].to_numpy() > 0))
     # (the history read only for those: a SYN first, no data either way)
     cand = cand[np.fromiter((str(h).startswith("S") and "D" not in str(h) and "d" not in str(h)
@@ -2011,7 +2034,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
                 flows[k] = col
     # a direction's last bytes sent again and never acknowledged (the responder's: a capture on
     # the server's side of a filter dropping the answers)
-    again = resent(ft) & (proto == "tcp")[:, None]
+    again = resent(ft) & tcp[:, None]
     stall = np.flatnonzero(again[:, 0])
     if len(stall):
         cols["stall_from_s"][stall] = _stalled(ft, stall)
@@ -2025,12 +2048,12 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # MAX_SEGMENTS data segments, all of which are kept)
     if ft.seq_bytes is not None:
         uneven = (ft.seq_bytes >= 0) & (ft.byte_sums != ft.seq_bytes)
-        cand = np.flatnonzero((proto == "tcp") & uneven.any(axis=1) & ~flows["partial"].to_numpy(dtype=bool)
+        cand = np.flatnonzero(tcp & uneven.any(axis=1) & ~partial
                               & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0))
         if len(cand):
             cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
     # two different ClientHellos for the same bytes (a DPI-evasion decoy): _hello_copies
-    hello = np.flatnonzero((proto == "tcp") & (cols["client_proto"] == "tls") & (cols["sni"] != ""))
+    hello = np.flatnonzero(tcp & (cols["client_proto"] == "tls") & (cols["sni"] != ""))
     if len(hello):
         cols["hello_copies"][hello] = _hello_copies(ft, hello)
     return _with_columns(flows, service, cols), answers
@@ -2900,7 +2923,7 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
     isq = m.valid[kid] & ~m.is_resp[kid] & m.has_q[kid]
     isr = m.valid[kid] & m.is_resp[kid]
     f = flow[at]
-    pick = np.flatnonzero((isq | isr) & np.isin(f, f[isq]))
+    pick = np.flatnonzero((isq | isr) & _member(f, f[isq], int(f.max()) + 1))
     if not len(pick) or not isr[pick].any():
         return out, texts
     at, kid, isq, isr, f = at[pick], kid[pick], isq[pick], isr[pick], f[pick]
@@ -2909,7 +2932,9 @@ def stray_responses(p, rows: np.ndarray, flow: np.ndarray,
     tx = b[o2].astype(np.int64) << 8 | b[o2 + 1].astype(np.int64)
     # each message's question (lower-case name, type) as a number, -1 without
     # (numbered by (lower-case name, type): only which are equal counts)
-    low, _ = pd.factorize(pd.Series(m.qname, dtype=object).str.lower())
+    # (the distinct names lower-cased, not every message's: answers repeat their query's name)
+    code, names = pd.factorize(np.asarray(m.qname, dtype=object))
+    low = np.where(code >= 0, pd.factorize(pd.Series(names, dtype=object).str.lower())[0][code], -1)
     qc_k, types = pd.factorize(low.astype(np.int64) * 65537 + (m.qtype + 1))
     qc_k = np.where(m.has_q, qc_k, -1).astype(np.int64)
     ncodes = len(types)

@@ -14,8 +14,9 @@
   batches with carried packets, late answers and cutoffs (and, where the former store kept the
   first of an answer repeated within a batch, the new one keeps the last, as the whole list does);
 - ``inspect._kinds`` (HTTP status lines found on whole arrays) == ``inspect._kind`` stream by
-  stream; ``streams.stable_order`` == a stable argsort; ``inspect._first_segment_hints`` without
-  a sort when the packets are in time order == the lexsort it replaced.
+  stream; ``streams.stable_order`` == a stable argsort; ``inspect._in_sorted`` == ``np.isin``;
+  ``inspect._first_segment_hints`` without a sort when the packets are in time order == the
+  lexsort it replaced.
 """
 from __future__ import annotations
 
@@ -574,6 +575,17 @@ def test_stable_order_is_a_stable_argsort(keys):
     got = stable_order(key)
     assert got.dtype == np.int64
     assert got.tolist() == np.argsort(key, kind="stable").tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-2**62, 2**62), max_size=60), st.lists(st.integers(-2**62, 2**62), max_size=60),
+       st.lists(st.integers(0, 9), max_size=60), st.lists(st.integers(0, 9), max_size=60))
+def test_in_sorted_is_isin(values, of, small_values, small_of):
+    for v, o in ((values, of), (small_values, small_of), (values + of, of)):
+        v, o = np.array(v, np.int64), np.array(o, np.int64)
+        got = insp._in_sorted(v, np.sort(o))
+        assert got.dtype == bool
+        assert got.tolist() == np.isin(v, o).tolist()
 
 
 def _hints_reference(ft, nflows):
