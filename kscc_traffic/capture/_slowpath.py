@@ -599,8 +599,11 @@ class SlowDecoder:
             if end - pos < 4:
                 return MALFORMED
             return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)
-        if lt == 100:                                   # ATM_RFC1483: LLC/SNAP, then the packet
+        if lt in (100, 11):                             # ATM_RFC1483: LLC/SNAP, then the packet
+            # (11: the BSD DLT_ATM_RFC1483 number, kept in older files; Wireshark reads it so too)
             return self._llc(d, pos, end, 0, ctx, 0)
+        if lt == 219:                                   # MPLS: a label stack, then the packet
+            return self._ethertype(0x8847, d, pos, end, 0, ctx, 0)
         if lt in _OTHER_LINKS:
             return self._other_link(lt, d, pos, end, ctx)
         return self._link_headers(lt, d, pos, end, ctx)

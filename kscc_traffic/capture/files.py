@@ -835,8 +835,10 @@ class _PcapngParser:
 
     @property
     def malformed(self) -> int:
-        """Packet blocks skipped so far (undefined interface, bad captured length)."""
-        return self.notes.get("unknown_iface", 0) + self.notes.get("malformed_block", 0)
+        """Packet blocks skipped so far (undefined interface, a Simple Packet Block with no
+        interface 0, bad captured length)."""
+        return (self.notes.get("unknown_iface", 0) + self.notes.get("spb_no_iface", 0)
+                + self.notes.get("malformed_block", 0))
 
     def _set_order(self, order: str) -> None:
         self.order = order
@@ -1159,7 +1161,9 @@ class _PcapngParser:
                 else:
                     eapp(pos)
             elif btype == _SPB:
-                if sec_n == 0 or not ifaces[sec_base].valid:
+                if sec_n == 0:                  # (an SPB names no interface: it is interface 0's)
+                    self._note("spb_no_iface", base + pos)
+                elif not ifaces[sec_base].valid:
                     self._note("unknown_iface", base + pos)
                 elif blen < 16:
                     self._note("malformed_block", base + pos)
@@ -1398,6 +1402,11 @@ class _PcapngParser:
             out.append(f"{_plural(n['unknown_iface'], 'packet block')} "
                        f"{'names' if n['unknown_iface'] == 1 else 'name'} an interface not defined in "
                        f"{'its' if n['unknown_iface'] == 1 else 'their'} section (first at offset {f['unknown_iface']}); skipped")
+        if n.get("spb_no_iface"):
+            k = n["spb_no_iface"]
+            out.append(f"{_plural(k, 'Simple Packet Block')} before any Interface Description Block of "
+                       f"{'its' if k == 1 else 'their'} section (first at offset {f['spb_no_iface']}): a Simple "
+                       "Packet Block is interface 0's, which gives its link type, and there was none; skipped")
         if n.get("malformed_block"):
             out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
@@ -1477,16 +1486,26 @@ def no_timestamp_note(count: int, records: int, what: str = "packets in Simple P
     """The warning line (without the file name) for ``count`` of ``records`` packets that carry
     no timestamp (pcapng Simple Packet Blocks, §4.4): each is timed 1 ns after the last packet
     with a time (after 0, 1970-01-01, when none came before), so they keep their file order.
-    The tshark engine gives the same line (``what``: how the packets are named)."""
+    The tshark engine gives the same line (``what``: how the packets are named, plural; one
+    packet is said in the singular)."""
+    one = count == 1
+    if one:
+        what = _SINGULAR.get(what, what)
+    said = f"{count:,} {what} {'carries' if one else 'carry'} no timestamp"
     if count == records:
-        return (f"{count:,} {what} carry no timestamp (every packet of the capture): each is "
-                "timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, so they "
-                "keep their file order; flow times and durations are not real, the time rules (3 s "
+        return (f"{said} (every packet of the capture): {'it is' if one else 'each is'} "
+                "timed 1 ns after the packet before it, from 1970-01-01 00:00:00 UTC, so "
+                f"{'it keeps its' if one else 'they keep their'} file order; flow times and durations are not real, the time rules (3 s "
                 "without an answer, idle timeouts, the 5 s close delay) cannot apply, and no flow ends "
                 "by time, so a large capture's flows are all held in memory")
-    return (f"{count:,} {what} carry no timestamp: each is timed 1 ns after the packet before "
-            "it, so they keep their file order; the times and durations of their flows are "
-            "approximate (from 1970-01-01 00:00:00 UTC when no packet before them has a time)")
+    return (f"{said}: {'it is' if one else 'each is'} timed 1 ns after the packet before "
+            f"it, so {'it keeps its' if one else 'they keep their'} file order; the times and durations of "
+            f"{'its flow are' if one else 'their flows are'} approximate (from 1970-01-01 00:00:00 UTC when no "
+            f"packet before {'it' if one else 'them'} has a time)")
+
+
+#: :func:`no_timestamp_note`'s names of the packets, for one packet
+_SINGULAR = {"packets in Simple Packet Blocks": "packet in a Simple Packet Block", "frames": "frame"}
 
 
 # ---------------------------------------------------------------------------------------------
