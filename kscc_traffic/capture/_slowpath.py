@@ -186,8 +186,8 @@ PKTAP_MIN_HEADER = 108
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
 LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
-#: IEEE 1394, IP over FC, Frame Relay)
-_OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107))
+#: IEEE 1394, IP over FC, Frame Relay, DOCSIS)
+_OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143))
 #: Token Ring's broadcast address (all stations, functional form)
 _TR_BCAST = b"\xc0\x00\xff\xff\xff\xff"
 #: NFLOG attribute carrying the packet (NFULA_PAYLOAD)
@@ -335,6 +335,18 @@ def v4_options_ok(d: Any, p: int, end: int) -> bool:
             return False
         p += ln
     return True
+
+
+def docsis_hcs(header: bytes) -> int:
+    """The header check sequence of a DOCSIS MAC header (``header``: its bytes before the HCS):
+    CRC-16 X.25 (CCITT polynomial, reflected, initial and final 0xFFFF), as it is stored, read
+    little-endian (DOCSIS RFI 1.1 §6.2.1.4; Wireshark's packet-docsis.c checks it so)."""
+    crc = 0xFFFF
+    for c in header:
+        crc ^= c
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
 
 
 def _wlan_header_length(d: Any, pos: int, end: int) -> int:
@@ -612,7 +624,8 @@ class SlowDecoder:
         """Link types older or rarer than Ethernet whose header is read as Wireshark's
         dissector reads it, down to the LLC/SNAP header, ethertype or PPP frame that carries
         the packet: ERF (197, Endace DAG), PPPoE sessions (51), FDDI (10), Token Ring (6),
-        Sun ATM (123), IP over IEEE 1394 (138), IP over Fibre Channel (122), Frame Relay (107)."""
+        Sun ATM (123), IP over IEEE 1394 (138), IP over Fibre Channel (122), Frame Relay (107),
+        DOCSIS (143)."""
         if lt == 197:
             return self._erf(d, pos, end, ctx)
         if lt == 51:                                    # PPP_ETHER: a PPPoE header, then PPP
@@ -656,7 +669,28 @@ class SlowDecoder:
             if end - pos < 16:
                 return MALFORMED
             return self._llc(d, pos + 16, end, 0, ctx, 0)
+        if lt == 143:
+            return self._docsis(d, pos, end, ctx)
         return self._frelay(d, pos, end, ctx)           # 107
+
+    def _docsis(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """A DOCSIS MAC frame (LINKTYPE_DOCSIS, a cable modem's or CMTS's capture): FC (type in
+        its two high bits, EHDR_ON its low bit), MAC_PARM (the extended header's length when
+        EHDR_ON), LEN (2), the extended header, HCS (2); a packet PDU (FC type 0) carries an
+        Ethernet frame (its CRC after the IP packet, as a trailer), anything else (MAC management,
+        requests, concatenations) is not IP. A header whose HCS does not match is damaged: not
+        read, as Wireshark reads nothing after it."""
+        if end - pos < 6:
+            return MALFORMED
+        fc = d[pos]
+        hlen = 6 + (d[pos + 1] if fc & 1 else 0)
+        if end - pos < hlen:
+            return MALFORMED
+        if docsis_hcs(bytes(d[pos:pos + hlen - 2])) != _le16(d, pos + hlen - 2)[0]:
+            return MALFORMED
+        if fc >> 6 != 0:
+            return NONIP
+        return self._ether(d, pos + hlen, end, 0, ctx, 0)
 
     def _erf(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         """An ERF record (Endace; pcap/pcapng LINKTYPE_ERF): its 16-byte header (timestamp,
