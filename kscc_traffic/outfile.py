@@ -93,7 +93,8 @@ class ReportFile:
         """Open the existing regular file for writing and close it again (not truncated: its
         content stays), so that what would stop a shell's ``>`` stops the report before any work."""
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC))
+            # (O_NOCTTY, O_CLOEXEC: POSIX only)
+            os.close(os.open(self.path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)))
         except OSError as e:
             if e.errno == errno.EACCES:
                 raise OSError(e.errno, f"no permission to write the file (its permissions: "
