@@ -20,6 +20,8 @@ import stat
 import tempfile
 from typing import IO, Optional
 
+from .text import path_text
+
 __all__ = ["ReportFile", "write_all", "LARGE_WRITE", "kernel_file_system", "KERNEL_FILE_SYSTEMS"]
 
 #: texts at least this long are written by :func:`write_all` straight to the binary buffer
@@ -72,7 +74,7 @@ class ReportFile:
                     raise _no_new_file(e, folder, self._mode is not None) from e
                 kind = kernel_file_system(folder)
                 if kind is not None:     # (root: /sys refuses new files, but its own take writes)
-                    raise OSError(e.errno, f"folder {_where(folder)} is on {kind}, a kernel file system: its "
+                    raise OSError(e.errno, f"folder {path_text(folder)} is on {kind}, a kernel file system: its "
                                            "files are the kernel's settings, not reports") from e
                 # an existing file in a folder where no file can be made (a writable file in a
                 # read-only folder): written in place, as before
@@ -167,11 +169,6 @@ def kernel_file_system(folder: str) -> Optional[str]:
     return None
 
 
-def _where(folder: str) -> str:
-    from .text import path_text
-    return path_text(folder)
-
-
 def _no_new_file(e: OSError, folder: str, replacing: bool) -> OSError:
     """The error of a temporary file that cannot be made in ``folder``, its ``strerror`` saying
     why in words (the caller puts it after ``PATH: cannot write:``) rather than the bare system
@@ -179,7 +176,7 @@ def _no_new_file(e: OSError, folder: str, replacing: bool) -> OSError:
     ENOENT ("No such file or directory") to the creation of any file, also beside an existing
     one (``-o /proc/version``). ``replacing``: the path names an existing regular file (which
     is replaced by the new file, so that is said too). Same errno as ``e``."""
-    where = _where(folder)
+    where = path_text(folder)
     if e.errno == errno.ENOENT and not os.path.isdir(folder):
         why = f"folder {where} does not exist"
     elif e.errno == errno.ENOENT:        # the folder is there: a file system that makes no files

@@ -2,12 +2,14 @@
 
 ``pcap_bytes([(ts_seconds, packet_or_bytes), …], linktype=1)`` returns a classic pcap
 (little-endian, microseconds). Timestamps are given in seconds (float or int) and converted to
-exact microseconds. ``tcp_session`` builds the packets of a whole TCP connection.
+exact microseconds. ``tcp_session`` builds the packets of a whole TCP connection,
+``syn_attempts`` a connection attempt unanswered or refused, ``dns_answer`` a resolver's answer.
 """
 from __future__ import annotations
 
 import struct
 
+from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -72,3 +74,20 @@ def tcp_session(client, server, t0=1000.0, isn_c=1000, isn_s=5000, c_data=b"", s
 def udp(src, dst, data=b"x", t=1000.0, src_mac=CLIENT_MAC, dst_mac=SERVER_MAC):
     (sh, sp), (dh, dp) = src, dst
     return (t, eth(ip_of(sh, dh) / UDP(sport=sp, dport=dp) / data, src=src_mac, dst=dst_mac))
+
+
+def syn_attempts(client_port, server, port, t, reset=False, client="192.0.2.10"):
+    """(ts, frame) of a SYN from ``client`` to ``server``:``port`` sent 3 times without an
+    answer (at ``t``, ``t`` + 1 s, ``t`` + 3 s), or answered by a reset (``reset``)."""
+    syn = eth(IP(src=client, dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7))
+    if reset:
+        rst = IP(src=server, dst=client) / TCP(sport=port, dport=client_port, flags="RA", seq=0, ack=8)
+        return [(t, syn), (t + 0.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
+    return [(t + k, syn) for k in (0, 1, 3)]
+
+
+def dns_answer(name, address, t, port=41000, client="192.0.2.10", resolver="192.0.2.53"):
+    """(ts, frame) of the resolver's answer ``name`` -> ``address`` (A, TTL 60) to the client's
+    ``port`` (also the transaction ID)."""
+    ans = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
+    return udp((resolver, 53), (client, port), bytes(ans), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 from scapy.all import ICMP, IP, TCP
-from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet6 import IPv6
 
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.report import icmp_reason_text, render_table
 from conftest import ROOT
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, tcp_session, udp
+from pcapbuild import CLIENT_MAC, SERVER_MAC, dns_answer as _dns, eth, syn_attempts as _syns, tcp_session
 from checklistcheck import checklists as _rows, finding as _finding, write as _write
 
 RULES = load_rules()
@@ -21,21 +20,6 @@ def _syn_icmp(client_port, server, port, sender, code, t, client="192.0.2.10"):
     syn = IP(src=client, dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7)
     err = IP(src=sender, dst=client) / ICMP(type=3, code=code) / bytes(syn)[:28]
     return [(t, eth(syn)), (t + 0.01, eth(err, src=SERVER_MAC, dst=CLIENT_MAC))]
-
-
-def _syns(client_port, server, port, t, reset=False):
-    """A SYN to ``server``:``port`` sent 3 times without an answer, or answered by a reset."""
-    syn = eth(IP(src="192.0.2.10", dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7))
-    if reset:
-        rst = IP(src=server, dst="192.0.2.10") / TCP(sport=port, dport=client_port, flags="RA", seq=0, ack=8)
-        return [(t, syn), (t + 0.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
-    return [(t + k, syn) for k in (0, 1, 3)]
-
-
-def _dns(name, address, t, port=41000):
-    """The resolver's answer ``name`` -> ``address`` to the client."""
-    ans = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
-    return udp(("192.0.2.53", 53), ("192.0.2.10", port), bytes(ans), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
 
 
 # --- 1: a port unreachable carrying a cloud server's own address: the detail says forged ----------

@@ -6,28 +6,12 @@ from __future__ import annotations
 
 import re
 
-from scapy.all import IP, TCP
-from scapy.layers.dns import DNS, DNSQR, DNSRR
-
 from kscc_traffic import analyze, load_rules, readiness
 from kscc_traffic.report import render_table
 from checklistcheck import write
-from pcapbuild import CLIENT_MAC, SERVER_MAC, eth, udp
+from pcapbuild import dns_answer as _dns, syn_attempts as _syns
 
 RULES = load_rules()
-
-
-def _dns(name, address, t, port):
-    ans = DNS(id=port, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=60, rdata=address))
-    return udp(("192.0.2.53", 53), ("192.0.2.10", port), bytes(ans), t=t, src_mac=SERVER_MAC, dst_mac=CLIENT_MAC)
-
-
-def _syns(client_port, server, port, t, reset=False):
-    syn = eth(IP(src="192.0.2.10", dst=server) / TCP(sport=client_port, dport=port, flags="S", seq=7))
-    if reset:
-        rst = IP(src=server, dst="192.0.2.10") / TCP(sport=port, dport=client_port, flags="RA", seq=0, ack=8)
-        return [(t, syn), (t + 0.01, eth(rst, src=SERVER_MAC, dst=CLIENT_MAC))]
-    return [(t + k, syn) for k in (0, 1, 3)]
 
 
 def _entry(flows, rule: str) -> str:
