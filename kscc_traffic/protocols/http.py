@@ -39,6 +39,9 @@ METHODS = (
 
 _LIMIT = 64 * 1024
 _MAX_HEADERS = 256
+#: the first bytes a request line can start with (each method's first letter): any other stream
+#: (TLS, most of a capture's) is told apart without copying its first 64 KiB for the patterns
+_METHOD_FIRST = frozenset(m[:1].encode() for m in METHODS)
 _REQ_LINE = re.compile(
     rb"(" + b"|".join(m.encode() for m in METHODS) + rb") ([\x21-\x7e\x80-\xff]{1,16384}) "
     rb"(HTTP/1\.[01])\r?\n")
@@ -140,6 +143,8 @@ def _target_authority(target: str) -> str | None:
 
 def looks_like_http_request(data: bytes | bytearray | memoryview) -> bool:
     """True when ``data`` starts with a complete HTTP/1.x request line."""
+    if bytes(data[:1]) not in _METHOD_FIRST:
+        return False
     try:
         buf = bytes(data[:_LIMIT])
         return _REQ_LINE.match(buf) is not None or _CONNECT_LINE.match(buf) is not None
@@ -150,6 +155,8 @@ def looks_like_http_request(data: bytes | bytearray | memoryview) -> bool:
 def parse_request(data: bytes | bytearray | memoryview) -> HttpRequest | None:
     """Parse the request head at the start of a client stream; None if it does not start with a
     request line. Header lines may be cut by the end of the data (the cut line is ignored)."""
+    if bytes(data[:1]) not in _METHOD_FIRST:
+        return None
     try:
         return _parse_request(bytes(data[:_LIMIT]))
     except Exception:  # pragma: no cover - defensive
