@@ -248,7 +248,9 @@ def _answers_for(flow_addr_keys: list, flow_clients: np.ndarray, t: np.ndarray, 
     # the same client's latest answer for the address, else any client's
     pair = np.where(flow_client >= 0, flow_addr[wanted] * len(client_id) + flow_client, -1)
     answer = _latest_before(pair, tw, ans_addr * len(client_id) + ans_client, ts, frame)
-    answer = np.where(answer >= 0, answer, _latest_before(flow_addr[wanted], tw, ans_addr, ts, frame))
+    miss = np.flatnonzero(answer < 0)
+    if len(miss):   # (each flow's answer is its own: only the missed ones looked up again)
+        answer[miss] = _latest_before(flow_addr[wanted][miss], tw[miss], ans_addr, ts, frame)
     result[wanted] = answer
     return result
 
