@@ -186,8 +186,15 @@ PKTAP_MIN_HEADER = 108
 #: link types a PKTAP or PPI header may announce for the frame after it (those read here)
 LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 204, 228, 229, 276))
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
-#: IEEE 1394, IP over FC, Frame Relay, DOCSIS)
-_OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143))
+#: IEEE 1394, IP over FC, Frame Relay, DOCSIS, Juniper Ethernet)
+_OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143, 178))
+#: the magic number of a Juniper header ("MGC"), and its flags: extensions follow, no link header
+_JUNIPER_MAGIC = b"MGC"
+_JUNIPER_EXT, _JUNIPER_NO_L2 = 0x80, 0x02
+#: the payload of a Juniper frame without link header, by its protocol number (little-endian,
+#: packet-juniper.h): IP (2, 3: MPLS->IPv4; 6, 7: IPv6, MPLS->IPv6; the version nibble decides,
+#: as under the raw link types), an MPLS label stack (4, 5, 8), Ethernet (204)
+_JUNIPER_IP, _JUNIPER_MPLS, _JUNIPER_ETHER = frozenset((2, 3, 6, 7)), frozenset((4, 5, 8)), 204
 #: Token Ring's broadcast address (all stations, functional form)
 _TR_BCAST = b"\xc0\x00\xff\xff\xff\xff"
 #: NFLOG attribute carrying the packet (NFULA_PAYLOAD)
@@ -625,7 +632,7 @@ class SlowDecoder:
         dissector reads it, down to the LLC/SNAP header, ethertype or PPP frame that carries
         the packet: ERF (197, Endace DAG), PPPoE sessions (51), FDDI (10), Token Ring (6),
         Sun ATM (123), IP over IEEE 1394 (138), IP over Fibre Channel (122), Frame Relay (107),
-        DOCSIS (143)."""
+        DOCSIS (143), Juniper Ethernet (178)."""
         if lt == 197:
             return self._erf(d, pos, end, ctx)
         if lt == 51:                                    # PPP_ETHER: a PPPoE header, then PPP
@@ -671,7 +678,44 @@ class SlowDecoder:
             return self._llc(d, pos + 16, end, 0, ctx, 0)
         if lt == 143:
             return self._docsis(d, pos, end, ctx)
+        if lt == 178:
+            return self._juniper_ether(d, pos, end, ctx)
         return self._frelay(d, pos, end, ctx)           # 107
+
+    def _juniper_ether(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """A frame of LINKTYPE_JUNIPER_ETHER (a Juniper router's or SRX firewall's capture,
+        ``monitor traffic … write-file``), read as Wireshark's packet-juniper.c reads it: the
+        magic ``MGC``, a flags byte (bit 0 the direction, 0x80 extensions follow, 0x02 no link
+        header), with extensions their total length (2, big-endian) and the TLVs; then the
+        Ethernet frame, or without link header a protocol number (4, little-endian) and the
+        packet (:data:`_JUNIPER_IP`, :data:`_JUNIPER_MPLS`, 204 Ethernet; 0xA248: 4 more bytes,
+        then IPv4, as recent Wireshark reads it; any other protocol is not IP). A frame without
+        the magic is Ethernet from its first byte (older JUNOS releases wrote none: Wireshark
+        reads them so)."""
+        if end - pos < 4 or bytes(d[pos:pos + 3]) != _JUNIPER_MAGIC:
+            return self._ether(d, pos, end, 0, ctx, 0)
+        flags = d[pos + 3]
+        hlen = 4
+        if flags & _JUNIPER_EXT:
+            if end - pos < 6:
+                return MALFORMED
+            hlen = 6 + _u16(d, pos + 4)[0]
+        if not flags & _JUNIPER_NO_L2:
+            if end - pos < hlen:
+                return MALFORMED
+            return self._ether(d, pos + hlen, end, 0, ctx, 0)
+        if end - pos < hlen + 4:
+            return MALFORMED
+        proto, p = _le32(d, pos + hlen)[0], pos + hlen + 4
+        if proto == 0xA248:
+            proto, p = 2, p + 4
+        if proto in _JUNIPER_IP:
+            return self._ip(d, p, end, 0, ctx, 0, 0)
+        if proto in _JUNIPER_MPLS:
+            return self._ethertype(0x8847, d, p, end, 0, ctx, 0)
+        if proto == _JUNIPER_ETHER:
+            return self._ether(d, p, end, 0, ctx, 0)
+        return NONIP
 
     def _docsis(self, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         """A DOCSIS MAC frame (LINKTYPE_DOCSIS, a cable modem's or CMTS's capture): FC (type in
