@@ -591,17 +591,19 @@ class _AuthRounds:
         held (:meth:`release` lets them go); the requests the proxies passed on among them are
         remembered. ``clock``: the capture's clock (ns), for forgetting old ones (None: kept)."""
         if "proxy_target" in flows.columns and len(flows):
-            via = ((flows["proxy_target"].to_numpy(dtype=object) != "")
-                   & (flows["proto"].to_numpy(dtype=object) == "tcp"))
-            sub = flows[via]
-            for oh, rh, rp, tg, st, ts, uid in zip(*(sub[c].tolist() for c in (
-                    "orig_h", "resp_h", "resp_p", "proxy_target", "http_status", "ts_ns", "uid"))):
+            # (the columns read at once, ~1 µs each: flows.arrays_of; the rows through a proxy
+            # then by position, no frame taken: most batches have none)
+            names = ("orig_h", "resp_h", "resp_p", "proxy_target", "http_status", "ts_ns", "uid")
+            cols = arrays_of(flows, (*names, "proto"))
+            at = np.flatnonzero((np.asarray(cols["proxy_target"], object) != "")
+                                & (np.asarray(cols["proto"], object) == "tcp"))
+            for oh, rh, rp, tg, st, ts, uid in zip(*(cols[c][at].tolist() for c in names)):
                 if _proxy_passed_on(str(tg), str(st or "")):
                     got = self.passes.setdefault((oh, rh, int(rp), tg), [])
                     got.append((int(ts), str(uid)))
                     del got[:-AUTH_PASSES_KEPT]
             ask = np.zeros(len(flows), bool)
-            ask[np.flatnonzero(via)] = (sub["http_status"].to_numpy(dtype=object) == "407")
+            ask[at] = np.asarray(cols["http_status"][at], object) == "407"
             if ask.any():
                 self.held.append(flows[ask])
                 flows = flows[~ask]
