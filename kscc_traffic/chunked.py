@@ -1071,12 +1071,12 @@ class _OtherSource:
         end = c["ts_ns"].astype(np.int64, copy=False) + (dur * 1e9).astype(np.int64) + int(OTHER_SOURCE_S * 1e9)
         return one, who, end
 
-    def _waiting(self, rows: pd.DataFrame, pending: list) -> np.ndarray:
+    def _waiting(self, rows: pd.DataFrame, pending: list, ways: Optional[tuple] = None) -> np.ndarray:
         """Per row of ``rows`` (held or leaving candidates), bool: a flow of ``pending`` (frames,
         or ``(frame, bool mask)``: the flows still open, and rows other holders keep back) may
-        be its partner."""
+        be its partner. ``ways``: :meth:`_one_way` of ``rows`` when found already."""
         out = np.zeros(len(rows), bool)
-        one, who, end = self._one_way(rows)
+        one, who, end = ways if ways is not None else self._one_way(rows)
         clients = {who[i][0] for i in np.flatnonzero(one).tolist()}
         if not clients:
             return out
@@ -1114,8 +1114,9 @@ class _OtherSource:
         same client whose window (its first packet to its last plus
         :data:`~kscc_traffic.classify.OTHER_SOURCE_S`) overlaps its own, chained: rows that may
         pair leave together."""
-        stuck = self._waiting(rows, pending)
-        one, who, end = self._one_way(rows)
+        ways = self._one_way(rows)      # (once: _waiting reads it too)
+        stuck = self._waiting(rows, pending, ways)
+        one, who, end = ways
         ts = rows["ts_ns"].to_numpy(np.int64) if len(rows) else np.zeros(0, np.int64)
         groups: dict[tuple, list[int]] = {}
         for i in np.flatnonzero(one).tolist():
