@@ -681,13 +681,16 @@ class _NoAddress:
         are remembered."""
         if not len(flows) or "query" not in flows.columns or "dns_answers" not in flows.columns:
             return flows
-        query = flows["query"].to_numpy(dtype=object)
+        # (the columns read at once, ~1 µs each: flows.arrays_of)
+        cols = arrays_of(flows, ("query", "dns_answers", "dns_rcode",
+                                 *(c for c in ("proto", "dns_asked") if c in flows.columns)))
+        query = np.asarray(cols["query"], object)
         asked = np.flatnonzero(query != "")
         if not len(asked):
             return flows
-        answers = flows["dns_answers"].to_numpy(dtype=object)[asked]
-        rcode = flows["dns_rcode"].to_numpy(dtype=object)[asked]
-        tcp = (flows["proto"].to_numpy(dtype=object)[asked] == "tcp") if "proto" in flows.columns \
+        answers = np.asarray(cols["dns_answers"], object)[asked]
+        rcode = np.asarray(cols["dns_rcode"], object)[asked]
+        tcp = (np.asarray(cols["proto"], object)[asked] == "tcp") if "proto" in cols \
             else np.zeros(len(asked), bool)
         for q in set(query[asked][tcp & (rcode != "")].tolist()):
             name = str(q).lower().rstrip(".")
@@ -706,14 +709,15 @@ class _NoAddress:
         at = asked[empty & (rcode == "NOERROR")]
         if len(at):
             keep[at] = [self._need(str(q).lower().rstrip(".")) for q in query[at].tolist()]
-        if "dns_asked" in flows.columns:
+        if "dns_asked" in cols:
             # (a truncated UDP answer holding some address: its note, no retry over TCP answered,
-            # waits for the whole capture too: classify._note_truncated_partial)
-            bits = flows["dns_asked"].to_numpy(dtype=object)[asked]
-            cut = asked[~empty & ~tcp & (rcode == "NOERROR")
-                        & np.array([truncated_answer(b) for b in bits.tolist()], bool)]
+            # waits for the whole capture too: classify._note_truncated_partial; the TC bit looked
+            # at only on the UDP rows answered NOERROR with some answer)
+            cut = asked[~empty & ~tcp & (rcode == "NOERROR")]
+            bits = np.asarray(cols["dns_asked"], object)[cut]
+            cut = cut[np.array([truncated_answer(b) for b in bits.tolist()], bool)] if len(cut) else cut
             if len(cut):
-                got = flows["dns_answers"].to_numpy(dtype=object)[cut].tolist()
+                got = np.asarray(cols["dns_answers"], object)[cut].tolist()
                 keep[cut] = [isinstance(a, str) and usable_address(a) and self._need(str(q).lower().rstrip("."))
                              for q, a in zip(query[cut].tolist(), got)]
         if keep.any():
