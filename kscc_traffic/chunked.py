@@ -1634,12 +1634,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     if fin.any() or rst.any():
         nf = int(f.max()) + 1
         never = np.iinfo(np.int64).max
-        # (each flow's first: rows are in (flow, time) order and of a repeated index the last
-        # value assigned is kept, so the rows written in reverse; np.minimum.at is ~10 times slower)
         t_rst = np.full(nf, never, np.int64)
-        t_rst[f[rst][::-1]] = ts[rst][::-1]
+        np.minimum.at(t_rst, f[rst], ts[rst])
         t_fin = np.full((nf, 2), never, np.int64)
-        t_fin[f[fin][::-1], d[fin][::-1]] = ts[fin][::-1]
+        np.minimum.at(t_fin, (f[fin], d[fin]), ts[fin])
         close_t = np.minimum(t_rst, t_fin.max(axis=1))
         after = np.nonzero(ts > close_t[f])[0]
         if len(after):
@@ -1655,12 +1653,10 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     # (and likewise every packet at each direction's last timestamp: a copy is compared with the
     # packet before it in its direction, which the other side's answer may have followed)
     nf = int(f.max()) + 1
-    # (each flow's and direction's last timestamp: rows are in (flow, time) order and of a
-    # repeated index the last value assigned is kept; np.maximum.at is ~10 times slower)
     last_t = np.full(nf, np.iinfo(np.int64).min, np.int64)
-    last_t[f[~err]] = ts[~err]
+    np.maximum.at(last_t, f[~err], ts[~err])
     last_td = np.full(2 * nf, np.iinfo(np.int64).min, np.int64)
-    last_td[fd[~err]] = ts[~err]
+    np.maximum.at(last_td, fd[~err], ts[~err])
     whole |= ~err & ((ts == last_t[f]) | (ts == last_td[fd]))
     keep |= whole
     # and the duplicates dropped at their flow and direction's last timestamp when later than
@@ -1692,7 +1688,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
             np.maximum.at(top, fd, v)
             keep |= first_of(fd, (v >= 0) & (v == top[fd]))
         first_t = np.full(len(top), np.iinfo(np.int64).max, np.int64)
-        first_t[fd[::-1]] = ts[::-1]    # (each direction's first: rows in (flow, time) order, written in reverse)
+        np.minimum.at(first_t, fd, ts)
         keep |= tcp & (ts == first_t[fd])
         # each direction's first acknowledgement: where the other direction starts when none of
         # its packets was captured (seq_extents; inspect's acked_unseen)
@@ -1711,7 +1707,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         np.maximum.at(top_end, fd, s_end)
         reach = np.full(len(top_end), n, np.int64)
         at = (s_end >= 0) & (s_end == top_end[fd])
-        reach[fd[at][::-1]] = idx[at][::-1]     # (each direction's first such row)
+        np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
         # and after the other's first data segment reaching its furthest data byte (the
         # same where it sent no FIN after it; inspect._mtu_holes, a sender that gave up)
@@ -1721,7 +1717,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
         np.maximum.at(top_end, fd, d_end)
         reach.fill(n)
         at = (d_end >= 0) & (d_end == top_end[fd])
-        reach[fd[at][::-1]] = idx[at][::-1]     # (each direction's first such row)
+        np.minimum.at(reach, fd[at], idx[at])
         keep |= first_of(fd, tcp & (idx > reach[fd ^ 1]))
         keep |= first_of(fd, at)        # (that segment itself: inspect._stalled, a FIN may reach further)
     syn = ev[:, 0]
