@@ -338,11 +338,15 @@ def arrays_of(frame: pd.DataFrame, names=None) -> dict:
                 vals = blk.values
                 if not isinstance(vals, np.ndarray) or vals.ndim != 2:
                     continue
+                # (as to_numpy's view of a frame's column: read-only; one view of the block made
+                # so, its rows views of it: a flag set per block, not per column)
+                view = None
                 for j, loc in enumerate(blk.mgr_locs.as_array.tolist()):
                     if label_at[loc] in wanted:
-                        a = vals[j]
-                        a.flags.writeable = False       # (as to_numpy's view of a frame's column)
-                        got[label_at[loc]] = a
+                        if view is None:
+                            view = vals.view()
+                            view.flags.writeable = False
+                        got[label_at[loc]] = view[j]
         except (AttributeError, TypeError, IndexError):
             got = {}
     return {k: got[k] if k in got else frame[k].to_numpy() for k in names}

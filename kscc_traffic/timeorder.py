@@ -56,12 +56,18 @@ def _merged_columns(tables: list[pd.DataFrame]) -> pd.DataFrame | None:
     sizes = [len(t) for t in tables]
     out = {}
     for c in labels:
+        # (one dtype among the tables that have the column, each array 1-D numpy; looked at in
+        # one loop: a batch's ~90 columns are merged every batch)
         have = [a.get(c) for a in got]
-        kinds = {(x.dtype if isinstance(x, np.ndarray) and x.ndim == 1 else None) for x in have if x is not None}
-        if len(kinds) != 1:
-            return None
-        dtype = kinds.pop()
-        if dtype is None or dtype.kind not in "biufO" or (any(x is None for x in have) and dtype.kind not in "fO"):
+        dtype, lacking = None, False
+        for x in have:
+            if x is None:
+                lacking = True
+            elif not isinstance(x, np.ndarray) or x.ndim != 1 or (dtype is not None and x.dtype != dtype):
+                return None
+            else:
+                dtype = x.dtype
+        if dtype.kind not in "biufO" or (lacking and dtype.kind not in "fO"):
             return None
         out[c] = (dtype, have)
     ts = out["ts_ns"][1]
@@ -75,11 +81,12 @@ def _merged_columns(tables: list[pd.DataFrame]) -> pd.DataFrame | None:
     dest[order] = np.arange(total, dtype=np.intp)
     bounds = np.cumsum([0, *sizes]).tolist()
     places = [dest[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    fill = [(i, at) for i, at in enumerate(places) if len(at)]    # (the tables with rows)
     merged = {}
     for c, (dtype, have) in out.items():
         col = np.empty(total, dtype)
-        for x, at in zip(have, places):
-            if len(at):
-                col[at] = np.nan if x is None else x
+        for i, at in fill:
+            x = have[i]
+            col[at] = np.nan if x is None else x
         merged[c] = col
     return frame_of(merged)
