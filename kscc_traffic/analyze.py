@@ -37,6 +37,15 @@ COLUMNS: Columns = Columns({
 })
 #: the text columns of :data:`COLUMNS`, in order
 _TEXT_NAMES = [k for k, (dtype, _, _) in COLUMNS.items() if dtype == "object"]
+#: their positions in :data:`COLUMNS`, and per other dtype ``(dtype, names, positions)``: the
+#: blocks of :func:`_schema`'s frame
+_TEXT_AT = np.array([i for i, (dtype, _, _) in enumerate(COLUMNS.values()) if dtype == "object"], np.intp)
+_NUMBER_BLOCKS = [(np.dtype(d), [k for k, (dtype, _, _) in COLUMNS.items() if dtype == d],
+                   np.array([i for i, (dtype, _, _) in enumerate(COLUMNS.values()) if dtype == d], np.intp))
+                  for d in dict.fromkeys(dtype for dtype, _, _ in COLUMNS.values() if dtype != "object")]
+#: pandas' constructor of a frame from its blocks (pandas.api.internals, public since pandas 3.0):
+#: None where it is gone, then :func:`_schema` builds the frame through the public constructors
+_FROM_BLOCKS = getattr(getattr(getattr(pd, "api", None), "internals", None), "create_dataframe_from_blocks", None)
 
 WELL_KNOWN_LIMIT = 1024
 
@@ -463,6 +472,17 @@ def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
         text[i] = "" if col is None else col if isinstance(col, np.ndarray) else col.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(text.reshape(-1), skipna=False) not in ("string", "empty"):
         text[pd.isna(text)] = ""
+    if _FROM_BLOCKS is not None:
+        # (one block per dtype, each filled row by row, and the text block as it is: the frame
+        # the constructors below give, without their per-column work)
+        blocks = [(text, _TEXT_AT)]
+        for dtype, names, at in _NUMBER_BLOCKS:
+            block = np.zeros((len(names), n), dtype)
+            for i, k in enumerate(names):
+                if k in got:
+                    block[i] = (got[k] if isinstance(got[k], np.ndarray) else got[k].to_numpy()).astype(dtype, copy=False)
+            blocks.append((block, at))
+        return _FROM_BLOCKS(blocks, index=pd.RangeIndex(n), columns=pd.Index(list(COLUMNS)))
     numbers = {k: ((got[k] if isinstance(got[k], np.ndarray) else got[k].to_numpy()).astype(dtype, copy=False)
                    if k in got else np.zeros(n, dtype))
                for k, (dtype, _, _) in COLUMNS.items() if dtype != "object"}
