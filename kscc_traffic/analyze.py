@@ -19,7 +19,7 @@ from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
-from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
 from .flows import FLOW_COLUMNS, VLAN_STACK, arrays_of, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
@@ -332,12 +332,16 @@ def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
     classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
     it in a worker process: :mod:`kscc_traffic.finishing`). ``judged``: the analysis's
     :class:`~kscc_traffic.classify.JudgementCache` (its earlier batches' judgements), if any."""
+    if flows.columns.is_unique:
+        # (the classes straight into the output's blocks, not added to the batch's table first)
+        flows, res = classified(flows.reset_index(drop=True), rules, capture_end_ns, judged)
+        extra = {k: res[:, j] for j, k in enumerate(CLASS_COLUMNS)}
+        extra["capture"] = repeated(name, len(flows))
+        return _schema(flows, extra)
     flows = classify(flows.reset_index(drop=True), rules, capture_end_ns) if judged is None else \
         classify(flows.reset_index(drop=True), rules, capture_end_ns, judged=judged)
-    if not flows.columns.is_unique:
-        flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-        return _schema(flows)
-    return _schema(flows, {"capture": repeated(name, len(flows))})
+    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
+    return _schema(flows)
 
 
 def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
