@@ -393,8 +393,9 @@ def _note_truncated_partial(flows: pd.DataFrame, res: np.ndarray) -> None:
     answered; nothing to say."""
     if "query" not in flows.columns or "proto" not in flows.columns or not len(res):
         return
-    query = flows["query"].to_numpy(dtype=object)
-    proto = flows["proto"].to_numpy(dtype=object)
+    got = _columns(flows, ("query", "proto"))
+    query = np.asarray(got["query"], dtype=object)
+    proto = np.asarray(got["proto"], dtype=object)
     at = [i for i in np.flatnonzero((res[:, 1] == "ok") & (proto == "udp")).tolist()
           if str(res[i, 3]).startswith(DNS_TRUNCATED_UDP) and res[i, 3] == truncated_partial_detail(str(query[i]))]
     if not at:
@@ -2436,6 +2437,14 @@ def _proxy_passed_on(target: str, status: str) -> bool:
     return status[:1] == "2" or (target.startswith(_ABSOLUTE) and status[:1] == "3")
 
 
+def _columns(flows: pd.DataFrame, names) -> dict:
+    """``{name: flows[name].to_numpy()}`` for each of ``names`` the table has, read at once
+    (:func:`~kscc_traffic.flows.arrays_of`: ~15 µs for a dozen columns, where ``flows[name]``
+    costs ~15-35 µs each); ``np.asarray(a, dtype)`` of one is its ``to_numpy(dtype)``."""
+    have = flows.columns
+    return arrays_of(flows, [c for c in dict.fromkeys(names) if c in have])
+
+
 def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
     """Per flow (object array of ``str``): the uid of the connection on which a proxy's 407 was
     answered by a retry the proxy accepted, '' where none. A TCP flow whose ``http_status`` is
@@ -2452,19 +2461,20 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
     need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "proxy_target", "http_status")
     if not n or any(c not in flows.columns for c in need):
         return out
-    target = flows["proxy_target"].to_numpy(dtype=object)
-    proto = flows["proto"].to_numpy(dtype=object)
+    got = _columns(flows, (*need, "capture", PROXY_RETRY))
+    target = np.asarray(got["proxy_target"], dtype=object)
+    proto = np.asarray(got["proto"], dtype=object)
     via = np.flatnonzero((target != "") & (proto == "tcp") & pd.notna(target))
     if not len(via):
         return out
-    status = [str(x or "") for x in flows["http_status"].to_numpy(dtype=object)[via].tolist()]
+    status = [str(x or "") for x in np.asarray(got["http_status"], dtype=object)[via].tolist()]
     asked = [i for i, c in zip(via.tolist(), status) if c == "407"]
     if not asked:
         return out
-    cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(n, "", object)
-    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
-    rp, ts = flows["resp_p"].to_numpy(), flows["ts_ns"].to_numpy(np.int64)
-    dur, uid = flows["duration"].to_numpy(dtype=float), flows["uid"].to_numpy(dtype=object)
+    cap = np.asarray(got["capture"], dtype=object) if "capture" in got else np.full(n, "", object)
+    oh, rh = np.asarray(got["orig_h"], dtype=object), np.asarray(got["resp_h"], dtype=object)
+    rp, ts = got["resp_p"], np.asarray(got["ts_ns"], dtype=np.int64)
+    dur, uid = np.asarray(got["duration"], dtype=float), np.asarray(got["uid"], dtype=object)
 
     def key(i: int) -> tuple:
         return (cap[i], oh[i], rh[i], int(rp[i]), target[i])
@@ -2478,8 +2488,8 @@ def proxy_auth_retries(flows: pd.DataFrame) -> np.ndarray:
         later = [j for j in passed.get(key(i), ()) if int(ts[i]) < int(ts[j]) <= end]
         if later:
             out[i] = str(uid[min(later, key=lambda j: (int(ts[j]), str(uid[j])))])
-    if PROXY_RETRY in flows.columns:
-        given = flows[PROXY_RETRY].to_numpy(dtype=object)
+    if PROXY_RETRY in got:
+        given = np.asarray(got[PROXY_RETRY], dtype=object)
         for i in asked:
             if not out[i] and isinstance(given[i], str) and given[i]:
                 out[i] = given[i]
@@ -2561,23 +2571,24 @@ def stale_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     if not n or any(c not in flows.columns for c in need):
         return out
     detail = res[:, 3]
-    proto = flows["proto"].to_numpy(dtype=object)
+    got = _columns(flows, (*need, STALE_RETRY, "capture", "syn_answer"))
+    proto = np.asarray(got["proto"], dtype=object)
     tcp = proto == "tcp"
     # (the few blocked or unexpected TCP rows looked at one by one, not every row of a batch)
     stale = [i for i in np.flatnonzero(tcp & ((res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist()
              if _stale_reset(res[i])]
     if not stale:
         return out
-    given = flows[STALE_RETRY].to_numpy(dtype=object) if STALE_RETRY in flows.columns else None
-    cols = {c: flows[c].to_numpy(dtype=object) for c in ("orig_h", "resp_h", "conn_state", "history", "uid")}
-    op, rp = flows["orig_p"].to_numpy(), flows["resp_p"].to_numpy()
-    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    given = np.asarray(got[STALE_RETRY], dtype=object) if STALE_RETRY in got else None
+    cols = {c: np.asarray(got[c], dtype=object) for c in ("orig_h", "resp_h", "conn_state", "history", "uid")}
+    op, rp = got["orig_p"], got["resp_p"]
+    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
     stack = vlan_key(flows)
-    extra = [flows[c].to_numpy(dtype=object) for c in ("capture",) if c in flows.columns] + \
+    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
         ([stack] if stack is not None else [])
     # (-1 where not known: a row of a table concatenated with one that had no such column)
     isn = flows["syn_isn"].fillna(-1).to_numpy(np.int64) if "syn_isn" in flows.columns else None
-    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
 
     def key(i: int) -> tuple:
         return (cols["orig_h"][i], int(op[i]), cols["resp_h"][i], int(rp[i]), *(str(e[i]) for e in extra))
@@ -2694,22 +2705,23 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     need = ("proto", "uid", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history")
     if not n or any(c not in flows.columns for c in need):
         return out
-    state = flows["conn_state"].to_numpy(dtype=object)
-    tcp = flows["proto"].to_numpy(dtype=object) == "tcp"
+    got = _columns(flows, (*need, REFUSED_RETRY, "capture", "syn_answer"))
+    state = np.asarray(got["conn_state"], dtype=object)
+    tcp = np.asarray(got["proto"], dtype=object) == "tcp"
     # (the few REJ rows judged blocked or unexpected looked at one by one)
     refused = [i for i in np.flatnonzero(tcp & (state == "REJ") & (
         (res[:, 1] == "blocked") | (res[:, 1] == "unexpected"))).tolist() if _refused_attempt(res[i])]
     if not refused:
         return out
-    given = flows[REFUSED_RETRY].to_numpy(dtype=object) if REFUSED_RETRY in flows.columns else None
-    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
-    rp = flows["resp_p"].to_numpy()
-    history, uid = flows["history"].to_numpy(dtype=object), flows["uid"].to_numpy(dtype=object)
-    ts, dur = flows["ts_ns"].to_numpy(np.int64), flows["duration"].to_numpy(dtype=float)
+    given = np.asarray(got[REFUSED_RETRY], dtype=object) if REFUSED_RETRY in got else None
+    oh, rh = np.asarray(got["orig_h"], dtype=object), np.asarray(got["resp_h"], dtype=object)
+    rp = got["resp_p"]
+    history, uid = np.asarray(got["history"], dtype=object), np.asarray(got["uid"], dtype=object)
+    ts, dur = np.asarray(got["ts_ns"], dtype=np.int64), np.asarray(got["duration"], dtype=float)
     stack = vlan_key(flows)
-    extra = [flows[c].to_numpy(dtype=object) for c in ("capture",) if c in flows.columns] + \
+    extra = [np.asarray(got[c], dtype=object) for c in ("capture",) if c in got] + \
         ([stack] if stack is not None else [])
-    answer = flows["syn_answer"].to_numpy(dtype=object) if "syn_answer" in flows.columns else None
+    answer = np.asarray(got["syn_answer"], dtype=object) if "syn_answer" in got else None
 
     def key(i: int) -> tuple:
         return (oh[i], rh[i], int(rp[i]), *(str(e[i]) for e in extra))
@@ -3846,16 +3858,18 @@ def other_source_answers(flows: pd.DataFrame, queries: np.ndarray) -> dict[int, 
     at = np.flatnonzero(queries)
     if not len(at) or DNS_KEYS not in flows.columns:
         return {}
-    keys = flows[DNS_KEYS].to_numpy(dtype=object)
-    proto = flows["proto"].to_numpy(dtype=object)
+    got = _columns(flows, (DNS_KEYS, "proto", "orig_h", "resp_h", "orig_p", "resp_p", "orig_pkts", "resp_pkts",
+                           "ts_ns", "duration"))
+    keys = np.asarray(got[DNS_KEYS], dtype=object)
+    proto = np.asarray(got["proto"], dtype=object)
     cand = np.flatnonzero((keys != "") & (proto == "udp"))
     if not len(cand):
         return {}
-    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
-    op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
-    opk, rpk = flows["orig_pkts"].to_numpy(np.int64), flows["resp_pkts"].to_numpy(np.int64)
-    ts = flows["ts_ns"].to_numpy(np.int64)
-    dur = np.nan_to_num(flows["duration"].to_numpy(float), nan=0.0).clip(min=0.0)
+    oh, rh = np.asarray(got["orig_h"], dtype=object), np.asarray(got["resp_h"], dtype=object)
+    op, rp = np.asarray(got["orig_p"], dtype=np.int64), np.asarray(got["resp_p"], dtype=np.int64)
+    opk, rpk = np.asarray(got["orig_pkts"], dtype=np.int64), np.asarray(got["resp_pkts"], dtype=np.int64)
+    ts = np.asarray(got["ts_ns"], dtype=np.int64)
+    dur = np.nan_to_num(np.asarray(got["duration"], dtype=float), nan=0.0).clip(min=0.0)
     # the answer flows by their client (address, port): (first packet, row, its response keys)
     answers: dict[tuple, list] = {}
     for i in cand.tolist():
@@ -3908,13 +3922,15 @@ def wrong_source_answers(flows: pd.DataFrame) -> np.ndarray:
     if not n:
         return np.zeros(0, bool)
     if "reason" in flows.columns and "verdict" in flows.columns:
-        return ((flows["reason"].to_numpy(dtype=object) == "wrong_source")
-                & (flows["verdict"].to_numpy(dtype=object) == "unclassified"))
+        got = _columns(flows, ("reason", "verdict"))
+        return ((np.asarray(got["reason"], dtype=object) == "wrong_source")
+                & (np.asarray(got["verdict"], dtype=object) == "unclassified"))
     out = np.zeros(n, bool)
     if DNS_KEYS not in flows.columns or not all(c in flows.columns for c in ("proto", "resp_p", "resp_pkts")):
         return out
-    queries = ((flows[DNS_KEYS].to_numpy(dtype=object) != "") & (flows["proto"].to_numpy(dtype=object) == "udp")
-               & (flows["resp_p"].to_numpy(np.int64) == 53) & (flows["resp_pkts"].to_numpy(np.int64) == 0))
+    got = _columns(flows, (DNS_KEYS, "proto", "resp_p", "resp_pkts"))
+    queries = ((np.asarray(got[DNS_KEYS], dtype=object) != "") & (np.asarray(got["proto"], dtype=object) == "udp")
+               & (np.asarray(got["resp_p"], dtype=np.int64) == 53) & (np.asarray(got["resp_pkts"], dtype=np.int64) == 0))
     if queries.any():
         for a, _ in other_source_answers(flows, queries).values():
             out[a] = True
@@ -4016,8 +4032,9 @@ def _dns_failed(flows: pd.DataFrame, res: np.ndarray) -> np.ndarray:
     at = np.flatnonzero((res[:, 0] == "dns") & (res[:, 1] == "blocked"))
     if not len(at):
         return at
-    at = at[flows["query"].to_numpy(dtype=object)[at] != ""]
-    rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns else np.full(len(flows), "", object)
+    got = _columns(flows, ("query", "dns_rcode"))
+    at = at[np.asarray(got["query"], dtype=object)[at] != ""]
+    rcode = np.asarray(got["dns_rcode"], dtype=object) if "dns_rcode" in got else np.full(len(flows), "", object)
     keep = []
     for i in at.tolist():
         base = str(res[i, 2]).split(",")[0]
@@ -4155,17 +4172,19 @@ def _note_dns_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
     if not len(failed):
         return
     n = len(flows)
-    answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else np.full(n, "", object)
-    query = flows["query"].to_numpy(dtype=object)
+    got = _columns(flows, ("dns_answers", "query", DNS_RETRY, "ts_ns", "dns_rcode", "orig_h", "resp_h", "orig_p",
+                           "resp_p"))
+    answers = np.asarray(got["dns_answers"], dtype=object) if "dns_answers" in got else np.full(n, "", object)
+    query = np.asarray(got["query"], dtype=object)
     # (a lookup whose query and answer are both in its flow, the answer from the address asked;
     # usable addresses of the type asked: dns_retries, on the failed ones' clients' lookups only)
     good = (query != "") & (answers != "") & (res[:, 2] != "wrong_source") & _two_way(flows)
     found = dns_retries(flows, failed, good)
-    given = flows[DNS_RETRY].to_numpy(dtype=object) if DNS_RETRY in flows.columns else None
-    ts = flows["ts_ns"].to_numpy(np.int64)
-    rcode = flows["dns_rcode"].to_numpy(dtype=object) if "dns_rcode" in flows.columns else np.full(n, "", object)
-    oh, rh = flows["orig_h"].to_numpy(dtype=object), flows["resp_h"].to_numpy(dtype=object)
-    op, rp = flows["orig_p"].to_numpy(np.int64), flows["resp_p"].to_numpy(np.int64)
+    given = np.asarray(got[DNS_RETRY], dtype=object) if DNS_RETRY in got else None
+    ts = np.asarray(got["ts_ns"], dtype=np.int64)
+    rcode = np.asarray(got["dns_rcode"], dtype=object) if "dns_rcode" in got else np.full(n, "", object)
+    oh, rh = np.asarray(got["orig_h"], dtype=object), np.asarray(got["resp_h"], dtype=object)
+    op, rp = np.asarray(got["orig_p"], dtype=np.int64), np.asarray(got["resp_p"], dtype=np.int64)
     for i in failed.tolist():
         retry = found.get(i)
         if given is not None and isinstance(given[i], tuple) and (retry is None or (given[i][1], given[i][2]) < (retry[1], retry[2])):
