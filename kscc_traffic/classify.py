@@ -396,8 +396,10 @@ def _note_truncated_partial(flows: pd.DataFrame, res: np.ndarray) -> None:
     got = _columns(flows, ("query", "proto"))
     query = np.asarray(got["query"], dtype=object)
     proto = np.asarray(got["proto"], dtype=object)
-    at = [i for i in np.flatnonzero((res[:, 1] == "ok") & (proto == "udp")).tolist()
-          if str(res[i, 3]).startswith(DNS_TRUNCATED_UDP) and res[i, 3] == truncated_partial_detail(str(query[i]))]
+    # (the details of the ok UDP rows taken at once: ``res[i, 3]`` per row costs more than the test)
+    ok = np.flatnonzero((res[:, 1] == "ok") & (proto == "udp"))
+    at = [i for i, d in zip(ok.tolist(), res[ok, 3].tolist())
+          if str(d).startswith(DNS_TRUNCATED_UDP) and d == truncated_partial_detail(str(query[i]))]
     if not at:
         return
     cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
@@ -448,7 +450,9 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     whose name a lookup over TCP got an answer for (a TCP DNS flow of the table with a
     ``dns_rcode``, or :data:`DNS_ANSWERED_TCP` True) is ``rejected`` instead
     (:func:`truncated_answered_detail`): the retry over TCP worked, the name has no address."""
-    at = [i for i in range(len(res)) if res[i, 1] == "blocked" and str(res[i, 3]).startswith(DNS_NO_ADDRESS)]
+    # (the blocked rows found by numpy, their details then taken at once: not two ``res[i, j]`` a row)
+    blocked = np.flatnonzero(res[:, 1] == "blocked") if len(res) else np.zeros(0, np.int64)
+    at = [i for i, d in zip(blocked.tolist(), res[blocked, 3].tolist()) if str(d).startswith(DNS_NO_ADDRESS)]
     if not at or "query" not in flows.columns:
         return
     cap = flows["capture"].to_numpy(dtype=object) if "capture" in flows.columns else np.full(len(flows), "", object)
@@ -2643,7 +2647,7 @@ def _note_stale_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
     :func:`_note_auth_rounds`); a ``host_mismatch`` keeps its verdict, its detail saying that
     instead of the failure. A reset attempt whose retry did not connect keeps its verdict."""
     found = stale_retries(flows, res)
-    if not any(x is not None for x in found):
+    if found.count(None) == len(found):     # (none found: counted in C, not a generator per row)
         return
     ts = flows["ts_ns"].to_numpy(np.int64)
     for i, retry in enumerate(found):
@@ -2729,11 +2733,14 @@ def refused_retries(flows: pd.DataFrame, res: np.ndarray) -> list:
     # (connections to the refused attempts' ports: numpy first; their servers and the keys then)
     cand = np.flatnonzero(tcp & np.isin(rp, np.fromiter({int(rp[i]) for i in refused}, np.int64)))
     servers, clients = {rh[i] for i in refused}, {oh[i] for i in refused}
+    # (the state, server and client tested in that order over all candidates at once, in C: most
+    # candidates are other clients' connections; a key is made only for the few left)
+    for look, col in ((_CONNECTED_STATES, state), (servers, rh), (clients, oh)):
+        if len(cand):
+            cand = cand[np.fromiter(map(look.__contains__, col[cand].tolist()), bool, len(cand))]
     retries: dict[tuple, list[int]] = {}
     for j in cand.tolist():
-        # (the client and server first: a key is made only for the few candidates of a refused one's)
-        if state[j] in _CONNECTED_STATES and rh[j] in servers and oh[j] in clients and key(j) in wanted \
-                and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
+        if key(j) in wanted and STALE_ANSWER not in str(res[j, 3]) and retry_connected(
                 state[j], history[j], answer[j] if answer is not None else ""):
             retries.setdefault(key(j), []).append(j)
     for i in refused:
@@ -2785,7 +2792,7 @@ def _note_refused_retries(flows: pd.DataFrame, res: np.ndarray) -> None:
     a ``host_mismatch`` keeps its verdict, its detail saying that instead of the failure. A
     refused attempt followed only by refused ones (or by nothing) keeps its verdict."""
     found = refused_retries(flows, res)
-    if not any(x is not None for x in found):
+    if found.count(None) == len(found):     # (none found: counted in C, not a generator per row)
         return
     ts = flows["ts_ns"].to_numpy(np.int64)
     for i, retry in enumerate(found):
