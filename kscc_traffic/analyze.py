@@ -19,7 +19,7 @@ from .capture.folders import CAPTURE_MAGICS, KNOWN_HEAD_BYTES, expand_folders
 from .capture.packets import short_payloads
 from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
-from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classify
+from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
 from .flows import FLOW_COLUMNS, VLAN_STACK, arrays_of, build_flows, label_index, repeated, resent, tcp_payload_bytes
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
@@ -37,6 +37,15 @@ COLUMNS: Columns = Columns({
 })
 #: the text columns of :data:`COLUMNS`, in order
 _TEXT_NAMES = [k for k, (dtype, _, _) in COLUMNS.items() if dtype == "object"]
+#: their positions in :data:`COLUMNS`, and per other dtype ``(dtype, names, positions)``: the
+#: blocks of :func:`_schema`'s frame
+_TEXT_AT = np.array([i for i, (dtype, _, _) in enumerate(COLUMNS.values()) if dtype == "object"], np.intp)
+_NUMBER_BLOCKS = [(np.dtype(d), [k for k, (dtype, _, _) in COLUMNS.items() if dtype == d],
+                   np.array([i for i, (dtype, _, _) in enumerate(COLUMNS.values()) if dtype == d], np.intp))
+                  for d in dict.fromkeys(dtype for dtype, _, _ in COLUMNS.values() if dtype != "object")]
+#: pandas' constructor of a frame from its blocks (pandas.api.internals, public since pandas 3.0):
+#: None where it is gone, then :func:`_schema` builds the frame through the public constructors
+_FROM_BLOCKS = getattr(getattr(getattr(pd, "api", None), "internals", None), "create_dataframe_from_blocks", None)
 
 WELL_KNOWN_LIMIT = 1024
 
@@ -323,12 +332,16 @@ def finish_flows(flows: pd.DataFrame, rules: RuleSet, name: str = "",
     classifying the whole batch gives its rows. Pure and picklable (a chunked reading may run
     it in a worker process: :mod:`kscc_traffic.finishing`). ``judged``: the analysis's
     :class:`~kscc_traffic.classify.JudgementCache` (its earlier batches' judgements), if any."""
+    if flows.columns.is_unique:
+        # (the classes straight into the output's blocks, not added to the batch's table first)
+        flows, res = classified(flows.reset_index(drop=True), rules, capture_end_ns, judged)
+        extra = {k: res[:, j] for j, k in enumerate(CLASS_COLUMNS)}
+        extra["capture"] = repeated(name, len(flows))
+        return _schema(flows, extra)
     flows = classify(flows.reset_index(drop=True), rules, capture_end_ns) if judged is None else \
         classify(flows.reset_index(drop=True), rules, capture_end_ns, judged=judged)
-    if not flows.columns.is_unique:
-        flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-        return _schema(flows)
-    return _schema(flows, {"capture": repeated(name, len(flows))})
+    flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
+    return _schema(flows)
 
 
 def _classify_some(flows: pd.DataFrame, rules: RuleSet, capture_end_ns: int | None,
@@ -463,6 +476,17 @@ def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
         text[i] = "" if col is None else col if isinstance(col, np.ndarray) else col.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(text.reshape(-1), skipna=False) not in ("string", "empty"):
         text[pd.isna(text)] = ""
+    if _FROM_BLOCKS is not None:
+        # (one block per dtype, each filled row by row, and the text block as it is: the frame
+        # the constructors below give, without their per-column work)
+        blocks = [(text, _TEXT_AT)]
+        for dtype, names, at in _NUMBER_BLOCKS:
+            block = np.zeros((len(names), n), dtype)
+            for i, k in enumerate(names):
+                if k in got:
+                    block[i] = (got[k] if isinstance(got[k], np.ndarray) else got[k].to_numpy()).astype(dtype, copy=False)
+            blocks.append((block, at))
+        return _FROM_BLOCKS(blocks, index=pd.RangeIndex(n), columns=pd.Index(list(COLUMNS)))
     numbers = {k: ((got[k] if isinstance(got[k], np.ndarray) else got[k].to_numpy()).astype(dtype, copy=False)
                    if k in got else np.zeros(n, dtype))
                for k, (dtype, _, _) in COLUMNS.items() if dtype != "object"}

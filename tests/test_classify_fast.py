@@ -18,7 +18,7 @@ from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
 from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
     _note_dns_retries, _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, \
-    _verdict_groups, classify
+    _verdict_groups, classified, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
 from kscc_traffic.addresses import embedded_ipv4
@@ -139,7 +139,15 @@ def _check_pipeline(paths: list[Path], monkeypatch) -> int:
             pd.testing.assert_frame_equal(fast, reference_assign_names(flows, answers))
         return assign_names(flows, answers, known, rules=rules) if rules is not None else fast
 
+    def checking_classified(flows, rules, capture_end_ns=None, judged=None):
+        # (finish_flows' way: classify's results without its columns, the same check)
+        out = checking(flows, rules, capture_end_ns, judged)
+        table, res = classified(flows, rules, capture_end_ns, judged)
+        assert out[list(CLASS_COLUMNS)].to_numpy(dtype=object).tolist() == res.tolist()
+        return table, res
+
     monkeypatch.setattr(analyze_module, "classify", checking)
+    monkeypatch.setattr(analyze_module, "classified", checking_classified)
     monkeypatch.setattr(analyze_module, "assign_names", checking_names)
     for p in paths:
         try:

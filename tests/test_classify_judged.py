@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from kscc_traffic import load_rules
-from kscc_traffic.classify import CLASS_COLUMNS, JudgementCache, _verdict_groups, classify
+from kscc_traffic.classify import CLASS_COLUMNS, JudgementCache, _verdict_groups, classified, classify
 
 analyze_module = importlib.import_module("kscc_traffic.analyze")
 
@@ -76,7 +76,12 @@ def test_two_analyses_in_one_process_share_no_judgement(tmp_path, monkeypatch):
         caches.append(judged)
         return classify(flows, rules, capture_end_ns, judged=judged)
 
+    def spy_classified(flows, rules, capture_end_ns=None, judged=None):
+        caches.append(judged)
+        return classified(flows, rules, capture_end_ns, judged=judged)
+
     monkeypatch.setattr(analyze_module, "classify", spy)
+    monkeypatch.setattr(analyze_module, "classified", spy_classified)
     path = SAMPLES / "baseline_agent.pcap"
     runs = [analyze_module.analyze_file(path, r).flows for r in (RULES, moved, RULES)]
     assert [verdict_at(f, 23101) for f in runs] == [["ok"], ["unexpected"], ["ok"]]
