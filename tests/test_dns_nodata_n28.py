@@ -23,15 +23,18 @@ from test_live_session import assert_live_same
 NAME = "eu1.ksc.kaspersky.com"
 V4 = ("192.0.2.10", "203.0.113.53")
 V6 = ("2001:db8:1::10", "2001:db8:2::53")
+#: link-layer addresses given (documentation range, RFC 7042): an Ether() without them makes scapy
+#: ask the host's ARP for the destination, ~2 s per packet where nothing answers
+MAC = ("00:00:5e:00:53:01", "00:00:5e:00:53:02", "00:00:5e:00:53:03", "00:00:5e:00:53:04")
 
 
 def _lookup(t, qtype, port, ip=V4, name=NAME, address=None, qid=0x100):
     """A query and its NOERROR answer (with ``address`` when given, else none: NODATA)."""
     net = IPv6 if ":" in ip[0] else IP
-    q = Ether() / net(src=ip[0], dst=ip[1]) / UDP(sport=port, dport=53) / DNS(id=qid, rd=1, qd=DNSQR(qname=name,
+    q = Ether(src=MAC[0], dst=MAC[1]) / net(src=ip[0], dst=ip[1]) / UDP(sport=port, dport=53) / DNS(id=qid, rd=1, qd=DNSQR(qname=name,
                                                                                                      qtype=qtype))
     an = DNSRR(rrname=name, type=qtype, ttl=60, rdata=address) if address else []
-    r = (Ether() / net(src=ip[1], dst=ip[0]) / UDP(sport=53, dport=port)
+    r = (Ether(src=MAC[1], dst=MAC[0]) / net(src=ip[1], dst=ip[0]) / UDP(sport=53, dport=port)
          / DNS(id=qid, qr=1, rd=1, ra=1, rcode=0, qd=DNSQR(qname=name, qtype=qtype), an=an))
     return [(t, q), (t + 0.02, r)]
 
@@ -40,7 +43,7 @@ def _filler(t0, t1, step=0.25):
     """UDP datagrams between two other hosts: the capture spans several chunks."""
     out, t = [], t0
     while t < t1:
-        out.append((t, Ether() / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=40000, dport=40001)
+        out.append((t, Ether(src=MAC[2], dst=MAC[3]) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=40000, dport=40001)
                     / (b"x" * 600)))
         t += step
     return out
