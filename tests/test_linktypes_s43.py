@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("scapy")
 
-from scapy.all import IP, TCP, Ether, IPv6  # noqa: E402
+from scapy.all import Ether  # noqa: E402
 from scapy.contrib.mpls import MPLS  # noqa: E402
 
 import kscc_traffic  # noqa: E402
@@ -24,6 +24,7 @@ from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.capture.decode import LINKTYPE_NAMES, SUPPORTED_LINKTYPES  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from decodecheck import decoded, write  # noqa: E402
+from test_linktypes_s42 import _handshake  # noqa: E402  (SYN, SYN-ACK, ACK to 23101, IP bytes)
 
 RULES = kscc_traffic.load_rules()
 TSHARK = shutil.which("tshark")
@@ -31,15 +32,6 @@ COLS = ["orig_h", "orig_p", "resp_h", "resp_p", "proto", "conn_state", "history"
         "purpose", "verdict"]
 #: two extension TLVs (interface index 7, logical interface 9; little-endian below type 128)
 TLVS = bytes([1, 4]) + struct.pack("<I", 7) + bytes([4, 4]) + struct.pack("<I", 9)
-
-
-def _handshake(v6=False):
-    """SYN, SYN-ACK, ACK of 192.0.2.10:50000 -> 203.0.113.5:23101 (or over IPv6), IP bytes."""
-    c, s = ("2001:db8::10", "2001:db8::5") if v6 else ("192.0.2.10", "203.0.113.5")
-    ip = IPv6 if v6 else IP
-    return [bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=23101, flags="S", seq=100)),
-            bytes(ip(src=s, dst=c) / TCP(sport=23101, dport=50000, flags="SA", seq=900, ack=101)),
-            bytes(ip(src=c, dst=s) / TCP(sport=50000, dport=23101, flags="A", seq=101, ack=901))]
 
 
 def _eth(p: bytes, v6=False) -> bytes:
