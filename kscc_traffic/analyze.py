@@ -453,8 +453,10 @@ def _schema(flows: pd.DataFrame, extra: dict | None = None) -> pd.DataFrame:
     ``flows``, as if assigned to it first (``flows``' column labels must then be unique).
 
     The text columns go through one 2-D object array (one scan finds whether any cell is not
-    text; only then are the missing ones looked for), and the frame is built from two blocks:
-    per-column work on a few thousand rows costs more in pandas' overhead than in the data.
+    text; only then are the missing ones looked for), and the frame is built from one block per
+    dtype (``pandas.api.internals.create_dataframe_from_blocks``; without it, a numeric frame and
+    a text frame joined): per-column work on a few thousand rows costs more in pandas' overhead
+    than in the data.
     Only the columns of :data:`COLUMNS` are read (a batch has ~35 others), through ``object``
     labels when they are unique (pandas 3's ``str`` labels cost more per column read)."""
     n = len(flows)
