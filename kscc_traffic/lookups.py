@@ -57,8 +57,9 @@ class LookupsWatch:
         dns &= ~wrong_source_answers(flows)
         if dns.any() and "dns_answers" in flows.columns:
             answers = flows["dns_answers"].to_numpy(dtype=object)[dns].tolist()
-            v6 = (pd.Series(flows["orig_h"].to_numpy(dtype=object)[dns]).astype(str).str.contains(":", regex=False)
-                  .tolist() if "orig_h" in flows.columns else [False] * len(answers))
+            # (an IPv6 client's address text holds a colon; any value read as its text)
+            v6 = ([":" in str(h) for h in flows["orig_h"].to_numpy(dtype=object)[dns].tolist()]
+                  if "orig_h" in flows.columns else [False] * len(answers))
             # (each distinct lookup once: a batch repeats a few names and answers)
             for (q, a, six), k in Counter(zip(query[dns].tolist(), answers, v6)).items():
                 if not a or not isinstance(a, str) or not _under_domain(q, VENDOR_DOMAIN):
