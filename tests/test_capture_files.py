@@ -358,6 +358,26 @@ def test_pcapng_two_interfaces_tsresol_both_forms(order: str) -> None:
         " 1 of the 3 frames was cut by the snaplen (at most 60 bytes kept of a frame)"]
 
 
+def test_pcapng_tsresol_finer_than_64_bits_can_date_is_read_and_warned() -> None:
+    """An if_tsresol of 10^-30 s or 2^-100 s (a damaged option: 2^64 such units span under 2 s)
+    is still read as it says, exactly (floored to ns), and a warning counts the records it
+    times; 10^-19 s, the finest a 64-bit count can still span a second with, gives none."""
+    o = "<"
+    big = (1 << 64) - 1
+    data = (shb(o) + idb(o, 1, 0, tsresol(o, 30) + end_of_options(o))           # 10^-30 s
+            + idb(o, 1, 0, tsresol(o, 0x80 | 100) + end_of_options(o))          # 2^-100 s
+            + idb(o, 1, 0, tsresol(o, 19) + end_of_options(o))                  # 10^-19 s
+            + epb(o, 0, big, b"a" * 20) + epb(o, 1, big, b"b" * 20) + epb(o, 1, 5, b"c" * 20)
+            + epb(o, 2, 10**19, b"d" * 20))
+    fr = read_frames(data)
+    assert fr.ts_ns.tolist() == [big // 10**21, 0, 0, 10**9]   # floor(raw * 1e9 * 2^-100) = 0
+    assert all_data(fr) == [b"a" * 20, b"b" * 20, b"c" * 20, b"d" * 20]
+    said = [w for w in fr.stats.warnings if "if_tsresol is finer" in w]
+    assert len(said) == 1 and "3 records" in said[0], fr.stats.warnings
+    ok = shb(o) + idb(o, 1, 0, tsresol(o, 19) + end_of_options(o)) + epb(o, 0, 10**19, b"d" * 20)
+    assert not [w for w in read_frames(ok).stats.warnings if "if_tsresol" in w]
+
+
 def test_pcapng_default_resolution_and_tsoffset() -> None:
     o = "<"
     data = (shb(o) + idb(o, 1, 0, option(o, 14, struct.pack("<q", 1000)) + end_of_options(o))

@@ -760,6 +760,10 @@ def _raw_to_ns(raw: np.ndarray, itf: _Iface, notes: dict[str, int]) -> np.ndarra
     do not fit int64 are clamped and counted."""
     off_ns = itf.offset_s * 1_000_000_000
     e = itf.res_exp
+    if e > (19 if itf.res_base == 10 else 63) and len(raw):
+        # (a unit so small that 2^64 of them span under 2 s: no real clock counts so; a damaged
+        # if_tsresol, most likely; the times are still read as it says)
+        notes["tsresol_extreme"] = notes.get("tsresol_extreme", 0) + len(raw)
     if _INT64_MIN <= off_ns <= _INT64_MAX:
         room = _INT64_MAX - max(off_ns, 0)          # largest ns value that may still be added
         if itf.res_base == 10 and e <= 9:
@@ -1452,6 +1456,12 @@ class _PcapngParser:
                        "(kept)")
         if n.get("ts_clamped"):
             out.append(f"{_plural(n['ts_clamped'], 'timestamp')} {TS_RANGE_TEXT} (clamped)")
+        if n.get("tsresol_extreme"):
+            k = n["tsresol_extreme"]
+            out.append(f"{_records(k)} on interfaces whose if_tsresol is finer than 10^-19 s or 2^-63 s "
+                       "(a 64-bit timestamp then spans under 2 s: a damaged option, most likely): "
+                       f"{'their' if k != 1 else 'its'} times are read as it says, all within seconds of "
+                       "1970-01-01 00:00:00 UTC, so flow times and durations are not real")
         lost = sum(self.drops.values())
         if lost:
             where = "; ".join(f"interface {i}: {v:,} ({'isb_ifdrop' if code == 5 else 'isb_osdrop'})"
