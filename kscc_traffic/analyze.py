@@ -786,6 +786,8 @@ class _WholeFile:
         self.duplicates = 0
 
     def batches(self):
+        """The whole capture's finished flow rows, as one batch (a one-item iterator of a
+        DataFrame of :data:`COLUMNS`), and its warnings added to :attr:`stats`."""
         ts = self.packets.cols["ts_ns"] if len(self.packets) else None
         from .chunked import JUMP_FORWARD_NS, STEP_BACK_NS, jumps_forward
         c = self.packets.cols

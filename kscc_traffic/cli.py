@@ -93,6 +93,8 @@ EXIT_PIPE_CLOSED = 141
 
 
 class Format(str, Enum):
+    """``--format`` of analyze and report: a rich table on the terminal, JSON Lines (one object
+    per flow) or CSV (one row per flow; both with the flow table's columns, docs/flow-table.md)."""
     table = "table"
     jsonl = "jsonl"
     csv = "csv"
@@ -169,11 +171,16 @@ def _exit_status(verdicts, fail_on: frozenset, ksc: bool, captures: int = 1) -> 
 
 
 class FileEngine(str, Enum):
+    """``--engine`` for capture files: the built-in columnar reader, or tshark's fields (slower;
+    for what the built-in reader cannot read, :mod:`kscc_traffic.engines.tshark`)."""
     builtin = "builtin"
     tshark = "tshark"
 
 
 class FileSetMode(str, Enum):
+    """How several files given at once are read: ``join`` as one capture (a ring buffer's files),
+    ``separate`` each on its own, ``auto`` joined when they are one file set
+    (:mod:`kscc_traffic.capture.filesets`)."""
     auto = "auto"
     join = "join"
     separate = "separate"
@@ -192,6 +199,8 @@ _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x
 
 
 class LiveEngine(str, Enum):
+    """``live --engine``: capture with scapy (libpcap) or with a tshark/dumpcap process
+    (:mod:`kscc_traffic.live.sources`)."""
     scapy = "scapy"
     tshark = "tshark"
 

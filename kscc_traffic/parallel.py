@@ -55,6 +55,8 @@ class FileResult:
             _unlink(src)
 
     def batches(self) -> Iterator[pd.DataFrame]:
+        """The worker's finished flow batches (DataFrames, or the texts it rendered), read back
+        in order from its temporary file (deleted once read) or its pipe; once only."""
         src, self._source = self._source, None
         if src is None:
             return
@@ -127,12 +129,15 @@ class _Spool:
         return temp_folder_error(self.name, self.folder, e, "the process analysing it")
 
     def dump(self, batch) -> None:
+        """Append one batch (pickled) to the file; :class:`TemporaryFolderError` when it cannot
+        be written (a full disk)."""
         try:
             pickle.dump(batch, self._f, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as e:
             raise self._error(e) from None
 
     def close(self) -> None:
+        """Close the file, its batches written; :class:`TemporaryFolderError` when that fails."""
         f, self._f = self._f, None
         if f is not None:
             try:
@@ -141,6 +146,7 @@ class _Spool:
                 raise self._error(e) from None
 
     def discard(self) -> None:
+        """Close the file without raising (its content no longer wanted: an error on the way)."""
         f, self._f = self._f, None
         if f is not None:
             try:

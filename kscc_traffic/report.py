@@ -334,6 +334,8 @@ class _JsonRun:
         self.size = 1
 
     def add(self, codes: np.ndarray, texts: np.ndarray) -> None:
+        """One more column: ``codes`` (int, per row, index into ``texts``) and ``texts`` (its
+        distinct values' JSON texts)."""
         if self.columns and self.size * len(texts) > self.MAX:  # after _compact, size <= the rows
             self._compact()
         self.combined = codes.astype(np.int64) if self.combined is None else self.combined * len(texts) + codes

@@ -229,6 +229,7 @@ class Rule(BaseModel):
 
     @property
     def is_range(self) -> bool:
+        """Whether the rule covers more than one port (``ports = "23100-23199"``)."""
         return self._hi > self._lo
 
     @property
@@ -368,6 +369,7 @@ class RuleSet(BaseModel):
 
     @property
     def ids(self) -> list[str]:
+        """The rules' ids, in file order (the first file's rules first)."""
         return [r.id for r in self.rules]
 
     def by_id(self, id: str) -> Rule:

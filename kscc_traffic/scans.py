@@ -669,6 +669,7 @@ class ScanWatch:
 
     @property
     def count(self) -> int:
+        """Rows held back (probes whose scan is not known yet)."""
         return len(self.held_rows)
 
     def step(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:

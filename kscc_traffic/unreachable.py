@@ -37,6 +37,10 @@ TRACEROUTE_MAX_TTL = 30
 
 @dataclass
 class IcmpError:
+    """One ICMP or ICMPv6 error that quotes a dropped datagram (:func:`find_errors`): who sent it
+    and when (``ts_ns`` epoch ns), the quoted datagram's 5-tuple as the quote gives it (``src``,
+    ``dst`` address texts; ports -1 when the quote stops before them) and what the message
+    says (``text``), matched to its flow by :func:`attach`."""
     row: int          # packet row
     ts_ns: int
     sender: str       # who sent the ICMP message (router or host)

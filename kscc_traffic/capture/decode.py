@@ -757,6 +757,8 @@ class DecodeCounters:
         self.dot11_frag_lost += other.dot11_frag_lost
 
     def add(self, sd: SlowDecoder, malformed: int, unsupported: dict, esp: int = 0) -> None:
+        """Count in one decode's figures: the slow path's (``sd``: tunnels and the rest), the
+        malformed packets, those of unsupported link types (link type -> count) and ESP."""
         self.malformed += malformed
         self.esp += esp
         for k, v in unsupported.items():
