@@ -50,7 +50,7 @@ import io
 import os
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -130,13 +130,31 @@ class _FileReader:
     def read(self, n: int) -> bytes:
         return self._f.read(n)
 
-    def read_on(self, tail: bytes, n: int) -> bytes:
+    def read_on(self, tail: bytes, n: int, room: int = 0) -> bytes | bytearray:
         """``tail + read(n)``, where ``tail`` is the last bytes read (the start of a record the
         previous chunk cut): read again with them from the file when it can seek, so that the
         chunk is made once (a copy of a 16 MiB chunk to put a few bytes before it costs more
         CPU than reading it: a new buffer's pages); the bytes read again must be ``tail``
-        (else, a file rewritten under us, as it was)."""
+        (else, a file rewritten under us, as it was). ``room`` > 0: a bytearray whose first
+        ``room`` bytes are zeros left free for the caller (:func:`iter_frames`' ``room``), the
+        bytes after them read into it in place."""
         k = len(tail)
+        if room > 0 and hasattr(self._f, "readinto"):
+            buf = bytearray(room + k + n)
+            mv = memoryview(buf)
+            mv[room:room + k] = tail
+            got, at = 0, room + k
+            try:
+                while got < n:
+                    r = self._f.readinto(mv[at + got:])
+                    if not r:
+                        break
+                    got += r
+            finally:
+                mv.release()
+            if got < n:
+                del buf[at + got:]
+            return buf
         if k and getattr(self._f, "seekable", lambda: False)():
             try:
                 self._f.seek(-k, os.SEEK_CUR)
@@ -1628,21 +1646,24 @@ class _Probe:
             self.head += b[:ASCII_PROBE_BYTES - len(self.head)]
         return b
 
-    def read_on(self, tail: bytes, n: int) -> bytes:
+    def read_on(self, tail: bytes, n: int, room: int = 0) -> tuple[bytes | bytearray, int]:
         """``tail + read(n)`` (``tail``: the last bytes read), through the reader's ``read_on``
-        when it has one (:meth:`_FileReader.read_on`) and the head is complete."""
+        when it has one (:meth:`_FileReader.read_on`) and the head is complete; with the free
+        bytes it left before them (``room`` asked for, when that reader can: else 0)."""
         read_on = getattr(self._reader, "read_on", None)
         if read_on is None or len(self.head) < ASCII_PROBE_BYTES:
-            return tail + self.read(n)
-        return read_on(tail, n)
+            return tail + self.read(n), 0
+        if room > 0 and isinstance(self._reader, _FileReader):
+            return read_on(tail, n, room), room
+        return read_on(tail, n), 0
 
     def __getattr__(self, key):
         return getattr(self._reader, key)
 
 
-def _frames_from(buf: bytes, w: _Walk, stats: ReadStats) -> Frames:
+def _frames_from(buf: bytes, w: _Walk, stats: ReadStats, room: int = 0) -> Frames:
     c = w.cols
-    return Frames(buf, c["ts_ns"], c["linktype"], c["offset"], c["caplen"], c["wirelen"], stats)
+    return Frames(buf, c["ts_ns"], c["linktype"], c["offset"], c["caplen"], c["wirelen"], stats, room=room)
 
 
 def _count_walk(stats: ReadStats, w: _Walk) -> None:
@@ -1736,9 +1757,9 @@ def _drop_zero_headers(w: _Walk) -> int:
 
 
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
-         chunk_bytes: int, stream: bool = False) -> Iterator[Frames]:
+         chunk_bytes: int, stream: bool = False, room: Callable[[], int] | None = None) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames (``stream``: ``reader`` reads
-    standard input, :data:`STDIN`)."""
+    standard input, :data:`STDIN`; ``room``: as :func:`iter_frames`')."""
     stats = ReadStats()
     reader = probe = _Probe(reader)
     data = reader.read(max(chunk_bytes, 64))
@@ -1763,6 +1784,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
     zeros = 0                      # all-zero pcap record headers dropped
     recent = np.zeros(0, np.int64)  # the times of the last records read (see _reference_ns)
     grow = chunk_bytes             # the next read's size (grows while walks find no record)
+    free = 0                       # data's first bytes left free (iter_frames' room): no record there
     while True:
         if seeking is not None:
             hit, more = _seek_records(parser, data, pos, at_eof, base, _reference_ns(recent))
@@ -1780,7 +1802,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 stats.bytes_read = base - stats.skipped_bytes
                 data = bytes(memoryview(data)[hit:]) + reader.read(max(chunk_bytes, 1 << 16))
                 at_eof = reader.eof()
-                pos = 0
+                pos = free = 0
                 continue
             else:   # no whole record after the damage: reading stops there, as before
                 w = _Walk(len(data), stop=seeking, cols=_empty_cols())
@@ -1848,6 +1870,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             if b"\r\n" in probe.head[4:w.stop.offset + 24]:
                 if not at_eof and len(probe.head) < ASCII_PROBE_BYTES:
                     data = bytes(data) + reader.read(ASCII_PROBE_BYTES - len(probe.head))
+                    free = 0
                     at_eof = reader.eof()
                 complete = at_eof and len(probe.head) == base + len(data)
                 if _ascii_mode_pcap(bytes(probe.head), w.stop.offset, complete):
@@ -1860,7 +1883,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
         n = len(w.cols["ts_ns"])
         if w.stop is None and not at_eof:
             tail = data[w.pos:]
-            out = [_frames_from(data, w, stats)] if n else []
+            out = [_frames_from(data, w, stats, free)] if n else []
             del data    # while the chunk is out, only its Frames hold it (freed when they go)
             if out:
                 yielded = True
@@ -1873,9 +1896,11 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             # same records
             grow = chunk_bytes if n else min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
             want = max(grow, w.need) - len(tail)
-            data = reader.read_on(tail, max(want, 1))
+            data, free = reader.read_on(tail, max(want, 1), room() if room is not None else 0)
             at_eof = reader.eof()
-            pos = 0
+            # (the offsets are data's: its first ``free`` bytes stand before the file's next ones)
+            pos = free
+            base -= free
             continue
         # last chunk: complete the stats before handing it out
         if zeros:
@@ -1884,7 +1909,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
         else:
             stats.bytes_read = base + w.pos - stats.skipped_bytes
-        yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
+        yield from _finish(reader, parser, stats, name, data, w, n, yielded, base, free)
         return
 
 
@@ -1907,7 +1932,7 @@ def _zero_note(name: str, k: int, hdr_len: int) -> str:
 
 
 def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int, yielded: bool,
-            base: int) -> Iterator[Frames]:
+            base: int, free: int = 0) -> Iterator[Frames]:
     """The last chunk of :func:`_run`, its stats completed first."""
     if reader.problem:
         stats.warn(f"{name}: {reader.problem}; capture data ends at offset "
@@ -1918,7 +1943,7 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
     stats.warn_empty_records(name)
     stats.end_ns = getattr(parser, "end_ns", None)
     if n or not yielded:
-        last = _frames_from(data, w, stats)
+        last = _frames_from(data, w, stats, free)
         last.last = True
         yield last
 
@@ -2031,7 +2056,8 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
 
 
 def iter_frames(source: str | os.PathLike[str] | bytes,
-                chunk_bytes: int = 64 << 20, *, name: str | None = None) -> Iterator[Frames]:
+                chunk_bytes: int = 64 << 20, *, name: str | None = None,
+                room: Callable[[], int] | None = None) -> Iterator[Frames]:
     """Read a pcap / pcapng capture in chunks of about ``chunk_bytes`` bytes.
 
     Yields the same records as :func:`read_frames`, in order, split over several
@@ -2065,6 +2091,12 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
         Target chunk size in bytes (default 64 MiB; values below 64 are raised to 64).
     name : str, optional
         As for :func:`read_frames`.
+    room : callable, optional
+        Called before each chunk after the first is read from a file (not a compressed one, nor
+        a stream): the bytes to leave free before its records, so that the caller can put other
+        bytes there without copying the chunk (:mod:`kscc_traffic.chunked` puts the carried
+        packets' bytes there). The chunk's ``room`` says how many it got (0: none; ``buf`` is
+        then a ``bytearray`` whose first ``room`` bytes are zeros).
     """
     name = _source_name(source) if name is None else name
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -2076,7 +2108,7 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
     f, reader = _open_path(source)
     with f:
         if not isinstance(reader, DecompressingReader):
-            yield from _run(reader, name, max(chunk_bytes, 64), stream)
+            yield from _run(reader, name, max(chunk_bytes, 64), stream, None if stream else room)
             return
         for fr in _run(reader, name, max(chunk_bytes, 64), stream):
             fr.stats.file_bytes_read = reader.file_pos()    # (the progress bar's: break-it 21 F9)

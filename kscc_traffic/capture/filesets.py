@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,7 +275,8 @@ def unjoined_pieces(spans: Sequence[tuple[str, int | None, int | None]]) -> list
     return out
 
 
-def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterator[Frames]:
+def iter_capture(source, chunk_bytes: int, *, name: str | None = None,
+                 room: Callable[[], int] | None = None) -> Iterator[Frames]:
     """:func:`~.files.iter_frames` of a file, or of a :class:`FileSet`'s files one after the other.
 
     For a set, chunks come file after file; the small ones (less than half of ``chunk_bytes``: a
@@ -294,6 +295,7 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
     many records and bytes it stopped; the set's next file is read on.
 
     ``source`` :data:`~.files.STDIN` reads standard input as a stream (:func:`_iter_stdin`).
+    ``room``: as :func:`~.files.iter_frames`' (a single file only; a set's chunks get none).
 
     :raises kscc_traffic.errors.CaptureError: as :func:`~.files.iter_frames` (first ``next()``).
     """
@@ -301,7 +303,7 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None) -> Iterat
         yield from _iter_stdin(chunk_bytes, name)
         return
     if not isinstance(source, FileSet):
-        yield from iter_frames(source, chunk_bytes, name=name)
+        yield from iter_frames(source, chunk_bytes, name=name, room=room)
         return
     total, done = ReadStats(), ReadStats()
     first_error: CaptureError | None = None

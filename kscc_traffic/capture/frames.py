@@ -48,6 +48,9 @@ class Frames:
     #: the next chunk: :mod:`kscc_traffic.chunked`); None: not set (the decoder's ``frame`` is
     #: the index in these Frames either way)
     number: "np.ndarray | None" = None
+    #: bytes at the start of ``buf`` (a ``bytearray``) before any record's, left free for the
+    #: caller to fill (:func:`~kscc_traffic.capture.files.iter_frames`' ``room``); 0: none
+    room: int = 0
 
     def __len__(self) -> int:
         return len(self.ts_ns)
