@@ -68,8 +68,10 @@ from .timeorder import merge_in_time
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
 
-#: bytes of the capture read per chunk
-CHUNK_BYTES = 16 << 20
+#: bytes of the capture read per chunk (a chunk of the bench's ~500-byte packets is one batch of
+#: ~67,000: fewer batches, each with a fixed cost of ~40 ms of pandas calls, and a third fewer
+#: packets of open flows analysed again; see BATCH_PACKETS for chunks of smaller packets)
+CHUNK_BYTES = 32 << 20
 #: how far (ns) a packet may come before an earlier packet in time and still join its flow
 REORDER_NS = 2 * 10**9
 #: records at the end of a chunk whose oldest timestamp sets the capture's clock
@@ -78,12 +80,21 @@ CLOCK_FRAMES = 256
 #: far-off stamps (zero timestamps of a NIC without hardware time, a clock stepped back) would
 #: hold every flow in memory (break-it 21 F4: 0.5 % of records stamped 0, 2.1 GiB and 138 s)
 CLOCK_OUTLIER_NS = 60 * 10**9
-#: records of a batch at most: a chunk of more is analysed in equal parts (each flow costs its
+#: records of a batch at most when the packets carried from the batch before are many
+#: (:func:`_batch_limit`): a chunk of more is analysed in equal parts (each flow costs its
 #: row's columns until it leaves, so a chunk of small packets each of its own flow, a scan or
 #: a UDP spray, would take memory by the number of its records, not by its bytes: break-it 21
-#: F1, 16 MiB of 60-byte datagrams, 970 MiB); above a 16 MiB chunk's records at the bench's
-#: 500 bytes a packet
+#: F1, 16 MiB of 60-byte datagrams, 970 MiB)
 BATCH_RECORDS = 40_000
+#: packets analysed in a batch at most, the carried ones included, above BATCH_RECORDS new
+#: ones (:func:`_batch_limit`): the bench's batches take a whole 32 MiB chunk (~67,000 records
+#: and ~7,500 carried), a UDP spray's (50,000 one-datagram flows carried a minute) stay at
+#: BATCH_RECORDS new ones, as the memory of a batch follows the packets and flows it analyses
+BATCH_PACKETS = 80_000
+#: a chunk (or what is left of it) of at most this many times the new records a batch takes
+#: (:func:`_batch_limit`) is one batch, not cut in two halves (the 10 M bench: ~18,000 packets
+#: carried, 67,000 records a chunk)
+PART_SLACK = 1.25
 #: a record stamped this much (ns) before the record written before it is a step back of the
 #: clock (counted in ChunkedAnalysis.steps_back, warned about)
 STEP_BACK_NS = 500 * 10**6
@@ -208,6 +219,9 @@ class ChunkedAnalysis:
     _chunks: Optional[Iterator] = field(default=None, repr=False)
     _fin: Optional[Finisher] = field(default=None, repr=False)
     _first: object = field(default=None, repr=False)
+    #: bytes the next chunk read is to leave free before its records: the carried packets' and
+    #: the waiting records' (:func:`_join` puts them there instead of copying the chunk)
+    _room: int = field(default=0, repr=False)
 
     def first_chunk(self) -> None:
         """Open the file and read its first chunk now (so that a file that cannot be read at
@@ -223,7 +237,8 @@ class ChunkedAnalysis:
                 _tune_gc()
                 self._fin = Finisher(self.rules, self.name, self.render, worker=True)
             try:
-                self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None)
+                self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None,
+                                            room=lambda: self._room)
                 self._first = next(self._chunks, None)
             except BaseException:
                 if self._fin is not None:     # (no batch will come: the worker goes now)
@@ -290,15 +305,20 @@ class ChunkedAnalysis:
         fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
 
         def then_end():
-            # (no name here keeps a chunk handed out: the caller frees its bytes when done)
+            # (no name here keeps a part handed out: the caller frees its bytes when done; the
+            # rest of its chunk is split when the next batch is due, by the packets carried then)
             nonlocal pending
-            queue, pending = (_parts(pending) if pending is not None else []), None
+            rest, pending = pending, None
             while True:
-                while queue:
-                    yield queue.pop(0)
-                queue = _parts(next(chunks, None))
-                if not queue:
-                    break
+                if rest is None:
+                    # (the reader leaves room for the bytes _join puts before the chunk's)
+                    self._room = _room_for(carry, tail)
+                    rest = next(chunks, None)
+                    if rest is None:
+                        break
+                two = list(_first_part(rest, _batch_limit(len(carry) if carry is not None else 0), PART_SLACK))
+                rest = two.pop()
+                yield two.pop()             # (no name keeps it while the batch is analysed)
             yield None                      # the end: what is still open is finished
 
         for frames in then_end():
@@ -324,9 +344,10 @@ class ChunkedAnalysis:
                     k, big, prev_max = jumps_forward(t, prev_max)
                     self.jumps_forward += k
                     self.largest_jump_ns = max(self.largest_jump_ns, big)
-                if tail is not None:
-                    # (the carried packets' bytes first: the batch's buffer is then this one)
-                    prefix = carry.buf if carry is not None and len(carry) else b""
+                prefix = carry.buf if carry is not None and len(carry) else b""
+                if tail is not None or (len(prefix) and frames.room == len(prefix)):
+                    # (the carried packets' bytes first: the batch's buffer is then this one;
+                    # written into the room the reader left, when it left theirs)
                     frames, tail = _join(tail, frames, prefix), None
                     if len(prefix):
                         shared = (carry, frames.buf)
@@ -1782,7 +1803,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
 
 
 #: glibc malloc settings for a chunked analysis (mallopt parameters)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 MMAP_THRESHOLD = 32 << 20    # glibc's largest (heap_max / 2 on 64-bit)
 TRIM_THRESHOLD = 256 << 20
 
@@ -1797,8 +1818,11 @@ def _tune_malloc() -> None:
     packets. With blocks below ``MMAP_THRESHOLD`` taken from the heap and freed heap kept up to
     ``TRIM_THRESHOLD``, the pages are reused (about 50,000 faults). The peak resident size is
     about the same (1 M packets: 237 MiB either way; 10 M: 268 instead of 255 MiB, the heap's
-    fragmentation settling after ~120 batches and staying flat). Process-wide and set once (the
-    settings only concern how freed memory is kept and reused)."""
+    fragmentation settling after ~120 batches and staying flat). Larger blocks than glibc's
+    largest threshold (32 MiB: a 32 MiB chunk and the room before it) are taken from the heap too
+    (``M_MMAP_MAX`` 0): mapped, each batch faulted its pages in again (1 M packets: 0.9 s of
+    system time instead of 0.4 s). Process-wide and set once (the settings only concern how
+    freed memory is kept and reused)."""
     global _TUNED
     if _TUNED:
         return
@@ -1810,6 +1834,9 @@ def _tune_malloc() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    # (blocks above the largest threshold too: a 32 MiB chunk joined to the carried packets'
+    # bytes; glibc still maps one when the heap cannot grow)
+    mallopt(_M_MMAP_MAX, 0)
 
 
 _TUNED = False
@@ -1880,27 +1907,49 @@ def _clock(ts: np.ndarray) -> int:
     return int(near.min()) if len(near) else med
 
 
+def _batch_limit(carried: int) -> int:
+    """New records a batch takes at most when ``carried`` packets are carried into it:
+    :data:`BATCH_PACKETS` in all, never fewer than :data:`BATCH_RECORDS` new ones (a batch's
+    cost follows its carried packets too: fewer new ones would analyse them more often)."""
+    return max(BATCH_RECORDS, BATCH_PACKETS - carried)
+
+
+def _slice(frames: Frames, i: int, j: int, view: memoryview) -> Frames:
+    """Records ``i`` to ``j - 1`` of ``frames`` over a view of only the bytes they need (``view``:
+    of ``frames.buf``); ``last`` when they end ``frames`` and it is last. The first records of
+    a chunk with room before them (``frames.room``) keep its buffer and room (:func:`_join`)."""
+    if i == 0 and frames.room:
+        return Frames(frames.buf, frames.ts_ns[:j], frames.linktype[:j], frames.offset[:j], frames.caplen[:j],
+                      frames.wirelen[:j], frames.stats, last=frames.last and j == len(frames), room=frames.room)
+    off, cap = frames.offset[i:j], frames.caplen[i:j]
+    lo = int(off.min())
+    hi = int((off + cap).max())
+    return Frames(view[lo:hi], frames.ts_ns[i:j], frames.linktype[i:j], off - lo, cap,
+                  frames.wirelen[i:j], frames.stats, last=frames.last and j == len(frames))
+
+
+def _first_part(frames: Frames, most: int, slack: float = 1.0) -> tuple[Frames, Frames | None]:
+    """The first of ``frames``' (a chunk's, or its rest's) records as one batch takes them, and
+    the rest (None: none): all of them when at most ``most`` times ``slack``, else the first of
+    the equal consecutive parts of at most ``most`` records the chunk would be cut in. Each part
+    has its own view of the bytes it needs (a part joined to the next chunk copies its own
+    bytes, not the chunk's); ``last`` only on the last part; the reader's ``stats`` shared."""
+    n = len(frames)
+    if n <= most * slack:
+        return frames, None
+    j = -(-n // -(-n // most))              # (n in ceil(n / most) parts, the first the largest)
+    view = memoryview(frames.buf)
+    return _slice(frames, 0, j, view), _slice(frames, j, n, view)
+
+
 def _parts(frames: Frames | None, most: int | None = None) -> list[Frames]:
     """``frames`` (a chunk) in equal consecutive parts of at most ``most`` records
-    (:data:`BATCH_RECORDS`), each with its own view of the bytes it needs (a part joined to the
-    next chunk copies its own bytes, not the chunk's); ``last`` only on the last part; the
-    reader's ``stats`` shared. None: no part."""
-    if frames is None:
-        return []
+    (:data:`BATCH_RECORDS`) as :func:`_first_part` cuts them one after the other. None: no part."""
+    out: list[Frames] = []
     most = most or BATCH_RECORDS
-    n = len(frames)
-    if n <= most:
-        return [frames]
-    k = -(-n // most)
-    bounds = [n * i // k for i in range(k + 1)]
-    view = memoryview(frames.buf)
-    out = []
-    for i, j in zip(bounds[:-1], bounds[1:]):
-        off, cap = frames.offset[i:j], frames.caplen[i:j]
-        lo = int(off.min())
-        hi = int((off + cap).max())
-        out.append(Frames(view[lo:hi], frames.ts_ns[i:j], frames.linktype[i:j], off - lo, cap,
-                          frames.wirelen[i:j], frames.stats, last=frames.last and j == n))
+    while frames is not None:
+        part, frames = _first_part(frames, most)
+        out.append(part)
     return out
 
 
@@ -1911,33 +1960,74 @@ def _take(frames: Frames, at) -> Frames:
                   number=frames.number[at] if frames.number is not None else None)
 
 
-def _own(frames: Frames) -> Frames:
-    """``frames`` with a buffer of their own: their records' bytes copied out of the chunk's, so
-    that holding a few records does not hold the whole chunk (records scattered over it, as held
-    fragments are, each copied on its own)."""
+def _own_plan(frames: Frames) -> tuple[str, int]:
+    """How :func:`_own` makes ``frames``' buffer: ``("same" | "span" | "each", its length)``."""
     if not len(frames):
-        return replace(frames, buf=b"", offset=np.zeros(0, np.int64))
+        return "each", 0
     off = np.asarray(frames.offset, np.int64)
     cap = np.asarray(frames.caplen, np.int64)
     lo, hi = int(off.min()), int((off + cap).max())
     if isinstance(frames.buf, bytes) and lo == 0 and hi == len(frames.buf):
-        return frames       # (its own already)
+        return "same", hi       # (its own already)
     size = int(cap.sum())
     if hi - lo <= 2 * size + (64 << 10):
-        return replace(frames, buf=bytes(frames.buf[lo:hi]), offset=off - lo)
+        return "span", hi - lo
+    return "each", size
+
+
+def _own(frames: Frames) -> Frames:
+    """``frames`` with a buffer of their own: their records' bytes copied out of the chunk's, so
+    that holding a few records does not hold the whole chunk (records scattered over it, as held
+    fragments are, each copied on its own)."""
+    how, _ = _own_plan(frames)
+    if how == "same":
+        return frames
+    if not len(frames):
+        return replace(frames, buf=b"", offset=np.zeros(0, np.int64), room=0)
+    off = np.asarray(frames.offset, np.int64)
+    cap = np.asarray(frames.caplen, np.int64)
+    if how == "span":
+        lo, hi = int(off.min()), int((off + cap).max())
+        return replace(frames, buf=bytes(frames.buf[lo:hi]), offset=off - lo, room=0)
     view = memoryview(frames.buf)
     start = np.concatenate(([0], np.cumsum(cap)[:-1])).astype(np.int64)
     buf = b"".join(view[o:o + c] for o, c in zip(off.tolist(), cap.tolist()))
-    return replace(frames, buf=buf, offset=start)
+    return replace(frames, buf=buf, offset=start, room=0)
 
 
-def _join(head: Frames, frames: Frames, prefix=b"") -> Frames:
-    """``head``'s records (copied out of their chunk's buffer) followed by ``frames``' (numbers
-    joined too when both have them), in one new buffer that starts with the bytes of ``prefix``
-    (bytes-like; no record points into them): the buffer of the packets carried to the batch,
-    so that :meth:`~kscc_traffic.capture.packets.Packets.concat_shared` need not copy the chunk
-    once more. ``last`` is False (a joined chunk's own flag is set by the caller)."""
-    return replace(concat_frames([_own(head), frames], prefix), last=False)
+def _room_for(carry: Packets | None, head: Frames | None) -> int:
+    """The bytes :func:`_join` puts before the next chunk's records: the carried packets'
+    (``carry.buf``) and those of the records waiting for it (``head``, as :func:`_own` makes
+    them)."""
+    n = len(carry.buf) if carry is not None and len(carry) else 0
+    return n + (_own_plan(head)[1] if head is not None else 0)
+
+
+def _join(head: Frames | None, frames: Frames, prefix=b"") -> Frames:
+    """``head``'s records (copied out of their chunk's buffer; None: none) followed by
+    ``frames``' (numbers joined too when both have them), in one buffer that starts with the
+    bytes of ``prefix`` (bytes-like; no record points into them): the buffer of the packets
+    carried to the batch, so that :meth:`~kscc_traffic.capture.packets.Packets.concat_shared`
+    need not copy the chunk once more. When ``frames.room`` is just what ``prefix`` and
+    ``head``'s bytes take (:func:`_room_for`), they are written there, in ``frames``' buffer:
+    the chunk is not copied; else a new buffer. ``last`` is False (a joined chunk's own flag is
+    set by the caller)."""
+    own = _own(head) if head is not None else None
+    k = len(prefix) + (len(own.buf) if own is not None else 0)
+    if not frames.room or frames.room != k or not isinstance(frames.buf, bytearray):
+        parts = [own, frames] if own is not None else [frames]
+        return replace(concat_frames(parts, prefix), last=False, room=0)
+    buf, lp = frames.buf, len(prefix)
+    buf[:lp] = prefix
+    if own is None or not len(own):
+        return replace(frames, last=False, room=0)
+    buf[lp:k] = own.buf
+    numbers = (own.number, frames.number)
+    cat = np.concatenate
+    return Frames(buf, cat([own.ts_ns, frames.ts_ns]), cat([own.linktype, frames.linktype]),
+                  cat([np.asarray(own.offset, np.int64) + lp, np.asarray(frames.offset, np.int64)]),
+                  cat([own.caplen, frames.caplen]), cat([own.wirelen, frames.wirelen]), frames.stats,
+                  last=False, number=cat(numbers) if all(n is not None for n in numbers) else None)
 
 
 def _hold_fragments(full: Frames, now: np.ndarray, pk: Packets, mine: DecodeCounters,

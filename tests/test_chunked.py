@@ -2,6 +2,7 @@
 and the flow rules it relies on (Zeek's close delay) hold."""
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,17 @@ def test_samples_in_parts_of_few_records_equal_whole_file(path, monkeypatch):
     """A chunk of more than BATCH_RECORDS records is analysed in equal parts (break-it 21 F1:
     memory by records, not bytes): the same flows, stats and duplicates, whole chunks or parts."""
     monkeypatch.setattr(chunked, "BATCH_RECORDS", 7)
+    monkeypatch.setattr(chunked, "BATCH_PACKETS", 0)
+    seen = []
+    first = chunked._first_part
+
+    def counted(frames, most, slack=1.0):
+        part, rest = first(frames, most, slack)
+        seen.append(len(part))
+        return part, rest
+    monkeypatch.setattr(chunked, "_first_part", counted)
     _assert_same(path, 1 << 20)
+    assert seen and max(seen) <= 7 * chunked.PART_SLACK      # (the chunks were cut)
 
 
 def test_parts_split_a_chunk_evenly_with_their_own_bytes():
@@ -73,6 +84,90 @@ def test_parts_split_a_chunk_evenly_with_their_own_bytes():
     assert all(len(p.buf) < len(fr.buf) for p in parts)
     assert not any(p.last for p in parts[:-1]) and parts[-1].last == fr.last
     assert chunked._parts(fr, n) == [fr] and chunked._parts(None) == []
+
+
+def test_batch_limit_counts_the_carried_packets():
+    """A batch takes BATCH_PACKETS packets, carried ones included, never fewer than
+    BATCH_RECORDS new ones; a chunk up to PART_SLACK times that is not cut in two."""
+    assert chunked._batch_limit(0) == chunked.BATCH_PACKETS
+    assert chunked._batch_limit(10_000) == chunked.BATCH_PACKETS - 10_000
+    assert chunked._batch_limit(10**6) == chunked.BATCH_RECORDS
+    from kscc_traffic.capture.files import read_frames
+    fr = read_frames(SAMPLES[0])
+    n = len(fr)
+    whole, rest = chunked._first_part(fr, n - 1, 1.25)
+    assert whole is fr and rest is None
+    part, rest = chunked._first_part(fr, n - 1)                 # (no slack: two equal parts)
+    assert len(part) == -(-n // 2) and len(rest) == n // 2
+    assert [part.data(i) for i in range(len(part))] + [rest.data(i) for i in range(len(rest))] == \
+        [fr.data(i) for i in range(n)]
+
+
+def _big_capture(tmp_path, fmt: str) -> Path:
+    """~700 KB of UDP datagrams of 300-1000 bytes (more than the reader's first 256 KiB, which
+    it reads without room), as pcap or pcapng."""
+    from pcapbuild import udp
+    recs = [udp(("192.0.2.10", 40000 + i % 50), ("203.0.113.5", 15000), bytes([i % 256]) * (300 + i * 7 % 700),
+                t=1000 + i * 0.01) for i in range(1100)]
+    path = tmp_path / f"big.{fmt}"
+    if fmt == "pcap":
+        path.write_bytes(pcap_bytes(recs))
+    else:
+        from test_capture_files import end_of_options, epb, idb, shb, tsresol
+        o = "<"
+        path.write_bytes(shb(o) + idb(o, 1, 0, tsresol(o, 9) + end_of_options(o))
+                         + b"".join(epb(o, 0, round(t * 1e9), bytes(pkt)) for t, pkt in recs))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_chunks_read_with_room_before_them_hold_the_same_records(tmp_path, fmt):
+    """iter_frames' room: every chunk after the first 256 KiB is a bytearray with that many free
+    bytes before its records, which are those of the whole file, byte for byte; analysed in
+    such chunks, the flows of the whole file."""
+    from kscc_traffic.capture.files import iter_frames, read_frames
+    src = _big_capture(tmp_path, fmt)
+    whole = read_frames(src)
+    asked = itertools.cycle([0, 5, 1, 4096, 3, 77])
+    chunks = list(iter_frames(src, 20_000, room=lambda: next(asked)))
+    assert len(chunks) > 10
+    assert [c.data(i) for c in chunks for i in range(len(c))] == [whole.data(i) for i in range(len(whole))]
+    assert np.array_equal(np.concatenate([c.ts_ns for c in chunks]), whole.ts_ns)
+    rooms = [c.room for c in chunks]
+    assert rooms[0] == 0 and 5 in rooms[1:] and 4096 in rooms[1:]
+    for c in chunks:
+        if c.room:
+            assert isinstance(c.buf, bytearray) and int(c.offset.min()) >= c.room
+            assert bytes(c.buf[:c.room]) == bytes(c.room)
+    _assert_same(src, 20_000)
+
+
+def test_join_writes_into_the_room_as_the_copy_would(tmp_path):
+    """_join with a chunk whose room is just the prefix and the waiting records' bytes: the same
+    records and buffer bytes as the copy it makes otherwise, in the chunk's own buffer."""
+    from dataclasses import replace
+    from kscc_traffic.capture.files import iter_frames
+    src = _big_capture(tmp_path, "pcap")
+    size = 0
+    chunks = list(iter_frames(src, 300_000, room=lambda: size))
+    head, nxt = chunks[0], chunks[1]
+    head = replace(head, number=np.arange(len(head)))
+    nxt = replace(nxt, number=np.arange(len(head), len(head) + len(nxt)))
+    prefix = b"carried-bytes"
+    size = len(prefix) + chunked._own_plan(head)[1]
+    again = list(iter_frames(src, 300_000, room=lambda: size))[1]
+    assert again.room == size
+    again = replace(again, number=nxt.number)
+    copied = chunked._join(head, nxt, prefix)
+    inplace = chunked._join(head, again, prefix)
+    assert inplace.buf is again.buf and copied.buf is not nxt.buf
+    assert bytes(inplace.buf[:len(prefix)]) == prefix
+    assert [inplace.data(i) for i in range(len(inplace))] == [copied.data(i) for i in range(len(copied))]
+    assert np.array_equal(inplace.number, copied.number) and np.array_equal(inplace.ts_ns, copied.ts_ns)
+    assert inplace.room == 0 and not inplace.last
+    # a room of another size: copied as before
+    other = chunked._join(head, again, prefix + b"!")
+    assert other.buf is not again.buf and bytes(other.buf[:len(prefix) + 1]) == prefix + b"!"
 
 
 def test_clock_ignores_a_few_far_off_stamps():

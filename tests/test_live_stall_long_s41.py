@@ -162,6 +162,7 @@ def test_long_connection_chunked_same(tmp_path, monkeypatch, end, ver, isn_c, is
     path = write(tmp_path, recs)
     flows = assert_same(path, [700, 2000, 6000])
     monkeypatch.setattr(chunked_mod, "BATCH_RECORDS", 5)
+    monkeypatch.setattr(chunked_mod, "BATCH_PACKETS", 0)
     small, _ = chunked(path, path.stat().st_size * 4 + 4096)
     pd.testing.assert_frame_equal(small, flows)
 

@@ -222,6 +222,7 @@ def test_long_connections_whole_chunked_small_batches_and_live_agree(tmp_path, m
     assert_same(path, [600, 1500, 5000])
     big = path.stat().st_size * 4 + 4096
     monkeypatch.setattr(chunked_mod, "BATCH_RECORDS", 5)
+    monkeypatch.setattr(chunked_mod, "BATCH_PACKETS", 0)
     small, _ = chunked(path, big)
     pd.testing.assert_frame_equal(small, flows)
     monkeypatch.undo()
