@@ -10,7 +10,10 @@ backwards in time): its last packet plus the protocol's inactivity timeout (TCP 
 60 s), or plus :data:`~kscc_traffic.flows.CLOSE_DELAY_NS` (5 s) for a TCP connection that closed
 (FIN both ways, or RST). The packets of the other flows are carried to the next batch, with a
 buffer of their own holding only their payload bytes, so a chunk's bytes are freed once it is
-done. The capture's clock is the time of the chunk's last packets in file order, less
+done; the reader leaves room before the next chunk's records for those bytes (:func:`_join`),
+so the chunk is not copied to put them in front. A chunk of many records (small packets) is
+analysed in parts: a batch takes at most :data:`BATCH_PACKETS` packets, the carried ones
+included (:func:`_batch_limit`). The capture's clock is the time of the chunk's last packets in file order, less
 :data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
 interfaces). A chunk's last records (those of its last :data:`HOLD_NS` and of its last
 timestamp, cut where the records are in time order: :func:`_time_cut`; up to
@@ -23,7 +26,7 @@ again is a copy of the copy before it).
 
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
-finished), each batch in time order of first packet. Memory is about two chunks plus the open
+finished), each batch in time order of first packet. Memory is about one chunk and a batch's columns plus the open
 flows' packets plus the DNS answers that can still name a flow (the open flows keep the names
 they got), plus the frames of IP datagrams (and 802.11 MSDUs) whose fragments straddle a chunk
 boundary: those frames alone, wherever they are in the chunk, are decoded again with the next
