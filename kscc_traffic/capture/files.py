@@ -1651,9 +1651,15 @@ class _Probe:
         when it has one (:meth:`_FileReader.read_on`) and the head is complete; with the free
         bytes it left before them (``room`` asked for, when that reader can: else 0)."""
         read_on = getattr(self._reader, "read_on", None)
+        can_room = room > 0 and isinstance(self._reader, _FileReader)
         if read_on is None or len(self.head) < ASCII_PROBE_BYTES:
+            if can_room:    # (the first 256 KiB: a copy, small, that their head is kept)
+                buf = bytearray(room)
+                buf += tail
+                buf += self.read(n)
+                return buf, room
             return tail + self.read(n), 0
-        if room > 0 and isinstance(self._reader, _FileReader):
+        if can_room:
             return read_on(tail, n, room), room
         return read_on(tail, n), 0
 
@@ -1698,7 +1704,7 @@ def _pcap_header_at(parser, data: bytes, start: int, w: _Walk) -> int | None:
             return int(heads[hit[0]])
     if w.stop is not None:
         for q in range(min(w.pos, len(data) - 4), max(w.pos - 2 * parser.hdr_len, start) - 1, -1):
-            if data[q:q + 4] in _PCAP_MAGICS:
+            if bytes(data[q:q + 4]) in _PCAP_MAGICS:
                 return q
     return None
 
