@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -246,16 +247,40 @@ PEERS = [
 ]
 
 
-def kscc_argv(capture: Path, override: str | None, extra: str = "", output: Path | str = "/dev/null") -> list[str]:
-    """The installed console script beside this interpreter (not a pyenv shim, whose start-up
-    would be timed too), else ``python -m kscc_traffic``; ``extra``: more options of analyze;
-    ``output``: where the JSON Lines go (one line per flow; the peers write their tables too)."""
+def kscc_base(override: str | None) -> list[str]:
+    """The command that starts kscc-traffic: ``override`` split as a shell would, else the
+    installed console script beside this interpreter (not a pyenv shim, whose start-up would be
+    timed too), else ``python -m kscc_traffic``."""
     if override:
-        base = shlex.split(override)
-    else:
-        script = Path(sys.executable).with_name("kscc-traffic")
-        base = [str(script)] if script.exists() else [sys.executable, "-m", "kscc_traffic"]
-    return base + ["analyze", str(capture), "--format", "jsonl", "--output", str(output), *shlex.split(extra)]
+        return shlex.split(override)
+    script = Path(sys.executable).with_name("kscc-traffic")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "kscc_traffic"]
+
+
+def kscc_argv(capture: Path, override: str | None, extra: str = "", output: Path | str = "/dev/null") -> list[str]:
+    """:func:`kscc_base` + ``analyze``; ``extra``: more options of analyze; ``output``: where the
+    JSON Lines go (one line per flow; the peers write their tables too)."""
+    return kscc_base(override) + ["analyze", str(capture), "--format", "jsonl", "--output", str(output),
+                                  *shlex.split(extra)]
+
+
+_COMPILED = re.compile(r"compiled parts: (\d+) of (\d+) built(.*)")
+
+
+def compiled_parts(base: list[str]) -> dict:
+    """What ``base --version`` says of the compiled parts (kscc_traffic/compiled.py) in the very
+    install the runs time: ``{"built": int, "of": int, "line": str}``, or ``{"built": None,
+    "line": why}`` when the version text has no such line (an older kscc-traffic, or it did not
+    start). A source tree whose ``.so`` files are gone runs the Python fallbacks, ~1.4x slower,
+    with nothing else to show for it."""
+    try:
+        r = subprocess.run(base + ["--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"built": None, "line": f"'{' '.join(base)} --version' did not run: {e}"}
+    m = _COMPILED.search(r.stdout)
+    if not m:
+        return {"built": None, "line": f"'{' '.join(base)} --version' does not say which compiled parts are built"}
+    return {"built": int(m.group(1)), "of": int(m.group(2)), "line": m.group(0)}
 
 
 def count_lines(path: Path) -> int | None:
@@ -429,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         note = byte_compile()
         if note:
             print(f"warning: {note}", flush=True)
+    compiled = compiled_parts(kscc_base(a.kscc))
+    if compiled["built"] is None or compiled["built"] < compiled["of"]:
+        print(f"warning: {compiled['line']}: these are not the figures of a built install", flush=True)
+    else:
+        print(compiled["line"], flush=True)
     k_out = work / "kscc-traffic.flows.jsonl"
     k_argv = kscc_argv(capture, a.kscc, a.kscc_args, k_out)
     k_label = "kscc-traffic analyze --format jsonl --output FILE"
@@ -511,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
         "machine": machine(),
         "kscc_traffic_source": source_before,
+        "kscc_traffic_compiled": compiled,
         "capture": {"path": str(capture.relative_to(BENCH.parent)), **meta},
         "repeat": a.repeat,
         "load_average_before": [round(x, 2) for x in load0],

@@ -77,13 +77,14 @@ err = _ErrConsole()
 def _print_version(value: bool) -> None:
     if value:
         from . import __version__
-        typer.echo(f"kscc-traffic {__version__}")
+        from .compiled import summary
+        typer.echo(f"kscc-traffic {__version__}\n{summary()}")
         raise typer.Exit(0)
 
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       metavar="", help="Print the version and exit.")) -> None:
+                                       metavar="", help="Print the version and how many compiled parts are built, and exit.")) -> None:
     """Check captured traffic against the ports KSC Cloud Console documents."""
 
 EXIT_OK, EXIT_FLAGGED, EXIT_UNUSABLE = 0, 1, 2

@@ -531,8 +531,9 @@ def test_report_lenient_names_the_skipped_capture_in_the_html(tmp_path):
 
 def test_version():
     from kscc_traffic import __version__
+    from kscc_traffic.compiled import summary
     p = run("--version")
-    assert (p.returncode, p.stdout) == (0, f"kscc-traffic {__version__}\n")
+    assert (p.returncode, p.stdout) == (0, f"kscc-traffic {__version__}\n{summary()}\n")
 
 
 def test_a_folder_stands_for_the_captures_in_it(tmp_path):

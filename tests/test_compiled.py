@@ -1,0 +1,89 @@
+"""kscc_traffic/compiled.py: which compiled parts are built, as ``--version`` and bench/run.py
+say it (a source tree whose .so files were removed runs the Python fallbacks without a word
+otherwise: session 47 found its benchmark figures taken that way)."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from kscc_traffic import __version__, compiled
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_extensions() -> list[str]:
+    """The first argument of every ``Extension(...)`` call in setup.py."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    return [node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Extension"]
+
+
+def test_the_parts_are_setup_pys_extensions_in_its_order():
+    assert [name for name, _ in compiled.PARTS] == _setup_extensions()
+    assert len(compiled.PARTS) == 7
+
+
+def test_a_part_that_does_not_import_is_missing(monkeypatch):
+    before = compiled.missing()
+    monkeypatch.setitem(sys.modules, "kscc_traffic._textcodes", None)   # import raises ImportError
+    monkeypatch.setitem(sys.modules, "kscc_traffic.capture._walk", None)
+    gone = compiled.missing()
+    assert gone == sorted(set(before) | {"capture._walk", "_textcodes"},
+                          key=[n.removeprefix("kscc_traffic.") for n, _ in compiled.PARTS].index)
+    line = compiled.summary()
+    assert line.startswith(f"compiled parts: {7 - len(gone)} of 7 built (missing: ")
+    assert "capture._walk" in line and "_textcodes" in line and "pip install -e ." in line
+
+
+def test_summary_of_this_install_names_exactly_what_does_not_import():
+    built = [n for n, _ in compiled.PARTS if _imports(n)]
+    line = compiled.summary()
+    assert line.startswith(f"compiled parts: {len(built)} of 7 built")
+    assert ("missing" in line) == (len(built) < 7)
+
+
+def _imports(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
+
+
+def _blocking_cli(tmp_path: Path, blocked: list[str]) -> Path:
+    """A script that starts the command line with ``blocked`` modules unimportable."""
+    script = tmp_path / "kscc.py"
+    script.write_text("import sys\n"
+                      f"for m in {blocked!r}:\n    sys.modules[m] = None\n"
+                      "from kscc_traffic.cli import main\n"
+                      "sys.argv[0] = 'kscc-traffic'\nmain()\n")
+    return script
+
+
+def test_version_says_which_parts_are_missing(tmp_path):
+    script = _blocking_cli(tmp_path, ["kscc_traffic._keyhash"])
+    p = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    first, second = p.stdout.splitlines()
+    assert first == f"kscc-traffic {__version__}"
+    assert second.startswith("compiled parts: ") and "_keyhash" in second.split("(missing: ")[1]
+
+
+def test_the_benchmark_reads_the_count_from_the_install_it_times(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_run_compiled", ROOT / "bench" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        sys.modules["bench_run_compiled"] = run
+        spec.loader.exec_module(run)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+        sys.modules.pop("bench_run_compiled", None)
+    script = _blocking_cli(tmp_path, ["kscc_traffic._keyhash", "kscc_traffic._tcpstate"])
+    got = run.compiled_parts([sys.executable, str(script)])
+    assert got["of"] == 7 and got["built"] <= 5 and "_keyhash" in got["line"] and "_tcpstate" in got["line"]
+    assert run.compiled_parts([sys.executable, "-c", "print('kscc-traffic 0.0')"])["built"] is None
+    assert run.compiled_parts([str(tmp_path / "no-such-program")])["built"] is None
