@@ -188,6 +188,17 @@ LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
 #: IEEE 1394, IP over FC, Frame Relay, DOCSIS, Juniper Ethernet)
 _OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143, 178))
+#: link types of Ethernet frames behind a capture device's or switch's own header, read by
+#: :meth:`SlowDecoder._device_ether`: netANALYZER (240), netANALYZER transparent mode (241),
+#: Linux DSA switch tags (DSA_TAG_BRCM 281, DSA_TAG_BRCM_PREPEND 282, DSA_TAG_DSA 284,
+#: DSA_TAG_EDSA 285)
+DEVICE_ETHER_LINKS = frozenset((240, 241, 281, 282, 284, 285))
+#: netANALYZER status bits that say the frame's bytes are not what was sent (MII RX_ER,
+#: alignment error, FCS error, no valid SFD, shorter than 64 bytes); "too long" and the preamble
+#: length bits (0x08, 0x40, 0x80) leave the frame whole
+NETANA_DAMAGED = 0x01 | 0x02 | 0x04 | 0x10 | 0x20
+#: netANALYZER status word: a GPIO event, not a frame; the transparent-mode bit
+NETANA_GPIO, NETANA_TRANSPARENT = 0x100, 0x200
 #: the magic number of a Juniper header ("MGC"), and its flags: extensions follow, no link header
 _JUNIPER_MAGIC = b"MGC"
 _JUNIPER_EXT, _JUNIPER_NO_L2 = 0x80, 0x02
@@ -625,7 +636,60 @@ class SlowDecoder:
             return self._ethertype(0x8847, d, pos, end, 0, ctx, 0)
         if lt in _OTHER_LINKS:
             return self._other_link(lt, d, pos, end, ctx)
+        if lt in DEVICE_ETHER_LINKS:
+            return self._device_ether(lt, d, pos, end, ctx)
         return self._link_headers(lt, d, pos, end, ctx)
+
+    def _device_ether(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
+        """An Ethernet frame behind a capture device's or a switch's own header (units: bytes).
+
+        - netANALYZER (240, Hilscher's capture hardware, as Wireshark's packet-netanalyzer.c
+          reads it): a 32-bit little-endian status word, then the frame with its FCS (taken
+          off, not checked: the status says whether it matched). A frame the status marks
+          damaged (:data:`NETANA_DAMAGED`) is :data:`DAMAGED`; a GPIO event, or a version-2
+          word announcing something else than Ethernet (PROFIBUS, buffer state, time tick), is
+          not IP.
+        - netANALYZER transparent mode (241): the same, with the preamble (0x55 bytes) and the
+          SFD (0xD5) before the frame. Wireshark shows these frames as raw data only (its
+          dissector leaves transparent mode to low-level analysis); the frame after the SFD is
+          read here as in 240 (the tshark engine reads no packet in them).
+        - Linux DSA switch tags (a capture on the conduit interface of a switch chip, as on an
+          OpenWrt router; tcpdump.org's link-layer header types): DSA_TAG_BRCM (281: a 4-byte
+          Broadcom tag between the source address and the type), DSA_TAG_BRCM_PREPEND (282: the
+          tag before the destination address), DSA_TAG_DSA (284: a 4-byte Marvell DSA tag
+          between the source address and the type) and DSA_TAG_EDSA (285: an 8-byte tag there,
+          its own ethertype and 2 reserved bytes before the DSA tag). A Marvell tag with its
+          Tagged bit (byte 0, 0x20) stands for the frame's 802.1Q tag (the switch took it
+          off): its VID is the frame's VLAN tag, as tcpdump prints it.
+        """
+        if lt in (240, 241):
+            if end - pos < 4:
+                return MALFORMED
+            word = _le32(d, pos)[0]
+            if word & NETANA_GPIO or ((word >> 10) & 0xF == 2 and word >> 28):
+                return NONIP
+            if word & NETANA_DAMAGED:
+                self.bad_fcs += 1
+                return DAMAGED
+            p = pos + 4
+            if lt == 241:
+                while p < end and d[p] == 0x55:
+                    p += 1
+                if p >= end or d[p] != 0xD5:
+                    return MALFORMED
+                p += 1
+            return self._ether(d, p, self._strip_fcs(d, p, end, ctx, check=False), 0, ctx, 0)
+        if lt == 282:
+            return self._ether(d, pos + 4, end, 0, ctx, 0) if end - pos >= 4 else MALFORMED
+        tag = 8 if lt == 285 else 4
+        if end - pos < 14 + tag:
+            return MALFORMED
+        ctx.bcast = d[pos:pos + 6] == _BCAST
+        if lt != 281:
+            t = pos + 12 + tag - 4                      # the (Marvell) DSA tag's 4 bytes
+            if d[t] & 0x20:
+                ctx.tags.append(_u16(d, t + 2)[0] & 0xFFF)
+        return self._ethertype(_u16(d, pos + 12 + tag)[0], d, pos + 14 + tag, end, 0, ctx, 0)
 
     def _other_link(self, lt: int, d: Any, pos: int, end: int, ctx: _Ctx) -> Any:
         """Link types older or rarer than Ethernet whose header is read as Wireshark's

@@ -16,7 +16,9 @@ Two paths fill the same per-frame columns:
   FCS, data-pad and bad-FCS flags, PPI's FCS flags, PPP, Cisco HDLC, ATM LLC/SNAP; the headers
   that give the packet's start or family: NFLOG's TLVs in either byte order, PFLOG, ENC, IPNET,
   PKTAP and PPI with the frame they announce; ERF records, PPPoE sessions, FDDI, Token Ring, Sun
-  ATM, IEEE 1394, IP over FC and Frame Relay: ``SlowDecoder._other_link``), LLC/SNAP, PPPoE, MPLS, deeper VLAN
+  ATM, IEEE 1394, IP over FC and Frame Relay: ``SlowDecoder._other_link``; Ethernet behind a
+  netANALYZER status word, with or without preamble, or a Linux DSA switch tag:
+  ``SlowDecoder._device_ether``), LLC/SNAP, PPPoE, MPLS, deeper VLAN
   stacks, the link-layer shims some switches insert before the ethertype (Cisco MetaData
   0x8909, VN-Tag 0x8926, E-Tag 0x893F, Arista timestamp 0xD28B, integrity-only MACsec 0x88E5:
   :data:`._slowpath.L2_SHIMS`), IPv6 extension headers, IPv4/IPv6 authentication headers (AH:
@@ -168,6 +170,8 @@ LINKTYPE_NAMES: dict[int, str] = {
     239: "NFLOG", 258: "PKTAP", 149: "USER2 (Apple PKTAP)", 119: "IEEE802_11_PRISM", 163: "IEEE802_11_AVS",
     197: "ERF", 51: "PPP_ETHER", 10: "FDDI", 6: "IEEE802_5", 123: "SUNATM",
     138: "APPLE_IP_OVER_IEEE1394", 122: "IP_OVER_FC", 107: "FRELAY",
+    240: "NETANALYZER", 241: "NETANALYZER_TRANSPARENT", 281: "DSA_TAG_BRCM", 282: "DSA_TAG_BRCM_PREPEND",
+    284: "DSA_TAG_DSA", 285: "DSA_TAG_EDSA",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 #: link types that carry no IP at all (a capture of every interface, ``tshark -i any`` on a desktop,
