@@ -516,6 +516,7 @@ def analyze(
                 try:
                     for batch in result.batches():
                         sink.add(batch)
+                        del batch   # (not kept while the next batch is analysed)
                 except OSError as e:
                     raise _write_failed(e, output)
                 except TemporaryFolderError as e:   # (--lenient skips only unreadable captures)

@@ -370,3 +370,43 @@ def test_a_compressed_capture_reports_its_own_bytes_for_the_progress_bar(tmp_pat
     # a file set with a compressed file (its bytes read counted decompressed): no bar, as before
     assert _progress([FileSet((gz, gz))]).total is None
     assert _progress([FileSet((plain, plain))]).total == 2 * plain.stat().st_size
+
+
+def test_a_batchs_flow_tables_are_gone_when_the_next_batch_is_analysed(tmp_path, monkeypatch):
+    """Memory whatever the capture: the flow table of a batch (every flow it saw, open ones
+    included), the rows that left with it and their finished table are freed before the next
+    batch is analysed. Session 47: ``_leaving`` kept the batch's table in ``pending`` (a cell
+    shared with its chunk generator) and ``batches()`` its loop variable: on a spray of one
+    datagram flows two batches' tables were alive at once (485 MiB peak, now 332)."""
+    import weakref
+    from kscc_traffic import finishing
+    from pcapbuild import udp
+    recs = [udp((f"198.18.{i >> 8 & 255}.{i & 255}", 1024 + i % 50000), ("203.0.113.5", 15000), b"x" * 18,
+                t=1000 + i * 0.02) for i in range(6000)]
+    path = _write(tmp_path, recs, "spray.pcap")
+    monkeypatch.setattr(chunked, "BATCH_RECORDS", 500)
+    monkeypatch.setattr(chunked, "BATCH_PACKETS", 0)
+    earlier: list = []
+    calls = []
+    real_batch, real_finish = chunked.analyze_batch, finishing._finish
+
+    def batch(*a, **k):
+        calls.append([r for r in earlier if r() is not None])     # alive when this batch starts
+        b = real_batch(*a, **k)
+        earlier.append(weakref.ref(b.flows))
+        return b
+
+    def finish(flows, *a, **k):
+        out = real_finish(flows, *a, **k)
+        earlier.extend([weakref.ref(flows), weakref.ref(out)])
+        return out
+
+    monkeypatch.setattr(chunked, "analyze_batch", batch)
+    monkeypatch.setattr(finishing, "_finish", finish)
+    run = ChunkedAnalysis(path, RULES, path.name, chunk_bytes=64 << 10)
+    n = 0
+    for part in run.batches():
+        n += len(part)
+        del part                  # (as the command line's loop does)
+    assert n == 6000 and len(calls) > 10
+    assert [len(alive) for alive in calls] == [0] * len(calls)
