@@ -450,7 +450,7 @@ def analyze(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
                                        help="processes at once (default: one per core, one per capture): captures analysed "
                                             "in parallel; one capture with 2: a second process classifies "
-                                            "its flows while it is read (~10 % faster, ~130 MiB more; more with many "
+                                            "its flows while it is read (~10 % faster, ~100 MiB more; more with many "
                                             "small flows); each process takes the memory of one capture"),
     file_set: FileSetMode = typer.Option(FileSetMode.auto, "--file-set", metavar="MODE", help=_FILE_SET_HELP),
     chunk_mib: int = typer.Option(32, "--chunk-mib", min=1, max=4096, metavar="MIB",
