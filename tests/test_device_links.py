@@ -1,13 +1,15 @@
 """Link types of Ethernet frames behind a capture device's or a switch chip's own header:
 Hilscher netANALYZER (240), its transparent mode (241: preamble and SFD before the frame), and the
 Linux DSA switch tags (281 DSA_TAG_BRCM, 282 DSA_TAG_BRCM_PREPEND, 284 DSA_TAG_DSA, 285
-DSA_TAG_EDSA: a capture on an OpenWrt router's conduit interface). Before session 47 each was
-"N frames of unsupported link type … skipped", nothing analysed.
+DSA_TAG_EDSA: a capture on an OpenWrt router's conduit interface); and Cisco HDLC and Frame Relay
+with a direction byte before them (205, 206). Before session 47 each was "N frames of
+unsupported link type … skipped", nothing analysed.
 
 Each case: a whole TLS connection built with scapy, wrapped, written as a pcap; its one flow checked
 value by value (5-tuple, packets and bytes each way, SNI, SF), the fast and the slow path equal
 (``decoded``), and with tshark installed the tshark engine equal where Wireshark reads the link
-type (it shows netANALYZER transparent-mode frames as raw data, and tshark 4.0 has no DSA types).
+type (it shows netANALYZER transparent-mode frames as raw data, and tshark 4.0 reads neither the
+DSA types nor 205/206 in a pcap file: "network type 205 unknown or unsupported").
 """
 from __future__ import annotations
 
@@ -68,6 +70,9 @@ CASES = {
     "dsa-brcm-prepend": (282, lambda p, v6: b"\x20\x00\x00\x01" + ether(p, v6), False),
     "dsa-marvell": (284, lambda p, v6: marvell(ether(p, v6)), False),
     "dsa-marvell-edsa": (285, lambda p, v6: marvell(ether(p, v6), edsa=True), False),
+    # a direction byte (0 sent, 1 received: either is read) before Cisco HDLC / Frame Relay
+    "c_hdlc_with_dir": (205, lambda p, v6: b"\x01\x0f\x00" + (b"\x86\xdd" if v6 else b"\x08\x00") + p, False),
+    "frelay_with_dir": (206, lambda p, v6: b"\x00\x04\x01\x03" + (b"\x8e" if v6 else b"\xcc") + p, False),
 }
 
 

@@ -621,6 +621,12 @@ class SlowDecoder:
             if end - pos < 2:
                 return MALFORMED
             return self._ppp(d, pos + 1, end, 0, ctx, 0)
+        if lt == 205:                                   # C_HDLC_WITH_DIR: a direction byte, then C_HDLC
+            if end - pos < 5:
+                return MALFORMED
+            return self._ethertype(_u16(d, pos + 3)[0], d, pos + 5, end, 0, ctx, 0)
+        if lt == 206:                                   # FRELAY_WITH_DIR: a direction byte, then Q.922
+            return self._frelay(d, pos + 1, end, ctx) if end - pos >= 2 else MALFORMED
         if lt == 50:                                    # PPP in HDLC framing, or Cisco HDLC
             if end - pos >= 4 and d[pos] in (0x0F, 0x8F) and d[pos + 1] == 0:
                 return self._ethertype(_u16(d, pos + 2)[0], d, pos + 4, end, 0, ctx, 0)

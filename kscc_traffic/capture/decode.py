@@ -171,7 +171,7 @@ LINKTYPE_NAMES: dict[int, str] = {
     197: "ERF", 51: "PPP_ETHER", 10: "FDDI", 6: "IEEE802_5", 123: "SUNATM",
     138: "APPLE_IP_OVER_IEEE1394", 122: "IP_OVER_FC", 107: "FRELAY",
     240: "NETANALYZER", 241: "NETANALYZER_TRANSPARENT", 281: "DSA_TAG_BRCM", 282: "DSA_TAG_BRCM_PREPEND",
-    284: "DSA_TAG_DSA", 285: "DSA_TAG_EDSA",
+    284: "DSA_TAG_DSA", 285: "DSA_TAG_EDSA", 205: "C_HDLC_WITH_DIR", 206: "FRELAY_WITH_DIR",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
 #: link types that carry no IP at all (a capture of every interface, ``tshark -i any`` on a desktop,
