@@ -455,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         if note:
             print(f"warning: {note}", flush=True)
     compiled = compiled_parts(kscc_base(a.kscc))
-    if compiled["built"] is None or compiled["built"] < compiled["of"]:
+    if compiled["built"] is None:
+        print(f"warning: {compiled['line']}", flush=True)
+    elif compiled["built"] < compiled["of"]:
         print(f"warning: {compiled['line']}: these are not the figures of a built install", flush=True)
     else:
         print(compiled["line"], flush=True)
