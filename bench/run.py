@@ -410,10 +410,13 @@ def _rate(r: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--packets", type=int, default=make_capture.DEFAULT_PACKETS)
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1] if "\n\n" in __doc__ else None)
+    ap.add_argument("--packets", type=int, default=make_capture.DEFAULT_PACKETS,
+                    help="packets in the generated capture (default %(default)s; 10000000 for the 10 M variant)")
     ap.add_argument("--format", choices=["pcap", "pcapng"], default="pcap")
-    ap.add_argument("--seed", type=int, default=make_capture.DEFAULT_SEED)
+    ap.add_argument("--seed", type=int, default=make_capture.DEFAULT_SEED,
+                    help="the generator's seed: the same seed gives the same capture (default %(default)s)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is reported")
     ap.add_argument("--peers", default="all",
                     help="all, none, or a comma list of: " + ",".join(p.name for p in PEERS))
@@ -423,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     "one process)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run before it is killed")
     ap.add_argument("--regenerate", action="store_true", help="make the capture again even if cached")
-    ap.add_argument("--results", type=Path, default=OUT / "results.json")
+    ap.add_argument("--results", type=Path, default=OUT / "results.json",
+                    help="where the JSON of every run goes (default bench/out/results.json)")
     a = ap.parse_args(argv)
 
     if a.peers == "all":
