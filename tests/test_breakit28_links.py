@@ -191,6 +191,50 @@ def test_udp_tunnel_whose_inner_headers_the_snaplen_cut_stays_the_outer_datagram
         assert not [w for w in warn if "malformed" in w], (engine, warn)
 
 
+def gre_ethernet_frames(kind: str) -> list[bytes]:
+    """Three GRE packets (203.0.113.1 <-> 203.0.113.2) carrying Ethernet frames of a TCP
+    handshake on 23101 (192.0.2.10 -> 198.51.100.20): GRE bridging (0x6558) plain, with a key
+    and a VLAN tag inside, or ERSPAN type II."""
+    from scapy.all import GRE, Dot1Q, Raw
+    # (ERSPAN type II by hand: GRE with a sequence number, protocol 0x88BE, then version 1,
+    # VLAN 0, session 1, index 0)
+    erspan = Raw(bytes.fromhex("100088be00000001" "1000000100000000"))
+    c, s, t1, t2 = "192.0.2.10", "198.51.100.20", "203.0.113.1", "203.0.113.2"
+    out = []
+    for flags, fwd in (("S", True), ("SA", False), ("A", True)):
+        a, b = (t1, t2) if fwd else (t2, t1)
+        ip = IP(src=c, dst=s) / TCP(sport=50000, dport=23101, flags=flags) if fwd else \
+            IP(src=s, dst=c) / TCP(sport=23101, dport=50000, flags=flags)
+        inner = Ether(src="00:1b:21:3a:4f:10", dst="00:50:56:aa:bb:cc")
+        if kind == "vlan-key":
+            tunnel = GRE(key_present=1, key=5, proto=0x6558) / inner / Dot1Q(vlan=77)
+        elif kind == "erspan":
+            tunnel = erspan / inner
+        else:
+            tunnel = GRE(proto=0x6558) / inner
+        out.append(bytes(Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02") / IP(src=a, dst=b, proto=47)
+                         / tunnel / ip))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["plain", "vlan-key", "erspan"])
+@pytest.mark.parametrize("snaplen", [56, 64, 70])
+def test_gre_ethernet_whose_inner_headers_the_snaplen_cut_stays_the_gre_flow(tmp_path, kind, snaplen):
+    """The same for GRE carrying an Ethernet frame (bridging, ERSPAN): the GRE packets are one
+    gre flow between the tunnel ends, with both engines (session 47: the tshark engine dropped
+    every such packet, a layer of Ethernet between the two IP headers)."""
+    frames = gre_ethernet_frames(kind)
+    path = write_cut(tmp_path, frames, snaplen)
+    decoded(path)
+    for engine in ("builtin", "tshark") if TSHARK else ("builtin",):
+        f = analyze_file(path, RULES, engine=engine).flows
+        assert f["proto"].tolist() == ["gre"], (engine, f[["proto", "orig_h", "resp_h"]])
+        r = f.iloc[0]
+        assert (r["orig_h"], r["resp_h"], r["orig_pkts"], r["resp_pkts"]) == \
+            ("203.0.113.1", "203.0.113.2", 2, 1), engine
+        assert (r["orig_ip_bytes"], r["resp_ip_bytes"]) == (len(frames[0]) + len(frames[2]) - 28, len(frames[1]) - 14), engine
+
+
 # ---------------------------------------------------------------------------- LOOP byte order
 def test_loop_family_in_little_endian_order_is_read_or_counted(tmp_path):
     """LINKTYPE_LOOP (108) is big-endian by definition; a writer that puts the family in

@@ -268,6 +268,10 @@ _QUOTING = {"icmp": frozenset({3, 4, 5, 11, 12}), "icmpv6": frozenset({1, 2, 3, 
 _IP = ("ip", "ipv6")
 #: Wireshark protocols of a tunnel -> the builtin decoder's name for it (its warning line:
 #: ``capture.decode.tunnel_note``); a link-layer tunnel (PBB, MPLS pseudowire) needs no outer IP
+#: layers Wireshark shows between an IP header and the IP header of the packet an IP-protocol
+#: tunnel carries (GRE, with or without an Ethernet frame: 0x6558 bridging, ERSPAN, MPLS; EtherIP;
+#: IP-in-IP and 6in4 show none)
+_IP_TUNNEL_LAYERS = frozenset(("gre", "erspan", "etherip", "eth", "ethertype", "vlan", "ieee8021ad", "mpls"))
 _TUNNELS = {"gre": "GRE", "erspan": "GRE", "pptp": "GRE", "vxlan": "VXLAN", "geneve": "Geneve",
             "gtp": "GTP-U", "teredo": "Teredo", "l2tp": "L2TP", "lisp-data": "LISP",
             "etherip": "EtherIP", "tzsp": "TZSP"}
@@ -775,7 +779,7 @@ class PacketBuilder:
             ip_idx = max((i for i in range(start, cut) if protos[i] in _IP), default=-1)
         prev = max((i for i in range(start, ip_idx) if protos[i] in _IP), default=-1)
         between = protos[prev + 1:ip_idx]
-        if prev >= 0 and ("udp" in between or all(x == "gre" for x in between)):
+        if prev >= 0 and ("udp" in between or all(x in _IP_TUNNEL_LAYERS for x in between)):
             occ = protos[:ip_idx].count(protos[ip_idx])
             if not _at(f, protos[ip_idx] + ".src", occ) or not _at(f, protos[ip_idx] + ".dst", occ):
                 # a UDP tunnel (VXLAN, Geneve, GTP-U…) or an IP-protocol one (GRE, IP-in-IP,
