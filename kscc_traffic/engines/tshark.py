@@ -53,7 +53,15 @@ How a dissection becomes one row (units: bytes, nanoseconds):
   reassembled but dissected by the completing fragment's Next Header (59: a row of protocol 44
   with the data, the transport inside unread); an IPv6 datagram whose fragments overlap is
   reassembled by Wireshark (first copy kept, ``ipv6.fragment.overlap``) where the builtin
-  decoder drops it whole as the receiver does (RFC 5722).
+  decoder drops it whole as the receiver does (RFC 5722). Fragments the snaplen cut: the
+  builtin decoder completes a datagram from the fragment headers' offsets and lengths (the bytes
+  cut are not needed to know it arrived whole), Wireshark does not reassemble them, so this
+  engine gives the fragments as rows of their own ("never captured whole") and may split the
+  flow (break-it, session 47; not changed).
+- An ICMP error whose quote the snaplen cut after the quoted IP header but before the ports
+  (IPv4 options or IPv6 extension headers in the quote): the builtin decoder attaches it to the
+  only TCP flow between the quoted addresses (``icmp_unreachable``); this engine leaves it an
+  ICMP flow of its own, the TCP flow judged without it (break-it, session 47; not changed).
 - ``vlan``, ``l2_bcast``: of the link layer that carried the packet's IP layer, as the builtin
   decoder (:mod:`kscc_traffic.capture.decode`): the ``vlan.id``/``ieee8021ad.id`` tags after the
   last ``eth`` between the IP layer before it and it, and that ``eth``'s ``eth.dst``
