@@ -232,6 +232,35 @@ def test_clamped_original_length_is_not_a_snaplen_cut(tmp_path):
             (engine, w)
 
 
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_an_implausible_original_length_is_not_a_snaplen_cut_either(tmp_path, fmt):
+    """An original length of 128 MiB or more (random bytes where a record header's last field
+    was: a record header cut by bytes inserted into the file) is a damaged field too, kept as
+    read: one line counts it, and no "cut by the snaplen" line (a newcomer found both lines side
+    by side on such a file, session 47), with either engine."""
+    recs = [(t, Ether(src=NEAR, dst=FAR) / p) for t, p in _session()]
+    if fmt == "pcap":
+        data = pcap_bytes(recs)
+        at = 24 + sum(16 + len(bytes(p)) for _, p in recs[:3]) + 12
+        data = data[:at] + struct.pack("<I", 287_054_307) + data[at + 4:]
+    else:
+        from test_capture_files import end_of_options, epb, idb, shb, tsresol
+        blocks = [epb("<", 0, round(t * 1e9), bytes(p)) for t, p in recs]
+        b = bytearray(blocks[3])
+        struct.pack_into("<I", b, 24, 287_054_307)          # the EPB's original packet length
+        blocks[3] = bytes(b)
+        data = shb("<") + idb("<", 1, 0, tsresol("<", 9) + end_of_options("<")) + b"".join(blocks)
+    path = tmp_path / f"wl.{fmt}"
+    path.write_bytes(data)
+    fr = read_frames(path)
+    assert (int(fr.wirelen[3]), fr.stats.cut_frames) == (287_054_307, 0)
+    for engine in ("builtin", "tshark") if TSHARK else ("builtin",):
+        f, w = _flows(path, engine)
+        _agent_ok(f)
+        assert w == [f"wl.{fmt}: 1 record with an original length of 134217728 bytes or more (a damaged "
+                     "length field: kept as read, not counted as cut by the snaplen)"], (engine, w)
+
+
 def test_a_real_snaplen_cut_is_still_counted(tmp_path):
     recs = [(t, Ether(src=NEAR, dst=FAR) / p) for t, p in _session()]
     data = pcap_bytes(recs)

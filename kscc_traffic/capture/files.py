@@ -63,7 +63,7 @@ from .folders import KNOWN_HEAD_BYTES, known_format
 from .resync import CHAIN as RESYNC_CHAIN
 from .resync import find_pcap_record, find_pcapng_block
 from .frames import LT_DAMAGED, LT_FCS, LT_MASK, Frames
-from .stats import WIRELEN_CLAMP, ReadStats
+from .stats import WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 
 try:   # the record-walk loops compiled (optional: the Python loops below give the same result)
     from . import _walk
@@ -350,8 +350,12 @@ def _empty_cols() -> dict[str, np.ndarray]:
 
 
 def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
-    """uint32 original lengths -> int32 column (values above INT32_MAX clamped, counted)."""
+    """uint32 original lengths -> int32 column (values above INT32_MAX clamped, counted; those
+    from :data:`~.stats.WIRELEN_DAMAGED` below it counted as damaged, kept)."""
     big = wl > _INT32_MAX
+    odd = int(np.count_nonzero((wl >= WIRELEN_DAMAGED) & (wl < _INT32_MAX)))
+    if odd:
+        notes["wirelen_damaged"] = notes.get("wirelen_damaged", 0) + odd
     nbig = int(np.count_nonzero(big))
     if nbig:
         notes["wirelen_clamped"] = notes.get("wirelen_clamped", 0) + nbig
@@ -643,6 +647,8 @@ def _common_notes(n: dict[str, int]) -> list[str]:
     if n.get("wirelen_short"):
         out.append(f"{_records(n['wirelen_short'])} whose original length is below the captured "
                    "length (kept as read)")
+    if n.get("wirelen_damaged"):
+        out.append(wirelen_damaged_note(n["wirelen_damaged"]))
     if n.get("wirelen_clamped"):
         out.append(f"{_records(n['wirelen_clamped'])} with an original length above {_INT32_MAX} "
                    "(clamped to it)")
@@ -1956,13 +1962,13 @@ def _finish(reader, parser, stats: ReadStats, name: str, data, w: _Walk, n: int,
 
 def _count_cut(stats: ReadStats, caplen: np.ndarray, wirelen: np.ndarray) -> None:
     """Count the records cut by the snaplen (more than a 4-byte FCS short) into ``stats``; not
-    those whose original length was clamped (:data:`~kscc_traffic.capture.stats.WIRELEN_CLAMP`:
-    a damaged length field, not a cut), nor those that hold no byte (captured length 0: counted
+    those whose original length is a damaged field (:data:`~kscc_traffic.capture.stats.WIRELEN_DAMAGED`
+    or more: not a cut), nor those that hold no byte (captured length 0: counted
     as ``empty_records``)."""
     empty = caplen <= 0
     if empty.any():
         stats.empty_records += int(np.count_nonzero(empty))
-    short = (wirelen.astype(np.int64) - caplen > 4) & (wirelen < WIRELEN_CLAMP) & ~empty
+    short = (wirelen.astype(np.int64) - caplen > 4) & (wirelen < WIRELEN_DAMAGED) & ~empty
     if short.any():
         stats.cut_frames += int(np.count_nonzero(short))
         stats.cut_caplen = max(stats.cut_caplen, int(caplen[short].max()))

@@ -8,6 +8,18 @@ from ..text import escape_terminal
 #: original (wire) lengths at or above this (2**31 - 1, bytes) are a damaged length field,
 #: clamped to it (the int32 ``wirelen`` column; Wireshark's ``frame.len`` too), not a snaplen cut
 WIRELEN_CLAMP = (1 << 31) - 1
+#: original lengths at or above this (128 MiB) and below :data:`WIRELEN_CLAMP` are a damaged
+#: length field too, kept as read: Wireshark's pcap reader takes "any file claiming 128MB in a
+#: single packet" as probably corrupt when it guesses a file's format (no link layer, GSO or
+#: jumbogram comes near); such a record is not counted as cut by the snaplen, and a line counts it
+WIRELEN_DAMAGED = 1 << 27
+
+
+def wirelen_damaged_note(k: int) -> str:
+    """The warning line (without the capture's name) for ``k`` records whose original length is
+    :data:`WIRELEN_DAMAGED` or more but below :data:`WIRELEN_CLAMP` (both engines)."""
+    return (f"{k} record{'s' if k != 1 else ''} with an original length of {WIRELEN_DAMAGED} bytes "
+            "or more (a damaged length field: kept as read, not counted as cut by the snaplen)")
 
 
 #: IP packets from which one timestamp for all of them is warned about (ReadStats.warn_frozen_clock)
@@ -31,8 +43,9 @@ class ReadStats:
     whose captured length is more than 4 bytes short of their length on the wire (cut by the
     snaplen; 4 bytes short is a frame check sequence left out), ``cut_caplen``: the longest
     captured length among them (bytes; about the snaplen). A record whose original length is
-    :data:`WIRELEN_CLAMP` or more (a damaged length field, clamped to it by the reader, and by
-    Wireshark) is not counted as cut: no frame is that long, its bytes are likely all there.
+    :data:`WIRELEN_DAMAGED` or more (a damaged length field; from :data:`WIRELEN_CLAMP` on
+    clamped to it by the reader, and by Wireshark) is not counted as cut: no frame is that long,
+    its bytes are likely all there.
     """
 
     records: int = 0
@@ -77,11 +90,11 @@ class ReadStats:
     def count_cut(self, caplen: int, wirelen: int) -> None:
         """Count one record that kept ``caplen`` of its ``wirelen`` bytes when the snaplen cut it
         (more than a 4-byte frame check sequence short, and ``wirelen`` below
-        :data:`WIRELEN_CLAMP`; else nothing). A record of ``caplen`` 0 is counted as an empty
+        :data:`WIRELEN_DAMAGED`; else nothing). A record of ``caplen`` 0 is counted as an empty
         record (``empty_records``), not as cut."""
         if caplen <= 0:
             self.empty_records += 1
-        elif wirelen - caplen > 4 and wirelen < WIRELEN_CLAMP:
+        elif wirelen - caplen > 4 and wirelen < WIRELEN_DAMAGED:
             self.cut_frames += 1
             self.cut_caplen = max(self.cut_caplen, caplen)
 

@@ -149,7 +149,7 @@ from ..capture.files import TS_MAX_NS, TS_MIN_NS, TS_RANGE_TEXT, no_timestamp_no
 from ..capture.packets import PACKET_COLUMNS, Packets
 from ..capture._slowpath import GENEVE_PORT, GRE_UDP_PORT, TZSP_PORT, SlowDecoder
 from ..capture.frames import LT_DAMAGED, LT_FCS
-from ..capture.stats import WIRELEN_CLAMP, ReadStats
+from ..capture.stats import WIRELEN_CLAMP, WIRELEN_DAMAGED, ReadStats, wirelen_damaged_note
 from ..errors import CaptureError, EngineError, UnsupportedFormat
 from ..text import name_text, path_text
 
@@ -475,6 +475,8 @@ class PacketBuilder:
         #: frames whose original length is 2**31 - 1 or more (a damaged length field Wireshark
         #: clamps: ``frame.len`` 2147483647; not counted as cut by the snaplen)
         self.wirelen_clamped = 0
+        #: frames whose original length is WIRELEN_DAMAGED or more, below that (kept as read)
+        self.wirelen_damaged = 0
         #: IP fragments whose datagram was never completed (one row each)
         self.incomplete = 0
         #: IPv4 datagrams whose options do not parse (``ip.opt.len.invalid``), skipped as
@@ -557,6 +559,7 @@ class PacketBuilder:
                 self.earliest_ns = ts_ns
         wirelen = _int(_at(f, "frame.len", 0), 0)
         self.wirelen_clamped += wirelen >= WIRELEN_CLAMP
+        self.wirelen_damaged += WIRELEN_DAMAGED <= wirelen < WIRELEN_CLAMP
         caplen = _int(_at(f, "frame.cap_len", 0), -1)
         if caplen >= 0 and record:
             self.cut.count_cut(caplen, wirelen)
@@ -1999,6 +2002,10 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.frac_over:         # (the built-in reader's line: break-it 27 leftover, none was said)
         unit = "ts_nsec ≥ 1000000000" if _pcap_ns(p) else "ts_usec ≥ 1000000"
         line = f"{name}: {b.frac_over} record{'s' if b.frac_over != 1 else ''} with {unit} (kept as read)"
+        if line not in stats.warnings:      # (already the built-in reader's, for a copy)
+            stats.warn(line)
+    if b.wirelen_damaged:
+        line = f"{name}: {wirelen_damaged_note(b.wirelen_damaged)}"
         if line not in stats.warnings:      # (already the built-in reader's, for a copy)
             stats.warn(line)
     if b.wirelen_clamped:
