@@ -352,14 +352,15 @@ def _empty_cols() -> dict[str, np.ndarray]:
 def _clamp_wirelen(wl: np.ndarray, notes: dict[str, int]) -> np.ndarray:
     """uint32 original lengths -> int32 column (values above INT32_MAX clamped, counted; those
     from :data:`~.stats.WIRELEN_DAMAGED` below it counted as damaged, kept)."""
-    big = wl > _INT32_MAX
-    odd = int(np.count_nonzero((wl >= WIRELEN_DAMAGED) & (wl < _INT32_MAX)))
-    if odd:
-        notes["wirelen_damaged"] = notes.get("wirelen_damaged", 0) + odd
-    nbig = int(np.count_nonzero(big))
-    if nbig:
-        notes["wirelen_clamped"] = notes.get("wirelen_clamped", 0) + nbig
-        wl = np.minimum(wl, _INT32_MAX)
+    high = wl >= WIRELEN_DAMAGED                # (one pass when every length is plausible)
+    if high.any():
+        nbig = int(np.count_nonzero(wl > _INT32_MAX))
+        odd = int(np.count_nonzero(high)) - int(np.count_nonzero(wl >= _INT32_MAX))
+        if odd:
+            notes["wirelen_damaged"] = notes.get("wirelen_damaged", 0) + odd
+        if nbig:
+            notes["wirelen_clamped"] = notes.get("wirelen_clamped", 0) + nbig
+            wl = np.minimum(wl, _INT32_MAX)
     return wl.astype(np.int32)
 
 
