@@ -1949,17 +1949,6 @@ def _first_part(frames: Frames, most: int, slack: float = 1.0) -> tuple[Frames, 
     return _slice(frames, 0, j, view), _slice(frames, j, n, view)
 
 
-def _parts(frames: Frames | None, most: int | None = None) -> list[Frames]:
-    """``frames`` (a chunk) in equal consecutive parts of at most ``most`` records
-    (:data:`BATCH_RECORDS`) as :func:`_first_part` cuts them one after the other. None: no part."""
-    out: list[Frames] = []
-    most = most or BATCH_RECORDS
-    while frames is not None:
-        part, frames = _first_part(frames, most)
-        out.append(part)
-    return out
-
-
 def _take(frames: Frames, at) -> Frames:
     """Records ``at`` of ``frames`` (an index array or slice; same buffer, their numbers kept)."""
     return Frames(frames.buf, frames.ts_ns[at], frames.linktype[at], frames.offset[at],

@@ -73,17 +73,27 @@ def test_samples_in_parts_of_few_records_equal_whole_file(path, monkeypatch):
     assert seen and max(seen) <= 7 * chunked.PART_SLACK      # (the chunks were cut)
 
 
+def _parts(frames, most=None) -> list:
+    """``frames`` (a chunk) in the parts batches take them, :func:`chunked._first_part` after
+    :func:`chunked._first_part` (no slack); None: no part."""
+    out = []
+    while frames is not None:
+        part, frames = chunked._first_part(frames, most or chunked.BATCH_RECORDS)
+        out.append(part)
+    return out
+
+
 def test_parts_split_a_chunk_evenly_with_their_own_bytes():
     from kscc_traffic.capture.files import read_frames
     fr = read_frames(SAMPLES[0])
     n = len(fr)
-    parts = list(chunked._parts(fr, 10))
+    parts = list(_parts(fr, 10))
     assert len(parts) == -(-n // 10) and max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
     assert max(len(p) for p in parts) <= 10 and sum(len(p) for p in parts) == n
     assert [p.data(0) for p in parts] == [fr.data(sum(len(q) for q in parts[:k])) for k in range(len(parts))]
     assert all(len(p.buf) < len(fr.buf) for p in parts)
     assert not any(p.last for p in parts[:-1]) and parts[-1].last == fr.last
-    assert chunked._parts(fr, n) == [fr] and chunked._parts(None) == []
+    assert _parts(fr, n) == [fr] and _parts(None) == []
 
 
 def test_batch_limit_counts_the_carried_packets():
