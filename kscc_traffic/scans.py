@@ -49,9 +49,10 @@ report says each scan once (:func:`scan_lines`).
 """
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections import Counter
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,8 @@ _UNCONNECTED = frozenset(("S0", "SH", "REJ", "RSTOS0", "RSTRH", "SHR", "OTH"))
 _CONNECTED = frozenset(("RSTO", "RSTR", "SF", "S2", "S3"))
 _NEED = ("proto", "ts_ns", "duration", "orig_h", "resp_h", "resp_p", "conn_state", "history",
          "orig_bytes", "resp_bytes")
+#: the columns :meth:`ScanWatch.step` reads from the flows that stay open
+OPEN_COLUMNS = (*_NEED, "partial", "vlan", "server_name", "orig_pkts")
 
 
 def _col(flows: pd.DataFrame, name: str, default, dtype=object) -> np.ndarray:
@@ -672,12 +675,16 @@ class ScanWatch:
         """Rows held back (probes whose scan is not known yet)."""
         return len(self.held_rows)
 
-    def step(self, out: pd.DataFrame, open_flows: pd.DataFrame, clock: Optional[int], last: bool) -> pd.DataFrame:
+    def step(self, out: pd.DataFrame, open_flows: pd.DataFrame | Callable[[], pd.DataFrame], clock: Optional[int],
+             last: bool) -> pd.DataFrame:
         """``out`` (the leaving rows, unfinished) with :data:`SCAN_COLUMN` set, less the probes
         held, plus the held rows whose kind is now known (every one when ``last``); in time order
         of first packet when a held row joins. ``open_flows``: the batch's flows that stay open
-        (flow columns); ``clock``: the capture's clock (ns; None: nothing is known to be over)."""
+        (flow columns, :data:`OPEN_COLUMNS` read), or a function that makes them (called only
+        when they are needed: a batch without probes nor held rows reads none); ``clock``: the
+        capture's clock (ns; None: nothing is known to be over)."""
         self._steps += 1
+        open_flows = functools.cache(open_flows) if callable(open_flows) else (lambda frame=open_flows: frame)
         if len(out) and all(c in out.columns for c in _NEED):
             col = np.full(len(out), "", dtype=object)
             att = attempt_mask(out)
@@ -692,11 +699,11 @@ class ScanWatch:
                 named = np.fromiter((r[5] for r in rows), bool, len(rows))
                 # (the open flows' attempts only for the originators whose remembered attempts and
                 # open flows may reach a count: most probes are an agent's few failed attempts)
-                n_open = self._open_counts(open_flows)
+                n_open = self._open_counts(open_flows())
                 bp, ba = self.mem.bound(q, _Attempts())
                 near = [r[1] for r, c1, c2 in zip(rows, bp.tolist(), ba.tolist())
                         if max(c1 - PORT_SCAN_PORTS, c2 - ADDRESS_SCAN_HOSTS) + n_open.get(r[1], 0) >= 0]
-                opened = self._open(open_flows, set(near), False) if near else _Attempts()
+                opened = self._open(open_flows(), set(near), False) if near else _Attempts()
                 wp, wa = (_warm_all(_Attempts.join([self.mem.attempts(), opened]), q, named, _leads(out, at),
                                     self.mem.bound(q, opened))
                           if near else (np.zeros(len(rows), bool), np.zeros(len(rows), bool)))
@@ -717,7 +724,7 @@ class ScanWatch:
             if not keep.all():
                 out = out[keep]
         if self.held_rows:
-            out = self._release(out, open_flows, clock, last)
+            out = self._release(out, open_flows(), clock, last)
         if clock is not None and self._steps % self.PRUNE_EVERY == 0:
             cut = clock - self.KEEP_NS
             if self.held_rows:
