@@ -11,9 +11,10 @@ backwards in time): its last packet plus the protocol's inactivity timeout (TCP 
 (FIN both ways, or RST). The packets of the other flows are carried to the next batch, with a
 buffer of their own holding only their payload bytes, so a chunk's bytes are freed once it is
 done; the reader leaves room before the next chunk's records for those bytes (:func:`_join`),
-so the chunk is not copied to put them in front. A chunk of many records (small packets) is
-analysed in parts: a batch takes at most :data:`BATCH_PACKETS` packets, the carried ones
-included (:func:`_batch_limit`). The capture's clock is the time of the chunk's last packets in file order, less
+so the chunk is not copied to put them in front. A chunk holds about :data:`CHUNK_RECORDS`
+records at most (small packets are read in shorter chunks: ``records`` of
+:func:`~kscc_traffic.capture.files.iter_frames`), and is analysed in parts: a batch takes at
+most :data:`BATCH_PACKETS` packets, the carried ones included (:func:`_batch_limit`). The capture's clock is the time of the chunk's last packets in file order, less
 :data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
 interfaces). A chunk's last records (those of its last :data:`HOLD_NS` and of its last
 timestamp, cut where the records are in time order: :func:`_time_cut`; up to
@@ -94,6 +95,10 @@ BATCH_RECORDS = 40_000
 #: and ~7,500 carried), a UDP spray's (50,000 one-datagram flows carried a minute) stay at
 #: BATCH_RECORDS new ones, as the memory of a batch follows the packets and flows it analyses
 BATCH_PACKETS = 80_000
+#: records a chunk holds at most, about (:func:`~kscc_traffic.capture.files.iter_frames`'
+#: ``records``): a chunk of small packets is read shorter than :data:`CHUNK_BYTES` (a UDP spray
+#: of 60-byte datagrams: 32 MiB are 400,000 records, held while five batches are analysed)
+CHUNK_RECORDS = BATCH_PACKETS
 #: a chunk (or what is left of it) of at most this many times the new records a batch takes
 #: (:func:`_batch_limit`) is one batch, not cut in two halves (the 10 M bench: ~18,000 packets
 #: carried, 67,000 records a chunk)
@@ -241,7 +246,7 @@ class ChunkedAnalysis:
                 self._fin = Finisher(self.rules, self.name, self.render, worker=True)
             try:
                 self._chunks = iter_capture(self.path, self.chunk_bytes, name=self.name or None,
-                                            room=lambda: self._room)
+                                            room=lambda: self._room, records=CHUNK_RECORDS)
                 self._first = next(self._chunks, None)
             except BaseException:
                 if self._fin is not None:     # (no batch will come: the worker goes now)

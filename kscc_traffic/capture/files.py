@@ -1770,12 +1770,13 @@ def _drop_zero_headers(w: _Walk) -> int:
 
 
 def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
-         chunk_bytes: int, stream: bool = False, room: Callable[[], int] | None = None) -> Iterator[Frames]:
+         chunk_bytes: int, stream: bool = False, room: Callable[[], int] | None = None,
+         records: int | None = None) -> Iterator[Frames]:
     """The one record walk behind read_frames and iter_frames (``stream``: ``reader`` reads
-    standard input, :data:`STDIN`; ``room``: as :func:`iter_frames`')."""
+    standard input, :data:`STDIN`; ``room``, ``records``: as :func:`iter_frames`')."""
     stats = ReadStats()
     reader = probe = _Probe(reader)
-    data = reader.read(max(chunk_bytes, 64))
+    data = reader.read(max(min(chunk_bytes, FIRST_READ) if records else chunk_bytes, 64))
     at_eof = reader.eof()
     if reader.problem and not data:
         raise TruncatedCapture(f"{name}: {reader.problem}; no capture data")
@@ -1907,7 +1908,8 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             # break-it 21 F8: 333,000 walks of 64 bytes for check_capture) is read in growing
             # pieces, up to _QUIET_READ_MAX, so that the walks stay few; any chunking gives the
             # same records
-            grow = chunk_bytes if n else min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
+            grow = _read_size(chunk_bytes, records, n, w.pos - pos) if n else \
+                min(max(grow * 2, chunk_bytes), max(chunk_bytes, _QUIET_READ_MAX))
             want = max(grow, w.need) - len(tail)
             data, free = reader.read_on(tail, max(want, 1), room() if room is not None else 0)
             at_eof = reader.eof()
@@ -1928,6 +1930,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
 
 #: largest read (bytes) after walks that found no record (a stretch of blocks without packets)
 _QUIET_READ_MAX = 1 << 20
+#: first read (bytes) when chunks are also bounded in records (:func:`iter_frames`' ``records``):
+#: the records' size is not known yet
+FIRST_READ = 4 << 20
+
+
+def _read_size(chunk_bytes: int, records: int | None, n: int, walked: int) -> int:
+    """The next read's size (bytes) after a walk of ``n`` records over ``walked`` bytes:
+    ``chunk_bytes``, or less when ``records`` is given: about ``records`` records of the size
+    the walk found (not below :data:`_QUIET_READ_MAX`)."""
+    if not records or n <= 0:
+        return chunk_bytes
+    return min(chunk_bytes, max(_QUIET_READ_MAX, records * max(walked, 1) // n))
 
 
 def _reference_ns(recent: np.ndarray) -> int | None:
@@ -2070,7 +2084,7 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
 
 def iter_frames(source: str | os.PathLike[str] | bytes,
                 chunk_bytes: int = 64 << 20, *, name: str | None = None,
-                room: Callable[[], int] | None = None) -> Iterator[Frames]:
+                room: Callable[[], int] | None = None, records: int | None = None) -> Iterator[Frames]:
     """Read a pcap / pcapng capture in chunks of about ``chunk_bytes`` bytes.
 
     Yields the same records as :func:`read_frames`, in order, split over several
@@ -2110,19 +2124,25 @@ def iter_frames(source: str | os.PathLike[str] | bytes,
         bytes there without copying the chunk (:mod:`kscc_traffic.chunked` puts the carried
         packets' bytes there). The chunk's ``room`` says how many it got (0: none; ``buf`` is
         then a ``bytearray`` whose first ``room`` bytes are zeros).
+    records : int, optional
+        About the most records a chunk holds: the first read is then at most
+        :data:`FIRST_READ` bytes, and each next one about ``records`` records of the size the
+        chunk before had (at least 1 MiB, at most ``chunk_bytes``): a capture of small packets
+        (a scan, a UDP spray: 32 MiB of 60-byte datagrams is ~400,000 records) comes in
+        smaller chunks, so that a chunk is not held while many batches are analysed.
     """
     name = _source_name(source) if name is None else name
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         packed = open_decompressing(io.BytesIO(data), data[:8])
-        yield from _run(packed or _BytesReader(data), name, max(chunk_bytes, 64))
+        yield from _run(packed or _BytesReader(data), name, max(chunk_bytes, 64), records=records)
         return
     stream = is_stdin(source)
     f, reader = _open_path(source)
     with f:
         if not isinstance(reader, DecompressingReader):
-            yield from _run(reader, name, max(chunk_bytes, 64), stream, None if stream else room)
+            yield from _run(reader, name, max(chunk_bytes, 64), stream, None if stream else room, records)
             return
-        for fr in _run(reader, name, max(chunk_bytes, 64), stream):
+        for fr in _run(reader, name, max(chunk_bytes, 64), stream, records=records):
             fr.stats.file_bytes_read = reader.file_pos()    # (the progress bar's: break-it 21 F9)
             yield fr

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,7 +277,7 @@ def unjoined_pieces(spans: Sequence[tuple[str, int | None, int | None]]) -> list
 
 
 def iter_capture(source, chunk_bytes: int, *, name: str | None = None,
-                 room: Callable[[], int] | None = None) -> Iterator[Frames]:
+                 room: Callable[[], int] | None = None, records: int | None = None) -> Iterator[Frames]:
     """:func:`~.files.iter_frames` of a file, or of a :class:`FileSet`'s files one after the other.
 
     For a set, chunks come file after file; the small ones (less than half of ``chunk_bytes``: a
@@ -296,25 +297,27 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None,
 
     ``source`` :data:`~.files.STDIN` reads standard input as a stream (:func:`_iter_stdin`).
     ``room``: as :func:`~.files.iter_frames`' (a single file only; a set's chunks get none).
+    ``records``: as :func:`~.files.iter_frames`' (a set's chunks joined up to that many too).
 
     :raises kscc_traffic.errors.CaptureError: as :func:`~.files.iter_frames` (first ``next()``).
     """
     if is_stdin(source):
-        yield from _iter_stdin(chunk_bytes, name)
+        yield from _iter_stdin(chunk_bytes, name, records)
         return
     if not isinstance(source, FileSet):
-        yield from iter_frames(source, chunk_bytes, name=name, room=room)
+        yield from iter_frames(source, chunk_bytes, name=name, room=room, records=records)
         return
     total, done = ReadStats(), ReadStats()
     first_error: CaptureError | None = None
     read_any = False
     n = len(source.paths)
     held: list[Frames] = []     # small chunks waiting to be joined with the next ones
-    held_bytes = 0
+    held_bytes = held_records = 0
+    most = records or sys.maxsize
     for k, p in enumerate(source.paths):
         mine = None
         try:
-            for fr in iter_frames(p, chunk_bytes, name=name_text(p.name)):
+            for fr in iter_frames(p, chunk_bytes, name=name_text(p.name), records=records):
                 mine = fr.stats
                 _sum_into(total, done, mine)
                 fr.stats = total
@@ -322,14 +325,15 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None,
                 if len(fr) or (k == n - 1 and not read_any):
                     read_any = True
                     size = len(fr.buf)
-                    if held and held_bytes + size > chunk_bytes:
+                    if held and (held_bytes + size > chunk_bytes or held_records + len(fr) > most):
                         yield concat_frames(held)
-                        held, held_bytes = [], 0
+                        held, held_bytes, held_records = [], 0, 0
                     held.append(fr)
                     held_bytes += size
-                    if fr.last or held_bytes * 2 >= chunk_bytes:
+                    held_records += len(fr)
+                    if fr.last or held_bytes * 2 >= chunk_bytes or held_records * 2 >= most:
                         yield concat_frames(held)
-                        held, held_bytes = [], 0
+                        held, held_bytes, held_records = [], 0, 0
         except (CaptureError, OSError) as e:
             why = e if isinstance(e, CaptureError) else e.strerror or e
             if mine is not None:
@@ -359,13 +363,13 @@ def iter_capture(source, chunk_bytes: int, *, name: str | None = None,
     _sum_into(total, done, None)   # (the stats of every file, complete now)
 
 
-def _iter_stdin(chunk_bytes: int, name: str | None) -> Iterator[Frames]:
+def _iter_stdin(chunk_bytes: int, name: str | None, records: int | None = None) -> Iterator[Frames]:
     """:func:`~.files.iter_frames` of standard input (:data:`~.files.STDIN`), its first chunk
     judged as a file is before it is read (``analyze.check_capture``, which reads a file's first
     record and then the file again: a stream is read once): damage before its first record is
     an error. Its errors name it ``standard input`` (an empty one: nothing came in)."""
     name = name or "stdin"
-    chunks = iter_frames(STDIN, chunk_bytes, name=name)
+    chunks = iter_frames(STDIN, chunk_bytes, name=name, records=records)
     try:
         first = next(chunks, None)
     except CaptureError as e:
