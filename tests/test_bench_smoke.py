@@ -100,3 +100,23 @@ def test_measure_sees_a_forked_childs_memory_once_in_pss(tmp_path):
     # the shared pages once; a sample taken across the fork may read the parent just before it
     # (200 MiB its own) and the child just after (half of them): up to ~1.6 times, never twice
     assert 200 * mib < r.sampled_pss < 360 * mib
+
+
+def test_the_spray_is_one_flow_a_datagram(tmp_path):
+    """bench/make_spray.py (session 48): the memory figures' UDP spray, each datagram a flow of its
+    own, valid IPv4 checksums, deterministic."""
+    spray = Path(__file__).resolve().parent.parent / "bench" / "make_spray.py"
+    out, again = tmp_path / "s.pcap", tmp_path / "t.pcap"
+    for o in (out, again):
+        subprocess.run([sys.executable, str(spray), "--packets", "3000", "--seconds", "30", "--out", str(o)],
+                       check=True, timeout=60, capture_output=True)
+    assert out.read_bytes() == again.read_bytes() and out.stat().st_size == 24 + 3000 * 76
+    frames = kscc_traffic.read_frames(out)
+    assert len(frames.ts_ns) == 3000 and not frames.stats.warnings
+    assert (frames.ts_ns[1:] >= frames.ts_ns[:-1]).all()
+    flows = kscc_traffic.analyze(out)
+    assert len(flows) == 3000 and set(flows.proto) == {"udp"} and set(flows.orig_pkts) == {1}
+    assert set(flows.resp_p) == {15000} and flows.orig_h.str.startswith("198.1").all()
+    raw = out.read_bytes()[24 + 16 + 14:24 + 16 + 34]          # the first IPv4 header
+    words = sum(int.from_bytes(raw[i:i + 2], "big") for i in range(0, 20, 2))
+    assert (words & 0xFFFF) + (words >> 16) == 0xFFFF         # its checksum adds up
