@@ -97,9 +97,10 @@ class NatWatch:
         o = np.lexsort((t, *same[::-1]))
         equal = np.ones(len(o) - 1, bool)
         for v in same:
-            equal &= v[o][1:] == v[o][:-1]
-        h = host_codes[o]
-        match = equal & (h[1:] != h[:-1]) & (t[o][1:] - t[o][:-1] <= PAIR_WINDOW_NS)
+            v = v[o]
+            equal &= v[1:] == v[:-1]
+        h, t = host_codes[o], t[o]
+        match = equal & (h[1:] != h[:-1]) & (t[1:] - t[:-1] <= PAIR_WINDOW_NS)
         # a row pairs once: along a run of matches (row i with i + 1), the first, third, fifth…
         # (of three copies in a row, the first two), as a walk that skips a paired row would
         idx = np.arange(len(match))
