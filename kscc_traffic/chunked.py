@@ -14,16 +14,16 @@ done; the reader leaves room before the next chunk's records for those bytes (:f
 so the chunk is not copied to put them in front. A chunk holds about :data:`CHUNK_RECORDS`
 records at most (small packets are read in shorter chunks: ``records`` of
 :func:`~kscc_traffic.capture.files.iter_frames`), and is analysed in parts: a batch takes at
-most :data:`BATCH_PACKETS` packets, the carried ones included (:func:`_batch_limit`). The capture's clock is the time of the chunk's last packets in file order, less
-:data:`REORDER_NS` for captures whose packets are slightly out of time order (merged
-interfaces). A chunk's last records (those of its last :data:`HOLD_NS` and of its last
-timestamp, cut where the records are in time order: :func:`_time_cut`; up to
-:data:`HOLD_FRAMES`) wait for the next chunk: packets of one timestamp are ordered by their
-content, and a packet is a duplicate of the one before it in that order. Carried packets are
-not compared again as copies of each other (the packets between them may be gone); a new
-packet is compared with the carried one before it, kept whole for that (the duplicates dropped
-at an open flow's last timestamp are carried too, marked as counted: a frame written again and
-again is a copy of the copy before it).
+most :data:`BATCH_PACKETS` packets, the carried ones included (:func:`_batch_limit`). The
+capture's clock is the time of the chunk's last packets in file order, less :data:`REORDER_NS`
+for captures whose packets are slightly out of time order (merged interfaces). A chunk's last
+records (those of its last :data:`HOLD_NS` and of its last timestamp, cut where the records are
+in time order: :func:`_time_cut`; up to :data:`HOLD_FRAMES`) wait for the next chunk: packets
+of one timestamp are ordered by their content, and a packet is a duplicate of the one before it
+in that order. Carried packets are not compared again as copies of each other (the packets
+between them may be gone); a new packet is compared with the carried one before it, kept
+whole for that (the duplicates dropped at an open flow's last timestamp are carried too,
+marked as counted: a frame written again and again is a copy of the copy before it).
 
 So the flows, their uids, states, names and verdicts are those of the whole-file analysis; the
 difference is the order in which flows come out: batch by batch (a flow leaves when it is
@@ -527,41 +527,37 @@ class ChunkedAnalysis:
                 del out
             if last:
                 carry = None
-                del batch, b, flows
-                if leaving_rows is not None:
-                    yield leaving_rows, end
-                    leaving_rows = None
-                if self.progress is not None and reader_stats is not None:
-                    self.progress(_file_bytes(reader_stats))
-                break
-            keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
-            # (weights: as analyze_batch left them, those of dropped copies moved)
-            rows, trim, carry_w, carry_copy = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
-            # the names of flows still open are kept (once every answer that may name them has
-            # been seen): the answers that gave them can go
-            # (and a name once kept stays: the clock can go back with late packets)
-            started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
-            had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
-            started[b.pkt_flow[had]] = True
-            f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
-            carry_known = np.where(started[f] & ~carry_copy, flows["dns_name"].to_numpy(dtype=object)[f], None)
-            carry = batch.compact(rows)
-            if trim.any():
-                carry.cols["pl_cap"][trim] = 0
-            self.max_carried = max(self.max_carried, len(carry))
-            # DNS answers: the ones of this batch's DNS packets that leave with their flows are
-            # kept; those of carried DNS packets come again with the next batch
-            # (only the carried packets' answers can come again)
-            store.add(b.answers, again_ts=carry.cols["ts_ns"][~carry_copy].tolist())
-            store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
+            else:
+                keep = (b.pkt_flow >= 0) & ~final[np.maximum(b.pkt_flow, 0)]
+                # (weights: as analyze_batch left them, those of dropped copies moved)
+                rows, trim, carry_w, carry_copy = _summarise(batch, b, np.nonzero(keep)[0], weights, closed, idle)
+                # the names of flows still open are kept (once every answer that may name them has
+                # been seen): the answers that gave them can go
+                # (and a name once kept stays: the clock can go back with late packets)
+                started = flows["ts_ns"].to_numpy() + DNS_SLACK_NS < (clock if clock is not None else 0)
+                had = np.nonzero((known != None) & (b.pkt_flow >= 0))[0]  # noqa: E711 (element-wise)
+                started[b.pkt_flow[had]] = True
+                f = np.maximum(b.pkt_flow[rows], 0)     # (copies: -1, no name carried)
+                carry_known = np.where(started[f] & ~carry_copy, flows["dns_name"].to_numpy(dtype=object)[f], None)
+                carry = batch.compact(rows)
+                if trim.any():
+                    carry.cols["pl_cap"][trim] = 0
+                self.max_carried = max(self.max_carried, len(carry))
+                # DNS answers: the ones of this batch's DNS packets that leave with their flows are
+                # kept; those of carried DNS packets come again with the next batch
+                # (only the carried packets' answers can come again)
+                store.add(b.answers, again_ts=carry.cols["ts_ns"][~carry_copy].tolist())
+                store.advance(clock - REORDER_NS - DNS_SLACK_NS if clock is not None else None)
             # (the batch's packets and flow table freed before its leaving rows are finished:
             # -50 MiB while a spray's 40,000 one-datagram flows are classified)
             del batch, b, flows
             if leaving_rows is not None:
-                yield leaving_rows, None
+                yield leaving_rows, (end if last else None)
                 leaving_rows = None
             if self.progress is not None and reader_stats is not None:
                 self.progress(_file_bytes(reader_stats))
+            if last:
+                break
             prev_clock = clock
         st = ReadStats()
         if reader_stats is not None:
