@@ -21,7 +21,8 @@ from .capture.stats import ReadStats
 from .errors import CaptureAccessError, CaptureError, CaptureWarning, CorruptCapture
 from .classify import _JUDGE_COLUMNS, _RETRY_COLUMNS, CLASS_COLUMNS, TLS_SILENCE_S, classified, classify
 from .columns import Columns
-from .flows import FLOW_COLUMNS, VLAN_STACK, arrays_of, build_flows, label_index, repeated, resent, tcp_payload_bytes
+from .flows import (FIRST_IP_ID, FLOW_COLUMNS, ORIG_TTL, RESP_TTL, VLAN_STACK, arrays_of, build_flows, label_index,
+                    repeated, resent, tcp_payload_bytes)
 from .inspect import APP_COLUMNS, DnsAnswers, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
@@ -96,8 +97,10 @@ def analyze_packets(packets, rules: RuleSet, name: str = "", *, prior_answers: D
     duplicated frames dropped.
 
     :param internal: also the columns classify read that the output has not, and the flows'
-        whole VLAN stacks, ``vlan_stack`` (after :data:`COLUMNS`: :attr:`Batch.internal`), so
-        some rows can be classified again and matched with their packets' keys.
+        whole VLAN stacks, ``vlan_stack``, each side's first TTL, ``orig_ttl``, ``resp_ttl``, and the
+        first packet's IPv4 identification, ``first_ip_id`` (after :data:`COLUMNS`:
+        :attr:`Batch.internal`), so some rows can be classified again and matched with their
+        packets' keys.
 
     :param prior_answers: DNS answers seen before these packets (e.g. by a live capture that
         already evicted the DNS flows); used for names together with the packets' own answers.
@@ -142,7 +145,8 @@ class Batch:
     last_ts: np.ndarray | None = None
     #: the columns classify read that are not in the output (``orig_resent``, ``went_on``, …:
     #: classify's judge columns outside :data:`COLUMNS`) and ``vlan_stack`` (each flow's whole
-    #: VLAN stack, :attr:`kscc_traffic.flows.FlowTable.vlan_stack`), one row per row of
+    #: VLAN stack, :attr:`kscc_traffic.flows.FlowTable.vlan_stack`), ``orig_ttl``, ``resp_ttl``
+    #: (:attr:`~kscc_traffic.flows.FlowTable.side_ttl`) and ``first_ip_id``, one row per row of
     #: ``flows``: what a caller that changes some counters and classifies again needs (the live
     #: session)
     internal: pd.DataFrame | None = None
@@ -228,6 +232,9 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     # vlan and inner_vlan tell only in part; what the ICMP errors, the stale-connection retries
     # and a live session match flows by)
     ft.flows[VLAN_STACK] = ft.vlan_stack
+    # (nor are each side's first TTL: what tells a NAT gateway's copy of a connection, natpairs)
+    ft.flows[ORIG_TTL], ft.flows[RESP_TTL] = ft.side_ttl.T
+    ft.flows[FIRST_IP_ID] = ft.first_ip_id
     # (for classify, not a column of the output: the originator sent some bytes again)
     ft.flows["orig_resent"] = resent(ft)[:, 0]
     # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)
@@ -253,6 +260,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         only[[e.row for e in unmatched]] = False
         extra = build_flows(packets, exclude=only, seed=name + "#icmp", carried=carried)
         extra.flows[VLAN_STACK] = extra.vlan_stack
+        extra.flows[ORIG_TTL], extra.flows[RESP_TTL] = extra.side_ttl.T
+        extra.flows[FIRST_IP_ID] = extra.first_ip_id
         if weights is not None:
             _add_weights(extra, weights)
         base = len(flows)
@@ -293,7 +302,8 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
     flows = classify(flows, rules, capture_end_ns) if judge is None else \
         _classify_some(flows, rules, capture_end_ns, leave)
     flows["capture"] = pd.Series(repeated(name, len(flows)), index=flows.index)
-    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK) if c not in COLUMNS and c in flows.columns]
+    keep = [c for c in (*_JUDGE_COLUMNS, *_RETRY_COLUMNS, VLAN_STACK, ORIG_TTL, RESP_TTL, FIRST_IP_ID)
+            if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
 
@@ -801,6 +811,9 @@ class _WholeFile:
         flows, self.duplicates = analyze_packets(self.packets, self.rules, self.name, capture_end_ns=end,
                                                  internal=True)
         one_way = one_way_counts(flows)
+        from .natpairs import NatWatch
+        nat = NatWatch()
+        nat.add(flows)                  # (before the internal columns go: TTLs, IP IDs)
         flows = flows[[c for c in flows.columns if c in COLUMNS]] if len(flows.columns) > len(COLUMNS) else flows
         self.packets = None
         self.stats.warn_no_ip(self.name)
@@ -810,12 +823,9 @@ class _WholeFile:
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)
         self.stats.warn_one_way(self.name, *one_way.tolist())
         from .lookups import LookupsWatch
-        from .natpairs import NatWatch
         lookups = LookupsWatch()
         lookups.add(flows)
         lookups.warn(self.stats, self.name)
-        nat = NatWatch()
-        nat.add(flows)
         nat.warn(self.stats, self.name)
         _note_duplicates(self.stats, self.name, self.duplicates)
         yield flows

@@ -170,6 +170,10 @@ class FlowTable:
     the part of the flow key the ``vlan`` and ``inner_vlan`` columns (:func:`vlan_ids`) tell
     only in part for three tags or more; None for a table made otherwise (:func:`vlan_key`
     then rebuilds it from those columns).
+    ``side_ttl``: int16 array (len(flows), 2): per flow the IP TTL (IPv6 hop limit) of the
+    originator's first packet and of the responder's, -1 when that side sent none or its TTL is
+    unknown; None for a table made otherwise. ``first_ip_id``: int32 array (len(flows)): per flow
+    the IPv4 identification of its first packet, -1 for IPv6 or unknown; None likewise.
     """
 
     flows: pd.DataFrame
@@ -181,6 +185,8 @@ class FlowTable:
     seq_bytes: np.ndarray | None = None
     byte_sums: np.ndarray | None = None
     vlan_stack: np.ndarray | None = None
+    side_ttl: np.ndarray | None = None
+    first_ip_id: np.ndarray | None = None
 
 
 def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
@@ -1011,6 +1017,13 @@ def _group_starts(sorted_key: list[np.ndarray]) -> np.ndarray:
 #: the internal column of the analysis's flow tables (never written out) holding
 #: :attr:`FlowTable.vlan_stack`: read it with :func:`vlan_key`
 VLAN_STACK = "vlan_stack"
+#: the internal columns holding :attr:`FlowTable.side_ttl`, the TTL of the originator's and of
+#: the responder's first packet (what tells a NAT gateway's copy of a connection, the side it
+#: forwarded one hop less: :mod:`kscc_traffic.natpairs`)
+ORIG_TTL, RESP_TTL = "orig_ttl", "resp_ttl"
+#: the internal column holding :attr:`FlowTable.first_ip_id` (a NAT keeps a packet's IPv4
+#: identification: :mod:`kscc_traffic.natpairs`)
+FIRST_IP_ID = "first_ip_id"
 #: the bit a tagged frame's VLAN stack value has (:func:`kscc_traffic.capture._slowpath.vlan_value`)
 VLAN_TAGGED = 1 << 24
 #: the bit offsets of the VLAN IDs in a VLAN stack value, innermost first (12 bits each)
@@ -1124,7 +1137,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     use = np.ones(n, bool) if exclude is None else ~exclude
     idx = np.nonzero(use)[0]
     if len(idx) == 0:
-        return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0, vlan_stack=np.zeros(0, np.int64))
+        return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0, vlan_stack=np.zeros(0, np.int64),
+                         side_ttl=np.zeros((0, 2), np.int16), first_ip_id=np.zeros(0, np.int32))
 
     # the used packets' values: every packet's (the columns themselves, read only) when none is left out
     pick = idx if len(idx) < n else slice(None)
@@ -1495,7 +1509,19 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pkt_flow[at] = rank[flow_of]
     pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced + n_late, dup_of, seq_bytes,
-                     byte_sums, num(stack))
+                     byte_sums, num(stack), num(_side_ttl(c["ttl"], at, flow_of, from_orig, nflows)),
+                     num(c["ip_id"][at[starts]].astype(np.int32)))
+
+
+def _side_ttl(ttl: np.ndarray, at: np.ndarray, flow_of: np.ndarray, from_orig: np.ndarray, nflows: int) -> np.ndarray:
+    """:attr:`FlowTable.side_ttl`: int16 (nflows, 2), per flow the TTL of the originator's first
+    packet and of the responder's (-1: none); ``at`` the packets' rows in flow order, ``flow_of``
+    and ``from_orig`` per such row."""
+    out = np.full((nflows, 2), -1, np.int16)
+    if len(at):
+        v, r = first_rows(flow_of * 2 + ~from_orig, np.arange(len(at)))
+        out[v >> 1, v & 1] = ttl[at[r]]
+    return out
 
 
 #: odd multipliers of :func:`_late_copies`' hash of a row's flow and direction, sequence number
