@@ -4,20 +4,32 @@ on the outside one, from the gateway's address: every flow, and every count of t
 doubled, and nothing says why).
 
 :class:`NatWatch` follows a capture's flows, batch by batch, and finds such pairs: two flows of
-one transport protocol to the same responder address and port, from the same originator port
-(a NAT that keeps the source port, as Linux masquerading and most home and office routers do
-while it is free), from two originator addresses, started at most :data:`PAIR_WINDOW_NS` apart,
-with the same number of originator packets and payload bytes, to a unicast address (a router
-forwards no broadcast nor multicast). The earlier is the inside copy (the packet is captured as
-it arrives from the client, then as it leaves translated). One ``Warning:`` per capture gives
+one transport protocol to a unicast address (a router forwards no broadcast nor multicast),
+started at most :data:`PAIR_WINDOW_NS` apart, with the same number of originator packets and
+payload bytes, the same ports (a NAT that keeps the source port, as Linux masquerading and most
+home and office routers do while it is free), the same server address and two client addresses
+(the client, the translated side, is the originator; or the responder, for a connection open
+before the capture whose server spoke first on a port not known as a server's), where the
+packets tell (each side's first TTL, ``orig_ttl`` and ``resp_ttl``; the first packet's IPv4
+identification, ``first_ip_id``): a router forwards each packet one hop less in TTL (IPv6 hop
+limit), so the client's packets leave one hop less than they came in and the server's come in
+one hop less than they arrived, and a NAT keeps the identification, one packet's in both copies.
+Look-alike traffic of several hosts (NTP clients polling together, agents answering one
+broadcast) fails these: one server's answers have one TTL, two hosts' packets other
+identifications. A side whose TTL is unknown in either copy, an identification unknown or 0
+(what many systems send with DF set), tells nothing. The inside copy is the one the TTLs say;
+when none is known, the earlier (the packet is captured as it arrives from the client, then as
+it leaves translated), or the later when the first packet is the responder's (``history``
+``^d…``: it came in from the outside). One ``Warning:`` per capture gives
 their count and the most common address translation, when the pairs are more than a few
 coincidences: only the pairs whose outside address recurs (in two pairs or more) and is one of
 the :data:`OUTSIDE_ADDRESSES` most common count (a gateway has one address, or a few; a spray
 of look-alike datagrams from many addresses pairs them among themselves, each address once), and
 they must be :data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows.
 A NAT that changes the source port is not recognised (two clients' connections cannot be told
-from one connection translated); the verdicts are not changed either way: each copy is judged as
-the connection it is on its side.
+from one connection translated), nor one that leaves the TTL or draws new identifications (pf's
+``scrub random-id``), nor copies through more than one router; the verdicts are not changed
+either way: each copy is judged as the connection it is on its side.
 """
 from __future__ import annotations
 
@@ -26,6 +38,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from .flows import FIRST_IP_ID, ORIG_TTL, RESP_TTL
 from .text import escape_terminal
 
 __all__ = ["NatWatch", "PAIR_WINDOW_NS", "MIN_PAIRS", "MIN_SHARE", "OUTSIDE_ADDRESSES"]
@@ -49,7 +62,8 @@ class NatWatch:
     """Connections of a capture seen twice, before and after a NAT.
 
     :meth:`add` takes each batch of flows (a flow table with ``proto``, ``orig_h``, ``orig_p``,
-    ``resp_h``, ``resp_p``, ``orig_pkts``, ``orig_bytes``, ``ts_ns`` (epoch ns)); :meth:`line`
+    ``resp_h``, ``resp_p``, ``orig_pkts``, ``orig_bytes``, ``ts_ns`` (epoch ns), and optionally
+    ``cast``, ``history``, ``orig_ttl``, ``resp_ttl`` and ``first_ip_id``, -1 unknown); :meth:`line`
     gives the warning line (starting with the capture's name) or None. Pairs whose copies leave
     in different batches are not counted (the two copies of a connection end together)."""
 
@@ -88,27 +102,66 @@ class NatWatch:
         rows = np.flatnonzero(ports)[order[maybe]]
         # (in columns, not Python tuples: a spray of one-datagram flows makes every row a candidate)
         col = {c: flows[c].to_numpy()[rows] for c in _KEYS}
-        same = [pd.factorize(col[c].astype(object))[0] if c in ("proto", "resp_h") else col[c].astype(np.int64)
-                for c in _KEYS[:6]]
-        host_codes, hosts = pd.factorize(col["orig_h"].astype(object))
+
+        def ints(c):
+            return flows[c].to_numpy()[rows].astype(np.int64) if c in flows.columns else np.full(len(rows), -1)
+        ttl = {"orig": ints(ORIG_TTL), "resp": ints(RESP_TTL)}
+        col["ip_id"] = ints(FIRST_IP_ID)
+        hist = flows["history"].to_numpy()[rows] if "history" in flows.columns else None
+        # the translated side (the client) the originator, then the responder (a connection open
+        # before the capture whose server spoke first, on a port not known as a server's)
+        for client, server in (("orig", "resp"), ("resp", "orig")):
+            found = self._pairs(col, client, server, ttl[client], ttl[server], hist)
+            if found is not None:
+                self._count(*found)
+
+    @staticmethod
+    def _pairs(col: dict, client: str, server: str, c_ttl: np.ndarray, s_ttl: np.ndarray, hist):
+        """Of the candidate rows (``col``: their :data:`_KEYS` columns), the copies of one
+        connection whose ``client`` side (``"orig"`` or ``"resp"``) differs in address alone:
+        ``(hosts, inside, outside)`` (codes into ``hosts``), or None. ``c_ttl``, ``s_ttl``: the
+        first TTL of each row's client and server side (-1 unknown); ``hist`` the histories or
+        None."""
+        fixed = [col["proto"], col[f"{server}_h"], col["resp_p"], col["orig_p"], col["orig_pkts"], col["orig_bytes"]]
+        same = [pd.factorize(v.astype(object))[0] if i < 2 else v.astype(np.int64) for i, v in enumerate(fixed)]
+        host_codes, hosts = pd.factorize(col[f"{client}_h"].astype(object))
         t = col["ts_ns"].astype(np.int64)
-        # sorted by everything but the originator address (a connection's two copies side by side),
+        # sorted by everything but the client's address (a connection's two copies side by side),
         # then by time; stable, so rows of one time keep their order
         o = np.lexsort((t, *same[::-1]))
         equal = np.ones(len(o) - 1, bool)
         for v in same:
             v = v[o]
             equal &= v[1:] == v[:-1]
-        h, t = host_codes[o], t[o]
+        h, t, c, s, ip_id = host_codes[o], t[o], c_ttl[o], s_ttl[o], col["ip_id"][o]
         match = equal & (h[1:] != h[:-1]) & (t[1:] - t[:-1] <= PAIR_WINDOW_NS)
+        # (both copies' first packet is one packet, whose IPv4 identification a NAT keeps; 0 is
+        # what many systems send with DF set: no evidence)
+        match &= (ip_id[:-1] <= 0) | (ip_id[1:] <= 0) | (ip_id[:-1] == ip_id[1:])
+        # which copy is inside, from the TTLs: the client's packets leave one hop less, the
+        # server's come in one hop less; a side whose TTL is unknown in either copy tells nothing
+        c_any, s_any = (c[:-1] < 0) | (c[1:] < 0), (s[:-1] < 0) | (s[1:] < 0)
+        first_in = (c_any | (c[1:] == c[:-1] - 1)) & (s_any | (s[:-1] == s[1:] - 1))
+        second_in = (c_any | (c[:-1] == c[1:] - 1)) & (s_any | (s[1:] == s[:-1] - 1))
+        match &= first_in | second_in
+        if client == "resp":            # (no TTL, no pair: look-alike datagrams one server sent)
+            match &= ~(c_any & s_any)
         # a row pairs once: along a run of matches (row i with i + 1), the first, third, fifth…
         # (of three copies in a row, the first two), as a walk that skips a paired row would
         idx = np.arange(len(match))
         starts = np.maximum.accumulate(np.where(match & ~np.concatenate([[False], match[:-1]]), idx, 0))
         chosen = match & ((idx - starts) % 2 == 0)
-        inside, outside = h[:-1][chosen], h[1:][chosen]
-        if len(inside):
-            self._count(hosts, inside, outside)
+        if not chosen.any():
+            return None
+        swap = (second_in & ~first_in)[chosen]
+        if hist is not None and client == "orig":
+            # no TTL either side: the earlier copy is inside, unless the responder's packet came
+            # first (history ``^d…``: it came in from the outside, the later copy is inside)
+            guess = (first_in & second_in)[chosen]
+            first = pd.Series(hist[o][:-1][chosen], dtype=object).str.lstrip("^").str[:1]
+            swap |= guess & (first.str.islower() == True).to_numpy(bool)  # noqa: E712 (element-wise)
+        a, b = h[:-1][chosen], h[1:][chosen]
+        return hosts, np.where(swap, b, a), np.where(swap, a, b)
 
     def _count(self, hosts, inside: np.ndarray, outside: np.ndarray) -> None:
         """Count a batch's pairs (codes into ``hosts``) by outside address and by translation.

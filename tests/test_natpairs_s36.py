@@ -13,16 +13,27 @@ from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
 from kscc_traffic.natpairs import NatWatch  # noqa: E402
 from pcapbuild import pcap_bytes, tcp_session, udp  # noqa: E402
+from scapy.layers.inet import IP, TCP  # noqa: E402
 
 INSIDE, OUTSIDE, KSC = "192.0.2.10", "198.51.100.129", "203.0.113.10"
 
 
+def forwarded(records, sender: str, hops: int = 1):
+    """``records`` with the TTL of the packets ``sender`` sent ``hops`` less (what a router forwarded)."""
+    for _, frame in records:
+        if frame[IP].src == sender:
+            frame[IP].ttl -= hops
+            del frame[IP].chksum
+    return records
+
+
 def both_sides(t0: float, port: int, inside: str = INSIDE, outside: str = OUTSIDE, out_port: int | None = None,
                lag: float = 0.00007):
-    """One connection as a gateway's every interface sees it: inside, then translated."""
+    """One connection as a gateway's every interface sees it: inside, then translated (the client's
+    packets one hop less in TTL on the outside, the server's on the inside)."""
     data = dict(c_data=b"\x16\x03\x01\x00\x05hello", s_data=b"\x16\x03\x03\x00\x02ok")
-    return (tcp_session((inside, port), (KSC, 23101), t0=t0, **data)
-            + tcp_session((outside, out_port or port), (KSC, 23101), t0=t0 + lag, **data))
+    return (forwarded(tcp_session((inside, port), (KSC, 23101), t0=t0, **data), KSC)
+            + forwarded(tcp_session((outside, out_port or port), (KSC, 23101), t0=t0 + lag, **data), outside))
 
 
 def _write(tmp_path, records, name="gw.pcap"):
@@ -96,15 +107,16 @@ def test_broadcasts_are_no_nat(tmp_path):
     assert lines(_write(tmp_path, recs, "bcast.pcap")) == []
     unicast = [r for k in range(5) for r in (
         udp((INSIDE, 15000 + k), (KSC, 15000), b"k" * 40, t=1000.0 + k),
-        udp((OUTSIDE, 15000 + k), (KSC, 15000), b"k" * 40, t=1000.002 + k))]
+        *forwarded([udp((OUTSIDE, 15000 + k), (KSC, 15000), b"k" * 40, t=1000.002 + k)], OUTSIDE))]
     assert "5 connections were captured twice" in lines(_write(tmp_path, unicast, "ucast.pcap"))[0]
 
 
 def test_copies_pair_in_twos(tmp_path):
     # three copies of a connection a few ms apart: the first two pair, the third is alone; four: two pairs
     def copies(k, n):
-        return [r for j in range(n) for r in tcp_session((f"198.51.100.{130 + j}", 43000 + k), (KSC, 23101),
-                                                          t0=1000.0 + 5 * k + 0.002 * j)]
+        return [r for j in range(n) for r in forwarded(tcp_session((f"198.51.100.{130 + j}", 43000 + k),
+                                                                    (KSC, 23101), t0=1000.0 + 5 * k + 0.002 * j),
+                                                        f"198.51.100.{130 + j}", j)]
     w = NatWatch()
     three = analyze_file(str(_write(tmp_path, [r for k in range(4) for r in copies(k, 3)], "three.pcap"))).flows
     w.add(three)
@@ -138,3 +150,149 @@ def test_memory_stays_bounded_and_a_gateway_after_a_spray_is_still_found(monkeyp
     w.flows = 100
     assert "30 connections were captured twice" in w.line("gw.pcap")
     assert "192.0.2.1 -> 198.51.100.129 1 time, and 29 other translations" in w.line("gw.pcap")
+
+
+def _without_ttls(monkeypatch):
+    from kscc_traffic import natpairs
+    monkeypatch.setattr(natpairs, "ORIG_TTL", "no such column")
+    monkeypatch.setattr(natpairs, "RESP_TTL", "nor such column")
+
+
+def test_look_alikes_of_one_ttl_are_no_nat(tmp_path, monkeypatch):
+    # session 49 (break-it 48): hosts of one system doing the same thing together pair among
+    # themselves, by ports, packets and bytes alone; a gateway's copy is one hop less in TTL
+    ntp = "203.0.113.123"
+
+    def polls(hops):
+        """6 NTP clients polling from port 123 together, 2 ms apart (client i ``hops[i]`` routers
+        away), each answered; captured beside the server"""
+        recs = []
+        for k in range(20):
+            for i in range(6):
+                t = 1000.0 + 200 * k + 0.002 * ((i + k) % 6)
+                recs += forwarded([udp((f"192.0.2.{20 + i}", 123), (ntp, 123), b"\x23" + b"\0" * 47, t=t)],
+                                  f"192.0.2.{20 + i}", hops[i])
+                recs.append(udp((ntp, 123), (f"192.0.2.{20 + i}", 123), b"\x24" + b"\0" * 47, t=t + 0.0005))
+        return recs
+    one = _write(tmp_path, polls([0] * 6), "ntp.pcap")
+    # (break-it 49: three of them a router away, one hop less: the server's answers, one TTL, tell)
+    two = _write(tmp_path, polls([0, 1] * 3), "ntp2.pcap")
+    assert lines(one) == [] and lines(two) == []
+    _without_ttls(monkeypatch)      # (what the rule stops: the same captures without it)
+    assert "connections were captured twice" in lines(one)[0]
+    assert "connections were captured twice" in lines(two)[0]
+
+
+def test_agents_answering_one_broadcast_are_no_nat(tmp_path, monkeypatch):
+    # agents answering a repeated broadcast from UDP 15000, unicast back to its sender, 1-10 ms apart
+    recs = []
+    for k in range(15):
+        t = 1000.0 + 70 * k
+        recs.append(udp(("192.0.2.5", 15000), ("255.255.255.255", 15000), b"q" * 30, t=t, dst_mac="ff:ff:ff:ff:ff:ff"))
+        recs += [udp((f"192.0.2.{40 + i}", 15000), ("192.0.2.5", 15000), b"a" * 60, t=t + 0.001 * (1 + i))
+                 for i in range(10)]
+    path = _write(tmp_path, recs, "agents.pcap")
+    assert lines(path) == []
+    _without_ttls(monkeypatch)
+    assert "connections were captured twice" in lines(path)[0]
+
+
+def test_look_alikes_a_router_apart_are_no_nat(tmp_path, monkeypatch):
+    # break-it 49: agents of two subnets, one a router away (TTL 128 and 127), answering one
+    # broadcast together, one way: the TTLs look like a gateway's copies; two hosts' packets have
+    # other IPv4 identifications (each host its own counter), a NAT's copy the same
+    import random
+    rnd = random.Random(49)
+    agents = [(f"192.0.2.{40 + i}", 0) for i in range(5)] + [(f"198.51.100.{40 + i}", 1) for i in range(5)]
+    ident = {h: rnd.randrange(1, 60000) for h, _ in agents}
+    recs = []
+    for k in range(15):
+        t = 1000.0 + 70 * k
+        recs.append(udp(("192.0.2.5", 15000), ("255.255.255.255", 15000), b"q" * 30, t=t, dst_mac="ff:ff:ff:ff:ff:ff"))
+        rnd.shuffle(agents)
+        for i, (h, hops) in enumerate(agents):
+            (r,) = forwarded([udp((h, 15000), ("192.0.2.5", 15000), b"a" * 60, t=t + 0.001 * (1 + i))], h, hops)
+            ident[h] += 1
+            r[1][IP].id = ident[h]
+            recs.append(r)
+    path = _write(tmp_path, recs, "agents2.pcap")
+    assert lines(path) == []
+    from kscc_traffic import natpairs
+    monkeypatch.setattr(natpairs, "FIRST_IP_ID", "no such column")
+    assert "connections were captured twice" in lines(path)[0]     # (the TTLs alone: pairs)
+
+
+def through_nat(session, lag: float = 0.00007):
+    """A connection seen inside (``INSIDE`` <-> ``KSC``, each packet as sent) captured on both sides
+    of the gateway: the client's packets inside, then outside from ``OUTSIDE`` one hop less; the
+    server's outside (to ``OUTSIDE``), then inside one hop less."""
+    out = []
+    for t, f in session:
+        inside, outside = f.copy(), f.copy()
+        if f[IP].src == INSIDE:
+            outside[IP].src, outside[IP].ttl, first = OUTSIDE, f[IP].ttl - 1, (inside, outside)
+        else:
+            outside[IP].dst, inside[IP].ttl, first = OUTSIDE, f[IP].ttl - 1, (outside, inside)
+        for p in first:
+            del p[IP].chksum, p[TCP].chksum
+        out += [(t, first[0]), (t + lag, first[1])]
+    return out
+
+
+def test_a_connection_captured_midway_is_a_pair_whichever_side_spoke_first(tmp_path):
+    # a long-lived agent connection (no handshake in the capture): when the server's packet comes
+    # first, it is captured outside, then inside; the inside copy is still the client's, also when
+    # both copies have one time (a fast gateway, a coarse clock)
+    for c_data, lag in ((b"\x17\x03\x03\x00\x05hello", 0.00007), (b"", 0.00007), (b"", 0.0),
+                        (b"\x17\x03\x03\x00\x05hello", 0.0)):
+        recs = [r for k in range(4) for r in through_nat(
+            tcp_session((INSIDE, 44000 + k), (KSC, 23101), t0=1000.0 + 5 * k, c_data=c_data,
+                        s_data=b"\x17\x03\x03\x00\x02ok")[3:-3], lag)]
+        got = lines(_write(tmp_path, recs, "mid.pcap"))
+        assert len(got) == 1 and f"{INSIDE} -> {OUTSIDE} 4 times)" in got[0], (c_data, lag, got)
+        if not c_data:
+            a = analyze_file(str(_write(tmp_path, recs, "mid.pcap")))
+            assert a.flows["history"].str.startswith("^d").all() and len(a.flows) == 8   # (the server spoke first)
+
+
+def test_a_server_first_on_a_port_not_known_as_a_server_s_is_a_pair(tmp_path):
+    # break-it 49: no handshake, the server's packet first, its port not one a server is known by:
+    # the server is taken as the originator, the two copies differ in the responder's address
+    recs = [r for k in range(4) for r in through_nat(
+        tcp_session((INSIDE, 44000 + k), (KSC, 45000), t0=1000.0 + 5 * k, s_data=b"\x17\x03\x03\x00\x02ok")[3:-3])]
+    path = _write(tmp_path, recs, "srv.pcap")
+    a = analyze_file(str(path))
+    assert set(a.flows["orig_h"]) == {KSC} and set(a.flows["resp_h"]) == {INSIDE, OUTSIDE}
+    got = lines(path)
+    assert len(got) == 1 and f"4 connections were captured twice" in got[0] \
+        and f"{INSIDE} -> {OUTSIDE} 4 times)" in got[0]
+
+
+def test_ttls_tell_pairs_and_their_inside_copy():
+    import numpy as np
+    import pandas as pd
+
+    def table(orig, resp, ip_id=(-1, -1)):
+        n = len(orig)
+        return pd.DataFrame({"proto": ["udp"] * n, "resp_h": [KSC] * n, "resp_p": [15000] * n,
+                             "orig_p": [40000 + i // 2 for i in range(n)], "orig_pkts": [1] * n,
+                             "orig_bytes": [18] * n, "orig_h": [(INSIDE, OUTSIDE)[i % 2] for i in range(n)],
+                             "ts_ns": np.arange(n, dtype=np.int64) * 1_000_000, "cast": ["unicast"] * n,
+                             "orig_ttl": np.array(orig, np.int16), "resp_ttl": np.array(resp, np.int16),
+                             "first_ip_id": np.array(ip_id * (n // 2), np.int32), "history": ["Dd"] * n})
+    ahead, behind = {(INSIDE, OUTSIDE): 5}, {(OUTSIDE, INSIDE): 5}   # (the earlier copy inside, or the later)
+    for orig, resp, found in (
+            ([64, 63], [-1, -1], ahead), ([-1, 63], [-1, -1], ahead), ([64, -1], [-1, -1], ahead),
+            ([-1, -1], [-1, -1], ahead),                     # (no TTL: the earlier copy)
+            ([64, 63], [119, 120], ahead), ([-1, -1], [119, 120], ahead),
+            ([63, 64], [-1, -1], behind), ([63, 64], [120, 119], behind), ([-1, -1], [120, 119], behind),
+            ([64, 64], [-1, -1], {}), ([128, 126], [-1, -1], {}), ([64, 63], [120, 120], {}),
+            ([64, 63], [120, 119], {}), ([64, 64], [119, 120], {})):
+        w = NatWatch()
+        w.add(table(orig * 5, resp * 5))
+        assert w.pairs == sum(found.values()) and w.translations == found, (orig, resp)
+    for ip_id, found in (((777, 777), ahead), ((0, 777), ahead), ((-1, 5), ahead), ((0, 0), ahead),
+                         ((777, 778), {})):
+        w = NatWatch()
+        w.add(table([64, 63] * 5, [119, 120] * 5, ip_id))
+        assert w.translations == found, ip_id
