@@ -25,7 +25,10 @@ their count and the most common address translation, when the pairs are more tha
 coincidences: only the pairs whose outside address recurs (in two pairs or more) and is one of
 the :data:`OUTSIDE_ADDRESSES` most common count (a gateway has one address, or a few; a spray
 of look-alike datagrams from many addresses pairs them among themselves, each address once), and
-they must be :data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows.
+those the packets prove whatever their outside address (a one-to-one NAT's, NPTv6): the client's
+first TTLs one hop apart with one IPv4 identification (not 0) in both copies, or, without one,
+the server's first TTLs one hop apart as well; they must be :data:`MIN_PAIRS` at least, and
+:data:`MIN_SHARE` of the flows.
 A NAT that changes the source port is not recognised (two clients' connections cannot be told
 from one connection translated), nor one that leaves the TTL or draws new identifications (pf's
 ``scrub random-id``), nor copies through more than one router; the verdicts are not changed
@@ -72,6 +75,8 @@ class NatWatch:
         self.flows = 0                              # TCP and UDP flows seen
         self.translations: Counter = Counter()      # (inside address, outside address) -> pairs
         self._outside: Counter = Counter()          # outside address -> pairs
+        self._strong: Counter = Counter()           # outside address -> pairs the packets prove
+        self._strong_forgotten = 0                  # such pairs beyond TRACKED addresses
 
     def add(self, flows: pd.DataFrame) -> None:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
@@ -160,25 +165,38 @@ class NatWatch:
             guess = (first_in & second_in)[chosen]
             first = pd.Series(hist[o][:-1][chosen], dtype=object).str.lstrip("^").str[:1]
             swap |= guess & (first.str.islower() == True).to_numpy(bool)  # noqa: E712 (element-wise)
+        # (proven: the client's TTLs one hop apart and one IPv4 identification, not 0, in both
+        # copies; without identifications, IPv6, the server's TTLs one hop apart as well)
+        c_ok, s_ok = ~c_any & (c[:-1] != c[1:]), ~s_any & (s[:-1] != s[1:])
+        same_id = (ip_id[:-1] > 0) & (ip_id[:-1] == ip_id[1:])
+        strong = (c_ok & (same_id | s_ok))[chosen]
         a, b = h[:-1][chosen], h[1:][chosen]
-        return hosts, np.where(swap, b, a), np.where(swap, a, b)
+        return hosts, np.where(swap, b, a), np.where(swap, a, b), strong
 
-    def _count(self, hosts, inside: np.ndarray, outside: np.ndarray) -> None:
-        """Count a batch's pairs (codes into ``hosts``) by outside address and by translation.
-        Beyond :data:`TRACKED` outside addresses, those of a single pair are forgotten (then the
-        least common, down to half of it), with their translations: a NAT's address recurs."""
+    def _count(self, hosts, inside: np.ndarray, outside: np.ndarray, strong: np.ndarray) -> None:
+        """Count a batch's pairs (codes into ``hosts``; ``strong``: the packets prove the pair) by
+        outside address and by translation. Beyond :data:`TRACKED` outside addresses, those of a
+        single pair are forgotten (then the least common, down to half of it), with their
+        translations: a NAT's address recurs; the proven pairs stay counted."""
         self.pairs += len(inside)
-        (a, b), k = np.unique(np.stack([inside, outside]), axis=1, return_counts=True)
-        for a, b, k in zip(a.tolist(), b.tolist(), k.tolist()):
+        (a, b, p), k = np.unique(np.stack([inside, outside, strong]), axis=1, return_counts=True)
+        for a, b, p, k in zip(a.tolist(), b.tolist(), p.tolist(), k.tolist()):
             ins, out = str(hosts[a]), str(hosts[b])
             self._outside[out] += k
             self.translations[(ins, out)] += k
-        if len(self._outside) > TRACKED:
+            if p:
+                self._strong[out] += k
+        if len(self._outside) > TRACKED or len(self._strong) > TRACKED:
             keep = {a: k for a, k in self._outside.items() if k > 1}
             if len(keep) > TRACKED // 2:
                 keep = dict(Counter(keep).most_common(TRACKED // 2))
             self._outside = Counter(keep)
-            self.translations = Counter({t: k for t, k in self.translations.items() if t[1] in keep})
+            if len(self._strong) > TRACKED:
+                strong = dict(self._strong.most_common(TRACKED // 2))
+                self._strong_forgotten += sum(self._strong.values()) - sum(strong.values())
+                self._strong = Counter(strong)
+            self.translations = Counter({t: k for t, k in self.translations.items()
+                                         if t[1] in keep or t[1] in self._strong})
 
     def warn(self, stats, capture: str) -> None:
         """Add :meth:`line` to ``stats`` (a :class:`~kscc_traffic.capture.stats.ReadStats`), if any."""
@@ -189,18 +207,24 @@ class NatWatch:
     def line(self, capture: str) -> str | None:
         """The warning line about the connections seen twice (None when they are too few): the
         pairs whose outside address is one of the :data:`OUTSIDE_ADDRESSES` most common, and in
-        more than one pair (a gateway's address recurs)."""
+        more than one pair (a gateway's address recurs), and those the packets prove (the module's
+        docstring)."""
         nat = {a: k for a, k in self._outside.most_common(OUTSIDE_ADDRESSES) if k > 1}
-        pairs = sum(nat.values())
+        # (and the pairs the packets prove, whatever their outside address: a one-to-one NAT's)
+        nat.update((a, k) for a, k in self._strong.items() if a not in nat)
+        pairs = sum(nat.values()) + self._strong_forgotten
         if pairs < MIN_PAIRS or 2 * pairs < MIN_SHARE * self.flows:
             return None
         theirs = Counter({t: k for t, k in self.translations.items() if t[1] in nat})
-        (inside, outside), k = min(theirs.items(), key=lambda tk: (-tk[1], tk[0]))   # (a tie: the first text)
-        more = len(theirs) - 1
-        others = f", and {more} other translation{'s' if more != 1 else ''}" if more else ""
+        example = ""
+        if theirs:
+            (inside, outside), k = min(theirs.items(), key=lambda tk: (-tk[1], tk[0]))   # (a tie: the first text)
+            more = len(theirs) - 1
+            others = f", and {more} other translation{'s' if more != 1 else ''}" if more else ""
+            example = f"; {inside} -> {outside} {k} time{'s' if k != 1 else ''}{others}"
         return escape_terminal(
             f"{capture}: {pairs} connection{'s were' if pairs != 1 else ' was'} captured twice, before and "
-            f"after a NAT (the same ports, packets and bytes a few ms apart from two addresses; {inside} -> "
-            f"{outside} {k} time{'s' if k != 1 else ''}{others}): a capture on every interface of a NAT gateway "
+            f"after a NAT (the same ports, packets and bytes a few ms apart from two addresses{example}): a "
+            "capture on every interface of a NAT gateway "
             "(tcpdump -i any) counts each such connection twice, once per side; capture on one interface "
             "(-i the inside one, for the clients' addresses) to count each once")

@@ -14,6 +14,7 @@ from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
 from kscc_traffic.natpairs import NatWatch  # noqa: E402
 from pcapbuild import pcap_bytes, tcp_session, udp  # noqa: E402
 from scapy.layers.inet import IP, TCP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
 
 INSIDE, OUTSIDE, KSC = "192.0.2.10", "198.51.100.129", "203.0.113.10"
 
@@ -150,6 +151,15 @@ def test_memory_stays_bounded_and_a_gateway_after_a_spray_is_still_found(monkeyp
     w.flows = 100
     assert "30 connections were captured twice" in w.line("gw.pcap")
     assert "192.0.2.1 -> 198.51.100.129 1 time, and 29 other translations" in w.line("gw.pcap")
+    # pairs the packets prove (a one-to-one NAT: each outside address once) stay counted when forgotten
+    w = NatWatch()
+    for b in range(5):
+        t = table([f"198.18.{b}.{i}" for i in range(200)], b * 10**12)
+        t["orig_ttl"], t["first_ip_id"] = [64, 63] * 100, np.arange(200) // 2 + 1
+        w.add(t)
+        assert len(w._strong) <= 64 and len(w._outside) <= 64
+    w.flows = 1000
+    assert w.line("gw.pcap").startswith("gw.pcap: 500 connections were captured twice")
 
 
 def _without_ttls(monkeypatch):
@@ -222,21 +232,50 @@ def test_look_alikes_a_router_apart_are_no_nat(tmp_path, monkeypatch):
     assert "connections were captured twice" in lines(path)[0]     # (the TTLs alone: pairs)
 
 
-def through_nat(session, lag: float = 0.00007):
-    """A connection seen inside (``INSIDE`` <-> ``KSC``, each packet as sent) captured on both sides
-    of the gateway: the client's packets inside, then outside from ``OUTSIDE`` one hop less; the
-    server's outside (to ``OUTSIDE``), then inside one hop less."""
+def through_nat(session, lag: float = 0.00007, inside_h: str = INSIDE, outside_h: str = OUTSIDE):
+    """A connection seen inside (``inside_h`` <-> the server, each packet as sent) captured on both
+    sides of the gateway: the client's packets inside, then outside from ``outside_h`` one hop
+    less; the server's outside (to ``outside_h``), then inside one hop less (IPv4 or IPv6)."""
     out = []
     for t, f in session:
         inside, outside = f.copy(), f.copy()
-        if f[IP].src == INSIDE:
-            outside[IP].src, outside[IP].ttl, first = OUTSIDE, f[IP].ttl - 1, (inside, outside)
+        ip = IPv6 if IPv6 in f else IP
+        hop = "hlim" if ip is IPv6 else "ttl"
+        if f[ip].src == inside_h:
+            outside[ip].src, first = outside_h, (inside, outside)
+            setattr(outside[ip], hop, getattr(f[ip], hop) - 1)
         else:
-            outside[IP].dst, inside[IP].ttl, first = OUTSIDE, f[IP].ttl - 1, (outside, inside)
+            outside[ip].dst, first = outside_h, (outside, inside)
+            setattr(inside[ip], hop, getattr(f[ip], hop) - 1)
         for p in first:
-            del p[IP].chksum, p[TCP].chksum
+            if ip is IP:
+                del p[IP].chksum
+            del p[TCP].chksum
         out += [(t, first[0]), (t + lag, first[1])]
     return out
+
+
+def test_a_one_to_one_nat_s_many_addresses_count_when_the_packets_prove_them(tmp_path):
+    # break-it 49: a one-to-one NAT (NPTv6 too) gives each client its own outside address: 20
+    # addresses in two pairs each, beyond the 8 most common; the packets prove each pair (the
+    # client's TTLs one hop apart and one IPv4 identification; IPv6: the server's TTLs as well)
+    import random
+    rnd = random.Random(7)
+    for inside_of, outside_of, server in ((lambda i: f"192.0.2.{i + 1}", lambda i: f"198.51.100.{i + 1}", KSC),
+                                          (lambda i: f"2001:db8:1::{i + 1:x}", lambda i: f"2001:db8:ffff::{i + 1:x}",
+                                           "2001:db8:5::10")):
+        recs = []
+        for i in range(20):
+            for k in range(2):
+                session = tcp_session((inside_of(i), 44000 + k), (server, 23101), t0=1000.0 + 5 * k + 0.1 * i,
+                                      c_data=b"\x16\x03\x01\x00\x05hello", s_data=b"\x16\x03\x03\x00\x02ok")
+                for _, f in session:
+                    if IP in f:
+                        f[IP].id = rnd.randrange(1, 65536)
+                recs += through_nat(session, inside_h=inside_of(i), outside_h=outside_of(i))
+        got = lines(_write(tmp_path, recs, "one2one.pcap"))
+        assert len(got) == 1 and got[0].startswith("one2one.pcap: 40 connections were captured twice") \
+            and f"{inside_of(0)} -> {outside_of(0)} 2 times, and 19 other translations)" in got[0], got
 
 
 def test_a_connection_captured_midway_is_a_pair_whichever_side_spoke_first(tmp_path):
