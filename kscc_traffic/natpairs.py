@@ -5,34 +5,36 @@ doubled, and nothing says why).
 
 :class:`NatWatch` follows a capture's flows, batch by batch, and finds such pairs: two flows of
 one transport protocol to a unicast address (a router forwards no broadcast nor multicast),
-started at most :data:`PAIR_WINDOW_NS` apart, with the same number of originator packets and
-payload bytes, the same ports (a NAT that keeps the source port, as Linux masquerading and most
-home and office routers do while it is free), the same server address and two client addresses
-(the client, the translated side, is the originator; or the responder, for a connection open
-before the capture whose server spoke first on a port not known as a server's), where the
-packets tell (each side's first TTL, ``orig_ttl`` and ``resp_ttl``; the first packet's IPv4
-identification, ``first_ip_id``): a router forwards each packet one hop less in TTL (IPv6 hop
-limit), so the client's packets leave one hop less than they came in and the server's come in
-one hop less than they arrived, and a NAT keeps the identification, one packet's in both copies.
-Look-alike traffic of several hosts (NTP clients polling together, agents answering one
-broadcast) fails these: one server's answers have one TTL, two hosts' packets other
-identifications. A side whose TTL is unknown in either copy, an identification unknown or 0
-(what many systems send with DF set), tells nothing. The inside copy is the one the TTLs say;
-when none is known, the earlier (the packet is captured as it arrives from the client, then as
-it leaves translated), or the later when the first packet is the responder's (``history``
-``^d…``: it came in from the outside). One ``Warning:`` per capture gives
-their count and the most common address translation, when the pairs are more than a few
-coincidences: only the pairs whose outside address recurs (in two pairs or more) and is one of
-the :data:`OUTSIDE_ADDRESSES` most common count (a gateway has one address, or a few; a spray
-of look-alike datagrams from many addresses pairs them among themselves, each address once), and
-those the packets prove whatever their outside address (a one-to-one NAT's, NPTv6): the client's
-first TTLs one hop apart with one IPv4 identification (not 0) in both copies, or, without one,
-the server's first TTLs one hop apart as well; they must be :data:`MIN_PAIRS` at least, and
-:data:`MIN_SHARE` of the flows.
-A NAT that changes the source port is not recognised (two clients' connections cannot be told
-from one connection translated), nor one that leaves the TTL or draws new identifications (pf's
-``scrub random-id``), nor copies through more than one router; the verdicts are not changed
-either way: each copy is judged as the connection it is on its side.
+started at most :data:`PAIR_WINDOW_NS` apart, with the same payload bytes from the originator
+(and, UDP, packets: a gateway whose inside NIC merges TCP segments (GRO) and whose outside device
+cannot split them in hardware is captured with fewer inside), the same ports (a NAT that keeps
+the source port, as Linux masquerading and most home and office routers do while it is free),
+the same server address and two client addresses (the client, the translated side, is the
+originator; or the responder, for a connection open before the capture whose server spoke first
+on a port not known as a server's), where the packets agree (each side's first TTL, ``orig_ttl``
+and ``resp_ttl``; the first packet's IPv4 identification, ``first_ip_id``): a router forwards
+each packet one hop less in TTL (IPv6 hop limit), so the client's first packet leaves one hop
+lower than it came in and the server's comes in one hop lower than it arrived, and a NAT keeps
+the identification of the one packet both copies start with. A TTL unknown in either copy, or
+an identification (IPv6), tells nothing. The inside copy is the one the TTLs say; when none is
+known, the earlier (the packet is captured as it arrives from the client, then as it leaves
+translated), or the later when the first packet is the responder's (``history`` ``^d…``: it
+came in from the outside).
+
+One ``Warning:`` per capture gives their count and the most common address translation, when
+the pairs are more than coincidences: their outside address must recur (in two pairs or more)
+and be one of the :data:`OUTSIDE_ADDRESSES` most common (a gateway has one address, or a few; a
+spray of look-alike datagrams from many addresses pairs them among themselves, each address
+once) or of a pair the packets prove (a one-to-one NAT's, NPTv6: the client's TTLs one hop apart
+with one identification, not 0, or, without one, the server's TTLs one hop apart as well); and
+an inside address counts only when one translation holds :data:`ONE_TRANSLATION` of its pairs (a
+NAT translates a client to one address; look-alike traffic of hosts a router apart, agents
+answering together with identifications 0 or none, pairs each with several). They must be
+:data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows. A NAT that changes the source
+port is not recognised (two clients' connections cannot be told from one connection translated),
+nor one that leaves the TTL or draws new identifications (pf's ``scrub random-id``), nor copies
+through more than one router; the verdicts are not changed either way: each copy is judged as
+the connection it is on its side.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ import pandas as pd
 from .flows import FIRST_IP_ID, ORIG_TTL, RESP_TTL
 from .text import escape_terminal
 
-__all__ = ["NatWatch", "PAIR_WINDOW_NS", "MIN_PAIRS", "MIN_SHARE", "OUTSIDE_ADDRESSES"]
+__all__ = ["NatWatch", "PAIR_WINDOW_NS", "MIN_PAIRS", "MIN_SHARE", "ONE_TRANSLATION", "OUTSIDE_ADDRESSES"]
 
 #: the longest time (ns) between the first packets of a connection's two copies (a gateway
 #: forwards in microseconds; a loaded one in a few milliseconds)
@@ -58,6 +60,9 @@ OUTSIDE_ADDRESSES = 8
 TRACKED = 16_384
 #: the share of the TCP and UDP flows (both copies counted) the pairs must make at least
 MIN_SHARE = 0.2
+#: the share of an inside address's pairs its most common translation must hold for them to count
+#: (a NAT translates a client to one address; look-alike traffic pairs it with several)
+ONE_TRANSLATION = 0.75
 _KEYS = ("proto", "resp_h", "resp_p", "orig_p", "orig_pkts", "orig_bytes", "orig_h", "ts_ns")
 
 
@@ -76,7 +81,6 @@ class NatWatch:
         self.translations: Counter = Counter()      # (inside address, outside address) -> pairs
         self._outside: Counter = Counter()          # outside address -> pairs
         self._strong: Counter = Counter()           # outside address -> pairs the packets prove
-        self._strong_forgotten = 0                  # such pairs beyond TRACKED addresses
 
     def add(self, flows: pd.DataFrame) -> None:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
@@ -94,6 +98,10 @@ class NatWatch:
         # (candidates first, on integers: rows whose ports, packets and bytes another row repeats;
         # a hash collision only adds a candidate, checked exactly below)
         ints = [flows[k].to_numpy()[ports].astype(np.int64) for k in ("resp_p", "orig_p", "orig_pkts", "orig_bytes")]
+        # (TCP: the bytes alone, counted from sequence numbers; the packets may differ: a gateway
+        # whose inside NIC merges segments (GRO) and whose outside one cannot split them in
+        # hardware, PPPoE, a modem, is captured with fewer packets inside)
+        ints[2][proto[ports] == "tcp"] = 0
         key = ((ints[0] << 16) | ints[1]) ^ (ints[2] * 1_000_003 + ints[3]) * 0x9E3779B1
         ts = flows["ts_ns"].to_numpy()[ports].astype(np.int64)
         order = np.lexsort((ts, key))
@@ -107,6 +115,7 @@ class NatWatch:
         rows = np.flatnonzero(ports)[order[maybe]]
         # (in columns, not Python tuples: a spray of one-datagram flows makes every row a candidate)
         col = {c: flows[c].to_numpy()[rows] for c in _KEYS}
+        col["orig_pkts"] = np.where(col["proto"] == "tcp", 0, col["orig_pkts"].astype(np.int64))
 
         def ints(c):
             return flows[c].to_numpy()[rows].astype(np.int64) if c in flows.columns else np.full(len(rows), -1)
@@ -140,9 +149,8 @@ class NatWatch:
             equal &= v[1:] == v[:-1]
         h, t, c, s, ip_id = host_codes[o], t[o], c_ttl[o], s_ttl[o], col["ip_id"][o]
         match = equal & (h[1:] != h[:-1]) & (t[1:] - t[:-1] <= PAIR_WINDOW_NS)
-        # (both copies' first packet is one packet, whose IPv4 identification a NAT keeps; 0 is
-        # what many systems send with DF set: no evidence)
-        match &= (ip_id[:-1] <= 0) | (ip_id[1:] <= 0) | (ip_id[:-1] == ip_id[1:])
+        # (both copies' first packet is one packet, whose IPv4 identification a NAT keeps)
+        match &= (ip_id[:-1] < 0) | (ip_id[1:] < 0) | (ip_id[:-1] == ip_id[1:])
         # which copy is inside, from the TTLs: the client's packets leave one hop less, the
         # server's come in one hop less; a side whose TTL is unknown in either copy tells nothing
         c_any, s_any = (c[:-1] < 0) | (c[1:] < 0), (s[:-1] < 0) | (s[1:] < 0)
@@ -192,9 +200,7 @@ class NatWatch:
                 keep = dict(Counter(keep).most_common(TRACKED // 2))
             self._outside = Counter(keep)
             if len(self._strong) > TRACKED:
-                strong = dict(self._strong.most_common(TRACKED // 2))
-                self._strong_forgotten += sum(self._strong.values()) - sum(strong.values())
-                self._strong = Counter(strong)
+                self._strong = Counter(dict(self._strong.most_common(TRACKED // 2)))
             self.translations = Counter({t: k for t, k in self.translations.items()
                                          if t[1] in keep or t[1] in self._strong})
 
@@ -206,25 +212,31 @@ class NatWatch:
 
     def line(self, capture: str) -> str | None:
         """The warning line about the connections seen twice (None when they are too few): the
-        pairs whose outside address is one of the :data:`OUTSIDE_ADDRESSES` most common, and in
-        more than one pair (a gateway's address recurs), and those the packets prove (the module's
-        docstring)."""
-        nat = {a: k for a, k in self._outside.most_common(OUTSIDE_ADDRESSES) if k > 1}
-        # (and the pairs the packets prove, whatever their outside address: a one-to-one NAT's)
-        nat.update((a, k) for a, k in self._strong.items() if a not in nat)
-        pairs = sum(nat.values()) + self._strong_forgotten
+        pairs whose outside address is in more than one pair (a gateway's address recurs) and
+        one of the :data:`OUTSIDE_ADDRESSES` most common or of a pair the packets prove (the
+        module's docstring), of the inside addresses translated to one outside address (one
+        translation holds :data:`ONE_TRANSLATION` of their pairs or more: look-alike traffic
+        pairs an address with several others), their one translation's pairs."""
+        nat = {a for a, k in self._outside.most_common(OUTSIDE_ADDRESSES) if k > 1}
+        nat |= {a for a in self._strong if self._outside[a] > 1}
+        by_inside: dict = {}
+        for (inside, outside), k in self.translations.items():
+            if outside in nat:
+                by_inside.setdefault(inside, []).append((-k, outside))
+        kept = Counter()
+        for inside, outs in by_inside.items():
+            k, outside = min(outs)                      # (a tie: the first text)
+            if -k >= ONE_TRANSLATION * -sum(k for k, _ in outs):
+                kept[(inside, outside)] = -k
+        pairs = sum(kept.values())
         if pairs < MIN_PAIRS or 2 * pairs < MIN_SHARE * self.flows:
             return None
-        theirs = Counter({t: k for t, k in self.translations.items() if t[1] in nat})
-        example = ""
-        if theirs:
-            (inside, outside), k = min(theirs.items(), key=lambda tk: (-tk[1], tk[0]))   # (a tie: the first text)
-            more = len(theirs) - 1
-            others = f", and {more} other translation{'s' if more != 1 else ''}" if more else ""
-            example = f"; {inside} -> {outside} {k} time{'s' if k != 1 else ''}{others}"
+        (inside, outside), k = min(kept.items(), key=lambda tk: (-tk[1], tk[0]))   # (a tie: the first text)
+        more = len(kept) - 1
+        others = f", and {more} other translation{'s' if more != 1 else ''}" if more else ""
         return escape_terminal(
             f"{capture}: {pairs} connection{'s were' if pairs != 1 else ' was'} captured twice, before and "
-            f"after a NAT (the same ports, packets and bytes a few ms apart from two addresses{example}): a "
-            "capture on every interface of a NAT gateway "
+            f"after a NAT (the same ports, packets and bytes a few ms apart from two addresses; {inside} -> "
+            f"{outside} {k} time{'s' if k != 1 else ''}{others}): a capture on every interface of a NAT gateway "
             "(tcpdump -i any) counts each such connection twice, once per side; capture on one interface "
             "(-i the inside one, for the clients' addresses) to count each once")
