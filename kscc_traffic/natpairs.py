@@ -33,8 +33,9 @@ answering together with identifications 0 or none, pairs each with several). The
 :data:`MIN_PAIRS` at least, and :data:`MIN_SHARE` of the flows. A NAT that changes the source
 port is not recognised (two clients' connections cannot be told from one connection translated),
 nor one that leaves the TTL or draws new identifications (pf's ``scrub random-id``), nor copies
-through more than one router; the verdicts are not changed either way: each copy is judged as
-the connection it is on its side.
+through more than one router, and a pool NAT that gives a client another address per server
+(Linux ``SNAT --to-source`` a range, without ``--persistent``) may count too few; the verdicts
+are not changed either way: each copy is judged as the connection it is on its side.
 """
 from __future__ import annotations
 
