@@ -228,13 +228,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             np.add.at(weights, ft.dup_of[moved], weights[moved])
             weights[moved] = 0
         _add_weights(ft, weights)
-    # (not a column of the output: the whole VLAN stack, the flow key's, which the output's
-    # vlan and inner_vlan tell only in part; what the ICMP errors, the stale-connection retries
-    # and a live session match flows by)
-    ft.flows[VLAN_STACK] = ft.vlan_stack
-    # (nor are each side's first TTL: what tells a NAT gateway's copy of a connection, natpairs)
-    ft.flows[ORIG_TTL], ft.flows[RESP_TTL] = ft.side_ttl.T
-    ft.flows[FIRST_IP_ID] = ft.first_ip_id
+    _add_key_columns(ft)
     # (for classify, not a column of the output: the originator sent some bytes again)
     ft.flows["orig_resent"] = resent(ft)[:, 0]
     # (for classify too: a TCP flow none of whose packets had its TCP header captured whole)
@@ -259,9 +253,7 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
         only = np.ones(len(packets), bool)
         only[[e.row for e in unmatched]] = False
         extra = build_flows(packets, exclude=only, seed=name + "#icmp", carried=carried)
-        extra.flows[VLAN_STACK] = extra.vlan_stack
-        extra.flows[ORIG_TTL], extra.flows[RESP_TTL] = extra.side_ttl.T
-        extra.flows[FIRST_IP_ID] = extra.first_ip_id
+        _add_key_columns(extra)
         if weights is not None:
             _add_weights(extra, weights)
         base = len(flows)
@@ -306,6 +298,18 @@ def analyze_batch(packets, rules: RuleSet, name: str = "", *,
             if c not in COLUMNS and c in flows.columns]
     internal = flows[keep].reset_index(drop=True)
     return Batch(_schema(flows), pkt_flow, answers, ft.duplicates, pkt_from_orig, last_ts, internal, ft.dup_of)
+
+
+def _add_key_columns(ft) -> None:
+    """Add to ``ft.flows`` (a :class:`~kscc_traffic.flows.FlowTable`'s, in place) the internal
+    columns, never written out, that match its flows with others: ``vlan_stack``, the whole VLAN
+    stack of the flow key, which the output's vlan and inner_vlan tell only in part (what the ICMP
+    errors, the stale-connection retries and a live session match flows by); ``orig_ttl``,
+    ``resp_ttl`` and ``first_ip_id``, what tells a NAT gateway's copy of a connection
+    (:mod:`kscc_traffic.natpairs`)."""
+    ft.flows[VLAN_STACK] = ft.vlan_stack
+    ft.flows[ORIG_TTL], ft.flows[RESP_TTL] = ft.side_ttl.T
+    ft.flows[FIRST_IP_ID] = ft.first_ip_id
 
 
 def _prior_for(flows: pd.DataFrame, prior) -> DnsAnswers:

@@ -98,11 +98,12 @@ class NatWatch:
             return
         # (candidates first, on integers: rows whose ports, packets and bytes another row repeats;
         # a hash collision only adds a candidate, checked exactly below)
-        ints = [flows[k].to_numpy()[ports].astype(np.int64) for k in ("resp_p", "orig_p", "orig_pkts", "orig_bytes")]
         # (TCP: the bytes alone, counted from sequence numbers; the packets may differ: a gateway
         # whose inside NIC merges segments (GRO) and whose outside one cannot split them in
         # hardware, PPPoE, a modem, is captured with fewer packets inside)
-        ints[2][proto[ports] == "tcp"] = 0
+        pkts = np.where(proto == "tcp", 0, flows["orig_pkts"].to_numpy().astype(np.int64))
+        ints = [flows[k].to_numpy()[ports].astype(np.int64) for k in ("resp_p", "orig_p")]
+        ints += [pkts[ports], flows["orig_bytes"].to_numpy()[ports].astype(np.int64)]
         key = ((ints[0] << 16) | ints[1]) ^ (ints[2] * 1_000_003 + ints[3]) * 0x9E3779B1
         ts = flows["ts_ns"].to_numpy()[ports].astype(np.int64)
         order = np.lexsort((ts, key))
@@ -116,12 +117,12 @@ class NatWatch:
         rows = np.flatnonzero(ports)[order[maybe]]
         # (in columns, not Python tuples: a spray of one-datagram flows makes every row a candidate)
         col = {c: flows[c].to_numpy()[rows] for c in _KEYS}
-        col["orig_pkts"] = np.where(col["proto"] == "tcp", 0, col["orig_pkts"].astype(np.int64))
+        col["orig_pkts"] = pkts[rows]
 
-        def ints(c):
+        def optional(c):        # (-1: unknown)
             return flows[c].to_numpy()[rows].astype(np.int64) if c in flows.columns else np.full(len(rows), -1)
-        ttl = {"orig": ints(ORIG_TTL), "resp": ints(RESP_TTL)}
-        col["ip_id"] = ints(FIRST_IP_ID)
+        ttl = {"orig": optional(ORIG_TTL), "resp": optional(RESP_TTL)}
+        col["ip_id"] = optional(FIRST_IP_ID)
         hist = flows["history"].to_numpy()[rows] if "history" in flows.columns else None
         # the translated side (the client) the originator, then the responder (a connection open
         # before the capture whose server spoke first, on a port not known as a server's)
@@ -186,7 +187,7 @@ class NatWatch:
         """Count a batch's pairs (codes into ``hosts``; ``strong``: the packets prove the pair) by
         outside address and by translation. Beyond :data:`TRACKED` outside addresses, those of a
         single pair are forgotten (then the least common, down to half of it), with their
-        translations: a NAT's address recurs; the proven pairs stay counted."""
+        translations: a NAT's address recurs; those of proven pairs likewise, counted apart."""
         self.pairs += len(inside)
         (a, b, p), k = np.unique(np.stack([inside, outside, strong]), axis=1, return_counts=True)
         for a, b, p, k in zip(a.tolist(), b.tolist(), p.tolist(), k.tolist()):
@@ -223,12 +224,12 @@ class NatWatch:
         by_inside: dict = {}
         for (inside, outside), k in self.translations.items():
             if outside in nat:
-                by_inside.setdefault(inside, []).append((-k, outside))
+                by_inside.setdefault(inside, []).append((k, outside))
         kept = Counter()
         for inside, outs in by_inside.items():
-            k, outside = min(outs)                      # (a tie: the first text)
-            if -k >= ONE_TRANSLATION * -sum(k for k, _ in outs):
-                kept[(inside, outside)] = -k
+            k, outside = min(outs, key=lambda ko: (-ko[0], ko[1]))     # (a tie: the first text)
+            if k >= ONE_TRANSLATION * sum(n for n, _ in outs):
+                kept[(inside, outside)] = k
         pairs = sum(kept.values())
         if pairs < MIN_PAIRS or 2 * pairs < MIN_SHARE * self.flows:
             return None
