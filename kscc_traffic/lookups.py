@@ -10,7 +10,10 @@ capture's flows, batch by batch, and says once per capture which Kaspersky names
 kaspersky.com) were answered with addresses no captured connection went to, and that no
 connection named them either (SNI, HTTP Host, a proxy's CONNECT target). An answer from another
 address than the client asked (:func:`kscc_traffic.classify.wrong_source_answers`) resolved
-nothing: the client dropped it, and its query is flagged ``wrong_source``, which says why.
+nothing: the client dropped it, and its query is flagged ``wrong_source``, which says why. Nor
+does a sinkhole answer (0.0.0.0, 127.0.0.1…: :func:`kscc_traffic.classify.sinkhole_address`):
+there is nothing to connect to, and its DNS flow is flagged as blocked by a DNS filter; only a
+name's other addresses count.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .classify import VENDOR_DOMAIN, _under_domain, wrong_source_answers
+from .classify import _SINKHOLES, VENDOR_DOMAIN, _under_domain, wrong_source_answers
 from .text import escape_terminal
 
 __all__ = ["LookupsWatch"]
@@ -64,9 +67,14 @@ class LookupsWatch:
             for (q, a, six), k in Counter(zip(query[dns].tolist(), answers, v6)).items():
                 if not a or not isinstance(a, str) or not _under_domain(q, VENDOR_DOMAIN):
                     continue
+                # (a sinkhole answer, 0.0.0.0 or 127.0.0.1, is nothing to connect to: the DNS
+                # flow's own verdict says the filter blocked it; the host firewall is not why)
+                addrs = [x for x in a.split(";") if x and x not in _SINKHOLES]
+                if not addrs:
+                    continue
                 name = q.lower().rstrip(".")
                 self.lookups[name] = self.lookups.get(name, 0) + k
-                self.addresses.setdefault(name, set()).update(a.split(";"))
+                self.addresses.setdefault(name, set()).update(addrs)
                 self.v6_clients[name] = self.v6_clients.get(name, True) and six
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)

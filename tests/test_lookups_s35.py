@@ -97,3 +97,14 @@ def test_a_hostile_name_is_escaped():
                         "orig_h": [AGENT], "proto": ["udp"]}))
     line = w.line("c.pcap")
     assert "\x1b" not in line and "x\\x1b[31m.kaspersky.com (1 time, to 203.0.113.10)" in line
+
+
+def test_sinkhole_answers_are_no_address_to_connect_to(tmp_path):
+    """A DNS filter's 0.0.0.0 / 127.0.0.1 answers (break-it s50 #4): nothing to connect to, so no line
+    sends the reader to the host firewall (the DNS flows are flagged as the filter's block); a name
+    answered with a sinkhole and a real address is said with the real one only."""
+    recs = lookup(1000.0, answer="0.0.0.0") + lookup(1030.0, answer="127.0.0.1", sport=40001)
+    assert lines(_write(tmp_path, recs)) == []
+    recs += lookup(1060.0, sport=40002)
+    (line,) = lines(_write(tmp_path, recs, "b.pcap"))
+    assert f"{NAME} (1 time, to {KSC})" in line
