@@ -2530,20 +2530,32 @@ def no_ksc_traffic(total: int, ksc: int, captures: int = 1, cut: int = 0) -> str
 def console_names(names) -> np.ndarray:
     """bool per ``server_name`` text: a host name under :data:`CONSOLE_DOMAIN` (the Cloud Console
     server's; case and a trailing dot ignored; no host name, e.g. ``\\xe2\\x80\\xaeeu1.ksc.kaspersky.com``
-    with a right-to-left override, is not one: :func:`vendor_names`)."""
+    with a right-to-left override, is not one: :func:`vendor_names`). The domain itself is not
+    (:func:`_console_domain`)."""
     names = list(names)
-    return np.fromiter((_under_domain(str(x), CONSOLE_DOMAIN) and is_host_name(csv_unquoted(x)) for x in names),
-                       bool, len(names))
+    return np.fromiter((_under_domain(str(x), CONSOLE_DOMAIN) and not _console_domain(x)
+                        and is_host_name(csv_unquoted(x)) for x in names), bool, len(names))
+
+
+def _console_domain(name) -> bool:
+    """Whether a ``server_name`` text is :data:`CONSOLE_DOMAIN` itself (``ksc.kaspersky.com``, case and
+    a trailing dot ignored): no Cloud Console server's name (those are under it, ``*.`` needing a
+    sub-domain) and none of Kaspersky's other services, so an agent that connects to it was given
+    a wrong Administration Server address (break-it s50 #5: was said as the Cloud Console on a port
+    not documented for it, on a documented port)."""
+    return csv_unquoted(str(name)).lower().rstrip(".") == CONSOLE_DOMAIN
 
 
 def vendor_names(names) -> np.ndarray:
     """bool per ``server_name`` text: a host name under :data:`~kscc_traffic.classify.VENDOR_DOMAIN`
     (case and a trailing dot ignored). A name that only ends like one but is no host name
     (:func:`~kscc_traffic.protocols.tls.is_host_name`: an RLO or control character, ``<``…; its
-    flow's detail says "forged or damaged") is not Kaspersky's (newcomer 30 F5)."""
+    flow's detail says "forged or damaged") is not Kaspersky's (newcomer 30 F5); nor is
+    :data:`CONSOLE_DOMAIN` itself (:func:`_console_domain`: on a KSC-only port, an agent given
+    another Administration Server address, :func:`elsewhere_rows`)."""
     names = list(names)
-    return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) and is_host_name(csv_unquoted(x)) for x in names),
-                       bool, len(names))
+    return np.fromiter((_under_domain(str(x), VENDOR_DOMAIN) and not _console_domain(x)
+                        and is_host_name(csv_unquoted(x)) for x in names), bool, len(names))
 
 
 def _carried(flows: pd.DataFrame) -> np.ndarray:
