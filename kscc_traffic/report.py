@@ -1217,22 +1217,26 @@ _NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
 #: (239.255.255.250, Windows and UPnP devices) and SLP (239.255.255.253); the Local Network
 #: Control Block 224.0.0.0/24 (mDNS 224.0.0.251, LLMNR 224.0.0.252…) is never routed, so
 #: no distribution point on another subnet sends there either (:func:`os_group`)
-_OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253"})
-#: IPv6 group IDs (the low 112 bits) IANA assigns in every scope that an operating system
-#: joins for its own services: SSDP (ff0X::c: Windows joins ff02::c and ff05::c) and mDNS (ff0X::fb)
-_OS_GROUP_IDS6 = frozenset({0xC, 0xFB})
+_OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253", "224.0.1.1"})
+#: IPv6 group IDs (the low 112 bits) IANA assigns that an operating system, a router or a DHCP
+#: server joins for its own services, in a scope wider than the link too: SSDP (ff0X::c: Windows
+#: joins ff02::c and ff05::c), mDNS (ff0X::fb), NTP (ff0X::101), the all-nodes and all-routers
+#: groups (ff0X::1, ff0X::2: a Linux router's MLD reports name ff05::2) and the DHCPv6 agents' and
+#: servers' (ff0X::1:2, ff05::1:3, the deprecated ff05::1:4) (break-it s50 #6)
+_OS_GROUP_IDS6 = frozenset({0x1, 0x2, 0xC, 0xFB, 0x101, 0x1_0002, 0x1_0003, 0x1_0004})
 
 
 def os_group(group) -> bool:
     """Whether a multicast group (address text: a report's group, or an IGMPv2 report's
     ``resp_h``) is one the operating system joins for its own services, so a report for it says
-    nothing of a distribution point's multicast (:func:`group_joins`). IPv4: :data:`_OS_GROUPS`,
+    nothing of a distribution point's multicast (:func:`group_joins`). IPv4: :data:`_OS_GROUPS`
+    (SSDP, SLP, NTP),
     or in 224.0.0.0/24 but for 224.0.0.22, where IGMPv3 reports go with their groups inside.
     IPv6: a scope of at most link-local (ffX0::, ffX1::, ffX2::/16: mDNS ff02::fb, LLMNR ff02::1:3,
     SSDP ff02::c, the solicited-node groups ff02::1:ffXX:XXXX; never routed, while a
-    distribution point on another subnet reaches a device only by a routed group), or an
-    SSDP/mDNS group of any scope (:data:`_OS_GROUP_IDS6`). Text that is no multicast address is
-    not an OS group."""
+    distribution point on another subnet reaches a device only by a routed group), or a
+    service's group of any scope (:data:`_OS_GROUP_IDS6`: SSDP, mDNS, NTP, all routers, DHCPv6).
+    Text that is no multicast address is not an OS group."""
     g = str(group)
     if ":" not in g:
         return g in _OS_GROUPS or (g.startswith("224.0.0.") and g != "224.0.0.22")

@@ -106,12 +106,15 @@ def test_joined_groups_parser():
 
 
 def test_os_groups_of_ipv6():
-    """ff02::/16 (and the interface-local scope) and SSDP/mDNS of any scope are the system's own;
-    a site- or organisation-local group is not."""
+    """ff02::/16 (and the interface-local scope) and the services' groups of any scope (SSDP, mDNS,
+    NTP, all routers, DHCPv6 servers: a Linux router's MLD reports name ff05::2, break-it s50 #6) are
+    the system's own; another site- or organisation-local group is not."""
     from kscc_traffic.report import os_group
     assert [os_group(g) for g in ("ff02::fb", "ff02::1:3", "ff02::c", "ff02::1:ff00:10", "ff01::1", "ff05::c",
-                                  "ff15::fb", "ff15::15", "ff05::1:3", "ff0e::1234", "2001:db8::1", "junk")] == \
-        [True, True, True, True, True, True, True, False, False, False, False, False]
+                                  "ff15::fb", "ff15::15", "ff05::1:3", "ff05::2", "ff05::101", "ff0e::1234",
+                                  "ff05::3", "2001:db8::1", "junk")] == \
+        [True, True, True, True, True, True, True, False, True, True, True, False, False, False, False]
+    assert [os_group(g) for g in ("224.0.1.1", "239.192.0.15")] == [True, False]
 
 
 def test_windows_reports_beside_a_working_agent_make_no_note(tmp_path):
