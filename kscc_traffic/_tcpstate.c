@@ -396,7 +396,8 @@ seq_extents(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    /* the start of each (flow, direction): its last SYN's seq + 1, else its first packet's seq
+    /* the start of each (flow, direction): its last SYN's seq + 1 (from the first SYN with that
+     * ISN after one with another), else its first packet's seq
      * (positions counted along the rows used: TCP with a header, plen >= 0) */
     int64_t pos = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -407,9 +408,14 @@ seq_extents(PyObject *self, PyObject *args)
         if (LN[i] < 0)
             continue;
         if (FG[i] & F_SYN) {
-            base[g] = (int64_t)((uint64_t)SQ[i] + 1);
-            base_at[g] = pos;
-            have[g] = 2;                      /* (2: set by a SYN, which a later first packet keeps) */
+            /* (a SYN with the ISN of the one that set the start, a copy or a retransmission, even
+             * after the connection closed, keeps it: only another ISN restarts the count) */
+            int64_t b = (int64_t)((uint64_t)SQ[i] + 1);
+            if (have[g] != 2 || (((uint64_t)base[g] ^ (uint64_t)b) & 0xFFFFFFFFu)) {
+                base[g] = b;
+                base_at[g] = pos;
+                have[g] = 2;                  /* (2: set by a SYN, which a later first packet keeps) */
+            }
         } else if (!have[g]) {
             base[g] = SQ[i];
             base_at[g] = pos;

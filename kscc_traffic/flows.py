@@ -1765,7 +1765,8 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     (sequence numbers compared modulo 2^32 within half the space).
 
     Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
-    last SYN, or else the first packet, of each (flow, direction) sets its start; an
+    last SYN (the first of the last ones with its ISN: a copy of it sets nothing), or else the
+    first packet, of each (flow, direction) sets its start; an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
 
@@ -1804,13 +1805,18 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     sq = seq[rows].astype(np.int64)
     syn = (fl & SYN) != 0
     # start per group: its last SYN's seq + 1 (a SYN-ACK sent again with another ISN, by a SYN
-    # cookie or SYN proxy, restarts the count, as Zeek), else its first packet's seq
+    # cookie or SYN proxy, restarts the count, as Zeek), from the first SYN with that ISN after
+    # one with another (a copy of the SYN, even after the connection closed, restarts nothing:
+    # break-it s50), else its first packet's seq
     base = np.zeros(int(g.max()) + 2, np.int64)
     base_at = np.zeros(len(base), np.int64)      # position (in rows) of the packet that set it
     have = np.zeros(len(base), bool)
-    at = np.flatnonzero(syn)[::-1]
+    at = np.flatnonzero(syn)
     if len(at):
-        u, last = first_rows(g, at)                  # (the first in reverse order: the last)
+        at = at[np.argsort(g[at], kind="stable")]   # (each group's SYNs in row order)
+        ga, sa = g[at], sq[at] & 0xFFFF_FFFF
+        run = np.r_[True, (ga[1:] != ga[:-1]) | (sa[1:] != sa[:-1])]   # a SYN with another ISN
+        u, last = first_rows(g, at[run][::-1])       # (the first in reverse order: the last)
         base[u] = sq[last] + 1
         base_at[u] = last
         have[u] = True

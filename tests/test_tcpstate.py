@@ -316,3 +316,23 @@ def test_flow_numbers_above_the_compiled_limit_run_the_numpy_versions():
     assert "".join("SHADFRIQshadfriq"[c] for c in code if c >= 0) == "ShS" and keep.all()
     with pytest.raises((MemoryError, ValueError)):
         flows.seq_extents(flow, orig, flags, tcp, seq, seq, plen)
+
+
+def test_a_copy_of_the_syn_restarts_no_count(monkeypatch):
+    """Break-it s50: a connection's SYN captured once more after it closed (a late copy, same
+    ISN) left the originator's 10 bytes uncounted (the last SYN set the start, so only packets
+    after it counted); a SYN-ACK sent again with another ISN (a SYN cookie) still restarts the
+    responder's count, and a SYN with the same ISN after it keeps the new start."""
+    flow = np.zeros(9, np.int64)
+    orig = np.array([1, 0, 1, 0, 0, 1, 0, 1, 1], bool)
+    flags = np.array([SYN, SYN | ACK, ACK, SYN | ACK, ACK, FIN | ACK, FIN | ACK, ACK, SYN], np.int64)
+    seq = np.array([2**32 - 1, 500, 0, 900, 901, 10, 906, 11, 2**32 - 1], np.int64)
+    ack = np.array([0, 0, 501, 0, 10, 901, 11, 907, 0], np.int64)
+    plen = np.array([0, 0, 10, 0, 5, 0, 0, 0, 0], np.int64)
+    tcp = np.ones(9, bool)
+    want_end = [0, -1, 10, 0, 5, 11, 6, 11, 0]
+    want_acked = [-1, -1, -1, -1, 10, 0, 11, 6, -1]
+    for module in (flows._tcpstate, None):
+        monkeypatch.setattr(flows, "_tcpstate", module)
+        end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+        assert end.tolist() == want_end and acked.tolist() == want_acked
