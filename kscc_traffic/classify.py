@@ -757,6 +757,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             note = (f"sent as a {row['cast']} (to {row['resp_h']}), where the page documents UDP {rule.port_text} "
                     f"as a {rule.cast}: another application's datagram on this port?")
             detail = f"{detail}; {note}" if detail else note
+        if verdict != "ok" and reason != "wrong_direction" and not target and rule.opener == CLOUD_OPENER \
+                and local_address(str(row["resp_h"])):
+            # (a cloud name that led to a local address: the DNS sent the agent there; break-it s50 #1)
+            note = local_cloud_note(row, rules)
+            if note:
+                detail = f"{detail}; {note}" if detail else note
         if partial:
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
@@ -787,7 +793,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
     if _inbound(rule, proto, target, partial, str(row.get("history") or ""), str(row.get("orig_h") or ""),
-                str(row["resp_h"])):
+                str(row["resp_h"])) and not _resolved_for(row, rule):
         # a cloud server's port on a local address, opened from outside: not the agent's outbound
         # connection (the cloud server is never at a local address; it never connects to agents)
         return done("unexpected", "wrong_direction", inbound_detail(str(row.get("orig_h") or ""),
@@ -1141,6 +1147,37 @@ def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: s
             or rule.port_lo < WELL_KNOWN_PORTS:
         return False
     return local_address(resp) and _is_address(orig) and not local_address(orig)
+
+
+def _resolved_for(row: dict, rule) -> bool:
+    """Whether the flow's client looked its responder's address up as a name under ``rule``'s host
+    mask just before (``dns_name``): it connected to what the cloud's name gave it, so a local
+    responder is the DNS's doing, no connection from outside (break-it s50 #1: an IPv6 agent with a
+    global address given a ULA one was told "an inbound connection")."""
+    dns_name = str(row.get("dns_name") or "")
+    return bool(dns_name and rule.host_mask and not is_ip_literal(dns_name) and under_mask(dns_name, rule.host_mask))
+
+
+#: what the detail of a failed flow to a local address says when a cloud server's name led there
+#: (:func:`local_cloud_note`; report.readiness advises on DNS for such flows)
+LOCAL_CLOUD = "a local address, where the cloud server never is"
+
+
+def local_cloud_note(row: dict, rules: RuleSet) -> str:
+    """The note on a flow of a cloud server's rule to a local address (:func:`local_address`) that a
+    cloud name led to (:func:`_cloud_name`: the SNI, the name asked or the address's lookup):
+    ``eu1.ksc.kaspersky.com was resolved to fd00:5::40, a local address, where the cloud server
+    never is: …`` (DNS: the lookup in the capture; else "was asked for at"); '' when no cloud name
+    did. Its flow failed (blocked, unexpected): a split DNS, a DNS filter or a hosts file entry
+    sends the agent to a local address."""
+    cloud = _cloud_name(row, rules)
+    if cloud is None:
+        return ""
+    name, where = cloud
+    resp = str(row["resp_h"])
+    how = "was resolved to" if where == "DNS" else "was asked for at"
+    return (f"{name} {how} {resp}, {LOCAL_CLOUD}: a split DNS, a DNS filter or a hosts file entry points the "
+            "name elsewhere (check what the agent's resolver answers for it, and the hosts file)")
 
 
 def _is_address(text: str) -> bool:

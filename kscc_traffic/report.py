@@ -26,7 +26,8 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, sinkhole_address, \
+    LOCAL_CLOUD, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, \
+    sinkhole_address, \
     CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
@@ -1435,7 +1436,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0), ok_partial: int = 0,
-                   bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0) -> dict:
+                   bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1543,6 +1544,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     firewall, security software or filter driver dropped them; advised :func:`host_drop_fix`, not
     to allow outbound ports (newcomer 36 F2).
 
+    ``bl_local``: of the blocked ones, connections to a local address a cloud server's name led to
+    (detail :data:`~kscc_traffic.classify.LOCAL_CLOUD`: the cloud server is never there): the agent's
+    DNS or hosts file sends it there; advised :func:`local_cloud_fix`, not to allow outbound ports
+    (break-it s50 #1).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1642,6 +1648,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _handshake_fix(r, bl, bl_handshake, fix)
     if status == "blocked" and bl_host:
         fix = host_drop_fix(r, bl, bl_host, fix)
+    if status == "blocked" and bl_local:
+        fix = local_cloud_fix(r, bl, bl_local, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
         fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
     elif status == "blocked" and proxied:
@@ -1876,6 +1884,23 @@ CONSOLE_DOMAIN = "ksc.kaspersky.com"
 #: what a ``host_mismatch`` flow to a name under :data:`CONSOLE_DOMAIN` is
 CONSOLE_ELSEWHERE = (f"the Cloud Console server (*.{CONSOLE_DOMAIN}) on a port the KSC Cloud Console port page "
                      "does not document for it")
+
+
+def local_cloud_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that went to a local address a
+    cloud server's name was resolved to (detail :data:`~kscc_traffic.classify.LOCAL_CLOUD`): the
+    cloud server is never at a local address, so the agent's DNS (a split DNS zone, a DNS filter)
+    or its hosts file sends it there. All of them: that advice alone (no port to open for them);
+    some: added to ``fix`` (the others')."""
+    names = f"{r.host_mask} " if r.host_mask else "the cloud server's names "
+    check = (f"make the agent's resolver (and hosts file) give {names}the cloud's own public addresses "
+             "(a split DNS zone, a DNS filter or a hosts entry answers with a local one)")
+    if bl == k:
+        return (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
+                f"{r.port_text} went to a local address a cloud name was resolved to, where the cloud server "
+                f"never is: {check}; no port is to be opened for {'it' if bl == 1 else 'them'}")
+    return (f"{fix}; {k} of them went to a local address a cloud name was resolved to, where the cloud server "
+            f"never is: {check}")
 
 
 def host_drop_fix(r, bl: int, k: int, fix: str) -> str:
@@ -2999,7 +3024,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = 0
+        bl_handshake = bl_cut = bl_host = bl_local = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_cert = (0, 0, 0, 0)
@@ -3080,6 +3105,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
+                    bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
                     icmp = icmp_all[at][v == "blocked"].tolist()
@@ -3123,7 +3149,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, ""),
-                                   bl_host=bl_host))
+                                   bl_host=bl_host, bl_local=bl_local))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -3301,6 +3327,7 @@ class TableSummary:
         self.ok_partial: dict[str, int] = {}     # purpose -> ok flows begun before the capture (partial)
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_host: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs the originator's host dropped
+        self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
@@ -3552,6 +3579,9 @@ class TableSummary:
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
+            for p, n in blocked[detail.str.contains(LOCAL_CLOUD, regex=False)].groupby("purpose", sort=False) \
+                    .size().items():
+                self.bl_local[p] = self.bl_local.get(p, 0) + int(n)
         if "proxy_target" in flows:
             self.proxy_seen = True
             px = flows[proxy_refused(flows)]
@@ -3698,7 +3728,7 @@ class TableSummary:
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),
-                                       bl_host=self.bl_host.get(r.id, 0)))
+                                       bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:
