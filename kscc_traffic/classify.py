@@ -2024,13 +2024,17 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
     - a ClientHello answered with fewer bytes than any encrypted record (a cleartext alert's
       size, :data:`~kscc_traffic.inspect.SMALLEST_SEALED`, a FIN included), after which the
       client closed: ``blocked``/``tls_failed``;
+    - a ClientHello answered (more than one byte), then refused by the client's cleartext alert on
+      the certificate (``tls_alert`` ``client: …`` bad_certificate, unsupported_certificate,
+      certificate_unknown, unknown_ca, certificate_expired; not ``tls_established``):
+      ``blocked``/``tls_failed``, whose certificate it was not shown (:data:`ONE_WAY_CERT`);
     - else ``unclassified``/``one_way``: the server answered (its SYN-ACK, and ``resp_bytes``),
       but what it said and what became of the originator's bytes are not in the capture; the
       purpose is then *seen one-way* in the checklist, never verified by it.
 
     The originator sent data: :func:`_orig_sent_data` (its payload on a SYN or FIN too).
     Reads ``orig_pkts``, ``history``, ``orig_bytes``, ``resp_bytes``, ``service``, ``orig_resent``,
-    ``duration``, ``quiet_s``."""
+    ``duration``, ``quiet_s``, ``tls_alert``, ``tls_established``."""
     got = int(row.get("resp_bytes") or 0)
     history = history_plain(str(row.get("history") or ""))
     data = _orig_sent_data(row)
@@ -2054,8 +2058,22 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
     if hello and 1 < got < SMALLEST_SEALED and closed:
         return ("blocked", "tls_failed", f"TLS handshake aborted: {seen} answers, a cleartext alert's size "
                 "(a FIN included), then the client closed")
+    alert = str(row.get("tls_alert") or "")
+    if hello and got > 1 and alert.startswith("client:") and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED) \
+            and not row.get("tls_established"):
+        # (the client refused the certificate in its answers: a failure the acknowledgements and its
+        # own alert prove, whoever's certificate it was; break-it s50 #3)
+        return ("blocked", "tls_failed", f"TLS handshake aborted: {alert}: the client refused the server's "
+                f"certificate; {seen} answers, and {ONE_WAY_CERT}")
     return ("unclassified", "one_way", f"{seen}{' answers' if got > 1 else ''}, so the server answered; "
             f"{ONE_WAY_HINT}; not judged")
+
+
+#: what the detail of a TLS handshake the client aborted on a certificate says when only its side
+#: was captured (:func:`_one_way`; report.cert_counts advises it as a certificate not shown)
+ONE_WAY_CERT = ("the server's side was not captured, so the capture cannot show whose certificate it was: a "
+                "TLS-inspecting proxy's, whose CA the agent does not trust, or the server's own, whose root the "
+                "agent's device lacks (or its system time is wrong)")
 
 
 def _closed_by(history: str, responder: bool) -> bool:

@@ -26,9 +26,8 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    LOCAL_CLOUD, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, _under_domain, \
-    sinkhole_address, \
-    CERT_REQUIRED, CLIENT_CERT_ASKED
+    LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .scans import ADDRESS_SCAN, PORT_SCAN
@@ -652,7 +651,8 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int]:
     """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
     (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
-    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`), how many the server ended
+    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`) or the capture of the client's
+    side only did not show (:data:`~kscc_traffic.classify.ONE_WAY_CERT`), how many the server ended
     after asking for a client certificate in cleartext (TLS <= 1.2: detail holding
     :data:`~kscc_traffic.classify.CLIENT_CERT_ASKED`) and how many it ended as one requiring a
     client certificate does where the request is not seen (TLS 1.3: detail holding
@@ -670,7 +670,7 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int]:
             client_hidden += 1
         elif d.startswith(UNTRUSTED_PUBLIC):
             public += 1
-        elif TLS13_HIDDEN in d:
+        elif TLS13_HIDDEN in d or ONE_WAY_CERT in d:
             hidden += 1
     return public, hidden, client, client_hidden
 
@@ -703,7 +703,8 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
                      f"from a public CA (see each flow's detail): {roots}")
     if hidden:
         parts.append(("" if alone else f"{hidden} of them: ") + "the client refused the server's certificate, "
-                     "which TLS 1.3 hides (see each flow's detail): if a TLS-inspecting proxy is in the path, "
+                     "which TLS 1.3 hides or the capture lacks (see each flow's detail): if a TLS-inspecting proxy "
+                     "is in the path, "
                      f"exclude {mask} from inspection; else {roots}")
     if client:
         parts.append(("" if alone else f"{client} of them: ") + "the server requires a client certificate and "
@@ -3529,6 +3530,7 @@ class TableSummary:
             certs = blocked[(blocked["reason"].astype(str).str.split(",").str[0] == "tls_failed")
                             & (detail.str.startswith(UNTRUSTED_PUBLIC)
                                | detail.str.contains(TLS13_HIDDEN, regex=False)
+                               | detail.str.contains(ONE_WAY_CERT, regex=False)
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):

@@ -123,7 +123,7 @@ def test_tls13_certificate_alert_is_no_proof_of_interception(tmp_path):
                            "the handshake was aborted and never completed: the agent cannot connect this way")
     assert "TLS 1.3 encrypts the certificate, so the capture cannot show whose it was" in r["detail"]
     fix = _advice(analyze(str(path)))
-    assert "then the client refused the server's certificate, which TLS 1.3 hides" in fix
+    assert "then the client refused the server's certificate, which TLS 1.3 hides or the capture lacks" in fix
     assert "if a TLS-inspecting proxy is in the path, exclude *.ksc.kaspersky.com from inspection; else " + ROOTS in fix
     assert "through uninspected" not in fix
 
@@ -214,14 +214,14 @@ def test_outputs_agree_and_mixed_counts(tmp_path):
     text = " ".join(table.output.split())
     assert ("1 of them: the client refused the server's own certificate, from a public CA (see each flow's "
             "detail): " + ROOTS) in text
-    assert ("1 of them: the client refused the server's certificate, which TLS 1.3 hides (see each flow's "
+    assert ("1 of them: the client refused the server's certificate, which TLS 1.3 hides or the capture lacks (see each flow's "
             "detail): if a TLS-inspecting proxy is in the path, exclude *.ksc.kaspersky.com from inspection") in text
     fix = _advice(analyze(str(path)))
     assert fix in text
     html = tmp_path / "r.html"
     assert runner.invoke(app, ["report", str(path), "--html", str(html)]).exit_code in (0, 1)
     page = html.read_text()
-    assert "which TLS 1.3 hides (see each flow&#x27;s detail)" in page
+    assert "which TLS 1.3 hides or the capture lacks (see each flow&#x27;s detail)" in page
     assert "TLS 1.3 encrypts the certificate, so the capture cannot show whose it was" in page
 
 

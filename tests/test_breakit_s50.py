@@ -92,3 +92,38 @@ def test_beside_other_blocked_flows_the_dns_advice_is_added_and_a_true_inbound_s
     inbound = flows[flows["resp_h"] == "10.20.30.41"].iloc[0]
     assert (inbound["verdict"], inbound["reason"]) == ("unexpected", "wrong_direction")
     assert "where the cloud server never is" not in inbound["detail"]
+
+
+def test_a_client_side_capture_shows_the_clients_certificate_refusal(tmp_path):
+    """#3: only the agent's packets captured; they acknowledge the server's 465 bytes and then send a
+    cleartext unknown_ca alert: was ``unclassified``/``one_way`` ("the server answered … not judged")
+    although the alert proves the handshake failed on the certificate; now ``blocked``/``tls_failed``
+    with the certificate advice (whose it was not shown). A one-way flow without such an alert
+    stays one_way."""
+    from scapy.all import IP, TCP
+    from pcapbuild import eth
+    from test_newcomer30_findings import _hello
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    def c(t, data=b"", **kw):
+        return t, eth(IP(src=AGENT, dst=KSC) / TCP(sport=50010, dport=23101, **kw) / data)
+
+    alert = b"\x15\x03\x03\x00\x02\x02\x30"       # fatal unknown_ca (48)
+    s0 = 1000 + 1 + len(hello)
+    recs = [c(1000.0, flags="S", seq=1000), c(1000.02, flags="A", seq=1001, ack=5001),
+            c(1000.03, hello, flags="PA", seq=1001, ack=5001), c(1000.2, alert, flags="PA", seq=s0, ack=5466),
+            c(1000.21, flags="FA", seq=s0 + len(alert), ack=5466)]
+    path = tmp_path / "client_side.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    row = flows.iloc[0]
+    assert (row["verdict"], row["reason"], row["tls_alert"]) == ("blocked", "tls_failed", "client: unknown_ca (48)")
+    assert row["detail"].startswith("TLS handshake aborted: client: unknown_ca (48): the client refused the server's "
+                                    "certificate; only the originator's packets were captured: they acknowledge the "
+                                    "responder's SYN-ACK and 465 bytes of its answers, and the server's side was not "
+                                    "captured"), row["detail"]
+    fix = _fixes(flows)
+    assert "the client refused the server's certificate, which TLS 1.3 hides or the capture lacks" in fix, fix
+    # (the same packets without the alert: the server answered, what it said is not in the capture)
+    path.write_bytes(pcap_bytes(recs[:3] + [c(1000.21, flags="FA", seq=s0, ack=5466)]))
+    row = analyze(str(path)).iloc[0]
+    assert (row["verdict"], row["reason"]) == ("unclassified", "one_way")
