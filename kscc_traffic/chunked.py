@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .analyze import analyze_batch, capture_end, one_way_counts
+from .idlesplits import IdleSplits
 from .lookups import LookupsWatch
 from .natpairs import NatWatch
 from .capture.decode import DecodeCounters, FcsClaim, decode, fcs_waiting
@@ -310,6 +311,7 @@ class ChunkedAnalysis:
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
         lookups = LookupsWatch()            # Kaspersky names resolved, no connection after them
         nat = NatWatch()                    # connections captured before and after a NAT
+        went_idle = IdleSplits()            # open TCP connections that left idle: one may go on later
         shared = None                       # (carry, buffer): a joined chunk's buffer that starts with carry's
         fcs_claim = FcsClaim()              # the file's FCS claim taken as wrong or not: decided once
 
@@ -481,6 +483,11 @@ class ChunkedAnalysis:
                     or other.held or dretry.held:
                 # (the leaving rows taken once: a boolean take of every column)
                 out = flows[final] if not final.all() else flows
+                # (a connection going on after it left idle in an earlier batch: said so, not
+                # "started mid-connection"; then this batch's idle ones remembered)
+                went_idle.mark(out)
+                if not last:
+                    went_idle.add(out, b.last_ts[:len(flows)][final], ~closed[final])
                 one_way += one_way_counts(out)
                 nat.add(out)
                 # (scans first: a probe another holder keeps back is an attempt the others' windows count;

@@ -174,6 +174,9 @@ class FlowTable:
     originator's first packet and of the responder's, -1 when that side sent none or its TTL is
     unknown; None for a table made otherwise. ``first_ip_id``: int32 array (len(flows)): per flow
     the IPv4 identification of its first packet, -1 for IPv6 or unknown; None likewise.
+    ``idle_before``: int64 array (len(flows)): per TCP flow that began because its 5-tuple had been
+    silent longer than the idle timeout (:data:`IDLE_TIMEOUT_NS`: a connection going on after an
+    idle time, split off as Zeek splits it), that silence in ns; 0 for the others; None likewise.
     """
 
     flows: pd.DataFrame
@@ -187,6 +190,7 @@ class FlowTable:
     vlan_stack: np.ndarray | None = None
     side_ttl: np.ndarray | None = None
     first_ip_id: np.ndarray | None = None
+    idle_before: np.ndarray | None = None
 
 
 def dns_flows(proto: np.ndarray, port_a: np.ndarray, port_b: np.ndarray) -> np.ndarray:
@@ -1024,6 +1028,11 @@ ORIG_TTL, RESP_TTL = "orig_ttl", "resp_ttl"
 #: the internal column holding :attr:`FlowTable.first_ip_id` (a NAT keeps a packet's IPv4
 #: identification: :mod:`kscc_traffic.natpairs`)
 FIRST_IP_ID = "first_ip_id"
+#: the internal column holding :attr:`FlowTable.idle_before` in seconds (float): a TCP flow that
+#: goes on with a connection after its 5-tuple was silent past the idle timeout
+#: (:func:`kscc_traffic.classify.idle_note`; a chunked reading fills it in for a flow whose
+#: earlier part left in an earlier batch: :class:`kscc_traffic.chunked.IdleSplits`)
+IDLE_BEFORE = "idle_before_s"
 #: the bit a tagged frame's VLAN stack value has (:func:`kscc_traffic.capture._slowpath.vlan_value`)
 VLAN_TAGGED = 1 << 24
 #: the bit offsets of the VLAN IDs in a VLAN stack value, innermost first (12 bits each)
@@ -1138,7 +1147,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     idx = np.nonzero(use)[0]
     if len(idx) == 0:
         return FlowTable(empty_flows(), packets, pkt_flow, pkt_from_orig, 0, vlan_stack=np.zeros(0, np.int64),
-                         side_ttl=np.zeros((0, 2), np.int16), first_ip_id=np.zeros(0, np.int32))
+                         side_ttl=np.zeros((0, 2), np.int16), first_ip_id=np.zeros(0, np.int32),
+                         idle_before=np.zeros(0, np.int64))
 
     # the used packets' values: every packet's (the columns themselves, read only) when none is left out
     pick = idx if len(idx) < n else slice(None)
@@ -1295,12 +1305,12 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
 
     # split keys into flows: idle gap, or a new SYN (different ISN) on a used 5-tuple
     new_flow = key_start.copy()
+    gap = np.zeros(len(order), bool)
     if len(order) > 1:
         timeout = np.full(len(order), DEFAULT_IDLE_NS, np.int64)
         for p, t in IDLE_TIMEOUT_NS.items():
             timeout[o_proto == p] = t
         timeout[dns_flows(o_proto, a_p[order], b_p[order])] = DNS_IDLE_NS
-        gap = np.zeros(len(order), bool)
         gap[1:] = (o_ts[1:] - o_ts[:-1]) > timeout[1:]
         new_flow |= gap
         syn_only = o_tcp & ((o_flags & (SYN | ACK)) == SYN)
@@ -1317,6 +1327,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0
     starts = np.nonzero(new_flow)[0]
+    # per flow: how long its 5-tuple had been silent when a TCP flow began after the idle timeout
+    # (a connection going on after the silence, when it sent no SYN), 0 for the others
+    idle_before = np.zeros(nflows, np.int64)
+    cont = starts[gap[starts] & ~key_start[starts] & o_tcp[starts]]
+    idle_before[flow_of[cont]] = o_ts[cont] - o_ts[cont - 1]
 
     # orientation per flow: first SYN sender, else first SYN-ACK receiver, else port heuristics
     syn_rows = np.nonzero(o_tcp & ((o_flags & (SYN | ACK)) == SYN))[0]
@@ -1510,7 +1525,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     pkt_from_orig[at] = from_orig
     return FlowTable(flows, packets, pkt_flow, pkt_from_orig, int(dup.sum()) - forced + n_late, dup_of, seq_bytes,
                      byte_sums, num(stack), num(_side_ttl(c["ttl"], at, flow_of, from_orig, nflows)),
-                     num(c["ip_id"][at[starts]].astype(np.int32)))
+                     num(c["ip_id"][at[starts]].astype(np.int32)), num(idle_before))
 
 
 def _side_ttl(ttl: np.ndarray, at: np.ndarray, flow_of: np.ndarray, from_orig: np.ndarray, nflows: int) -> np.ndarray:

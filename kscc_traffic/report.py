@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
@@ -1437,7 +1437,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0), ok_partial: int = 0,
-                   bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0) -> dict:
+                   bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
+                   bl_idle: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1550,6 +1551,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     DNS or hosts file sends it there; advised :func:`local_cloud_fix`, not to allow outbound ports
     (break-it s50 #1).
 
+    ``bl_idle``: of the blocked ones, connections that went on after an idle time longer than the
+    idle timeout (detail starting :data:`~kscc_traffic.classify.IDLE_GOES_ON`) and got no answer
+    any more: a firewall or NAT dropped the idle connection; advised :func:`idle_drop_fix`, not to
+    allow outbound ports (the port worked before; break-it s50 #2).
+
     :returns: the row as a dict, the keys of :func:`readiness`'s columns."""
     bl_all = bl
     note = ""
@@ -1651,6 +1657,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = host_drop_fix(r, bl, bl_host, fix)
     if status == "blocked" and bl_local:
         fix = local_cloud_fix(r, bl, bl_local, fix)
+    if status == "blocked" and bl_idle:
+        fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
         fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
     elif status == "blocked" and proxied:
@@ -1885,6 +1893,23 @@ CONSOLE_DOMAIN = "ksc.kaspersky.com"
 #: what a ``host_mismatch`` flow to a name under :data:`CONSOLE_DOMAIN` is
 CONSOLE_ELSEWHERE = (f"the Cloud Console server (*.{CONSOLE_DOMAIN}) on a port the KSC Cloud Console port page "
                      "does not document for it")
+
+
+def idle_drop_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that went on after an idle
+    time longer than the TCP idle timeout and got no answer any more (detail starting
+    :data:`~kscc_traffic.classify.IDLE_GOES_ON`): the connection worked before the silence, so a
+    firewall or NAT on the path that forgets idle connections dropped it. All of them: that
+    advice alone (no port to open); some: added to ``fix`` (the others')."""
+    check = (f"a firewall or NAT on the path dropped the idle connection: raise its TCP idle (session) timeout "
+             f"for {r.transport.upper()} {r.port_text} above the agent's silences, or let it send keep-alives; "
+             "the agent connects again after it")
+    if bl == k:
+        return (f"{'this connection' if bl == 1 else f'these {bl} connections'} worked, then went on after a "
+                f"silence longer than the idle timeout and got no answer any more: {check}; no port is to be "
+                "opened")
+    return (f"{fix}; {k} of them worked, then went on after a silence longer than the idle timeout and got no "
+            f"answer any more: {check}")
 
 
 def local_cloud_fix(r, bl: int, k: int, fix: str) -> str:
@@ -3025,7 +3050,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = bl_local = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_cert = (0, 0, 0, 0)
@@ -3041,7 +3066,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 verdict, reason = flows["verdict"].to_numpy(), flows["reason"].to_numpy()
             v = verdict[at]
             ok, bl, un = (int(np.count_nonzero(v == k)) for k in ("ok", "blocked", "unexpected"))
-            ok_partial = sum(1 for x in reason[at][v == "ok"].tolist() if "partial" in str(x).split(",")) if ok else 0
+            # (not those going on after an idle time: their start is in the capture)
+            ok_partial = sum(1 for x, d in zip(reason[at][v == "ok"].tolist(), udetail[at][v == "ok"].tolist()
+                                               if udetail is not None else [""] * len(at))
+                             if "partial" in str(x).split(",") and not str(d).startswith(IDLE_GOES_ON)) if ok else 0
             if captures is not None and (bl or un):
                 cap = captures[at]
                 flagged = tuple(dict.fromkeys(cap[v == ("blocked" if bl else "unexpected")].tolist()))
@@ -3107,6 +3135,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
+                    bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
                     icmp = icmp_all[at][v == "blocked"].tolist()
@@ -3150,7 +3179,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, ""),
-                                   bl_host=bl_host, bl_local=bl_local))
+                                   bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -3329,6 +3358,7 @@ class TableSummary:
         self.bl_handshake: dict[str, int] = {}   # purpose -> blocked flows reset/closed right after the handshake
         self.bl_host: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs the originator's host dropped
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
+        self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
@@ -3417,9 +3447,11 @@ class TableSummary:
                 self.verdict_captures.setdefault((p, v), {})[c] = None
         for (p, v), n in flows.groupby(["purpose", "verdict"], sort=False).size().items():
             self.counts[(p, v)] = self.counts.get((p, v), 0) + int(n)
+        partial_ok = False
         for (p, r, v), n in flows.groupby(["purpose", "reason", "verdict"], sort=False).size().items():
             if v == "ok" and "partial" in str(r).split(","):
                 self.ok_partial[p] = self.ok_partial.get(p, 0) + int(n)
+                partial_ok = True
             if r and r != "partial":
                 self.reasons.setdefault(p, set()).add(r.split(",")[0])
                 if v == "blocked":
@@ -3437,6 +3469,12 @@ class TableSummary:
                     self.dns_no_answer += int(n)
                 if v == "unclassified" and r.split(",")[0] == "one_way":
                     self.one_way[p] = self.one_way.get(p, 0) + int(n)
+        if partial_ok and "detail" in flows:
+            # (not those going on after an idle time: their start is in the capture)
+            went_on = flows[(flows["verdict"] == "ok").to_numpy()
+                            & flows["detail"].astype(str).str.startswith(IDLE_GOES_ON).to_numpy()]
+            for p, n in went_on.groupby("purpose", sort=False).size().items():
+                self.ok_partial[p] = self.ok_partial.get(p, 0) - int(n)
         if "proto" in flows and (flows["proto"] != "tcp").any():
             n, groups = group_joins(flows)
             self.joins += n
@@ -3577,7 +3615,7 @@ class TableSummary:
                     self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
-                                   (SYNACK_NOT_TAKEN, self.bl_host),
+                                   (SYNACK_NOT_TAKEN, self.bl_host), (IDLE_GOES_ON, self.bl_idle),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -3730,7 +3768,8 @@ class TableSummary:
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),
-                                       bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0)))
+                                       bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
+                                       bl_idle=self.bl_idle.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:

@@ -1,6 +1,7 @@
 """Break-it pass of session 50 (KSC scenarios the corpus does not show): each test names its finding."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("scapy")
@@ -127,3 +128,123 @@ def test_a_client_side_capture_shows_the_clients_certificate_refusal(tmp_path):
     path.write_bytes(pcap_bytes(recs[:3] + [c(1000.21, flags="FA", seq=s0, ack=5466)]))
     row = analyze(str(path)).iloc[0]
     assert (row["verdict"], row["reason"]) == ("unclassified", "one_way")
+
+
+def _idle_capture(tmp_path, name: str, dead: bool, idle: float = 3600.0) -> str:
+    """A TLS-port connection opened and used, idle for ``idle`` s, then data again: answered (an
+    agent's session going on), or sent again and again with no answer and reset (``dead``: a
+    firewall dropped the idle session)."""
+    from scapy.all import IP, TCP
+    from pcapbuild import SERVER_MAC, CLIENT_MAC, eth, udp
+
+    def c(t, data=b"", port=50020, **kw):
+        return t, eth(IP(src=AGENT, dst=KSC) / TCP(sport=port, dport=23101, **kw) / data)
+
+    def s(t, data=b"", port=50020, **kw):
+        return t, eth(IP(src=KSC, dst=AGENT) / TCP(sport=23101, dport=port, **kw) / data, src=SERVER_MAC,
+                      dst=CLIENT_MAC)
+    recs = tcp_session((AGENT, 50020), (KSC, 23101), t0=1000.0, c_data=_hello(b"eu1.ksc.kaspersky.com"),
+                       s_data=SERVER_HELLO, close=False)
+    cs, ss = recs[-1][1]["TCP"].seq, recs[-1][1]["TCP"].ack
+    if recs[-1][1]["IP"].src == KSC:
+        cs, ss = recs[-1][1]["TCP"].ack, recs[-1][1]["TCP"].seq + len(SERVER_HELLO)
+    data = b"\x17\x03\x03\x00\x05hello"
+    # (the client's next flight and the server's answer: the handshake went on, a working session)
+    flight = b"\x14\x03\x03\x00\x01\x01" + data
+    recs += [c(1000.06, flight, flags="PA", seq=cs, ack=ss), s(1000.08, data, flags="PA", seq=ss, ack=cs + len(flight)),
+             c(1000.09, flags="A", seq=cs + len(flight), ack=ss + len(data))]
+    cs, ss = cs + len(flight), ss + len(data)
+    t = 1000.1 + idle
+    if dead:
+        recs += [c(t + d, data, flags="PA", seq=cs, ack=ss) for d in (0, 0.3, 0.9, 2.1, 4.5, 9.3)]
+        recs.append(c(t + 15, flags="R", seq=cs + len(data)))
+    else:
+        recs += [c(t, data, flags="PA", seq=cs, ack=ss), s(t + 0.05, data, flags="PA", seq=ss, ack=cs + len(data)),
+                 c(t + 0.1, flags="FA", seq=cs + len(data), ack=ss + len(data)),
+                 s(t + 0.15, flags="FA", seq=ss + len(data), ack=cs + len(data) + 1),
+                 c(t + 0.2, flags="A", seq=cs + len(data) + 1, ack=ss + len(data) + 1)]
+    # (another program's datagrams through the silence, one per chunk of a chunked reading: its
+    # clock goes on, so the connection's first part leaves memory before it goes on)
+    recs += [udp((AGENT, 40000), ("198.51.100.7", 9999), b"f" * 700, t=1000.0 + k * 200) for k in range(1, 18)]
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    return str(path)
+
+
+def _rows(table):
+    return sorted(zip(table["ts"].round(6), table["orig_p"], table["verdict"], table["reason"], table["detail"]))
+
+
+@pytest.mark.parametrize("dead", [False, True])
+def test_a_connection_going_on_after_an_idle_time_is_not_begun_before_the_capture(tmp_path, dead):
+    """#2: a connection whose SYN was captured, silent for an hour (split by the 300 s idle timeout,
+    as Zeek splits it): its second part was "capture started mid-connection" and counted among the
+    flows begun before the capture; died there, the advice was to allow the port. Now its detail
+    says it goes on after the silence, the checklist counts no flow begun before the capture, and a
+    dead one is advised as a firewall or NAT that forgets idle connections; a chunked reading (the
+    first part gone from memory by then) says the same; the silence is no output column."""
+    from kscc_traffic.chunked import ChunkedAnalysis
+    from kscc_traffic.flows import IDLE_BEFORE
+    import pandas as pd
+    path = _idle_capture(tmp_path, f"idle{int(dead)}.pcap", dead)
+    flows = analyze(path)
+    assert IDLE_BEFORE not in flows.columns
+    went_on = flows[flows["detail"].str.startswith("goes on with the connection")]
+    assert len(went_on) == 1
+    row = went_on.iloc[0]
+    gap = "3,600 s"
+    if dead:
+        assert (row["verdict"], row["reason"]) == ("blocked", "no_answer,partial")
+        assert row["detail"].startswith(f"goes on with the connection of this 5-tuple after {gap} without a packet "
+                                        "(longer than the 300 s TCP idle timeout: a flow of its own, as Zeek's "
+                                        "conn.log splits it, not a capture started mid-connection); "), row["detail"]
+        fix = _fixes(flows)
+        assert "this connection worked, then went on after a silence longer than the idle timeout and got no " \
+               "answer any more: a firewall or NAT on the path dropped the idle connection" in fix, fix
+        assert "allow outbound" not in fix
+    else:
+        assert (row["verdict"], row["reason"]) == ("ok", "partial")
+        assert row["detail"].startswith(f"goes on with the connection of this 5-tuple after {gap}"), row["detail"]
+        fix = _fixes(flows)
+        assert "started before the capture" not in fix
+    ca = ChunkedAnalysis(path, RULES, "c", chunk_bytes=1024)
+    parts = list(ca.batches())
+    # (the connection's first part left in an earlier batch than the part going on)
+    where = [i for i, p in enumerate(parts) for port in p.loc[p["resp_p"] == 23101, "orig_p"] if port == 50020]
+    assert len(where) == 2 and where[0] < where[1], where
+    assert _rows(pd.concat(parts, ignore_index=True)) == _rows(flows)
+
+
+def test_idle_before_marks_only_tcp_flows_split_by_the_idle_timeout(tmp_path):
+    """build_flows: the silence before a TCP flow split off by the idle timeout (ns); 0 for the
+    first part, for a flow of another 5-tuple and for UDP after a silence past its own timeout."""
+    from kscc_traffic.capture.decode import decode
+    from kscc_traffic.capture.files import read_frames
+    from kscc_traffic.flows import build_flows
+    from pcapbuild import udp
+    recs = tcp_session((AGENT, 50030), (KSC, 23101), t0=1000.0, close=False)
+    from scapy.all import IP, TCP
+    from pcapbuild import eth
+    recs.append((1400.0, eth(IP(src=AGENT, dst=KSC) / TCP(sport=50030, dport=23101, flags="PA", seq=1001,
+                                                           ack=5001) / b"x")))
+    recs += [udp((AGENT, 40000), (KSC, 15000), t=1000.0), udp((AGENT, 40000), (KSC, 15000), t=1100.0)]
+    path = tmp_path / "split.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    ft = build_flows(decode(read_frames(str(path))))
+    got = sorted(zip(ft.flows["proto"], ft.flows["ts_ns"] // 10**9, ft.idle_before.tolist()))
+    assert got == [("tcp", 1000, 0), ("tcp", 1400, 399_980_000_000), ("udp", 1000, 0), ("udp", 1100, 0)]
+
+
+def test_idle_splits_stay_bounded():
+    """IdleSplits remembers at most MAX_KEPT 5-tuples, the oldest forgotten first, and only open
+    TCP connections that left idle."""
+    import pandas as pd
+    from kscc_traffic.idlesplits import IdleSplits
+    w = IdleSplits()
+    w.MAX_KEPT = 3
+    n = 5
+    flows = pd.DataFrame({"proto": ["tcp"] * n + ["udp"], "orig_h": [AGENT] * (n + 1),
+                          "orig_p": list(range(50000, 50000 + n)) + [1], "resp_h": [KSC] * (n + 1),
+                          "resp_p": [23101] * (n + 1), "conn_state": ["S1"] * (n - 1) + ["SF", "S1"]})
+    w.add(flows, np.arange(n + 1, dtype=np.int64), np.ones(n + 1, bool))
+    assert len(w) == 3 and sorted(k[2] for k in w.last) == [50001, 50002, 50003]
