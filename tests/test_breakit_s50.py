@@ -248,3 +248,21 @@ def test_idle_splits_stay_bounded():
                           "resp_p": [23101] * (n + 1), "conn_state": ["S1"] * (n - 1) + ["SF", "S1"]})
     w.add(flows, np.arange(n + 1, dtype=np.int64), np.ones(n + 1, bool))
     assert len(w) == 3 and sorted(k[2] for k in w.last) == [50001, 50002, 50003]
+
+
+@pytest.mark.parametrize("version, ok", [((543, 0), True), ((2, 4), True), ((3, 0), False), ((543, 1), False)])
+def test_dgux_pcap_version_is_read_as_libpcap_reads_it(tmp_path, version, ok):
+    """Break-it s50 (inputs) #4: a pcap whose header says version 543.0 (DG/UX tcpdump; libpcap's
+    sf-pcap.c accepts it, and Wireshark) was refused; other versions still are, with one line."""
+    import struct
+    from kscc_traffic.errors import CaptureError
+    data = bytearray(pcap_bytes(tcp_session((AGENT, 50040), (KSC, 23101), t0=1000.0)))
+    struct.pack_into("<HH", data, 4, *version)
+    path = tmp_path / "v.pcap"
+    path.write_bytes(bytes(data))
+    if ok:
+        flows = analyze(str(path))
+        assert flows[["orig_p", "resp_p", "conn_state"]].values.tolist() == [[50040, 23101, "SF"]]
+    else:
+        with pytest.raises(CaptureError, match=f"version {version[0]}.{version[1]} is not supported"):
+            analyze(str(path))

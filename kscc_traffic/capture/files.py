@@ -491,9 +491,10 @@ class _PcapParser:
                 f"{name}: file ends inside the {label} file header ({len(head)} of 24 bytes)")
         major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack_from(
             order + "HHiIII", head, 4)
-        if major != 2:
+        # (543.0: DG/UX tcpdump's files, the 2.x layout, which libpcap and Wireshark read too)
+        if major != 2 and (major, minor) != (543, 0):
             raise UnsupportedFormat(
-                f"{name}: {label} version {major}.{minor} is not supported (only 2.x)")
+                f"{name}: {label} version {major}.{minor} is not supported (only 2.x, and DG/UX's 543.0)")
         self.name = name
         self.order = order
         self.mult = mult
@@ -2053,7 +2054,7 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
     ------
     UnsupportedFormat
         Not a pcap/pcapng file (message gives the magic bytes seen), or an unsupported version
-        (pcap major ≠ 2, pcapng major ≠ 1).
+        (pcap major ≠ 2 but for DG/UX's 543.0, as libpcap reads; pcapng major ≠ 1).
     TruncatedCapture
         The file ends inside its file header (pcap: 24 bytes; pcapng: the first Section Header
         Block, draft-ietf-opsawg-pcapng §4.1), including a 0-byte file.
