@@ -1108,6 +1108,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     stalled = _stall(row) if proto == "tcp" else None
     if stalled is not None:
         return done("blocked", "no_answer", stalled)
+    if proto == "tcp" and rule.app_protocol == "tcp" and not partial and not target and state == "RSTR" \
+            and int(row.get("resp_bytes") or 0) == 0 and _orig_sent_data(row):
+        # (the request taken, nothing answered, then reset: an application-aware firewall's
+        # refusal by content, which lets the handshake through; break-it s50)
+        return done("blocked", "rejected", f"{REQUEST_RESET} ({int(row.get('orig_bytes') or 0):,} bytes): "
+                    "an application-aware firewall or proxy refusing the traffic by its content after letting "
+                    "the handshake through, or the service refusing the client")
     if unreassembled in ("orig", "both"):
         # (a one-way purpose, multicast or towards the agent: seen sent, but never whole)
         n = int(row["orig_pkts"])
@@ -2129,6 +2136,9 @@ SYNACK_NOT_TAKEN = "the SYN-ACK reached the originator's interface but it did no
 HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"
 #: ... and of one it closed (FIN) right after the handshake, before the client sent anything
 HANDSHAKE_CLOSE = "the responder closed the connection (FIN) right after the handshake, before the client sent a byte"
+#: ... and of a plain TCP purpose's connection the responder reset after taking the client's
+#: request, answering none of it (report.readiness advises it with those: the port is open)
+REQUEST_RESET = "the responder reset the connection after the client's request, answering none of it"
 #: what both say of the device that answered
 NO_SERVER_BEHIND = "a SYN proxy or load balancer with no server behind it?"
 

@@ -36,7 +36,8 @@ from .flows import arrays_of, carried_data
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, SYNACK_NOT_TAKEN
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, REQUEST_RESET, \
+    SYNACK_NOT_TAKEN
 from .classify import QUOTED_COLUMNS, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
@@ -903,8 +904,9 @@ REJECTED_TEXT: dict[str, str] = {
               "the server holds a stale connection on that address and port"),
     "reset": REASON_TEXT["rejected"],
     "handshake": ("the TCP handshake completed (the port is open), then the server's side reset or closed the "
-                  "connection before any data: a SYN proxy, load balancer or proxy with no server behind it, or a "
-                  "service refusing the client"),
+                  "connection before any data, or reset it after the client's request answering none of it: a SYN "
+                  "proxy, load balancer or proxy with no server behind it, an application-aware firewall refusing "
+                  "the traffic by its content, or a service refusing the client"),
 }
 
 
@@ -1066,7 +1068,8 @@ def rejected_kind(detail: str) -> str:
     redirect: :data:`REDIRECT_ANSWER`), ``proxy`` (:data:`PROXY_REFUSAL`), ``stale``
     (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``handshake`` (the server's side reset or closed
     the connection right after the handshake: :data:`~kscc_traffic.classify.HANDSHAKE_RESET`,
-    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`), else ``reset`` (a TCP reset)."""
+    :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`, or reset it after the client's request answering
+    nothing: :data:`~kscc_traffic.classify.REQUEST_RESET`), else ``reset`` (a TCP reset)."""
     detail = str(detail)
     if REDIRECT_ANSWER.match(detail):
         return "redirect"
@@ -1076,7 +1079,7 @@ def rejected_kind(detail: str) -> str:
         return "proxy"
     if detail.startswith(STALE_ANSWER):
         return "stale"
-    if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)):
+    if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)):
         return "handshake"
     return "reset"
 
@@ -1952,7 +1955,8 @@ def host_drop_fix(r, bl: int, k: int, fix: str) -> str:
 def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
     """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` whose server's side reset or
     closed the connection right after the TCP handshake, before any data (detail
-    :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`;
+    :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`), or
+    reset it after the client's request, answering none of it (:data:`~kscc_traffic.classify.REQUEST_RESET`;
     break-it 23 F3, F12): the handshake shows the port open, so not to open it but to look at what
     answered: on a cloud purpose a device between the agent and the Internet that completes the
     handshake itself (a SYN proxy, a transparent proxy) and gives up (its own connection to the
@@ -1969,7 +1973,8 @@ def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
         check = (f"{_service_check(r)} and accepting this client, and any load balancer or proxy in front of it "
                  "that accepts connections with no server behind it")
     text = (f"the SYN on {where} was answered by a SYN-ACK (the port is open: nothing to open in the firewall), then "
-            f"the server's side reset or closed the connection before any data (see each flow's detail): {check}")
+            f"the server's side reset or closed the connection before any data, or reset it after the client's "
+            f"request answering none of it (see each flow's detail): {check}")
     if k >= bl:
         return f"{'this connection' if bl == 1 else f'these {bl} connections'}: {text}"
     return f"{fix}; {k} of them: {text}"
@@ -3132,7 +3137,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 if "detail" in flows:
                     details = udetail[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
-                    bl_handshake = sum(1 for x in details if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE)))
+                    bl_handshake = sum(1 for x in details
+                                       if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
@@ -3615,6 +3621,7 @@ class TableSummary:
                     self.bl_refused[p] = (x + a, y + b)
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
+                                   (REQUEST_RESET, self.bl_handshake),
                                    (SYNACK_NOT_TAKEN, self.bl_host), (IDLE_GOES_ON, self.bl_idle),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():

@@ -266,3 +266,40 @@ def test_dgux_pcap_version_is_read_as_libpcap_reads_it(tmp_path, version, ok):
     else:
         with pytest.raises(CaptureError, match=f"version {version[0]}.{version[1]} is not supported"):
             analyze(str(path))
+
+
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_plain_tcp_request_reset_unanswered_is_rejected(tmp_path, answered):
+    """Break-it s50 (smaller): KSN on TCP 1443 (a plain TCP purpose) whose SYN-ACK came, whose
+    request was acknowledged and then reset with no byte back (an application-aware firewall lets
+    the handshake through, then refuses by content) was ``ok``; it is ``rejected``, advised as the
+    port open and what answered to be checked. Answered before the reset: still ok."""
+    from scapy.all import IP, TCP
+    from pcapbuild import CLIENT_MAC, SERVER_MAC, eth
+    req = b"K" * 76
+
+    def c(t, data=b"", **kw):
+        return t, eth(IP(src=AGENT, dst=KSC) / TCP(sport=50050, dport=1443, **kw) / data)
+
+    def s(t, data=b"", **kw):
+        return t, eth(IP(src=KSC, dst=AGENT) / TCP(sport=1443, dport=50050, **kw) / data, src=SERVER_MAC, dst=CLIENT_MAC)
+    recs = [c(1000.0, flags="S", seq=100), s(1000.01, flags="SA", seq=900, ack=101), c(1000.02, flags="A", seq=101, ack=901),
+            c(1000.03, req, flags="PA", seq=101, ack=901), s(1000.05, flags="A", seq=901, ack=177)]
+    back = b"ok" if answered else b""
+    if answered:
+        recs.append(s(1000.06, back, flags="PA", seq=901, ack=177))
+    recs.append(s(1000.2, flags="RA", seq=901 + len(back), ack=177))
+    path = tmp_path / f"ksn{int(answered)}.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    row = flows.iloc[0]
+    assert (row["purpose"], row["conn_state"]) == ("ksn", "RSTR")
+    if answered:
+        assert row["verdict"] == "ok"
+        return
+    assert (row["verdict"], row["reason"]) == ("blocked", "rejected")
+    assert row["detail"].startswith("the responder reset the connection after the client's request, answering none "
+                                    "of it (76 bytes)"), row["detail"]
+    fix = _fixes(flows, "ksn")
+    assert fix.startswith("this connection: the SYN on TCP 1443 was answered by a SYN-ACK (the port is open: nothing "
+                          "to open in the firewall)"), fix
