@@ -250,6 +250,46 @@ def test_idle_splits_stay_bounded():
     assert len(w) == 3 and sorted(k[2] for k in w.last) == [50001, 50002, 50003]
 
 
+def _snapped(version: tuple[int, int], swap) -> bytes:
+    """A TCP session as a pcap with snaplen 64 (records cut), of ``version``, each record header's
+    two lengths written original length first where ``swap(caplen, len)`` says."""
+    import struct
+    whole = pcap_bytes(tcp_session((AGENT, 50040), (KSC, 23101), t0=1000.0, c_data=b"q" * 300, s_data=b"r" * 500))
+    out = bytearray(whole[:24])
+    struct.pack_into("<HH", out, 4, *version)
+    struct.pack_into("<I", out, 16, 64)
+    pos = 24
+    while pos < len(whole):
+        sec, frac, cl, wl = struct.unpack_from("<IIII", whole, pos)
+        data = whole[pos + 16:pos + 16 + cl][:64]
+        a, b = (wl, len(data)) if swap(len(data), wl) else (len(data), wl)
+        out += struct.pack("<IIII", sec, frac, a, b) + data
+        pos += 16 + cl
+    return bytes(out)
+
+
+@pytest.mark.parametrize("version, swap", [((2, 4), lambda c, w: False), ((543, 0), lambda c, w: True),
+                                           ((2, 2), lambda c, w: True), ((2, 0), lambda c, w: True),
+                                           ((2, 3), lambda c, w: c % 2 == 0)])
+def test_old_pcap_versions_read_their_lengths_as_libpcap_does(tmp_path, version, swap):
+    """Break-it s50 #9 (third pass): libpcap reads the original length first in a record header
+    of versions 2.0-2.2 and DG/UX's 543.0, and in 2.3 takes the smaller length as the captured
+    one; read in the 2.4 order, cut records were "damaged" and packets lost. Every version gives
+    the 2.4 file's flows (the same counts: captured and original lengths right)."""
+    want = analyze(_write_bytes(tmp_path, "v24.pcap", _snapped((2, 4), lambda c, w: False)))
+    got = analyze(_write_bytes(tmp_path, "v.pcap", _snapped(version, swap)))
+    cols = ["orig_p", "resp_p", "conn_state", "orig_pkts", "orig_bytes", "resp_bytes", "orig_ip_bytes",
+            "resp_ip_bytes"]
+    assert got[cols].values.tolist() == want[cols].values.tolist()
+    assert want[cols].values.tolist() == [[50040, 23101, "SF", 5, 300, 500, 500, 620]]
+
+
+def _write_bytes(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
 @pytest.mark.parametrize("version, ok", [((543, 0), True), ((2, 4), True), ((3, 0), False), ((543, 1), False)])
 def test_dgux_pcap_version_is_read_as_libpcap_reads_it(tmp_path, version, ok):
     """Break-it s50 (inputs) #4: a pcap whose header says version 543.0 (DG/UX tcpdump; libpcap's

@@ -9,7 +9,9 @@ Two entry points:
 Both run the same record walk, so they return identical records. Formats read:
 
 - pcap: magic ``a1b2c3d4`` (µs) and ``a1b23c4d`` (ns) in both byte orders, and the "modified"
-  (Kuznetzov) pcap ``a1b2cd34`` (µs, 24-byte record headers). Version 2.x.
+  (Kuznetzov) pcap ``a1b2cd34`` (µs, 24-byte record headers). Version 2.x, and DG/UX's 543.0;
+  a record header's two lengths read as libpcap reads them: the original length first in 2.0-2.2
+  and 543.0, the smaller one as the captured length in 2.3 (those files walked in Python).
   The link type is the low 16 bits of the header's link-type field (the upper bits carry FCS
   information). ``thiszone`` is ignored (as libpcap does); timestamps are UTC as written.
 - pcapng (draft-ietf-opsawg-pcapng): Section Header Blocks (§4.1; any number of sections, each
@@ -510,7 +512,17 @@ class _PcapParser:
         self.bound = max(MAX_RECORD_BYTES, snaplen if snaplen <= MAX_SNAPLEN_BYTES else 0)
         self.notes: dict[str, int] = {}
         self.malformed = 0         # pcap has no record that can be skipped and read past
-        self._caplen_at = struct.Struct(order + "8xI").unpack_from
+        # the order of the two lengths in a record header, as libpcap's sf-pcap.c reads them:
+        # original length first in versions 2.0-2.2 and DG/UX's 543.0 ("swapped"), either in 2.3
+        # (the smaller one is the captured length), captured length first from 2.4 on
+        self.swap = "yes" if major == 543 or minor < 3 else "maybe" if minor == 3 else "no"
+        if self.swap == "yes":
+            self._caplen_at = struct.Struct(order + "12xI").unpack_from
+        elif self.swap == "maybe":
+            both = struct.Struct(order + "8xII").unpack_from
+            self._caplen_at = lambda b, at: (min(both(b, at)),)
+        else:
+            self._caplen_at = struct.Struct(order + "8xI").unpack_from
 
     def walk(self, buf: bytes, pos: int, at_eof: bool, base: int) -> _Walk:
         """Walk the records in ``buf[pos:]`` (contract: :class:`_Walk`)."""
@@ -543,6 +555,9 @@ class _PcapParser:
         ts seconds, ts fraction, captured and original length (a row past the offsets' end is
         a record taken back), or None (:meth:`_columns` then gathers them from ``buf``)."""
         records = getattr(_walk, "pcap_records", None)
+        if self.swap != "no":       # (an old version's lengths: the Python walk reads them)
+            offs, pos, cl = self._offsets_py(buf, pos)
+            return offs, None, pos, cl
         if records is None:
             offs, pos, cl = self._offsets(buf, pos)
             return offs, None, pos, cl
@@ -601,6 +616,9 @@ class _PcapParser:
             frac = v[o + 4]
             cl = v[o + 8]
             wl = v[o + 12]
+            if self.swap != "no":   # (the original length first: always, or where it is the larger)
+                flip = np.ones(n, bool) if self.swap == "yes" else cl > wl
+                cl, wl = np.where(flip, wl, cl), np.where(flip, cl, wl)
         notes = self.notes
         ts = sec.astype(np.int64) * 1_000_000_000 + frac.astype(np.int64) * self.mult
         lt = np.full(n, self.lt_col, np.int32)
