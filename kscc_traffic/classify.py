@@ -122,6 +122,7 @@ from __future__ import annotations
 import bisect
 import functools
 import ipaddress
+import math
 import re
 import urllib.parse
 from typing import Callable, Mapping, NamedTuple
@@ -1109,7 +1110,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     if stalled is not None:
         return done("blocked", "no_answer", stalled)
     if proto == "tcp" and rule.app_protocol == "tcp" and not partial and not target and state == "RSTR" \
-            and int(row.get("resp_bytes") or 0) == 0 and _orig_sent_data(row):
+            and int(row.get("resp_bytes") or 0) == 0 and int(row.get("orig_bytes") or 0) > 1 \
+            and not _closed_by(str(row.get("history") or ""), False):
         # (the request taken, nothing answered, then reset: an application-aware firewall's
         # refusal by content, which lets the handshake through; break-it s50)
         return done("blocked", "rejected", f"{REQUEST_RESET} ({int(row.get('orig_bytes') or 0):,} bytes): "
@@ -1181,6 +1183,9 @@ def local_cloud_note(row: dict, rules: RuleSet) -> str:
     if cloud is None:
         return ""
     name, where = cloud
+    dns_name = str(row.get("dns_name") or "")
+    if where != "DNS" and dns_name and any(under_mask(dns_name, m) for m in _cloud_names(rules)):
+        name, where = dns_name, "DNS"    # (the lookup in the capture says more than the SNI)
     resp = str(row["resp_h"])
     how = "was resolved to" if where == "DNS" else "was asked for at"
     return (f"{name} {how} {resp}, {LOCAL_CLOUD}: a split DNS, a DNS filter or a hosts file entry points the "
@@ -2033,7 +2038,9 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
       client closed: ``blocked``/``tls_failed``;
     - a ClientHello answered (more than one byte), then refused by the client's cleartext alert on
       the certificate (``tls_alert`` ``client: …`` bad_certificate, unsupported_certificate,
-      certificate_unknown, unknown_ca, certificate_expired; not ``tls_established``):
+      certificate_revoked, certificate_expired, certificate_unknown, unknown_ca; not
+      ``tls_established``; the alert's level is not read: TLS 1.3 treats these as fatal whatever
+      it says):
       ``blocked``/``tls_failed``, whose certificate it was not shown (:data:`ONE_WAY_CERT`);
     - else ``unclassified``/``one_way``: the server answered (its SYN-ACK, and ``resp_bytes``),
       but what it said and what became of the originator's bytes are not in the capture; the
@@ -2066,8 +2073,8 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
         return ("blocked", "tls_failed", f"TLS handshake aborted: {seen} answers, a cleartext alert's size "
                 "(a FIN included), then the client closed")
     alert = str(row.get("tls_alert") or "")
-    if hello and got > 1 and alert.startswith("client:") and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED) \
-            and not row.get("tls_established"):
+    if hello and got > 1 and alert.startswith("client:") \
+            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED + _CERT_REVOKED) and not row.get("tls_established"):
         # (the client refused the certificate in its answers: a failure the acknowledgements and its
         # own alert prove, whoever's certificate it was; break-it s50 #3)
         return ("blocked", "tls_failed", f"TLS handshake aborted: {alert}: the client refused the server's "
@@ -2076,6 +2083,8 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
             f"{ONE_WAY_HINT}; not judged")
 
 
+#: a client's alert refusing a revoked certificate (certificate_revoked, RFC 8446 §6.2)
+_CERT_REVOKED = (" (44)",)
 #: what the detail of a TLS handshake the client aborted on a certificate says when only its side
 #: was captured (:func:`_one_way`; report.cert_counts advises it as a certificate not shown)
 ONE_WAY_CERT = ("the server's side was not captured, so the capture cannot show whose certificate it was: a "
@@ -3398,6 +3407,31 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         r_codes, r_seen = pd.factorize(v["resp_h"][at], use_na_sentinel=False)
         at = at[starts[at] & np.array([kind(str(rh))[1] for rh in r_seen.tolist()], bool)[r_codes]]
         inbound[at] = [kind(str(oh))[0] and not kind(str(oh))[1] for oh in v["orig_h"][at].tolist()]
+    # (a failed flow of a cloud server's rule to a local address: its detail quotes the address
+    # when a cloud name led there, local_cloud_note; found once per distinct responder)
+    local_cloud = np.zeros(n, bool)
+    any_cloud = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.opener == CLOUD_OPENER:
+            any_cloud |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    at = np.flatnonzero(any_cloud & no_proxy)
+    if len(at):
+        r_codes, r_seen = pd.factorize(v["resp_h"][at], use_na_sentinel=False)
+        local_cloud[at] = np.array([local_address(str(a)) for a in r_seen.tolist()] + [False], bool)[r_codes]
+        at = np.flatnonzero(local_cloud)
+        # (and only where a cloud name led there: the names, exact columns, looked at once each)
+        named = {}
+        for i, trio in zip(at.tolist(), zip(*(v[c][at].tolist() for c in ("sni", "server_name", "dns_name")))):
+            if trio not in named:
+                named[trio] = _cloud_name(dict(zip(("sni", "server_name", "dns_name"), trio)), rules) is not None
+            local_cloud[i] = named[trio]
+    # (a plain TCP purpose's request the responder reset unanswered, REQUEST_RESET: whether the
+    # client closed first and how many bytes it sent, quoted)
+    plain_port = np.zeros(n, bool)
+    for r in rules.rules:
+        if r.app_protocol == "tcp":
+            plain_port |= on[r.transport] & (resp_p >= r.port_lo) & (resp_p <= r.port_hi)
+    req_reset = plain_port & tcp & ~partial & no_proxy & eq("conn_state", "RSTR") & (v["resp_bytes"] == 0)
     has_synack = np.array([("h" in h) + 2 * (set(h) <= set("^h")) if isinstance(h, str) else 0
                            for h in hist_values.tolist()], np.int64)
     # (a sinkhole answer: its address and the query are in the detail; few flows have answers
@@ -3524,6 +3558,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (a UDP datagram to a group: its address is in the detail when the page documents the
         # other kind of group delivery for the port)
         masked(on["udp"] & group_cast, "resp_h"),
+        masked(local_cloud, "resp_h"),
+        np.where(req_reset, ob if ob.dtype.kind in "iu" else 0, -1),
+        req_reset & closed_o[hist_codes],
     ]
     code, card = np.zeros(n, np.int64), 1
     for k in keys:
@@ -3845,11 +3882,13 @@ _MID_CONNECTION = "capture started mid-connection"
 
 def idle_note(seconds: float) -> str:
     """The detail's start for a TCP flow that goes on after its 5-tuple was silent for
-    ``seconds`` (more than the idle timeout): ``goes on with the connection of this 5-tuple after
-    3,600 s without a packet (longer than the 300 s TCP idle timeout: a flow of its own, as Zeek's
+    ``seconds`` (more than the idle timeout; below 1000 s to 0.1 s, rounded up): ``goes on with the
+    connection of this 5-tuple after 3,600 s without a packet (longer than the 300 s TCP idle timeout: a flow of its own, as Zeek's
     conn.log splits it, not a capture started mid-connection)``."""
     from .flows import IDLE_TIMEOUT_NS, TCP
-    return (f"{IDLE_GOES_ON} {seconds:,.0f} s without a packet (longer than the {IDLE_TIMEOUT_NS[TCP] // 10**9} s "
+    # (below 1000 s to 0.1 s rounded up: never said as long as the timeout it exceeded)
+    said = f"{round(seconds):,}" if seconds >= 1000 else f"{math.ceil(seconds * 10) / 10:.1f}"
+    return (f"{IDLE_GOES_ON} {said} s without a packet (longer than the {IDLE_TIMEOUT_NS[TCP] // 10**9} s "
             "TCP idle timeout: a flow of its own, as Zeek's conn.log splits it, not a capture started "
             "mid-connection)")
 

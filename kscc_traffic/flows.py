@@ -176,7 +176,8 @@ class FlowTable:
     the IPv4 identification of its first packet, -1 for IPv6 or unknown; None likewise.
     ``idle_before``: int64 array (len(flows)): per TCP flow that began because its 5-tuple had been
     silent longer than the idle timeout (:data:`IDLE_TIMEOUT_NS`: a connection going on after an
-    idle time, split off as Zeek splits it), that silence in ns; 0 for the others; None likewise.
+    idle time, split off as Zeek splits it) while its earlier part was open
+    (:data:`GOING_ON_STATES`), that silence in ns; 0 for the others; None likewise.
     """
 
     flows: pd.DataFrame
@@ -1033,6 +1034,10 @@ FIRST_IP_ID = "first_ip_id"
 #: (:func:`kscc_traffic.classify.idle_note`; a chunked reading fills it in for a flow whose
 #: earlier part left in an earlier batch: :class:`kscc_traffic.chunked.IdleSplits`)
 IDLE_BEFORE = "idle_before_s"
+#: the connection states (Zeek's) of a TCP flow that was established and not closed: only such a
+#: connection goes on after an idle time (:attr:`FlowTable.idle_before`; OTH: one seen without
+#: its handshake)
+GOING_ON_STATES = ("S1", "S2", "S3", "OTH")
 #: the bit a tagged frame's VLAN stack value has (:func:`kscc_traffic.capture._slowpath.vlan_value`)
 VLAN_TAGGED = 1 << 24
 #: the bit offsets of the VLAN IDs in a VLAN stack value, innermost first (12 bits each)
@@ -1447,6 +1452,11 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     # counts in Zeek, whose endpoint ignores a SYN once it is reset)
     no_payload = (orig_bytes == 0) & (resp_bytes == 0) & ~_any(tcp_f & (o_len > 0) & ((o_flags & RST) == 0))
     state = _conn_state(is_tcp_flow, fproto == UDP, os_, rs_, no_payload, history, any_r, orig_pkts > 0)
+    # (a connection goes on after an idle time only when its earlier part was open: established
+    # and not closed; after a refused, unanswered or closed one, a stray packet is no such flow)
+    went_idle = np.flatnonzero(idle_before > 0)
+    if len(went_idle):
+        idle_before[went_idle[~np.isin(state[went_idle - 1], GOING_ON_STATES)]] = 0
 
     # orient endpoints
     o_hi = np.where(orig_is_a, fa_hi, fb_hi)

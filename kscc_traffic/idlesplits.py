@@ -16,13 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .flows import IDLE_BEFORE, VLAN_STACK
+from .flows import GOING_ON_STATES, IDLE_BEFORE, VLAN_STACK
 
 __all__ = ["IdleSplits"]
-
-#: the connection states of a flow that was established and not closed when it left (Zeek's
-#: S1, S2, S3; OTH: a connection seen without its handshake): only such a connection can go on
-GOING_ON_STATES = ("S1", "S2", "S3", "OTH")
 
 
 class IdleSplits:
@@ -32,28 +28,33 @@ class IdleSplits:
     ``orig_p``, ``resp_h``, ``resp_p``, ``conn_state``, and the internal ``vlan_stack`` when it has
     it), the time of each one's last packet (epoch ns, int64) and which of them left because they
     were idle; :meth:`mark` fills :data:`~kscc_traffic.flows.IDLE_BEFORE` (seconds, float) of the
-    flows of a later batch that go on with one of them. At most :data:`MAX_KEPT` 5-tuples are
-    remembered (the oldest forgotten first): bounded memory whatever the capture."""
+    flows of a later batch that go on with one of them; any later flow on a remembered 5-tuple
+    ends what is remembered of it (a new connection on it, a stray packet after that one). At most
+    :data:`MAX_KEPT` 5-tuples are remembered (the oldest forgotten first, ~20 MiB when full):
+    bounded memory whatever the capture; a connection going on past that many others that went
+    idle is read as begun before the capture."""
 
     #: 5-tuples remembered at most
-    MAX_KEPT = 32_768
+    MAX_KEPT = 131_072
 
     def __init__(self) -> None:
-        self.last: dict[tuple, int] = {}    # 5-tuple (either direction) -> its last packet, epoch ns
+        self.last: dict[int, int] = {}      # hash of a 5-tuple (either direction) -> its last packet, epoch ns
 
     def __len__(self) -> int:
         return len(self.last)
 
     @staticmethod
-    def _keys(flows: pd.DataFrame, rows: np.ndarray) -> list[tuple]:
-        """The direction-free 5-tuples (with the VLAN stack) of ``flows``' ``rows``."""
+    def _keys(flows: pd.DataFrame, rows: np.ndarray) -> list[int]:
+        """The direction-free 5-tuples (with the VLAN stack) of ``flows``' ``rows``, hashed (one
+        int each: what is remembered stays small; equal within the process, which is all a
+        reading needs)."""
         cols = [flows[c].to_numpy(dtype=object)[rows].tolist() for c in ("orig_h", "orig_p", "resp_h", "resp_p")]
         vlan = (flows[VLAN_STACK].to_numpy()[rows].tolist() if VLAN_STACK in flows.columns
                 else [0] * len(rows))
         out = []
         for a, ap, b, bp, v in zip(*cols, vlan):
             one, two = (str(a), int(ap)), (str(b), int(bp))
-            out.append((v, *(one + two if one <= two else two + one)))
+            out.append(hash((v, *(one + two if one <= two else two + one))))
         return out
 
     def add(self, flows: pd.DataFrame, last_ts: np.ndarray, idle: np.ndarray) -> None:
@@ -75,23 +76,27 @@ class IdleSplits:
     def mark(self, flows: pd.DataFrame) -> None:
         """Fill in place :data:`~kscc_traffic.flows.IDLE_BEFORE` of each TCP flow of ``flows``
         that began without a SYN (``partial``) on a remembered 5-tuple after its last packet and
-        has no value there yet: the silence between them (seconds); the 5-tuple is forgotten (the
-        flow goes on with it). A table without the column or the flow columns: nothing."""
+        has no value there yet: the silence between them (seconds). The first flow on a
+        remembered 5-tuple after it, whatever it is, makes it forgotten. A table without the
+        column or the flow columns: nothing."""
         if not self.last or not len(flows) or IDLE_BEFORE not in flows.columns or "partial" not in flows.columns:
             return
         idle = flows[IDLE_BEFORE].to_numpy(dtype=float)
-        rows = np.flatnonzero((flows["proto"].to_numpy(dtype=object) == "tcp")
-                              & (flows["partial"].to_numpy() != 0) & ~(idle > 0))
+        rows = np.flatnonzero(flows["proto"].to_numpy(dtype=object) == "tcp")
         if not len(rows):
             return
         first = flows["ts_ns"].to_numpy(np.int64)[rows]
+        o = np.argsort(first, kind="stable")        # (in time order: the first flow after it counts)
+        rows, first = rows[o], first[o]
+        going = (flows["partial"].to_numpy()[rows] != 0) & ~(idle[rows] > 0)
         at, gaps = [], []
-        for i, key, t in zip(rows.tolist(), self._keys(flows, rows), first.tolist()):
+        for i, key, t, g in zip(rows.tolist(), self._keys(flows, rows), first.tolist(), going.tolist()):
             before = self.last.get(key)
             if before is not None and before < t:
                 del self.last[key]
-                at.append(i)
-                gaps.append((t - before) / 1e9)
+                if g:
+                    at.append(i)
+                    gaps.append((t - before) / 1e9)
         if at:
             idle = idle.copy()
             idle[at] = gaps

@@ -1228,7 +1228,10 @@ _OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253", "224.0.1.1"})
 #: joins ff02::c and ff05::c), mDNS (ff0X::fb), NTP (ff0X::101), the all-nodes and all-routers
 #: groups (ff0X::1, ff0X::2: a Linux router's MLD reports name ff05::2) and the DHCPv6 agents' and
 #: servers' (ff0X::1:2, ff05::1:3, the deprecated ff05::1:4) (break-it s50 #6)
-_OS_GROUP_IDS6 = frozenset({0x1, 0x2, 0xC, 0xFB, 0x101, 0x1_0002, 0x1_0003, 0x1_0004})
+_OS_GROUP_IDS6 = frozenset({0xC, 0xFB})
+#: ... and those IANA assigns as permanent groups only (flags 0: ``ff0X::``; a transient or
+#: prefix-based group with the same low bits, ``ff15::2``, ``ff3e::101``, is anyone's)
+_OS_PERMANENT_IDS6 = frozenset({0x1, 0x2, 0x101, 0x1_0002, 0x1_0003, 0x1_0004})
 
 
 def os_group(group) -> bool:
@@ -1240,7 +1243,8 @@ def os_group(group) -> bool:
     IPv6: a scope of at most link-local (ffX0::, ffX1::, ffX2::/16: mDNS ff02::fb, LLMNR ff02::1:3,
     SSDP ff02::c, the solicited-node groups ff02::1:ffXX:XXXX; never routed, while a
     distribution point on another subnet reaches a device only by a routed group), or a
-    service's group of any scope (:data:`_OS_GROUP_IDS6`: SSDP, mDNS, NTP, all routers, DHCPv6).
+    service's group of any scope (:data:`_OS_GROUP_IDS6`: SSDP, mDNS; :data:`_OS_PERMANENT_IDS6`,
+    as permanent groups only: NTP, all nodes, all routers, DHCPv6).
     Text that is no multicast address is not an OS group."""
     g = str(group)
     if ":" not in g:
@@ -1251,7 +1255,8 @@ def os_group(group) -> bool:
         return False
     if n >> 120 != 0xFF:
         return False
-    return (n >> 112) & 0xF <= 2 or (n & ((1 << 112) - 1)) in _OS_GROUP_IDS6
+    gid = n & ((1 << 112) - 1)
+    return (n >> 112) & 0xF <= 2 or gid in _OS_GROUP_IDS6 or ((n >> 116) & 0xF == 0 and gid in _OS_PERMANENT_IDS6)
 
 
 def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
@@ -1926,9 +1931,9 @@ def local_cloud_fix(r, bl: int, k: int, fix: str) -> str:
              "(a split DNS zone, a DNS filter or a hosts entry answers with a local one)")
     if bl == k:
         return (f"{'this connection' if bl == 1 else f'these {bl} connections'} on {r.transport.upper()} "
-                f"{r.port_text} went to a local address a cloud name was resolved to, where the cloud server "
+                f"{r.port_text} went to a local address for a cloud server's name, where the cloud server "
                 f"never is: {check}; no port is to be opened for {'it' if bl == 1 else 'them'}")
-    return (f"{fix}; {k} of them went to a local address a cloud name was resolved to, where the cloud server "
+    return (f"{fix}; {k} of them went to a local address for a cloud server's name, where the cloud server "
             f"never is: {check}")
 
 

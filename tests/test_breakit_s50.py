@@ -69,8 +69,8 @@ def test_a_cloud_name_resolved_to_a_local_address_is_a_dns_fault_not_an_inbound_
                              "address, where the cloud server never is: a split DNS, a DNS filter or a hosts file "
                              "entry points the name elsewhere (check what the agent's resolver answers for it, and "
                              "the hosts file)")
-    assert _fixes(flows) == ("this connection on TCP 23100-23199 went to a local address a cloud name was resolved "
-                             "to, where the cloud server never is: make the agent's resolver (and hosts file) give "
+    assert _fixes(flows) == ("this connection on TCP 23100-23199 went to a local address for a cloud server's name, "
+                             "where the cloud server never is: make the agent's resolver (and hosts file) give "
                              "*.ksc.kaspersky.com the cloud's own public addresses (a split DNS zone, a DNS filter or "
                              "a hosts entry answers with a local one); no port is to be opened for it")
 
@@ -86,7 +86,7 @@ def test_beside_other_blocked_flows_the_dns_advice_is_added_and_a_true_inbound_s
     fix = _fixes(flows)
     assert fix.startswith("0 of 3 flows ok, 2 blocked, 1 unexpected (1 wrong_direction). For the blocked ones: "
                           "allow outbound TCP 23100-23199 to *.ksc.kaspersky.com"), fix
-    assert ("; 1 of them went to a local address a cloud name was resolved to, where the cloud server never is: make "
+    assert ("; 1 of them went to a local address for a cloud server's name, where the cloud server never is: make "
             "the agent's resolver (and hosts file) give *.ksc.kaspersky.com the cloud's own public addresses (a split "
             "DNS zone, a DNS filter or a hosts entry answers with a local one). For the unexpected one: this flow on "
             "TCP 23100-23199 was opened from outside towards a local address") in fix, fix
@@ -247,7 +247,13 @@ def test_idle_splits_stay_bounded():
                           "orig_p": list(range(50000, 50000 + n)) + [1], "resp_h": [KSC] * (n + 1),
                           "resp_p": [23101] * (n + 1), "conn_state": ["S1"] * (n - 1) + ["SF", "S1"]})
     w.add(flows, np.arange(n + 1, dtype=np.int64), np.ones(n + 1, bool))
-    assert len(w) == 3 and sorted(k[2] for k in w.last) == [50001, 50002, 50003]
+    assert len(w) == 3      # (50000 forgotten first; 50004 closed, SF; the UDP flow not TCP)
+    later = pd.DataFrame({"proto": ["tcp"] * 3, "orig_h": [KSC] * 3, "orig_p": [23101] * 3, "resp_h": [AGENT] * 3,
+                          "resp_p": [50000, 50003, 50002], "partial": [1, 1, 0], "ts_ns": [10**9, 10**9, 10**9],
+                          "idle_before_s": [0.0, 0.0, 0.0]})
+    w.mark(later)
+    assert later["idle_before_s"].tolist() == [0.0, 1.0 - 3e-9, 0.0]
+    assert len(w) == 1      # (50002 ended by its later flow, a new connection: not marked)
 
 
 def _snapped(version: tuple[int, int], swap) -> bytes:
@@ -308,7 +314,7 @@ def test_dgux_pcap_version_is_read_as_libpcap_reads_it(tmp_path, version, ok):
             analyze(str(path))
 
 
-@pytest.mark.parametrize("answered", [False, True])
+@pytest.mark.parametrize("answered", [False, True, "client_fin", "keepalive"])
 def test_a_plain_tcp_request_reset_unanswered_is_rejected(tmp_path, answered):
     """Break-it s50 (smaller): KSN on TCP 1443 (a plain TCP purpose) whose SYN-ACK came, whose
     request was acknowledged and then reset with no byte back (an application-aware firewall lets
@@ -323,19 +329,25 @@ def test_a_plain_tcp_request_reset_unanswered_is_rejected(tmp_path, answered):
 
     def s(t, data=b"", **kw):
         return t, eth(IP(src=KSC, dst=AGENT) / TCP(sport=1443, dport=50050, **kw) / data, src=SERVER_MAC, dst=CLIENT_MAC)
-    recs = [c(1000.0, flags="S", seq=100), s(1000.01, flags="SA", seq=900, ack=101), c(1000.02, flags="A", seq=101, ack=901),
-            c(1000.03, req, flags="PA", seq=101, ack=901), s(1000.05, flags="A", seq=901, ack=177)]
-    back = b"ok" if answered else b""
-    if answered:
-        recs.append(s(1000.06, back, flags="PA", seq=901, ack=177))
-    recs.append(s(1000.2, flags="RA", seq=901 + len(back), ack=177))
-    path = tmp_path / f"ksn{int(answered)}.pcap"
+    recs = [c(1000.0, flags="S", seq=100), s(1000.01, flags="SA", seq=900, ack=101), c(1000.02, flags="A", seq=101, ack=901)]
+    if answered == "keepalive":     # (no request: 1-byte keep-alive probes, then the reset)
+        recs += [c(1000.03 + k, b"\x00", flags="A", seq=100, ack=901) for k in range(3)]
+        recs.append(s(1003.2, flags="RA", seq=901, ack=101))
+    else:
+        recs += [c(1000.03, req, flags="PA", seq=101, ack=901), s(1000.05, flags="A", seq=901, ack=177)]
+        back = b"ok" if answered is True else b""
+        if answered is True:
+            recs.append(s(1000.06, back, flags="PA", seq=901, ack=177))
+        if answered == "client_fin":    # (the client closed first: the reset answers its FIN)
+            recs.append(c(1000.1, flags="FA", seq=177, ack=901))
+        recs.append(s(1000.2, flags="RA", seq=901 + len(back), ack=177 + (answered == "client_fin")))
+    path = tmp_path / f"ksn{answered}.pcap"
     path.write_bytes(pcap_bytes(recs))
     flows = analyze(str(path))
     row = flows.iloc[0]
     assert (row["purpose"], row["conn_state"]) == ("ksn", "RSTR")
     if answered:
-        assert row["verdict"] == "ok"
+        assert row["verdict"] == "ok", (answered, row["detail"])
         return
     assert (row["verdict"], row["reason"]) == ("blocked", "rejected")
     assert row["detail"].startswith("the responder reset the connection after the client's request, answering none "

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import ROOT, shared_corpus
 from kscc_traffic import load_rules
 from kscc_traffic.classify import _JUDGE_COLUMNS, CLASS_COLUMNS, _judge, _note_auth_rounds, _note_mcast_groups, \
-    _note_dns_retries, _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, \
+    _note_dns_retries, _note_idle, _note_nat64, _note_refused_retries, _note_resolved, _note_scans, _note_stale_retries, \
     _verdict_groups, classified, classify
 from kscc_traffic.errors import CaptureError
 from kscc_traffic.inspect import DnsAnswers
@@ -50,6 +50,7 @@ def reference_classify(flows: pd.DataFrame, rules) -> pd.DataFrame:
         _note_mcast_groups(out, res)    # (and the groups an IGMP/MLD flow's reports join: session 29)
         _note_scans(out, res)       # (and the probes of a port or address scan: session 33)
         _note_nat64(out, res)           # (and a flagged flow's NAT64 server: session 33)
+        _note_idle(out, res)            # (and a connection going on after an idle time: session 50)
     for j, k in enumerate(CLASS_COLUMNS):
         out[k] = pd.Series(res[:, j] if n else [], dtype=object, index=out.index)  # text: object
     return out

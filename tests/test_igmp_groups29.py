@@ -115,6 +115,8 @@ def test_os_groups_of_ipv6():
                                   "ff05::3", "2001:db8::1", "junk")] == \
         [True, True, True, True, True, True, True, False, True, True, True, False, False, False, False]
     assert [os_group(g) for g in ("224.0.1.1", "239.192.0.15")] == [True, False]
+    # (the same low bits in a transient or prefix-based group are anyone's group)
+    assert [os_group(g) for g in ("ff15::1", "ff15::2", "ff15::101", "ff3e::101", "ff35::1:3")] == [False] * 5
 
 
 def test_windows_reports_beside_a_working_agent_make_no_note(tmp_path):
