@@ -351,7 +351,7 @@ seq_extents(PyObject *self, PyObject *args)
     Py_buffer v[9];
     int held = 0;
     PyObject *result = NULL;
-    int64_t *base = NULL, *base_at = NULL;
+    int64_t *base = NULL, *base_at = NULL, *ack_at = NULL;
     unsigned char *have = NULL, *seen = NULL;
     static const char *const names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
     static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
@@ -390,9 +390,10 @@ seq_extents(PyObject *self, PyObject *args)
     size_t nb = (size_t)gmax + 2, ns = (size_t)(gall + 1 > (int64_t)nb ? gall + 1 : (int64_t)nb);
     base = calloc(nb, sizeof(int64_t));
     base_at = calloc(nb, sizeof(int64_t));
+    ack_at = calloc(nb, sizeof(int64_t));
     have = calloc(nb, 1);
     seen = calloc(ns, 1);
-    if (!base || !base_at || !have || !seen) {
+    if (!base || !base_at || !ack_at || !have || !seen) {
         PyErr_NoMemory();
         goto done;
     }
@@ -416,9 +417,10 @@ seq_extents(PyObject *self, PyObject *args)
                 base_at[g] = pos;
                 have[g] = 2;                  /* (2: set by a SYN, which a later first packet keeps) */
             }
+            ack_at[g] = pos;                  /* (the peer's acknowledgements count from the last SYN on) */
         } else if (!have[g]) {
             base[g] = SQ[i];
-            base_at[g] = pos;
+            base_at[g] = ack_at[g] = pos;
             have[g] = 1;
         }
         pos++;
@@ -431,7 +433,7 @@ seq_extents(PyObject *self, PyObject *args)
         int64_t fl = FG[i], u = (F[i] * 2 + (IO[i] ? 0 : 1)) ^ 1;
         if (!(fl & F_RST) && (fl & F_ACK) && AK[i] != 0 && !seen[u] && !have[u]) {
             base[u] = AK[i];
-            base_at[u] = pos - 1;             /* (that acknowledgement itself counts: 0 bytes) */
+            base_at[u] = ack_at[u] = pos - 1; /* (that acknowledgement itself counts: 0 bytes) */
             have[u] = 1;
         }
         pos++;
@@ -445,7 +447,7 @@ seq_extents(PyObject *self, PyObject *args)
         uint64_t e = (uint64_t)SQ[i] + ((fl & F_SYN) != 0) + (uint64_t)LN[i] + ((fl & F_FIN) != 0);
         END[i] = ok && pos >= base_at[g] ? rel32((int64_t)e, base[g]) : -1;
         int acking = ok && (fl & F_ACK) && AK[i] != 0;
-        ACKED[i] = acking && have[peer] && pos > base_at[peer] ? rel32(AK[i], base[peer]) : -1;
+        ACKED[i] = acking && have[peer] && pos > ack_at[peer] ? rel32(AK[i], base[peer]) : -1;
         pos++;
     }
     Py_INCREF(Py_None);
@@ -453,6 +455,7 @@ seq_extents(PyObject *self, PyObject *args)
 done:
     free(base);
     free(base_at);
+    free(ack_at);
     free(have);
     free(seen);
     while (held > 0)

@@ -1791,7 +1791,8 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
 
     Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
     last SYN (the first of the last ones with its ISN: a copy of it sets nothing), or else the
-    first packet, of each (flow, direction) sets its start; an
+    first packet, of each (flow, direction) sets its start (the other side's acknowledgements of
+    it count from its last SYN on, whatever its ISN); an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
 
@@ -1835,20 +1836,25 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     # break-it s50), else its first packet's seq
     base = np.zeros(int(g.max()) + 2, np.int64)
     base_at = np.zeros(len(base), np.int64)      # position (in rows) of the packet that set it
+    # (and from where the peer's acknowledgements count: the last SYN, any ISN: an answer to an
+    # attempt before it, a stale connection's ACK, is none of this one's)
+    ack_at = np.zeros(len(base), np.int64)
     have = np.zeros(len(base), bool)
     at = np.flatnonzero(syn)
     if len(at):
+        u, last = first_rows(g, at[::-1])            # (the first in reverse order: the last)
+        ack_at[u] = last
         at = at[np.argsort(g[at], kind="stable")]   # (each group's SYNs in row order)
         ga, sa = g[at], sq[at] & 0xFFFF_FFFF
         run = np.r_[True, (ga[1:] != ga[:-1]) | (sa[1:] != sa[:-1])]   # a SYN with another ISN
-        u, last = first_rows(g, at[run][::-1])       # (the first in reverse order: the last)
+        u, last = first_rows(g, at[run][::-1])
         base[u] = sq[last] + 1
         base_at[u] = last
         have[u] = True
     u, first = first_rows(g, np.arange(len(g)))
     nosyn = ~have[u]
     base[u[nosyn]] = sq[first[nosyn]]
-    base_at[u[nosyn]] = first[nosyn]
+    base_at[u[nosyn]] = ack_at[u[nosyn]] = first[nosyn]
     have[u] = True
     ok = (fl & RST) == 0
     ak = ack[rows].astype(np.int64)
@@ -1867,7 +1873,7 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     if len(at):
         u, first = first_rows(g ^ 1, at)
         base[u] = ak[first]
-        base_at[u] = first - 1         # (that acknowledgement itself counts: 0 bytes)
+        base_at[u] = ack_at[u] = first - 1     # (that acknowledgement itself counts: 0 bytes)
         have[u] = True
     half, mod = 1 << 31, (1 << 32) - 1
 
@@ -1881,7 +1887,7 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     end[rows] = np.where(ok & (pos >= base_at[g]), rel(e, base[g]), -1)
     peer = g ^ 1
     # (an acknowledgement number 0 is no acknowledgement: a stray ACK, as Zeek ignores it)
-    has_ack = acking & have[peer] & (pos > base_at[peer])
+    has_ack = acking & have[peer] & (pos > ack_at[peer])
     acked[rows] = np.where(has_ack, rel(ak, base[peer]), -1)
     return end, acked
 

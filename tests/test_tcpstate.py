@@ -322,7 +322,9 @@ def test_a_copy_of_the_syn_restarts_no_count(monkeypatch):
     """Break-it s50: a connection's SYN captured once more after it closed (a late copy, same
     ISN) left the originator's 10 bytes uncounted (the last SYN set the start, so only packets
     after it counted); a SYN-ACK sent again with another ISN (a SYN cookie) still restarts the
-    responder's count, and a SYN with the same ISN after it keeps the new start."""
+    responder's count, and a SYN with the same ISN after it keeps the new start. The other side's
+    acknowledgements of a direction count from its last SYN on, as before (a stale connection's
+    ACK before a SYN sent again acknowledges nothing of it: test_synretry_s31)."""
     flow = np.zeros(9, np.int64)
     orig = np.array([1, 0, 1, 0, 0, 1, 0, 1, 1], bool)
     flags = np.array([SYN, SYN | ACK, ACK, SYN | ACK, ACK, FIN | ACK, FIN | ACK, ACK, SYN], np.int64)
@@ -331,7 +333,7 @@ def test_a_copy_of_the_syn_restarts_no_count(monkeypatch):
     plen = np.array([0, 0, 10, 0, 5, 0, 0, 0, 0], np.int64)
     tcp = np.ones(9, bool)
     want_end = [0, -1, 10, 0, 5, 11, 6, 11, 0]
-    want_acked = [-1, -1, -1, -1, 10, 0, 11, 6, -1]
+    want_acked = [-1, -1, -1, -1, -1, 0, -1, 6, -1]
     for module in (flows._tcpstate, None):
         monkeypatch.setattr(flows, "_tcpstate", module)
         end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
