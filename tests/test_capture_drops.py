@@ -85,3 +85,25 @@ def test_no_drops_no_warning(tmp_path):
     path = tmp_path / "clean.pcapng"
     path.write_bytes(_pcapng("<", [(0, {4: 1, 5: 0, 7: 0})]))
     assert drop_lines(read_frames(path).stats) == []
+
+
+def test_the_tshark_engine_says_the_file_oddities_the_builtin_reader_says(tmp_path):
+    """Break-it s50 (inputs #2, #3): with ``--engine tshark`` the dropped packets an Interface
+    Statistics Block reports, records longer than the snaplen and fractions of a second of a
+    second or more were not said (or counted otherwise): the engine takes those lines from the
+    built-in reader's walk of the file, the same lines."""
+    import shutil
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (apt-get install tshark)")
+    path = tmp_path / "drops.pcapng"
+    path.write_bytes(_pcapng("<", [(0, {5: 7})]))
+    ours = [w for w in analyze_file(path, RULES).warnings if "dropped" in w]
+    theirs = [w for w in analyze_file(path, RULES, engine="tshark").warnings if "dropped" in w]
+    assert len(ours) == 1 and "7 packets dropped" in ours[0] and theirs == ours
+    # (a pcap whose header says snaplen 40 and whose records hold the whole SYN)
+    pcap = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 40, 1) + b"".join(
+        struct.pack("<IIII", 1000 + k, 0, len(SYN), len(SYN)) + SYN for k in range(2))
+    (tmp_path / "snap.pcap").write_bytes(pcap)
+    ours = [w for w in analyze_file(tmp_path / "snap.pcap", RULES).warnings if "snaplen 40" in w]
+    theirs = [w for w in analyze_file(tmp_path / "snap.pcap", RULES, engine="tshark").warnings if "snaplen 40" in w]
+    assert ours == ["snap.pcap: 2 records longer than the header's snaplen 40 (kept)"] and theirs == ours

@@ -1990,6 +1990,36 @@ def _pcap_ns(p: Path) -> bool:
         return False
 
 
+#: the built-in reader's warning lines about a capture file's own records and blocks that tshark's
+#: output does not tell, by how they read (key: what :func:`_container_notes` files them under)
+_CONTAINER_NOTES = {"dropped": "packets dropped, not written to the file",
+                    "over_snaplen": ("longer than their interface's snaplen", "longer than the header's snaplen"),
+                    "wirelen_short": "whose original length is below the captured length",
+                    "frac": ("with ts_usec ≥", "with ts_nsec ≥")}
+
+
+def _container_notes(p: Path, name: str) -> dict[str, str]:
+    """The built-in reader's warning lines about the file itself that the tshark engine has no
+    way to tell (:data:`_CONTAINER_NOTES`: a pcapng Interface Statistics Block's dropped packets,
+    records longer than the snaplen, original lengths below the captured ones, fractions of a
+    second of a second or more), read by walking the file with it (one pass, in chunks: the
+    engine's own dissection costs far more; break-it s50); {} when it cannot read the file."""
+    from ..capture.files import iter_frames
+    warnings: list[str] = []
+    try:
+        for fr in iter_frames(p, name=name):
+            warnings = list(fr.stats.warnings) if fr.stats is not None else warnings
+    except (CaptureError, OSError):
+        return {}
+    out: dict[str, str] = {}
+    for key, marks in _CONTAINER_NOTES.items():
+        for line in warnings:
+            if any(m in line for m in ((marks,) if isinstance(marks, str) else marks)):
+                out[key] = line
+                break
+    return out
+
+
 def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
             check_times: bool = False) -> Packets:
     if check_times:         # (the file itself, not a copy the engine wrote with ns times)
@@ -1999,10 +2029,17 @@ def _finish(b: PacketBuilder, stats: ReadStats, p: Path, name: str, rc: int,
     if b.ts_clamped:        # (the built-in reader's lines, where it has them)
         k = b.ts_clamped
         stats.warn(f"{name}: {k} timestamp{'s' if k != 1 else ''} {TS_RANGE_TEXT} (clamped)")
-    if b.frac_over:         # (the built-in reader's line: break-it 27 leftover, none was said)
+    container = _container_notes(p, name) if check_times else {}
+    if b.frac_over or "frac" in container:  # (the built-in reader's line: break-it 27 leftover, none was said)
         unit = "ts_nsec ≥ 1000000000" if _pcap_ns(p) else "ts_usec ≥ 1000000"
-        line = f"{name}: {b.frac_over} record{'s' if b.frac_over != 1 else ''} with {unit} (kept as read)"
+        # (the built-in reader's count when it read the file: tshark prints a record it gives a
+        # time before 1970 in another form, break-it s50)
+        line = container.pop("frac", None) or \
+            f"{name}: {b.frac_over} record{'s' if b.frac_over != 1 else ''} with {unit} (kept as read)"
         if line not in stats.warnings:      # (already the built-in reader's, for a copy)
+            stats.warn(line)
+    for line in container.values():     # (the file's own oddities tshark does not tell)
+        if line not in stats.warnings:
             stats.warn(line)
     if b.wirelen_damaged:
         line = f"{name}: {wirelen_damaged_note(b.wirelen_damaged)}"
