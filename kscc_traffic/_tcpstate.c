@@ -337,6 +337,9 @@ release_fl:
 }
 
 /* (v - b) modulo 2^32 when below 2^31 (v at or after b in sequence space), else -1 */
+/* distinct SYN ISNs of a (flow, direction) seq_extents looks at for its start */
+#define SEQ_ISNS 8
+
 static inline int64_t
 rel32(int64_t v, int64_t b)
 {
@@ -352,7 +355,8 @@ seq_extents(PyObject *self, PyObject *args)
     int held = 0;
     PyObject *result = NULL;
     int64_t *base = NULL, *base_at = NULL, *ack_at = NULL;
-    unsigned char *have = NULL, *seen = NULL;
+    int64_t *isn = NULL, *isn_at = NULL;      /* per group, up to SEQ_ISNS distinct SYN ISNs + 1 and the first's position */
+    unsigned char *have = NULL, *seen = NULL, *nisn = NULL, *isn_acked = NULL, *pick = NULL;
     static const char *const names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
     static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
 
@@ -393,12 +397,19 @@ seq_extents(PyObject *self, PyObject *args)
     ack_at = calloc(nb, sizeof(int64_t));
     have = calloc(nb, 1);
     seen = calloc(ns, 1);
-    if (!base || !base_at || !ack_at || !have || !seen) {
+    isn = calloc(nb * SEQ_ISNS, sizeof(int64_t));
+    isn_at = calloc(nb * SEQ_ISNS, sizeof(int64_t));
+    nisn = calloc(nb, 1);
+    isn_acked = calloc(nb * SEQ_ISNS, 1);
+    pick = calloc(nb, 1);
+    if (!base || !base_at || !ack_at || !have || !seen || !isn || !isn_at || !nisn || !isn_acked || !pick) {
         PyErr_NoMemory();
         goto done;
     }
-    /* the start of each (flow, direction): its last SYN's seq + 1 (from the first SYN with that
-     * ISN after one with another), else its first packet's seq
+    /* the start of each (flow, direction): the ISN + 1 of its last SYN the other side
+     * acknowledged (ISN + 1 as an acknowledgement number), else of its last SYN, from the first
+     * SYN with that ISN on (the first SEQ_ISNS distinct ISNs of a direction are looked at); else
+     * its first packet's seq; the other side's acknowledgements count from its last SYN on
      * (positions counted along the rows used: TCP with a header, plen >= 0) */
     int64_t pos = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -409,22 +420,63 @@ seq_extents(PyObject *self, PyObject *args)
         if (LN[i] < 0)
             continue;
         if (FG[i] & F_SYN) {
-            /* (a SYN with the ISN of the one that set the start, a copy or a retransmission, even
-             * after the connection closed, keeps it: only another ISN restarts the count) */
-            int64_t b = (int64_t)((uint64_t)SQ[i] + 1);
-            if (have[g] != 2 || (((uint64_t)base[g] ^ (uint64_t)b) & 0xFFFFFFFFu)) {
-                base[g] = b;
-                base_at[g] = pos;
-                have[g] = 2;                  /* (2: set by a SYN, which a later first packet keeps) */
+            uint64_t b = ((uint64_t)SQ[i] + 1) & 0xFFFFFFFFu;
+            int k = 0;
+            while (k < nisn[g] && (uint64_t)isn[g * SEQ_ISNS + k] != b)
+                k++;
+            if (k == nisn[g] && k < SEQ_ISNS) {
+                isn[g * SEQ_ISNS + k] = (int64_t)b;
+                isn_at[g * SEQ_ISNS + k] = pos;
+                nisn[g]++;
             }
             ack_at[g] = pos;                  /* (the peer's acknowledgements count from the last SYN on) */
-        } else if (!have[g]) {
+        } else if (!have[g] && !nisn[g]) {
             base[g] = SQ[i];
             base_at[g] = ack_at[g] = pos;
             have[g] = 1;
         }
         pos++;
     }
+    /* which ISNs the other side acknowledged */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0)
+            continue;
+        int64_t fl = FG[i], u = (F[i] * 2 + (IO[i] ? 0 : 1)) ^ 1;
+        if ((fl & F_RST) || !(fl & F_ACK) || AK[i] == 0 || u >= (int64_t)nb || !nisn[u])
+            continue;
+        uint64_t a = (uint64_t)AK[i] & 0xFFFFFFFFu;
+        for (int k = 0; k < nisn[u]; k++)
+            if ((uint64_t)isn[u * SEQ_ISNS + k] == a)
+                isn_acked[u * SEQ_ISNS + k] = 1;
+    }
+    /* the last SYN's ISN, and the last acknowledged one's (pick: its index + 1, 0 none) */
+    unsigned char *last_k = calloc(nb, 1);
+    if (!last_k) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!TC[i] || LN[i] < 0 || !(FG[i] & F_SYN))
+            continue;
+        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
+        uint64_t b = ((uint64_t)SQ[i] + 1) & 0xFFFFFFFFu;
+        for (int k = 0; k < nisn[g]; k++)
+            if ((uint64_t)isn[g * SEQ_ISNS + k] == b) {
+                last_k[g] = (unsigned char)(k + 1);
+                if (isn_acked[g * SEQ_ISNS + k])
+                    pick[g] = (unsigned char)(k + 1);
+                break;
+            }
+    }
+    for (size_t g = 0; g < nb; g++) {
+        int k = pick[g] ? pick[g] - 1 : (last_k[g] ? last_k[g] - 1 : -1);
+        if (k < 0)
+            continue;
+        base[g] = isn[g * SEQ_ISNS + k];
+        base_at[g] = isn_at[g * SEQ_ISNS + k];
+        have[g] = 2;
+    }
+    free(last_k);
     /* a direction none of whose packets was captured: the other side's first acknowledgement */
     pos = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -445,7 +497,9 @@ seq_extents(PyObject *self, PyObject *args)
         int64_t fl = FG[i], g = F[i] * 2 + (IO[i] ? 0 : 1), peer = g ^ 1;
         int ok = (fl & F_RST) == 0;
         uint64_t e = (uint64_t)SQ[i] + ((fl & F_SYN) != 0) + (uint64_t)LN[i] + ((fl & F_FIN) != 0);
-        END[i] = ok && pos >= base_at[g] ? rel32((int64_t)e, base[g]) : -1;
+        /* (a SYN with another ISN than the start's, a stale answer's: none of this space) */
+        int other_isn = (fl & F_SYN) && ((((uint64_t)SQ[i] + 1) ^ (uint64_t)base[g]) & 0xFFFFFFFFu);
+        END[i] = ok && !other_isn && pos >= base_at[g] ? rel32((int64_t)e, base[g]) : -1;
         int acking = ok && (fl & F_ACK) && AK[i] != 0;
         ACKED[i] = acking && have[peer] && pos > ack_at[peer] ? rel32(AK[i], base[peer]) : -1;
         pos++;
@@ -458,6 +512,11 @@ done:
     free(ack_at);
     free(have);
     free(seen);
+    free(isn);
+    free(isn_at);
+    free(nisn);
+    free(isn_acked);
+    free(pick);
     while (held > 0)
         PyBuffer_Release(&v[--held]);
     return result;

@@ -1766,6 +1766,9 @@ def _seq_bytes(flow_of, from_orig, flags, is_tcp, seq, ack, plen, nflows) -> tup
     return size[0::2], size[1::2]
 
 
+#: distinct SYN ISNs per (flow, direction) :func:`seq_extents` looks at for its start (as the
+#: compiled one, ``SEQ_ISNS`` in ``_tcpstate.c``)
+SEQ_ISNS = 8
 #: the largest flow number :mod:`._tcpstate`'s seq_extents and history_codes take (their tables
 #: have cells per flow number up to the largest; above it they raise ValueError, and
 #: :func:`seq_extents` / :func:`history_codes` run the numpy versions): ``sys.maxsize // 64``, as
@@ -1790,9 +1793,11 @@ def seq_extents(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, i
     (sequence numbers compared modulo 2^32 within half the space).
 
     Rows are in (flow, time) order (``build_flows``' order, or ``chunked._summarise``'s): the
-    last SYN (the first of the last ones with its ISN: a copy of it sets nothing), or else the
-    first packet, of each (flow, direction) sets its start (the other side's acknowledgements of
-    it count from its last SYN on, whatever its ISN); an
+    ISN of the last SYN the other side acknowledged (an acknowledgement number of ISN + 1; else
+    of the last SYN; of the first :data:`SEQ_ISNS` distinct ISNs of the direction), from the
+    first SYN with that ISN on (a copy of it sets nothing; a stale answer's ISN, never
+    acknowledged, neither), or else the first packet, of each (flow, direction) sets its start
+    (the other side's acknowledgements of it count from its last SYN on, whatever its ISN); an
     acknowledgement number 0 is ignored. A packet whose TCP header was cut by the snaplen
     (``plen`` < 0: flags and sequence numbers not captured) is left out: -1, -1.
 
@@ -1830,35 +1835,49 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     fl = flags[rows].astype(np.int64)
     sq = seq[rows].astype(np.int64)
     syn = (fl & SYN) != 0
-    # start per group: its last SYN's seq + 1 (a SYN-ACK sent again with another ISN, by a SYN
-    # cookie or SYN proxy, restarts the count, as Zeek), from the first SYN with that ISN after
-    # one with another (a copy of the SYN, even after the connection closed, restarts nothing:
-    # break-it s50), else its first packet's seq
+    # start per group: the ISN + 1 of its last SYN the other side acknowledged (a SYN-ACK sent
+    # again with another ISN, by a SYN cookie or SYN proxy, restarts the count, as Zeek; a stale
+    # answer's ISN, never acknowledged, does not: break-it s50), else of its last SYN, from the
+    # first SYN with that ISN on (a copy of it, even after the connection closed, restarts
+    # nothing); of each direction's first SEQ_ISNS distinct ISNs; else its first packet's seq
     base = np.zeros(int(g.max()) + 2, np.int64)
     base_at = np.zeros(len(base), np.int64)      # position (in rows) of the packet that set it
     # (and from where the peer's acknowledgements count: the last SYN, any ISN: an answer to an
     # attempt before it, a stale connection's ACK, is none of this one's)
     ack_at = np.zeros(len(base), np.int64)
     have = np.zeros(len(base), bool)
+    ak = ack[rows].astype(np.int64)
+    ok = (fl & RST) == 0
+    acking = ok & ((fl & ACK) != 0) & (ak != 0)
     at = np.flatnonzero(syn)
     if len(at):
         u, last = first_rows(g, at[::-1])            # (the first in reverse order: the last)
         ack_at[u] = last
-        at = at[np.argsort(g[at], kind="stable")]   # (each group's SYNs in row order)
-        ga, sa = g[at], sq[at] & 0xFFFF_FFFF
-        run = np.r_[True, (ga[1:] != ga[:-1]) | (sa[1:] != sa[:-1])]   # a SYN with another ISN
-        u, last = first_rows(g, at[run][::-1])
-        base[u] = sq[last] + 1
-        base_at[u] = last
-        have[u] = True
+        key = g[at] * (1 << 32) + ((sq[at] + 1) & 0xFFFF_FFFF)
+        uk, first_i = np.unique(key, return_index=True)
+        o = np.lexsort((first_i, uk >> 32))          # (each group's ISNs in order of first sight)
+        ug = (uk >> 32)[o]
+        k = np.arange(len(o))
+        rank = k - np.maximum.accumulate(np.where(np.r_[True, ug[1:] != ug[:-1]], k, 0))
+        kept = np.sort(uk[o][rank < SEQ_ISNS])
+        valid = np.isin(key, kept)
+        acked_keys = ((g[acking] ^ 1) * (1 << 32) + (ak[acking] & 0xFFFF_FFFF))
+        isn_acked = valid & np.isin(key, acked_keys)
+        chosen = np.zeros(len(base), np.int64)
+        u, last = first_rows(g[at], np.flatnonzero(valid)[::-1])
+        chosen[u] = key[last]
+        u, last = first_rows(g[at], np.flatnonzero(isn_acked)[::-1])
+        chosen[u] = key[last]
+        first_at = dict(zip(uk.tolist(), at[first_i].tolist()))
+        grp = np.unique(g[at])
+        base[grp] = chosen[grp] & 0xFFFF_FFFF
+        base_at[grp] = [first_at[c] for c in chosen[grp].tolist()]
+        have[grp] = True
     u, first = first_rows(g, np.arange(len(g)))
     nosyn = ~have[u]
     base[u[nosyn]] = sq[first[nosyn]]
     base_at[u[nosyn]] = ack_at[u[nosyn]] = first[nosyn]
     have[u] = True
-    ok = (fl & RST) == 0
-    ak = ack[rows].astype(np.int64)
-    acking = ok & ((fl & ACK) != 0) & (ak != 0)
     # a direction without a packet in the capture (one direction captured: a mirror of one
     # direction, asymmetric routing) starts where the other side's first acknowledgement puts it
     # (its ISN taken as that number - 1, as Zeek's init_peer guesses it), so the bytes the other
@@ -1884,7 +1903,9 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
     e = sq + syn + np.maximum(plen[rows].astype(np.int64), 0) + ((fl & FIN) != 0)
     pos = np.arange(len(rows))
     # (only from the start on: packets before a SYN sent again with another ISN count for nothing)
-    end[rows] = np.where(ok & (pos >= base_at[g]), rel(e, base[g]), -1)
+    # (nor a SYN with another ISN than the start's, a stale answer's: none of this space)
+    other_isn = syn & ((((sq + 1) ^ base[g]) & 0xFFFF_FFFF) != 0)
+    end[rows] = np.where(ok & ~other_isn & (pos >= base_at[g]), rel(e, base[g]), -1)
     peer = g ^ 1
     # (an acknowledgement number 0 is no acknowledgement: a stray ACK, as Zeek ignores it)
     has_ack = acking & have[peer] & (pos > ack_at[peer])

@@ -338,3 +338,26 @@ def test_a_copy_of_the_syn_restarts_no_count(monkeypatch):
         monkeypatch.setattr(flows, "_tcpstate", module)
         end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
         assert end.tolist() == want_end and acked.tolist() == want_acked
+
+
+def test_the_acknowledged_isn_sets_the_start(monkeypatch):
+    """Break-it s50 (a regression the corpus showed: rawip-lt101_tfo_tls13_synretx.pcap): SYN-ACKs
+    of two ISNs alternating (a stale answer's, never acknowledged, and the server's, the client
+    acknowledging its ISN + 1), the last one the stale ISN: the server's data counts from the
+    acknowledged ISN (the last SYN-ACK's, as before, made it 0; the first of its last ISN's run
+    read it as 1.18 GB). Without any acknowledged ISN the last SYN's still counts."""
+    A, B = 3212050950, 97572840
+    flow = np.zeros(8, np.int64)
+    orig = np.array([1, 0, 0, 0, 1, 0, 0, 1], bool)
+    flags = np.array([SYN, SYN | ACK, SYN | ACK, SYN | ACK, ACK, ACK, SYN | ACK, ACK], np.int64)
+    seq = np.array([100, A, B, A, 101, B + 1, A, 101], np.int64)
+    ack = np.array([0, 101, 101, 101, B + 1, 101, 101, B + 1441], np.int64)
+    plen = np.array([0, 0, 0, 0, 0, 1440, 0, 0], np.int64)
+    tcp = np.ones(8, bool)
+    want_end = [0, -1, 0, -1, 0, 1440, -1, 0]
+    for module in (flows._tcpstate, None):
+        monkeypatch.setattr(flows, "_tcpstate", module)
+        end, acked = flows.seq_extents(flow, orig, flags, tcp, seq, ack, plen)
+        assert end.tolist() == want_end, module
+        # (the client's acknowledgements of the server count from its last SYN-ACK on)
+        assert acked.tolist()[7] == 1440 and acked.tolist()[4] == -1
