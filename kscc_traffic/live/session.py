@@ -701,7 +701,8 @@ class LiveSession:
                 if plen[i] >= 0 and not fg & RST:
                     e_ = (seq[i] + (1 if fg & SYN else 0) + max(plen[i], 0) + (1 if fg & FIN else 0)) & 0xFFFF_FFFF
                     te = fl.top_end[d]
-                    # (a SYN restarts the count, as flows.seq_extents: its last SYN sets the start)
+                    # (after a SYN the count may start again: flows.seq_extents takes the ISN of the
+                    # last SYN the other side acknowledged, so what follows a SYN is kept)
                     if te is None or fg & SYN or 0 < ((e_ - te) & 0xFFFF_FFFF) < (1 << 31):
                         fl.top_end[d] = e_
                         fl.after_top[1 - d] = True
