@@ -336,10 +336,10 @@ release_fl:
     return result;
 }
 
-/* (v - b) modulo 2^32 when below 2^31 (v at or after b in sequence space), else -1 */
 /* distinct SYN ISNs of a (flow, direction) seq_extents looks at for its start */
 #define SEQ_ISNS 8
 
+/* (v - b) modulo 2^32 when below 2^31 (v at or after b in sequence space), else -1 */
 static inline int64_t
 rel32(int64_t v, int64_t b)
 {
@@ -355,8 +355,9 @@ seq_extents(PyObject *self, PyObject *args)
     int held = 0;
     PyObject *result = NULL;
     int64_t *base = NULL, *base_at = NULL, *ack_at = NULL;
-    int64_t *isn = NULL, *isn_at = NULL;      /* per group, up to SEQ_ISNS distinct SYN ISNs + 1 and the first's position */
-    unsigned char *have = NULL, *seen = NULL, *nisn = NULL, *isn_acked = NULL, *pick = NULL;
+    /* per group, up to SEQ_ISNS distinct SYN ISNs + 1, the first and the last SYN's position with each */
+    int64_t *isn = NULL, *isn_at = NULL, *isn_last = NULL;
+    unsigned char *have = NULL, *seen = NULL, *nisn = NULL, *isn_acked = NULL, *last_k = NULL;
     static const char *const names[9] = {"flow", "from_orig", "flags", "is_tcp", "seq", "ack", "plen", "end", "acked"};
     static const int one_byte[9] = {0, 1, 0, 1, 0, 0, 0, 0, 0};
 
@@ -399,10 +400,12 @@ seq_extents(PyObject *self, PyObject *args)
     seen = calloc(ns, 1);
     isn = calloc(nb * SEQ_ISNS, sizeof(int64_t));
     isn_at = calloc(nb * SEQ_ISNS, sizeof(int64_t));
+    isn_last = calloc(nb * SEQ_ISNS, sizeof(int64_t));
     nisn = calloc(nb, 1);
     isn_acked = calloc(nb * SEQ_ISNS, 1);
-    pick = calloc(nb, 1);
-    if (!base || !base_at || !ack_at || !have || !seen || !isn || !isn_at || !nisn || !isn_acked || !pick) {
+    last_k = calloc(nb, 1);
+    if (!base || !base_at || !ack_at || !have || !seen || !isn || !isn_at || !isn_last || !nisn || !isn_acked
+            || !last_k) {
         PyErr_NoMemory();
         goto done;
     }
@@ -429,6 +432,10 @@ seq_extents(PyObject *self, PyObject *args)
                 isn_at[g * SEQ_ISNS + k] = pos;
                 nisn[g]++;
             }
+            if (k < nisn[g]) {                /* (the last SYN with each ISN looked at) */
+                isn_last[g * SEQ_ISNS + k] = pos;
+                last_k[g] = (unsigned char)(k + 1);
+            }
             ack_at[g] = pos;                  /* (the peer's acknowledgements count from the last SYN on) */
         } else if (!have[g] && !nisn[g]) {
             base[g] = SQ[i];
@@ -449,34 +456,21 @@ seq_extents(PyObject *self, PyObject *args)
             if ((uint64_t)isn[u * SEQ_ISNS + k] == a)
                 isn_acked[u * SEQ_ISNS + k] = 1;
     }
-    /* the last SYN's ISN, and the last acknowledged one's (pick: its index + 1, 0 none) */
-    unsigned char *last_k = calloc(nb, 1);
-    if (!last_k) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!TC[i] || LN[i] < 0 || !(FG[i] & F_SYN))
-            continue;
-        int64_t g = F[i] * 2 + (IO[i] ? 0 : 1);
-        uint64_t b = ((uint64_t)SQ[i] + 1) & 0xFFFFFFFFu;
-        for (int k = 0; k < nisn[g]; k++)
-            if ((uint64_t)isn[g * SEQ_ISNS + k] == b) {
-                last_k[g] = (unsigned char)(k + 1);
-                if (isn_acked[g * SEQ_ISNS + k])
-                    pick[g] = (unsigned char)(k + 1);
-                break;
-            }
-    }
+    /* the ISN of the last SYN acknowledged, else of the last SYN */
     for (size_t g = 0; g < nb; g++) {
-        int k = pick[g] ? pick[g] - 1 : (last_k[g] ? last_k[g] - 1 : -1);
-        if (k < 0)
+        if (!last_k[g])
             continue;
+        int k = last_k[g] - 1;
+        int64_t latest = -1;
+        for (int j = 0; j < nisn[g]; j++)
+            if (isn_acked[g * SEQ_ISNS + j] && isn_last[g * SEQ_ISNS + j] > latest) {
+                latest = isn_last[g * SEQ_ISNS + j];
+                k = j;
+            }
         base[g] = isn[g * SEQ_ISNS + k];
         base_at[g] = isn_at[g * SEQ_ISNS + k];
         have[g] = 2;
     }
-    free(last_k);
     /* a direction none of whose packets was captured: the other side's first acknowledgement */
     pos = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -514,9 +508,10 @@ done:
     free(seen);
     free(isn);
     free(isn_at);
+    free(isn_last);
     free(nisn);
     free(isn_acked);
-    free(pick);
+    free(last_k);
     while (held > 0)
         PyBuffer_Release(&v[--held]);
     return result;

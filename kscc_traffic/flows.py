@@ -1868,10 +1868,9 @@ def seq_extents_py(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray
         chosen[u] = key[last]
         u, last = first_rows(g[at], np.flatnonzero(isn_acked)[::-1])
         chosen[u] = key[last]
-        first_at = dict(zip(uk.tolist(), at[first_i].tolist()))
         grp = np.unique(g[at])
         base[grp] = chosen[grp] & 0xFFFF_FFFF
-        base_at[grp] = [first_at[c] for c in chosen[grp].tolist()]
+        base_at[grp] = at[first_i[np.searchsorted(uk, chosen[grp])]]   # (its first SYN)
         have[grp] = True
     u, first = first_rows(g, np.arange(len(g)))
     nosyn = ~have[u]

@@ -1223,14 +1223,15 @@ _NOT_GROUPS = ("224.0.0.1", "224.0.0.2", "224.0.0.22")
 #: Control Block 224.0.0.0/24 (mDNS 224.0.0.251, LLMNR 224.0.0.252…) is never routed, so
 #: no distribution point on another subnet sends there either (:func:`os_group`)
 _OS_GROUPS = frozenset({"239.255.255.250", "239.255.255.253", "224.0.1.1"})
-#: IPv6 group IDs (the low 112 bits) IANA assigns that an operating system, a router or a DHCP
-#: server joins for its own services, in a scope wider than the link too: SSDP (ff0X::c: Windows
-#: joins ff02::c and ff05::c), mDNS (ff0X::fb), NTP (ff0X::101), the all-nodes and all-routers
-#: groups (ff0X::1, ff0X::2: a Linux router's MLD reports name ff05::2) and the DHCPv6 agents' and
-#: servers' (ff0X::1:2, ff05::1:3, the deprecated ff05::1:4) (break-it s50 #6)
+#: IPv6 group IDs (the low 112 bits) IANA assigns in every scope that an operating system joins
+#: for its own services: SSDP (ff0X::c: Windows joins ff02::c and ff05::c) and mDNS (ff0X::fb)
 _OS_GROUP_IDS6 = frozenset({0xC, 0xFB})
-#: ... and those IANA assigns as permanent groups only (flags 0: ``ff0X::``; a transient or
-#: prefix-based group with the same low bits, ``ff15::2``, ``ff3e::101``, is anyone's)
+#: ... and those of the groups a router, a DHCP server or an NTP client joins, in a scope wider
+#: than the link too: NTP (ff0X::101), all nodes and all routers (ff0X::1, ff0X::2: a Linux
+#: router's MLD reports name ff05::2), DHCPv6 agents and servers (ff0X::1:2, ff05::1:3, the
+#: deprecated ff05::1:4), as IANA assigns them: permanent groups only (flags 0, ``ff0X::``; a
+#: transient or prefix-based group with the same low bits, ``ff15::2``, ``ff3e::101``, is anyone's;
+#: break-it s50 #6)
 _OS_PERMANENT_IDS6 = frozenset({0x1, 0x2, 0x101, 0x1_0002, 0x1_0003, 0x1_0004})
 
 
