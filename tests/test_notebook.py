@@ -116,7 +116,10 @@ def _run(capture: Path | list[Path] | None, cwd: Path = NOTEBOOK.parent):
     # IPC transport: unix sockets, no TCP ports on a shared machine
     sockets = tempfile.mkdtemp(prefix="kscc-ipc-")  # short: unix socket paths are limited to ~100 bytes
     try:
-        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=os.path.join(sockets, "k"))
+        # the connection file in the same folder: jupyter_client leaves it behind otherwise
+        # (a /tmp/tmpXXXX.json per run)
+        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=os.path.join(sockets, "k"),
+                           connection_file=os.path.join(sockets, "kernel.json"))
         NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=180, startup_timeout=60, allow_errors=False,
                        resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
