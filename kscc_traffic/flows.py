@@ -412,13 +412,24 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     first = a4 >> np.uint64(24)
     mc4 = v4 & (first >= 224) & (first <= 239)
     # limited broadcast, or a link-layer broadcast (a directed broadcast x.y.z.255 is only one on a
-    # /24: without the link layer saying so, it may be an ordinary host of a larger network)
-    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | l2_bcast)
+    # /24: without the link layer saying so, it may be an ordinary host of a larger network) to an
+    # address that is some subnet's broadcast address (:func:`_may_be_directed`; a unicast address
+    # in a link-layer broadcast frame, which hosts discard (RFC 1122 §3.3.6) and scapy writes when
+    # it finds no MAC address, stays unicast: its verdict is the IP address's)
+    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | (l2_bcast & _may_be_directed(a4)))
     mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
     out = repeated("unicast", len(dst_hi))
     out[bc4 & ~mc4] = "broadcast"
     out[mc4 | mc6] = "multicast"
     return out
+
+
+def _may_be_directed(a4: np.ndarray) -> np.ndarray:
+    """Whether each IPv4 address (as integers) may be the directed broadcast address of a subnet,
+    whose host part is all ones: its two lowest bits are (a /30 or wider; a /31 has no broadcast
+    address, RFC 3021). 203.0.113.5 is no subnet's broadcast address, 192.0.2.255 and
+    192.0.2.127 may be."""
+    return (np.asarray(a4).astype(np.int64) & 3) == 3
 
 
 #: at most this many link-layer broadcast destinations are kept as evidence (a capture has a few:
@@ -456,7 +467,8 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
     each with the first such packet's ``frame``, merged with ``prior`` (the same from earlier
     batches of the capture: the earlier one wins): address (a 32-bit integer) -> frame for
     an address packets were sent to as a link-layer broadcast (``l2_bcast``; not
-    255.255.255.255 nor multicast, broadcast anyway), and ``~address`` (a negative key) ->
+    255.255.255.255 nor multicast, broadcast anyway, nor one that is no subnet's broadcast
+    address, :func:`_may_be_directed`), and ``~address`` (a negative key) ->
     ``ts_ns`` of the first packet an address ending in .255 sent itself (a host, not a
     broadcast address: break-it 20 F2)."""
     out = dict(prior) if prior else {}
@@ -470,7 +482,7 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
         a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
         f = cols["frame"][m]
         first = a >> 28
-        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14))     # (not 224.0.0.0/4)
+        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14)) & _may_be_directed(a)   # (not 224.0.0.0/4)
         _merge_first(out, a[keep], f[keep])
     return out
 

@@ -1,0 +1,51 @@
+"""Findings of session 51 (each test names its finding)."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("scapy")
+
+from pcapbuild import eth, ip_of, pcap_bytes, udp  # noqa: E402
+
+from kscc_traffic import analyze  # noqa: E402
+from kscc_traffic.flows import broadcast_evidence  # noqa: E402
+
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def _syns(dst: str, t0: float, port: int = 50000):
+    from scapy.all import TCP
+    return [(t0 + k, eth(ip_of("192.0.2.10", dst) / TCP(sport=port, dport=23101, flags="S", seq=7), dst=BCAST))
+            for k in (0, 1, 3)]
+
+
+def test_a_unicast_address_in_broadcast_frames_keeps_its_own_verdict(tmp_path):
+    """scapy writes ff:ff:ff:ff:ff:ff when it finds no MAC address for a packet's destination (a
+    crafted capture of an agent's SYNs to the cloud): those SYNs to 203.0.113.5 were "TCP to the
+    broadcast address 203.0.113.5" (unexpected/not_unicast); 203.0.113.5 is no subnet's broadcast
+    address: they are the agent's unanswered SYNs (blocked/no_answer). A datagram to 192.0.2.20:15000
+    in a broadcast frame is unicast (gateway data), one to 192.0.2.127 or .255 may be a subnet's
+    broadcast (as before)."""
+    recs = _syns("203.0.113.5", 1000.0)
+    recs += [udp(("192.0.2.10", 15000), (dst, 15000), b"x" * 40, t=1010.0 + i, dst_mac=BCAST)
+             for i, dst in enumerate(("192.0.2.20", "192.0.2.127", "192.0.2.255"))]
+    path = tmp_path / "bcast_frames.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path)).set_index("resp_h")
+    syn = flows.loc["203.0.113.5"]
+    assert (syn["cast"], syn["purpose"], syn["verdict"], syn["reason"]) == \
+        ("unicast", "agent_connection", "blocked", "no_answer")
+    assert syn["detail"].startswith("SYN sent 3 times, no answer")
+    assert flows.loc["192.0.2.20", ["cast", "purpose"]].tolist() == ["unicast", "gateway_udp"]
+    for dst in ("192.0.2.127", "192.0.2.255"):
+        assert flows.loc[dst, ["cast", "purpose"]].tolist() == ["broadcast", "agent_broadcast"], dst
+
+
+def test_broadcast_evidence_keeps_only_addresses_that_may_be_a_subnets_broadcast():
+    """The evidence a later flow's cast is judged by: 203.0.113.5 (low bits 01) was never one."""
+    import numpy as np
+    addrs = [0xCB007105, 0xC000027F, 0xC00002FF]       # 203.0.113.5, 192.0.2.127, 192.0.2.255
+    cols = {"ipver": np.full(3, 4, np.int8), "src_lo": np.full(3, 0xC000020A, np.uint64),
+            "dst_lo": np.array(addrs, np.uint64), "l2_bcast": np.ones(3, bool),
+            "frame": np.arange(1, 4, dtype=np.int64), "ts_ns": np.zeros(3, np.int64)}
+    assert broadcast_evidence(cols) == {0xC000027F: 2, 0xC00002FF: 3}
