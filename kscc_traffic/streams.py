@@ -257,7 +257,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
     # before that (old data, or forged) goes through _reassemble, which leaves those bytes out;
     # one after it (the first data segments not captured) too: MAX_BYTES counts from the anchor
-    anchor = _anchors(ft, grp[gs], seqs[gs])
+    anchor = _anchors(ft, grp[gs], seqs[gs], lens[gs])
     slow |= (anchor >= 0) & (((seqs[gs] - anchor) & _MASK) != 0)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
@@ -362,6 +362,13 @@ def _place(segs: list[tuple[int, bytes]], anchor: int | None = None) -> tuple[by
     return data, far > first + len(data)
 
 
+#: a direction's first data segment at its SYN's own sequence number (not + 1) with more than this
+#: many bytes starts the stream there: a capture crafted without advancing the sequence numbers
+#: (scapy's ``seq=0`` on every segment), whose first byte would be cut off (a ClientHello no longer
+#: read). No stack sends data there; a keep-alive probe before any data (1 byte at the ISN, Windows)
+#: has at most this many and is still left out.
+AT_SYN_MIN = 1
+
 #: a SYN's sequence number + 1 anchors a direction's stream when its first data segment is at
 #: most this far (bytes, either way) from it (a capture may hold SYN-ACKs with another ISN: a SYN
 #: proxy, a retransmitted answer of another attempt)
@@ -376,12 +383,13 @@ def _syn_rows(ft: FlowTable) -> tuple[np.ndarray, np.ndarray]:
     return rows, pf[rows].astype(np.int64) * 2 + (~np.asarray(ft.pkt_from_orig[rows], bool))
 
 
-def _anchors(ft: FlowTable, groups: np.ndarray, first_seq: np.ndarray) -> np.ndarray:
+def _anchors(ft: FlowTable, groups: np.ndarray, first_seq: np.ndarray, first_len: np.ndarray) -> np.ndarray:
     """int64 array (len(groups),): the stream start of each (flow, direction) group of
-    ``groups`` (ascending, distinct) whose first data segment begins at ``first_seq``: the SYN
-    sequence number + 1 nearest to it within :data:`ANCHOR_RANGE` (the latest SYN among equally
-    near ones), -1 where none (the first segment starts the stream). :func:`_anchor` of
-    :func:`_syn_anchors`, on whole arrays."""
+    ``groups`` (ascending, distinct) whose first data segment begins at ``first_seq`` with
+    ``first_len`` bytes: the SYN sequence number + 1 nearest to it within :data:`ANCHOR_RANGE`
+    (the latest SYN among equally near ones), the first segment's own start where that is the
+    SYN's sequence number itself (:func:`_at_syn`), -1 where none (the first segment starts the
+    stream). :func:`_anchor` of :func:`_syn_anchors`, on whole arrays."""
     out = np.full(len(groups), -1, np.int64)
     rows, grp = _syn_rows(ft)
     if not len(rows) or not len(groups):
@@ -399,6 +407,9 @@ def _anchors(ft: FlowTable, groups: np.ndarray, first_seq: np.ndarray) -> np.nda
         o = np.lexsort((-rows, -c["ts_ns"][rows], d, at))      # per group: nearest, then latest
         first = np.r_[True, at[o][1:] != at[o][:-1]]
         out[at[o][first]] = v[o][first]
+        fs = np.asarray(first_seq, np.int64)
+        at_syn = (out >= 0) & (((out - 1) & _MASK) == fs) & (np.asarray(first_len) > AT_SYN_MIN)
+        out[at_syn] = fs[at_syn]
     return out
 
 
@@ -418,16 +429,20 @@ def _syn_anchors(ft: FlowTable) -> dict[int, list[int]]:
     return out
 
 
-def _anchor(candidates: list[int] | None, first_seq: int) -> int | None:
+def _anchor(candidates: list[int] | None, first_seq: int, first_len: int = 0) -> int | None:
     """The stream start of a direction whose first data segment (in time order) begins at
-    ``first_seq``: the SYN sequence number + 1 among ``candidates`` (latest first) nearest to
-    it, if within :data:`ANCHOR_RANGE`; else None (the first segment starts the stream)."""
+    ``first_seq`` with ``first_len`` bytes: the SYN sequence number + 1 among ``candidates``
+    (latest first) nearest to it, if within :data:`ANCHOR_RANGE`, or ``first_seq`` itself when
+    that is the SYN's own sequence number (:data:`AT_SYN_MIN`); else None (the first segment
+    starts the stream)."""
     best = None
     for a in candidates or ():
         d = (first_seq - a) % (1 << 32)
         d = d - (1 << 32) if d >= 1 << 31 else d
         if abs(d) <= ANCHOR_RANGE and (best is None or abs(d) < best[0]):
             best = (abs(d), a)
+    if best is not None and (best[1] - 1) % (1 << 32) == first_seq and first_len > AT_SYN_MIN:
+        return first_seq
     return None if best is None else best[1]
 
 
@@ -466,7 +481,7 @@ def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | No
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         f = int(fl[b0])
         segs = [(int(seqs[i]), p.payload(int(rows[i]))) for i in range(b0, b1)]
-        a = _anchor(anchors.get(f * 2 + int(not fo[b0])), segs[0][0])
+        a = _anchor(anchors.get(f * 2 + int(not fo[b0])), segs[0][0], len(segs[0][1]))
         data = _reassemble(segs, a) if proto[b0] == TCP else b"".join(s for _, s in segs)[:MAX_BYTES]
         (client if fo[b0] else server)[f] = data
     return client, server

@@ -49,3 +49,34 @@ def test_broadcast_evidence_keeps_only_addresses_that_may_be_a_subnets_broadcast
             "dst_lo": np.array(addrs, np.uint64), "l2_bcast": np.ones(3, bool),
             "frame": np.arange(1, 4, dtype=np.int64), "ts_ns": np.zeros(3, np.int64)}
     assert broadcast_evidence(cols) == {0xC000027F: 2, 0xC00002FF: 3}
+
+
+def _hello(name: bytes) -> bytes:
+    from scapy.layers.tls.all import TLS, TLSClientHello, ServerName, TLS_Ext_ServerName
+    return bytes(TLS(msg=[TLSClientHello(ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=name)])])]))
+
+
+@pytest.mark.parametrize("keepalive", [False, True])
+def test_data_at_the_syns_own_sequence_number_is_read(tmp_path, keepalive):
+    """A capture crafted with scapy's default ``seq=0`` on every segment: the ClientHello sits at
+    the SYN's own sequence number, one before where the stream starts, and lost its first byte
+    (no SNI, no TLS: the flow was "ok" with nothing read). It starts the stream now; a 1-byte
+    keep-alive probe at the ISN before it (Windows) is still no data."""
+    from scapy.all import TCP
+    c, s = ("192.0.2.10", 50000), ("203.0.113.5", 23101)
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    segs = [(0.0, c, s, "S", b""), (0.02, s, c, "SA", b""), (0.021, c, s, "A", b"")]
+    if keepalive:
+        segs.append((0.03, c, s, "A", b"\x00"))
+    segs += [(0.05, c, s, "PA", hello), (1.0, c, s, "FA", b""), (1.02, s, c, "FA", b""), (1.021, c, s, "A", b"")]
+    recs = [(1000.0 + t, eth(ip_of(a[0], b[0]) / TCP(sport=a[1], dport=b[1], flags=f, seq=0, ack=0) / d))
+            for t, a, b, f, d in segs]
+    if keepalive:      # a real stack's: the ClientHello at ISN + 1
+        for _, p in recs:
+            if p["TCP"].flags == "PA":
+                p["TCP"].seq = 1
+    path = tmp_path / "seq0.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    row = analyze(str(path)).iloc[0]
+    assert (row["sni"], row["client_proto"], row["history"]) == ("eu1.ksc.kaspersky.com", "tls", "ShADFf")
+    assert row["verdict"] == "blocked" and row["detail"].startswith("TLS handshake aborted")
