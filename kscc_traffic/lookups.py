@@ -31,14 +31,25 @@ __all__ = ["LookupsWatch"]
 MAX_REMEMBERED = 1_000_000
 #: names said at most in the line (the most looked up first)
 MAX_NAMES = 5
+#: the VPN tunnels a flow's protocol and port (either side's) tell: (proto, port) -> the VPN's
+#: name; ``esp`` and ``gre`` flows by their protocol alone (:data:`VPN_PROTOCOLS`). A capture
+#: outside the tunnel shows these flows and not the connections inside them.
+VPN_PORTS = {("udp", 500): "IPsec IKE", ("udp", 4500): "IPsec NAT-T", ("udp", 51820): "WireGuard",
+             ("udp", 1194): "OpenVPN", ("tcp", 1194): "OpenVPN", ("udp", 1701): "L2TP",
+             ("tcp", 1723): "PPTP"}
+VPN_PROTOCOLS = {"esp": "IPsec ESP", "gre": "GRE (PPTP)"}
+#: VPN endpoints remembered per capture at most (the line names the first few)
+MAX_VPN = 16
 
 
 class LookupsWatch:
     """Kaspersky names resolved in a capture, and whether a connection followed.
 
     :meth:`add` takes each batch of flows (a flow table: ``query``, ``dns_answers``, ``resp_h``,
-    ``orig_h``, ``server_name``, ``proxy_target``, ``proto``); :meth:`line` gives the warning line
-    (starting with the capture's name) or None."""
+    ``orig_h``, ``server_name``, ``proxy_target``, ``proto``, ``orig_p``, ``resp_p``); :meth:`line`
+    gives the warning line (starting with the capture's name) or None; where the capture holds
+    VPN tunnel flows (:data:`VPN_PORTS`), the line says the connections may be inside the tunnel
+    before it says the host firewall."""
 
     def __init__(self) -> None:
         self.lookups: dict[str, int] = {}            # name -> answered lookups (DNS flows)
@@ -46,6 +57,7 @@ class LookupsWatch:
         self.v6_clients: dict[str, bool] = {}        # name -> every lookup came from an IPv6 client
         self.contacted: set = set()                  # responders of flows that are not DNS
         self.named: set = set()                      # names other flows were for (lower case)
+        self.vpn: dict[str, str] = {}                # VPN endpoint ("198.51.100.7") -> its kind
         self.overflow = False
 
     def add(self, flows: pd.DataFrame) -> None:
@@ -76,6 +88,8 @@ class LookupsWatch:
                 self.lookups[name] = self.lookups.get(name, 0) + k
                 self.addresses.setdefault(name, set()).update(addrs)
                 self.v6_clients[name] = self.v6_clients.get(name, True) and six
+        if other.any() and len(self.vpn) < MAX_VPN and "proto" in flows.columns:
+            self._add_vpn(flows[other])
         if other.any():
             # (each distinct value once: a batch's flows share a few responders and names)
             self.contacted.update(pd.unique(flows["resp_h"].to_numpy(dtype=object)[other]).tolist())
@@ -89,6 +103,22 @@ class LookupsWatch:
                 self.overflow = True
                 self.contacted.clear()
                 self.named.clear()
+
+    def _add_vpn(self, flows: pd.DataFrame) -> None:
+        """Remember the VPN endpoints (responders, :data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of
+        ``flows`` (``proto``, ``resp_h``; ``orig_p``, ``resp_p`` where present)."""
+        proto = flows["proto"].to_numpy(dtype=object)
+        kind = np.array([VPN_PROTOCOLS.get(p, "") for p in proto.tolist()], dtype=object)
+        for col in ("resp_p", "orig_p"):
+            if col in flows.columns:
+                port = flows[col].to_numpy()
+                for (t, n), name in VPN_PORTS.items():
+                    kind[(kind == "") & (proto == t) & (port == n)] = name
+        hit = np.flatnonzero(kind != "")
+        for h, k in zip(flows["resp_h"].to_numpy(dtype=object)[hit].tolist(), kind[hit].tolist()):
+            if len(self.vpn) >= MAX_VPN:
+                break
+            self.vpn.setdefault(str(h), k)
 
     def unfollowed(self) -> list[str]:
         """The names looked up (answered) that no connection followed, the most looked up first."""
@@ -119,8 +149,16 @@ class LookupsWatch:
         six = (f"; {', '.join(v4only[:MAX_NAMES])} {'was' if len(v4only) == 1 else 'were'} asked over IPv6 and "
                "answered with IPv4 addresses only: an IPv6-only host cannot reach them without NAT64/DNS64"
                if v4only else "")
+        why = ("A firewall or security product on this host drops a blocked connection before the capture "
+               "point, so only the lookup shows: check the agent host's own firewall and security software "
+               "(or whether the agent ran and tried to connect)")
+        if self.vpn:
+            # (the connections went into a tunnel the capture sees only from outside: break-it s51)
+            shown_vpn = ", ".join(f"{k} with {h}" for h, k in list(self.vpn.items())[:3])
+            why = (f"The capture holds VPN tunnel traffic ({shown_vpn}{' and more' if len(self.vpn) > 3 else ''}): "
+                   "the agent's connections may go inside the tunnel, where this capture cannot see them; "
+                   "capture on the tunnel's interface (tcpdump -i any, or Npcap's adapter of the VPN) or inside "
+                   "the VPN. Else: " + why[0].lower() + why[1:])
         return escape_terminal(
             f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
-            f"{'; '.join(parts)}{more}. A firewall or security product on this host drops a blocked "
-            "connection before the capture point, so only the lookup shows: check the agent host's own "
-            "firewall and security software (or whether the agent ran and tried to connect)" + six)
+            f"{'; '.join(parts)}{more}. {why}" + six)

@@ -80,3 +80,33 @@ def test_data_at_the_syns_own_sequence_number_is_read(tmp_path, keepalive):
     row = analyze(str(path)).iloc[0]
     assert (row["sni"], row["client_proto"], row["history"]) == ("eu1.ksc.kaspersky.com", "tls", "ShADFf")
     assert row["verdict"] == "blocked" and row["detail"].startswith("TLS handshake aborted")
+
+
+@pytest.mark.parametrize("kind, proto, port", [("WireGuard", "udp", 51820), ("OpenVPN", "udp", 1194),
+                                               ("IPsec ESP", "esp", 0)])
+def test_lookups_with_vpn_traffic_beside_them_point_at_the_tunnel(tmp_path, kind, proto, port):
+    """Scenario pass #1: an agent resolves eu1.ksc.kaspersky.com and its connections go into a VPN
+    (WireGuard, OpenVPN, IPsec): the lookups warning sent the reader to the host firewall only; it
+    says first that the connections may be inside the tunnel, and where to capture."""
+    from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, Ether, Raw
+    from scapy.layers.ipsec import ESP
+    eth = dict(src="02:00:00:00:00:10", dst="02:00:00:00:00:01")
+    q = DNS(id=7, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"))
+    a = DNS(id=7, qr=1, rd=1, ra=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com"),
+            an=DNSRR(rrname="eu1.ksc.kaspersky.com", type="A", rdata="203.0.113.10", ttl=60))
+    recs = [(1000.0, Ether(**eth) / IP(src="192.0.2.10", dst="192.0.2.1") / UDP(sport=40000, dport=53) / q),
+            (1000.01, Ether(**eth) / IP(src="192.0.2.1", dst="192.0.2.10") / UDP(sport=53, dport=40000) / a)]
+    for k in range(6):
+        src, dst = ("192.0.2.10", "198.51.100.7") if k % 2 == 0 else ("198.51.100.7", "192.0.2.10")
+        inner = (ESP(spi=0x1234, seq=k + 1) / Raw(b"\xaa" * 80) if proto == "esp"
+                 else UDP(sport=port if k % 2 else 43000, dport=43000 if k % 2 else port) / Raw(b"\x04\0\0\0" + b"x" * 80))
+        recs.append((1000.1 + k * 0.01, Ether(**eth) / IP(src=src, dst=dst) / inner))
+    path = tmp_path / "vpn.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    from kscc_traffic.analyze import analyze_file
+    got = [w for st in analyze_file(str(path)).stats.values() for w in st.warnings if "Kaspersky names" in w]
+    assert len(got) == 1
+    assert (f"to 203.0.113.10). The capture holds VPN tunnel traffic ({kind} with 198.51.100.7): the agent's "
+            "connections may go inside the tunnel, where this capture cannot see them; capture on the tunnel's "
+            "interface") in got[0]
+    assert "Else: a firewall or security product on this host drops" in got[0]
