@@ -1611,7 +1611,7 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     and the packets at the flow's last timestamp. So a flow costs at most about two packets per BUCKET_NS after
     its start per slot, whatever its rate (a bulk transfer, a long-lived agent connection).
     """
-    from .flows import first_rows, history_codes, history_events, seq_extents, state_event_rows
+    from .flows import first_rows, history_codes, history_events, history_plen, seq_extents, state_event_rows
     from .streams import MAX_SEGMENTS
     n = len(rows)
     if n == 0:
@@ -1659,11 +1659,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     keep |= first_of(fd, np.ones(n, bool))
     stand_in = first_of(fd, ~err)   # carries the counts of its flow and direction's packets that go
     keep |= stand_in
-    ev = history_events(c["tcp_flags"][rows], tcp, c["payload_len"][rows])
+    hplen = history_plen(proto, c["payload_len"][rows])
+    ev = history_events(c["tcp_flags"][rows], tcp, hplen)
     for j in range(ev.shape[1]):
         keep |= first_of(fd, ev[:, j])
     # the packets that write a history letter again (Zeek's repeated S/F/R: flows.history_codes)
-    keep |= history_codes(f, d == 0, c["tcp_flags"][rows], tcp, c["seq"][rows], c["payload_len"][rows])[1]
+    keep |= history_codes(f, d == 0, c["tcp_flags"][rows], tcp, c["seq"][rows], hplen)[1]
     # the packets Zeek's endpoint state machine reads (conn_state)
     keep |= state_event_rows(f, d == 0, c["tcp_flags"][rows], tcp, c["payload_len"][rows])
     keep |= first_of(fd, c["l2_bcast"][rows])

@@ -1455,7 +1455,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     any_r = resp_pkts > 0
     is_tcp_flow = fproto == TCP
 
-    history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, o_len, nflows,
+    history = _history(flow_of, from_orig, o_flags, o_tcp, o_seq, history_plen(o_proto, o_len), nflows,
                        flipped=~(first_from_a == orig_is_a))
     os_, rs_ = _endpoint_states(flow_of, from_orig, o_flags, tcp_f, o_len, nflows)
     # (Zeek's REJ after both sides' resets asks for both endpoints' sizes 0: sequence space, so
@@ -2158,12 +2158,24 @@ def history_events(flags: np.ndarray, is_tcp: np.ndarray, plen: np.ndarray) -> n
     ev[:, 0] = is_tcp & syn & ~ack & (bits == 1)
     ev[:, 1] = is_tcp & syn & ack & (bits == 1)
     ev[:, 2] = none & ack & (plen <= 0)
-    ev[:, 3] = (none | ~is_tcp) & (plen > 0)     # (UDP: D for a datagram with payload, as Zeek)
+    ev[:, 3] = (none | ~is_tcp) & (plen > 0)     # (UDP: D for every datagram, as Zeek: history_plen)
     ev[:, 4] = is_tcp & fin
     ev[:, 5] = is_tcp & rst
     ev[:, 6] = is_tcp & fin & rst
     ev[:, 7] = is_tcp & (bits > 1) & ~(fin & rst)
     return ev
+
+
+def history_plen(proto: np.ndarray, plen: np.ndarray) -> np.ndarray:
+    """The payload lengths the history rules read (``plen`` argument of :func:`history_events`,
+    :func:`history_codes`, :meth:`HistoryState.step`), per packet (int64 array; ``proto`` the IP
+    protocol numbers, ``plen`` the payload lengths, -1 for a cut TCP header): a TCP segment's own,
+    1 for every UDP datagram (Zeek's UDP analyzer writes ``D``/``d`` for each, an empty one too:
+    ``UDP.cc`` ``CheckHistory`` whatever its length), -1 for any other protocol's packet (Zeek's
+    ICMP connections have no history; an ICMP error carried with its TCP or UDP flow writes none)."""
+    proto = np.asarray(proto)
+    plen = np.asarray(plen, np.int64)
+    return np.where(proto == TCP, plen, np.where(proto == UDP, 1, -1))
 
 
 def history_codes(flow_of: np.ndarray, from_orig: np.ndarray, flags: np.ndarray, is_tcp: np.ndarray,

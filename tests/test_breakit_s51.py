@@ -110,3 +110,23 @@ def test_lookups_with_vpn_traffic_beside_them_point_at_the_tunnel(tmp_path, kind
             "connections may go inside the tunnel, where this capture cannot see them; capture on the tunnel's "
             "interface") in got[0]
     assert "Else: a firewall or security product on this host drops" in got[0]
+
+
+def test_history_of_empty_datagrams_and_icmp_is_zeeks(tmp_path):
+    """Zeek parity pass #5/#6: Zeek's UDP analyzer writes D/d for every datagram, an empty one too
+    (an empty request answered by an empty reply was history ''); its ICMP connections have no
+    history (an echo exchange was 'Dd'). Whole and chunked alike."""
+    from scapy.all import ICMP, UDP
+    from chunkcmp import assert_same, write
+    recs = []
+    for k in range(20):
+        t = 1000.0 + k
+        recs.append((t, eth(ip_of("192.0.2.10", "192.0.2.20") / UDP(sport=40000 + k, dport=9999))))
+        recs.append((t + 0.001, eth(ip_of("192.0.2.20", "192.0.2.10") / UDP(sport=9999, dport=40000 + k))))
+        recs.append((t + 0.002, eth(ip_of("192.0.2.10", "192.0.2.30") / ICMP(type=8, id=k, seq=1) / (b"p" * 32))))
+        recs.append((t + 0.003, eth(ip_of("192.0.2.30", "192.0.2.10") / ICMP(type=0, id=k, seq=1) / (b"p" * 32))))
+    flows = assert_same(write(tmp_path, recs), [600, 2000])
+    udp_rows, icmp_rows = flows[flows["proto"] == "udp"], flows[flows["proto"] == "icmp"]
+    assert len(udp_rows) == 20 and set(udp_rows["history"]) == {"Dd"} and set(udp_rows["conn_state"]) == {"SF"}
+    assert len(icmp_rows) == 1 and icmp_rows["history"].tolist() == [""]
+    assert (icmp_rows["orig_pkts"].tolist(), icmp_rows["resp_pkts"].tolist()) == ([20], [20])

@@ -681,7 +681,7 @@ class LiveSession:
                 fl.bridge_gap(t, self._half_idle(pr, a_p[i], b_p[i]))
             # a packet that writes a history letter in its direction (Zeek's rules: the first S/H,
             # F, R and each one at another sequence number, the first A, D, I, Q: flows.HistoryState)
-            letter = fl.hist.step(d, fg, is_tcp, seq[i], plen[i]) >= 0
+            letter = fl.hist.step(d, fg, is_tcp, seq[i], plen[i] if is_tcp else (1 if pr == UDP else -1)) >= 0
             keep = len(fl.recs) < HEAD_PACKETS or letter or first_since_syn
             if is_tcp and not fg & (SYN | FIN | RST) and plen[i] <= 0:
                 stage = 2 if fl.fr[1 - d] else 1
