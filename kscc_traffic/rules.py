@@ -598,8 +598,16 @@ def load_rules(path: str | Path | Iterable[str | Path] | None = None) -> RuleSet
 # ------------------------------------------------------------------------------------------------
 
 
+#: the VPN tunnels' packets :func:`bpf_filter` keeps (``vpn``): IPsec ESP (IPv4 and IPv6 protocol
+#: 50), IKE and NAT-T (UDP 500, 4500), OpenVPN (UDP and TCP 1194), WireGuard (UDP 51820): a capture
+#: outside a tunnel the agent's connections go into shows only these, and the analyzer says so
+#: (:mod:`kscc_traffic.lookups`, the ESP warning)
+VPN_FILTER = ("ip proto 50", "ip6 proto 50", "udp port 500", "udp port 4500", "udp port 1194", "tcp port 1194",
+              "udp port 51820")
+
+
 def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp: bool = True,
-               proxy_ports: Iterable[int] = (), fragments: bool = True) -> str:
+               proxy_ports: Iterable[int] = (), fragments: bool = True, vpn: bool = True) -> str:
     """A libpcap capture filter (tcpdump, dumpcap/Wireshark ``-f``) for everything the rules cover.
 
     One ``tcp|udp port N`` / ``tcp|udp portrange A-B`` per distinct rule port (sorted), plus DNS
@@ -607,7 +615,8 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
     (unreachable / fragmentation-needed errors explain blocked flows) ``or igmp`` (an IPv4 host
     joining a multicast group: the checklist's "joined a multicast group by IGMP/MLD" note; MLD
     is ICMPv6 behind a hop-by-hop header, passed by ``icmp6`` and the extension-header test);
-    ``icmp=False`` leaves out all three. ``port`` matches either
+    ``icmp=False`` leaves out all three. ``vpn`` (default): also the packets of the VPN tunnels in
+    :data:`VPN_FILTER` (the analyzer says when the agent's connections may be inside one). ``port`` matches either
     direction, so replies are captured too. ``proxy_ports``: ``tcp port N`` each (an explicit
     HTTP proxy the agents CONNECT through, e.g. 3128 or 8080; sorted, duplicates dropped).
 
@@ -627,8 +636,9 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
     after it in the whole expression by 4 bytes, hence the repeated, nested expression. On a live
     Linux interface the kernel strips the outer tag into the packet's metadata; libpcap's first
     ``vlan`` tests that metadata too, the second one the tag left in the frame. Size (libpcap
-    1.10, bundled rules): 139 / 286 / 496 BPF instructions offline, 733 / 1260 at depth 1 / 2 on
-    a live Linux handle (the metadata test doubles the branches); the kernel's limit is 4096.
+    1.10, bundled rules, with the VPN parts): 161 / 354 / 608 BPF instructions offline at depth
+    0 / 1 / 2 (139 / 286 / 496 without them), about twice that on a live Linux handle at depth
+    1 and 2 (the metadata test doubles the branches); the kernel's limit is 4096.
     Raises ValueError for another depth.
     """
     if vlan_depth not in (0, 1, 2):
@@ -652,6 +662,8 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
                 parts.append(extra)
     if icmp:
         parts.extend(["icmp", "icmp6", "igmp"])
+    if vpn:
+        parts.extend(p for p in VPN_FILTER if p not in parts)
     if fragments and parts:
         parts.append("(ip[6:2] & 0x1fff != 0)")
         parts.append("ip proto 51")
