@@ -135,7 +135,7 @@ from .flows import arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_TRUNCATED,
                       DNS_UNREADABLE, HELLO_PQ, truncated_answer,
-                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, SMALLEST_SEALED,
+                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
@@ -3878,6 +3878,9 @@ def scan_detail(kind: str, row: dict, purpose: str) -> str:
 IDLE_GOES_ON = "goes on with the connection of this 5-tuple after"
 #: the prefix of the detail a partial flow gets from the judgement, replaced for such a flow
 _MID_CONNECTION = "capture started mid-connection"
+#: what a reset from a device nearer than the server means for such a flow (in place of
+#: :data:`~kscc_traffic.inspect.REFUSED_PORT`: no port was refused, the connection had worked)
+IDLE_RESET_BY = "the firewall or NAT that dropped the idle connection answered in the server's place"
 
 
 def idle_note(seconds: float) -> str:
@@ -3912,6 +3915,9 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
         note, detail = idle_note(float(idle[i])), str(res[i, 3] or "")
         if detail.startswith(_MID_CONNECTION):
             detail = detail[len(_MID_CONNECTION):].lstrip(";: ")
+        # (a reset from nearer than the server after the silence: the device that forgot the
+        # connection answered, no port refused; scenario pass s51 #4)
+        detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}")
         res[i, 3] = f"{note}; {detail}" if detail else note
 
 

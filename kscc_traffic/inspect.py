@@ -694,6 +694,9 @@ MAX_TTL_ADDRESSES = 65_536
 REFUSED_NEARER = "nearer than the server ("
 #: ... and that of a reset with the server's own TTL (hop limit): most likely the server's own answer
 REFUSED_OWN = "the reset came with the server's own "
+#: what :func:`refused_hint` says a nearer device's reset means (a SYN's: the port refused;
+#: classify's idle note says another meaning for a connection going on after a silence)
+REFUSED_PORT = "a firewall refuses the port"
 #: what such a reset most likely means (after the TTL; hedged: a host firewall on the server, or a
 #: firewall on the path that copies the server's TTL, answers the same: newcomer 28 F6)
 REFUSED_OWN_MEANS = ("most likely the server's own answer: nothing listens on this port there (a wrong port? the "
@@ -937,7 +940,7 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
         return ""
     d = h_ref - h
     return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "
-            f"{ttl} vs {ref} on the server's packets on other connections): a firewall refuses the port")
+            f"{ttl} vs {ref} on the server's packets on other connections): {REFUSED_PORT}")
 
 
 #: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl)`` ints) of a SYN answered

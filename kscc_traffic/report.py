@@ -944,8 +944,10 @@ def refused_counts(details) -> tuple[int, int]:
     """Of blocked flows' ``details``, (those whose SYN a device nearer than the server reset,
     those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` and
     :data:`~kscc_traffic.inspect.REFUSED_OWN` in the detail, not a distribution point's reset
-    (:data:`~kscc_traffic.classify.DP_RESET`: advised as such)."""
-    details = [str(x) for x in details if not str(x).startswith(DP_RESET)]
+    (:data:`~kscc_traffic.classify.DP_RESET`: advised as such) nor a connection going on after an
+    idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`)."""
+    # (nor a connection going on after an idle time: advised as the idle drop, idle_drop_fix)
+    details = [str(x) for x in details if not str(x).startswith((DP_RESET, IDLE_GOES_ON))]
     return (sum(1 for x in details if REFUSED_NEARER in x), sum(1 for x in details if REFUSED_OWN in x))
 
 
