@@ -116,3 +116,41 @@ def test_an_unpadded_last_block_before_the_end_of_the_file():
     # cut in the middle of that block: a cut file, said so
     fr = read_frames(data + last[:-3])
     assert len(fr) == 5 and fr.stats.skipped_records == 1
+
+
+def _rounded_file(recs) -> tuple[bytes, list[int]]:
+    """Padded blocks whose two length fields hold the unpadded length (break-it s51 fuzz #1)."""
+    out, offs = [SHB, _idb(True)], []
+    pos = sum(map(len, out))
+    for t, p in recs:
+        data = bytes(p)
+        ts = round(t * 1e6)
+        body = struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+        n = 12 + len(body)
+        blk = struct.pack("<II", 6, n) + body + b"\0" * (-len(body) % 4) + struct.pack("<I", n)
+        offs.append(pos)
+        out.append(blk)
+        pos += len(blk)
+    return b"".join(out), offs
+
+
+def test_padded_blocks_with_unpadded_lengths_are_read_rounded_up():
+    """A writer that pads each block but writes its length unpadded (both length fields, the
+    trailing one at the padded end): Wireshark reads it by the length rounded up to 4, every
+    packet; the reader stopped at the first such block as damage ("block length 99 is not a
+    multiple of 4", the packet lost). Read likewise now, with one warning counting them, the
+    same in chunks of any size."""
+    recs = _records()
+    padded, _ = _file(recs, True)
+    data, offs = _rounded_file(recs)
+    odd = _unpadded_offsets(recs, offs)
+    assert len(data) == len(padded) and len(odd) > 20
+    fr = read_frames(data)
+    assert [fr.data(i) for i in range(len(fr))] == [bytes(p) for _, p in recs]
+    assert fr.ts_ns.tolist() == read_frames(padded).ts_ns.tolist()
+    st = fr.stats
+    assert st.damage_offset is None and st.skipped_bytes == 0 and st.skipped_records == 0
+    assert st.warnings == [f"<bytes>: {len(odd)} blocks whose block length is not a multiple of 4 though the block "
+                           f"is padded to one (first at offset {odd[0]}) read by their length rounded up, as "
+                           "Wireshark reads them: the blocks after them are well framed"]
+    _same_in_chunks(data, fr, sizes=(64, 97, 333, 700, 1500, 4096))

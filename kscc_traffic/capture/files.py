@@ -956,12 +956,14 @@ class _PcapngParser:
         return _Iface(lt, snaplen, res_base, res_exp, offset_s, fcslen=fcslen), oddity
 
     def _framed_at(self, buf: bytes, q: int, at_eof: bool, order: str,
-                   unpadded: bool = False) -> tuple[bool | None, int]:
+                   unpadded: bool = False, rounded: bool = False) -> tuple[bool | None, int]:
         """Whether a well-framed block starts at ``buf[q]`` (§3.1: a known block type, a sane
         length repeated after its body; a Section Header Block in its own byte order) or the
         file ends there: ``(True|False, 0)``, or ``(None, bytes needed from q)`` when ``buf``
         ends before it can be told and more of the file follows. ``unpadded``: a length that
-        is not a multiple of 4 is sane too (a writer that leaves out the padding)."""
+        is not a multiple of 4 is sane too (a writer that leaves out the padding); ``rounded``:
+        so is one whose block, padded, spans the length rounded up to a multiple of 4 (its
+        trailing length there)."""
         end = len(buf)
         if q == end:
             return (True, 0) if at_eof else (None, 12)
@@ -976,11 +978,12 @@ class _PcapngParser:
             (n,) = struct.unpack_from(order + "I", buf, q + 4)
         elif btype not in _BLOCK_NAMES and btype not in (9,):
             return False, 0
-        if n < 12 or (n & 3 and not unpadded) or n > MAX_BLOCK_BYTES:
+        if n < 12 or (n & 3 and not (unpadded or rounded)) or n > MAX_BLOCK_BYTES:
             return False, 0
-        if q + n > end:
-            return (False, 0) if at_eof else (None, n)
-        return struct.unpack_from(order + "I", buf, q + n - 4)[0] == n, 0
+        span = (n + 3) & ~3 if rounded else n
+        if q + span > end:
+            return (False, 0) if at_eof else (None, span)
+        return struct.unpack_from(order + "I", buf, q + span - 4)[0] == n, 0
 
     def _overlong_at(self, buf: bytes, pos: int, blen: int, at_eof: bool,
                      order: str) -> tuple[bool | None, int]:
@@ -1004,17 +1007,34 @@ class _PcapngParser:
         return ok, (max(more - 4, 1) if ok is None else 0)
 
     def _unpadded_at(self, buf: bytes, pos: int, blen: int, at_eof: bool,
-                     order: str) -> tuple[bool | None, int]:
+                     order: str) -> tuple[bool | None, int, int]:
         """Whether the block at ``buf[pos]``, of length ``blen`` (not a multiple of 4), is framed
         without its padding: its trailing length is ``blen`` and a block follows at ``pos + blen``
-        (:meth:`_framed_at`, unpadded too) or the file ends there: ``(True|False, 0)``, or
-        ``(None, bytes needed from pos)`` when ``buf`` ends before it can be told."""
+        (:meth:`_framed_at`, unpadded too) or the file ends there; or padded as if its length were
+        rounded up to a multiple of 4 (its trailing length ``blen`` there, a block after it: a
+        writer that pads the block but writes the unpadded length, which Wireshark reads by
+        rounding it up): ``(True|False, 0, bytes the block spans)``, or ``(None, bytes needed
+        from pos, 0)`` when ``buf`` ends before it can be told."""
+        ok, more, span = self._unpadded_only(buf, pos, blen, at_eof, order)
+        if ok is not False:
+            return ok, more, span
+        r = (blen + 3) & ~3
+        if pos + r > len(buf):
+            return (False, 0, 0) if at_eof else (None, r + 12, 0)
+        if struct.unpack_from(order + "I", buf, pos + r - 4)[0] != blen:
+            return False, 0, 0
+        ok, more = self._framed_at(buf, pos + r, at_eof, order, rounded=True)
+        return ok, (r + more if ok is None else 0), (r if ok else 0)
+
+    def _unpadded_only(self, buf: bytes, pos: int, blen: int, at_eof: bool,
+                       order: str) -> tuple[bool | None, int, int]:
+        """:meth:`_unpadded_at` of the block read by its length ``blen`` alone (no padding)."""
         if pos + blen > len(buf):
-            return (False, 0) if at_eof else (None, blen + 12)
+            return (False, 0, 0) if at_eof else (None, blen + 12, 0)
         if struct.unpack_from(order + "I", buf, pos + blen - 4)[0] != blen:
-            return False, 0
+            return False, 0, 0
         ok, more = self._framed_at(buf, pos + blen, at_eof, order, unpadded=True)
-        return ok, (blen + more if ok is None else 0)
+        return ok, (blen + more if ok is None else 0), (blen if ok else 0)
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
@@ -1139,6 +1159,7 @@ class _PcapngParser:
                 (blen,) = struct.unpack_from(new_order + "I", buf, pos + 4)
             lost = 1 if btype in _PACKET_BLOCKS else 0
             bad = None
+            rounded = False
             bname = _BLOCK_NAMES.get(btype) or f"block type 0x{btype:08x}"
             if blen < 12 or blen % 4:
                 bad = f"block length {blen} is {'< 12' if blen < 12 else 'not a multiple of 4'}"
@@ -1147,13 +1168,17 @@ class _PcapngParser:
                     # a multiple of 4; some writers give the body's own length): read when its
                     # trailing length repeats it and a well-framed block (or the file's end)
                     # follows it, as every block after it then is; Wireshark refuses the file
-                    ok, more = self._unpadded_at(buf, pos, blen, at_eof, new_order)
+                    ok, more, span = self._unpadded_at(buf, pos, blen, at_eof, new_order)
                     if ok is None:
                         need = more
                         break
                     if ok:
                         bad = None
-                        self._note("unpadded", base + pos)
+                        if span != blen:        # (padded: its trailing length holds blen)
+                            blen, rounded = span, True
+                            self._note("rounded", base + pos)
+                        else:
+                            self._note("unpadded", base + pos)
             elif blen > maxb:
                 bad = f"block length {blen} > {maxb}"
             elif btype == _SHB and blen < 28:
@@ -1175,7 +1200,7 @@ class _PcapngParser:
                                  f"{left} of {blen} bytes of the {bname} present", lost, cut=True)
                 break
             (trail,) = struct.unpack_from(new_order + "I", buf, pos + blen - 4)
-            if shortened:
+            if shortened or rounded:
                 trail = blen
             if trail != blen and blen >= 16:
                 # a block whose length is 4 bytes more than the block (etl2pcapng 1.4.0 writes
@@ -1469,6 +1494,13 @@ class _PcapngParser:
                        f"{'its' if k == 1 else 'their'} length, as the blocks after "
                        f"{'it' if k == 1 else 'them'} are well framed (the tool that wrote the file leaves "
                        "the padding out; Wireshark refuses such a file)")
+        if n.get("rounded"):
+            k = n["rounded"]
+            out.append(f"{_plural(k, 'block')} whose block length is not a multiple of 4 though the block "
+                       f"is padded to one (first at offset {f['rounded']}) read by "
+                       f"{'its' if k == 1 else 'their'} length rounded up, as Wireshark reads "
+                       f"{'it' if k == 1 else 'them'}: the blocks after {'it' if k == 1 else 'them'} are "
+                       "well framed")
         if n.get("overlong"):
             k = n["overlong"]
             out.append(f"{_plural(k, 'block')} whose block length is 4 bytes more than the block "
