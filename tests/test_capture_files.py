@@ -711,8 +711,19 @@ def test_not_a_capture() -> None:
 
 
 def test_unsupported_pcap_version() -> None:
-    with pytest.raises(UnsupportedFormat, match="version 3.0"):
-        read_frames(pcap_header(major=3, minor=0))
+    with pytest.raises(UnsupportedFormat, match="version 1.0"):
+        read_frames(pcap_header(major=1, minor=0))
+
+
+@pytest.mark.parametrize("major, minor", [(3, 4), (3, 0), (0x8002, 4)])
+def test_another_major_pcap_version_is_read_as_2_4(major, minor) -> None:
+    """Fuzz pass s51 #2: one flipped bit of the header's version (2.4 -> 3.4) refused the whole
+    file; Wireshark reads any major version from 2 on (libpcap only 2.x): read as 2.4, said."""
+    rec = struct.pack("<IIII", 1, 2, 4, 4) + b"abcd"
+    fr = read_frames(pcap_header(major=major, minor=minor) + rec * 3)
+    assert len(fr) == 3 and fr.data(2) == b"abcd"
+    assert fr.stats.warnings == [f"<bytes>: file header's version {major}.{minor} is none libpcap writes (2.4 is; "
+                                 "a damaged header?): read as 2.4, as Wireshark reads it"]
 
 
 @pytest.mark.parametrize("data", [

@@ -9,7 +9,8 @@ Two entry points:
 Both run the same record walk, so they return identical records. Formats read:
 
 - pcap: magic ``a1b2c3d4`` (µs) and ``a1b23c4d`` (ns) in both byte orders, and the "modified"
-  (Kuznetzov) pcap ``a1b2cd34`` (µs, 24-byte record headers). Version 2.x, and DG/UX's 543.0;
+  (Kuznetzov) pcap ``a1b2cd34`` (µs, 24-byte record headers). Version 2.x, and DG/UX's 543.0
+  (another major version above 2, a damaged header's, read as 2.4 with a warning, as Wireshark does);
   a record header's two lengths read as libpcap reads them: the original length first in 2.0-2.2
   and 543.0, the smaller one as the captured length in 2.3 (those files walked in Python).
   The link type is the low 16 bits of the header's link-type field (the upper bits carry FCS
@@ -493,16 +494,22 @@ class _PcapParser:
                 f"{name}: file ends inside the {label} file header ({len(head)} of 24 bytes)")
         major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack_from(
             order + "HHiIII", head, 4)
-        # (543.0: DG/UX tcpdump's files, the 2.x layout, which libpcap and Wireshark read too)
-        if major != 2 and (major, minor) != (543, 0):
+        # (543.0: DG/UX tcpdump's files, the 2.x layout, which libpcap and Wireshark read too;
+        # another major version above 2, which no writer uses (a damaged header: one bit of 2.4
+        # flipped makes 3.4), is read as 2.4 with a warning, as Wireshark reads it; below 2 none)
+        self.odd_version = major > 2 and (major, minor) != (543, 0)
+        if major < 2:
             raise UnsupportedFormat(
                 f"{name}: {label} version {major}.{minor} is not supported (only 2.x, and DG/UX's 543.0)")
+        if self.odd_version:
+            minor = 4
         self.name = name
         self.order = order
         self.mult = mult
         self.hdr_len = hdr_len
         self.start = 24
         self.version = (major, minor)
+        self.header_version = struct.unpack_from(order + "HH", head, 4)
         self.snaplen = snaplen
         self.linktype = lt_field & 0xFFFF
         # the FCS bits (P: bit 26; FCS length in 16-bit words: bits 28-31): 4 bytes of FCS
@@ -643,6 +650,9 @@ class _PcapParser:
         """Warning lines (without the file name) for oddities counted over the whole file."""
         n = self.notes
         out = []
+        if self.odd_version:
+            out.append("file header's version {}.{} is none libpcap writes (2.4 is; a damaged header?): "
+                       "read as 2.4, as Wireshark reads it".format(*self.header_version))
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
@@ -2104,7 +2114,8 @@ def read_frames(source: str | os.PathLike[str] | bytes, *, name: str | None = No
     ------
     UnsupportedFormat
         Not a pcap/pcapng file (message gives the magic bytes seen), or an unsupported version
-        (pcap major ≠ 2 but for DG/UX's 543.0, as libpcap reads; pcapng major ≠ 1).
+        (pcap major below 2, as Wireshark reads: another above 2 is read as 2.4 with a warning;
+        pcapng major ≠ 1).
     TruncatedCapture
         The file ends inside its file header (pcap: 24 bytes; pcapng: the first Section Header
         Block, draft-ietf-opsawg-pcapng §4.1), including a 0-byte file.

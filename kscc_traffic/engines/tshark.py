@@ -1995,14 +1995,17 @@ def _pcap_ns(p: Path) -> bool:
 _CONTAINER_NOTES = {"dropped": "packets dropped, not written to the file",
                     "over_snaplen": ("longer than their interface's snaplen", "longer than the header's snaplen"),
                     "wirelen_short": "whose original length is below the captured length",
-                    "frac": ("with ts_usec ≥", "with ts_nsec ≥")}
+                    "frac": ("with ts_usec ≥", "with ts_nsec ≥"),
+                    "odd_version": "is none libpcap writes",
+                    "rounded": "though the block is padded to one"}
 
 
 def _container_notes(p: Path, name: str) -> dict[str, str]:
     """The built-in reader's warning lines about the file itself that the tshark engine has no
     way to tell (:data:`_CONTAINER_NOTES`: a pcapng Interface Statistics Block's dropped packets,
     records longer than the snaplen, original lengths below the captured ones, fractions of a
-    second of a second or more), read by walking the file with it (one pass, in chunks: the
+    second of a second or more, a pcap header's unknown version, pcapng blocks read by their
+    length rounded up), read by walking the file with it (one pass, in chunks: the
     engine's own dissection costs far more; break-it s50); {} when it cannot read the file."""
     from ..capture.files import iter_frames
     warnings: list[str] = []
