@@ -61,10 +61,10 @@ from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP,
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
 from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint, truncated_answer
 from .answer_store import AnswerStore
-from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED_TCP, DNS_RETRY, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
+from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
                        address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
-                       usable_address, wrong_source_answers)
+                       usable_address, usable_address6, wrong_source_answers)
 from .finishing import Finisher
 from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
@@ -714,6 +714,8 @@ class _NoAddress:
         self.resolved: set[str] = set()         # needed names some lookup got an address for
         self.resolved_tcp: set[str] = set()     # ... some lookup over TCP got an address for
         self.answered_tcp: set[str] = set()     # ... some lookup over TCP got an answer for
+        self.resolved6: set[str] = set()        # ... some lookup got an IPv6 address for
+        self.seen_v4 = False                    # some flow of the capture is IPv4
         self._needed: dict[str, bool] = {}      # name -> needed (_agent_name), found once
 
     def _need(self, name: str) -> bool:
@@ -726,6 +728,10 @@ class _NoAddress:
         address for a needed name, and the UDP ones whose truncated answer held an address for
         one, which are held (:meth:`release`); the needed names the others got an address for
         are remembered."""
+        if not self.seen_v4 and len(flows) and "orig_h" in flows.columns:
+            # (stops at the first IPv4 flow: a capture with IPv4 is read once, an IPv6-only one
+            # per batch; classify._note_resolved)
+            self.seen_v4 = any(isinstance(h, str) and h and ":" not in h for h in flows["orig_h"].tolist())
         if not len(flows) or "query" not in flows.columns or "dns_answers" not in flows.columns:
             return flows
         # (the columns read at once, ~1 µs each: flows.arrays_of)
@@ -747,11 +753,13 @@ class _NoAddress:
         # (each distinct name, answer and transport looked at once: most DNS flows repeat a few)
         for q, a, t in set(zip(query[asked][~empty].tolist(), answers[~empty].tolist(), tcp[~empty].tolist())):
             name = str(q).lower().rstrip(".")
-            if (name not in self.resolved or (t and name not in self.resolved_tcp)) and isinstance(a, str) \
-                    and usable_address(a) and self._need(name):
+            if (name not in self.resolved or (t and name not in self.resolved_tcp) or name not in self.resolved6) \
+                    and isinstance(a, str) and usable_address(a) and self._need(name):
                 self.resolved.add(name)
                 if t:
                     self.resolved_tcp.add(name)
+                if usable_address6(a):
+                    self.resolved6.add(name)
         keep = np.zeros(len(flows), bool)
         at = asked[empty & (rcode == "NOERROR")]
         if len(at):
@@ -774,16 +782,17 @@ class _NoAddress:
 
     def release(self, flows: pd.DataFrame, last: bool) -> pd.DataFrame:
         """``flows`` (leaving now) with every held row when ``last`` (else ``flows``), their
-        :data:`~kscc_traffic.classify.DNS_RESOLVED`, ``DNS_RESOLVED_TCP`` and ``DNS_ANSWERED_TCP``
-        filled in; in time order of first packet."""
+        :data:`~kscc_traffic.classify.DNS_RESOLVED`, ``DNS_RESOLVED_TCP``, ``DNS_ANSWERED_TCP``,
+        ``DNS_RESOLVED6`` and ``SEEN_IPV4`` filled in; in time order of first packet."""
         if not self.held or not last:
             return flows
         held = pd.concat(self.held, ignore_index=True)
         self.held = []
         names = [str(q).lower().rstrip(".") for q in held["query"].tolist()]   # (each normalised once)
         for col, known in ((DNS_RESOLVED, self.resolved), (DNS_RESOLVED_TCP, self.resolved_tcp),
-                           (DNS_ANSWERED_TCP, self.answered_tcp)):
+                           (DNS_ANSWERED_TCP, self.answered_tcp), (DNS_RESOLVED6, self.resolved6)):
             held[col] = pd.Series([q in known for q in names], dtype=object, index=held.index)
+        held[SEEN_IPV4] = pd.Series([self.seen_v4] * len(held), dtype=object, index=held.index)
         return merge_in_time(flows, held)
 
 

@@ -349,6 +349,38 @@ DNS_RESOLVED_TCP = "dns_resolved_tcp"
 #: ... and True when a lookup over TCP in any batch got an answer (a response, whatever it held)
 #: for the name (:func:`truncated_answered_detail`)
 DNS_ANSWERED_TCP = "dns_answered_tcp"
+#: ... True when a lookup in any batch got a usable IPv6 address for the name, and (the same for
+#: every row) True when any flow of the capture is IPv4 (:func:`_note_resolved`: an AAAA
+#: question asked over IPv6 is made good by an A answer only where the capture shows IPv4)
+DNS_RESOLVED6, SEEN_IPV4 = "dns_resolved6", "seen_ipv4"
+#: what the detail of a DNS flow asked over IPv6 for AAAA, answered with no address, whose name
+#: only A answers resolved, in a capture with no IPv4 flow, says after the query (scenario pass
+#: s51 #2: :func:`v6_only_detail`)
+V6_ONLY_A = "only A answers"
+#: what follows the query in such a detail, up to :data:`V6_ONLY_A`
+V6_ONLY_HEAD = ": no IPv6 address (no AAAA record, as the DNS server answers), "
+
+
+def v6_only_detail(query: str, a: str) -> str:
+    """The detail of such a flow (:data:`V6_ONLY_A`) for ``query``, ``a`` the A answers' addresses
+    shown (starts with :data:`DNS_NO_ADDRESS`, as every NODATA detail: the report advises the
+    resolver)."""
+    return (f"{DNS_NO_ADDRESS}{query}{V6_ONLY_HEAD}{V6_ONLY_A} ({a}), which cannot serve here: the capture holds no IPv4 traffic (an IPv6-only "
+            "network); the agent needs this name: it needs an AAAA record, or the resolver's DNS64 with a "
+            "NAT64 gateway (fix the resolver)")
+
+
+def usable_address6(answers: str) -> bool:
+    """:func:`usable_address` for an IPv6 address (one an IPv6-only host connects to)."""
+    return any(a and ":" in a and a not in _SINKHOLES for a in answers.split(";")) if answers else False
+
+
+def _aaaa_over_v6(orig_h, asked) -> bool:
+    """Whether a DNS flow asked over IPv6 (``orig_h``) for an AAAA record only (``dns_asked``
+    bits; not known: no)."""
+    return (":" in str(orig_h or "") and isinstance(asked, (int, np.integer))
+            and not isinstance(asked, (bool, np.bool_)) and bool(asked & DNS_ASKED_AAAA)
+            and not asked & DNS_ASKED_A)
 
 
 def truncated_answered_detail(query: str, over_v6: bool, asked) -> str:
@@ -445,7 +477,9 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     (:data:`DNS_NO_ADDRESS`) whose name another lookup in the table (same ``capture``) got a
     usable address for (:func:`usable_address`; or its :data:`DNS_RESOLVED` column True: seen in
     another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
-    its A answer); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
+    its A answer); an AAAA question asked over IPv6 only when that address is IPv6
+    (:data:`DNS_RESOLVED6`) or the capture holds an IPv4 flow (:data:`SEEN_IPV4`: the host may be
+    dual-stack), else it stays ``blocked`` and says so (:func:`v6_only_detail`); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
     :func:`truncated_resolved_detail`, saying whether a lookup over TCP got the address (a TCP
     flow of the table, or :data:`DNS_RESOLVED_TCP` True). A truncated answer no lookup made good
     whose name a lookup over TCP got an answer for (a TCP DNS flow of the table with a
@@ -460,13 +494,20 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     query = flows["query"].to_numpy(dtype=object)
     answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else None
     proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else np.full(len(flows), "", object)
-    got, got_tcp = set(), set()
+    got, got_tcp, got6, got_a = set(), set(), set(), {}
     if answers is not None:
         for i in np.flatnonzero(answers != "").tolist():
             if isinstance(answers[i], str) and usable_address(answers[i]):
                 got.add((cap[i], _name_key(query[i])))
                 if proto[i] == "tcp":
                     got_tcp.add((cap[i], _name_key(query[i])))
+                if usable_address6(answers[i]):
+                    got6.add((cap[i], _name_key(query[i])))
+                else:
+                    got_a.setdefault((cap[i], _name_key(query[i])), answers[i])
+    orig = flows["orig_h"].to_numpy(dtype=object) if "orig_h" in flows.columns else np.full(len(flows), "", object)
+    asked_bits = flows["dns_asked"].to_numpy(dtype=object) if "dns_asked" in flows.columns else None
+    v4_caps: set | None = None      # (the captures holding an IPv4 flow: found when first needed)
     # (the names a lookup over TCP got an answer for: read only when a truncated answer is left)
     said_tcp: set | None = None
 
@@ -475,6 +516,17 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     for i in at:
         key = (cap[i], _name_key(query[i]))
         reason = str(res[i, 2]).split(",")
+        if (key in got or given(DNS_RESOLVED, i)) and asked_bits is not None and reason[0] != "dns_truncated" \
+                and _aaaa_over_v6(orig[i], asked_bits[i]) and key not in got6 and not given(DNS_RESOLVED6, i):
+            # (only an A answer resolved it: of use to a host with IPv4, which the capture must show)
+            if v4_caps is None:
+                v4_caps = {c for c, h in zip(cap.tolist(), orig.tolist()) if isinstance(h, str) and h
+                           and ":" not in h}
+            if cap[i] not in v4_caps and not given(SEEN_IPV4, i):
+                a = got_a.get(key, "")
+                shown = ", ".join(x for x in a.split(";")[:3] if x) if a else "an IPv4 address"
+                res[i, 3] = v6_only_detail(str(query[i]), shown)
+                continue
         if key in got or given(DNS_RESOLVED, i):
             res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""
             res[i, 3] = truncated_resolved_detail(str(query[i]), key in got_tcp or given(DNS_RESOLVED_TCP, i)) \

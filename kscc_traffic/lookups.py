@@ -58,12 +58,15 @@ class LookupsWatch:
         self.contacted: set = set()                  # responders of flows that are not DNS
         self.named: set = set()                      # names other flows were for (lower case)
         self.vpn: dict[str, str] = {}                # VPN endpoint ("198.51.100.7") -> its kind
+        self.seen_v4 = False                         # some flow of the capture is IPv4
         self.overflow = False
 
     def add(self, flows: pd.DataFrame) -> None:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
         if self.overflow or not len(flows) or "query" not in flows.columns or "resp_h" not in flows.columns:
             return
+        if not self.seen_v4 and "orig_h" in flows.columns:     # (stops at the first IPv4 flow)
+            self.seen_v4 = any(isinstance(h, str) and h and ":" not in h for h in flows["orig_h"].tolist())
         query = flows["query"].to_numpy(dtype=object)
         dns = (query != "") & pd.notna(query)
         other = ~dns
@@ -149,6 +152,15 @@ class LookupsWatch:
         six = (f"; {', '.join(v4only[:MAX_NAMES])} {'was' if len(v4only) == 1 else 'were'} asked over IPv6 and "
                "answered with IPv4 addresses only: an IPv6-only host cannot reach them without NAT64/DNS64"
                if v4only else "")
+        if v4only and len(v4only) == len(names) and not self.seen_v4:
+            # (no IPv4 flow at all: an IPv6-only network, the likelier cause; scenario pass s51 #2)
+            return escape_terminal(
+                f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
+                f"{'; '.join(parts)}{more}. {'It was' if len(names) == 1 else 'They were'} asked over IPv6 and "
+                "answered with IPv4 addresses only, and the capture holds no IPv4 traffic: an IPv6-only host cannot "
+                "reach them without NAT64/DNS64 (give the resolver DNS64 with a NAT64 gateway, or the host IPv4). "
+                "Else: a firewall or security product on this host drops a blocked connection before the capture "
+                "point: check the agent host's own firewall and security software")
         why = ("A firewall or security product on this host drops a blocked connection before the capture "
                "point, so only the lookup shows: check the agent host's own firewall and security software "
                "(or whether the agent ran and tried to connect)")

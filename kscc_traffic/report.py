@@ -30,6 +30,7 @@ from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FI
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
+from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
 from .flows import arrays_of, carried_data
@@ -2711,7 +2712,7 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 
 #: the keys of :func:`dns_blocked_kinds`
-DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer")
+DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -2733,7 +2734,10 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     (``dns_rcode`` '', ``dns_unmatched`` ``id`` / ``question``: the first by its transaction ID,
     or by its question); ``mismatch_cut``, of those, the ones the capture's end cut short (their
     detail ending with :data:`CUT_SHORT`'s note, which no column holds); ``no_answer``, all the
-    ``no_answer`` ones. All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
+    ``no_answer`` ones; ``v6_only``, ``rejected`` ones answered NOERROR whose detail is
+    :func:`~kscc_traffic.classify.v6_only_detail` for their ``query`` (an IPv6-only agent's AAAA
+    question that only A answers resolved: the one kind read from ``detail``, its start rebuilt
+    from ``query``, as whether the capture held IPv4 is in no column). All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
     missing value there, or a table without ``dns_rcode`` / ``dns_unmatched``: those kinds 0)."""
     out = dict.fromkeys(DNS_KINDS, 0)
     if not len(flows) or any(c not in flows for c in ("purpose", "verdict", "reason")):
@@ -2746,6 +2750,13 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     rejected = base == "rejected"
     out["refused"] = int((rejected & (rcode == "REFUSED")).sum())
     out["servfail"] = int((rejected & (rcode == "SERVFAIL")).sum())
+    nodata = np.flatnonzero(rejected & (rcode == "NOERROR"))
+    if len(nodata):
+        # (the detail's start rebuilt from the query column: no packet text read as a marker)
+        query = _text_column(bl, "query").to_numpy(dtype=object)[nodata]
+        detail = _text_column(bl, "detail").to_numpy(dtype=object)[nodata]
+        out["v6_only"] = sum(str(d).startswith(f"{DNS_NO_ADDRESS}{q}{V6_ONLY_HEAD}{V6_ONLY_A}")
+                             for q, d in zip(query.tolist(), detail.tolist()))
     na = base == "no_answer"
     out["no_answer"] = int(na.sum())
     kind = np.where(na & (rcode == ""), _text_column(bl, "dns_unmatched").to_numpy(dtype=object), "")
@@ -2767,6 +2778,14 @@ def dns_refused_fix(n: int) -> str:
     return (f"{_queries_were(n)} answered REFUSED: the resolver refuses recursion for this client (it serves "
             "only other networks, or answers only for its own zones): set the clients to a resolver that serves "
             "them, or allow them on this one (a DNS filter set to refuse the names it blocks answers so too)")
+
+
+def dns_v6_only_fix(n: int) -> str:
+    """What to change for ``n`` AAAA lookups of an IPv6-only agent that only A answers resolved
+    (:func:`~kscc_traffic.classify.v6_only_detail`)."""
+    return (f"{_queries_were(n)} asked over IPv6 for an IPv6 address (AAAA) and got none, only IPv4 ones, in a "
+            "capture with no IPv4 traffic: an IPv6-only agent cannot connect to them: give the resolver DNS64 "
+            "with a NAT64 gateway on the path (or the agent IPv4)")
 
 
 def dns_servfail_fix(n: int) -> str:
@@ -2831,7 +2850,10 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
             out.append(dns_refused_fix(refused))
         if servfail:
             out.append(dns_servfail_fix(servfail))
-        if error_answers is None or error_answers > refused + servfail:
+        v6_only = kinds.get("v6_only", 0)
+        if v6_only:
+            out.append(dns_v6_only_fix(v6_only))
+        if error_answers is None or error_answers > refused + servfail + v6_only:
             out.append("make the resolver answer the names the agent needs (*.ksc.kaspersky.com and the other "
                        "Kaspersky names): an error or sinkhole answer means a DNS filter, split DNS or an upstream "
                        "failure (see the DNS names answered with an error)")
@@ -2876,7 +2898,11 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
         rejected.append("the resolver refused the query (REFUSED): it does not serve recursion to this client")
     if servfail:
         rejected.append("the resolver failed upstream (SERVFAIL): it got no answer from the servers it asks")
-    if error_answers is None or error_answers > refused + servfail:
+    v6_only = kinds.get("v6_only", 0)
+    if v6_only:
+        rejected.append("an IPv6-only agent's AAAA query got no IPv6 address, only IPv4 ones it cannot use (no "
+                        "DNS64)")
+    if error_answers is None or error_answers > refused + servfail + v6_only:
         rejected.append("the resolver answered with an error (NXDOMAIN, SERVFAIL, REFUSED…) or a sinkhole "
                         "address for a name the agent needs: without its address the agent cannot connect")
     if resets is None or resets:

@@ -168,3 +168,57 @@ def test_a_nearer_reset_after_an_idle_silence_is_the_idle_drop_not_a_refused_por
     fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
     assert "refuses the port" not in fix and "answered by a TCP reset from a device nearer" not in fix
     assert "dropped the idle connection: raise its TCP idle (session) timeout for TCP 23100-23199" in fix
+
+
+def _v6_lookups(v4_flow: bool, aaaa: str | None = None):
+    """An agent at 2001:db8::10 asking eu1.ksc.kaspersky.com AAAA (NOERROR, no address, or
+    ``aaaa``) and A (203.0.113.10) 12 times over IPv6; ``v4_flow``: an IPv4 DNS flow first."""
+    from scapy.all import DNS, DNSQR, DNSRR, UDP
+    name, recs = "eu1.ksc.kaspersky.com", []
+    if v4_flow:
+        q = DNS(id=1, rd=1, qd=DNSQR(qname="example.org"))
+        recs += [udp(("192.0.2.10", 40999), ("192.0.2.53", 53), bytes(q), t=990.0),
+                 udp(("192.0.2.53", 53), ("192.0.2.10", 40999), bytes(DNS(id=1, qr=1, qd=DNSQR(qname="example.org"))),
+                     t=990.01)]
+    for k in range(12):
+        for j, kind in enumerate(("AAAA", "A")):
+            sport, t = 41000 + 2 * k + j, 1000.0 + 20 * k + j * 0.1
+            an = None
+            if kind == "A":
+                an = DNSRR(rrname=name, type="A", rdata="203.0.113.10", ttl=60)
+            elif aaaa:
+                an = DNSRR(rrname=name, type="AAAA", rdata=aaaa, ttl=60)
+            qd = DNSQR(qname=name, qtype=kind)
+            recs += [udp(("2001:db8::10", sport), ("2001:db8::53", 53), bytes(DNS(id=sport, rd=1, qd=qd)), t=t),
+                     udp(("2001:db8::53", 53), ("2001:db8::10", sport),
+                         bytes(DNS(id=sport, qr=1, rd=1, ra=1, qd=qd, an=an)), t=t + 0.01)]
+    return recs
+
+
+@pytest.mark.parametrize("v4_flow, aaaa, blocked", [(False, None, 12), (True, None, 0), (False, "64:ff9b::cb00:710a", 0)])
+def test_an_ipv6_only_agents_empty_aaaa_is_not_made_good_by_an_a_answer(tmp_path, v4_flow, aaaa, blocked):
+    """Scenario pass #2: every packet IPv6, the AAAA question answered NOERROR with no address, the
+    A one with 203.0.113.10: "all ok", exit 0 (an empty AAAA beside an A answer is a dual-stack
+    host's normal case). With no IPv4 flow in the capture the A answer cannot serve: the AAAA
+    lookups stay blocked, said and advised as DNS64; with an IPv4 flow, or a (DNS64) AAAA answer,
+    they are ok. Whole and chunked alike (the chunked reading carries what it saw)."""
+    from chunkcmp import assert_same, write
+    from kscc_traffic.report import dns_advice
+    flows = assert_same(write(tmp_path, _v6_lookups(v4_flow, aaaa)), [700, 3000])
+    bad = flows[flows["verdict"] == "blocked"]
+    assert len(bad) == blocked
+    if blocked:
+        assert set(bad["detail"]) == {
+            "DNS answer NOERROR with no address for eu1.ksc.kaspersky.com: no IPv6 address (no AAAA record, as the "
+            "DNS server answers), only A answers (203.0.113.10), which cannot serve here: the capture holds no IPv4 "
+            "traffic (an IPv6-only network); the agent needs this name: it needs an AAAA record, or the resolver's "
+            "DNS64 with a NAT64 gateway (fix the resolver)"}
+        from kscc_traffic.analyze import analyze_file
+        warn = [w for st in analyze_file(str(tmp_path / "c.pcap")).stats.values() for w in st.warnings
+                if "Kaspersky names" in w]
+        assert len(warn) == 1 and ("It was asked over IPv6 and answered with IPv4 addresses only, and the capture "
+                                   "holds no IPv4 traffic: an IPv6-only host cannot reach them") in warn[0]
+        fix = dns_advice(flows)["fix"]
+        assert fix == ("12 queries were asked over IPv6 for an IPv6 address (AAAA) and got none, only IPv4 ones, in "
+                       "a capture with no IPv4 traffic: an IPv6-only agent cannot connect to them: give the resolver "
+                       "DNS64 with a NAT64 gateway on the path (or the agent IPv4)")

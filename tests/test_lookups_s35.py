@@ -77,10 +77,19 @@ def test_a_connection_to_an_answered_address_or_by_name_is_enough(tmp_path):
 
 
 def test_an_ipv6_client_given_ipv4_addresses_only(tmp_path):
-    path = _write(tmp_path, lookup(1000.0, v6=True))
+    # (an IPv4 flow in the capture: the host may be dual-stack, the firewall first)
+    path = _write(tmp_path, lookup(1000.0, v6=True) + lookup(1010.0, name="www.example.com", sport=40001))
     (line,) = lines(path)
     assert line.endswith(f"; {NAME} was asked over IPv6 and answered with IPv4 addresses only: an IPv6-only host "
                          "cannot reach them without NAT64/DNS64")
+    # no IPv4 flow at all: an IPv6-only network, said first (s51 scenario pass #2)
+    (line,) = lines(_write(tmp_path, lookup(1000.0, v6=True), name="v6.pcap"))
+    assert line == (f"v6.pcap: Kaspersky names were resolved but no connection to them was captured: {NAME} (1 time, "
+                    f"to {KSC}). It was asked over IPv6 and answered with IPv4 addresses only, and the capture holds no "
+                    "IPv4 traffic: an IPv6-only host cannot reach them without NAT64/DNS64 (give the resolver DNS64 "
+                    "with a NAT64 gateway, or the host IPv4). Else: a firewall or security product on this host drops "
+                    "a blocked connection before the capture point: check the agent host's own firewall and security "
+                    "software")
 
 
 def test_other_names_and_unanswered_lookups_are_not_said(tmp_path):
