@@ -31,7 +31,7 @@ __all__ = ["LookupsWatch"]
 MAX_REMEMBERED = 1_000_000
 #: names said at most in the line (the most looked up first)
 MAX_NAMES = 5
-#: the VPN tunnels a flow's protocol and port (either side's) tell: (proto, port) -> the VPN's
+#: the VPN tunnels a flow's protocol and responder port tell: (proto, port) -> the VPN's
 #: name; ``esp`` and ``gre`` flows by their protocol alone (:data:`VPN_PROTOCOLS`). A capture
 #: outside the tunnel shows these flows and not the connections inside them.
 VPN_PORTS = {("udp", 500): "IPsec IKE", ("udp", 4500): "IPsec NAT-T", ("udp", 51820): "WireGuard",
@@ -46,7 +46,7 @@ class LookupsWatch:
     """Kaspersky names resolved in a capture, and whether a connection followed.
 
     :meth:`add` takes each batch of flows (a flow table: ``query``, ``dns_answers``, ``resp_h``,
-    ``orig_h``, ``server_name``, ``proxy_target``, ``proto``, ``orig_p``, ``resp_p``); :meth:`line`
+    ``orig_h``, ``server_name``, ``proxy_target``, ``proto``, ``resp_p``); :meth:`line`
     gives the warning line (starting with the capture's name) or None; where the capture holds
     VPN tunnel flows (:data:`VPN_PORTS`), the line says the connections may be inside the tunnel
     before it says the host firewall."""
@@ -109,19 +109,30 @@ class LookupsWatch:
 
     def _add_vpn(self, flows: pd.DataFrame) -> None:
         """Remember the VPN endpoints (responders, :data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of
-        ``flows`` (``proto``, ``resp_h``; ``orig_p``, ``resp_p`` where present)."""
+        ``flows`` (``proto``, ``resp_h``; ``resp_p`` where present). The ports are
+        compared as integers first, the protocol texts then only where one matched (a batch's
+        thousands of flows cost a few vectorised comparisons)."""
         proto = flows["proto"].to_numpy(dtype=object)
-        kind = np.array([VPN_PROTOCOLS.get(p, "") for p in proto.tolist()], dtype=object)
-        for col in ("resp_p", "orig_p"):
-            if col in flows.columns:
-                port = flows[col].to_numpy()
-                for (t, n), name in VPN_PORTS.items():
-                    kind[(kind == "") & (proto == t) & (port == n)] = name
-        hit = np.flatnonzero(kind != "")
-        for h, k in zip(flows["resp_h"].to_numpy(dtype=object)[hit].tolist(), kind[hit].tolist()):
-            if len(self.vpn) >= MAX_VPN:
-                break
-            self.vpn.setdefault(str(h), k)
+        cand = np.zeros(len(flows), bool)
+        for name in VPN_PROTOCOLS:
+            cand |= proto == name
+        ports = sorted({n for _, n in VPN_PORTS})
+        # (the responder's port only: a client's ephemeral source port may be 51820 or 4500)
+        port_cols = [c for c in ("resp_p",) if c in flows.columns]
+        for col in port_cols:
+            cand |= np.isin(pd.to_numeric(flows[col], errors="coerce").fillna(-1).to_numpy(np.int64), ports)
+        hit = np.flatnonzero(cand)
+        if not len(hit):
+            return
+        resp = flows["resp_h"].to_numpy(dtype=object)[hit].tolist()
+        got = {c: flows[c].to_numpy()[hit].tolist() for c in port_cols}
+        for k, (p, h) in enumerate(zip(proto[hit].tolist(), resp)):
+            kind = VPN_PROTOCOLS.get(p) or next((VPN_PORTS[(p, got[c][k])] for c in port_cols
+                                                 if (p, got[c][k]) in VPN_PORTS), "")
+            if kind:
+                if len(self.vpn) >= MAX_VPN:
+                    break
+                self.vpn.setdefault(str(h), kind)
 
     def unfollowed(self) -> list[str]:
         """The names looked up (answered) that no connection followed, the most looked up first."""

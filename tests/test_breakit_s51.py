@@ -222,3 +222,14 @@ def test_an_ipv6_only_agents_empty_aaaa_is_not_made_good_by_an_a_answer(tmp_path
         assert fix == ("12 queries were asked over IPv6 for an IPv6 address (AAAA) and got none, only IPv4 ones, in "
                        "a capture with no IPv4 traffic: an IPv6-only agent cannot connect to them: give the resolver "
                        "DNS64 with a NAT64 gateway on the path (or the agent IPv4)")
+
+
+def test_a_clients_ephemeral_port_is_no_vpn():
+    """A client's source port may be 51820 or 4500 (inside the ephemeral ranges): only the
+    responder's port (or ESP/GRE) tells a VPN tunnel."""
+    import pandas as pd
+    from kscc_traffic.lookups import LookupsWatch
+    w = LookupsWatch()
+    w._add_vpn(pd.DataFrame({"proto": ["tcp", "udp", "udp", "esp"], "resp_h": ["a", "b", "c", "d"],
+                             "orig_p": [51820, 4500, 40000, -1], "resp_p": [443, 53, 51820, -1]}))
+    assert w.vpn == {"c": "WireGuard", "d": "IPsec ESP"}
