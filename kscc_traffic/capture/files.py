@@ -1025,26 +1025,22 @@ class _PcapngParser:
         writer that pads the block but writes the unpadded length, which Wireshark reads by
         rounding it up): ``(True|False, 0, bytes the block spans)``, or ``(None, bytes needed
         from pos, 0)`` when ``buf`` ends before it can be told."""
-        ok, more, span = self._unpadded_only(buf, pos, blen, at_eof, order)
+        ok, more, span = self._spanning(buf, pos, blen, blen, at_eof, order)
         if ok is not False:
             return ok, more, span
-        r = (blen + 3) & ~3
-        if pos + r > len(buf):
-            return (False, 0, 0) if at_eof else (None, r + 12, 0)
-        if struct.unpack_from(order + "I", buf, pos + r - 4)[0] != blen:
-            return False, 0, 0
-        ok, more = self._framed_at(buf, pos + r, at_eof, order, rounded=True)
-        return ok, (r + more if ok is None else 0), (r if ok else 0)
+        return self._spanning(buf, pos, blen, (blen + 3) & ~3, at_eof, order)
 
-    def _unpadded_only(self, buf: bytes, pos: int, blen: int, at_eof: bool,
-                       order: str) -> tuple[bool | None, int, int]:
-        """:meth:`_unpadded_at` of the block read by its length ``blen`` alone (no padding)."""
-        if pos + blen > len(buf):
-            return (False, 0, 0) if at_eof else (None, blen + 12, 0)
-        if struct.unpack_from(order + "I", buf, pos + blen - 4)[0] != blen:
+    def _spanning(self, buf: bytes, pos: int, blen: int, span: int, at_eof: bool,
+                  order: str) -> tuple[bool | None, int, int]:
+        """:meth:`_unpadded_at` of the block at ``buf[pos]`` read as ``span`` bytes (``blen``:
+        unpadded; else its length rounded up): its trailing length ``blen`` at their end, a block
+        after them (:meth:`_framed_at`, lengths so written too) or the file's end."""
+        if pos + span > len(buf):
+            return (False, 0, 0) if at_eof else (None, span + 12, 0)
+        if struct.unpack_from(order + "I", buf, pos + span - 4)[0] != blen:
             return False, 0, 0
-        ok, more = self._framed_at(buf, pos + blen, at_eof, order, unpadded=True)
-        return ok, (blen + more if ok is None else 0), (blen if ok else 0)
+        ok, more = self._framed_at(buf, pos + span, at_eof, order, unpadded=span == blen, rounded=span != blen)
+        return ok, (span + more if ok is None else 0), (span if ok else 0)
 
     def _read_isb(self, buf: bytes, pos: int, length: int, sec_base: int, sec_n: int) -> None:
         """Interface Statistics Block (§4.6): the packets the interface (``isb_ifdrop``) and the
