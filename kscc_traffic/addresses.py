@@ -59,6 +59,32 @@ def embedded_ipv4(text: str) -> str | None:
     return None
 
 
+def shows_ipv4(flows) -> bool:
+    """Whether a flow table (``orig_h``, ``resp_h``; ``cast`` where present) shows its capture's
+    host reaching IPv4: a unicast IPv4 flow from a real source address (not 0.0.0.0 nor a
+    link-local 169.254.0.0/16 one: a DHCP discover, an LLMNR query of a host with no IPv4 network
+    send those), or a flow to a NAT64 address (``64:ff9b::/96``: IPv4 through NAT64, 464XLAT).
+    Stops at the first such flow. (classify._note_resolved: an IPv6-only network's A answers.)"""
+    if not len(flows) or "orig_h" not in flows.columns:
+        return False
+    orig = flows["orig_h"].tolist()
+    resp = flows["resp_h"].tolist() if "resp_h" in flows.columns else [""] * len(orig)
+    cast = flows["cast"].tolist() if "cast" in flows.columns else ["unicast"] * len(orig)
+    for o, r, c in zip(orig, resp, cast):
+        if not isinstance(o, str) or not o:
+            continue
+        if ":" not in o:
+            if c == "unicast" and o != "0.0.0.0" and not o.startswith("169.254."):
+                return True
+        elif isinstance(r, str) and r.lower().startswith(_NAT64_TEXT):
+            return True
+    return False
+
+
+#: how a NAT64 well-known-prefix address's text starts (:data:`NAT64_PREFIX`)
+_NAT64_TEXT = "64:ff9b::"
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def nat64_text(text: str) -> str:
     """What an address text is when it is a NAT64 address, with the IPv4 address it carries, as

@@ -65,6 +65,7 @@ from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVE
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
                        address_families, asked_families, other_source_answers, pick_dns_retry, retry_connected,
                        usable_address, usable_address6, wrong_source_answers)
+from .addresses import shows_ipv4
 from .finishing import Finisher
 from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
@@ -728,10 +729,10 @@ class _NoAddress:
         address for a needed name, and the UDP ones whose truncated answer held an address for
         one, which are held (:meth:`release`); the needed names the others got an address for
         are remembered."""
-        if not self.seen_v4 and len(flows) and "orig_h" in flows.columns:
+        if not self.seen_v4 and len(flows):
             # (stops at the first IPv4 flow: a capture with IPv4 is read once, an IPv6-only one
             # per batch; classify._note_resolved)
-            self.seen_v4 = any(isinstance(h, str) and h and ":" not in h for h in flows["orig_h"].tolist())
+            self.seen_v4 = shows_ipv4(flows)
         if not len(flows) or "query" not in flows.columns or "dns_answers" not in flows.columns:
             return flows
         # (the columns read at once, ~1 µs each: flows.arrays_of)

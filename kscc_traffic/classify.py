@@ -361,13 +361,13 @@ V6_ONLY_A = "only A answers"
 V6_ONLY_HEAD = ": no IPv6 address (no AAAA record, as the DNS server answers), "
 
 
-def v6_only_detail(query: str, a: str) -> str:
-    """The detail of such a flow (:data:`V6_ONLY_A`) for ``query``, ``a`` the A answers' addresses
-    shown (starts with :data:`DNS_NO_ADDRESS`, as every NODATA detail: the report advises the
-    resolver)."""
-    return (f"{DNS_NO_ADDRESS}{query}{V6_ONLY_HEAD}{V6_ONLY_A} ({a}), which cannot serve here: the capture holds no IPv4 traffic (an IPv6-only "
-            "network); the agent needs this name: it needs an AAAA record, or the resolver's DNS64 with a "
-            "NAT64 gateway (fix the resolver)")
+def v6_only_detail(query: str) -> str:
+    """The detail of such a flow (:data:`V6_ONLY_A`) for ``query`` (starts with
+    :data:`DNS_NO_ADDRESS`, as every NODATA detail: the report advises the resolver). The A
+    answers' addresses are in their own flows (a chunked reading does not carry them)."""
+    return (f"{DNS_NO_ADDRESS}{query}{V6_ONLY_HEAD}{V6_ONLY_A} (IPv4 addresses), which cannot serve here: the "
+            "capture shows no IPv4 traffic nor NAT64 (an IPv6-only network); the agent needs this name: it needs an "
+            "AAAA record, or the resolver's DNS64 with a NAT64 gateway (fix the resolver)")
 
 
 def usable_address6(answers: str) -> bool:
@@ -478,8 +478,9 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     usable address for (:func:`usable_address`; or its :data:`DNS_RESOLVED` column True: seen in
     another batch): ``ok`` with no detail, as before (a dual-stack host's empty AAAA answer beside
     its A answer); an AAAA question asked over IPv6 only when that address is IPv6
-    (:data:`DNS_RESOLVED6`) or the capture holds an IPv4 flow (:data:`SEEN_IPV4`: the host may be
-    dual-stack), else it stays ``blocked`` and says so (:func:`v6_only_detail`); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
+    (:data:`DNS_RESOLVED6`) or the capture shows IPv4 reached (:data:`SEEN_IPV4`,
+    :func:`~kscc_traffic.addresses.shows_ipv4`: a unicast IPv4 flow from a real address, the host
+    may be dual-stack; a flow to a NAT64 address), else it stays ``blocked`` and says so (:func:`v6_only_detail`); a truncated answer (reason ``dns_truncated``) ``ok`` with the detail
     :func:`truncated_resolved_detail`, saying whether a lookup over TCP got the address (a TCP
     flow of the table, or :data:`DNS_RESOLVED_TCP` True). A truncated answer no lookup made good
     whose name a lookup over TCP got an answer for (a TCP DNS flow of the table with a
@@ -494,7 +495,7 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
     query = flows["query"].to_numpy(dtype=object)
     answers = flows["dns_answers"].to_numpy(dtype=object) if "dns_answers" in flows.columns else None
     proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else np.full(len(flows), "", object)
-    got, got_tcp, got6, got_a = set(), set(), set(), {}
+    got, got_tcp, got6 = set(), set(), set()
     if answers is not None:
         for i in np.flatnonzero(answers != "").tolist():
             if isinstance(answers[i], str) and usable_address(answers[i]):
@@ -503,8 +504,6 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
                     got_tcp.add((cap[i], _name_key(query[i])))
                 if usable_address6(answers[i]):
                     got6.add((cap[i], _name_key(query[i])))
-                else:
-                    got_a.setdefault((cap[i], _name_key(query[i])), answers[i])
     orig = flows["orig_h"].to_numpy(dtype=object) if "orig_h" in flows.columns else np.full(len(flows), "", object)
     asked_bits = flows["dns_asked"].to_numpy(dtype=object) if "dns_asked" in flows.columns else None
     v4_caps: set | None = None      # (the captures holding an IPv4 flow: found when first needed)
@@ -520,12 +519,10 @@ def _note_resolved(flows: pd.DataFrame, res: np.ndarray) -> None:
                 and _aaaa_over_v6(orig[i], asked_bits[i]) and key not in got6 and not given(DNS_RESOLVED6, i):
             # (only an A answer resolved it: of use to a host with IPv4, which the capture must show)
             if v4_caps is None:
-                v4_caps = {c for c, h in zip(cap.tolist(), orig.tolist()) if isinstance(h, str) and h
-                           and ":" not in h}
+                from .addresses import shows_ipv4
+                v4_caps = {c for c in pd.unique(cap).tolist() if shows_ipv4(flows[cap == c])}
             if cap[i] not in v4_caps and not given(SEEN_IPV4, i):
-                a = got_a.get(key, "")
-                shown = ", ".join(x for x in a.split(";")[:3] if x) if a else "an IPv4 address"
-                res[i, 3] = v6_only_detail(str(query[i]), shown)
+                res[i, 3] = v6_only_detail(str(query[i]))
                 continue
         if key in got or given(DNS_RESOLVED, i):
             res[i, 1], res[i, 2] = "ok", "partial" if "partial" in reason else ""

@@ -22,6 +22,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from .addresses import shows_ipv4
 from .classify import _SINKHOLES, VENDOR_DOMAIN, _under_domain, wrong_source_answers
 from .text import escape_terminal
 
@@ -65,8 +66,8 @@ class LookupsWatch:
         """Follow one batch of flows (those leaving a chunked reading, or a whole table)."""
         if self.overflow or not len(flows) or "query" not in flows.columns or "resp_h" not in flows.columns:
             return
-        if not self.seen_v4 and "orig_h" in flows.columns:     # (stops at the first IPv4 flow)
-            self.seen_v4 = any(isinstance(h, str) and h and ":" not in h for h in flows["orig_h"].tolist())
+        if not self.seen_v4:     # (stops at the first IPv4 flow)
+            self.seen_v4 = shows_ipv4(flows)
         query = flows["query"].to_numpy(dtype=object)
         dns = (query != "") & pd.notna(query)
         other = ~dns
@@ -168,7 +169,7 @@ class LookupsWatch:
             return escape_terminal(
                 f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
                 f"{'; '.join(parts)}{more}. {'It was' if len(names) == 1 else 'They were'} asked over IPv6 and "
-                "answered with IPv4 addresses only, and the capture holds no IPv4 traffic: an IPv6-only host cannot "
+                "answered with IPv4 addresses only, and the capture shows no IPv4 traffic nor NAT64: an IPv6-only host cannot "
                 "reach them without NAT64/DNS64 (give the resolver DNS64 with a NAT64 gateway, or the host IPv4). "
                 "Else: a firewall or security product on this host drops a blocked connection before the capture "
                 "point: check the agent host's own firewall and security software")

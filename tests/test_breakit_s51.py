@@ -170,12 +170,24 @@ def test_a_nearer_reset_after_an_idle_silence_is_the_idle_drop_not_a_refused_por
     assert "dropped the idle connection: raise its TCP idle (session) timeout for TCP 23100-23199" in fix
 
 
-def _v6_lookups(v4_flow: bool, aaaa: str | None = None):
+def _v6_lookups(v4_flow, aaaa: str | None = None):
     """An agent at 2001:db8::10 asking eu1.ksc.kaspersky.com AAAA (NOERROR, no address, or
-    ``aaaa``) and A (203.0.113.10) 12 times over IPv6; ``v4_flow``: an IPv4 DNS flow first."""
-    from scapy.all import DNS, DNSQR, DNSRR, UDP
+    ``aaaa``) and A (203.0.113.10) 12 times over IPv6; ``v4_flow``: an IPv4 DNS flow first
+    (True), an IPv4-capable host's own broadcasts with no IPv4 network ("apipa": a DHCP
+    discover from 0.0.0.0, an LLMNR query from 169.254.7.9), or a connection through NAT64 to the
+    A answer's address at the end ("nat64")."""
+    from scapy.all import DNS, DNSQR, DNSRR, TCP, UDP
     name, recs = "eu1.ksc.kaspersky.com", []
-    if v4_flow:
+    if v4_flow == "apipa":
+        recs += [udp(("0.0.0.0", 68), ("255.255.255.255", 67), b"\x01" * 240, t=990.0, dst_mac="ff:ff:ff:ff:ff:ff"),
+                 udp(("169.254.7.9", 51000), ("224.0.0.252", 5355), b"\0" * 30, t=991.0, dst_mac="01:00:5e:00:00:fc")]
+    elif v4_flow == "nat64":
+        recs += [(1300.0 + t, eth(ip_of(a, b) / TCP(sport=sp, dport=dp, flags=f, seq=sq, ack=ak)))
+                 for t, a, b, sp, dp, f, sq, ak in
+                 ((0, "2001:db8::10", "64:ff9b::cb00:710a", 50000, 23101, "S", 1, 0),
+                  (0.02, "64:ff9b::cb00:710a", "2001:db8::10", 23101, 50000, "SA", 9, 2),
+                  (0.03, "2001:db8::10", "64:ff9b::cb00:710a", 50000, 23101, "A", 2, 10))]
+    elif v4_flow:
         q = DNS(id=1, rd=1, qd=DNSQR(qname="example.org"))
         recs += [udp(("192.0.2.10", 40999), ("192.0.2.53", 53), bytes(q), t=990.0),
                  udp(("192.0.2.53", 53), ("192.0.2.10", 40999), bytes(DNS(id=1, qr=1, qd=DNSQR(qname="example.org"))),
@@ -195,7 +207,8 @@ def _v6_lookups(v4_flow: bool, aaaa: str | None = None):
     return recs
 
 
-@pytest.mark.parametrize("v4_flow, aaaa, blocked", [(False, None, 12), (True, None, 0), (False, "64:ff9b::cb00:710a", 0)])
+@pytest.mark.parametrize("v4_flow, aaaa, blocked", [(False, None, 12), (True, None, 0), (False, "64:ff9b::cb00:710a", 0),
+                                                     ("apipa", None, 12), ("nat64", None, 0)])
 def test_an_ipv6_only_agents_empty_aaaa_is_not_made_good_by_an_a_answer(tmp_path, v4_flow, aaaa, blocked):
     """Scenario pass #2: every packet IPv6, the AAAA question answered NOERROR with no address, the
     A one with 203.0.113.10: "all ok", exit 0 (an empty AAAA beside an A answer is a dual-stack
@@ -204,20 +217,20 @@ def test_an_ipv6_only_agents_empty_aaaa_is_not_made_good_by_an_a_answer(tmp_path
     they are ok. Whole and chunked alike (the chunked reading carries what it saw)."""
     from chunkcmp import assert_same, write
     from kscc_traffic.report import dns_advice
-    flows = assert_same(write(tmp_path, _v6_lookups(v4_flow, aaaa)), [700, 3000])
+    flows = assert_same(write(tmp_path, sorted(_v6_lookups(v4_flow, aaaa), key=lambda r: r[0])), [700, 3000])
     bad = flows[flows["verdict"] == "blocked"]
     assert len(bad) == blocked
     if blocked:
         assert set(bad["detail"]) == {
             "DNS answer NOERROR with no address for eu1.ksc.kaspersky.com: no IPv6 address (no AAAA record, as the "
-            "DNS server answers), only A answers (203.0.113.10), which cannot serve here: the capture holds no IPv4 "
-            "traffic (an IPv6-only network); the agent needs this name: it needs an AAAA record, or the resolver's "
-            "DNS64 with a NAT64 gateway (fix the resolver)"}
+            "DNS server answers), only A answers (IPv4 addresses), which cannot serve here: the capture shows no "
+            "IPv4 traffic nor NAT64 (an IPv6-only network); the agent needs this name: it needs an AAAA record, or "
+            "the resolver's DNS64 with a NAT64 gateway (fix the resolver)"}
         from kscc_traffic.analyze import analyze_file
         warn = [w for st in analyze_file(str(tmp_path / "c.pcap")).stats.values() for w in st.warnings
                 if "Kaspersky names" in w]
         assert len(warn) == 1 and ("It was asked over IPv6 and answered with IPv4 addresses only, and the capture "
-                                   "holds no IPv4 traffic: an IPv6-only host cannot reach them") in warn[0]
+                                   "shows no IPv4 traffic nor NAT64: an IPv6-only host cannot reach them") in warn[0]
         fix = dns_advice(flows)["fix"]
         assert fix == ("12 queries were asked over IPv6 for an IPv6 address (AAAA) and got none, only IPv4 ones, in "
                        "a capture with no IPv4 traffic: an IPv6-only agent cannot connect to them: give the resolver "

@@ -85,8 +85,8 @@ def test_an_ipv6_client_given_ipv4_addresses_only(tmp_path):
     # no IPv4 flow at all: an IPv6-only network, said first (s51 scenario pass #2)
     (line,) = lines(_write(tmp_path, lookup(1000.0, v6=True), name="v6.pcap"))
     assert line == (f"v6.pcap: Kaspersky names were resolved but no connection to them was captured: {NAME} (1 time, "
-                    f"to {KSC}). It was asked over IPv6 and answered with IPv4 addresses only, and the capture holds no "
-                    "IPv4 traffic: an IPv6-only host cannot reach them without NAT64/DNS64 (give the resolver DNS64 "
+                    f"to {KSC}). It was asked over IPv6 and answered with IPv4 addresses only, and the capture shows no "
+                    "IPv4 traffic nor NAT64: an IPv6-only host cannot reach them without NAT64/DNS64 (give the resolver DNS64 "
                     "with a NAT64 gateway, or the host IPv4). Else: a firewall or security product on this host drops "
                     "a blocked connection before the capture point: check the agent host's own firewall and security "
                     "software")
