@@ -478,6 +478,8 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
     if host.any():
         _merge_first(out, ~src[host], cols["ts_ns"][v4][host])
     m = cols["l2_bcast"] & v4
+    if m.any() and "proto" in cols:     # (TCP: x.y.z.255 only, as build_flows judges its cast)
+        m &= (cols["proto"] != TCP) | ((cols["dst_lo"] & np.uint64(0xFF)) == np.uint64(0xFF))
     if m.any():
         a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
         f = cols["frame"][m]
@@ -1488,6 +1490,10 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
+    # (TCP in broadcast frames: no stack sends a SYN to a broadcast address, so such frames are
+    # crafted (scapy with no MAC found) or a wrong address typed as the server's; only the common
+    # mistake, a /24-or-wider network's x.y.z.255, is taken for a broadcast, not 203.0.113.7)
+    l2b_flow &= ~is_tcp_flow | ((r_lo & np.uint64(0xFF)) == np.uint64(0xFF))
     cast = _cast(r_hi, r_lo, l2b_flow, fv6)
     if "l2_out" in c:
         sent = c["l2_out"][at] & ~l2b & from_orig

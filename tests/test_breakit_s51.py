@@ -26,16 +26,17 @@ def test_a_unicast_address_in_broadcast_frames_keeps_its_own_verdict(tmp_path):
     address: they are the agent's unanswered SYNs (blocked/no_answer). A datagram to 192.0.2.20:15000
     in a broadcast frame is unicast (gateway data), one to 192.0.2.127 or .255 may be a subnet's
     broadcast (as before)."""
-    recs = _syns("203.0.113.5", 1000.0)
+    recs = _syns("203.0.113.5", 1000.0) + _syns("203.0.113.7", 1005.0, port=50001)
     recs += [udp(("192.0.2.10", 15000), (dst, 15000), b"x" * 40, t=1010.0 + i, dst_mac=BCAST)
              for i, dst in enumerate(("192.0.2.20", "192.0.2.127", "192.0.2.255"))]
     path = tmp_path / "bcast_frames.pcap"
     path.write_bytes(pcap_bytes(recs))
     flows = analyze(str(path)).set_index("resp_h")
-    syn = flows.loc["203.0.113.5"]
-    assert (syn["cast"], syn["purpose"], syn["verdict"], syn["reason"]) == \
-        ("unicast", "agent_connection", "blocked", "no_answer")
-    assert syn["detail"].startswith("SYN sent 3 times, no answer")
+    for dst in ("203.0.113.5", "203.0.113.7"):      # (.7: a /29's broadcast, were it on-link; TCP: x.y.z.255 only)
+        syn = flows.loc[dst]
+        assert (syn["cast"], syn["purpose"], syn["verdict"], syn["reason"]) == \
+            ("unicast", "agent_connection", "blocked", "no_answer"), dst
+        assert syn["detail"].startswith("SYN sent 3 times, no answer")
     assert flows.loc["192.0.2.20", ["cast", "purpose"]].tolist() == ["unicast", "gateway_udp"]
     for dst in ("192.0.2.127", "192.0.2.255"):
         assert flows.loc[dst, ["cast", "purpose"]].tolist() == ["broadcast", "agent_broadcast"], dst
