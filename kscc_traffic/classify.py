@@ -3930,6 +3930,10 @@ _MID_CONNECTION = "capture started mid-connection"
 #: what a reset from a device nearer than the server means for such a flow (in place of
 #: :data:`~kscc_traffic.inspect.REFUSED_PORT`: no port was refused, the connection had worked)
 IDLE_RESET_BY = "the firewall or NAT that dropped the idle connection answered in the server's place"
+#: ... and what one with the server's own TTL means (in place of
+#: :data:`~kscc_traffic.inspect.REFUSED_OWN_MEANS`: the port worked on this very connection)
+IDLE_RESET_OWN = ("the server itself no longer knew the connection after the silence (or a firewall that copies "
+                  "its TTL dropped it)")
 
 
 def idle_note(seconds: float) -> str:
@@ -3966,7 +3970,8 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
             detail = detail[len(_MID_CONNECTION):].lstrip(";: ")
         # (a reset from nearer than the server after the silence: the device that forgot the
         # connection answered, no port refused; scenario pass s51 #4)
-        detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}")
+        detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}").replace(
+            f"): {REFUSED_OWN_MEANS}", f"): {IDLE_RESET_OWN}")
         res[i, 3] = f"{note}; {detail}" if detail else note
 
 

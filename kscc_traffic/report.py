@@ -1669,8 +1669,6 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = host_drop_fix(r, bl, bl_host, fix)
     if status == "blocked" and bl_local:
         fix = local_cloud_fix(r, bl, bl_local, fix)
-    if status == "blocked" and bl_idle:
-        fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
         fix = _proxy_fix(r, bl, proxied, bl_tls, bl_icpt, proxy_paths)
     elif status == "blocked" and proxied:
@@ -1741,13 +1739,17 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
     nearer, own_rst = bl_refused
+    # (the attempts among the blocked flows: connections going on after an idle time are advised
+    # apart, idle_drop_fix, and their resets counted in neither; break-it s51 pass 4 #4)
+    attempts = bl - bl_idle
+    these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
     if status == "blocked" and own_rst and restarted == own_rst:
         # the same server and port accepted a connection in the capture: the port is right, the
         # service was not running when refused (a restart), nothing to check in the agent's settings
-        if bl == own_rst:
-            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+        if attempts == own_rst:
+            fix = (f"{these} "
                    f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
                    f"{restart_text} (the port is right): if it recurs, check the service on that server and "
                    "what is in front of it (its log, restarts and load; a load balancer's backends)")
@@ -1757,8 +1759,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif status == "blocked" and own_rst:
         # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
         where = f"{r.transport.upper()} {r.port_text}"
-        if bl == own_rst:
-            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+        if attempts == own_rst:
+            fix = (f"{these} "
                    f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
                    f"{REFUSED_OWN_MEANS}. Check first the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented "
@@ -1772,13 +1774,16 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix += f"; {restarted} of them: {restart_text}"
     if status == "blocked" and nearer:
         # the reset came from fewer hops away than the server's own packets: a firewall's
-        if bl == nearer:
-            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+        if attempts == nearer:
+            fix = (f"{these} "
                    "answered by a TCP reset from a device nearer than the server (fewer hops than the server's own "
                    f"packets on other connections): a firewall refuses the port: {fix}")
         else:
             fix += (f"; {nearer} of them {'was' if nearer == 1 else 'were'} answered by a TCP reset from a device "
                     "nearer than the server: a firewall refuses the port")
+    if status == "blocked" and bl_idle:
+        # (after the refusals' advice, which may replace the whole text: break-it s51 pass 4 #4)
+        fix = idle_drop_fix(r, bl, bl_idle, fix)
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
         route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
@@ -1840,7 +1845,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                               failed=un_failed, inbound=(un_inbound, (un_reasons or {}).get("wrong_direction", 0)),
                               elsewhere=un_elsewhere) \
             or fix
-    if status == "blocked" and not proxied and 0 < bl <= own_rst + bl_tls + bl_stale + bl_handshake \
+    if status == "blocked" and not proxied and 0 < bl - bl_idle <= own_rst + bl_tls + bl_stale + bl_handshake \
             and fix.startswith(f"{r.fix}; "):
         # every blocked flow was answered (a reset with the server's own TTL, a TLS failure or
         # interception, an old connection's answer, a handshake ended by the server's side): no drop

@@ -133,6 +133,52 @@ def test_history_of_empty_datagrams_and_icmp_is_zeeks(tmp_path):
     assert (icmp_rows["orig_pkts"].tolist(), icmp_rows["resp_pkts"].tolist()) == ([20], [20])
 
 
+def _idle_then(tmp_path, reset_ttl: int, refused_syn: bool):
+    """An agent connection (server TTL 52) silent for 400 s, its next data answered by a reset of
+    ``reset_ttl``; then a new connection that works, and (``refused_syn``) a SYN refused by a reset
+    with the server's own TTL. Returns the analysed flows."""
+    from scapy.all import IP, TCP
+    agent, ksc = "192.0.2.10", "203.0.113.10"
+
+    def pkt(t, c2s, flags, seq, ack, data=b"", ttl=52, sport=50000):
+        ip = IP(src=agent, dst=ksc, ttl=64) if c2s else IP(src=ksc, dst=agent, ttl=ttl)
+        tcp = (TCP(sport=sport, dport=23101, flags=flags, seq=seq, ack=ack) if c2s
+               else TCP(sport=23101, dport=sport, flags=flags, seq=seq, ack=ack))
+        return (t, eth(ip / tcp / data))
+
+    recs = [pkt(1000.0, True, "S", 100, 0), pkt(1000.02, False, "SA", 500, 101), pkt(1000.03, True, "A", 101, 501),
+            pkt(1000.04, True, "PA", 101, 501, b"x" * 50), pkt(1000.06, False, "PA", 501, 151, b"y" * 40),
+            pkt(1000.07, True, "A", 151, 541),
+            pkt(1400.0, True, "PA", 151, 541, b"z" * 30), pkt(1400.01, False, "R", 541, 0, ttl=reset_ttl)]
+    recs += [pkt(1401.0 + t, c, f, sq, a, d, sport=50001) for t, c, f, sq, a, d in
+             ((0, True, "S", 900, 0, b""), (0.02, False, "SA", 700, 901, b""), (0.03, True, "A", 901, 701, b""),
+              (0.04, True, "PA", 901, 701, b"q" * 20), (0.06, False, "PA", 701, 921, b"r" * 20),
+              (1, True, "FA", 921, 721, b""), (1.02, False, "FA", 721, 922, b""), (1.03, True, "A", 922, 722, b""))]
+    if refused_syn:
+        recs += [pkt(1500.0, True, "S", 50, 0, sport=50002), pkt(1500.02, False, "RA", 0, 51, sport=50002)]
+    path = tmp_path / "idle_then.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return analyze(str(path))
+
+
+def test_an_idle_reset_with_the_servers_ttl_beside_a_refused_syn(tmp_path):
+    """Break-it pass 4 (s51) #4/#5: the idle connection's reset with the server's own TTL said
+    "nothing listens on this port there"; beside a SYN refused with the server's TTL the advice
+    lost "the port is right" for "allow outbound". Now the idle flow says the server no longer
+    knew the connection, and the advice gives the refusal's and the idle drop's, no port to open."""
+    from kscc_traffic.report import readiness
+    flows = _idle_then(tmp_path, 52, True)
+    bad = flows[flows["verdict"] == "blocked"].set_index("orig_p")
+    assert bad.loc[50000, "detail"].endswith(
+        "the reset came with the server's own TTL (52, as its packets on other connections): the server itself no "
+        "longer knew the connection after the silence (or a firewall that copies its TTL dropped it)")
+    assert "nothing listens on this port there" in bad.loc[50002, "detail"]
+    fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "fix"]
+    assert "this connection attempt was answered by a TCP reset with the server's own TTL" in fix
+    assert "; 1 of them worked, then went on after a silence longer than the idle timeout" in fix
+    assert "allow outbound" not in fix
+
+
 def test_a_nearer_reset_after_an_idle_silence_is_the_idle_drop_not_a_refused_port(tmp_path):
     """Scenario pass #4: an agent connection (server TTL 52) silent for 400 s, then the agent's data
     answered by a reset of TTL 62 (a firewall 10 hops nearer) and a new connection that works:
