@@ -891,7 +891,7 @@ class _progress:
 @app.command("rules")
 def rules_cmd(
     bpf: bool = typer.Option(False, "--bpf", metavar="", help="print a capture filter covering every rule, DNS, ICMP, IGMP, IP fragments, IPv6 extension headers, "
-                             "IPsec AH/ESP and VPN tunnels (IKE, OpenVPN, WireGuard)"),
+                             "IPsec AH/ESP and VPN tunnels (IKE, OpenVPN, WireGuard, L2TP, PPTP/GRE)"),
     vlan: bool = typer.Option(True, "--vlan/--no-vlan", metavar="",
                               help="with --bpf: also match 802.1Q/802.1ad-tagged and QinQ (double-tagged) frames "
                                    "(Ethernet only; use --no-vlan for tcpdump -i any, tun/ppp or loopback captures)"),

@@ -109,27 +109,33 @@ class LookupsWatch:
                 self.named.clear()
 
     def _add_vpn(self, flows: pd.DataFrame) -> None:
-        """Remember the VPN endpoints (responders, :data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of
-        ``flows`` (``proto``, ``resp_h``; ``resp_p`` where present). The ports are
-        compared as integers first, the protocol texts then only where one matched (a batch's
-        thousands of flows cost a few vectorised comparisons)."""
+        """Remember the VPN endpoints (:data:`VPN_PORTS`, :data:`VPN_PROTOCOLS`) of ``flows``
+        (``proto``, ``resp_h``, ``resp_p``; ``orig_h``, ``orig_p``): the responder of an ESP/GRE
+        flow or of one to a VPN port (the responder's port only: a client's ephemeral source port
+        may be 51820 or 4500), and the originator of a UDP flow from a VPN port to a high port (a
+        tunnel captured from its middle, its first packet the server's). The ports are compared as
+        integers first, the protocol texts then only where one matched (a batch's thousands of
+        flows cost a few vectorised comparisons)."""
+        n = len(flows)
+
+        def ints(col: str) -> np.ndarray:
+            return (pd.to_numeric(flows[col], errors="coerce").fillna(-1).to_numpy(np.int64) if col in flows.columns
+                    else np.full(n, -1, np.int64))
         proto = flows["proto"].to_numpy(dtype=object)
-        cand = np.zeros(len(flows), bool)
+        rp, op = ints("resp_p"), ints("orig_p")
+        ports = sorted({p for _, p in VPN_PORTS})
+        cand = np.isin(rp, ports)
         for name in VPN_PROTOCOLS:
             cand |= proto == name
-        ports = sorted({n for _, n in VPN_PORTS})
-        # (the responder's port only: a client's ephemeral source port may be 51820 or 4500)
-        port_cols = [c for c in ("resp_p",) if c in flows.columns]
-        for col in port_cols:
-            cand |= np.isin(pd.to_numeric(flows[col], errors="coerce").fillna(-1).to_numpy(np.int64), ports)
-        hit = np.flatnonzero(cand)
+        back = np.isin(op, ports) & (rp >= 1024) & ~cand & (proto == "udp")
+        hit = np.flatnonzero(cand | back)
         if not len(hit):
             return
-        resp = flows["resp_h"].to_numpy(dtype=object)[hit].tolist()
-        got = {c: flows[c].to_numpy()[hit].tolist() for c in port_cols}
-        for k, (p, h) in enumerate(zip(proto[hit].tolist(), resp)):
-            kind = VPN_PROTOCOLS.get(p) or next((VPN_PORTS[(p, got[c][k])] for c in port_cols
-                                                 if (p, got[c][k]) in VPN_PORTS), "")
+        resp = flows["resp_h"].to_numpy(dtype=object)
+        host = np.where(back, flows["orig_h"].to_numpy(dtype=object), resp) if back.any() else resp
+        port = np.where(back, op, rp)
+        for p, h, k in zip(proto[hit].tolist(), host[hit].tolist(), port[hit].tolist()):
+            kind = VPN_PROTOCOLS.get(p) or VPN_PORTS.get((p, k), "")
             if kind:
                 if len(self.vpn) >= MAX_VPN:
                     break

@@ -599,11 +599,12 @@ def load_rules(path: str | Path | Iterable[str | Path] | None = None) -> RuleSet
 
 
 #: the VPN tunnels' packets :func:`bpf_filter` keeps (``vpn``): IPsec ESP (IPv4 and IPv6 protocol
-#: 50), IKE and NAT-T (UDP 500, 4500), OpenVPN (UDP and TCP 1194), WireGuard (UDP 51820): a capture
+#: 50), IKE and NAT-T (UDP 500, 4500), OpenVPN (UDP and TCP 1194), WireGuard (UDP 51820), L2TP (UDP
+#: 1701), PPTP (TCP 1723 and GRE, IP protocol 47, whose other tunnels the analyzer opens): a capture
 #: outside a tunnel the agent's connections go into shows only these, and the analyzer says so
-#: (:mod:`kscc_traffic.lookups`, the ESP warning)
+#: (:mod:`kscc_traffic.lookups`, which names the same ones, and the ESP warning)
 VPN_FILTER = ("ip proto 50", "ip6 proto 50", "udp port 500", "udp port 4500", "udp port 1194", "tcp port 1194",
-              "udp port 51820")
+              "udp port 51820", "udp port 1701", "tcp port 1723", "ip proto 47")
 
 
 def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp: bool = True,
@@ -636,7 +637,7 @@ def bpf_filter(ruleset: RuleSet, *, vlan_depth: int = 2, dns: bool = True, icmp:
     after it in the whole expression by 4 bytes, hence the repeated, nested expression. On a live
     Linux interface the kernel strips the outer tag into the packet's metadata; libpcap's first
     ``vlan`` tests that metadata too, the second one the tag left in the frame. Size (libpcap
-    1.10, bundled rules, with the VPN parts): 161 / 354 / 608 BPF instructions offline at depth
+    1.10, bundled rules, with the VPN parts): 170 / 387 / 659 BPF instructions offline at depth
     0 / 1 / 2 (139 / 286 / 496 without them), about twice that on a live Linux handle at depth
     1 and 2 (the metadata test doubles the branches); the kernel's limit is 4096.
     Raises ValueError for another depth.

@@ -290,6 +290,8 @@ def test_a_clients_ephemeral_port_is_no_vpn():
     import pandas as pd
     from kscc_traffic.lookups import LookupsWatch
     w = LookupsWatch()
-    w._add_vpn(pd.DataFrame({"proto": ["tcp", "udp", "udp", "esp"], "resp_h": ["a", "b", "c", "d"],
-                             "orig_p": [51820, 4500, 40000, -1], "resp_p": [443, 53, 51820, -1]}))
-    assert w.vpn == {"c": "WireGuard", "d": "IPsec ESP"}
+    w._add_vpn(pd.DataFrame({"proto": ["tcp", "udp", "udp", "esp", "udp"], "resp_h": ["a", "b", "c", "d", "agent"],
+                             "orig_h": ["x", "x", "x", "x", "server"],
+                             "orig_p": [51820, 4500, 40000, -1, 51820], "resp_p": [443, 53, 51820, -1, 43000]}))
+    # (the last: a tunnel captured from its middle, the server's packet first: break-it s51 pass 4 #8)
+    assert w.vpn == {"c": "WireGuard", "d": "IPsec ESP", "server": "WireGuard"}

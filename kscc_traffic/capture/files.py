@@ -500,7 +500,7 @@ class _PcapParser:
         self.odd_version = major > 2 and (major, minor) != (543, 0)
         if major < 2:
             raise UnsupportedFormat(
-                f"{name}: {label} version {major}.{minor} is not supported (only 2.x, and DG/UX's 543.0)")
+                f"{name}: {label} version {major}.{minor} is not supported (2.0 and later are)")
         if self.odd_version:
             minor = 4
         self.name = name
