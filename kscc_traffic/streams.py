@@ -257,7 +257,11 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # a direction whose SYN is there starts at its SYN's sequence number + 1: a first segment
     # before that (old data, or forged) goes through _reassemble, which leaves those bytes out;
     # one after it (the first data segments not captured) too: MAX_BYTES counts from the anchor
-    anchor = _anchors(ft, grp[gs], seqs[gs], lens[gs])
+    # (a first segment another one repeats at the same sequence number: a capture whose numbers
+    # never advance, which no stream placement reads; not started at the SYN's number, _at_syn)
+    same = np.zeros(ng, np.int64)
+    np.add.at(same, gid, seqs == seqs[gs][gid])
+    anchor = _anchors(ft, grp[gs], seqs[gs], np.where(same > 1, 0, lens[gs]))
     slow |= (anchor >= 0) & (((seqs[gs] - anchor) & _MASK) != 0)
 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
@@ -366,7 +370,8 @@ def _place(segs: list[tuple[int, bytes]], anchor: int | None = None) -> tuple[by
 #: many bytes starts the stream there: a capture crafted without advancing the sequence numbers
 #: (scapy's ``seq=0`` on every segment), whose first byte would be cut off (a ClientHello no longer
 #: read). No stack sends data there; a keep-alive probe before any data (1 byte at the ISN, Windows)
-#: has at most this many and is still left out.
+#: has at most this many and is still left out; so is a first segment another one of the direction
+#: repeats at that number (numbers that never advance: no placement reads such a stream).
 AT_SYN_MIN = 1
 
 #: a SYN's sequence number + 1 anchors a direction's stream when its first data segment is at
@@ -481,7 +486,8 @@ def _initial_streams_reference(ft: FlowTable, flows_of_interest: np.ndarray | No
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         f = int(fl[b0])
         segs = [(int(seqs[i]), p.payload(int(rows[i]))) for i in range(b0, b1)]
-        a = _anchor(anchors.get(f * 2 + int(not fo[b0])), segs[0][0], len(segs[0][1]))
+        alone = sum(1 for q, _ in segs if q == segs[0][0]) == 1
+        a = _anchor(anchors.get(f * 2 + int(not fo[b0])), segs[0][0], len(segs[0][1]) if alone else 0)
         data = _reassemble(segs, a) if proto[b0] == TCP else b"".join(s for _, s in segs)[:MAX_BYTES]
         (client if fo[b0] else server)[f] = data
     return client, server

@@ -295,3 +295,23 @@ def test_a_clients_ephemeral_port_is_no_vpn():
                              "orig_p": [51820, 4500, 40000, -1, 51820], "resp_p": [443, 53, 51820, -1, 43000]}))
     # (the last: a tunnel captured from its middle, the server's packet first: break-it s51 pass 4 #8)
     assert w.vpn == {"c": "WireGuard", "d": "IPsec ESP", "server": "WireGuard"}
+
+
+def test_a_whole_session_whose_sequence_numbers_never_advance_is_not_judged_aborted(tmp_path):
+    """Break-it s51 pass 4 #7: scapy's seq=0 on every segment of a whole session (ClientHello,
+    ServerHello, data both ways, FIN): its stream read from the ClientHello alone gave "TLS handshake
+    aborted: the client closed … sending nothing after it", the client's data lying at the same
+    numbers; a first segment another one repeats is not read from the SYN's number (as before)."""
+    from scapy.all import TCP
+    c, s = ("192.0.2.10", 50000), ("203.0.113.5", 23101)
+    from scapy.layers.tls.all import TLS, TLSServerHello
+    segs = [(0.0, c, s, "S", b""), (0.02, s, c, "SA", b""), (0.021, c, s, "A", b""),
+            (0.05, c, s, "PA", _hello(b"eu1.ksc.kaspersky.com")), (0.07, s, c, "PA", bytes(TLS(msg=[TLSServerHello()]))),
+            (0.1, c, s, "PA", b"\x17\x03\x03\x00\x20" + b"a" * 32), (0.12, s, c, "PA", b"\x17\x03\x03\x00\x20" + b"b" * 32),
+            (1.0, c, s, "FA", b""), (1.02, s, c, "FA", b""), (1.021, c, s, "A", b"")]
+    recs = [(1000.0 + t, eth(ip_of(a[0], b[0]) / TCP(sport=a[1], dport=b[1], flags=f, seq=0, ack=0) / d))
+            for t, a, b, f, d in segs]
+    path = tmp_path / "seq0_session.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    row = analyze(str(path)).iloc[0]
+    assert (row["verdict"], row["reason"]) == ("ok", "")

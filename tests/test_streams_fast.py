@@ -103,8 +103,9 @@ def reference_cut(ft: FlowTable, f: int, client: bool, stream_len: int) -> bool:
 
     # from the direction's SYN + 1 when near its first segment (streams._anchor), else from the
     # first segment; a segment before that counts by what reaches past it
+    alone = sum(1 for i in rows if start(i) == start(rows[0])) == 1
     base = S._anchor(S._syn_anchors(ft).get(f * 2 + (0 if client else 1)), start(rows[0]),
-                     len(ft.packets.payload(rows[0])))
+                     len(ft.packets.payload(rows[0])) if alone else 0)
     base = start(rows[0]) if base is None else base
     first, reach = None, 0
     for i in rows:
