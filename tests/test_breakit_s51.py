@@ -315,3 +315,19 @@ def test_a_whole_session_whose_sequence_numbers_never_advance_is_not_judged_abor
     path.write_bytes(pcap_bytes(recs))
     row = analyze(str(path)).iloc[0]
     assert (row["verdict"], row["reason"]) == ("ok", "")
+
+
+def test_the_tshark_engine_reads_udp_30030_as_udp(tmp_path):
+    """Break-it s51 pass 4: tshark takes every UDP datagram on port 30030 for a Juniper packet
+    mirror (jmirror) and the tshark engine made up an IPv6 flow 6666:…:6666 from 0x66 bytes; it
+    disables that dissector: a UDP flow in both engines."""
+    import shutil
+    if not shutil.which("tshark"):
+        pytest.skip("tshark not installed (apt-get install tshark; .ci/run installs it)")
+    path = tmp_path / "jmirror.pcap"
+    path.write_bytes(pcap_bytes([udp(("192.0.2.20", 40000), ("192.0.2.30", 30030), b"f" * 300, t=1000.0)]))
+    from kscc_traffic.analyze import analyze_file
+    for engine in ("builtin", "tshark"):
+        flows = analyze_file(str(path), load_rules(), engine=engine).flows
+        assert flows[["proto", "orig_h", "resp_h", "resp_p"]].values.tolist() == \
+            [["udp", "192.0.2.20", "192.0.2.30", 30030]], engine

@@ -509,7 +509,7 @@ class TsharkSource(Source):
         from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
         from pyshark.tshark.tshark import get_process_path
 
-        from ..engines.tshark import DECODE_AS, PREFS
+        from ..engines.tshark import DECODE_AS, DISABLED, PREFS
 
         src = self
         prefs = {PREFS[i + 1].split(":", 1)[0]: PREFS[i + 1].split(":", 1)[1]
@@ -580,7 +580,7 @@ class TsharkSource(Source):
 
         return _Capture(interface=self.interface, bpf_filter=self.bpf or None, use_json=True,
                         include_raw=True, eventloop=loop, tshark_path=self._tshark,
-                        override_prefs=prefs, custom_parameters=["-j", _LAYERS, *DECODE_AS])
+                        override_prefs=prefs, custom_parameters=["-j", _LAYERS, *DECODE_AS, *DISABLED])
 
     def _track(self, name: str, proc) -> None:
         self._procs[name] = proc
