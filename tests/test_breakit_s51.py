@@ -184,27 +184,8 @@ def test_a_nearer_reset_after_an_idle_silence_is_the_idle_drop_not_a_refused_por
     answered by a reset of TTL 62 (a firewall 10 hops nearer) and a new connection that works:
     the detail and the advice said "a firewall refuses the port" beside the idle-timeout advice;
     they say the device that dropped the idle connection answered, and advise only the timeout."""
-    from scapy.all import IP, TCP
     from kscc_traffic.report import readiness
-    agent, ksc = "192.0.2.10", "203.0.113.10"
-
-    def pkt(t, c2s, flags, seq, ack, data=b"", ttl=52, sport=50000):
-        ip = IP(src=agent, dst=ksc, ttl=64) if c2s else IP(src=ksc, dst=agent, ttl=ttl)
-        tcp = (TCP(sport=sport, dport=23101, flags=flags, seq=seq, ack=ack) if c2s
-               else TCP(sport=23101, dport=sport, flags=flags, seq=seq, ack=ack))
-        return (t, eth(ip / tcp / data))
-
-    recs = [pkt(1000.0, True, "S", 100, 0), pkt(1000.02, False, "SA", 500, 101), pkt(1000.03, True, "A", 101, 501),
-            pkt(1000.04, True, "PA", 101, 501, b"x" * 50), pkt(1000.06, False, "PA", 501, 151, b"y" * 40),
-            pkt(1000.07, True, "A", 151, 541),
-            pkt(1400.0, True, "PA", 151, 541, b"z" * 30), pkt(1400.01, False, "R", 541, 0, ttl=62)]
-    recs += [pkt(1401.0 + t, c, f, s, a, d, sport=50001) for t, c, f, s, a, d in
-             ((0, True, "S", 900, 0, b""), (0.02, False, "SA", 700, 901, b""), (0.03, True, "A", 901, 701, b""),
-              (0.04, True, "PA", 901, 701, b"q" * 20), (0.06, False, "PA", 701, 921, b"r" * 20),
-              (1, True, "FA", 921, 721, b""), (1.02, False, "FA", 721, 922, b""), (1.03, True, "A", 922, 722, b""))]
-    path = tmp_path / "idle_reset.pcap"
-    path.write_bytes(pcap_bytes(recs))
-    flows = analyze(str(path))
+    flows = _idle_then(tmp_path, 62, False)
     bad = flows[flows["verdict"] == "blocked"]
     assert len(bad) == 1
     detail = bad.iloc[0]["detail"]
