@@ -170,15 +170,16 @@ class LookupsWatch:
         six = (f"; {', '.join(v4only[:MAX_NAMES])} {'was' if len(v4only) == 1 else 'were'} asked over IPv6 and "
                "answered with IPv4 addresses only: an IPv6-only host cannot reach them without NAT64/DNS64"
                if v4only else "")
+        head = (f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
+                f"{'; '.join(parts)}{more}. ")
         if v4only and len(v4only) == len(names) and not self.seen_v4:
             # (no IPv4 flow at all: an IPv6-only network, the likelier cause; scenario pass s51 #2)
             return escape_terminal(
-                f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
-                f"{'; '.join(parts)}{more}. {'It was' if len(names) == 1 else 'They were'} asked over IPv6 and "
-                "answered with IPv4 addresses only, and the capture shows no IPv4 traffic nor NAT64: an IPv6-only host cannot "
-                "reach them without NAT64/DNS64 (give the resolver DNS64 with a NAT64 gateway, or the host IPv4). "
-                "Else: a firewall or security product on this host drops a blocked connection before the capture "
-                "point: check the agent host's own firewall and security software")
+                f"{head}{'It was' if len(names) == 1 else 'They were'} asked over IPv6 and answered with IPv4 "
+                "addresses only, and the capture shows no IPv4 traffic nor NAT64: an IPv6-only host cannot reach "
+                "them without NAT64/DNS64 (give the resolver DNS64 with a NAT64 gateway, or the host IPv4). Else: a "
+                "firewall or security product on this host drops a blocked connection before the capture point: "
+                "check the agent host's own firewall and security software")
         why = ("A firewall or security product on this host drops a blocked connection before the capture "
                "point, so only the lookup shows: check the agent host's own firewall and security software "
                "(or whether the agent ran and tried to connect)")
@@ -189,6 +190,4 @@ class LookupsWatch:
                    "the agent's connections may go inside the tunnel, where this capture cannot see them; "
                    "capture on the tunnel's interface (tcpdump -i any, or Npcap's adapter of the VPN) or inside "
                    "the VPN. Else: " + why[0].lower() + why[1:])
-        return escape_terminal(
-            f"{capture}: Kaspersky names were resolved but no connection to them was captured: "
-            f"{'; '.join(parts)}{more}. {why}" + six)
+        return escape_terminal(f"{head}{why}{six}")
