@@ -402,9 +402,10 @@ def _proto_names(proto: np.ndarray) -> np.ndarray:
     return names[inv.reshape(-1)] if len(proto) else np.zeros(0, object)
 
 
-def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.ndarray | None = None) -> np.ndarray:
+def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.ndarray | None = None,
+          tcp: np.ndarray | bool = False) -> np.ndarray:
     """unicast / broadcast / multicast for each packet destination (``v6``: as
-    :func:`address_text`)."""
+    :func:`address_text`; ``tcp``: TCP's, for :func:`_may_be_directed`)."""
     v4 = _mapped(dst_hi, dst_lo)
     if v6 is not None:
         v4 &= ~np.asarray(v6, bool)
@@ -416,7 +417,7 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     # address that is some subnet's broadcast address (:func:`_may_be_directed`; a unicast address
     # in a link-layer broadcast frame, which hosts discard (RFC 1122 §3.3.6) and scapy writes when
     # it finds no MAC address, stays unicast: its verdict is the IP address's)
-    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | (l2_bcast & _may_be_directed(a4)))
+    bc4 = v4 & ((a4 == np.uint64(0xFFFFFFFF)) | (l2_bcast & _may_be_directed(a4, tcp)))
     mc6 = ~v4 & ((dst_hi >> np.uint64(56)) == np.uint64(0xFF))
     out = repeated("unicast", len(dst_hi))
     out[bc4 & ~mc4] = "broadcast"
@@ -424,12 +425,16 @@ def _cast(dst_hi: np.ndarray, dst_lo: np.ndarray, l2_bcast: np.ndarray, v6: np.n
     return out
 
 
-def _may_be_directed(a4: np.ndarray) -> np.ndarray:
-    """Whether each IPv4 address (as integers) may be the directed broadcast address of a subnet,
-    whose host part is all ones: its two lowest bits are (a /30 or wider; a /31 has no broadcast
-    address, RFC 3021). 203.0.113.5 is no subnet's broadcast address, 192.0.2.255 and
-    192.0.2.127 may be."""
-    return (np.asarray(a4).astype(np.int64) & 3) == 3
+def _may_be_directed(a4: np.ndarray, tcp: np.ndarray | bool = False) -> np.ndarray:
+    """Whether each IPv4 address (as integers) sent to in a link-layer broadcast frame may be the
+    directed broadcast address of a subnet, whose host part is all ones: its two lowest bits are
+    (a /30 or wider; a /31 has no broadcast address, RFC 3021). 203.0.113.5 is no subnet's
+    broadcast address, 192.0.2.255 and 192.0.2.127 may be. For TCP (``tcp``, per address or
+    one for all) only x.y.z.255: no stack sends a SYN to a broadcast address, so such frames are
+    crafted (scapy with no MAC found) or a wrong address typed as the server's, whose common
+    mistake is a /24-or-wider network's .255 (not 203.0.113.7)."""
+    a = np.asarray(a4).astype(np.int64)
+    return ((a & 3) == 3) & (~np.asarray(tcp, bool) | ((a & 0xFF) == 0xFF))
 
 
 #: at most this many link-layer broadcast destinations are kept as evidence (a capture has a few:
@@ -478,13 +483,12 @@ def broadcast_evidence(cols: dict[str, np.ndarray], prior: dict[int, int] | None
     if host.any():
         _merge_first(out, ~src[host], cols["ts_ns"][v4][host])
     m = cols["l2_bcast"] & v4
-    if m.any() and "proto" in cols:     # (TCP: x.y.z.255 only, as build_flows judges its cast)
-        m &= (cols["proto"] != TCP) | ((cols["dst_lo"] & np.uint64(0xFF)) == np.uint64(0xFF))
     if m.any():
         a = (cols["dst_lo"][m] & np.uint64(0xFFFFFFFF)).astype(np.int64)
         f = cols["frame"][m]
         first = a >> 28
-        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14)) & _may_be_directed(a)   # (not 224.0.0.0/4)
+        tcp = cols["proto"][m] == TCP if "proto" in cols else False
+        keep = (a != 0xFFFFFFFF) & ((first < 14) | (first > 14)) & _may_be_directed(a, tcp)   # (not 224.0.0.0/4)
         _merge_first(out, a[keep], f[keep])
     return out
 
@@ -1490,11 +1494,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
     l2b = c["l2_bcast"][at]
     l2b_flow = np.zeros(nflows, bool)
     l2b_flow[flow_of[l2b & from_orig]] = True
-    # (TCP in broadcast frames: no stack sends a SYN to a broadcast address, so such frames are
-    # crafted (scapy with no MAC found) or a wrong address typed as the server's; only the common
-    # mistake, a /24-or-wider network's x.y.z.255, is taken for a broadcast, not 203.0.113.7)
-    l2b_flow &= ~is_tcp_flow | ((r_lo & np.uint64(0xFF)) == np.uint64(0xFF))
-    cast = _cast(r_hi, r_lo, l2b_flow, fv6)
+    cast = _cast(r_hi, r_lo, l2b_flow, fv6, tcp=is_tcp_flow)
     if "l2_out" in c:
         sent = c["l2_out"][at] & ~l2b & from_orig
         if sent.any():
