@@ -259,8 +259,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # one after it (the first data segments not captured) too: MAX_BYTES counts from the anchor
     # (a first segment another one repeats at the same sequence number: a capture whose numbers
     # never advance, which no stream placement reads; not started at the SYN's number, _at_syn)
-    same = np.zeros(ng, np.int64)
-    np.add.at(same, gid, seqs == seqs[gs][gid])
+    same = np.add.reduceat((seqs == seqs[gs][gid]).astype(np.int64), gs)   # (groups are contiguous runs)
     anchor = _anchors(ft, grp[gs], seqs[gs], np.where(same > 1, 0, lens[gs]))
     slow |= (anchor >= 0) & (((seqs[gs] - anchor) & _MASK) != 0)
 
