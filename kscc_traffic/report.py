@@ -967,7 +967,9 @@ INTERMITTENT = ("the service refused some connections while it accepted others: 
 
 class RefusedAccepted:
     """Of the blocked flows whose SYN the server's own reset refused (detail
-    :data:`~kscc_traffic.inspect.REFUSED_OWN`, as :func:`refused_counts` counts them), those to a
+    :data:`~kscc_traffic.inspect.REFUSED_OWN`, as :func:`refused_counts` counts them; not a
+    connection going on after an idle silence, :data:`~kscc_traffic.classify.IDLE_GOES_ON`: it
+    worked before the silence, no refusal of the port), those to a
     server address and TCP port that accepted a connection in the capture (any client, any time:
     before or after the refusal, too long after it to clear it:
     :data:`~kscc_traffic.classify.REFUSED_RETRY_S`): the port is right, the service was down or
@@ -1027,8 +1029,10 @@ class RefusedAccepted:
         if not len(blocked):
             return
         detail = flows["detail"].to_numpy(dtype=object)[blocked]
+        # (a connection going on after an idle silence, reset with the server's TTL, was no refusal
+        # of the port: it worked before the silence; s51 leftover)
         own = [j for j, d in enumerate(detail.tolist())
-               if REFUSED_OWN in str(d) and not str(d).startswith(DP_RESET)]
+               if REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON))]
         purpose = flows["purpose"].to_numpy(dtype=object)
         for i in blocked[own].tolist():
             mine = self.refused.setdefault(str(purpose[i]), {})
