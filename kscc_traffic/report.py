@@ -959,6 +959,16 @@ MAX_ENDPOINTS = 4096
 #: what a server's own refusals of a port mean when the port accepted connections only before
 #: them or only after them in the capture (the advice of :func:`_readiness_row`, after when)
 RESTARTED = "the service was down or restarting"
+#: ... and when it refused again and again only clients it never accepted, while it accepted others
+#: between the refusals (break-it s51 scenario #5: a gateway capture of two agents)
+CLIENTS_REFUSED = ("the server, or a firewall in front of it that copies its TTL, rejects these clients' address (a "
+                   "source address allow list without them, or without the NAT address they leave by)")
+#: the advice after :data:`CLIENTS_REFUSED`
+CLIENTS_REFUSED_FIX = ("check which source addresses the server's host firewall and the firewalls or load balancer "
+                       "in front of it let through to this port, and the address these clients leave by")
+#: clients remembered per server endpoint (accepted) and per purpose and endpoint (refused); past it
+#: the endpoint's clients are not known (its refusals keep the intermittent advice)
+MAX_CLIENTS = 256
 #: ... and when it accepted connections between them too (the port is right: not a restart alone)
 INTERMITTENT = ("the service refused some connections while it accepted others: overloaded or restarting, a "
                 "load balancer in front of it with a backend that refuses, or a host firewall that rejects some "
@@ -978,28 +988,40 @@ class RefusedAccepted:
     (added in any order): per endpoint ``(resp_h, resp_p)`` the first and last ``ts_ns`` and the
     count of the TCP flows to it that connected (``conn_state`` of an established connection:
     ``SF``, ``S1``…; :attr:`accepted`), and per purpose and endpoint the same of such refused
-    flows (:attr:`refused`); at most :data:`MAX_ENDPOINTS` endpoints each."""
+    flows (:attr:`refused`); at most :data:`MAX_ENDPOINTS` endpoints each. Each also keeps the
+    set of its clients (``orig_h``; ``None`` past :data:`MAX_CLIENTS` or in a table without the
+    column): refusals only of clients the endpoint never accepted, while it accepted others
+    between them, are said as such (:data:`CLIENTS_REFUSED`)."""
 
     __slots__ = ("accepted", "refused", "_n_refused")
 
     def __init__(self) -> None:
-        #: (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of the TCP flows to it that connected
-        self.accepted: dict[tuple[str, int], list[int]] = {}
-        #: purpose -> (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows] of its blocked flows the
-        #: server's own reset refused
-        self.refused: dict[str, dict[tuple[str, int], list[int]]] = {}
+        #: (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows, clients] of the TCP flows to it that
+        #: connected (clients: set of orig_h, None when not known)
+        self.accepted: dict[tuple[str, int], list] = {}
+        #: purpose -> (resp_h, resp_p) -> [first ts_ns, last ts_ns, flows, clients] of its blocked
+        #: flows the server's own reset refused
+        self.refused: dict[str, dict[tuple[str, int], list]] = {}
         self._n_refused = 0
 
     @staticmethod
-    def _merge(into: dict, key: tuple, lo: int, hi: int, n: int, room: bool) -> bool:
-        """Add ``n`` flows from ``lo`` to ``hi`` (ns) to ``into[key]`` (a new key only when
-        ``room``); whether the key is new."""
+    def _merge(into: dict, key: tuple, lo: int, hi: int, n: int, room: bool, clients) -> bool:
+        """Add ``n`` flows from ``lo`` to ``hi`` (ns) of ``clients`` (a set of orig_h, None: not
+        known) to ``into[key]`` (a new key only when ``room``); whether the key is new."""
         got = into.get(key)
-        if got is not None:
-            got[0], got[1], got[2] = min(got[0], lo), max(got[1], hi), got[2] + n
-        elif room:
-            into[key] = [lo, hi, n]
+        if got is None:
+            if not room:
+                return False
+            into[key] = [lo, hi, n, None if clients is None or len(clients) > MAX_CLIENTS else set(clients)]
             return True
+        got[0], got[1], got[2] = min(got[0], lo), max(got[1], hi), got[2] + n
+        if got[3] is not None:
+            if clients is None:
+                got[3] = None
+            else:
+                got[3] |= clients
+                if len(got[3]) > MAX_CLIENTS:
+                    got[3] = None
         return False
 
     def add(self, flows: pd.DataFrame) -> None:
@@ -1012,6 +1034,7 @@ class RefusedAccepted:
         up = np.flatnonzero(tcp & flows["conn_state"].isin(_CONNECTED_STATES).to_numpy())
         hosts, ports, ts = flows["resp_h"].to_numpy(dtype=object), flows["resp_p"].to_numpy(np.int64), \
             flows["ts_ns"].to_numpy(np.int64)
+        origs = flows["orig_h"].to_numpy(dtype=object) if "orig_h" in flows else None
         if len(up):
             # (per distinct endpoint of the batch, in numpy: its first and last connection, how many)
             codes, names = pd.factorize(hosts[up])
@@ -1021,8 +1044,17 @@ class RefusedAccepted:
             hi = np.full(len(uk), np.iinfo(np.int64).min, np.int64)
             np.minimum.at(lo, inv, ts[up])
             np.maximum.at(hi, inv, ts[up])
-            for k, a, b, n in zip(uk.tolist(), lo.tolist(), hi.tolist(), np.bincount(inv).tolist()):
-                self._merge(self.accepted, (names[k >> 16], k & 0xFFFF), a, b, n, len(self.accepted) < MAX_ENDPOINTS)
+            clients: list = [None] * len(uk)
+            if origs is not None:
+                # (each endpoint's distinct clients: one pass over the distinct (endpoint, client) pairs)
+                o_codes, o_names = pd.factorize(origs[up])
+                pairs = np.unique(inv.astype(np.int64) * (len(o_names) + 1) + o_codes)
+                clients = [set() for _ in range(len(uk))]
+                for pr in pairs.tolist():
+                    clients[pr // (len(o_names) + 1)].add(str(o_names[pr % (len(o_names) + 1)]))
+            for k, a, b, n, cl in zip(uk.tolist(), lo.tolist(), hi.tolist(), np.bincount(inv).tolist(), clients):
+                self._merge(self.accepted, (names[k >> 16], k & 0xFFFF), a, b, n, len(self.accepted) < MAX_ENDPOINTS,
+                            cl)
         if not all(c in flows for c in ("verdict", "detail", "purpose")):
             return
         blocked = np.flatnonzero(tcp & (flows["verdict"].to_numpy(dtype=object) == "blocked"))
@@ -1037,7 +1069,8 @@ class RefusedAccepted:
         for i in blocked[own].tolist():
             mine = self.refused.setdefault(str(purpose[i]), {})
             t = int(ts[i])
-            self._n_refused += self._merge(mine, (hosts[i], int(ports[i])), t, t, 1, self._n_refused < MAX_ENDPOINTS)
+            self._n_refused += self._merge(mine, (hosts[i], int(ports[i])), t, t, 1, self._n_refused < MAX_ENDPOINTS,
+                                           None if origs is None else {str(origs[i])})
 
     def said(self, purpose: str) -> tuple[int, str]:
         """(how many of ``purpose``'s refused flows went to a server and port that accepted a
@@ -1047,14 +1080,17 @@ class RefusedAccepted:
         :data:`RESTARTED` when every connection came after the refusals (the first named), ``the
         port was accepted at … and refused at …`` when every one came before them (the last named),
         else ``the port was refused 12 times from … to … UTC while it accepted 3,000 other
-        connections from … to … UTC (…):`` :data:`INTERMITTENT`; (0, '') for none."""
+        connections from … to … UTC (…):`` :data:`INTERMITTENT`, or, when two refusals or more
+        were all of clients the endpoint never accepted, ``the port was refused 12 times from … to
+        … UTC, each time to 192.0.2.10, while it accepted 3,000 connections of other clients
+        (192.0.2.11) from … to … UTC (…):`` :data:`CLIENTS_REFUSED`; (0, '') for none."""
         from .classify import _clock_text
         found = sorted((-v[2], v[0], k) for k, v in self.refused.get(purpose, {}).items() if k in self.accepted)
         if not found:
             return 0, ""
         host, port = found[0][2]
-        r_lo, r_hi, r_n = self.refused[purpose][(host, port)]
-        a_lo, a_hi, a_n = self.accepted[(host, port)]
+        r_lo, r_hi, r_n, r_cl = self.refused[purpose][(host, port)]
+        a_lo, a_hi, a_n, a_cl = self.accepted[(host, port)]
         when = (f"at {_clock_text(r_lo)} UTC" if r_n == 1
                 else f"{r_n:,} times from {_clock_text(r_lo)} to {_clock_text(r_hi)} UTC")
         where = f"({host} TCP {port}{f' and {len(found) - 1} more' if len(found) > 1 else ''})"
@@ -1062,10 +1098,31 @@ class RefusedAccepted:
             text = f"the port was refused {when} and accepted at {_clock_text(a_lo)} UTC {where}: {RESTARTED}"
         elif a_hi < r_lo:
             text = f"the port was accepted at {_clock_text(a_hi)} UTC and refused {when} {where}: {RESTARTED}"
+        elif r_n > 1 and r_cl and a_cl and not r_cl & a_cl:
+            text = (f"the port was refused {when}, each time to {_clients_text(r_cl)}, while it accepted {a_n:,} "
+                    f"connection{'s' if a_n != 1 else ''} of other clients ({_clients_text(a_cl)}) from "
+                    f"{_clock_text(a_lo)} to {_clock_text(a_hi)} UTC {where}: {CLIENTS_REFUSED}")
         else:
             text = (f"the port was refused {when} while it accepted {a_n:,} other connection{'s' if a_n != 1 else ''} "
                     f"from {_clock_text(a_lo)} to {_clock_text(a_hi)} UTC {where}: {INTERMITTENT}")
         return -sum(n for n, _, _ in found), text
+
+
+def _clients_text(clients: set) -> str:
+    """Clients' addresses as the refusal notes name them: ``192.0.2.10``, ``192.0.2.10 and
+    192.0.2.11``, ``192.0.2.10, 192.0.2.11, 192.0.2.12 and 4 more`` (sorted as addresses)."""
+    import ipaddress
+
+    def key(a: str):
+        try:
+            ip = ipaddress.ip_address(a)
+            return (ip.version, int(ip), a)
+        except ValueError:
+            return (9, 0, a)
+    names = sorted(clients, key=key)
+    if len(names) <= 3:
+        return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+    return f"{', '.join(names[:3])} and {len(names) - 3:,} more"
 
 
 def rejected_kind(detail: str) -> str:
@@ -1753,10 +1810,12 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # the same server and port accepted a connection in the capture: the port is right, the
         # service was not running when refused (a restart), nothing to check in the agent's settings
         if attempts == own_rst:
+            then = (CLIENTS_REFUSED_FIX if restart_text.endswith(CLIENTS_REFUSED) else
+                    "if it recurs, check the service on that server and what is in front of it (its log, restarts "
+                    "and load; a load balancer's backends)")
             fix = (f"{these} "
                    f"answered by a TCP reset with the server's own TTL (as its packets on other connections), but "
-                   f"{restart_text} (the port is right): if it recurs, check the service on that server and "
-                   "what is in front of it (its log, restarts and load; a load balancer's backends)")
+                   f"{restart_text} (the port is right): {then}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
                     f"server's own TTL, but {restart_text}")

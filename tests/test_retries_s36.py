@@ -95,18 +95,46 @@ def test_accepted_first_then_refused_from_another_client(tmp_path):
 
 
 def test_refusals_while_the_port_accepted_other_connections_are_no_restart(tmp_path):
-    # (other clients connected before, between and after: not a restart alone, not a wrong port)
-    recs = (_connection(1000.0, C2, S, 40000, 23100) + _refused(1010.0, C, S, 50001, 23100)
-            + _connection(1020.0, C2, S, 40001, 23100) + _refused(1030.0, C, S, 50002, 23100)
-            + _connection(1040.0, C2, S, 40002, 23100))
+    # (connections before, between and after, one of them the refused client's own: not a
+    # restart alone, not a wrong port)
+    recs = (_connection(995.0, C, S, 39999, 23100) + _connection(1000.0, C2, S, 40000, 23100)
+            + _refused(1010.0, C, S, 50001, 23100) + _connection(1020.0, C2, S, 40001, 23100)
+            + _refused(1030.0, C, S, 50002, 23100) + _connection(1040.0, C2, S, 40002, 23100))
     for fix in _fixes(write(tmp_path, recs), [150, 400, 900]):
         assert "Check first the port" not in fix and RESTARTED not in fix, fix
         assert ("these 2 connection attempts were answered by a TCP reset with the server's own TTL (as its packets "
                 "on other connections), but the port was refused 2 times from 00:16:50.000 to 00:17:10.000 UTC while "
-                f"it accepted 3 other connections from 00:16:40.000 to 00:17:20.000 UTC ({S} TCP 23100): the service "
+                f"it accepted 4 other connections from 00:16:35.000 to 00:17:20.000 UTC ({S} TCP 23100): the service "
                 "refused some connections while it accepted others: overloaded or restarting, a load balancer in "
                 "front of it with a backend that refuses, or a host firewall that rejects some clients (the port is "
                 "right)") in fix, fix
+
+
+def test_refusals_of_one_client_while_the_port_accepted_another_are_that_clients(tmp_path):
+    """s51 scenario pass #5: a gateway capture of two agents, one refused again and again with the
+    server's TTL, the other accepted before, between and after: it was "the service refused some
+    connections while it accepted others: overloaded or restarting…"; every refusal was of the
+    client the port never accepted: the server (or a firewall copying its TTL) rejects that
+    client's address. A single refusal, or a refused client the port also accepted, keeps the
+    intermittent advice (the test above)."""
+    recs = (_connection(1000.0, C2, S, 40000, 23100) + _refused(1010.0, C, S, 50001, 23100)
+            + _connection(1020.0, C2, S, 40001, 23100) + _refused(1030.0, C, S, 50002, 23100)
+            + _connection(1040.0, C2, S, 40002, 23100))
+    for fix in _fixes(write(tmp_path, recs), [150, 400, 900]):
+        assert "Check first the port" not in fix and RESTARTED not in fix and "overloaded" not in fix, fix
+        assert fix.endswith(
+            "these 2 connection attempts were answered by a TCP reset with the server's own TTL (as its packets "
+            "on other connections), but the port was refused 2 times from 00:16:50.000 to 00:17:10.000 UTC, each "
+            f"time to {C}, while it accepted 3 connections of other clients ({C2}) from 00:16:40.000 to "
+            f"00:17:20.000 UTC ({S} TCP 23100): the server, or a firewall in front of it that copies its TTL, "
+            "rejects these clients' address (a source address allow list without them, or without the NAT address "
+            "they leave by) (the port is right): check which source addresses the server's host firewall and the "
+            "firewalls or load balancer in front of it let through to this port, and the address these clients "
+            "leave by"), fix
+    one = (_connection(1000.0, C2, S, 40000, 23100) + _refused(1010.0, C, S, 50001, 23100)
+           + _connection(1020.0, C2, S, 40001, 23100))
+    for fix in _fixes(write(tmp_path, one, "one.pcap"), [150, 400]):
+        assert "overloaded or restarting" in fix and "each time to" not in fix, fix
 
 
 def test_a_refusal_whose_server_accepted_only_another_port_keeps_the_port_advice(tmp_path):
