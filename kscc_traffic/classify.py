@@ -1018,6 +1018,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (bytes that start like a TLS record but hold no ClientHello that could be read: not
             # called one; newcomer 32 F8)
             hello = "the ClientHello" if row.get("service") in _SSL_SERVICES else NO_HELLO
+            if status[:3] == PORTAL_STATUS:
+                # (RFC 6585 §6: a captive portal's answer, the network wants a login first; advised
+                # as a redirect to its page: report.REDIRECT_ANSWER; break-it s52 v6 #9)
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
+                            f"where TLS is documented: {PORTAL_ANSWER}")
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
@@ -2502,6 +2507,11 @@ FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
 #: :data:`FILTER_STATUSES` are (another cleartext answer, a 400 from a transparent proxy or a
 #: web server, stays ``unexpected``/``not_tls``: something else answers on the port)
 REDIRECT_STATUSES = ("301", "302", "303", "307", "308")
+#: the status a captive portal answers with (RFC 6585 §6, 511 Network Authentication Required: the
+#: network wants a login or the acceptance of its terms first; one of :data:`FILTER_STATUSES`)
+PORTAL_STATUS = "511"
+#: what a ClientHello answered by it says after "where TLS is documented: "
+PORTAL_ANSWER = "a captive portal's answer (Network Authentication Required: the network wants a login first)"
 
 
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
@@ -2522,7 +2532,9 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
     if status:
         if status.startswith("2") or direct and status[:3] not in FILTER_STATUSES:
             return None
-        hint = " (a transparent web filter, or the server refusing it)" if direct else ""
+        hint = (" (a transparent web filter, or the server refusing it)" if direct and status[:3] != PORTAL_STATUS
+                else " (a transparent web filter or captive portal: 511 is a captive portal's answer, the network "
+                     "wants a login first)" if direct else "")
         reason = row.get("http_reason") or ""
         said = f' "{reason}"' if reason else ""
         return "blocked", "rejected", f"{proxy} answered {status}{said} to {request}{hint}"

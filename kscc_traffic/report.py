@@ -29,7 +29,7 @@ from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FI
     IDLE_GOES_ON, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED
 from .classify import _ABSOLUTE, _str_codes
-from .classify import MCAST_JOINS_RE, SCAN_DOCUMENTED, SCAN_NOT_KSC
+from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
 from .scans import ADDRESS_SCAN, PORT_SCAN
 from .outfile import write_all
@@ -853,7 +853,7 @@ HTTP_REFUSAL = re.compile(r"^the server \S+ answered (\d{3})\b.* to the request 
 #: ``blocked``/``rejected``; directly or inside a CONNECT tunnel): group 1 the status
 REDIRECT_ANSWER = re.compile(r"^the server answered HTTP (\d{3}) to (?:the ClientHello|the client's TLS-looking bytes)"
                              r"(?: inside the CONNECT tunnel)? "
-                             r"where TLS is documented: a redirect\b")
+                             r"where TLS is documented: (?:a redirect\b|a captive portal's answer \()")
 #: how the detail of a request an explicit HTTP proxy refused or failed starts
 PROXY_REFUSAL = re.compile(r"^the proxy \S+ (?:answered|closed|reset|did not answer)")
 
@@ -897,8 +897,9 @@ REJECTED_TEXT: dict[str, str] = {
              "portal refusing it by policy; 502-504: a gateway that could not reach the server); the TCP port "
              "is open"),
     "redirect": ("a redirect (301, 302, 303, 307, 308) sent the ClientHello to a captive portal's or web filter's "
-                 "page instead of a TLS handshake: the agent cannot connect; authenticate this network in the "
-                 "portal, or exempt the agent's traffic from the portal or filter (the TCP port is open)"),
+                 "page, or a captive portal answered it 511 (Network Authentication Required), instead of a TLS "
+                 "handshake: the agent cannot connect; authenticate this network in the portal, or exempt the "
+                 "agent's traffic from the portal or filter (the TCP port is open)"),
     "proxy": "the HTTP proxy refused or failed the request (407: it wants authentication, 403: its policy denies "
              "the target)",
     "stale": ("the SYN was answered by an old connection's packets, which the agent reset: a firewall, NAT or "
@@ -1876,7 +1877,18 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         portal = ("; a redirect (3xx) to another site is a captive portal or filter sending the request to its "
                   "own page: authenticate this network in the portal, or"
                   if any(x[:1] == "3" for x in http_statuses) else "")
-        if bl == bl_http:
+        if PORTAL_STATUS in http_statuses:
+            # (RFC 6585 §6: a captive portal wants this network logged in; break-it s52 v6 #9)
+            portal = ("; 511 (Network Authentication Required) is a captive portal's answer: the network wants a "
+                      "login or its terms accepted first"
+                      + (", and a redirect (3xx) to another site sends the request to its page" if portal else "")
+                      + ": authenticate this network in the portal, or exempt the agent's traffic from it, or")
+        if bl == bl_http and set(http_statuses) == {PORTAL_STATUS}:
+            fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+                   f"{r.transport.upper()} {r.port_text}, which is open: a captive portal in the path (RFC 6585 §6: "
+                   "the network wants a login or its terms accepted first): authenticate this network in the "
+                   f"portal, or exempt the agent's traffic ({where}) from it; no port is to be opened")
+        elif bl == bl_http:
             fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
                    f"{'it' if bl == 1 else 'them'} by policy"
@@ -2278,18 +2290,22 @@ def _redirect_fix(r, bl: int, redirects: dict[str, int], fix: str, alone: bool) 
     inspection. ``alone``: they are all the blocked flows (the advice replaces ``fix``), else it is
     added to ``fix`` for them."""
     k = sum(redirects.values())
-    said = f"an HTTP redirect ({'/'.join(sorted(redirects))})"
+    moved = sorted(x for x in redirects if x != PORTAL_STATUS)
+    said = " or ".join(([f"an HTTP redirect ({'/'.join(moved)})"] if moved else [])
+                       + (["a captive portal's HTTP 511 (Network Authentication Required)"]
+                          if PORTAL_STATUS in redirects else []))
     where = f"{r.host_mask + ', ' if r.host_mask else ''}{r.transport.upper()} {r.port_text}"
     todo = ("Authenticate this network in the portal (or have its owner do it), or exempt the agent's traffic "
             f"({where}) from the portal or filter")
+    them = "it" if (bl if alone else k) == 1 else "them"
+    what = (f"a captive portal or web filter in the path sends {them} to its own page" if moved else
+            "a captive portal in the path wants the network logged in first")
     if alone:
         return (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                 f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then {said} "
-                f"answered {'its' if bl == 1 else 'their'} ClientHello instead of the TLS handshake: a captive "
-                f"portal or web filter in the path sends {'it' if bl == 1 else 'them'} to its own page (see each "
-                f"flow's detail). {todo}; no port is to be opened")
-    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered by {said}: a captive portal or web filter "
-            f"in the path sends {'it' if k == 1 else 'them'} to its own page. {todo}")
+                f"answered {'its' if bl == 1 else 'their'} ClientHello instead of the TLS handshake: {what} (see "
+                f"each flow's detail). {todo}; no port is to be opened")
+    return f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered by {said}: {what}. {todo}"
 
 
 def _tls_part(r, k: int, icpt: int, px: ProxyPaths | None) -> str:

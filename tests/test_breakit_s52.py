@@ -22,3 +22,40 @@ def test_the_restart_note_does_not_count_an_idle_connections_reset_as_a_refusal(
     assert ("the port was accepted at 00:23:21.000 UTC and refused at 00:25:00.000 UTC (203.0.113.10 TCP 23101): "
             "the service was down or restarting (the port is right)") in fix
     assert "refused 2 times" not in fix
+
+
+def test_a_511_is_a_captive_portal_on_port_80_and_on_the_clienthello(tmp_path):
+    """Break-it s52 (IPv6/interception pass) #9: a guest network's portal answered both the CRL
+    request on 80 and the agent's ClientHello on 23101 with 511 Network Authentication Required
+    (RFC 6585 §6: a captive portal). The advice was "allow *.digicert.com in its URL filter" and
+    "let the agent's TLS through uninspected"; both now say to log the network in to the portal."""
+    from pcapbuild import pcap_bytes, tcp_session
+    from test_newcomer30_findings import _hello
+
+    from kscc_traffic.report import readiness, rejected_reason_text
+    agent = "192.0.2.10"
+    portal = b"HTTP/1.1 511 Network Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    recs = tcp_session((agent, 50024), ("203.0.113.20", 80), t0=1000.0, s_data=portal,
+                       c_data=b"GET /x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n")
+    recs += tcp_session((agent, 50100), ("203.0.113.10", 23101), t0=1001.0, s_data=portal,
+                        c_data=_hello(b"eu1.ksc.kaspersky.com"))
+    path = tmp_path / "portal511.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    from kscc_traffic import analyze
+    flows = analyze(str(path)).set_index("resp_p")
+    assert flows.loc[80, "detail"] == (
+        'the server 203.0.113.20:80 answered 511 "Network Authentication Required" to the request for '
+        "http://crl3.digicert.com:80 (a transparent web filter or captive portal: 511 is a captive portal's "
+        "answer, the network wants a login first)")
+    assert flows.loc[23101, "detail"] == (
+        "the server answered HTTP 511 to the ClientHello where TLS is documented: a captive portal's answer "
+        "(Network Authentication Required: the network wants a login first)")
+    assert "captive portal answered it 511" in rejected_reason_text([flows.loc[23101, "detail"]])
+    fixes = readiness(flows.reset_index(), load_rules()).set_index("rule")["fix"]
+    assert fixes["cert_check"] == (
+        "this request was answered HTTP 511 on TCP 80, which is open: a captive portal in the path (RFC 6585 §6: "
+        "the network wants a login or its terms accepted first): authenticate this network in the portal, or "
+        "exempt the agent's traffic (*.digicert.com) from it; no port is to be opened")
+    assert ("then a captive portal's HTTP 511 (Network Authentication Required) answered its ClientHello instead of "
+            "the TLS handshake: a captive portal in the path wants the network logged in first") in fixes["agent_connection"]
+    assert "uninspected" not in fixes["agent_connection"] and "URL filter" not in fixes["cert_check"]
