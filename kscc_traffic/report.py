@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED
+    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
@@ -2796,7 +2796,8 @@ DNS_WRONG_SOURCE_FIX = ("the resolver answers from another address than the one 
 
 
 #: the keys of :func:`dns_blocked_kinds`
-DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only")
+DNS_KINDS = ("refused", "servfail", "mismatch_id", "mismatch_question", "mismatch_cut", "no_answer", "v6_only",
+             "fragments")
 
 
 def _text_column(flows: pd.DataFrame, name: str) -> pd.Series:
@@ -2821,7 +2822,10 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     ``no_answer`` ones; ``v6_only``, ``rejected`` ones answered NOERROR whose detail is
     :func:`~kscc_traffic.classify.v6_only_detail` for their ``query`` (an IPv6-only agent's AAAA
     question that only A answers resolved: the one kind read from ``detail``, its start rebuilt
-    from ``query``, as whether the capture held IPv4 is in no column). All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
+    from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
+    ones whose answers came back only as IP fragments of datagrams never captured whole (detail
+    :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text).
+    All 0 for a table without ``purpose``, ``verdict`` or ``reason`` (a
     missing value there, or a table without ``dns_rcode`` / ``dns_unmatched``: those kinds 0)."""
     out = dict.fromkeys(DNS_KINDS, 0)
     if not len(flows) or any(c not in flows for c in ("purpose", "verdict", "reason")):
@@ -2843,6 +2847,9 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
                              for q, d in zip(query.tolist(), detail.tolist()))
     na = base == "no_answer"
     out["no_answer"] = int(na.sum())
+    if out["no_answer"]:
+        detail = _text_column(bl, "detail").to_numpy(dtype=object)[na]
+        out["fragments"] = sum(bool(DNS_LOST_FRAGMENTS.match(str(d))) for d in detail.tolist())
     kind = np.where(na & (rcode == ""), _text_column(bl, "dns_unmatched").to_numpy(dtype=object), "")
     out["mismatch_id"] = int((kind == UNMATCHED_ID).sum())
     out["mismatch_question"] = int((kind == UNMATCHED_QUESTION).sum())
@@ -2893,6 +2900,17 @@ def dns_mismatch_fix(by_id: int, by_question: int) -> str:
             "bypass that device, or point the clients at a resolver reached without it")
 
 
+def dns_fragments_fix(n: int) -> str:
+    """What to change for ``n`` DNS queries whose answers came back only as IP fragments of
+    datagrams never captured whole (:data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`): the
+    resolver answered, a fragment was lost on the way (RFC 8900, RFC 7872 for IPv6)."""
+    return (f"{_queries_were(n)} answered, but each answer came back as IP fragments and not all of them arrived "
+            "(the resolver is reached and answers; a firewall or path drops IP fragments, IPv6 ones with a "
+            "Fragment header most often): let IP fragments through between the resolver and the clients, or have "
+            "the resolver keep its UDP answers unfragmented (an EDNS buffer size of 1232 bytes: a larger answer "
+            "is then truncated and asked again over TCP 53)")
+
+
 def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None,
             cut: tuple[int, int] = (0, 0), kinds: dict[str, int] | None = None) -> str:
     """What to change for blocked DNS flows (name resolution: not in the vendor's port list, but
@@ -2917,12 +2935,17 @@ def dns_fix(reasons, resets: int | None = None, error_answers: int | None = None
         if k >= no_answer:
             reasons.discard("no_answer")
     by_id, by_question = kinds.get("mismatch_id", 0), kinds.get("mismatch_question", 0)
-    if by_id + by_question and k + by_id + by_question - kinds.get("mismatch_cut", 0) >= kinds.get("no_answer", no_answer):
-        reasons.discard("no_answer")    # (every one answered, by responses the client drops)
+    frags = kinds.get("fragments", 0)
+    if (by_id + by_question or frags) and \
+            k + by_id + by_question + frags - kinds.get("mismatch_cut", 0) >= kinds.get("no_answer", no_answer):
+        # (every one answered, by responses the client drops, or by fragments never all arriving)
+        reasons.discard("no_answer")
     if {"no_answer", "icmp_unreachable"} & set(reasons):
         out.append("allow DNS (UDP and TCP 53) from the clients to their resolver, and the resolver's own lookups")
     if by_id + by_question:
         out.append(dns_mismatch_fix(by_id, by_question))
+    if frags:
+        out.append(dns_fragments_fix(frags))
     if "wrong_source" in reasons:
         out.append(DNS_WRONG_SOURCE_FIX)
     if "dns_truncated" in reasons:
@@ -2976,6 +2999,11 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
         said = (f"responses came, but none matched its query ({what}), and the client drops them: a DNS proxy, NAT "
                 "or firewall on the path rewriting DNS")
         texts["no_answer"] = said if mismatched >= kinds.get("no_answer", 0) else f"{texts['no_answer']}; or {said}"
+    frags = kinds.get("fragments", 0)
+    if frags:
+        said = ("the answer came back as IP fragments and not all of them arrived: a firewall or path drops IP "
+                "fragments (the resolver did answer)")
+        texts["no_answer"] = (said if frags >= kinds.get("no_answer", 0) else f"{texts['no_answer']}; or {said}")
     rejected = []
     refused, servfail = kinds.get("refused", 0), kinds.get("servfail", 0)
     if refused:

@@ -59,3 +59,52 @@ def test_a_511_is_a_captive_portal_on_port_80_and_on_the_clienthello(tmp_path):
     assert ("then a captive portal's HTTP 511 (Network Authentication Required) answered its ClientHello instead of "
             "the TLS handshake: a captive portal in the path wants the network logged in first") in fixes["agent_connection"]
     assert "uninspected" not in fixes["agent_connection"] and "URL filter" not in fixes["cert_check"]
+
+
+def _dns_lost_fragments(tmp_path, v6: bool):
+    """An agent's three AAAA queries whose large answers leave the resolver in IP fragments, the
+    last fragment of each lost; the capture ends 10 ms after the last answer's fragments."""
+    from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, IPv6, IPv6ExtHdrFragment, fragment, fragment6
+    from pcapbuild import eth, pcap_bytes
+    agent, resolver = ("2001:db8:10::20", "2001:db8:10::53") if v6 else ("192.0.2.10", "192.0.2.53")
+    L3 = IPv6 if v6 else IP
+    recs = []
+    for k in range(3):
+        t = 1000.0 + 2 * k
+        q = DNS(id=100 + k, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com", qtype="AAAA"))
+        recs.append((t, eth(L3(src=agent, dst=resolver) / UDP(sport=40000 + k, dport=53) / q)))
+        an = DNS(id=100 + k, qr=1, rd=1, ra=1, qd=q.qd,
+                 an=[DNSRR(rrname="eu1.ksc.kaspersky.com", type="AAAA", rdata=f"2001:db8:100::{j + 1:x}")
+                     for j in range(60)])
+        udp_an = UDP(sport=53, dport=40000 + k) / an
+        frags = (fragment6(IPv6(src=resolver, dst=agent) / IPv6ExtHdrFragment(id=0x900 + k) / udp_an, 1280) if v6
+                 else fragment(IP(src=resolver, dst=agent, id=0x900 + k) / udp_an, fragsize=1200))
+        assert len(frags) >= 3
+        recs += [(t + 0.02 + 0.0001 * j, eth(f, src="02:00:00:00:00:02", dst="02:00:00:00:00:01"))
+                 for j, f in enumerate(frags[:-1])]
+    path = tmp_path / f"dnsfrag{6 if v6 else 4}.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    return path
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_dns_answers_lost_as_fragments_are_advised_as_fragments(tmp_path, v6):
+    """Break-it s52 (IPv6/interception pass) #1: DNS answers whose last IP fragment was lost on
+    the way: each flow's detail said so, but the checklist said "allow DNS (UDP and TCP 53) …"
+    and the HTML "a firewall drops DNS to the resolver", and the last query "maybe before an
+    answer could come" (the capture ended 10 ms after its fragments). The resolver answered: the
+    advice is now about the fragments, and no capture-end note is added to such a query."""
+    from kscc_traffic import analyze
+    from kscc_traffic.report import dns_advice, dns_blocked_kinds, dns_reason_texts
+    flows = analyze(str(_dns_lost_fragments(tmp_path, v6)))
+    dns = flows[flows["purpose"] == "dns"]
+    assert (dns["reason"] == "no_answer").sum() == 3
+    assert not dns["detail"].str.contains("maybe before an answer could come").any()
+    kinds = dns_blocked_kinds(flows)
+    assert (kinds["no_answer"], kinds["fragments"]) == (3, 3)
+    fix = dns_advice(flows, load_rules())["fix"]
+    assert fix.startswith("3 queries were answered, but each answer came back as IP fragments and not all of "
+                          "them arrived"), fix
+    assert "allow DNS (UDP and TCP 53)" not in fix and "capture longer" not in fix, fix
+    assert dns_reason_texts(["no_answer"], kinds=kinds)["no_answer"].startswith(
+        "the answer came back as IP fragments and not all of them arrived")
