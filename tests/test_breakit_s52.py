@@ -108,3 +108,30 @@ def test_dns_answers_lost_as_fragments_are_advised_as_fragments(tmp_path, v6):
     assert "allow DNS (UDP and TCP 53)" not in fix and "capture longer" not in fix, fix
     assert dns_reason_texts(["no_answer"], kinds=kinds)["no_answer"].startswith(
         "the answer came back as IP fragments and not all of them arrived")
+
+
+@pytest.mark.parametrize("linktype", [101, 0, 228])
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+def test_a_broadcast_in_a_link_layer_without_destination_is_an_agent_broadcast(tmp_path, linktype, engine):
+    """Break-it s52 (formats pass) #1: an agent's datagram 192.0.2.10 -> 192.0.2.255:15000 in a
+    raw-IP, BSD loopback (or NFLOG) capture was unicast, gateway_udp (the checklist: agent_broadcast
+    "not seen", advice for a connection gateway), while the same datagram in an SLL capture of the
+    sending host was agent_broadcast. A link layer that records no destination is now read as SLL's
+    outgoing packets: the sender's /24 broadcast address makes it a broadcast; a datagram to another
+    network's x.y.z.127 stays unicast."""
+    import shutil
+    import struct
+
+    from scapy.all import IP, UDP
+    from pcapbuild import pcap_bytes
+    if engine == "tshark" and not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    from kscc_traffic.analyze import analyze_file
+    head = struct.pack("<I", 2) if linktype == 0 else b""
+    recs = [(1000.0 + k, head + bytes(IP(src="192.0.2.10", dst=dst) / UDP(sport=15000, dport=15000) / (b"x" * 40)))
+            for k, dst in enumerate(("192.0.2.255", "198.51.100.127"))]
+    path = tmp_path / f"bcast{linktype}.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=linktype))
+    flows = analyze_file(str(path), load_rules(), engine=engine).flows.set_index("resp_h")
+    assert flows.loc["192.0.2.255", ["cast", "purpose"]].tolist() == ["broadcast", "agent_broadcast"]
+    assert flows.loc["198.51.100.127", ["cast", "purpose"]].tolist() == ["unicast", "gateway_udp"]

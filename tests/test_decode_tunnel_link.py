@@ -239,7 +239,9 @@ def test_tunnel_carrying_ip_has_no_link_layer(tmp_path, kind):
     """Outer frame broadcast (!) and in VLAN 99; the tunnel carries IP (IP-in-IP, GRE and
     Geneve with protocol type IPv4, PPP in L2TP): the inner packets get
     vlan 0 and no broadcast flag, exactly as the same packets captured as raw IP. So the
-    directed broadcast to 192.0.2.255, with no link layer saying it is one, is unicast."""
+    directed broadcast to 192.0.2.255 is told one by its address alone (the sender's /24's
+    broadcast address, no link-layer destination recorded: break-it s52 formats #1; it was
+    unicast, gateway_udp), as in the raw-IP capture."""
     pkts = inner_packets(False)
     ips = [f[IP] for _, f in pkts]
     wrap = {
@@ -261,7 +263,7 @@ def test_tunnel_carrying_ip_has_no_link_layer(tmp_path, kind):
     cols = [c for c in flows.columns if c not in ("uid", "capture")]
     assert flows[cols].to_dict("records") == want[cols].to_dict("records")
     bc = row(flows, proto="udp")
-    assert (bc["cast"], bc["purpose"]) == ("unicast", "gateway_udp")
+    assert (bc["cast"], bc["purpose"]) == ("broadcast", "agent_broadcast")
     same_with_tshark(path, flows)
     fr = read_frames(path)
     assert decoded_fields(p) == reference(fr)

@@ -766,12 +766,18 @@ _FLOW_KEY = ["proto", "orig_h", "orig_p", "resp_h", "resp_p", "conn_state", "his
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 def test_every_link_layer_gives_the_same_flows(tmp_path, v6):
     """Ethernet, SLL, SLL2, DLT_NULL in both byte orders (and every BSD AF_INET6 value),
-    LINKTYPE_LOOP, raw IP 101 and 228/229: the same traffic gives the same flow table."""
+    LINKTYPE_LOOP, raw IP 101 and 228/229: the same traffic gives the same flow table. (The UDP
+    datagram to 192.0.2.255 is a link-layer broadcast where the link layer records a destination;
+    where it records none it is told one by its address: break-it s52 formats #1.)"""
     ip = _reference_traffic(v6)
+    bc = {len(ip) - 1} if not v6 else set()
+
+    def kind(k: int, bcast, other):
+        return bcast if k in bc else other
     variants = {
-        "ether": (1, [ether(p) for p in ip]),
-        "sll": (113, [sll(p) for p in ip]),
-        "sll2": (276, [sll2(p) for p in ip]),
+        "ether": (1, [ether(p, **kind(k, {"dst": b"\xff" * 6}, {})) for k, p in enumerate(ip)]),
+        "sll": (113, [sll(p, kind(k, 1, 0)) for k, p in enumerate(ip)]),
+        "sll2": (276, [sll2(p, kind(k, 1, 0)) for k, p in enumerate(ip)]),
         "null_le": (0, [null(p, "<", 30) for p in ip]),
         "null_be": (0, [null(p, ">", 28) for p in ip]),
         "null_bsd": (0, [null(p, "<", 24) for p in ip]),
@@ -790,6 +796,7 @@ def test_every_link_layer_gives_the_same_flows(tmp_path, v6):
     t = one(ref, proto="tcp")
     assert (t.sni, t.server_name, t.verdict, t.purpose) == (KSC_NAME, KSC_NAME, "ok", "agent_connection")
     assert one(ref, proto="udp", resp_p=53).query == KSC_NAME
+    assert v6 or one(ref, proto="udp", resp_p=15000).purpose == "agent_broadcast"
     for name, tab in tables.items():
         pd.testing.assert_frame_equal(tab, ref, obj=name)
 

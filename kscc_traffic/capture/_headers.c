@@ -209,8 +209,10 @@ fast_rows(PyObject *self, PyObject *args)
                 l3 = 4;
                 const int good = H[1] == 0 && H[2] == 0 && (H[0] == 0 || H[3] == 0) && c >= 4;
                 kind = good ? fam[H[0] | H[3]] : 0;
+                out = 1;                            /* no link-layer destination (_slowpath.NO_L2_DST) */
             } else {
                 kind = 9;                           /* raw IP: the version nibble decides */
+                out = 1;
             }
             nonip[i] = (unsigned char)ni;
             if (kind == 0)

@@ -188,6 +188,17 @@ LINK_HEADER_INNER = frozenset((0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127
 #: link types read by :meth:`SlowDecoder._other_link` (ERF, PPP_ETHER, FDDI, Token Ring, SUNATM,
 #: IEEE 1394, IP over FC, Frame Relay, DOCSIS, Juniper Ethernet)
 _OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143, 178))
+#: link types whose header records no link-layer destination of the packet (raw IP, BSD loopback,
+#: NFLOG, PFLOG, ENC, IPNET, PPP and HDLC, Frame Relay, ATM RFC 1483, MPLS, PPPoE without its
+#: Ethernet header): a frame of one is ``l2_out`` (as SLL's outgoing packets), so that a datagram
+#: to a subnet's broadcast address is told a broadcast by its address (``flows._sent_cast``; break-it
+#: s52 formats #1); so is an IP packet a tunnel carries directly (:meth:`SlowDecoder._tunnel`), not
+#: one in a tunnel's Ethernet or 802.11 frame
+#: ``_Ctx.out`` of a packet a tunnel carries until an Ethernet frame in it is read (true: an IP
+#: packet right in the tunnel records no link-layer destination)
+_IN_TUNNEL = 2
+NO_L2_DST = frozenset((0, 108, 12, 14, 101, 228, 229, 239, 117, 109, 226, 9, 50, 104, 204, 205, 206, 107,
+                       100, 11, 219, 51))
 #: link types of Ethernet frames behind a capture device's or switch's own header, read by
 #: :meth:`SlowDecoder._device_ether`: netANALYZER (240), netANALYZER transparent mode (241),
 #: Linux DSA switch tags (DSA_TAG_BRCM 281, DSA_TAG_BRCM_PREPEND 282, DSA_TAG_DSA 284,
@@ -446,7 +457,7 @@ class _Ctx:
         self.missing = missing      # bytes of the frame not captured (original - captured length)
         self.tags: list[int] = []
         self.bcast = False
-        self.out = False            # sent by the capturing host (SLL/SLL2 packet type 4)
+        self.out = False            # no link-layer destination: SLL/SLL2 packet type 4, NO_L2_DST
         self._vlan: int | None = None
 
     @property
@@ -522,6 +533,7 @@ class SlowDecoder:
         """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer; ``wire``: the
         record's original length, -1 when unknown)."""
         ctx = _Ctx(i, ts, off + cap, max(wire - cap, 0), off)
+        ctx.out = lt in NO_L2_DST
         try:
             r = self._link(lt, self.buf, off, off + cap, ctx)
         except (IndexError, struct.error):      # a bound check missed: never raise
@@ -973,6 +985,8 @@ class SlowDecoder:
         if end - pos < 14:
             return MALFORMED
         ctx.bcast = d[pos:pos + 6] == _BCAST
+        if ctx.out == _IN_TUNNEL:
+            ctx.out = False             # (a tunnel's Ethernet frame records its destination)
         return self._ethertype(_u16(d, pos + 12)[0], d, pos + 14, end, base, ctx, depth)
 
     def _ethertype(self, et: int, d: Any, pos: int, end: int, base: int, ctx: _Ctx,
@@ -1213,7 +1227,7 @@ class SlowDecoder:
                     return MALFORMED
         if amsdu:
             return self._amsdu(d, p, end, ctx, base)
-        ctx.bcast = bcast
+        ctx.bcast, ctx.out = bcast, False     # (an 802.11 frame records its destination)
         return self._llc(d, p, end, base, ctx, 0)
 
     def _dot11_fragment(self, d: Any, pos: int, body: int, end: int, ctx: _Ctx, fno: int,
@@ -1297,7 +1311,7 @@ class SlowDecoder:
                     break
                 lim = end
             ctx.tags, ctx._vlan = [], None
-            ctx.bcast = d[pos:pos + 6] == _BCAST
+            ctx.bcast, ctx.out = d[pos:pos + 6] == _BCAST, False
             out.append(self._llc(d, q, lim, base, ctx, 0))
             pos += (14 + ln + 3) & ~3
         if not out or 0 < end - pos < 14:               # nothing, or bytes left that are no subframe
@@ -1524,7 +1538,7 @@ class SlowDecoder:
         else:
             ploff += base
         return (ctx.vlan, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], proto, sport, dport, it, ic,
-                flags, seq, ack, win, hdr[5], hdr[6], hdr[7], plen, ploff, plcap, ctx.bcast, ctx.out, csum, False)
+                flags, seq, ack, win, hdr[5], hdr[6], hdr[7], plen, ploff, plcap, ctx.bcast, bool(ctx.out), csum, False)
 
     def _l4(self, d: Any, p: int, dend: int, base: int, proto: int, ip_pl: int, hdr: tuple,
             ctx: _Ctx, depth: int, tunnels: bool) -> Any:
@@ -1668,8 +1682,8 @@ class SlowDecoder:
         layer it was carried in: when ``fn`` reads an Ethernet frame (VXLAN, Geneve and GRE
         transparent bridging, ERSPAN, MPLS pseudowire), that frame's VLAN tags and broadcast
         destination; when the tunnel carries IP directly (IP-in-IP, GRE or Geneve with an IP
-        protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0 and ``l2_bcast`` False, as a
-        raw-IP capture of it would give. The outer link layer's are restored afterwards. The
+        protocol type, PPP in PPTP/L2TP, Teredo), none: ``vlan`` 0, ``l2_bcast`` False and
+        ``l2_out`` True (no link-layer destination recorded), as a raw-IP capture of it would give. The outer link layer's are restored afterwards. The
         packet is counted in :attr:`tunnels` under ``name`` only when ``fn`` gave a row (or a
         fragment held for reassembly), not when the payload was not IP or was malformed, and
         once a frame: under the outermost tunnel's name (``depth`` 0), nested tunnels not again
@@ -1677,7 +1691,7 @@ class SlowDecoder:
         if depth >= MAX_TUNNEL_DEPTH:
             return TOO_DEEP
         saved = ctx.tags, ctx._vlan, ctx.bcast, ctx.out
-        ctx.tags, ctx._vlan, ctx.bcast, ctx.out = [], None, False, False
+        ctx.tags, ctx._vlan, ctx.bcast, ctx.out = [], None, False, _IN_TUNNEL
         if args:
             r = fn(d, pos, end, base, ctx, *args, depth + 1)
         else:

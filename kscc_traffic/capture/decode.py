@@ -965,14 +965,23 @@ def _link(ltv: int, H: np.ndarray, c: np.ndarray):
 
 
 def _sent_by_host(ltv, lts, L: np.ndarray, H: np.ndarray, rows: np.ndarray) -> np.ndarray | bool:
-    """Frames sent by the capturing host: LINUX_SLL/SLL2 packet type 4 (OUTGOING), whose cooked
-    header keeps no link-layer destination (``l2_out``); False for every other link type."""
+    """Frames whose link layer records no destination (``l2_out``): LINUX_SLL/SLL2 packet type 4
+    (OUTGOING: sent by the capturing host, the cooked header keeps none), and every frame of a
+    link type without one (raw IP, BSD loopback: :data:`._slowpath.NO_L2_DST`); False for every
+    other link type."""
+    from ._slowpath import NO_L2_DST
     types = [ltv] if ltv is not None else list(lts)
+    if ltv is not None and ltv in NO_L2_DST:
+        return True
+    bare = None if ltv is not None or not any(x in NO_L2_DST for x in types) else \
+        np.isin(L, list(NO_L2_DST)) & rows
     if 113 not in types and 276 not in types:
-        return False
+        return False if bare is None else bare
     ptype = np.where(L == 113, _be(H, 0, ">u2"), np.where(L == 276, H[:, 10], 0)) if ltv is None \
         else (_be(H, 0, ">u2") if ltv == 113 else H[:, 10])
     sent = ptype == 4
+    if bare is not None:
+        sent |= bare
     return sent & rows if ltv is None else sent
 
 

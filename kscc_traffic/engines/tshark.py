@@ -1289,6 +1289,14 @@ def _subframes(protos: list[str], f: Mapping[str, Sequence[str]]) -> list[int]:
     return starts or [0]
 
 
+#: the layers before an IP layer of a link type that records no link-layer destination
+#: (:data:`kscc_traffic.capture._slowpath.NO_L2_DST`: raw IP, BSD loopback, NFLOG, PFLOG, ENC,
+#: IPNET, PPP, Cisco HDLC, Frame Relay, ATM RFC 1483's LLC/SNAP, MPLS, PPPoE): a frame whose link
+#: layer is one of these (or whose first layer is IP: LINKTYPE_IPV4/IPV6) is ``l2_out``
+_NO_L2_DST = frozenset(("raw", "null", "loop", "nflog", "pflog", "enc", "ipnet", "ppp", "chdlc", "fr", "llc", "mpls",
+                        "pppoes", "pppoe"))
+
+
 def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, start: int = 0,
                 sub: int = -1) -> tuple[int, bool, bool]:
     """(``vlan``, ``l2_bcast``, ``l2_out``) of the link layer that carried the IP layer at ``ip_idx``: the
@@ -1327,6 +1335,13 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
         # sent by the capturing host (packet type 4 OUTGOING): the cooked header keeps no
         # link-layer destination (whatever it carries: the builtin decoder's ``l2_out``)
         sent = _at(f, "sll.pkttype", 0) == "4"
+    elif prev_ip < 0:
+        # a link layer that records no destination (raw IP, BSD loopback, NFLOG, PPP…: the
+        # builtin decoder's _slowpath.NO_L2_DST; whatever it carries, as SLL's)
+        sent = ip_idx == start or protos[start] in _NO_L2_DST
+    else:
+        # a tunnel that carries IP directly (as a raw-IP capture of it), not in a frame of its own
+        sent = eth < 0 and pbb_dst is None and "wlan" not in protos[prev_ip:ip_idx]
     return vlan_value(tags), bcast, sent
 
 
