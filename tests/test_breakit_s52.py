@@ -135,3 +135,37 @@ def test_a_broadcast_in_a_link_layer_without_destination_is_an_agent_broadcast(t
     flows = analyze_file(str(path), load_rules(), engine=engine).flows.set_index("resp_h")
     assert flows.loc["192.0.2.255", ["cast", "purpose"]].tolist() == ["broadcast", "agent_broadcast"]
     assert flows.loc["198.51.100.127", ["cast", "purpose"]].tolist() == ["unicast", "gateway_udp"]
+
+
+def test_a_tls10_answer_refused_with_protocol_version_says_so(tmp_path):
+    """Break-it s52 (IPv6/interception pass) #8: something answered the agent's ClientHello with
+    a TLS 1.0 ServerHello and the client aborted with protocol_version (70): the detail quoted the
+    alert alone ("TLS handshake aborted: client: protocol_version (70)"), though the capture
+    shows why: the answer chose TLS 1.0, which the client does not accept."""
+    import struct
+
+    from scapy.all import TCP
+    from pcapbuild import eth, ip_of, pcap_bytes, tcp_session
+    from test_newcomer30_findings import _hello
+    from test_tls_batch import rec
+
+    from kscc_traffic import analyze
+    body = struct.pack("!H", 0x0301) + bytes(32) + b"\x00" + struct.pack("!HB", 0x002F, 0)
+    sh = rec(22, bytes([2]) + len(body).to_bytes(3, "big") + body)
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    agent, ksc = ("192.0.2.10", 50100), ("203.0.113.10", 23101)
+    recs = tcp_session(agent, ksc, c_data=hello, s_data=sh, close=False)
+    cs, ss = 1001 + len(hello), 5001 + len(sh)
+    alert = rec(21, b"\x02\x46")
+    recs += [(1000.06, eth(ip_of(agent[0], ksc[0]) / TCP(sport=agent[1], dport=ksc[1], flags="PA", seq=cs, ack=ss)
+                           / alert)),
+             (1000.07, eth(ip_of(agent[0], ksc[0]) / TCP(sport=agent[1], dport=ksc[1], flags="FA",
+                                                          seq=cs + len(alert), ack=ss)))]
+    path = tmp_path / "tls10.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    row = analyze(str(path)).iloc[0]
+    assert (row["tls_version"], row["verdict"], row["reason"]) == ("TLS 1.0", "blocked", "tls_failed")
+    assert row["detail"] == (
+        "TLS handshake aborted: client: protocol_version (70): the server's side answered with TLS 1.0, which the "
+        "client does not accept (TLS 1.0 and 1.1 are deprecated, RFC 8996; the documented servers do not answer "
+        "so): an old TLS-inspecting proxy or firewall answering in the server's place, most likely")
