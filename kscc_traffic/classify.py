@@ -1377,9 +1377,24 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if not detail:
         return None
     why = _aborted(row)
+    if why and not asked and not product and certs and public_ca(issuer) and not target:
+        # (no SNI sent: a server answers with its default certificate, from its public CA; no
+        # proof of a proxy: the missing SNI is the finding; break-it s52 v6 #3)
+        return "blocked", "tls_failed", (
+            f"the ClientHello carried no SNI (server name): the server answered with its default certificate, for "
+            f"{certs[0]} (issued by {_bounded(issuer)}, a public CA), not for {row.get('dns_name')} (from DNS), "
+            f"and the handshake was aborted ({why}): {NO_SNI_MEANS}")
     if why:
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED} ({why}){INTERCEPTED_NO_WAY}"
     return "unexpected", "tls_intercepted", detail
+
+
+#: what a ClientHello without SNI answered by another name's certificate from a public CA means
+#: (:func:`_interception`): RFC 6066 §3, the server_name extension tells a server which of its
+#: certificates the client wants
+NO_SNI_MEANS = ("without the server name a server that hosts several names answers with its default one (RFC "
+                "6066 §3): a device on the path that strips the SNI from the ClientHello, or a client that does "
+                "not send it (an old TLS library, or something rewriting its connection)")
 
 
 #: the most characters of a certificate's issuer text a detail quotes (:func:`_bounded`)

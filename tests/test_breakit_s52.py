@@ -169,3 +169,30 @@ def test_a_tls10_answer_refused_with_protocol_version_says_so(tmp_path):
         "TLS handshake aborted: client: protocol_version (70): the server's side answered with TLS 1.0, which the "
         "client does not accept (TLS 1.0 and 1.1 are deprecated, RFC 8996; the documented servers do not answer "
         "so): an old TLS-inspecting proxy or firewall answering in the server's place, most likely")
+
+
+@pytest.mark.parametrize("sni, issuer, reason", [
+    ("", "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc", "tls_failed"),
+    ("eu1.ksc.kaspersky.com", "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert Inc", "tls_intercepted"),
+    ("", "CN=Corp Inspection CA,O=Corp", "tls_intercepted"),
+])
+def test_no_sni_answered_with_a_public_default_certificate_is_the_missing_sni(sni, issuer, reason):
+    """Break-it s52 (IPv6/interception pass) #3: a ClientHello without SNI, answered by the
+    server's default certificate (another name, a public CA) that the client refused, was
+    "tls_intercepted … exclude these names from inspection", the missing SNI never said. Without
+    SNI a server answers with its default certificate (RFC 6066 §3): the detail now says the SNI
+    was missing. With an SNI, or from a CA that is not public, it stays interception."""
+    from kscc_traffic.classify import _interception
+    row = {"sni": sni, "dns_name": "eu1.ksc.kaspersky.com", "cert_issuer": issuer, "service": "ssl",
+           "tls_alert": "client: bad_certificate (42)", "tls_established": False, "conn_state": "SF",
+           "partial": False}
+    verdict, got, detail = _interception(row, ["default.kaspersky-labs.example"], "", False)
+    assert (verdict, got) == ("blocked", reason)
+    if reason == "tls_failed":
+        assert detail.startswith(
+            "the ClientHello carried no SNI (server name): the server answered with its default certificate, for "
+            "default.kaspersky-labs.example (issued by CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1,O=DigiCert "
+            "Inc, a public CA), not for eu1.ksc.kaspersky.com (from DNS), and the handshake was aborted (client: "
+            "bad_certificate (42))")
+        assert detail.endswith("a device on the path that strips the SNI from the ClientHello, or a client that does "
+                               "not send it (an old TLS library, or something rewriting its connection)")
