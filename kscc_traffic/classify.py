@@ -1853,6 +1853,12 @@ def _served_before_close(row: dict) -> bool:
     return int(row.get("resp_bytes", 0) or 0) > 0
 
 
+#: what a ClientHello sent again that the server never acknowledged, after a TCP handshake that
+#: completed, means (:func:`_silent_close`)
+HELLO_DROPPED = ("dropped on the way after the TCP handshake was let through (a firewall or IPS filtering on the "
+                 "ClientHello or its SNI, or a path that loses larger packets)")
+
+
 def _silent_close(row: dict, target: str) -> str | None:
     """The detail of a TLS handshake not completed on a closed connection whose server had sent
     nothing for :data:`TLS_SILENCE_S` or more before the first FIN or RST (internal columns
@@ -1879,6 +1885,12 @@ def _silent_close(row: dict, target: str) -> str | None:
         # (bytes the other side sent after the close answered nothing before it: break-it 23 F5)
         then += (" (the server's first bytes came only after it)" if silent and who == "client" else
                  f" (the {other} sent more only after it)")
+    if silent and not target and who == "client" and row.get("orig_resent") \
+            and int(row.get("resp_pkts", 0) or 0) <= 1 and int(row.get("resp_bytes", 0) or 0) == 0:
+        # (not even an ACK of the ClientHello sent again: it never reached the server's TCP, a
+        # drop on the way after the handshake was let through; break-it s52 v6 #6)
+        return (f"ClientHello sent again, never acknowledged by the server (its only packet the SYN-ACK), no byte "
+                f"from it for {wait:.1f} s, {then}: {HELLO_DROPPED}")
     if silent:
         return f"ClientHello not answered: no byte from the server for {wait:.1f} s, {then}"
     flight = row.get("tls_wait_after") or ""

@@ -196,3 +196,46 @@ def test_no_sni_answered_with_a_public_default_certificate_is_the_missing_sni(sn
             "bad_certificate (42))")
         assert detail.endswith("a device on the path that strips the SNI from the ClientHello, or a client that does "
                                "not send it (an old TLS library, or something rewriting its connection)")
+
+
+def test_a_clienthello_never_acknowledged_is_told_from_one_acknowledged_and_ignored(tmp_path):
+    """Break-it s52 (IPv6/interception pass) #6: a ClientHello sent 6 times over 15 s that the
+    server never acknowledged (a filter dropping it after the handshake) and one the server
+    acknowledged and never answered got the same detail ("ClientHello not answered: no byte from
+    the server for 15.3 s, then the client reset the connection"); the first now says it was never
+    acknowledged: dropped on the way."""
+    from scapy.all import TCP
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from test_newcomer30_findings import _hello
+
+    from kscc_traffic import analyze
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    agent, ksc = "192.0.2.10", "203.0.113.10"
+    recs = []
+    for port, acked in ((23101, False), (23102, True)):
+        t0 = 1000.0 if not acked else 1100.0
+
+        def up(t, flags, seq, ack, data=b""):
+            return (t0 + t, eth(ip_of(agent, ksc) / TCP(sport=50000 + port % 10, dport=port, flags=flags, seq=seq,
+                                                         ack=ack) / data))
+
+        def down(t, flags, seq, ack):
+            return (t0 + t, eth(ip_of(ksc, agent) / TCP(sport=port, dport=50000 + port % 10, flags=flags, seq=seq,
+                                                         ack=ack), src="02:00:00:00:00:02", dst="02:00:00:00:00:01"))
+        recs += [up(0, "S", 100, 0), down(0.03, "SA", 700, 101), up(0.031, "A", 101, 701),
+                 up(0.04, "PA", 101, 701, hello)]
+        if acked:
+            recs.append(down(0.07, "A", 701, 101 + len(hello)))
+        else:
+            recs += [up(0.04 + d, "PA", 101, 701, hello) for d in (0.3, 0.9, 2.1, 4.5, 9.3)]
+        recs.append(up(15.34, "RA", 101 + len(hello), 701))
+    path = tmp_path / "dropped.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = analyze(str(path)).set_index("resp_p")
+    assert flows.loc[23101, "detail"] == (
+        "ClientHello sent again, never acknowledged by the server (its only packet the SYN-ACK), no byte from it for "
+        "15.3 s, then the client reset the connection: dropped on the way after the TCP handshake was let through (a "
+        "firewall or IPS filtering on the ClientHello or its SNI, or a path that loses larger packets)")
+    assert flows.loc[23102, "detail"] == ("ClientHello not answered: no byte from the server for 15.3 s, then the "
+                                          "client reset the connection")
+    assert (flows["reason"] == "tls_failed").sum() == 2
