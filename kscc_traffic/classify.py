@@ -672,6 +672,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         return "", "unclassified", "", NOT_TCP_UDP_DETAIL
     resp_p, orig_p = int(row["resp_p"]), int(row["orig_p"])
     if resp_p < 0 and orig_p < 0:
+        if (row.get("unreassembled") or "") in ("orig", "resp", "both"):
+            # (later fragments of datagrams never completed: no snaplen cut them; s52 v6 #5)
+            return "", "unclassified", "", FRAG_TAILS_DETAIL.format(proto=proto.upper())
         return "", "unclassified", "", NO_PORTS_DETAIL.format(proto=proto.upper())
     name = row.get("server_name") or ""
     partial = bool(row.get("partial"))
@@ -2038,6 +2041,15 @@ NO_PORTS_DETAIL = ("no packet of this flow kept its {proto} header (the snaplen 
                    "or fragments whose first fragment was not captured): ports unknown, so every {proto} "
                    "exchange between these two hosts is this one flow; not judged (capture with a larger "
                    "snaplen, e.g. tcpdump -s 0)")
+
+#: ... and of such a flow whose packets are all IP fragments of datagrams never captured whole
+#: (internal column ``unreassembled``): the later fragments, whose first ones (holding the ports)
+#: are in the flow of those ports when captured
+FRAG_TAILS_DETAIL = ("this flow's packets are later IP fragments of {proto} datagrams never captured whole (a first "
+                     "fragment, which holds the ports, is in the flow of its ports when it was captured): a fragment "
+                     "lost before the capture point (a firewall or path that drops IP fragments), or the capture "
+                     "began or ended amid them; ports unknown, so every such fragment between these two hosts is "
+                     "this one flow; not judged")
 
 #: detail of a TCP flow none of whose TCP headers was captured whole (``tcp_hdr_cut``)
 HDR_CUT_DETAIL = ("the snaplen cut the TCP header of every packet of this flow (ports seen; flags, "

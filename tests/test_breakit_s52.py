@@ -239,3 +239,18 @@ def test_a_clienthello_never_acknowledged_is_told_from_one_acknowledged_and_igno
     assert flows.loc[23102, "detail"] == ("ClientHello not answered: no byte from the server for 15.3 s, then the "
                                           "client reset the connection")
     assert (flows["reason"] == "tls_failed").sum() == 2
+
+
+def test_later_fragments_of_datagrams_never_completed_blame_no_snaplen(tmp_path):
+    """Break-it s52 (IPv6/interception pass) #5: the flow without ports made of the later
+    fragments of UDP datagrams whose middle fragment was lost said "the snaplen cut each one
+    before it, or fragments whose first fragment was not captured … (capture with a larger
+    snaplen)", though the first fragments were captured and nothing was cut. It now says they are
+    fragments of datagrams never captured whole."""
+    from kscc_traffic import analyze
+    flows = analyze(str(_dns_lost_fragments(tmp_path, True)))
+    tails = flows[flows["resp_p"] < 0]
+    assert len(tails) == 1
+    assert tails.iloc[0]["detail"].startswith("this flow's packets are later IP fragments of UDP datagrams never "
+                                              "captured whole")
+    assert "snaplen" not in tails.iloc[0]["detail"]
