@@ -614,6 +614,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     reason unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     reset_hint = row.get("reset_hint")
+    if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp" \
+            and row.get("conn_state") == "RSTR" and isinstance(reset_hint, str) \
+            and reset_hint.startswith("the reset in the server's name") and "not by the server" in reset_hint:
+        # (a connection that worked, ended by a reset a device on the path sent in the server's
+        # name: an IPS or firewall cutting the agent's sessions; break-it s52 v6 #7)
+        verdict, reason, detail = "blocked", "rejected", f"{PATH_RESET}{'; ' + detail if detail else ''}"
     if isinstance(reset_hint, str) and reset_hint:
         # a reset a device on the path probably sent in an endpoint's name: the detail does not say
         # that endpoint reset the connection, then that it did not (newcomer 28 F7)
@@ -4006,6 +4012,10 @@ def scan_detail(kind: str, row: dict, purpose: str) -> str:
 #: timeout split it off: :attr:`~kscc_traffic.flows.FlowTable.idle_before`); report.readiness
 #: tells such flows from those begun before the capture
 IDLE_GOES_ON = "goes on with the connection of this 5-tuple after"
+#: how the detail of a connection that worked and was ended by a reset a device on the path sent
+#: in the server's name (its TTL not the server's: ``reset_hint``) starts (:func:`_judge`;
+#: ``blocked``/``rejected``; report.path_reset_fix advises it)
+PATH_RESET = "the connection worked, then a reset in the server's name ended it, sent by a device on the path"
 #: the prefix of the detail a partial flow gets from the judgement, replaced for such a flow
 _MID_CONNECTION = "capture started mid-connection"
 #: what a reset from a device nearer than the server means for such a flow (in place of

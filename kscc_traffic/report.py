@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
@@ -909,6 +909,8 @@ REJECTED_TEXT: dict[str, str] = {
                   "connection before any data, or reset it after the client's request answering none of it: a SYN "
                   "proxy, load balancer or proxy with no server behind it, an application-aware firewall refusing "
                   "the traffic by its content, or a service refusing the client"),
+    "path_reset": ("the connection worked, then a device on the path (a firewall or IPS) ended it with a reset in "
+                   "the server's name (its TTL not the server's): its policy cuts the agent's sessions"),
 }
 
 
@@ -1146,6 +1148,8 @@ def rejected_kind(detail: str) -> str:
         return "stale"
     if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)):
         return "handshake"
+    if detail.startswith(PATH_RESET):
+        return "path_reset"
     return "reset"
 
 
@@ -1512,7 +1516,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1803,7 +1807,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     nearer, own_rst = bl_refused
     # (the attempts among the blocked flows: connections going on after an idle time are advised
     # apart, idle_drop_fix, and their resets counted in neither; break-it s51 pass 4 #4)
-    attempts = bl - bl_idle
+    attempts = bl - bl_idle - bl_path
     these = "this connection attempt was" if attempts == 1 else f"these {attempts} connection attempts were"
     restarted, restart_text = bl_restarted
     restarted = min(restarted, own_rst)
@@ -1848,6 +1852,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     if status == "blocked" and bl_idle:
         # (after the refusals' advice, which may replace the whole text: break-it s51 pass 4 #4)
         fix = idle_drop_fix(r, bl, bl_idle, fix)
+    if status == "blocked" and bl_path:
+        fix = path_reset_fix(r, bl, bl_path, fix)
     if status == "blocked" and bl_route:
         # a router said it cannot deliver: routing, not (only) a firewall's refusal
         route = ("no route to the destination, an ARP/neighbour failure at the last hop, or an upstream "
@@ -2002,6 +2008,21 @@ def idle_drop_fix(r, bl: int, k: int, fix: str) -> str:
                 "opened")
     return (f"{fix}; {k} of them worked, then went on after a silence longer than the idle timeout and got no "
             f"answer any more: {check}")
+
+
+def path_reset_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` that worked and were ended by
+    a reset a device on the path sent in the server's name (detail starting
+    :data:`~kscc_traffic.classify.PATH_RESET`): an IPS or firewall ending the agent's sessions (by
+    content, a signature, a session limit). All of them: that advice alone (no port to open);
+    some: added to ``fix`` (the others')."""
+    check = (f"a firewall or IPS on the path ended {'it' if k == 1 else 'them'} (the reset's TTL is not the "
+             f"server's): check its IPS, application-control and session policies for {r.host_mask or 'the server'} "
+             f"on {r.transport.upper()} {r.port_text} (exempt the agent's traffic from them)")
+    if bl == k:
+        return (f"{'this connection' if bl == 1 else f'these {bl} connections'} worked, then a reset in the "
+                f"server's name ended {'it' if bl == 1 else 'them'}: {check}; no port is to be opened")
+    return f"{fix}; {k} of them worked, then a reset in the server's name ended {'it' if k == 1 else 'them'}: {check}"
 
 
 def local_cloud_fix(r, bl: int, k: int, fix: str) -> str:
@@ -3201,7 +3222,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_cert = (0, 0, 0, 0)
@@ -3288,6 +3309,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
+                    bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
                     icmp = icmp_all[at][v == "blocked"].tolist()
@@ -3331,7 +3353,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, ""),
-                                   bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle))
+                                   bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
     elif len(flows):
@@ -3511,6 +3533,7 @@ class TableSummary:
         self.bl_host: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs the originator's host dropped
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
+        self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
@@ -3768,7 +3791,7 @@ class TableSummary:
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (REQUEST_RESET, self.bl_handshake),
-                                   (SYNACK_NOT_TAKEN, self.bl_host), (IDLE_GOES_ON, self.bl_idle),
+                                   (SYNACK_NOT_TAKEN, self.bl_host), (IDLE_GOES_ON, self.bl_idle), (PATH_RESET, self.bl_path),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -3922,7 +3945,7 @@ class TableSummary:
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
-                                       bl_idle=self.bl_idle.get(r.id, 0)))
+                                       bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
         else:

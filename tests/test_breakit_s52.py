@@ -254,3 +254,50 @@ def test_later_fragments_of_datagrams_never_completed_blame_no_snaplen(tmp_path)
     assert tails.iloc[0]["detail"].startswith("this flow's packets are later IP fragments of UDP datagrams never "
                                               "captured whole")
     assert "snaplen" not in tails.iloc[0]["detail"]
+
+
+def test_established_sessions_cut_by_a_forged_reset_are_blocked(tmp_path):
+    """Break-it s52 (IPv6/interception pass) #7: every agent session worked (TLS data both ways for
+    30 s), then a reset "from the server" with TTL 128 (the server's packets: 50) ended it: the
+    flows were ok (only the JSONL detail told a device on the path sent it), the report "verified",
+    exit 0. Such a flow is now blocked/rejected and the advice names the IPS/firewall policy; a
+    session the server itself reset (its own TTL) stays ok."""
+    from scapy.all import IP, TCP
+    from pcapbuild import eth, pcap_bytes
+
+    from kscc_traffic import analyze
+    from kscc_traffic.report import TableSummary, readiness
+    agent, ksc = "192.0.2.10", "203.0.113.10"
+    recs = []
+    for k, rst_ttl in enumerate((128, 128, 50)):
+        t0, sp = 1000.0 + 100 * k, 50000 + k
+
+        def up(t, flags, seq, ack, data=b""):
+            return (t0 + t, eth(IP(src=agent, dst=ksc, ttl=64) / TCP(sport=sp, dport=23101, flags=flags, seq=seq,
+                                                                    ack=ack) / data))
+
+        def down(t, flags, seq, ack, data=b"", ttl=50):
+            return (t0 + t, eth(IP(src=ksc, dst=agent, ttl=ttl) / TCP(sport=23101, dport=sp, flags=flags, seq=seq,
+                                                                     ack=ack) / data,
+                                src="02:00:00:00:00:02", dst="02:00:00:00:00:01"))
+        recs += [up(0, "S", 100, 0), down(0.03, "SA", 700, 101), up(0.031, "A", 101, 701),
+                 up(0.04, "PA", 101, 701, b"\x17\x03\x03\x00\x20" + bytes(32)),
+                 down(0.07, "PA", 701, 138, b"\x17\x03\x03\x00\x30" + bytes(48)),
+                 up(30.0, "PA", 138, 754, b"\x17\x03\x03\x07\xcb" + bytes(1995)),
+                 down(30.002, "R", 754, 0, ttl=rst_ttl)]
+    path = tmp_path / "forged.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = analyze(str(path)).sort_values("orig_p")
+    assert flows["conn_state"].tolist() == ["RSTR"] * 3
+    assert flows["verdict"].tolist() == ["blocked", "blocked", "ok"]
+    assert (flows["reason"].tolist()[:2]) == ["rejected", "rejected"]
+    assert flows["detail"].iloc[0].startswith(
+        "the connection worked, then a reset in the server's name ended it, sent by a device on the path; the reset "
+        "in the server's name came with TTL 128")
+    for table in (readiness(flows, load_rules()), TableSummary.of(flows).readiness(load_rules())):
+        fix = table.set_index("rule").loc["agent_connection", "fix"]
+        assert ("these 2 connections worked, then a reset in the server's name ended them: a firewall or IPS on the "
+                "path ended them (the reset's TTL is not the server's): check its IPS, application-control and "
+                "session policies for *.ksc.kaspersky.com on TCP 23100-23199 (exempt the agent's traffic from "
+                "them); no port is to be opened") in fix, fix
+        assert "allow outbound" not in fix
