@@ -842,6 +842,32 @@ def test_pcaps_joined_with_cat_are_read_whole() -> None:
     assert len(bad) == 7 and bad.stats.damage_offset == len(a)
 
 
+def test_a_pcap_and_a_pcapng_joined_with_cat_are_read_whole() -> None:
+    """Break-it s52 (formats pass) #3: ``cat a.pcap b.pcapng`` and ``cat a.pcapng b.pcap``: the
+    second file was damage ("damaged record … caplen 439041101", "damaged block type 0xa1b2c3d4"),
+    reading stopped there and its packets were lost (a connection's FINs: S2 for SF). Read on
+    under the second file's header, in either order, whole and in any chunking, with one warning
+    naming the offset."""
+    t0 = 1_772_442_000
+    a = pcap_header("<") + b"".join(pcap_record("<", t0 + i, 5, bytes([i]) * (60 + i)) for i in range(4))
+    b = b"".join([shb(">"), idb(">", 101, 0, tsresol(">", 9))]
+                 + [epb(">", 0, (t0 + 10 + i) * 10**9, bytes([0x45]) + bytes([i]) * 40) for i in range(3)])
+    for joined, first in ((a + b, "pcap"), (b + a, "pcapng")):
+        fr = read_frames(joined)
+        assert len(fr) == 7 and fr.stats.damage_offset is None, fr.stats.warnings
+        want = sorted([(t0 + i) * 10**9 + 5000 for i in range(4)] + [(t0 + 10 + i) * 10**9 for i in range(3)])
+        assert sorted(fr.ts_ns.tolist()) == want
+        at = len(a) if first == "pcap" else len(b)
+        said = (f"<bytes>: a pcapng file at offset {at} after the pcap records (captures joined with 'cat'? "
+                "'mergecap' joins them): read on as pcapng" if first == "pcap" else
+                f"<bytes>: a pcap file header at offset {at} after the pcapng blocks (captures joined with "
+                "'cat'? 'mergecap' joins them): read on under it (link type 1)")
+        assert fr.stats.warnings == [said]
+        for chunk in (64, 100, 333, 4096):
+            chunks, whole = read_in_chunks(joined, chunk)
+            assert_same_records(chunks, fr)
+
+
 # ---------------------------------------------------------------------------------------------
 # iter_frames == read_frames
 

@@ -1755,20 +1755,34 @@ def _count_walk(stats: ReadStats, w: _Walk) -> None:
 _PCAP_MAGIC_WORDS = np.array([struct.unpack("<I", m)[0] for m in _PCAP_MAGICS], np.uint32)
 
 
+def _is_shb(data, q: int) -> bool:
+    """Whether a pcapng Section Header Block begins at ``data[q]`` (its type and a byte-order magic)."""
+    return bytes(data[q:q + 4]) == _PCAPNG_MAGIC and bytes(data[q + 8:q + 12]) in (_BOM_LE, _BOM_BE)
+
+
 def _pcap_header_at(parser, data: bytes, start: int, w: _Walk) -> int | None:
-    """Where a second pcap file header begins in ``data`` (``cat a.pcap b.pcap``): at a record
-    the walk from ``start`` read (the header's first 16 bytes read as a record header), or
-    where the walk stopped as damage; None when not a pcap walk or no pcap magic there."""
+    """Where a second capture's file header begins in ``data`` (``cat a.pcap b.pcap``, also a
+    pcapng file after a pcap one or a pcap file after a pcapng one: break-it s52 formats #3): in a
+    pcap walk from ``start``, a pcap header or a pcapng Section Header Block at a record the walk
+    read (its first 16 bytes read as a record header) or where the walk stopped as damage; in a
+    pcapng walk, a pcap header where it stopped as damage (a pcapng file after a pcapng one is a
+    new section of it). None when there is none."""
     if not isinstance(parser, _PcapParser):
+        if (w.stop is not None or w.need) and bytes(data[w.pos:w.pos + 4]) in _PCAP_MAGICS:
+            return w.pos        # (its "block length" damage, or a cut block or one to read on for)
         return None
     heads = w.cols["offset"] - parser.hdr_len
     if len(heads):
-        hit = np.flatnonzero(np.isin(_u32_view(data, "<")[heads], _PCAP_MAGIC_WORDS))
-        if len(hit):
-            return int(heads[hit[0]])
+        words = _u32_view(data, "<")[heads]
+        hit = np.flatnonzero(np.isin(words, _PCAP_MAGIC_WORDS)
+                             | (words == struct.unpack("<I", _PCAPNG_MAGIC)[0]))
+        hit = [int(heads[k]) for k in hit.tolist()
+               if bytes(data[heads[k]:heads[k] + 4]) in _PCAP_MAGICS or _is_shb(data, int(heads[k]))]
+        if hit:
+            return hit[0]
     if w.stop is not None:
         for q in range(min(w.pos, len(data) - 4), max(w.pos - 2 * parser.hdr_len, start) - 1, -1):
-            if bytes(data[q:q + 4]) in _PCAP_MAGICS:
+            if bytes(data[q:q + 4]) in _PCAP_MAGICS or _is_shb(data, q):
                 return q
     return None
 
@@ -1896,16 +1910,18 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             # a second pcap file header where a record should start: files joined with cat
             # (mergecap is the right tool). The records before it are walked again (the
             # header's bytes read as a record counted oddities that are not there)
-            head = bytes(data[q:q + 24])
+            shb = _is_shb(data, q)
+            head = bytes(data[q:q + (28 if shb else 24)])
             try:
-                parser_next = _PcapParser(head, name) if len(head) == 24 else None
+                parser_next = (None if len(head) < (28 if shb else 24) else
+                               _PcapngParser(head, name, at_eof) if shb else _PcapParser(head, name))
             except CaptureError:
                 parser_next = None
             if parser_next is not None or not at_eof:
                 parser.notes = notes_before
                 w = parser.walk(memoryview(data)[:q], pos, True, base)
                 if parser_next is None:          # (its 24 bytes not all read yet: read on first)
-                    w.pos, w.stop, w.need = q, None, 24
+                    w.pos, w.stop, w.need = q, None, 28 if shb else 24
             if parser_next is not None:
                 # the records before it wait for the next ones of this buffer (one Frames per
                 # buffer); reading goes on under the new header
@@ -1913,9 +1929,17 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                 pending = w.cols if pending is None else {k: np.concatenate([pending[k], w.cols[k]]) for k in pending}
                 for line in parser.summary():
                     stats.warn(f"{name}: {line}")
-                parser = parser_next
+                was, parser = parser.kind, parser_next
+                if shb:
+                    stats.warn(f"{name}: a pcapng file at offset {base + q} after the {was} records (captures "
+                               "joined with 'cat'? 'mergecap' joins them): read on as pcapng")
+                    pos = q
+                    continue
                 stats.warn(f"{name}: a second pcap file header at offset {base + q} (captures joined with "
-                           f"'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})")
+                           f"'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})"
+                           if was == "pcap" else
+                           f"{name}: a pcap file header at offset {base + q} after the pcapng blocks (captures "
+                           f"joined with 'cat'? 'mergecap' joins them): read on under it (link type {parser.linktype})")
                 line = _reserved_link_bits(parser, head, name, base + q)   # (each header's, not the first's alone)
                 if line:
                     stats.warn(line)
