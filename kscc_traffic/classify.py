@@ -1386,7 +1386,9 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     if not detail:
         return None
     why = _aborted(row)
-    if why and not asked and not product and certs and public_ca(issuer) and not target:
+    if why and not asked and not product and certs and public_ca(issuer) and not target and not unread \
+            and row.get("service") in _SSL_SERVICES and not row.get("payload_cut") and not row.get("start_lost"):
+        # (the ClientHello read whole: one the snaplen cut may have held an SNI; review s52 #3)
         # (no SNI sent: a server answers with its default certificate, from its public CA; no
         # proof of a proxy: the missing SNI is the finding; break-it s52 v6 #3)
         return "blocked", "tls_failed", (

@@ -1503,7 +1503,9 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             last_frame = c["frame"][at[ends]]     # (of the flow's last packet)
             # (not TCP, nor a flow the destination answered: a broadcast address neither
             # accepts a connection nor sends)
-            cand = sent_flow & (cast == "unicast") & ~fv6 & ~is_tcp_flow & ~any_r
+            # (nor DNS: no lookup goes to a broadcast address; an unanswered one to a resolver
+            # at x.y.z.255 of a larger network stays a failed lookup: review s52 #1)
+            cand = sent_flow & (cast == "unicast") & ~fv6 & ~is_tcp_flow & ~any_r & (r_p != 53)
             cast = _sent_cast(cast, cand, o_lo, r_lo, last_frame, broadcast_evidence(c, broadcasts), last_ts)
     # (an IPv6 flow between IPv4-mapped addresses gets another uid than the IPv4 flow of the
     # same numbers; every other uid as before)

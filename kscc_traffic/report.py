@@ -969,6 +969,9 @@ CLIENTS_REFUSED = ("the server, or a firewall in front of it that copies its TTL
 #: the advice after :data:`CLIENTS_REFUSED`
 CLIENTS_REFUSED_FIX = ("check which source addresses the server's host firewall and the firewalls or load balancer "
                        "in front of it let through to this port, and the address these clients leave by")
+#: the shortest time (ns) from a client's first refusal to its last for :data:`CLIENTS_REFUSED` (a
+#: burst of refusals within it, other clients accepted around it, may be a restart: review s52 #4)
+CLIENTS_REFUSED_SPAN_NS = 30 * 10**9
 #: clients remembered per server endpoint (accepted) and per purpose and endpoint (refused); past it
 #: the endpoint's clients are not known (its refusals keep the intermittent advice)
 MAX_CLIENTS = 256
@@ -1084,7 +1087,8 @@ class RefusedAccepted:
         port was accepted at … and refused at …`` when every one came before them (the last named),
         else ``the port was refused 12 times from … to … UTC while it accepted 3,000 other
         connections from … to … UTC (…):`` :data:`INTERMITTENT`, or, when two refusals or more
-        were all of clients the endpoint never accepted, ``the port was refused 12 times from … to
+        over :data:`CLIENTS_REFUSED_SPAN_NS` or longer were all of clients the endpoint never
+        accepted, ``the port was refused 12 times from … to
         … UTC, each time to 192.0.2.10, while it accepted 3,000 connections of other clients
         (192.0.2.11) from … to … UTC (…):`` :data:`CLIENTS_REFUSED`; (0, '') for none."""
         from .classify import _clock_text
@@ -1101,7 +1105,7 @@ class RefusedAccepted:
             text = f"the port was refused {when} and accepted at {_clock_text(a_lo)} UTC {where}: {RESTARTED}"
         elif a_hi < r_lo:
             text = f"the port was accepted at {_clock_text(a_hi)} UTC and refused {when} {where}: {RESTARTED}"
-        elif r_n > 1 and r_cl and a_cl and not r_cl & a_cl:
+        elif r_n > 1 and r_cl and a_cl and not r_cl & a_cl and r_hi - r_lo >= CLIENTS_REFUSED_SPAN_NS:
             text = (f"the port was refused {when}, each time to {_clients_text(r_cl)}, while it accepted {a_n:,} "
                     f"connection{'s' if a_n != 1 else ''} of other clients ({_clients_text(a_cl)}) from "
                     f"{_clock_text(a_lo)} to {_clock_text(a_hi)} UTC {where}: {CLIENTS_REFUSED}")
@@ -3024,7 +3028,11 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
     if frags:
         said = ("the answer came back as IP fragments and not all of them arrived: a firewall or path drops IP "
                 "fragments (the resolver did answer)")
-        texts["no_answer"] = (said if frags >= kinds.get("no_answer", 0) else f"{texts['no_answer']}; or {said}")
+        if frags + mismatched >= kinds.get("no_answer", 0):
+            # (every one answered: by responses the client drops, or by fragments never all arriving)
+            texts["no_answer"] = f"{texts['no_answer'].split('; or ')[-1]}; or {said}" if mismatched else said
+        else:
+            texts["no_answer"] = f"{texts['no_answer']}; or {said}"
     rejected = []
     refused, servfail = kinds.get("refused", 0), kinds.get("servfail", 0)
     if refused:

@@ -301,3 +301,24 @@ def test_established_sessions_cut_by_a_forged_reset_are_blocked(tmp_path):
                 "session policies for *.ksc.kaspersky.com on TCP 23100-23199 (exempt the agent's traffic from "
                 "them); no port is to be opened") in fix, fix
         assert "allow outbound" not in fix
+
+
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+def test_unanswered_dns_to_a_dot255_resolver_in_raw_ip_stays_a_failed_lookup(tmp_path, engine):
+    """Review s52 #1: with raw-IP frames read as recording no link-layer destination, three
+    unanswered DNS queries to a resolver at 198.18.0.255 (a host of a larger network) became
+    broadcasts, "ok": no lookup goes to a broadcast address, so DNS stays unicast and blocked."""
+    import shutil
+
+    from scapy.all import DNS, DNSQR, IP, UDP
+    from pcapbuild import pcap_bytes
+    if engine == "tshark" and not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    from kscc_traffic.analyze import analyze_file
+    recs = [(1000.0 + k, bytes(IP(src="198.18.0.10", dst="198.18.0.255") / UDP(sport=41000 + k, dport=53)
+                               / DNS(id=k, rd=1, qd=DNSQR(qname="eu1.ksc.kaspersky.com")))) for k in range(3)]
+    path = tmp_path / "dns255.pcap"
+    path.write_bytes(pcap_bytes(recs, linktype=101))
+    flows = analyze_file(str(path), load_rules(), engine=engine).flows
+    assert flows[["cast", "purpose", "verdict", "reason"]].drop_duplicates().values.tolist() == [
+        ["unicast", "dns", "blocked", "no_answer"]]

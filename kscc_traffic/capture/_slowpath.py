@@ -197,6 +197,9 @@ _OTHER_LINKS = frozenset((197, 51, 10, 6, 123, 138, 122, 107, 143, 178))
 #: ``_Ctx.out`` of a packet a tunnel carries until an Ethernet frame in it is read (true: an IP
 #: packet right in the tunnel records no link-layer destination)
 _IN_TUNNEL = 2
+#: ... and of a frame of a link type in :data:`NO_L2_DST` until an Ethernet frame in it is read
+#: (bridged Ethernet over HDLC or ATM records its destination: review s52 #5)
+_NO_DST = 3
 NO_L2_DST = frozenset((0, 108, 12, 14, 101, 228, 229, 239, 117, 109, 226, 9, 50, 104, 204, 205, 206, 107,
                        100, 11, 219, 51))
 #: link types of Ethernet frames behind a capture device's or switch's own header, read by
@@ -533,7 +536,7 @@ class SlowDecoder:
         """Decode record ``i`` (``cap`` captured bytes at ``off`` in the buffer; ``wire``: the
         record's original length, -1 when unknown)."""
         ctx = _Ctx(i, ts, off + cap, max(wire - cap, 0), off)
-        ctx.out = lt in NO_L2_DST
+        ctx.out = _NO_DST if lt in NO_L2_DST else False
         try:
             r = self._link(lt, self.buf, off, off + cap, ctx)
         except (IndexError, struct.error):      # a bound check missed: never raise
@@ -985,7 +988,7 @@ class SlowDecoder:
         if end - pos < 14:
             return MALFORMED
         ctx.bcast = d[pos:pos + 6] == _BCAST
-        if ctx.out == _IN_TUNNEL:
+        if ctx.out == _IN_TUNNEL or ctx.out == _NO_DST:
             ctx.out = False             # (a tunnel's Ethernet frame records its destination)
         return self._ethertype(_u16(d, pos + 12)[0], d, pos + 14, end, base, ctx, depth)
 

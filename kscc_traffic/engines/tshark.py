@@ -1337,8 +1337,10 @@ def _link_facts(protos: list[str], f: Mapping[str, Sequence[str]], ip_idx: int, 
         sent = _at(f, "sll.pkttype", 0) == "4"
     elif prev_ip < 0:
         # a link layer that records no destination (raw IP, BSD loopback, NFLOG, PPP…: the
-        # builtin decoder's _slowpath.NO_L2_DST; whatever it carries, as SLL's)
-        sent = ip_idx == start or protos[start] in _NO_L2_DST
+        # builtin decoder's _slowpath.NO_L2_DST), no Ethernet or 802.11 frame in it (an A-MSDU
+        # subframe's layers start with its LLC: review s52 #2)
+        sent = eth < 0 and pbb_dst is None and "wlan" not in protos[:ip_idx] and \
+            (ip_idx == start or protos[start] in _NO_L2_DST)
     else:
         # a tunnel that carries IP directly (as a raw-IP capture of it), not in a frame of its own
         sent = eth < 0 and pbb_dst is None and "wlan" not in protos[prev_ip:ip_idx]
