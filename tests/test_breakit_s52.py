@@ -10,6 +10,17 @@ from test_breakit_s51 import _idle_then  # noqa: E402
 from kscc_traffic import load_rules  # noqa: E402
 
 
+def _analysed(tmp_path, name: str, recs):
+    """The flow table of a capture of ``recs`` ((time, frame) pairs, written in time order) in a
+    file ``name`` under ``tmp_path``."""
+    from pcapbuild import pcap_bytes
+
+    from kscc_traffic import analyze
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    return analyze(str(path))
+
+
 def test_the_restart_note_does_not_count_an_idle_connections_reset_as_a_refusal(tmp_path):
     """s51 leftover: an agent connection reset with the server's TTL after a 400 s silence (it
     worked before it), a new connection accepted, then a SYN refused with the server's TTL: the
@@ -29,7 +40,7 @@ def test_a_511_is_a_captive_portal_on_port_80_and_on_the_clienthello(tmp_path):
     request on 80 and the agent's ClientHello on 23101 with 511 Network Authentication Required
     (RFC 6585 §6: a captive portal). The advice was "allow *.digicert.com in its URL filter" and
     "let the agent's TLS through uninspected"; both now say to log the network in to the portal."""
-    from pcapbuild import pcap_bytes, tcp_session
+    from pcapbuild import tcp_session
     from test_newcomer30_findings import _hello
 
     from kscc_traffic.report import readiness, rejected_reason_text
@@ -39,10 +50,7 @@ def test_a_511_is_a_captive_portal_on_port_80_and_on_the_clienthello(tmp_path):
                        c_data=b"GET /x.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n")
     recs += tcp_session((agent, 50100), ("203.0.113.10", 23101), t0=1001.0, s_data=portal,
                         c_data=_hello(b"eu1.ksc.kaspersky.com"))
-    path = tmp_path / "portal511.pcap"
-    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
-    from kscc_traffic import analyze
-    flows = analyze(str(path)).set_index("resp_p")
+    flows = _analysed(tmp_path, "portal511.pcap", recs).set_index("resp_p")
     assert flows.loc[80, "detail"] == (
         'the server 203.0.113.20:80 answered 511 "Network Authentication Required" to the request for '
         "http://crl3.digicert.com:80 (a transparent web filter or captive portal: 511 is a captive portal's "
@@ -205,10 +213,8 @@ def test_a_clienthello_never_acknowledged_is_told_from_one_acknowledged_and_igno
     the server for 15.3 s, then the client reset the connection"); the first now says it was never
     acknowledged: dropped on the way."""
     from scapy.all import TCP
-    from pcapbuild import eth, ip_of, pcap_bytes
+    from pcapbuild import eth, ip_of
     from test_newcomer30_findings import _hello
-
-    from kscc_traffic import analyze
     hello = _hello(b"eu1.ksc.kaspersky.com")
     agent, ksc = "192.0.2.10", "203.0.113.10"
     recs = []
@@ -229,9 +235,7 @@ def test_a_clienthello_never_acknowledged_is_told_from_one_acknowledged_and_igno
         else:
             recs += [up(0.04 + d, "PA", 101, 701, hello) for d in (0.3, 0.9, 2.1, 4.5, 9.3)]
         recs.append(up(15.34, "RA", 101 + len(hello), 701))
-    path = tmp_path / "dropped.pcap"
-    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
-    flows = analyze(str(path)).set_index("resp_p")
+    flows = _analysed(tmp_path, "dropped.pcap", recs).set_index("resp_p")
     assert flows.loc[23101, "detail"] == (
         "ClientHello sent again, never acknowledged by the server (its only packet the SYN-ACK), no byte from it for "
         "15.3 s, then the client reset the connection: dropped on the way after the TCP handshake was let through (a "
@@ -263,9 +267,8 @@ def test_established_sessions_cut_by_a_forged_reset_are_blocked(tmp_path):
     exit 0. Such a flow is now blocked/rejected and the advice names the IPS/firewall policy; a
     session the server itself reset (its own TTL) stays ok."""
     from scapy.all import IP, TCP
-    from pcapbuild import eth, pcap_bytes
+    from pcapbuild import eth
 
-    from kscc_traffic import analyze
     from kscc_traffic.report import TableSummary, readiness
     agent, ksc = "192.0.2.10", "203.0.113.10"
     recs = []
@@ -285,9 +288,7 @@ def test_established_sessions_cut_by_a_forged_reset_are_blocked(tmp_path):
                  down(0.07, "PA", 701, 138, b"\x17\x03\x03\x00\x30" + bytes(48)),
                  up(30.0, "PA", 138, 754, b"\x17\x03\x03\x07\xcb" + bytes(1995)),
                  down(30.002, "R", 754, 0, ttl=rst_ttl)]
-    path = tmp_path / "forged.pcap"
-    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
-    flows = analyze(str(path)).sort_values("orig_p")
+    flows = _analysed(tmp_path, "forged.pcap", recs).sort_values("orig_p")
     assert flows["conn_state"].tolist() == ["RSTR"] * 3
     assert flows["verdict"].tolist() == ["blocked", "blocked", "ok"]
     assert (flows["reason"].tolist()[:2]) == ["rejected", "rejected"]
