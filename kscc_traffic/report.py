@@ -2846,7 +2846,7 @@ def dns_blocked_kinds(flows: pd.DataFrame) -> dict[str, int]:
     detail ending with :data:`CUT_SHORT`'s note, which no column holds); ``no_answer``, all the
     ``no_answer`` ones; ``v6_only``, ``rejected`` ones answered NOERROR whose detail is
     :func:`~kscc_traffic.classify.v6_only_detail` for their ``query`` (an IPv6-only agent's AAAA
-    question that only A answers resolved: the one kind read from ``detail``, its start rebuilt
+    question that only A answers resolved: read from ``detail``, its start rebuilt
     from ``query``, as whether the capture held IPv4 is in no column); ``fragments``, ``no_answer``
     ones whose answers came back only as IP fragments of datagrams never captured whole (detail
     :data:`~kscc_traffic.classify.DNS_LOST_FRAGMENTS`: its own words and a count, no packet text).
