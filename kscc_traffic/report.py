@@ -1126,10 +1126,7 @@ def _clients_text(clients: set) -> str:
             return (ip.version, int(ip), a)
         except ValueError:
             return (9, 0, a)
-    names = sorted(clients, key=key)
-    if len(names) <= 3:
-        return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
-    return f"{', '.join(names[:3])} and {len(names) - 3:,} more"
+    return _list_text(sorted(clients, key=key), "")
 
 
 def rejected_kind(detail: str) -> str:
@@ -3072,12 +3069,13 @@ def _closed_at(hosts, ports, known: tuple[tuple[str, ...], tuple[int, ...]] = ((
 
 def _list_text(items, what: str, most: int = 3) -> str:
     """``items`` as a short text: ``23101``, ``23101, 23102 and 23105``, ``a, b, c and 2 more
-    ports`` (``what``: the noun for the ones left out, ``port`` or ``server``)."""
+    ports`` (``what``: the noun for the ones left out, ``port`` or ``server``; '' for none: ``a, b, c
+    and 2 more``)."""
     items = [str(x) for x in items]
     if len(items) <= most:
         return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else "?"
     more = len(items) - most
-    return f"{', '.join(items[:most])} and {more} more {what}{'s' if more != 1 else ''}"
+    return f"{', '.join(items[:most])} and {more} more" + (f" {what}{'s' if more != 1 else ''}" if what else "")
 
 
 def _service_check(r) -> str:
