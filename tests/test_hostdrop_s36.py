@@ -176,8 +176,8 @@ def test_a_synack_stamped_before_its_syn_is_taken_after_it(tmp_path, skew):
     path = _write(tmp_path, _tapped(_rst_after_hello(), skew), "tap.pcap")
     row = _flows(path).iloc[0]
     assert (row.conn_state, row.verdict, row.reason, row.detail) == ("RSTR", "blocked", "tls_failed", ref.detail)
-    assert row.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s after the "
-                          "ClientHello, before the server sent a byte")
+    assert row.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) less than 0.001 s "
+                          "after the ClientHello, before the server sent a byte")
     assert (row.orig_pkts, row.resp_pkts, row.orig_bytes) == (3, 3, len(HELLO))
     assert row.ts_ns == ref.ts_ns        # (the flow begins at its SYN; every packet keeps its stamp)
     # chunked readings agree with the whole file's
@@ -202,8 +202,8 @@ def test_a_reset_acknowledging_the_hello_was_sent_after_it(tmp_path):
     row = _flows(path).iloc[0]
     assert (row.verdict, row.reason) == ("blocked", "tls_failed")
     assert "sent more after it" not in row.detail
-    assert row.detail == ref.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s "
-                                        "after the ClientHello, before the server sent a byte")
+    assert row.detail == ref.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) less than "
+                                        "0.001 s after the ClientHello, before the server sent a byte")
     chunkcmp.assert_same(path, [200, 400])
 
 
@@ -220,8 +220,8 @@ def test_several_tapped_connections_at_once(tmp_path):
     flows = _flows(path).sort_values("orig_p")
     assert flows.orig_p.tolist() == [43340, 43341, 43342, 43343]
     assert set(zip(flows.conn_state, flows.verdict, flows.reason)) == {("RSTR", "blocked", "tls_failed")}
-    assert set(flows.detail) == {"TLS handshake aborted: the server reset the connection (RST, RSTR) 0.00 s after the "
-                                 "ClientHello, before the server sent a byte"}
+    assert set(flows.detail) == {"TLS handshake aborted: the server reset the connection (RST, RSTR) less than 0.001 s "
+                                 "after the ClientHello, before the server sent a byte"}
     chunkcmp.assert_same(path, [300, 900])
 
 
