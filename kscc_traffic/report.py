@@ -3014,22 +3014,21 @@ def dns_reason_texts(reasons, resets: int | None = None, error_answers: int | No
                              "does not rewrite the answer's source): the name does not resolve",
              "dns_truncated": "the answer was truncated (too large for UDP) and no retry over TCP got an address: "
                               "DNS over TCP (port 53/TCP) to the resolver is blocked, or the client did not retry"}
+    # (the unanswered queries' causes: the drop, responses the client drops, fragments never all
+    # arriving; the drop left out when the other two explain every unanswered query)
+    unanswered = kinds.get("no_answer", 0)
     mismatched = kinds.get("mismatch_id", 0) + kinds.get("mismatch_question", 0)
+    frags = kinds.get("fragments", 0)
+    causes = [] if (mismatched or frags) and mismatched + frags >= unanswered else [texts["no_answer"]]
     if mismatched:
         what = " or ".join(w for n, w in ((kinds.get("mismatch_id", 0), "by transaction ID"),
                                           (kinds.get("mismatch_question", 0), "by question")) if n)
-        said = (f"responses came, but none matched its query ({what}), and the client drops them: a DNS proxy, NAT "
-                "or firewall on the path rewriting DNS")
-        texts["no_answer"] = said if mismatched >= kinds.get("no_answer", 0) else f"{texts['no_answer']}; or {said}"
-    frags = kinds.get("fragments", 0)
+        causes.append(f"responses came, but none matched its query ({what}), and the client drops them: a DNS "
+                      "proxy, NAT or firewall on the path rewriting DNS")
     if frags:
-        said = ("the answer came back as IP fragments and not all of them arrived: a firewall or path drops IP "
-                "fragments (the resolver did answer)")
-        if frags + mismatched >= kinds.get("no_answer", 0):
-            # (every one answered: by responses the client drops, or by fragments never all arriving)
-            texts["no_answer"] = f"{texts['no_answer'].split('; or ')[-1]}; or {said}" if mismatched else said
-        else:
-            texts["no_answer"] = f"{texts['no_answer']}; or {said}"
+        causes.append("the answer came back as IP fragments and not all of them arrived: a firewall or path drops "
+                      "IP fragments (the resolver did answer)")
+    texts["no_answer"] = "; or ".join(causes)
     rejected = []
     refused, servfail = kinds.get("refused", 0), kinds.get("servfail", 0)
     if refused:
