@@ -943,6 +943,79 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
             f"{ttl} vs {ref} on the server's packets on other connections): {REFUSED_PORT}")
 
 
+def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
+    """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder
+    sent a SYN-ACK and a reset with TTLs (IPv6: hop limits) within :data:`RESET_TTL_HOPS` of each
+    other (one device sent both), from :data:`RESET_TTL_HOPS` or more hops nearer (:func:`_hops`)
+    than the first packet that is no reset nor SYN-ACK the same address sent *before* this
+    flow's first packet (:func:`address_ttls` of these packets and ``prior``: the server's own
+    packets on an earlier connection): a hint that a device nearer than the server answered the
+    connection in its place (a transparent proxy, or a firewall terminating TCP) and reset it,
+    not the server (break-it s52 v6 #2: the detail said "the server reset the connection"). No
+    hint when the address sent nothing earlier (a first connection cannot be compared: a
+    later one is not used, so that a chunked or live analysis, which has only the packets read
+    so far, says the same), nor when the reset's TTL differs from the SYN-ACK's (what
+    :func:`_reset_hints` tells within the flow)."""
+    out = repeated("", n)
+    c, pf = ft.packets.cols, ft.pkt_flow
+    if "ttl" not in c or not n:
+        return out
+    tcp = (pf >= 0) & (c["proto"] == TCP)
+    resp = tcp & ~np.asarray(ft.pkt_from_orig, bool) & (c["ttl"] >= 0)
+    fl = c["tcp_flags"]
+    rst = np.flatnonzero(resp & ((fl & RST) != 0))
+    if not len(rst):
+        return out
+    sa = np.flatnonzero(resp & ((fl & (SYN | ACK)) == (SYN | ACK)))
+    if not len(sa):
+        return out
+    # each flow's first reset and first SYN-ACK of its responder (by time, then position)
+    rst = rst[np.lexsort((rst, c["ts_ns"][rst], pf[rst]))]
+    rst = rst[np.r_[True, pf[rst][1:] != pf[rst][:-1]]]
+    sa = sa[np.lexsort((sa, c["ts_ns"][sa], pf[sa]))]
+    sa = sa[np.r_[True, pf[sa][1:] != pf[sa][:-1]]]
+    f_sa = np.full(len(ft.flows) + 1, -1, np.int64)
+    f_sa[pf[sa]] = sa
+    both = f_sa[pf[rst]] >= 0
+    rst = rst[both]
+    sa = f_sa[pf[rst]]
+    t_rst, t_sa = c["ttl"][rst].astype(np.int64), c["ttl"][sa].astype(np.int64)
+    same = np.abs(t_rst - t_sa) < RESET_TTL_HOPS
+    rst, sa, t_rst, t_sa = rst[same], sa[same], t_rst[same], t_sa[same]
+    if not len(rst):
+        return out
+    # the flows' first packets (the originator's, as a rule: the SYN)
+    f = pf[rst].astype(np.int64)
+    start = np.full(len(ft.flows) + 1, np.iinfo(np.int64).max, np.int64)
+    rows = np.flatnonzero(tcp & _member(pf, f, len(ft.flows)))
+    np.minimum.at(start, pf[rows], c["ts_ns"][rows])
+    mine = np.flatnonzero((c["proto"] == TCP) & ((fl & RST) == 0) & (c["ttl"] >= 0))
+    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rst]))]
+    here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
+    before = AddressTtls.of(prior)
+    ver = c["ipver"][rst].astype(np.int64)
+    key = (ver, c["src_hi"][rst].astype(np.uint64), c["src_lo"][rst].astype(np.uint64))
+    ts_h, ttl_h = _first_of(here, here.find(*key))
+    ts_b, ttl_b = _first_of(before, before.find(*key))
+    earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
+    ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
+    said = (ts_ref < start[f]) & (t_ref >= 0) & (t_ref != _NO_ROW)
+    said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= RESET_TTL_HOPS
+    for k in np.flatnonzero(said).tolist():
+        field_name = "hop limit" if int(ver[k]) == 6 else "TTL"
+        d = int(_hops(np.array([t_ref[k]]))[0] - _hops(np.array([t_sa[k]]))[0])
+        values = (f"{field_name} {int(t_sa[k])}" if t_sa[k] == t_rst[k] else
+                  f"{field_name} {int(t_sa[k])} and {int(t_rst[k])}")
+        out[int(f[k])] = (f"the SYN-ACK and the reset in the server's name came with {values}, the server's packets "
+                          f"on an earlier connection with {int(t_ref[k])}: probably sent by a device {d} hops nearer "
+                          f"{ANSWERED_IN_PLACE}, not by the server")
+    return out
+
+
+#: what :func:`_answered_in_place_hints` says answered a connection in the server's place
+ANSWERED_IN_PLACE = "that answered the connection in the server's place (a transparent proxy, or a firewall terminating TCP)"
+
+
 #: the internal column (object: None, or ``(ipver, src_hi, src_lo, ttl)`` ints) of a SYN answered
 #: by a reset whose sender sent no other packet in the packets read so far (:func:`_refused_hints`):
 #: a chunked or live analysis holds such a flow until one comes or the capture ends, then gives
@@ -1776,6 +1849,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     cols[REFUSED_WAIT] = np.full(n, None, object)
     refused = _refused_hints(ft, n, ttls, cols[REFUSED_WAIT])
     hint = cols["reset_hint"]
+    # (and, for a connection whose SYN-ACK and reset came from a device nearer than the server's
+    # earlier packets: that device's hint, where the flow itself gave none)
+    for i, said in enumerate(_answered_in_place_hints(ft, n, ttls).tolist()):
+        if said and not hint[i]:
+            hint[i] = said
     for i in np.flatnonzero(refused.astype(bool)).tolist():
         hint[i] = f"{hint[i]}; {refused[i]}" if hint[i] else refused[i]
     # (likewise: a ClientHello answered in cleartext HTTP, also inside a CONNECT tunnel: the

@@ -35,3 +35,62 @@ def test_a_close_within_5_ms_of_the_client_hello_is_not_printed_as_zero(wait, te
     """Session 52 (v6 pass #2): a transparent proxy's reset 0.9 ms after the ClientHello read
     "0.00 s after the ClientHello", hiding that it came far sooner than the server's round trip."""
     assert _close_wait_text(wait) == text
+
+
+def _conn(port, sport, t0, server_ttl, *, reset_ttl=None, data=True):
+    """(time, Ethernet frame) records of a connection 192.0.2.20:sport -> 203.0.113.10:port
+    whose responder packets carry ``server_ttl``: handshake, a ClientHello, then either the
+    responder's data and FINs, or (``reset_ttl``) its ACK of the hello and a reset with that TTL."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from test_newcomer30_findings import _hello
+
+    c, s = "192.0.2.20", "203.0.113.10"
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    pk = lambda src, dst, ttl, **kw: Ether() / IP(src=src, dst=dst, ttl=ttl) / TCP(**kw)  # noqa: E731
+    out = [(t0, pk(c, s, 64, sport=sport, dport=port, flags="S", seq=100)),
+           (t0 + 0.02, pk(s, c, server_ttl, sport=port, dport=sport, flags="SA", seq=900, ack=101)),
+           (t0 + 0.021, pk(c, s, 64, sport=sport, dport=port, flags="A", seq=101, ack=901)),
+           (t0 + 0.022, pk(c, s, 64, sport=sport, dport=port, flags="PA", seq=101, ack=901) / hello)]
+    end = 101 + len(hello)
+    if reset_ttl is not None:
+        out += [(t0 + 0.0221, pk(s, c, server_ttl, sport=port, dport=sport, flags="A", seq=901, ack=end)),
+                (t0 + 0.0229, pk(s, c, reset_ttl, sport=port, dport=sport, flags="RA", seq=901, ack=end))]
+    elif data:
+        out += [(t0 + 0.05, pk(s, c, server_ttl, sport=port, dport=sport, flags="PA", seq=901, ack=end) / (b"\x16\x03\x03\x00\x04" + b"\x0e\x00\x00\x00")),
+                (t0 + 0.06, pk(c, s, 64, sport=sport, dport=port, flags="FA", seq=end, ack=910)),
+                (t0 + 0.08, pk(s, c, server_ttl, sport=port, dport=sport, flags="FA", seq=910, ack=end + 1)),
+                (t0 + 0.081, pk(c, s, 64, sport=sport, dport=port, flags="A", seq=end + 1, ack=911))]
+    return [(t, bytes(f)) for t, f in out]
+
+
+@pytest.mark.parametrize("order", ["server first", "proxied first", "proxied only", "same ttl"])
+def test_a_reset_from_a_device_answering_in_the_servers_place_is_told(tmp_path, order):
+    """Break-it s52 (IPv6/interception pass) #2: a transparent proxy answered the SYN itself (TTL
+    63, one hop) and reset the connection 0.9 ms after the ClientHello, while the server's packets
+    on an earlier connection came with TTL 50: the detail said "the server reset the
+    connection". It now names the TTLs and a device answering in the server's place; not when
+    the server's own packets came only later (nothing earlier to compare: a chunked analysis
+    could not know), nor when the TTLs agree."""
+    pytest.importorskip("scapy")
+    import chunkcmp
+    from pcapbuild import pcap_bytes
+    proxied = _conn(23101, 53001, 1010.0, 63, reset_ttl=63)
+    server = _conn(443, 53000, 1000.0 if order != "proxied first" else 1020.0, 50)
+    recs = {"server first": server + proxied, "proxied first": proxied + server, "proxied only": proxied,
+            "same ttl": _conn(443, 53000, 1000.0, 63) + proxied}[order]
+    path = tmp_path / "proxy.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = chunkcmp.assert_same(path, [600, 1200])
+    row = flows[flows.resp_p == 23101].iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "tls_failed")
+    if order == "server first":
+        assert row.detail == (
+            "TLS handshake aborted: a reset in the server's name ended the connection (RST, RSTR) 0.001 s after the "
+            "ClientHello, before the server sent a byte; the SYN-ACK and the reset in the server's name came with "
+            "TTL 63, the server's packets on an earlier connection with 50: probably sent by a device 13 hops "
+            "nearer that answered the connection in the server's place (a transparent proxy, or a firewall "
+            "terminating TCP), not by the server")
+    else:
+        assert row.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.001 s after "
+                              "the ClientHello, before the server sent a byte")
