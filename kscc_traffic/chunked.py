@@ -59,7 +59,8 @@ from .capture.packets import Packets, short_payloads
 from .capture.stats import ReadStats
 from .flows import ACK, CLOSE_DELAY_NS, FIN, DEFAULT_IDLE_NS, DNS_IDLE_NS, ICMP, ICMP6, IDLE_TIMEOUT_NS, PROTO_NAMES, \
     RST, TCP, UDP, VLAN_STACK, arrays_of, broadcast_evidence, content_rows, dns_flows, history_plain, isin_texts
-from .inspect import DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, dns_response_rows, refused_hint, truncated_answer
+from .inspect import (DNS_KEYS, REFUSED_WAIT, AddressTtls, address_ttls, cloud_openers, cloud_ports, dns_response_rows,
+                      refused_hint, truncated_answer)
 from .answer_store import AnswerStore
 from .classify import (AUTH_RETRY_S, DNS_ANSWERED_TCP, DNS_RESOLVED, DNS_RESOLVED6, DNS_RESOLVED_TCP, DNS_RETRY, SEEN_IPV4, DNS_RETRY_S, PROXY_RETRY, REFUSED_RETRY, REFUSED_RETRY_S,
                        STALE_RETRY, STALE_RETRY_S, OTHER_SOURCE_S, _CONNECTED_STATES, _agent_name, _proxy_passed_on, _str_codes,
@@ -297,6 +298,8 @@ class ChunkedAnalysis:
         dretry = _DnsRetries()              # failed lookups: held while a lookup that makes them good may come
         broadcasts: dict[int, int] = {}     # link-layer broadcast destinations seen (flows.broadcast_evidence)
         ttls: Mapping = {}                  # each address's first packet that is no reset nor SYN-ACK (inspect.AddressTtls)
+        openers = None                      # each address's first SYN to a cloud server's port (inspect.cloud_openers)
+        ports = cloud_ports(self.rules)
         frame_base = 0                      # records read so far: the next one's number (Frames.number)
         recent_read = np.zeros(0, np.int64)     # the last CLOCK_FRAMES records read: their stamps
         counters = DecodeCounters()
@@ -473,9 +476,10 @@ class ChunkedAnalysis:
             b = analyze_batch(batch, self.rules, self.name, prior_answers=store, weights=weights,
                               known=known, capture_end_ns=end if last else None,
                               observed_until_ns=end if last else clock, carried=carried, copies=copies,
-                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls)
+                              broadcasts=broadcasts, judge=leaving, finish=False, ttls=ttls, openers=openers)
             broadcasts = broadcast_evidence(batch.cols, broadcasts)
             ttls = address_ttls(batch.cols, ttls)
+            openers = cloud_openers(batch.cols, ports, openers)
             self.duplicates += b.duplicates
             flows = b.flows
             final, closed, idle = ends["final"], ends["closed"], ends["idle"]

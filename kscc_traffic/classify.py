@@ -851,12 +851,21 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
-    if _inbound(rule, proto, target, partial, str(row.get("history") or ""), str(row.get("orig_h") or ""),
+    history = str(row.get("history") or "")
+    if _inbound(rule, proto, target, partial, history, str(row.get("orig_h") or ""),
                 str(row["resp_h"])) and not _resolved_for(row, rule):
         # a cloud server's port on a local address, opened from outside: not the agent's outbound
         # connection (the cloud server is never at a local address; it never connects to agents)
         return done("unexpected", "wrong_direction", inbound_detail(str(row.get("orig_h") or ""),
                                                                     str(row["resp_h"]), resp_p, rule.id)
+                    + _attempt_failed(row, icmp_text, answered, partial))
+    if row.get("opened_cloud") and _inbound(rule, proto, target, partial, history, "", "") is None \
+            and not _resolved_for(row, rule):
+        # the same port of an address that had itself connected to the cloud before: an agent,
+        # whatever its address (a public one, a global IPv6 one: break-it s53 DP pass #1)
+        return done("unexpected", "wrong_direction",
+                    agent_inbound_detail(str(row.get("orig_h") or ""), str(row["resp_h"]), resp_p, rule.id,
+                                         str(row.get("opened_cloud")))
                     + _attempt_failed(row, icmp_text, answered, partial))
 
     def mismatch(detail: str) -> tuple[str, str, str, str]:
@@ -1206,7 +1215,18 @@ def inbound_detail(orig: str, resp: str, port: int, rule_id: str) -> str:
             "program listening on the port?)")
 
 
-def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: str, resp: str) -> bool:
+def agent_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: str) -> str:
+    """The detail of a TCP connection opened from ``orig`` to ``resp`` on a cloud server's port
+    ``port`` (rule ``rule_id``), ``resp`` an agent by ``opened`` (its own earlier connection to
+    such a port, the internal ``opened_cloud``: :func:`.inspect._opener_notes`): it starts with
+    :data:`INBOUND`, as :func:`inbound_detail`'s, whatever the addresses."""
+    return (f"{INBOUND} ({orig}) to {endpoint_text(resp, port)}, an agent's address ({opened}), on a port the "
+            f"cloud server listens on ({rule_id}): the cloud server never connects to agents, so this is not an "
+            "agent's connection to the cloud (a port forwarding to this host, or another program listening on the "
+            "port?)")
+
+
+def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: str, resp: str) -> bool | None:
     """Whether a flow of ``rule`` was opened in the wrong direction from outside: a TCP connection
     whose SYN was captured (``history`` starting with ``S``: the direction seen, not inferred; not
     ``partial``), not through a proxy (no ``target``), to a port of a cloud server's rule
@@ -1215,11 +1235,12 @@ def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: s
     RFC 1918, RFC 6598, link-local, loopback, ULA: where the cloud server never is) and whose
     originator ``orig`` is an address that is not (the documentation ranges 192.0.2.0/24,
     198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15 are not local: a flow between two of them is
-    never told so)."""
+    never told so). None where all but the addresses hold (such a flow may be told by other
+    evidence: the internal ``opened_cloud``)."""
     if proto != "tcp" or target or partial or not history.startswith("S") or rule.opener != CLOUD_OPENER \
             or rule.port_lo < WELL_KNOWN_PORTS:
         return False
-    return local_address(resp) and _is_address(orig) and not local_address(orig)
+    return (local_address(resp) and _is_address(orig) and not local_address(orig)) or None
 
 
 def _resolved_for(row: dict, rule) -> bool:
@@ -3131,7 +3152,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -3142,7 +3163,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -3155,7 +3176,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -3168,7 +3189,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert")
+                 "tls_version", "tls_client_cert", "opened_cloud")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this
@@ -3705,6 +3726,9 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (opened from outside to a cloud server's port on a local address: both addresses quoted)
         masked(inbound, "orig_h"),
         masked(inbound, "resp_h"),
+        # (opened towards an agent, told by its own earlier connection to the cloud: likewise)
+        masked(tcp & ~eq("opened_cloud", ""), "orig_h"),
+        masked(tcp & ~eq("opened_cloud", ""), "resp_h"),
         # (a UDP datagram to a group: its address is in the detail when the page documents the
         # other kind of group delivery for the port)
         masked(on["udp"] & group_cast, "resp_h"),

@@ -832,6 +832,87 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
     return table.merged(ver[head], hi[head], lo[head], ts[head], ttl[head])
 
 
+def cloud_ports(rules) -> np.ndarray | None:
+    """bool array of 65536 (indexed by port): the TCP ports of ``rules`` (a
+    :class:`~kscc_traffic.rules.RuleSet`) that a client opens towards the cloud (``opener``
+    client_to_cloud) and that are no well-known port (1024 and above: 23100-23199, 1443…; 443 and
+    80 are any web server's); None when there is none (or ``rules`` is None)."""
+    if rules is None:
+        return None
+    ports = np.zeros(65536, bool)
+    for r in rules.rules:
+        if r.opener == "client_to_cloud" and r.transport == "tcp" and r.port_lo >= 1024:
+            ports[r.port_lo:r.port_hi + 1] = True
+    return ports if ports.any() else None
+
+
+def cloud_openers(cols: dict[str, np.ndarray], ports: np.ndarray | None, prior=None) -> AddressTtls:
+    """The first SYN (no ACK, no RST) each source address sent to a port of ``ports`` (from
+    :func:`cloud_ports`; None: none), among the packets of ``cols`` (a :class:`Packets`' columns),
+    merged with ``prior`` (the same from earlier batches: an :class:`AddressTtls` or None; the
+    earlier SYN wins): an :class:`AddressTtls` whose ``ttl`` is that SYN's destination port,
+    ``(ipver, src_hi, src_lo)`` -> ``(ts_ns, port)``. An address in it opened a connection to a
+    cloud server's port itself: an agent, not the cloud (:func:`_opener_notes`). At most
+    :data:`MAX_TTL_ADDRESSES` addresses. ``prior`` is not changed."""
+    table = AddressTtls.of(prior)
+    if ports is None or not len(cols["ts_ns"]):
+        return table
+    m = (cols["proto"] == TCP) & ((cols["tcp_flags"] & (SYN | ACK | RST)) == SYN)
+    at = np.flatnonzero(m)
+    if not len(at):
+        return table
+    at = at[ports[cols["dport"][at].astype(np.int64) & 0xFFFF] & (cols["dport"][at] >= 0)]
+    if not len(at):
+        return table
+    ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
+                   for k in ("ipver", "src_hi", "src_lo"))
+    ts, port = cols["ts_ns"][at].astype(np.int64, copy=False), cols["dport"][at].astype(np.int64)
+    head = _first_per_address(ver, hi, lo, ts)
+    return table.merged(ver[head], hi[head], lo[head], ts[head], port[head])
+
+
+def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -> np.ndarray:
+    """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose originator's
+    SYN was captured to a port of ``ports`` (:func:`cloud_ports`), whose responder had itself
+    sent a SYN to such a port *before* this flow's first packet (:func:`cloud_openers` of these
+    packets and ``prior``): ``192.0.2.10 had itself opened TCP 23101 (at 08:00:00.000 UTC)``.
+    Such a responder is an agent connecting to the cloud, so the flow was opened towards an
+    agent: classify tells it ``wrong_direction`` whatever the addresses (break-it s53 DP pass #1:
+    an inbound connection to a public-address or global IPv6 agent's TCP 23101 was judged its
+    own ``agent_connection``); not a flow from the responder's own address (a host connecting to
+    itself, on loopback). Only earlier SYNs count, so that a chunked or live analysis,
+    which has only the packets read so far, says the same."""
+    out = repeated("", n)
+    if ports is None or not n:
+        return out
+    c, pf = ft.packets.cols, ft.pkt_flow
+    syn = np.flatnonzero((pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & (SYN | ACK | RST)) == SYN)
+                         & np.asarray(ft.pkt_from_orig, bool))
+    if not len(syn):
+        return out
+    # (to a port of ``ports``; not from the responder's own address: a host connecting to itself,
+    # on loopback, is no connection towards an agent)
+    syn = syn[ports[c["dport"][syn].astype(np.int64) & 0xFFFF]
+              & ((c["src_lo"][syn] != c["dst_lo"][syn]) | (c["src_hi"][syn] != c["dst_hi"][syn]))]
+    if not len(syn):
+        return out
+    syn = syn[np.lexsort((syn, c["ts_ns"][syn], pf[syn]))]
+    syn = syn[np.r_[True, pf[syn][1:] != pf[syn][:-1]]]          # each flow's first such SYN
+    here = cloud_openers(c, ports)
+    before = AddressTtls.of(prior)
+    ver = c["ipver"][syn].astype(np.int64)
+    key = (ver, c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64))
+    ts_h, port_h = _first_of(here, here.find(*key))
+    ts_b, port_b = _first_of(before, before.find(*key))
+    earlier = ts_b <= ts_h
+    ts_ref, port = np.where(earlier, ts_b, ts_h), np.where(earlier, port_b, port_h)
+    for k in np.flatnonzero(ts_ref < c["ts_ns"][syn]).tolist():
+        at = pd.Timestamp(int(ts_ref[k]), unit="ns", tz="UTC")
+        out[int(pf[syn[k]])] = (f"it had itself opened TCP {int(port[k])} at "
+                                f"{at.strftime('%H:%M:%S')}.{at.microsecond // 1000:03d} UTC")
+    return out
+
+
 def _first_per_address(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Positions (int array, in (ver, hi, lo) order, one per distinct address): each address's
     earliest packet, the first of equal times (``ver`` int64, ``hi``/``lo`` uint64, ``ts`` int64
@@ -1754,7 +1835,8 @@ def dns_flows(flows: pd.DataFrame) -> np.ndarray:
 
 
 def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
-                  ttls: dict | None = None) -> tuple[pd.DataFrame, DnsAnswers]:
+                  ttls: dict | None = None, opener_ports: np.ndarray | None = None,
+                  openers=None) -> tuple[pd.DataFrame, DnsAnswers]:
     """Parse application payloads and return (flows with :data:`APP_COLUMNS` and ``service``
     filled in, the DNS answers seen in the capture).
 
@@ -1766,6 +1848,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
         row, so the flows inspected get what inspecting every flow gives them. None: every flow.
     :param ttls: the first packet each address sent in earlier batches of the capture
         (:func:`address_ttls`), for the hint of a SYN answered by a reset (:func:`_refused_hints`); None: none.
+    :param opener_ports: the cloud servers' ports (:func:`cloud_ports`) and ``openers`` the first
+        SYN to one of them each address sent in earlier batches (:func:`cloud_openers`), for the
+        internal ``opened_cloud`` column (:func:`_opener_notes`); None: none.
     """
     if only is not None:
         # (the appended False: a packet of no flow, pkt_flow -1, stays -1)
@@ -1848,6 +1933,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # nothing else yet, REFUSED_WAIT)
     cols[REFUSED_WAIT] = np.full(n, None, object)
     refused = _refused_hints(ft, n, ttls, cols[REFUSED_WAIT])
+    # (and, for a connection opened to a cloud server's port of an address that had itself opened
+    # one before: that, classify's evidence of an inbound connection to an agent)
+    cols["opened_cloud"] = _opener_notes(ft, n, opener_ports, openers)
     hint = cols["reset_hint"]
     # (and, for a connection whose SYN-ACK and reset came from a device nearer than the server's
     # earlier packets: that device's hint, where the flow itself gave none)

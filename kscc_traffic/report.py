@@ -1188,7 +1188,7 @@ def host_mismatch_reason_text(n: int, vendor: int, console: int = 0) -> str:
 
 #: why a ``wrong_direction`` flow opened from outside to a local address on a cloud server's port
 #: matters (detail :data:`~kscc_traffic.classify.INBOUND`), and what to do about it
-INBOUND_TEXT = ("opened from outside towards a local address on a cloud server's port (an inbound connection: the "
+INBOUND_TEXT = ("opened from outside towards an agent's address on a cloud server's port (an inbound connection: the "
                 "cloud server is never at a local address and never connects to agents): a port forwarding to that "
                 "host, or another program listening there")
 

@@ -224,11 +224,11 @@ def test_a_connection_from_outside_to_a_cloud_port_on_a_local_address_is_wrong_d
         ("agent_connection", "unexpected", "wrong_direction", INBOUND_DETAIL)]
     for row in _rows(flows):
         assert (row.loc["agent_connection", "status"], row.loc["agent_connection", "fix"]) == ("unexpected", (
-            "this flow on TCP 23100-23199 was opened from outside towards a local address on a cloud server's port "
+            "this flow on TCP 23100-23199 was opened from outside towards an agent's address on a cloud server's port "
             "(an inbound connection: the cloud server is never at a local address and never connects to agents): a "
             "port forwarding to that host, or another program listening there; nothing to open for it (close such "
             "a port forwarding if it is not wanted)"))
-    assert ("wrong_direction : the connection was opened from outside towards a local address on a cloud server's "
+    assert ("wrong_direction : the connection was opened from outside towards an agent's address on a cloud server's "
             "port") in _finding(flows, "agent_connection")
     # an unanswered SYN from outside: not "blocked" (nothing to open for it), the same wrong direction
     syns = [(1000.0 + k, eth(IP(src="198.51.100.5", dst="10.1.2.3") / TCP(sport=50001, dport=27201, flags="S",

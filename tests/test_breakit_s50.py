@@ -89,7 +89,7 @@ def test_beside_other_blocked_flows_the_dns_advice_is_added_and_a_true_inbound_s
     assert ("; 1 of them went to a local address for a cloud server's name, where the cloud server never is: make "
             "the agent's resolver (and hosts file) give *.ksc.kaspersky.com the cloud's own public addresses (a split "
             "DNS zone, a DNS filter or a hosts entry answers with a local one). For the unexpected one: this flow on "
-            "TCP 23100-23199 was opened from outside towards a local address") in fix, fix
+            "TCP 23100-23199 was opened from outside towards an agent's address") in fix, fix
     inbound = flows[flows["resp_h"] == "10.20.30.41"].iloc[0]
     assert (inbound["verdict"], inbound["reason"]) == ("unexpected", "wrong_direction")
     assert "where the cloud server never is" not in inbound["detail"]

@@ -1,6 +1,7 @@
 """Session 53: fixes of leftovers noted in session 52 and of this session's break-it passes."""
 import pytest
 
+from kscc_traffic import load_rules
 from kscc_traffic.classify import _close_wait_text
 from kscc_traffic.report import dns_reason_texts
 
@@ -94,3 +95,69 @@ def test_a_reset_from_a_device_answering_in_the_servers_place_is_told(tmp_path, 
     else:
         assert row.detail == ("TLS handshake aborted: the server reset the connection (RST, RSTR) 0.001 s after "
                               "the ClientHello, before the server sent a byte")
+
+
+def _inbound_to_agent(v6: bool, inbound_first: bool):
+    """(time, frame) records: an agent (a public or global IPv6 address) connects to the cloud's
+    TCP 23101, and a host outside opens a connection to the agent's own TCP 23101, which the agent
+    refuses with a reset: 10 s after the agent's connection, or 10 s before it."""
+    from pcapbuild import eth, ip_of, tcp_session
+    from scapy.layers.inet import TCP
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    agent, cloud, other = (("2001:db8:10::10", "2001:db8:ffff::10", "2001:db8:bad::77") if v6 else
+                           ("192.0.2.10", "203.0.113.10", "198.51.100.77"))
+    own = tcp_session((agent, 50000), (cloud, 23101), t0=1000.0, c_data=_hello(b"eu1.ksc.kaspersky.com"),
+                      s_data=SERVER_HELLO)
+    t = 990.0 if inbound_first else 1010.0
+    inbound = [(t, eth(ip_of(other, agent) / TCP(sport=41000, dport=23101, flags="S", seq=7))),
+               (t + 0.001, eth(ip_of(agent, other) / TCP(sport=23101, dport=41000, flags="RA", seq=0, ack=8)))]
+    return own + inbound
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("inbound_first", [False, True])
+def test_a_connection_to_an_agents_own_cloud_port_is_wrong_direction_whatever_its_address(
+        tmp_path, v6, inbound_first):
+    """Break-it s53 (distribution point pass) #1: an agent with a public (or global IPv6) address
+    connected to the cloud's TCP 23101; a host outside then opened a connection to the agent's
+    own TCP 23101, refused: the purpose was `blocked` (exit 1 even with --fail-on blocked) and the
+    advice "check the port the agent is set to use". The responder had itself opened TCP 23101
+    before: an agent, so the flow is `wrong_direction`. Before the agent's own connection nothing
+    shows that (a chunked or live reading cannot know what comes later): judged as before."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes
+
+    from kscc_traffic.report import readiness
+    path = tmp_path / "inbound.pcap"
+    path.write_bytes(pcap_bytes(sorted(_inbound_to_agent(v6, inbound_first), key=lambda r: r[0])))
+    flows = chunkcmp.assert_same(path, [300, 700])
+    row = flows[flows.orig_p == 41000].iloc[0]
+    reasons = readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "reasons"]
+    if inbound_first:
+        assert (row.verdict, row.reason) == ("blocked", "rejected")
+        assert "rejected" in reasons
+        return
+    agent = "[2001:db8:10::10]" if v6 else "192.0.2.10"
+    other = "2001:db8:bad::77" if v6 else "198.51.100.77"
+    assert (row.purpose, row.verdict, row.reason) == ("agent_connection", "unexpected", "wrong_direction")
+    assert row.detail.startswith(
+        f"an inbound connection: opened from outside ({other}) to {agent}:23101, an agent's address (it had "
+        "itself opened TCP 23101 at 00:16:40.000 UTC), on a port the cloud server listens on (agent_connection): "
+        "the cloud server never connects to agents"), row.detail
+    assert "the connection itself failed (rejected)" in row.detail
+    assert "rejected" not in reasons and "wrong_direction" in reasons, reasons
+
+
+def test_a_host_connecting_to_itself_is_no_connection_towards_an_agent(tmp_path):
+    """The evidence of an agent is its SYN to another address: on loopback, a test server and an
+    agent on one host are both 127.0.0.1, and its second connection is the agent's own."""
+    from pcapbuild import pcap_bytes, tcp_session
+
+    from kscc_traffic import analyze
+    recs = (tcp_session(("127.0.0.1", 50000), ("127.0.0.1", 23101), t0=1000.0)
+            + tcp_session(("127.0.0.1", 50001), ("127.0.0.1", 23101), t0=1005.0))
+    path = tmp_path / "lo.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    assert set(zip(flows.purpose, flows.verdict)) == {("agent_connection", "ok")}
+

@@ -224,7 +224,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
             if len(sub) else pd.Series(False, index=sub.index, dtype=bool)
         inbound = int((wrong_rows & sub["detail"].astype(str).str.startswith(
             "an inbound connection: opened from outside")).sum()) if len(sub) and "detail" in sub else 0
-        inbound_text = ("opened from outside towards a local address on a cloud server's port (an inbound connection: "
+        inbound_text = ("opened from outside towards an agent's address on a cloud server's port (an inbound connection: "
                         "the cloud server is never at a local address and never connects to agents): a port "
                         "forwarding to that host, or another program listening there")
 
