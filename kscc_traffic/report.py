@@ -3361,8 +3361,10 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
-    elif len(flows):
-        joins, groups = group_joins(flows)      # (joined, nothing came: newcomer 28 F3)
+    if len(flows):
+        # (joined, nothing came: newcomer 28 F3; also under the headline, a capture of the joins
+        # alone, `tcpdump igmp or udp port 15001`: break-it s53 DP pass #3)
+        joins, groups = group_joins(flows)
         rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
     return checklist_frame(rows)
 
@@ -3953,9 +3955,8 @@ class TableSummary:
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0)))
         if self.no_ksc_headline(rules):
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
-        else:
-            groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
-            rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
+        groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
+        rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return checklist_frame(rows)
 
 

@@ -161,3 +161,35 @@ def test_a_host_connecting_to_itself_is_no_connection_towards_an_agent(tmp_path)
     flows = analyze(str(path))
     assert set(zip(flows.purpose, flows.verdict)) == {("agent_connection", "ok")}
 
+
+def test_joins_alone_say_the_multicast_never_came_under_the_no_ksc_headline(tmp_path):
+    """Break-it s53 (distribution point pass) #3: a capture of two agents' IGMP joins of a
+    distribution point's group and no UDP 15001 datagram (`tcpdump igmp or udp port 15001`) got
+    the "No KSC agent traffic" headline and hid its own note "joined a multicast group by
+    IGMP/MLD, no datagram received": the note and its advice now come under the headline too, in
+    the table report's "To verify" as in the readiness checklist."""
+    from pcapbuild import eth, pcap_bytes
+    try:
+        from scapy.layers.igmp import IGMP
+    except ImportError:                     # (scapy 2.5: only the contrib module)
+        from scapy.contrib.igmp import IGMP
+    from scapy.layers.inet import IP
+    from typer.testing import CliRunner
+
+    from kscc_traffic import analyze
+    from kscc_traffic.cli import app
+    from kscc_traffic.report import JOINED_NOTE, no_ksc_traffic, readiness
+    recs = [(1000.0 + 60 * k + i, eth(IP(src=f"192.0.2.{10 + i}", dst="225.6.7.8", ttl=1) / IGMP(type=0x16, gaddr="225.6.7.8")))
+            for k in range(3) for i in range(2)]
+    path = tmp_path / "joins.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    assert no_ksc_traffic(len(flows), 0)
+    row = readiness(flows, load_rules()).set_index("rule").loc["dp_multicast"]
+    assert (row.status, row.status_note) == ("not seen", JOINED_NOTE)
+    assert "225.6.7.8" in row.fix
+    out = CliRunner().invoke(app, ["analyze", str(path)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "No KSC agent traffic" in out.output
+    text = " ".join(out.output.split())
+    assert "To verify: dp_multicast (not seen): the capture holds IGMP/MLD membership reports (2 flows" in text, text
