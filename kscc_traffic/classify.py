@@ -4545,9 +4545,13 @@ def _note_capture_end(flows: pd.DataFrame, res: np.ndarray, end_ns: int) -> None
     than :data:`END_MARGIN_S` before ``end_ns`` how soon after its first packet the capture
     ended; not to a TCP connection both sides closed (a FIN from each, or a RST in its
     history, as :func:`kscc_traffic.flows.history_plain` reads it): nothing more could come on
-    it, whenever the capture ended (newcomer 29 F5)."""
-    after = end_ns - flows["ts_ns"].to_numpy(np.int64)
-    near = np.flatnonzero(after < int(END_MARGIN_S * 1e9))
+    it, whenever the capture ended (newcomer 29 F5); nor to a flow whose first time is no clock
+    reading (:func:`kscc_traffic.flows.no_clock`: Simple Packet Blocks timed 1 ns apart, records
+    stamped 0): how soon the capture ended after it is not known (break-it s53 fuzz #4)."""
+    from .flows import no_clock
+    start = flows["ts_ns"].to_numpy(np.int64)
+    after = end_ns - start
+    near = np.flatnonzero((after < int(END_MARGIN_S * 1e9)) & ~no_clock(start))
     history = flows["history"].to_numpy(dtype=object) if "history" in flows.columns else None
     proto = flows["proto"].to_numpy(dtype=object) if "proto" in flows.columns else None
     # (an answer that came back as fragments never captured whole did come: no note; s52 v6 #1)

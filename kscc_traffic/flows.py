@@ -21,7 +21,8 @@ Duplicated frames (span ports, mirrored twice; pktmon writing a packet at each c
 direction, same IP id, same TCP seq/ack/flags and lengths as the packet before them in that
 direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
 ``FlowTable.duplicates``. Two such packets at one time that is no clock (:func:`no_clock`: 0,
-or clamped) are copies only when the second is the very next frame of the file and an IPv4 id
+or clamped; or two times of the epoch's first second, as Simple Packet Blocks without any clock
+reading get) are copies only when the second is the very next frame of the file and an IPv4 id
 proves it: a capture whose clock is frozen keeps its retransmissions.
 A data segment equal to one of the first ones of its flow and direction, IP id and checksum
 included, whose data the peer acknowledged before it came, is such a copy written late
@@ -91,14 +92,17 @@ _U32_SECONDS_CEIL_NS = (0xFFFFFFFF * 10**9, 0x1_0000_0000 * 10**9)
 
 def no_clock(ts: np.ndarray) -> np.ndarray:
     """Bool array: each time (int64 epoch ns) is no clock reading but a value standing for
-    none: 0 (the epoch: a NIC or tool that writes no time), the reader's clamp
+    none: 0 (the epoch: a NIC or tool that writes no time) or within the epoch's first second
+    (the times the reader gives Simple Packet Blocks of a capture without a clock reading, 1 ns
+    apart: break-it s53 fuzz #4), the reader's clamp
     (:data:`~kscc_traffic.capture.files.TS_MAX_NS` either way: a time beyond the years
     1823-2116) or the last second a classic pcap record's 32-bit seconds can hold (a device
     clamping its times to it). Packets stamped so share their time without having been sent
     at one instant."""
     ts = np.asarray(ts, np.int64)
     lo, hi = _U32_SECONDS_CEIL_NS
-    return (ts == 0) | (ts >= TS_MAX_NS) | (ts <= -TS_MAX_NS) | ((ts >= lo) & (ts < hi))
+    return (((ts >= 0) & (ts < 10**9)) | (ts >= TS_MAX_NS) | (ts <= -TS_MAX_NS)
+            | ((ts >= lo) & (ts < hi)))
 
 
 def content_rows(cols, rows=slice(None)) -> np.ndarray:
@@ -1280,8 +1284,8 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             # copies, the very next frame, and proven by an IP id; else a frozen clock made the
             # SYN retries of an S0 flow one packet. At an ordinary time shared by both (a coarse
             # clock, a span port writing its copies after the whole exchange), as before)
-            t1 = dts[1:]
-            frozen = (dt == 0) & no_clock(t1)
+            # (both times no clock reading, equal or not: Simple Packet Blocks are given 1 ns apart)
+            frozen = no_clock(dts[1:]) & no_clock(dts[:-1])
             if frozen.any():
                 fr = c["frame"][at]
                 same &= ~frozen | ((fr[1:] - fr[:-1] == 1) & has_id)

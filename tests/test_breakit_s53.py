@@ -193,3 +193,41 @@ def test_joins_alone_say_the_multicast_never_came_under_the_no_ksc_headline(tmp_
     assert "No KSC agent traffic" in out.output
     text = " ".join(out.output.split())
     assert "To verify: dp_multicast (not seen): the capture holds IGMP/MLD membership reports (2 flows" in text, text
+
+
+@pytest.mark.parametrize("v6", [True, False])
+def test_retries_in_simple_packet_blocks_are_no_duplicates(tmp_path, v6):
+    """Break-it s53 (fuzz pass) #4: a capture in Simple Packet Blocks (no timestamps: the reader
+    times them 1 ns apart from the epoch) of an IPv6 SYN sent 5 times said "SYN sent 1 time" and
+    "4 duplicated frames counted once" (an IPv6 packet has no IP id: equal frames within the copy
+    window were taken for a span port's copies), and "the capture ended 0.000 s after its first
+    packet, maybe before an answer could come". Without a clock reading, only the very next
+    frame proven by an IPv4 id is a copy, and no capture-end note is made."""
+    import struct
+
+    import chunkcmp
+    from pcapbuild import eth, ip_of
+    from scapy.layers.inet import TCP
+
+    from kscc_traffic.analyze import analyze_file
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    src, dst = ("2001:db8::10", "2001:db8:cc::1") if v6 else ("192.0.2.10", "203.0.113.10")
+    ip = ip_of(src, dst)
+    syns = []
+    for k in range(5):
+        if not v6:
+            ip.id = 100 + k            # (an IPv4 stack's retries each carry their own IP id)
+        syns.append(bytes(eth(ip / TCP(sport=50000, dport=23101, flags="S", seq=1000))))
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+                     + block(1, struct.pack("<HHI", 1, 0, 65535))
+                     + b"".join(block(3, struct.pack("<I", len(syn)) + syn) for syn in syns))
+    a = analyze_file(path, load_rules())
+    (r,) = a.flows.itertuples()
+    assert (r.conn_state, r.orig_pkts, a.duplicates) == ("S0", 5, 0)
+    assert r.detail == "SYN sent 5 times, no answer", r.detail
+    chunkcmp.assert_same(path, [200])
