@@ -231,3 +231,37 @@ def test_retries_in_simple_packet_blocks_are_no_duplicates(tmp_path, v6):
     assert (r.conn_state, r.orig_pkts, a.duplicates) == ("S0", 5, 0)
     assert r.detail == "SYN sent 5 times, no answer", r.detail
     chunkcmp.assert_same(path, [200])
+
+
+@pytest.mark.parametrize("btype", [0x46, 0x80000006, 7])
+def test_a_block_of_an_unknown_type_is_counted_in_a_warning(tmp_path, btype):
+    """Break-it s53 (fuzz pass) #5: a packet block whose type was damaged (0x46, 0x80000006, 7…)
+    was skipped without a word: one packet fewer, nothing said. It is still skipped (pcapng
+    §3.1), and a warning counts such blocks and names their types."""
+    import struct
+
+    import chunkcmp
+    from pcapbuild import eth, ip_of
+    from scapy.layers.inet import TCP
+
+    from kscc_traffic.analyze import analyze_file
+
+    def block(t: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", t, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    def epb(k: int, frame: bytes, t: int = 6) -> bytes:
+        ts = 1_700_000_000_000_000 + k * 1_000_000
+        return block(t, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+
+    syn = bytes(eth(ip_of("192.0.2.10", "203.0.113.10") / TCP(sport=50000, dport=23101, flags="S", seq=1)))
+    path = tmp_path / "unknown.pcapng"
+    head = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(1, struct.pack("<HHI", 1, 0, 65535))
+    path.write_bytes(head + epb(0, syn) + epb(1, syn, btype) + block(0xBAD, b"\0" * 8) + epb(3, syn))
+    a = analyze_file(path, load_rules())
+    assert a.flows.orig_pkts.tolist() == [2]
+    assert a.warnings == [f"unknown.pcapng: 1 block of a type this reader does not know (0x{btype:08x}; first at "
+                          f"offset {len(head) + len(epb(0, syn))}) skipped, as pcapng asks: a damaged block type (a packet "
+                          "block's?), or a newer writer's block"], a.warnings
+    chunkcmp.assert_same(path, [150])
+

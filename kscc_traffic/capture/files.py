@@ -695,6 +695,10 @@ _BLOCK_NAMES = {_SHB: "Section Header Block", _IDB: "Interface Description Block
                 0x0A: "Decryption Secrets Block", 0xBAD: "Custom Block",
                 0x40000BAD: "Custom Block"}
 _PACKET_BLOCKS = (_PB, _SPB, _EPB)
+#: block types read past without a word, as they carry no packet: Name Resolution, Interface
+#: Statistics (read: isb_ifdrop…), systemd Journal Export (9), Decryption Secrets (0x0A) and
+#: Custom Blocks; any other type not read is counted (``unknown_block``) and said in a warning
+_QUIET_BLOCKS = frozenset({_SHB, _IDB, _PB, _SPB, _NRB, _ISB, _EPB, 9, 0x0A, 0xBAD, 0x40000BAD})
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
@@ -882,6 +886,7 @@ class _PcapngParser:
         self.sections = 0
         self.last_ts = 0           # ts of the last record with a time (for Simple Packet Blocks)
         self.spb_run = 0           # Simple Packet Blocks read since that record
+        self.unknown_types: set[int] = set()   # block types not read (at most 4 kept: the warning)
         self.records = 0           # packet records read so far
         self.notes: dict[str, int] = {}
         self.first_off: dict[str, int] = {}
@@ -1298,6 +1303,11 @@ class _PcapngParser:
                 else:
                     seg_i0.append(len(epbs)); seg_base.append(sec_base); seg_n.append(sec_n)
                     seg_big.append(self.order == ">")
+            elif btype not in _QUIET_BLOCKS:
+                # (a block type this reader does not read: skipped as pcapng §3.1 says, counted)
+                self._note("unknown_block", base + pos)
+                if len(self.unknown_types) < 4:
+                    self.unknown_types.add(btype)
             pos += blen
         self.sec_base, self.sec_n = sec_base, sec_n
         parts = [self._epb_columns(buf, epbs, segs, base)]
@@ -1486,6 +1496,12 @@ class _PcapngParser:
             out.append(f"{_plural(k, 'Simple Packet Block')} before any Interface Description Block of "
                        f"{'its' if k == 1 else 'their'} section (first at offset {f['spb_no_iface']}): a Simple "
                        "Packet Block is interface 0's, which gives its link type, and there was none; skipped")
+        if n.get("unknown_block"):
+            k = n["unknown_block"]
+            types = ", ".join(f"0x{t:08x}" for t in sorted(self.unknown_types))
+            out.append(f"{_plural(k, 'block')} of a type this reader does not know ({types}; first at offset "
+                       f"{f['unknown_block']}) skipped, as pcapng asks: a damaged block type (a packet block's?), "
+                       "or a newer writer's block")
         if n.get("malformed_block"):
             out.append(f"{_plural(n['malformed_block'], 'malformed packet block')} (captured length beyond "
                        f"the block or the sanity bound; first at offset "
