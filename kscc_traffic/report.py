@@ -981,6 +981,11 @@ INTERMITTENT = ("the service refused some connections while it accepted others: 
                 "clients")
 
 
+#: what the detail of a distribution point's reset from another subnet says when its TTL is the
+#: distribution point's own (:data:`~kscc_traffic.classify.DP_OWN_TTL`, its field left out)
+DP_OWN_TTL_MARK = "is that of the distribution point's packets on other connections"
+
+
 class RefusedAccepted:
     """Of the blocked flows whose SYN the server's own reset refused (detail
     :data:`~kscc_traffic.inspect.REFUSED_OWN`, as :func:`refused_counts` counts them; not a
@@ -1069,8 +1074,11 @@ class RefusedAccepted:
         detail = flows["detail"].to_numpy(dtype=object)[blocked]
         # (a connection going on after an idle silence, reset with the server's TTL, was no refusal
         # of the port: it worked before the silence; s51 leftover)
+        # (a distribution point's own reset: on the client's subnet, or with its own TTL from
+        # another one: break-it s53 DP pass #2)
         own = [j for j, d in enumerate(detail.tolist())
-               if REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON))]
+               if (REFUSED_OWN in str(d) and not str(d).startswith((DP_RESET, IDLE_GOES_ON)))
+               or str(d).startswith(DP_RESET_ITSELF) or (str(d).startswith(DP_RESET) and DP_OWN_TTL_MARK in str(d))]
         purpose = flows["purpose"].to_numpy(dtype=object)
         for i in blocked[own].tolist():
             mine = self.refused.setdefault(str(purpose[i]), {})
@@ -1793,6 +1801,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    f"subnet: no router between them), while {good} worked: the service may listen on {good} only, "
                    f"or the distribution point's host firewall lacks the {bad_family} rule: let the service listen "
                    f"on {bad_family} too, or add the {bad_family} rule ({fix})")
+        elif bl == resets and bl_restarted[0] >= resets:
+            # (the distribution point accepted the port in the capture: it listens; it refused these
+            # clients, or was restarting: break-it s53 DP pass #2, was "nothing listens there")
+            restart_text = bl_restarted[1]
+            then = (CLIENTS_REFUSED_FIX if restart_text.endswith(CLIENTS_REFUSED) else
+                    "if it recurs, check the service on the distribution point (its log, restarts and load)")
+            fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
+                   f"answered by a TCP reset from the distribution point{' itself' if own == resets else ''}, but "
+                   f"{restart_text} (the port is right): {then}")
         elif bl == resets == own:
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset from the distribution point itself (on the client's subnet: no router "
@@ -1802,6 +1819,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix = (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} "
                    f"answered by a TCP reset from the distribution point's address: nothing listens there, or a "
                    f"firewall rejects it (its own, or one between the subnets): {service}; if it is: {fix}")
+        elif bl_restarted[0] >= resets:
+            fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
+                    f"distribution point{' itself' if own == resets else ''}, but {bl_restarted[1]}")
         else:
             fix += (f"; {resets} of them {'was' if resets == 1 else 'were'} answered by a TCP reset from the "
                     f"distribution point{' itself' if own == resets else ''} (nothing listens there?): {service}")
@@ -3357,7 +3377,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
-                                   bl_restarted=restarts.said(r.id) if bl_refused[1] else (0, ""),
+                                   bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path))
     if len(flows) and not any_ksc(flows, rules):
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -3950,7 +3970,8 @@ class TableSummary:
                                        bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0)),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
-                                       if self.bl_refused.get(r.id, (0, 0))[1] else (0, ""),
+                                       if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
+                                       else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0)))
         if self.no_ksc_headline(rules):

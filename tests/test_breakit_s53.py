@@ -265,3 +265,41 @@ def test_a_block_of_an_unknown_type_is_counted_in_a_warning(tmp_path, btype):
                           "block's?), or a newer writer's block"], a.warnings
     chunkcmp.assert_same(path, [150])
 
+
+@pytest.mark.parametrize("refused_only", [True, False])
+def test_a_distribution_point_refusing_some_agents_is_not_said_to_have_no_listener(tmp_path, refused_only):
+    """Break-it s53 (distribution point pass) #2: a distribution point accepted agent 192.0.2.10 on
+    TCP 13000 three times and refused 192.0.2.12's SYNs with its own reset three times in between:
+    the advice said "TCP 13000 reached it, but nothing listens there: check that the service …
+    is running" (a working service). It now says the port was refused each time to 192.0.2.12
+    while it accepted another client's connections, and what to check: which source addresses get
+    through. With an unanswered client beside them (``refused_only`` False) the refused ones say so
+    too, after the firewall advice; the table report (TableSummary) says the same as readiness."""
+    from pcapbuild import pcap_bytes, syn_attempts, tcp_session
+    from typer.testing import CliRunner
+
+    from kscc_traffic import analyze
+    from kscc_traffic.cli import app
+    from kscc_traffic.report import readiness
+    recs = []
+    for k, t in enumerate((1000.0, 1040.0, 1090.0)):
+        recs += tcp_session(("192.0.2.10", 50000 + k), ("192.0.2.5", 13000), t0=t)
+    for k, t in enumerate((1002.0, 1035.0, 1068.0)):
+        recs += syn_attempts(51000 + k, "192.0.2.5", 13000, t, reset=True, client="192.0.2.12")
+    if not refused_only:
+        recs += syn_attempts(52000, "192.0.2.5", 13000, 1050.0, client="192.0.2.13")
+    path = tmp_path / "dp.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    fix = readiness(analyze(str(path)), load_rules()).set_index("rule").loc["dp_agent_connection", "fix"]
+    said = ("answered by a TCP reset from the distribution point itself, but the port was refused 3 times from "
+            "00:16:42.000 to 00:17:48.000 UTC, each time to 192.0.2.12, while it accepted 3 connections of other "
+            "clients (192.0.2.10)")
+    assert said in fix, fix
+    assert "nothing listens there" not in fix, fix
+    if refused_only:
+        assert ("ports): these 3 connection attempts were " + said) in fix, fix
+    else:
+        assert "ports): allow inbound TCP 13000 on the distribution point, from the managed devices; 3 of them were " \
+            + said in fix, fix
+    out = CliRunner().invoke(app, ["analyze", str(path)], env={"COLUMNS": "400"})
+    assert said in " ".join(out.output.split()), out.output
