@@ -826,9 +826,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             reason = f"{reason},partial" if reason else "partial"
         return rule.id, verdict, reason, detail
 
-    if proto == "tcp" and str(row.get("history") or "").lstrip("^") == "Q":
-        # (one packet with SYN and FIN or RST set together, nothing back: Zeek's OTH ``Q``)
-        return rule.id, "unclassified", "partial" if partial else "", INVALID_SYN
+    if proto == "tcp" and _INVALID_PROBE.match(str(row.get("history") or "").lstrip("^")):
+        # (packets with SYN and FIN or RST set together, nothing back but resets: Zeek's ``Q``,
+        # ``Qr``; a reset answers no handshake, and shows no port open: break-it s53 TCP pass #1)
+        reset = "r" in str(row.get("history") or "")
+        return rule.id, "unclassified", "partial" if partial else "", INVALID_SYN_RESET if reset else INVALID_SYN
     if proto == "tcp" and row["cast"] in _GROUP_CASTS and not answered and not target:
         # (no TCP connection to a group address: no firewall rule makes it work; break-it 23 F4)
         return done("unexpected", "not_unicast", group_tcp_detail(row["cast"], str(row["resp_h"])))
@@ -1569,6 +1571,15 @@ def _aborted(row: dict) -> str:
 #: (history ``Q``): not a connection attempt a firewall answers, not judged
 INVALID_SYN = ("one packet with SYN and FIN or RST set together (an invalid combination: a scan, a probe "
                "or a damaged packet), nothing came back: not judged")
+
+#: ... and when the responder answered it with resets only (Zeek's ``Qr``: no handshake, nothing
+#: shown open; a stack drops such a packet on a listening port, or resets it on a closed one)
+INVALID_SYN_RESET = ("a packet with SYN and FIN or RST set together (an invalid combination: a scan, a probe or a "
+                     "damaged packet), answered by a reset only: no handshake took place, so the port is shown "
+                     "neither open nor refused: not judged")
+#: the ``history`` (``^`` left out) of such probes: the originator's ``Q`` packets, the responder's
+#: resets if any
+_INVALID_PROBE = re.compile(r"Q+r*\Z")
 
 #: how the detail of a flow to a distribution point's port (§C) whose server has a name of the
 #: cloud starts (``host_mismatch``: report.readiness counts such flows and advises on them)
@@ -3522,7 +3533,8 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
     # a ClientHello answered in cleartext HTTP: the detail quotes the status (not_tls)
     http_answer = eq("client_proto", "tls") & eq("server_proto", "http")
     hist = _recode(hist_codes, np.array(
-        [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S") + 4 * (h.lstrip("^") == "Q")
+        [int(h.lstrip("^")[:1] == "S") + 2 * (h.lstrip("^") == "S")
+         + 4 * bool(_INVALID_PROBE.match(h.lstrip("^"))) * (1 + ("r" in h))
          if isinstance(h, str) else 0 for h in hist_values.tolist()], dtype=object))
     # a partial TCP flow the responder sent nothing in: judged on the originator's packets, whether
     # it sent data and how long nothing came back (:func:`_partial_silence`)

@@ -365,3 +365,28 @@ def test_a_clock_that_jumps_is_no_tear(tmp_path):
     assert len(fr) == 60 and not fr.stats.warnings, fr.stats.warnings
     assert_same_records(list(iter_frames(path, 128)), fr)
 
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("tries", [1, 3])
+def test_a_syn_fin_probe_answered_by_a_reset_shows_no_open_port(tmp_path, v6, tries):
+    """Break-it s53 (TCP pass) #1: a SYN+FIN probe to 23101 answered by a reset (Zeek: RSTR,
+    history ``Qr``) was `ok` and the checklist said "port open … a bare TCP handshake", though no
+    SYN-ACK was sent. Like the probe left unanswered, it is now `unclassified` (not judged), its
+    detail saying a reset answered it; the purpose is not seen."""
+    import chunkcmp
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.inet import TCP
+
+    from kscc_traffic.report import readiness
+    c, s = ("2001:db8::10", "2001:db8:cc::1") if v6 else ("192.0.2.10", "203.0.113.10")
+    recs = []
+    for k in range(tries):
+        recs += [(1000.0 + k, eth(ip_of(c, s) / TCP(sport=50000, dport=23101, flags="SF", seq=1000))),
+                 (1000.0 + k + 0.02, eth(ip_of(s, c) / TCP(sport=23101, dport=50000, flags="RA", seq=0, ack=1002)))]
+    path = tmp_path / "synfin.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = chunkcmp.assert_same(path, [200])
+    (row,) = flows.itertuples()
+    assert (row.conn_state, row.history, row.verdict) == ("RSTR", "Qr", "unclassified"), (row.history, row.verdict)
+    assert "answered by a reset only: no handshake took place" in row.detail
+    assert readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "status"] != "port open"
