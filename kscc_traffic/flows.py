@@ -4,7 +4,8 @@ A flow is keyed by the 5-tuple (plus the VLAN stack and the IP version: an IPv6 
 IPv4-mapped addresses is not the IPv4 packet of the same numbers) in both directions. Within one
 key, a new flow starts at a SYN whose sequence number differs from the key's previous SYN (port
 reuse; not a simultaneous open's second SYN, see :func:`_simultaneous_open`), at a SYN with the
-same ISN sent again after a RST and accepted (:func:`_answered_retry`), and after
+same ISN sent again after a RST and accepted (:func:`_answered_retry`) or after a FIN from each
+side (:func:`_after_fins`), and after
 an idle gap longer than the protocol's inactivity timeout (Zeek's defaults: TCP 5 min, UDP 1 min,
 ICMP 1 min), and, once a TCP connection has closed (FIN both ways, or RST), at a packet more than
 :data:`CLOSE_DELAY_NS` (5 s, Zeek's ``tcp_close_delay``) after the one before. Every flow therefore
@@ -985,6 +986,25 @@ def _answered_retry(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.nd
     return out
 
 
+def _after_fins(p: np.ndarray, q: np.ndarray, new: np.ndarray, key_id: np.ndarray, flags: np.ndarray,
+                is_tcp: np.ndarray, from_a: np.ndarray) -> np.ndarray:
+    """Which SYNs ``q`` (rows along the flow order, ``p`` the SYN without ACK before each on the
+    same 5-tuple; ``new``: already a new connection by its ISN) came with the same ISN after a
+    FIN from each side (rows between ``p`` and ``q``): the connection ``p`` opened was closed, so
+    ``q`` opens another, however soon and whatever answers it, as Zeek's ``IsReuse`` has any
+    SYN after a closed connection (break-it s53 TCP pass #2: an embedded stack's or a load
+    balancer's same ISN 2 s after a FIN close was merged into the closed connection, its
+    failure hidden and the byte counts overwritten). (After a RST, a same-ISN SYN is the refused
+    attempt retried: :func:`_answered_retry`.) Bool array like ``q``."""
+    if not len(q):
+        return np.zeros(0, bool)
+    fl = np.asarray(flags, np.int64)
+    fin = np.asarray(is_tcp, bool) & ((fl & FIN) != 0)
+    fa = np.asarray(from_a, bool)
+    fin_a, fin_b = np.cumsum(fin & fa), np.cumsum(fin & ~fa)
+    return ((key_id[q] == key_id[p]) & ~new & (fin_a[q - 1] - fin_a[p] > 0) & (fin_b[q - 1] - fin_b[p] > 0))
+
+
 def _simultaneous_open(p: np.ndarray, q: np.ndarray, cand: np.ndarray, from_a: np.ndarray) -> np.ndarray:
     """Which SYNs ``q`` (rows along the flow order, each with ``p`` the SYN without ACK before
     it on the same 5-tuple; only where ``cand``) are the other side's SYN of a simultaneous open
@@ -1350,6 +1370,7 @@ def build_flows(packets: Packets, server_port: Callable[[np.ndarray, np.ndarray]
             new_flow[q[new & ~simul]] = True
             new_flow[q[_answered_retry(p, q, new, key_id, o_flags, o_tcp, o_src_first, o_seq,
                                        c["ack"][at], new_flow)]] = True
+            new_flow[q[_after_fins(p, q, new, key_id, o_flags, o_tcp, o_src_first)]] = True
         _split_after_close(new_flow, o_ts, o_flags, o_tcp, o_src_first)
     flow_of = np.cumsum(new_flow) - 1  # per kept sorted row
     nflows = int(flow_of[-1]) + 1 if len(flow_of) else 0

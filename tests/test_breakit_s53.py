@@ -390,3 +390,37 @@ def test_a_syn_fin_probe_answered_by_a_reset_shows_no_open_port(tmp_path, v6, tr
     assert (row.conn_state, row.history, row.verdict) == ("RSTR", "Qr", "unclassified"), (row.history, row.verdict)
     assert "answered by a reset only: no handshake took place" in row.detail
     assert readiness(flows, load_rules()).set_index("rule").loc["agent_connection", "status"] != "port open"
+
+
+@pytest.mark.parametrize("then", ["tls_failed", "rejected", "no_answer"])
+def test_a_same_isn_syn_after_a_fin_close_is_a_new_connection(tmp_path, then):
+    """Break-it s53 (TCP pass) #2: 2 s after a connection closed by a FIN from each side, a SYN on
+    the same 5-tuple with the same ISN (an embedded stack, a load balancer replaying ISNs) was
+    merged into the closed connection: one `ok` row `SF`, its bytes overwritten, the new
+    attempt's failure (reset after the ClientHello, refused, unanswered) nowhere. As Zeek's
+    IsReuse, it now starts a flow of its own, whatever answers it."""
+    import chunkcmp
+    from pcapbuild import eth, ip_of, pcap_bytes, tcp_session
+    from scapy.layers.inet import TCP
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    c, s = "192.0.2.10", "203.0.113.10"
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    recs = tcp_session((c, 50000), (s, 23101), t0=1000.0, isn_c=1000, c_data=hello, s_data=SERVER_HELLO * 3)
+    up = lambda t, data=b"", **kw: (t, eth(ip_of(c, s) / TCP(sport=50000, dport=23101, **kw) / data))  # noqa: E731
+    dn = lambda t, **kw: (t, eth(ip_of(s, c) / TCP(sport=23101, dport=50000, **kw)))  # noqa: E731
+    if then == "tls_failed":
+        recs += [up(1002.0, flags="S", seq=1000), dn(1002.01, flags="SA", seq=9000, ack=1001),
+                 up(1002.02, flags="A", seq=1001, ack=9001), up(1002.03, hello, flags="PA", seq=1001, ack=9001),
+                 dn(1002.04, flags="RA", seq=9001, ack=1001 + len(hello))]
+    elif then == "rejected":
+        recs += [up(1002.0, flags="S", seq=1000), dn(1002.01, flags="RA", seq=0, ack=1001)]
+    else:
+        recs += [up(1002.0 + d, flags="S", seq=1000) for d in (0, 1, 3)]
+    path = tmp_path / "reuse.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = chunkcmp.assert_same(path, [300, 900])
+    assert len(flows) == 2, flows[["history", "conn_state"]]
+    first, second = flows.iloc[0], flows.iloc[1]
+    assert (first.conn_state, first.history, first.resp_bytes) == ("SF", "ShADdFf", 3 * len(SERVER_HELLO))
+    assert (second.verdict, second.reason) == ("blocked", then)
+    assert second.uid != first.uid
