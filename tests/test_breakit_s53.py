@@ -424,3 +424,29 @@ def test_a_same_isn_syn_after_a_fin_close_is_a_new_connection(tmp_path, then):
     assert (first.conn_state, first.history, first.resp_bytes) == ("SF", "ShADdFf", 3 * len(SERVER_HELLO))
     assert (second.verdict, second.reason) == ("blocked", then)
     assert second.uid != first.uid
+
+
+def test_connections_seen_on_a_vlan_and_untagged_are_said_captured_twice(tmp_path):
+    """Break-it s53 (distribution point pass) #5: `tcpdump -i any` on a distribution point with a
+    VLAN sub-interface holds each packet twice, tagged (the trunk) and untagged (eth0.10): every
+    connection was two flows, every count doubled, and nothing said why (the NAT case had its
+    warning). A warning now says so, in a chunked reading too."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes, syn_attempts, tcp_session
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    recs = tcp_session(("192.0.2.10", 50000), ("192.0.2.5", 13000), t0=1000.0)
+    recs += syn_attempts(50001, "192.0.2.5", 13000, 1005.0, reset=True, client="192.0.2.11")
+    both = []
+    for t, frame in recs:
+        frame = Ether(bytes(frame))
+        tagged = Ether(src=frame.src, dst=frame.dst) / Dot1Q(vlan=10) / frame.payload
+        both += [(t, bytes(frame)), (t + 0.00001, bytes(tagged))]
+    path = tmp_path / "any.pcap"
+    path.write_bytes(pcap_bytes(both))
+    flows = chunkcmp.assert_same(path, [1500])
+    assert len(flows) == 4
+    from kscc_traffic.analyze import analyze_file
+    warnings = analyze_file(path, load_rules()).warnings
+    assert ("any.pcap: 2 connections were captured twice, with one 5-tuple on two VLANs (untagged and VLAN 10: 2 of "
+            "them; a few ms apart, the same bytes)") in " ".join(warnings), warnings
