@@ -483,6 +483,9 @@ _ASCII_CHAIN = 4
 
 #: records in a row read out of step before :meth:`_PcapParser._out_of_step` calls it damage
 STEP_RUN = 4
+#: seconds after the epoch below which a record's time tells no tear from a clock being set
+#: (a header read a few bytes off gives microseconds, below 10**6, for seconds)
+NEAR_EPOCH_S = 3 * 365 * 86400
 
 
 class _PcapParser:
@@ -651,7 +654,10 @@ class _PcapParser:
             jump = np.union1d(jump, np.arange(max(0, n - STEP_RUN + 1), n))
         for k in jump.tolist()[:64]:
             ref = int(prev[k])
-            if not ref:
+            if ref < NEAR_EPOCH_S:
+                # (a clock near the epoch, a device without one set yet: headers read a few bytes
+                # off look as near to it (microseconds for seconds), so nothing tells a tear from
+                # the clock being set; review s53 #1)
                 continue
             run = np.arange(k, min(n, k + STEP_RUN))
             far = (np.abs(sec[run] - ref) > WINDOW_S) & ~zero[run]
@@ -821,7 +827,10 @@ _PACKET_BLOCKS = (_PB, _SPB, _EPB)
 #: block types read past without a word, as they carry no packet: Name Resolution, Interface
 #: Statistics (read: isb_ifdrop…), systemd Journal Export (9), Decryption Secrets (0x0A) and
 #: Custom Blocks; any other type not read is counted (``unknown_block``) and said in a warning
-_QUIET_BLOCKS = frozenset({_SHB, _IDB, _PB, _SPB, _NRB, _ISB, _EPB, 9, 0x0A, 0xBAD, 0x40000BAD})
+_QUIET_BLOCKS = frozenset({_SHB, _IDB, _PB, _SPB, _NRB, _ISB, _EPB, 9, 0x0A, 0xBAD, 0x40000BAD,
+                           # (registered types of other tools, no packets: IRIG timestamp 7, ARINC 429 8,
+                           # Hone 0x101-0x102, Sysdig 0x201-0x213, Apple's process information 0x80000001)
+                           7, 8, 0x101, 0x102, *range(0x201, 0x214), 0x80000001})
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
 
@@ -1009,7 +1018,7 @@ class _PcapngParser:
         self.sections = 0
         self.last_ts = 0           # ts of the last record with a time (for Simple Packet Blocks)
         self.spb_run = 0           # Simple Packet Blocks read since that record
-        self.unknown_types: set[int] = set()   # block types not read (at most 4 kept: the warning)
+        self.unknown_types: set[int] = set()   # block types not read (at most 64 kept: the warning)
         self.records = 0           # packet records read so far
         self.notes: dict[str, int] = {}
         self.first_off: dict[str, int] = {}
@@ -1429,7 +1438,7 @@ class _PcapngParser:
             elif btype not in _QUIET_BLOCKS:
                 # (a block type this reader does not read: skipped as pcapng §3.1 says, counted)
                 self._note("unknown_block", base + pos)
-                if len(self.unknown_types) < 4:
+                if len(self.unknown_types) < 64:
                     self.unknown_types.add(btype)
             pos += blen
         self.sec_base, self.sec_n = sec_base, sec_n
@@ -1621,7 +1630,8 @@ class _PcapngParser:
                        "Packet Block is interface 0's, which gives its link type, and there was none; skipped")
         if n.get("unknown_block"):
             k = n["unknown_block"]
-            types = ", ".join(f"0x{t:08x}" for t in sorted(self.unknown_types))
+            kinds = sorted(self.unknown_types)
+            types = ", ".join(f"0x{t:08x}" for t in kinds[:4]) + (f" and {len(kinds) - 4} more types" if len(kinds) > 4 else "")
             out.append(f"{_plural(k, 'block')} of a type this reader does not know ({types}; first at offset "
                        f"{f['unknown_block']}) skipped, as pcapng asks: a damaged block type (a packet block's?), "
                        "or a newer writer's block")
