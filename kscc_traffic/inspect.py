@@ -880,7 +880,8 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
     agent: classify tells it ``wrong_direction`` whatever the addresses (break-it s53 DP pass #1:
     an inbound connection to a public-address or global IPv6 agent's TCP 23101 was judged its
     own ``agent_connection``); not a flow from the responder's own address (a host connecting to
-    itself, on loopback). Only earlier SYNs count, so that a chunked or live analysis,
+    itself, on loopback), nor one the responder accepted (a SYN-ACK of its: a relay or proxy
+    listening on the cloud's port, connecting there itself). Only earlier SYNs count, so that a chunked or live analysis,
     which has only the packets read so far, says the same."""
     out = repeated("", n)
     if ports is None or not n:
@@ -898,6 +899,15 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
         return out
     syn = syn[np.lexsort((syn, c["ts_ns"][syn], pf[syn]))]
     syn = syn[np.r_[True, pf[syn][1:] != pf[syn][:-1]]]          # each flow's first such SYN
+    # (not a connection the responder accepted, its SYN-ACK sent: a host listening on the cloud's
+    # port that connects there itself is a relay or a proxy for it, not an agent; review s53 #2)
+    synack = (pf >= 0) & (c["proto"] == TCP) & ((c["tcp_flags"] & (SYN | ACK)) == (SYN | ACK)) \
+        & ~np.asarray(ft.pkt_from_orig, bool)
+    accepted = np.zeros(len(ft.flows) + 1, bool)
+    accepted[pf[synack]] = True
+    syn = syn[~accepted[pf[syn]]]
+    if not len(syn):
+        return out
     here = cloud_openers(c, ports)
     before = AddressTtls.of(prior)
     ver = c["ipver"][syn].astype(np.int64)
