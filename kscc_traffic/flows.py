@@ -22,7 +22,7 @@ Duplicated frames (span ports, mirrored twice; pktmon writing a packet at each c
 direction, same IP id, same TCP seq/ack/flags and lengths as the packet before them in that
 direction, less than :data:`DUP_WINDOW_NS` apart) count once; they are reported in
 ``FlowTable.duplicates``. Two such packets at one time that is no clock (:func:`no_clock`: 0,
-or clamped; or two times of the epoch's first second, as Simple Packet Blocks without any clock
+or clamped; or two times of the epoch's first 10 ms, as Simple Packet Blocks without any clock
 reading get) are copies only when the second is the very next frame of the file and an IPv4 id
 proves it: a capture whose clock is frozen keeps its retransmissions.
 A data segment equal to one of the first ones of its flow and direction, IP id and checksum
@@ -91,18 +91,24 @@ SKEW_MAX_NS = 5_000_000
 _U32_SECONDS_CEIL_NS = (0xFFFFFFFF * 10**9, 0x1_0000_0000 * 10**9)
 
 
+#: the span (ns) from the epoch whose times are no clock reading (:func:`no_clock`): ten million
+#: Simple Packet Blocks timed 1 ns apart, and not the first 10 ms of a trace timed from 0 (ns-3,
+#: text2pcap), whose packets then keep their duplicate rule (review s53 #3)
+NO_CLOCK_SPAN_NS = 10_000_000
+
+
 def no_clock(ts: np.ndarray) -> np.ndarray:
     """Bool array: each time (int64 epoch ns) is no clock reading but a value standing for
-    none: 0 (the epoch: a NIC or tool that writes no time) or within the epoch's first second
-    (the times the reader gives Simple Packet Blocks of a capture without a clock reading, 1 ns
-    apart: break-it s53 fuzz #4), the reader's clamp
+    none: 0 (the epoch: a NIC or tool that writes no time) or within the epoch's first
+    :data:`NO_CLOCK_SPAN_NS` (the times the reader gives Simple Packet Blocks of a capture without
+    any clock reading, 1 ns apart: break-it s53 fuzz #4), the reader's clamp
     (:data:`~kscc_traffic.capture.files.TS_MAX_NS` either way: a time beyond the years
     1823-2116) or the last second a classic pcap record's 32-bit seconds can hold (a device
     clamping its times to it). Packets stamped so share their time without having been sent
     at one instant."""
     ts = np.asarray(ts, np.int64)
     lo, hi = _U32_SECONDS_CEIL_NS
-    return (((ts >= 0) & (ts < 10**9)) | (ts >= TS_MAX_NS) | (ts <= -TS_MAX_NS)
+    return (((ts >= 0) & (ts < NO_CLOCK_SPAN_NS)) | (ts >= TS_MAX_NS) | (ts <= -TS_MAX_NS)
             | ((ts >= lo) & (ts < hi)))
 
 
