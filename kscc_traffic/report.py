@@ -1374,6 +1374,15 @@ def group_joins(flows: pd.DataFrame) -> tuple[int, tuple[str, ...]]:
     return joins, tuple(sorted(groups))[:MAX_JOIN_GROUPS]
 
 
+def _only_membership(flows: pd.DataFrame) -> bool:
+    """Whether every flow of ``flows`` is IGMP or ICMP (ICMPv6: MLD): a capture of membership
+    reports alone, whose joins say something under the No-KSC headline."""
+    if "proto" not in flows:
+        return False
+    proto = flows["proto"].to_numpy(dtype=object)
+    return bool(((proto == "igmp") | (proto == "icmp")).all())
+
+
 def snooping_text(groups) -> str:
     """What the switches' multicast filtering is called for ``groups`` (address texts): IPv4
     groups are joined by IGMP, IPv6 ones (``ff05::…``, any ``ff0X::`` scope) by MLD (RFC 3810),
@@ -3379,11 +3388,13 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path))
-    if len(flows) and not any_ksc(flows, rules):
+    no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
+    if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
-    if len(flows):
-        # (joined, nothing came: newcomer 28 F3; also under the headline, a capture of the joins
-        # alone, `tcpdump igmp or udp port 15001`: break-it s53 DP pass #3)
+    if len(flows) and (not no_ksc or _only_membership(flows)):
+        # (joined, nothing came: newcomer 28 F3; also under the headline when the capture holds
+        # nothing else, `tcpdump igmp or udp port 15001`: break-it s53 DP pass #3; not a video
+        # application's join beside other programs' traffic: review s53 #4)
         joins, groups = group_joins(flows)
         rows = [joined_row(x, r, joins, groups) for x, r in zip(rows, rules.rules)]
     return checklist_frame(rows)
@@ -3616,6 +3627,7 @@ class TableSummary:
         self.cut_unnamed = 0                     # TCP flows cut by the snaplen before a name was read (cut_unnamed)
         self.answered_seen = False               # (a table with a resp_pkts column was added)
         self.joins = 0                           # IGMP/MLD membership reports (group_joins)
+        self.membership = 0                      # IGMP and ICMP flows (_only_membership)
         self.join_groups: set = set()            # ... the groups they name (the first ones, bounded)
         self.v6_seen = False                     # (a table with a resp_h column was added)
         #: (kind, scanner) -> [probes, hosts, ports, documented ports, first ts_ns, last ts_ns] of
@@ -3677,6 +3689,8 @@ class TableSummary:
                             & flows["detail"].astype(str).str.startswith(IDLE_GOES_ON).to_numpy()]
             for p, n in went_on.groupby("purpose", sort=False).size().items():
                 self.ok_partial[p] = self.ok_partial.get(p, 0) - int(n)
+        if "proto" in flows:
+            self.membership += int(flows["proto"].isin(("igmp", "icmp")).sum())
         if "proto" in flows and (flows["proto"] != "tcp").any():
             n, groups = group_joins(flows)
             self.joins += n
@@ -3974,10 +3988,12 @@ class TableSummary:
                                        else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
                                        bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0)))
-        if self.no_ksc_headline(rules):
+        no_ksc = bool(self.no_ksc_headline(rules))
+        if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)
-        groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
-        rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
+        if not no_ksc or self.membership >= self.total:
+            groups = tuple(sorted(self.join_groups))[:MAX_JOIN_GROUPS]
+            rows = [joined_row(x, r, self.joins, groups) for x, r in zip(rows, rules.rules)]
         return checklist_frame(rows)
 
 
