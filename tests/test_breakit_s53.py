@@ -509,3 +509,50 @@ def test_a_video_applications_join_beside_other_traffic_gives_no_multicast_advic
     path.write_bytes(pcap_bytes(recs))
     row = readiness(analyze(str(path)), load_rules()).set_index("rule").loc["dp_multicast"]
     assert row.status_note != JOINED_NOTE and "membership reports" not in row.fix, (row.status_note, row.fix)
+
+
+@pytest.mark.parametrize("damage", ["trailer", "bom"])
+@pytest.mark.parametrize("which", ["first", "second"])
+def test_a_section_header_block_with_one_damaged_field_is_read_past(tmp_path, damage, which):
+    """Break-it s53 (fuzz pass) #3: one bit of the first Section Header Block's trailing length or
+    byte-order magic made an intact file unusable (exit 2), though the same damage in a later
+    section was read past. The first is read now: by its leading length when a well-framed block
+    follows, in the byte order the lengths agree in; with a warning (a later one with a damaged
+    trailing length is still read past as damage: its blocks read on)."""
+    import struct
+
+    from test_capture_files import assert_same_records
+
+    from kscc_traffic.capture.files import iter_frames, read_frames
+
+    def block(t: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", t, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    def epb(k: int) -> bytes:
+        frame = b"\x02" * 12 + b"\x08\x00" + bytes(range(46))
+        ts = 1_700_000_000_000_000 + k * 1_000_000
+        return block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    bad = bytearray(shb)
+    if damage == "trailer":
+        bad[-4:] = struct.pack("<I", len(shb) ^ 0x200000)
+    else:
+        bad[8] ^= 0x40
+    idb = block(1, struct.pack("<HHI", 1, 0, 65535))
+    first, second = (bytes(bad), shb) if which == "first" else (shb, bytes(bad))
+    path = tmp_path / "shb.pcapng"
+    path.write_bytes(first + idb + b"".join(epb(k) for k in range(10)) + second + idb
+                     + b"".join(epb(k) for k in range(10, 20)))
+    fr = read_frames(path)
+    assert len(fr) == 20, fr.stats.warnings
+    offset = 0 if which == "first" else len(shb) + len(idb) + 10 * len(epb(0))
+    if which == "second" and damage == "trailer":
+        assert any(f"damaged Section Header Block at offset {offset} (trailing length" in w
+                   for w in fr.stats.warnings), fr.stats.warnings
+    else:
+        said = ("trailing length" if damage == "trailer" else "byte-order magic")
+        assert any(f"Section Header Block with a damaged {said} (first at offset {offset})" in w
+                   for w in fr.stats.warnings), fr.stats.warnings
+    assert_same_records(list(iter_frames(path, 200)), fr)

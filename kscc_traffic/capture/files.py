@@ -1002,8 +1002,15 @@ class _PcapngParser:
                                    f"({len(head)} of at least 28 bytes)")
         bom = head[8:12]
         if bom not in (_BOM_LE, _BOM_BE):
-            raise CorruptCapture(f"{name}: pcapng Section Header Block with a bad byte-order "
-                                 f"magic {bom.hex(' ')} (expected 1a 2b 3c 4d in either order)")
+            # (a damaged byte-order magic: the order in which the block's two lengths agree, as for
+            # a later section's, when exactly one does; the walk says so: break-it s53 fuzz #3)
+            fits = [o for o in ("<", ">") if 28 <= struct.unpack_from(o + "I", head, 4)[0] <= len(head) - 4
+                    and struct.unpack_from(o + "I", head, struct.unpack_from(o + "I", head, 4)[0] - 4)[0]
+                    == struct.unpack_from(o + "I", head, 4)[0]]
+            if len(fits) != 1:
+                raise CorruptCapture(f"{name}: pcapng Section Header Block with a bad byte-order "
+                                     f"magic {bom.hex(' ')} (expected 1a 2b 3c 4d in either order)")
+            bom = _BOM_LE if fits[0] == "<" else _BOM_BE
         order = "<" if bom == _BOM_LE else ">"
         if len(head) >= 28:
             major, minor = struct.unpack_from(order + "HH", head, 12)
@@ -1360,9 +1367,13 @@ class _PcapngParser:
             if trail != blen:
                 # an Interface Description Block whose trailing length alone is wrong (its
                 # leading length leads to a well-framed block) is read, with a warning: the
-                # packets after it need it (break-it 27 F1; Wireshark-tolerant readers do so)
-                ok, more = (self._framed_at(buf, pos + blen, at_eof, self.order)
-                            if btype == _IDB and blen >= 20 else (False, 0))
+                # packets after it need it (break-it 27 F1; Wireshark-tolerant readers do so);
+                # the file's first Section Header Block likewise, when a block follows it (break-it
+                # s53 fuzz #3: one bit of it made an intact file unusable; a later one is read past
+                # as damage, its blocks after it read on in the section before)
+                first_shb = btype == _SHB and base + pos == 0 and blen >= 28 and pos + blen + 12 <= len(buf)
+                ok, more = (self._framed_at(buf, pos + blen, at_eof, new_order if btype == _SHB else self.order)
+                            if (btype == _IDB and blen >= 20) or first_shb else (False, 0))
                 if ok is None:
                     need = blen + more
                     break
@@ -1370,7 +1381,7 @@ class _PcapngParser:
                     stop = _Stop(base + pos, f"damaged {bname} at offset {base + pos} (trailing "
                                  f"length {trail} != block length {blen})", lost)
                     break
-                self._note("idb_trailer", base + pos)
+                self._note("shb_trailer" if btype == _SHB else "idb_trailer", base + pos)
             if btype == _EPB:
                 if blen < 32:
                     self._note("malformed_block", base + pos)
@@ -1662,6 +1673,11 @@ class _PcapngParser:
                        f"(first at offset {f['overlong']}) read by {'its' if k == 1 else 'their'} "
                        "trailing length, as the blocks after them are well framed (etl2pcapng 1.4.0 "
                        "writes such files)")
+        if n.get("shb_trailer"):
+            out.append(f"{_plural(n['shb_trailer'], 'Section Header Block')} with a damaged "
+                       f"trailing length (first at offset {f['shb_trailer']}) read by "
+                       f"{'its' if n['shb_trailer'] == 1 else 'their'} leading length (the blocks "
+                       "after it are well framed)")
         if n.get("idb_trailer"):
             out.append(f"{_plural(n['idb_trailer'], 'Interface Description Block')} with a damaged "
                        f"trailing length (first at offset {f['idb_trailer']}) read by "
