@@ -908,14 +908,9 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
     syn = syn[~accepted[pf[syn]]]
     if not len(syn):
         return out
-    here = cloud_openers(c, ports)
-    before = AddressTtls.of(prior)
     ver = c["ipver"][syn].astype(np.int64)
     key = (ver, c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64))
-    ts_h, port_h = _first_of(here, here.find(*key))
-    ts_b, port_b = _first_of(before, before.find(*key))
-    earlier = ts_b <= ts_h
-    ts_ref, port = np.where(earlier, ts_b, ts_h), np.where(earlier, port_b, port_h)
+    ts_ref, port = _earliest(cloud_openers(c, ports), prior, key)
     for k in np.flatnonzero(ts_ref < c["ts_ns"][syn]).tolist():
         at = pd.Timestamp(int(ts_ref[k]), unit="ns", tz="UTC")
         out[int(pf[syn[k]])] = (f"it had itself opened TCP {int(port[k])} at "
@@ -955,6 +950,29 @@ def _first_of(table: AddressTtls, at: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.where(at >= 0, table.ts[k], _NO_ROW), np.where(at >= 0, table.ttl[k], _NO_ROW)
 
 
+def _senders_ttls(c: dict[str, np.ndarray], rows: np.ndarray) -> AddressTtls:
+    """:func:`address_ttls` of the packets of ``c`` (a :class:`Packets`' columns) sent by the
+    sources of packet rows ``rows`` (the addresses' halves matched apart: a superset, looked up
+    exactly by :meth:`AddressTtls.find`). (Of what address_ttls reads, TCP, no reset, a TTL,
+    first: the addresses are then looked up on fewer rows, and one index taken of the columns.)"""
+    mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
+    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
+    mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
+    return address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
+
+
+def _earliest(here: AddressTtls, prior, key) -> tuple[np.ndarray, np.ndarray]:
+    """Per address of ``key`` (``(ver, hi, lo)`` arrays, :meth:`AddressTtls.find`'s), the earlier
+    ``(ts, value)`` of its rows in ``here`` (this batch's packets) and ``prior`` (earlier batches':
+    an :class:`AddressTtls`, a dict as it maps, or None; a tie: the smaller value), as int64
+    arrays, :data:`_NO_ROW` where neither has the address."""
+    before = AddressTtls.of(prior)
+    ts_h, v_h = _first_of(here, here.find(*key))
+    ts_b, v_b = _first_of(before, before.find(*key))
+    earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (v_b < v_h))
+    return np.where(earlier, ts_b, ts_h), np.where(earlier, v_b, v_h)
+
+
 def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
                    waiting: np.ndarray | None = None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder sent
@@ -989,22 +1007,11 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
         return out
     rows = rows[np.lexsort((rows, c["ts_ns"][rows], pf[rows]))]
     rows = rows[np.r_[True, pf[rows][1:] != pf[rows][:-1]]]      # each flow's first reset
-    # (only the packets of the resets' senders: a superset, both halves of the address matched apart)
-    # (of what address_ttls reads: TCP, no reset, a TTL; those conditions first, the addresses
-    # then looked up on fewer rows, and one index taken of the columns)
-    mine = np.flatnonzero((c["proto"] == TCP) & ((c["tcp_flags"] & RST) == 0) & (c["ttl"] >= 0))
-    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rows]))]
-    mine = mine[np.isin(c["src_hi"][mine], np.unique(c["src_hi"][rows]))]
-    here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
-    before = AddressTtls.of(prior)
     ver = c["ipver"][rows].astype(np.int64)
     key = (ver, c["src_hi"][rows].astype(np.uint64), c["src_lo"][rows].astype(np.uint64))
     # per reset, the earlier (time, TTL) of this batch's first packet of its sender and the
     # earlier batches' (_NO_ROW: no such packet)
-    ts_h, ttl_h = _first_of(here, here.find(*key))
-    ts_b, ttl_b = _first_of(before, before.find(*key))
-    earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
-    ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
+    ts_ref, t_ref = _earliest(_senders_ttls(c, rows), prior, key)
     t = c["ttl"][rows].astype(np.int64)
     said = (t >= 0) & (ts_ref != _NO_ROW)      # (before or after the reset: newcomer 29 F2)
     if waiting is not None:
@@ -1080,16 +1087,9 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     start = np.full(len(ft.flows) + 1, np.iinfo(np.int64).max, np.int64)
     rows = np.flatnonzero(tcp & _member(pf, f, len(ft.flows)))
     np.minimum.at(start, pf[rows], c["ts_ns"][rows])
-    mine = np.flatnonzero((c["proto"] == TCP) & ((fl & RST) == 0) & (c["ttl"] >= 0))
-    mine = mine[np.isin(c["src_lo"][mine], np.unique(c["src_lo"][rst]))]
-    here = address_ttls({k: c[k][mine] for k in ("proto", "tcp_flags", "ttl", "ipver", "src_hi", "src_lo", "ts_ns")})
-    before = AddressTtls.of(prior)
     ver = c["ipver"][rst].astype(np.int64)
     key = (ver, c["src_hi"][rst].astype(np.uint64), c["src_lo"][rst].astype(np.uint64))
-    ts_h, ttl_h = _first_of(here, here.find(*key))
-    ts_b, ttl_b = _first_of(before, before.find(*key))
-    earlier = (ts_b < ts_h) | ((ts_b == ts_h) & (ttl_b < ttl_h))
-    ts_ref, t_ref = np.where(earlier, ts_b, ts_h), np.where(earlier, ttl_b, ttl_h)
+    ts_ref, t_ref = _earliest(_senders_ttls(c, rst), prior, key)
     said = (ts_ref < start[f]) & (t_ref >= 0) & (t_ref != _NO_ROW)
     said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= RESET_TTL_HOPS
     for k in np.flatnonzero(said).tolist():
