@@ -18,7 +18,10 @@ fragments (More Fragments clear) that end the datagram at different lengths coun
 with ``drop_overlaps`` so does a fragment reaching past the end the last fragment sets (either
 arriving first), as Linux drops such a datagram as corrupt.
 An exact repeat of a fragment already held (same range, same bytes: e.g. a duplicated frame) is
-dropped and counted in ``duplicates`` either way (RFC 5722 lets a node drop exact duplicates).
+dropped and counted in ``duplicates`` either way (RFC 5722 lets a node drop exact duplicates), and
+so is one of a datagram completed at most :data:`RECENT_NS` before (a span port or a second
+capture interface writing its copy of the completing fragment after it: without this the copy
+started a datagram of its own that never completed, a phantom flow of "lost" fragments; s54).
 
 Fragments that never complete a datagram (end of capture, table full, timeout, too many
 fragments) are handed back as their *standalone rows* (computed by the caller when the fragment
@@ -39,6 +42,9 @@ TIMEOUT_NS = 30_000_000_000
 MAX_TOTAL = 131_072
 #: captured fragment bytes held at most; the oldest datagrams are flushed beyond this
 MAX_HELD_BYTES = 64 * 1024 * 1024
+#: a fragment equal to one of a datagram completed at most this many nanoseconds before (same key,
+#: range and bytes) is a copy of it (flows.DUP_LATE_NS: a copy written late)
+RECENT_NS = 2 * 10**9
 
 
 @dataclass
@@ -82,6 +88,9 @@ class Reassembler:
         self.timeout_ns = timeout_ns
         self.max_fragments = max_fragments
         self.table: dict[tuple, _Datagram] = {}
+        # datagrams completed lately: key -> (time completed, {(offset, length, hash of bytes)}),
+        # in completion order, at most max_datagrams
+        self.recent: dict[tuple, tuple[int, set[tuple[int, int, int]]]] = {}
         self.held = 0                     # captured bytes held in the table
         self.flushed: list[Any] = []      # standalone rows of fragments given up on
         self.overlapping = 0              # datagrams with overlapping fragments (first copy kept)
@@ -107,6 +116,11 @@ class Reassembler:
         up (RFC 5722), else the first copy of each byte is kept.
         """
         dg = self.table.get(key)
+        if dg is None and key in self.recent:
+            done_ts, parts = self.recent[key]
+            if abs(ts - done_ts) <= RECENT_NS and (offset, length, hash(data)) in parts:
+                self.duplicates += 1
+                return None
         if dg is not None and ts - dg.first_ts > self.timeout_ns:
             self._flush(key)
             dg = None
@@ -175,7 +189,19 @@ class Reassembler:
         del self.table[key]
         self.held -= dg.held
         self.reassembled += 1
+        self._remember(key, ts, dg)
         return Completed(dg.head, dg.total, _assemble(dg))
+
+    def _remember(self, key: tuple, ts: int, dg: _Datagram) -> None:
+        """Keep what tells a later copy of one of ``dg``'s fragments (completed at ``ts``)."""
+        self.recent.pop(key, None)
+        while self.recent:
+            k0 = next(iter(self.recent))
+            if len(self.recent) >= self.max_datagrams or ts - self.recent[k0][0] > RECENT_NS:
+                del self.recent[k0]
+            else:
+                break
+        self.recent[key] = (ts, {(f.offset, f.length, hash(f.data)) for f in dg.frags})
 
     def finish(self) -> None:
         """Give up on every datagram still open (end of capture)."""

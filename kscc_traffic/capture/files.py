@@ -382,13 +382,15 @@ EPB_CRC_ERROR = 1 << 24
 
 
 def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarray,
-                   order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The ``Frames.linktype`` flag bits (int32, one per block) the ``epb_flags`` option of the
     Enhanced Packet Blocks at ``p`` gives: :data:`~.frames.LT_DAMAGED` for a CRC error (bit
     24), :data:`~.frames.LT_FCS` for an FCS length (bits 5-8) of 4 bytes; 0 without the option;
-    and that FCS length (int32 bytes, one per block; 0: none given); and the offsets in the
+    and that FCS length (int32 bytes, one per block; 0: none given); the offsets in the
     buffer (int64) of the options whose length runs past their block (the rest of that
-    block's options ignored, its packet kept).
+    block's options ignored, its packet kept); and the ``epb_dropcount`` of each block (int64,
+    0 without it: the packets lost between the one before and this one, §4.3.1; xdpdump writes
+    it).
     ``v``: the buffer's uint32 view at every byte (:func:`_u32_view`) in the section's byte
     order; ``cl``/``blen``: the blocks' captured and block lengths (a block whose captured
     length runs past its end has no options). The options (code, length, value padded to 4 bytes)
@@ -397,9 +399,10 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
     n = len(p)
     bits = np.zeros(n, np.int32)
     fcs = np.zeros(n, np.int32)
+    drops = np.zeros(n, np.int64)
     overrun = []
     if not n:
-        return bits, fcs, np.zeros(0, np.int64)
+        return bits, fcs, np.zeros(0, np.int64), drops
     cl = cl.astype(np.int64)
     q = p + 28 + ((cl + 3) & ~3)
     end = p + blen - 4
@@ -418,12 +421,17 @@ def _epb_flag_bits(v: np.ndarray, p: np.ndarray, cl: np.ndarray, blen: np.ndarra
                 | np.where(((val >> 5) & 0xF) == 4, LT_FCS, 0)
             bits[act[fl]] = b
             fcs[act[fl]] = (val >> 5) & 0xF
+        dc = (code == 4) & (olen == 8) & (nxt <= end)
+        if dc.any():
+            lo_, hi_ = v[q[dc] + 4].astype(np.int64), v[q[dc] + 8].astype(np.int64)
+            val = (hi_ << 32) | lo_ if order == "<" else (lo_ << 32) | hi_
+            drops[act[dc]] = np.where((val >= 0) & (val < 1 << 48), val, 0)   # (all ones: no count)
         over = (code != 0) & (q + 4 + olen > end)
         if over.any():
             overrun.append(q[over])
-        more = (code != 0) & ~fl & (nxt + 4 <= end)
+        more = (code != 0) & (nxt + 4 <= end)
         act, q, end = act[more], nxt[more], end[more]
-    return bits, fcs, (np.concatenate(overrun) if overrun else np.zeros(0, np.int64))
+    return bits, fcs, (np.concatenate(overrun) if overrun else np.zeros(0, np.int64)), drops
 
 
 def _option_overrun(buf: bytes, p: int, end: int, order: str) -> int | None:
@@ -513,6 +521,9 @@ class _PcapParser:
         self.name = name
         self.order = order
         self.mult = mult
+        # (a microsecond file whose first records all hold nanoseconds: :meth:`_units`)
+        self.units_open = mult == 1000
+        self.nano_in_usec: tuple[int, int] | None = None
         self.hdr_len = hdr_len
         self.start = 24
         self.version = (major, minor)
@@ -548,6 +559,12 @@ class _PcapParser:
         caplen_at = self._caplen_at
         start = base + pos
         offs, heads, pos, cl = self._records(buf, pos)
+        if self.units_open and not self._units(buf, offs, heads,
+                                               at_eof or cl >= 0 or end - (start - base) >= NANO_UNITS_BYTES):
+            # (the first NANO_UNITS_MIN records decide the file's unit, however it is cut in chunks:
+            # twice the bytes asked for until they are in, or NANO_UNITS_BYTES)
+            start_pos = start - base
+            return _Walk(start_pos, 2 * (end - start_pos) + 1, None, _empty_cols())
         stop: _Stop | None = None
         if cl >= 0:
             stop = _Stop(base + pos, f"damaged record at offset {base + pos} "
@@ -595,6 +612,33 @@ class _PcapParser:
                              f"{end - pos} of {hdr_len} record-header bytes present", 1, cut=True)
         self._remember(buf, offs, heads, base + pos)
         return _Walk(pos, need, stop, self._columns(buf, offs, heads))
+
+    def _units(self, buf, offs: array, heads: np.ndarray | None, last: bool) -> bool:
+        """Decided once, on the file's first :data:`NANO_UNITS_MIN` records: a microsecond pcap
+        (magic a1b2c3d4) whose first records' ts_usec are nearly all (:data:`NANO_UNITS_SHARE`) a
+        million or more and all below 10^9 holds nanoseconds (a writer's mistake, tcpdump's --nano
+        confused: each 10 ms step read as 10 s split connections; links s54 #5): read so from then
+        on (:attr:`mult` 1), and said (:attr:`nano_in_usec`: records looked at, those of a million
+        or more). False while the walk holds fewer records and more may come (``last`` False: the
+        walk waits for more bytes, so every chunking decides alike); a file with fewer is read as
+        its magic says."""
+        n = len(offs)
+        if n < NANO_UNITS_MIN and not last:
+            return False
+        self.units_open = False
+        n = min(n, NANO_UNITS_MIN)
+        if n < NANO_UNITS_MIN:
+            return True
+        if heads is not None:
+            frac = heads[:n, 1].astype(np.int64)
+        else:
+            v = _u32_view(buf, self.order)
+            frac = v[np.frombuffer(offs, np.int64)[:n] + 4].astype(np.int64)
+        big = int(np.count_nonzero(frac >= 1_000_000))
+        if big >= NANO_UNITS_SHARE * n and bool((frac < 1_000_000_000).all()):
+            self.mult = 1
+            self.nano_in_usec = (n, big)
+        return True
 
     def _remember(self, buf, offs: array, heads: np.ndarray | None, next_at: int) -> None:
         """Keep the seconds of the walk's last record, for the walk that starts at ``next_at``."""
@@ -785,6 +829,10 @@ class _PcapParser:
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
+        if self.nano_in_usec is not None:
+            looked, big = self.nano_in_usec
+            out.append(f"the file says microseconds (magic a1b2c3d4), but {big:,} of its first {looked:,} records have "
+                       "a ts_usec of a million or more, all below 10^9: nanoseconds (a writer's mistake), read as such")
         if n.get("frac_over"):
             unit = "ts_usec ≥ 1000000" if self.mult == 1000 else "ts_nsec ≥ 1000000000"
             out.append(f"{_records(n['frac_over'])} with {unit} (kept as read)")
@@ -838,6 +886,15 @@ _BOM_BE = b"\x1a\x2b\x3c\x4d"
 #: an Interface Statistics Block time under a ns if_tsresol earlier than this (epoch ns: 1973-03)
 #: is µs (a dumpcap 4.0 capture: 2026 in µs reads as 1970-01-21 in ns)
 _ISB_US_BEFORE_NS = 10**17
+#: records a microsecond pcap's first walk must hold for their fractions to tell nanoseconds
+#: (:meth:`_PcapParser._units`)
+NANO_UNITS_MIN = 16
+#: of those, the share of a million or more (nanoseconds: 99.9 % of random fractions are)
+NANO_UNITS_SHARE = 0.85
+#: bytes read at most for them (records of tens of MiB: fewer decide)
+NANO_UNITS_BYTES = 32 << 20
+#: the pcapng fields that count packets the capture dropped (:attr:`_PcapngParser.drops` keys)
+_DROP_FIELDS = {5: "isb_ifdrop", 7: "isb_osdrop", 4: "epb_dropcount", 2: "drops_count of obsolete Packet Blocks"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1029,7 +1086,8 @@ class _PcapngParser:
         self.records = 0           # packet records read so far
         self.notes: dict[str, int] = {}
         self.first_off: dict[str, int] = {}
-        #: (global interface index, ISB option code 5 ifdrop / 7 osdrop) -> packets dropped
+        #: (global interface index, ISB option code 5 ifdrop / 7 osdrop, EPB option code 4
+        #: epb_dropcount summed, 2: the obsolete Packet Block's drops_count summed) -> packets dropped
         self.drops: dict[tuple[int, int], int] = {}
         #: latest end of capture an ISB gives (isb_endtime, else its timestamp), epoch ns
         self.end_ns: int | None = None
@@ -1409,12 +1467,15 @@ class _PcapngParser:
                 if blen < 32:
                     self._note("malformed_block", base + pos)
                 else:
-                    ifid, _drops, hi, lo, cl, wl = self._pb(buf, pos + 8)
+                    ifid, drops, hi, lo, cl, wl = self._pb(buf, pos + 8)
                     if ifid >= sec_n or not ifaces[sec_base + ifid].valid:
                         self._note("unknown_iface", base + pos)
                     elif cl > blen - 32 or cl > ifaces[sec_base + ifid].bound:
                         self._note("malformed_block", base + pos)
                     else:
+                        if drops and drops != 0xFFFF:   # (the packets lost before this one; 0xFFFF: not known)
+                            key = (sec_base + ifid, 2)
+                            self.drops[key] = self.drops.get(key, 0) + drops
                         O_if.append(sec_base + ifid); O_hi.append(hi); O_lo.append(lo)
                         O_off.append(pos + 28); O_cl.append(cl); O_wl.append(wl); O_spb.append(0)
             elif btype == _ISB:
@@ -1521,20 +1582,20 @@ class _PcapngParser:
             order = ">" if s_big[0] else "<"
             v = _u32_view(buf, order)
             fields = [v[p + a] for a in at]
-            ltbits, efcs, over = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
+            ltbits, efcs, over, drops = _epb_flag_bits(v, p, fields[4], fields[0].astype(np.int64), order)
             if len(over):
                 self._note("epb_option_overrun", base + int(over.min()), len(over))
         else:
             fields = [np.empty(n, np.uint32) for _ in at]
-            ltbits, efcs = np.empty(n, np.int32), np.empty(n, np.int32)
+            ltbits, efcs, drops = np.empty(n, np.int32), np.empty(n, np.int32), np.zeros(n, np.int64)
             for b, order in ((0, "<"), (1, ">")):
                 sel = np.flatnonzero(big == b)
                 v = _u32_view(buf, order)
                 ps = p[sel]
                 for col, a in zip(fields, at):
                     col[sel] = v[ps + a]
-                ltbits[sel], efcs[sel], over = _epb_flag_bits(v, ps, fields[4][sel],
-                                                              fields[0][sel].astype(np.int64), order)
+                ltbits[sel], efcs[sel], over, drops[sel] = _epb_flag_bits(v, ps, fields[4][sel],
+                                                                          fields[0][sel].astype(np.int64), order)
                 if len(over):
                     self._note("epb_option_overrun", base + int(over.min()), len(over))
         blen_u, ifid_u, hi, lo, cl, wl = fields
@@ -1543,6 +1604,12 @@ class _PcapngParser:
         g = np.where(known, sbase + ifid, 0)
         gbound = self.ifaces.take("bound", g)
         known &= gbound >= 0
+        if drops.any():     # (epb_dropcount: the packets lost before each block, summed per interface)
+            at_d = np.flatnonzero((drops > 0) & known)
+            ifs, inv = np.unique(g[at_d], return_inverse=True)
+            for i, total in zip(ifs.tolist(), np.bincount(inv, weights=drops[at_d]).tolist()):
+                key = (int(i), 4)
+                self.drops[key] = self.drops.get(key, 0) + int(total)
         ok = known & (cl <= blen - 32) & (cl <= gbound)
         if not ok.all():
             for key, badmask in (("unknown_iface", ~known), ("malformed_block", known & ~ok)):
@@ -1711,7 +1778,7 @@ class _PcapngParser:
                        "1970-01-01 00:00:00 UTC, so flow times and durations are not real")
         lost = sum(self.drops.values())
         if lost:
-            where = "; ".join(f"interface {i}: {v:,} ({'isb_ifdrop' if code == 5 else 'isb_osdrop'})"
+            where = "; ".join(f"interface {i}: {v:,} ({_DROP_FIELDS[code]})"
                               for (i, code), v in sorted(self.drops.items()) if v)
             out.append(f"the capture tool reports {lost:,} packet{'s' if lost != 1 else ''} dropped, not "
                        f"written to the file ({where}): flows may miss packets, and a connection shown "
