@@ -1685,10 +1685,12 @@ def _summarise(batch: Packets, b, rows: np.ndarray, weights: np.ndarray, closed:
     if "l2_out" in c:   # (a datagram the capturing host sent: flows._sent_cast)
         keep |= first_of(fd, c["l2_out"][rows] & ~c["l2_bcast"][rows])
     if "unreassembled" in c:
-        # each direction's first datagram that arrived whole (inspect._unreassembled)
+        # each direction's first datagram that arrived whole, and first TCP data segment that did
+        # (inspect._unreassembled)
         frag = c["unreassembled"][rows]
         if frag.any():
             keep |= first_of(fd, ~frag)
+            keep |= first_of(fd, ~frag & tcp & (c["payload_len"][rows] > 0))
     # every packet after a TCP connection closed (FIN both ways, or RST), up to AFTER_CLOSE per
     # flow: a new connection on the same 5-tuple whose SYN is written late starts there
     fin, rst = ev[:, 4], ev[:, 5]

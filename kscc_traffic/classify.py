@@ -133,16 +133,16 @@ import pandas as pd
 from .addresses import endpoint_text, nat64_text
 from .flows import arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
-from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_KEYS, DNS_TRUNCATED,
-                      DNS_UNREADABLE, HELLO_PQ, truncated_answer,
-                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED,
+from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
+                      DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, truncated_answer,
+                      HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
 from .protocols.http import PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
-from .unreachable import answered_by, delivery_error, mtu_hint, too_big_note, traceroute_probe, what_it_means
+from .unreachable import answered_by, delivery_error, mtu_hint, reassembly_note, too_big_note, traceroute_probe, what_it_means
 
 try:
     from . import _textcodes
@@ -458,6 +458,28 @@ def unreadable_answer(asked) -> bool:
             and bool(asked & DNS_UNREADABLE))
 
 
+def cut_answer(asked) -> bool:
+    """True when ``asked``, a flow's ``dns_asked`` bits (an int; anything else: not known, False),
+    holds :data:`~kscc_traffic.inspect.DNS_CUT`: a response of the flow was cut by the capture
+    before its answer records."""
+    return (isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
+            and bool(asked & DNS_CUT))
+
+
+#: how the detail of a DNS flow whose answer the capture cut before its records starts
+DNS_CUT_ANSWER = "DNS answer cut by the capture for "
+
+
+def dns_cut_detail(query: str) -> str:
+    """The detail of a DNS flow with no address read because the capture cut its answer before
+    the answer records its header announces (:func:`cut_answer`: a snaplen such as pktmon's
+    default 128 bytes) for ``query``: not known whether it held an address, so not judged as an
+    answer without one (links s54 #1)."""
+    return (f"{DNS_CUT_ANSWER}{query or '(no question read)'}: the bytes kept of it (the snaplen) end before "
+            "the answer records its header announces, so whether it gave an address is not known (capture "
+            "whole packets: tcpdump -s 0, pktmon --pkt-size 0)")
+
+
 def dns_unreadable_detail(query: str) -> str:
     """The detail of a DNS flow answered (NOERROR) with no address read because its answer was
     malformed (:func:`unreadable_answer`) for ``query``, a name no agent needs (one it needs:
@@ -610,8 +632,9 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     :func:`.unreachable.mtu_hint`), that of a reset sent by a device on the path (``reset_hint``,
     :func:`.inspect._reset_hints`) and that of two different ClientHellos for the same bytes
     (``hello_copies``, :func:`.inspect._hello_copies`) appended to the detail of a TCP flow that has one, and that of a
-    path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) to any flow's (verdict and
-    reason unchanged)."""
+    path-MTU error its sender ignored (:func:`.unreachable.too_big_note`) and that of a fragment
+    reassembly timeout (:func:`.unreachable.reassembly_note`) to any flow's (verdict and reason
+    unchanged)."""
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     reset_hint = row.get("reset_hint")
     if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp" \
@@ -627,6 +650,10 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
             if f"not by the {side}" in reset_hint or "not by the endpoints" in reset_hint:
                 detail = detail.replace(f"the {side} reset the connection",
                                         f"a reset in the {side}'s name ended the connection")
+    if isinstance(reset_hint, str) and reset_hint.startswith(SYNACK_IN_PLACE) and verdict != "blocked":
+        # (a device answering in the server's place: told where the connection failed, where it
+        # tells a proxy from the server; a working one keeps its detail)
+        reset_hint = ""
     for hint in (mtu_hint(row.get("mtu_hint"), row.get("icmp_unreachable")), reset_hint,
                  row.get("hello_copies")):
         if isinstance(hint, str) and REFUSED_OWN in hint and detail.startswith(DP_RESET_ITSELF):
@@ -639,10 +666,56 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
                              if x.startswith(REFUSED_OWN) else x for x in hint.split("; "))
         if row["proto"] == "tcp" and isinstance(hint, str) and hint:
             detail = f"{detail}; {hint}" if detail else hint
-    ignored = too_big_note(row.get("icmp_unreachable") or "")
-    if ignored:
-        detail = f"{detail}; {ignored}" if detail else ignored
+    for note in (too_big_note(row.get("icmp_unreachable") or ""), reassembly_note(row.get("icmp_unreachable") or "")):
+        if note:
+            detail = f"{detail}; {note}" if detail else note
     return purpose, verdict, reason, detail
+
+
+#: the detail of a CONNECT the proxy answered 2xx through whose tunnel no byte went either way: the
+#: proxy reached the target's port, the agent's TLS is not shown (report._carried: no data)
+TUNNEL_EMPTY = ("the proxy opened the tunnel (2xx), then nothing went through it either way: the target's port "
+                "answered the proxy, the TLS connection itself is not shown")
+#: what the detail of a TCP flow to a TLS port says of a direction whose data segments all came as
+#: first fragments of IP datagrams never captured whole (:func:`_fragments_lost`; report.mtu_holed
+#: advises the path's MTU and fragments for it)
+FRAGS_LOST = "arrived only as IP fragments never captured whole"
+#: why such fragments stay incomplete, as the detail goes on
+FRAGS_WHY = ("(a fragment lost on the way, or overlapping fragments dropped whole, RFC 5722): a firewall or path "
+             "that drops IP fragments (RFC 7872), the datagrams fragmented for a tunnel or link with a smaller MTU")
+
+
+def _agent_port(rule) -> bool:
+    """Is ``rule`` on TCP ports only a KSC agent uses towards the cloud (from 1024 up, a host mask
+    under kaspersky.com, not a distribution point's; report.ksc_only)?"""
+    return (rule.transport == "tcp" and rule.port_lo >= 1024 and rule.opener != "agent_to_dp"
+            and str(rule.host_mask or "").lower().endswith("." + VENDOR_DOMAIN))
+
+
+def _fragments_lost(row: dict, state: str) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a TCP flow to a TLS port whose handshake did not complete
+    (``tls_established`` false) while a direction's data segments all came as first fragments of
+    IP datagrams never captured whole (internal column ``unreassembled``, which for TCP reads the
+    data segments only: :func:`.inspect._unreassembled`): nothing of that data reached the
+    other side's TCP, so a client's ClientHello so sent was never received (the server sent no
+    data that arrived whole) and a server's answer so sent never reached the client. ``blocked``,
+    ``tls_failed``, the detail holding :data:`FRAGS_LOST`. None otherwise (a server that answered
+    had the client's data: the capture, not the path, lost those fragments; so did one whose peer
+    acknowledged them, which ``unreassembled`` leaves out: :func:`.inspect._delivered`). Break-it
+    s54 v6 #1, #3."""
+    side = str(row.get("unreassembled") or "")
+    if not side or row.get("tls_established"):
+        return None
+    closed = f"; then the connection closed ({state})" if state in _CLOSED_STATES else ""
+    if side in ("orig", "both"):
+        if side == "orig" and int(row.get("resp_bytes") or 0) > 0:
+            return None
+        n = int(row.get("orig_bytes") or 0)
+        return ("blocked", "tls_failed", f"ClientHello never received: the client's data ({n:,} bytes) {FRAGS_LOST} "
+                f"{FRAGS_WHY}; the server cannot have received it and sent no byte that arrived{closed}")
+    n = int(row.get("resp_bytes") or 0)
+    return ("blocked", "tls_failed", f"TLS handshake not completed: the server's answer ({n:,} bytes) {FRAGS_LOST} "
+            f"{FRAGS_WHY}; the client cannot have received it{closed}")
 
 
 #: what a ``host_mismatch`` detail adds when the SNI came with an encrypted_client_hello extension
@@ -729,6 +802,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     f"{refused}; the agent needs this name: without its address it cannot connect "
                     f"({DNS_RCODE_FIX.get(row.get('dns_rcode') or '', DNS_ERROR_FIX)})")
         over_v6 = ":" in str(row.get("orig_h") or "")
+        if not refused and row.get("dns_answers", None) == "" and cut_answer(row.get("dns_asked")) \
+                and not (str(row.get("proto")) == "udp" and truncated_answer(row.get("dns_asked"))):
+            # (its answer records cut by the capture: no statement on the name's addresses; a
+            # truncated one, TC, is judged by the retry over TCP it asks for: review s54 #3)
+            return "dns", "ok", "partial" if partial else "", dns_cut_detail(row.get("query") or "")
         if not refused and row.get("dns_rcode") == "NOERROR" and row.get("dns_answers", None) == "" \
                 and no_address_counts(row.get("dns_asked"), over_v6) \
                 and _agent_name(row.get("query") or "", rules):
@@ -1029,6 +1107,9 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # the client's whole stream 1-4 bytes that start a TLS record header (a lone 16): too few
         # bytes to tell a ClientHello, not cleartext (Wireshark: a segment of a PDU never finished)
         return done(*_record_start(row, state))
+    frags = _fragments_lost(row, state) if tls_rule and proto == "tcp" and not partial and not target else None
+    if frags is not None:
+        return done(*frags)
     if tls_rule and (cproto == "tls" or sproto == "tls" or unread):
         if cproto == "tls" and sproto == "http":
             # the ClientHello answered in cleartext HTTP: a web server, captive portal or filter on
@@ -3719,6 +3800,10 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # (a UDP flow whose datagrams all arrived in part: the counts quoted)
         np.where(unreassembled, v["resp_pkts"], -1),
         np.where(unreassembled, v["orig_pkts"], -1),
+        # (a TCP flow whose data came only as fragments never captured whole: the bytes quoted,
+        # _fragments_lost)
+        np.where(unreassembled & tcp, v["orig_bytes"], -1),
+        np.where(unreassembled & tcp, v["resp_bytes"], -1),
         hs_unacked & (duration + quiet >= TLS_SILENCE_S),
         # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
         masked(tcp & group_cast, "resp_h"),

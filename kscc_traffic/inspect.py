@@ -1043,17 +1043,20 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
 
 def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder
-    sent a SYN-ACK and a reset with TTLs (IPv6: hop limits) within :data:`RESET_TTL_HOPS` of each
-    other (one device sent both), from :data:`RESET_TTL_HOPS` or more hops nearer (:func:`_hops`)
-    than the first packet that is no reset nor SYN-ACK the same address sent *before* this
-    flow's first packet (:func:`address_ttls` of these packets and ``prior``: the server's own
-    packets on an earlier connection): a hint that a device nearer than the server answered the
-    connection in its place (a transparent proxy, or a firewall terminating TCP) and reset it,
-    not the server (break-it s52 v6 #2: the detail said "the server reset the connection"). No
-    hint when the address sent nothing earlier (a first connection cannot be compared: a
-    later one is not used, so that a chunked or live analysis, which has only the packets read
-    so far, says the same), nor when the reset's TTL differs from the SYN-ACK's (what
-    :func:`_reset_hints` tells within the flow)."""
+    sent a SYN-ACK from :data:`RESET_TTL_HOPS` or more hops nearer (:func:`_hops`) than the first
+    packet that is no reset nor SYN-ACK the same address sent *before* this flow's first packet
+    (:func:`address_ttls` of these packets and ``prior``: the server's own packets on an earlier
+    connection): a hint that a device nearer than the server answered the connection in its place
+    (a transparent proxy, or a firewall terminating TCP). When the responder's first reset came
+    with a TTL (IPv6: hop limit) within :data:`RESET_TTL_HOPS` of the SYN-ACK's (one device sent
+    both), the hint says that device reset it, not the server (break-it s52 v6 #2: the detail said
+    "the server reset the connection"); when the responder sent no reset, it starts
+    :data:`SYNACK_IN_PLACE` (classify tells it only on a failed connection: a TLS 1.3
+    certificate refused, a close right after the ClientHello, where it tells a proxy from the
+    server; icept s54 #5); a reset from elsewhere than the SYN-ACK gets none (what
+    :func:`_reset_hints` tells within the flow). No hint when the address sent nothing earlier (a
+    first connection cannot be compared: a later one is not used, so that a chunked or live
+    analysis, which has only the packets read so far, says the same)."""
     out = repeated("", n)
     c, pf = ft.packets.cols, ft.pkt_flow
     if "ttl" not in c or not n:
@@ -1061,46 +1064,54 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     tcp = (pf >= 0) & (c["proto"] == TCP)
     resp = tcp & ~np.asarray(ft.pkt_from_orig, bool) & (c["ttl"] >= 0)
     fl = c["tcp_flags"]
-    rst = np.flatnonzero(resp & ((fl & RST) != 0))
-    if not len(rst):
-        return out
     sa = np.flatnonzero(resp & ((fl & (SYN | ACK)) == (SYN | ACK)))
     if not len(sa):
         return out
-    # each flow's first reset and first SYN-ACK of its responder (by time, then position)
-    rst = rst[np.lexsort((rst, c["ts_ns"][rst], pf[rst]))]
-    rst = rst[np.r_[True, pf[rst][1:] != pf[rst][:-1]]]
+    # each flow's first SYN-ACK and first reset of its responder (by time, then position)
     sa = sa[np.lexsort((sa, c["ts_ns"][sa], pf[sa]))]
     sa = sa[np.r_[True, pf[sa][1:] != pf[sa][:-1]]]
-    f_sa = np.full(len(ft.flows) + 1, -1, np.int64)
-    f_sa[pf[sa]] = sa
-    both = f_sa[pf[rst]] >= 0
-    rst = rst[both]
-    sa = f_sa[pf[rst]]
-    t_rst, t_sa = c["ttl"][rst].astype(np.int64), c["ttl"][sa].astype(np.int64)
-    same = np.abs(t_rst - t_sa) < RESET_TTL_HOPS
-    rst, sa, t_rst, t_sa = rst[same], sa[same], t_rst[same], t_sa[same]
-    if not len(rst):
+    rst = np.flatnonzero(resp & ((fl & RST) != 0))
+    f_rst = np.full(len(ft.flows) + 1, -1, np.int64)
+    if len(rst):
+        rst = rst[np.lexsort((rst, c["ts_ns"][rst], pf[rst]))]
+        rst = rst[np.r_[True, pf[rst][1:] != pf[rst][:-1]]]
+        f_rst[pf[rst]] = rst
+    r = f_rst[pf[sa]]
+    t_sa = c["ttl"][sa].astype(np.int64)
+    t_rst = np.where(r >= 0, c["ttl"][np.maximum(r, 0)].astype(np.int64), -1)
+    keep = (r < 0) | (np.abs(t_rst - t_sa) < RESET_TTL_HOPS)
+    sa, r, t_sa, t_rst = sa[keep], r[keep], t_sa[keep], t_rst[keep]
+    if not len(sa):
         return out
     # the flows' first packets (the originator's, as a rule: the SYN)
-    f = pf[rst].astype(np.int64)
+    f = pf[sa].astype(np.int64)
     start = np.full(len(ft.flows) + 1, np.iinfo(np.int64).max, np.int64)
     rows = np.flatnonzero(tcp & _member(pf, f, len(ft.flows)))
     np.minimum.at(start, pf[rows], c["ts_ns"][rows])
-    ver = c["ipver"][rst].astype(np.int64)
-    key = (ver, c["src_hi"][rst].astype(np.uint64), c["src_lo"][rst].astype(np.uint64))
-    ts_ref, t_ref = _earliest(_senders_ttls(c, rst), prior, key)
+    ver = c["ipver"][sa].astype(np.int64)
+    key = (ver, c["src_hi"][sa].astype(np.uint64), c["src_lo"][sa].astype(np.uint64))
+    ts_ref, t_ref = _earliest(_senders_ttls(c, sa), prior, key)
     said = (ts_ref < start[f]) & (t_ref >= 0) & (t_ref != _NO_ROW)
     said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= RESET_TTL_HOPS
     for k in np.flatnonzero(said).tolist():
         field_name = "hop limit" if int(ver[k]) == 6 else "TTL"
         d = int(_hops(np.array([t_ref[k]]))[0] - _hops(np.array([t_sa[k]]))[0])
+        if r[k] < 0:
+            out[int(f[k])] = (f"{SYNACK_IN_PLACE}{field_name} {int(t_sa[k])}, the server's packets on an earlier "
+                              f"connection with {int(t_ref[k])}: probably sent by a device {d} hops nearer "
+                              f"{ANSWERED_IN_PLACE}, which then spoke for the server")
+            continue
         values = (f"{field_name} {int(t_sa[k])}" if t_sa[k] == t_rst[k] else
                   f"{field_name} {int(t_sa[k])} and {int(t_rst[k])}")
         out[int(f[k])] = (f"the SYN-ACK and the reset in the server's name came with {values}, the server's packets "
                           f"on an earlier connection with {int(t_ref[k])}: probably sent by a device {d} hops nearer "
                           f"{ANSWERED_IN_PLACE}, not by the server")
     return out
+
+
+#: how the hint of a connection whose SYN-ACK, no reset, came from a device nearer than the server
+#: starts (:func:`_answered_in_place_hints`; classify appends it to a failed connection's detail only)
+SYNACK_IN_PLACE = "the SYN-ACK came with "
 
 
 #: what :func:`_answered_in_place_hints` says answered a connection in the server's place
@@ -1704,27 +1715,64 @@ def _text_head(raw: bytes) -> bytes | None:
 def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
     """Per flow (object array (nflows,)): which direction's packets were all fragments of IP
     datagrams the capture never completed (packet column ``unreassembled``): 'orig', 'resp',
-    'both', or '' (none, or a direction with a datagram that arrived whole). Such datagrams
-    reached no receiver's transport layer: what they carried was not delivered (a DNS answer
-    whose second fragment was dropped on the way is no answer). Exact from the packets a chunked
-    or live analysis keeps (each direction's first packet, and its first one that is not such a
-    fragment: ``chunked._summarise``)."""
+    'both', or '' (none, or a direction with a datagram that arrived whole). Of a TCP flow only
+    the segments that carry data count (``payload_len`` > 0: its handshake and bare
+    acknowledgements arrive whole, its ClientHello in fragments lost or overlapping; s54 v6 #1).
+    Such datagrams reached no receiver's transport layer: what they carried was not delivered (a
+    DNS answer whose second fragment was dropped on the way is no answer, nor a ClientHello that
+    came only as first fragments), unless the other side acknowledged them (:func:`_delivered`:
+    a capture that missed the later fragments). Exact from the packets a chunked or live analysis
+    keeps (each direction's first packet and first data segment, and its first one of each that
+    is not such a fragment: ``chunked._summarise``)."""
     out = repeated("", nflows)
     c = ft.packets.cols
     if "unreassembled" not in c or not nflows or not c["unreassembled"].any():
         return out
-    own = ft.pkt_flow >= 0
+    own = (ft.pkt_flow >= 0) & ((c["proto"] != TCP) | (c["payload_len"] > 0))
     key = ft.pkt_flow[own] * 2 + (~ft.pkt_from_orig[own]).astype(np.int64)
     frag = c["unreassembled"][own]
     has = np.zeros(2 * nflows, bool)
     whole = np.zeros(2 * nflows, bool)
     has[key] = True
     whole[key[~frag]] = True
-    only = (has & ~whole).reshape(nflows, 2)
+    only = has & ~whole
+    tcp = np.flatnonzero(only & (ft.flows["proto"].to_numpy(dtype=object)[np.arange(2 * nflows) // 2] == "tcp"))
+    if len(tcp):
+        only[tcp[_delivered(ft, tcp)]] = False
+    only = only.reshape(nflows, 2)
     out[only[:, 0]] = "orig"
     out[only[:, 1]] = "resp"
     out[only[:, 0] & only[:, 1]] = "both"
     return out
+
+
+def _delivered(ft: FlowTable, keys: np.ndarray) -> np.ndarray:
+    """Per (flow, direction) key of ``keys`` (flow * 2 + 1 for the responder's; TCP, its data
+    only in fragments never captured whole: :func:`_unreassembled`), whether the other side
+    acknowledged the end of that direction's first data segment (its furthest acknowledgement,
+    :func:`.flows.seq_extents`): the datagram reached it, the capture (a port filter keeps only
+    first fragments, or its own loss), not the path, missed the rest (review s54 #1). Reads each
+    direction's first data segment and furthest acknowledgement: what a chunked or live analysis
+    keeps."""
+    flows = np.unique(keys // 2)
+    v = _seq_view(ft, flows)
+    out = np.zeros(len(keys), bool)
+    if v is None:
+        return out
+    n = len(ft.flows) + 1
+    side = v.f * 2 + (~v.fo).astype(np.int64)
+    first_end = np.full(2 * n, -1, np.int64)
+    data = np.flatnonzero((v.plen > 0) & (v.end >= 0))
+    if len(data):
+        # (in (flow, time) order: each key's first data segment)
+        _, at = np.unique(side[data], return_index=True)
+        first_end[side[data][at]] = v.end[data][at]
+    acked = np.full(2 * n, -1, np.int64)
+    got = v.acked >= 0
+    # (an acknowledgement is of the other direction's data: the peer's key)
+    np.maximum.at(acked, (side[got] ^ 1), v.acked[got])
+    e = first_end[keys]
+    return (e >= 0) & (acked[keys] >= e)
 
 
 def _acked_unseen(ft: FlowTable, nflows: int) -> np.ndarray:
@@ -3235,6 +3283,9 @@ def _udp_dns(ft: FlowTable, query: np.ndarray, service: np.ndarray, answers: Dns
         bad = resp[m.unreadable[kid[resp]]]
         if len(bad):
             asked[f[bad]] |= DNS_UNREADABLE
+        bad = resp[m.cut[kid[resp]]]
+        if len(bad):
+            asked[f[bad]] |= DNS_CUT
         cut = resp[m.tc[kid[resp]]]
         if len(cut):
             asked[f[cut]] |= DNS_TRUNCATED
@@ -3364,6 +3415,8 @@ class _DnsMessages:
     unreadable: np.ndarray | None = None
     #: per key: a response with the TC (truncated) flag (:data:`DNS_TRUNCATED`)
     tc: np.ndarray | None = None
+    #: per key: a response the capture cut before its answer records all were (:data:`DNS_CUT`)
+    cut: np.ndarray | None = None
 
 
 def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
@@ -3388,7 +3441,8 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
     nk = len(first)
     m = _DnsMessages(kid, np.zeros(nk, bool), np.zeros(nk, bool), np.zeros(nk, bool),
                      repeated("", nk), np.zeros(nk, np.int64), np.zeros(nk, np.int64),
-                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64), np.zeros(nk, bool))
+                     [()] * nk, repeated("", nk), [], [], np.full(nk, -1, np.int64), np.zeros(nk, bool),
+                     cut=np.zeros(nk, bool))
     # the TC flag (bit 0x02 of the flags' first byte, the key's first byte) of each response (QR,
     # 0x80 of that byte), read from the bytes: the same for the messages parsed either way
     f0 = off[first] + 2
@@ -3435,7 +3489,11 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
             m.rc[k] = msg.rcode
             # (records not read: a name the parser rejected, or the message stops being readable
             # before its records end though the whole datagram was captured)
-            m.unreadable[k] = msg.bad_names > 0 or (msg.partial and c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]])
+            whole = c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]]
+            m.unreadable[k] = msg.bad_names > 0 or (msg.partial and whole)
+            # (the snaplen cut it before its answer records: whether they held an address is not
+            # known; links s54 #1)
+            m.cut[k] = msg.partial and not whole and msg.ancount > len(msg.answers)
             for a, nm in dns.resolved_names(msg):
                 keys_h.append(k)
                 addr_h.append(a)
@@ -3474,6 +3532,10 @@ DNS_UNREADABLE = 4
 #: ``dns_asked`` bit: a response of the flow carried over UDP had the TC (truncated) flag set
 #: (RFC 1035 §4.1.1): the answer did not fit and the client is to ask again over TCP (RFC 7766)
 DNS_TRUNCATED = 8
+#: ``dns_asked`` bit: a response of the flow was cut by the capture (the snaplen, or a TCP stream
+#: whose end was not captured) before its answer records, more of which its header announces
+#: than were read: whether they held an address is not known (links s54 #1: pktmon's 128 bytes)
+DNS_CUT = 16
 
 
 def truncated_answer(asked) -> bool:
@@ -3594,7 +3656,7 @@ def dns_response_rows(p, rows: np.ndarray, flow: np.ndarray) -> np.ndarray:
     # (and its first response to an A and to an AAAA question, its first response holding a
     # name the parser rejected and its first truncated one: dns_asked)
     for to in (resp[m.qtype[m.kid[resp]] == dns.TYPE_A], resp[m.qtype[m.kid[resp]] == dns.TYPE_AAAA],
-               resp[m.unreadable[m.kid[resp]]], resp[m.tc[m.kid[resp]]]):
+               resp[m.unreadable[m.kid[resp]]], resp[m.tc[m.kid[resp]]], resp[m.cut[m.kid[resp]]]):
         if len(to):
             _, first = np.unique(f[to], return_index=True)
             out[at[to[first]]] = True
@@ -3748,6 +3810,12 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                     if msg.questions:
                         cols["dns_asked"][f] |= int(asked_bits(np.array([msg.questions[0][1]]))[0])
                     if msg.bad_names:       # (a cut stream's last message is partial: not this)
+                        cols["dns_asked"][f] |= DNS_UNREADABLE
+                    if msg.cut and msg.ancount > len(msg.answers):
+                        # (its answer records past the bytes there, the stream cut: DNS_CUT; one
+                        # framed whole but short of its records is malformed: review s54 #4)
+                        cols["dns_asked"][f] |= DNS_CUT
+                    elif msg.partial and not msg.cut:
                         cols["dns_asked"][f] |= DNS_UNREADABLE
                     answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS
+    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
@@ -42,7 +42,7 @@ from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOS
 from .classify import QUOTED_COLUMNS, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
-                          delivery_error, icmp_kind, too_big_note)
+                          delivery_error, icmp_kind, reassembly_note, too_big_note)
 from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
@@ -629,31 +629,38 @@ MTU_HOLE = "full-size segments lost, a path-MTU black hole?"
 #: packets as large (:data:`kscc_traffic.unreachable.TOO_BIG_IGNORED`, newcomer 33 F2): not an
 #: inspecting proxy (:func:`mtu_holed`). RFC 4890 is ICMPv6's filtering; IPv4's is RFC 1191
 MTU_FIX = ("full-size packets were lost on the way (a path-MTU black hole: smaller ones arrived, or the "
-           "path's ICMP 'fragmentation needed'/'packet too big' was ignored; see each flow's detail): let "
+           "path's ICMP 'fragmentation needed'/'packet too big' was ignored, or the IP fragments of larger ones "
+           "never all arrived; see each flow's detail): let "
            "ICMPv6 packet too big (type 2) and ICMP fragmentation needed (type 3 code 4) through every "
            "firewall on the path and the client's own (IPv6: RFC 4890 §4.3.1, RFC 8201; IPv4: RFC 1191), "
+           "and IP fragments where the path fragments, "
            "or lower the MTU / clamp the TCP MSS on the tunnel or link that is smaller")
 
 
 def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
     """Whether a blocked flow's ``detail`` (str) and ``reason`` (str, the first of a comma list
     counts) tell of a path-MTU black hole its TLS failed on: reason ``tls_failed`` with the hint
-    :data:`MTU_HOLE` or a path-MTU error ignored (:data:`TOO_BIG_IGNORED`): the latter read from
+    :data:`MTU_HOLE`, data that came only as IP fragments never captured whole
+    (:data:`~kscc_traffic.classify.FRAGS_LOST`, a fragment reassembly timeout of the
+    destination's: :data:`~kscc_traffic.unreachable.REASSEMBLY_NOTE`) or a path-MTU error ignored
+    (:data:`TOO_BIG_IGNORED`): the latter two read from
     its ``icmp_unreachable`` text ``icmp`` (:func:`kscc_traffic.unreachable.too_big_note` of it, as
     the detail says it; not the words alone, which a name quoted in the detail could hold);
     advised :data:`MTU_FIX`."""
     detail = str(detail)
     if str(reason).split(",")[0] != "tls_failed":
         return False
-    ignored = too_big_note(icmp) if isinstance(icmp, str) and icmp else ""
-    return MTU_HOLE in detail or bool(ignored and ignored in detail)
+    icmp = icmp if isinstance(icmp, str) else ""
+    return MTU_HOLE in detail or FRAGS_LOST in detail or any(
+        note and note in detail for note in (too_big_note(icmp), reassembly_note(icmp)))
 
 
 def cert_counts(details, reasons) -> tuple[int, int, int, int]:
     """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
     (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
-    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`) or the capture of the client's
+    hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`), the capture did not keep
+    (:data:`~kscc_traffic.classify.CERT_UNSEEN`) or the capture of the client's
     side only did not show (:data:`~kscc_traffic.classify.ONE_WAY_CERT`), how many the server ended
     after asking for a client certificate in cleartext (TLS <= 1.2: detail holding
     :data:`~kscc_traffic.classify.CLIENT_CERT_ASKED`) and how many it ended as one requiring a

@@ -52,6 +52,9 @@ class IcmpError:
     dport: int        # -1 (and sport -1): the quote stops before the ports
     text: str         # e.g. "administratively prohibited (3/13)"
     too_big: bool = False   # path MTU discovery (ICMP 3/4, ICMPv6 2): informational
+    # a fragment reassembly timeout (ICMP 11/1, ICMPv6 3/1): the quoted datagram's first fragment
+    # arrived, not all the others; informational too (the flow is judged by its own packets)
+    reassembly: bool = False
     length: int = -1        # the quoted datagram's IP length from its header (-1 unknown)
     fragment: bool = False  # the quote is of a later fragment (no transport header: ports -1)
     seq: int = -1           # the quoted TCP segment's sequence number (-1 unknown, not TCP)
@@ -63,15 +66,17 @@ class IcmpError:
 def find_errors(packets: Packets) -> list[IcmpError]:
     """The ICMP errors that mean the quoted datagram was dropped on its way, whose quoted datagram
     could be read: destination unreachable (ICMP 3, ICMPv6 1), time exceeded in transit (ICMP
-    11/0, ICMPv6 3/0; not a fragment reassembly timeout) and parameter problem (ICMP 12, ICMPv6 4);
-    and those of path MTU discovery (ICMP 3/4, ICMPv6 packet too big 2: ``too_big``). A quote of a
+    11/0, ICMPv6 3/0) and parameter problem (ICMP 12, ICMPv6 4); and those of path MTU discovery
+    (ICMP 3/4, ICMPv6 packet too big 2: ``too_big``) and a fragment reassembly timeout (ICMP 11/1,
+    ICMPv6 3/1: ``reassembly``; its sender got the quoted first fragment, not all the others,
+    RFC 792, RFC 8200 §4.5), which say no more than that. A quote of a
     TCP or UDP datagram cut before its ports (or of a non-first fragment) gives ports -1; one cut
     inside the quoted IP header after the source address (:func:`~kscc_traffic.protocols.icmp.cut_quote`)
     gives ``dst`` '' and ``dst_prefix``, the destination's bytes kept (:func:`attach`)."""
     c = packets.cols
     t, k = c["icmp_type"], c["icmp_code"]
-    cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k == 0)) | (t == 12)))
-                      | ((c["proto"] == ICMP6) & ((t == 1) | (t == 2) | ((t == 3) & (k == 0)) | (t == 4))))[0]
+    cand = np.nonzero(((c["proto"] == ICMP) & ((t == 3) | ((t == 11) & (k <= 1)) | (t == 12)))
+                      | ((c["proto"] == ICMP6) & ((t == 1) | (t == 2) | ((t == 3) & (k <= 1)) | (t == 4))))[0]
     if len(cand) == 0:
         return []
     senders = address_text(c["src_hi"][cand], c["src_lo"][cand], c["ipver"][cand] == 6)
@@ -86,7 +91,7 @@ def find_errors(packets: Packets) -> list[IcmpError]:
                 out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                                      "tcp" if part[1] == 6 else "udp", part[0], "", -1, -1,
                                      f"{icmp.describe(ver, t, code)} ({t}/{code})", icmp.is_too_big(ver, t, code),
-                                     int(part[2]), dst_prefix=bytes(part[3])))
+                                     _reassembly(ver, t, code), int(part[2]), dst_prefix=bytes(part[3])))
             continue
         if q.proto not in (6, 17):
             continue
@@ -95,9 +100,14 @@ def find_errors(packets: Packets) -> list[IcmpError]:
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
                              -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
-                             icmp.is_too_big(ver, t, code), int(q.length), bool(q.fragment),
-                             int(q.seq)))
+                             icmp.is_too_big(ver, t, code), _reassembly(ver, t, code), int(q.length),
+                             bool(q.fragment), int(q.seq)))
     return out
+
+
+def _reassembly(ver: int, t: int, code: int) -> bool:
+    """A fragment reassembly timeout: ICMP time exceeded code 1 (RFC 792), ICMPv6 3/1 (RFC 4443)."""
+    return code == 1 and ((ver == 4 and t == 11) or (ver == 6 and t == 3))
 
 
 #: what ends the ``icmp_unreachable`` text of a port unreachable sent by the quoted datagram's
@@ -172,15 +182,44 @@ _PROBE = re.compile(r"^((?:TTL|hop limit) exceeded in transit \((?:11|3)/0\)) fr
                     r"(?: \([^()]*\))?, sent with (TTL|hop limit) (\d+) \(a traceroute probe\)$")
 
 
+#: an ``icmp_unreachable`` part that is a fragment reassembly timeout (ICMP 11/1, ICMPv6 3/1): its
+#: sender had the first fragment of the quoted datagram, not all the others (:func:`reassembly_note`)
+REASSEMBLY_PART = re.compile(r"^fragment reassembly time exceeded \((?:11|3)/1\) from ")
+
+
+def _informational(part: str) -> bool:
+    return bool(TOO_BIG_PART.match(part) or REASSEMBLY_PART.match(part))
+
+
 def delivery_error(text: str) -> str:
     """The part of an ``icmp_unreachable`` text that says the datagram did not arrive (what
     classify judges), without any path-MTU error (:data:`TOO_BIG_PART`: it asks for smaller
-    packets, the destination is reachable) nor a client's refusal of the server's late answer
-    (:data:`FROM_ORIGINATOR`: the server answered); '' when there is none."""
+    packets, the destination is reachable), fragment reassembly timeout (:data:`REASSEMBLY_PART`:
+    the destination had the datagram's first fragment; told by :func:`reassembly_note`) nor a
+    client's refusal of the server's late answer (:data:`FROM_ORIGINATOR`: the server answered);
+    '' when there is none."""
     text = str(text or "")
-    if "; " not in text and not TOO_BIG_PART.match(text) and not text.endswith(FROM_ORIGINATOR):
+    if "; " not in text and not _informational(text) and not text.endswith(FROM_ORIGINATOR):
         return text
-    return "; ".join(p for p in text.split("; ") if not TOO_BIG_PART.match(p) and not p.endswith(FROM_ORIGINATOR))
+    return "; ".join(p for p in text.split("; ") if not _informational(p) and not p.endswith(FROM_ORIGINATOR))
+
+
+#: what :func:`reassembly_note` says (report.mtu_holed advises the path's MTU and fragments for it)
+REASSEMBLY_NOTE = "IP fragments were lost on the way"
+
+
+def reassembly_note(text: str) -> str:
+    """A sentence for a flow's detail when its ``icmp_unreachable`` text holds a fragment
+    reassembly timeout (:data:`REASSEMBLY_PART`): its sender, the quoted datagram's destination,
+    had the datagram's first fragment but not all the others in its reassembly time (RFC 792,
+    RFC 8200 §4.5): :data:`REASSEMBLY_NOTE` after the capture point, whatever the capture shows
+    of them; '' otherwise."""
+    part = next((p for p in str(text or "").split("; ") if REASSEMBLY_PART.match(p)), "")
+    if not part:
+        return ""
+    return (f"ICMP {part}: it received the first fragment of a datagram of this flow, not all the others, so "
+            f"{REASSEMBLY_NOTE} (a firewall or path that drops IP fragments, RFC 7872; the datagrams fragmented "
+            "for a tunnel or link with a smaller MTU)")
 
 
 #: what :func:`too_big_note` says of the packets its sender still sent (the sign, in a flow's
@@ -371,7 +410,8 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     addresses (either direction, same VLAN rule) open at its time (from :data:`SLACK_NS` before
     its first packet to :data:`SLACK_NS` after its last), if there is exactly one (:data:`NO_PORTS`
     in its text). A flow's text is its first error that says the datagram did not arrive
-    (:func:`error_text`), then, after ``"; "``, its first path-MTU error (``too_big``), if any.
+    (:func:`error_text`), then, after ``"; "``, its first path-MTU error (``too_big``), if any, and
+    after that its first fragment reassembly timeout (``reassembly``), if any.
 
     :param matched: when given, ``(packet row of the error, flow row it was attached to)`` is
         appended for every error that matched a flow.
@@ -402,6 +442,7 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
     first_ts = flows["ts_ns"].to_numpy()
     text = flows["icmp_unreachable"].to_numpy(dtype=object).copy()
     too_big = [""] * len(flows)
+    reassembly = [""] * len(flows)
     resp_h = flows["resp_h"].tolist()
     resp_p = flows["resp_p"].tolist()
     orig_h, orig_p = flows["orig_h"].tolist(), flows["orig_p"].tolist()
@@ -432,9 +473,10 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
             continue
         if matched is not None:
             matched.append((e.row, best))
-        if e.too_big:
-            if not too_big[best]:
-                too_big[best] = error_text(e)
+        if e.too_big or e.reassembly:
+            info = too_big if e.too_big else reassembly
+            if not info[best]:
+                info[best] = error_text(e)
             continue
         if not text[best]:
             # (a quote of the responder's datagram to the originator, refused by the originator:
@@ -444,9 +486,10 @@ def attach(flows: pd.DataFrame, errors: list[IcmpError],
             text[best] = error_text(e, reverse)
         if e.sender == resp_h[best]:
             host.append(best)
-    for f, t in enumerate(too_big):
-        if t:
-            text[f] = f"{text[f]}; {t}" if text[f] else t
+    for info in (too_big, reassembly):
+        for f, t in enumerate(info):
+            if t:
+                text[f] = f"{text[f]}; {t}" if text[f] else t
     out = flows.copy()
     out["icmp_unreachable"] = text
     if host and "cast" in out.columns:
@@ -530,7 +573,7 @@ def packet_evidence(flows: pd.DataFrame, errors: list[IcmpError], matched: list[
             continue
         if e.too_big:
             ptbs.setdefault(f, []).append(e)
-        elif f not in firsts:
+        elif not e.reassembly and f not in firsts:
             firsts[f] = e
     firsts = {f: e for f, e in firsts.items() if e.text.endswith(("(11/0)", "(3/0)")) and "exceeded" in e.text}
     involved = sorted(set(firsts) | set(ptbs))
@@ -595,7 +638,7 @@ def attach_nat_quotes(flows: pd.DataFrame, errors: list[IcmpError], packets: Pac
     responder address and port open at its time (from :data:`SLACK_NS` before its first packet
     to :data:`SLACK_NS` after its last), if there is exactly one; its text is
     :func:`error_text`'s with :data:`NAT_QUOTE` after the sender (before
-    :data:`FROM_DESTINATION`). Path-MTU errors (``too_big``) and quotes cut before the ports are
+    :data:`FROM_DESTINATION`). Path-MTU errors (``too_big``), reassembly timeouts (``reassembly``) and quotes cut before the ports are
     left alone. Only flows without an ``icmp_unreachable`` text yet are given one.
 
     :param packets: the packets the errors' rows index (the error's own destination address).
@@ -604,7 +647,7 @@ def attach_nat_quotes(flows: pd.DataFrame, errors: list[IcmpError], packets: Pac
     """
     if not errors or len(flows) == 0:
         return flows, list(errors)
-    todo = [e for e in errors if not e.too_big and e.sport >= 0]
+    todo = [e for e in errors if not e.too_big and not e.reassembly and e.sport >= 0]
     if not todo:
         return flows, list(errors)
     c = packets.cols

@@ -193,7 +193,9 @@ class DnsMessage:
     ``partial`` is True when the bytes ended before the header's counts were satisfied or a
     record could not be delimited (our copy is cut); every complete record before the cut is kept.
     ``bad_names`` counts questions/records dropped because their name was rejected.
-    ``questions`` are ``(name, qtype)`` pairs.
+    ``questions`` are ``(name, qtype)`` pairs. ``ancount``: the header's answer count (more than
+    ``answers`` holds when the message is ``partial`` or names were rejected). ``cut``: a message
+    of a TCP stream whose length prefix runs past the bytes there (:func:`parse_tcp_stream`).
     """
 
     id: int
@@ -208,6 +210,8 @@ class DnsMessage:
     additional: list[DnsRecord] = field(default_factory=list)
     partial: bool = False
     bad_names: int = 0
+    ancount: int = 0
+    cut: bool = False
 
 
 #: suffix cache of one message: pointer target -> (text, wire octets incl. the root, hops used)
@@ -327,6 +331,7 @@ def _parse_message(data: bytes) -> DnsMessage | None:
         rcode=flags & 0xF,
         truncated=bool(flags & 0x0200),
         flags=flags,
+        ancount=an,
     )
     pos = 12
     cache: _Cache = {}
@@ -367,7 +372,7 @@ def _parse_message(data: bytes) -> DnsMessage | None:
 def parse_tcp_stream(data: bytes | bytearray | memoryview) -> list[DnsMessage]:
     """DNS over TCP (RFC 1035 §4.2.2, RFC 7766): 2-byte big-endian length, message, repeated.
 
-    The last message may be cut: what is there is parsed (``partial`` set). A zero length prefix
+    The last message may be cut: what is there is parsed (``partial`` and ``cut`` set). A zero length prefix
     is skipped. Returns the messages in stream order.
     """
     buf = bytes(data)
@@ -383,7 +388,7 @@ def parse_tcp_stream(data: bytes | bytearray | memoryview) -> list[DnsMessage]:
         m = parse_message(chunk)
         if m is not None:
             if len(chunk) < ln:
-                m.partial = True
+                m.partial = m.cut = True
             out.append(m)
         pos += ln
     return out
