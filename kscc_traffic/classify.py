@@ -227,6 +227,9 @@ def _dns_error_detail(row: dict) -> str:
 #: how the detail of a ClientHello refused in HTTP by a filter (a 403…) starts: the TCP port is
 #: open, something in the path refused the TLS (report.readiness advises as for ``tls_failed``)
 FILTER_ANSWER = "the server answered HTTP "
+#: what the detail of a ClientHello answered by an HTTP 2xx page says it is
+PAGE_ANSWER = ("a page served in the server's place (a web filter's block page or a captive portal: a web server "
+               "answers a ClientHello with an error, not a page)")
 #: what a detail calls the client's first bytes answered in HTTP when they start like a TLS
 #: record (0x16 0x03 …) but no ClientHello could be read from them (service not ssl)
 NO_HELLO = "the client's TLS-looking bytes"
@@ -931,6 +934,16 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # is itself under that mask; any of its names under the mask will do)
         check = next((c for c in certs if under_mask(c, rule.host_mask)), certs[0])
         from_cert = True
+        alert = str(row.get("tls_alert") or "")
+        issuer = str(row.get("cert_issuer") or "")
+        if not under_mask(check, rule.host_mask) and _agent_port(rule) \
+                and (inspection_product(issuer)
+                     or (alert.startswith("client:") and alert.endswith(_CERT_REJECTED) and not public_ca(issuer))):
+            # (on a port only the agent uses, a certificate a TLS-inspection product issued, or one of
+            # a private CA the client refused: a proxy's own, which names the proxy, not the server
+            # asked for; judged as interception, not as another program's traffic: icept s54 #2; a
+            # public CA's for another name is another server's: review s54 #5)
+            check, from_cert = "", False
     history = str(row.get("history") or "")
     if _inbound(rule, proto, target, partial, history, str(row.get("orig_h") or ""),
                 str(row["resp_h"])) and not _resolved_for(row, rule):
@@ -952,13 +965,20 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         # (not this purpose's traffic, whatever happened to it; a connection that failed says so)
         return done("unexpected", "host_mismatch", detail + _failed_note(row, rules))
 
-    if mask and rule.opener == "agent_to_dp" and not target:
+    if mask and rule.opener == "agent_to_dp":
         # a distribution point's port towards a name of the cloud: not a distribution point (on the
         # LAN), but the cloud server contacted on an on-premises port (agents still set up for an
-        # on-premises Administration Server); an address of a local network stays a DP flow
-        cloud = _cloud_name(row, rules)
-        if cloud and not local_address(str(row["resp_h"])):
-            return mismatch(_onprem_detail(proto, resp_p, cloud, rules))
+        # on-premises Administration Server); an address of a local network stays a DP flow.
+        # Through a proxy, the name the CONNECT (or the request in absolute-form) asked for, else
+        # the SNI in the tunnel; the proxy's own address says nothing (icept s54 #1)
+        if target:
+            cloud = _cloud_name({"sni": host or row.get("sni") or ""}, rules)
+            if cloud and host:
+                cloud = (cloud[0], "the proxy request")
+        else:
+            cloud = _cloud_name(row, rules)
+        if cloud and (target or not local_address(str(row["resp_h"]))):
+            return mismatch(_onprem_detail(proto, port if target else resp_p, cloud, rules))
     if mask and rule.host_mask and check and not from_cert and "*" in check.split("."):
         # (a certificate's wildcard pattern asked as a name: no client asks for one, RFC 6066 §3)
         return mismatch(f"{what}{check}{where} is not a host name (a "
@@ -1127,6 +1147,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             if status[:3] in FILTER_STATUSES:   # (the detail starts with FILTER_ANSWER: report.readiness)
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             "where TLS is documented: a web filter's refusal or a failing gateway")
+            if status[:1] == "2":
+                # (no web server serves a page for a ClientHello, it answers 400 if anything: a page
+                # served in the server's place, a filter's block page; icept s54 #7)
+                return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
+                            f"where TLS is documented: {PAGE_ANSWER}")
             if status[:3] in REDIRECT_STATUSES:
                 # (a redirect instead of a ServerHello: the agent cannot connect; a captive portal
                 # or web filter sends the browser to its page)
@@ -1280,6 +1305,11 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             "its packet was an IP fragment of a datagram"
         return done("ok", "", f"{what} never captured whole (fragments dropped on the way?): no receiver "
                     "past this point could reassemble what it carried")
+    if target and not absolute and not cproto and not sproto and str(row.get("http_status") or "").startswith("2") \
+            and _number(row, "tunnel_resp_bytes", int, 0) <= 0 and not row.get("payload_cut"):
+        # (the proxy reached the target's port, nothing of the agent's TLS shown: as a bare TCP
+        # handshake is, "port open" in the checklist, report._carried; icept s54 #6)
+        return done("ok", "", TUNNEL_EMPTY)
     return done("ok", "", "")
 
 
@@ -1471,12 +1501,14 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
             return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
     if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REJECTED) \
-            and row.get("tls_version") == "TLS 1.3":
+            and (row.get("tls_version") == "TLS 1.3" or row.get("payload_cut")):
         # (TLS 1.3 encrypts the certificate: a proxy's is not told from the server's own that the
         # agent does not trust, its root missing or its clock wrong: no interception said; break-it
-        # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a proxy)
+        # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a
+        # proxy; likewise a TLS 1.2 one the capture did not keep, its bytes cut or lost, icept s54 #3)
+        hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" else CERT_UNSEEN
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
-                                         f"{TLS13_HIDDEN}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
+                                         f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -1583,6 +1615,12 @@ def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
 TLS13_HIDDEN = ("TLS 1.3 encrypts the certificate, so the capture cannot show whose it was: a TLS-inspecting "
                 "proxy's, whose CA the agent does not trust, or the server's own, whose root the agent's device "
                 "lacks (or its system time is wrong)")
+#: the same where TLS 1.2 or older sends the certificate in the clear but the capture did not keep
+#: it (cut by the snaplen or the inspection window, or lost by the capture; icept s54 #3: it was
+#: called a proxy's); report.readiness counts it with :data:`TLS13_HIDDEN`
+CERT_UNSEEN = ("the server's certificate is not in the bytes captured (cut by the snaplen, or lost by the capture), "
+               "so the capture cannot show whose it was: a TLS-inspecting proxy's, whose CA the agent does not "
+               "trust, or the server's own, whose root the agent's device lacks (or its system time is wrong)")
 
 
 #: how the detail of a TLS handshake the server aborted after asking for a client certificate in

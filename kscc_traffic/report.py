@@ -26,8 +26,8 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST
+    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
@@ -679,7 +679,7 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int]:
             client_hidden += 1
         elif d.startswith(UNTRUSTED_PUBLIC):
             public += 1
-        elif TLS13_HIDDEN in d or ONE_WAY_CERT in d:
+        elif TLS13_HIDDEN in d or ONE_WAY_CERT in d or CERT_UNSEEN in d:
             hidden += 1
     return public, hidden, client, client_hidden
 
@@ -2772,10 +2772,15 @@ def vendor_names(names) -> np.ndarray:
 def _carried(flows: pd.DataFrame) -> np.ndarray:
     """Per row: the flow carried a payload byte (:func:`kscc_traffic.flows.carried_data`: a
     partial TCP flow's 1 byte, a keep-alive's, does not count); bytes > 0 where the table lacks
-    ``partial`` or ``proto``."""
+    ``partial`` or ``proto``. A CONNECT whose tunnel carried nothing (detail
+    :data:`~kscc_traffic.classify.TUNNEL_EMPTY`: only the proxy's conversation) carried none."""
     if "partial" in flows and "proto" in flows:
-        return carried_data(flows)
-    return ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0)).to_numpy()
+        out = carried_data(flows)
+    else:
+        out = ((flows["orig_bytes"] > 0) | (flows["resp_bytes"] > 0)).to_numpy()
+    if "detail" in flows and "proxy_target" in flows and out.any():
+        out = out & ~flows["detail"].astype(str).str.startswith(TUNNEL_EMPTY).to_numpy(bool)
+    return out
 
 
 def _names_a_server(names) -> np.ndarray:
@@ -3792,6 +3797,7 @@ class TableSummary:
                             & (detail.str.startswith(UNTRUSTED_PUBLIC)
                                | detail.str.contains(TLS13_HIDDEN, regex=False)
                                | detail.str.contains(ONE_WAY_CERT, regex=False)
+                               | detail.str.contains(CERT_UNSEEN, regex=False)
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):

@@ -211,7 +211,8 @@ def test_the_client_closing_first_and_the_proxy_later(tmp_path):
     recs = recs[:-2] + [(fin_s[0] + 0.5, fin_s[1]), (last[0] + 0.5, last[1])]
     path = _write(tmp_path, recs)
     r = _tunnel_close(path)
-    assert (r["verdict"], r["reason"], r["detail"]) == ("ok", "", "")
+    from kscc_traffic.classify import TUNNEL_EMPTY
+    assert (r["verdict"], r["reason"], r["detail"]) == ("ok", "", TUNNEL_EMPTY)    # (nothing through it: s54)
     assert r["tunnel_close_s"] == pytest.approx(0.502, abs=1e-6)
     assert_same(path, [150, 400])
 

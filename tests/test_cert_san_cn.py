@@ -61,12 +61,14 @@ def test_without_sni_the_cn_counts_only_without_a_dns_name(tmp_path, san, cn, ve
 
 
 def test_without_sni_an_inspection_certificate_name_is_told_as_such(tmp_path):
-    """A CN that is no host name ("Fortinet SSL Inspection"), no SNI: the detail says the
-    certificate named it, not that a packet name was forged."""
+    """A CN that is no host name ("Fortinet SSL Inspection"), no SNI, on TCP 23101: the
+    certificate a TLS-inspection product issued names the proxy, not the server asked for
+    (break-it s54 interception #2: it was host_mismatch, another program's traffic): judged as
+    interception, the product named."""
     r = _flow(tmp_path, None, [], "Fortinet SSL Inspection")
-    assert (r["verdict"], r["reason"]) == ("unexpected", "host_mismatch")
-    assert r["detail"] == ("no name asked; the server's certificate names Fortinet SSL Inspection, "
-                           "not a host name under *.ksc.kaspersky.com")
+    assert (r["verdict"], r["reason"]) == ("unexpected", "tls_intercepted")
+    assert r["detail"] == ("certificate for Fortinet SSL Inspection issued by CN=Fortinet SSL Inspection: a "
+                           "Fortinet FortiGate re-signs the connection (TLS inspection)")
 
 
 def _issued_by(tmp_path, sni, org, cn):
