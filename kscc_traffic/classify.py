@@ -3134,15 +3134,16 @@ def refused_cleared_detail(ts_ns: int, retry: tuple, detail: str = "") -> str:
     """The detail of a refused attempt a later connection followed (:func:`refused_retries`):
     ``refused at 08:38:53.777 UTC, the retry 3.061 s later connected (on <uid>): the SYN was
     answered by a TCP reset, a later connection from this client to the same address and port
-    worked (the service restarting, a load balancer briefly without a backend?)``, then the hints
+    was accepted (its TCP handshake completed: the service restarting, a load balancer briefly
+    without a backend?)``, then the hints
     of the attempt's own ``detail`` (which device sent the reset: :func:`.inspect.refused_hint`;
     "nothing listens on this port", wrong here, left out). ``ts_ns``: the attempt's start (its
     SYN); ``retry``: ``(ts_ns, uid)`` of the retry."""
     at, uid = int(retry[0]), str(retry[1])
     said = (f"{REFUSED_CLEARED}{_clock_text(int(ts_ns))} UTC, the retry "
             f"{_seconds_text(max(at - int(ts_ns), 0) / 1e9)} s later connected (on {uid}): {REJ_DETAIL}, a later "
-            "connection from this client to the same address and port worked (the service restarting, a load "
-            "balancer briefly without a backend?)")
+            "connection from this client to the same address and port was accepted (its TCP handshake completed: "
+            "the service restarting, a load balancer briefly without a backend?)")
     hints = []
     for h in str(detail).split("; ")[1:]:
         if h.startswith(REFUSED_OWN) and f"): {REFUSED_OWN_MEANS}" in h:

@@ -55,9 +55,9 @@ def _capture(retry=3.0, port=23100, refused=1, retry_refused=False, retry_port=N
 def _detail(start: float, later: float, uid: str) -> str:
     """The detail of an attempt refused at 00:16:<start> whose retry came ``later`` s after it."""
     return (f"{REFUSED_CLEARED}00:16:{start:06.3f} UTC, the retry {later:.1f} s later connected (on {uid}): "
-            f"{REJ_DETAIL}, a later connection from this client to the same address and port worked (the service "
-            "restarting, a load balancer briefly without a backend?); the reset came with the server's own TTL "
-            "(64, as its packets on other connections)")
+            f"{REJ_DETAIL}, a later connection from this client to the same address and port was accepted (its TCP "
+            "handshake completed: the service restarting, a load balancer briefly without a backend?); the reset "
+            "came with the server's own TTL (64, as its packets on other connections)")
 
 
 @pytest.mark.parametrize("retry", [3.0, 13.0, 25.0])
