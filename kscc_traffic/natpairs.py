@@ -186,7 +186,7 @@ class NatWatch:
         n = self.vlan_pairs
         return escape_terminal(
             f"{capture}: {n} connection{'s were' if n != 1 else ' was'} captured twice, with one 5-tuple on two VLANs "
-            f"({self._vlan_text(a)} and {self._vlan_text(b)}: {k} of them; a few ms apart, the same bytes): a capture on every interface of a host with a VLAN sub-interface (tcpdump -i any sees each "
+            f"({self._vlan_text(a)} and {self._vlan_text(b)}: {k} of them; at most a few ms apart, the same bytes): a capture on every interface of a host with a VLAN sub-interface (tcpdump -i any sees each "
             "packet on the trunk, tagged, and on the sub-interface), or of a router between the VLANs, counts each "
             "such connection twice; capture on one interface to count each once")
 
