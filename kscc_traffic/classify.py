@@ -478,9 +478,10 @@ def dns_cut_detail(query: str) -> str:
     the answer records its header announces (:func:`cut_answer`: a snaplen such as pktmon's
     default 128 bytes) for ``query``: not known whether it held an address, so not judged as an
     answer without one (links s54 #1)."""
-    return (f"{DNS_CUT_ANSWER}{query or '(no question read)'}: the bytes kept of it (the snaplen) end before "
-            "the answer records its header announces, so whether it gave an address is not known (capture "
-            "whole packets: tcpdump -s 0, pktmon --pkt-size 0)")
+    return (f"{DNS_CUT_ANSWER}{query or '(no question read)'}: the bytes read of it end before the answer "
+            "records its header announces (a snaplen such as pktmon's 128 bytes; over TCP also a stream longer "
+            "than the 16 KiB read of it), so whether it gave an address is not known (if the snaplen cut it: "
+            "capture whole packets, tcpdump -s 0, pktmon --pkt-size 0)")
 
 
 def dns_unreadable_detail(query: str) -> str:
@@ -709,16 +710,21 @@ def _fragments_lost(row: dict, state: str) -> tuple[str, str, str] | None:
     side = str(row.get("unreassembled") or "")
     if not side or row.get("tls_established"):
         return None
+    if state not in _CLOSED_STATES and float(row.get("duration") or 0.0) + _quiet(row) < TLS_SILENCE_S:
+        # (neither side gave up, and the capture ended within TLS_SILENCE_S: as for a ClientHello
+        # sent whole, nothing shows a loss yet; fp s54 #1)
+        return None
     closed = f"; then the connection closed ({state})" if state in _CLOSED_STATES else ""
     if side in ("orig", "both"):
         if side == "orig" and int(row.get("resp_bytes") or 0) > 0:
             return None
         n = int(row.get("orig_bytes") or 0)
-        return ("blocked", "tls_failed", f"ClientHello never received: the client's data ({n:,} bytes) {FRAGS_LOST} "
-                f"{FRAGS_WHY}; the server cannot have received it and sent no byte that arrived{closed}")
+        return ("blocked", "tls_failed", f"ClientHello never received: the client's data (of which {n:,} bytes were "
+                f"captured) {FRAGS_LOST} {FRAGS_WHY}; the server cannot have received it and sent no byte that "
+                f"arrived{closed}")
     n = int(row.get("resp_bytes") or 0)
-    return ("blocked", "tls_failed", f"TLS handshake not completed: the server's answer ({n:,} bytes) {FRAGS_LOST} "
-            f"{FRAGS_WHY}; the client cannot have received it{closed}")
+    return ("blocked", "tls_failed", f"TLS handshake not completed: the server's answer (of which {n:,} bytes were "
+            f"captured) {FRAGS_LOST} {FRAGS_WHY}; the client cannot have received it{closed}")
 
 
 #: what a ``host_mismatch`` detail adds when the SNI came with an encrypted_client_hello extension
@@ -3843,6 +3849,7 @@ def _verdict_keys(flows: pd.DataFrame, rules: RuleSet, series: dict | None = Non
         # _fragments_lost)
         np.where(unreassembled & tcp, v["orig_bytes"], -1),
         np.where(unreassembled & tcp, v["resp_bytes"], -1),
+        unreassembled & tcp & (duration + quiet >= TLS_SILENCE_S),
         hs_unacked & (duration + quiet >= TLS_SILENCE_S),
         # (TCP to a broadcast or multicast address: its address quoted, group_tcp_detail)
         masked(tcp & group_cast, "resp_h"),

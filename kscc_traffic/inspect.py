@@ -1043,7 +1043,8 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
 
 def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose responder
-    sent a SYN-ACK from :data:`RESET_TTL_HOPS` or more hops nearer (:func:`_hops`) than the first
+    sent a SYN-ACK from :data:`RESET_TTL_HOPS` (with no reset after it: :data:`SYNACK_PLACE_HOPS`)
+    or more hops nearer (:func:`_hops`) than the first
     packet that is no reset nor SYN-ACK the same address sent *before* this flow's first packet
     (:func:`address_ttls` of these packets and ``prior``: the server's own packets on an earlier
     connection): a hint that a device nearer than the server answered the connection in its place
@@ -1092,7 +1093,9 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
     key = (ver, c["src_hi"][sa].astype(np.uint64), c["src_lo"][sa].astype(np.uint64))
     ts_ref, t_ref = _earliest(_senders_ttls(c, sa), prior, key)
     said = (ts_ref < start[f]) & (t_ref >= 0) & (t_ref != _NO_ROW)
-    said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= RESET_TTL_HOPS
+    # (a SYN-ACK alone, no reset of the same device: a larger difference than another route or
+    # anycast site gives, fp s54 #3)
+    said &= _hops(np.where(said, t_ref, 0)) - _hops(t_sa) >= np.where(r < 0, SYNACK_PLACE_HOPS, RESET_TTL_HOPS)
     for k in np.flatnonzero(said).tolist():
         field_name = "hop limit" if int(ver[k]) == 6 else "TTL"
         d = int(_hops(np.array([t_ref[k]]))[0] - _hops(np.array([t_sa[k]]))[0])
@@ -1112,6 +1115,9 @@ def _answered_in_place_hints(ft: FlowTable, n: int, prior=None) -> np.ndarray:
 #: how the hint of a connection whose SYN-ACK, no reset, came from a device nearer than the server
 #: starts (:func:`_answered_in_place_hints`; classify appends it to a failed connection's detail only)
 SYNACK_IN_PLACE = "the SYN-ACK came with "
+#: hops nearer than the server's earlier packets such a SYN-ACK must come from: more than another
+#: route or anycast site of the server gives (a TLS-inspecting device sits near the client)
+SYNACK_PLACE_HOPS = 6
 
 
 #: what :func:`_answered_in_place_hints` says answered a connection in the server's place
@@ -1771,6 +1777,18 @@ def _delivered(ft: FlowTable, keys: np.ndarray) -> np.ndarray:
     got = v.acked >= 0
     # (an acknowledgement is of the other direction's data: the peer's key)
     np.maximum.at(acked, (side[got] ^ 1), v.acked[got])
+    # a reset's acknowledgement too (seq_extents leaves resets out: a server refusing the
+    # ClientHello it received; fp s54 #2), relative to the start its side's other
+    # acknowledgements count from (the raw number minus the relative one)
+    rst = np.flatnonzero(((v.flags & (RST | ACK)) == (RST | ACK)))
+    if len(rst) and got.any():
+        raw = ft.packets.cols["ack"][v.rows].astype(np.int64)
+        base = np.full(2 * n, -1, np.int64)
+        base[side[got]] = (raw[got] - v.acked[got]) & 0xFFFFFFFF
+        b = base[side[rst]]
+        rel = (raw[rst] - b) & 0xFFFFFFFF
+        ok = (b >= 0) & (rel < (1 << 31))
+        np.maximum.at(acked, side[rst][ok] ^ 1, rel[ok])
     e = first_end[keys]
     return (e >= 0) & (acked[keys] >= e)
 
@@ -3489,7 +3507,7 @@ def _dns_messages(p, rows: np.ndarray) -> _DnsMessages:
             m.rc[k] = msg.rcode
             # (records not read: a name the parser rejected, or the message stops being readable
             # before its records end though the whole datagram was captured)
-            whole = c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]]
+            whole = not msg.partial or c["pl_cap"][rows[j]] >= c["payload_len"][rows[j]]
             m.unreadable[k] = msg.bad_names > 0 or (msg.partial and whole)
             # (the snaplen cut it before its answer records: whether they held an address is not
             # known; links s54 #1)

@@ -99,7 +99,7 @@ def test_a_client_hello_whose_fragments_never_all_arrived_is_no_working_connecti
     flows = chunkcmp.assert_same(path, [300, 700])
     row = flows[flows.resp_p == 23101].iloc[0]
     assert (row.verdict, row.reason, row.conn_state) == ("blocked", "tls_failed", "RSTO")
-    assert row.detail.startswith(f"ClientHello never received: the client's data ({int(row.orig_bytes):,} bytes) "
+    assert row.detail.startswith(f"ClientHello never received: the client's data (of which {int(row.orig_bytes):,} bytes were captured) "
                                  f"{FRAGS_LOST} (a fragment lost on the way")
     assert row.detail.endswith("the server cannot have received it and sent no byte that arrived; "
                                "then the connection closed (RSTO)")
@@ -142,7 +142,7 @@ def test_a_server_answer_that_came_only_as_first_fragments_never_reached_the_cli
     flows = chunkcmp.assert_same(path, [300, 700])
     row = flows[flows.resp_p == 23101].iloc[0]
     assert (row.verdict, row.reason) == ("blocked", "tls_failed")
-    assert row.detail.startswith(f"TLS handshake not completed: the server's answer ({int(row.resp_bytes):,} bytes) "
+    assert row.detail.startswith(f"TLS handshake not completed: the server's answer (of which {int(row.resp_bytes):,} bytes were captured) "
                                  f"{FRAGS_LOST} ")
     assert row.detail.endswith("the client cannot have received it; then the connection closed (RSTO)")
 
@@ -269,9 +269,10 @@ def test_a_dns_answer_the_snaplen_cut_before_its_records_is_not_an_answer_withou
     row = flows.loc[40000]
     if cut:
         assert (row.verdict, row.dns_answers) == ("ok", "")
-        assert row.detail == (f"{DNS_CUT_ANSWER}{name}: the bytes kept of it (the snaplen) end before the answer "
-                              "records its header announces, so whether it gave an address is not known (capture "
-                              "whole packets: tcpdump -s 0, pktmon --pkt-size 0)")
+        assert row.detail == (f"{DNS_CUT_ANSWER}{name}: the bytes read of it end before the answer records its "
+                              "header announces (a snaplen such as pktmon's 128 bytes; over TCP also a stream longer "
+                              "than the 16 KiB read of it), so whether it gave an address is not known (if the "
+                              "snaplen cut it: capture whole packets, tcpdump -s 0, pktmon --pkt-size 0)")
     else:
         assert (row.verdict, row.dns_answers, row.detail) == ("ok", "203.0.113.5", "")
     # (an answer announcing no record is NODATA whatever the snaplen: another lookup of the name got an
@@ -585,7 +586,52 @@ def test_fragment_lost_flows_grouped_are_judged_as_each_alone(tmp_path):
     path.write_bytes(pcap_bytes([(t, bytes(Ether() / p)) for t, p in recs]))
     table, _ = analyze_packets(decode(read_frames(path)), load_rules(), path.name, internal=True)
     tcp = table[(table.proto == "tcp") & (table.resp_p == 23101)].sort_values("orig_p")
-    got = [(r.verdict, FRAGS_LOST in r.detail, f"({int(r.orig_bytes):,} bytes)" in r.detail) for r in tcp.itertuples()]
+    got = [(r.verdict, FRAGS_LOST in r.detail, f"(of which {int(r.orig_bytes):,} bytes were captured)" in r.detail) for r in tcp.itertuples()]
     assert got == [("blocked", True, True), ("blocked", True, True), ("ok", False, False)], tcp.detail.tolist()
     assert tcp.orig_bytes.nunique() == 2
     assert_same_as_reference(table.drop(columns=["purpose", "verdict", "reason", "detail"]), load_rules())
+
+
+@pytest.mark.parametrize("then", ["capture ends", "server resets it"])
+def test_a_fragmented_client_hello_is_no_loss_before_anything_shows_one(tmp_path, then):
+    """False-positive hunt s54 #1, #2: the ClientHello's later fragments missing (a capture
+    filtered by port keeps only first fragments), then the capture ended at once, or the server
+    reset the connection acknowledging the whole ClientHello (it had it): no "ClientHello never
+    received" (the capture's end, as for a ClientHello sent whole, shows no loss; a reset's
+    acknowledgement counts as one)."""
+    pytest.importorskip("scapy")
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+    from pcapbuild import pcap_bytes
+    from kscc_traffic import analyze_file
+    recs = _fragmented_hello(False, "last")[:-1]                   # (without the client's reset 30 s later)
+    if then == "server resets it":
+        end = 101 + len(_hello())
+        recs.append((1000.05, bytes(Ether() / _ip(False, S4, C4) / TCP(sport=23101, dport=50100, flags="RA",
+                                                                        seq=901, ack=end))))
+    path = tmp_path / "tail.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    row = analyze_file(path).flows.set_index("resp_p").loc[23101]
+    assert FRAGS_LOST not in row.detail, row.detail
+
+
+def test_another_route_to_the_server_is_no_device_answering_in_its_place(tmp_path):
+    """False-positive hunt s54 #3: the server's packets 3 hops nearer on a later connection (another
+    anycast site or route), no reset, that connection failed: no "answered in the server's place"
+    hint (a SYN-ACK alone needs SYNACK_PLACE_HOPS)."""
+    pytest.importorskip("scapy")
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from pcapbuild import pcap_bytes
+    from test_breakit_s53 import _conn
+    from kscc_traffic import analyze_file
+    from kscc_traffic.inspect import SYNACK_IN_PLACE, SYNACK_PLACE_HOPS
+    assert SYNACK_PLACE_HOPS > 3
+    proxied = _conn(23101, 53001, 1010.0, 53, data=False)
+    end = 101 + len(_hello())
+    proxied.append((1010.04, bytes(Ether() / IP(src=S4, dst="192.0.2.20", ttl=53)
+                                   / TCP(sport=23101, dport=53001, flags="FA", seq=901, ack=end))))
+    path = tmp_path / "route.pcap"
+    path.write_bytes(pcap_bytes(sorted(_conn(443, 53000, 1000.0, 50) + proxied, key=lambda r: r[0])))
+    row = analyze_file(path).flows.set_index("resp_p").loc[23101]
+    assert row.verdict == "blocked" and SYNACK_IN_PLACE not in row.detail, row.detail

@@ -615,29 +615,28 @@ class _PcapParser:
 
     def _units(self, buf, offs: array, heads: np.ndarray | None, last: bool) -> bool:
         """Decided once, on the file's first :data:`NANO_UNITS_MIN` records: a microsecond pcap
-        (magic a1b2c3d4) whose first records' ts_usec are nearly all (:data:`NANO_UNITS_SHARE`) a
-        million or more and all below 10^9 holds nanoseconds (a writer's mistake, tcpdump's --nano
-        confused: each 10 ms step read as 10 s split connections; links s54 #5): read so from then
-        on (:attr:`mult` 1), and said (:attr:`nano_in_usec`: records looked at, those of a million
-        or more). False while the walk holds fewer records and more may come (``last`` False: the
-        walk waits for more bytes, so every chunking decides alike); a file with fewer is read as
-        its magic says."""
-        n = len(offs)
-        if n < NANO_UNITS_MIN and not last:
-            return False
-        self.units_open = False
-        n = min(n, NANO_UNITS_MIN)
-        if n < NANO_UNITS_MIN:
-            return True
+        (magic a1b2c3d4) whose first records' ts_usec are all a million or more and below 10^9
+        holds nanoseconds (a writer's mistake, tcpdump's --nano confused: each 10 ms step read as
+        10 s split connections; links s54 #5; a random nanosecond fraction is below a million one
+        time in a thousand): read so from then on (:attr:`mult` 1), and said
+        (:attr:`nano_in_usec`: the records looked at, all of them). Any record before that with
+        an ordinary fraction decides at once (every ordinary file, on its first record). False
+        while the walk holds fewer records, all nanosecond-like, and more may come (``last``
+        False: the walk waits for more bytes, so every chunking decides alike); a file with fewer
+        is read as its magic says."""
+        n = min(len(offs), NANO_UNITS_MIN)
         if heads is not None:
             frac = heads[:n, 1].astype(np.int64)
         else:
             v = _u32_view(buf, self.order)
             frac = v[np.frombuffer(offs, np.int64)[:n] + 4].astype(np.int64)
-        big = int(np.count_nonzero(frac >= 1_000_000))
-        if big >= NANO_UNITS_SHARE * n and bool((frac < 1_000_000_000).all()):
+        nano = bool(((frac >= 1_000_000) & (frac < 1_000_000_000)).all())
+        if nano and n < NANO_UNITS_MIN and not last:
+            return False
+        self.units_open = False
+        if nano and n == NANO_UNITS_MIN:
             self.mult = 1
-            self.nano_in_usec = (n, big)
+            self.nano_in_usec = (n, n)
         return True
 
     def _remember(self, buf, offs: array, heads: np.ndarray | None, next_at: int) -> None:
@@ -889,8 +888,6 @@ _ISB_US_BEFORE_NS = 10**17
 #: records a microsecond pcap's first walk must hold for their fractions to tell nanoseconds
 #: (:meth:`_PcapParser._units`)
 NANO_UNITS_MIN = 16
-#: of those, the share of a million or more (nanoseconds: 99.9 % of random fractions are)
-NANO_UNITS_SHARE = 0.85
 #: bytes read at most for them (records of tens of MiB: fewer decide)
 NANO_UNITS_BYTES = 32 << 20
 #: the pcapng fields that count packets the capture dropped (:attr:`_PcapngParser.drops` keys)
