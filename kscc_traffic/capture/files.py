@@ -625,6 +625,9 @@ class _PcapParser:
         False: the walk waits for more bytes, so every chunking decides alike); a file with fewer
         is read as its magic says."""
         n = min(len(offs), NANO_UNITS_MIN)
+        if n == 0:          # (no record yet: decided with the first ones, or none at all)
+            self.units_open = not last
+            return last
         if heads is not None:
             frac = heads[:n, 1].astype(np.int64)
         else:
