@@ -872,8 +872,9 @@ REASON_TEXT: dict[str, str] = {
     "icmp_unreachable": "a router or firewall answered with an ICMP error: destination unreachable (a refusal, "
                         "no route), time exceeded (a routing loop) or parameter problem (extension headers dropped)",
     "tls_failed": "the TLS handshake was aborted before it completed: often a proxy or TLS inspection in the way",
-    "tls_intercepted": "the server certificate is not for the name asked, or the client rejected it as from an "
-                       "untrusted CA: a TLS-inspecting proxy sits in the path; exclude these names from inspection",
+    "tls_intercepted": "the server certificate is not for the name asked, was issued by a TLS-inspection product's "
+                       "CA, or the client rejected it as from an untrusted CA: a TLS-inspecting proxy sits in the "
+                       "path; exclude these names from inspection",
     "not_tls": ("cleartext where the documentation says TLS: a proxy, another service or a filter answered "
                 "instead of the documented server, or the client itself sent cleartext (not an agent's TLS: "
                 "another program, or something rewriting its connection); each flow's detail says which side "
