@@ -134,7 +134,7 @@ from .addresses import endpoint_text, nat64_text
 from .flows import arrays_of, history_plain, repeated, vlan_key
 from .streams import MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
-                      DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, truncated_answer,
+                      DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED, SYNACK_IN_PLACE,
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
@@ -457,16 +457,14 @@ DNS_UNREADABLE_ANSWER = "DNS answer unreadable for "
 def unreadable_answer(asked) -> bool:
     """True when ``asked``, a flow's ``dns_asked`` bits (an int; anything else: not known, False),
     holds :data:`~kscc_traffic.inspect.DNS_UNREADABLE`: a response of the flow was malformed."""
-    return (isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
-            and bool(asked & DNS_UNREADABLE))
+    return asked_has(asked, DNS_UNREADABLE)
 
 
 def cut_answer(asked) -> bool:
     """True when ``asked``, a flow's ``dns_asked`` bits (an int; anything else: not known, False),
     holds :data:`~kscc_traffic.inspect.DNS_CUT`: a response of the flow was cut by the capture
     before its answer records."""
-    return (isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_))
-            and bool(asked & DNS_CUT))
+    return asked_has(asked, DNS_CUT)
 
 
 #: how the detail of a DNS flow whose answer the capture cut before its records starts
@@ -689,11 +687,20 @@ FRAGS_WHY = ("(a fragment lost on the way, or overlapping fragments dropped whol
              "that drops IP fragments (RFC 7872), the datagrams fragmented for a tunnel or link with a smaller MTU")
 
 
-def _agent_port(rule) -> bool:
-    """Is ``rule`` on TCP ports only a KSC agent uses towards the cloud (from 1024 up, a host mask
-    under kaspersky.com, not a distribution point's; report.ksc_only)?"""
-    return (rule.transport == "tcp" and rule.port_lo >= 1024 and rule.opener != "agent_to_dp"
-            and str(rule.host_mask or "").lower().endswith("." + VENDOR_DOMAIN))
+#: a purpose with a host mask whose ports are all below this shares them with other programs (80,
+#: 443): its ok flows verify it only when one of them names a server (``server_name``; report)
+SHARED_PORTS_BELOW = 1024
+
+
+def ksc_only(r) -> bool:
+    """Is rule ``r`` on ports only a KSC agent uses (TCP 23100-23199, 23700-23799, 27200-27299,
+    29200-29299: a host mask under kaspersky.com, ports from 1024 up), not shared with every
+    browser (443, 80) nor a distribution point's: a flow there to another name is the agent's,
+    pointed at another Administration Server (report), and a certificate there that names no
+    server asked for, a TLS-inspection product's, the proxy's (:func:`_judge_flow`)."""
+    mask = str(r.host_mask or "").lower()
+    return (r.transport == "tcp" and r.port_lo >= SHARED_PORTS_BELOW and r.opener != "agent_to_dp"
+            and mask.endswith("." + VENDOR_DOMAIN))
 
 
 def _fragments_lost(row: dict, state: str) -> tuple[str, str, str] | None:
@@ -942,7 +949,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         from_cert = True
         alert = str(row.get("tls_alert") or "")
         issuer = str(row.get("cert_issuer") or "")
-        if not under_mask(check, rule.host_mask) and _agent_port(rule) \
+        if not under_mask(check, rule.host_mask) and ksc_only(rule) \
                 and (inspection_product(issuer)
                      or (alert.startswith("client:") and alert.endswith(_CERT_REJECTED) and not public_ca(issuer))):
             # (on a port only the agent uses, a certificate a TLS-inspection product issued, or one of

@@ -1742,7 +1742,7 @@ def _unreassembled(ft: FlowTable, nflows: int) -> np.ndarray:
     has[key] = True
     whole[key[~frag]] = True
     only = has & ~whole
-    tcp = np.flatnonzero(only & (ft.flows["proto"].to_numpy(dtype=object)[np.arange(2 * nflows) // 2] == "tcp"))
+    tcp = np.flatnonzero(only & np.repeat(ft.flows["proto"].to_numpy(dtype=object)[:nflows] == "tcp", 2))
     if len(tcp):
         only[tcp[_delivered(ft, tcp)]] = False
     only = only.reshape(nflows, 2)
@@ -3556,12 +3556,18 @@ DNS_TRUNCATED = 8
 DNS_CUT = 16
 
 
-def truncated_answer(asked) -> bool:
+def asked_has(asked, bit: int) -> bool:
     """Whether a flow's ``dns_asked`` value (an int of bits; anything else, a bool or a missing
-    value from a table read back, is none) has :data:`DNS_TRUNCATED`: a UDP response with the TC
-    flag."""
+    value from a table read back, is none) has ``bit`` (:data:`DNS_UNREADABLE`,
+    :data:`DNS_TRUNCATED`, :data:`DNS_CUT`…)."""
     return isinstance(asked, (int, np.integer)) and not isinstance(asked, (bool, np.bool_)) \
-        and bool(asked & DNS_TRUNCATED)
+        and bool(asked & bit)
+
+
+def truncated_answer(asked) -> bool:
+    """Whether a flow's ``dns_asked`` value has :data:`DNS_TRUNCATED` (:func:`asked_has`): a UDP
+    response with the TC flag."""
+    return asked_has(asked, DNS_TRUNCATED)
 
 
 def asked_bits(qtypes: np.ndarray) -> np.ndarray:
@@ -3827,14 +3833,12 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                                 tuple(dict.fromkeys(a for a, _ in resolved))))
                     if msg.questions:
                         cols["dns_asked"][f] |= int(asked_bits(np.array([msg.questions[0][1]]))[0])
-                    if msg.bad_names:       # (a cut stream's last message is partial: not this)
+                    # (a message framed whole but short of its records is malformed, the cut last one
+                    # of a stream is not: its answer records past the bytes there, DNS_CUT; review s54 #4)
+                    if msg.bad_names or (msg.partial and not msg.cut):
                         cols["dns_asked"][f] |= DNS_UNREADABLE
                     if msg.cut and msg.ancount > len(msg.answers):
-                        # (its answer records past the bytes there, the stream cut: DNS_CUT; one
-                        # framed whole but short of its records is malformed: review s54 #4)
                         cols["dns_asked"][f] |= DNS_CUT
-                    elif msg.partial and not msg.cut:
-                        cols["dns_asked"][f] |= DNS_UNREADABLE
                     answers.add(ts, str(flows.at[f, "orig_h"]), msg, resolved, frame_no=fno)
             if got:
                 # in order of arrival: the side that sent its data first (the responder's on a

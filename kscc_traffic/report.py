@@ -27,7 +27,8 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
-    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY
+    _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
+    SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
 from .classify import MCAST_JOINS_RE, PORTAL_STATUS, SCAN_DOCUMENTED, SCAN_NOT_KSC
 from .classify import DNS_NO_ADDRESS, V6_ONLY_A, V6_ONLY_HEAD
@@ -608,10 +609,6 @@ def write_csv(flows: pd.DataFrame, out: IO[str]) -> None:
 #: that opened the connection (a source port the OS or a NAT picked in the range, or a server
 #: connecting back). They do not undo a verified purpose, and the firewall is not the fix
 NOT_THIS_PURPOSE = ("host_mismatch", "wrong_direction")
-#: a purpose with a host mask whose ports are all below this shares them with other programs (80,
-#: 443): its ok flows verify it only when one of them names a server (``server_name``)
-SHARED_PORTS_BELOW = 1024
-
 #: ``app_protocol`` of the rules whose traffic is TLS: their ok flows verify them only when one
 #: carried a byte (a bare TCP handshake shows the port open, not the TLS: "port open")
 TLS_PROTOCOLS = ("tls", "https")
@@ -2475,16 +2472,6 @@ def _onprem_fix(r, k: int) -> str:
 
 #: names of flows to another Administration Server a purpose's advice names (the first ones seen)
 MAX_ELSEWHERE_NAMES = 3
-
-
-def ksc_only(r) -> bool:
-    """Is rule ``r`` on ports only a KSC agent uses (TCP 23100-23199, 23700-23799, 27200-27299,
-    29200-29299: a host mask under kaspersky.com, ports from 1024 up), not shared with every
-    browser (443, 80) nor a distribution point's: a flow there to another name is the agent's,
-    pointed at another Administration Server."""
-    mask = str(r.host_mask or "").lower()
-    return (r.transport == "tcp" and r.port_lo >= SHARED_PORTS_BELOW and r.opener != "agent_to_dp"
-            and mask.endswith("." + VENDOR_DOMAIN))
 
 
 def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:

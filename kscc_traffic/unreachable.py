@@ -91,7 +91,7 @@ def find_errors(packets: Packets) -> list[IcmpError]:
                 out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                                      "tcp" if part[1] == 6 else "udp", part[0], "", -1, -1,
                                      f"{icmp.describe(ver, t, code)} ({t}/{code})", icmp.is_too_big(ver, t, code),
-                                     _reassembly(ver, t, code), int(part[2]), dst_prefix=bytes(part[3])))
+                                     icmp.is_reassembly_timeout(ver, t, code), int(part[2]), dst_prefix=bytes(part[3])))
             continue
         if q.proto not in (6, 17):
             continue
@@ -100,14 +100,9 @@ def find_errors(packets: Packets) -> list[IcmpError]:
         out.append(IcmpError(i, int(c["ts_ns"][i]), str(senders[j]), int(c["vlan"][i]),
                              "tcp" if q.proto == 6 else "udp", q.src, q.dst, -1 if cut else int(q.sport),
                              -1 if cut else int(q.dport), f"{icmp.describe(ver, t, code)} ({t}/{code})",
-                             icmp.is_too_big(ver, t, code), _reassembly(ver, t, code), int(q.length),
+                             icmp.is_too_big(ver, t, code), icmp.is_reassembly_timeout(ver, t, code), int(q.length),
                              bool(q.fragment), int(q.seq)))
     return out
-
-
-def _reassembly(ver: int, t: int, code: int) -> bool:
-    """A fragment reassembly timeout: ICMP time exceeded code 1 (RFC 792), ICMPv6 3/1 (RFC 4443)."""
-    return code == 1 and ((ver == 4 and t == 11) or (ver == 6 and t == 3))
 
 
 #: what ends the ``icmp_unreachable`` text of a port unreachable sent by the quoted datagram's

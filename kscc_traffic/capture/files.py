@@ -523,7 +523,7 @@ class _PcapParser:
         self.mult = mult
         # (a microsecond file whose first records all hold nanoseconds: :meth:`_units`)
         self.units_open = mult == 1000
-        self.nano_in_usec: tuple[int, int] | None = None
+        self.nano_in_usec = 0      # (records looked at, when read as nanoseconds: :meth:`_units`)
         self.hdr_len = hdr_len
         self.start = 24
         self.version = (major, minor)
@@ -639,7 +639,7 @@ class _PcapParser:
         self.units_open = False
         if nano and n == NANO_UNITS_MIN:
             self.mult = 1
-            self.nano_in_usec = (n, n)
+            self.nano_in_usec = n
         return True
 
     def _remember(self, buf, offs: array, heads: np.ndarray | None, next_at: int) -> None:
@@ -831,9 +831,9 @@ class _PcapParser:
         if n.get("over_snaplen"):
             out.append(f"{_records(n['over_snaplen'])} longer than the header's snaplen "
                        f"{self.snaplen} (kept)")
-        if self.nano_in_usec is not None:
-            looked, big = self.nano_in_usec
-            out.append(f"the file says microseconds (magic a1b2c3d4), but {big:,} of its first {looked:,} records have "
+        if self.nano_in_usec:
+            looked = self.nano_in_usec
+            out.append(f"the file says microseconds (magic a1b2c3d4), but {looked:,} of its first {looked:,} records have "
                        "a ts_usec of a million or more, all below 10^9: nanoseconds (a writer's mistake), read as such")
         if n.get("frac_over"):
             unit = "ts_usec ≥ 1000000" if self.mult == 1000 else "ts_nsec ≥ 1000000000"

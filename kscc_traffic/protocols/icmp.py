@@ -222,6 +222,13 @@ def is_unreachable(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wi
     return False
 
 
+def is_reassembly_timeout(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wire field name
+    """True for a fragment reassembly timeout: ICMP time exceeded code 1 (RFC 792), ICMPv6 time
+    exceeded code 1 (RFC 4443): its sender had the quoted datagram's first fragment, not all the
+    others (RFC 8200 §4.5)."""
+    return code == 1 and ((ipver == 4 and type == 11) or (ipver == 6 and type == 3))
+
+
 def is_too_big(ipver: int, type: int, code: int) -> bool:  # noqa: A002 - wire field name
     """True for an error that asks for smaller packets (path MTU discovery): ICMP fragmentation
     needed and DF set (type 3 code 4, RFC 1191) or ICMPv6 packet too big (type 2, RFC 8201). The
