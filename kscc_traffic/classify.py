@@ -1110,12 +1110,14 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return done("blocked", "no_answer", f"UDP request without a reply: {_lost(row, 'reply')}")
         return done("blocked", "no_answer", "UDP request without a reply")
     if target:
-        refused = _proxy_answer(row, target) or _empty_tunnel_closed(row, target, state)
+        refused = (_proxy_answer(row, target) or _empty_tunnel_closed(row, target, state)
+                   or _page_answer(row, rule, target))
         if refused is not None:
             return done(*refused)
     elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
         # plain HTTP sent straight to the server: a transparent web filter answers as a proxy does
-        refused = _proxy_answer(row, _direct_target(row), direct=True) or _foreign_redirect(row, rule)
+        refused = (_proxy_answer(row, _direct_target(row), direct=True) or _foreign_redirect(row, rule)
+                   or _page_answer(row, rule))
         if refused is not None:
             return done(*refused)
 
@@ -2593,6 +2595,29 @@ def _foreign_redirect(row: dict, rule) -> tuple[str, str, str] | None:
             "another site)")
 
 
+def _page_answer(row: dict, rule, target: str = "") -> tuple[str, str, str] | None:
+    """(``blocked``, ``rejected``, detail) of a plain HTTP request for certificate status data or a
+    CA certificate (a CRL, an OCSP response: ``rule`` an HTTP purpose, certificate checks on 80)
+    answered 2xx with an HTML page (internal column ``http_page``, :func:`.http.page_media_type`):
+    a web filter's block page or a captive portal's login page served in the server's place with
+    a success status (break-it s54 icept #7a: a CRL request answered ``200 OK`` ``text/html`` was
+    a verified certificate check). ``target``: the ``proxy_target`` of a request sent to an
+    explicit proxy in absolute-form (``GET http://crl3.digicert.com/x.crl``: the proxy's page),
+    '' for one sent straight to the server. The detail reads as a filter's refusal
+    (:data:`kscc_traffic.report.HTTP_REFUSAL` for the direct one), so the report advises it with
+    them. None when ``http_page`` is empty or the rule is not an HTTP one."""
+    page = str(row.get("http_page") or "")
+    status = str(row.get("http_status") or "")
+    if not page or rule.app_protocol != "http" or status[:1] != "2":
+        return None
+    who = f"the {'proxy' if target else 'server'} {endpoint_text(row['resp_h'], int(row['resp_p']))}"
+    reason = row.get("http_reason") or ""
+    said = f' "{reason}"' if reason else ""
+    request = _proxy_request(target) if target else f"the request for {_direct_target(row)}"
+    return ("blocked", "rejected", f"{who} answered {status}{said} to {request} (a transparent web filter or "
+            f"captive portal: {page}, its block or login page served in the server's place)")
+
+
 def _direct_target(row: dict) -> str:
     """``http://host:port`` of a plain HTTP request sent straight to the server, as a detail
     names it: the host and port of its ``Host`` header (``http_host``; the port defaults to
@@ -3295,7 +3320,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
@@ -3306,7 +3331,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "mcast_groups",
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
@@ -3319,7 +3344,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason",
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
@@ -3332,7 +3357,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "http_reason", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
+                 "client_head", "client_binary", "http_location", "http_reason", "http_page", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
                  "tls_version", "tls_client_cert", "opened_cloud")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}

@@ -2026,6 +2026,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # (internal) the reason phrase of a proxy's (or a filter's) answer other than 2xx to a request
     # through it, escaped: classify quotes it (protocols.http.response_reason)
     cols["http_reason"] = repeated("", n)
+    # (likewise: a 2xx answer to a plain HTTP request for certificate status data or a CA
+    # certificate (a CRL, an OCSP response) that is an HTML page, said as classify quotes it
+    # ("an HTML page (text/html) where an OCSP response was asked for", escaped), '' where not:
+    # http.revocation_asked, http.page_media_type)
+    cols["http_page"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -3872,6 +3877,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             if status is not None and 300 <= status < 400 and not connect:
                 # (where a redirect sends the request: a captive portal's page, classify._foreign_redirect)
                 cols["http_location"][f] = http.response_location(mv[s0:s1]) or ""
+            if status is not None and 200 <= status < 300 and not connect:
+                # (a page where certificate status data was asked for: a filter's block page or a
+                # captive portal's, classify._page_answer)
+                asked = http.revocation_asked(req) if req is not None else ""
+                page = http.page_media_type(mv[s0:s1]) if asked else ""
+                if page:
+                    cols["http_page"][f] = f"an HTML page ({page}) where {asked} was asked for"
             if target is not None and ch is not None:
                 # the tunnel: the bytes after the last CONNECT head and after the 2xx answer's head
                 tunnels.append((f, c0 + ch, c1, s0 + sh, s1, sh))

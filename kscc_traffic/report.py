@@ -1914,16 +1914,24 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
         said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
         where = r.host_mask or "the documented servers"
-        # (3xx: a captive portal's or filter's redirect to its own page, classify._foreign_redirect)
-        portal = ("; a redirect (3xx) to another site is a captive portal or filter sending the request to its "
-                  "own page: authenticate this network in the portal, or"
-                  if any(x[:1] == "3" for x in http_statuses) else "")
-        if PORTAL_STATUS in http_statuses:
-            # (RFC 6585 §6: a captive portal wants this network logged in; break-it s52 v6 #9)
-            portal = ("; 511 (Network Authentication Required) is a captive portal's answer: the network wants a "
-                      "login or its terms accepted first"
-                      + (", and a redirect (3xx) to another site sends the request to its page" if portal else "")
-                      + ": authenticate this network in the portal, or exempt the agent's traffic from it, or")
+        # (3xx: a captive portal's or filter's redirect to its own page, classify._foreign_redirect;
+        # 2xx: a page served where a CRL or OCSP response was asked for, classify._page_answer;
+        # 511: RFC 6585 §6, a captive portal wants this network logged in, break-it s52 v6 #9)
+        kinds = [text for code, text in (
+            ("5", "511 (Network Authentication Required) is a captive portal's answer: the network wants a login "
+                  "or its terms accepted first"),
+            ("2", "a 2xx answer that is an HTML page where a CRL or OCSP response was asked for is a filter's block "
+                  "page or a captive portal's login page served in the server's place"),
+            ("3", "a redirect (3xx) to another site is a captive portal or filter sending the request to its own page"))
+            if (PORTAL_STATUS in http_statuses if code == "5" else any(x[:1] == code for x in http_statuses))]
+        portal = ""
+        if kinds:
+            # (a redirect after another kind: said shorter, as it always was after a 511)
+            later = [k.replace("is a captive portal or filter sending the request to its own page",
+                               "sends the request to its page") for k in kinds[1:]]
+            portal = ("; " + kinds[0] + "".join(f", and {k}" for k in later)
+                      + ": authenticate this network in the portal, or"
+                      + (" exempt the agent's traffic from it, or" if PORTAL_STATUS in http_statuses else ""))
         if bl == bl_http and set(http_statuses) == {PORTAL_STATUS}:
             fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a captive portal in the path (RFC 6585 §6: "

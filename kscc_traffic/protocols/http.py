@@ -25,6 +25,8 @@ __all__ = [
     "looks_like_http_response",
     "response_status",
     "response_location",
+    "page_media_type",
+    "revocation_asked",
     "head_length",
     "connect_target",
     "proxy_target",
@@ -297,34 +299,117 @@ def response_reason(data: bytes | bytearray | memoryview, status: int) -> str:
 LOCATION_CHARS = 200
 
 
+def _final_head_lines(buf: bytes) -> tuple[int, list[bytes], int | None] | None:
+    """The first final (non-1xx) response at the start of ``buf``: ``(status, header lines, head
+    end)`` (its lines after the status line, LF split, CR kept; a line cut by the end of ``buf``
+    left out; the head end None when the empty line ending it is not in ``buf``), None when
+    ``buf`` starts with no status line."""
+    pos = 0
+    while True:
+        code = response_status(buf[pos:pos + 32])
+        if code is None:
+            return None
+        hl = head_length(buf[pos:])
+        head = buf[pos:pos + hl] if hl is not None else buf[pos:]
+        if code >= 200 or hl is None:
+            break
+        pos += hl
+    lines = head.split(b"\n")[1:]
+    if hl is None:
+        lines.pop()                  # (after the last line end: a line cut, or nothing)
+    return code, lines, None if hl is None else pos + hl
+
+
+def _header_bytes(lines: list[bytes], name: bytes) -> bytes | None:
+    """The value (spaces, tabs and CR at its ends stripped) of the first of ``lines`` that is a
+    header named ``name`` (lower case, matched case-insensitively), else None."""
+    for line in lines:
+        key, colon, value = line.partition(b":")
+        if colon and key.strip().lower() == name:
+            return value.strip(b" \t\r")
+    return None
+
+
 def response_location(data: bytes | bytearray | memoryview) -> str | None:
     """The ``Location`` header (RFC 9110 §10.2.2) of the first final (non-1xx) response at the
     start of ``data``, as escaped text (:func:`.dns.text_from_bytes`; at most
     :data:`LOCATION_CHARS` characters, ``…`` added when longer); None when ``data`` starts with no
     status line, the head has no such header, or its line is cut. Never raises."""
     try:
-        buf = bytes(data[:_LIMIT])
-        pos = 0
-        while True:
-            code = response_status(buf[pos:pos + 32])
-            if code is None:
-                return None
-            hl = head_length(buf[pos:])
-            head = buf[pos:pos + hl] if hl is not None else buf[pos:]
-            if code >= 200 or hl is None:
-                break
-            pos += hl
-        lines = head.split(b"\n")[1:]
-        if hl is None:
-            lines.pop()                  # (after the last line end: a line cut, or nothing)
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            if colon and name.strip().lower() == b"location":
-                text = text_from_bytes(value.strip(b" \t\r"))
-                return text if len(text) <= LOCATION_CHARS else text[:LOCATION_CHARS] + "…"
-        return None
+        found = _final_head_lines(bytes(data[:_LIMIT]))
+        value = _header_bytes(found[1], b"location") if found else None
+        if value is None:
+            return None
+        text = text_from_bytes(value)
+        return text if len(text) <= LOCATION_CHARS else text[:LOCATION_CHARS] + "…"
     except Exception:  # pragma: no cover - defensive
         return None
+
+
+#: media types of a page (RFC 9110 §8.3): what a web filter's block page or a captive portal
+#: answers with (:func:`page_media_type`)
+PAGE_TYPES = ("text/html", "application/xhtml+xml")
+#: how a page's body starts when its answer names no Content-Type (after white space; compared in
+#: lower case): an HTML document (the WHATWG sniffing's first signatures)
+_PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<script")
+
+
+def page_media_type(data: bytes | bytearray | memoryview) -> str:
+    """The media type of the first final (non-1xx) response at the start of ``data`` when it is a
+    page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
+    dropped, escaped as :func:`.dns.text_from_bytes`) when one of :data:`PAGE_TYPES`, or
+    ``text/html (no Content-Type)`` when it names none and its body starts as an HTML document
+    does (``<!DOCTYPE html``, ``<html``…). '' otherwise: another type (``application/pkix-crl``,
+    ``application/ocsp-response``), no status line, or a head cut before its Content-Type could
+    be read. Never raises."""
+    try:
+        buf = bytes(data[:_LIMIT])
+        found = _final_head_lines(buf)
+        if found is None:
+            return ""
+        _, lines, end = found
+        value = _header_bytes(lines, b"content-type")
+        if value is not None:
+            kind = value.split(b";", 1)[0].strip(b" \t").lower()
+            return text_from_bytes(kind) if text_from_bytes(kind) in PAGE_TYPES else ""
+        if end is None:
+            return ""
+        body = buf[end:end + 256].lstrip(b" \t\r\n\xef\xbb\xbf").lower()
+        return "text/html (no Content-Type)" if body.startswith(_PAGE_STARTS) else ""
+    except Exception:  # pragma: no cover - defensive
+        return ""
+
+
+#: what a plain HTTP request asks for when it fetches certificate status or a certificate
+#: (:func:`revocation_asked`): a CRL (RFC 5280 §4.2.1.13, ``.crl``), a CA certificate
+#: (§4.2.2.1's caIssuers: ``.crt``, ``.cer``, ``.der``, ``.p7c``), an OCSP response (RFC 6960
+#: Appendix A: a POST of ``application/ocsp-request``, or a GET of the request's base64 DER,
+#: which starts ``M`` as a SEQUENCE does)
+_REVOCATION_SUFFIXES = ((".crl", "a certificate revocation list (CRL)"),
+                        (".crt", "a CA certificate"), (".cer", "a CA certificate"),
+                        (".der", "a CA certificate"), (".p7c", "a CA certificate"),
+                        (".p7b", "a CA certificate"))
+_OCSP_GET = re.compile(r"/M[A-Za-z0-9+/=%]{40,}\Z")
+
+
+def revocation_asked(req: HttpRequest) -> str:
+    """What ``req`` (a plain HTTP request) asks for when it fetches certificate status data or a
+    certificate, for a detail: ``an OCSP response``, ``a certificate revocation list (CRL)``, ``a
+    CA certificate``; '' for anything else (a page, ``/``, an API). The path of an origin-form
+    or absolute-form target, its query left out."""
+    target = req.target
+    if "://" in target[:12]:
+        slash = target.find("/", target.index("://") + 3)
+        target = target[slash:] if slash >= 0 else "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    ctype = (req.header("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype == "application/ocsp-request" or (req.method == "GET" and _OCSP_GET.search(path)):
+        return "an OCSP response"
+    low = path.lower()
+    for suffix, what in _REVOCATION_SUFFIXES:
+        if low.endswith(suffix):
+            return what
+    return ""
 
 
 def looks_like_http_response(data: bytes | bytearray | memoryview) -> bool:

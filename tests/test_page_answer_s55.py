@@ -1,0 +1,102 @@
+"""A certificate check answered by a page (break-it s54 icept #7a): a CRL or OCSP request on port 80
+answered `200 OK` with an HTML page (a web filter's block page, a captive portal's login page
+served with a success status) was `cert_check ok` and the checklist said verified, though no CRL
+or OCSP response came back. Such an answer is now blocked/rejected as a filter's refusal; the
+real answers (application/pkix-crl, application/ocsp-response) and pages asked for stay ok."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytest.importorskip("scapy")
+
+from kscc_traffic import load_rules  # noqa: E402
+from kscc_traffic.analyze import analyze_file  # noqa: E402
+from kscc_traffic.protocols import http  # noqa: E402
+from kscc_traffic.report import readiness  # noqa: E402
+from pcapbuild import pcap_bytes, tcp_session  # noqa: E402
+
+AGENT, CRL, PROXY = "192.0.2.10", "203.0.113.20", "198.51.100.8"
+RULES = load_rules()
+PAGE = b"<!DOCTYPE html><html><head><title>Blocked</title></head><body>Access denied</body></html>"
+CRL_GET = b"GET /DigiCertGlobalRootG2.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\nUser-Agent: agent\r\n\r\n"
+OCSP_POST = (b"POST / HTTP/1.1\r\nHost: ocsp.digicert.com\r\nContent-Type: application/ocsp-request\r\n"
+             b"Content-Length: 83\r\n\r\n" + b"\x30\x51" + bytes(81))
+
+
+def answer(ctype: str | None, body: bytes = PAGE, status: str = "200 OK") -> bytes:
+    head = f"HTTP/1.1 {status}\r\n" + (f"Content-Type: {ctype}\r\n" if ctype is not None else "")
+    return head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def judged(tmp_path, c_data: bytes, s_data: bytes, server=(CRL, 80), engine="builtin", extra=()):
+    if engine == "tshark" and not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    recs = tcp_session((AGENT, 50024), server, t0=1000.0, c_data=c_data, s_data=s_data) + list(extra)
+    path = tmp_path / "c.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    flows = analyze_file(str(path), RULES, engine=engine).flows
+    row = flows[flows.resp_p == server[1]].iloc[0]
+    return row, flows
+
+
+@pytest.mark.parametrize("engine", ["builtin", "tshark"])
+def test_a_crl_answered_by_an_html_page_is_a_filters_page(tmp_path, engine):
+    row, _ = judged(tmp_path, CRL_GET, answer("text/html; charset=UTF-8"), engine=engine)
+    assert (row.purpose, row.verdict, row.reason) == ("cert_check", "blocked", "rejected")
+    assert row.detail == (f"the server {CRL}:80 answered 200 to the request for http://crl3.digicert.com:80 (a "
+                          "transparent web filter or captive portal: an HTML page (text/html) where a certificate "
+                          "revocation list (CRL) was asked for, its block or login page served in the server's place)")
+
+
+def test_an_ocsp_post_answered_by_a_page_without_content_type(tmp_path):
+    row, _ = judged(tmp_path, OCSP_POST, answer(None, b"\r\n  <html><body>login</body></html>"))
+    assert (row.verdict, row.reason) == ("blocked", "rejected")
+    assert "an HTML page (text/html (no Content-Type)) where an OCSP response was asked for" in row.detail
+
+
+@pytest.mark.parametrize("ctype,body", [("application/pkix-crl", b"\x30\x82\x01\x00"),
+                                        ("application/octet-stream", b"\x30\x82\x01\x00"),
+                                        (None, b"\x30\x82\x01\x00")])
+def test_the_real_answers_stay_ok(tmp_path, ctype, body):
+    row, _ = judged(tmp_path, CRL_GET, answer(ctype, body))
+    assert (row.verdict, row.reason, row.detail) == ("ok", "", "")
+
+
+def test_an_ocsp_response_stays_ok(tmp_path):
+    row, _ = judged(tmp_path, OCSP_POST, answer("application/ocsp-response", b"\x30\x03\x0a\x01\x00"))
+    assert (row.verdict, row.reason, row.detail) == ("ok", "", "")
+
+
+def test_a_page_asked_for_is_a_page(tmp_path):
+    # (www.digicert.com/ is a page: nothing was asked that a page could replace)
+    req = b"GET / HTTP/1.1\r\nHost: www.digicert.com\r\n\r\n"
+    row, _ = judged(tmp_path, req, answer("text/html"))
+    assert (row.verdict, row.reason, row.detail) == ("ok", "", "")
+
+
+def test_through_a_proxy_in_absolute_form(tmp_path):
+    req = b"GET http://crl3.digicert.com/DigiCertGlobalRootG2.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"
+    row, _ = judged(tmp_path, req, answer("text/html"), server=(PROXY, 3128))
+    assert (row.purpose, row.verdict, row.reason) == ("cert_check", "blocked", "rejected")
+    assert row.detail.startswith(f"the proxy {PROXY}:3128 answered 200 to the request for "
+                                 "http://crl3.digicert.com:80 (a transparent web filter or captive portal: an HTML "
+                                 "page (text/html) where a certificate revocation list (CRL) was asked for")
+
+
+def test_the_advice_says_a_page_answered(tmp_path):
+    from test_newcomer30_findings import _hello
+    ksc = tcp_session((AGENT, 50100), ("203.0.113.10", 23101), t0=1001.0, c_data=_hello(b"eu1.ksc.kaspersky.com"))
+    row, flows = judged(tmp_path, CRL_GET, answer("text/html"), extra=ksc)
+    fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
+    assert "answered HTTP 200 on TCP 80, which is open" in fix
+    assert "a 2xx answer that is an HTML page where a CRL or OCSP response was asked for is a filter's block page" in fix
+
+
+def test_the_page_text_is_escaped(tmp_path):
+    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\x1b[31m\r\n\r\n") == ""
+    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: TEXT/HTML ; charset=x\r\n\r\n") == "text/html"
+    assert http.page_media_type(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
+                                b"application/xhtml+xml\r\n\r\n") == "application/xhtml+xml"
+    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Ty") == ""
