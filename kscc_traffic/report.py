@@ -1432,6 +1432,16 @@ def family_fix(fix: str, groups) -> str:
     return fix.replace("IGMP snooping", "MLD snooping" if all(six) else "IGMP/MLD snooping")
 
 
+def _cast_fix(r, ok: int, v6: tuple[int, int] | None) -> str:
+    """Rule ``r``'s fix text for its ``ok`` flows, ``v6`` = (ok, blocked) of them over IPv6 (None:
+    not counted): the multicast's "IGMP snooping" named "MLD snooping" when they all went to IPv6
+    groups, "IGMP/MLD snooping" when some did (:func:`family_fix`; break-it s54 v6 #7: an IPv6
+    distribution point's multicast seen one-way was advised IGMP snooping)."""
+    if v6 is None or not v6[0]:
+        return r.fix
+    return family_fix(r.fix, ["::"] * v6[0] + ["0.0.0.0"] * max(ok - v6[0], 0))
+
+
 def not_ksc_row(row: dict) -> dict:
     """A checklist row (:func:`_readiness_row`) when no flow is KSC agent traffic
     (:func:`no_ksc_traffic`'s headline): a purpose with flows becomes "not seen" with
@@ -1706,7 +1716,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                f"expected{_other_cast_text(r, ok_other_cast)}): this capture shows that they were sent, not that they were received (one taken on a "
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
-               f"log); what it needs: {r.fix}")
+               f"log); what it needs: {_cast_fix(r, ok, v6)}")
     if status == "blocked" and bl == bl_tls and bl != proxied and bl == bl_icpt:
         # the client refused a TLS-inspecting proxy's certificate: the port is open, the
         # inspection is what has to change
@@ -3381,7 +3391,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                 if "server_name" in flows:
                     bl_named = int(np.count_nonzero(_names_a_server(flows["server_name"].to_numpy(dtype=object)[at])
                                                     & (v == "blocked")))
-            if ok and bl and "resp_h" in flows:
+            if ok and "resp_h" in flows:
                 six = _is_v6(flows["resp_h"].to_numpy(dtype=object)[at])
                 v6 = (int(np.count_nonzero(six & (v == "ok"))), int(np.count_nonzero(six & (v == "blocked"))))
         rows.append(_readiness_row(r, len(at), ok, bl, un, other, reasons, proxied, ok_named, ok_answered, v6,

@@ -371,6 +371,10 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                    "a receiving device shows that they reached its interface; its host firewall may still drop "
                    "them). To verify, check on a receiving device (a capture there, if this is not one, and its "
                    f"firewall log); what it needs: {r.fix}")
+            # (session 55: the multicast's snooping named for the groups' family, MLD for IPv6 ones)
+            six = {":" in str(h) for h in sub.loc[sub["verdict"] == "ok", "resp_h"]} if "resp_h" in sub else set()
+            if True in six:
+                fix = fix.replace("IGMP snooping", "MLD snooping" if six == {True} else "IGMP/MLD snooping")
         # newcomer 21 F4: a port unreachable from the destination itself: nothing listens there
         bl_closed = int(((sub["verdict"] == "blocked") & sub["detail"].str.contains(
             "the packet arrived, but nothing listens on that port there", regex=False)).sum()) \
