@@ -640,10 +640,12 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     reset_hint = row.get("reset_hint")
     if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp" \
-            and row.get("conn_state") == "RSTR" and isinstance(reset_hint, str) \
-            and reset_hint.startswith("the reset in the server's name") and "not by the server" in reset_hint:
+            and row.get("conn_state") in ("RSTR", "RSTO") and isinstance(reset_hint, str) \
+            and "the reset in the server's name" in reset_hint \
+            and ("not by the server" in reset_hint or "not by the endpoints" in reset_hint):
         # (a connection that worked, ended by a reset a device on the path sent in the server's
-        # name: an IPS or firewall cutting the agent's sessions; break-it s52 v6 #7)
+        # name: an IPS or firewall cutting the agent's sessions; break-it s52 v6 #7; also when it
+        # sent one in the client's name too, whichever came first: break-it s55 tls #2)
         verdict, reason, detail = "blocked", "rejected", f"{PATH_RESET}{'; ' + detail if detail else ''}"
     if isinstance(reset_hint, str) and reset_hint:
         # a reset a device on the path probably sent in an endpoint's name: the detail does not say
@@ -1782,6 +1784,13 @@ def _onprem_detail(proto: str, port: int, cloud: tuple[str, str], rules: RuleSet
             "on-premises Kaspersky Security Center, after a migration?")
 
 
+#: how the detail of a TLS handshake whose server's first flight stopped short (internal column
+#: ``flight_cut``: :func:`.inspect._flight_lost`) says why; it holds the report's ``MTU_HOLE``
+#: words, so the advice is the path MTU's, not a certificate's
+FLIGHT_LOST = ("the rest was lost on the way and the client never had the server's certificate: full-size "
+               "segments lost, a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
+
+
 def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     """How a TLS handshake without an alert ended on a closed connection, for the detail
     ``TLS handshake aborted: …``: who sent the first FIN or RST and at what point of the handshake
@@ -1814,6 +1823,10 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
         # its certificate maybe not yet)
         return (f"{did} while the server's answer was still coming ({_close_served(row):,} bytes of it before "
                 f"the {how}, more after it), sending nothing itself, no alert either")
+    if who == "client" and row.get("flight_cut"):
+        # (the server's first flight stopped short where the client is, and the client gave up
+        # waiting for the rest: lost on the way, not a certificate refused; break-it s55 tls #1)
+        return f"{did} {row.get('flight_cut')}, sending nothing itself, no alert either: {FLIGHT_LOST}"
     if who == "client" and row.get("tls_hrr"):
         # (TLS 1.3: the server asked for the ClientHello again, with a key share of another group
         # or with its cookie, RFC 8446 §4.1.4: not said which, the HelloRetryRequest not parsed further)
@@ -3320,7 +3333,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "mcast_groups",
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
@@ -3331,7 +3344,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "mcast_groups",
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
@@ -3344,7 +3357,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page",
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
@@ -3357,7 +3370,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "http_reason", "http_page", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
+                 "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
                  "tls_version", "tls_client_cert", "opened_cloud")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}

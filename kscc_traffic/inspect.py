@@ -2031,6 +2031,11 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # ("an HTML page (text/html) where an OCSP response was asked for", escaped), '' where not:
     # http.revocation_asked, http.page_media_type)
     cols["http_page"] = repeated("", n)
+    # (likewise: a TLS connection whose server's first flight, as captured, stopped short and whose
+    # client then closed first without acknowledging more: what was missing and how long the
+    # client waited, for classify's detail (packets lost on the way, not a certificate refused);
+    # '' where not: tls.flight_short, _flight_lost)
+    cols["flight_cut"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -2302,6 +2307,13 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
                               & (flows["orig_pkts"].to_numpy() > 0) & (flows["resp_pkts"].to_numpy() > 0))
         if len(cand):
             cols["mtu_hint"][cand] = _mtu_holes(ft, cand, uneven[cand])
+    # a server's first flight that stopped short (_deep_look): kept where the client closed first
+    # without acknowledging more than was captured, no path-MTU hole told already
+    lost = np.flatnonzero((cols["flight_cut"] != "") & (cols["mtu_hint"] == ""))
+    cols["flight_cut"][np.flatnonzero(cols["mtu_hint"] != "")] = ""
+    if len(lost):
+        cols["flight_cut"][lost] = _flight_lost(ft, lost, cols["flight_cut"][lost], cols["tls_close"][lost],
+                                                cols["tls_close_served"][lost])
     # two different ClientHellos for the same bytes (a DPI-evasion decoy): _hello_copies
     hello = np.flatnonzero(tcp & (cols["client_proto"] == "tls") & (cols["sni"] != ""))
     if len(hello):
@@ -2879,6 +2891,47 @@ def _window_closed(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
         # lose its zeros to "0.", a probe on loopback right after the ACK)
         out[i] = ("less than 0.001" if 0 < d < 0.0005 else f"{d:.3f}".rstrip("0") if 0 < d < 0.95
                   else f"{d:.1f}")
+    return out
+
+
+#: nanoseconds at least from the server's last data segment to the client's close for
+#: :func:`_flight_lost` to say the client waited for the rest of a flight that stopped short: a
+#: retransmission timeout (RFC 6298's minimum RTO is 1 s); clients give up after 10-30 s
+FLIGHT_WAIT_NS = 1_000_000_000
+
+
+def _flight_lost(ft: FlowTable, flows: np.ndarray, missing: np.ndarray, close: np.ndarray,
+                 served: np.ndarray) -> np.ndarray:
+    """Per flow row of ``flows`` (int array, distinct; TLS over TCP, whose server's first flight as
+    captured stopped short: ``missing``, :func:`.tls.flight_short`'s text): ``"N.N s after the
+    server's first flight stopped short (<missing>)"`` (seconds from the server's last data
+    segment to the client's close) where the rest of the flight was lost on the way, '' where not
+    told:
+
+    the client sent the flow's first FIN or RST (``close``, :func:`_close_waits`), acknowledging
+    no server byte beyond those captured (``served``, the server's bytes before that close by
+    sequence numbers, is at most the bytes its captured segments reach: a capture that merely
+    missed segments the client had shows them acknowledged), with at most
+    :data:`~kscc_traffic.streams.MAX_SEGMENTS` server data segments (all of them kept by a chunked
+    or live analysis, so all readings agree), at least :data:`FLIGHT_WAIT_NS` after the server's
+    last data segment (a client that closes at once refused what it had: it was not waiting)."""
+    out = np.full(len(flows), "", object)
+    v = _seq_view(ft, flows) if len(flows) else None
+    if v is None or ft.seq_bytes is None:
+        return out
+    n_f = len(ft.flows)
+    srv = ~v.fo & (v.plen > 0)
+    few = np.bincount(v.f[srv], minlength=n_f) <= MAX_SEGMENTS
+    last = np.full(n_f, -1, np.int64)
+    np.maximum.at(last, v.f[srv], v.ts[srv])
+    _, when = _first_close(ft, np.asarray(flows, np.int64))
+    fl = np.asarray(flows, np.int64)
+    by_client = np.array([str(x).split(" ")[0] == "client" for x in close.tolist()], bool)
+    ok = (by_client & few[fl] & (np.asarray(served, np.int64) <= ft.seq_bytes[fl, 1])
+          & (last[fl] >= 0) & (when - last[fl] >= FLIGHT_WAIT_NS))
+    for i in np.flatnonzero(ok).tolist():
+        out[i] = (f"{(when[i] - last[fl[i]]) / 1e9:.1f} s after the server's first flight stopped short "
+                  f"({missing[i]})")
     return out
 
 
@@ -3790,8 +3843,20 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     dns_tcp = dns_flow[fidx] & (proto[fidx] == "tcp")
     is_tls = ((ckind == "tls") | (skind == "tls")) & ~dns_tcp
     pos = np.nonzero(is_tls)[0]
-    _tls_columns(fidx[pos], tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos]),
-                 cols, service)
+    summary = tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos])
+    _tls_columns(fidx[pos], summary, cols, service)
+    # a server's first flight that stopped short, as captured, where the handshake did not go on
+    # (no alert, a ServerHello, no HelloRetryRequest, the server's bytes captured without a hole):
+    # what is missing of it (tls.flight_short; kept by inspect_flows only when the client closed
+    # first without acknowledging more: _flight_lost)
+    rows = fidx[pos]
+    short = np.flatnonzero(~np.asarray(summary.established, bool) & np.asarray(summary.server_hello, bool)
+                           & ~np.asarray(summary.hello_retry, bool) & (cols["tls_alert"][rows] == "")
+                           & ~cols["payload_cut"][rows].astype(bool) & (skind[pos] == "tls"))
+    short = short[sent[rows[short], 1] == (sen[pos][short] - sst[pos][short])] if sent is not None else short[:0]
+    for i in short.tolist():
+        version = int(summary.version[i])
+        cols["flight_cut"][rows[i]] = tls.flight_short(mv[sst[pos[i]]:sen[pos[i]]], version if version >= 0 else None)
     # (a handshake cut from view that went on: inspect_flows, with the other cut flows)
     # a ClientHello answered in cleartext HTTP (a web server or captive portal on the port): the
     # status of that answer (1xx skipped)

@@ -34,6 +34,7 @@ __all__ = [
     "parse_server_hello",
     "hello_copies",
     "summarize",
+    "flight_short",
     "certificate_names",
     "name_matches",
     "under_mask",
@@ -638,6 +639,68 @@ def _summarize_server(data: bytes, out: TlsSummary) -> None:
                 out.hello_retry = True
             else:
                 out.server_hello = True
+
+
+#: ServerHelloDone (RFC 5246 §7.4.5): the end of a TLS <= 1.2 server's first flight
+HS_SERVER_HELLO_DONE = 14
+
+
+def flight_short(server_stream: bytes | bytearray | memoryview, version: int | None) -> str:
+    """What is missing of a server's first flight (the server's initial stream as captured,
+    ``version`` the ServerHello's negotiated version), for a detail; '' when it looks whole or
+    cannot be told (no TLS, an alert, a HelloRetryRequest, a version unknown):
+
+    - its last record cut: ``its last record, of N bytes, arrived only in part: M bytes`` (the
+      record's length field announces more than the stream holds; a header cut counts too);
+    - TLS 1.3, a whole ServerHello and no encrypted record after it (RFC 8446 §4.1.3: the
+      server's EncryptedExtensions, Certificate, CertificateVerify and Finished follow at once,
+      as type-23 records): ``no encrypted record came after its ServerHello, where TLS 1.3 sends
+      the certificate``;
+    - TLS 1.0-1.2, its handshake messages without a ServerHelloDone (RFC 5246 §7.3: it ends the
+      flight; a resumed session's ChangeCipherSpec ends it instead): ``no ServerHelloDone came
+      after its ServerHello: its certificate and key exchange never all came``.
+
+    Never raises."""
+    try:
+        data = bytes(server_stream)
+        n = len(data)
+        off, hs, ccs, sealed = 0, bytearray(), False, False
+        while off < n:
+            if n - off < 5:
+                return f"its last record's header arrived only in part, {n - off} of 5 bytes"
+            ct = data[off]
+            if not (CT_CCS <= ct <= CT_HEARTBEAT) or data[off + 1] != 3 or data[off + 2] > 4:
+                return ""
+            ln = _u16(data, off + 3)
+            if ct == CT_ALERT or ln > MAX_RECORD:
+                return ""
+            if off + 5 + ln > n:
+                return f"its last record, of {5 + ln:,} bytes, arrived only in part: {n - off:,} bytes"
+            if ct == CT_CCS:
+                ccs = True
+            elif ct == CT_APP_DATA:
+                sealed = True
+            elif ct == CT_HANDSHAKE and not ccs:
+                hs += data[off + 5:off + 5 + ln]
+            off += 5 + ln
+        types, hello, retry = [], False, False
+        for mt, body, whole in _messages(bytes(hs)):
+            if not whole:
+                return "its flight ended inside a handshake message"
+            types.append(mt)
+            if mt == HS_SERVER_HELLO:
+                sh = _server_hello_body(body, True)
+                hello, retry = sh is not None, retry or (sh is not None and sh.hello_retry)
+        if not hello or retry:
+            return ""
+        if version == TLS1_3:
+            return ("" if sealed else
+                    "no encrypted record came after its ServerHello, where TLS 1.3 sends the certificate")
+        if version is not None and TLS1_0 <= version <= TLS1_2 and HS_SERVER_HELLO_DONE not in types and not ccs:
+            return "no ServerHelloDone came after its ServerHello: its certificate and key exchange never all came"
+        return ""
+    except Exception:  # pragma: no cover - defensive
+        return ""
 
 
 def _summarize_client(data: bytes, out: TlsSummary) -> None:
