@@ -3946,7 +3946,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                 # (a page where certificate status data was asked for: a filter's block page or a
                 # captive portal's, classify._page_answer)
                 asked = http.revocation_asked(req) if req is not None else ""
-                page = http.page_media_type(mv[s0:s1]) if asked else ""
+                page = http.page_media_type(mv[s0:s1], status) if asked else ""
                 if page:
                     cols["http_page"][f] = f"an HTML page ({page}) where {asked} was asked for"
             if target is not None and ch is not None:

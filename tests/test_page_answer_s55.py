@@ -100,3 +100,13 @@ def test_the_page_text_is_escaped(tmp_path):
     assert http.page_media_type(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
                                 b"application/xhtml+xml\r\n\r\n") == "application/xhtml+xml"
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Ty") == ""
+
+
+def test_the_answer_judged_is_the_last_after_a_proxy_login(tmp_path):
+    # (a 407 login page, the request asked again, then the outcome: its type is what counts)
+    req = b"GET http://crl3.digicert.com/DigiCertGlobalRootG2.crl HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"
+    auth = req.replace(b"\r\n\r\n", b"\r\nProxy-Authorization: Basic eDp5\r\n\r\n")
+    login = answer("text/html", b"<html>login</html>", status="407 Proxy Authentication Required")
+    for outcome, verdict in ((answer("application/pkix-crl", b"\x30\x82"), "ok"), (answer("text/html"), "blocked")):
+        row, _ = judged(tmp_path, req + auth, login + outcome, server=(PROXY, 3128))
+        assert (row.http_status, row.verdict) == ("200", verdict)

@@ -299,11 +299,13 @@ def response_reason(data: bytes | bytearray | memoryview, status: int) -> str:
 LOCATION_CHARS = 200
 
 
-def _final_head_lines(buf: bytes) -> tuple[int, list[bytes], int | None] | None:
-    """The first final (non-1xx) response at the start of ``buf``: ``(status, header lines, head
-    end)`` (its lines after the status line, LF split, CR kept; a line cut by the end of ``buf``
-    left out; the head end None when the empty line ending it is not in ``buf``), None when
-    ``buf`` starts with no status line."""
+def _final_head_lines(buf: bytes, status: int | None = None) -> tuple[int, list[bytes], int | None] | None:
+    """The first final (non-1xx) response at the start of ``buf`` (``status``: the first whose code
+    is that one, the answers before it stepped over by their length: a proxy's 407 before the
+    request asked again): ``(status, header lines, head end)`` (its lines after the status line,
+    LF split, CR kept; a line cut by the end of ``buf`` left out; the head end None when the empty
+    line ending it is not in ``buf``), None when ``buf`` starts with no status line or no such
+    answer is reached."""
     pos = 0
     while True:
         code = response_status(buf[pos:pos + 32])
@@ -311,9 +313,17 @@ def _final_head_lines(buf: bytes) -> tuple[int, list[bytes], int | None] | None:
             return None
         hl = head_length(buf[pos:])
         head = buf[pos:pos + hl] if hl is not None else buf[pos:]
-        if code >= 200 or hl is None:
+        if hl is None or (code >= 200 and (status is None or code == status)):
             break
+        if code >= 200:
+            end = _body_end(head, buf, pos + hl, len(buf))
+            if end is None:
+                return None
+            pos = end
+            continue
         pos += hl
+    if status is not None and code != status:
+        return None
     lines = head.split(b"\n")[1:]
     if hl is None:
         lines.pop()                  # (after the last line end: a line cut, or nothing)
@@ -354,9 +364,9 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml")
 _PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<script")
 
 
-def page_media_type(data: bytes | bytearray | memoryview) -> str:
-    """The media type of the first final (non-1xx) response at the start of ``data`` when it is a
-    page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
+def page_media_type(data: bytes | bytearray | memoryview, status: int | None = None) -> str:
+    """The media type of the first final (non-1xx) response at the start of ``data`` (``status``:
+    the first with that code, :func:`exchange`'s outcome) when it is a page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
     dropped, escaped as :func:`.dns.text_from_bytes`) when one of :data:`PAGE_TYPES`, or
     ``text/html (no Content-Type)`` when it names none and its body starts as an HTML document
     does (``<!DOCTYPE html``, ``<html``…). '' otherwise: another type (``application/pkix-crl``,
@@ -364,7 +374,7 @@ def page_media_type(data: bytes | bytearray | memoryview) -> str:
     be read. Never raises."""
     try:
         buf = bytes(data[:_LIMIT])
-        found = _final_head_lines(buf)
+        found = _final_head_lines(buf, status)
         if found is None:
             return ""
         _, lines, end = found
