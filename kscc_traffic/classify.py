@@ -744,13 +744,18 @@ ECH_NOTE = ("; the ClientHello carries an Encrypted ClientHello (ECH) extension:
             "browser's GREASE, and {sni} is the name asked)")
 
 
+#: what an ECH note says when the address was looked up under the rule's mask (:func:`ech_note`):
+#: the SNI read may not be the name the agent was given (report.elsewhere_rows)
+ECH_MAY_BE = "the encrypted name may be that one"
+
+
 def ech_note(sni: str, dns_name: str, mask: str) -> str:
     """What a ``host_mismatch`` detail on the SNI ``sni`` adds for a ClientHello with ECH (text
     starting "; "): :data:`ECH_NOTE`, and when the address was looked up as ``dns_name`` under
     ``mask`` (the host mask of the rule), that the encrypted name may be that one."""
     note = ECH_NOTE.format(sni=sni)
     if dns_name and not is_ip_literal(dns_name) and under_mask(dns_name, mask):
-        note += f"; the address was looked up as {dns_name}, under {mask}: the encrypted name may be that one"
+        note += f"; the address was looked up as {dns_name}, under {mask}: {ECH_MAY_BE}"
     return note
 
 
@@ -1956,10 +1961,22 @@ def _old_version_note(row: dict, why: str) -> str:
     ``protocol_version`` alert means where the capture shows it: the client's, after a
     ServerHello of an old version (``tls_version`` in :data:`OLD_TLS_VERSIONS`), says the answer
     chose a version the client does not accept (break-it s52 v6 #8: the detail quoted the alert
-    alone); the server's says it accepts none the client offered. Else ``why`` as it is."""
+    alone); the server's says it accepts none the client offered. A server's ``handshake_failure``
+    or ``insufficient_security`` before any ServerHello says it accepts none of the cipher suites,
+    groups or signature algorithms offered; a client's ``internal_error``, its own stack failing.
+    Else ``why`` as it is."""
+    version = str(row.get("tls_version") or "")
+    if str(why).startswith("server:") and str(why).endswith(("handshake_failure (40)", "insufficient_security (71)")) \
+            and not version:
+        # (answering the ClientHello itself, before any ServerHello: nothing offered was acceptable;
+        # break-it s55 tls #7, advised as inspection alone)
+        return (f"{why}: the server's side accepts none of the cipher suites, key-exchange groups or signature "
+                "algorithms the client offered (a TLS policy on the agent's device restricting them, a cipher-suite "
+                "GPO or FIPS mode, or a device answering in the server's place)")
+    if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
+        return f"{why}: the client's own TLS stack failed (on the agent's device, not on the path)"
     if not str(why).endswith("protocol_version (70)"):
         return why
-    version = str(row.get("tls_version") or "")
     if why.startswith("client:") and version in OLD_TLS_VERSIONS:
         return (f"{why}: the server's side answered with {version}, which the client does not accept (TLS 1.0 "
                 "and 1.1 are deprecated, RFC 8996; the documented servers do not answer so): an old TLS-inspecting "
@@ -2458,6 +2475,11 @@ HANDSHAKE_CLOSE = "the responder closed the connection (FIN) right after the han
 #: ... and of a plain TCP purpose's connection the responder reset after taking the client's
 #: request, answering none of it (report.readiness advises it with those: the port is open)
 REQUEST_RESET = "the responder reset the connection after the client's request, answering none of it"
+#: ... and of a plain HTTP request sent straight to the server (``cert_check``) that the responder
+#: reset or closed unanswered (:func:`_proxy_refusal`, ``direct``): group 1 the request's URL
+#: (report.readiness advises it with those, as a web filter's or IPS's refusal: the port is open)
+DIRECT_UNANSWERED = re.compile(r"^the server \S+ (?:reset|closed) the connection without answering the request for "
+                               r"(http://\S+)")
 #: what both say of the device that answered
 NO_SERVER_BEHIND = "a SYN proxy or load balancer with no server behind it?"
 

@@ -38,13 +38,14 @@ from .flows import arrays_of, carried_data
 from .names import is_ip_literal
 from .protocols.tls import is_host_name
 from .rules import RuleSet
-from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, REQUEST_RESET, \
+from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
+    REQUEST_RESET, \
     SYNACK_NOT_TAKEN
-from .classify import QUOTED_COLUMNS, quoted_names, without_names
+from .classify import ECH_MAY_BE, QUOTED_COLUMNS, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
-from .inspect import REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
+from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -1150,7 +1151,8 @@ def rejected_kind(detail: str) -> str:
     (:data:`~kscc_traffic.classify.STALE_ANSWER`), ``handshake`` (the server's side reset or closed
     the connection right after the handshake: :data:`~kscc_traffic.classify.HANDSHAKE_RESET`,
     :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`, or reset it after the client's request answering
-    nothing: :data:`~kscc_traffic.classify.REQUEST_RESET`), else ``reset`` (a TCP reset)."""
+    nothing: :data:`~kscc_traffic.classify.REQUEST_RESET`, a plain HTTP request's:
+    :data:`~kscc_traffic.classify.DIRECT_UNANSWERED`), else ``reset`` (a TCP reset)."""
     detail = str(detail)
     if REDIRECT_ANSWER.match(detail):
         return "redirect"
@@ -1160,7 +1162,7 @@ def rejected_kind(detail: str) -> str:
         return "proxy"
     if detail.startswith(STALE_ANSWER):
         return "stale"
-    if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)):
+    if detail.startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)) or DIRECT_UNANSWERED.match(detail):
         return "handshake"
     if detail.startswith(PATH_RESET):
         return "path_reset"
@@ -2120,14 +2122,23 @@ def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
     closed the connection right after the TCP handshake, before any data (detail
     :data:`~kscc_traffic.classify.HANDSHAKE_RESET` or :data:`~kscc_traffic.classify.HANDSHAKE_CLOSE`), or
     reset it after the client's request, answering none of it (:data:`~kscc_traffic.classify.REQUEST_RESET`;
-    break-it 23 F3, F12): the handshake shows the port open, so not to open it but to look at what
-    answered: on a cloud purpose a device between the agent and the Internet that completes the
+    break-it 23 F3, F12; a plain HTTP request's: :data:`~kscc_traffic.classify.DIRECT_UNANSWERED`): the
+    handshake shows the port open, so not to open it but to look at what answered: on an HTTP
+    purpose (certificate checks) a web filter, IPS or transparent proxy refusing the request by
+    its content (break-it s55 tls #3), on another cloud purpose a device between the agent and the Internet that completes the
     handshake itself (a SYN proxy, a transparent proxy) and gives up (its own connection to the
     server failed, or its policy), else the cloud (reported to Kaspersky support); on a
     distribution point's, its service or a load balancer in front of it. ``fix`` (the advice so
     far) is replaced when all the blocked flows are such, else the advice is added to it."""
     where = f"{r.transport.upper()} {r.port_text}"
-    if r.opener == CLOUD_OPENER:
+    if r.app_protocol == "http":
+        # (a plain HTTP request reset or closed unanswered, classify.DIRECT_UNANSWERED: what refuses a
+        # request by its content after the handshake is a web filter's or IPS's policy; break-it s55 tls #3)
+        check = ("check the web filters, IPS and transparent proxies between the agent and the Internet for one "
+                 "refusing the request by its content (its log names the rule): allow "
+                 f"{r.host_mask or 'the documented servers'} in its URL filter; if none does, report the server and "
+                 "port to Kaspersky support")
+    elif r.opener == CLOUD_OPENER:
         check = ("check the firewalls and proxies between the agent and the Internet for one that completes the "
                  "handshake itself (a SYN proxy, a transparent proxy or load balancer) and then gives up: its own "
                  "connection to the server failing, or its policy refusing it; if none does, report the server and "
@@ -2492,21 +2503,34 @@ def _onprem_fix(r, k: int) -> str:
 MAX_ELSEWHERE_NAMES = 3
 
 
-def elsewhere_rows(r, reason, verdict, names) -> np.ndarray:
+#: what a ``host_mismatch`` detail says when the SNI read may not be the name the agent was given:
+#: an ECH outer name whose address was looked up under the mask (classify.ECH_MAY_BE), two different
+#: ClientHellos for the same bytes, a decoy's and the real one (inspect.HELLO_COPIES)
+_NAME_UNSURE = (ECH_MAY_BE, HELLO_COPIES.split(":", 1)[0])
+
+
+def elsewhere_rows(r, reason, verdict, names, details=None) -> np.ndarray:
     """Per flow (bool array): an unexpected ``host_mismatch`` flow of rule ``r`` on a KSC-only
     port (:func:`ksc_only`) to a name not under kaspersky.com (:func:`vendor_names`): the agent
     configured with another Administration Server address. ``reason``, ``verdict``, ``names``
-    (``server_name``): the flows' columns as arrays. ``r`` None: any rule (the caller checks
-    :func:`ksc_only` itself). A flow with no name (``server_name`` '': no SNI, Host or DNS answer,
-    judged by the server's certificate alone, a TLS-inspecting proxy's) names no address the agent
-    was given: not one of them."""
+    (``server_name``), ``details`` (``detail``; None: not read): the flows' columns as arrays.
+    ``r`` None: any rule (the caller checks :func:`ksc_only` itself). A flow with no name
+    (``server_name`` '': no SNI, Host or DNS answer, judged by the server's certificate alone, a
+    TLS-inspecting proxy's) names no address the agent was given: not one of them; nor one whose
+    detail says the SNI read may not be the name asked (:data:`_NAME_UNSURE`: an ECH outer name
+    whose address was looked up under the mask, a decoy ClientHello's; break-it s55 tls #4)."""
     n = len(verdict)
     if (r is not None and not ksc_only(r)) or not n:
         return np.zeros(n, bool)
     mism = np.array([str(x).split(",")[0] == "host_mismatch" for x in reason], bool)
     names = np.asarray(names, dtype=object)
     named = np.fromiter((isinstance(x, str) and x != "" for x in names.tolist()), bool, n)
-    return mism & named & (np.asarray(verdict) == "unexpected") & ~vendor_names(names)
+    out = mism & named & (np.asarray(verdict) == "unexpected") & ~vendor_names(names)
+    if details is not None and out.any():
+        at = np.flatnonzero(out)
+        unsure = [any(w in str(d) for w in _NAME_UNSURE) for d in np.asarray(details, dtype=object)[at].tolist()]
+        out[at[np.asarray(unsure, bool)]] = False
+    return out
 
 
 def csv_unquoted(text: str) -> str:
@@ -3308,7 +3332,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     if "host_mismatch" in un_reasons else None
                 if "server_name" in flows and "host_mismatch" in un_reasons:
                     names = flows["server_name"].to_numpy(dtype=object)[at]
-                    away = elsewhere_rows(r, reason[at], v, names)
+                    away = elsewhere_rows(r, reason[at], v, names,
+                                          udetail[at] if "detail" in flows else None)
                     if away.any():
                         un_elsewhere = (int(np.count_nonzero(away)),
                                         tuple(dict.fromkeys(names[away].tolist()))[:MAX_ELSEWHERE_NAMES])
@@ -3357,7 +3382,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     details = udetail[at][v == "blocked"].tolist()
                     bl_stale = sum(1 for x in details if str(x).startswith(STALE_ANSWER))
                     bl_handshake = sum(1 for x in details
-                                       if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET)))
+                                       if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET))
+                                       or DIRECT_UNANSWERED.match(str(x)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
@@ -3855,6 +3881,8 @@ class TableSummary:
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
+            for p, n in blocked[detail.str.match(DIRECT_UNANSWERED)].groupby("purpose", sort=False).size().items():
+                self.bl_handshake[p] = self.bl_handshake.get(p, 0) + int(n)
             for p, n in blocked[detail.str.contains(LOCAL_CLOUD, regex=False)].groupby("purpose", sort=False) \
                     .size().items():
                 self.bl_local[p] = self.bl_local.get(p, 0) + int(n)
@@ -3938,7 +3966,8 @@ class TableSummary:
         rule: :meth:`readiness` keeps the KSC-only ones), per purpose, and keep their first names."""
         for p, g in flows.groupby("purpose", sort=False):
             names = g["server_name"].to_numpy(dtype=object)
-            away = elsewhere_rows(None, g["reason"].tolist(), g["verdict"].to_numpy(), names)
+            away = elsewhere_rows(None, g["reason"].tolist(), g["verdict"].to_numpy(), names,
+                                  g["detail"].to_numpy(dtype=object) if "detail" in g else None)
             if away.any():
                 self.un_elsewhere[p] = self.un_elsewhere.get(p, 0) + int(np.count_nonzero(away))
                 kept = self.elsewhere_names.setdefault(p, {})

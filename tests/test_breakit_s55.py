@@ -40,3 +40,87 @@ def test_mixed_families_name_both(tmp_path):
     flows = analyze_file(_write(tmp_path, recs), RULES).flows
     row = readiness(flows, RULES).set_index("purpose").loc["dp_multicast"]
     assert row.fix.endswith("(IGMP/MLD snooping)")
+
+
+def test_a_certificate_check_reset_unanswered_is_a_filters_refusal(tmp_path):
+    # (s55 tls #3: the OCSP request reset unanswered was advised "allow outbound HTTP (TCP 80)",
+    # though the handshake showed the port open)
+    from scapy.all import IP, TCP, Ether, Raw
+    agent, ocsp = "192.0.2.10", "198.51.100.80"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda **kw: eth / IP(src=agent, dst=ocsp, ttl=64) / TCP(sport=50300, dport=80, **kw)  # noqa: E731
+    s = lambda ttl=52, **kw: eth / IP(src=ocsp, dst=agent, ttl=ttl) / TCP(sport=80, dport=50300, **kw)  # noqa: E731
+    req = b"POST / HTTP/1.1\r\nHost: ocsp.digicert.com\r\nContent-Type: application/ocsp-request\r\n\r\n"
+    recs = [(1000.0, c(flags="S", seq=100)), (1000.01, s(flags="SA", seq=900, ack=101)),
+            (1000.02, c(flags="A", seq=101, ack=901)), (1000.03, c(flags="PA", seq=101, ack=901) / Raw(req)),
+            (1000.04, s(flags="R", seq=901, ttl=62))] + _ksc()
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.resp_p == 80].iloc[0]
+    assert (row.purpose, row.verdict, row.reason) == ("cert_check", "blocked", "rejected")
+    assert row.detail.startswith(f"the server {ocsp}:80 reset the connection without answering the request for "
+                                 "http://ocsp.digicert.com:80")
+    fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
+    assert fix.startswith("this connection: the SYN on TCP 80 was answered by a SYN-ACK (the port is open: nothing to "
+                          "open in the firewall)")
+    assert "for one refusing the request by its content (its log names the rule): allow *.digicert.com in its URL " \
+           "filter" in fix
+    assert "allow outbound HTTP (TCP 80)" not in fix
+
+
+def test_an_ech_outer_name_is_no_other_server_address(tmp_path):
+    # (s55 tls #4: the detail said the outer name may not be the name asked, the advice said the
+    # agent was configured with that name as its Administration Server)
+    from test_breakit30_net import _conn, _dns, _hello
+    recs = _dns(99.0, "eu1.ksc.kaspersky.com") + _conn(23101, _hello("cloudflare-ech.com"))
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.proto == "tcp"].iloc[0]
+    assert (row.verdict, row.reason) == ("unexpected", "host_mismatch")
+    fix = readiness(flows, RULES).set_index("purpose").loc["agent_connection"].fix
+    assert "configured with another Administration Server address" not in fix
+    assert fix.startswith("this flow on TCP 23100-23199 went to a name outside *.ksc.kaspersky.com")
+    # (without the DNS name under the mask, the outer name is all there is: told as before)
+    flows = analyze_file(_write(tmp_path, _conn(23101, _hello("cloudflare-ech.com")), "b.pcap"), RULES).flows
+    fix = readiness(flows, RULES).set_index("purpose").loc["agent_connection"].fix
+    assert fix.startswith("the agent is configured with another Administration Server address (cloudflare-ech.com")
+
+
+def test_resets_injected_both_ways_end_a_working_session(tmp_path):
+    # (s55 tls #2: a device on the path reset a working agent session in both names, the client's
+    # first: ok and verified, the reset hint only in the JSON detail)
+    from scapy.all import IP, TCP, Ether, Raw
+    from test_newcomer30_findings import _hello
+    agent, cloud = "192.0.2.10", "203.0.113.10"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda ttl=64, **kw: eth / IP(src=agent, dst=cloud, ttl=ttl) / TCP(sport=50400, dport=23101, **kw)  # noqa: E731
+    s = lambda ttl=52, **kw: eth / IP(src=cloud, dst=agent, ttl=ttl) / TCP(sport=23101, dport=50400, **kw)  # noqa: E731
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    from test_tls_stall import FLIGHT13 as sh
+    cs, ss = 101 + len(hello), 901 + len(sh)
+    recs = [(1000.0, c(flags="S", seq=100)), (1000.01, s(flags="SA", seq=900, ack=101)),
+            (1000.02, c(flags="A", seq=101, ack=901)), (1000.03, c(flags="PA", seq=101, ack=901) / Raw(hello)),
+            (1000.05, s(flags="PA", seq=901, ack=cs) / Raw(sh))]
+    t = 1000.1
+    for i in range(5):
+        recs += [(t, c(flags="PA", seq=cs, ack=ss) / Raw(bytes.fromhex("1703030020") + bytes(32))),
+                 (t + 0.02, s(flags="PA", seq=ss, ack=cs + 37) / Raw(bytes.fromhex("1703030020") + bytes(32)))]
+        cs, ss, t = cs + 37, ss + 37, t + 30
+    recs += [(t, c(ttl=250, flags="R", seq=cs)), (t + 0.003, s(ttl=40, flags="R", seq=ss))]
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.resp_p == 23101].iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "rejected")
+    assert row.detail.startswith("the connection worked, then a reset in the server's name ended it, sent by a "
+                                 "device on the path")
+
+
+@pytest.mark.parametrize("alert,version,said", [
+    ("server: handshake_failure (40)", "", "accepts none of the cipher suites, key-exchange groups or signature"),
+    ("server: insufficient_security (71)", "", "accepts none of the cipher suites"),
+    ("server: handshake_failure (40)", "TLS 1.2", None),         # after its ServerHello: the exchange's own
+    ("client: internal_error (80)", "TLS 1.2", "the client's own TLS stack failed (on the agent's device"),
+    ("client: handshake_failure (40)", "", None),
+])
+def test_what_an_alert_means(alert, version, said):
+    # (s55 tls #7: a server's handshake_failure to the ClientHello itself was advised as inspection alone)
+    from kscc_traffic.classify import _old_version_note
+    got = _old_version_note({"tls_version": version}, alert)
+    assert got == alert if said is None else got.startswith(f"{alert}: ") and said in got

@@ -118,7 +118,11 @@ def test_aborted_handshakes_keep_their_detail(tmp_path):
     # (who closed and when, newcomer 23 F20)
     assert v[50111] == ("blocked", "tls_failed", "TLS handshake aborted: the server closed the connection (FIN, SF) "
                         "1.00 s after the ClientHello, before the server sent a byte")
-    assert v[50112] == ("blocked", "tls_failed", "TLS handshake aborted: server: handshake_failure (40)")
+    # (answering the ClientHello itself: nothing offered was acceptable, break-it s55 tls #7)
+    assert v[50112] == ("blocked", "tls_failed", "TLS handshake aborted: server: handshake_failure (40): the server's "
+                        "side accepts none of the cipher suites, key-exchange groups or signature algorithms the client "
+                        "offered (a TLS policy on the agent's device restricting them, a cipher-suite GPO or FIPS mode, "
+                        "or a device answering in the server's place)")
     assert v[50113] == ("blocked", "tls_failed", "TLS handshake aborted: client: decode_error (50)")
     assert_same(path, [400])
 
