@@ -1192,7 +1192,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # refusal (another service on the port, a port forward to the wrong host)
             return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
                         f"documented: \"{head}\" (another service on the port, or a filter's refusal)")
-        intercepted = _interception(row, certs, target, unread)
+        intercepted = _interception(row, certs, target, unread, pinned=rule.opener == PINNED_OPENER)
         if intercepted is not None:
             return done(*intercepted)
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
@@ -1236,7 +1236,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 silence = None if unread else _silent_close(row, target)
                 if silence:
                     return done("blocked", "tls_failed", silence)
-                why = row.get("tls_alert") or (not unread and not target and _who_closed(row, state, certs)) \
+                why = row.get("tls_alert") or (not unread and not target
+                                               and _who_closed(row, state, certs, rule.opener == PINNED_OPENER)) \
                     or (target and _proxy_closed_tunnel(row, state)) or f"connection closed ({state})"
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
@@ -1480,7 +1481,27 @@ def _refused_midway(row: dict) -> bool:
         and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED)
 
 
-def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tuple[str, str, str] | None:
+#: the opener of the rules whose server is the network's own (a distribution point, an on-premises
+#: Administration Server: §C, TCP 13000…): its certificate is KSC's own, self-signed or issued by the
+#: Administration Server, which the agent compares with the one it keeps (klmover -cert, the
+#: installation package), not by name: a name it lacks is no sign of interception (break-it s55 dp #1)
+PINNED_OPENER = "agent_to_dp"
+#: what the detail of a certificate the client refused on such a port says (not a TLS-inspecting
+#: proxy's unless an inspection product issued it; break-it s55 dp #3)
+PINNED_REFUSED = ("the agent checks the server's certificate against the one it keeps for its Administration "
+                  "Server, not by name: this one is not it (the distribution point's or the Administration "
+                  "Server's certificate reissued or replaced since the agent was installed, or the agent set up "
+                  "for another Administration Server: klmover -address … -cert, or the installation package of "
+                  "this server, gives it the right one), or a TLS-inspecting device re-signs the connection")
+
+
+#: ... and what the detail of such a certificate refused by a close without an alert says
+PINNED_SILENT = ("not the one the agent keeps for its Administration Server, which it compares the server's with, not "
+                 "by name: reissued or replaced since, or the agent set up for another server?")
+
+
+def _interception(row: dict, certs: list[str], target: str, unread: bool,
+                  pinned: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a TLS connection that shows a TLS-inspecting proxy (reason
     ``tls_intercepted``), else None: the server certificate ``certs`` (its names, visible up to
     TLS 1.2) not for the SNI asked, or, without an SNI, for the name the address was resolved
@@ -1497,10 +1518,15 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
     and an alert or the connection closed: the client refused the certificate, so the agent cannot
     connect; a client's certificate alert always is), else ``unexpected`` (the client accepted the
     proxy's certificate: the connection works, inspected). Reads ``sni``, ``dns_name``,
-    ``cert_issuer``, ``service``, ``tls_alert``, ``tls_established``, ``conn_state``, ``partial``."""
+    ``cert_issuer``, ``service``, ``tls_alert``, ``tls_established``, ``conn_state``, ``partial``.
+
+    ``pinned``: the rule's server is the network's own (:data:`PINNED_OPENER`, a distribution
+    point): a certificate not for the name asked is the rule there, and one the client refuses is
+    told as not the certificate the agent keeps (:data:`PINNED_REFUSED`, ``tls_failed``), unless
+    an inspection product issued it."""
     asked = row.get("sni") or ""
     detail = ""
-    if certs:
+    if certs and not (pinned and not inspection_product(row.get("cert_issuer") or "")):
         dns_asked = "" if target else row.get("dns_name") or ""
         if asked and not any(name_matches(asked, c) for c in certs):
             detail = f"certificate for {certs[0]} presented for {asked}"
@@ -1531,6 +1557,12 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool) -> tup
         hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" else CERT_UNSEEN
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
+    if not detail and hello and pinned and not product and alert.startswith("client:") \
+            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+        return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]})"
+                                         + (f" for {certs[0]}" if certs else "")
+                                         + (f" issued by {_bounded(issuer)}" if issuer else "")
+                                         + f": {PINNED_REFUSED}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -1796,7 +1828,7 @@ FLIGHT_LOST = ("the rest was lost on the way and the client never had the server
                "segments lost, a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
 
 
-def _who_closed(row: dict, state: str, certs: list[str]) -> str:
+def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -> str:
     """How a TLS handshake without an alert ended on a closed connection, for the detail
     ``TLS handshake aborted: …``: who sent the first FIN or RST and at what point of the handshake
     (internal columns ``tls_close``, ``tls_close_wait_s``: :func:`.inspect._close_waits`, a wait
@@ -1805,7 +1837,9 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
     '' when ``tls_close`` says nothing (the caller then says ``connection closed (SF)``).
     Whether the server had sent a byte is read before the close (``tls_close_served``; a table
     without it: ``resp_bytes``): bytes it sent only after the client's reset answered nothing
-    the client had (break-it 23 F5)."""
+    the client had (break-it 23 F5). ``pinned``: the server is the network's own
+    (:data:`PINNED_OPENER`): a certificate refused silently is said as not the one the agent keeps
+    (:data:`PINNED_SILENT`), not a TLS-inspecting proxy's, unless an inspection product issued it."""
     close = str(row.get("tls_close") or "").split()
     if len(close) < 2 or close[0] not in ("client", "server"):
         return ""
@@ -1853,6 +1887,7 @@ def _who_closed(row: dict, state: str, certs: list[str]) -> str:
             why = (": how an agent refuses a certificate it does not trust without saying so ("
                    + (f"a public CA's, {public}, for the name asked: the agent's root certificates or system "
                       "time?)" if public and named and any(name_matches(named, c) for c in certs) else
+                      f"{PINNED_SILENT})" if pinned and not inspection_product(issuer) else
                       "a TLS-inspecting proxy's?)"))
         elif row.get("tls_version") == "TLS 1.3" and not after and not row.get("mtu_hint"):
             # (the server's flight held its certificate, encrypted: the client sent no Finished; not

@@ -41,7 +41,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
-from .classify import ECH_MAY_BE, QUOTED_COLUMNS, quoted_names, without_names
+from .classify import ECH_MAY_BE, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
@@ -653,7 +653,7 @@ def mtu_holed(detail: str, reason: str, icmp: str = "") -> bool:
         note and note in detail for note in (too_big_note(icmp), reassembly_note(icmp)))
 
 
-def cert_counts(details, reasons) -> tuple[int, int, int, int]:
+def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
     """Of blocked flows (their ``detail`` and ``reason`` texts, two equal-length sequences), how
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
     (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
@@ -663,10 +663,12 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int]:
     after asking for a client certificate in cleartext (TLS <= 1.2: detail holding
     :data:`~kscc_traffic.classify.CLIENT_CERT_ASKED`) and how many it ended as one requiring a
     client certificate does where the request is not seen (TLS 1.3: detail holding
-    :data:`~kscc_traffic.classify.CERT_REQUIRED`): ``(public, hidden, client, client_hidden)``,
-    for :func:`cert_fix` (break-it net 33 F6, newcomer 36 F3: such flows were advised as a
-    proxy's TLS inspection)."""
-    public = hidden = client = client_hidden = 0
+    :data:`~kscc_traffic.classify.CERT_REQUIRED`), and how many the client ended on a distribution
+    point's certificate that is not the one it keeps (detail holding
+    :data:`~kscc_traffic.classify.PINNED_REFUSED` or :data:`~kscc_traffic.classify.PINNED_SILENT`):
+    ``(public, hidden, client, client_hidden, pinned)``, for :func:`cert_fix` (break-it net 33 F6,
+    newcomer 36 F3, s55 dp #3: such flows were advised as a proxy's TLS inspection)."""
+    public = hidden = client = client_hidden = pinned = 0
     for d, r in zip(details, reasons):
         if str(r).split(",")[0] != "tls_failed":
             continue
@@ -677,9 +679,11 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int]:
             client_hidden += 1
         elif d.startswith(UNTRUSTED_PUBLIC):
             public += 1
+        elif PINNED_REFUSED in d or PINNED_SILENT in d:
+            pinned += 1
         elif TLS13_HIDDEN in d or ONE_WAY_CERT in d or CERT_UNSEEN in d:
             hidden += 1
-    return public, hidden, client, client_hidden
+    return public, hidden, client, client_hidden, pinned
 
 
 #: what the advice says to check of a server that requires a client certificate and refused the
@@ -698,8 +702,8 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
     cannot present the agent's certificate). Each kind's part starts with how many flows it is
     about ("2 of them: ") unless ``alone`` (they are all the blocked flows, of one kind); '' when
     ``bl_cert`` counts none."""
-    public, hidden, client, client_hidden = (tuple(bl_cert) + (0, 0, 0, 0))[:4]
-    alone = alone and sum(1 for x in (public, hidden, client, client_hidden) if x) == 1
+    public, hidden, client, client_hidden, pinned = (tuple(bl_cert) + (0, 0, 0, 0, 0))[:5]
+    alone = alone and sum(1 for x in (public, hidden, client, client_hidden, pinned) if x) == 1
     mask = r.host_mask or "the documented servers"
     roots = ("check the agent's root certificates (DigiCert Global Root G2 among them, for the cloud's DigiCert "
              "certificates) and its system time; the page documents TCP 80 to *.digicert.com for checking the "
@@ -713,6 +717,13 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
                      "which TLS 1.3 hides or the capture lacks (see each flow's detail): if a TLS-inspecting proxy "
                      "is in the path, "
                      f"exclude {mask} from inspection; else {roots}")
+    if pinned:
+        parts.append(("" if alone else f"{pinned} of them: ") + "the client refused the server's certificate as "
+                     "not the one it keeps for its Administration Server (see each flow's detail): give the agent "
+                     "this server's certificate (reinstall it from this Administration Server's installation "
+                     "package, or klmover -address <server> -cert <its certificate>): the distribution point's or "
+                     "the server's certificate was reissued or replaced since, or the agent was set up for another "
+                     "Administration Server; not the firewall")
     if client:
         parts.append(("" if alone else f"{client} of them: ") + "the server requires a client certificate and "
                      "refused the agent's (none sent, or one it does not trust; its CertificateRequest seen, see "
@@ -1549,7 +1560,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
-                   bl_cert: tuple[int, ...] = (0, 0, 0, 0), ok_partial: int = 0,
+                   bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
                    bl_idle: int = 0, bl_path: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
@@ -1641,7 +1652,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
 
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
-    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden)`` ended
+    ``bl_cert``: of the blocked ``tls_failed`` ones, ``(public, hidden, client, client_hidden, pinned)`` ended
     by the client on the server's certificate, or by the server on the client's (:func:`cert_counts`):
     advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
@@ -3301,7 +3312,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
-        bl_cert = (0, 0, 0, 0)
+        bl_cert = (0, 0, 0, 0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
@@ -3831,10 +3842,12 @@ class TableSummary:
                                | detail.str.contains(ONE_WAY_CERT, regex=False)
                                | detail.str.contains(CERT_UNSEEN, regex=False)
                                | detail.str.contains(CERT_REQUIRED, regex=False)
-                               | detail.str.contains(CLIENT_CERT_ASKED, regex=False))]
+                               | detail.str.contains(CLIENT_CERT_ASKED, regex=False)
+                               | detail.str.contains(PINNED_REFUSED, regex=False)
+                               | detail.str.contains(PINNED_SILENT, regex=False))]
             for p, g in certs.groupby("purpose", sort=False):
                 new = cert_counts(detail[g.index].tolist(), g["reason"].tolist())
-                had = self.bl_cert.get(p, (0, 0, 0, 0))
+                had = self.bl_cert.get(p, (0, 0, 0, 0, 0))
                 self.bl_cert[p] = tuple(a + b for a, b in zip(had, new))
             if detail.str.contains("by ICMP", regex=False).any():
                 for p, g in blocked.groupby("purpose", sort=False):
@@ -4029,7 +4042,7 @@ class TableSummary:
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
-                                       bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0)),
+                                       bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0, 0)),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
