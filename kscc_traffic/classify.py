@@ -4339,6 +4339,10 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
     for i in at.tolist():
         if "partial" not in str(res[i, 2]).split(",") or IDLE_GOES_ON in str(res[i, 3]):
             continue
+        pushed = _pushed_into_silence(flows.iloc[i]) if res[i, 1] in ("ok", "unclassified") and res[i, 0] else None
+        if pushed is not None:
+            # (the server's side sending after the silence, never acknowledged: break-it s55 dp #5)
+            res[i, 1], res[i, 2], res[i, 3] = pushed[0], f"{pushed[1]},partial", pushed[2]
         note, detail = idle_note(float(idle[i])), str(res[i, 3] or "")
         if detail.startswith(_MID_CONNECTION):
             detail = detail[len(_MID_CONNECTION):].lstrip(";: ")
@@ -4347,6 +4351,32 @@ def _note_idle(flows: pd.DataFrame, res: np.ndarray) -> None:
         detail = detail.replace(f"): {REFUSED_PORT}", f"): {IDLE_RESET_BY}").replace(
             f"): {REFUSED_OWN_MEANS}", f"): {IDLE_RESET_OWN}")
         res[i, 3] = f"{note}; {detail}" if detail else note
+
+
+def _pushed_into_silence(row) -> tuple[str, str, str] | None:
+    """(verdict, reason, detail) of a TCP flow that goes on after an idle silence (its earlier part
+    in the capture, both directions seen: no capture of one direction) in which the responder sent
+    data, 2 packets or more, and the originator nothing but at most a reset, for
+    :data:`TLS_SILENCE_S` or more (``duration`` + ``quiet_s``): a push server's data (TCP 13295)
+    after the silence that the agent never acknowledged, the connection gone on the way (a
+    firewall or NAT that dropped the idle session): ``blocked``/``no_answer``, or
+    ``blocked``/``rejected`` when a reset in the originator's name answered it; None otherwise
+    (break-it s55 dp #5: such a flow was ok or not judged, its purpose verified). ``row``: the
+    flow's columns (``proto``, ``history``, ``orig_pkts``, ``resp_pkts``, ``duration``,
+    ``quiet_s``)."""
+    history = history_plain(str(row.get("history") or "")).lstrip("^")
+    if row.get("proto") != "tcp" or "d" not in history or int(row.get("resp_pkts") or 0) < 2:
+        return None
+    mine = {ch for ch in history if ch.isupper()}
+    if not mine <= {"R"} or float(row.get("duration") or 0) + _quiet(row) < TLS_SILENCE_S:
+        return None
+    n = int(row.get("resp_pkts") or 0)
+    if mine:
+        return ("blocked", "rejected", f"the responder's data after the silence ({n} packets) was answered only by a "
+                "reset in the originator's name: the connection no longer existed on the way (a firewall or NAT "
+                "that dropped the idle session)")
+    return ("blocked", "no_answer", f"the responder's data after the silence ({n} packets) was never acknowledged: the "
+            "connection no longer existed on the way (a firewall or NAT that dropped the idle session)")
 
 
 def _note_scans(flows: pd.DataFrame, res: np.ndarray) -> None:

@@ -124,3 +124,41 @@ def test_what_an_alert_means(alert, version, said):
     from kscc_traffic.classify import _old_version_note
     got = _old_version_note({"tls_version": version}, alert)
     assert got == alert if said is None else got.startswith(f"{alert}: ") and said in got
+
+
+def _push_after_idle(tmp_path, reset: str | None):
+    # an agent's push channel to its distribution point (TCP 13295): the handshake, some data both
+    # ways, 600 s of silence, then the DP's push sent 5 times, never acknowledged (``reset``: then a
+    # reset in the agent's name, ``"device"`` with another TTL)
+    from scapy.all import IP, TCP, Ether, Raw
+    agent, dp = "192.0.2.10", "192.0.2.5"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda ttl=128, **kw: eth / IP(src=agent, dst=dp, ttl=ttl) / TCP(sport=50500, dport=13295, **kw)  # noqa: E731
+    s = lambda **kw: eth / IP(src=dp, dst=agent, ttl=128) / TCP(sport=13295, dport=50500, **kw)  # noqa: E731
+    recs = [(1000.0, c(flags="S", seq=100)), (1000.01, s(flags="SA", seq=900, ack=101)),
+            (1000.02, c(flags="A", seq=101, ack=901)), (1000.03, c(flags="PA", seq=101, ack=901) / Raw(b"a" * 50)),
+            (1000.04, s(flags="PA", seq=901, ack=151) / Raw(b"b" * 40)), (1000.05, c(flags="A", seq=151, ack=941))]
+    t = 1600.1
+    for dt in (0.0, 0.2, 0.6, 1.4, 3.0):
+        recs.append((t + dt, s(flags="PA", seq=941, ack=151) / Raw(b"p" * 17)))
+    if reset:
+        recs.append((t + 3.1, c(ttl=254, flags="R", seq=151)))
+    recs.append((t + 6.5, udp(("192.0.2.10", 41000), ("192.0.2.53", 53), b"x" * 30, t=t + 6.5)[1]))
+    path = _write(tmp_path, recs)
+    from chunkcmp import assert_same
+    assert_same(path, [300, 700])          # (the same in small chunks, every column)
+    flows = analyze_file(path, RULES).flows
+    return flows[(flows.resp_p == 13295) & flows.partial.astype(bool)].iloc[0], flows
+
+
+@pytest.mark.parametrize("reset,verdict,said", [
+    (None, ("blocked", "no_answer,partial"), "was never acknowledged: the connection no longer existed on the way"),
+    ("device", ("blocked", "rejected,partial"), "was answered only by a reset in the originator's name"),
+])
+def test_a_push_after_an_idle_silence_never_taken(tmp_path, reset, verdict, said):
+    # (s55 dp #5: the push channel's data after 600 s of silence, never acknowledged: ok/not judged)
+    row, flows = _push_after_idle(tmp_path, reset)
+    assert (row.verdict, row.reason) == verdict
+    assert row.detail.startswith("goes on with the connection of this 5-tuple after 600.1 s") and said in row.detail
+    fix = readiness(flows, RULES).set_index("purpose").loc["dp_push"].fix
+    assert "a firewall or NAT on the path dropped the idle connection" in fix
