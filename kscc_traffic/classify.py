@@ -1104,7 +1104,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     f"{'it was' if m == 1 else 'they were'} captured where it sends from (its SYNs carry {host}, "
                     "as sent: no router decremented it, so the capture was taken on its host or its own network "
                     f"segment): its own firewall, security software or a filter driver drops {'it' if m == 1 else 'them'}"))
-            return done("blocked", "no_answer", f"the SYN-ACK never reached the originator: it sent its SYN {n} "
+            return done("blocked", "no_answer", f"{SYNACK_LOST}: it sent its SYN {n} "
                         f"times and never acknowledged {'the answer' if m == 1 else f'the {m} answers'} (a capture on the "
                         "server's side of a filter dropping that direction?)")
         if after == "reset":
@@ -2502,6 +2502,9 @@ def _bare_handshake_end(row: dict) -> str:
 #: or filter driver drops them (report.readiness counts such flows: their advice is the agent
 #: host's, not to allow outbound ports; newcomer 36 F2)
 SYNACK_NOT_TAKEN = "the SYN-ACK reached the originator's interface but it did not take it"
+#: ... and of one whose SYN-ACKs, captured where the server is (or between), never reached the
+#: originator: the SYN got through, the way back did not (report.return_path_fix; break-it s55 dp #2)
+SYNACK_LOST = "the SYN-ACK never reached the originator"
 #: how the detail of a connection the responder reset right after the handshake starts (report
 #: counts such ``blocked`` flows: the port is open, what answered has no server behind it)
 HANDSHAKE_RESET = "the responder reset the connection right after the handshake, before any data"

@@ -41,7 +41,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
-from .classify import ECH_MAY_BE, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, quoted_names, without_names
+from .classify import ECH_MAY_BE, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
@@ -1562,7 +1562,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
-                   bl_idle: int = 0, bl_path: int = 0) -> dict:
+                   bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0) -> dict:
     """One row of :func:`readiness` for rule ``r``: ``n`` flows, of which ``ok``/``bl``/``un``
     ok, blocked and unexpected, ``other`` of the unexpected ones with a reason of
     :data:`NOT_THIS_PURPOSE`, ``proxied`` of the blocked ones through an HTTP proxy
@@ -1669,6 +1669,11 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     :data:`~kscc_traffic.classify.SYNACK_NOT_TAKEN`): the answers reached that host, whose own
     firewall, security software or filter driver dropped them; advised :func:`host_drop_fix`, not
     to allow outbound ports (newcomer 36 F2).
+
+    ``bl_lost``: of the blocked ones, TCP attempts whose SYN-ACKs were captured where the server
+    is (or between) and never reached the originator, which kept sending its SYN (detail
+    :data:`~kscc_traffic.classify.SYNACK_LOST`): the SYN got through, the way back did not;
+    advised :func:`return_path_fix`, not to allow the inbound port (break-it s55 dp #2).
 
     ``bl_local``: of the blocked ones, connections to a local address a cloud server's name led to
     (detail :data:`~kscc_traffic.classify.LOCAL_CLOUD`: the cloud server is never there): the agent's
@@ -1777,8 +1782,15 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                "device's TCP timeouts); no port is to be opened")
     if status == "blocked" and bl_handshake:
         fix = _handshake_fix(r, bl, bl_handshake, fix)
-    if status == "blocked" and bl_host:
+    if status == "blocked" and bl_host and bl_lost and bl_host + bl_lost == bl:
+        # (all answered, some SYN-ACKs dropped by the agent's host, the others lost on the way back)
+        fix = (f"these {bl} connection attempts were answered: nothing is to be opened for the SYNs; "
+               + host_drop_fix(r, bl + 1, bl_host, "").lstrip("; ")
+               + "; " + return_path_fix(r, bl + 1, bl_lost, "").lstrip("; "))
+    elif status == "blocked" and bl_host:
         fix = host_drop_fix(r, bl, bl_host, fix)
+    elif status == "blocked" and bl_lost:
+        fix = return_path_fix(r, bl, bl_lost, fix)
     if status == "blocked" and bl_local:
         fix = local_cloud_fix(r, bl, bl_local, fix)
     if status == "blocked" and proxied and bl - proxied == bl_tls:
@@ -2122,10 +2134,32 @@ def host_drop_fix(r, bl: int, k: int, fix: str) -> str:
              f"inspection) for what drops the inbound SYN-ACKs ({where})")
     if bl == k:
         return (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} answered: "
-                f"the server's SYN-ACKs reached {host} (the capture, taken there, holds them) but were never taken, "
+                f"the server's SYN-ACKs reached {host} (the capture, taken there or on its network segment, holds "
+                "them) but were never taken, "
                 f"the SYN sent again and again: {check}; nothing is to be opened on the network path")
     return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered, the SYN-ACKs reaching {host} but never "
             f"taken: {check}")
+
+
+def return_path_fix(r, bl: int, k: int, fix: str) -> str:
+    """The advice for ``k`` of the ``bl`` blocked flows of rule ``r`` whose SYN-ACKs were captured
+    where the server is (or between) while the originator kept sending its SYN (detail
+    :data:`~kscc_traffic.classify.SYNACK_LOST`): the SYN reached the server, which answered, so the
+    inbound port is open; the answers were lost on the way back (a firewall or ACL dropping that
+    direction, asymmetric routing past a stateful firewall, the originator's own host firewall).
+    All of them: that advice alone; some: added to ``fix`` (the others')."""
+    who = "the connecting host" if r.opener == "inbound_to_agent" else "the agent"
+    check = (f"check the way back to {who}: a firewall or ACL dropping that direction ({r.transport.upper()} "
+             f"from port {r.port_text}), asymmetric routing that sends the answers past a stateful firewall "
+             f"which never saw the SYNs, or {who}'s own host firewall (a capture on {who} shows whether "
+             "they arrive)")
+    if bl == k:
+        return (f"{'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'} answered: "
+                f"the server's SYN-ACKs (in the capture) never reached {who}, which sent its SYN again and again: "
+                f"the SYNs got through, so the port is open on the way in: {check}; nothing is to be opened "
+                "for the SYNs")
+    return (f"{fix}; {k} of them {'was' if k == 1 else 'were'} answered, the SYN-ACKs never reaching {who}: "
+            f"{check}")
 
 
 def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
@@ -3309,7 +3343,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         bl_reset = un_failed = bl_refused = (0, 0)
         un_elsewhere: tuple[int, tuple[str, ...]] = (0, ())
         un_inbound = 0
-        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = 0
+        bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
         bl_cert = (0, 0, 0, 0, 0)
@@ -3396,6 +3430,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                        if str(x).startswith((HANDSHAKE_RESET, HANDSHAKE_CLOSE, REQUEST_RESET))
                                        or DIRECT_UNANSWERED.match(str(x)))
                     bl_host = sum(1 for x in details if str(x).startswith(SYNACK_NOT_TAKEN))
+                    bl_lost = sum(1 for x in details if str(x).startswith(SYNACK_LOST))
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
@@ -3442,7 +3477,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
-                                   bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path))
+                                   bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
+                                   bl_lost=bl_lost))
     no_ksc = bool(len(flows)) and not any_ksc(flows, rules)
     if no_ksc:
         rows = [not_ksc_row(x) for x in rows]   # (the headline: no flow is KSC's, newcomer 28 F4)
@@ -3627,6 +3663,7 @@ class TableSummary:
         self.bl_local: dict[str, int] = {}       # purpose -> blocked flows to a local address a cloud name led to
         self.bl_idle: dict[str, int] = {}        # purpose -> blocked flows going on after an idle time, unanswered
         self.bl_path: dict[str, int] = {}        # purpose -> blocked flows that worked, reset by a device (PATH_RESET)
+        self.bl_lost: dict[str, int] = {}        # purpose -> blocked flows whose SYN-ACKs never got back (SYNACK_LOST)
         self.bl_cut: dict[str, int] = {}         # purpose -> blocked no_answer flows the capture's end cut short
         self.bl_closed: dict[str, int] = {}      # purpose -> blocked flows: port unreachable from the destination
         self.bl_forged: dict[str, int] = {}      # purpose -> blocked flows: one carrying a cloud server's address
@@ -3890,7 +3927,8 @@ class TableSummary:
             for prefix, counts in ((STALE_ANSWER, self.bl_stale), (FILTER_ANSWER, self.bl_tls),
                                    (HANDSHAKE_RESET, self.bl_handshake), (HANDSHAKE_CLOSE, self.bl_handshake),
                                    (REQUEST_RESET, self.bl_handshake),
-                                   (SYNACK_NOT_TAKEN, self.bl_host), (IDLE_GOES_ON, self.bl_idle), (PATH_RESET, self.bl_path),
+                                   (SYNACK_NOT_TAKEN, self.bl_host), (SYNACK_LOST, self.bl_lost),
+                                   (IDLE_GOES_ON, self.bl_idle), (PATH_RESET, self.bl_path),
                                    (DP_RESET, self.bl_reset), (DP_RESET_ITSELF, self.bl_reset_own)):
                 for p, n in blocked[detail.str.startswith(prefix)].groupby("purpose", sort=False).size().items():
                     counts[p] = counts.get(p, 0) + int(n)
@@ -4048,7 +4086,8 @@ class TableSummary:
                                        if self.bl_refused.get(r.id, (0, 0))[1] or self.bl_reset.get(r.id, 0)
                                        else (0, ""),
                                        bl_host=self.bl_host.get(r.id, 0), bl_local=self.bl_local.get(r.id, 0),
-                                       bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0)))
+                                       bl_idle=self.bl_idle.get(r.id, 0), bl_path=self.bl_path.get(r.id, 0),
+                                       bl_lost=self.bl_lost.get(r.id, 0)))
         no_ksc = bool(self.no_ksc_headline(rules))
         if no_ksc:
             rows = [not_ksc_row(x) for x in rows]   # (as readiness: newcomer 28 F4)

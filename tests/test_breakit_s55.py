@@ -162,3 +162,24 @@ def test_a_push_after_an_idle_silence_never_taken(tmp_path, reset, verdict, said
     assert row.detail.startswith("goes on with the connection of this 5-tuple after 600.1 s") and said in row.detail
     fix = readiness(flows, RULES).set_index("purpose").loc["dp_push"].fix
     assert "a firewall or NAT on the path dropped the idle connection" in fix
+
+
+def test_synacks_lost_on_the_way_back_are_no_port_to_open(tmp_path):
+    # (s55 dp #2: captured on the distribution point, its SYN-ACKs never reached the agent, which
+    # kept sending its SYN: the advice was to allow inbound TCP 13000, which the SYNs had passed)
+    from scapy.all import IP, TCP, Ether
+    agent, dp = "198.51.100.20", "192.0.2.5"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    recs = []
+    for i, t in enumerate((1000.0, 1001.0, 1003.0, 1007.0)):
+        recs.append((t, eth / IP(src=agent, dst=dp, ttl=125) / TCP(sport=50600, dport=13000, flags="S", seq=100)))
+        recs.append((t + 0.001, eth / IP(src=dp, dst=agent, ttl=128) / TCP(sport=13000, dport=50600, flags="SA",
+                                                                           seq=900, ack=101)))
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.resp_p == 13000].iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "no_answer")
+    assert row.detail.startswith("the SYN-ACK never reached the originator: it sent its SYN 4 times")
+    fix = readiness(flows, RULES).set_index("purpose").loc["dp_agent_connection"].fix
+    assert fix.startswith("this connection attempt was answered: the server's SYN-ACKs (in the capture) never "
+                          "reached the agent, which sent its SYN again and again: the SYNs got through")
+    assert "allow inbound TCP 13000" not in fix

@@ -115,7 +115,8 @@ def test_the_advice_is_the_agent_hosts_firewall_not_outbound_ports(tmp_path):
     assert row.status == "blocked"
     assert row.fix == (
         "this connection attempt was answered: the server's SYN-ACKs reached the agent's host (the capture, taken "
-        "there, holds them) but were never taken, the SYN sent again and again: check the agent host's own firewall "
+        "there or on its network segment, holds them) but were never taken, the SYN sent again and again: check the "
+        "agent host's own firewall "
         "(its rules and log for the agent's program), its security software's network protection (an exclusion for "
         "the agent) and packet-filter drivers (VPN clients, traffic inspection) for what drops the inbound SYN-ACKs "
         "(from *.ksc.kaspersky.com on TCP 23100-23199); nothing is to be opened on the network path")
