@@ -41,7 +41,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
-from .classify import ECH_MAY_BE, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
+from .classify import ECH_MAY_BE, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
@@ -1747,10 +1747,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         # the TCP handshakes completed: the port is open, something in the path ended the TLS
         fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
-               "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-               "(see each flow's detail): let the agent's TLS to "
-               f"{r.host_mask or 'the documented servers'} through uninspected"
-               + _intercepted_note(bl_icpt))
+               f"TLS handshake failed: {_tls_failed_text(r)}" + _intercepted_note(bl_icpt))
         if bl_mtu and bl_mtu == bl and not bl_icpt:
             # the TLS failed because the server's large segments never arrived (break-it v6 32)
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
@@ -2445,9 +2442,24 @@ def _tls_part(r, k: int, icpt: int, px: ProxyPaths | None) -> str:
     if px and px.tunnel:
         return "; " + _tunnel_fix(r, k, icpt, px, f"{k} of them")
     return (f"; {k} of them reached the server (the TCP handshake completed), then the TLS "
-            "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-            f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-            "through uninspected" + _intercepted_note(icpt))
+            f"handshake failed: {_tls_failed_text(r)}" + _intercepted_note(icpt))
+
+
+def _tls_failed_text(r) -> str:
+    """What the advice says of TLS handshakes of rule ``r`` that failed after the TCP handshake
+    (see each flow's detail): for the cloud, a proxy, TLS inspection or an application-aware
+    firewall in the path, to let the agent's TLS through uninspected; for a distribution point's
+    port (:data:`~kscc_traffic.classify.PINNED_OPENER`: a server on the network), its service
+    first (running, answering, accepting this agent's TLS version: an old Network Agent), then
+    such a device between the subnets (break-it s55 dp #4: a hung distribution point was advised
+    as TLS inspection)."""
+    if r.opener == PINNED_OPENER:
+        return ("the distribution point's service or a device between (see each flow's detail): check that its "
+                "Network Agent service is running and answering there, and accepts this agent's TLS version and "
+                "ciphers (update an old Network Agent), then any proxy, TLS inspection or application-aware "
+                "firewall between the agent and the distribution point")
+    return ("a proxy, TLS inspection or an application-aware firewall in the path (see each flow's detail): let the "
+            f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected")
 
 
 def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | None) -> str:

@@ -85,6 +85,17 @@ def old_write_csv(flows: pd.DataFrame, out) -> None:
                     else escape_csv(v) for j, v in enumerate(row)])
 
 
+def failed_tls(r) -> str:
+    # (session 55, break-it dp #4: on a distribution point's port, its service first)
+    if r.opener == "agent_to_dp":
+        return ("the distribution point's service or a device between (see each flow's detail): check that its "
+                "Network Agent service is running and answering there, and accepts this agent's TLS version and "
+                "ciphers (update an old Network Agent), then any proxy, TLS inspection or application-aware "
+                "firewall between the agent and the distribution point")
+    return ("a proxy, TLS inspection or an application-aware firewall in the path (see each flow's detail): let the "
+            f"agent's TLS to {r.host_mask or 'the documented servers'} through uninspected")
+
+
 def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
     rows = []
     several = "capture" in flows and flows["capture"].nunique() > 1
@@ -172,9 +183,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         elif status == "blocked" and bl == bl_tls and bl != proxied:
             fix = (f"{'this connection' if bl == 1 else f'these {bl} connections'} reached the server on "
                    f"{r.transport.upper()} {r.port_text} (the TCP handshake completed: the port is open), then the "
-                   "TLS handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-                   "(see each flow's detail): let the agent's TLS to "
-                   f"{r.host_mask or 'the documented servers'} through uninspected" + icpt_note)
+                   f"TLS handshake failed: {failed_tls(r)}" + icpt_note)
         # break-it v6 32 F1: TLS failed on a path-MTU black hole (the detail's hint): its own advice
         # (newcomer 33 F2: a path-MTU error the client ignored, advised the same; session 40: read from
         # the icmp_unreachable column, not from the detail's words)
@@ -542,9 +551,7 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         elif status == "blocked" and 0 < bl_tls < bl and bl != proxied and bl != bl_stale and bl != proxied + bl_tls:
             if bl_tls > bl_mtu:
                 fix += (f"; {bl_tls - bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
-                        "handshake failed: a proxy, TLS inspection or an application-aware firewall in the path "
-                        f"(see each flow's detail): let the agent's TLS to {r.host_mask or 'the documented servers'} "
-                        "through uninspected" + icpt_note)
+                        f"handshake failed: {failed_tls(r)}" + icpt_note)
             if bl_mtu:
                 fix += (f"; {bl_mtu} of them reached the server (the TCP handshake completed), then the TLS "
                         f"handshake failed: {report.MTU_FIX}")
