@@ -640,12 +640,14 @@ def _judge(row: dict, rules: RuleSet) -> tuple[str, str, str, str]:
     purpose, verdict, reason, detail = _judge_flow(row, rules)
     reset_hint = row.get("reset_hint")
     if verdict == "ok" and purpose and purpose != "dns" and row["proto"] == "tcp" \
-            and row.get("conn_state") in ("RSTR", "RSTO") and isinstance(reset_hint, str) \
-            and "the reset in the server's name" in reset_hint \
-            and ("not by the server" in reset_hint or "not by the endpoints" in reset_hint):
+            and row.get("conn_state") == "RSTR" and isinstance(reset_hint, str) \
+            and ((reset_hint.startswith("the reset in the server's name") and "not by the server" in reset_hint)
+                 or (reset_hint.startswith("the reset in the client's name")
+                     and " and the reset in the server's name" in reset_hint and "not by the endpoints" in reset_hint)):
         # (a connection that worked, ended by a reset a device on the path sent in the server's
         # name: an IPS or firewall cutting the agent's sessions; break-it s52 v6 #7; also when it
-        # sent one in the client's name too, whichever came first: break-it s55 tls #2)
+        # sent one in the client's name too: break-it s55 tls #2; not a device that answered the
+        # whole connection in the server's place, SYNACK_IN_PLACE, whose reset ends what it carried)
         verdict, reason, detail = "blocked", "rejected", f"{PATH_RESET}{'; ' + detail if detail else ''}"
     if isinstance(reset_hint, str) and reset_hint:
         # a reset a device on the path probably sent in an endpoint's name: the detail does not say
@@ -1526,14 +1528,14 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     an inspection product issued it."""
     asked = row.get("sni") or ""
     detail = ""
-    if certs and not (pinned and not inspection_product(row.get("cert_issuer") or "")):
+    issuer = row.get("cert_issuer") or ""
+    product = inspection_product(issuer) if certs else ""
+    if certs and not (pinned and not product):
         dns_asked = "" if target else row.get("dns_name") or ""
         if asked and not any(name_matches(asked, c) for c in certs):
             detail = f"certificate for {certs[0]} presented for {asked}"
         elif not asked and dns_asked and not any(name_matches(dns_asked, c) for c in certs):
             detail = f"certificate for {certs[0]} presented for {dns_asked} (from DNS)"
-    issuer = row.get("cert_issuer") or ""
-    product = inspection_product(issuer) if certs else ""
     resigned = f"issued by {issuer}: {product} re-signs the connection (TLS inspection)"
     if detail and product:
         # (a certificate for another name from an inspection product's CA: its own certificate, a
@@ -1548,6 +1550,15 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         if public:
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
             return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
+    if not detail and hello and pinned and not product and alert.startswith("client:") \
+            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+        # (a distribution point's own certificate, seen or not: TLS 1.3 hides it; break-it s55 dp #3)
+        unseen = "" if certs else (f" ({TLS13_HIDDEN.split(',')[0]})" if row.get("tls_version") == "TLS 1.3"
+                                   else " (the capture does not hold it)")
+        return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]})"
+                                         + (f" for {certs[0]}" if certs else unseen)
+                                         + (f" issued by {_bounded(issuer)}" if issuer and certs else "")
+                                         + f": {PINNED_REFUSED}")
     if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REJECTED) \
             and (row.get("tls_version") == "TLS 1.3" or row.get("payload_cut")):
         # (TLS 1.3 encrypts the certificate: a proxy's is not told from the server's own that the
@@ -1557,12 +1568,6 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" else CERT_UNSEEN
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
-    if not detail and hello and pinned and not product and alert.startswith("client:") \
-            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
-        return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]})"
-                                         + (f" for {certs[0]}" if certs else "")
-                                         + (f" issued by {_bounded(issuer)}" if issuer else "")
-                                         + f": {PINNED_REFUSED}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
@@ -1824,8 +1829,8 @@ def _onprem_detail(proto: str, port: int, cloud: tuple[str, str], rules: RuleSet
 #: how the detail of a TLS handshake whose server's first flight stopped short (internal column
 #: ``flight_cut``: :func:`.inspect._flight_lost`) says why; it holds the report's ``MTU_HOLE``
 #: words, so the advice is the path MTU's, not a certificate's
-FLIGHT_LOST = ("the rest was lost on the way and the client never had the server's certificate: full-size "
-               "segments lost, a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
+FLIGHT_LOST = ("the rest was lost on the way ({had}): packets lost, most often full-size segments lost, a "
+               "path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
 
 
 def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -> str:
@@ -1864,8 +1869,11 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
                 f"the {how}, more after it), sending nothing itself, no alert either")
     if who == "client" and row.get("flight_cut"):
         # (the server's first flight stopped short where the client is, and the client gave up
-        # waiting for the rest: lost on the way, not a certificate refused; break-it s55 tls #1)
-        return f"{did} {row.get('flight_cut')}, sending nothing itself, no alert either: {FLIGHT_LOST}"
+        # waiting for the rest: lost on the way, not a certificate refused; break-it s55 tls #1;
+        # a certificate of it seen: the client had that, not the rest, review s55 #5)
+        had = (f"the client had its certificate, for {certs[0]}, not the rest of the flight" if certs else
+               "the client never had the server's certificate")
+        return f"{did} {row.get('flight_cut')}, sending nothing itself, no alert either: {FLIGHT_LOST.format(had=had)}"
     if who == "client" and row.get("tls_hrr"):
         # (TLS 1.3: the server asked for the ClientHello again, with a key share of another group
         # or with its cookie, RFC 8446 §4.1.4: not said which, the HelloRetryRequest not parsed further)
@@ -1892,9 +1900,11 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
         elif row.get("tls_version") == "TLS 1.3" and not after and not row.get("mtu_hint"):
             # (the server's flight held its certificate, encrypted: the client sent no Finished; not
             # when segments of that flight were lost on the way, a path-MTU black hole: the client
-            # may have waited for them)
+            # may have waited for them; a distribution point's: not the one the agent keeps)
             flight = "the server's last flight"
-            why = f": how an agent refuses a certificate it does not trust without saying so; {TLS13_HIDDEN}"
+            why = (f": how an agent refuses a certificate it does not trust without saying so ({PINNED_SILENT})"
+                   if pinned else
+                   f": how an agent refuses a certificate it does not trust without saying so; {TLS13_HIDDEN}")
         return f"{did} after {flight}, sending nothing after it, no alert either{after}{why}"
     return f"{did} after its own answer to the ClientHello, before the client's next flight{after}"
 
@@ -1991,18 +2001,25 @@ DNS_LOST_FRAGMENTS = re.compile(r"^DNS query without an answer: the (?:packet th
 OLD_TLS_VERSIONS = ("SSL 3.0", "TLS 1.0", "TLS 1.1")
 
 
+#: bytes of a cleartext TLS alert record (5-byte header, level, description)
+ALERT_RECORD_BYTES = 7
+
+
 def _old_version_note(row: dict, why: str) -> str:
     """``why`` (the alert that aborted a TLS handshake: ``tls_alert``) with what a
     ``protocol_version`` alert means where the capture shows it: the client's, after a
     ServerHello of an old version (``tls_version`` in :data:`OLD_TLS_VERSIONS`), says the answer
     chose a version the client does not accept (break-it s52 v6 #8: the detail quoted the alert
     alone); the server's says it accepts none the client offered. A server's ``handshake_failure``
-    or ``insufficient_security`` before any ServerHello says it accepts none of the cipher suites,
-    groups or signature algorithms offered; a client's ``internal_error``, its own stack failing.
+    or ``insufficient_security`` answering the ClientHello itself (its whole stream an alert or two,
+    read from its start: no ServerHello sent, not one the capture missed) says it accepts none of
+    the cipher suites, groups or signature algorithms offered; a client's ``internal_error``, its
+    own stack failing.
     Else ``why`` as it is."""
     version = str(row.get("tls_version") or "")
     if str(why).startswith("server:") and str(why).endswith(("handshake_failure (40)", "insufficient_security (71)")) \
-            and not version:
+            and not version and not row.get("start_lost") and not row.get("payload_cut") \
+            and _number(row, "resp_bytes", int, 0) <= 2 * ALERT_RECORD_BYTES:
         # (answering the ClientHello itself, before any ServerHello: nothing offered was acceptable;
         # break-it s55 tls #7, advised as inspection alone)
         return (f"{why}: the server's side accepts none of the cipher suites, key-exchange groups or signature "
@@ -2684,11 +2701,14 @@ def _page_answer(row: dict, rule, target: str = "") -> tuple[str, str, str] | No
     if not page or rule.app_protocol != "http" or status[:1] != "2":
         return None
     who = f"the {'proxy' if target else 'server'} {endpoint_text(row['resp_h'], int(row['resp_p']))}"
-    reason = row.get("http_reason") or ""
-    said = f' "{reason}"' if reason else ""
     request = _proxy_request(target) if target else f"the request for {_direct_target(row)}"
-    return ("blocked", "rejected", f"{who} answered {status}{said} to {request} (a transparent web filter or "
-            f"captive portal: {page}, its block or login page served in the server's place)")
+    by = "the proxy's web filter or a captive portal" if target else "a transparent web filter or captive portal"
+    return "blocked", "rejected", f"{who} answered {status} to {request} ({by}: {page}, {PAGE_SERVED})"
+
+
+#: how the detail of :func:`_page_answer` ends (report.proxy_refused: a proxy's page is no target
+#: reached)
+PAGE_SERVED = "its block or login page served in the server's place"
 
 
 def _direct_target(row: dict) -> str:

@@ -2335,7 +2335,8 @@ def _hello_copies(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     (:func:`kscc_traffic.protocols.tls.hello_copies`; break-it 24 F7: a decoy with a small TTL
     and another SNI, then the real one, and the first copy silently won), else '' (object array
     of str). Only flows where two of the client's first ``MAX_SEGMENTS + 1`` data segments
-    (capture order, what every analysis keeps) start at the same sequence number are read."""
+    (capture order, what every analysis keeps) overlap by sequence numbers (the same start sent
+    again, or other cuts of the same bytes: break-it s55 tls #5) are read."""
     out = np.full(len(flows), "", object)
     c, pf = ft.packets.cols, ft.pkt_flow
     rows = _tcp_rows_of(ft, flows, (c["payload_len"] > 0) & np.asarray(ft.pkt_from_orig, bool))
@@ -2349,10 +2350,20 @@ def _hello_copies(ft: FlowTable, flows: np.ndarray) -> np.ndarray:
     rank = k - np.maximum.accumulate(np.where(first, k, 0))
     keep = rank <= MAX_SEGMENTS
     rows, f = rows[keep], f[keep]
+    # (segments overlapping an earlier one of the flow, by sequence numbers from its first
+    # segment's: the same start sent again, or another cut of the same bytes, break-it s55 tls #5;
+    # each flow's values lifted by its number so that one running maximum serves all flows)
     seq = c["seq"][rows].astype(np.int64)
-    pair = np.lexsort((seq, f))
-    again = (f[pair][1:] == f[pair][:-1]) & (seq[pair][1:] == seq[pair][:-1])
-    cand = np.unique(f[pair][1:][again])
+    head = np.r_[True, f[1:] != f[:-1]]
+    base = seq[np.flatnonzero(head)][np.cumsum(head) - 1]
+    rel = (seq - base) & 0xFFFFFFFF
+    lift = f << 34
+    pair = np.lexsort((rel, f))
+    lo = lift[pair] + rel[pair]
+    hi = lo + c["payload_len"][rows][pair].astype(np.int64)
+    reach = np.maximum.accumulate(hi)
+    over = np.r_[False, lo[1:] < reach[:-1]]
+    cand = np.unique(f[pair][over])
     if not len(cand):
         return out
     where = {int(x): i for i, x in enumerate(flows.tolist())}

@@ -41,7 +41,7 @@ from .rules import RuleSet
 from .classify import CLOUD_OPENER, CUT_SHORT_TAIL, DIRECT_UNANSWERED, END_MARGIN_S, HANDSHAKE_CLOSE, HANDSHAKE_RESET, \
     REQUEST_RESET, \
     SYNACK_NOT_TAKEN
-from .classify import ECH_MAY_BE, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
+from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PINNED_SILENT, QUOTED_COLUMNS, SYNACK_LOST, quoted_names, without_names
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
@@ -723,7 +723,8 @@ def cert_fix(r, bl_cert: tuple[int, ...], alone: bool = False) -> str:
                      "this server's certificate (reinstall it from this Administration Server's installation "
                      "package, or klmover -address <server> -cert <its certificate>): the distribution point's or "
                      "the server's certificate was reissued or replaced since, or the agent was set up for another "
-                     "Administration Server; not the firewall")
+                     "Administration Server; if a TLS-inspecting device sits between the agent and the distribution "
+                     "point, exclude their connections from inspection; not the firewall")
     if client:
         parts.append(("" if alone else f"{client} of them: ") + "the server requires a client certificate and "
                      "refused the agent's (none sent, or one it does not trust; its CertificateRequest seen, see "
@@ -1452,7 +1453,7 @@ def _cast_fix(r, ok: int, v6: tuple[int, int] | None) -> str:
     distribution point's multicast seen one-way was advised IGMP snooping)."""
     if v6 is None or not v6[0]:
         return r.fix
-    return family_fix(r.fix, ["::"] * v6[0] + ["0.0.0.0"] * max(ok - v6[0], 0))
+    return family_fix(r.fix, ["::"] + (["0.0.0.0"] if ok > v6[0] else []))
 
 
 def not_ksc_row(row: dict) -> dict:
@@ -1952,8 +1953,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         kinds = [text for code, text in (
             ("5", "511 (Network Authentication Required) is a captive portal's answer: the network wants a login "
                   "or its terms accepted first"),
-            ("2", "a 2xx answer that is an HTML page where a CRL or OCSP response was asked for is a filter's block "
-                  "page or a captive portal's login page served in the server's place"),
+            ("2", "a 2xx answer that is an HTML page where a CRL, an OCSP response or a CA certificate was asked for "
+                  "is a filter's block page or a captive portal's login page served in the server's place"),
             ("3", "a redirect (3xx) to another site is a captive portal or filter sending the request to its own page"))
             if (PORTAL_STATUS in http_statuses if code == "5" else any(x[:1] == code for x in http_statuses))]
         portal = ""
@@ -1973,7 +1974,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
                    f"{'it' if bl == 1 else 'them'} by policy"
-                   + (" (502-504: or it could not reach the server)" if any(x[:1] == "5" for x in http_statuses)
+                   + (" (502-504: or it could not reach the server)" if {"502", "503", "504"} & set(http_statuses)
                       else "")
                    + (portal or ":") + " allow "
                    f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
@@ -2176,10 +2177,10 @@ def _handshake_fix(r, bl: int, k: int, fix: str) -> str:
     if r.app_protocol == "http":
         # (a plain HTTP request reset or closed unanswered, classify.DIRECT_UNANSWERED: what refuses a
         # request by its content after the handshake is a web filter's or IPS's policy; break-it s55 tls #3)
-        check = ("check the web filters, IPS and transparent proxies between the agent and the Internet for one "
-                 "refusing the request by its content (its log names the rule): allow "
-                 f"{r.host_mask or 'the documented servers'} in its URL filter; if none does, report the server and "
-                 "port to Kaspersky support")
+        check = ("check the web filters, IPS, transparent proxies and SYN proxies between the agent and the Internet "
+                 "for one that refuses the request by its content or completes the handshake itself and gives up "
+                 f"(its log names the rule): allow {r.host_mask or 'the documented servers'} in its URL filter; if "
+                 "none does, report the server and port to Kaspersky support")
     elif r.opener == CLOUD_OPENER:
         check = ("check the firewalls and proxies between the agent and the Internet for one that completes the "
                  "handshake itself (a SYN proxy, a transparent proxy or load balancer) and then gives up: its own "
@@ -2276,16 +2277,22 @@ def _proxy_passed(flows: pd.DataFrame) -> np.ndarray:
     :func:`kscc_traffic.classify._proxy_answer` decides: ``http_status`` 2xx (the CONNECT tunnel
     opened), or 3xx for a request in absolute-form (``http://…``: the target's redirect passed
     on); also a ``tls_intercepted`` one (a certificate inside a tunnel: a table without
-    ``http_status``). False without a ``proxy_target`` column."""
+    ``http_status``); not a 2xx whose ``detail`` says it was the proxy's own page
+    (:data:`~kscc_traffic.classify.PAGE_SERVED`). False without a ``proxy_target`` column."""
     if "proxy_target" not in flows or not len(flows):
         return np.zeros(len(flows), bool)
     target = flows["proxy_target"].to_numpy(dtype=object)
     status = flows["http_status"].to_numpy(dtype=object) if "http_status" in flows else np.full(len(flows), "")
     reason = flows["reason"].to_numpy(dtype=object) if "reason" in flows else np.full(len(flows), "")
+    detail = flows["detail"].to_numpy(dtype=object) if "detail" in flows else np.full(len(flows), "")
+    # (a 2xx that is the proxy's own page where certificate status data was asked for, PAGE_SERVED:
+    # not passed on; review s55 #1)
     return np.fromiter(((t != "" and t is not None)
-                        and (str(c or "")[:1] == "2" or (str(t).startswith(_ABSOLUTE) and str(c or "")[:1] == "3")
+                        and ((str(c or "")[:1] == "2" and PAGE_SERVED not in str(d or ""))
+                             or (str(t).startswith(_ABSOLUTE) and str(c or "")[:1] == "3")
                              or str(x).split(",")[0] == "tls_intercepted")
-                        for t, c, x in zip(target.tolist(), status.tolist(), reason.tolist())), bool, len(flows))
+                        for t, c, x, d in zip(target.tolist(), status.tolist(), reason.tolist(), detail.tolist())),
+                       bool, len(flows))
 
 
 def proxy_refused(flows: pd.DataFrame) -> np.ndarray:
@@ -2496,7 +2503,13 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
                     f"{'that address and port' if one else 'those'} too (or set the agent to connect by name)"
                     if ips else "")
             parts.append(f"403 (the proxy's policy denies the target): allow {where}:{r.port_text} on the proxy{also}")
-        rest = said - {"407", "403"}
+        pages = {x for x in said if x[:1] == "2"}
+        if pages:
+            # (the proxy's own page where certificate status data was asked for: classify._page_answer)
+            parts.append(f"{'/'.join(sorted(pages))} with its own HTML page where a CRL, an OCSP response or a CA "
+                         f"certificate was asked for (its web filter's block page or a captive portal's login page): "
+                         f"allow {where} in the proxy's URL filter, or authenticate to its portal")
+        rest = said - {"407", "403"} - pages
         if rest:
             codes = "/".join(sorted(x for x in rest if x))
             silent = "no HTTP answer (a close or silence; " if "" in rest else ""

@@ -62,8 +62,8 @@ def test_a_certificate_check_reset_unanswered_is_a_filters_refusal(tmp_path):
     fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
     assert fix.startswith("this connection: the SYN on TCP 80 was answered by a SYN-ACK (the port is open: nothing to "
                           "open in the firewall)")
-    assert "for one refusing the request by its content (its log names the rule): allow *.digicert.com in its URL " \
-           "filter" in fix
+    assert "for one that refuses the request by its content or completes the handshake itself and gives up (its log " \
+           "names the rule): allow *.digicert.com in its URL filter" in fix
     assert "allow outbound HTTP (TCP 80)" not in fix
 
 
@@ -85,8 +85,8 @@ def test_an_ech_outer_name_is_no_other_server_address(tmp_path):
 
 
 def test_resets_injected_both_ways_end_a_working_session(tmp_path):
-    # (s55 tls #2: a device on the path reset a working agent session in both names, the client's
-    # first: ok and verified, the reset hint only in the JSON detail)
+    # (s55 tls #2: a device on the path reset a working agent session in both names: ok and
+    # verified, the reset hint only in the JSON detail)
     from scapy.all import IP, TCP, Ether, Raw
     from test_newcomer30_findings import _hello
     agent, cloud = "192.0.2.10", "203.0.113.10"
@@ -183,3 +183,79 @@ def test_synacks_lost_on_the_way_back_are_no_port_to_open(tmp_path):
     assert fix.startswith("this connection attempt was answered: the server's SYN-ACKs (in the capture) never "
                           "reached the agent, which sent its SYN again and again: the SYNs got through")
     assert "allow inbound TCP 13000" not in fix
+
+
+def test_an_overlapping_copy_with_other_bytes_is_told(tmp_path):
+    # (s55 tls #5: a later segment starting inside an earlier one, with other bytes: only copies
+    # starting at one sequence number were compared, so no note was given)
+    from scapy.all import IP, TCP, Ether, Raw
+    from test_newcomer30_findings import _hello
+    a, b = _hello(b"eu1.ksc.kaspersky.com"), _hello(b"xx1.ksc.evil-host.com")
+    assert len(a) == len(b)
+    agent, cloud = "192.0.2.10", "203.0.113.10"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda seq, data, ttl=64: eth / IP(src=agent, dst=cloud, ttl=ttl) / TCP(  # noqa: E731
+        sport=50700, dport=23101, flags="PA", seq=101 + seq, ack=901) / Raw(data)
+    s = lambda **kw: eth / IP(src=cloud, dst=agent, ttl=52) / TCP(sport=23101, dport=50700, **kw)  # noqa: E731
+    recs = [(1000.0, eth / IP(src=agent, dst=cloud) / TCP(sport=50700, dport=23101, flags="S", seq=100)),
+            (1000.01, s(flags="SA", seq=900, ack=101)),
+            (1000.02, eth / IP(src=agent, dst=cloud) / TCP(sport=50700, dport=23101, flags="A", seq=101, ack=901)),
+            (1000.03, c(0, a[:60])), (1000.04, c(60, a[60:])), (1000.05, c(40, b[40:], ttl=3)),
+            (1000.07, s(flags="A", seq=901, ack=101 + len(a)))]
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.resp_p == 23101].iloc[0]
+    assert row.sni == "eu1.ksc.kaspersky.com"
+    assert ("two different ClientHellos were sent for the same bytes: the first copy (TTL 64) names "
+            "eu1.ksc.kaspersky.com, a later one (TTL 3) xx1.ksc.evil-host.com") in row.detail
+
+
+def _worked(sport, t0, sttl, end):
+    # (an agent's TLS session to 23101 whose server packets come with TTL ``sttl``; ``end`` "F" both
+    # close, "R" the server's side resets)
+    from scapy.all import IP, TCP, Ether, Raw
+    from test_newcomer30_findings import _hello
+    from test_tls_stall import FLIGHT13 as sh
+    agent, cloud = "192.0.2.10", "203.0.113.10"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda **kw: eth / IP(src=agent, dst=cloud, ttl=64) / TCP(sport=sport, dport=23101, **kw)  # noqa: E731
+    s = lambda **kw: eth / IP(src=cloud, dst=agent, ttl=sttl) / TCP(sport=23101, dport=sport, **kw)  # noqa: E731
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    cs, ss = 101 + len(hello), 901 + len(sh)
+    recs = [(t0, c(flags="S", seq=100)), (t0 + .01, s(flags="SA", seq=900, ack=101)),
+            (t0 + .02, c(flags="A", seq=101, ack=901)), (t0 + .03, c(flags="PA", seq=101, ack=901) / Raw(hello)),
+            (t0 + .05, s(flags="PA", seq=901, ack=cs) / Raw(sh))]
+    t = t0 + .1
+    for _ in range(3):
+        recs += [(t, c(flags="PA", seq=cs, ack=ss) / Raw(bytes.fromhex("1703030020") + bytes(32))),
+                 (t + .02, s(flags="PA", seq=ss, ack=cs + 37) / Raw(bytes.fromhex("1703030020") + bytes(32)))]
+        cs, ss, t = cs + 37, ss + 37, t + 5
+    if end == "R":
+        return recs + [(t, s(flags="R", seq=ss))]
+    return recs + [(t, c(flags="FA", seq=cs, ack=ss)), (t + .01, s(flags="FA", seq=ss, ack=cs + 1)),
+                   (t + .02, c(flags="A", seq=cs + 1, ack=ss + 1))]
+
+
+def test_a_device_answering_in_the_servers_place_ending_its_connection_stays_ok(tmp_path):
+    # (review s55 #3: the wider reset match also took the "answered in the server's place" hint,
+    # making a session a transparent proxy carried and ended blocked)
+    flows = analyze_file(_write(tmp_path, _worked(50001, 1000.0, 50, "F") + _worked(50002, 1100.0, 63, "R")),
+                         RULES).flows
+    row = flows[(flows.resp_p == 23101) & (flows.orig_p == 50002)].iloc[0]
+    assert (row.conn_state, row.verdict) == ("RSTR", "ok")
+    assert "answered the connection in the server's place" in row.detail
+
+
+def test_a_certificate_check_reset_before_any_request_names_syn_proxies(tmp_path):
+    # (review s55 #2: the reset right after the handshake, before any request, on cert_check)
+    from scapy.all import IP, TCP, Ether
+    agent, ocsp = "192.0.2.10", "198.51.100.80"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    c = lambda **kw: eth / IP(src=agent, dst=ocsp) / TCP(sport=50310, dport=80, **kw)  # noqa: E731
+    s = lambda **kw: eth / IP(src=ocsp, dst=agent) / TCP(sport=80, dport=50310, **kw)  # noqa: E731
+    recs = [(1000.0, c(flags="S", seq=100)), (1000.01, s(flags="SA", seq=900, ack=101)),
+            (1000.02, c(flags="A", seq=101, ack=901)), (1000.03, s(flags="R", seq=901))] + _ksc()
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[flows.resp_p == 80].iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "rejected")
+    fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
+    assert "completes the handshake itself and gives up" in fix and "allow outbound HTTP" not in fix

@@ -80,7 +80,8 @@ def test_the_dp_certificate_refused_is_not_the_one_kept(tmp_path):
                              f"CN=Kaspersky Security Center: {PINNED_REFUSED}")
     fix = readiness(flows, RULES).set_index("purpose").loc["dp_agent_connection"].fix
     assert "as not the one it keeps for its Administration Server" in fix and "klmover" in fix
-    assert "inspection" not in fix
+    assert "a proxy, TLS inspection or an application-aware firewall in the path" not in fix
+    assert "if a TLS-inspecting device sits between the agent and the distribution point" in fix
 
 
 def test_a_silent_refusal_of_the_dp_certificate(tmp_path):
@@ -109,3 +110,28 @@ def test_the_cloud_still_compares_names(tmp_path):
     recs = session(_done("eu1.ksc.kaspersky.com"), server=("203.0.113.10", 23101))
     (row,) = analyze_file(str(write(tmp_path, recs)), RULES).flows.to_dict("records")
     assert (row["verdict"], row["reason"]) == ("unexpected", "tls_intercepted")
+
+
+def test_tls13_dp_refusals_are_not_the_one_kept(tmp_path):
+    # (review s55 #4: over TLS 1.3, the certificate hidden, the pinned wording never applied)
+    from test_decode_more_encaps import client_hello as hello13
+    from test_tls_stall import CCS, T0, _V13, _Conv, _record, _server_hello, _write
+    sh13 = _record(22, _server_hello(exts=_V13, cipher=0x1301)) + CCS + _record(23, bytes(900))
+
+    def conv(sport, alert):
+        c = _Conv(T0, sport, 13000)
+        c.send(T0 + .03, "c", hello13("dp01.corp.example"))
+        c.send(T0 + .05, "s", sh13)
+        c.send(T0 + .051, "c")
+        if alert:
+            c.send(T0 + .06, "c", b"\x15\x03\x03\x00\x02\x02\x30")
+        c.recs.append((T0 + .07, c._pkt("c", "FA", c.seq["c"], c.seq["s"])))
+        return c
+    path = _write(tmp_path, [conv(50001, True), conv(50002, False)], 5, "d.pcap")
+    flows = analyze_file(path, RULES).flows
+    by = {r.orig_p: r for r in flows[flows.resp_p == 13000].itertuples()}
+    assert by[50001].detail.startswith("the client rejected the server's certificate (unknown_ca (48)) (TLS 1.3 "
+                                       f"encrypts the certificate): {PINNED_REFUSED}")
+    assert by[50002].detail.endswith(f"({PINNED_SILENT})")
+    fix = readiness(flows, RULES).set_index("purpose").loc["dp_agent_connection"].fix
+    assert "as not the one it keeps for its Administration Server" in fix and "DigiCert" not in fix

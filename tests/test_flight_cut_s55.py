@@ -25,8 +25,8 @@ RULES = load_rules()
 HELLO = client_hello("eu1.ksc.kaspersky.com")
 SH13 = _record(22, _server_hello(exts=_V13, cipher=0x1301)) + CCS
 SH12 = _record(22, _server_hello())
-LOST = ("the rest was lost on the way and the client never had the server's certificate: full-size segments lost, "
-        "a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
+LOST = ("the rest was lost on the way (the client never had the server's certificate): packets lost, most often "
+        "full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
 
 
 def _conv(sport: int, server: list[bytes], wait: float, close: str = "F", acked: int | None = None) -> _Conv:
@@ -99,11 +99,23 @@ def test_a_client_closing_at_once_did_not_wait(tmp_path):
     assert tcp.loc[50005].verdict == "blocked" and "stopped short" not in detail
 
 
-def test_a_whole_flight_refused_is_still_a_refusal(tmp_path):
-    whole = SH13 + _record(23, bytes(900))
-    _, _, tcp = _judged(tmp_path, _conv(50006, [whole], 0.05))
+@pytest.mark.parametrize("flight", [SH13 + _record(23, bytes(900)), SH12 + _record(22, _handshake(14, b""))])
+def test_a_whole_flight_refused_is_still_a_refusal(tmp_path, flight):
+    # (waiting 10 s, past the 1 s the client must wait: the flight itself judged whole)
+    _, _, tcp = _judged(tmp_path, _conv(50006, [flight], 10.0))
     detail = tcp.loc[50006].detail
-    assert "how an agent refuses a certificate it does not trust" in detail and "stopped short" not in detail
+    assert "stopped short" not in detail and tcp.loc[50006].verdict == "blocked"
+
+
+def test_a_certificate_that_came_is_said(tmp_path):
+    # (TLS 1.2: the certificate arrived whole, the record after it cut: the client had the
+    # certificate, not the rest; review s55 #5)
+    from test_client_cert_s36 import _certificate, certificate
+    flight = SH12 + _record(22, certificate(_certificate("eu1.ksc.kaspersky.com"))) + struct.pack("!BHH", 22, 0x0303, 300) + bytes(100)
+    _, _, tcp = _judged(tmp_path, _conv(50007, [flight], 10.0))
+    detail = tcp.loc[50007].detail
+    assert "its last record, of 305 bytes, arrived only in part: 105 bytes" in detail
+    assert "(the client had its certificate, for eu1.ksc.kaspersky.com, not the rest of the flight)" in detail
 
 
 def test_chunked_reading_agrees(tmp_path):

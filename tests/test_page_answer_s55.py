@@ -53,7 +53,7 @@ def test_a_crl_answered_by_an_html_page_is_a_filters_page(tmp_path, engine):
 def test_an_ocsp_post_answered_by_a_page_without_content_type(tmp_path):
     row, _ = judged(tmp_path, OCSP_POST, answer(None, b"\r\n  <html><body>login</body></html>"))
     assert (row.verdict, row.reason) == ("blocked", "rejected")
-    assert "an HTML page (text/html (no Content-Type)) where an OCSP response was asked for" in row.detail
+    assert "an HTML page (text/html, no Content-Type) where an OCSP response was asked for" in row.detail
 
 
 @pytest.mark.parametrize("ctype,body", [("application/pkix-crl", b"\x30\x82\x01\x00"),
@@ -81,8 +81,15 @@ def test_through_a_proxy_in_absolute_form(tmp_path):
     row, _ = judged(tmp_path, req, answer("text/html"), server=(PROXY, 3128))
     assert (row.purpose, row.verdict, row.reason) == ("cert_check", "blocked", "rejected")
     assert row.detail.startswith(f"the proxy {PROXY}:3128 answered 200 to the request for "
-                                 "http://crl3.digicert.com:80 (a transparent web filter or captive portal: an HTML "
+                                 "http://crl3.digicert.com:80 (the proxy's web filter or a captive portal: an HTML "
                                  "page (text/html) where a certificate revocation list (CRL) was asked for")
+    # (the advice is the proxy's URL filter, not a port to open; review s55 #1)
+    from test_newcomer30_findings import _hello
+    ksc = tcp_session((AGENT, 50100), ("203.0.113.10", 23101), t0=1001.0, c_data=_hello(b"eu1.ksc.kaspersky.com"))
+    row, flows = judged(tmp_path, req, answer("text/html"), server=(PROXY, 3128), extra=ksc)
+    fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
+    assert "went through an HTTP proxy that refused or failed it: 200 with its own HTML page where a CRL" in fix
+    assert "allow *.digicert.com in the proxy's URL filter" in fix and "allow outbound" not in fix
 
 
 def test_the_advice_says_a_page_answered(tmp_path):
@@ -91,15 +98,18 @@ def test_the_advice_says_a_page_answered(tmp_path):
     row, flows = judged(tmp_path, CRL_GET, answer("text/html"), extra=ksc)
     fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
     assert "answered HTTP 200 on TCP 80, which is open" in fix
-    assert "a 2xx answer that is an HTML page where a CRL or OCSP response was asked for is a filter's block page" in fix
+    assert ("a 2xx answer that is an HTML page where a CRL, an OCSP response or a CA certificate was asked for is a "
+            "filter's block page") in fix
 
 
-def test_the_page_text_is_escaped(tmp_path):
+def test_what_a_page_is(tmp_path):
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\x1b[31m\r\n\r\n") == ""
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: TEXT/HTML ; charset=x\r\n\r\n") == "text/html"
     assert http.page_media_type(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
                                 b"application/xhtml+xml\r\n\r\n") == "application/xhtml+xml"
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Ty") == ""
+    # (an empty type: the body decides)
+    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type:\r\n\r\n<html>") == "text/html, no Content-Type"
 
 
 def test_the_answer_judged_is_the_last_after_a_proxy_login(tmp_path):
@@ -110,3 +120,17 @@ def test_the_answer_judged_is_the_last_after_a_proxy_login(tmp_path):
     for outcome, verdict in ((answer("application/pkix-crl", b"\x30\x82"), "ok"), (answer("text/html"), "blocked")):
         row, _ = judged(tmp_path, req + auth, login + outcome, server=(PROXY, 3128))
         assert (row.http_status, row.verdict) == ("200", verdict)
+
+
+def test_chunked_reading_agrees(tmp_path):
+    # (http_page from what a chunked reading keeps of a flow: the head in tiny segments)
+    from chunkcmp import assert_same
+    from pcapbuild import pcap_bytes
+    recs = []
+    for i, (req, resp) in enumerate(((CRL_GET, answer("text/html")), (OCSP_POST, answer("application/ocsp-response",
+                                                                                       b"\x30\x03\x0a\x01\x00")))):
+        recs += tcp_session((AGENT, 50024 + i), (CRL, 80), t0=1000.0 + i, c_data=req, s_data=resp)
+    path = tmp_path / "k.pcap"
+    path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
+    w = assert_same(path, [200, 700])
+    assert sorted(w["verdict"][w["resp_p"] == 80].tolist()) == ["blocked", "ok"]

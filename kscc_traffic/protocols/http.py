@@ -366,10 +366,11 @@ _PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<s
 
 def page_media_type(data: bytes | bytearray | memoryview, status: int | None = None) -> str:
     """The media type of the first final (non-1xx) response at the start of ``data`` (``status``:
-    the first with that code, :func:`exchange`'s outcome) when it is a page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
+    the first with that code, :func:`exchange`'s outcome; '' when it is not reached) when it is
+    a page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
     dropped, escaped as :func:`.dns.text_from_bytes`) when one of :data:`PAGE_TYPES`, or
-    ``text/html (no Content-Type)`` when it names none and its body starts as an HTML document
-    does (``<!DOCTYPE html``, ``<html``…). '' otherwise: another type (``application/pkix-crl``,
+    ``text/html, no Content-Type`` when it names none (or an empty one) and its body starts as
+    an HTML document does (``<!DOCTYPE html``, ``<html``…). '' otherwise: another type (``application/pkix-crl``,
     ``application/ocsp-response``), no status line, or a head cut before its Content-Type could
     be read. Never raises."""
     try:
@@ -379,13 +380,13 @@ def page_media_type(data: bytes | bytearray | memoryview, status: int | None = N
             return ""
         _, lines, end = found
         value = _header_bytes(lines, b"content-type")
-        if value is not None:
+        if value:
             kind = value.split(b";", 1)[0].strip(b" \t").lower()
             return text_from_bytes(kind) if text_from_bytes(kind) in PAGE_TYPES else ""
         if end is None:
             return ""
         body = buf[end:end + 256].lstrip(b" \t\r\n\xef\xbb\xbf").lower()
-        return "text/html (no Content-Type)" if body.startswith(_PAGE_STARTS) else ""
+        return "text/html, no Content-Type" if body.startswith(_PAGE_STARTS) else ""
     except Exception:  # pragma: no cover - defensive
         return ""
 
