@@ -1194,7 +1194,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # refusal (another service on the port, a port forward to the wrong host)
             return done("unexpected", "not_tls", f"the server sent cleartext that is not TLS where TLS is "
                         f"documented: \"{head}\" (another service on the port, or a filter's refusal)")
-        intercepted = _interception(row, certs, target, unread, pinned=rule.opener == PINNED_OPENER)
+        intercepted = _interception(row, certs, target, unread, pinned=pinned_rule(rule))
         if intercepted is not None:
             return done(*intercepted)
         # the ClientHello was captured (in a CONNECT tunnel: http,ssl): the handshake was seen
@@ -1239,7 +1239,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 if silence:
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target
-                                               and _who_closed(row, state, certs, rule.opener == PINNED_OPENER)) \
+                                               and _who_closed(row, state, certs, pinned_rule(rule))) \
                     or (target and _proxy_closed_tunnel(row, state)) or f"connection closed ({state})"
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
@@ -1500,6 +1500,14 @@ PINNED_REFUSED = ("the agent checks the server's certificate against the one it 
 #: ... and what the detail of such a certificate refused by a close without an alert says
 PINNED_SILENT = ("not the one the agent keeps for its Administration Server, which it compares the server's with, not "
                  "by name: reissued or replaced since, or the agent set up for another server?")
+
+
+def pinned_rule(rule) -> bool:
+    """Whether ``rule``'s server certificate is one the agent compares with the one it keeps, not by
+    name: the Network Agent's own TLS to its distribution point (:data:`PINNED_OPENER`, app_protocol
+    ``tls``: TCP 13000, 13295), not the KSN proxy's HTTPS for the security application (17111,
+    ``https``: not documented to pin; fp s55 #2)."""
+    return rule.opener == PINNED_OPENER and rule.app_protocol == "tls"
 
 
 def _interception(row: dict, certs: list[str], target: str, unread: bool,
@@ -1872,7 +1880,7 @@ def _who_closed(row: dict, state: str, certs: list[str], pinned: bool = False) -
         # waiting for the rest: lost on the way, not a certificate refused; break-it s55 tls #1;
         # a certificate of it seen: the client had that, not the rest, review s55 #5)
         had = (f"the client had its certificate, for {certs[0]}, not the rest of the flight" if certs else
-               "the client never had the server's certificate")
+               "the client never had the rest of the server's flight")
         return f"{did} {row.get('flight_cut')}, sending nothing itself, no alert either: {FLIGHT_LOST.format(had=had)}"
     if who == "client" and row.get("tls_hrr"):
         # (TLS 1.3: the server asked for the ClientHello again, with a key share of another group
@@ -2021,12 +2029,21 @@ def _old_version_note(row: dict, why: str) -> str:
             and not version and not row.get("start_lost") and not row.get("payload_cut") \
             and _number(row, "resp_bytes", int, 0) <= 2 * ALERT_RECORD_BYTES:
         # (answering the ClientHello itself, before any ServerHello: nothing offered was acceptable;
-        # break-it s55 tls #7, advised as inspection alone)
+        # break-it s55 tls #7, advised as inspection alone; without a server name, the name first:
+        # a front end routing by SNI refuses a nameless ClientHello so, fp s55 #4)
+        if not row.get("sni"):
+            return (f"{why}: the ClientHello carried no server name (SNI), which a server or front end that routes "
+                    "by name refuses so; else the server's side accepts none of the cipher suites, key-exchange "
+                    "groups or signature algorithms the client offered (a TLS policy on the agent's device)")
         return (f"{why}: the server's side accepts none of the cipher suites, key-exchange groups or signature "
                 "algorithms the client offered (a TLS policy on the agent's device restricting them, a cipher-suite "
                 "GPO or FIPS mode, or a device answering in the server's place)")
     if str(why).startswith("client:") and str(why).endswith("internal_error (80)"):
-        return f"{why}: the client's own TLS stack failed (on the agent's device, not on the path)"
+        # (after the server's answer, also what it sent: a certificate or parameters the client's
+        # stack cannot use, an inspecting device's among them; fp s55 #7)
+        return (f"{why}: the client's own TLS stack failed (on the agent's device"
+                + ("; on what the server's side sent too: a certificate or parameters it cannot use, a "
+                   "TLS-inspecting device's among them)" if version else ", not on the path)"))
     if not str(why).endswith("protocol_version (70)"):
         return why
     if why.startswith("client:") and version in OLD_TLS_VERSIONS:

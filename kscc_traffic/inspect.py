@@ -3857,12 +3857,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     summary = tls_batch.summarize_at(buf, cst[pos], cen[pos], buf, sst[pos], sen[pos])
     _tls_columns(fidx[pos], summary, cols, service)
     # a server's first flight that stopped short, as captured, where the handshake did not go on
-    # (no alert, a ServerHello, no HelloRetryRequest, the server's bytes captured without a hole):
+    # (no alert, a ServerHello, after a HelloRetryRequest too, the server's bytes captured without
+    # a hole):
     # what is missing of it (tls.flight_short; kept by inspect_flows only when the client closed
     # first without acknowledging more: _flight_lost)
     rows = fidx[pos]
     short = np.flatnonzero(~np.asarray(summary.established, bool) & np.asarray(summary.server_hello, bool)
-                           & ~np.asarray(summary.hello_retry, bool) & (cols["tls_alert"][rows] == "")
+                           & (cols["tls_alert"][rows] == "")
                            & ~cols["payload_cut"][rows].astype(bool) & (skind[pos] == "tls"))
     short = short[sent[rows[short], 1] == (sen[pos][short] - sst[pos][short])] if sent is not None else short[:0]
     for i in short.tolist():

@@ -259,3 +259,12 @@ def test_a_certificate_check_reset_before_any_request_names_syn_proxies(tmp_path
     assert (row.verdict, row.reason) == ("blocked", "rejected")
     fix = readiness(flows, RULES).set_index("purpose").loc["cert_check"].fix
     assert "completes the handshake itself and gives up" in fix and "allow outbound HTTP" not in fix
+
+
+def test_a_nameless_hello_refused_names_the_missing_name_first():
+    # (fp s55 #4, #7)
+    from kscc_traffic.classify import _old_version_note
+    got = _old_version_note({"tls_version": "", "sni": ""}, "server: handshake_failure (40)")
+    assert got.startswith("server: handshake_failure (40): the ClientHello carried no server name (SNI)")
+    got = _old_version_note({"tls_version": "TLS 1.2"}, "client: internal_error (80)")
+    assert "on what the server's side sent too" in got and "not on the path" not in got

@@ -135,3 +135,11 @@ def test_tls13_dp_refusals_are_not_the_one_kept(tmp_path):
     assert by[50002].detail.endswith(f"({PINNED_SILENT})")
     fix = readiness(flows, RULES).set_index("purpose").loc["dp_agent_connection"].fix
     assert "as not the one it keeps for its Administration Server" in fix and "DigiCert" not in fix
+
+
+def test_the_ksn_proxy_https_port_still_compares_names(tmp_path):
+    # (fp s55 #2: 17111 is the KSN proxy's HTTPS for the security application, not documented to
+    # pin the distribution point's certificate: a certificate for another name stays told)
+    recs = session(_done("dp01.corp.example"), server=(DP, 17111))
+    (row,) = analyze_file(str(write(tmp_path, recs)), RULES).flows.to_dict("records")
+    assert (row["purpose"], row["verdict"], row["reason"]) == ("dp_ksn_proxy_https", "unexpected", "tls_intercepted")

@@ -15,7 +15,7 @@ pytest.importorskip("scapy")
 
 from kscc_traffic.analyze import analyze_file  # noqa: E402
 from kscc_traffic.chunked import ChunkedAnalysis  # noqa: E402
-from kscc_traffic.protocols.tls import flight_short  # noqa: E402
+from kscc_traffic.protocols.tls import HRR_RANDOM, flight_short  # noqa: E402
 from kscc_traffic.report import MTU_FIX, readiness  # noqa: E402
 from kscc_traffic.rules import load_rules  # noqa: E402
 from test_decode_more_encaps import client_hello  # noqa: E402
@@ -25,7 +25,8 @@ RULES = load_rules()
 HELLO = client_hello("eu1.ksc.kaspersky.com")
 SH13 = _record(22, _server_hello(exts=_V13, cipher=0x1301)) + CCS
 SH12 = _record(22, _server_hello())
-LOST = ("the rest was lost on the way (the client never had the server's certificate): packets lost, most often "
+HRR13 = _record(22, _server_hello(HRR_RANDOM, _V13, 0x1301)) + CCS
+LOST = ("the rest was lost on the way (the client never had the rest of the server's flight): packets lost, most often "
         "full-size segments lost, a path-MTU black hole? (ICMP 'fragmentation needed'/'packet too big' filtered)")
 
 
@@ -79,8 +80,8 @@ def test_tls12_without_server_hello_done(tmp_path):
     _, flows, tcp = _judged(tmp_path, _conv(50003, [SH12], 15.0))
     row = tcp.loc[50003]
     assert (row.verdict, row.reason) == ("blocked", "tls_failed")
-    assert "(no ServerHelloDone came after its ServerHello: its certificate and key exchange never all came)" \
-        in row.detail
+    assert ("(the rest of its flight never came after its ServerHello (no ServerHelloDone, nor a resumed session's "
+            "ChangeCipherSpec))") in row.detail
     assert row.detail.endswith(LOST)
 
 
@@ -135,6 +136,9 @@ def test_chunked_reading_agrees(tmp_path):
     (SH12 + _record(22, _handshake(14, b"")), 0x0303, ""),
     (SH12 + CCS + _record(22, bytes(40)), 0x0303, ""),                      # a resumed session
     (SH12 + b"\x16\x03", 0x0303, "its last record's header arrived only in part, 2 of 5 bytes"),
+    (SH12, 0x0301, ""),                                                     # TLS 1.0: the client may refuse it
+    (HRR13 + SH13, 0x0304, "no encrypted record came after its ServerHello"),  # after a HelloRetryRequest
+    (HRR13, 0x0304, ""),
     (SH13 + b"\x15\x03\x03\x00\x02\x02\x28", 0x0304, ""),                    # an alert: told as such
     (b"HTTP/1.1 200 OK\r\n\r\n", 0x0304, ""),
     (b"", None, ""),

@@ -104,9 +104,9 @@ def test_the_advice_says_a_page_answered(tmp_path):
 
 def test_what_a_page_is(tmp_path):
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\x1b[31m\r\n\r\n") == ""
-    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: TEXT/HTML ; charset=x\r\n\r\n") == "text/html"
+    assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type: TEXT/HTML ; charset=x\r\n\r\n<p>") == "text/html"
     assert http.page_media_type(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
-                                b"application/xhtml+xml\r\n\r\n") == "application/xhtml+xml"
+                                b"application/xhtml+xml\r\n\r\n<html/>") == "application/xhtml+xml"
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Ty") == ""
     # (an empty type: the body decides)
     assert http.page_media_type(b"HTTP/1.1 200 OK\r\nContent-Type:\r\n\r\n<html>") == "text/html, no Content-Type"
@@ -134,3 +134,22 @@ def test_chunked_reading_agrees(tmp_path):
     path.write_bytes(pcap_bytes(sorted(recs, key=lambda r: r[0])))
     w = assert_same(path, [200, 700])
     assert sorted(w["verdict"][w["resp_p"] == 80].tolist()) == ["blocked", "ok"]
+
+
+@pytest.mark.parametrize("resp", [
+    answer("text/html", b"\x30\x82\x01\x0a" + bytes(20)),                # a DER CRL a server mislabels
+    answer("text/html", b"-----BEGIN X509 CRL-----\nMIIB\n"),           # PEM
+    answer("text/html", b""),                                           # no body (Content-Length: 0)
+    b"HTTP/1.1 204 No Content\r\nContent-Type: text/html\r\n\r\n",      # a 204 carries none
+])
+def test_what_no_page_is(tmp_path, resp):
+    # (fp s55 #1, #3: a CRL served as text/html, or no body at all, is no block page)
+    row, _ = judged(tmp_path, CRL_GET, resp)
+    assert "block or login page" not in row.detail
+
+
+def test_a_head_answer_has_no_page(tmp_path):
+    head = CRL_GET.replace(b"GET ", b"HEAD ", 1)
+    resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n"
+    row, _ = judged(tmp_path, head, resp)
+    assert (row.verdict, row.detail) == ("ok", "")

@@ -362,6 +362,9 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml")
 #: how a page's body starts when its answer names no Content-Type (after white space; compared in
 #: lower case): an HTML document (the WHATWG sniffing's first signatures)
 _PAGE_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<script")
+#: how a body starts that is no page whatever its Content-Type: DER (a SEQUENCE: a CRL, an OCSP
+#: response, a certificate) or PEM
+_NOT_PAGE_STARTS = (b"\x30", b"-----BEGIN")
 
 
 def page_media_type(data: bytes | bytearray | memoryview, status: int | None = None) -> str:
@@ -370,7 +373,9 @@ def page_media_type(data: bytes | bytearray | memoryview, status: int | None = N
     a page: its ``Content-Type`` (RFC 9110 §8.3; lower case, parameters such as ``charset``
     dropped, escaped as :func:`.dns.text_from_bytes`) when one of :data:`PAGE_TYPES`, or
     ``text/html, no Content-Type`` when it names none (or an empty one) and its body starts as
-    an HTML document does (``<!DOCTYPE html``, ``<html``…). '' otherwise: another type (``application/pkix-crl``,
+    an HTML document does (``<!DOCTYPE html``, ``<html``…). '' when no body byte is in view (the
+    answer to a HEAD, a 204, a head cut) or the body starts as DER (``0x30``) or PEM does, whatever
+    its type (a misconfigured server's CRL as ``text/html``), and otherwise: another type (``application/pkix-crl``,
     ``application/ocsp-response``), no status line, or a head cut before its Content-Type could
     be read. Never raises."""
     try:
@@ -379,14 +384,18 @@ def page_media_type(data: bytes | bytearray | memoryview, status: int | None = N
         if found is None:
             return ""
         _, lines, end = found
+        if end is None:
+            return ""
+        # (no body in view, a HEAD's answer or a 204, is no page; nor one a CRL, an OCSP response or
+        # a certificate starts as, DER or PEM, whatever type a misconfigured server gives it)
+        body = buf[end:end + 256].lstrip(b" \t\r\n\xef\xbb\xbf")
+        if not body or body.startswith(_NOT_PAGE_STARTS):
+            return ""
         value = _header_bytes(lines, b"content-type")
         if value:
             kind = value.split(b";", 1)[0].strip(b" \t").lower()
             return text_from_bytes(kind) if text_from_bytes(kind) in PAGE_TYPES else ""
-        if end is None:
-            return ""
-        body = buf[end:end + 256].lstrip(b" \t\r\n\xef\xbb\xbf").lower()
-        return "text/html, no Content-Type" if body.startswith(_PAGE_STARTS) else ""
+        return "text/html, no Content-Type" if body.lower().startswith(_PAGE_STARTS) else ""
     except Exception:  # pragma: no cover - defensive
         return ""
 

@@ -648,7 +648,8 @@ HS_SERVER_HELLO_DONE = 14
 def flight_short(server_stream: bytes | bytearray | memoryview, version: int | None) -> str:
     """What is missing of a server's first flight (the server's initial stream as captured,
     ``version`` the ServerHello's negotiated version), for a detail; '' when it looks whole or
-    cannot be told (no TLS, an alert, a HelloRetryRequest, a version unknown):
+    cannot be told (no TLS, an alert, a HelloRetryRequest alone, a version unknown or older than
+    TLS 1.2):
 
     - its last record cut: ``its last record, of N bytes, arrived only in part: M bytes`` (the
       record's length field announces more than the stream holds; a header cut counts too);
@@ -656,9 +657,12 @@ def flight_short(server_stream: bytes | bytearray | memoryview, version: int | N
       server's EncryptedExtensions, Certificate, CertificateVerify and Finished follow at once,
       as type-23 records): ``no encrypted record came after its ServerHello, where TLS 1.3 sends
       the certificate``;
-    - TLS 1.0-1.2, its handshake messages without a ServerHelloDone (RFC 5246 §7.3: it ends the
-      flight; a resumed session's ChangeCipherSpec ends it instead): ``no ServerHelloDone came
-      after its ServerHello: its certificate and key exchange never all came``.
+    - TLS 1.2, its handshake messages without a ServerHelloDone (RFC 5246 §7.3: it ends the
+      flight; a resumed session's ChangeCipherSpec ends it instead): ``the rest of its flight never
+      came after its ServerHello (no ServerHelloDone, nor a resumed session's ChangeCipherSpec)``
+      (not for an older version, whose ServerHello the client may have refused itself).
+
+    After a HelloRetryRequest the flight of the ServerHello that follows it is judged.
 
     Never raises."""
     try:
@@ -680,24 +684,31 @@ def flight_short(server_stream: bytes | bytearray | memoryview, version: int | N
                 ccs = True
             elif ct == CT_APP_DATA:
                 sealed = True
-            elif ct == CT_HANDSHAKE and not ccs:
+            elif ct == CT_HANDSHAKE and (not ccs or version == TLS1_3):
+                # (TLS 1.3: a compatibility ChangeCipherSpec may follow a HelloRetryRequest)
                 hs += data[off + 5:off + 5 + ln]
             off += 5 + ln
-        types, hello, retry = [], False, False
+        types, hello = [], False
         for mt, body, whole in _messages(bytes(hs)):
             if not whole:
                 return "its flight ended inside a handshake message"
-            types.append(mt)
             if mt == HS_SERVER_HELLO:
+                # (after a HelloRetryRequest, the flight of the real ServerHello that follows)
                 sh = _server_hello_body(body, True)
-                hello, retry = sh is not None, retry or (sh is not None and sh.hello_retry)
-        if not hello or retry:
+                hello = sh is not None and not sh.hello_retry
+                types = []
+            types.append(mt)
+        if not hello:
             return ""
         if version == TLS1_3:
             return ("" if sealed else
                     "no encrypted record came after its ServerHello, where TLS 1.3 sends the certificate")
-        if version is not None and TLS1_0 <= version <= TLS1_2 and HS_SERVER_HELLO_DONE not in types and not ccs:
-            return "no ServerHelloDone came after its ServerHello: its certificate and key exchange never all came"
+        if version == TLS1_2 and HS_SERVER_HELLO_DONE not in types and not ccs:
+            # (a full handshake's flight ends with its ServerHelloDone, a resumed session's with its
+            # ChangeCipherSpec and Finished; an older version's ServerHello the client may refuse
+            # itself: not told)
+            return ("the rest of its flight never came after its ServerHello (no ServerHelloDone, nor a resumed "
+                    "session's ChangeCipherSpec)")
         return ""
     except Exception:  # pragma: no cover - defensive
         return ""
