@@ -891,6 +891,16 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             return ("", "unexpected", "undocumented_port",
                     f"{proto.upper()} {resp_p} to a Kaspersky name; no rule documents this port"
                     + _attempt_failed(row, icmp_text, answered, partial))
+        other = {"tcp": "udp", "udp": "tcp"}.get(proto)
+        twin = rules.match(other, resp_p, "unicast") or rules.match(other, resp_p, row["cast"]) \
+            if other and resp_p >= WELL_KNOWN_PORTS else None
+        if twin is not None:
+            # (the port of a documented purpose, over the other transport: break-it s55 dp #11, a
+            # TCP connection to UDP 15000's port said only "no documented KSC port"; not the
+            # well-known 443 and 80, which QUIC and others use over UDP)
+            return "", "unclassified", "", (f"{proto.upper()} {resp_p}: the page documents {other.upper()} {resp_p} "
+                                            f"({twin.id}), not {proto.upper()}: not judged (another program's "
+                                            "traffic, or a port set up with the wrong transport?)")
         return "", "unclassified", "", NO_RULE_DETAIL
 
     def done(verdict: str, reason: str, detail: str) -> tuple[str, str, str, str]:

@@ -268,3 +268,16 @@ def test_a_nameless_hello_refused_names_the_missing_name_first():
     assert got.startswith("server: handshake_failure (40): the ClientHello carried no server name (SNI)")
     got = _old_version_note({"tls_version": "TLS 1.2"}, "client: internal_error (80)")
     assert "on what the server's side sent too" in got and "not on the path" not in got
+
+
+def test_a_documented_port_over_the_other_transport_says_so(tmp_path):
+    # (s55 dp #11: TCP to 15000, documented as UDP only, was "no documented KSC port")
+    recs = tcp_session(("192.0.2.5", 50800), ("192.0.2.10", 15000), t0=1000.0, c_data=b"x" * 20) + _ksc()
+    flows = analyze_file(_write(tmp_path, recs), RULES).flows
+    row = flows[(flows.proto == "tcp") & (flows.resp_p == 15000)].iloc[0]
+    assert (row.purpose, row.verdict) == ("", "unclassified")
+    assert row.detail.startswith("TCP 15000: the page documents UDP 15000 (gateway_udp), not TCP: not judged")
+    # (not for the well-known ports, which QUIC and others use over UDP)
+    recs = [udp(("192.0.2.10", 50900), ("198.51.100.7", 443), b"q" * 1200, t=1000.0)] + _ksc()
+    flows = analyze_file(_write(tmp_path, recs, "q.pcap"), RULES).flows
+    assert "the page documents" not in flows[flows.proto == "udp"].iloc[0].detail
