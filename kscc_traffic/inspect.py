@@ -692,6 +692,9 @@ MAX_TTL_ADDRESSES = 65_536
 #: how the hint of a SYN answered by a reset from a device nearer than the server begins (after
 #: the hop count; report.readiness counts such flows: :data:`REFUSED_NEARER` is in their detail)
 REFUSED_NEARER = "nearer than the server ("
+#: ... and that of a reset from as many hops away but another initial TTL (hop limit): another
+#: device's stack (report.refused_counts counts it with the nearer ones)
+REFUSED_OTHER = "as many hops away but from another initial value (another device's stack:"
 #: ... and that of a reset with the server's own TTL (hop limit): most likely the server's own answer
 REFUSED_OWN = "the reset came with the server's own "
 #: what :func:`refused_hint` says a nearer device's reset means (a SYN's: the port refused;
@@ -981,9 +984,9 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
     flow, before or after the reset (:func:`address_ttls` of these packets and ``prior``: an ACK,
     data; no SYN-ACK, which a SYN proxy may have sent for the server with its own resets' TTL):
     :func:`refused_hint` (fewer hops, a firewall refusing the port; the same TTL, most likely the
-    server's own stack). No hint when the address sent nothing else in these packets nor
-    ``prior``, nor for a reset from farther or with another initial TTL at the same distance
-    (nothing said). Packet order does not matter (newcomer 29 F2: an agent tries 23101 first and
+    server's own stack; as many hops from another initial TTL, another device's stack). No hint
+    when the address sent nothing else in these packets nor ``prior``, nor for a reset from
+    farther (nothing said). Packet order does not matter (newcomer 29 F2: an agent tries 23101 first and
     443 later, or the other way round): a chunked or live analysis whose flow leaves before the
     address's later packets are read holds it back (:data:`REFUSED_WAIT`).
 
@@ -1019,7 +1022,7 @@ def _refused_hints(ft: FlowTable, n: int, prior: dict | None = None,
             waiting[int(pf[rows[k]])] = (int(ver[k]), int(key[1][k]), int(key[2][k]), int(t[k]))
     t_ref = np.where(said, t_ref, t)
     h, h_ref = _hops(t), _hops(t_ref)
-    for k in np.flatnonzero(said & ((t == t_ref) | (h < h_ref))).tolist():
+    for k in np.flatnonzero(said & ((t == t_ref) | (h <= h_ref))).tolist():
         out[int(pf[rows[k]])] = refused_hint(int(ver[k]), int(t[k]), int(t_ref[k]))
     return out
 
@@ -1028,13 +1031,17 @@ def refused_hint(ver: int, ttl: int, ref: int) -> str:
     """The hint of a SYN answered by a reset of TTL (IPv6: hop limit) ``ttl`` from an address
     whose first packet that is no reset came with ``ref`` (ints; ``ver`` 4 or 6): the same,
     :data:`REFUSED_OWN` (most likely the server's own answer); from fewer hops (:func:`_hops`),
-    a device :data:`REFUSED_NEARER` (a firewall refusing the port); else '' (farther, or
-    another initial TTL at the same distance)."""
+    a device :data:`REFUSED_NEARER` (a firewall refusing the port); at the same distance from
+    another initial value (255 against 128: another stack), a device too, :data:`REFUSED_OTHER`
+    (break-it s55 dp #10); else '' (farther)."""
     field_name = "hop limit" if ver == 6 else "TTL"
     if ttl == ref:
         return f"{REFUSED_OWN}{field_name} ({ttl}, as its packets on other connections): {REFUSED_OWN_MEANS}"
     h, h_ref = (int(x) for x in _hops(np.array([ttl, ref], np.int64)))
-    if h >= h_ref:
+    if h == h_ref:
+        return (f"the reset came with {field_name} {ttl}, the server's packets on other connections with {ref}: "
+                f"{REFUSED_OTHER} {ttl + h} vs {ref + h_ref}), not the server's: {REFUSED_PORT}")
+    if h > h_ref:
         return ""
     d = h_ref - h
     return (f"the reset came from a device {d} hop{'s' if d != 1 else ''} {REFUSED_NEARER}{field_name} "

@@ -45,7 +45,7 @@ from .classify import ECH_MAY_BE, PAGE_SERVED, PINNED_OPENER, PINNED_REFUSED, PI
 from .text import clean_utf8, escape_terminal  # noqa: F401 (escaping helpers, here for callers)
 from .unreachable import (CLOUD_FORGED, FROM_DESTINATION, NOT_LISTENING, NOT_REFUSALS, REJECTS, TOO_BIG_IGNORED, answered_by,
                           delivery_error, icmp_kind, reassembly_note, too_big_note)
-from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
+from .inspect import HELLO_COPIES, REFUSED_NEARER, REFUSED_OTHER, REFUSED_OWN, REFUSED_OWN_MEANS, UNMATCHED_ID, UNMATCHED_QUESTION
 
 #: what makes a spreadsheet read a CSV cell as a formula (OWASP's list, and the full-width forms
 #: some Excel locales also take), after any leading spaces (ASCII or ideographic)
@@ -964,13 +964,15 @@ def unquoted_details(flows: pd.DataFrame) -> list[str]:
 
 def refused_counts(details) -> tuple[int, int]:
     """Of blocked flows' ``details``, (those whose SYN a device nearer than the server reset,
-    those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` and
+    those the server's own reset refused): by :data:`~kscc_traffic.inspect.REFUSED_NEARER` (or
+    :data:`~kscc_traffic.inspect.REFUSED_OTHER`: another initial TTL at the same distance) and
     :data:`~kscc_traffic.inspect.REFUSED_OWN` in the detail, not a distribution point's reset
     (:data:`~kscc_traffic.classify.DP_RESET`: advised as such) nor a connection going on after an
     idle time (:data:`~kscc_traffic.classify.IDLE_GOES_ON`: :func:`idle_drop_fix`)."""
     # (nor a connection going on after an idle time: advised as the idle drop, idle_drop_fix)
     details = [str(x) for x in details if not str(x).startswith((DP_RESET, IDLE_GOES_ON))]
-    return (sum(1 for x in details if REFUSED_NEARER in x), sum(1 for x in details if REFUSED_OWN in x))
+    return (sum(1 for x in details if REFUSED_NEARER in x or REFUSED_OTHER in x),
+            sum(1 for x in details if REFUSED_OWN in x))
 
 
 #: server endpoints (address, TCP port) a :class:`RefusedAccepted` remembers at most, accepted ones

@@ -281,3 +281,17 @@ def test_a_documented_port_over_the_other_transport_says_so(tmp_path):
     recs = [udp(("192.0.2.10", 50900), ("198.51.100.7", 443), b"q" * 1200, t=1000.0)] + _ksc()
     flows = analyze_file(_write(tmp_path, recs, "q.pcap"), RULES).flows
     assert "the page documents" not in flows[flows.proto == "udp"].iloc[0].detail
+
+
+@pytest.mark.parametrize("ttl,ref,said", [
+    (254, 127, "as many hops away but from another initial value (another device's stack: 255 vs 128)"),
+    (63, 127, "as many hops away but from another initial value (another device's stack: 64 vs 128)"),
+    (127, 127, "the reset came with the server's own TTL (127"),
+    (58, 62, ""),                                       # (from farther: nothing said)
+])
+def test_a_reset_from_another_stack_at_the_same_distance(ttl, ref, said):
+    # (s55 dp #10: a reset of initial TTL 255 in the name of a server whose packets start at 128,
+    # both one hop away, got no hint)
+    from kscc_traffic.inspect import refused_hint
+    got = refused_hint(4, ttl, ref)
+    assert (said in got) if said else got == ""
