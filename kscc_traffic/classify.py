@@ -1136,7 +1136,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
     elif rule.app_protocol == "http" and proto == "tcp" and not partial and row.get("client_proto") == "http":
         # plain HTTP sent straight to the server: a transparent web filter answers as a proxy does
         refused = (_proxy_answer(row, _direct_target(row), direct=True) or _foreign_redirect(row, rule)
-                   or _page_answer(row, rule))
+                   or _page_answer(row, rule) or _later_refusal(row))
         if refused is not None:
             return done(*refused)
 
@@ -2733,6 +2733,26 @@ def _page_answer(row: dict, rule, target: str = "") -> tuple[str, str, str] | No
     return "blocked", "rejected", f"{who} answered {status} to {request} ({by}: {page}, {PAGE_SERVED})"
 
 
+def _later_refusal(row: dict) -> tuple[str, str, str] | None:
+    """(``blocked``, ``rejected``, detail) of a plain HTTP connection sent straight to the server
+    whose first request was answered 2xx/3xx and a later one refused by a filter's status (internal
+    column ``http_later``, :func:`.inspect` with :func:`.http.later_answers`: "403 2 /x.crl"): a
+    web filter allowing one URL of a host and refusing another on the same keep-alive connection
+    (break-it s55 tls #6: only the first answer was judged). The detail reads as
+    :func:`_proxy_refusal`'s for a filter's refusal (report.HTTP_REFUSAL). None without one."""
+    later = str(row.get("http_later") or "").split(" ", 2)
+    if len(later) < 3 or not later[1].isdigit():
+        return None
+    status, k, path = later
+    server = endpoint_text(row["resp_h"], int(row["resp_p"]))
+    url = _direct_target(row) + (path if path.startswith("/") else "")
+    n = int(k)
+    nth = {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+    return ("blocked", "rejected", f"the server {server} answered {status} to the request for {url} (a transparent web "
+            f"filter, or the server refusing it), the {nth} request on this connection, after "
+            f"{row.get('http_status')} to the first: a filter allowing one URL of a host and refusing another?")
+
+
 #: how the detail of :func:`_page_answer` ends (report.proxy_refused: a proxy's page is no target
 #: reached)
 PAGE_SERVED = "its block or login page served in the server's place"
@@ -3440,7 +3460,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary", "syn_answer",
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups",
+                  "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
@@ -3451,7 +3471,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "tunnel_http_status", "tunnel_close_s", "stall_from_s", "resp_stall_from_s", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
-                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups",
+                     "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
                      "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
@@ -3464,7 +3484,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "tls_wait_after", "went_on", "tcp_hdr_cut", "blind_client_next", "blind_closer",
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
-                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut",
+                  "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
                   "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
@@ -3477,7 +3497,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "dns_rcode", "proxy_target", "http_status", "dns_answers", "http_host", "tls_wait_after",
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
-                 "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
+                 "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
                  "tls_version", "tls_client_cert", "opened_cloud")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}

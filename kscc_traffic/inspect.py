@@ -70,6 +70,9 @@ MTU_RESENDS = 3
 #: nanoseconds at least from the first to the last sending of that segment (see
 #: :data:`MTU_RESENDS`)
 MTU_RESEND_NS = 1_000_000_000
+#: statuses of a later answer on a keep-alive HTTP connection that refuse its request (a filter's,
+#: a failing gateway's: classify.FILTER_STATUSES), read into the internal ``http_later``
+LATER_REFUSALS = frozenset(("403", "407", "451", "511", "502", "503", "504"))
 #: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
 MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
             "arrived: full-size segments lost, a path-MTU black hole?" + MTU_FILTERED)
@@ -2038,6 +2041,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # ("an HTML page (text/html) where an OCSP response was asked for", escaped), '' where not:
     # http.revocation_asked, http.page_media_type)
     cols["http_page"] = repeated("", n)
+    # (likewise: a later request of a keep-alive connection whose first answer was 2xx/3xx refused
+    # by a filter's status (LATER_REFUSALS): "403 2 /DigiCertGlobalRootG2.crl" (status, which
+    # request, its target, escaped), '' where none: http.later_answers)
+    cols["http_later"] = repeated("", n)
     # (likewise: a TLS connection whose server's first flight, as captured, stopped short and whose
     # client then closed first without acknowledging more: what was missing and how long the
     # client waited, for classify's detail (packets lost on the way, not a certificate refused);
@@ -3961,6 +3968,13 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
             if status is not None and 300 <= status < 400 and not connect:
                 # (where a redirect sends the request: a captive portal's page, classify._foreign_redirect)
                 cols["http_location"][f] = http.response_location(mv[s0:s1]) or ""
+            if status is not None and 200 <= status < 400 and target is None:
+                # (a later request of the same connection refused: a filter allowing one URL of a host
+                # and refusing another, classify._later_refusal; "status k target", escaped)
+                later = next(((k, code, t) for k, code, t in http.later_answers(cs, mv[s0:s1])
+                              if str(code) in LATER_REFUSALS), None)
+                if later is not None:
+                    cols["http_later"][f] = f"{later[1]} {later[0]} {later[2]}"
             if status is not None and 200 <= status < 300 and not connect:
                 # (a page where certificate status data was asked for: a filter's block page or a
                 # captive portal's, classify._page_answer)

@@ -153,3 +153,30 @@ def test_a_head_answer_has_no_page(tmp_path):
     resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n"
     row, _ = judged(tmp_path, head, resp)
     assert (row.verdict, row.detail) == ("ok", "")
+
+
+def test_a_later_request_refused_on_the_same_connection(tmp_path):
+    # (break-it s55 tls #6: only the first answer of a keep-alive connection was judged)
+    from chunkcmp import assert_same
+    second = CRL_GET.replace(b"/DigiCertGlobalRootG2.crl", b"/DigiCertTLSRSASHA2562020CA1.crl")
+    crl = answer("application/pkix-crl", b"\x30\x82\x01\x00")
+    row, flows = judged(tmp_path, CRL_GET + second, crl + answer("text/html", b"<html>no</html>", "403 Forbidden"))
+    assert (row.verdict, row.reason) == ("blocked", "rejected")
+    assert row.detail.startswith(f"the server {CRL}:80 answered 403 to the request for "
+                                 "http://crl3.digicert.com:80/DigiCertTLSRSASHA2562020CA1.crl (a transparent web "
+                                 "filter, or the server refusing it), the 2nd request on this connection, after 200 "
+                                 "to the first")
+    assert_same(tmp_path / "c.pcap", [200, 700])
+    # (a 404 later is the server's own answer: ok, as a first one is)
+    row, _ = judged(tmp_path, CRL_GET + second, crl + answer("text/html", b"<html>x</html>", "404 Not Found"))
+    assert (row.verdict, row.detail) == ("ok", "")
+
+
+def test_later_answers():
+    c = (b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzHEAD /c HTTP/1.1\r\n\r\n"
+         b"GET /d HTTP/1.1\r\n\r\n")
+    s = (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 F\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"
+         b"HTTP/1.1 503 Busy\r\n\r\n")
+    assert http.later_answers(c, s) == [(2, 403, "/b"), (3, 200, "/c"), (4, 503, "/d")]
+    assert http.later_answers(c, s[:20]) == [] and http.later_answers(b"\x16\x03", b"") == []

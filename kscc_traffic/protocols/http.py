@@ -26,6 +26,7 @@ __all__ = [
     "response_status",
     "response_location",
     "page_media_type",
+    "later_answers",
     "revocation_asked",
     "head_length",
     "connect_target",
@@ -566,6 +567,56 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
         if not (client[co:].startswith(b"CONNECT ") if connect else looks_like_http_request(client[co:])):
             break                        # no new request after this answer
     return status, None, None
+
+
+#: requests of one keep-alive connection read at most by :func:`later_answers`
+MAX_EXCHANGES = 16
+
+
+def later_answers(client: bytes | bytearray | memoryview,
+                  server: bytes | bytearray | memoryview) -> list[tuple[int, int, str]]:
+    """The answers after the first on a keep-alive (or pipelined) HTTP/1.x connection, paired with
+    the requests they answer: ``[(k, status, target), …]`` for the ``k``-th request (1-based, from
+    2), its final answer's status code (1xx skipped) and its request target (escaped text, as
+    :attr:`HttpRequest.target`), in order, at most :data:`MAX_EXCHANGES` requests. A request's and
+    an answer's body are stepped over by their length (Content-Length, chunked; a HEAD's answer
+    and a 204 or 304 have none); the walk stops where a head or body is not whole in view, or the
+    bytes are no HTTP. [] when there is one exchange or none. Never raises (a filter can allow
+    one URL of a host and refuse another on the same connection: the first answer alone hides
+    it; Zeek's http.log has a row per request)."""
+    out: list[tuple[int, int, str]] = []
+    try:
+        cbuf, sbuf = bytes(client[:_LIMIT]), bytes(server[:_LIMIT])
+        co = so = 0
+        for k in range(1, MAX_EXCHANGES + 1):
+            req = parse_request(cbuf[co:])
+            ch = head_length(cbuf[co:]) if req is not None else None
+            if req is None or ch is None:
+                break
+            after = _body_end(cbuf[co:co + ch], cbuf, co + ch, len(cbuf))
+            # the answer: 1xx heads skipped, then the final one
+            code = None
+            while so < len(sbuf):
+                code = response_status(sbuf[so:so + 32])
+                hl = head_length(sbuf[so:]) if code is not None else None
+                if code is None or hl is None:
+                    return out
+                head = sbuf[so:so + hl]
+                so += hl
+                if code >= 200:
+                    break
+            if code is None or code < 200:
+                break
+            if k > 1:
+                out.append((k, code, req.target))
+            no_body = req.method == "HEAD" or code in (204, 304)
+            end = so if no_body else _body_end(head, sbuf, so, len(sbuf))
+            if end is None or after is None:
+                break
+            so, co = end, after
+    except Exception:  # pragma: no cover - defensive
+        return out
+    return out
 
 
 def connect_target(req: HttpRequest) -> str | None:
