@@ -111,8 +111,11 @@ _FAIL_ON_HELP = ("exit status 1 when (repeatable, or a comma list; any one that 
                  "programs' and fail nothing (given --fail-on, a Note: line says so). E.g. --fail-on flagged,no-ksc")
 
 
-def _fail_on_option():
-    return typer.Option([], "--fail-on", metavar="WHAT[,…]", help=_FAIL_ON_HELP)
+def _fail_on_option(live: bool = False):
+    """The ``--fail-on`` option (:data:`_FAIL_ON_HELP`); ``live``: said of the capture made, not of
+    captures given (newcomer s55 #6)."""
+    text = _FAIL_ON_HELP.replace("over all the captures given", "over the whole capture") if live else _FAIL_ON_HELP
+    return typer.Option([], "--fail-on", metavar="WHAT[,…]", help=text)
 
 
 def _fail_on(given: List[str]) -> frozenset:
@@ -187,10 +190,13 @@ class FileSetMode(str, Enum):
     separate = "separate"
 
 
-#: the CAPTURE argument of analyze and report
-_CAPTURE_HELP = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
+#: the CAPTURE argument of analyze and report ({command}: the command's own example)
+_CAPTURE_TEXT = ("pcap or pcapng files (also compressed: gz, xz, bz2, zst, lz4), or folders: the capture "
                  "files in each (not its subfolders); a ring buffer's or file set's files are one capture "
-                 "(--file-set); - alone: standard input (tcpdump -w - … | kscc-traffic analyze -)")
+                 "(--file-set); - alone: standard input (tcpdump -w - … | kscc-traffic {command})")
+_CAPTURE_HELP = _CAPTURE_TEXT.format(command="analyze -")
+#: ... report's (newcomer s55 #6: it showed analyze's example)
+_REPORT_CAPTURE_HELP = _CAPTURE_TEXT.format(command="report - --html report.html")
 
 #: the --file-set option of analyze and report
 _FILE_SET_HELP = ("auto: the files of one ring buffer or file set (dumpcap -b: x_00001_20261130101500.pcapng…; "
@@ -961,7 +967,7 @@ def _print_rules(ruleset) -> None:
 
 @app.command()
 def report(
-    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_CAPTURE_HELP),
+    captures: List[str] = typer.Argument(..., metavar="CAPTURE", help=_REPORT_CAPTURE_HELP),
     html: Path = typer.Option(..., "--html", metavar="FILE", help="write the self-contained HTML report here"),
     rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE",
                                          help="rules file (default: bundled KSC Cloud rules)"),
@@ -1040,7 +1046,15 @@ def report(
         raise typer.Exit(EXIT_INTERRUPTED)
     from .output import flagged_verdicts
     from .report import any_ksc
-    raise typer.Exit(_exit_status(flagged_verdicts(flows), fail_on, any_ksc(flows, ruleset), len(read)))
+    status = _exit_status(flagged_verdicts(flows), fail_on, any_ksc(flows, ruleset), len(read))
+    if html.is_file():
+        # (one last line that says what was written: silence and exit status 1 for flagged flows
+        # read as a failure; newcomer s55 #5)
+        v = flows["verdict"].value_counts() if "verdict" in flows else {}
+        err.print(escape_terminal(f"Wrote {path_text(html)} ({len(flows):,} flow{'' if len(flows) == 1 else 's'}: "
+                                  f"{int(v.get('blocked', 0)):,} blocked, {int(v.get('unexpected', 0)):,} unexpected)"),
+                  markup=False, soft_wrap=True)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -1071,7 +1085,7 @@ def live(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
                                           help="write the final report here instead of stdout"),
     list_interfaces: bool = typer.Option(False, "--list-interfaces", metavar="", help="list the interfaces and exit"),
-    fail_on: List[str] = _fail_on_option(),
+    fail_on: List[str] = _fail_on_option(live=True),
     verbose: bool = typer.Option(False, "--verbose", "-v", metavar="",
                                  help="print the whole default capture filter at the start (else: how many "
                                       "ports it covers; rules --bpf prints it)"),
@@ -1132,9 +1146,11 @@ def live(
         flows = result.flows
         if result.note:
             _say("Warning", result.note)
-        drops = "unknown" if result.dropped is None else str(result.dropped)
+        # (tshark reports no kernel drops: said so, not "unknown dropped"; newcomer s55 #7)
+        drops = ("kernel drops not reported" if result.dropped is None
+                 else f"{result.dropped} dropped by the kernel")
         err.print(escape_terminal(f"Captured {result.captured} packet{'' if result.captured == 1 else 's'} on {result.interface} ({result.engine}), "
-                                  f"{drops} dropped by the kernel; stopped by {result.stop_reason}")
+                                  f"{drops}; stopped by {result.stop_reason}")
                   + (f"; written to {path_text(write)}" if write else ""), markup=False, soft_wrap=True)
     except KeyboardInterrupt:   # (before the report: _emit says what became of it once begun)
         raise _live_interrupted(output, write)

@@ -1897,17 +1897,23 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     elif status == "blocked" and own_rst:
         # the reset came with the server's own TTL: it got there, nothing listens (not a firewall)
         where = f"{r.transport.upper()} {r.port_text}"
+        # (a port the agent is set to use only where the page documents a range: the Administration
+        # Server's; one fixed port, 443, is nothing to check in its settings: newcomer s55 #4)
+        ranged = r.port_hi > r.port_lo
         if attempts == own_rst:
+            check = (" Check first the port the agent is set to use (the Administration "
+                     "Server's address and port in the agent's settings or installation package: the documented "
+                     f"ones are {where}, the server's own port within them); if it is right, the service is not "
+                     "running there or a firewall rejects the port (the server's own, or one on the path)" if ranged
+                     else f" The service on {where} is not running there, or a firewall rejects the port (the "
+                          "server's own, or one on the path)")
             fix = (f"{these} "
                    f"answered by a TCP reset with the server's own TTL (as its packets on other connections): "
-                   f"{REFUSED_OWN_MEANS}. Check first the port the agent is set to use (the Administration "
-                   "Server's address and port in the agent's settings or installation package: the documented "
-                   f"ones are {where}, the server's own port within them); if it is right, the service is not "
-                   "running there or a firewall rejects the port (the server's own, or one on the path)")
+                   f"{REFUSED_OWN_MEANS}.{check}")
         else:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
                     "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
-                    "or its host firewall rejects it): check the port in the agent's settings")
+                    "or its host firewall rejects it)" + (": check the port in the agent's settings" if ranged else ""))
         if restarted:
             fix += f"; {restarted} of them: {restart_text}"
     if status == "blocked" and nearer:
@@ -4554,12 +4560,15 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
     from rich.text import Text
 
     several = len(summary.captures) > 1
-    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){note}", style="italic"))
+    _, times, days = flagged_time_texts(summary)
+    # (times of today's flows carry no date line, whose "(UTC)" then said nothing: the title says it;
+    # newcomer s55 #2)
+    utc = ", times in UTC" if not all(days) else ""
+    console.print(Text(f"{_listed_title(summary)} ({summary.flagged_total}){utc}{note}", style="italic"))
     ranks = summary.flagged_rank.tolist()
     groups = flagged_groups_text(ranks, summary.flagged_group_total)
     if groups:   # (the order of the groups, then each group's name before its first flow)
         console.print(Text(groups.replace(" (a line between them)", ""), style="italic"))
-    _, times, days = flagged_time_texts(summary)
     times = [t[-12:] for t in times]   # (the date on a line of its own, below)
     day = ""
     for i, (t, r) in enumerate(zip(times, summary.flagged.itertuples(index=False))):

@@ -438,7 +438,8 @@ def test_report_lenient_skips_what_cannot_be_read(tmp_path):
     assert not out.exists()
     p = run("report", missing, SAMPLES / "blocked_agent.pcap", "--html", out, "--lenient")
     assert p.returncode == 1, p.stderr     # blocked_agent: 7 blocked flows
-    assert p.stderr == f"Warning: skipped {missing}: no such file\n"
+    assert p.stderr == (f"Warning: skipped {missing}: no such file\n"
+                        f"Wrote {out} (11 flows: 7 blocked, 0 unexpected)\n")
     assert "blocked_agent.pcap (11 flows)" in out.read_text(encoding="utf-8")
     none = run("report", missing, "--html", out, "--lenient")
     assert none.returncode == 2 and none.stderr.endswith("Error: no capture could be read\n")

@@ -465,19 +465,22 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         nearer = int((plain & dp_detail.str.contains("nearer than the server (", regex=False)).sum()) \
             if len(dp_detail) else 0
         them = 'this connection attempt was' if bl == 1 else f'these {bl} connection attempts were'
+        # (session 55: the agent's port setting only where the page documents a range)
+        ranged = r.port_hi > r.port_lo
         if status == "blocked" and own_rst and bl == own_rst:
             fix = (f"{them} answered by a TCP reset with the server's own TTL (as its packets on other connections): "
                    "most likely the server's own answer: nothing listens on this port there (a wrong port? the "
                    "service down?), or its host firewall rejects it (a firewall on the path that copies the server's "
-                   "TTL looks the same). Check first the port the agent is set to use (the Administration "
+                   "TTL looks the same)." + (" Check first the port the agent is set to use (the Administration "
                    "Server's address and port in the agent's settings or installation package: the documented ones "
                    f"are {r.transport.upper()} {r.port_text}, the server's own port within them); if it is right, "
                    "the service is not running there or a firewall rejects the port (the server's own, or one on "
-                   "the path)")
+                   "the path)" if ranged else f" The service on {r.transport.upper()} {r.port_text} is not running "
+                   "there, or a firewall rejects the port (the server's own, or one on the path)"))
         elif status == "blocked" and own_rst:
             fix += (f"; {own_rst} of them {'was' if own_rst == 1 else 'were'} answered by a TCP reset with the "
                     "server's own TTL: most likely the server's own answer (nothing listens on that port there, "
-                    "or its host firewall rejects it): check the port in the agent's settings")
+                    "or its host firewall rejects it)" + (": check the port in the agent's settings" if ranged else ""))
         if status == "blocked" and nearer and bl == nearer:
             fix = (f"{them} answered by a TCP reset from a device nearer than the server (fewer hops than the "
                    f"server's own packets on other connections): a firewall refuses the port: {fix}")
