@@ -1128,7 +1128,8 @@ class RefusedAccepted:
         a_lo, a_hi, a_n, a_cl = self.accepted[(host, port)]
         when = (f"at {_clock_text(r_lo)} UTC" if r_n == 1
                 else f"{r_n:,} times from {_clock_text(r_lo)} to {_clock_text(r_hi)} UTC")
-        where = f"({host} TCP {port}{f' and {len(found) - 1} more' if len(found) > 1 else ''})"
+        # (the counts are this endpoint's; the others said as such, not as its: newcomer s55 #3)
+        where = f"({host} TCP {port}{f', the most refused of {len(found)} servers and ports' if len(found) > 1 else ''})"
         if a_lo > r_hi:
             text = f"the port was refused {when} and accepted at {_clock_text(a_lo)} UTC {where}: {RESTARTED}"
         elif a_hi < r_lo:
