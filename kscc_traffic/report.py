@@ -4579,15 +4579,13 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
         if days[i] != day:   # (the date when not today's, once per group and where it changes)
             day = days[i]
             console.print(Text(f"{day} (UTC)", style="bold"))
-        head = Text(f"{t}  ")
-        if several:
-            head.append(f"[{escape_terminal(r.capture)}]  ")
-        head.append(f"{escape_terminal(endpoint_text(r.orig_h, r.orig_p))} -> {r.proto} "
-                    f"{escape_terminal(endpoint_text(r.resp_h, r.resp_p))}")
+        lead = f"{t}  " + (f"[{escape_terminal(r.capture)}]  " if several else "")
+        pair = (f"{escape_terminal(endpoint_text(r.orig_h, r.orig_p))} -> {r.proto} "
+                f"{escape_terminal(endpoint_text(r.resp_h, r.resp_p))}")
         name = r.server_name or r.query
-        if name:
-            head.append(f"  {escape_terminal(name)}")
-        console.print(head)
+        named = f"  {escape_terminal(name)}" if name else ""
+        for line in _flow_head_lines(lead, pair, named, console.width):
+            console.print(Text(line, overflow="fold"))
         what = Text("    ")
         what.append(r.purpose or NO_PURPOSE)
         what.append("  ")
@@ -4599,6 +4597,22 @@ def _print_flagged_compact(summary: TableSummary, console: Console, note: str = 
             console.print(Padding(Text(escape_terminal(r.detail), overflow="fold"), (0, 0, 0, 4), expand=False))
     if summary.flagged_more():
         console.print(summary.flagged_more())
+
+
+def _flow_head_lines(lead: str, pair: str, named: str, width: int) -> list[str]:
+    """The first line of a flagged flow in the narrow list (``lead``: its time and capture,
+    ``pair``: ``orig -> proto resp``, ``named``: ``  name`` or ''), as the lines to print at
+    ``width`` columns: one when it fits; else the 5-tuple kept whole on a line of its own and the
+    name on the next, those lines indented by 4 as the flow's other lines are (newcomer s55 #1: a
+    wrap inside the 5-tuple began the next line at column 0, as a new flow would)."""
+    from rich.cells import cell_len
+
+    if cell_len(lead + pair + named) <= width:
+        return [lead + pair + named]
+    lines = [lead + pair] if cell_len(lead + pair) <= width else [lead.rstrip(), "    " + pair]
+    if named:
+        lines.append("    " + named.strip())
+    return lines
 
 
 def _print_dns_errors(summary: TableSummary, console: Console) -> None:

@@ -295,3 +295,14 @@ def test_a_reset_from_another_stack_at_the_same_distance(ttl, ref, said):
     from kscc_traffic.inspect import refused_hint
     got = refused_hint(4, ttl, ref)
     assert (said in got) if said else got == ""
+
+
+def test_a_long_flow_head_keeps_its_5_tuple_whole():
+    # (newcomer s55 #1: at 80 columns the head wrapped inside the 5-tuple, the rest at column 0)
+    from kscc_traffic.report import _flow_head_lines
+    lead, pair, named = "11:06:25.742  [a.pcap]  ", "192.0.2.10:38685 -> tcp 203.0.113.10:27201", "  eu1.ksc.kaspersky.com"
+    assert _flow_head_lines(lead, pair, named, 200) == [lead + pair + named]
+    assert _flow_head_lines(lead, pair, named, 80) == [lead + pair, "    eu1.ksc.kaspersky.com"]
+    assert _flow_head_lines(lead, pair, named, 50) == ["11:06:25.742  [a.pcap]", "    " + pair,
+                                                       "    eu1.ksc.kaspersky.com"]
+    assert _flow_head_lines(lead, pair, "", 50) == ["11:06:25.742  [a.pcap]", "    " + pair]
