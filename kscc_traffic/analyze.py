@@ -555,6 +555,9 @@ def _check_source(path, magic: bool = True) -> None:
             raise CaptureError(f"{STDIN_TEXT} is a terminal: pipe a capture in (tcpdump -w - … | "
                                "kscc-traffic analyze -), or give a capture file")
         return
+    if not os.fspath(path):
+        # (Path('') is the current folder: "." is a directory said of an empty name; newcomer s55 #11)
+        raise CaptureError("no capture given: the path is empty")
     p = Path(path)
     shown = path_text(path)
     try:

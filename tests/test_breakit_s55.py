@@ -306,3 +306,11 @@ def test_a_long_flow_head_keeps_its_5_tuple_whole():
     assert _flow_head_lines(lead, pair, named, 50) == ["11:06:25.742  [a.pcap]", "    " + pair,
                                                        "    eu1.ksc.kaspersky.com"]
     assert _flow_head_lines(lead, pair, "", 50) == ["11:06:25.742  [a.pcap]", "    " + pair]
+
+
+def test_an_empty_path_is_no_folder():
+    # (newcomer s55 #11: analyze('') said ". is a directory, not a capture file")
+    import kscc_traffic
+    from kscc_traffic.errors import CaptureError
+    with pytest.raises(CaptureError, match="no capture given: the path is empty"):
+        kscc_traffic.analyze("")

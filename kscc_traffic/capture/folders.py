@@ -188,14 +188,21 @@ def expand_folders(paths: Iterable[str | os.PathLike],
         files given more than once).
     :param skip: called with the message of a folder that cannot be listed or holds no capture
         (``--lenient``: a ``Warning: skipped …`` line), which is then left out; None: raise.
-    :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture
-        (without ``skip``).
+    :raises kscc_traffic.errors.CaptureError: a folder that cannot be listed or holds no capture,
+        an empty path (without ``skip``).
     """
     paths = list(paths)
     given = frozenset(os.path.abspath(p) for p in paths if isinstance(p, (str, os.PathLike)))
     out: list[Path] = []
     notes: list[str] = []
     for p in paths:
+        if isinstance(p, (str, os.PathLike)) and not os.fspath(p):
+            # (Path('') is the current folder: an empty name is no capture; newcomer s55 #11)
+            message = "no capture given: the path is empty"
+            if skip is None:
+                raise CaptureError(message)
+            skip(message)
+            continue
         # (False for a name the system refuses, too long…: said when it is read, one line)
         if not isinstance(p, (str, os.PathLike)) or not os.path.isdir(p):
             out.append(Path(p) if isinstance(p, (str, os.PathLike)) else p)
