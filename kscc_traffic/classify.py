@@ -139,7 +139,7 @@ from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKE
                       CLIENT_CERT_NONE, CLIENT_CERT_SENT, CLIENT_CERT_UNSEEN,
                       _qtype_text, split_cert_names, split_dns_key, tls_record_cut_parse)
 from .names import _copy, _labels_back, is_ip_literal
-from .protocols.http import PROXY_SCHEMES, split_host_port
+from .protocols.http import FILTER_STATUSES, PROXY_SCHEMES, split_host_port
 from .protocols.tls import is_host_name, name_matches, under_mask
 from .rules import RuleSet
 from .unreachable import answered_by, delivery_error, mtu_hint, reassembly_note, too_big_note, traceroute_probe, what_it_means
@@ -2912,12 +2912,6 @@ def _responder_closed_first(history: str) -> str:
     return ""
 
 
-#: answers to plain HTTP sent straight to the server that say the request did not get through:
-#: a filter's refusal (403 Forbidden, 407 Proxy Authentication Required, 451 Unavailable For
-#: Legal Reasons, 511 Network Authentication Required: a captive portal) or a gateway in the way
-#: failing to reach the server (502, 503, 504). Any other answer (404, 400, 500…) comes from a
-#: server that was reached; through an explicit proxy every answer but 2xx/3xx is a refusal
-FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
 
 
 #: answers to a ClientHello that redirect (RFC 9110 §15.4: 301, 302, 303, 307, 308): what a

@@ -70,9 +70,6 @@ MTU_RESENDS = 3
 #: nanoseconds at least from the first to the last sending of that segment (see
 #: :data:`MTU_RESENDS`)
 MTU_RESEND_NS = 1_000_000_000
-#: statuses of a later answer on a keep-alive HTTP connection that refuse its request (a filter's,
-#: a failing gateway's: classify.FILTER_STATUSES), read into the internal ``http_later``
-LATER_REFUSALS = frozenset(("403", "407", "451", "511", "502", "503", "504"))
 #: the hint :func:`_mtu_holes` gives (``mtu_hint``; classify appends it to the detail)
 MTU_HINT = ("the {side}'s {size} bytes from offset {at} were never acknowledged though later bytes "
             "arrived: full-size segments lost, a path-MTU black hole?" + MTU_FILTERED)
@@ -2042,7 +2039,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # http.revocation_asked, http.page_media_type)
     cols["http_page"] = repeated("", n)
     # (likewise: a later request of a keep-alive connection whose first answer was 2xx/3xx refused
-    # by a filter's status (LATER_REFUSALS): "403 2 /DigiCertGlobalRootG2.crl" (status, which
+    # by a filter's status (http.FILTER_STATUSES): "403 2 /DigiCertGlobalRootG2.crl" (status, which
     # request, its target, escaped), '' where none: http.later_answers)
     cols["http_later"] = repeated("", n)
     # (likewise: a TLS connection whose server's first flight, as captured, stopped short and whose
@@ -3972,7 +3969,7 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
                 # (a later request of the same connection refused: a filter allowing one URL of a host
                 # and refusing another, classify._later_refusal; "status k target", escaped)
                 later = next(((k, code, t) for k, code, t in http.later_answers(cs, mv[s0:s1])
-                              if str(code) in LATER_REFUSALS), None)
+                              if str(code) in http.FILTER_STATUSES), None)
                 if later is not None:
                     cols["http_later"][f] = f"{later[1]} {later[0]} {later[2]}"
             if status is not None and 200 <= status < 300 and not connect:

@@ -569,6 +569,13 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
     return status, None, None
 
 
+#: answers to plain HTTP sent straight to the server that say the request did not get through:
+#: a filter's refusal (403 Forbidden, 407 Proxy Authentication Required, 451 Unavailable For
+#: Legal Reasons, 511 Network Authentication Required: a captive portal) or a gateway in the way
+#: failing to reach the server (502, 503, 504). Any other answer (404, 400, 500…) comes from a
+#: server that was reached; through an explicit proxy every answer but 2xx/3xx is a refusal
+#: (classify judges the first answer by them, inspect reads the later ones of a connection)
+FILTER_STATUSES = ("403", "407", "451", "511", "502", "503", "504")
 #: requests of one keep-alive connection read at most by :func:`later_answers`
 MAX_EXCHANGES = 16
 
