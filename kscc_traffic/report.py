@@ -1785,9 +1785,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         fix = _handshake_fix(r, bl, bl_handshake, fix)
     if status == "blocked" and bl_host and bl_lost and bl_host + bl_lost == bl:
         # (all answered, some SYN-ACKs dropped by the agent's host, the others lost on the way back)
-        fix = (f"these {bl} connection attempts were answered: nothing is to be opened for the SYNs; "
-               + host_drop_fix(r, bl + 1, bl_host, "").lstrip("; ")
-               + "; " + return_path_fix(r, bl + 1, bl_lost, "").lstrip("; "))
+        fix = f"these {bl} connection attempts were answered: nothing is to be opened for the SYNs"
+        fix = return_path_fix(r, bl, bl_lost, host_drop_fix(r, bl, bl_host, fix))
     elif status == "blocked" and bl_host:
         fix = host_drop_fix(r, bl, bl_host, fix)
     elif status == "blocked" and bl_lost:
