@@ -593,7 +593,11 @@ def later_answers(client: bytes | bytearray | memoryview,
     it; Zeek's http.log has a row per request)."""
     out: list[tuple[int, int, str]] = []
     try:
-        cbuf, sbuf = bytes(client[:_LIMIT]), bytes(server[:_LIMIT])
+        cbuf = bytes(client[:_LIMIT])
+        first = head_length(cbuf)
+        if first is None or first == len(cbuf):
+            return out          # (one request without a body, the common case: nothing after it)
+        sbuf = bytes(server[:_LIMIT])
         co = so = 0
         for k in range(1, MAX_EXCHANGES + 1):
             req = parse_request(cbuf[co:])
