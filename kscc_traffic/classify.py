@@ -993,6 +993,15 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                                          str(row.get("opened_cloud")))
                     + _attempt_failed(row, icmp_text, answered, partial))
 
+    if row.get("opened_cloud") and rule.opener == "agent_to_dp" and proto == "tcp" and not target and not partial \
+            and str(row.get("history") or "").startswith("S"):
+        # a distribution point's port of an address that had itself connected to such a port of
+        # this originator before: the distribution point connecting to its own agent (s55 DP pass #6)
+        return done("unexpected", "wrong_direction",
+                    dp_inbound_detail(str(row.get("orig_h") or ""), str(row["resp_h"]), resp_p, rule.id,
+                                      str(row.get("opened_cloud")))
+                    + _attempt_failed(row, icmp_text, answered, partial))
+
     def mismatch(detail: str) -> tuple[str, str, str, str]:
         # (not this purpose's traffic, whatever happened to it; a connection that failed says so)
         return done("unexpected", "host_mismatch", detail + _failed_note(row, rules))
@@ -1351,6 +1360,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
 #: how the detail of a ``wrong_direction`` flow opened from outside towards a cloud server's port
 #: on a local address starts (:func:`_inbound`; report.readiness advises on such flows apart)
 INBOUND = "an inbound connection: opened from outside"
+#: how :func:`dp_inbound_detail` starts: a distribution point's port opened towards its own agent
+DP_INBOUND = "opened by a distribution point towards its own agent"
 
 
 def inbound_detail(orig: str, resp: str, port: int, rule_id: str) -> str:
@@ -1372,6 +1383,17 @@ def agent_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: 
             f"cloud server listens on ({rule_id}): the cloud server never connects to agents, so this is not an "
             "agent's connection to the cloud (a port forwarding to this host, or another program listening on the "
             "port?)")
+
+
+def dp_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: str) -> str:
+    """The detail of a TCP connection opened from ``orig`` to ``resp`` on a distribution point's
+    port ``port`` (rule ``rule_id``), ``resp`` an agent of ``orig`` by ``opened`` (its own earlier
+    connection to such a port of ``orig``, the internal ``opened_cloud``:
+    :func:`.inspect._opener_notes`, ``it had itself opened …``): it starts with :data:`DP_INBOUND`."""
+    return (f"{DP_INBOUND}: from {orig} to {endpoint_text(resp, port)}, which {opened.removeprefix('it ')}, on a "
+            f"port the distribution point listens on ({rule_id}): agents open these ports towards their distribution "
+            "point, never the other way (it reaches them by UDP 15000 and 15001), so this is no agent's connection "
+            "to its distribution point (a distribution point that takes this device for one, or another program?)")
 
 
 def _inbound(rule, proto: str, target: str, partial: bool, history: str, orig: str, resp: str) -> bool | None:

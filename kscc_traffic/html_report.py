@@ -45,11 +45,11 @@ import pandas as pd
 
 from . import plots
 from .addresses import endpoint_text
-from .classify import DNS_TCP_RESET, INBOUND
+from .classify import DNS_TCP_RESET
 from .report import (CUT_SHORT_REASON, REASON_TEXT, clip_ts, cut_short, dns_answer_meaning, dns_error_verdicts, dns_errors,
                      console_names, dns_blocked_kinds, dns_fix, dns_reason_texts, escape_terminal, host_mismatch_reason_text, icmp_reason_text,
                      readiness, rejected_reason_text, several_captures_note, time_texts, undocumented_fix, vendor_names,
-                     wrong_direction_reason_text, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
+                     wrong_direction_reason_text, INBOUND_STARTS, ksc_flows, cut_unnamed, no_ksc_traffic, NOT_KSC_FIX, NOT_KSC_NOTE, JOINED_NOTE,
                      flagged_rank, icmp_column, ksc_purposes, port_unreachable, scan_lines_of)
 from .rules import Rule, RuleSet
 
@@ -493,8 +493,8 @@ def _finding(purpose: str, sub: pd.DataFrame, rule: Rule | None, fix: str | None
         texts = {**texts, "host_mismatch": host_mismatch_reason_text(int(mism.sum()), vendor, console)}
     wrong = sub["reason"].astype(str).str.split(",").str[0] == "wrong_direction"
     if wrong.any():   # (opened from outside towards a local address: not a source port in the range)
-        inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND)).sum())
-        texts = {**texts, "wrong_direction": wrong_direction_reason_text(int(wrong.sum()), inbound)}
+        inbound = int((wrong & sub["detail"].astype(str).str.startswith(INBOUND_STARTS)).sum())
+        texts = {**texts, "wrong_direction": wrong_direction_reason_text(int(wrong.sum()), inbound, rule)}
     if rule is not None:
         head = (f"{_e(rule.id)} — {_e(rule.transport.upper())} {_e(rule.port_text)} ({_e(rule.section)})")
         cond = f"<dt>Needed</dt><dd>{_e(rule.condition)}</dd>" if rule.condition else ""

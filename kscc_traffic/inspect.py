@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, content_rows, first_rows, history_plain,
-                    frame_of, isin_texts, label_index, repeated, resent, seq_extents)
+from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, address_text, content_rows, first_rows,
+                    history_plain, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
 from .streams import MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
@@ -836,27 +836,55 @@ def address_ttls(cols: dict[str, np.ndarray], prior=None) -> AddressTtls:
 
 
 def cloud_ports(rules) -> np.ndarray | None:
-    """bool array of 65536 (indexed by port): the TCP ports of ``rules`` (a
-    :class:`~kscc_traffic.rules.RuleSet`) that a client opens towards the cloud (``opener``
+    """uint8 array of 65536 (indexed by port): :data:`CLOUD_PORT` for the TCP ports of ``rules``
+    (a :class:`~kscc_traffic.rules.RuleSet`) that a client opens towards the cloud (``opener``
     client_to_cloud) and that are no well-known port (1024 and above: 23100-23199, 1443…; 443 and
-    80 are any web server's); None when there is none (or ``rules`` is None)."""
+    80 are any web server's), :data:`DP_PORT` for those an agent opens towards its distribution
+    point (``opener`` agent_to_dp: 13000, 13111, 13295, 17111), 0 for the others; None when there
+    is none (or ``rules`` is None)."""
     if rules is None:
         return None
-    ports = np.zeros(65536, bool)
+    ports = np.zeros(65536, np.uint8)
     for r in rules.rules:
-        if r.opener == "client_to_cloud" and r.transport == "tcp" and r.port_lo >= 1024:
-            ports[r.port_lo:r.port_hi + 1] = True
+        if r.transport != "tcp":
+            continue
+        if r.opener == "client_to_cloud" and r.port_lo >= 1024:
+            ports[r.port_lo:r.port_hi + 1] = CLOUD_PORT
+        elif r.opener == "agent_to_dp":
+            ports[r.port_lo:r.port_hi + 1] = DP_PORT
     return ports if ports.any() else None
 
 
+#: :func:`cloud_ports`' mark of a cloud server's port, and of a distribution point's
+CLOUD_PORT, DP_PORT = 1, 2
+#: added to the IP version of a key of :func:`cloud_openers`' table that names an (originator,
+#: responder) pair (a connection to a distribution point's port), not one address
+PAIR_KEY = 100
+
+
+def _pair_halves(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """One uint64 per address (``ver`` int64, ``hi``/``lo`` uint64 columns): an IPv4 address
+    itself (``lo``), an IPv6 one mixed into 64 bits (a splitmix64 finaliser of both halves: two
+    addresses share one with a chance of 2^-64), for the pair keys of :func:`cloud_openers`."""
+    with np.errstate(over="ignore"):
+        x = hi * np.uint64(0x9E3779B97F4A7C15) ^ lo
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return np.where(ver == 6, x, lo)
+
+
 def cloud_openers(cols: dict[str, np.ndarray], ports: np.ndarray | None, prior=None) -> AddressTtls:
-    """The first SYN (no ACK, no RST) each source address sent to a port of ``ports`` (from
-    :func:`cloud_ports`; None: none), among the packets of ``cols`` (a :class:`Packets`' columns),
-    merged with ``prior`` (the same from earlier batches: an :class:`AddressTtls` or None; the
-    earlier SYN wins): an :class:`AddressTtls` whose ``ttl`` is that SYN's destination port,
-    ``(ipver, src_hi, src_lo)`` -> ``(ts_ns, port)``. An address in it opened a connection to a
-    cloud server's port itself: an agent, not the cloud (:func:`_opener_notes`). At most
-    :data:`MAX_TTL_ADDRESSES` addresses. ``prior`` is not changed."""
+    """The first SYN (no ACK, no RST) each source address sent to a cloud server's port of
+    ``ports`` (from :func:`cloud_ports`; None: none), and the first each (source, destination)
+    pair sent to a distribution point's port, among the packets of ``cols`` (a :class:`Packets`'
+    columns), merged with ``prior`` (the same from earlier batches: an :class:`AddressTtls` or
+    None; the earlier SYN wins): an :class:`AddressTtls` whose ``ttl`` is that SYN's destination
+    port, ``(ipver, src_hi, src_lo)`` -> ``(ts_ns, port)`` for an address, ``(ipver +
+    PAIR_KEY, src, dst)`` -> ``(ts_ns, port)`` for a pair (:func:`_pair_halves` of each
+    address). An address in it opened a connection to a cloud server's port itself: an agent, not
+    the cloud; a pair's source is an agent of its destination, a distribution point
+    (:func:`_opener_notes`). At most :data:`MAX_TTL_ADDRESSES` keys. ``prior`` is not changed."""
     table = AddressTtls.of(prior)
     if ports is None or not len(cols["ts_ns"]):
         return table
@@ -864,28 +892,40 @@ def cloud_openers(cols: dict[str, np.ndarray], ports: np.ndarray | None, prior=N
     at = np.flatnonzero(m)
     if not len(at):
         return table
-    at = at[ports[cols["dport"][at].astype(np.int64) & 0xFFFF] & (cols["dport"][at] >= 0)]
+    kind = ports[cols["dport"][at].astype(np.int64) & 0xFFFF] * (cols["dport"][at] >= 0)
+    at, kind = at[kind != 0], kind[kind != 0]
     if not len(at):
         return table
     ver, hi, lo = (cols[k][at].astype(np.int64 if k == "ipver" else np.uint64, copy=False)
                    for k in ("ipver", "src_hi", "src_lo"))
     ts, port = cols["ts_ns"][at].astype(np.int64, copy=False), cols["dport"][at].astype(np.int64)
+    pair = kind == DP_PORT
+    if pair.any():
+        dst = _pair_halves(ver[pair], cols["dst_hi"][at[pair]].astype(np.uint64, copy=False),
+                           cols["dst_lo"][at[pair]].astype(np.uint64, copy=False))
+        hi, lo, ver = hi.copy(), lo.copy(), ver.copy()
+        hi[pair], lo[pair] = _pair_halves(ver[pair], hi[pair], lo[pair]), dst
+        ver[pair] += PAIR_KEY
     head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], port[head])
 
 
 def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -> np.ndarray:
     """Per flow (object array of ``n`` texts, '' where none): for a TCP flow whose originator's
-    SYN was captured to a port of ``ports`` (:func:`cloud_ports`), whose responder had itself
-    sent a SYN to such a port *before* this flow's first packet (:func:`cloud_openers` of these
-    packets and ``prior``): ``192.0.2.10 had itself opened TCP 23101 (at 08:00:00.000 UTC)``.
+    SYN was captured to a cloud server's port of ``ports`` (:func:`cloud_ports`), whose responder
+    had itself sent a SYN to such a port *before* this flow's first packet (:func:`cloud_openers`
+    of these packets and ``prior``): ``it had itself opened TCP 23101 at 08:00:00.000 UTC``.
     Such a responder is an agent connecting to the cloud, so the flow was opened towards an
     agent: classify tells it ``wrong_direction`` whatever the addresses (break-it s53 DP pass #1:
     an inbound connection to a public-address or global IPv6 agent's TCP 23101 was judged its
-    own ``agent_connection``); not a flow from the responder's own address (a host connecting to
-    itself, on loopback), nor one the responder accepted (a SYN-ACK of its: a relay or proxy
-    listening on the cloud's port, connecting there itself). Only earlier SYNs count, so that a chunked or live analysis,
-    which has only the packets read so far, says the same."""
+    own ``agent_connection``). For a SYN to a distribution point's port whose responder had itself
+    opened such a port *of this originator* before: ``it had itself opened TCP 13000 of
+    192.0.2.20 at 08:00:00.000 UTC`` (an agent of the originator, a distribution point, which
+    never connects to its agents on these ports: s55 DP pass #6). Not a flow from the responder's
+    own address (a host connecting to itself, on loopback), nor one the responder accepted (a
+    SYN-ACK of its: a relay or proxy listening on the cloud's port, connecting there itself; a
+    distribution point that is itself another's). Only earlier SYNs count, so that a chunked or
+    live analysis, which has only the packets read so far, says the same."""
     out = repeated("", n)
     if ports is None or not n:
         return out
@@ -896,7 +936,7 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
         return out
     # (to a port of ``ports``; not from the responder's own address: a host connecting to itself,
     # on loopback, is no connection towards an agent)
-    syn = syn[ports[c["dport"][syn].astype(np.int64) & 0xFFFF]
+    syn = syn[(ports[c["dport"][syn].astype(np.int64) & 0xFFFF] != 0)
               & ((c["src_lo"][syn] != c["dst_lo"][syn]) | (c["src_hi"][syn] != c["dst_hi"][syn]))]
     if not len(syn):
         return out
@@ -912,11 +952,22 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
     if not len(syn):
         return out
     ver = c["ipver"][syn].astype(np.int64)
-    key = (ver, c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64))
-    ts_ref, port = _earliest(cloud_openers(c, ports), prior, key)
+    hi, lo = c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64)
+    pair = ports[c["dport"][syn].astype(np.int64) & 0xFFFF] == DP_PORT
+    if pair.any():
+        # (the responder's SYN to the originator: the pair (responder, originator))
+        orig = _pair_halves(ver[pair], c["src_hi"][syn[pair]].astype(np.uint64),
+                            c["src_lo"][syn[pair]].astype(np.uint64))
+        hi[pair], lo[pair] = _pair_halves(ver[pair], hi[pair], lo[pair]), orig
+        ver[pair] += PAIR_KEY
+    ts_ref, port = _earliest(cloud_openers(c, ports), prior, (ver, hi, lo))
     for k in np.flatnonzero(ts_ref < c["ts_ns"][syn]).tolist():
         at = pd.Timestamp(int(ts_ref[k]), unit="ns", tz="UTC")
-        out[int(pf[syn[k]])] = (f"it had itself opened TCP {int(port[k])} at "
+        of = ""
+        if pair[k]:
+            i = syn[k:k + 1]
+            of = f" of {address_text(c['src_hi'][i], c['src_lo'][i], c['ipver'][i] == 6)[0]}"
+        out[int(pf[syn[k]])] = (f"it had itself opened TCP {int(port[k])}{of} at "
                                 f"{at.strftime('%H:%M:%S')}.{at.microsecond // 1000:03d} UTC")
     return out
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -1223,15 +1223,32 @@ INBOUND_TEXT = ("opened from outside towards an agent's address on a cloud serve
                 "host, or another program listening there")
 
 
-def wrong_direction_reason_text(n: int, inbound: int) -> str:
+#: the same for a distribution point's port opened by a distribution point towards its own agent
+#: (detail :data:`~kscc_traffic.classify.DP_INBOUND`)
+DP_INBOUND_TEXT = ("opened by a distribution point towards its own agent, on a port of the distribution point (agents "
+                   "open these ports towards their distribution point, never the other way): a distribution point "
+                   "that takes that device for one (check which devices are distribution points in the Cloud Console), "
+                   "or another program")
+#: how the details :data:`INBOUND_TEXT` and :data:`DP_INBOUND_TEXT` are about start
+INBOUND_STARTS = (INBOUND, DP_INBOUND)
+
+
+def inbound_text(rule) -> str:
+    """:data:`DP_INBOUND_TEXT` for a distribution point's purpose (``opener`` agent_to_dp),
+    :data:`INBOUND_TEXT` for the others (``rule`` a :class:`~kscc_traffic.rules.Rule` or None)."""
+    return DP_INBOUND_TEXT if rule is not None and rule.opener == "agent_to_dp" else INBOUND_TEXT
+
+
+def wrong_direction_reason_text(n: int, inbound: int, rule=None) -> str:
     """Why ``n`` ``wrong_direction`` flows matter, ``inbound`` of them opened from outside towards a
-    local address (detail :data:`~kscc_traffic.classify.INBOUND`): :data:`REASON_TEXT`'s when none
-    was, :data:`INBOUND_TEXT` when all were, else both, counted."""
+    local address or by a distribution point towards its agent (details starting with one of
+    :data:`INBOUND_STARTS`): :data:`REASON_TEXT`'s when none was, :func:`inbound_text` of
+    ``rule`` (the purpose's rule, None: not known) when all were, else both, counted."""
     if not inbound:
         return REASON_TEXT["wrong_direction"]
     if inbound >= n:
-        return f"the connection was {INBOUND_TEXT}"
-    return f"{REASON_TEXT['wrong_direction']}; {inbound} of them: {INBOUND_TEXT}"
+        return f"the connection was {inbound_text(rule)}"
+    return f"{REASON_TEXT['wrong_direction']}; {inbound} of them: {inbound_text(rule)}"
 
 
 def icmp_reason_text(n: int, closed: int, forged: int = 0) -> str:
@@ -2721,10 +2738,10 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
                    "OS or a NAT picked in the range, or a server connecting back; nothing to open for them")
         k, wrong = inbound
         if k and k >= wrong:
-            reverse = (f"were {INBOUND_TEXT}; nothing to open for them (close such a port forwarding if it is "
-                       "not wanted)")
+            reverse = (f"were {inbound_text(r)}; nothing to open for them"
+                       + (" (close such a port forwarding if it is not wanted)" if r.opener != "agent_to_dp" else ""))
         elif k:
-            reverse += f" ({k} of them {INBOUND_TEXT})"
+            reverse += f" ({k} of them {inbound_text(r)})"
         text = (f"these flows on {r.transport.upper()} {r.port_text} "
                 + (names if "wrong_direction" not in kinds else reverse if "host_mismatch" not in kinds
                    else f"{names.split(':')[0]} or {reverse}") + _failed_text(failed_all))
@@ -2737,6 +2754,7 @@ def _unexpected_fix(r, un: int, other: int, kinds, blocked_too: bool, vendor: in
 _ONE_FLOW = (("these flows on", "this flow on"), ("went to names outside", "went to a name outside"),
              ("If an agent made them", "If an agent made it"), ("else they are", "else it is"),
              ("nothing to open for them", "nothing to open for it"), ("were opened from", "was opened from"),
+             ("were opened by", "was opened by"),
              ("1 of them failed", "it failed"))
 
 
@@ -3426,7 +3444,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     if "wrong_direction" in un_reasons:
                         un_inbound = sum(1 for x, y in zip(udetail[at][v == "unexpected"]
                                                            .tolist(), reason[at][v == "unexpected"].tolist())
-                                         if str(x).startswith(INBOUND) and y.split(",")[0] == "wrong_direction")
+                                         if str(x).startswith(INBOUND_STARTS) and y.split(",")[0] == "wrong_direction")
                     if "host_mismatch" in un_reasons:
                         # (not the on-premises leftovers: their advice is the agent's settings)
                         failed = mism & (v == "unexpected") & np.array(
@@ -3939,7 +3957,7 @@ class TableSummary:
             for p, n in onprem.groupby("purpose", sort=False).size().items():
                 self.un_onprem[p] = self.un_onprem.get(p, 0) + int(n)
             inbound = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "wrong_direction")
-                                 & un_detail.str.startswith(INBOUND)]
+                                 & un_detail.str.startswith(INBOUND_STARTS)]
             for p, n in inbound.groupby("purpose", sort=False).size().items():
                 self.un_inbound[p] = self.un_inbound.get(p, 0) + int(n)
             failed = unexpected[(unexpected["reason"].astype(str).str.split(",").str[0] == "host_mismatch")

@@ -1,0 +1,132 @@
+"""Session 56: fixes of leftovers noted in session 55 and of this session's break-it passes."""
+import pytest
+
+from kscc_traffic import load_rules
+
+AGENT4, DP4, OTHER4 = "192.0.2.10", "192.0.2.20", "192.0.2.30"
+AGENT6, DP6, OTHER6 = "2001:db8:10::10", "2001:db8:10::20", "2001:db8:10::30"
+
+
+def _dp_towards_agent(v6: bool, port: int, answer: str, inbound_first: bool = False, opener: str = "dp",
+                      own_port: int = 13000):
+    """(time, frame) records: an agent connects to its distribution point's TCP ``own_port`` (a
+    TLS 1.2 handshake), and then (10 s later, or 10 s before: ``inbound_first``) the
+    distribution point (``opener`` "dp"; "other": a third host) opens TCP ``port`` of the agent
+    three times, which the agent ``answer``s: "reset", "none" or "accept" (SYN-ACK)."""
+    from pcapbuild import eth, ip_of, tcp_session
+    from scapy.layers.inet import TCP
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    agent, dp, other = (AGENT6, DP6, OTHER6) if v6 else (AGENT4, DP4, OTHER4)
+    src = dp if opener == "dp" else other
+    done = b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"                       # ServerHelloDone
+    finish = b"\x14\x03\x03\x00\x01\x01" + b"\x16\x03\x03\x00\x28" + b"\x5a" * 40   # CCS, Finished
+    own = tcp_session((agent, 50000), (dp, own_port), t0=1000.0, c_data=_hello(b"dp.example.test"),
+                      s_data=SERVER_HELLO + done, close=False)
+    cs = 1001 + len(_hello(b"dp.example.test"))
+    ss = 5001 + len(SERVER_HELLO + done)
+    own += [(1000.05, eth(ip_of(agent, dp) / TCP(sport=50000, dport=own_port, flags="PA", seq=cs, ack=ss) / finish)),
+            (1000.06, eth(ip_of(dp, agent) / TCP(sport=own_port, dport=50000, flags="PA", seq=ss, ack=cs + len(finish))
+                          / finish)),
+            (1000.07, eth(ip_of(agent, dp) / TCP(sport=50000, dport=own_port, flags="A", seq=cs + len(finish),
+                                                 ack=ss + len(finish))))]
+    t = 990.0 if inbound_first else 1010.0
+    out = []
+    for k in range(3):
+        out.append((t + k, eth(ip_of(src, agent) / TCP(sport=41000, dport=port, flags="S", seq=7))))
+        if answer == "reset":
+            out.append((t + k + 0.001, eth(ip_of(agent, src) / TCP(sport=port, dport=41000, flags="RA", seq=0, ack=8))))
+        elif answer == "accept" and k == 0:
+            out.append((t + 0.001, eth(ip_of(agent, src) / TCP(sport=port, dport=41000, flags="SA", seq=90, ack=8))))
+            out.append((t + 0.002, eth(ip_of(src, agent) / TCP(sport=41000, dport=port, flags="A", seq=8, ack=91))))
+            break
+    return sorted(own + out, key=lambda r: r[0])
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("port, rule_id", [(13000, "dp_agent_connection"), (13295, "dp_push")])
+@pytest.mark.parametrize("answer", ["reset", "none"])
+def test_a_distribution_point_opening_its_port_towards_its_own_agent_is_wrong_direction(tmp_path, v6, port, rule_id,
+                                                                                        answer):
+    """Break-it s55 (distribution point pass) #6: an agent connected to its distribution point's
+    TCP 13000; the distribution point then opened TCP 13000 (or 13295) of the agent, refused or
+    unanswered: judged as the agent being a distribution point whose service is down ("nothing
+    listens on the port there", advice "allow inbound TCP 13000 on the distribution point"). An
+    agent opens these ports towards its distribution point, never the other way: wrong_direction,
+    in a whole-file and a chunked reading alike, and advised as such (the agent's own connection
+    to the other port, so that the purpose's only flow is the one the other way)."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes
+
+    from kscc_traffic.report import DP_INBOUND_TEXT, readiness
+    path = tmp_path / "dp_to_agent.pcap"
+    own_port = 13295 if port == 13000 else 13000
+    path.write_bytes(pcap_bytes(_dp_towards_agent(v6, port, answer, own_port=own_port)))
+    flows = chunkcmp.assert_same(path, [300, 700])
+    own = flows[flows.orig_p == 50000].iloc[0]
+    assert (own.resp_p, own.verdict) == (own_port, "ok")
+    row = flows[flows.orig_p == 41000].iloc[0]
+    agent, dp = ("[2001:db8:10::10]", "2001:db8:10::20") if v6 else (AGENT4, DP4)
+    assert (row.purpose, row.verdict, row.reason) == (rule_id, "unexpected", "wrong_direction")
+    assert row.detail.startswith(
+        f"opened by a distribution point towards its own agent: from {dp} to {agent}:{port}, which had itself opened "
+        f"TCP {own_port} of {dp} at 00:16:40.000 UTC, on a port the distribution point listens on ({rule_id})"), row.detail
+    failed = ("(rejected): the SYN was answered by a TCP reset" if answer == "reset"
+              else "(no_answer): SYN sent 3 times, no answer")
+    assert f"the connection itself failed {failed}" in row.detail, row.detail
+    check = readiness(flows, load_rules()).set_index("rule").loc[rule_id]
+    assert (check.status, check.reasons) == ("unexpected", "wrong_direction")
+    assert DP_INBOUND_TEXT in check.fix, check.fix
+    assert "allow inbound" not in check.fix, check.fix
+
+
+@pytest.mark.parametrize("case", ["inbound first", "third host", "accepted"])
+def test_a_distribution_points_port_of_an_agent_stays_judged_as_before_without_that_evidence(tmp_path, case):
+    """What shows the responder an agent of the originator is its own earlier SYN to such a port
+    *of that originator*, refused or unanswered: before it (a chunked or live reading cannot know
+    what comes later), from a third host (the device may be a distribution point itself, one that
+    reaches the server through a connection gateway), or accepted by the device (it listens: a
+    distribution point), the flow is judged as before."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes
+    recs = _dp_towards_agent(False, 13000, "accept" if case == "accepted" else "reset",
+                             inbound_first=case == "inbound first", opener="other" if case == "third host" else "dp")
+    path = tmp_path / "not_wrong.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = chunkcmp.assert_same(path, [300, 700])
+    row = flows[flows.orig_p == 41000].iloc[0]
+    assert row.reason != "wrong_direction"
+    assert row.purpose == "dp_agent_connection"
+    if case != "accepted":
+        assert (row.verdict, row.reason) == ("blocked", "rejected")
+
+
+def test_pair_keys_tell_ipv6_pairs_apart_and_keep_ipv4_ones_exact():
+    """The (source, destination) keys of the distribution point's openers: an IPv4 address is its
+    own 64-bit half, an IPv6 one a mix of both halves, so that two IPv6 addresses differing in one
+    half only do not share a key."""
+    import numpy as np
+
+    from kscc_traffic.inspect import _pair_halves
+    ver = np.array([4, 6, 6, 6], np.int64)
+    hi = np.array([0, 0x20010DB800100000, 0x20010DB800100000, 0x20010DB800200000], np.uint64)
+    lo = np.array([0xFFFFC000020A, 0x10, 0x20, 0x10], np.uint64)
+    out = _pair_halves(ver, hi, lo)
+    assert int(out[0]) == 0xFFFFC000020A
+    assert len(set(out[1:].tolist())) == 3
+
+
+def test_a_live_capture_tells_the_distribution_point_towards_its_agent_as_a_file_does(tmp_path):
+    """The live session carries the agents' SYNs to their distribution point's ports from batch
+    to batch (as ``cloud_openers``), so the flow the other way is ``wrong_direction`` live too."""
+    from pcapbuild import pcap_bytes
+    from test_live_session import RULES, _assert_same, _replay
+
+    from kscc_traffic.live.session import LiveSession
+    path = tmp_path / "dp_to_agent_live.pcap"
+    path.write_bytes(pcap_bytes(_dp_towards_agent(False, 13000, "none", own_port=13295)))
+    s = LiveSession(RULES, name=path.name)
+    _replay(path, s, step=3)
+    live = s.final()
+    _assert_same(path, live)
+    row = live[live.orig_p == 41000].iloc[0]
+    assert (row.verdict, row.reason) == ("unexpected", "wrong_direction")
