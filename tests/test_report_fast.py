@@ -231,11 +231,18 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
         # (audit s25: wrong_direction flows opened from outside towards a local address on a cloud port)
         wrong_rows = ((sub["verdict"] == "unexpected") & (sub["reason"].str.split(",").str[0] == "wrong_direction")) \
             if len(sub) else pd.Series(False, index=sub.index, dtype=bool)
+        # (s56: and a distribution point's port opened by the distribution point towards its agent)
         inbound = int((wrong_rows & sub["detail"].astype(str).str.startswith(
-            "an inbound connection: opened from outside")).sum()) if len(sub) and "detail" in sub else 0
-        inbound_text = ("opened from outside towards an agent's address on a cloud server's port (an inbound connection: "
-                        "the cloud server is never at a local address and never connects to agents): a port "
-                        "forwarding to that host, or another program listening there")
+            ("an inbound connection: opened from outside", "opened by a distribution point towards its own agent")
+        )).sum()) if len(sub) and "detail" in sub else 0
+        dp_rule = r.opener == "agent_to_dp"
+        inbound_text = ("opened by a distribution point towards its own agent, on a port of the distribution point "
+                        "(agents open these ports towards their distribution point, never the other way): a "
+                        "distribution point that takes that device for one (check which devices are distribution "
+                        "points in the Cloud Console), or another program") if dp_rule else \
+            ("opened from outside towards an agent's address on a cloud server's port (an inbound connection: "
+             "the cloud server is never at a local address and never connects to agents): a port "
+             "forwarding to that host, or another program listening there")
 
         def failed_text(k):
             return (f"; {k} of them failed (no answer, a reset, an ICMP error or an aborted TLS handshake: see each "
@@ -264,8 +271,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                        "the OS or a NAT picked in the range, or a server connecting back; nothing to open "
                        "for them")
             if inbound and inbound >= int(wrong_rows.sum()):
-                reverse = (f"were {inbound_text}; nothing to open for them (close such a port forwarding if it is "
-                           "not wanted)")
+                reverse = f"were {inbound_text}; nothing to open for them" + (
+                    "" if dp_rule else " (close such a port forwarding if it is not wanted)")
             elif inbound:
                 reverse += f" ({inbound} of them {inbound_text})"
             # newcomer 23 F7: Kaspersky names outside the mask are its other services
@@ -306,7 +313,8 @@ def old_readiness(flows: pd.DataFrame, rules) -> pd.DataFrame:
                 for many, one in (("these flows on", "this flow on"), ("went to names outside", "went to a name outside"),
                                   ("If an agent made them", "If an agent made it"), ("else they are", "else it is"),
                                   ("nothing to open for them", "nothing to open for it"),
-                                  ("were opened from", "was opened from"), ("1 of them failed", "it failed")):
+                                  ("were opened from", "was opened from"), ("were opened by", "was opened by"),
+                                  ("1 of them failed", "it failed")):
                     text = text.replace(many, one)
             return text
 
@@ -1256,6 +1264,10 @@ MISMATCH_DETAIL = ("dnl-03.geo.kaspersky.com is not under *.digicert.com; the co
 # (audit s25: a connection opened from outside to a cloud server's port on a local address)
 INBOUND_DETAIL = ("an inbound connection: opened from outside (203.0.113.10, not a local address) to 192.168.1.10:23101, "
                   "a local address, on a port the cloud server listens on (agent_connection)")
+# (s56: a distribution point's port opened by the distribution point towards its own agent)
+DP_INBOUND_DETAIL = ("opened by a distribution point towards its own agent: from 192.0.2.20 to 192.0.2.10:13000, which "
+                     "had itself opened TCP 13000 of 192.0.2.20 at 10:00:00.000 UTC, on a port the distribution point "
+                     "listens on (dp_agent_connection)")
 VERDICTS = ["ok", "blocked", "unexpected", "unclassified"]
 REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_failed", "host_mismatch,partial",
            "wrong_direction", "x,y,z", "tls_intercepted", "not_tls", "icmp_unreachable", "host_mismatch"]
@@ -1267,7 +1279,7 @@ REASONS = ["", "partial", "no_answer", "no_answer,partial", "rejected", "tls_fai
                                            "ksc.corp.example"]),
                           st.sampled_from(["203.0.113.10", "2001:db8::10"]),
                           # (newcomer 23 F1: a distribution point's port towards a cloud name)
-                          st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL,
+                          st.sampled_from(["", "", "", ONPREM_DETAIL, MISMATCH_DETAIL, INBOUND_DETAIL, DP_INBOUND_DETAIL,
                                            ONPREM_DETAIL + "; the connection itself failed (no_answer): SYN sent"])),
                 max_size=60), st.booleans(), st.booleans(), st.booleans())
 def test_generated_checklists_like_the_reference(rows, pandas_text, names, details):
