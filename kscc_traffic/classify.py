@@ -132,7 +132,7 @@ import pandas as pd
 
 from .addresses import endpoint_text, nat64_text
 from .flows import arrays_of, history_plain, repeated, vlan_key
-from .streams import MAX_SEGMENTS
+from .streams import MAX_BYTES, MAX_SEGMENTS
 from .inspect import (_ENCRYPTED_ALERT as ENCRYPTED_ALERT, DNS_ASKED_A, DNS_ASKED_AAAA, DNS_CUT, DNS_KEYS,
                       DNS_TRUNCATED, DNS_UNREADABLE, HELLO_PQ, asked_has, truncated_answer,
                       HELLO_UNACKED, REFUSED_OWN, REFUSED_OWN_MEANS, REFUSED_PORT, SMALLEST_SEALED, SYNACK_IN_PLACE,
@@ -1203,7 +1203,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                 return done("blocked", "rejected", f"{FILTER_ANSWER}{status} to {hello}{inside} "
                             f"where TLS is documented: a redirect{to} (a captive portal or web filter?)")
             cut = (" (its status line lost by the capture)" if row.get("start_lost") in ("resp", "both")
-                   else " (its status line cut by the snaplen)") if not status and row.get("payload_cut") else ""
+                   else f" (its status line {_cut_by(row)})") if not status and row.get("payload_cut") else ""
             return done("unexpected", "not_tls", f"the server answered HTTP{f' ({status})' if status else ''} "
                         f"to {hello}{inside} where TLS is documented{cut}")
         head = row.get("server_head") or ""
@@ -1269,7 +1269,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     # certificate refused, which TLS 1.3 hides; break-it net 33 F3)
                     why += (": an alert a client sends there most often refuses the server's certificate; "
                             + TLS13_HIDDEN)
-                cut = (f" (the ClientHello {'lost by the capture' if row.get('start_lost') else 'cut by the snaplen'}"
+                cut = (f" (the ClientHello {_cut_by(row)}"
                        ": judged from the TCP packets, which show no handshake that went on)") if unread else ""
                 return done("blocked", "tls_failed", f"TLS handshake aborted: {why}{cut}")
             answer = int(row.get("resp_bytes", 0))
@@ -1605,7 +1605,8 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         # agent does not trust, its root missing or its clock wrong: no interception said; break-it
         # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a
         # proxy; likewise a TLS 1.2 one the capture did not keep, its bytes cut or lost, icept s54 #3)
-        hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" else CERT_UNSEEN
+        hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" \
+            else CERT_UNREAD if row.get("cut_why") == "limit" and not row.get("start_lost") else cert_unseen_text(row)
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
@@ -1717,9 +1718,27 @@ TLS13_HIDDEN = ("TLS 1.3 encrypts the certificate, so the capture cannot show wh
 #: the same where TLS 1.2 or older sends the certificate in the clear but the capture did not keep
 #: it (cut by the snaplen or the inspection window, or lost by the capture; icept s54 #3: it was
 #: called a proxy's); report.readiness counts it with :data:`TLS13_HIDDEN`
-CERT_UNSEEN = ("the server's certificate is not in the bytes captured (cut by the snaplen, or lost by the capture), "
-               "so the capture cannot show whose it was: a TLS-inspecting proxy's, whose CA the agent does not "
-               "trust, or the server's own, whose root the agent's device lacks (or its system time is wrong)")
+CERT_UNSEEN = "the server's certificate is not in the bytes captured"
+#: what follows :data:`CERT_UNSEEN` and :data:`CERT_UNREAD`'s own words: whose it may have been
+_CERT_WHOSE = ("a TLS-inspecting proxy's, whose CA the agent does not trust, or the server's own, whose root the "
+               "agent's device lacks (or its system time is wrong)")
+
+
+def cert_unseen_text(row: dict) -> str:
+    """:data:`CERT_UNSEEN` with why, and whose it may have been: ``(cut by the snaplen)``, ``(lost
+    by the capture)`` (internal ``start_lost``, ``cut_why`` "gap"), both when not known."""
+    why = row.get("cut_why") or ""
+    cause = "lost by the capture" if row.get("start_lost") or why == "gap" else \
+        "cut by the snaplen" if why == "snaplen" else "cut by the snaplen, or lost by the capture"
+    return f"{CERT_UNSEEN} ({cause}), so the capture cannot show whose it was: {_CERT_WHOSE}"
+
+
+#: the same where the capture holds the certificate, past the segments inspected (a flight in
+#: more than :data:`~kscc_traffic.streams.MAX_SEGMENTS` small segments: internal ``cut_why``
+#: "limit"); report.readiness counts it with :data:`TLS13_HIDDEN` too
+CERT_UNREAD = (f"the server's certificate is past what is inspected of its flight (its first {MAX_SEGMENTS} segments, "
+               f"at most {MAX_BYTES // 1024} KiB; the capture holds it: Wireshark shows it), so whose it was is not "
+               f"read here: {_CERT_WHOSE}")
 
 
 #: how the detail of a TLS handshake the server aborted after asking for a client certificate in
@@ -2246,11 +2265,35 @@ _UNREAD_LOST_RESP = ("the server's first bytes lost by the capture, the client a
                      "TCP packets")
 
 
+#: ... when a segment before more data was not captured (internal ``cut_why`` "gap")
+_UNREAD_GAP = "the handshake's bytes interrupted by a segment the capture lost: judged from the TCP packets"
+#: ... when a direction had more segments or bytes than are inspected (``cut_why`` "limit"; the
+#: capture holds them)
+_UNREAD_LIMIT = (f"the handshake longer than what is inspected of a direction (its first {MAX_SEGMENTS} TCP segments, "
+                 f"at most {MAX_BYTES // 1024} KiB): judged from the TCP packets")
+
+
 def _unread_how(row: dict) -> str:
     """How a detail says that a TCP flow's handshake was judged without its bytes: the capture
-    lost them (internal column ``start_lost``), else the snaplen cut them (:data:`_UNREAD`)."""
+    lost them (internal columns ``start_lost``, else ``cut_why`` "gap"), more segments than are
+    inspected held them (``cut_why`` "limit"), else the snaplen cut them (:data:`_UNREAD`)."""
     lost = row.get("start_lost") or ""
-    return _UNREAD_LOST if lost in ("orig", "both") else _UNREAD_LOST_RESP if lost == "resp" else _UNREAD
+    if lost:
+        return _UNREAD_LOST if lost in ("orig", "both") else _UNREAD_LOST_RESP
+    why = row.get("cut_why") or ""
+    return _UNREAD_GAP if why == "gap" else _UNREAD_LIMIT if why == "limit" else _UNREAD
+
+
+def _cut_by(row: dict) -> str:
+    """What a detail says cut a TCP flow's bytes (``payload_cut``): ``lost by the capture`` (its
+    start lost, internal ``start_lost``, or a segment within it, ``cut_why`` "gap"), ``beyond the
+    segments inspected`` (``cut_why`` "limit": the capture holds them), else ``cut by the
+    snaplen``."""
+    why = row.get("cut_why") or ""
+    if row.get("start_lost") or why == "gap":
+        return "lost by the capture"
+    return (f"past what is inspected (the first {MAX_SEGMENTS} segments, at most {MAX_BYTES // 1024} KiB)"
+            if why == "limit" else "cut by the snaplen")
 
 
 #: ... when the client's first segments, all that are inspected, end before its ClientHello does
@@ -2294,7 +2337,10 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     segments = " in more than " in str(row.get("hello_split") or "")
     how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _unread_how(row)
     cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") or segments \
-        else "the capture lost the handshake's first bytes" if row.get("start_lost") else "the snaplen cut the handshake"
+        else "the capture lost the handshake's first bytes" if row.get("start_lost") \
+        else "the capture lost a segment of the handshake" if row.get("cut_why") == "gap" \
+        else "more than the inspected segments held the handshake" if row.get("cut_why") == "limit" \
+        else "the snaplen cut the handshake"
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
@@ -3477,7 +3523,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -3488,7 +3534,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -3501,7 +3547,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -3514,7 +3560,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "opened_cloud")
+                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

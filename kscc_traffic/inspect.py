@@ -16,7 +16,7 @@ import pandas as pd
 from .flows import (ACK, FIN, ICMP6, RST, SKEW_MAX_NS, SYN, TCP, UDP, FlowTable, address_text, content_rows, first_rows,
                     history_plain, frame_of, isin_texts, label_index, repeated, resent, seq_extents)
 from .protocols import dns, dns_batch, http, mcast, tls, tls_batch
-from .streams import MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
+from .streams import CUT_GAP, CUT_LIMIT, CUT_SNAPLEN, MAX_SEGMENTS, _syn_rows, initial_streams, stable_order
 from .unreachable import MTU_FILTERED, TRACEROUTE_MAX_TTL
 
 #: new bytes the client must send after the server's first data, and the server after that
@@ -2098,6 +2098,10 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # client waited, for classify's detail (packets lost on the way, not a certificate refused);
     # '' where not: tls.flight_short, _flight_lost)
     cols["flight_cut"] = repeated("", n)
+    # (likewise: why a TCP flow's first bytes inspected stop before its data did (payload_cut),
+    # told from its streams: CUT_WHY_TEXT's "snaplen", "gap" or "limit"; '' where not cut, or cut
+    # otherwise: its start lost, start_lost; the client's segments ending first, blind_window)
+    cols["cut_why"] = repeated("", n)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -3845,6 +3849,9 @@ _RCODE_TEXT = np.array(dns.RCODE_NAMES, dtype=object)
 
 #: flows whose streams are reassembled and parsed together (bounds the memory of one call)
 STREAM_SLICE = 1024
+#: the internal ``cut_why`` of a flow by :attr:`.streams.Streams.cut_why`: a segment cut short by
+#: the snaplen, a segment not captured before more data, more segments or bytes than inspected
+CUT_WHY_TEXT = {CUT_SNAPLEN: "snaplen", CUT_GAP: "gap", CUT_LIMIT: "limit"}
 
 
 def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict, service: np.ndarray,
@@ -3867,6 +3874,14 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
     cut = getattr(streams, "cut", None)
     if cut is not None and len(cut):
         cols["payload_cut"][np.asarray(streams.flow, np.int64)[np.asarray(cut, bool)]] = True
+    why = getattr(streams, "cut_why", None)
+    if why is not None and len(why) and bool(np.any(why)):
+        # (per flow, the strongest cause of either direction: streams.CUT_SNAPLEN > CUT_GAP > CUT_LIMIT)
+        at = np.flatnonzero(why)
+        code = np.zeros(len(cols["payload_cut"]), np.int8)
+        np.maximum.at(code, np.asarray(streams.flow, np.int64)[at], np.asarray(why)[at])
+        for k, text in CUT_WHY_TEXT.items():
+            cols["cut_why"][np.flatnonzero(code == k)] = text
     # first bytes too few to tell, of a payload cut short: what they may start
     mv = memoryview(buf).cast("B")
     cutf = cols["payload_cut"][fidx].astype(bool)

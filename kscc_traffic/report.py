@@ -26,7 +26,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
 
 from .addresses import endpoint_text
 from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
-    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
+    IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
 from .classify import _ABSOLUTE, _str_codes
@@ -658,7 +658,8 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
     many ``tls_failed`` ones the client ended on the server's own certificate from a public CA
     (detail :data:`~kscc_traffic.classify.UNTRUSTED_PUBLIC`), how many on a certificate TLS 1.3
     hid (detail holding :data:`~kscc_traffic.classify.TLS13_HIDDEN`), the capture did not keep
-    (:data:`~kscc_traffic.classify.CERT_UNSEEN`) or the capture of the client's
+    (:data:`~kscc_traffic.classify.CERT_UNSEEN`; past what is inspected:
+    :data:`~kscc_traffic.classify.CERT_UNREAD`) or the capture of the client's
     side only did not show (:data:`~kscc_traffic.classify.ONE_WAY_CERT`), how many the server ended
     after asking for a client certificate in cleartext (TLS <= 1.2: detail holding
     :data:`~kscc_traffic.classify.CLIENT_CERT_ASKED`) and how many it ended as one requiring a
@@ -681,7 +682,7 @@ def cert_counts(details, reasons) -> tuple[int, int, int, int, int]:
             public += 1
         elif PINNED_REFUSED in d or PINNED_SILENT in d:
             pinned += 1
-        elif TLS13_HIDDEN in d or ONE_WAY_CERT in d or CERT_UNSEEN in d:
+        elif TLS13_HIDDEN in d or ONE_WAY_CERT in d or CERT_UNSEEN in d or CERT_UNREAD in d:
             hidden += 1
     return public, hidden, client, client_hidden, pinned
 
@@ -3929,6 +3930,7 @@ class TableSummary:
                                | detail.str.contains(TLS13_HIDDEN, regex=False)
                                | detail.str.contains(ONE_WAY_CERT, regex=False)
                                | detail.str.contains(CERT_UNSEEN, regex=False)
+                               | detail.str.contains(CERT_UNREAD, regex=False)
                                | detail.str.contains(CERT_REQUIRED, regex=False)
                                | detail.str.contains(CLIENT_CERT_ASKED, regex=False)
                                | detail.str.contains(PINNED_REFUSED, regex=False)

@@ -62,6 +62,11 @@ from .flows import TCP, FlowTable, content_rows
 
 MAX_SEGMENTS = 24
 MAX_BYTES = 16384
+#: :attr:`Streams.cut_why`: the direction had more than :data:`MAX_SEGMENTS` data segments or
+#: more than :data:`MAX_BYTES` bytes (the inspection's limit: the capture holds the rest); its
+#: reassembly stopped at a gap, a segment not captured, with data beyond it; one of its first
+#: segments was cut short by the snaplen (the strongest cause is kept)
+CUT_LIMIT, CUT_GAP, CUT_SNAPLEN = 1, 2, 3
 
 _MOD = 1 << 32
 #: ``x & _MASK`` is ``x % _MOD`` of an integer array (two's complement: negative ones too),
@@ -128,6 +133,9 @@ class Streams:
     #: bool (n,): the stream stopped before that direction's data did (see :func:`initial_streams`);
     #: None when not known
     cut: np.ndarray | None = None
+    #: int8 (n,): why, where ``cut``: :data:`CUT_SNAPLEN`, else :data:`CUT_GAP`, else
+    #: :data:`CUT_LIMIT`; 0 where not cut; None when not known
+    cut_why: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> "Streams":
@@ -135,7 +143,7 @@ class Streams:
         buf = np.zeros(0, np.uint8)
         buf.flags.writeable = False
         return cls(buf, np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64),
-                   np.zeros(0, np.int64), np.zeros(0, bool))
+                   np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int8))
 
     def __len__(self) -> int:
         return len(self.flow)
@@ -232,6 +240,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     pos = np.arange(len(rows)) - np.repeat(gs, np.diff(np.r_[gs, len(rows)]))
     keep = pos < MAX_SEGMENTS
     cut = np.diff(np.r_[gs, len(rows)]) > MAX_SEGMENTS     # per group: segments left unread
+    why = np.where(cut, CUT_LIMIT, 0).astype(np.int8)
     if not keep.all():
         rows, grp, first = rows[keep], grp[keep], first[keep]
         gs = np.nonzero(first)[0]
@@ -244,6 +253,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
         short = c["payload_len"][rows].astype(np.int64) > lens
         if short.any():
             cut[gid[short]] = True
+            why[gid[short]] = CUT_SNAPLEN
     excl = np.cumsum(lens) - lens
     before = excl - excl[gs][gid]                   # payload bytes of the group before this row
 
@@ -266,7 +276,9 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
     # stream lengths: simple groups = their payload cut at MAX_BYTES; the others reassembled first
     total = np.add.reduceat(lens, gs)
     glen = np.minimum(total, MAX_BYTES)
-    cut |= (total > MAX_BYTES) & ~slow      # (the slow groups: past the gap or MAX_BYTES below)
+    over = (total > MAX_BYTES) & ~slow      # (the slow groups: past the gap or MAX_BYTES below)
+    cut |= over
+    why[over & (why == 0)] = CUT_LIMIT
     slow_groups = np.nonzero(slow)[0].tolist()
     slow_data = []
     if slow_groups:
@@ -277,6 +289,11 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
                                  for i in range(bounds[g], bounds[g + 1])], a if a >= 0 else None)
             glen[g] = len(data)
             slow_data.append(data)
+            if more and not why[g]:
+                # (past MAX_BYTES placed whole, else a gap: a segment not captured)
+                why[g] = CUT_LIMIT if len(data) >= MAX_BYTES else CUT_GAP
+            elif more and why[g] == CUT_LIMIT and len(data) < MAX_BYTES:
+                why[g] = CUT_GAP
             cut[g] = cut[g] or more
     end = np.cumsum(glen)
     start = end - glen
@@ -292,7 +309,7 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
         om[int(start[g]):int(end[g])] = data
     out.flags.writeable = False
     head = grp[gs]
-    return Streams(out, head >> 1, (head & 1) == 0, start, end, cut)
+    return Streams(out, head >> 1, (head & 1) == 0, start, end, cut, why)
 
 
 def stable_order(key: np.ndarray) -> np.ndarray:

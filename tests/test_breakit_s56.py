@@ -130,3 +130,88 @@ def test_a_live_capture_tells_the_distribution_point_towards_its_agent_as_a_file
     _assert_same(path, live)
     row = live[live.orig_p == 41000].iloc[0]
     assert (row.verdict, row.reason) == ("unexpected", "wrong_direction")
+
+
+def _small_segment_flight(end: str, seg: int = 200, drop: int | None = None):
+    """(time, frame) records: an agent's ClientHello to TCP 23101, a TLS 1.2 server flight
+    (ServerHello, a 6 KB Certificate, ServerHelloDone) in ``seg``-byte segments (the one at index
+    ``drop`` not captured), then the client ``end``s: "alert" (unknown_ca, then FIN) or "close"
+    (FIN at once)."""
+    import struct
+
+    from pcapbuild import eth, ip_of
+    from scapy.layers.inet import TCP
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    agent, server = "192.0.2.10", "203.0.113.10"
+    hello = _hello(b"eu1.ksc.kaspersky.com")
+    cert = b"\x30\x82" + struct.pack("!H", 5996) + b"\x41" * 5996
+    certs = len(cert).to_bytes(3, "big") + cert
+    body = len(certs).to_bytes(3, "big") + certs
+    msg = b"\x0b" + len(body).to_bytes(3, "big") + body
+    flight = SERVER_HELLO + b"\x16\x03\x03" + struct.pack("!H", len(msg)) + msg + b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"
+
+    def c(**kw):
+        return eth(ip_of(agent, server) / TCP(sport=50000, dport=23101, **kw))
+
+    def s(**kw):
+        return eth(ip_of(server, agent) / TCP(sport=23101, dport=50000, **kw))
+    t = 1000.0
+    out = [(t, c(flags="S", seq=1000)), (t + .01, s(flags="SA", seq=5000, ack=1001)),
+           (t + .02, c(flags="A", seq=1001, ack=5001)), (t + .03, c(flags="PA", seq=1001, ack=5001) / hello)]
+    cs, ss, t = 1001 + len(hello), 5001, t + .05
+    for k, i in enumerate(range(0, len(flight), seg)):
+        if k != drop:
+            out.append((t, s(flags="A", seq=ss + i, ack=cs) / flight[i:i + seg]))
+        t += .0005
+    ss += len(flight)
+    out.append((t, c(flags="A", seq=cs, ack=ss)))
+    if end == "alert":
+        alert = b"\x15\x03\x03\x00\x02\x02\x30"
+        out.append((t + .01, c(flags="PA", seq=cs, ack=ss) / alert))
+        cs += len(alert)
+    t += .02
+    out += [(t, c(flags="FA", seq=cs, ack=ss)), (t + .01, s(flags="FA", seq=ss, ack=cs + 1)),
+            (t + .02, c(flags="A", seq=cs + 1, ack=ss + 1))]
+    return out
+
+
+@pytest.mark.parametrize("end", ["alert", "close"])
+@pytest.mark.parametrize("cause", ["limit", "gap", "snaplen"])
+def test_a_handshake_not_read_whole_says_why(tmp_path, end, cause):
+    """False-positive hunt s55 #9: a server flight in 30 segments of 200 bytes (the capture holds
+    it all; only the first 24 segments a direction are inspected) was said "cut by the snaplen",
+    its certificate "not in the bytes captured". Each cause is told apart: more segments than are
+    inspected, a segment the capture lost (600-byte segments, one missing), the snaplen (80
+    bytes); in a whole-file and a chunked reading alike."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes
+    recs = _small_segment_flight(end, seg=600 if cause == "gap" else 200, drop=5 if cause == "gap" else None)
+    path = tmp_path / f"{cause}_{end}.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    if cause == "snaplen":
+        import shutil
+        import subprocess
+        if shutil.which("editcap") is None:
+            pytest.skip("editcap (Wireshark) not installed: the snaplen case cuts the capture with it")
+        cut = tmp_path / f"snap_{end}.pcap"
+        subprocess.run(["editcap", "-s", "80", str(path), str(cut)], check=True, capture_output=True)
+        path = cut
+    flows = chunkcmp.assert_same(path, [600, 1500])
+    row = flows.iloc[0]
+    assert (row.purpose, row.verdict, row.reason) == ("agent_connection", "blocked", "tls_failed")
+    if end == "alert" and cause == "limit":
+        assert "the server's certificate is past what is inspected of its flight (its first 24 segments, at " \
+               "most 16 KiB; the capture holds it: Wireshark shows it)" in row.detail, row.detail
+    elif end == "alert" and cause == "gap":
+        assert "the server's certificate is not in the bytes captured (lost by the capture), so the capture cannot " \
+               "show whose it was" in row.detail, row.detail
+    else:
+        hows = {"limit": "the handshake longer than what is inspected of a direction (its first 24 TCP segments, "
+                         "at most 16 KiB): judged from the TCP packets",
+                "gap": "the handshake's bytes interrupted by a segment the capture lost: judged from the TCP packets",
+                "snaplen": "the handshake cut by the snaplen: judged from the TCP packets"}
+        assert row.detail.endswith(f"({hows[cause]})"), row.detail
+    others = {"limit", "gap", "snaplen"} - {cause}
+    for other in others:
+        assert {"limit": "past what is inspected", "gap": "capture lost", "snaplen": "snaplen"}[other] \
+            not in row.detail, (other, row.detail)

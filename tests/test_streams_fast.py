@@ -81,6 +81,10 @@ def assert_same(ft: FlowTable, foi=None, where: str = "") -> S.Streams:
     for f, fo, cut, n in zip(got.flow.tolist(), got.from_orig.tolist(), got.cut.tolist(),
                              (got.end - got.start).tolist()):
         assert cut == reference_cut(ft, f, fo, n), f"{where} flow {f} {'client' if fo else 'server'}: cut {cut}"
+    assert got.cut_why is not None and len(got.cut_why) == len(got)
+    for f, fo, why, n in zip(got.flow.tolist(), got.from_orig.tolist(), got.cut_why.tolist(),
+                             (got.end - got.start).tolist()):
+        assert why == reference_cut_why(ft, f, fo, n), f"{where} flow {f} {'client' if fo else 'server'}: why {why}"
     return got
 
 
@@ -116,6 +120,39 @@ def reference_cut(ft: FlowTable, f: int, client: bool, stream_len: int) -> bool:
             first = max(rel, 0) if first is None else min(first, max(rel, 0))
             reach = max(reach, end)
     return first is not None and reach > first + stream_len
+
+
+def reference_cut_why(ft: FlowTable, f: int, client: bool, stream_len: int) -> int:
+    """Streams.cut_why of one direction, segment by segment: of its first MAX_SEGMENTS data
+    segments, one cut short by the snaplen (CUT_SNAPLEN), else their bytes reaching past the
+    stream's end before MAX_BYTES (a gap: CUT_GAP), else more segments than MAX_SEGMENTS or bytes
+    than MAX_BYTES (CUT_LIMIT); 0 when the direction is not cut."""
+    c = ft.packets.cols
+    rows = [i for i in np.flatnonzero(ft.pkt_flow == f).tolist()
+            if bool(ft.pkt_from_orig[i]) == client and c["proto"][i] == TCP and c["pl_cap"][i] > 0
+            and c["pl_off"][i] >= 0]
+    rows.sort(key=lambda i: (int(c["ts_ns"][i]), i))
+    kept = rows[:S.MAX_SEGMENTS]
+    if any(int(c["payload_len"][i]) > int(c["pl_cap"][i]) for i in kept):
+        return S.CUT_SNAPLEN
+    if not reference_cut(ft, f, client, stream_len):
+        return 0
+    if len(rows) > S.MAX_SEGMENTS and not reference_cut(_first_segments(ft, f, client, kept), f, client, stream_len):
+        return S.CUT_LIMIT
+    return S.CUT_LIMIT if stream_len >= S.MAX_BYTES else S.CUT_GAP
+
+
+def _first_segments(ft: FlowTable, f: int, client: bool, kept: list) -> FlowTable:
+    """``ft`` with the flow's packets of that direction other than ``kept`` (its first data
+    segments) left out of the flow (``pkt_flow`` -1), for :func:`reference_cut` on them alone."""
+    from dataclasses import replace
+    c = ft.packets.cols
+    drop = ((ft.pkt_flow == f) & (np.asarray(ft.pkt_from_orig, bool) == client) & (c["proto"] == TCP)
+            & (c["pl_cap"] > 0) & (c["pl_off"] >= 0))
+    drop[np.asarray(kept, np.int64)] = False
+    pf = ft.pkt_flow.copy()
+    pf[drop] = -1
+    return replace(ft, pkt_flow=pf)
 
 
 def masks(nflows: int) -> list:
