@@ -1567,6 +1567,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     told as not the certificate the agent keeps (:data:`PINNED_REFUSED`, ``tls_failed``), unless
     an inspection product issued it."""
     asked = row.get("sni") or ""
+    if asked and is_ip_literal(asked):
+        # (an address in the SNI names no host, RFC 6066 3: what a client dialling an address
+        # sends; the name the address was resolved from is the one asked, break-it s56 v6 #1)
+        asked = ""
     detail = ""
     issuer = row.get("cert_issuer") or ""
     product = inspection_product(issuer) if certs else ""

@@ -215,3 +215,45 @@ def test_a_handshake_not_read_whole_says_why(tmp_path, end, cause):
     for other in others:
         assert {"limit": "past what is inspected", "gap": "capture lost", "snaplen": "snaplen"}[other] \
             not in row.detail, (other, row.detail)
+
+
+@pytest.mark.parametrize("literal, dns_name, names, verdict, reason", [
+    # the certificate for the name the address was resolved from: the server's own
+    ("203.0.113.10", "eu1.ksc.kaspersky.com", ["eu1.ksc.kaspersky.com", "*.ksc.kaspersky.com"], "ok", ""),
+    ("2001:db8:a5::10", "eu1.ksc.kaspersky.com", ["*.ksc.kaspersky.com"], "ok", ""),
+    # no DNS in the capture: nothing named, nothing to compare (the certificate says who answered)
+    ("203.0.113.10", "", ["eu1.ksc.kaspersky.com"], "ok", ""),
+    # a certificate for another name than the one resolved: still told
+    ("203.0.113.10", "eu1.ksc.kaspersky.com", ["proxy.corp.example"], "unexpected", "tls_intercepted"),
+])
+def test_an_address_in_the_sni_names_no_host(tmp_path, literal, dns_name, names, verdict, reason):
+    """Break-it s56 (IPv6 and interception pass) #1: a client that dialled an address put it in
+    its SNI (RFC 6066 forbids it; OpenSSL-based clients set up with an address do it); the server
+    sent its own certificate for the name DNS gave that address: "unexpected/tls_intercepted,
+    certificate for eu1.ksc.kaspersky.com presented for 203.0.113.10", advised as TLS inspection.
+    An address names no host: the name asked is the one from DNS, as without an SNI."""
+    import ssl
+
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from test_newcomer30_findings import _hello
+    from test_protocols_tls import run_handshake
+    from test_tls_view_cut import CLIENT, SERVER, _interleaved, _session, _write
+
+    from kscc_traffic import analyze
+    cs, ss, err = run_handshake(tmp_path, ssl.TLSVersion.TLSv1_2, "eu1.ksc.kaspersky.com", names)
+    assert err is None
+    parts = _interleaved(cs, ss)
+    parts[0] = ("c", _hello(literal.encode()))
+    recs = _session(parts)
+    if dns_name:
+        q = DNS(id=9, rd=1, qd=DNSQR(qname=dns_name))
+        a = DNS(id=9, qr=1, rd=1, ra=1, qd=DNSQR(qname=dns_name), an=DNSRR(rrname=dns_name, ttl=60, rdata=SERVER[0]))
+        resolver = "192.0.2.53"
+        recs = [(99.0, Ether() / IP(src=CLIENT[0], dst=resolver) / UDP(sport=53001, dport=53) / q),
+                (99.01, Ether() / IP(src=resolver, dst=CLIENT[0]) / UDP(sport=53, dport=53001) / a)] + recs
+    flows = analyze(str(_write(tmp_path / "ip_sni.pcap", recs)))
+    r = flows[flows.proto == "tcp"].iloc[0]
+    assert r.sni == literal and r.dns_name == dns_name
+    assert (r.purpose, r.verdict, r.reason) == ("agent_connection", verdict, reason), r.detail
