@@ -26,6 +26,7 @@ from .flows import (FIRST_IP_ID, FLOW_COLUMNS, IDLE_BEFORE, ORIG_TTL, RESP_TTL, 
 from .inspect import APP_COLUMNS, DnsAnswers, cloud_ports, dns_flows, inspect_flows
 from .names import NAME_COLUMNS, assign_names
 from .rules import RuleSet, load_rules
+from .stamps import mend_lone_stamps
 from .text import name_text, path_text
 from .unreachable import attach, attach_nat_quotes, find_errors, packet_evidence
 
@@ -817,6 +818,9 @@ class _WholeFile:
         from .chunked import JUMP_FORWARD_NS, STEP_BACK_NS, jumps_forward
         c = self.packets.cols
         short = short_payloads(c)
+        # (lone damaged stamps take the time of the frame before them, as the built-in reader's
+        # records do: stamps.py)
+        mended = mend_lone_stamps(c) if len(self.packets) else 0
         # (the IP packets' times in file order: the steps back of the clock, as the built-in reader
         # counts them over its records)
         t = c["ts_ns"][np.argsort(c["frame"], kind="stable")] if len(self.packets) else c["ts_ns"]
@@ -833,6 +837,7 @@ class _WholeFile:
         self.packets = None
         self.stats.warn_no_ip(self.name)
         self.stats.warn_short_packets(self.name, short)
+        self.stats.warn_lone_stamps(self.name, mended)
         self.stats.warn_steps_back(self.name, steps, STEP_BACK_NS)
         self.stats.warn_jumps_forward(self.name, jumps, JUMP_FORWARD_NS, largest)
         self.stats.warn_frozen_clock(self.name, len(t), int(t.max()) - int(t.min()) if len(t) else 0)

@@ -71,6 +71,7 @@ from .finishing import Finisher
 from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
 from .scans import OPEN_COLUMNS, ScanWatch
+from .stamps import lone_stamp, lone_stamps
 from .timeorder import merge_in_time
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
@@ -209,6 +210,8 @@ class ChunkedAnalysis:
     late_packets: int = 0
     #: places where a record is stamped more than :data:`STEP_BACK_NS` before the one before it
     steps_back: int = 0
+    #: records whose lone damaged stamp took the time of the record before them (stamps.py)
+    mended_stamps: int = 0
     #: places where a record is stamped more than :data:`JUMP_FORWARD_NS` after every record
     #: before it (:func:`jumps_forward`), and the largest such jump (ns)
     jumps_forward: int = 0
@@ -256,6 +259,21 @@ class ChunkedAnalysis:
                     self._fin.close()
                     self._fin = None
                 raise
+
+    def _clock_steps(self, t: np.ndarray, prev_ts: int | None, prev_max: int | None) -> tuple[int | None, int | None]:
+        """Count the steps back and jumps forward of the clock in ``t`` (int64 ns, the next
+        records in file order; ``prev_ts`` the record before them, ``prev_max`` the latest stamp
+        before them, None: none) into :attr:`steps_back`, :attr:`jumps_forward` and
+        :attr:`largest_jump_ns`; returns the new ``(prev_ts, prev_max)``."""
+        if not len(t):
+            return prev_ts, prev_max
+        back = np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS)
+        back += prev_ts is not None and int(t[0]) < prev_ts - STEP_BACK_NS
+        self.steps_back += int(back)
+        k, big, prev_max = jumps_forward(t, prev_max)
+        self.jumps_forward += k
+        self.largest_jump_ns = max(self.largest_jump_ns, big)
+        return int(t[-1]), prev_max
 
     def batches(self) -> Iterator[pd.DataFrame]:
         """Finished flows, batch by batch (each in time order of first packet): DataFrames, or
@@ -312,6 +330,8 @@ class ChunkedAnalysis:
         cap_start = np.iinfo(np.int64).max
         prev_ts = None                      # the last record's timestamp (steps back)
         prev_max = None                     # the latest timestamp so far (jumps forward)
+        prev_read = None                    # the last record read's timestamp, a lone stamp mended (stamps.py)
+        loose = None                        # the last record read, not decided yet: (time before it, its time, its number)
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
         lookups = LookupsWatch()            # Kaspersky names resolved, no connection after them
         nat = NatWatch()                    # connections captured before and after a NAT
@@ -344,21 +364,45 @@ class ChunkedAnalysis:
             else:
                 last = frames is None
             if frames is None:
+                if loose is not None:       # (the file's last record: nothing after it)
+                    prev_ts, prev_max = self._clock_steps(np.array([loose[1]], np.int64), prev_ts, prev_max)
+                    loose = None
                 frames, tail = (tail, None) if tail is not None else (Frames.empty(), None)
             else:
                 frames = replace(frames, number=np.arange(frame_base, frame_base + len(frames), dtype=np.int64))
                 frame_base += len(frames)
                 reader_stats = frames.stats
-                t = frames.ts_ns
-                recent_read = np.concatenate([recent_read, np.asarray(t[-CLOCK_FRAMES:], np.int64)])[-CLOCK_FRAMES:]
+                t = np.asarray(frames.ts_ns, np.int64)
                 if len(t):
-                    back = np.count_nonzero(t[1:] < t[:-1] - STEP_BACK_NS)
-                    back += prev_ts is not None and int(t[0]) < prev_ts - STEP_BACK_NS
-                    self.steps_back += int(back)
-                    prev_ts = int(t[-1])
-                    k, big, prev_max = jumps_forward(t, prev_max)
-                    self.jumps_forward += k
-                    self.largest_jump_ns = max(self.largest_jump_ns, big)
+                    # lone damaged stamps (stamps.py) take the time of the record before them; the
+                    # last record before this chunk is decided now that the one after it is known
+                    # (held in ``tail`` by _time_cut when it was stamped far off), this chunk's last
+                    # one with the next chunk
+                    head = []
+                    if loose is not None:
+                        before, raw, num = loose
+                        if lone_stamp(before, raw, int(t[0])):
+                            self.mended_stamps += 1
+                            if tail is not None and len(tail) and int(tail.number[-1]) == num:
+                                mended = np.array(tail.ts_ns, np.int64)
+                                mended[-1] = before
+                                tail = replace(tail, ts_ns=mended)
+                            raw = before
+                        head, prev_read = [raw], raw
+                    at = lone_stamps(t, prev_read)
+                    if len(at):
+                        t = t.copy()
+                        t[at] = np.where(at > 0, t[np.maximum(at - 1, 0)], prev_read if prev_read is not None else 0)
+                        frames = replace(frames, ts_ns=t)
+                        self.mended_stamps += len(at)
+                    done = len(t) if frames.last else len(t) - 1
+                    loose = None if frames.last else (int(t[-2]) if len(t) > 1 else prev_read, int(t[-1]),
+                                                      int(frames.number[-1]))
+                    prev_read = int(t[-1])
+                    # (the steps back and jumps forward of the records decided, in file order)
+                    counted = np.concatenate((np.array(head, np.int64), t[:done]))
+                    prev_ts, prev_max = self._clock_steps(counted, prev_ts, prev_max)
+                recent_read = np.concatenate([recent_read, np.asarray(t[-CLOCK_FRAMES:], np.int64)])[-CLOCK_FRAMES:]
                 prefix = carry.buf if carry is not None and len(carry) else b""
                 if tail is not None or (len(prefix) and frames.room == len(prefix)):
                     # (the carried packets' bytes first: the batch's buffer is then this one;
@@ -592,6 +636,7 @@ class ChunkedAnalysis:
                     "and a DNS answer among them may not name the flows it would have. Put the capture in "
                     "time order first (Wireshark's reordercap IN OUT; mergecap without -a), or give "
                     "--chunk-mib more than the file's size")
+        st.warn_lone_stamps(self.name, self.mended_stamps)
         st.warn_steps_back(self.name, self.steps_back, STEP_BACK_NS)
         st.warn_jumps_forward(self.name, self.jumps_forward, JUMP_FORWARD_NS, self.largest_jump_ns)
         if store.warning(self.name):

@@ -257,3 +257,55 @@ def test_an_address_in_the_sni_names_no_host(tmp_path, literal, dns_name, names,
     r = flows[flows.proto == "tcp"].iloc[0]
     assert r.sni == literal and r.dns_name == dns_name
     assert (r.purpose, r.verdict, r.reason) == ("agent_connection", verdict, reason), r.detail
+
+
+@pytest.mark.parametrize("stamp", [0.0, 12.345, 3 * 86400.0])
+@pytest.mark.parametrize("which", [3, 4, 7])
+def test_one_record_with_a_damaged_stamp_stays_in_its_connection(tmp_path, stamp, which):
+    """Break-it s56 (link types and damaged files) #1: one packet of a working connection stamped
+    0, in 1970 or 3 days late (the records around it agree) was sorted away from it: the
+    connection split in two, its first part "blocked, the client's first bytes lost by the
+    capture". Such a record takes the time of the record before it (file order, as Wireshark
+    shows it): one flow, ok, a warning that counts it, in a whole-file and a chunked reading
+    alike (chunks of a few records: the record at a chunk's end is decided with the next)."""
+    import chunkcmp
+    from pcapbuild import pcap_bytes, tcp_session
+
+    from kscc_traffic.analyze import analyze_file
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), t0=1_700_000_000.0,
+                       c_data=_hello(b"eu1.ksc.kaspersky.com"), s_data=SERVER_HELLO)
+    recs += tcp_session(("192.0.2.10", 50001), ("203.0.113.10", 23101), t0=1_700_000_001.0)
+    good = tmp_path / "good.pcap"
+    good.write_bytes(pcap_bytes(recs))
+    recs[which] = (stamp, recs[which][1])
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = chunkcmp.assert_same(path, [200, 300, 500, 900])
+    ref = analyze_file(good, chunkcmp.RULES).flows
+    assert len(flows) == len(ref) == 2
+    cols = ["orig_p", "conn_state", "history", "orig_pkts", "resp_pkts", "orig_bytes", "verdict", "reason", "detail"]
+    pd_ref = ref.sort_values("orig_p")[cols].reset_index(drop=True)
+    pd_got = flows.sort_values("orig_p")[cols].reset_index(drop=True)
+    assert pd_got.to_dict("records") == pd_ref.to_dict("records")
+    warnings = analyze_file(path, chunkcmp.RULES).warnings
+    assert any("1 record stamped more than 60 s away from the records on both sides of it" in w for w in warnings), warnings
+    assert not any("go back by" in w or "jump forward" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("ts, before, want", [
+    ([100, 101, 0, 102], None, [2]),
+    ([100, 101, 0, 0, 102], None, []),           # two in a row: a clock, not one damaged stamp
+    ([100, 200, 300], None, []),                 # the records around it do not agree
+    ([100, 101, 170, 102], None, [2]),           # 69 s ahead of both
+    ([100, 101, 150, 102], None, []),            # 49 s: not far enough
+    ([0, 101, 102], 100, [0]),                   # the first one, with the record before the chunk
+    ([101, 0], 100, []),                         # the last one: decided with the next chunk
+])
+def test_lone_stamps_are_far_from_both_neighbours_which_agree(ts, before, want):
+    import numpy as np
+
+    from kscc_traffic.stamps import lone_stamps
+    s = 10**9
+    got = lone_stamps(np.array(ts, np.int64) * s, None if before is None else before * s)
+    assert got.tolist() == want
