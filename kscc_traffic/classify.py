@@ -970,7 +970,7 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         issuer = str(row.get("cert_issuer") or "")
         if not under_mask(check, rule.host_mask) and ksc_only(rule) \
                 and (inspection_product(issuer)
-                     or (alert.startswith("client:") and alert.endswith(_CERT_REJECTED) and not public_ca(issuer))):
+                     or (alert.startswith("client:") and alert.endswith(_CERT_REFUSALS) and not public_ca(issuer))):
             # (on a port only the agent uses, a certificate a TLS-inspection product issued, or one of
             # a private CA the client refused: a proxy's own, which names the proxy, not the server
             # asked for; judged as interception, not as another program's traffic: icept s54 #2; a
@@ -1512,7 +1512,7 @@ def _refused_midway(row: dict) -> bool:
     alert = str(row.get("tls_alert") or "")
     return bool(row.get("partial")) and row.get("client_proto") == "tls" and row.get("server_proto") == "tls" \
         and not row.get("tls_established") and alert.startswith("client:") \
-        and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED)
+        and alert.endswith(_CERT_REFUSALS)
 
 
 #: the opener of the rules whose server is the network's own (a distribution point, an on-premises
@@ -1589,13 +1589,13 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     alert = row.get("tls_alert") or ""
     named = asked or ("" if target else row.get("dns_name") or "")
     if not detail and not product and hello and certs and named and alert.startswith("client:") \
-            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+            and alert.endswith(_CERT_REFUSALS):
         public = public_ca(issuer)
         if public:
             # (the right name, from a public CA: the agent's trust store or clock, not a proxy)
             return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public)
     if not detail and hello and pinned and not product and alert.startswith("client:") \
-            and alert.endswith(_CERT_REJECTED + _CERT_EXPIRED):
+            and alert.endswith(_CERT_REFUSALS):
         # (a distribution point's own certificate, seen or not: TLS 1.3 hides it; break-it s55 dp #3)
         unseen = "" if certs else (f" ({TLS13_HIDDEN.split(',')[0]})" if row.get("tls_version") == "TLS 1.3"
                                    else " (the capture does not hold it)")
@@ -1603,7 +1603,7 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
                                          + (f" for {certs[0]}" if certs else unseen)
                                          + (f" issued by {_bounded(issuer)}" if issuer and certs else "")
                                          + f": {PINNED_REFUSED}")
-    if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REJECTED) \
+    if not detail and hello and not certs and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS) \
             and (row.get("tls_version") == "TLS 1.3" or row.get("payload_cut")):
         # (TLS 1.3 encrypts the certificate: a proxy's is not told from the server's own that the
         # agent does not trust, its root missing or its clock wrong: no interception said; break-it
@@ -1613,13 +1613,19 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
             else CERT_UNREAD if row.get("cut_why") == "limit" and not row.get("start_lost") else cert_unseen_text(row)
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
-    if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REJECTED):
+    if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS):
+        # (out of date or revoked for the client: a proxy's certificate so, or the device's clock or
+        # revocation check; the certificate from no public CA: break-it s56 v6 #2)
+        how = (": out of date for the client (its clock wrong?), and from a CA that is no public one: a "
+               "TLS-inspecting proxy's?" if alert.endswith(_CERT_EXPIRED) else
+               ": revoked, as the client's revocation check found, and from a CA that is no public one: a "
+               "TLS-inspecting proxy's?" if alert.endswith(_CERT_REVOKED) else
+               ": a TLS-inspecting proxy whose CA the client does not trust?")
         detail = (f"the client rejected the server's certificate ({alert[8:]})"
                   + (f" for {certs[0]}" if certs else "")
                   + (f" {resigned}" if product else
                      # (the issuer named: which device inspects; RFC 4514 text, escaped; newcomer 30 F7)
-                     (f" issued by {_bounded(issuer)}" if issuer else "")
-                     + ": a TLS-inspecting proxy whose CA the client does not trust?"))
+                     (f" issued by {_bounded(issuer)}" if issuer else "") + how))
         return "blocked", "tls_intercepted", f"{detail}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}"
     if not detail and product:
         detail = f"certificate for {certs[0]} {resigned}"
@@ -1661,6 +1667,11 @@ def _bounded(issuer: str) -> str:
 #: the TLS alert certificate_expired (RFC 8446 §6.2): after a public CA's certificate for the
 #: name asked, the client's clock (or a stale certificate), :func:`_untrusted_public`
 _CERT_EXPIRED = (" (45)",)
+#: a client's alert refusing a revoked certificate (certificate_revoked, RFC 8446 §6.2): after a
+#: public CA's certificate for the name asked, what its revocation check found (:func:`_untrusted_public`)
+_CERT_REVOKED = (" (44)",)
+#: every alert by which a client refuses the server's certificate
+_CERT_REFUSALS = _CERT_REJECTED + _CERT_EXPIRED + _CERT_REVOKED
 
 #: (marker, CA) of public certificate authorities, as whole words of a ``cert_issuer``'s CN, O or
 #: OU (lower case; matched as :func:`inspection_product` does): a certificate for the name asked
@@ -1703,6 +1714,11 @@ def _untrusted_public(alert: str, name: str, issuer: str, ca: str) -> str:
     if alert.endswith("(45)"):
         why = ("the agent's system time is probably wrong (check the device's clock and time "
                "synchronisation), or the certificate was out of date")
+    elif alert.endswith("(44)"):
+        # (break-it s56 v6 #2: what the device's revocation check got, a CRL or an OCSP answer)
+        why = (f"the agent's device found it revoked by {ca}'s revocation list or OCSP answer: a CRL it keeps "
+               "out of date, or an answer a proxy or filter gave in the CA's place (check what its revocation "
+               "check fetched)")
     else:
         why = (f"the agent's device does not trust {ca}'s root: check its root certificates"
                + (" (DigiCert Global Root G2 among them)" if digicert else "") + " and its system time")
@@ -2561,8 +2577,6 @@ def _one_way(row: dict, tls: bool) -> tuple[str, str, str]:
             f"{ONE_WAY_HINT}; not judged")
 
 
-#: a client's alert refusing a revoked certificate (certificate_revoked, RFC 8446 §6.2)
-_CERT_REVOKED = (" (44)",)
 #: what the detail of a TLS handshake the client aborted on a certificate says when only its side
 #: was captured (:func:`_one_way`; report.cert_counts advises it as a certificate not shown)
 ONE_WAY_CERT = ("the server's side was not captured, so the capture cannot show whose certificate it was: a "

@@ -309,3 +309,33 @@ def test_lone_stamps_are_far_from_both_neighbours_which_agree(ts, before, want):
     s = 10**9
     got = lone_stamps(np.array(ts, np.int64) * s, None if before is None else before * s)
     assert got.tolist() == want
+
+
+@pytest.mark.parametrize("org, cn, code, verdict, reason, said", [
+    ("DigiCert Inc", "DigiCert Global G2 TLS RSA SHA256 2020 CA1", 44, "tls_failed", "tls_failed",
+     "the agent's device found it revoked by DigiCert's revocation list or OCSP answer"),
+    ("Example Corp", "Example Corp Issuing CA 2", 44, "tls_intercepted", "tls_intercepted",
+     "revoked, as the client's revocation check found, and from a CA that is no public one: a TLS-inspecting proxy's?"),
+    ("Example Corp", "Example Corp Issuing CA 2", 45, "tls_intercepted", "tls_intercepted",
+     "out of date for the client (its clock wrong?), and from a CA that is no public one: a TLS-inspecting proxy's?"),
+    ("DigiCert Inc", "DigiCert Global G2 TLS RSA SHA256 2020 CA1", 45, "tls_failed", "tls_failed",
+     "the agent's system time is probably wrong"),
+])
+def test_a_revoked_or_expired_certificate_refusal_says_what_it_means(tmp_path, org, cn, code, verdict, reason, said):
+    """Break-it s56 (IPv6 and interception pass) #2: a client's certificate_revoked (44) got the bare
+    "TLS handshake aborted: client: certificate_revoked (44)" and the generic advice, and a
+    certificate_expired (45) for a private CA's certificate the same: both are refusals of the
+    certificate, told as the other certificate alerts are (a public CA's: what the device's
+    revocation check or clock found; a private CA's: a TLS-inspecting proxy's?)."""
+    pytest.importorskip("cryptography")
+    from pcapbuild import pcap_bytes
+    from test_breakit_s54 import _refused_flights, _tcp
+
+    from kscc_traffic import analyze_file
+    hello, server, _ = _refused_flights(tmp_path, org, cn)
+    alert = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, code])
+    path = tmp_path / f"alert{code}.pcap"
+    path.write_bytes(pcap_bytes(_tcp([("c", hello)] + [("s", r) for r in server] + [("c", alert)])))
+    row = analyze_file(path).flows.iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", reason), row.detail
+    assert said in row.detail, row.detail
