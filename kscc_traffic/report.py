@@ -1991,20 +1991,29 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
             portal = ("; " + kinds[0] + "".join(f", and {k}" for k in later)
                       + ": authenticate this network in the portal, or"
                       + (" exempt the agent's traffic from it, or" if PORTAL_STATUS in http_statuses else ""))
-        if bl == bl_http and set(http_statuses) == {PORTAL_STATUS}:
-            fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+        # (all of them, or all but those an explicit proxy refused, whose advice comes first, below:
+        # no port to open for the others either; break-it s56 v6 #4)
+        only_http = bl == bl_http or (proxied and bl - proxied == bl_http)
+        if only_http and set(http_statuses) == {PORTAL_STATUS}:
+            fix = (f"{'this request was' if bl_http == 1 else f'these {bl_http} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a captive portal in the path (RFC 6585 §6: "
                    "the network wants a login or its terms accepted first): authenticate this network in the "
                    f"portal, or exempt the agent's traffic ({where}) from it; no port is to be opened")
-        elif bl == bl_http:
-            fix = (f"{'this request was' if bl == 1 else f'these {bl} requests were'} answered {said} on "
+        elif only_http:
+            fix = (f"{'this request was' if bl_http == 1 else f'these {bl_http} requests were'} answered {said} on "
                    f"{r.transport.upper()} {r.port_text}, which is open: a web filter or transparent proxy refused "
-                   f"{'it' if bl == 1 else 'them'} by policy"
+                   f"{'it' if bl_http == 1 else 'them'} by policy"
                    + (" (502-504: or it could not reach the server)" if {"502", "503", "504"} & set(http_statuses)
                       else "")
                    + (portal or ":") + " allow "
                    f"{where} in its URL filter (the agent's plain HTTP requests there); no port is to be opened")
-        else:
+        if only_http and bl != bl_http:
+            # (the proxy's refusals first, as for the others blocked besides them, below)
+            direct = bool(proxy_paths and proxy_paths.bl_direct >= bl_http)
+            fix = (f"{_proxy_fix(r, bl, proxied, 0, 0, proxy_paths)}; "
+                   f"{'the other one' if bl_http == 1 else f'the {bl_http} others'}"
+                   f"{' went direct (through no proxy)' if direct else ''}: {fix}")
+        elif not only_http:
             fix += (f"; {bl_http} of them {'was' if bl_http == 1 else 'were'} answered {said} by a web filter or "
                     f"transparent proxy (the port is open for {'it' if bl_http == 1 else 'them'}){portal or ':'} "
                     f"allow {where} in its URL filter")

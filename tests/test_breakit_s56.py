@@ -339,3 +339,33 @@ def test_a_revoked_or_expired_certificate_refusal_says_what_it_means(tmp_path, o
     row = analyze_file(path).flows.iloc[0]
     assert (row.verdict, row.reason) == ("blocked", reason), row.detail
     assert said in row.detail, row.detail
+
+
+def test_a_filters_http_refusal_beside_a_proxys_is_not_advised_as_a_port_to_open(tmp_path):
+    """Break-it s56 (IPv6 and interception pass) #4: a CRL request refused 407 by the agent's
+    explicit proxy, and a direct one answered 403 by a transparent filter: the advice said of the
+    direct one "was blocked going direct: allow outbound HTTP (TCP 80) to *.digicert.com …; 1 of
+    them was answered HTTP 403 … (the port is open for it)", contradicting itself. The proxy's
+    advice first, then the filter's, and no port to open."""
+    from test_proxy_connect import _records, _write
+    from test_proxy_then_direct_n28 import ANSWERS, PROXY
+
+    from kscc_traffic import analyze
+    from kscc_traffic.report import readiness
+    crl = b"/DigiCertGlobalG2TLSRSASHA2562020CA1-1.crl"
+    proxied = _records([("c", b"GET http://crl3.digicert.com" + crl + b" HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"),
+                        ("s", ANSWERS["407"])], port=53003, proxy=PROXY, close="s")
+    direct = _records([("c", b"GET " + crl + b" HTTP/1.1\r\nHost: crl3.digicert.com\r\n\r\n"),
+                       ("s", b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")],
+                      port=53004, proxy=("203.0.113.80", 80), t0=105.0, close="s")
+    from test_newcomer30_findings import SERVER_HELLO, _hello
+    agent = _records([("c", _hello(b"eu1.ksc.kaspersky.com")), ("s", SERVER_HELLO)], port=53005,
+                     proxy=("203.0.113.10", 23101), t0=110.0)     # (the agent's own traffic: KSC flows)
+    flows = analyze(str(_write(tmp_path, proxied + direct + agent, "crl.pcap")))
+    check = readiness(flows, load_rules()).set_index("rule").loc["cert_check"]
+    assert check.status == "blocked"
+    assert "allow outbound HTTP" not in check.fix, check.fix
+    assert check.fix.startswith("1 of these 2 connections went through an HTTP proxy that refused or failed it: 407"), check.fix
+    assert ("; the other one went direct (through no proxy): this request was answered HTTP 403 on TCP 80, which is "
+            "open: a web filter or transparent proxy refused it by policy: allow *.digicert.com in its URL filter") \
+        in check.fix, check.fix
