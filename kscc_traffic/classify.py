@@ -1259,7 +1259,13 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
                     return done("blocked", "tls_failed", silence)
                 why = row.get("tls_alert") or (not unread and not target
                                                and _who_closed(row, state, certs, pinned_rule(rule))) \
-                    or (target and _proxy_closed_tunnel(row, state)) or f"connection closed ({state})"
+                    or (target and _proxy_closed_tunnel(row, state)) \
+                    or (target and not unread and certs and str(row.get("tls_close") or "").startswith("client ")
+                        and _who_closed(row, state, certs, pinned_rule(rule))) \
+                    or f"connection closed ({state})"
+                # (inside a tunnel, the client's close after the server's certificate is told as a
+                # direct one's: the proxy's answer is no server byte, but a certificate is; break-it
+                # s56 v6 #3)
                 # (the server asked for a client certificate and aborted after the client's answer:
                 # the agent's certificate, not the path; newcomer 36 F3)
                 why = _client_cert_refusal(row, why)

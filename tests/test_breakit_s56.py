@@ -369,3 +369,21 @@ def test_a_filters_http_refusal_beside_a_proxys_is_not_advised_as_a_port_to_open
     assert ("; the other one went direct (through no proxy): this request was answered HTTP 403 on TCP 80, which is "
             "open: a web filter or transparent proxy refused it by policy: allow *.digicert.com in its URL filter") \
         in check.fix, check.fix
+
+
+@pytest.mark.parametrize("proxied", [True, False])
+def test_a_silent_refusal_inside_a_connect_tunnel_is_told_as_a_direct_one(tmp_path, proxied):
+    """Break-it s56 (IPv6 and interception pass) #3: through an explicit proxy (CONNECT answered
+    200), the client closed without an alert after the server's certificate: "TLS handshake
+    aborted: connection closed (SF)" only, where the same exchange direct says who closed, after
+    which certificate and issuer. Now the same words inside the tunnel."""
+    from test_proxy_connect import OK_200, _connect, _one, _records, _tls
+    parts = _tls(tmp_path, verify=True)[:-1]             # (ClientHello, the server's flight; no alert)
+    recs = _records(([_connect(), OK_200] if proxied else []) + parts,
+                    **({} if proxied else {"proxy": ("203.0.113.10", 23101)}), close="c")
+    r = _one(tmp_path, recs)
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed"), r.detail
+    assert r.detail.startswith("TLS handshake aborted: the client closed the connection (FIN, SF) after the server's "
+                               "last flight (its certificate, for *.ksc.kaspersky.com"), r.detail
+    assert r.detail.endswith("sending nothing after it, no alert either: how an agent refuses a certificate it does "
+                             "not trust without saying so (a TLS-inspecting proxy's?)"), r.detail
