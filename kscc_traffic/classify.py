@@ -2230,6 +2230,11 @@ def _silent_close(row: dict, target: str) -> str | None:
     if alert and not (answered and alert.startswith(f"{other}: ")):
         return None
     then = f"then the {who} {'reset the connection' if how == 'RST' else 'closed'}"
+    if target and who == "server":
+        # (the tunnel's far end is the proxy's connection: the proxy closed it, whatever it was
+        # told; break-it s56 v6 #5)
+        proxy = endpoint_text(str(row.get("resp_h") or ""), int(row.get("resp_p", 0) or 0))
+        then = f"then the proxy {proxy} {'reset' if how == 'RST' else 'closed'} the tunnel"
     if alert:
         then += f" (the {other}'s {alert[len(other) + 2:]} alert answered that close)"
     silent = (_number(row, "tunnel_resp_bytes", int, 0) <= 0 and not row.get("server_proto")) if target \

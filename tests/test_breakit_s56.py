@@ -387,3 +387,15 @@ def test_a_silent_refusal_inside_a_connect_tunnel_is_told_as_a_direct_one(tmp_pa
                                "last flight (its certificate, for *.ksc.kaspersky.com"), r.detail
     assert r.detail.endswith("sending nothing after it, no alert either: how an agent refuses a certificate it does "
                              "not trust without saying so (a TLS-inspecting proxy's?)"), r.detail
+
+
+def test_a_tunnel_the_proxy_closed_after_a_silence_names_the_proxy(tmp_path):
+    """Break-it s56 (IPv6 and interception pass) #5: CONNECT answered 200, the ClientHello, 30 s
+    of nothing, then the proxy's FIN: "then the server closed", where the proxy closed the tunnel
+    (its reset is said so: "the proxy … reset the tunnel")."""
+    from test_newcomer30_findings import _hello
+    from test_proxy_connect import OK_200, PROXY, _connect, _one, _records
+    r = _one(tmp_path, _records([_connect(), OK_200, ("c", _hello(b"eu1.ksc.kaspersky.com")), ("w", 30.0)], close="s"))
+    assert (r.verdict, r.reason) == ("blocked", "tls_failed"), r.detail
+    assert r.detail == (f"ClientHello not answered: no byte from the server for 30.0 s, then the proxy "
+                        f"{PROXY[0]}:{PROXY[1]} closed the tunnel"), r.detail
