@@ -399,3 +399,29 @@ def test_a_tunnel_the_proxy_closed_after_a_silence_names_the_proxy(tmp_path):
     assert (r.verdict, r.reason) == ("blocked", "tls_failed"), r.detail
     assert r.detail == (f"ClientHello not answered: no byte from the server for 30.0 s, then the proxy "
                         f"{PROXY[0]}:{PROXY[1]} closed the tunnel"), r.detail
+
+
+def test_a_zero_filled_region_is_told_alike_by_both_engines(tmp_path):
+    """Break-it s56 (link types and damaged files) #5: 4,096 bytes of zeros between two records
+    of a pcap: the builtin reader says "256 all-zero record headers … a zero-filled region", the
+    tshark engine said "256 of the 273 frames were empty records … kept by the tool that wrote the
+    file". Both now say the first, with the same flows."""
+    import shutil
+
+    from pcapbuild import pcap_bytes, tcp_session
+
+    from kscc_traffic.analyze import analyze_file
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark (Wireshark) not installed: the tshark engine is compared here")
+    recs = tcp_session(("192.0.2.10", 50000), ("203.0.113.10", 23101), t0=1_700_000_000.0)
+    data = pcap_bytes(recs)
+    first = 24 + 16 + len(bytes(recs[0][1]))        # (the file header and the first record)
+    path = tmp_path / "zeros.pcap"
+    path.write_bytes(data[:first] + bytes(4096) + data[first:])
+    want = "zeros.pcap: 256 all-zero record headers (4096 bytes of zeros: a zero-filled region, from a crash or a sparse copy?) skipped"
+    runs = {e: analyze_file(path, load_rules(), engine=e) for e in ("builtin", "tshark")}
+    for engine, a in runs.items():
+        assert want in a.warnings, (engine, a.warnings)
+        assert not any("empty records" in w for w in a.warnings), (engine, a.warnings)
+    assert runs["builtin"].flows[["history", "orig_pkts", "resp_pkts"]].values.tolist() \
+        == runs["tshark"].flows[["history", "orig_pkts", "resp_pkts"]].values.tolist()

@@ -2128,7 +2128,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
                     w.cols, pending = pending, None     # (counted when walked)
                 n = len(w.cols["ts_ns"])
                 if zeros:
-                    stats.warn(_zero_note(name, zeros, parser.hdr_len))
+                    stats.warn(zero_note(name, zeros, parser.hdr_len))
                 _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
                 yield from _finish(reader, parser, stats, name, data, w, n, yielded, base)
                 return
@@ -2232,7 +2232,7 @@ def _run(reader: _BytesReader | _FileReader | DecompressingReader, name: str,
             continue
         # last chunk: complete the stats before handing it out
         if zeros:
-            stats.warn(_zero_note(name, zeros, parser.hdr_len))
+            stats.warn(zero_note(name, zeros, parser.hdr_len))
         if w.stop is not None:
             _record_stop(stats, w.stop, name, parser.kind, base + len(data) + reader.drain(), stream)
         else:
@@ -2266,7 +2266,9 @@ def _reference_ns(recent: np.ndarray) -> int | None:
     return int(np.median(recent)) if len(recent) >= RESYNC_CHAIN else None
 
 
-def _zero_note(name: str, k: int, hdr_len: int) -> str:
+def zero_note(name: str, k: int, hdr_len: int) -> str:
+    """The warning line about ``k`` all-zero record headers of ``hdr_len`` bytes each skipped (a
+    zero-filled region), for the capture ``name``."""
     return (f"{name}: {k} all-zero record header{'s' if k != 1 else ''} ({k * hdr_len} bytes of zeros: a "
             "zero-filled region, from a crash or a sparse copy?) skipped")
 
