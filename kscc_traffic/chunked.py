@@ -71,7 +71,7 @@ from .finishing import Finisher
 from .names import DNS_SLACK_NS, host_masks
 from .rules import RuleSet
 from .scans import OPEN_COLUMNS, ScanWatch
-from .stamps import lone_stamp, lone_stamps
+from .stamps import LoneStamps
 from .timeorder import merge_in_time
 
 __all__ = ["CHUNK_BYTES", "REORDER_NS", "ChunkedAnalysis"]
@@ -330,8 +330,8 @@ class ChunkedAnalysis:
         cap_start = np.iinfo(np.int64).max
         prev_ts = None                      # the last record's timestamp (steps back)
         prev_max = None                     # the latest timestamp so far (jumps forward)
-        prev_read = None                    # the last record read's timestamp, a lone stamp mended (stamps.py)
-        loose = None                        # the last record read, not decided yet: (time before it, its time, its number)
+        stamps = LoneStamps()               # lone damaged timestamps mended (stamps.py)
+        loose = None                        # the number of the last record read, its stamp not decided yet
         one_way = np.zeros(3, np.int64)     # TCP flows: all, both ways, seen one way (warn_one_way)
         lookups = LookupsWatch()            # Kaspersky names resolved, no connection after them
         nat = NatWatch()                    # connections captured before and after a NAT
@@ -364,9 +364,9 @@ class ChunkedAnalysis:
             else:
                 last = frames is None
             if frames is None:
-                if loose is not None:       # (the file's last record: nothing after it)
-                    prev_ts, prev_max = self._clock_steps(np.array([loose[1]], np.int64), prev_ts, prev_max)
-                    loose = None
+                if stamps.pending is not None:      # (the file's last record: nothing after it)
+                    prev_ts, prev_max = self._clock_steps(np.array([stamps.pending], np.int64), prev_ts, prev_max)
+                    stamps.pending, loose = None, None
                 frames, tail = (tail, None) if tail is not None else (Frames.empty(), None)
             else:
                 frames = replace(frames, number=np.arange(frame_base, frame_base + len(frames), dtype=np.int64))
@@ -378,29 +378,20 @@ class ChunkedAnalysis:
                     # last record before this chunk is decided now that the one after it is known
                     # (held in ``tail`` by _time_cut when it was stamped far off), this chunk's last
                     # one with the next chunk
-                    head = []
-                    if loose is not None:
-                        before, raw, num = loose
-                        if lone_stamp(before, raw, int(t[0])):
-                            self.mended_stamps += 1
-                            if tail is not None and len(tail) and int(tail.number[-1]) == num:
-                                mended = np.array(tail.ts_ns, np.int64)
-                                mended[-1] = before
-                                tail = replace(tail, ts_ns=mended)
-                            raw = before
-                        head, prev_read = [raw], raw
-                    at = lone_stamps(t, prev_read)
-                    if len(at):
-                        t = t.copy()
-                        t[at] = np.where(at > 0, t[np.maximum(at - 1, 0)], prev_read if prev_read is not None else 0)
+                    raw = stamps.pending
+                    decided, t, k = stamps.feed(t, final=bool(frames.last))
+                    self.mended_stamps += k
+                    if decided is not None and decided != raw and tail is not None and len(tail) \
+                            and int(tail.number[-1]) == loose:
+                        mended = np.array(tail.ts_ns, np.int64)
+                        mended[-1] = decided
+                        tail = replace(tail, ts_ns=mended)
+                    if t is not frames.ts_ns:
                         frames = replace(frames, ts_ns=t)
-                        self.mended_stamps += len(at)
-                    done = len(t) if frames.last else len(t) - 1
-                    loose = None if frames.last else (int(t[-2]) if len(t) > 1 else prev_read, int(t[-1]),
-                                                      int(frames.number[-1]))
-                    prev_read = int(t[-1])
+                    loose = None if frames.last else int(frames.number[-1])
                     # (the steps back and jumps forward of the records decided, in file order)
-                    counted = np.concatenate((np.array(head, np.int64), t[:done]))
+                    done = len(t) if frames.last else len(t) - 1
+                    counted = np.concatenate((np.array([] if decided is None else [decided], np.int64), t[:done]))
                     prev_ts, prev_max = self._clock_steps(counted, prev_ts, prev_max)
                 recent_read = np.concatenate([recent_read, np.asarray(t[-CLOCK_FRAMES:], np.int64)])[-CLOCK_FRAMES:]
                 prefix = carry.buf if carry is not None and len(carry) else b""

@@ -1108,7 +1108,8 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         if state in _NO_ANSWER_STATES and not answered:
             n = int(row["orig_pkts"])
             if state == "S0" and row.get("history", "").lstrip("^") == "S":
-                return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer")
+                return done("blocked", "no_answer", f"SYN sent {n} time{'s' if n != 1 else ''}, no answer"
+                            + unrouted_source_note(str(row.get("orig_h") or ""), str(row["resp_h"])))
             return done("blocked", "no_answer",
                         f"connection attempt without an answer ({n} packet{'s' if n != 1 else ''} sent)")
         after = _bare_handshake_end(row)
@@ -1853,6 +1854,46 @@ ONPREM_PORT = "the agent uses an on-premises Administration Server/distribution 
 _LOCAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8",
     "fc00::/7", "fe80::/10", "::1/128"))
+
+
+#: source addresses no router forwards towards the Internet: (network, what the note calls it)
+_UNROUTED_SOURCES = ((ipaddress.ip_network("fc00::/7"), "a unique local IPv6 address (fc00::/7)"),
+                     (ipaddress.ip_network("fe80::/10"), "a link-local IPv6 address (fe80::/10)"),
+                     (ipaddress.ip_network("169.254.0.0/16"), "a link-local IPv4 address (169.254.0.0/16: the "
+                                                              "device got no DHCP lease?)"))
+
+
+def unrouted_source_note(orig: str, resp: str) -> str:
+    """What the detail of SYNs without an answer adds when they were sent from an address no
+    router forwards towards the Internet (:data:`_UNROUTED_SOURCES`: a unique local or link-local
+    IPv6 address, an IPv4 link-local one) to a global one (not :func:`local_address`): the answer
+    has no way back unless a NAT66/NPTv6 gateway translates the source (break-it s56 v6 #6); ''
+    otherwise."""
+    try:
+        a, b = ipaddress.ip_address(orig), ipaddress.ip_address(resp)
+    except ValueError:
+        return ""
+    if a.version != b.version or local_address(resp) or not b.is_global and not _documentation(b):
+        return ""
+    what = next((text for net, text in _UNROUTED_SOURCES if net.version == a.version and a in net), "")
+    if not what:
+        return ""
+    return (f"; the agent sent them from {orig}, {what}, which the Internet does not route: the answer has no way "
+            "back unless a NAT66/NPTv6 gateway translates it (check the device's global address and its source "
+            "address selection)" if a.version == 6 else
+            f"; the agent sent them from {orig}, {what}, which no router forwards: the answer has no way back "
+            "(check the device's address configuration)")
+
+
+def _documentation(a) -> bool:
+    """Whether ``a`` (an ipaddress address) is in a documentation or benchmarking range
+    (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15, 2001:db8::/32), which stand
+    for global addresses in examples and tests."""
+    return any(a in n for n in _DOC_NETWORKS if n.version == a.version)
+
+
+_DOC_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+                                                        "198.18.0.0/15", "2001:db8::/32"))
 
 
 @functools.lru_cache(maxsize=1 << 14)

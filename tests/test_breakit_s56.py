@@ -289,26 +289,39 @@ def test_one_record_with_a_damaged_stamp_stays_in_its_connection(tmp_path, stamp
     pd_got = flows.sort_values("orig_p")[cols].reset_index(drop=True)
     assert pd_got.to_dict("records") == pd_ref.to_dict("records")
     warnings = analyze_file(path, chunkcmp.RULES).warnings
-    assert any("1 record stamped more than 60 s away from the records on both sides of it" in w for w in warnings), warnings
+    assert any("1 record stamped where no packet of its place can be (more than 60 s ahead of the records around it"
+               in w for w in warnings), warnings
     assert not any("go back by" in w or "jump forward" in w for w in warnings), warnings
 
 
-@pytest.mark.parametrize("ts, before, want", [
-    ([100, 101, 0, 102], None, [2]),
-    ([100, 101, 0, 0, 102], None, []),           # two in a row: a clock, not one damaged stamp
-    ([100, 200, 300], None, []),                 # the records around it do not agree
-    ([100, 101, 170, 102], None, [2]),           # 69 s ahead of both
-    ([100, 101, 150, 102], None, []),            # 49 s: not far enough
-    ([0, 101, 102], 100, [0]),                   # the first one, with the record before the chunk
-    ([101, 0], 100, []),                         # the last one: decided with the next chunk
+@pytest.mark.parametrize("ts, want", [
+    ([100, 101, 0, 102, 103], [2]),                     # stamped 0
+    ([100, 101, 170, 102, 103], [2]),                   # 69 s ahead of both
+    ([100, 101, 150, 102, 103], []),                    # 49 s ahead: not far enough
+    ([100, 101, 30, 102, 103], []),                     # 71 s behind: a late write (pktmon's buffer), kept
+    ([100, 101, -90_000, 102, 103], [2]),               # a day behind: no late write
+    ([100, 101, 0, 0, 102], []),                        # two in a row: a clock, not one damaged stamp
+    ([100, 101, 0, 102, 0, 103, 104], [2, 4]),          # damaged, good, damaged: the good one kept (review s56 #1)
+    ([100, 500, 101, 501, 102, 502, 103], []),          # two clocks alternating (review s56 #2)
+    ([100, 0, 101, 102], []),                           # the second record: no two records before it
+    ([100, 101, 102, 0], []),                           # the last one: nothing after it
 ])
-def test_lone_stamps_are_far_from_both_neighbours_which_agree(ts, before, want):
+def test_lone_stamps_are_far_from_the_records_around_them_which_agree(ts, want):
+    """stamps.LoneStamps: which records are mended (to the time of the one before), whole and fed
+    one record at a time (a chunk's last record decided with the next)."""
     import numpy as np
 
-    from kscc_traffic.stamps import lone_stamps
-    s = 10**9
-    got = lone_stamps(np.array(ts, np.int64) * s, None if before is None else before * s)
-    assert got.tolist() == want
+    from kscc_traffic.stamps import LoneStamps
+    s, base = 10**9, 1_700_000_000          # (times of 2023, 0 stays 0: 1970)
+    t = np.array([x + base if x > 0 or x < -1000 else x for x in ts], np.int64) * s
+    _, whole, k = LoneStamps().feed(t, final=True)
+    assert np.flatnonzero(whole != t).tolist() == want and k == len(want)
+    assert all(whole[i] == whole[i - 1] for i in want)
+    one, got = LoneStamps(), []
+    for i in range(len(t)):
+        decided, part, _ = one.feed(t[i:i + 1], final=i == len(t) - 1)
+        got += ([decided] if decided is not None else []) + (part.tolist() if i == len(t) - 1 else [])
+    assert got == whole.tolist()
 
 
 @pytest.mark.parametrize("org, cn, code, verdict, reason, said", [
@@ -425,3 +438,30 @@ def test_a_zero_filled_region_is_told_alike_by_both_engines(tmp_path):
         assert not any("empty records" in w for w in a.warnings), (engine, a.warnings)
     assert runs["builtin"].flows[["history", "orig_pkts", "resp_pkts"]].values.tolist() \
         == runs["tshark"].flows[["history", "orig_pkts", "resp_pkts"]].values.tolist()
+
+
+@pytest.mark.parametrize("agent, server, said", [
+    ("fd12:3456:789a::25", "2001:db8:a5::10", "a unique local IPv6 address (fc00::/7), which the Internet does not route"),
+    ("169.254.7.9", "203.0.113.10", "a link-local IPv4 address (169.254.0.0/16: the device got no DHCP lease?)"),
+    ("2001:db8:10::25", "2001:db8:a5::10", ""),          # a global source: nothing to add
+    ("192.168.1.25", "203.0.113.10", ""),                # a private IPv4 source: NAT is the rule
+    ("fd12:3456:789a::25", "fd12:3456:789a::99", ""),    # to a local address: routed inside
+])
+def test_syns_from_an_address_the_internet_does_not_route_say_so(tmp_path, agent, server, said):
+    """Break-it s56 (IPv6 and interception pass) #6: SYNs from a unique local IPv6 address to a
+    global cloud address, unanswered: "SYN sent 4 times, no answer" and "allow outbound …". Such a
+    source has no way back without a NAT66/NPTv6 gateway: the detail says so."""
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.inet import TCP
+
+    from kscc_traffic import analyze
+    recs = [(1000.0 + dt, eth(ip_of(agent, server) / TCP(sport=50102, dport=23101, flags="S", seq=7)))
+            for dt in (0, 1, 3, 7)]
+    path = tmp_path / "unrouted.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    row = analyze(str(path)).iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "no_answer")
+    if said:
+        assert row.detail.startswith(f"SYN sent 4 times, no answer; the agent sent them from {agent}, {said}"), row.detail
+    else:
+        assert row.detail == "SYN sent 4 times, no answer", row.detail

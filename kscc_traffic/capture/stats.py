@@ -159,14 +159,15 @@ class ReadStats:
                       "only the bytes kept (column payload_cut)")
 
     def warn_lone_stamps(self, name: str, k: int) -> None:
-        """The one warning line about ``k`` records stamped far from the records on both sides of
-        them, which agree (:mod:`kscc_traffic.stamps`), analysed at the time of the record before
-        them, if any."""
+        """The one warning line about ``k`` records whose stamp cannot be right among the records
+        around them, which agree (:mod:`kscc_traffic.stamps`), analysed at the time of the
+        record before them, if any."""
         if k:
-            self.warn(f"{name}: {k} record{'s' if k != 1 else ''} stamped more than 60 s away from the records on "
-                      f"both sides of {'them' if k != 1 else 'it'}, which agree (a damaged timestamp, or a NIC that "
-                      f"stamped 0): analysed at the time of the record before {'them' if k != 1 else 'it'}, in file "
-                      "order, as Wireshark shows them")
+            self.warn(f"{name}: {k} record{'s' if k != 1 else ''} stamped where no packet of {'their' if k != 1 else 'its'} "
+                      f"place can be (more than 60 s ahead of the records around {'them' if k != 1 else 'it'}, which "
+                      "agree, a day behind them, or before 2000: a damaged timestamp, or a NIC that stamped 0): "
+                      f"analysed at the time of the record before {'them' if k != 1 else 'it'}, in file order, as "
+                      "Wireshark shows them")
 
     def warn_steps_back(self, name: str, k: int, step_ns: int) -> None:
         """The one warning line about ``k`` places where a record is stamped more than ``step_ns``
