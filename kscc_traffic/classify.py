@@ -1617,9 +1617,15 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         # net 33 F2, a real TLS 1.3 server whose DigiCert-named root the client lacked was called a
         # proxy; likewise a TLS 1.2 one the capture did not keep, its bytes cut or lost, icept s54 #3)
         hidden = TLS13_HIDDEN if row.get("tls_version") == "TLS 1.3" \
-            else CERT_UNREAD if row.get("cut_why") == "limit" and not row.get("start_lost") else cert_unseen_text(row)
+            else CERT_UNREAD if row.get("cut_why_resp") == "limit" and not row.get("start_lost") \
+            else cert_unseen_text(row)
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
+    if not detail and not product and hello and certs and alert.startswith("client:") \
+            and alert.endswith(_CERT_EXPIRED + _CERT_REVOKED) and public_ca(issuer):
+        # (a public CA's certificate out of date or revoked for the client, no name asked to compare
+        # with: the device's clock or revocation check, as with a name; review s56 #4)
+        return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public_ca(issuer))
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS):
         # (out of date or revoked for the client: a proxy's certificate so, or the device's clock or
         # revocation check; the certificate from no public CA: break-it s56 v6 #2)
@@ -1754,7 +1760,7 @@ _CERT_WHOSE = ("a TLS-inspecting proxy's, whose CA the agent does not trust, or 
 def cert_unseen_text(row: dict) -> str:
     """:data:`CERT_UNSEEN` with why, and whose it may have been: ``(cut by the snaplen)``, ``(lost
     by the capture)`` (internal ``start_lost``, ``cut_why`` "gap"), both when not known."""
-    why = row.get("cut_why") or ""
+    why = row.get("cut_why_resp") or ""      # (the server's side: its certificate)
     cause = "lost by the capture" if row.get("start_lost") or why == "gap" else \
         "cut by the snaplen" if why == "snaplen" else "cut by the snaplen, or lost by the capture"
     return f"{CERT_UNSEEN} ({cause}), so the capture cannot show whose it was: {_CERT_WHOSE}"
@@ -1764,8 +1770,8 @@ def cert_unseen_text(row: dict) -> str:
 #: more than :data:`~kscc_traffic.streams.MAX_SEGMENTS` small segments: internal ``cut_why``
 #: "limit"); report.readiness counts it with :data:`TLS13_HIDDEN` too
 CERT_UNREAD = (f"the server's certificate is past what is inspected of its flight (its first {MAX_SEGMENTS} segments, "
-               f"at most {MAX_BYTES // 1024} KiB; the capture holds it: Wireshark shows it), so whose it was is not "
-               f"read here: {_CERT_WHOSE}")
+               f"at most {MAX_BYTES // 1024} KiB), so whose it was is not read here (Wireshark shows it where the "
+               f"capture holds it): {_CERT_WHOSE}")
 
 
 #: how the detail of a TLS handshake the server aborted after asking for a client certificate in
@@ -3593,7 +3599,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -3604,7 +3610,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -3617,7 +3623,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -3630,7 +3636,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why")
+                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

@@ -2102,6 +2102,7 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # told from its streams: CUT_WHY_TEXT's "snaplen", "gap" or "limit"; '' where not cut, or cut
     # otherwise: its start lost, start_lost; the client's segments ending first, blind_window)
     cols["cut_why"] = repeated("", n)
+    cols["cut_why_resp"] = repeated("", n)      # (the same of the responder's bytes alone)
     # (likewise: a ClientHello answered in cleartext that is neither TLS nor HTTP, an SSH or SMTP
     # banner, a filter's text: the responder's first bytes as escaped text, '' where not:
     # _first_bytes_text)
@@ -3876,12 +3877,18 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         cols["payload_cut"][np.asarray(streams.flow, np.int64)[np.asarray(cut, bool)]] = True
     why = getattr(streams, "cut_why", None)
     if why is not None and len(why) and bool(np.any(why)):
-        # (per flow, the strongest cause of either direction: streams.CUT_SNAPLEN > CUT_GAP > CUT_LIMIT)
+        # (per flow, the strongest cause of either direction: streams.CUT_SNAPLEN > CUT_GAP > CUT_LIMIT;
+        # and the server's own, for its certificate: review s56 #6)
         at = np.flatnonzero(why)
         code = np.zeros(len(cols["payload_cut"]), np.int8)
         np.maximum.at(code, np.asarray(streams.flow, np.int64)[at], np.asarray(why)[at])
+        fo = getattr(streams, "from_orig", None)
+        resp = at[~np.asarray(fo, bool)[at]] if fo is not None else at[:0]
+        code_resp = np.zeros(len(cols["payload_cut"]), np.int8)
+        code_resp[np.asarray(streams.flow, np.int64)[resp]] = np.asarray(why)[resp]
         for k, text in CUT_WHY_TEXT.items():
             cols["cut_why"][np.flatnonzero(code == k)] = text
+            cols["cut_why_resp"][np.flatnonzero(code_resp == k)] = text
     # first bytes too few to tell, of a payload cut short: what they may start
     mv = memoryview(buf).cast("B")
     cutf = cols["payload_cut"][fidx].astype(bool)

@@ -201,7 +201,8 @@ def test_a_handshake_not_read_whole_says_why(tmp_path, end, cause):
     assert (row.purpose, row.verdict, row.reason) == ("agent_connection", "blocked", "tls_failed")
     if end == "alert" and cause == "limit":
         assert "the server's certificate is past what is inspected of its flight (its first 24 segments, at " \
-               "most 16 KiB; the capture holds it: Wireshark shows it)" in row.detail, row.detail
+               "most 16 KiB), so whose it was is not read here (Wireshark shows it where the capture holds it)" \
+            in row.detail, row.detail
     elif end == "alert" and cause == "gap":
         assert "the server's certificate is not in the bytes captured (lost by the capture), so the capture cannot " \
                "show whose it was" in row.detail, row.detail
@@ -465,3 +466,24 @@ def test_syns_from_an_address_the_internet_does_not_route_say_so(tmp_path, agent
         assert row.detail.startswith(f"SYN sent 4 times, no answer; the agent sent them from {agent}, {said}"), row.detail
     else:
         assert row.detail == "SYN sent 4 times, no answer", row.detail
+
+
+@pytest.mark.parametrize("code", [44, 45])
+def test_a_public_cas_certificate_refused_as_revoked_or_expired_with_no_name_asked(tmp_path, code):
+    """Review s56 #4: with an address in the SNI (no name asked) a DigiCert certificate refused as
+    revoked or expired was "tls_intercepted … from a CA that is no public one": a public CA's is
+    the server's own, told as with a name asked."""
+    pytest.importorskip("cryptography")
+    from pcapbuild import pcap_bytes
+    from test_breakit_s54 import _refused_flights, _tcp
+    from test_newcomer30_findings import _hello
+
+    from kscc_traffic import analyze_file
+    _, server, _ = _refused_flights(tmp_path, "DigiCert Inc", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
+    alert = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, code])
+    path = tmp_path / f"ip_sni_{code}.pcap"
+    path.write_bytes(pcap_bytes(_tcp([("c", _hello(b"203.0.113.10"))] + [("s", r) for r in server] + [("c", alert)])))
+    row = analyze_file(path).flows.iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "tls_failed"), row.detail
+    assert "(a public CA, DigiCert, not a TLS-inspection product)" in row.detail, row.detail
+    assert "no public one" not in row.detail

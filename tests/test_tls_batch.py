@@ -123,7 +123,7 @@ def check_capture(path: Path, monkeypatch) -> tuple[int, int]:
         s = streams_of(ft, deep)
         # (with which streams stop early: the per-stream arrays that say so)
         return SimpleNamespace(client=dict(s.client), server=dict(s.server), flow=s.flow, cut=s.cut,
-                               cut_why=s.cut_why)
+                               cut_why=s.cut_why, from_orig=s.from_orig)
 
     with monkeypatch.context() as m:
         m.setattr(tls_batch, "summarize_at", spy_at)
