@@ -37,7 +37,8 @@ def shared_corpus(sub: str) -> Path:
     shared folder beside it)."""
     path = SHARED / "corpus" / sub
     if not path.is_dir():
-        pytest.skip(f"{path} not present (the shared corpus lives beside the project checkout)")
+        pytest.skip(f"{path} not present (the shared corpus lives beside the project checkout, ../shared, or where "
+                    "KSCC_SHARED=/path/to/shared says)")
     return path
 
 

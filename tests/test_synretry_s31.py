@@ -237,7 +237,7 @@ CORPUS_RETRIES = {
 def test_corpus_retries(name):
     path = CORPUS / "public" / name
     if not path.exists():
-        pytest.skip("the shared corpus is not there")
+        pytest.skip("the shared corpus is not there (../shared beside the checkout, or KSCC_SHARED=/path/to/shared)")
     from kscc_traffic.analyze import analyze_file
     f = analyze_file(path, RULES).flows
     f = f[f.proto == "tcp"].sort_values("ts_ns")
