@@ -922,10 +922,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
             # (the ClientHello answered by bytes that are neither TLS nor text: another service
             # on the port, or an obfuscated protocol; said, not judged)
             detail = f"{detail}; the server answered with bytes that are not TLS ({_binary_text(row)})"
-        if verdict == "ok" and proto == "udp" and row["cast"] in _GROUP_CASTS and rule.cast in _GROUP_CASTS \
-                and row["cast"] != rule.cast and str(row["resp_h"]).lower() not in _ALL_NODES:
-            # (a multicast to the agents' broadcast port, a broadcast to the distribution point's
-            # multicast port: the purpose's port, not the delivery the page documents; break-it 19 F9)
+        if verdict == "ok" and proto == "udp" and rule.cast in _GROUP_CASTS and row["cast"] != rule.cast \
+                and (row["cast"] in _GROUP_CASTS or (row["cast"] == "unicast" and rule.cast == "multicast")) \
+                and str(row["resp_h"]).lower() not in _ALL_NODES:
+            # (a multicast to the agents' broadcast port, a broadcast or a unicast to the distribution
+            # point's multicast port: the purpose's port, not the delivery the page documents;
+            # break-it 19 F9, s56 v6 #7)
             note = (f"sent as a {row['cast']} (to {row['resp_h']}), where the page documents UDP {rule.port_text} "
                     f"as a {rule.cast}: another application's datagram on this port?")
             detail = f"{detail}; {note}" if detail else note

@@ -1308,22 +1308,41 @@ NOT_KSC_FIX = ("nothing for KSC: these are other programs' flows, not KSC agent 
 OTHER_CAST = "another application's datagram on this port?"
 
 
-def other_cast_note(r, k: int) -> str:
+def other_cast_kind(details) -> str:
+    """What :data:`OTHER_CAST` datagrams (their ``detail`` texts, "sent as a broadcast (to …") were
+    sent as: ``broadcast``, ``multicast``, ``unicast``, or two of them joined by " or " ('' when no
+    detail says)."""
+    kinds = sorted({m.group(1) for d in details for m in [_SENT_AS.match(str(d))] if m})
+    return " or ".join(kinds)
+
+
+#: how the detail of such a datagram starts
+_SENT_AS = re.compile(r"(?:.*; )?sent as an? (broadcast|multicast|unicast) \(to ")
+
+
+def other_cast_note(r, k: int, kind: str = "") -> str:
     """The ``status_note`` of a broadcast or multicast purpose (rule ``r``) "not seen" whose port
-    carried only ``k`` datagrams of the other kind (:data:`OTHER_CAST`): ``8 broadcasts to the
-    port, not the documented multicast``."""
-    other = "broadcast" if r.cast == "multicast" else "multicast"
-    return f"{k} {other}{'s' if k != 1 else ''} to the port, not the documented {r.cast}"
+    carried only ``k`` datagrams of another delivery (:data:`OTHER_CAST`; ``kind``, from
+    :func:`other_cast_kind`, '': the other group kind): ``8 broadcasts to the port, not the
+    documented multicast``."""
+    other = kind or ("broadcast" if r.cast == "multicast" else "multicast")
+    return f"{k} {_plural(other) if k != 1 else other} to the port, not the documented {r.cast}"
 
 
-def _other_cast_text(r, k: int) -> str:
-    """What a ``seen one-way`` row's advice says of the ``k`` ok datagrams of the other kind
-    (:data:`OTHER_CAST`) it does not count: '' when there are none."""
+def _plural(kinds: str) -> str:
+    """``broadcast or unicast`` -> ``broadcasts or unicasts``."""
+    return " or ".join(f"{w}s" for w in kinds.split(" or "))
+
+
+def _other_cast_text(r, k: int, kind: str = "") -> str:
+    """What a ``seen one-way`` row's advice says of the ``k`` ok datagrams of another delivery
+    (:data:`OTHER_CAST`; ``kind`` as :func:`other_cast_note`'s) it does not count: '' when there are
+    none."""
     if not k:
         return ""
-    other = "broadcast" if r.cast == "multicast" else "multicast"
+    other = kind or ("broadcast" if r.cast == "multicast" else "multicast")
     return (f"; {k} other flow{'s' if k != 1 else ''} on the port {'were' if k != 1 else 'was'} sent as "
-            f"{f'{other}s' if k != 1 else f'a {other}'}, not the {r.cast} the page documents: another "
+            f"{_plural(other) if k != 1 else f'a {other}'}, not the {r.cast} the page documents: another "
             "application's datagram"
             f"{'s' if k != 1 else ''}?, not counted here")
 
@@ -1582,6 +1601,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
+                   ok_other_kind: str = "",
                    bl_cert: tuple[int, ...] = (0, 0, 0, 0, 0), ok_partial: int = 0,
                    bl_restarted: tuple[int, str] = (0, ""), bl_host: int = 0, bl_local: int = 0,
                    bl_idle: int = 0, bl_path: int = 0, bl_lost: int = 0) -> dict:
@@ -1670,7 +1690,8 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     port 15001): not the documented delivery, so they verify nothing and feed no advice (the
     multicast's IGMP snooping); the row counts them apart (:func:`_other_cast_text`), and when
     they are all the purpose's flows it is "not seen" with the note :func:`other_cast_note`
-    (newcomer 30 F6).
+    (newcomer 30 F6); a unicast to the multicast port is such a datagram too (break-it s56 v6 #7);
+    ``ok_other_kind`` what they were sent as (:func:`other_cast_kind`; '': the other group kind).
 
     ``bl_mtu``: of the blocked ``tls_failed`` ones, those whose detail tells of a path-MTU black
     hole (:data:`MTU_HOLE`): advised :data:`MTU_FIX`, not a proxy or TLS inspection.
@@ -1724,7 +1745,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     status = ("blocked" if bl else "unexpected" if un > mine or (mine and not ok)
               else "verified" if doc_ok else "seen one-way" if one_way else "not seen")
     if status == "not seen" and ok_other_cast:
-        note = other_cast_note(r, ok_other_cast)
+        note = other_cast_note(r, ok_other_cast, ok_other_kind)
     fix = cut_short_fix(r, bl) if note == CUT_SHORT_NOTE else r.fix
     if status == "seen one-way":
         # TCP connections whose server's packets are all missing, though the agent acknowledged them
@@ -1753,7 +1774,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
         status = "seen one-way"
         fix = (f"{doc_ok} flow{'s' if doc_ok != 1 else ''} on UDP {r.port_text}"
                f"{f' {r.cast}' if ok_other_cast else ''} seen, none answered (no answer is "
-               f"expected{_other_cast_text(r, ok_other_cast)}): this capture shows that they were sent, not that they were received (one taken on a "
+               f"expected{_other_cast_text(r, ok_other_cast, ok_other_kind)}): this capture shows that they were sent, not that they were received (one taken on a "
                "receiving device shows that they reached its interface; its host firewall may still drop them). "
                "To verify, check on a receiving device (a capture there, if this is not one, and its firewall "
                f"log); what it needs: {_cast_fix(r, ok, v6)}")
@@ -3412,6 +3433,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         http_statuses: tuple[str, ...] = ()
         bl_redirect: dict[str, int] = {}
         un_console = ok_other_cast = ok_partial = 0
+        ok_other_kind = ""
         reasons: list[str] = []
         un_reasons: dict[str, int] = {}
         caps = None
@@ -3477,8 +3499,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
             if ok and "orig_bytes" in flows and "resp_bytes" in flows:
                 ok_data = int(np.count_nonzero(_carried(flows)[at] & (v == "ok")))
             if ok and r.cast in ("broadcast", "multicast") and "detail" in flows:
-                ok_other_cast = sum(1 for x in udetail[at][v == "ok"].tolist()
-                                    if OTHER_CAST in str(x))
+                others = [x for x in udetail[at][v == "ok"].tolist() if OTHER_CAST in str(x)]
+                ok_other_cast, ok_other_kind = len(others), other_cast_kind(others)
             if bl:
                 bl_tls = sum(1 for x in reason[at][v == "blocked"].tolist() if x.split(",")[0] == "tls_failed")
                 # (a TLS-inspecting proxy's certificate refused: the port is open, as for tls_failed)
@@ -3536,7 +3558,8 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
                                    bl_mtu=bl_mtu, bl_route_own=bl_route_own,
                                    bl_redirect=bl_redirect, un_console=un_console,
-                                   ok_other_cast=ok_other_cast, bl_cert=bl_cert, ok_partial=ok_partial,
+                                   ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
+                                   ok_partial=ok_partial,
                                    bl_restarted=restarts.said(r.id) if bl_refused[1] or bl_reset[0] else (0, ""),
                                    bl_host=bl_host, bl_local=bl_local, bl_idle=bl_idle, bl_path=bl_path,
                                    bl_lost=bl_lost))
@@ -3741,6 +3764,7 @@ class TableSummary:
         self.un_console: dict[str, int] = {}     # ... of them to the Cloud Console's names (console_names)
         self.ok_data: dict[str, int] = {}        # purpose -> ok flows that carried a payload byte
         self.ok_other_cast: dict[str, int] = {}  # purpose -> ok datagrams of the other cast (OTHER_CAST)
+        self.ok_other_kinds: dict[str, set] = {}  # purpose -> what they were sent as (other_cast_kind)
         self.data_seen = False                   # (a table with orig_bytes and resp_bytes was added)
         self.one_way: dict[str, int] = {}        # purpose -> unclassified flows seen one way (reason one_way)
         self.bl_reset: dict[str, int] = {}       # purpose -> blocked flows: a distribution point's reset
@@ -3962,6 +3986,9 @@ class TableSummary:
             other_cast = good[other_cast]
             for p, n in other_cast.groupby("purpose", sort=False).size().items():
                 self.ok_other_cast[p] = self.ok_other_cast.get(p, 0) + int(n)
+            if len(other_cast):
+                for p, d in zip(other_cast["purpose"].tolist(), unquoted_details(other_cast)):
+                    self.ok_other_kinds.setdefault(p, set()).update(other_cast_kind([d]).split(" or "))
             unexpected = flows[flows["verdict"] == "unexpected"]
             un_detail = pd.Series(unquoted_details(unexpected), index=unexpected.index, dtype=object)
             onprem = unexpected[un_detail.str.startswith(ONPREM_PORT)]
@@ -4142,6 +4169,7 @@ class TableSummary:
                                        if ksc_only(r) else (0, ()), bl_redirect=self.bl_redirect.get(r.id),
                                        un_console=self.un_console.get(r.id, 0),
                                        ok_other_cast=self.ok_other_cast.get(r.id, 0),
+                                       ok_other_kind=" or ".join(sorted(self.ok_other_kinds.get(r.id, set()) - {""})),
                                        bl_cert=self.bl_cert.get(r.id, (0, 0, 0, 0, 0)),
                                        ok_partial=self.ok_partial.get(r.id, 0),
                                        bl_restarted=self.restarts.said(r.id)

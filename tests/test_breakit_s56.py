@@ -487,3 +487,35 @@ def test_a_public_cas_certificate_refused_as_revoked_or_expired_with_no_name_ask
     assert (row.verdict, row.reason) == ("blocked", "tls_failed"), row.detail
     assert "(a public CA, DigiCert, not a TLS-inspection product)" in row.detail, row.detail
     assert "no public one" not in row.detail
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_unicast_to_the_multicast_port_is_not_the_documented_multicast(tmp_path, v6):
+    """Break-it s56 (IPv6 and interception pass) #7: a unicast datagram to UDP 15001 counted as
+    "1 flow on UDP 15001 multicast seen" (a broadcast there was set apart, a unicast not). It is
+    not the page's delivery either: said in its detail, counted apart, named as what it was."""
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.inet import UDP
+
+    from kscc_traffic import analyze
+    from kscc_traffic.report import TableSummary, readiness
+    dp, agent = ("2001:db8:10::100", "2001:db8:10::25") if v6 else ("192.0.2.100", "192.0.2.25")
+    recs = [(1000.0, eth(ip_of(dp, agent) / UDP(sport=40000, dport=15001) / (b"k" * 40)))]
+    path = tmp_path / "uni15001.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    row = flows.iloc[0]
+    assert (row.purpose, row.verdict) == ("dp_multicast", "ok")
+    assert row.detail == (f"sent as a unicast (to {agent}), where the page documents UDP 15001 as a multicast: "
+                          "another application's datagram on this port?")
+    for check in (readiness(flows, load_rules()), TableSummary.of(flows).readiness(load_rules())):
+        r = check.set_index("rule").loc["dp_multicast"]
+        assert (r.status, r.status_note) == ("not seen", "1 unicast to the port, not the documented multicast")
+
+
+def test_other_cast_kinds_are_read_from_the_details():
+    from kscc_traffic.report import other_cast_kind
+    d = "sent as a {} (to 192.0.2.25), where the page documents UDP 15001 as a multicast: another application's datagram on this port?"
+    assert other_cast_kind([d.format("unicast")]) == "unicast"
+    assert other_cast_kind([d.format("unicast"), d.format("broadcast")]) == "broadcast or unicast"
+    assert other_cast_kind(["no such text"]) == ""
