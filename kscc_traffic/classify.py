@@ -3072,6 +3072,11 @@ PORTAL_STATUS = "511"
 PORTAL_ANSWER = "a captive portal's answer (Network Authentication Required: the network wants a login first)"
 
 
+#: what the detail of a proxy's 407 to a request that carried credentials says (internal
+#: ``proxy_auth``); report.readiness advises the agent's proxy account by it
+PROXY_CREDENTIALS_REFUSED = "the proxy refused the credentials the agent sent"
+
+
 def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, str, str] | None:
     """(verdict, reason, detail) of a CONNECT flow the proxy did not open a tunnel for: an
     answer other than 2xx (``rejected``), the connection closed or reset by the proxy before it
@@ -3095,6 +3100,12 @@ def _proxy_refusal(row: dict, target: str, direct: bool = False) -> tuple[str, s
                      "wants a login first)" if direct else "")
         reason = row.get("http_reason") or ""
         said = f' "{reason}"' if reason else ""
+        creds = str(row.get("proxy_auth") or "").split()
+        if status == "407" and not direct and len(creds) == 2:
+            # (the request it refused carried credentials: the proxy refused them, not asked for
+            # them; break-it s56 v6 #11)
+            asked = f", request {creds[1]} of the connection" if creds[1] != "1" else ""
+            hint = f" carrying credentials (Proxy-Authorization: {creds[0]}{asked}): {PROXY_CREDENTIALS_REFUSED}"
         return "blocked", "rejected", f"{proxy} answered {status}{said} to {request}{hint}"
     if int(row.get("resp_bytes", 0)) > 0:
         if direct:
@@ -3601,7 +3612,7 @@ _JUDGE_COLUMNS = ("proto", "resp_p", "orig_p", "resp_h", "orig_h", "server_name"
                   "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled", "first_bytes_cut",
                   "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                   "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
 #: columns of _JUDGE_COLUMNS a table may lack and still be grouped: read as '' (as _judge's
 #: ``row.get`` does; tables built before they existed)
 _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_target", "http_status", "dns_answers",
@@ -3612,7 +3623,7 @@ _OPTIONAL_COLUMNS = ("orig_h", "query", "dns_rcode", "payload_cut", "proxy_targe
                      "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                      "first_bytes_cut", "tls_close", "tls_close_wait_s", "dns_mismatch", "acked_unseen",
                      "client_head", "client_binary", "orig_bytes", "tls_close_served", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups",
-                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
+                     "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
 #: the columns of :data:`_JUDGE_COLUMNS` without which the grouping is not made (row by row then)
 _REQUIRED_COLUMNS = tuple(c for c in _JUDGE_COLUMNS if c not in _OPTIONAL_COLUMNS)
 
@@ -3625,7 +3636,7 @@ _EXACT_COLUMNS = ("proto", "resp_p", "server_name", "dns_name", "partial", "conn
                   "blind_client_alert", "blind_unacked", "blind_window", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                   "syn_answer", "tls13_refused", "dns_error_aaaa_only", "dns_asked", "hello_split", "hello_copies", "unreassembled",
                   "first_bytes_cut", "tls_close", "dns_mismatch", "acked_unseen", "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later",
-                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
+                  "tls_ech", "window_closed", "synack_not_taken", "start_lost", "tls_hrr", "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
 #: exact columns read only on a TLS purpose (:func:`_client_cleartext` quotes them): keyed '' for
 #: a flow to a port no TLS rule documents, not through a proxy (:func:`_verdict_keys`)
 _QUOTED_COLUMNS = ("client_head", "client_binary")
@@ -3638,7 +3649,7 @@ _TEXT_COLUMNS = ("proto", "resp_h", "orig_h", "server_name", "dns_name", "conn_s
                  "blind_closer", "tunnel_http_status", "mtu_hint", "reset_hint", "cert_issuer", "server_head", "server_binary",
                  "syn_answer", "hello_split", "hello_copies", "unreassembled", "tls_close", "dns_mismatch", "acked_unseen",
                  "client_head", "client_binary", "http_location", "http_reason", "http_page", "flight_cut", "http_later", "mcast_groups", "window_closed", "synack_not_taken", "start_lost",
-                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp")
+                 "tls_version", "tls_client_cert", "opened_cloud", "cut_why", "cut_why_resp", "proxy_auth")
 #: flow columns whose codes the grouping key uses (the others are reduced first, then coded)
 _CODED_COLUMNS = frozenset(_EXACT_COLUMNS) | {"history"}
 #: compare the combined key when the product of the column cardinalities stays below this

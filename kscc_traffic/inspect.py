@@ -2093,6 +2093,9 @@ def inspect_flows(ft: FlowTable, only: np.ndarray | None = None,
     # by a filter's status (http.FILTER_STATUSES): "403 2 /DigiCertGlobalRootG2.crl" (status, which
     # request, its target, escaped), '' where none: http.later_answers)
     cols["http_later"] = repeated("", n)
+    # (likewise: a proxy's 407 to a request that carried credentials, "<scheme> <requests>", ''
+    # where not: http.exchange's auth)
+    cols["proxy_auth"] = repeated("", n)
     # (likewise: a TLS connection whose server's first flight, as captured, stopped short and whose
     # client then closed first without acknowledging more: what was missing and how long the
     # client waited, for classify's detail (packets lost on the way, not a certificate refused);
@@ -4030,9 +4033,14 @@ def _deep_look(ft: FlowTable, deep: np.ndarray, flows: pd.DataFrame, cols: dict,
         if skind[i] == "http":
             # (1xx answers skipped; a request asked again after a 407 on the same connection: the
             # answer to the last one, for a CONNECT the answer that opened the tunnel)
+            asked: list[str] = []
             status, ch, sh = http.exchange(cs, mv[s0:s1], connect=connect,
-                                           proxy=target is not None and not connect)
+                                           proxy=target is not None and not connect, auth=asked)
             cols["http_status"][f] = "" if status is None else str(status)
+            if status == 407 and asked and asked[-1] and not asked[-1].endswith(" negotiate"):
+                # (the request the proxy refused carried credentials: their scheme and how many
+                # requests asked, "NTLM 3"; classify says the proxy refused them, break-it s56 v6 #11)
+                cols["proxy_auth"][f] = f"{asked[-1]} {len(asked)}"
             if status is not None and not 200 <= status < 300:
                 cols["http_reason"][f] = http.response_reason(mv[s0:s1], status)
             if status is not None and 300 <= status < 400 and not connect:

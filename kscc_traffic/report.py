@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -2406,6 +2406,10 @@ def proxy_paths(flows: pd.DataFrame) -> dict[str, ProxyPaths]:
     # (a status read back from CSV may be a number, 407.0, or NaN for none)
     said = (np.array(["" if x is None or x != x else str(x).removesuffix(".0") for x in sub["http_status"].tolist()],
                      dtype=object) if "http_status" in sub else np.full(len(sub), "?", dtype=object))
+    if "detail" in sub:
+        # (a 407 to a request that carried credentials: the proxy refused them, "407+": _proxy_fix)
+        creds = sub["detail"].astype(str).str.contains(PROXY_CREDENTIALS_REFUSED, regex=False).to_numpy()
+        said = np.where(creds & (said == "407"), "407+", said)
     # (a CONNECT to an IP address the proxy refused with 403: named in the advice)
     target = sub["proxy_target"].to_numpy(dtype=object)
     to_ip = refused & (said == "403") & np.array([_ip_target(t) for t in target.tolist()], bool)
@@ -2551,6 +2555,13 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
                          "agent's proxy settings (Kaspersky Security Center: the Network Agent's proxy server "
                          "settings, in its properties or its policy), or let the proxy allow the agent without "
                          f"authentication for {where}")
+        if "407+" in said:
+            # (the requests it refused carried the agent's credentials: break-it s56 v6 #11)
+            parts.append("407 to requests that carried the agent's credentials (the proxy refused them): check the "
+                         "account (user name and password) in the agent's proxy settings (Kaspersky Security Center: "
+                         "the Network Agent's proxy server settings, in its properties or its policy) and that the "
+                         "proxy takes the scheme the agent uses (NTLM, Negotiate, Basic: see each flow's detail), or "
+                         f"let the proxy allow the agent without authentication for {where}")
         if "403" in said:
             ips = px.refused_ip if px else ()
             one = len(ips) == 1
@@ -2565,7 +2576,7 @@ def _proxy_fix(r, bl: int, proxied: int, k: int, icpt: int, px: ProxyPaths | Non
             parts.append(f"{'/'.join(sorted(pages))} with its own HTML page where a CRL, an OCSP response or a CA "
                          f"certificate was asked for (its web filter's block page or a captive portal's login page): "
                          f"allow {where} in the proxy's URL filter, or authenticate to its portal")
-        rest = said - {"407", "403"} - pages
+        rest = said - {"407", "407+", "403"} - pages
         if rest:
             codes = "/".join(sorted(x for x in rest if x))
             silent = "no HTTP answer (a close or silence; " if "" in rest else ""

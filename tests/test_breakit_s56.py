@@ -519,3 +519,54 @@ def test_other_cast_kinds_are_read_from_the_details():
     assert other_cast_kind([d.format("unicast")]) == "unicast"
     assert other_cast_kind([d.format("unicast"), d.format("broadcast")]) == "broadcast or unicast"
     assert other_cast_kind(["no such text"]) == ""
+
+
+def _ntlm(kind: int) -> bytes:
+    import base64
+    return base64.b64encode(b"NTLMSSP\0" + bytes([kind, 0, 0, 0]) + b"\0" * 32)
+
+
+@pytest.mark.parametrize("scheme, rounds", [("NTLM", 3), ("Basic", 2), ("none", 1)])
+def test_a_407_to_a_request_that_carried_credentials_says_the_proxy_refused_them(tmp_path, scheme, rounds):
+    """Break-it s56 (IPv6 and interception pass) #11: CONNECT answered 407, the agent's NTLM
+    negotiate answered 407 with the challenge, its NTLM authenticate answered 407 again: told as a
+    first 407 ("set the proxy account"), though the agent did send credentials. The detail and the
+    advice now say that the proxy refused them (an NTLM negotiate message is no credentials)."""
+    from test_proxy_connect import _one, _records
+    from test_proxy_then_direct_n28 import ANSWERS
+
+    from kscc_traffic import analyze
+    from kscc_traffic.classify import PROXY_CREDENTIALS_REFUSED
+    from kscc_traffic.report import readiness
+    target = "eu1.ksc.kaspersky.com:23101"
+
+    def connect(auth: bytes = b"") -> tuple:
+        extra = b"Proxy-Authorization: " + auth + b"\r\n" if auth else b""
+        return ("c", f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n".encode() + extra + b"\r\n")
+    if scheme == "NTLM":
+        parts = [connect(), ("s", ANSWERS["407"]), connect(b"NTLM " + _ntlm(1)), ("s", ANSWERS["407"]),
+                 connect(b"NTLM " + _ntlm(3)), ("s", ANSWERS["407"])]
+    elif scheme == "Basic":
+        parts = [connect(), ("s", ANSWERS["407"]), connect(b"Basic dXNlcjp3cm9uZw=="), ("s", ANSWERS["407"])]
+    else:
+        parts = [connect(), ("s", ANSWERS["407"])]
+    r = _one(tmp_path, _records(parts, close="s"))
+    assert (r.verdict, r.reason) == ("blocked", "rejected"), r.detail
+    if scheme == "none":
+        assert PROXY_CREDENTIALS_REFUSED not in r.detail, r.detail
+        return
+    asked = f", request {rounds} of the connection"
+    assert r.detail.endswith(f"carrying credentials (Proxy-Authorization: {scheme}{asked}): "
+                             f"{PROXY_CREDENTIALS_REFUSED}"), r.detail
+    flows = analyze(str(tmp_path / "p.pcap"))          # (the capture _one wrote)
+    fix = readiness(flows, load_rules()).set_index("rule").loc["agent_connection"].fix
+    assert "407 to requests that carried the agent's credentials (the proxy refused them)" in fix, fix
+    assert "407 (the proxy wants authentication)" not in fix, fix
+
+
+def test_an_ntlm_negotiate_message_is_no_credentials():
+    from kscc_traffic.protocols.http import proxy_auth_scheme
+    head = b"CONNECT a.example:443 HTTP/1.1\r\nProxy-Authorization: NTLM " + _ntlm(1) + b"\r\n\r\n"
+    assert proxy_auth_scheme(head) == "NTLM negotiate"
+    assert proxy_auth_scheme(head.replace(_ntlm(1), _ntlm(3))) == "NTLM"
+    assert proxy_auth_scheme(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a\r\n\r\n") == ""

@@ -11,6 +11,7 @@ Text (method, target, header names/values, host) is decoded with
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -511,7 +512,8 @@ def _body_end(head: bytes, data: bytes | memoryview, pos: int, end: int) -> int 
 
 
 def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray | memoryview,
-             connect: bool = False, proxy: bool = False) -> tuple[int | None, int | None, int | None]:
+             connect: bool = False, proxy: bool = False,
+             auth: list[str] | None = None) -> tuple[int | None, int | None, int | None]:
     """The outcome of the HTTP/1.x exchange at the start of a connection: ``(status, client_at,
     server_at)``.
 
@@ -523,6 +525,9 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
     None when the server's bytes start with no status line. ``client_at``/``server_at``: where
     the bytes inside the tunnel start (after the last CONNECT head and after the 2xx answer's
     head, bytes) when a CONNECT was answered 2xx, else None (always for ``proxy``: no tunnel).
+    ``auth`` (a list, for ``connect`` or ``proxy``): gets, per request answered, the scheme of its
+    Proxy-Authorization header (:func:`proxy_auth_scheme`: ``NTLM``, ``Basic``…; '' without one):
+    the last one is the request ``status`` answers.
     Response bodies are stepped over (Content-Length, or a chunked transfer coding walked chunk
     by chunk; a request's body as well before the request asked again); a head or body not
     complete in view ends the walk."""
@@ -550,6 +555,8 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
             break
         request = client[co:co + ch]
         co += ch
+        if auth is not None:
+            auth.append(proxy_auth_scheme(request))
         if connect:
             if 200 <= code < 300:
                 return status, co, so
@@ -567,6 +574,29 @@ def exchange(client: bytes | bytearray | memoryview, server: bytes | bytearray |
         if not (client[co:].startswith(b"CONNECT ") if connect else looks_like_http_request(client[co:])):
             break                        # no new request after this answer
     return status, None, None
+
+
+def proxy_auth_scheme(head: bytes) -> str:
+    """The scheme of a request head's Proxy-Authorization header (RFC 9110 §11.7.1: ``NTLM``,
+    ``Negotiate``, ``Basic``, ``Digest``…, as written, at most 20 letters, digits or dashes; an
+    NTLM or Negotiate token that is an NTLM negotiate message (type 1, no credentials yet):
+    ``NTLM negotiate``), '' without one. Never raises."""
+    try:
+        for line in bytes(head).split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if sep and name.strip().lower() == b"proxy-authorization":
+                parts = value.strip().split(None, 1)
+                scheme = parts[0].decode("ascii", "replace")[:20] if parts else ""
+                if not scheme or not all(c.isalnum() or c == "-" for c in scheme):
+                    return "other"
+                if scheme.lower() in ("ntlm", "negotiate") and len(parts) > 1:
+                    token = base64.b64decode(parts[1].strip()[:64] + b"==", validate=False)
+                    if token[:8] == b"NTLMSSP\0" and token[8:12] == b"\x01\0\0\0":
+                        return f"{scheme} negotiate"
+                return scheme
+    except Exception:  # pragma: no cover - defensive
+        return ""
+    return ""
 
 
 #: answers to plain HTTP sent straight to the server that say the request did not get through:
