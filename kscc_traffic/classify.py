@@ -4651,8 +4651,23 @@ def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
             if len(flagged) else []:
         said = nat64_text(str(host[i]))
         if said:
+            # (an ICMP error from a NAT64 address: an IPv4 router's, translated; break-it s56 v6 #8)
+            res[i, 3] = _NAT64_SENDER.sub(_nat64_sender, str(res[i, 3]))
             note = f"{said}: {NAT64_NOTE}"
             res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
+
+
+#: an ICMP error's sender in a detail that is a NAT64 address (``… (1/1) from 64:ff9b::c633:64fe``)
+_NAT64_SENDER = re.compile(r"(\(\d+/\d+\) from )(64:ff9b:[0-9a-f:]*[0-9a-f])")
+
+
+def _nat64_sender(m: re.Match) -> str:
+    """``from 64:ff9b::c633:64fe (an IPv4 router, 198.51.100.254, its error translated by the NAT64
+    gateway)`` for a match of :data:`_NAT64_SENDER`; the text unchanged for no NAT64 address."""
+    if not nat64_text(m.group(2)):
+        return m.group(0)
+    v4 = str(ipaddress.IPv4Address(int(ipaddress.ip_address(m.group(2))) & 0xFFFFFFFF))
+    return f"{m.group(1)}{m.group(2)} (an IPv4 router, {v4}, its error translated by the NAT64 gateway)"
 
 
 #: an answer from another address pairs with a query nothing answered when it came at most this

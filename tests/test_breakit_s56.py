@@ -570,3 +570,22 @@ def test_an_ntlm_negotiate_message_is_no_credentials():
     assert proxy_auth_scheme(head) == "NTLM negotiate"
     assert proxy_auth_scheme(head.replace(_ntlm(1), _ntlm(3))) == "NTLM"
     assert proxy_auth_scheme(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a\r\n\r\n") == ""
+
+
+def test_an_icmp_error_from_a_nat64_address_names_the_ipv4_router(tmp_path):
+    """Break-it s56 (IPv6 and interception pass) #8: an SYN to a NAT64 address answered by ICMPv6
+    administratively prohibited from 64:ff9b::c633:64fe: the sender is an IPv4 router's address
+    translated by the NAT64 gateway, 198.51.100.254: said, so the engineer looks on the IPv4 side."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+
+    from kscc_traffic import analyze
+    syn = IPv6(src="2001:db8:10::25", dst="64:ff9b::cb00:710a") / TCP(sport=51200, dport=23101, flags="S", seq=7)
+    err = IPv6(src="64:ff9b::c633:64fe", dst="2001:db8:10::25") / ICMPv6DestUnreach(code=1) / bytes(syn)
+    path = tmp_path / "nat64.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, eth(syn)), (1000.01, eth(err))]))
+    row = analyze(str(path)).iloc[0]
+    assert (row.verdict, row.reason) == ("blocked", "icmp_unreachable"), row.detail
+    assert "from 64:ff9b::c633:64fe (an IPv4 router, 198.51.100.254, its error translated by the NAT64 gateway)" \
+        in row.detail, row.detail
