@@ -1051,7 +1051,12 @@ def _judge_flow(row: dict, rules: RuleSet, mask: bool = True) -> tuple[str, str,
         probe = traceroute_probe(icmp_text)
         if probe:   # (its TTL / hop limit ran out on the way: the path, not the port)
             return rule.id, "unclassified", "partial" if partial else "", probe
-        return done("blocked", "icmp_unreachable", answered_by(icmp_text, cloud))
+        detail = answered_by(icmp_text, cloud)
+        if rule.opener == "agent_to_dp" and _refused_on_the_way(icmp_text, str(row["resp_h"])):
+            # (a router or firewall between the agent and the distribution point refused it, not the
+            # distribution point: its rules are the ones to change; s55 DP pass #12)
+            detail += f"; {DP_PATH_REFUSED}"
+        return done("blocked", "icmp_unreachable", detail)
     if proto == "tcp" and row.get("tcp_hdr_cut"):
         # no packet's flags, sequence numbers or length were captured: nothing shows whether the
         # connection was opened, answered or refused (Zeek skips such packets; not "partial":
@@ -1392,6 +1397,25 @@ def agent_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: 
             f"cloud server listens on ({rule_id}): the cloud server never connects to agents, so this is not an "
             "agent's connection to the cloud (a port forwarding to this host, or another program listening on the "
             "port?)")
+
+
+#: what the detail of a flow to a distribution point's port refused by an ICMP error from another
+#: address than the distribution point's adds (:func:`_refused_on_the_way`); report.readiness
+#: advises the device on the way by it
+DP_PATH_REFUSED = ("sent by a router or firewall on the way, not by the distribution point: its rules refuse the "
+                   "port towards the distribution point")
+#: the ICMP errors of a refusal by a rule (administratively prohibited: ICMP 3/9, 3/10, 3/13; ICMPv6
+#: 1/1, and 1/5, 1/6 of a policy or reject route)
+_ADMIN_REFUSALS = ("(3/9)", "(3/10)", "(3/13)", "(1/1)", "(1/5)", "(1/6)")
+
+
+def _refused_on_the_way(icmp_text: str, resp: str) -> bool:
+    """Whether an ICMP error (an ``icmp_unreachable`` text: ``administratively prohibited (3/13)
+    from 192.0.2.1``) is a rule's refusal (:data:`_ADMIN_REFUSALS`) sent from another address than
+    the flow's responder ``resp``."""
+    what, sep, sender = icmp_text.partition(" from ")
+    return bool(sep) and what.rstrip().endswith(_ADMIN_REFUSALS) and sender.split()[0].strip(",;") != resp \
+        and not sender.startswith(resp + ",")
 
 
 def dp_inbound_detail(orig: str, resp: str, port: int, rule_id: str, opened: str) -> str:

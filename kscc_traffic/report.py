@@ -25,7 +25,7 @@ if TYPE_CHECKING:   # (rich is imported by the functions that print: JSON Lines 
     from rich.console import Console
 
 from .addresses import endpoint_text
-from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
+from .classify import DNS_NO_ERROR, DNS_TCP_RESET, DP_INBOUND, DP_PATH_REFUSED, PROXY_CREDENTIALS_REFUSED, DP_RESET, DP_RESET_ITSELF, FILTER_ANSWER, INBOUND, MISMATCH_FAILED, \
     IDLE_GOES_ON, PATH_RESET, LOCAL_CLOUD, ONE_WAY_CERT, CERT_UNREAD, CERT_UNSEEN, ONPREM_PORT, STALE_ANSWER, TLS13_HIDDEN, UNTRUSTED_PUBLIC, VENDOR_DOMAIN, \
     _under_domain, sinkhole_address, CERT_REQUIRED, CLIENT_CERT_ASKED, DNS_LOST_FRAGMENTS, FRAGS_LOST, TUNNEL_EMPTY, \
     SHARED_PORTS_BELOW, ksc_only
@@ -1597,7 +1597,7 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                    un_inbound: int = 0, bl_handshake: int = 0, bl_icmp: dict[str, int] | None = None,
                    proxy_paths: ProxyPaths | None = None, bl_cut: int = 0,
                    caps: tuple[tuple[str, ...], tuple[str, ...], bool] | None = None, bl_mtu: int = 0,
-                   bl_route_own: int = 0,
+                   bl_route_own: int = 0, bl_dp_way: int = 0,
                    bl_refused: tuple[int, int] = (0, 0),
                    un_elsewhere: tuple[int, tuple[str, ...]] = (0, ()),
                    bl_redirect: dict[str, int] | None = None, un_console: int = 0, ok_other_cast: int = 0,
@@ -1699,6 +1699,9 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
     by the client on the server's certificate, or by the server on the client's (:func:`cert_counts`):
     advised :func:`cert_fix`, the agent's own certificate for the latter; for the former the agent's root
     certificates and clock (and, TLS 1.3 hiding the certificate, TLS inspection too).
+    ``bl_dp_way``: of the blocked ones (a distribution point's purpose), those refused by an ICMP
+    error from a router or firewall on the way (detail :data:`~kscc_traffic.classify.DP_PATH_REFUSED`):
+    its rules are to change, not the distribution point's (s55 DP pass #12).
     ``bl_route_own``: of the blocked ones, those answered by such a network/host/address
     unreachable from the server's own address (:data:`ROUTE_OWN`; not counted in ``bl_route``).
 
@@ -1990,6 +1993,13 @@ def _readiness_row(r, n: int, ok: int, bl: int, un: int, other: int, reasons, pr
                     f"host or address unreachable (or no route) {ROUTE_OWN}")
     if status == "blocked" and bl_icmp:
         fix = _icmp_fix(bl, bl_icmp, fix)
+    if status == "blocked" and bl_dp_way and r.opener == "agent_to_dp":
+        way = (f"refused by ICMP administratively prohibited from a router or firewall on the way, not by the "
+               f"distribution point (see each flow's detail): allow {r.transport.upper()} {r.port_text} from the "
+               "managed devices to the distribution point in that device's rules")
+        fix = (f"{'this connection was' if bl == 1 else f'these {bl} connections were'} {way}; the distribution "
+               "point was not reached" if bl_dp_way >= bl else
+               f"{fix}; {bl_dp_way} of them {'was' if bl_dp_way == 1 else 'were'} {way}")
     if status == "blocked" and bl_http:
         # an HTTP answer refused the request on an open port: a URL filter's policy, not the firewall
         said = f"HTTP {'/'.join(http_statuses) or '4xx/5xx'}"
@@ -3438,7 +3448,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
         un_inbound = 0
         bl_handshake = bl_cut = bl_host = bl_local = bl_idle = bl_path = bl_lost = 0
         closed_at: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
-        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = 0
+        bl_route = bl_http = un_vendor = bl_mtu = bl_route_own = bl_dp_way = 0
         bl_cert = (0, 0, 0, 0, 0)
         bl_icmp: dict[str, int] = {}
         http_statuses: tuple[str, ...] = ()
@@ -3528,6 +3538,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                     bl_local = sum(1 for x in details if LOCAL_CLOUD in str(x))
                     bl_idle = sum(1 for x in details if str(x).startswith(IDLE_GOES_ON))
                     bl_path = sum(1 for x in details if str(x).startswith(PATH_RESET))
+                    bl_dp_way = sum(1 for x in details if DP_PATH_REFUSED in str(x))
                     # (the ICMP advice from the icmp_unreachable column: names quoted in a detail
                     # could hold its words)
                     icmp = icmp_all[at][v == "blocked"].tolist()
@@ -3567,7 +3578,7 @@ def readiness(flows: pd.DataFrame, rules: RuleSet | None = None) -> pd.DataFrame
                                    bl_icmp=bl_icmp,
                                    proxy_paths=paths.get(r.id) if "proxy_target" in flows else None,
                                    bl_cut=bl_cut, caps=caps, bl_refused=bl_refused, un_elsewhere=un_elsewhere,
-                                   bl_mtu=bl_mtu, bl_route_own=bl_route_own,
+                                   bl_mtu=bl_mtu, bl_route_own=bl_route_own, bl_dp_way=bl_dp_way,
                                    bl_redirect=bl_redirect, un_console=un_console,
                                    ok_other_cast=ok_other_cast, ok_other_kind=ok_other_kind, bl_cert=bl_cert,
                                    ok_partial=ok_partial,
@@ -3767,6 +3778,7 @@ class TableSummary:
         self.bl_mtu: dict[str, int] = {}         # purpose -> blocked tls_failed flows: a path-MTU black hole (MTU_HOLE)
         self.bl_cert: dict[str, tuple[int, ...]] = {}   # purpose -> blocked tls_failed flows ended on the certificate (cert_counts)
         self.bl_route_own: dict[str, int] = {}   # purpose -> blocked flows: such an error from the server's address
+        self.bl_dp_way: dict[str, int] = {}      # purpose -> blocked flows: refused on the way to a DP (DP_PATH_REFUSED)
         self.bl_icmp: dict[str, dict[str, int]] = {}  # purpose -> kind -> blocked flows: ICMP not a refusal
         self.bl_http: dict[str, int] = {}        # purpose -> blocked flows: HTTP request refused (HTTP_REFUSAL)
         self.http_statuses: dict[str, set] = {}  # ... their statuses
@@ -3959,6 +3971,9 @@ class TableSummary:
             cut = blocked[cut_short(blocked["reason"].tolist(), detail.tolist())]
             for p, n in cut.groupby("purpose", sort=False).size().items():
                 self.bl_cut[p] = self.bl_cut.get(p, 0) + int(n)
+            way = blocked[detail.str.contains(DP_PATH_REFUSED, regex=False)]
+            for p, n in way.groupby("purpose", sort=False).size().items():
+                self.bl_dp_way[p] = self.bl_dp_way.get(p, 0) + int(n)
             routed = blocked[detail.str.contains(ROUTE_ICMP)]
             for p, g in routed.groupby("purpose", sort=False):
                 a, b = route_counts(g["detail"].tolist(), g["resp_h"].tolist() if "resp_h" in g else [None] * len(g),
@@ -4174,6 +4189,7 @@ class TableSummary:
                                        if self.proxy_seen else None,
                                        bl_cut=self.bl_cut.get(r.id, 0), caps=self._captures(r.id, bl, un),
                                        bl_mtu=self.bl_mtu.get(r.id, 0), bl_route_own=self.bl_route_own.get(r.id, 0),
+                                       bl_dp_way=self.bl_dp_way.get(r.id, 0),
                                        bl_refused=self.bl_refused.get(r.id, (0, 0)),
                                        un_elsewhere=(self.un_elsewhere.get(r.id, 0),
                                                      tuple(self.elsewhere_names.get(r.id, {})))

@@ -589,3 +589,45 @@ def test_an_icmp_error_from_a_nat64_address_names_the_ipv4_router(tmp_path):
     assert (row.verdict, row.reason) == ("blocked", "icmp_unreachable"), row.detail
     assert "from 64:ff9b::c633:64fe (an IPv4 router, 198.51.100.254, its error translated by the NAT64 gateway)" \
         in row.detail, row.detail
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("sender", ["router", "dp"])
+def test_a_refusal_on_the_way_to_a_distribution_point_is_advised_there(tmp_path, v6, sender):
+    """Break-it s55 (distribution point pass) #12: SYNs to a distribution point's TCP 13000 refused
+    by ICMP administratively prohibited from the agent's own router were advised as "allow inbound
+    TCP 13000 on the distribution point", the router named in the detail only. The refusing device
+    is the one to change; an error from the distribution point's own address stays its own."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import ICMP, IP, TCP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+
+    from kscc_traffic import analyze
+    from kscc_traffic.classify import DP_PATH_REFUSED
+    from kscc_traffic.report import TableSummary, readiness
+    agent, dp, router = (("2001:db8:10::25", "2001:db8:20::20", "2001:db8:10::1") if v6 else
+                         ("192.0.2.25", "198.51.100.20", "192.0.2.1"))
+    src = router if sender == "router" else dp
+    recs = []
+    for k in range(3):
+        if v6:
+            syn = IPv6(src=agent, dst=dp) / TCP(sport=51200 + k, dport=13000, flags="S", seq=7)
+            err = IPv6(src=src, dst=agent) / ICMPv6DestUnreach(code=1) / bytes(syn)
+        else:
+            syn = IP(src=agent, dst=dp) / TCP(sport=51200 + k, dport=13000, flags="S", seq=7)
+            err = IP(src=src, dst=agent) / ICMP(type=3, code=13) / bytes(syn)[:28]
+        recs += [(1000.0 + k, eth(syn)), (1000.01 + k, eth(err))]
+    path = tmp_path / "dp_refused.pcap"
+    path.write_bytes(pcap_bytes(recs))
+    flows = analyze(str(path))
+    assert set(zip(flows.verdict, flows.reason)) == {("blocked", "icmp_unreachable")}
+    on_way = sender == "router"
+    assert all((DP_PATH_REFUSED in d) == on_way for d in flows.detail), flows.detail.tolist()
+    for check in (readiness(flows, load_rules()), TableSummary.of(flows).readiness(load_rules())):
+        fix = check.set_index("rule").loc["dp_agent_connection"].fix
+        if on_way:
+            assert fix.startswith("these 3 connections were refused by ICMP administratively prohibited from a router "
+                                  "or firewall on the way, not by the distribution point"), fix
+            assert "allow inbound TCP 13000 on the distribution point" not in fix, fix
+        else:
+            assert "on the way" not in fix, fix
