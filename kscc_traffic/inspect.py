@@ -874,6 +874,20 @@ def _pair_halves(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return np.where(ver == 6, x, lo)
 
 
+def _opener_keys(ver: np.ndarray, src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray],
+                 pair: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keys ``(ver, hi, lo)`` of :func:`cloud_openers`' table for SYNs from ``src`` to ``dst``
+    (``(hi, lo)`` uint64 columns; ``ver`` int64, all of one length): the source address itself,
+    and where ``pair`` (a distribution point's port) the (source, destination) pair, ``ver +
+    PAIR_KEY`` and :func:`_pair_halves` of each. New arrays; the inputs are not changed."""
+    ver, hi, lo = ver.copy(), src[0].copy(), src[1].copy()
+    if pair.any():
+        v = ver[pair]
+        hi[pair], lo[pair] = _pair_halves(v, src[0][pair], src[1][pair]), _pair_halves(v, dst[0][pair], dst[1][pair])
+        ver[pair] += PAIR_KEY
+    return ver, hi, lo
+
+
 def cloud_openers(cols: dict[str, np.ndarray], ports: np.ndarray | None, prior=None) -> AddressTtls:
     """The first SYN (no ACK, no RST) each source address sent to a cloud server's port of
     ``ports`` (from :func:`cloud_ports`; None: none), and the first each (source, destination)
@@ -901,11 +915,8 @@ def cloud_openers(cols: dict[str, np.ndarray], ports: np.ndarray | None, prior=N
     ts, port = cols["ts_ns"][at].astype(np.int64, copy=False), cols["dport"][at].astype(np.int64)
     pair = kind == DP_PORT
     if pair.any():
-        dst = _pair_halves(ver[pair], cols["dst_hi"][at[pair]].astype(np.uint64, copy=False),
-                           cols["dst_lo"][at[pair]].astype(np.uint64, copy=False))
-        hi, lo, ver = hi.copy(), lo.copy(), ver.copy()
-        hi[pair], lo[pair] = _pair_halves(ver[pair], hi[pair], lo[pair]), dst
-        ver[pair] += PAIR_KEY
+        ver, hi, lo = _opener_keys(ver, (hi, lo), (cols["dst_hi"][at].astype(np.uint64, copy=False),
+                                                   cols["dst_lo"][at].astype(np.uint64, copy=False)), pair)
     head = _first_per_address(ver, hi, lo, ts)
     return table.merged(ver[head], hi[head], lo[head], ts[head], port[head])
 
@@ -951,16 +962,12 @@ def _opener_notes(ft: FlowTable, n: int, ports: np.ndarray | None, prior=None) -
     syn = syn[~accepted[pf[syn]]]
     if not len(syn):
         return out
-    ver = c["ipver"][syn].astype(np.int64)
-    hi, lo = c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64)
+    # (the responder's own SYN: from it, to the originator where it is a distribution point's port)
     pair = ports[c["dport"][syn].astype(np.int64) & 0xFFFF] == DP_PORT
-    if pair.any():
-        # (the responder's SYN to the originator: the pair (responder, originator))
-        orig = _pair_halves(ver[pair], c["src_hi"][syn[pair]].astype(np.uint64),
-                            c["src_lo"][syn[pair]].astype(np.uint64))
-        hi[pair], lo[pair] = _pair_halves(ver[pair], hi[pair], lo[pair]), orig
-        ver[pair] += PAIR_KEY
-    ts_ref, port = _earliest(cloud_openers(c, ports), prior, (ver, hi, lo))
+    key = _opener_keys(c["ipver"][syn].astype(np.int64),
+                       (c["dst_hi"][syn].astype(np.uint64), c["dst_lo"][syn].astype(np.uint64)),
+                       (c["src_hi"][syn].astype(np.uint64), c["src_lo"][syn].astype(np.uint64)), pair)
+    ts_ref, port = _earliest(cloud_openers(c, ports), prior, key)
     for k in np.flatnonzero(ts_ref < c["ts_ns"][syn]).tolist():
         at = pd.Timestamp(int(ts_ref[k]), unit="ns", tz="UTC")
         of = ""
