@@ -289,11 +289,9 @@ def initial_streams(ft: FlowTable, flows_of_interest: np.ndarray | None = None) 
                                  for i in range(bounds[g], bounds[g + 1])], a if a >= 0 else None)
             glen[g] = len(data)
             slow_data.append(data)
-            if more and not why[g]:
+            if more and why[g] != CUT_SNAPLEN:
                 # (past MAX_BYTES placed whole, else a gap: a segment not captured)
                 why[g] = CUT_LIMIT if len(data) >= MAX_BYTES else CUT_GAP
-            elif more and why[g] == CUT_LIMIT and len(data) < MAX_BYTES:
-                why[g] = CUT_GAP
             cut[g] = cut[g] or more
     end = np.cumsum(glen)
     start = end - glen
