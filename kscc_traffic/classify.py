@@ -2377,27 +2377,37 @@ _UNREAD_LIMIT = (f"the handshake longer than what is inspected of a direction (i
                  f"at most {MAX_BYTES // 1024} KiB): judged from the TCP packets")
 
 
-def _unread_how(row: dict) -> str:
-    """How a detail says that a TCP flow's handshake was judged without its bytes: the capture
-    lost them (internal columns ``start_lost``, else ``cut_why`` "gap"), more segments than are
-    inspected held them (``cut_why`` "limit"), else the snaplen cut them (:data:`_UNREAD`)."""
-    lost = row.get("start_lost") or ""
-    if lost:
-        return _UNREAD_LOST if lost in ("orig", "both") else _UNREAD_LOST_RESP
+def _cut_cause(row: dict) -> str:
+    """Why a TCP flow's bytes (``payload_cut``) were not all read: ``start`` (the capture lost its
+    first bytes: internal ``start_lost``), else ``gap`` (a segment within them: ``cut_why``),
+    ``limit`` (more segments or bytes than are inspected; the capture holds them), ``snaplen``."""
+    if row.get("start_lost"):
+        return "start"
     why = row.get("cut_why") or ""
-    return _UNREAD_GAP if why == "gap" else _UNREAD_LIMIT if why == "limit" else _UNREAD
+    return why if why in ("gap", "limit") else "snaplen"
+
+
+def _unread_how(row: dict) -> str:
+    """How a detail says that a TCP flow's handshake was judged without its bytes, by
+    :func:`_cut_cause`: the capture lost them (whose first bytes: internal ``start_lost``), a
+    segment within them, more segments than are inspected held them, else the snaplen cut them
+    (:data:`_UNREAD`)."""
+    cause = _cut_cause(row)
+    if cause == "start":
+        return _UNREAD_LOST if row.get("start_lost") in ("orig", "both") else _UNREAD_LOST_RESP
+    return {"gap": _UNREAD_GAP, "limit": _UNREAD_LIMIT}.get(cause, _UNREAD)
+
+
+#: what a detail says cut a TCP flow's bytes, by :func:`_cut_cause` (:func:`_cut_by`)
+_CUT_BY = {"start": "lost by the capture", "gap": "lost by the capture", "snaplen": "cut by the snaplen",
+           "limit": f"past what is inspected (the first {MAX_SEGMENTS} segments, at most {MAX_BYTES // 1024} KiB)"}
 
 
 def _cut_by(row: dict) -> str:
-    """What a detail says cut a TCP flow's bytes (``payload_cut``): ``lost by the capture`` (its
-    start lost, internal ``start_lost``, or a segment within it, ``cut_why`` "gap"), ``beyond the
-    segments inspected`` (``cut_why`` "limit": the capture holds them), else ``cut by the
+    """What a detail says cut a TCP flow's bytes (``payload_cut``), by :func:`_cut_cause`: ``lost
+    by the capture``, ``past what is inspected (…)`` (the capture holds them), or ``cut by the
     snaplen``."""
-    why = row.get("cut_why") or ""
-    if row.get("start_lost") or why == "gap":
-        return "lost by the capture"
-    return (f"past what is inspected (the first {MAX_SEGMENTS} segments, at most {MAX_BYTES // 1024} KiB)"
-            if why == "limit" else "cut by the snaplen")
+    return _CUT_BY[_cut_cause(row)]
 
 
 #: ... when the client's first segments, all that are inspected, end before its ClientHello does
@@ -2407,6 +2417,12 @@ _UNREAD_SEGMENTS = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, 
 #: ... when the client's inspected segments ended before the server's answer (``blind_window``)
 _UNREAD_WINDOW = (f"the ClientHello in more than {MAX_SEGMENTS} TCP segments, more than are inspected: "
                   "judged from the TCP packets and the server's acknowledgements")
+
+
+#: what cut a handshake, by :func:`_cut_cause`, as :func:`_unread_close`'s details say it
+_CUT_HANDSHAKE = {"start": "the capture lost the handshake's first bytes", "gap": "the capture lost a segment of the "
+                  "handshake", "limit": "more than the inspected segments held the handshake",
+                  "snaplen": "the snaplen cut the handshake"}
 
 
 def _unread_close(row: dict) -> tuple[str, str, str] | None:
@@ -2441,10 +2457,7 @@ def _unread_close(row: dict) -> tuple[str, str, str] | None:
     segments = " in more than " in str(row.get("hello_split") or "")
     how = _UNREAD_WINDOW if row.get("blind_window") else _UNREAD_SEGMENTS if segments else _unread_how(row)
     cut = "more than the inspected segments held the ClientHello" if row.get("blind_window") or segments \
-        else "the capture lost the handshake's first bytes" if row.get("start_lost") \
-        else "the capture lost a segment of the handshake" if row.get("cut_why") == "gap" \
-        else "more than the inspected segments held the handshake" if row.get("cut_why") == "limit" \
-        else "the snaplen cut the handshake"
+        else _CUT_HANDSHAKE[_cut_cause(row)]
     final = _number(row, "blind_client_alert", int, 0)
     if final > 0:
         return ("blocked", "tls_failed", f"TLS handshake aborted: after the server's last flight the client "
@@ -3080,8 +3093,6 @@ def _responder_closed_first(history: str) -> str:
         if ch == "r":
             return "reset"
     return ""
-
-
 
 
 #: answers to a ClientHello that redirect (RFC 9110 §15.4: 301, 302, 303, 307, 308): what a
