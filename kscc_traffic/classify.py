@@ -4687,7 +4687,9 @@ def _note_nat64(flows: pd.DataFrame, res: np.ndarray) -> None:
         said = nat64_text(str(host[i]))
         if said:
             # (an ICMP error from a NAT64 address: an IPv4 router's, translated; break-it s56 v6 #8)
-            res[i, 3] = _NAT64_SENDER.sub(_nat64_sender, str(res[i, 3]))
+            # (not the destination's own address: a port unreachable from the server itself)
+            res[i, 3] = _NAT64_SENDER.sub(lambda m, own=str(host[i]): m.group(0) if m.group(2) == own
+                                          else _nat64_sender(m), str(res[i, 3]))
             note = f"{said}: {NAT64_NOTE}"
             res[i, 3] = f"{res[i, 3]}; {note}" if res[i, 3] else note
 

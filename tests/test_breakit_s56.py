@@ -631,3 +631,21 @@ def test_a_refusal_on_the_way_to_a_distribution_point_is_advised_there(tmp_path,
             assert "allow inbound TCP 13000 on the distribution point" not in fix, fix
         else:
             assert "on the way" not in fix, fix
+
+
+def test_an_icmp_error_from_the_nat64_destination_itself_is_no_ipv4_router(tmp_path):
+    """The NAT64 address of the server itself sending a port unreachable is not "an IPv4 router":
+    the sender is named as the destination (the cloud server's own address), not translated."""
+    from pcapbuild import eth, pcap_bytes
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+
+    from kscc_traffic import analyze
+    syn = IPv6(src="2001:db8:10::25", dst="64:ff9b::cb00:710a") / TCP(sport=51200, dport=23101, flags="S", seq=7)
+    err = IPv6(src="64:ff9b::cb00:710a", dst="2001:db8:10::25") / ICMPv6DestUnreach(code=4) / bytes(syn)
+    path = tmp_path / "nat64_own.pcap"
+    path.write_bytes(pcap_bytes([(1000.0, eth(syn)), (1000.01, eth(err))]))
+    row = analyze(str(path)).iloc[0]
+    assert row.reason == "icmp_unreachable", row.detail
+    assert "an IPv4 router" not in row.detail, row.detail
+    assert "from 64:ff9b::cb00:710a, the cloud server's own address" in row.detail, row.detail
