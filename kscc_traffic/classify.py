@@ -1584,10 +1584,10 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
     client rejecting the certificate with a cleartext alert (:data:`_CERT_REJECTED`) after a
     ClientHello that was seen (``service`` ssl, or ``unread``: cut by the snaplen); a certificate
     issued by a TLS-inspection product's CA (:func:`inspection_product` of ``cert_issuer``).
-    A certificate for the name asked (SNI, else ``dns_name``) issued by a public CA
-    (:func:`public_ca`) that the client rejects (a certificate alert, certificate_expired too) is
-    no proxy's: ``blocked``/``tls_failed``, the agent's root certificates or clock
-    (:func:`_untrusted_public`).
+    A certificate for the name asked (SNI, else ``dns_name``), or with no name asked any
+    certificate, issued by a public CA (:func:`public_ca`) that the client rejects (a certificate
+    alert, certificate_expired and certificate_revoked too) is no proxy's: ``blocked``/``tls_failed``,
+    the agent's root certificates, clock or revocation check (:func:`_untrusted_public`).
 
     The verdict is ``blocked`` when the handshake was aborted (:func:`_aborted`: not established,
     and an alert or the connection closed: the client refused the certificate, so the agent cannot
@@ -1648,9 +1648,11 @@ def _interception(row: dict, certs: list[str], target: str, unread: bool,
         return "blocked", "tls_failed", (f"the client rejected the server's certificate ({alert[8:]}): "
                                          f"{hidden}; {INTERCEPTED_ABORTED}{INTERCEPTED_NO_WAY}")
     if not detail and not product and hello and certs and alert.startswith("client:") \
-            and alert.endswith(_CERT_EXPIRED + _CERT_REVOKED) and public_ca(issuer):
-        # (a public CA's certificate out of date or revoked for the client, no name asked to compare
-        # with: the device's clock or revocation check, as with a name; review s56 #4)
+            and alert.endswith(_CERT_REFUSALS) and public_ca(issuer):
+        # (a public CA's certificate refused, no name asked to compare with (an address dialled, no
+        # DNS seen): out of date or revoked for the client, the device's clock or revocation check, as
+        # with a name (review s56 #4); untrusted, its root missing: a TLS-inspecting proxy signs with
+        # its own CA, not a public one (s57))
         return "blocked", "tls_failed", _untrusted_public(alert[8:], certs[0], issuer, public_ca(issuer))
     if not detail and hello and alert.startswith("client:") and alert.endswith(_CERT_REFUSALS):
         # (out of date or revoked for the client: a proxy's certificate so, or the device's clock or
