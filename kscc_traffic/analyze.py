@@ -627,6 +627,10 @@ def check_capture(path: str | os.PathLike, engine: str = "builtin") -> None:
         if st is not None and st.records == 0 and st.damage_offset is not None:
             # damage before any record: nothing of it can be analysed (as tshark says)
             why = st.warnings[0].split(": ", 1)[-1] if st.warnings else f"damage at offset {st.damage_offset}"
+            stream = st.stream_problem()
+            if stream and stream != st.warnings[0]:
+                # (the offset is one of the decompressed data: say that the compressed file was cut)
+                why += f"; {stream.split(': ', 1)[-1]}"
             raise CorruptCapture(f"{path_text(path)}: no packet could be read: {why}")
 
 

@@ -40,3 +40,36 @@ def test_a_private_cas_certificate_refused_with_no_name_asked_is_still_a_proxys(
     row = _ip_literal_refusal(tmp_path, "Example Corp", "Example Corp Issuing CA", 48)
     assert (row.verdict, row.reason) == ("blocked", "tls_intercepted"), row.detail
     assert "a TLS-inspecting proxy whose CA the client does not trust?" in row.detail, row.detail
+
+
+def _gz_cut_in_first_record(tmp_path):
+    """A gzip capture (stored, level 0) of one record of 70 bytes (86 with its header), cut so that its first 58 bytes
+    decompress: the pcap header and 34 bytes of the record."""
+    import gzip
+
+    from pcapbuild import eth, ip_of, pcap_bytes
+    from scapy.layers.inet import TCP
+    raw = pcap_bytes([(1000.0, eth(ip_of("192.0.2.10", "203.0.113.10") / TCP(dport=23101, flags="S")
+                                   / (b"x" * 16)))])
+    assert len(raw) == 24 + 16 + 70
+    packed = gzip.compress(raw, compresslevel=0, mtime=0)
+    path = tmp_path / "e.pcap.gz"
+    path.write_bytes(packed[:10 + 5 + 58])         # gzip header, stored block header, 58 bytes
+    return path
+
+
+def test_a_compressed_capture_cut_in_its_first_record_says_the_stream_was_cut(tmp_path):
+    """Break-it s56 link #10: the error gave an offset of the decompressed data (24 in a file of
+    73 bytes) without the line that says the gzip stream was cut."""
+    import subprocess
+    import sys
+    path = _gz_cut_in_first_record(tmp_path)
+    for args, stdin in (([str(path)], None), (["-"], path.read_bytes())):
+        run = subprocess.run([sys.executable, "-m", "kscc_traffic", "analyze", *args], input=stdin,
+                             capture_output=True, timeout=120)
+        err = run.stderr.decode()
+        assert run.returncode == 2, err
+        assert err.count("\n") == 1 and err.startswith("Error: "), err
+        assert "no packet could be read: " in err and "at offset 24: 34 of 86 bytes present" in err, err
+        assert err.rstrip().endswith("; gzip stream ends before its end marker (file cut short); "
+                                     "capture data ends at offset 58"), err

@@ -389,6 +389,9 @@ def _iter_stdin(chunk_bytes: int, name: str | None, records: int | None = None) 
         why = st.warnings[0] if st.warnings else f"damage at offset {st.damage_offset}"
         if not why.startswith(STDIN_TEXT):        # (a cut names standard input, damage the capture)
             why = why.split(": ", 1)[-1]
+        stream = st.stream_problem()
+        if stream and st.warnings and stream != st.warnings[0]:
+            why += f"; {stream.split(': ', 1)[-1]}"
         raise CorruptCapture(f"{STDIN_TEXT}: no packet could be read: {why}")
     yield first
     yield from chunks

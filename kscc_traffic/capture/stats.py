@@ -87,6 +87,13 @@ class ReadStats:
         one line and cannot drive a terminal: name any file with :func:`kscc_traffic.text.name_text`)."""
         self.warnings.append(escape_terminal(message))
 
+    def stream_problem(self) -> str | None:
+        """The warning line about the compressed stream a capture was read from (cut short,
+        corrupt, followed by other bytes: the one that ends ``; capture data ends at offset N``,
+        N in the decompressed data), None when there is none: what an error about the capture's
+        first record adds, its offset being one of the decompressed data (break-it s56 link #10)."""
+        return next((w for w in self.warnings if "; capture data ends at offset " in w), None)
+
     def count_cut(self, caplen: int, wirelen: int) -> None:
         """Count one record that kept ``caplen`` of its ``wirelen`` bytes when the snaplen cut it
         (more than a 4-byte frame check sequence short, and ``wirelen`` below
